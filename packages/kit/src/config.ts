@@ -1,0 +1,87 @@
+import { parseArgs } from "node:util";
+import type { z } from "zod";
+import { PangeaError } from "./errors.js";
+
+export interface FlagSpec {
+  /** Environment variable read when the flag is absent. */
+  env?: string;
+  description: string;
+  /** Shown in --help; the zod schema holds the real default. */
+  default?: string;
+  boolean?: boolean;
+}
+
+export type FlagTable = Record<string, FlagSpec>;
+
+export class UsageError extends PangeaError {
+  constructor(message: string) {
+    super("CONFIG_ERR_INVALID", { status: "INVALID_ARGUMENT", exit: 2, description: "invalid flag or environment value" }, message);
+  }
+}
+
+export function usageText(program: string, summary: string, flags: FlagTable): string {
+  const rows = Object.entries(flags).map(([name, spec]) => {
+    const left = `  --${name}${spec.boolean ? "" : " <value>"}`;
+    const extra = [spec.default !== undefined ? `default ${spec.default}` : "", spec.env ? `env ${spec.env}` : ""].filter(Boolean).join("; ");
+    return `${left.padEnd(30)} ${spec.description}${extra ? ` (${extra})` : ""}`;
+  });
+  return `Usage: ${program} [flags]\n\n${summary}\n\nFlags:\n${rows.join("\n")}\n  --help                         show this help\n`;
+}
+
+/**
+ * Parses flags (then environment) into a frozen, validated config. Every
+ * problem becomes one UsageError line naming the flag and what was expected.
+ * Returns null when --help was asked for.
+ */
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  flags: FlagTable,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Readonly<z.infer<S>> | null {
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.boolean ? "boolean" : "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message.split("\n")[0] ?? String(err));
+  }
+  if (values.help) return null;
+  const raw: Record<string, unknown> = {};
+  const sourceOf: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(flags)) {
+    const key = camel(name);
+    if (values[name] !== undefined) {
+      raw[key] = values[name];
+      sourceOf[key] = `--${name}`;
+    } else if (spec.env && env[spec.env] !== undefined && env[spec.env] !== "") {
+      raw[key] = spec.boolean ? env[spec.env] === "1" || env[spec.env] === "true" : env[spec.env];
+      sourceOf[key] = `${spec.env} (environment)`;
+    }
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = String(issue.path[0] ?? "");
+    const flagName = sourceOf[key] ?? (key ? `--${kebab(key)}` : "config");
+    throw new UsageError(`invalid ${flagName}: ${issue.message}`);
+  }
+  return deepFreeze(result.data);
+}
+
+function camel(s: string): string {
+  return s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as object)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,23 @@
+import { PangeaError, EXIT } from "./errors.js";
+import { UsageError } from "./config.js";
+
+/**
+ * Runs a service's main function and turns a thrown error into one line on
+ * stderr and an exit code: 2 for usage errors, the error's own exit code for
+ * PangeaErrors, 1 for anything else.
+ */
+export function runMain(program: string, main: () => Promise<void>, usage?: () => string): void {
+  main().catch((err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${program}: ${err.message}\n`);
+      if (usage) process.stderr.write(`Run '${program} --help' for usage.\n`);
+      process.exit(EXIT.usage);
+    }
+    if (err instanceof PangeaError) {
+      process.stderr.write(`${program}: error ${err.code}: ${err.message}${err.hint ? ` (${err.hint})` : ""}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(`${program}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(EXIT.failure);
+  });
+}

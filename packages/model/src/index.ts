@@ -1,0 +1,3 @@
+export { validateSpec, interactionWidth, denseParams, paramSize, initDenseParams, ModelErrors } from "./spec.js";
+export type { DlrmSpec, DenseParam } from "./spec.js";
+export { aucAndLogloss } from "./metrics.js";

@@ -1,0 +1,39 @@
+import * as grpc from "@grpc/grpc-js";
+import { defineErrors } from "@pangea/kit";
+
+export const RpcErrors = defineErrors({
+  RPC_ERR_UNREACHABLE: { status: "UNAVAILABLE", exit: 3, description: "a peer did not become reachable in time" },
+  RPC_ERR_PEER_FAILED: { status: "UNAVAILABLE", exit: 1, description: "a call to a peer failed" },
+});
+
+/**
+ * Waits until a client's channel is connected, or fails with one clear error
+ * naming the peer and its address; gRPC would otherwise retry silently forever.
+ */
+export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeoutMs, (err) => {
+      if (err) {
+        reject(RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s`, { cause: err }));
+      } else {
+        resolve();
+      }
+    });
+  });
+}
+
+/** Calls a unary method as a promise, turning a failure into an error that names the peer. */
+export function unary<Req, Res>(
+  peer: string,
+  call: (req: Req, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+  req: Req,
+  deadlineMs?: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const opts: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
+    call(req, new grpc.Metadata(), opts, (err, res) => {
+      if (err) reject(err);
+      else resolve(res as Res);
+    });
+  });
+}

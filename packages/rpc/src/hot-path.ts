@@ -1,0 +1,51 @@
+import * as grpc from "@grpc/grpc-js";
+import { CHANNEL_OPTIONS } from "./server.js";
+
+/**
+ * The hot-path gRPC services. Their payloads are serialized Cap'n Proto
+ * `Message`s (schemas/pangea.capnp), passed through as raw bytes: handlers and
+ * clients encode with encodeMessage and decode with decodeMessage, which
+ * checks the message type, so a malformed payload becomes INVALID_ARGUMENT
+ * naming the peer rather than a transport error.
+ */
+const raw = {
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+};
+
+export const BatchStreamService = {
+  /** BatchRequest -> stream of TrainingBatch. Backpressure: the server waits for 'drain'. */
+  streamBatches: { path: "/pangea.v1.BatchStream/StreamBatches", requestStream: false, responseStream: true, ...raw },
+} satisfies grpc.ServiceDefinition;
+
+export const ParameterServerService = {
+  /** ParameterRequest -> ParameterSet. */
+  pull: { path: "/pangea.v1.ParameterServer/Pull", requestStream: false, responseStream: false, ...raw },
+  /** GradientUpdate -> StepAck, answered once the step's update has been applied. */
+  push: { path: "/pangea.v1.ParameterServer/Push", requestStream: false, responseStream: false, ...raw },
+} satisfies grpc.ServiceDefinition;
+
+export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
+export const PARAMETER_SERVER_SERVICE_NAME = "pangea.v1.ParameterServer";
+
+export interface BatchStreamClient extends grpc.Client {
+  streamBatches(request: Buffer, options?: grpc.CallOptions): grpc.ClientReadableStream<Buffer>;
+}
+
+export interface ParameterServerClient extends grpc.Client {
+  pull(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+  push(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+}
+
+const BatchStreamCtor = grpc.makeGenericClientConstructor(BatchStreamService, "BatchStream");
+const ParameterServerCtor = grpc.makeGenericClientConstructor(ParameterServerService, "ParameterServer");
+
+export function batchStreamClient(address: string): BatchStreamClient {
+  return new BatchStreamCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as BatchStreamClient;
+}
+
+export function parameterServerClient(address: string): ParameterServerClient {
+  return new ParameterServerCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as ParameterServerClient;
+}

@@ -1,0 +1,15 @@
+export { startServer, CHANNEL_OPTIONS, MAX_MESSAGE_BYTES } from "./server.js";
+export type { RunningServer } from "./server.js";
+export { toServiceError, describeCallError, isStatus } from "./status.js";
+export { waitReady, unary, RpcErrors } from "./client.js";
+export {
+  BatchStreamService,
+  ParameterServerService,
+  BATCH_STREAM_SERVICE_NAME,
+  PARAMETER_SERVER_SERVICE_NAME,
+  batchStreamClient,
+  parameterServerClient,
+} from "./hot-path.js";
+export type { BatchStreamClient, ParameterServerClient } from "./hot-path.js";
+export { orchestratorClient, computeClient, ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME } from "./control.js";
+export { announceReady, onShutdownSignal } from "./lifecycle.js";

@@ -1,0 +1,68 @@
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+
+export interface RunningServer {
+  server: grpc.Server;
+  /** host:port actually bound (the port is real even when 0 was asked for). */
+  address: string;
+  port: number;
+  health: HealthImplementation;
+  /** Stops accepting calls, waits up to graceMs for running ones, then cancels the rest. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+// Hot-path messages (dense parameters, batches) exceed gRPC's 4 MiB default.
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  // Detect a peer that vanished without closing its socket.
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+/**
+ * Starts a gRPC server with the standard health service (grpc.health.v1)
+ * and the given services attached. `serviceNames` are reported SERVING.
+ */
+export async function startServer(
+  host: string,
+  port: number,
+  attach: (server: grpc.Server) => void,
+  serviceNames: readonly string[],
+): Promise<RunningServer> {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  });
+  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
+  health.addToServer(server);
+  attach(server);
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const address = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
+  return {
+    server,
+    address,
+    port: bound,
+    health,
+    shutdown(graceMs = 2_000) {
+      for (const name of ["", ...serviceNames]) health.setStatus(name, "NOT_SERVING");
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,6 @@
+import { defineErrors } from "@pangea/kit";
+
+export const SchemaErrors = defineErrors({
+  SCHEMA_ERR_BAD_TENSOR: { status: "INVALID_ARGUMENT", exit: 1, description: "a tensor's dtype, shape or byte length is inconsistent" },
+  SCHEMA_ERR_BAD_MESSAGE: { status: "INVALID_ARGUMENT", exit: 1, description: "a hot-path message cannot be decoded or carries the wrong payload" },
+});

@@ -1,0 +1,41 @@
+export {
+  DataType,
+  Split,
+  MessageType,
+  Message,
+  Tensor,
+  TrainingBatch,
+  BatchRequest,
+  ParameterRequest,
+  ParameterSet,
+  GradientUpdate,
+  StepAck,
+} from "./gen/pangea-capnp.js";
+export { SchemaErrors } from "./errors.js";
+export { encodeMessage, decodeMessage, messageTypeName } from "./message.js";
+export type { PayloadTypes, Decoded } from "./message.js";
+export {
+  writeTensor,
+  viewTensor,
+  readFloat32,
+  readUint32,
+  readIdWords,
+  writeFloat32List,
+  initFloat32Tensor,
+  bytesPerElement,
+  dtypeName,
+} from "./tensor.js";
+export type { TypedArray, TensorView } from "./tensor.js";
+export { loadProtos, PROTO_ROOT } from "./proto.js";
+export type { JobSpec, JobSpec__Output } from "./gen/proto/pangea/v1/JobSpec.js";
+export type { ModelSpec, ModelSpec__Output } from "./gen/proto/pangea/v1/ModelSpec.js";
+export type { SourceInfo, SourceInfo__Output } from "./gen/proto/pangea/v1/SourceInfo.js";
+export type { JobStatus, JobStatus__Output } from "./gen/proto/pangea/v1/JobStatus.js";
+export type { JobState } from "./gen/proto/pangea/v1/JobState.js";
+export type { EvalReport, EvalReport__Output } from "./gen/proto/pangea/v1/EvalReport.js";
+export type { WorkerEvent, WorkerEvent__Output } from "./gen/proto/pangea/v1/WorkerEvent.js";
+export type { WorkerStatus } from "./gen/proto/pangea/v1/WorkerStatus.js";
+export type { RegisterWorkerRequest, RegisterWorkerRequest__Output } from "./gen/proto/pangea/v1/RegisterWorkerRequest.js";
+export type { RegisterWorkerResponse, RegisterWorkerResponse__Output } from "./gen/proto/pangea/v1/RegisterWorkerResponse.js";
+export type { OrchestratorClient, OrchestratorHandlers } from "./gen/proto/pangea/v1/Orchestrator.js";
+export type { ComputeClient, ComputeHandlers } from "./gen/proto/pangea/v1/Compute.js";

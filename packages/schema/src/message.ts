@@ -1,0 +1,128 @@
+import * as capnp from "capnp-es";
+import {
+  Message,
+  MessageType,
+  type BatchRequest,
+  type GradientUpdate,
+  type Message_Payload,
+  type ParameterRequest,
+  type ParameterSet,
+  type StepAck,
+  type TrainingBatch,
+} from "./gen/pangea-capnp.js";
+import { SchemaErrors } from "./errors.js";
+
+/** Maps each MessageType to the payload struct it carries. */
+export interface PayloadTypes {
+  [MessageType.TRAINING_BATCH]: TrainingBatch;
+  [MessageType.BATCH_REQUEST]: BatchRequest;
+  [MessageType.PARAMETER_REQUEST]: ParameterRequest;
+  [MessageType.PARAMETER_SET]: ParameterSet;
+  [MessageType.GRADIENT_UPDATE]: GradientUpdate;
+  [MessageType.STEP_ACK]: StepAck;
+}
+
+type Kind = keyof PayloadTypes;
+
+const INIT: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
+  [MessageType.TRAINING_BATCH]: (p) => p._initTrainingBatch(),
+  [MessageType.BATCH_REQUEST]: (p) => p._initBatchRequest(),
+  [MessageType.PARAMETER_REQUEST]: (p) => p._initParameterRequest(),
+  [MessageType.PARAMETER_SET]: (p) => p._initParameterSet(),
+  [MessageType.GRADIENT_UPDATE]: (p) => p._initGradientUpdate(),
+  [MessageType.STEP_ACK]: (p) => p._initStepAck(),
+};
+
+const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
+  [MessageType.TRAINING_BATCH]: (p) => p.trainingBatch,
+  [MessageType.BATCH_REQUEST]: (p) => p.batchRequest,
+  [MessageType.PARAMETER_REQUEST]: (p) => p.parameterRequest,
+  [MessageType.PARAMETER_SET]: (p) => p.parameterSet,
+  [MessageType.GRADIENT_UPDATE]: (p) => p.gradientUpdate,
+  [MessageType.STEP_ACK]: (p) => p.stepAck,
+};
+
+const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;
+
+export function messageTypeName(type: number): string {
+  return NAMES[type] ?? `unknown(${type})`;
+}
+
+/**
+ * Builds a Message envelope around one payload and returns its standard
+ * (unpacked, framed) serialization. `fill` writes the payload in place.
+ */
+export function encodeMessage<K extends Kind>(type: K, sender: string, fill: (payload: PayloadTypes[K]) => void): Buffer {
+  const msg = new capnp.Message();
+  const root = msg.initRoot(Message);
+  root.type = type;
+  root.sender = sender;
+  root.sentAtMicros = BigInt(Date.now()) * 1000n;
+  fill(INIT[type](root.payload));
+  return Buffer.from(msg.toArrayBuffer());
+}
+
+export interface Decoded<K extends Kind> {
+  payload: PayloadTypes[K];
+  sender: string;
+  sentAtMicros: bigint;
+}
+
+/**
+ * Decodes a serialized Message and returns its payload, refusing bytes that
+ * are not a message of the expected type. The payload reads lazily from the
+ * buffer; tensors are viewed, not copied.
+ */
+export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, peer = "peer"): Decoded<K> {
+  if (bytes.byteLength < 8 || bytes.byteLength % 8 !== 0) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_MESSAGE", `${peer}: ${bytes.byteLength}-byte payload is not a Cap'n Proto message (expected a multiple of 8 bytes, at least 8)`);
+  }
+  checkFraming(bytes, peer);
+  // Passing an ArrayBuffer avoids capnp-es's defensive copy; a view into a
+  // larger (pooled) buffer must be copied into its own. (Buffer#slice would
+  // return a view, so copy through Uint8Array's.)
+  const own =
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+      ? (bytes.buffer as ArrayBuffer)
+      : (Uint8Array.prototype.slice.call(bytes).buffer as ArrayBuffer);
+  try {
+    const msg = new capnp.Message(own, false);
+    const root = msg.getRoot(Message);
+    const type = root.type;
+    const which = root.payload.which();
+    if (type !== expected || which !== (expected as number)) {
+      throw SchemaErrors.create(
+        "SCHEMA_ERR_BAD_MESSAGE",
+        `${peer}: expected a ${messageTypeName(expected)} message, got type ${messageTypeName(type)} with a ${messageTypeName(which)} payload`,
+      );
+    }
+    return { payload: GET[expected](root.payload), sender: root.sender, sentAtMicros: root.sentAtMicros };
+  } catch (err) {
+    if (SchemaErrors.is(err)) throw err;
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_MESSAGE", `${peer}: malformed Cap'n Proto message: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+const MAX_SEGMENTS = 512;
+
+/**
+ * Checks the stream framing (segment count, then each segment's size in
+ * words) against the byte length before capnp-es sees it, so a corrupt or
+ * hostile header is refused instead of making the reader allocate for it.
+ */
+function checkFraming(bytes: Uint8Array, peer: string): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const segments = view.getUint32(0, true) + 1;
+  const headerBytes = Math.ceil((4 + 4 * segments) / 8) * 8;
+  if (segments > MAX_SEGMENTS || headerBytes > bytes.byteLength) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_MESSAGE", `${peer}: Cap'n Proto header claims ${segments} segments in a ${bytes.byteLength}-byte message`);
+  }
+  let words = 0;
+  for (let i = 0; i < segments; i++) words += view.getUint32(4 + 4 * i, true);
+  if (headerBytes + words * 8 !== bytes.byteLength) {
+    throw SchemaErrors.create(
+      "SCHEMA_ERR_BAD_MESSAGE",
+      `${peer}: Cap'n Proto header declares ${headerBytes + words * 8} bytes, the message has ${bytes.byteLength}`,
+    );
+  }
+}

@@ -1,0 +1,130 @@
+import type * as capnp from "capnp-es";
+import { DataType, type Tensor } from "./gen/pangea-capnp.js";
+import { SchemaErrors } from "./errors.js";
+
+export type TypedArray = Float32Array | Float64Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Uint8Array;
+
+const BYTES: Record<DataType, number> = {
+  [DataType.FLOAT32]: 4,
+  [DataType.FLOAT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.UINT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.UINT64]: 8,
+  [DataType.UINT8]: 1,
+};
+
+const DTYPE_NAMES = Object.fromEntries(Object.entries(DataType).map(([k, v]) => [v, k.toLowerCase()])) as Record<DataType, string>;
+
+export function dtypeName(dtype: DataType): string {
+  return DTYPE_NAMES[dtype] ?? `unknown(${dtype})`;
+}
+
+export function bytesPerElement(dtype: DataType): number {
+  return BYTES[dtype];
+}
+
+/**
+ * Fills a Tensor struct. `data` is copied once into the message; `shape`'s
+ * product must equal the element count. 64-bit integer tensors may be given as
+ * a Uint32Array of little-endian (lo, hi) word pairs, which is how the hot
+ * path holds feature ids without BigInt.
+ */
+export function writeTensor(t: Tensor, name: string, dtype: DataType, shape: readonly number[], data: TypedArray): void {
+  const count = shape.reduce((a, b) => a * b, 1);
+  const bytes = count * BYTES[dtype];
+  if (data.byteLength !== bytes) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `tensor '${name}': shape [${shape.join(", ")}] ${dtypeName(dtype)} needs ${bytes} bytes, got ${data.byteLength}`);
+  }
+  t.name = name;
+  t.dtype = dtype;
+  const s = t._initShape(shape.length);
+  for (let i = 0; i < shape.length; i++) s.set(i, shape[i]!);
+  if (bytes > 0) t._initData(bytes).toUint8Array().set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+}
+
+export interface TensorView {
+  name: string;
+  dtype: DataType;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+/** Reads a tensor's header and a zero-copy byte view, checking the byte length against the shape. */
+export function viewTensor(t: Tensor, what: string): TensorView {
+  const dtype = t.dtype;
+  const size = BYTES[dtype];
+  if (size === undefined) throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: unknown dtype ${dtype}`);
+  const shapeList = t.shape;
+  const shape: number[] = new Array(shapeList.length);
+  let count = 1;
+  for (let i = 0; i < shape.length; i++) {
+    shape[i] = shapeList.get(i);
+    count *= shape[i]!;
+  }
+  const bytes = t._hasData() ? t.data.toUint8Array() : new Uint8Array(0);
+  if (bytes.byteLength !== count * size) {
+    throw SchemaErrors.create(
+      "SCHEMA_ERR_BAD_TENSOR",
+      `${what}: shape [${shape.join(", ")}] ${dtypeName(dtype)} needs ${count * size} bytes, data has ${bytes.byteLength}`,
+    );
+  }
+  return { name: t.name, dtype, shape, bytes };
+}
+
+function expect(v: TensorView, what: string, dtypes: DataType[], rank?: number): void {
+  if (!dtypes.includes(v.dtype)) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected dtype ${dtypes.map(dtypeName).join(" or ")}, got ${dtypeName(v.dtype)}`);
+  }
+  if (rank !== undefined && v.shape.length !== rank) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected rank ${rank}, got shape [${v.shape.join(", ")}]`);
+  }
+}
+
+/** Typed-array views need element alignment; capnp data is word-aligned, but copy if a buffer ever is not. */
+function aligned(bytes: Uint8Array, size: number): Uint8Array {
+  return bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
+}
+
+export function readFloat32(t: Tensor, what: string, rank?: number): { data: Float32Array; shape: number[] } {
+  const v = viewTensor(t, what);
+  expect(v, what, [DataType.FLOAT32], rank);
+  const b = aligned(v.bytes, 4);
+  return { data: new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4), shape: v.shape };
+}
+
+export function readUint32(t: Tensor, what: string, rank?: number): { data: Uint32Array; shape: number[] } {
+  const v = viewTensor(t, what);
+  expect(v, what, [DataType.UINT32], rank);
+  const b = aligned(v.bytes, 4);
+  return { data: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), shape: v.shape };
+}
+
+/** A uint64 tensor as (lo, hi) word pairs: element i is words[2i] + words[2i+1] * 2^32. */
+export function readIdWords(t: Tensor, what: string): { words: Uint32Array; count: number } {
+  const v = viewTensor(t, what);
+  expect(v, what, [DataType.UINT64], 1);
+  const b = aligned(v.bytes, 4);
+  return { words: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), count: v.shape[0]! };
+}
+
+export function writeFloat32List(list: capnp.List<Tensor>, tensors: readonly { name: string; shape: readonly number[]; data: Float32Array }[]): void {
+  tensors.forEach((src, i) => writeTensor(list.get(i), src.name, DataType.FLOAT32, src.shape, src.data));
+}
+
+/**
+ * Allocates a float32 tensor inside the message and returns a writable view of
+ * its data, so large payloads are filled in place instead of copied in.
+ */
+export function initFloat32Tensor(t: Tensor, name: string, shape: readonly number[]): Float32Array {
+  const count = shape.reduce((a, b) => a * b, 1);
+  t.name = name;
+  t.dtype = DataType.FLOAT32;
+  const s = t._initShape(shape.length);
+  for (let i = 0; i < shape.length; i++) s.set(i, shape[i]!);
+  if (count === 0) return new Float32Array(0);
+  const bytes = t._initData(count * 4).toUint8Array();
+  // Cap'n Proto places data on 8-byte word boundaries; a misaligned view would be a capnp-es bug.
+  if (bytes.byteOffset % 4 !== 0) throw new Error(`capnp data for tensor '${name}' is not 4-byte aligned`);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+}

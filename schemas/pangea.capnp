@@ -1,0 +1,125 @@
+@0x99c95f8f93964b88;
+# Pangea's data plane: every hot-path payload (batches, embedding rows, gradients,
+# dense parameters) is one of these messages. gRPC carries the serialized Message
+# as its payload (see packages/rpc/src/hot-path.ts for the method table).
+#
+# Tensor layout: `data` holds the elements little-endian, row-major, with no
+# padding; its length is product(shape) * size(dtype). Readers view `data` as a
+# typed array (Float32Array, BigUint64Array, ...) instead of copying it.
+
+enum DataType {
+  float32 @0;
+  float64 @1;
+  int32 @2;
+  uint32 @3;
+  int64 @4;
+  uint64 @5;
+  uint8 @6;
+}
+
+struct Tensor {
+  name @0 :Text;
+  dtype @1 :DataType;
+  shape @2 :List(UInt32);
+  data @3 :Data;
+}
+
+enum Split {
+  train @0;
+  eval @1;
+}
+
+# A batch of B samples with numDense dense features and S categorical slots.
+#
+# Sparse features use a ragged (CSR) layout so that a slot may hold any number
+# of ids per sample:
+#
+#   cell c = sample * S + slotIndex          (sample-major, slot-minor)
+#   ids of cell c = featureIds[cellOffsets[c] .. cellOffsets[c + 1])
+#
+#   featureIds   uint64 [nnz]       v2 feature ids: bit 63 reserved (0),
+#                                   bits 62..48 slot id, bits 47..0 hash
+#   cellOffsets  uint32 [B * S + 1] cellOffsets[0] = 0, cellOffsets[B*S] = nnz
+#
+# Example, B = 2, S = 2, sample 0 has one id per slot, sample 1 has two ids in
+# slot 0 and none in slot 1:
+#   featureIds  = [a, b, c, d]
+#   cellOffsets = [0, 1, 2, 4, 4]
+struct TrainingBatch {
+  batchIndex @0 :UInt64;     # position of this batch in the source's global order
+  split @1 :Split;
+  slotIds @2 :List(UInt16);  # the slot id of each of the S columns
+  dense @3 :Tensor;          # float32 [B, numDense], already normalised
+  labels @4 :Tensor;         # float32 [B], 0 or 1
+  featureIds @5 :Tensor;     # uint64 [nnz]
+  cellOffsets @6 :Tensor;    # uint32 [B * S + 1]
+  epoch @7 :UInt32;
+}
+
+# Ask compute for this worker's share of a split: global batches k with
+# k % worldSize == workerRank, at most maxBatches of them (0 = the whole split).
+struct BatchRequest {
+  workerRank @0 :UInt32;
+  worldSize @1 :UInt32;
+  batchSize @2 :UInt32;
+  maxBatches @3 :UInt64;
+  split @4 :Split;
+}
+
+# Ask a parameter server for parameters before a step.
+struct ParameterRequest {
+  workerRank @0 :UInt32;
+  step @1 :UInt64;           # the step the worker is about to compute
+  includeDense @2 :Bool;
+  ids @3 :Tensor;            # uint64 [U], unique feature ids
+  readOnly @4 :Bool;         # true: unknown ids read as zeros and create no row
+}
+
+struct ParameterSet {
+  step @0 :UInt64;           # number of optimizer steps applied so far
+  dense @1 :List(Tensor);    # float32, in the model's parameter order; empty if not requested
+  ids @2 :Tensor;            # uint64 [U], echoes the request
+  embeddings @3 :Tensor;     # float32 [U, dim], row i belongs to ids[i]
+}
+
+# One worker's gradients for one step. Gradients are of the worker's mean loss.
+struct GradientUpdate {
+  workerRank @0 :UInt32;
+  step @1 :UInt64;
+  batchSize @2 :UInt32;
+  loss @3 :Float32;          # mean binary cross-entropy over the batch
+  dense @4 :List(Tensor);    # float32, same order and shapes as ParameterSet.dense
+  sparseIds @5 :Tensor;      # uint64 [U]
+  sparseGrads @6 :Tensor;    # float32 [U, dim], summed over the id's occurrences
+}
+
+struct StepAck {
+  step @0 :UInt64;           # number of optimizer steps applied, after this one
+  meanLoss @1 :Float32;      # loss averaged over the workers of this step
+  workers @2 :UInt32;        # how many workers' gradients were averaged
+}
+
+enum MessageType {
+  trainingBatch @0;
+  batchRequest @1;
+  parameterRequest @2;
+  parameterSet @3;
+  gradientUpdate @4;
+  stepAck @5;
+}
+
+# The envelope of every hot-path gRPC payload. `type` must name the payload
+# member that is set; a mismatch is refused as a malformed message.
+struct Message {
+  type @0 :MessageType;
+  sender @1 :Text;
+  sentAtMicros @2 :UInt64;
+  payload :union {
+    trainingBatch @3 :TrainingBatch;
+    batchRequest @4 :BatchRequest;
+    parameterRequest @5 :ParameterRequest;
+    parameterSet @6 :ParameterSet;
+    gradientUpdate @7 :GradientUpdate;
+    stepAck @8 :StepAck;
+  }
+}

@@ -1,0 +1,26 @@
+import { DataType, MessageType, Split, encodeMessage, writeTensor } from "@pangea/schema";
+import type { RecordBlock, SplitName } from "../sources/source.js";
+
+/** Serializes a filled RecordBlock as a TrainingBatch message (layout documented in schemas/pangea.capnp). */
+export function encodeBatch(
+  sender: string,
+  block: RecordBlock,
+  slotIds: readonly number[],
+  split: SplitName,
+  batchIndex: number,
+  epoch: number,
+): Buffer {
+  const B = block.count;
+  const S = block.numSlots;
+  return encodeMessage(MessageType.TRAINING_BATCH, sender, (b) => {
+    b.batchIndex = BigInt(batchIndex);
+    b.epoch = epoch;
+    b.split = split === "train" ? Split.TRAIN : Split.EVAL;
+    const slots = b._initSlotIds(S);
+    for (let s = 0; s < S; s++) slots.set(s, slotIds[s]!);
+    writeTensor(b._initDense(), "dense", DataType.FLOAT32, [B, block.numDense], block.dense.subarray(0, B * block.numDense));
+    writeTensor(b._initLabels(), "labels", DataType.FLOAT32, [B], block.labels.subarray(0, B));
+    writeTensor(b._initFeatureIds(), "feature_ids", DataType.UINT64, [block.nnz], block.idWords.subarray(0, block.nnz * 2));
+    writeTensor(b._initCellOffsets(), "cell_offsets", DataType.UINT32, [B * S + 1], block.cellOffsets.subarray(0, B * S + 1));
+  });
+}

@@ -1,0 +1,54 @@
+import { ComputeErrors } from "../errors.js";
+import type { SplitName } from "../sources/source.js";
+
+export interface ShareRequest {
+  workerRank: number;
+  worldSize: number;
+  batchSize: number;
+  /** 0 = the whole split, once (bounded splits only). */
+  maxBatches: number;
+  split: SplitName;
+}
+
+export interface BatchSlice {
+  batchIndex: number;
+  epoch: number;
+  start: number;
+  count: number;
+}
+
+export const MAX_BATCH_SIZE = 1 << 16;
+
+/**
+ * The batches of one worker's share: global batch k goes to worker
+ * k % worldSize, so the workers' shares are disjoint and together cover the
+ * split. A bounded split is cut into ceil(records / batchSize) batches per
+ * epoch (the last may be short, so no record is dropped); train batches
+ * beyond the first epoch wrap into later epochs.
+ */
+export function* shareBatches(req: ShareRequest, splitRecords: number): Generator<BatchSlice> {
+  const { workerRank, worldSize, batchSize, maxBatches, split } = req;
+  if (!(worldSize >= 1) || !(workerRank < worldSize)) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request: worker rank ${workerRank} is not below world size ${worldSize}`);
+  }
+  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request: batch size ${batchSize} is outside 1..${MAX_BATCH_SIZE}`);
+  }
+  const unbounded = splitRecords === 0;
+  if (unbounded && maxBatches === 0) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request: the ${split} split is unbounded, so maxBatches must be set`);
+  }
+  const perEpoch = unbounded ? Number.POSITIVE_INFINITY : Math.ceil(splitRecords / batchSize);
+  const onceOnly = split === "eval" || maxBatches === 0;
+  for (let j = 0; maxBatches === 0 || j < maxBatches; j++) {
+    const k = workerRank + j * worldSize;
+    if (onceOnly && k >= perEpoch) return;
+    if (unbounded) {
+      yield { batchIndex: k, epoch: 0, start: k * batchSize, count: batchSize };
+    } else {
+      const local = k % perEpoch;
+      const start = local * batchSize;
+      yield { batchIndex: k, epoch: Math.floor(k / perEpoch), start, count: Math.min(batchSize, splitRecords - start) };
+    }
+  }
+}

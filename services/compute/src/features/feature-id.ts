@@ -1,0 +1,33 @@
+import { ComputeErrors } from "../errors.js";
+
+/**
+ * Monolith's v2 feature id layout, held as two 32-bit words (no BigInt on the
+ * hot path):
+ *
+ *   bit 63      reserved, 0
+ *   bits 62..48 slot id (15 bits)
+ *   bits 47..0  hash of the value
+ *
+ * words[2i] = bits 31..0, words[2i+1] = bits 63..32.
+ */
+export const V2_SLOT_BITS = 15;
+export const V2_MAX_SLOT = (1 << V2_SLOT_BITS) - 1;
+
+export function checkSlot(slot: number, where: string): void {
+  if (!Number.isInteger(slot) || slot < 0 || slot > V2_MAX_SLOT) {
+    throw ComputeErrors.create("COMPUTE_ERR_SLOT_RANGE", `${where}: slot ${slot} is outside the v2 layout's range 0..${V2_MAX_SLOT}`);
+  }
+}
+
+/** Turns a 48-bit hash already stored at words[at], words[at+1] (hi 16 bits) into a v2 id of `slot`, in place. */
+export function stampSlotV2(words: Uint32Array, at: number, slot: number): void {
+  words[at + 1] = ((slot << 16) | (words[at + 1]! & 0xffff)) >>> 0;
+}
+
+export function slotOfV2(hiWord: number): number {
+  return (hiWord >>> 16) & V2_MAX_SLOT;
+}
+
+export function idToBigInt(words: Uint32Array, i: number): bigint {
+  return (BigInt(words[2 * i + 1]!) << 32n) | BigInt(words[2 * i]!);
+}

@@ -1,0 +1,39 @@
+import { createLogger, runMain, usageText } from "@pangea/kit";
+import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
+import { FLAGS, loadConfig } from "./config.js";
+import { CriteoTsvSource } from "./sources/criteo-tsv.js";
+import { SyntheticSource } from "./sources/synthetic.js";
+import type { DataSource } from "./sources/source.js";
+import { BatchStreamHandler } from "./server/batch-stream.js";
+import { ComputeService, toSourceInfo } from "./server/compute-service.js";
+import { registerWithOrchestrator } from "./registration.js";
+
+const usage = () => usageText("pangea-compute", "Reads data, hashes features, and streams batches to trainers.", FLAGS);
+
+runMain("pangea-compute", async () => {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  if (!config) {
+    process.stdout.write(usage());
+    return;
+  }
+  const log = createLogger("compute");
+  const source: DataSource = config.data
+    ? new CriteoTsvSource({ path: config.data, evalFraction: config.evalFraction })
+    : new SyntheticSource({ seed: config.seed, evalRecords: config.evalRecords });
+  log.info({ source: source.info.description, train: source.info.trainRecords, eval: source.info.evalRecords, groundTruth: source.info.groundTruth }, "data source ready");
+
+  const batches = new BatchStreamHandler(source, config.workerId, log);
+  const control = new ComputeService(source.info);
+  const running = await startServer(config.host, config.port, (s) => {
+    batches.addToServer(s);
+    control.addToServer(s);
+  }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME]);
+  onShutdownSignal(async () => {
+    log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
+    await running.shutdown();
+  });
+
+  const advertise = config.advertise ?? running.address;
+  await registerWithOrchestrator(config.orchestrator, config.workerId, advertise, toSourceInfo(source.info), config.connectTimeoutMs, log);
+  announceReady("compute", running.address);
+}, usage);

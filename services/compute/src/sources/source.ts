@@ -1,0 +1,44 @@
+export type SplitName = "train" | "eval";
+
+export interface SourceDescription {
+  description: string;
+  numDense: number;
+  slotIds: number[];
+  /** Records in the train split; 0 means unbounded (generated on demand). */
+  trainRecords: number;
+  evalRecords: number;
+  /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
+  groundTruth?: { auc: number; logloss: number };
+}
+
+/**
+ * Columnar records, the unit a source fills and the batcher serializes.
+ * Sparse features follow TrainingBatch's CSR layout: the ids of cell
+ * c = sample * numSlots + slot are idWords pairs cellOffsets[c]..cellOffsets[c+1].
+ */
+export class RecordBlock {
+  count = 0;
+  nnz = 0;
+  readonly dense: Float32Array;
+  readonly labels: Float32Array;
+  idWords: Uint32Array;
+  readonly cellOffsets: Uint32Array;
+
+  constructor(
+    readonly capacity: number,
+    readonly numDense: number,
+    readonly numSlots: number,
+  ) {
+    this.dense = new Float32Array(capacity * numDense);
+    this.labels = new Float32Array(capacity);
+    this.idWords = new Uint32Array(capacity * numSlots * 2);
+    this.cellOffsets = new Uint32Array(capacity * numSlots + 1);
+  }
+}
+
+/** A source declares how it reads; the batcher does not care what kind it is. */
+export interface DataSource {
+  readonly info: SourceDescription;
+  /** Fills `block` with records [start, start + count) of `split`. */
+  read(split: SplitName, start: number, count: number, block: RecordBlock): void;
+}

@@ -1,0 +1,216 @@
+import { Rng, hashWords } from "@pangea/kit";
+import { hash48 } from "../features/hash.js";
+import { normalizeCount } from "../features/normalize.js";
+import { stampSlotV2 } from "../features/feature-id.js";
+import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import { aucAndLogloss } from "@pangea/model";
+
+/**
+ * A Criteo-like data set generated from a known model, so the best achievable
+ * AUC is known: 13 count-like dense features (log-normal, some missing) and 26
+ * categorical slots with Zipf-distributed values of Criteo-like cardinalities.
+ * Labels are Bernoulli draws of sigmoid(logit) where the logit is a linear
+ * term in the dense features, one weight per categorical value, and low-rank
+ * dot products between a few slot pairs (the structure DLRM's interaction
+ * layer can represent). Every record is a pure function of (seed, split,
+ * index), so any process can produce any share of it.
+ */
+export const SYNTHETIC_NUM_DENSE = 13;
+export const SYNTHETIC_VOCAB = [
+  1460, 583, 10131, 2202, 305, 24, 12517, 633, 3, 9379, 5721, 9000, 3194, 27, 14992, 5461, 10, 5652, 2173, 4, 7046, 18, 15, 2862, 105, 142,
+];
+const ZIPF_EXPONENT = 1.1;
+const MISSING_RATE_DENSE = 0.1;
+const MISSING_RATE_CAT = 0.03;
+const LATENT = 4;
+const INTERACTING_PAIRS: [number, number][] = [[0, 2], [3, 6], [9, 10], [11, 14]];
+
+export interface SyntheticOptions {
+  seed: number;
+  evalRecords: number;
+  /** First slot id; slots are slotBase .. slotBase + 25. */
+  slotBase?: number;
+}
+
+interface SlotTables {
+  cdf: Float64Array;
+  weight: Float32Array; // per value, index vocab = missing
+  latent: Float32Array; // [vocab + 1, LATENT]
+  idWords: Uint32Array; // [vocab + 1] v2 ids
+  tokens: string[] | null; // built lazily for writing files
+}
+
+export class SyntheticSource implements DataSource {
+  readonly info: SourceDescription;
+  private readonly slots: SlotTables[];
+  private readonly denseMu: Float64Array;
+  private readonly denseSigma: Float64Array;
+  private readonly denseWeight: Float64Array;
+  private readonly denseCenter: Float64Array;
+  private readonly bias: number;
+  private readonly seed: number;
+  private readonly scratch = new Float64Array(SYNTHETIC_NUM_DENSE);
+  private readonly values = new Int32Array(SYNTHETIC_VOCAB.length);
+
+  constructor(opts: SyntheticOptions) {
+    this.seed = opts.seed >>> 0;
+    const slotBase = opts.slotBase ?? 1;
+    const rng = new Rng(hashWords(this.seed, 0x11));
+    this.denseMu = Float64Array.from({ length: SYNTHETIC_NUM_DENSE }, () => rng.uniform(0.5, 4));
+    this.denseSigma = Float64Array.from({ length: SYNTHETIC_NUM_DENSE }, () => rng.uniform(0.5, 1.5));
+    this.denseWeight = Float64Array.from({ length: SYNTHETIC_NUM_DENSE }, () => rng.normal() * 0.25);
+    // E[log1p(exp(mu + sigma z))] is close to mu for these ranges; centring keeps the base rate near target.
+    this.denseCenter = Float64Array.from(this.denseMu, (mu) => mu * (1 - MISSING_RATE_DENSE));
+    this.bias = -1.45;
+    this.slots = SYNTHETIC_VOCAB.map((vocab, s) => this.buildSlot(s, slotBase + s, vocab, rng));
+    const slotIds = SYNTHETIC_VOCAB.map((_, s) => slotBase + s);
+    const evalRecords = opts.evalRecords;
+    const gt = evalRecords > 0 ? this.groundTruth(evalRecords) : undefined;
+    this.info = {
+      description: `synthetic Criteo-like data (seed ${this.seed}, 13 dense + 26 categorical, Zipf ${ZIPF_EXPONENT})`,
+      numDense: SYNTHETIC_NUM_DENSE,
+      slotIds,
+      trainRecords: 0,
+      evalRecords,
+      groundTruth: gt,
+    };
+  }
+
+  private buildSlot(s: number, slotId: number, vocab: number, rng: Rng): SlotTables {
+    // Informative slots alternate with weak ones, as in real logs.
+    const scale = s % 3 === 0 ? 0.45 : s % 3 === 1 ? 0.2 : 0.05;
+    const cdf = new Float64Array(vocab);
+    let total = 0;
+    for (let v = 0; v < vocab; v++) {
+      total += 1 / Math.pow(v + 1, ZIPF_EXPONENT);
+      cdf[v] = total;
+    }
+    for (let v = 0; v < vocab; v++) cdf[v]! /= total;
+    const weight = new Float32Array(vocab + 1);
+    const latent = new Float32Array((vocab + 1) * LATENT);
+    const idWords = new Uint32Array((vocab + 1) * 2);
+    const buf = new Uint8Array(8);
+    for (let v = 0; v <= vocab; v++) {
+      const r = new Rng(hashWords(this.seed, 0x22, s, v));
+      weight[v] = r.normal() * scale;
+      for (let k = 0; k < LATENT; k++) latent[v * LATENT + k] = r.normal() * 0.4;
+      const len = v === vocab ? 0 : writeToken(this.tokenCode(s, v), buf);
+      hash48(buf, 0, len, idWords, 2 * v);
+      stampSlotV2(idWords, 2 * v, slotId);
+    }
+    void rng;
+    return { cdf, weight, latent, idWords, tokens: null };
+  }
+
+  private tokenCode(s: number, v: number): number {
+    return hashWords(this.seed, 0x33, s, v);
+  }
+
+  /** The raw Criteo-style token (8 lowercase hex digits, "" when missing) of value v of slot s. */
+  token(s: number, v: number): string {
+    if (v >= SYNTHETIC_VOCAB[s]!) return "";
+    return this.tokenCode(s, v).toString(16).padStart(8, "0");
+  }
+
+  private recordRng(split: SplitName, index: number): Rng {
+    return new Rng(hashWords(this.seed, split === "train" ? 0x7a11 : 0xe7a1, index));
+  }
+
+  /**
+   * Draws record `index` of `split`: raw dense counts (NaN = missing) into
+   * rawDense, value indexes into this.values; returns the true probability.
+   */
+  private draw(split: SplitName, index: number, rawDense: Float64Array): { p: number; rng: Rng } {
+    const rng = this.recordRng(split, index);
+    let logit = this.bias;
+    for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
+      const z = rng.normal();
+      const missing = rng.next() < MISSING_RATE_DENSE;
+      const x = missing ? Number.NaN : Math.floor(Math.exp(this.denseMu[j]! + this.denseSigma[j]! * z));
+      rawDense[j] = x;
+      logit += this.denseWeight[j]! * (normalizeCount(missing ? 0 : x) - this.denseCenter[j]!);
+    }
+    for (let s = 0; s < this.slots.length; s++) {
+      const t = this.slots[s]!;
+      const u = rng.next();
+      const missing = rng.next() < MISSING_RATE_CAT;
+      const v = missing ? t.cdf.length : lowerBound(t.cdf, u);
+      this.values[s] = v;
+      logit += t.weight[v]!;
+    }
+    for (const [a, b] of INTERACTING_PAIRS) {
+      const la = this.slots[a]!.latent;
+      const lb = this.slots[b]!.latent;
+      const va = this.values[a]! * LATENT;
+      const vb = this.values[b]! * LATENT;
+      let dot = 0;
+      for (let k = 0; k < LATENT; k++) dot += la[va + k]! * lb[vb + k]!;
+      logit += dot;
+    }
+    return { p: 1 / (1 + Math.exp(-logit)), rng };
+  }
+
+  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
+    const S = this.slots.length;
+    if (block.idWords.length < count * S * 2) block.idWords = new Uint32Array(count * S * 2);
+    for (let r = 0; r < count; r++) {
+      const { p, rng } = this.draw(split, start + r, this.scratch);
+      block.labels[r] = rng.next() < p ? 1 : 0;
+      for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
+        const x = this.scratch[j]!;
+        block.dense[r * SYNTHETIC_NUM_DENSE + j] = Number.isNaN(x) ? 0 : normalizeCount(x);
+      }
+      for (let s = 0; s < S; s++) {
+        const cell = r * S + s;
+        const v = this.values[s]!;
+        block.idWords[2 * cell] = this.slots[s]!.idWords[2 * v]!;
+        block.idWords[2 * cell + 1] = this.slots[s]!.idWords[2 * v + 1]!;
+        block.cellOffsets[cell] = cell;
+      }
+    }
+    block.cellOffsets[count * S] = count * S;
+    block.count = count;
+    block.nnz = count * S;
+  }
+
+  /** Record `index` of `split` as a Criteo TSV line: label, I1..I13, C1..C26. */
+  tsvLine(split: SplitName, index: number): string {
+    const { p, rng } = this.draw(split, index, this.scratch);
+    const label = rng.next() < p ? 1 : 0;
+    const fields: string[] = [String(label)];
+    for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) fields.push(Number.isNaN(this.scratch[j]!) ? "" : String(this.scratch[j]));
+    for (let s = 0; s < this.slots.length; s++) fields.push(this.token(s, this.values[s]!));
+    return fields.join("\t");
+  }
+
+  /** The generator's probability for each eval record, and the labels drawn from it. */
+  private groundTruth(n: number): { auc: number; logloss: number } {
+    const p = new Float64Array(n);
+    const y = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const d = this.draw("eval", i, this.scratch);
+      p[i] = d.p;
+      y[i] = d.rng.next() < d.p ? 1 : 0;
+    }
+    return aucAndLogloss(p, y);
+  }
+}
+
+function lowerBound(cdf: Float64Array, u: number): number {
+  let lo = 0;
+  let hi = cdf.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cdf[mid]! < u) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const HEX = [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102];
+
+/** Writes the 8 lowercase hex digits of a 32-bit code as ASCII, as a Criteo file holds them. */
+function writeToken(code: number, out: Uint8Array): number {
+  for (let i = 0; i < 8; i++) out[i] = HEX[(code >>> ((7 - i) * 4)) & 15]!;
+  return 8;
+}

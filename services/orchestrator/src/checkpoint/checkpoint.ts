@@ -1,0 +1,168 @@
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { DlrmSpec } from "@pangea/model";
+import { OrchestratorErrors } from "../errors.js";
+import type { DenseStore } from "../params/dense-store.js";
+import type { EmbeddingTable } from "../embeddings/embedding-table.js";
+
+export const CHECKPOINT_FORMAT = "pangea-checkpoint";
+export const CHECKPOINT_VERSION = 1;
+
+export interface CheckpointManifest {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  jobId: string;
+  step: number;
+  createdAt: string;
+  model: DlrmSpec;
+  denseParams: { name: string; shape: number[] }[];
+  embeddingDim: number;
+  embeddingRows: number;
+  /** Every data file with its size and SHA-256. */
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+export interface CheckpointData {
+  manifest: CheckpointManifest;
+  dense: Float32Array[];
+  adamM: Float32Array[];
+  adamV: Float32Array[];
+  /** (lo, hi) words per row. */
+  ids: Uint32Array;
+  weights: Float32Array;
+  accum: Float32Array;
+}
+
+function bytesOf(a: Float32Array | Uint32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function concat(arrays: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
+
+function writeDurably(path: string, data: Buffer): void {
+  const fd = openSync(path, "w");
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fsyncDir(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes a checkpoint atomically: every file goes into a temporary
+ * directory, is fsynced, and the directory is renamed into place, so a crash
+ * leaves either the whole checkpoint or none. Returns its directory.
+ */
+export function saveCheckpoint(root: string, jobId: string, step: number, model: DlrmSpec, dense: DenseStore, table: EmbeddingTable): string {
+  const final = join(root, jobId, `step-${step}`);
+  const tmp = `${final}.tmp-${process.pid}`;
+  try {
+    mkdirSync(join(root, jobId), { recursive: true });
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    const rows = table.size;
+    const files: Record<string, Buffer> = {
+      "dense.f32": bytesOf(concat(dense.values)),
+      "dense-adam-m.f32": bytesOf(concat(dense.adam.map((s) => s.m))),
+      "dense-adam-v.f32": bytesOf(concat(dense.adam.map((s) => s.v))),
+      "embedding-ids.u64": bytesOf(table.rowIds.subarray(0, rows * 2)),
+      "embedding-weights.f32": bytesOf(table.weights.subarray(0, rows * table.dim)),
+      "embedding-adagrad.f32": bytesOf(table.accum.subarray(0, rows * table.dim)),
+    };
+    const manifest: CheckpointManifest = {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      jobId,
+      step,
+      createdAt: new Date().toISOString(),
+      model,
+      denseParams: dense.params.map((p) => ({ name: p.name, shape: [...p.shape] })),
+      embeddingDim: table.dim,
+      embeddingRows: rows,
+      files: {},
+    };
+    for (const [name, data] of Object.entries(files)) {
+      writeDurably(join(tmp, name), data);
+      manifest.files[name] = { bytes: data.length, sha256: createHash("sha256").update(data).digest("hex") };
+    }
+    // The manifest goes last: its presence marks the file set as complete.
+    writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+    fsyncDir(tmp);
+    rmSync(final, { recursive: true, force: true });
+    renameSync(tmp, final);
+    fsyncDir(join(root, jobId));
+    return final;
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write checkpoint ${final}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Reads a checkpoint, refusing one whose manifest or any file is missing, truncated or altered. */
+export function loadCheckpoint(dir: string): CheckpointData {
+  const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);
+  const manifestPath = join(dir, "manifest.json");
+  if (!existsSync(manifestPath)) throw corrupt("no manifest.json (incomplete checkpoint)");
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as CheckpointManifest;
+  } catch (err) {
+    throw corrupt(`manifest.json is not valid JSON: ${(err as Error).message}`);
+  }
+  if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
+    throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
+  }
+  const read = (name: string): Buffer => {
+    const meta = manifest.files?.[name];
+    if (!meta) throw corrupt(`manifest does not list ${name}`);
+    let data: Buffer;
+    try {
+      data = readFileSync(join(dir, name));
+    } catch {
+      throw corrupt(`${name} is missing`);
+    }
+    if (data.length !== meta.bytes) throw corrupt(`${name} has ${data.length} bytes, manifest says ${meta.bytes}`);
+    if (createHash("sha256").update(data).digest("hex") !== meta.sha256) throw corrupt(`${name} fails its SHA-256 check`);
+    return data;
+  };
+  const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  const split = (flat: Float32Array): Float32Array[] => {
+    let at = 0;
+    return manifest.denseParams.map((p) => {
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      const part = flat.slice(at, at + n);
+      at += n;
+      return part;
+    });
+  };
+  const idsBuf = read("embedding-ids.u64");
+  return {
+    manifest,
+    dense: split(f32(read("dense.f32"))),
+    adamM: split(f32(read("dense-adam-m.f32"))),
+    adamV: split(f32(read("dense-adam-v.f32"))),
+    ids: new Uint32Array(idsBuf.buffer.slice(idsBuf.byteOffset, idsBuf.byteOffset + idsBuf.byteLength)),
+    weights: f32(read("embedding-weights.f32")),
+    accum: f32(read("embedding-adagrad.f32")),
+  };
+}

@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+
+export const FLAGS: FlagTable = {
+  host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
+  port: { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)", default: "50051" },
+  trainers: { env: "PANGEA_TRAINERS", description: "trainers the job waits for (world size)", default: "2" },
+  steps: { env: "PANGEA_STEPS", description: "synchronous training steps", default: "400" },
+  "batch-size": { env: "PANGEA_BATCH_SIZE", description: "samples per trainer per step", default: "512" },
+  "eval-batch-size": { env: "PANGEA_EVAL_BATCH_SIZE", description: "samples per evaluation batch", default: "4096" },
+  "embedding-dim": { env: "PANGEA_EMBEDDING_DIM", description: "embedding width of every slot", default: "16" },
+  "bottom-mlp": { env: "PANGEA_BOTTOM_MLP", description: "bottom MLP widths; the last must equal embedding-dim", default: "64,16" },
+  "top-mlp": { env: "PANGEA_TOP_MLP", description: "top MLP hidden widths (a logit layer follows)", default: "64,32" },
+  "dense-lr": { env: "PANGEA_DENSE_LR", description: "Adam learning rate of the dense parameters", default: "0.002" },
+  "sparse-lr": { env: "PANGEA_SPARSE_LR", description: "Adagrad learning rate of the embeddings", default: "0.05" },
+  seed: { env: "PANGEA_SEED", description: "seed of the initial parameters", default: "42" },
+  "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
+  "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
+  "job-id": { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", default: "job-<timestamp>" },
+};
+
+const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
+
+const schema = z.object({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(50051),
+  trainers: positiveInt("a positive number of trainers").max(256, "expected at most 256 trainers").default(2),
+  steps: positiveInt("a positive number of steps").default(400),
+  batchSize: positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(512),
+  evalBatchSize: positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(4096),
+  embeddingDim: positiveInt("a positive embedding dim").max(1024, "expected an embedding dim up to 1024").default(16),
+  bottomMlp: intList("bottom MLP widths").default([64, 16]),
+  topMlp: intList("top MLP widths").default([64, 32]),
+  denseLr: lr.default(0.002),
+  sparseLr: lr.default(0.05),
+  seed: nonNegativeInt("a non-negative integer seed").default(42),
+  checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
+  registerTimeoutMs: positiveInt("milliseconds").default(120_000),
+  jobId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`),
+});
+
+export type OrchestratorConfig = z.infer<typeof schema>;
+
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<OrchestratorConfig> | null {
+  return parseConfig(schema, FLAGS, argv, env);
+}

@@ -1,0 +1,315 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "@pangea/kit";
+import { validateSpec, type DlrmSpec } from "@pangea/model";
+import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
+import { EmbeddingTable } from "../embeddings/embedding-table.js";
+import { DenseStore } from "../params/dense-store.js";
+import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
+import { saveCheckpoint } from "../checkpoint/checkpoint.js";
+import { OrchestratorErrors } from "../errors.js";
+import type { PangeaError } from "@pangea/kit";
+
+export interface JobConfig {
+  jobId: string;
+  trainers: number;
+  steps: number;
+  batchSize: number;
+  evalBatchSize: number;
+  embeddingDim: number;
+  bottomMlp: readonly number[];
+  topMlp: readonly number[];
+  denseLr: number;
+  sparseLr: number;
+  seed: number;
+  checkpointDir: string;
+  registerTimeoutMs: number;
+}
+
+/** Where a job's session events go; the gRPC layer adapts a server stream to it. */
+export interface SessionSink {
+  send(event: WorkerEvent): void;
+  end(): void;
+}
+
+interface TrainerEntry {
+  workerId: string;
+  rank: number;
+  session: SessionSink | null;
+  everConnected: boolean;
+  backend: string;
+}
+
+export interface JobModel {
+  spec: DlrmSpec;
+  dense: DenseStore;
+  table: EmbeddingTable;
+}
+
+/**
+ * One training job's state machine: WAITING (for compute and the expected
+ * trainers) -> RUNNING (synchronous steps) -> EVALUATING (rank 0 scores the
+ * held-out split) -> COMPLETED, or FAILED from any state with one reason.
+ * A trainer's session stream is its liveness: if it breaks before the
+ * trainer's part is done, the job fails at once instead of waiting forever.
+ */
+export class Job extends EventEmitter<{ finished: [JobStatus] }> {
+  state: JobState = "JOB_STATE_WAITING";
+  private compute: { workerId: string; address: string; source: SourceInfo__Output } | null = null;
+  private readonly trainers = new Map<string, TrainerEntry>();
+  model: JobModel | null = null;
+  private aggregator: SyncAggregator | null = null;
+  private startedAt = 0;
+  private endedAt = 0;
+  private samples = 0;
+  private firstLoss = Number.NaN;
+  private lastLoss = Number.NaN;
+  private smoothedLoss = Number.NaN;
+  private evalReport: EvalReport__Output | null = null;
+  private checkpointPath = "";
+  private error = "";
+  private readonly registerTimer: NodeJS.Timeout;
+  private readonly createdAt = Date.now();
+
+  constructor(readonly config: JobConfig, private readonly log: Logger) {
+    super();
+    this.registerTimer = setTimeout(() => {
+      if (this.state === "JOB_STATE_WAITING") {
+        const connected = [...this.trainers.values()].filter((t) => t.session).length;
+        this.fail(
+          OrchestratorErrors.create(
+            "ORCH_ERR_REGISTER_TIMEOUT",
+            `timed out after ${(config.registerTimeoutMs / 1000).toFixed(0)}s waiting for workers: ${connected}/${config.trainers} trainers connected, compute ${this.compute ? "registered" : "not registered"}`,
+          ),
+        );
+      }
+    }, config.registerTimeoutMs);
+    this.registerTimer.unref();
+  }
+
+  get step(): number {
+    return this.aggregator?.currentStep ?? 0;
+  }
+
+  registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): void {
+    if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
+    if (!source || source.numDense < 1 || source.slotIds.length < 1) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
+    }
+    if (this.state !== "JOB_STATE_WAITING" && this.compute?.workerId !== workerId) {
+      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `compute ${workerId} registered after the job started with ${this.compute?.workerId}`);
+    }
+    this.compute = { workerId, address, source };
+    this.log.info({ workerId, address, source: source.description }, "compute registered");
+    this.maybeStart();
+  }
+
+  registerTrainer(workerId: string): { rank: number; worldSize: number } {
+    const existing = this.trainers.get(workerId);
+    if (existing) return { rank: existing.rank, worldSize: this.config.trainers };
+    if (this.state !== "JOB_STATE_WAITING" || this.trainers.size >= this.config.trainers) {
+      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.config.trainers} trainers and already has them`);
+    }
+    const rank = this.trainers.size;
+    this.trainers.set(workerId, { workerId, rank, session: null, everConnected: false, backend: "" });
+    this.log.info({ workerId, rank }, "trainer registered");
+    return { rank, worldSize: this.config.trainers };
+  }
+
+  openSession(workerId: string, sink: SessionSink): void {
+    const t = this.trainers.get(workerId);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
+    if (this.isFinished()) {
+      sink.send({ jobFinished: { state: this.state, error: this.error } });
+      sink.end();
+      return;
+    }
+    t.session = sink;
+    t.everConnected = true;
+    if (this.state !== "JOB_STATE_WAITING") sink.send({ jobStarted: this.jobSpec() });
+    this.maybeStart();
+  }
+
+  /** A session stream ended: fine once the trainer's part is done, fatal before. */
+  sessionClosed(workerId: string, sink: SessionSink): void {
+    const t = this.trainers.get(workerId);
+    if (!t || t.session !== sink) return;
+    t.session = null;
+    if (this.isFinished()) return;
+    const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.model !== null && this.step >= this.config.steps);
+    if (trainingDone && t.rank !== 0) return;
+    if (this.state === "JOB_STATE_WAITING") {
+      this.log.warn({ workerId, rank: t.rank }, "trainer disconnected before the job started");
+      return;
+    }
+    this.fail(
+      OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `trainer ${workerId} (rank ${t.rank}) disconnected at step ${this.step} of ${this.config.steps}`),
+    );
+  }
+
+  setBackend(workerId: string, backend: string): void {
+    const t = this.trainers.get(workerId);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown worker ${workerId}`);
+    t.backend = backend;
+  }
+
+  private maybeStart(): void {
+    if (this.state !== "JOB_STATE_WAITING" || !this.compute) return;
+    const ready = [...this.trainers.values()].filter((t) => t.session);
+    if (ready.length < this.config.trainers) return;
+    const source = this.compute.source;
+    const spec: DlrmSpec = {
+      numDense: source.numDense,
+      numSlots: source.slotIds.length,
+      embeddingDim: this.config.embeddingDim,
+      bottomMlp: this.config.bottomMlp,
+      topMlp: this.config.topMlp,
+    };
+    try {
+      validateSpec(spec);
+    } catch (err) {
+      this.fail(err as PangeaError);
+      return;
+    }
+    const dense = new DenseStore(spec, this.config.seed, this.config.denseLr);
+    const table = new EmbeddingTable(spec.embeddingDim, this.config.seed, 0.05, 0.1, 1 << 16);
+    this.model = { spec, dense, table };
+    this.aggregator = new SyncAggregator(this.config.trainers, dense, table, this.config.sparseLr);
+    this.state = "JOB_STATE_RUNNING";
+    this.startedAt = Date.now();
+    clearTimeout(this.registerTimer);
+    const jobSpec = this.jobSpec();
+    this.log.info({ jobSpec, denseParams: dense.totalElements() }, "job started");
+    for (const t of this.trainers.values()) t.session?.send({ jobStarted: jobSpec });
+  }
+
+  jobSpec(): JobSpec {
+    const spec = this.model!.spec;
+    return {
+      jobId: this.config.jobId,
+      model: {
+        numDense: spec.numDense,
+        slotIds: this.compute!.source.slotIds,
+        embeddingDim: spec.embeddingDim,
+        bottomMlp: [...spec.bottomMlp],
+        topMlp: [...spec.topMlp],
+      },
+      batchSize: this.config.batchSize,
+      steps: this.config.steps,
+      worldSize: this.config.trainers,
+      computeAddress: this.compute!.address,
+      seed: this.config.seed,
+      evalBatchSize: this.config.evalBatchSize,
+    };
+  }
+
+  /** The running model, for parameter pulls; throws unless a job has started. */
+  requireModel(readOnly: boolean): JobModel {
+    if (!this.model) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `no parameters yet: the job is ${this.state}`);
+    if (!readOnly && this.state !== "JOB_STATE_RUNNING") {
+      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `training pulls need a running job; the job is ${this.state}${this.error ? `: ${this.error}` : ""}`);
+    }
+    return this.model;
+  }
+
+  rankExists(rank: number): boolean {
+    return rank < this.config.trainers && [...this.trainers.values()].some((t) => t.rank === rank);
+  }
+
+  async push(g: WorkerGradients): Promise<StepResult> {
+    if (this.state !== "JOB_STATE_RUNNING" || !this.aggregator) {
+      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `gradients refused: the job is ${this.state}${this.error ? `: ${this.error}` : ""}`);
+    }
+    if (!this.rankExists(g.rank)) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
+    const result = await this.aggregator.accept(g);
+    if (g.rank === 0) this.recordStep(result);
+    return result;
+  }
+
+  private recordStep(r: StepResult): void {
+    this.samples += r.samples;
+    if (Number.isNaN(this.firstLoss)) this.firstLoss = r.meanLoss;
+    this.lastLoss = r.meanLoss;
+    this.smoothedLoss = Number.isNaN(this.smoothedLoss) ? r.meanLoss : 0.95 * this.smoothedLoss + 0.05 * r.meanLoss;
+    if (r.step >= this.config.steps && this.state === "JOB_STATE_RUNNING") this.finishTraining();
+  }
+
+  private finishTraining(): void {
+    this.endedAt = Date.now();
+    const m = this.model!;
+    try {
+      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.table);
+      this.log.info({ path: this.checkpointPath, rows: m.table.size }, "checkpoint saved");
+    } catch (err) {
+      this.fail(err as PangeaError);
+      return;
+    }
+    this.state = "JOB_STATE_EVALUATING";
+  }
+
+  reportEval(report: EvalReport__Output): void {
+    if (this.state !== "JOB_STATE_EVALUATING") {
+      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
+    }
+    this.evalReport = report;
+    this.state = "JOB_STATE_COMPLETED";
+    this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records }, "job completed");
+    this.finish();
+  }
+
+  fail(err: PangeaError): void {
+    if (this.isFinished()) return;
+    this.error = `${err.code}: ${err.message}`;
+    this.state = "JOB_STATE_FAILED";
+    if (!this.endedAt) this.endedAt = Date.now();
+    clearTimeout(this.registerTimer);
+    this.log.error({ code: err.code }, err.message);
+    this.aggregator?.abort(err);
+    this.finish();
+  }
+
+  private finish(): void {
+    for (const t of this.trainers.values()) {
+      t.session?.send({ jobFinished: { state: this.state, error: this.error } });
+      t.session?.end();
+      t.session = null;
+    }
+    this.emit("finished", this.status());
+  }
+
+  isFinished(): boolean {
+    return this.state === "JOB_STATE_COMPLETED" || this.state === "JOB_STATE_FAILED";
+  }
+
+  status(): JobStatus {
+    const end = this.endedAt || Date.now();
+    const elapsed = this.startedAt ? (end - this.startedAt) / 1000 : (Date.now() - this.createdAt) / 1000;
+    const workers: WorkerStatus[] = [...this.trainers.values()].map((t) => ({
+      workerId: t.workerId,
+      kind: "WORKER_KIND_TRAINER",
+      rank: t.rank,
+      connected: t.session !== null,
+      stepsDone: this.step,
+    }));
+    if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: true });
+    const backends = [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
+    return {
+      jobId: this.config.jobId,
+      state: this.state,
+      step: this.step,
+      steps: this.config.steps,
+      lastLoss: this.lastLoss,
+      smoothedLoss: this.smoothedLoss,
+      firstLoss: this.firstLoss,
+      samples: this.samples,
+      elapsedSeconds: elapsed,
+      samplesPerSecond: this.startedAt && elapsed > 0 ? this.samples / elapsed : 0,
+      workers,
+      eval: this.evalReport,
+      source: this.compute?.source ?? null,
+      checkpointPath: this.checkpointPath,
+      error: this.error,
+      embeddingRows: this.model?.table.size ?? 0,
+      backend: backends.join(","),
+    };
+  }
+}

@@ -1,0 +1,31 @@
+import { createLogger, runMain, usageText } from "@pangea/kit";
+import { validateSpec } from "@pangea/model";
+import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
+import { FLAGS, loadConfig } from "./config.js";
+import { Job } from "./job/job.js";
+import { OrchestratorService } from "./server/orchestrator-service.js";
+import { ParameterServer } from "./server/parameter-server.js";
+
+const usage = () => usageText("pangea-orchestrator", "Coordinates a training job and serves its parameters.", FLAGS);
+
+runMain("pangea-orchestrator", async () => {
+  const config = loadConfig(process.argv.slice(2), process.env);
+  if (!config) {
+    process.stdout.write(usage());
+    return;
+  }
+  // Check the model widths now, with a placeholder input size, so a bad flag fails at start rather than at job start.
+  validateSpec({ numDense: 1, numSlots: 1, embeddingDim: config.embeddingDim, bottomMlp: config.bottomMlp, topMlp: config.topMlp });
+  const log = createLogger("orchestrator");
+  const job = new Job(config, log);
+  const control = new OrchestratorService(job);
+  const params = new ParameterServer(job, "orchestrator");
+  const running = await startServer(config.host, config.port, (s) => {
+    control.addToServer(s);
+    params.addToServer(s);
+  }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME]);
+  job.on("finished", (status) => log.info({ state: status.state, error: status.error || undefined }, "job finished"));
+  onShutdownSignal(() => running.shutdown());
+  log.info({ address: running.address, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");
+  announceReady("orchestrator", running.address);
+}, usage);

@@ -1,0 +1,71 @@
+import type * as grpc from "@grpc/grpc-js";
+import { PangeaError } from "@pangea/kit";
+import { toServiceError } from "@pangea/rpc";
+import { loadProtos, type OrchestratorHandlers, type WorkerEvent } from "@pangea/schema";
+import type { Job, SessionSink } from "../job/job.js";
+import { OrchestratorErrors } from "../errors.js";
+
+/** The orchestrator's control plane (protobuf): registration, sessions, status, eval reports. */
+export class OrchestratorService {
+  constructor(private readonly job: Job) {}
+
+  addToServer(server: grpc.Server): void {
+    const job = this.job;
+    const handlers: OrchestratorHandlers = {
+      RegisterWorker: (call, cb) => {
+        try {
+          const req = call.request;
+          if (!req.workerId) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", "RegisterWorker needs a worker_id");
+          if (req.kind === "WORKER_KIND_COMPUTE") {
+            job.registerCompute(req.workerId, req.address, req.source);
+            cb(null, { rank: 0, worldSize: job.config.trainers });
+          } else if (req.kind === "WORKER_KIND_TRAINER") {
+            cb(null, job.registerTrainer(req.workerId));
+          } else {
+            throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `worker ${req.workerId} has kind ${req.kind}; expected TRAINER or COMPUTE`);
+          }
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
+      WorkerSession: (call) => {
+        const sink: SessionSink = {
+          send: (event: WorkerEvent) => {
+            if (!call.cancelled) call.write(event);
+          },
+          end: () => {
+            if (!call.cancelled) call.end();
+          },
+        };
+        const workerId = call.request.workerId;
+        const closed = () => job.sessionClosed(workerId, sink);
+        call.on("cancelled", closed);
+        call.on("close", closed);
+        call.on("error", closed);
+        try {
+          job.openSession(workerId, sink);
+        } catch (err) {
+          call.emit("error", toServiceError(err));
+        }
+      },
+      ReportBackend: (call, cb) => {
+        try {
+          job.setBackend(call.request.workerId, call.request.backend);
+          cb(null, {});
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
+      ReportEval: (call, cb) => {
+        try {
+          job.reportEval(call.request);
+          cb(null, {});
+        } catch (err) {
+          cb(toServiceError(err instanceof PangeaError ? err : err));
+        }
+      },
+      GetJobStatus: (_call, cb) => cb(null, job.status()),
+    };
+    server.addService(loadProtos().pangea.v1.Orchestrator.service, handlers);
+  }
+}

@@ -1,0 +1,88 @@
+import type * as grpc from "@grpc/grpc-js";
+import { ParameterServerService, toServiceError } from "@pangea/rpc";
+import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeTensor, DataType } from "@pangea/schema";
+import type { Job } from "../job/job.js";
+import { OrchestratorErrors } from "../errors.js";
+
+/**
+ * ParameterServer/Pull and /Push over Cap'n Proto. Pull returns the dense
+ * parameters and the rows of the requested ids (creating rows on first
+ * sight unless readOnly); Push hands a worker's gradients to the job and
+ * answers when the step has been applied.
+ */
+export class ParameterServer {
+  constructor(
+    private readonly job: Job,
+    private readonly sender: string,
+  ) {}
+
+  addToServer(server: grpc.Server): void {
+    server.addService(ParameterServerService, {
+      pull: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        try {
+          cb(null, this.pull(call.request, call.getPeer()));
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
+      push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        this.push(call.request, call.getPeer()).then(
+          (res) => cb(null, res),
+          (err) => cb(toServiceError(err)),
+        );
+      },
+    });
+  }
+
+  private pull(bytes: Buffer, peer: string): Buffer {
+    const { payload: req } = decodeMessage(bytes, MessageType.PARAMETER_REQUEST, `pull from ${peer}`);
+    const readOnly = req.readOnly;
+    const model = this.job.requireModel(readOnly);
+    const step = Number(req.step);
+    if (!readOnly && step !== this.job.step) {
+      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${req.workerRank} pulled for step ${step}, the job is at step ${this.job.step}`);
+    }
+    const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
+    const { table, dense } = model;
+    const dim = table.dim;
+    return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
+      set.step = BigInt(this.job.step);
+      if (req.includeDense) {
+        const list = set._initDense(dense.values.length);
+        dense.values.forEach((v, i) => writeTensor(list.get(i), dense.params[i]!.name, DataType.FLOAT32, dense.params[i]!.shape, v));
+      }
+      writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
+      const out = initFloat32Tensor(set._initEmbeddings(), "embeddings", [count, dim]);
+      for (let i = 0; i < count; i++) {
+        const lo = words[2 * i]!;
+        const hi = words[2 * i + 1]!;
+        const row = readOnly ? table.find(lo, hi) : table.findOrInsert(lo, hi);
+        // An unknown id reads as zeros in read-only (evaluation) pulls, as Monolith serving does.
+        if (row >= 0) out.set(table.weights.subarray(row * dim, (row + 1) * dim), i * dim);
+      }
+    });
+  }
+
+  private async push(bytes: Buffer, peer: string): Promise<Buffer> {
+    const { payload: u } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE, `push from ${peer}`);
+    const rank = u.workerRank;
+    const what = `push from rank ${rank}`;
+    const denseList = u.dense;
+    const dense: Float32Array[] = [];
+    for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
+    const result = await this.job.push({
+      rank,
+      step: Number(u.step),
+      batchSize: u.batchSize,
+      loss: u.loss,
+      dense,
+      sparseIds: readIdWords(u.sparseIds, `${what}: sparse ids`).words,
+      sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`, 2).data,
+    });
+    return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
+      ack.step = BigInt(result.step);
+      ack.meanLoss = result.meanLoss;
+      ack.workers = result.workers;
+    });
+  }
+}

@@ -1,0 +1,52 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core ships its gradient definitions only in the umbrella package's bundle;
+// importing it registers them (the registries are process-global).
+import "@tensorflow/tfjs";
+import { TrainerErrors } from "../errors.js";
+
+export type BackendPreference = "auto" | "tensorflow" | "wasm" | "cpu";
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Picks the fastest TensorFlow.js backend this machine can load: the native
+ * one (@tensorflow/tfjs-node-gpu, then tfjs-node; optional packages, since
+ * their install downloads libtensorflow), else WebAssembly, else plain JS.
+ * An explicitly requested backend that cannot load is an error, not a
+ * silent fallback.
+ */
+export async function selectBackend(preference: BackendPreference): Promise<{ name: string; detail: string }> {
+  const tried: string[] = [];
+  if (preference === "auto" || preference === "tensorflow") {
+    for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+      try {
+        await import(pkg);
+        if (await tf.setBackend("tensorflow")) return { name: "tensorflow", detail: pkg };
+        tried.push(`${pkg}: loaded but the 'tensorflow' backend did not initialise`);
+      } catch (err) {
+        tried.push(`${pkg}: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+    if (preference === "tensorflow") {
+      throw TrainerErrors.create("TRAINER_ERR_BACKEND", `backend 'tensorflow' requested but not loadable (${tried.join("; ")})`);
+    }
+  }
+  if (preference === "auto" || preference === "wasm") {
+    try {
+      const wasm = await import("@tensorflow/tfjs-backend-wasm");
+      const distDir = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
+      wasm.setWasmPaths(`${distDir}/`);
+      // Node runs the wasm backend on one thread; SIMD is used when present.
+      if (await tf.setBackend("wasm")) return { name: "wasm", detail: join(distDir, "tfjs-backend-wasm-simd.wasm") };
+      tried.push("wasm: backend did not initialise");
+    } catch (err) {
+      tried.push(`wasm: ${(err as Error).message.split("\n")[0]}`);
+    }
+    if (preference === "wasm") throw TrainerErrors.create("TRAINER_ERR_BACKEND", `backend 'wasm' requested but not loadable (${tried.join("; ")})`);
+  }
+  await import("@tensorflow/tfjs-backend-cpu");
+  if (!(await tf.setBackend("cpu"))) throw TrainerErrors.create("TRAINER_ERR_BACKEND", `no backend could be initialised (${tried.join("; ")})`);
+  return { name: "cpu", detail: tried.length ? `fallback after: ${tried.join("; ")}` : "requested" };
+}

@@ -1,0 +1,88 @@
+import type * as grpc from "@grpc/grpc-js";
+import type { DlrmSpec } from "@pangea/model";
+import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
+import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords, readUint32 } from "@pangea/schema";
+import { TrainerErrors } from "../errors.js";
+
+export interface DecodedBatch {
+  batchIndex: number;
+  size: number;
+  dense: Float32Array;
+  labels: Float32Array;
+  /** (lo, hi) words of every feature value, in cell order. */
+  idWords: Uint32Array;
+  nnz: number;
+  /** null when every cell holds exactly one value. */
+  cellOfValue: Int32Array | null;
+}
+
+/** Checks a TrainingBatch against the job's model and exposes its tensors as typed-array views. */
+export function decodeBatch(bytes: Buffer, spec: DlrmSpec, peer: string): DecodedBatch {
+  const { payload: b } = decodeMessage(bytes, MessageType.TRAINING_BATCH, peer);
+  const bad = (msg: string) => TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `batch ${b.batchIndex} from ${peer}: ${msg}`);
+  const S = spec.numSlots;
+  if (b.slotIds.length !== S) throw bad(`has ${b.slotIds.length} slots, the model has ${S}`);
+  const dense = readFloat32(b.dense, `${peer}: dense`, 2);
+  const B = dense.shape[0]!;
+  if (dense.shape[1] !== spec.numDense) throw bad(`has ${dense.shape[1]} dense features, the model has ${spec.numDense}`);
+  const labels = readFloat32(b.labels, `${peer}: labels`, 1);
+  if (labels.shape[0] !== B) throw bad(`has ${labels.shape[0]} labels for ${B} samples`);
+  const ids = readIdWords(b.featureIds, `${peer}: feature ids`);
+  const offsets = readUint32(b.cellOffsets, `${peer}: cell offsets`, 1).data;
+  if (offsets.length !== B * S + 1 || offsets[0] !== 0 || offsets[B * S] !== ids.count) {
+    throw bad(`cell offsets must have ${B * S + 1} entries from 0 to ${ids.count}`);
+  }
+  let oneEach = ids.count === B * S;
+  for (let c = 0; c < B * S; c++) {
+    if (offsets[c + 1]! < offsets[c]!) throw bad(`cell offsets decrease at cell ${c}`);
+    if (offsets[c + 1]! - offsets[c]! !== 1) oneEach = false;
+  }
+  let cellOfValue: Int32Array | null = null;
+  if (!oneEach) {
+    cellOfValue = new Int32Array(ids.count);
+    for (let c = 0; c < B * S; c++) cellOfValue.fill(c, offsets[c]!, offsets[c + 1]!);
+  }
+  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, idWords: ids.words, nnz: ids.count, cellOfValue };
+}
+
+/**
+ * Reads this worker's share of a split from compute, one batch at a time;
+ * gRPC flow control stops compute while this side is busy.
+ */
+export class BatchReader {
+  private readonly client: BatchStreamClient;
+  private call: grpc.ClientReadableStream<Buffer> | null = null;
+  private iterator: AsyncIterator<Buffer> | null = null;
+
+  constructor(private readonly address: string, private readonly sender: string) {
+    this.client = batchStreamClient(address);
+  }
+
+  async open(req: { workerRank: number; worldSize: number; batchSize: number; maxBatches: number; split: "train" | "eval" }, timeoutMs: number): Promise<void> {
+    await waitReady(this.client, "compute", this.address, timeoutMs);
+    const request = encodeMessage(MessageType.BATCH_REQUEST, this.sender, (r) => {
+      r.workerRank = req.workerRank;
+      r.worldSize = req.worldSize;
+      r.batchSize = req.batchSize;
+      r.maxBatches = BigInt(req.maxBatches);
+      r.split = req.split === "eval" ? Split.EVAL : Split.TRAIN;
+    });
+    this.call = this.client.streamBatches(request);
+    this.iterator = this.call[Symbol.asyncIterator]();
+  }
+
+  /** The next batch's bytes, or null at the end of the share. */
+  async next(): Promise<Buffer | null> {
+    try {
+      const r = await this.iterator!.next();
+      return r.done ? null : (r.value as Buffer);
+    } catch (err) {
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
+    }
+  }
+
+  close(): void {
+    this.call?.cancel();
+    this.client.close();
+  }
+}

@@ -1,0 +1,88 @@
+import type * as grpc from "@grpc/grpc-js";
+import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
+import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, writeFloat32List, writeTensor } from "@pangea/schema";
+import type { DenseParam } from "@pangea/model";
+import { TrainerErrors } from "../errors.js";
+import { isStatus } from "@pangea/rpc";
+import { status } from "@grpc/grpc-js";
+
+export interface Pulled {
+  step: number;
+  dense: Float32Array[] | null;
+  rows: Float32Array;
+}
+
+/** The trainer's side of ParameterServer/Pull and /Push. */
+export class ParameterClient {
+  private readonly client: ParameterServerClient;
+
+  constructor(
+    private readonly address: string,
+    private readonly sender: string,
+    private readonly rank: number,
+    private readonly params: readonly DenseParam[],
+    private readonly dim: number,
+  ) {
+    this.client = parameterServerClient(address);
+  }
+
+  private fail(err: unknown, what: string): never {
+    const kind = isStatus(err, status.ABORTED) || isStatus(err, status.FAILED_PRECONDITION) ? "TRAINER_ERR_JOB_FAILED" : "TRAINER_ERR_LOST_PEER";
+    throw TrainerErrors.create(kind, `${what} ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+  }
+
+  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean): Promise<Pulled> {
+    const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
+      r.workerRank = this.rank;
+      r.step = BigInt(step);
+      r.includeDense = includeDense;
+      r.readOnly = readOnly;
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
+    });
+    let res: Buffer;
+    try {
+      res = await unary<Buffer, Buffer>("orchestrator", this.client.pull.bind(this.client), req);
+    } catch (err) {
+      this.fail(err, `pull for step ${step}:`);
+    }
+    const { payload: set } = decodeMessage(res, MessageType.PARAMETER_SET, `orchestrator at ${this.address}`);
+    let dense: Float32Array[] | null = null;
+    if (includeDense) {
+      const list = set.dense;
+      if (list.length !== this.params.length) {
+        throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent ${list.length} dense parameters, the model has ${this.params.length}`);
+      }
+      dense = [];
+      for (let i = 0; i < list.length; i++) dense.push(readFloat32(list.get(i), `dense parameter ${this.params[i]!.name}`).data);
+    }
+    const rows = readFloat32(set.embeddings, "embeddings", 2);
+    if (rows.shape[0] !== idCount || rows.shape[1] !== this.dim) {
+      throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected [${idCount}, ${this.dim}]`);
+    }
+    return { step: Number(set.step), dense, rows: rows.data };
+  }
+
+  async push(step: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array): Promise<{ step: number; meanLoss: number }> {
+    const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
+      u.workerRank = this.rank;
+      u.step = BigInt(step);
+      u.batchSize = batchSize;
+      u.loss = loss;
+      writeFloat32List(u._initDense(denseGrads.length), denseGrads.map((data, i) => ({ name: this.params[i]!.name, shape: this.params[i]!.shape, data })));
+      writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
+      writeTensor(u._initSparseGrads(), "sparse_grads", DataType.FLOAT32, [idCount, this.dim], rowGrads);
+    });
+    let res: Buffer;
+    try {
+      res = await unary<Buffer, Buffer>("orchestrator", this.client.push.bind(this.client), req);
+    } catch (err) {
+      this.fail(err, `push for step ${step}:`);
+    }
+    const { payload: ack } = decodeMessage(res, MessageType.STEP_ACK, `orchestrator at ${this.address}`);
+    return { step: Number(ack.step), meanLoss: ack.meanLoss };
+  }
+
+  close(): void {
+    (this.client as grpc.Client).close();
+  }
+}

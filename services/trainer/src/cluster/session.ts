@@ -1,0 +1,103 @@
+import type * as grpc from "@grpc/grpc-js";
+import type { Logger } from "@pangea/kit";
+import { describeCallError, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
+import type { EvalReport, JobSpec__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output } from "@pangea/schema";
+import { TrainerErrors } from "../errors.js";
+
+/**
+ * A trainer's membership in a job: registration (which gives it a rank) and
+ * the session stream on which the orchestrator announces the job's start and
+ * end. Keeping the stream open is how the orchestrator knows we are alive.
+ */
+export class ClusterSession {
+  private stream: grpc.ClientReadableStream<WorkerEvent__Output> | null = null;
+  private closing = false;
+  private startWaiters: { resolve(s: JobSpec__Output): void; reject(e: unknown): void } | null = null;
+  private spec: JobSpec__Output | null = null;
+  private ended: Error | null = null;
+
+  private constructor(
+    private readonly client: OrchestratorClient,
+    readonly address: string,
+    readonly workerId: string,
+    readonly rank: number,
+    readonly worldSize: number,
+    private readonly log: Logger,
+  ) {}
+
+  static async join(address: string, workerId: string, timeoutMs: number, log: Logger): Promise<ClusterSession> {
+    const client = orchestratorClient(address);
+    await waitReady(client, "orchestrator", address, timeoutMs);
+    let res: RegisterWorkerResponse__Output;
+    try {
+      res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, timeoutMs);
+    } catch (err) {
+      client.close();
+      throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering: ${describeCallError(err, `orchestrator at ${address}`)}`);
+    }
+    const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log);
+    session.openStream();
+    return session;
+  }
+
+  private openStream(): void {
+    const stream = this.client.WorkerSession({ workerId: this.workerId });
+    this.stream = stream;
+    stream.on("data", (event: WorkerEvent__Output) => this.onEvent(event));
+    stream.on("error", (err) => {
+      if (!this.closing) this.end(TrainerErrors.create("TRAINER_ERR_LOST_PEER", `session ${describeCallError(err, `orchestrator at ${this.address}`)}`));
+    });
+    stream.on("end", () => {
+      if (!this.closing && !this.ended) this.end(TrainerErrors.create("TRAINER_ERR_LOST_PEER", `orchestrator at ${this.address} closed the session`));
+    });
+  }
+
+  private onEvent(event: WorkerEvent__Output): void {
+    if (event.jobStarted) {
+      this.spec = event.jobStarted;
+      this.startWaiters?.resolve(event.jobStarted);
+      this.startWaiters = null;
+    } else if (event.jobFinished) {
+      const { state, error } = event.jobFinished;
+      if (state === "JOB_STATE_FAILED") this.end(TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${error}`));
+      else this.log.info({ state }, "job finished");
+    }
+  }
+
+  private end(err: Error): void {
+    if (this.ended) return;
+    this.ended = err;
+    this.startWaiters?.reject(err);
+    this.startWaiters = null;
+    this.log.warn({ reason: err.message }, "session ended");
+  }
+
+  /** Why the job cannot go on, if it cannot. */
+  get failure(): Error | null {
+    return this.ended;
+  }
+
+  waitForStart(): Promise<JobSpec__Output> {
+    if (this.spec) return Promise.resolve(this.spec);
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => (this.startWaiters = { resolve, reject }));
+  }
+
+  async reportBackend(backend: string): Promise<void> {
+    await unary("orchestrator", this.client.ReportBackend.bind(this.client), { workerId: this.workerId, backend }, 10_000);
+  }
+
+  async reportEval(report: EvalReport): Promise<void> {
+    try {
+      await unary("orchestrator", this.client.ReportEval.bind(this.client), report, 30_000);
+    } catch (err) {
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `reporting evaluation: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+    }
+  }
+
+  close(): void {
+    this.closing = true;
+    this.stream?.cancel();
+    this.client.close();
+  }
+}

@@ -1,0 +1,124 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { denseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
+import { dense } from "./dense-layer.js";
+import { pairwiseDots, upperTriangleIndex } from "./interaction.js";
+
+/** One batch in the form the model consumes. */
+export interface ModelBatch {
+  size: number;
+  /** [size, numDense] */
+  dense: Float32Array;
+  /** [size], 0/1; unused by predict. */
+  labels: Float32Array;
+  /** For each feature value, the row of its id among the pulled unique rows. */
+  inverse: Int32Array;
+  /** For each feature value, its cell (sample * S + slot); null when every cell has exactly one value. */
+  cellOfValue: Int32Array | null;
+}
+
+export interface StepOutput {
+  loss: number;
+  denseGrads: Float32Array[];
+  /** [uniqueRows, dim]: gradient of the mean loss w.r.t. each pulled row. */
+  rowGrads: Float32Array;
+}
+
+/**
+ * DLRM (bottom MLP over dense features, one embedding per slot, pairwise dot
+ * interactions, top MLP, sigmoid cross-entropy) as a pure function of the
+ * dense parameters and the pulled embedding rows; the parameter server owns
+ * the state, the trainer only computes.
+ */
+export class Dlrm {
+  readonly params: DenseParam[];
+  private readonly triIndex: tf.Tensor1D;
+  private readonly bottomLayers: number;
+
+  constructor(readonly spec: DlrmSpec) {
+    this.params = denseParams(spec);
+    this.bottomLayers = spec.bottomMlp.length;
+    this.triIndex = tf.keep(tf.tensor1d(upperTriangleIndex(spec.numSlots + 1), "int32"));
+  }
+
+  private logits(p: tf.Tensor[], emb: tf.Tensor, b: ModelBatch): tf.Tensor1D {
+    const { numDense, numSlots: S, embeddingDim: D } = this.spec;
+    const B = b.size;
+    let x = tf.tensor2d(b.dense, [B, numDense]);
+    for (let l = 0; l < this.bottomLayers; l++) x = dense(x, p[2 * l] as tf.Tensor2D, p[2 * l + 1] as tf.Tensor1D, true);
+    const z = tf.concat([tf.reshape(x, [B, 1, D]), tf.reshape(emb, [B, S, D])], 1) as tf.Tensor3D;
+    const pairs = pairwiseDots(z, this.triIndex);
+    let h = tf.concat([x, pairs], 1) as tf.Tensor2D;
+    const topLayers = (p.length - 2 * this.bottomLayers) / 2;
+    for (let l = 0; l < topLayers; l++) {
+      const i = 2 * (this.bottomLayers + l);
+      h = dense(h, p[i] as tf.Tensor2D, p[i + 1] as tf.Tensor1D, l < topLayers - 1);
+    }
+    return tf.reshape(h, [B]);
+  }
+
+  private paramTensors(values: readonly Float32Array[]): tf.Tensor[] {
+    return this.params.map((p, i) => tf.tensor(values[i]!, p.shape));
+  }
+
+  /**
+   * Sum-pools each cell's rows into a [B * S, D] block. Done in plain JS
+   * rather than with tf.gather, whose gradient (UnsortedSegmentSum) the wasm
+   * backend lacks; it is a copy of a few hundred KB either way.
+   */
+  private pool(rows: Float32Array, b: ModelBatch): Float32Array {
+    const D = this.spec.embeddingDim;
+    const cells = b.size * this.spec.numSlots;
+    const out = new Float32Array(cells * D);
+    for (let v = 0; v < b.inverse.length; v++) {
+      const src = b.inverse[v]! * D;
+      const dst = (b.cellOfValue ? b.cellOfValue[v]! : v) * D;
+      for (let k = 0; k < D; k++) out[dst + k]! += rows[src + k]!;
+    }
+    return out;
+  }
+
+  /** The pooling's backward pass: each value's cell gradient is added to its row's. */
+  private unpool(cellGrads: Float32Array, uniqueRows: number, b: ModelBatch): Float32Array {
+    const D = this.spec.embeddingDim;
+    const out = new Float32Array(uniqueRows * D);
+    for (let v = 0; v < b.inverse.length; v++) {
+      const dst = b.inverse[v]! * D;
+      const src = (b.cellOfValue ? b.cellOfValue[v]! : v) * D;
+      for (let k = 0; k < D; k++) out[dst + k]! += cellGrads[src + k]!;
+    }
+    return out;
+  }
+
+  /** Mean sigmoid cross-entropy, and its gradients w.r.t. every dense parameter and pulled row. */
+  trainStep(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): StepOutput {
+    const D = this.spec.embeddingDim;
+    const cells = b.size * this.spec.numSlots;
+    const pooled = this.pool(rows, b);
+    const out = tf.tidy(() => {
+      const inputs = [...this.paramTensors(values), tf.tensor2d(pooled, [cells, D])];
+      const labels = tf.tensor1d(b.labels);
+      return tf.valueAndGrads((...xs: tf.Tensor[]) => {
+        const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
+        // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
+        const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+        return tf.mean(loss) as tf.Scalar;
+      })(inputs);
+    });
+    const loss = out.value.dataSync()[0]!;
+    const grads = out.grads.map((g) => g.dataSync() as Float32Array);
+    out.value.dispose();
+    for (const g of out.grads) g.dispose();
+    return { loss, denseGrads: grads.slice(0, -1), rowGrads: this.unpool(grads[grads.length - 1]!, uniqueRows, b) };
+  }
+
+  /** Click probabilities for a batch. */
+  predict(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): Float32Array {
+    const D = this.spec.embeddingDim;
+    const pooled = this.pool(rows, b);
+    void uniqueRows;
+    const probs = tf.tidy(() => tf.sigmoid(this.logits(this.paramTensors(values), tf.tensor2d(pooled, [b.size * this.spec.numSlots, D]), b)));
+    const data = probs.dataSync() as Float32Array;
+    probs.dispose();
+    return data;
+  }
+}

@@ -1,0 +1,47 @@
+import * as tf from "@tensorflow/tfjs-core";
+
+/**
+ * DLRM's dot interaction: for Z [B, n, D], the dot products of every pair
+ * i < j of the n vectors, [B, n(n-1)/2], in upper-triangle order.
+ *
+ * The gradient is hand-written: dZ = S Z, where S [B, n, n] is the symmetric
+ * matrix holding each pair's incoming gradient at (i, j) and (j, i). Building
+ * S in JS avoids both transposed matmuls (10-30x slower on wasm) and the
+ * gather gradient (UnsortedSegmentSum, which the wasm backend lacks).
+ */
+export function pairwiseDots(z: tf.Tensor3D, triIndex: tf.Tensor1D): tf.Tensor2D {
+  const [B, n] = z.shape;
+  const P = (n * (n - 1)) / 2;
+  const f = tf.customGrad(((zi: tf.Tensor, save: tf.GradSaveFunc) => {
+    const gram = tf.matMul(zi as tf.Tensor3D, tf.transpose(zi, [0, 2, 1]) as tf.Tensor3D);
+    save([zi]);
+    return {
+      value: tf.gather(tf.reshape(gram, [B, n * n]), triIndex, 1),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const d = dy.dataSync();
+        const sym = new Float32Array(B * n * n);
+        for (let b = 0; b < B; b++) {
+          const base = b * n * n;
+          let k = b * P;
+          for (let i = 0; i < n; i++) {
+            for (let j = i + 1; j < n; j++) {
+              const g = d[k++]!;
+              sym[base + i * n + j] = g;
+              sym[base + j * n + i] = g;
+            }
+          }
+        }
+        return [tf.matMul(tf.tensor3d(sym, [B, n, n]), saved[0] as tf.Tensor3D)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(z) as tf.Tensor2D;
+}
+
+/** Flat indexes (i * n + j, i < j) of the upper triangle of an n x n matrix. */
+export function upperTriangleIndex(n: number): Int32Array {
+  const idx = new Int32Array((n * (n - 1)) / 2);
+  let k = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) idx[k++] = i * n + j;
+  return idx;
+}
