@@ -8,6 +8,7 @@ import {
   type ParameterRequest,
   type ParameterSet,
   type StepAck,
+  type Tensor,
   type TrainingBatch,
 } from "./gen/pangea-capnp.js";
 import { SchemaErrors } from "./errors.js";
@@ -40,6 +41,41 @@ const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.PARAMETER_SET]: (p) => p.parameterSet,
   [MessageType.GRADIENT_UPDATE]: (p) => p.gradientUpdate,
   [MessageType.STEP_ACK]: (p) => p.stepAck,
+};
+
+/**
+ * Follows every pointer of a payload once. capnp-es reads pointers lazily, so
+ * without this a corrupt message would throw later, from whichever field a
+ * handler happened to read first, with a capnp-es error instead of ours.
+ */
+function touchTensor(t: Tensor): void {
+  void t.name;
+  void t.shape.length;
+  if (t._hasData()) void t.data.toUint8Array();
+}
+
+function touchTensors(list: capnp.List<Tensor>): void {
+  for (let i = 0; i < list.length; i++) touchTensor(list.get(i));
+}
+
+const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
+  [MessageType.TRAINING_BATCH]: (b) => {
+    void b.slotIds.length;
+    [b.dense, b.labels, b.featureIds, b.cellOffsets].forEach(touchTensor);
+  },
+  [MessageType.BATCH_REQUEST]: () => {},
+  [MessageType.PARAMETER_REQUEST]: (r) => touchTensor(r.ids),
+  [MessageType.PARAMETER_SET]: (s) => {
+    touchTensors(s.dense);
+    touchTensor(s.ids);
+    touchTensor(s.embeddings);
+  },
+  [MessageType.GRADIENT_UPDATE]: (g) => {
+    touchTensors(g.dense);
+    touchTensor(g.sparseIds);
+    touchTensor(g.sparseGrads);
+  },
+  [MessageType.STEP_ACK]: () => {},
 };
 
 const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;
@@ -96,7 +132,9 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
         `${peer}: expected a ${messageTypeName(expected)} message, got type ${messageTypeName(type)} with a ${messageTypeName(which)} payload`,
       );
     }
-    return { payload: GET[expected](root.payload), sender: root.sender, sentAtMicros: root.sentAtMicros };
+    const payload = GET[expected](root.payload);
+    TOUCH[expected](payload);
+    return { payload, sender: root.sender, sentAtMicros: root.sentAtMicros };
   } catch (err) {
     if (SchemaErrors.is(err)) throw err;
     throw SchemaErrors.create("SCHEMA_ERR_BAD_MESSAGE", `${peer}: malformed Cap'n Proto message: ${(err as Error).message.split("\n")[0]}`);

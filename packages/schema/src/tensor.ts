@@ -50,8 +50,21 @@ export interface TensorView {
   bytes: Uint8Array;
 }
 
-/** Reads a tensor's header and a zero-copy byte view, checking the byte length against the shape. */
+/**
+ * Reads a tensor's header and a zero-copy byte view, checking the byte length
+ * against the shape. Pointers are followed lazily, so a corrupt message can
+ * fail here rather than at decode; that too becomes SCHEMA_ERR_BAD_TENSOR.
+ */
 export function viewTensor(t: Tensor, what: string): TensorView {
+  try {
+    return viewTensorUnchecked(t, what);
+  } catch (err) {
+    if (SchemaErrors.is(err)) throw err;
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: unreadable tensor: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+function viewTensorUnchecked(t: Tensor, what: string): TensorView {
   const dtype = t.dtype;
   const size = BYTES[dtype];
   if (size === undefined) throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: unknown dtype ${dtype}`);

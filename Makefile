@@ -1,0 +1,62 @@
+# Pangea's developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PNPM_VERSION := 10.34.9
+PNPM := pnpm
+COMPOSE := $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
+COMPOSE_FILE := infra/docker-compose.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help deps tools schema-gen schema-check build typecheck test e2e up down status logs docker-build docker-up docker-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+tools: ## install pnpm (pinned) and, as root, Debian's capnproto compiler when missing
+	@[ "$$(pnpm --version 2>/dev/null)" = "$(PNPM_VERSION)" ] || npm install -g pnpm@$(PNPM_VERSION)
+	@command -v capnpc >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq capnproto) >/dev/null; \
+	  else echo "make: the Cap'n Proto compiler is missing: run 'sudo apt-get install capnproto'" >&2; exit 1; fi; }
+
+deps: tools ## install node modules from the lockfile
+	$(PNPM) install --frozen-lockfile
+
+schema-gen: ## regenerate TypeScript from schemas/ (capnp + proto)
+	$(PNPM) run schema-gen
+
+schema-check: ## fail if the committed generated code is stale
+	$(PNPM) run schema-check
+
+build: ## compile every package and service
+	$(PNPM) run build
+
+typecheck: build ## type-check everything (the build is the type check)
+
+test: deps build schema-check ## run the whole test suite (README's test command)
+	$(PNPM) exec vitest run
+
+e2e: build ## run only the multi-process cluster tests
+	$(PNPM) exec vitest run test/e2e
+
+up: build ## start a local cluster in the background (ARGS="--steps 200 ...")
+	./pangea up $(ARGS)
+
+down: ## stop the local cluster
+	./pangea down
+
+status: ## show the local job's status
+	./pangea status
+
+logs: ## follow the logs (local cluster; DOCKER=1 for the compose cluster)
+	@if [ -n "$(DOCKER)" ]; then $(COMPOSE) -f $(COMPOSE_FILE) logs -f; else tail -n 50 -F .pangea/logs/*.log; fi
+
+docker-build: ## build the service images (needs a Docker engine)
+	$(COMPOSE) -f $(COMPOSE_FILE) build
+
+docker-up: ## start the cluster in Docker (needs a Docker engine)
+	$(COMPOSE) -f $(COMPOSE_FILE) up -d --build
+
+docker-down: ## stop the Docker cluster
+	$(COMPOSE) -f $(COMPOSE_FILE) down -v
+
+clean: ## remove build output, logs and checkpoints
+	rm -rf packages/*/dist services/*/dist packages/*/tsconfig.tsbuildinfo services/*/tsconfig.tsbuildinfo .pangea

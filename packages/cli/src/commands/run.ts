@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { intList, nonNegativeInt, parseConfig, port, positiveInt, usageText, type FlagTable } from "@pangea/kit";
+import type { JobStatus__Output } from "@pangea/schema";
+import { LocalCluster } from "../launcher/local-cluster.js";
+import { StatusClient } from "./status-client.js";
+import { ProgressPrinter } from "./progress.js";
+import { formatSummary } from "./summary.js";
+
+export const RUN_FLAGS: FlagTable = {
+  trainers: { description: "trainer processes", default: "2" },
+  steps: { description: "synchronous training steps", default: "400" },
+  "batch-size": { description: "samples per trainer per step", default: "512" },
+  data: { description: "Criteo TSV file; absent = built-in synthetic data" },
+  "eval-records": { description: "held-out records of the synthetic data", default: "50000" },
+  "eval-fraction": { description: "share of a data file held out", default: "0.1" },
+  seed: { description: "seed of data and initial parameters", default: "42" },
+  backend: { description: "TensorFlow.js backend: auto, tensorflow, wasm, cpu", default: "auto" },
+  host: { description: "interface the services bind", default: "127.0.0.1" },
+  "orchestrator-port": { description: "orchestrator port (0 = any free port)", default: "0" },
+  "compute-port": { description: "compute port (0 = any free port)", default: "0" },
+  "embedding-dim": { description: "embedding width", default: "16" },
+  "bottom-mlp": { description: "bottom MLP widths, last = embedding-dim", default: "64,16" },
+  "top-mlp": { description: "top MLP hidden widths", default: "64,32" },
+  "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.002" },
+  "sparse-lr": { description: "Adagrad learning rate of embeddings", default: "0.05" },
+  "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
+  "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
+  json: { description: "print the final job status as JSON on stdout", boolean: true },
+};
+
+const schema = z.object({
+  trainers: positiveInt("a positive number of trainers").max(64, "expected at most 64 local trainers").default(2),
+  steps: positiveInt("a positive number of steps").default(400),
+  batchSize: positiveInt("a positive batch size").default(512),
+  data: z.string().min(1).optional(),
+  evalRecords: nonNegativeInt("a record count").default(50_000),
+  evalFraction: z.string().default("0.1"),
+  seed: nonNegativeInt("a non-negative integer seed").default(42),
+  backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
+  host: z.string().min(1).default("127.0.0.1"),
+  orchestratorPort: port.default(0),
+  computePort: port.default(0),
+  embeddingDim: positiveInt("a positive embedding dim").default(16),
+  bottomMlp: intList("bottom MLP widths").default([64, 16]),
+  topMlp: intList("top MLP widths").default([64, 32]),
+  denseLr: z.string().default("0.002"),
+  sparseLr: z.string().default("0.05"),
+  logDir: z.string().min(1).default(".pangea/logs"),
+  checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
+  json: z.boolean().default(false),
+});
+
+export type RunConfig = z.infer<typeof schema>;
+
+export const runUsage = () => usageText("pangea run", "Start a local cluster (orchestrator, compute, trainers), train, evaluate, print the results and stop every process.", RUN_FLAGS);
+
+export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
+  return parseConfig(schema, RUN_FLAGS, argv, {});
+}
+
+/** The service flags a run config implies; the services validate them again themselves. */
+export function clusterArgs(c: RunConfig) {
+  return {
+    orchestratorArgs: [
+      "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
+      "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
+      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--checkpoint-dir", c.checkpointDir,
+    ],
+    computeArgs: [
+      "--seed", String(c.seed), "--eval-records", String(c.evalRecords), "--eval-fraction", c.evalFraction,
+      ...(c.data ? ["--data", c.data] : []),
+    ],
+    trainerArgs: ["--backend", c.backend],
+  };
+}
+
+const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
+
+export async function runCommand(c: RunConfig): Promise<number> {
+  const out = c.json ? process.stderr : process.stdout;
+  out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator (logs in ${c.logDir})\n`);
+  const cluster = await LocalCluster.start({
+    trainers: c.trainers,
+    logDir: c.logDir,
+    host: c.host,
+    orchestratorPort: c.orchestratorPort,
+    computePort: c.computePort,
+    ...clusterArgs(c),
+  });
+  const stopAll = () => void cluster.stop().finally(() => process.exit(130));
+  process.once("SIGINT", stopAll);
+  process.once("SIGTERM", stopAll);
+  out.write(`orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}\n`);
+  const status = new StatusClient(cluster.orchestratorAddress);
+  const progress = new ProgressPrinter(out as NodeJS.WriteStream);
+  let final: JobStatus__Output | null = null;
+  let failed: string | null = null;
+  const failure = cluster.firstFailure().then((p) => {
+    failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
+  });
+  try {
+    await status.connect(10_000);
+    while (!failed) {
+      const s = await status.get();
+      progress.update(s);
+      if (TERMINAL.has(s.state)) {
+        final = s;
+        break;
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, 500)), failure]);
+    }
+    // A process that failed may have taken the job down with it: ask for the job's own reason too.
+    if (!final) final = await status.get().catch(() => null);
+  } catch (err) {
+    // The orchestrator stopped answering; a crashed process explains why better than the failed call.
+    await Promise.race([failure, new Promise((r) => setTimeout(r, 1_000))]);
+    if (!failed) failed = (err as Error).message;
+  } finally {
+    progress.done();
+    status.close();
+    await cluster.stop();
+  }
+  if (final) {
+    out.write(`${formatSummary(final, c.trainers)}\n`);
+    if (c.json) process.stdout.write(`${JSON.stringify(final)}\n`);
+  }
+  if (final?.state === "JOB_STATE_COMPLETED") return 0;
+  const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));
+  process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
+  return 1;
+}

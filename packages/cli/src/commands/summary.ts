@@ -1,0 +1,32 @@
+import type { JobStatus__Output } from "@pangea/schema";
+
+const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
+
+export function stateName(state: string): string {
+  return state.replace("JOB_STATE_", "").toLowerCase();
+}
+
+/** The human summary printed at the end of `pangea run` and by `pangea status`. */
+export function formatSummary(s: JobStatus__Output, trainers: number): string {
+  const rows: [string, string][] = [
+    ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
+    ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
+    ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
+    ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
+    ["throughput", `${int(s.samplesPerSecond)} samples/s`],
+    ["train loss", `${fmt(s.firstLoss)} at step 1 -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
+    ["embedding rows", int(Number(s.embeddingRows))],
+  ];
+  if (s.eval) {
+    const gt = s.source?.hasGroundTruth ? s.source : null;
+    rows.push(
+      ["held-out AUC", `${fmt(s.eval.auc)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthAuc)}, gap ${fmt(gt.groundTruthAuc - s.eval.auc)})` : ""}`],
+      ["held-out logloss", `${fmt(s.eval.logloss)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthLogloss)})` : ""}`],
+      ["held-out records", `${int(Number(s.eval.records))} (label rate ${fmt(s.eval.labelRate, 3)}, mean prediction ${fmt(s.eval.meanPrediction, 3)})`],
+    );
+  }
+  if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [`job ${s.jobId}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join("\n");
+}

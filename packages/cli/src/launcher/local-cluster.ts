@@ -1,0 +1,169 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync, type WriteStream } from "node:fs";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
+export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+
+export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
+  return join(REPO_ROOT, "services", service, "dist", "main.js");
+}
+
+export interface ClusterOptions {
+  trainers: number;
+  logDir: string;
+  /** Flags passed through to each service. */
+  orchestratorArgs: string[];
+  computeArgs: string[];
+  trainerArgs: string[];
+  orchestratorPort?: number;
+  computePort?: number;
+  host?: string;
+  /** How long a service may take to print its ready line. */
+  startTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Detach children so they outlive this process (`pangea up`). */
+  detached?: boolean;
+}
+
+export interface ClusterProcess {
+  name: string;
+  child: ChildProcess;
+  logPath: string;
+  /** Last line the process wrote to stderr: its one-line error when it fails. */
+  lastLine: string;
+  exitCode: number | null;
+  exited: Promise<number>;
+}
+
+export class ClusterError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+/**
+ * Runs a cluster as local processes: one orchestrator, one compute service
+ * and N trainers, each logging to its own file under logDir. Services are
+ * started in dependency order and each must print its ready line (with the
+ * address it really bound) before the next one starts.
+ */
+export class LocalCluster {
+  readonly processes: ClusterProcess[] = [];
+  orchestratorAddress = "";
+  computeAddress = "";
+  private stopping = false;
+
+  private constructor(private readonly opts: ClusterOptions) {}
+
+  static async start(opts: ClusterOptions): Promise<LocalCluster> {
+    mkdirSync(opts.logDir, { recursive: true });
+    const c = new LocalCluster(opts);
+    try {
+      const host = opts.host ?? "127.0.0.1";
+      c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
+        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), ...opts.orchestratorArgs,
+      ]);
+      c.computeAddress = await c.startService("compute", serviceEntry("compute"), [
+        "--host", host, "--port", String(opts.computePort ?? 0), "--orchestrator", c.orchestratorAddress, ...opts.computeArgs,
+      ]);
+      for (let i = 0; i < opts.trainers; i++) {
+        c.spawnProcess(`trainer-${i}`, serviceEntry("trainer"), ["--orchestrator", c.orchestratorAddress, "--worker-id", `trainer-${i}`, ...opts.trainerArgs]);
+      }
+    } catch (err) {
+      await c.stop();
+      throw err;
+    }
+    return c;
+  }
+
+  private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
+    const logPath = resolve(this.opts.logDir, `${name}.log`);
+    const log: WriteStream = createWriteStream(logPath, { flags: "w" });
+    const child = spawn(process.execPath, [entry, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...this.opts.env },
+      detached: this.opts.detached ?? false,
+    });
+    let resolveExit!: (code: number) => void;
+    const proc: ClusterProcess = { name, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      log.write(`${line}\n`);
+      if (line.trim()) proc.lastLine = line;
+    });
+    child.stdout!.on("data", (chunk: Buffer) => log.write(chunk));
+    child.on("exit", (code, signal) => {
+      proc.exitCode = code ?? (signal ? 128 : 1);
+      // Let the stderr reader flush the last line before anyone reads it.
+      setImmediate(() => {
+        log.end();
+        resolveExit(proc.exitCode!);
+      });
+    });
+    this.processes.push(proc);
+    return proc;
+  }
+
+  private async startService(name: string, entry: string, args: string[]): Promise<string> {
+    const proc = this.spawnProcess(name, entry, args);
+    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    return new Promise<string>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`)), timeoutMs);
+      createInterface({ input: proc.child.stdout! }).on("line", (line) => {
+        try {
+          const msg = JSON.parse(line) as { ready?: string; address?: string };
+          if (msg.ready && msg.address) {
+            clearTimeout(timer);
+            resolvePromise(msg.address);
+          }
+        } catch {
+          // not the ready line
+        }
+      });
+      void proc.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new ClusterError(`${name} exited with code ${code} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, code || 1));
+      });
+    });
+  }
+
+  trainers(): ClusterProcess[] {
+    return this.processes.filter((p) => p.name.startsWith("trainer-"));
+  }
+
+  /** Resolves with the first process that exits with a non-zero code. */
+  firstFailure(): Promise<ClusterProcess> {
+    return new Promise((resolvePromise) => {
+      for (const p of this.processes) void p.exited.then((code) => code !== 0 && !this.stopping && resolvePromise(p));
+    });
+  }
+
+  /** SIGTERM every process still running, SIGKILL after graceMs. */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.stopping = true;
+    const running = this.processes.filter((p) => p.exitCode === null);
+    for (const p of running) p.child.kill("SIGTERM");
+    const timer = setTimeout(() => running.forEach((p) => p.exitCode === null && p.child.kill("SIGKILL")), graceMs);
+    await Promise.all(running.map((p) => p.exited));
+    clearTimeout(timer);
+  }
+
+  /** Pids and addresses, for `pangea down` and `pangea status` after `pangea up`. */
+  describe(): { orchestrator: string; compute: string; processes: { name: string; pid: number; log: string }[] } {
+    return {
+      orchestrator: this.orchestratorAddress,
+      compute: this.computeAddress,
+      processes: this.processes.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, log: p.logPath })),
+    };
+  }
+}
+
+export function readLastLines(path: string, n: number): string[] {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-n);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,257 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  DataType,
+  MessageType,
+  Split,
+  decodeMessage,
+  encodeMessage,
+  initFloat32Tensor,
+  readFloat32,
+  readIdWords,
+  readUint32,
+  viewTensor,
+  writeTensor,
+  SchemaErrors,
+} from "../src/index.js";
+
+const f32 = (xs: number[]) => Float32Array.from(xs);
+
+describe("Tensor", () => {
+  it.each([
+    ["float32", DataType.FLOAT32, new Float32Array([1.5, -2, 3.25, 0])],
+    ["float64", DataType.FLOAT64, new Float64Array([1e300, -1e-300])],
+    ["int32", DataType.INT32, new Int32Array([-1, 2, -2147483648])],
+    ["uint32", DataType.UINT32, new Uint32Array([0, 4294967295])],
+    ["int64", DataType.INT64, new BigInt64Array([-5n, 9007199254740993n])],
+    ["uint64", DataType.UINT64, new BigUint64Array([0n, 18446744073709551615n])],
+    ["uint8", DataType.UINT8, new Uint8Array([0, 255, 7])],
+  ] as const)("round-trips %s data byte for byte with its shape", (_name, dtype, data) => {
+    const bytes = encodeMessage(MessageType.PARAMETER_SET, "test", (set) => {
+      writeTensor(set._initEmbeddings(), "t", dtype, [data.length, 1], data);
+    });
+    const { payload } = decodeMessage(bytes, MessageType.PARAMETER_SET);
+    const view = viewTensor(payload.embeddings, "t");
+    expect(view.dtype).toBe(dtype);
+    expect(view.shape).toEqual([data.length, 1]);
+    expect(Buffer.from(view.bytes)).toEqual(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  });
+
+  it("refuses data whose length does not match the shape", () => {
+    expect(() =>
+      encodeMessage(MessageType.PARAMETER_SET, "test", (set) => writeTensor(set._initEmbeddings(), "rows", DataType.FLOAT32, [2, 3], f32([1, 2]))),
+    ).toThrow(/tensor 'rows': shape \[2, 3\] float32 needs 24 bytes, got 8/);
+  });
+
+  it("reads float32 as a view of the message, not a copy", () => {
+    const bytes = encodeMessage(MessageType.PARAMETER_SET, "test", (set) => {
+      const out = initFloat32Tensor(set._initEmbeddings(), "rows", [2, 2]);
+      out.set([1, 2, 3, 4]);
+    });
+    const { payload } = decodeMessage(bytes, MessageType.PARAMETER_SET);
+    const a = readFloat32(payload.embeddings, "rows", 2);
+    expect(Array.from(a.data)).toEqual([1, 2, 3, 4]);
+    const b = readFloat32(payload.embeddings, "rows", 2);
+    a.data[0] = 42;
+    expect(b.data[0]).toBe(42);
+  });
+
+  it("names the tensor and the expected dtype when the dtype is wrong", () => {
+    const bytes = encodeMessage(MessageType.PARAMETER_SET, "test", (set) => writeTensor(set._initEmbeddings(), "rows", DataType.INT32, [1], new Int32Array([1])));
+    const { payload } = decodeMessage(bytes, MessageType.PARAMETER_SET);
+    expect(() => readFloat32(payload.embeddings, "embeddings")).toThrow("embeddings: expected dtype float32, got int32");
+  });
+});
+
+describe("every message type round-trips", () => {
+  it("TrainingBatch", () => {
+    const ids = new Uint32Array([1, 0x10000, 2, 0x20000, 3, 0x10000]);
+    const bytes = encodeMessage(MessageType.TRAINING_BATCH, "compute-1", (b) => {
+      b.batchIndex = 7n;
+      b.epoch = 2;
+      b.split = Split.EVAL;
+      const slots = b._initSlotIds(3);
+      [1, 2, 300].forEach((s, i) => slots.set(i, s));
+      writeTensor(b._initDense(), "dense", DataType.FLOAT32, [1, 2], f32([0.5, 1.5]));
+      writeTensor(b._initLabels(), "labels", DataType.FLOAT32, [1], f32([1]));
+      writeTensor(b._initFeatureIds(), "feature_ids", DataType.UINT64, [3], ids);
+      writeTensor(b._initCellOffsets(), "cell_offsets", DataType.UINT32, [4], new Uint32Array([0, 1, 3, 3]));
+    });
+    const { payload: b, sender } = decodeMessage(bytes, MessageType.TRAINING_BATCH);
+    expect(sender).toBe("compute-1");
+    expect(b.batchIndex).toBe(7n);
+    expect(b.epoch).toBe(2);
+    expect(b.split).toBe(Split.EVAL);
+    expect([0, 1, 2].map((i) => b.slotIds.get(i))).toEqual([1, 2, 300]);
+    expect(Array.from(readFloat32(b.dense, "dense", 2).data)).toEqual([0.5, 1.5]);
+    expect(Array.from(readFloat32(b.labels, "labels", 1).data)).toEqual([1]);
+    expect(Array.from(readIdWords(b.featureIds, "ids").words)).toEqual(Array.from(ids));
+    expect(Array.from(readUint32(b.cellOffsets, "offsets", 1).data)).toEqual([0, 1, 3, 3]);
+  });
+
+  it("BatchRequest", () => {
+    const bytes = encodeMessage(MessageType.BATCH_REQUEST, "t", (r) => {
+      r.workerRank = 3;
+      r.worldSize = 4;
+      r.batchSize = 512;
+      r.maxBatches = 1000n;
+      r.split = Split.TRAIN;
+    });
+    const { payload: r } = decodeMessage(bytes, MessageType.BATCH_REQUEST);
+    expect([r.workerRank, r.worldSize, r.batchSize, r.maxBatches, r.split]).toEqual([3, 4, 512, 1000n, Split.TRAIN]);
+  });
+
+  it("ParameterRequest and ParameterSet", () => {
+    const req = decodeMessage(
+      encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
+        r.workerRank = 1;
+        r.step = 99n;
+        r.includeDense = true;
+        r.readOnly = true;
+        writeTensor(r._initIds(), "ids", DataType.UINT64, [1], new Uint32Array([5, 6]));
+      }),
+      MessageType.PARAMETER_REQUEST,
+    ).payload;
+    expect([req.workerRank, req.step, req.includeDense, req.readOnly]).toEqual([1, 99n, true, true]);
+    expect(Array.from(readIdWords(req.ids, "ids").words)).toEqual([5, 6]);
+
+    const set = decodeMessage(
+      encodeMessage(MessageType.PARAMETER_SET, "o", (s) => {
+        s.step = 12n;
+        const dense = s._initDense(2);
+        writeTensor(dense.get(0), "w", DataType.FLOAT32, [2, 1], f32([1, 2]));
+        writeTensor(dense.get(1), "b", DataType.FLOAT32, [1], f32([3]));
+        writeTensor(s._initIds(), "ids", DataType.UINT64, [1], new Uint32Array([5, 6]));
+        writeTensor(s._initEmbeddings(), "e", DataType.FLOAT32, [1, 2], f32([7, 8]));
+      }),
+      MessageType.PARAMETER_SET,
+    ).payload;
+    expect(set.step).toBe(12n);
+    expect(set.dense.length).toBe(2);
+    expect(set.dense.get(0).name).toBe("w");
+    expect(Array.from(readFloat32(set.dense.get(1), "b").data)).toEqual([3]);
+    expect(Array.from(readFloat32(set.embeddings, "e", 2).data)).toEqual([7, 8]);
+  });
+
+  it("GradientUpdate and StepAck", () => {
+    const u = decodeMessage(
+      encodeMessage(MessageType.GRADIENT_UPDATE, "t", (g) => {
+        g.workerRank = 2;
+        g.step = 4n;
+        g.batchSize = 64;
+        g.loss = 0.5;
+        writeTensor(g._initDense(1).get(0), "w", DataType.FLOAT32, [1], f32([-1]));
+        writeTensor(g._initSparseIds(), "ids", DataType.UINT64, [1], new Uint32Array([9, 1]));
+        writeTensor(g._initSparseGrads(), "g", DataType.FLOAT32, [1, 2], f32([0.25, -0.25]));
+      }),
+      MessageType.GRADIENT_UPDATE,
+    ).payload;
+    expect([u.workerRank, u.step, u.batchSize, u.loss]).toEqual([2, 4n, 64, 0.5]);
+    expect(Array.from(readFloat32(u.dense.get(0), "w").data)).toEqual([-1]);
+    expect(Array.from(readFloat32(u.sparseGrads, "g", 2).data)).toEqual([0.25, -0.25]);
+
+    const ack = decodeMessage(
+      encodeMessage(MessageType.STEP_ACK, "o", (a) => {
+        a.step = 5n;
+        a.meanLoss = 0.25;
+        a.workers = 2;
+      }),
+      MessageType.STEP_ACK,
+    ).payload;
+    expect([ack.step, ack.meanLoss, ack.workers]).toEqual([5n, 0.25, 2]);
+  });
+
+  it("property: random float32 tensors and id lists survive a round trip", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ noNaN: true }), { maxLength: 200 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 50 }),
+        (values, idPairs) => {
+          const words = Uint32Array.from(idPairs.flat());
+          const bytes = encodeMessage(MessageType.GRADIENT_UPDATE, "p", (g) => {
+            writeTensor(g._initSparseIds(), "ids", DataType.UINT64, [idPairs.length], words);
+            writeTensor(g._initSparseGrads(), "g", DataType.FLOAT32, [values.length, 1], Float32Array.from(values));
+          });
+          const { payload } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE);
+          expect(Array.from(readIdWords(payload.sparseIds, "ids").words)).toEqual(Array.from(words));
+          expect(Array.from(readFloat32(payload.sparseGrads, "g").data)).toEqual(Array.from(Float32Array.from(values)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("malformed messages", () => {
+  const valid = encodeMessage(MessageType.STEP_ACK, "o", (a) => {
+    a.step = 1n;
+  });
+
+  it("refuses a message of another type, naming both", () => {
+    expect(() => decodeMessage(valid, MessageType.TRAINING_BATCH, "peer x")).toThrow(
+      "peer x: expected a TRAINING_BATCH message, got type STEP_ACK with a STEP_ACK payload",
+    );
+  });
+
+  it("refuses bytes that are not a whole number of words", () => {
+    const err = (() => {
+      try {
+        decodeMessage(Buffer.from([1, 2, 3]), MessageType.STEP_ACK, "peer y");
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(SchemaErrors.is(err, "SCHEMA_ERR_BAD_MESSAGE")).toBe(true);
+    expect((err as Error).message).toMatch(/peer y: 3-byte payload is not a Cap'n Proto message/);
+  });
+
+  it("refuses a header that claims more segments or bytes than there are", () => {
+    const lying = Buffer.from(valid);
+    lying.writeUInt32LE(0xffff, 0);
+    expect(() => decodeMessage(lying, MessageType.STEP_ACK, "p")).toThrow(/header claims 65536 segments/);
+    const short = Buffer.from(valid);
+    short.writeUInt32LE(1000, 4);
+    expect(() => decodeMessage(short, MessageType.STEP_ACK, "p")).toThrow(/header declares \d+ bytes, the message has/);
+  });
+
+  it("a message inside a larger pooled buffer decodes (no stray bytes read)", () => {
+    const pool = Buffer.alloc(valid.length + 24, 0xfe);
+    valid.copy(pool, 16);
+    const view = pool.subarray(16, 16 + valid.length);
+    expect(decodeMessage(view, MessageType.STEP_ACK).payload.step).toBe(1n);
+  });
+
+  it("property: any byte string either decodes or throws SCHEMA_ERR_BAD_MESSAGE, never anything else", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+        try {
+          decodeMessage(bytes, MessageType.TRAINING_BATCH);
+        } catch (err) {
+          expect(SchemaErrors.is(err, "SCHEMA_ERR_BAD_MESSAGE")).toBe(true);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("property: corrupting bytes of a valid batch never crashes the reader", () => {
+    const batch = encodeMessage(MessageType.TRAINING_BATCH, "c", (b) => {
+      b._initSlotIds(2);
+      writeTensor(b._initDense(), "dense", DataType.FLOAT32, [2, 2], f32([1, 2, 3, 4]));
+      writeTensor(b._initLabels(), "labels", DataType.FLOAT32, [2], f32([0, 1]));
+    });
+    fc.assert(
+      fc.property(fc.nat({ max: batch.length - 1 }), fc.integer({ min: 0, max: 255 }), (at, value) => {
+        const bad = Buffer.from(batch);
+        bad[at] = value;
+        try {
+          const { payload } = decodeMessage(bad, MessageType.TRAINING_BATCH);
+          readFloat32(payload.dense, "dense");
+        } catch (err) {
+          expect(SchemaErrors.is(err)).toBe(true);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

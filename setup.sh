@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Pangea's main job on one machine: install what is needed, build, then train
+# a CTR model end to end on a local cluster (1 orchestrator, 1 compute,
+# N trainers as local processes), print loss/AUC/logloss/throughput, and stop
+# every process it started. Any flag is passed to `pangea run`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PNPM_VERSION=10.34.9
+
+usage() {
+  cat <<'TXT'
+Usage: ./setup.sh [flags]
+
+Installs dependencies (pnpm, node modules), builds, and runs a training job
+on a local cluster, then prints held-out AUC, logloss and samples/s.
+
+Common flags (all of `pangea run --help` are accepted):
+  --trainers N            trainer processes (workers)                 default 2
+  --steps N               synchronous training steps                  default 400
+  --batch-size N          samples per trainer per step                default 512
+  --data PATH             Criteo TSV file instead of synthetic data
+  --eval-records N        held-out synthetic records                  default 50000
+  --orchestrator-port P   orchestrator port (0 = any free port)       default 0
+  --compute-port P        compute port (0 = any free port)            default 0
+  --backend B             auto, tensorflow, wasm or cpu               default auto
+  --skip-install          do not run the install and build steps
+  --help                  this text
+TXT
+}
+
+skip_install=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --help|-h) usage; exit 0 ;;
+    --skip-install) skip_install=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup.sh: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if [ "$skip_install" -eq 0 ]; then
+  if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+    step "installing pnpm $PNPM_VERSION"
+    npm install -g "pnpm@$PNPM_VERSION" >/dev/null
+  fi
+  step "installing dependencies"
+  pnpm install --frozen-lockfile
+  step "building"
+  pnpm run build
+fi
+
+step "training (pangea run ${args[*]:-})"
+exec node packages/cli/dist/main.js run "${args[@]}"
