@@ -113,7 +113,11 @@ export function saveCheckpoint(root: string, jobId: string, step: number, model:
     fsyncDir(join(root, jobId));
     return final;
   } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
+    try {
+      rmSync(tmp, { recursive: true, force: true });
+    } catch {
+      // the reason the write failed may also prevent the clean-up; report the write
+    }
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write checkpoint ${final}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import { createLogger } from "@pangea/kit";
+import { BATCH_STREAM_SERVICE_NAME, batchStreamClient, startServer, type RunningServer } from "@pangea/rpc";
+import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords } from "@pangea/schema";
+import { SyntheticSource } from "../src/sources/synthetic.js";
+import { BatchStreamHandler } from "../src/server/batch-stream.js";
+import { HEALTH_SERVING, checkHealth } from "../../../test/support/health.js";
+
+const source = new SyntheticSource({ seed: 3, evalRecords: 1000 });
+const handler = new BatchStreamHandler(source, "compute-test", createLogger("compute-test", "silent"));
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer("127.0.0.1", 0, (s) => handler.addToServer(s), [BATCH_STREAM_SERVICE_NAME]);
+});
+afterAll(() => server.shutdown(100));
+
+function request(rank: number, world: number, batchSize: number, maxBatches: number, split: "train" | "eval" = "train"): Buffer {
+  return encodeMessage(MessageType.BATCH_REQUEST, "test", (r) => {
+    r.workerRank = rank;
+    r.worldSize = world;
+    r.batchSize = batchSize;
+    r.maxBatches = BigInt(maxBatches);
+    r.split = split === "eval" ? Split.EVAL : Split.TRAIN;
+  });
+}
+
+async function readAll(req: Buffer): Promise<Buffer[]> {
+  const client = batchStreamClient(server.address);
+  const out: Buffer[] = [];
+  try {
+    for await (const b of client.streamBatches(req)) out.push(b as Buffer);
+  } finally {
+    client.close();
+  }
+  return out;
+}
+
+describe("BatchStream over gRPC", () => {
+  it("reports SERVING on grpc.health.v1", async () => {
+    expect(await checkHealth(server.address, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
+  });
+
+  it("gives two workers disjoint shares that together are the whole eval split", async () => {
+    const [a, b] = await Promise.all([readAll(request(0, 2, 128, 0, "eval")), readAll(request(1, 2, 128, 0, "eval"))]);
+    const indexes = (bs: Buffer[]) => bs.map((x) => Number(decodeMessage(x, MessageType.TRAINING_BATCH).payload.batchIndex));
+    expect(indexes(a)).toEqual([0, 2, 4, 6]);
+    expect(indexes(b)).toEqual([1, 3, 5, 7]);
+    const sizes = [...a, ...b].map((x) => readFloat32(decodeMessage(x, MessageType.TRAINING_BATCH).payload.labels, "labels").data.length);
+    expect(sizes.reduce((s, n) => s + n, 0)).toBe(1000);
+    // v2 ids of slot 1 in the first cell
+    const first = decodeMessage(a[0]!, MessageType.TRAINING_BATCH).payload;
+    expect(readIdWords(first.featureIds, "ids").words[1]! >>> 16).toBe(1);
+  });
+
+  it("stops producing when the client stops reading (backpressure)", async () => {
+    const client = batchStreamClient(server.address);
+    const before = handler.batchesServed;
+    const call = client.streamBatches(request(0, 1, 1024, 100_000));
+    call.on("error", () => {}); // the cancel below ends the call with CANCELLED
+    call.pause();
+    await new Promise((r) => setTimeout(r, 1500));
+    const produced = handler.batchesServed - before;
+    call.cancel();
+    client.close();
+    // 100,000 batches were asked for; flow control must hold production to a few windows' worth.
+    expect(produced).toBeGreaterThan(0);
+    expect(produced).toBeLessThan(100);
+  });
+
+  it("answers an inconsistent request with INVALID_ARGUMENT naming the problem", async () => {
+    await expect(readAll(request(3, 2, 128, 1))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: "COMPUTE_ERR_BAD_REQUEST: batch request: worker rank 3 is not below world size 2",
+    });
+  });
+
+  it("answers bytes that are not a BatchRequest with INVALID_ARGUMENT", async () => {
+    await expect(readAll(Buffer.from("not capnp!"))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  });
+});

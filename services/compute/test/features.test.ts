@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { hash48, murmur3 } from "../src/features/hash.js";
+import { V2_MAX_SLOT, checkSlot, idToBigInt, slotOfV2, stampSlotV2 } from "../src/features/feature-id.js";
+import { normalizeCount } from "../src/features/normalize.js";
+
+const bytes = (s: string) => Buffer.from(s, "utf8");
+
+describe("murmur3 (x86, 32-bit)", () => {
+  // Published reference values of MurmurHash3_x86_32.
+  it.each([
+    ["", 0, 0x00000000],
+    ["", 1, 0x514e28b7],
+    ["hello", 0, 0x248bfa47],
+    ["Hello, world!", 1234, 0xfaf6cdb3],
+    ["The quick brown fox jumps over the lazy dog", 0, 0x2e4ff723],
+  ])("murmur3(%j, %d) = %d", (s, seed, expected) => {
+    const b = bytes(s);
+    expect(murmur3(b, 0, b.length, seed)).toBe(expected);
+  });
+
+  it("hashes a byte range, not the whole buffer", () => {
+    const b = bytes("xxhelloyy");
+    expect(murmur3(b, 2, 7, 0)).toBe(0x248bfa47);
+  });
+});
+
+describe("v2 feature ids", () => {
+  it("puts the slot in bits 62..48 and keeps 48 hash bits", () => {
+    const w = new Uint32Array(2);
+    hash48(bytes("68fd1e64"), 0, 8, w, 0);
+    const hashHi = w[1]!;
+    stampSlotV2(w, 0, 26);
+    const id = idToBigInt(w, 0);
+    expect(id >> 48n).toBe(26n);
+    expect(id >> 63n).toBe(0n);
+    expect(Number((id >> 32n) & 0xffffn)).toBe(hashHi);
+    expect(slotOfV2(w[1]!)).toBe(26);
+  });
+
+  it("property: slot and hash never mix, for every slot id", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: V2_MAX_SLOT }), fc.string(), (slot, value) => {
+        const w = new Uint32Array(2);
+        const b = bytes(value);
+        hash48(b, 0, b.length, w, 0);
+        const before = (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+        stampSlotV2(w, 0, slot);
+        const id = idToBigInt(w, 0);
+        expect(id >> 48n).toBe(BigInt(slot));
+        expect(id & 0xffffffffffffn).toBe(before);
+      }),
+    );
+  });
+
+  it.each([-1, V2_MAX_SLOT + 1, 1.5])("refuses slot %d", (slot) => {
+    expect(() => checkSlot(slot, "feature_list")).toThrow(`feature_list: slot ${slot} is outside the v2 layout's range 0..32767`);
+  });
+});
+
+describe("dense normalisation", () => {
+  it("is log1p of counts, 0 for missing and negative values", () => {
+    expect(normalizeCount(0)).toBe(0);
+    expect(normalizeCount(-2)).toBe(0);
+    expect(normalizeCount(Math.E - 1)).toBeCloseTo(1, 12);
+  });
+});

@@ -1,0 +1,134 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import { Rng } from "@pangea/kit";
+import { denseParams, initDenseParams, type DlrmSpec } from "@pangea/model";
+import { selectBackend } from "../src/backend/select-backend.js";
+import { dense } from "../src/model/dense-layer.js";
+import { pairwiseDots, upperTriangleIndex } from "../src/model/interaction.js";
+import { Dlrm, type ModelBatch } from "../src/model/dlrm.js";
+
+const rng = new Rng(11);
+const rand = (n: number, scale = 1) => Float32Array.from({ length: n }, () => rng.normal() * scale);
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Runs fn on a backend and returns plain arrays, so results from two backends can be compared. */
+async function on<T>(backend: string, fn: () => T): Promise<T> {
+  await tf.setBackend(backend);
+  return fn();
+}
+
+const BACKENDS = ["cpu", "wasm"];
+
+beforeAll(async () => {
+  await selectBackend("wasm");
+  await selectBackend("cpu");
+});
+
+describe("dense layer's hand-written gradient", () => {
+  it.each([
+    [1, 1, 1, true],
+    [7, 13, 5, true],
+    [33, 17, 1, false],
+    [64, 367, 64, true],
+  ])("equals autodiff of x W + b for [%d x %d] x [%d], relu %s, on cpu and wasm", async (b, n, m, relu) => {
+    const x = rand(b * n);
+    const w = rand(n * m, 0.3);
+    const bias = rand(m, 0.1);
+    const dy = rand(b * m);
+    const reference = await on("cpu", () =>
+      tf.tidy(() => {
+        const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => {
+          const z = tf.add(tf.matMul(xi as tf.Tensor2D, wi as tf.Tensor2D), bi);
+          return relu ? tf.relu(z) : z;
+        };
+        const g = tf.grads(f)([tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)], tf.tensor2d(dy, [b, m]));
+        return { y: f(tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)).dataSync(), g: g.map((t) => t.dataSync()) };
+      }),
+    );
+    for (const backend of BACKENDS) {
+      const got = await on(backend, () =>
+        tf.tidy(() => {
+          const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => dense(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D, relu);
+          const g = tf.grads(f)([tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)], tf.tensor2d(dy, [b, m]));
+          return { y: f(tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)).dataSync(), g: g.map((t) => t.dataSync()) };
+        }),
+      );
+      expect(maxDiff(got.y, reference.y)).toBeLessThan(1e-4);
+      got.g.forEach((g, i) => expect(maxDiff(g, reference.g[i]!), `${backend} grad ${i}`).toBeLessThan(1e-3));
+    }
+  });
+});
+
+describe("pairwise dot interaction's hand-written gradient", () => {
+  it.each([[1, 2, 1], [3, 5, 4], [16, 27, 16]])("equals autodiff for B=%d, n=%d, D=%d on cpu and wasm", async (B, n, D) => {
+    const z = rand(B * n * D);
+    const P = (n * (n - 1)) / 2;
+    const dy = rand(B * P);
+    const tri = upperTriangleIndex(n);
+    const reference = await on("cpu", () =>
+      tf.tidy(() => {
+        const f = (zi: tf.Tensor) => tf.gather(tf.reshape(tf.matMul(zi as tf.Tensor3D, zi as tf.Tensor3D, false, true), [B, n * n]), tf.tensor1d(tri, "int32"), 1);
+        return { y: f(tf.tensor3d(z, [B, n, D])).dataSync(), g: tf.grad(f)(tf.tensor3d(z, [B, n, D]), tf.tensor2d(dy, [B, P])).dataSync() };
+      }),
+    );
+    for (const backend of BACKENDS) {
+      const got = await on(backend, () =>
+        tf.tidy(() => {
+          const idx = tf.tensor1d(tri, "int32");
+          const f = (zi: tf.Tensor) => pairwiseDots(zi as tf.Tensor3D, idx);
+          return { y: f(tf.tensor3d(z, [B, n, D])).dataSync(), g: tf.grad(f)(tf.tensor3d(z, [B, n, D]), tf.tensor2d(dy, [B, P])).dataSync() };
+        }),
+      );
+      expect(maxDiff(got.y, reference.y)).toBeLessThan(1e-3);
+      expect(maxDiff(got.g, reference.g)).toBeLessThan(1e-3);
+    }
+  });
+});
+
+describe("DLRM train step", () => {
+  const spec: DlrmSpec = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [5, 4], topMlp: [6] };
+
+  it("gives gradients that match central finite differences of its own loss", async () => {
+    await tf.setBackend("cpu");
+    const model = new Dlrm(spec);
+    const values = initDenseParams(spec, 3);
+    const rows = rand(3 * 4, 0.3);
+    // Sample 1's slot 0 holds two ids (sum pooled); sample 0's slot 1 holds none.
+    const batch: ModelBatch = {
+      size: 2,
+      dense: rand(6),
+      labels: Float32Array.from([1, 0]),
+      inverse: Int32Array.from([0, 1, 1, 2]),
+      cellOfValue: Int32Array.from([0, 2, 2, 3]),
+    };
+    const out = model.trainStep(values, rows, 3, batch);
+    const lossAt = (v: Float32Array[], r: Float32Array) => model.trainStep(v, r, 3, batch).loss;
+    const eps = 1e-2;
+    const probes: [string, () => number, () => number][] = [];
+    for (const [pi, k] of [[0, 0], [1, 2], [2, 5], [denseParams(spec).length - 2, 3]] as const) {
+      probes.push([`dense ${pi}[${k}]`, () => out.denseGrads[pi]![k]!, () => {
+        const plus = values.map((v) => v.slice());
+        const minus = values.map((v) => v.slice());
+        plus[pi]![k]! += eps;
+        minus[pi]![k]! -= eps;
+        return (lossAt(plus, rows) - lossAt(minus, rows)) / (2 * eps);
+      }]);
+    }
+    for (const k of [0, 5, 9, 11]) {
+      probes.push([`row value ${k}`, () => out.rowGrads[k]!, () => {
+        const plus = rows.slice();
+        const minus = rows.slice();
+        plus[k]! += eps;
+        minus[k]! -= eps;
+        return (lossAt(values, plus) - lossAt(values, minus)) / (2 * eps);
+      }]);
+    }
+    for (const [name, analytic, numeric] of probes) expect(analytic(), name).toBeCloseTo(numeric(), 2);
+  });
+});
