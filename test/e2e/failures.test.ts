@@ -1,0 +1,144 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { afterEach, describe, expect, it } from "vitest";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME } from "@pangea/rpc";
+import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
+import { HEALTH_SERVING, checkHealth } from "../support/health.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "pangea-fail-"));
+let cluster: LocalCluster | null = null;
+
+afterEach(async () => {
+  await cluster?.stop(1_000);
+  cluster = null;
+});
+
+async function startLongJob(name: string, trainers = 2): Promise<{ c: LocalCluster; status: StatusClient }> {
+  const c = await LocalCluster.start({
+    trainers,
+    logDir: join(tmp, name),
+    orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt")],
+    computeArgs: ["--eval-records", "1000"],
+    trainerArgs: ["--backend", "cpu"],
+  });
+  cluster = c;
+  const status = new StatusClient(c.orchestratorAddress);
+  await status.connect(5_000);
+  await waitFor("training to start", async () => Number((await status.get()).step) >= 3, 30_000);
+  return { c, status };
+}
+
+describe("failures mid-job end the job with one clear reason, and nothing hangs", () => {
+  it("every service answers grpc.health.v1 with SERVING", async () => {
+    const { c, status } = await startLongJob("health");
+    expect(await checkHealth(c.orchestratorAddress, ORCHESTRATOR_SERVICE_NAME)).toBe(HEALTH_SERVING);
+    expect(await checkHealth(c.orchestratorAddress, PARAMETER_SERVER_SERVICE_NAME)).toBe(HEALTH_SERVING);
+    expect(await checkHealth(c.computeAddress, COMPUTE_SERVICE_NAME)).toBe(HEALTH_SERVING);
+    expect(await checkHealth(c.computeAddress, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
+    status.close();
+  });
+
+  it("a trainer killed with SIGKILL: the job fails naming it, the other trainer exits 1", async () => {
+    const { c, status } = await startLongJob("kill-trainer");
+    const [t0, t1] = c.trainers();
+    t1!.child.kill("SIGKILL");
+    const failed = await waitFor("the job to fail", async () => {
+      const s = await status.get();
+      return s.state === "JOB_STATE_FAILED" ? s : null;
+    }, 10_000);
+    expect(failed.error).toMatch(/^ORCH_ERR_JOB_ABORTED: trainer trainer-1 \(rank \d\) disconnected at step \d+ of 100000$/);
+    const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
+    expect(code).toBe(1);
+    expect(t0!.lastLine).toMatch(/^pangea-trainer: error TRAINER_ERR_JOB_FAILED: .*trainer trainer-1 \(rank \d\) disconnected/);
+    status.close();
+  });
+
+  it("compute killed: trainers exit 1 naming compute, and the job fails", async () => {
+    const { c, status } = await startLongJob("kill-compute", 1);
+    c.processes.find((p) => p.name === "compute")!.child.kill("SIGKILL");
+    const [t0] = c.trainers();
+    const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))]);
+    expect(code).toBe(1);
+    expect(t0!.lastLine).toMatch(new RegExp(`TRAINER_ERR_LOST_PEER: batch stream from compute at ${c.computeAddress}: UNAVAILABLE`));
+    const s = await waitFor("the job to fail", async () => ((await status.get()).state === "JOB_STATE_FAILED" ? status.get() : null), 10_000);
+    expect(s.error).toContain("trainer-0 (rank 0) disconnected");
+    status.close();
+  });
+
+  it("orchestrator killed: trainers exit 1 naming the orchestrator", async () => {
+    const { c, status } = await startLongJob("kill-orchestrator", 1);
+    status.close();
+    c.processes.find((p) => p.name === "orchestrator")!.child.kill("SIGKILL");
+    const [t0] = c.trainers();
+    const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))]);
+    expect(code).toBe(1);
+    expect(t0!.lastLine).toMatch(new RegExp(`orchestrator at ${c.orchestratorAddress}`));
+  });
+});
+
+describe("unreachable peers and bad configuration", () => {
+  it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
+    const port = await closedPort();
+    const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(3);
+    expect(lastLine(r.stderr)).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.8s`);
+    expect(r.ms).toBeLessThan(10_000);
+  });
+
+  it("compute whose orchestrator is unreachable exits 3", async () => {
+    const port = await closedPort();
+    const r = await runNode(ENTRY.compute, ["--port", "0", "--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "500", "--eval-records", "0"]);
+    expect(r.code).toBe(3);
+    expect(lastLine(r.stderr)).toBe(`pangea-compute: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.5s`);
+  });
+
+  it("an orchestrator whose workers never come fails the job after --register-timeout-ms", async () => {
+    const child = spawn(process.execPath, [ENTRY.orchestrator, "--port", "0", "--trainers", "1", "--register-timeout-ms", "1000"]);
+    try {
+      const address = await new Promise<string>((resolve) =>
+        createInterface({ input: child.stdout }).on("line", (l) => resolve((JSON.parse(l) as { address: string }).address)),
+      );
+      const status = new StatusClient(address);
+      const s = await waitFor("the job to fail", async () => {
+        const st = await status.get();
+        return st.state === "JOB_STATE_FAILED" ? st : null;
+      }, 10_000);
+      status.close();
+      expect(s.error).toBe("ORCH_ERR_REGISTER_TIMEOUT: timed out after 1s waiting for workers: 0/1 trainers connected, compute not registered");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it.each([
+    ["orchestrator", ["--trainers", "0"], {}, "pangea-orchestrator: invalid --trainers: expected a positive number of trainers"],
+    ["orchestrator", ["--bottom-mlp", "64,x"], {}, "pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16"],
+    ["orchestrator", [], { PANGEA_STEPS: "many" }, "pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps"],
+    ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
+    ["orchestrator", ["--embedding-dim", "8"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: bottom MLP must end in the embedding dim 8, ends in 16"],
+    ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
+    ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port"],
+    ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
+  ] as const)("%s %j exits 2 with one line naming the flag", async (service, args, env, message) => {
+    const r = await runNode(ENTRY[service], [...args], { env: env as NodeJS.ProcessEnv });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe(message);
+  });
+
+  it("compute with a missing data file exits 1 naming the file", async () => {
+    const r = await runNode(ENTRY.compute, ["--data", join(tmp, "missing.tsv")]);
+    expect(r.code).toBe(1);
+    expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
+  });
+
+  it("pangea run with a bad flag prints the error and exits 2", async () => {
+    const r = await runNode(ENTRY.cli, ["run", "--steps=-3"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe("pangea: invalid --steps: expected a positive number of steps");
+  });
+});

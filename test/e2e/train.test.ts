@@ -1,0 +1,70 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { loadCheckpoint } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
+import { ENTRY, runNode } from "../support/processes.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "pangea-e2e-"));
+
+function parseStatus(stdout: string): JobStatus__Output {
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
+}
+
+describe("pangea run: a whole cluster of real processes", () => {
+  it("trains DLRM on synthetic data with 2 trainers: loss falls, AUC beats the bar, checkpoint is valid", async () => {
+    const steps = 150;
+    const batch = 256;
+    const r = await runNode(
+      ENTRY.cli,
+      ["run", "--json", "--trainers", "2", "--steps", String(steps), "--batch-size", String(batch), "--eval-records", "10000",
+        "--sparse-lr", "0.2", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
+      { timeoutMs: 240_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = parseStatus(r.stdout);
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.step)).toBe(steps);
+    expect(Number(s.samples)).toBe(steps * 2 * batch);
+    expect(s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER")).toHaveLength(2);
+    expect(["wasm", "tensorflow", "cpu"]).toContain(s.backend);
+    expect(s.samplesPerSecond).toBeGreaterThan(0);
+    // The loss must fall clearly from its start (about 0.69 for untrained weights).
+    expect(s.firstLoss).toBeGreaterThan(0.6);
+    expect(s.smoothedLoss).toBeLessThan(s.firstLoss - 0.1);
+    // Held-out quality: well above chance, and within reach of the generator's own model.
+    expect(Number(s.eval!.records)).toBe(10_000);
+    expect(s.source!.hasGroundTruth).toBe(true);
+    expect(s.eval!.auc).toBeGreaterThan(0.74);
+    expect(s.eval!.auc).toBeLessThan(s.source!.groundTruthAuc);
+    expect(s.eval!.logloss).toBeLessThan(0.55);
+    // The human summary goes to stderr with --json; it names the comparison.
+    expect(r.stderr).toMatch(/held-out AUC\s+0\.\d{4}\s+\(ground-truth model 0\.\d{4}, gap 0\.\d{4}\)/);
+    const ck = loadCheckpoint(s.checkpointPath);
+    expect(ck.manifest.step).toBe(steps);
+    expect(ck.manifest.embeddingRows).toBe(Number(s.embeddingRows));
+    expect(ck.manifest.model.numSlots).toBe(26);
+  });
+
+  it("trains from a Criteo TSV file written by gen-data", async () => {
+    const data = join(tmp, "criteo.tsv");
+    const gen = await runNode(ENTRY.genData, ["--out", data, "--records", "20000", "--seed", "5"]);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(gen.stdout).toContain(`wrote 20000 records to ${data}`);
+    const r = await runNode(
+      ENTRY.cli,
+      ["run", "--json", "--trainers", "1", "--steps", "30", "--batch-size", "256", "--data", data, "--eval-fraction", "0.1",
+        "--log-dir", join(tmp, "logs-tsv"), "--checkpoint-dir", join(tmp, "ckpt")],
+      { timeoutMs: 120_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = parseStatus(r.stdout);
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(s.source!.description).toContain("criteo.tsv (20000 records)");
+    expect(Number(s.source!.trainRecords)).toBe(18_000);
+    expect(Number(s.eval!.records)).toBe(2_000);
+    expect(s.source!.hasGroundTruth).toBe(false);
+    expect(s.eval!.auc).toBeGreaterThan(0.6);
+  });
+});
