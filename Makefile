@@ -4,6 +4,7 @@ PNPM_VERSION := 10.34.9
 PNPM := pnpm
 COMPOSE := $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 COMPOSE_FILE := infra/docker-compose.yaml
+COMPOSE_PROJECT := pangea
 
 .DEFAULT_GOAL := help
 .PHONY: help deps tools schema-gen schema-check build typecheck test e2e up down status logs docker-build docker-up docker-down clean
@@ -47,16 +48,16 @@ status: ## show the local job's status
 	./pangea status
 
 logs: ## follow the logs (local cluster; DOCKER=1 for the compose cluster)
-	@if [ -n "$(DOCKER)" ]; then $(COMPOSE) -f $(COMPOSE_FILE) logs -f; else tail -n 50 -F .pangea/logs/*.log; fi
+	@if [ -n "$(DOCKER)" ]; then $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) logs -f; else tail -n 50 -F .pangea/logs/*.log; fi
 
 docker-build: ## build the service images (needs a Docker engine)
-	$(COMPOSE) -f $(COMPOSE_FILE) build
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) build
 
 docker-up: ## start the cluster in Docker (needs a Docker engine)
-	$(COMPOSE) -f $(COMPOSE_FILE) up -d --build
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d --build
 
 docker-down: ## stop the Docker cluster
-	$(COMPOSE) -f $(COMPOSE_FILE) down -v
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
 
 clean: ## remove build output, logs and checkpoints
 	rm -rf packages/*/dist services/*/dist packages/*/tsconfig.tsbuildinfo services/*/tsconfig.tsbuildinfo .pangea

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { z } from "zod";
 import { address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
@@ -11,7 +12,7 @@ export const FLAGS: FlagTable = {
   "eval-records": { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data", default: "50000" },
   seed: { env: "PANGEA_SEED", description: "seed of the synthetic data", default: "42" },
   "connect-timeout-ms": { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator", default: "15000" },
-  "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", default: "compute-<pid>" },
+  "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", default: "compute-<host>-<pid>" },
 };
 
 const schema = z.object({
@@ -24,7 +25,7 @@ const schema = z.object({
   evalRecords: nonNegativeInt("a record count").default(50_000),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
-  workerId: z.string().min(1).default(`compute-${process.pid}`),
+  workerId: z.string().min(1).default(`compute-${hostname()}-${process.pid}`),
 });
 
 export type ComputeConfig = z.infer<typeof schema>;

@@ -1,10 +1,11 @@
+import { hostname } from "node:os";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address", default: "127.0.0.1:50051" },
   backend: { env: "PANGEA_BACKEND", description: "TensorFlow.js backend: auto, tensorflow, wasm or cpu", default: "auto" },
-  "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", default: "trainer-<pid>" },
+  "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", default: "trainer-<host>-<pid>" },
   "connect-timeout-ms": { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator and compute", default: "15000" },
   "log-every": { env: "PANGEA_LOG_EVERY", description: "log progress every N steps", default: "50" },
 };
@@ -12,7 +13,7 @@ export const FLAGS: FlagTable = {
 const schema = z.object({
   orchestrator: address.default("127.0.0.1:50051"),
   backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
-  workerId: z.string().min(1).default(`trainer-${process.pid}`),
+  workerId: z.string().min(1).default(`trainer-${hostname()}-${process.pid}`),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
   logEvery: positiveInt("a positive number of steps").default(50),
 });

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Usage: node health-probe.js host:port [service]
+// Exits 0 when grpc.health.v1 reports SERVING, 1 otherwise: for container
+// HEALTHCHECKs and scripts, without installing grpc_health_probe.
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { protoPath } from "grpc-health-check";
+
+const [address, service = ""] = process.argv.slice(2);
+if (!address) {
+  process.stderr.write("usage: health-probe host:port [service]\n");
+  process.exit(2);
+}
+const def = protoLoader.loadSync(protoPath, { enums: String });
+const Health = (grpc.loadPackageDefinition(def) as any).grpc.health.v1.Health;
+const client = new Health(address, grpc.credentials.createInsecure());
+client.check({ service }, { deadline: Date.now() + 3_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
+  if (err) {
+    process.stderr.write(`health-probe: ${address}: ${grpc.status[err.code]}: ${err.details}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${address} ${service || "(server)"}: ${res!.status}\n`);
+  process.exit(res!.status === "SERVING" ? 0 : 1);
+});

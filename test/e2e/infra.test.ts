@@ -1,0 +1,38 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "../support/processes.js";
+
+const SERVICES = ["orchestrator", "compute", "trainer"];
+const hasCompose = spawnSync("docker-compose", ["version"], { stdio: "ignore" }).status === 0;
+
+describe("container setup", () => {
+  it.each(SERVICES)("%s's Dockerfile is multi-stage, runs as a non-root user, has a healthcheck and a built entry", (svc) => {
+    const text = readFileSync(join(ROOT, "services", svc, "Dockerfile"), "utf8");
+    expect(text.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/^USER node$/m);
+    expect(text).toMatch(/^HEALTHCHECK /m);
+    const entry = text.match(/^ENTRYPOINT \["node", "([^"]+)"\]$/m)?.[1];
+    expect(entry).toBe(`services/${svc}/dist/main.js`);
+    expect(existsSync(join(ROOT, entry!))).toBe(true);
+    const probe = text.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];
+    if (probe) expect(existsSync(join(ROOT, probe))).toBe(true);
+  });
+
+  // Debian's docker-compose validates the file without a Docker engine; .ci/run installs it.
+  it.runIf(hasCompose)("infra/docker-compose.yaml validates with docker-compose config -q and wires the services", () => {
+    execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config", "-q"], { cwd: ROOT });
+    const resolved = execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config"], { cwd: ROOT, encoding: "utf8" });
+    for (const svc of SERVICES) expect(resolved).toContain(`dockerfile: services/${svc}/Dockerfile`);
+    expect(resolved).toMatch(/replicas: 2/);
+    expect(resolved).toContain("orchestrator:50051");
+    expect(resolved).toContain("condition: service_healthy");
+  });
+
+  it("the health probe exits 1 with the peer's address when nothing serves there", () => {
+    const r = spawnSync(process.execPath, [join(ROOT, "packages/rpc/dist/health-probe.js"), "127.0.0.1:1"], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^health-probe: 127\.0\.0\.1:1: UNAVAILABLE/);
+  });
+});
