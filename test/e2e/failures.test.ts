@@ -40,6 +40,8 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     expect(await checkHealth(c.orchestratorAddress, PARAMETER_SERVER_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.computeAddress, COMPUTE_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.computeAddress, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
+    expect(c.trainerAddresses).toHaveLength(2);
+    for (const t of c.trainerAddresses) expect(await checkHealth(t, "pangea.v1.Trainer")).toBe(HEALTH_SERVING);
     status.close();
   });
 

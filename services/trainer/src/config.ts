@@ -1,9 +1,11 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { address, parseConfig, positiveInt, type FlagTable } from "@pangea/kit";
+import { address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address", default: "127.0.0.1:50051" },
+  host: { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint", default: "127.0.0.1" },
+  port: { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)", default: "0" },
   backend: { env: "PANGEA_BACKEND", description: "TensorFlow.js backend: auto, tensorflow, wasm or cpu", default: "auto" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", default: "trainer-<host>-<pid>" },
   "connect-timeout-ms": { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator and compute", default: "15000" },
@@ -12,6 +14,8 @@ export const FLAGS: FlagTable = {
 
 const schema = z.object({
   orchestrator: address.default("127.0.0.1:50051"),
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(0),
   backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
   workerId: z.string().min(1).default(`trainer-${hostname()}-${process.pid}`),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),

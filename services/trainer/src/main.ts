@@ -1,4 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
+import { announceReady, startServer } from "@pangea/rpc";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
 import { FLAGS, loadConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -8,6 +9,8 @@ import { ParameterClient } from "./cluster/parameters.js";
 import { Dlrm } from "./model/dlrm.js";
 import { trainLoop } from "./loop/train.js";
 import { evaluate } from "./loop/evaluate.js";
+
+const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
 
 const usage = () => usageText("pangea-trainer", "Joins a job, trains the model on its share of the data, and (rank 0) evaluates it.", FLAGS);
 
@@ -21,6 +24,9 @@ runMain("pangea-trainer", async () => {
   const backend = await selectBackend(config.backend);
   log.info({ backend: backend.name, detail: backend.detail }, `TensorFlow.js backend: ${backend.name}`);
 
+  // A trainer serves only grpc.health.v1, so probes (Docker, Kubernetes) can watch it like any other service.
+  const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
+  announceReady("trainer", health.address);
   const session = await ClusterSession.join(config.orchestrator, config.workerId, config.connectTimeoutMs, log);
   const { rank, worldSize } = session;
   log.info({ rank, worldSize }, "registered; waiting for the job to start");
@@ -59,5 +65,6 @@ runMain("pangea-trainer", async () => {
     throw session.failure ?? err;
   } finally {
     session.close();
+    await health.shutdown(500);
   }
 }, usage);

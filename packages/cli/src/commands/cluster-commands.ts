@@ -21,13 +21,9 @@ export async function upCommand(c: RunConfig): Promise<number> {
     detached: true,
     ...clusterArgs(c),
   });
-  for (const p of cluster.processes) {
-    p.child.unref();
-    p.child.stdout?.destroy();
-    p.child.stderr?.destroy();
-  }
+  for (const p of cluster.processes) p.child.unref();
   writeState(cluster.describe());
-  process.stdout.write(`cluster up: orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}, ${c.trainers} trainers\n`);
+  process.stdout.write(`cluster up: orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);
   process.stdout.write(`follow with 'pangea status', stop with 'pangea down'; logs in ${c.logDir}\n`);
   return 0;
 }

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, type WriteStream } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
@@ -54,6 +53,8 @@ export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
   orchestratorAddress = "";
   computeAddress = "";
+  /** Each trainer's grpc.health.v1 endpoint. */
+  trainerAddresses: string[] = [];
   private stopping = false;
 
   private constructor(private readonly opts: ClusterOptions) {}
@@ -69,9 +70,13 @@ export class LocalCluster {
       c.computeAddress = await c.startService("compute", serviceEntry("compute"), [
         "--host", host, "--port", String(opts.computePort ?? 0), "--orchestrator", c.orchestratorAddress, ...opts.computeArgs,
       ]);
-      for (let i = 0; i < opts.trainers; i++) {
-        c.spawnProcess(`trainer-${i}`, serviceEntry("trainer"), ["--orchestrator", c.orchestratorAddress, "--worker-id", `trainer-${i}`, ...opts.trainerArgs]);
-      }
+      c.trainerAddresses = await Promise.all(
+        Array.from({ length: opts.trainers }, (_, i) =>
+          c.startService(`trainer-${i}`, serviceEntry("trainer"), [
+            "--host", host, "--port", "0", "--orchestrator", c.orchestratorAddress, "--worker-id", `trainer-${i}`, ...opts.trainerArgs,
+          ]),
+        ),
+      );
     } catch (err) {
       await c.stop();
       throw err;
@@ -79,54 +84,44 @@ export class LocalCluster {
     return c;
   }
 
+  /**
+   * Both output streams go straight to the log file (a file descriptor, not a
+   * pipe), so a process keeps logging after a detached launcher has exited.
+   */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
     const logPath = resolve(this.opts.logDir, `${name}.log`);
-    const log: WriteStream = createWriteStream(logPath, { flags: "w" });
+    const fd = openSync(logPath, "w");
     const child = spawn(process.execPath, [entry, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", fd, fd],
       env: { ...process.env, ...this.opts.env },
       detached: this.opts.detached ?? false,
     });
+    closeSync(fd);
     let resolveExit!: (code: number) => void;
     const proc: ClusterProcess = { name, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      log.write(`${line}\n`);
-      if (line.trim()) proc.lastLine = line;
-    });
-    child.stdout!.on("data", (chunk: Buffer) => log.write(chunk));
     child.on("exit", (code, signal) => {
       proc.exitCode = code ?? (signal ? 128 : 1);
-      // Let the stderr reader flush the last line before anyone reads it.
-      setImmediate(() => {
-        log.end();
-        resolveExit(proc.exitCode!);
-      });
+      proc.lastLine = readLastLines(logPath, 1)[0] ?? "";
+      resolveExit(proc.exitCode);
     });
     this.processes.push(proc);
     return proc;
   }
 
+  /** Starts a service and waits for the ready line it prints with the address it bound. */
   private async startService(name: string, entry: string, args: string[]): Promise<string> {
     const proc = this.spawnProcess(name, entry, args);
     const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
-    return new Promise<string>((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`)), timeoutMs);
-      createInterface({ input: proc.child.stdout! }).on("line", (line) => {
-        try {
-          const msg = JSON.parse(line) as { ready?: string; address?: string };
-          if (msg.ready && msg.address) {
-            clearTimeout(timer);
-            resolvePromise(msg.address);
-          }
-        } catch {
-          // not the ready line
-        }
-      });
-      void proc.exited.then((code) => {
-        clearTimeout(timer);
-        reject(new ClusterError(`${name} exited with code ${code} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, code || 1));
-      });
-    });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const address = readyAddress(proc.logPath);
+      if (address) return address;
+      if (proc.exitCode !== null) {
+        throw new ClusterError(`${name} exited with code ${proc.exitCode} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, proc.exitCode || 1);
+      }
+      if (Date.now() > deadline) throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   trainers(): ClusterProcess[] {
@@ -158,6 +153,25 @@ export class LocalCluster {
       processes: this.processes.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, log: p.logPath })),
     };
   }
+}
+
+function readyAddress(logPath: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(logPath, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    if (!line.startsWith('{"ready"')) continue;
+    try {
+      const msg = JSON.parse(line) as { ready?: string; address?: string };
+      if (msg.address) return msg.address;
+    } catch {
+      // a partly written line; read again on the next poll
+    }
+  }
+  return null;
 }
 
 export function readLastLines(path: string, n: number): string[] {

@@ -21,7 +21,7 @@ export const SYNTHETIC_NUM_DENSE = 13;
 export const SYNTHETIC_VOCAB = [
   365, 146, 2533, 551, 76, 6, 3129, 158, 3, 2345, 1430, 2250, 799, 7, 3748, 1365, 3, 1413, 543, 4, 1762, 5, 4, 716, 26, 36,
 ];
-const ZIPF_EXPONENT = 1.1;
+const ZIPF_EXPONENT = 1.2;
 const MISSING_RATE_DENSE = 0.1;
 const MISSING_RATE_CAT = 0.03;
 const LATENT = 4;

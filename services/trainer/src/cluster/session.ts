@@ -60,7 +60,11 @@ export class ClusterSession {
     } else if (event.jobFinished) {
       const { state, error } = event.jobFinished;
       if (state === "JOB_STATE_FAILED") this.end(TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${error}`));
-      else this.log.info({ state }, "job finished");
+      else {
+        // The orchestrator closes the stream next; that is the normal end, not a lost peer.
+        this.closing = true;
+        this.log.info({ state }, "job finished");
+      }
     }
   }
 
