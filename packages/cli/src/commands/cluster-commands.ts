@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
-import { clusterArgs, type RunConfig } from "./run.js";
+import { clusterOptions, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary } from "./summary.js";
@@ -12,15 +12,7 @@ export async function upCommand(c: RunConfig): Promise<number> {
   if (existing && existing.processes.some((p) => alive(p.pid))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
-  const cluster = await LocalCluster.start({
-    trainers: c.trainers,
-    logDir: c.logDir,
-    host: c.host,
-    orchestratorPort: c.orchestratorPort,
-    computePort: c.computePort,
-    detached: true,
-    ...clusterArgs(c),
-  });
+  const cluster = await LocalCluster.start(clusterOptions(c, true));
   for (const p of cluster.processes) p.child.unref();
   writeState(cluster.describe());
   process.stdout.write(`cluster up: orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);

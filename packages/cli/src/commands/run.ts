@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { intList, nonNegativeInt, parseConfig, port, positiveInt, usageText, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
-import { LocalCluster } from "../launcher/local-cluster.js";
+import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
 import { formatSummary } from "./summary.js";
@@ -58,9 +58,15 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   return parseConfig(schema, RUN_FLAGS, argv, {});
 }
 
-/** The service flags a run config implies; the services validate them again themselves. */
-export function clusterArgs(c: RunConfig) {
+/** The cluster a run config describes; the services validate the flags again themselves. */
+export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions {
   return {
+    trainers: c.trainers,
+    logDir: c.logDir,
+    host: c.host,
+    orchestratorPort: c.orchestratorPort,
+    computePort: c.computePort,
+    detached,
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
       "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
@@ -79,14 +85,7 @@ const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator (logs in ${c.logDir})\n`);
-  const cluster = await LocalCluster.start({
-    trainers: c.trainers,
-    logDir: c.logDir,
-    host: c.host,
-    orchestratorPort: c.orchestratorPort,
-    computePort: c.computePort,
-    ...clusterArgs(c),
-  });
+  const cluster = await LocalCluster.start(clusterOptions(c, false));
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);

@@ -1,3 +1,5 @@
+import { mix32 } from "@pangea/kit";
+
 /**
  * MurmurHash3 x86 32-bit over a byte range. Feature values are hashed from
  * their raw bytes, so a value read from a file and the same value produced in
@@ -30,13 +32,7 @@ export function murmur3(bytes: Uint8Array, start: number, end: number, seed: num
     k = Math.imul(k, c2);
     h ^= k;
   }
-  h ^= len;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return mix32(h ^ len);
 }
 
 const SEED_LO = 0x9747b28c;
