@@ -17,8 +17,8 @@ on a local cluster, then prints held-out AUC, logloss and samples/s.
 
 Common flags (all of `pangea run --help` are accepted):
   --trainers N            trainer processes (workers)                 default 2
-  --steps N               synchronous training steps                  default 400
-  --batch-size N          samples per trainer per step                default 512
+  --steps N               synchronous training steps                  default 500
+  --batch-size N          samples per trainer per step                default 1024
   --data PATH             Criteo TSV file instead of synthetic data
   --eval-records N        held-out synthetic records                  default 50000
   --orchestrator-port P   orchestrator port (0 = any free port)       default 0

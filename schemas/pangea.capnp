@@ -58,12 +58,24 @@ struct TrainingBatch {
 
 # Ask compute for this worker's share of a split: global batches k with
 # k % worldSize == workerRank, at most maxBatches of them (0 = the whole split).
+# The first message a client sends on BatchStream/StreamBatches.
+#
+# Flow control is by credit: compute sends at most `window` batches the client
+# has not acknowledged yet (0 = compute's default), so a slow trainer holds
+# back production instead of letting batches pile up in memory.
 struct BatchRequest {
   workerRank @0 :UInt32;
   worldSize @1 :UInt32;
   batchSize @2 :UInt32;
   maxBatches @3 :UInt64;
   split @4 :Split;
+  window @5 :UInt32;
+}
+
+# Sent by the client after the BatchRequest: it has consumed `consumed` more
+# batches, so compute may send that many more.
+struct BatchAck {
+  consumed @0 :UInt32;
 }
 
 # Ask a parameter server for parameters before a step.
@@ -106,6 +118,7 @@ enum MessageType {
   parameterSet @3;
   gradientUpdate @4;
   stepAck @5;
+  batchAck @6;
 }
 
 # The envelope of every hot-path gRPC payload. `type` must name the payload
@@ -121,5 +134,6 @@ struct Message {
     parameterSet @6 :ParameterSet;
     gradientUpdate @7 :GradientUpdate;
     stepAck @8 :StepAck;
+    batchAck @9 :BatchAck;
   }
 }

@@ -19,7 +19,7 @@ describe("pangea run: a whole cluster of real processes", () => {
     const r = await runNode(
       ENTRY.cli,
       ["run", "--json", "--trainers", "2", "--steps", String(steps), "--batch-size", String(batch), "--eval-records", "10000",
-        "--sparse-lr", "0.2", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
+        "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
       { timeoutMs: 240_000 },
     );
     expect(r.code, r.stderr).toBe(0);

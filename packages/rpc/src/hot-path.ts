@@ -16,8 +16,8 @@ const raw = {
 };
 
 export const BatchStreamService = {
-  /** BatchRequest -> stream of TrainingBatch. Backpressure: the server waits for 'drain'. */
-  streamBatches: { path: "/pangea.v1.BatchStream/StreamBatches", requestStream: false, responseStream: true, ...raw },
+  /** BatchRequest then BatchAcks -> stream of TrainingBatch, flow-controlled by the acks' credit. */
+  streamBatches: { path: "/pangea.v1.BatchStream/StreamBatches", requestStream: true, responseStream: true, ...raw },
 } satisfies grpc.ServiceDefinition;
 
 export const ParameterServerService = {
@@ -31,7 +31,7 @@ export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
 export const PARAMETER_SERVER_SERVICE_NAME = "pangea.v1.ParameterServer";
 
 export interface BatchStreamClient extends grpc.Client {
-  streamBatches(request: Buffer, options?: grpc.CallOptions): grpc.ClientReadableStream<Buffer>;
+  streamBatches(options?: grpc.CallOptions): grpc.ClientDuplexStream<Buffer, Buffer>;
 }
 
 export interface ParameterServerClient extends grpc.Client {

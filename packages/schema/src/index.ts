@@ -6,6 +6,7 @@ export {
   Tensor,
   TrainingBatch,
   BatchRequest,
+  BatchAck,
   ParameterRequest,
   ParameterSet,
   GradientUpdate,

@@ -2,6 +2,7 @@ import * as capnp from "capnp-es";
 import {
   Message,
   MessageType,
+  type BatchAck,
   type BatchRequest,
   type GradientUpdate,
   type Message_Payload,
@@ -21,6 +22,7 @@ export interface PayloadTypes {
   [MessageType.PARAMETER_SET]: ParameterSet;
   [MessageType.GRADIENT_UPDATE]: GradientUpdate;
   [MessageType.STEP_ACK]: StepAck;
+  [MessageType.BATCH_ACK]: BatchAck;
 }
 
 type Kind = keyof PayloadTypes;
@@ -32,6 +34,7 @@ const INIT: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.PARAMETER_SET]: (p) => p._initParameterSet(),
   [MessageType.GRADIENT_UPDATE]: (p) => p._initGradientUpdate(),
   [MessageType.STEP_ACK]: (p) => p._initStepAck(),
+  [MessageType.BATCH_ACK]: (p) => p._initBatchAck(),
 };
 
 const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
@@ -41,6 +44,7 @@ const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.PARAMETER_SET]: (p) => p.parameterSet,
   [MessageType.GRADIENT_UPDATE]: (p) => p.gradientUpdate,
   [MessageType.STEP_ACK]: (p) => p.stepAck,
+  [MessageType.BATCH_ACK]: (p) => p.batchAck,
 };
 
 /**
@@ -76,6 +80,7 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
     touchTensor(g.sparseGrads);
   },
   [MessageType.STEP_ACK]: () => {},
+  [MessageType.BATCH_ACK]: () => {},
 };
 
 const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;

@@ -16,21 +16,30 @@ beforeAll(async () => {
 });
 afterAll(() => server.shutdown(100));
 
-function request(rank: number, world: number, batchSize: number, maxBatches: number, split: "train" | "eval" = "train"): Buffer {
+function request(rank: number, world: number, batchSize: number, maxBatches: number, split: "train" | "eval" = "train", window = 0): Buffer {
   return encodeMessage(MessageType.BATCH_REQUEST, "test", (r) => {
     r.workerRank = rank;
     r.worldSize = world;
     r.batchSize = batchSize;
     r.maxBatches = BigInt(maxBatches);
     r.split = split === "eval" ? Split.EVAL : Split.TRAIN;
+    r.window = window;
   });
 }
 
+const ack = (n: number) => encodeMessage(MessageType.BATCH_ACK, "test", (a) => (a.consumed = n));
+
+/** Reads a whole share, acknowledging each batch as a trainer does. */
 async function readAll(req: Buffer): Promise<Buffer[]> {
   const client = batchStreamClient(server.address);
   const out: Buffer[] = [];
   try {
-    for await (const b of client.streamBatches(req)) out.push(b as Buffer);
+    const call = client.streamBatches();
+    call.write(req);
+    for await (const b of call) {
+      out.push(b as Buffer);
+      call.write(ack(1));
+    }
   } finally {
     client.close();
   }
@@ -54,19 +63,31 @@ describe("BatchStream over gRPC", () => {
     expect(readIdWords(first.featureIds, "ids").words[1]! >>> 16).toBe(1);
   });
 
-  it("stops producing when the client stops reading (backpressure)", async () => {
+  it("sends no more than the credit window ahead of the client's acknowledgements", async () => {
     const client = batchStreamClient(server.address);
-    const before = handler.batchesServed;
-    const call = client.streamBatches(request(0, 1, 1024, 100_000));
+    const call = client.streamBatches();
     call.on("error", () => {}); // the cancel below ends the call with CANCELLED
-    call.pause();
-    await new Promise((r) => setTimeout(r, 1500));
-    const produced = handler.batchesServed - before;
+    const received: Buffer[] = [];
+    call.on("data", (b: Buffer) => received.push(b));
+    const before = handler.batchesServed;
+    call.write(request(0, 1, 1024, 100_000, "train", 3));
+    await new Promise((r) => setTimeout(r, 500));
+    // 100,000 batches were asked for; without acknowledgements only the window is produced.
+    expect(handler.batchesServed - before).toBe(3);
+    expect(received).toHaveLength(3);
+    call.write(ack(2));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(handler.batchesServed - before).toBe(5);
+    expect(received.map((b) => Number(decodeMessage(b, MessageType.TRAINING_BATCH).payload.batchIndex))).toEqual([0, 1, 2, 3, 4]);
     call.cancel();
     client.close();
-    // 100,000 batches were asked for; flow control must hold production to a few windows' worth.
-    expect(produced).toBeGreaterThan(0);
-    expect(produced).toBeLessThan(100);
+  });
+
+  it("refuses a window above the maximum", async () => {
+    await expect(readAll(request(0, 1, 8, 1, "train", 1000))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: window 1000 is above 64",
+    });
   });
 
   it("answers an inconsistent request with INVALID_ARGUMENT naming the problem", async () => {

@@ -8,8 +8,8 @@ import { formatSummary } from "./summary.js";
 
 export const RUN_FLAGS: FlagTable = {
   trainers: { description: "trainer processes", default: "2" },
-  steps: { description: "synchronous training steps", default: "400" },
-  "batch-size": { description: "samples per trainer per step", default: "512" },
+  steps: { description: "synchronous training steps", default: "500" },
+  "batch-size": { description: "samples per trainer per step", default: "1024" },
   data: { description: "Criteo TSV file; absent = built-in synthetic data" },
   "eval-records": { description: "held-out records of the synthetic data", default: "50000" },
   "eval-fraction": { description: "share of a data file held out", default: "0.1" },
@@ -21,8 +21,8 @@ export const RUN_FLAGS: FlagTable = {
   "embedding-dim": { description: "embedding width", default: "16" },
   "bottom-mlp": { description: "bottom MLP widths, last = embedding-dim", default: "64,16" },
   "top-mlp": { description: "top MLP hidden widths", default: "64,32" },
-  "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.002" },
-  "sparse-lr": { description: "Adagrad learning rate of embeddings", default: "0.05" },
+  "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.003" },
+  "sparse-lr": { description: "Adagrad learning rate of embeddings", default: "0.5" },
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
   json: { description: "print the final job status as JSON on stdout", boolean: true },
@@ -30,8 +30,8 @@ export const RUN_FLAGS: FlagTable = {
 
 const schema = z.object({
   trainers: positiveInt("a positive number of trainers").max(64, "expected at most 64 local trainers").default(2),
-  steps: positiveInt("a positive number of steps").default(400),
-  batchSize: positiveInt("a positive batch size").default(512),
+  steps: positiveInt("a positive number of steps").default(500),
+  batchSize: positiveInt("a positive batch size").default(1024),
   data: z.string().min(1).optional(),
   evalRecords: nonNegativeInt("a record count").default(50_000),
   evalFraction: z.string().default("0.1"),
@@ -43,8 +43,8 @@ const schema = z.object({
   embeddingDim: positiveInt("a positive embedding dim").default(16),
   bottomMlp: intList("bottom MLP widths").default([64, 16]),
   topMlp: intList("top MLP widths").default([64, 32]),
-  denseLr: z.string().default("0.002"),
-  sparseLr: z.string().default("0.05"),
+  denseLr: z.string().default("0.003"),
+  sparseLr: z.string().default("0.5"),
   logDir: z.string().min(1).default(".pangea/logs"),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   json: z.boolean().default(false),

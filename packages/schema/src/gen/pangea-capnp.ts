@@ -217,7 +217,7 @@ export class BatchRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "BatchRequest",
     id: "e228237f8263d1b9",
-    size: new $.ObjectSize(24, 0),
+    size: new $.ObjectSize(32, 0),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -249,7 +249,27 @@ export class BatchRequest extends $.Struct {
   set split(value: Split) {
     $.utils.setUint16(12, value, this);
   }
+  get window(): number {
+    return $.utils.getUint32(24, this);
+  }
+  set window(value: number) {
+    $.utils.setUint32(24, value, this);
+  }
   toString(): string { return "BatchRequest_" + super.toString(); }
+}
+export class BatchAck extends $.Struct {
+  static readonly _capnp = {
+    displayName: "BatchAck",
+    id: "e10d470323f1a253",
+    size: new $.ObjectSize(8, 0),
+  };
+  get consumed(): number {
+    return $.utils.getUint32(0, this);
+  }
+  set consumed(value: number) {
+    $.utils.setUint32(0, value, this);
+  }
+  toString(): string { return "BatchAck_" + super.toString(); }
 }
 export class ParameterRequest extends $.Struct {
   static readonly _capnp = {
@@ -545,7 +565,8 @@ export const MessageType = {
   PARAMETER_REQUEST: 2,
   PARAMETER_SET: 3,
   GRADIENT_UPDATE: 4,
-  STEP_ACK: 5
+  STEP_ACK: 5,
+  BATCH_ACK: 6
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 export const Message_Payload_Which = {
@@ -554,7 +575,8 @@ export const Message_Payload_Which = {
   PARAMETER_REQUEST: 2,
   PARAMETER_SET: 3,
   GRADIENT_UPDATE: 4,
-  STEP_ACK: 5
+  STEP_ACK: 5,
+  BATCH_ACK: 6
 } as const;
 export type Message_Payload_Which = (typeof Message_Payload_Which)[keyof typeof Message_Payload_Which];
 export class Message_Payload extends $.Struct {
@@ -564,6 +586,7 @@ export class Message_Payload extends $.Struct {
   static readonly PARAMETER_SET = Message_Payload_Which.PARAMETER_SET;
   static readonly GRADIENT_UPDATE = Message_Payload_Which.GRADIENT_UPDATE;
   static readonly STEP_ACK = Message_Payload_Which.STEP_ACK;
+  static readonly BATCH_ACK = Message_Payload_Which.BATCH_ACK;
   static readonly _capnp = {
     displayName: "payload",
     id: "8afab9ee3b3ecf48",
@@ -717,6 +740,31 @@ export class Message_Payload extends $.Struct {
   }
   set stepAck(value: StepAck) {
     $.utils.setUint16(2, 5, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptBatchAck(value: $.Orphan<BatchAck>): void {
+    $.utils.setUint16(2, 6, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownBatchAck(): $.Orphan<BatchAck> {
+    return $.utils.disown(this.batchAck);
+  }
+  get batchAck(): BatchAck {
+    $.utils.testWhich("batchAck", $.utils.getUint16(2, this), 6, this);
+    return $.utils.getStruct(1, BatchAck, this);
+  }
+  _hasBatchAck(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initBatchAck(): BatchAck {
+    $.utils.setUint16(2, 6, this);
+    return $.utils.initStructAt(1, BatchAck, this);
+  }
+  get _isBatchAck(): boolean {
+    return $.utils.getUint16(2, this) === 6;
+  }
+  set batchAck(value: BatchAck) {
+    $.utils.setUint16(2, 6, this);
     $.utils.copyFrom(value, $.utils.getPointer(1, this));
   }
   toString(): string { return "Message_Payload_" + super.toString(); }

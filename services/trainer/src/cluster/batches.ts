@@ -51,14 +51,18 @@ export function decodeBatch(bytes: Buffer, spec: DlrmSpec, peer: string): Decode
  */
 export class BatchReader {
   private readonly client: BatchStreamClient;
-  private call: grpc.ClientReadableStream<Buffer> | null = null;
+  private call: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
   private iterator: AsyncIterator<Buffer> | null = null;
+  private holding = false;
 
   constructor(private readonly address: string, private readonly sender: string) {
     this.client = batchStreamClient(address);
   }
 
-  async open(req: { workerRank: number; worldSize: number; batchSize: number; maxBatches: number; split: "train" | "eval" }, timeoutMs: number): Promise<void> {
+  async open(
+    req: { workerRank: number; worldSize: number; batchSize: number; maxBatches: number; split: "train" | "eval"; window?: number },
+    timeoutMs: number,
+  ): Promise<void> {
     await waitReady(this.client, "compute", this.address, timeoutMs);
     const request = encodeMessage(MessageType.BATCH_REQUEST, this.sender, (r) => {
       r.workerRank = req.workerRank;
@@ -66,16 +70,27 @@ export class BatchReader {
       r.batchSize = req.batchSize;
       r.maxBatches = BigInt(req.maxBatches);
       r.split = req.split === "eval" ? Split.EVAL : Split.TRAIN;
+      r.window = req.window ?? 0;
     });
-    this.call = this.client.streamBatches(request);
+    this.call = this.client.streamBatches();
+    this.call.write(request);
     this.iterator = this.call[Symbol.asyncIterator]();
   }
 
-  /** The next batch's bytes, or null at the end of the share. */
+  /**
+   * The next batch's bytes, or null at the end of the share. Asking for the
+   * next batch acknowledges the previous one, which lets compute send another.
+   */
   async next(): Promise<Buffer | null> {
+    if (this.holding) {
+      this.call!.write(encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => (a.consumed = 1)));
+      this.holding = false;
+    }
     try {
       const r = await this.iterator!.next();
-      return r.done ? null : (r.value as Buffer);
+      if (r.done) return null;
+      this.holding = true;
+      return r.value as Buffer;
     } catch (err) {
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
     }
