@@ -48,7 +48,9 @@ try {
   // Protobuf: TypeScript types for @grpc/proto-loader's runtime definitions.
   const protoOut = join(work, "proto");
   const protoDir = join(root, "schemas/proto");
-  const protos = listFiles(protoDir).filter((f) => f.endsWith(".proto")).map((f) => relative(protoDir, f)).sort();
+  // Only the gRPC surface gets generated types; the Monolith data formats under
+  // idl/ are read by hand-written decoders (services/compute/src/formats).
+  const protos = listFiles(join(protoDir, "pangea")).filter((f) => f.endsWith(".proto")).map((f) => relative(protoDir, f)).sort();
   run(join(root, "node_modules/.bin/proto-loader-gen-types"), [
     "--longs=Number", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js",
     "--includeDirs=schemas/proto", `--outDir=${protoOut}`, ...protos,

@@ -1,42 +1,90 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { z } from "zod";
 import { nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
+import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "./formats/monolith-encode.js";
+import { encodeTfRecords } from "./formats/tfrecord.js";
+import { encodePbRecords, PB_FILE_DEFAULTS } from "./formats/pb-framing.js";
+import { compressSnappyBlocks } from "./formats/compression.js";
 
 const FLAGS: FlagTable = {
-  out: { description: "file to write (Criteo TSV: label, I1-I13, C1-C26)" },
-  records: { description: "number of records", default: "100000" },
+  out: { description: "file to write" },
+  records: { description: "number of records (samples)", default: "100000" },
   seed: { description: "seed of the synthetic data", default: "42" },
+  format: { description: "criteo (TSV), instance, example or examplebatch", default: "criteo" },
+  framing: { description: "pb or tfrecord (Monolith formats)", default: "pb" },
+  compression: { description: "none, gzip or snappy (Monolith formats)", default: "none" },
+  "batch-size": { description: "examples per ExampleBatch", default: "256" },
+  "feature-list-out": { description: "also write the feature list that reads the file back (JSON)" },
 };
 
 const schema = z.object({
   out: z.string({ message: "expected a file path" }).min(1, "expected a file path"),
   records: positiveInt("a positive record count").default(100_000),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
+  format: z.enum(["criteo", "instance", "example", "examplebatch"], { message: "expected criteo, instance, example or examplebatch" }).default("criteo"),
+  framing: z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"),
+  compression: z.enum(["none", "gzip", "snappy"], { message: "expected none, gzip or snappy" }).default("none"),
+  batchSize: positiveInt("a positive batch size").default(256),
+  featureListOut: z.string().min(1).optional(),
 });
 
-const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file.", FLAGS);
+const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file or as Monolith Instance/Example/ExampleBatch records.", FLAGS);
 
-runMain("pangea gen-data", async () => {
-  const config = parseConfig(schema, FLAGS, process.argv.slice(2), {});
-  if (!config) {
-    process.stdout.write(usage());
-    return;
+function writeOrFail(path: string, data: Uint8Array | string): void {
+  try {
+    writeFileSync(path, data);
+  } catch (err) {
+    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${path}: ${(err as Error).message}`);
   }
-  const source = new SyntheticSource({ seed: config.seed, evalRecords: 0 });
-  const out = createWriteStream(config.out);
+}
+
+async function writeTsv(source: SyntheticSource, out: string, records: number): Promise<void> {
+  const stream = createWriteStream(out);
   const failed = new Promise<never>((_, reject) =>
-    out.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${config.out}: ${err.message}`))),
+    stream.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${out}: ${err.message}`))),
   );
   const chunk: string[] = [];
-  for (let i = 0; i < config.records; i++) {
+  for (let i = 0; i < records; i++) {
     chunk.push(source.tsvLine("train", i));
-    if (chunk.length === 4096 || i === config.records - 1) {
-      if (!out.write(`${chunk.join("\n")}\n`)) await Promise.race([new Promise<void>((r) => out.once("drain", () => r())), failed]);
+    if (chunk.length === 4096 || i === records - 1) {
+      if (!stream.write(`${chunk.join("\n")}\n`)) await Promise.race([new Promise<void>((r) => stream.once("drain", () => r())), failed]);
       chunk.length = 0;
     }
   }
-  await Promise.race([new Promise<void>((r) => out.end(r)), failed]);
-  process.stdout.write(`wrote ${config.records} records to ${config.out}\n`);
+  await Promise.race([new Promise<void>((r) => stream.end(r)), failed]);
+}
+
+runMain("pangea gen-data", async () => {
+  const c = parseConfig(schema, FLAGS, process.argv.slice(2), {});
+  if (!c) {
+    process.stdout.write(usage());
+    return;
+  }
+  const source = new SyntheticSource({ seed: c.seed, evalRecords: 0 });
+  if (c.format === "criteo") {
+    await writeTsv(source, c.out, c.records);
+  } else {
+    const messages: Uint8Array[] = [];
+    if (c.format === "examplebatch") {
+      for (let i = 0; i < c.records; i += c.batchSize) {
+        const batch: PlainSample[] = [];
+        for (let k = i; k < Math.min(c.records, i + c.batchSize); k++) batch.push(source.plainSample("train", k));
+        messages.push(encodeExampleBatch(batch));
+      }
+    } else {
+      const encode = c.format === "instance" ? encodeInstance : encodeExample;
+      for (let i = 0; i < c.records; i++) messages.push(encode(source.plainSample("train", i)));
+    }
+    // ExampleBatch files carry no sort id in Monolith; Instance/Example files do.
+    const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, c.format === "examplebatch" ? { ...PB_FILE_DEFAULTS, hasSortId: false } : PB_FILE_DEFAULTS);
+    writeOrFail(c.out, c.compression === "gzip" ? gzipSync(framed) : c.compression === "snappy" ? compressSnappyBlocks(framed) : framed);
+  }
+  if (c.featureListOut) {
+    const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : "fid_v2");
+    writeOrFail(c.featureListOut, `${JSON.stringify(list, null, 2)}\n`);
+  }
+  process.stdout.write(`wrote ${c.records} records to ${c.out}\n`);
 }, usage);

@@ -1,9 +1,7 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
-import { CriteoTsvSource } from "./sources/criteo-tsv.js";
-import { SyntheticSource } from "./sources/synthetic.js";
-import type { DataSource } from "./sources/source.js";
+import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
 import { ComputeService, toSourceInfo } from "./server/compute-service.js";
 import { registerWithOrchestrator } from "./registration.js";
@@ -17,10 +15,10 @@ runMain("pangea-compute", async () => {
     return;
   }
   const log = createLogger("compute");
-  const source: DataSource = config.data
-    ? new CriteoTsvSource({ path: config.data, evalFraction: config.evalFraction })
-    : new SyntheticSource({ seed: config.seed, evalRecords: config.evalRecords });
-  log.info({ source: source.info.description, train: source.info.trainRecords, eval: source.info.evalRecords, groundTruth: source.info.groundTruth }, "data source ready");
+  const source = openSource(config);
+  const { description, trainRecords, evalRecords, groundTruth, skippedRecords, skippedSummary } = source.info;
+  log.info({ source: description, train: trainRecords, eval: evalRecords, groundTruth }, "data source ready");
+  if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
 
   const batches = new BatchStreamHandler(source, config.workerId, log);
   const control = new ComputeService(source.info);

@@ -26,6 +26,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
       ["held-out records", `${int(Number(s.eval.records))} (label rate ${fmt(s.eval.labelRate, 3)}, mean prediction ${fmt(s.eval.meanPrediction, 3)})`],
     );
   }
+  if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`job ${s.jobId}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join("\n");

@@ -13,6 +13,27 @@ import { ComputeErrors } from "../errors.js";
 export const V2_SLOT_BITS = 15;
 export const V2_MAX_SLOT = (1 << V2_SLOT_BITS) - 1;
 
+/**
+ * Monolith's v1 layout: bits 63..54 slot (10 bits), bits 53..0 hash. A v1
+ * id converts to v2 by keeping its slot and the low 48 bits of its hash.
+ */
+export const V1_SLOT_BITS = 10;
+export const V1_MAX_SLOT = (1 << V1_SLOT_BITS) - 1;
+
+export function slotOfV1(hiWord: number): number {
+  return hiWord >>> 22;
+}
+
+/** High word of the v2 id of a v1 id whose high word is `hiWord` (the low word is unchanged). */
+export function v1HiToV2Hi(hiWord: number): number {
+  return (((hiWord >>> 22) << 16) | (hiWord & 0xffff)) >>> 0;
+}
+
+/** True when a v2 id's reserved top bit is clear. */
+export function isValidV2(hiWord: number): boolean {
+  return hiWord >>> 31 === 0;
+}
+
 export function checkSlot(slot: number, where: string): void {
   if (!Number.isInteger(slot) || slot < 0 || slot > V2_MAX_SLOT) {
     throw ComputeErrors.create("COMPUTE_ERR_SLOT_RANGE", `${where}: slot ${slot} is outside the v2 layout's range 0..${V2_MAX_SLOT}`);

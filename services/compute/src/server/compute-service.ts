@@ -12,6 +12,9 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     hasGroundTruth: d.groundTruth !== undefined,
     groundTruthAuc: d.groundTruth?.auc ?? 0,
     groundTruthLogloss: d.groundTruth?.logloss ?? 0,
+    slotDims: d.slotDims ?? [],
+    skippedRecords: d.skippedRecords ?? 0,
+    skippedSummary: d.skippedSummary ?? "",
   };
 }
 

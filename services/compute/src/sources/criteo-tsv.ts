@@ -4,6 +4,10 @@ import { hash48 } from "../features/hash.js";
 import { normalizeCount } from "../features/normalize.js";
 import { stampSlotV2 } from "../features/feature-id.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
+
+/** A line that does not parse; the caller adds where it is. */
+class LineError extends Error {}
 
 export const CRITEO_NUM_DENSE = 13;
 export const CRITEO_NUM_SLOTS = 26;
@@ -22,6 +26,7 @@ export interface CriteoOptions {
   /** Fraction of records, taken from the end of the file, held out for evaluation. */
   evalFraction: number;
   slotBase?: number;
+  onBadRecord?: BadRecordPolicy;
 }
 
 /**
@@ -44,6 +49,7 @@ export class CriteoTsvSource implements DataSource {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${opts.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const slotBase = opts.slotBase ?? 1;
+    const bad = new BadRecords(opts.onBadRecord ?? "fail");
     let lines = 0;
     for (let i = 0; i < bytes.length; i++) if (bytes[i] === LF) lines++;
     if (bytes.length > 0 && bytes[bytes.length - 1] !== LF) lines++;
@@ -60,12 +66,18 @@ export class CriteoTsvSource implements DataSource {
       let lineEnd = end;
       if (lineEnd > pos && bytes[lineEnd - 1] === CR) lineEnd--;
       if (lineEnd > pos) {
-        this.parseLine(bytes, pos, lineEnd, n, labels, dense, ids, slotBase, `${opts.path}:${lineNo} (byte ${pos})`);
-        n++;
+        const where = `${opts.path}:${lineNo} (byte ${pos})`;
+        try {
+          this.parseLine(bytes, pos, lineEnd, n, labels, dense, ids, slotBase);
+          n++;
+        } catch (err) {
+          if (!(err instanceof LineError)) throw err;
+          bad.record(where, err.message);
+        }
       }
       pos = end + 1;
     }
-    if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${opts.path} has no records`);
+    if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${opts.path} has no records${bad.skipped ? ` (${bad.summary()})` : ""}`);
     this.labels = labels.subarray(0, n);
     this.dense = dense.subarray(0, n * CRITEO_NUM_DENSE);
     this.ids = ids.subarray(0, n * CRITEO_NUM_SLOTS * 2);
@@ -77,25 +89,27 @@ export class CriteoTsvSource implements DataSource {
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
       trainRecords: this.trainCount,
       evalRecords: evalCount,
+      skippedRecords: bad.skipped,
+      skippedSummary: bad.summary(),
     };
   }
 
   private parseLine(
     b: Buffer, start: number, end: number, r: number,
-    labels: Float32Array, dense: Float32Array, ids: Uint32Array, slotBase: number, where: string,
+    labels: Float32Array, dense: Float32Array, ids: Uint32Array, slotBase: number,
   ): void {
     let f = 0;
     let fs = start;
     for (let i = start; i <= end; i++) {
       if (i < end && b[i] !== TAB) continue;
-      if (f >= FIELDS) throw ComputeErrors.create("COMPUTE_ERR_BAD_RECORD", `${where}: more than ${FIELDS} tab-separated fields`);
+      if (f >= FIELDS) throw new LineError(`more than ${FIELDS} tab-separated fields`);
       if (f === 0) {
         if (i - fs !== 1 || (b[fs] !== 48 && b[fs] !== 49)) {
-          throw ComputeErrors.create("COMPUTE_ERR_BAD_RECORD", `${where}: label '${b.toString("latin1", fs, i)}' must be 0 or 1`);
+          throw new LineError(`label '${b.toString("latin1", fs, i)}' must be 0 or 1`);
         }
         labels[r] = b[fs] - 48;
       } else if (f <= CRITEO_NUM_DENSE) {
-        dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(parseCount(b, fs, i, where, fieldName(f)));
+        dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(parseCount(b, fs, i, fieldName(f)));
       } else {
         const at = 2 * (r * CRITEO_NUM_SLOTS + f - 1 - CRITEO_NUM_DENSE);
         hash48(b, fs, i, ids, at);
@@ -104,7 +118,7 @@ export class CriteoTsvSource implements DataSource {
       f++;
       fs = i + 1;
     }
-    if (f !== FIELDS) throw ComputeErrors.create("COMPUTE_ERR_BAD_RECORD", `${where}: expected ${FIELDS} tab-separated fields (label, I1-I13, C1-C26), got ${f}`);
+    if (f !== FIELDS) throw new LineError(`expected ${FIELDS} tab-separated fields (label, I1-I13, C1-C26), got ${f}`);
   }
 
   read(split: SplitName, start: number, count: number, block: RecordBlock): void {
@@ -121,7 +135,7 @@ export class CriteoTsvSource implements DataSource {
 }
 
 /** An optional, possibly negative decimal integer; empty reads as 0 (missing). */
-function parseCount(b: Buffer, start: number, end: number, where: string, field: string): number {
+function parseCount(b: Buffer, start: number, end: number, field: string): number {
   if (start === end) return 0;
   let i = start;
   let sign = 1;
@@ -129,11 +143,11 @@ function parseCount(b: Buffer, start: number, end: number, where: string, field:
     sign = -1;
     i++;
   }
-  if (i === end) throw ComputeErrors.create("COMPUTE_ERR_BAD_RECORD", `${where}: field ${field} '-' is not an integer`);
+  if (i === end) throw new LineError(`field ${field} '-' is not an integer`);
   let v = 0;
   for (; i < end; i++) {
     const d = b[i]! - 48;
-    if (d < 0 || d > 9) throw ComputeErrors.create("COMPUTE_ERR_BAD_RECORD", `${where}: field ${field} '${b.toString("latin1", start, end)}' is not an integer`);
+    if (d < 0 || d > 9) throw new LineError(`field ${field} '${b.toString("latin1", start, end)}' is not an integer`);
     v = v * 10 + d;
   }
   return sign * v;

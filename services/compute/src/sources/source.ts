@@ -7,6 +7,11 @@ export interface SourceDescription {
   /** Records in the train split; 0 means unbounded (generated on demand). */
   trainRecords: number;
   evalRecords: number;
+  /** Embedding width each slot asks for, where the source's feature list says (the model needs them all equal). */
+  slotDims?: number[];
+  /** Records that could not be used and were skipped (--on-bad-record=skip), and why. */
+  skippedRecords?: number;
+  skippedSummary?: string;
   /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
   groundTruth?: { auc: number; logloss: number };
 }

@@ -3,6 +3,8 @@ import { hash48 } from "../features/hash.js";
 import { normalizeCount } from "../features/normalize.js";
 import { stampSlotV2 } from "../features/feature-id.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import type { PlainSample } from "../formats/monolith-encode.js";
+import type { FeatureListConfig } from "../features/feature-list.js";
 import { aucAndLogloss } from "@pangea/model";
 
 /**
@@ -173,6 +175,36 @@ export class SyntheticSource implements DataSource {
     block.cellOffsets[count * S] = count * S;
     block.count = count;
     block.nnz = count * S;
+  }
+
+  /**
+   * Record `index` of `split` in the shape Monolith's formats carry: ids per
+   * categorical column C1..C26 (v2, the same ids the in-memory path uses),
+   * raw counts per dense column I1..I13 (absent when missing), the label.
+   */
+  plainSample(split: SplitName, index: number): PlainSample {
+    const { p, rng } = this.draw(split, index, this.scratch);
+    const label = rng.next() < p ? 1 : 0;
+    const ids = new Map<string, Uint32Array>();
+    const floats = new Map<string, number[]>();
+    for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
+      const x = this.scratch[j]!;
+      floats.set(`I${j + 1}`, Number.isNaN(x) ? [] : [x]);
+    }
+    for (let s = 0; s < this.slots.length; s++) {
+      const v = this.values[s]!;
+      ids.set(`C${s + 1}`, this.slots[s]!.idWords.slice(2 * v, 2 * v + 2));
+    }
+    return { ids, floats, labels: [label] };
+  }
+
+  /** The feature list that reads plainSample's data back as this source lays it out. */
+  featureListConfig(idKind: "fid_v1" | "fid_v2"): FeatureListConfig {
+    return {
+      slots: this.info.slotIds.map((slot, s) => ({ name: `C${s + 1}`, slot, type: idKind, dim: 16 })),
+      dense: Array.from({ length: SYNTHETIC_NUM_DENSE }, (_, j) => ({ name: `I${j + 1}`, size: 1, transform: "log1p" as const })),
+      label: { index: 0 },
+    };
   }
 
   /** Record `index` of `split` as a Criteo TSV line: label, I1..I13, C1..C26. */

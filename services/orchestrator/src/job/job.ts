@@ -166,6 +166,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     };
     try {
       validateSpec(spec);
+      const wrong = source.slotDims.findIndex((d) => d !== spec.embeddingDim);
+      if (wrong >= 0) {
+        throw OrchestratorErrors.create(
+          "ORCH_ERR_BAD_REGISTRATION",
+          `compute's feature list gives slot ${source.slotIds[wrong]} embedding dim ${source.slotDims[wrong]}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`,
+        );
+      }
     } catch (err) {
       this.fail(err as PangeaError);
       return;

@@ -12,6 +12,9 @@ export interface SourceInfo {
   'hasGroundTruth'?: (boolean);
   'groundTruthAuc'?: (number | string);
   'groundTruthLogloss'?: (number | string);
+  'slotDims'?: (number)[];
+  'skippedRecords'?: (number | string | Long);
+  'skippedSummary'?: (string);
 }
 
 export interface SourceInfo__Output {
@@ -23,4 +26,7 @@ export interface SourceInfo__Output {
   'hasGroundTruth': (boolean);
   'groundTruthAuc': (number);
   'groundTruthLogloss': (number);
+  'slotDims': (number)[];
+  'skippedRecords': (number);
+  'skippedSummary': (string);
 }

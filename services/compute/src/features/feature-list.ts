@@ -1,0 +1,122 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { ComputeErrors } from "../errors.js";
+import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
+
+/**
+ * How a configured feature's values become feature ids:
+ *   fid_v1 / fid_v2  the data already holds ids (v1 are converted to v2)
+ *   bytes / int64    raw values, hashed into ids of the feature's slot
+ */
+export const SLOT_KINDS = ["fid_v1", "fid_v2", "bytes", "int64"] as const;
+export type SlotKind = (typeof SLOT_KINDS)[number];
+
+const slotSchema = z.object({
+  name: z.string().min(1),
+  slot: z.number().int().min(0).max(V2_MAX_SLOT),
+  type: z.enum(SLOT_KINDS).default("fid_v2"),
+  dim: z.number().int().positive().default(16),
+});
+
+const denseSchema = z.object({
+  name: z.string().min(1),
+  size: z.number().int().positive().default(1),
+  transform: z.enum(["none", "log1p"]).default("none"),
+});
+
+const listSchema = z.object({
+  slots: z.array(slotSchema).min(1, "declare at least one slot"),
+  dense: z.array(denseSchema).default([]),
+  label: z.object({ index: z.number().int().min(0).default(0) }).default({ index: 0 }),
+});
+
+export type FeatureListConfig = z.infer<typeof listSchema>;
+
+/** A feature list compiled for the decoders: lookups by slot id and by name. */
+export interface FeatureList {
+  readonly config: FeatureListConfig;
+  readonly slotIds: number[];
+  /** Column of each v2 slot id, -1 when the slot is not configured. */
+  readonly columnOfSlot: Int32Array;
+  readonly slotByName: ReadonlyMap<string, { column: number; slot: number; kind: SlotKind }>;
+  readonly denseByName: ReadonlyMap<string, { offset: number; size: number; log1p: boolean }>;
+  readonly numDense: number;
+  readonly labelIndex: number;
+}
+
+export function compileFeatureList(config: FeatureListConfig, where: string): FeatureList {
+  const bad = (msg: string) => ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${where}: ${msg}`);
+  const columnOfSlot = new Int32Array(V2_MAX_SLOT + 1).fill(-1);
+  const slotByName = new Map<string, { column: number; slot: number; kind: SlotKind }>();
+  config.slots.forEach((s, column) => {
+    if (columnOfSlot[s.slot] !== -1) throw bad(`slot ${s.slot} is declared twice`);
+    if (slotByName.has(s.name)) throw bad(`feature '${s.name}' is declared twice`);
+    if (s.type === "fid_v1" && s.slot > V1_MAX_SLOT) throw bad(`feature '${s.name}': v1 fids have 10-bit slots, ${s.slot} is above ${V1_MAX_SLOT}`);
+    columnOfSlot[s.slot] = column;
+    slotByName.set(s.name, { column, slot: s.slot, kind: s.type });
+  });
+  const denseByName = new Map<string, { offset: number; size: number; log1p: boolean }>();
+  let offset = 0;
+  for (const d of config.dense) {
+    if (denseByName.has(d.name) || slotByName.has(d.name)) throw bad(`feature '${d.name}' is declared twice`);
+    denseByName.set(d.name, { offset, size: d.size, log1p: d.transform === "log1p" });
+    offset += d.size;
+  }
+  return {
+    config,
+    slotIds: config.slots.map((s) => s.slot),
+    columnOfSlot,
+    slotByName,
+    denseByName,
+    numDense: offset,
+    labelIndex: config.label.index,
+  };
+}
+
+/**
+ * Reads a feature list: JSON ({"slots": [...], "dense": [...], "label": {...}})
+ * or Monolith's feature_list.conf text, whose lines of key=value pairs give
+ * each feature's name (feature_name or name) and slot (dense features and
+ * types need the JSON form).
+ */
+export function loadFeatureList(path: string): FeatureList {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `cannot read feature list ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let raw: unknown;
+  if (text.trimStart().startsWith("{")) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else {
+    raw = parseConf(text, path);
+  }
+  const parsed = listSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  return compileFeatureList(parsed.data, `feature list ${path}`);
+}
+
+function parseConf(text: string, path: string): unknown {
+  const slots: { name: string; slot: number; type?: string; dim?: number }[] = [];
+  text.split("\n").forEach((line, i) => {
+    const l = line.trim();
+    if (!l || l.startsWith("#") || l.startsWith("column_name") || l.startsWith("cache") || l.startsWith("feed")) return;
+    const kv = new Map<string, string>();
+    for (const m of l.matchAll(/([A-Za-z_]+)\s*=\s*([^\s,;]+)/g)) kv.set(m[1]!, m[2]!);
+    const name = kv.get("feature_name") ?? kv.get("name");
+    const slot = kv.get("slot");
+    if (!name || slot === undefined || !/^\d+$/.test(slot)) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${l}'`);
+    }
+    slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}) });
+  });
+  return { slots };
+}

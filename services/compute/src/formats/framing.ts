@@ -1,0 +1,68 @@
+/** One record found in a file: its bytes (a view into the file) and where it starts. */
+export interface FramedRecord {
+  bytes: Uint8Array;
+  /** Byte offset of the record's frame (its header) in the decompressed stream. */
+  offset: number;
+}
+
+/**
+ * A framing problem that loses the reader's place in the file (a length it
+ * cannot trust, a truncated tail), so nothing after it can be read.
+ */
+export interface FrameFailure {
+  offset: number;
+  message: string;
+  /** Bytes from `offset` to the end that could not be read. */
+  lostBytes: number;
+}
+
+/**
+ * A framing problem confined to one record (its payload checksum fails),
+ * after which the reader can go on with the next record.
+ */
+export interface RecordFailure {
+  offset: number;
+  message: string;
+}
+
+export type FrameEvent =
+  | { kind: "record"; record: FramedRecord }
+  | { kind: "bad-record"; failure: RecordFailure }
+  | { kind: "fatal"; failure: FrameFailure };
+
+/** A file format's framing: how records follow one another. */
+export interface RecordFraming {
+  readonly name: string;
+  frames(data: Uint8Array): Generator<FrameEvent>;
+}
+
+export function readU64(data: Uint8Array, at: number): number {
+  const lo = data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24);
+  const hi = data[at + 4]! | (data[at + 5]! << 8) | (data[at + 6]! << 16) | (data[at + 7]! << 24);
+  // Lengths above 2^53 are nonsense for a record; they come back as Infinity-like huge numbers and fail the range check.
+  return (hi >>> 0) * 0x100000000 + (lo >>> 0);
+}
+
+export function writeU64(out: Uint8Array, at: number, value: number): void {
+  const lo = value >>> 0;
+  const hi = Math.floor(value / 0x100000000) >>> 0;
+  out[at] = lo & 0xff;
+  out[at + 1] = (lo >>> 8) & 0xff;
+  out[at + 2] = (lo >>> 16) & 0xff;
+  out[at + 3] = lo >>> 24;
+  out[at + 4] = hi & 0xff;
+  out[at + 5] = (hi >>> 8) & 0xff;
+  out[at + 6] = (hi >>> 16) & 0xff;
+  out[at + 7] = hi >>> 24;
+}
+
+export function readU32(data: Uint8Array, at: number): number {
+  return (data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24)) >>> 0;
+}
+
+export function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value & 0xff;
+  out[at + 1] = (value >>> 8) & 0xff;
+  out[at + 2] = (value >>> 16) & 0xff;
+  out[at + 3] = value >>> 24;
+}

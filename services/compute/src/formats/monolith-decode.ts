@@ -1,0 +1,383 @@
+import { hash48 } from "../features/hash.js";
+import { isValidV2, stampSlotV2, v1HiToV2Hi } from "../features/feature-id.js";
+import type { FeatureList } from "../features/feature-list.js";
+import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireError, WireReader } from "./protowire.js";
+
+/** Names Monolith gives to the label, line id and weight when they travel as named features. */
+export const LABEL_FEATURE = "__LABEL__";
+export const LINE_ID_FEATURE = "__LINE_ID__";
+export const WEIGHT_FEATURE = "instance_weight";
+
+/**
+ * One sample being assembled from a decoded message: its feature ids (v2, as
+ * word pairs, each with its column), dense values and labels. Reused from
+ * sample to sample to avoid per-record allocation.
+ */
+export class SampleAssembler {
+  words = new Uint32Array(512);
+  columns = new Int32Array(256);
+  count = 0;
+  readonly dense: Float32Array;
+  labels: number[] = [];
+  weight = 1;
+  lineId: Uint8Array | null = null;
+  /** Ids whose slot is not in the feature list: read, counted, not trained on. */
+  unconfiguredIds = 0;
+  private readonly scratch = new Uint32Array(2);
+  private readonly int64Bytes = new Uint8Array(8);
+
+  constructor(readonly list: FeatureList) {
+    this.dense = new Float32Array(list.numDense);
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.dense.fill(0);
+    this.labels.length = 0;
+    this.weight = 1;
+    this.lineId = null;
+  }
+
+  private push(lo: number, hi: number, column: number): void {
+    if (this.count === this.columns.length) {
+      const w = new Uint32Array(this.words.length * 2);
+      w.set(this.words);
+      this.words = w;
+      const c = new Int32Array(this.columns.length * 2);
+      c.set(this.columns);
+      this.columns = c;
+    }
+    this.words[2 * this.count] = lo;
+    this.words[2 * this.count + 1] = hi;
+    this.columns[this.count++] = column;
+  }
+
+  addV2(lo: number, hi: number): void {
+    if (!isValidV2(hi)) throw new WireError(`fid ${(BigInt(hi) << 32n) | BigInt(lo)} has the reserved top bit set, which no v2 fid may`);
+    const column = this.list.columnOfSlot[(hi >>> 16) & 0x7fff]!;
+    if (column < 0) this.unconfiguredIds++;
+    else this.push(lo, hi, column);
+  }
+
+  addV1(lo: number, hi: number): void {
+    this.addV2(lo, v1HiToV2Hi(hi));
+  }
+
+  /** Hashes a raw value (bytes[start, end)) into an id of the named feature's slot. */
+  addRaw(bytes: Uint8Array, start: number, end: number, column: number, slot: number): void {
+    hash48(bytes, start, end, this.scratch, 0);
+    stampSlotV2(this.scratch, 0, slot);
+    this.push(this.scratch[0]!, this.scratch[1]!, column);
+  }
+
+  addInt64(lo: number, hi: number, column: number, slot: number): void {
+    const b = this.int64Bytes;
+    for (let i = 0; i < 4; i++) {
+      b[i] = (lo >>> (8 * i)) & 0xff;
+      b[i + 4] = (hi >>> (8 * i)) & 0xff;
+    }
+    this.addRaw(b, 0, 8, column, slot);
+  }
+}
+
+/** What a feature's name maps to in the feature list. */
+function targetOf(list: FeatureList, name: string) {
+  return { slot: list.slotByName.get(name), dense: list.denseByName.get(name) };
+}
+
+function readName(r: WireReader): string {
+  const { start, end } = r.bytes();
+  return new TextDecoder().decode(r.buf.subarray(start, end));
+}
+
+/** Dense values of one named feature, written at its offset, at most its size. */
+class DenseWriter {
+  private i = 0;
+  constructor(private readonly asm: SampleAssembler, private readonly target: { offset: number; size: number; log1p: boolean } | undefined, private readonly isLabel: boolean) {}
+  add(v: number): void {
+    if (this.isLabel) this.asm.labels.push(v);
+    else if (this.target && this.i < this.target.size) this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? (v > 0 ? Math.log1p(v) : 0) : v;
+  }
+}
+
+/** Decodes a monolith.io.proto.Feature (Example's and ExampleBatch's feature) of the given name into `asm`. */
+export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAssembler): void {
+  const { slot, dense } = targetOf(asm.list, name);
+  const isLabel = name === LABEL_FEATURE;
+  const isWeight = name === WEIGHT_FEATURE;
+  const floats = new DenseWriter(asm, dense, isLabel);
+  const onFloat = (v: number) => (isWeight ? (asm.weight = v) : floats.add(v));
+  const onRaw = (start: number, end: number) => {
+    if (name === LINE_ID_FEATURE) asm.lineId = r.buf.subarray(start, end);
+    else if (slot && slot.kind === "bytes") asm.addRaw(r.buf, start, end, slot.column, slot.slot);
+  };
+  const onInt = (lo: number, hi: number) => {
+    if (slot && slot.kind === "int64") asm.addInt64(lo, hi, slot.column, slot.slot);
+  };
+  const listOf = (sub: WireReader, each: (item: WireReader, wt: number) => void) => {
+    while (!sub.done()) {
+      const t = sub.tag();
+      if (t >>> 3 === 1) each(sub, t & 7);
+      else sub.skip(t & 7);
+    }
+  };
+  const listsOf = (sub: WireReader, each: (item: WireReader, wt: number) => void) => {
+    while (!sub.done()) {
+      const t = sub.tag();
+      if (t >>> 3 === 1 && (t & 7) === WIRE_LEN) listOf(sub.sub(), each);
+      else sub.skip(t & 7);
+    }
+  };
+  while (!r.done()) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    switch (field) {
+      case 1: // fid_v1_list
+        listOf(r.sub(), (s, w) => s.repeatedFixed64(w, (lo, hi) => asm.addV1(lo, hi)));
+        break;
+      case 2: // fid_v2_list
+        listOf(r.sub(), (s, w) => s.repeatedFixed64(w, (lo, hi) => asm.addV2(lo, hi)));
+        break;
+      case 3: // float_list
+        listOf(r.sub(), (s, w) => s.repeatedFloat(w, onFloat));
+        break;
+      case 4: // double_list
+        listOf(r.sub(), (s, w) => s.repeatedDouble(w, onFloat));
+        break;
+      case 5: // int64_list
+        listOf(r.sub(), (s, w) => s.repeatedVarint64(w, onInt));
+        break;
+      case 6: // bytes_list
+        listOf(r.sub(), (s, w) => {
+          if (w !== WIRE_LEN) throw new WireError(`bytes value with wire type ${w}`);
+          const { start, end } = s.bytes();
+          onRaw(start, end);
+        });
+        break;
+      case 7: // fid_v2_lists
+        listsOf(r.sub(), (s, w) => s.repeatedFixed64(w, (lo, hi) => asm.addV2(lo, hi)));
+        break;
+      case 8: // float_lists
+        listsOf(r.sub(), (s, w) => s.repeatedFloat(w, onFloat));
+        break;
+      case 9: // double_lists
+        listsOf(r.sub(), (s, w) => s.repeatedDouble(w, onFloat));
+        break;
+      case 10: // int64_lists
+        listsOf(r.sub(), (s, w) => s.repeatedVarint64(w, onInt));
+        break;
+      case 11: // bytes_lists
+        listsOf(r.sub(), (s, w) => {
+          if (w !== WIRE_LEN) throw new WireError(`bytes value with wire type ${w}`);
+          const { start, end } = s.bytes();
+          onRaw(start, end);
+        });
+        break;
+      case 12: // int64_value
+        if (wt !== WIRE_VARINT) throw new WireError(`int64_value with wire type ${wt}`);
+        r.varint64();
+        onInt(r.lo, r.hi);
+        break;
+      case 13: // float_value
+        if (wt !== WIRE_I32) throw new WireError(`float_value with wire type ${wt}`);
+        onFloat(r.float32());
+        break;
+      case 14: // double_value
+        if (wt !== WIRE_I64) throw new WireError(`double_value with wire type ${wt}`);
+        onFloat(r.float64());
+        break;
+      case 15: {
+        // bytes_value
+        if (wt !== WIRE_LEN) throw new WireError(`bytes_value with wire type ${wt}`);
+        const { start, end } = r.bytes();
+        onRaw(start, end);
+        break;
+      }
+      case 16: // fid_v1_lists
+        listsOf(r.sub(), (s, w) => s.repeatedFixed64(w, (lo, hi) => asm.addV1(lo, hi)));
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+}
+
+/** Finds a length-delimited sub-message's name (field 1) and its feature payload (field `featureField`). */
+function namedFeature(r: WireReader, featureField: number): { name: string; feature: { start: number; end: number } | null } {
+  let name = "";
+  let feature: { start: number; end: number } | null = null;
+  while (!r.done()) {
+    const t = r.tag();
+    if (t >>> 3 === 1 && (t & 7) === WIRE_LEN) name = readName(r);
+    else if (t >>> 3 === featureField && (t & 7) === WIRE_LEN) feature = r.bytes();
+    else r.skip(t & 7);
+  }
+  return { name, feature };
+}
+
+/** monolith.io.proto.Example into `asm` (which the caller has reset). */
+export function decodeExample(buf: Uint8Array, start: number, end: number, asm: SampleAssembler): void {
+  const r = new WireReader(buf, start, end);
+  while (!r.done()) {
+    const tag = r.tag();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    if (field === 1 && wt === WIRE_LEN) {
+      const nf = namedFeature(r.sub(), 2);
+      if (nf.feature) decodeExampleFeature(new WireReader(buf, nf.feature.start, nf.feature.end), nf.name, asm);
+    } else if (field === 100 && wt === WIRE_LEN) {
+      const { start: s, end: e } = r.bytes();
+      asm.lineId = buf.subarray(s, e);
+    } else if (field === 101) {
+      r.repeatedFloat(wt, (v) => asm.labels.push(v));
+    } else if (field === 102) {
+      if (wt !== WIRE_I32) throw new WireError(`instance_weight with wire type ${wt}`);
+      asm.weight = r.float32();
+    } else r.skip(wt);
+  }
+}
+
+/** idl.matrix.proto.Feature (an Instance's feature column) into `asm`. */
+function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
+  // proto2 writes the name (field 1) first, but a reader may not rely on field order.
+  const startPos = r.pos;
+  let name = "";
+  while (!r.done()) {
+    const t = r.tag();
+    if (t >>> 3 === 1 && (t & 7) === WIRE_LEN) name = readName(r);
+    else r.skip(t & 7);
+  }
+  r.pos = startPos;
+  const { slot, dense } = targetOf(asm.list, name);
+  const floats = new DenseWriter(asm, dense, false);
+  const onRaw = (start: number, end: number) => {
+    if (slot && slot.kind === "bytes") asm.addRaw(r.buf, start, end, slot.column, slot.slot);
+  };
+  const onInt = (lo: number, hi: number) => {
+    if (slot && slot.kind === "int64") asm.addInt64(lo, hi, slot.column, slot.slot);
+  };
+  while (!r.done()) {
+    const t = r.tag();
+    const wt = t & 7;
+    switch (t >>> 3) {
+      case 2:
+        r.repeatedFixed64(wt, (lo, hi) => asm.addV2(lo, hi));
+        break;
+      case 3:
+        r.repeatedFloat(wt, (v) => floats.add(v));
+        break;
+      case 4:
+        r.repeatedVarint64(wt, onInt);
+        break;
+      case 5: {
+        if (wt !== WIRE_LEN) throw new WireError(`bytes_value with wire type ${wt}`);
+        const { start, end } = r.bytes();
+        onRaw(start, end);
+        break;
+      }
+      case 6:
+      case 7:
+      case 8:
+      case 9: {
+        const field = t >>> 3;
+        const sub = r.sub();
+        while (!sub.done()) {
+          const it = sub.tag();
+          if (it >>> 3 !== 1) {
+            sub.skip(it & 7);
+            continue;
+          }
+          if (field === 6) sub.repeatedFixed64(it & 7, (lo, hi) => asm.addV2(lo, hi));
+          else if (field === 7) sub.repeatedFloat(it & 7, (v) => floats.add(v));
+          else if (field === 8) sub.repeatedVarint64(it & 7, onInt);
+          else {
+            const { start, end } = sub.bytes();
+            onRaw(start, end);
+          }
+        }
+        break;
+      }
+      default:
+        r.skip(wt);
+    }
+  }
+}
+
+/** parser.proto.Instance into `asm` (which the caller has reset). */
+export function decodeInstance(buf: Uint8Array, start: number, end: number, asm: SampleAssembler): void {
+  const r = new WireReader(buf, start, end);
+  while (!r.done()) {
+    const tag = r.tag();
+    const wt = tag & 7;
+    switch (tag >>> 3) {
+      case 1:
+        r.repeatedFixed64(wt, (lo, hi) => asm.addV1(lo, hi));
+        break;
+      case 3:
+        r.repeatedFloat(wt, (v) => asm.labels.push(v));
+        break;
+      case 4:
+        if (wt !== WIRE_I32) throw new WireError(`instance_weight with wire type ${wt}`);
+        asm.weight = r.float32();
+        break;
+      case 5: {
+        if (wt !== WIRE_LEN) throw new WireError(`line_id with wire type ${wt}`);
+        const { start: s, end: e } = r.bytes();
+        asm.lineId = buf.subarray(s, e);
+        break;
+      }
+      case 9:
+        if (wt !== WIRE_LEN) throw new WireError(`feature with wire type ${wt}`);
+        decodeInstanceFeature(r.sub(), asm);
+        break;
+      default:
+        r.skip(wt);
+    }
+  }
+}
+
+/**
+ * monolith.io.proto.ExampleBatch, column-major: every named feature list
+ * holds one feature per example (INDIVIDUAL) or one for all (SHARED).
+ * Calls `each` once per example with `asm` filled.
+ */
+export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, asm: SampleAssembler, each: (index: number) => void): number {
+  const r = new WireReader(buf, start, end);
+  const lists: { name: string; shared: boolean; features: { start: number; end: number }[] }[] = [];
+  let batchSize = 0;
+  while (!r.done()) {
+    const tag = r.tag();
+    const wt = tag & 7;
+    if (tag >>> 3 === 1 && wt === WIRE_LEN) {
+      const s = r.sub();
+      const list = { name: "", shared: false, features: [] as { start: number; end: number }[] };
+      while (!s.done()) {
+        const t = s.tag();
+        const f = t >>> 3;
+        if (f === 1 && (t & 7) === WIRE_LEN) list.name = readName(s);
+        else if (f === 2 && (t & 7) === WIRE_LEN) list.features.push(s.bytes());
+        else if (f === 3 && (t & 7) === WIRE_VARINT) list.shared = s.varint32() === 1;
+        else s.skip(t & 7);
+      }
+      lists.push(list);
+    } else if (tag >>> 3 === 3 && wt === WIRE_VARINT) {
+      batchSize = r.varint32();
+    } else r.skip(wt);
+  }
+  for (const l of lists) {
+    const need = l.shared ? 1 : batchSize;
+    if (l.features.length !== need) {
+      throw new WireError(`feature list '${l.name}' holds ${l.features.length} features, expected ${need} (${l.shared ? "SHARED" : "INDIVIDUAL"}, batch_size ${batchSize})`);
+    }
+  }
+  for (let i = 0; i < batchSize; i++) {
+    asm.reset();
+    for (const l of lists) {
+      const f = l.features[l.shared ? 0 : i]!;
+      decodeExampleFeature(new WireReader(buf, f.start, f.end), l.name, asm);
+    }
+    each(i);
+  }
+  return batchSize;
+}

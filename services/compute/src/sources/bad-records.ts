@@ -1,0 +1,40 @@
+import { ComputeErrors } from "../errors.js";
+
+export type BadRecordPolicy = "fail" | "skip";
+
+/**
+ * Applies --on-bad-record: "fail" turns the first bad record into an error
+ * naming file and byte offset; "skip" counts it by reason and goes on. Either
+ * way nothing is dropped silently: skipped records appear in the source's
+ * description and the job summary.
+ */
+export class BadRecords {
+  skipped = 0;
+  lostBytes = 0;
+  readonly reasons = new Map<string, number>();
+  firstExample = "";
+
+  constructor(readonly policy: BadRecordPolicy) {}
+
+  /** A record that could not be used; `where` is "file: byte N". */
+  record(where: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME" = "COMPUTE_ERR_BAD_RECORD"): void {
+    if (this.policy === "fail") throw ComputeErrors.create(code, `${where}: ${reason}`, { hint: "--on-bad-record=skip counts and skips such records" });
+    this.skipped++;
+    const key = reason.replace(/\d+/g, "N");
+    this.reasons.set(key, (this.reasons.get(key) ?? 0) + 1);
+    if (!this.firstExample) this.firstExample = `${where}: ${reason}`;
+  }
+
+  /** The rest of a file is unreadable (framing lost). */
+  tail(where: string, reason: string, lostBytes: number): void {
+    if (this.policy === "fail") throw ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${where}: ${reason}`, { hint: "--on-bad-record=skip skips the unreadable rest of the file" });
+    this.lostBytes += lostBytes;
+    this.record(where, `${reason} (${lostBytes} bytes after it unreadable)`, "COMPUTE_ERR_BAD_FRAME");
+  }
+
+  summary(): string {
+    if (this.skipped === 0) return "";
+    const reasons = [...this.reasons].map(([r, n]) => `${n} x ${r}`).join("; ");
+    return `${this.skipped} bad records skipped${this.lostBytes ? `, ${this.lostBytes} bytes unreadable` : ""}: ${reasons}; first: ${this.firstExample}`;
+  }
+}

@@ -1,0 +1,34 @@
+import type { ComputeConfig } from "../config.js";
+import { ComputeErrors } from "../errors.js";
+import { loadFeatureList } from "../features/feature-list.js";
+import { PbFraming } from "../formats/pb-framing.js";
+import { TfRecordFraming } from "../formats/tfrecord.js";
+import { CriteoTsvSource } from "./criteo-tsv.js";
+import { MonolithFilesSource } from "./monolith-files.js";
+import type { DataSource } from "./source.js";
+import { SyntheticSource } from "./synthetic.js";
+
+/** The data source a compute configuration describes. */
+export function openSource(c: ComputeConfig): DataSource {
+  if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
+  if (c.format === "criteo") {
+    if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);
+    return new CriteoTsvSource({ path: c.data[0]!, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
+  }
+  if (!c.featureList) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
+  }
+  const framing =
+    c.framing === "tfrecord"
+      ? new TfRecordFraming()
+      : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId, kafkaDump: c.kafkaDump });
+  return new MonolithFilesSource({
+    paths: c.data,
+    message: c.format,
+    framing,
+    compression: c.compression,
+    featureList: loadFeatureList(c.featureList),
+    evalFraction: c.evalFraction,
+    onBadRecord: c.onBadRecord,
+  });
+}
