@@ -1,4 +1,5 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -65,6 +66,30 @@ describe("pangea run: a whole cluster of real processes", () => {
     expect(Number(s.source!.trainRecords)).toBe(18_000);
     expect(Number(s.eval!.records)).toBe(2_000);
     expect(s.source!.hasGroundTruth).toBe(false);
+    expect(s.eval!.auc).toBeGreaterThan(0.6);
+  });
+
+  it("trains from Monolith Instance records (TFRecord, gzip) and reports skipped bad records", async () => {
+    const data = join(tmp, "instances.tfrecord.gz");
+    const list = join(tmp, "instances.json");
+    const gen = await runNode(ENTRY.genData, ["--out", data, "--records", "12000", "--format", "instance", "--framing", "tfrecord", "--compression", "gzip", "--feature-list-out", list]);
+    expect(gen.code, gen.stderr).toBe(0);
+    // Flip one payload byte inside the (decompressed) stream: its data CRC no longer matches.
+    const raw = gunzipSync(readFileSync(data));
+    raw[5000] ^= 0xff;
+    writeFileSync(data, gzipSync(raw));
+    const common = ["run", "--json", "--trainers", "1", "--steps", "20", "--batch-size", "256", "--data", data, "--format", "instance",
+      "--framing", "tfrecord", "--feature-list", list, "--log-dir", join(tmp, "logs-monolith"), "--checkpoint-dir", join(tmp, "ckpt")];
+    const strict = await runNode(ENTRY.cli, common, { timeoutMs: 60_000 });
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toMatch(new RegExp(`compute exited with code 1 while starting: pangea-compute: error COMPUTE_ERR_BAD_FRAME: ${data}: byte \\d+: TFRecord data checksum mismatch`));
+    const r = await runNode(ENTRY.cli, [...common, "--on-bad-record", "skip"], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const s = parseStatus(r.stdout);
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.source!.skippedRecords)).toBe(1);
+    expect(Number(s.source!.trainRecords) + Number(s.source!.evalRecords)).toBe(11_999);
+    expect(r.stderr).toMatch(/skipped records\s+1 bad records skipped: 1 x TFRecord data checksum mismatch/);
     expect(s.eval!.auc).toBeGreaterThan(0.6);
   });
 });

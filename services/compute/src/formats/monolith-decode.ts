@@ -85,9 +85,11 @@ function targetOf(list: FeatureList, name: string) {
   return { slot: list.slotByName.get(name), dense: list.denseByName.get(name) };
 }
 
+const utf8 = new TextDecoder();
+
 function readName(r: WireReader): string {
   const { start, end } = r.bytes();
-  return new TextDecoder().decode(r.buf.subarray(start, end));
+  return utf8.decode(r.buf.subarray(start, end));
 }
 
 /** Dense values of one named feature, written at its offset, at most its size. */

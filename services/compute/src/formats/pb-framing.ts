@@ -25,6 +25,8 @@ export const PB_FILE_DEFAULTS: PbFramingOptions = { lagrangexHeader: false, kafk
 
 export const DEADBEEF_SIZE = 0xfefefefe;
 
+const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
+
 export class PbFraming implements RecordFraming {
   readonly name = "pb";
 
@@ -57,19 +59,19 @@ export class PbFraming implements RecordFraming {
           const size = sortIdSize || u64("sort id size");
           if (size === null) truncated = "sort id size";
           else if (size > data.length - at) {
-            yield fatal(`sort id size ${size} runs past the end of the file (${data.length - at} bytes left)`);
+            yield fatal(`sort id size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}`);
             return;
           } else at += size;
         }
         if (!truncated && this.opts.kafkaDump && u64("kafka dump header") === null) truncated = "kafka dump header";
       }
       if (truncated) {
-        yield fatal(`truncated record: the file ends inside the ${truncated}`);
+        yield fatal(`truncated record: the file ends inside the ${truncated}; ${CHECK_OPTIONS}`);
         return;
       }
       const size = u64("size");
       if (size === null) {
-        yield fatal("truncated record: the file ends inside the record size");
+        yield fatal(`truncated record: the file ends inside the record size; ${CHECK_OPTIONS}`);
         return;
       }
       if (size === DEADBEEF_SIZE) {
@@ -77,7 +79,7 @@ export class PbFraming implements RecordFraming {
         return;
       }
       if (size > data.length - at) {
-        yield fatal(`record size ${size} runs past the end of the file (${data.length - at} bytes left); check the framing options (sort id, kafka dump, lagrangex header)`);
+        yield fatal(`record size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}`);
         return;
       }
       yield { kind: "record", record: { bytes: data.subarray(at, at + size), offset: start } };

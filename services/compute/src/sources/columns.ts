@@ -6,7 +6,9 @@ export class GrowableF32 {
     if (this.length === this.data.length) this.grow(this.length + 1);
     this.data[this.length++] = v;
   }
+  /** Makes room for at least `min` elements, doubling so appends stay amortised O(1). */
   grow(min: number): void {
+    if (min <= this.data.length) return;
     let n = this.data.length;
     while (n < min) n *= 2;
     const d = new Float32Array(n);
@@ -25,7 +27,9 @@ export class GrowableU32 {
     if (this.length === this.data.length) this.grow(this.length + 1);
     this.data[this.length++] = v;
   }
+  /** Makes room for at least `min` elements, doubling so appends stay amortised O(1). */
   grow(min: number): void {
+    if (min <= this.data.length) return;
     let n = this.data.length;
     while (n < min) n *= 2;
     const d = new Uint32Array(n);

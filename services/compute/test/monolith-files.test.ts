@@ -1,0 +1,201 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync, deflateSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { SyntheticSource } from "../src/sources/synthetic.js";
+import { RecordBlock } from "../src/sources/source.js";
+import { MonolithFilesSource, SampleError, type MessageKind } from "../src/sources/monolith-files.js";
+import { compileFeatureList, loadFeatureList } from "../src/features/feature-list.js";
+import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
+import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
+import { compressSnappyBlocks, decompress } from "../src/formats/compression.js";
+import { encodeExample, encodeExampleBatch, encodeInstance } from "../src/formats/monolith-encode.js";
+import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler } from "../src/formats/monolith-decode.js";
+import { WireError } from "../src/formats/protowire.js";
+import { ComputeErrors } from "../src/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "pangea-monolith-"));
+const N = 600;
+const synthetic = new SyntheticSource({ seed: 11, evalRecords: 0 });
+const samples = Array.from({ length: N }, (_, i) => synthetic.plainSample("train", i));
+
+function messages(kind: MessageKind): Uint8Array[] {
+  if (kind === "instance") return samples.map(encodeInstance);
+  if (kind === "example") return samples.map(encodeExample);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < N; i += 128) out.push(encodeExampleBatch(samples.slice(i, i + 128)));
+  return out;
+}
+
+function open(path: string, kind: MessageKind, framing: "pb" | "tfrecord", onBadRecord: "fail" | "skip" = "fail") {
+  return new MonolithFilesSource({
+    paths: [path],
+    message: kind,
+    framing: framing === "tfrecord" ? new TfRecordFraming() : new PbFraming(PB_FILE_DEFAULTS),
+    compression: "auto",
+    featureList: compileFeatureList(synthetic.featureListConfig(kind === "instance" ? "fid_v1" : "fid_v2"), "test"),
+    evalFraction: 0,
+    onBadRecord,
+  });
+}
+
+function expectSameAsSynthetic(src: MonolithFilesSource): void {
+  const a = new RecordBlock(N, 13, 26);
+  const b = new RecordBlock(N, 13, 26);
+  src.read("train", 0, N, a);
+  synthetic.read("train", 0, N, b);
+  expect(a.nnz).toBe(b.nnz);
+  expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
+  expect(a.cellOffsets.subarray(0, N * 26 + 1)).toEqual(b.cellOffsets.subarray(0, N * 26 + 1));
+  expect(a.labels).toEqual(b.labels);
+  for (let i = 0; i < N * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+}
+
+describe("Monolith files: golden round trips through our writers and readers", () => {
+  const cases: [MessageKind, "pb" | "tfrecord", "none" | "gzip" | "zlib" | "snappy"][] = [];
+  for (const kind of ["instance", "example", "examplebatch"] as const) {
+    for (const framing of ["pb", "tfrecord"] as const) for (const comp of ["none", "gzip", "zlib", "snappy"] as const) cases.push([kind, framing, comp]);
+  }
+  it.each(cases)("%s in %s framing, %s compression, reads back as the same samples", (kind, framing, comp) => {
+    const framed = framing === "tfrecord" ? encodeTfRecords(messages(kind)) : encodePbRecords(messages(kind), PB_FILE_DEFAULTS);
+    const ext = { none: "", gzip: ".gz", zlib: ".zz", snappy: ".snappy" }[comp];
+    const data = comp === "gzip" ? gzipSync(framed) : comp === "zlib" ? deflateSync(framed) : comp === "snappy" ? compressSnappyBlocks(framed, 1000) : framed;
+    const path = join(dir, `${kind}-${framing}${ext}`);
+    writeFileSync(path, data);
+    const src = open(path, kind, framing);
+    expect(src.info.trainRecords).toBe(N);
+    expect(src.info.skippedRecords).toBe(0);
+    expectSameAsSynthetic(src);
+  });
+
+  it.runIf(spawnSync("zstd", ["--version"]).status === 0)("zstd input (compressed by Debian's zstd tool) reads back", () => {
+    const path = join(dir, "instance-zstd.pb");
+    writeFileSync(path, encodePbRecords(messages("instance"), PB_FILE_DEFAULTS));
+    execFileSync("zstd", ["-q", "-f", path, "-o", `${path}.zst`]);
+    expectSameAsSynthetic(open(`${path}.zst`, "instance", "pb"));
+  });
+});
+
+describe("bad records", () => {
+  function damagedExampleFile(): string {
+    const msgs = messages("example");
+    msgs[3] = Uint8Array.from([0x0a, 0xff, 0x01]); // a named_feature whose length runs past the message
+    const path = join(dir, "damaged.pb");
+    writeFileSync(path, encodePbRecords(msgs, PB_FILE_DEFAULTS));
+    return path;
+  }
+
+  it("--on-bad-record=fail stops at the first bad record, naming file and byte offset", () => {
+    const path = damagedExampleFile();
+    try {
+      open(path, "example", "pb", "fail");
+      expect.unreachable();
+    } catch (err) {
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
+      expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte \\d+: not a valid example: length 255 runs past the end of the message \\(0 bytes left\\)$`));
+    }
+  });
+
+  it("--on-bad-record=skip counts the record, keeps the rest and says so", () => {
+    const src = open(damagedExampleFile(), "example", "pb", "skip");
+    expect(src.info.trainRecords).toBe(N - 1);
+    expect(src.info.skippedRecords).toBe(1);
+    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length N runs past the end/);
+  });
+
+  it("a lost frame skips the rest of the file and counts its bytes", () => {
+    const framed = encodeTfRecords(messages("instance"));
+    framed[8 + 10 * 0] ^= 0xff; // the first record's length CRC
+    const path = join(dir, "lost-frame.tfrecord");
+    writeFileSync(path, framed);
+    expect(() => open(path, "instance", "tfrecord", "fail")).toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
+    expect(() => open(path, "instance", "tfrecord", "skip")).toThrow(/no usable samples .*\(1 bad records skipped, \d+ bytes unreadable/);
+  });
+
+  it("a sample without the configured label is bad", () => {
+    const bad = { ...samples[0]!, labels: [] };
+    const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
+    const msg = encodeExample(bad);
+    asm.reset();
+    decodeExample(msg, 0, msg.length, asm);
+    expect(asm.labels).toEqual([]);
+    const path = join(dir, "nolabel.pb");
+    writeFileSync(path, encodePbRecords([msg, ...messages("example").slice(1)], PB_FILE_DEFAULTS));
+    const src = open(path, "example", "pb", "skip");
+    expect(src.info.skippedSummary).toContain("has N labels, the feature list reads label N");
+    void SampleError;
+  });
+
+  it("a v2 fid with the reserved bit set is bad", () => {
+    const s = { ids: new Map([["C1", Uint32Array.from([1, 0x80010000])]]), floats: new Map(), labels: [1] };
+    const msg = encodeExample(s);
+    const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
+    expect(() => decodeExample(msg, 0, msg.length, asm)).toThrow(/has the reserved top bit set/);
+  });
+
+  it("property: decoders given any bytes either decode or throw WireError", () => {
+    const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
+    const seeds = [...messages("example").slice(0, 3), ...messages("instance").slice(0, 3), messages("examplebatch")[0]!.slice(0, 4000)];
+    const check = (fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        if (!(err instanceof WireError)) throw err;
+      }
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+      asm.reset();
+      check(() => decodeInstance(b, 0, b.length, asm));
+      asm.reset();
+      check(() => decodeExample(b, 0, b.length, asm));
+      check(() => decodeExampleBatch(b, 0, b.length, asm, () => {}));
+    }), { numRuns: 3000 });
+    fc.assert(fc.property(fc.constantFrom(...seeds), fc.nat(), fc.integer({ min: 0, max: 255 }), (seed, at, v) => {
+      const b = seed.slice();
+      b[at % b.length] = v;
+      asm.reset();
+      check(() => decodeInstance(b, 0, b.length, asm));
+      asm.reset();
+      check(() => decodeExample(b, 0, b.length, asm));
+      check(() => decodeExampleBatch(b, 0, b.length, asm, () => {}));
+    }), { numRuns: 3000 });
+  });
+
+  it("a corrupt compressed file is a framing error naming the file", () => {
+    expect(() => decompress(Uint8Array.from([1, 2, 3, 4, 5]), "gzip", "x.gz")).toThrow(/^x\.gz: cannot gzip-decompress: /);
+    expect(() => decompress(Uint8Array.from([0, 0, 0, 9, 0, 0, 0, 50]), "snappy", "x.snappy")).toThrow("x.snappy: snappy stream at byte 8: chunk of 50 bytes runs past the end");
+  });
+});
+
+describe("feature lists", () => {
+  it("reads Monolith's feature_list.conf lines", () => {
+    const path = join(dir, "feature_list.conf");
+    writeFileSync(path, "# comment\ncolumn_name: a, b\nfeature_name=f_user_id depend=user_id method=VectorTopString slot=1\nfeature_name=f_item_id slot=200 dim=16\n");
+    const list = loadFeatureList(path);
+    expect(list.slotIds).toEqual([1, 200]);
+    expect(list.slotByName.get("f_item_id")).toEqual({ column: 1, slot: 200, kind: "fid_v2" });
+  });
+
+  it.each([
+    ['{"slots": []}', "slots: declare at least one slot"],
+    ['{"slots": [{"name": "a", "slot": 40000}]}', "slots.0.slot: Too big"],
+    ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 1}]}', "slot 1 is declared twice"],
+    ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
+    ["{not json", "is not valid JSON"],
+    ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
+  ])("refuses %s", (text, message) => {
+    const path = join(dir, `bad-${Math.random()}.json`);
+    writeFileSync(path, text);
+    try {
+      loadFeatureList(path);
+      expect.unreachable();
+    } catch (err) {
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+      expect((err as Error).message).toContain(message);
+    }
+    void readFileSync;
+  });
+});
