@@ -8,7 +8,7 @@ export const FLAGS: FlagTable = {
   advertise: { env: "PANGEA_COMPUTE_ADVERTISE", description: "address trainers use to reach this service", default: "host:bound port" },
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address to register with", default: "127.0.0.1:50051" },
   data: { env: "PANGEA_DATA", description: "data file(s) to train on, comma-separated; absent = built-in synthetic data" },
-  format: { env: "PANGEA_FORMAT", description: "criteo (TSV), instance, example or examplebatch", default: "criteo" },
+  format: { env: "PANGEA_FORMAT", description: "criteo (TSV), instance, example, examplebatch or parquet", default: "criteo" },
   framing: { env: "PANGEA_FRAMING", description: "record framing of Monolith files: pb or tfrecord", default: "pb" },
   compression: { env: "PANGEA_COMPRESSION", description: "auto (by file name), none, gzip, zlib, snappy or zstd", default: "auto" },
   "feature-list": { env: "PANGEA_FEATURE_LIST", description: "feature list (JSON or Monolith feature_list.conf); needed for Monolith formats" },
@@ -34,7 +34,7 @@ const schema = z.object({
     .min(1)
     .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
     .optional(),
-  format: z.enum(["criteo", "instance", "example", "examplebatch"], { message: "expected criteo, instance, example or examplebatch" }).default("criteo"),
+  format: z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"),
   framing: z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"),
   compression: z.enum(["auto", "none", "gzip", "zlib", "snappy", "zstd"], { message: "expected auto, none, gzip, zlib, snappy or zstd" }).default("auto"),
   featureList: z.string().min(1).optional(),

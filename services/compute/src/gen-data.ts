@@ -8,12 +8,13 @@ import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } f
 import { encodeTfRecords } from "./formats/tfrecord.js";
 import { encodePbRecords, PB_FILE_DEFAULTS } from "./formats/pb-framing.js";
 import { compressSnappyBlocks } from "./formats/compression.js";
+import { parquetWriteBuffer } from "hyparquet-writer";
 
 const FLAGS: FlagTable = {
   out: { description: "file to write" },
   records: { description: "number of records (samples)", default: "100000" },
   seed: { description: "seed of the synthetic data", default: "42" },
-  format: { description: "criteo (TSV), instance, example or examplebatch", default: "criteo" },
+  format: { description: "criteo (TSV), instance, example, examplebatch or parquet", default: "criteo" },
   framing: { description: "pb or tfrecord (Monolith formats)", default: "pb" },
   compression: { description: "none, gzip or snappy (Monolith formats)", default: "none" },
   "batch-size": { description: "examples per ExampleBatch", default: "256" },
@@ -24,7 +25,7 @@ const schema = z.object({
   out: z.string({ message: "expected a file path" }).min(1, "expected a file path"),
   records: positiveInt("a positive record count").default(100_000),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
-  format: z.enum(["criteo", "instance", "example", "examplebatch"], { message: "expected criteo, instance, example or examplebatch" }).default("criteo"),
+  format: z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"),
   framing: z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"),
   compression: z.enum(["none", "gzip", "snappy"], { message: "expected none, gzip or snappy" }).default("none"),
   batchSize: positiveInt("a positive batch size").default(256),
@@ -57,6 +58,26 @@ async function writeTsv(source: SyntheticSource, out: string, records: number): 
   await Promise.race([new Promise<void>((r) => stream.end(r)), failed]);
 }
 
+/** Criteo's columns as Parquet: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
+function parquetOf(source: SyntheticSource, records: number): ArrayBuffer {
+  const label: number[] = [];
+  const dense: (number | null)[][] = Array.from({ length: 13 }, () => []);
+  const cats: string[][] = Array.from({ length: 26 }, () => []);
+  for (let i = 0; i < records; i++) {
+    const fields = source.tsvLine("train", i).split("\t");
+    label.push(Number(fields[0]));
+    for (let j = 0; j < 13; j++) dense[j]!.push(fields[1 + j] === "" ? null : Number(fields[1 + j]));
+    for (let k = 0; k < 26; k++) cats[k]!.push(fields[14 + k]!);
+  }
+  return parquetWriteBuffer({
+    columnData: [
+      { name: "label", data: label, type: "INT32" },
+      ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
+      ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
+    ],
+  });
+}
+
 runMain("pangea gen-data", async () => {
   const c = parseConfig(schema, FLAGS, process.argv.slice(2), {});
   if (!c) {
@@ -66,6 +87,8 @@ runMain("pangea gen-data", async () => {
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0 });
   if (c.format === "criteo") {
     await writeTsv(source, c.out, c.records);
+  } else if (c.format === "parquet") {
+    writeOrFail(c.out, new Uint8Array(parquetOf(source, c.records)));
   } else {
     const messages: Uint8Array[] = [];
     if (c.format === "examplebatch") {
@@ -83,7 +106,7 @@ runMain("pangea gen-data", async () => {
     writeOrFail(c.out, c.compression === "gzip" ? gzipSync(framed) : c.compression === "snappy" ? compressSnappyBlocks(framed) : framed);
   }
   if (c.featureListOut) {
-    const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : "fid_v2");
+    const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");
     writeOrFail(c.featureListOut, `${JSON.stringify(list, null, 2)}\n`);
   }
   process.stdout.write(`wrote ${c.records} records to ${c.out}\n`);

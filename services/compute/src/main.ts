@@ -15,7 +15,7 @@ runMain("pangea-compute", async () => {
     return;
   }
   const log = createLogger("compute");
-  const source = openSource(config);
+  const source = await openSource(config);
   const { description, trainRecords, evalRecords, groundTruth, skippedRecords, skippedSummary } = source.info;
   log.info({ source: description, train: trainRecords, eval: evalRecords, groundTruth }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);

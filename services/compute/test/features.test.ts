@@ -65,3 +65,19 @@ describe("dense normalisation", () => {
     expect(normalizeCount(Math.E - 1)).toBeCloseTo(1, 12);
   });
 });
+
+describe("v1 fids", () => {
+  it("property: v1 -> v2 keeps the 10-bit slot and the low 48 bits of the 54-bit hash", async () => {
+    const { slotOfV1, v1HiToV2Hi } = await import("../src/features/feature-id.js");
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1023 }), fc.bigInt({ min: 0n, max: (1n << 54n) - 1n }), (slot, sig) => {
+        const v1 = (BigInt(slot) << 54n) | sig;
+        const lo = Number(v1 & 0xffffffffn);
+        const hi = Number(v1 >> 32n);
+        expect(slotOfV1(hi)).toBe(slot);
+        const v2 = (BigInt(v1HiToV2Hi(hi)) << 32n) | BigInt(lo);
+        expect(v2).toBe((BigInt(slot) << 48n) | (sig & ((1n << 48n) - 1n)));
+      }),
+    );
+  });
+});

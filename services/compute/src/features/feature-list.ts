@@ -27,7 +27,14 @@ const denseSchema = z.object({
 const listSchema = z.object({
   slots: z.array(slotSchema).min(1, "declare at least one slot"),
   dense: z.array(denseSchema).default([]),
-  label: z.object({ index: z.number().int().min(0).default(0) }).default({ index: 0 }),
+  label: z
+    .object({
+      // Which of a Monolith sample's labels to train on.
+      index: z.number().int().min(0).default(0),
+      // Which column holds the label in a Parquet file.
+      column: z.string().min(1).default("label"),
+    })
+    .default({ index: 0, column: "label" }),
 });
 
 export type FeatureListConfig = z.infer<typeof listSchema>;
@@ -42,6 +49,7 @@ export interface FeatureList {
   readonly denseByName: ReadonlyMap<string, { offset: number; size: number; log1p: boolean }>;
   readonly numDense: number;
   readonly labelIndex: number;
+  readonly labelColumn: string;
 }
 
 export function compileFeatureList(config: FeatureListConfig, where: string): FeatureList {
@@ -70,6 +78,7 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     denseByName,
     numDense: offset,
     labelIndex: config.label.index,
+    labelColumn: config.label.column,
   };
 }
 

@@ -5,11 +5,12 @@ import { PbFraming } from "../formats/pb-framing.js";
 import { TfRecordFraming } from "../formats/tfrecord.js";
 import { CriteoTsvSource } from "./criteo-tsv.js";
 import { MonolithFilesSource } from "./monolith-files.js";
+import { ParquetSource } from "./parquet-source.js";
 import type { DataSource } from "./source.js";
 import { SyntheticSource } from "./synthetic.js";
 
 /** The data source a compute configuration describes. */
-export function openSource(c: ComputeConfig): DataSource {
+export async function openSource(c: ComputeConfig): Promise<DataSource> {
   if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
   if (c.format === "criteo") {
     if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);
@@ -17,6 +18,10 @@ export function openSource(c: ComputeConfig): DataSource {
   }
   if (!c.featureList) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
+  }
+  const featureList = loadFeatureList(c.featureList);
+  if (c.format === "parquet") {
+    return ParquetSource.open({ paths: c.data, featureList, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
   }
   const framing =
     c.framing === "tfrecord"
@@ -27,7 +32,7 @@ export function openSource(c: ComputeConfig): DataSource {
     message: c.format,
     framing,
     compression: c.compression,
-    featureList: loadFeatureList(c.featureList),
+    featureList,
     evalFraction: c.evalFraction,
     onBadRecord: c.onBadRecord,
   });

@@ -199,11 +199,11 @@ export class SyntheticSource implements DataSource {
   }
 
   /** The feature list that reads plainSample's data back as this source lays it out. */
-  featureListConfig(idKind: "fid_v1" | "fid_v2"): FeatureListConfig {
+  featureListConfig(idKind: "fid_v1" | "fid_v2" | "bytes"): FeatureListConfig {
     return {
       slots: this.info.slotIds.map((slot, s) => ({ name: `C${s + 1}`, slot, type: idKind, dim: 16 })),
       dense: Array.from({ length: SYNTHETIC_NUM_DENSE }, (_, j) => ({ name: `I${j + 1}`, size: 1, transform: "log1p" as const })),
-      label: { index: 0 },
+      label: { index: 0, column: "label" },
     };
   }
 

@@ -1,0 +1,87 @@
+import type { FeatureList } from "../features/feature-list.js";
+import type { SampleAssembler } from "../formats/monolith-decode.js";
+import { GrowableF32, GrowableU32 } from "./columns.js";
+import type { RecordBlock, SplitName } from "./source.js";
+
+/** A decoded sample that cannot be trained on (no label, non-finite label). */
+export class SampleError extends Error {}
+
+/**
+ * Assembled samples held in memory, laid out as TrainingBatch wants them:
+ * labels, dense values, and ids grouped by (sample, slot) cell. The last
+ * samples after setTrainCount form the eval split.
+ */
+export class SampleColumns {
+  samples = 0;
+  private readonly labels = new GrowableF32();
+  private readonly dense = new GrowableF32();
+  private readonly ids = new GrowableU32();
+  /** Sample r's cell c starts at id cellStarts[r * S + c]; one extra entry closes the last cell. */
+  private readonly cellStarts = new GrowableU32();
+  private trainCount = 0;
+  private closed = false;
+
+  constructor(private readonly list: FeatureList) {}
+
+  mark() {
+    return { samples: this.samples, labels: this.labels.length, dense: this.dense.length, ids: this.ids.length, cells: this.cellStarts.length };
+  }
+
+  rollback(m: ReturnType<SampleColumns["mark"]>): void {
+    this.samples = m.samples;
+    this.labels.length = m.labels;
+    this.dense.length = m.dense;
+    this.ids.length = m.ids;
+    this.cellStarts.length = m.cells;
+  }
+
+  /** Appends the assembled sample, its ids grouped by column (a counting sort). */
+  commit(asm: SampleAssembler): void {
+    const label = asm.labels[this.list.labelIndex];
+    if (label === undefined) throw new SampleError(`has ${asm.labels.length} labels, the feature list reads label ${this.list.labelIndex}`);
+    if (!Number.isFinite(label)) throw new SampleError(`label ${this.list.labelIndex} is ${label}`);
+    const S = this.list.slotIds.length;
+    const counts = new Uint32Array(S + 1);
+    for (let i = 0; i < asm.count; i++) counts[asm.columns[i]! + 1]!++;
+    for (let c = 0; c < S; c++) counts[c + 1]! += counts[c]!;
+    const base = this.ids.length / 2;
+    for (let c = 0; c < S; c++) this.cellStarts.push(base + counts[c]!);
+    this.ids.grow(this.ids.length + asm.count * 2);
+    const out = this.ids.data;
+    const fill = counts.slice(0, S);
+    for (let i = 0; i < asm.count; i++) {
+      const at = 2 * (base + fill[asm.columns[i]!]!++);
+      out[at] = asm.words[2 * i]!;
+      out[at + 1] = asm.words[2 * i + 1]!;
+    }
+    this.ids.length += asm.count * 2;
+    this.labels.push(label > 0 ? 1 : 0);
+    this.dense.grow(this.dense.length + asm.dense.length);
+    this.dense.data.set(asm.dense, this.dense.length);
+    this.dense.length += asm.dense.length;
+    this.samples++;
+  }
+
+  /** Ends loading: the last samples - trainCount samples are the eval split. */
+  setTrainCount(trainCount: number): void {
+    if (!this.closed) this.cellStarts.push(this.ids.length / 2);
+    this.closed = true;
+    this.trainCount = trainCount;
+  }
+
+  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
+    const base = split === "train" ? start : this.trainCount + start;
+    const S = this.list.slotIds.length;
+    const D = this.list.numDense;
+    block.labels.set(this.labels.data.subarray(base, base + count));
+    block.dense.set(this.dense.data.subarray(base * D, (base + count) * D));
+    const first = this.cellStarts.data[base * S]!;
+    const last = this.cellStarts.data[(base + count) * S]!;
+    const nnz = last - first;
+    if (block.idWords.length < nnz * 2) block.idWords = new Uint32Array(nnz * 2);
+    block.idWords.set(this.ids.data.subarray(first * 2, last * 2));
+    for (let c = 0; c <= count * S; c++) block.cellOffsets[c] = this.cellStarts.data[base * S + c]! - first;
+    block.count = count;
+    block.nnz = nnz;
+  }
+}
