@@ -7,7 +7,7 @@ COMPOSE_FILE := infra/docker-compose.yaml
 COMPOSE_PROJECT := pangea
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools schema-gen schema-check build typecheck test e2e up down status logs docker-build docker-up docker-down clean
+.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench up down status logs docker-build docker-up docker-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test: deps build schema-check ## run the whole test suite (README's test command
 
 e2e: build ## run only the multi-process cluster tests
 	$(PNPM) exec vitest run test/e2e
+
+bench: build ## print reader, compute-path and trainer throughput (RECORDS=100000)
+	node scripts/bench.mjs $(or $(RECORDS),100000)
 
 up: build ## start a local cluster in the background (ARGS="--steps 200 ...")
 	./pangea up $(ARGS)

@@ -1,0 +1,36 @@
+/**
+ * The trainer's consumption rate (a benchmark, not a test): the default DLRM
+ * on this machine's backend, one process, compute only (no network), at the
+ * cluster's default batch size. Prints one JSON line.
+ * Usage: node step-rate.js [--batch N] [--steps N] [--backend B]
+ */
+import { Rng } from "@pangea/kit";
+import { initDenseParams, type DlrmSpec } from "@pangea/model";
+import { selectBackend, type BackendPreference } from "../backend/select-backend.js";
+import { Dlrm } from "../model/dlrm.js";
+
+const flag = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : fallback;
+};
+const B = Number(flag("batch", "1024"));
+const steps = Number(flag("steps", "30"));
+const backend = await selectBackend(flag("backend", "auto") as BackendPreference);
+const spec: DlrmSpec = { numDense: 13, numSlots: 26, embeddingDim: 16, bottomMlp: [64, 16], topMlp: [64, 32] };
+const model = new Dlrm(spec);
+const values = initDenseParams(spec, 1);
+const rng = new Rng(3);
+const unique = 8000;
+const rows = Float32Array.from({ length: unique * 16 }, () => rng.uniform(-0.05, 0.05));
+const batch = {
+  size: B,
+  dense: Float32Array.from({ length: B * 13 }, () => rng.next() * 3),
+  labels: Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 1 : 0)),
+  inverse: Int32Array.from({ length: B * 26 }, () => Math.floor(rng.next() * unique)),
+  cellOfValue: null,
+};
+for (let i = 0; i < 3; i++) model.trainStep(values, rows, unique, batch);
+const t = performance.now();
+for (let i = 0; i < steps; i++) model.trainStep(values, rows, unique, batch);
+const seconds = (performance.now() - t) / 1000;
+process.stdout.write(`${JSON.stringify({ name: "trainer step (compute only)", backend: backend.name, batch: B, steps, seconds: +seconds.toFixed(3), samplesPerSec: Math.round((B * steps) / seconds) })}\n`);
