@@ -16,6 +16,10 @@ export const FLAGS: FlagTable = {
   "kafka-dump": { env: "PANGEA_KAFKA_DUMP", description: "pb framing: records carry a kafka dump header", boolean: true },
   "kafka-dump-prefix": { env: "PANGEA_KAFKA_DUMP_PREFIX", description: "pb framing: records carry a kafka dump prefix", boolean: true },
   "lagrangex-header": { env: "PANGEA_LAGRANGEX_HEADER", description: "pb framing: records carry a lagrangex header", boolean: true },
+  "kafka-brokers": { env: "PANGEA_KAFKA_BROKERS", description: "read from Kafka at host:port[,...] instead of files" },
+  "kafka-topic": { env: "PANGEA_KAFKA_TOPIC", description: "topic whose message values are --format records" },
+  "kafka-group": { env: "PANGEA_KAFKA_GROUP", description: "consumer group (committed offsets live here)", default: "pangea-compute" },
+  "kafka-idle-timeout-ms": { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records", default: "30000" },
   "on-bad-record": { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse", default: "fail" },
   "eval-fraction": { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out", default: "0.1" },
   "eval-records": { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data", default: "50000" },
@@ -42,6 +46,14 @@ const schema = z.object({
   kafkaDump: z.boolean().default(false),
   kafkaDumpPrefix: z.boolean().default(false),
   lagrangexHeader: z.boolean().default(false),
+  kafkaBrokers: z
+    .string()
+    .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
+    .refine((bs) => bs.length > 0 && bs.every((b) => /^[A-Za-z0-9._-]+:\d{1,5}$/.test(b)), "expected host:port[,host:port...]")
+    .optional(),
+  kafkaTopic: z.string().min(1).optional(),
+  kafkaGroup: z.string().min(1).default("pangea-compute"),
+  kafkaIdleTimeoutMs: positiveInt("milliseconds").default(30_000),
   onBadRecord: z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"),
   evalFraction: z.coerce.number({ message: "expected a number" }).min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]").default(0.1),
   evalRecords: nonNegativeInt("a record count").default(50_000),

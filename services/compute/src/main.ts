@@ -15,7 +15,7 @@ runMain("pangea-compute", async () => {
     return;
   }
   const log = createLogger("compute");
-  const source = await openSource(config);
+  const source = await openSource(config, log);
   const { description, trainRecords, evalRecords, groundTruth, skippedRecords, skippedSummary } = source.info;
   log.info({ source: description, train: trainRecords, eval: evalRecords, groundTruth }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
@@ -29,6 +29,7 @@ runMain("pangea-compute", async () => {
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
     await running.shutdown();
+    if ("streaming" in source) await source.close();
   });
 
   const advertise = config.advertise ?? running.address;

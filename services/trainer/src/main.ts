@@ -48,7 +48,7 @@ runMain("pangea-trainer", async () => {
     await train.open({ workerRank: rank, worldSize, batchSize: job.batchSize, maxBatches: job.steps, split: "train" }, config.connectTimeoutMs);
     log.info({ job: job.jobId, steps: job.steps, batchSize: job.batchSize, compute: job.computeAddress }, "training");
     const stats = await trainLoop(model, train, params, job.steps, log, config.logEvery);
-    train.close();
+    await train.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / stats.seconds) }, "training done");
 
     if (rank === 0) {

@@ -5,9 +5,24 @@ import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
 import { shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, type DataSource } from "../sources/source.js";
+import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
+
+/** File and generated sources are read by index; a Kafka source is a stream handing out batches. */
+export type BatchSource = DataSource | KafkaSource;
 import { ComputeErrors } from "../errors.js";
 
 type BatchCall = grpc.ServerDuplexStream<Buffer, Buffer>;
+
+/** One call's credit-based flow control, as the produce loops see it. */
+interface Flow {
+  /** Resolves once a batch may be sent (or the call closed). */
+  waitForCredit(): Promise<void>;
+  /** Records a sent batch (null for an index-based source, which has nothing to commit). */
+  sent(b: StreamedBatch | null): void;
+  /** Resolves once every sent batch is acknowledged, or the client will send no more acks. */
+  waitForAcks(): Promise<void>;
+  isClosed(): boolean;
+}
 
 /** Batches compute may have sent and the client not yet acknowledged, unless the client asks for another window. */
 export const DEFAULT_WINDOW = 4;
@@ -25,7 +40,7 @@ export class BatchStreamHandler {
   recordsServed = 0;
 
   constructor(
-    private readonly source: DataSource,
+    private readonly source: BatchSource,
     private readonly sender: string,
     private readonly log: Logger,
   ) {}
@@ -40,18 +55,38 @@ export class BatchStreamHandler {
     const peer = call.getPeer();
     let started = false;
     let credit = 0;
-    let wake: (() => void) | null = null;
     let closed = false;
+    let halfClosed = false;
+    let wake: (() => void) | null = null;
+    // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack).
+    const inflight: (StreamedBatch | null)[] = [];
     const signal = () => {
       const w = wake;
       wake = null;
       w?.();
     };
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise<void>((r) => (wake = r));
+    };
+    const flow: Flow = {
+      waitForCredit: () => until(() => credit > 0 || closed),
+      sent: (b) => {
+        credit--;
+        inflight.push(b);
+      },
+      waitForAcks: () => until(() => inflight.length === 0 || closed || halfClosed),
+      isClosed: () => closed || call.cancelled,
+    };
     const fail = (err: unknown) => {
       this.log.warn({ peer, err: (err as Error).message }, "batch stream failed");
+      stop();
+      if (!call.cancelled) call.emit("error", toServiceError(err));
+    };
+    const stop = () => {
+      // Released newest first, so the oldest ends up at the front of the queue again.
+      if (!closed) for (const b of inflight.splice(0).reverse()) b?.release();
       closed = true;
       signal();
-      if (!call.cancelled) call.emit("error", toServiceError(err));
     };
     call.on("data", (bytes: Buffer) => {
       try {
@@ -70,51 +105,76 @@ export class BatchStreamHandler {
             maxBatches: Number(req.maxBatches),
             split: req.split === Split.EVAL ? "eval" : "train",
           };
-          const waitForCredit = async () => {
-            while (credit <= 0 && !closed) await new Promise<void>((r) => (wake = r));
-          };
-          this.produce(call, share, sender, waitForCredit, () => credit--, () => closed).catch(fail);
+          this.produce(call, share, sender, flow)
+            .then(() => {
+              // The stream ends only once the client has acknowledged what it got (or stopped acknowledging).
+              if (!flow.isClosed()) call.end();
+            })
+            .catch(fail);
         } else {
           const { payload: ack } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
           credit += ack.consumed;
+          for (let i = 0; i < ack.consumed; i++) inflight.shift()?.ack();
           signal();
         }
       } catch (err) {
         fail(err);
       }
     });
-    const stop = () => {
-      closed = true;
+    call.on("end", () => {
+      // The client sends nothing more: what it did not acknowledge goes back to the source.
+      halfClosed = true;
+      for (const b of inflight.splice(0).reverse()) b?.release();
       signal();
-    };
+    });
     call.on("cancelled", stop);
     call.on("error", stop);
   }
 
-  private async produce(
-    call: BatchCall,
-    share: ShareRequest,
-    sender: string,
-    waitForCredit: () => Promise<void>,
-    spend: () => void,
-    isClosed: () => boolean,
-  ): Promise<void> {
-    const info = this.source.info;
+  private async produce(call: BatchCall, share: ShareRequest, sender: string, flow: Flow): Promise<void> {
+    if ("streaming" in this.source) return this.produceStream(this.source, call, share, sender, flow);
+    const source = this.source;
+    const info = source.info;
     const splitRecords = share.split === "train" ? info.trainRecords : info.evalRecords;
     this.log.info({ peer: sender, ...share }, "batch stream opened");
     const block = new RecordBlock(share.batchSize, info.numDense, info.slotIds.length);
-    let sent = 0;
+    let count = 0;
     for (const slice of shareBatches(share, splitRecords)) {
-      await waitForCredit();
-      if (isClosed() || call.cancelled) break;
-      this.source.read(share.split, slice.start, slice.count, block);
+      await flow.waitForCredit();
+      if (flow.isClosed()) break;
+      source.read(share.split, slice.start, slice.count, block);
       call.write(encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch));
-      spend();
+      flow.sent(null);
       this.batchesServed++;
       this.recordsServed += slice.count;
-      sent++;
+      count++;
     }
-    this.log.info({ peer: sender, batches: sent, cancelled: call.cancelled }, "batch stream closed");
-    if (!call.cancelled && !isClosed()) call.end();
+    await flow.waitForAcks();
+    this.log.info({ peer: sender, batches: count, cancelled: call.cancelled }, "batch stream closed");
+  }
+
+  /** A stream source's batches go to whichever trainer asks next, so the shares stay disjoint. */
+  private async produceStream(source: KafkaSource, call: BatchCall, share: ShareRequest, sender: string, flow: Flow): Promise<void> {
+    this.log.info({ peer: sender, ...share }, "batch stream opened");
+    let count = 0;
+    // A stream has no held-out split: evaluation requests get no batches.
+    const limit = share.split === "eval" ? 0 : share.maxBatches === 0 ? Number.POSITIVE_INFINITY : share.maxBatches;
+    while (count < limit) {
+      await flow.waitForCredit();
+      if (flow.isClosed()) break;
+      const b = await source.nextBatch(share.batchSize, flow.isClosed);
+      if (!b) break;
+      if (flow.isClosed()) {
+        b.release();
+        break;
+      }
+      call.write(encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0));
+      flow.sent(b);
+      count++;
+      this.batchesServed++;
+      this.recordsServed += b.block.count;
+    }
+    await flow.waitForAcks();
+    this.log.info({ peer: sender, batches: count, ...source.stats() }, "batch stream closed");
   }
 }

@@ -6,11 +6,31 @@ import { TfRecordFraming } from "../formats/tfrecord.js";
 import { CriteoTsvSource } from "./criteo-tsv.js";
 import { MonolithFilesSource } from "./monolith-files.js";
 import { ParquetSource } from "./parquet-source.js";
-import type { DataSource } from "./source.js";
+import type { Logger } from "@pangea/kit";
+import type { BatchSource } from "../server/batch-stream.js";
+import { KafkaSource } from "./kafka-source.js";
 import { SyntheticSource } from "./synthetic.js";
 
 /** The data source a compute configuration describes. */
-export async function openSource(c: ComputeConfig): Promise<DataSource> {
+export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSource> {
+  if (c.kafkaBrokers) {
+    if (!c.kafkaTopic) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers needs --kafka-topic");
+    if (c.data) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers and --data are exclusive: read from Kafka or from files");
+    if (c.format === "criteo" || c.format === "parquet" || !c.featureList) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "Kafka messages must be Monolith records: give --format instance, example or examplebatch and a --feature-list");
+    }
+    return KafkaSource.open({
+      brokers: c.kafkaBrokers,
+      topic: c.kafkaTopic,
+      groupId: c.kafkaGroup,
+      message: c.format,
+      featureList: loadFeatureList(c.featureList),
+      onBadRecord: c.onBadRecord,
+      maxQueued: 65_536,
+      idleTimeoutMs: c.kafkaIdleTimeoutMs,
+      log,
+    });
+  }
   if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
   if (c.format === "criteo") {
     if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);

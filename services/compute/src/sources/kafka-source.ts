@@ -1,0 +1,244 @@
+import { Kafka, logLevel, type Consumer, type EachBatchPayload } from "kafkajs";
+import type { Logger } from "@pangea/kit";
+import { ComputeErrors } from "../errors.js";
+import type { FeatureList } from "../features/feature-list.js";
+import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler } from "../formats/monolith-decode.js";
+import { WireError } from "../formats/protowire.js";
+import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
+import type { MessageKind } from "./monolith-files.js";
+import { OffsetTracker } from "./offset-tracker.js";
+import { RecordBlock, type SourceDescription } from "./source.js";
+import { SampleError } from "./sample-columns.js";
+
+export interface KafkaSourceOptions {
+  brokers: string[];
+  topic: string;
+  groupId: string;
+  message: MessageKind;
+  featureList: FeatureList;
+  onBadRecord: BadRecordPolicy;
+  /** Records decoded ahead of the trainers; consumption pauses beyond this. */
+  maxQueued: number;
+  /** A batch waiting this long with no new record is sent short, or the stream ends if it is empty. */
+  idleTimeoutMs: number;
+  log: Logger;
+}
+
+/** One decoded record waiting for a batch. */
+interface Queued {
+  partition: number;
+  offset: bigint;
+  label: number;
+  dense: Float32Array;
+  words: Uint32Array;
+  columns: Int32Array;
+}
+
+/** A batch handed to a trainer: acknowledge it once trained, release it if the trainer went away. */
+export interface StreamedBatch {
+  block: RecordBlock;
+  ack(): void;
+  release(): void;
+}
+
+/**
+ * Monolith records from a Kafka topic, one message value per Instance or
+ * Example (or a whole ExampleBatch), read with a kafkajs consumer group.
+ * At least once: a partition's offset is committed only past records whose
+ * batch the trainer acknowledged; a batch whose trainer disconnects goes back
+ * to the front of the queue. Records redelivered that way are counted.
+ */
+export class KafkaSource {
+  readonly info: SourceDescription;
+  readonly streaming = true as const;
+  private readonly consumer: Consumer;
+  private readonly queue: Queued[] = [];
+  private readonly trackers = new Map<number, OffsetTracker>();
+  private readonly bad: BadRecords;
+  private readonly asm: SampleAssembler;
+  private wakeReader: (() => void) | null = null;
+  private wakeConsumer: (() => void) | null = null;
+  private failure: Error | null = null;
+  committedRecords = 0;
+  redelivered = 0;
+  consumed = 0;
+
+  private constructor(private readonly opts: KafkaSourceOptions) {
+    this.bad = new BadRecords(opts.onBadRecord);
+    this.asm = new SampleAssembler(opts.featureList);
+    const kafka = new Kafka({ clientId: "pangea-compute", brokers: opts.brokers, logLevel: logLevel.NOTHING, retry: { retries: 3 } });
+    this.consumer = kafka.consumer({ groupId: opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    const list = opts.featureList;
+    this.info = {
+      description: `Kafka topic ${opts.topic} at ${opts.brokers.join(",")} (group ${opts.groupId}, ${opts.message} messages)`,
+      numDense: list.numDense,
+      slotIds: list.slotIds,
+      slotDims: list.config.slots.map((s) => s.dim),
+      trainRecords: 0,
+      evalRecords: 0,
+    };
+  }
+
+  static async open(opts: KafkaSourceOptions): Promise<KafkaSource> {
+    const src = new KafkaSource(opts);
+    try {
+      await src.consumer.connect();
+      await src.consumer.subscribe({ topic: opts.topic, fromBeginning: true });
+    } catch (err) {
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot consume topic ${opts.topic} from Kafka at ${opts.brokers.join(",")}: ${(err as Error).message}`);
+    }
+    void src.consumer
+      .run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => src.onBatch(p) })
+      .catch((err: Error) => src.fail(err));
+    src.consumer.on(src.consumer.events.CRASH, (e) => src.fail(e.payload.error));
+    return src;
+  }
+
+  private fail(err: Error): void {
+    this.failure = ComputeErrors.create("COMPUTE_ERR_SOURCE", `Kafka consumer of ${this.opts.topic} failed: ${err.message}`);
+    this.wakeReader?.();
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const tracker = this.tracker(batch.partition);
+    for (const message of batch.messages) {
+      while (this.queue.length >= this.opts.maxQueued) {
+        await new Promise<void>((r) => {
+          this.wakeConsumer = r;
+          setTimeout(r, 500);
+        });
+        await heartbeat();
+        if (!isRunning() || isStale()) return;
+      }
+      const offset = BigInt(message.offset);
+      tracker.received(offset);
+      this.consumed++;
+      this.decode(message.value ?? Buffer.alloc(0), batch.partition, offset, tracker);
+      resolveOffset(message.offset);
+    }
+    await heartbeat();
+  }
+
+  private tracker(partition: number): OffsetTracker {
+    let t = this.trackers.get(partition);
+    if (!t) this.trackers.set(partition, (t = new OffsetTracker()));
+    return t;
+  }
+
+  private decode(value: Buffer, partition: number, offset: bigint, tracker: OffsetTracker): void {
+    const asm = this.asm;
+    const push = () => {
+      const label = asm.labels[this.opts.featureList.labelIndex];
+      if (label === undefined || !Number.isFinite(label)) throw new SampleError(`has no usable label ${this.opts.featureList.labelIndex}`);
+      this.queue.push({
+        partition,
+        offset,
+        label: label > 0 ? 1 : 0,
+        dense: asm.dense.slice(),
+        words: asm.words.slice(0, asm.count * 2),
+        columns: asm.columns.slice(0, asm.count),
+      });
+    };
+    try {
+      if (this.opts.message === "examplebatch") decodeExampleBatch(value, 0, value.length, asm, push);
+      else {
+        asm.reset();
+        if (this.opts.message === "instance") decodeInstance(value, 0, value.length, asm);
+        else decodeExample(value, 0, value.length, asm);
+        push();
+      }
+    } catch (err) {
+      if (!(err instanceof WireError || err instanceof SampleError)) throw err;
+      // A skipped record is done: its offset may be committed.
+      this.bad.record(`topic ${this.opts.topic} partition ${partition} offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
+      this.complete(partition, offset, tracker);
+    }
+    this.wakeReader?.();
+  }
+
+  private complete(partition: number, offset: bigint, tracker = this.tracker(partition)): void {
+    const point = tracker.complete(offset);
+    if (point !== null) {
+      this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset: point.toString() }]).catch((err: Error) => {
+        // After a rebalance the partition may be someone else's: its records will be redelivered there.
+        this.opts.log.warn({ partition, offset: point.toString(), err: err.message }, "offset commit failed");
+      });
+    }
+  }
+
+  /**
+   * The next batch of up to batchSize records, waiting for records to arrive.
+   * After idleTimeoutMs without a new record the batch goes out short; with
+   * no record at all, null (the stream is idle and ends).
+   */
+  async nextBatch(batchSize: number, isCancelled: () => boolean): Promise<StreamedBatch | null> {
+    const taken: Queued[] = [];
+    let lastProgress = Date.now();
+    while (taken.length < batchSize && !isCancelled()) {
+      if (this.failure) throw this.failure;
+      if (this.queue.length > 0) {
+        taken.push(...this.queue.splice(0, batchSize - taken.length));
+        lastProgress = Date.now();
+        this.wakeConsumer?.();
+        continue;
+      }
+      if (Date.now() - lastProgress > this.opts.idleTimeoutMs) break;
+      await new Promise<void>((r) => {
+        this.wakeReader = r;
+        setTimeout(r, 200);
+      });
+    }
+    if (taken.length === 0 || isCancelled()) {
+      this.queue.unshift(...taken);
+      return null;
+    }
+    return {
+      block: this.toBlock(taken),
+      ack: () => {
+        for (const q of taken) this.complete(q.partition, q.offset);
+        this.committedRecords += taken.length;
+      },
+      release: () => {
+        this.redelivered += taken.length;
+        this.queue.unshift(...taken);
+        this.wakeReader?.();
+      },
+    };
+  }
+
+  private toBlock(records: Queued[]): RecordBlock {
+    const list = this.opts.featureList;
+    const S = list.slotIds.length;
+    const block = new RecordBlock(records.length, list.numDense, S);
+    const nnz = records.reduce((n, r) => n + r.columns.length, 0);
+    block.idWords = new Uint32Array(nnz * 2);
+    let at = 0;
+    records.forEach((r, i) => {
+      block.labels[i] = r.label;
+      block.dense.set(r.dense, i * list.numDense);
+      const counts = new Uint32Array(S + 1);
+      for (const c of r.columns) counts[c + 1]!++;
+      for (let c = 0; c < S; c++) counts[c + 1]! += counts[c]!;
+      for (let c = 0; c < S; c++) block.cellOffsets[i * S + c] = at + counts[c]!;
+      const fill = counts.slice(0, S);
+      for (let k = 0; k < r.columns.length; k++) {
+        const dst = 2 * (at + fill[r.columns[k]!]!++);
+        block.idWords[dst] = r.words[2 * k]!;
+        block.idWords[dst + 1] = r.words[2 * k + 1]!;
+      }
+      at += r.columns.length;
+    });
+    block.cellOffsets[records.length * S] = at;
+    block.count = records.length;
+    block.nnz = at;
+    return block;
+  }
+
+  stats() {
+    return { consumed: this.consumed, acknowledged: this.committedRecords, redelivered: this.redelivered, skipped: this.bad.skipped, queued: this.queue.length };
+  }
+
+  async close(): Promise<void> {
+    await this.consumer.disconnect().catch(() => {});
+  }
+}
