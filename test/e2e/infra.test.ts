@@ -28,6 +28,8 @@ describe("container setup", () => {
     expect(resolved).toMatch(/replicas: 2/);
     expect(resolved).toContain("orchestrator:50051");
     expect(resolved).toContain("condition: service_healthy");
+    expect(resolved).toMatch(/image: apache\/kafka:[\d.]+/);
+    expect(resolved).toContain("KAFKA_PROCESS_ROLES: broker,controller");
   });
 
   it("the health probe exits 1 with the peer's address when nothing serves there", () => {
