@@ -54,6 +54,8 @@ struct TrainingBatch {
   featureIds @5 :Tensor;     # uint64 [nnz]
   cellOffsets @6 :Tensor;    # uint32 [B * S + 1]
   epoch @7 :UInt32;
+  weights @8 :Tensor;        # float32 [B], each sample's loss weight (Monolith's
+                             # instance_weight); absent = every sample weighs 1
 }
 
 # Ask compute for this worker's share of a split: global batches k with

@@ -66,6 +66,7 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
   [MessageType.TRAINING_BATCH]: (b) => {
     void b.slotIds.length;
     [b.dense, b.labels, b.featureIds, b.cellOffsets].forEach(touchTensor);
+    if (b._hasWeights()) touchTensor(b.weights);
   },
   [MessageType.BATCH_REQUEST]: () => {},
   [MessageType.PARAMETER_REQUEST]: (r) => touchTensor(r.ids),

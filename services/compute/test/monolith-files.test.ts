@@ -198,3 +198,37 @@ describe("feature lists", () => {
     void readFileSync;
   });
 });
+
+describe("the wrong message type", () => {
+  it.each([
+    ["example", "instance", /not a valid instance: /],
+    ["instance", "examplebatch", /not a valid examplebatch: /],
+  ] as const)("%s records read as %s are refused, naming the file and offset", (written, readAs, message) => {
+    const path = join(dir, `wrong-${written}-as-${readAs}.pb`);
+    writeFileSync(path, encodePbRecords(messages(written), PB_FILE_DEFAULTS));
+    try {
+      open(path, readAs, "pb", "fail");
+      expect.unreachable();
+    } catch (err) {
+      expect(ComputeErrors.is(err)).toBe(true);
+      expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte 0: `));
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+});
+
+describe("instance weights", () => {
+  it("travel from Example and Instance records into the batch; absent means 1", () => {
+    for (const kind of ["example", "instance"] as const) {
+      const weighted = samples.slice(0, 4).map((s, i) => ({ ...s, weight: [0.5, 2, 1, 0][i] }));
+      const encode = kind === "example" ? encodeExample : encodeInstance;
+      const path = join(dir, `weighted-${kind}.pb`);
+      writeFileSync(path, encodePbRecords([...weighted.map(encode), ...samples.slice(4, 6).map(encode)], PB_FILE_DEFAULTS));
+      const src = open(path, kind, "pb");
+      const block = new RecordBlock(6, 13, 26);
+      src.read("train", 0, 6, block);
+      // A weight written as 0 is kept (and removes the sample from the loss); one not written is 1.
+      expect(Array.from(block.weights.subarray(0, 6))).toEqual([0.5, 2, 1, 0, 1, 1]);
+    }
+  });
+});

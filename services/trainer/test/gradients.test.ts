@@ -104,6 +104,7 @@ describe("DLRM train step", () => {
       size: 2,
       dense: rand(6),
       labels: Float32Array.from([1, 0]),
+      weights: Float32Array.from([0.5, 2]),
       inverse: Int32Array.from([0, 1, 1, 2]),
       cellOfValue: Int32Array.from([0, 2, 2, 3]),
     };
@@ -130,5 +131,20 @@ describe("DLRM train step", () => {
       }]);
     }
     for (const [name, analytic, numeric] of probes) expect(analytic(), name).toBeCloseTo(numeric(), 2);
+  });
+
+  it("weights scale each sample's loss: weight 0 removes a sample, 1 for all equals no weights", async () => {
+    await tf.setBackend("cpu");
+    const model = new Dlrm(spec);
+    const values = initDenseParams(spec, 3);
+    const rows = rand(4 * 4, 0.3);
+    const base = { size: 2, dense: rand(6), labels: Float32Array.from([1, 0]), inverse: Int32Array.from([0, 1, 2, 3]), cellOfValue: null };
+    const plain = model.trainStep(values, rows, 4, base);
+    const ones = model.trainStep(values, rows, 4, { ...base, weights: Float32Array.from([1, 1]) });
+    expect(ones.loss).toBeCloseTo(plain.loss, 6);
+    const onlyFirst = model.trainStep(values, rows, 4, { ...base, weights: Float32Array.from([2, 0]) });
+    // Sample 1's rows (2, 3) get no gradient when its weight is 0.
+    expect(Array.from(onlyFirst.rowGrads.subarray(8, 16)).every((g) => g === 0)).toBe(true);
+    expect(Array.from(onlyFirst.rowGrads.subarray(0, 8)).some((g) => g !== 0)).toBe(true);
   });
 });

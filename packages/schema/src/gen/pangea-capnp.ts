@@ -77,7 +77,7 @@ export class TrainingBatch extends $.Struct {
   static readonly _capnp = {
     displayName: "TrainingBatch",
     id: "9b28c809a4bc4cb3",
-    size: new $.ObjectSize(16, 5),
+    size: new $.ObjectSize(16, 6),
   };
   /**
 * position of this batch in the source's global order
@@ -210,6 +210,29 @@ export class TrainingBatch extends $.Struct {
   }
   set epoch(value: number) {
     $.utils.setUint32(12, value, this);
+  }
+  _adoptWeights(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(5, this));
+  }
+  _disownWeights(): $.Orphan<Tensor> {
+    return $.utils.disown(this.weights);
+  }
+  /**
+* float32 [B], each sample's loss weight (Monolith's
+* instance_weight); absent = every sample weighs 1
+*
+*/
+  get weights(): Tensor {
+    return $.utils.getStruct(5, Tensor, this);
+  }
+  _hasWeights(): boolean {
+    return !$.utils.isNull($.utils.getPointer(5, this));
+  }
+  _initWeights(): Tensor {
+    return $.utils.initStructAt(5, Tensor, this);
+  }
+  set weights(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(5, this));
   }
   toString(): string { return "TrainingBatch_" + super.toString(); }
 }

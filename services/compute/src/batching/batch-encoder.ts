@@ -22,5 +22,8 @@ export function encodeBatch(
     writeTensor(b._initLabels(), "labels", DataType.FLOAT32, [B], block.labels.subarray(0, B));
     writeTensor(b._initFeatureIds(), "feature_ids", DataType.UINT64, [block.nnz], block.idWords.subarray(0, block.nnz * 2));
     writeTensor(b._initCellOffsets(), "cell_offsets", DataType.UINT32, [B * S + 1], block.cellOffsets.subarray(0, B * S + 1));
+    const weights = block.weights.subarray(0, B);
+    // Weights travel only when some sample's differs from 1, which most data never does.
+    if (weights.some((w) => w !== 1)) writeTensor(b._initWeights(), "weights", DataType.FLOAT32, [B], weights);
   });
 }

@@ -125,6 +125,7 @@ export class CriteoTsvSource implements DataSource {
     const base = split === "train" ? start : this.trainCount + start;
     const S = CRITEO_NUM_SLOTS;
     block.labels.set(this.labels.subarray(base, base + count));
+    block.weights.fill(1, 0, count);
     block.dense.set(this.dense.subarray(base * CRITEO_NUM_DENSE, (base + count) * CRITEO_NUM_DENSE));
     if (block.idWords.length < count * S * 2) block.idWords = new Uint32Array(count * S * 2);
     block.idWords.set(this.ids.subarray(base * S * 2, (base + count) * S * 2));

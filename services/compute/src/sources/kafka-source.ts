@@ -29,6 +29,7 @@ interface Queued {
   partition: number;
   offset: bigint;
   label: number;
+  weight: number;
   dense: Float32Array;
   words: Uint32Array;
   columns: Int32Array;
@@ -130,10 +131,12 @@ export class KafkaSource {
     const push = () => {
       const label = asm.labels[this.opts.featureList.labelIndex];
       if (label === undefined || !Number.isFinite(label)) throw new SampleError(`has no usable label ${this.opts.featureList.labelIndex}`);
+      if (!Number.isFinite(asm.weight) || asm.weight < 0) throw new SampleError(`instance weight is ${asm.weight}`);
       this.queue.push({
         partition,
         offset,
         label: label > 0 ? 1 : 0,
+        weight: asm.weight,
         dense: asm.dense.slice(),
         words: asm.words.slice(0, asm.count * 2),
         columns: asm.columns.slice(0, asm.count),
@@ -215,6 +218,7 @@ export class KafkaSource {
     let at = 0;
     records.forEach((r, i) => {
       block.labels[i] = r.label;
+      block.weights[i] = r.weight;
       block.dense.set(r.dense, i * list.numDense);
       const counts = new Uint32Array(S + 1);
       for (const c of r.columns) counts[c + 1]!++;

@@ -14,6 +14,7 @@ export class SampleError extends Error {}
 export class SampleColumns {
   samples = 0;
   private readonly labels = new GrowableF32();
+  private readonly weights = new GrowableF32();
   private readonly dense = new GrowableF32();
   private readonly ids = new GrowableU32();
   /** Sample r's cell c starts at id cellStarts[r * S + c]; one extra entry closes the last cell. */
@@ -24,12 +25,13 @@ export class SampleColumns {
   constructor(private readonly list: FeatureList) {}
 
   mark() {
-    return { samples: this.samples, labels: this.labels.length, dense: this.dense.length, ids: this.ids.length, cells: this.cellStarts.length };
+    return { samples: this.samples, labels: this.labels.length, weights: this.weights.length, dense: this.dense.length, ids: this.ids.length, cells: this.cellStarts.length };
   }
 
   rollback(m: ReturnType<SampleColumns["mark"]>): void {
     this.samples = m.samples;
     this.labels.length = m.labels;
+    this.weights.length = m.weights;
     this.dense.length = m.dense;
     this.ids.length = m.ids;
     this.cellStarts.length = m.cells;
@@ -40,6 +42,7 @@ export class SampleColumns {
     const label = asm.labels[this.list.labelIndex];
     if (label === undefined) throw new SampleError(`has ${asm.labels.length} labels, the feature list reads label ${this.list.labelIndex}`);
     if (!Number.isFinite(label)) throw new SampleError(`label ${this.list.labelIndex} is ${label}`);
+    if (!Number.isFinite(asm.weight) || asm.weight < 0) throw new SampleError(`instance weight is ${asm.weight}`);
     const S = this.list.slotIds.length;
     const counts = new Uint32Array(S + 1);
     for (let i = 0; i < asm.count; i++) counts[asm.columns[i]! + 1]!++;
@@ -56,6 +59,7 @@ export class SampleColumns {
     }
     this.ids.length += asm.count * 2;
     this.labels.push(label > 0 ? 1 : 0);
+    this.weights.push(asm.weight);
     this.dense.grow(this.dense.length + asm.dense.length);
     this.dense.data.set(asm.dense, this.dense.length);
     this.dense.length += asm.dense.length;
@@ -74,6 +78,7 @@ export class SampleColumns {
     const S = this.list.slotIds.length;
     const D = this.list.numDense;
     block.labels.set(this.labels.data.subarray(base, base + count));
+    block.weights.set(this.weights.data.subarray(base, base + count));
     block.dense.set(this.dense.data.subarray(base * D, (base + count) * D));
     const first = this.cellStarts.data[base * S]!;
     const last = this.cellStarts.data[(base + count) * S]!;

@@ -26,6 +26,8 @@ export class RecordBlock {
   nnz = 0;
   readonly dense: Float32Array;
   readonly labels: Float32Array;
+  /** Per-sample loss weights; 1 unless the data says otherwise. */
+  readonly weights: Float32Array;
   idWords: Uint32Array;
   readonly cellOffsets: Uint32Array;
 
@@ -36,6 +38,7 @@ export class RecordBlock {
   ) {
     this.dense = new Float32Array(capacity * numDense);
     this.labels = new Float32Array(capacity);
+    this.weights = new Float32Array(capacity).fill(1);
     this.idWords = new Uint32Array(capacity * numSlots * 2);
     this.cellOffsets = new Uint32Array(capacity * numSlots + 1);
   }

@@ -173,6 +173,7 @@ export class SyntheticSource implements DataSource {
       }
     }
     block.cellOffsets[count * S] = count * S;
+    block.weights.fill(1, 0, count);
     block.count = count;
     block.nnz = count * S;
   }

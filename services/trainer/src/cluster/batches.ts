@@ -9,6 +9,8 @@ export interface DecodedBatch {
   size: number;
   dense: Float32Array;
   labels: Float32Array;
+  /** Per-sample loss weights, or null when every sample weighs 1. */
+  weights: Float32Array | null;
   /** (lo, hi) words of every feature value, in cell order. */
   idWords: Uint32Array;
   nnz: number;
@@ -42,7 +44,13 @@ export function decodeBatch(bytes: Buffer, spec: DlrmSpec, peer: string): Decode
     cellOfValue = new Int32Array(ids.count);
     for (let c = 0; c < B * S; c++) cellOfValue.fill(c, offsets[c]!, offsets[c + 1]!);
   }
-  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, idWords: ids.words, nnz: ids.count, cellOfValue };
+  let weights: Float32Array | null = null;
+  if (b._hasWeights()) {
+    const w = readFloat32(b.weights, `${peer}: weights`, 1);
+    if (w.shape[0] !== B) throw bad(`has ${w.shape[0]} weights for ${B} samples`);
+    weights = w.data;
+  }
+  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, weights, idWords: ids.words, nnz: ids.count, cellOfValue };
 }
 
 /**

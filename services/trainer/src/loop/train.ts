@@ -39,6 +39,7 @@ export async function trainLoop(
       size: batch.size,
       dense: batch.dense,
       labels: batch.labels,
+      weights: batch.weights,
       inverse,
       cellOfValue: batch.cellOfValue,
     });

@@ -10,6 +10,8 @@ export interface ModelBatch {
   dense: Float32Array;
   /** [size], 0/1; unused by predict. */
   labels: Float32Array;
+  /** [size] loss weights, or null for all 1; unused by predict. */
+  weights?: Float32Array | null;
   /** For each feature value, the row of its id among the pulled unique rows. */
   inverse: Int32Array;
   /** For each feature value, its cell (sample * S + slot); null when every cell has exactly one value. */
@@ -89,7 +91,7 @@ export class Dlrm {
     return out;
   }
 
-  /** Mean sigmoid cross-entropy, and its gradients w.r.t. every dense parameter and pulled row. */
+  /** Mean (optionally weighted) sigmoid cross-entropy, and its gradients w.r.t. every dense parameter and pulled row. */
   trainStep(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): StepOutput {
     const D = this.spec.embeddingDim;
     const cells = b.size * this.spec.numSlots;
@@ -97,11 +99,13 @@ export class Dlrm {
     const out = tf.tidy(() => {
       const inputs = [...this.paramTensors(values), tf.tensor2d(pooled, [cells, D])];
       const labels = tf.tensor1d(b.labels);
+      const weights = b.weights ? tf.tensor1d(b.weights) : null;
       return tf.valueAndGrads((...xs: tf.Tensor[]) => {
         const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
         // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
         const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
-        return tf.mean(loss) as tf.Scalar;
+        // Weighted samples: mean of weight x loss over the batch (Monolith's instance_weight).
+        return tf.mean(weights ? tf.mul(loss, weights) : loss) as tf.Scalar;
       })(inputs);
     });
     const loss = out.value.dataSync()[0]!;
