@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `make bench`: measures the data pipeline and the trainer in one invocation
-// and prints the ratio, so the comparison holds on a noisy machine.
+// `make bench`: measures the data pipeline (every reader, the compute path,
+// Kafka through the test broker fixture or KAFKA_BROKERS) and the trainer in
+// one invocation and prints the ratios, so they hold on a noisy machine.
 import { execFileSync } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,12 +12,42 @@ const run = (script, args) =>
   execFileSync(process.execPath, [join(root, script), ...args], { encoding: "utf8", maxBuffer: 64 << 20 })
     .trim()
     .split("\n")
+    .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l));
 
-const data = run("services/compute/dist/bench/data-pipeline.js", ["--records", records]);
+const { KafkaFixtureBroker } = await import(join(root, "packages/test-utils/dist/index.js"));
+const fixture = process.env.KAFKA_BROKERS ? null : await KafkaFixtureBroker.start({ defaultPartitions: 2 });
+const brokers = process.env.KAFKA_BROKERS ?? fixture.address;
+const topic = `pangea-bench-${Date.now()}`;
+const kafkaRecords = String(Math.min(Number(records), 50_000));
+let data;
+let produceSeconds;
+try {
+  const t = performance.now();
+  // The produce tool and the consumer run in child processes: the fixture answers from this one.
+  await new Promise((resolve, reject) => {
+    import("node:child_process").then(({ execFile }) =>
+      execFile(process.execPath, [join(root, "services/compute/dist/kafka-produce.js"), "--brokers", brokers, "--topic", topic, "--records", kafkaRecords], (err) => (err ? reject(err) : resolve())),
+    );
+  });
+  produceSeconds = (performance.now() - t) / 1000;
+  data = await new Promise((resolve, reject) => {
+    import("node:child_process").then(({ execFile }) =>
+      execFile(
+        process.execPath,
+        [join(root, "services/compute/dist/bench/data-pipeline.js"), "--records", records, "--kafka-brokers", brokers, "--kafka-topic", topic, "--kafka-records", kafkaRecords],
+        { maxBuffer: 64 << 20 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)))),
+      ),
+    );
+  });
+} finally {
+  await fixture?.stop();
+}
 const [trainer] = run("services/trainer/dist/bench/step-rate.js", []);
-console.log(`records: ${records}`);
+console.log(`records: ${records} (Kafka: ${kafkaRecords} via ${fixture ? "the test broker fixture" : `Kafka at ${brokers}`})`);
 for (const r of data) console.log(`${r.name.padEnd(55)} ${String(r.recordsPerSec).padStart(10)} records/s${r.mbPerSec ? `  (${r.mbPerSec} MB/s serialized)` : ""}`);
+console.log(`${"kafka produce (tool, incl. start-up)".padEnd(55)} ${String(Math.round(Number(kafkaRecords) / produceSeconds)).padStart(10)} records/s`);
 console.log(`${`${trainer.name}, ${trainer.backend}, batch ${trainer.batch}`.padEnd(55)} ${String(trainer.samplesPerSec).padStart(10)} samples/s`);
 const cluster = 2 * trainer.samplesPerSec;
 for (const r of data.filter((d) => d.name.startsWith("compute path"))) {

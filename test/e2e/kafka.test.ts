@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
-import { KafkaFixtureBroker } from "../support/kafka/fixture-broker.js";
+import { KafkaFixtureBroker } from "@pangea/test-utils";
 import { ENTRY, ROOT, runNode } from "../support/processes.js";
 import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js";
 

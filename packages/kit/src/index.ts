@@ -7,3 +7,4 @@ export type { Logger } from "./logger.js";
 export { Rng, mix32, hashWords } from "./rng.js";
 export { runMain } from "./main-runner.js";
 export { port, address, positiveInt, nonNegativeInt, intList } from "./zod-fields.js";
+export { crc32c, maskCrc, maskedCrc32c } from "./crc32c.js";

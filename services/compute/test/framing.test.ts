@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { crc32c, maskedCrc32c } from "../src/formats/crc32c.js";
+import { crc32c, maskedCrc32c } from "@pangea/kit";
 import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
 import { PbFraming, encodePbRecords, type PbFramingOptions } from "../src/formats/pb-framing.js";
 import type { FrameEvent } from "../src/formats/framing.js";

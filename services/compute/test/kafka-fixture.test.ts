@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Kafka, logLevel } from "kafkajs";
-import { KafkaFixtureBroker } from "../../../test/support/kafka/fixture-broker.js";
+import { KafkaFixtureBroker } from "@pangea/test-utils";
 
 /**
  * The real kafkajs client over TCP against the test broker fixture, or
@@ -79,7 +79,7 @@ describe(`kafkajs against ${REAL ? `Kafka at ${REAL}` : "the test broker fixture
   });
 
   it.runIf(!REAL)("the fixture refuses a record batch whose CRC fails", async () => {
-    const { KafkaWriter } = await import("../../../test/support/kafka/wire.js");
+    const { KafkaWriter } = await import("@pangea/test-utils");
     const { Socket } = await import("node:net");
     const batch = Buffer.alloc(61 + 8);
     batch.writeInt32BE(batch.length - 12, 8);

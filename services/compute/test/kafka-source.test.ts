@@ -3,7 +3,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { createLogger } from "@pangea/kit";
 import { BATCH_STREAM_SERVICE_NAME, batchStreamClient, startServer, type RunningServer } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32 } from "@pangea/schema";
-import { KafkaFixtureBroker } from "../../../test/support/kafka/fixture-broker.js";
+import { KafkaFixtureBroker } from "@pangea/test-utils";
 import { KafkaSource } from "../src/sources/kafka-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { compileFeatureList } from "../src/features/feature-list.js";

@@ -21,9 +21,18 @@ import { TfRecordFraming, encodeTfRecords } from "../formats/tfrecord.js";
 import { compressSnappyBlocks } from "../formats/compression.js";
 import { encodeBatch } from "../batching/batch-encoder.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { createLogger } from "@pangea/kit";
+import { KafkaSource } from "../sources/kafka-source.js";
 
-const arg = process.argv.indexOf("--records");
-const N = arg > 0 ? Number(process.argv[arg + 1]) : 100_000;
+const flag = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const N = Number(flag("records") ?? 100_000);
+// With a broker holding `kafka-records` Instance messages on `kafka-topic`, the Kafka reader is timed too.
+const kafkaBrokers = flag("kafka-brokers");
+const kafkaTopic = flag("kafka-topic");
+const kafkaRecords = Number(flag("kafka-records") ?? 0);
 const dir = mkdtempSync(join(tmpdir(), "pangea-bench-"));
 const synthetic = new SyntheticSource({ seed: 1, evalRecords: 0 });
 
@@ -116,6 +125,26 @@ try {
   if (instanceSource) {
     const [, instPath] = await time(() => computePath(instanceSource!, N));
     report("compute path: loaded instances -> batch -> serialize", N, instPath);
+  }
+  if (kafkaBrokers && kafkaTopic && kafkaRecords > 0) {
+    const log = createLogger("bench", "silent");
+    const [, kafkaSeconds] = await time(async () => {
+      const src = await KafkaSource.open({
+        brokers: kafkaBrokers.split(","), topic: kafkaTopic, groupId: `bench-${Date.now()}`, message: "instance",
+        featureList: compileFeatureList(synthetic.featureListConfig("fid_v1"), "bench"), onBadRecord: "fail",
+        maxQueued: 65_536, idleTimeoutMs: 5_000, log,
+      });
+      let got = 0;
+      while (got < kafkaRecords) {
+        const b = await src.nextBatch(1024, () => false);
+        if (!b) throw new Error(`Kafka topic ${kafkaTopic} ran dry after ${got} of ${kafkaRecords} records`);
+        encodeBatch("bench", b.block, src.info.slotIds, "train", 0, 0);
+        b.ack();
+        got += b.block.count;
+      }
+      await src.close();
+    });
+    report("compute path: kafka consume -> batch -> serialize", kafkaRecords, kafkaSeconds);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { maskedCrc32c } from "./crc32c.js";
+import { maskedCrc32c } from "@pangea/kit";
 import { readU32, readU64, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**

@@ -154,19 +154,20 @@ export class KafkaSource {
       if (!(err instanceof WireError || err instanceof SampleError)) throw err;
       // A skipped record is done: its offset may be committed.
       this.bad.record(`topic ${this.opts.topic} partition ${partition} offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
-      this.complete(partition, offset, tracker);
+      const point = tracker.complete(offset);
+      if (point !== null) this.commit(new Map([[partition, point]]));
     }
     this.wakeReader?.();
   }
 
-  private complete(partition: number, offset: bigint, tracker = this.tracker(partition)): void {
-    const point = tracker.complete(offset);
-    if (point !== null) {
-      this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset: point.toString() }]).catch((err: Error) => {
-        // After a rebalance the partition may be someone else's: its records will be redelivered there.
-        this.opts.log.warn({ partition, offset: point.toString(), err: err.message }, "offset commit failed");
-      });
-    }
+  /** One commit request for every partition whose commit point moved. */
+  private commit(points: Map<number, bigint>): void {
+    if (points.size === 0) return;
+    const offsets = [...points].map(([partition, point]) => ({ topic: this.opts.topic, partition, offset: point.toString() }));
+    this.consumer.commitOffsets(offsets).catch((err: Error) => {
+      // After a rebalance the partition may be someone else's: its records will be redelivered there.
+      this.opts.log.warn({ offsets, err: err.message }, "offset commit failed");
+    });
   }
 
   /**
@@ -198,7 +199,12 @@ export class KafkaSource {
     return {
       block: this.toBlock(taken),
       ack: () => {
-        for (const q of taken) this.complete(q.partition, q.offset);
+        const points = new Map<number, bigint>();
+        for (const q of taken) {
+          const point = this.tracker(q.partition).complete(q.offset);
+          if (point !== null) points.set(q.partition, point);
+        }
+        this.commit(points);
         this.committedRecords += taken.length;
       },
       release: () => {

@@ -5,8 +5,9 @@
  * records, so a crash never commits a record that was not trained on.
  */
 export class OffsetTracker {
-  /** Offsets handed out and not yet done, in the order received. */
-  private readonly open: bigint[] = [];
+  /** Offsets received, in order; those before `head` are done and committed past. */
+  private open: bigint[] = [];
+  private head = 0;
   private readonly done = new Set<bigint>();
   /** The next offset to read once everything before it is done (Kafka's commit convention). */
   commitPoint: bigint | null = null;
@@ -19,16 +20,21 @@ export class OffsetTracker {
   complete(offset: bigint): bigint | null {
     this.done.add(offset);
     let moved = false;
-    while (this.open.length > 0 && this.done.has(this.open[0]!)) {
-      const o = this.open.shift()!;
+    while (this.head < this.open.length && this.done.has(this.open[this.head]!)) {
+      const o = this.open[this.head++]!;
       this.done.delete(o);
       this.commitPoint = o + 1n;
       moved = true;
+    }
+    // Drop the done prefix now and then, so the array does not grow without bound.
+    if (this.head > 4096 && this.head * 2 > this.open.length) {
+      this.open = this.open.slice(this.head);
+      this.head = 0;
     }
     return moved ? this.commitPoint : null;
   }
 
   get pending(): number {
-    return this.open.length;
+    return this.open.length - this.head;
   }
 }

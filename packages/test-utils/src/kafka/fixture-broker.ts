@@ -12,7 +12,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
-import { crc32c } from "../../../services/compute/src/formats/crc32c.js";
+import { crc32c } from "@pangea/kit";
 import { KafkaReader, KafkaWriter } from "./wire.js";
 
 const ERR = {

@@ -1,0 +1,5 @@
+// Test utilities: fixtures that stand in for external servers the build
+// machines cannot run. Nothing here is part of a service.
+export { KafkaFixtureBroker } from "./kafka/fixture-broker.js";
+export type { FixtureBrokerOptions } from "./kafka/fixture-broker.js";
+export { KafkaReader, KafkaWriter } from "./kafka/wire.js";
