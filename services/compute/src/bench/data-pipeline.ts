@@ -136,7 +136,7 @@ try {
       });
       let got = 0;
       while (got < kafkaRecords) {
-        const b = await src.nextBatch(1024, () => false);
+        const b = await src.nextBatch(Math.min(1024, kafkaRecords - got), () => false);
         if (!b) throw new Error(`Kafka topic ${kafkaTopic} ran dry after ${got} of ${kafkaRecords} records`);
         encodeBatch("bench", b.block, src.info.slotIds, "train", 0, 0);
         b.ack();
