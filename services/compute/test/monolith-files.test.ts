@@ -232,3 +232,43 @@ describe("instance weights", () => {
     }
   });
 });
+
+describe("ExampleBatch feature lists", () => {
+  it("a SHARED list gives every example its one value; INDIVIDUAL lists give one each", async () => {
+    const { WireWriter } = await import("../src/formats/protowire-writer.js");
+    const idOf = (slot: number, h: number) => Uint32Array.from([h, (slot << 16) >>> 0]);
+    const w = new WireWriter();
+    // C1: SHARED, one fid for all 3 examples
+    w.message(1, (l) => l.string(1, "C1").message(2, (f) => f.message(2, (x) => x.packedFixed64(1, idOf(1, 77), 1))).tag(3, 0).varint(1));
+    // C2: INDIVIDUAL, one fid each
+    w.message(1, (l) => {
+      l.string(1, "C2");
+      for (const h of [1, 2, 3]) l.message(2, (f) => f.message(2, (x) => x.packedFixed64(1, idOf(2, h), 1)));
+    });
+    w.message(1, (l) => {
+      l.string(1, "__LABEL__");
+      for (const y of [1, 0, 1]) l.message(2, (f) => f.message(3, (x) => x.packedFloat(1, [y])));
+    });
+    w.tag(3, 0).varint(3);
+    const batch = w.finish();
+    const asm = new SampleAssembler(compileFeatureList({ slots: [{ name: "C1", slot: 1, type: "fid_v2", dim: 16 }, { name: "C2", slot: 2, type: "fid_v2", dim: 16 }], dense: [], label: { index: 0, column: "label" } }, "t"));
+    const seen: { ids: number[]; label: number }[] = [];
+    const n = decodeExampleBatch(batch, 0, batch.length, asm, () => seen.push({ ids: Array.from(asm.words.subarray(0, asm.count * 2)).filter((_, i) => i % 2 === 0), label: asm.labels[0]! }));
+    expect(n).toBe(3);
+    expect(seen).toEqual([
+      { ids: [77, 1], label: 1 },
+      { ids: [77, 2], label: 0 },
+      { ids: [77, 3], label: 1 },
+    ]);
+  });
+
+  it("an INDIVIDUAL list with the wrong number of features is refused", async () => {
+    const { WireWriter } = await import("../src/formats/protowire-writer.js");
+    const w = new WireWriter();
+    w.message(1, (l) => l.string(1, "C2").message(2, (f) => f.message(2, (x) => x.packedFixed64(1, Uint32Array.from([1, 0x20000]), 1))));
+    w.tag(3, 0).varint(2);
+    const b = w.finish();
+    const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
+    expect(() => decodeExampleBatch(b, 0, b.length, asm, () => {})).toThrow("feature list 'C2' holds 1 features, expected 2 (INDIVIDUAL, batch_size 2)");
+  });
+});
