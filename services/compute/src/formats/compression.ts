@@ -2,6 +2,7 @@ import { gunzipSync, inflateSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { decompress as zstdDecompress } from "fzstd";
 import { ComputeErrors } from "../errors.js";
+import { concatBytes } from "./framing.js";
 
 const require = createRequire(import.meta.url);
 // snappyjs is CommonJS without types: raw snappy blocks, compress and uncompress.
@@ -51,7 +52,6 @@ function be32(d: Uint8Array, at: number): number {
 
 function snappyBlocks(data: Uint8Array, file: string): Uint8Array {
   const out: Uint8Array[] = [];
-  let total = 0;
   let at = 0;
   const bad = (msg: string) => ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${file}: snappy stream at byte ${at}: ${msg}`);
   while (at < data.length) {
@@ -69,16 +69,9 @@ function snappyBlocks(data: Uint8Array, file: string): Uint8Array {
       got += chunk.length;
       if (got > blockLength) throw bad(`chunks hold more than the block's ${blockLength} bytes`);
       out.push(chunk);
-      total += chunk.length;
     }
   }
-  const result = new Uint8Array(total);
-  let w = 0;
-  for (const c of out) {
-    result.set(c, w);
-    w += c.length;
-  }
-  return result;
+  return concatBytes(out);
 }
 
 /** Writes the snappy block framing (one block, chunks of at most 64 KiB), for tests and tools. */
@@ -93,11 +86,5 @@ export function compressSnappyBlocks(data: Uint8Array, chunkSize = 1 << 16): Uin
     new DataView(len.buffer).setUint32(0, c.length);
     parts.push(len, c);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let w = 0;
-  for (const p of parts) {
-    out.set(p, w);
-    w += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -66,3 +66,14 @@ export function writeU32(out: Uint8Array, at: number, value: number): void {
   out[at + 2] = (value >>> 16) & 0xff;
   out[at + 3] = value >>> 24;
 }
+
+/** The parts laid end to end in one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,4 +1,4 @@
-import { readU64, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { concatBytes, readU64, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**
  * Monolith's "pb" framing: each record is an optional header followed by a
@@ -108,11 +108,5 @@ export function encodePbRecords(records: readonly Uint8Array[], opts: PbFramingO
     writeU64(size, 0, r.length);
     parts.push(size, r);
   });
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
