@@ -96,9 +96,25 @@ describe("every message type round-trips", () => {
       r.batchSize = 512;
       r.maxBatches = 1000n;
       r.split = Split.TRAIN;
+      r.window = 8;
     });
     const { payload: r } = decodeMessage(bytes, MessageType.BATCH_REQUEST);
-    expect([r.workerRank, r.worldSize, r.batchSize, r.maxBatches, r.split]).toEqual([3, 4, 512, 1000n, Split.TRAIN]);
+    expect([r.workerRank, r.worldSize, r.batchSize, r.maxBatches, r.split, r.window]).toEqual([3, 4, 512, 1000n, Split.TRAIN, 8]);
+  });
+
+  it("BatchAck", () => {
+    const a = decodeMessage(encodeMessage(MessageType.BATCH_ACK, "t", (x) => (x.consumed = 3)), MessageType.BATCH_ACK).payload;
+    expect(a.consumed).toBe(3);
+  });
+
+  it("TrainingBatch weights are optional", () => {
+    const without = decodeMessage(encodeMessage(MessageType.TRAINING_BATCH, "c", (b) => b._initSlotIds(0)), MessageType.TRAINING_BATCH).payload;
+    expect(without._hasWeights()).toBe(false);
+    const withW = decodeMessage(
+      encodeMessage(MessageType.TRAINING_BATCH, "c", (b) => writeTensor(b._initWeights(), "weights", DataType.FLOAT32, [2], f32([0.5, 2]))),
+      MessageType.TRAINING_BATCH,
+    ).payload;
+    expect(Array.from(readFloat32(withW.weights, "weights", 1).data)).toEqual([0.5, 2]);
   });
 
   it("ParameterRequest and ParameterSet", () => {
