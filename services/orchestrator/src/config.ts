@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 
 export const FLAGS: FlagTable = {
   host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
@@ -12,7 +13,8 @@ export const FLAGS: FlagTable = {
   "bottom-mlp": { env: "PANGEA_BOTTOM_MLP", description: "bottom MLP widths; the last must equal embedding-dim", default: "64,16" },
   "top-mlp": { env: "PANGEA_TOP_MLP", description: "top MLP hidden widths (a logit layer follows)", default: "64,32" },
   "dense-lr": { env: "PANGEA_DENSE_LR", description: "Adam learning rate of the dense parameters", default: "0.003" },
-  "sparse-lr": { env: "PANGEA_SPARSE_LR", description: "Adagrad learning rate of the embeddings", default: "0.5" },
+  "sparse-lr": { env: "PANGEA_SPARSE_LR", description: "learning rate of the embedding optimizer", default: "0.5" },
+  "sparse-optimizer": { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
   seed: { env: "PANGEA_SEED", description: "seed of the initial parameters", default: "42" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
@@ -33,6 +35,7 @@ const schema = z.object({
   topMlp: intList("top MLP widths").default([64, 32]),
   denseLr: lr.default(0.003),
   sparseLr: lr.default(0.5),
+  sparseOptimizer: z.enum(SPARSE_OPTIMIZERS, { message: `expected one of ${SPARSE_OPTIMIZERS.join(", ")}` }).default("adagrad"),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   registerTimeoutMs: positiveInt("milliseconds").default(120_000),

@@ -6,6 +6,7 @@ import type { DlrmSpec } from "@pangea/model";
 import { loadCheckpoint, saveCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingTable } from "../src/embeddings/embedding-table.js";
+import { makeSparseOptimizer } from "../src/optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
 const spec: DlrmSpec = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [8, 4], topMlp: [5] };
@@ -13,9 +14,9 @@ const spec: DlrmSpec = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [
 function trained() {
   const dense = new DenseStore(spec, 5, 0.01);
   dense.apply(dense.values.map((v) => new Float32Array(v.length).fill(0.3)));
-  const table = new EmbeddingTable(4, 5, 0.05, 0.1, 4);
+  const table = new EmbeddingTable(4, 5, makeSparseOptimizer("adam"), 0.05, 4);
   for (let i = 0; i < 100; i++) table.findOrInsert(i * 31, i % 2 ? 0x10000 : 0x20000);
-  table.accum[7] = 3.5;
+  table.state[7] = 3.5;
   return { dense, table };
 }
 
@@ -34,10 +35,12 @@ describe("checkpoints", () => {
     ck.adamV.forEach((v, i) => expect(v).toEqual(dense.adam[i]!.v));
     expect(ck.ids).toEqual(table.rowIds.subarray(0, 200));
     expect(ck.weights).toEqual(table.weights.subarray(0, 400));
-    expect(ck.accum[7]).toBe(3.5);
-    const restored = new EmbeddingTable(4, 99);
+    expect(ck.manifest.sparseOptimizer).toEqual({ name: "adam", stateSize: 2 * 4 + 2 });
+    expect(ck.state).toEqual(table.state.subarray(0, 100 * 10));
+    expect(ck.state[7]).toBe(3.5);
+    const restored = new EmbeddingTable(4, 99, makeSparseOptimizer("adam"));
     for (let r = 0; r < 100; r++) {
-      restored.restoreRow(ck.ids[2 * r]!, ck.ids[2 * r + 1]!, ck.weights.subarray(r * 4, r * 4 + 4), ck.accum.subarray(r * 4, r * 4 + 4));
+      restored.restoreRow(ck.ids[2 * r]!, ck.ids[2 * r + 1]!, ck.weights.subarray(r * 4, r * 4 + 4), ck.state.subarray(r * 10, r * 10 + 10));
     }
     const row = restored.find(31 * 7, 0x10000);
     expect(restored.weights.subarray(row * 4, row * 4 + 4)).toEqual(table.weights.subarray(7 * 4, 7 * 4 + 4));

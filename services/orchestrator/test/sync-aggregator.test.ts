@@ -3,14 +3,15 @@ import type { DlrmSpec } from "@pangea/model";
 import { SyncAggregator, type WorkerGradients } from "../src/aggregation/sync-aggregator.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingTable } from "../src/embeddings/embedding-table.js";
+import { makeSparseOptimizer } from "../src/optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
 const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [] };
 
 function setup(world: number) {
   const dense = new DenseStore(spec, 1, 0.01);
-  const table = new EmbeddingTable(2, 1);
-  return { dense, table, agg: new SyncAggregator(world, dense, table, 0.1) };
+  const table = new EmbeddingTable(2, 1, makeSparseOptimizer("adagrad", { learningRate: 0.1 }));
+  return { dense, table, agg: new SyncAggregator(world, dense, table) };
 }
 
 function grads(rank: number, step: number, value: number, ids: number[], dense: DenseStore): WorkerGradients {

@@ -31,7 +31,8 @@ export const RUN_FLAGS: FlagTable = {
   "bottom-mlp": { description: "bottom MLP widths, last = embedding-dim", default: "64,16" },
   "top-mlp": { description: "top MLP hidden widths", default: "64,32" },
   "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.003" },
-  "sparse-lr": { description: "Adagrad learning rate of embeddings", default: "0.5" },
+  "sparse-lr": { description: "learning rate of the embedding optimizer", default: "0.5" },
+  "sparse-optimizer": { description: "sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
   json: { description: "print the final job status as JSON on stdout", boolean: true },
@@ -63,6 +64,7 @@ const schema = z.object({
   topMlp: intList("top MLP widths").default([64, 32]),
   denseLr: z.string().default("0.003"),
   sparseLr: z.string().default("0.5"),
+  sparseOptimizer: z.string().default("adagrad"),
   logDir: z.string().min(1).default(".pangea/logs"),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   json: z.boolean().default(false),
@@ -88,7 +90,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
       "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
-      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--checkpoint-dir", c.checkpointDir,
+      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--sparse-optimizer", c.sparseOptimizer, "--checkpoint-dir", c.checkpointDir,
     ],
     computeArgs: [
       "--seed", String(c.seed), "--eval-records", String(c.evalRecords), "--eval-fraction", c.evalFraction,

@@ -1,6 +1,5 @@
 import type { EmbeddingTable } from "../embeddings/embedding-table.js";
 import type { DenseStore } from "../params/dense-store.js";
-import { adagradUpdate } from "../optim/optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 
 /** One worker's gradients for one step, already decoded to typed-array views. */
@@ -50,7 +49,6 @@ export class SyncAggregator {
     private readonly worldSize: number,
     private readonly dense: DenseStore,
     private readonly table: EmbeddingTable,
-    private readonly sparseLr: number,
   ) {
     this.denseSum = dense.values.map((v) => new Float32Array(v.length));
   }
@@ -133,7 +131,7 @@ export class SyncAggregator {
     const dim = this.table.dim;
     for (let k = 0; k < this.touched.length * dim; k++) this.sparseSum[k]! /= n;
     this.touched.forEach((row, slot) => {
-      adagradUpdate(this.table.weights, this.table.accum, row * dim, this.sparseSum, slot * dim, dim, this.sparseLr);
+      this.table.applyGradient(row, this.sparseSum, slot * dim);
       this.rowSlot[row] = -1;
     });
     this.touched = [];

@@ -19,6 +19,8 @@ export interface CheckpointManifest {
   denseParams: { name: string; shape: number[] }[];
   embeddingDim: number;
   embeddingRows: number;
+  /** The embedding optimizer and how many floats of state each row keeps. */
+  sparseOptimizer: { name: string; stateSize: number };
   /** Every data file with its size and SHA-256. */
   files: Record<string, { bytes: number; sha256: string }>;
 }
@@ -31,7 +33,8 @@ export interface CheckpointData {
   /** (lo, hi) words per row. */
   ids: Uint32Array;
   weights: Float32Array;
-  accum: Float32Array;
+  /** Optimizer state, sparseOptimizer.stateSize floats per row. */
+  state: Float32Array;
 }
 
 function bytesOf(a: Float32Array | Uint32Array): Buffer {
@@ -87,7 +90,7 @@ export function saveCheckpoint(root: string, jobId: string, step: number, model:
       "dense-adam-v.f32": bytesOf(concat(dense.adam.map((s) => s.v))),
       "embedding-ids.u64": bytesOf(table.rowIds.subarray(0, rows * 2)),
       "embedding-weights.f32": bytesOf(table.weights.subarray(0, rows * table.dim)),
-      "embedding-adagrad.f32": bytesOf(table.accum.subarray(0, rows * table.dim)),
+      "embedding-optimizer.f32": bytesOf(table.state.subarray(0, rows * table.stateSize)),
     };
     const manifest: CheckpointManifest = {
       format: CHECKPOINT_FORMAT,
@@ -99,6 +102,7 @@ export function saveCheckpoint(root: string, jobId: string, step: number, model:
       denseParams: dense.params.map((p) => ({ name: p.name, shape: [...p.shape] })),
       embeddingDim: table.dim,
       embeddingRows: rows,
+      sparseOptimizer: { name: table.optimizer.name, stateSize: table.stateSize },
       files: {},
     };
     for (const [name, data] of Object.entries(files)) {
@@ -167,6 +171,6 @@ export function loadCheckpoint(dir: string): CheckpointData {
     adamV: split(f32(read("dense-adam-v.f32"))),
     ids: new Uint32Array(idsBuf.buffer.slice(idsBuf.byteOffset, idsBuf.byteOffset + idsBuf.byteLength)),
     weights: f32(read("embedding-weights.f32")),
-    accum: f32(read("embedding-adagrad.f32")),
+    state: f32(read("embedding-optimizer.f32")),
   };
 }

@@ -1,4 +1,5 @@
 import { Rng, hashWords, mix32 } from "@pangea/kit";
+import type { SparseOptimizer } from "../optim/sparse-optimizers.js";
 
 /**
  * A collisionless embedding table: every 64-bit feature id owns its own row.
@@ -14,8 +15,9 @@ export class EmbeddingTable {
   private rowCapacity: number;
   /** Row r's weights are weights[r * dim .. (r + 1) * dim). */
   weights: Float32Array;
-  /** Adagrad accumulators, beside the weights. */
-  accum: Float32Array;
+  /** Optimizer state: row r's is state[r * stateSize .. (r + 1) * stateSize). */
+  state: Float32Array;
+  readonly stateSize: number;
   /** Row r's id words, for checkpoints. */
   rowIds: Uint32Array;
   size = 0;
@@ -23,17 +25,18 @@ export class EmbeddingTable {
   constructor(
     readonly dim: number,
     private readonly seed: number,
+    readonly optimizer: SparseOptimizer,
     private readonly initRange = 0.05,
-    private readonly initAccum = 0.1,
     initialRows = 1024,
   ) {
+    this.stateSize = optimizer.stateSize(dim);
     this.rowCapacity = initialRows;
     this.capacity = nextPow2(initialRows * 2);
     this.keysLo = new Uint32Array(this.capacity);
     this.keysHi = new Uint32Array(this.capacity);
     this.slotRow = new Int32Array(this.capacity).fill(-1);
     this.weights = new Float32Array(this.rowCapacity * dim);
-    this.accum = new Float32Array(this.rowCapacity * dim);
+    this.state = new Float32Array(this.rowCapacity * this.stateSize);
     this.rowIds = new Uint32Array(this.rowCapacity * 2);
   }
 
@@ -76,17 +79,20 @@ export class EmbeddingTable {
   private initRow(row: number, lo: number, hi: number): void {
     const rng = new Rng(hashWords(this.seed, lo, hi));
     const base = row * this.dim;
-    for (let k = 0; k < this.dim; k++) {
-      this.weights[base + k] = rng.uniform(-this.initRange, this.initRange);
-      this.accum[base + k] = this.initAccum;
-    }
+    for (let k = 0; k < this.dim; k++) this.weights[base + k] = rng.uniform(-this.initRange, this.initRange);
+    this.optimizer.init(this.state, row * this.stateSize, this.dim);
+  }
+
+  /** Applies one gradient (g[gAt .. gAt + dim)) to a row with the table's optimizer. */
+  applyGradient(row: number, g: Float32Array, gAt: number): void {
+    this.optimizer.apply(this.weights, row * this.dim, this.state, row * this.stateSize, g, gAt, this.dim);
   }
 
   /** Inserts a row with given values (checkpoint restore). */
-  restoreRow(lo: number, hi: number, weights: Float32Array, accum: Float32Array): void {
+  restoreRow(lo: number, hi: number, weights: Float32Array, state: Float32Array): void {
     const row = this.findOrInsert(lo, hi);
     this.weights.set(weights, row * this.dim);
-    this.accum.set(accum, row * this.dim);
+    this.state.set(state, row * this.stateSize);
   }
 
   private rehash(capacity: number): void {
@@ -107,12 +113,12 @@ export class EmbeddingTable {
   private growRows(rows: number): void {
     this.rowCapacity = rows;
     this.weights = grow(this.weights, rows * this.dim);
-    this.accum = grow(this.accum, rows * this.dim);
+    this.state = grow(this.state, rows * this.stateSize);
     this.rowIds = growU32(this.rowIds, rows * 2);
   }
 
   memoryBytes(): number {
-    return this.capacity * 12 + this.rowCapacity * (this.dim * 8 + 8);
+    return this.capacity * 12 + this.rowCapacity * ((this.dim + this.stateSize) * 4 + 8);
   }
 }
 

@@ -6,6 +6,7 @@ import { EmbeddingTable } from "../embeddings/embedding-table.js";
 import { DenseStore } from "../params/dense-store.js";
 import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
 import { saveCheckpoint } from "../checkpoint/checkpoint.js";
+import { makeSparseOptimizer, type SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
 
@@ -20,6 +21,7 @@ export interface JobConfig {
   topMlp: readonly number[];
   denseLr: number;
   sparseLr: number;
+  sparseOptimizer: SparseOptimizerName;
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -178,9 +180,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     const dense = new DenseStore(spec, this.config.seed, this.config.denseLr);
-    const table = new EmbeddingTable(spec.embeddingDim, this.config.seed, 0.05, 0.1, 1 << 16);
+    const optimizer = makeSparseOptimizer(this.config.sparseOptimizer, { learningRate: this.config.sparseLr });
+    const table = new EmbeddingTable(spec.embeddingDim, this.config.seed, optimizer, 0.05, 1 << 16);
     this.model = { spec, dense, table };
-    this.aggregator = new SyncAggregator(this.config.trainers, dense, table, this.config.sparseLr);
+    this.aggregator = new SyncAggregator(this.config.trainers, dense, table);
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
     clearTimeout(this.registerTimer);

@@ -1,21 +1,4 @@
-/**
- * The update rules the parameter server applies. They work in place on
- * slices of flat Float32Arrays so a row of a table and a dense layer share
- * the same code.
- */
-
-/** Adagrad: acc += g^2; w -= lr * g / (sqrt(acc) + eps). */
-export function adagradUpdate(
-  w: Float32Array, acc: Float32Array, offset: number,
-  g: Float32Array, gOffset: number, n: number, lr: number, eps = 1e-8,
-): void {
-  for (let i = 0; i < n; i++) {
-    const gi = g[gOffset + i]!;
-    const a = acc[offset + i]! + gi * gi;
-    acc[offset + i] = a;
-    w[offset + i]! -= (lr * gi) / (Math.sqrt(a) + eps);
-  }
-}
+/** The dense parameters' optimizer (the embeddings' are in sparse-optimizers.ts). */
 
 export interface AdamState {
   m: Float32Array;
