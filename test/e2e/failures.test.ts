@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -130,6 +130,16 @@ describe("unreachable peers and bad configuration", () => {
     const r = await runNode(ENTRY[service], [...args], { env: env as NodeJS.ProcessEnv });
     expect(r.code).toBe(2);
     expect(r.stderr.split("\n")[0]).toBe(message);
+  });
+
+  it("an orchestrator whose --slot-config asks for another embedding dim exits 2 naming the slot", async () => {
+    const path = join(tmp, "bad-slots.json");
+    writeFileSync(path, JSON.stringify({ slots: { "7": { dim: 8 } } }));
+    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--slot-config", path]);
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toBe(
+      "pangea-orchestrator: error ORCH_ERR_BAD_SLOT_CONFIG: slot 7 asks for embedding dim 8, but the DLRM model gives every slot --embedding-dim 16",
+    );
   });
 
   it("compute with a missing data file exits 1 naming the file", async () => {

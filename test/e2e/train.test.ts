@@ -48,6 +48,26 @@ describe("pangea run: a whole cluster of real processes", () => {
     expect(ck.manifest.model.numSlots).toBe(26);
   });
 
+  it("honours a per-slot config: a slot with an occurrence threshold filters rare ids, another slot uses FTRL", async () => {
+    const slots = join(tmp, "slots.json");
+    writeFileSync(slots, JSON.stringify({ slots: { "3": { occurrenceThreshold: 4 }, "5": { optimizer: "ftrl", hyper: { learningRate: 0.05 } } } }));
+    const r = await runNode(
+      ENTRY.cli,
+      ["run", "--json", "--trainers", "1", "--steps", "20", "--batch-size", "256", "--eval-records", "2000", "--slot-config", slots,
+        "--log-dir", join(tmp, "logs-slots"), "--checkpoint-dir", join(tmp, "ckpt")],
+      { timeoutMs: 120_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = parseStatus(r.stdout);
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.embeddings!.filteredLookups)).toBeGreaterThan(0);
+    expect(Number(s.embeddings!.admittedIds)).toBeGreaterThan(0);
+    const ck = loadCheckpoint(s.checkpointPath);
+    expect(ck.manifest.tables.find((t) => t.slot === 5)!.optimizer).toBe("ftrl");
+    expect(ck.manifest.tables.find((t) => t.slot === 3)!.optimizer).toBe("adagrad");
+    expect(r.stderr).toMatch(/embedding rows\s+[\d,]+\s+\([\d.]+ MB; [\d,]+ lookups filtered, [\d,]+ ids admitted, 0 rows evicted, 0 gradients rejected\)/);
+  });
+
   it("trains from a Criteo TSV file written by gen-data", async () => {
     const data = join(tmp, "criteo.tsv");
     const gen = await runNode(ENTRY.genData, ["--out", data, "--records", "20000", "--seed", "5"]);

@@ -2,7 +2,9 @@ import { createLogger, runMain, usageText } from "@pangea/kit";
 import { validateSpec } from "@pangea/model";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
-import { Job } from "./job/job.js";
+import { Job, defaultSlotConfig } from "./job/job.js";
+import { loadSlotConfig } from "./embeddings/slot-config.js";
+import { OrchestratorErrors } from "./errors.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { ParameterServer } from "./server/parameter-server.js";
 
@@ -17,7 +19,17 @@ runMain("pangea-orchestrator", async () => {
   // Check the model widths now, with a placeholder input size, so a bad flag fails at start rather than at job start.
   validateSpec({ numDense: 1, numSlots: 1, embeddingDim: config.embeddingDim, bottomMlp: config.bottomMlp, topMlp: config.topMlp });
   const log = createLogger("orchestrator");
-  const job = new Job(config, log);
+  const base = defaultSlotConfig(config, config.embeddingDim);
+  const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
+  for (const [slot, c] of [[-1, slots.defaults] as const, ...slots.perSlot]) {
+    if (c.dim !== config.embeddingDim) {
+      throw OrchestratorErrors.create(
+        "ORCH_ERR_BAD_SLOT_CONFIG",
+        `${slot < 0 ? "the default slot" : `slot ${slot}`} asks for embedding dim ${c.dim}, but the DLRM model gives every slot --embedding-dim ${config.embeddingDim}`,
+      );
+    }
+  }
+  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
   const running = await startServer(config.host, config.port, (s) => {

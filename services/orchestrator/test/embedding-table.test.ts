@@ -9,7 +9,7 @@ describe("EmbeddingTable", () => {
   it("property: behaves like a Map keyed by the 64-bit id, across growth", () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(2000), fc.nat(3)), { maxLength: 3000 }), (ops) => {
-        const table = new EmbeddingTable(4, 1, adagrad, 0.05, 8);
+        const table = new EmbeddingTable(4, 1, adagrad, undefined, 8);
         const reference = new Map<string, number>();
         for (const [lo, hi] of ops) {
           const key = `${hi}:${lo}`;
@@ -45,5 +45,59 @@ describe("EmbeddingTable", () => {
     expect(a.weights.subarray(ra * 8, ra * 8 + 8)).toEqual(b.weights.subarray(rb * 8, rb * 8 + 8));
     for (const w of a.weights.subarray(0, 16)) expect(Math.abs(w)).toBeLessThanOrEqual(0.05);
     expect(a.state[0]).toBeCloseTo(0.1, 7); // Monolith's initial accumulator
+  });
+});
+
+describe("EmbeddingTable removal and expiry", () => {
+  it("property: inserts and removes in any order behave like a Map, rows stay dense and keep their values", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat(300), fc.nat(2)), { maxLength: 2000 }), (ops) => {
+        const t = new EmbeddingTable(2, 3, adagrad, undefined, 4);
+        const ref = new Map<string, number>();
+        let v = 0;
+        for (const [insert, lo, hi] of ops) {
+          const key = `${hi}:${lo}`;
+          if (insert) {
+            const row = t.restoreRow(lo, hi, [v, -v]);
+            ref.set(key, v++);
+            expect(t.find(lo, hi)).toBe(row);
+          } else {
+            expect(t.remove(lo, hi)).toBe(ref.delete(key));
+          }
+        }
+        expect(t.size).toBe(ref.size);
+        for (const [key, val] of ref) {
+          const [hi, lo] = key.split(":").map(Number);
+          const row = t.find(lo!, hi!);
+          expect(row).toBeGreaterThanOrEqual(0);
+          expect(row).toBeLessThan(t.size);
+          expect(Array.from(t.weights.subarray(row * 2, row * 2 + 2))).toEqual([val, -val]);
+          expect([t.rowIds[2 * row], t.rowIds[2 * row + 1]]).toEqual([lo, hi]);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("evicts exactly the rows not updated since the cutoff", () => {
+    let now = 1000;
+    const t = new EmbeddingTable(2, 1, adagrad, undefined, 4, () => now);
+    for (let i = 0; i < 10; i++) t.findOrInsert(i, 0);
+    now = 2000;
+    for (let i = 0; i < 10; i += 2) t.applyGradient(t.find(i, 0), new Float32Array([1, 1]), 0);
+    const evicted = t.evictOlderThan(1500);
+    expect(Array.from(evicted).filter((_, k) => k % 2 === 0).sort((a, b) => a - b)).toEqual([1, 3, 5, 7, 9]);
+    expect(t.size).toBe(5);
+    for (let i = 0; i < 10; i++) expect(t.find(i, 0) >= 0).toBe(i % 2 === 0);
+  });
+
+  it.each([
+    [{ kind: "zeros" as const }, [0, 0, 0]],
+    [{ kind: "ones" as const }, [1, 1, 1]],
+    [{ kind: "constant" as const, value: 0.25 }, [0.25, 0.25, 0.25]],
+  ])("initializes new rows with %j", (init, expected) => {
+    const t = new EmbeddingTable(3, 1, adagrad, init);
+    const r = t.findOrInsert(5, 6);
+    expect(Array.from(t.weights.subarray(r * 3, r * 3 + 3))).toEqual(expected);
   });
 });

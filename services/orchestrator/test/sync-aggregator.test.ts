@@ -2,16 +2,19 @@ import { describe, expect, it } from "vitest";
 import type { DlrmSpec } from "@pangea/model";
 import { SyncAggregator, type WorkerGradients } from "../src/aggregation/sync-aggregator.js";
 import { DenseStore } from "../src/params/dense-store.js";
-import { EmbeddingTable } from "../src/embeddings/embedding-table.js";
-import { makeSparseOptimizer } from "../src/optim/sparse-optimizers.js";
+import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
+import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
 const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [] };
 
 function setup(world: number) {
   const dense = new DenseStore(spec, 1, 0.01);
-  const table = new EmbeddingTable(2, 1, makeSparseOptimizer("adagrad", { learningRate: 0.1 }));
-  return { dense, table, agg: new SyncAggregator(world, dense, table) };
+  const store = new EmbeddingStore({ ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2) }, new Map(), 1);
+  // Rows exist once pulled; create them as a pull would.
+  for (const id of [1, 5, 6]) store.rowForTraining(id, 0);
+  const table = store.table(0);
+  return { dense, table, store, agg: new SyncAggregator(world, dense, store) };
 }
 
 function grads(rank: number, step: number, value: number, ids: number[], dense: DenseStore): WorkerGradients {
@@ -62,7 +65,6 @@ describe("SyncAggregator", () => {
   it.each([
     ["a stale step", (d: DenseStore) => grads(0, 3, 1, [], d), "ORCH_ERR_WRONG_STEP", "trainer rank 0 pushed gradients for step 3, the job is at step 0"],
     ["a NaN dense gradient", (d: DenseStore) => grads(0, 0, Number.NaN, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has a NaN or infinite value"],
-    ["an infinite row gradient", (d: DenseStore) => ({ ...grads(0, 0, 1, [1], d), sparseGrads: Float32Array.from([1, Infinity]) }), "ORCH_ERR_BAD_GRADIENT", "an embedding gradient has a NaN or infinite value"],
     ["a wrong shape", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), dense: [new Float32Array(3)] }), "ORCH_ERR_BAD_GRADIENT", "expected 4 dense gradients, got 1"],
   ])("refuses %s without touching the parameters", (_what, make, code, message) => {
     const { agg, dense } = setup(1);
@@ -76,6 +78,18 @@ describe("SyncAggregator", () => {
     }
     dense.values.forEach((v, i) => expect(v).toEqual(before[i]));
     expect(agg.currentStep).toBe(0);
+  });
+
+  it("refuses a NaN or infinite row gradient, counts it, and applies the rest of the push", async () => {
+    const { agg, dense, table, store } = setup(1);
+    const row1 = table.find(1, 0);
+    const row5 = table.find(5, 0);
+    const before1 = Array.from(table.weights.subarray(row1 * 2, row1 * 2 + 2));
+    const before5 = Array.from(table.weights.subarray(row5 * 2, row5 * 2 + 2));
+    await agg.accept({ ...grads(0, 0, 1, [1, 5], dense), sparseGrads: Float32Array.from([1, Number.NaN, 1, 1]) });
+    expect(Array.from(table.weights.subarray(row1 * 2, row1 * 2 + 2))).toEqual(before1);
+    expect(Array.from(table.weights.subarray(row5 * 2, row5 * 2 + 2))).not.toEqual(before5);
+    expect(store.stats().rejectedGradients).toBe(1);
   });
 
   it("refuses a second push from the same rank for one step", async () => {

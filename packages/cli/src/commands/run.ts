@@ -33,6 +33,8 @@ export const RUN_FLAGS: FlagTable = {
   "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.003" },
   "sparse-lr": { description: "learning rate of the embedding optimizer", default: "0.5" },
   "sparse-optimizer": { description: "sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
+  "slot-config": { description: "per-slot embedding settings (JSON; see README)" },
+  "max-embedding-bytes": { description: "memory limit of the embedding tables (0 = none)", default: "0" },
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
   json: { description: "print the final job status as JSON on stdout", boolean: true },
@@ -65,6 +67,8 @@ const schema = z.object({
   denseLr: z.string().default("0.003"),
   sparseLr: z.string().default("0.5"),
   sparseOptimizer: z.string().default("adagrad"),
+  slotConfig: z.string().min(1).optional(),
+  maxEmbeddingBytes: z.string().default("0"),
   logDir: z.string().min(1).default(".pangea/logs"),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   json: z.boolean().default(false),
@@ -90,7 +94,8 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
       "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
-      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--sparse-optimizer", c.sparseOptimizer, "--checkpoint-dir", c.checkpointDir,
+      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--sparse-optimizer", c.sparseOptimizer, "--max-embedding-bytes", c.maxEmbeddingBytes,
+      ...(c.slotConfig ? ["--slot-config", c.slotConfig] : []), "--checkpoint-dir", c.checkpointDir,
     ],
     computeArgs: [
       "--seed", String(c.seed), "--eval-records", String(c.evalRecords), "--eval-fraction", c.evalFraction,

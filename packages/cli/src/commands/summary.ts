@@ -16,7 +16,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
     ["throughput", `${int(s.samplesPerSecond)} samples/s`],
     ["train loss", `${fmt(s.firstLoss)} at step 1 -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
-    ["embedding rows", int(Number(s.embeddingRows))],
+    ["embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
   ];
   if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;

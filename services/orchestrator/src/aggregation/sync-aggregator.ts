@@ -1,4 +1,5 @@
 import type { EmbeddingTable } from "../embeddings/embedding-table.js";
+import { slotOfId, type EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 
@@ -39,16 +40,13 @@ export class SyncAggregator {
   private readonly denseSum: Float32Array[];
   private lossSum = 0;
   private samples = 0;
-  // Step-local accumulation of row gradients: rowSlot[row] indexes sparseSum.
-  private rowSlot = new Int32Array(0);
-  private touched: number[] = [];
-  private sparseSum = new Float32Array(0);
+  private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
   private failed: unknown = null;
 
   constructor(
     private readonly worldSize: number,
     private readonly dense: DenseStore,
-    private readonly table: EmbeddingTable,
+    private readonly store: EmbeddingStore,
   ) {
     this.denseSum = dense.values.map((v) => new Float32Array(v.length));
   }
@@ -88,36 +86,38 @@ export class SyncAggregator {
       if (!allFinite(grad)) throw bad(`gradient of ${name} has a NaN or infinite value`);
     });
     const ids = g.sparseIds.length / 2;
-    if (g.sparseGrads.length !== ids * this.table.dim) throw bad(`${ids} sparse ids need ${ids * this.table.dim} gradient values, got ${g.sparseGrads.length}`);
-    if (!allFinite(g.sparseGrads)) throw bad("an embedding gradient has a NaN or infinite value");
+    if (ids > 0 && g.sparseGrads.length % ids !== 0) throw bad(`${g.sparseGrads.length} gradient values do not split into rows for ${ids} sparse ids`);
+    for (let i = 0; i < ids; i++) {
+      const t = this.store.tables.get(slotOfId(g.sparseIds[2 * i + 1]!));
+      if (t && g.sparseGrads.length !== ids * t.dim) throw bad(`${ids} sparse ids of dim ${t.dim} need ${ids * t.dim} gradient values, got ${g.sparseGrads.length}`);
+    }
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
   }
 
   private accumulateSparse(g: WorkerGradients): void {
-    const dim = this.table.dim;
     const ids = g.sparseIds.length / 2;
     for (let i = 0; i < ids; i++) {
-      const row = this.table.findOrInsert(g.sparseIds[2 * i]!, g.sparseIds[2 * i + 1]!);
-      if (row >= this.rowSlot.length) {
-        const grown = new Int32Array(Math.max(row + 1, this.rowSlot.length * 2, 1024)).fill(-1);
-        grown.set(this.rowSlot);
-        this.rowSlot = grown;
+      const lo = g.sparseIds[2 * i]!;
+      const hi = g.sparseIds[2 * i + 1]!;
+      const table = this.store.tables.get(slotOfId(hi));
+      // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
+      const row = table ? table.find(lo, hi) : -1;
+      if (row < 0) continue;
+      const dim = table!.dim;
+      let finite = true;
+      for (let k = 0; k < dim; k++) if (!Number.isFinite(g.sparseGrads[i * dim + k]!)) finite = false;
+      if (!finite) {
+        this.store.rejectGradient();
+        continue;
       }
-      let slot = this.rowSlot[row]!;
-      if (slot < 0) {
-        slot = this.touched.length;
-        this.touched.push(row);
-        this.rowSlot[row] = slot;
-        if ((slot + 1) * dim > this.sparseSum.length) {
-          const grown = new Float32Array(Math.max((slot + 1) * dim, this.sparseSum.length * 2));
-          grown.set(this.sparseSum);
-          this.sparseSum = grown;
-        }
-        this.sparseSum.fill(0, slot * dim, (slot + 1) * dim);
-      }
-      const base = slot * dim;
-      for (let k = 0; k < dim; k++) this.sparseSum[base + k]! += g.sparseGrads[i * dim + k]!;
+      this.accumulatorOf(table!).add(row, g.sparseGrads, i * dim);
     }
+  }
+
+  private accumulatorOf(table: EmbeddingTable): RowAccumulator {
+    let a = this.sparse.get(table);
+    if (!a) this.sparse.set(table, (a = new RowAccumulator(table.dim)));
+    return a;
   }
 
   private applyStep(): void {
@@ -128,13 +128,7 @@ export class SyncAggregator {
     });
     this.dense.apply(avg);
     for (const sum of this.denseSum) sum.fill(0);
-    const dim = this.table.dim;
-    for (let k = 0; k < this.touched.length * dim; k++) this.sparseSum[k]! /= n;
-    this.touched.forEach((row, slot) => {
-      this.table.applyGradient(row, this.sparseSum, slot * dim);
-      this.rowSlot[row] = -1;
-    });
-    this.touched = [];
+    for (const [table, acc] of this.sparse) acc.applyMean(table, n);
     this.step++;
     const result: StepResult = { step: this.step, meanLoss: this.lossSum / n, workers: n, samples: this.samples };
     this.lossSum = 0;
@@ -156,4 +150,50 @@ export class SyncAggregator {
 function allFinite(a: Float32Array): boolean {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
   return true;
+}
+
+/**
+ * One step's gradients of one table, summed per row: rowSlot[row] indexes
+ * `sum`, so a row that appears in several workers' pushes is added up once.
+ */
+class RowAccumulator {
+  private rowSlot = new Int32Array(0);
+  private touched: number[] = [];
+  private sum = new Float32Array(0);
+
+  constructor(private readonly dim: number) {}
+
+  add(row: number, g: Float32Array, at: number): void {
+    const dim = this.dim;
+    if (row >= this.rowSlot.length) {
+      const grown = new Int32Array(Math.max(row + 1, this.rowSlot.length * 2, 1024)).fill(-1);
+      grown.set(this.rowSlot);
+      this.rowSlot = grown;
+    }
+    let slot = this.rowSlot[row]!;
+    if (slot < 0) {
+      slot = this.touched.length;
+      this.touched.push(row);
+      this.rowSlot[row] = slot;
+      if ((slot + 1) * dim > this.sum.length) {
+        const grown = new Float32Array(Math.max((slot + 1) * dim, this.sum.length * 2));
+        grown.set(this.sum);
+        this.sum = grown;
+      }
+      this.sum.fill(0, slot * dim, (slot + 1) * dim);
+    }
+    const base = slot * dim;
+    for (let k = 0; k < dim; k++) this.sum[base + k]! += g[at + k]!;
+  }
+
+  /** Applies each touched row's mean over `workers` and resets for the next step. */
+  applyMean(table: EmbeddingTable, workers: number): void {
+    const dim = this.dim;
+    for (let k = 0; k < this.touched.length * dim; k++) this.sum[k]! /= workers;
+    this.touched.forEach((row, slot) => {
+      table.applyGradient(row, this.sum, slot * dim);
+      this.rowSlot[row] = -1;
+    });
+    this.touched = [];
+  }
 }

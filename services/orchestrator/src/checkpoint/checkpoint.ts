@@ -4,10 +4,10 @@ import { join } from "node:path";
 import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import type { DenseStore } from "../params/dense-store.js";
-import type { EmbeddingTable } from "../embeddings/embedding-table.js";
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 
 export const CHECKPOINT_FORMAT = "pangea-checkpoint";
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 
 export interface CheckpointManifest {
   format: typeof CHECKPOINT_FORMAT;
@@ -17,12 +17,28 @@ export interface CheckpointManifest {
   createdAt: string;
   model: DlrmSpec;
   denseParams: { name: string; shape: number[] }[];
-  embeddingDim: number;
   embeddingRows: number;
-  /** The embedding optimizer and how many floats of state each row keeps. */
-  sparseOptimizer: { name: string; stateSize: number };
+  /** One entry per slot table: its files are slot-<slot>.{ids.u64,weights.f32,state.f32,updated.u32}. */
+  tables: { slot: number; dim: number; rows: number; optimizer: string; stateSize: number }[];
+  /** The occurrence filter's counters are in filter.u16. */
+  filterWidthLog2: number;
   /** Every data file with its size and SHA-256. */
   files: Record<string, { bytes: number; sha256: string }>;
+}
+
+export interface TableData {
+  slot: number;
+  dim: number;
+  rows: number;
+  optimizer: string;
+  stateSize: number;
+  /** (lo, hi) words per row. */
+  ids: Uint32Array;
+  weights: Float32Array;
+  /** Optimizer state, stateSize floats per row. */
+  state: Float32Array;
+  /** Last update per row, seconds. */
+  lastUpdate: Uint32Array;
 }
 
 export interface CheckpointData {
@@ -30,14 +46,11 @@ export interface CheckpointData {
   dense: Float32Array[];
   adamM: Float32Array[];
   adamV: Float32Array[];
-  /** (lo, hi) words per row. */
-  ids: Uint32Array;
-  weights: Float32Array;
-  /** Optimizer state, sparseOptimizer.stateSize floats per row. */
-  state: Float32Array;
+  tables: TableData[];
+  filter: Uint16Array;
 }
 
-function bytesOf(a: Float32Array | Uint32Array): Buffer {
+function bytesOf(a: Float32Array | Uint32Array | Uint16Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -76,22 +89,27 @@ function fsyncDir(path: string): void {
  * directory, is fsynced, and the directory is renamed into place, so a crash
  * leaves either the whole checkpoint or none. Returns its directory.
  */
-export function saveCheckpoint(root: string, jobId: string, step: number, model: DlrmSpec, dense: DenseStore, table: EmbeddingTable): string {
+export function saveCheckpoint(root: string, jobId: string, step: number, model: DlrmSpec, dense: DenseStore, store: EmbeddingStore): string {
   const final = join(root, jobId, `step-${step}`);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
     mkdirSync(join(root, jobId), { recursive: true });
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
-    const rows = table.size;
     const files: Record<string, Buffer> = {
       "dense.f32": bytesOf(concat(dense.values)),
       "dense-adam-m.f32": bytesOf(concat(dense.adam.map((s) => s.m))),
       "dense-adam-v.f32": bytesOf(concat(dense.adam.map((s) => s.v))),
-      "embedding-ids.u64": bytesOf(table.rowIds.subarray(0, rows * 2)),
-      "embedding-weights.f32": bytesOf(table.weights.subarray(0, rows * table.dim)),
-      "embedding-optimizer.f32": bytesOf(table.state.subarray(0, rows * table.stateSize)),
+      "filter.u16": bytesOf(store.filter.snapshot()),
     };
+    const tables = [...store.tables].sort(([a], [b]) => a - b);
+    for (const [slot, t] of tables) {
+      const rows = t.size;
+      files[`slot-${slot}.ids.u64`] = bytesOf(t.rowIds.subarray(0, rows * 2));
+      files[`slot-${slot}.weights.f32`] = bytesOf(t.weights.subarray(0, rows * t.dim));
+      files[`slot-${slot}.state.f32`] = bytesOf(t.state.subarray(0, rows * t.stateSize));
+      files[`slot-${slot}.updated.u32`] = bytesOf(t.lastUpdate.subarray(0, rows));
+    }
     const manifest: CheckpointManifest = {
       format: CHECKPOINT_FORMAT,
       version: CHECKPOINT_VERSION,
@@ -100,9 +118,9 @@ export function saveCheckpoint(root: string, jobId: string, step: number, model:
       createdAt: new Date().toISOString(),
       model,
       denseParams: dense.params.map((p) => ({ name: p.name, shape: [...p.shape] })),
-      embeddingDim: table.dim,
-      embeddingRows: rows,
-      sparseOptimizer: { name: table.optimizer.name, stateSize: table.stateSize },
+      embeddingRows: store.size(),
+      tables: tables.map(([slot, t]) => ({ slot, dim: t.dim, rows: t.size, optimizer: t.optimizer.name, stateSize: t.stateSize })),
+      filterWidthLog2: store.filter.widthLog2,
       files: {},
     };
     for (const [name, data] of Object.entries(files)) {
@@ -163,14 +181,52 @@ export function loadCheckpoint(dir: string): CheckpointData {
       return part;
     });
   };
-  const idsBuf = read("embedding-ids.u64");
+  const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  const filterBuf = read("filter.u16");
+  const tables = (manifest.tables ?? []).map((t): TableData => {
+    const data = {
+      ...t,
+      ids: u32(read(`slot-${t.slot}.ids.u64`)),
+      weights: f32(read(`slot-${t.slot}.weights.f32`)),
+      state: f32(read(`slot-${t.slot}.state.f32`)),
+      lastUpdate: u32(read(`slot-${t.slot}.updated.u32`)),
+    };
+    if (data.ids.length !== 2 * t.rows || data.weights.length !== t.rows * t.dim || data.state.length !== t.rows * t.stateSize || data.lastUpdate.length !== t.rows) {
+      throw corrupt(`slot ${t.slot}'s files do not hold ${t.rows} rows of dim ${t.dim} and state ${t.stateSize}`);
+    }
+    return data;
+  });
   return {
     manifest,
     dense: split(f32(read("dense.f32"))),
     adamM: split(f32(read("dense-adam-m.f32"))),
     adamV: split(f32(read("dense-adam-v.f32"))),
-    ids: new Uint32Array(idsBuf.buffer.slice(idsBuf.byteOffset, idsBuf.byteOffset + idsBuf.byteLength)),
-    weights: f32(read("embedding-weights.f32")),
-    state: f32(read("embedding-optimizer.f32")),
+    tables,
+    filter: new Uint16Array(filterBuf.buffer.slice(filterBuf.byteOffset, filterBuf.byteOffset + filterBuf.byteLength)),
   };
+}
+
+/**
+ * Loads a checkpoint's tables into a store whose slot configuration matches
+ * (same optimizer state layout per slot), and its occurrence counts.
+ */
+export function restoreStore(ck: CheckpointData, store: EmbeddingStore): void {
+  if (ck.filter.length > 0) {
+    if (ck.filter.length !== store.filter.counters.length) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint filter has ${ck.filter.length} counters, this store ${store.filter.counters.length}`);
+    }
+    store.filter.counters.set(ck.filter);
+  }
+  for (const t of ck.tables) {
+    const table = store.table(t.slot);
+    if (table.dim !== t.dim || table.stateSize !== t.stateSize) {
+      throw OrchestratorErrors.create(
+        "ORCH_ERR_CHECKPOINT_CORRUPT",
+        `slot ${t.slot} was saved with dim ${t.dim} and ${t.optimizer} state ${t.stateSize}; this job's slot has dim ${table.dim} and ${table.optimizer.name} state ${table.stateSize}`,
+      );
+    }
+    for (let r = 0; r < t.rows; r++) {
+      table.restoreRow(t.ids[2 * r]!, t.ids[2 * r + 1]!, t.weights.subarray(r * t.dim, (r + 1) * t.dim), t.state.subarray(r * t.stateSize, (r + 1) * t.stateSize), t.lastUpdate[r]);
+    }
+  }
 }

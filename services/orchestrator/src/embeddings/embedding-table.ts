@@ -1,11 +1,13 @@
-import { Rng, hashWords, mix32 } from "@pangea/kit";
+import { mix32 } from "@pangea/kit";
 import type { SparseOptimizer } from "../optim/sparse-optimizers.js";
+import { DEFAULT_INITIALIZER, initialize, type Initializer } from "./initializer.js";
 
 /**
  * A collisionless embedding table: every 64-bit feature id owns its own row.
  * Ids live in an open-addressing index (linear probing over typed arrays,
- * keys as two 32-bit words, so no BigInt or per-entry object); rows and
- * their optimizer state live in dense slabs addressed by row number.
+ * keys as two 32-bit words, so no BigInt or per-entry object); rows, their
+ * optimizer state and last-update times live in dense slabs addressed by row
+ * number. Rows stay dense under eviction: the last row moves into the hole.
  */
 export class EmbeddingTable {
   private capacity: number; // index slots, a power of two
@@ -18,31 +20,39 @@ export class EmbeddingTable {
   /** Optimizer state: row r's is state[r * stateSize .. (r + 1) * stateSize). */
   state: Float32Array;
   readonly stateSize: number;
-  /** Row r's id words, for checkpoints. */
+  /** Row r's id words, for checkpoints and eviction. */
   rowIds: Uint32Array;
+  /** Row r's last update, in whole seconds of the table's clock. */
+  lastUpdate: Uint32Array;
   size = 0;
 
   constructor(
     readonly dim: number,
     private readonly seed: number,
     readonly optimizer: SparseOptimizer,
-    private readonly initRange = 0.05,
+    readonly initializer: Initializer = DEFAULT_INITIALIZER,
     initialRows = 1024,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
   ) {
     this.stateSize = optimizer.stateSize(dim);
-    this.rowCapacity = initialRows;
-    this.capacity = nextPow2(initialRows * 2);
+    this.rowCapacity = Math.max(1, initialRows);
+    this.capacity = nextPow2(this.rowCapacity * 2);
     this.keysLo = new Uint32Array(this.capacity);
     this.keysHi = new Uint32Array(this.capacity);
     this.slotRow = new Int32Array(this.capacity).fill(-1);
     this.weights = new Float32Array(this.rowCapacity * dim);
     this.state = new Float32Array(this.rowCapacity * this.stateSize);
     this.rowIds = new Uint32Array(this.rowCapacity * 2);
+    this.lastUpdate = new Uint32Array(this.rowCapacity);
+  }
+
+  private home(lo: number, hi: number): number {
+    return mix32(lo ^ mix32(hi ^ 0x27d4eb2d)) & (this.capacity - 1);
   }
 
   private slotOf(lo: number, hi: number): number {
     const mask = this.capacity - 1;
-    let i = mix32(lo ^ mix32(hi ^ 0x27d4eb2d)) & mask;
+    let i = this.home(lo, hi);
     for (;;) {
       const row = this.slotRow[i]!;
       if (row < 0 || (this.keysLo[i] === lo && this.keysHi[i] === hi)) return i;
@@ -71,28 +81,75 @@ export class EmbeddingTable {
     this.slotRow[slot] = row;
     this.rowIds[2 * row] = lo;
     this.rowIds[2 * row + 1] = hi;
-    this.initRow(row, lo, hi);
-    return row;
-  }
-
-  /** A new row's values depend only on (seed, id), never on arrival order. */
-  private initRow(row: number, lo: number, hi: number): void {
-    const rng = new Rng(hashWords(this.seed, lo, hi));
-    const base = row * this.dim;
-    for (let k = 0; k < this.dim; k++) this.weights[base + k] = rng.uniform(-this.initRange, this.initRange);
+    initialize(this.initializer, this.weights, row * this.dim, this.dim, this.seed, lo, hi);
     this.optimizer.init(this.state, row * this.stateSize, this.dim);
+    this.lastUpdate[row] = this.now();
+    return row;
   }
 
   /** Applies one gradient (g[gAt .. gAt + dim)) to a row with the table's optimizer. */
   applyGradient(row: number, g: Float32Array, gAt: number): void {
     this.optimizer.apply(this.weights, row * this.dim, this.state, row * this.stateSize, g, gAt, this.dim);
+    this.lastUpdate[row] = this.now();
   }
 
-  /** Inserts a row with given values (checkpoint restore). */
-  restoreRow(lo: number, hi: number, weights: Float32Array, state: Float32Array): void {
+  /** Inserts or overwrites a row (checkpoint restore, assign). */
+  restoreRow(lo: number, hi: number, weights: ArrayLike<number>, state?: ArrayLike<number>, lastUpdate?: number): number {
     const row = this.findOrInsert(lo, hi);
     this.weights.set(weights, row * this.dim);
-    this.state.set(state, row * this.stateSize);
+    if (state) this.state.set(state, row * this.stateSize);
+    if (lastUpdate !== undefined) this.lastUpdate[row] = lastUpdate;
+    return row;
+  }
+
+  /**
+   * Removes an id. Linear probing needs the entries after the hole shifted
+   * back (no tombstones, so lookups never slow down); the last row moves into
+   * the freed row so the slabs stay dense.
+   */
+  remove(lo: number, hi: number): boolean {
+    const mask = this.capacity - 1;
+    let hole = this.slotOf(lo, hi);
+    const row = this.slotRow[hole]!;
+    if (row < 0) return false;
+    let i = hole;
+    for (;;) {
+      i = (i + 1) & mask;
+      const r = this.slotRow[i]!;
+      if (r < 0) break;
+      const h = this.home(this.keysLo[i]!, this.keysHi[i]!);
+      // Move entry i back into the hole unless its home lies cyclically in (hole, i].
+      const inRange = hole <= i ? h > hole && h <= i : h > hole || h <= i;
+      if (!inRange) {
+        this.keysLo[hole] = this.keysLo[i]!;
+        this.keysHi[hole] = this.keysHi[i]!;
+        this.slotRow[hole] = r;
+        hole = i;
+      }
+    }
+    this.slotRow[hole] = -1;
+    const last = --this.size;
+    if (row !== last) {
+      const lastLo = this.rowIds[2 * last]!;
+      const lastHi = this.rowIds[2 * last + 1]!;
+      this.weights.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
+      this.state.copyWithin(row * this.stateSize, last * this.stateSize, (last + 1) * this.stateSize);
+      this.rowIds[2 * row] = lastLo;
+      this.rowIds[2 * row + 1] = lastHi;
+      this.lastUpdate[row] = this.lastUpdate[last]!;
+      this.slotRow[this.slotOf(lastLo, lastHi)] = row;
+    }
+    return true;
+  }
+
+  /** Evicts every row not updated since `cutoff` (seconds); returns the evicted ids as word pairs. */
+  evictOlderThan(cutoff: number): Uint32Array {
+    const evicted: number[] = [];
+    for (let r = this.size - 1; r >= 0; r--) {
+      if (this.lastUpdate[r]! < cutoff) evicted.push(this.rowIds[2 * r]!, this.rowIds[2 * r + 1]!);
+    }
+    for (let k = 0; k < evicted.length; k += 2) this.remove(evicted[k]!, evicted[k + 1]!);
+    return Uint32Array.from(evicted);
   }
 
   private rehash(capacity: number): void {
@@ -115,10 +172,20 @@ export class EmbeddingTable {
     this.weights = grow(this.weights, rows * this.dim);
     this.state = grow(this.state, rows * this.stateSize);
     this.rowIds = growU32(this.rowIds, rows * 2);
+    this.lastUpdate = growU32(this.lastUpdate, rows);
   }
 
+  /** Bytes the table holds now (index and slabs at their current capacity). */
   memoryBytes(): number {
-    return this.capacity * 12 + this.rowCapacity * ((this.dim + this.stateSize) * 4 + 8);
+    return this.capacity * 12 + this.rowCapacity * ((this.dim + this.stateSize) * 4 + 12);
+  }
+
+  /** Bytes one more row may cost, counting the doubling of slabs or index it may trigger. */
+  growthBytes(): number {
+    let extra = 0;
+    if (this.size === this.rowCapacity) extra += this.rowCapacity * ((this.dim + this.stateSize) * 4 + 12);
+    if ((this.size + 1) * 10 > this.capacity * 7) extra += this.capacity * 12;
+    return extra;
   }
 }
 

@@ -2,11 +2,12 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "@pangea/kit";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
-import { EmbeddingTable } from "../embeddings/embedding-table.js";
+import { EmbeddingStore, type SlotConfig, type StoreStats } from "../embeddings/embedding-store.js";
+import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { DenseStore } from "../params/dense-store.js";
 import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
 import { saveCheckpoint } from "../checkpoint/checkpoint.js";
-import { makeSparseOptimizer, type SparseOptimizerName } from "../optim/sparse-optimizers.js";
+import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
 
@@ -22,6 +23,12 @@ export interface JobConfig {
   denseLr: number;
   sparseLr: number;
   sparseOptimizer: SparseOptimizerName;
+  /** Table settings of slots --slot-config does not name. */
+  slotDefaults?: SlotConfig;
+  /** Per-slot table settings, from --slot-config; slots not named use the defaults. */
+  slotConfigs: ReadonlyMap<number, SlotConfig>;
+  maxEmbeddingBytes: number;
+  expireSweepSeconds: number;
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -44,7 +51,7 @@ interface TrainerEntry {
 export interface JobModel {
   spec: DlrmSpec;
   dense: DenseStore;
-  table: EmbeddingTable;
+  store: EmbeddingStore;
 }
 
 /**
@@ -70,6 +77,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private checkpointPath = "";
   private error = "";
   private readonly registerTimer: NodeJS.Timeout;
+  private sweeper: NodeJS.Timeout | null = null;
   private readonly createdAt = Date.now();
 
   constructor(readonly config: JobConfig, private readonly log: Logger) {
@@ -168,6 +176,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     };
     try {
       validateSpec(spec);
+      const slotDefaults = this.config.slotDefaults;
+      if (slotDefaults && slotDefaults.dim !== spec.embeddingDim) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `the default slot dim ${slotDefaults.dim} differs from --embedding-dim ${spec.embeddingDim}; the model gives every slot the same width`);
+      }
+      const badSlot = [...this.config.slotConfigs].find(([, c]) => c.dim !== spec.embeddingDim);
+      if (badSlot) {
+        throw OrchestratorErrors.create(
+          "ORCH_ERR_BAD_SLOT_CONFIG",
+          `slot ${badSlot[0]} asks for embedding dim ${badSlot[1].dim}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`,
+        );
+      }
       const wrong = source.slotDims.findIndex((d) => d !== spec.embeddingDim);
       if (wrong >= 0) {
         throw OrchestratorErrors.create(
@@ -180,10 +199,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     const dense = new DenseStore(spec, this.config.seed, this.config.denseLr);
-    const optimizer = makeSparseOptimizer(this.config.sparseOptimizer, { learningRate: this.config.sparseLr });
-    const table = new EmbeddingTable(spec.embeddingDim, this.config.seed, optimizer, 0.05, 1 << 16);
-    this.model = { spec, dense, table };
-    this.aggregator = new SyncAggregator(this.config.trainers, dense, table);
+    const defaults = this.config.slotDefaults ?? defaultSlotConfig(this.config, spec.embeddingDim);
+    const store = new EmbeddingStore(defaults, this.config.slotConfigs, this.config.seed, this.config.maxEmbeddingBytes || undefined);
+    this.model = { spec, dense, store };
+    this.aggregator = new SyncAggregator(this.config.trainers, dense, store);
+    if (defaults.expireSeconds > 0 || [...this.config.slotConfigs.values()].some((c) => c.expireSeconds > 0)) {
+      this.sweeper = setInterval(() => {
+        const n = store.sweep();
+        if (n > 0) this.log.info({ evicted: n, rows: store.size() }, "expired embedding rows evicted");
+      }, this.config.expireSweepSeconds * 1000);
+      this.sweeper.unref();
+    }
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
     clearTimeout(this.registerTimer);
@@ -247,8 +273,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.endedAt = Date.now();
     const m = this.model!;
     try {
-      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.table);
-      this.log.info({ path: this.checkpointPath, rows: m.table.size }, "checkpoint saved");
+      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.store);
+      this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "checkpoint saved");
     } catch (err) {
       this.fail(err as PangeaError);
       return;
@@ -272,6 +298,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.state = "JOB_STATE_FAILED";
     if (!this.endedAt) this.endedAt = Date.now();
     clearTimeout(this.registerTimer);
+    if (this.sweeper) clearInterval(this.sweeper);
     this.log.error({ code: err.code }, err.message);
     this.aggregator?.abort(err);
     this.finish();
@@ -318,8 +345,26 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       source: this.compute?.source ?? null,
       checkpointPath: this.checkpointPath,
       error: this.error,
-      embeddingRows: this.model?.table.size ?? 0,
+      embeddingRows: this.model?.store.size() ?? 0,
+      embeddings: this.model ? storeStatus(this.model.store.stats()) : null,
       backend: backends.join(","),
     };
   }
+}
+
+/** The table settings of every slot --slot-config does not name. */
+export function defaultSlotConfig(c: Pick<JobConfig, "sparseOptimizer" | "sparseLr">, dim: number): SlotConfig {
+  return { dim, initializer: DEFAULT_INITIALIZER, optimizer: c.sparseOptimizer, hyper: { learningRate: c.sparseLr }, occurrenceThreshold: 0, expireSeconds: 0 };
+}
+
+function storeStatus(s: StoreStats) {
+  return {
+    rows: s.rows,
+    bytes: s.bytes,
+    filteredLookups: s.filtered,
+    admittedIds: s.admitted,
+    evictedRows: s.evicted,
+    rejectedGradients: s.rejectedGradients,
+    slots: s.perSlot.map((p) => ({ slot: p.slot, rows: p.rows, evictedRows: p.evicted })),
+  };
 }

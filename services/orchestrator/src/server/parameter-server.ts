@@ -43,8 +43,8 @@ export class ParameterServer {
       throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${req.workerRank} pulled for step ${step}, the job is at step ${this.job.step}`);
     }
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
-    const { table, dense } = model;
-    const dim = table.dim;
+    const { store, dense, spec } = model;
+    const dim = spec.embeddingDim;
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (req.includeDense) {
@@ -53,13 +53,9 @@ export class ParameterServer {
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
       const out = initFloat32Tensor(set._initEmbeddings(), "embeddings", [count, dim]);
-      for (let i = 0; i < count; i++) {
-        const lo = words[2 * i]!;
-        const hi = words[2 * i + 1]!;
-        const row = readOnly ? table.find(lo, hi) : table.findOrInsert(lo, hi);
-        // An unknown id reads as zeros in read-only (evaluation) pulls, as Monolith serving does.
-        if (row >= 0) out.set(table.weights.subarray(row * dim, (row + 1) * dim), i * dim);
-      }
+      // An id without a row (unknown in a read-only pull, or still below its
+      // occurrence threshold) reads as zeros, as Monolith serving does.
+      for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, i * dim, dim);
     });
   }
 

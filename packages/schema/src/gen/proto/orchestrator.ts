@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from './pangea/v1/EmbeddingStatus.js';
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from './pangea/v1/EvalReport.js';
 import type { GetJobStatusRequest as _pangea_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _pangea_v1_GetJobStatusRequest__Output } from './pangea/v1/GetJobStatusRequest.js';
 import type { JobOutcome as _pangea_v1_JobOutcome, JobOutcome__Output as _pangea_v1_JobOutcome__Output } from './pangea/v1/JobOutcome.js';
@@ -14,6 +15,7 @@ import type { RegisterWorkerResponse as _pangea_v1_RegisterWorkerResponse, Regis
 import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBackendRequest__Output as _pangea_v1_ReportBackendRequest__Output } from './pangea/v1/ReportBackendRequest.js';
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from './pangea/v1/ReportBackendResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
+import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from './pangea/v1/WorkerEvent.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from './pangea/v1/WorkerSessionRequest.js';
@@ -26,6 +28,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   pangea: {
     v1: {
+      EmbeddingStatus: MessageTypeDefinition<_pangea_v1_EmbeddingStatus, _pangea_v1_EmbeddingStatus__Output>
       EvalReport: MessageTypeDefinition<_pangea_v1_EvalReport, _pangea_v1_EvalReport__Output>
       GetJobStatusRequest: MessageTypeDefinition<_pangea_v1_GetJobStatusRequest, _pangea_v1_GetJobStatusRequest__Output>
       JobOutcome: MessageTypeDefinition<_pangea_v1_JobOutcome, _pangea_v1_JobOutcome__Output>
@@ -39,6 +42,7 @@ export interface ProtoGrpcType {
       ReportBackendRequest: MessageTypeDefinition<_pangea_v1_ReportBackendRequest, _pangea_v1_ReportBackendRequest__Output>
       ReportBackendResponse: MessageTypeDefinition<_pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendResponse__Output>
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
+      SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>
       WorkerEvent: MessageTypeDefinition<_pangea_v1_WorkerEvent, _pangea_v1_WorkerEvent__Output>
       WorkerKind: EnumTypeDefinition

@@ -5,6 +5,7 @@ import type { JobState as _pangea_v1_JobState, JobState__Output as _pangea_v1_Jo
 import type { WorkerStatus as _pangea_v1_WorkerStatus, WorkerStatus__Output as _pangea_v1_WorkerStatus__Output } from '../../pangea/v1/WorkerStatus.js';
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from '../../pangea/v1/EvalReport.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from '../../pangea/v1/SourceInfo.js';
+import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from '../../pangea/v1/EmbeddingStatus.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface JobStatus {
@@ -25,6 +26,7 @@ export interface JobStatus {
   'error'?: (string);
   'embeddingRows'?: (number | string | Long);
   'backend'?: (string);
+  'embeddings'?: (_pangea_v1_EmbeddingStatus | null);
 }
 
 export interface JobStatus__Output {
@@ -45,4 +47,5 @@ export interface JobStatus__Output {
   'error': (string);
   'embeddingRows': (number);
   'backend': (string);
+  'embeddings': (_pangea_v1_EmbeddingStatus__Output | null);
 }

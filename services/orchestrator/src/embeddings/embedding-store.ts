@@ -1,0 +1,152 @@
+import { makeSparseOptimizer, type SparseHyper, type SparseOptimizerName } from "../optim/sparse-optimizers.js";
+import { OrchestratorErrors } from "../errors.js";
+import { EmbeddingTable } from "./embedding-table.js";
+import { FrequencyFilter } from "./frequency-filter.js";
+import type { Initializer } from "./initializer.js";
+
+/** What a slot's table is made of, as Monolith configures each slot. */
+export interface SlotConfig {
+  dim: number;
+  initializer: Initializer;
+  optimizer: SparseOptimizerName;
+  hyper: SparseHyper;
+  /** An id gets a row only once seen this many times (0 or 1: at once). */
+  occurrenceThreshold: number;
+  /** Rows not updated for this long are evicted by the sweep (0: never). */
+  expireSeconds: number;
+}
+
+export interface StoreStats {
+  rows: number;
+  bytes: number;
+  /** Lookups of ids still below their slot's occurrence threshold. */
+  filtered: number;
+  /** Ids given a row after passing their threshold. */
+  admitted: number;
+  evicted: number;
+  /** Row gradients refused for a NaN or infinite value. */
+  rejectedGradients: number;
+  perSlot: { slot: number; rows: number; evicted: number }[];
+}
+
+export function slotOfId(hi: number): number {
+  return (hi >>> 16) & 0x7fff;
+}
+
+/**
+ * The embedding tables of a job, one per slot, keyed by the v2 id's slot
+ * bits, each with its slot's dim, initializer, optimizer, occurrence
+ * threshold and expiry. Enforces the memory limit and counts what it
+ * filters, evicts and refuses.
+ */
+export class EmbeddingStore {
+  readonly tables = new Map<number, EmbeddingTable>();
+  readonly filter = new FrequencyFilter();
+  private readonly evictedBySlot = new Map<number, number>();
+  /** Evicted ids since the store started, as word pairs, for serving to drop. */
+  readonly evictionLog: number[] = [];
+  private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0 };
+
+  constructor(
+    private readonly defaults: SlotConfig,
+    private readonly perSlot: ReadonlyMap<number, SlotConfig>,
+    private readonly seed: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {}
+
+  configOf(slot: number): SlotConfig {
+    return this.perSlot.get(slot) ?? this.defaults;
+  }
+
+  table(slot: number): EmbeddingTable {
+    let t = this.tables.get(slot);
+    if (!t) {
+      const c = this.configOf(slot);
+      t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
+      this.tables.set(slot, t);
+    }
+    return t;
+  }
+
+  memoryBytes(): number {
+    let b = this.filter.bytes();
+    for (const t of this.tables.values()) b += t.memoryBytes();
+    return b;
+  }
+
+  /**
+   * The row of an id for training: counts the sighting, and creates the row
+   * once the id passes its slot's threshold. Returns -1 while it is filtered.
+   */
+  rowForTraining(lo: number, hi: number): { table: EmbeddingTable; row: number } {
+    const slot = slotOfId(hi);
+    const t = this.table(slot);
+    let row = t.find(lo, hi);
+    if (row >= 0) return { table: t, row };
+    const threshold = this.configOf(slot).occurrenceThreshold;
+    if (threshold > 1 && this.filter.add(lo, hi) < threshold) {
+      this.stats0.filtered++;
+      return { table: t, row: -1 };
+    }
+    const grow = t.growthBytes();
+    if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
+      throw OrchestratorErrors.create(
+        "ORCH_ERR_MEMORY_LIMIT",
+        `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${this.memoryBytes()}, slot ${slot} needs ${grow} more)`,
+      );
+    }
+    row = t.findOrInsert(lo, hi);
+    if (threshold > 1) this.stats0.admitted++;
+    return { table: t, row };
+  }
+
+  /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */
+  read(lo: number, hi: number, readOnly: boolean, out: Float32Array, at: number, dim: number): void {
+    const slot = slotOfId(hi);
+    const t = readOnly ? this.tables.get(slot) : this.table(slot);
+    if (t && t.dim !== dim) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slot} has embedding dim ${t.dim}, the request reads ${dim}`);
+    }
+    const row = !t ? -1 : readOnly ? t.find(lo, hi) : this.rowForTraining(lo, hi).row;
+    if (row >= 0) out.set(t!.weights.subarray(row * dim, (row + 1) * dim), at);
+    else out.fill(0, at, at + dim);
+  }
+
+  /** Counts a row gradient refused for a non-finite value. */
+  rejectGradient(): void {
+    this.stats0.rejectedGradients++;
+  }
+
+  /** Evicts, in every slot with an expire time, the rows not updated within it. */
+  sweep(): number {
+    const now = this.now();
+    let evicted = 0;
+    for (const [slot, t] of this.tables) {
+      const expire = this.configOf(slot).expireSeconds;
+      if (expire <= 0) continue;
+      const ids = t.evictOlderThan(now - expire);
+      for (const w of ids) this.evictionLog.push(w);
+      const n = ids.length / 2;
+      evicted += n;
+      this.evictedBySlot.set(slot, (this.evictedBySlot.get(slot) ?? 0) + n);
+    }
+    this.stats0.evicted += evicted;
+    return evicted;
+  }
+
+  size(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.size;
+    return n;
+  }
+
+  stats(): StoreStats {
+    return {
+      rows: this.size(),
+      bytes: this.memoryBytes(),
+      ...this.stats0,
+      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, evicted: this.evictedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
+    };
+  }
+}

@@ -1,0 +1,85 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { OrchestratorErrors } from "../errors.js";
+import { SPARSE_OPTIMIZERS } from "../optim/sparse-optimizers.js";
+import type { SlotConfig } from "./embedding-store.js";
+
+const initializer = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("zeros") }),
+  z.object({ kind: z.literal("ones") }),
+  z.object({ kind: z.literal("constant"), value: z.number() }),
+  z.object({ kind: z.literal("uniform"), range: z.number().positive().default(0.05) }),
+]);
+
+const hyper = z
+  .object({
+    learningRate: z.number().positive(),
+    initialAccumulator: z.number().min(0),
+    weightDecay: z.number().min(0),
+    beta: z.number().min(0),
+    l1: z.number().min(0),
+    l2: z.number().min(0),
+    beta1: z.number().min(0).max(1),
+    beta2: z.number().min(0).max(1),
+    epsilon: z.number().positive(),
+    momentum: z.number().min(0).max(1),
+    nesterov: z.boolean(),
+    rho: z.number().min(0).max(1),
+  })
+  .partial()
+  .strict();
+
+const slot = z
+  .object({
+    dim: z.number().int().positive(),
+    initializer,
+    optimizer: z.enum(SPARSE_OPTIMIZERS),
+    hyper,
+    occurrenceThreshold: z.number().int().min(0).max(65535),
+    expireSeconds: z.number().int().min(0),
+  })
+  .partial()
+  .strict();
+
+const file = z
+  .object({
+    default: slot.optional(),
+    slots: z.record(z.string().regex(/^\d+$/, "slot ids are integers"), slot).default({}),
+  })
+  .strict();
+
+/**
+ * Reads --slot-config: JSON with optional "default" settings and per-slot
+ * overrides, e.g.
+ *   {"default": {"optimizer": "adagrad", "expireSeconds": 86400},
+ *    "slots": {"3": {"occurrenceThreshold": 5, "optimizer": "ftrl", "hyper": {"learningRate": 0.05}}}}
+ * Missing fields fall back to `base` (the flags' settings). Returns the
+ * default for unnamed slots and the per-slot map.
+ */
+export function loadSlotConfig(path: string, base: SlotConfig): { defaults: SlotConfig; perSlot: Map<number, SlotConfig> } {
+  const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `slot config ${path}: ${msg}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw bad((err as NodeJS.ErrnoException).code ? `cannot read: ${(err as NodeJS.ErrnoException).code}` : `not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = file.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw bad(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  const merge = (b: SlotConfig, o: z.infer<typeof slot> | undefined): SlotConfig => ({
+    ...b,
+    ...o,
+    hyper: { ...(o?.optimizer && o.optimizer !== b.optimizer ? {} : b.hyper), ...o?.hyper },
+  } as SlotConfig);
+  const defaults = merge(base, parsed.data.default);
+  const perSlot = new Map<number, SlotConfig>();
+  for (const [id, o] of Object.entries(parsed.data.slots)) {
+    const n = Number(id);
+    if (n > 32767) throw bad(`slot ${n} is outside the v2 layout's range 0..32767`);
+    perSlot.set(n, merge(defaults, o));
+  }
+  return { defaults, perSlot };
+}

@@ -1,0 +1,109 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { EmbeddingStore, type SlotConfig } from "../src/embeddings/embedding-store.js";
+import { loadSlotConfig } from "../src/embeddings/slot-config.js";
+import { defaultSlotConfig } from "../src/job/job.js";
+import { OrchestratorErrors } from "../src/errors.js";
+
+const base: SlotConfig = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05 }, 4);
+const id = (slot: number, h: number) => [h, (slot << 16) >>> 0] as const;
+const dir = mkdtempSync(join(tmpdir(), "pangea-store-"));
+
+describe("EmbeddingStore", () => {
+  it("keeps one table per slot, each with its own optimizer", () => {
+    const store = new EmbeddingStore(base, new Map([[7, { ...base, optimizer: "ftrl" }]]), 1);
+    store.rowForTraining(...id(3, 1));
+    store.rowForTraining(...id(7, 1));
+    expect(store.table(3).optimizer.name).toBe("adagrad");
+    expect(store.table(7).optimizer.name).toBe("ftrl");
+    expect(store.stats().perSlot.map((s) => [s.slot, s.rows])).toEqual([[3, 1], [7, 1]]);
+  });
+
+  it("gives an id a row only after its slot's occurrence threshold; before, it reads as zeros", () => {
+    const store = new EmbeddingStore(base, new Map([[5, { ...base, occurrenceThreshold: 3 }]]), 1);
+    const out = new Float32Array(4).fill(9);
+    store.read(...id(5, 42), false, out, 0, 4);
+    expect(Array.from(out)).toEqual([0, 0, 0, 0]);
+    store.read(...id(5, 42), false, out, 0, 4);
+    expect(store.table(5).find(...id(5, 42))).toBe(-1);
+    store.read(...id(5, 42), false, out, 0, 4); // third sighting: admitted
+    expect(store.table(5).find(...id(5, 42))).toBeGreaterThanOrEqual(0);
+    expect(Array.from(out).some((v) => v !== 0)).toBe(true);
+    // Slots without a threshold create rows at once.
+    store.read(...id(6, 42), false, out, 0, 4);
+    expect(store.table(6).size).toBe(1);
+    expect(store.stats()).toMatchObject({ filtered: 2, admitted: 1, rows: 2 });
+  });
+
+  it("read-only lookups never create rows or count sightings", () => {
+    const store = new EmbeddingStore(base, new Map(), 1);
+    const out = new Float32Array(4);
+    store.read(...id(1, 1), true, out, 0, 4);
+    expect(store.size()).toBe(0);
+  });
+
+  it("evicts rows past their slot's expire time on sweep and logs their ids", () => {
+    let now = 100;
+    const store = new EmbeddingStore(base, new Map([[2, { ...base, expireSeconds: 50 }]]), 1, undefined, () => now);
+    store.rowForTraining(...id(2, 1));
+    store.rowForTraining(...id(3, 1)); // no expiry for slot 3
+    now = 200;
+    expect(store.sweep()).toBe(1);
+    expect(store.size()).toBe(1);
+    expect(store.evictionLog).toEqual([1, (2 << 16) >>> 0]);
+    expect(store.stats().perSlot.find((s) => s.slot === 2)!.evicted).toBe(1);
+  });
+
+  it("refuses to grow past the memory limit with ORCH_ERR_MEMORY_LIMIT, keeping what it has", () => {
+    const store = new EmbeddingStore(base, new Map(), 1, 300_000);
+    let err: unknown;
+    let i = 0;
+    try {
+      for (; i < 100_000; i++) store.rowForTraining(...id(1, i));
+    } catch (e) {
+      err = e;
+    }
+    expect(OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")).toBe(true);
+    expect((err as Error).message).toMatch(/would exceed the memory limit of 300000 bytes/);
+    expect(store.size()).toBe(i);
+    expect(store.memoryBytes()).toBeLessThanOrEqual(300_000);
+    expect(store.table(1).find(...id(1, 0))).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe("--slot-config", () => {
+  const write = (json: unknown) => {
+    const p = join(dir, `slots-${Math.random()}.json`);
+    writeFileSync(p, typeof json === "string" ? json : JSON.stringify(json));
+    return p;
+  };
+
+  it("merges defaults and per-slot overrides over the flags' settings", () => {
+    const { defaults, perSlot } = loadSlotConfig(
+      write({ default: { expireSeconds: 3600 }, slots: { "3": { occurrenceThreshold: 5, optimizer: "ftrl", hyper: { learningRate: 0.2 } }, "4": { initializer: { kind: "zeros" } } } }),
+      base,
+    );
+    expect(defaults).toMatchObject({ optimizer: "adagrad", expireSeconds: 3600, hyper: { learningRate: 0.05 } });
+    expect(perSlot.get(3)).toMatchObject({ optimizer: "ftrl", occurrenceThreshold: 5, expireSeconds: 3600, hyper: { learningRate: 0.2 } });
+    expect(perSlot.get(4)).toMatchObject({ optimizer: "adagrad", initializer: { kind: "zeros" } });
+  });
+
+  it.each([
+    [{ slots: { "1": { optimizer: "lion" } } }, "slots.1.optimizer"],
+    [{ slots: { x: {} } }, "slots.x"],
+    [{ slots: { "40000": {} } }, "slot 40000 is outside the v2 layout's range"],
+    [{ slots: { "1": { occurrenceThreshold: -1 } } }, "slots.1.occurrenceThreshold"],
+    [{ slots: { "1": { hyper: { learningRat: 1 } } } }, "slots.1.hyper"],
+    ["{", "not valid JSON"],
+  ])("refuses %j naming the field", (json, message) => {
+    try {
+      loadSlotConfig(write(json), base);
+      expect.unreachable();
+    } catch (err) {
+      expect(OrchestratorErrors.is(err, "ORCH_ERR_BAD_SLOT_CONFIG")).toBe(true);
+      expect((err as Error).message).toContain(message);
+    }
+  });
+});
