@@ -38,8 +38,9 @@ test: deps build schema-check ## run the whole test suite (README's test command
 e2e: build ## run only the multi-process cluster tests
 	$(PNPM) exec vitest run test/e2e
 
-bench: build ## print reader, compute-path and trainer throughput (RECORDS=100000)
+bench: build ## print data-pipeline, trainer and embedding-table throughput (RECORDS=100000 ROWS=10000000)
 	node scripts/bench.mjs $(or $(RECORDS),100000)
+	node scripts/bench-tables.mjs $(or $(ROWS),10000000)
 
 up: build ## start a local cluster in the background (ARGS="--steps 200 ...")
 	./pangea up $(ARGS)

@@ -11,9 +11,11 @@ import { DEFAULT_INITIALIZER, initialize, type Initializer } from "./initializer
  */
 export class EmbeddingTable {
   private capacity: number; // index slots, a power of two
-  private keysLo: Uint32Array;
-  private keysHi: Uint32Array;
-  private slotRow: Int32Array; // -1 = empty
+  /**
+   * The index, one slot per 3 words: id low word, id high word, row + 1
+   * (0 = empty). Interleaved so a probe touches one cache line, not three.
+   */
+  private slots: Uint32Array;
   private rowCapacity: number;
   /** Row r's weights are weights[r * dim .. (r + 1) * dim). */
   weights: Float32Array;
@@ -37,9 +39,7 @@ export class EmbeddingTable {
     this.stateSize = optimizer.stateSize(dim);
     this.rowCapacity = Math.max(1, initialRows);
     this.capacity = nextPow2(this.rowCapacity * 2);
-    this.keysLo = new Uint32Array(this.capacity);
-    this.keysHi = new Uint32Array(this.capacity);
-    this.slotRow = new Int32Array(this.capacity).fill(-1);
+    this.slots = new Uint32Array(this.capacity * 3);
     this.weights = new Float32Array(this.rowCapacity * dim);
     this.state = new Float32Array(this.rowCapacity * this.stateSize);
     this.rowIds = new Uint32Array(this.rowCapacity * 2);
@@ -52,23 +52,35 @@ export class EmbeddingTable {
 
   private slotOf(lo: number, hi: number): number {
     const mask = this.capacity - 1;
+    const s = this.slots;
     let i = this.home(lo, hi);
     for (;;) {
-      const row = this.slotRow[i]!;
-      if (row < 0 || (this.keysLo[i] === lo && this.keysHi[i] === hi)) return i;
+      const at = 3 * i;
+      if (s[at + 2] === 0 || (s[at] === lo && s[at + 1] === hi)) return i;
       i = (i + 1) & mask;
     }
   }
 
+  private rowAt(slot: number): number {
+    return this.slots[3 * slot + 2]! - 1;
+  }
+
+  private setSlot(slot: number, lo: number, hi: number, row: number): void {
+    const at = 3 * slot;
+    this.slots[at] = lo;
+    this.slots[at + 1] = hi;
+    this.slots[at + 2] = row + 1;
+  }
+
   /** Row of an id, or -1. */
   find(lo: number, hi: number): number {
-    return this.slotRow[this.slotOf(lo, hi)]!;
+    return this.rowAt(this.slotOf(lo, hi));
   }
 
   /** Row of an id, creating and initialising it if absent. */
   findOrInsert(lo: number, hi: number): number {
     let slot = this.slotOf(lo, hi);
-    const existing = this.slotRow[slot]!;
+    const existing = this.rowAt(slot);
     if (existing >= 0) return existing;
     if ((this.size + 1) * 10 > this.capacity * 7) {
       this.rehash(this.capacity * 2);
@@ -76,9 +88,7 @@ export class EmbeddingTable {
     }
     if (this.size === this.rowCapacity) this.growRows(this.rowCapacity * 2);
     const row = this.size++;
-    this.keysLo[slot] = lo;
-    this.keysHi[slot] = hi;
-    this.slotRow[slot] = row;
+    this.setSlot(slot, lo, hi, row);
     this.rowIds[2 * row] = lo;
     this.rowIds[2 * row + 1] = hi;
     initialize(this.initializer, this.weights, row * this.dim, this.dim, this.seed, lo, hi);
@@ -109,25 +119,24 @@ export class EmbeddingTable {
    */
   remove(lo: number, hi: number): boolean {
     const mask = this.capacity - 1;
+    const s = this.slots;
     let hole = this.slotOf(lo, hi);
-    const row = this.slotRow[hole]!;
+    const row = this.rowAt(hole);
     if (row < 0) return false;
     let i = hole;
     for (;;) {
       i = (i + 1) & mask;
-      const r = this.slotRow[i]!;
+      const r = this.rowAt(i);
       if (r < 0) break;
-      const h = this.home(this.keysLo[i]!, this.keysHi[i]!);
+      const h = this.home(s[3 * i]!, s[3 * i + 1]!);
       // Move entry i back into the hole unless its home lies cyclically in (hole, i].
       const inRange = hole <= i ? h > hole && h <= i : h > hole || h <= i;
       if (!inRange) {
-        this.keysLo[hole] = this.keysLo[i]!;
-        this.keysHi[hole] = this.keysHi[i]!;
-        this.slotRow[hole] = r;
+        this.setSlot(hole, s[3 * i]!, s[3 * i + 1]!, r);
         hole = i;
       }
     }
-    this.slotRow[hole] = -1;
+    s[3 * hole + 2] = 0;
     const last = --this.size;
     if (row !== last) {
       const lastLo = this.rowIds[2 * last]!;
@@ -137,7 +146,7 @@ export class EmbeddingTable {
       this.rowIds[2 * row] = lastLo;
       this.rowIds[2 * row + 1] = lastHi;
       this.lastUpdate[row] = this.lastUpdate[last]!;
-      this.slotRow[this.slotOf(lastLo, lastHi)] = row;
+      this.setSlot(this.slotOf(lastLo, lastHi), lastLo, lastHi, row);
     }
     return true;
   }
@@ -154,16 +163,11 @@ export class EmbeddingTable {
 
   private rehash(capacity: number): void {
     this.capacity = capacity;
-    this.keysLo = new Uint32Array(capacity);
-    this.keysHi = new Uint32Array(capacity);
-    this.slotRow = new Int32Array(capacity).fill(-1);
+    this.slots = new Uint32Array(capacity * 3);
     for (let row = 0; row < this.size; row++) {
       const lo = this.rowIds[2 * row]!;
       const hi = this.rowIds[2 * row + 1]!;
-      const slot = this.slotOf(lo, hi);
-      this.keysLo[slot] = lo;
-      this.keysHi[slot] = hi;
-      this.slotRow[slot] = row;
+      this.setSlot(this.slotOf(lo, hi), lo, hi, row);
     }
   }
 
