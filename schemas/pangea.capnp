@@ -113,6 +113,39 @@ struct StepAck {
   workers @2 :UInt32;        # how many workers' gradients were averaged
 }
 
+# Table administration on the parameter server (ParameterServer/Assign,
+# /Evict, /TableStats): set rows directly, drop rows, read the tables' size.
+struct EmbeddingAssign {
+  ids @0 :Tensor;            # uint64 [U]
+  embeddings @1 :Tensor;     # float32 [U, dim]: each id's new row (optimizer state restarts)
+}
+
+struct EmbeddingEvict {
+  ids @0 :Tensor;            # uint64 [U]
+}
+
+struct TableStatsRequest {
+  slots @0 :List(UInt16);    # empty = every slot
+}
+
+struct SlotStats {
+  slot @0 :UInt16;
+  rows @1 :UInt64;
+  bytes @2 :UInt64;
+  evictedRows @3 :UInt64;
+}
+
+struct TableStats {
+  rows @0 :UInt64;           # rows in all slots (or in the slots asked for)
+  bytes @1 :UInt64;
+  filteredLookups @2 :UInt64;
+  admittedIds @3 :UInt64;
+  evictedRows @4 :UInt64;
+  rejectedGradients @5 :UInt64;
+  slots @6 :List(SlotStats);
+  changed @7 :UInt64;        # rows an Assign set or an Evict removed
+}
+
 enum MessageType {
   trainingBatch @0;
   batchRequest @1;
@@ -121,6 +154,10 @@ enum MessageType {
   gradientUpdate @4;
   stepAck @5;
   batchAck @6;
+  embeddingAssign @7;
+  embeddingEvict @8;
+  tableStatsRequest @9;
+  tableStats @10;
 }
 
 # The envelope of every hot-path gRPC payload. `type` must name the payload
@@ -137,5 +174,9 @@ struct Message {
     gradientUpdate @7 :GradientUpdate;
     stepAck @8 :StepAck;
     batchAck @9 :BatchAck;
+    embeddingAssign @10 :EmbeddingAssign;
+    embeddingEvict @11 :EmbeddingEvict;
+    tableStatsRequest @12 :TableStatsRequest;
+    tableStats @13 :TableStats;
   }
 }

@@ -6,7 +6,8 @@ import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
-import { ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
+import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
 
@@ -42,6 +43,34 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     expect(await checkHealth(c.computeAddress, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(c.trainerAddresses).toHaveLength(2);
     for (const t of c.trainerAddresses) expect(await checkHealth(t, "pangea.v1.Trainer")).toBe(HEALTH_SERVING);
+    status.close();
+  });
+
+  it("the parameter server's table API: stats, assign, evict over Cap'n Proto gRPC; bad input gets INVALID_ARGUMENT", async () => {
+    const { c, status } = await startLongJob("table-api", 1);
+    const client = parameterServerClient(c.orchestratorAddress);
+    const call = <T>(method: "assign" | "evict" | "tableStats", bytes: Buffer) =>
+      unary<Buffer, Buffer>("orchestrator", client[method].bind(client), bytes).then((b) => decodeMessage(b, MessageType.TABLE_STATS).payload as unknown as T);
+    type Stats = { rows: bigint; changed: bigint; slots: { length: number } };
+    const stats = await call<Stats>("tableStats", encodeMessage(MessageType.TABLE_STATS_REQUEST, "t", (r) => r._initSlots(0)));
+    expect(stats.rows).toBeGreaterThan(0n);
+    expect(stats.slots.length).toBe(26);
+    const id = Uint32Array.from([123456, (1 << 16) >>> 0]);
+    const assigned = await call<Stats>("assign", encodeMessage(MessageType.EMBEDDING_ASSIGN, "t", (a) => {
+      writeTensor(a._initIds(), "ids", DataType.UINT64, [1], id);
+      writeTensor(a._initEmbeddings(), "e", DataType.FLOAT32, [1, 16], new Float32Array(16).fill(0.5));
+    }));
+    expect(assigned.changed).toBe(1n);
+    const evicted = await call<Stats>("evict", encodeMessage(MessageType.EMBEDDING_EVICT, "t", (e) => writeTensor(e._initIds(), "ids", DataType.UINT64, [1], id)));
+    expect(evicted.changed).toBe(1n);
+    const unknown = Uint32Array.from([1, (999 << 16) >>> 0]);
+    await expect(
+      call("assign", encodeMessage(MessageType.EMBEDDING_ASSIGN, "t", (a) => {
+        writeTensor(a._initIds(), "ids", DataType.UINT64, [1], unknown);
+        writeTensor(a._initEmbeddings(), "e", DataType.FLOAT32, [1, 16], new Float32Array(16));
+      })),
+    ).rejects.toMatchObject({ code: 3, details: expect.stringContaining("ORCH_ERR_UNKNOWN_SLOT: feature id") });
+    client.close();
     status.close();
   });
 

@@ -25,6 +25,12 @@ export const ParameterServerService = {
   pull: { path: "/pangea.v1.ParameterServer/Pull", requestStream: false, responseStream: false, ...raw },
   /** GradientUpdate -> StepAck, answered once the step's update has been applied. */
   push: { path: "/pangea.v1.ParameterServer/Push", requestStream: false, responseStream: false, ...raw },
+  /** EmbeddingAssign -> TableStats (changed = rows set). */
+  assign: { path: "/pangea.v1.ParameterServer/Assign", requestStream: false, responseStream: false, ...raw },
+  /** EmbeddingEvict -> TableStats (changed = rows removed). */
+  evict: { path: "/pangea.v1.ParameterServer/Evict", requestStream: false, responseStream: false, ...raw },
+  /** TableStatsRequest -> TableStats. */
+  tableStats: { path: "/pangea.v1.ParameterServer/TableStats", requestStream: false, responseStream: false, ...raw },
 } satisfies grpc.ServiceDefinition;
 
 export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
@@ -37,6 +43,9 @@ export interface BatchStreamClient extends grpc.Client {
 export interface ParameterServerClient extends grpc.Client {
   pull(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
   push(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+  assign(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+  evict(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+  tableStats(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
 }
 
 const BatchStreamCtor = grpc.makeGenericClientConstructor(BatchStreamService, "BatchStream");

@@ -3,6 +3,10 @@ import {
   Message,
   MessageType,
   type BatchAck,
+  type EmbeddingAssign,
+  type EmbeddingEvict,
+  type TableStats,
+  type TableStatsRequest,
   type BatchRequest,
   type GradientUpdate,
   type Message_Payload,
@@ -23,6 +27,10 @@ export interface PayloadTypes {
   [MessageType.GRADIENT_UPDATE]: GradientUpdate;
   [MessageType.STEP_ACK]: StepAck;
   [MessageType.BATCH_ACK]: BatchAck;
+  [MessageType.EMBEDDING_ASSIGN]: EmbeddingAssign;
+  [MessageType.EMBEDDING_EVICT]: EmbeddingEvict;
+  [MessageType.TABLE_STATS_REQUEST]: TableStatsRequest;
+  [MessageType.TABLE_STATS]: TableStats;
 }
 
 type Kind = keyof PayloadTypes;
@@ -35,6 +43,10 @@ const INIT: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.GRADIENT_UPDATE]: (p) => p._initGradientUpdate(),
   [MessageType.STEP_ACK]: (p) => p._initStepAck(),
   [MessageType.BATCH_ACK]: (p) => p._initBatchAck(),
+  [MessageType.EMBEDDING_ASSIGN]: (p) => p._initEmbeddingAssign(),
+  [MessageType.EMBEDDING_EVICT]: (p) => p._initEmbeddingEvict(),
+  [MessageType.TABLE_STATS_REQUEST]: (p) => p._initTableStatsRequest(),
+  [MessageType.TABLE_STATS]: (p) => p._initTableStats(),
 };
 
 const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
@@ -45,6 +57,10 @@ const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.GRADIENT_UPDATE]: (p) => p.gradientUpdate,
   [MessageType.STEP_ACK]: (p) => p.stepAck,
   [MessageType.BATCH_ACK]: (p) => p.batchAck,
+  [MessageType.EMBEDDING_ASSIGN]: (p) => p.embeddingAssign,
+  [MessageType.EMBEDDING_EVICT]: (p) => p.embeddingEvict,
+  [MessageType.TABLE_STATS_REQUEST]: (p) => p.tableStatsRequest,
+  [MessageType.TABLE_STATS]: (p) => p.tableStats,
 };
 
 /**
@@ -82,6 +98,13 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
   },
   [MessageType.STEP_ACK]: () => {},
   [MessageType.BATCH_ACK]: () => {},
+  [MessageType.EMBEDDING_ASSIGN]: (a) => {
+    touchTensor(a.ids);
+    touchTensor(a.embeddings);
+  },
+  [MessageType.EMBEDDING_EVICT]: (e) => touchTensor(e.ids),
+  [MessageType.TABLE_STATS_REQUEST]: (r) => void r.slots.length,
+  [MessageType.TABLE_STATS]: (t) => void t.slots.length,
 };
 
 const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;

@@ -107,3 +107,43 @@ describe("--slot-config", () => {
     }
   });
 });
+
+describe("EmbeddingStore batch administration", () => {
+  it("assign sets rows (restarting their optimizer state), evict removes and logs them", () => {
+    const store = new EmbeddingStore(base, new Map(), 1);
+    const ids = Uint32Array.from([1, 0x10000, 2, 0x10000]);
+    store.rowForTraining(1, 0x10000);
+    const t = store.table(1);
+    t.applyGradient(t.find(1, 0x10000), new Float32Array([1, 1, 1, 1]), 0);
+    expect(store.assign(ids, 2, Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 4)).toBe(2);
+    const out = new Float32Array(4);
+    store.read(2, 0x10000, true, out, 0, 4);
+    expect(Array.from(out)).toEqual([5, 6, 7, 8]);
+    const r = t.find(1, 0x10000);
+    expect(Array.from(t.state.subarray(r * 4, r * 4 + 4)).map((x) => +x.toFixed(6))).toEqual([0.1, 0.1, 0.1, 0.1]);
+    expect(store.evict(Uint32Array.from([1, 0x10000, 9, 0x10000]), 2)).toBe(1);
+    expect(store.size()).toBe(1);
+    expect(store.evictionLog).toEqual([1, 0x10000]);
+  });
+
+  it.each([
+    ["a wrong dim", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, new Float32Array(8), 8), "slot 1 has embedding dim 4, the assignment gives 8"],
+    ["a NaN value", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, Float32Array.from([1, Number.NaN, 0, 0]), 4), "has a NaN or infinite value"],
+  ])("assign refuses %s", (_what, fn, message) => {
+    expect(fn).toThrow(message);
+  });
+
+  it("refuses ids of slots the job's data does not declare", () => {
+    const store = new EmbeddingStore(base, new Map(), 1);
+    store.declareSlots([1, 2]);
+    const out = new Float32Array(4);
+    store.read(5, 0x20000, false, out, 0, 4);
+    try {
+      store.read(5, 0x30000, false, out, 0, 4);
+      expect.unreachable();
+    } catch (err) {
+      expect(OrchestratorErrors.is(err, "ORCH_ERR_UNKNOWN_SLOT")).toBe(true);
+      expect((err as Error).message).toBe(`feature id ${(3n << 48n) | 5n} has slot 3, which the job's data does not declare`);
+    }
+  });
+});

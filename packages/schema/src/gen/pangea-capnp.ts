@@ -582,6 +582,227 @@ export class StepAck extends $.Struct {
   }
   toString(): string { return "StepAck_" + super.toString(); }
 }
+export class EmbeddingAssign extends $.Struct {
+  static readonly _capnp = {
+    displayName: "EmbeddingAssign",
+    id: "cc58035be04e5b3c",
+    size: new $.ObjectSize(0, 2),
+  };
+  _adoptIds(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownIds(): $.Orphan<Tensor> {
+    return $.utils.disown(this.ids);
+  }
+  /**
+* uint64 [U]
+*
+*/
+  get ids(): Tensor {
+    return $.utils.getStruct(0, Tensor, this);
+  }
+  _hasIds(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initIds(): Tensor {
+    return $.utils.initStructAt(0, Tensor, this);
+  }
+  set ids(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  _adoptEmbeddings(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownEmbeddings(): $.Orphan<Tensor> {
+    return $.utils.disown(this.embeddings);
+  }
+  /**
+* float32 [U, dim]: each id's new row (optimizer state restarts)
+*
+*/
+  get embeddings(): Tensor {
+    return $.utils.getStruct(1, Tensor, this);
+  }
+  _hasEmbeddings(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initEmbeddings(): Tensor {
+    return $.utils.initStructAt(1, Tensor, this);
+  }
+  set embeddings(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  toString(): string { return "EmbeddingAssign_" + super.toString(); }
+}
+export class EmbeddingEvict extends $.Struct {
+  static readonly _capnp = {
+    displayName: "EmbeddingEvict",
+    id: "965cba26af9baa62",
+    size: new $.ObjectSize(0, 1),
+  };
+  _adoptIds(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownIds(): $.Orphan<Tensor> {
+    return $.utils.disown(this.ids);
+  }
+  /**
+* uint64 [U]
+*
+*/
+  get ids(): Tensor {
+    return $.utils.getStruct(0, Tensor, this);
+  }
+  _hasIds(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initIds(): Tensor {
+    return $.utils.initStructAt(0, Tensor, this);
+  }
+  set ids(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  toString(): string { return "EmbeddingEvict_" + super.toString(); }
+}
+export class TableStatsRequest extends $.Struct {
+  static readonly _capnp = {
+    displayName: "TableStatsRequest",
+    id: "f31219aca1203fd9",
+    size: new $.ObjectSize(0, 1),
+  };
+  _adoptSlots(value: $.Orphan<$.List<number>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownSlots(): $.Orphan<$.List<number>> {
+    return $.utils.disown(this.slots);
+  }
+  /**
+* empty = every slot
+*
+*/
+  get slots(): $.List<number> {
+    return $.utils.getList(0, $.Uint16List, this);
+  }
+  _hasSlots(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initSlots(length: number): $.List<number> {
+    return $.utils.initList(0, $.Uint16List, length, this);
+  }
+  set slots(value: $.List<number>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  toString(): string { return "TableStatsRequest_" + super.toString(); }
+}
+export class SlotStats extends $.Struct {
+  static readonly _capnp = {
+    displayName: "SlotStats",
+    id: "e98d74c0efa9bbd0",
+    size: new $.ObjectSize(32, 0),
+  };
+  get slot(): number {
+    return $.utils.getUint16(0, this);
+  }
+  set slot(value: number) {
+    $.utils.setUint16(0, value, this);
+  }
+  get rows(): bigint {
+    return $.utils.getUint64(8, this);
+  }
+  set rows(value: bigint) {
+    $.utils.setUint64(8, value, this);
+  }
+  get bytes(): bigint {
+    return $.utils.getUint64(16, this);
+  }
+  set bytes(value: bigint) {
+    $.utils.setUint64(16, value, this);
+  }
+  get evictedRows(): bigint {
+    return $.utils.getUint64(24, this);
+  }
+  set evictedRows(value: bigint) {
+    $.utils.setUint64(24, value, this);
+  }
+  toString(): string { return "SlotStats_" + super.toString(); }
+}
+export class TableStats extends $.Struct {
+  static readonly _capnp = {
+    displayName: "TableStats",
+    id: "a685ebc9d25e19fa",
+    size: new $.ObjectSize(56, 1),
+  };
+  static _Slots: $.ListCtor<SlotStats>;
+  /**
+* rows in all slots (or in the slots asked for)
+*
+*/
+  get rows(): bigint {
+    return $.utils.getUint64(0, this);
+  }
+  set rows(value: bigint) {
+    $.utils.setUint64(0, value, this);
+  }
+  get bytes(): bigint {
+    return $.utils.getUint64(8, this);
+  }
+  set bytes(value: bigint) {
+    $.utils.setUint64(8, value, this);
+  }
+  get filteredLookups(): bigint {
+    return $.utils.getUint64(16, this);
+  }
+  set filteredLookups(value: bigint) {
+    $.utils.setUint64(16, value, this);
+  }
+  get admittedIds(): bigint {
+    return $.utils.getUint64(24, this);
+  }
+  set admittedIds(value: bigint) {
+    $.utils.setUint64(24, value, this);
+  }
+  get evictedRows(): bigint {
+    return $.utils.getUint64(32, this);
+  }
+  set evictedRows(value: bigint) {
+    $.utils.setUint64(32, value, this);
+  }
+  get rejectedGradients(): bigint {
+    return $.utils.getUint64(40, this);
+  }
+  set rejectedGradients(value: bigint) {
+    $.utils.setUint64(40, value, this);
+  }
+  _adoptSlots(value: $.Orphan<$.List<SlotStats>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownSlots(): $.Orphan<$.List<SlotStats>> {
+    return $.utils.disown(this.slots);
+  }
+  get slots(): $.List<SlotStats> {
+    return $.utils.getList(0, TableStats._Slots, this);
+  }
+  _hasSlots(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initSlots(length: number): $.List<SlotStats> {
+    return $.utils.initList(0, TableStats._Slots, length, this);
+  }
+  set slots(value: $.List<SlotStats>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  /**
+* rows an Assign set or an Evict removed
+*
+*/
+  get changed(): bigint {
+    return $.utils.getUint64(48, this);
+  }
+  set changed(value: bigint) {
+    $.utils.setUint64(48, value, this);
+  }
+  toString(): string { return "TableStats_" + super.toString(); }
+}
 export const MessageType = {
   TRAINING_BATCH: 0,
   BATCH_REQUEST: 1,
@@ -589,7 +810,11 @@ export const MessageType = {
   PARAMETER_SET: 3,
   GRADIENT_UPDATE: 4,
   STEP_ACK: 5,
-  BATCH_ACK: 6
+  BATCH_ACK: 6,
+  EMBEDDING_ASSIGN: 7,
+  EMBEDDING_EVICT: 8,
+  TABLE_STATS_REQUEST: 9,
+  TABLE_STATS: 10
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 export const Message_Payload_Which = {
@@ -599,7 +824,11 @@ export const Message_Payload_Which = {
   PARAMETER_SET: 3,
   GRADIENT_UPDATE: 4,
   STEP_ACK: 5,
-  BATCH_ACK: 6
+  BATCH_ACK: 6,
+  EMBEDDING_ASSIGN: 7,
+  EMBEDDING_EVICT: 8,
+  TABLE_STATS_REQUEST: 9,
+  TABLE_STATS: 10
 } as const;
 export type Message_Payload_Which = (typeof Message_Payload_Which)[keyof typeof Message_Payload_Which];
 export class Message_Payload extends $.Struct {
@@ -610,6 +839,10 @@ export class Message_Payload extends $.Struct {
   static readonly GRADIENT_UPDATE = Message_Payload_Which.GRADIENT_UPDATE;
   static readonly STEP_ACK = Message_Payload_Which.STEP_ACK;
   static readonly BATCH_ACK = Message_Payload_Which.BATCH_ACK;
+  static readonly EMBEDDING_ASSIGN = Message_Payload_Which.EMBEDDING_ASSIGN;
+  static readonly EMBEDDING_EVICT = Message_Payload_Which.EMBEDDING_EVICT;
+  static readonly TABLE_STATS_REQUEST = Message_Payload_Which.TABLE_STATS_REQUEST;
+  static readonly TABLE_STATS = Message_Payload_Which.TABLE_STATS;
   static readonly _capnp = {
     displayName: "payload",
     id: "8afab9ee3b3ecf48",
@@ -790,6 +1023,106 @@ export class Message_Payload extends $.Struct {
     $.utils.setUint16(2, 6, this);
     $.utils.copyFrom(value, $.utils.getPointer(1, this));
   }
+  _adoptEmbeddingAssign(value: $.Orphan<EmbeddingAssign>): void {
+    $.utils.setUint16(2, 7, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownEmbeddingAssign(): $.Orphan<EmbeddingAssign> {
+    return $.utils.disown(this.embeddingAssign);
+  }
+  get embeddingAssign(): EmbeddingAssign {
+    $.utils.testWhich("embeddingAssign", $.utils.getUint16(2, this), 7, this);
+    return $.utils.getStruct(1, EmbeddingAssign, this);
+  }
+  _hasEmbeddingAssign(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initEmbeddingAssign(): EmbeddingAssign {
+    $.utils.setUint16(2, 7, this);
+    return $.utils.initStructAt(1, EmbeddingAssign, this);
+  }
+  get _isEmbeddingAssign(): boolean {
+    return $.utils.getUint16(2, this) === 7;
+  }
+  set embeddingAssign(value: EmbeddingAssign) {
+    $.utils.setUint16(2, 7, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptEmbeddingEvict(value: $.Orphan<EmbeddingEvict>): void {
+    $.utils.setUint16(2, 8, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownEmbeddingEvict(): $.Orphan<EmbeddingEvict> {
+    return $.utils.disown(this.embeddingEvict);
+  }
+  get embeddingEvict(): EmbeddingEvict {
+    $.utils.testWhich("embeddingEvict", $.utils.getUint16(2, this), 8, this);
+    return $.utils.getStruct(1, EmbeddingEvict, this);
+  }
+  _hasEmbeddingEvict(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initEmbeddingEvict(): EmbeddingEvict {
+    $.utils.setUint16(2, 8, this);
+    return $.utils.initStructAt(1, EmbeddingEvict, this);
+  }
+  get _isEmbeddingEvict(): boolean {
+    return $.utils.getUint16(2, this) === 8;
+  }
+  set embeddingEvict(value: EmbeddingEvict) {
+    $.utils.setUint16(2, 8, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptTableStatsRequest(value: $.Orphan<TableStatsRequest>): void {
+    $.utils.setUint16(2, 9, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownTableStatsRequest(): $.Orphan<TableStatsRequest> {
+    return $.utils.disown(this.tableStatsRequest);
+  }
+  get tableStatsRequest(): TableStatsRequest {
+    $.utils.testWhich("tableStatsRequest", $.utils.getUint16(2, this), 9, this);
+    return $.utils.getStruct(1, TableStatsRequest, this);
+  }
+  _hasTableStatsRequest(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initTableStatsRequest(): TableStatsRequest {
+    $.utils.setUint16(2, 9, this);
+    return $.utils.initStructAt(1, TableStatsRequest, this);
+  }
+  get _isTableStatsRequest(): boolean {
+    return $.utils.getUint16(2, this) === 9;
+  }
+  set tableStatsRequest(value: TableStatsRequest) {
+    $.utils.setUint16(2, 9, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptTableStats(value: $.Orphan<TableStats>): void {
+    $.utils.setUint16(2, 10, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownTableStats(): $.Orphan<TableStats> {
+    return $.utils.disown(this.tableStats);
+  }
+  get tableStats(): TableStats {
+    $.utils.testWhich("tableStats", $.utils.getUint16(2, this), 10, this);
+    return $.utils.getStruct(1, TableStats, this);
+  }
+  _hasTableStats(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initTableStats(): TableStats {
+    $.utils.setUint16(2, 10, this);
+    return $.utils.initStructAt(1, TableStats, this);
+  }
+  get _isTableStats(): boolean {
+    return $.utils.getUint16(2, this) === 10;
+  }
+  set tableStats(value: TableStats) {
+    $.utils.setUint16(2, 10, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
   toString(): string { return "Message_Payload_" + super.toString(); }
   which(): Message_Payload_Which {
     return $.utils.getUint16(2, this) as Message_Payload_Which;
@@ -829,3 +1162,4 @@ export class Message extends $.Struct {
 }
 ParameterSet._Dense = $.CompositeList(Tensor);
 GradientUpdate._Dense = $.CompositeList(Tensor);
+TableStats._Slots = $.CompositeList(SlotStats);

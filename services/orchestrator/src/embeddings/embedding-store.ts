@@ -26,7 +26,7 @@ export interface StoreStats {
   evicted: number;
   /** Row gradients refused for a NaN or infinite value. */
   rejectedGradients: number;
-  perSlot: { slot: number; rows: number; evicted: number }[];
+  perSlot: { slot: number; rows: number; bytes: number; evicted: number }[];
 }
 
 export function slotOfId(hi: number): number {
@@ -46,6 +46,8 @@ export class EmbeddingStore {
   /** Evicted ids since the store started, as word pairs, for serving to drop. */
   readonly evictionLog: number[] = [];
   private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0 };
+  /** known[slot] = 1 for the slots the job's data declares; null = any slot. */
+  private known: Uint8Array | null = null;
 
   constructor(
     private readonly defaults: SlotConfig,
@@ -54,6 +56,19 @@ export class EmbeddingStore {
     private readonly maxBytes = Number.POSITIVE_INFINITY,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
   ) {}
+
+  /** Restricts the store to the slots the job's feature list declares. */
+  declareSlots(slots: readonly number[]): void {
+    this.known = new Uint8Array(0x8000);
+    for (const s of slots) this.known[s] = 1;
+  }
+
+  private checkSlot(slot: number, lo: number, hi: number): void {
+    if (this.known && !this.known[slot]) {
+      const id = (BigInt(hi) << 32n) | BigInt(lo);
+      throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_SLOT", `feature id ${id} has slot ${slot}, which the job's data does not declare`);
+    }
+  }
 
   configOf(slot: number): SlotConfig {
     return this.perSlot.get(slot) ?? this.defaults;
@@ -81,6 +96,7 @@ export class EmbeddingStore {
    */
   rowForTraining(lo: number, hi: number): { table: EmbeddingTable; row: number } {
     const slot = slotOfId(hi);
+    this.checkSlot(slot, lo, hi);
     const t = this.table(slot);
     let row = t.find(lo, hi);
     if (row >= 0) return { table: t, row };
@@ -104,6 +120,7 @@ export class EmbeddingStore {
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */
   read(lo: number, hi: number, readOnly: boolean, out: Float32Array, at: number, dim: number): void {
     const slot = slotOfId(hi);
+    this.checkSlot(slot, lo, hi);
     const t = readOnly ? this.tables.get(slot) : this.table(slot);
     if (t && t.dim !== dim) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slot} has embedding dim ${t.dim}, the request reads ${dim}`);
@@ -111,6 +128,43 @@ export class EmbeddingStore {
     const row = !t ? -1 : readOnly ? t.find(lo, hi) : this.rowForTraining(lo, hi).row;
     if (row >= 0) out.set(t!.weights.subarray(row * dim, (row + 1) * dim), at);
     else out.fill(0, at, at + dim);
+  }
+
+  /** Sets rows directly (values: [count, dim]); returns how many were set. */
+  assign(ids: Uint32Array, count: number, values: Float32Array, dim: number): number {
+    for (let i = 0; i < count; i++) {
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      const slot = slotOfId(hi);
+      this.checkSlot(slot, lo, hi);
+      const t = this.table(slot);
+      if (t.dim !== dim) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `slot ${slot} has embedding dim ${t.dim}, the assignment gives ${dim}`);
+      const row = values.subarray(i * dim, (i + 1) * dim);
+      if (!row.every(Number.isFinite)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `the assignment of id ${(BigInt(hi) << 32n) | BigInt(lo)} has a NaN or infinite value`);
+      const grow = t.growthBytes();
+      if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
+        throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes`);
+      }
+      t.assign(lo, hi, row);
+    }
+    return count;
+  }
+
+  /** Removes ids' rows, logging them as evicted; returns how many existed. */
+  evict(ids: Uint32Array, count: number): number {
+    let removed = 0;
+    for (let i = 0; i < count; i++) {
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      const slot = slotOfId(hi);
+      if (this.tables.get(slot)?.remove(lo, hi)) {
+        removed++;
+        this.evictionLog.push(lo, hi);
+        this.evictedBySlot.set(slot, (this.evictedBySlot.get(slot) ?? 0) + 1);
+      }
+    }
+    this.stats0.evicted += removed;
+    return removed;
   }
 
   /** Counts a row gradient refused for a non-finite value. */
@@ -146,7 +200,7 @@ export class EmbeddingStore {
       rows: this.size(),
       bytes: this.memoryBytes(),
       ...this.stats0,
-      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, evicted: this.evictedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
+      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, bytes: t.memoryBytes(), evicted: this.evictedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
     };
   }
 }

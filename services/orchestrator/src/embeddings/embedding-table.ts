@@ -112,6 +112,15 @@ export class EmbeddingTable {
     return row;
   }
 
+  /** Sets an id's row to `values`, creating it if absent; its optimizer state starts afresh. */
+  assign(lo: number, hi: number, values: ArrayLike<number>): number {
+    const row = this.findOrInsert(lo, hi);
+    this.weights.set(values, row * this.dim);
+    this.optimizer.init(this.state, row * this.stateSize, this.dim);
+    this.lastUpdate[row] = this.now();
+    return row;
+  }
+
   /**
    * Removes an id. Linear probing needs the entries after the hole shifted
    * back (no tombstones, so lookups never slow down); the last row moves into

@@ -201,6 +201,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const dense = new DenseStore(spec, this.config.seed, this.config.denseLr);
     const defaults = this.config.slotDefaults ?? defaultSlotConfig(this.config, spec.embeddingDim);
     const store = new EmbeddingStore(defaults, this.config.slotConfigs, this.config.seed, this.config.maxEmbeddingBytes || undefined);
+    store.declareSlots(source.slotIds);
     this.model = { spec, dense, store };
     this.aggregator = new SyncAggregator(this.config.trainers, dense, store);
     if (defaults.expireSeconds > 0 || [...this.config.slotConfigs.values()].some((c) => c.expireSeconds > 0)) {

@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeTensor, DataType } from "@pangea/schema";
 import type { Job } from "../job/job.js";
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
 
 /**
@@ -31,6 +32,57 @@ export class ParameterServer {
           (err) => cb(toServiceError(err)),
         );
       },
+      assign: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.unary(cb, () => {
+        const { payload: a } = decodeMessage(call.request, MessageType.EMBEDDING_ASSIGN, `assign from ${call.getPeer()}`);
+        const { words, count } = readIdWords(a.ids, "assign: ids");
+        const rows = readFloat32(a.embeddings, "assign: embeddings", 2);
+        if (rows.shape[0] !== count) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `assign: ${count} ids but ${rows.shape[0]} embedding rows`);
+        const store = this.job.requireModel(true).store;
+        return this.stats(store, [], store.assign(words, count, rows.data, rows.shape[1]!));
+      }),
+      evict: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.unary(cb, () => {
+        const { payload: e } = decodeMessage(call.request, MessageType.EMBEDDING_EVICT, `evict from ${call.getPeer()}`);
+        const { words, count } = readIdWords(e.ids, "evict: ids");
+        const store = this.job.requireModel(true).store;
+        return this.stats(store, [], store.evict(words, count));
+      }),
+      tableStats: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => this.unary(cb, () => {
+        const { payload: r } = decodeMessage(call.request, MessageType.TABLE_STATS_REQUEST, `table stats from ${call.getPeer()}`);
+        const slots: number[] = [];
+        for (let i = 0; i < r.slots.length; i++) slots.push(r.slots.get(i));
+        return this.stats(this.job.requireModel(true).store, slots, 0);
+      }),
+    });
+  }
+
+  private unary(cb: grpc.sendUnaryData<Buffer>, fn: () => Buffer): void {
+    try {
+      cb(null, fn());
+    } catch (err) {
+      cb(toServiceError(err));
+    }
+  }
+
+  /** A TableStats answer, for all slots or the ones asked for. */
+  private stats(store: EmbeddingStore, slots: number[], changed: number): Buffer {
+    const s = store.stats();
+    const per = slots.length ? s.perSlot.filter((p) => slots.includes(p.slot)) : s.perSlot;
+    return encodeMessage(MessageType.TABLE_STATS, this.sender, (t) => {
+      t.rows = BigInt(per.reduce((n, p) => n + p.rows, 0));
+      t.bytes = BigInt(slots.length ? per.reduce((n, p) => n + p.bytes, 0) : s.bytes);
+      t.filteredLookups = BigInt(s.filtered);
+      t.admittedIds = BigInt(s.admitted);
+      t.evictedRows = BigInt(s.evicted);
+      t.rejectedGradients = BigInt(s.rejectedGradients);
+      t.changed = BigInt(changed);
+      const list = t._initSlots(per.length);
+      per.forEach((p, i) => {
+        const e = list.get(i);
+        e.slot = p.slot;
+        e.rows = BigInt(p.rows);
+        e.bytes = BigInt(p.bytes);
+        e.evictedRows = BigInt(p.evicted);
+      });
     });
   }
 
