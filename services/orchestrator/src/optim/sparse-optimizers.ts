@@ -31,6 +31,11 @@ export interface SparseHyper {
   rho?: number;
 }
 
+/** An optimizer keeping one state value per weight, each starting at `start`. */
+function perWeightState(name: SparseOptimizerName, start: number, apply: SparseOptimizer["apply"]): SparseOptimizer {
+  return { name, stateSize: (dim) => dim, init: (s, at, dim) => s.fill(start, at, at + dim), apply };
+}
+
 export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = {}): SparseOptimizer {
   const wd = h.weightDecay ?? 0;
   switch (name) {
@@ -47,20 +52,14 @@ export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = 
     }
     case "adagrad": {
       const lr = h.learningRate ?? 0.001;
-      const init = h.initialAccumulator ?? 0.1;
-      return {
-        name,
-        stateSize: (dim) => dim,
-        init: (s, at, dim) => s.fill(init, at, at + dim),
-        apply(w, wAt, s, sAt, g, gAt, dim) {
-          for (let i = 0; i < dim; i++) {
-            const gi = g[gAt + i]! + wd * w[wAt + i]!;
-            const n = s[sAt + i]! + gi * gi;
-            s[sAt + i] = n;
-            w[wAt + i]! -= (lr * gi) / Math.sqrt(n);
-          }
-        },
-      };
+      return perWeightState(name, h.initialAccumulator ?? 0.1, (w, wAt, s, sAt, g, gAt, dim) => {
+        for (let i = 0; i < dim; i++) {
+          const gi = g[gAt + i]! + wd * w[wAt + i]!;
+          const n = s[sAt + i]! + gi * gi;
+          s[sAt + i] = n;
+          w[wAt + i]! -= (lr * gi) / Math.sqrt(n);
+        }
+      });
     }
     case "ftrl": {
       // FTRL-proximal; state: n (squared-gradient sum), then z.
@@ -134,38 +133,28 @@ export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = 
       const lr = h.learningRate ?? 0.01;
       const mu = h.momentum ?? 0.9;
       const nesterov = h.nesterov ?? false;
-      return {
-        name,
-        stateSize: (dim) => dim,
-        init: (s, at, dim) => s.fill(0, at, at + dim),
-        apply(w, wAt, s, sAt, g, gAt, dim) {
-          for (let i = 0; i < dim; i++) {
-            const dx = lr * (g[gAt + i]! + wd * w[wAt + i]!);
-            const prev = s[sAt + i]!;
-            const n = mu * prev - dx;
-            s[sAt + i] = n;
-            w[wAt + i]! += nesterov ? -mu * prev + (1 + mu) * n : n;
-          }
-        },
-      };
+      return perWeightState(name, 0, (w, wAt, s, sAt, g, gAt, dim) => {
+        for (let i = 0; i < dim; i++) {
+          const dx = lr * (g[gAt + i]! + wd * w[wAt + i]!);
+          const prev = s[sAt + i]!;
+          const n = mu * prev - dx;
+          s[sAt + i] = n;
+          w[wAt + i]! += nesterov ? -mu * prev + (1 + mu) * n : n;
+        }
+      });
     }
     case "rmsprop": {
       // Monolith's variant: step size lr / (sqrt(n) + 1).
       const lr = h.learningRate ?? 0.01;
       const mu = h.momentum ?? 0.9;
-      return {
-        name,
-        stateSize: (dim) => dim,
-        init: (s, at, dim) => s.fill(0, at, at + dim),
-        apply(w, wAt, s, sAt, g, gAt, dim) {
-          for (let i = 0; i < dim; i++) {
-            const dx = g[gAt + i]! + wd * w[wAt + i]!;
-            const n = mu * s[sAt + i]! + (1 - mu) * dx * dx;
-            s[sAt + i] = n;
-            w[wAt + i]! -= (lr / (Math.sqrt(n) + 1)) * dx;
-          }
-        },
-      };
+      return perWeightState(name, 0, (w, wAt, s, sAt, g, gAt, dim) => {
+        for (let i = 0; i < dim; i++) {
+          const dx = g[gAt + i]! + wd * w[wAt + i]!;
+          const n = mu * s[sAt + i]! + (1 - mu) * dx * dx;
+          s[sAt + i] = n;
+          w[wAt + i]! -= (lr / (Math.sqrt(n) + 1)) * dx;
+        }
+      });
     }
     case "adadelta": {
       // state: accumulated squared gradients, then accumulated squared updates.
