@@ -19,9 +19,10 @@ afterEach(async () => {
   cluster = null;
 });
 
-async function startLongJob(name: string, trainers = 2): Promise<{ c: LocalCluster; status: StatusClient }> {
+async function startLongJob(name: string, trainers = 2, psShards = 1): Promise<{ c: LocalCluster; status: StatusClient }> {
   const c = await LocalCluster.start({
     trainers,
+    psShards,
     logDir: join(tmp, name),
     orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt")],
     computeArgs: ["--eval-records", "1000"],
@@ -86,6 +87,19 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
     expect(code).toBe(1);
     expect(t0!.lastLine).toMatch(/^pangea-trainer: error TRAINER_ERR_JOB_FAILED: .*trainer trainer-1 \(rank \d\) disconnected/);
+    status.close();
+  });
+
+  it("a parameter-server shard killed: the job fails naming it, trainers exit 1", async () => {
+    const { c, status } = await startLongJob("kill-shard", 1, 2);
+    c.processes.find((p) => p.name === "shard-1")!.child.kill("SIGKILL");
+    const failed = await waitFor("the job to fail", async () => {
+      const s = await status.get();
+      return s.state === "JOB_STATE_FAILED" ? s : null;
+    }, 10_000);
+    expect(failed.error).toMatch(/^ORCH_ERR_JOB_ABORTED: parameter-server shard shard-1 \(index 1\) disconnected at step \d+ of 100000$/);
+    const code = await Promise.race([c.trainers()[0]!.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))]);
+    expect(code).toBe(1);
     status.close();
   });
 

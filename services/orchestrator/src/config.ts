@@ -1,10 +1,17 @@
 import { z } from "zod";
-import { intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { hostname } from "node:os";
+import { address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 
 export const FLAGS: FlagTable = {
   host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)", default: "50051" },
+  advertise: { env: "PANGEA_ORCHESTRATOR_ADVERTISE", description: "address trainers use to reach this process", default: "host:bound port" },
+  "ps-shards": { env: "PANGEA_PS_SHARDS", description: "parameter-server shards in all, this orchestrator (shard 0) included", default: "1" },
+  role: { env: "PANGEA_ROLE", description: "orchestrator, or shard: a parameter-server shard of another orchestrator's job", default: "orchestrator" },
+  "shard-index": { env: "PANGEA_SHARD_INDEX", description: "role shard: this shard's index (1..ps-shards-1)" },
+  coordinator: { env: "PANGEA_COORDINATOR", description: "role shard: the orchestrator to join" },
+  "worker-id": { env: "PANGEA_WORKER_ID", description: "role shard: name in the cluster", default: "ps-<host>-<pid>" },
   trainers: { env: "PANGEA_TRAINERS", description: "trainers the job waits for (world size)", default: "2" },
   steps: { env: "PANGEA_STEPS", description: "synchronous training steps", default: "500" },
   "batch-size": { env: "PANGEA_BATCH_SIZE", description: "samples per trainer per step", default: "1024" },
@@ -29,6 +36,12 @@ const lr = z.coerce.number({ message: "expected a learning rate" }).positive("ex
 const schema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50051),
+  advertise: address.optional(),
+  psShards: positiveInt("a positive number of shards").max(64, "expected at most 64 shards").default(1),
+  role: z.enum(["orchestrator", "shard"], { message: "expected orchestrator or shard" }).default("orchestrator"),
+  shardIndex: positiveInt("a shard index of 1 or more").optional(),
+  coordinator: address.optional(),
+  workerId: z.string().min(1).default(`ps-${hostname()}-${process.pid}`),
   trainers: positiveInt("a positive number of trainers").max(256, "expected at most 256 trainers").default(2),
   steps: positiveInt("a positive number of steps").default(500),
   batchSize: positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(1024),
@@ -51,5 +64,8 @@ const schema = z.object({
 export type OrchestratorConfig = z.infer<typeof schema>;
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<OrchestratorConfig> | null {
-  return parseConfig(schema, FLAGS, argv, env);
+  return parseConfig(schema.refine((c) => c.role !== "shard" || (c.shardIndex !== undefined && c.coordinator !== undefined), {
+    message: "--role shard needs --shard-index and --coordinator",
+    path: ["role"],
+  }), FLAGS, argv, env);
 }

@@ -5,6 +5,7 @@ import { FLAGS, loadConfig } from "./config.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { OrchestratorErrors } from "./errors.js";
+import { runShard } from "./shard/run-shard.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { ParameterServer } from "./server/parameter-server.js";
 
@@ -29,6 +30,10 @@ runMain("pangea-orchestrator", async () => {
       );
     }
   }
+  if (config.role === "shard") {
+    await runShard(config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir }, log);
+    return;
+  }
   const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
@@ -36,6 +41,7 @@ runMain("pangea-orchestrator", async () => {
     control.addToServer(s);
     params.addToServer(s);
   }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME]);
+  job.address = config.advertise ?? running.address;
   job.on("finished", (status) => log.info({ state: status.state, error: status.error || undefined }, "job finished"));
   onShutdownSignal(() => running.shutdown());
   log.info({ address: running.address, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");

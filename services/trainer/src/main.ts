@@ -5,7 +5,7 @@ import { FLAGS, loadConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
 import { ClusterSession } from "./cluster/session.js";
 import { BatchReader } from "./cluster/batches.js";
-import { ParameterClient } from "./cluster/parameters.js";
+import { ShardedParameterClient } from "./cluster/sharded-parameters.js";
 import { Dlrm } from "./model/dlrm.js";
 import { trainLoop } from "./loop/train.js";
 import { evaluate } from "./loop/evaluate.js";
@@ -43,7 +43,8 @@ runMain("pangea-trainer", async () => {
     };
     validateSpec(spec);
     const model = new Dlrm(spec);
-    const params = new ParameterClient(config.orchestrator, config.workerId, rank, model.params, spec.embeddingDim);
+    const shards = job.psShards.length > 0 ? job.psShards : [config.orchestrator];
+    const params = new ShardedParameterClient(shards, config.workerId, rank, model.params, spec.embeddingDim);
     const train = new BatchReader(job.computeAddress, config.workerId);
     await train.open({ workerRank: rank, worldSize, batchSize: job.batchSize, maxBatches: job.steps, split: "train" }, config.connectTimeoutMs);
     log.info({ job: job.jobId, steps: job.steps, batchSize: job.batchSize, compute: job.computeAddress }, "training");

@@ -8,6 +8,7 @@ import { formatSummary } from "./summary.js";
 
 export const RUN_FLAGS: FlagTable = {
   trainers: { description: "trainer processes", default: "2" },
+  "ps-shards": { description: "parameter-server shards (the orchestrator is one)", default: "1" },
   steps: { description: "synchronous training steps", default: "500" },
   "batch-size": { description: "samples per trainer per step", default: "1024" },
   data: { description: "data file(s), comma-separated; absent = built-in synthetic data" },
@@ -42,6 +43,7 @@ export const RUN_FLAGS: FlagTable = {
 
 const schema = z.object({
   trainers: positiveInt("a positive number of trainers").max(64, "expected at most 64 local trainers").default(2),
+  psShards: positiveInt("a positive number of shards").max(16, "expected at most 16 local shards").default(1),
   steps: positiveInt("a positive number of steps").default(500),
   batchSize: positiveInt("a positive batch size").default(1024),
   data: z.string().min(1).optional(),
@@ -91,6 +93,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     orchestratorPort: c.orchestratorPort,
     computePort: c.computePort,
     detached,
+    psShards: c.psShards,
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
       "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
@@ -113,7 +116,7 @@ const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
-  out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator (logs in ${c.logDir})\n`);
+  out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
   const cluster = await LocalCluster.start(clusterOptions(c, false));
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);

@@ -25,6 +25,8 @@ export interface ClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Detach children so they outlive this process (`pangea up`). */
   detached?: boolean;
+  /** Parameter-server shards in all (the orchestrator is shard 0); the others run as their own processes. */
+  psShards?: number;
 }
 
 export interface ClusterProcess {
@@ -55,6 +57,8 @@ export class LocalCluster {
   computeAddress = "";
   /** Each trainer's grpc.health.v1 endpoint. */
   trainerAddresses: string[] = [];
+  /** Parameter-server shards 1.. (shard 0 is the orchestrator). */
+  shardAddresses: string[] = [];
   private stopping = false;
 
   private constructor(private readonly opts: ClusterOptions) {}
@@ -64,9 +68,18 @@ export class LocalCluster {
     const c = new LocalCluster(opts);
     try {
       const host = opts.host ?? "127.0.0.1";
+      const shards = opts.psShards ?? 1;
       c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
-        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), ...opts.orchestratorArgs,
+        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...opts.orchestratorArgs,
       ]);
+      c.shardAddresses = await Promise.all(
+        Array.from({ length: shards - 1 }, (_, k) =>
+          c.startService(`shard-${k + 1}`, serviceEntry("orchestrator"), [
+            "--role", "shard", "--shard-index", String(k + 1), "--ps-shards", String(shards), "--coordinator", c.orchestratorAddress,
+            "--host", host, "--port", "0", "--worker-id", `shard-${k + 1}`, ...opts.orchestratorArgs,
+          ]),
+        ),
+      );
       c.computeAddress = await c.startService("compute", serviceEntry("compute"), [
         "--host", host, "--port", String(opts.computePort ?? 0), "--orchestrator", c.orchestratorAddress, ...opts.computeArgs,
       ]);

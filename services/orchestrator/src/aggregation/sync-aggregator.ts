@@ -45,10 +45,11 @@ export class SyncAggregator {
 
   constructor(
     private readonly worldSize: number,
-    private readonly dense: DenseStore,
+    /** null on a parameter-server shard other than 0, which takes no dense gradients. */
+    private readonly dense: DenseStore | null,
     private readonly store: EmbeddingStore,
   ) {
-    this.denseSum = dense.values.map((v) => new Float32Array(v.length));
+    this.denseSum = dense ? dense.values.map((v) => new Float32Array(v.length)) : [];
   }
 
   get currentStep(): number {
@@ -81,7 +82,7 @@ export class SyncAggregator {
     const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, step ${g.step}: ${msg}`);
     if (g.dense.length !== this.denseSum.length) throw bad(`expected ${this.denseSum.length} dense gradients, got ${g.dense.length}`);
     g.dense.forEach((grad, i) => {
-      const name = this.dense.params[i]!.name;
+      const name = this.dense!.params[i]!.name;
       if (grad.length !== this.denseSum[i]!.length) throw bad(`gradient of ${name} has ${grad.length} elements, expected ${this.denseSum[i]!.length}`);
       if (!allFinite(grad)) throw bad(`gradient of ${name} has a NaN or infinite value`);
     });
@@ -126,7 +127,7 @@ export class SyncAggregator {
       for (let k = 0; k < sum.length; k++) sum[k]! /= n;
       return sum;
     });
-    this.dense.apply(avg);
+    this.dense?.apply(avg);
     for (const sum of this.denseSum) sum.fill(0);
     for (const [table, acc] of this.sparse) acc.applyMean(table, n);
     this.step++;

@@ -3,6 +3,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from "node:path";
 import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
+import { shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 
@@ -22,6 +23,8 @@ export interface CheckpointManifest {
   tables: { slot: number; dim: number; rows: number; optimizer: string; stateSize: number }[];
   /** The occurrence filter's counters are in filter.u16. */
   filterWidthLog2: number;
+  /** Which parameter-server shard saved this: it holds the ids with id % count == index. */
+  shard: { index: number; count: number };
   /** Every data file with its size and SHA-256. */
   files: Record<string, { bytes: number; sha256: string }>;
 }
@@ -89,17 +92,26 @@ function fsyncDir(path: string): void {
  * directory, is fsynced, and the directory is renamed into place, so a crash
  * leaves either the whole checkpoint or none. Returns its directory.
  */
-export function saveCheckpoint(root: string, jobId: string, step: number, model: DlrmSpec, dense: DenseStore, store: EmbeddingStore): string {
-  const final = join(root, jobId, `step-${step}`);
+export function saveCheckpoint(
+  root: string,
+  jobId: string,
+  step: number,
+  model: DlrmSpec,
+  dense: DenseStore | null,
+  store: EmbeddingStore,
+  shard = { index: 0, count: 1 },
+): string {
+  // Shard 0 (with the dense parameters) writes step-N; shard i > 0 writes step-N.shard-i beside it.
+  const final = join(root, jobId, shard.index === 0 ? `step-${step}` : `step-${step}.shard-${shard.index}`);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
     mkdirSync(join(root, jobId), { recursive: true });
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     const files: Record<string, Buffer> = {
-      "dense.f32": bytesOf(concat(dense.values)),
-      "dense-adam-m.f32": bytesOf(concat(dense.adam.map((s) => s.m))),
-      "dense-adam-v.f32": bytesOf(concat(dense.adam.map((s) => s.v))),
+      "dense.f32": bytesOf(concat(dense?.values ?? [])),
+      "dense-adam-m.f32": bytesOf(concat(dense?.adam.map((s) => s.m) ?? [])),
+      "dense-adam-v.f32": bytesOf(concat(dense?.adam.map((s) => s.v) ?? [])),
       "filter.u16": bytesOf(store.filter.snapshot()),
     };
     const tables = [...store.tables].sort(([a], [b]) => a - b);
@@ -117,10 +129,11 @@ export function saveCheckpoint(root: string, jobId: string, step: number, model:
       step,
       createdAt: new Date().toISOString(),
       model,
-      denseParams: dense.params.map((p) => ({ name: p.name, shape: [...p.shape] })),
+      denseParams: dense?.params.map((p) => ({ name: p.name, shape: [...p.shape] })) ?? [],
       embeddingRows: store.size(),
       tables: tables.map(([slot, t]) => ({ slot, dim: t.dim, rows: t.size, optimizer: t.optimizer.name, stateSize: t.stateSize })),
       filterWidthLog2: store.filter.widthLog2,
+      shard,
       files: {},
     };
     for (const [name, data] of Object.entries(files)) {
@@ -217,7 +230,12 @@ export function restoreStore(ck: CheckpointData, store: EmbeddingStore): void {
     }
     store.filter.counters.set(ck.filter);
   }
-  for (const t of ck.tables) {
+  restoreTables(ck.tables, store);
+}
+
+/** Loads table rows (one shard's checkpoint, or what reshard assigns a shard) into a store. */
+export function restoreTables(tables: readonly TableData[], store: EmbeddingStore): void {
+  for (const t of tables) {
     const table = store.table(t.slot);
     if (table.dim !== t.dim || table.stateSize !== t.stateSize) {
       throw OrchestratorErrors.create(
@@ -229,4 +247,45 @@ export function restoreStore(ck: CheckpointData, store: EmbeddingStore): void {
       table.restoreRow(t.ids[2 * r]!, t.ids[2 * r + 1]!, t.weights.subarray(r * t.dim, (r + 1) * t.dim), t.state.subarray(r * t.stateSize, (r + 1) * t.stateSize), t.lastUpdate[r]);
     }
   }
+}
+
+/**
+ * Re-partitions the tables of a sharded checkpoint (every shard's data) onto
+ * `count` shards: the rows each new shard must load, by id % count.
+ */
+export function reshard(shards: readonly CheckpointData[], count: number): TableData[][] {
+  type Picks = { layout: TableData; from: TableData[]; rows: number[] };
+  const targets: Map<number, Picks>[] = Array.from({ length: count }, () => new Map());
+  for (const ck of shards) {
+    for (const t of ck.tables) {
+      for (let r = 0; r < t.rows; r++) {
+        const target = targets[shardOfId(t.ids[2 * r]!, t.ids[2 * r + 1]!, count)]!;
+        let picks = target.get(t.slot);
+        if (!picks) target.set(t.slot, (picks = { layout: t, from: [], rows: [] }));
+        if (picks.layout.dim !== t.dim || picks.layout.stateSize !== t.stateSize) {
+          throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `slot ${t.slot} has different layouts in different shards`);
+        }
+        picks.from.push(t);
+        picks.rows.push(r);
+      }
+    }
+  }
+  return targets.map((m) =>
+    [...m.values()].map(({ layout, from, rows }) => {
+      const { dim, stateSize } = layout;
+      const n = rows.length;
+      const ids = new Uint32Array(2 * n);
+      const weights = new Float32Array(n * dim);
+      const state = new Float32Array(n * stateSize);
+      const lastUpdate = new Uint32Array(n);
+      rows.forEach((r, k) => {
+        const src = from[k]!;
+        ids.set(src.ids.subarray(2 * r, 2 * r + 2), 2 * k);
+        weights.set(src.weights.subarray(r * dim, (r + 1) * dim), k * dim);
+        state.set(src.state.subarray(r * stateSize, (r + 1) * stateSize), k * stateSize);
+        lastUpdate[k] = src.lastUpdate[r]!;
+      });
+      return { slot: layout.slot, dim, rows: n, optimizer: layout.optimizer, stateSize, ids, weights, state, lastUpdate };
+    }),
+  );
 }

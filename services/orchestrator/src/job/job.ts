@@ -29,6 +29,8 @@ export interface JobConfig {
   slotConfigs: ReadonlyMap<number, SlotConfig>;
   maxEmbeddingBytes: number;
   expireSweepSeconds: number;
+  /** Parameter-server shards in all, this process (shard 0) included. */
+  psShards: number;
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -65,6 +67,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   state: JobState = "JOB_STATE_WAITING";
   private compute: { workerId: string; address: string; source: SourceInfo__Output } | null = null;
   private readonly trainers = new Map<string, TrainerEntry>();
+  /** Parameter-server shards 1..psShards-1, by worker id. */
+  private readonly shards = new Map<string, { workerId: string; index: number; address: string; session: SessionSink | null }>();
+  /** The address trainers use to reach this process's parameter server (shard 0). */
+  address = "";
   model: JobModel | null = null;
   private aggregator: SyncAggregator | null = null;
   private startedAt = 0;
@@ -85,10 +91,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.registerTimer = setTimeout(() => {
       if (this.state === "JOB_STATE_WAITING") {
         const connected = [...this.trainers.values()].filter((t) => t.session).length;
+        const shards = [...this.shards.values()].filter((s) => s.session).length;
         this.fail(
           OrchestratorErrors.create(
             "ORCH_ERR_REGISTER_TIMEOUT",
-            `timed out after ${(config.registerTimeoutMs / 1000).toFixed(0)}s waiting for workers: ${connected}/${config.trainers} trainers connected, compute ${this.compute ? "registered" : "not registered"}`,
+            `timed out after ${(config.registerTimeoutMs / 1000).toFixed(0)}s waiting for workers: ${connected}/${config.trainers} trainers connected, compute ${this.compute ? "registered" : "not registered"}${config.psShards > 1 ? `, ${shards}/${config.psShards - 1} parameter-server shards connected` : ""}`,
           ),
         );
       }
@@ -113,6 +120,20 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.maybeStart();
   }
 
+  registerShard(workerId: string, index: number, address: string): void {
+    const n = this.config.psShards;
+    if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `parameter-server shard ${workerId} registered without an address`);
+    if (!(index >= 1 && index < n)) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `parameter-server shard ${workerId} has index ${index}; this job has shards 1..${n - 1} besides the orchestrator (--ps-shards ${n})`);
+    }
+    const taken = [...this.shards.values()].find((s) => s.index === index && s.workerId !== workerId);
+    if (taken || this.state !== "JOB_STATE_WAITING") {
+      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `parameter-server shard ${workerId} refused: shard ${index} is ${taken ? `already ${taken.workerId}` : "taken by the running job"}`);
+    }
+    this.shards.set(workerId, { workerId, index, address, session: null });
+    this.log.info({ workerId, index, address }, "parameter-server shard registered");
+  }
+
   registerTrainer(workerId: string): { rank: number; worldSize: number } {
     const existing = this.trainers.get(workerId);
     if (existing) return { rank: existing.rank, worldSize: this.config.trainers };
@@ -126,6 +147,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   openSession(workerId: string, sink: SessionSink): void {
+    const shard = this.shards.get(workerId);
+    if (shard) {
+      shard.session = sink;
+      if (this.isFinished()) {
+        sink.send({ jobFinished: { state: this.state, error: this.error } });
+        sink.end();
+        return;
+      }
+      if (this.state !== "JOB_STATE_WAITING") sink.send({ jobStarted: this.jobSpec() });
+      this.maybeStart();
+      return;
+    }
     const t = this.trainers.get(workerId);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
     if (this.isFinished()) {
@@ -141,6 +174,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   /** A session stream ended: fine once the trainer's part is done, fatal before. */
   sessionClosed(workerId: string, sink: SessionSink): void {
+    const shard = this.shards.get(workerId);
+    if (shard && shard.session === sink) {
+      shard.session = null;
+      if (this.isFinished() || this.state === "JOB_STATE_WAITING") return;
+      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `parameter-server shard ${workerId} (index ${shard.index}) disconnected at step ${this.step} of ${this.config.steps}`));
+      return;
+    }
     const t = this.trainers.get(workerId);
     if (!t || t.session !== sink) return;
     t.session = null;
@@ -166,6 +206,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state !== "JOB_STATE_WAITING" || !this.compute) return;
     const ready = [...this.trainers.values()].filter((t) => t.session);
     if (ready.length < this.config.trainers) return;
+    if ([...this.shards.values()].filter((s) => s.session).length < this.config.psShards - 1) return;
     const source = this.compute.source;
     const spec: DlrmSpec = {
       numDense: source.numDense,
@@ -216,7 +257,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     clearTimeout(this.registerTimer);
     const jobSpec = this.jobSpec();
     this.log.info({ jobSpec, denseParams: dense.totalElements() }, "job started");
-    for (const t of this.trainers.values()) t.session?.send({ jobStarted: jobSpec });
+    for (const t of [...this.shards.values(), ...this.trainers.values()]) t.session?.send({ jobStarted: jobSpec });
   }
 
   jobSpec(): JobSpec {
@@ -236,6 +277,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       computeAddress: this.compute!.address,
       seed: this.config.seed,
       evalBatchSize: this.config.evalBatchSize,
+      psShards: [this.address, ...[...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address)],
     };
   }
 
@@ -274,7 +316,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.endedAt = Date.now();
     const m = this.model!;
     try {
-      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.store);
+      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.store, { index: 0, count: this.config.psShards });
       this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "checkpoint saved");
     } catch (err) {
       this.fail(err as PangeaError);
@@ -306,7 +348,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   private finish(): void {
-    for (const t of this.trainers.values()) {
+    for (const t of [...this.trainers.values(), ...this.shards.values()]) {
       t.session?.send({ jobFinished: { state: this.state, error: this.error } });
       t.session?.end();
       t.session = null;
@@ -329,6 +371,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       stepsDone: this.step,
     }));
     if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: true });
+    for (const s of this.shards.values()) workers.push({ workerId: s.workerId, kind: "WORKER_KIND_PS_SHARD", rank: s.index, address: s.address, connected: s.session !== null });
     const backends = [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
     return {
       jobId: this.config.jobId,

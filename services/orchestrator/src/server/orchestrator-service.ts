@@ -19,6 +19,9 @@ export class OrchestratorService {
           if (req.kind === "WORKER_KIND_COMPUTE") {
             job.registerCompute(req.workerId, req.address, req.source);
             cb(null, { rank: 0, worldSize: job.config.trainers });
+          } else if (req.kind === "WORKER_KIND_PS_SHARD") {
+            job.registerShard(req.workerId, req.shardIndex, req.address);
+            cb(null, { rank: req.shardIndex, worldSize: job.config.trainers });
           } else if (req.kind === "WORKER_KIND_TRAINER") {
             cb(null, job.registerTrainer(req.workerId));
           } else {

@@ -1,7 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeTensor, DataType } from "@pangea/schema";
-import type { Job } from "../job/job.js";
+import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
 
@@ -13,7 +13,7 @@ import { OrchestratorErrors } from "../errors.js";
  */
 export class ParameterServer {
   constructor(
-    private readonly job: Job,
+    private readonly job: ParameterHost,
     private readonly sender: string,
   ) {}
 
@@ -100,6 +100,7 @@ export class ParameterServer {
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (req.includeDense) {
+        if (!dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
         const list = set._initDense(dense.values.length);
         dense.values.forEach((v, i) => writeTensor(list.get(i), dense.params[i]!.name, DataType.FLOAT32, dense.params[i]!.shape, v));
       }

@@ -2,7 +2,7 @@ import { aucAndLogloss } from "@pangea/model";
 import type { Dlrm } from "../model/dlrm.js";
 import type { BatchReader } from "../cluster/batches.js";
 import { decodeBatch } from "../cluster/batches.js";
-import type { ParameterClient } from "../cluster/parameters.js";
+import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 
 export interface EvalResult {

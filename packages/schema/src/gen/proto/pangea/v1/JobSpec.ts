@@ -13,6 +13,7 @@ export interface JobSpec {
   'computeAddress'?: (string);
   'seed'?: (number | string | Long);
   'evalBatchSize'?: (number);
+  'psShards'?: (string)[];
 }
 
 export interface JobSpec__Output {
@@ -24,4 +25,5 @@ export interface JobSpec__Output {
   'computeAddress': (string);
   'seed': (number);
   'evalBatchSize': (number);
+  'psShards': (string)[];
 }

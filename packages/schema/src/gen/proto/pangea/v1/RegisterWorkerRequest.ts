@@ -9,6 +9,7 @@ export interface RegisterWorkerRequest {
   'kind'?: (_pangea_v1_WorkerKind);
   'address'?: (string);
   'source'?: (_pangea_v1_SourceInfo | null);
+  'shardIndex'?: (number);
 }
 
 export interface RegisterWorkerRequest__Output {
@@ -16,4 +17,5 @@ export interface RegisterWorkerRequest__Output {
   'kind': (_pangea_v1_WorkerKind__Output);
   'address': (string);
   'source': (_pangea_v1_SourceInfo__Output | null);
+  'shardIndex': (number);
 }

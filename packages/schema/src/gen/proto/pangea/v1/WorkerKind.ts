@@ -5,6 +5,7 @@ export const WorkerKind = {
   WORKER_KIND_UNSPECIFIED: 'WORKER_KIND_UNSPECIFIED',
   WORKER_KIND_TRAINER: 'WORKER_KIND_TRAINER',
   WORKER_KIND_COMPUTE: 'WORKER_KIND_COMPUTE',
+  WORKER_KIND_PS_SHARD: 'WORKER_KIND_PS_SHARD',
 } as const;
 
 export type WorkerKind =
@@ -14,5 +15,7 @@ export type WorkerKind =
   | 1
   | 'WORKER_KIND_COMPUTE'
   | 2
+  | 'WORKER_KIND_PS_SHARD'
+  | 3
 
 export type WorkerKind__Output = typeof WorkerKind[keyof typeof WorkerKind]

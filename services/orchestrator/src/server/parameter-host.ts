@@ -1,0 +1,18 @@
+import type { DlrmSpec } from "@pangea/model";
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import type { DenseStore } from "../params/dense-store.js";
+import type { StepResult, WorkerGradients } from "../aggregation/sync-aggregator.js";
+
+/** What a parameter server serves from: the job's coordinator (shard 0, with the dense parameters) or another shard. */
+export interface HostedModel {
+  spec: DlrmSpec;
+  store: EmbeddingStore;
+  /** Only shard 0 holds the dense parameters. */
+  dense: DenseStore | null;
+}
+
+export interface ParameterHost {
+  readonly step: number;
+  requireModel(readOnly: boolean): HostedModel;
+  push(g: WorkerGradients): Promise<StepResult>;
+}

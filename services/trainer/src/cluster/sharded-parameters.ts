@@ -1,0 +1,68 @@
+import type { DenseParam } from "@pangea/model";
+import { shardOfId } from "@pangea/kit";
+import { ParameterClient, type Pulled } from "./parameters.js";
+
+/**
+ * Pull and push against every parameter-server shard in parallel: the ids
+ * are split by shard, each shard gets its part, and the rows come back in
+ * the caller's order. Shard 0 alone holds the dense parameters. Every shard
+ * gets a push at every step (possibly with no ids), so all step together.
+ */
+export class ShardedParameterClient {
+  private readonly shards: ParameterClient[];
+  private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
+
+  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly dim: number) {
+    this.shards = addresses.map((a) => new ParameterClient(a, sender, rank, params, dim));
+    this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
+  }
+
+  private split(ids: Uint32Array, count: number): void {
+    const n = this.shards.length;
+    for (const s of this.scratch) {
+      if (s.positions.length < count) {
+        s.words = new Uint32Array(count * 2);
+        s.positions = new Int32Array(count);
+      }
+      s.count = 0;
+    }
+    for (let i = 0; i < count; i++) {
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      const s = this.scratch[shardOfId(lo, hi, n)]!;
+      s.words[2 * s.count] = lo;
+      s.words[2 * s.count + 1] = hi;
+      s.positions[s.count++] = i;
+    }
+  }
+
+  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean): Promise<Pulled> {
+    if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly);
+    this.split(ids, count);
+    const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly)));
+    const rows = new Float32Array(count * this.dim);
+    parts.forEach((p, k) => {
+      const s = this.scratch[k]!;
+      for (let j = 0; j < s.count; j++) rows.set(p.rows.subarray(j * this.dim, (j + 1) * this.dim), s.positions[j]! * this.dim);
+    });
+    return { step: parts[0]!.step, dense: parts[0]!.dense, rows };
+  }
+
+  async push(step: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array) {
+    if (this.shards.length === 1) return this.shards[0]!.push(step, batchSize, loss, denseGrads, ids, count, rowGrads);
+    this.split(ids, count);
+    const acks = await Promise.all(
+      this.shards.map((c, k) => {
+        const s = this.scratch[k]!;
+        const grads = new Float32Array(s.count * this.dim);
+        for (let j = 0; j < s.count; j++) grads.set(rowGrads.subarray(s.positions[j]! * this.dim, (s.positions[j]! + 1) * this.dim), j * this.dim);
+        return c.push(step, batchSize, loss, k === 0 ? denseGrads : [], s.words, s.count, grads);
+      }),
+    );
+    return acks[0]!;
+  }
+
+  close(): void {
+    for (const c of this.shards) c.close();
+  }
+}

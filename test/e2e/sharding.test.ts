@@ -1,0 +1,66 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { shardOfId } from "@pangea/kit";
+import { loadCheckpoint, reshard } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
+import { ENTRY, runNode } from "../support/processes.js";
+
+/**
+ * Parameter-server sharding with real processes: the orchestrator is shard 0
+ * and a second process shard 1; ids live on shard id % 2, and trainers pull
+ * from and push to both in parallel. The same job on 1 shard must give the
+ * same model.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-shards-"));
+
+async function run(shards: number): Promise<JobStatus__Output> {
+  const r = await runNode(
+    ENTRY.cli,
+    ["run", "--json", "--trainers", "2", "--ps-shards", String(shards), "--steps", "20", "--batch-size", "256", "--eval-records", "2000",
+      "--log-dir", join(tmp, `logs-${shards}`), "--checkpoint-dir", join(tmp, `ckpt-${shards}`)],
+    { timeoutMs: 120_000 },
+  );
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
+}
+
+describe("parameter-server shards", () => {
+  it("2 shards hold disjoint halves by id % 2 and train the same model as 1 shard; checkpoints reshard onto 1 or 3 shards", async () => {
+    const one = await run(1);
+    const two = await run(2);
+    expect(two.state).toBe("JOB_STATE_COMPLETED");
+    expect(two.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD")).toHaveLength(1);
+    const ck1 = loadCheckpoint(one.checkpointPath);
+    const ck2a = loadCheckpoint(two.checkpointPath);
+    const ck2b = loadCheckpoint(`${two.checkpointPath}.shard-1`);
+    expect(ck2a.manifest.shard).toEqual({ index: 0, count: 2 });
+    expect(ck2b.manifest.shard).toEqual({ index: 1, count: 2 });
+    for (const [ck, index] of [[ck2a, 0], [ck2b, 1]] as const) {
+      for (const t of ck.tables) for (let r = 0; r < t.rows; r++) expect(shardOfId(t.ids[2 * r]!, t.ids[2 * r + 1]!, 2)).toBe(index);
+    }
+    // Same data, same seeds, same synchronous averaging: the same model.
+    ck1.dense.forEach((v, i) => {
+      const w = ck2a.dense[i]!;
+      for (let k = 0; k < v.length; k++) expect(w[k]).toBeCloseTo(v[k]!, 5);
+    });
+    const rowsOf = (tables: { slot: number; rows: number; dim: number; ids: Uint32Array; weights: Float32Array }[]) => {
+      const m = new Map<string, number[]>();
+      for (const t of tables) for (let r = 0; r < t.rows; r++) m.set(`${t.ids[2 * r]}:${t.ids[2 * r + 1]}`, Array.from(t.weights.subarray(r * t.dim, (r + 1) * t.dim)));
+      return m;
+    };
+    const single = rowsOf(ck1.tables);
+    const sharded = rowsOf([...ck2a.tables, ...ck2b.tables]);
+    expect(sharded.size).toBe(single.size);
+    for (const [id, row] of single) row.forEach((x, k) => expect(sharded.get(id)![k]).toBeCloseTo(x, 5));
+    // Resharding: onto 1 shard gives every row once; onto 3, each row lands on id % 3.
+    const onto1 = reshard([ck2a, ck2b], 1);
+    expect(rowsOf(onto1[0]!).size).toBe(single.size);
+    const onto3 = reshard([ck2a, ck2b], 3);
+    expect(onto3.reduce((n, ts) => n + ts.reduce((m, t) => m + t.rows, 0), 0)).toBe(single.size);
+    onto3.forEach((ts, index) => ts.forEach((t) => {
+      for (let r = 0; r < t.rows; r++) expect(shardOfId(t.ids[2 * r]!, t.ids[2 * r + 1]!, 3)).toBe(index);
+    }));
+  });
+});
