@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -15,11 +15,11 @@ import { ENTRY, runNode } from "../support/processes.js";
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-shards-"));
 
-async function run(shards: number): Promise<JobStatus__Output> {
+async function run(shards: number, extra: string[] = []): Promise<JobStatus__Output> {
   const r = await runNode(
     ENTRY.cli,
     ["run", "--json", "--trainers", "2", "--ps-shards", String(shards), "--steps", "20", "--batch-size", "256", "--eval-records", "2000",
-      "--log-dir", join(tmp, `logs-${shards}`), "--checkpoint-dir", join(tmp, `ckpt-${shards}`)],
+      "--log-dir", join(tmp, `logs-${shards}`), "--checkpoint-dir", join(tmp, `ckpt-${shards}`), ...extra],
     { timeoutMs: 120_000 },
   );
   expect(r.code, r.stderr).toBe(0);
@@ -62,5 +62,27 @@ describe("parameter-server shards", () => {
     onto3.forEach((ts, index) => ts.forEach((t) => {
       for (let r = 0; r < t.rows; r++) expect(shardOfId(t.ids[2 * r]!, t.ids[2 * r + 1]!, 3)).toBe(index);
     }));
+
+    // A job on 3 shards starts from the 2-shard checkpoint: it begins where that one ended.
+    const resumed = await run(3, ["--restore-from", two.checkpointPath]);
+    expect(resumed.state).toBe("JOB_STATE_COMPLETED");
+    expect(resumed.firstLoss).toBeLessThan(one.firstLoss - 0.05);
+    const after = [0, 1, 2].map((i) => loadCheckpoint(i === 0 ? resumed.checkpointPath : `${resumed.checkpointPath}.shard-${i}`));
+    const restoredRows = rowsOf(after.flatMap((c) => c.tables));
+    for (const id of single.keys()) expect(restoredRows.has(id)).toBe(true);
+
+    // A damaged checkpoint is refused before the orchestrator serves, naming the file.
+    const damaged = join(tmp, "damaged");
+    cpSync(join(two.checkpointPath, ".."), damaged, { recursive: true });
+    const stepDir = join(damaged, two.checkpointPath.split("/").at(-1)!);
+    const weights = readdirSync(`${stepDir}.shard-1`).find((f) => f.endsWith(".weights.f32"))!;
+    const bytes = readFileSync(join(`${stepDir}.shard-1`, weights));
+    bytes[0] ^= 0xff;
+    writeFileSync(join(`${stepDir}.shard-1`, weights), bytes);
+    const refused = await runNode(ENTRY.orchestrator, ["--port", "0", "--restore-from", stepDir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split("\n").at(-1)).toBe(
+      `pangea-orchestrator: error ORCH_ERR_CHECKPOINT_CORRUPT: checkpoint ${stepDir}.shard-1: ${weights} fails its SHA-256 check`,
+    );
   });
 });

@@ -26,6 +26,7 @@ export const FLAGS: FlagTable = {
   "max-embedding-bytes": { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)", default: "0" },
   "expire-sweep-seconds": { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often expired rows are evicted", default: "60" },
   seed: { env: "PANGEA_SEED", description: "seed of the initial parameters", default: "42" },
+  "restore-from": { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
   "job-id": { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", default: "job-<timestamp>" },
@@ -57,6 +58,7 @@ const schema = z.object({
   expireSweepSeconds: positiveInt("seconds").default(60),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
+  restoreFrom: z.string().min(1).optional(),
   registerTimeoutMs: positiveInt("milliseconds").default(120_000),
   jobId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`),
 });

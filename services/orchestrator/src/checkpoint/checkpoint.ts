@@ -289,3 +289,25 @@ export function reshard(shards: readonly CheckpointData[], count: number): Table
     }),
   );
 }
+
+/**
+ * A sharded checkpoint as a whole: given shard 0's directory (step-N), also
+ * reads its siblings step-N.shard-i for every shard it was saved with, and
+ * refuses the set if any is missing or fails its checks.
+ */
+export function loadShardedCheckpoint(dir: string): CheckpointData[] {
+  const first = loadCheckpoint(dir);
+  const count = first.manifest.shard?.count ?? 1;
+  if ((first.manifest.shard?.index ?? 0) !== 0) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir} is shard ${first.manifest.shard.index}; give shard 0's directory (step-N)`);
+  }
+  const all = [first];
+  for (let i = 1; i < count; i++) {
+    const ck = loadCheckpoint(`${dir}.shard-${i}`);
+    if (ck.manifest.step !== first.manifest.step || ck.manifest.jobId !== first.manifest.jobId) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}.shard-${i} is of step ${ck.manifest.step} of job ${ck.manifest.jobId}, not step ${first.manifest.step} of ${first.manifest.jobId}`);
+    }
+    all.push(ck);
+  }
+  return all;
+}

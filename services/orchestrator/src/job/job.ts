@@ -6,7 +6,7 @@ import { EmbeddingStore, type SlotConfig, type StoreStats } from "../embeddings/
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { DenseStore } from "../params/dense-store.js";
 import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
-import { saveCheckpoint } from "../checkpoint/checkpoint.js";
+import { reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
@@ -31,6 +31,8 @@ export interface JobConfig {
   expireSweepSeconds: number;
   /** Parameter-server shards in all, this process (shard 0) included. */
   psShards: number;
+  /** A checkpoint (its shards, loaded and checked at start) to begin from instead of fresh parameters. */
+  restoreFrom?: readonly CheckpointData[];
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -243,6 +245,21 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const defaults = this.config.slotDefaults ?? defaultSlotConfig(this.config, spec.embeddingDim);
     const store = new EmbeddingStore(defaults, this.config.slotConfigs, this.config.seed, this.config.maxEmbeddingBytes || undefined);
     store.declareSlots(source.slotIds);
+    const ck = this.config.restoreFrom;
+    if (ck) {
+      try {
+        const saved = ck[0]!.manifest.model;
+        if (saved.embeddingDim !== spec.embeddingDim || saved.numSlots !== spec.numSlots || saved.numDense !== spec.numDense || saved.bottomMlp.join() !== spec.bottomMlp.join() || saved.topMlp.join() !== spec.topMlp.join()) {
+          throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
+        }
+        dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV);
+        restoreTables(reshard(ck, this.config.psShards)[0]!, store);
+        this.log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${this.config.psShards}` }, "parameters restored from checkpoint");
+      } catch (err) {
+        this.fail(OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message));
+        return;
+      }
+    }
     this.model = { spec, dense, store };
     this.aggregator = new SyncAggregator(this.config.trainers, dense, store);
     if (defaults.expireSeconds > 0 || [...this.config.slotConfigs.values()].some((c) => c.expireSeconds > 0)) {

@@ -14,6 +14,16 @@ export class DenseStore {
     this.adam = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length), t: 0 }));
   }
 
+  /** Takes values and Adam moments from a checkpoint of the same model. */
+  restore(values: readonly Float32Array[], m: readonly Float32Array[], v: readonly Float32Array[]): void {
+    this.values.forEach((dst, i) => {
+      if (values[i]?.length !== dst.length) throw new Error(`dense parameter ${this.params[i]!.name}: checkpoint holds ${values[i]?.length} values, the model ${dst.length}`);
+      dst.set(values[i]!);
+      this.adam[i]!.m.set(m[i]!);
+      this.adam[i]!.v.set(v[i]!);
+    });
+  }
+
   /** Applies one averaged gradient per parameter. */
   apply(grads: readonly Float32Array[]): void {
     this.steps++;

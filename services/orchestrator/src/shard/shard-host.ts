@@ -2,7 +2,7 @@ import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
-import { saveCheckpoint } from "../checkpoint/checkpoint.js";
+import { reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import type { PangeaError } from "@pangea/kit";
@@ -14,6 +14,7 @@ export interface ShardSettings {
   seed: number;
   maxEmbeddingBytes: number;
   checkpointDir: string;
+  restoreFrom?: readonly CheckpointData[];
 }
 
 /**
@@ -42,6 +43,10 @@ export class ShardHost implements ParameterHost {
     const spec = { numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, bottomMlp: m.bottomMlp, topMlp: m.topMlp };
     const store = new EmbeddingStore(this.s.defaults, this.s.perSlot, this.s.seed, this.s.maxEmbeddingBytes || undefined);
     store.declareSlots(m.slotIds);
+    if (this.s.restoreFrom) {
+      restoreTables(reshard(this.s.restoreFrom, job.psShards.length)[this.s.index]!, store);
+      this.log.info({ rows: store.size() }, "shard rows restored from checkpoint");
+    }
     this.model = { spec, store, dense: null };
     this.aggregator = new SyncAggregator(job.worldSize, null, store);
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length }, "shard serving the job");
