@@ -144,6 +144,7 @@ struct TableStats {
   rejectedGradients @5 :UInt64;
   slots @6 :List(SlotStats);
   changed @7 :UInt64;        # rows an Assign set or an Evict removed
+  memoryLimitHits @8 :UInt64;  # rows refused at the memory limit
 }
 
 enum MessageType {

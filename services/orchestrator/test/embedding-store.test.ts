@@ -70,6 +70,7 @@ describe("EmbeddingStore", () => {
     expect(store.size()).toBe(i);
     expect(store.memoryBytes()).toBeLessThanOrEqual(300_000);
     expect(store.table(1).find(...id(1, 0))).toBeGreaterThanOrEqual(0);
+    expect(store.stats().memoryLimitHits).toBe(1);
   });
 });
 

@@ -730,7 +730,7 @@ export class TableStats extends $.Struct {
   static readonly _capnp = {
     displayName: "TableStats",
     id: "a685ebc9d25e19fa",
-    size: new $.ObjectSize(56, 1),
+    size: new $.ObjectSize(64, 1),
   };
   static _Slots: $.ListCtor<SlotStats>;
   /**
@@ -800,6 +800,16 @@ export class TableStats extends $.Struct {
   }
   set changed(value: bigint) {
     $.utils.setUint64(48, value, this);
+  }
+  /**
+* rows refused at the memory limit
+*
+*/
+  get memoryLimitHits(): bigint {
+    return $.utils.getUint64(56, this);
+  }
+  set memoryLimitHits(value: bigint) {
+    $.utils.setUint64(56, value, this);
   }
   toString(): string { return "TableStats_" + super.toString(); }
 }

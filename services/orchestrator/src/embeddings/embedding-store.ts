@@ -26,6 +26,8 @@ export interface StoreStats {
   evicted: number;
   /** Row gradients refused for a NaN or infinite value. */
   rejectedGradients: number;
+  /** Rows refused because the tables were at the memory limit. */
+  memoryLimitHits: number;
   perSlot: { slot: number; rows: number; bytes: number; evicted: number }[];
 }
 
@@ -45,7 +47,7 @@ export class EmbeddingStore {
   private readonly evictedBySlot = new Map<number, number>();
   /** Evicted ids since the store started, as word pairs, for serving to drop. */
   readonly evictionLog: number[] = [];
-  private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0 };
+  private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0 };
   /** known[slot] = 1 for the slots the job's data declares; null = any slot. */
   private known: Uint8Array | null = null;
 
@@ -107,6 +109,7 @@ export class EmbeddingStore {
     }
     const grow = t.growthBytes();
     if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
+      this.stats0.memoryLimitHits++;
       throw OrchestratorErrors.create(
         "ORCH_ERR_MEMORY_LIMIT",
         `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${this.memoryBytes()}, slot ${slot} needs ${grow} more)`,
@@ -143,6 +146,7 @@ export class EmbeddingStore {
       if (!row.every(Number.isFinite)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `the assignment of id ${(BigInt(hi) << 32n) | BigInt(lo)} has a NaN or infinite value`);
       const grow = t.growthBytes();
       if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
+        this.stats0.memoryLimitHits++;
         throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes`);
       }
       t.assign(lo, hi, row);

@@ -426,6 +426,7 @@ function storeStatus(s: StoreStats) {
     admittedIds: s.admitted,
     evictedRows: s.evicted,
     rejectedGradients: s.rejectedGradients,
+    memoryLimitHits: s.memoryLimitHits,
     slots: s.perSlot.map((p) => ({ slot: p.slot, rows: p.rows, evictedRows: p.evicted })),
   };
 }

@@ -75,6 +75,7 @@ export class ParameterServer {
       t.evictedRows = BigInt(s.evicted);
       t.rejectedGradients = BigInt(s.rejectedGradients);
       t.changed = BigInt(changed);
+      t.memoryLimitHits = BigInt(s.memoryLimitHits);
       const list = t._initSlots(per.length);
       per.forEach((p, i) => {
         const e = list.get(i);

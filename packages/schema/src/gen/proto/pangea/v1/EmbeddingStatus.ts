@@ -12,6 +12,7 @@ export interface EmbeddingStatus {
   'evictedRows'?: (number | string | Long);
   'rejectedGradients'?: (number | string | Long);
   'slots'?: (_pangea_v1_SlotTableStatus)[];
+  'memoryLimitHits'?: (number | string | Long);
 }
 
 export interface EmbeddingStatus__Output {
@@ -22,4 +23,5 @@ export interface EmbeddingStatus__Output {
   'evictedRows': (number);
   'rejectedGradients': (number);
   'slots': (_pangea_v1_SlotTableStatus__Output)[];
+  'memoryLimitHits': (number);
 }
