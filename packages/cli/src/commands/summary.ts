@@ -9,6 +9,8 @@ export function stateName(state: string): string {
 
 /** The human summary printed at the end of `pangea run` and by `pangea status`. */
 export function formatSummary(s: JobStatus__Output, trainers: number): string {
+  // Other shards report their tables through ParameterServer/TableStats.
+  const shards = s.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD").length;
   const rows: [string, string][] = [
     ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
@@ -16,7 +18,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
     ["throughput", `${int(s.samplesPerSecond)} samples/s`],
     ["train loss", `${fmt(s.firstLoss)} at step 1 -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
-    ["embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
+    [shards > 0 ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
   ];
   if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
