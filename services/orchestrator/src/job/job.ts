@@ -48,7 +48,6 @@ interface TrainerEntry {
   workerId: string;
   rank: number;
   session: SessionSink | null;
-  everConnected: boolean;
   backend: string;
 }
 
@@ -143,33 +142,21 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.config.trainers} trainers and already has them`);
     }
     const rank = this.trainers.size;
-    this.trainers.set(workerId, { workerId, rank, session: null, everConnected: false, backend: "" });
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: "" });
     this.log.info({ workerId, rank }, "trainer registered");
     return { rank, worldSize: this.config.trainers };
   }
 
+  /** A trainer's or parameter-server shard's session: the job's start and end go down it. */
   openSession(workerId: string, sink: SessionSink): void {
-    const shard = this.shards.get(workerId);
-    if (shard) {
-      shard.session = sink;
-      if (this.isFinished()) {
-        sink.send({ jobFinished: { state: this.state, error: this.error } });
-        sink.end();
-        return;
-      }
-      if (this.state !== "JOB_STATE_WAITING") sink.send({ jobStarted: this.jobSpec() });
-      this.maybeStart();
-      return;
-    }
-    const t = this.trainers.get(workerId);
-    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
+    const member = this.shards.get(workerId) ?? this.trainers.get(workerId);
+    if (!member) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
     if (this.isFinished()) {
       sink.send({ jobFinished: { state: this.state, error: this.error } });
       sink.end();
       return;
     }
-    t.session = sink;
-    t.everConnected = true;
+    member.session = sink;
     if (this.state !== "JOB_STATE_WAITING") sink.send({ jobStarted: this.jobSpec() });
     this.maybeStart();
   }
