@@ -15,6 +15,7 @@ enum DataType {
   int64 @4;
   uint64 @5;
   uint8 @6;
+  float16 @7;   # IEEE half precision: optional compressed transport of float32 values
 }
 
 struct Tensor {
@@ -87,6 +88,7 @@ struct ParameterRequest {
   includeDense @2 :Bool;
   ids @3 :Tensor;            # uint64 [U], unique feature ids
   readOnly @4 :Bool;         # true: unknown ids read as zeros and create no row
+  halfRows @5 :Bool;         # send the rows as float16 (gradient compression)
 }
 
 struct ParameterSet {

@@ -68,6 +68,20 @@ describe("pangea run: a whole cluster of real processes", () => {
     expect(r.stderr).toMatch(/embedding rows\s+[\d,]+\s+\([\d.]+ MB; [\d,]+ lookups filtered, [\d,]+ ids admitted, 0 rows evicted, 0 gradients rejected\)/);
   });
 
+  it("fp16 gradient compression trains to the same AUC within 0.01", async () => {
+    const job = (compression: string) =>
+      runNode(ENTRY.cli, ["run", "--json", "--trainers", "2", "--steps", "60", "--batch-size", "256", "--eval-records", "5000",
+        "--gradient-compression", compression, "--log-dir", join(tmp, `logs-${compression}`), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 120_000 });
+    const [plain, half] = await Promise.all([job("none"), job("fp16")]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(half.code, half.stderr).toBe(0);
+    const a = parseStatus(plain.stdout);
+    const b = parseStatus(half.stdout);
+    expect(b.state).toBe("JOB_STATE_COMPLETED");
+    expect(Math.abs(a.eval!.auc - b.eval!.auc)).toBeLessThan(0.01);
+    expect(b.eval!.auc).toBeGreaterThan(0.7);
+  });
+
   it("trains from a Criteo TSV file written by gen-data", async () => {
     const data = join(tmp, "criteo.tsv");
     const gen = await runNode(ENTRY.genData, ["--out", data, "--records", "20000", "--seed", "5"]);

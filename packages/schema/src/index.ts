@@ -27,6 +27,7 @@ export {
   readIdWords,
   writeFloat32List,
   initFloat32Tensor,
+  writeFloats,
   bytesPerElement,
   dtypeName,
 } from "./tensor.js";
@@ -44,3 +45,4 @@ export type { RegisterWorkerRequest, RegisterWorkerRequest__Output } from "./gen
 export type { RegisterWorkerResponse, RegisterWorkerResponse__Output } from "./gen/proto/pangea/v1/RegisterWorkerResponse.js";
 export type { OrchestratorClient, OrchestratorHandlers } from "./gen/proto/pangea/v1/Orchestrator.js";
 export type { ComputeClient, ComputeHandlers } from "./gen/proto/pangea/v1/Compute.js";
+export { toHalf, fromHalf, encodeHalf, decodeHalf } from "./float16.js";

@@ -1,8 +1,9 @@
 import type * as capnp from "capnp-es";
 import { DataType, type Tensor } from "./gen/pangea-capnp.js";
 import { SchemaErrors } from "./errors.js";
+import { decodeHalf, encodeHalf } from "./float16.js";
 
-export type TypedArray = Float32Array | Float64Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Uint8Array;
+export type TypedArray = Float32Array | Float64Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Uint8Array | Uint16Array;
 
 const BYTES: Record<DataType, number> = {
   [DataType.FLOAT32]: 4,
@@ -12,6 +13,7 @@ const BYTES: Record<DataType, number> = {
   [DataType.INT64]: 8,
   [DataType.UINT64]: 8,
   [DataType.UINT8]: 1,
+  [DataType.FLOAT16]: 2,
 };
 
 const DTYPE_NAMES = Object.fromEntries(Object.entries(DataType).map(([k, v]) => [v, k.toLowerCase()])) as Record<DataType, string>;
@@ -99,9 +101,17 @@ function aligned(bytes: Uint8Array, size: number): Uint8Array {
   return bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
 }
 
+/**
+ * A float tensor's values as float32: a view for float32 data, a decoded
+ * copy for float16 (compressed transport), so receivers need not care which.
+ */
 export function readFloat32(t: Tensor, what: string, rank?: number): { data: Float32Array; shape: number[] } {
   const v = viewTensor(t, what);
-  expect(v, what, [DataType.FLOAT32], rank);
+  expect(v, what, [DataType.FLOAT32, DataType.FLOAT16], rank);
+  if (v.dtype === DataType.FLOAT16) {
+    const b = aligned(v.bytes, 2);
+    return { data: decodeHalf(new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2)), shape: v.shape };
+  }
   const b = aligned(v.bytes, 4);
   return { data: new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4), shape: v.shape };
 }
@@ -140,4 +150,10 @@ export function initFloat32Tensor(t: Tensor, name: string, shape: readonly numbe
   // Cap'n Proto places data on 8-byte word boundaries; a misaligned view would be a capnp-es bug.
   if (bytes.byteOffset % 4 !== 0) throw new Error(`capnp data for tensor '${name}' is not 4-byte aligned`);
   return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+}
+
+/** Writes float32 values as a float32 tensor, or as float16 when `half` (half the bytes, ~3 significant digits). */
+export function writeFloats(t: Tensor, name: string, shape: readonly number[], data: Float32Array, half: boolean): void {
+  if (half) writeTensor(t, name, DataType.FLOAT16, shape, encodeHalf(data));
+  else writeTensor(t, name, DataType.FLOAT32, shape, data);
 }

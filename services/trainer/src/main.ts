@@ -44,7 +44,7 @@ runMain("pangea-trainer", async () => {
     validateSpec(spec);
     const model = new Dlrm(spec);
     const shards = job.psShards.length > 0 ? job.psShards : [config.orchestrator];
-    const params = new ShardedParameterClient(shards, config.workerId, rank, model.params, spec.embeddingDim);
+    const params = new ShardedParameterClient(shards, config.workerId, rank, model.params, spec.embeddingDim, job.gradientCompression === "fp16");
     const train = new BatchReader(job.computeAddress, config.workerId);
     await train.open({ workerRank: rank, worldSize, batchSize: job.batchSize, maxBatches: job.steps, split: "train" }, config.connectTimeoutMs);
     log.info({ job: job.jobId, steps: job.steps, batchSize: job.batchSize, compute: job.computeAddress }, "training");

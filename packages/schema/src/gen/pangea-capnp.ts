@@ -9,7 +9,12 @@ export const DataType = {
   UINT32: 3,
   INT64: 4,
   UINT64: 5,
-  UINT8: 6
+  UINT8: 6,
+  /**
+* IEEE half precision: optional compressed transport of float32 values
+*
+*/
+  FLOAT16: 7
 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 export class Tensor extends $.Struct {
@@ -353,6 +358,16 @@ export class ParameterRequest extends $.Struct {
   }
   set readOnly(value: boolean) {
     $.utils.setBit(33, value, this);
+  }
+  /**
+* send the rows as float16 (gradient compression)
+*
+*/
+  get halfRows(): boolean {
+    return $.utils.getBit(34, this);
+  }
+  set halfRows(value: boolean) {
+    $.utils.setBit(34, value, this);
   }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }

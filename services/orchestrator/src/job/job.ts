@@ -31,6 +31,7 @@ export interface JobConfig {
   expireSweepSeconds: number;
   /** Parameter-server shards in all, this process (shard 0) included. */
   psShards: number;
+  gradientCompression: "none" | "fp16";
   /** A checkpoint (its shards, loaded and checked at start) to begin from instead of fresh parameters. */
   restoreFrom?: readonly CheckpointData[];
   seed: number;
@@ -281,6 +282,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       computeAddress: this.compute!.address,
       seed: this.config.seed,
       evalBatchSize: this.config.evalBatchSize,
+      gradientCompression: this.config.gradientCompression,
       psShards: [this.address, ...[...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address)],
     };
   }

@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, toServiceError } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeTensor, DataType } from "@pangea/schema";
+import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -106,10 +106,12 @@ export class ParameterServer {
         dense.values.forEach((v, i) => writeTensor(list.get(i), dense.params[i]!.name, DataType.FLOAT32, dense.params[i]!.shape, v));
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
-      const out = initFloat32Tensor(set._initEmbeddings(), "embeddings", [count, dim]);
+      // Rows are written in place as float32, or gathered and sent as float16 when the trainer asks.
+      const out = req.halfRows ? new Float32Array(count * dim) : initFloat32Tensor(set._initEmbeddings(), "embeddings", [count, dim]);
       // An id without a row (unknown in a read-only pull, or still below its
       // occurrence threshold) reads as zeros, as Monolith serving does.
       for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, i * dim, dim);
+      if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", [count, dim], out, true);
     });
   }
 

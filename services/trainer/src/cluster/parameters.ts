@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, writeFloat32List, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, writeFloats, writeTensor } from "@pangea/schema";
 import type { DenseParam } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import { isStatus } from "@pangea/rpc";
@@ -22,6 +22,8 @@ export class ParameterClient {
     private readonly rank: number,
     private readonly params: readonly DenseParam[],
     private readonly dim: number,
+    /** fp16 transport of gradients and pulled rows. */
+    private readonly half = false,
   ) {
     this.client = parameterServerClient(address);
   }
@@ -37,6 +39,7 @@ export class ParameterClient {
       r.step = BigInt(step);
       r.includeDense = includeDense;
       r.readOnly = readOnly;
+      r.halfRows = this.half;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
     });
     let res: Buffer;
@@ -68,9 +71,10 @@ export class ParameterClient {
       u.step = BigInt(step);
       u.batchSize = batchSize;
       u.loss = loss;
-      writeFloat32List(u._initDense(denseGrads.length), denseGrads.map((data, i) => ({ name: this.params[i]!.name, shape: this.params[i]!.shape, data })));
+      const dense = u._initDense(denseGrads.length);
+      denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
-      writeTensor(u._initSparseGrads(), "sparse_grads", DataType.FLOAT32, [idCount, this.dim], rowGrads);
+      writeFloats(u._initSparseGrads(), "sparse_grads", [idCount, this.dim], rowGrads, this.half);
     });
     let res: Buffer;
     try {

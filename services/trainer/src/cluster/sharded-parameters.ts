@@ -12,8 +12,8 @@ export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
 
-  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly dim: number) {
-    this.shards = addresses.map((a) => new ParameterClient(a, sender, rank, params, dim));
+  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly dim: number, half = false) {
+    this.shards = addresses.map((a) => new ParameterClient(a, sender, rank, params, dim, half));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 

@@ -14,6 +14,7 @@ export interface JobSpec {
   'seed'?: (number | string | Long);
   'evalBatchSize'?: (number);
   'psShards'?: (string)[];
+  'gradientCompression'?: (string);
 }
 
 export interface JobSpec__Output {
@@ -26,4 +27,5 @@ export interface JobSpec__Output {
   'seed': (number);
   'evalBatchSize': (number);
   'psShards': (string)[];
+  'gradientCompression': (string);
 }
