@@ -25,7 +25,6 @@ export {
   readFloat32,
   readUint32,
   readIdWords,
-  writeFloat32List,
   initFloat32Tensor,
   writeFloats,
   bytesPerElement,

@@ -1,4 +1,3 @@
-import type * as capnp from "capnp-es";
 import { DataType, type Tensor } from "./gen/pangea-capnp.js";
 import { SchemaErrors } from "./errors.js";
 import { decodeHalf, encodeHalf } from "./float16.js";
@@ -131,9 +130,6 @@ export function readIdWords(t: Tensor, what: string): { words: Uint32Array; coun
   return { words: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), count: v.shape[0]! };
 }
 
-export function writeFloat32List(list: capnp.List<Tensor>, tensors: readonly { name: string; shape: readonly number[]; data: Float32Array }[]): void {
-  tensors.forEach((src, i) => writeTensor(list.get(i), src.name, DataType.FLOAT32, src.shape, src.data));
-}
 
 /**
  * Allocates a float32 tensor inside the message and returns a writable view of

@@ -100,12 +100,16 @@ export class EmbeddingStore {
     const slot = slotOfId(hi);
     this.checkSlot(slot, lo, hi);
     const t = this.table(slot);
+    return { table: t, row: this.trainingRow(t, slot, lo, hi) };
+  }
+
+  private trainingRow(t: EmbeddingTable, slot: number, lo: number, hi: number): number {
     let row = t.find(lo, hi);
-    if (row >= 0) return { table: t, row };
+    if (row >= 0) return row;
     const threshold = this.configOf(slot).occurrenceThreshold;
     if (threshold > 1 && this.filter.add(lo, hi) < threshold) {
       this.stats0.filtered++;
-      return { table: t, row: -1 };
+      return -1;
     }
     const grow = t.growthBytes();
     if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
@@ -117,7 +121,7 @@ export class EmbeddingStore {
     }
     row = t.findOrInsert(lo, hi);
     if (threshold > 1) this.stats0.admitted++;
-    return { table: t, row };
+    return row;
   }
 
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */
@@ -128,7 +132,7 @@ export class EmbeddingStore {
     if (t && t.dim !== dim) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slot} has embedding dim ${t.dim}, the request reads ${dim}`);
     }
-    const row = !t ? -1 : readOnly ? t.find(lo, hi) : this.rowForTraining(lo, hi).row;
+    const row = !t ? -1 : readOnly ? t.find(lo, hi) : this.trainingRow(t, slot, lo, hi);
     if (row >= 0) out.set(t!.weights.subarray(row * dim, (row + 1) * dim), at);
     else out.fill(0, at, at + dim);
   }

@@ -3,6 +3,7 @@ import type { DlrmSpec } from "@pangea/model";
 import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords, readUint32 } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
+import type { ModelBatch } from "../model/dlrm.js";
 
 export interface DecodedBatch {
   batchIndex: number;
@@ -16,6 +17,11 @@ export interface DecodedBatch {
   nnz: number;
   /** null when every cell holds exactly one value. */
   cellOfValue: Int32Array | null;
+}
+
+/** The model's view of a decoded batch, given each value's row among the pulled unique ids. */
+export function toModelBatch(b: DecodedBatch, inverse: Int32Array): ModelBatch {
+  return { size: b.size, dense: b.dense, labels: b.labels, weights: b.weights, inverse, cellOfValue: b.cellOfValue };
 }
 
 /** Checks a TrainingBatch against the job's model and exposes its tensors as typed-array views. */

@@ -1,7 +1,7 @@
 import { aucAndLogloss } from "@pangea/model";
 import type { Dlrm } from "../model/dlrm.js";
 import type { BatchReader } from "../cluster/batches.js";
-import { decodeBatch } from "../cluster/batches.js";
+import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 
@@ -25,13 +25,7 @@ export async function evaluate(model: Dlrm, batches: BatchReader, params: Parame
     const batch = decodeBatch(bytes, model.spec, "compute");
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
     const pulled = await params.pull(step, unique, uniqueCount, false, true);
-    const p = model.predict(denseParams, pulled.rows, uniqueCount, {
-      size: batch.size,
-      dense: batch.dense,
-      labels: batch.labels,
-      inverse,
-      cellOfValue: batch.cellOfValue,
-    });
+    const p = model.predict(denseParams, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
     for (let i = 0; i < batch.size; i++) {
       preds.push(p[i]!);
       labels.push(batch.labels[i]!);

@@ -1,7 +1,7 @@
 import type { Logger } from "@pangea/kit";
 import type { Dlrm } from "../model/dlrm.js";
 import type { BatchReader } from "../cluster/batches.js";
-import { decodeBatch } from "../cluster/batches.js";
+import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 import { TrainerErrors } from "../errors.js";
@@ -35,14 +35,7 @@ export async function trainLoop(
     const batch = decodeBatch(bytes, model.spec, "compute");
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
     const pulled = await params.pull(step, unique, uniqueCount, true, false);
-    const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, {
-      size: batch.size,
-      dense: batch.dense,
-      labels: batch.labels,
-      weights: batch.weights,
-      inverse,
-      cellOfValue: batch.cellOfValue,
-    });
+    const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
     if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} at step ${step} (batch ${batch.batchIndex})`);
     const ack = await params.push(step, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads);
     samples += batch.size;
