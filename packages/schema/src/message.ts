@@ -161,6 +161,10 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
         `${peer}: expected a ${messageTypeName(expected)} message, got type ${messageTypeName(type)} with a ${messageTypeName(which)} payload`,
       );
     }
+    // Reading a pointer slot a shorter (older or corrupt) struct lacks makes
+    // capnp-es resize the struct, which leaves earlier handles pointing at
+    // the old copy: touch once, then take a fresh handle and touch that too.
+    TOUCH[expected](GET[expected](root.payload));
     const payload = GET[expected](root.payload);
     TOUCH[expected](payload);
     return { payload, sender: root.sender, sentAtMicros: root.sentAtMicros };
