@@ -73,12 +73,18 @@ struct BatchRequest {
   maxBatches @3 :UInt64;
   split @4 :Split;
   window @5 :UInt32;
+  # true: compute sends nothing until the client names batches in BatchAck.want,
+  # then exactly those global batch indices, in the order named (a stream source
+  # such as Kafka sends its next batch for each index named). The orchestrator
+  # hands out batch indices, so a dead trainer's share can be given to another.
+  onDemand @6 :Bool;
 }
 
 # Sent by the client after the BatchRequest: it has consumed `consumed` more
 # batches, so compute may send that many more.
 struct BatchAck {
   consumed @0 :UInt32;
+  want @1 :List(UInt64);     # onDemand streams: global batch indices to send next
 }
 
 # Ask a parameter server for parameters before a step.
@@ -107,12 +113,15 @@ struct GradientUpdate {
   dense @4 :List(Tensor);    # float32, same order and shapes as ParameterSet.dense
   sparseIds @5 :Tensor;      # uint64 [U]
   sparseGrads @6 :Tensor;    # float32 [U, dim], summed over the id's occurrences
+  batchIndex @7 :UInt64;     # the global batch these gradients were computed on
 }
 
 struct StepAck {
   step @0 :UInt64;           # number of optimizer steps applied, after this one
   meanLoss @1 :Float32;      # loss averaged over the workers of this step
   workers @2 :UInt32;        # how many workers' gradients were averaged
+  stale @3 :Bool;            # async mode: dropped, computed on parameters too old
+  duplicate @4 :Bool;        # this batch's gradients had already arrived; ignored
 }
 
 # Table administration on the parameter server (ParameterServer/Assign,

@@ -45,3 +45,5 @@ export type { RegisterWorkerResponse, RegisterWorkerResponse__Output } from "./g
 export type { OrchestratorClient, OrchestratorHandlers } from "./gen/proto/pangea/v1/Orchestrator.js";
 export type { ComputeClient, ComputeHandlers } from "./gen/proto/pangea/v1/Compute.js";
 export { toHalf, fromHalf, encodeHalf, decodeHalf } from "./float16.js";
+export type { Work, Work__Output } from "./gen/proto/pangea/v1/Work.js";
+export type { HeartbeatResponse, HeartbeatResponse__Output } from "./gen/proto/pangea/v1/HeartbeatResponse.js";

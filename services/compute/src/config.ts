@@ -25,6 +25,7 @@ export const FLAGS: FlagTable = {
   "eval-records": { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data", default: "50000" },
   seed: { env: "PANGEA_SEED", description: "seed of the synthetic data", default: "42" },
   "connect-timeout-ms": { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator", default: "15000" },
+  "rejoin-timeout-ms": { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator to come back", default: "60000" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", default: "compute-<host>-<pid>" },
 };
 
@@ -59,6 +60,7 @@ const schema = z.object({
   evalRecords: nonNegativeInt("a record count").default(50_000),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
+  rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
   workerId: z.string().min(1).default(`compute-${hostname()}-${process.pid}`),
 });
 

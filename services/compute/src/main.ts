@@ -4,7 +4,7 @@ import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
 import { ComputeService, toSourceInfo } from "./server/compute-service.js";
-import { registerWithOrchestrator } from "./registration.js";
+import { stayRegistered } from "./registration.js";
 
 const usage = () => usageText("pangea-compute", "Reads data, hashes features, and streams batches to trainers.", FLAGS);
 
@@ -33,6 +33,14 @@ runMain("pangea-compute", async () => {
   });
 
   const advertise = config.advertise ?? running.address;
-  await registerWithOrchestrator(config.orchestrator, config.workerId, advertise, toSourceInfo(source.info), config.connectTimeoutMs, log);
+  let gone: (err: Error) => void = () => {};
+  const lost = new Promise<never>((_, reject) => (gone = reject));
+  await stayRegistered(
+    { orchestrator: config.orchestrator, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
+    log,
+    (err) => gone(err),
+  );
   announceReady("compute", running.address);
+  // Serves until stopped; fails (exit 1) only if the orchestrator goes away for good.
+  await lost;
 }, usage);

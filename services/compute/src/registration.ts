@@ -1,30 +1,63 @@
 import type { Logger } from "@pangea/kit";
 import { orchestratorClient, unary, waitReady, describeCallError, RpcErrors } from "@pangea/rpc";
-import type { SourceInfo } from "@pangea/schema";
+import type { OrchestratorClient, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
+import { ComputeErrors } from "./errors.js";
 
-/** Announces this compute service and its data to the orchestrator. */
-export async function registerWithOrchestrator(
-  orchestrator: string,
-  workerId: string,
-  advertise: string,
-  source: SourceInfo,
-  timeoutMs: number,
-  log: Logger,
-): Promise<void> {
-  const client = orchestratorClient(orchestrator);
+export interface Registration {
+  orchestrator: string;
+  workerId: string;
+  advertise: string;
+  source: SourceInfo;
+  connectTimeoutMs: number;
+  /** How long to keep trying when the orchestrator goes away after the first registration. */
+  rejoinTimeoutMs: number;
+}
+
+async function registerOnce(client: OrchestratorClient, r: Registration, timeoutMs: number): Promise<void> {
   try {
-    await waitReady(client, "orchestrator", orchestrator, timeoutMs);
-    await unary(
-      "orchestrator",
-      client.RegisterWorker.bind(client),
-      { workerId, kind: "WORKER_KIND_COMPUTE", address: advertise, source },
-      timeoutMs,
-    );
-    log.info({ orchestrator, advertise }, "registered with orchestrator");
+    await waitReady(client, "orchestrator", r.orchestrator, timeoutMs);
+    await unary("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, timeoutMs);
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
-    throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${orchestrator}`)}`);
-  } finally {
-    client.close();
+    throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${r.orchestrator}`)}`);
   }
+}
+
+/**
+ * Announces this compute service and its data to the orchestrator, then
+ * holds a session with it. If the orchestrator restarts (resuming from a
+ * checkpoint) compute registers again, since batch k means the same records
+ * for the resumed job; `onGone` is called if it stays away past the timeout.
+ */
+export async function stayRegistered(r: Registration, log: Logger, onGone: (err: Error) => void): Promise<void> {
+  let client = orchestratorClient(r.orchestrator);
+  await registerOnce(client, r, r.connectTimeoutMs);
+  log.info({ orchestrator: r.orchestrator, advertise: r.advertise }, "registered with orchestrator");
+  const hold = (): void => {
+    const session = client.WorkerSession({ workerId: r.workerId });
+    let over = false;
+    const lost = (why: string) => {
+      if (over) return;
+      over = true;
+      client.close();
+      log.warn({ orchestrator: r.orchestrator, why }, "lost the orchestrator; registering again");
+      client = orchestratorClient(r.orchestrator);
+      registerOnce(client, r, r.rejoinTimeoutMs).then(
+        () => {
+          log.info({ orchestrator: r.orchestrator }, "registered again");
+          hold();
+        },
+        (err: Error) => onGone(ComputeErrors.create("COMPUTE_ERR_ORCHESTRATOR_GONE", `the orchestrator at ${r.orchestrator} did not come back within ${r.rejoinTimeoutMs} ms: ${err.message}`)),
+      );
+    };
+    session.on("data", (e: WorkerEvent__Output) => {
+      if (e.jobFinished) {
+        over = true;
+        log.info({ state: e.jobFinished.state }, "job finished");
+      }
+    });
+    session.on("error", (err) => lost(describeCallError(err, `orchestrator at ${r.orchestrator}`)));
+    session.on("end", () => lost("session ended"));
+  };
+  hold();
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { hostname } from "node:os";
 import { address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
+import { TRAINING_MODES } from "./job/work-plan.js";
 
 export const FLAGS: FlagTable = {
   host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
@@ -27,6 +28,17 @@ export const FLAGS: FlagTable = {
   "max-embedding-bytes": { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)", default: "0" },
   "expire-sweep-seconds": { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often expired rows are evicted", default: "60" },
   seed: { env: "PANGEA_SEED", description: "seed of the initial parameters", default: "42" },
+  mode: { env: "PANGEA_MODE", description: "sync (a step's batches averaged), async (applied on arrival, bounded staleness) or hybrid (embeddings async, dense sync)", default: "sync" },
+  "batches-per-step": { env: "PANGEA_BATCHES_PER_STEP", description: "global batches per step, however many trainers share them (0 = one per expected trainer)", default: "0" },
+  "max-staleness": { env: "PANGEA_MAX_STALENESS", description: "async: drop gradients computed on parameters more than this many updates old", default: "8" },
+  "heartbeat-ms": { env: "PANGEA_HEARTBEAT_MS", description: "how often trainers send a heartbeat", default: "1000" },
+  "heartbeat-timeout-ms": { env: "PANGEA_HEARTBEAT_TIMEOUT_MS", description: "a trainer silent this long is declared dead and its batches reassigned", default: "5000" },
+  "on-trainer-loss": { env: "PANGEA_ON_TRAINER_LOSS", description: "reassign (a lost trainer's batches go to the others) or fail (the job fails)", default: "reassign" },
+  "checkpoint-every-steps": { env: "PANGEA_CHECKPOINT_EVERY_STEPS", description: "save a checkpoint every N steps (0 = only at the end)", default: "0" },
+  "checkpoint-every-seconds": { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off; one parameter-server shard only)", default: "0" },
+  "keep-checkpoints": { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)", default: "3" },
+  resume: { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position", boolean: true },
+  "rejoin-timeout-ms": { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back", default: "60000" },
   "restore-from": { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
@@ -61,6 +73,17 @@ const schema = z.object({
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   restoreFrom: z.string().min(1).optional(),
+  mode: z.enum(TRAINING_MODES, { message: "expected sync, async or hybrid" }).default("sync"),
+  batchesPerStep: nonNegativeInt("a number of batches").max(4096, "expected at most 4096 batches per step").default(0),
+  maxStaleness: nonNegativeInt("a number of updates").default(8),
+  heartbeatMs: positiveInt("milliseconds").default(1000),
+  heartbeatTimeoutMs: positiveInt("milliseconds").default(5000),
+  onTrainerLoss: z.enum(["reassign", "fail"], { message: "expected reassign or fail" }).default("reassign"),
+  checkpointEverySteps: nonNegativeInt("a number of steps").default(0),
+  checkpointEverySeconds: nonNegativeInt("seconds").default(0),
+  keepCheckpoints: nonNegativeInt("a number of checkpoints").default(3),
+  resume: z.boolean().default(false),
+  rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
   registerTimeoutMs: positiveInt("milliseconds").default(120_000),
   jobId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`),
 });
@@ -68,8 +91,20 @@ const schema = z.object({
 export type OrchestratorConfig = z.infer<typeof schema>;
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<OrchestratorConfig> | null {
-  return parseConfig(schema.refine((c) => c.role !== "shard" || (c.shardIndex !== undefined && c.coordinator !== undefined), {
-    message: "--role shard needs --shard-index and --coordinator",
-    path: ["role"],
-  }), FLAGS, argv, env);
+  return parseConfig(
+    schema
+      .refine((c) => c.role !== "shard" || (c.shardIndex !== undefined && c.coordinator !== undefined), {
+        message: "--role shard needs --shard-index and --coordinator",
+        path: ["role"],
+      })
+      .refine((c) => c.heartbeatTimeoutMs > c.heartbeatMs, { message: "must be longer than --heartbeat-ms", path: ["heartbeatTimeoutMs"] })
+      .refine((c) => !(c.resume && c.restoreFrom), { message: "--resume continues the job's own checkpoints; do not combine it with --restore-from", path: ["resume"] })
+      .refine((c) => c.checkpointEverySeconds === 0 || c.psShards === 1, {
+        message: "time-based checkpoints need one parameter-server shard (shards cannot see the clock the orchestrator checkpoints by); use --checkpoint-every-steps",
+        path: ["checkpointEverySeconds"],
+      }),
+    FLAGS,
+    argv,
+    env,
+  );
 }

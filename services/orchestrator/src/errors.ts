@@ -15,5 +15,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_MEMORY_LIMIT: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "the embedding tables reached the configured memory limit" },
   ORCH_ERR_BAD_SLOT_CONFIG: { status: "INVALID_ARGUMENT", exit: 2, description: "the per-slot embedding configuration is invalid" },
   ORCH_ERR_CHECKPOINT_IO: { status: "INTERNAL", exit: 1, description: "a checkpoint could not be written" },
+  ORCH_ERR_NOT_A_MEMBER: { status: "FAILED_PRECONDITION", exit: 1, description: "the trainer was declared dead (missed heartbeats) and must register again" },
+  ORCH_ERR_NOT_ASSIGNED: { status: "FAILED_PRECONDITION", exit: 1, description: "gradients for a batch the trainer was not given (or no longer holds)" },
   ORCH_ERR_CHECKPOINT_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "a checkpoint is incomplete or fails its checksums" },
 });

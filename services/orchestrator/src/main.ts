@@ -6,7 +6,7 @@ import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
-import { loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
+import { latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { ParameterServer } from "./server/parameter-server.js";
 
@@ -32,12 +32,17 @@ runMain("pangea-orchestrator", async () => {
     }
   }
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
-  const restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
+  let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
+  if (config.resume && config.role === "orchestrator") {
+    // The same command serves a first start and every restart: with nothing to resume from, the job starts fresh.
+    restoreFrom = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg)) ?? undefined;
+    log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)" }, "resuming");
+  }
   if (config.role === "shard") {
     await runShard(config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
-  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom }, log);
+  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
   const running = await startServer(config.host, config.port, (s) => {

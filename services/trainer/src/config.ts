@@ -9,6 +9,7 @@ export const FLAGS: FlagTable = {
   backend: { env: "PANGEA_BACKEND", description: "TensorFlow.js backend: auto, tensorflow, wasm or cpu", default: "auto" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", default: "trainer-<host>-<pid>" },
   "connect-timeout-ms": { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator and compute", default: "15000" },
+  "rejoin-timeout-ms": { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator or compute to come back", default: "60000" },
   "log-every": { env: "PANGEA_LOG_EVERY", description: "log progress every N steps", default: "50" },
 };
 
@@ -19,6 +20,7 @@ const schema = z.object({
   backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
   workerId: z.string().min(1).default(`trainer-${hostname()}-${process.pid}`),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
+  rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
   logEvery: positiveInt("a positive number of steps").default(50),
 });
 

@@ -1,13 +1,16 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { announceReady, startServer } from "@pangea/rpc";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
-import { FLAGS, loadConfig } from "./config.js";
+import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
 import { ClusterSession } from "./cluster/session.js";
 import { BatchReader } from "./cluster/batches.js";
 import { ShardedParameterClient } from "./cluster/sharded-parameters.js";
 import { Dlrm } from "./model/dlrm.js";
-import { trainLoop } from "./loop/train.js";
+import { trainAssigned } from "./loop/train.js";
+import { BatchFeed } from "./cluster/batch-feed.js";
+import { TrainerErrors } from "./errors.js";
+import type { Logger } from "@pangea/kit";
 import { evaluate } from "./loop/evaluate.js";
 
 const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
@@ -27,45 +30,64 @@ runMain("pangea-trainer", async () => {
   // A trainer serves only grpc.health.v1, so probes (Docker, Kubernetes) can watch it like any other service.
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
   announceReady("trainer", health.address);
-  const session = await ClusterSession.join(config.orchestrator, config.workerId, config.connectTimeoutMs, log);
-  const { rank, worldSize } = session;
-  log.info({ rank, worldSize }, "registered; waiting for the job to start");
-  try {
-    await session.reportBackend(backend.name);
-    const job = await session.waitForStart();
-    const m = job.model!;
-    const spec: DlrmSpec = {
-      numDense: m.numDense,
-      numSlots: m.slotIds.length,
-      embeddingDim: m.embeddingDim,
-      bottomMlp: m.bottomMlp,
-      topMlp: m.topMlp,
-    };
-    validateSpec(spec);
-    const model = new Dlrm(spec);
-    const shards = job.psShards.length > 0 ? job.psShards : [config.orchestrator];
-    const params = new ShardedParameterClient(shards, config.workerId, rank, model.params, spec.embeddingDim, job.gradientCompression === "fp16");
-    const train = new BatchReader(job.computeAddress, config.workerId);
-    await train.open({ workerRank: rank, worldSize, batchSize: job.batchSize, maxBatches: job.steps, split: "train" }, config.connectTimeoutMs);
-    log.info({ job: job.jobId, steps: job.steps, batchSize: job.batchSize, compute: job.computeAddress }, "training");
-    const stats = await trainLoop(model, train, params, job.steps, log, config.logEvery);
-    await train.finish();
-    log.info({ ...stats, samplesPerSec: Math.round(stats.samples / stats.seconds) }, "training done");
+  let first = true;
+  for (;;) {
+    // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
+    const session = await ClusterSession.join(config.orchestrator, config.workerId, first ? config.connectTimeoutMs : config.rejoinTimeoutMs, log);
+    first = false;
+    log.info({ rank: session.rank }, "registered; waiting for the job to start");
+    try {
+      await runMembership(session, backend.name, config, log);
+      break;
+    } catch (err) {
+      // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
+      const reason = session.failure ?? err;
+      if (TrainerErrors.is(reason, "TRAINER_ERR_LOST_ORCHESTRATOR") || TrainerErrors.is(reason, "TRAINER_ERR_EVICTED")) {
+        log.warn({ reason: (reason as Error).message }, "left the job; registering again");
+        continue;
+      }
+      throw reason;
+    } finally {
+      session.close();
+    }
+  }
+  await health.shutdown(500);
+}, usage);
 
-    if (rank === 0) {
+/** One membership of the job: from joining until the job no longer needs this trainer. */
+async function runMembership(session: ClusterSession, backendName: string, config: TrainerConfig, log: Logger): Promise<void> {
+  await session.reportBackend(backendName);
+  const job = await session.waitForStart();
+  const m = job.model!;
+  const spec: DlrmSpec = {
+    numDense: m.numDense,
+    numSlots: m.slotIds.length,
+    embeddingDim: m.embeddingDim,
+    bottomMlp: m.bottomMlp,
+    topMlp: m.topMlp,
+  };
+  validateSpec(spec);
+  const model = new Dlrm(spec);
+  const shards = job.psShards.length > 0 ? job.psShards : [config.orchestrator];
+  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, spec.embeddingDim, job.gradientCompression === "fp16");
+  const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
+  try {
+    log.info({ job: job.jobId, mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");
+    const stats = await trainAssigned({ model, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs });
+    await feed.finish();
+    log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
+    if (stats.evaluate) {
       const evalReader = new BatchReader(job.computeAddress, config.workerId);
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
-      const result = await evaluate(model, evalReader, params, job.steps);
+      const result = await session.guard(evaluate(model, evalReader, params, Number(job.steps)));
       evalReader.close();
       log.info({ ...result }, "evaluation done");
-      await session.reportEval({ workerId: config.workerId, step: job.steps, ...result });
+      await session.reportEval({ workerId: config.workerId, step: Number(job.steps), ...result });
+      // Wait for the orchestrator to close the job, so the launcher sees every process end together.
+      await session.getWork().catch(() => undefined);
     }
-    params.close();
-  } catch (err) {
-    // The session's reason (e.g. another trainer died) explains a failed call better than the call's own status.
-    throw session.failure ?? err;
   } finally {
-    session.close();
-    await health.shutdown(500);
+    feed.reset();
+    params.close();
   }
-}, usage);
+}

@@ -31,6 +31,8 @@ export interface ClusterOptions {
 
 export interface ClusterProcess {
   name: string;
+  entry: string;
+  args: string[];
   child: ChildProcess;
   logPath: string;
   /** Last line the process wrote to stderr: its one-line error when it fails. */
@@ -102,7 +104,9 @@ export class LocalCluster {
    * pipe), so a process keeps logging after a detached launcher has exited.
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
-    const logPath = resolve(this.opts.logDir, `${name}.log`);
+    // A restarted process logs to a new file (name.1.log, ...), keeping the earlier life's log.
+    const lives = this.processes.filter((p) => p.name === name).length;
+    const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
     const child = spawn(process.execPath, [entry, ...args], {
       stdio: ["ignore", fd, fd],
@@ -111,7 +115,7 @@ export class LocalCluster {
     });
     closeSync(fd);
     let resolveExit!: (code: number) => void;
-    const proc: ClusterProcess = { name, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
+    const proc: ClusterProcess = { name, entry, args, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
     child.on("exit", (code, signal) => {
       proc.exitCode = code ?? (signal ? 128 : 1);
       proc.lastLine = readLastLines(logPath, 1)[0] ?? "";
@@ -139,6 +143,29 @@ export class LocalCluster {
 
   trainers(): ClusterProcess[] {
     return this.processes.filter((p) => p.name.startsWith("trainer-"));
+  }
+
+  /** The newest life of a process, by name. */
+  process(name: string): ClusterProcess | undefined {
+    return this.processes.filter((p) => p.name === name).at(-1);
+  }
+
+  /**
+   * Starts a process again with the arguments it had (plus `extraArgs`), after
+   * it died or was killed; waits for its ready line. Tests use this to
+   * restart a killed orchestrator, compute or trainer.
+   */
+  async restart(name: string, extraArgs: string[] = []): Promise<string> {
+    const old = this.process(name);
+    if (!old) throw new ClusterError(`no process named ${name}`);
+    if (old.exitCode === null) throw new ClusterError(`${name} is still running (pid ${old.child.pid})`);
+    return this.startService(name, old.entry, [...old.args, ...extraArgs]);
+  }
+
+  /** Starts one more trainer that joins the running job. */
+  async addTrainer(name: string): Promise<string> {
+    const host = this.opts.host ?? "127.0.0.1";
+    return this.startService(name, serviceEntry("trainer"), ["--host", host, "--port", "0", "--orchestrator", this.orchestratorAddress, "--worker-id", name, ...this.opts.trainerArgs]);
   }
 
   /** Resolves with the first process that exits with a non-zero code. */

@@ -277,11 +277,24 @@ export class BatchRequest extends $.Struct {
   set split(value: Split) {
     $.utils.setUint16(12, value, this);
   }
+  /**
+* true: compute sends nothing until the client names batches in BatchAck.want,
+* then exactly those global batch indices, in the order named (a stream source
+* such as Kafka sends its next batch for each index named). The orchestrator
+* hands out batch indices, so a dead trainer's share can be given to another.
+*
+*/
   get window(): number {
     return $.utils.getUint32(24, this);
   }
   set window(value: number) {
     $.utils.setUint32(24, value, this);
+  }
+  get onDemand(): boolean {
+    return $.utils.getBit(112, this);
+  }
+  set onDemand(value: boolean) {
+    $.utils.setBit(112, value, this);
   }
   toString(): string { return "BatchRequest_" + super.toString(); }
 }
@@ -289,13 +302,35 @@ export class BatchAck extends $.Struct {
   static readonly _capnp = {
     displayName: "BatchAck",
     id: "e10d470323f1a253",
-    size: new $.ObjectSize(8, 0),
+    size: new $.ObjectSize(8, 1),
   };
   get consumed(): number {
     return $.utils.getUint32(0, this);
   }
   set consumed(value: number) {
     $.utils.setUint32(0, value, this);
+  }
+  _adoptWant(value: $.Orphan<$.List<bigint>>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownWant(): $.Orphan<$.List<bigint>> {
+    return $.utils.disown(this.want);
+  }
+  /**
+* onDemand streams: global batch indices to send next
+*
+*/
+  get want(): $.List<bigint> {
+    return $.utils.getList(0, $.Uint64List, this);
+  }
+  _hasWant(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initWant(length: number): $.List<bigint> {
+    return $.utils.initList(0, $.Uint64List, length, this);
+  }
+  set want(value: $.List<bigint>) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
   }
   toString(): string { return "BatchAck_" + super.toString(); }
 }
@@ -460,7 +495,7 @@ export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(24, 3),
+    size: new $.ObjectSize(32, 3),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -557,13 +592,23 @@ export class GradientUpdate extends $.Struct {
   set sparseGrads(value: Tensor) {
     $.utils.copyFrom(value, $.utils.getPointer(2, this));
   }
+  /**
+* the global batch these gradients were computed on
+*
+*/
+  get batchIndex(): bigint {
+    return $.utils.getUint64(24, this);
+  }
+  set batchIndex(value: bigint) {
+    $.utils.setUint64(24, value, this);
+  }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }
 export class StepAck extends $.Struct {
   static readonly _capnp = {
     displayName: "StepAck",
     id: "a0c219f4a024fe7c",
-    size: new $.ObjectSize(16, 0),
+    size: new $.ObjectSize(24, 0),
   };
   /**
 * number of optimizer steps applied, after this one
@@ -594,6 +639,26 @@ export class StepAck extends $.Struct {
   }
   set workers(value: number) {
     $.utils.setUint32(12, value, this);
+  }
+  /**
+* async mode: dropped, computed on parameters too old
+*
+*/
+  get stale(): boolean {
+    return $.utils.getBit(128, this);
+  }
+  set stale(value: boolean) {
+    $.utils.setBit(128, value, this);
+  }
+  /**
+* this batch's gradients had already arrived; ignored
+*
+*/
+  get duplicate(): boolean {
+    return $.utils.getBit(129, this);
+  }
+  set duplicate(value: boolean) {
+    $.utils.setBit(129, value, this);
   }
   toString(): string { return "StepAck_" + super.toString(); }
 }

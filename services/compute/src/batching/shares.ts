@@ -8,6 +8,8 @@ export interface ShareRequest {
   /** 0 = the whole split, once (bounded splits only). */
   maxBatches: number;
   split: SplitName;
+  /** The client names the batches it wants (BatchAck.want) instead of taking a share. */
+  onDemand?: boolean;
 }
 
 export interface BatchSlice {
@@ -51,4 +53,24 @@ export function* shareBatches(req: ShareRequest, splitRecords: number): Generato
       yield { batchIndex: k, epoch: Math.floor(k / perEpoch), start, count: Math.min(batchSize, splitRecords - start) };
     }
   }
+}
+
+/**
+ * Global batch k of a split: records k*B .. k*B+B-1 in the split's order,
+ * wrapping into later epochs for train (the last batch of an epoch may be
+ * short, so no record is dropped). The eval split is read once.
+ */
+export function batchSlice(k: number, batchSize: number, splitRecords: number, split: SplitName, who: string): BatchSlice {
+  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: batch size ${batchSize} is outside 1..${MAX_BATCH_SIZE}`);
+  }
+  if (!Number.isSafeInteger(k) || k < 0) throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: batch index ${k} is not a non-negative integer`);
+  if (splitRecords === 0) return { batchIndex: k, epoch: 0, start: k * batchSize, count: batchSize };
+  const perEpoch = Math.ceil(splitRecords / batchSize);
+  if (split === "eval" && k >= perEpoch) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: eval batch ${k} is past the split's ${perEpoch} batches`);
+  }
+  const local = k % perEpoch;
+  const start = local * batchSize;
+  return { batchIndex: k, epoch: Math.floor(k / perEpoch), start, count: Math.min(batchSize, splitRecords - start) };
 }

@@ -3,7 +3,7 @@ import type { Logger } from "@pangea/kit";
 import { BatchStreamService, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
-import { shareBatches, type ShareRequest } from "../batching/shares.js";
+import { batchSlice, shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
 
@@ -17,6 +17,8 @@ type BatchCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 interface Flow {
   /** Resolves once a batch may be sent (or the call closed). */
   waitForCredit(): Promise<void>;
+  /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
+  nextWanted(): Promise<number | null>;
   /** Records a sent batch (null for an index-based source, which has nothing to commit). */
   sent(b: StreamedBatch | null): void;
   /** Resolves once every sent batch is acknowledged, or the client will send no more acks. */
@@ -60,6 +62,8 @@ export class BatchStreamHandler {
     let wake: (() => void) | null = null;
     // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack).
     const inflight: (StreamedBatch | null)[] = [];
+    // On-demand streams: batch indices the client named and compute has not sent yet.
+    const wanted: number[] = [];
     const signal = () => {
       const w = wake;
       wake = null;
@@ -70,6 +74,10 @@ export class BatchStreamHandler {
     };
     const flow: Flow = {
       waitForCredit: () => until(() => credit > 0 || closed),
+      nextWanted: async () => {
+        await until(() => wanted.length > 0 || closed || halfClosed);
+        return closed || wanted.length === 0 ? null : wanted.shift()!;
+      },
       sent: (b) => {
         credit--;
         inflight.push(b);
@@ -104,6 +112,7 @@ export class BatchStreamHandler {
             batchSize: req.batchSize,
             maxBatches: Number(req.maxBatches),
             split: req.split === Split.EVAL ? "eval" : "train",
+            onDemand: req.onDemand,
           };
           this.produce(call, share, sender, flow)
             .then(() => {
@@ -115,6 +124,11 @@ export class BatchStreamHandler {
           const { payload: ack } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
           credit += ack.consumed;
           for (let i = 0; i < ack.consumed; i++) inflight.shift()?.ack();
+          const want = ack.want;
+          if (want.length > 4096 || wanted.length + want.length > 4096) {
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${peer}: more than 4096 batches wanted at once`);
+          }
+          for (let i = 0; i < want.length; i++) wanted.push(Number(want.get(i)));
           signal();
         }
       } catch (err) {
@@ -132,6 +146,7 @@ export class BatchStreamHandler {
   }
 
   private async produce(call: BatchCall, share: ShareRequest, sender: string, flow: Flow): Promise<void> {
+    if (share.onDemand) return this.produceWanted(call, share, sender, flow);
     if ("streaming" in this.source) return this.produceStream(this.source, call, share, sender, flow);
     const source = this.source;
     const info = source.info;
@@ -151,6 +166,47 @@ export class BatchStreamHandler {
     }
     await flow.waitForAcks();
     this.log.info({ peer: sender, batches: count, cancelled: call.cancelled }, "batch stream closed");
+  }
+
+  /**
+   * On demand: the client names global batch indices (the orchestrator's
+   * plan) and gets exactly those, so who trains a batch can change while the
+   * data stays the same. A stream source has no indices: each name gets its
+   * next batch, and an unacknowledged one goes back to the stream.
+   */
+  private async produceWanted(call: BatchCall, share: ShareRequest, sender: string, flow: Flow): Promise<void> {
+    this.log.info({ peer: sender, batchSize: share.batchSize, split: share.split }, "on-demand batch stream opened");
+    let count = 0;
+    const stream = "streaming" in this.source ? this.source : null;
+    const indexed = "streaming" in this.source ? null : this.source;
+    const block = indexed ? new RecordBlock(share.batchSize, indexed.info.numDense, indexed.info.slotIds.length) : null;
+    const splitRecords = indexed ? (share.split === "train" ? indexed.info.trainRecords : indexed.info.evalRecords) : 0;
+    for (;;) {
+      const k = await flow.nextWanted();
+      if (k === null || flow.isClosed()) break;
+      if (stream) {
+        if (share.split === "eval") throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${sender}: a stream source has no held-out split`);
+        const b = await stream.nextBatch(share.batchSize, flow.isClosed);
+        if (!b) break;
+        if (flow.isClosed()) {
+          b.release();
+          break;
+        }
+        call.write(encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0));
+        flow.sent(b);
+        this.recordsServed += b.block.count;
+      } else {
+        const slice = batchSlice(k, share.batchSize, splitRecords, share.split, sender);
+        indexed!.read(share.split, slice.start, slice.count, block!);
+        call.write(encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch));
+        flow.sent(null);
+        this.recordsServed += slice.count;
+      }
+      this.batchesServed++;
+      count++;
+    }
+    await flow.waitForAcks();
+    this.log.info({ peer: sender, batches: count, cancelled: call.cancelled }, "on-demand batch stream closed");
   }
 
   /** A stream source's batches go to whichever trainer asks next, so the shares stay disjoint. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
@@ -27,6 +27,23 @@ export interface CheckpointManifest {
   shard: { index: number; count: number };
   /** Every data file with its size and SHA-256. */
   files: Record<string, { bytes: number; sha256: string }>;
+  /** Where training stood (absent in checkpoints of older versions and on shards > 0): what a resumed job continues from. */
+  training?: TrainingProgress;
+}
+
+/** Enough to resume a job exactly: its step, data position and optimizer clock. */
+export interface TrainingProgress {
+  mode: string;
+  batchesPerStep: number;
+  step: number;
+  /** Global batches finished; the data position (batch k covers records k*B .. k*B+B-1 of the source's order). */
+  finishedBatches: number;
+  /** async: batches handed out but unfinished at the checkpoint (handed out again on resume). */
+  outstanding: number[];
+  /** Dense optimizer updates so far (Adam's bias-correction clock; the parameter version). */
+  denseUpdates: number;
+  batchSize: number;
+  samples: number;
 }
 
 export interface TableData {
@@ -100,6 +117,7 @@ export function saveCheckpoint(
   dense: DenseStore | null,
   store: EmbeddingStore,
   shard = { index: 0, count: 1 },
+  training?: TrainingProgress,
 ): string {
   // Shard 0 (with the dense parameters) writes step-N; shard i > 0 writes step-N.shard-i beside it.
   const final = join(root, jobId, shard.index === 0 ? `step-${step}` : `step-${step}.shard-${shard.index}`);
@@ -135,6 +153,7 @@ export function saveCheckpoint(
       filterWidthLog2: store.filter.widthLog2,
       shard,
       files: {},
+      ...(training ? { training } : {}),
     };
     for (const [name, data] of Object.entries(files)) {
       writeDurably(join(tmp, name), data);
@@ -310,4 +329,45 @@ export function loadShardedCheckpoint(dir: string): CheckpointData[] {
     all.push(ck);
   }
   return all;
+}
+
+/** The step-N directories of shard 0 under root/jobId, oldest first. */
+export function listCheckpoints(root: string, jobId: string): { step: number; dir: string }[] {
+  const dir = join(root, jobId);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((name) => /^step-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: join(dir, m[0]) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/**
+ * The newest checkpoint of a job that loads completely (every shard present
+ * and intact), skipping newer ones a crash left broken; null if none does.
+ */
+export function latestCheckpoint(root: string, jobId: string, log?: (msg: string) => void): CheckpointData[] | null {
+  for (const { dir } of listCheckpoints(root, jobId).reverse()) {
+    try {
+      return loadShardedCheckpoint(dir);
+    } catch (err) {
+      log?.(`skipping ${dir}: ${(err as Error).message}`);
+    }
+  }
+  return null;
+}
+
+/** Deletes all but the newest `keep` checkpoints of one shard (the directories of shard `index`). */
+export function pruneCheckpoints(root: string, jobId: string, keep: number, index: number): string[] {
+  const dir = join(root, jobId);
+  if (!existsSync(dir)) return [];
+  const pattern = index === 0 ? /^step-(\d+)$/ : new RegExp(`^step-(\\d+)\\.shard-${index}$`);
+  const found = readdirSync(dir)
+    .map((name) => ({ name, m: pattern.exec(name) }))
+    .filter((e) => e.m)
+    .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
+    .sort((a, b) => a.step - b.step);
+  const removed = found.slice(0, Math.max(0, found.length - keep));
+  for (const r of removed) rmSync(join(dir, r.name), { recursive: true, force: true });
+  return removed.map((r) => join(dir, r.name));
 }

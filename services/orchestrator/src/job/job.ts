@@ -1,12 +1,13 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "@pangea/kit";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
-import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
+import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work, WorkerEvent, WorkerStatus } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig, type StoreStats } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { DenseStore } from "../params/dense-store.js";
-import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
-import { reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
+import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { WorkPlan, type TrainingMode } from "./work-plan.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
@@ -34,6 +35,19 @@ export interface JobConfig {
   gradientCompression: "none" | "fp16";
   /** A checkpoint (its shards, loaded and checked at start) to begin from instead of fresh parameters. */
   restoreFrom?: readonly CheckpointData[];
+  /** Continue the checkpoint's training (step, data position, optimizer clock) instead of only taking its parameters. */
+  resume?: boolean;
+  mode: TrainingMode;
+  /** Global batches per step; 0 = one per expected trainer. */
+  batchesPerStep: number;
+  maxStaleness: number;
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  /** What a lost trainer means: its batches go to the others, or the job fails. */
+  onTrainerLoss: "reassign" | "fail";
+  checkpointEverySteps: number;
+  checkpointEverySeconds: number;
+  keepCheckpoints: number;
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -50,7 +64,13 @@ interface TrainerEntry {
   rank: number;
   session: SessionSink | null;
   backend: string;
+  /** A member of the job: registered and not declared dead. */
+  alive: boolean;
+  lastBeat: number;
+  batchesDone: number;
 }
+
+type WorkWaiter = (w: Work) => void;
 
 export interface JobModel {
   spec: DlrmSpec;
@@ -60,21 +80,28 @@ export interface JobModel {
 
 /**
  * One training job's state machine: WAITING (for compute and the expected
- * trainers) -> RUNNING (synchronous steps) -> EVALUATING (rank 0 scores the
- * held-out split) -> COMPLETED, or FAILED from any state with one reason.
- * A trainer's session stream is its liveness: if it breaks before the
- * trainer's part is done, the job fails at once instead of waiting forever.
+ * trainers) -> RUNNING -> EVALUATING (one trainer scores the held-out split)
+ * -> COMPLETED, or FAILED from any state with one reason.
+ *
+ * Work is handed out by global batch index (WorkPlan), so trainers may join
+ * and leave while it runs: a trainer whose session breaks, or whose
+ * heartbeats stop, is declared dead and its unfinished batches go to the
+ * others (--on-trainer-loss reassign), or the job fails (fail).
  */
 export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   state: JobState = "JOB_STATE_WAITING";
-  private compute: { workerId: string; address: string; source: SourceInfo__Output } | null = null;
+  private compute: { workerId: string; address: string; source: SourceInfo__Output; session: SessionSink | null } | null = null;
   private readonly trainers = new Map<string, TrainerEntry>();
+  private nextRank = 0;
   /** Parameter-server shards 1..psShards-1, by worker id. */
   private readonly shards = new Map<string, { workerId: string; index: number; address: string; session: SessionSink | null }>();
   /** The address trainers use to reach this process's parameter server (shard 0). */
   address = "";
   model: JobModel | null = null;
-  private aggregator: SyncAggregator | null = null;
+  private aggregator: GradientAggregator | null = null;
+  private plan: WorkPlan | null = null;
+  private readonly waiters = new Map<string, WorkWaiter>();
+  private evaluator: string | null = null;
   private startedAt = 0;
   private endedAt = 0;
   private samples = 0;
@@ -83,13 +110,36 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private smoothedLoss = Number.NaN;
   private evalReport: EvalReport__Output | null = null;
   private checkpointPath = "";
+  private readonly checkpoints: string[] = [];
+  private lastCheckpointAt = 0;
   private error = "";
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private orphanTimer: NodeJS.Timeout | null = null;
   private readonly createdAt = Date.now();
+  private readonly resumed: TrainingProgress | null;
+  /** Times each global batch was applied; must end all ones. */
+  private applied = new Uint8Array(0);
+  private duplicates = 0;
+  private stale = 0;
+  private maxStalenessSeen = 0;
+  private deadTrainers = 0;
 
   constructor(readonly config: JobConfig, private readonly log: Logger) {
     super();
+    this.resumed = config.resume ? (config.restoreFrom?.[0]?.manifest.training ?? null) : null;
+    if (config.resume && config.restoreFrom && !this.resumed) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", "the checkpoint records no training progress (written by an older version); use --restore-from to take only its parameters");
+    }
+    if (this.resumed) {
+      if (this.resumed.mode !== config.mode || this.resumed.batchesPerStep !== this.batchesPerStep || this.resumed.batchSize !== config.batchSize) {
+        throw OrchestratorErrors.create(
+          "ORCH_ERR_CHECKPOINT_CORRUPT",
+          `cannot resume: the checkpoint was taken in ${this.resumed.mode} mode with ${this.resumed.batchesPerStep} batches of ${this.resumed.batchSize} per step; this job has ${config.mode}, ${this.batchesPerStep} of ${config.batchSize}`,
+        );
+      }
+    }
     this.registerTimer = setTimeout(() => {
       if (this.state === "JOB_STATE_WAITING") {
         const connected = [...this.trainers.values()].filter((t) => t.session).length;
@@ -105,8 +155,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.registerTimer.unref();
   }
 
+  get batchesPerStep(): number {
+    return this.config.batchesPerStep || this.config.trainers;
+  }
+
+  /** The parameter version pulls see: steps applied (sync/hybrid) or dense updates (async). */
   get step(): number {
-    return this.aggregator?.currentStep ?? 0;
+    return this.aggregator?.version ?? 0;
+  }
+
+  /** Steps of training done (async: whole steps' worth of batches). */
+  get progressStep(): number {
+    return this.plan?.step ?? this.resumed?.step ?? 0;
   }
 
   registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): void {
@@ -114,11 +174,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
     }
-    if (this.state !== "JOB_STATE_WAITING" && this.compute?.workerId !== workerId) {
-      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `compute ${workerId} registered after the job started with ${this.compute?.workerId}`);
+    if (this.isFinished()) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${this.state})`);
+    const prev = this.compute?.source;
+    if (this.state !== "JOB_STATE_WAITING" && prev) {
+      // A compute that comes back (restarted, maybe elsewhere) must serve the same data, or batch k would mean other records.
+      const same = prev.numDense === source.numDense && prev.slotIds.join() === source.slotIds.join() && Number(prev.trainRecords) === Number(source.trainRecords) && Number(prev.evalRecords) === Number(source.evalRecords) && prev.description === source.description;
+      if (!same) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
+      }
     }
-    this.compute = { workerId, address, source };
+    this.compute = { workerId, address, source, session: null };
     this.log.info({ workerId, address, source: source.description }, "compute registered");
+    this.wakeWorkers();
     this.maybeStart();
   }
 
@@ -136,54 +203,136 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.log.info({ workerId, index, address }, "parameter-server shard registered");
   }
 
+  /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
   registerTrainer(workerId: string): { rank: number; worldSize: number } {
     const existing = this.trainers.get(workerId);
-    if (existing) return { rank: existing.rank, worldSize: this.config.trainers };
-    if (this.state !== "JOB_STATE_WAITING" || this.trainers.size >= this.config.trainers) {
+    if (existing?.alive) return { rank: existing.rank, worldSize: this.batchesPerStep };
+    if (this.isFinished()) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${this.state})`);
+    if (this.state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.config.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.config.trainers} trainers and already has them`);
     }
-    const rank = this.trainers.size;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: "" });
-    this.log.info({ workerId, rank }, "trainer registered");
-    return { rank, worldSize: this.config.trainers };
+    if (this.trainers.size >= 256) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen 256 trainers`);
+    // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
+    const rank = this.nextRank++;
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0 });
+    this.log.info({ workerId, rank, joining: this.state !== "JOB_STATE_WAITING" }, "trainer registered");
+    return { rank, worldSize: this.batchesPerStep };
   }
 
-  /** A trainer's or parameter-server shard's session: the job's start and end go down it. */
+  /** A trainer's, shard's or compute's session: the job's start and end go down it, and its breaking means the worker is gone. */
   openSession(workerId: string, sink: SessionSink): void {
+    if (this.compute?.workerId === workerId) {
+      this.compute.session = sink;
+      if (this.isFinished()) this.endSession(sink);
+      return;
+    }
     const member = this.shards.get(workerId) ?? this.trainers.get(workerId);
     if (!member) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
+    if ("alive" in member && !member.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${workerId} was declared dead; register again`);
     if (this.isFinished()) {
-      sink.send({ jobFinished: { state: this.state, error: this.error } });
-      sink.end();
+      this.endSession(sink);
       return;
     }
     member.session = sink;
-    if (this.state !== "JOB_STATE_WAITING") sink.send({ jobStarted: this.jobSpec() });
+    if ("alive" in member) member.lastBeat = Date.now();
+    if (this.state !== "JOB_STATE_WAITING") {
+      sink.send({ jobStarted: this.jobSpec() });
+      if ("alive" in member) this.joined(member);
+    }
     this.maybeStart();
   }
 
-  /** A session stream ended: fine once the trainer's part is done, fatal before. */
+  private endSession(sink: SessionSink): void {
+    sink.send({ jobFinished: { state: this.state, error: this.error } });
+    sink.end();
+  }
+
+  /** A session stream ended: fine once the worker's part is done; otherwise the worker is lost. */
   sessionClosed(workerId: string, sink: SessionSink): void {
+    if (this.compute?.workerId === workerId && this.compute.session === sink) {
+      this.compute.session = null;
+      if (!this.isFinished()) this.log.warn({ workerId }, "compute disconnected; trainers wait for it to come back");
+      return;
+    }
     const shard = this.shards.get(workerId);
     if (shard && shard.session === sink) {
       shard.session = null;
       if (this.isFinished() || this.state === "JOB_STATE_WAITING") return;
-      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `parameter-server shard ${workerId} (index ${shard.index}) disconnected at step ${this.step} of ${this.config.steps}`));
+      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `parameter-server shard ${workerId} (index ${shard.index}) disconnected at step ${this.progressStep} of ${this.config.steps}`));
       return;
     }
     const t = this.trainers.get(workerId);
     if (!t || t.session !== sink) return;
     t.session = null;
-    if (this.isFinished()) return;
-    const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.model !== null && this.step >= this.config.steps);
-    if (trainingDone && t.rank !== 0) return;
+    if (this.isFinished() || !t.alive) return;
     if (this.state === "JOB_STATE_WAITING") {
       this.log.warn({ workerId, rank: t.rank }, "trainer disconnected before the job started");
+      t.alive = false;
       return;
     }
-    this.fail(
-      OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `trainer ${workerId} (rank ${t.rank}) disconnected at step ${this.step} of ${this.config.steps}`),
-    );
+    this.trainerLost(t, "disconnected");
+  }
+
+  /** Records a trainer's heartbeat; false if it is not (or no longer) a member. */
+  heartbeat(workerId: string): boolean {
+    const t = this.trainers.get(workerId);
+    if (!t?.alive) return false;
+    t.lastBeat = Date.now();
+    return true;
+  }
+
+  private checkHeartbeats(): void {
+    const now = Date.now();
+    for (const t of this.trainers.values()) {
+      if (t.alive && now - t.lastBeat > this.config.heartbeatTimeoutMs) this.trainerLost(t, `sent no heartbeat for ${((now - t.lastBeat) / 1000).toFixed(1)}s`);
+    }
+  }
+
+  private trainerLost(t: TrainerEntry, why: string): void {
+    if (!t.alive || this.isFinished()) return;
+    const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.plan?.done ?? false);
+    if (this.config.onTrainerLoss === "fail" && !(trainingDone && this.evaluator !== t.workerId)) {
+      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `trainer ${t.workerId} (rank ${t.rank}) ${why} at step ${this.progressStep} of ${this.config.steps}`));
+      return;
+    }
+    t.alive = false;
+    this.deadTrainers++;
+    const session = t.session;
+    t.session = null;
+    session?.end();
+    const freed = this.plan ? this.plan.release(t.workerId, this.liveTrainers()) : [];
+    if (this.evaluator === t.workerId) this.evaluator = null;
+    this.waiters.delete(t.workerId);
+    this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: this.liveTrainers().length }, `trainer ${why}; declared dead`);
+    this.watchForOrphans();
+    this.wakeWorkers();
+  }
+
+  /** With no trainer left the job waits for one to join, but not forever. */
+  private watchForOrphans(): void {
+    if (this.liveTrainers().length > 0 || this.orphanTimer || this.isFinished()) return;
+    this.orphanTimer = setTimeout(() => {
+      this.orphanTimer = null;
+      if (this.liveTrainers().length === 0) {
+        this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${(this.config.registerTimeoutMs / 1000).toFixed(0)}s at step ${this.progressStep} of ${this.config.steps}`));
+      }
+    }, this.config.registerTimeoutMs);
+    this.orphanTimer.unref();
+  }
+
+  private joined(t: TrainerEntry): void {
+    if (this.orphanTimer) {
+      clearTimeout(this.orphanTimer);
+      this.orphanTimer = null;
+    }
+    this.plan?.adopt(this.liveTrainers());
+    this.wakeWorkers();
+    this.log.info({ workerId: t.workerId, rank: t.rank, live: this.liveTrainers().length }, "trainer joined the running job");
+  }
+
+  /** Live trainers with an open session, in rank order (the plan deals batches in this order). */
+  private liveTrainers(): string[] {
+    return [...this.trainers.values()].filter((t) => t.alive && t.session).sort((a, b) => a.rank - b.rank).map((t) => t.workerId);
   }
 
   setBackend(workerId: string, backend: string): void {
@@ -194,7 +343,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   private maybeStart(): void {
     if (this.state !== "JOB_STATE_WAITING" || !this.compute) return;
-    const ready = [...this.trainers.values()].filter((t) => t.session);
+    const ready = [...this.trainers.values()].filter((t) => t.alive && t.session);
     if (ready.length < this.config.trainers) return;
     if ([...this.shards.values()].filter((s) => s.session).length < this.config.psShards - 1) return;
     const source = this.compute.source;
@@ -240,16 +389,26 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         if (saved.embeddingDim !== spec.embeddingDim || saved.numSlots !== spec.numSlots || saved.numDense !== spec.numDense || saved.bottomMlp.join() !== spec.bottomMlp.join() || saved.topMlp.join() !== spec.topMlp.join()) {
           throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
         }
-        dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV);
+        dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV, this.resumed?.denseUpdates);
         restoreTables(reshard(ck, this.config.psShards)[0]!, store);
-        this.log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${this.config.psShards}` }, "parameters restored from checkpoint");
+        if (this.resumed && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
+        this.log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${this.config.psShards}`, resume: this.resumed !== null }, "parameters restored from checkpoint");
       } catch (err) {
         this.fail(OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message));
         return;
       }
     }
     this.model = { spec, dense, store };
-    this.aggregator = new SyncAggregator(this.config.trainers, dense, store);
+    const r = this.resumed;
+    this.plan = new WorkPlan(this.config.mode, this.batchesPerStep, this.config.steps, r ? { step: r.step, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : undefined);
+    this.aggregator = new GradientAggregator(dense, store, this.config.mode === "hybrid", r?.denseUpdates ?? 0);
+    this.applied = new Uint8Array(this.plan.totalBatches);
+    if (r) {
+      // Batches before the checkpoint were applied in the run that wrote it.
+      const before = new Set(r.outstanding);
+      for (let j = 0; j < r.finishedBatches + r.outstanding.length && j < this.applied.length; j++) if (!before.has(j)) this.applied[j] = 1;
+      this.samples = r.samples;
+    }
     if (defaults.expireSeconds > 0 || [...this.config.slotConfigs.values()].some((c) => c.expireSeconds > 0)) {
       this.sweeper = setInterval(() => {
         const n = store.sweep();
@@ -257,12 +416,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       }, this.config.expireSweepSeconds * 1000);
       this.sweeper.unref();
     }
+    this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), Math.max(100, Math.min(1000, this.config.heartbeatTimeoutMs / 4)));
+    this.heartbeatTimer.unref();
+    for (const t of this.trainers.values()) t.lastBeat = Date.now();
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
+    this.lastCheckpointAt = this.startedAt;
     clearTimeout(this.registerTimer);
+    this.plan.beginStep(this.liveTrainers());
     const jobSpec = this.jobSpec();
-    this.log.info({ jobSpec, denseParams: dense.totalElements() }, "job started");
+    this.log.info({ jobSpec, denseParams: dense.totalElements(), resumedFromStep: r?.step }, "job started");
     for (const t of [...this.shards.values(), ...this.trainers.values()]) t.session?.send({ jobStarted: jobSpec });
+    if (this.plan.done) this.finishTraining();
   }
 
   jobSpec(): JobSpec {
@@ -278,12 +443,20 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       },
       batchSize: this.config.batchSize,
       steps: this.config.steps,
-      worldSize: this.config.trainers,
+      worldSize: this.batchesPerStep,
       computeAddress: this.compute!.address,
       seed: this.config.seed,
       evalBatchSize: this.config.evalBatchSize,
       gradientCompression: this.config.gradientCompression,
       psShards: [this.address, ...[...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address)],
+      mode: this.config.mode,
+      batchesPerStep: this.batchesPerStep,
+      maxStaleness: this.config.maxStaleness,
+      heartbeatMs: this.config.heartbeatMs,
+      heartbeatTimeoutMs: this.config.heartbeatTimeoutMs,
+      checkpointEverySteps: this.config.checkpointEverySteps,
+      keepCheckpoints: this.config.keepCheckpoints,
+      resumedFromStep: this.resumed?.step ?? 0,
     };
   }
 
@@ -296,39 +469,172 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.model;
   }
 
-  rankExists(rank: number): boolean {
-    return rank < this.config.trainers && [...this.trainers.values()].some((t) => t.rank === rank);
+  /** Training pulls must be for the step under way, except in async mode where any version is fine. */
+  checkPullStep(step: number, rank: number): void {
+    if (this.config.mode !== "async" && step !== this.step) {
+      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${rank} pulled for step ${step}, the job is at step ${this.step}`);
+    }
   }
 
-  async push(g: WorkerGradients): Promise<StepResult> {
-    if (this.state !== "JOB_STATE_RUNNING" || !this.aggregator) {
+  private trainerOfRank(rank: number): TrainerEntry | undefined {
+    for (const t of this.trainers.values()) if (t.rank === rank) return t;
+    return undefined;
+  }
+
+  /** Work for a trainer: held until it has batches, the job moves on, or ends. */
+  getWork(workerId: string): Promise<Work> {
+    const t = this.trainers.get(workerId);
+    if (!t) return Promise.reject(OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown trainer ${workerId}; call RegisterWorker first`));
+    let now: Work | null;
+    try {
+      now = this.workNow(t);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      this.waiters.get(workerId)?.({ done: false, state: this.state, step: this.step, batchIndices: [] });
+      this.waiters.set(workerId, resolve);
+    });
+  }
+
+  private workNow(t: TrainerEntry): Work | null {
+    const ended = (): Work => ({ done: true, state: this.state, error: this.error, step: this.step, batchIndices: [] });
+    if (this.isFinished()) return ended();
+    if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${t.workerId} was declared dead; register again`);
+    if (this.state === "JOB_STATE_WAITING" || !this.plan) return null;
+    if (this.state === "JOB_STATE_EVALUATING" || this.plan.done) {
+      if (this.evaluator === null && t.session) {
+        this.evaluator = t.workerId;
+        this.log.info({ workerId: t.workerId, rank: t.rank }, "trainer evaluates the held-out split");
+        return { done: true, evaluate: true, state: this.state, step: this.step, batchIndices: [], computeAddress: this.compute?.address ?? "" };
+      }
+      return null;
+    }
+    const batches = this.plan.workFor(t.workerId);
+    if (!batches.length) return null;
+    return { step: this.step, batchIndices: batches, done: false, computeAddress: this.compute?.address ?? "" };
+  }
+
+  private wakeWorkers(): void {
+    for (const [id, resolve] of [...this.waiters]) {
+      const t = this.trainers.get(id);
+      let w: Work | null;
+      try {
+        w = t ? this.workNow(t) : null;
+      } catch {
+        w = { done: true, state: this.state, error: `trainer ${id} was declared dead`, step: this.step, batchIndices: [] };
+      }
+      if (w) {
+        this.waiters.delete(id);
+        resolve(w);
+      }
+    }
+  }
+
+  async push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }> {
+    if (this.state !== "JOB_STATE_RUNNING" || !this.aggregator || !this.plan) {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `gradients refused: the job is ${this.state}${this.error ? `: ${this.error}` : ""}`);
     }
-    if (!this.rankExists(g.rank)) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
-    const result = await this.aggregator.accept(g);
-    if (g.rank === 0) this.recordStep(result);
+    const t = this.trainerOfRank(g.rank);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
+    const j = g.batchIndex ?? -1;
+    const plan = this.plan;
+    const owner = plan.ownerOf(j);
+    if (owner !== t.workerId) {
+      if (plan.isFinished(j)) {
+        // Its gradients arrived before (from this trainer's earlier life or the one it was given to): never apply a batch twice.
+        this.duplicates++;
+        return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
+      }
+      if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${t.workerId} (rank ${g.rank}) was declared dead; its batch ${j} went to another trainer`);
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer ${t.workerId} (rank ${g.rank}) pushed batch ${j}, which ${owner ? `belongs to ${owner}` : "it was not given"}${this.config.mode === "async" ? "" : ` (step ${plan.step})`}`);
+    }
+    if (this.config.mode !== "async" && g.step !== this.step) {
+      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${g.rank} pushed gradients for step ${g.step}, the job is at step ${this.step}`);
+    }
+    this.aggregator.validate(g);
+    t.batchesDone++;
+    if (j >= 0 && j < this.applied.length) this.applied[j]!++;
+    if (this.config.mode === "async") {
+      const staleness = this.step - g.step;
+      let result: StepResult;
+      let stale = false;
+      if (staleness > this.config.maxStaleness) {
+        this.stale++;
+        stale = true;
+        result = { step: this.step, meanLoss: g.loss, workers: 0, samples: g.batchSize };
+      } else {
+        this.maxStalenessSeen = Math.max(this.maxStalenessSeen, staleness);
+        result = this.aggregator.applyNow(g);
+      }
+      const finishedAll = plan.finish(j);
+      this.recordProgress(result);
+      if (finishedAll) this.finishTraining();
+      else this.maybeCheckpoint(false);
+      return { ...result, stale };
+    }
+    this.aggregator.add(g);
+    if (!plan.finish(j)) return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0 };
+    const result = this.aggregator.applyStep();
+    this.recordProgress(result);
+    if (plan.done) this.finishTraining();
+    else {
+      this.maybeCheckpoint(false);
+      plan.beginStep(this.liveTrainers());
+      this.wakeWorkers();
+    }
     return result;
   }
 
-  private recordStep(r: StepResult): void {
+  private recordProgress(r: StepResult): void {
     this.samples += r.samples;
     if (Number.isNaN(this.firstLoss)) this.firstLoss = r.meanLoss;
     this.lastLoss = r.meanLoss;
     this.smoothedLoss = Number.isNaN(this.smoothedLoss) ? r.meanLoss : 0.95 * this.smoothedLoss + 0.05 * r.meanLoss;
-    if (r.step >= this.config.steps && this.state === "JOB_STATE_RUNNING") this.finishTraining();
+  }
+
+  private progress(): TrainingProgress {
+    const plan = this.plan!;
+    return {
+      mode: this.config.mode,
+      batchesPerStep: this.batchesPerStep,
+      step: plan.step,
+      finishedBatches: plan.finishedBatches,
+      outstanding: this.config.mode === "async" ? plan.outstanding() : [],
+      denseUpdates: this.model!.dense.steps,
+      batchSize: this.config.batchSize,
+      samples: this.samples,
+    };
+  }
+
+  /** Periodic checkpoints, at a step boundary: every N steps, or when N seconds have passed. */
+  private maybeCheckpoint(final: boolean): void {
+    const step = this.progressStep;
+    const { checkpointEverySteps: everySteps, checkpointEverySeconds: everySeconds } = this.config;
+    const due = final || (everySteps > 0 && step % everySteps === 0 && step > 0) || (everySeconds > 0 && Date.now() - this.lastCheckpointAt >= everySeconds * 1000);
+    if (!due || this.checkpoints.at(-1)?.endsWith(`step-${step}`)) return;
+    const m = this.model!;
+    this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, step, m.spec, m.dense, m.store, { index: 0, count: this.config.psShards }, this.progress());
+    this.lastCheckpointAt = Date.now();
+    this.checkpoints.push(this.checkpointPath);
+    if (this.config.keepCheckpoints > 0) {
+      const removed = pruneCheckpoints(this.config.checkpointDir, this.config.jobId, this.config.keepCheckpoints, 0);
+      for (const r of removed) this.checkpoints.splice(this.checkpoints.indexOf(r), 1);
+    }
+    this.log.info({ path: this.checkpointPath, step, rows: m.store.size() }, "checkpoint saved");
   }
 
   private finishTraining(): void {
     this.endedAt = Date.now();
-    const m = this.model!;
     try {
-      this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, this.step, m.spec, m.dense, m.store, { index: 0, count: this.config.psShards });
-      this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "checkpoint saved");
+      this.maybeCheckpoint(true);
     } catch (err) {
       this.fail(err as PangeaError);
       return;
     }
     this.state = "JOB_STATE_EVALUATING";
+    this.wakeWorkers();
   }
 
   reportEval(report: EvalReport__Output): void {
@@ -346,19 +652,20 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.error = `${err.code}: ${err.message}`;
     this.state = "JOB_STATE_FAILED";
     if (!this.endedAt) this.endedAt = Date.now();
-    clearTimeout(this.registerTimer);
-    if (this.sweeper) clearInterval(this.sweeper);
     this.log.error({ code: err.code }, err.message);
-    this.aggregator?.abort(err);
     this.finish();
   }
 
   private finish(): void {
-    for (const t of [...this.trainers.values(), ...this.shards.values()]) {
-      t.session?.send({ jobFinished: { state: this.state, error: this.error } });
-      t.session?.end();
+    clearTimeout(this.registerTimer);
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.orphanTimer) clearTimeout(this.orphanTimer);
+    for (const t of [...this.trainers.values(), ...this.shards.values(), ...(this.compute ? [this.compute] : [])]) {
+      if (t.session) this.endSession(t.session);
       t.session = null;
     }
+    this.wakeWorkers();
     this.emit("finished", this.status());
   }
 
@@ -369,27 +676,39 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   status(): JobStatus {
     const end = this.endedAt || Date.now();
     const elapsed = this.startedAt ? (end - this.startedAt) / 1000 : (Date.now() - this.createdAt) / 1000;
+    const now = Date.now();
     const workers: WorkerStatus[] = [...this.trainers.values()].map((t) => ({
       workerId: t.workerId,
       kind: "WORKER_KIND_TRAINER",
       rank: t.rank,
       connected: t.session !== null,
-      stepsDone: this.step,
+      stepsDone: this.progressStep,
+      batchesDone: t.batchesDone,
+      heartbeatAgeSeconds: (now - t.lastBeat) / 1000,
+      alive: t.alive,
     }));
-    if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: true });
+    if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: this.compute.session !== null || this.state === "JOB_STATE_WAITING" });
     for (const s of this.shards.values()) workers.push({ workerId: s.workerId, kind: "WORKER_KIND_PS_SHARD", rank: s.index, address: s.address, connected: s.session !== null });
     const backends = [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
+    const finished = this.plan?.finishedBatches ?? 0;
+    let applied = 0;
+    let missing = 0;
+    const outstanding = new Set(this.plan?.outstanding() ?? []);
+    for (let j = 0; j < this.applied.length; j++) {
+      if (this.applied[j]! > 0) applied++;
+      else if (j < finished + outstanding.size && !outstanding.has(j) && (this.config.mode === "async" || j < this.progressStep * this.batchesPerStep)) missing++;
+    }
     return {
       jobId: this.config.jobId,
       state: this.state,
-      step: this.step,
+      step: this.progressStep,
       steps: this.config.steps,
       lastLoss: this.lastLoss,
       smoothedLoss: this.smoothedLoss,
       firstLoss: this.firstLoss,
       samples: this.samples,
       elapsedSeconds: elapsed,
-      samplesPerSecond: this.startedAt && elapsed > 0 ? this.samples / elapsed : 0,
+      samplesPerSecond: this.startedAt && elapsed > 0 ? (this.samples - (this.resumed?.samples ?? 0)) / elapsed : 0,
       workers,
       eval: this.evalReport,
       source: this.compute?.source ?? null,
@@ -398,6 +717,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       embeddingRows: this.model?.store.size() ?? 0,
       embeddings: this.model ? storeStatus(this.model.store.stats()) : null,
       backend: backends.join(","),
+      mode: this.config.mode,
+      batchesApplied: applied,
+      duplicateBatches: this.duplicates,
+      reassignedBatches: this.plan?.reassigned ?? 0,
+      staleGradients: this.stale,
+      maxStalenessSeen: this.maxStalenessSeen,
+      resumedFromStep: this.resumed?.step ?? 0,
+      checkpoints: [...this.checkpoints],
+      liveTrainers: this.liveTrainers().length,
+      deadTrainers: this.deadTrainers,
+      missingBatches: missing,
     };
   }
 }

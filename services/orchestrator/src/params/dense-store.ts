@@ -15,7 +15,8 @@ export class DenseStore {
   }
 
   /** Takes values and Adam moments from a checkpoint of the same model. */
-  restore(values: readonly Float32Array[], m: readonly Float32Array[], v: readonly Float32Array[]): void {
+  restore(values: readonly Float32Array[], m: readonly Float32Array[], v: readonly Float32Array[], updates?: number): void {
+    if (updates !== undefined) this.steps = updates;
     this.values.forEach((dst, i) => {
       if (values[i]?.length !== dst.length) throw new Error(`dense parameter ${this.params[i]!.name}: checkpoint holds ${values[i]?.length} values, the model ${dst.length}`);
       dst.set(values[i]!);

@@ -68,6 +68,21 @@ export class OrchestratorService {
         }
       },
       GetJobStatus: (_call, cb) => cb(null, job.status()),
+      GetWork: (call, cb) => {
+        let answered = false;
+        call.on("cancelled", () => (answered = true));
+        job.getWork(call.request.workerId).then(
+          (work) => {
+            if (!answered) cb(null, work);
+            answered = true;
+          },
+          (err) => {
+            if (!answered) cb(toServiceError(err));
+            answered = true;
+          },
+        );
+      },
+      Heartbeat: (call, cb) => cb(null, { member: job.heartbeat(call.request.workerId), state: job.state }),
     };
     server.addService(loadProtos().pangea.v1.Orchestrator.service, handlers);
   }

@@ -1,7 +1,7 @@
 import type { DlrmSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
-import type { StepResult, WorkerGradients } from "../aggregation/sync-aggregator.js";
+import type { StepResult, WorkerGradients } from "../aggregation/gradient-aggregator.js";
 
 /** What a parameter server serves from: the job's coordinator (shard 0, with the dense parameters) or another shard. */
 export interface HostedModel {
@@ -14,5 +14,7 @@ export interface HostedModel {
 export interface ParameterHost {
   readonly step: number;
   requireModel(readOnly: boolean): HostedModel;
-  push(g: WorkerGradients): Promise<StepResult>;
+  /** Throws unless a training pull for `step` may be served now. */
+  checkPullStep(step: number, rank: number): void;
+  push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
 }

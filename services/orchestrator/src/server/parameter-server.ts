@@ -92,9 +92,7 @@ export class ParameterServer {
     const readOnly = req.readOnly;
     const model = this.job.requireModel(readOnly);
     const step = Number(req.step);
-    if (!readOnly && step !== this.job.step) {
-      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${req.workerRank} pulled for step ${step}, the job is at step ${this.job.step}`);
-    }
+    if (!readOnly) this.job.checkPullStep(step, req.workerRank);
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
     const { store, dense, spec } = model;
     const dim = spec.embeddingDim;
@@ -130,11 +128,14 @@ export class ParameterServer {
       dense,
       sparseIds: readIdWords(u.sparseIds, `${what}: sparse ids`).words,
       sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`, 2).data,
+      batchIndex: Number(u.batchIndex),
     });
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);
       ack.meanLoss = result.meanLoss;
       ack.workers = result.workers;
+      ack.stale = result.stale ?? false;
+      ack.duplicate = result.duplicate ?? false;
     });
   }
 }

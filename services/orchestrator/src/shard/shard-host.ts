@@ -1,11 +1,12 @@
 import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
-import { SyncAggregator, type StepResult, type WorkerGradients } from "../aggregation/sync-aggregator.js";
-import { reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
+import { loadShardedCheckpoint, pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import type { PangeaError } from "@pangea/kit";
+import { join } from "node:path";
 
 export interface ShardSettings {
   index: number;
@@ -19,21 +20,35 @@ export interface ShardSettings {
 
 /**
  * A parameter-server shard other than 0: the embedding rows of the ids with
- * id % shards == index, no dense parameters. It learns the job (world size,
- * steps, slots) from the orchestrator's session and steps in lock-step with
- * it, since every trainer pushes to every shard at every step.
+ * id % shards == index, no dense parameters. It learns the job (mode,
+ * batches per step, checkpoint interval) from the orchestrator's session.
+ * Trainers push each batch to the other shards before shard 0, so when shard
+ * 0 has all of a step's batches every shard has them too; a batch arriving
+ * twice (its first trainer died after pushing here) is ignored.
  */
 export class ShardHost implements ParameterHost {
   private model: HostedModel | null = null;
-  private aggregator: SyncAggregator | null = null;
+  private aggregator: GradientAggregator | null = null;
   private job: JobSpec__Output | null = null;
   private failure: PangeaError | null = null;
+  /** Global batches whose gradients this shard has taken. */
+  private seen = new Uint8Array(0);
+  private stepBatches = 0;
+  private applied = 0;
   checkpointPath = "";
 
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
 
   get step(): number {
-    return this.aggregator?.currentStep ?? 0;
+    return this.aggregator?.version ?? 0;
+  }
+
+  /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
+  reset(): void {
+    this.model = null;
+    this.aggregator = null;
+    this.job = null;
+    this.failure = null;
   }
 
   start(job: JobSpec__Output): void {
@@ -43,40 +58,79 @@ export class ShardHost implements ParameterHost {
     const spec = { numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, bottomMlp: m.bottomMlp, topMlp: m.topMlp };
     const store = new EmbeddingStore(this.s.defaults, this.s.perSlot, this.s.seed, this.s.maxEmbeddingBytes || undefined);
     store.declareSlots(m.slotIds);
-    if (this.s.restoreFrom) {
-      restoreTables(reshard(this.s.restoreFrom, job.psShards.length)[this.s.index]!, store);
-      this.log.info({ rows: store.size() }, "shard rows restored from checkpoint");
+    const resumed = Number(job.resumedFromStep);
+    // A resumed job reloads this shard's part of the checkpoint the orchestrator resumed from.
+    const ck = resumed > 0 ? loadShardedCheckpoint(join(this.s.checkpointDir, job.jobId, `step-${resumed}`)) : this.s.restoreFrom;
+    if (ck) {
+      restoreTables(reshard(ck, job.psShards.length)[this.s.index]!, store);
+      this.log.info({ rows: store.size(), resumedFromStep: resumed }, "shard rows restored from checkpoint");
     }
+    const W = job.batchesPerStep || job.worldSize;
+    const training = ck?.[0]?.manifest.training;
     this.model = { spec, store, dense: null };
-    this.aggregator = new SyncAggregator(job.worldSize, null, store);
-    this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length }, "shard serving the job");
+    this.aggregator = new GradientAggregator(null, store, job.mode === "hybrid", resumed > 0 ? (job.mode === "async" ? (training?.denseUpdates ?? 0) : resumed) : 0);
+    this.seen = new Uint8Array(Number(job.steps) * W);
+    if (resumed > 0 && training) {
+      const out = new Set(training.outstanding);
+      for (let j = 0; j < training.finishedBatches + out.size; j++) if (!out.has(j)) this.seen[j] = 1;
+      this.applied = training.finishedBatches;
+    }
+    this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
 
   fail(err: PangeaError): void {
     this.failure = err;
-    this.aggregator?.abort(err);
   }
 
   requireModel(readOnly: boolean): HostedModel {
     if (this.failure) throw this.failure;
     if (!this.model) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `parameter-server shard ${this.s.index} has no job yet`);
-    if (!readOnly && this.job && this.step >= Number(this.job.steps)) {
+    if (!readOnly && this.job && this.applied >= this.seen.length) {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `training on shard ${this.s.index} is over (step ${this.step})`);
     }
     return this.model;
   }
 
-  async push(g: WorkerGradients): Promise<StepResult> {
-    this.requireModel(false);
-    const result = await this.aggregator!.accept(g);
-    if (result.step >= Number(this.job!.steps) && !this.checkpointPath) {
-      const m = this.model!;
-      this.checkpointPath = saveCheckpoint(this.s.checkpointDir, this.job!.jobId, result.step, m.spec, null, m.store, {
-        index: this.s.index,
-        count: this.job!.psShards.length,
-      });
-      this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "shard checkpoint saved");
+  checkPullStep(step: number, rank: number): void {
+    if (this.job?.mode !== "async" && step !== this.step) {
+      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${rank} pulled for step ${step} from shard ${this.s.index}, which is at step ${this.step}`);
     }
+  }
+
+  async push(g: WorkerGradients): Promise<StepResult & { duplicate?: boolean }> {
+    this.requireModel(false);
+    const job = this.job!;
+    const agg = this.aggregator!;
+    const j = g.batchIndex ?? -1;
+    if (!(j >= 0 && j < this.seen.length)) {
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} to shard ${this.s.index}; the job has batches 0..${this.seen.length - 1}`);
+    }
+    if (this.seen[j]) return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
+    agg.validate(g);
+    this.seen[j] = 1;
+    this.applied++;
+    const W = job.batchesPerStep || job.worldSize;
+    if (job.mode === "async") {
+      const r = agg.applyNow(g);
+      if (this.applied % W === 0) this.maybeCheckpoint(this.applied / W);
+      return r;
+    }
+    agg.add(g);
+    if (++this.stepBatches < W) return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0 };
+    this.stepBatches = 0;
+    const result = agg.applyStep();
+    this.maybeCheckpoint(result.step);
     return result;
+  }
+
+  /** Saves this shard's rows at the steps the orchestrator checkpoints at (every N steps, and the last). */
+  private maybeCheckpoint(step: number): void {
+    const job = this.job!;
+    const every = job.checkpointEverySteps;
+    if (!(step >= Number(job.steps) || (every > 0 && step % every === 0))) return;
+    const m = this.model!;
+    this.checkpointPath = saveCheckpoint(this.s.checkpointDir, job.jobId, step, m.spec, null, m.store, { index: this.s.index, count: job.psShards.length });
+    if (job.keepCheckpoints > 0) pruneCheckpoints(this.s.checkpointDir, job.jobId, job.keepCheckpoints, this.s.index);
+    this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "shard checkpoint saved");
   }
 }

@@ -12,6 +12,15 @@ export interface Pulled {
   rows: Float32Array;
 }
 
+export interface PushAck {
+  step: number;
+  meanLoss: number;
+  /** async: dropped by the orchestrator as too stale. */
+  stale: boolean;
+  /** the batch's gradients had arrived before (from a trainer declared dead); ignored. */
+  duplicate: boolean;
+}
+
 /** The trainer's side of ParameterServer/Pull and /Push. */
 export class ParameterClient {
   private readonly client: ParameterServerClient;
@@ -24,13 +33,21 @@ export class ParameterClient {
     private readonly dim: number,
     /** fp16 transport of gradients and pulled rows. */
     private readonly half = false,
+    /** Shard 0 is the orchestrator itself: losing it means the job's coordinator is gone. */
+    private readonly isCoordinator = true,
   ) {
     this.client = parameterServerClient(address);
   }
 
   private fail(err: unknown, what: string): never {
-    const kind = isStatus(err, status.ABORTED) || isStatus(err, status.FAILED_PRECONDITION) ? "TRAINER_ERR_JOB_FAILED" : "TRAINER_ERR_LOST_PEER";
-    throw TrainerErrors.create(kind, `${what} ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+    const kind = isStatus(err, status.ABORTED)
+      ? "TRAINER_ERR_JOB_FAILED"
+      : isStatus(err, status.FAILED_PRECONDITION)
+        ? "TRAINER_ERR_EVICTED"
+        : this.isCoordinator
+          ? "TRAINER_ERR_LOST_ORCHESTRATOR"
+          : "TRAINER_ERR_LOST_PEER";
+    throw TrainerErrors.create(kind, `${what} ${describeCallError(err, `${this.isCoordinator ? "orchestrator" : "parameter-server shard"} at ${this.address}`)}`);
   }
 
   async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean): Promise<Pulled> {
@@ -65,10 +82,11 @@ export class ParameterClient {
     return { step: Number(set.step), dense, rows: rows.data };
   }
 
-  async push(step: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array): Promise<{ step: number; meanLoss: number }> {
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array): Promise<PushAck> {
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.step = BigInt(step);
+      u.batchIndex = BigInt(batchIndex);
       u.batchSize = batchSize;
       u.loss = loss;
       const dense = u._initDense(denseGrads.length);
@@ -83,7 +101,7 @@ export class ParameterClient {
       this.fail(err, `push for step ${step}:`);
     }
     const { payload: ack } = decodeMessage(res, MessageType.STEP_ACK, `orchestrator at ${this.address}`);
-    return { step: Number(ack.step), meanLoss: ack.meanLoss };
+    return { step: Number(ack.step), meanLoss: ack.meanLoss, stale: ack.stale, duplicate: ack.duplicate };
   }
 
   close(): void {

@@ -1,7 +1,8 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
-import { describeCallError, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
-import type { EvalReport, JobSpec__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output } from "@pangea/schema";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import { describeCallError, isStatus, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
+import type { EvalReport, HeartbeatResponse__Output, JobSpec__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
 
 /**
@@ -15,6 +16,8 @@ export class ClusterSession {
   private startWaiters: { resolve(s: JobSpec__Output): void; reject(e: unknown): void } | null = null;
   private spec: JobSpec__Output | null = null;
   private ended: Error | null = null;
+  private endWaiters: ((err: Error) => void)[] = [];
+  private heartbeat: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly client: OrchestratorClient,
@@ -45,16 +48,18 @@ export class ClusterSession {
     this.stream = stream;
     stream.on("data", (event: WorkerEvent__Output) => this.onEvent(event));
     stream.on("error", (err) => {
-      if (!this.closing) this.end(TrainerErrors.create("TRAINER_ERR_LOST_PEER", `session ${describeCallError(err, `orchestrator at ${this.address}`)}`));
+      if (isStatus(err, grpcStatus.FAILED_PRECONDITION)) this.end(TrainerErrors.create("TRAINER_ERR_EVICTED", `session ${describeCallError(err, `orchestrator at ${this.address}`)}`));
+      else if (!this.closing) this.end(TrainerErrors.create("TRAINER_ERR_LOST_ORCHESTRATOR", `session ${describeCallError(err, `orchestrator at ${this.address}`)}`));
     });
     stream.on("end", () => {
-      if (!this.closing && !this.ended) this.end(TrainerErrors.create("TRAINER_ERR_LOST_PEER", `orchestrator at ${this.address} closed the session`));
+      if (!this.closing && !this.ended) this.end(TrainerErrors.create("TRAINER_ERR_LOST_ORCHESTRATOR", `orchestrator at ${this.address} closed the session`));
     });
   }
 
   private onEvent(event: WorkerEvent__Output): void {
     if (event.jobStarted) {
       this.spec = event.jobStarted;
+      this.startHeartbeats(event.jobStarted.heartbeatMs || 1000);
       this.startWaiters?.resolve(event.jobStarted);
       this.startWaiters = null;
     } else if (event.jobFinished) {
@@ -73,6 +78,8 @@ export class ClusterSession {
     this.ended = err;
     this.startWaiters?.reject(err);
     this.startWaiters = null;
+    for (const w of this.endWaiters.splice(0)) w(err);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.log.warn({ reason: err.message }, "session ended");
   }
 
@@ -85,6 +92,58 @@ export class ClusterSession {
     if (this.spec) return Promise.resolve(this.spec);
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => (this.startWaiters = { resolve, reject }));
+  }
+
+  /**
+   * Heartbeats tell the orchestrator this trainer is alive even while a step
+   * computes; an answer that we are no longer a member ends the session, so
+   * the trainer registers again instead of pushing into the void.
+   */
+  private startHeartbeats(everyMs: number): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      unary<{ workerId: string }, HeartbeatResponse__Output>("orchestrator", this.client.Heartbeat.bind(this.client), { workerId: this.workerId }, Math.max(everyMs * 3, 2000)).then(
+        (r) => {
+          if (!r.member && !this.closing && r.state !== "JOB_STATE_COMPLETED" && r.state !== "JOB_STATE_FAILED") {
+            this.end(TrainerErrors.create("TRAINER_ERR_EVICTED", `the orchestrator at ${this.address} declared trainer ${this.workerId} dead (missed heartbeats)`));
+          }
+        },
+        () => {
+          // a lost orchestrator shows on the session stream; one late heartbeat is not a verdict
+        },
+      );
+    }, everyMs);
+    this.heartbeat.unref();
+  }
+
+  /** Races `p` against the session ending, so nothing waits on a job this trainer is no longer part of. */
+  guard<T>(p: Promise<T>): Promise<T> {
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise<T>((resolve, reject) => {
+      const onEnd = (err: Error) => reject(err);
+      this.endWaiters.push(onEnd);
+      p.then(
+        (v) => {
+          this.endWaiters = this.endWaiters.filter((w) => w !== onEnd);
+          resolve(v);
+        },
+        (e) => {
+          this.endWaiters = this.endWaiters.filter((w) => w !== onEnd);
+          reject(this.ended ?? e);
+        },
+      );
+    });
+  }
+
+  /** What to do next (held by the orchestrator until there is something). */
+  async getWork(): Promise<Work__Output> {
+    try {
+      return await this.guard(unary<{ workerId: string }, Work__Output>("orchestrator", this.client.GetWork.bind(this.client), { workerId: this.workerId }));
+    } catch (err) {
+      if (this.ended) throw this.ended;
+      if (isStatus(err, grpcStatus.FAILED_PRECONDITION)) throw TrainerErrors.create("TRAINER_ERR_EVICTED", `asking for work: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+      throw TrainerErrors.create("TRAINER_ERR_LOST_ORCHESTRATOR", `asking for work: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+    }
   }
 
   async reportBackend(backend: string): Promise<void> {
@@ -101,6 +160,7 @@ export class ClusterSession {
 
   close(): void {
     this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.stream?.cancel();
     this.client.close();
   }

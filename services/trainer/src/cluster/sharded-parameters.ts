@@ -1,6 +1,6 @@
 import type { DenseParam } from "@pangea/model";
 import { shardOfId } from "@pangea/kit";
-import { ParameterClient, type Pulled } from "./parameters.js";
+import { ParameterClient, type PushAck, type Pulled } from "./parameters.js";
 
 /**
  * Pull and push against every parameter-server shard in parallel: the ids
@@ -13,7 +13,7 @@ export class ShardedParameterClient {
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
 
   constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly dim: number, half = false) {
-    this.shards = addresses.map((a) => new ParameterClient(a, sender, rank, params, dim, half));
+    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, dim, half, k === 0));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
@@ -48,18 +48,31 @@ export class ShardedParameterClient {
     return { step: parts[0]!.step, dense: parts[0]!.dense, rows };
   }
 
-  async push(step: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array) {
-    if (this.shards.length === 1) return this.shards[0]!.push(step, batchSize, loss, denseGrads, ids, count, rowGrads);
+  /**
+   * Pushes one batch's gradients. The other shards get theirs first and
+   * shard 0 (the orchestrator) last, except in async mode: shard 0 counts a
+   * batch done when its part arrives, so by then every shard has its part
+   * (a shard that gets a batch twice, after its first trainer died, ignores
+   * the repeat). In async mode shard 0 goes first and may drop the gradients
+   * as stale, in which case the other shards are not sent theirs.
+   */
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false): Promise<PushAck> {
+    if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads);
     this.split(ids, count);
-    const acks = await Promise.all(
-      this.shards.map((c, k) => {
-        const s = this.scratch[k]!;
-        const grads = new Float32Array(s.count * this.dim);
-        for (let j = 0; j < s.count; j++) grads.set(rowGrads.subarray(s.positions[j]! * this.dim, (s.positions[j]! + 1) * this.dim), j * this.dim);
-        return c.push(step, batchSize, loss, k === 0 ? denseGrads : [], s.words, s.count, grads);
-      }),
-    );
-    return acks[0]!;
+    const send = (k: number) => {
+      const s = this.scratch[k]!;
+      const grads = new Float32Array(s.count * this.dim);
+      for (let j = 0; j < s.count; j++) grads.set(rowGrads.subarray(s.positions[j]! * this.dim, (s.positions[j]! + 1) * this.dim), j * this.dim);
+      return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads);
+    };
+    const others = () => Promise.all(this.shards.slice(1).map((_, i) => send(i + 1)));
+    if (async) {
+      const first = await send(0);
+      if (!first.stale) await others();
+      return first;
+    }
+    await others();
+    return send(0);
   }
 
   close(): void {

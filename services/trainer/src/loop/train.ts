@@ -1,49 +1,98 @@
 import type { Logger } from "@pangea/kit";
+import type { Work__Output } from "@pangea/schema";
 import type { Dlrm } from "../model/dlrm.js";
-import type { BatchReader } from "../cluster/batches.js";
 import { decodeBatch, toModelBatch } from "../cluster/batches.js";
+import type { BatchFeed } from "../cluster/batch-feed.js";
+import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 import { TrainerErrors } from "../errors.js";
 
 export interface TrainStats {
-  steps: number;
+  batches: number;
   samples: number;
   seconds: number;
   lastLoss: number;
+  stale: number;
+  duplicates: number;
+  /** How training ended for this trainer: it evaluates next, or it is done. */
+  evaluate: boolean;
+}
+
+export interface TrainContext {
+  model: Dlrm;
+  session: ClusterSession;
+  feed: BatchFeed;
+  params: ParameterClient;
+  mode: string;
+  steps: number;
+  log: Logger;
+  logEvery: number;
+  /** How long compute may stay unreachable before the trainer gives up. */
+  computeGraceMs: number;
 }
 
 /**
- * The synchronous step: read a batch, pull the parameters its ids need,
- * compute gradients, push them and wait for the step's update to be applied.
+ * Trains whatever the orchestrator hands out: for each batch index, fetch the
+ * batch from compute, pull the parameters its ids need, compute gradients and
+ * push them. Asking for work is the step barrier in sync and hybrid modes
+ * (the orchestrator answers once the step is applied).
  */
-export async function trainLoop(
-  model: Dlrm,
-  batches: BatchReader,
-  params: ParameterClient,
-  steps: number,
-  log: Logger,
-  logEvery: number,
-): Promise<TrainStats> {
+export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
+  const { model, session, feed, params, log } = c;
   const dedup = new IdDeduper();
   const started = performance.now();
-  let samples = 0;
-  let lastLoss = Number.NaN;
-  for (let step = 0; step < steps; step++) {
-    const bytes = await batches.next();
-    if (!bytes) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute ended the batch stream after ${step} of ${steps} batches`);
-    const batch = decodeBatch(bytes, model.spec, "compute");
-    const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
-    const pulled = await params.pull(step, unique, uniqueCount, true, false);
-    const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
-    if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} at step ${step} (batch ${batch.batchIndex})`);
-    const ack = await params.push(step, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads);
-    samples += batch.size;
-    lastLoss = ack.meanLoss;
-    if ((step + 1) % logEvery === 0 || step + 1 === steps) {
+  const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false };
+  let computeLostAt = 0;
+  let lastLogged = 0;
+  for (;;) {
+    const work: Work__Output = await session.getWork();
+    if (work.done) {
+      if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
+      stats.evaluate = work.evaluate;
+      break;
+    }
+    const indices = work.batchIndices.map(Number);
+    if (!indices.length) continue;
+    try {
+      await session.guard(feed.connect(work.computeAddress));
+      feed.want(indices);
+      for (const j of indices) {
+        const bytes = await session.guard(feed.next(j));
+        computeLostAt = 0;
+        const batch = decodeBatch(bytes, model.spec, "compute");
+        if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
+        const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
+        const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false));
+        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
+        if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
+        // The version pulled is what async staleness is measured from; in sync mode it is the step.
+        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async"));
+        feed.ack();
+        stats.batches++;
+        stats.samples += batch.size;
+        stats.lastLoss = out.loss;
+        if (ack.stale) stats.stale++;
+        if (ack.duplicate) stats.duplicates++;
+      }
+    } catch (err) {
+      if (!TrainerErrors.is(err, "TRAINER_ERR_LOST_PEER") || session.failure) throw err;
+      // Compute is gone (or restarting): the same batches are still ours; ask again after a pause.
+      const now = Date.now();
+      if (!computeLostAt) computeLostAt = now;
+      if (now - computeLostAt > c.computeGraceMs) throw err;
+      log.warn({ err: (err as Error).message }, "lost compute; retrying the same batches");
+      feed.reset();
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    const step = Number(work.step);
+    if (step - lastLogged >= c.logEvery) {
+      lastLogged = step;
       const seconds = (performance.now() - started) / 1000;
-      log.info({ step: ack.step, steps, loss: ack.meanLoss, samplesPerSec: Math.round(samples / seconds) }, "step");
+      log.info({ step, steps: c.steps, batches: stats.batches, loss: stats.lastLoss, samplesPerSec: Math.round(stats.samples / seconds) }, "training");
     }
   }
-  return { steps, samples, seconds: (performance.now() - started) / 1000, lastLoss };
+  stats.seconds = (performance.now() - started) / 1000;
+  return stats;
 }

@@ -5,6 +5,9 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from './pangea/v1/EmbeddingStatus.js';
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from './pangea/v1/EvalReport.js';
 import type { GetJobStatusRequest as _pangea_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _pangea_v1_GetJobStatusRequest__Output } from './pangea/v1/GetJobStatusRequest.js';
+import type { GetWorkRequest as _pangea_v1_GetWorkRequest, GetWorkRequest__Output as _pangea_v1_GetWorkRequest__Output } from './pangea/v1/GetWorkRequest.js';
+import type { HeartbeatRequest as _pangea_v1_HeartbeatRequest, HeartbeatRequest__Output as _pangea_v1_HeartbeatRequest__Output } from './pangea/v1/HeartbeatRequest.js';
+import type { HeartbeatResponse as _pangea_v1_HeartbeatResponse, HeartbeatResponse__Output as _pangea_v1_HeartbeatResponse__Output } from './pangea/v1/HeartbeatResponse.js';
 import type { JobOutcome as _pangea_v1_JobOutcome, JobOutcome__Output as _pangea_v1_JobOutcome__Output } from './pangea/v1/JobOutcome.js';
 import type { JobSpec as _pangea_v1_JobSpec, JobSpec__Output as _pangea_v1_JobSpec__Output } from './pangea/v1/JobSpec.js';
 import type { JobStatus as _pangea_v1_JobStatus, JobStatus__Output as _pangea_v1_JobStatus__Output } from './pangea/v1/JobStatus.js';
@@ -17,6 +20,7 @@ import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportB
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
 import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
+import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from './pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from './pangea/v1/WorkerEvent.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from './pangea/v1/WorkerSessionRequest.js';
 import type { WorkerStatus as _pangea_v1_WorkerStatus, WorkerStatus__Output as _pangea_v1_WorkerStatus__Output } from './pangea/v1/WorkerStatus.js';
@@ -31,6 +35,9 @@ export interface ProtoGrpcType {
       EmbeddingStatus: MessageTypeDefinition<_pangea_v1_EmbeddingStatus, _pangea_v1_EmbeddingStatus__Output>
       EvalReport: MessageTypeDefinition<_pangea_v1_EvalReport, _pangea_v1_EvalReport__Output>
       GetJobStatusRequest: MessageTypeDefinition<_pangea_v1_GetJobStatusRequest, _pangea_v1_GetJobStatusRequest__Output>
+      GetWorkRequest: MessageTypeDefinition<_pangea_v1_GetWorkRequest, _pangea_v1_GetWorkRequest__Output>
+      HeartbeatRequest: MessageTypeDefinition<_pangea_v1_HeartbeatRequest, _pangea_v1_HeartbeatRequest__Output>
+      HeartbeatResponse: MessageTypeDefinition<_pangea_v1_HeartbeatResponse, _pangea_v1_HeartbeatResponse__Output>
       JobOutcome: MessageTypeDefinition<_pangea_v1_JobOutcome, _pangea_v1_JobOutcome__Output>
       JobSpec: MessageTypeDefinition<_pangea_v1_JobSpec, _pangea_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
@@ -44,6 +51,7 @@ export interface ProtoGrpcType {
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
       SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>
+      Work: MessageTypeDefinition<_pangea_v1_Work, _pangea_v1_Work__Output>
       WorkerEvent: MessageTypeDefinition<_pangea_v1_WorkerEvent, _pangea_v1_WorkerEvent__Output>
       WorkerKind: EnumTypeDefinition
       WorkerSessionRequest: MessageTypeDefinition<_pangea_v1_WorkerSessionRequest, _pangea_v1_WorkerSessionRequest__Output>

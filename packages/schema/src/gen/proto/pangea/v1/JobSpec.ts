@@ -15,6 +15,14 @@ export interface JobSpec {
   'evalBatchSize'?: (number);
   'psShards'?: (string)[];
   'gradientCompression'?: (string);
+  'mode'?: (string);
+  'batchesPerStep'?: (number);
+  'maxStaleness'?: (number);
+  'heartbeatMs'?: (number);
+  'heartbeatTimeoutMs'?: (number);
+  'checkpointEverySteps'?: (number);
+  'keepCheckpoints'?: (number);
+  'resumedFromStep'?: (number | string | Long);
 }
 
 export interface JobSpec__Output {
@@ -28,4 +36,12 @@ export interface JobSpec__Output {
   'evalBatchSize': (number);
   'psShards': (string)[];
   'gradientCompression': (string);
+  'mode': (string);
+  'batchesPerStep': (number);
+  'maxStaleness': (number);
+  'heartbeatMs': (number);
+  'heartbeatTimeoutMs': (number);
+  'checkpointEverySteps': (number);
+  'keepCheckpoints': (number);
+  'resumedFromStep': (number);
 }

@@ -27,6 +27,17 @@ export interface JobStatus {
   'embeddingRows'?: (number | string | Long);
   'backend'?: (string);
   'embeddings'?: (_pangea_v1_EmbeddingStatus | null);
+  'mode'?: (string);
+  'batchesApplied'?: (number | string | Long);
+  'duplicateBatches'?: (number | string | Long);
+  'reassignedBatches'?: (number | string | Long);
+  'staleGradients'?: (number | string | Long);
+  'maxStalenessSeen'?: (number | string | Long);
+  'resumedFromStep'?: (number | string | Long);
+  'checkpoints'?: (string)[];
+  'liveTrainers'?: (number);
+  'deadTrainers'?: (number | string | Long);
+  'missingBatches'?: (number | string | Long);
 }
 
 export interface JobStatus__Output {
@@ -48,4 +59,15 @@ export interface JobStatus__Output {
   'embeddingRows': (number);
   'backend': (string);
   'embeddings': (_pangea_v1_EmbeddingStatus__Output | null);
+  'mode': (string);
+  'batchesApplied': (number);
+  'duplicateBatches': (number);
+  'reassignedBatches': (number);
+  'staleGradients': (number);
+  'maxStalenessSeen': (number);
+  'resumedFromStep': (number);
+  'checkpoints': (string)[];
+  'liveTrainers': (number);
+  'deadTrainers': (number);
+  'missingBatches': (number);
 }

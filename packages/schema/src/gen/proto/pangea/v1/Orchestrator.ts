@@ -5,12 +5,16 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from '../../pangea/v1/EvalReport.js';
 import type { GetJobStatusRequest as _pangea_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _pangea_v1_GetJobStatusRequest__Output } from '../../pangea/v1/GetJobStatusRequest.js';
+import type { GetWorkRequest as _pangea_v1_GetWorkRequest, GetWorkRequest__Output as _pangea_v1_GetWorkRequest__Output } from '../../pangea/v1/GetWorkRequest.js';
+import type { HeartbeatRequest as _pangea_v1_HeartbeatRequest, HeartbeatRequest__Output as _pangea_v1_HeartbeatRequest__Output } from '../../pangea/v1/HeartbeatRequest.js';
+import type { HeartbeatResponse as _pangea_v1_HeartbeatResponse, HeartbeatResponse__Output as _pangea_v1_HeartbeatResponse__Output } from '../../pangea/v1/HeartbeatResponse.js';
 import type { JobStatus as _pangea_v1_JobStatus, JobStatus__Output as _pangea_v1_JobStatus__Output } from '../../pangea/v1/JobStatus.js';
 import type { RegisterWorkerRequest as _pangea_v1_RegisterWorkerRequest, RegisterWorkerRequest__Output as _pangea_v1_RegisterWorkerRequest__Output } from '../../pangea/v1/RegisterWorkerRequest.js';
 import type { RegisterWorkerResponse as _pangea_v1_RegisterWorkerResponse, RegisterWorkerResponse__Output as _pangea_v1_RegisterWorkerResponse__Output } from '../../pangea/v1/RegisterWorkerResponse.js';
 import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBackendRequest__Output as _pangea_v1_ReportBackendRequest__Output } from '../../pangea/v1/ReportBackendRequest.js';
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from '../../pangea/v1/ReportBackendResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from '../../pangea/v1/ReportEvalResponse.js';
+import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from '../../pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from '../../pangea/v1/WorkerEvent.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from '../../pangea/v1/WorkerSessionRequest.js';
 
@@ -23,6 +27,24 @@ export interface OrchestratorClient extends grpc.Client {
   getJobStatus(argument: _pangea_v1_GetJobStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_JobStatus__Output>): grpc.ClientUnaryCall;
   getJobStatus(argument: _pangea_v1_GetJobStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_JobStatus__Output>): grpc.ClientUnaryCall;
   getJobStatus(argument: _pangea_v1_GetJobStatusRequest, callback: grpc.requestCallback<_pangea_v1_JobStatus__Output>): grpc.ClientUnaryCall;
+  
+  GetWork(argument: _pangea_v1_GetWorkRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  GetWork(argument: _pangea_v1_GetWorkRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  GetWork(argument: _pangea_v1_GetWorkRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  GetWork(argument: _pangea_v1_GetWorkRequest, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  getWork(argument: _pangea_v1_GetWorkRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  getWork(argument: _pangea_v1_GetWorkRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  getWork(argument: _pangea_v1_GetWorkRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  getWork(argument: _pangea_v1_GetWorkRequest, callback: grpc.requestCallback<_pangea_v1_Work__Output>): grpc.ClientUnaryCall;
+  
+  Heartbeat(argument: _pangea_v1_HeartbeatRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _pangea_v1_HeartbeatRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _pangea_v1_HeartbeatRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _pangea_v1_HeartbeatRequest, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _pangea_v1_HeartbeatRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _pangea_v1_HeartbeatRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _pangea_v1_HeartbeatRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _pangea_v1_HeartbeatRequest, callback: grpc.requestCallback<_pangea_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
   
   RegisterWorker(argument: _pangea_v1_RegisterWorkerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_RegisterWorkerResponse__Output>): grpc.ClientUnaryCall;
   RegisterWorker(argument: _pangea_v1_RegisterWorkerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_RegisterWorkerResponse__Output>): grpc.ClientUnaryCall;
@@ -61,6 +83,10 @@ export interface OrchestratorClient extends grpc.Client {
 export interface OrchestratorHandlers extends grpc.UntypedServiceImplementation {
   GetJobStatus: grpc.handleUnaryCall<_pangea_v1_GetJobStatusRequest__Output, _pangea_v1_JobStatus>;
   
+  GetWork: grpc.handleUnaryCall<_pangea_v1_GetWorkRequest__Output, _pangea_v1_Work>;
+  
+  Heartbeat: grpc.handleUnaryCall<_pangea_v1_HeartbeatRequest__Output, _pangea_v1_HeartbeatResponse>;
+  
   RegisterWorker: grpc.handleUnaryCall<_pangea_v1_RegisterWorkerRequest__Output, _pangea_v1_RegisterWorkerResponse>;
   
   ReportBackend: grpc.handleUnaryCall<_pangea_v1_ReportBackendRequest__Output, _pangea_v1_ReportBackendResponse>;
@@ -73,6 +99,8 @@ export interface OrchestratorHandlers extends grpc.UntypedServiceImplementation 
 
 export interface OrchestratorDefinition extends grpc.ServiceDefinition {
   GetJobStatus: MethodDefinition<_pangea_v1_GetJobStatusRequest, _pangea_v1_JobStatus, _pangea_v1_GetJobStatusRequest__Output, _pangea_v1_JobStatus__Output>
+  GetWork: MethodDefinition<_pangea_v1_GetWorkRequest, _pangea_v1_Work, _pangea_v1_GetWorkRequest__Output, _pangea_v1_Work__Output>
+  Heartbeat: MethodDefinition<_pangea_v1_HeartbeatRequest, _pangea_v1_HeartbeatResponse, _pangea_v1_HeartbeatRequest__Output, _pangea_v1_HeartbeatResponse__Output>
   RegisterWorker: MethodDefinition<_pangea_v1_RegisterWorkerRequest, _pangea_v1_RegisterWorkerResponse, _pangea_v1_RegisterWorkerRequest__Output, _pangea_v1_RegisterWorkerResponse__Output>
   ReportBackend: MethodDefinition<_pangea_v1_ReportBackendRequest, _pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendRequest__Output, _pangea_v1_ReportBackendResponse__Output>
   ReportEval: MethodDefinition<_pangea_v1_EvalReport, _pangea_v1_ReportEvalResponse, _pangea_v1_EvalReport__Output, _pangea_v1_ReportEvalResponse__Output>

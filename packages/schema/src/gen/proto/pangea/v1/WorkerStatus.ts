@@ -11,6 +11,9 @@ export interface WorkerStatus {
   'address'?: (string);
   'connected'?: (boolean);
   'stepsDone'?: (number | string | Long);
+  'batchesDone'?: (number | string | Long);
+  'heartbeatAgeSeconds'?: (number | string);
+  'alive'?: (boolean);
 }
 
 export interface WorkerStatus__Output {
@@ -20,4 +23,7 @@ export interface WorkerStatus__Output {
   'address': (string);
   'connected': (boolean);
   'stepsDone': (number);
+  'batchesDone': (number);
+  'heartbeatAgeSeconds': (number);
+  'alive': (boolean);
 }

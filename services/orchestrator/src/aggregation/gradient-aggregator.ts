@@ -14,72 +14,51 @@ export interface WorkerGradients {
   sparseIds: Uint32Array;
   /** [ids, dim] row gradients. */
   sparseGrads: Float32Array;
+  /** The global batch the gradients were computed on. */
+  batchIndex?: number;
 }
 
 export interface StepResult {
+  /** Parameter version after the update (sync/hybrid: steps applied). */
   step: number;
   meanLoss: number;
   workers: number;
   samples: number;
 }
 
-interface Waiter {
-  resolve(r: StepResult): void;
-  reject(e: unknown): void;
-}
-
 /**
- * Synchronous data-parallel aggregation: a step's update is the average of
- * every worker's gradient (so N workers on batch B equal one worker on a
- * batch of N*B), applied once all N have arrived. Each push is answered only
- * after that, which makes the push the step barrier.
+ * Adds up and applies gradients, one global batch at a time.
+ *
+ * sync: a step's update is the average of its batches' gradients (so N
+ * trainers on batch B equal one trainer on a batch of N*B), applied once the
+ * step's last batch is in. hybrid: embedding gradients are applied as each
+ * batch arrives, dense ones averaged per step. async: every batch's
+ * gradients are applied on arrival (`applyNow`).
  */
-export class SyncAggregator {
-  private step = 0;
-  private readonly waiters = new Map<number, Waiter>();
+export class GradientAggregator {
   private readonly denseSum: Float32Array[];
   private lossSum = 0;
   private samples = 0;
+  private batches = 0;
   private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
-  private failed: unknown = null;
+  /** Optimizer updates of the dense parameters so far (the parameter version). */
+  version: number;
 
   constructor(
-    private readonly worldSize: number,
     /** null on a parameter-server shard other than 0, which takes no dense gradients. */
     private readonly dense: DenseStore | null,
     private readonly store: EmbeddingStore,
+    /** hybrid: embedding gradients go in at once instead of at the step's end. */
+    private readonly sparseOnArrival = false,
+    startVersion = 0,
   ) {
     this.denseSum = dense ? dense.values.map((v) => new Float32Array(v.length)) : [];
+    this.version = startVersion;
   }
 
-  get currentStep(): number {
-    return this.step;
-  }
-
-  /** Adds a worker's gradients; resolves when the step they belong to has been applied. */
-  accept(g: WorkerGradients): Promise<StepResult> {
-    if (this.failed) return Promise.reject(this.failed);
-    if (g.step !== this.step) {
-      throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${g.rank} pushed gradients for step ${g.step}, the job is at step ${this.step}`);
-    }
-    if (this.waiters.has(g.rank)) {
-      throw OrchestratorErrors.create("ORCH_ERR_DUPLICATE_PUSH", `trainer rank ${g.rank} already pushed gradients for step ${g.step}`);
-    }
-    this.validate(g);
-    g.dense.forEach((grad, i) => {
-      const sum = this.denseSum[i]!;
-      for (let k = 0; k < sum.length; k++) sum[k]! += grad[k]!;
-    });
-    this.accumulateSparse(g);
-    this.lossSum += g.loss;
-    this.samples += g.batchSize;
-    const done = new Promise<StepResult>((resolve, reject) => this.waiters.set(g.rank, { resolve, reject }));
-    if (this.waiters.size === this.worldSize) this.applyStep();
-    return done;
-  }
-
-  private validate(g: WorkerGradients): void {
-    const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, step ${g.step}: ${msg}`);
+  /** Throws ORCH_ERR_BAD_GRADIENT unless every gradient has the right shape and is finite. */
+  validate(g: WorkerGradients): void {
+    const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, batch ${g.batchIndex ?? "?"}: ${msg}`);
     if (g.dense.length !== this.denseSum.length) throw bad(`expected ${this.denseSum.length} dense gradients, got ${g.dense.length}`);
     g.dense.forEach((grad, i) => {
       const name = this.dense!.params[i]!.name;
@@ -93,6 +72,49 @@ export class SyncAggregator {
       if (t && g.sparseGrads.length !== ids * t.dim) throw bad(`${ids} sparse ids of dim ${t.dim} need ${ids * t.dim} gradient values, got ${g.sparseGrads.length}`);
     }
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
+  }
+
+  /** sync/hybrid: adds one batch's (validated) gradients to the step under way. */
+  add(g: WorkerGradients): void {
+    g.dense.forEach((grad, i) => {
+      const sum = this.denseSum[i]!;
+      for (let k = 0; k < sum.length; k++) sum[k]! += grad[k]!;
+    });
+    if (this.sparseOnArrival) this.applySparseNow(g);
+    else this.accumulateSparse(g);
+    this.lossSum += g.loss;
+    this.samples += g.batchSize;
+    this.batches++;
+  }
+
+  /** sync/hybrid: applies the mean of the batches added since the last step. */
+  applyStep(): StepResult {
+    const n = Math.max(1, this.batches);
+    if (this.dense) {
+      for (const sum of this.denseSum) for (let k = 0; k < sum.length; k++) sum[k]! /= n;
+      this.dense.apply(this.denseSum);
+      for (const sum of this.denseSum) sum.fill(0);
+    }
+    for (const [table, acc] of this.sparse) acc.applyMean(table, n);
+    this.version++;
+    const result: StepResult = { step: this.version, meanLoss: this.lossSum / n, workers: this.batches, samples: this.samples };
+    this.lossSum = 0;
+    this.samples = 0;
+    this.batches = 0;
+    return result;
+  }
+
+  /** async: applies one batch's (validated) gradients at once. */
+  applyNow(g: WorkerGradients): StepResult {
+    if (this.dense) this.dense.apply(g.dense);
+    this.applySparseNow(g);
+    this.version++;
+    return { step: this.version, meanLoss: g.loss, workers: 1, samples: g.batchSize };
+  }
+
+  private applySparseNow(g: WorkerGradients): void {
+    this.accumulateSparse(g);
+    for (const [table, acc] of this.sparse) acc.applyMean(table, 1);
   }
 
   private accumulateSparse(g: WorkerGradients): void {
@@ -119,32 +141,6 @@ export class SyncAggregator {
     let a = this.sparse.get(table);
     if (!a) this.sparse.set(table, (a = new RowAccumulator(table.dim)));
     return a;
-  }
-
-  private applyStep(): void {
-    const n = this.worldSize;
-    const avg = this.denseSum.map((sum) => {
-      for (let k = 0; k < sum.length; k++) sum[k]! /= n;
-      return sum;
-    });
-    this.dense?.apply(avg);
-    for (const sum of this.denseSum) sum.fill(0);
-    for (const [table, acc] of this.sparse) acc.applyMean(table, n);
-    this.step++;
-    const result: StepResult = { step: this.step, meanLoss: this.lossSum / n, workers: n, samples: this.samples };
-    this.lossSum = 0;
-    this.samples = 0;
-    const waiters = [...this.waiters.values()];
-    this.waiters.clear();
-    for (const w of waiters) w.resolve(result);
-  }
-
-  /** Fails every waiting push and all later ones with `err`. */
-  abort(err: unknown): void {
-    this.failed = err;
-    const waiters = [...this.waiters.values()];
-    this.waiters.clear();
-    for (const w of waiters) w.reject(err);
   }
 }
 

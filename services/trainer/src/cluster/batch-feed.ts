@@ -1,0 +1,115 @@
+import type * as grpc from "@grpc/grpc-js";
+import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
+import { MessageType, Split, encodeMessage } from "@pangea/schema";
+import { TrainerErrors } from "../errors.js";
+
+/**
+ * The batches the orchestrator hands this trainer, fetched from compute by
+ * global index over one on-demand BatchStream call. Compute sends batches in
+ * the order they are wanted. If compute goes away the feed is reset and the
+ * same indices are wanted again from wherever compute is now.
+ */
+export class BatchFeed {
+  private client: BatchStreamClient | null = null;
+  private call: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
+  private iterator: AsyncIterator<Buffer> | null = null;
+  private address = "";
+  /** Indices wanted and not yet received, in order. */
+  private pending: number[] = [];
+
+  constructor(
+    private readonly sender: string,
+    private readonly batchSize: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Points the feed at compute's (possibly new) address; a change drops the old stream. */
+  async connect(address: string): Promise<void> {
+    if (address === this.address && this.call) return;
+    this.reset();
+    this.address = address;
+    this.client = batchStreamClient(address);
+    try {
+      await waitReady(this.client, "compute", address, this.timeoutMs);
+    } catch (err) {
+      this.reset();
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} is unreachable: ${(err as Error).message}`);
+    }
+    this.call = this.client.streamBatches();
+    this.call.on("error", () => {
+      // surfaced by the iterator on the next read
+    });
+    this.call.write(
+      encodeMessage(MessageType.BATCH_REQUEST, this.sender, (r) => {
+        r.workerRank = 0;
+        r.worldSize = 1;
+        r.batchSize = this.batchSize;
+        r.split = Split.TRAIN;
+        r.onDemand = true;
+      }),
+    );
+    this.iterator = this.call[Symbol.asyncIterator]();
+  }
+
+  /** Asks for these batches (sent in this order). */
+  want(indices: readonly number[]): void {
+    const fresh = indices.filter((j) => !this.pending.includes(j));
+    if (!fresh.length) return;
+    this.pending.push(...fresh);
+    this.call!.write(
+      encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => {
+        a.consumed = 0;
+        const list = a._initWant(fresh.length);
+        fresh.forEach((j, i) => list.set(i, BigInt(j)));
+      }),
+    );
+  }
+
+  /** The next wanted batch's bytes; it must be batch `j`. */
+  async next(j: number): Promise<Buffer> {
+    if (this.pending[0] !== j) throw new Error(`batch feed: expected to read batch ${this.pending[0]}, asked for ${j}`);
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await this.iterator!.next();
+    } catch (err) {
+      this.reset();
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
+    }
+    if (r.done) {
+      this.reset();
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${this.address} ended the batch stream with batch ${j} outstanding`);
+    }
+    this.pending.shift();
+    return r.value as Buffer;
+  }
+
+  /** Acknowledges one batch (after its gradients were accepted): a stream source commits it. */
+  ack(): void {
+    this.call?.write(encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => (a.consumed = 1)));
+  }
+
+  /** Ends the stream after the acknowledgements went out, so a stream source can commit them. */
+  async finish(timeoutMs = 5_000): Promise<void> {
+    this.call?.end();
+    const deadline = Date.now() + timeoutMs;
+    try {
+      while (this.iterator && Date.now() < deadline) {
+        const r = await Promise.race([this.iterator.next(), new Promise<null>((res) => setTimeout(() => res(null), 200))]);
+        if (r === null || r.done) break;
+      }
+    } catch {
+      // the stream ended with a status; everything acknowledged was already sent
+    }
+    this.reset();
+  }
+
+  reset(): void {
+    this.call?.cancel();
+    this.client?.close();
+    this.call = null;
+    this.client = null;
+    this.iterator = null;
+    this.pending = [];
+    this.address = "";
+  }
+}
