@@ -77,7 +77,7 @@ async function runMembership(session: ClusterSession, backendName: string, confi
     await feed.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
     if (stats.evaluate) {
-      const evalReader = new BatchReader(job.computeAddress, config.workerId);
+      const evalReader = new BatchReader(stats.computeAddress || job.computeAddress, config.workerId);
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
       const result = await session.guard(evaluate(model, evalReader, params, Number(job.steps)));
       evalReader.close();

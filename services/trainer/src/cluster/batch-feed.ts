@@ -23,14 +23,18 @@ export class BatchFeed {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Points the feed at compute's (possibly new) address; a change drops the old stream. */
-  async connect(address: string): Promise<void> {
+  /**
+   * Points the feed at compute's (possibly new) address; a change drops the
+   * old stream. `timeoutMs` is shorter when retrying, so a trainer asks the
+   * orchestrator again soon in case compute came back somewhere else.
+   */
+  async connect(address: string, timeoutMs = this.timeoutMs): Promise<void> {
     if (address === this.address && this.call) return;
     this.reset();
     this.address = address;
     this.client = batchStreamClient(address);
     try {
-      await waitReady(this.client, "compute", address, this.timeoutMs);
+      await waitReady(this.client, "compute", address, timeoutMs);
     } catch (err) {
       this.reset();
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} is unreachable: ${(err as Error).message}`);
@@ -72,12 +76,14 @@ export class BatchFeed {
     try {
       r = await this.iterator!.next();
     } catch (err) {
+      const address = this.address;
       this.reset();
-      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${address}`)}`);
     }
     if (r.done) {
+      const address = this.address;
       this.reset();
-      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${this.address} ended the batch stream with batch ${j} outstanding`);
+      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} ended the batch stream with batch ${j} outstanding`);
     }
     this.pending.shift();
     return r.value as Buffer;

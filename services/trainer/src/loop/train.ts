@@ -17,6 +17,8 @@ export interface TrainStats {
   duplicates: number;
   /** How training ended for this trainer: it evaluates next, or it is done. */
   evaluate: boolean;
+  /** Where compute is now (it may have moved since the job started). */
+  computeAddress: string;
 }
 
 export interface TrainContext {
@@ -42,7 +44,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   const { model, session, feed, params, log } = c;
   const dedup = new IdDeduper();
   const started = performance.now();
-  const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false };
+  const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false, computeAddress: "" };
   let computeLostAt = 0;
   let lastLogged = 0;
   for (;;) {
@@ -50,12 +52,13 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     if (work.done) {
       if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
       stats.evaluate = work.evaluate;
+      stats.computeAddress = work.computeAddress;
       break;
     }
     const indices = work.batchIndices.map(Number);
     if (!indices.length) continue;
     try {
-      await session.guard(feed.connect(work.computeAddress));
+      await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
       feed.want(indices);
       for (const j of indices) {
         const bytes = await session.guard(feed.next(j));

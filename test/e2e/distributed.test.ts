@@ -1,0 +1,273 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { loadCheckpoint, type CheckpointData } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
+import { closedPort, waitFor } from "../support/processes.js";
+
+/**
+ * Distributed training under change and failure, with real processes: the
+ * three modes, the N x B equivalence of sync mode, trainers dying, stalling
+ * and joining, kill -9 of the orchestrator and of compute with a restart that
+ * resumes exactly, and a soak run with random kills.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-dist-"));
+const CKPT = join(tmp, "ckpt");
+const live: LocalCluster[] = [];
+
+afterAll(async () => {
+  await Promise.all(live.map((c) => c.stop(1_000)));
+});
+
+interface JobOptions {
+  trainers?: number;
+  steps?: number;
+  batchSize?: number;
+  psShards?: number;
+  orchestratorPort?: number;
+  computePort?: number;
+  extra?: string[];
+  trainerArgs?: string[];
+}
+
+async function startJob(name: string, o: JobOptions): Promise<{ c: LocalCluster; status: StatusClient }> {
+  const c = await LocalCluster.start({
+    trainers: o.trainers ?? 2,
+    psShards: o.psShards ?? 1,
+    orchestratorPort: o.orchestratorPort,
+    computePort: o.computePort,
+    logDir: join(tmp, name),
+    orchestratorArgs: [
+      "--job-id", name, "--steps", String(o.steps ?? 60), "--batch-size", String(o.batchSize ?? 64), "--checkpoint-dir", CKPT,
+      "--heartbeat-timeout-ms", "3000", ...(o.extra ?? []),
+    ],
+    computeArgs: ["--eval-records", "2000", "--rejoin-timeout-ms", "30000"],
+    trainerArgs: ["--rejoin-timeout-ms", "30000", ...(o.trainerArgs ?? [])],
+  });
+  live.push(c);
+  const status = new StatusClient(c.orchestratorAddress);
+  await status.connect(5_000);
+  return { c, status };
+}
+
+async function finalStatus(status: StatusClient, timeoutMs = 120_000): Promise<JobStatus__Output> {
+  return waitFor(
+    "the job to end",
+    async () => {
+      const s = await status.get().catch(() => null);
+      return s && (s.state === "JOB_STATE_COMPLETED" || s.state === "JOB_STATE_FAILED") ? s : null;
+    },
+    timeoutMs,
+  );
+}
+
+async function runJob(name: string, o: JobOptions, during?: (c: LocalCluster, status: StatusClient) => Promise<void>): Promise<JobStatus__Output> {
+  const { c, status } = await startJob(name, o);
+  try {
+    await during?.(c, status);
+    const s = await finalStatus(status);
+    expect(s.error).toBe("");
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    return s;
+  } finally {
+    status.close();
+    await c.stop(1_000);
+  }
+}
+
+async function stepReached(status: StatusClient, step: number): Promise<void> {
+  await waitFor(`step ${step}`, async () => Number((await status.get().catch(() => ({ step: 0 }))).step) >= step, 60_000, 50);
+}
+
+/** The largest difference between two checkpoints' dense parameters. */
+function denseDiff(a: CheckpointData, b: CheckpointData): number {
+  let worst = 0;
+  a.dense.forEach((v, i) => {
+    const w = b.dense[i]!;
+    expect(w.length).toBe(v.length);
+    for (let k = 0; k < v.length; k++) worst = Math.max(worst, Math.abs(v[k]! - w[k]!));
+  });
+  return worst;
+}
+
+/** The largest difference between two checkpoints' embedding rows (which must be the same ids). */
+function rowDiff(a: CheckpointData, b: CheckpointData): number {
+  const rows = (ck: CheckpointData) => {
+    const m = new Map<string, Float32Array>();
+    for (const t of ck.tables) for (let r = 0; r < t.rows; r++) m.set(`${t.ids[2 * r]}:${t.ids[2 * r + 1]}`, t.weights.subarray(r * t.dim, (r + 1) * t.dim));
+    return m;
+  };
+  const ra = rows(a);
+  const rb = rows(b);
+  expect(rb.size).toBe(ra.size);
+  let worst = 0;
+  for (const [id, v] of ra) {
+    const w = rb.get(id);
+    expect(w, `row ${id}`).toBeDefined();
+    for (let k = 0; k < v.length; k++) worst = Math.max(worst, Math.abs(v[k]! - w![k]!));
+  }
+  return worst;
+}
+
+/** Every global batch applied exactly once: the job's own accounting. */
+function expectEveryBatchOnce(s: JobStatus__Output, total: number): void {
+  expect(Number(s.batchesApplied)).toBe(total);
+  expect(Number(s.missingBatches)).toBe(0);
+  expect(Number(s.samples)).toBe(total * 64);
+}
+
+// Differences from float summation order (a step's batches arrive in any order) stay far below this.
+const TOLERANCE = 2e-3;
+
+describe("distributed training", () => {
+  let clean: CheckpointData;
+  let cleanStatus: JobStatus__Output;
+
+  beforeAll(async () => {
+    cleanStatus = await runJob("clean", {});
+    clean = loadCheckpoint(cleanStatus.checkpointPath);
+  }, 150_000);
+
+  it("sync: N trainers on batch B equal one trainer on N*B, step by step", async () => {
+    const two = await runJob("nxb-2x32", { trainers: 2, batchSize: 32, steps: 8, extra: ["--checkpoint-every-steps", "1", "--keep-checkpoints", "0"] });
+    const one = await runJob("nxb-1x64", { trainers: 1, batchSize: 64, steps: 8, extra: ["--checkpoint-every-steps", "1", "--keep-checkpoints", "0"] });
+    expect(two.checkpoints).toHaveLength(8);
+    expect(one.checkpoints).toHaveLength(8);
+    for (let s = 0; s < 8; s++) {
+      const a = loadCheckpoint(two.checkpoints[s]!);
+      const b = loadCheckpoint(one.checkpoints[s]!);
+      expect(a.manifest.step).toBe(s + 1);
+      expect(denseDiff(a, b), `dense parameters after step ${s + 1}`).toBeLessThan(1e-4);
+      expect(rowDiff(a, b), `embedding rows after step ${s + 1}`).toBeLessThan(1e-4);
+    }
+    expect(Math.abs(two.lastLoss - one.lastLoss)).toBeLessThan(1e-4);
+  }, 150_000);
+
+  it("the clean reference run accounts for every batch once and keeps the last 3 periodic checkpoints", () => {
+    expectEveryBatchOnce(cleanStatus, 120);
+    expect(Number(cleanStatus.deadTrainers)).toBe(0);
+    expect(cleanStatus.mode).toBe("sync");
+  }, 150_000);
+
+  it("a trainer killed with SIGKILL: its batches go to the other, a new trainer joins, and the model equals the clean run's", async () => {
+    let joinedName = "";
+    const s = await runJob("elastic", {}, async (c, status) => {
+      await stepReached(status, 15);
+      c.process("trainer-1")!.child.kill("SIGKILL");
+      await waitFor("trainer-1 declared dead", async () => (await status.get()).workers.some((w) => w.workerId === "trainer-1" && !w.alive), 5_000, 50);
+      const before = Number((await status.get()).step);
+      await stepReached(status, before + 5); // the survivor carries on alone
+      joinedName = "trainer-extra";
+      await c.addTrainer(joinedName);
+    });
+    expectEveryBatchOnce(s, 120);
+    expect(Number(s.deadTrainers)).toBe(1);
+    expect(s.workers.find((w) => w.workerId === joinedName)!.batchesDone).toBeGreaterThan(0);
+    const ck = loadCheckpoint(s.checkpointPath);
+    expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
+    expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
+  }, 150_000);
+
+  it("a stalled trainer (SIGSTOP) is declared dead within the heartbeat timeout; when it wakes it registers again", async () => {
+    const s = await runJob("stall", { steps: 150 }, async (c, status) => {
+      await stepReached(status, 10);
+      const t1 = c.process("trainer-1")!;
+      t1.child.kill("SIGSTOP");
+      const stoppedAt = Date.now();
+      await waitFor("trainer-1 declared dead", async () => (await status.get()).workers.some((w) => w.workerId === "trainer-1" && !w.alive), 8_000, 50);
+      const detectedMs = Date.now() - stoppedAt;
+      expect(detectedMs).toBeLessThan(3_000 + 2_000);
+      const step = Number((await status.get()).step);
+      await stepReached(status, step + 3);
+      t1.child.kill("SIGCONT");
+      await waitFor("trainer-1 to rejoin", async () => (await status.get()).workers.some((w) => w.workerId === "trainer-1" && w.alive), 15_000, 100);
+    });
+    expectEveryBatchOnce(s, 300);
+    expect(Number(s.deadTrainers)).toBe(1);
+  }, 150_000);
+
+  it("orchestrator killed with SIGKILL and restarted with --resume: same step, parameters and data position; the model equals the clean run's", async () => {
+    const port = await closedPort();
+    const s = await runJob("orch-restart", { orchestratorPort: port, extra: ["--checkpoint-every-steps", "10"] }, async (c, status) => {
+      await stepReached(status, 25);
+      c.process("orchestrator")!.child.kill("SIGKILL");
+      await c.process("orchestrator")!.exited;
+      await c.restart("orchestrator", ["--resume"]);
+    });
+    expect([20, 30]).toContain(Number(s.resumedFromStep));
+    expectEveryBatchOnce(s, 120);
+    const ck = loadCheckpoint(s.checkpointPath);
+    expect(ck.manifest.training!.finishedBatches).toBe(120);
+    expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
+    expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
+  }, 150_000);
+
+  it("compute killed with SIGKILL and restarted elsewhere: trainers fetch the same batches from it; the model equals the clean run's", async () => {
+    const s = await runJob("compute-restart", {}, async (c, status) => {
+      await stepReached(status, 20);
+      c.process("compute")!.child.kill("SIGKILL");
+      await c.process("compute")!.exited;
+      await new Promise((r) => setTimeout(r, 1_000));
+      await c.restart("compute");
+    });
+    expectEveryBatchOnce(s, 120);
+    const ck = loadCheckpoint(s.checkpointPath);
+    expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
+    expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
+  }, 150_000);
+
+  it("async: gradients staler than --max-staleness are dropped and counted; within the bound they are applied", async () => {
+    const strict = await runJob("async-strict", { extra: ["--mode", "async", "--max-staleness", "0"] });
+    expect(strict.mode).toBe("async");
+    expectEveryBatchOnce(strict, 120);
+    expect(Number(strict.staleGradients)).toBeGreaterThan(0);
+    expect(Number(strict.maxStalenessSeen)).toBe(0);
+    const loose = await runJob("async-loose", { extra: ["--mode", "async", "--max-staleness", "50"] });
+    expect(Number(loose.staleGradients)).toBe(0);
+    expect(Number(loose.maxStalenessSeen)).toBeGreaterThan(0);
+    expect(loose.lastLoss).toBeLessThan(loose.firstLoss);
+  }, 150_000);
+
+  it("hybrid on 2 parameter-server shards: embeddings move on arrival, dense parameters per step; the job trains", async () => {
+    const s = await runJob("hybrid", { psShards: 2, extra: ["--mode", "hybrid", "--checkpoint-every-steps", "20"] });
+    expect(s.mode).toBe("hybrid");
+    expectEveryBatchOnce(s, 120);
+    expect(s.lastLoss).toBeLessThan(s.firstLoss);
+    expect(s.eval!.auc).toBeGreaterThan(0.6);
+    const sync2 = loadCheckpoint(s.checkpointPath);
+    expect(sync2.manifest.training!.mode).toBe("hybrid");
+    expect(loadCheckpoint(`${s.checkpointPath}.shard-1`).manifest.step).toBe(60);
+  }, 150_000);
+
+  it("soak: random SIGKILLs of trainers and of compute (each restarted) for ~30s end with every batch applied once and the clean model", async () => {
+    // Reference: the same job on one trainer, 3 batches per step.
+    const ref = await runJob("soak-ref", { trainers: 1, steps: 300, extra: ["--batches-per-step", "3"] });
+    let kills = 0;
+    const s = await runJob("soak", { trainers: 3, steps: 300, extra: ["--batches-per-step", "3"] }, async (c, status) => {
+      let seed = 7;
+      const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      await stepReached(status, 5);
+      const until = Date.now() + 30_000;
+      while (Date.now() < until && (await status.get()).state === "JOB_STATE_RUNNING") {
+        await new Promise((r) => setTimeout(r, 1_000 + rand() * 2_000));
+        const victim = rand() < 0.2 ? "compute" : `trainer-${Math.floor(rand() * 3)}`;
+        const p = c.process(victim)!;
+        if (p.exitCode !== null) continue;
+        p.child.kill("SIGKILL");
+        kills++;
+        await p.exited;
+        if ((await status.get()).state !== "JOB_STATE_RUNNING") break;
+        await c.restart(victim);
+      }
+    });
+    expect(kills).toBeGreaterThan(5);
+    expectEveryBatchOnce(s, 900);
+    const a = loadCheckpoint(s.checkpointPath);
+    const b = loadCheckpoint(ref.checkpointPath);
+    expect(denseDiff(a, b)).toBeLessThan(TOLERANCE);
+    expect(rowDiff(a, b)).toBeLessThan(TOLERANCE);
+  }, 300_000);
+});
