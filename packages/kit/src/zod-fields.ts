@@ -17,3 +17,19 @@ export const intList = (what: string) =>
     .regex(/^\d+(,\d+)*$/, `expected ${what} as comma-separated positive integers, e.g. 64,16`)
     .transform((s) => s.split(",").map(Number))
     .refine((xs) => xs.every((x) => x > 0), `expected ${what} as positive integers`);
+
+/** Flags every service shares for finding the orchestrator (see @pangea/rpc's discovery). */
+export const DISCOVERY_FLAGS = {
+  discovery: { env: "PANGEA_DISCOVERY", description: "how to find the orchestrator: static (--orchestrator), tf-config (TF_CONFIG) or etcd://host:port[,host:port]", default: "static" },
+  "cluster-name": { env: "PANGEA_CLUSTER_NAME", description: "the cluster's namespace in the etcd registry", default: "pangea" },
+  "discovery-lease-seconds": { env: "PANGEA_DISCOVERY_LEASE_SECONDS", description: "etcd: a dead service's entry disappears after this long", default: "10" },
+};
+
+export const discoveryFields = {
+  discovery: z
+    .string()
+    .regex(/^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/, "expected static, tf-config or etcd://host:port[,host:port]")
+    .default("static"),
+  clusterName: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default("pangea"),
+  discoveryLeaseSeconds: z.coerce.number({ message: "expected seconds" }).int("expected whole seconds").min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds").default(10),
+};

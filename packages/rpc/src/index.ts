@@ -13,3 +13,6 @@ export {
 export type { BatchStreamClient, ParameterServerClient } from "./hot-path.js";
 export { orchestratorClient, computeClient, ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME } from "./control.js";
 export { announceReady, onShutdownSignal } from "./lifecycle.js";
+export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator, DISCOVERY_PATTERN } from "./discovery/discovery.js";
+export type { Discovery, DiscoveryConfig, Role, TfConfig } from "./discovery/discovery.js";
+export { EtcdClient } from "./discovery/etcd-client.js";

@@ -1,8 +1,9 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
+  ...DISCOVERY_FLAGS,
   host: { env: "PANGEA_COMPUTE_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_COMPUTE_PORT", description: "port to serve on (0 = any free port)", default: "50052" },
   advertise: { env: "PANGEA_COMPUTE_ADVERTISE", description: "address trainers use to reach this service", default: "host:bound port" },
@@ -30,6 +31,7 @@ export const FLAGS: FlagTable = {
 };
 
 const schema = z.object({
+  ...discoveryFields,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50052),
   advertise: address.optional(),

@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
+import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
@@ -20,6 +20,7 @@ runMain("pangea-compute", async () => {
   log.info({ source: description, train: trainRecords, eval: evalRecords, groundTruth }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
 
+  const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const batches = new BatchStreamHandler(source, config.workerId, log);
   const control = new ComputeService(source.info);
   const running = await startServer(config.host, config.port, (s) => {
@@ -28,15 +29,17 @@ runMain("pangea-compute", async () => {
   }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME]);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
+    await discovery.close();
     await running.shutdown();
     if ("streaming" in source) await source.close();
   });
 
   const advertise = config.advertise ?? running.address;
+  await discovery.announce("compute", config.workerId, advertise);
   let gone: (err: Error) => void = () => {};
   const lost = new Promise<never>((_, reject) => (gone = reject));
   await stayRegistered(
-    { orchestrator: config.orchestrator, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
+    { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
     log,
     (err) => gone(err),
   );

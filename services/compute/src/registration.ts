@@ -1,10 +1,11 @@
 import type { Logger } from "@pangea/kit";
-import { orchestratorClient, unary, waitReady, describeCallError, RpcErrors } from "@pangea/rpc";
+import { orchestratorClient, unary, waitReady, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
 
 export interface Registration {
-  orchestrator: string;
+  /** How to find the orchestrator (again after it was lost: it may have moved). */
+  discovery: Discovery;
   workerId: string;
   advertise: string;
   source: SourceInfo;
@@ -13,13 +14,13 @@ export interface Registration {
   rejoinTimeoutMs: number;
 }
 
-async function registerOnce(client: OrchestratorClient, r: Registration, timeoutMs: number): Promise<void> {
+async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number): Promise<void> {
   try {
-    await waitReady(client, "orchestrator", r.orchestrator, timeoutMs);
+    await waitReady(client, "orchestrator", address, timeoutMs);
     await unary("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, timeoutMs);
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
-    throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${r.orchestrator}`)}`);
+    throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${address}`)}`);
   }
 }
 
@@ -30,25 +31,34 @@ async function registerOnce(client: OrchestratorClient, r: Registration, timeout
  * for the resumed job; `onGone` is called if it stays away past the timeout.
  */
 export async function stayRegistered(r: Registration, log: Logger, onGone: (err: Error) => void): Promise<void> {
-  let client = orchestratorClient(r.orchestrator);
-  await registerOnce(client, r, r.connectTimeoutMs);
-  log.info({ orchestrator: r.orchestrator, advertise: r.advertise }, "registered with orchestrator");
+  let client: OrchestratorClient | null = null;
+  // Each try gets a fresh client, so a stale address from the registry is not retried forever.
+  const register = (timeoutMs: number) =>
+    withOrchestrator(r.discovery, timeoutMs, async (found, ms) => {
+      client?.close();
+      client = orchestratorClient(found);
+      await registerOnce(client, found, r, ms);
+      return found;
+    });
+  let address = await register(r.connectTimeoutMs);
+  log.info({ orchestrator: address, advertise: r.advertise }, "registered with orchestrator");
   const hold = (): void => {
-    const session = client.WorkerSession({ workerId: r.workerId });
+    const session = client!.WorkerSession({ workerId: r.workerId });
     let over = false;
     const lost = (why: string) => {
       if (over) return;
       over = true;
-      client.close();
-      log.warn({ orchestrator: r.orchestrator, why }, "lost the orchestrator; registering again");
-      client = orchestratorClient(r.orchestrator);
-      registerOnce(client, r, r.rejoinTimeoutMs).then(
-        () => {
-          log.info({ orchestrator: r.orchestrator }, "registered again");
-          hold();
-        },
-        (err: Error) => onGone(ComputeErrors.create("COMPUTE_ERR_ORCHESTRATOR_GONE", `the orchestrator at ${r.orchestrator} did not come back within ${r.rejoinTimeoutMs} ms: ${err.message}`)),
-      );
+      log.warn({ orchestrator: address, why }, "lost the orchestrator; registering again");
+      const lostAt = address;
+      register(r.rejoinTimeoutMs)
+        .then(
+          (found) => {
+            address = found;
+            log.info({ orchestrator: address }, "registered again");
+            hold();
+          },
+          (err: Error) => onGone(ComputeErrors.create("COMPUTE_ERR_ORCHESTRATOR_GONE", `the orchestrator (last at ${lostAt}) did not come back within ${r.rejoinTimeoutMs} ms: ${err.message}`)),
+        );
     };
     session.on("data", (e: WorkerEvent__Output) => {
       if (e.jobFinished) {
@@ -56,7 +66,7 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
         log.info({ state: e.jobFinished.state }, "job finished");
       }
     });
-    session.on("error", (err) => lost(describeCallError(err, `orchestrator at ${r.orchestrator}`)));
+    session.on("error", (err) => lost(describeCallError(err, `orchestrator at ${address}`)));
     session.on("end", () => lost("session ended"));
   };
   hold();

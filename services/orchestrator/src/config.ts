@@ -1,17 +1,18 @@
 import { z } from "zod";
 import { hostname } from "node:os";
-import { address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
 
 export const FLAGS: FlagTable = {
+  ...DISCOVERY_FLAGS,
   host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)", default: "50051" },
   advertise: { env: "PANGEA_ORCHESTRATOR_ADVERTISE", description: "address trainers use to reach this process", default: "host:bound port" },
   "ps-shards": { env: "PANGEA_PS_SHARDS", description: "parameter-server shards in all, this orchestrator (shard 0) included", default: "1" },
   role: { env: "PANGEA_ROLE", description: "orchestrator, or shard: a parameter-server shard of another orchestrator's job", default: "orchestrator" },
   "shard-index": { env: "PANGEA_SHARD_INDEX", description: "role shard: this shard's index (1..ps-shards-1)" },
-  coordinator: { env: "PANGEA_COORDINATOR", description: "role shard: the orchestrator to join" },
+  coordinator: { env: "PANGEA_COORDINATOR", description: "role shard: the orchestrator to join (static discovery)" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "role shard: name in the cluster", default: "ps-<host>-<pid>" },
   trainers: { env: "PANGEA_TRAINERS", description: "trainers the job waits for (world size)", default: "2" },
   steps: { env: "PANGEA_STEPS", description: "synchronous training steps", default: "500" },
@@ -48,6 +49,7 @@ export const FLAGS: FlagTable = {
 const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
 
 const schema = z.object({
+  ...discoveryFields,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50051),
   advertise: address.optional(),
@@ -93,8 +95,8 @@ export type OrchestratorConfig = z.infer<typeof schema>;
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<OrchestratorConfig> | null {
   return parseConfig(
     schema
-      .refine((c) => c.role !== "shard" || (c.shardIndex !== undefined && c.coordinator !== undefined), {
-        message: "--role shard needs --shard-index and --coordinator",
+      .refine((c) => c.role !== "shard" || (c.shardIndex !== undefined && (c.coordinator !== undefined || c.discovery !== "static")), {
+        message: "--role shard needs --shard-index, and --coordinator unless --discovery finds the orchestrator",
         path: ["role"],
       })
       .refine((c) => c.heartbeatTimeoutMs > c.heartbeatMs, { message: "must be longer than --heartbeat-ms", path: ["heartbeatTimeoutMs"] })

@@ -1,6 +1,6 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { validateSpec } from "@pangea/model";
-import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, startServer } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
@@ -38,8 +38,9 @@ runMain("pangea-orchestrator", async () => {
     restoreFrom = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg)) ?? undefined;
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)" }, "resuming");
   }
+  const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
-    await runShard(config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
+    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
   const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined }, log);
@@ -51,7 +52,11 @@ runMain("pangea-orchestrator", async () => {
   }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME]);
   job.address = config.advertise ?? running.address;
   job.on("finished", (status) => log.info({ state: status.state, error: status.error || undefined }, "job finished"));
-  onShutdownSignal(() => running.shutdown());
+  onShutdownSignal(async () => {
+    await discovery.close();
+    await running.shutdown();
+  });
+  await discovery.announce("orchestrator", "main", job.address);
   log.info({ address: running.address, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");
   announceReady("orchestrator", running.address);
 }, usage);

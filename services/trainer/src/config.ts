@@ -1,8 +1,9 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
+  ...DISCOVERY_FLAGS,
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address", default: "127.0.0.1:50051" },
   host: { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint", default: "127.0.0.1" },
   port: { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)", default: "0" },
@@ -14,6 +15,7 @@ export const FLAGS: FlagTable = {
 };
 
 const schema = z.object({
+  ...discoveryFields,
   orchestrator: address.default("127.0.0.1:50051"),
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),

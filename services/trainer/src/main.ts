@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, startServer } from "@pangea/rpc";
+import { announceReady, openDiscovery, startServer, withOrchestrator } from "@pangea/rpc";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -30,14 +30,19 @@ runMain("pangea-trainer", async () => {
   // A trainer serves only grpc.health.v1, so probes (Docker, Kubernetes) can watch it like any other service.
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
   announceReady("trainer", health.address);
+  const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
+  await discovery.announce("trainer", config.workerId, health.address);
   let first = true;
   for (;;) {
     // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
-    const session = await ClusterSession.join(config.orchestrator, config.workerId, first ? config.connectTimeoutMs : config.rejoinTimeoutMs, log);
+    const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
+    // Ask discovery each time: a restarted orchestrator may be somewhere else.
+    const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log));
+    const orchestrator = session.address;
     first = false;
     log.info({ rank: session.rank }, "registered; waiting for the job to start");
     try {
-      await runMembership(session, backend.name, config, log);
+      await runMembership(session, orchestrator, backend.name, config, log);
       break;
     } catch (err) {
       // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
@@ -51,11 +56,12 @@ runMain("pangea-trainer", async () => {
       session.close();
     }
   }
+  await discovery.close();
   await health.shutdown(500);
 }, usage);
 
 /** One membership of the job: from joining until the job no longer needs this trainer. */
-async function runMembership(session: ClusterSession, backendName: string, config: TrainerConfig, log: Logger): Promise<void> {
+async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, log: Logger): Promise<void> {
   await session.reportBackend(backendName);
   const job = await session.waitForStart();
   const m = job.model!;
@@ -68,7 +74,7 @@ async function runMembership(session: ClusterSession, backendName: string, confi
   };
   validateSpec(spec);
   const model = new Dlrm(spec);
-  const shards = job.psShards.length > 0 ? job.psShards : [config.orchestrator];
+  const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
   const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, spec.embeddingDim, job.gradientCompression === "fp16");
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
   try {

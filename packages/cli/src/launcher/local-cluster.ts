@@ -27,6 +27,9 @@ export interface ClusterOptions {
   detached?: boolean;
   /** Parameter-server shards in all (the orchestrator is shard 0); the others run as their own processes. */
   psShards?: number;
+  /** Find the orchestrator through this (tf-config, etcd://...) instead of passing its address to every process. */
+  discovery?: string;
+  clusterName?: string;
 }
 
 export interface ClusterProcess {
@@ -71,24 +74,27 @@ export class LocalCluster {
     try {
       const host = opts.host ?? "127.0.0.1";
       const shards = opts.psShards ?? 1;
+      const disc = opts.discovery ? ["--discovery", opts.discovery, "--cluster-name", opts.clusterName ?? "pangea"] : [];
       c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
-        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...opts.orchestratorArgs,
+        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...disc, ...opts.orchestratorArgs,
       ]);
+      // With discovery, nobody is told where the orchestrator is: they look it up.
+      const where = (flag: string) => (opts.discovery ? disc : [flag, c.orchestratorAddress]);
       c.shardAddresses = await Promise.all(
         Array.from({ length: shards - 1 }, (_, k) =>
           c.startService(`shard-${k + 1}`, serviceEntry("orchestrator"), [
-            "--role", "shard", "--shard-index", String(k + 1), "--ps-shards", String(shards), "--coordinator", c.orchestratorAddress,
+            "--role", "shard", "--shard-index", String(k + 1), "--ps-shards", String(shards), ...where("--coordinator"),
             "--host", host, "--port", "0", "--worker-id", `shard-${k + 1}`, ...opts.orchestratorArgs,
           ]),
         ),
       );
       c.computeAddress = await c.startService("compute", serviceEntry("compute"), [
-        "--host", host, "--port", String(opts.computePort ?? 0), "--orchestrator", c.orchestratorAddress, ...opts.computeArgs,
+        "--host", host, "--port", String(opts.computePort ?? 0), ...where("--orchestrator"), ...opts.computeArgs,
       ]);
       c.trainerAddresses = await Promise.all(
         Array.from({ length: opts.trainers }, (_, i) =>
           c.startService(`trainer-${i}`, serviceEntry("trainer"), [
-            "--host", host, "--port", "0", "--orchestrator", c.orchestratorAddress, "--worker-id", `trainer-${i}`, ...opts.trainerArgs,
+            "--host", host, "--port", "0", ...where("--orchestrator"), "--worker-id", `trainer-${i}`, ...opts.trainerArgs,
           ]),
         ),
       );
@@ -165,7 +171,8 @@ export class LocalCluster {
   /** Starts one more trainer that joins the running job. */
   async addTrainer(name: string): Promise<string> {
     const host = this.opts.host ?? "127.0.0.1";
-    return this.startService(name, serviceEntry("trainer"), ["--host", host, "--port", "0", "--orchestrator", this.orchestratorAddress, "--worker-id", name, ...this.opts.trainerArgs]);
+    const where = this.opts.discovery ? ["--discovery", this.opts.discovery, "--cluster-name", this.opts.clusterName ?? "pangea"] : ["--orchestrator", this.orchestratorAddress];
+    return this.startService(name, serviceEntry("trainer"), ["--host", host, "--port", "0", ...where, "--worker-id", name, ...this.opts.trainerArgs]);
   }
 
   /** Resolves with the first process that exits with a non-zero code. */

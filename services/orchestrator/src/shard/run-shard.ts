@@ -1,5 +1,5 @@
 import type { Logger } from "@pangea/kit";
-import { describeCallError, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady } from "@pangea/rpc";
+import { describeCallError, type Discovery, withOrchestrator, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady } from "@pangea/rpc";
 import type { WorkerEvent__Output } from "@pangea/schema";
 import type { OrchestratorConfig } from "../config.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -12,31 +12,38 @@ import { ShardHost, type ShardSettings } from "./shard-host.js";
  * and registers again (for --rejoin-timeout-ms): a restarted orchestrator
  * that resumes from a checkpoint tells it which one to reload.
  */
-export async function runShard(config: Readonly<OrchestratorConfig>, settings: Omit<ShardSettings, "index">, log: Logger): Promise<void> {
+export async function runShard(discovery: Discovery, config: Readonly<OrchestratorConfig>, settings: Omit<ShardSettings, "index">, log: Logger): Promise<void> {
   const index = config.shardIndex!;
-  const coordinator = config.coordinator!;
+  let coordinator = "(not found yet)";
   const host = new ShardHost({ ...settings, index }, log);
   const params = new ParameterServer(host, `ps-shard-${index}`);
   const running = await startServer(config.host, config.port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME]);
   const advertise = config.advertise ?? running.address;
   let stopping = false;
-  onShutdownSignal(() => {
+  onShutdownSignal(async () => {
     stopping = true;
-    return running.shutdown();
+    await discovery.close();
+    await running.shutdown();
   });
+  await discovery.announce("ps", String(index), advertise);
   log.info({ shard: index, address: running.address, coordinator }, "parameter-server shard serving");
   announceReady("shard", running.address);
 
   const join = async (timeoutMs: number): Promise<"finished" | "lost"> => {
-    const client = orchestratorClient(coordinator);
-    try {
-      await waitReady(client, "orchestrator", coordinator, timeoutMs);
-      await unary("orchestrator", client.RegisterWorker.bind(client), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, 15_000);
-    } catch (err) {
-      client.close();
-      if (RpcErrors.is(err)) throw err;
-      throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering as shard ${index}: ${describeCallError(err, `orchestrator at ${coordinator}`)}`);
-    }
+    // The orchestrator may come back elsewhere: ask the registry again each time.
+    const client = await withOrchestrator(discovery, timeoutMs, async (found, ms) => {
+      coordinator = found;
+      const c = orchestratorClient(found);
+      try {
+        await waitReady(c, "orchestrator", found, ms);
+        await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, 15_000);
+        return c;
+      } catch (err) {
+        c.close();
+        if (RpcErrors.is(err)) throw err;
+        throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering as shard ${index}: ${describeCallError(err, `orchestrator at ${found}`)}`);
+      }
+    });
     return new Promise((resolve) => {
       const session = client.WorkerSession({ workerId: config.workerId });
       let ended = false;

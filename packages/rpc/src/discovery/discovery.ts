@@ -1,0 +1,187 @@
+import type { Logger } from "@pangea/kit";
+import { RpcErrors } from "../client.js";
+import { EtcdClient } from "./etcd-client.js";
+
+/** A service's role in the cluster, as registries and TF_CONFIG name it. */
+export type Role = "orchestrator" | "compute" | "trainer" | "ps";
+
+/**
+ * How services find each other. Everything a worker needs beyond the
+ * orchestrator's address it learns from the orchestrator, so discovery is:
+ * find the orchestrator, and announce yourself.
+ *
+ * - static: the --orchestrator flag (or its environment variable).
+ * - tf-config: the TF_CONFIG environment variable's cluster spec.
+ * - etcd://host:port[,host:port]: an etcd registry; each service keeps its
+ *   address under /pangea/<cluster>/<role>/<id> with a lease, so a crashed
+ *   service disappears from it after the lease's TTL.
+ */
+export interface Discovery {
+  readonly kind: "static" | "tf-config" | "etcd";
+  /** The orchestrator's address; waits for it to appear (up to timeoutMs) where the registry can say. */
+  orchestrator(timeoutMs: number): Promise<string>;
+  /** Announces this service; the announcement lasts until close() (or, with etcd, the process dies and the lease runs out). */
+  announce(role: Role, id: string, address: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DiscoveryConfig {
+  /** static, tf-config, or etcd://host:port[,host:port] */
+  discovery: string;
+  /** The static orchestrator address (--orchestrator). */
+  orchestrator?: string;
+  /** Namespace in the registry, so clusters can share one etcd. */
+  clusterName: string;
+  leaseSeconds?: number;
+}
+
+export const DISCOVERY_PATTERN = /^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/;
+
+export function openDiscovery(c: DiscoveryConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Discovery {
+  if (c.discovery === "static") return new StaticDiscovery(c.orchestrator);
+  if (c.discovery === "tf-config") return new TfConfigDiscovery(parseTfConfig(env.TF_CONFIG));
+  if (c.discovery.startsWith("etcd://")) {
+    const endpoints = c.discovery.slice("etcd://".length).split(",");
+    return new EtcdDiscovery(new EtcdClient(endpoints), c.clusterName, c.leaseSeconds ?? 10, log);
+  }
+  throw RpcErrors.create("RPC_ERR_DISCOVERY", `unknown discovery ${c.discovery}; expected static, tf-config or etcd://host:port`);
+}
+
+class StaticDiscovery implements Discovery {
+  readonly kind = "static" as const;
+  constructor(private readonly address: string | undefined) {}
+  orchestrator(): Promise<string> {
+    if (!this.address) return Promise.reject(RpcErrors.create("RPC_ERR_DISCOVERY", "static discovery needs --orchestrator host:port"));
+    return Promise.resolve(this.address);
+  }
+  async announce(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** TensorFlow's TF_CONFIG: {"cluster": {"chief": [...], "worker": [...], "ps": [...]}, "task": {"type": ..., "index": ...}}. */
+export interface TfConfig {
+  cluster: Record<string, string[]>;
+  task?: { type: string; index: number };
+}
+
+export function parseTfConfig(text: string | undefined): TfConfig {
+  if (!text) throw RpcErrors.create("RPC_ERR_DISCOVERY", "--discovery tf-config needs the TF_CONFIG environment variable (a JSON cluster spec)");
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw RpcErrors.create("RPC_ERR_DISCOVERY", `TF_CONFIG is not valid JSON: ${(err as Error).message}`);
+  }
+  const cfg = v as TfConfig;
+  if (typeof cfg !== "object" || cfg === null || typeof cfg.cluster !== "object" || cfg.cluster === null) {
+    throw RpcErrors.create("RPC_ERR_DISCOVERY", 'TF_CONFIG has no "cluster" object');
+  }
+  for (const [role, addrs] of Object.entries(cfg.cluster)) {
+    if (!Array.isArray(addrs) || !addrs.every((a) => typeof a === "string" && /^[A-Za-z0-9._-]+:\d{1,5}$/.test(a))) {
+      throw RpcErrors.create("RPC_ERR_DISCOVERY", `TF_CONFIG cluster.${role} must be a list of host:port strings`);
+    }
+  }
+  return cfg;
+}
+
+/** The orchestrator is TF_CONFIG's "orchestrator" entry, or TensorFlow's "chief"/"master" (the coordinating task). */
+export function tfConfigOrchestrator(cfg: TfConfig): string {
+  const a = cfg.cluster.orchestrator?.[0] ?? cfg.cluster.chief?.[0] ?? cfg.cluster.master?.[0];
+  if (!a) throw RpcErrors.create("RPC_ERR_DISCOVERY", 'TF_CONFIG names no orchestrator: expected cluster.orchestrator (or chief/master) with one host:port');
+  return a;
+}
+
+class TfConfigDiscovery implements Discovery {
+  readonly kind = "tf-config" as const;
+  constructor(readonly config: TfConfig) {}
+  async orchestrator(): Promise<string> {
+    return tfConfigOrchestrator(this.config);
+  }
+  async announce(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+class EtcdDiscovery implements Discovery {
+  readonly kind = "etcd" as const;
+  private lease: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly announced: { key: string; address: string }[] = [];
+
+  constructor(
+    private readonly etcd: EtcdClient,
+    private readonly cluster: string,
+    private readonly ttl: number,
+    private readonly log: Logger,
+  ) {}
+
+  private key(role: Role, id: string): string {
+    return `/pangea/${this.cluster}/${role}/${id}`;
+  }
+
+  async orchestrator(timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let why = "";
+    for (;;) {
+      try {
+        const found = await this.etcd.list(`/pangea/${this.cluster}/orchestrator/`);
+        const first = [...found.values()][0];
+        if (first) return first;
+        why = `no orchestrator registered under /pangea/${this.cluster}/orchestrator/`;
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (Date.now() > deadline) throw RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot find the orchestrator in etcd within ${(timeoutMs / 1000).toFixed(1)}s: ${why}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async announce(role: Role, id: string, address: string): Promise<void> {
+    if (!this.lease) {
+      this.lease = await this.etcd.grantLease(this.ttl);
+      // Renew at a third of the TTL; if etcd forgot the lease (it was unreachable too long), take a new one and announce again.
+      this.timer = setInterval(() => void this.renew(), (this.ttl * 1000) / 3);
+      this.timer.unref();
+    }
+    const key = this.key(role, id);
+    await this.etcd.put(key, address, this.lease);
+    this.announced.push({ key, address });
+    this.log.info({ key, address, leaseSeconds: this.ttl }, "announced in etcd");
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      if (this.lease && (await this.etcd.keepAlive(this.lease))) return;
+      this.lease = await this.etcd.grantLease(this.ttl);
+      for (const a of this.announced) await this.etcd.put(a.key, a.address, this.lease);
+      this.log.warn({ keys: this.announced.map((a) => a.key) }, "etcd lease was lost; announced again");
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "etcd lease renewal failed; retrying");
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (this.lease) await this.etcd.revoke(this.lease).catch(() => undefined);
+    this.lease = null;
+  }
+}
+
+/**
+ * Runs `attempt` against the orchestrator discovery finds. With a registry
+ * the address found may be stale (a dead orchestrator's entry lives until its
+ * lease runs out), so an unreachable one is looked up again, in short tries,
+ * until timeoutMs is spent; a fixed address gets one try of the full time.
+ */
+export async function withOrchestrator<T>(discovery: Discovery, timeoutMs: number, attempt: (address: string, attemptTimeoutMs: number) => Promise<T>): Promise<T> {
+  if (discovery.kind !== "etcd") return attempt(await discovery.orchestrator(timeoutMs), timeoutMs);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const remaining = Math.max(1, deadline - Date.now());
+    const address = await discovery.orchestrator(remaining);
+    try {
+      return await attempt(address, Math.min(remaining, 3_000));
+    } catch (err) {
+      if (!RpcErrors.is(err, "RPC_ERR_UNREACHABLE") || Date.now() >= deadline) throw err;
+    }
+  }
+}

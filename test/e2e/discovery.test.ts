@@ -1,0 +1,154 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EtcdClient } from "@pangea/rpc";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
+
+/**
+ * Service discovery against a real registry: Debian's etcd server, started
+ * here on free ports (`.ci/run` installs etcd-server). Services announce
+ * themselves under /pangea/<cluster>/ with leases and find the orchestrator
+ * there; TF_CONFIG-style JSON is the registry-less alternative.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-disc-"));
+let etcd: ChildProcess | null = null;
+let endpoint = "";
+const clusters: LocalCluster[] = [];
+
+beforeAll(async () => {
+  const which = spawnSync("sh", ["-c", "command -v etcd"]);
+  if (which.status !== 0) throw new Error("etcd is not installed: apt-get install etcd-server (.ci/run does this)");
+  const client = await closedPort();
+  const peer = await closedPort();
+  endpoint = `127.0.0.1:${client}`;
+  etcd = spawn("etcd", [
+    "--name", "test", "--data-dir", join(tmp, "etcd"),
+    "--listen-client-urls", `http://${endpoint}`, "--advertise-client-urls", `http://${endpoint}`,
+    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
+    "--initial-cluster", `test=http://127.0.0.1:${peer}`,
+  ], { stdio: "ignore" });
+  const probe = new EtcdClient([endpoint], 500);
+  await waitFor("etcd to serve", async () => (await probe.put("/probe", "1").then(() => true, () => false)), 20_000, 200);
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.stop(1_000)));
+  etcd?.kill("SIGTERM");
+});
+
+async function finished(status: StatusClient) {
+  return waitFor("the job to end", async () => {
+    const s = await status.get().catch(() => null);
+    return s && (s.state === "JOB_STATE_COMPLETED" || s.state === "JOB_STATE_FAILED") ? s : null;
+  }, 120_000);
+}
+
+describe("service discovery", () => {
+  it("etcd: every service announces itself with a lease and finds the orchestrator there; 2 shards, 2 trainers train", async () => {
+    const c = await LocalCluster.start({
+      trainers: 2,
+      psShards: 2,
+      discovery: `etcd://${endpoint}`,
+      clusterName: "alpha",
+      logDir: join(tmp, "etcd-job"),
+      orchestratorArgs: ["--job-id", "etcd-job", "--steps", "40", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt")],
+      computeArgs: ["--eval-records", "2000"],
+      trainerArgs: [],
+    });
+    clusters.push(c);
+    const etcdClient = new EtcdClient([endpoint]);
+    // Trainers announce themselves right after printing their ready line.
+    await waitFor("both trainers in etcd", async () => [...(await etcdClient.list("/pangea/alpha/trainer/")).keys()].length === 2, 10_000, 100);
+    const registry = await etcdClient.list("/pangea/alpha/");
+    expect(registry.get("/pangea/alpha/orchestrator/main")).toBe(c.orchestratorAddress);
+    expect(registry.get("/pangea/alpha/ps/1")).toBe(c.shardAddresses[0]);
+    expect([...registry.keys()].filter((k) => k.startsWith("/pangea/alpha/compute/"))).toHaveLength(1);
+    expect([...registry.keys()].filter((k) => k.startsWith("/pangea/alpha/trainer/")).sort()).toEqual(["/pangea/alpha/trainer/trainer-0", "/pangea/alpha/trainer/trainer-1"]);
+    for (const p of c.processes) expect(p.args).not.toContain("--orchestrator");
+    const status = new StatusClient(c.orchestratorAddress);
+    const s = await finished(status);
+    status.close();
+    expect(s.error).toBe("");
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    await c.stop(2_000);
+    // A stopped service takes its entry with it (lease revoked on shutdown).
+    expect((await new EtcdClient([endpoint]).list("/pangea/alpha/")).size).toBe(0);
+  }, 150_000);
+
+  it("etcd: an orchestrator killed with SIGKILL drops out when its lease expires; restarted on another port it is found again and the job resumes", async () => {
+    const c = await LocalCluster.start({
+      trainers: 2,
+      discovery: `etcd://${endpoint}`,
+      clusterName: "beta",
+      logDir: join(tmp, "etcd-move"),
+      orchestratorArgs: ["--job-id", "etcd-move", "--steps", "120", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--checkpoint-every-steps", "10", "--discovery-lease-seconds", "3"],
+      computeArgs: ["--eval-records", "2000", "--discovery-lease-seconds", "3"],
+      trainerArgs: ["--discovery-lease-seconds", "3"],
+    });
+    clusters.push(c);
+    const first = c.orchestratorAddress;
+    let status = new StatusClient(first);
+    await waitFor("step 15", async () => Number((await status.get()).step) >= 15, 60_000, 100);
+    status.close();
+    const etcdClient = new EtcdClient([endpoint]);
+    c.process("orchestrator")!.child.kill("SIGKILL");
+    await c.process("orchestrator")!.exited;
+    const killedAt = Date.now();
+    await waitFor("the dead orchestrator's entry to expire", async () => (await etcdClient.get("/pangea/beta/orchestrator/main")) === null, 10_000, 200);
+    expect(Date.now() - killedAt).toBeLessThan(6_000);
+    const second = await c.restart("orchestrator", ["--port", "0", "--resume"]);
+    expect(second).not.toBe(first);
+    expect(await etcdClient.get("/pangea/beta/orchestrator/main")).toBe(second);
+    status = new StatusClient(second);
+    const s = await finished(status);
+    status.close();
+    expect(s.error).toBe("");
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.resumedFromStep)).toBeGreaterThanOrEqual(10);
+    expect(Number(s.missingBatches)).toBe(0);
+    expect(Number(s.batchesApplied)).toBe(240);
+  }, 150_000);
+
+  it("tf-config: the orchestrator's address comes from TF_CONFIG's cluster spec", async () => {
+    const port = await closedPort();
+    const c = await LocalCluster.start({
+      trainers: 1,
+      orchestratorPort: port,
+      discovery: "tf-config",
+      env: { TF_CONFIG: JSON.stringify({ cluster: { chief: [`127.0.0.1:${port}`], worker: ["127.0.0.1:1"] }, task: { type: "worker", index: 0 } }) },
+      logDir: join(tmp, "tf-config"),
+      orchestratorArgs: ["--job-id", "tf-config", "--steps", "10", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt")],
+      computeArgs: ["--eval-records", "1000"],
+      trainerArgs: [],
+    });
+    clusters.push(c);
+    const status = new StatusClient(c.orchestratorAddress);
+    const s = await finished(status);
+    status.close();
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+  }, 60_000);
+
+  it.each([
+    ["no TF_CONFIG", {}, "RPC_ERR_DISCOVERY: --discovery tf-config needs the TF_CONFIG environment variable (a JSON cluster spec)"],
+    ["TF_CONFIG that is not JSON", { TF_CONFIG: "{cluster" }, "RPC_ERR_DISCOVERY: TF_CONFIG is not valid JSON"],
+    ["TF_CONFIG without an orchestrator", { TF_CONFIG: '{"cluster":{"worker":["h:1"]}}' }, "RPC_ERR_DISCOVERY: TF_CONFIG names no orchestrator"],
+  ])("a trainer with %s exits 2 with one line", async (_what, env, message) => {
+    const r = await runNode(ENTRY.trainer, ["--discovery", "tf-config", "--backend", "cpu"], { env: { TF_CONFIG: "", ...env }, timeoutMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toContain(`pangea-trainer: error ${message}`);
+  });
+
+  it("a bad --discovery value is a usage error (exit 2); an unreachable etcd is exit 3 naming it", async () => {
+    const bad = await runNode(ENTRY.compute, ["--discovery", "zookeeper://x:1", "--eval-records", "0"]);
+    expect(bad.code).toBe(2);
+    expect(lastLine(bad.stderr.trimEnd().split("\n").slice(0, -1).join("\n"))).toBe("pangea-compute: invalid --discovery: expected static, tf-config or etcd://host:port[,host:port]");
+    const port = await closedPort();
+    const r = await runNode(ENTRY.compute, ["--port", "0", "--discovery", `etcd://127.0.0.1:${port}`, "--eval-records", "0"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(3);
+    expect(lastLine(r.stderr)).toMatch(new RegExp(`^pangea-compute: error RPC_ERR_REGISTRY: etcd at 127\\.0\\.0\\.1:${port}: `));
+  });
+});
