@@ -7,7 +7,7 @@ COMPOSE_FILE := infra/docker-compose.yaml
 COMPOSE_PROJECT := pangea
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench up down status logs docker-build docker-up docker-down clean
+.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench up down status logs docker-build docker-up docker-down k8s-validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ docker-up: ## start the cluster in Docker (needs a Docker engine)
 
 docker-down: ## stop the Docker cluster
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
+
+k8s-validate: deps ## validate infra/k8s against the Kubernetes schemas
+	node scripts/k8s-validate.mjs
 
 clean: ## remove build output, logs and checkpoints
 	rm -rf packages/*/dist services/*/dist packages/*/tsconfig.tsbuildinfo services/*/tsconfig.tsbuildinfo .pangea

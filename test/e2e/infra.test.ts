@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../support/processes.js";
@@ -27,9 +28,33 @@ describe("container setup", () => {
     for (const svc of SERVICES) expect(resolved).toContain(`dockerfile: services/${svc}/Dockerfile`);
     expect(resolved).toMatch(/replicas: 2/);
     expect(resolved).toContain("orchestrator:50051");
+    expect(resolved).toContain("PANGEA_DISCOVERY: etcd://etcd:2379");
+    expect(resolved).toMatch(/image: quay\.io\/coreos\/etcd:v[\d.]+/);
+    expect(resolved).toContain("--resume");
     expect(resolved).toContain("condition: service_healthy");
     expect(resolved).toMatch(/image: apache\/kafka:[\d.]+/);
     expect(resolved).toContain("KAFKA_PROCESS_ROLES: broker,controller");
+  });
+
+  it("infra/k8s validates against the Kubernetes schemas (kubernetes-models), and a broken manifest is caught naming the field", () => {
+    const ok = spawnSync(process.execPath, [join(ROOT, "scripts/k8s-validate.mjs")], { encoding: "utf8" });
+    expect(ok.stderr).toBe("");
+    expect(ok.status).toBe(0);
+    for (const o of ["Namespace/pangea", "StatefulSet/etcd", "Deployment/orchestrator", "Service/orchestrator", "Deployment/compute", "Job/trainer", "PersistentVolumeClaim/checkpoints"]) expect(ok.stdout).toContain(o);
+    const broken = mkdtempSync(join(tmpdir(), "pangea-k8s-"));
+    cpSync(join(ROOT, "infra/k8s"), broken, { recursive: true });
+    const file = join(broken, "orchestrator.yaml");
+    writeFileSync(file, readFileSync(file, "utf8").replace("containerPort: 50051", 'containerPort: "fifty"'));
+    const bad = spawnSync(process.execPath, [join(ROOT, "scripts/k8s-validate.mjs"), broken], { encoding: "utf8" });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe("k8s-validate: orchestrator.yaml#3 Deployment/orchestrator: data/spec/template/spec/containers/0/ports/0/containerPort must be integer");
+  });
+
+  it("the k8s manifests wire discovery through etcd and resume the orchestrator from its checkpoints", () => {
+    const text = (f: string) => readFileSync(join(ROOT, "infra/k8s", f), "utf8");
+    for (const f of ["orchestrator.yaml", "compute.yaml", "trainer.yaml"]) expect(text(f)).toContain('value: "etcd://etcd.pangea.svc:2379"');
+    expect(text("orchestrator.yaml")).toMatch(/"--resume"/);
+    expect(text("orchestrator.yaml")).toMatch(/claimName: checkpoints/);
   });
 
   it("the health probe exits 1 with the peer's address when nothing serves there", () => {
