@@ -14,7 +14,9 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
   const rows: [string, string][] = [
     ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
+    ["mode", `${s.mode || "sync"}${Number(s.resumedFromStep) > 0 ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
+    ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
     ["throughput", `${int(s.samplesPerSecond)} samples/s`],
     ["train loss", `${fmt(s.firstLoss)} at step 1 -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
