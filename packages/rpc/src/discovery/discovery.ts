@@ -3,7 +3,7 @@ import { RpcErrors } from "../client.js";
 import { EtcdClient } from "./etcd-client.js";
 
 /** A service's role in the cluster, as registries and TF_CONFIG name it. */
-export type Role = "orchestrator" | "compute" | "trainer" | "ps";
+export type Role = "orchestrator" | "compute" | "trainer" | "ps" | "serving";
 
 /**
  * How services find each other. Everything a worker needs beyond the

@@ -17,6 +17,8 @@ export interface CheckpointManifest {
   step: number;
   createdAt: string;
   model: DlrmSpec;
+  /** The slot id of each of the model's embedding columns, in order (absent in older checkpoints). */
+  slotIds?: number[];
   denseParams: { name: string; shape: number[] }[];
   embeddingRows: number;
   /** One entry per slot table: its files are slot-<slot>.{ids.u64,weights.f32,state.f32,updated.u32}. */
@@ -118,6 +120,7 @@ export function saveCheckpoint(
   store: EmbeddingStore,
   shard = { index: 0, count: 1 },
   training?: TrainingProgress,
+  slotIds?: readonly number[],
 ): string {
   // Shard 0 (with the dense parameters) writes step-N; shard i > 0 writes step-N.shard-i beside it.
   const final = join(root, jobId, shard.index === 0 ? `step-${step}` : `step-${step}.shard-${shard.index}`);
@@ -154,6 +157,7 @@ export function saveCheckpoint(
       shard,
       files: {},
       ...(training ? { training } : {}),
+      ...(slotIds ? { slotIds: [...slotIds] } : {}),
     };
     for (const [name, data] of Object.entries(files)) {
       writeDurably(join(tmp, name), data);

@@ -615,7 +615,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const due = final || (everySteps > 0 && step % everySteps === 0 && step > 0) || (everySeconds > 0 && Date.now() - this.lastCheckpointAt >= everySeconds * 1000);
     if (!due || this.checkpoints.at(-1)?.endsWith(`step-${step}`)) return;
     const m = this.model!;
-    this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, step, m.spec, m.dense, m.store, { index: 0, count: this.config.psShards }, this.progress());
+    this.checkpointPath = saveCheckpoint(this.config.checkpointDir, this.config.jobId, step, m.spec, m.dense, m.store, { index: 0, count: this.config.psShards }, this.progress(), this.compute!.source.slotIds);
     this.lastCheckpointAt = Date.now();
     this.checkpoints.push(this.checkpointPath);
     if (this.config.keepCheckpoints > 0) {

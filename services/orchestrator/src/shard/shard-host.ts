@@ -129,7 +129,7 @@ export class ShardHost implements ParameterHost {
     const every = job.checkpointEverySteps;
     if (!(step >= Number(job.steps) || (every > 0 && step % every === 0))) return;
     const m = this.model!;
-    this.checkpointPath = saveCheckpoint(this.s.checkpointDir, job.jobId, step, m.spec, null, m.store, { index: this.s.index, count: job.psShards.length });
+    this.checkpointPath = saveCheckpoint(this.s.checkpointDir, job.jobId, step, m.spec, null, m.store, { index: this.s.index, count: job.psShards.length }, undefined, job.model!.slotIds);
     if (job.keepCheckpoints > 0) pruneCheckpoints(this.s.checkpointDir, job.jobId, job.keepCheckpoints, this.s.index);
     this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "shard checkpoint saved");
   }

@@ -1,0 +1,110 @@
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { denseParams } from "@pangea/model";
+import { loadShardedCheckpoint, reshard } from "../checkpoint/checkpoint.js";
+import { OrchestratorErrors } from "../errors.js";
+
+export const EXPORT_FORMAT = "pangea-export";
+/** Bumped when the export layout changes; serving refuses versions it does not know. */
+export const EXPORT_SCHEMA_VERSION = 1;
+
+export interface ExportManifest {
+  format: typeof EXPORT_FORMAT;
+  schemaVersion: number;
+  /** The model version (the directory's name). */
+  version: number;
+  createdAt: string;
+  source: { checkpoint: string; jobId: string; step: number };
+  model: { numDense: number; numSlots: number; embeddingDim: number; bottomMlp: number[]; topMlp: number[] };
+  /** Feature config: the slot id of each embedding column, in the model's order. */
+  slotIds: number[];
+  denseParams: { name: string; shape: number[] }[];
+  /** Embedding table shards: one per slot, rows only (no optimizer state). */
+  tables: { slot: number; dim: number; rows: number }[];
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+function writeDurably(path: string, data: Buffer): void {
+  const fd = openSync(path, "w");
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const bytesOf = (a: Float32Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** Numbered version directories under a model's base path, ascending. */
+export function exportedVersions(base: string): number[] {
+  if (!existsSync(base)) return [];
+  return readdirSync(base)
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Writes a servable model version from a checkpoint (every shard's rows
+ * merged): `<base>/<version>/` with a manifest, the dense weights and one
+ * ids/rows file pair per slot. Written into a temporary directory and
+ * renamed, so serving never sees half a version. Returns its directory.
+ */
+export function exportModel(checkpointDir: string, base: string, version?: number): { dir: string; manifest: ExportManifest } {
+  const shards = loadShardedCheckpoint(checkpointDir);
+  const first = shards[0]!.manifest;
+  if (!first.slotIds) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${checkpointDir} does not record the model's slot ids (written by an older version); train again to export it`);
+  }
+  const existing = exportedVersions(base);
+  const v = version ?? (existing.length ? existing[existing.length - 1]! + 1 : 1);
+  if (!Number.isSafeInteger(v) || v < 1) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `export version must be a positive integer, got ${version}`);
+  const dir = join(base, String(v));
+  if (existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `export ${dir} already exists; versions are immutable, pick another`);
+  const [merged] = reshard(shards, 1);
+  const spec = first.model;
+  const params = denseParams(spec);
+  const files: Record<string, Buffer> = {};
+  const flat = new Float32Array(params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0));
+  let at = 0;
+  shards[0]!.dense.forEach((d) => {
+    flat.set(d, at);
+    at += d.length;
+  });
+  if (at !== flat.length) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${checkpointDir} holds ${at} dense values, the model needs ${flat.length}`);
+  files["dense.f32"] = bytesOf(flat);
+  const tables = merged!.sort((a, b) => a.slot - b.slot);
+  for (const t of tables) {
+    files[`slot-${t.slot}.ids.u64`] = bytesOf(t.ids);
+    files[`slot-${t.slot}.rows.f32`] = bytesOf(t.weights);
+  }
+  const manifest: ExportManifest = {
+    format: EXPORT_FORMAT,
+    schemaVersion: EXPORT_SCHEMA_VERSION,
+    version: v,
+    createdAt: new Date().toISOString(),
+    source: { checkpoint: checkpointDir, jobId: first.jobId, step: first.step },
+    model: { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, bottomMlp: [...spec.bottomMlp], topMlp: [...spec.topMlp] },
+    slotIds: first.slotIds,
+    denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
+    tables: tables.map((t) => ({ slot: t.slot, dim: t.dim, rows: t.rows })),
+    files: {},
+  };
+  const tmp = join(base, `.tmp-${v}-${process.pid}`);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    for (const [name, data] of Object.entries(files)) {
+      writeDurably(join(tmp, name), data);
+      manifest.files[name] = { bytes: data.length, sha256: createHash("sha256").update(data).digest("hex") };
+    }
+    writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write export ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return { dir, manifest };
+}

@@ -1,0 +1,99 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import { PangeaError } from "@pangea/kit";
+import { ServingErrors } from "../errors.js";
+import type { MicroBatcher } from "../batching/micro-batcher.js";
+import type { ModelManager } from "../model/model-manager.js";
+import { INPUT_DENSE, INPUT_IDS, OUTPUT_PROBS, examplesFrom, type TensorProtoMsg } from "./tensors.js";
+
+const HTTP: Record<string, number> = { INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
+
+function fail(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof PangeaError) return reply.code(HTTP[err.status] ?? 500).send({ error: `${err.code}: ${err.message}` });
+  return reply.code(500).send({ error: `internal error: ${(err as Error).message}` });
+}
+
+type Json = Record<string, unknown>;
+
+/** JSON inputs in TensorFlow Serving's REST shapes: columnar {"inputs": {...}} or row {"instances": [{...}]}. */
+function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record<string, TensorProtoMsg> {
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+  let dense: unknown[];
+  let ids: unknown[];
+  if (body.inputs && typeof body.inputs === "object") {
+    const inputs = body.inputs as Json;
+    const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
+    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+    dense = inputs[INPUT_DENSE] as unknown[];
+    ids = inputs[INPUT_IDS] as unknown[];
+  } else if (Array.isArray(body.instances)) {
+    dense = body.instances.map((r) => (r as Json)?.[INPUT_DENSE]);
+    ids = body.instances.map((r) => (r as Json)?.[INPUT_IDS]);
+  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}]`);
+  if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
+  const rows = (v: unknown[], width: number, name: string) =>
+    v.map((r, i) => {
+      if (!Array.isArray(r) || r.length !== width) throw bad(`${name} row ${i} must have ${width} values`);
+      return r;
+    });
+  const d = rows(dense, numDense, INPUT_DENSE);
+  const f = rows(ids, numSlots, INPUT_IDS);
+  return {
+    [INPUT_DENSE]: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) },
+    [INPUT_IDS]: {
+      dtype: "DT_UINT64",
+      tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] },
+      uint64_val: f.flat().map((x) => {
+        // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
+        if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
+        if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
+        throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
+      }),
+    },
+  };
+}
+
+/** TensorFlow Serving's REST API shapes on fastify: model status, predict, and pinning a version (rollback). */
+export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number): Promise<{ app: FastifyInstance; address: string }> {
+  // Room for the largest request --max-batch allows, as JSON text.
+  const app = Fastify({ bodyLimit: Math.max(1 << 20, maxBatch * 1024) });
+  const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
+  app.get("/v1/models/*", async (req, reply) => {
+    const m = route.exec(req.url.split("?")[0]!);
+    if (!m || m[3]) return reply.code(404).send({ error: `no such resource ${req.url}` });
+    try {
+      const versions = models.versions(m[1]!, m[2] ? Number(m[2]) : undefined);
+      return {
+        model_version_status: versions.map((v) => ({ version: String(v.version), state: v.state, status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error } })),
+      };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.post("/v1/models/*", async (req, reply) => {
+    const m = route.exec(req.url.split("?")[0]!);
+    if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${req.url}; POST to /v1/models/<name>[/versions/<v>]:predict` });
+    try {
+      const body = (req.body ?? {}) as Json;
+      if (m[3] === "pin") {
+        const v = body.version;
+        if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", 'pin needs {"version": <number>} or {"version": null} (serve the newest)');
+        models.get(m[1]!); // the model must exist
+        models.pin(v as number | null);
+        return { pinned: v, serving: models.current()?.version ?? null };
+      }
+      const servable = models.get(m[1]!, m[2] ? Number(m[2]) : undefined);
+      const x = examplesFrom(tensorsFromJson(body, servable.spec.numDense, servable.spec.numSlots), servable.spec, maxBatch);
+      const p = Array.from(await batcher.predict(servable, x));
+      return body.instances ? { predictions: p, model_version: servable.version } : { outputs: { [OUTPUT_PROBS]: p }, model_version: servable.version };
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    // fastify's own refusals: body too large, JSON that does not parse.
+    reply.code(err.statusCode ?? 500).send({ error: err.statusCode === 413 ? `SERVING_ERR_TOO_LARGE: request body above ${Math.max(1 << 20, maxBatch * 1024)} bytes` : `SERVING_ERR_BAD_INPUT: ${err.message}` });
+  });
+  const address = await app.listen({ host, port });
+  const url = new URL(address);
+  return { app, address: `${url.hostname}:${url.port}` };
+}

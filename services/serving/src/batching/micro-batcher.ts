@@ -1,0 +1,85 @@
+import type { Examples, Servable } from "../model/servable.js";
+
+interface Pending {
+  servable: Servable;
+  x: Examples;
+  resolve(p: Float32Array): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Runs concurrent requests for the same model version as one forward pass:
+ * requests queue until the window closes (0 = those already waiting when the
+ * event loop comes round), then each version's requests are concatenated,
+ * predicted together and split back. Fewer, larger passes amortise the
+ * per-pass overhead under load; a lone request waits at most the window.
+ */
+export class MicroBatcher {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  batches = 0;
+  examples = 0;
+
+  constructor(private readonly windowUs: number, private readonly maxExamples: number) {}
+
+  predict(servable: Servable, x: Examples): Promise<Float32Array> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ servable, x, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      if (this.windowUs > 0) setTimeout(() => this.flush(), this.windowUs / 1000);
+      else setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const queue = this.queue;
+    this.queue = [];
+    const byVersion = new Map<Servable, Pending[]>();
+    for (const p of queue) {
+      const list = byVersion.get(p.servable) ?? [];
+      list.push(p);
+      byVersion.set(p.servable, list);
+    }
+    for (const [servable, all] of byVersion) {
+      for (let i = 0; i < all.length; ) {
+        const group: Pending[] = [];
+        let n = 0;
+        while (i < all.length && (group.length === 0 || n + all[i]!.x.count <= this.maxExamples)) {
+          n += all[i]!.x.count;
+          group.push(all[i++]!);
+        }
+        this.run(servable, group, n);
+      }
+    }
+  }
+
+  private run(servable: Servable, group: Pending[], n: number): void {
+    try {
+      const { numDense, numSlots } = servable.spec;
+      let out: Float32Array;
+      if (group.length === 1) out = servable.predict(group[0]!.x);
+      else {
+        const dense = new Float32Array(n * numDense);
+        const idWords = new Uint32Array(n * numSlots * 2);
+        let at = 0;
+        for (const p of group) {
+          dense.set(p.x.dense, at * numDense);
+          idWords.set(p.x.idWords, at * numSlots * 2);
+          at += p.x.count;
+        }
+        out = servable.predict({ count: n, dense, idWords });
+      }
+      this.batches++;
+      this.examples += n;
+      let at = 0;
+      for (const p of group) {
+        p.resolve(out.slice(at, at + p.x.count));
+        at += p.x.count;
+      }
+    } catch (err) {
+      for (const p of group) p.reject(err);
+    }
+  }
+}

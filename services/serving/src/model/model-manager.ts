@@ -1,0 +1,131 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@pangea/kit";
+import { ServingErrors } from "../errors.js";
+import { Servable } from "./servable.js";
+
+export type VersionState = "LOADING" | "AVAILABLE" | "END";
+
+export interface VersionStatus {
+  version: number;
+  state: VersionState;
+  /** Why a version could not be loaded (state END), empty otherwise. */
+  error: string;
+}
+
+/**
+ * The versions of one model: watches its base path, loads each new numbered
+ * version (checked) while the current one keeps serving, then switches
+ * requests to it in one assignment, so a swap fails no request. The newest
+ * `keep` versions stay loaded (older ones are unloaded); a version removed
+ * from disk is unloaded, which is how an operator rolls back; `pin` serves a
+ * chosen loaded version instead of the newest.
+ */
+export class ModelManager {
+  private readonly loaded = new Map<number, Servable>();
+  private readonly status = new Map<number, VersionStatus>();
+  private pinned: number | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Called after each version change (load, unload), e.g. to re-point parameter sync. */
+  onChange: () => void = () => {};
+
+  constructor(
+    readonly name: string,
+    readonly basePath: string,
+    private readonly keep: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(pollSeconds: number): void {
+    this.scan();
+    this.timer = setInterval(() => this.scan(), pollSeconds * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Loads versions that appeared, unloads ones that disappeared or fell out of the newest `keep`. */
+  scan(): void {
+    const onDisk = existsSync(this.basePath)
+      ? readdirSync(this.basePath)
+          .filter((n) => /^\d+$/.test(n))
+          .map(Number)
+          .sort((a, b) => a - b)
+      : [];
+    const wanted = onDisk.slice(-this.keep);
+    let changed = false;
+    for (const v of wanted) {
+      if (this.loaded.has(v) || this.status.get(v)?.state === "END") continue;
+      this.status.set(v, { version: v, state: "LOADING", error: "" });
+      try {
+        const started = Date.now();
+        const s = Servable.load(join(this.basePath, String(v)), v);
+        this.loaded.set(v, s);
+        this.status.set(v, { version: v, state: "AVAILABLE", error: "" });
+        this.log.info({ model: this.name, version: v, rows: s.rowCount, ms: Date.now() - started }, "model version loaded");
+        changed = true;
+      } catch (err) {
+        this.status.set(v, { version: v, state: "END", error: (err as Error).message });
+        this.log.error({ model: this.name, version: v, err: (err as Error).message }, "model version failed to load");
+      }
+    }
+    for (const v of [...this.loaded.keys()]) {
+      if (!wanted.includes(v)) {
+        this.loaded.delete(v);
+        this.status.set(v, { version: v, state: "END", error: onDisk.includes(v) ? "" : "removed from the base path" });
+        if (this.pinned === v) this.pinned = null;
+        this.log.info({ model: this.name, version: v }, "model version unloaded");
+        changed = true;
+      }
+    }
+    if (changed) this.onChange();
+  }
+
+  /** The version a request gets: the one it names, else the pinned one, else the newest loaded. */
+  get(name: string, version?: number): Servable {
+    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
+    if (version !== undefined) {
+      const s = this.loaded.get(version);
+      if (!s) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `model "${name}" has no version ${version} loaded (loaded: ${this.versionsText()})`);
+      return s;
+    }
+    const current = this.current();
+    if (!current) throw ServingErrors.create("SERVING_ERR_NOT_READY", `model "${name}" has no version loaded yet (base path ${this.basePath})`);
+    return current;
+  }
+
+  current(): Servable | null {
+    if (this.pinned !== null && this.loaded.has(this.pinned)) return this.loaded.get(this.pinned)!;
+    const newest = Math.max(...this.loaded.keys());
+    return Number.isFinite(newest) ? this.loaded.get(newest)! : null;
+  }
+
+  /** Serves `version` by default (null = the newest again). */
+  pin(version: number | null): void {
+    if (version !== null && !this.loaded.has(version)) {
+      throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `cannot pin version ${version}: not loaded (loaded: ${this.versionsText()})`);
+    }
+    this.pinned = version;
+    this.log.info({ model: this.name, pinned: version }, version === null ? "serving the newest version" : "serving a pinned version");
+    this.onChange();
+  }
+
+  versions(name: string, version?: number): VersionStatus[] {
+    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
+    const all = [...this.status.values()].sort((a, b) => a.version - b.version);
+    if (version === undefined) return all;
+    const one = this.status.get(version);
+    if (!one) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `model "${name}" has no version ${version}`);
+    return [one];
+  }
+
+  loadedVersions(): number[] {
+    return [...this.loaded.keys()].sort((a, b) => a - b);
+  }
+
+  private versionsText(): string {
+    return this.loadedVersions().join(", ") || "none";
+  }
+}

@@ -1,0 +1,140 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { denseParams, validateSpec, type DlrmSpec } from "@pangea/model";
+import { ServingErrors } from "../errors.js";
+import { DlrmForward } from "./forward.js";
+import { RowTable } from "./row-table.js";
+
+/** The export layout this build understands (written by `pangea export`). */
+export const EXPORT_FORMAT = "pangea-export";
+export const SUPPORTED_SCHEMA_VERSIONS = [1];
+
+interface ExportManifest {
+  format: string;
+  schemaVersion: number;
+  version: number;
+  source: { jobId: string; step: number };
+  model: DlrmSpec;
+  slotIds: number[];
+  denseParams: { name: string; shape: number[] }[];
+  tables: { slot: number; dim: number; rows: number }[];
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+/** Examples as the model takes them: dense [B, numDense] and one id per slot as (lo, hi) words [B, S, 2]; id 0 = missing. */
+export interface Examples {
+  count: number;
+  dense: Float32Array;
+  idWords: Uint32Array;
+}
+
+/**
+ * One loaded model version: its dense weights and embedding rows, checked
+ * against the manifest's sizes and SHA-256 sums, refused if the export's
+ * format or schema version is not one this build reads.
+ */
+export class Servable {
+  readonly spec: DlrmSpec;
+  readonly slotIds: number[];
+  dense: Float32Array[];
+  private forward: DlrmForward;
+  readonly tables = new Map<number, RowTable>();
+  /** Rows replaced or removed by parameter sync since loading. */
+  synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
+
+  private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, dense: Float32Array[]) {
+    this.spec = manifest.model;
+    this.slotIds = manifest.slotIds;
+    this.dense = dense;
+    this.forward = new DlrmForward(this.spec, dense);
+  }
+
+  static load(dir: string, version: number): Servable {
+    const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_EXPORT", `model version ${version} at ${dir}: ${msg}`);
+    const manifestPath = join(dir, "manifest.json");
+    if (!existsSync(manifestPath)) throw bad("no manifest.json");
+    let m: ExportManifest;
+    try {
+      m = JSON.parse(readFileSync(manifestPath, "utf8")) as ExportManifest;
+    } catch (err) {
+      throw bad(`manifest.json is not valid JSON: ${(err as Error).message}`);
+    }
+    if (m.format !== EXPORT_FORMAT) throw bad(`format "${m.format}" is not ${EXPORT_FORMAT}`);
+    if (!SUPPORTED_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_SCHEMA_VERSIONS.join(", ")})`);
+    if (m.version !== version) throw bad(`manifest says version ${m.version}, the directory ${version}`);
+    try {
+      validateSpec(m.model);
+    } catch (err) {
+      throw bad(`model: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(m.slotIds) || m.slotIds.length !== m.model.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${m.model.numSlots} slots`);
+    const read = (name: string): Buffer => {
+      const meta = m.files?.[name];
+      if (!meta) throw bad(`manifest does not list ${name}`);
+      let data: Buffer;
+      try {
+        data = readFileSync(join(dir, name));
+      } catch {
+        throw bad(`${name} is missing`);
+      }
+      if (data.length !== meta.bytes) throw bad(`${name} has ${data.length} bytes, the manifest says ${meta.bytes}`);
+      if (createHash("sha256").update(data).digest("hex") !== meta.sha256) throw bad(`${name} fails its SHA-256 check`);
+      return data;
+    };
+    const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const params = denseParams(m.model);
+    const flat = f32(read("dense.f32"));
+    const dense: Float32Array[] = [];
+    let at = 0;
+    for (const p of params) {
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      dense.push(flat.slice(at, at + n));
+      at += n;
+    }
+    if (at !== flat.length) throw bad(`dense.f32 holds ${flat.length} values, the model needs ${at}`);
+    const s = new Servable(version, dir, m, dense);
+    for (const slot of m.slotIds) s.tables.set(slot, new RowTable(m.model.embeddingDim));
+    for (const t of m.tables) {
+      if (t.dim !== m.model.embeddingDim) throw bad(`slot ${t.slot} has dim ${t.dim}, the model ${m.model.embeddingDim}`);
+      const ids = u32(read(`slot-${t.slot}.ids.u64`));
+      const rows = f32(read(`slot-${t.slot}.rows.f32`));
+      if (ids.length !== 2 * t.rows || rows.length !== t.rows * t.dim) throw bad(`slot ${t.slot}'s files do not hold ${t.rows} rows`);
+      const table = new RowTable(t.dim, t.rows);
+      for (let r = 0; r < t.rows; r++) table.set(ids[2 * r]!, ids[2 * r + 1]!, rows, r * t.dim);
+      s.tables.set(t.slot, table);
+    }
+    return s;
+  }
+
+  get rowCount(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.size;
+    return n;
+  }
+
+  /** Replaces the dense weights (parameter sync); requests after this see the new ones. */
+  setDense(values: Float32Array[]): void {
+    this.dense = values;
+    this.forward = new DlrmForward(this.spec, values);
+  }
+
+  /** Click probabilities of the examples. */
+  predict(x: Examples): Float32Array {
+    const { numSlots: S, embeddingDim: D } = this.spec;
+    const pooled = new Float32Array(x.count * S * D);
+    for (let c = 0; c < x.count * S; c++) {
+      const lo = x.idWords[2 * c]!;
+      const hi = x.idWords[2 * c + 1]!;
+      if (lo === 0 && hi === 0) continue;
+      // The id's own slot (its top 15 bits below the reserved bit) picks the table.
+      const table = this.tables.get((hi >>> 16) & 0x7fff);
+      const r = table ? table.find(lo, hi) : -1;
+      if (r >= 0) pooled.set(table!.rows.subarray(r * D, (r + 1) * D), c * D);
+    }
+    const out = new Float32Array(x.count);
+    this.forward.predict(x.count, x.dense, pooled, out);
+    return out;
+  }
+}
