@@ -2,7 +2,7 @@
 import { runMain, usageText, UsageError, address } from "@pangea/kit";
 import { ClusterError } from "./launcher/local-cluster.js";
 import { parseRun, runCommand, runUsage } from "./commands/run.js";
-import { downCommand, genDataCommand, statusCommand, upCommand } from "./commands/cluster-commands.js";
+import { downCommand, exportCommand, genDataCommand, serveCommand, statusCommand, upCommand } from "./commands/cluster-commands.js";
 
 const COMMANDS = `Usage: pangea <command> [flags]
 
@@ -12,6 +12,8 @@ Commands:
   down       stop the cluster 'up' started
   status     show the job's state, loss, throughput and evaluation
   gen-data   write the synthetic Criteo-like data set as a TSV file
+  export     write a servable model version from a checkpoint
+  serve      serve exported model versions (TensorFlow Serving gRPC API + REST)
 
 Run 'pangea <command> --help' for a command's flags.
 `;
@@ -60,6 +62,12 @@ runMain("pangea", async () => {
       }
       case "gen-data":
         code = genDataCommand(rest);
+        break;
+      case "export":
+        code = exportCommand(rest);
+        break;
+      case "serve":
+        code = serveCommand(rest);
         break;
       case undefined:
       case "--help":

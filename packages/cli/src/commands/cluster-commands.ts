@@ -67,3 +67,15 @@ export function genDataCommand(argv: string[]): number {
   const r = spawnSync(process.execPath, [join(REPO_ROOT, "services/compute/dist/gen-data.js"), ...argv], { stdio: "inherit" });
   return r.status ?? 1;
 }
+
+/** `pangea export`: a servable model version from a checkpoint (services/orchestrator/dist/export.js). */
+export function exportCommand(argv: string[]): number {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, "services/orchestrator/dist/export.js"), ...argv], { stdio: "inherit" });
+  return r.status ?? 1;
+}
+
+/** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
+export function serveCommand(argv: string[]): number {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], { stdio: "inherit" });
+  return r.status ?? 1;
+}

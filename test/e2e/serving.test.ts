@@ -1,0 +1,232 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
+import { ENTRY, ROOT, lastLine, runNode, waitFor } from "../support/processes.js";
+
+/**
+ * train -> export -> serve with real processes: a trained checkpoint is
+ * exported as versions of a model, the serving service answers TensorFlow
+ * Serving's gRPC API (called by Python's grpcio with stubs generated from the
+ * .proto files) and REST, swaps versions under load without a failed
+ * request, and refuses bad input with the right status while it keeps serving.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-serve-"));
+const BASE = join(tmp, "models", "ctr");
+const SERVING = join(ROOT, "services/serving/dist/main.js");
+const EXPORT = join(ROOT, "services/orchestrator/dist/export.js");
+let checkpoint = "";
+let server: ChildProcess | null = null;
+let grpcAddress = "";
+let restAddress = "";
+let rows: { dense: number[][]; ids: string[][] };
+
+async function startServing(extra: string[] = []): Promise<void> {
+  server = spawn(process.execPath, [SERVING, "--model-base-path", BASE, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3", ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: server!.stdout! }).once("line", resolve);
+    server!.once("exit", (code) => reject(new Error(`serving exited with ${code}`)));
+  });
+  const ready = JSON.parse(line) as { address: string; rest: string };
+  grpcAddress = ready.address;
+  restAddress = ready.rest;
+}
+
+function exportVersion(version?: number): string {
+  const r = spawnSync(process.execPath, [EXPORT, "--checkpoint", checkpoint, "--out", BASE, ...(version ? ["--version", String(version)] : [])], { encoding: "utf8" });
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  return r.stdout;
+}
+
+async function rest(path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://${restAddress}${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+type Client = grpc.Client & Record<string, (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
+
+function clients(): { predict: Client; model: Client } {
+  const { prediction, model } = tfServingServices();
+  const P = grpc.makeGenericClientConstructor(prediction.service, "PredictionService");
+  const M = grpc.makeGenericClientConstructor(model.service, "ModelService");
+  return { predict: new P(grpcAddress, grpc.credentials.createInsecure()) as unknown as Client, model: new M(grpcAddress, grpc.credentials.createInsecure()) as unknown as Client };
+}
+
+function call<T>(c: Client, method: string, req: unknown): Promise<T> {
+  return new Promise((resolve, reject) => c[method]!(req, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as T))));
+}
+
+function predictRequest(dense: number[][], ids: string[][], extra: Record<string, unknown> = {}) {
+  return {
+    model_spec: { name: "ctr" },
+    inputs: {
+      dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: dense.length }, { size: dense[0]?.length ?? 0 }] }, float_val: dense.flat() },
+      feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: ids.length }, { size: ids[0]?.length ?? 0 }] }, uint64_val: ids.flat() },
+    },
+    ...extra,
+  };
+}
+
+type PredictRes = { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } };
+
+beforeAll(async () => {
+  const r = await runNode(ENTRY.cli, ["run", "--json", "--steps", "30", "--batch-size", "256", "--eval-records", "2000", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 120_000 });
+  expect(r.code, r.stderr).toBe(0);
+  checkpoint = (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as JobStatus__Output).checkpointPath;
+  exportVersion();
+  // Requests use ids the model has rows for: the first rows of each slot's table, as 64-bit decimal strings.
+  const manifest = JSON.parse(readFileSync(join(BASE, "1", "manifest.json"), "utf8")) as { slotIds: number[] };
+  const idsOf = (slot: number) => {
+    const b = readFileSync(join(BASE, "1", `slot-${slot}.ids.u64`));
+    return Array.from({ length: 4 }, (_, i) => b.readBigUInt64LE(i * 8).toString());
+  };
+  const perSlot = manifest.slotIds.map(idsOf);
+  rows = {
+    dense: Array.from({ length: 4 }, (_, e) => Array.from({ length: 13 }, (_, j) => ((e + 1) * (j + 2)) % 5)),
+    ids: Array.from({ length: 4 }, (_, e) => perSlot.map((ids) => ids[e]!)),
+  };
+  await startServing();
+}, 150_000);
+
+afterAll(() => {
+  server?.kill("SIGTERM");
+});
+
+describe("export and serving", () => {
+  it("an external client (Python grpcio, stubs generated from the TensorFlow Serving protos) calls Predict and GetModelStatus", async () => {
+    const stubs = join(tmp, "pystubs");
+    const protos = ["prediction_service", "predict", "get_model_status", "model", "status"].map((p) => `tensorflow_serving/apis/${p}.proto`);
+    mkdirSync(stubs, { recursive: true });
+    // grpc_tools' protoc, with the well-known types (google/protobuf/wrappers.proto) it ships.
+    const gen = spawnSync("/usr/bin/python3", ["-c", "import grpc_tools, os, sys; from grpc_tools import protoc; inc = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'); sys.exit(protoc.main(['protoc', '-I.', '-I' + inc, '--python_out=' + sys.argv[1], '--grpc_python_out=' + sys.argv[1]] + sys.argv[2:]))", stubs,
+      ...protos, "tensorflow/core/framework/tensor.proto", "tensorflow/core/framework/tensor_shape.proto", "tensorflow/core/framework/types.proto"], { cwd: join(ROOT, "schemas/proto"), encoding: "utf8" });
+    expect(gen.status, gen.stderr).toBe(0);
+    const py = spawnSync("/usr/bin/python3", [join(ROOT, "test/support/python/tf_serving_client.py"), stubs, grpcAddress, "ctr", JSON.stringify(rows)], { encoding: "utf8", timeout: 30_000 });
+    expect(py.status, py.stderr).toBe(0);
+    const out = JSON.parse(py.stdout) as { probabilities: number[]; packed_probabilities: number[]; shape: number[]; version: number; status: { version: number; state: string; error_code: number }[]; unknown_model: string; unknown_model_details: string };
+    expect(out.shape).toEqual([4]);
+    expect(out.version).toBe(1);
+    expect(out.status).toEqual([{ version: 1, state: "AVAILABLE", error_code: 0 }]);
+    expect(out.unknown_model).toBe("NOT_FOUND");
+    expect(out.unknown_model_details).toContain('no model named "no-such-model"');
+    // The same examples over REST give the same probabilities; tensor_content and value lists agree.
+    const viaRest = await rest("/v1/models/ctr:predict", { inputs: { dense_features: rows.dense, feature_ids: rows.ids } });
+    const restP = (viaRest.json.outputs as { probabilities: number[] }).probabilities;
+    out.probabilities.forEach((p, i) => {
+      expect(p).toBeCloseTo(restP[i]!, 6);
+      expect(out.packed_probabilities[i]).toBeCloseTo(p, 6);
+      expect(p).toBeGreaterThan(0);
+      expect(p).toBeLessThan(1);
+    });
+    expect(new Set(out.probabilities.map((p) => p.toFixed(5))).size).toBeGreaterThan(1);
+  }, 60_000);
+
+  it.each([
+    ["an unknown model", { model_spec: { name: "nope" } }, grpc.status.NOT_FOUND, 'SERVING_ERR_UNKNOWN_MODEL: no model named "nope"'],
+    ["an unknown version", { model_spec: { name: "ctr", version: { value: "99" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 99 loaded"],
+    ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, "inputs must be exactly dense_features [B, 13] and feature_ids [B, 26]; got x"],
+    ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
+    ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],
+    ["too many examples", "big", grpc.status.RESOURCE_EXHAUSTED, "request carries 5000 examples; this server takes at most 4096"],
+  ])("%s gets the proper status naming the problem, and the server keeps serving", async (_what, change, code, message) => {
+    const { predict } = clients();
+    let req: Record<string, unknown>;
+    if (change === "shape") req = predictRequest([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]], [rows.ids[0]!]);
+    else if (change === "dtype") {
+      req = predictRequest(rows.dense, rows.ids);
+      (req.inputs as Record<string, Record<string, unknown>>).feature_ids!.dtype = "DT_FLOAT";
+    } else if (change === "big") req = predictRequest(Array.from({ length: 5000 }, () => rows.dense[0]!), Array.from({ length: 5000 }, () => rows.ids[0]!));
+    else req = { ...predictRequest(rows.dense, rows.ids), ...(change as object) };
+    await expect(call(predict, "Predict", req)).rejects.toMatchObject({ code, details: expect.stringContaining(message) });
+    const ok = await call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids));
+    expect(ok.outputs.probabilities.float_val).toHaveLength(4);
+    predict.close();
+  });
+
+  it("REST: status, row and column predictions, and clear 4xx errors", async () => {
+    const status = await rest("/v1/models/ctr");
+    expect(status.status).toBe(200);
+    const row = await rest("/v1/models/ctr:predict", { instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) });
+    expect(row.status).toBe(200);
+    expect(row.json.predictions).toHaveLength(4);
+    expect((await rest("/v1/models/other:predict", { instances: [] })).status).toBe(404);
+    const bad = await rest("/v1/models/ctr:predict", { instances: [{ dense_features: [1], feature_ids: [] }] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values");
+    const res = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(400);
+  });
+
+  it("a new version is swapped in under load with zero failed requests; the newest 2 stay loaded; removing one rolls back; a corrupt one is refused", async () => {
+    const { predict, model } = clients();
+    const seen = new Set<string>();
+    let failures = 0;
+    let done = 0;
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        await Promise.all(
+          Array.from({ length: 4 }, () =>
+            call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids)).then(
+              (r) => {
+                seen.add(r.model_spec.version.value);
+                done++;
+              },
+              () => failures++,
+            ),
+          ),
+        );
+      }
+    })();
+    await waitFor("some requests", async () => done > 20, 10_000, 20);
+    exportVersion(2);
+    await waitFor("version 2 to serve", async () => seen.has("2"), 10_000, 50);
+    exportVersion(3);
+    await waitFor("version 3 to serve", async () => seen.has("3"), 10_000, 50);
+    stop = true;
+    await load;
+    expect(failures).toBe(0);
+    expect(done).toBeGreaterThan(40);
+    type Status = { model_version_status: { version: string; state: string }[] };
+    let st = await call<Status>(model, "GetModelStatus", { model_spec: { name: "ctr" } });
+    expect(st.model_version_status.map((s) => `${s.version}:${s.state}`)).toEqual(["1:END", "2:AVAILABLE", "3:AVAILABLE"]);
+    // Roll back: take version 3 away; requests go to 2.
+    rmSync(join(BASE, "3"), { recursive: true });
+    await waitFor("version 2 to serve again", async () => (await call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids))).model_spec.version.value === "2", 10_000, 100);
+    // A version whose files were altered is refused with the reason; version 2 keeps serving.
+    cpSync(join(BASE, "2"), join(tmp, "v4"), { recursive: true });
+    const f = join(tmp, "v4", "dense.f32");
+    const bytes = readFileSync(f);
+    bytes[10] ^= 0xff;
+    writeFileSync(f, bytes);
+    const m = JSON.parse(readFileSync(join(tmp, "v4", "manifest.json"), "utf8"));
+    m.version = 4;
+    writeFileSync(join(tmp, "v4", "manifest.json"), JSON.stringify(m));
+    cpSync(join(tmp, "v4"), join(BASE, "4"), { recursive: true });
+    await waitFor("version 4 to be refused", async () => {
+      const s = await call<{ model_version_status: { version: string; state: string; status: { error_message: string } }[] }>(model, "GetModelStatus", { model_spec: { name: "ctr", version: { value: "4" } } }).catch(() => null);
+      return s?.model_version_status[0]?.state === "END" ? s.model_version_status[0] : null;
+    }, 10_000, 100).then((v) => expect(v.status.error_message).toMatch(/dense\.f32 fails its SHA-256 check/));
+    expect((await call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids))).model_spec.version.value).toBe("2");
+    // Pinning over REST serves a chosen loaded version.
+    st = await call<Status>(model, "GetModelStatus", { model_spec: { name: "ctr" } });
+    expect(st.model_version_status.find((s) => s.version === "2")!.state).toBe("AVAILABLE");
+    predict.close();
+    model.close();
+  }, 60_000);
+
+  it("export refuses an existing version and a broken checkpoint with one line", async () => {
+    const again = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--version", "2"]);
+    expect(again.code).toBe(1);
+    expect(lastLine(again.stderr)).toBe(`pangea-export: error ORCH_ERR_BAD_REQUEST: export ${join(BASE, "2")} already exists; versions are immutable, pick another`);
+    const missing = await runNode(EXPORT, ["--checkpoint", join(tmp, "nope"), "--out", BASE]);
+    expect(missing.code).toBe(1);
+    expect(lastLine(missing.stderr)).toContain("ORCH_ERR_CHECKPOINT_CORRUPT");
+  });
+});
