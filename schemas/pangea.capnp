@@ -158,6 +158,25 @@ struct TableStats {
   memoryLimitHits @8 :UInt64;  # rows refused at the memory limit
 }
 
+# Real-time parameter sync (Monolith's ParameterSync): a parameter server
+# pushes to serving the embedding rows changed since its last push, the ids
+# evicted since then (tombstones), and now and then the dense weights.
+struct ParameterSyncUpdate {
+  sequence @0 :UInt64;       # per sender, increasing; serving ignores an older one
+  step @1 :UInt64;           # training step the values are from
+  ids @2 :Tensor;            # uint64 [U]
+  rows @3 :Tensor;           # float32 [U, dim]
+  tombstones @4 :Tensor;     # uint64 [T]: ids to drop
+  dense @5 :List(Tensor);    # float32, the model's dense parameters; empty = unchanged
+}
+
+struct ParameterSyncAck {
+  modelVersion @0 :UInt64;   # the serving version the update was applied to
+  rowsApplied @1 :UInt64;
+  rowsRemoved @2 :UInt64;
+  denseApplied @3 :Bool;
+}
+
 enum MessageType {
   trainingBatch @0;
   batchRequest @1;
@@ -170,6 +189,8 @@ enum MessageType {
   embeddingEvict @8;
   tableStatsRequest @9;
   tableStats @10;
+  parameterSyncUpdate @11;
+  parameterSyncAck @12;
 }
 
 # The envelope of every hot-path gRPC payload. `type` must name the payload
@@ -190,5 +211,7 @@ struct Message {
     embeddingEvict @11 :EmbeddingEvict;
     tableStatsRequest @12 :TableStatsRequest;
     tableStats @13 :TableStats;
+    parameterSyncUpdate @14 :ParameterSyncUpdate;
+    parameterSyncAck @15 :ParameterSyncAck;
   }
 }

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
 import { ENTRY, ROOT, lastLine, runNode, waitFor } from "../support/processes.js";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 
 /**
  * train -> export -> serve with real processes: a trained checkpoint is
@@ -220,6 +222,54 @@ describe("export and serving", () => {
     predict.close();
     model.close();
   }, 60_000);
+
+  it("parameter sync: training on new data changes predictions within one interval; at the end the synced model equals the export of the final checkpoint", async () => {
+    const { predict } = clients();
+    const probs = async (version?: number) => {
+      const req = predictRequest(rows.dense, rows.ids);
+      if (version) (req.model_spec as Record<string, unknown>).version = { value: String(version) };
+      const r = await call<PredictRes>(predict, "Predict", req);
+      return { version: r.model_spec.version.value, p: r.outputs.probabilities.float_val };
+    };
+    const before = await probs();
+    expect(before.version).toBe("2");
+    // Training continues from the served model's checkpoint on other data (another seed), syncing every second.
+    const c = await LocalCluster.start({
+      trainers: 2,
+      logDir: join(tmp, "sync-job"),
+      orchestratorArgs: ["--job-id", "sync-job", "--steps", "60", "--batch-size", "256", "--seed", "7", "--restore-from", checkpoint, "--checkpoint-dir", join(tmp, "ckpt"),
+        "--serving-sync", grpcAddress, "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1"],
+      computeArgs: ["--seed", "7", "--eval-records", "2000"],
+      trainerArgs: [],
+    });
+    try {
+      const status = new StatusClient(c.orchestratorAddress);
+      await status.connect(5_000);
+      await waitFor("training to start", async () => Number((await status.get()).step) >= 1, 60_000, 20);
+      const started = Date.now();
+      await waitFor("a prediction to change", async () => (await probs()).p.some((x, i) => Math.abs(x - before.p[i]!) > 1e-6), 10_000, 50);
+      const delay = Date.now() - started;
+      expect(delay).toBeLessThan(1_000 + 1_500);
+      const final = await waitFor("the job to end", async () => {
+        const s = await status.get();
+        return s.state === "JOB_STATE_COMPLETED" || s.state === "JOB_STATE_FAILED" ? s : null;
+      }, 120_000);
+      status.close();
+      expect(final.state).toBe("JOB_STATE_COMPLETED");
+      // Let the final push land, then compare the synced version 2 with an export of the final checkpoint.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const synced = await probs(2);
+      const r = spawnSync(process.execPath, [EXPORT, "--checkpoint", final.checkpointPath, "--out", BASE, "--version", "5"], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      await waitFor("version 5 to serve", async () => (await probs()).version === "5", 10_000, 100);
+      const exported = await probs(5);
+      synced.p.forEach((x, i) => expect(x).toBeCloseTo(exported.p[i]!, 5));
+      expect(synced.p.some((x, i) => Math.abs(x - before.p[i]!) > 1e-4)).toBe(true);
+    } finally {
+      await c.stop(1_000);
+      predict.close();
+    }
+  }, 150_000);
 
   it("export refuses an existing version and a broken checkpoint with one line", async () => {
     const again = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--version", "2"]);

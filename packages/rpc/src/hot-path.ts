@@ -33,6 +33,23 @@ export const ParameterServerService = {
   tableStats: { path: "/pangea.v1.ParameterServer/TableStats", requestStream: false, responseStream: false, ...raw },
 } satisfies grpc.ServiceDefinition;
 
+export const ParameterSyncService = {
+  /** ParameterSyncUpdate -> ParameterSyncAck: rows, tombstones and dense weights pushed from training to serving. */
+  push: { path: "/pangea.v1.ParameterSync/Push", requestStream: false, responseStream: false, ...raw },
+} satisfies grpc.ServiceDefinition;
+
+export const PARAMETER_SYNC_SERVICE_NAME = "pangea.v1.ParameterSync";
+
+export interface ParameterSyncClient extends grpc.Client {
+  push(request: Buffer, meta: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+}
+
+const ParameterSyncCtor = grpc.makeGenericClientConstructor(ParameterSyncService, "ParameterSync");
+
+export function parameterSyncClient(address: string): ParameterSyncClient {
+  return new ParameterSyncCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as ParameterSyncClient;
+}
+
 export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
 export const PARAMETER_SERVER_SERVICE_NAME = "pangea.v1.ParameterServer";
 

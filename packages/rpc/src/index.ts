@@ -9,8 +9,11 @@ export {
   PARAMETER_SERVER_SERVICE_NAME,
   batchStreamClient,
   parameterServerClient,
+  ParameterSyncService,
+  PARAMETER_SYNC_SERVICE_NAME,
+  parameterSyncClient,
 } from "./hot-path.js";
-export type { BatchStreamClient, ParameterServerClient } from "./hot-path.js";
+export type { BatchStreamClient, ParameterServerClient, ParameterSyncClient } from "./hot-path.js";
 export { orchestratorClient, computeClient, ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME } from "./control.js";
 export { announceReady, onShutdownSignal } from "./lifecycle.js";
 export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator, DISCOVERY_PATTERN } from "./discovery/discovery.js";

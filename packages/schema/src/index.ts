@@ -15,6 +15,8 @@ export {
   ParameterSet,
   GradientUpdate,
   StepAck,
+  ParameterSyncUpdate,
+  ParameterSyncAck,
 } from "./gen/pangea-capnp.js";
 export { SchemaErrors } from "./errors.js";
 export { encodeMessage, decodeMessage, messageTypeName } from "./message.js";

@@ -7,6 +7,8 @@ import {
   type EmbeddingEvict,
   type TableStats,
   type TableStatsRequest,
+  type ParameterSyncUpdate,
+  type ParameterSyncAck,
   type BatchRequest,
   type GradientUpdate,
   type Message_Payload,
@@ -31,6 +33,8 @@ export interface PayloadTypes {
   [MessageType.EMBEDDING_EVICT]: EmbeddingEvict;
   [MessageType.TABLE_STATS_REQUEST]: TableStatsRequest;
   [MessageType.TABLE_STATS]: TableStats;
+  [MessageType.PARAMETER_SYNC_UPDATE]: ParameterSyncUpdate;
+  [MessageType.PARAMETER_SYNC_ACK]: ParameterSyncAck;
 }
 
 type Kind = keyof PayloadTypes;
@@ -47,6 +51,8 @@ const INIT: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.EMBEDDING_EVICT]: (p) => p._initEmbeddingEvict(),
   [MessageType.TABLE_STATS_REQUEST]: (p) => p._initTableStatsRequest(),
   [MessageType.TABLE_STATS]: (p) => p._initTableStats(),
+  [MessageType.PARAMETER_SYNC_UPDATE]: (p) => p._initParameterSyncUpdate(),
+  [MessageType.PARAMETER_SYNC_ACK]: (p) => p._initParameterSyncAck(),
 };
 
 const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
@@ -61,6 +67,8 @@ const GET: { [K in Kind]: (p: Message_Payload) => PayloadTypes[K] } = {
   [MessageType.EMBEDDING_EVICT]: (p) => p.embeddingEvict,
   [MessageType.TABLE_STATS_REQUEST]: (p) => p.tableStatsRequest,
   [MessageType.TABLE_STATS]: (p) => p.tableStats,
+  [MessageType.PARAMETER_SYNC_UPDATE]: (p) => p.parameterSyncUpdate,
+  [MessageType.PARAMETER_SYNC_ACK]: (p) => p.parameterSyncAck,
 };
 
 /**
@@ -97,7 +105,7 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
     touchTensor(g.sparseGrads);
   },
   [MessageType.STEP_ACK]: () => {},
-  [MessageType.BATCH_ACK]: () => {},
+  [MessageType.BATCH_ACK]: (a) => void a.want.length,
   [MessageType.EMBEDDING_ASSIGN]: (a) => {
     touchTensor(a.ids);
     touchTensor(a.embeddings);
@@ -105,6 +113,13 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
   [MessageType.EMBEDDING_EVICT]: (e) => touchTensor(e.ids),
   [MessageType.TABLE_STATS_REQUEST]: (r) => void r.slots.length,
   [MessageType.TABLE_STATS]: (t) => void t.slots.length,
+  [MessageType.PARAMETER_SYNC_UPDATE]: (u) => {
+    touchTensor(u.ids);
+    touchTensor(u.rows);
+    touchTensor(u.tombstones);
+    touchTensors(u.dense);
+  },
+  [MessageType.PARAMETER_SYNC_ACK]: () => {},
 };
 
 const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;

@@ -40,6 +40,9 @@ export const FLAGS: FlagTable = {
   "keep-checkpoints": { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)", default: "3" },
   resume: { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position", boolean: true },
   "rejoin-timeout-ms": { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back", default: "60000" },
+  "serving-sync": { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" },
+  "sync-interval-seconds": { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving", default: "10" },
+  "dense-sync-interval-seconds": { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving", default: "60" },
   "restore-from": { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
@@ -75,6 +78,13 @@ const schema = z.object({
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   restoreFrom: z.string().min(1).optional(),
+  servingSync: z
+    .string()
+    .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
+    .refine((xs) => xs.length > 0 && xs.every((x) => /^[A-Za-z0-9._-]+:\d{1,5}$/.test(x)), "expected host:port[,host:port...]")
+    .optional(),
+  syncIntervalSeconds: z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(10),
+  denseSyncIntervalSeconds: z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(60),
   mode: z.enum(TRAINING_MODES, { message: "expected sync, async or hybrid" }).default("sync"),
   batchesPerStep: nonNegativeInt("a number of batches").max(4096, "expected at most 4096 batches per step").default(0),
   maxStaleness: nonNegativeInt("a number of updates").default(8),

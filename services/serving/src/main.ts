@@ -1,5 +1,6 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
+import { addParameterSync } from "./api/parameter-sync.js";
 import { FLAGS, loadConfig } from "./config.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
@@ -18,7 +19,10 @@ runMain("pangea-serving", async () => {
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
   const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch);
-  const grpcServer = await startServer(config.host, config.port, (s) => addTfServing(s, models, batcher, config.maxBatch), [PREDICTION_SERVICE, MODEL_SERVICE]);
+  const grpcServer = await startServer(config.host, config.port, (s) => {
+    addTfServing(s, models, batcher, config.maxBatch);
+    addParameterSync(s, models, log);
+  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME]);
   const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch);
   const discovery = openDiscovery({ discovery: config.discovery, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   await discovery.announce("serving", config.workerId, grpcServer.address);

@@ -893,6 +893,159 @@ export class TableStats extends $.Struct {
   }
   toString(): string { return "TableStats_" + super.toString(); }
 }
+export class ParameterSyncUpdate extends $.Struct {
+  static readonly _capnp = {
+    displayName: "ParameterSyncUpdate",
+    id: "fd359080a922e2b8",
+    size: new $.ObjectSize(16, 4),
+  };
+  static _Dense: $.ListCtor<Tensor>;
+  /**
+* per sender, increasing; serving ignores an older one
+*
+*/
+  get sequence(): bigint {
+    return $.utils.getUint64(0, this);
+  }
+  set sequence(value: bigint) {
+    $.utils.setUint64(0, value, this);
+  }
+  /**
+* training step the values are from
+*
+*/
+  get step(): bigint {
+    return $.utils.getUint64(8, this);
+  }
+  set step(value: bigint) {
+    $.utils.setUint64(8, value, this);
+  }
+  _adoptIds(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(0, this));
+  }
+  _disownIds(): $.Orphan<Tensor> {
+    return $.utils.disown(this.ids);
+  }
+  /**
+* uint64 [U]
+*
+*/
+  get ids(): Tensor {
+    return $.utils.getStruct(0, Tensor, this);
+  }
+  _hasIds(): boolean {
+    return !$.utils.isNull($.utils.getPointer(0, this));
+  }
+  _initIds(): Tensor {
+    return $.utils.initStructAt(0, Tensor, this);
+  }
+  set ids(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(0, this));
+  }
+  _adoptRows(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownRows(): $.Orphan<Tensor> {
+    return $.utils.disown(this.rows);
+  }
+  /**
+* float32 [U, dim]
+*
+*/
+  get rows(): Tensor {
+    return $.utils.getStruct(1, Tensor, this);
+  }
+  _hasRows(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initRows(): Tensor {
+    return $.utils.initStructAt(1, Tensor, this);
+  }
+  set rows(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptTombstones(value: $.Orphan<Tensor>): void {
+    $.utils.adopt(value, $.utils.getPointer(2, this));
+  }
+  _disownTombstones(): $.Orphan<Tensor> {
+    return $.utils.disown(this.tombstones);
+  }
+  /**
+* uint64 [T]: ids to drop
+*
+*/
+  get tombstones(): Tensor {
+    return $.utils.getStruct(2, Tensor, this);
+  }
+  _hasTombstones(): boolean {
+    return !$.utils.isNull($.utils.getPointer(2, this));
+  }
+  _initTombstones(): Tensor {
+    return $.utils.initStructAt(2, Tensor, this);
+  }
+  set tombstones(value: Tensor) {
+    $.utils.copyFrom(value, $.utils.getPointer(2, this));
+  }
+  _adoptDense(value: $.Orphan<$.List<Tensor>>): void {
+    $.utils.adopt(value, $.utils.getPointer(3, this));
+  }
+  _disownDense(): $.Orphan<$.List<Tensor>> {
+    return $.utils.disown(this.dense);
+  }
+  /**
+* float32, the model's dense parameters; empty = unchanged
+*
+*/
+  get dense(): $.List<Tensor> {
+    return $.utils.getList(3, ParameterSyncUpdate._Dense, this);
+  }
+  _hasDense(): boolean {
+    return !$.utils.isNull($.utils.getPointer(3, this));
+  }
+  _initDense(length: number): $.List<Tensor> {
+    return $.utils.initList(3, ParameterSyncUpdate._Dense, length, this);
+  }
+  set dense(value: $.List<Tensor>) {
+    $.utils.copyFrom(value, $.utils.getPointer(3, this));
+  }
+  toString(): string { return "ParameterSyncUpdate_" + super.toString(); }
+}
+export class ParameterSyncAck extends $.Struct {
+  static readonly _capnp = {
+    displayName: "ParameterSyncAck",
+    id: "e37b0ea4719eb72d",
+    size: new $.ObjectSize(32, 0),
+  };
+  /**
+* the serving version the update was applied to
+*
+*/
+  get modelVersion(): bigint {
+    return $.utils.getUint64(0, this);
+  }
+  set modelVersion(value: bigint) {
+    $.utils.setUint64(0, value, this);
+  }
+  get rowsApplied(): bigint {
+    return $.utils.getUint64(8, this);
+  }
+  set rowsApplied(value: bigint) {
+    $.utils.setUint64(8, value, this);
+  }
+  get rowsRemoved(): bigint {
+    return $.utils.getUint64(16, this);
+  }
+  set rowsRemoved(value: bigint) {
+    $.utils.setUint64(16, value, this);
+  }
+  get denseApplied(): boolean {
+    return $.utils.getBit(192, this);
+  }
+  set denseApplied(value: boolean) {
+    $.utils.setBit(192, value, this);
+  }
+  toString(): string { return "ParameterSyncAck_" + super.toString(); }
+}
 export const MessageType = {
   TRAINING_BATCH: 0,
   BATCH_REQUEST: 1,
@@ -904,7 +1057,9 @@ export const MessageType = {
   EMBEDDING_ASSIGN: 7,
   EMBEDDING_EVICT: 8,
   TABLE_STATS_REQUEST: 9,
-  TABLE_STATS: 10
+  TABLE_STATS: 10,
+  PARAMETER_SYNC_UPDATE: 11,
+  PARAMETER_SYNC_ACK: 12
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 export const Message_Payload_Which = {
@@ -918,7 +1073,9 @@ export const Message_Payload_Which = {
   EMBEDDING_ASSIGN: 7,
   EMBEDDING_EVICT: 8,
   TABLE_STATS_REQUEST: 9,
-  TABLE_STATS: 10
+  TABLE_STATS: 10,
+  PARAMETER_SYNC_UPDATE: 11,
+  PARAMETER_SYNC_ACK: 12
 } as const;
 export type Message_Payload_Which = (typeof Message_Payload_Which)[keyof typeof Message_Payload_Which];
 export class Message_Payload extends $.Struct {
@@ -933,6 +1090,8 @@ export class Message_Payload extends $.Struct {
   static readonly EMBEDDING_EVICT = Message_Payload_Which.EMBEDDING_EVICT;
   static readonly TABLE_STATS_REQUEST = Message_Payload_Which.TABLE_STATS_REQUEST;
   static readonly TABLE_STATS = Message_Payload_Which.TABLE_STATS;
+  static readonly PARAMETER_SYNC_UPDATE = Message_Payload_Which.PARAMETER_SYNC_UPDATE;
+  static readonly PARAMETER_SYNC_ACK = Message_Payload_Which.PARAMETER_SYNC_ACK;
   static readonly _capnp = {
     displayName: "payload",
     id: "8afab9ee3b3ecf48",
@@ -1213,6 +1372,56 @@ export class Message_Payload extends $.Struct {
     $.utils.setUint16(2, 10, this);
     $.utils.copyFrom(value, $.utils.getPointer(1, this));
   }
+  _adoptParameterSyncUpdate(value: $.Orphan<ParameterSyncUpdate>): void {
+    $.utils.setUint16(2, 11, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownParameterSyncUpdate(): $.Orphan<ParameterSyncUpdate> {
+    return $.utils.disown(this.parameterSyncUpdate);
+  }
+  get parameterSyncUpdate(): ParameterSyncUpdate {
+    $.utils.testWhich("parameterSyncUpdate", $.utils.getUint16(2, this), 11, this);
+    return $.utils.getStruct(1, ParameterSyncUpdate, this);
+  }
+  _hasParameterSyncUpdate(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initParameterSyncUpdate(): ParameterSyncUpdate {
+    $.utils.setUint16(2, 11, this);
+    return $.utils.initStructAt(1, ParameterSyncUpdate, this);
+  }
+  get _isParameterSyncUpdate(): boolean {
+    return $.utils.getUint16(2, this) === 11;
+  }
+  set parameterSyncUpdate(value: ParameterSyncUpdate) {
+    $.utils.setUint16(2, 11, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptParameterSyncAck(value: $.Orphan<ParameterSyncAck>): void {
+    $.utils.setUint16(2, 12, this);
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownParameterSyncAck(): $.Orphan<ParameterSyncAck> {
+    return $.utils.disown(this.parameterSyncAck);
+  }
+  get parameterSyncAck(): ParameterSyncAck {
+    $.utils.testWhich("parameterSyncAck", $.utils.getUint16(2, this), 12, this);
+    return $.utils.getStruct(1, ParameterSyncAck, this);
+  }
+  _hasParameterSyncAck(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initParameterSyncAck(): ParameterSyncAck {
+    $.utils.setUint16(2, 12, this);
+    return $.utils.initStructAt(1, ParameterSyncAck, this);
+  }
+  get _isParameterSyncAck(): boolean {
+    return $.utils.getUint16(2, this) === 12;
+  }
+  set parameterSyncAck(value: ParameterSyncAck) {
+    $.utils.setUint16(2, 12, this);
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
   toString(): string { return "Message_Payload_" + super.toString(); }
   which(): Message_Payload_Which {
     return $.utils.getUint16(2, this) as Message_Payload_Which;
@@ -1253,3 +1462,4 @@ export class Message extends $.Struct {
 ParameterSet._Dense = $.CompositeList(Tensor);
 GradientUpdate._Dense = $.CompositeList(Tensor);
 TableStats._Slots = $.CompositeList(SlotStats);
+ParameterSyncUpdate._Dense = $.CompositeList(Tensor);

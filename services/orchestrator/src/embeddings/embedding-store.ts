@@ -47,6 +47,9 @@ export class EmbeddingStore {
   private readonly evictedBySlot = new Map<number, number>();
   /** Evicted ids since the store started, as word pairs, for serving to drop. */
   readonly evictionLog: number[] = [];
+  /** How much of the eviction log parameter sync has sent on. */
+  private tombstonesSent = 0;
+  private tracking = false;
   private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0 };
   /** known[slot] = 1 for the slots the job's data declares; null = any slot. */
   private known: Uint8Array | null = null;
@@ -81,6 +84,7 @@ export class EmbeddingStore {
     if (!t) {
       const c = this.configOf(slot);
       t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
+      if (this.tracking) t.trackChanges();
       this.tables.set(slot, t);
     }
     return t;
@@ -195,6 +199,30 @@ export class EmbeddingStore {
     }
     this.stats0.evicted += evicted;
     return evicted;
+  }
+
+  /** Starts tracking changed rows for parameter sync (tables created later track from birth). */
+  trackChanges(): void {
+    this.tracking = true;
+    for (const t of this.tables.values()) t.trackChanges();
+  }
+
+  /** Rows changed and ids evicted since the last call: what serving needs to catch up. */
+  drainChanges(): { ids: Uint32Array; rows: Float32Array; tombstones: Uint32Array } {
+    const parts = [...this.tables.values()].map((t) => t.drainChanges());
+    const n = parts.reduce((a, p) => a + p.ids.length / 2, 0);
+    const dim = this.tables.values().next().value?.dim ?? 0;
+    const ids = new Uint32Array(n * 2);
+    const rows = new Float32Array(n * dim);
+    let at = 0;
+    for (const p of parts) {
+      ids.set(p.ids, at * 2);
+      rows.set(p.rows, at * dim);
+      at += p.ids.length / 2;
+    }
+    const tombstones = Uint32Array.from(this.evictionLog.slice(this.tombstonesSent));
+    this.tombstonesSent = this.evictionLog.length;
+    return { ids, rows, tombstones };
   }
 
   size(): number {

@@ -94,6 +94,7 @@ export class EmbeddingTable {
     initialize(this.initializer, this.weights, row * this.dim, this.dim, this.seed, lo, hi);
     this.optimizer.init(this.state, row * this.stateSize, this.dim);
     this.lastUpdate[row] = this.now();
+    if (this.dirty) this.markDirty(row);
     return row;
   }
 
@@ -101,6 +102,39 @@ export class EmbeddingTable {
   applyGradient(row: number, g: Float32Array, gAt: number): void {
     this.optimizer.apply(this.weights, row * this.dim, this.state, row * this.stateSize, g, gAt, this.dim);
     this.lastUpdate[row] = this.now();
+    if (this.dirty) this.markDirty(row);
+  }
+
+  /** Rows changed since the last drain, kept only once tracking is on (parameter sync). */
+  private dirty: Uint8Array | null = null;
+  private dirtyRows: number[] = [];
+
+  /** Starts remembering which rows change, for parameter sync; every existing row counts as changed. */
+  trackChanges(): void {
+    if (this.dirty) return;
+    this.dirty = new Uint8Array(this.rowCapacity);
+    for (let r = 0; r < this.size; r++) this.markDirty(r);
+  }
+
+  private markDirty(row: number): void {
+    if (this.dirty![row]) return;
+    this.dirty![row] = 1;
+    this.dirtyRows.push(row);
+  }
+
+  /** The ids (word pairs) and weights of the rows changed since the last call. */
+  drainChanges(): { ids: Uint32Array; rows: Float32Array } {
+    const live = this.dirtyRows.filter((r) => r < this.size && this.dirty![r]);
+    const ids = new Uint32Array(live.length * 2);
+    const rows = new Float32Array(live.length * this.dim);
+    live.forEach((r, i) => {
+      ids[2 * i] = this.rowIds[2 * r]!;
+      ids[2 * i + 1] = this.rowIds[2 * r + 1]!;
+      rows.set(this.weights.subarray(r * this.dim, (r + 1) * this.dim), i * this.dim);
+      this.dirty![r] = 0;
+    });
+    this.dirtyRows = [];
+    return { ids, rows };
   }
 
   /** Inserts or overwrites a row (checkpoint restore, assign). */
@@ -109,6 +143,7 @@ export class EmbeddingTable {
     this.weights.set(weights, row * this.dim);
     if (state) this.state.set(state, row * this.stateSize);
     if (lastUpdate !== undefined) this.lastUpdate[row] = lastUpdate;
+    if (this.dirty) this.markDirty(row);
     return row;
   }
 
@@ -118,6 +153,7 @@ export class EmbeddingTable {
     this.weights.set(values, row * this.dim);
     this.optimizer.init(this.state, row * this.stateSize, this.dim);
     this.lastUpdate[row] = this.now();
+    if (this.dirty) this.markDirty(row);
     return row;
   }
 
@@ -147,7 +183,14 @@ export class EmbeddingTable {
     }
     s[3 * hole + 2] = 0;
     const last = --this.size;
+    // The removed row's change no longer matters (a tombstone replaces it); the moved row keeps its own.
+    const movedDirty = this.dirty ? this.dirty[last]! : 0;
+    if (this.dirty) {
+      this.dirty[row] = 0;
+      this.dirty[last] = 0;
+    }
     if (row !== last) {
+      if (movedDirty) this.markDirty(row);
       const lastLo = this.rowIds[2 * last]!;
       const lastHi = this.rowIds[2 * last + 1]!;
       this.weights.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
@@ -186,6 +229,11 @@ export class EmbeddingTable {
     this.state = grow(this.state, rows * this.stateSize);
     this.rowIds = growU32(this.rowIds, rows * 2);
     this.lastUpdate = growU32(this.lastUpdate, rows);
+    if (this.dirty) {
+      const d = new Uint8Array(rows);
+      d.set(this.dirty);
+      this.dirty = d;
+    }
   }
 
   /** Bytes the table holds now (index and slabs at their current capacity). */

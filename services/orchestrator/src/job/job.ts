@@ -8,6 +8,7 @@ import { DenseStore } from "../params/dense-store.js";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
+import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
@@ -48,6 +49,10 @@ export interface JobConfig {
   checkpointEverySteps: number;
   checkpointEverySeconds: number;
   keepCheckpoints: number;
+  /** Serving replicas to push changed rows and dense weights to (ParameterSync). */
+  servingSync?: readonly string[];
+  syncIntervalSeconds?: number;
+  denseSyncIntervalSeconds?: number;
   seed: number;
   checkpointDir: string;
   registerTimeoutMs: number;
@@ -125,6 +130,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private stale = 0;
   private maxStalenessSeen = 0;
   private deadTrainers = 0;
+  private sync: ParameterSyncPusher | null = null;
 
   constructor(readonly config: JobConfig, private readonly log: Logger) {
     super();
@@ -416,6 +422,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       }, this.config.expireSweepSeconds * 1000);
       this.sweeper.unref();
     }
+    if (this.config.servingSync?.length) {
+      this.sync = new ParameterSyncPusher(this.config.servingSync, { store, dense, step: () => this.step, dim: spec.embeddingDim }, (this.config.syncIntervalSeconds ?? 10) * 1000, (this.config.denseSyncIntervalSeconds ?? 60) * 1000, "orchestrator", this.log);
+      this.sync.start();
+    }
     this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), Math.max(100, Math.min(1000, this.config.heartbeatTimeoutMs / 4)));
     this.heartbeatTimer.unref();
     for (const t of this.trainers.values()) t.lastBeat = Date.now();
@@ -457,6 +467,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       checkpointEverySteps: this.config.checkpointEverySteps,
       keepCheckpoints: this.config.keepCheckpoints,
       resumedFromStep: this.resumed?.step ?? 0,
+      servingSync: [...(this.config.servingSync ?? [])],
+      syncIntervalMs: Math.round((this.config.syncIntervalSeconds ?? 10) * 1000),
+      denseSyncIntervalMs: Math.round((this.config.denseSyncIntervalSeconds ?? 60) * 1000),
     };
   }
 
@@ -635,6 +648,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     this.state = "JOB_STATE_EVALUATING";
     this.wakeWorkers();
+    // Serving gets the final rows and dense weights at once rather than at the next interval.
+    const sync = this.sync;
+    if (sync) void sync.push(true).finally(() => sync.stop());
+    this.sync = null;
   }
 
   reportEval(report: EvalReport__Output): void {
@@ -661,6 +678,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.orphanTimer) clearTimeout(this.orphanTimer);
+    this.sync?.stop();
     for (const t of [...this.trainers.values(), ...this.shards.values(), ...(this.compute ? [this.compute] : [])]) {
       if (t.session) this.endSession(t.session);
       t.session = null;

@@ -4,6 +4,7 @@ import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.j
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { loadShardedCheckpoint, pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
+import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import type { PangeaError } from "@pangea/kit";
 import { join } from "node:path";
@@ -35,6 +36,7 @@ export class ShardHost implements ParameterHost {
   private seen = new Uint8Array(0);
   private stepBatches = 0;
   private applied = 0;
+  private sync: ParameterSyncPusher | null = null;
   checkpointPath = "";
 
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
@@ -45,6 +47,8 @@ export class ShardHost implements ParameterHost {
 
   /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
   reset(): void {
+    this.sync?.stop();
+    this.sync = null;
     this.model = null;
     this.aggregator = null;
     this.job = null;
@@ -74,6 +78,10 @@ export class ShardHost implements ParameterHost {
       const out = new Set(training.outstanding);
       for (let j = 0; j < training.finishedBatches + out.size; j++) if (!out.has(j)) this.seen[j] = 1;
       this.applied = training.finishedBatches;
+    }
+    if (job.servingSync.length) {
+      this.sync = new ParameterSyncPusher(job.servingSync, { store, dense: null, step: () => this.step, dim: m.embeddingDim }, job.syncIntervalMs || 10_000, job.denseSyncIntervalMs || 60_000, `ps-shard-${this.s.index}`, this.log);
+      this.sync.start();
     }
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
@@ -120,6 +128,11 @@ export class ShardHost implements ParameterHost {
     this.stepBatches = 0;
     const result = agg.applyStep();
     this.maybeCheckpoint(result.step);
+    if (this.applied >= this.seen.length && this.sync) {
+      const sync = this.sync;
+      this.sync = null;
+      void sync.push(true).finally(() => sync.stop());
+    }
     return result;
   }
 

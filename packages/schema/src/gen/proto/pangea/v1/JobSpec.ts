@@ -23,6 +23,9 @@ export interface JobSpec {
   'checkpointEverySteps'?: (number);
   'keepCheckpoints'?: (number);
   'resumedFromStep'?: (number | string | Long);
+  'servingSync'?: (string)[];
+  'syncIntervalMs'?: (number);
+  'denseSyncIntervalMs'?: (number);
 }
 
 export interface JobSpec__Output {
@@ -44,4 +47,7 @@ export interface JobSpec__Output {
   'checkpointEverySteps': (number);
   'keepCheckpoints': (number);
   'resumedFromStep': (number);
+  'servingSync': (string)[];
+  'syncIntervalMs': (number);
+  'denseSyncIntervalMs': (number);
 }

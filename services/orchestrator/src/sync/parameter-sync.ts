@@ -1,0 +1,102 @@
+import type { Logger } from "@pangea/kit";
+import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient } from "@pangea/rpc";
+import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import type { DenseStore } from "../params/dense-store.js";
+
+export interface SyncSource {
+  store: EmbeddingStore;
+  /** null on a parameter-server shard other than 0. */
+  dense: DenseStore | null;
+  step(): number;
+  dim: number;
+}
+
+interface Pending {
+  ids: Uint32Array;
+  rows: Float32Array;
+  tombstones: Uint32Array;
+  dense: Float32Array[] | null;
+}
+
+/**
+ * Monolith's ParameterSync from the training side: every `intervalMs` the
+ * embedding rows changed since the last push and the ids evicted since then
+ * go to each serving replica; the dense weights go every `denseIntervalMs`.
+ * A replica that cannot be reached gets what it missed with the next push
+ * (per replica, nothing is dropped), so it catches up when it comes back.
+ */
+export class ParameterSyncPusher {
+  private readonly replicas: { address: string; client: ParameterSyncClient; backlog: Pending[]; sequence: number }[];
+  private timer: NodeJS.Timeout | null = null;
+  private lastDense = 0;
+  private pushing = false;
+  pushes = 0;
+  rowsSent = 0;
+
+  constructor(
+    targets: readonly string[],
+    private readonly source: SyncSource,
+    private readonly intervalMs: number,
+    private readonly denseIntervalMs: number,
+    private readonly sender: string,
+    private readonly log: Logger,
+  ) {
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), backlog: [], sequence: 0 }));
+    source.store.trackChanges();
+  }
+
+  start(): void {
+    this.lastDense = Date.now();
+    this.timer = setInterval(() => void this.push(false), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One round: take what changed, send it to every replica (with any backlog). `final` also sends the dense weights. */
+  async push(final: boolean): Promise<void> {
+    if (this.pushing && !final) return;
+    this.pushing = true;
+    try {
+      const changes = this.source.store.drainChanges();
+      const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
+      if (withDense) this.lastDense = Date.now();
+      const round: Pending = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
+      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.backlog.length === 0)) return;
+      await Promise.all(this.replicas.map((r) => this.send(r, round)));
+      this.pushes++;
+      this.rowsSent += round.ids.length / 2;
+    } finally {
+      this.pushing = false;
+    }
+  }
+
+  private async send(r: (typeof this.replicas)[number], round: Pending): Promise<void> {
+    r.backlog.push(round);
+    while (r.backlog.length) {
+      const p = r.backlog[0]!;
+      const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
+        u.sequence = BigInt(++r.sequence);
+        u.step = BigInt(this.source.step());
+        writeTensor(u._initIds(), "ids", DataType.UINT64, [p.ids.length / 2], p.ids);
+        writeTensor(u._initRows(), "rows", DataType.FLOAT32, [p.ids.length / 2, this.source.dim], p.rows);
+        writeTensor(u._initTombstones(), "tombstones", DataType.UINT64, [p.tombstones.length / 2], p.tombstones);
+        const dense = u._initDense(p.dense ? p.dense.length : 0);
+        p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));
+      });
+      try {
+        const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
+        decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
+        r.backlog.shift();
+      } catch (err) {
+        // The backlog stays, in order, for the next round: a replica that was away still gets every row and tombstone.
+        this.log.warn({ serving: r.address, backlog: r.backlog.length, err: describeCallError(err, `serving at ${r.address}`) }, "parameter sync push failed; will retry");
+        return;
+      }
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const r of this.replicas) r.client.close();
+  }
+}
