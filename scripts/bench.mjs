@@ -53,3 +53,22 @@ const cluster = 2 * trainer.samplesPerSec;
 for (const r of data.filter((d) => d.name.startsWith("compute path"))) {
   console.log(`ratio ${r.name.replace("compute path: ", "")} / 2 trainers: ${(r.recordsPerSec / cluster).toFixed(1)}x`);
 }
+
+// Serving: train a small model, export it, and load the serving service from a separate process.
+{
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "pangea-bench-serving-"));
+  const status = JSON.parse(
+    execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "run", "--json", "--steps", "30", "--batch-size", "512", "--eval-records", "2000", "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ckpt")], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      .trim()
+      .split("\n")
+      .at(-1),
+  );
+  execFileSync(process.execPath, [join(root, "services/orchestrator/dist/export.js"), "--checkpoint", status.checkpointPath, "--out", join(dir, "models")], { stdio: "ignore" });
+  for (const r of run("services/serving/dist/bench/serving-bench.js", [join(dir, "models"), "5"])) {
+    console.log(
+      `${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ${Math.round(r.examplesPerSec)} examples/s  (in-process forward ${r.inProcessForwardMs.toFixed(3)} ms; serving/in-process ${r.overheadRatio.toFixed(1)}x)`,
+    );
+  }
+}

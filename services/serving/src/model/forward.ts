@@ -1,16 +1,23 @@
 import type { DlrmSpec } from "@pangea/model";
 
+interface Layer {
+  w: Float32Array;
+  b: Float32Array;
+  inW: number;
+  outW: number;
+}
+
 /**
  * The DLRM forward pass in plain JavaScript, the same function the trainer
  * computes with TensorFlow.js: bottom MLP (ReLU) over the dense features, the
  * pairwise dot products of [bottom output, one pooled embedding per slot] in
  * upper-triangle order, concatenated with the bottom output, top MLP (ReLU
- * except the last, width-1 logit layer), sigmoid. Small enough per example
- * that serving needs no tensor library.
+ * except the last, width-1 logit layer), sigmoid. Layers run over the whole
+ * batch, four examples at a time, so each weight row is loaded once per four.
  */
 export class DlrmForward {
-  private readonly bottom: { w: Float32Array; b: Float32Array; inW: number; outW: number }[] = [];
-  private readonly top: { w: Float32Array; b: Float32Array; inW: number; outW: number }[] = [];
+  private readonly bottom: Layer[] = [];
+  private readonly top: Layer[] = [];
 
   constructor(readonly spec: DlrmSpec, params: readonly Float32Array[]) {
     let k = 0;
@@ -32,24 +39,20 @@ export class DlrmForward {
    * embeddings [B, numSlots, dim] (a slot without a row reads as zeros).
    */
   predict(B: number, dense: Float32Array, pooled: Float32Array, out: Float32Array): void {
-    const { numDense, numSlots: S, embeddingDim: D } = this.spec;
+    const { numSlots: S, embeddingDim: D } = this.spec;
     const n = S + 1;
-    const maxWidth = Math.max(numDense, ...this.spec.bottomMlp, ...this.spec.topMlp, this.top[0]!.inW);
-    let a = new Float32Array(maxWidth);
-    let b = new Float32Array(maxWidth);
+    let x: Float32Array = dense;
+    for (const l of this.bottom) x = layer(x, B, l, true);
+    // h = [bottom output, dots of the pairs of z = (bottom output, pooled slot embeddings)].
+    const hw = this.top[0]!.inW;
+    const h = new Float32Array(B * hw);
     const z = new Float32Array(n * D);
     for (let e = 0; e < B; e++) {
-      a.set(dense.subarray(e * numDense, (e + 1) * numDense));
-      for (const l of this.bottom) {
-        layer(a, l.w, l.b, l.inW, l.outW, b, true);
-        [a, b] = [b, a];
-      }
-      // z = [bottom output, pooled slot embeddings]; h = [bottom output, dots of z's pairs].
-      z.set(a.subarray(0, D), 0);
+      z.set(x.subarray(e * D, (e + 1) * D), 0);
       z.set(pooled.subarray(e * S * D, (e + 1) * S * D), D);
-      const h = b;
-      h.set(a.subarray(0, D), 0);
-      let p = D;
+      const base = e * hw;
+      h.set(x.subarray(e * D, (e + 1) * D), base);
+      let p = base + D;
       for (let i = 0; i < n; i++) {
         for (let j = i + 1; j < n; j++) {
           let dot = 0;
@@ -57,24 +60,46 @@ export class DlrmForward {
           h[p++] = dot;
         }
       }
-      [a, b] = [b, a];
-      this.top.forEach((l, idx) => {
-        layer(a, l.w, l.b, l.inW, l.outW, b, idx < this.top.length - 1);
-        [a, b] = [b, a];
-      });
-      out[e] = 1 / (1 + Math.exp(-a[0]!));
     }
+    let y: Float32Array = h;
+    this.top.forEach((l, idx) => {
+      y = layer(y, B, l, idx < this.top.length - 1);
+    });
+    for (let e = 0; e < B; e++) out[e] = 1 / (1 + Math.exp(-y[e]!));
   }
 }
 
-/** y = x W + b (W is [in, out], row-major), optionally ReLU. */
-function layer(x: Float32Array, w: Float32Array, bias: Float32Array, inW: number, outW: number, y: Float32Array, relu: boolean): void {
-  for (let o = 0; o < outW; o++) y[o] = bias[o]!;
-  for (let i = 0; i < inW; i++) {
-    const xi = x[i]!;
-    if (xi === 0) continue;
-    const row = i * outW;
-    for (let o = 0; o < outW; o++) y[o]! += xi * w[row + o]!;
+/** Y[B, out] = X[B, in] W[in, out] + b, optionally ReLU; four examples share each pass over a weight row. */
+function layer(x: Float32Array, B: number, l: Layer, relu: boolean): Float32Array {
+  const { w, b, inW, outW } = l;
+  const y = new Float32Array(B * outW);
+  for (let e = 0; e < B; e++) y.set(b, e * outW);
+  let e = 0;
+  for (; e + 4 <= B; e += 4) {
+    const x0 = e * inW, x1 = x0 + inW, x2 = x1 + inW, x3 = x2 + inW;
+    const y0 = e * outW, y1 = y0 + outW, y2 = y1 + outW, y3 = y2 + outW;
+    for (let i = 0; i < inW; i++) {
+      const a0 = x[x0 + i]!, a1 = x[x1 + i]!, a2 = x[x2 + i]!, a3 = x[x3 + i]!;
+      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
+      const row = i * outW;
+      for (let o = 0; o < outW; o++) {
+        const wv = w[row + o]!;
+        y[y0 + o]! += a0 * wv;
+        y[y1 + o]! += a1 * wv;
+        y[y2 + o]! += a2 * wv;
+        y[y3 + o]! += a3 * wv;
+      }
+    }
   }
-  if (relu) for (let o = 0; o < outW; o++) if (y[o]! < 0) y[o] = 0;
+  for (; e < B; e++) {
+    const xe = e * inW, ye = e * outW;
+    for (let i = 0; i < inW; i++) {
+      const a = x[xe + i]!;
+      if (a === 0) continue;
+      const row = i * outW;
+      for (let o = 0; o < outW; o++) y[ye + o]! += a * w[row + o]!;
+    }
+  }
+  if (relu) for (let k = 0; k < y.length; k++) if (y[k]! < 0) y[k] = 0;
+  return y;
 }

@@ -1,0 +1,52 @@
+import * as grpc from "@grpc/grpc-js";
+import { tfServingServices } from "../api/tf-serving-grpc.js";
+
+/**
+ * Predict load from its own process: `concurrency` callers, each sending the
+ * next request when the last answered, for `seconds`. Prints one JSON line
+ * with latency percentiles and throughput.
+ * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON
+ */
+const [address, model, batchS, concS, secondsS, numDenseS, idsJson] = process.argv.slice(2);
+const batch = Number(batchS);
+const ids = JSON.parse(idsJson!) as string[][];
+const numDense = Number(numDenseS);
+const { prediction } = tfServingServices();
+const Client = grpc.makeGenericClientConstructor(prediction.service, "PredictionService");
+const client = new Client(address!, grpc.credentials.createInsecure()) as unknown as { Predict(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): void; close(): void };
+const rows = Array.from({ length: batch }, (_, e) => ids[e % ids.length]!);
+// Packed little-endian tensor_content, as TensorFlow's make_tensor_proto sends it.
+const denseBytes = Buffer.from(Float32Array.from({ length: batch * numDense }, (_, i) => (i % 7) * 0.3).buffer);
+const idBytes = Buffer.from(BigUint64Array.from(rows.flat().map((x) => BigInt(x))).buffer);
+const req = {
+  model_spec: { name: model },
+  inputs: {
+    dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: batch }, { size: numDense }] }, tensor_content: denseBytes },
+    feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: batch }, { size: rows[0]!.length }] }, tensor_content: idBytes },
+  },
+};
+const call = () => new Promise<void>((resolve, reject) => client.Predict(req, { deadline: Date.now() + 10_000 }, (err) => (err ? reject(err) : resolve())));
+
+const latencies: number[] = [];
+let errors = 0;
+for (let i = 0; i < 20; i++) await call(); // warm-up
+const until = performance.now() + Number(secondsS) * 1000;
+const started = performance.now();
+await Promise.all(
+  Array.from({ length: Number(concS) }, async () => {
+    while (performance.now() < until) {
+      const t = performance.now();
+      try {
+        await call();
+        latencies.push(performance.now() - t);
+      } catch {
+        errors++;
+      }
+    }
+  }),
+);
+const elapsed = (performance.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+console.log(JSON.stringify({ batch, concurrency: Number(concS), requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed }));
+client.close();

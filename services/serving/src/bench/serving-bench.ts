@@ -1,0 +1,53 @@
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Servable } from "../model/servable.js";
+
+/**
+ * `make bench` part: Predict latency and throughput at batch 1 and 64 under
+ * concurrent load from a separate process on loopback, against the cost of
+ * the same forward pass in-process (the serving overhead ratio).
+ * usage: serving-bench.js MODEL_BASE_PATH [SECONDS]
+ */
+const [base, secondsArg] = process.argv.slice(2);
+const seconds = secondsArg ?? "5";
+const here = fileURLToPath(new URL(".", import.meta.url));
+const version = 1;
+const servable = Servable.load(join(base!, String(version)), version);
+const { numDense, numSlots } = servable.spec;
+// Ids the model has rows for: the first 64 of each slot's table.
+const perSlot = servable.slotIds.map((slot) => {
+  const b = readFileSync(join(base!, String(version), `slot-${slot}.ids.u64`));
+  return Array.from({ length: Math.min(64, b.length / 8) }, (_, i) => b.readBigUInt64LE(i * 8));
+});
+const idRows = Array.from({ length: 64 }, (_, e) => perSlot.map((ids) => ids[e % ids.length]!.toString()));
+
+function inProcess(batch: number): number {
+  const dense = Float32Array.from({ length: batch * numDense }, (_, i) => (i % 7) * 0.3);
+  const idWords = new Uint32Array(batch * numSlots * 2);
+  for (let e = 0; e < batch; e++) for (let s = 0; s < numSlots; s++) {
+    const id = BigInt(idRows[e % idRows.length]![s]!);
+    idWords[2 * (e * numSlots + s)] = Number(id & 0xffffffffn);
+    idWords[2 * (e * numSlots + s) + 1] = Number(id >> 32n);
+  }
+  for (let i = 0; i < 200; i++) servable.predict({ count: batch, dense, idWords });
+  const n = 2000;
+  const t = performance.now();
+  for (let i = 0; i < n; i++) servable.predict({ count: batch, dense, idWords });
+  return (performance.now() - t) / n;
+}
+
+const server = spawn(process.execPath, [join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "ignore"] });
+const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
+try {
+  for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 8]] as const) {
+    const out = execFileSync(process.execPath, [join(here, "load-gen.js"), ready.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows)], { encoding: "utf8" });
+    const r = JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number };
+    const forwardMs = inProcess(batch);
+    console.log(JSON.stringify({ name: `serving Predict batch ${batch}, ${concurrency} concurrent`, ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs }));
+  }
+} finally {
+  server.kill("SIGTERM");
+}
