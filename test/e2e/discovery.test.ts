@@ -3,10 +3,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createInterface } from "node:readline";
+import * as grpc from "@grpc/grpc-js";
 import { EtcdClient } from "@pangea/rpc";
+import { agentServiceDefinition } from "../../services/serving/src/api/agent-service.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
-import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
+import { ENTRY, ROOT, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 
 /**
  * Service discovery against a real registry: Debian's etcd server, started
@@ -112,6 +115,44 @@ describe("service discovery", () => {
     expect(Number(s.missingBatches)).toBe(0);
     expect(Number(s.batchesApplied)).toBe(240);
   }, 150_000);
+
+  it("serving replicas answer Monolith's AgentService (GetReplicas, GetResource, HeartBeat) from etcd; a killed replica drops out with its lease", async () => {
+    const base = join(tmp, "models", "ctr");
+    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
+    expect(exp.status, exp.stderr).toBe(0);
+    const start = async (id: string) => {
+      const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0",
+        "--discovery", `etcd://${endpoint}`, "--cluster-name", "gamma", "--discovery-lease-seconds", "2", "--worker-id", id], { stdio: ["ignore", "pipe", "ignore"] });
+      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
+      return { child, address: (JSON.parse(line) as { address: string }).address };
+    };
+    const a = await start("replica-a");
+    const b = await start("replica-b");
+    const etcdClient = new EtcdClient([endpoint]);
+    await etcdClient.put("/pangea/gamma/orchestrator/main", "10.0.0.1:50051");
+    await etcdClient.put("/pangea/gamma/ps/1", "10.0.0.2:50051");
+    const { service } = agentServiceDefinition();
+    const Agent = grpc.makeGenericClientConstructor(service, "AgentService");
+    const agent = new Agent(a.address, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
+    const ask = <T>(method: string, req: unknown) => new Promise<T>((resolve, reject) => agent[method]!.call(agent, req, (err, res) => (err ? reject(err) : resolve(res as T))));
+    type Replicas = { address_list: { address: string[] } };
+    expect((await ask<Replicas>("GetReplicas", { server_type: "ENTRY", model_name: "ctr" })).address_list.address).toEqual([a.address, b.address].sort());
+    expect((await ask<Replicas>("GetReplicas", { server_type: "ENTRY", model_name: "other" })).address_list.address).toEqual([]);
+    expect((await ask<Replicas>("GetReplicas", { server_type: "PS", task: 1 })).address_list.address).toEqual(["10.0.0.2:50051"]);
+    expect((await ask<Replicas>("GetReplicas", { server_type: "DENSE" })).address_list.address).toEqual(["10.0.0.1:50051"]);
+    const hb = await ask<{ addresses: Record<string, { address: string[] }> }>("HeartBeat", { server_type: "PS" });
+    expect(hb.addresses).toEqual({ "0": { address: ["10.0.0.1:50051"] }, "1": { address: ["10.0.0.2:50051"] } });
+    const res = await ask<{ address: string; memory: string; cpu: number; replica_id: number }>("GetResource", {});
+    expect(res.address).toBe(a.address);
+    expect(Number(res.memory)).toBeGreaterThan(10_000_000);
+    expect(res.cpu).toBeGreaterThanOrEqual(0);
+    b.child.kill("SIGKILL");
+    await waitFor("replica-b to drop out", async () => {
+      const r = await ask<{ addresses: Record<string, { address: string[] }> }>("HeartBeat", { server_type: "ENTRY" });
+      return r.addresses.ctr?.address.length === 1 ? r : null;
+    }, 8_000, 200).then((r) => expect(r.addresses.ctr!.address).toEqual([a.address]));
+    a.child.kill("SIGTERM");
+  }, 60_000);
 
   it("tf-config: the orchestrator's address comes from TF_CONFIG's cluster spec", async () => {
     const port = await closedPort();

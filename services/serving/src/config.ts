@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, discoveryFields, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, address, discoveryFields, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
@@ -13,6 +13,8 @@ export const FLAGS: FlagTable = {
   "poll-seconds": { env: "PANGEA_POLL_SECONDS", description: "how often the base path is checked for new versions", default: "2" },
   "max-batch": { env: "PANGEA_MAX_BATCH", description: "largest number of examples one request may carry", default: "4096" },
   "batch-window-us": { env: "PANGEA_BATCH_WINDOW_US", description: "concurrent requests arriving within this many microseconds are run as one batch (0 = no batching)", default: "500" },
+  advertise: { env: "PANGEA_SERVING_ADVERTISE", description: "address others reach this replica at (announced in the registry)", default: "host:bound port" },
+  orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "static discovery: the training orchestrator the agent reports as the parameter server (optional)" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "name in the cluster", default: "serving-<host>-<pid>" },
 };
 
@@ -27,7 +29,9 @@ const schema = z.object({
   pollSeconds: z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(2),
   maxBatch: positiveInt("a positive number of examples").default(4096),
   batchWindowUs: z.coerce.number({ message: "expected microseconds" }).int().min(0, "expected 0 or more microseconds").max(1_000_000).default(500),
-  workerId: z.string().min(1).default(`serving-${hostname()}-${process.pid}`),
+  advertise: address.optional(),
+  orchestrator: address.optional(),
+  workerId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`serving-${hostname()}-${process.pid}`),
 });
 
 export type ServingConfig = z.infer<typeof schema>;

@@ -1,6 +1,7 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
+import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
 import { FLAGS, loadConfig } from "./config.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
@@ -19,13 +20,17 @@ runMain("pangea-serving", async () => {
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
   const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch);
+  const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
+  const me = { address: "", model: config.modelName, workerId: config.workerId, counters: () => ({ requests: batcher.requests, bytes: batcher.inputBytes }) };
   const grpcServer = await startServer(config.host, config.port, (s) => {
     addTfServing(s, models, batcher, config.maxBatch);
     addParameterSync(s, models, log);
-  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME]);
+    addAgentService(s, discovery, me);
+  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE]);
+  me.address = config.advertise ?? grpcServer.address;
   const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch);
-  const discovery = openDiscovery({ discovery: config.discovery, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
-  await discovery.announce("serving", config.workerId, grpcServer.address);
+  // Registered as serving/<model>/<worker id>, so the agent can tell which replicas serve which model.
+  await discovery.announce("serving", `${config.modelName}/${config.workerId}`, me.address);
   onShutdownSignal(async () => {
     models.stop();
     await discovery.close();

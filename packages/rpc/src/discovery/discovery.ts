@@ -22,6 +22,8 @@ export interface Discovery {
   orchestrator(timeoutMs: number): Promise<string>;
   /** Announces this service; the announcement lasts until close() (or, with etcd, the process dies and the lease runs out). */
   announce(role: Role, id: string, address: string): Promise<void>;
+  /** The services of a role the registry knows, by id (static: only what this process announced; tf-config: the cluster spec's list, by index). */
+  list(role: Role): Promise<Map<string, string>>;
   close(): Promise<void>;
 }
 
@@ -48,13 +50,22 @@ export function openDiscovery(c: DiscoveryConfig, log: Logger, env: NodeJS.Proce
 }
 
 class StaticDiscovery implements Discovery {
-  readonly kind = "static" as const;
+  readonly kind: "static" | "tf-config" = "static";
+  protected readonly own = new Map<Role, Map<string, string>>();
   constructor(private readonly address: string | undefined) {}
   orchestrator(): Promise<string> {
     if (!this.address) return Promise.reject(RpcErrors.create("RPC_ERR_DISCOVERY", "static discovery needs --orchestrator host:port"));
     return Promise.resolve(this.address);
   }
-  async announce(): Promise<void> {}
+  async announce(role: Role, id: string, address: string): Promise<void> {
+    if (!this.own.has(role)) this.own.set(role, new Map());
+    this.own.get(role)!.set(id, address);
+  }
+  async list(role: Role): Promise<Map<string, string>> {
+    const found = new Map(this.own.get(role) ?? []);
+    if (role === "orchestrator" && this.address) found.set("main", this.address);
+    return found;
+  }
   async close(): Promise<void> {}
 }
 
@@ -91,14 +102,20 @@ export function tfConfigOrchestrator(cfg: TfConfig): string {
   return a;
 }
 
-class TfConfigDiscovery implements Discovery {
-  readonly kind = "tf-config" as const;
-  constructor(readonly config: TfConfig) {}
-  async orchestrator(): Promise<string> {
+class TfConfigDiscovery extends StaticDiscovery {
+  override readonly kind = "tf-config" as const;
+  constructor(readonly config: TfConfig) {
+    super(undefined);
+  }
+  override async orchestrator(): Promise<string> {
     return tfConfigOrchestrator(this.config);
   }
-  async announce(): Promise<void> {}
-  async close(): Promise<void> {}
+  override async list(role: Role): Promise<Map<string, string>> {
+    const found = new Map(this.own.get(role) ?? []);
+    if (role === "orchestrator") found.set("main", tfConfigOrchestrator(this.config));
+    else (this.config.cluster[role] ?? []).forEach((a, i) => found.set(String(i), a));
+    return found;
+  }
 }
 
 class EtcdDiscovery implements Discovery {
@@ -133,6 +150,12 @@ class EtcdDiscovery implements Discovery {
       if (Date.now() > deadline) throw RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot find the orchestrator in etcd within ${(timeoutMs / 1000).toFixed(1)}s: ${why}`);
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  async list(role: Role): Promise<Map<string, string>> {
+    const prefix = `/pangea/${this.cluster}/${role}/`;
+    const found = await this.etcd.list(prefix);
+    return new Map([...found].map(([k, v]) => [k.slice(prefix.length), v]));
   }
 
   async announce(role: Role, id: string, address: string): Promise<void> {

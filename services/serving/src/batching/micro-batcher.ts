@@ -19,10 +19,15 @@ export class MicroBatcher {
   private scheduled = false;
   batches = 0;
   examples = 0;
+  /** Predict calls and their model-input bytes (dense values and ids), for the agent's load report. */
+  requests = 0;
+  inputBytes = 0;
 
   constructor(private readonly windowUs: number, private readonly maxExamples: number) {}
 
   predict(servable: Servable, x: Examples): Promise<Float32Array> {
+    this.requests++;
+    this.inputBytes += x.dense.byteLength + x.idWords.byteLength;
     return new Promise((resolve, reject) => {
       this.queue.push({ servable, x, resolve, reject });
       if (this.scheduled) return;
