@@ -9,6 +9,9 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
 import { ENTRY, ROOT, lastLine, runNode, waitFor } from "../support/processes.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js";
+import { RecordBlock } from "../../services/compute/src/sources/source.js";
+import { encodeExample, encodeExampleBatch, encodeInstance } from "../../services/compute/src/formats/monolith-encode.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 
 /**
@@ -132,7 +135,7 @@ describe("export and serving", () => {
   it.each([
     ["an unknown model", { model_spec: { name: "nope" } }, grpc.status.NOT_FOUND, 'SERVING_ERR_UNKNOWN_MODEL: no model named "nope"'],
     ["an unknown version", { model_spec: { name: "ctr", version: { value: "99" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 99 loaded"],
-    ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, "inputs must be exactly dense_features [B, 13] and feature_ids [B, 26]; got x"],
+    ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, "inputs must be exactly dense_features [B, 13] and feature_ids [B, 26], or one of instances, examples, example_batch; got x"],
     ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
     ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],
     ["too many examples", "big", grpc.status.RESOURCE_EXHAUSTED, "request carries 5000 examples; this server takes at most 4096"],
@@ -270,6 +273,39 @@ describe("export and serving", () => {
       predict.close();
     }
   }, 150_000);
+
+  it("Monolith inputs: serialized Instance, Example and ExampleBatch records predict exactly what the same examples as feature tensors predict", async () => {
+    // A version exported with the feature list the training data was read with.
+    const source = new SyntheticSource({ seed: 42, evalRecords: 100 });
+    const listPath = join(tmp, "feature_list.json");
+    writeFileSync(listPath, JSON.stringify(source.featureListConfig("fid_v2")));
+    const r = spawnSync(process.execPath, [EXPORT, "--checkpoint", checkpoint, "--out", BASE, "--version", "9", "--feature-list", listPath], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const { predict } = clients();
+    await waitFor("version 9", async () => (await call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids)).catch(() => null))?.model_spec.version.value === "9", 10_000, 100);
+    const n = 6;
+    const samples = Array.from({ length: n }, (_, i) => source.plainSample("eval", i));
+    const block = new RecordBlock(n, 13, 26);
+    source.read("eval", 0, n, block);
+    const dense = Array.from({ length: n }, (_, e) => Array.from(block.dense.subarray(e * 13, (e + 1) * 13)));
+    const ids = Array.from({ length: n }, (_, e) => Array.from({ length: 26 }, (_, s) => ((BigInt(block.idWords[2 * (e * 26 + s) + 1]!) << 32n) | BigInt(block.idWords[2 * (e * 26 + s)]!)).toString()));
+    const asTensors = (await call<PredictRes>(predict, "Predict", predictRequest(dense, ids))).outputs.probabilities.float_val;
+    const strings = (name: string, records: Uint8Array[]) => ({
+      model_spec: { name: "ctr" },
+      inputs: { [name]: { dtype: "DT_STRING", tensor_shape: { dim: [{ size: records.length }] }, string_val: records.map((b) => Buffer.from(b)) } },
+    });
+    for (const [name, records] of [["instances", samples.map(encodeInstance)], ["examples", samples.map(encodeExample)], ["example_batch", [encodeExampleBatch(samples)]]] as const) {
+      const got = (await call<PredictRes>(predict, "Predict", strings(name, [...records]))).outputs.probabilities.float_val;
+      expect(got, name).toHaveLength(n);
+      got.forEach((p, i) => expect(p, `${name} ${i}`).toBeCloseTo(asTensors[i]!, 5));
+    }
+    await expect(call(predict, "Predict", strings("instances", [Uint8Array.of(0x0a, 0xff, 0xff)]))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining("input instances, record 0: not a valid Monolith Instance"),
+    });
+    rmSync(join(BASE, "9"), { recursive: true });
+    predict.close();
+  }, 60_000);
 
   it("export refuses an existing version and a broken checkpoint with one line", async () => {
     const again = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--version", "2"]);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { denseParams } from "@pangea/model";
 import { loadShardedCheckpoint, reshard } from "../checkpoint/checkpoint.js";
@@ -23,6 +23,8 @@ export interface ExportManifest {
   /** Embedding table shards: one per slot, rows only (no optimizer state). */
   tables: { slot: number; dim: number; rows: number }[];
   files: Record<string, { bytes: number; sha256: string }>;
+  /** The feature list (copied into the version) serving decodes Monolith inputs with. */
+  featureList?: string;
 }
 
 function writeDurably(path: string, data: Buffer): void {
@@ -53,7 +55,7 @@ export function exportedVersions(base: string): number[] {
  * ids/rows file pair per slot. Written into a temporary directory and
  * renamed, so serving never sees half a version. Returns its directory.
  */
-export function exportModel(checkpointDir: string, base: string, version?: number): { dir: string; manifest: ExportManifest } {
+export function exportModel(checkpointDir: string, base: string, version?: number, featureListPath?: string): { dir: string; manifest: ExportManifest } {
   const shards = loadShardedCheckpoint(checkpointDir);
   const first = shards[0]!.manifest;
   if (!first.slotIds) {
@@ -81,6 +83,15 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     files[`slot-${t.slot}.ids.u64`] = bytesOf(t.ids);
     files[`slot-${t.slot}.rows.f32`] = bytesOf(t.weights);
   }
+  let featureListName: string | undefined;
+  if (featureListPath) {
+    try {
+      featureListName = featureListPath.endsWith(".json") ? "feature_list.json" : "feature_list.conf";
+      files[featureListName] = readFileSync(featureListPath);
+    } catch (err) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `cannot read feature list ${featureListPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   const manifest: ExportManifest = {
     format: EXPORT_FORMAT,
     schemaVersion: EXPORT_SCHEMA_VERSION,
@@ -92,6 +103,7 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
     tables: tables.map((t) => ({ slot: t.slot, dim: t.dim, rows: t.rows })),
     files: {},
+    ...(featureListName ? { featureList: featureListName } : {}),
   };
   const tmp = join(base, `.tmp-${v}-${process.pid}`);
   try {

@@ -1,6 +1,7 @@
 import type { DlrmSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
+import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance, type FeatureList } from "@pangea/compute/monolith";
 
 /** A TensorFlow TensorProto as proto-loader decodes it (keepCase, longs as strings, bytes as Buffers). */
 export interface TensorProtoMsg {
@@ -18,6 +19,11 @@ export interface TensorProtoMsg {
 export const INPUT_DENSE = "dense_features";
 export const INPUT_IDS = "feature_ids";
 export const OUTPUT_PROBS = "probabilities";
+/** Monolith inputs: serialized records, DT_STRING. */
+export const INPUT_INSTANCES = "instances";
+export const INPUT_EXAMPLES = "examples";
+export const INPUT_EXAMPLE_BATCH = "example_batch";
+const MONOLITH_INPUTS = [INPUT_INSTANCES, INPUT_EXAMPLES, INPUT_EXAMPLE_BATCH];
 
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 
@@ -73,11 +79,17 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
  * DT_INT64/DT_UINT64 [B, numSlots], one feature id per slot in the model's
  * slot order (0 = missing).
  */
-export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmSpec, maxBatch: number): Examples {
+export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmSpec, maxBatch: number, featureList: FeatureList | null = null): Examples {
   const names = Object.keys(inputs);
+  const monolith = names.filter((n) => MONOLITH_INPUTS.includes(n));
+  if (monolith.length) {
+    if (names.length !== 1) throw bad(`a Monolith input (${monolith.join(", ")}) must come alone; got ${names.join(", ")}`);
+    if (!featureList) throw bad(`input ${names[0]} needs a feature list to decode Monolith records; export the model with --feature-list`);
+    return examplesFromMonolith(names[0]!, inputs[names[0]!]!, spec, maxBatch, featureList);
+  }
   const unknown = names.filter((n) => n !== INPUT_DENSE && n !== INPUT_IDS);
   if (unknown.length || !inputs[INPUT_DENSE] || !inputs[INPUT_IDS]) {
-    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}]; got ${names.length ? names.join(", ") : "none"}`);
+    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], or one of ${MONOLITH_INPUTS.join(", ")}; got ${names.length ? names.join(", ") : "none"}`);
   }
   const ds = shapeOf(inputs[INPUT_DENSE]!, INPUT_DENSE);
   const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
@@ -91,4 +103,47 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmS
 
 export function probabilitiesTensor(p: Float32Array): TensorProtoMsg {
   return { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: p.length }] }, float_val: Array.from(p) };
+}
+
+/**
+ * Monolith records (Instance, Example, or one ExampleBatch) decoded with the
+ * feature list the model was exported with, into ragged examples: each cell
+ * keeps every id its record gives the slot, summed as in training.
+ */
+function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: DlrmSpec, maxBatch: number, list: FeatureList): Examples {
+  if (t.dtype !== "DT_STRING") throw bad(`input ${name} must be DT_STRING serialized records, got ${t.dtype ?? "no dtype"}`);
+  const records = t.string_val ?? [];
+  const shape = shapeOf(t, name);
+  if (shape.length !== 1 || shape[0] !== records.length) throw bad(`input ${name} must have shape [${records.length}] for its ${records.length} records, got [${shape.join(", ")}]`);
+  if (name === INPUT_EXAMPLE_BATCH && records.length !== 1) throw bad(`input ${name} takes one serialized ExampleBatch, got ${records.length}`);
+  const S = spec.numSlots;
+  const dense: number[] = [];
+  const ids: number[] = [];
+  const offsets: number[] = [0];
+  const asm = new SampleAssembler(list);
+  const take = () => {
+    if (offsets.length - 1 >= maxBatch * S) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${name} carries more than ${maxBatch} examples (--max-batch)`);
+    for (let d = 0; d < spec.numDense; d++) dense.push(asm.dense[d]!);
+    for (let col = 0; col < S; col++) {
+      for (let v = 0; v < asm.count; v++) if (asm.columns[v] === col) ids.push(asm.words[2 * v]!, asm.words[2 * v + 1]!);
+      offsets.push(ids.length / 2);
+    }
+  };
+  records.forEach((r, i) => {
+    try {
+      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => take());
+      else {
+        asm.reset();
+        if (name === INPUT_INSTANCES) decodeInstance(r, 0, r.length, asm);
+        else decodeExample(r, 0, r.length, asm);
+        take();
+      }
+    } catch (err) {
+      if (err instanceof WireError) throw bad(`input ${name}, record ${i}: not a valid Monolith ${name === INPUT_INSTANCES ? "Instance" : name === INPUT_EXAMPLES ? "Example" : "ExampleBatch"}: ${err.message}`);
+      throw err;
+    }
+  });
+  const count = (offsets.length - 1) / S;
+  if (count > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${count} examples; this server takes at most ${maxBatch} (--max-batch)`);
+  return { count, dense: Float32Array.from(dense), idWords: Uint32Array.from(ids), cellOffsets: Uint32Array.from(offsets) };
 }

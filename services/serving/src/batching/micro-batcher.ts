@@ -65,6 +65,7 @@ export class MicroBatcher {
       const { numDense, numSlots } = servable.spec;
       let out: Float32Array;
       if (group.length === 1) out = servable.predict(group[0]!.x);
+      else if (group.some((p) => p.x.cellOffsets)) out = servable.predict(concatCsr(group.map((p) => p.x), numDense, numSlots));
       else {
         const dense = new Float32Array(n * numDense);
         const idWords = new Uint32Array(n * numSlots * 2);
@@ -87,4 +88,23 @@ export class MicroBatcher {
       for (const p of group) p.reject(err);
     }
   }
+}
+
+/** Several requests' examples as one, in the ragged (cell offsets) form. */
+function concatCsr(parts: Examples[], numDense: number, numSlots: number): Examples {
+  const count = parts.reduce((n, x) => n + x.count, 0);
+  const nnz = parts.reduce((n, x) => n + x.idWords.length / 2, 0);
+  const dense = new Float32Array(count * numDense);
+  const idWords = new Uint32Array(nnz * 2);
+  const cellOffsets = new Uint32Array(count * numSlots + 1);
+  let e = 0;
+  let v = 0;
+  for (const x of parts) {
+    dense.set(x.dense, e * numDense);
+    idWords.set(x.idWords, v * 2);
+    for (let c = 0; c < x.count * numSlots; c++) cellOffsets[e * numSlots + c + 1] = v + (x.cellOffsets ? x.cellOffsets[c + 1]! : c + 1);
+    e += x.count;
+    v += x.idWords.length / 2;
+  }
+  return { count, dense, idWords, cellOffsets };
 }

@@ -5,6 +5,7 @@ import { denseParams, validateSpec, type DlrmSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { DlrmForward } from "./forward.js";
 import { RowTable } from "./row-table.js";
+import { loadFeatureList, type FeatureList } from "@pangea/compute/monolith";
 
 /** The export layout this build understands (written by `pangea export`). */
 export const EXPORT_FORMAT = "pangea-export";
@@ -20,13 +21,21 @@ interface ExportManifest {
   denseParams: { name: string; shape: number[] }[];
   tables: { slot: number; dim: number; rows: number }[];
   files: Record<string, { bytes: number; sha256: string }>;
+  /** The feature list file (in the version directory) that Monolith inputs are decoded with, if exported with one. */
+  featureList?: string;
 }
 
-/** Examples as the model takes them: dense [B, numDense] and one id per slot as (lo, hi) words [B, S, 2]; id 0 = missing. */
+/**
+ * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
+ * words. Without cellOffsets, one id per slot [B, S, 2] (id 0 = missing);
+ * with them, cell c = example * S + column holds ids cellOffsets[c] ..
+ * cellOffsets[c + 1] (their rows are summed, as in training).
+ */
 export interface Examples {
   count: number;
   dense: Float32Array;
   idWords: Uint32Array;
+  cellOffsets?: Uint32Array;
 }
 
 /**
@@ -40,6 +49,8 @@ export class Servable {
   dense: Float32Array[];
   private forward: DlrmForward;
   readonly tables = new Map<number, RowTable>();
+  /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
+  featureList: FeatureList | null = null;
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
 
@@ -95,6 +106,18 @@ export class Servable {
     }
     if (at !== flat.length) throw bad(`dense.f32 holds ${flat.length} values, the model needs ${at}`);
     const s = new Servable(version, dir, m, dense);
+    if (m.featureList) {
+      read(m.featureList); // checksummed like every file
+      let list: FeatureList;
+      try {
+        list = loadFeatureList(join(dir, m.featureList));
+      } catch (err) {
+        throw bad(`feature list: ${(err as Error).message}`);
+      }
+      if (list.slotIds.join() !== m.slotIds.join()) throw bad(`the feature list's slots ${list.slotIds.join(",")} are not the model's ${m.slotIds.join(",")}`);
+      if (list.numDense !== m.model.numDense) throw bad(`the feature list has ${list.numDense} dense values, the model ${m.model.numDense}`);
+      s.featureList = list;
+    }
     for (const slot of m.slotIds) s.tables.set(slot, new RowTable(m.model.embeddingDim));
     for (const t of m.tables) {
       if (t.dim !== m.model.embeddingDim) throw bad(`slot ${t.slot} has dim ${t.dim}, the model ${m.model.embeddingDim}`);
@@ -124,14 +147,21 @@ export class Servable {
   predict(x: Examples): Float32Array {
     const { numSlots: S, embeddingDim: D } = this.spec;
     const pooled = new Float32Array(x.count * S * D);
+    const offsets = x.cellOffsets;
     for (let c = 0; c < x.count * S; c++) {
-      const lo = x.idWords[2 * c]!;
-      const hi = x.idWords[2 * c + 1]!;
-      if (lo === 0 && hi === 0) continue;
-      // The id's own slot (its top 15 bits below the reserved bit) picks the table.
-      const table = this.tables.get((hi >>> 16) & 0x7fff);
-      const r = table ? table.find(lo, hi) : -1;
-      if (r >= 0) pooled.set(table!.rows.subarray(r * D, (r + 1) * D), c * D);
+      const from = offsets ? offsets[c]! : c;
+      const to = offsets ? offsets[c + 1]! : c + 1;
+      for (let v = from; v < to; v++) {
+        const lo = x.idWords[2 * v]!;
+        const hi = x.idWords[2 * v + 1]!;
+        if (lo === 0 && hi === 0) continue;
+        // The id's own slot (its top 15 bits below the reserved bit) picks the table.
+        const table = this.tables.get((hi >>> 16) & 0x7fff);
+        const r = table ? table.find(lo, hi) : -1;
+        if (r < 0) continue;
+        const rows = table!.rows;
+        for (let k = 0; k < D; k++) pooled[c * D + k]! += rows[r * D + k]!;
+      }
     }
     const out = new Float32Array(x.count);
     this.forward.predict(x.count, x.dense, pooled, out);
