@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../support/processes.js";
 
-const SERVICES = ["orchestrator", "compute", "trainer"];
+const SERVICES = ["orchestrator", "compute", "trainer", "serving"];
 const hasCompose = spawnSync("docker-compose", ["version"], { stdio: "ignore" }).status === 0;
 
 describe("container setup", () => {
