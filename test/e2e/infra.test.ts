@@ -14,7 +14,7 @@ describe("container setup", () => {
     expect(text.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
     expect(text).toMatch(/^USER node$/m);
     expect(text).toMatch(/^HEALTHCHECK /m);
-    const entry = text.match(/^ENTRYPOINT \["node", "([^"]+)"\]$/m)?.[1];
+    const entry = text.match(/^ENTRYPOINT \["node", (?:"--[^"]+", )*"([^"]+)"\]$/m)?.[1];
     expect(entry).toBe(`services/${svc}/dist/main.js`);
     expect(existsSync(join(ROOT, entry!))).toBe(true);
     const probe = text.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];

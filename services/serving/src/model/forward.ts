@@ -13,11 +13,13 @@ interface Layer {
  * pairwise dot products of [bottom output, one pooled embedding per slot] in
  * upper-triangle order, concatenated with the bottom output, top MLP (ReLU
  * except the last, width-1 logit layer), sigmoid. Layers run over the whole
- * batch, four examples at a time, so each weight row is loaded once per four.
+ * batch (see layer).
  */
 export class DlrmForward {
   private readonly bottom: Layer[] = [];
   private readonly top: Layer[] = [];
+  /** Scratch reused across calls (predict runs to completion, one at a time), so serving makes little garbage. */
+  private scratch = new Map<string, Float32Array>();
 
   constructor(readonly spec: DlrmSpec, params: readonly Float32Array[]) {
     let k = 0;
@@ -42,11 +44,13 @@ export class DlrmForward {
     const { numSlots: S, embeddingDim: D } = this.spec;
     const n = S + 1;
     let x: Float32Array = dense;
-    for (const l of this.bottom) x = layer(x, B, l, true);
+    this.bottom.forEach((l, i) => {
+      x = layer(x, B, l, true, this.buffer(`b${i}`, B * l.outW));
+    });
     // h = [bottom output, dots of the pairs of z = (bottom output, pooled slot embeddings)].
     const hw = this.top[0]!.inW;
-    const h = new Float32Array(B * hw);
-    const z = new Float32Array(n * D);
+    const h = this.buffer("h", B * hw);
+    const z = this.buffer("z", n * D);
     for (let e = 0; e < B; e++) {
       z.set(x.subarray(e * D, (e + 1) * D), 0);
       z.set(pooled.subarray(e * S * D, (e + 1) * S * D), D);
@@ -63,41 +67,57 @@ export class DlrmForward {
     }
     let y: Float32Array = h;
     this.top.forEach((l, idx) => {
-      y = layer(y, B, l, idx < this.top.length - 1);
+      y = layer(y, B, l, idx < this.top.length - 1, this.buffer(`t${idx}`, B * l.outW));
     });
     for (let e = 0; e < B; e++) out[e] = 1 / (1 + Math.exp(-y[e]!));
   }
+
+  /** A scratch array of at least n values (a view of exactly n). */
+  private buffer(name: string, n: number): Float32Array {
+    let b = this.scratch.get(name);
+    if (!b || b.length < n) this.scratch.set(name, (b = new Float32Array(Math.max(n, (b?.length ?? 0) * 2))));
+    return b.subarray(0, n);
+  }
 }
 
-/** Y[B, out] = X[B, in] W[in, out] + b, optionally ReLU; four examples share each pass over a weight row. */
-function layer(x: Float32Array, B: number, l: Layer, relu: boolean): Float32Array {
+/**
+ * Y[B, out] = X[B, in] W[in, out] + b, optionally ReLU. Register-blocked:
+ * four examples by four outputs are summed in locals over the whole input,
+ * so each step loads 4 inputs and 4 weights for 16 multiply-adds.
+ */
+function layer(x: Float32Array, B: number, l: Layer, relu: boolean, y: Float32Array): Float32Array {
   const { w, b, inW, outW } = l;
-  const y = new Float32Array(B * outW);
-  for (let e = 0; e < B; e++) y.set(b, e * outW);
-  let e = 0;
-  for (; e + 4 <= B; e += 4) {
+  const o4 = outW - (outW % 4);
+  const e4 = B - (B % 4);
+  for (let e = 0; e < e4; e += 4) {
     const x0 = e * inW, x1 = x0 + inW, x2 = x1 + inW, x3 = x2 + inW;
-    const y0 = e * outW, y1 = y0 + outW, y2 = y1 + outW, y3 = y2 + outW;
-    for (let i = 0; i < inW; i++) {
-      const a0 = x[x0 + i]!, a1 = x[x1 + i]!, a2 = x[x2 + i]!, a3 = x[x3 + i]!;
-      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
-      const row = i * outW;
-      for (let o = 0; o < outW; o++) {
-        const wv = w[row + o]!;
-        y[y0 + o]! += a0 * wv;
-        y[y1 + o]! += a1 * wv;
-        y[y2 + o]! += a2 * wv;
-        y[y3 + o]! += a3 * wv;
+    for (let o = 0; o < o4; o += 4) {
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      for (let i = 0, wi = o; i < inW; i++, wi += outW) {
+        const w0 = w[wi]!, w1 = w[wi + 1]!, w2 = w[wi + 2]!, w3 = w[wi + 3]!;
+        const a0 = x[x0 + i]!, a1 = x[x1 + i]!, a2 = x[x2 + i]!, a3 = x[x3 + i]!;
+        s00 += a0 * w0; s01 += a0 * w1; s02 += a0 * w2; s03 += a0 * w3;
+        s10 += a1 * w0; s11 += a1 * w1; s12 += a1 * w2; s13 += a1 * w3;
+        s20 += a2 * w0; s21 += a2 * w1; s22 += a2 * w2; s23 += a2 * w3;
+        s30 += a3 * w0; s31 += a3 * w1; s32 += a3 * w2; s33 += a3 * w3;
       }
+      const y0 = e * outW + o, y1 = y0 + outW, y2 = y1 + outW, y3 = y2 + outW;
+      const b0 = b[o]!, b1 = b[o + 1]!, b2 = b[o + 2]!, b3 = b[o + 3]!;
+      y[y0] = s00 + b0; y[y0 + 1] = s01 + b1; y[y0 + 2] = s02 + b2; y[y0 + 3] = s03 + b3;
+      y[y1] = s10 + b0; y[y1 + 1] = s11 + b1; y[y1 + 2] = s12 + b2; y[y1 + 3] = s13 + b3;
+      y[y2] = s20 + b0; y[y2 + 1] = s21 + b1; y[y2 + 2] = s22 + b2; y[y2 + 3] = s23 + b3;
+      y[y3] = s30 + b0; y[y3 + 1] = s31 + b1; y[y3 + 2] = s32 + b2; y[y3 + 3] = s33 + b3;
     }
   }
-  for (; e < B; e++) {
-    const xe = e * inW, ye = e * outW;
-    for (let i = 0; i < inW; i++) {
-      const a = x[xe + i]!;
-      if (a === 0) continue;
-      const row = i * outW;
-      for (let o = 0; o < outW; o++) y[ye + o]! += a * w[row + o]!;
+  // What the blocks leave: the last outputs of every example, and the last examples.
+  for (let e = 0; e < B; e++) {
+    const from = e < e4 ? o4 : 0;
+    const xe = e * inW;
+    for (let o = from; o < outW; o++) {
+      let sum = b[o]!;
+      for (let i = 0, wi = o; i < inW; i++, wi += outW) sum += x[xe + i]! * w[wi]!;
+      y[e * outW + o] = sum;
     }
   }
   if (relu) for (let k = 0; k < y.length; k++) if (y[k]! < 0) y[k] = 0;

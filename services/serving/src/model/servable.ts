@@ -51,6 +51,7 @@ export class Servable {
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
+  private pooledScratch = new Float32Array(0);
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
 
@@ -146,7 +147,10 @@ export class Servable {
   /** Click probabilities of the examples. */
   predict(x: Examples): Float32Array {
     const { numSlots: S, embeddingDim: D } = this.spec;
-    const pooled = new Float32Array(x.count * S * D);
+    const n = x.count * S * D;
+    if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
+    const pooled = this.pooledScratch.subarray(0, n);
+    pooled.fill(0);
     const offsets = x.cellOffsets;
     for (let c = 0; c < x.count * S; c++) {
       const from = offsets ? offsets[c]! : c;
