@@ -135,6 +135,15 @@ describe("bad records", () => {
     expect(() => decodeExample(msg, 0, msg.length, asm)).toThrow(/has the reserved top bit set/);
   });
 
+  it("an ExampleBatch whose batch_size is out of bounds is refused instead of expanded (SHARED lists do not bound it)", () => {
+    const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
+    // field 1 (named feature list "C1", SHARED, one empty feature), field 3 batch_size = 2^28.
+    const b = Uint8Array.from([0x0a, 0x08, 0x0a, 0x02, 0x43, 0x31, 0x12, 0x00, 0x18, 0x01, 0x18, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    const started = Date.now();
+    expect(() => decodeExampleBatch(b, 0, b.length, asm, () => {})).toThrow("batch_size 268435456 is above the limit of 65536 examples per ExampleBatch");
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it("property: decoders given any bytes either decode or throw WireError", () => {
     const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
     const seeds = [...messages("example").slice(0, 3), ...messages("instance").slice(0, 3), messages("examplebatch")[0]!.slice(0, 4000)];

@@ -344,7 +344,10 @@ export function decodeInstance(buf: Uint8Array, start: number, end: number, asm:
  * holds one feature per example (INDIVIDUAL) or one for all (SHARED).
  * Calls `each` once per example with `asm` filled.
  */
-export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, asm: SampleAssembler, each: (index: number) => void): number {
+/** The most examples one ExampleBatch may expand to: batch_size is a varint, and with SHARED lists alone nothing else bounds it. */
+export const MAX_EXAMPLE_BATCH = 1 << 16;
+
+export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, asm: SampleAssembler, each: (index: number) => void, maxExamples = MAX_EXAMPLE_BATCH): number {
   const r = new WireReader(buf, start, end);
   const lists: { name: string; shared: boolean; features: { start: number; end: number }[] }[] = [];
   let batchSize = 0;
@@ -367,6 +370,7 @@ export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, 
       batchSize = r.varint32();
     } else r.skip(wt);
   }
+  if (batchSize > maxExamples) throw new WireError(`batch_size ${batchSize} is above the limit of ${maxExamples} examples per ExampleBatch`);
   for (const l of lists) {
     const need = l.shared ? 1 : batchSize;
     if (l.features.length !== need) {

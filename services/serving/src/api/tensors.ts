@@ -131,7 +131,7 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: DlrmSpec, m
   };
   records.forEach((r, i) => {
     try {
-      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => take());
+      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => take(), maxBatch);
       else {
         asm.reset();
         if (name === INPUT_INSTANCES) decodeInstance(r, 0, r.length, asm);
