@@ -1,5 +1,5 @@
 export { startServer, CHANNEL_OPTIONS, MAX_MESSAGE_BYTES } from "./server.js";
-export type { RunningServer } from "./server.js";
+export type { RunningServer, CallObserver } from "./server.js";
 export { toServiceError, describeCallError, isStatus } from "./status.js";
 export { waitReady, unary, RpcErrors } from "./client.js";
 export {

@@ -27,11 +27,38 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
  * Starts a gRPC server with the standard health service (grpc.health.v1)
  * and the given services attached. `serviceNames` are reported SERVING.
  */
+/** Told of every finished unary call: its method path, seconds taken, and gRPC status code. */
+export type CallObserver = (method: string, seconds: number, code: number) => void;
+
+/**
+ * Wraps a service's unary handlers so each finished call is reported to
+ * `observe` (streaming handlers are left as they are: their duration is the
+ * stream's life, not a latency).
+ */
+function observed(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, observe: CallObserver): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = { ...impl };
+  for (const [name, method] of Object.entries(def)) {
+    const handler = impl[name] ?? impl[method.originalName ?? ""];
+    if (!handler || method.requestStream || method.responseStream) continue;
+    const wrapped = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const started = performance.now();
+      (handler as grpc.handleUnaryCall<unknown, unknown>)(call, (err, value, trailer, flags) => {
+        observe(method.path, (performance.now() - started) / 1000, err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
+        cb(err, value, trailer, flags);
+      });
+    };
+    if (impl[name]) out[name] = wrapped;
+    else out[method.originalName!] = wrapped;
+  }
+  return out;
+}
+
 export async function startServer(
   host: string,
   port: number,
   attach: (server: grpc.Server) => void,
   serviceNames: readonly string[],
+  observe?: CallObserver,
 ): Promise<RunningServer> {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
@@ -41,6 +68,10 @@ export async function startServer(
   });
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
   health.addToServer(server);
+  if (observe) {
+    const add = server.addService.bind(server);
+    server.addService = (def, impl) => add(def, observed(def, impl, observe));
+  }
   attach(server);
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));

@@ -8,6 +8,9 @@ import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
+import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
+import { registerJobMetrics } from "./monitor/job-metrics.js";
+import { addDashboard } from "./monitor/dashboard.js";
 import { ParameterServer } from "./server/parameter-server.js";
 
 const usage = () => usageText("pangea-orchestrator", "Coordinates a training job and serves its parameters.", FLAGS);
@@ -46,17 +49,25 @@ runMain("pangea-orchestrator", async () => {
   const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
+  const registry = newRegistry("orchestrator");
+  registerJobMetrics(registry, job);
   const running = await startServer(config.host, config.port, (s) => {
     control.addToServer(s);
     params.addToServer(s);
-  }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME]);
+  }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME], grpcServerMetrics(registry));
+  let stopDashboard = () => {};
+  const http = await startMetricsServer(config.host, config.metricsPort, registry, (app) => {
+    stopDashboard = addDashboard(app, job);
+  });
   job.address = config.advertise ?? running.address;
   job.on("finished", (status) => log.info({ state: status.state, error: status.error || undefined }, "job finished"));
   onShutdownSignal(async () => {
+    stopDashboard();
     await discovery.close();
+    await http.close();
     await running.shutdown();
   });
   await discovery.announce("orchestrator", "main", job.address);
-  log.info({ address: running.address, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");
-  announceReady("orchestrator", running.address);
+  log.info({ address: running.address, dashboard: `http://${http.address}/`, metrics: `http://${http.address}/metrics`, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");
+  announceReady("orchestrator", running.address, { metrics: http.address });
 }, usage);

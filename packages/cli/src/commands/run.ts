@@ -153,7 +153,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
-  out.write(`orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}\n`);
+  out.write(`orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}${cluster.dashboardAddress ? `, dashboard http://${cluster.dashboardAddress}/` : ""}\n`);
   const status = new StatusClient(cluster.orchestratorAddress);
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;

@@ -59,6 +59,8 @@ export class ClusterError extends Error {
 export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
   orchestratorAddress = "";
+  /** The orchestrator's HTTP side: /metrics and the live dashboard at /. */
+  dashboardAddress = "";
   computeAddress = "";
   /** Each trainer's grpc.health.v1 endpoint. */
   trainerAddresses: string[] = [];
@@ -78,6 +80,7 @@ export class LocalCluster {
       c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
         "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...disc, ...opts.orchestratorArgs,
       ]);
+      c.dashboardAddress = readyLine(c.process("orchestrator")!.logPath)?.metrics ?? "";
       // With discovery, nobody is told where the orchestrator is: they look it up.
       const where = (flag: string) => (opts.discovery ? disc : [flag, c.orchestratorAddress]);
       c.shardAddresses = await Promise.all(
@@ -202,7 +205,8 @@ export class LocalCluster {
   }
 }
 
-function readyAddress(logPath: string): string | null {
+/** The ready line a service printed: its address, and any others it serves on (metrics, rest). */
+function readyLine(logPath: string): { address: string; metrics?: string; rest?: string } | null {
   let text: string;
   try {
     text = readFileSync(logPath, "utf8");
@@ -212,13 +216,17 @@ function readyAddress(logPath: string): string | null {
   for (const line of text.split("\n")) {
     if (!line.startsWith('{"ready"')) continue;
     try {
-      const msg = JSON.parse(line) as { ready?: string; address?: string };
-      if (msg.address) return msg.address;
+      const msg = JSON.parse(line) as { ready?: string; address?: string; metrics?: string; rest?: string };
+      if (msg.address) return msg as { address: string };
     } catch {
       // a partly written line; read again on the next poll
     }
   }
   return null;
+}
+
+function readyAddress(logPath: string): string | null {
+  return readyLine(logPath)?.address ?? null;
 }
 
 export function readLastLines(path: string, n: number): string[] {

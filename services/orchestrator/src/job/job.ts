@@ -131,6 +131,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private maxStalenessSeen = 0;
   private deadTrainers = 0;
   private sync: ParameterSyncPusher | null = null;
+  /** The pusher, kept after training for its figures. */
+  private syncStats: ParameterSyncPusher | null = null;
 
   constructor(readonly config: JobConfig, private readonly log: Logger) {
     super();
@@ -425,6 +427,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.config.servingSync?.length) {
       this.sync = new ParameterSyncPusher(this.config.servingSync, { store, dense, step: () => this.step, dim: spec.embeddingDim }, (this.config.syncIntervalSeconds ?? 10) * 1000, (this.config.denseSyncIntervalSeconds ?? 60) * 1000, "orchestrator", this.log);
       this.sync.start();
+      this.syncStats = this.sync;
     }
     this.heartbeatTimer = setInterval(() => this.checkHeartbeats(), Math.max(100, Math.min(1000, this.config.heartbeatTimeoutMs / 4)));
     this.heartbeatTimer.unref();
@@ -471,6 +474,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       syncIntervalMs: Math.round((this.config.syncIntervalSeconds ?? 10) * 1000),
       denseSyncIntervalMs: Math.round((this.config.denseSyncIntervalSeconds ?? 60) * 1000),
     };
+  }
+
+  /** Parameter sync's figures (null without --serving-sync). */
+  syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number } | null {
+    const p = this.syncStats;
+    return p ? { lastAckAt: p.lastAckAt, servingVersion: p.servingVersion, rowsSent: p.rowsSent } : null;
   }
 
   /** The running model, for parameter pulls; throws unless a job has started. */

@@ -33,6 +33,9 @@ export class ParameterSyncPusher {
   private pushing = false;
   pushes = 0;
   rowsSent = 0;
+  /** When a replica last acknowledged a push (ms since the epoch; 0 = never), and the serving version it applied it to. */
+  lastAckAt = 0;
+  servingVersion = 0;
 
   constructor(
     targets: readonly string[],
@@ -85,7 +88,9 @@ export class ParameterSyncPusher {
       });
       try {
         const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
-        decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
+        const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
+        this.lastAckAt = Date.now();
+        this.servingVersion = Number(ack.modelVersion);
         r.backlog.shift();
       } catch (err) {
         // The backlog stays, in order, for the next round: a replica that was away still gets every row and tombstone.

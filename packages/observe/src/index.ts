@@ -1,0 +1,6 @@
+export { newRegistry, startMetricsServer } from "./metrics-server.js";
+export type { MetricsServer } from "./metrics-server.js";
+export { Counter, Gauge, Histogram, Registry } from "prom-client";
+export { CounterFrom } from "./counter-from.js";
+export { grpcServerMetrics } from "./grpc-metrics.js";
+export type { FastifyInstance } from "fastify";

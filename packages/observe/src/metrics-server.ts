@@ -1,0 +1,33 @@
+import Fastify, { type FastifyInstance } from "fastify";
+import { Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * A service's HTTP side for operators: GET /metrics in Prometheus' text
+ * format (process metrics plus whatever the service registers), and any
+ * extra routes (the orchestrator adds its dashboard).
+ */
+export interface MetricsServer {
+  registry: Registry;
+  app: FastifyInstance;
+  /** host:port it listens on. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export function newRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry, prefix: "pangea_" });
+  return registry;
+}
+
+export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
+  const app = Fastify();
+  app.get("/metrics", async (_req, reply) => {
+    reply.header("content-type", registry.contentType);
+    return registry.metrics();
+  });
+  routes?.(app);
+  const url = new URL(await app.listen({ host, port }));
+  return { registry, app, address: `${url.hostname}:${url.port}`, close: () => app.close() };
+}

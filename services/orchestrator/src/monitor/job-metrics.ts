@@ -1,0 +1,73 @@
+import { CounterFrom, Gauge, type Registry } from "@pangea/observe";
+import type { Job } from "../job/job.js";
+import type { JobStatus__Output } from "@pangea/schema";
+
+/**
+ * The job's Prometheus metrics, read from its status at each scrape:
+ * progress, loss and AUC, throughput, the data accounting (stale, duplicate,
+ * reassigned batches), trainers, embedding tables per slot, parameter sync.
+ */
+export function registerJobMetrics(registry: Registry, job: Job): void {
+  const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
+  // Registered first, so its collect (which refreshes every metric from one status snapshot) runs before the others are read.
+  const step = new Gauge({ name: "pangea_job_step", help: "Training steps done.", registers: [registry], collect: () => refresh() });
+  const steps = g("pangea_job_steps", "Training steps the job runs.");
+  const state = g("pangea_job_state", "1 for the job's current state.", ["state"]);
+  const loss = g("pangea_training_loss", "Training loss, exponentially smoothed over steps.");
+  const lastLoss = g("pangea_training_last_loss", "Mean training loss of the last step.");
+  const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
+  const auc = g("pangea_eval_auc", "AUC on the held-out split (after training).");
+  const logloss = g("pangea_eval_logloss", "Log loss on the held-out split (after training).");
+  const live = g("pangea_trainers_live", "Trainers currently members of the job.");
+  const maxStale = g("pangea_gradient_staleness_max", "Async mode: the oldest gradient applied, in updates behind.");
+  const rows = g("pangea_embedding_rows", "Embedding rows held (parameter-server shard 0), by slot.", ["slot"]);
+  const bytes = g("pangea_embedding_bytes", "Memory of the embedding tables (shard 0).");
+  const syncLag = g("pangea_parameter_sync_lag_seconds", "Seconds since serving last acknowledged a parameter sync push (absent without --serving-sync).");
+  const samples = new CounterFrom(registry, "pangea_training_samples_total", "Samples trained.");
+  const stale = new CounterFrom(registry, "pangea_gradients_stale_total", "Async mode: gradients dropped as too stale.");
+  const dup = new CounterFrom(registry, "pangea_batches_duplicate_total", "Gradients that arrived again for a batch already applied (ignored).");
+  const reassigned = new CounterFrom(registry, "pangea_batches_reassigned_total", "Batches handed to another trainer after theirs died.");
+  const dead = new CounterFrom(registry, "pangea_trainers_dead_total", "Trainers declared dead.");
+  const skipped = new CounterFrom(registry, "pangea_records_skipped_total", "Records compute could not use and skipped (--on-bad-record=skip).");
+  const evicted = new CounterFrom(registry, "pangea_embedding_evicted_rows_total", "Rows evicted for expiry, by slot.", ["slot"]);
+  const admitted = new CounterFrom(registry, "pangea_embedding_filter_admissions_total", "Ids given a row after passing their slot's occurrence threshold.");
+  const filtered = new CounterFrom(registry, "pangea_embedding_filtered_lookups_total", "Lookups of ids still below their occurrence threshold.");
+  const syncRows = new CounterFrom(registry, "pangea_parameter_sync_rows_total", "Embedding rows pushed to serving.");
+  const refresh = () => {
+    // status() fills every field, so it reads as the decoded (output) form.
+    const s = job.status() as unknown as JobStatus__Output;
+    step.set(Number(s.step));
+    steps.set(Number(s.steps));
+    state.reset();
+    state.set({ state: s.state.replace("JOB_STATE_", "").toLowerCase() }, 1);
+    if (Number.isFinite(s.smoothedLoss)) loss.set(s.smoothedLoss);
+    if (Number.isFinite(s.lastLoss)) lastLoss.set(s.lastLoss);
+    rate.set(s.samplesPerSecond);
+    if (s.eval) {
+      auc.set(s.eval.auc);
+      logloss.set(s.eval.logloss);
+    }
+    live.set(s.liveTrainers ?? 0);
+    maxStale.set(Number(s.maxStalenessSeen ?? 0));
+    samples.update(Number(s.samples));
+    stale.update(Number(s.staleGradients ?? 0));
+    dup.update(Number(s.duplicateBatches ?? 0));
+    reassigned.update(Number(s.reassignedBatches ?? 0));
+    dead.update(Number(s.deadTrainers ?? 0));
+    skipped.update(Number(s.source?.skippedRecords ?? 0));
+    if (s.embeddings) {
+      bytes.set(Number(s.embeddings.bytes));
+      admitted.update(Number(s.embeddings.admittedIds));
+      filtered.update(Number(s.embeddings.filteredLookups));
+      for (const t of s.embeddings.slots) {
+        rows.set({ slot: String(t.slot) }, Number(t.rows));
+        evicted.update(Number(t.evictedRows), { slot: String(t.slot) });
+      }
+    }
+    const sync = job.syncState();
+    if (sync) {
+      if (sync.lastAckAt > 0) syncLag.set((Date.now() - sync.lastAckAt) / 1000);
+      syncRows.update(sync.rowsSent);
+    }
+  };
+}
