@@ -53,6 +53,15 @@ describe("monitoring", () => {
     expect(metric(text, "pangea_embedding_rows", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_grpc_server_handling_seconds_count", 'method="/pangea.v1.ParameterServer/Pull",code="OK"')).toBeGreaterThan(0);
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
+    // Compute and every trainer serve their own /metrics.
+    const at = c.metricsAddresses();
+    expect(Object.keys(at).sort()).toEqual(["compute", "orchestrator", "trainer-0", "trainer-1"]);
+    const compute = await (await fetch(`http://${at.compute}/metrics`)).text();
+    expect(metric(compute, "pangea_compute_batches_served_total")).toBeGreaterThan(0);
+    expect(compute).toContain("# TYPE pangea_grpc_server_handling_seconds histogram");
+    const trainer = await (await fetch(`http://${at["trainer-0"]}/metrics`)).text();
+    expect(metric(trainer, "pangea_trainer_batches_total")).toBeGreaterThan(0);
+    for (const phase of ["fetch", "pull", "compute", "push", "wait"]) expect(metric(trainer, "pangea_trainer_phase_seconds_count", `phase="${phase}"`)).toBeGreaterThan(0);
   }, 90_000);
 
   it.runIf(CHROMIUM)("the dashboard updates live in headless Chromium; a screenshot is saved", async () => {

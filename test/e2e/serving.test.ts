@@ -154,6 +154,16 @@ describe("export and serving", () => {
     predict.close();
   });
 
+  it("serving's /metrics (on the REST port) counts requests and times Predict by status", async () => {
+    const text = await (await fetch(`http://${restAddress}/metrics`)).text();
+    const value = (name: string, labels = "") => Number(text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels))?.split(" ").at(-1));
+    expect(value("pangea_serving_predict_requests_total")).toBeGreaterThan(0);
+    expect(value("pangea_serving_examples_total")).toBeGreaterThan(0);
+    expect(value("pangea_serving_model_version", 'model="ctr"')).toBe(1);
+    expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="OK"')).toBeGreaterThan(0);
+    expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="NOT_FOUND"')).toBeGreaterThan(0);
+  });
+
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {
     const status = await rest("/v1/models/ctr");
     expect(status.status).toBe(200);

@@ -6,6 +6,7 @@ export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
   host: { env: "PANGEA_COMPUTE_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_COMPUTE_PORT", description: "port to serve on (0 = any free port)", default: "50052" },
+  "metrics-port": { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)", default: "0" },
   advertise: { env: "PANGEA_COMPUTE_ADVERTISE", description: "address trainers use to reach this service", default: "host:bound port" },
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address to register with", default: "127.0.0.1:50051" },
   data: { env: "PANGEA_DATA", description: "data file(s) to train on, comma-separated; absent = built-in synthetic data" },
@@ -34,6 +35,7 @@ const schema = z.object({
   ...discoveryFields,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50052),
+  metricsPort: port.default(0),
   advertise: address.optional(),
   orchestrator: address.default("127.0.0.1:50051"),
   data: z

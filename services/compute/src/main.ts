@@ -5,6 +5,8 @@ import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
 import { ComputeService, toSourceInfo } from "./server/compute-service.js";
 import { stayRegistered } from "./registration.js";
+import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
+import { registerComputeMetrics } from "./monitor/compute-metrics.js";
 
 const usage = () => usageText("pangea-compute", "Reads data, hashes features, and streams batches to trainers.", FLAGS);
 
@@ -23,13 +25,17 @@ runMain("pangea-compute", async () => {
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const batches = new BatchStreamHandler(source, config.workerId, log);
   const control = new ComputeService(source.info);
+  const registry = newRegistry("compute");
+  registerComputeMetrics(registry, batches, source);
   const running = await startServer(config.host, config.port, (s) => {
     batches.addToServer(s);
     control.addToServer(s);
-  }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME]);
+  }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME], grpcServerMetrics(registry));
+  const http = await startMetricsServer(config.host, config.metricsPort, registry);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
     await discovery.close();
+    await http.close();
     await running.shutdown();
     if ("streaming" in source) await source.close();
   });
@@ -43,7 +49,7 @@ runMain("pangea-compute", async () => {
     log,
     (err) => gone(err),
   );
-  announceReady("compute", running.address);
+  announceReady("compute", running.address, { metrics: http.address });
   // Serves until stopped; fails (exit 1) only if the orchestrator goes away for good.
   await lost;
 }, usage);

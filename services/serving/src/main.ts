@@ -2,6 +2,8 @@ import { createLogger, runMain, usageText } from "@pangea/kit";
 import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
+import { grpcServerMetrics, newRegistry } from "@pangea/observe";
+import { registerServingMetrics } from "./monitor/serving-metrics.js";
 import { FLAGS, loadConfig } from "./config.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
@@ -22,13 +24,15 @@ runMain("pangea-serving", async () => {
   const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch);
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const me = { address: "", model: config.modelName, workerId: config.workerId, counters: () => ({ requests: batcher.requests, bytes: batcher.inputBytes }) };
+  const registry = newRegistry("serving");
+  registerServingMetrics(registry, models, batcher);
   const grpcServer = await startServer(config.host, config.port, (s) => {
     addTfServing(s, models, batcher, config.maxBatch);
     addParameterSync(s, models, log);
     addAgentService(s, discovery, me);
-  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE]);
+  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry));
   me.address = config.advertise ?? grpcServer.address;
-  const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch);
+  const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry);
   // Registered as serving/<model>/<worker id>, so the agent can tell which replicas serve which model.
   await discovery.announce("serving", `${config.modelName}/${config.workerId}`, me.address);
   onShutdownSignal(async () => {

@@ -10,6 +10,8 @@ import { Dlrm } from "./model/dlrm.js";
 import { trainAssigned } from "./loop/train.js";
 import { BatchFeed } from "./cluster/batch-feed.js";
 import { TrainerErrors } from "./errors.js";
+import { newRegistry, startMetricsServer } from "@pangea/observe";
+import { TrainerMetrics } from "./monitor/trainer-metrics.js";
 import type { Logger } from "@pangea/kit";
 import { evaluate } from "./loop/evaluate.js";
 
@@ -29,7 +31,10 @@ runMain("pangea-trainer", async () => {
 
   // A trainer serves only grpc.health.v1, so probes (Docker, Kubernetes) can watch it like any other service.
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
-  announceReady("trainer", health.address);
+  const registry = newRegistry("trainer");
+  const metrics = new TrainerMetrics(registry);
+  const http = await startMetricsServer(config.host, config.metricsPort, registry);
+  announceReady("trainer", health.address, { metrics: http.address });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   await discovery.announce("trainer", config.workerId, health.address);
   let first = true;
@@ -42,7 +47,7 @@ runMain("pangea-trainer", async () => {
     first = false;
     log.info({ rank: session.rank }, "registered; waiting for the job to start");
     try {
-      await runMembership(session, orchestrator, backend.name, config, log);
+      await runMembership(session, orchestrator, backend.name, config, log, metrics);
       break;
     } catch (err) {
       // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
@@ -57,11 +62,12 @@ runMain("pangea-trainer", async () => {
     }
   }
   await discovery.close();
+  await http.close();
   await health.shutdown(500);
 }, usage);
 
 /** One membership of the job: from joining until the job no longer needs this trainer. */
-async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, log: Logger): Promise<void> {
+async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, log: Logger, metrics: TrainerMetrics): Promise<void> {
   await session.reportBackend(backendName);
   const job = await session.waitForStart();
   const m = job.model!;
@@ -79,7 +85,7 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
   try {
     log.info({ job: job.jobId, mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");
-    const stats = await trainAssigned({ model, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs });
+    const stats = await trainAssigned({ model, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics });
     await feed.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
     if (stats.evaluate) {

@@ -154,6 +154,16 @@ export class LocalCluster {
     return this.processes.filter((p) => p.name.startsWith("trainer-"));
   }
 
+  /** Each running process's /metrics address (from its ready line), by process name. */
+  metricsAddresses(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const p of this.processes) {
+      const m = readyLine(p.logPath)?.metrics;
+      if (m && p.exitCode === null) out[p.name] = m;
+    }
+    return out;
+  }
+
   /** The newest life of a process, by name. */
   process(name: string): ClusterProcess | undefined {
     return this.processes.filter((p) => p.name === name).at(-1);

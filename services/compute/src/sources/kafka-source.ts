@@ -61,6 +61,7 @@ export class KafkaSource {
   private wakeConsumer: (() => void) | null = null;
   private failure: Error | null = null;
   committedRecords = 0;
+  private readonly partitionLag = new Map<number, number>();
   redelivered = 0;
   consumed = 0;
 
@@ -69,6 +70,10 @@ export class KafkaSource {
     this.asm = new SampleAssembler(opts.featureList);
     const kafka = new Kafka({ clientId: "pangea-compute", brokers: opts.brokers, logLevel: logLevel.NOTHING, retry: { retries: 3 } });
     this.consumer = kafka.consumer({ groupId: opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
+      const lag = Number(e.payload.offsetLag);
+      if (Number.isFinite(lag)) this.partitionLag.set(e.payload.partition, lag);
+    });
     const list = opts.featureList;
     this.info = {
       description: `Kafka topic ${opts.topic} at ${opts.brokers.join(",")} (group ${opts.groupId}, ${opts.message} messages)`,
@@ -246,6 +251,11 @@ export class KafkaSource {
 
   stats() {
     return { consumed: this.consumed, acknowledged: this.committedRecords, redelivered: this.redelivered, skipped: this.bad.skipped, queued: this.queue.length };
+  }
+
+  /** Records behind the newest offset of each partition, as of the last fetched batch (kafkajs' offsetLag). */
+  lag(): Map<number, number> {
+    return this.partitionLag;
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 import { TrainerErrors } from "../errors.js";
+import type { Phase, TrainerMetrics } from "../monitor/trainer-metrics.js";
 
 export interface TrainStats {
   batches: number;
@@ -32,6 +33,7 @@ export interface TrainContext {
   logEvery: number;
   /** How long compute may stay unreachable before the trainer gives up. */
   computeGraceMs: number;
+  metrics?: TrainerMetrics;
 }
 
 /**
@@ -47,8 +49,18 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false, computeAddress: "" };
   let computeLostAt = 0;
   let lastLogged = 0;
+  const m = c.metrics;
+  let mark = performance.now();
+  // Seconds since the last mark, attributed to a phase.
+  const lap = (phase: Phase) => {
+    const now = performance.now();
+    m?.phase(phase, (now - mark) / 1000);
+    mark = now;
+  };
   for (;;) {
+    mark = performance.now();
     const work: Work__Output = await session.getWork();
+    lap("wait");
     if (work.done) {
       if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
       stats.evaluate = work.evaluate;
@@ -62,15 +74,20 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       feed.want(indices);
       for (const j of indices) {
         const bytes = await session.guard(feed.next(j));
+        lap("fetch");
         computeLostAt = 0;
         const batch = decodeBatch(bytes, model.spec, "compute");
         if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
         const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
         const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false));
+        lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
+        lap("compute");
         if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
         // The version pulled is what async staleness is measured from; in sync mode it is the step.
         const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async"));
+        lap("push");
+        m?.batch(batch.size, out.loss, ack.stale);
         feed.ack();
         stats.batches++;
         stats.samples += batch.size;

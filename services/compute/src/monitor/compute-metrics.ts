@@ -1,0 +1,25 @@
+import { CounterFrom, Gauge, type Registry } from "@pangea/observe";
+import type { BatchStreamHandler, BatchSource } from "../server/batch-stream.js";
+
+/** Compute's Prometheus metrics: batches and records served, records skipped, Kafka consumer lag. */
+export function registerComputeMetrics(registry: Registry, batches: BatchStreamHandler, source: BatchSource): void {
+  // Registered first: prom-client reads metrics in registration order, so this refresh runs before the others are read.
+  new Gauge({
+    name: "pangea_compute_up",
+    help: "1 while compute serves; its collect refreshes compute's other metrics.",
+    registers: [registry],
+    collect() {
+      this.set(1);
+      served.update(batches.batchesServed);
+      records.update(batches.recordsServed);
+      if ("streaming" in source) {
+        skipped.update(source.stats().skipped);
+        for (const [p, n] of source.lag()) lag.set({ partition: String(p) }, n);
+      } else skipped.update(source.info.skippedRecords ?? 0);
+    },
+  });
+  const served = new CounterFrom(registry, "pangea_compute_batches_served_total", "Batches sent to trainers.");
+  const records = new CounterFrom(registry, "pangea_compute_records_served_total", "Records sent to trainers.");
+  const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Records that did not parse and were skipped (--on-bad-record=skip).");
+  const lag = new Gauge({ name: "pangea_kafka_consumer_lag_records", help: "Kafka source: records behind each partition's newest offset.", labelNames: ["partition"], registers: [registry] });
+}

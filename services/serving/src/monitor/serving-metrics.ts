@@ -1,0 +1,34 @@
+import { CounterFrom, Gauge, type Registry } from "@pangea/observe";
+import type { MicroBatcher } from "../batching/micro-batcher.js";
+import type { ModelManager } from "../model/model-manager.js";
+
+/** Serving's Prometheus metrics (Predict latency is in pangea_grpc_server_handling_seconds): examples, batching, versions, parameter sync. */
+export function registerServingMetrics(registry: Registry, models: ModelManager, batcher: MicroBatcher): void {
+  // Registered first: prom-client reads metrics in registration order, so this refresh runs before the others are read.
+  new Gauge({
+    name: "pangea_serving_up",
+    help: "1 while serving; its collect refreshes serving's other metrics.",
+    registers: [registry],
+    collect() {
+      this.set(1);
+      requests.update(batcher.requests);
+      examples.update(batcher.examples);
+      passes.update(batcher.batches);
+      loaded.reset();
+      for (const v of models.loadedVersions()) loaded.set({ model: models.name, version: String(v) }, 1);
+      const s = models.current();
+      if (s) {
+        current.set({ model: models.name }, s.version);
+        synced.update(s.synced.rows);
+        if (s.synced.lastAt) lag.set({ model: models.name }, (Date.now() - s.synced.lastAt) / 1000);
+      }
+    },
+  });
+  const requests = new CounterFrom(registry, "pangea_serving_predict_requests_total", "Predict requests (gRPC and REST).");
+  const examples = new CounterFrom(registry, "pangea_serving_examples_total", "Examples predicted.");
+  const passes = new CounterFrom(registry, "pangea_serving_forward_passes_total", "Forward passes run (concurrent requests share one).");
+  const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
+  const loaded = new Gauge({ name: "pangea_serving_model_version_loaded", help: "1 for each loaded model version.", labelNames: ["model", "version"], registers: [registry] });
+  const current = new Gauge({ name: "pangea_serving_model_version", help: "The version requests without a version get.", labelNames: ["model"], registers: [registry] });
+  const lag = new Gauge({ name: "pangea_serving_sync_lag_seconds", help: "Seconds since the last parameter sync update was applied (absent before the first).", labelNames: ["model"], registers: [registry] });
+}

@@ -1,0 +1,37 @@
+import { Counter, Gauge, Histogram, type Registry } from "@pangea/observe";
+
+export type Phase = "fetch" | "pull" | "compute" | "push" | "wait";
+
+/** A trainer's Prometheus metrics: batches, samples, loss, and where a batch's time goes. */
+export class TrainerMetrics {
+  private readonly batches: Counter<string>;
+  private readonly samples: Counter<string>;
+  private readonly stale: Counter<string>;
+  private readonly loss: Gauge<string>;
+  private readonly phases: Histogram<string>;
+
+  constructor(registry: Registry) {
+    this.batches = new Counter({ name: "pangea_trainer_batches_total", help: "Batches whose gradients this trainer pushed.", registers: [registry] });
+    this.samples = new Counter({ name: "pangea_trainer_samples_total", help: "Samples this trainer trained on.", registers: [registry] });
+    this.stale = new Counter({ name: "pangea_trainer_stale_gradients_total", help: "Async mode: this trainer's gradients dropped as too stale.", registers: [registry] });
+    this.loss = new Gauge({ name: "pangea_trainer_loss", help: "Loss of the last batch this trainer computed.", registers: [registry] });
+    this.phases = new Histogram({
+      name: "pangea_trainer_phase_seconds",
+      help: "Time per batch in each phase: fetch (batch from compute), pull (parameters), compute (forward and backward), push (gradients), wait (for the step barrier).",
+      labelNames: ["phase"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
+  }
+
+  phase(phase: Phase, seconds: number): void {
+    this.phases.observe({ phase }, seconds);
+  }
+
+  batch(samples: number, loss: number, stale: boolean): void {
+    this.batches.inc();
+    this.samples.inc(samples);
+    this.loss.set(loss);
+    if (stale) this.stale.inc();
+  }
+}
