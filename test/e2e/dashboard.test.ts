@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { ROOT, waitFor } from "../support/processes.js";
+import { declaredFamilies, grafanaMetricNames } from "../support/grafana.js";
 
 /**
  * The monitor step end to end: a running local cluster's orchestrator serves
@@ -62,6 +63,9 @@ describe("monitoring", () => {
     const trainer = await (await fetch(`http://${at["trainer-0"]}/metrics`)).text();
     expect(metric(trainer, "pangea_trainer_batches_total")).toBeGreaterThan(0);
     for (const phase of ["fetch", "pull", "compute", "push", "wait"]) expect(metric(trainer, "pangea_trainer_phase_seconds_count", `phase="${phase}"`)).toBeGreaterThan(0);
+    // Every metric the provisioned Grafana dashboard queries exists (serving's are checked in serving.test.ts).
+    const declared = new Set([...declaredFamilies(text), ...declaredFamilies(compute), ...declaredFamilies(trainer)]);
+    for (const name of grafanaMetricNames().filter((n) => !n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   }, 90_000);
 
   it.runIf(CHROMIUM)("the dashboard updates live in headless Chromium; a screenshot is saved", async () => {

@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { parse } from "yaml";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../support/processes.js";
@@ -55,6 +56,22 @@ describe("container setup", () => {
     for (const f of ["orchestrator.yaml", "compute.yaml", "trainer.yaml"]) expect(text(f)).toContain('value: "etcd://etcd.pangea.svc:2379"');
     expect(text("orchestrator.yaml")).toMatch(/"--resume"/);
     expect(text("orchestrator.yaml")).toMatch(/claimName: checkpoints/);
+  });
+
+  it.runIf(hasCompose)("compose has Prometheus scraping every service's metrics port and Grafana with the data source and dashboard provisioned", () => {
+    const resolved = execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config"], { cwd: ROOT, encoding: "utf8" });
+    expect(resolved).toMatch(/image: prom\/prometheus:v[\d.]+/);
+    expect(resolved).toMatch(/image: grafana\/grafana:[\d.]+/);
+    const prom = parse(readFileSync(join(ROOT, "infra/prometheus/prometheus.yml"), "utf8")) as { scrape_configs: { job_name: string; static_configs?: { targets: string[] }[]; dns_sd_configs?: { names: string[]; port: number }[] }[] };
+    const targets = prom.scrape_configs.flatMap((c) => [...(c.static_configs ?? []).flatMap((s) => s.targets), ...(c.dns_sd_configs ?? []).flatMap((d) => d.names.map((n) => `${n}:${d.port}`))]);
+    expect(targets.sort()).toEqual(["compute:9401", "orchestrator:9400", "serving:8501", "trainer:9402"]);
+    // Each target's port is the one its service is told to serve metrics on.
+    for (const port of ["9400", "9401", "9402"]) expect(resolved).toMatch(new RegExp(`- --metrics-port\\s+- ['"]?${port}['"]?`));
+    const ds = parse(readFileSync(join(ROOT, "infra/grafana/provisioning/datasources/prometheus.yaml"), "utf8")) as { datasources: { uid: string; url: string }[] };
+    const dash = JSON.parse(readFileSync(join(ROOT, "infra/grafana/dashboards/pangea.json"), "utf8")) as { panels: { datasource: { uid: string } }[] };
+    expect(dash.panels.length).toBeGreaterThan(10);
+    for (const p of dash.panels) expect(p.datasource.uid).toBe(ds.datasources[0]!.uid);
+    expect(ds.datasources[0]!.url).toBe("http://prometheus:9090");
   });
 
   it("the health probe exits 1 with the peer's address when nothing serves there", () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
 import { ENTRY, ROOT, lastLine, runNode, waitFor } from "../support/processes.js";
+import { declaredFamilies, grafanaMetricNames } from "../support/grafana.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js";
 import { RecordBlock } from "../../services/compute/src/sources/source.js";
@@ -162,6 +163,8 @@ describe("export and serving", () => {
     expect(value("pangea_serving_model_version", 'model="ctr"')).toBe(1);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="OK"')).toBeGreaterThan(0);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="NOT_FOUND"')).toBeGreaterThan(0);
+    const declared = declaredFamilies(text);
+    for (const name of grafanaMetricNames().filter((n) => n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   });
 
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {
