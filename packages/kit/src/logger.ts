@@ -1,11 +1,19 @@
 import { pino, type Logger } from "pino";
+import pretty from "pino-pretty";
 
 export type { Logger };
 
 /**
  * Structured JSON logs on stderr, one object per line, with the service name
- * in every line. stdout is kept for the one machine-readable "ready" line.
+ * in every line (children add job, worker, step). On a terminal they are
+ * printed human-readable instead, unless PANGEA_LOG_FORMAT=json; stdout is
+ * kept for the one machine-readable "ready" line.
  */
 export function createLogger(service: string, level: string = process.env.PANGEA_LOG_LEVEL ?? "info"): Logger {
-  return pino({ name: service, level, base: { service, pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+  const opts = { name: service, level, base: { service, pid: process.pid } };
+  const format = process.env.PANGEA_LOG_FORMAT ?? (process.stderr.isTTY ? "pretty" : "json");
+  if (format === "pretty") {
+    return pino(opts, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,name", singleLine: true }));
+  }
+  return pino(opts, pino.destination({ fd: 2, sync: true }));
 }

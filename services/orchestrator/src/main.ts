@@ -23,7 +23,7 @@ runMain("pangea-orchestrator", async () => {
   }
   // Check the model widths now, with a placeholder input size, so a bad flag fails at start rather than at job start.
   validateSpec({ numDense: 1, numSlots: 1, embeddingDim: config.embeddingDim, bottomMlp: config.bottomMlp, topMlp: config.topMlp });
-  const log = createLogger("orchestrator");
+  const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
   for (const [slot, c] of [[-1, slots.defaults] as const, ...slots.perSlot]) {

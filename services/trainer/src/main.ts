@@ -67,9 +67,10 @@ runMain("pangea-trainer", async () => {
 }, usage);
 
 /** One membership of the job: from joining until the job no longer needs this trainer. */
-async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, log: Logger, metrics: TrainerMetrics): Promise<void> {
+async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, parentLog: Logger, metrics: TrainerMetrics): Promise<void> {
   await session.reportBackend(backendName);
   const job = await session.waitForStart();
+  const log = parentLog.child({ job: job.jobId });
   const m = job.model!;
   const spec: DlrmSpec = {
     numDense: m.numDense,
