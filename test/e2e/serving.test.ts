@@ -167,6 +167,19 @@ describe("export and serving", () => {
     for (const name of grafanaMetricNames().filter((n) => n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   });
 
+  it("pangea predict sends a JSON file's examples over gRPC and prints the probabilities; a server error exits 1", async () => {
+    const file = join(tmp, "examples.json");
+    writeFileSync(file, JSON.stringify({ instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) }));
+    const r = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "ctr", "--input", file]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { predictions: number[]; model_version: number };
+    const viaRest = (await rest("/v1/models/ctr:predict", { inputs: { dense_features: rows.dense, feature_ids: rows.ids } })).json.outputs as { probabilities: number[] };
+    out.predictions.forEach((p, i) => expect(p).toBeCloseTo(viaRest.probabilities[i]!, 6));
+    const bad = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "nope", "--input", file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe(`pangea predict: serving at ${grpcAddress}: NOT_FOUND: SERVING_ERR_UNKNOWN_MODEL: no model named "nope"; this server serves "ctr"`);
+  });
+
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {
     const status = await rest("/v1/models/ctr");
     expect(status.status).toBe(200);

@@ -80,3 +80,20 @@ export function serveCommand(argv: string[]): number {
   const r = spawnSync(process.execPath, ["--max-semi-space-size=64", join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], { stdio: "inherit" });
   return r.status ?? 1;
 }
+
+/** `pangea bench [RECORDS]`: the benchmark scripts `make bench` runs (scripts/bench.mjs, then the table benchmark). */
+export function benchCommand(argv: string[]): number {
+  if (argv.includes("--help")) {
+    process.stdout.write("Usage: pangea bench [records]\n\nRuns the benchmarks make bench runs (data pipeline, trainer step rate, serving latency; then embedding tables) and prints figures and ratios from one invocation.\n");
+    return 0;
+  }
+  if (argv.some((a) => !/^\d+$/.test(a)) || argv.length > 1) {
+    process.stderr.write(`pangea bench: expected at most one argument, a number of records; got ${argv.join(" ")}\nRun 'pangea bench --help' for usage.\n`);
+    return 2;
+  }
+  for (const script of ["scripts/bench.mjs", "scripts/bench-tables.mjs"]) {
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, script), ...argv], { stdio: "inherit" });
+    if (r.status !== 0) return r.status ?? 1;
+  }
+  return 0;
+}

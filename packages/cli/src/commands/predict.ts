@@ -1,0 +1,95 @@
+import { readFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { z } from "zod";
+import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { PROTO_ROOT } from "@pangea/schema";
+import { ClusterError } from "../launcher/local-cluster.js";
+
+export const PREDICT_FLAGS: FlagTable = {
+  address: { description: "serving's gRPC address (host:port)", default: "127.0.0.1:8500" },
+  model: { description: "model name", default: "pangea" },
+  version: { description: "model version (default: the newest)" },
+  input: { description: "JSON file with {\"instances\": [{\"dense_features\": [...], \"feature_ids\": [...]}]} or {\"inputs\": {...}}; - = stdin" },
+  "timeout-ms": { description: "how long to wait for the answer", default: "10000" },
+};
+
+const schema = z.object({
+  address: address.default("127.0.0.1:8500"),
+  model: z.string().min(1).default("pangea"),
+  version: positiveInt("a positive version").optional(),
+  input: z.string({ message: "expected a JSON file (or - for stdin)" }).min(1),
+  timeoutMs: positiveInt("milliseconds").default(10_000),
+});
+
+export const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the click probabilities as JSON.", PREDICT_FLAGS);
+
+type Row = { dense_features?: unknown; feature_ids?: unknown };
+
+/** The request's two tensors from REST-style JSON, or a one-line usage error naming what is wrong. */
+function tensors(body: unknown): { dense: number[][]; ids: (string | number)[][] } {
+  const b = body as { instances?: Row[]; inputs?: Row };
+  let dense: unknown;
+  let ids: unknown;
+  if (Array.isArray(b?.instances)) {
+    dense = b.instances.map((r) => r?.dense_features);
+    ids = b.instances.map((r) => r?.feature_ids);
+  } else if (b?.inputs && typeof b.inputs === "object") {
+    dense = b.inputs.dense_features;
+    ids = b.inputs.feature_ids;
+  } else throw new UsageError('invalid --input: expected {"instances": [...]} or {"inputs": {...}}');
+  const rows = (v: unknown, name: string) => {
+    if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);
+    return v as unknown[][];
+  };
+  return { dense: rows(dense, "dense_features") as number[][], ids: rows(ids, "feature_ids") as (string | number)[][] };
+}
+
+export async function predictCommand(argv: string[]): Promise<number> {
+  const c = parseConfig(schema, PREDICT_FLAGS, argv, {});
+  if (!c) {
+    process.stdout.write(predictUsage());
+    return 0;
+  }
+  let text: string;
+  try {
+    text = readFileSync(c.input === "-" ? 0 : c.input, "utf8");
+  } catch (err) {
+    throw new UsageError(`invalid --input: cannot read ${c.input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`invalid --input: ${c.input} is not JSON: ${(err as Error).message}`);
+  }
+  const { dense, ids } = tensors(body);
+  const pkg = grpc.loadPackageDefinition(
+    protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto"], { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true, includeDirs: [PROTO_ROOT] }),
+  ) as unknown as { tensorflow: { serving: { PredictionService: grpc.ServiceClientConstructor } } };
+  const client = new pkg.tensorflow.serving.PredictionService(c.address, grpc.credentials.createInsecure()) as unknown as {
+    Predict(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
+    close(): void;
+  };
+  const request = {
+    model_spec: { name: c.model, ...(c.version ? { version: { value: String(c.version) } } : {}) },
+    inputs: {
+      dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: dense.length }, { size: dense[0]?.length ?? 0 }] }, float_val: dense.flat() },
+      feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: ids.length }, { size: ids[0]?.length ?? 0 }] }, uint64_val: ids.flat().map(String) },
+    },
+  };
+  try {
+    const res = await new Promise<{ outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }>((resolve, reject) =>
+      client.Predict(request, { deadline: Date.now() + c.timeoutMs }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+    process.stdout.write(`${JSON.stringify({ predictions: res.outputs.probabilities.float_val, model_version: Number(res.model_spec.version.value) })}\n`);
+    return 0;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) throw new ClusterError(`serving at ${c.address}: ${grpc.status[e.code]}: ${e.details}`, 3);
+    process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}
