@@ -114,6 +114,7 @@ struct GradientUpdate {
   sparseIds @5 :Tensor;      # uint64 [U]
   sparseGrads @6 :Tensor;    # float32 [U, dim], summed over the id's occurrences
   batchIndex @7 :UInt64;     # the global batch these gradients were computed on
+  streamingAuc @8 :Float32;  # the trainer's AUC over its recent batches, scored before their updates (NaN = not yet)
 }
 
 struct StepAck {

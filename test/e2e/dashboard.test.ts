@@ -50,6 +50,14 @@ describe("monitoring", () => {
     expect(text).toContain("# TYPE pangea_training_samples_total counter");
     expect(metric(text, "pangea_training_samples_total")).toBeGreaterThan(0);
     expect(metric(text, "pangea_job_state", 'state="running"')).toBe(1);
+    // The streaming AUC arrives once trainers have scored 10 batches each.
+    const withAuc = await waitFor("a streaming AUC", async () => {
+      const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
+      return t.split("\n").some((l) => l.startsWith("pangea_training_streaming_auc{")) ? t : null;
+    }, 60_000, 200);
+    const auc = metric(withAuc, "pangea_training_streaming_auc");
+    expect(auc).toBeGreaterThan(0.5);
+    expect(auc).toBeLessThan(1);
     expect(metric(text, "pangea_trainers_live")).toBe(2);
     expect(metric(text, "pangea_embedding_rows", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_grpc_server_handling_seconds_count", 'method="/pangea.v1.ParameterServer/Pull",code="OK"')).toBeGreaterThan(0);
@@ -81,6 +89,8 @@ describe("monitoring", () => {
       expect(await page.textContent("#state")).toBe("running");
       expect(await page.textContent("#workers")).toContain("trainer-1");
       expect(await page.locator("#loss-chart path").count()).toBe(1);
+      await waitFor("the streaming AUC curve", async () => Number(await page.getAttribute("#auc-chart", "data-points")) >= 2, 30_000, 200);
+      expect(Number(await page.textContent("#streaming-auc"))).toBeGreaterThan(0.5);
       const dir = join(ROOT, ".pangea", "test-artifacts");
       mkdirSync(dir, { recursive: true });
       const shot = join(dir, "dashboard.png");

@@ -602,6 +602,16 @@ export class GradientUpdate extends $.Struct {
   set batchIndex(value: bigint) {
     $.utils.setUint64(24, value, this);
   }
+  /**
+* the trainer's AUC over its recent batches, scored before their updates (NaN = not yet)
+*
+*/
+  get streamingAuc(): number {
+    return $.utils.getFloat32(20, this);
+  }
+  set streamingAuc(value: number) {
+    $.utils.setFloat32(20, value, this);
+  }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }
 export class StepAck extends $.Struct {

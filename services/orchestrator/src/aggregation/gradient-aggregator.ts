@@ -16,6 +16,8 @@ export interface WorkerGradients {
   sparseGrads: Float32Array;
   /** The global batch the gradients were computed on. */
   batchIndex?: number;
+  /** The trainer's streaming AUC as it pushed (NaN = not yet). */
+  streamingAuc?: number;
 }
 
 export interface StepResult {

@@ -73,6 +73,8 @@ interface TrainerEntry {
   alive: boolean;
   lastBeat: number;
   batchesDone: number;
+  /** The trainer's latest streaming AUC (NaN until it reports one). */
+  streamingAuc: number;
 }
 
 type WorkWaiter = (w: Work) => void;
@@ -222,7 +224,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.trainers.size >= 256) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen 256 trainers`);
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0 });
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN });
     this.log.info({ workerId, rank, joining: this.state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize: this.batchesPerStep };
   }
@@ -476,6 +478,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     };
   }
 
+  /** Mean of the live trainers' latest streaming AUCs (NaN before any). */
+  private streamingAuc(): number {
+    const aucs = [...this.trainers.values()].filter((t) => t.alive && Number.isFinite(t.streamingAuc)).map((t) => t.streamingAuc);
+    return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
+  }
+
   /** Parameter sync's figures (null without --serving-sync). */
   syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number } | null {
     const p = this.syncStats;
@@ -577,6 +585,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     this.aggregator.validate(g);
     t.batchesDone++;
+    if (g.streamingAuc !== undefined && Number.isFinite(g.streamingAuc)) t.streamingAuc = g.streamingAuc;
     if (j >= 0 && j < this.applied.length) this.applied[j]!++;
     if (this.config.mode === "async") {
       const staleness = this.step - g.step;
@@ -755,6 +764,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       liveTrainers: this.liveTrainers().length,
       deadTrainers: this.deadTrainers,
       missingBatches: missing,
+      streamingAuc: this.streamingAuc(),
     };
   }
 }

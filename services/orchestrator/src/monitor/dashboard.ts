@@ -7,6 +7,8 @@ interface Point {
   step: number;
   loss: number;
   samplesPerSecond: number;
+  /** Streaming AUC (NaN until trainers report it). */
+  auc: number;
 }
 
 /** What one dashboard update carries: the job's status plus the history the curves are drawn from. */
@@ -31,7 +33,7 @@ export function addDashboard(app: FastifyInstance, job: Job): () => void {
     const loss = Number(s.smoothedLoss);
     if (step !== lastStep && Number.isFinite(loss)) {
       lastStep = step;
-      points.push({ t: Date.now(), step, loss, samplesPerSecond: Number(s.samplesPerSecond) });
+      points.push({ t: Date.now(), step, loss, samplesPerSecond: Number(s.samplesPerSecond), auc: Number(s.streamingAuc) });
       // Keep the curve bounded: thin out every other old point.
       if (points.length > 2000) for (let i = 1; i < 1000; i++) points.splice(i, 1);
     }
@@ -79,12 +81,14 @@ td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eef}
   <div class="kpi">step<b id="step">–</b></div>
   <div class="kpi">loss (smoothed)<b id="loss">–</b></div>
   <div class="kpi">samples/s<b id="rate">–</b></div>
+  <div class="kpi">streaming AUC<b id="streaming-auc">–</b></div>
   <div class="kpi">held-out AUC<b id="auc">–</b></div>
   <div class="kpi">mode<b id="mode">–</b></div>
   <div class="kpi">serving version<b id="serving">–</b></div>
 </div>
 <div class="grid" style="margin-top:16px">
   <div class="card"><h2>Training loss</h2><svg id="loss-chart" data-points="0" viewBox="0 0 400 180" preserveAspectRatio="none"></svg></div>
+  <div class="card"><h2>Streaming AUC (batches scored before their update)</h2><svg id="auc-chart" data-points="0" viewBox="0 0 400 180" preserveAspectRatio="none"></svg></div>
   <div class="card"><h2>Throughput (samples/s)</h2><svg id="rate-chart" data-points="0" viewBox="0 0 400 180" preserveAspectRatio="none"></svg></div>
   <div class="card"><h2>Workers</h2><table id="workers"></table></div>
   <div class="card"><h2>Embedding tables</h2><div id="tables"></div></div>
@@ -109,10 +113,13 @@ function render(u) {
   $("loss").textContent = Number.isFinite(s.smoothedLoss) ? s.smoothedLoss.toFixed(4) : "–";
   $("rate").textContent = Math.round(s.samplesPerSecond).toLocaleString();
   $("auc").textContent = s.eval ? s.eval.auc.toFixed(4) : "after training";
+  $("streaming-auc").textContent = Number.isFinite(s.streamingAuc) ? s.streamingAuc.toFixed(4) : "–";
   $("mode").textContent = s.mode || "sync";
   $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : "sync pending") : "no sync";
   line($("loss-chart"), u.points.map((p) => p.step), u.points.map((p) => p.loss));
   line($("rate-chart"), u.points.map((p) => p.step), u.points.map((p) => p.samplesPerSecond));
+  const withAuc = u.points.filter((p) => Number.isFinite(p.auc));
+  line($("auc-chart"), withAuc.map((p) => p.step), withAuc.map((p) => p.auc));
   $("workers").innerHTML = "<tr><th>worker</th><th>kind</th><th>rank</th><th>batches</th><th>heartbeat</th></tr>" + s.workers.map((w) =>
     '<tr class="' + (w.kind === "WORKER_KIND_TRAINER" && !w.alive ? "dead" : "") + '"><td>' + w.workerId + "</td><td>" + w.kind.replace("WORKER_KIND_", "").toLowerCase() +
     "</td><td>" + (w.rank ?? "") + "</td><td>" + (w.batchesDone ?? "") + "</td><td>" + (w.kind === "WORKER_KIND_TRAINER" ? (w.alive ? w.heartbeatAgeSeconds.toFixed(1) + " s ago" : "dead") : "") + "</td></tr>").join("");

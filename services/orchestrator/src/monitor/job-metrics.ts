@@ -17,6 +17,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const lastLoss = g("pangea_training_last_loss", "Mean training loss of the last step.");
   const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
   const auc = g("pangea_eval_auc", "AUC on the held-out split (after training).");
+  const streamingAuc = g("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
   const logloss = g("pangea_eval_logloss", "Log loss on the held-out split (after training).");
   const live = g("pangea_trainers_live", "Trainers currently members of the job.");
   const maxStale = g("pangea_gradient_staleness_max", "Async mode: the oldest gradient applied, in updates behind.");
@@ -43,6 +44,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     if (Number.isFinite(s.smoothedLoss)) loss.set(s.smoothedLoss);
     if (Number.isFinite(s.lastLoss)) lastLoss.set(s.lastLoss);
     rate.set(s.samplesPerSecond);
+    if (Number.isFinite(s.streamingAuc)) streamingAuc.set(s.streamingAuc);
     if (s.eval) {
       auc.set(s.eval.auc);
       logloss.set(s.eval.logloss);

@@ -129,6 +129,7 @@ export class ParameterServer {
       sparseIds: readIdWords(u.sparseIds, `${what}: sparse ids`).words,
       sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`, 2).data,
       batchIndex: Number(u.batchIndex),
+      streamingAuc: u.streamingAuc,
     });
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);

@@ -82,9 +82,10 @@ export class ParameterClient {
     return { step: Number(set.step), dense, rows: rows.data };
   }
 
-  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array): Promise<PushAck> {
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN): Promise<PushAck> {
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
+      u.streamingAuc = streamingAuc;
       u.step = BigInt(step);
       u.batchIndex = BigInt(batchIndex);
       u.batchSize = batchSize;

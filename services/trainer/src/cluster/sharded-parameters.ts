@@ -56,14 +56,14 @@ export class ShardedParameterClient {
    * the repeat). In async mode shard 0 goes first and may drop the gradients
    * as stale, in which case the other shards are not sent theirs.
    */
-  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false): Promise<PushAck> {
-    if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads);
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN): Promise<PushAck> {
+    if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, streamingAuc);
     this.split(ids, count);
     const send = (k: number) => {
       const s = this.scratch[k]!;
       const grads = new Float32Array(s.count * this.dim);
       for (let j = 0; j < s.count; j++) grads.set(rowGrads.subarray(s.positions[j]! * this.dim, (s.positions[j]! + 1) * this.dim), j * this.dim);
-      return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads);
+      return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads, streamingAuc);
     };
     const others = () => Promise.all(this.shards.slice(1).map((_, i) => send(i + 1)));
     if (async) {

@@ -6,6 +6,7 @@ import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
+import { StreamingAuc } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import type { Phase, TrainerMetrics } from "../monitor/trainer-metrics.js";
 
@@ -45,6 +46,8 @@ export interface TrainContext {
 export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   const { model, session, feed, params, log } = c;
   const dedup = new IdDeduper();
+  const streaming = new StreamingAuc();
+  let auc = Number.NaN;
   const started = performance.now();
   const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false, computeAddress: "" };
   let computeLostAt = 0;
@@ -83,9 +86,15 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
         lap("compute");
+        streaming.add(out.predictions, batch.labels);
+        // Sorting the window costs a few milliseconds: refresh the AUC every 10 batches.
+        if (stats.batches % 10 === 0) {
+          auc = streaming.auc();
+          m?.streamingAuc(auc);
+        }
         if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
         // The version pulled is what async staleness is measured from; in sync mode it is the step.
-        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async"));
+        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", auc));
         lap("push");
         m?.batch(batch.size, out.loss, ack.stale);
         feed.ack();

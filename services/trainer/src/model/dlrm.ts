@@ -23,6 +23,8 @@ export interface StepOutput {
   denseGrads: Float32Array[];
   /** [uniqueRows, dim]: gradient of the mean loss w.r.t. each pulled row. */
   rowGrads: Float32Array;
+  /** The batch's click probabilities before this step's update (progressive validation). */
+  predictions: Float32Array;
 }
 
 /**
@@ -96,12 +98,15 @@ export class Dlrm {
     const D = this.spec.embeddingDim;
     const cells = b.size * this.spec.numSlots;
     const pooled = this.pool(rows, b);
+    let probs: tf.Tensor | null = null;
     const out = tf.tidy(() => {
       const inputs = [...this.paramTensors(values), tf.tensor2d(pooled, [cells, D])];
       const labels = tf.tensor1d(b.labels);
       const weights = b.weights ? tf.tensor1d(b.weights) : null;
       return tf.valueAndGrads((...xs: tf.Tensor[]) => {
         const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
+        // The forward pass's probabilities come for free: kept past the tidy for the streaming AUC.
+        probs = tf.keep(tf.sigmoid(logits));
         // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
         const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
         // Weighted samples: mean of weight x loss over the batch (Monolith's instance_weight).
@@ -112,7 +117,10 @@ export class Dlrm {
     const grads = out.grads.map((g) => g.dataSync() as Float32Array);
     out.value.dispose();
     for (const g of out.grads) g.dispose();
-    return { loss, denseGrads: grads.slice(0, -1), rowGrads: this.unpool(grads[grads.length - 1]!, uniqueRows, b) };
+    const kept = probs as tf.Tensor | null;
+    const predictions = kept ? (kept.dataSync() as Float32Array).slice() : new Float32Array(0);
+    kept?.dispose();
+    return { loss, denseGrads: grads.slice(0, -1), rowGrads: this.unpool(grads[grads.length - 1]!, uniqueRows, b), predictions };
   }
 
   /** Click probabilities for a batch. */

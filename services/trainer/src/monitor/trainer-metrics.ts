@@ -9,12 +9,14 @@ export class TrainerMetrics {
   private readonly stale: Counter<string>;
   private readonly loss: Gauge<string>;
   private readonly phases: Histogram<string>;
+  private readonly auc: Gauge<string>;
 
   constructor(registry: Registry) {
     this.batches = new Counter({ name: "pangea_trainer_batches_total", help: "Batches whose gradients this trainer pushed.", registers: [registry] });
     this.samples = new Counter({ name: "pangea_trainer_samples_total", help: "Samples this trainer trained on.", registers: [registry] });
     this.stale = new Counter({ name: "pangea_trainer_stale_gradients_total", help: "Async mode: this trainer's gradients dropped as too stale.", registers: [registry] });
     this.loss = new Gauge({ name: "pangea_trainer_loss", help: "Loss of the last batch this trainer computed.", registers: [registry] });
+    this.auc = new Gauge({ name: "pangea_trainer_streaming_auc", help: "AUC over this trainer's recent batches, each scored before its update.", registers: [registry] });
     this.phases = new Histogram({
       name: "pangea_trainer_phase_seconds",
       help: "Time per batch in each phase: fetch (batch from compute), pull (parameters), compute (forward and backward), push (gradients), wait (for the step barrier).",
@@ -22,6 +24,10 @@ export class TrainerMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     });
+  }
+
+  streamingAuc(auc: number): void {
+    if (Number.isFinite(auc)) this.auc.set(auc);
   }
 
   phase(phase: Phase, seconds: number): void {

@@ -38,6 +38,7 @@ export interface JobStatus {
   'liveTrainers'?: (number);
   'deadTrainers'?: (number | string | Long);
   'missingBatches'?: (number | string | Long);
+  'streamingAuc'?: (number | string);
 }
 
 export interface JobStatus__Output {
@@ -70,4 +71,5 @@ export interface JobStatus__Output {
   'liveTrainers': (number);
   'deadTrainers': (number);
   'missingBatches': (number);
+  'streamingAuc': (number);
 }
