@@ -9,3 +9,5 @@ export { runMain } from "./main-runner.js";
 export { port, address, positiveInt, nonNegativeInt, intList, DISCOVERY_FLAGS, discoveryFields } from "./zod-fields.js";
 export { crc32c, maskCrc, maskedCrc32c } from "./crc32c.js";
 export { shardOfId } from "./ids.js";
+export { readChecked, sha256Hex } from "./checked-files.js";
+export type { FileSums } from "./checked-files.js";

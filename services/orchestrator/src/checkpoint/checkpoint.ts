@@ -1,9 +1,8 @@
-import { createHash } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
-import { shardOfId } from "@pangea/kit";
+import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 
@@ -86,7 +85,8 @@ function concat(arrays: readonly Float32Array[]): Float32Array {
   return out;
 }
 
-function writeDurably(path: string, data: Buffer): void {
+/** Writes a file and fsyncs it, so a rename after it publishes complete bytes. */
+export function writeDurably(path: string, data: Buffer): void {
   const fd = openSync(path, "w");
   try {
     let off = 0;
@@ -161,7 +161,7 @@ export function saveCheckpoint(
     };
     for (const [name, data] of Object.entries(files)) {
       writeDurably(join(tmp, name), data);
-      manifest.files[name] = { bytes: data.length, sha256: createHash("sha256").update(data).digest("hex") };
+      manifest.files[name] = { bytes: data.length, sha256: sha256Hex(data) };
     }
     // The manifest goes last: its presence marks the file set as complete.
     writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
@@ -194,19 +194,7 @@ export function loadCheckpoint(dir: string): CheckpointData {
   if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
     throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
   }
-  const read = (name: string): Buffer => {
-    const meta = manifest.files?.[name];
-    if (!meta) throw corrupt(`manifest does not list ${name}`);
-    let data: Buffer;
-    try {
-      data = readFileSync(join(dir, name));
-    } catch {
-      throw corrupt(`${name} is missing`);
-    }
-    if (data.length !== meta.bytes) throw corrupt(`${name} has ${data.length} bytes, manifest says ${meta.bytes}`);
-    if (createHash("sha256").update(data).digest("hex") !== meta.sha256) throw corrupt(`${name} fails its SHA-256 check`);
-    return data;
-  };
+  const read = (name: string): Buffer => readChecked(dir, name, manifest.files, corrupt);
   const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   const split = (flat: Float32Array): Float32Array[] => {
     let at = 0;

@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { denseParams } from "@pangea/model";
-import { loadShardedCheckpoint, reshard } from "../checkpoint/checkpoint.js";
+import { sha256Hex } from "@pangea/kit";
+import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 
 export const EXPORT_FORMAT = "pangea-export";
@@ -25,17 +25,6 @@ export interface ExportManifest {
   files: Record<string, { bytes: number; sha256: string }>;
   /** The feature list (copied into the version) serving decodes Monolith inputs with. */
   featureList?: string;
-}
-
-function writeDurably(path: string, data: Buffer): void {
-  const fd = openSync(path, "w");
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 const bytesOf = (a: Float32Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -110,7 +99,7 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     mkdirSync(tmp, { recursive: true });
     for (const [name, data] of Object.entries(files)) {
       writeDurably(join(tmp, name), data);
-      manifest.files[name] = { bytes: data.length, sha256: createHash("sha256").update(data).digest("hex") };
+      manifest.files[name] = { bytes: data.length, sha256: sha256Hex(data) };
     }
     writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     renameSync(tmp, dir);

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
 import { denseParams, validateSpec, type DlrmSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
@@ -81,19 +81,7 @@ export class Servable {
       throw bad(`model: ${(err as Error).message}`);
     }
     if (!Array.isArray(m.slotIds) || m.slotIds.length !== m.model.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${m.model.numSlots} slots`);
-    const read = (name: string): Buffer => {
-      const meta = m.files?.[name];
-      if (!meta) throw bad(`manifest does not list ${name}`);
-      let data: Buffer;
-      try {
-        data = readFileSync(join(dir, name));
-      } catch {
-        throw bad(`${name} is missing`);
-      }
-      if (data.length !== meta.bytes) throw bad(`${name} has ${data.length} bytes, the manifest says ${meta.bytes}`);
-      if (createHash("sha256").update(data).digest("hex") !== meta.sha256) throw bad(`${name} fails its SHA-256 check`);
-      return data;
-    };
+    const read = (name: string): Buffer => readChecked(dir, name, m.files, bad);
     const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const params = denseParams(m.model);

@@ -110,28 +110,6 @@ export class BatchReader {
     }
   }
 
-  /**
-   * Acknowledges the last batch and lets compute end the stream, so a stream
-   * source can commit everything this trainer trained on; then closes.
-   */
-  async finish(timeoutMs = 5_000): Promise<void> {
-    if (this.call && this.holding) {
-      this.call.write(encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => (a.consumed = 1)));
-      this.holding = false;
-    }
-    this.call?.end();
-    const deadline = Date.now() + timeoutMs;
-    try {
-      while (this.iterator && Date.now() < deadline) {
-        const r = await Promise.race([this.iterator.next(), new Promise<null>((res) => setTimeout(() => res(null), 200))]);
-        if (r === null || r.done) break;
-      }
-    } catch {
-      // the stream ended with a status; everything acknowledged was already sent
-    }
-    this.close();
-  }
-
   close(): void {
     this.call?.cancel();
     this.client.close();
