@@ -10,23 +10,25 @@ const SERVICES = ["orchestrator", "compute", "trainer", "serving"];
 const hasCompose = spawnSync("docker-compose", ["version"], { stdio: "ignore" }).status === 0;
 
 describe("container setup", () => {
-  it.each(SERVICES)("%s's Dockerfile is multi-stage, runs as a non-root user, has a healthcheck and a built entry", (svc) => {
-    const text = readFileSync(join(ROOT, "services", svc, "Dockerfile"), "utf8");
-    expect(text.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
-    expect(text).toMatch(/^USER node$/m);
-    expect(text).toMatch(/^HEALTHCHECK /m);
-    const entry = text.match(/^ENTRYPOINT \["node", (?:"--[^"]+", )*"([^"]+)"\]$/m)?.[1];
+  it.each(SERVICES)("infra/Dockerfile's %s target runs as a non-root user, has a health check and a built entry", (svc) => {
+    const text = readFileSync(join(ROOT, "infra/Dockerfile"), "utf8");
+    expect(text).toMatch(/^FROM node:\S+ AS build$/m);
+    expect(text).toMatch(/^FROM node:\S+ AS runtime$[\s\S]*?^USER node$/m);
+    const stage = text.split(/^FROM /m).find((s) => s.startsWith(`runtime AS ${svc}\n`));
+    expect(stage, `a ${svc} target`).toBeDefined();
+    expect(stage).toMatch(/^HEALTHCHECK /m);
+    const entry = stage!.match(/^ENTRYPOINT \["node", (?:"--[^"]+", )*"([^"]+)"\]$/m)?.[1];
     expect(entry).toBe(`services/${svc}/dist/main.js`);
     expect(existsSync(join(ROOT, entry!))).toBe(true);
-    const probe = text.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];
-    if (probe) expect(existsSync(join(ROOT, probe))).toBe(true);
+    const probe = stage!.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];
+    expect(probe && existsSync(join(ROOT, probe))).toBe(true);
   });
 
   // Debian's docker-compose validates the file without a Docker engine; .ci/run installs it.
   it.runIf(hasCompose)("infra/docker-compose.yaml validates with docker-compose config -q and wires the services", () => {
     execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config", "-q"], { cwd: ROOT });
     const resolved = execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config"], { cwd: ROOT, encoding: "utf8" });
-    for (const svc of SERVICES) expect(resolved).toContain(`dockerfile: services/${svc}/Dockerfile`);
+    for (const svc of SERVICES) expect(resolved).toMatch(new RegExp(`dockerfile: infra/Dockerfile\\s+target: ${svc}`));
     expect(resolved).toMatch(/replicas: 2/);
     expect(resolved).toContain("orchestrator:50051");
     expect(resolved).toContain("PANGEA_DISCOVERY: etcd://etcd:2379");
