@@ -60,6 +60,7 @@ describe("monitoring", () => {
     expect(auc).toBeLessThan(1);
     expect(metric(text, "pangea_trainers_live")).toBe(2);
     expect(metric(text, "pangea_embedding_rows", 'slot="1"')).toBeGreaterThan(0);
+    expect(metric(text, "pangea_embedding_slot_bytes", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_grpc_server_handling_seconds_count", 'method="/pangea.v1.ParameterServer/Pull",code="OK"')).toBeGreaterThan(0);
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
     // Compute and every trainer serve their own /metrics.

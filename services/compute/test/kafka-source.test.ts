@@ -104,6 +104,9 @@ describe("Kafka source: offsets are committed only for acknowledged batches", ()
     expect(got2).toHaveLength(7);
     const labelsOf = (bs: Buffer[]) => bs.flatMap((b) => Array.from(readFloat32(decodeMessage(b, MessageType.TRAINING_BATCH).payload.labels, "labels").data));
     expect(labelsOf(got2.slice(0, 3))).toEqual(labelsOf(got.slice(1, 4)));
+    // Consumer lag per partition (the fixture reports each partition's high watermark): known for both, and 0 once all 400 are fetched.
+    expect([...source.lag().keys()].sort()).toEqual([0, 1]);
+    expect([...source.lag().values()]).toEqual([0, 0]);
   });
 
   it("sends no eval batches (a stream has no held-out split)", async () => {

@@ -23,6 +23,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const maxStale = g("pangea_gradient_staleness_max", "Async mode: the oldest gradient applied, in updates behind.");
   const rows = g("pangea_embedding_rows", "Embedding rows held (parameter-server shard 0), by slot.", ["slot"]);
   const bytes = g("pangea_embedding_bytes", "Memory of the embedding tables (shard 0).");
+  const slotBytes = g("pangea_embedding_slot_bytes", "Memory of each slot's embedding table (shard 0).", ["slot"]);
   const syncLag = g("pangea_parameter_sync_lag_seconds", "Seconds since serving last acknowledged a parameter sync push (absent without --serving-sync).");
   const samples = new CounterFrom(registry, "pangea_training_samples_total", "Samples trained.");
   const stale = new CounterFrom(registry, "pangea_gradients_stale_total", "Async mode: gradients dropped as too stale.");
@@ -61,6 +62,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
       bytes.set(Number(s.embeddings.bytes));
       admitted.update(Number(s.embeddings.admittedIds));
       filtered.update(Number(s.embeddings.filteredLookups));
+      for (const p of job.model?.store.stats().perSlot ?? []) slotBytes.set({ slot: String(p.slot) }, p.bytes);
       for (const t of s.embeddings.slots) {
         rows.set({ slot: String(t.slot) }, Number(t.rows));
         evicted.update(Number(t.evictedRows), { slot: String(t.slot) });
