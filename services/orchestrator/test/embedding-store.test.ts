@@ -35,6 +35,7 @@ describe("EmbeddingStore", () => {
     store.read(...id(6, 42), false, out, 0, 4);
     expect(store.table(6).size).toBe(1);
     expect(store.stats()).toMatchObject({ filtered: 2, admitted: 1, rows: 2 });
+    expect(store.stats().perSlot.map((p) => [p.slot, p.admitted])).toEqual([[5, 1], [6, 0]]);
   });
 
   it("read-only lookups never create rows or count sightings", () => {

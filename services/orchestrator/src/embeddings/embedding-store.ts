@@ -28,7 +28,7 @@ export interface StoreStats {
   rejectedGradients: number;
   /** Rows refused because the tables were at the memory limit. */
   memoryLimitHits: number;
-  perSlot: { slot: number; rows: number; bytes: number; evicted: number }[];
+  perSlot: { slot: number; rows: number; bytes: number; evicted: number; admitted: number }[];
 }
 
 export function slotOfId(hi: number): number {
@@ -50,6 +50,7 @@ export class EmbeddingStore {
   /** How much of the eviction log parameter sync has sent on. */
   private tombstonesSent = 0;
   private tracking = false;
+  private readonly admittedBySlot = new Map<number, number>();
   private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0 };
   /** known[slot] = 1 for the slots the job's data declares; null = any slot. */
   private known: Uint8Array | null = null;
@@ -124,7 +125,10 @@ export class EmbeddingStore {
       );
     }
     row = t.findOrInsert(lo, hi);
-    if (threshold > 1) this.stats0.admitted++;
+    if (threshold > 1) {
+      this.stats0.admitted++;
+      this.admittedBySlot.set(slot, (this.admittedBySlot.get(slot) ?? 0) + 1);
+    }
     return row;
   }
 
@@ -236,7 +240,7 @@ export class EmbeddingStore {
       rows: this.size(),
       bytes: this.memoryBytes(),
       ...this.stats0,
-      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, bytes: t.memoryBytes(), evicted: this.evictedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
+      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, bytes: t.memoryBytes(), evicted: this.evictedBySlot.get(slot) ?? 0, admitted: this.admittedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
     };
   }
 }

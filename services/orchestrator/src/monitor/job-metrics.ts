@@ -32,7 +32,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const dead = new CounterFrom(registry, "pangea_trainers_dead_total", "Trainers declared dead.");
   const skipped = new CounterFrom(registry, "pangea_records_skipped_total", "Records compute could not use and skipped (--on-bad-record=skip).");
   const evicted = new CounterFrom(registry, "pangea_embedding_evicted_rows_total", "Rows evicted for expiry, by slot.", ["slot"]);
-  const admitted = new CounterFrom(registry, "pangea_embedding_filter_admissions_total", "Ids given a row after passing their slot's occurrence threshold.");
+  const admitted = new CounterFrom(registry, "pangea_embedding_filter_admissions_total", "Ids given a row after passing their slot's occurrence threshold, by slot.", ["slot"]);
   const filtered = new CounterFrom(registry, "pangea_embedding_filtered_lookups_total", "Lookups of ids still below their occurrence threshold.");
   const syncRows = new CounterFrom(registry, "pangea_parameter_sync_rows_total", "Embedding rows pushed to serving.");
   const refresh = () => {
@@ -60,9 +60,12 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     skipped.update(Number(s.source?.skippedRecords ?? 0));
     if (s.embeddings) {
       bytes.set(Number(s.embeddings.bytes));
-      admitted.update(Number(s.embeddings.admittedIds));
+
       filtered.update(Number(s.embeddings.filteredLookups));
-      for (const p of job.model?.store.stats().perSlot ?? []) slotBytes.set({ slot: String(p.slot) }, p.bytes);
+      for (const p of job.model?.store.stats().perSlot ?? []) {
+        slotBytes.set({ slot: String(p.slot) }, p.bytes);
+        admitted.update(p.admitted, { slot: String(p.slot) });
+      }
       for (const t of s.embeddings.slots) {
         rows.set({ slot: String(t.slot) }, Number(t.rows));
         evicted.update(Number(t.evictedRows), { slot: String(t.slot) });
