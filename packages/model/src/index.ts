@@ -2,3 +2,5 @@ export { validateSpec, interactionWidth, denseParams, paramSize, initDenseParams
 export type { DlrmSpec, DenseParam } from "./spec.js";
 export { aucAndLogloss } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
+export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
+export type { ExportManifest } from "./export-format.js";

@@ -21,12 +21,17 @@ export function newRegistry(service: string): Registry {
   return registry;
 }
 
-export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
-  const app = Fastify();
+/** GET /metrics on an existing fastify app (serving puts it on its REST port). */
+export function addMetricsRoute(app: FastifyInstance, registry: Registry): void {
   app.get("/metrics", async (_req, reply) => {
     reply.header("content-type", registry.contentType);
     return registry.metrics();
   });
+}
+
+export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
+  const app = Fastify();
+  addMetricsRoute(app, registry);
   routes?.(app);
   const url = new URL(await app.listen({ host, port }));
   return { registry, app, address: `${url.hostname}:${url.port}`, close: () => app.close() };

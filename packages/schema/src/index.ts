@@ -33,7 +33,8 @@ export {
   dtypeName,
 } from "./tensor.js";
 export type { TypedArray, TensorView } from "./tensor.js";
-export { loadProtos, PROTO_ROOT } from "./proto.js";
+export { loadProtos, loadTfServingProtos, PROTO_ROOT } from "./proto.js";
+export type { TfServingProtos } from "./proto.js";
 export type { JobSpec, JobSpec__Output } from "./gen/proto/pangea/v1/JobSpec.js";
 export type { ModelSpec, ModelSpec__Output } from "./gen/proto/pangea/v1/ModelSpec.js";
 export type { SourceInfo, SourceInfo__Output } from "./gen/proto/pangea/v1/SourceInfo.js";

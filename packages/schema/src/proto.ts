@@ -27,3 +27,28 @@ export function loadProtos(): OrchestratorProto & ComputeProto {
   }
   return cached;
 }
+
+/** TensorFlow Serving's services, as their clients see them: snake_case fields, int64 as decimal strings, bytes as Buffers. */
+export interface TfServingProtos {
+  PredictionService: grpc.ServiceClientConstructor;
+  ModelService: grpc.ServiceClientConstructor;
+}
+
+let tfServing: TfServingProtos | undefined;
+
+/** TensorFlow Serving's PredictionService and ModelService (schemas/proto/tensorflow_serving), loaded once. */
+export function loadTfServingProtos(): TfServingProtos {
+  if (!tfServing) {
+    const def = protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto"], {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      bytes: Buffer,
+      defaults: false,
+      oneofs: true,
+      includeDirs: [PROTO_ROOT],
+    });
+    tfServing = (grpc.loadPackageDefinition(def) as unknown as { tensorflow: { serving: TfServingProtos } }).tensorflow.serving;
+  }
+  return tfServing;
+}

@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
-import { PROTO_ROOT } from "@pangea/schema";
+import { loadTfServingProtos } from "@pangea/schema";
 import { ClusterError } from "../launcher/local-cluster.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -64,10 +63,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     throw new UsageError(`invalid --input: ${c.input} is not JSON: ${(err as Error).message}`);
   }
   const { dense, ids } = tensors(body);
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto"], { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true, includeDirs: [PROTO_ROOT] }),
-  ) as unknown as { tensorflow: { serving: { PredictionService: grpc.ServiceClientConstructor } } };
-  const client = new pkg.tensorflow.serving.PredictionService(c.address, grpc.credentials.createInsecure()) as unknown as {
+  const client = new (loadTfServingProtos().PredictionService)(c.address, grpc.credentials.createInsecure()) as unknown as {
     Predict(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
     close(): void;
   };

@@ -1,31 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { denseParams } from "@pangea/model";
+import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, type ExportManifest } from "@pangea/model";
 import { sha256Hex } from "@pangea/kit";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
-
-export const EXPORT_FORMAT = "pangea-export";
-/** Bumped when the export layout changes; serving refuses versions it does not know. */
-export const EXPORT_SCHEMA_VERSION = 1;
-
-export interface ExportManifest {
-  format: typeof EXPORT_FORMAT;
-  schemaVersion: number;
-  /** The model version (the directory's name). */
-  version: number;
-  createdAt: string;
-  source: { checkpoint: string; jobId: string; step: number };
-  model: { numDense: number; numSlots: number; embeddingDim: number; bottomMlp: number[]; topMlp: number[] };
-  /** Feature config: the slot id of each embedding column, in the model's order. */
-  slotIds: number[];
-  denseParams: { name: string; shape: number[] }[];
-  /** Embedding table shards: one per slot, rows only (no optimizer state). */
-  tables: { slot: number; dim: number; rows: number }[];
-  files: Record<string, { bytes: number; sha256: string }>;
-  /** The feature list (copied into the version) serving decodes Monolith inputs with. */
-  featureList?: string;
-}
 
 const bytesOf = (a: Float32Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 

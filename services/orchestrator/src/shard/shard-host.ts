@@ -35,6 +35,8 @@ export class ShardHost implements ParameterHost {
   /** Global batches whose gradients this shard has taken. */
   private seen = new Uint8Array(0);
   private stepBatches = 0;
+  /** Global batches per step, from the job. */
+  private batchesPerStep = 1;
   private applied = 0;
   private sync: ParameterSyncPusher | null = null;
   checkpointPath = "";
@@ -69,7 +71,7 @@ export class ShardHost implements ParameterHost {
       restoreTables(reshard(ck, job.psShards.length)[this.s.index]!, store);
       this.log.info({ rows: store.size(), resumedFromStep: resumed }, "shard rows restored from checkpoint");
     }
-    const W = job.batchesPerStep || job.worldSize;
+    const W = (this.batchesPerStep = job.batchesPerStep || job.worldSize);
     const training = ck?.[0]?.manifest.training;
     this.model = { spec, store, dense: null };
     this.aggregator = new GradientAggregator(null, store, job.mode === "hybrid", resumed > 0 ? (job.mode === "async" ? (training?.denseUpdates ?? 0) : resumed) : 0);
@@ -117,7 +119,7 @@ export class ShardHost implements ParameterHost {
     agg.validate(g);
     this.seen[j] = 1;
     this.applied++;
-    const W = job.batchesPerStep || job.worldSize;
+    const W = this.batchesPerStep;
     if (job.mode === "async") {
       const r = agg.applyNow(g);
       if (this.applied % W === 0) this.maybeCheckpoint(this.applied / W);

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { PangeaError } from "@pangea/kit";
-import type { Registry } from "@pangea/observe";
+import { addMetricsRoute, type Registry } from "@pangea/observe";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
@@ -57,12 +57,7 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
 export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number, registry?: Registry): Promise<{ app: FastifyInstance; address: string }> {
   // Room for the largest request --max-batch allows, as JSON text.
   const app = Fastify({ bodyLimit: Math.max(1 << 20, maxBatch * 1024) });
-  if (registry) {
-    app.get("/metrics", async (_req, reply) => {
-      reply.header("content-type", registry.contentType);
-      return registry.metrics();
-    });
-  }
+  if (registry) addMetricsRoute(app, registry);
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
   app.get("/v1/models/*", async (req, reply) => {
     const m = route.exec(req.url.split("?")[0]!);

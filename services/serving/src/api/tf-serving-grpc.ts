@@ -1,7 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { toServiceError } from "@pangea/rpc";
-import { PROTO_ROOT } from "@pangea/schema";
+import { loadTfServingProtos } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
@@ -17,21 +16,12 @@ interface ModelSpecMsg {
   signature_name?: string;
 }
 
-// Field names as in TensorFlow Serving's protos (snake_case), int64 as strings.
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: false, oneofs: true, includeDirs: [PROTO_ROOT] };
-
 type Def = { service: grpc.ServiceDefinition };
-let cached: { prediction: Def; model: Def } | null = null;
 
 /** TensorFlow Serving's service definitions, from schemas/proto/tensorflow_serving. */
 export function tfServingServices(): { prediction: Def; model: Def } {
-  if (!cached) {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto"], LOADER_OPTIONS)) as unknown as {
-      tensorflow: { serving: { PredictionService: Def; ModelService: Def } };
-    };
-    cached = { prediction: pkg.tensorflow.serving.PredictionService, model: pkg.tensorflow.serving.ModelService };
-  }
-  return cached;
+  const p = loadTfServingProtos();
+  return { prediction: p.PredictionService, model: p.ModelService };
 }
 
 const STATE: Record<VersionState, string> = { LOADING: "LOADING", AVAILABLE: "AVAILABLE", END: "END" };

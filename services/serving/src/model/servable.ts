@@ -1,29 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { denseParams, validateSpec, type DlrmSpec } from "@pangea/model";
+import { EXPORT_FORMAT, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, validateSpec, type DlrmSpec, type ExportManifest } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { DlrmForward } from "./forward.js";
 import { RowTable } from "./row-table.js";
 import { loadFeatureList, type FeatureList } from "@pangea/compute/monolith";
-
-/** The export layout this build understands (written by `pangea export`). */
-export const EXPORT_FORMAT = "pangea-export";
-export const SUPPORTED_SCHEMA_VERSIONS = [1];
-
-interface ExportManifest {
-  format: string;
-  schemaVersion: number;
-  version: number;
-  source: { jobId: string; step: number };
-  model: DlrmSpec;
-  slotIds: number[];
-  denseParams: { name: string; shape: number[] }[];
-  tables: { slot: number; dim: number; rows: number }[];
-  files: Record<string, { bytes: number; sha256: string }>;
-  /** The feature list file (in the version directory) that Monolith inputs are decoded with, if exported with one. */
-  featureList?: string;
-}
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -73,7 +55,7 @@ export class Servable {
       throw bad(`manifest.json is not valid JSON: ${(err as Error).message}`);
     }
     if (m.format !== EXPORT_FORMAT) throw bad(`format "${m.format}" is not ${EXPORT_FORMAT}`);
-    if (!SUPPORTED_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_SCHEMA_VERSIONS.join(", ")})`);
+    if (!SUPPORTED_EXPORT_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_EXPORT_SCHEMA_VERSIONS.join(", ")})`);
     if (m.version !== version) throw bad(`manifest says version ${m.version}, the directory ${version}`);
     try {
       validateSpec(m.model);
