@@ -42,6 +42,8 @@ export class GradientAggregator {
   private lossSum = 0;
   private samples = 0;
   private batches = 0;
+  /** sync/hybrid: the step's batches so far, summed in batch order when it ends. */
+  private pending: WorkerGradients[] = [];
   private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
   /** Optimizer updates of the dense parameters so far (the parameter version). */
   version: number;
@@ -78,12 +80,11 @@ export class GradientAggregator {
 
   /** sync/hybrid: adds one batch's (validated) gradients to the step under way. */
   add(g: WorkerGradients): void {
-    g.dense.forEach((grad, i) => {
-      const sum = this.denseSum[i]!;
-      for (let k = 0; k < sum.length; k++) sum[k]! += grad[k]!;
-    });
+    // Held until the step ends and summed in batch order there: float addition is not
+    // associative, and arrival order depends on which trainer is faster, so summing on
+    // arrival would make the step's result depend on timing.
+    this.pending.push(g);
     if (this.sparseOnArrival) this.applySparseNow(g);
-    else this.accumulateSparse(g);
     this.lossSum += g.loss;
     this.samples += g.batchSize;
     this.batches++;
@@ -91,6 +92,15 @@ export class GradientAggregator {
 
   /** sync/hybrid: applies the mean of the batches added since the last step. */
   applyStep(): StepResult {
+    this.pending.sort((a, b) => (a.batchIndex ?? 0) - (b.batchIndex ?? 0));
+    for (const g of this.pending) {
+      g.dense.forEach((grad, i) => {
+        const sum = this.denseSum[i]!;
+        for (let k = 0; k < sum.length; k++) sum[k]! += grad[k]!;
+      });
+      if (!this.sparseOnArrival) this.accumulateSparse(g);
+    }
+    this.pending = [];
     const n = Math.max(1, this.batches);
     if (this.dense) {
       for (const sum of this.denseSum) for (let k = 0; k < sum.length; k++) sum[k]! /= n;
