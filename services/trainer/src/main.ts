@@ -26,7 +26,7 @@ runMain("pangea-trainer", async () => {
     return;
   }
   const log = createLogger("trainer").child({ worker: config.workerId });
-  const backend = await selectBackend(config.backend);
+  const backend = await selectBackend(config.backend, config.blasThreads);
   log.info({ backend: backend.name, detail: backend.detail }, `TensorFlow.js backend: ${backend.name}`);
 
   // A trainer serves only grpc.health.v1, so probes (Docker, Kubernetes) can watch it like any other service.

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // importing it registers them (the registries are process-global).
 import "@tensorflow/tfjs";
 import { TrainerErrors } from "../errors.js";
+import { installNativeMatMul } from "./native-matmul.js";
 
 export type BackendPreference = "auto" | "tensorflow" | "wasm" | "cpu";
 
@@ -13,11 +14,13 @@ const require = createRequire(import.meta.url);
 /**
  * Picks the fastest TensorFlow.js backend this machine can load: the native
  * one (@tensorflow/tfjs-node-gpu, then tfjs-node; optional packages, since
- * their install downloads libtensorflow), else WebAssembly, else plain JS.
+ * their install downloads libtensorflow), else WebAssembly with its matrix
+ * products on the native BLAS when built ("wasm+blas", `blasThreads`
+ * threads), else WebAssembly, else plain JS.
  * An explicitly requested backend that cannot load is an error, not a
  * silent fallback.
  */
-export async function selectBackend(preference: BackendPreference): Promise<{ name: string; detail: string }> {
+export async function selectBackend(preference: BackendPreference, blasThreads = 1): Promise<{ name: string; detail: string }> {
   const tried: string[] = [];
   if (preference === "auto" || preference === "tensorflow") {
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
@@ -39,7 +42,13 @@ export async function selectBackend(preference: BackendPreference): Promise<{ na
       const distDir = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
       wasm.setWasmPaths(`${distDir}/`);
       // Node runs the wasm backend on one thread; SIMD is used when present.
-      if (await tf.setBackend("wasm")) return { name: "wasm", detail: join(distDir, "tfjs-backend-wasm-simd.wasm") };
+      if (await tf.setBackend("wasm")) {
+        // Matrix products go to the native BLAS when its addon is built here.
+        const blas = installNativeMatMul(blasThreads);
+        return blas.active
+          ? { name: "wasm+blas", detail: `matmuls on ${blas.detail}; other ops on ${join(distDir, "tfjs-backend-wasm-simd.wasm")}` }
+          : { name: "wasm", detail: `${join(distDir, "tfjs-backend-wasm-simd.wasm")} (native BLAS: ${blas.detail})` };
+      }
       tried.push("wasm: backend did not initialise");
     } catch (err) {
       tried.push(`wasm: ${(err as Error).message.split("\n")[0]}`);

@@ -1,22 +1,31 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { nativeMatMulActive } from "../backend/native-matmul.js";
 
 /**
- * y = act(x W + b) with a hand-written gradient. The gradient materialises
- * W^T and x^T and multiplies without transpose flags, because transposed
- * matmuls on the wasm backend run 10-30x slower than plain ones.
+ * y = act(x W + b) with a hand-written gradient.
+ *
+ * On the native BLAS kernels (wasm+blas) the forward pass is one fused
+ * matmul+bias+relu and the gradient uses transpose flags, which BLAS reads
+ * in place. On plain wasm the gradient materialises W^T and x^T and
+ * multiplies without flags, because transposed matmuls there run 10-30x
+ * slower than plain ones.
  */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean): tf.Tensor2D {
+  const native = nativeMatMulActive();
   const f = tf.customGrad(((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const z = tf.add(tf.matMul(xi as tf.Tensor2D, wi as tf.Tensor2D), bi);
-    const y = relu ? tf.relu(z) : z;
+    const y = native
+      ? tf.fused.matMul({ a: xi as tf.Tensor2D, b: wi as tf.Tensor2D, bias: bi, activation: relu ? "relu" : "linear" })
+      : relu
+        ? tf.relu(tf.add(tf.matMul(xi as tf.Tensor2D, wi as tf.Tensor2D), bi))
+        : tf.add(tf.matMul(xi as tf.Tensor2D, wi as tf.Tensor2D), bi);
     save([xi, wi, y]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const dz = relu ? tf.mul(dy, tf.step(ys)) : dy;
-        const dx = tf.matMul(dz as tf.Tensor2D, tf.transpose(ws));
-        const dw = tf.matMul(tf.transpose(xs), dz as tf.Tensor2D);
+        const dz = (relu ? tf.mul(dy, tf.step(ys)) : dy) as tf.Tensor2D;
+        const dx = native ? tf.matMul(dz, ws, false, true) : tf.matMul(dz, tf.transpose(ws));
+        const dw = native ? tf.matMul(xs, dz, true, false) : tf.matMul(tf.transpose(xs), dz);
         const db = tf.sum(dz, 0);
         return [dx, dw, db];
       },

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { nativeMatMulActive } from "../backend/native-matmul.js";
 
 /**
  * DLRM's dot interaction: for Z [B, n, D], the dot products of every pair
@@ -13,7 +14,8 @@ export function pairwiseDots(z: tf.Tensor3D, triIndex: tf.Tensor1D): tf.Tensor2D
   const [B, n] = z.shape;
   const P = (n * (n - 1)) / 2;
   const f = tf.customGrad(((zi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const gram = tf.matMul(zi as tf.Tensor3D, tf.transpose(zi, [0, 2, 1]) as tf.Tensor3D);
+    const zt = zi as tf.Tensor3D;
+    const gram = nativeMatMulActive() ? tf.matMul(zt, zt, false, true) : tf.matMul(zt, tf.transpose(zt, [0, 2, 1]) as tf.Tensor3D);
     save([zi]);
     return {
       value: tf.gather(tf.reshape(gram, [B, n * n]), triIndex, 1),

@@ -1,0 +1,210 @@
+/*
+ * @pangea/blas native part: single-precision matrix products on the
+ * machine's OpenBLAS, exposed to Node through N-API (ABI-stable, so one
+ * build works for every Node version >= 18).
+ *
+ * Every operand is a Float32Array plus an element offset, so callers can
+ * pass one view of a WebAssembly heap (TensorFlow.js's wasm backend) or
+ * separate arrays (serving) without copying. Every extent is checked
+ * against its array before BLAS touches memory: a bad call is a RangeError,
+ * never a write out of bounds.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* openblas_set_num_threads & co. are declared by OpenBLAS's cblas.h; declared
+ * again here so a cblas.h from another vendor still compiles (link fails
+ * clearly instead). */
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+extern char *openblas_get_config(void);
+
+static double total_seconds = 0;
+static double total_flops = 0;
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static int get_int(napi_env env, napi_value v, const char *name, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: expected an integer", name);
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    return 0;
+  }
+  return 1;
+}
+
+static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *length) {
+  napi_typedarray_type type;
+  void *raw;
+  napi_value buffer;
+  size_t offset;
+  bool is_typed = false;
+  napi_is_typedarray(env, v, &is_typed);
+  if (!is_typed || napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: expected a Float32Array", name);
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    return 0;
+  }
+  *data = (float *)raw;
+  return 1;
+}
+
+/* Elements a row-major matrix of `rows` x `cols` spans at leading dimension ld. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
+  return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+static int in_bounds(napi_env env, const char *name, int64_t offset, int64_t batch, int64_t stride, int64_t extent, size_t length) {
+  int64_t last = offset + (batch - 1) * stride + extent;
+  if (offset < 0 || stride < 0 || last > (int64_t)length) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s: elements %lld..%lld are outside its array of %zu", name, (long long)offset, (long long)last, length);
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * gemm(transA, transB, M, N, K, A, aOff, B, bOff, C, cOff, batch, strideA,
+ *      strideB, strideC, bias, biasOff, biasPerRow, relu)
+ * For each batch entry i: C_i = op(A_i) op(B_i) (+ bias) (then max(0, .)),
+ * row-major, op(A) M x K, op(B) K x N, C M x N. bias: a Float32Array of N
+ * (broadcast over rows) or M x N (biasPerRow = 1), or null.
+ */
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 19;
+  napi_value argv[19];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 19) {
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", "gemm: expected 19 arguments");
+    return NULL;
+  }
+  bool ta, tb, relu;
+  CHECK(napi_get_value_bool(env, argv[0], &ta));
+  CHECK(napi_get_value_bool(env, argv[1], &tb));
+  int64_t M, N, K, aOff, bOff, cOff, batch, sA, sB, sC, biasOff, biasPerRow;
+  if (!get_int(env, argv[2], "M", &M) || !get_int(env, argv[3], "N", &N) || !get_int(env, argv[4], "K", &K)) return NULL;
+  float *A, *B, *C, *bias = NULL;
+  size_t lenA, lenB, lenC, lenBias = 0;
+  if (!get_f32(env, argv[5], "A", &A, &lenA) || !get_int(env, argv[6], "aOff", &aOff)) return NULL;
+  if (!get_f32(env, argv[7], "B", &B, &lenB) || !get_int(env, argv[8], "bOff", &bOff)) return NULL;
+  if (!get_f32(env, argv[9], "C", &C, &lenC) || !get_int(env, argv[10], "cOff", &cOff)) return NULL;
+  if (!get_int(env, argv[11], "batch", &batch) || !get_int(env, argv[12], "strideA", &sA) ||
+      !get_int(env, argv[13], "strideB", &sB) || !get_int(env, argv[14], "strideC", &sC)) return NULL;
+  napi_valuetype biasType;
+  CHECK(napi_typeof(env, argv[15], &biasType));
+  if (biasType != napi_null && biasType != napi_undefined && !get_f32(env, argv[15], "bias", &bias, &lenBias)) return NULL;
+  if (!get_int(env, argv[16], "biasOff", &biasOff) || !get_int(env, argv[17], "biasPerRow", &biasPerRow)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[18], &relu));
+  if (M < 0 || N < 0 || K < 0 || batch < 1) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "gemm: M, N, K must be >= 0 and batch >= 1");
+    return NULL;
+  }
+  int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  if (!in_bounds(env, "A", aOff, batch, sA, ta ? span(K, M, lda) : span(M, K, lda), lenA)) return NULL;
+  if (!in_bounds(env, "B", bOff, batch, sB, tb ? span(N, K, ldb) : span(K, N, ldb), lenB)) return NULL;
+  if (!in_bounds(env, "C", cOff, batch, sC, span(M, N, N), lenC)) return NULL;
+  if (bias && !in_bounds(env, "bias", biasOff, 1, 0, biasPerRow ? M * N : N, lenBias)) return NULL;
+
+  double t0 = now_seconds();
+  for (int64_t i = 0; i < batch; i++) {
+    const float *a = A + aOff + i * sA;
+    const float *b = B + bOff + i * sB;
+    float *c = C + cOff + i * sC;
+    float beta = 0.0f;
+    if (bias) {
+      /* Start C from the bias and let BLAS accumulate onto it (beta = 1). */
+      const float *src = bias + biasOff;
+      for (int64_t r = 0; r < M; r++) memcpy(c + r * N, src + (biasPerRow ? r * N : 0), (size_t)N * sizeof(float));
+      beta = 1.0f;
+    }
+    if (K == 0) {
+      if (!bias) memset(c, 0, (size_t)(M * N) * sizeof(float));
+    } else if (M > 0 && N > 0) {
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
+                  (int)lda, b, (int)ldb, beta, c, (int)N);
+    }
+    if (relu) {
+      int64_t n = M * N;
+      for (int64_t j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+    }
+  }
+  total_seconds += now_seconds() - t0;
+  total_flops += 2.0 * (double)M * (double)N * (double)K * (double)batch;
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  if (argc != 1 || !get_int(env, argv[0], "threads", &n)) return NULL;
+  if (n < 1 || n > 1024) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "threads: expected 1..1024");
+    return NULL;
+  }
+  openblas_set_num_threads((int)n);
+  return NULL;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &out));
+  return out;
+}
+
+static napi_value get_config(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+/* [seconds, flops] spent in gemm since load: lets a benchmark compare the
+ * matmul work's rate with the machine's sgemm peak. */
+static napi_value get_counters(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, s, f;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_double(env, total_seconds, &s));
+  CHECK(napi_create_double(env, total_flops, &f));
+  CHECK(napi_set_element(env, out, 0, s));
+  CHECK(napi_set_element(env, out, 1, f));
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},
+      {"counters", NULL, get_counters, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

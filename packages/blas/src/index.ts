@@ -1,0 +1,1 @@
+export { nativeBlas, type NativeBlas, type NativeBlasStatus } from "./native-blas.js";

@@ -1,0 +1,58 @@
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The addon's surface (native/blas.c). Operands are Float32Arrays with
+ * element offsets; row-major; every extent is bounds-checked natively.
+ */
+export interface NativeBlas {
+  /**
+   * For i < batch: C[cOff + i*strideC] = op(A) op(B) (+ bias) (relu), op(A) M x K,
+   * op(B) K x N, C M x N. bias: N values (per column) or M x N (biasPerRow = 1), or null.
+   */
+  gemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
+    batch: number, strideA: number, strideB: number, strideC: number,
+    bias: Float32Array | null, biasOff: number, biasPerRow: number, relu: boolean,
+  ): void;
+  /** OpenBLAS's thread count for later calls. */
+  setThreads(threads: number): void;
+  threads(): number;
+  /** OpenBLAS's build description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64". */
+  config(): string;
+  /** [seconds, flops] spent in gemm since the addon loaded. */
+  counters(): [number, number];
+}
+
+export interface NativeBlasStatus {
+  blas: NativeBlas | null;
+  /** Why there is no addon ("" when there is one). */
+  reason: string;
+}
+
+const addonPath = join(dirname(fileURLToPath(import.meta.url)), "..", "native", "build", "pangea_blas.node");
+let cached: NativeBlasStatus | null = null;
+
+/**
+ * The native BLAS addon when it was built on this machine and loads, else
+ * null with the reason. PANGEA_NATIVE_BLAS=off forces the fallback (to
+ * compare, or to rule the addon out).
+ */
+export function nativeBlas(): NativeBlasStatus {
+  if (cached) return cached;
+  if (process.env.PANGEA_NATIVE_BLAS === "off") return (cached = { blas: null, reason: "disabled by PANGEA_NATIVE_BLAS=off" });
+  if (!existsSync(addonPath)) {
+    const status = join(dirname(addonPath), "status.json");
+    const why = existsSync(status) ? (JSON.parse(readFileSync(status, "utf8")) as { reason: string }).reason : "the build step has not run";
+    return (cached = { blas: null, reason: `not built: ${why}` });
+  }
+  try {
+    const blas = createRequire(import.meta.url)(addonPath) as NativeBlas;
+    return (cached = { blas, reason: "" });
+  } catch (err) {
+    return (cached = { blas: null, reason: `${addonPath} did not load: ${(err as Error).message.split("\n")[0]}` });
+  }
+}

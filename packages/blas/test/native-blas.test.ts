@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { nativeBlas } from "../src/index.js";
+
+/** Whether this machine can build the addon (C compiler + OpenBLAS headers and library). */
+function buildable(): boolean {
+  try {
+    execFileSync(process.env.CC || "cc", ["--version"], { stdio: "ignore" });
+  } catch {
+    return false;
+  }
+  const header = ["/usr/include/cblas.h", "/usr/include/x86_64-linux-gnu/cblas.h", "/usr/include/aarch64-linux-gnu/cblas.h"].some(existsSync);
+  const lib = ["/usr/lib/x86_64-linux-gnu/libopenblas.so", "/usr/lib/aarch64-linux-gnu/libopenblas.so", "/usr/lib/libopenblas.so"].some(existsSync);
+  return header && lib;
+}
+
+let seed = 7;
+const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+const fill = (n: number) => Float32Array.from({ length: n }, rand);
+
+/** Reference in float64: C = op(A) op(B) (+bias) (relu), row-major. */
+function reference(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, bias: Float32Array | null, perRow: boolean, relu: boolean): Float64Array {
+  const C = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = bias ? bias[perRow ? i * N + j : j]! : 0;
+      for (let k = 0; k < K; k++) s += A[ta ? k * M + i : i * K + k]! * B[tb ? j * K + k : k * N + j]!;
+      C[i * N + j] = relu ? Math.max(0, s) : s;
+    }
+  }
+  return C;
+}
+
+const { blas, reason } = nativeBlas();
+
+describe("@pangea/blas native addon", () => {
+  it(buildable() ? "is built and loads on this machine (it has a C compiler and OpenBLAS)" : "reports why it is absent (no C compiler or OpenBLAS here)", () => {
+    if (buildable()) {
+      expect(reason).toBe("");
+      expect(blas!.config()).toMatch(/^OpenBLAS \d/);
+    } else {
+      expect(blas).toBeNull();
+      expect(reason).toMatch(/not built|did not load|disabled/);
+    }
+  });
+
+  it.runIf(blas)("gemm matches a float64 reference on random shapes, transposes, batches, biases and relu", () => {
+    const shapes = [[1, 1, 1], [3, 5, 7], [17, 1, 33], [64, 65, 63], [129, 31, 257], [2, 300, 5], [5, 4, 0]];
+    let cases = 0;
+    for (const [M, N, K] of shapes as [number, number, number][]) {
+      for (const ta of [false, true]) {
+        for (const tb of [false, true]) {
+          for (const [biasKind, relu, batch] of [["none", false, 1], ["col", true, 1], ["row", false, 1], ["none", false, 3], ["col", true, 2]] as const) {
+            const pad = 5; // operands at non-zero offsets inside larger arrays
+            const A = fill(pad + batch * M * K + 3);
+            const B = fill(pad + batch * K * N + 1);
+            const C = new Float32Array(pad + batch * M * N + 2).fill(123);
+            const bias = biasKind === "none" ? null : fill(pad + (biasKind === "row" ? M * N : N));
+            blas!.gemm(ta, tb, M, N, K, A, pad, B, pad, C, pad, batch, M * K, K * N, M * N, bias, pad, biasKind === "row" ? 1 : 0, relu);
+            for (let b = 0; b < batch; b++) {
+              const ref = reference(ta, tb, M, N, K, A.subarray(pad + b * M * K), B.subarray(pad + b * K * N), bias ? bias.subarray(pad) : null, biasKind === "row", relu);
+              let worst = 0;
+              for (let i = 0; i < M * N; i++) worst = Math.max(worst, Math.abs(C[pad + b * M * N + i]! - ref[i]!));
+              expect(worst, `M=${M} N=${N} K=${K} ta=${ta} tb=${tb} bias=${biasKind} relu=${relu} batch ${b}`).toBeLessThan(1e-4 * (1 + Math.sqrt(K)));
+            }
+            // Nothing outside the output was written.
+            expect(Array.from(C.subarray(0, pad))).toEqual([123, 123, 123, 123, 123]);
+            expect(Array.from(C.subarray(pad + batch * M * N))).toEqual([123, 123]);
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBe(shapes.length * 4 * 5);
+  });
+
+  it.runIf(blas)("broadcasts one operand over the batch with stride 0", () => {
+    const [M, N, K, batch] = [4, 3, 5, 6];
+    const A = fill(batch * M * K);
+    const B = fill(K * N);
+    const C = new Float32Array(batch * M * N);
+    blas!.gemm(false, false, M, N, K, A, 0, B, 0, C, 0, batch, M * K, 0, M * N, null, 0, 0, false);
+    const ref = reference(false, false, M, N, K, A.subarray(5 * M * K), B, null, false, false);
+    for (let i = 0; i < M * N; i++) expect(C[5 * M * N + i]).toBeCloseTo(ref[i]!, 4);
+  });
+
+  it.runIf(blas)("refuses out-of-range operands and wrong types with a named error instead of touching memory", () => {
+    const A = new Float32Array(12);
+    const C = new Float32Array(9);
+    const call = (f: () => void) => {
+      try {
+        f();
+      } catch (err) {
+        return `${(err as NodeJS.ErrnoException).code}: ${(err as Error).message}`;
+      }
+      return "no error";
+    };
+    expect(call(() => blas!.gemm(false, false, 3, 3, 4, A, 0, A, 0, C, 1, 1, 0, 0, 0, null, 0, 0, false))).toBe("PANGEA_BLAS_ERR_RANGE: C: elements 1..10 are outside its array of 9");
+    expect(call(() => blas!.gemm(false, false, 3, 3, 4, A, 1, A, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false))).toBe("PANGEA_BLAS_ERR_RANGE: A: elements 1..13 are outside its array of 12");
+    expect(call(() => blas!.gemm(false, false, 3, 3, 4, A, 0, A, 0, C, 0, 2, 12, 0, 0, null, 0, 0, false))).toMatch(/^PANGEA_BLAS_ERR_RANGE: A: /);
+    expect(call(() => blas!.gemm(false, false, 3, 3, 4, A, 0, A, 0, C, 0, 1, 0, 0, 0, new Float32Array(2), 0, 0, false))).toBe("PANGEA_BLAS_ERR_RANGE: bias: elements 0..3 are outside its array of 2");
+    expect(call(() => blas!.gemm(false, false, 3, 3, 4, new Float64Array(12) as unknown as Float32Array, 0, A, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false))).toBe("PANGEA_BLAS_ERR_ARG: A: expected a Float32Array");
+    expect(call(() => blas!.setThreads(0))).toBe("PANGEA_BLAS_ERR_RANGE: threads: expected 1..1024");
+    expect(C.every((x) => x === 0)).toBe(true);
+  });
+
+  it.runIf(blas)("counts the flops and time it spends", () => {
+    const [s0, f0] = blas!.counters();
+    blas!.gemm(false, false, 8, 8, 8, fill(64), 0, fill(64), 0, new Float32Array(64), 0, 1, 0, 0, 0, null, 0, 0, false);
+    const [s1, f1] = blas!.counters();
+    expect(f1 - f0).toBe(2 * 8 * 8 * 8);
+    expect(s1).toBeGreaterThan(s0);
+  });
+});
