@@ -154,6 +154,75 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int get_i32(napi_env env, napi_value v, const char *name, int32_t **data, size_t *length) {
+  napi_typedarray_type type;
+  void *raw;
+  napi_value buffer;
+  size_t offset;
+  bool is_typed = false;
+  napi_is_typedarray(env, v, &is_typed);
+  if (!is_typed || napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: expected an Int32Array", name);
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    return 0;
+  }
+  *data = (int32_t *)raw;
+  return 1;
+}
+
+/*
+ * Embedding pooling and its gradient, the trainer's two row-wise copies
+ * (DLRM's sum pooling over a batch's values):
+ *   gatherRows(src, D, rowOf, cellOf|null, dst):      dst[cellOf[v]] += src[rowOf[v]]
+ *   scatterAddRows(src, D, cellOf|null, rowOf, dst):  dst[rowOf[v]] += src[cellOf[v]]
+ * (rows of D floats; cellOf null means value v is cell v). dst is not
+ * cleared first. Every index is checked before any row is touched.
+ */
+static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) {
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", "expected 5 arguments");
+    return NULL;
+  }
+  float *src, *dst;
+  int32_t *rowOf, *cellOf = NULL;
+  size_t lenSrc, lenDst, nRow, nCell = 0;
+  int64_t D;
+  if (!get_f32(env, argv[0], "src", &src, &lenSrc) || !get_int(env, argv[1], "D", &D) || !get_i32(env, argv[scatter ? 3 : 2], "rowOf", &rowOf, &nRow) ||
+      !get_f32(env, argv[4], "dst", &dst, &lenDst)) return NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[scatter ? 2 : 3], &t));
+  if (t != napi_null && t != napi_undefined && !get_i32(env, argv[scatter ? 2 : 3], "cellOf", &cellOf, &nCell)) return NULL;
+  if (D < 1 || (cellOf && nCell < nRow)) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "D must be >= 1 and cellOf as long as rowOf");
+    return NULL;
+  }
+  size_t rows = (scatter ? lenDst : lenSrc) / (size_t)D;
+  size_t cells = (scatter ? lenSrc : lenDst) / (size_t)D;
+  for (size_t v = 0; v < nRow; v++) {
+    size_t c = cellOf ? (size_t)(uint32_t)cellOf[v] : v;
+    if ((size_t)(uint32_t)rowOf[v] >= rows || c >= cells) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "value %zu: row %d of %zu or cell %zu of %zu is out of range", v, rowOf[v], rows, c, cells);
+      napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+      return NULL;
+    }
+  }
+  for (size_t v = 0; v < nRow; v++) {
+    size_t c = cellOf ? (size_t)cellOf[v] : v;
+    float *to = scatter ? dst + (size_t)rowOf[v] * D : dst + c * D;
+    const float *from = scatter ? src + c * D : src + (size_t)rowOf[v] * D;
+    for (int64_t k = 0; k < D; k++) to[k] += from[k];
+  }
+  return NULL;
+}
+
+static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
+static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -198,6 +267,8 @@ static napi_value get_counters(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

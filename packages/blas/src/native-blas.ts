@@ -18,6 +18,10 @@ export interface NativeBlas {
     batch: number, strideA: number, strideB: number, strideC: number,
     bias: Float32Array | null, biasOff: number, biasPerRow: number, relu: boolean,
   ): void;
+  /** Sum pooling: dst[cellOf[v] (or v)] += src[rowOf[v]], rows of D floats; indices checked first. */
+  gatherRows(src: Float32Array, D: number, rowOf: Int32Array, cellOf: Int32Array | null, dst: Float32Array): void;
+  /** Its gradient: dst[rowOf[v]] += src[cellOf[v] (or v)]. */
+  scatterAddRows(src: Float32Array, D: number, cellOf: Int32Array | null, rowOf: Int32Array, dst: Float32Array): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { hostname } from "node:os";
 import { DISCOVERY_FLAGS, discoveryFields, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
+import { DENSE_OPTIMIZERS } from "./optim/optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
 
 export const FLAGS: FlagTable = {
@@ -22,7 +23,8 @@ export const FLAGS: FlagTable = {
   "embedding-dim": { env: "PANGEA_EMBEDDING_DIM", description: "embedding width of every slot", default: "16" },
   "bottom-mlp": { env: "PANGEA_BOTTOM_MLP", description: "bottom MLP widths; the last must equal embedding-dim", default: "64,16" },
   "top-mlp": { env: "PANGEA_TOP_MLP", description: "top MLP hidden widths (a logit layer follows)", default: "64,32" },
-  "dense-lr": { env: "PANGEA_DENSE_LR", description: "Adam learning rate of the dense parameters", default: "0.003" },
+  "dense-optimizer": { env: "PANGEA_DENSE_OPTIMIZER", description: "optimizer of the dense parameters: adam or adagrad", default: "adam" },
+  "dense-lr": { env: "PANGEA_DENSE_LR", description: "learning rate of the dense optimizer", default: "0.003" },
   "gradient-compression": { env: "PANGEA_GRADIENT_COMPRESSION", description: "none, or fp16: gradients and embedding rows travel as float16", default: "none" },
   "sparse-lr": { env: "PANGEA_SPARSE_LR", description: "learning rate of the embedding optimizer", default: "0.5" },
   "sparse-optimizer": { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
@@ -70,6 +72,7 @@ const schema = z.object({
   embeddingDim: positiveInt("a positive embedding dim").max(1024, "expected an embedding dim up to 1024").default(16),
   bottomMlp: intList("bottom MLP widths").default([64, 16]),
   topMlp: intList("top MLP widths").default([64, 32]),
+  denseOptimizer: z.enum(DENSE_OPTIMIZERS, { message: `expected one of ${DENSE_OPTIMIZERS.join(", ")}` }).default("adam"),
   denseLr: lr.default(0.003),
   sparseLr: lr.default(0.5),
   gradientCompression: z.enum(["none", "fp16"], { message: "expected none or fp16" }).default("none"),

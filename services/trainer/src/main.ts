@@ -42,7 +42,7 @@ runMain("pangea-trainer", async () => {
     // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
     const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
     // Ask discovery each time: a restarted orchestrator may be somewhere else.
-    const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log));
+    const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log, () => ({ ...metrics.phaseTotals })));
     const orchestrator = session.address;
     first = false;
     log.info({ rank: session.rank }, "registered; waiting for the job to start");

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { intList, nonNegativeInt, parseConfig, port, positiveInt, usageText, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
@@ -25,13 +26,15 @@ export const RUN_FLAGS: FlagTable = {
   "eval-fraction": { description: "share of a data file held out", default: "0.1" },
   seed: { description: "seed of data and initial parameters", default: "42" },
   backend: { description: "TensorFlow.js backend: auto, tensorflow, wasm, cpu", default: "auto" },
+  "blas-threads": { description: "threads of each trainer's native BLAS matmuls (0 = cores / trainers)", default: "0" },
   host: { description: "interface the services bind", default: "127.0.0.1" },
   "orchestrator-port": { description: "orchestrator port (0 = any free port)", default: "0" },
   "compute-port": { description: "compute port (0 = any free port)", default: "0" },
   "embedding-dim": { description: "embedding width", default: "16" },
   "bottom-mlp": { description: "bottom MLP widths, last = embedding-dim", default: "64,16" },
   "top-mlp": { description: "top MLP hidden widths", default: "64,32" },
-  "dense-lr": { description: "Adam learning rate of dense parameters", default: "0.003" },
+  "dense-optimizer": { description: "adam or adagrad (dense parameters)", default: "adam" },
+  "dense-lr": { description: "learning rate of the dense optimizer", default: "0.003" },
   "sparse-lr": { description: "learning rate of the embedding optimizer", default: "0.5" },
   "sparse-optimizer": { description: "sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
   "slot-config": { description: "per-slot embedding settings (JSON; see README)" },
@@ -73,12 +76,14 @@ const schema = z.object({
   evalFraction: z.string().default("0.1"),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
+  blasThreads: nonNegativeInt("a number of threads").default(0),
   host: z.string().min(1).default("127.0.0.1"),
   orchestratorPort: port.default(0),
   computePort: port.default(0),
   embeddingDim: positiveInt("a positive embedding dim").default(16),
   bottomMlp: intList("bottom MLP widths").default([64, 16]),
   topMlp: intList("top MLP widths").default([64, 32]),
+  denseOptimizer: z.string().default("adam"),
   denseLr: z.string().default("0.003"),
   sparseLr: z.string().default("0.5"),
   sparseOptimizer: z.string().default("adagrad"),
@@ -123,7 +128,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
       "--embedding-dim", String(c.embeddingDim), "--bottom-mlp", c.bottomMlp.join(","), "--top-mlp", c.topMlp.join(","),
-      "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--sparse-optimizer", c.sparseOptimizer, "--max-embedding-bytes", c.maxEmbeddingBytes, "--gradient-compression", c.gradientCompression,
+      "--dense-optimizer", c.denseOptimizer, "--dense-lr", c.denseLr, "--sparse-lr", c.sparseLr, "--sparse-optimizer", c.sparseOptimizer, "--max-embedding-bytes", c.maxEmbeddingBytes, "--gradient-compression", c.gradientCompression,
       ...(c.slotConfig ? ["--slot-config", c.slotConfig] : []),
       ...(c.restoreFrom ? ["--restore-from", c.restoreFrom] : []), "--checkpoint-dir", c.checkpointDir,
       "--mode", c.mode, "--batches-per-step", String(c.batchesPerStep), "--max-staleness", String(c.maxStaleness),
@@ -140,7 +145,8 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
       ...(c.kafkaBrokers ? ["--kafka-brokers", c.kafkaBrokers, "--kafka-group", c.kafkaGroup] : []),
       ...(c.kafkaTopic ? ["--kafka-topic", c.kafkaTopic] : []),
     ],
-    trainerArgs: ["--backend", c.backend],
+    // One core's worth of BLAS threads per trainer by default: more would oversubscribe the cores.
+    trainerArgs: ["--backend", c.backend, "--blas-threads", String(c.blasThreads || Math.max(1, Math.floor(availableParallelism() / c.trainers)))],
   };
 }
 

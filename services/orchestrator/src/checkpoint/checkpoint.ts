@@ -16,6 +16,8 @@ export interface CheckpointManifest {
   step: number;
   createdAt: string;
   model: DlrmSpec;
+  /** The dense optimizer whose state dense-adam-{m,v}.f32 hold (absent in older checkpoints: adam). */
+  denseOptimizer?: string;
   /** The slot id of each of the model's embedding columns, in order (absent in older checkpoints). */
   slotIds?: number[];
   denseParams: { name: string; shape: number[] }[];
@@ -150,6 +152,7 @@ export function saveCheckpoint(
       step,
       createdAt: new Date().toISOString(),
       model,
+      ...(dense ? { denseOptimizer: dense.optimizer } : {}),
       denseParams: dense?.params.map((p) => ({ name: p.name, shape: [...p.shape] })) ?? [],
       embeddingRows: store.size(),
       tables: tables.map(([slot, t]) => ({ slot, dim: t.dim, rows: t.size, optimizer: t.optimizer.name, stateSize: t.stateSize })),

@@ -10,6 +10,7 @@ import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type Checkpoi
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
 import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
+import type { DenseOptimizerName } from "../optim/optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { PangeaError } from "@pangea/kit";
 
@@ -23,6 +24,7 @@ export interface JobConfig {
   bottomMlp: readonly number[];
   topMlp: readonly number[];
   denseLr: number;
+  denseOptimizer: DenseOptimizerName;
   sparseLr: number;
   sparseOptimizer: SparseOptimizerName;
   /** Table settings of slots --slot-config does not name. */
@@ -75,6 +77,8 @@ interface TrainerEntry {
   batchesDone: number;
   /** The trainer's latest streaming AUC (NaN until it reports one). */
   streamingAuc: number;
+  /** Cumulative seconds per phase, from the trainer's last heartbeat. */
+  phaseSeconds: Record<string, number>;
 }
 
 type WorkWaiter = (w: Work) => void;
@@ -224,7 +228,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.trainers.size >= 256) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen 256 trainers`);
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN });
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: this.state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize: this.batchesPerStep };
   }
@@ -284,10 +288,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** Records a trainer's heartbeat; false if it is not (or no longer) a member. */
-  heartbeat(workerId: string): boolean {
+  heartbeat(workerId: string, phaseSeconds?: Record<string, number>): boolean {
     const t = this.trainers.get(workerId);
     if (!t?.alive) return false;
     t.lastBeat = Date.now();
+    if (phaseSeconds) t.phaseSeconds = { ...phaseSeconds };
     return true;
   }
 
@@ -388,7 +393,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.fail(err as PangeaError);
       return;
     }
-    const dense = new DenseStore(spec, this.config.seed, this.config.denseLr);
+    const dense = new DenseStore(spec, this.config.seed, this.config.denseLr, this.config.denseOptimizer);
     const defaults = this.config.slotDefaults ?? defaultSlotConfig(this.config, spec.embeddingDim);
     const store = new EmbeddingStore(defaults, this.config.slotConfigs, this.config.seed, this.config.maxEmbeddingBytes || undefined);
     store.declareSlots(source.slotIds);
@@ -398,6 +403,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         const saved = ck[0]!.manifest.model;
         if (saved.embeddingDim !== spec.embeddingDim || saved.numSlots !== spec.numSlots || saved.numDense !== spec.numDense || saved.bottomMlp.join() !== spec.bottomMlp.join() || saved.topMlp.join() !== spec.topMlp.join()) {
           throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
+        }
+        const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";
+        if (savedOptimizer !== dense.optimizer) {
+          throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
         }
         dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV, this.resumed?.denseUpdates);
         restoreTables(reshard(ck, this.config.psShards)[0]!, store);
@@ -721,6 +730,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       stepsDone: this.progressStep,
       batchesDone: t.batchesDone,
       heartbeatAgeSeconds: (now - t.lastBeat) / 1000,
+      phaseSeconds: t.phaseSeconds,
       alive: t.alive,
     }));
     if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: this.compute.session !== null || this.state === "JOB_STATE_WAITING" });

@@ -1,4 +1,7 @@
-/** The dense parameters' optimizer (the embeddings' are in sparse-optimizers.ts). */
+/** The dense parameters' optimizers (the embeddings' are in sparse-optimizers.ts). */
+
+export const DENSE_OPTIMIZERS = ["adam", "adagrad"] as const;
+export type DenseOptimizerName = (typeof DENSE_OPTIMIZERS)[number];
 
 export interface AdamState {
   m: Float32Array;
@@ -16,5 +19,20 @@ export function adamUpdate(w: Float32Array, state: AdamState, g: Float32Array, l
     m[i] = beta1 * m[i]! + (1 - beta1) * gi;
     v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi;
     w[i]! -= (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + eps);
+  }
+}
+
+/**
+ * Adagrad (Duchi et al.): the accumulator (kept in state.v) sums squared
+ * gradients from 0; eps 1e-10, as PyTorch's torch.optim.Adagrad defaults, so
+ * the two train the same model in the side-by-side benchmark.
+ */
+export function adagradUpdate(w: Float32Array, state: AdamState, g: Float32Array, lr: number, eps = 1e-10): void {
+  const { v } = state;
+  for (let i = 0; i < w.length; i++) {
+    const gi = g[i]!;
+    const acc = v[i]! + gi * gi;
+    v[i] = acc;
+    w[i]! -= (lr * gi) / (Math.sqrt(acc) + eps);
   }
 }

@@ -1,14 +1,14 @@
 import { denseParams, initDenseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
-import { adamUpdate, type AdamState } from "../optim/optimizers.js";
+import { adagradUpdate, adamUpdate, type AdamState, type DenseOptimizerName } from "../optim/optimizers.js";
 
-/** The model's dense parameters, in the order of denseParams(spec), with their Adam state. */
+/** The model's dense parameters, in the order of denseParams(spec), with their optimizer state (Adam's moments; Adagrad's accumulator in v). */
 export class DenseStore {
   readonly params: DenseParam[];
   readonly values: Float32Array[];
   readonly adam: AdamState[];
   steps = 0;
 
-  constructor(spec: DlrmSpec, seed: number, private readonly lr: number) {
+  constructor(spec: DlrmSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam") {
     this.params = denseParams(spec);
     this.values = initDenseParams(spec, seed);
     this.adam = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length), t: 0 }));
@@ -28,7 +28,8 @@ export class DenseStore {
   /** Applies one averaged gradient per parameter. */
   apply(grads: readonly Float32Array[]): void {
     this.steps++;
-    grads.forEach((g, i) => adamUpdate(this.values[i]!, this.adam[i]!, g, this.lr, this.steps));
+    if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.adam[i]!, g, this.lr));
+    else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.adam[i]!, g, this.lr, this.steps));
   }
 
   totalElements(): number {

@@ -82,7 +82,7 @@ export class OrchestratorService {
           },
         );
       },
-      Heartbeat: (call, cb) => cb(null, { member: job.heartbeat(call.request.workerId), state: job.state }),
+      Heartbeat: (call, cb) => cb(null, { member: job.heartbeat(call.request.workerId, call.request.phaseSeconds), state: job.state }),
     };
     server.addService(loadProtos().pangea.v1.Orchestrator.service, handlers);
   }

@@ -26,9 +26,10 @@ export class ClusterSession {
     readonly rank: number,
     readonly worldSize: number,
     private readonly log: Logger,
+    private readonly phaseSeconds: () => Record<string, number>,
   ) {}
 
-  static async join(address: string, workerId: string, timeoutMs: number, log: Logger): Promise<ClusterSession> {
+  static async join(address: string, workerId: string, timeoutMs: number, log: Logger, phaseSeconds: () => Record<string, number> = () => ({})): Promise<ClusterSession> {
     const client = orchestratorClient(address);
     await waitReady(client, "orchestrator", address, timeoutMs);
     let res: RegisterWorkerResponse__Output;
@@ -38,7 +39,7 @@ export class ClusterSession {
       client.close();
       throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering: ${describeCallError(err, `orchestrator at ${address}`)}`);
     }
-    const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log);
+    const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log, phaseSeconds);
     session.openStream();
     return session;
   }
@@ -102,7 +103,7 @@ export class ClusterSession {
   private startHeartbeats(everyMs: number): void {
     if (this.heartbeat) return;
     this.heartbeat = setInterval(() => {
-      unary<{ workerId: string }, HeartbeatResponse__Output>("orchestrator", this.client.Heartbeat.bind(this.client), { workerId: this.workerId }, Math.max(everyMs * 3, 2000)).then(
+      unary<{ workerId: string; phaseSeconds: Record<string, number> }, HeartbeatResponse__Output>("orchestrator", this.client.Heartbeat.bind(this.client), { workerId: this.workerId, phaseSeconds: this.phaseSeconds() }, Math.max(everyMs * 3, 2000)).then(
         (r) => {
           if (!r.member && !this.closing && r.state !== "JOB_STATE_COMPLETED" && r.state !== "JOB_STATE_FAILED") {
             this.end(TrainerErrors.create("TRAINER_ERR_EVICTED", `the orchestrator at ${this.address} declared trainer ${this.workerId} dead (missed heartbeats)`));

@@ -30,8 +30,12 @@ export class TrainerMetrics {
     if (Number.isFinite(auc)) this.auc.set(auc);
   }
 
+  /** Cumulative seconds per phase since start (sent with heartbeats, so the job status shows where time goes). */
+  readonly phaseTotals: Record<Phase, number> = { fetch: 0, pull: 0, compute: 0, push: 0, wait: 0 };
+
   phase(phase: Phase, seconds: number): void {
     this.phases.observe({ phase }, seconds);
+    this.phaseTotals[phase] += seconds;
   }
 
   batch(samples: number, loss: number, stale: boolean): void {

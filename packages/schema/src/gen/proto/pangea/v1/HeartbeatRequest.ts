@@ -4,8 +4,10 @@
 
 export interface HeartbeatRequest {
   'workerId'?: (string);
+  'phaseSeconds'?: ({[key: string]: number | string});
 }
 
 export interface HeartbeatRequest__Output {
   'workerId': (string);
+  'phaseSeconds': ({[key: string]: number});
 }

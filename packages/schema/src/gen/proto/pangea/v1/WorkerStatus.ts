@@ -14,6 +14,7 @@ export interface WorkerStatus {
   'batchesDone'?: (number | string | Long);
   'heartbeatAgeSeconds'?: (number | string);
   'alive'?: (boolean);
+  'phaseSeconds'?: ({[key: string]: number | string});
 }
 
 export interface WorkerStatus__Output {
@@ -26,4 +27,5 @@ export interface WorkerStatus__Output {
   'batchesDone': (number);
   'heartbeatAgeSeconds': (number);
   'alive': (boolean);
+  'phaseSeconds': ({[key: string]: number});
 }

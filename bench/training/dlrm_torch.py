@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""The reference side of the training benchmark: the same DLRM, data and
+optimizers as Pangea's run, in PyTorch (Debian's python3-torch on OpenBLAS).
+
+Reads a Criteo TSV (label, 13 counts, 26 categorical tokens), holds out the
+last --eval-fraction as Pangea's Criteo reader does, maps each slot's tokens
+to collisionless rows (as Pangea's tables), applies log(1 + x) to counts
+(negative or missing: 0), trains one pass in file order in batches of
+--batch, and prints one JSON line: samples/s and ms/step of the training loop
+(data already in tensors, as Pangea's in-process figure excludes parsing),
+held-out AUC and logloss, peak RSS.
+
+Model and optimizers as Pangea's: bottom MLP with ReLU on every layer (last
+width = embedding dim), 26 embeddings (uniform +-0.05), pairwise dots of the
+27 vectors (i < j), top MLP with ReLU and a linear logit, mean sigmoid
+cross-entropy; Xavier-uniform weights, zero biases; Adagrad on dense (lr
+--dense-lr, accumulator from 0) and on embeddings (lr --sparse-lr,
+accumulator from 0.1).
+"""
+import argparse
+import json
+import math
+import resource
+import time
+
+import torch
+
+
+def parse(path, eval_fraction):
+    labels, dense, cats = [], [], []
+    vocab = [dict() for _ in range(26)]
+    with open(path, "r", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        if not line:
+            continue
+        cols = line.split("\t")
+        if len(cols) != 40:
+            raise SystemExit(f"{path}: expected 40 tab-separated columns, got {len(cols)}")
+        labels.append(float(cols[0]))
+        row = []
+        for c in cols[1:14]:
+            x = float(c) if c else 0.0
+            row.append(math.log1p(x) if x > 0 else 0.0)
+        dense.append(row)
+        ids = []
+        for s, tok in enumerate(cols[14:40]):
+            v = vocab[s]
+            i = v.get(tok)
+            if i is None:
+                i = v[tok] = len(v)
+            ids.append(i)
+        cats.append(ids)
+    n = len(labels)
+    n_eval = min(n - 1, round(n * eval_fraction))
+    y = torch.tensor(labels, dtype=torch.float32)
+    x = torch.tensor(dense, dtype=torch.float32)
+    c = torch.tensor(cats, dtype=torch.int64)
+    sizes = [len(v) for v in vocab]
+    split = n - n_eval
+    return (x[:split], c[:split], y[:split]), (x[split:], c[split:], y[split:]), sizes
+
+
+class Dlrm(torch.nn.Module):
+    def __init__(self, sizes, dim, bottom, top):
+        super().__init__()
+        self.emb = torch.nn.ModuleList([torch.nn.Embedding(n, dim, sparse=True) for n in sizes])
+        for e in self.emb:
+            torch.nn.init.uniform_(e.weight, -0.05, 0.05)
+        self.bottom = self.mlp([13] + bottom, last_relu=True)
+        n = len(sizes) + 1
+        self.n = n
+        self.top = self.mlp([dim + n * (n - 1) // 2] + top + [1], last_relu=False)
+        iu = torch.triu_indices(n, n, offset=1)
+        self.register_buffer("iu0", iu[0])
+        self.register_buffer("iu1", iu[1])
+
+    @staticmethod
+    def mlp(widths, last_relu):
+        layers = []
+        for i in range(len(widths) - 1):
+            lin = torch.nn.Linear(widths[i], widths[i + 1])
+            torch.nn.init.xavier_uniform_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+            layers.append(lin)
+            if i < len(widths) - 2 or last_relu:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    def forward(self, x, c):
+        b = self.bottom(x)
+        z = torch.stack([b] + [e(c[:, s]) for s, e in enumerate(self.emb)], dim=1)
+        gram = torch.bmm(z, z.transpose(1, 2))
+        pairs = gram[:, self.iu0, self.iu1]
+        return self.top(torch.cat([b, pairs], dim=1)).squeeze(1)
+
+
+def auc(scores, labels):
+    order = torch.argsort(scores)
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=scores.dtype)
+    pos = labels > 0.5
+    n_pos = int(pos.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--eval-fraction", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--embedding-dim", type=int, default=16)
+    ap.add_argument("--bottom-mlp", default="512,256,64,16")
+    ap.add_argument("--top-mlp", default="512,256")
+    ap.add_argument("--dense-lr", type=float, default=0.01)
+    ap.add_argument("--sparse-lr", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=42)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    (x, c, y), (ex, ec, ey), sizes = parse(a.data, a.eval_fraction)
+    model = Dlrm(sizes, a.embedding_dim, [int(w) for w in a.bottom_mlp.split(",")], [int(w) for w in a.top_mlp.split(",")])
+    dense_params = list(model.bottom.parameters()) + list(model.top.parameters())
+    opt_dense = torch.optim.Adagrad(dense_params, lr=a.dense_lr, initial_accumulator_value=0.0, eps=1e-10)
+    opt_sparse = torch.optim.Adagrad(list(model.emb.parameters()), lr=a.sparse_lr, initial_accumulator_value=0.1, eps=1e-10)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    steps = len(y) // a.batch
+    t0 = time.perf_counter()
+    losses = []
+    for s in range(steps):
+        sl = slice(s * a.batch, (s + 1) * a.batch)
+        opt_dense.zero_grad()
+        opt_sparse.zero_grad()
+        loss = loss_fn(model(x[sl], c[sl]), y[sl])
+        loss.backward()
+        opt_dense.step()
+        opt_sparse.step()
+        losses.append(float(loss))
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        p = torch.sigmoid(model(ex, ec)).clamp(1e-7, 1 - 1e-7)
+        logloss = float(-(ey * torch.log(p) + (1 - ey) * torch.log(1 - p)).mean())
+        held_out_auc = auc(p, ey)
+    print(json.dumps({
+        "name": "pytorch",
+        "framework": f"PyTorch {torch.__version__}, {a.threads} thread(s)",
+        "samples": steps * a.batch,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "samplesPerSec": round(steps * a.batch / seconds),
+        "msPerStep": round(1000 * seconds / steps, 2),
+        "auc": round(held_out_auc, 4),
+        "logloss": round(logloss, 4),
+        "firstLoss": round(losses[0], 4),
+        "lastLoss": round(losses[-1], 4),
+        "peakRssMb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }))
+
+
+if __name__ == "__main__":
+    main()
