@@ -21,6 +21,10 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 1,
+  // HTTP/2's default 64 KiB window makes a multi-megabyte response (dense
+  // parameters, batches) wait for a window update every 64 KiB, i.e. on the
+  // receiver's busy event loop; a 16 MiB window lets it stream through.
+  "grpc-node.flow_control_window": 16 * 1024 * 1024,
 };
 
 /**

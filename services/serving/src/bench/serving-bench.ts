@@ -43,7 +43,7 @@ function inProcess(batch: number): number {
 const server = spawn(process.execPath, ["--max-semi-space-size=64", join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
 const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
 try {
-  for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 8]] as const) {
+  for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 2], [64, 4], [64, 8]] as const) {
     const out = execFileSync(process.execPath, [join(here, "load-gen.js"), ready.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows)], { encoding: "utf8" });
     const r = JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number };
     const forwardMs = inProcess(batch);

@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+// The training benchmark (`make bench-training`, part of `make bench`): the
+// DLRM Kaggle configuration (embedding dim 16, bottom MLP 13-512-256-64-16,
+// top MLP 512-256-1, Adagrad on dense and embeddings, batch 4096) on the
+// synthetic Criteo-like data, one pass over the same TSV file, measured in
+// one invocation so the ratios hold on a noisy machine:
+//   (1) one Pangea trainer in-process (1 and 2 BLAS threads),
+//   (2) the full cluster: compute + orchestrator + 2 trainers over gRPC,
+//   (3) the same model in PyTorch (Debian's python3-torch; 1 and 2 threads),
+// plus the machine's sgemm peak and a scaling series (1, 2, 4 trainers on one
+// parameter-server shard, 2 trainers on 2 shards) with each trainer's time
+// split into compute, communication (fetch + pull + push) and waiting.
+// Writes bench-results/training.json and bench-results/training.svg.
+// Env: RECORDS (default 330000; 1/11 held out), SKIP_SCALING=1.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir, cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { renderSvg } from "./plot.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const records = Number(process.env.RECORDS ?? 330_000);
+const evalFraction = 1 / 11;
+const globalBatch = 4096;
+const lr = { dense: "0.01", sparse: "0.05" };
+const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
+const data = join(work, "criteo.tsv");
+const steps = Math.floor((records - Math.round(records * evalFraction)) / globalBatch);
+const log = (s) => process.stderr.write(`${s}\n`);
+
+/** Runs a command, sampling the peak resident memory (VmHWM) of it and every descendant. */
+function runMeasured(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const peaks = new Map();
+    const sample = () => {
+      const parents = new Map();
+      for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          parents.set(Number(pid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch {
+          // gone meanwhile
+        }
+      }
+      const tree = new Set([child.pid]);
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const [pid, ppid] of parents) if (tree.has(ppid) && !tree.has(pid)) (tree.add(pid), (grew = true));
+      }
+      for (const pid of tree) {
+        try {
+          const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+          peaks.set(pid, Math.max(peaks.get(pid) ?? 0, kb));
+        } catch {
+          // exited
+        }
+      }
+    };
+    const timer = setInterval(sample, 200);
+    child.on("close", (code) => {
+      clearInterval(timer);
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.trim().split("\n").slice(-3).join(" | ")}`));
+      resolve({ out, peakRssMb: Math.round([...peaks.values()].reduce((a, b) => a + b, 0) / 1024) });
+    });
+  });
+}
+
+const lastJson = (text) => JSON.parse(text.trim().split("\n").filter((l) => l.startsWith("{")).at(-1));
+
+async function inProcess(threads) {
+  log(`(1) one trainer in-process, ${threads} BLAS thread(s)`);
+  const { out } = await runMeasured(process.execPath, [join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
+  return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
+}
+
+async function cluster(trainers, shards) {
+  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC`);
+  const args = [
+    join(root, "packages/cli/dist/main.js"), "run", "--json", "--data", data, "--eval-fraction", String(evalFraction),
+    "--trainers", String(trainers), "--batch-size", String(globalBatch / trainers), "--steps", String(steps), "--ps-shards", String(shards),
+    "--embedding-dim", "16", "--bottom-mlp", "512,256,64,16", "--top-mlp", "512,256",
+    "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse,
+    "--log-dir", join(work, `logs-${trainers}-${shards}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}`),
+  ];
+  const t0 = performance.now();
+  const { out, peakRssMb } = await runMeasured(process.execPath, args);
+  const wall = (performance.now() - t0) / 1000;
+  const s = lastJson(out);
+  const phases = { compute: 0, communication: 0, wait: 0 };
+  for (const w of s.workers.filter((x) => x.kind === "WORKER_KIND_TRAINER")) {
+    const p = w.phaseSeconds ?? {};
+    phases.compute += p.compute ?? 0;
+    phases.communication += (p.fetch ?? 0) + (p.pull ?? 0) + (p.push ?? 0);
+    phases.wait += p.wait ?? 0;
+  }
+  const total = phases.compute + phases.communication + phases.wait || 1;
+  return {
+    name: `pangea-cluster-${trainers}t-${shards}s`,
+    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback`,
+    trainers,
+    shards,
+    samples: s.samples,
+    steps: s.step,
+    seconds: s.elapsedSeconds,
+    wallSeconds: +wall.toFixed(1),
+    samplesPerSec: Math.round(s.samples / s.elapsedSeconds),
+    msPerStep: +((1000 * s.elapsedSeconds) / s.step).toFixed(2),
+    auc: +s.eval.auc.toFixed(4),
+    logloss: +s.eval.logloss.toFixed(4),
+    firstLoss: +s.firstLoss.toFixed(4),
+    lastLoss: +s.lastLoss.toFixed(4),
+    peakRssMb,
+    fractions: { compute: +(phases.compute / total).toFixed(3), communication: +(phases.communication / total).toFixed(3), wait: +(phases.wait / total).toFixed(3) },
+  };
+}
+
+async function pytorch(threads) {
+  log(`(3) PyTorch, ${threads} thread(s)`);
+  const { out } = await runMeasured("/usr/bin/python3", [join(root, "bench/training/dlrm_torch.py"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
+  return { ...lastJson(out), name: `pytorch-${threads}t` };
+}
+
+function sgemmPeak() {
+  const script = `
+    const { nativeBlas } = await import(${JSON.stringify(join(root, "packages/blas/dist/index.js"))});
+    const { blas, reason } = nativeBlas();
+    if (!blas) { console.log(JSON.stringify({ reason })); process.exit(0); }
+    const n = 2048, A = new Float32Array(n * n).fill(0.5), B = new Float32Array(n * n).fill(0.25), C = new Float32Array(n * n);
+    const out = { config: blas.config() };
+    for (const t of [1, 2]) {
+      blas.setThreads(t);
+      blas.gemm(false, false, n, n, n, A, 0, B, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false);
+      const t0 = performance.now();
+      for (let i = 0; i < 5; i++) blas.gemm(false, false, n, n, n, A, 0, B, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false);
+      out["gflops" + t] = +((5 * 2 * n ** 3) / ((performance.now() - t0) / 1000) / 1e9).toFixed(1);
+    }
+    console.log(JSON.stringify(out));`;
+  return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" }).trim());
+}
+
+function torchAvailable() {
+  try {
+    execFileSync("/usr/bin/python3", ["-c", "import torch"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+try {
+  log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
+  execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });
+  const peak = sgemmPeak();
+  const results = [];
+  results.push(await inProcess(1), await inProcess(2));
+  const clusterMain = await cluster(2, 1);
+  results.push(clusterMain);
+  const haveTorch = torchAvailable();
+  if (haveTorch) results.push(await pytorch(1), await pytorch(2));
+  else log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
+  const scaling = [];
+  if (process.env.SKIP_SCALING !== "1") {
+    scaling.push(await cluster(1, 1), clusterMain, await cluster(4, 1), await cluster(2, 2));
+  }
+  const best = (prefix) => results.filter((r) => r.name.startsWith(prefix)).sort((a, b) => b.samplesPerSec - a.samplesPerSec)[0];
+  const torch = best("pytorch");
+  const single = best("pangea-in-process");
+  const summary = {
+    date: new Date().toISOString(),
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "" },
+    model: "DLRM Kaggle: dim 16, bottom 13-512-256-64-16, top 512-256-1, Adagrad (dense lr 0.01, embeddings lr 0.05), batch 4096",
+    records,
+    sgemmPeak: peak,
+    results,
+    scaling,
+    ratios: {
+      clusterVsPytorch: torch ? +(clusterMain.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      inProcessVsPytorch: torch ? +(single.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      aucClusterMinusPytorch: torch ? +(clusterMain.auc - torch.auc).toFixed(4) : null,
+      matmulPeakOverAchieved: single.matmulGflops && peak.gflops2 ? +(Math.max(peak.gflops1, peak.gflops2) / single.matmulGflops).toFixed(2) : null,
+    },
+  };
+  const outDir = join(root, "bench-results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "training.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileSync(join(outDir, "training.svg"), renderSvg(summary));
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`sgemm peak (OpenBLAS, 2048^3): ${peak.gflops1 ?? "-"} GFLOPS on 1 thread, ${peak.gflops2 ?? "-"} on 2${peak.reason ? ` (${peak.reason})` : ""}`);
+  console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
+  for (const r of [...results, ...scaling.filter((s) => s !== clusterMain)]) {
+    console.log(`${pad(r.name, 34)}${pad(r.samplesPerSec, 11)}${pad(r.msPerStep, 9)}${pad(r.auc, 8)}${pad(r.logloss, 9)}${r.peakRssMb} MB${r.matmulGflops ? `  (matmuls ${r.matmulGflops} GFLOPS)` : ""}`);
+  }
+  for (const s of scaling) console.log(`scaling ${pad(s.name, 26)} ${pad(s.samplesPerSec, 8)} samples/s  compute ${(100 * s.fractions.compute).toFixed(0)}%  communication ${(100 * s.fractions.communication).toFixed(0)}%  wait ${(100 * s.fractions.wait).toFixed(0)}%`);
+  if (torch) {
+    console.log(`ratio cluster (2 trainers) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
+    console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
+  }
+  if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
+  console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
