@@ -7,7 +7,7 @@ COMPOSE_FILE := infra/docker-compose.yaml
 COMPOSE_PROJECT := pangea
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench up down status logs docker-build docker-up docker-down k8s-validate clean
+.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench bench-training up down status logs docker-build docker-up docker-down k8s-validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,9 +38,13 @@ test: deps build schema-check ## run the whole test suite (README's test command
 e2e: build ## run only the multi-process cluster tests
 	$(PNPM) exec vitest run test/e2e
 
-bench: build ## print data-pipeline, trainer and embedding-table throughput (RECORDS=100000 ROWS=10000000)
+bench: build ## print data-pipeline, trainer, serving, table and training-vs-PyTorch figures (RECORDS=100000 ROWS=10000000)
 	node scripts/bench.mjs $(or $(RECORDS),100000)
 	node scripts/bench-tables.mjs $(or $(ROWS),10000000)
+	node bench/training/run.mjs
+
+bench-training: build ## DLRM Kaggle config: one trainer, the cluster and PyTorch side by side; writes bench-results/training.{json,svg}
+	node bench/training/run.mjs
 
 up: build ## start a local cluster in the background (ARGS="--steps 200 ...")
 	./pangea up $(ARGS)

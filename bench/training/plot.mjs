@@ -4,23 +4,24 @@
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
 export function renderSvg(summary) {
-  const W = 860;
+  const W = 1000;
   const rowH = 26;
   const left = 250;
   const barW = 420;
   const rows = summary.results;
   const scaling = summary.scaling;
   const maxRate = Math.max(...rows.map((r) => r.samplesPerSec), ...scaling.map((s) => s.samplesPerSec), 1);
-  const h1 = 60 + rows.length * rowH;
+  const h1 = 76 + rows.length * rowH;
   const h2 = scaling.length ? 70 + scaling.length * rowH : 0;
   const H = h1 + h2 + 30;
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
-  out.push(`<text x="12" y="22" font-size="15" font-weight="bold">Training throughput, ${esc(summary.model)}</text>`);
-  out.push(`<text x="12" y="40" fill="#555">${esc(`${summary.records} records, ${summary.machine.cores} cores (${summary.machine.cpu}); sgemm peak ${summary.sgemmPeak.gflops1 ?? "-"} / ${summary.sgemmPeak.gflops2 ?? "-"} GFLOPS on 1 / 2 threads; ${summary.date}`)}</text>`);
+  out.push(`<text x="12" y="22" font-size="15" font-weight="bold">Training throughput, samples/s (same data, model and optimizers)</text>`);
+  out.push(`<text x="12" y="40" fill="#555">${esc(summary.model)}</text>`);
+  out.push(`<text x="12" y="56" fill="#555">${esc(`${summary.records} records, ${summary.machine.cores} cores (${summary.machine.cpu}); sgemm peak ${summary.sgemmPeak.gflops1 ?? "-"} / ${summary.sgemmPeak.gflops2 ?? "-"} GFLOPS on 1 / 2 threads; ${summary.date}`)}</text>`);
   rows.forEach((r, i) => {
-    const y = 56 + i * rowH;
+    const y = 72 + i * rowH;
     const w = (r.samplesPerSec / maxRate) * barW;
     const color = r.name.startsWith("pytorch") ? "#e07b39" : r.name.startsWith("pangea-cluster") ? "#3a7bd5" : "#5bb974";
     out.push(`<text x="${left - 8}" y="${y + 16}" text-anchor="end">${esc(r.name)}</text>`);

@@ -11,7 +11,7 @@
 // parameter-server shard, 2 trainers on 2 shards) with each trainer's time
 // split into compute, communication (fetch + pull + push) and waiting.
 // Writes bench-results/training.json and bench-results/training.svg.
-// Env: RECORDS (default 330000; 1/11 held out), SKIP_SCALING=1.
+// Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { renderSvg } from "./plot.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const records = Number(process.env.RECORDS ?? 330_000);
+const records = Number(process.env.TRAIN_RECORDS ?? 330_000);
 const evalFraction = 1 / 11;
 const globalBatch = 4096;
 const lr = { dense: "0.01", sparse: "0.05" };

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
@@ -72,6 +73,20 @@ describe("monitoring", () => {
     const trainer = await (await fetch(`http://${at["trainer-0"]}/metrics`)).text();
     expect(metric(trainer, "pangea_trainer_batches_total")).toBeGreaterThan(0);
     for (const phase of ["fetch", "pull", "compute", "push", "wait"]) expect(metric(trainer, "pangea_trainer_phase_seconds_count", `phase="${phase}"`)).toBeGreaterThan(0);
+    // The job status carries each trainer's cumulative phase seconds (sent with its heartbeats, so at most a beat behind).
+    const status = new StatusClient(c.orchestratorAddress);
+    try {
+      const beat = await waitFor("phase seconds in the job status", async () => {
+        const w = (await status.get()).workers.find((x) => x.workerId === "trainer-0");
+        return w && (w.phaseSeconds.compute ?? 0) > 0 ? w : null;
+      }, 10_000, 200);
+      const after = await (await fetch(`http://${at["trainer-0"]}/metrics`)).text();
+      expect(Object.keys(beat.phaseSeconds).sort()).toEqual(["compute", "fetch", "pull", "push", "wait"]);
+      // Reported seconds never exceed what the trainer's own histogram has summed since.
+      expect(beat.phaseSeconds.compute!).toBeLessThanOrEqual(metric(after, "pangea_trainer_phase_seconds_sum", 'phase="compute"') + 1e-9);
+    } finally {
+      status.close();
+    }
     // Every metric the provisioned Grafana dashboard queries exists (serving's are checked in serving.test.ts).
     const declared = new Set([...declaredFamilies(text), ...declaredFamilies(compute), ...declaredFamilies(trainer)]);
     for (const name of grafanaMetricNames().filter((n) => !n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);

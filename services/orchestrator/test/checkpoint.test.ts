@@ -52,6 +52,18 @@ describe("checkpoints", () => {
     expect(() => restoreStore(ck, other)).toThrow(/slot 2 was saved with dim 4 and ftrl state 8; this job's slot has dim 4 and adam state 10/);
   });
 
+  it("record the dense optimizer, whose state a resumed job must share", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { store } = trained();
+    const adagrad = new DenseStore(spec, 5, 0.01, "adagrad");
+    adagrad.apply(adagrad.values.map((v) => new Float32Array(v.length).fill(0.5)));
+    const ck = loadCheckpoint(saveCheckpoint(root, "job-b", 1, spec, adagrad, store));
+    expect(ck.manifest.denseOptimizer).toBe("adagrad");
+    // Adagrad's accumulator after one step of 0.5 is 0.25 everywhere.
+    expect(Array.from(ck.adamV[0]!.subarray(0, 3))).toEqual([0.25, 0.25, 0.25]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
   const corruptions: [string, (dir: string) => void, RegExp][] = [
     ["a flipped byte", (d) => {
       const p = join(d, "slot-1.weights.f32");

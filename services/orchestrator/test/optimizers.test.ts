@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "@pangea/kit";
-import { adamUpdate } from "../src/optim/optimizers.js";
+import { adagradUpdate, adamUpdate } from "../src/optim/optimizers.js";
 
 /** Straightforward float64 implementations of the published formulas, for comparison. */
 function referenceAdam(w: number[], g: number[][], lr: number): number[] {
@@ -19,6 +19,19 @@ function referenceAdam(w: number[], g: number[][], lr: number): number[] {
   return x;
 }
 
+/** torch.optim.Adagrad's update (lr_decay 0, initial accumulator 0, eps 1e-10), in float64. */
+function referenceAdagrad(w: number[], g: number[][], lr: number): number[] {
+  const acc = w.map(() => 0);
+  const x = [...w];
+  for (const grad of g) {
+    for (let i = 0; i < x.length; i++) {
+      acc[i]! += grad[i]! ** 2;
+      x[i]! -= (lr * grad[i]!) / (Math.sqrt(acc[i]!) + 1e-10);
+    }
+  }
+  return x;
+}
+
 const rng = new Rng(9);
 const start = Array.from({ length: 16 }, () => rng.normal());
 const grads = Array.from({ length: 200 }, () => Array.from({ length: 16 }, () => rng.normal() * 0.1));
@@ -30,5 +43,15 @@ describe("the dense optimizer matches its formula over many steps", () => {
     grads.forEach((g, t) => adamUpdate(w, state, Float32Array.from(g), 0.01, t + 1));
     const ref = referenceAdam(start, grads, 0.01);
     ref.forEach((r, i) => expect(w[i]).toBeCloseTo(r, 4));
+  });
+
+  it("adagrad", () => {
+    const w = Float32Array.from(start);
+    const state = { m: new Float32Array(16), v: new Float32Array(16), t: 0 };
+    for (const g of grads) adagradUpdate(w, state, Float32Array.from(g), 0.05);
+    const ref = referenceAdagrad(start, grads, 0.05);
+    ref.forEach((r, i) => expect(w[i]).toBeCloseTo(r, 4));
+    // The accumulator holds the squared-gradient sums (what a checkpoint saves as dense-adam-v).
+    expect(state.v[3]).toBeCloseTo(grads.reduce((a, g) => a + g[3]! ** 2, 0), 4);
   });
 });
