@@ -223,6 +223,68 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
+/*
+ * DLRM's dot interaction over z [B, n, D]:
+ *   dotInteraction(z, B, n, D, out):          out[b, p] = <z[b,i], z[b,j]> for the pairs i < j in row order
+ *   dotInteractionGrad(z, B, n, D, dOut, dz): dz[b,i] += dOut[b,p] z[b,j]; dz[b,j] += dOut[b,p] z[b,i]
+ * (dz is not cleared first). Computing the pairs directly costs half the
+ * products of the full z z^T and needs no triangle gather afterwards.
+ */
+static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != (size_t)(grad ? 6 : 5)) {
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", grad ? "dotInteractionGrad: expected 6 arguments" : "dotInteraction: expected 5 arguments");
+    return NULL;
+  }
+  float *z, *a, *b = NULL;
+  size_t lenZ, lenA, lenB = 0;
+  int64_t B, n, D;
+  if (!get_f32(env, argv[0], "z", &z, &lenZ) || !get_int(env, argv[1], "B", &B) || !get_int(env, argv[2], "n", &n) || !get_int(env, argv[3], "D", &D) ||
+      !get_f32(env, argv[4], grad ? "dOut" : "out", &a, &lenA)) return NULL;
+  if (grad && !get_f32(env, argv[5], "dz", &b, &lenB)) return NULL;
+  int64_t P = n * (n - 1) / 2;
+  if (B < 0 || n < 1 || D < 1 || (int64_t)lenZ < B * n * D || (int64_t)lenA < B * P || (grad && (int64_t)lenB < B * n * D)) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: arrays shorter than B x n x D (z, dz) or B x n(n-1)/2 (pairs)");
+    return NULL;
+  }
+  for (int64_t e = 0; e < B; e++) {
+    const float *ze = z + e * n * D;
+    float *pe = a + e * P;
+    if (!grad) {
+      for (int64_t i = 0; i < n; i++) {
+        const float *zi = ze + i * D;
+        for (int64_t j = i + 1; j < n; j++) {
+          const float *zj = ze + j * D;
+          float dot = 0.0f;
+          for (int64_t k = 0; k < D; k++) dot += zi[k] * zj[k];
+          *pe++ = dot;
+        }
+      }
+    } else {
+      float *de = b + e * n * D;
+      for (int64_t i = 0; i < n; i++) {
+        const float *zi = ze + i * D;
+        float *di = de + i * D;
+        for (int64_t j = i + 1; j < n; j++) {
+          const float *zj = ze + j * D;
+          float *dj = de + j * D;
+          const float g = *pe++;
+          for (int64_t k = 0; k < D; k++) {
+            di[k] += g * zj[k];
+            dj[k] += g * zi[k];
+          }
+        }
+      }
+    }
+  }
+  return NULL;
+}
+
+static napi_value dot_interaction(napi_env env, napi_callback_info info) { return interaction(env, info, 0); }
+static napi_value dot_interaction_grad(napi_env env, napi_callback_info info) { return interaction(env, info, 1); }
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -269,6 +331,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
       {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"dotInteraction", NULL, dot_interaction, NULL, NULL, NULL, napi_default, NULL},
+      {"dotInteractionGrad", NULL, dot_interaction_grad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

@@ -22,6 +22,10 @@ export interface NativeBlas {
   gatherRows(src: Float32Array, D: number, rowOf: Int32Array, cellOf: Int32Array | null, dst: Float32Array): void;
   /** Its gradient: dst[rowOf[v]] += src[cellOf[v] (or v)]. */
   scatterAddRows(src: Float32Array, D: number, cellOf: Int32Array | null, rowOf: Int32Array, dst: Float32Array): void;
+  /** DLRM's dot interaction: out[b, p] = <z[b,i], z[b,j]> for the pairs i < j of z [B, n, D], in row order. */
+  dotInteraction(z: Float32Array, B: number, n: number, D: number, out: Float32Array): void;
+  /** Its gradient, added to dz [B, n, D]: dz[b,i] += dOut[b,p] z[b,j], dz[b,j] += dOut[b,p] z[b,i]. */
+  dotInteractionGrad(z: Float32Array, B: number, n: number, D: number, dOut: Float32Array, dz: Float32Array): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

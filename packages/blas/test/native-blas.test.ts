@@ -105,6 +105,56 @@ describe("@pangea/blas native addon", () => {
     expect(C.every((x) => x === 0)).toBe(true);
   });
 
+  it.runIf(blas)("pools rows into cells and scatters cell gradients back, with or without a cell map; refuses bad indices", () => {
+    const D = 3;
+    const rows = fill(5 * D);
+    const rowOf = Int32Array.from([4, 0, 4, 2, 1]);
+    const cellOf = Int32Array.from([0, 0, 1, 2, 2]);
+    const pooled = new Float32Array(3 * D);
+    blas!.gatherRows(rows, D, rowOf, cellOf, pooled);
+    const expectPooled = new Float64Array(3 * D);
+    rowOf.forEach((r, v) => { for (let k = 0; k < D; k++) expectPooled[cellOf[v]! * D + k]! += rows[r * D + k]!; });
+    pooled.forEach((x, i) => expect(x).toBeCloseTo(expectPooled[i]!, 6));
+    const back = new Float32Array(5 * D);
+    blas!.scatterAddRows(pooled, D, cellOf, rowOf, back);
+    const expectBack = new Float64Array(5 * D);
+    rowOf.forEach((r, v) => { for (let k = 0; k < D; k++) expectBack[r * D + k]! += pooled[cellOf[v]! * D + k]!; });
+    back.forEach((x, i) => expect(x).toBeCloseTo(expectBack[i]!, 6));
+    // Without a cell map, value v is cell v.
+    const plain = new Float32Array(5 * D);
+    blas!.gatherRows(rows, D, rowOf, null, plain);
+    expect(Array.from(plain.subarray(0, D))).toEqual(Array.from(rows.subarray(4 * D, 5 * D)));
+    expect(() => blas!.gatherRows(rows, D, Int32Array.from([5]), null, plain)).toThrow("value 0: row 5 of 5 or cell 0 of 5 is out of range");
+    expect(() => blas!.scatterAddRows(pooled, D, Int32Array.from([-1]), Int32Array.from([0]), back)).toThrow(/value 0: row 0 of 5 or cell 4294967295 of 3 is out of range/);
+  });
+
+  it.runIf(blas)("computes the DLRM dot interaction and its gradient", () => {
+    const [B, n, D] = [3, 5, 4];
+    const z = fill(B * n * D);
+    const P = (n * (n - 1)) / 2;
+    const pairs = new Float32Array(B * P);
+    blas!.dotInteraction(z, B, n, D, pairs);
+    const dOut = fill(B * P);
+    const dz = new Float32Array(B * n * D);
+    blas!.dotInteractionGrad(z, B, n, D, dOut, dz);
+    const refDz = new Float64Array(B * n * D);
+    for (let b = 0, p = 0; b < B; b++) {
+      for (let i = 0; i < n; i++) {
+        for (let j = i + 1; j < n; j++, p++) {
+          let dot = 0;
+          for (let k = 0; k < D; k++) {
+            dot += z[(b * n + i) * D + k]! * z[(b * n + j) * D + k]!;
+            refDz[(b * n + i) * D + k]! += dOut[p]! * z[(b * n + j) * D + k]!;
+            refDz[(b * n + j) * D + k]! += dOut[p]! * z[(b * n + i) * D + k]!;
+          }
+          expect(pairs[p]).toBeCloseTo(dot, 5);
+        }
+      }
+    }
+    dz.forEach((x, i) => expect(x).toBeCloseTo(refDz[i]!, 5));
+    expect(() => blas!.dotInteraction(z, B + 1, n, D, pairs)).toThrow(/arrays shorter than/);
+  });
+
   it.runIf(blas)("counts the flops and time it spends", () => {
     const [s0, f0] = blas!.counters();
     blas!.gemm(false, false, 8, 8, 8, fill(64), 0, fill(64), 0, new Float32Array(64), 0, 1, 0, 0, 0, null, 0, 0, false);

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
 import { denseParams, initDenseParams, type DlrmSpec } from "@pangea/model";
+import { nativeBlas } from "@pangea/blas";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { dense } from "../src/model/dense-layer.js";
 import { pairwiseDots, upperTriangleIndex } from "../src/model/interaction.js";
@@ -24,6 +25,8 @@ async function on<T>(backend: string, fn: () => T): Promise<T> {
 }
 
 const BACKENDS = ["cpu", "wasm"];
+/** The native-addon code paths when the addon is built here, and always the TensorFlow.js-only ones. */
+const NATIVE = nativeBlas().blas ? [true, false] : [false];
 
 beforeAll(async () => {
   await selectBackend("wasm");
@@ -52,15 +55,17 @@ describe("dense layer's hand-written gradient", () => {
       }),
     );
     for (const backend of BACKENDS) {
-      const got = await on(backend, () =>
-        tf.tidy(() => {
-          const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => dense(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D, relu);
-          const g = tf.grads(f)([tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)], tf.tensor2d(dy, [b, m]));
-          return { y: f(tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)).dataSync(), g: g.map((t) => t.dataSync()) };
-        }),
-      );
-      expect(maxDiff(got.y, reference.y)).toBeLessThan(1e-4);
-      got.g.forEach((g, i) => expect(maxDiff(g, reference.g[i]!), `${backend} grad ${i}`).toBeLessThan(1e-3));
+      for (const native of NATIVE) {
+        const got = await on(backend, () =>
+          tf.tidy(() => {
+            const f = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => dense(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D, relu, native);
+            const g = tf.grads(f)([tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)], tf.tensor2d(dy, [b, m]));
+            return { y: f(tf.tensor2d(x, [b, n]), tf.tensor2d(w, [n, m]), tf.tensor1d(bias)).dataSync(), g: g.map((t) => t.dataSync()) };
+          }),
+        );
+        expect(maxDiff(got.y, reference.y), `${backend} native ${native}`).toBeLessThan(1e-4);
+        got.g.forEach((g, i) => expect(maxDiff(g, reference.g[i]!), `${backend} native ${native} grad ${i}`).toBeLessThan(1e-3));
+      }
     }
   });
 });
@@ -78,15 +83,17 @@ describe("pairwise dot interaction's hand-written gradient", () => {
       }),
     );
     for (const backend of BACKENDS) {
-      const got = await on(backend, () =>
-        tf.tidy(() => {
-          const idx = tf.tensor1d(tri, "int32");
-          const f = (zi: tf.Tensor) => pairwiseDots(zi as tf.Tensor3D, idx);
-          return { y: f(tf.tensor3d(z, [B, n, D])).dataSync(), g: tf.grad(f)(tf.tensor3d(z, [B, n, D]), tf.tensor2d(dy, [B, P])).dataSync() };
-        }),
-      );
-      expect(maxDiff(got.y, reference.y)).toBeLessThan(1e-3);
-      expect(maxDiff(got.g, reference.g)).toBeLessThan(1e-3);
+      for (const native of NATIVE) {
+        const got = await on(backend, () =>
+          tf.tidy(() => {
+            const idx = tf.tensor1d(tri, "int32");
+            const f = (zi: tf.Tensor) => pairwiseDots(zi as tf.Tensor3D, idx, native);
+            return { y: f(tf.tensor3d(z, [B, n, D])).dataSync(), g: tf.grad(f)(tf.tensor3d(z, [B, n, D]), tf.tensor2d(dy, [B, P])).dataSync() };
+          }),
+        );
+        expect(maxDiff(got.y, reference.y), `${backend} native ${native}`).toBeLessThan(1e-3);
+        expect(maxDiff(got.g, reference.g), `${backend} native ${native}`).toBeLessThan(1e-3);
+      }
     }
   });
 });

@@ -10,8 +10,7 @@ import { nativeMatMulActive } from "../backend/native-matmul.js";
  * multiplies without flags, because transposed matmuls there run 10-30x
  * slower than plain ones.
  */
-export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean): tf.Tensor2D {
-  const native = nativeMatMulActive();
+export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean, native = nativeMatMulActive()): tf.Tensor2D {
   const f = tf.customGrad(((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = native
       ? tf.fused.matMul({ a: xi as tf.Tensor2D, b: wi as tf.Tensor2D, bias: bi, activation: relu ? "relu" : "linear" })

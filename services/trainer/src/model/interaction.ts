@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { nativeBlas } from "@pangea/blas";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
 
 /**
@@ -10,12 +11,14 @@ import { nativeMatMulActive } from "../backend/native-matmul.js";
  * S in JS avoids both transposed matmuls (10-30x slower on wasm) and the
  * gather gradient (UnsortedSegmentSum, which the wasm backend lacks).
  */
-export function pairwiseDots(z: tf.Tensor3D, triIndex: tf.Tensor1D): tf.Tensor2D {
+export function pairwiseDots(z: tf.Tensor3D, triIndex: tf.Tensor1D, native = nativeBlas().blas !== null): tf.Tensor2D {
+  const blas = nativeBlas().blas;
+  if (native && blas) return nativePairwiseDots(z, blas);
   const [B, n] = z.shape;
   const P = (n * (n - 1)) / 2;
   const f = tf.customGrad(((zi: tf.Tensor, save: tf.GradSaveFunc) => {
     const zt = zi as tf.Tensor3D;
-    const gram = nativeMatMulActive() ? tf.matMul(zt, zt, false, true) : tf.matMul(zt, tf.transpose(zt, [0, 2, 1]) as tf.Tensor3D);
+    const gram = nativeMatMulActive() && native ? tf.matMul(zt, zt, false, true) : tf.matMul(zt, tf.transpose(zt, [0, 2, 1]) as tf.Tensor3D);
     save([zi]);
     // Picking the upper triangle in JS: the wasm backend's gather is ~20x slower than this loop.
     const g = gram.dataSync();
@@ -54,4 +57,27 @@ export function upperTriangleIndex(n: number): Int32Array {
   let k = 0;
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) idx[k++] = i * n + j;
   return idx;
+}
+
+/**
+ * The same op on the native addon: each pair's dot product directly (half
+ * the products of z z^T, no triangle gather) and its gradient in one pass.
+ */
+function nativePairwiseDots(z: tf.Tensor3D, blas: NonNullable<ReturnType<typeof nativeBlas>["blas"]>): tf.Tensor2D {
+  const [B, n, D] = z.shape;
+  const P = (n * (n - 1)) / 2;
+  const f = tf.customGrad(((zi: tf.Tensor) => {
+    const zv = zi.dataSync() as Float32Array;
+    const pairs = new Float32Array(B * P);
+    blas.dotInteraction(zv, B, n, D, pairs);
+    return {
+      value: tf.tensor2d(pairs, [B, P]),
+      gradFunc: (dy: tf.Tensor) => {
+        const dz = new Float32Array(B * n * D);
+        blas.dotInteractionGrad(zv, B, n, D, dy.dataSync() as Float32Array, dz);
+        return [tf.tensor3d(dz, [B, n, D])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(z) as tf.Tensor2D;
 }
