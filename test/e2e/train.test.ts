@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { nativeBlas } from "@pangea/blas";
 import { describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
 import { loadCheckpoint } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
@@ -29,7 +30,9 @@ describe("pangea run: a whole cluster of real processes", () => {
     expect(Number(s.step)).toBe(steps);
     expect(Number(s.samples)).toBe(steps * 2 * batch);
     expect(s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER")).toHaveLength(2);
-    expect(["wasm", "tensorflow", "cpu"]).toContain(s.backend);
+    expect(["wasm", "wasm+blas", "tensorflow", "cpu"]).toContain(s.backend);
+    // Where the native BLAS addon is built (CI builds it), trainers must be running on it.
+    if (nativeBlas().blas) expect(s.backend).toBe("wasm+blas");
     expect(s.samplesPerSecond).toBeGreaterThan(0);
     // The loss must fall clearly from its start (about 0.69 for untrained weights).
     expect(s.firstLoss).toBeGreaterThan(0.6);
