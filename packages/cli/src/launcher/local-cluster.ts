@@ -6,6 +6,14 @@ import { fileURLToPath } from "node:url";
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
+/**
+ * A 64 MB young generation: the services allocate megabytes of short-lived
+ * buffers per step (parameters, gradients, batches), and with V8's default
+ * the scavenges cost the cluster 15-20% of its training throughput (measured:
+ * 7.2-7.5k -> 8.5-9.0k samples/s, DLRM Kaggle configuration, 2 trainers).
+ */
+const V8_FLAGS = ["--max-semi-space-size=64"];
+
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
   return join(REPO_ROOT, "services", service, "dist", "main.js");
 }
@@ -109,7 +117,7 @@ export class LocalCluster {
   }
 
   /**
-   * Both output streams go straight to the log file (a file descriptor, not a
+   * Every service runs with V8_FLAGS. Both output streams go straight to the log file (a file descriptor, not a
    * pipe), so a process keeps logging after a detached launcher has exited.
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
@@ -117,7 +125,7 @@ export class LocalCluster {
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
-    const child = spawn(process.execPath, [entry, ...args], {
+    const child = spawn(process.execPath, [...V8_FLAGS, entry, ...args], {
       stdio: ["ignore", fd, fd],
       env: { ...process.env, ...this.opts.env },
       detached: this.opts.detached ?? false,
