@@ -51,21 +51,28 @@ static int get_int(napi_env env, napi_value v, const char *name, int64_t *out) {
   return 1;
 }
 
-static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *length) {
+/* A typed array of the wanted element type, as a pointer to its first element and its length. */
+static int get_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void **data, size_t *length) {
   napi_typedarray_type type;
-  void *raw;
   napi_value buffer;
   size_t offset;
   bool is_typed = false;
   napi_is_typedarray(env, v, &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+  if (!is_typed || napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok || type != want) {
     char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected a Float32Array", name);
+    snprintf(msg, sizeof msg, "%s: expected %s", name, what);
     napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
     return 0;
   }
-  *data = (float *)raw;
   return 1;
+}
+
+static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *length) {
+  return get_typed(env, v, name, napi_float32_array, "a Float32Array", (void **)data, length);
+}
+
+static int get_i32(napi_env env, napi_value v, const char *name, int32_t **data, size_t *length) {
+  return get_typed(env, v, name, napi_int32_array, "an Int32Array", (void **)data, length);
 }
 
 /* Elements a row-major matrix of `rows` x `cols` spans at leading dimension ld. */
@@ -152,23 +159,6 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   total_seconds += now_seconds() - t0;
   total_flops += 2.0 * (double)M * (double)N * (double)K * (double)batch;
   return NULL;
-}
-
-static int get_i32(napi_env env, napi_value v, const char *name, int32_t **data, size_t *length) {
-  napi_typedarray_type type;
-  void *raw;
-  napi_value buffer;
-  size_t offset;
-  bool is_typed = false;
-  napi_is_typedarray(env, v, &is_typed);
-  if (!is_typed || napi_get_typedarray_info(env, v, &type, length, &raw, &buffer, &offset) != napi_ok || type != napi_int32_array) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected an Int32Array", name);
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
-    return 0;
-  }
-  *data = (int32_t *)raw;
-  return 1;
 }
 
 /*
