@@ -15,6 +15,13 @@ import { closedPort, waitFor } from "../support/processes.js";
  * resumes exactly, and a soak run with random kills.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-dist-"));
+/**
+ * Steps of the default job (2 trainers, so 2 batches a step): long enough that
+ * a trainer started after a kill still gets work before the job ends (with
+ * native BLAS a 60-step job finished while the joining trainer started).
+ */
+const STEPS = 150;
+const BATCHES = 2 * STEPS;
 const CKPT = join(tmp, "ckpt");
 const live: LocalCluster[] = [];
 
@@ -41,7 +48,7 @@ async function startJob(name: string, o: JobOptions): Promise<{ c: LocalCluster;
     computePort: o.computePort,
     logDir: join(tmp, name),
     orchestratorArgs: [
-      "--job-id", name, "--steps", String(o.steps ?? 60), "--batch-size", String(o.batchSize ?? 64), "--checkpoint-dir", CKPT,
+      "--job-id", name, "--steps", String(o.steps ?? STEPS), "--batch-size", String(o.batchSize ?? 64), "--checkpoint-dir", CKPT,
       "--heartbeat-timeout-ms", "3000", ...(o.extra ?? []),
     ],
     computeArgs: ["--eval-records", "2000", "--rejoin-timeout-ms", "30000"],
@@ -147,7 +154,7 @@ describe("distributed training", () => {
   }, 150_000);
 
   it("the clean reference run accounts for every batch once and keeps the last 3 periodic checkpoints", () => {
-    expectEveryBatchOnce(cleanStatus, 120);
+    expectEveryBatchOnce(cleanStatus, BATCHES);
     expect(Number(cleanStatus.deadTrainers)).toBe(0);
     expect(cleanStatus.mode).toBe("sync");
   }, 150_000);
@@ -163,7 +170,7 @@ describe("distributed training", () => {
       joinedName = "trainer-extra";
       await c.addTrainer(joinedName);
     });
-    expectEveryBatchOnce(s, 120);
+    expectEveryBatchOnce(s, BATCHES);
     expect(Number(s.deadTrainers)).toBe(1);
     expect(s.workers.find((w) => w.workerId === joinedName)!.batchesDone).toBeGreaterThan(0);
     const ck = loadCheckpoint(s.checkpointPath);
@@ -198,9 +205,9 @@ describe("distributed training", () => {
       await c.restart("orchestrator", ["--resume"]);
     });
     expect([20, 30]).toContain(Number(s.resumedFromStep));
-    expectEveryBatchOnce(s, 120);
+    expectEveryBatchOnce(s, BATCHES);
     const ck = loadCheckpoint(s.checkpointPath);
-    expect(ck.manifest.training!.finishedBatches).toBe(120);
+    expect(ck.manifest.training!.finishedBatches).toBe(BATCHES);
     expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
     expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
   }, 150_000);
@@ -213,7 +220,7 @@ describe("distributed training", () => {
       await new Promise((r) => setTimeout(r, 1_000));
       await c.restart("compute");
     });
-    expectEveryBatchOnce(s, 120);
+    expectEveryBatchOnce(s, BATCHES);
     const ck = loadCheckpoint(s.checkpointPath);
     expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
     expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
@@ -222,7 +229,7 @@ describe("distributed training", () => {
   it("async: gradients staler than --max-staleness are dropped and counted; within the bound they are applied", async () => {
     const strict = await runJob("async-strict", { extra: ["--mode", "async", "--max-staleness", "0"] });
     expect(strict.mode).toBe("async");
-    expectEveryBatchOnce(strict, 120);
+    expectEveryBatchOnce(strict, BATCHES);
     expect(Number(strict.staleGradients)).toBeGreaterThan(0);
     expect(Number(strict.maxStalenessSeen)).toBe(0);
     const loose = await runJob("async-loose", { extra: ["--mode", "async", "--max-staleness", "50"] });
@@ -234,12 +241,12 @@ describe("distributed training", () => {
   it("hybrid on 2 parameter-server shards: embeddings move on arrival, dense parameters per step; the job trains", async () => {
     const s = await runJob("hybrid", { psShards: 2, extra: ["--mode", "hybrid", "--checkpoint-every-steps", "20"] });
     expect(s.mode).toBe("hybrid");
-    expectEveryBatchOnce(s, 120);
+    expectEveryBatchOnce(s, BATCHES);
     expect(s.lastLoss).toBeLessThan(s.firstLoss);
     expect(s.eval!.auc).toBeGreaterThan(0.6);
     const sync2 = loadCheckpoint(s.checkpointPath);
     expect(sync2.manifest.training!.mode).toBe("hybrid");
-    expect(loadCheckpoint(`${s.checkpointPath}.shard-1`).manifest.step).toBe(60);
+    expect(loadCheckpoint(`${s.checkpointPath}.shard-1`).manifest.step).toBe(STEPS);
   }, 150_000);
 
   it("soak: random SIGKILLs of trainers and of compute (each restarted) for ~30s end with every batch applied once and the clean model", async () => {
