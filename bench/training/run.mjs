@@ -75,7 +75,8 @@ const lastJson = (text) => JSON.parse(text.trim().split("\n").filter((l) => l.st
 
 async function inProcess(threads) {
   log(`(1) one trainer in-process, ${threads} BLAS thread(s)`);
-  const { out } = await runMeasured(process.execPath, [join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
+  // The young-generation size every Pangea service runs with (see LocalCluster).
+  const { out } = await runMeasured(process.execPath, ["--max-semi-space-size=64", join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 
