@@ -82,11 +82,13 @@ export function nativeMatMulActive(): boolean {
  * backend is selected; without the addon nothing changes.
  */
 export function installNativeMatMul(threads: number): NativeMatMulStatus {
-  if (active) return { active, detail: "already installed" };
   if (tf.getBackend() !== "wasm") return { active: false, detail: `backend is '${tf.getBackend()}', not wasm` };
   const { blas, reason } = nativeBlas();
   if (!blas) return { active: false, detail: reason };
   blas.setThreads(threads);
+  const detail = `${blas.config().split(" ").slice(0, 2).join(" ")}, ${blas.threads()} thread(s)`;
+  // Installed once per process (the kernel registry is global); a later call only sets the threads.
+  if (active) return { active, detail };
   const original = (name: string) => {
     const k = tf.getKernel(name, "wasm");
     if (!k) throw new Error(`the wasm backend has no ${name} kernel to replace`);
@@ -110,5 +112,5 @@ export function installNativeMatMul(threads: number): NativeMatMulStatus {
     }) as unknown as tf.KernelFunc,
   });
   active = true;
-  return { active, detail: `${blas.config().split(" ").slice(0, 2).join(" ")}, ${blas.threads()} thread(s)` };
+  return { active, detail };
 }
