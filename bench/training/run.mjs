@@ -18,6 +18,7 @@ import { tmpdir, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderSvg } from "./plot.mjs";
+import { SERVICE_V8_FLAGS } from "../../packages/kit/dist/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const records = Number(process.env.TRAIN_RECORDS ?? 330_000);
@@ -75,8 +76,8 @@ const lastJson = (text) => JSON.parse(text.trim().split("\n").filter((l) => l.st
 
 async function inProcess(threads) {
   log(`(1) one trainer in-process, ${threads} BLAS thread(s)`);
-  // The young-generation size every Pangea service runs with (see LocalCluster).
-  const { out } = await runMeasured(process.execPath, ["--max-semi-space-size=64", join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
+  // The heap flags every Pangea service runs with (SERVICE_V8_FLAGS).
+  const { out } = await runMeasured(process.execPath, [...SERVICE_V8_FLAGS, join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 

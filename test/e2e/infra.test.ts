@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { parse } from "yaml";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ROOT } from "../support/processes.js";
 
 const SERVICES = ["orchestrator", "compute", "trainer", "serving"];
@@ -17,8 +18,11 @@ describe("container setup", () => {
     const stage = text.split(/^FROM /m).find((s) => s.startsWith(`runtime AS ${svc}\n`));
     expect(stage, `a ${svc} target`).toBeDefined();
     expect(stage).toMatch(/^HEALTHCHECK /m);
-    const entry = stage!.match(/^ENTRYPOINT \["node", (?:"--[^"]+", )*"([^"]+)"\]$/m)?.[1];
+    const m = stage!.match(/^ENTRYPOINT \["node", ((?:"--[^"]+", )*)"([^"]+)"\]$/m);
+    const entry = m?.[2];
     expect(entry).toBe(`services/${svc}/dist/main.js`);
+    // The image runs the service with the heap flags pangea run and pangea serve use.
+    expect(m![1]!.split(", ").filter(Boolean).map((f) => JSON.parse(f) as string)).toEqual([...SERVICE_V8_FLAGS]);
     expect(existsSync(join(ROOT, entry!))).toBe(true);
     const probe = stage!.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];
     expect(probe && existsSync(join(ROOT, probe))).toBe(true);

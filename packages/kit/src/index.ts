@@ -11,3 +11,4 @@ export { crc32c, maskCrc, maskedCrc32c } from "./crc32c.js";
 export { shardOfId } from "./ids.js";
 export { readChecked, sha256Hex } from "./checked-files.js";
 export type { FileSums } from "./checked-files.js";
+export { SERVICE_V8_FLAGS } from "./v8-flags.js";

@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
 import { clusterOptions, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
@@ -76,8 +77,8 @@ export function exportCommand(argv: string[]): number {
 
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
 export function serveCommand(argv: string[]): number {
-  // A larger young generation: fewer garbage-collection pauses in the middle of requests.
-  const r = spawnSync(process.execPath, ["--max-semi-space-size=64", join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], { stdio: "inherit" });
+  // The services' heap flags: fewer garbage-collection pauses in the middle of requests.
+  const r = spawnSync(process.execPath, [...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], { stdio: "inherit" });
   return r.status ?? 1;
 }
 

@@ -2,17 +2,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SERVICE_V8_FLAGS } from "@pangea/kit";
 
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
-/**
- * A 64 MB young generation: the services allocate megabytes of short-lived
- * buffers per step (parameters, gradients, batches), and with V8's default
- * the scavenges cost the cluster 15-20% of its training throughput (measured:
- * 7.2-7.5k -> 8.5-9.0k samples/s, DLRM Kaggle configuration, 2 trainers).
- */
-const V8_FLAGS = ["--max-semi-space-size=64"];
+/** Every service runs with the heap flags measured for it (see SERVICE_V8_FLAGS). */
+const V8_FLAGS = SERVICE_V8_FLAGS;
 
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
   return join(REPO_ROOT, "services", service, "dist", "main.js");
