@@ -19,7 +19,7 @@ export {
   ParameterSyncAck,
 } from "./gen/pangea-capnp.js";
 export { SchemaErrors } from "./errors.js";
-export { encodeMessage, decodeMessage, messageTypeName } from "./message.js";
+export { encodeMessage, decodeMessage, messageTypeName, sizeHint } from "./message.js";
 export type { PayloadTypes, Decoded } from "./message.js";
 export {
   writeTensor,

@@ -13,6 +13,7 @@ import {
   viewTensor,
   writeTensor,
   SchemaErrors,
+  sizeHint,
 } from "../src/index.js";
 
 const f32 = (xs: number[]) => Float32Array.from(xs);
@@ -175,6 +176,35 @@ describe("every message type round-trips", () => {
       MessageType.STEP_ACK,
     ).payload;
     expect([ack.step, ack.meanLoss, ack.workers]).toEqual([5n, 0.25, 2]);
+  });
+
+  it("a size hint changes how the message is allocated, not its bytes (exact, too small, too large)", () => {
+    const dense = [new Float32Array(70_000).map((_, i) => i * 0.5), new Float32Array(3).fill(-1)];
+    const ids = new Uint32Array(2 * 5_000).map((_, i) => i * 7);
+    const grads = new Float32Array(5_000 * 16).map((_, i) => -i);
+    const encode = (hint: number) => {
+      const bytes = encodeMessage(MessageType.GRADIENT_UPDATE, "t", (g) => {
+        g.step = 3n;
+        const list = g._initDense(dense.length);
+        dense.forEach((d, i) => writeTensor(list.get(i), `w${i}`, DataType.FLOAT32, [d.length], d));
+        writeTensor(g._initSparseIds(), "ids", DataType.UINT64, [ids.length / 2], ids);
+        writeTensor(g._initSparseGrads(), "g", DataType.FLOAT32, [5_000, 16], grads);
+      }, hint);
+      // The envelope's send time is the only field that may differ between two encodings.
+      const { payload, sentAtMicros } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE);
+      expect(readFloat32(payload.dense.get(0), "w0").data).toEqual(dense[0]);
+      expect(readIdWords(payload.sparseIds, "ids").words).toEqual(ids);
+      expect(readFloat32(payload.sparseGrads, "g", 2).data).toEqual(grads);
+      const copy = Buffer.from(bytes);
+      const root = copy.indexOf(Buffer.from(new BigUint64Array([sentAtMicros]).buffer));
+      copy.fill(0, root, root + 8);
+      return copy;
+    };
+    const plain = encode(0);
+    expect(plain.byteLength).toBeGreaterThan(sizeHint(...dense, ids, grads) - 2048);
+    expect(encode(sizeHint(...dense, ids, grads)).equals(plain)).toBe(true);
+    expect(encode(10_000).equals(plain)).toBe(true);
+    expect(encode(64 * 1024 * 1024).equals(plain)).toBe(true);
   });
 
   it("property: random float32 tensors and id lists survive a round trip", () => {

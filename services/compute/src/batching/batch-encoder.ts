@@ -1,4 +1,4 @@
-import { DataType, MessageType, Split, encodeMessage, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, Split, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { RecordBlock, SplitName } from "../sources/source.js";
 
 /** Serializes a filled RecordBlock as a TrainingBatch message (layout documented in schemas/pangea.capnp). */
@@ -25,5 +25,5 @@ export function encodeBatch(
     const weights = block.weights.subarray(0, B);
     // Weights travel only when some sample's differs from 1, which most data never does.
     if (weights.some((w) => w !== 1)) writeTensor(b._initWeights(), "weights", DataType.FLOAT32, [B], weights);
-  });
+  }, sizeHint({ byteLength: B * (block.numDense + 2) * 4 }, { byteLength: block.nnz * 8 }, { byteLength: (B * S + 1) * 4 }));
 }

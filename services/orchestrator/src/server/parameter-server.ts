@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, toServiceError } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, writeFloats, writeTensor, DataType } from "@pangea/schema";
+import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -110,7 +110,7 @@ export class ParameterServer {
       // occurrence threshold) reads as zeros, as Monolith serving does.
       for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, i * dim, dim);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", [count, dim], out, true);
-    });
+    }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: count * dim * 4 }));
   }
 
   private async push(bytes: Buffer, peer: string): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import type { Logger } from "@pangea/kit";
 import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 
@@ -85,7 +85,7 @@ export class ParameterSyncPusher {
         writeTensor(u._initTombstones(), "tombstones", DataType.UINT64, [p.tombstones.length / 2], p.tombstones);
         const dense = u._initDense(p.dense ? p.dense.length : 0);
         p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));
-      });
+      }, sizeHint(p.ids, p.rows, p.tombstones, ...(p.dense ?? [])));
       try {
         const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
         const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);

@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, writeFloats, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
 import type { DenseParam } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import { isStatus } from "@pangea/rpc";
@@ -58,7 +58,7 @@ export class ParameterClient {
       r.readOnly = readOnly;
       r.halfRows = this.half;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
-    });
+    }, sizeHint(ids.subarray(0, idCount * 2)));
     let res: Buffer;
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.pull.bind(this.client), req);
@@ -94,7 +94,7 @@ export class ParameterClient {
       denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       writeFloats(u._initSparseGrads(), "sparse_grads", [idCount, this.dim], rowGrads, this.half);
-    });
+    }, sizeHint(...denseGrads, ids.subarray(0, idCount * 2), rowGrads));
     let res: Buffer;
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.push.bind(this.client), req);
