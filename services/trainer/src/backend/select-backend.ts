@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs";
 import { TrainerErrors } from "../errors.js";
 import { installNativeMatMul } from "./native-matmul.js";
+import { installSharedIdentity } from "./shared-identity.js";
 
 export type BackendPreference = "auto" | "tensorflow" | "wasm" | "cpu";
 
@@ -43,6 +44,7 @@ export async function selectBackend(preference: BackendPreference, blasThreads =
       wasm.setWasmPaths(`${distDir}/`);
       // Node runs the wasm backend on one thread; SIMD is used when present.
       if (await tf.setBackend("wasm")) {
+        installSharedIdentity();
         // Matrix products go to the native BLAS when its addon is built here.
         const blas = installNativeMatMul(blasThreads);
         return blas.active
