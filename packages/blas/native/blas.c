@@ -213,6 +213,62 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
+/* Four-lane vectors (SSE2 on x86-64, NEON on arm64: the baseline, so the
+ * addon runs on any CPU of the architecture it was built for). The scalar
+ * loops below do not vectorise: a float sum may not be reordered without
+ * -ffast-math, and D, the embedding width, is only known at run time. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* out[e, p] = <z[e,i], z[e,j]> for i < j, D a multiple of 4. */
+static void interaction_v4(const float *z, int64_t B, int64_t n, int64_t D, float *out) {
+  const int64_t P = n * (n - 1) / 2;
+  for (int64_t e = 0; e < B; e++) {
+    const float *ze = z + e * n * D;
+    float *pe = out + e * P;
+    for (int64_t i = 0; i < n; i++) {
+      const float *zi = ze + i * D;
+      for (int64_t j = i + 1; j < n; j++) {
+        const float *zj = ze + j * D;
+        v4f acc = {0, 0, 0, 0};
+        for (int64_t k = 0; k < D; k += 4) acc += load4(zi + k) * load4(zj + k);
+        *pe++ = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      }
+    }
+  }
+}
+
+/* dz[e,i] += dOut[e,p] z[e,j]; dz[e,j] += dOut[e,p] z[e,i], D a multiple of 4. */
+static void interaction_grad_v4(const float *z, int64_t B, int64_t n, int64_t D, const float *dOut, float *dz) {
+  const int64_t P = n * (n - 1) / 2;
+  for (int64_t e = 0; e < B; e++) {
+    const float *ze = z + e * n * D;
+    const float *pe = dOut + e * P;
+    float *de = dz + e * n * D;
+    for (int64_t i = 0; i < n; i++) {
+      const float *zi = ze + i * D;
+      float *di = de + i * D;
+      for (int64_t j = i + 1; j < n; j++) {
+        const float *zj = ze + j * D;
+        float *dj = de + j * D;
+        const v4f g = {*pe, *pe, *pe, *pe};
+        pe++;
+        for (int64_t k = 0; k < D; k += 4) {
+          store4(di + k, load4(di + k) + g * load4(zj + k));
+          store4(dj + k, load4(dj + k) + g * load4(zi + k));
+        }
+      }
+    }
+  }
+}
+
 /*
  * DLRM's dot interaction over z [B, n, D]:
  *   dotInteraction(z, B, n, D, out):          out[b, p] = <z[b,i], z[b,j]> for the pairs i < j in row order
@@ -237,6 +293,11 @@ static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
   int64_t P = n * (n - 1) / 2;
   if (B < 0 || n < 1 || D < 1 || (int64_t)lenZ < B * n * D || (int64_t)lenA < B * P || (grad && (int64_t)lenB < B * n * D)) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: arrays shorter than B x n x D (z, dz) or B x n(n-1)/2 (pairs)");
+    return NULL;
+  }
+  if (D % 4 == 0) {
+    if (grad) interaction_grad_v4(z, B, n, D, a, b);
+    else interaction_v4(z, B, n, D, a);
     return NULL;
   }
   for (int64_t e = 0; e < B; e++) {

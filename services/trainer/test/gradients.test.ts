@@ -87,8 +87,18 @@ describe("pairwise dot interaction's hand-written gradient", () => {
         const got = await on(backend, () =>
           tf.tidy(() => {
             const idx = tf.tensor1d(tri, "int32");
-            const f = (zi: tf.Tensor) => pairwiseDots(zi as tf.Tensor3D, idx, native);
-            return { y: f(tf.tensor3d(z, [B, n, D])).dataSync(), g: tf.grad(f)(tf.tensor3d(z, [B, n, D]), tf.tensor2d(dy, [B, P])).dataSync() };
+            // Z = [x; emb] per sample: x is each sample's first vector, emb the other n - 1.
+            const xs = Float32Array.from({ length: B * D }, (_, i) => z[Math.floor(i / D) * n * D + (i % D)]!);
+            const es = Float32Array.from({ length: B * (n - 1) * D }, (_, i) => z[Math.floor(i / ((n - 1) * D)) * n * D + D + (i % ((n - 1) * D))]!);
+            const f = (xi: tf.Tensor, ei: tf.Tensor) => pairwiseDots(xi as tf.Tensor2D, ei as tf.Tensor3D, idx, native);
+            const [gx, ge] = tf.grads(f)([tf.tensor2d(xs, [B, D]), tf.tensor3d(es, [B, n - 1, D])], tf.tensor2d(dy, [B, P])).map((t) => t.dataSync());
+            // Reassembled in Z's layout to compare with the reference gradient.
+            const g = new Float32Array(B * n * D);
+            for (let b = 0; b < B; b++) {
+              g.set(gx!.subarray(b * D, (b + 1) * D), b * n * D);
+              g.set(ge!.subarray(b * (n - 1) * D, (b + 1) * (n - 1) * D), b * n * D + D);
+            }
+            return { y: f(tf.tensor2d(xs, [B, D]), tf.tensor3d(es, [B, n - 1, D])).dataSync(), g };
           }),
         );
         expect(maxDiff(got.y, reference.y), `${backend} native ${native}`).toBeLessThan(1e-3);

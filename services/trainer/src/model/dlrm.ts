@@ -50,8 +50,7 @@ export class Dlrm {
     const B = b.size;
     let x = tf.tensor2d(b.dense, [B, numDense]);
     for (let l = 0; l < this.bottomLayers; l++) x = dense(x, p[2 * l] as tf.Tensor2D, p[2 * l + 1] as tf.Tensor1D, true);
-    const z = tf.concat([tf.reshape(x, [B, 1, D]), tf.reshape(emb, [B, S, D])], 1) as tf.Tensor3D;
-    const pairs = pairwiseDots(z, this.triIndex);
+    const pairs = pairwiseDots(x, tf.reshape(emb, [B, S, D]), this.triIndex);
     let h = tf.concat([x, pairs], 1) as tf.Tensor2D;
     const topLayers = (p.length - 2 * this.bottomLayers) / 2;
     for (let l = 0; l < topLayers; l++) {

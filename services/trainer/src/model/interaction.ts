@@ -3,18 +3,27 @@ import { nativeBlas } from "@pangea/blas";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
 
 /**
- * DLRM's dot interaction: for Z [B, n, D], the dot products of every pair
- * i < j of the n vectors, [B, n(n-1)/2], in upper-triangle order.
+ * DLRM's dot interaction: for each sample, the vectors Z = [x; e_1 .. e_S]
+ * (the bottom MLP's output and the slots' pooled embeddings, n = S + 1 of
+ * width D), the dot products of every pair i < j, [B, n(n-1)/2], in
+ * upper-triangle order.
  *
- * The gradient is hand-written: dZ = S Z, where S [B, n, n] is the symmetric
- * matrix holding each pair's incoming gradient at (i, j) and (j, i). Building
- * S in JS avoids both transposed matmuls (10-30x slower on wasm) and the
- * gather gradient (UnsortedSegmentSum, which the wasm backend lacks).
+ * On the native addon the pairs are computed directly from x and the
+ * embeddings, and the gradient goes straight back to both: no concatenation
+ * and no split of its gradient on the wasm heap.
+ *
+ * Otherwise the gradient is hand-written: dZ = S Z, where S [B, n, n] is the
+ * symmetric matrix holding each pair's incoming gradient at (i, j) and
+ * (j, i). Building S in JS avoids both transposed matmuls (10-30x slower on
+ * wasm) and the gather gradient (UnsortedSegmentSum, which the wasm backend
+ * lacks).
  */
-export function pairwiseDots(z: tf.Tensor3D, triIndex: tf.Tensor1D, native = nativeBlas().blas !== null): tf.Tensor2D {
+export function pairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, triIndex: tf.Tensor1D, native = nativeBlas().blas !== null): tf.Tensor2D {
   const blas = nativeBlas().blas;
-  if (native && blas) return nativePairwiseDots(z, blas);
-  const [B, n] = z.shape;
+  if (native && blas) return nativePairwiseDots(x, emb, blas);
+  const [B, S, D] = emb.shape;
+  const n = S + 1;
+  const z = tf.concat([tf.reshape(x, [B, 1, D]), emb], 1) as tf.Tensor3D;
   const P = (n * (n - 1)) / 2;
   const f = tf.customGrad(((zi: tf.Tensor, save: tf.GradSaveFunc) => {
     const zt = zi as tf.Tensor3D;
@@ -62,12 +71,22 @@ export function upperTriangleIndex(n: number): Int32Array {
 /**
  * The same op on the native addon: each pair's dot product directly (half
  * the products of z z^T, no triangle gather) and its gradient in one pass.
+ * The addon takes Z per sample contiguous; it is assembled from x and the
+ * embeddings in JS (a copy the wasm concat made too) and its gradient split
+ * back the same way.
  */
-function nativePairwiseDots(z: tf.Tensor3D, blas: NonNullable<ReturnType<typeof nativeBlas>["blas"]>): tf.Tensor2D {
-  const [B, n, D] = z.shape;
+function nativePairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, blas: NonNullable<ReturnType<typeof nativeBlas>["blas"]>): tf.Tensor2D {
+  const [B, S, D] = emb.shape;
+  const n = S + 1;
   const P = (n * (n - 1)) / 2;
-  const f = tf.customGrad(((zi: tf.Tensor) => {
-    const zv = zi.dataSync() as Float32Array;
+  const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor) => {
+    const xv = xi.dataSync() as Float32Array;
+    const ev = ei.dataSync() as Float32Array;
+    const zv = new Float32Array(B * n * D);
+    for (let b = 0; b < B; b++) {
+      zv.set(xv.subarray(b * D, (b + 1) * D), b * n * D);
+      zv.set(ev.subarray(b * S * D, (b + 1) * S * D), b * n * D + D);
+    }
     const pairs = new Float32Array(B * P);
     blas.dotInteraction(zv, B, n, D, pairs);
     return {
@@ -75,9 +94,15 @@ function nativePairwiseDots(z: tf.Tensor3D, blas: NonNullable<ReturnType<typeof 
       gradFunc: (dy: tf.Tensor) => {
         const dz = new Float32Array(B * n * D);
         blas.dotInteractionGrad(zv, B, n, D, dy.dataSync() as Float32Array, dz);
-        return [tf.tensor3d(dz, [B, n, D])];
+        const dx = new Float32Array(B * D);
+        const de = new Float32Array(B * S * D);
+        for (let b = 0; b < B; b++) {
+          dx.set(dz.subarray(b * n * D, b * n * D + D), b * D);
+          de.set(dz.subarray(b * n * D + D, (b + 1) * n * D), b * S * D);
+        }
+        return [tf.tensor2d(dx, [B, D]), tf.tensor3d(de, [B, S, D])];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(z) as tf.Tensor2D;
+  return f(x, emb) as tf.Tensor2D;
 }
