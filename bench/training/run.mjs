@@ -5,7 +5,9 @@
 // synthetic Criteo-like data, one pass over the same TSV file, measured in
 // one invocation so the ratios hold on a noisy machine:
 //   (1) one Pangea trainer in-process (1 and 2 BLAS threads),
-//   (2) the full cluster: compute + orchestrator + 2 trainers over gRPC,
+//   (2) the full cluster: compute + orchestrator + 2 trainers over gRPC, in
+//       sync mode (the step is the mean over both trainers' batches) and in
+//       async mode (each trainer's batch applied on arrival, bounded staleness),
 //   (3) the same model in PyTorch (Debian's python3-torch; 1 and 2 threads),
 // plus the machine's sgemm peak and a scaling series (1, 2, 4 trainers on one
 // parameter-server shard, 2 trainers on 2 shards) with each trainer's time
@@ -81,14 +83,14 @@ async function inProcess(threads) {
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 
-async function cluster(trainers, shards) {
-  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC`);
+async function cluster(trainers, shards, mode = "sync") {
+  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC, ${mode}`);
   const args = [
     join(root, "packages/cli/dist/main.js"), "run", "--json", "--data", data, "--eval-fraction", String(evalFraction),
     "--trainers", String(trainers), "--batch-size", String(globalBatch / trainers), "--steps", String(steps), "--ps-shards", String(shards),
     "--embedding-dim", "16", "--bottom-mlp", "512,256,64,16", "--top-mlp", "512,256",
-    "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse,
-    "--log-dir", join(work, `logs-${trainers}-${shards}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}`),
+    "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse, "--mode", mode,
+    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}`),
   ];
   const t0 = performance.now();
   const { out, peakRssMb } = await runMeasured(process.execPath, args);
@@ -103,10 +105,11 @@ async function cluster(trainers, shards) {
   }
   const total = phases.compute + phases.communication + phases.wait || 1;
   return {
-    name: `pangea-cluster-${trainers}t-${shards}s`,
-    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback`,
+    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}`,
+    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback, ${mode}`,
     trainers,
     shards,
+    mode,
     samples: s.samples,
     steps: s.step,
     seconds: s.elapsedSeconds,
@@ -162,7 +165,8 @@ try {
   const results = [];
   results.push(await inProcess(1), await inProcess(2));
   const clusterMain = await cluster(2, 1);
-  results.push(clusterMain);
+  const clusterAsync = await cluster(2, 1, "async");
+  results.push(clusterMain, clusterAsync);
   const haveTorch = torchAvailable();
   if (haveTorch) results.push(await pytorch(1), await pytorch(2));
   else log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
@@ -183,6 +187,8 @@ try {
     scaling,
     ratios: {
       clusterVsPytorch: torch ? +(clusterMain.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      clusterAsyncVsPytorch: torch ? +(clusterAsync.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      aucClusterAsyncMinusPytorch: torch ? +(clusterAsync.auc - torch.auc).toFixed(4) : null,
       inProcessVsPytorch: torch ? +(single.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterMinusPytorch: torch ? +(clusterMain.auc - torch.auc).toFixed(4) : null,
       matmulPeakOverAchieved: single.matmulGflops && peak.gflops2 ? +(Math.max(peak.gflops1, peak.gflops2) / single.matmulGflops).toFixed(2) : null,
@@ -200,7 +206,8 @@ try {
   }
   for (const s of scaling) console.log(`scaling ${pad(s.name, 26)} ${pad(s.samplesPerSec, 8)} samples/s  compute ${(100 * s.fractions.compute).toFixed(0)}%  communication ${(100 * s.fractions.communication).toFixed(0)}%  wait ${(100 * s.fractions.wait).toFixed(0)}%`);
   if (torch) {
-    console.log(`ratio cluster (2 trainers) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
+    console.log(`ratio cluster (2 trainers, sync) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
+    console.log(`ratio cluster (2 trainers, async) / PyTorch best: ${summary.ratios.clusterAsyncVsPytorch}x; AUC ${clusterAsync.auc} vs ${torch.auc}`);
     console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
   }
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
