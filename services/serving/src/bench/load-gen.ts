@@ -2,12 +2,20 @@ import * as grpc from "@grpc/grpc-js";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
 
 /**
- * Predict load from its own process: `concurrency` callers, each sending the
- * next request when the last answered, for `seconds`. Prints one JSON line
- * with latency percentiles and throughput.
- * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON
+ * Predict load from its own process, for `seconds`, in one of two shapes:
+ * - closed loop (RATE 0 or absent): `concurrency` callers, each sending the
+ *   next request when the last answered: the throughput the server
+ *   sustains, with latency = concurrency / throughput once it saturates;
+ * - open loop (RATE > 0): requests sent at RATE per second whether or not
+ *   earlier ones have answered (as independent clients do), so several are
+ *   in flight at once; latency counts from each request's scheduled send
+ *   time, so a stalled generator or server cannot hide queueing
+ *   (no coordinated omission).
+ * Prints one JSON line with latency percentiles and throughput.
+ * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON [RATE]
  */
-const [address, model, batchS, concS, secondsS, numDenseS, idsJson] = process.argv.slice(2);
+const [address, model, batchS, concS, secondsS, numDenseS, idsJson, rateS] = process.argv.slice(2);
+const rate = Number(rateS ?? 0);
 const batch = Number(batchS);
 const ids = JSON.parse(idsJson!) as string[][];
 const numDense = Number(numDenseS);
@@ -32,21 +40,45 @@ let errors = 0;
 for (let i = 0; i < 20; i++) await call(); // warm-up
 const until = performance.now() + Number(secondsS) * 1000;
 const started = performance.now();
-await Promise.all(
-  Array.from({ length: Number(concS) }, async () => {
-    while (performance.now() < until) {
-      const t = performance.now();
-      try {
-        await call();
-        latencies.push(performance.now() - t);
-      } catch {
-        errors++;
+let maxInFlight = 0;
+/** Open loop: how late each request left against its schedule (the generator's own delay, part of its latency). */
+const lateness: number[] = [];
+if (rate > 0) {
+  const interval = 1000 / rate;
+  const inFlight = new Set<Promise<void>>();
+  for (let next = started; next < until; next += interval) {
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const scheduled = next;
+    lateness.push(performance.now() - scheduled);
+    const p: Promise<void> = call().then(
+      () => void latencies.push(performance.now() - scheduled),
+      () => void errors++,
+    );
+    inFlight.add(p);
+    maxInFlight = Math.max(maxInFlight, inFlight.size);
+    void p.finally(() => inFlight.delete(p));
+  }
+  await Promise.all(inFlight);
+} else {
+  await Promise.all(
+    Array.from({ length: Number(concS) }, async () => {
+      while (performance.now() < until) {
+        const t = performance.now();
+        try {
+          await call();
+          latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
       }
-    }
-  }),
-);
+    }),
+  );
+}
 const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-console.log(JSON.stringify({ batch, concurrency: Number(concS), requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed }));
+lateness.sort((a, b) => a - b);
+const sendLateP99Ms = lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(0.99 * lateness.length))]! : null;
+console.log(JSON.stringify({ batch, concurrency: rate > 0 ? maxInFlight : Number(concS), offeredRate: rate || null, sendLateP99Ms, requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed }));
 client.close();

@@ -9,7 +9,9 @@ import { Servable } from "../model/servable.js";
 /**
  * `make bench` part: Predict latency and throughput at batch 1 and 64 under
  * concurrent load from a separate process on loopback, against the cost of
- * the same forward pass in-process (the serving overhead ratio).
+ * the same forward pass in-process (the serving overhead ratio): closed-loop
+ * callers (capacity), then requests arriving at 25/50/75% of that capacity
+ * (latency under load short of saturation).
  * usage: serving-bench.js MODEL_BASE_PATH [SECONDS]
  */
 const [base, secondsArg] = process.argv.slice(2);
@@ -44,11 +46,23 @@ function inProcess(batch: number): number {
 const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
 const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
 try {
+  const load = (batch: number, concurrency: number, rate = 0) => {
+    const out = execFileSync(process.execPath, [join(here, "load-gen.js"), ready.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate)], { encoding: "utf8" });
+    return JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number; concurrency: number };
+  };
+  // Closed loop: callers that wait for each answer; the highest throughput is the server's capacity here.
+  let capacity = 0;
   for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 2], [64, 4], [64, 8]] as const) {
-    const out = execFileSync(process.execPath, [join(here, "load-gen.js"), ready.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows)], { encoding: "utf8" });
-    const r = JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number };
+    const r = load(batch, concurrency);
+    if (batch === 64) capacity = Math.max(capacity, r.requestsPerSec);
     const forwardMs = inProcess(batch);
     console.log(JSON.stringify({ name: `serving Predict batch ${batch}, ${concurrency} concurrent`, ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs }));
+  }
+  // Open loop: requests arriving at a fixed rate (a fraction of that capacity), overlapping in flight.
+  for (const fraction of [0.25, 0.5, 0.75]) {
+    const rate = Math.round(fraction * capacity);
+    const r = load(64, 0, rate);
+    console.log(JSON.stringify({ name: `serving Predict batch 64, open loop at ${rate} requests/s (${fraction * 100}% of capacity)`, ...r }));
   }
 } finally {
   server.kill("SIGTERM");
