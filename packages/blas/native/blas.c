@@ -227,9 +227,10 @@ static inline v4f load4(const float *p) {
 
 static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 
-/* out[e, p] = <z[e,i], z[e,j]> for i < j, D a multiple of 4. */
-static void interaction_v4(const float *z, int64_t B, int64_t n, int64_t D, float *out) {
+/* out[e, p] = <z[e,i], z[e,j]> for i < j: four lanes at a time, then the D % 4 rest. */
+static void interaction_forward(const float *z, int64_t B, int64_t n, int64_t D, float *out) {
   const int64_t P = n * (n - 1) / 2;
+  const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
     const float *ze = z + e * n * D;
     float *pe = out + e * P;
@@ -238,16 +239,19 @@ static void interaction_v4(const float *z, int64_t B, int64_t n, int64_t D, floa
       for (int64_t j = i + 1; j < n; j++) {
         const float *zj = ze + j * D;
         v4f acc = {0, 0, 0, 0};
-        for (int64_t k = 0; k < D; k += 4) acc += load4(zi + k) * load4(zj + k);
-        *pe++ = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        for (int64_t k = 0; k < D4; k += 4) acc += load4(zi + k) * load4(zj + k);
+        float dot = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        for (int64_t k = D4; k < D; k++) dot += zi[k] * zj[k];
+        *pe++ = dot;
       }
     }
   }
 }
 
-/* dz[e,i] += dOut[e,p] z[e,j]; dz[e,j] += dOut[e,p] z[e,i], D a multiple of 4. */
-static void interaction_grad_v4(const float *z, int64_t B, int64_t n, int64_t D, const float *dOut, float *dz) {
+/* dz[e,i] += dOut[e,p] z[e,j]; dz[e,j] += dOut[e,p] z[e,i]: four lanes at a time, then the rest. */
+static void interaction_backward(const float *z, int64_t B, int64_t n, int64_t D, const float *dOut, float *dz) {
   const int64_t P = n * (n - 1) / 2;
+  const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
     const float *ze = z + e * n * D;
     const float *pe = dOut + e * P;
@@ -258,11 +262,15 @@ static void interaction_grad_v4(const float *z, int64_t B, int64_t n, int64_t D,
       for (int64_t j = i + 1; j < n; j++) {
         const float *zj = ze + j * D;
         float *dj = de + j * D;
-        const v4f g = {*pe, *pe, *pe, *pe};
-        pe++;
-        for (int64_t k = 0; k < D; k += 4) {
+        const float s = *pe++;
+        const v4f g = {s, s, s, s};
+        for (int64_t k = 0; k < D4; k += 4) {
           store4(di + k, load4(di + k) + g * load4(zj + k));
           store4(dj + k, load4(dj + k) + g * load4(zi + k));
+        }
+        for (int64_t k = D4; k < D; k++) {
+          di[k] += s * zj[k];
+          dj[k] += s * zi[k];
         }
       }
     }
@@ -295,41 +303,8 @@ static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: arrays shorter than B x n x D (z, dz) or B x n(n-1)/2 (pairs)");
     return NULL;
   }
-  if (D % 4 == 0) {
-    if (grad) interaction_grad_v4(z, B, n, D, a, b);
-    else interaction_v4(z, B, n, D, a);
-    return NULL;
-  }
-  for (int64_t e = 0; e < B; e++) {
-    const float *ze = z + e * n * D;
-    float *pe = a + e * P;
-    if (!grad) {
-      for (int64_t i = 0; i < n; i++) {
-        const float *zi = ze + i * D;
-        for (int64_t j = i + 1; j < n; j++) {
-          const float *zj = ze + j * D;
-          float dot = 0.0f;
-          for (int64_t k = 0; k < D; k++) dot += zi[k] * zj[k];
-          *pe++ = dot;
-        }
-      }
-    } else {
-      float *de = b + e * n * D;
-      for (int64_t i = 0; i < n; i++) {
-        const float *zi = ze + i * D;
-        float *di = de + i * D;
-        for (int64_t j = i + 1; j < n; j++) {
-          const float *zj = ze + j * D;
-          float *dj = de + j * D;
-          const float g = *pe++;
-          for (int64_t k = 0; k < D; k++) {
-            di[k] += g * zj[k];
-            dj[k] += g * zi[k];
-          }
-        }
-      }
-    }
-  }
+  if (grad) interaction_backward(z, B, n, D, a, b);
+  else interaction_forward(z, B, n, D, a);
   return NULL;
 }
 
