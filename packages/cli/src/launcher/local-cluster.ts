@@ -7,9 +7,6 @@ import { SERVICE_V8_FLAGS } from "@pangea/kit";
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
-/** Every service runs with the heap flags measured for it (see SERVICE_V8_FLAGS). */
-const V8_FLAGS = SERVICE_V8_FLAGS;
-
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
   return join(REPO_ROOT, "services", service, "dist", "main.js");
 }
@@ -113,7 +110,7 @@ export class LocalCluster {
   }
 
   /**
-   * Every service runs with V8_FLAGS. Both output streams go straight to the log file (a file descriptor, not a
+   * Every service runs with SERVICE_V8_FLAGS (the heap flags measured for them). Both output streams go straight to the log file (a file descriptor, not a
    * pipe), so a process keeps logging after a detached launcher has exited.
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
@@ -121,7 +118,7 @@ export class LocalCluster {
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
-    const child = spawn(process.execPath, [...V8_FLAGS, entry, ...args], {
+    const child = spawn(process.execPath, [...SERVICE_V8_FLAGS, entry, ...args], {
       stdio: ["ignore", fd, fd],
       env: { ...process.env, ...this.opts.env },
       detached: this.opts.detached ?? false,
