@@ -130,7 +130,7 @@ describe("unreachable peers and bad configuration", () => {
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });
-    expect(r.code).toBe(3);
+    expect(r.code, r.stderr).toBe(3);
     expect(lastLine(r.stderr)).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.8s`);
     expect(r.ms).toBeLessThan(10_000);
   });
@@ -138,7 +138,7 @@ describe("unreachable peers and bad configuration", () => {
   it("compute whose orchestrator is unreachable exits 3", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.compute, ["--port", "0", "--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "500", "--eval-records", "0"]);
-    expect(r.code).toBe(3);
+    expect(r.code, r.stderr).toBe(3);
     expect(lastLine(r.stderr)).toBe(`pangea-compute: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.5s`);
   });
 
