@@ -91,6 +91,21 @@ static int in_bounds(napi_env env, const char *name, int64_t offset, int64_t bat
   return 1;
 }
 
+/* Reads a call's arguments into argv (room for `want`); unless there are
+ * exactly `want`, throws a TypeError with `message` and returns 0. */
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *message) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "N-API call failed: napi_get_cb_info");
+    return 0;
+  }
+  if (argc != want) {
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", message);
+    return 0;
+  }
+  return 1;
+}
+
 /*
  * gemm(transA, transB, M, N, K, A, aOff, B, bOff, C, cOff, batch, strideA,
  *      strideB, strideC, bias, biasOff, biasPerRow, relu)
@@ -99,13 +114,8 @@ static int in_bounds(napi_env env, const char *name, int64_t offset, int64_t bat
  * (broadcast over rows) or M x N (biasPerRow = 1), or null.
  */
 static napi_value gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 19;
   napi_value argv[19];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 19) {
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", "gemm: expected 19 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, 19, argv, "gemm: expected 19 arguments")) return NULL;
   bool ta, tb, relu;
   CHECK(napi_get_value_bool(env, argv[0], &ta));
   CHECK(napi_get_value_bool(env, argv[1], &tb));
@@ -170,13 +180,8 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
  * cleared first. Every index is checked before any row is touched.
  */
 static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) {
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", "expected 5 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, 5, argv, "expected 5 arguments")) return NULL;
   float *src, *dst;
   int32_t *rowOf, *cellOf = NULL;
   size_t lenSrc, lenDst, nRow, nCell = 0;
@@ -285,13 +290,8 @@ static void interaction_backward(const float *z, int64_t B, int64_t n, int64_t D
  * products of the full z z^T and needs no triangle gather afterwards.
  */
 static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != (size_t)(grad ? 6 : 5)) {
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", grad ? "dotInteractionGrad: expected 6 arguments" : "dotInteraction: expected 5 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, grad ? 6 : 5, argv, grad ? "dotInteractionGrad: expected 6 arguments" : "dotInteraction: expected 5 arguments")) return NULL;
   float *z, *a, *b = NULL;
   size_t lenZ, lenA, lenB = 0;
   int64_t B, n, D;
