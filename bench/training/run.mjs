@@ -6,8 +6,10 @@
 // one invocation so the ratios hold on a noisy machine:
 //   (1) one Pangea trainer in-process (1 and 2 BLAS threads),
 //   (2) the full cluster: compute + orchestrator + 2 trainers over gRPC, in
-//       sync mode (the step is the mean over both trainers' batches) and in
-//       async mode (each trainer's batch applied on arrival, bounded staleness),
+//       sync mode (the step is the mean over both trainers' batches of 2048)
+//       and in async mode (each trainer's batch applied on arrival, bounded
+//       staleness), with batches of 2048 (twice PyTorch's updates) and of
+//       4096 (as many updates as PyTorch, each on as many samples),
 //   (3) the same model in PyTorch (Debian's python3-torch; 1 and 2 threads),
 // plus the machine's sgemm peak and a scaling series (1, 2, 4 trainers on one
 // parameter-server shard, 2 trainers on 2 shards) with each trainer's time
@@ -83,14 +85,16 @@ async function inProcess(threads) {
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 
-async function cluster(trainers, shards, mode = "sync") {
-  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC, ${mode}`);
+async function cluster(trainers, shards, mode = "sync", batch = globalBatch / trainers) {
+  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC, ${mode}, batch ${batch} per trainer`);
+  // One pass over the training records, whatever the batch.
+  const jobSteps = Math.floor((records - Math.round(records * evalFraction)) / (batch * trainers));
   const args = [
     join(root, "packages/cli/dist/main.js"), "run", "--json", "--data", data, "--eval-fraction", String(evalFraction),
-    "--trainers", String(trainers), "--batch-size", String(globalBatch / trainers), "--steps", String(steps), "--ps-shards", String(shards),
+    "--trainers", String(trainers), "--batch-size", String(batch), "--steps", String(jobSteps), "--ps-shards", String(shards),
     "--embedding-dim", "16", "--bottom-mlp", "512,256,64,16", "--top-mlp", "512,256",
     "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse, "--mode", mode,
-    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}`),
+    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}-${batch}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}-${batch}`),
   ];
   const t0 = performance.now();
   const { out, peakRssMb } = await runMeasured(process.execPath, args);
@@ -105,11 +109,12 @@ async function cluster(trainers, shards, mode = "sync") {
   }
   const total = phases.compute + phases.communication + phases.wait || 1;
   return {
-    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}`,
-    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback, ${mode}`,
+    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}${batch === globalBatch / trainers ? "" : `-b${batch}`}`,
+    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback, ${mode}, batch ${batch} per trainer`,
     trainers,
     shards,
     mode,
+    batchPerTrainer: batch,
     samples: s.samples,
     steps: s.step,
     seconds: s.elapsedSeconds,
@@ -166,7 +171,8 @@ try {
   results.push(await inProcess(1), await inProcess(2));
   const clusterMain = await cluster(2, 1);
   const clusterAsync = await cluster(2, 1, "async");
-  results.push(clusterMain, clusterAsync);
+  const clusterAsyncFull = await cluster(2, 1, "async", globalBatch);
+  results.push(clusterMain, clusterAsync, clusterAsyncFull);
   const haveTorch = torchAvailable();
   if (haveTorch) results.push(await pytorch(1), await pytorch(2));
   else log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
@@ -189,6 +195,8 @@ try {
       clusterVsPytorch: torch ? +(clusterMain.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       clusterAsyncVsPytorch: torch ? +(clusterAsync.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterAsyncMinusPytorch: torch ? +(clusterAsync.auc - torch.auc).toFixed(4) : null,
+      clusterAsyncFullBatchVsPytorch: torch ? +(clusterAsyncFull.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      aucClusterAsyncFullBatchMinusPytorch: torch ? +(clusterAsyncFull.auc - torch.auc).toFixed(4) : null,
       inProcessVsPytorch: torch ? +(single.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterMinusPytorch: torch ? +(clusterMain.auc - torch.auc).toFixed(4) : null,
       matmulPeakOverAchieved: single.matmulGflops && peak.gflops2 ? +(Math.max(peak.gflops1, peak.gflops2) / single.matmulGflops).toFixed(2) : null,
@@ -207,7 +215,8 @@ try {
   for (const s of scaling) console.log(`scaling ${pad(s.name, 26)} ${pad(s.samplesPerSec, 8)} samples/s  compute ${(100 * s.fractions.compute).toFixed(0)}%  communication ${(100 * s.fractions.communication).toFixed(0)}%  wait ${(100 * s.fractions.wait).toFixed(0)}%`);
   if (torch) {
     console.log(`ratio cluster (2 trainers, sync) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
-    console.log(`ratio cluster (2 trainers, async) / PyTorch best: ${summary.ratios.clusterAsyncVsPytorch}x; AUC ${clusterAsync.auc} vs ${torch.auc}`);
+    console.log(`ratio cluster (2 trainers, async, batch ${globalBatch / 2} each) / PyTorch best: ${summary.ratios.clusterAsyncVsPytorch}x; AUC ${clusterAsync.auc} vs ${torch.auc}`);
+    console.log(`ratio cluster (2 trainers, async, batch ${globalBatch} each: as many updates as PyTorch) / PyTorch best: ${summary.ratios.clusterAsyncFullBatchVsPytorch}x; AUC ${clusterAsyncFull.auc} vs ${torch.auc}`);
     console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
   }
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
