@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
+import { H2UnaryClient } from "../../services/serving/src/bench/h2-unary-client.js";
 import { ENTRY, ROOT, lastLine, runNode, waitFor } from "../support/processes.js";
 import { declaredFamilies, grafanaMetricNames } from "../support/grafana.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
@@ -153,6 +154,24 @@ describe("export and serving", () => {
     const ok = await call<PredictRes>(predict, "Predict", predictRequest(rows.dense, rows.ids));
     expect(ok.outputs.probabilities.float_val).toHaveLength(4);
     predict.close();
+  });
+
+  it("the load generator's HTTP/2 gRPC caller gets what grpc-js gets, and the server's status and message on an error", async () => {
+    const { prediction } = tfServingServices();
+    const predict = prediction.service.Predict!;
+    const h2 = new H2UnaryClient(grpcAddress);
+    const { predict: viaGrpcJs } = clients();
+    try {
+      const answer = predict.responseDeserialize(await h2.call(predict.path, predict.requestSerialize(predictRequest(rows.dense, rows.ids)), 10_000)) as PredictRes;
+      const expected = await call<PredictRes>(viaGrpcJs, "Predict", predictRequest(rows.dense, rows.ids));
+      expect(answer.outputs.probabilities.float_val).toHaveLength(4);
+      expect(answer.outputs.probabilities.float_val).toEqual(expected.outputs.probabilities.float_val);
+      await expect(h2.call(predict.path, predict.requestSerialize({ model_spec: { name: "nope" } }), 10_000)).rejects.toThrow(`gRPC status ${grpc.status.NOT_FOUND}: SERVING_ERR_UNKNOWN_MODEL: no model named "nope"`);
+      await expect(h2.call("/tensorflow.serving.PredictionService/NoSuchMethod", Buffer.alloc(0), 10_000)).rejects.toThrow(`gRPC status ${grpc.status.UNIMPLEMENTED}`);
+    } finally {
+      h2.close();
+      viaGrpcJs.close();
+    }
   });
 
   it("serving's /metrics (on the REST port) counts requests and times Predict by status", async () => {

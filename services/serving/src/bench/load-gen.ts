@@ -1,5 +1,6 @@
-import * as grpc from "@grpc/grpc-js";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
+import { OUTPUT_PROBS } from "../api/tensors.js";
+import { H2UnaryClient } from "./h2-unary-client.js";
 
 /**
  * Predict load from its own process, for `seconds`, in one of two shapes:
@@ -20,8 +21,6 @@ const batch = Number(batchS);
 const ids = JSON.parse(idsJson!) as string[][];
 const numDense = Number(numDenseS);
 const { prediction } = tfServingServices();
-const Client = grpc.makeGenericClientConstructor(prediction.service, "PredictionService");
-const client = new Client(address!, grpc.credentials.createInsecure()) as unknown as { Predict(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): void; close(): void };
 const rows = Array.from({ length: batch }, (_, e) => ids[e % ids.length]!);
 // Packed little-endian tensor_content, as TensorFlow's make_tensor_proto sends it.
 const denseBytes = Buffer.from(Float32Array.from({ length: batch * numDense }, (_, i) => (i % 7) * 0.3).buffer);
@@ -33,11 +32,27 @@ const req = {
     feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: batch }, { size: rows[0]!.length }] }, tensor_content: idBytes },
   },
 };
-const call = () => new Promise<void>((resolve, reject) => client.Predict(req, { deadline: Date.now() + 10_000 }, (err) => (err ? reject(err) : resolve())));
+const predict = prediction.service.Predict!;
+// The request is encoded once, and the timed answers are taken as bytes: the
+// generator's own work would otherwise compete with the server for the same
+// two cores. The warm-up answers are decoded in full and checked; the timed
+// ones must have their length (same shape, packed floats).
+const reqBytes = predict.requestSerialize(req);
+const client = new H2UnaryClient(address!);
+let expectLength = -1;
+const call = async () => {
+  const res = await client.call(predict.path, reqBytes, 10_000);
+  if (expectLength < 0) {
+    const out = (predict.responseDeserialize(res) as { outputs?: Record<string, { float_val?: number[] }> }).outputs?.[OUTPUT_PROBS]?.float_val;
+    if (out?.length !== batch) throw new Error(`expected ${batch} probabilities, got ${out?.length ?? "none"}`);
+  } else if (res.length !== expectLength) throw new Error(`an answer of ${res.length} bytes; the checked ones had ${expectLength}`);
+  return res.length;
+};
 
 const latencies: number[] = [];
 let errors = 0;
-for (let i = 0; i < 20; i++) await call(); // warm-up
+for (let i = 0; i < 19; i++) await call(); // warm-up, answers decoded and checked
+expectLength = await call();
 const until = performance.now() + Number(secondsS) * 1000;
 const started = performance.now();
 let maxInFlight = 0;

@@ -53,33 +53,54 @@ export class DlrmForward {
    */
   predict(B: number, dense: Float32Array, pooled: Float32Array, out: Float32Array): void {
     const { numSlots: S, embeddingDim: D } = this.spec;
+    const z = this.interactionInput(B);
+    for (let e = 0; e < B; e++) z.set(pooled.subarray(e * S * D, (e + 1) * S * D), (e * (S + 1) + 1) * D);
+    this.predictFrom(B, dense, z, out);
+  }
+
+  /**
+   * The interaction's input z [B, numSlots + 1, dim] for B examples, zeroed:
+   * a caller sums example e's rows of slot s into z[e, s + 1] and calls
+   * predictFrom, which fills z[e, 0] (so pooled rows are written once, in place).
+   */
+  interactionInput(B: number): Float32Array {
+    const z = this.buffer("z", B * (this.spec.numSlots + 1) * this.spec.embeddingDim);
+    z.fill(0);
+    return z;
+  }
+
+  /** predict with the pooled embeddings already in z (see interactionInput). */
+  predictFrom(B: number, dense: Float32Array, z: Float32Array, out: Float32Array): void {
+    const { numSlots: S, embeddingDim: D } = this.spec;
+    const n = S + 1;
     let x: Float32Array = dense;
     this.bottom.forEach((l, i) => {
       x = layer(x, B, l, true, this.buffer(`b${i}`, B * l.outW));
     });
-    // h = [bottom output, dots of the pairs of z = (bottom output, pooled slot embeddings)].
+    for (let e = 0; e < B; e++) for (let k = 0; k < D; k++) z[e * n * D + k] = x[e * D + k]!;
+    // h = [bottom output, the dot products of the pairs of z's rows in upper-triangle order].
     const hw = this.top[0]!.inW;
+    const P = hw - D;
     const h = this.buffer("h", B * hw);
-    if (blas) this.interactNative(B, x, pooled, h);
-    else {
-      // Straight from x and pooled, no per-example copies or views: this loop is most of a request's CPU.
+    if (blas) {
+      const pairs = this.buffer("pairs", B * P);
+      blas.dotInteraction(z, B, n, D, pairs);
       for (let e = 0; e < B; e++) {
-        const xb = e * D;
-        const pb = e * S * D;
+        for (let k = 0; k < D; k++) h[e * hw + k] = x[e * D + k]!;
+        h.set(pairs.subarray(e * P, (e + 1) * P), e * hw + D);
+      }
+    } else {
+      // Straight from z, no per-example copies or views: this loop is most of a request's CPU.
+      for (let e = 0; e < B; e++) {
+        const zb = e * n * D;
         let p = e * hw;
-        for (let k = 0; k < D; k++) h[p++] = x[xb + k]!;
-        for (let j = 0; j < S; j++) {
-          const jb = pb + j * D;
-          let dot = 0;
-          for (let k = 0; k < D; k++) dot += x[xb + k]! * pooled[jb + k]!;
-          h[p++] = dot;
-        }
-        for (let i = 0; i < S; i++) {
-          const ib = pb + i * D;
-          for (let j = i + 1; j < S; j++) {
-            const jb = pb + j * D;
+        for (let k = 0; k < D; k++) h[p++] = x[e * D + k]!;
+        for (let i = 0; i < n; i++) {
+          const ib = zb + i * D;
+          for (let j = i + 1; j < n; j++) {
+            const jb = zb + j * D;
             let dot = 0;
-            for (let k = 0; k < D; k++) dot += pooled[ib + k]! * pooled[jb + k]!;
+            for (let k = 0; k < D; k++) dot += z[ib + k]! * z[jb + k]!;
             h[p++] = dot;
           }
         }
@@ -90,31 +111,6 @@ export class DlrmForward {
       y = layer(y, B, l, idx < this.top.length - 1, this.buffer(`t${idx}`, B * l.outW));
     });
     for (let e = 0; e < B; e++) out[e] = 1 / (1 + Math.exp(-y[e]!));
-  }
-
-  /**
-   * The same h on the native addon: z_e = [x_e; pooled_e] ([n, D] per
-   * example), each pair's dot product computed directly by its vectorised
-   * kernel (the trainer's), then h_e = [x_e, pairs_e]. Measured at batch 64
-   * (default model): the whole forward pass 1.37 ms in JS -> 0.21 ms with a
-   * batched z z^T on BLAS (64 small products) -> this.
-   */
-  private interactNative(B: number, x: Float32Array, pooled: Float32Array, h: Float32Array): void {
-    const { numSlots: S, embeddingDim: D } = this.spec;
-    const n = S + 1;
-    const P = (n * (n - 1)) / 2;
-    const hw = this.top[0]!.inW;
-    const z = this.buffer("z", B * n * D);
-    const pairs = this.buffer("pairs", B * P);
-    for (let e = 0; e < B; e++) {
-      z.set(x.subarray(e * D, (e + 1) * D), e * n * D);
-      z.set(pooled.subarray(e * S * D, (e + 1) * S * D), e * n * D + D);
-    }
-    blas!.dotInteraction(z, B, n, D, pairs);
-    for (let e = 0; e < B; e++) {
-      h.set(x.subarray(e * D, (e + 1) * D), e * hw);
-      h.set(pairs.subarray(e * P, (e + 1) * P), e * hw + D);
-    }
   }
 
   /** A scratch array of at least n values (a view of exactly n). */

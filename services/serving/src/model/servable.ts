@@ -33,7 +33,8 @@ export class Servable {
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
-  private pooledScratch = new Float32Array(0);
+  /** The tables indexed by slot id (a lookup per id: an array index, not a Map probe). */
+  private bySlot: (RowTable | undefined)[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
 
@@ -99,6 +100,7 @@ export class Servable {
       for (let r = 0; r < t.rows; r++) table.set(ids[2 * r]!, ids[2 * r + 1]!, rows, r * t.dim);
       s.tables.set(t.slot, table);
     }
+    for (const [slot, table] of s.tables) s.bySlot[slot] = table;
     return s;
   }
 
@@ -117,28 +119,30 @@ export class Servable {
   /** Click probabilities of the examples. */
   predict(x: Examples): Float32Array {
     const { numSlots: S, embeddingDim: D } = this.spec;
-    const n = x.count * S * D;
-    if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
-    const pooled = this.pooledScratch.subarray(0, n);
-    pooled.fill(0);
+    // Each cell's rows are summed straight into the forward pass's input z
+    // [B, S + 1, D], after the slot for the bottom MLP's output.
+    const z = this.forward.interactionInput(x.count);
     const offsets = x.cellOffsets;
+    const ids = x.idWords;
+    const bySlot = this.bySlot;
     for (let c = 0; c < x.count * S; c++) {
       const from = offsets ? offsets[c]! : c;
       const to = offsets ? offsets[c + 1]! : c + 1;
+      const at = (c + Math.floor(c / S) + 1) * D;
       for (let v = from; v < to; v++) {
-        const lo = x.idWords[2 * v]!;
-        const hi = x.idWords[2 * v + 1]!;
+        const lo = ids[2 * v]!;
+        const hi = ids[2 * v + 1]!;
         if (lo === 0 && hi === 0) continue;
         // The id's own slot (its top 15 bits below the reserved bit) picks the table.
-        const table = this.tables.get((hi >>> 16) & 0x7fff);
+        const table = bySlot[(hi >>> 16) & 0x7fff];
         const r = table ? table.find(lo, hi) : -1;
         if (r < 0) continue;
         const rows = table!.rows;
-        for (let k = 0; k < D; k++) pooled[c * D + k]! += rows[r * D + k]!;
+        for (let k = 0, from = r * D; k < D; k++) z[at + k]! += rows[from + k]!;
       }
     }
     const out = new Float32Array(x.count);
-    this.forward.predict(x.count, x.dense, pooled, out);
+    this.forward.predictFrom(x.count, x.dense, z, out);
     return out;
   }
 }
