@@ -232,17 +232,23 @@ static inline v4f load4(const float *p) {
 
 static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 
-/* out[e, p] = <z[e,i], z[e,j]> for i < j: four lanes at a time, then the D % 4 rest. */
-static void interaction_forward(const float *z, int64_t B, int64_t n, int64_t D, float *out) {
-  const int64_t P = n * (n - 1) / 2;
+/* The interaction's vectors of example e: row 0 is the bottom MLP's output
+ * (x, examples xs floats apart), rows 1..n-1 its pooled embeddings (em,
+ * examples es floats apart, rows D apart). One z [B, n, D] is the case
+ * x = z, em = z + D, xs = es = n D. */
+static inline const float *vec(const float *x, int64_t xs, const float *em, int64_t es, int64_t D, int64_t e, int64_t i) {
+  return i == 0 ? x + e * xs : em + e * es + (i - 1) * D;
+}
+
+/* out[e * os + p] = <v_i, v_j> for the pairs i < j of example e: four lanes at a time, then the D % 4 rest. */
+static void interaction_forward(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, float *out, int64_t os) {
   const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
-    const float *ze = z + e * n * D;
-    float *pe = out + e * P;
+    float *pe = out + e * os;
     for (int64_t i = 0; i < n; i++) {
-      const float *zi = ze + i * D;
+      const float *zi = vec(x, xs, em, es, D, e, i);
       for (int64_t j = i + 1; j < n; j++) {
-        const float *zj = ze + j * D;
+        const float *zj = vec(x, xs, em, es, D, e, j);
         v4f acc = {0, 0, 0, 0};
         for (int64_t k = 0; k < D4; k += 4) acc += load4(zi + k) * load4(zj + k);
         float dot = (acc[0] + acc[1]) + (acc[2] + acc[3]);
@@ -253,20 +259,18 @@ static void interaction_forward(const float *z, int64_t B, int64_t n, int64_t D,
   }
 }
 
-/* dz[e,i] += dOut[e,p] z[e,j]; dz[e,j] += dOut[e,p] z[e,i]: four lanes at a time, then the rest. */
-static void interaction_backward(const float *z, int64_t B, int64_t n, int64_t D, const float *dOut, float *dz) {
-  const int64_t P = n * (n - 1) / 2;
+/* dv_i += dOut[e * os + p] v_j; dv_j += dOut[e * os + p] v_i (dv laid out as v, in dx and dem): four lanes at a time, then the rest. */
+static void interaction_backward(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, const float *dOut, int64_t os, float *dx,
+                                 float *dem) {
   const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
-    const float *ze = z + e * n * D;
-    const float *pe = dOut + e * P;
-    float *de = dz + e * n * D;
+    const float *pe = dOut + e * os;
     for (int64_t i = 0; i < n; i++) {
-      const float *zi = ze + i * D;
-      float *di = de + i * D;
+      const float *zi = vec(x, xs, em, es, D, e, i);
+      float *di = (float *)vec(dx, xs, dem, es, D, e, i);
       for (int64_t j = i + 1; j < n; j++) {
-        const float *zj = ze + j * D;
-        float *dj = de + j * D;
+        const float *zj = vec(x, xs, em, es, D, e, j);
+        float *dj = (float *)vec(dx, xs, dem, es, D, e, j);
         const float s = *pe++;
         const v4f g = {s, s, s, s};
         for (int64_t k = 0; k < D4; k += 4) {
@@ -303,13 +307,76 @@ static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: arrays shorter than B x n x D (z, dz) or B x n(n-1)/2 (pairs)");
     return NULL;
   }
-  if (grad) interaction_backward(z, B, n, D, a, b);
-  else interaction_forward(z, B, n, D, a);
+  if (grad) interaction_backward(z, n * D, z + D, n * D, B, n, D, a, P, b, b + D);
+  else interaction_forward(z, n * D, z + D, n * D, B, n, D, a, P);
   return NULL;
 }
 
 static napi_value dot_interaction(napi_env env, napi_callback_info info) { return interaction(env, info, 0); }
 static napi_value dot_interaction_grad(napi_env env, napi_callback_info info) { return interaction(env, info, 1); }
+
+/* An array argument and its element offset; *region = the floats from there on. */
+static int get_at(napi_env env, napi_value arr, napi_value off, const char *name, float **region, int64_t *avail) {
+  float *data;
+  size_t len;
+  int64_t o;
+  if (!get_f32(env, arr, name, &data, &len) || !get_int(env, off, name, &o)) return 0;
+  if (o < 0 || o > (int64_t)len) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "dot interaction: offset %lld of %s is outside its %zu values", (long long)o, name, len);
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    return 0;
+  }
+  *region = data + o;
+  *avail = (int64_t)len - o;
+  return 1;
+}
+
+static int disjoint(const float *a, int64_t na, const float *b, int64_t nb) { return a + na <= b || b + nb <= a; }
+
+/*
+ * The same op with the bottom output and the embeddings apart, each at an
+ * offset (all may be views of one heap, e.g. WebAssembly memory):
+ *   dotInteractionSplit(x, xOff, em, emOff, B, S, D, out, outOff, outStride):
+ *     out[outOff + b*outStride + p] = the pairs of [x_b; em_b,0 .. em_b,S-1], x [B, D], em [B, S, D]
+ *   dotInteractionSplitGrad(x, xOff, em, emOff, B, S, D, dOut, dOutOff, dOutStride, dx, dxOff, dem, demOff):
+ *     dx [B, D] and dem [B, S, D] = the gradient (overwritten, not added to)
+ * Outputs may not overlap the inputs.
+ */
+static napi_value interaction_split(napi_env env, napi_callback_info info, int grad) {
+  napi_value argv[14];
+  if (!get_args(env, info, grad ? 14 : 10, argv, grad ? "dotInteractionSplitGrad: expected 14 arguments" : "dotInteractionSplit: expected 10 arguments")) return NULL;
+  float *x, *em, *o, *dx = NULL, *dem = NULL;
+  int64_t nx, nem, no, ndx = 0, ndem = 0, B, S, D, os;
+  if (!get_at(env, argv[0], argv[1], "x", &x, &nx) || !get_at(env, argv[2], argv[3], "em", &em, &nem) || !get_int(env, argv[4], "B", &B) ||
+      !get_int(env, argv[5], "S", &S) || !get_int(env, argv[6], "D", &D) || !get_at(env, argv[7], argv[8], grad ? "dOut" : "out", &o, &no) ||
+      !get_int(env, argv[9], "outStride", &os))
+    return NULL;
+  if (grad && (!get_at(env, argv[10], argv[11], "dx", &dx, &ndx) || !get_at(env, argv[12], argv[13], "dem", &dem, &ndem))) return NULL;
+  const int64_t n = S + 1, P = n * (n - 1) / 2;
+  const int64_t span = B > 0 ? (B - 1) * os + P : 0;
+  if (B < 0 || S < 0 || D < 1 || os < P || nx < B * D || nem < B * S * D || no < span || (grad && (ndx < B * D || ndem < B * S * D))) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: x, dx shorter than B x D, em, dem than B x S x D, or the pairs than B rows of outStride >= (S+1)S/2");
+    return NULL;
+  }
+  const int ok = grad ? disjoint(dx, B * D, x, B * D) && disjoint(dx, B * D, em, B * S * D) && disjoint(dem, B * S * D, x, B * D) &&
+                            disjoint(dem, B * S * D, em, B * S * D) && disjoint(dx, B * D, dem, B * S * D) && disjoint(dx, B * D, o, span) && disjoint(dem, B * S * D, o, span)
+                      : disjoint(o, span, x, B * D) && disjoint(o, span, em, B * S * D);
+  if (!ok) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: an output overlaps an input");
+    return NULL;
+  }
+  if (grad) {
+    memset(dx, 0, (size_t)(B * D) * sizeof(float));
+    memset(dem, 0, (size_t)(B * S * D) * sizeof(float));
+    interaction_backward(x, D, em, S * D, B, n, D, o, os, dx, dem);
+  } else
+    interaction_forward(x, D, em, S * D, B, n, D, o, os);
+  return NULL;
+}
+
+static napi_value dot_interaction_split(napi_env env, napi_callback_info info) { return interaction_split(env, info, 0); }
+static napi_value dot_interaction_split_grad(napi_env env, napi_callback_info info) { return interaction_split(env, info, 1); }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -359,6 +426,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteraction", NULL, dot_interaction, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionGrad", NULL, dot_interaction_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
+      {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

@@ -26,6 +26,18 @@ export interface NativeBlas {
   dotInteraction(z: Float32Array, B: number, n: number, D: number, out: Float32Array): void;
   /** Its gradient, added to dz [B, n, D]: dz[b,i] += dOut[b,p] z[b,j], dz[b,j] += dOut[b,p] z[b,i]. */
   dotInteractionGrad(z: Float32Array, B: number, n: number, D: number, dOut: Float32Array, dz: Float32Array): void;
+  /**
+   * The same with the bottom output x [B, D] and the embeddings em [B, S, D]
+   * apart, each at an element offset (all may be views of one heap):
+   * out[outOff + b * outStride + p] = the pairs of [x_b; em_b], outStride >= (S+1)S/2.
+   * Outputs may not overlap inputs.
+   */
+  dotInteractionSplit(x: Float32Array, xOff: number, em: Float32Array, emOff: number, B: number, S: number, D: number, out: Float32Array, outOff: number, outStride: number): void;
+  /** Its gradient, written (not added) to dx [B, D] and dem [B, S, D]. */
+  dotInteractionSplitGrad(
+    x: Float32Array, xOff: number, em: Float32Array, emOff: number, B: number, S: number, D: number,
+    dOut: Float32Array, dOutOff: number, dOutStride: number, dx: Float32Array, dxOff: number, dem: Float32Array, demOff: number,
+  ): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

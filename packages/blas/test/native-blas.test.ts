@@ -155,6 +155,44 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.dotInteraction(z, B + 1, n, D, pairs)).toThrow(/arrays shorter than/);
   });
 
+  it.runIf(blas).each([[3, 4, 4], [2, 26, 16], [3, 3, 6]])("the split interaction (x and embeddings apart, at offsets in one heap, output rows strided) equals the z form (B %i, S %i, D %i)", (B, S, D) => {
+    const n = S + 1;
+    const P = (n * (n - 1)) / 2;
+    const stride = P + 3;
+    // One "heap": x at 5, the embeddings after it, the pairs after those, gradients further on; dx starts dirty (it is overwritten).
+    const xOff = 5, emOff = xOff + B * D + 2, outOff = emOff + B * S * D + 1, dxOff = outOff + B * stride, demOff = dxOff + B * D;
+    const heap = fill(demOff + B * S * D + 4);
+    const z = new Float32Array(B * n * D);
+    for (let b = 0; b < B; b++) {
+      z.set(heap.subarray(xOff + b * D, xOff + (b + 1) * D), b * n * D);
+      z.set(heap.subarray(emOff + b * S * D, emOff + (b + 1) * S * D), b * n * D + D);
+    }
+    const pairs = new Float32Array(B * P);
+    blas!.dotInteraction(z, B, n, D, pairs);
+    const before = heap.slice();
+    blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride);
+    for (let b = 0; b < B; b++) {
+      expect(Array.from(heap.subarray(outOff + b * stride, outOff + b * stride + P))).toEqual(Array.from(pairs.subarray(b * P, (b + 1) * P)));
+      // The stride's gap is left alone.
+      expect(Array.from(heap.subarray(outOff + b * stride + P, outOff + (b + 1) * stride))).toEqual(Array.from(before.subarray(outOff + b * stride + P, outOff + (b + 1) * stride)));
+    }
+    const dz = new Float32Array(B * n * D);
+    const dOut = new Float32Array(B * P);
+    for (let b = 0; b < B; b++) dOut.set(heap.subarray(outOff + b * stride, outOff + b * stride + P), b * P);
+    blas!.dotInteractionGrad(z, B, n, D, dOut, dz);
+    blas!.dotInteractionSplitGrad(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride, heap, dxOff, heap, demOff);
+    for (let b = 0; b < B; b++) {
+      expect(Array.from(heap.subarray(dxOff + b * D, dxOff + (b + 1) * D))).toEqual(Array.from(dz.subarray(b * n * D, b * n * D + D)));
+      expect(Array.from(heap.subarray(demOff + b * S * D, demOff + (b + 1) * S * D))).toEqual(Array.from(dz.subarray(b * n * D + D, (b + 1) * n * D)));
+    }
+    expect(Array.from(heap.subarray(0, xOff))).toEqual(Array.from(before.subarray(0, xOff)));
+    expect(() => blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, outOff, P - 1)).toThrow(/outStride >= \(S\+1\)S\/2/);
+    expect(() => blas!.dotInteractionSplit(heap, heap.length - 1, heap, emOff, B, S, D, heap, outOff, stride)).toThrow(/x, dx shorter than B x D/);
+    expect(() => blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, heap.length + 1, stride)).toThrow(`offset ${heap.length + 1} of out is outside its ${heap.length} values`);
+    expect(() => blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, emOff, stride)).toThrow("an output overlaps an input");
+    expect(() => blas!.dotInteractionSplitGrad(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride, heap, dxOff, heap, dxOff)).toThrow("an output overlaps an input");
+  });
+
   it.runIf(blas)("counts the flops and time it spends", () => {
     const [s0, f0] = blas!.counters();
     blas!.gemm(false, false, 8, 8, 8, fill(64), 0, fill(64), 0, new Float32Array(64), 0, 1, 0, 0, 0, null, 0, 0, false);

@@ -1,22 +1,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { nativeBlas, type NativeBlas } from "@pangea/blas";
-
-/** What the wasm backend keeps per tensor: its place on the WebAssembly heap. */
-interface WasmBackend {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
+import { heapF32, heapIndex, type WasmBackend } from "./wasm-heap.js";
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo | undefined>; backend: WasmBackend; attrs: Record<string, unknown> };
-
-let heap: { buffer: ArrayBufferLike; view: Float32Array } | null = null;
-/** One Float32Array over the whole heap, renewed when the heap grows (growth detaches the old buffer). */
-function heapF32(backend: WasmBackend): Float32Array {
-  const buffer = backend.wasm.HEAPU8.buffer;
-  if (!heap || heap.buffer !== buffer) heap = { buffer, view: new Float32Array(buffer) };
-  return heap.view;
-}
 
 const size = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
@@ -51,7 +37,7 @@ function nativeProduct(blas: NativeBlas, args: KernelArgs, bias: tf.TensorInfo |
   const out = args.backend.makeOutput([...outer, M, N], "float32");
   // The heap view is taken after the output's allocation, which may have grown the heap.
   const h = heapF32(args.backend);
-  const at = (t: tf.TensorInfo) => args.backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
+  const at = (t: tf.TensorInfo) => heapIndex(args.backend, t);
   blas.gemm(
     transA, transB, M, N, K,
     h, at(a), h, at(b), h, at(out),

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { nativeBlas } from "@pangea/blas";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
+import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
 
 /**
  * DLRM's dot interaction: for each sample, the vectors Z = [x; e_1 .. e_S]
@@ -10,7 +11,7 @@ import { nativeMatMulActive } from "../backend/native-matmul.js";
  *
  * On the native addon the pairs are computed directly from x and the
  * embeddings, and the gradient goes straight back to both: no concatenation
- * and no split of its gradient on the wasm heap.
+ * and no split of its gradient, and on wasm no copies off the heap.
  *
  * Otherwise the gradient is hand-written: dZ = S Z, where S [B, n, n] is the
  * symmetric matrix holding each pair's incoming gradient at (i, j) and
@@ -70,36 +71,47 @@ export function upperTriangleIndex(n: number): Int32Array {
 
 /**
  * The same op on the native addon: each pair's dot product directly (half
- * the products of z z^T, no triangle gather) and its gradient in one pass.
- * The addon takes Z per sample contiguous; it is assembled from x and the
- * embeddings in JS (a copy the wasm concat made too) and its gradient split
- * back the same way.
+ * the products of z z^T, no triangle gather) and its gradient in one pass,
+ * from x and the embeddings as they are. On the wasm backend the kernels
+ * read and write the tensors on the WebAssembly heap in place; elsewhere
+ * (cpu) through copies.
  */
 function nativePairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, blas: NonNullable<ReturnType<typeof nativeBlas>["blas"]>): tf.Tensor2D {
   const [B, S, D] = emb.shape;
   const n = S + 1;
   const P = (n * (n - 1)) / 2;
+  const wasm = wasmBackend();
+  if (wasm && x.dtype === "float32" && emb.dtype === "float32") {
+    const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([xi, ei]);
+      const out = wasm.makeOutput([B, P], "float32");
+      const h = heapF32(wasm);
+      blas.dotInteractionSplit(h, heapIndex(wasm, xi), h, heapIndex(wasm, ei), B, S, D, h, heapIndex(wasm, out), P);
+      return {
+        value: tf.engine().makeTensorFromTensorInfo(out),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, es] = saved as [tf.Tensor, tf.Tensor];
+          const dx = wasm.makeOutput([B, D], "float32");
+          const de = wasm.makeOutput([B, S, D], "float32");
+          const hg = heapF32(wasm);
+          blas.dotInteractionSplitGrad(hg, heapIndex(wasm, xs), hg, heapIndex(wasm, es), B, S, D, hg, heapIndex(wasm, dy), P, hg, heapIndex(wasm, dx), hg, heapIndex(wasm, de));
+          return [tf.engine().makeTensorFromTensorInfo(dx), tf.engine().makeTensorFromTensorInfo(de)];
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(x, emb) as tf.Tensor2D;
+  }
   const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor) => {
     const xv = xi.dataSync() as Float32Array;
     const ev = ei.dataSync() as Float32Array;
-    const zv = new Float32Array(B * n * D);
-    for (let b = 0; b < B; b++) {
-      zv.set(xv.subarray(b * D, (b + 1) * D), b * n * D);
-      zv.set(ev.subarray(b * S * D, (b + 1) * S * D), b * n * D + D);
-    }
     const pairs = new Float32Array(B * P);
-    blas.dotInteraction(zv, B, n, D, pairs);
+    blas.dotInteractionSplit(xv, 0, ev, 0, B, S, D, pairs, 0, P);
     return {
       value: tf.tensor2d(pairs, [B, P]),
       gradFunc: (dy: tf.Tensor) => {
-        const dz = new Float32Array(B * n * D);
-        blas.dotInteractionGrad(zv, B, n, D, dy.dataSync() as Float32Array, dz);
         const dx = new Float32Array(B * D);
         const de = new Float32Array(B * S * D);
-        for (let b = 0; b < B; b++) {
-          dx.set(dz.subarray(b * n * D, b * n * D + D), b * D);
-          de.set(dz.subarray(b * n * D + D, (b + 1) * n * D), b * S * D);
-        }
+        blas.dotInteractionSplitGrad(xv, 0, ev, 0, B, S, D, dy.dataSync() as Float32Array, 0, P, dx, 0, de, 0);
         return [tf.tensor2d(dx, [B, D]), tf.tensor3d(de, [B, S, D])];
       },
     };
