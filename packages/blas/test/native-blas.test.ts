@@ -128,8 +128,8 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.scatterAddRows(pooled, D, Int32Array.from([-1]), Int32Array.from([0]), back)).toThrow(/value 0: row 0 of 5 or cell 4294967295 of 3 is out of range/);
   });
 
-  // D = 4 and 16 are whole vectors, D = 6 a vector and a scalar rest.
-  it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
+  // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).
+  it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6], [2, 8, 8], [2, 9, 32], [1, 1, 16]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
     const z = fill(B * n * D);
     const P = (n * (n - 1)) / 2;
     const pairs = new Float32Array(B * P);
