@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -521,6 +522,63 @@ static napi_value interaction_split(napi_env env, napi_callback_info info, int g
 static napi_value dot_interaction_split(napi_env env, napi_callback_info info) { return interaction_split(env, info, 0); }
 static napi_value dot_interaction_split_grad(napi_env env, napi_callback_info info) { return interaction_split(env, info, 1); }
 
+static int get_double(napi_env env, napi_value v, const char *name, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: expected a number", name);
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * adagrad(w, acc, g, lr, eps): acc += g^2; w -= lr g / (sqrt(acc) + eps),
+ * element by element, in double precision with each result rounded to float
+ * once, the operations and order of the JavaScript version (so the two give
+ * the same bits: no contraction, C11 mode).
+ */
+static napi_value adagrad(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv, "adagrad: expected 5 arguments")) return NULL;
+  float *w, *acc, *g;
+  size_t nw, na, ng;
+  double lr, eps;
+  if (!get_f32(env, argv[0], "w", &w, &nw) || !get_f32(env, argv[1], "acc", &acc, &na) || !get_f32(env, argv[2], "g", &g, &ng) ||
+      !get_double(env, argv[3], "lr", &lr) || !get_double(env, argv[4], "eps", &eps))
+    return NULL;
+  if (na != nw || ng != nw) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "adagrad: w, acc and g must have the same length (%zu, %zu, %zu)", nw, na, ng);
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    return NULL;
+  }
+  for (size_t i = 0; i < nw; i++) {
+    const double gi = g[i];
+    const double a = (double)acc[i] + gi * gi;
+    acc[i] = (float)a;
+    w[i] = (float)((double)w[i] - (lr * gi) / (sqrt(a) + eps));
+  }
+  return NULL;
+}
+
+/* firstNonFinite(a): the index of a's first NaN or infinity, or -1. */
+static napi_value first_non_finite(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv, "firstNonFinite: expected 1 argument")) return NULL;
+  float *a;
+  size_t n;
+  if (!get_f32(env, argv[0], "a", &a, &n)) return NULL;
+  int64_t at = -1;
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(a[i])) {
+      at = (int64_t)i;
+      break;
+    }
+  CHECK(napi_create_int64(env, at, &out));
+  return out;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -571,6 +629,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dotInteractionGrad", NULL, dot_interaction_grad, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"adagrad", NULL, adagrad, NULL, NULL, NULL, napi_default, NULL},
+      {"firstNonFinite", NULL, first_non_finite, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

@@ -38,6 +38,13 @@ export interface NativeBlas {
     x: Float32Array, xOff: number, em: Float32Array, emOff: number, B: number, S: number, D: number,
     dOut: Float32Array, dOutOff: number, dOutStride: number, dx: Float32Array, dxOff: number, dem: Float32Array, demOff: number,
   ): void;
+  /**
+   * Adagrad in place: acc += g^2; w -= lr g / (sqrt(acc) + eps), in double
+   * precision rounded once to float (the same bits as the JavaScript loop).
+   */
+  adagrad(w: Float32Array, acc: Float32Array, g: Float32Array, lr: number, eps: number): void;
+  /** The index of the first NaN or infinity, or -1. */
+  firstNonFinite(a: Float32Array): number;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

@@ -193,6 +193,14 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.dotInteractionSplitGrad(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride, heap, dxOff, heap, dxOff)).toThrow("an output overlaps an input");
   });
 
+  it.runIf(blas)("finds the first NaN or infinity", () => {
+    expect(blas!.firstNonFinite(Float32Array.from([1, 2, 3]))).toBe(-1);
+    expect(blas!.firstNonFinite(new Float32Array(0))).toBe(-1);
+    expect(blas!.firstNonFinite(Float32Array.from([1, Infinity, NaN]))).toBe(1);
+    expect(blas!.firstNonFinite(Float32Array.from([0, 0, -Infinity]))).toBe(2);
+    expect(blas!.firstNonFinite(Float32Array.from([NaN]))).toBe(0);
+  });
+
   it.runIf(blas)("counts the flops and time it spends", () => {
     const [s0, f0] = blas!.counters();
     blas!.gemm(false, false, 8, 8, 8, fill(64), 0, fill(64), 0, new Float32Array(64), 0, 1, 0, 0, 0, null, 0, 0, false);

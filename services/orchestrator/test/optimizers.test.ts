@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "@pangea/kit";
+import { nativeBlas } from "@pangea/blas";
 import { adagradUpdate, adamUpdate } from "../src/optim/optimizers.js";
 
 /** Straightforward float64 implementations of the published formulas, for comparison. */
@@ -53,5 +54,19 @@ describe("the dense optimizer matches its formula over many steps", () => {
     ref.forEach((r, i) => expect(w[i]).toBeCloseTo(r, 4));
     // The accumulator holds the squared-gradient sums (what a checkpoint saves as dense-adam-v).
     expect(state.v[3]).toBeCloseTo(grads.reduce((a, g) => a + g[3]! ** 2, 0), 4);
+  });
+
+  it.runIf(nativeBlas().blas)("adagrad on the native addon gives the same bits as the JavaScript loop, and refuses mismatched lengths", () => {
+    const run = (native: ReturnType<typeof nativeBlas>["blas"]) => {
+      const w = Float32Array.from(start);
+      const state = { m: new Float32Array(16), v: new Float32Array(16), t: 0 };
+      for (const g of grads) adagradUpdate(w, state, Float32Array.from(g), 0.05, 1e-10, native);
+      return [w, state.v];
+    };
+    const [wNative, vNative] = run(nativeBlas().blas);
+    const [wJs, vJs] = run(null);
+    expect(Array.from(wNative!)).toEqual(Array.from(wJs!));
+    expect(Array.from(vNative!)).toEqual(Array.from(vJs!));
+    expect(() => nativeBlas().blas!.adagrad(new Float32Array(3), new Float32Array(2), new Float32Array(3), 0.1, 1e-10)).toThrow("adagrad: w, acc and g must have the same length (3, 2, 3)");
   });
 });

@@ -2,6 +2,7 @@ import type { EmbeddingTable } from "../embeddings/embedding-table.js";
 import { slotOfId, type EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
+import { nativeBlas } from "@pangea/blas";
 
 /** One worker's gradients for one step, already decoded to typed-array views. */
 export interface WorkerGradients {
@@ -156,7 +157,10 @@ export class GradientAggregator {
   }
 }
 
+const blas = nativeBlas().blas;
+
 function allFinite(a: Float32Array): boolean {
+  if (blas) return blas.firstNonFinite(a) < 0;
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
   return true;
 }
