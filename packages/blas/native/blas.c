@@ -467,7 +467,7 @@ static int get_at(napi_env env, napi_value arr, napi_value off, const char *name
   if (!get_f32(env, arr, name, &data, &len) || !get_int(env, off, name, &o)) return 0;
   if (o < 0 || o > (int64_t)len) {
     char msg[128];
-    snprintf(msg, sizeof msg, "dot interaction: offset %lld of %s is outside its %zu values", (long long)o, name, len);
+    snprintf(msg, sizeof msg, "offset %lld of %s is outside its %zu values", (long long)o, name, len);
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
     return 0;
   }
@@ -521,6 +521,70 @@ static napi_value interaction_split(napi_env env, napi_callback_info info, int g
 
 static napi_value dot_interaction_split(napi_env env, napi_callback_info info) { return interaction_split(env, info, 0); }
 static napi_value dot_interaction_split_grad(napi_env env, napi_callback_info info) { return interaction_split(env, info, 1); }
+
+/* An optional Float32Array argument (null or undefined: *data = NULL) at an element offset, with room for n values. */
+static int get_opt_region(napi_env env, napi_value arr, napi_value off, const char *name, int64_t n, float **data) {
+  napi_valuetype t;
+  CHECK(napi_typeof(env, arr, &t));
+  if (t == napi_null || t == napi_undefined) {
+    *data = NULL;
+    return 1;
+  }
+  int64_t avail;
+  if (!get_at(env, arr, off, name, data, &avail)) return 0;
+  if (avail < n) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: %lld values needed from its offset, %lld there", name, (long long)n, (long long)avail);
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * A dense layer's gradient before its matmuls, in one pass over dy [rows, cols]:
+ *   biasReluGrad(dy, dyOff, y, yOff, dz, dzOff, rows, cols, db, dbOff)
+ * with y (the layer's ReLU output): dz = dy where y > 0, else 0; db = dz's column sums.
+ * with y = null (no ReLU): db = dy's column sums; dz is not written (may be null).
+ */
+static napi_value bias_relu_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!get_args(env, info, 10, argv, "biasReluGrad: expected 10 arguments")) return NULL;
+  int64_t rows, cols;
+  if (!get_int(env, argv[6], "rows", &rows) || !get_int(env, argv[7], "cols", &cols)) return NULL;
+  if (rows < 0 || cols < 0) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "biasReluGrad: rows and cols must be >= 0");
+    return NULL;
+  }
+  const int64_t n = rows * cols;
+  float *dy, *y, *dz, *db;
+  if (!get_opt_region(env, argv[0], argv[1], "dy", n, &dy) || !get_opt_region(env, argv[2], argv[3], "y", n, &y) ||
+      !get_opt_region(env, argv[4], argv[5], "dz", n, &dz) || !get_opt_region(env, argv[8], argv[9], "db", cols, &db))
+    return NULL;
+  if (!dy || !db || (y && !dz)) {
+    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", "biasReluGrad: dy and db are required, and dz with y");
+    return NULL;
+  }
+  if ((dz && (!disjoint(dz, n, dy, n) || (y && !disjoint(dz, n, y, n)) || !disjoint(dz, n, db, cols))) || !disjoint(db, cols, dy, n) || (y && !disjoint(db, cols, y, n))) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "biasReluGrad: an output overlaps an input");
+    return NULL;
+  }
+  memset(db, 0, (size_t)cols * sizeof(float));
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = dy + r * cols;
+    if (y) {
+      const float *yr = y + r * cols;
+      float *zr = dz + r * cols;
+      for (int64_t c = 0; c < cols; c++) {
+        const float v = yr[c] > 0 ? g[c] : 0.0f;
+        zr[c] = v;
+        db[c] += v;
+      }
+    } else
+      for (int64_t c = 0; c < cols; c++) db[c] += g[c];
+  }
+  return NULL;
+}
 
 static int get_double(napi_env env, napi_value v, const char *name, double *out) {
   if (napi_get_value_double(env, v, out) != napi_ok) {
@@ -629,6 +693,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dotInteractionGrad", NULL, dot_interaction_grad, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adagrad", NULL, adagrad, NULL, NULL, NULL, napi_default, NULL},
       {"firstNonFinite", NULL, first_non_finite, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},

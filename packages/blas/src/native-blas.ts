@@ -39,6 +39,16 @@ export interface NativeBlas {
     dOut: Float32Array, dOutOff: number, dOutStride: number, dx: Float32Array, dxOff: number, dem: Float32Array, demOff: number,
   ): void;
   /**
+   * A dense layer's gradient ahead of its matmuls, in one pass over dy [rows, cols]
+   * (each array at an element offset; outputs may not overlap inputs):
+   * with y (its ReLU output) dz = dy where y > 0, else 0, and db = dz's column sums;
+   * with y null, db = dy's column sums (dz unused).
+   */
+  biasReluGrad(
+    dy: Float32Array, dyOff: number, y: Float32Array | null, yOff: number, dz: Float32Array | null, dzOff: number,
+    rows: number, cols: number, db: Float32Array, dbOff: number,
+  ): void;
+  /**
    * Adagrad in place: acc += g^2; w -= lr g / (sqrt(acc) + eps), in double
    * precision rounded once to float (the same bits as the JavaScript loop).
    */

@@ -193,6 +193,29 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.dotInteractionSplitGrad(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride, heap, dxOff, heap, dxOff)).toThrow("an output overlaps an input");
   });
 
+  it.runIf(blas)("computes a dense layer's ReLU mask and bias gradient in one pass, at offsets; refuses short or overlapping arrays", () => {
+    const rows = 5, cols = 3;
+    const heap = fill(4 + 3 * rows * cols + cols);
+    const dyOff = 4, yOff = dyOff + rows * cols, dzOff = yOff + rows * cols, dbOff = dzOff + rows * cols;
+    heap[yOff + 1] = 0; // exactly 0 counts as inactive
+    const dy = heap.slice(dyOff, dyOff + rows * cols), y = heap.slice(yOff, yOff + rows * cols);
+    blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, dzOff, rows, cols, heap, dbOff);
+    const db = new Float64Array(cols);
+    for (let i = 0; i < rows * cols; i++) {
+      const z = y[i]! > 0 ? dy[i]! : 0;
+      expect(heap[dzOff + i]).toBe(Math.fround(z));
+      db[i % cols]! += z;
+    }
+    db.forEach((v, c) => expect(heap[dbOff + c]).toBeCloseTo(v, 5));
+    // No ReLU: the column sums of dy alone.
+    const db2 = new Float32Array(cols);
+    blas!.biasReluGrad(heap, dyOff, null, 0, null, 0, rows, cols, db2, 0);
+    db2.forEach((v, c) => expect(v).toBeCloseTo(dy.filter((_, i) => i % cols === c).reduce((a, b) => a + b, 0), 5));
+    expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, dzOff, rows, cols, heap, heap.length - 1)).toThrow("db: 3 values needed from its offset, 1 there");
+    expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, yOff, rows, cols, heap, dbOff)).toThrow("biasReluGrad: an output overlaps an input");
+    expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, null, 0, rows, cols, heap, dbOff)).toThrow("dz with y");
+  });
+
   it.runIf(blas)("finds the first NaN or infinity", () => {
     expect(blas!.firstNonFinite(Float32Array.from([1, 2, 3]))).toBe(-1);
     expect(blas!.firstNonFinite(new Float32Array(0))).toBe(-1);
