@@ -5,7 +5,7 @@ import { denseParams, initDenseParams, type DlrmSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { dense } from "../src/model/dense-layer.js";
-import { pairwiseDots, upperTriangleIndex } from "../src/model/interaction.js";
+import { interactionFeatures, pairwiseDots, upperTriangleIndex } from "../src/model/interaction.js";
 import { Dlrm, type ModelBatch } from "../src/model/dlrm.js";
 
 const rng = new Rng(11);
@@ -105,6 +105,28 @@ describe("pairwise dot interaction's hand-written gradient", () => {
         expect(maxDiff(got.g, reference.g), `${backend} native ${native}`).toBeLessThan(1e-3);
       }
     }
+  });
+});
+
+describe("interaction features [x, pairs]", () => {
+  it.each([[3, 5, 4], [16, 27, 16]])("on wasm (written into h's rows in place) equal concat(x, pairs) and its autodiff on cpu, B=%d, n=%d, D=%d", async (B, n, D) => {
+    const S = n - 1;
+    const xs = rand(B * D);
+    const es = rand(B * S * D);
+    const P = (n * (n - 1)) / 2;
+    const dy = rand(B * (D + P));
+    const tri = upperTriangleIndex(n);
+    const run = () =>
+      tf.tidy(() => {
+        const idx = tf.tensor1d(tri, "int32");
+        const f = (xi: tf.Tensor, ei: tf.Tensor) => interactionFeatures(xi as tf.Tensor2D, ei as tf.Tensor3D, idx);
+        const g = tf.grads(f)([tf.tensor2d(xs, [B, D]), tf.tensor3d(es, [B, S, D])], tf.tensor2d(dy, [B, D + P])).map((t) => t.dataSync());
+        return { y: f(tf.tensor2d(xs, [B, D]), tf.tensor3d(es, [B, S, D])).dataSync(), g };
+      });
+    const cpu = await on("cpu", run);
+    const wasm = await on("wasm", run);
+    expect(maxDiff(wasm.y, cpu.y)).toBeLessThan(1e-4);
+    wasm.g.forEach((g, i) => expect(maxDiff(g, cpu.g[i]!), `grad ${i}`).toBeLessThan(1e-4));
   });
 });
 

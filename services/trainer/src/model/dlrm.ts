@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { denseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { dense } from "./dense-layer.js";
-import { pairwiseDots, upperTriangleIndex } from "./interaction.js";
+import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
 import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
 
 /** One batch in the form the model consumes. */
@@ -51,8 +51,7 @@ export class Dlrm {
     const B = b.size;
     let x = tf.tensor2d(b.dense, [B, numDense]);
     for (let l = 0; l < this.bottomLayers; l++) x = dense(x, p[2 * l] as tf.Tensor2D, p[2 * l + 1] as tf.Tensor1D, true);
-    const pairs = pairwiseDots(x, tf.reshape(emb, [B, S, D]), this.triIndex);
-    let h = tf.concat([x, pairs], 1) as tf.Tensor2D;
+    let h = interactionFeatures(x, tf.reshape(emb, [B, S, D]), this.triIndex);
     const topLayers = (p.length - 2 * this.bottomLayers) / 2;
     for (let l = 0; l < topLayers; l++) {
       const i = 2 * (this.bottomLayers + l);

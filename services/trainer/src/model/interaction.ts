@@ -118,3 +118,44 @@ function nativePairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, blas: NonNullable<
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x, emb) as tf.Tensor2D;
 }
+
+/**
+ * The top MLP's input h = [x, pairwiseDots(x, emb)] ([B, D + P]). On wasm
+ * with the addon the pairs are written straight into h's rows and the
+ * gradient read straight from them (no concat, and no slices of its
+ * gradient); elsewhere a concat of the two.
+ */
+export function interactionFeatures(x: tf.Tensor2D, emb: tf.Tensor3D, triIndex: tf.Tensor1D): tf.Tensor2D {
+  const blas = nativeBlas().blas;
+  const wasm = wasmBackend();
+  if (!blas || !wasm || x.dtype !== "float32" || emb.dtype !== "float32") return tf.concat([x, pairwiseDots(x, emb, triIndex)], 1) as tf.Tensor2D;
+  const [B, S, D] = emb.shape;
+  const n = S + 1;
+  const P = (n * (n - 1)) / 2;
+  const W = D + P;
+  const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([xi, ei]);
+    const out = wasm.makeOutput([B, W], "float32");
+    const h = heapF32(wasm);
+    const at = heapIndex(wasm, out);
+    const xAt = heapIndex(wasm, xi);
+    blas.dotInteractionSplit(h, xAt, h, heapIndex(wasm, ei), B, S, D, h, at + D, W);
+    for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) h[at + b * W + k] = h[xAt + b * D + k]!;
+    return {
+      value: tf.engine().makeTensorFromTensorInfo(out),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, es] = saved as [tf.Tensor, tf.Tensor];
+        const dx = wasm.makeOutput([B, D], "float32");
+        const de = wasm.makeOutput([B, S, D], "float32");
+        const hg = heapF32(wasm);
+        const dyAt = heapIndex(wasm, dy);
+        const dxAt = heapIndex(wasm, dx);
+        blas.dotInteractionSplitGrad(hg, heapIndex(wasm, xs), hg, heapIndex(wasm, es), B, S, D, hg, dyAt + D, W, hg, dxAt, hg, heapIndex(wasm, de));
+        // x's own columns of h pass their gradient straight through.
+        for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) hg[dxAt + b * D + k]! += hg[dyAt + b * W + k]!;
+        return [tf.engine().makeTensorFromTensorInfo(dx), tf.engine().makeTensorFromTensorInfo(de)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x, emb) as tf.Tensor2D;
+}
