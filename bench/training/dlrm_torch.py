@@ -20,10 +20,25 @@ accumulator from 0.1).
 import argparse
 import json
 import math
+import os
 import resource
+import sys
 import time
 
-import torch
+
+def blas_threads_from_argv():
+    """--blas-threads must be in the environment before torch loads OpenBLAS:
+    Debian's torch calls the system BLAS (libopenblas0-pthread), whose own
+    thread pool ignores torch.set_num_threads and by default uses every core."""
+    for i, a in enumerate(sys.argv):
+        if a == "--blas-threads" and i + 1 < len(sys.argv):
+            os.environ["OPENBLAS_NUM_THREADS"] = sys.argv[i + 1]
+        elif a.startswith("--blas-threads="):
+            os.environ["OPENBLAS_NUM_THREADS"] = a.split("=", 1)[1]
+
+
+blas_threads_from_argv()
+import torch  # noqa: E402  (after the BLAS thread count is set)
 
 
 def parse(path, eval_fraction):
@@ -112,7 +127,8 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--eval-fraction", type=float, default=0.1)
     ap.add_argument("--batch", type=int, default=4096)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch's own (intra-op) threads")
+    ap.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS's threads (the matmuls)")
     ap.add_argument("--embedding-dim", type=int, default=16)
     ap.add_argument("--bottom-mlp", default="512,256,64,16")
     ap.add_argument("--top-mlp", default="512,256")
@@ -147,7 +163,7 @@ def main():
         held_out_auc = auc(p, ey)
     print(json.dumps({
         "name": "pytorch",
-        "framework": f"PyTorch {torch.__version__}, {a.threads} thread(s)",
+        "framework": f"PyTorch {torch.__version__}, {a.threads} torch thread(s), {a.blas_threads} OpenBLAS thread(s)",
         "samples": steps * a.batch,
         "steps": steps,
         "seconds": round(seconds, 3),

@@ -1,4 +1,4 @@
-export { startServer, CHANNEL_OPTIONS, MAX_MESSAGE_BYTES } from "./server.js";
+export { startServer, CHANNEL_OPTIONS, FLOW_CONTROL_WINDOW, MAX_MESSAGE_BYTES } from "./server.js";
 export type { RunningServer, CallObserver } from "./server.js";
 export { toServiceError, describeCallError, isStatus } from "./status.js";
 export { waitReady, unary, RpcErrors } from "./client.js";
