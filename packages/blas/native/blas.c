@@ -626,6 +626,24 @@ static napi_value adagrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* addInto(dst, src): dst += src element by element (float sums: the bits JavaScript's
+ * double sum rounded to float gives). */
+static napi_value add_into(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "addInto: expected 2 arguments")) return NULL;
+  float *dst, *src;
+  size_t nd, ns;
+  if (!get_f32(env, argv[0], "dst", &dst, &nd) || !get_f32(env, argv[1], "src", &src, &ns)) return NULL;
+  if (nd != ns) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "addInto: dst has %zu values, src %zu", nd, ns);
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    return NULL;
+  }
+  for (size_t i = 0; i < nd; i++) dst[i] += src[i];
+  return NULL;
+}
+
 /* firstNonFinite(a): the index of a's first NaN or infinity, or -1. */
 static napi_value first_non_finite(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
@@ -695,6 +713,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adagrad", NULL, adagrad, NULL, NULL, NULL, napi_default, NULL},
+      {"addInto", NULL, add_into, NULL, NULL, NULL, napi_default, NULL},
       {"firstNonFinite", NULL, first_non_finite, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},

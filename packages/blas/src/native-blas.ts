@@ -53,6 +53,8 @@ export interface NativeBlas {
    * precision rounded once to float (the same bits as the JavaScript loop).
    */
   adagrad(w: Float32Array, acc: Float32Array, g: Float32Array, lr: number, eps: number): void;
+  /** dst += src, element by element (same lengths). */
+  addInto(dst: Float32Array, src: Float32Array): void;
   /** The index of the first NaN or infinity, or -1. */
   firstNonFinite(a: Float32Array): number;
   /** OpenBLAS's thread count for later calls. */

@@ -216,6 +216,16 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, null, 0, rows, cols, heap, dbOff)).toThrow("dz with y");
   });
 
+  it.runIf(blas)("adds one array into another as JavaScript's float sums do; refuses different lengths", () => {
+    const a = fill(1000);
+    const b = fill(1000).map((x) => x * 1e-3);
+    const js = a.slice();
+    for (let i = 0; i < js.length; i++) js[i]! += b[i]!;
+    blas!.addInto(a, b);
+    expect(Array.from(a)).toEqual(Array.from(js));
+    expect(() => blas!.addInto(a, new Float32Array(3))).toThrow("addInto: dst has 1000 values, src 3");
+  });
+
   it.runIf(blas)("finds the first NaN or infinity", () => {
     expect(blas!.firstNonFinite(Float32Array.from([1, 2, 3]))).toBe(-1);
     expect(blas!.firstNonFinite(new Float32Array(0))).toBe(-1);

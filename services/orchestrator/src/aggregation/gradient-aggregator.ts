@@ -95,10 +95,7 @@ export class GradientAggregator {
   applyStep(): StepResult {
     this.pending.sort((a, b) => (a.batchIndex ?? 0) - (b.batchIndex ?? 0));
     for (const g of this.pending) {
-      g.dense.forEach((grad, i) => {
-        const sum = this.denseSum[i]!;
-        for (let k = 0; k < sum.length; k++) sum[k]! += grad[k]!;
-      });
+      g.dense.forEach((grad, i) => addInto(this.denseSum[i]!, grad));
       if (!this.sparseOnArrival) this.accumulateSparse(g);
     }
     this.pending = [];
@@ -158,6 +155,12 @@ export class GradientAggregator {
 }
 
 const blas = nativeBlas().blas;
+
+/** sum += g (on the addon when built: the same float sums). */
+function addInto(sum: Float32Array, g: Float32Array): void {
+  if (blas) return blas.addInto(sum, g);
+  for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
+}
 
 function allFinite(a: Float32Array): boolean {
   if (blas) return blas.firstNonFinite(a) < 0;

@@ -141,8 +141,11 @@ export class EmbeddingStore {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slot} has embedding dim ${t.dim}, the request reads ${dim}`);
     }
     const row = !t ? -1 : readOnly ? t.find(lo, hi) : this.trainingRow(t, slot, lo, hi);
-    if (row >= 0) out.set(t!.weights.subarray(row * dim, (row + 1) * dim), at);
-    else out.fill(0, at, at + dim);
+    if (row >= 0) {
+      // A loop, not set(subarray(...)): a pull reads tens of thousands of rows, and a view each was garbage.
+      const w = t!.weights;
+      for (let k = 0, from = row * dim; k < dim; k++) out[at + k] = w[from + k]!;
+    } else out.fill(0, at, at + dim);
   }
 
   /** Sets rows directly (values: [count, dim]); returns how many were set. */
