@@ -194,7 +194,7 @@ describe("@pangea/blas native addon", () => {
   });
 
   it.runIf(blas)("computes a dense layer's ReLU mask and bias gradient in one pass, at offsets; refuses short or overlapping arrays", () => {
-    const rows = 5, cols = 3;
+    const rows = 5, cols = 7; // a four-lane block and a scalar rest per row
     const heap = fill(4 + 3 * rows * cols + cols);
     const dyOff = 4, yOff = dyOff + rows * cols, dzOff = yOff + rows * cols, dbOff = dzOff + rows * cols;
     heap[yOff + 1] = 0; // exactly 0 counts as inactive
@@ -211,7 +211,7 @@ describe("@pangea/blas native addon", () => {
     const db2 = new Float32Array(cols);
     blas!.biasReluGrad(heap, dyOff, null, 0, null, 0, rows, cols, db2, 0);
     db2.forEach((v, c) => expect(v).toBeCloseTo(dy.filter((_, i) => i % cols === c).reduce((a, b) => a + b, 0), 5));
-    expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, dzOff, rows, cols, heap, heap.length - 1)).toThrow("db: 3 values needed from its offset, 1 there");
+    expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, dzOff, rows, cols, heap, heap.length - 1)).toThrow("db: 7 values needed from its offset, 1 there");
     expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, heap, yOff, rows, cols, heap, dbOff)).toThrow("biasReluGrad: an output overlaps an input");
     expect(() => blas!.biasReluGrad(heap, dyOff, heap, yOff, null, 0, rows, cols, heap, dbOff)).toThrow("dz with y");
   });
