@@ -108,6 +108,33 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 1;
 }
 
+/* Four-lane vectors (SSE2 on x86-64, NEON on arm64: the baseline, so the
+ * addon runs on any CPU of the architecture it was built for). The scalar
+ * loops below do not vectorise: a float sum may not be reordered without
+ * -ffast-math, and D, the embedding width, is only known at run time. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p) {
+  v4f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+
+/* max(x, 0) in place, four lanes at a time as a bit mask (a branch per element
+ * mispredicts on activations' signs: 0.9 -> ~0.1 ns per value); NaN becomes 0. */
+static void relu_in_place(float *c, int64_t n) {
+  const v4f zero = {0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const v4f v = load4(c + j);
+    store4(c + j, (v4f)((v4i)v & (v > zero)));
+  }
+  for (; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+}
+
 /*
  * gemm(transA, transB, M, N, K, A, aOff, B, bOff, C, cOff, batch, strideA,
  *      strideB, strideC, bias, biasOff, biasPerRow, relu)
@@ -163,10 +190,7 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, a,
                   (int)lda, b, (int)ldb, beta, c, (int)N);
     }
-    if (relu) {
-      int64_t n = M * N;
-      for (int64_t j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
-    }
+    if (relu) relu_in_place(c, M * N);
   }
   total_seconds += now_seconds() - t0;
   total_flops += 2.0 * (double)M * (double)N * (double)K * (double)batch;
@@ -220,20 +244,7 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
-/* Four-lane vectors (SSE2 on x86-64, NEON on arm64: the baseline, so the
- * addon runs on any CPU of the architecture it was built for). The scalar
- * loops below do not vectorise: a float sum may not be reordered without
- * -ffast-math, and D, the embedding width, is only known at run time. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline v4f load4(const float *p) {
-  v4f v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
-static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
 
 /* The interaction's vectors of example e: row 0 is the bottom MLP's output
  * (x, examples xs floats apart), rows 1..n-1 its pooled embeddings (em,
