@@ -250,10 +250,12 @@ describe("distributed training", () => {
   }, 150_000);
 
   it("soak: random SIGKILLs of trainers and of compute (each restarted) for ~30s end with every batch applied once and the clean model", async () => {
-    // Reference: the same job on one trainer, 3 batches per step.
-    const ref = await runJob("soak-ref", { trainers: 1, steps: 450, extra: ["--batches-per-step", "3"] });
+    // Reference: the same job on one trainer, 3 batches per step. Long enough that the
+    // kills below (one every 0.5-1.5 s plus a restart) land while it runs.
+    const SOAK_STEPS = 800;
+    const ref = await runJob("soak-ref", { trainers: 1, steps: SOAK_STEPS, extra: ["--batches-per-step", "3"] });
     let kills = 0;
-    const s = await runJob("soak", { trainers: 3, steps: 450, extra: ["--batches-per-step", "3"] }, async (c, status) => {
+    const s = await runJob("soak", { trainers: 3, steps: SOAK_STEPS, extra: ["--batches-per-step", "3"] }, async (c, status) => {
       let seed = 7;
       const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
       await stepReached(status, 5);
@@ -271,7 +273,7 @@ describe("distributed training", () => {
       }
     });
     expect(kills).toBeGreaterThan(5);
-    expectEveryBatchOnce(s, 1350);
+    expectEveryBatchOnce(s, 3 * SOAK_STEPS);
     const a = loadCheckpoint(s.checkpointPath);
     const b = loadCheckpoint(ref.checkpointPath);
     expect(denseDiff(a, b)).toBeLessThan(TOLERANCE);
