@@ -80,27 +80,7 @@ function nativePairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, blas: NonNullable<
   const [B, S, D] = emb.shape;
   const n = S + 1;
   const P = (n * (n - 1)) / 2;
-  const wasm = wasmBackend();
-  if (wasm && x.dtype === "float32" && emb.dtype === "float32") {
-    const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([xi, ei]);
-      const out = wasm.makeOutput([B, P], "float32");
-      const h = heapF32(wasm);
-      blas.dotInteractionSplit(h, heapIndex(wasm, xi), h, heapIndex(wasm, ei), B, S, D, h, heapIndex(wasm, out), P);
-      return {
-        value: tf.engine().makeTensorFromTensorInfo(out),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, es] = saved as [tf.Tensor, tf.Tensor];
-          const dx = wasm.makeOutput([B, D], "float32");
-          const de = wasm.makeOutput([B, S, D], "float32");
-          const hg = heapF32(wasm);
-          blas.dotInteractionSplitGrad(hg, heapIndex(wasm, xs), hg, heapIndex(wasm, es), B, S, D, hg, heapIndex(wasm, dy), P, hg, heapIndex(wasm, dx), hg, heapIndex(wasm, de));
-          return [tf.engine().makeTensorFromTensorInfo(dx), tf.engine().makeTensorFromTensorInfo(de)];
-        },
-      };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    return f(x, emb) as tf.Tensor2D;
-  }
+  if (wasmBackend() && x.dtype === "float32" && emb.dtype === "float32") return inHeapInteraction(x, emb, false, blas);
   const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor) => {
     const xv = xi.dataSync() as Float32Array;
     const ev = ei.dataSync() as Float32Array;
@@ -127,20 +107,31 @@ function nativePairwiseDots(x: tf.Tensor2D, emb: tf.Tensor3D, blas: NonNullable<
  */
 export function interactionFeatures(x: tf.Tensor2D, emb: tf.Tensor3D, triIndex: tf.Tensor1D): tf.Tensor2D {
   const blas = nativeBlas().blas;
-  const wasm = wasmBackend();
-  if (!blas || !wasm || x.dtype !== "float32" || emb.dtype !== "float32") return tf.concat([x, pairwiseDots(x, emb, triIndex)], 1) as tf.Tensor2D;
+  if (!blas || !wasmBackend() || x.dtype !== "float32" || emb.dtype !== "float32") return tf.concat([x, pairwiseDots(x, emb, triIndex)], 1) as tf.Tensor2D;
+  return inHeapInteraction(x, emb, true, blas);
+}
+
+/**
+ * The pairs of [x; emb] (withX: preceded by x's own columns, the top MLP's
+ * input) computed on the wasm heap in place: the kernel writes each
+ * example's pairs straight into its output row and reads the gradient
+ * straight from it, and x's columns pass theirs through.
+ */
+function inHeapInteraction(x: tf.Tensor2D, emb: tf.Tensor3D, withX: boolean, blas: NonNullable<ReturnType<typeof nativeBlas>["blas"]>): tf.Tensor2D {
+  const wasm = wasmBackend()!;
   const [B, S, D] = emb.shape;
   const n = S + 1;
   const P = (n * (n - 1)) / 2;
-  const W = D + P;
+  const off = withX ? D : 0;
+  const W = off + P;
   const f = tf.customGrad(((xi: tf.Tensor, ei: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xi, ei]);
     const out = wasm.makeOutput([B, W], "float32");
     const h = heapF32(wasm);
     const at = heapIndex(wasm, out);
     const xAt = heapIndex(wasm, xi);
-    blas.dotInteractionSplit(h, xAt, h, heapIndex(wasm, ei), B, S, D, h, at + D, W);
-    for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) h[at + b * W + k] = h[xAt + b * D + k]!;
+    blas.dotInteractionSplit(h, xAt, h, heapIndex(wasm, ei), B, S, D, h, at + off, W);
+    if (withX) for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) h[at + b * W + k] = h[xAt + b * D + k]!;
     return {
       value: tf.engine().makeTensorFromTensorInfo(out),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -150,9 +141,8 @@ export function interactionFeatures(x: tf.Tensor2D, emb: tf.Tensor3D, triIndex: 
         const hg = heapF32(wasm);
         const dyAt = heapIndex(wasm, dy);
         const dxAt = heapIndex(wasm, dx);
-        blas.dotInteractionSplitGrad(hg, heapIndex(wasm, xs), hg, heapIndex(wasm, es), B, S, D, hg, dyAt + D, W, hg, dxAt, hg, heapIndex(wasm, de));
-        // x's own columns of h pass their gradient straight through.
-        for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) hg[dxAt + b * D + k]! += hg[dyAt + b * W + k]!;
+        blas.dotInteractionSplitGrad(hg, heapIndex(wasm, xs), hg, heapIndex(wasm, es), B, S, D, hg, dyAt + off, W, hg, dxAt, hg, heapIndex(wasm, de));
+        if (withX) for (let b = 0; b < B; b++) for (let k = 0; k < D; k++) hg[dxAt + b * D + k]! += hg[dyAt + b * W + k]!;
         return [tf.engine().makeTensorFromTensorInfo(dx), tf.engine().makeTensorFromTensorInfo(de)];
       },
     };
