@@ -206,8 +206,9 @@ class RowAccumulator {
   applyMean(table: EmbeddingTable, workers: number): void {
     const dim = this.dim;
     for (let k = 0; k < this.touched.length * dim; k++) this.sum[k]! /= workers;
+    const now = table.clock();
     this.touched.forEach((row, slot) => {
-      table.applyGradient(row, this.sum, slot * dim);
+      table.applyGradient(row, this.sum, slot * dim, now);
       this.rowSlot[row] = -1;
     });
     this.touched = [];

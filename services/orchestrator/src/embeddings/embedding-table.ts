@@ -98,10 +98,19 @@ export class EmbeddingTable {
     return row;
   }
 
-  /** Applies one gradient (g[gAt .. gAt + dim)) to a row with the table's optimizer. */
-  applyGradient(row: number, g: Float32Array, gAt: number): void {
+  /** The table's clock (seconds), for callers that stamp many rows at once (applyGradient's `now`). */
+  clock(): number {
+    return this.now();
+  }
+
+  /**
+   * Applies one gradient (g[gAt .. gAt + dim)) to a row with the table's
+   * optimizer; `now` stamps its last update (a step's rows take one reading
+   * of the clock, not one each).
+   */
+  applyGradient(row: number, g: Float32Array, gAt: number, now = this.now()): void {
     this.optimizer.apply(this.weights, row * this.dim, this.state, row * this.stateSize, g, gAt, this.dim);
-    this.lastUpdate[row] = this.now();
+    this.lastUpdate[row] = now;
     if (this.dirty) this.markDirty(row);
   }
 
