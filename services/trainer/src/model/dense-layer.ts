@@ -8,10 +8,10 @@ import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
  *
  * On the native BLAS kernels (wasm+blas) the forward pass is one fused
  * matmul+bias+relu and the gradient uses transpose flags, which BLAS reads
- * in place; the ReLU mask and the bias gradient are one native pass over the
- * heap (instead of wasm's step, mul and a product with a ones row). On plain wasm the gradient materialises W^T and x^T and
- * multiplies without flags, because transposed matmuls there run 10-30x
- * slower than plain ones.
+ * in place; the ReLU mask and the bias gradient are one native pass over
+ * the heap (instead of wasm's step, mul and a product with a ones row). On
+ * plain wasm the gradient materialises W^T and x^T and multiplies without
+ * flags, because transposed matmuls there run 10-30x slower than plain ones.
  */
 export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean, native = nativeMatMulActive()): tf.Tensor2D {
   const f = tf.customGrad(((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor, save: tf.GradSaveFunc) => {
