@@ -13,6 +13,7 @@
 #include <node_api.h>
 #include <cblas.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <math.h>
@@ -43,11 +44,32 @@ static double now_seconds(void) {
     }                                                                      \
   } while (0)
 
+/* A TypeError (PANGEA_BLAS_ERR_ARG: a wrong kind of argument) or RangeError
+ * (PANGEA_BLAS_ERR_RANGE: an extent or index out of bounds) with a formatted message. */
+static void throw_formatted(napi_env env, int range, const char *fmt, va_list ap) {
+  char msg[256];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (range) napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+  else napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+}
+
+__attribute__((format(printf, 2, 3))) static void throw_arg(napi_env env, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  throw_formatted(env, 0, fmt, ap);
+  va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3))) static void throw_range(napi_env env, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  throw_formatted(env, 1, fmt, ap);
+  va_end(ap);
+}
+
 static int get_int(napi_env env, napi_value v, const char *name, int64_t *out) {
   if (napi_get_value_int64(env, v, out) != napi_ok) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected an integer", name);
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    throw_arg(env, "%s: expected an integer", name);
     return 0;
   }
   return 1;
@@ -61,9 +83,7 @@ static int get_typed(napi_env env, napi_value v, const char *name, napi_typedarr
   bool is_typed = false;
   napi_is_typedarray(env, v, &is_typed);
   if (!is_typed || napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok || type != want) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected %s", name, what);
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    throw_arg(env, "%s: expected %s", name, what);
     return 0;
   }
   return 1;
@@ -85,9 +105,7 @@ static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
 static int in_bounds(napi_env env, const char *name, int64_t offset, int64_t batch, int64_t stride, int64_t extent, size_t length) {
   int64_t last = offset + (batch - 1) * stride + extent;
   if (offset < 0 || stride < 0 || last > (int64_t)length) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s: elements %lld..%lld are outside its array of %zu", name, (long long)offset, (long long)last, length);
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    throw_range(env, "%s: elements %lld..%lld are outside its array of %zu", name, (long long)offset, (long long)last, length);
     return 0;
   }
   return 1;
@@ -226,9 +244,7 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
   for (size_t v = 0; v < nRow; v++) {
     size_t c = cellOf ? (size_t)(uint32_t)cellOf[v] : v;
     if ((size_t)(uint32_t)rowOf[v] >= rows || c >= cells) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "value %zu: row %d of %zu or cell %zu of %zu is out of range", v, rowOf[v], rows, c, cells);
-      napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+      throw_range(env, "value %zu: row %d of %zu or cell %zu of %zu is out of range", v, rowOf[v], rows, c, cells);
       return NULL;
     }
   }
@@ -478,9 +494,7 @@ static int get_at(napi_env env, napi_value arr, napi_value off, const char *name
   int64_t o;
   if (!get_f32(env, arr, name, &data, &len) || !get_int(env, off, name, &o)) return 0;
   if (o < 0 || o > (int64_t)len) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "offset %lld of %s is outside its %zu values", (long long)o, name, len);
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    throw_range(env, "offset %lld of %s is outside its %zu values", (long long)o, name, len);
     return 0;
   }
   *region = data + o;
@@ -537,7 +551,10 @@ static napi_value dot_interaction_split_grad(napi_env env, napi_callback_info in
 /* An optional Float32Array argument (null or undefined: *data = NULL) at an element offset, with room for n values. */
 static int get_opt_region(napi_env env, napi_value arr, napi_value off, const char *name, int64_t n, float **data) {
   napi_valuetype t;
-  CHECK(napi_typeof(env, arr, &t));
+  if (napi_typeof(env, arr, &t) != napi_ok) {
+    throw_arg(env, "%s: cannot tell its type", name);
+    return 0;
+  }
   if (t == napi_null || t == napi_undefined) {
     *data = NULL;
     return 1;
@@ -545,9 +562,7 @@ static int get_opt_region(napi_env env, napi_value arr, napi_value off, const ch
   int64_t avail;
   if (!get_at(env, arr, off, name, data, &avail)) return 0;
   if (avail < n) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s: %lld values needed from its offset, %lld there", name, (long long)n, (long long)avail);
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    throw_range(env, "%s: %lld values needed from its offset, %lld there", name, (long long)n, (long long)avail);
     return 0;
   }
   return 1;
@@ -609,9 +624,7 @@ static napi_value bias_relu_grad(napi_env env, napi_callback_info info) {
 
 static int get_double(napi_env env, napi_value v, const char *name, double *out) {
   if (napi_get_value_double(env, v, out) != napi_ok) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected a number", name);
-    napi_throw_type_error(env, "PANGEA_BLAS_ERR_ARG", msg);
+    throw_arg(env, "%s: expected a number", name);
     return 0;
   }
   return 1;
@@ -633,9 +646,7 @@ static napi_value adagrad(napi_env env, napi_callback_info info) {
       !get_double(env, argv[3], "lr", &lr) || !get_double(env, argv[4], "eps", &eps))
     return NULL;
   if (na != nw || ng != nw) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "adagrad: w, acc and g must have the same length (%zu, %zu, %zu)", nw, na, ng);
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    throw_range(env, "adagrad: w, acc and g must have the same length (%zu, %zu, %zu)", nw, na, ng);
     return NULL;
   }
   for (size_t i = 0; i < nw; i++) {
@@ -656,9 +667,7 @@ static napi_value add_into(napi_env env, napi_callback_info info) {
   size_t nd, ns;
   if (!get_f32(env, argv[0], "dst", &dst, &nd) || !get_f32(env, argv[1], "src", &src, &ns)) return NULL;
   if (nd != ns) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "addInto: dst has %zu values, src %zu", nd, ns);
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", msg);
+    throw_range(env, "addInto: dst has %zu values, src %zu", nd, ns);
     return NULL;
   }
   for (size_t i = 0; i < nd; i++) dst[i] += src[i];
@@ -683,11 +692,10 @@ static napi_value first_non_finite(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 1, argv, "setThreads: expected 1 argument")) return NULL;
   int64_t n;
-  if (argc != 1 || !get_int(env, argv[0], "threads", &n)) return NULL;
+  if (!get_int(env, argv[0], "threads", &n)) return NULL;
   if (n < 1 || n > 1024) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "threads: expected 1..1024");
     return NULL;

@@ -102,6 +102,7 @@ describe("@pangea/blas native addon", () => {
     expect(call(() => blas!.gemm(false, false, 3, 3, 4, A, 0, A, 0, C, 0, 1, 0, 0, 0, new Float32Array(2), 0, 0, false))).toBe("PANGEA_BLAS_ERR_RANGE: bias: elements 0..3 are outside its array of 2");
     expect(call(() => blas!.gemm(false, false, 3, 3, 4, new Float64Array(12) as unknown as Float32Array, 0, A, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false))).toBe("PANGEA_BLAS_ERR_ARG: A: expected a Float32Array");
     expect(call(() => blas!.setThreads(0))).toBe("PANGEA_BLAS_ERR_RANGE: threads: expected 1..1024");
+    expect(call(() => (blas!.setThreads as unknown as () => void)())).toBe("PANGEA_BLAS_ERR_ARG: setThreads: expected 1 argument");
     expect(C.every((x) => x === 0)).toBe(true);
   });
 
