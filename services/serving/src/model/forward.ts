@@ -53,54 +53,34 @@ export class DlrmForward {
    */
   predict(B: number, dense: Float32Array, pooled: Float32Array, out: Float32Array): void {
     const { numSlots: S, embeddingDim: D } = this.spec;
-    const z = this.interactionInput(B);
-    for (let e = 0; e < B; e++) z.set(pooled.subarray(e * S * D, (e + 1) * S * D), (e * (S + 1) + 1) * D);
-    this.predictFrom(B, dense, z, out);
-  }
-
-  /**
-   * The interaction's input z [B, numSlots + 1, dim] for B examples, zeroed:
-   * a caller sums example e's rows of slot s into z[e, s + 1] and calls
-   * predictFrom, which fills z[e, 0] (so pooled rows are written once, in place).
-   */
-  interactionInput(B: number): Float32Array {
-    const z = this.buffer("z", B * (this.spec.numSlots + 1) * this.spec.embeddingDim);
-    z.fill(0);
-    return z;
-  }
-
-  /** predict with the pooled embeddings already in z (see interactionInput). */
-  predictFrom(B: number, dense: Float32Array, z: Float32Array, out: Float32Array): void {
-    const { numSlots: S, embeddingDim: D } = this.spec;
-    const n = S + 1;
     let x: Float32Array = dense;
     this.bottom.forEach((l, i) => {
       x = layer(x, B, l, true, this.buffer(`b${i}`, B * l.outW));
     });
-    for (let e = 0; e < B; e++) for (let k = 0; k < D; k++) z[e * n * D + k] = x[e * D + k]!;
-    // h = [bottom output, the dot products of the pairs of z's rows in upper-triangle order].
+    // h = [bottom output, dots of the pairs of z = (bottom output, pooled slot embeddings)].
     const hw = this.top[0]!.inW;
-    const P = hw - D;
     const h = this.buffer("h", B * hw);
-    if (blas) {
-      const pairs = this.buffer("pairs", B * P);
-      blas.dotInteraction(z, B, n, D, pairs);
+    for (let e = 0; e < B; e++) for (let k = 0; k < D; k++) h[e * hw + k] = x[e * D + k]!;
+    // The pairs kernel writes each example's dots straight into its row of h, after x.
+    if (blas) blas.dotInteractionSplit(x, 0, pooled, 0, B, S, D, h, D, hw);
+    else {
+      // Straight from x and pooled, no per-example copies or views: this loop is most of a request's CPU.
       for (let e = 0; e < B; e++) {
-        for (let k = 0; k < D; k++) h[e * hw + k] = x[e * D + k]!;
-        h.set(pairs.subarray(e * P, (e + 1) * P), e * hw + D);
-      }
-    } else {
-      // Straight from z, no per-example copies or views: this loop is most of a request's CPU.
-      for (let e = 0; e < B; e++) {
-        const zb = e * n * D;
-        let p = e * hw;
-        for (let k = 0; k < D; k++) h[p++] = x[e * D + k]!;
-        for (let i = 0; i < n; i++) {
-          const ib = zb + i * D;
-          for (let j = i + 1; j < n; j++) {
-            const jb = zb + j * D;
+        const xb = e * D;
+        const pb = e * S * D;
+        let p = e * hw + D;
+        for (let j = 0; j < S; j++) {
+          const jb = pb + j * D;
+          let dot = 0;
+          for (let k = 0; k < D; k++) dot += x[xb + k]! * pooled[jb + k]!;
+          h[p++] = dot;
+        }
+        for (let i = 0; i < S; i++) {
+          const ib = pb + i * D;
+          for (let j = i + 1; j < S; j++) {
+            const jb = pb + j * D;
             let dot = 0;
-            for (let k = 0; k < D; k++) dot += z[ib + k]! * z[jb + k]!;
+            for (let k = 0; k < D; k++) dot += pooled[ib + k]! * pooled[jb + k]!;
             h[p++] = dot;
           }
         }

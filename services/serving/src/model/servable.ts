@@ -33,6 +33,7 @@ export class Servable {
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
+  private pooledScratch = new Float32Array(0);
   /** The tables indexed by slot id (a lookup per id: an array index, not a Map probe). */
   private bySlot: (RowTable | undefined)[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
@@ -119,16 +120,16 @@ export class Servable {
   /** Click probabilities of the examples. */
   predict(x: Examples): Float32Array {
     const { numSlots: S, embeddingDim: D } = this.spec;
-    // Each cell's rows are summed straight into the forward pass's input z
-    // [B, S + 1, D], after the slot for the bottom MLP's output.
-    const z = this.forward.interactionInput(x.count);
+    const n = x.count * S * D;
+    if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
+    const pooled = this.pooledScratch.subarray(0, n);
+    pooled.fill(0);
     const offsets = x.cellOffsets;
     const ids = x.idWords;
     const bySlot = this.bySlot;
     for (let c = 0; c < x.count * S; c++) {
       const from = offsets ? offsets[c]! : c;
       const to = offsets ? offsets[c + 1]! : c + 1;
-      const at = (c + Math.floor(c / S) + 1) * D;
       for (let v = from; v < to; v++) {
         const lo = ids[2 * v]!;
         const hi = ids[2 * v + 1]!;
@@ -138,11 +139,11 @@ export class Servable {
         const r = table ? table.find(lo, hi) : -1;
         if (r < 0) continue;
         const rows = table!.rows;
-        for (let k = 0, from = r * D; k < D; k++) z[at + k]! += rows[from + k]!;
+        for (let k = 0, at = c * D, src = r * D; k < D; k++) pooled[at + k]! += rows[src + k]!;
       }
     }
     const out = new Float32Array(x.count);
-    this.forward.predictFrom(x.count, x.dense, z, out);
+    this.forward.predict(x.count, x.dense, pooled, out);
     return out;
   }
 }
