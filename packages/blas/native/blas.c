@@ -263,22 +263,20 @@ static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { retu
 
 
 /* The interaction's vectors of example e: row 0 is the bottom MLP's output
- * (x, examples xs floats apart), rows 1..n-1 its pooled embeddings (em,
- * examples es floats apart, rows D apart). One z [B, n, D] is the case
- * x = z, em = z + D, xs = es = n D. */
-static inline const float *vec(const float *x, int64_t xs, const float *em, int64_t es, int64_t D, int64_t e, int64_t i) {
-  return i == 0 ? x + e * xs : em + e * es + (i - 1) * D;
+ * (x [B, D]), rows 1..n-1 its pooled embeddings (em [B, n - 1, D]). */
+static inline const float *vec(const float *x, const float *em, int64_t n, int64_t D, int64_t e, int64_t i) {
+  return i == 0 ? x + e * D : em + (e * (n - 1) + i - 1) * D;
 }
 
 /* out[e * os + p] = <v_i, v_j> for the pairs i < j of example e: four lanes at a time, then the D % 4 rest. */
-static void interaction_forward_generic(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, float *out, int64_t os) {
+static void interaction_forward_generic(const float *x, const float *em, int64_t B, int64_t n, int64_t D, float *out, int64_t os) {
   const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
     float *pe = out + e * os;
     for (int64_t i = 0; i < n; i++) {
-      const float *zi = vec(x, xs, em, es, D, e, i);
+      const float *zi = vec(x, em, n, D, e, i);
       for (int64_t j = i + 1; j < n; j++) {
-        const float *zj = vec(x, xs, em, es, D, e, j);
+        const float *zj = vec(x, em, n, D, e, j);
         v4f acc = {0, 0, 0, 0};
         for (int64_t k = 0; k < D4; k += 4) acc += load4(zi + k) * load4(zj + k);
         float dot = (acc[0] + acc[1]) + (acc[2] + acc[3]);
@@ -290,17 +288,17 @@ static void interaction_forward_generic(const float *x, int64_t xs, const float 
 }
 
 /* dv_i += dOut[e * os + p] v_j; dv_j += dOut[e * os + p] v_i (dv laid out as v, in dx and dem): four lanes at a time, then the rest. */
-static void interaction_backward_generic(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, const float *dOut, int64_t os, float *dx,
+static void interaction_backward_generic(const float *x, const float *em, int64_t B, int64_t n, int64_t D, const float *dOut, int64_t os, float *dx,
                                  float *dem) {
   const int64_t D4 = D - D % 4;
   for (int64_t e = 0; e < B; e++) {
     const float *pe = dOut + e * os;
     for (int64_t i = 0; i < n; i++) {
-      const float *zi = vec(x, xs, em, es, D, e, i);
-      float *di = (float *)vec(dx, xs, dem, es, D, e, i);
+      const float *zi = vec(x, em, n, D, e, i);
+      float *di = (float *)vec(dx, dem, n, D, e, i);
       for (int64_t j = i + 1; j < n; j++) {
-        const float *zj = vec(x, xs, em, es, D, e, j);
-        float *dj = (float *)vec(dx, xs, dem, es, D, e, j);
+        const float *zj = vec(x, em, n, D, e, j);
+        float *dj = (float *)vec(dx, dem, n, D, e, j);
         const float s = *pe++;
         const v4f g = {s, s, s, s};
         for (int64_t k = 0; k < D4; k += 4) {
@@ -328,7 +326,7 @@ static void interaction_backward_generic(const float *x, int64_t xs, const float
  *             matrix, 8 partners j by 4 rows i at a time;
  *   backward: dv_i = sum_j G_ij v_j with G the symmetric n x n matrix of the
  *             pairs' incoming gradients (zero diagonal). */
-__attribute__((target("avx2,fma"))) static int interaction_forward_avx2(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D,
+__attribute__((target("avx2,fma"))) static int interaction_forward_avx2(const float *x, const float *em, int64_t B, int64_t n, int64_t D,
                                                                        float *out, int64_t os) {
   const int64_t n8 = (n + 7) & ~(int64_t)7;
   /* zt [D, n8]; gram [n8, n8] (rows past n - 1 are computed from a zero row and not used); zero [D]; v [n8] row pointers. */
@@ -344,7 +342,7 @@ __attribute__((target("avx2,fma"))) static int interaction_forward_avx2(const fl
   for (int64_t i = n; i < n8; i++) v[i] = zero;
   for (int64_t e = 0; e < B; e++) {
     for (int64_t i = 0; i < n; i++) {
-      v[i] = vec(x, xs, em, es, D, e, i);
+      v[i] = vec(x, em, n, D, e, i);
       for (int64_t k = 0; k < D; k++) zt[k * n8 + i] = v[i][k];
     }
     /* Column block jb holds the partners j of the rows i < min(jb + 7, n - 1); four rows at a time, independent sums. */
@@ -377,7 +375,7 @@ __attribute__((target("avx2,fma"))) static int interaction_forward_avx2(const fl
   return 1;
 }
 
-__attribute__((target("avx2,fma"))) static int interaction_backward_avx2(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D,
+__attribute__((target("avx2,fma"))) static int interaction_backward_avx2(const float *x, const float *em, int64_t B, int64_t n, int64_t D,
                                                                         const float *dOut, int64_t os, float *dx, float *dem) {
   float *G = calloc((size_t)(n * n), sizeof(float));
   const float **v = malloc((size_t)n * sizeof(float *));
@@ -389,7 +387,7 @@ __attribute__((target("avx2,fma"))) static int interaction_backward_avx2(const f
   for (int64_t e = 0; e < B; e++) {
     const float *pe = dOut + e * os;
     for (int64_t i = 0; i < n; i++) {
-      v[i] = vec(x, xs, em, es, D, e, i);
+      v[i] = vec(x, em, n, D, e, i);
       for (int64_t j = i + 1; j < n; j++) {
         const float g = *pe++;
         G[i * n + j] = g;
@@ -399,8 +397,8 @@ __attribute__((target("avx2,fma"))) static int interaction_backward_avx2(const f
     /* Four rows at a time (independent sums sharing each load of v_j), then the rest one by one. */
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
-      float *d0 = (float *)vec(dx, xs, dem, es, D, e, i), *d1 = (float *)vec(dx, xs, dem, es, D, e, i + 1);
-      float *d2 = (float *)vec(dx, xs, dem, es, D, e, i + 2), *d3 = (float *)vec(dx, xs, dem, es, D, e, i + 3);
+      float *d0 = (float *)vec(dx, dem, n, D, e, i), *d1 = (float *)vec(dx, dem, n, D, e, i + 1);
+      float *d2 = (float *)vec(dx, dem, n, D, e, i + 2), *d3 = (float *)vec(dx, dem, n, D, e, i + 3);
       const float *g0 = G + i * n, *g1 = g0 + n, *g2 = g1 + n, *g3 = g2 + n;
       for (int64_t kb = 0; kb < D; kb += 8) {
         __m256 a0 = _mm256_loadu_ps(d0 + kb), a1 = _mm256_loadu_ps(d1 + kb), a2 = _mm256_loadu_ps(d2 + kb), a3 = _mm256_loadu_ps(d3 + kb);
@@ -418,7 +416,7 @@ __attribute__((target("avx2,fma"))) static int interaction_backward_avx2(const f
       }
     }
     for (; i < n; i++) {
-      float *di = (float *)vec(dx, xs, dem, es, D, e, i);
+      float *di = (float *)vec(dx, dem, n, D, e, i);
       const float *gi = G + i * n;
       for (int64_t kb = 0; kb < D; kb += 8) {
         __m256 acc = _mm256_loadu_ps(di + kb);
@@ -447,45 +445,16 @@ static int avx2_for(int64_t D) { (void)D; return 0; }
 #endif
 
 /* The eight-lane kernels where they apply (and their scratch could be had), else the generic ones. */
-static void interaction_forward(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, float *out, int64_t os) {
-  if (avx2_for(D) && interaction_forward_avx2(x, xs, em, es, B, n, D, out, os)) return;
-  interaction_forward_generic(x, xs, em, es, B, n, D, out, os);
+static void interaction_forward(const float *x, const float *em, int64_t B, int64_t n, int64_t D, float *out, int64_t os) {
+  if (avx2_for(D) && interaction_forward_avx2(x, em, B, n, D, out, os)) return;
+  interaction_forward_generic(x, em, B, n, D, out, os);
 }
 
-static void interaction_backward(const float *x, int64_t xs, const float *em, int64_t es, int64_t B, int64_t n, int64_t D, const float *dOut, int64_t os, float *dx,
+static void interaction_backward(const float *x, const float *em, int64_t B, int64_t n, int64_t D, const float *dOut, int64_t os, float *dx,
                                  float *dem) {
-  if (avx2_for(D) && interaction_backward_avx2(x, xs, em, es, B, n, D, dOut, os, dx, dem)) return;
-  interaction_backward_generic(x, xs, em, es, B, n, D, dOut, os, dx, dem);
+  if (avx2_for(D) && interaction_backward_avx2(x, em, B, n, D, dOut, os, dx, dem)) return;
+  interaction_backward_generic(x, em, B, n, D, dOut, os, dx, dem);
 }
-
-/*
- * DLRM's dot interaction over z [B, n, D]:
- *   dotInteraction(z, B, n, D, out):          out[b, p] = <z[b,i], z[b,j]> for the pairs i < j in row order
- *   dotInteractionGrad(z, B, n, D, dOut, dz): dz[b,i] += dOut[b,p] z[b,j]; dz[b,j] += dOut[b,p] z[b,i]
- * (dz is not cleared first). Computing the pairs directly costs half the
- * products of the full z z^T and needs no triangle gather afterwards.
- */
-static napi_value interaction(napi_env env, napi_callback_info info, int grad) {
-  napi_value argv[6];
-  if (!get_args(env, info, grad ? 6 : 5, argv, grad ? "dotInteractionGrad: expected 6 arguments" : "dotInteraction: expected 5 arguments")) return NULL;
-  float *z, *a, *b = NULL;
-  size_t lenZ, lenA, lenB = 0;
-  int64_t B, n, D;
-  if (!get_f32(env, argv[0], "z", &z, &lenZ) || !get_int(env, argv[1], "B", &B) || !get_int(env, argv[2], "n", &n) || !get_int(env, argv[3], "D", &D) ||
-      !get_f32(env, argv[4], grad ? "dOut" : "out", &a, &lenA)) return NULL;
-  if (grad && !get_f32(env, argv[5], "dz", &b, &lenB)) return NULL;
-  int64_t P = n * (n - 1) / 2;
-  if (B < 0 || n < 1 || D < 1 || (int64_t)lenZ < B * n * D || (int64_t)lenA < B * P || (grad && (int64_t)lenB < B * n * D)) {
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: arrays shorter than B x n x D (z, dz) or B x n(n-1)/2 (pairs)");
-    return NULL;
-  }
-  if (grad) interaction_backward(z, n * D, z + D, n * D, B, n, D, a, P, b, b + D);
-  else interaction_forward(z, n * D, z + D, n * D, B, n, D, a, P);
-  return NULL;
-}
-
-static napi_value dot_interaction(napi_env env, napi_callback_info info) { return interaction(env, info, 0); }
-static napi_value dot_interaction_grad(napi_env env, napi_callback_info info) { return interaction(env, info, 1); }
 
 /* An array argument and its element offset; *region = the floats from there on. */
 static int get_at(napi_env env, napi_value arr, napi_value off, const char *name, float **region, int64_t *avail) {
@@ -505,8 +474,10 @@ static int get_at(napi_env env, napi_value arr, napi_value off, const char *name
 static int disjoint(const float *a, int64_t na, const float *b, int64_t nb) { return a + na <= b || b + nb <= a; }
 
 /*
- * The same op with the bottom output and the embeddings apart, each at an
- * offset (all may be views of one heap, e.g. WebAssembly memory):
+ * DLRM's dot interaction with the bottom output and the embeddings apart,
+ * each at an offset (all may be views of one heap, e.g. WebAssembly memory).
+ * Computing the pairs directly costs half the products of the full z z^T and
+ * needs no triangle gather afterwards:
  *   dotInteractionSplit(x, xOff, em, emOff, B, S, D, out, outOff, outStride):
  *     out[outOff + b*outStride + p] = the pairs of [x_b; em_b,0 .. em_b,S-1], x [B, D], em [B, S, D]
  *   dotInteractionSplitGrad(x, xOff, em, emOff, B, S, D, dOut, dOutOff, dOutStride, dx, dxOff, dem, demOff):
@@ -539,9 +510,9 @@ static napi_value interaction_split(napi_env env, napi_callback_info info, int g
   if (grad) {
     memset(dx, 0, (size_t)(B * D) * sizeof(float));
     memset(dem, 0, (size_t)(B * S * D) * sizeof(float));
-    interaction_backward(x, D, em, S * D, B, n, D, o, os, dx, dem);
+    interaction_backward(x, em, B, n, D, o, os, dx, dem);
   } else
-    interaction_forward(x, D, em, S * D, B, n, D, o, os);
+    interaction_forward(x, em, B, n, D, o, os);
   return NULL;
 }
 
@@ -736,8 +707,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
       {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
-      {"dotInteraction", NULL, dot_interaction, NULL, NULL, NULL, napi_default, NULL},
-      {"dotInteractionGrad", NULL, dot_interaction_grad, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},

@@ -22,15 +22,12 @@ export interface NativeBlas {
   gatherRows(src: Float32Array, D: number, rowOf: Int32Array, cellOf: Int32Array | null, dst: Float32Array): void;
   /** Its gradient: dst[rowOf[v]] += src[cellOf[v] (or v)]. */
   scatterAddRows(src: Float32Array, D: number, cellOf: Int32Array | null, rowOf: Int32Array, dst: Float32Array): void;
-  /** DLRM's dot interaction: out[b, p] = <z[b,i], z[b,j]> for the pairs i < j of z [B, n, D], in row order. */
-  dotInteraction(z: Float32Array, B: number, n: number, D: number, out: Float32Array): void;
-  /** Its gradient, added to dz [B, n, D]: dz[b,i] += dOut[b,p] z[b,j], dz[b,j] += dOut[b,p] z[b,i]. */
-  dotInteractionGrad(z: Float32Array, B: number, n: number, D: number, dOut: Float32Array, dz: Float32Array): void;
   /**
-   * The same with the bottom output x [B, D] and the embeddings em [B, S, D]
-   * apart, each at an element offset (all may be views of one heap):
-   * out[outOff + b * outStride + p] = the pairs of [x_b; em_b], outStride >= (S+1)S/2.
-   * Outputs may not overlap inputs.
+   * DLRM's dot interaction over the bottom output x [B, D] and the pooled
+   * embeddings em [B, S, D], each at an element offset (all may be views of
+   * one heap): out[outOff + b * outStride + p] = the dot products of the pairs
+   * i < j of [x_b; em_b] in row order, outStride >= (S+1)S/2. Outputs may not
+   * overlap inputs.
    */
   dotInteractionSplit(x: Float32Array, xOff: number, em: Float32Array, emOff: number, B: number, S: number, D: number, out: Float32Array, outOff: number, outStride: number): void;
   /** Its gradient, written (not added) to dx [B, D] and dem [B, S, D]. */

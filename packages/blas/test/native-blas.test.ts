@@ -131,13 +131,22 @@ describe("@pangea/blas native addon", () => {
 
   // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).
   it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6], [2, 8, 8], [2, 9, 32], [1, 1, 16]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
+    // z [B, n, D] per sample: x is its first vector, the embeddings the other n - 1.
     const z = fill(B * n * D);
+    const S = n - 1;
+    const x = new Float32Array(B * D);
+    const em = new Float32Array(B * S * D);
+    for (let b = 0; b < B; b++) {
+      x.set(z.subarray(b * n * D, b * n * D + D), b * D);
+      em.set(z.subarray(b * n * D + D, (b + 1) * n * D), b * S * D);
+    }
     const P = (n * (n - 1)) / 2;
     const pairs = new Float32Array(B * P);
-    blas!.dotInteraction(z, B, n, D, pairs);
+    blas!.dotInteractionSplit(x, 0, em, 0, B, S, D, pairs, 0, P);
     const dOut = fill(B * P);
-    const dz = new Float32Array(B * n * D);
-    blas!.dotInteractionGrad(z, B, n, D, dOut, dz);
+    const dx = new Float32Array(B * D);
+    const dem = new Float32Array(B * S * D);
+    blas!.dotInteractionSplitGrad(x, 0, em, 0, B, S, D, dOut, 0, P, dx, 0, dem, 0);
     const refDz = new Float64Array(B * n * D);
     for (let b = 0, p = 0; b < B; b++) {
       for (let i = 0; i < n; i++) {
@@ -152,24 +161,24 @@ describe("@pangea/blas native addon", () => {
         }
       }
     }
-    dz.forEach((x, i) => expect(x).toBeCloseTo(refDz[i]!, 5));
-    expect(() => blas!.dotInteraction(z, B + 1, n, D, pairs)).toThrow(/arrays shorter than/);
+    for (let b = 0; b < B; b++) {
+      for (let k = 0; k < D; k++) expect(dx[b * D + k]).toBeCloseTo(refDz[b * n * D + k]!, 5);
+      for (let k = 0; k < S * D; k++) expect(dem[b * S * D + k]).toBeCloseTo(refDz[b * n * D + D + k]!, 5);
+    }
+    expect(() => blas!.dotInteractionSplit(x, 0, em, 0, B + 1, S, D, pairs, 0, P)).toThrow(/x, dx shorter than B x D/);
   });
 
-  it.runIf(blas).each([[3, 4, 4], [2, 26, 16], [3, 3, 6]])("the split interaction (x and embeddings apart, at offsets in one heap, output rows strided) equals the z form (B %i, S %i, D %i)", (B, S, D) => {
+  it.runIf(blas).each([[3, 4, 4], [2, 26, 16], [3, 3, 6]])("the interaction at offsets in one heap, output rows strided, equals it on arrays of their own (B %i, S %i, D %i)", (B, S, D) => {
     const n = S + 1;
     const P = (n * (n - 1)) / 2;
     const stride = P + 3;
     // One "heap": x at 5, the embeddings after it, the pairs after those, gradients further on; dx starts dirty (it is overwritten).
     const xOff = 5, emOff = xOff + B * D + 2, outOff = emOff + B * S * D + 1, dxOff = outOff + B * stride, demOff = dxOff + B * D;
     const heap = fill(demOff + B * S * D + 4);
-    const z = new Float32Array(B * n * D);
-    for (let b = 0; b < B; b++) {
-      z.set(heap.subarray(xOff + b * D, xOff + (b + 1) * D), b * n * D);
-      z.set(heap.subarray(emOff + b * S * D, emOff + (b + 1) * S * D), b * n * D + D);
-    }
+    const x = heap.slice(xOff, xOff + B * D);
+    const em = heap.slice(emOff, emOff + B * S * D);
     const pairs = new Float32Array(B * P);
-    blas!.dotInteraction(z, B, n, D, pairs);
+    blas!.dotInteractionSplit(x, 0, em, 0, B, S, D, pairs, 0, P);
     const before = heap.slice();
     blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride);
     for (let b = 0; b < B; b++) {
@@ -177,15 +186,14 @@ describe("@pangea/blas native addon", () => {
       // The stride's gap is left alone.
       expect(Array.from(heap.subarray(outOff + b * stride + P, outOff + (b + 1) * stride))).toEqual(Array.from(before.subarray(outOff + b * stride + P, outOff + (b + 1) * stride)));
     }
-    const dz = new Float32Array(B * n * D);
+    const dx = new Float32Array(B * D);
+    const dem = new Float32Array(B * S * D);
     const dOut = new Float32Array(B * P);
     for (let b = 0; b < B; b++) dOut.set(heap.subarray(outOff + b * stride, outOff + b * stride + P), b * P);
-    blas!.dotInteractionGrad(z, B, n, D, dOut, dz);
+    blas!.dotInteractionSplitGrad(x, 0, em, 0, B, S, D, dOut, 0, P, dx, 0, dem, 0);
     blas!.dotInteractionSplitGrad(heap, xOff, heap, emOff, B, S, D, heap, outOff, stride, heap, dxOff, heap, demOff);
-    for (let b = 0; b < B; b++) {
-      expect(Array.from(heap.subarray(dxOff + b * D, dxOff + (b + 1) * D))).toEqual(Array.from(dz.subarray(b * n * D, b * n * D + D)));
-      expect(Array.from(heap.subarray(demOff + b * S * D, demOff + (b + 1) * S * D))).toEqual(Array.from(dz.subarray(b * n * D + D, (b + 1) * n * D)));
-    }
+    expect(Array.from(heap.subarray(dxOff, dxOff + B * D))).toEqual(Array.from(dx));
+    expect(Array.from(heap.subarray(demOff, demOff + B * S * D))).toEqual(Array.from(dem));
     expect(Array.from(heap.subarray(0, xOff))).toEqual(Array.from(before.subarray(0, xOff)));
     expect(() => blas!.dotInteractionSplit(heap, xOff, heap, emOff, B, S, D, heap, outOff, P - 1)).toThrow(/outStride >= \(S\+1\)S\/2/);
     expect(() => blas!.dotInteractionSplit(heap, heap.length - 1, heap, emOff, B, S, D, heap, outOff, stride)).toThrow(/x, dx shorter than B x D/);
