@@ -4,7 +4,8 @@ PNPM_VERSION := 10.34.9
 PNPM := pnpm
 COMPOSE := $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 COMPOSE_FILE := infra/docker-compose.yaml
-COMPOSE_PROJECT := pangea
+COMPOSE_PROJECT ?= pangea
+export COMPOSE_PROJECT
 
 .DEFAULT_GOAL := help
 .PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench bench-training up down status logs docker-build docker-up docker-down k8s-validate clean
@@ -56,16 +57,16 @@ status: ## show the local job's status
 	./pangea status
 
 logs: ## follow the logs (local cluster; DOCKER=1 for the compose cluster)
-	@if [ -n "$(DOCKER)" ]; then $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) logs -f; else tail -n 50 -F .pangea/logs/*.log; fi
+	@if [ -n "$(DOCKER)" ]; then scripts/docker-cluster.sh logs; else tail -n 50 -F .pangea/logs/*.log; fi
 
 docker-build: ## build the service images (needs a Docker engine)
 	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) build
 
-docker-up: ## start the cluster in Docker (needs a Docker engine)
-	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d --build
+docker-up: ## build and start the cluster in Docker (DATA=f.tsv FORMAT=criteo STEPS=N ...; see scripts/docker-cluster.sh)
+	@scripts/docker-cluster.sh up
 
-docker-down: ## stop the Docker cluster
-	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down -v
+docker-down: ## remove the Docker cluster (containers, network, volumes; KEEP_VOLUMES=1 keeps the volumes)
+	@scripts/docker-cluster.sh down
 
 k8s-validate: deps ## validate infra/k8s against the Kubernetes schemas
 	node scripts/k8s-validate.mjs

@@ -6,7 +6,10 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { loadCheckpoint, type CheckpointData } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
-import { closedPort, waitFor } from "../support/processes.js";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { existsSync } from "node:fs";
+import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
 
 /**
  * Distributed training under change and failure, with real processes: the
@@ -211,6 +214,36 @@ describe("distributed training", () => {
     expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
     expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
   }, 150_000);
+
+  it("an orchestrator restarted with --resume after its job completed reports the completed job from completed.json, without waiting for workers; a trainer joining it exits 0", async () => {
+    const first = await runJob("completed-restart", { steps: 20 });
+    expect(existsSync(join(CKPT, "completed-restart", "completed.json"))).toBe(true);
+    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "completed-restart", "--steps", "20", "--batch-size", "64", "--checkpoint-dir", CKPT, "--resume", "--port", "0", "--register-timeout-ms", "2000"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: orch.stdout! }).on("line", (l) => {
+          if (l.startsWith('{"ready"')) resolve((JSON.parse(l) as { address: string }).address);
+        });
+        orch.on("exit", (code) => reject(new Error(`orchestrator exited ${code}`)));
+      });
+      const status = new StatusClient(address);
+      await status.connect(5_000);
+      // Past the register timeout, still completed: nothing waited for trainers.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const s = await status.get();
+      status.close();
+      expect(s.state).toBe("JOB_STATE_COMPLETED");
+      expect(s.error).toBe("");
+      expect(Number(s.resumedFromStep)).toBe(20);
+      expect(s.eval!.auc).toBe(first.eval!.auc);
+      expect(s.eval!.records).toBe(first.eval!.records);
+      const trainer = await runNode(ENTRY.trainer, ["--orchestrator", address, "--port", "0", "--metrics-port", "0"], { timeoutMs: 30_000 });
+      expect(trainer.code, trainer.stderr).toBe(0);
+      expect(trainer.stderr).toContain("the job had already completed when this trainer joined; nothing to do");
+    } finally {
+      orch.kill("SIGKILL");
+    }
+  }, 90_000);
 
   it("compute killed with SIGKILL and restarted elsewhere: trainers fetch the same batches from it; the model equals the clean run's", async () => {
     const s = await runJob("compute-restart", {}, async (c, status) => {

@@ -48,6 +48,8 @@ export const FLAGS: FlagTable = {
   "dense-sync-interval-seconds": { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving", default: "60" },
   "restore-from": { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
+  "export-dir": { env: "PANGEA_EXPORT_DIR", description: "a model base path (pangea export --out): the final checkpoint is exported there as a new version, and so is the first checkpoint while it holds no version (serving then has a model for parameter sync to keep fresh); one parameter-server shard only" },
+  "export-feature-list": { env: "PANGEA_EXPORT_FEATURE_LIST", description: "with --export-dir: the feature list the data was read with, copied into each version (serving decodes Monolith inputs with it)" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
   "job-id": { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", default: "job-<timestamp>" },
 };
@@ -83,6 +85,8 @@ const schema = z.object({
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
   restoreFrom: z.string().min(1).optional(),
+  exportDir: z.string().min(1).optional(),
+  exportFeatureList: z.string().min(1).optional(),
   servingSync: z
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
@@ -119,7 +123,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
       .refine((c) => c.checkpointEverySeconds === 0 || c.psShards === 1, {
         message: "time-based checkpoints need one parameter-server shard (shards cannot see the clock the orchestrator checkpoints by); use --checkpoint-every-steps",
         path: ["checkpointEverySeconds"],
-      }),
+      })
+      .refine((c) => c.exportDir === undefined || c.psShards === 1, {
+        message: "exports during training need one parameter-server shard (the other shards' rows are written after shard 0's checkpoint); export a sharded checkpoint with pangea export",
+        path: ["exportDir"],
+      })
+      .refine((c) => c.exportFeatureList === undefined || c.exportDir !== undefined, { message: "is copied into the versions --export-dir writes; give --export-dir too", path: ["exportFeatureList"] }),
     FLAGS,
     argv,
     env,

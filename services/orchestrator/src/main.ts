@@ -1,4 +1,5 @@
-import { createLogger, runMain, usageText } from "@pangea/kit";
+import { accessSync, constants } from "node:fs";
+import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { validateSpec } from "@pangea/model";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
@@ -7,6 +8,7 @@ import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
+import { readCompletion } from "./checkpoint/completion.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
 import { registerJobMetrics } from "./monitor/job-metrics.js";
@@ -34,6 +36,13 @@ runMain("pangea-orchestrator", async () => {
       );
     }
   }
+  if (config.exportFeatureList) {
+    try {
+      accessSync(config.exportFeatureList, constants.R_OK);
+    } catch (err) {
+      throw new UsageError(`--export-feature-list: cannot read ${config.exportFeatureList} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
   if (config.resume && config.role === "orchestrator") {
@@ -41,12 +50,14 @@ runMain("pangea-orchestrator", async () => {
     restoreFrom = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg)) ?? undefined;
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)" }, "resuming");
   }
+  const completed = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step, (msg) => log.warn(msg)) : null;
+  if (completed) log.info({ auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
-  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined }, log);
+  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
   const registry = newRegistry("orchestrator");

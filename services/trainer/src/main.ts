@@ -43,6 +43,10 @@ runMain("pangea-trainer", async () => {
     const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
     // Ask discovery each time: a restarted orchestrator may be somewhere else.
     const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log, () => ({ ...metrics.phaseTotals })));
+    if (!session) {
+      log.info("the job had already completed when this trainer joined; nothing to do");
+      break;
+    }
     const orchestrator = session.address;
     first = false;
     log.info({ rank: session.rank }, "registered; waiting for the job to start");
@@ -70,6 +74,10 @@ runMain("pangea-trainer", async () => {
 async function runMembership(session: ClusterSession, orchestrator: string, backendName: string, config: TrainerConfig, parentLog: Logger, metrics: TrainerMetrics): Promise<void> {
   await session.reportBackend(backendName);
   const job = await session.waitForStart();
+  if (!job) {
+    parentLog.info("the job had already completed when this trainer joined; nothing to do");
+    return;
+  }
   const log = parentLog.child({ job: job.jobId });
   const m = job.model!;
   const spec: DlrmSpec = {

@@ -6,6 +6,8 @@ import { EmbeddingStore, type SlotConfig, type StoreStats } from "../embeddings/
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { DenseStore } from "../params/dense-store.js";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
+import { exportModel, exportedVersions } from "../export/export-model.js";
+import { writeCompletion } from "../checkpoint/completion.js";
 import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
 import { ParameterSyncPusher } from "../sync/parameter-sync.js";
@@ -40,6 +42,8 @@ export interface JobConfig {
   restoreFrom?: readonly CheckpointData[];
   /** Continue the checkpoint's training (step, data position, optimizer clock) instead of only taking its parameters. */
   resume?: boolean;
+  /** The resumed checkpoint is the final one of a job that completed with this evaluation: the job starts completed. */
+  completed?: EvalReport__Output;
   mode: TrainingMode;
   /** Global batches per step; 0 = one per expected trainer. */
   batchesPerStep: number;
@@ -57,6 +61,10 @@ export interface JobConfig {
   denseSyncIntervalSeconds?: number;
   seed: number;
   checkpointDir: string;
+  /** A model base path the final checkpoint (and the first, while it holds no version) is exported to. */
+  exportDir?: string;
+  /** The feature list copied into each export. */
+  exportFeatureList?: string;
   registerTimeoutMs: number;
 }
 
@@ -167,6 +175,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       }
     }, config.registerTimeoutMs);
     this.registerTimer.unref();
+    if (config.completed) {
+      clearTimeout(this.registerTimer);
+      this.evalReport = config.completed;
+      this.state = "JOB_STATE_COMPLETED";
+    }
   }
 
   get batchesPerStep(): number {
@@ -663,6 +676,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       for (const r of removed) this.checkpoints.splice(this.checkpoints.indexOf(r), 1);
     }
     this.log.info({ path: this.checkpointPath, step, rows: m.store.size() }, "checkpoint saved");
+    if (this.config.exportDir && (final || exportedVersions(this.config.exportDir).length === 0)) this.exportCheckpoint(this.config.exportDir);
+  }
+
+  /** A failed export does not fail the job: the checkpoint it came from is intact and `pangea export` can write it later. */
+  private exportCheckpoint(base: string): void {
+    try {
+      const { dir } = exportModel(this.checkpointPath, base, undefined, this.config.exportFeatureList);
+      this.log.info({ path: dir, checkpoint: this.checkpointPath }, "model version exported");
+    } catch (err) {
+      this.log.error({ code: (err as PangeaError).code, checkpoint: this.checkpointPath }, `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${this.checkpointPath} --out ${base}`);
+    }
   }
 
   private finishTraining(): void {
@@ -687,6 +711,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     this.evalReport = report;
     this.state = "JOB_STATE_COMPLETED";
+    try {
+      writeCompletion(this.config.checkpointDir, this.config.jobId, this.progressStep, report);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not record the job's completion; a restarted orchestrator would evaluate again");
+    }
     this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records }, "job completed");
     this.finish();
   }

@@ -2,8 +2,15 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { describeCallError, isStatus, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
-import type { EvalReport, HeartbeatResponse__Output, JobSpec__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
+import type { EvalReport, HeartbeatResponse__Output, JobSpec__Output, JobStatus__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
+
+async function jobState(client: OrchestratorClient, timeoutMs: number): Promise<string | null> {
+  return unary<object, JobStatus__Output>("orchestrator", client.GetJobStatus.bind(client), {}, timeoutMs).then(
+    (s) => s.state,
+    () => null,
+  );
+}
 
 /**
  * A trainer's membership in a job: registration (which gives it a rank) and
@@ -13,7 +20,9 @@ import { TrainerErrors } from "../errors.js";
 export class ClusterSession {
   private stream: grpc.ClientReadableStream<WorkerEvent__Output> | null = null;
   private closing = false;
-  private startWaiters: { resolve(s: JobSpec__Output): void; reject(e: unknown): void } | null = null;
+  private startWaiters: { resolve(s: JobSpec__Output | null): void; reject(e: unknown): void } | null = null;
+  /** The job had already completed when this trainer joined: there is nothing to do. */
+  private finishedBeforeStart = false;
   private spec: JobSpec__Output | null = null;
   private ended: Error | null = null;
   private endWaiters: ((err: Error) => void)[] = [];
@@ -29,14 +38,17 @@ export class ClusterSession {
     private readonly phaseSeconds: () => Record<string, number>,
   ) {}
 
-  static async join(address: string, workerId: string, timeoutMs: number, log: Logger, phaseSeconds: () => Record<string, number> = () => ({})): Promise<ClusterSession> {
+  /** Registers with the orchestrator; null when its job has already completed (a new trainer is refused then, and has nothing to do). */
+  static async join(address: string, workerId: string, timeoutMs: number, log: Logger, phaseSeconds: () => Record<string, number> = () => ({})): Promise<ClusterSession | null> {
     const client = orchestratorClient(address);
     await waitReady(client, "orchestrator", address, timeoutMs);
     let res: RegisterWorkerResponse__Output;
     try {
       res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, timeoutMs);
     } catch (err) {
+      const completed = isStatus(err, grpcStatus.FAILED_PRECONDITION) && (await jobState(client, timeoutMs)) === "JOB_STATE_COMPLETED";
       client.close();
+      if (completed) return null;
       throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering: ${describeCallError(err, `orchestrator at ${address}`)}`);
     }
     const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log, phaseSeconds);
@@ -70,6 +82,11 @@ export class ClusterSession {
         // The orchestrator closes the stream next; that is the normal end, not a lost peer.
         this.closing = true;
         this.log.info({ state }, "job finished");
+        if (!this.spec) {
+          this.finishedBeforeStart = true;
+          this.startWaiters?.resolve(null);
+          this.startWaiters = null;
+        }
       }
     }
   }
@@ -89,8 +106,10 @@ export class ClusterSession {
     return this.ended;
   }
 
-  waitForStart(): Promise<JobSpec__Output> {
+  /** The job's spec once it starts; null when the job had already completed before this trainer joined. */
+  waitForStart(): Promise<JobSpec__Output | null> {
     if (this.spec) return Promise.resolve(this.spec);
+    if (this.finishedBeforeStart) return Promise.resolve(null);
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => (this.startWaiters = { resolve, reject }));
   }

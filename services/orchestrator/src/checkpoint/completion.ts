@@ -1,0 +1,43 @@
+import { existsSync, readFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import type { EvalReport__Output } from "@pangea/schema";
+import { writeDurably } from "./checkpoint.js";
+
+/**
+ * What a completed job leaves beside its checkpoints (`<root>/<job>/completed.json`):
+ * the step of its final checkpoint and the held-out evaluation. An orchestrator
+ * restarted with --resume after the job completed reports it as completed from
+ * this record instead of waiting for trainers that have long gone.
+ */
+interface CompletionRecord {
+  step: number;
+  eval: EvalReport__Output;
+}
+
+const fileOf = (root: string, jobId: string) => join(root, jobId, "completed.json");
+
+export function writeCompletion(root: string, jobId: string, step: number, report: EvalReport__Output): void {
+  const path = fileOf(root, jobId);
+  const record: CompletionRecord = { step, eval: { ...report } };
+  writeDurably(`${path}.tmp`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
+  renameSync(`${path}.tmp`, path);
+}
+
+const NUMBERS = ["step", "records", "auc", "logloss", "meanPrediction", "labelRate"] as const;
+
+/** The evaluation of a job that completed at `step`, or null (none, another step, or unreadable: the job then evaluates again). */
+export function readCompletion(root: string, jobId: string, step: number, warn: (msg: string) => void): EvalReport__Output | null {
+  const path = fileOf(root, jobId);
+  if (!existsSync(path)) return null;
+  try {
+    const r = JSON.parse(readFileSync(path, "utf8")) as CompletionRecord;
+    const e = r.eval;
+    if (typeof r.step !== "number" || typeof e !== "object" || e === null || typeof e.workerId !== "string" || NUMBERS.some((k) => typeof e[k] !== "number")) {
+      throw new Error("expected {step, eval: {workerId, step, records, auc, logloss, meanPrediction, labelRate}}");
+    }
+    return r.step === step ? e : null;
+  } catch (err) {
+    warn(`ignoring ${path}: ${(err as Error).message}; the job evaluates again`);
+    return null;
+  }
+}
