@@ -60,6 +60,16 @@ port_free() { # host port -> 0 when a listener could bind it
   node -e 'const s=require("net").createServer();s.once("error",()=>process.exit(1));s.listen(+process.argv[2],process.argv[1],()=>s.close())' "$1" "$2" 2>/dev/null
 }
 
+# The services run as the image's user `node` (uid 1000): a mounted file must
+# be readable (r) and a directory searchable (x) by it, as its owner or as "other".
+readable_in_containers() { # path r|x
+  local uid mode bit
+  read -r uid mode < <(stat -L -c '%u %a' "$1")
+  mode=$((8#$mode))
+  if [ "$uid" = 1000 ]; then bit=$([ "$2" = r ] && echo 256 || echo 64); else bit=$([ "$2" = r ] && echo 4 || echo 1); fi
+  [ $((mode & bit)) -ne 0 ]
+}
+
 # DATA and friends become a compose override: the data directory mounted
 # read-only at /data/input and compute's flags as its environment.
 write_data_override() {
@@ -73,9 +83,12 @@ write_data_override() {
     abs=$(readlink -f "$p")
     [ -n "$dir" ] || dir=$(dirname "$abs")
     [ "$(dirname "$abs")" = "$dir" ] || die "DATA: $p is not in $dir; put the data files in one directory"
+    readable_in_containers "$abs" r || die "DATA: $p is not readable by the containers' user (uid 1000): chmod o+r $p"
     paths+=("/data/input/$(basename "$abs")")
   done
   [ ${#paths[@]} -gt 0 ] || die "DATA is empty"
+  readable_in_containers "$dir" x || die "DATA: the directory $dir is not readable by the containers' user (uid 1000): chmod o+rx $dir"
+  [ -z "${FEATURE_LIST:-}" ] || readable_in_containers "$(readlink -f "$FEATURE_LIST")" r || die "FEATURE_LIST: $FEATURE_LIST is not readable by the containers' user (uid 1000): chmod o+r $FEATURE_LIST"
   local list; list=$(IFS=','; echo "${paths[*]}")
   mkdir -p "$(dirname "$OVERRIDE")"
   {
@@ -139,6 +152,8 @@ up() {
   "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" build || die "building the images failed (the build's output above says why)"
   say "images built in $((SECONDS - started)) s; starting the cluster"
   if ! "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "${profiles[@]}" up -d --remove-orphans; then
+    say "the last log lines of each service:"
+    compose logs --no-color --tail 3 2>/dev/null | grep -v '^Attaching' || true
     compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
     die "starting the containers failed (see above); the containers that had started were removed"
   fi

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,6 +85,8 @@ describe.skipIf(skip)("make docker-up", () => {
     for (const name of ["ORCHESTRATOR_PORT", "DASHBOARD_PORT", "SERVING_GRPC_PORT", "SERVING_REST_PORT", "PROMETHEUS_PORT"]) ports[name] = await closedPort();
     // The user's own data: Monolith Examples in TFRecord framing, read with a feature list that is also exported with the model.
     data = mkdtempSync(join(tmpdir(), "pangea-docker-data-"));
+    // Readable by the containers' user, as a user's data directory is (mkdtemp makes it 0700).
+    chmodSync(data, 0o755);
     const gen = await runNode(ENTRY.genData, ["--out", join(data, "day_0.tfrecord"), "--records", "60000", "--format", "example", "--framing", "tfrecord", "--feature-list-out", join(data, "features.json")]);
     expect(gen.code, gen.stderr).toBe(0);
     env = {
@@ -262,5 +264,14 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
     const r = await run("make", ["docker-up"], env({ DATA: "/nonexistent/day_0.tsv" }), 60_000);
     expect(r.code).not.toBe(0);
     expect(r.out).toContain("make docker-up: DATA: /nonexistent/day_0.tsv is not a file (give data files, comma-separated, all in one directory)");
+  });
+
+  it("names data the containers' user cannot read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-docker-private-"));
+    writeFileSync(join(dir, "day_0.tsv"), "1\t\n");
+    chmodSync(join(dir, "day_0.tsv"), 0o644);
+    const r = await run("make", ["docker-up"], env({ DATA: join(dir, "day_0.tsv") }), 60_000);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain(`make docker-up: DATA: the directory ${dir} is not readable by the containers' user (uid 1000): chmod o+rx ${dir}`);
   });
 });
