@@ -16,6 +16,7 @@ import type { Logger } from "@pangea/kit";
 import { evaluate } from "./loop/evaluate.js";
 
 const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
+const NOTHING_TO_DO = "the job had already completed when this trainer joined; nothing to do";
 
 const usage = () => usageText("pangea-trainer", "Joins a job, trains the model on its share of the data, and (rank 0) evaluates it.", FLAGS);
 
@@ -44,7 +45,7 @@ runMain("pangea-trainer", async () => {
     // Ask discovery each time: a restarted orchestrator may be somewhere else.
     const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log, () => ({ ...metrics.phaseTotals })));
     if (!session) {
-      log.info("the job had already completed when this trainer joined; nothing to do");
+      log.info(NOTHING_TO_DO);
       break;
     }
     const orchestrator = session.address;
@@ -75,7 +76,7 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   await session.reportBackend(backendName);
   const job = await session.waitForStart();
   if (!job) {
-    parentLog.info("the job had already completed when this trainer joined; nothing to do");
+    parentLog.info(NOTHING_TO_DO);
     return;
   }
   const log = parentLog.child({ job: job.jobId });
