@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { hostname } from "node:os";
-import { DISCOVERY_FLAGS, discoveryFields, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, workerId, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 import { DENSE_OPTIMIZERS } from "./optim/optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
@@ -64,7 +64,7 @@ const schema = z.object({
   role: z.enum(["orchestrator", "shard"], { message: "expected orchestrator or shard" }).default("orchestrator"),
   shardIndex: positiveInt("a shard index of 1 or more").optional(),
   coordinator: address.optional(),
-  workerId: z.string().min(1).default(`ps-${hostname()}-${process.pid}`),
+  workerId: workerId(`ps-${hostname()}-${process.pid}`),
   trainers: positiveInt("a positive number of trainers").max(256, "expected at most 256 trainers").default(2),
   steps: positiveInt("a positive number of steps").default(500),
   batchSize: positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(1024),

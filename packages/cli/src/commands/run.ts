@@ -5,7 +5,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
-import { formatSummary } from "./summary.js";
+import { formatSummary, statusJson } from "./summary.js";
 
 export const RUN_FLAGS: FlagTable = {
   trainers: { description: "trainer processes", default: "2" },
@@ -191,7 +191,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   }
   if (final) {
     out.write(`${formatSummary(final, c.trainers)}\n`);
-    if (c.json) process.stdout.write(`${JSON.stringify(final)}\n`);
+    if (c.json) process.stdout.write(`${statusJson(final)}\n`);
   }
   if (final?.state === "JOB_STATE_COMPLETED") return 0;
   const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));
