@@ -91,6 +91,8 @@ describe("GradientAggregator", () => {
     ["a NaN dense gradient", (d: DenseStore) => grads(0, 0, Number.NaN, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has a NaN or infinite value"],
     ["a wrong shape", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), dense: [new Float32Array(3)] }), "ORCH_ERR_BAD_GRADIENT", "expected 4 dense gradients, got 1"],
     ["a NaN loss", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), loss: Number.NaN }), "ORCH_ERR_BAD_GRADIENT", "loss is NaN"],
+    ["a batch of 0 rows", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 0 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 0 is outside 1..65536"],
+    ["a batch size of 2^32-1", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 2 ** 32 - 1 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 4294967295 is outside 1..65536"],
   ])("validate refuses %s", (_what, make, code, message) => {
     const { agg, dense } = setup();
     try {

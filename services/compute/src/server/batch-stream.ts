@@ -3,7 +3,7 @@ import type { Logger } from "@pangea/kit";
 import { BatchStreamService, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
-import { batchSlice, shareBatches, type ShareRequest } from "../batching/shares.js";
+import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
 
@@ -114,6 +114,7 @@ export class BatchStreamHandler {
             split: req.split === Split.EVAL ? "eval" : "train",
             onDemand: req.onDemand,
           };
+          checkShareRequest(share, sender);
           this.produce(call, share, sender, flow)
             .then(() => {
               // The stream ends only once the client has acknowledged what it got (or stopped acknowledging).
@@ -121,12 +122,15 @@ export class BatchStreamHandler {
             })
             .catch(fail);
         } else {
-          const { payload: ack } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
+          const { payload: ack, sender } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
+          if (ack.consumed > inflight.length) {
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: consumed ${ack.consumed}, but ${inflight.length} batches are unacknowledged`);
+          }
           credit += ack.consumed;
           for (let i = 0; i < ack.consumed; i++) inflight.shift()?.ack();
           const want = ack.want;
           if (want.length > 4096 || wanted.length + want.length > 4096) {
-            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${peer}: more than 4096 batches wanted at once`);
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: more than 4096 batches wanted at once`);
           }
           for (let i = 0; i < want.length; i++) wanted.push(Number(want.get(i)));
           signal();
@@ -182,6 +186,9 @@ export class BatchStreamHandler {
     const block = indexed ? new RecordBlock(share.batchSize, indexed.info.numDense, indexed.info.slotIds.length) : null;
     const splitRecords = indexed ? (share.split === "train" ? indexed.info.trainRecords : indexed.info.evalRecords) : 0;
     for (;;) {
+      // Credit first: a client may name many batches at once, but gets only `window` ahead of its acknowledgements.
+      await flow.waitForCredit();
+      if (flow.isClosed()) break;
       const k = await flow.nextWanted();
       if (k === null || flow.isClosed()) break;
       if (stream) {

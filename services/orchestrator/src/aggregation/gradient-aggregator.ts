@@ -4,6 +4,9 @@ import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
 
+/** The largest batch a trainer may report (the orchestrator's --batch-size bound). */
+export const MAX_BATCH_ROWS = 65_536;
+
 /** One worker's gradients for one step, already decoded to typed-array views. */
 export interface WorkerGradients {
   rank: number;
@@ -64,6 +67,8 @@ export class GradientAggregator {
   /** Throws ORCH_ERR_BAD_GRADIENT unless every gradient has the right shape and is finite. */
   validate(g: WorkerGradients): void {
     const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, batch ${g.batchIndex ?? "?"}: ${msg}`);
+    // The batch's row count feeds the samples counters and throughput; bounded like --batch-size.
+    if (!Number.isInteger(g.batchSize) || g.batchSize < 1 || g.batchSize > MAX_BATCH_ROWS) throw bad(`batch_size ${g.batchSize} is outside 1..${MAX_BATCH_ROWS}`);
     if (g.dense.length !== this.denseSum.length) throw bad(`expected ${this.denseSum.length} dense gradients, got ${g.dense.length}`);
     g.dense.forEach((grad, i) => {
       const name = this.dense!.params[i]!.name;
