@@ -43,7 +43,7 @@ runMain("pangea-orchestrator", async () => {
   }
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
-    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
+    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
   const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined }, log);
