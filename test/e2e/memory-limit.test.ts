@@ -1,0 +1,26 @@
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ENTRY, lastLine, runNode } from "../support/processes.js";
+
+/**
+ * --max-embedding-bytes reached mid-job: the job fails with the limit as its
+ * one-line reason, the trainers exit instead of registering again forever,
+ * and `pangea run` exits 1.
+ */
+describe("the embedding memory limit", () => {
+  it("fails the job with ORCH_ERR_MEMORY_LIMIT; trainers exit; pangea run exits 1", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-memlimit-"));
+    const logs = join(tmp, "logs");
+    const r = await runNode(ENTRY.cli, ["run", "--steps", "200", "--batch-size", "256", "--eval-records", "1000", "--backend", "cpu",
+      "--max-embedding-bytes", "1000000", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(lastLine(r.stderr)).toMatch(/^pangea run: job failed: ORCH_ERR_MEMORY_LIMIT: embedding tables would exceed the memory limit of 1000000 bytes \(now \d+, slot \d+ needs \d+ more\)/);
+    expect(r.ms).toBeLessThan(80_000);
+    for (const name of readdirSync(logs).filter((n) => n.startsWith("trainer-"))) {
+      const text = readFileSync(join(logs, name), "utf8");
+      expect(text, name).not.toContain("registering again");
+    }
+  }, 100_000);
+});
