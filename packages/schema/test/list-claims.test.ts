@@ -134,4 +134,33 @@ describe("list claims are checked against the message's bytes", () => {
     b.writeUInt16LE(0xffff, grads + 4); // 65535 data words
     expectRefused(b, /gradientUpdate\.sparseGrads: struct of \d+ bytes, but only \d+ bytes of the segment follow/);
   });
+
+  it("a two-segment message (double-far root pointer, as other Cap'n Proto writers may send) is followed and decodes", () => {
+    const one = smallPush();
+    const words = one.readUInt32LE(4);
+    const seg0 = Buffer.from(one.subarray(8, 8 + words * 8));
+    const rootLo = seg0.readUInt32LE(0);
+    const rootHi = seg0.readUInt32LE(4);
+    // Segment 0 keeps its content; its root pointer becomes a double-far pointer to a landing pad in segment 1,
+    // whose first word points (single far) back at the root struct in segment 0 and whose second is the tag.
+    const structAt = 1 + ((rootLo | 0) >> 2); // word index of the root struct in segment 0
+    seg0.writeUInt32LE(((0 << 3) | 4 | 2) >>> 0, 0);
+    seg0.writeUInt32LE(1, 4);
+    const seg1 = Buffer.alloc(16);
+    seg1.writeUInt32LE(((structAt << 3) | 2) >>> 0, 0);
+    seg1.writeUInt32LE(0, 4);
+    seg1.writeUInt32LE(0, 8);
+    seg1.writeUInt32LE(rootHi, 12);
+    const header = Buffer.alloc(16);
+    header.writeUInt32LE(1, 0);
+    header.writeUInt32LE(seg0.length / 8, 4);
+    header.writeUInt32LE(seg1.length / 8, 8);
+    const two = Buffer.concat([header, seg0, seg1]);
+    const { payload } = decodeMessage(two, MessageType.GRADIENT_UPDATE, "two segments");
+    expect(Array.from(readFloat32(payload.dense.get(0), "dense").data)).toEqual([0.5, -0.5]);
+    // A far pointer to a segment that does not exist is refused, naming where.
+    const bad = Buffer.from(two);
+    bad.writeUInt32LE(7, 16 + 4);
+    expectRefused(bad, /^push from test: root: far pointer to segment 7 of 2/);
+  });
 });

@@ -351,7 +351,7 @@ export interface UnreadableCheckpoint {
 const unreadableDirs = new Set<string>();
 
 /** Every checkpoint directory of the job, any shard (step-N and step-N.shard-i). */
-export function checkpointDirs(root: string, jobId: string): string[] {
+function checkpointDirs(root: string, jobId: string): string[] {
   const dir = join(root, jobId);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
