@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
 import { orchestratorClient, unary } from "@pangea/rpc";
-import { ENTRY } from "../support/processes.js";
+import { ENTRY, runNode } from "../support/processes.js";
 import { startService, type RunningService } from "../support/service.js";
 
 /**
@@ -46,6 +46,25 @@ describe("worker ids from peers", () => {
   it("an id of the allowed alphabet (1-128 of A-Za-z0-9._:@-) registers", async () => {
     const res = (await register("trainer_0.pod-a:1@host")) as { worldSize: number };
     expect(res.worldSize).toBe(1);
+  });
+});
+
+describe("pangea status", () => {
+  it("escapes control characters a worker sent (ReportBackend), in the summary and in --json", async () => {
+    const c = orchestratorClient(orch.address);
+    try {
+      await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: "trainer-esc", kind: "WORKER_KIND_TRAINER", address: "" }, 5_000);
+      await unary("orchestrator", c.ReportBackend.bind(c), { workerId: "trainer-esc", backend: "wasm\x1b[2J\x1b]0;owned\x07\u009b31m\nforged line" }, 5_000);
+    } finally {
+      c.close();
+    }
+    const text = await runNode(ENTRY.cli, ["status", "--orchestrator", orch.address]);
+    expect(text.stdout).toMatch(/\n {2}backend +wasm\\x1b\[2J\\x1b\]0;owned\\x07\\x9b31m\\nforged line on \d trainers?\n/);
+    expect(text.stdout).toContain("wasm\\x1b[2J\\x1b]0;owned\\x07\\x9b31m\\nforged line on ");
+    expect(text.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    const json = await runNode(ENTRY.cli, ["status", "--orchestrator", orch.address, "--json"]);
+    expect(json.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    expect((JSON.parse(json.stdout) as { backend: string }).backend).toBe("wasm\x1b[2J\x1b]0;owned\x07\u009b31m\nforged line");
   });
 });
 
