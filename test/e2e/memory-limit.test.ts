@@ -14,7 +14,7 @@ describe("the embedding memory limit", () => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-memlimit-"));
     const logs = join(tmp, "logs");
     const r = await runNode(ENTRY.cli, ["run", "--steps", "200", "--batch-size", "256", "--eval-records", "1000", "--backend", "cpu",
-      "--max-embedding-bytes", "1000000", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 90_000 });
+      "--max-embedding-bytes", "1000000", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 80_000, stopSignal: "SIGTERM" });
     expect(r.code, r.stderr).toBe(1);
     expect(lastLine(r.stderr)).toMatch(/^pangea run: job failed: ORCH_ERR_MEMORY_LIMIT: embedding tables would exceed the memory limit of 1000000 bytes \(now \d+, slot \d+ needs \d+ more\)/);
     expect(r.ms).toBeLessThan(80_000);
@@ -22,5 +22,5 @@ describe("the embedding memory limit", () => {
       const text = readFileSync(join(logs, name), "utf8");
       expect(text, name).not.toContain("registering again");
     }
-  }, 100_000);
+  }, 110_000);
 });
