@@ -83,6 +83,8 @@ describe("the dashboard", () => {
       const page = await browser.newPage();
       await page.goto(`http://${orch.metrics}/`);
       await page.waitForFunction(() => document.getElementById("job")!.textContent !== "");
+      // Stop the live updates, so the real status does not replace the one rendered below.
+      await page.evaluate("events.close()");
       const hostile = '<img src=x onerror="window.__pwned=1">';
       // Feed the page's own render() an update as a buggy peer could shape it (ids, backend, error and slot text).
       await page.evaluate((h) => {
