@@ -90,8 +90,12 @@ export class ShardHost implements ParameterHost {
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
 
+  /** Called when this shard can no longer serve the job at all (the memory limit): the process ends with it. */
+  onFatal: (err: PangeaError) => void = () => {};
+
   fail(err: PangeaError): void {
     this.failure = err;
+    if (err.code === "ORCH_ERR_MEMORY_LIMIT") this.onFatal(err);
   }
 
   requireModel(readOnly: boolean): HostedModel {
