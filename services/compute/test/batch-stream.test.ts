@@ -190,4 +190,17 @@ describe("BatchStream over gRPC", () => {
       details: "COMPUTE_ERR_BAD_REQUEST: batch ack from test: consumed 4294967295, but 0 batches are unacknowledged",
     });
   });
+
+  it("on demand: a client that half-closes with no credit left gets the end of the stream, not a hang", async () => {
+    const s = open(request(0, 1, 64, 0, "train", 2, true));
+    s.call.write(want(Array.from({ length: 10 }, (_, k) => k)));
+    await sleep(300);
+    expect(s.received).toHaveLength(2);
+    s.call.end();
+    const ended = await Promise.race([s.ended.then(() => true), sleep(3_000).then(() => false)]);
+    s.close();
+    expect(ended).toBe(true);
+    expect(s.error()).toBeNull();
+    expect(s.received).toHaveLength(2);
+  });
 });

@@ -15,8 +15,12 @@ type BatchCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** One call's credit-based flow control, as the produce loops see it. */
 interface Flow {
-  /** Resolves once a batch may be sent (or the call closed). */
-  waitForCredit(): Promise<void>;
+  /**
+   * Resolves true once a batch may be sent; false once none may be any more
+   * (the call closed, or the client half-closed with no credit left: it can
+   * acknowledge nothing more, so it can be sent nothing more).
+   */
+  waitForCredit(): Promise<boolean>;
   /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
   nextWanted(): Promise<number | null>;
   /** Records a sent batch (null for an index-based source, which has nothing to commit). */
@@ -73,7 +77,10 @@ export class BatchStreamHandler {
       while (!done()) await new Promise<void>((r) => (wake = r));
     };
     const flow: Flow = {
-      waitForCredit: () => until(() => credit > 0 || closed),
+      waitForCredit: async () => {
+        await until(() => credit > 0 || closed || halfClosed);
+        return credit > 0 && !closed && !call.cancelled;
+      },
       nextWanted: async () => {
         await until(() => wanted.length > 0 || closed || halfClosed);
         return closed || wanted.length === 0 ? null : wanted.shift()!;
@@ -159,8 +166,7 @@ export class BatchStreamHandler {
     const block = new RecordBlock(share.batchSize, info.numDense, info.slotIds.length);
     let count = 0;
     for (const slice of shareBatches(share, splitRecords)) {
-      await flow.waitForCredit();
-      if (flow.isClosed()) break;
+      if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
       call.write(encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch));
       flow.sent(null);
@@ -187,8 +193,7 @@ export class BatchStreamHandler {
     const splitRecords = indexed ? (share.split === "train" ? indexed.info.trainRecords : indexed.info.evalRecords) : 0;
     for (;;) {
       // Credit first: a client may name many batches at once, but gets only `window` ahead of its acknowledgements.
-      await flow.waitForCredit();
-      if (flow.isClosed()) break;
+      if (!(await flow.waitForCredit())) break;
       const k = await flow.nextWanted();
       if (k === null || flow.isClosed()) break;
       if (stream) {
@@ -223,8 +228,7 @@ export class BatchStreamHandler {
     // A stream has no held-out split: evaluation requests get no batches.
     const limit = share.split === "eval" ? 0 : share.maxBatches === 0 ? Number.POSITIVE_INFINITY : share.maxBatches;
     while (count < limit) {
-      await flow.waitForCredit();
-      if (flow.isClosed()) break;
+      if (!(await flow.waitForCredit())) break;
       const b = await source.nextBatch(share.batchSize, flow.isClosed);
       if (!b) break;
       if (flow.isClosed()) {
