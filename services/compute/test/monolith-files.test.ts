@@ -130,6 +130,8 @@ describe("bad records", () => {
     expect(src.info.trainRecords).toBeGreaterThan(N - 40);
     expect(src.info.trainRecords).toBeLessThan(N);
     expect(src.info.skippedSummary).toMatch(/bytes unreadable/);
+    expect(src.info.skippedBytes).toBeGreaterThan(0);
+    expect(src.info.skippedBytes).toBeLessThanOrEqual(4096 + 2 * 400);
     // The last sample of the file is read, and equals the synthetic one.
     const a = new RecordBlock(1, 13, 26);
     const b = new RecordBlock(1, 13, 26);

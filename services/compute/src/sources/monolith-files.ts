@@ -55,6 +55,7 @@ export class MonolithFilesSource implements DataSource {
       trainRecords: samples - evalCount,
       evalRecords: evalCount,
       skippedRecords: this.bad.skipped,
+      skippedBytes: this.bad.lostBytes,
       skippedSummary: this.bad.summary(),
     };
   }
