@@ -20,8 +20,11 @@ export interface Finished {
   ms: number;
 }
 
-/** Runs a node script to completion (killing it after timeoutMs, which fails the caller's assertions on code). */
-export function runNode(entry: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Finished> {
+/**
+ * Runs a node script to completion (killing it after timeoutMs, which fails the caller's assertions on code).
+ * `stopSignal: "SIGTERM"` lets a launcher (`pangea run`) stop the processes it started before it is killed.
+ */
+export function runNode(entry: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; stopSignal?: NodeJS.Signals } = {}): Promise<Finished> {
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [entry, ...args], { env: { ...process.env, ...opts.env }, cwd: opts.cwd ?? ROOT });
@@ -29,9 +32,14 @@ export function runNode(entry: string, args: string[], opts: { timeoutMs?: numbe
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d));
     child.stderr.on("data", (d: Buffer) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    let hard: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      child.kill(opts.stopSignal ?? "SIGKILL");
+      if (opts.stopSignal && opts.stopSignal !== "SIGKILL") hard = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    }, opts.timeoutMs ?? 60_000);
     child.on("close", (code) => {
       clearTimeout(timer);
+      clearTimeout(hard);
       resolve({ code, stdout, stderr, ms: Date.now() - started });
     });
   });

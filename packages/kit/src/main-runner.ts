@@ -1,5 +1,6 @@
 import { PangeaError, EXIT } from "./errors.js";
 import { UsageError } from "./config.js";
+import { printable } from "./printable.js";
 
 /**
  * Runs a service's main function and turns a thrown error into one line on
@@ -9,12 +10,12 @@ import { UsageError } from "./config.js";
 export function runMain(program: string, main: () => Promise<void>, usage?: () => string): void {
   main().catch((err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`${program}: ${err.message}\n`);
+      process.stderr.write(`${program}: ${printable(err.message, 2048)}\n`);
       if (usage) process.stderr.write(`Run '${program} --help' for usage.\n`);
       process.exit(EXIT.usage);
     }
     if (err instanceof PangeaError) {
-      process.stderr.write(`${program}: error ${err.code}: ${err.message}${err.hint ? ` (${err.hint})` : ""}\n`);
+      process.stderr.write(`${program}: error ${err.code}: ${printable(err.message, 2048)}${err.hint ? ` (${err.hint})` : ""}\n`);
       process.exit(err.exitCode);
     }
     process.stderr.write(`${program}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);

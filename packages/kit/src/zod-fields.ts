@@ -18,6 +18,15 @@ export const intList = (what: string) =>
     .transform((s) => s.split(",").map(Number))
     .refine((xs) => xs.every((x) => x > 0), `expected ${what} as positive integers`);
 
+/**
+ * A worker id: 1-128 characters of letters, digits and `._:@-`. The
+ * orchestrator refuses any other at registration (ids land in status, logs,
+ * the dashboard and metric labels); services check their own at start.
+ */
+export const WORKER_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+export const workerId = (fallback: string) =>
+  z.string().regex(WORKER_ID_RE, "expected 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").default(fallback);
+
 /** Flags every service shares for finding the orchestrator (see @pangea/rpc's discovery). */
 export const DISCOVERY_FLAGS = {
   discovery: { env: "PANGEA_DISCOVERY", description: "how to find the orchestrator: static (--orchestrator), tf-config (TF_CONFIG) or etcd://host:port[,host:port]", default: "static" },

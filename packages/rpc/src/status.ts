@@ -1,19 +1,22 @@
 import * as grpc from "@grpc/grpc-js";
-import { PangeaError } from "@pangea/kit";
+import { PangeaError, printable } from "@pangea/kit";
+
+// Details echo what peers sent (ids, names, record bytes); escape them once here.
+const DETAILS_MAX = 2048;
 
 /** Turns any thrown value into a gRPC error for a handler's callback: the edge where codes become statuses. */
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof PangeaError) {
-    return { code: grpc.status[err.status], details: `${err.code}: ${err.message}` };
+    return { code: grpc.status[err.status], details: `${err.code}: ${printable(err.message, DETAILS_MAX)}` };
   }
-  return { code: grpc.status.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}` };
+  return { code: grpc.status.INTERNAL, details: `internal error: ${printable((err as Error)?.message ?? String(err), DETAILS_MAX)}` };
 }
 
-/** A one-line description of a failed call, naming the peer. */
+/** A one-line description of a failed call, naming the peer; the peer's text is escaped (it may hold anything). */
 export function describeCallError(err: unknown, peer: string): string {
   const e = err as grpc.ServiceError;
-  if (typeof e?.code === "number") return `${peer}: ${grpc.status[e.code]}: ${e.details || e.message}`;
-  return `${peer}: ${(err as Error)?.message ?? String(err)}`;
+  if (typeof e?.code === "number") return `${peer}: ${grpc.status[e.code]}: ${printable(e.details || e.message, DETAILS_MAX)}`;
+  return `${peer}: ${printable((err as Error)?.message ?? String(err), DETAILS_MAX)}`;
 }
 
 export function isStatus(err: unknown, code: grpc.status): boolean {

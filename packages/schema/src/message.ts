@@ -19,6 +19,7 @@ import {
   type TrainingBatch,
 } from "./gen/pangea-capnp.js";
 import { SchemaErrors } from "./errors.js";
+import { checkPointerBounds } from "./bounds.js";
 
 /** Maps each MessageType to the payload struct it carries. */
 export interface PayloadTypes {
@@ -181,6 +182,7 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
     throw SchemaErrors.create("SCHEMA_ERR_BAD_MESSAGE", `${peer}: ${bytes.byteLength}-byte payload is not a Cap'n Proto message (expected a multiple of 8 bytes, at least 8)`);
   }
   checkFraming(bytes, peer);
+  checkPointerBounds(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), peer);
   // Passing an ArrayBuffer avoids capnp-es's defensive copy; a view into a
   // larger (pooled) buffer must be copied into its own. (Buffer#slice would
   // return a view, so copy through Uint8Array's.)
@@ -190,6 +192,10 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
       : (Uint8Array.prototype.slice.call(bytes).buffer as ArrayBuffer);
   try {
     const msg = new capnp.Message(own, false);
+    // capnp-es charges 8 bytes per pointer it constructs against a fixed 64 MiB;
+    // bound it by this message's size instead (decoding and the handlers that
+    // read the payload construct a few pointers per struct, never per element).
+    msg._capnp.traversalLimit = TRAVERSAL_BYTES_PER_BYTE * bytes.byteLength + TRAVERSAL_FLOOR;
     const root = msg.getRoot(Message);
     const type = root.type;
     const which = root.payload.which();
@@ -213,6 +219,8 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
 }
 
 const MAX_SEGMENTS = 512;
+const TRAVERSAL_BYTES_PER_BYTE = 32;
+const TRAVERSAL_FLOOR = 1 << 16;
 
 /**
  * Checks the stream framing (segment count, then each segment's size in

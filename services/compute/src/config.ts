@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, discoveryFields, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, workerId, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
@@ -65,7 +65,7 @@ const schema = z.object({
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
   rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
-  workerId: z.string().min(1).default(`compute-${hostname()}-${process.pid}`),
+  workerId: workerId(`compute-${hostname()}-${process.pid}`),
 });
 
 export type ComputeConfig = z.infer<typeof schema>;

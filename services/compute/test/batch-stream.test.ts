@@ -16,8 +16,9 @@ beforeAll(async () => {
 });
 afterAll(() => server.shutdown(100));
 
-function request(rank: number, world: number, batchSize: number, maxBatches: number, split: "train" | "eval" = "train", window = 0): Buffer {
+function request(rank: number, world: number, batchSize: number, maxBatches: number, split: "train" | "eval" = "train", window = 0, onDemand = false): Buffer {
   return encodeMessage(MessageType.BATCH_REQUEST, "test", (r) => {
+    r.onDemand = onDemand;
     r.workerRank = rank;
     r.worldSize = world;
     r.batchSize = batchSize;
@@ -28,6 +29,30 @@ function request(rank: number, world: number, batchSize: number, maxBatches: num
 }
 
 const ack = (n: number) => encodeMessage(MessageType.BATCH_ACK, "test", (a) => (a.consumed = n));
+const want = (indices: number[]) =>
+  encodeMessage(MessageType.BATCH_ACK, "test", (a) => {
+    const l = a._initWant(indices.length);
+    indices.forEach((k, i) => l.set(i, BigInt(k)));
+  });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Opens a stream, sends `first`, and collects what comes back until it ends; never acknowledges. */
+function open(first: Buffer) {
+  const client = batchStreamClient(server.address);
+  const call = client.streamBatches();
+  const received: Buffer[] = [];
+  let error: grpc.ServiceError | null = null;
+  const ended = new Promise<void>((resolve) => {
+    call.on("data", (b: Buffer) => received.push(b));
+    call.on("error", (e: grpc.ServiceError) => {
+      error = e;
+      resolve();
+    });
+    call.on("end", () => resolve());
+  });
+  call.write(first);
+  return { call, received, ended, error: () => error, close: () => client.close() };
+}
 
 /** Reads a whole share, acknowledging each batch as a trainer does. */
 async function readAll(req: Buffer): Promise<Buffer[]> {
@@ -93,11 +118,89 @@ describe("BatchStream over gRPC", () => {
   it("answers an inconsistent request with INVALID_ARGUMENT naming the problem", async () => {
     await expect(readAll(request(3, 2, 128, 1))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: "COMPUTE_ERR_BAD_REQUEST: batch request: worker rank 3 is not below world size 2",
+      details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: worker_rank 3 is not below world_size 2",
     });
   });
 
   it("answers bytes that are not a BatchRequest with INVALID_ARGUMENT", async () => {
     await expect(readAll(Buffer.from("not capnp!"))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+  });
+
+  it.each([
+    ["0", 0],
+    ["2^32-1", 2 ** 32 - 1],
+    ["65537", 65_537],
+  ])("refuses batch size %s at the request with INVALID_ARGUMENT naming batch_size, share or on-demand", async (_what, size) => {
+    for (const onDemand of [false, true]) {
+      const s = open(request(0, 1, size, 10, "train", 0, onDemand));
+      await Promise.race([s.ended, sleep(5_000)]);
+      s.close();
+      expect(s.error(), `onDemand ${onDemand}`).toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: `COMPUTE_ERR_BAD_REQUEST: batch request from test: batch_size ${size} is outside 1..65536`,
+      });
+      expect(s.received).toHaveLength(0);
+    }
+  });
+
+  it("refuses world_size 0 with INVALID_ARGUMENT naming world_size", async () => {
+    const s = open(request(0, 0, 8, 1));
+    await Promise.race([s.ended, sleep(5_000)]);
+    s.close();
+    expect(s.error()).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: world_size 0 must be at least 1" });
+  });
+
+  it("on demand: sends no more than the credit window of wanted batches ahead of the acknowledgements", async () => {
+    const s = open(request(0, 1, 64, 0, "train", 2, true));
+    const before = handler.batchesServed;
+    s.call.write(want(Array.from({ length: 50 }, (_, k) => k)));
+    await sleep(500);
+    expect(s.received).toHaveLength(2);
+    expect(handler.batchesServed - before).toBe(2);
+    s.call.write(ack(1));
+    await sleep(300);
+    expect(s.received.map((b) => Number(decodeMessage(b, MessageType.TRAINING_BATCH).payload.batchIndex))).toEqual([0, 1, 2]);
+    s.call.cancel();
+    s.close();
+  });
+
+  it("on demand: stops producing once the client cancels", async () => {
+    const s = open(request(0, 1, 64, 0, "train", 64, true));
+    s.call.write(want(Array.from({ length: 4096 }, (_, k) => k)));
+    // Acknowledge everything as it arrives, so credit never runs out; then cancel.
+    s.call.on("data", () => s.call.write(ack(1)));
+    const before = handler.batchesServed;
+    await sleep(300);
+    s.call.cancel();
+    await sleep(100);
+    const atCancel = handler.batchesServed;
+    await sleep(500);
+    expect(handler.batchesServed - atCancel).toBe(0);
+    expect(atCancel - before).toBeLessThan(4096);
+    s.close();
+  });
+
+  it("refuses an acknowledgement of more batches than were sent", async () => {
+    const s = open(request(0, 1, 64, 0, "train", 2, true));
+    s.call.write(ack(2 ** 32 - 1));
+    await Promise.race([s.ended, sleep(5_000)]);
+    s.close();
+    expect(s.error()).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: "COMPUTE_ERR_BAD_REQUEST: batch ack from test: consumed 4294967295, but 0 batches are unacknowledged",
+    });
+  });
+
+  it("on demand: a client that half-closes with no credit left gets the end of the stream, not a hang", async () => {
+    const s = open(request(0, 1, 64, 0, "train", 2, true));
+    s.call.write(want(Array.from({ length: 10 }, (_, k) => k)));
+    await sleep(300);
+    expect(s.received).toHaveLength(2);
+    s.call.end();
+    const ended = await Promise.race([s.ended.then(() => true), sleep(3_000).then(() => false)]);
+    s.close();
+    expect(ended).toBe(true);
+    expect(s.error()).toBeNull();
+    expect(s.received).toHaveLength(2);
   });
 });

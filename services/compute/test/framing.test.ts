@@ -67,14 +67,45 @@ describe("TFRecord", () => {
     ["a bad length CRC", (f: Uint8Array) => { f[8] ^= 1; }, "TFRecord length checksum mismatch", 0],
     ["a truncated header", (f: Uint8Array) => f.subarray(0, 7), "truncated TFRecord header: 7 of 12 bytes", 0],
     ["a truncated body", (f: Uint8Array) => f.subarray(0, f.length - 2), "TFRecord length 5 runs past the end of the file (3 bytes left)", 0],
-  ])("%s is fatal for the rest of the file", (_what, damage, message, offset) => {
+  ])("%s with nothing readable after it loses the rest of the file", (_what, damage, message, offset) => {
     let file = encodeTfRecords([bytes("hello")]);
     file = (damage(file) as Uint8Array | undefined) ?? file;
     const events = collect(new TfRecordFraming().frames(file));
-    expect(events).toEqual([{ kind: "fatal", failure: { offset, message, lostBytes: file.length - offset } }]);
+    expect(events).toEqual([{ kind: "lost", failure: { offset, message, lostBytes: file.length - offset, resumeAt: null } }]);
+  });
+
+  it("a bad length CRC resumes at the next record whose length CRC checks", () => {
+    const file = encodeTfRecords([bytes("first"), bytes("second"), bytes("third")]);
+    file[21 + 8] ^= 1; // the second record's length CRC (it starts at 5 + 16 = 21)
+    const events = collect(new TfRecordFraming().frames(file));
+    expect(events.map((e) => e.kind)).toEqual(["record", "lost", "record"]);
+    expect(events[1]).toEqual({ kind: "lost", failure: { offset: 21, message: "TFRecord length checksum mismatch", lostBytes: 6 + 16, resumeAt: 43 } });
+    expect(records(events)).toEqual([Array.from(bytes("first")), Array.from(bytes("third"))]);
+  });
+
+  it("4 KB of damage in the middle of a file: the records after it are read, the bytes skipped are counted", () => {
+    const rs = Array.from({ length: 400 }, (_, i) => bytes(`record number ${i} `.repeat(1 + (i % 5))));
+    const file = encodeTfRecords(rs);
+    const from = Math.floor(file.length / 2);
+    let seed = 7;
+    for (let k = from; k < from + 4096; k++) file[k] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const events = collect(new TfRecordFraming().frames(file));
+    const got = records(events).map((r) => new TextDecoder().decode(Uint8Array.from(r)));
+    // Every record wholly outside the damage is read; the first after it included.
+    const offsets: number[] = [];
+    rs.reduce((at, r) => (offsets.push(at), at + r.length + 16), 0);
+    const outside = rs.filter((_, i) => offsets[i]! + rs[i]!.length + 16 <= from || offsets[i]! >= from + 4096).map((r) => new TextDecoder().decode(r));
+    expect(got).toEqual(outside);
+    const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
+    expect(lost.length).toBeGreaterThanOrEqual(1);
+    expect(lost.every((e) => e.failure.resumeAt !== null)).toBe(true);
+    const lostBytes = lost.reduce((n, e) => n + e.failure.lostBytes, 0);
+    expect(lostBytes).toBeGreaterThan(0);
+    expect(lostBytes).toBeLessThanOrEqual(4096 + 2 * 200);
   });
 });
 
+const PB_OPTS: PbFramingOptions = { lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false };
 const optionSets: PbFramingOptions[] = [];
 for (const lagrangexHeader of [false, true]) for (const kafkaDumpPrefix of [false, true]) for (const hasSortId of [false, true]) for (const kafkaDump of [false, true]) optionSets.push({ lagrangexHeader, kafkaDumpPrefix, hasSortId, kafkaDump });
 
@@ -97,7 +128,7 @@ describe("Monolith pb framing", () => {
     const file = new Uint8Array(16);
     new DataView(file.buffer).setUint32(8, 0xfefefefe, true);
     const [e] = collect(new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }).frames(file));
-    expect(e).toMatchObject({ kind: "fatal", failure: { offset: 0, message: expect.stringContaining("0xfefefefe placeholder") } });
+    expect(e).toMatchObject({ kind: "lost", failure: { offset: 0, message: expect.stringContaining("0xfefefefe placeholder"), resumeAt: null } });
   });
 
   it("names the framing options when a size runs past the end (the usual sign of wrong options)", () => {
@@ -105,18 +136,52 @@ describe("Monolith pb framing", () => {
     const [e] = collect(new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }).frames(file));
     // The record's own size (3) is taken for a sort id size, the 3 bytes for the sort id, and the size is then missing.
     expect(e).toMatchObject({
-      kind: "fatal",
+      kind: "lost",
       failure: { offset: 0, message: "truncated record: the file ends inside the record size; check the framing options (sort id, kafka dump, lagrangex header)" },
     });
   });
 
-  it("property: any byte string is framed without throwing or looping, for every option set", () => {
+  it("property: any byte string is framed without throwing or looping, every byte accounted for once, for every option set", () => {
+    // Records, refused records and lost regions tile the input: each event starts where the previous one ended.
+    const tiles = (b: Uint8Array, events: FrameEvent[], trailer: number) => {
+      let at = 0;
+      for (const e of events) {
+        const offset = e.kind === "record" ? e.record.offset : e.failure.offset;
+        expect(offset).toBe(at);
+        if (e.kind === "lost") at = e.failure.resumeAt ?? b.length;
+        else if (e.kind === "record") at = e.record.bytes.byteOffset - b.byteOffset + e.record.bytes.length + trailer;
+        else return; // a bad TFRecord's extent is its trusted length; the next event checks it
+      }
+      expect(at).toBe(b.length);
+    };
     fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), fc.constantFrom(...optionSets), (b, opts) => {
-      const events = collect(new PbFraming(opts).frames(b));
-      expect(events.filter((e) => e.kind === "fatal").length).toBeLessThanOrEqual(1);
+      tiles(b, collect(new PbFraming(opts).frames(b)), 0);
     }), { numRuns: 3000 });
     fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => {
-      collect(new TfRecordFraming().frames(b));
+      tiles(b, collect(new TfRecordFraming().frames(b)), 4);
     }), { numRuns: 3000 });
+  });
+
+  it("4 KB of damage in the middle of a file: the next plausible size is found and the records after it are read", () => {
+    const opts = PB_OPTS;
+    const rs = Array.from({ length: 400 }, (_, i) => bytes(`record number ${i} `.repeat(1 + (i % 5))));
+    const sortIds = rs.map((_, i) => bytes(`sid-${i}`));
+    const file = encodePbRecords(rs, opts, sortIds);
+    const from = Math.floor(file.length / 2);
+    let seed = 11;
+    for (let k = from; k < from + 4096; k++) file[k] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const events = collect(new PbFraming(opts).frames(file));
+    const got = records(events).map((r) => new TextDecoder().decode(Uint8Array.from(r)));
+    const offsets: number[] = [];
+    rs.reduce((at, r, i) => (offsets.push(at), at + 16 + sortIds[i]!.length + r.length), 0);
+    const end = (i: number) => offsets[i]! + 16 + sortIds[i]!.length + rs[i]!.length;
+    const after = rs.filter((_, i) => offsets[i]! >= from + 4096).map((r) => new TextDecoder().decode(r));
+    const before = rs.filter((_, i) => end(i) <= from).map((r) => new TextDecoder().decode(r));
+    // Everything before the damage, then everything after it (damage inside a message is the decoder's to refuse).
+    expect(got.slice(0, before.length)).toEqual(before);
+    expect(got.slice(-after.length)).toEqual(after);
+    const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
+    expect(lost.length).toBeGreaterThanOrEqual(1);
+    expect(lost.reduce((n, e) => n + e.failure.lostBytes, 0)).toBeLessThanOrEqual(4096 + 2 * 200);
   });
 });

@@ -106,13 +106,38 @@ describe("bad records", () => {
     expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length N runs past the end/);
   });
 
-  it("a lost frame skips the rest of the file and counts its bytes", () => {
+  it("a lost frame is skipped to the next record whose length checks, and its bytes are counted", () => {
     const framed = encodeTfRecords(messages("instance"));
     framed[8 + 10 * 0] ^= 0xff; // the first record's length CRC
     const path = join(dir, "lost-frame.tfrecord");
     writeFileSync(path, framed);
     expect(() => open(path, "instance", "tfrecord", "fail")).toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
-    expect(() => open(path, "instance", "tfrecord", "skip")).toThrow(/no usable samples .*\(1 bad records skipped, \d+ bytes unreadable/);
+    const src = open(path, "instance", "tfrecord", "skip");
+    expect(src.info.trainRecords).toBe(N - 1);
+    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped, \d+ bytes unreadable: 1 x TFRecord length checksum mismatch \(N bytes skipped to the next readable record at byte N\)/);
+  });
+
+  it.each(["pb", "tfrecord"] as const)("%s: a file with 4 KB of damage in the middle still yields the records after it (skip)", (framing) => {
+    const msgs = messages("instance");
+    const framed = framing === "pb" ? encodePbRecords(msgs, PB_FILE_DEFAULTS) : encodeTfRecords(msgs);
+    const from = Math.floor(framed.length / 2);
+    let seed = 5;
+    for (let k = from; k < from + 4096; k++) framed[k] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const path = join(dir, `damaged-middle.${framing}`);
+    writeFileSync(path, framed);
+    const src = open(path, "instance", framing, "skip");
+    // Each record is a few hundred bytes: 4 KB of damage spoils a dozen or two of them, not the second half of the file.
+    expect(src.info.trainRecords).toBeGreaterThan(N - 40);
+    expect(src.info.trainRecords).toBeLessThan(N);
+    expect(src.info.skippedSummary).toMatch(/bytes unreadable/);
+    expect(src.info.skippedBytes).toBeGreaterThan(0);
+    expect(src.info.skippedBytes).toBeLessThanOrEqual(4096 + 2 * 400);
+    // The last sample of the file is read, and equals the synthetic one.
+    const a = new RecordBlock(1, 13, 26);
+    const b = new RecordBlock(1, 13, 26);
+    src.read("train", src.info.trainRecords - 1, 1, a);
+    synthetic.read("train", N - 1, 1, b);
+    expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
   });
 
   it("a sample without the configured label is bad", () => {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { hostname } from "node:os";
-import { DISCOVERY_FLAGS, discoveryFields, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, workerId, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 import { DENSE_OPTIMIZERS } from "./optim/optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
@@ -30,6 +30,7 @@ export const FLAGS: FlagTable = {
   "sparse-optimizer": { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta", default: "adagrad" },
   "slot-config": { env: "PANGEA_SLOT_CONFIG", description: "per-slot embedding settings (JSON: dim, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds)" },
   "max-embedding-bytes": { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)", default: "0" },
+  "max-gradient-abs": { env: "PANGEA_MAX_GRADIENT_ABS", description: "refuse a dense gradient or embedding-row gradient holding a value above this in magnitude (or NaN/infinite); counted as gradients rejected", default: "1000000" },
   "expire-sweep-seconds": { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often expired rows are evicted", default: "60" },
   seed: { env: "PANGEA_SEED", description: "seed of the initial parameters", default: "42" },
   mode: { env: "PANGEA_MODE", description: "sync (a step's batches averaged), async (applied on arrival, bounded staleness) or hybrid (embeddings async, dense sync)", default: "sync" },
@@ -42,6 +43,7 @@ export const FLAGS: FlagTable = {
   "checkpoint-every-seconds": { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off; one parameter-server shard only)", default: "0" },
   "keep-checkpoints": { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)", default: "3" },
   resume: { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position", boolean: true },
+  "fresh-start-if-unreadable": { env: "PANGEA_FRESH_START_IF_UNREADABLE", description: "with --resume: if the job has checkpoints but none can be read, start over (they are kept) instead of exiting 1", boolean: true },
   "rejoin-timeout-ms": { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back", default: "60000" },
   "serving-sync": { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" },
   "sync-interval-seconds": { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving", default: "10" },
@@ -66,7 +68,7 @@ const schema = z.object({
   role: z.enum(["orchestrator", "shard"], { message: "expected orchestrator or shard" }).default("orchestrator"),
   shardIndex: positiveInt("a shard index of 1 or more").optional(),
   coordinator: address.optional(),
-  workerId: z.string().min(1).default(`ps-${hostname()}-${process.pid}`),
+  workerId: workerId(`ps-${hostname()}-${process.pid}`),
   trainers: positiveInt("a positive number of trainers").max(256, "expected at most 256 trainers").default(2),
   steps: positiveInt("a positive number of steps").default(500),
   batchSize: positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(1024),
@@ -81,6 +83,7 @@ const schema = z.object({
   sparseOptimizer: z.enum(SPARSE_OPTIMIZERS, { message: `expected one of ${SPARSE_OPTIMIZERS.join(", ")}` }).default("adagrad"),
   slotConfig: z.string().min(1).optional(),
   maxEmbeddingBytes: nonNegativeInt("a byte count").default(0),
+  maxGradientAbs: z.coerce.number({ message: "expected a positive magnitude" }).positive("expected a positive magnitude").max(3.4e38, "expected at most 3.4e38 (the float32 range)").default(1e6),
   expireSweepSeconds: positiveInt("seconds").default(60),
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
@@ -104,6 +107,7 @@ const schema = z.object({
   checkpointEverySeconds: nonNegativeInt("seconds").default(0),
   keepCheckpoints: nonNegativeInt("a number of checkpoints").default(3),
   resume: z.boolean().default(false),
+  freshStartIfUnreadable: z.boolean().default(false),
   rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
   registerTimeoutMs: positiveInt("milliseconds").default(120_000),
   jobId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`),

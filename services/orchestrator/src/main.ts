@@ -46,15 +46,24 @@ runMain("pangea-orchestrator", async () => {
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
   if (config.resume && config.role === "orchestrator") {
-    // The same command serves a first start and every restart: with nothing to resume from, the job starts fresh.
-    restoreFrom = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg)) ?? undefined;
-    log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)" }, "resuming");
+    // The same command serves a first start and every restart: with no checkpoint at all, the job starts fresh.
+    // With checkpoints of which none can be read, starting fresh would silently lose the job: refuse unless told.
+    const { from, unreadable } = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg));
+    if (!from && unreadable.length > 0 && !config.freshStartIfUnreadable) {
+      throw OrchestratorErrors.create(
+        "ORCH_ERR_CHECKPOINT_CORRUPT",
+        `--resume: job ${config.jobId} has ${unreadable.length} checkpoint${unreadable.length === 1 ? "" : "s"} and none can be read: ${unreadable.map((u) => u.reason).join("; ")}`,
+        { hint: "they are left as they are; --fresh-start-if-unreadable starts the job over beside them" },
+      );
+    }
+    restoreFrom = from ?? undefined;
+    log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
   const completed = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step, (msg) => log.warn(msg)) : null;
   if (completed) log.info({ auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
-    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, checkpointDir: config.checkpointDir, restoreFrom }, log);
+    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
   const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);

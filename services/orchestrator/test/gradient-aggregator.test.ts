@@ -88,9 +88,12 @@ describe("GradientAggregator", () => {
   });
 
   it.each([
-    ["a NaN dense gradient", (d: DenseStore) => grads(0, 0, Number.NaN, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has a NaN or infinite value"],
+    ["a NaN dense gradient", (d: DenseStore) => grads(0, 0, Number.NaN, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has NaN at element 0, outside ±1000000 (--max-gradient-abs)"],
+    ["a finite 3e38 dense gradient", (d: DenseStore) => grads(0, 0, 3e38, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has 3.0000000054977558e+38 at element 0, outside ±1000000 (--max-gradient-abs)"],
     ["a wrong shape", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), dense: [new Float32Array(3)] }), "ORCH_ERR_BAD_GRADIENT", "expected 4 dense gradients, got 1"],
     ["a NaN loss", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), loss: Number.NaN }), "ORCH_ERR_BAD_GRADIENT", "loss is NaN"],
+    ["a batch of 0 rows", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 0 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 0 is outside 1..65536"],
+    ["a batch size of 2^32-1", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 2 ** 32 - 1 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 4294967295 is outside 1..65536"],
   ])("validate refuses %s", (_what, make, code, message) => {
     const { agg, dense } = setup();
     try {
@@ -110,6 +113,31 @@ describe("GradientAggregator", () => {
     agg.applyStep();
     expect(rowOf(table, 1)).toEqual(before1);
     expect(rowOf(table, 5)).not.toEqual(before5);
+    expect(store.stats().rejectedGradients).toBe(1);
+  });
+
+  it.each([
+    ["NaN", Number.NaN],
+    ["infinite", Number.POSITIVE_INFINITY],
+    ["a finite 3e38", 3e38],
+    ["-2e6", -2e6],
+  ])("refuses a %s row gradient, counts it as rejected, and applies the rest of the push", (_what, v) => {
+    const { agg, dense, table, store } = setup();
+    const before1 = rowOf(table, 1);
+    const before5 = rowOf(table, 5);
+    agg.add({ ...grads(0, 0, 1, [1, 5], dense), sparseGrads: Float32Array.from([1, v, 1, 1]) });
+    agg.applyStep();
+    expect(rowOf(table, 1)).toEqual(before1);
+    expect(rowOf(table, 5)).not.toEqual(before5);
+    expect(store.stats().rejectedGradients).toBe(1);
+  });
+
+  it("a refused dense gradient counts as rejected too; the bound is configurable", () => {
+    const dense = new DenseStore(spec, 1, 0.01);
+    const store = new EmbeddingStore({ ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2) }, new Map(), 1);
+    const agg = new GradientAggregator(dense, store, false, 0, 10);
+    agg.validate(grads(0, 0, 10, [], dense));
+    expect(() => agg.validate(grads(0, 0, 10.5, [], dense))).toThrow(/outside ±10 \(--max-gradient-abs\)/);
     expect(store.stats().rejectedGradients).toBe(1);
   });
 });

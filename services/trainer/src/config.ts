@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, discoveryFields, address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, discoveryFields, workerId, address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
@@ -24,7 +24,7 @@ const schema = z.object({
   metricsPort: port.default(0),
   backend: z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"),
   blasThreads: positiveInt("a positive number of threads").max(256, "expected at most 256 threads").default(1),
-  workerId: z.string().min(1).default(`trainer-${hostname()}-${process.pid}`),
+  workerId: workerId(`trainer-${hostname()}-${process.pid}`),
   connectTimeoutMs: positiveInt("milliseconds").default(15_000),
   rejoinTimeoutMs: positiveInt("milliseconds").default(60_000),
   logEvery: positiveInt("a positive number of steps").default(50),

@@ -5,7 +5,7 @@ import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster
 import { clusterOptions, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
-import { formatSummary } from "./summary.js";
+import { formatSummary, statusJson } from "./summary.js";
 
 /** `pangea up`: start the cluster in the background and return. */
 export async function upCommand(c: RunConfig): Promise<number> {
@@ -56,7 +56,7 @@ export async function statusCommand(address: string | undefined, json: boolean):
     await client.connect(5_000);
     const s = await client.get();
     const trainers = s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").length;
-    process.stdout.write(json ? `${JSON.stringify(s)}\n` : `${formatSummary(s, trainers)}\n`);
+    process.stdout.write(json ? `${statusJson(s)}\n` : `${formatSummary(s, trainers)}\n`);
     return s.state === "JOB_STATE_FAILED" ? 1 : 0;
   } finally {
     client.close();

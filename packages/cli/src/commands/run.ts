@@ -5,7 +5,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
-import { formatSummary } from "./summary.js";
+import { formatSummary, statusJson } from "./summary.js";
 
 export const RUN_FLAGS: FlagTable = {
   trainers: { description: "trainer processes", default: "2" },
@@ -51,6 +51,7 @@ export const RUN_FLAGS: FlagTable = {
   "serving-sync": { description: "serving replicas (host:port[,...]) to push changed rows and dense weights to while training" },
   "sync-interval-seconds": { description: "how often changed rows go to serving", default: "10" },
   resume: { description: "continue job-id from its newest intact checkpoint (step, parameters, data position)", boolean: true },
+  "fresh-start-if-unreadable": { description: "with --resume: start over if the job has checkpoints but none can be read (they are kept)", boolean: true },
   "max-embedding-bytes": { description: "memory limit of the embedding tables (0 = none)", default: "0" },
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
@@ -101,6 +102,7 @@ const schema = z.object({
   servingSync: z.string().min(1).optional(),
   syncIntervalSeconds: z.string().default("10"),
   resume: z.boolean().default(false),
+  freshStartIfUnreadable: z.boolean().default(false),
   maxEmbeddingBytes: z.string().default("0"),
   logDir: z.string().min(1).default(".pangea/logs"),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
@@ -134,7 +136,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
       "--mode", c.mode, "--batches-per-step", String(c.batchesPerStep), "--max-staleness", String(c.maxStaleness),
       "--checkpoint-every-steps", String(c.checkpointEverySteps), "--keep-checkpoints", String(c.keepCheckpoints),
       "--heartbeat-timeout-ms", String(c.heartbeatTimeoutMs), "--on-trainer-loss", c.onTrainerLoss,
-      ...(c.jobId ? ["--job-id", c.jobId] : []), ...(c.resume ? ["--resume"] : []),
+      ...(c.jobId ? ["--job-id", c.jobId] : []), ...(c.resume ? ["--resume"] : []), ...(c.freshStartIfUnreadable ? ["--fresh-start-if-unreadable"] : []),
       ...(c.servingSync ? ["--serving-sync", c.servingSync, "--sync-interval-seconds", c.syncIntervalSeconds] : []),
     ],
     computeArgs: [
@@ -191,7 +193,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   }
   if (final) {
     out.write(`${formatSummary(final, c.trainers)}\n`);
-    if (c.json) process.stdout.write(`${JSON.stringify(final)}\n`);
+    if (c.json) process.stdout.write(`${statusJson(final)}\n`);
   }
   if (final?.state === "JOB_STATE_COMPLETED") return 0;
   const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));

@@ -1,3 +1,4 @@
+import { printable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
@@ -33,5 +34,15 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
   const width = Math.max(...rows.map(([k]) => k.length));
-  return [`job ${s.jobId}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join("\n");
+  // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
+  return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");
+}
+
+/**
+ * The job status as one line of JSON for `--json`. JSON.stringify escapes C0
+ * controls but leaves DEL, the C1 controls (0x9b is a CSI on some terminals),
+ * line separators and bidi overrides raw; those become \u escapes too.
+ */
+export function statusJson(s: JobStatus__Output): string {
+  return JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

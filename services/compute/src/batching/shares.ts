@@ -22,6 +22,19 @@ export interface BatchSlice {
 export const MAX_BATCH_SIZE = 1 << 16;
 
 /**
+ * Checks a stream's request once, when it arrives, before anything is sized
+ * from it: batch_size bounds every allocation of the stream (a block of
+ * batch_size records), so 0 or 2^32-1 is refused here, not found later.
+ */
+export function checkShareRequest(req: ShareRequest, who: string): void {
+  const bad = (msg: string) => ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: ${msg}`);
+  if (!Number.isInteger(req.batchSize) || req.batchSize < 1 || req.batchSize > MAX_BATCH_SIZE) throw bad(`batch_size ${req.batchSize} is outside 1..${MAX_BATCH_SIZE}`);
+  if (!(req.worldSize >= 1)) throw bad(`world_size ${req.worldSize} must be at least 1`);
+  if (!(req.workerRank < req.worldSize)) throw bad(`worker_rank ${req.workerRank} is not below world_size ${req.worldSize}`);
+  if (!Number.isSafeInteger(req.maxBatches) || req.maxBatches < 0) throw bad(`max_batches ${req.maxBatches} is not a safe non-negative integer`);
+}
+
+/**
  * The batches of one worker's share: global batch k goes to worker
  * k % worldSize, so the workers' shares are disjoint and together cover the
  * split. A bounded split is cut into ceil(records / batchSize) batches per

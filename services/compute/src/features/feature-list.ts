@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { printable } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
@@ -123,7 +124,7 @@ function parseConf(text: string, path: string): unknown {
     const name = kv.get("feature_name") ?? kv.get("name");
     const slot = kv.get("slot");
     if (!name || slot === undefined || !/^\d+$/.test(slot)) {
-      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${l}'`);
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${printable(l)}'`);
     }
     slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}) });
   });

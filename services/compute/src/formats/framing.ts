@@ -6,14 +6,18 @@ export interface FramedRecord {
 }
 
 /**
- * A framing problem that loses the reader's place in the file (a length it
- * cannot trust, a truncated tail), so nothing after it can be read.
+ * A framing problem that loses the reader's place (a length it cannot trust,
+ * a truncated tail). The framing then scans forward for the next offset where
+ * a record plausibly starts and resumes there (`resumeAt`); the bytes in
+ * between are lost. With no such offset, everything to the end is lost.
  */
 export interface FrameFailure {
   offset: number;
   message: string;
-  /** Bytes from `offset` to the end that could not be read. */
+  /** Bytes from `offset` that could not be read (to `resumeAt`, or to the end). */
   lostBytes: number;
+  /** Where reading resumed, or null when nothing after `offset` could be read. */
+  resumeAt: number | null;
 }
 
 /**
@@ -28,7 +32,7 @@ export interface RecordFailure {
 export type FrameEvent =
   | { kind: "record"; record: FramedRecord }
   | { kind: "bad-record"; failure: RecordFailure }
-  | { kind: "fatal"; failure: FrameFailure };
+  | { kind: "lost"; failure: FrameFailure };
 
 /** A file format's framing: how records follow one another. */
 export interface RecordFraming {
@@ -76,4 +80,15 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/**
+ * The loss event for a framing that lost its place at `start`: scans from
+ * start + 1 for the first offset `plausible` accepts and resumes there.
+ */
+export function resync(data: Uint8Array, start: number, message: string, plausible: (at: number) => boolean): { event: FrameEvent; resumeAt: number | null } {
+  for (let p = start + 1; p < data.length; p++) {
+    if (plausible(p)) return { event: { kind: "lost", failure: { offset: start, message, lostBytes: p - start, resumeAt: p } }, resumeAt: p };
+  }
+  return { event: { kind: "lost", failure: { offset: start, message, lostBytes: data.length - start, resumeAt: null } }, resumeAt: null };
 }

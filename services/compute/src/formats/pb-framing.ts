@@ -1,4 +1,4 @@
-import { concatBytes, readU64, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { concatBytes, readU64, resync, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**
  * Monolith's "pb" framing: each record is an optional header followed by a
@@ -27,64 +27,87 @@ export const DEADBEEF_SIZE = 0xfefefefe;
 
 const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
 
+/** A frame's header read at an offset: where its message lies, or why no frame can start there. */
+type Frame = { ok: true; body: number; size: number } | { ok: false; message: string };
+
+/** The largest sort id a resync accepts when judging whether a frame plausibly starts somewhere. */
+const PLAUSIBLE_SORT_ID_BYTES = 1 << 16;
+/** Frames checked in a row (or up to the end of the file) before a resync trusts an offset. */
+const PLAUSIBLE_CHAIN = 3;
+
 export class PbFraming implements RecordFraming {
   readonly name = "pb";
 
   constructor(private readonly opts: PbFramingOptions) {}
 
+  /**
+   * The frames in order. The format has no checksum, so a damaged size loses
+   * the reader's place: it then scans forward for the next offset where a
+   * frame plausibly starts (a header that parses, a size that fits and is not
+   * the placeholder, and the frames after it doing the same, up to three or
+   * the end of the file) and resumes there, counting the bytes in between.
+   * Damage inside a message is not seen here; the decoder refuses that record.
+   */
   *frames(data: Uint8Array): Generator<FrameEvent> {
     let at = 0;
     while (at < data.length) {
       const start = at;
-      const fatal = (message: string): FrameEvent => ({ kind: "fatal", failure: { offset: start, message, lostBytes: data.length - start } });
-      const u64 = (what: string): number | null => {
-        if (at + 8 > data.length) return null;
-        const v = readU64(data, at);
-        at += 8;
-        return v;
-      };
-      let truncated: string | null = null;
-      if (this.opts.lagrangexHeader) {
-        if (u64("lagrangex header") === null) truncated = "lagrangex header";
-      } else {
-        let sortIdSize = 0;
-        if (this.opts.kafkaDumpPrefix) {
-          const p = u64("kafka dump prefix");
-          if (p === null) truncated = "kafka dump prefix";
-          else if (p === 0) {
-            if (u64("kafka dump prefix") === null) truncated = "kafka dump prefix";
-          } else sortIdSize = p;
-        }
-        if (!truncated && this.opts.hasSortId) {
-          const size = sortIdSize || u64("sort id size");
-          if (size === null) truncated = "sort id size";
-          else if (size > data.length - at) {
-            yield fatal(`sort id size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}`);
-            return;
-          } else at += size;
-        }
-        if (!truncated && this.opts.kafkaDump && u64("kafka dump header") === null) truncated = "kafka dump header";
+      const f = this.frameAt(data, at, Number.POSITIVE_INFINITY);
+      if (!f.ok) {
+        const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN));
+        yield r.event;
+        if (r.resumeAt === null) return;
+        at = r.resumeAt;
+        continue;
       }
-      if (truncated) {
-        yield fatal(`truncated record: the file ends inside the ${truncated}; ${CHECK_OPTIONS}`);
-        return;
-      }
-      const size = u64("size");
-      if (size === null) {
-        yield fatal(`truncated record: the file ends inside the record size; ${CHECK_OPTIONS}`);
-        return;
-      }
-      if (size === DEADBEEF_SIZE) {
-        yield fatal("record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong");
-        return;
-      }
-      if (size > data.length - at) {
-        yield fatal(`record size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}`);
-        return;
-      }
-      yield { kind: "record", record: { bytes: data.subarray(at, at + size), offset: start } };
-      at += size;
+      yield { kind: "record", record: { bytes: data.subarray(f.body, f.body + f.size), offset: start } };
+      at = f.body + f.size;
     }
+  }
+
+  private plausibleAt(data: Uint8Array, p: number, chain: number): boolean {
+    const f = this.frameAt(data, p, PLAUSIBLE_SORT_ID_BYTES);
+    if (!f.ok || f.size === 0) return false;
+    const next = f.body + f.size;
+    return next === data.length || chain <= 1 || this.plausibleAt(data, next, chain - 1);
+  }
+
+  /** Reads the header of the frame at `at`. */
+  private frameAt(data: Uint8Array, start: number, maxSortId: number): Frame {
+    let at = start;
+    const u64 = (): number | null => {
+      if (at + 8 > data.length) return null;
+      const v = readU64(data, at);
+      at += 8;
+      return v;
+    };
+    const truncated = (what: string): Frame => ({ ok: false, message: `truncated record: the file ends inside the ${what}; ${CHECK_OPTIONS}` });
+    if (this.opts.lagrangexHeader) {
+      if (u64() === null) return truncated("lagrangex header");
+    } else {
+      let sortIdSize = 0;
+      if (this.opts.kafkaDumpPrefix) {
+        const p = u64();
+        if (p === null) return truncated("kafka dump prefix");
+        if (p === 0) {
+          if (u64() === null) return truncated("kafka dump prefix");
+        } else sortIdSize = p;
+      }
+      if (this.opts.hasSortId) {
+        const size = sortIdSize || u64();
+        if (size === null) return truncated("sort id size");
+        if (size > data.length - at || size > maxSortId) {
+          return { ok: false, message: `sort id size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
+        }
+        at += size;
+      }
+      if (this.opts.kafkaDump && u64() === null) return truncated("kafka dump header");
+    }
+    const size = u64();
+    if (size === null) return truncated("record size");
+    if (size === DEADBEEF_SIZE) return { ok: false, message: "record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong" };
+    if (size > data.length - at) return { ok: false, message: `record size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
+    return { ok: true, body: at, size };
   }
 }
 

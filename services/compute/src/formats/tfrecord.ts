@@ -1,5 +1,5 @@
 import { maskedCrc32c } from "@pangea/kit";
-import { readU32, readU64, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { readU32, readU64, resync, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**
  * TFRecord framing, checked on every record:
@@ -9,8 +9,12 @@ import { readU32, readU64, writeU32, writeU64, type FrameEvent, type RecordFrami
  *   byte   data[length]
  *   uint32 masked_crc32c(data)
  *
- * A bad length CRC or a truncated frame loses the reader's place (fatal for
- * the rest of the file); a bad data CRC spoils only that record.
+ * A bad data CRC spoils only that record (its length is trusted, so the next
+ * record follows it). A bad length CRC or a frame running past the end loses
+ * the reader's place: it scans forward for the next offset whose length CRC
+ * checks (and whose frame fits in the file) and resumes there, counting the
+ * bytes in between as lost; a random 12-byte window passes that check with
+ * probability 2^-32.
  */
 export class TfRecordFraming implements RecordFraming {
   readonly name = "tfrecord";
@@ -19,22 +23,22 @@ export class TfRecordFraming implements RecordFraming {
     let at = 0;
     while (at < data.length) {
       const start = at;
-      const fatal = (message: string): FrameEvent => ({ kind: "fatal", failure: { offset: start, message, lostBytes: data.length - start } });
-      if (at + 12 > data.length) {
-        yield fatal(`truncated TFRecord header: ${data.length - at} of 12 bytes`);
-        return;
+      let lostPlace: string | null = null;
+      if (at + 12 > data.length) lostPlace = `truncated TFRecord header: ${data.length - at} of 12 bytes`;
+      else if (readU32(data, at + 8) !== maskedCrc32c(data, at, at + 8)) lostPlace = "TFRecord length checksum mismatch";
+      else {
+        const length = readU64(data, at);
+        if (length > data.length - at - 16) lostPlace = `TFRecord length ${length} runs past the end of the file (${data.length - at - 16} bytes left)`;
       }
-      const length = readU64(data, at);
-      if (readU32(data, at + 8) !== maskedCrc32c(data, at, at + 8)) {
-        yield fatal("TFRecord length checksum mismatch");
-        return;
-      }
-      if (length > data.length - at - 16) {
-        yield fatal(`TFRecord length ${length} runs past the end of the file (${data.length - at - 16} bytes left)`);
-        return;
+      if (lostPlace !== null) {
+        const r = resync(data, start, lostPlace, (p) => headerChecks(data, p));
+        yield r.event;
+        if (r.resumeAt === null) return;
+        at = r.resumeAt;
+        continue;
       }
       const body = at + 12;
-      const end = body + length;
+      const end = body + readU64(data, at);
       if (readU32(data, end) !== maskedCrc32c(data, body, end)) {
         yield { kind: "bad-record", failure: { offset: start, message: "TFRecord data checksum mismatch" } };
       } else {
@@ -43,6 +47,14 @@ export class TfRecordFraming implements RecordFraming {
       at = end + 4;
     }
   }
+}
+
+/** Whether a TFRecord header at `p` is one to resume at: its frame fits in the file and its length CRC checks. */
+function headerChecks(data: Uint8Array, p: number): boolean {
+  if (p + 16 > data.length) return false;
+  // The cheap test first: a length that fits (most garbage fails here) before the CRC.
+  if (readU64(data, p) > data.length - p - 16) return false;
+  return readU32(data, p + 8) === maskedCrc32c(data, p, p + 8);
 }
 
 export function encodeTfRecords(records: readonly Uint8Array[]): Uint8Array {

@@ -3,7 +3,7 @@ import type { Logger } from "@pangea/kit";
 import { BatchStreamService, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
-import { batchSlice, shareBatches, type ShareRequest } from "../batching/shares.js";
+import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
 
@@ -15,8 +15,12 @@ type BatchCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** One call's credit-based flow control, as the produce loops see it. */
 interface Flow {
-  /** Resolves once a batch may be sent (or the call closed). */
-  waitForCredit(): Promise<void>;
+  /**
+   * Resolves true once a batch may be sent; false once none may be any more
+   * (the call closed, or the client half-closed with no credit left: it can
+   * acknowledge nothing more, so it can be sent nothing more).
+   */
+  waitForCredit(): Promise<boolean>;
   /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
   nextWanted(): Promise<number | null>;
   /** Records a sent batch (null for an index-based source, which has nothing to commit). */
@@ -73,7 +77,10 @@ export class BatchStreamHandler {
       while (!done()) await new Promise<void>((r) => (wake = r));
     };
     const flow: Flow = {
-      waitForCredit: () => until(() => credit > 0 || closed),
+      waitForCredit: async () => {
+        await until(() => credit > 0 || closed || halfClosed);
+        return credit > 0 && !closed && !call.cancelled;
+      },
       nextWanted: async () => {
         await until(() => wanted.length > 0 || closed || halfClosed);
         return closed || wanted.length === 0 ? null : wanted.shift()!;
@@ -114,6 +121,7 @@ export class BatchStreamHandler {
             split: req.split === Split.EVAL ? "eval" : "train",
             onDemand: req.onDemand,
           };
+          checkShareRequest(share, sender);
           this.produce(call, share, sender, flow)
             .then(() => {
               // The stream ends only once the client has acknowledged what it got (or stopped acknowledging).
@@ -121,12 +129,15 @@ export class BatchStreamHandler {
             })
             .catch(fail);
         } else {
-          const { payload: ack } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
+          const { payload: ack, sender } = decodeMessage(bytes, MessageType.BATCH_ACK, `batch ack from ${peer}`);
+          if (ack.consumed > inflight.length) {
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: consumed ${ack.consumed}, but ${inflight.length} batches are unacknowledged`);
+          }
           credit += ack.consumed;
           for (let i = 0; i < ack.consumed; i++) inflight.shift()?.ack();
           const want = ack.want;
           if (want.length > 4096 || wanted.length + want.length > 4096) {
-            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${peer}: more than 4096 batches wanted at once`);
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: more than 4096 batches wanted at once`);
           }
           for (let i = 0; i < want.length; i++) wanted.push(Number(want.get(i)));
           signal();
@@ -155,8 +166,7 @@ export class BatchStreamHandler {
     const block = new RecordBlock(share.batchSize, info.numDense, info.slotIds.length);
     let count = 0;
     for (const slice of shareBatches(share, splitRecords)) {
-      await flow.waitForCredit();
-      if (flow.isClosed()) break;
+      if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
       call.write(encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch));
       flow.sent(null);
@@ -182,6 +192,8 @@ export class BatchStreamHandler {
     const block = indexed ? new RecordBlock(share.batchSize, indexed.info.numDense, indexed.info.slotIds.length) : null;
     const splitRecords = indexed ? (share.split === "train" ? indexed.info.trainRecords : indexed.info.evalRecords) : 0;
     for (;;) {
+      // Credit first: a client may name many batches at once, but gets only `window` ahead of its acknowledgements.
+      if (!(await flow.waitForCredit())) break;
       const k = await flow.nextWanted();
       if (k === null || flow.isClosed()) break;
       if (stream) {
@@ -216,8 +228,7 @@ export class BatchStreamHandler {
     // A stream has no held-out split: evaluation requests get no batches.
     const limit = share.split === "eval" ? 0 : share.maxBatches === 0 ? Number.POSITIVE_INFINITY : share.maxBatches;
     while (count < limit) {
-      await flow.waitForCredit();
-      if (flow.isClosed()) break;
+      if (!(await flow.waitForCredit())) break;
       const b = await source.nextBatch(share.batchSize, flow.isClosed);
       if (!b) break;
       if (flow.isClosed()) {

@@ -25,11 +25,12 @@ export class BadRecords {
     if (!this.firstExample) this.firstExample = `${where}: ${reason}`;
   }
 
-  /** The rest of a file is unreadable (framing lost). */
-  tail(where: string, reason: string, lostBytes: number): void {
-    if (this.policy === "fail") throw ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${where}: ${reason}`, { hint: "--on-bad-record=skip skips the unreadable rest of the file" });
+  /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
+  lost(where: string, reason: string, lostBytes: number, resumeAt: number | null): void {
+    if (this.policy === "fail") throw ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${where}: ${reason}`, { hint: "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record" });
     this.lostBytes += lostBytes;
-    this.record(where, `${reason} (${lostBytes} bytes after it unreadable)`, "COMPUTE_ERR_BAD_FRAME");
+    const after = resumeAt === null ? `${lostBytes} bytes to the end unreadable` : `${lostBytes} bytes skipped to the next readable record at byte ${resumeAt}`;
+    this.record(where, `${reason} (${after})`, "COMPUTE_ERR_BAD_FRAME");
   }
 
   summary(): string {

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { printableBytes } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import { hash48 } from "../features/hash.js";
 import { normalizeCount } from "../features/normalize.js";
@@ -105,7 +106,7 @@ export class CriteoTsvSource implements DataSource {
       if (f >= FIELDS) throw new LineError(`more than ${FIELDS} tab-separated fields`);
       if (f === 0) {
         if (i - fs !== 1 || (b[fs] !== 48 && b[fs] !== 49)) {
-          throw new LineError(`label '${b.toString("latin1", fs, i)}' must be 0 or 1`);
+          throw new LineError(`label '${printableBytes(b.subarray(fs, i))}' must be 0 or 1`);
         }
         labels[r] = b[fs] - 48;
       } else if (f <= CRITEO_NUM_DENSE) {
@@ -148,7 +149,7 @@ function parseCount(b: Buffer, start: number, end: number, field: string): numbe
   let v = 0;
   for (; i < end; i++) {
     const d = b[i]! - 48;
-    if (d < 0 || d > 9) throw new LineError(`field ${field} '${b.toString("latin1", start, end)}' is not an integer`);
+    if (d < 0 || d > 9) throw new LineError(`field ${field} '${printableBytes(b.subarray(start, end))}' is not an integer`);
     v = v * 10 + d;
   }
   return sign * v;

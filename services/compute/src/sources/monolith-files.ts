@@ -55,6 +55,7 @@ export class MonolithFilesSource implements DataSource {
       trainRecords: samples - evalCount,
       evalRecords: evalCount,
       skippedRecords: this.bad.skipped,
+      skippedBytes: this.bad.lostBytes,
       skippedSummary: this.bad.summary(),
     };
   }
@@ -69,9 +70,9 @@ export class MonolithFilesSource implements DataSource {
     const kind = this.opts.compression === "auto" ? compressionFromName(path) : this.opts.compression;
     const data = decompress(raw, kind, path);
     for (const ev of this.opts.framing.frames(data)) {
-      if (ev.kind === "fatal") {
-        this.bad.tail(`${path}: byte ${ev.failure.offset}`, ev.failure.message, ev.failure.lostBytes);
-        return;
+      if (ev.kind === "lost") {
+        this.bad.lost(`${path}: byte ${ev.failure.offset}`, ev.failure.message, ev.failure.lostBytes, ev.failure.resumeAt);
+        continue;
       }
       if (ev.kind === "bad-record") {
         this.bad.record(`${path}: byte ${ev.failure.offset}`, ev.failure.message, "COMPUTE_ERR_BAD_FRAME");

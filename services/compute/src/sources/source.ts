@@ -11,6 +11,8 @@ export interface SourceDescription {
   slotDims?: number[];
   /** Records that could not be used and were skipped (--on-bad-record=skip), and why. */
   skippedRecords?: number;
+  /** Bytes of damaged framing skipped over to the next readable record (or to a file's end). */
+  skippedBytes?: number;
   skippedSummary?: string;
   /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
   groundTruth?: { auc: number; logloss: number };

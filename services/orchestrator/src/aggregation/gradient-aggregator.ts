@@ -4,6 +4,12 @@ import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
 
+/** The largest batch a trainer may report (the orchestrator's --batch-size bound). */
+export const MAX_BATCH_ROWS = 65_536;
+
+/** --max-gradient-abs's default. */
+export const DEFAULT_MAX_GRADIENT_ABS = 1e6;
+
 /** One worker's gradients for one step, already decoded to typed-array views. */
 export interface WorkerGradients {
   rank: number;
@@ -56,19 +62,35 @@ export class GradientAggregator {
     /** hybrid: embedding gradients go in at once instead of at the step's end. */
     private readonly sparseOnArrival = false,
     startVersion = 0,
+    /**
+     * The largest gradient magnitude taken. A finite 3e38 is as wrong as an
+     * infinity (it overflows the optimizer state on the next update), so the
+     * one check refuses both: NaN fails the comparison too.
+     */
+    private readonly maxAbs = DEFAULT_MAX_GRADIENT_ABS,
   ) {
     this.denseSum = dense ? dense.values.map((v) => new Float32Array(v.length)) : [];
     this.version = startVersion;
   }
 
-  /** Throws ORCH_ERR_BAD_GRADIENT unless every gradient has the right shape and is finite. */
+  /**
+   * Throws ORCH_ERR_BAD_GRADIENT unless every dense gradient has the right
+   * shape and every value is within ±maxAbs (finite); a refused push counts
+   * as a rejected gradient. Row gradients are checked per row when applied.
+   */
   validate(g: WorkerGradients): void {
     const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, batch ${g.batchIndex ?? "?"}: ${msg}`);
+    // The batch's row count feeds the samples counters and throughput; bounded like --batch-size.
+    if (!Number.isInteger(g.batchSize) || g.batchSize < 1 || g.batchSize > MAX_BATCH_ROWS) throw bad(`batch_size ${g.batchSize} is outside 1..${MAX_BATCH_ROWS}`);
     if (g.dense.length !== this.denseSum.length) throw bad(`expected ${this.denseSum.length} dense gradients, got ${g.dense.length}`);
     g.dense.forEach((grad, i) => {
       const name = this.dense!.params[i]!.name;
       if (grad.length !== this.denseSum[i]!.length) throw bad(`gradient of ${name} has ${grad.length} elements, expected ${this.denseSum[i]!.length}`);
-      if (!allFinite(grad)) throw bad(`gradient of ${name} has a NaN or infinite value`);
+      const at = firstOutside(grad, this.maxAbs);
+      if (at >= 0) {
+        this.store.rejectGradient();
+        throw bad(`gradient of ${name} has ${grad[at]} at element ${at}, outside ±${this.maxAbs} (--max-gradient-abs)`);
+      }
     });
     const ids = g.sparseIds.length / 2;
     if (ids > 0 && g.sparseGrads.length % ids !== 0) throw bad(`${g.sparseGrads.length} gradient values do not split into rows for ${ids} sparse ids`);
@@ -137,9 +159,9 @@ export class GradientAggregator {
       const row = table ? table.find(lo, hi) : -1;
       if (row < 0) continue;
       const dim = table!.dim;
-      let finite = true;
-      for (let k = 0; k < dim; k++) if (!Number.isFinite(g.sparseGrads[i * dim + k]!)) finite = false;
-      if (!finite) {
+      let within = true;
+      for (let k = 0; k < dim; k++) if (!(Math.abs(g.sparseGrads[i * dim + k]!) <= this.maxAbs)) within = false;
+      if (!within) {
         this.store.rejectGradient();
         continue;
       }
@@ -162,10 +184,10 @@ function addInto(sum: Float32Array, g: Float32Array): void {
   for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
 }
 
-function allFinite(a: Float32Array): boolean {
-  if (blas) return blas.firstNonFinite(a) < 0;
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
-  return true;
+/** Index of the first value that is NaN or above `max` in magnitude, or -1. */
+function firstOutside(a: Float32Array, max: number): number {
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]!) <= max)) return i;
+  return -1;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
@@ -169,7 +169,7 @@ export function saveCheckpoint(
     // The manifest goes last: its presence marks the file set as complete.
     writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     fsyncDir(tmp);
-    rmSync(final, { recursive: true, force: true });
+    clearTarget(final);
     renameSync(tmp, final);
     fsyncDir(join(root, jobId));
     return final;
@@ -337,32 +337,111 @@ export function listCheckpoints(root: string, jobId: string): { step: number; di
     .sort((a, b) => a.step - b.step);
 }
 
-/**
- * The newest checkpoint of a job that loads completely (every shard present
- * and intact), skipping newer ones a crash left broken; null if none does.
- */
-export function latestCheckpoint(root: string, jobId: string, log?: (msg: string) => void): CheckpointData[] | null {
-  for (const { dir } of listCheckpoints(root, jobId).reverse()) {
-    try {
-      return loadShardedCheckpoint(dir);
-    } catch (err) {
-      log?.(`skipping ${dir}: ${(err as Error).message}`);
-    }
-  }
-  return null;
+/** A checkpoint directory that could not be read, and why. */
+export interface UnreadableCheckpoint {
+  dir: string;
+  reason: string;
 }
 
-/** Deletes all but the newest `keep` checkpoints of one shard (the directories of shard `index`). */
+/**
+ * Checkpoint directories found unreadable by this process. They are never
+ * deleted (pruning skips them) nor overwritten (a save to the same name moves
+ * them aside first), so whatever they hold stays for an operator to inspect.
+ */
+const unreadableDirs = new Set<string>();
+
+/** Every checkpoint directory of the job, any shard (step-N and step-N.shard-i). */
+function checkpointDirs(root: string, jobId: string): string[] {
+  const dir = join(root, jobId);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => /^step-\d+(\.shard-\d+)?$/.test(name))
+    .map((name) => join(dir, name));
+}
+
+/**
+ * Where `--resume` continues from: the newest checkpoint of the job that
+ * loads completely (every shard present and intact), skipping newer ones a
+ * crash left broken. `from` is null when none does; `unreadable` lists those
+ * that failed (so "no checkpoints" and "only broken ones" can be told apart).
+ */
+export function latestCheckpoint(root: string, jobId: string, log?: (msg: string) => void): { from: CheckpointData[] | null; unreadable: UnreadableCheckpoint[] } {
+  const unreadable: UnreadableCheckpoint[] = [];
+  const steps = listCheckpoints(root, jobId);
+  for (const { dir } of [...steps].reverse()) {
+    try {
+      return { from: loadShardedCheckpoint(dir), unreadable };
+    } catch (err) {
+      const reason = (err as Error).message;
+      unreadable.push({ dir, reason });
+      unreadableDirs.add(dir);
+      log?.(`skipping ${dir}: ${reason}`);
+    }
+  }
+  // Shard directories whose shard 0 is gone cannot be resumed from either.
+  const shard0 = new Set(steps.map((s) => s.dir));
+  for (const dir of checkpointDirs(root, jobId)) {
+    const m = /^(.*)\.shard-\d+$/.exec(dir);
+    if (m && !shard0.has(m[1]!)) unreadable.push({ dir, reason: `checkpoint ${dir}: its shard 0 (${m[1]}) is missing` });
+  }
+  return { from: null, unreadable };
+}
+
+/**
+ * Whether a checkpoint directory looks whole without hashing it: a manifest
+ * that parses and every file it lists present at its listed size.
+ */
+function looksIntact(dir: string): boolean {
+  if (unreadableDirs.has(dir)) return false;
+  try {
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as CheckpointManifest;
+    if (m.format !== CHECKPOINT_FORMAT || !m.files) return false;
+    return Object.entries(m.files).every(([name, f]) => statSync(join(dir, name)).size === f.bytes);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Deletes all but the newest `keep` intact checkpoints of one shard (the
+ * directories of shard `index`). A directory that does not look intact is
+ * neither counted nor deleted: it may be the only copy of something an
+ * operator wants back.
+ */
 export function pruneCheckpoints(root: string, jobId: string, keep: number, index: number): string[] {
   const dir = join(root, jobId);
   if (!existsSync(dir)) return [];
   const pattern = index === 0 ? /^step-(\d+)$/ : new RegExp(`^step-(\\d+)\\.shard-${index}$`);
   const found = readdirSync(dir)
     .map((name) => ({ name, m: pattern.exec(name) }))
-    .filter((e) => e.m)
+    .filter((e) => e.m && looksIntact(join(dir, e.name)))
     .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
     .sort((a, b) => a.step - b.step);
   const removed = found.slice(0, Math.max(0, found.length - keep));
   for (const r of removed) rmSync(join(dir, r.name), { recursive: true, force: true });
   return removed.map((r) => join(dir, r.name));
+}
+
+/**
+ * Makes room for a checkpoint at `final`: an intact one there is replaced,
+ * one that cannot be read is moved aside (`<name>.unreadable-<time>`), never
+ * deleted.
+ */
+function clearTarget(final: string): void {
+  if (!existsSync(final)) return;
+  let intact = !unreadableDirs.has(final);
+  if (intact) {
+    try {
+      loadCheckpoint(final);
+    } catch {
+      intact = false;
+    }
+  }
+  if (intact) {
+    rmSync(final, { recursive: true, force: true });
+    return;
+  }
+  const aside = `${final}.unreadable-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  renameSync(final, aside);
+  unreadableDirs.delete(final);
 }

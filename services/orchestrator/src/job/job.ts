@@ -5,7 +5,7 @@ import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Outp
 import { EmbeddingStore, type SlotConfig, type StoreStats } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { DenseStore } from "../params/dense-store.js";
-import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
+import { DEFAULT_MAX_GRADIENT_ABS, GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
 import { writeCompletion } from "../checkpoint/completion.js";
 import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
@@ -34,6 +34,8 @@ export interface JobConfig {
   /** Per-slot table settings, from --slot-config; slots not named use the defaults. */
   slotConfigs: ReadonlyMap<number, SlotConfig>;
   maxEmbeddingBytes: number;
+  /** Gradients above this magnitude are refused (--max-gradient-abs). */
+  maxGradientAbs?: number;
   expireSweepSeconds: number;
   /** Parameter-server shards in all, this process (shard 0) included. */
   psShards: number;
@@ -433,7 +435,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.model = { spec, dense, store };
     const r = this.resumed;
     this.plan = new WorkPlan(this.config.mode, this.batchesPerStep, this.config.steps, r ? { step: r.step, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : undefined);
-    this.aggregator = new GradientAggregator(dense, store, this.config.mode === "hybrid", r?.denseUpdates ?? 0);
+    this.aggregator = new GradientAggregator(dense, store, this.config.mode === "hybrid", r?.denseUpdates ?? 0, this.config.maxGradientAbs ?? DEFAULT_MAX_GRADIENT_ABS);
     this.applied = new Uint8Array(this.plan.totalBatches);
     if (r) {
       // Batches before the checkpoint were applied in the run that wrote it.

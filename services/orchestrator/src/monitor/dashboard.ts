@@ -95,14 +95,36 @@ td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eef}
 </div>
 <script>
 const $ = (id) => document.getElementById(id);
+// Everything below builds DOM nodes and sets textContent: worker ids, errors
+// and slot names come from peers and must never be parsed as HTML.
+function el(tag, text, cls) {
+  const n = document.createElement(tag);
+  if (text !== undefined) n.textContent = String(text);
+  if (cls) n.className = cls;
+  return n;
+}
+function row(cells, tag, cls) {
+  const tr = el("tr", undefined, cls);
+  for (const c of cells) tr.appendChild(el(tag || "td", c));
+  return tr;
+}
+const SVG = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs, text) {
+  const n = document.createElementNS(SVG, tag);
+  for (const k in attrs) n.setAttribute(k, String(attrs[k]));
+  if (text !== undefined) n.textContent = String(text);
+  return n;
+}
 function line(svg, xs, ys) {
   svg.dataset.points = String(xs.length);
-  if (xs.length < 2) { svg.innerHTML = ""; return; }
+  if (xs.length < 2) { svg.replaceChildren(); return; }
   const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
   const sx = (x) => ((x - x0) / (x1 - x0 || 1)) * 390 + 5, sy = (y) => 175 - ((y - y0) / (y1 - y0 || 1)) * 165;
-  const d = xs.map((x, i) => (i ? "L" : "M") + sx(x).toFixed(1) + " " + sy(ys[i]).toFixed(1)).join(" ");
-  svg.innerHTML = '<path d="' + d + '" fill="none" stroke="#2563eb" stroke-width="2" vector-effect="non-scaling-stroke"/>' +
-    '<text x="6" y="14" font-size="11" fill="#667">' + y1.toPrecision(4) + '</text><text x="6" y="176" font-size="11" fill="#667">' + y0.toPrecision(4) + '</text>';
+  const d = xs.map((x, i) => (i ? "L" : "M") + sx(Number(x)).toFixed(1) + " " + sy(Number(ys[i])).toFixed(1)).join(" ");
+  svg.replaceChildren(
+    svgEl("path", { d, fill: "none", stroke: "#2563eb", "stroke-width": 2, "vector-effect": "non-scaling-stroke" }),
+    svgEl("text", { x: 6, y: 14, "font-size": 11, fill: "#667" }, Number(y1).toPrecision(4)),
+    svgEl("text", { x: 6, y: 176, "font-size": 11, fill: "#667" }, Number(y0).toPrecision(4)));
 }
 function render(u) {
   const s = u.status;
@@ -120,12 +142,15 @@ function render(u) {
   line($("rate-chart"), u.points.map((p) => p.step), u.points.map((p) => p.samplesPerSecond));
   const withAuc = u.points.filter((p) => Number.isFinite(p.auc));
   line($("auc-chart"), withAuc.map((p) => p.step), withAuc.map((p) => p.auc));
-  $("workers").innerHTML = "<tr><th>worker</th><th>kind</th><th>rank</th><th>batches</th><th>heartbeat</th></tr>" + s.workers.map((w) =>
-    '<tr class="' + (w.kind === "WORKER_KIND_TRAINER" && !w.alive ? "dead" : "") + '"><td>' + w.workerId + "</td><td>" + w.kind.replace("WORKER_KIND_", "").toLowerCase() +
-    "</td><td>" + (w.rank ?? "") + "</td><td>" + (w.batchesDone ?? "") + "</td><td>" + (w.kind === "WORKER_KIND_TRAINER" ? (w.alive ? w.heartbeatAgeSeconds.toFixed(1) + " s ago" : "dead") : "") + "</td></tr>").join("");
+  const isTrainer = (w) => w.kind === "WORKER_KIND_TRAINER";
+  $("workers").replaceChildren(row(["worker", "kind", "rank", "batches", "heartbeat"], "th"), ...s.workers.map((w) =>
+    row([w.workerId, String(w.kind).replace("WORKER_KIND_", "").toLowerCase(), w.rank ?? "", w.batchesDone ?? "",
+      isTrainer(w) ? (w.alive ? Number(w.heartbeatAgeSeconds).toFixed(1) + " s ago" : "dead") : ""], "td", isTrainer(w) && !w.alive ? "dead" : "")));
   const e = s.embeddings;
-  $("tables").innerHTML = e ? "<div>" + Number(e.rows).toLocaleString() + " rows, " + (Number(e.bytes) / 1e6).toFixed(1) + " MB, " + e.evictedRows + " evicted, " + e.admittedIds + " admitted</div><table><tr><th>slot</th><th>rows</th><th>evicted</th></tr>" +
-    e.slots.map((t) => "<tr><td>" + t.slot + "</td><td>" + Number(t.rows).toLocaleString() + "</td><td>" + t.evictedRows + "</td></tr>").join("") + "</table>" : "no tables yet";
+  if (!e) { $("tables").replaceChildren(document.createTextNode("no tables yet")); return; }
+  const table = el("table");
+  table.append(row(["slot", "rows", "evicted"], "th"), ...e.slots.map((t) => row([t.slot, Number(t.rows).toLocaleString(), t.evictedRows])));
+  $("tables").replaceChildren(el("div", Number(e.rows).toLocaleString() + " rows, " + (Number(e.bytes) / 1e6).toFixed(1) + " MB, " + e.evictedRows + " evicted, " + e.admittedIds + " admitted"), table);
 }
 const events = new EventSource("events");
 events.onmessage = (m) => render(JSON.parse(m.data));

@@ -1,9 +1,24 @@
 import type * as grpc from "@grpc/grpc-js";
-import { PangeaError } from "@pangea/kit";
+import { PangeaError, printable, WORKER_ID_RE } from "@pangea/kit";
 import { toServiceError } from "@pangea/rpc";
 import { loadProtos, type OrchestratorHandlers, type WorkerEvent } from "@pangea/schema";
 import type { Job, SessionSink } from "../job/job.js";
 import { OrchestratorErrors } from "../errors.js";
+
+/**
+ * Worker ids appear in the status, the dashboard, logs, metric labels and
+ * checkpoint progress, so they are held to a plain alphabet: 1-128 characters
+ * of letters, digits and `._:@-`.
+ */
+export function checkWorkerId(id: string): void {
+  if (!id) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", "RegisterWorker needs a worker_id");
+  if (!WORKER_ID_RE.test(id)) {
+    throw OrchestratorErrors.create(
+      "ORCH_ERR_BAD_REGISTRATION",
+      `RegisterWorker: worker_id "${printable(id, 64)}" (${id.length} chars) must be 1-128 characters of A-Z a-z 0-9 . _ : @ -`,
+    );
+  }
+}
 
 /** The orchestrator's control plane (protobuf): registration, sessions, status, eval reports. */
 export class OrchestratorService {
@@ -15,7 +30,7 @@ export class OrchestratorService {
       RegisterWorker: (call, cb) => {
         try {
           const req = call.request;
-          if (!req.workerId) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", "RegisterWorker needs a worker_id");
+          checkWorkerId(req.workerId);
           if (req.kind === "WORKER_KIND_COMPUTE") {
             job.registerCompute(req.workerId, req.address, req.source);
             cb(null, { rank: 0, worldSize: job.config.trainers });

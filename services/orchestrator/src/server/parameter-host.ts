@@ -1,3 +1,4 @@
+import type { PangeaError } from "@pangea/kit";
 import type { DlrmSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
@@ -17,4 +18,6 @@ export interface ParameterHost {
   /** Throws unless a training pull for `step` may be served now. */
   checkPullStep(step: number, rank: number): void;
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
+  /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
+  fail(err: PangeaError): void;
 }

@@ -23,6 +23,9 @@ export class ParameterServer {
         try {
           cb(null, this.pull(call.request, call.getPeer()));
         } catch (err) {
+          // The tables are full: every later pull of a new id would fail the same way, and a
+          // trainer retrying forever helps nobody. The job fails with the limit as its reason.
+          if (OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")) this.job.fail(err);
           cb(toServiceError(err));
         }
       },

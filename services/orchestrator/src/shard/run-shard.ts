@@ -78,9 +78,14 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
     });
   };
 
+  // A shard full to its memory limit ends the process with that error (after the refusing answer has gone out);
+  // its session breaks, so the orchestrator fails the job at once instead of trainers retrying against it.
+  const fatal = new Promise<never>((_, reject) => {
+    host.onFatal = (err) => setTimeout(() => reject(err), 200);
+  });
   let timeout = 15_000;
   for (;;) {
-    const outcome = await join(timeout);
+    const outcome = await Promise.race([join(timeout), fatal]);
     if (outcome === "finished" || stopping) return;
     host.reset();
     timeout = config.rejoinTimeoutMs;

@@ -15,6 +15,8 @@ export interface ShardSettings {
   perSlot: ReadonlyMap<number, SlotConfig>;
   seed: number;
   maxEmbeddingBytes: number;
+  /** Gradients above this magnitude are refused (see GradientAggregator.validate). */
+  maxGradientAbs: number;
   checkpointDir: string;
   restoreFrom?: readonly CheckpointData[];
 }
@@ -74,7 +76,7 @@ export class ShardHost implements ParameterHost {
     const W = (this.batchesPerStep = job.batchesPerStep || job.worldSize);
     const training = ck?.[0]?.manifest.training;
     this.model = { spec, store, dense: null };
-    this.aggregator = new GradientAggregator(null, store, job.mode === "hybrid", resumed > 0 ? (job.mode === "async" ? (training?.denseUpdates ?? 0) : resumed) : 0);
+    this.aggregator = new GradientAggregator(null, store, job.mode === "hybrid", resumed > 0 ? (job.mode === "async" ? (training?.denseUpdates ?? 0) : resumed) : 0, this.s.maxGradientAbs);
     this.seen = new Uint8Array(Number(job.steps) * W);
     if (resumed > 0 && training) {
       const out = new Set(training.outstanding);
@@ -88,8 +90,12 @@ export class ShardHost implements ParameterHost {
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
 
+  /** Called when this shard can no longer serve the job at all (the memory limit): the process ends with it. */
+  onFatal: (err: PangeaError) => void = () => {};
+
   fail(err: PangeaError): void {
     this.failure = err;
+    if (err.code === "ORCH_ERR_MEMORY_LIMIT") this.onFatal(err);
   }
 
   requireModel(readOnly: boolean): HostedModel {

@@ -1,16 +1,20 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { Logger } from "@pangea/kit";
+import type { Logger, PangeaError } from "@pangea/kit";
 import { ParameterSyncService, toServiceError } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords } from "@pangea/schema";
+import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords, type ParameterSyncUpdate } from "@pangea/schema";
 import { denseParams } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
+import type { Servable } from "../model/servable.js";
 
 /**
  * Serving's side of ParameterSync: training pushes the rows it changed, the
  * ids it evicted and now and then the dense weights; they are applied to the
  * version being served, between requests, so serving never pauses. Updates
- * from one sender arrive in order (sequence); an older one is ignored.
+ * from one sender arrive in order (sequence); an older one is ignored. An
+ * update is checked whole before any of it is applied: a mis-shaped or
+ * non-finite one is refused (INVALID_ARGUMENT, counted in syncRefused) and
+ * leaves the model as it was, its sequence unrecorded.
  */
 export function addParameterSync(server: grpc.Server, models: ModelManager, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
@@ -26,40 +30,23 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
         let removed = 0;
         let denseApplied = false;
         if (prev === undefined || seq > prev) {
+          const checked = checkUpdate(u, servable, sender);
           lastSequence.set(sender, seq);
-          const D = servable.spec.embeddingDim;
-          const { words, count } = readIdWords(u.ids, `parameter sync from ${sender}: ids`);
-          const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`, 2);
-          if (rows.shape[0] !== count || (count > 0 && rows.shape[1] !== D)) {
-            throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: rows [${rows.shape.join(", ")}] do not match ${count} ids of dim ${D}`);
-          }
-          const dense = u.dense;
-          const params = denseParams(servable.spec);
-          const values: Float32Array[] = [];
-          if (dense.length > 0) {
-            if (dense.length !== params.length) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${dense.length} dense tensors, the model has ${params.length}`);
-            for (let i = 0; i < dense.length; i++) {
-              const t = readFloat32(dense.get(i), `parameter sync from ${sender}: ${params[i]!.name}`);
-              if (t.data.length !== params[i]!.shape.reduce((a, b) => a * b, 1)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${params[i]!.name} has ${t.data.length} values`);
-              values.push(t.data.slice());
-            }
-          }
-          for (let i = 0; i < count; i++) {
-            const lo = words[2 * i]!;
-            const hi = words[2 * i + 1]!;
+          for (let i = 0; i < checked.count; i++) {
+            const lo = checked.words[2 * i]!;
+            const hi = checked.words[2 * i + 1]!;
             const table = servable.tables.get((hi >>> 16) & 0x7fff);
             if (!table) continue;
-            table.set(lo, hi, rows.data, i * D);
+            table.set(lo, hi, checked.rows, i * checked.dim);
             applied++;
           }
-          const tomb = readIdWords(u.tombstones, `parameter sync from ${sender}: tombstones`);
-          for (let i = 0; i < tomb.count; i++) {
-            const lo = tomb.words[2 * i]!;
-            const hi = tomb.words[2 * i + 1]!;
+          for (let i = 0; i < checked.tombstones.count; i++) {
+            const lo = checked.tombstones.words[2 * i]!;
+            const hi = checked.tombstones.words[2 * i + 1]!;
             if (servable.tables.get((hi >>> 16) & 0x7fff)?.remove(lo, hi)) removed++;
           }
-          if (values.length) {
-            servable.setDense(values);
+          if (checked.dense.length) {
+            servable.setDense(checked.dense);
             denseApplied = true;
           }
           servable.synced.rows += applied;
@@ -75,8 +62,56 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
           a.denseApplied = denseApplied;
         }));
       } catch (err) {
+        if ((err as PangeaError).status === "INVALID_ARGUMENT") {
+          models.syncRefused++;
+          log.warn({ peer: call.getPeer(), err: (err as Error).message }, "parameter sync update refused; nothing of it applied");
+        }
         cb(toServiceError(err));
       }
     },
   });
+}
+
+interface CheckedUpdate {
+  words: Uint32Array;
+  count: number;
+  dim: number;
+  rows: Float32Array;
+  tombstones: { words: Uint32Array; count: number };
+  /** The new dense weights (copies), or none. */
+  dense: Float32Array[];
+}
+
+/** Reads and checks every part of an update against the served model; throws SERVING_ERR_BAD_INPUT naming the part. */
+function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string): CheckedUpdate {
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${msg}`);
+  const D = servable.spec.embeddingDim;
+  const { words, count } = readIdWords(u.ids, `parameter sync from ${sender}: ids`);
+  const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`, 2);
+  if (rows.shape[0] !== count || (count > 0 && rows.shape[1] !== D)) {
+    throw bad(`rows [${rows.shape.join(", ")}] do not match ${count} ids of dim ${D}`);
+  }
+  const badRow = firstNonFinite(rows.data);
+  if (badRow >= 0) throw bad(`rows: row ${Math.floor(badRow / D)} holds ${rows.data[badRow]}`);
+  const tombstones = readIdWords(u.tombstones, `parameter sync from ${sender}: tombstones`);
+  const list = u.dense;
+  const params = denseParams(servable.spec);
+  const dense: Float32Array[] = [];
+  if (list.length > 0) {
+    if (list.length !== params.length) throw bad(`${list.length} dense tensors, the model has ${params.length}`);
+    for (let i = 0; i < list.length; i++) {
+      const p = params[i]!;
+      const t = readFloat32(list.get(i), `parameter sync from ${sender}: ${p.name}`);
+      if (t.shape.join() !== p.shape.join()) throw bad(`${p.name} has shape [${t.shape.join(", ")}], the model's is [${p.shape.join(", ")}]`);
+      const at = firstNonFinite(t.data);
+      if (at >= 0) throw bad(`${p.name} holds ${t.data[at]} at element ${at}`);
+      dense.push(t.data.slice());
+    }
+  }
+  return { words, count, dim: D, rows: rows.data, tombstones, dense };
+}
+
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
+  return -1;
 }

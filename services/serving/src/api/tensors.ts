@@ -97,6 +97,7 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmS
   if (is.length !== 2 || is[1] !== spec.numSlots) throw bad(`input ${INPUT_IDS} must have shape [B, ${spec.numSlots}], got [${is.join(", ")}]`);
   const B = ds[0]!;
   if (is[0] !== B) throw bad(`inputs disagree on the batch size: ${INPUT_DENSE} has ${B}, ${INPUT_IDS} has ${is[0]}`);
+  if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
   if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, B * spec.numSlots) };
 }
@@ -144,6 +145,7 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: DlrmSpec, m
     }
   });
   const count = (offsets.length - 1) / S;
+  if (count === 0) throw bad(`input ${name} holds no examples: a request needs at least one`);
   if (count > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${count} examples; this server takes at most ${maxBatch} (--max-batch)`);
   return { count, dense: Float32Array.from(dense), idWords: Uint32Array.from(ids), cellOffsets: Uint32Array.from(offsets) };
 }

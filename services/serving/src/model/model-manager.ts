@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
@@ -17,13 +17,18 @@ export interface VersionStatus {
  * The versions of one model: watches its base path, loads each new numbered
  * version (checked) while the current one keeps serving, then switches
  * requests to it in one assignment, so a swap fails no request. The newest
- * `keep` versions stay loaded (older ones are unloaded); a version removed
+ * `keep` versions that load stay loaded (older ones are unloaded; one that
+ * fails is skipped and retried when its files change); a version removed
  * from disk is unloaded, which is how an operator rolls back; `pin` serves a
  * chosen loaded version instead of the newest.
  */
 export class ModelManager {
   private readonly loaded = new Map<number, Servable>();
   private readonly status = new Map<number, VersionStatus>();
+  /** Versions that failed to load, with the stamp of their files then (see filesStamp). */
+  private readonly failed = new Map<number, string>();
+  /** ParameterSync updates refused (non-finite or mis-shaped); none of such an update is applied. */
+  syncRefused = 0;
   private pinned: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Called after each version change (load, unload), e.g. to re-point parameter sync. */
@@ -46,33 +51,51 @@ export class ModelManager {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Loads versions that appeared, unloads ones that disappeared or fell out of the newest `keep`. */
+  /**
+   * Serves the newest `keep` versions that load. Walking down from the newest
+   * version on disk, each is kept if loaded, loaded if new, and skipped if it
+   * failed before and its files have not changed since (a version that failed
+   * is tried again once its manifest or directory changes: mtime or size).
+   * Loaded versions outside that set, or gone from disk, are unloaded; so a
+   * newer version that fails to load never pushes out the last good one.
+   */
   scan(): void {
     const onDisk = existsSync(this.basePath)
       ? readdirSync(this.basePath)
           .filter((n) => /^\d+$/.test(n))
           .map(Number)
-          .sort((a, b) => a - b)
+          .sort((a, b) => b - a)
       : [];
-    const wanted = onDisk.slice(-this.keep);
+    const serve = new Set<number>();
     let changed = false;
-    for (const v of wanted) {
-      if (this.loaded.has(v) || this.status.get(v)?.state === "END") continue;
+    for (const v of onDisk) {
+      if (serve.size >= this.keep) break;
+      if (this.loaded.has(v)) {
+        serve.add(v);
+        continue;
+      }
+      const dir = join(this.basePath, String(v));
+      const stamp = filesStamp(dir);
+      const failed = this.failed.get(v);
+      if (failed !== undefined && failed === stamp) continue;
       this.status.set(v, { version: v, state: "LOADING", error: "" });
       try {
         const started = Date.now();
-        const s = Servable.load(join(this.basePath, String(v)), v);
+        const s = Servable.load(dir, v);
         this.loaded.set(v, s);
+        this.failed.delete(v);
         this.status.set(v, { version: v, state: "AVAILABLE", error: "" });
-        this.log.info({ model: this.name, version: v, rows: s.rowCount, ms: Date.now() - started }, "model version loaded");
+        this.log.info({ model: this.name, version: v, rows: s.rowCount, ms: Date.now() - started, retried: failed !== undefined }, "model version loaded");
+        serve.add(v);
         changed = true;
       } catch (err) {
+        this.failed.set(v, stamp);
         this.status.set(v, { version: v, state: "END", error: (err as Error).message });
-        this.log.error({ model: this.name, version: v, err: (err as Error).message }, "model version failed to load");
+        this.log.error({ model: this.name, version: v, err: (err as Error).message }, "model version failed to load; it is tried again when its files change");
       }
     }
     for (const v of [...this.loaded.keys()]) {
-      if (!wanted.includes(v)) {
+      if (!serve.has(v)) {
         this.loaded.delete(v);
         this.status.set(v, { version: v, state: "END", error: onDisk.includes(v) ? "" : "removed from the base path" });
         if (this.pinned === v) this.pinned = null;
@@ -80,6 +103,7 @@ export class ModelManager {
         changed = true;
       }
     }
+    for (const v of [...this.failed.keys()]) if (!onDisk.includes(v)) this.failed.delete(v);
     if (changed) this.onChange();
   }
 
@@ -127,5 +151,27 @@ export class ModelManager {
 
   private versionsText(): string {
     return this.loadedVersions().join(", ") || "none";
+  }
+}
+
+/**
+ * What identifies a version's files for retrying a failed load: the
+ * directory's mtime (files added, removed or renamed in it) and each file's
+ * name, mtime and size (rewritten in place, the manifest among them).
+ */
+function filesStamp(dir: string): string {
+  try {
+    const parts = [String(statSync(dir).mtimeMs)];
+    for (const name of readdirSync(dir).sort()) {
+      try {
+        const s = statSync(join(dir, name));
+        parts.push(`${name}:${s.mtimeMs}:${s.size}`);
+      } catch {
+        parts.push(`${name}:-`);
+      }
+    }
+    return parts.join("|");
+  } catch {
+    return "-";
   }
 }

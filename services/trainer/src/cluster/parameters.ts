@@ -40,7 +40,8 @@ export class ParameterClient {
   }
 
   private fail(err: unknown, what: string): never {
-    const kind = isStatus(err, status.ABORTED)
+    // ABORTED: the job failed; RESOURCE_EXHAUSTED: a parameter server hit its memory limit, which ends the job too.
+    const kind = isStatus(err, status.ABORTED) || isStatus(err, status.RESOURCE_EXHAUSTED)
       ? "TRAINER_ERR_JOB_FAILED"
       : isStatus(err, status.FAILED_PRECONDITION)
         ? "TRAINER_ERR_EVICTED"

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { printable, printableBytes } from "../src/printable.js";
+
+describe("printable", () => {
+  it.each([
+    ["plain text stays", "trainer-0 on wasm+blas", "trainer-0 on wasm+blas"],
+    ["ESC and CSI become \\x1b", "\x1b[2J\x1b[31mred", "\\x1b[2J\\x1b[31mred"],
+    ["newlines cannot forge lines", "a\nb\r\tc", "a\\nb\\r\\tc"],
+    ["NUL, DEL and C1 controls", "\x00\x7f\x9b", "\\x00\\x7f\\x9b"],
+    ["line separator and bidi override", "a\u2028b\u202ec", "a\\u{2028}b\\u{202e}c"],
+    ["a lone surrogate", "x\ud800y", "x\\u{d800}y"],
+    ["a surrogate pair stays", "ok \u{1f600}", "ok \u{1f600}"],
+    ["non-ASCII letters stay", "Zürich 東京", "Zürich 東京"],
+  ])("%s", (_what, input, want) => {
+    expect(printable(input)).toBe(want);
+  });
+
+  it("cuts long text and says how much", () => {
+    expect(printable("x".repeat(300), 10)).toBe(`${"x".repeat(10)}… (290 more chars)`);
+  });
+
+  it("bytes: printable ASCII as is, every other byte as \\xNN", () => {
+    expect(printableBytes(Buffer.from([0x31, 0x1b, 0x5b, 0x00, 0xff, 0x41]))).toBe("1\\x1b[\\x00\\xffA");
+    expect(printableBytes(Buffer.alloc(100, 0x41), 4)).toBe("AAAA… (96 more bytes)");
+  });
+});

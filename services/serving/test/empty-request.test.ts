@@ -1,0 +1,44 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@pangea/kit";
+import type { FastifyInstance } from "@pangea/observe";
+import { ModelManager } from "../src/model/model-manager.js";
+import { MicroBatcher } from "../src/batching/micro-batcher.js";
+import { startRest } from "../src/api/rest.js";
+import { SPEC, writeVersion } from "./support/versions.js";
+
+/** A request of 0 examples is the client's mistake (400 / INVALID_ARGUMENT), not an internal error. */
+const base = mkdtempSync(join(tmpdir(), "pangea-empty-"));
+const models = new ModelManager("ctr", base, 1, createLogger("serving-test", "silent"));
+let rest: { app: FastifyInstance; address: string };
+
+beforeAll(async () => {
+  writeVersion(base, 1);
+  models.scan();
+  rest = await startRest("127.0.0.1", 0, models, new MicroBatcher(0, 64), 64);
+});
+afterAll(() => rest.app.close());
+
+const predict = async (body: unknown) => {
+  const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as { error?: string; predictions?: number[] } };
+};
+
+describe("Predict with no examples", () => {
+  it.each([
+    ["instances: []", { instances: [] }],
+    ["columnar inputs of 0 rows", { inputs: { dense_features: [], feature_ids: [] } }],
+  ])("%s is refused with 400 SERVING_ERR_BAD_INPUT", async (_what, body) => {
+    const r = await predict(body);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: input dense_features has shape [0, ${SPEC.numDense}]: a request needs at least one example`);
+  });
+
+  it("one example still predicts", async () => {
+    const r = await predict({ instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] });
+    expect(r.status).toBe(200);
+    expect(r.json.predictions).toHaveLength(1);
+  });
+});

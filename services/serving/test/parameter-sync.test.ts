@@ -1,0 +1,101 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import { createLogger } from "@pangea/kit";
+import { PARAMETER_SYNC_SERVICE_NAME, parameterSyncClient, startServer, unary, type RunningServer } from "@pangea/rpc";
+import { denseParams } from "@pangea/model";
+import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
+import { ModelManager } from "../src/model/model-manager.js";
+import { addParameterSync } from "../src/api/parameter-sync.js";
+import { SPEC, idWords, writeVersion } from "./support/versions.js";
+
+/**
+ * ParameterSync over gRPC (a real server on port 0, a model version on
+ * disk): a non-finite or mis-shaped update is refused with INVALID_ARGUMENT,
+ * counted, and none of it is applied; a sound one after it still applies.
+ */
+const log = createLogger("serving-test", "silent");
+const base = mkdtempSync(join(tmpdir(), "pangea-sync-"));
+const models = new ModelManager("ctr", base, 1, log);
+let server: RunningServer;
+
+beforeAll(async () => {
+  writeVersion(base, 1);
+  models.scan();
+  server = await startServer("127.0.0.1", 0, (s) => addParameterSync(s, models, log), [PARAMETER_SYNC_SERVICE_NAME]);
+});
+afterAll(() => server.shutdown(100));
+
+const D = SPEC.embeddingDim;
+const params = denseParams(SPEC);
+
+interface Update {
+  seq: number;
+  ids?: number[];
+  rows?: Float32Array;
+  rowsShape?: number[];
+  tombstones?: number[];
+  dense?: { shape: number[]; data: Float32Array }[];
+}
+
+function update(u: Update): Buffer {
+  const ids = u.ids ?? [];
+  return encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, "orchestrator-test", (m) => {
+    m.sequence = BigInt(u.seq);
+    m.step = 1n;
+    writeTensor(m._initIds(), "ids", DataType.UINT64, [ids.length], Uint32Array.from(ids.flatMap((n) => idWords(n))));
+    const rows = u.rows ?? new Float32Array(ids.length * D);
+    writeTensor(m._initRows(), "rows", DataType.FLOAT32, u.rowsShape ?? [ids.length, D], rows);
+    const t = u.tombstones ?? [];
+    writeTensor(m._initTombstones(), "tombstones", DataType.UINT64, [t.length], Uint32Array.from(t.flatMap((n) => idWords(n))));
+    const dense = u.dense ?? [];
+    const list = m._initDense(dense.length);
+    dense.forEach((d, i) => writeTensor(list.get(i), params[i]?.name ?? "x", DataType.FLOAT32, d.shape, d.data));
+  });
+}
+
+function push(bytes: Buffer): Promise<{ rowsApplied: bigint; rowsRemoved: bigint; denseApplied: boolean }> {
+  const c = parameterSyncClient(server.address);
+  return unary<Buffer, Buffer>("serving", c.push.bind(c), bytes, 5_000)
+    .then((b) => decodeMessage(b, MessageType.PARAMETER_SYNC_ACK).payload)
+    .finally(() => c.close());
+}
+
+const row = (n: number) => {
+  const s = models.current()!;
+  const t = s.tables.get(1)!;
+  const [lo, hi] = idWords(n);
+  const r = t.find(lo, hi);
+  return r < 0 ? null : Array.from(t.rows.subarray(r * D, r * D + D));
+};
+
+const goodDense = () => params.map((p) => ({ shape: [...p.shape], data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)).fill(0.5) }));
+
+describe("ParameterSync refuses bad updates whole", () => {
+  it.each([
+    ["a NaN row", { ids: [1, 2], rows: Float32Array.of(9, 9, 9, Number.NaN), tombstones: [3] }, /rows: row 1 holds NaN/],
+    ["an infinite row", { ids: [1], rows: Float32Array.of(Number.POSITIVE_INFINITY, 0), tombstones: [3] }, /rows: row 0 holds Infinity/],
+    ["rows of the wrong width", { ids: [1, 2], rows: new Float32Array(6).fill(9), rowsShape: [2, 3], tombstones: [3] }, /rows \[2, 3\] do not match 2 ids of dim 2/],
+    ["a dense weight of the wrong shape", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().map((d, i) => (i === 0 ? { shape: [d.data.length], data: d.data } : d)) }, /has shape \[\d+\], the model's is \[\d+, \d+\]/],
+    ["a non-finite dense weight", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().map((d, i) => (i === 1 ? { shape: d.shape, data: d.data.map((x, k) => (k === 0 ? Number.NaN : x)) } : d)) }, /holds NaN at element 0/],
+    ["too few dense tensors", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().slice(1) }, /dense tensors, the model has/],
+  ] as const)("%s: INVALID_ARGUMENT, counted, nothing applied", async (_what, u, message) => {
+    const before = { r1: row(1), r2: row(2), r3: row(3), dense: models.current()!.dense.map((d) => d.slice()), refused: models.syncRefused };
+    const err = (await push(update({ seq: 100, ...u } as Update)).then(() => null, (e: unknown) => e)) as grpc.ServiceError | null;
+    expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err?.details).toMatch(/^SERVING_ERR_BAD_INPUT: parameter sync from orchestrator-test: /);
+    expect(err?.details).toMatch(message);
+    expect(models.syncRefused).toBe(before.refused + 1);
+    expect([row(1), row(2), row(3)]).toEqual([before.r1, before.r2, before.r3]);
+    expect(models.current()!.dense).toEqual(before.dense);
+  });
+
+  it("a refused update does not use up its sequence: a sound one with the same sequence then applies", async () => {
+    const ack = await push(update({ seq: 100, ids: [1, 2], rows: Float32Array.of(7, 7, 8, 8), tombstones: [3], dense: goodDense() }));
+    expect(ack).toMatchObject({ rowsApplied: 2n, rowsRemoved: 1n, denseApplied: true });
+    expect([row(1), row(2), row(3)]).toEqual([[7, 7], [8, 8], null]);
+    expect(models.current()!.dense[0]![0]).toBe(0.5);
+  });
+});
