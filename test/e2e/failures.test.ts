@@ -190,29 +190,4 @@ describe("unreachable peers and bad configuration", () => {
     expect(r.code).toBe(1);
     expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
   });
-
-  it("pangea run with a bad flag prints the error and the usage, and exits 2", async () => {
-    const r = await runNode(ENTRY.cli, ["run", "--steps=-3"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr.split("\n")[0]).toBe("pangea run: invalid --steps: expected a positive number of steps");
-    expect(r.stderr).toContain("Usage: pangea run [flags]");
-  });
-
-  it.each(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"])("pangea %s --help prints its usage and exits 0", async (cmd) => {
-    const r = await runNode(ENTRY.cli, [cmd, "--help"]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: pangea[ -]/);
-  });
-
-  it.each([
-    [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
-    [["status", "--frobnicate"], "pangea status: unknown flag '--frobnicate' for status"],
-    [["down", "extra"], "pangea down: unknown argument 'extra' for down"],
-    [["bench", "x"], "pangea bench: expected at most one argument, a number of records; got x"],
-    [["frobnicate"], "pangea: unknown command 'frobnicate'"],
-  ])("pangea %j is a usage error: one line naming it, exit 2", async (args, line) => {
-    const r = await runNode(ENTRY.cli, args);
-    expect(r.code).toBe(2);
-    expect(r.stderr.split("\n")[0]).toBe(line);
-  });
 });

@@ -10,6 +10,8 @@ export const ENTRY = {
   compute: join(ROOT, "services/compute/dist/main.js"),
   trainer: join(ROOT, "services/trainer/dist/main.js"),
   genData: join(ROOT, "services/compute/dist/gen-data.js"),
+  serving: join(ROOT, "services/serving/dist/main.js"),
+  exportModel: join(ROOT, "services/orchestrator/dist/export.js"),
   cli: join(ROOT, "packages/cli/dist/main.js"),
 };
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { runMain, usageText, UsageError, address } from "@pangea/kit";
+import { runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
 import { ClusterError } from "./launcher/local-cluster.js";
-import { parseRun, runCommand, runUsage } from "./commands/run.js";
+import { parseRun, runCommand, runUsage, trainUsage, upUsage } from "./commands/run.js";
 import { benchCommand, downCommand, exportCommand, genDataCommand, serveCommand, statusCommand, upCommand } from "./commands/cluster-commands.js";
-import { predictCommand, predictUsage } from "./commands/predict.js";
+import { predictCommand } from "./commands/predict.js";
 
 const COMMANDS = `Usage: pangea <command> [flags]
 
@@ -13,7 +13,7 @@ Commands:
   up         start a local cluster in the background
   down       stop the cluster 'up' started
   status     show the job's state, loss, throughput and evaluation
-  gen-data   write the synthetic Criteo-like data set as a TSV file
+  gen-data   write the synthetic Criteo-like data set: Criteo TSV, Monolith Instance/Example/ExampleBatch or Parquet
   export     write a servable model version from a checkpoint
   serve      serve exported model versions (TensorFlow Serving gRPC API + REST)
   predict    send examples to a serving replica and print the probabilities
@@ -21,6 +21,13 @@ Commands:
 
 Run 'pangea <command> --help' for a command's flags.
 `;
+
+const STATUS_FLAGS: FlagTable = {
+  orchestrator: { description: "the orchestrator's host:port (default: the cluster 'pangea up' started)" },
+  json: { description: "print the job status as JSON", boolean: true },
+};
+const statusUsage = () => usageText("pangea status", "Show the job's state, loss, throughput and evaluation.", STATUS_FLAGS);
+const downUsage = () => usageText("pangea down", "Stop the local cluster 'pangea up' started (every process it launched).", {});
 
 function statusArgs(argv: string[]): { address?: string; json: boolean } {
   let addr: string | undefined;
@@ -37,14 +44,8 @@ function statusArgs(argv: string[]): { address?: string; json: boolean } {
   return { address: addr, json };
 }
 
-const USAGE: Record<string, () => string> = {
-  run: runUsage,
-  train: () => runUsage().replace("pangea run", "pangea train"),
-  up: () => runUsage().replace("pangea run", "pangea up"),
-  down: () => usageText("pangea down", "Stop the local cluster 'pangea up' started.", {}),
-  status: () => usageText("pangea status", "Show the job's state. Flags: --orchestrator host:port (default: the cluster 'up' started), --json.", {}),
-  predict: predictUsage,
-};
+const KNOWN = new Set(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"]);
+const USAGE: Record<string, () => string> = { run: runUsage, train: trainUsage, up: upUsage, down: downUsage, status: statusUsage };
 
 runMain("pangea", async () => {
   const [command, ...rest] = process.argv.slice(2);
@@ -56,9 +57,10 @@ runMain("pangea", async () => {
       case "up": {
         const config = parseRun(rest);
         if (!config) {
-          process.stdout.write(runUsage().replace("pangea run", `pangea ${command}`));
+          process.stdout.write(USAGE[command]!());
           return;
         }
+        if (command === "up" && config.json) throw new UsageError("--json is for 'pangea run'; after 'pangea up', 'pangea status --json' prints the job status as JSON");
         code = command === "up" ? await upCommand(config) : await runCommand(config);
         break;
       }
@@ -66,11 +68,11 @@ runMain("pangea", async () => {
         code = await predictCommand(rest);
         break;
       case "bench":
-        code = benchCommand(rest);
+        code = await benchCommand(rest);
         break;
       case "down":
         if (rest.includes("--help")) {
-          process.stdout.write(usageText("pangea down", "Stop the local cluster 'pangea up' started (every process it launched).", {}));
+          process.stdout.write(downUsage());
           return;
         }
         if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' for down`);
@@ -78,7 +80,7 @@ runMain("pangea", async () => {
         break;
       case "status": {
         if (rest.includes("--help")) {
-          process.stdout.write(usageText("pangea status", "Show the job's state. Flags: --orchestrator host:port (default: the cluster 'up' started), --json.", {}));
+          process.stdout.write(statusUsage());
           return;
         }
         const a = statusArgs(rest);
@@ -86,13 +88,13 @@ runMain("pangea", async () => {
         break;
       }
       case "gen-data":
-        code = genDataCommand(rest);
+        code = await genDataCommand(rest);
         break;
       case "export":
-        code = exportCommand(rest);
+        code = await exportCommand(rest);
         break;
       case "serve":
-        code = serveCommand(rest);
+        code = await serveCommand(rest);
         break;
       case undefined:
       case "--help":
@@ -103,9 +105,9 @@ runMain("pangea", async () => {
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (err) {
-    if (err instanceof UsageError && command && USAGE[command]) {
-      // One line naming the problem, then the command's usage.
-      process.stderr.write(`pangea ${command}: ${err.message}\n\n${USAGE[command]!()}`);
+    if (err instanceof UsageError && command && KNOWN.has(command)) {
+      // One line naming the problem and where the usage is: the flag list would push that line off the screen.
+      process.stderr.write(`pangea ${command}: ${err.message}\nRun 'pangea ${command} --help' for usage.\n`);
       process.exit(2);
     }
     if (err instanceof ClusterError) {

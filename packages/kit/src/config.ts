@@ -25,7 +25,8 @@ export function usageText(program: string, summary: string, flags: FlagTable): s
     const extra = [spec.default !== undefined ? `default ${spec.default}` : "", spec.env ? `env ${spec.env}` : ""].filter(Boolean).join("; ");
     return `${left.padEnd(30)} ${spec.description}${extra ? ` (${extra})` : ""}`;
   });
-  return `Usage: ${program} [flags]\n\n${summary}\n\nFlags:\n${rows.join("\n")}\n  --help                         show this help\n`;
+  rows.push(`${"  --help".padEnd(30)} show this help`);
+  return `Usage: ${program} [flags]\n\n${summary}\n\nFlags:\n${rows.join("\n")}\n`;
 }
 
 /**

@@ -32,7 +32,7 @@ const schema = z.object({
   featureListOut: z.string().min(1).optional(),
 });
 
-const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file or as Monolith Instance/Example/ExampleBatch records.", FLAGS);
+const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.", FLAGS);
 
 function writeOrFail(path: string, data: Uint8Array | string): void {
   try {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { nonNegativeInt, parseConfig, runMain, usageText, type FlagTable } from "@pangea/kit";
+import { nonNegativeInt, parseConfig, programName, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { exportModel } from "./export/export-model.js";
 
 const FLAGS: FlagTable = {
@@ -16,9 +16,10 @@ const schema = z.object({
   featureList: z.string().min(1).optional(),
 });
 
-const usage = () => usageText("pangea-export", "Writes a servable model version from a training checkpoint.", FLAGS);
+const PROGRAM = programName("pangea-export");
+const usage = () => usageText(PROGRAM, "Writes a servable model version from a training checkpoint.", FLAGS);
 
-runMain("pangea-export", async () => {
+runMain(PROGRAM, async () => {
   const c = parseConfig(schema, FLAGS, process.argv.slice(2), {});
   if (!c) {
     process.stdout.write(usage());

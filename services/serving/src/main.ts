@@ -1,4 +1,4 @@
-import { createLogger, runMain, usageText } from "@pangea/kit";
+import { createLogger, programName, runMain, usageText } from "@pangea/kit";
 import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
@@ -10,9 +10,10 @@ import { MicroBatcher } from "./batching/micro-batcher.js";
 import { MODEL_SERVICE, PREDICTION_SERVICE, addTfServing } from "./api/tf-serving-grpc.js";
 import { startRest } from "./api/rest.js";
 
-const usage = () => usageText("pangea-serving", "Serves exported model versions over TensorFlow Serving's gRPC API and REST.", FLAGS);
+const PROGRAM = programName("pangea-serving");
+const usage = () => usageText(PROGRAM, "Serves exported model versions over TensorFlow Serving's gRPC API and REST.", FLAGS);
 
-runMain("pangea-serving", async () => {
+runMain(PROGRAM, async () => {
   const config = loadConfig(process.argv.slice(2), process.env);
   if (!config) {
     process.stdout.write(usage());

@@ -1,8 +1,9 @@
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
-import { clusterOptions, type RunConfig } from "./run.js";
+import { addressesLine, clusterOptions, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
@@ -16,7 +17,7 @@ export async function upCommand(c: RunConfig): Promise<number> {
   const cluster = await LocalCluster.start(clusterOptions(c, true));
   for (const p of cluster.processes) p.child.unref();
   writeState(cluster.describe());
-  process.stdout.write(`cluster up: orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);
+  process.stdout.write(`cluster up: ${addressesLine(cluster)}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);
   process.stdout.write(`follow with 'pangea status', stop with 'pangea down'; logs in ${c.logDir}\n`);
   return 0;
 }
@@ -38,13 +39,21 @@ export async function downCommand(): Promise<number> {
     return 0;
   }
   const running = state.processes.filter((p) => alive(p.pid));
+  const exited = state.processes.filter((p) => !running.includes(p));
   for (const p of running) process.kill(p.pid, "SIGTERM");
   const deadline = Date.now() + 5_000;
   while (running.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   for (const p of running.filter((x) => alive(x.pid))) process.kill(p.pid, "SIGKILL");
   clearState();
-  process.stdout.write(`stopped ${running.length} process${running.length === 1 ? "" : "es"}\n`);
+  process.stdout.write(`${downReport(running.map((p) => p.name), exited.map((p) => p.name))}\n`);
   return 0;
+}
+
+/** What `pangea down` found: the processes it stopped, and those that had exited on their own (a finished job's trainers). */
+export function downReport(stopped: string[], exited: string[]): string {
+  const parts = [stopped.length ? `stopped ${stopped.join(", ")}` : "nothing was running"];
+  if (exited.length) parts.push(`${exited.join(", ")} had already exited`);
+  return parts.join("; ");
 }
 
 /** `pangea status [--orchestrator host:port] [--json]`. */
@@ -63,27 +72,61 @@ export async function statusCommand(address: string | undefined, json: boolean):
   }
 }
 
+/**
+ * Runs one of the services' entry points as this command, in the foreground:
+ * the child's process group gets the signals the CLI gets (it is a group of
+ * its own, so a terminal's Ctrl-C reaches it once, through us), and the CLI exits with
+ * the child's code, or 128 + the signal that ended it.
+ */
+export function runChild(args: string[], program?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      stdio: "inherit",
+      detached: true,
+      env: program ? { ...process.env, PANGEA_CLI_PROGRAM: program } : process.env,
+    });
+    // To the child's whole group, as a terminal would: a benchmark script's own children stop too.
+    const forward = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // The group is gone already; its exit event is on the way.
+      }
+    };
+    const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+    for (const sig of signals) process.on(sig, forward);
+    const done = () => {
+      for (const sig of signals) process.off(sig, forward);
+    };
+    child.once("error", (err) => {
+      done();
+      reject(new ClusterError(`cannot start ${args.at(-1) ?? "child"}: ${err.message}`));
+    });
+    child.once("exit", (code, signal) => {
+      done();
+      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
+    });
+  });
+}
+
 /** `pangea gen-data`: runs the compute service's data writer. */
-export function genDataCommand(argv: string[]): number {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, "services/compute/dist/gen-data.js"), ...argv], { stdio: "inherit" });
-  return r.status ?? 1;
+export function genDataCommand(argv: string[]): Promise<number> {
+  return runChild([join(REPO_ROOT, "services/compute/dist/gen-data.js"), ...argv]);
 }
 
 /** `pangea export`: a servable model version from a checkpoint (services/orchestrator/dist/export.js). */
-export function exportCommand(argv: string[]): number {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, "services/orchestrator/dist/export.js"), ...argv], { stdio: "inherit" });
-  return r.status ?? 1;
+export function exportCommand(argv: string[]): Promise<number> {
+  return runChild([join(REPO_ROOT, "services/orchestrator/dist/export.js"), ...argv], "pangea export");
 }
 
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
-export function serveCommand(argv: string[]): number {
+export function serveCommand(argv: string[]): Promise<number> {
   // The services' heap flags: fewer garbage-collection pauses in the middle of requests.
-  const r = spawnSync(process.execPath, [...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], { stdio: "inherit" });
-  return r.status ?? 1;
+  return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve");
 }
 
 /** `pangea bench [RECORDS]`: the benchmark scripts `make bench` runs (scripts/bench.mjs, then the table benchmark). */
-export function benchCommand(argv: string[]): number {
+export async function benchCommand(argv: string[]): Promise<number> {
   if (argv.includes("--help")) {
     process.stdout.write("Usage: pangea bench [records]\n\nRuns the benchmarks make bench runs (data pipeline, trainer step rate, serving latency; then embedding tables) and prints figures and ratios from one invocation.\n");
     return 0;
@@ -93,8 +136,8 @@ export function benchCommand(argv: string[]): number {
     return 2;
   }
   for (const script of ["scripts/bench.mjs", "scripts/bench-tables.mjs"]) {
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, script), ...argv], { stdio: "inherit" });
-    if (r.status !== 0) return r.status ?? 1;
+    const code = await runChild([join(REPO_ROOT, script), ...argv]);
+    if (code !== 0) return code;
   }
   return 0;
 }

@@ -13,7 +13,7 @@ export const RUN_FLAGS: FlagTable = {
   steps: { description: "synchronous training steps", default: "500" },
   "batch-size": { description: "samples per trainer per step", default: "1024" },
   data: { description: "data file(s), comma-separated; absent = built-in synthetic data" },
-  format: { description: "criteo (TSV), instance, example or examplebatch", default: "criteo" },
+  format: { description: "criteo (TSV), instance, example, examplebatch or parquet", default: "criteo" },
   framing: { description: "Monolith files: pb or tfrecord", default: "pb" },
   compression: { description: "auto, none, gzip, zlib, snappy or zstd", default: "auto" },
   "feature-list": { description: "feature list for Monolith formats (JSON or feature_list.conf)" },
@@ -30,6 +30,7 @@ export const RUN_FLAGS: FlagTable = {
   host: { description: "interface the services bind", default: "127.0.0.1" },
   "orchestrator-port": { description: "orchestrator port (0 = any free port)", default: "0" },
   "compute-port": { description: "compute port (0 = any free port)", default: "0" },
+  "metrics-port": { description: "orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port)", default: "0" },
   "embedding-dim": { description: "embedding width", default: "16" },
   "bottom-mlp": { description: "bottom MLP widths, last = embedding-dim", default: "64,16" },
   "top-mlp": { description: "top MLP hidden widths", default: "64,32" },
@@ -81,6 +82,7 @@ const schema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
   orchestratorPort: port.default(0),
   computePort: port.default(0),
+  metricsPort: port.default(0),
   embeddingDim: positiveInt("a positive embedding dim").default(16),
   bottomMlp: intList("bottom MLP widths").default([64, 16]),
   topMlp: intList("top MLP widths").default([64, 32]),
@@ -112,6 +114,17 @@ const schema = z.object({
 export type RunConfig = z.infer<typeof schema>;
 
 export const runUsage = () => usageText("pangea run", "Start a local cluster (orchestrator, compute, trainers), train, evaluate, print the results and stop every process.", RUN_FLAGS);
+export const trainUsage = () => usageText("pangea train", "The same as 'pangea run': start a local cluster, train, evaluate, print the results and stop every process.", RUN_FLAGS);
+
+const { json: _finalStatusOnly, ...UP_FLAGS } = RUN_FLAGS;
+export const upUsage = () =>
+  usageText("pangea up", "Start a local cluster (orchestrator, compute, trainers) in the background and return once every process is ready; the job trains on. Follow it with 'pangea status', stop it with 'pangea down'.", UP_FLAGS);
+
+/** The line naming where the cluster listens, as `run` and `up` print it. */
+export function addressesLine(cluster: LocalCluster): string {
+  const http = cluster.dashboardAddress ? `, dashboard http://${cluster.dashboardAddress}/, metrics http://${cluster.dashboardAddress}/metrics` : "";
+  return `orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}${http}`;
+}
 
 export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   return parseConfig(schema, RUN_FLAGS, argv, {});
@@ -125,6 +138,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     host: c.host,
     orchestratorPort: c.orchestratorPort,
     computePort: c.computePort,
+    metricsPort: c.metricsPort,
     detached,
     psShards: c.psShards,
     orchestratorArgs: [
@@ -161,7 +175,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
-  out.write(`orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}${cluster.dashboardAddress ? `, dashboard http://${cluster.dashboardAddress}/` : ""}\n`);
+  out.write(`${addressesLine(cluster)}\n`);
   const status = new StatusClient(cluster.orchestratorAddress);
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;

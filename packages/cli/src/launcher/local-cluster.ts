@@ -20,6 +20,8 @@ export interface ClusterOptions {
   trainerArgs: string[];
   orchestratorPort?: number;
   computePort?: number;
+  /** The orchestrator's /metrics and dashboard port (0 = any free port); the other processes take any free port. */
+  metricsPort?: number;
   host?: string;
   /** How long a service may take to print its ready line. */
   startTimeoutMs?: number;
@@ -80,6 +82,7 @@ export class LocalCluster {
       const disc = opts.discovery ? ["--discovery", opts.discovery, "--cluster-name", opts.clusterName ?? "pangea"] : [];
       c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
         "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...disc, ...opts.orchestratorArgs,
+        ...(opts.metricsPort ? ["--metrics-port", String(opts.metricsPort)] : []),
       ]);
       c.dashboardAddress = readyLine(c.process("orchestrator")!.logPath)?.metrics ?? "";
       // With discovery, nobody is told where the orchestrator is: they look it up.

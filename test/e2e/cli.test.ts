@@ -1,0 +1,169 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ENTRY, runNode, waitFor } from "../support/processes.js";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function accepts(address: string): Promise<boolean> {
+  const [host, port] = address.split(":");
+  return new Promise((resolve) => {
+    const s = connect(Number(port), host!, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+describe("the pangea command as a new user meets it", () => {
+  it.each(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"])("pangea %s --help prints its own usage and exits 0", async (cmd) => {
+    const r = await runNode(ENTRY.cli, [cmd, "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe(cmd === "bench" ? "Usage: pangea bench [records]" : `Usage: pangea ${cmd} [flags]`);
+    // No command shows an empty flag list.
+    expect(r.stdout).not.toContain("Flags:\n\n");
+  });
+
+  it("up describes up, not run; run's --format lists parquet and --metrics-port", async () => {
+    const up = await runNode(ENTRY.cli, ["up", "--help"]);
+    expect(up.stdout.split("\n")[2]).toBe(
+      "Start a local cluster (orchestrator, compute, trainers) in the background and return once every process is ready; the job trains on. Follow it with 'pangea status', stop it with 'pangea down'.",
+    );
+    expect(up.stdout).not.toContain("--json");
+    const run = await runNode(ENTRY.cli, ["run", "--help"]);
+    expect(run.stdout.split("\n")[2]).toBe("Start a local cluster (orchestrator, compute, trainers), train, evaluate, print the results and stop every process.");
+    const lines = run.stdout.split("\n");
+    expect(lines).toContain("  --format <value>             criteo (TSV), instance, example, examplebatch or parquet (default criteo)");
+    expect(lines).toContain("  --metrics-port <value>       orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port) (default 0)");
+    expect(up.stdout.split("\n")).toContain("  --metrics-port <value>       orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port) (default 0)");
+  });
+
+  it("status lists --orchestrator and --json as flags; down lists only --help", async () => {
+    const status = await runNode(ENTRY.cli, ["status", "--help"]);
+    expect(status.stdout).toBe(
+      [
+        "Usage: pangea status [flags]",
+        "",
+        "Show the job's state, loss, throughput and evaluation.",
+        "",
+        "Flags:",
+        "  --orchestrator <value>       the orchestrator's host:port (default: the cluster 'pangea up' started)",
+        "  --json                       print the job status as JSON",
+        "  --help                       show this help",
+        "",
+      ].join("\n"),
+    );
+    const down = await runNode(ENTRY.cli, ["down", "--help"]);
+    expect(down.stdout).toBe(
+      ["Usage: pangea down [flags]", "", "Stop the local cluster 'pangea up' started (every process it launched).", "", "Flags:", "  --help                       show this help", ""].join("\n"),
+    );
+  });
+
+  it("the top-level help names every format gen-data writes", async () => {
+    const r = await runNode(ENTRY.cli, ["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")).toContain("  gen-data   write the synthetic Criteo-like data set: Criteo TSV, Monolith Instance/Example/ExampleBatch or Parquet");
+    const gen = await runNode(ENTRY.cli, ["gen-data", "--help"]);
+    expect(gen.stdout.split("\n")[2]).toBe("Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.");
+  });
+
+  it.each([
+    [["run", "--steps", "abc"], "pangea run: invalid --steps: expected a positive number of steps"],
+    [["train", "--steps=-3"], "pangea train: invalid --steps: expected a positive number of steps"],
+    [["up", "--trainers", "0"], "pangea up: invalid --trainers: expected a positive number of trainers"],
+    [["up", "--json"], "pangea up: --json is for 'pangea run'; after 'pangea up', 'pangea status --json' prints the job status as JSON"],
+    [["run", "--metrics-port", "70000"], "pangea run: invalid --metrics-port: expected a port 0..65535"],
+    [["status", "--frobnicate"], "pangea status: unknown flag '--frobnicate' for status"],
+    [["status", "--orchestrator", "nohostport"], "pangea status: invalid --orchestrator: expected host:port, got 'nohostport'"],
+    [["down", "extra"], "pangea down: unknown argument 'extra' for down"],
+    [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
+    [["bench", "x"], "pangea bench: expected at most one argument, a number of records; got x"],
+    [["gen-data", "--records", "5"], "pangea gen-data: invalid --out: expected a file path"],
+    [["export", "--frobnicate"], "pangea export: Unknown option '--frobnicate'"],
+    [["serve", "--frobnicate"], "pangea serve: Unknown option '--frobnicate'"],
+  ])("pangea %j: the one error line and a pointer to --help, exit 2", async (args, line) => {
+    const r = await runNode(ENTRY.cli, args);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`${line}\nRun 'pangea ${args[0]} --help' for usage.\n`);
+  });
+
+  it("an unknown command points at the top-level help, exit 2", async () => {
+    const r = await runNode(ENTRY.cli, ["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("pangea: unknown command 'frobnicate'\nRun 'pangea --help' for usage.\n");
+  });
+
+  it.each([
+    [ENTRY.orchestrator, "pangea-orchestrator"],
+    [ENTRY.compute, "pangea-compute"],
+    [ENTRY.trainer, "pangea-trainer"],
+    [ENTRY.serving, "pangea-serving"],
+    [ENTRY.exportModel, "pangea-export"],
+  ])("the service binary %s answers a bad flag the same way, under its own name", async (entry, program) => {
+    const r = await runNode(entry, ["--frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${program}: Unknown option '--frobnicate'\nRun '${program} --help' for usage.\n`);
+  });
+
+  it.each([
+    ["SIGTERM", 0],
+    ["SIGINT", 0],
+  ] as const)("%s to 'pangea serve' stops the server it started, and pangea exits with the server's code", async (signal, code) => {
+    const base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"));
+    const cli = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    // The ready line goes to stdout, the log line with the server's pid to stderr.
+    cli.stdout.on("data", (d: Buffer) => (out += d));
+    cli.stderr.on("data", (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => cli.once("exit", (c) => resolve(c)));
+    try {
+      // The ready line carries the ports; the server is the only process here that could bind them.
+      const ready = await waitFor("serving's ready line", async () => {
+        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        return line && /"pid":\d+/.test(out) ? (JSON.parse(line) as { address: string; rest: string }) : null;
+      }, 20_000);
+      const serverPid = Number(/"pid":(\d+)/.exec(out)![1]);
+      expect(serverPid).not.toBe(cli.pid);
+      expect(await accepts(ready.address)).toBe(true);
+      expect(await accepts(ready.rest)).toBe(true);
+      cli.kill(signal);
+      expect(await exited).toBe(code);
+      await waitFor("the server to exit", async () => !alive(serverPid), 5_000);
+      expect(await accepts(ready.address)).toBe(false);
+      expect(await accepts(ready.rest)).toBe(false);
+    } finally {
+      cli.kill("SIGKILL");
+      const pid = /"pid":(\d+)/.exec(out)?.[1];
+      if (pid && alive(Number(pid))) process.kill(Number(pid), "SIGKILL");
+    }
+  });
+
+  it("a child ended by a signal makes pangea exit with 128 + the signal's number", async () => {
+    const base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"));
+    const cli = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    // The ready line goes to stdout, the log line with the server's pid to stderr.
+    cli.stdout.on("data", (d: Buffer) => (out += d));
+    cli.stderr.on("data", (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => cli.once("exit", (c) => resolve(c)));
+    try {
+      await waitFor("serving's ready line", async () => out.includes('{"ready":"serving"') && /"pid":\d+/.test(out), 20_000);
+      process.kill(Number(/"pid":(\d+)/.exec(out)![1]), "SIGKILL");
+      expect(await exited).toBe(137);
+    } finally {
+      cli.kill("SIGKILL");
+    }
+  });
+});
