@@ -358,6 +358,6 @@ describe("export and serving", () => {
     expect(lastLine(again.stderr)).toBe(`pangea-export: error ORCH_ERR_BAD_REQUEST: export ${join(BASE, "2")} already exists; versions are immutable, pick another`);
     const missing = await runNode(EXPORT, ["--checkpoint", join(tmp, "nope"), "--out", BASE]);
     expect(missing.code).toBe(1);
-    expect(lastLine(missing.stderr)).toContain("ORCH_ERR_CHECKPOINT_CORRUPT");
+    expect(lastLine(missing.stderr)).toBe(`pangea-export: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${join(tmp, "nope")} not found`);
   });
 });

@@ -17,5 +17,6 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_CHECKPOINT_IO: { status: "INTERNAL", exit: 1, description: "a checkpoint could not be written" },
   ORCH_ERR_NOT_A_MEMBER: { status: "FAILED_PRECONDITION", exit: 1, description: "the trainer was declared dead (missed heartbeats) and must register again" },
   ORCH_ERR_NOT_ASSIGNED: { status: "FAILED_PRECONDITION", exit: 1, description: "gradients for a batch the trainer was not given (or no longer holds)" },
+  ORCH_ERR_CHECKPOINT_NOT_FOUND: { status: "NOT_FOUND", exit: 1, description: "the checkpoint directory given does not exist" },
   ORCH_ERR_CHECKPOINT_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "a checkpoint is incomplete or fails its checksums" },
 });

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { DlrmSpec } from "@pangea/model";
-import { loadCheckpoint, restoreStore, saveCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { loadCheckpoint, loadShardedCheckpoint, restoreStore, saveCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
@@ -91,6 +91,42 @@ describe("checkpoints", () => {
       expect((err as Error).message).toMatch(message);
     }
     expect(loadCheckpoint(good).manifest.step).toBe(1);
+  });
+
+  it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an existing empty directory is corrupt", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const missing = join(root, "job", "step-7");
+    const thrown = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error("expected a throw");
+    };
+    for (const load of [loadCheckpoint, loadShardedCheckpoint]) {
+      const err = thrown(() => load(missing));
+      expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_NOT_FOUND")).toBe(true);
+      expect(err.message).toBe(`checkpoint ${missing} not found`);
+    }
+    const empty = join(root, "empty");
+    mkdirSync(empty);
+    const err = thrown(() => loadCheckpoint(empty));
+    expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
+    expect(err.message).toBe(`checkpoint ${empty}: no manifest.json (incomplete checkpoint)`);
+  });
+
+  it("a sharded checkpoint whose shard 0 exists but a sibling does not is corrupt, not not-found", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const dir = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 0, count: 2 });
+    try {
+      loadShardedCheckpoint(dir);
+      expect.unreachable();
+    } catch (err) {
+      expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
+      expect((err as Error).message).toBe(`checkpoint ${dir} was saved by 2 shards; ${dir}.shard-1 is missing (incomplete checkpoint)`);
+    }
   });
 
   it("reports an unwritable location as ORCH_ERR_CHECKPOINT_IO and leaves no temp files", () => {

@@ -183,8 +183,13 @@ export function saveCheckpoint(
   }
 }
 
-/** Reads a checkpoint, refusing one whose manifest or any file is missing, truncated or altered. */
+/**
+ * Reads a checkpoint, refusing one whose manifest or any file is missing,
+ * truncated or altered. A directory that is not there at all is not found (a
+ * mistyped path), not corrupt.
+ */
 export function loadCheckpoint(dir: string): CheckpointData {
+  if (!existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_NOT_FOUND", `checkpoint ${dir} not found`);
   const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);
   const manifestPath = join(dir, "manifest.json");
   if (!existsSync(manifestPath)) throw corrupt("no manifest.json (incomplete checkpoint)");
@@ -317,6 +322,8 @@ export function loadShardedCheckpoint(dir: string): CheckpointData[] {
   }
   const all = [first];
   for (let i = 1; i < count; i++) {
+    // Shard 0 exists, so a missing sibling makes the set incomplete: corrupt, not a wrong path.
+    if (!existsSync(`${dir}.shard-${i}`)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir} was saved by ${count} shards; ${dir}.shard-${i} is missing (incomplete checkpoint)`);
     const ck = loadCheckpoint(`${dir}.shard-${i}`);
     if (ck.manifest.step !== first.manifest.step || ck.manifest.jobId !== first.manifest.jobId) {
       throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}.shard-${i} is of step ${ck.manifest.step} of job ${ck.manifest.jobId}, not step ${first.manifest.step} of ${first.manifest.jobId}`);
