@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ENTRY, runNode, waitFor } from "../support/processes.js";
+import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
 
 function alive(pid: number): boolean {
   try {
@@ -166,4 +166,57 @@ describe("the pangea command as a new user meets it", () => {
       cli.kill("SIGKILL");
     }
   });
+
+  it("export and --restore-from name a checkpoint path that does not exist as not found, exit 1", async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), "pangea-cli-ckpt-")), "step-500");
+    const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", missing, "--out", join(tmpdir(), "pangea-cli-never-written")]);
+    expect(exp.code).toBe(1);
+    expect(exp.stderr).toBe(`pangea export: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${missing} not found\n`);
+    const orch = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--restore-from", missing]);
+    expect(orch.code).toBe(1);
+    expect(orch.stderr.trim().split("\n").at(-1)).toBe(`pangea-orchestrator: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${missing} not found`);
+  });
+
+  it("up prints its addresses and returns; status --json shows compute alive while its session is open; down says what it stopped and what had exited", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-"));
+    const metricsPort = await closedPort();
+    const pids: number[] = [];
+    try {
+      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "400", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--metrics-port", String(metricsPort)], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
+      const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
+      pids.push(...state.processes.map((p) => p.pid));
+      expect(up.code).toBe(0);
+      expect(state.processes.map((p) => p.name)).toEqual(["orchestrator", "compute", "trainer-0", "trainer-1"]);
+      expect(up.stdout).toBe(
+        `cluster up: orchestrator ${state.orchestrator}, compute ${state.compute}, dashboard http://127.0.0.1:${metricsPort}/, metrics http://127.0.0.1:${metricsPort}/metrics, 2 trainers\n` +
+          "follow with 'pangea status', stop with 'pangea down'; logs in .pangea/logs\n",
+      );
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+
+      type Status = { state: string; workers: { workerId: string; kind: string; alive: boolean }[] };
+      const running = await waitFor("compute's session to open", async () => {
+        const r = await runNode(ENTRY.cli, ["status", "--json"], { cwd });
+        const s = JSON.parse(r.stdout) as Status;
+        return s.state === "JOB_STATE_RUNNING" && s.workers.some((w) => w.kind === "WORKER_KIND_COMPUTE" && w.alive) ? s : null;
+      }, 30_000, 300);
+      // Trainers are listed in the order they registered.
+      expect(running.workers.map((w) => [w.workerId, w.kind, w.alive]).sort()).toEqual([
+        ["trainer-0", "WORKER_KIND_TRAINER", true],
+        ["trainer-1", "WORKER_KIND_TRAINER", true],
+        [running.workers.find((w) => w.kind === "WORKER_KIND_COMPUTE")!.workerId, "WORKER_KIND_COMPUTE", true],
+      ].sort());
+
+      // When the job ends the trainers exit; the orchestrator and compute stay up for status until 'down'.
+      await waitFor("the trainers to exit after the job", async () => !alive(pids[2]!) && !alive(pids[3]!), 120_000, 500);
+      const down = await runNode(ENTRY.cli, ["down"], { cwd });
+      expect(down.code).toBe(0);
+      expect(down.stdout).toBe("stopped orchestrator, compute; trainer-0, trainer-1 had already exited\n");
+      expect(pids.filter(alive)).toEqual([]);
+      const again = await runNode(ENTRY.cli, ["down"], { cwd });
+      expect(again.stdout).toBe("no local cluster is up\n");
+    } finally {
+      for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 200_000);
 });

@@ -764,8 +764,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       phaseSeconds: t.phaseSeconds,
       alive: t.alive,
     }));
-    if (this.compute) workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: this.compute.session !== null || this.state === "JOB_STATE_WAITING" });
-    for (const s of this.shards.values()) workers.push({ workerId: s.workerId, kind: "WORKER_KIND_PS_SHARD", rank: s.index, address: s.address, connected: s.session !== null });
+    // Compute and shards have no heartbeat: they are alive while their session is open.
+    if (this.compute) {
+      const open = this.compute.session !== null;
+      workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: open || this.state === "JOB_STATE_WAITING", alive: open });
+    }
+    for (const s of this.shards.values()) workers.push({ workerId: s.workerId, kind: "WORKER_KIND_PS_SHARD", rank: s.index, address: s.address, connected: s.session !== null, alive: s.session !== null });
     const backends = [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
     const finished = this.plan?.finishedBatches ?? 0;
     let applied = 0;
