@@ -219,4 +219,12 @@ describe("the pangea command as a new user meets it", () => {
       for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
   }, 200_000);
+
+  it.each(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 1 naming it, and claims nothing", async (format) => {
+    const out = join(mkdtempSync(join(tmpdir(), "pangea-cli-gen-")), "no-such-dir", "data");
+    const r = await runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "10", "--format", format]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(`pangea gen-data: error COMPUTE_ERR_SOURCE: cannot write ${out}: ENOENT: no such file or directory, open '${out}'\n`);
+  });
 });

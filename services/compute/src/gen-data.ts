@@ -55,7 +55,8 @@ async function writeTsv(source: SyntheticSource, out: string, records: number): 
       chunk.length = 0;
     }
   }
-  await Promise.race([new Promise<void>((r) => stream.end(r)), failed]);
+  // end's callback also runs when the stream failed (e.g. the file could not be opened): only 'finish' means written.
+  await Promise.race([new Promise<void>((r) => stream.once("finish", () => r()).end()), failed]);
 }
 
 /** Criteo's columns as Parquet: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
