@@ -227,4 +227,44 @@ describe("the pangea command as a new user meets it", () => {
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`pangea gen-data: error COMPUTE_ERR_SOURCE: cannot write ${out}: ENOENT: no such file or directory, open '${out}'\n`);
   });
+
+  it("run's summary says what parameter sync did: rows pushed and the version serving acknowledged", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-sync-"));
+    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt"), "--log-dir", join(tmp, "logs")];
+    const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    expect(first.code, first.stderr).toBe(0);
+    const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
+    // Without --serving-sync there is no sync line.
+    expect(first.stderr).not.toContain("parameter sync");
+    const base = join(tmp, "models");
+    const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
+    expect(exp.code, exp.stderr).toBe(0);
+    const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    serve.stdout.on("data", (d: Buffer) => (out += d));
+    serve.stderr.on("data", (d: Buffer) => (out += d));
+    const served = new Promise<number | null>((resolve) => serve.once("exit", (c) => resolve(c)));
+    try {
+      const ready = await waitFor("serving's ready line", async () => {
+        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
+      }, 20_000);
+      const r = await runNode(
+        ENTRY.cli,
+        ["run", "--steps", "40", "--job-id", "synced", "--restore-from", checkpoint, "--serving-sync", ready.address, "--sync-interval-seconds", "1", ...small],
+        { timeoutMs: 120_000, stopSignal: "SIGTERM" },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const line = r.stdout.split("\n").find((l) => l.startsWith("  parameter sync"));
+      const m = /^  parameter sync {4}([\d,]+) embedding rows pushed to serving; serving acknowledged version (\d+)$/.exec(line ?? "");
+      expect(m, r.stdout).not.toBeNull();
+      expect(Number(m![1]!.replace(/,/g, ""))).toBeGreaterThan(0);
+      const status = (await (await fetch(`http://${ready.rest}/v1/models/pangea`)).json()) as { model_version_status: { version: string }[] };
+      expect(status.model_version_status.map((v) => v.version)).toContain(m![2]);
+    } finally {
+      serve.kill("SIGTERM");
+      await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
+      serve.kill("SIGKILL");
+    }
+  }, 300_000);
 });

@@ -5,7 +5,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
-import { formatSummary, statusJson } from "./summary.js";
+import { fetchSyncSummary, formatSummary, statusJson, type SyncSummary } from "./summary.js";
 
 export const RUN_FLAGS: FlagTable = {
   trainers: { description: "trainer processes", default: "2" },
@@ -180,6 +180,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;
   let failed: string | null = null;
+  let sync: SyncSummary | null = null;
   const failure = cluster.firstFailure().then((p) => {
     failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
   });
@@ -196,6 +197,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
     }
     // A process that failed may have taken the job down with it: ask for the job's own reason too.
     if (!final) final = await status.get().catch(() => null);
+    // Parameter sync's figures are on the orchestrator's HTTP side (the dashboard's /status.json), not in JobStatus.
+    if (final && c.servingSync && cluster.dashboardAddress) sync = await fetchSyncSummary(cluster.dashboardAddress);
   } catch (err) {
     // The orchestrator stopped answering; a crashed process explains why better than the failed call.
     await Promise.race([failure, new Promise((r) => setTimeout(r, 1_000))]);
@@ -206,7 +209,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     await cluster.stop();
   }
   if (final) {
-    out.write(`${formatSummary(final, c.trainers)}\n`);
+    out.write(`${formatSummary(final, c.trainers, sync)}\n`);
     if (c.json) process.stdout.write(`${statusJson(final)}\n`);
   }
   if (final?.state === "JOB_STATE_COMPLETED") return 0;

@@ -8,8 +8,28 @@ export function stateName(state: string): string {
   return state.replace("JOB_STATE_", "").toLowerCase();
 }
 
+/** Parameter sync to serving as the orchestrator's dashboard reports it (/status.json `serving`); null without --serving-sync. */
+export interface SyncSummary {
+  /** The model version serving acknowledged last (0 = none yet). */
+  version: number;
+  rowsSent: number;
+}
+
+/** The sync part of the orchestrator's /status.json at httpAddress, or null when it has none or does not answer. */
+export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary | null> {
+  try {
+    const r = await fetch(`http://${httpAddress}/status.json`, { signal: AbortSignal.timeout(2_000) });
+    const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown } | null };
+    const version = Number(body.serving?.version);
+    const rowsSent = Number(body.serving?.rowsSent);
+    return body.serving && Number.isFinite(version) && Number.isFinite(rowsSent) ? { version, rowsSent } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The human summary printed at the end of `pangea run` and by `pangea status`. */
-export function formatSummary(s: JobStatus__Output, trainers: number): string {
+export function formatSummary(s: JobStatus__Output, trainers: number, sync: SyncSummary | null = null): string {
   // Other shards report their tables through ParameterServer/TableStats.
   const shards = s.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD").length;
   const rows: [string, string][] = [
@@ -32,6 +52,9 @@ export function formatSummary(s: JobStatus__Output, trainers: number): string {
     );
   }
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
+  if (sync) {
+    rows.push(["parameter sync", `${int(sync.rowsSent)} embedding rows pushed to serving; ${sync.version > 0 ? `serving acknowledged version ${sync.version}` : "no push acknowledged by serving"}`]);
+  }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
