@@ -50,7 +50,7 @@ export async function downCommand(): Promise<number> {
 }
 
 /** What `pangea down` found: the processes it stopped, and those that had exited on their own (a finished job's trainers). */
-export function downReport(stopped: string[], exited: string[]): string {
+function downReport(stopped: string[], exited: string[]): string {
   const parts = [stopped.length ? `stopped ${stopped.join(", ")}` : "nothing was running"];
   if (exited.length) parts.push(`${exited.join(", ")} had already exited`);
   return parts.join("; ");
@@ -78,7 +78,7 @@ export async function statusCommand(address: string | undefined, json: boolean):
  * its own, so a terminal's Ctrl-C reaches it once, through us), and the CLI exits with
  * the child's code, or 128 + the signal that ended it.
  */
-export function runChild(args: string[], program?: string): Promise<number> {
+function runChild(args: string[], program?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       stdio: "inherit",

@@ -21,7 +21,7 @@ const schema = z.object({
   timeoutMs: positiveInt("milliseconds").default(10_000),
 });
 
-export const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the click probabilities as JSON.", PREDICT_FLAGS);
+const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the click probabilities as JSON.", PREDICT_FLAGS);
 
 type Row = { dense_features?: unknown; feature_ids?: unknown };
 
