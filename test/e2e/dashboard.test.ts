@@ -51,6 +51,11 @@ describe("monitoring", () => {
     expect(text).toContain("# TYPE pangea_training_samples_total counter");
     expect(metric(text, "pangea_training_samples_total")).toBeGreaterThan(0);
     expect(metric(text, "pangea_job_state", 'state="running"')).toBe(1);
+    // Figures that do not exist yet are absent (declared, no sample), not 0: no held-out evaluation while training, no serving to sync to.
+    for (const name of ["pangea_eval_auc", "pangea_eval_logloss", "pangea_parameter_sync_lag_seconds"]) {
+      expect(text).toContain(`# TYPE ${name} gauge`);
+      expect(text.split("\n").filter((l) => l.startsWith(`${name}{`))).toEqual([]);
+    }
     // The streaming AUC arrives once trainers have scored 10 batches each.
     const withAuc = await waitFor("a streaming AUC", async () => {
       const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();

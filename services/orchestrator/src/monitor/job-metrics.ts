@@ -9,6 +9,13 @@ import type { JobStatus__Output } from "@pangea/schema";
  */
 export function registerJobMetrics(registry: Registry, job: Job): void {
   const g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
+  // prom-client starts a gauge without labels at 0; a figure that does not exist yet (the held-out AUC
+  // during training) must be absent, not a 0 a dashboard or an alert would take for a value.
+  const absentUntilSet = (name: string, help: string) => {
+    const gauge = g(name, help);
+    gauge.remove();
+    return gauge;
+  };
   // Registered first, so its collect (which refreshes every metric from one status snapshot) runs before the others are read.
   const step = new Gauge({ name: "pangea_job_step", help: "Training steps done.", registers: [registry], collect: () => refresh() });
   const steps = g("pangea_job_steps", "Training steps the job runs.");
@@ -16,15 +23,15 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const loss = g("pangea_training_loss", "Training loss, exponentially smoothed over steps.");
   const lastLoss = g("pangea_training_last_loss", "Mean training loss of the last step.");
   const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
-  const auc = g("pangea_eval_auc", "AUC on the held-out split (after training).");
-  const streamingAuc = g("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
-  const logloss = g("pangea_eval_logloss", "Log loss on the held-out split (after training).");
+  const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (after training).");
+  const streamingAuc = absentUntilSet("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
+  const logloss = absentUntilSet("pangea_eval_logloss", "Log loss on the held-out split (after training).");
   const live = g("pangea_trainers_live", "Trainers currently members of the job.");
   const maxStale = g("pangea_gradient_staleness_max", "Async mode: the oldest gradient applied, in updates behind.");
   const rows = g("pangea_embedding_rows", "Embedding rows held (parameter-server shard 0), by slot.", ["slot"]);
   const bytes = g("pangea_embedding_bytes", "Memory of the embedding tables (shard 0).");
   const slotBytes = g("pangea_embedding_slot_bytes", "Memory of each slot's embedding table (shard 0).", ["slot"]);
-  const syncLag = g("pangea_parameter_sync_lag_seconds", "Seconds since serving last acknowledged a parameter sync push (absent without --serving-sync).");
+  const syncLag = absentUntilSet("pangea_parameter_sync_lag_seconds", "Seconds since serving last acknowledged a parameter sync push (absent without --serving-sync).");
   const samples = new CounterFrom(registry, "pangea_training_samples_total", "Samples trained.");
   const stale = new CounterFrom(registry, "pangea_gradients_stale_total", "Async mode: gradients dropped as too stale.");
   const dup = new CounterFrom(registry, "pangea_batches_duplicate_total", "Gradients that arrived again for a batch already applied (ignored).");

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { PangeaError } from "@pangea/kit";
+import { PangeaError, printable } from "@pangea/kit";
 import { addMetricsRoute, type Registry } from "@pangea/observe";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
@@ -91,11 +91,20 @@ export async function startRest(host: string, port: number, models: ModelManager
       return fail(reply, err);
     }
   });
-  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    // fastify's own refusals: body too large, JSON that does not parse.
-    reply.code(err.statusCode ?? 500).send({ error: err.statusCode === 413 ? `SERVING_ERR_TOO_LARGE: request body above ${Math.max(1 << 20, maxBatch * 1024)} bytes` : `SERVING_ERR_BAD_INPUT: ${err.message}` });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    // fastify's own refusals: body too large, a content type it has no parser for, JSON that does not parse.
+    reply.code(err.statusCode ?? 500).send({ error: fastifyRefusal(err, req.headers["content-type"], maxBatch) });
   });
   const address = await app.listen({ host, port });
   const url = new URL(address);
   return { app, address: `${url.hostname}:${url.port}` };
+}
+
+function fastifyRefusal(err: Error & { statusCode?: number }, contentType: string | undefined, maxBatch: number): string {
+  if (err.statusCode === 413) return `SERVING_ERR_TOO_LARGE: request body above ${Math.max(1 << 20, maxBatch * 1024)} bytes`;
+  if (err.statusCode === 415) {
+    const got = contentType ? `got ${printable(contentType, 64)}` : "the request has no Content-Type header";
+    return `SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; ${got}`;
+  }
+  return `SERVING_ERR_BAD_INPUT: ${err.message}`;
 }
