@@ -1,18 +1,20 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
+import { alive } from "../../packages/cli/src/commands/cluster-commands.js";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** `pangea serve` on an empty model base path, ports 0: the CLI process, its collected output (ready line on stdout, the server's pid in its log on stderr) and its exit. */
+function startServe(base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"))): { cli: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const cli = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  cli.stdout!.on("data", (d: Buffer) => (out += d));
+  cli.stderr!.on("data", (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((resolve) => cli.once("exit", (c) => resolve(c)));
+  return { cli, output: () => out, exited };
 }
 
 function accepts(address: string): Promise<boolean> {
@@ -121,20 +123,14 @@ describe("the pangea command as a new user meets it", () => {
     ["SIGTERM", 0],
     ["SIGINT", 0],
   ] as const)("%s to 'pangea serve' stops the server it started, and pangea exits with the server's code", async (signal, code) => {
-    const base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"));
-    const cli = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    // The ready line goes to stdout, the log line with the server's pid to stderr.
-    cli.stdout.on("data", (d: Buffer) => (out += d));
-    cli.stderr.on("data", (d: Buffer) => (out += d));
-    const exited = new Promise<number | null>((resolve) => cli.once("exit", (c) => resolve(c)));
+    const { cli, output, exited } = startServe();
     try {
       // The ready line carries the ports; the server is the only process here that could bind them.
       const ready = await waitFor("serving's ready line", async () => {
-        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
-        return line && /"pid":\d+/.test(out) ? (JSON.parse(line) as { address: string; rest: string }) : null;
+        const line = output().split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        return line && /"pid":\d+/.test(output()) ? (JSON.parse(line) as { address: string; rest: string }) : null;
       }, 20_000);
-      const serverPid = Number(/"pid":(\d+)/.exec(out)![1]);
+      const serverPid = Number(/"pid":(\d+)/.exec(output())![1]);
       expect(serverPid).not.toBe(cli.pid);
       expect(await accepts(ready.address)).toBe(true);
       expect(await accepts(ready.rest)).toBe(true);
@@ -145,22 +141,16 @@ describe("the pangea command as a new user meets it", () => {
       expect(await accepts(ready.rest)).toBe(false);
     } finally {
       cli.kill("SIGKILL");
-      const pid = /"pid":(\d+)/.exec(out)?.[1];
+      const pid = /"pid":(\d+)/.exec(output())?.[1];
       if (pid && alive(Number(pid))) process.kill(Number(pid), "SIGKILL");
     }
   });
 
   it("a child ended by a signal makes pangea exit with 128 + the signal's number", async () => {
-    const base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"));
-    const cli = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    // The ready line goes to stdout, the log line with the server's pid to stderr.
-    cli.stdout.on("data", (d: Buffer) => (out += d));
-    cli.stderr.on("data", (d: Buffer) => (out += d));
-    const exited = new Promise<number | null>((resolve) => cli.once("exit", (c) => resolve(c)));
+    const { cli, output, exited } = startServe();
     try {
-      await waitFor("serving's ready line", async () => out.includes('{"ready":"serving"') && /"pid":\d+/.test(out), 20_000);
-      process.kill(Number(/"pid":(\d+)/.exec(out)![1]), "SIGKILL");
+      await waitFor("serving's ready line", async () => output().includes('{"ready":"serving"') && /"pid":\d+/.test(output()), 20_000);
+      process.kill(Number(/"pid":(\d+)/.exec(output())![1]), "SIGKILL");
       expect(await exited).toBe(137);
     } finally {
       cli.kill("SIGKILL");
@@ -239,14 +229,10 @@ describe("the pangea command as a new user meets it", () => {
     const base = join(tmp, "models");
     const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
     expect(exp.code, exp.stderr).toBe(0);
-    const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    serve.stdout.on("data", (d: Buffer) => (out += d));
-    serve.stderr.on("data", (d: Buffer) => (out += d));
-    const served = new Promise<number | null>((resolve) => serve.once("exit", (c) => resolve(c)));
+    const { cli: serve, output, exited: served } = startServe(base);
     try {
       const ready = await waitFor("serving's ready line", async () => {
-        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        const line = output().split("\n").find((l) => l.startsWith('{"ready":"serving"'));
         return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
       }, 20_000);
       const r = await runNode(

@@ -22,7 +22,8 @@ export async function upCommand(c: RunConfig): Promise<number> {
   return 0;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this pid still exists (signal 0 delivers nothing). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -9,7 +9,10 @@ import { MicroBatcher } from "../src/batching/micro-batcher.js";
 import { startRest } from "../src/api/rest.js";
 import { SPEC, writeVersion } from "./support/versions.js";
 
-/** A request of 0 examples is the client's mistake (400 / INVALID_ARGUMENT), not an internal error. */
+/**
+ * REST requests the client got wrong: 0 examples is a 400 (INVALID_ARGUMENT), not an internal error;
+ * a body without JSON's content type is refused saying which header is expected.
+ */
 const base = mkdtempSync(join(tmpdir(), "pangea-empty-"));
 const models = new ModelManager("ctr", base, 1, createLogger("serving-test", "silent"));
 let rest: { app: FastifyInstance; address: string };
@@ -40,5 +43,27 @@ describe("Predict with no examples", () => {
     const r = await predict({ instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] });
     expect(r.status).toBe(200);
     expect(r.json.predictions).toHaveLength(1);
+  });
+});
+
+const body = JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] });
+
+describe("REST Predict's content type", () => {
+  it("none at all: 415 naming the header to send", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body: new Blob([body]) });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({ error: "SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; the request has no Content-Type header" });
+  });
+
+  it("another one: 415 naming what was sent", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "application/x-protobuf" } });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({ error: "SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; got application/x-protobuf" });
+  });
+
+  it("application/json predicts", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { predictions: number[] }).predictions).toHaveLength(1);
   });
 });
