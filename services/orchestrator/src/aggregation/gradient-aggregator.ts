@@ -159,9 +159,7 @@ export class GradientAggregator {
       const row = table ? table.find(lo, hi) : -1;
       if (row < 0) continue;
       const dim = table!.dim;
-      let within = true;
-      for (let k = 0; k < dim; k++) if (!(Math.abs(g.sparseGrads[i * dim + k]!) <= this.maxAbs)) within = false;
-      if (!within) {
+      if (firstOutside(g.sparseGrads, this.maxAbs, i * dim, (i + 1) * dim) >= 0) {
         this.store.rejectGradient();
         continue;
       }
@@ -184,9 +182,9 @@ function addInto(sum: Float32Array, g: Float32Array): void {
   for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
 }
 
-/** Index of the first value that is NaN or above `max` in magnitude, or -1. */
-function firstOutside(a: Float32Array, max: number): number {
-  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]!) <= max)) return i;
+/** Index of the first value of a[from..to) that is NaN or above `max` in magnitude, or -1. */
+function firstOutside(a: Float32Array, max: number, from = 0, to = a.length): number {
+  for (let i = from; i < to; i++) if (!(Math.abs(a[i]!) <= max)) return i;
   return -1;
 }
 
