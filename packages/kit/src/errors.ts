@@ -7,6 +7,8 @@
 export type GrpcStatusName =
   | "INVALID_ARGUMENT"
   | "NOT_FOUND"
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
   | "ALREADY_EXISTS"
   | "FAILED_PRECONDITION"
   | "ABORTED"

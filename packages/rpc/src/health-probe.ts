@@ -5,6 +5,8 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath } from "grpc-health-check";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const [address, service = ""] = process.argv.slice(2);
 if (!address) {
@@ -13,7 +15,13 @@ if (!address) {
 }
 const def = protoLoader.loadSync(protoPath, { enums: String });
 const Health = (grpc.loadPackageDefinition(def) as any).grpc.health.v1.Health;
-const client = new Health(address, grpc.credentials.createInsecure());
+// With TLS on (PANGEA_TLS_DIR, as the service itself reads it), the probe trusts the cluster CA;
+// the health service is public, so it needs no certificate of its own.
+const tlsDir = process.env.PANGEA_TLS_DIR;
+const credentials = tlsDir
+  ? grpc.credentials.createSsl(readFileSync(join(tlsDir, "ca.crt")), null, null, { checkServerIdentity: () => undefined })
+  : grpc.credentials.createInsecure();
+const client = new Health(address, credentials);
 client.check({ service }, { deadline: Date.now() + 3_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
   if (err) {
     process.stderr.write(`health-probe: ${address}: ${grpc.status[err.code]}: ${err.details}\n`);

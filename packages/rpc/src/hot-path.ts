@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { CHANNEL_OPTIONS } from "./server.js";
+import { channelCredentials, type TransportSecurity } from "./security/transport-security.js";
 
 /**
  * The hot-path gRPC services. Their payloads are serialized Cap'n Proto
@@ -46,8 +47,8 @@ export interface ParameterSyncClient extends grpc.Client {
 
 const ParameterSyncCtor = grpc.makeGenericClientConstructor(ParameterSyncService, "ParameterSync");
 
-export function parameterSyncClient(address: string): ParameterSyncClient {
-  return new ParameterSyncCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as ParameterSyncClient;
+export function parameterSyncClient(address: string, security?: TransportSecurity | null): ParameterSyncClient {
+  return new ParameterSyncCtor(address, channelCredentials(["serving"], security), CHANNEL_OPTIONS) as unknown as ParameterSyncClient;
 }
 
 export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
@@ -68,10 +69,10 @@ export interface ParameterServerClient extends grpc.Client {
 const BatchStreamCtor = grpc.makeGenericClientConstructor(BatchStreamService, "BatchStream");
 const ParameterServerCtor = grpc.makeGenericClientConstructor(ParameterServerService, "ParameterServer");
 
-export function batchStreamClient(address: string): BatchStreamClient {
-  return new BatchStreamCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as BatchStreamClient;
+export function batchStreamClient(address: string, security?: TransportSecurity | null): BatchStreamClient {
+  return new BatchStreamCtor(address, channelCredentials(["compute"], security), CHANNEL_OPTIONS) as unknown as BatchStreamClient;
 }
 
-export function parameterServerClient(address: string): ParameterServerClient {
-  return new ParameterServerCtor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as ParameterServerClient;
+export function parameterServerClient(address: string, security?: TransportSecurity | null): ParameterServerClient {
+  return new ParameterServerCtor(address, channelCredentials(["orchestrator", "shard"], security), CHANNEL_OPTIONS) as unknown as ParameterServerClient;
 }

@@ -1,5 +1,13 @@
 export { startServer, CHANNEL_OPTIONS, FLOW_CONTROL_WINDOW, MAX_MESSAGE_BYTES } from "./server.js";
-export type { RunningServer, CallObserver } from "./server.js";
+export type { RunningServer, CallObserver, ServerSecurityOptions } from "./server.js";
+export { SERVICE_ROLES, isServiceRole, namesOneWorker, describePeer } from "./security/roles.js";
+export type { ServiceRole, PeerIdentity } from "./security/roles.js";
+export { writeClusterCerts, makeClusterCa, issueCertificate, CA_FILE, CA_KEY_FILE } from "./security/cluster-certs.js";
+export type { ClusterCertsOptions, ClusterCertsResult, IssuedPair } from "./security/cluster-certs.js";
+export { SecurityErrors, loadTransportSecurity, useTransportSecurity, transportSecurity, channelCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
+export type { TransportSecurity } from "./security/transport-security.js";
+export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
+export type { CallRule } from "./security/call-policy.js";
 export { toServiceError, describeCallError, isStatus } from "./status.js";
 export { waitReady, unary, RpcErrors } from "./client.js";
 export {

@@ -1,6 +1,8 @@
 import type * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
+import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -89,13 +91,25 @@ function observed(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplemen
   return out;
 }
 
+export interface ServerSecurityOptions {
+  /** Defaults to the process's (--tls-dir); null serves without TLS. */
+  security?: TransportSecurity | null;
+  /** Serving's API token: its client-facing calls must carry it as a bearer token. */
+  clientToken?: string;
+  /** Who may call methods outside CALL_POLICY (a test's own service). */
+  policy?: Readonly<Record<string, CallRule>>;
+}
+
 export async function startServer(
   host: string,
   port: number,
   attach: (server: grpc.Server) => void,
   serviceNames: readonly string[],
   observe?: CallObserver,
+  options: ServerSecurityOptions = {},
 ): Promise<RunningServer> {
+  const security = options.security === undefined ? transportSecurity() : options.security;
+  const gate: CallGate = { tls: security !== null, ...(options.clientToken ? { clientToken: options.clientToken } : {}), ...(options.policy ? { extra: options.policy } : {}) };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -104,15 +118,17 @@ export async function startServer(
     // No channelz: nothing here serves its admin API, and its per-call bookkeeping is on every hot-path call.
     "grpc.enable_channelz": 0,
   });
+  // Every service goes through the call policy (a method it does not list cannot be added), then the observer.
+  const add = server.addService.bind(server);
+  server.addService = (def, impl) => {
+    const checked = gated(def, impl, gate);
+    add(def, observe ? observed(def, checked, observe) : checked);
+  };
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
   health.addToServer(server);
-  if (observe) {
-    const add = server.addService.bind(server);
-    server.addService = (def, impl) => add(def, observed(def, impl, observe));
-  }
   attach(server);
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(err) : resolve(p)));
   });
   const address = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
   const wideReceiveWindow = widenReceiveWindows(server);

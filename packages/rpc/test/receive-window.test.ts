@@ -20,7 +20,7 @@ describe("the server's HTTP/2 receive window", () => {
   it("is advertised as FLOW_CONTROL_WINDOW to every connection, and multi-megabyte requests arrive whole", async () => {
     const running = await startServer("127.0.0.1", 0, (s) => {
       s.addService(echoLength, { Measure: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(String(call.request.length))) });
-    }, ["test.Window"]);
+    }, ["test.Window"], undefined, { policy: { "/test.Window/Measure": "public" } });
     try {
       expect(running.wideReceiveWindow).toBe(true);
       // A plain HTTP/2 client sees the server's SETTINGS: the defaults first, then the widened window.

@@ -1,0 +1,128 @@
+import { timingSafeEqual } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { toServiceError } from "../status.js";
+import { describePeer, type ServiceRole } from "./roles.js";
+import { SecurityErrors, peerIdentity } from "./transport-security.js";
+
+/**
+ * Who may call what, in one table. With TLS on, every call is checked
+ * against it before its handler runs:
+ * - a list of roles: the caller's certificate must carry one of them;
+ * - "public": anyone, certificate or not (health checks);
+ * - "client": serving's client-facing API: anyone, or with a bearer token
+ *   when serving has one (--api-token-file); admin certificates pass too.
+ * A method missing from the table cannot be served at all (startServer
+ * refuses it), so a new RPC is never open by accident.
+ */
+export type CallRule = readonly ServiceRole[] | "public" | "client";
+
+const WORKERS: readonly ServiceRole[] = ["trainer", "compute", "shard"];
+const ANY_ROLE: readonly ServiceRole[] = ["orchestrator", "shard", "compute", "trainer", "serving", "admin"];
+
+export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Record<string, CallRule>>({
+  "/grpc.health.v1.Health/Check": "public",
+  "/grpc.health.v1.Health/Watch": "public",
+  "/grpc.health.v1.Health/List": "public",
+  // Orchestrator control plane. Which worker id a caller may act for is checked by the job (per-worker certificates).
+  "/pangea.v1.Orchestrator/RegisterWorker": WORKERS,
+  "/pangea.v1.Orchestrator/WorkerSession": WORKERS,
+  "/pangea.v1.Orchestrator/Heartbeat": ["trainer"],
+  "/pangea.v1.Orchestrator/GetWork": ["trainer"],
+  "/pangea.v1.Orchestrator/ReportBackend": ["trainer"],
+  "/pangea.v1.Orchestrator/ReportEval": ["trainer"],
+  "/pangea.v1.Orchestrator/GetJobStatus": ANY_ROLE,
+  // Parameter server (orchestrator and shards): trainers read and train; only an operator edits tables.
+  "/pangea.v1.ParameterServer/Pull": ["trainer"],
+  "/pangea.v1.ParameterServer/Push": ["trainer"],
+  "/pangea.v1.ParameterServer/Assign": ["admin"],
+  "/pangea.v1.ParameterServer/Evict": ["admin"],
+  "/pangea.v1.ParameterServer/TableStats": ["admin", "trainer"],
+  // Compute.
+  "/pangea.v1.BatchStream/StreamBatches": ["trainer"],
+  "/pangea.v1.Compute/GetSourceInfo": ["admin", "orchestrator"],
+  // Serving: parameter sync comes from the parameter servers only; the prediction API is for clients.
+  "/pangea.v1.ParameterSync/Push": ["orchestrator", "shard"],
+  "/tensorflow.serving.PredictionService/Predict": "client",
+  "/tensorflow.serving.ModelService/GetModelStatus": "client",
+  "/monolith.serving.agent_service.AgentService/GetReplicas": "client",
+  "/monolith.serving.agent_service.AgentService/GetResource": "client",
+  "/monolith.serving.agent_service.AgentService/HeartBeat": "client",
+});
+
+export function ruleFor(path: string, extra: Readonly<Record<string, CallRule>> = {}): CallRule {
+  const rule = extra[path] ?? CALL_POLICY[path];
+  if (!rule) throw new Error(`${path} has no entry in CALL_POLICY (packages/rpc/src/security/call-policy.ts): say who may call it`);
+  return rule;
+}
+
+/** What the server checks a call against. */
+export interface CallGate {
+  /** Whether TLS is on (roles are checked only then). */
+  tls: boolean;
+  /** Serving's client token: "client" calls must carry `authorization: Bearer <token>` when set. */
+  clientToken?: string;
+  /** Rules for methods outside CALL_POLICY (tests' own services). */
+  extra?: Readonly<Record<string, CallRule>>;
+}
+
+/** Null when the call may go ahead, else the error it gets. */
+export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Metadata; getAuthContext?: () => unknown }, gate: CallGate): Partial<grpc.StatusObject> | null {
+  if (rule === "public") return null;
+  const peer = gate.tls ? peerIdentity(call as Parameters<typeof peerIdentity>[0]) : null;
+  if (rule === "client") {
+    if (!gate.clientToken || peer?.role === "admin") return null;
+    if (bearerMatches(call.metadata.get("authorization"), gate.clientToken)) return null;
+    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs "authorization: Bearer <token>" metadata with serving's API token`));
+  }
+  if (!gate.tls) return null;
+  if (!peer) {
+    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
+  }
+  if (!rule.includes(peer.role)) {
+    return toServiceError(SecurityErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has a ${describePeer(peer)}`));
+  }
+  return null;
+}
+
+/** Compared in constant time, so the token cannot be guessed byte by byte from response timings. */
+export function bearerMatches(values: readonly grpc.MetadataValue[] | readonly string[] | string | undefined, token: string): boolean {
+  const list = values === undefined ? [] : Array.isArray(values) ? values : [values];
+  const want = Buffer.from(`Bearer ${token}`);
+  let ok = false;
+  for (const v of list) {
+    const got = Buffer.from(String(v));
+    if (got.length === want.length && timingSafeEqual(got, want)) ok = true;
+  }
+  return ok;
+}
+
+/**
+ * Wraps a service's handlers so each call is checked against the policy
+ * before the handler sees it.
+ */
+export function gated(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, gate: CallGate): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = { ...impl };
+  for (const [name, method] of Object.entries(def)) {
+    const key = impl[name] ? name : method.originalName;
+    const handler = key ? impl[key] : undefined;
+    if (!handler || !key) continue;
+    const rule = ruleFor(method.path, gate.extra);
+    if (rule === "public" || (!gate.tls && rule !== "client") || (rule === "client" && !gate.clientToken)) continue;
+    const h = handler as (...args: unknown[]) => void;
+    if (!method.responseStream) {
+      // Unary and client-streaming handlers answer through a callback.
+      out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        const no = refusal(method.path, rule, call, gate);
+        if (no) cb(no as grpc.ServiceError);
+        else h(call, cb);
+      }) as grpc.UntypedHandleCall;
+    } else {
+      out[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const no = refusal(method.path, rule, call, gate);
+        if (no) call.emit("error", no);
+        else h(call);
+      }) as grpc.UntypedHandleCall;
+    }
+  }
+  return out;
+}

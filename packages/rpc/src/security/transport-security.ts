@@ -1,0 +1,142 @@
+import type { PeerCertificate } from "node:tls";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { X509Certificate } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { defineErrors } from "@pangea/kit";
+import { CA_FILE } from "./cluster-certs.js";
+import { isServiceRole, type PeerIdentity, type ServiceRole } from "./roles.js";
+
+export const SecurityErrors = defineErrors({
+  RPC_ERR_TLS_FILES: { status: "FAILED_PRECONDITION", exit: 2, description: "the TLS directory lacks a file, or holds one that is not a valid certificate of the cluster CA" },
+  RPC_ERR_UNAUTHENTICATED: { status: "UNAUTHENTICATED", exit: 1, description: "a call came without the credentials its method requires" },
+  RPC_ERR_PERMISSION_DENIED: { status: "PERMISSION_DENIED", exit: 1, description: "a call's certificate does not carry a role allowed to make it" },
+});
+
+/** One process's credentials: the cluster CA it trusts and the certificate it presents. */
+export interface TransportSecurity {
+  readonly dir: string;
+  readonly identity: PeerIdentity;
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `--tls-dir: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+      hint: "make the cluster's certificates with: pangea certs --out DIR",
+    });
+  }
+}
+
+/** The subject field of a certificate as one string (Node gives an array when a field repeats; we never issue that). */
+function field(subject: Record<string, string | string[] | undefined> | undefined, key: string): string | undefined {
+  const v = subject?.[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Role and name from a peer certificate's subject, or null when they are not ours (no role OU, or an unknown one). */
+export function identityOf(cert: Pick<PeerCertificate, "subject"> | undefined): PeerIdentity | null {
+  const subject = cert?.subject as unknown as Record<string, string | string[] | undefined> | undefined;
+  const role = field(subject, "OU");
+  const name = field(subject, "CN");
+  return isServiceRole(role) && name ? { role, name } : null;
+}
+
+/**
+ * Reads DIR/ca.crt and DIR/NAME.crt + NAME.key, and checks now what a
+ * handshake would find later: the certificate is the CA's, in date, and
+ * carries a role.
+ */
+export function loadTransportSecurity(dir: string, name: string): TransportSecurity {
+  const caPath = join(dir, CA_FILE);
+  const certPath = join(dir, `${name}.crt`);
+  const keyPath = join(dir, `${name}.key`);
+  const ca = read(caPath, "the cluster CA");
+  const cert = read(certPath, "the certificate");
+  const key = read(keyPath, "the private key");
+  let parsed: X509Certificate;
+  let caCert: X509Certificate;
+  try {
+    caCert = new X509Certificate(ca);
+  } catch (err) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${caPath}: not a PEM certificate (${(err as Error).message})`);
+  }
+  try {
+    parsed = new X509Certificate(cert);
+  } catch (err) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath}: not a PEM certificate (${(err as Error).message})`);
+  }
+  if (!parsed.checkIssued(caCert) || !parsed.verify(caCert.publicKey)) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} was not issued by the cluster CA ${caPath}`);
+  }
+  const now = Date.now();
+  if (now > Date.parse(parsed.validTo) || now < Date.parse(parsed.validFrom)) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} is valid from ${parsed.validFrom} to ${parsed.validTo}, not now`);
+  }
+  const subject = Object.fromEntries(parsed.subject.split("\n").map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+  const identity = identityOf({ subject } as Pick<PeerCertificate, "subject">);
+  if (!identity) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath}: subject "${parsed.subject.replace(/\n/g, ", ")}" carries no Pangea role in OU (expected one of orchestrator, shard, compute, trainer, serving, admin)`);
+  }
+  return Object.freeze({ dir, identity, ca, cert, key });
+}
+
+// One process, one identity: main.ts sets it once from --tls-dir before any
+// server or client exists, and every client and server of the process uses it.
+let processSecurity: TransportSecurity | null = null;
+
+export function useTransportSecurity(security: TransportSecurity | null): void {
+  processSecurity = security;
+}
+
+export function transportSecurity(): TransportSecurity | null {
+  return processSecurity;
+}
+
+/**
+ * Credentials for a channel to a peer of one of `expected` roles. The peer is
+ * checked by its certificate's role, not its host name: clusters reach each
+ * other by container names, pod IPs and loopback alike.
+ */
+export function channelCredentials(expected: readonly ServiceRole[], security: TransportSecurity | null = processSecurity): grpc.ChannelCredentials {
+  if (!security) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(security.ca, security.key, security.cert, {
+    checkServerIdentity: (host, cert) => {
+      const peer = identityOf(cert);
+      if (peer && expected.includes(peer.role)) return undefined;
+      return new Error(`${host} presented ${peer ? `a ${peer.role} certificate` : "a certificate with no Pangea role"}; expected ${expected.join(" or ")}`);
+    },
+  });
+}
+
+/**
+ * Server credentials: TLS with this process's certificate; a client
+ * certificate is asked for but not required at the handshake, so that a call
+ * without one gets a clear UNAUTHENTICATED from the method's check (and
+ * serving's public API and health checks stay open to plain TLS clients).
+ */
+export function serverCredentials(security: TransportSecurity | null = processSecurity): grpc.ServerCredentials {
+  if (!security) return grpc.ServerCredentials.createInsecure();
+  const provider = staticProvider(security);
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
+// grpc-js subscribes to a provider before it starts watching for the result,
+// so an answer given synchronously is lost: answer on the next tick.
+function staticProvider(s: TransportSecurity): grpc.experimental.CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => process.nextTick(() => l({ caCertificate: s.ca })),
+    removeCaCertificateListener: () => {},
+    addIdentityCertificateListener: (l) => process.nextTick(() => l({ certificate: s.cert, privateKey: s.key })),
+    removeIdentityCertificateListener: () => {},
+  };
+}
+
+/** The verified identity behind a server call, or null (no certificate, one the CA did not sign, or an insecure server). */
+export function peerIdentity(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): PeerIdentity | null {
+  return identityOf(call.getAuthContext?.()?.sslPeerCertificate);
+}
