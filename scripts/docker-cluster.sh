@@ -157,11 +157,20 @@ up() {
     compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
     die "starting the containers failed (see above); the containers that had started were removed"
   fi
+  # The services talk mutual TLS with the certs volume's certificates; the host's
+  # CLI calls as admin, and REST/gRPC clients trust ca.crt.
+  local tls=".pangea/docker/$PROJECT-tls" orch
+  orch=$(compose ps -q orchestrator)
+  mkdir -p "$tls"
+  for f in ca.crt admin.crt admin.key; do
+    docker cp "$orch:/certs/$f" "$tls/$f" >/dev/null || die "could not copy /certs/$f out of the orchestrator container"
+  done
+  chmod 600 "$tls/admin.key"
   cat <<TXT
 make docker-up: cluster '$PROJECT' is up in $((SECONDS - started)) s; the job trains in the background.
   dashboard     http://$BIND:${DASHBOARD_PORT:-9400}/    (metrics at /metrics)
-  job status    ./pangea status --orchestrator $BIND:${ORCHESTRATOR_PORT:-50051}    (after make build)
-  serving       REST http://$BIND:${SERVING_REST_PORT:-8501}/v1/models/ctr, gRPC $BIND:${SERVING_GRPC_PORT:-8500} (model ctr)
+  job status    ./pangea status --orchestrator $BIND:${ORCHESTRATOR_PORT:-50051} --tls-dir $tls    (after make build)
+  serving       REST https://$BIND:${SERVING_REST_PORT:-8501}/v1/models/ctr, gRPC $BIND:${SERVING_GRPC_PORT:-8500} (model ctr; TLS: trust $tls/ca.crt)
   prometheus    http://$BIND:${PROMETHEUS_PORT:-9090}/targets
 TXT
   [ ${#profiles[@]} -eq 0 ] || echo "  grafana       http://$BIND:${GRAFANA_PORT:-3000}/"
@@ -177,6 +186,8 @@ down() {
   [ "${KEEP_VOLUMES:-0}" != 1 ] || v=()
   compose --profile grafana --profile kafka down "${v[@]}" --remove-orphans
   rm -f "$OVERRIDE"
+  # The host's copy of the admin certificate goes with the volume that holds its CA.
+  [ "${KEEP_VOLUMES:-0}" = 1 ] || rm -rf ".pangea/docker/$PROJECT-tls"
 }
 
 case "$cmd" in

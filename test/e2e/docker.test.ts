@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -63,8 +64,26 @@ function ensureEngine(): void {
   if (r.status !== 0) throw new Error(`${STAND_IN} failed (${r.status}): ${r.stderr.trim().split("\n").at(-1)}`);
 }
 
+let project = "";
+
+/** Where make docker-up copies the CA and the admin certificate the host calls with (the cluster runs mutual TLS). */
+const tlsDir = () => join(ROOT, ".pangea", "docker", `${project}-tls`);
+
+/** HTTPS to serving's REST port, trusting the cluster's CA. */
+function restCall(port: number, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path, method: body ? "POST" : "GET", ca: readFileSync(join(tlsDir(), "ca.crt")), headers: body ? { "content-type": "application/json" } : {} }, (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null }));
+    });
+    req.on("error", reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
 async function statusJson(port: number): Promise<Record<string, unknown> | null> {
-  const r = await runNode(ENTRY.cli, ["status", "--orchestrator", `127.0.0.1:${port}`, "--json"], { timeoutMs: 20_000 });
+  const r = await runNode(ENTRY.cli, ["status", "--orchestrator", `127.0.0.1:${port}`, "--json", "--tls-dir", tlsDir()], { timeoutMs: 20_000 });
   if (r.code !== 0) return null;
   try {
     return JSON.parse(r.stdout) as Record<string, unknown>;
@@ -74,7 +93,7 @@ async function statusJson(port: number): Promise<Record<string, unknown> | null>
 }
 
 describe.skipIf(skip)("make docker-up", () => {
-  const project = `pangea-e2e-${process.pid}`;
+  project = `pangea-e2e-${process.pid}`;
   const ports: Record<string, number> = {};
   let env: NodeJS.ProcessEnv = {};
   let data = "";
@@ -116,7 +135,7 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(up.code, up.out.slice(-3000)).toBe(0);
     expect(up.out).toContain(`make docker-up: cluster '${project}' is up`);
     expect(up.out).toContain(`http://127.0.0.1:${ports.DASHBOARD_PORT}/`);
-    expect(up.out).toContain(`./pangea status --orchestrator 127.0.0.1:${ports.ORCHESTRATOR_PORT}`);
+    expect(up.out).toContain(`./pangea status --orchestrator 127.0.0.1:${ports.ORCHESTRATOR_PORT} --tls-dir .pangea/docker/${project}-tls`);
     expect(up.out).toContain("make logs DOCKER=1");
     for (const svc of ["orchestrator", "compute", "trainer", "serving"]) {
       const image = `pangea/${svc}:dev`;
@@ -189,9 +208,9 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(up.code).toBe(0);
     // The final export (version 2; version 1 was the first checkpoint) reaches serving through the models volume.
     const status = await waitFor("serving to load the final version", async () => {
-      const r = await fetch(`http://127.0.0.1:${ports.SERVING_REST_PORT}/v1/models/ctr`).catch(() => null);
-      if (!r?.ok) return null;
-      const body = (await r.json()) as { model_version_status: { version: string; state: string }[] };
+      const r = await restCall(ports.SERVING_REST_PORT!, "/v1/models/ctr").catch(() => null);
+      if (r?.status !== 200) return null;
+      const body = r.json as { model_version_status: { version: string; state: string }[] };
       return body.model_version_status.some((v) => v.version === "2" && v.state === "AVAILABLE") ? body : null;
     }, 60_000, 500);
     expect(status.model_version_status.map((v) => v.version)).toEqual(["1", "2"]);
@@ -203,14 +222,14 @@ describe.skipIf(skip)("make docker-up", () => {
     const features = JSON.parse(readFileSync(join(data, "features.json"), "utf8")) as { slots: unknown[]; dense: { size: number }[] };
     const numDense = features.dense.reduce((n, d) => n + d.size, 0);
     const rows = [0.1, 0.9].map((x) => ({ dense_features: Array.from({ length: numDense }, (_, i) => x * (i + 1)), feature_ids: Array.from({ length: features.slots.length }, () => 0) }));
-    const rest = await fetch(`http://127.0.0.1:${ports.SERVING_REST_PORT}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances: rows }) });
+    const rest = await restCall(ports.SERVING_REST_PORT!, "/v1/models/ctr:predict", { instances: rows });
     expect(rest.status).toBe(200);
-    const restBody = (await rest.json()) as { predictions: number[]; model_version: number };
+    const restBody = rest.json as { predictions: number[]; model_version: number };
     expect(restBody.predictions).toHaveLength(2);
     for (const p of restBody.predictions) expect(p > 0 && p < 1).toBe(true);
     const input = join(data, "request.json");
     writeFileSync(input, JSON.stringify({ instances: rows }));
-    const grpc = await runNode(ENTRY.cli, ["predict", "--address", `127.0.0.1:${ports.SERVING_GRPC_PORT}`, "--model", "ctr", "--input", input]);
+    const grpc = await runNode(ENTRY.cli, ["predict", "--address", `127.0.0.1:${ports.SERVING_GRPC_PORT}`, "--model", "ctr", "--input", input, "--tls-dir", tlsDir()]);
     expect(grpc.code, grpc.stderr).toBe(0);
     expect(JSON.parse(grpc.stdout)).toEqual(restBody);
   }, 120_000);

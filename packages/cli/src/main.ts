@@ -4,6 +4,7 @@ import { ClusterError } from "./launcher/local-cluster.js";
 import { parseRun, runCommand, runUsage, trainUsage, upUsage } from "./commands/run.js";
 import { benchCommand, downCommand, exportCommand, genDataCommand, serveCommand, statusCommand, upCommand } from "./commands/cluster-commands.js";
 import { predictCommand } from "./commands/predict.js";
+import { certsCommand } from "./commands/certs.js";
 
 const COMMANDS = `Usage: pangea <command> [flags]
 
@@ -18,6 +19,7 @@ Commands:
   serve      serve exported model versions (TensorFlow Serving gRPC API + REST)
   predict    send examples to a serving replica and print the probabilities
   bench      run the benchmarks (data pipeline, trainer, tables, serving) and print figures
+  certs      make a cluster CA and per-role certificates for mutual TLS (--tls-dir)
 
 Run 'pangea <command> --help' for a command's flags.
 `;
@@ -25,15 +27,21 @@ Run 'pangea <command> --help' for a command's flags.
 const STATUS_FLAGS: FlagTable = {
   orchestrator: { description: "the orchestrator's host:port (default: the cluster 'pangea up' started)" },
   json: { description: "print the job status as JSON", boolean: true },
+  "tls-dir": { description: "the cluster's certificates (pangea certs): call with admin.crt (default: the directory 'pangea up --tls' used)" },
 };
 const statusUsage = () => usageText("pangea status", "Show the job's state, loss, throughput and evaluation.", STATUS_FLAGS);
 const downUsage = () => usageText("pangea down", "Stop the local cluster 'pangea up' started (every process it launched).", {});
 
-function statusArgs(argv: string[]): { address?: string; json: boolean } {
+function statusArgs(argv: string[]): { address?: string; json: boolean; tlsDir?: string } {
   let addr: string | undefined;
   let json = false;
+  let tlsDir: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--json") json = true;
+    else if (argv[i] === "--tls-dir") {
+      tlsDir = argv[++i];
+      if (!tlsDir) throw new UsageError("invalid --tls-dir: expected a directory");
+    }
     else if (argv[i] === "--orchestrator") {
       const v = argv[++i];
       const ok = address.safeParse(v);
@@ -41,10 +49,10 @@ function statusArgs(argv: string[]): { address?: string; json: boolean } {
       addr = v;
     } else throw new UsageError(`unknown flag '${argv[i]}' for status`);
   }
-  return { address: addr, json };
+  return { address: addr, json, ...(tlsDir ? { tlsDir } : {}) };
 }
 
-const KNOWN = new Set(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"]);
+const KNOWN = new Set(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench", "certs"]);
 const USAGE: Record<string, () => string> = { run: runUsage, train: trainUsage, up: upUsage, down: downUsage, status: statusUsage };
 
 runMain("pangea", async () => {
@@ -67,6 +75,9 @@ runMain("pangea", async () => {
       case "predict":
         code = await predictCommand(rest);
         break;
+      case "certs":
+        code = certsCommand(rest);
+        break;
       case "bench":
         code = await benchCommand(rest);
         break;
@@ -84,7 +95,7 @@ runMain("pangea", async () => {
           return;
         }
         const a = statusArgs(rest);
-        code = await statusCommand(a.address, a.json);
+        code = await statusCommand(a.address, a.json, a.tlsDir);
         break;
       }
       case "gen-data":

@@ -42,3 +42,21 @@ export const discoveryFields = {
   clusterName: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default("pangea"),
   discoveryLeaseSeconds: z.coerce.number({ message: "expected seconds" }).int("expected whole seconds").min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds").default(10),
 };
+
+/** Flags every service shares for mutual TLS (see @pangea/rpc's security). */
+export const TLS_FLAGS = {
+  "tls-dir": { env: "PANGEA_TLS_DIR", description: "turn on mutual TLS: a directory made by 'pangea certs' holding ca.crt and this process's NAME.crt and NAME.key" },
+  "tls-name": { env: "PANGEA_TLS_NAME", description: "with --tls-dir: the certificate to present (NAME.crt/NAME.key): the role's shared one, or a per-worker one", default: "the service's role" },
+};
+
+export const tlsFields = {
+  tlsDir: z.string().min(1, "expected a directory").optional(),
+  tlsName: z.string().regex(WORKER_ID_RE, "expected a certificate name: 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").optional(),
+};
+
+/** Where /metrics (and the orchestrator's dashboard) listen; both are read-only. */
+export const METRICS_HOST_FLAG = {
+  "metrics-host": { env: "PANGEA_METRICS_HOST", description: "interface of the /metrics HTTP server (and the orchestrator's dashboard): 127.0.0.1 keeps them to this machine", default: "same as --host" },
+};
+
+export const metricsHostField = { metricsHost: z.string().min(1, "expected an interface address").optional() };

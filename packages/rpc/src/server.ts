@@ -33,6 +33,10 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // parameters, batches) wait for a window update every 64 KiB, i.e. on the
   // receiver's busy event loop; a 16 MiB window lets it stream through.
   "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
+  // With TLS, peers are checked by their certificate's role, not by host name
+  // (see channelCredentials); a fixed name also keeps Node from warning about
+  // IP addresses as TLS server names. Plaintext channels ignore it.
+  "grpc.ssl_target_name_override": "pangea",
 };
 
 /**

@@ -1,9 +1,11 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, discoveryFields, workerId, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, TLS_FLAGS, tlsFields, METRICS_HOST_FLAG, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
+  ...TLS_FLAGS,
+  ...METRICS_HOST_FLAG,
   host: { env: "PANGEA_COMPUTE_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_COMPUTE_PORT", description: "port to serve on (0 = any free port)", default: "50052" },
   "metrics-port": { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)", default: "0" },
@@ -33,6 +35,8 @@ export const FLAGS: FlagTable = {
 
 const schema = z.object({
   ...discoveryFields,
+  ...tlsFields,
+  ...metricsHostField,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50052),
   metricsPort: port.default(0),

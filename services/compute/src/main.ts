@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
+import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
@@ -16,6 +16,8 @@ runMain("pangea-compute", async () => {
     process.stdout.write(usage());
     return;
   }
+  // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
+  configureTransport(config, "compute");
   const log = createLogger("compute");
   const source = await openSource(config, log);
   const { description, trainRecords, evalRecords, groundTruth, skippedRecords, skippedSummary } = source.info;
@@ -31,7 +33,7 @@ runMain("pangea-compute", async () => {
     batches.addToServer(s);
     control.addToServer(s);
   }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME], grpcServerMetrics(registry));
-  const http = await startMetricsServer(config.host, config.metricsPort, registry);
+  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
     await discovery.close();

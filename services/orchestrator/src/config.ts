@@ -1,12 +1,14 @@
 import { z } from "zod";
 import { hostname } from "node:os";
-import { DISCOVERY_FLAGS, discoveryFields, workerId, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, TLS_FLAGS, tlsFields, METRICS_HOST_FLAG, metricsHostField, discoveryFields, workerId, address, intList, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 import { DENSE_OPTIMIZERS } from "./optim/optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
+  ...TLS_FLAGS,
+  ...METRICS_HOST_FLAG,
   host: { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)", default: "50051" },
   "metrics-port": { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus) and, on the orchestrator, the live dashboard at / (0 = any free port, printed at start)", default: "0" },
@@ -60,6 +62,8 @@ const lr = z.coerce.number({ message: "expected a learning rate" }).positive("ex
 
 const schema = z.object({
   ...discoveryFields,
+  ...tlsFields,
+  ...metricsHostField,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(50051),
   metricsPort: port.default(0),

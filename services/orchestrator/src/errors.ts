@@ -18,5 +18,9 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_NOT_A_MEMBER: { status: "FAILED_PRECONDITION", exit: 1, description: "the trainer was declared dead (missed heartbeats) and must register again" },
   ORCH_ERR_NOT_ASSIGNED: { status: "FAILED_PRECONDITION", exit: 1, description: "gradients for a batch the trainer was not given (or no longer holds)" },
   ORCH_ERR_CHECKPOINT_NOT_FOUND: { status: "NOT_FOUND", exit: 1, description: "the checkpoint directory given does not exist" },
+  ORCH_ERR_PERMISSION_DENIED: { status: "PERMISSION_DENIED", exit: 1, description: "the caller's certificate may not act for the worker its call names" },
+  ORCH_ERR_WORKER_CONFLICT: { status: "ALREADY_EXISTS", exit: 1, description: "another process registered under a worker id (or as the compute) that is connected" },
+  ORCH_ERR_RATE_LIMITED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "new trainer ids are registering faster than the limit" },
+  ORCH_ERR_BAD_EVAL_REPORT: { status: "INVALID_ARGUMENT", exit: 1, description: "an evaluation report comes from a trainer not asked to evaluate, or holds impossible figures" },
   ORCH_ERR_CHECKPOINT_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "a checkpoint is incomplete or fails its checksums" },
 });

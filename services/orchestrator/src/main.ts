@@ -1,7 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { validateSpec } from "@pangea/model";
-import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
@@ -23,6 +23,8 @@ runMain("pangea-orchestrator", async () => {
     process.stdout.write(usage());
     return;
   }
+  // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
+  configureTransport(config, config.role);
   // Check the model widths now, with a placeholder input size, so a bad flag fails at start rather than at job start.
   validateSpec({ numDense: 1, numSlots: 1, embeddingDim: config.embeddingDim, bottomMlp: config.bottomMlp, topMlp: config.topMlp });
   const log = createLogger("orchestrator").child({ job: config.jobId });
@@ -76,7 +78,7 @@ runMain("pangea-orchestrator", async () => {
     params.addToServer(s);
   }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME], grpcServerMetrics(registry));
   let stopDashboard = () => {};
-  const http = await startMetricsServer(config.host, config.metricsPort, registry, (app) => {
+  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, (app) => {
     stopDashboard = addDashboard(app, job);
   });
   job.address = config.advertise ?? running.address;

@@ -1,9 +1,10 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, address, discoveryFields, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, TLS_FLAGS, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
+  ...TLS_FLAGS,
   host: { env: "PANGEA_SERVING_HOST", description: "interface to serve on", default: "127.0.0.1" },
   port: { env: "PANGEA_SERVING_PORT", description: "gRPC port: TensorFlow Serving's PredictionService and ModelService, and ParameterSync (0 = any free port)", default: "8500" },
   "rest-port": { env: "PANGEA_SERVING_REST_PORT", description: "REST (JSON) port (0 = any free port)", default: "8501" },
@@ -16,10 +17,12 @@ export const FLAGS: FlagTable = {
   advertise: { env: "PANGEA_SERVING_ADVERTISE", description: "address others reach this replica at (announced in the registry)", default: "host:bound port" },
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "static discovery: the training orchestrator the agent reports as the parameter server (optional)" },
   "worker-id": { env: "PANGEA_WORKER_ID", description: "name in the cluster", default: "serving-<host>-<pid>" },
+  "api-token-file": { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: Predict, GetModelStatus and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" },
 };
 
 const schema = z.object({
   ...discoveryFields,
+  ...tlsFields,
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(8500),
   restPort: port.default(8501),
@@ -32,6 +35,7 @@ const schema = z.object({
   advertise: address.optional(),
   orchestrator: address.optional(),
   workerId: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`serving-${hostname()}-${process.pid}`),
+  apiTokenFile: z.string().min(1, "expected a file").optional(),
 });
 
 export type ServingConfig = z.infer<typeof schema>;

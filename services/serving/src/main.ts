@@ -1,10 +1,11 @@
 import { createLogger, programName, runMain, usageText } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
 import { grpcServerMetrics, newRegistry } from "@pangea/observe";
 import { registerServingMetrics } from "./monitor/serving-metrics.js";
 import { FLAGS, loadConfig } from "./config.js";
+import { readApiToken } from "./api/api-token.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
 import { MODEL_SERVICE, PREDICTION_SERVICE, addTfServing } from "./api/tf-serving-grpc.js";
@@ -19,6 +20,9 @@ runMain(PROGRAM, async () => {
     process.stdout.write(usage());
     return;
   }
+  // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
+  const security = configureTransport(config, "serving");
+  const apiToken = config.apiTokenFile ? readApiToken(config.apiTokenFile) : undefined;
   const log = createLogger("serving");
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
@@ -31,9 +35,12 @@ runMain(PROGRAM, async () => {
     addTfServing(s, models, batcher, config.maxBatch);
     addParameterSync(s, models, log);
     addAgentService(s, discovery, me);
-  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry));
+  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry), apiToken ? { clientToken: apiToken } : {});
   me.address = config.advertise ?? grpcServer.address;
-  const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry);
+  const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry, {
+    ...(apiToken ? { token: apiToken } : {}),
+    ...(security ? { https: { cert: security.cert, key: security.key } } : {}),
+  });
   // Registered as serving/<model>/<worker id>, so the agent can tell which replicas serve which model.
   await discovery.announce("serving", `${config.modelName}/${config.workerId}`, me.address);
   onShutdownSignal(async () => {

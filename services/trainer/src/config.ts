@@ -1,9 +1,11 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { DISCOVERY_FLAGS, discoveryFields, workerId, address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { DISCOVERY_FLAGS, TLS_FLAGS, tlsFields, METRICS_HOST_FLAG, metricsHostField, discoveryFields, workerId, address, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 export const FLAGS: FlagTable = {
   ...DISCOVERY_FLAGS,
+  ...TLS_FLAGS,
+  ...METRICS_HOST_FLAG,
   orchestrator: { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address", default: "127.0.0.1:50051" },
   host: { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint", default: "127.0.0.1" },
   port: { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)", default: "0" },
@@ -18,6 +20,8 @@ export const FLAGS: FlagTable = {
 
 const schema = z.object({
   ...discoveryFields,
+  ...tlsFields,
+  ...metricsHostField,
   orchestrator: address.default("127.0.0.1:50051"),
   host: z.string().min(1).default("127.0.0.1"),
   port: port.default(0),

@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, openDiscovery, startServer, withOrchestrator } from "@pangea/rpc";
+import { announceReady, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
 import { validateSpec, type DlrmSpec } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -26,6 +26,8 @@ runMain("pangea-trainer", async () => {
     process.stdout.write(usage());
     return;
   }
+  // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
+  configureTransport(config, "trainer");
   const log = createLogger("trainer").child({ worker: config.workerId });
   const backend = await selectBackend(config.backend, config.blasThreads);
   log.info({ backend: backend.name, detail: backend.detail }, `TensorFlow.js backend: ${backend.name}`);
@@ -34,7 +36,7 @@ runMain("pangea-trainer", async () => {
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
   const registry = newRegistry("trainer");
   const metrics = new TrainerMetrics(registry);
-  const http = await startMetricsServer(config.host, config.metricsPort, registry);
+  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
   announceReady("trainer", health.address, { metrics: http.address });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   await discovery.announce("trainer", config.workerId, health.address);

@@ -2,8 +2,9 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
-import { addressesLine, clusterOptions, type RunConfig } from "./run.js";
+import { addressesLine, clusterOptions, prepareTls, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
@@ -14,9 +15,10 @@ export async function upCommand(c: RunConfig): Promise<number> {
   if (existing && existing.processes.some((p) => alive(p.pid))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
+  prepareTls(c);
   const cluster = await LocalCluster.start(clusterOptions(c, true));
   for (const p of cluster.processes) p.child.unref();
-  writeState(cluster.describe());
+  writeState({ ...cluster.describe(), ...(c.tls ? { tlsDir: c.tlsDir } : {}) });
   process.stdout.write(`cluster up: ${addressesLine(cluster)}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);
   process.stdout.write(`follow with 'pangea status', stop with 'pangea down'; logs in ${c.logDir}\n`);
   return 0;
@@ -58,10 +60,12 @@ function downReport(stopped: string[], exited: string[]): string {
 }
 
 /** `pangea status [--orchestrator host:port] [--json]`. */
-export async function statusCommand(address: string | undefined, json: boolean): Promise<number> {
-  const target = address ?? readState()?.orchestrator;
+export async function statusCommand(address: string | undefined, json: boolean, tlsDir?: string): Promise<number> {
+  const state = readState();
+  const target = address ?? state?.orchestrator;
   if (!target) throw new ClusterError("no orchestrator address: pass --orchestrator host:port or start a cluster with 'pangea up'", 2);
-  const client = new StatusClient(target);
+  const dir = tlsDir ?? (address ? undefined : state?.tlsDir);
+  const client = new StatusClient(target, dir ? loadTransportSecurity(dir, "admin") : null);
   try {
     await client.connect(5_000);
     const s = await client.get();

@@ -6,6 +6,8 @@ export interface LocalState {
   orchestrator: string;
   compute: string;
   processes: { name: string; pid: number; log: string }[];
+  /** The certificates the cluster runs with (pangea up --tls); status and down call with its admin certificate. */
+  tlsDir?: string;
 }
 
 export const STATE_FILE = ".pangea/run/cluster.json";

@@ -3,6 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
+import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError } from "../launcher/local-cluster.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -11,6 +12,8 @@ export const PREDICT_FLAGS: FlagTable = {
   version: { description: "model version (default: the newest)" },
   input: { description: "JSON file with {\"instances\": [{\"dense_features\": [...], \"feature_ids\": [...]}]} or {\"inputs\": {...}}; - = stdin" },
   "timeout-ms": { description: "how long to wait for the answer", default: "10000" },
+  "tls-dir": { description: "serving runs with TLS: the cluster's certificates (ca.crt, admin.crt/admin.key; pangea certs)" },
+  "token-file": { description: "a file holding serving's API token (serving --api-token-file), sent as 'authorization: Bearer'" },
 };
 
 const schema = z.object({
@@ -19,6 +22,8 @@ const schema = z.object({
   version: positiveInt("a positive version").optional(),
   input: z.string({ message: "expected a JSON file (or - for stdin)" }).min(1),
   timeoutMs: positiveInt("milliseconds").default(10_000),
+  tlsDir: z.string().min(1).optional(),
+  tokenFile: z.string().min(1).optional(),
 });
 
 const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the click probabilities as JSON.", PREDICT_FLAGS);
@@ -63,8 +68,17 @@ export async function predictCommand(argv: string[]): Promise<number> {
     throw new UsageError(`invalid --input: ${c.input} is not JSON: ${(err as Error).message}`);
   }
   const { dense, ids } = tensors(body);
-  const client = new (loadTfServingProtos().PredictionService)(c.address, grpc.credentials.createInsecure()) as unknown as {
-    Predict(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
+  const meta = new grpc.Metadata();
+  if (c.tokenFile) {
+    try {
+      meta.set("authorization", `Bearer ${readFileSync(c.tokenFile, "utf8").trim()}`);
+    } catch (err) {
+      throw new UsageError(`invalid --token-file: cannot read ${c.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const credentials = c.tlsDir ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin")) : grpc.credentials.createInsecure();
+  const client = new (loadTfServingProtos().PredictionService)(c.address, credentials, CHANNEL_OPTIONS) as unknown as {
+    Predict(req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
     close(): void;
   };
   const request = {
@@ -76,7 +90,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   };
   try {
     const res = await new Promise<{ outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }>((resolve, reject) =>
-      client.Predict(request, { deadline: Date.now() + c.timeoutMs }, (err, r) => (err ? reject(err) : resolve(r))),
+      client.Predict(request, meta, { deadline: Date.now() + c.timeoutMs }, (err, r) => (err ? reject(err) : resolve(r))),
     );
     process.stdout.write(`${JSON.stringify({ predictions: res.outputs.probabilities.float_val, model_version: Number(res.model_spec.version.value) })}\n`);
     return 0;

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { intList, nonNegativeInt, parseConfig, port, positiveInt, usageText, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
+import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
@@ -56,6 +57,8 @@ export const RUN_FLAGS: FlagTable = {
   "max-embedding-bytes": { description: "memory limit of the embedding tables (0 = none)", default: "0" },
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   "checkpoint-dir": { description: "where the final checkpoint goes", default: ".pangea/checkpoints" },
+  tls: { description: "mutual TLS between the cluster's processes, with certificates made for the run in --tls-dir (a per-worker one for each trainer)", boolean: true },
+  "tls-dir": { description: "with --tls: the certificates' directory (made if absent; see pangea certs)", default: ".pangea/tls" },
   json: { description: "print the final job status as JSON on stdout", boolean: true },
 };
 
@@ -108,6 +111,8 @@ const schema = z.object({
   maxEmbeddingBytes: z.string().default("0"),
   logDir: z.string().min(1).default(".pangea/logs"),
   checkpointDir: z.string().min(1).default(".pangea/checkpoints"),
+  tls: z.boolean().default(false),
+  tlsDir: z.string().min(1).default(".pangea/tls"),
   json: z.boolean().default(false),
 });
 
@@ -126,6 +131,17 @@ export function addressesLine(cluster: LocalCluster): string {
   return `orchestrator ${cluster.orchestratorAddress}, compute ${cluster.computeAddress}${http}`;
 }
 
+/**
+ * With --tls, the run's certificates: the CA and one per role (kept if
+ * already there), a per-worker one for each trainer; the CLI itself calls
+ * as admin.
+ */
+export function prepareTls(c: RunConfig): TransportSecurity | null {
+  if (!c.tls) return null;
+  writeClusterCerts(c.tlsDir, { workers: Array.from({ length: c.trainers }, (_, i) => ({ role: "trainer" as const, name: `trainer-${i}` })) });
+  return loadTransportSecurity(c.tlsDir, "admin");
+}
+
 export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   return parseConfig(schema, RUN_FLAGS, argv, {});
 }
@@ -140,6 +156,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     computePort: c.computePort,
     metricsPort: c.metricsPort,
     detached,
+    ...(c.tls ? { tlsDir: c.tlsDir } : {}),
     psShards: c.psShards,
     orchestratorArgs: [
       "--steps", String(c.steps), "--batch-size", String(c.batchSize), "--seed", String(c.seed),
@@ -171,12 +188,13 @@ const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
+  const admin = prepareTls(c);
   const cluster = await LocalCluster.start(clusterOptions(c, false));
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
   out.write(`${addressesLine(cluster)}\n`);
-  const status = new StatusClient(cluster.orchestratorAddress);
+  const status = new StatusClient(cluster.orchestratorAddress, admin);
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;
   let failed: string | null = null;

@@ -1,4 +1,4 @@
-import { describeCallError, orchestratorClient, unary, waitReady } from "@pangea/rpc";
+import { describeCallError, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
 import { ClusterError } from "../launcher/local-cluster.js";
 
@@ -6,8 +6,8 @@ import { ClusterError } from "../launcher/local-cluster.js";
 export class StatusClient {
   private readonly client: OrchestratorClient;
 
-  constructor(readonly address: string) {
-    this.client = orchestratorClient(address);
+  constructor(readonly address: string, security: TransportSecurity | null = null) {
+    this.client = orchestratorClient(address, security);
   }
 
   async connect(timeoutMs: number): Promise<void> {

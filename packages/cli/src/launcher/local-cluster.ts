@@ -33,6 +33,8 @@ export interface ClusterOptions {
   /** Find the orchestrator through this (tf-config, etcd://...) instead of passing its address to every process. */
   discovery?: string;
   clusterName?: string;
+  /** Mutual TLS: every process gets the directory (PANGEA_TLS_DIR), each trainer its per-worker certificate trainer-i. */
+  tlsDir?: string;
 }
 
 export interface ClusterProcess {
@@ -101,7 +103,7 @@ export class LocalCluster {
       c.trainerAddresses = await Promise.all(
         Array.from({ length: opts.trainers }, (_, i) =>
           c.startService(`trainer-${i}`, serviceEntry("trainer"), [
-            "--host", host, "--port", "0", ...where("--orchestrator"), "--worker-id", `trainer-${i}`, ...opts.trainerArgs,
+            "--host", host, "--port", "0", ...where("--orchestrator"), "--worker-id", `trainer-${i}`, ...(opts.tlsDir ? ["--tls-name", `trainer-${i}`] : []), ...opts.trainerArgs,
           ]),
         ),
       );
@@ -123,7 +125,7 @@ export class LocalCluster {
     const fd = openSync(logPath, "w");
     const child = spawn(process.execPath, [...SERVICE_V8_FLAGS, entry, ...args], {
       stdio: ["ignore", fd, fd],
-      env: { ...process.env, ...this.opts.env },
+      env: { ...process.env, ...this.opts.env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}) },
       detached: this.opts.detached ?? false,
     });
     closeSync(fd);

@@ -136,7 +136,23 @@ function staticProvider(s: TransportSecurity): grpc.experimental.CertificateProv
   };
 }
 
+/** Any server call: grpc-js gives each the TLS context of its connection. */
+export interface AuthenticatedCall {
+  getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null;
+}
+
 /** The verified identity behind a server call, or null (no certificate, one the CA did not sign, or an insecure server). */
-export function peerIdentity(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): PeerIdentity | null {
+export function peerIdentity(call: AuthenticatedCall): PeerIdentity | null {
   return identityOf(call.getAuthContext?.()?.sslPeerCertificate);
+}
+
+/**
+ * Sets this process's credentials from its --tls-dir/--tls-name (the
+ * certificate named after the service's role unless --tls-name says
+ * otherwise); without --tls-dir the process speaks plaintext.
+ */
+export function configureTransport(config: { tlsDir?: string | undefined; tlsName?: string | undefined }, role: ServiceRole): TransportSecurity | null {
+  const security = config.tlsDir ? loadTransportSecurity(config.tlsDir, config.tlsName ?? role) : null;
+  useTransportSecurity(security);
+  return security;
 }

@@ -14,7 +14,17 @@ import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import type { DenseOptimizerName } from "../optim/optimizers.js";
 import { OrchestratorErrors } from "../errors.js";
+import type { WorkerKind } from "../server/peer-check.js";
+import { TokenBucket } from "./token-bucket.js";
+import { checkEvalReport } from "./eval-report-check.js";
 import type { PangeaError } from "@pangea/kit";
+
+/**
+ * New trainer ids a job accepts at once, then per second: far above any real
+ * cluster's joins, far below what fills the 256-trainer table in a blink.
+ */
+const NEW_TRAINER_BURST = 32;
+const NEW_TRAINER_PER_SECOND = 2;
 
 export interface JobConfig {
   jobId: string;
@@ -123,6 +133,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private plan: WorkPlan | null = null;
   private readonly waiters = new Map<string, WorkWaiter>();
   private evaluator: string | null = null;
+  private readonly newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND);
   private startedAt = 0;
   private endedAt = 0;
   private samples = 0;
@@ -204,6 +215,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
     }
     if (this.isFinished()) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${this.state})`);
+    if (this.compute?.session && this.compute.workerId !== workerId) {
+      // The registered compute is connected: a second one would send the trainers elsewhere mid-job.
+      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `compute ${workerId} refused: compute ${this.compute.workerId} is registered and connected`);
+    }
     const prev = this.compute?.source;
     if (this.state !== "JOB_STATE_WAITING" && prev) {
       // A compute that comes back (restarted, maybe elsewhere) must serve the same data, or batch k would mean other records.
@@ -235,12 +250,22 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
   registerTrainer(workerId: string): { rank: number; worldSize: number } {
     const existing = this.trainers.get(workerId);
+    if (existing?.alive && existing.session) {
+      // Its process is connected: a second process under the same id would take over its rank and batches.
+      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`);
+    }
     if (existing?.alive) return { rank: existing.rank, worldSize: this.batchesPerStep };
     if (this.isFinished()) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${this.state})`);
     if (this.state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.config.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.config.trainers} trainers and already has them`);
     }
-    if (this.trainers.size >= 256) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen 256 trainers`);
+    if (!existing) {
+      // A trainer seen before may always come back; only new ids count against the cap and the rate.
+      if (this.trainers.size >= 256) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen 256 trainers`);
+      if (!this.newTrainerIds.take()) {
+        throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: more than ${NEW_TRAINER_BURST} new trainer ids in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
+      }
+    }
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
     this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, phaseSeconds: existing?.phaseSeconds ?? {} });
@@ -530,6 +555,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
   }
 
+  /** What kind of worker an id is registered as, if it is. */
+  kindOf(workerId: string): WorkerKind | undefined {
+    if (this.compute?.workerId === workerId) return "compute";
+    if (this.shards.has(workerId)) return "shard";
+    return this.trainers.has(workerId) ? "trainer" : undefined;
+  }
+
+  workerOfRank(rank: number): string | undefined {
+    return this.trainerOfRank(rank)?.workerId;
+  }
+
   private trainerOfRank(rank: number): TrainerEntry | undefined {
     for (const t of this.trainers.values()) if (t.rank === rank) return t;
     return undefined;
@@ -711,6 +747,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }
+    checkEvalReport(report, this.evaluator);
     this.evalReport = report;
     this.state = "JOB_STATE_COMPLETED";
     try {

@@ -1,6 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
-import { PangeaError, printable, WORKER_ID_RE } from "@pangea/kit";
-import { toServiceError } from "@pangea/rpc";
+import { printable, WORKER_ID_RE } from "@pangea/kit";
+import { peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
+import { checkActsFor, type WorkerKind } from "./peer-check.js";
 import { loadProtos, type OrchestratorHandlers, type WorkerEvent } from "@pangea/schema";
 import type { Job, SessionSink } from "../job/job.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -26,11 +27,18 @@ export class OrchestratorService {
 
   addToServer(server: grpc.Server): void {
     const job = this.job;
+    // Calls naming a registered worker: the caller's certificate must be allowed to act for it.
+    const actsFor = (call: AuthenticatedCall, workerId: string, what: string) => {
+      const kind = job.kindOf(workerId);
+      if (kind) checkActsFor(peerIdentity(call), kind, workerId, what);
+    };
     const handlers: OrchestratorHandlers = {
       RegisterWorker: (call, cb) => {
         try {
           const req = call.request;
           checkWorkerId(req.workerId);
+          const kind: WorkerKind | undefined = ({ WORKER_KIND_COMPUTE: "compute", WORKER_KIND_PS_SHARD: "shard", WORKER_KIND_TRAINER: "trainer" } as const)[req.kind as string];
+          if (kind) checkActsFor(peerIdentity(call), kind, req.workerId, "RegisterWorker");
           if (req.kind === "WORKER_KIND_COMPUTE") {
             job.registerCompute(req.workerId, req.address, req.source);
             cb(null, { rank: 0, worldSize: job.config.trainers });
@@ -61,6 +69,7 @@ export class OrchestratorService {
         call.on("close", closed);
         call.on("error", closed);
         try {
+          actsFor(call, workerId, "WorkerSession");
           job.openSession(workerId, sink);
         } catch (err) {
           call.emit("error", toServiceError(err));
@@ -68,6 +77,7 @@ export class OrchestratorService {
       },
       ReportBackend: (call, cb) => {
         try {
+          actsFor(call, call.request.workerId, "ReportBackend");
           job.setBackend(call.request.workerId, call.request.backend);
           cb(null, {});
         } catch (err) {
@@ -76,16 +86,23 @@ export class OrchestratorService {
       },
       ReportEval: (call, cb) => {
         try {
+          actsFor(call, call.request.workerId, "ReportEval");
           job.reportEval(call.request);
           cb(null, {});
         } catch (err) {
-          cb(toServiceError(err instanceof PangeaError ? err : err));
+          cb(toServiceError(err));
         }
       },
       GetJobStatus: (_call, cb) => cb(null, job.status()),
       GetWork: (call, cb) => {
         let answered = false;
         call.on("cancelled", () => (answered = true));
+        try {
+          actsFor(call, call.request.workerId, "GetWork");
+        } catch (err) {
+          cb(toServiceError(err));
+          return;
+        }
         job.getWork(call.request.workerId).then(
           (work) => {
             if (!answered) cb(null, work);
@@ -97,7 +114,14 @@ export class OrchestratorService {
           },
         );
       },
-      Heartbeat: (call, cb) => cb(null, { member: job.heartbeat(call.request.workerId, call.request.phaseSeconds), state: job.state }),
+      Heartbeat: (call, cb) => {
+        try {
+          actsFor(call, call.request.workerId, "Heartbeat");
+          cb(null, { member: job.heartbeat(call.request.workerId, call.request.phaseSeconds), state: job.state });
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
     };
     server.addService(loadProtos().pangea.v1.Orchestrator.service, handlers);
   }

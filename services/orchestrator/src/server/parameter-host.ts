@@ -18,6 +18,8 @@ export interface ParameterHost {
   /** Throws unless a training pull for `step` may be served now. */
   checkPullStep(step: number, rank: number): void;
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
+  /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
+  workerOfRank?(rank: number): string | undefined;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -1,5 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
-import { ParameterServerService, toServiceError } from "@pangea/rpc";
+import { ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
+import { checkActsFor } from "./peer-check.js";
 import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
@@ -30,7 +31,7 @@ export class ParameterServer {
         }
       },
       push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        this.push(call.request, call.getPeer()).then(
+        this.push(call.request, call.getPeer(), call).then(
           (res) => cb(null, res),
           (err) => cb(toServiceError(err)),
         );
@@ -116,9 +117,13 @@ export class ParameterServer {
     }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: count * dim * 4 }));
   }
 
-  private async push(bytes: Buffer, peer: string): Promise<Buffer> {
+  private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
     const { payload: u } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE, `push from ${peer}`);
     const rank = u.workerRank;
+    // A per-worker certificate pushes for its own rank only.
+    const identity = peerIdentity(call);
+    const owner = identity && namesOneWorker(identity) ? this.job.workerOfRank?.(rank) : undefined;
+    if (owner) checkActsFor(identity, "trainer", owner, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
     const dense: Float32Array[] = [];

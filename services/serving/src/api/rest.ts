@@ -1,12 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { PangeaError, printable } from "@pangea/kit";
 import { addMetricsRoute, type Registry } from "@pangea/observe";
+import { bearerMatches } from "@pangea/rpc";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
 import { INPUT_DENSE, INPUT_IDS, OUTPUT_PROBS, examplesFrom, type TensorProtoMsg } from "./tensors.js";
 
-const HTTP: Record<string, number> = { INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
+const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
 function fail(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof PangeaError) return reply.code(HTTP[err.status] ?? 500).send({ error: `${err.code}: ${err.message}` });
@@ -53,11 +54,27 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
   };
 }
 
+/** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
+export interface RestAccess {
+  token?: string;
+  https?: { cert: Buffer; key: Buffer };
+}
+
 /** TensorFlow Serving's REST API shapes on fastify: model status, predict, and pinning a version (rollback). */
-export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number, registry?: Registry): Promise<{ app: FastifyInstance; address: string }> {
+export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number, registry?: Registry, access: RestAccess = {}): Promise<{ app: FastifyInstance; address: string }> {
   // Room for the largest request --max-batch allows, as JSON text.
-  const app = Fastify({ bodyLimit: Math.max(1 << 20, maxBatch * 1024) });
+  const bodyLimit = Math.max(1 << 20, maxBatch * 1024);
+  const app = (access.https ? Fastify({ bodyLimit, https: access.https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
   if (registry) addMetricsRoute(app, registry);
+  const token = access.token;
+  if (token) {
+    // /metrics stays open (read-only, for Prometheus); the model API needs the token.
+    app.addHook("onRequest", async (req, reply) => {
+      if (!req.url.startsWith("/v1/") || bearerMatches(req.headers.authorization, token)) return;
+      reply.header("www-authenticate", 'Bearer realm="pangea-serving"');
+      return fail(reply, ServingErrors.create("SERVING_ERR_UNAUTHENTICATED", `${req.method} ${req.url.split("?")[0]} needs the header Authorization: Bearer <serving's API token>`));
+    });
+  }
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
   app.get("/v1/models/*", async (req, reply) => {
     const m = route.exec(req.url.split("?")[0]!);
