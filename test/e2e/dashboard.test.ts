@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
@@ -6,18 +6,25 @@ import { spawnSync } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
-import { ROOT, waitFor } from "../support/processes.js";
+import { waitFor } from "../support/processes.js";
 import { declaredFamilies, grafanaMetricNames } from "../support/grafana.js";
 
 /**
  * The monitor step end to end: a running local cluster's orchestrator serves
  * Prometheus metrics and the live dashboard; headless Chromium (Debian's
- * chromium, driven by playwright-core) opens the page, waits for the curves to
- * advance without a reload, and saves a screenshot.
+ * chromium, driven by playwright-core) opens the page, checks its first paint
+ * with the event stream blocked, waits for the curves to advance without a
+ * reload, and saves a screenshot.
  */
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 const tmp = mkdtempSync(join(tmpdir(), "pangea-dash-"));
 let cluster: LocalCluster | null = null;
+
+/** The part of a dashboard update (GET /status.json) the tests read. */
+interface Update {
+  points: unknown[];
+  status: { workers: Array<{ kind: string; phaseSeconds?: Record<string, number> }> };
+}
 
 afterAll(async () => {
   await cluster?.stop(1_000);
@@ -97,26 +104,118 @@ describe("monitoring", () => {
     for (const name of grafanaMetricNames().filter((n) => !n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   }, 90_000);
 
-  it.runIf(CHROMIUM)("the dashboard updates live in headless Chromium; a screenshot is saved", async () => {
+  it.runIf(CHROMIUM)("the dashboard's first paint shows the job before any server-sent event (the stream blocked)", async () => {
+    const c = cluster ?? (await startJob());
+    // Wait until the job has curve points and both trainers have reported phase seconds.
+    await waitFor("points and phase seconds in /status.json", async () => {
+      const u = (await (await fetch(`http://${c.dashboardAddress}/status.json`)).json()) as Update;
+      const trainers = u.status.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER");
+      return u.points.length >= 3 && trainers.length === 2 && trainers.every((w) => (w.phaseSeconds?.compute ?? 0) > 0);
+    }, 60_000, 200);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      let streamRequests = 0;
+      await page.route("**/events", (route) => {
+        streamRequests++;
+        return route.abort();
+      });
+      await page.goto(`http://${c.dashboardAddress}/`);
+      // Read at once after load: everything below comes from the update embedded in the page.
+      expect(await page.textContent("#job")).not.toBe("");
+      expect(await page.textContent("#state")).toBe("running");
+      expect(await page.textContent("#updated")).toMatch(/\d/);
+      expect(await page.textContent("#step")).toMatch(/^[\d,]+ \/ 100,000$/);
+      expect(await page.textContent("#loss")).toMatch(/^\d\.\d{4}$/);
+      expect(await page.textContent("#rate")).toMatch(/^[1-9][\d,]*$/);
+      expect(await page.textContent("#workers")).toContain("trainer-1");
+      expect(Number(await page.getAttribute("#loss-chart", "data-points"))).toBeGreaterThanOrEqual(3);
+      // uPlot draws into canvases: one per chart, with the axes' labels and units the page configured.
+      expect(await page.locator("#loss-chart canvas").count()).toBe(1);
+      const axes = (await page.evaluate("Object.fromEntries(Object.entries(charts).map(([id, c]) => [id, c.axes.map((a) => a.label)]))")) as Record<string, string[]>;
+      expect(axes).toEqual({
+        "loss-chart": ["training step", "log loss (nats per sample)"],
+        "auc-chart": ["training step", "AUC (0.5 = chance)"],
+        "rate-chart": ["time (local clock)", "samples per second"],
+      });
+      // Per trainer: samples/s, then compute, communication and waiting seconds with their shares, then a bar.
+      const phases = await page.$$eval("#phases tr", (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+      expect(phases[0]).toEqual(["trainer", "samples/s", "compute", "communication", "waiting", "fetch · pull · push · compute · wait"]);
+      expect(phases.slice(1).map((r) => r[0]).sort()).toEqual(["trainer-0", "trainer-1"]);
+      for (const r of phases.slice(1)) {
+        expect(r[1]).toMatch(/^[1-9][\d,]*$/);
+        for (const seconds of r.slice(2, 5)) expect(seconds).toMatch(/^\d+\.\d s \(\d+%\)$/);
+      }
+      expect(await page.locator("#phases .bar span").count()).toBe(10);
+      expect(await page.textContent("#link")).toMatch(/connecting|disconnected/);
+      expect(streamRequests).toBeGreaterThan(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
+
+  it.runIf(CHROMIUM)("the dashboard updates live in headless Chromium, with hover values and gone trainers marked; a screenshot is saved", async () => {
     const c = cluster ?? (await startJob());
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
       await page.goto(`http://${c.dashboardAddress}/`);
       const points = async () => Number(await page.getAttribute("#loss-chart", "data-points"));
       await waitFor("the loss curve to have points", async () => (await points()) >= 3, 30_000, 200);
       const first = await points();
       await waitFor("the loss curve to advance without a reload", async () => (await points()) > first + 2, 30_000, 200);
+      expect(await page.textContent("#link")).toBe("live");
       expect(await page.textContent("#state")).toBe("running");
       expect(await page.textContent("#workers")).toContain("trainer-1");
-      expect(await page.locator("#loss-chart path").count()).toBe(1);
+      expect(await page.textContent("#workers")).toMatch(/heartbeat \d+\.\d s ago/);
       await waitFor("the streaming AUC curve", async () => Number(await page.getAttribute("#auc-chart", "data-points")) >= 2, 30_000, 200);
+      await waitFor("a streaming AUC figure", async () => Number(await page.textContent("#streaming-auc")) > 0, 30_000, 200);
       expect(Number(await page.textContent("#streaming-auc"))).toBeGreaterThan(0.5);
-      const dir = join(ROOT, ".pangea", "test-artifacts");
-      mkdirSync(dir, { recursive: true });
-      const shot = join(dir, "dashboard.png");
+      // The legend shows the latest values, as grouped whole numbers with their unit; hovering shows those under the cursor.
+      const legendTime = () => page.textContent("#rate-chart .u-legend .u-series:first-child .u-value");
+      expect(await page.textContent("#rate-chart .u-legend")).toMatch(/[1-9][\d,]* samples\/s/);
+      expect(await page.textContent("#loss-chart .u-legend")).toMatch(/smoothed loss\s*\d\.\d{4} nats/);
+      const latest = await legendTime();
+      const box = (await page.locator("#rate-chart .u-over").boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.05, box.y + box.height / 2);
+      await waitFor("the hovered time in the throughput legend", async () => (await legendTime()) !== latest, 5_000, 100);
+      expect(await page.textContent("#rate-chart .u-legend")).toMatch(/[\d,]+ samples\/s/);
+      await page.mouse.move(0, 0);
+      // The curves were drawn: the loss canvas has many pixels of its stroke colour (#2563eb).
+      const strokePixels = await page.$eval("#loss-chart canvas", (canvas) => {
+        const cv = canvas as HTMLCanvasElement;
+        const px = cv.getContext("2d")!.getImageData(0, 0, cv.width, cv.height).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4) if (Math.abs(px[i]! - 0x25) < 24 && Math.abs(px[i + 1]! - 0x63) < 24 && Math.abs(px[i + 2]! - 0xeb) < 24 && px[i + 3]! > 200) n++;
+        return n;
+      });
+      expect(strokePixels).toBeGreaterThan(100);
+      const shot = join(tmp, "dashboard.png");
       await page.screenshot({ path: shot, fullPage: true });
-      expect(statSync(shot).size).toBeGreaterThan(10_000);
+      const png = readFileSync(shot);
+      expect(png.length).toBeGreaterThan(30_000);
+      expect(png.subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
+      expect(png.subarray(12, 16).toString("latin1")).toBe("IHDR");
+      expect(png.readUInt32BE(16)).toBe(1280);
+      expect(png.readUInt32BE(20)).toBeGreaterThanOrEqual(900);
+      // Once the job has ended, its trainers are marked gone instead of showing a heartbeat age that keeps growing.
+      await page.evaluate("events.close()");
+      await page.evaluate(async (url) => {
+        const u = await (await fetch(url)).json();
+        u.status.state = "JOB_STATE_COMPLETED";
+        (window as unknown as { render(u: unknown): void }).render(u);
+      }, `http://${c.dashboardAddress}/status.json`);
+      const workers = await page.$$eval("#workers tr.gone", (rows) => rows.map((r) => r.textContent));
+      expect(workers.filter((t) => t!.includes("trainer"))).toHaveLength(2);
+      expect(await page.textContent("#workers")).not.toContain("s ago");
+      expect(await page.textContent("#workers")).toContain("gone (job ended)");
+      expect(await page.locator("#phases tr.gone").count()).toBe(2);
+      expect(errors).toEqual([]);
     } finally {
       await browser.close();
     }

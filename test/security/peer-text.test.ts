@@ -6,6 +6,7 @@ import { chromium } from "playwright-core";
 import { orchestratorClient, unary } from "@pangea/rpc";
 import { ENTRY, runNode } from "../support/processes.js";
 import { startService, type RunningService } from "../support/service.js";
+import { dashboardPage } from "../../services/orchestrator/src/monitor/dashboard-page.js";
 
 /**
  * A peer that sends hostile text (HTML, terminal escapes) as its worker id is
@@ -77,12 +78,35 @@ describe("the dashboard", () => {
     expect(script).toContain("textContent");
   });
 
+  it.runIf(CHROMIUM)("the update embedded in the page for its first paint cannot close its script element", async () => {
+    const hostile = '</script><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>\u2028';
+    const update = { points: [], serving: null, batchSize: 64, status: { jobId: "j", state: "JOB_STATE_FAILED", error: hostile, step: 1, steps: 2, smoothedLoss: 0.5, samplesPerSecond: 1, streamingAuc: null, workers: [], embeddings: null } };
+    const html = dashboardPage(update);
+    const embedded = html.slice(html.indexOf('id="initial-update">') + 'id="initial-update">'.length, html.indexOf("</script>", html.indexOf('id="initial-update">')));
+    expect(JSON.parse(embedded)).toEqual(update);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+    try {
+      const page = await browser.newPage();
+      await page.setContent(html);
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+      expect(await page.locator("img").count()).toBe(0);
+      expect(await page.textContent("#state")).toBe("failed — " + hostile);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
   it.runIf(CHROMIUM)("renders peer-supplied text as text, never as HTML", async () => {
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
     try {
       const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
       await page.goto(`http://${orch.metrics}/`);
       await page.waitForFunction(() => document.getElementById("job")!.textContent !== "");
+      // A job still waiting for trainers has no points yet: the charts draw empty axes, without errors.
+      expect(await page.locator("#loss-chart canvas").count()).toBe(1);
+      expect(errors).toEqual([]);
       // Stop the live updates, so the real status does not replace the one rendered below.
       await page.evaluate("events.close()");
       const hostile = '<img src=x onerror="window.__pwned=1">';
