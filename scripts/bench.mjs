@@ -66,7 +66,9 @@ for (const r of data.filter((d) => d.name.startsWith("compute path"))) {
       .at(-1),
   );
   execFileSync(process.execPath, [join(root, "services/orchestrator/dist/export.js"), "--checkpoint", status.checkpointPath, "--out", join(dir, "models")], { stdio: "ignore" });
-  for (const r of run("services/serving/dist/bench/serving-bench.js", [join(dir, "models"), "5"])) {
+  // Certificates for the TLS figures, made the way `pangea certs` makes them.
+  execFileSync(process.execPath, [join(root, "packages/rpc/dist/make-certs.js"), join(dir, "tls")], { stdio: "ignore" });
+  for (const r of run("services/serving/dist/bench/serving-bench.js", [join(dir, "models"), "5", join(dir, "tls")])) {
     const tail = r.inProcessForwardMs === undefined ? `(up to ${r.concurrency} in flight)` : `(in-process forward ${r.inProcessForwardMs.toFixed(3)} ms; serving/in-process ${r.overheadRatio.toFixed(1)}x)`;
     console.log(`${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ${Math.round(r.examplesPerSec)} examples/s  ${tail}`);
   }

@@ -86,8 +86,8 @@ async function inProcess(threads) {
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 
-async function cluster(trainers, shards, mode = "sync", batch = globalBatch / trainers) {
-  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC, ${mode}, batch ${batch} per trainer`);
+async function cluster(trainers, shards, mode = "sync", batch = globalBatch / trainers, tls = false) {
+  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC${tls ? " with mutual TLS" : ""}, ${mode}, batch ${batch} per trainer`);
   // One pass over the training records, whatever the batch.
   const jobSteps = Math.floor((records - Math.round(records * evalFraction)) / (batch * trainers));
   const args = [
@@ -95,7 +95,8 @@ async function cluster(trainers, shards, mode = "sync", batch = globalBatch / tr
     "--trainers", String(trainers), "--batch-size", String(batch), "--steps", String(jobSteps), "--ps-shards", String(shards),
     "--embedding-dim", "16", "--bottom-mlp", "512,256,64,16", "--top-mlp", "512,256",
     "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse, "--mode", mode,
-    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}-${batch}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}-${batch}`),
+    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}-${batch}${tls ? "-tls" : ""}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}-${batch}${tls ? "-tls" : ""}`),
+    ...(tls ? ["--tls", "--tls-dir", join(work, "tls")] : []),
   ];
   const t0 = performance.now();
   const { out, peakRssMb } = await runMeasured(process.execPath, args);
@@ -110,8 +111,8 @@ async function cluster(trainers, shards, mode = "sync", batch = globalBatch / tr
   }
   const total = phases.compute + phases.communication + phases.wait || 1;
   return {
-    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}${batch === globalBatch / trainers ? "" : `-b${batch}`}`,
-    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback, ${mode}, batch ${batch} per trainer`,
+    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}${batch === globalBatch / trainers ? "" : `-b${batch}`}${tls ? "-tls" : ""}`,
+    framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback${tls ? " with mutual TLS" : ""}, ${mode}, batch ${batch} per trainer`,
     trainers,
     shards,
     mode,
@@ -174,7 +175,8 @@ try {
   const clusterMain = await cluster(2, 1);
   const clusterAsync = await cluster(2, 1, "async");
   const clusterAsyncFull = await cluster(2, 1, "async", globalBatch);
-  results.push(clusterMain, clusterAsync, clusterAsyncFull);
+  const clusterTls = await cluster(2, 1, "sync", globalBatch / 2, true);
+  results.push(clusterMain, clusterAsync, clusterAsyncFull, clusterTls);
   const haveTorch = torchAvailable();
   // One core (1 + 1), and the fastest single process here (1 torch thread, 2 OpenBLAS threads: measured
   // faster than 2 + 2, which oversubscribes the 2 cores): the ratios below divide by the faster of the two.
@@ -196,6 +198,7 @@ try {
     results,
     scaling,
     ratios: {
+      clusterTlsVsPlaintext: +(clusterTls.samplesPerSec / clusterMain.samplesPerSec).toFixed(2),
       clusterVsPytorch: torch ? +(clusterMain.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       clusterAsyncVsPytorch: torch ? +(clusterAsync.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterAsyncMinusPytorch: torch ? +(clusterAsync.auc - torch.auc).toFixed(4) : null,
@@ -223,6 +226,7 @@ try {
     console.log(`ratio cluster (2 trainers, async, batch ${globalBatch} each: as many updates as PyTorch) / PyTorch best: ${summary.ratios.clusterAsyncFullBatchVsPytorch}x; AUC ${clusterAsyncFull.auc} vs ${torch.auc}`);
     console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
   }
+  console.log(`ratio cluster (2 trainers, sync) with mutual TLS / plaintext: ${summary.ratios.clusterTlsVsPlaintext}x; AUC ${clusterTls.auc} vs ${clusterMain.auc}`);
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
   console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
 } finally {

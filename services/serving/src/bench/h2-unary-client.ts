@@ -10,8 +10,9 @@ import * as http2 from "node:http2";
 export class H2UnaryClient {
   private readonly session: http2.ClientHttp2Session;
 
-  constructor(address: string) {
-    this.session = http2.connect(`http://${address}`);
+  /** With `ca`, the connection is TLS and the server's certificate must be that CA's (serving under --tls-dir). */
+  constructor(address: string, ca?: Buffer) {
+    this.session = ca ? http2.connect(`https://${address}`, { ca, ALPNProtocols: ["h2"] }) : http2.connect(`http://${address}`);
     this.session.on("error", () => {}); // surfaced per call, through the stream's error
   }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
 import { OUTPUT_PROBS } from "../api/tensors.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
@@ -13,9 +14,10 @@ import { H2UnaryClient } from "./h2-unary-client.js";
  *   time, so a stalled generator or server cannot hide queueing
  *   (no coordinated omission).
  * Prints one JSON line with latency percentiles and throughput.
- * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON [RATE]
+ * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON [RATE] [CA_FILE]
+ * (CA_FILE: serving runs TLS; trust this CA)
  */
-const [address, model, batchS, concS, secondsS, numDenseS, idsJson, rateS] = process.argv.slice(2);
+const [address, model, batchS, concS, secondsS, numDenseS, idsJson, rateS, caFile] = process.argv.slice(2);
 const rate = Number(rateS ?? 0);
 const batch = Number(batchS);
 const ids = JSON.parse(idsJson!) as string[][];
@@ -38,7 +40,7 @@ const predict = prediction.service.Predict!;
 // two cores. The warm-up answers are decoded in full and checked; the timed
 // ones must have their length (same shape, packed floats).
 const reqBytes = predict.requestSerialize(req);
-const client = new H2UnaryClient(address!);
+const client = new H2UnaryClient(address!, caFile ? readFileSync(caFile) : undefined);
 let expectLength = -1;
 const call = async () => {
   const res = await client.call(predict.path, reqBytes, 10_000);

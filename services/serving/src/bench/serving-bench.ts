@@ -12,9 +12,12 @@ import { Servable } from "../model/servable.js";
  * the same forward pass in-process (the serving overhead ratio): closed-loop
  * callers (capacity), then requests arriving at 25/50/75% of that capacity
  * (latency under load short of saturation).
- * usage: serving-bench.js MODEL_BASE_PATH [SECONDS]
+ * With TLS_DIR (certificates from pangea certs), the same server is started
+ * again with --tls-dir and the batch-64 figures are measured over TLS, so
+ * both appear in one run.
+ * usage: serving-bench.js MODEL_BASE_PATH [SECONDS] [TLS_DIR]
  */
-const [base, secondsArg] = process.argv.slice(2);
+const [base, secondsArg, tlsDir] = process.argv.slice(2);
 const seconds = secondsArg ?? "5";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const version = 1;
@@ -43,17 +46,23 @@ function inProcess(batch: number): number {
 }
 
 // The services' heap flags: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
-const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
-const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
+async function startServing(tls?: string): Promise<{ address: string; stop: () => void }> {
+  const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
+  const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
+  return { address: ready.address, stop: () => server.kill("SIGTERM") };
+}
+
+const load = (address: string, batch: number, concurrency: number, rate = 0, ca?: string) => {
+  const out = execFileSync(process.execPath, [join(here, "load-gen.js"), address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate), ...(ca ? [ca] : [])], { encoding: "utf8" });
+  return JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number; concurrency: number };
+};
+
+let capacity = 0;
+const plain = await startServing();
 try {
-  const load = (batch: number, concurrency: number, rate = 0) => {
-    const out = execFileSync(process.execPath, [join(here, "load-gen.js"), ready.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate)], { encoding: "utf8" });
-    return JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number; concurrency: number };
-  };
   // Closed loop: callers that wait for each answer; the highest throughput is the server's capacity here.
-  let capacity = 0;
   for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 2], [64, 4], [64, 8]] as const) {
-    const r = load(batch, concurrency);
+    const r = load(plain.address, batch, concurrency);
     if (batch === 64) capacity = Math.max(capacity, r.requestsPerSec);
     const forwardMs = inProcess(batch);
     console.log(JSON.stringify({ name: `serving Predict batch ${batch}, ${concurrency} concurrent`, ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs }));
@@ -61,9 +70,23 @@ try {
   // Open loop: requests arriving at a fixed rate (a fraction of that capacity), overlapping in flight.
   for (const fraction of [0.25, 0.5, 0.75]) {
     const rate = Math.round(fraction * capacity);
-    const r = load(64, 0, rate);
+    const r = load(plain.address, 64, 0, rate);
     console.log(JSON.stringify({ name: `serving Predict batch 64, open loop at ${rate} requests/s (${fraction * 100}% of capacity)`, ...r }));
   }
 } finally {
-  server.kill("SIGTERM");
+  plain.stop();
+}
+if (tlsDir) {
+  const tls = await startServing(tlsDir);
+  const ca = join(tlsDir, "ca.crt");
+  try {
+    for (const concurrency of [1, 8]) {
+      const r = load(tls.address, 64, concurrency, 0, ca);
+      console.log(JSON.stringify({ name: `serving Predict batch 64, ${concurrency} concurrent, TLS`, ...r }));
+    }
+    const rate = Math.round(0.5 * capacity);
+    console.log(JSON.stringify({ name: `serving Predict batch 64, open loop at ${rate} requests/s (50% of plaintext capacity), TLS`, ...load(tls.address, 64, 0, rate, ca) }));
+  } finally {
+    tls.stop();
+  }
 }
