@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, describe, expect, it } from "vitest";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { orchestratorClient, unary } from "@pangea/rpc";
+import { waitFor } from "../support/processes.js";
+
+/**
+ * What needs no certificate to refuse (a plaintext cluster, as ./setup.sh
+ * runs one on loopback): a flood of bogus trainer registrations, a second
+ * process under a connected trainer's id, a second compute; and afterwards a
+ * real trainer that was killed still comes back.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-sec-flood-"));
+let cluster: LocalCluster | null = null;
+
+afterAll(async () => {
+  await cluster?.stop(1_000);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("registration abuse on a plaintext cluster", () => {
+  it("new trainer ids are rate-limited, connected ids and the compute cannot be taken over, and a killed trainer rejoins", async () => {
+    cluster = await LocalCluster.start({
+      trainers: 2,
+      logDir: join(tmp, "logs"),
+      orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--heartbeat-timeout-ms", "3000"],
+      computeArgs: ["--eval-records", "1000"],
+      trainerArgs: ["--backend", "cpu"],
+    });
+    const status = new StatusClient(cluster.orchestratorAddress);
+    await status.connect(5_000);
+    await waitFor("training to start", async () => Number((await status.get()).step) >= 3, 60_000);
+
+    const c = orchestratorClient(cluster.orchestratorAddress);
+    const register = (workerId: string, kind: string, extra: object = {}) =>
+      unary("orchestrator", c.RegisterWorker.bind(c), { workerId, kind, ...extra }, 5_000).then(
+        () => ({ code: grpc.status.OK, details: "" }),
+        (e: grpc.ServiceError) => ({ code: e.code, details: e.details }),
+      );
+
+    const flood = await Promise.all(Array.from({ length: 120 }, (_, i) => register(`bogus-${i}`, "WORKER_KIND_TRAINER")));
+    const accepted = flood.filter((r) => r.code === grpc.status.OK).length;
+    const limited = flood.filter((r) => r.code === grpc.status.RESOURCE_EXHAUSTED && r.details.includes("ORCH_ERR_RATE_LIMITED"));
+    expect(accepted).toBeLessThanOrEqual(34); // the burst of 32, plus what refilled while the calls ran
+    expect(limited.length).toBe(120 - accepted);
+    expect(limited[0]!.details).toContain("more than 32 new trainer ids in a burst");
+
+    const hijack = await register("trainer-0", "WORKER_KIND_TRAINER");
+    expect(hijack.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(hijack.details).toMatch(/^ORCH_ERR_WORKER_CONFLICT: trainer trainer-0 refused: a trainer of that id is registered and connected \(rank \d+\)$/);
+    const source = { description: "synthetic", numDense: 13, slotIds: [1, 2], trainRecords: 1000, evalRecords: 10 };
+    const fakeCompute = await register("compute-evil", "WORKER_KIND_COMPUTE", { address: "127.0.0.1:1", source });
+    expect(fakeCompute.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(fakeCompute.details).toContain("is registered and connected");
+    c.close();
+
+    // The real trainer-1, killed and started again under its id, rejoins and trains on.
+    cluster.process("trainer-1")!.child.kill("SIGKILL");
+    await cluster.process("trainer-1")!.exited;
+    await cluster.restart("trainer-1");
+    const before = Number((await status.get()).step);
+    const rejoined = await waitFor("trainer-1 to train again", async () => {
+      const s = await status.get();
+      const t1 = s.workers.find((w) => w.workerId === "trainer-1");
+      return t1?.alive && Number(s.step) > before + 3 ? s : null;
+    }, 60_000, 300);
+    expect(rejoined.state).toBe("JOB_STATE_RUNNING");
+    status.close();
+  }, 180_000);
+});
