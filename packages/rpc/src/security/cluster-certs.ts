@@ -212,7 +212,8 @@ export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): 
       kept.push(`${n}.crt`);
       continue;
     }
-    const hosts = [...new Set(["localhost", "127.0.0.1", "::1", role, ...(opts.hosts ?? [])])];
+    // "pangea" is the TLS server name our clients ask for (CHANNEL_OPTIONS), so a client that checks host names accepts it too.
+    const hosts = [...new Set(["pangea", "localhost", "127.0.0.1", "::1", role, ...(opts.hosts ?? [])])];
     const pair = issueCertificate(ca, { name: n, role, hosts }, opts.days);
     writeFileSync(keyPath, pair.keyPem, { mode: 0o600 });
     writeFileSync(certPath, pair.certPem, { mode: 0o644 });

@@ -1,0 +1,141 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity, parameterSyncClient, unary, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
+import { DataType, MessageType, encodeMessage, writeTensor } from "@pangea/schema";
+import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
+import { SPEC, idWords, writeVersion } from "../../services/serving/test/support/versions.js";
+import { ROOT, runNode } from "../support/processes.js";
+import { startService, type RunningService } from "../support/service.js";
+
+/**
+ * Serving under TLS with an API token, as a real process: parameter sync
+ * only from the parameter servers' roles, predictions only with the token
+ * (or an admin certificate), REST over HTTPS with the same rule, /metrics
+ * open; the ParameterSync attack (NaN weights from anyone) cannot be sent.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-sec-serving-"));
+const base = join(tmp, "models");
+const tls = join(tmp, "tls");
+const tokenFile = join(tmp, "token");
+const TOKEN = "0123456789abcdef0123456789abcdef";
+const SERVING = join(ROOT, "services/serving/dist/main.js");
+let serving: RunningService;
+const as = (name: string): TransportSecurity => loadTransportSecurity(tls, name);
+
+beforeAll(async () => {
+  writeVersion(base, 1);
+  writeClusterCerts(tls);
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+  serving = await startService(SERVING, ["--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--tls-dir", tls, "--api-token-file", tokenFile]);
+});
+afterAll(async () => {
+  await serving?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function syncUpdate(value: number): Buffer {
+  return encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, "attacker", (m) => {
+    m.sequence = 1n;
+    m.step = 1n;
+    writeTensor(m._initIds(), "ids", DataType.UINT64, [1], Uint32Array.from(idWords(0)));
+    writeTensor(m._initRows(), "rows", DataType.FLOAT32, [1, SPEC.embeddingDim], new Float32Array(SPEC.embeddingDim).fill(value));
+    writeTensor(m._initTombstones(), "tombstones", DataType.UINT64, [0], new Uint32Array(0));
+    m._initDense(0);
+  });
+}
+
+async function sync(security: TransportSecurity | null, value: number): Promise<{ code: number; details: string }> {
+  const c = security ? parameterSyncClient(serving.address, security) : null;
+  const anonymous = security ? null : new (grpc.makeGenericClientConstructor({}, "x"))(serving.address, grpc.credentials.createSsl(readFileSync(join(tls, "ca.crt"))), CHANNEL_OPTIONS);
+  try {
+    if (c) return await unary<Buffer, Buffer>("serving", c.push.bind(c), syncUpdate(value), 5_000).then(() => ({ code: 0, details: "" }), (e: grpc.ServiceError) => ({ code: e.code, details: e.details }));
+    return await new Promise((resolve) =>
+      anonymous!.makeUnaryRequest("/pangea.v1.ParameterSync/Push", (b: Buffer) => b, (b: Buffer) => b, syncUpdate(value), (e) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: "" })),
+    );
+  } finally {
+    c?.close();
+    anonymous?.close();
+  }
+}
+
+function predictRequest(): unknown {
+  return {
+    model_spec: { name: "ctr" },
+    inputs: {
+      dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: SPEC.numDense }] }, float_val: [0.1, 0.2] },
+      feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 1 }, { size: SPEC.numSlots }] }, uint64_val: [String(BigInt(idWords(0)[1]) << 32n)] },
+    },
+  };
+}
+
+async function predict(creds: grpc.ChannelCredentials, token?: string): Promise<{ code: number; details: string }> {
+  const { prediction } = tfServingServices();
+  const Ctor = grpc.makeGenericClientConstructor(prediction.service, "PredictionService");
+  const c = new Ctor(serving.address, creds, CHANNEL_OPTIONS) as unknown as { Predict(r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): void; close(): void };
+  const meta = new grpc.Metadata();
+  if (token) meta.set("authorization", `Bearer ${token}`);
+  try {
+    return await new Promise((resolve) => c.Predict(predictRequest(), meta, (e) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: "" })));
+  } finally {
+    c.close();
+  }
+}
+
+function rest(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const [host, port] = serving.rest!.split(":");
+    const req = httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(tls, "ca.crt")), headers }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("serving under TLS with an API token", () => {
+  it("takes parameter sync from the orchestrator's and shards' certificates only", async () => {
+    const fromTrainer = await sync(as("trainer"), Number.NaN);
+    expect(fromTrainer.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(fromTrainer.details).toContain("/pangea.v1.ParameterSync/Push is for orchestrator or shard; the caller has a trainer certificate");
+    const anonymous = await sync(null, Number.NaN);
+    expect(anonymous.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await sync(as("orchestrator"), 0.5)).toEqual({ code: 0, details: "" });
+  });
+
+  it("answers Predict with the token or an admin certificate, and refuses it without", async () => {
+    const ca = () => grpc.credentials.createSsl(readFileSync(join(tls, "ca.crt")));
+    const none = await predict(ca());
+    expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(none.details).toContain('/tensorflow.serving.PredictionService/Predict needs "authorization: Bearer <token>"');
+    expect((await predict(ca(), "wrong-token-wrong-token")).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await predict(ca(), TOKEN)).toEqual({ code: 0, details: "" });
+    expect(await predict(channelCredentials(["serving"], as("admin")))).toEqual({ code: 0, details: "" });
+  });
+
+  it("REST is HTTPS and asks for the token on /v1/, not on /metrics", async () => {
+    const refused = await rest("/v1/models/ctr");
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body).error).toBe("SERVING_ERR_UNAUTHENTICATED: GET /v1/models/ctr needs the header Authorization: Bearer <serving's API token>");
+    const ok = await rest("/v1/models/ctr", { authorization: `Bearer ${TOKEN}` });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body).model_version_status[0].state).toBe("AVAILABLE");
+    expect((await rest("/metrics")).status).toBe(200);
+    // Plain HTTP to the HTTPS port gets no answer it could use.
+    const plain = await fetch(`http://${serving.rest}/v1/models/ctr`).then((r) => r.status, () => "refused");
+    expect(plain === "refused" || plain === 400).toBe(true);
+  });
+
+  it("refuses a short token file at start with one line naming it", async () => {
+    const short = join(tmp, "short");
+    writeFileSync(short, "abc\n");
+    const r = await runNode(SERVING, ["--model-base-path", base, "--api-token-file", short, "--port", "0", "--rest-port", "0"], { timeoutMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--api-token-file: ${short} must hold one token of at least 16 printable characters`);
+  });
+});
