@@ -130,9 +130,17 @@ describe("EmbeddingStore batch administration", () => {
 
   it.each([
     ["a wrong dim", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, new Float32Array(8), 8), "slot 1 has embedding dim 4, the assignment gives 8"],
-    ["a NaN value", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, Float32Array.from([1, Number.NaN, 0, 0]), 4), "has a NaN or infinite value"],
+    ["a NaN value", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, Float32Array.from([1, Number.NaN, 0, 0]), 4), "has a value that is NaN, infinite or above 1000000 in magnitude"],
+    ["a value of 1e30", () => new EmbeddingStore(base, new Map(), 1).assign(Uint32Array.from([1, 0x10000]), 1, Float32Array.from([1, 1e30, 0, 0]), 4), "has a value that is NaN, infinite or above 1000000 in magnitude"],
   ])("assign refuses %s", (_what, fn, message) => {
     expect(fn).toThrow(message);
+  });
+
+  it("a refused assignment sets none of its rows, not even those before the bad one", () => {
+    const store = new EmbeddingStore(base, new Map(), 1);
+    const ids = Uint32Array.from([1, 0x10000, 2, 0x10000]);
+    expect(() => store.assign(ids, 2, Float32Array.from([1, 2, 3, 4, 5, Number.POSITIVE_INFINITY, 7, 8]), 4)).toThrow(/infinite/);
+    expect(store.stats().perSlot.reduce((n, p) => n + p.rows, 0)).toBe(0);
   });
 
   it("refuses ids of slots the job's data does not declare", () => {

@@ -36,6 +36,13 @@ export function slotOfId(hi: number): number {
 }
 
 /**
+ * The largest embedding value an assignment may set. Trained CTR embeddings
+ * lie within a few units; a row of 1e30 only makes every gradient that
+ * touches it overflow, which stalls training (the gradients are refused).
+ */
+export const MAX_ASSIGNED_ABS = 1e6;
+
+/**
  * The embedding tables of a job, one per slot, keyed by the v2 id's slot
  * bits, each with its slot's dim, initializer, optimizer, occurrence
  * threshold and expiry. Enforces the memory limit and counts what it
@@ -150,6 +157,7 @@ export class EmbeddingStore {
 
   /** Sets rows directly (values: [count, dim]); returns how many were set. */
   assign(ids: Uint32Array, count: number, values: Float32Array, dim: number): number {
+    // Every row is checked before any is set: a refused assignment changes nothing.
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
@@ -158,7 +166,15 @@ export class EmbeddingStore {
       const t = this.table(slot);
       if (t.dim !== dim) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `slot ${slot} has embedding dim ${t.dim}, the assignment gives ${dim}`);
       const row = values.subarray(i * dim, (i + 1) * dim);
-      if (!row.every(Number.isFinite)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `the assignment of id ${(BigInt(hi) << 32n) | BigInt(lo)} has a NaN or infinite value`);
+      if (!row.every((v) => Number.isFinite(v) && Math.abs(v) <= MAX_ASSIGNED_ABS)) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `the assignment of id ${(BigInt(hi) << 32n) | BigInt(lo)} has a value that is NaN, infinite or above ${MAX_ASSIGNED_ABS} in magnitude`);
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      const t = this.table(slotOfId(hi));
+      const row = values.subarray(i * dim, (i + 1) * dim);
       const grow = t.growthBytes();
       if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
         this.stats0.memoryLimitHits++;
