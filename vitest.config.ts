@@ -1,6 +1,10 @@
 import { defineConfig } from "vitest/config";
 
 const DOCKER_TESTS = ["test/e2e/docker.test.ts"];
+// The paths of a machine without the native BLAS addon: the JavaScript dense
+// layers and serving forward (checked against their references), and a whole
+// job on plain wasm.
+const FALLBACK_TESTS = ["test/fallback/**/*.test.ts", "services/trainer/test/gradients.test.ts", "services/trainer/test/serving-forward.test.ts"];
 
 export default defineConfig({
   test: {
@@ -15,9 +19,13 @@ export default defineConfig({
         test: {
           name: "suite",
           include: ["packages/*/test/**/*.test.ts", "services/*/test/**/*.test.ts", "test/**/*.test.ts"],
-          exclude: ["**/node_modules/**", ...DOCKER_TESTS],
+          exclude: ["**/node_modules/**", ...DOCKER_TESTS, "test/fallback/**"],
           sequence: { groupOrder: 0 },
         },
+      },
+      {
+        extends: true,
+        test: { name: "no-native-blas", include: FALLBACK_TESTS, env: { PANGEA_NATIVE_BLAS: "off" }, sequence: { groupOrder: 0 } },
       },
       {
         // The Docker cluster builds images and runs a job on both cores: run
