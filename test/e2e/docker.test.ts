@@ -144,17 +144,21 @@ describe.skipIf(skip)("make docker-up", () => {
       process.stdout.write(`docker e2e: ${image} ${(size / 1e6).toFixed(0)} MB\n`);
     }
     // Every service's health check turns healthy (compose started compute and the trainers only after their dependencies did).
+    let lastStates = "";
     await waitFor(
       "every Pangea container healthy",
       async () => {
         const ids = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`).stdout.trim().split("\n").filter(Boolean);
         const states = ids.map((id) => docker("inspect", "-f", '{{index .Config.Labels "com.docker.compose.service"}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', id).stdout.trim());
         const pangea = states.filter((s) => /^(orchestrator|compute|trainer|serving) /.test(s));
+        lastStates = pangea.join(", ");
         return pangea.length === 5 && pangea.every((s) => s.endsWith(" healthy"));
       },
       90_000,
       1000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last seen: ${lastStates}`);
+    });
   }, 120_000);
 
   it("trains to completion with every batch applied once across a docker kill of the orchestrator, with Prometheus scraping every service", async () => {

@@ -21,7 +21,8 @@ const tlsDir = process.env.PANGEA_TLS_DIR;
 const credentials = tlsDir
   ? grpc.credentials.createSsl(readFileSync(join(tlsDir, "ca.crt")), null, null, { checkServerIdentity: () => undefined })
   : grpc.credentials.createInsecure();
-const client = new Health(address, credentials);
+// The TLS server name our clients ask for (see CHANNEL_OPTIONS); the certificates carry it.
+const client = new Health(address, credentials, { "grpc.ssl_target_name_override": "pangea" });
 client.check({ service }, { deadline: Date.now() + 3_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
   if (err) {
     process.stderr.write(`health-probe: ${address}: ${grpc.status[err.code]}: ${err.details}\n`);
