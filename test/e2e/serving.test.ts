@@ -13,7 +13,7 @@ import { declaredFamilies, grafanaMetricNames } from "../support/grafana.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js";
 import { RecordBlock } from "../../services/compute/src/sources/source.js";
-import { encodeExample, encodeExampleBatch, encodeInstance } from "../../services/compute/src/formats/monolith-encode.js";
+import { encodeExample, encodeExampleBatch, encodeInstance } from "@pangea/monolith";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 
 /**

@@ -3,6 +3,7 @@ import { OrchestratorErrors } from "../errors.js";
 import { EmbeddingTable } from "./embedding-table.js";
 import { FrequencyFilter } from "./frequency-filter.js";
 import type { Initializer } from "./initializer.js";
+import { slotOfV2 } from "@pangea/features";
 
 /** What a slot's table is made of, as Monolith configures each slot. */
 export interface SlotConfig {
@@ -29,10 +30,6 @@ export interface StoreStats {
   /** Rows refused because the tables were at the memory limit. */
   memoryLimitHits: number;
   perSlot: { slot: number; rows: number; bytes: number; evicted: number; admitted: number }[];
-}
-
-export function slotOfId(hi: number): number {
-  return (hi >>> 16) & 0x7fff;
 }
 
 /**
@@ -102,7 +99,7 @@ export class EmbeddingStore {
    * once the id passes its slot's threshold. Returns -1 while it is filtered.
    */
   rowForTraining(lo: number, hi: number): { table: EmbeddingTable; row: number } {
-    const slot = slotOfId(hi);
+    const slot = slotOfV2(hi);
     this.checkSlot(slot, lo, hi);
     const t = this.table(slot);
     return { table: t, row: this.trainingRow(t, slot, lo, hi) };
@@ -134,7 +131,7 @@ export class EmbeddingStore {
 
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */
   read(lo: number, hi: number, readOnly: boolean, out: Float32Array, at: number, dim: number): void {
-    const slot = slotOfId(hi);
+    const slot = slotOfV2(hi);
     this.checkSlot(slot, lo, hi);
     const t = readOnly ? this.tables.get(slot) : this.table(slot);
     if (t && t.dim !== dim) {
@@ -153,7 +150,7 @@ export class EmbeddingStore {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const slot = slotOfId(hi);
+      const slot = slotOfV2(hi);
       this.checkSlot(slot, lo, hi);
       const t = this.table(slot);
       if (t.dim !== dim) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `slot ${slot} has embedding dim ${t.dim}, the assignment gives ${dim}`);
@@ -175,7 +172,7 @@ export class EmbeddingStore {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const slot = slotOfId(hi);
+      const slot = slotOfV2(hi);
       if (this.tables.get(slot)?.remove(lo, hi)) {
         removed++;
         this.evictionLog.push(lo, hi);

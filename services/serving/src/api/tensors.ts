@@ -1,7 +1,8 @@
 import type { DlrmSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
-import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance, type FeatureList } from "@pangea/compute/monolith";
+import type { FeatureList } from "@pangea/features";
+import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
 
 /** A TensorFlow TensorProto as proto-loader decodes it (keepCase, longs as strings, bytes as Buffers). */
 export interface TensorProtoMsg {

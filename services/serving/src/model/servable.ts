@@ -5,7 +5,7 @@ import { EXPORT_FORMAT, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, validateS
 import { ServingErrors } from "../errors.js";
 import { DlrmForward } from "./forward.js";
 import { RowTable } from "./row-table.js";
-import { loadFeatureList, type FeatureList } from "@pangea/compute/monolith";
+import { loadFeatureList, slotOfV2, type FeatureList } from "@pangea/features";
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -134,8 +134,8 @@ export class Servable {
         const lo = ids[2 * v]!;
         const hi = ids[2 * v + 1]!;
         if (lo === 0 && hi === 0) continue;
-        // The id's own slot (its top 15 bits below the reserved bit) picks the table.
-        const table = bySlot[(hi >>> 16) & 0x7fff];
+        // The id's own slot picks the table.
+        const table = bySlot[slotOfV2(hi)];
         const r = table ? table.find(lo, hi) : -1;
         if (r < 0) continue;
         const rows = table!.rows;
