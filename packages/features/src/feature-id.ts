@@ -27,7 +27,7 @@ export function slotOfV1(hiWord: number): number {
 
 /** High word of the v2 id of a v1 id whose high word is `hiWord` (the low word is unchanged). */
 export function v1HiToV2Hi(hiWord: number): number {
-  return (((hiWord >>> 22) << 16) | (hiWord & 0xffff)) >>> 0;
+  return ((slotOfV1(hiWord) << 16) | (hiWord & 0xffff)) >>> 0;
 }
 
 /** True when a v2 id's reserved top bit is clear. */

@@ -154,7 +154,7 @@ export class RawReader {
     }
   }
 
-  /** Dense value k of a feature; null (or "") is missing and reads as 0, as in training. */
+  /** Dense value k of a feature; null is missing and reads as 0, as in training (so is "" for a Criteo count, as an empty TSV field). */
   private setDense(d: { offset: number; log1p: boolean }, k: number, v: unknown, where: () => string): void {
     const x = this.layout.counts ? countOf(v) : numberOf(v);
     if (Number.isNaN(x)) {
