@@ -224,6 +224,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
+    ["a body with neither inputs nor instances", 1, { rows: [] }, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
     ["raw values for a version that has no layout for them", 3, { instances: [{ C1: "x" }] },
       `unknown input C1: expected dense_features [B, ${SMALL_SPEC.numDense}] and feature_ids [B, ${SMALL_SPEC.numSlots}], one of instances, examples, example_batch, or raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)`],
   ])("%s", async (_what, version, body, message) => {

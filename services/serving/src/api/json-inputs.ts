@@ -19,7 +19,7 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
   } else if (Array.isArray(body.instances)) {
     dense = body.instances.map((r) => (r as Json)?.[INPUT_DENSE]);
     ids = body.instances.map((r) => (r as Json)?.[INPUT_IDS]);
-  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}]`);
+  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
   if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
   const rows = (v: unknown[], width: number, name: string) =>
     v.map((r, i) => {
