@@ -49,7 +49,7 @@ try {
   const protoOut = join(work, "proto");
   const protoDir = join(root, "schemas/proto");
   // Only the gRPC surface gets generated types; the Monolith data formats under
-  // idl/ are read by hand-written decoders (services/compute/src/formats).
+  // idl/ are read by hand-written decoders (packages/monolith).
   const protos = listFiles(join(protoDir, "pangea")).filter((f) => f.endsWith(".proto")).map((f) => relative(protoDir, f)).sort();
   run(join(root, "node_modules/.bin/proto-loader-gen-types"), [
     "--longs=Number", "--enums=String", "--defaults", "--oneofs", "--grpcLib=@grpc/grpc-js",

@@ -23,6 +23,6 @@ export interface ExportManifest {
   /** Embedding table shards: one per slot, rows only (no optimizer state). */
   tables: { slot: number; dim: number; rows: number }[];
   files: Record<string, { bytes: number; sha256: string }>;
-  /** The feature list (copied into the version) serving decodes Monolith inputs with. */
+  /** The feature list (copied into the version) serving decodes Monolith inputs and hashes raw feature values with. */
   featureList?: string;
 }

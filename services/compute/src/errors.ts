@@ -7,5 +7,4 @@ export const ComputeErrors = defineErrors({
   COMPUTE_ERR_BAD_RECORD: { status: "DATA_LOSS", exit: 1, description: "a record in the input does not parse" },
   COMPUTE_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a batch request is inconsistent" },
   COMPUTE_ERR_ORCHESTRATOR_GONE: { status: "UNAVAILABLE", exit: 1, description: "the orchestrator went away and did not come back in time" },
-  COMPUTE_ERR_SLOT_RANGE: { status: "INVALID_ARGUMENT", exit: 1, description: "a slot id does not fit the feature id layout" },
 });

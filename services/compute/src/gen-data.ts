@@ -4,11 +4,11 @@ import { z } from "zod";
 import { nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
-import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "./formats/monolith-encode.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
 import { encodePbRecords, PB_FILE_DEFAULTS } from "./formats/pb-framing.js";
 import { compressSnappyBlocks } from "./formats/compression.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "@pangea/monolith";
 
 const FLAGS: FlagTable = {
   out: { description: "file to write" },

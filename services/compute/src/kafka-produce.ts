@@ -2,8 +2,8 @@ import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
 import { nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
-import { encodeExample, encodeInstance } from "./formats/monolith-encode.js";
 import { ComputeErrors } from "./errors.js";
+import { encodeExample, encodeInstance } from "@pangea/monolith";
 
 const FLAGS: FlagTable = {
   brokers: { description: "Kafka at host:port[,host:port...]" },

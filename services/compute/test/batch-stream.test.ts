@@ -6,6 +6,7 @@ import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWo
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { BatchStreamHandler } from "../src/server/batch-stream.js";
 import { HEALTH_SERVING, checkHealth } from "../../../test/support/health.js";
+import { slotOfV2 } from "@pangea/features";
 
 const source = new SyntheticSource({ seed: 3, evalRecords: 1000 });
 const handler = new BatchStreamHandler(source, "compute-test", createLogger("compute-test", "silent"));
@@ -85,7 +86,7 @@ describe("BatchStream over gRPC", () => {
     expect(sizes.reduce((s, n) => s + n, 0)).toBe(1000);
     // v2 ids of slot 1 in the first cell
     const first = decodeMessage(a[0]!, MessageType.TRAINING_BATCH).payload;
-    expect(readIdWords(first.featureIds, "ids").words[1]! >>> 16).toBe(1);
+    expect(slotOfV2(readIdWords(first.featureIds, "ids").words[1]!)).toBe(1);
   });
 
   it("sends no more than the credit window ahead of the client's acknowledgements", async () => {

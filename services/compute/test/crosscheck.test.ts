@@ -7,9 +7,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { MonolithFilesSource } from "../src/sources/monolith-files.js";
-import { compileFeatureList } from "../src/features/feature-list.js";
 import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
-import { encodeExample, encodeInstance, v2ToV1Words } from "../src/formats/monolith-encode.js";
+import { compileFeatureList } from "@pangea/features";
+import { encodeExample, encodeInstance, v2ToV1Words } from "@pangea/monolith";
 
 /**
  * Cross-checks against an implementation this project did not write:

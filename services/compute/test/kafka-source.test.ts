@@ -6,9 +6,9 @@ import { MessageType, Split, decodeMessage, encodeMessage, readFloat32 } from "@
 import { KafkaFixtureBroker } from "@pangea/test-utils";
 import { KafkaSource } from "../src/sources/kafka-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
-import { compileFeatureList } from "../src/features/feature-list.js";
-import { encodeInstance } from "../src/formats/monolith-encode.js";
 import { BatchStreamHandler } from "../src/server/batch-stream.js";
+import { compileFeatureList } from "@pangea/features";
+import { encodeInstance } from "@pangea/monolith";
 
 /** At-least-once delivery from Kafka through the batch stream, against the test broker fixture. */
 const synthetic = new SyntheticSource({ seed: 21, evalRecords: 0 });

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync, deflateSync } from "node:zlib";
@@ -8,14 +8,15 @@ import fc from "fast-check";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { MonolithFilesSource, type MessageKind } from "../src/sources/monolith-files.js";
-import { compileFeatureList, loadFeatureList } from "../src/features/feature-list.js";
 import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
 import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
 import { compressSnappyBlocks, decompress } from "../src/formats/compression.js";
-import { encodeExample, encodeExampleBatch, encodeInstance } from "../src/formats/monolith-encode.js";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler } from "../src/formats/monolith-decode.js";
-import { WireError } from "../src/formats/protowire.js";
 import { ComputeErrors } from "../src/errors.js";
+import { loadConfig } from "../src/config.js";
+import { openSource } from "../src/sources/open-source.js";
+import { compileFeatureList } from "@pangea/features";
+import { createLogger } from "@pangea/kit";
+import { encodeExample, encodeExampleBatch, encodeInstance, decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 const dir = mkdtempSync(join(tmpdir(), "pangea-monolith-"));
 const N = 600;
@@ -200,33 +201,15 @@ describe("bad records", () => {
   });
 });
 
-describe("feature lists", () => {
-  it("reads Monolith's feature_list.conf lines", () => {
-    const path = join(dir, "feature_list.conf");
-    writeFileSync(path, "# comment\ncolumn_name: a, b\nfeature_name=f_user_id depend=user_id method=VectorTopString slot=1\nfeature_name=f_item_id slot=200 dim=16\n");
-    const list = loadFeatureList(path);
-    expect(list.slotIds).toEqual([1, 200]);
-    expect(list.slotByName.get("f_item_id")).toEqual({ column: 1, slot: 200, kind: "fid_v2" });
-  });
-
-  it.each([
-    ['{"slots": []}', "slots: declare at least one slot"],
-    ['{"slots": [{"name": "a", "slot": 40000}]}', "slots.0.slot: Too big"],
-    ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 1}]}', "slot 1 is declared twice"],
-    ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
-    ["{not json", "is not valid JSON"],
-    ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
-  ])("refuses %s", (text, message) => {
-    const path = join(dir, `bad-${Math.random()}.json`);
-    writeFileSync(path, text);
-    try {
-      loadFeatureList(path);
-      expect.unreachable();
-    } catch (err) {
-      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
-      expect((err as Error).message).toContain(message);
-    }
-    void readFileSync;
+describe("a feature list compute cannot read", () => {
+  it("is compute's configuration error (exit 2), with the list's own message", async () => {
+    const path = join(dir, "bad-list.json");
+    writeFileSync(path, '{"slots": []}');
+    const c = loadConfig(["--data", join(dir, "none.pb"), "--format", "instance", "--feature-list", path], {})!;
+    const err = await openSource(c, createLogger("compute-test", "silent")).then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((err as { exitCode: number }).exitCode).toBe(2);
+    expect((err as Error).message).toBe(`feature list ${path}: slots: declare at least one slot`);
   });
 });
 
@@ -266,7 +249,7 @@ describe("instance weights", () => {
 
 describe("ExampleBatch feature lists", () => {
   it("a SHARED list gives every example its one value; INDIVIDUAL lists give one each", async () => {
-    const { WireWriter } = await import("../src/formats/protowire-writer.js");
+    const { WireWriter } = await import("@pangea/monolith");
     const idOf = (slot: number, h: number) => Uint32Array.from([h, (slot << 16) >>> 0]);
     const w = new WireWriter();
     // C1: SHARED, one fid for all 3 examples
@@ -294,7 +277,7 @@ describe("ExampleBatch feature lists", () => {
   });
 
   it("an INDIVIDUAL list with the wrong number of features is refused", async () => {
-    const { WireWriter } = await import("../src/formats/protowire-writer.js");
+    const { WireWriter } = await import("@pangea/monolith");
     const w = new WireWriter();
     w.message(1, (l) => l.string(1, "C2").message(2, (f) => f.message(2, (x) => x.packedFixed64(1, Uint32Array.from([1, 0x20000]), 1))));
     w.tag(3, 0).varint(2);

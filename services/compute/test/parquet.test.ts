@@ -6,8 +6,8 @@ import { parquetWriteBuffer } from "hyparquet-writer";
 import { ParquetSource } from "../src/sources/parquet-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
-import { compileFeatureList } from "../src/features/feature-list.js";
 import { ComputeErrors } from "../src/errors.js";
+import { compileFeatureList } from "@pangea/features";
 
 const dir = mkdtempSync(join(tmpdir(), "pangea-parquet-"));
 const synthetic = new SyntheticSource({ seed: 13, evalRecords: 0 });

@@ -53,7 +53,7 @@ export const FLAGS: FlagTable = {
   "restore-from": { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" },
   "checkpoint-dir": { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written", default: ".pangea/checkpoints" },
   "export-dir": { env: "PANGEA_EXPORT_DIR", description: "a model base path (pangea export --out): the final checkpoint is exported there as a new version, and so is the first checkpoint while it holds no version (serving then has a model for parameter sync to keep fresh); one parameter-server shard only" },
-  "export-feature-list": { env: "PANGEA_EXPORT_FEATURE_LIST", description: "with --export-dir: the feature list the data was read with, copied into each version (serving decodes Monolith inputs with it)" },
+  "export-feature-list": { env: "PANGEA_EXPORT_FEATURE_LIST", description: "with --export-dir: the feature list the data was read with, copied into each version (serving decodes Monolith inputs and hashes raw feature values with it)" },
   "register-timeout-ms": { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing", default: "120000" },
   "job-id": { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", default: "job-<timestamp>" },
 };

@@ -6,7 +6,7 @@ const FLAGS: FlagTable = {
   checkpoint: { description: "checkpoint to export (shard 0's step-N directory; other shards are found beside it)" },
   out: { description: "the model's base path; the version goes in <out>/<version>" },
   version: { description: "version number (default: one above the newest under --out)" },
-  "feature-list": { description: "the feature list the data was read with (JSON or feature_list.conf): lets serving decode Monolith Instance/Example inputs" },
+  "feature-list": { description: "the feature list the data was read with (JSON or feature_list.conf): lets serving decode Monolith Instance/Example inputs and hash raw feature values" },
 };
 
 const schema = z.object({

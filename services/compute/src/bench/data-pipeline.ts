@@ -14,8 +14,6 @@ import { CriteoTsvSource } from "../sources/criteo-tsv.js";
 import { MonolithFilesSource, type MessageKind } from "../sources/monolith-files.js";
 import { ParquetSource } from "../sources/parquet-source.js";
 import { RecordBlock, type DataSource } from "../sources/source.js";
-import { compileFeatureList } from "../features/feature-list.js";
-import { encodeExample, encodeExampleBatch, encodeInstance } from "../formats/monolith-encode.js";
 import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../formats/pb-framing.js";
 import { TfRecordFraming, encodeTfRecords } from "../formats/tfrecord.js";
 import { compressSnappyBlocks } from "../formats/compression.js";
@@ -23,6 +21,8 @@ import { encodeBatch } from "../batching/batch-encoder.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { createLogger } from "@pangea/kit";
 import { KafkaSource } from "../sources/kafka-source.js";
+import { compileFeatureList } from "@pangea/features";
+import { encodeExample, encodeExampleBatch, encodeInstance } from "@pangea/monolith";
 
 const flag = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

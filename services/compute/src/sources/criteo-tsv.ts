@@ -1,17 +1,13 @@
 import { readFileSync } from "node:fs";
 import { printableBytes } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
-import { hash48 } from "../features/hash.js";
-import { normalizeCount } from "../features/normalize.js";
-import { stampSlotV2 } from "../features/feature-id.js";
+import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoSlotName, hashedIdV2, normalizeCount, parseCount } from "@pangea/features";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
 /** A line that does not parse; the caller adds where it is. */
 class LineError extends Error {}
 
-export const CRITEO_NUM_DENSE = 13;
-export const CRITEO_NUM_SLOTS = 26;
 const FIELDS = 1 + CRITEO_NUM_DENSE + CRITEO_NUM_SLOTS;
 const TAB = 9;
 const LF = 10;
@@ -19,7 +15,7 @@ const CR = 13;
 
 function fieldName(f: number): string {
   if (f === 0) return "label";
-  return f <= CRITEO_NUM_DENSE ? `I${f}` : `C${f - CRITEO_NUM_DENSE}`;
+  return f <= CRITEO_NUM_DENSE ? criteoDenseName(f - 1) : criteoSlotName(f - 1 - CRITEO_NUM_DENSE);
 }
 
 export interface CriteoOptions {
@@ -49,7 +45,7 @@ export class CriteoTsvSource implements DataSource {
     } catch (err) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${opts.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    const slotBase = opts.slotBase ?? 1;
+    const slotBase = opts.slotBase ?? CRITEO_SLOT_BASE;
     const bad = new BadRecords(opts.onBadRecord ?? "fail");
     let lines = 0;
     for (let i = 0; i < bytes.length; i++) if (bytes[i] === LF) lines++;
@@ -110,11 +106,11 @@ export class CriteoTsvSource implements DataSource {
         }
         labels[r] = b[fs] - 48;
       } else if (f <= CRITEO_NUM_DENSE) {
-        dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(parseCount(b, fs, i, fieldName(f)));
+        const count = parseCount(b, fs, i);
+        if (Number.isNaN(count)) throw new LineError(`field ${fieldName(f)} '${printableBytes(b.subarray(fs, i))}' is not an integer`);
+        dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(count);
       } else {
-        const at = 2 * (r * CRITEO_NUM_SLOTS + f - 1 - CRITEO_NUM_DENSE);
-        hash48(b, fs, i, ids, at);
-        stampSlotV2(ids, at, slotBase + f - 1 - CRITEO_NUM_DENSE);
+        hashedIdV2(b, fs, i, slotBase + f - 1 - CRITEO_NUM_DENSE, ids, 2 * (r * CRITEO_NUM_SLOTS + f - 1 - CRITEO_NUM_DENSE));
       }
       f++;
       fs = i + 1;
@@ -134,23 +130,4 @@ export class CriteoTsvSource implements DataSource {
     block.count = count;
     block.nnz = count * S;
   }
-}
-
-/** An optional, possibly negative decimal integer; empty reads as 0 (missing). */
-function parseCount(b: Buffer, start: number, end: number, field: string): number {
-  if (start === end) return 0;
-  let i = start;
-  let sign = 1;
-  if (b[i] === 45) {
-    sign = -1;
-    i++;
-  }
-  if (i === end) throw new LineError(`field ${field} '-' is not an integer`);
-  let v = 0;
-  for (; i < end; i++) {
-    const d = b[i]! - 48;
-    if (d < 0 || d > 9) throw new LineError(`field ${field} '${printableBytes(b.subarray(start, end))}' is not an integer`);
-    v = v * 10 + d;
-  }
-  return sign * v;
 }

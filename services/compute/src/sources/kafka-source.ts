@@ -1,14 +1,13 @@
 import { Kafka, logLevel, type Consumer, type EachBatchPayload } from "kafkajs";
 import type { Logger } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
-import type { FeatureList } from "../features/feature-list.js";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler } from "../formats/monolith-decode.js";
-import { WireError } from "../formats/protowire.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import type { MessageKind } from "./monolith-files.js";
 import { OffsetTracker } from "./offset-tracker.js";
 import { RecordBlock, type SourceDescription } from "./source.js";
 import { SampleError } from "./sample-columns.js";
+import type { FeatureList } from "@pangea/features";
+import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface KafkaSourceOptions {
   brokers: string[];

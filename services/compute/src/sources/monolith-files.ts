@@ -1,13 +1,12 @@
 import { readFileSync } from "node:fs";
 import { ComputeErrors } from "../errors.js";
-import type { FeatureList } from "../features/feature-list.js";
 import { compressionFromName, decompress, type Compression } from "../formats/compression.js";
 import type { RecordFraming } from "../formats/framing.js";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler } from "../formats/monolith-decode.js";
-import { WireError } from "../formats/protowire.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import type { FeatureList } from "@pangea/features";
+import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export type MessageKind = "instance" | "example" | "examplebatch";
 export const MESSAGE_KINDS: readonly MessageKind[] = ["instance", "example", "examplebatch"];

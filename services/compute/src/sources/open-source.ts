@@ -1,6 +1,5 @@
 import type { ComputeConfig } from "../config.js";
 import { ComputeErrors } from "../errors.js";
-import { loadFeatureList } from "../features/feature-list.js";
 import { PbFraming } from "../formats/pb-framing.js";
 import { TfRecordFraming } from "../formats/tfrecord.js";
 import { CriteoTsvSource } from "./criteo-tsv.js";
@@ -10,6 +9,7 @@ import type { Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { KafkaSource } from "./kafka-source.js";
 import { SyntheticSource } from "./synthetic.js";
+import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/features";
 
 /** The data source a compute configuration describes. */
 export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSource> {
@@ -24,7 +24,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
       topic: c.kafkaTopic,
       groupId: c.kafkaGroup,
       message: c.format,
-      featureList: loadFeatureList(c.featureList),
+      featureList: readFeatureList(c.featureList),
       onBadRecord: c.onBadRecord,
       maxQueued: 65_536,
       idleTimeoutMs: c.kafkaIdleTimeoutMs,
@@ -39,7 +39,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   if (!c.featureList) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }
-  const featureList = loadFeatureList(c.featureList);
+  const featureList = readFeatureList(c.featureList);
   if (c.format === "parquet") {
     return ParquetSource.open({ paths: c.data, featureList, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
   }
@@ -56,4 +56,14 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
     evalFraction: c.evalFraction,
     onBadRecord: c.onBadRecord,
   });
+}
+
+/** A feature list compute cannot use is a configuration error of compute's (exit 2), whatever the list's own code says. */
+function readFeatureList(path: string): FeatureList {
+  try {
+    return loadFeatureList(path);
+  } catch (err) {
+    if (FeatureErrors.is(err)) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", err.message, { cause: err });
+    throw err;
+  }
 }

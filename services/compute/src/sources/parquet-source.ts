@@ -1,12 +1,11 @@
 import { readFileSync } from "node:fs";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
-import type { FeatureList } from "../features/feature-list.js";
-import { SampleAssembler } from "../formats/monolith-decode.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
-import { WireError } from "../formats/protowire.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import { bigIntToWords, normalizeCount, type FeatureList, type SlotKind } from "@pangea/features";
+import { SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface ParquetOptions {
   paths: readonly string[];
@@ -86,6 +85,8 @@ export class ParquetSource implements DataSource {
 
 class RowError extends Error {}
 
+const words = new Uint32Array(2);
+
 function fillSample(row: Record<string, unknown>, asm: SampleAssembler): void {
   const list = asm.list;
   asm.reset();
@@ -103,12 +104,12 @@ function fillSample(row: Record<string, unknown>, asm: SampleAssembler): void {
     values.slice(0, d.size).forEach((x, k) => {
       const n = Number(x);
       if (!Number.isFinite(n)) throw new RowError(`dense column '${name}' holds ${String(x)}`);
-      asm.dense[d.offset + k] = d.log1p ? (n > 0 ? Math.log1p(n) : 0) : n;
+      asm.dense[d.offset + k] = d.log1p ? normalizeCount(n) : n;
     });
   }
 }
 
-function addValue(asm: SampleAssembler, name: string, s: { column: number; slot: number; kind: string }, v: unknown): void {
+function addValue(asm: SampleAssembler, name: string, s: { column: number; slot: number; kind: SlotKind }, v: unknown): void {
   if (s.kind === "bytes") {
     const bytes = typeof v === "string" ? utf8.encode(v) : v instanceof Uint8Array ? v : null;
     if (!bytes) throw new RowError(`column '${name}' (type bytes) holds a ${typeof v}`);
@@ -119,10 +120,6 @@ function addValue(asm: SampleAssembler, name: string, s: { column: number; slot:
   if (typeof v === "bigint") big = v;
   else if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
   else throw new RowError(`column '${name}' (type ${s.kind}) holds ${typeof v === "number" ? v : `a ${typeof v}`}, expected an integer`);
-  big = BigInt.asUintN(64, big);
-  const lo = Number(big & 0xffffffffn);
-  const hi = Number(big >> 32n);
-  if (s.kind === "int64") asm.addInt64(lo, hi, s.column, s.slot);
-  else if (s.kind === "fid_v1") asm.addV1(lo, hi);
-  else asm.addV2(lo, hi);
+  bigIntToWords(big, words, 0);
+  asm.addInteger(s, words[0]!, words[1]!);
 }

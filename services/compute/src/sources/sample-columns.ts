@@ -1,7 +1,7 @@
-import type { FeatureList } from "../features/feature-list.js";
-import type { SampleAssembler } from "../formats/monolith-decode.js";
 import { GrowableF32, GrowableU32 } from "./columns.js";
 import type { RecordBlock, SplitName } from "./source.js";
+import type { FeatureList } from "@pangea/features";
+import type { SampleAssembler } from "@pangea/monolith";
 
 /** A decoded sample that cannot be trained on (no label, non-finite label). */
 export class SampleError extends Error {}

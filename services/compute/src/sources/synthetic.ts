@@ -1,10 +1,7 @@
 import { Rng, hashWords } from "@pangea/kit";
-import { hash48 } from "../features/hash.js";
-import { normalizeCount } from "../features/normalize.js";
-import { stampSlotV2 } from "../features/feature-id.js";
+import { criteoDenseName, criteoFeatureListConfig, criteoSlotName, hashedIdV2, normalizeCount, type FeatureListConfig } from "@pangea/features";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
-import type { PlainSample } from "../formats/monolith-encode.js";
-import type { FeatureListConfig } from "../features/feature-list.js";
+import type { PlainSample } from "@pangea/monolith";
 import { aucAndLogloss } from "@pangea/model";
 
 /**
@@ -99,8 +96,7 @@ export class SyntheticSource implements DataSource {
       weight[v] = r.normal() * scale;
       for (let k = 0; k < LATENT; k++) latent[v * LATENT + k] = r.normal() * 0.4;
       const len = v === vocab ? 0 : writeToken(this.tokenCode(s, v), buf);
-      hash48(buf, 0, len, idWords, 2 * v);
-      stampSlotV2(idWords, 2 * v, slotId);
+      hashedIdV2(buf, 0, len, slotId, idWords, 2 * v);
     }
     void rng;
     return { cdf, weight, latent, idWords, tokens: null };
@@ -190,22 +186,19 @@ export class SyntheticSource implements DataSource {
     const floats = new Map<string, number[]>();
     for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
       const x = this.scratch[j]!;
-      floats.set(`I${j + 1}`, Number.isNaN(x) ? [] : [x]);
+      floats.set(criteoDenseName(j), Number.isNaN(x) ? [] : [x]);
     }
     for (let s = 0; s < this.slots.length; s++) {
       const v = this.values[s]!;
-      ids.set(`C${s + 1}`, this.slots[s]!.idWords.slice(2 * v, 2 * v + 2));
+      ids.set(criteoSlotName(s), this.slots[s]!.idWords.slice(2 * v, 2 * v + 2));
     }
     return { ids, floats, labels: [label] };
   }
 
   /** The feature list that reads plainSample's data back as this source lays it out. */
   featureListConfig(idKind: "fid_v1" | "fid_v2" | "bytes"): FeatureListConfig {
-    return {
-      slots: this.info.slotIds.map((slot, s) => ({ name: `C${s + 1}`, slot, type: idKind, dim: 16 })),
-      dense: Array.from({ length: SYNTHETIC_NUM_DENSE }, (_, j) => ({ name: `I${j + 1}`, size: 1, transform: "log1p" as const })),
-      label: { index: 0, column: "label" },
-    };
+    // Its records are laid out as Criteo's: I1..I13, C1..C26 in consecutive slots.
+    return criteoFeatureListConfig(idKind, this.info.slotIds[0]);
   }
 
   /** Record `index` of `split` as a Criteo TSV line: label, I1..I13, C1..C26. */

@@ -1,5 +1,6 @@
 import type { EmbeddingTable } from "../embeddings/embedding-table.js";
-import { slotOfId, type EmbeddingStore } from "../embeddings/embedding-store.js";
+import { slotOfV2 } from "@pangea/features";
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
@@ -95,7 +96,7 @@ export class GradientAggregator {
     const ids = g.sparseIds.length / 2;
     if (ids > 0 && g.sparseGrads.length % ids !== 0) throw bad(`${g.sparseGrads.length} gradient values do not split into rows for ${ids} sparse ids`);
     for (let i = 0; i < ids; i++) {
-      const t = this.store.tables.get(slotOfId(g.sparseIds[2 * i + 1]!));
+      const t = this.store.tables.get(slotOfV2(g.sparseIds[2 * i + 1]!));
       if (t && g.sparseGrads.length !== ids * t.dim) throw bad(`${ids} sparse ids of dim ${t.dim} need ${ids * t.dim} gradient values, got ${g.sparseGrads.length}`);
     }
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
@@ -154,7 +155,7 @@ export class GradientAggregator {
     for (let i = 0; i < ids; i++) {
       const lo = g.sparseIds[2 * i]!;
       const hi = g.sparseIds[2 * i + 1]!;
-      const table = this.store.tables.get(slotOfId(hi));
+      const table = this.store.tables.get(slotOfV2(hi));
       // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
       const row = table ? table.find(lo, hi) : -1;
       if (row < 0) continue;

@@ -3,6 +3,7 @@ import { OrchestratorErrors } from "../errors.js";
 import { EmbeddingTable } from "./embedding-table.js";
 import { FrequencyFilter } from "./frequency-filter.js";
 import type { Initializer } from "./initializer.js";
+import { slotOfV2 } from "@pangea/features";
 
 /** What a slot's table is made of, as Monolith configures each slot. */
 export interface SlotConfig {
@@ -29,10 +30,6 @@ export interface StoreStats {
   /** Rows refused because the tables were at the memory limit. */
   memoryLimitHits: number;
   perSlot: { slot: number; rows: number; bytes: number; evicted: number; admitted: number }[];
-}
-
-export function slotOfId(hi: number): number {
-  return (hi >>> 16) & 0x7fff;
 }
 
 /**
@@ -109,7 +106,7 @@ export class EmbeddingStore {
    * once the id passes its slot's threshold. Returns -1 while it is filtered.
    */
   rowForTraining(lo: number, hi: number): { table: EmbeddingTable; row: number } {
-    const slot = slotOfId(hi);
+    const slot = slotOfV2(hi);
     this.checkSlot(slot, lo, hi);
     const t = this.table(slot);
     return { table: t, row: this.trainingRow(t, slot, lo, hi) };
@@ -141,7 +138,7 @@ export class EmbeddingStore {
 
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */
   read(lo: number, hi: number, readOnly: boolean, out: Float32Array, at: number, dim: number): void {
-    const slot = slotOfId(hi);
+    const slot = slotOfV2(hi);
     this.checkSlot(slot, lo, hi);
     const t = readOnly ? this.tables.get(slot) : this.table(slot);
     if (t && t.dim !== dim) {
@@ -161,7 +158,7 @@ export class EmbeddingStore {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const slot = slotOfId(hi);
+      const slot = slotOfV2(hi);
       this.checkSlot(slot, lo, hi);
       const t = this.table(slot);
       if (t.dim !== dim) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `slot ${slot} has embedding dim ${t.dim}, the assignment gives ${dim}`);
@@ -173,7 +170,7 @@ export class EmbeddingStore {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const t = this.table(slotOfId(hi));
+      const t = this.table(slotOfV2(hi));
       const row = values.subarray(i * dim, (i + 1) * dim);
       const grow = t.growthBytes();
       if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
@@ -191,7 +188,7 @@ export class EmbeddingStore {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const slot = slotOfId(hi);
+      const slot = slotOfV2(hi);
       if (this.tables.get(slot)?.remove(lo, hi)) {
         removed++;
         this.evictionLog.push(lo, hi);

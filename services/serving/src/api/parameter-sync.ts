@@ -6,6 +6,7 @@ import { denseParams } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
 import type { Servable } from "../model/servable.js";
+import { slotOfV2 } from "@pangea/features";
 
 /**
  * Serving's side of ParameterSync: training pushes the rows it changed, the
@@ -35,7 +36,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
           for (let i = 0; i < checked.count; i++) {
             const lo = checked.words[2 * i]!;
             const hi = checked.words[2 * i + 1]!;
-            const table = servable.tables.get((hi >>> 16) & 0x7fff);
+            const table = servable.tables.get(slotOfV2(hi));
             if (!table) continue;
             table.set(lo, hi, checked.rows, i * checked.dim);
             applied++;
@@ -43,7 +44,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
           for (let i = 0; i < checked.tombstones.count; i++) {
             const lo = checked.tombstones.words[2 * i]!;
             const hi = checked.tombstones.words[2 * i + 1]!;
-            if (servable.tables.get((hi >>> 16) & 0x7fff)?.remove(lo, hi)) removed++;
+            if (servable.tables.get(slotOfV2(hi))?.remove(lo, hi)) removed++;
           }
           if (checked.dense.length) {
             servable.setDense(checked.dense);

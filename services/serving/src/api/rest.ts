@@ -5,7 +5,8 @@ import { bearerMatches } from "@pangea/rpc";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
-import { INPUT_DENSE, INPUT_IDS, OUTPUT_PROBS, examplesFrom, type TensorProtoMsg } from "./tensors.js";
+import { OUTPUT_PROBS } from "./tensors.js";
+import { examplesFromJson } from "./json-inputs.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
@@ -15,44 +16,6 @@ function fail(reply: FastifyReply, err: unknown): FastifyReply {
 }
 
 type Json = Record<string, unknown>;
-
-/** JSON inputs in TensorFlow Serving's REST shapes: columnar {"inputs": {...}} or row {"instances": [{...}]}. */
-function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record<string, TensorProtoMsg> {
-  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
-  let dense: unknown[];
-  let ids: unknown[];
-  if (body.inputs && typeof body.inputs === "object") {
-    const inputs = body.inputs as Json;
-    const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
-    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
-    dense = inputs[INPUT_DENSE] as unknown[];
-    ids = inputs[INPUT_IDS] as unknown[];
-  } else if (Array.isArray(body.instances)) {
-    dense = body.instances.map((r) => (r as Json)?.[INPUT_DENSE]);
-    ids = body.instances.map((r) => (r as Json)?.[INPUT_IDS]);
-  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}]`);
-  if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
-  const rows = (v: unknown[], width: number, name: string) =>
-    v.map((r, i) => {
-      if (!Array.isArray(r) || r.length !== width) throw bad(`${name} row ${i} must have ${width} values`);
-      return r;
-    });
-  const d = rows(dense, numDense, INPUT_DENSE);
-  const f = rows(ids, numSlots, INPUT_IDS);
-  return {
-    [INPUT_DENSE]: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) },
-    [INPUT_IDS]: {
-      dtype: "DT_UINT64",
-      tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] },
-      uint64_val: f.flat().map((x) => {
-        // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
-        if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
-        if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
-        throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
-      }),
-    },
-  };
-}
 
 /** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
 export interface RestAccess {
@@ -101,7 +64,7 @@ export async function startRest(host: string, port: number, models: ModelManager
         return { pinned: v, serving: models.current()?.version ?? null };
       }
       const servable = models.get(m[1]!, m[2] ? Number(m[2]) : undefined);
-      const x = examplesFrom(tensorsFromJson(body, servable.spec.numDense, servable.spec.numSlots), servable.spec, maxBatch);
+      const x = examplesFromJson(body, servable, maxBatch);
       const p = Array.from(await batcher.predict(servable, x));
       return body.instances ? { predictions: p, model_version: servable.version } : { outputs: { [OUTPUT_PROBS]: p }, model_version: servable.version };
     } catch (err) {

@@ -1,7 +1,11 @@
 import type { DlrmSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
-import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance, type FeatureList } from "@pangea/compute/monolith";
+import { RaggedExamples } from "./ragged-examples.js";
+import { RawReader, type RawColumn } from "./raw-features.js";
+import type { RawLayout } from "../model/raw-layout.js";
+import { bigIntToWords, type FeatureList } from "@pangea/features";
+import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
 
 /** A TensorFlow TensorProto as proto-loader decodes it (keepCase, longs as strings, bytes as Buffers). */
 export interface TensorProtoMsg {
@@ -64,12 +68,8 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
   const vals = t.dtype === "DT_INT64" ? (t.int64_val ?? []) : (t.uint64_val ?? []);
   if (vals.length !== count) throw bad(`input ${name}: ${vals.length} ids for shape of ${count}`);
   const words = new Uint32Array(count * 2);
-  vals.forEach((v, i) => {
-    // int64 ids above 2^63 arrive negative; the bits are what matter.
-    const x = BigInt.asUintN(64, BigInt(v));
-    words[2 * i] = Number(x & 0xffffffffn);
-    words[2 * i + 1] = Number(x >> 32n);
-  });
+  // int64 ids above 2^63 arrive negative; the bits are what matter.
+  vals.forEach((v, i) => bigIntToWords(BigInt(v), words, 2 * i));
   return words;
 }
 
@@ -77,9 +77,10 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
  * The model's inputs from a request's named tensors: dense_features DT_FLOAT
  * [B, numDense] (normalised as in training: log(1 + count)) and feature_ids
  * DT_INT64/DT_UINT64 [B, numSlots], one feature id per slot in the model's
- * slot order (0 = missing).
+ * slot order (0 = missing); or Monolith records; or raw feature values,
+ * hashed here as training hashes them (see raw-features.ts).
  */
-export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmSpec, maxBatch: number, featureList: FeatureList | null = null): Examples {
+export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmSpec, maxBatch: number, featureList: FeatureList | null = null, rawLayout: RawLayout | null = null): Examples {
   const names = Object.keys(inputs);
   const monolith = names.filter((n) => MONOLITH_INPUTS.includes(n));
   if (monolith.length) {
@@ -87,9 +88,12 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmS
     if (!featureList) throw bad(`input ${names[0]} needs a feature list to decode Monolith records; export the model with --feature-list`);
     return examplesFromMonolith(names[0]!, inputs[names[0]!]!, spec, maxBatch, featureList);
   }
+  if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) {
+    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n), spec, maxBatch, rawLayout);
+  }
   const unknown = names.filter((n) => n !== INPUT_DENSE && n !== INPUT_IDS);
   if (unknown.length || !inputs[INPUT_DENSE] || !inputs[INPUT_IDS]) {
-    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], or one of ${MONOLITH_INPUTS.join(", ")}; got ${names.length ? names.join(", ") : "none"}`);
+    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], or one of ${MONOLITH_INPUTS.join(", ")}, or raw feature values; got ${names.length ? names.join(", ") : "none"}`);
   }
   const ds = shapeOf(inputs[INPUT_DENSE]!, INPUT_DENSE);
   const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
@@ -100,6 +104,60 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmS
   if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
   if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, B * spec.numSlots) };
+}
+
+/**
+ * Raw inputs (by tensor or JSON) into examples. A name that is no input at
+ * all is refused first, with every form the model takes; only then are the
+ * inputs' values read (`columnOf`).
+ */
+export function examplesFromRaw(names: readonly string[], columnOf: (name: string) => RawColumn, spec: DlrmSpec, maxBatch: number, layout: RawLayout | null): Examples {
+  const reader = layout ? new RawReader(layout) : null;
+  const unknown = names.find((n) => !reader?.knows(n));
+  if (unknown !== undefined) {
+    const raw = reader
+      ? `raw values ${reader.describe(spec)}`
+      : "raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)";
+    throw bad(`unknown input ${unknown}: expected ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], one of ${MONOLITH_INPUTS.join(", ")}, or ${raw}`);
+  }
+  return reader!.examples(new Map(names.map((n) => [n, columnOf(n)])), spec, maxBatch);
+}
+
+/** A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). */
+function rawColumnOf(t: TensorProtoMsg, name: string): RawColumn {
+  const shape = shapeOf(t, name);
+  if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
+  const values = rawValuesOf(t, name);
+  const B = shape[0]!;
+  const k = shape[1] ?? 1;
+  if (values.length !== B * k) throw bad(`input ${name}: ${values.length} values for shape [${shape.join(", ")}]`);
+  return Array.from({ length: B }, (_, e) => values.slice(e * k, (e + 1) * k));
+}
+
+/** Packed tensor_content as values; 64-bit integers as bigints, so that no integer passes for a string. */
+const PACKED: Record<string, (b: Buffer) => unknown[]> = {
+  DT_INT64: (b) => Array.from(new BigInt64Array(b.buffer, b.byteOffset, b.length / 8)),
+  DT_UINT64: (b) => Array.from(new BigUint64Array(b.buffer, b.byteOffset, b.length / 8)),
+  DT_INT32: (b) => Array.from(new Int32Array(b.buffer, b.byteOffset, b.length / 4)),
+  DT_FLOAT: (b) => Array.from(new Float32Array(b.buffer, b.byteOffset, b.length / 4)),
+  DT_DOUBLE: (b) => Array.from(new Float64Array(b.buffer, b.byteOffset, b.length / 8)),
+};
+const WIDTH: Record<string, number> = { DT_INT64: 8, DT_UINT64: 8, DT_INT32: 4, DT_FLOAT: 4, DT_DOUBLE: 8 };
+
+function rawValuesOf(t: TensorProtoMsg, name: string): unknown[] {
+  const dtype = t.dtype ?? "no dtype";
+  if (dtype === "DT_STRING") return t.string_val ?? [];
+  const unpack = PACKED[dtype];
+  if (!unpack) throw bad(`input ${name} must be DT_STRING, DT_INT64, DT_UINT64, DT_INT32, DT_FLOAT or DT_DOUBLE raw values, got ${dtype}`);
+  if (t.tensor_content && t.tensor_content.length > 0) {
+    if (t.tensor_content.length % WIDTH[dtype]! !== 0) throw bad(`input ${name}: tensor_content has ${t.tensor_content.length} bytes, not a whole number of ${dtype} values`);
+    return unpack(Buffer.from(t.tensor_content));
+  }
+  // proto-loader gives 64-bit integers as decimal strings.
+  if (dtype === "DT_INT64") return (t.int64_val ?? []).map(BigInt);
+  if (dtype === "DT_UINT64") return (t.uint64_val ?? []).map(BigInt);
+  if (dtype === "DT_INT32") return t.int_val ?? [];
+  return (dtype === "DT_FLOAT" ? t.float_val : t.double_val) ?? [];
 }
 
 export function probabilitiesTensor(p: Float32Array): TensorProtoMsg {
@@ -117,35 +175,21 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: DlrmSpec, m
   const shape = shapeOf(t, name);
   if (shape.length !== 1 || shape[0] !== records.length) throw bad(`input ${name} must have shape [${records.length}] for its ${records.length} records, got [${shape.join(", ")}]`);
   if (name === INPUT_EXAMPLE_BATCH && records.length !== 1) throw bad(`input ${name} takes one serialized ExampleBatch, got ${records.length}`);
-  const S = spec.numSlots;
-  const dense: number[] = [];
-  const ids: number[] = [];
-  const offsets: number[] = [0];
+  const out = new RaggedExamples(spec, maxBatch, name);
   const asm = new SampleAssembler(list);
-  const take = () => {
-    if (offsets.length - 1 >= maxBatch * S) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${name} carries more than ${maxBatch} examples (--max-batch)`);
-    for (let d = 0; d < spec.numDense; d++) dense.push(asm.dense[d]!);
-    for (let col = 0; col < S; col++) {
-      for (let v = 0; v < asm.count; v++) if (asm.columns[v] === col) ids.push(asm.words[2 * v]!, asm.words[2 * v + 1]!);
-      offsets.push(ids.length / 2);
-    }
-  };
   records.forEach((r, i) => {
     try {
-      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => take(), maxBatch);
+      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => out.take(asm), maxBatch);
       else {
         asm.reset();
         if (name === INPUT_INSTANCES) decodeInstance(r, 0, r.length, asm);
         else decodeExample(r, 0, r.length, asm);
-        take();
+        out.take(asm);
       }
     } catch (err) {
       if (err instanceof WireError) throw bad(`input ${name}, record ${i}: not a valid Monolith ${name === INPUT_INSTANCES ? "Instance" : name === INPUT_EXAMPLES ? "Example" : "ExampleBatch"}: ${err.message}`);
       throw err;
     }
   });
-  const count = (offsets.length - 1) / S;
-  if (count === 0) throw bad(`input ${name} holds no examples: a request needs at least one`);
-  if (count > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${count} examples; this server takes at most ${maxBatch} (--max-batch)`);
-  return { count, dense: Float32Array.from(dense), idWords: Uint32Array.from(ids), cellOffsets: Uint32Array.from(offsets) };
+  return out.finish();
 }

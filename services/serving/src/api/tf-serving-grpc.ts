@@ -49,7 +49,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
         const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
         const unknownOutputs = (req.output_filter ?? []).filter((o) => o !== OUTPUT_PROBS);
         if (unknownOutputs.length) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown outputs ${unknownOutputs.join(", ")}; the model outputs ${OUTPUT_PROBS}`);
-        const x = examplesFrom(req.inputs ?? {}, servable.spec, maxBatch, servable.featureList);
+        const x = examplesFrom(req.inputs ?? {}, servable.spec, maxBatch, servable.featureList, servable.rawLayout);
         const p = await batcher.predict(servable, x);
         return {
           model_spec: { name: models.name, version: { value: String(servable.version) }, signature_name: "serving_default" },

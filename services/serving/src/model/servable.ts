@@ -5,7 +5,8 @@ import { EXPORT_FORMAT, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, validateS
 import { ServingErrors } from "../errors.js";
 import { DlrmForward } from "./forward.js";
 import { RowTable } from "./row-table.js";
-import { loadFeatureList, type FeatureList } from "@pangea/compute/monolith";
+import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
+import { loadFeatureList, slotOfV2, type FeatureList } from "@pangea/features";
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -33,6 +34,8 @@ export class Servable {
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
+  /** How raw feature values become this version's inputs; null if it takes none (no feature list, not Criteo's layout). */
+  rawLayout: RawLayout | null = null;
   private pooledScratch = new Float32Array(0);
   /** The tables indexed by slot id (a lookup per id: an array index, not a Map probe). */
   private bySlot: (RowTable | undefined)[] = [];
@@ -91,6 +94,7 @@ export class Servable {
       if (list.numDense !== m.model.numDense) throw bad(`the feature list has ${list.numDense} dense values, the model ${m.model.numDense}`);
       s.featureList = list;
     }
+    s.rawLayout = rawLayoutOf(s.featureList, m.model, m.slotIds);
     for (const slot of m.slotIds) s.tables.set(slot, new RowTable(m.model.embeddingDim));
     for (const t of m.tables) {
       if (t.dim !== m.model.embeddingDim) throw bad(`slot ${t.slot} has dim ${t.dim}, the model ${m.model.embeddingDim}`);
@@ -134,8 +138,8 @@ export class Servable {
         const lo = ids[2 * v]!;
         const hi = ids[2 * v + 1]!;
         if (lo === 0 && hi === 0) continue;
-        // The id's own slot (its top 15 bits below the reserved bit) picks the table.
-        const table = bySlot[(hi >>> 16) & 0x7fff];
+        // The id's own slot picks the table.
+        const table = bySlot[slotOfV2(hi)];
         const r = table ? table.find(lo, hi) : -1;
         if (r < 0) continue;
         const rows = table!.rows;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { hash48, murmur3 } from "../src/features/hash.js";
-import { V2_MAX_SLOT, checkSlot, idToBigInt, slotOfV2, stampSlotV2 } from "../src/features/feature-id.js";
-import { normalizeCount } from "../src/features/normalize.js";
+import { hash48, murmur3 } from "../src/hash.js";
+import { V2_MAX_SLOT, checkSlot, idToBigInt, slotOfV2, stampSlotV2 } from "../src/feature-id.js";
+import { normalizeCount } from "../src/normalize.js";
 
 const bytes = (s: string) => Buffer.from(s, "utf8");
 
@@ -68,7 +68,7 @@ describe("dense normalisation", () => {
 
 describe("v1 fids", () => {
   it("property: v1 -> v2 keeps the 10-bit slot and the low 48 bits of the 54-bit hash", async () => {
-    const { slotOfV1, v1HiToV2Hi } = await import("../src/features/feature-id.js");
+    const { slotOfV1, v1HiToV2Hi } = await import("../src/feature-id.js");
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 1023 }), fc.bigInt({ min: 0n, max: (1n << 54n) - 1n }), (slot, sig) => {
         const v1 = (BigInt(slot) << 54n) | sig;

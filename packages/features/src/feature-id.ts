@@ -1,4 +1,4 @@
-import { ComputeErrors } from "../errors.js";
+import { FeatureErrors } from "./errors.js";
 
 /**
  * Monolith's v2 feature id layout, held as two 32-bit words (no BigInt on the
@@ -20,13 +20,14 @@ export const V2_MAX_SLOT = (1 << V2_SLOT_BITS) - 1;
 export const V1_SLOT_BITS = 10;
 export const V1_MAX_SLOT = (1 << V1_SLOT_BITS) - 1;
 
+/** The slot of a v1 id whose high word is `hiWord`. */
 export function slotOfV1(hiWord: number): number {
   return hiWord >>> 22;
 }
 
 /** High word of the v2 id of a v1 id whose high word is `hiWord` (the low word is unchanged). */
 export function v1HiToV2Hi(hiWord: number): number {
-  return (((hiWord >>> 22) << 16) | (hiWord & 0xffff)) >>> 0;
+  return ((slotOfV1(hiWord) << 16) | (hiWord & 0xffff)) >>> 0;
 }
 
 /** True when a v2 id's reserved top bit is clear. */
@@ -36,7 +37,7 @@ export function isValidV2(hiWord: number): boolean {
 
 export function checkSlot(slot: number, where: string): void {
   if (!Number.isInteger(slot) || slot < 0 || slot > V2_MAX_SLOT) {
-    throw ComputeErrors.create("COMPUTE_ERR_SLOT_RANGE", `${where}: slot ${slot} is outside the v2 layout's range 0..${V2_MAX_SLOT}`);
+    throw FeatureErrors.create("FEATURES_ERR_SLOT_RANGE", `${where}: slot ${slot} is outside the v2 layout's range 0..${V2_MAX_SLOT}`);
   }
 }
 
@@ -45,10 +46,18 @@ export function stampSlotV2(words: Uint32Array, at: number, slot: number): void 
   words[at + 1] = ((slot << 16) | (words[at + 1]! & 0xffff)) >>> 0;
 }
 
+/** The slot of a v2 id whose high word is `hiWord`: every reader of ids asks this function. */
 export function slotOfV2(hiWord: number): number {
   return (hiWord >>> 16) & V2_MAX_SLOT;
 }
 
 export function idToBigInt(words: Uint32Array, i: number): bigint {
   return (BigInt(words[2 * i + 1]!) << 32n) | BigInt(words[2 * i]!);
+}
+
+/** Splits a 64-bit value given as a bigint (negative int64 values included) into its (lo, hi) words at out[at], out[at+1]. */
+export function bigIntToWords(value: bigint, out: Uint32Array, at: number): void {
+  const x = BigInt.asUintN(64, value);
+  out[at] = Number(x & 0xffffffffn);
+  out[at + 1] = Number(x >> 32n);
 }

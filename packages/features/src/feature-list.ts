@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { printable } from "@pangea/kit";
-import { ComputeErrors } from "../errors.js";
+import { FeatureErrors } from "./errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
 /**
@@ -54,7 +54,7 @@ export interface FeatureList {
 }
 
 export function compileFeatureList(config: FeatureListConfig, where: string): FeatureList {
-  const bad = (msg: string) => ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${where}: ${msg}`);
+  const bad = (msg: string) => FeatureErrors.create("FEATURES_ERR_BAD_LIST", `${where}: ${msg}`);
   const columnOfSlot = new Int32Array(V2_MAX_SLOT + 1).fill(-1);
   const slotByName = new Map<string, { column: number; slot: number; kind: SlotKind }>();
   config.slots.forEach((s, column) => {
@@ -94,14 +94,14 @@ export function loadFeatureList(path: string): FeatureList {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `cannot read feature list ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `cannot read feature list ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   let raw: unknown;
   if (text.trimStart().startsWith("{")) {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path} is not valid JSON: ${(err as Error).message}`);
+      throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} is not valid JSON: ${(err as Error).message}`);
     }
   } else {
     raw = parseConf(text, path);
@@ -109,7 +109,7 @@ export function loadFeatureList(path: string): FeatureList {
   const parsed = listSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
   return compileFeatureList(parsed.data, `feature list ${path}`);
 }
@@ -124,7 +124,7 @@ function parseConf(text: string, path: string): unknown {
     const name = kv.get("feature_name") ?? kv.get("name");
     const slot = kv.get("slot");
     if (!name || slot === undefined || !/^\d+$/.test(slot)) {
-      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${printable(l)}'`);
+      throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${printable(l)}'`);
     }
     slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}) });
   });

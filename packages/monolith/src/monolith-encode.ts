@@ -1,3 +1,4 @@
+import { slotOfV2 } from "@pangea/features";
 import { WireWriter } from "./protowire-writer.js";
 import { LABEL_FEATURE } from "./monolith-decode.js";
 
@@ -12,7 +13,7 @@ export interface PlainSample {
 
 /** The v1 form of a v2 id with a slot below 1024: slot to bits 63..54, hash bits kept. */
 export function v2ToV1Words(lo: number, hi: number): [number, number] {
-  const slot = (hi >>> 16) & 0x7fff;
+  const slot = slotOfV2(hi);
   return [lo, ((slot << 22) | (hi & 0xffff)) >>> 0];
 }
 

@@ -1,6 +1,4 @@
-import { hash48 } from "../features/hash.js";
-import { isValidV2, stampSlotV2, v1HiToV2Hi } from "../features/feature-id.js";
-import type { FeatureList } from "../features/feature-list.js";
+import { hashedIdV2, int64IdV2, isValidV2, normalizeCount, slotOfV2, v1HiToV2Hi, type FeatureList, type SlotKind } from "@pangea/features";
 import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireError, WireReader } from "./protowire.js";
 
 /** Names Monolith gives to the label, line id and weight when they travel as named features. */
@@ -24,7 +22,6 @@ export class SampleAssembler {
   /** Ids whose slot is not in the feature list: read, counted, not trained on. */
   unconfiguredIds = 0;
   private readonly scratch = new Uint32Array(2);
-  private readonly int64Bytes = new Uint8Array(8);
 
   constructor(readonly list: FeatureList) {
     this.dense = new Float32Array(list.numDense);
@@ -54,7 +51,7 @@ export class SampleAssembler {
 
   addV2(lo: number, hi: number): void {
     if (!isValidV2(hi)) throw new WireError(`fid ${(BigInt(hi) << 32n) | BigInt(lo)} has the reserved top bit set, which no v2 fid may`);
-    const column = this.list.columnOfSlot[(hi >>> 16) & 0x7fff]!;
+    const column = this.list.columnOfSlot[slotOfV2(hi)]!;
     if (column < 0) this.unconfiguredIds++;
     else this.push(lo, hi, column);
   }
@@ -65,18 +62,20 @@ export class SampleAssembler {
 
   /** Hashes a raw value (bytes[start, end)) into an id of the named feature's slot. */
   addRaw(bytes: Uint8Array, start: number, end: number, column: number, slot: number): void {
-    hash48(bytes, start, end, this.scratch, 0);
-    stampSlotV2(this.scratch, 0, slot);
+    hashedIdV2(bytes, start, end, slot, this.scratch, 0);
     this.push(this.scratch[0]!, this.scratch[1]!, column);
   }
 
   addInt64(lo: number, hi: number, column: number, slot: number): void {
-    const b = this.int64Bytes;
-    for (let i = 0; i < 4; i++) {
-      b[i] = (lo >>> (8 * i)) & 0xff;
-      b[i + 4] = (hi >>> (8 * i)) & 0xff;
-    }
-    this.addRaw(b, 0, 8, column, slot);
+    int64IdV2(lo, hi, slot, this.scratch, 0);
+    this.push(this.scratch[0]!, this.scratch[1]!, column);
+  }
+
+  /** A 64-bit integer value of a configured feature, as its kind reads it: an int64 to hash, or a v1/v2 id. */
+  addInteger(feature: { column: number; slot: number; kind: SlotKind }, lo: number, hi: number): void {
+    if (feature.kind === "int64") this.addInt64(lo, hi, feature.column, feature.slot);
+    else if (feature.kind === "fid_v1") this.addV1(lo, hi);
+    else this.addV2(lo, hi);
   }
 }
 
@@ -98,7 +97,7 @@ class DenseWriter {
   constructor(private readonly asm: SampleAssembler, private readonly target: { offset: number; size: number; log1p: boolean } | undefined, private readonly isLabel: boolean) {}
   add(v: number): void {
     if (this.isLabel) this.asm.labels.push(v);
-    else if (this.target && this.i < this.target.size) this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? (v > 0 ? Math.log1p(v) : 0) : v;
+    else if (this.target && this.i < this.target.size) this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? normalizeCount(v) : v;
   }
 }
 

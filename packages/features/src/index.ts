@@ -1,0 +1,21 @@
+export { FeatureErrors } from "./errors.js";
+export {
+  V1_MAX_SLOT,
+  V1_SLOT_BITS,
+  V2_MAX_SLOT,
+  V2_SLOT_BITS,
+  bigIntToWords,
+  checkSlot,
+  idToBigInt,
+  isValidV2,
+  slotOfV1,
+  slotOfV2,
+  stampSlotV2,
+  v1HiToV2Hi,
+} from "./feature-id.js";
+export { hash48, murmur3 } from "./hash.js";
+export { hashedIdV2, int64IdV2 } from "./value-id.js";
+export { normalizeCount } from "./normalize.js";
+export { SLOT_KINDS, compileFeatureList, loadFeatureList } from "./feature-list.js";
+export type { FeatureList, FeatureListConfig, SlotKind } from "./feature-list.js";
+export { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoFeatureListConfig, criteoSlotName, parseCount } from "./criteo.js";

@@ -1,0 +1,80 @@
+import { ServingErrors } from "../errors.js";
+import type { Examples, Servable } from "../model/servable.js";
+import type { RawColumn } from "./raw-features.js";
+import { INPUT_DENSE, INPUT_IDS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
+
+type Json = Record<string, unknown>;
+
+/** JSON inputs in TensorFlow Serving's REST shapes: columnar {"inputs": {...}} or row {"instances": [{...}]}. */
+function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record<string, TensorProtoMsg> {
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+  let dense: unknown[];
+  let ids: unknown[];
+  if (body.inputs && typeof body.inputs === "object") {
+    const inputs = body.inputs as Json;
+    const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
+    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+    dense = inputs[INPUT_DENSE] as unknown[];
+    ids = inputs[INPUT_IDS] as unknown[];
+  } else if (Array.isArray(body.instances)) {
+    dense = body.instances.map((r) => (r as Json)?.[INPUT_DENSE]);
+    ids = body.instances.map((r) => (r as Json)?.[INPUT_IDS]);
+  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
+  if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
+  const rows = (v: unknown[], width: number, name: string) =>
+    v.map((r, i) => {
+      if (!Array.isArray(r) || r.length !== width) throw bad(`${name} row ${i} must have ${width} values`);
+      return r;
+    });
+  const d = rows(dense, numDense, INPUT_DENSE);
+  const f = rows(ids, numSlots, INPUT_IDS);
+  return {
+    [INPUT_DENSE]: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) },
+    [INPUT_IDS]: {
+      dtype: "DT_UINT64",
+      tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] },
+      uint64_val: f.flat().map((x) => {
+        // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
+        if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
+        if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
+        throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
+      }),
+    },
+  };
+}
+
+/** The input names a JSON body gives: the keys of "inputs", or of every row of "instances". */
+function jsonInputNames(body: Json): string[] {
+  if (body.inputs && typeof body.inputs === "object") return Object.keys(body.inputs);
+  if (!Array.isArray(body.instances)) return [];
+  const names = new Set<string>();
+  for (const r of body.instances) if (r && typeof r === "object" && !Array.isArray(r)) for (const k of Object.keys(r)) names.add(k);
+  return [...names];
+}
+
+/**
+ * One raw input's values from JSON, per example: a list is that example's
+ * values (a row for dense_values and slot_values), anything else its one
+ * value; an input a row leaves out has none there.
+ */
+function rawColumnFromJson(body: Json, name: string): RawColumn {
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+  const valuesOf = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  if (body.inputs && typeof body.inputs === "object") {
+    const col = (body.inputs as Json)[name];
+    if (!Array.isArray(col)) throw bad(`input ${name} must be a list with one entry per example, got ${col === null ? "null" : typeof col}`);
+    return col.map(valuesOf);
+  }
+  return (body.instances as unknown[]).map((r, i) => {
+    if (!r || typeof r !== "object" || Array.isArray(r)) throw bad(`instance ${i} must be an object of named inputs`);
+    return valuesOf((r as Json)[name]);
+  });
+}
+
+/** A JSON body's examples: feature ids with dense features, or raw feature values. */
+export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
+  const names = jsonInputNames(body);
+  const { spec } = servable;
+  if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);
+  return examplesFrom(tensorsFromJson(body, spec.numDense, spec.numSlots), spec, maxBatch);
+}

@@ -1,0 +1,186 @@
+import { printable, printableBytes } from "@pangea/kit";
+import { bigIntToWords, normalizeCount, parseCount, type SlotKind } from "@pangea/features";
+import type { DlrmSpec } from "@pangea/model";
+import { SampleAssembler, WireError } from "@pangea/monolith";
+import { ServingErrors } from "../errors.js";
+import type { Examples } from "../model/servable.js";
+import type { RawLayout } from "../model/raw-layout.js";
+import { RaggedExamples } from "./ragged-examples.js";
+
+/** Raw values by position: every dense value, and one value per slot in the model's slot order. */
+export const INPUT_DENSE_VALUES = "dense_values";
+export const INPUT_SLOT_VALUES = "slot_values";
+
+/** One raw input: per example, the values given for it (a named feature may have several). */
+export type RawColumn = readonly (readonly unknown[])[];
+
+const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+const utf8In = new TextEncoder();
+const utf8Out = new TextDecoder();
+
+function show(v: unknown): string {
+  if (v instanceof Uint8Array) return `'${printableBytes(v)}'`;
+  if (typeof v === "string") return JSON.stringify(printable(v, 64));
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
+  return `a ${Array.isArray(v) ? "list" : typeof v}`;
+}
+
+const INT64_MIN = -(1n << 63n);
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** A 64-bit integer given as a JSON number, a decimal string or decimal bytes; null when it is none. */
+function integerOf(v: unknown): bigint | null {
+  if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : null;
+  if (typeof v === "bigint") return v;
+  const s = v instanceof Uint8Array ? utf8Out.decode(v) : typeof v === "string" ? v : null;
+  if (s === null || !/^-?\d{1,20}$/.test(s)) return null;
+  const n = BigInt(s);
+  return n >= INT64_MIN && n <= UINT64_MAX ? n : null;
+}
+
+const KIND_EXPECTS: Record<SlotKind, string> = {
+  bytes: "a string (its bytes are hashed)",
+  int64: "an integer (its 8 bytes are hashed); above 2^53 as a decimal string",
+  fid_v1: "a v1 feature id; above 2^53 as a decimal string",
+  fid_v2: "a v2 feature id; above 2^53 as a decimal string",
+};
+
+/**
+ * Turns raw values into examples exactly as training reads the same values:
+ * a slot's value is hashed (or taken as an id) by the shared assembler
+ * compute decodes records with, a dense value gets the layout's transform.
+ */
+export class RawReader {
+  private readonly asm: SampleAssembler;
+  private readonly words = new Uint32Array(2);
+  private readonly slotNames: string[];
+
+  constructor(private readonly layout: RawLayout) {
+    this.asm = new SampleAssembler(layout.list);
+    this.slotNames = layout.list.config.slots.map((s) => s.name);
+  }
+
+  /** True when `name` is a raw input of this layout. */
+  knows(name: string): boolean {
+    return name === INPUT_DENSE_VALUES || name === INPUT_SLOT_VALUES || this.layout.list.slotByName.has(name) || this.layout.list.denseByName.has(name);
+  }
+
+  /** The raw inputs this layout takes, for error messages. */
+  describe(spec: DlrmSpec): string {
+    return `of ${this.layout.source}: ${INPUT_DENSE_VALUES} [B, ${spec.numDense}] and ${INPUT_SLOT_VALUES} [B, ${spec.numSlots}], or features by name (${this.featureNames()})`;
+  }
+
+  /** Examples from raw inputs, all of which this layout knows. */
+  examples(inputs: ReadonlyMap<string, RawColumn>, spec: DlrmSpec, maxBatch: number): Examples {
+    const names = [...inputs.keys()];
+    const positional = names.filter((n) => n === INPUT_DENSE_VALUES || n === INPUT_SLOT_VALUES);
+    if (positional.length && positional.length !== names.length) {
+      throw bad(`${positional.join(" and ")} give raw values by position and cannot be mixed with features by name; got ${names.join(", ")}`);
+    }
+    const B = inputs.get(names[0]!)!.length;
+    for (const n of names) {
+      const b = inputs.get(n)!.length;
+      if (b !== B) throw bad(`raw inputs disagree on the batch size: ${names[0]} has ${B} examples, ${n} has ${b}`);
+    }
+    if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
+    const out = new RaggedExamples(spec, maxBatch, names[0]!);
+    for (let e = 0; e < B; e++) {
+      this.asm.reset();
+      for (const n of names) {
+        const values = inputs.get(n)![e]!;
+        if (n === INPUT_DENSE_VALUES) this.addDenseRow(values, e);
+        else if (n === INPUT_SLOT_VALUES) this.addSlotRow(values, e);
+        else this.addNamed(n, values, e);
+      }
+      out.take(this.asm);
+    }
+    return out.finish();
+  }
+
+  private featureNames(): string {
+    const all = [...this.slotNames, ...this.layout.list.config.dense.map((d) => d.name)];
+    return all.length > 8 ? `${all.slice(0, 8).join(", ")}, ... ${all.length} in all` : all.join(", ");
+  }
+
+  private addDenseRow(values: readonly unknown[], e: number): void {
+    const list = this.layout.list;
+    if (values.length !== list.numDense) {
+      throw bad(`input ${INPUT_DENSE_VALUES}, example ${e}: expected ${list.numDense} values (${list.config.dense.map((d) => (d.size > 1 ? `${d.name}[${d.size}]` : d.name)).join(", ")}), got ${values.length}`);
+    }
+    for (const [name, d] of list.denseByName) {
+      for (let k = 0; k < d.size; k++) this.setDense(d, k, values[d.offset + k], () => `input ${INPUT_DENSE_VALUES}, example ${e}, value ${d.offset + k} (${name})`);
+    }
+  }
+
+  private addSlotRow(values: readonly unknown[], e: number): void {
+    if (values.length !== this.slotNames.length) {
+      throw bad(`input ${INPUT_SLOT_VALUES}, example ${e}: expected ${this.slotNames.length} values, one per slot (${this.slotNames.join(", ")}), got ${values.length}`);
+    }
+    values.forEach((v, column) => {
+      const name = this.slotNames[column]!;
+      this.addSlotValue(this.layout.list.slotByName.get(name)!, v, () => `input ${INPUT_SLOT_VALUES}, example ${e}, value ${column} (${name})`);
+    });
+  }
+
+  private addNamed(name: string, values: readonly unknown[], e: number): void {
+    const where = () => `input ${name}, example ${e}`;
+    const slot = this.layout.list.slotByName.get(name);
+    if (slot) {
+      for (const v of values) this.addSlotValue(slot, v, where);
+      return;
+    }
+    const d = this.layout.list.denseByName.get(name)!;
+    if (values.length > d.size) throw bad(`${where()}: expected at most ${d.size} value${d.size > 1 ? "s" : ""}, got ${values.length}`);
+    values.forEach((v, k) => this.setDense(d, k, v, where));
+  }
+
+  /** A slot's value: null is missing; anything else becomes an id as training makes it. */
+  private addSlotValue(s: { column: number; slot: number; kind: SlotKind }, v: unknown, where: () => string): void {
+    if (v === null || v === undefined) return;
+    if (s.kind === "bytes") {
+      const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
+      if (!bytes) throw bad(`${where()}: expected ${KIND_EXPECTS.bytes}, got ${show(v)}`);
+      this.asm.addRaw(bytes, 0, bytes.length, s.column, s.slot);
+      return;
+    }
+    const n = integerOf(v);
+    if (n === null) throw bad(`${where()}: expected ${KIND_EXPECTS[s.kind]}, got ${show(v)}`);
+    bigIntToWords(n, this.words, 0);
+    try {
+      this.asm.addInteger(s, this.words[0]!, this.words[1]!);
+    } catch (err) {
+      if (err instanceof WireError) throw bad(`${where()}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Dense value k of a feature; null is missing and reads as 0, as in training (so is "" for a Criteo count, as an empty TSV field). */
+  private setDense(d: { offset: number; log1p: boolean }, k: number, v: unknown, where: () => string): void {
+    const x = this.layout.counts ? countOf(v) : numberOf(v);
+    if (Number.isNaN(x)) {
+      throw bad(`${where()}: expected ${this.layout.counts ? 'an integer count (or "" or null for missing)' : 'a finite number (or null for missing)'}, got ${show(v)}`);
+    }
+    this.asm.dense[d.offset + k] = d.log1p ? normalizeCount(x) : x;
+  }
+}
+
+/** A Criteo count, read as compute reads the TSV field: digits with an optional minus, empty = missing. */
+function countOf(v: unknown): number {
+  if (v === null || v === undefined) return 0;
+  if (typeof v === "bigint") v = String(v);
+  if (typeof v === "number") return Number.isSafeInteger(v) ? v : Number.NaN;
+  const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
+  return bytes ? parseCount(bytes, 0, bytes.length) : Number.NaN;
+}
+
+function numberOf(v: unknown): number {
+  if (v === null || v === undefined) return 0;
+  if (typeof v === "bigint") return Number(v);
+  const s = v instanceof Uint8Array ? utf8Out.decode(v) : v;
+  if (typeof s === "number") return Number.isFinite(s) ? s : Number.NaN;
+  if (typeof s === "string" && s.trim() !== "") {
+    const n = Number(s);
+    return Number.isFinite(n) ? n : Number.NaN;
+  }
+  return Number.NaN;
+}

@@ -1,0 +1,247 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@pangea/kit";
+import { startServer, type RunningServer } from "@pangea/rpc";
+import { denseParams, type DlrmSpec } from "@pangea/model";
+import { bigIntToWords, hashedIdV2, int64IdV2 } from "@pangea/features";
+import type { FastifyInstance } from "@pangea/observe";
+import { CriteoTsvSource } from "../../services/compute/src/sources/criteo-tsv.js";
+import { RecordBlock } from "../../services/compute/src/sources/source.js";
+import { ModelManager } from "../../services/serving/src/model/model-manager.js";
+import { MicroBatcher } from "../../services/serving/src/batching/micro-batcher.js";
+import { startRest } from "../../services/serving/src/api/rest.js";
+import { PREDICTION_SERVICE, addTfServing, tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
+import { SPEC as SMALL_SPEC, writeVersion, writeModel } from "../../services/serving/test/support/versions.js";
+
+/**
+ * Raw feature values at serving's Predict (REST and gRPC, real servers on
+ * port 0): a Criteo row's own fields predict exactly what the ids compute's
+ * TSV reader makes of the same row predict; named features of an exported
+ * feature list likewise; bad raw input is refused naming the input and what
+ * was expected.
+ *
+ * Versions: 1 = a Criteo-shaped model exported without a feature list, 2 = a
+ * model exported with a feature list, 3 = a small model with neither.
+ */
+const tmp = mkdtempSync(join(tmpdir(), "pangea-raw-"));
+const base = join(tmp, "models");
+const models = new ModelManager("ctr", base, 3, createLogger("serving-test", "silent"));
+const batcher = new MicroBatcher(0, 64);
+let rest: { app: FastifyInstance; address: string };
+let grpcServer: RunningServer;
+
+// Two Criteo rows (label, I1..I13, C1..C26) with empty fields, a negative count and a non-ASCII token.
+const ROWS = [
+  ["1", "5", "", "-2", "0", "123456", "7", "", "1", "0", "3", "", "2", "44",
+    "68fd1e64", "80e26c9b", "", "fb936136", "7b4723c4", "25c83c98", "7e0ccccf", "de7995b8", "1f89b562", "a73ee510",
+    "a8cd5504", "b2cb9c98", "37c9c164", "2824a5f6", "1adce6ef", "8ba8b39a", "891b62e7", "e5ba7672", "f54016b9", "21ddcdc9",
+    "b1252a9d", "07b5194c", "", "3a171ecb", "c5c50484", "café"],
+  ["0", "", "0", "14", "", "2", "", "0", "3", "", "", "1", "", "",
+    "05db9164", "207b2d81", "d52980aa", "b66d15e3", "25c83c98", "", "6f6d9be8", "0b153874", "a73ee510", "3b08e48b",
+    "755e4a50", "", "5978055e", "07d13a8f", "5a4bb5f6", "", "cfef1c29", "07c540c4", "", "", "5a6d3e1e", "b1252a9d",
+    "", "32c7478e", "", ""],
+];
+const spec: DlrmSpec = { numDense: 13, numSlots: 26, embeddingDim: 4, bottomMlp: [8, 4], topMlp: [8] };
+const SLOTS = Array.from({ length: 26 }, (_, k) => k + 1);
+/** What compute's --format criteo reader makes of ROWS: normalised dense values and one id per slot. */
+let computed: { dense: number[][]; ids: string[][] };
+
+const wave = (n: number, scale: number, phase: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + phase) * scale);
+const denseCount = (s: DlrmSpec) => denseParams(s).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+
+/** Tables holding a row for each given id of each slot (and one other id), every row different. */
+function tablesFor(slots: number[], idsOf: (column: number) => bigint[], dim: number) {
+  return slots.map((slot, column) => {
+    const ids = [...new Set([...idsOf(column), (BigInt(slot) << 48n) | 12345n])];
+    const words = new Uint32Array(ids.length * 2);
+    ids.forEach((id, i) => bigIntToWords(id, words, 2 * i));
+    return { slot, ids: words, rows: wave(ids.length * dim, 0.8, column) };
+  });
+}
+
+// Version 2's feature list: a string, an int64 and an id feature, a log1p count and a two-value float.
+const LIST = {
+  slots: [
+    { name: "user", slot: 5, type: "bytes" },
+    { name: "item", slot: 7, type: "int64" },
+    { name: "ctx", slot: 9, type: "fid_v2" },
+  ],
+  dense: [
+    { name: "clicks", size: 1, transform: "log1p" },
+    { name: "pos", size: 2 },
+  ],
+};
+const listSpec: DlrmSpec = { numDense: 3, numSlots: 3, embeddingDim: 4, bottomMlp: [4], topMlp: [] };
+const CTX_ID = (9n << 48n) | 777n;
+const ITEM = 123456789012n;
+
+/** The ids training gives version 2's raw values, from the shared hashing compute's decoders call. */
+function listIds(user: string, item: bigint): bigint[] {
+  const w = new Uint32Array(2);
+  const asId = () => (BigInt(w[1]!) << 32n) | BigInt(w[0]!);
+  const b = Buffer.from(user);
+  hashedIdV2(b, 0, b.length, 5, w, 0);
+  const u = asId();
+  bigIntToWords(item, w, 0);
+  int64IdV2(w[0]!, w[1]!, 7, w, 0);
+  return [u, asId(), CTX_ID];
+}
+
+beforeAll(async () => {
+  const tsv = join(tmp, "rows.tsv");
+  writeFileSync(tsv, ROWS.map((r) => r.join("\t")).join("\n") + "\n");
+  const source = new CriteoTsvSource({ path: tsv, evalFraction: 0 });
+  const block = new RecordBlock(2, 13, 26);
+  source.read("train", 0, 2, block);
+  const id = (e: number, s: number) => (BigInt(block.idWords[2 * (e * 26 + s) + 1]!) << 32n) | BigInt(block.idWords[2 * (e * 26 + s)]!);
+  computed = {
+    dense: [0, 1].map((e) => Array.from(block.dense.subarray(e * 13, (e + 1) * 13))),
+    ids: [0, 1].map((e) => SLOTS.map((_, s) => id(e, s).toString())),
+  };
+  writeModel(base, 1, { spec, slotIds: SLOTS, dense: wave(denseCount(spec), 0.3, 0), tables: tablesFor(SLOTS, (s) => [id(0, s), id(1, s)], 4) });
+  writeModel(base, 2, {
+    spec: listSpec,
+    slotIds: [5, 7, 9],
+    dense: wave(denseCount(listSpec), 0.4, 1),
+    tables: tablesFor([5, 7, 9], (c) => [listIds("u-42", ITEM)[c]!], 4),
+    featureList: { name: "feature_list.json", text: JSON.stringify(LIST) },
+  });
+  writeVersion(base, 3);
+  models.scan();
+  expect(models.versions("ctr").map((v) => `${v.version}:${v.state}:${v.error ?? ""}`)).toEqual(["1:AVAILABLE:", "2:AVAILABLE:", "3:AVAILABLE:"]);
+  rest = await startRest("127.0.0.1", 0, models, batcher, 64);
+  grpcServer = await startServer("127.0.0.1", 0, (s) => addTfServing(s, models, batcher, 64), [PREDICTION_SERVICE]);
+});
+
+afterAll(async () => {
+  await rest?.app.close();
+  await grpcServer?.shutdown(100);
+});
+
+async function restPredict(version: number, body: unknown): Promise<{ status: number; json: { error?: string; predictions?: number[]; outputs?: { probabilities: number[] } } }> {
+  const res = await fetch(`http://${rest.address}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as { error?: string } };
+}
+
+type Tensor = Record<string, unknown>;
+const strings = (rows: string[][]): Tensor => ({ dtype: "DT_STRING", tensor_shape: { dim: [{ size: rows.length }, { size: rows[0]!.length }] }, string_val: rows.flat().map((s) => Buffer.from(s)) });
+const column = (dtype: string, field: string, values: unknown[]): Tensor => ({ dtype, tensor_shape: { dim: [{ size: values.length }] }, [field]: values });
+
+function grpcPredict(version: number, inputs: Record<string, Tensor>): Promise<number[]> {
+  const P = grpc.makeGenericClientConstructor(tfServingServices().prediction.service, "PredictionService");
+  const client = new P(grpcServer.address, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } } }) => void) => void> & grpc.Client;
+  return new Promise<number[]>((resolve, reject) =>
+    client.Predict!({ model_spec: { name: "ctr", version: { value: String(version) } }, inputs }, (err, res) => (err ? reject(err) : resolve(res.outputs.probabilities.float_val))),
+  ).finally(() => client.close());
+}
+
+const dense = (r: string[]) => r.slice(1, 14);
+const tokens = (r: string[]) => r.slice(14);
+const named = (r: string[]) => Object.fromEntries([...dense(r).map((v, k) => [`I${k + 1}`, v]), ...tokens(r).map((v, k) => [`C${k + 1}`, v])]);
+
+describe("a raw Criteo row (a version exported without a feature list: compute's --format criteo layout)", () => {
+  let viaIds: number[];
+
+  beforeAll(async () => {
+    const r = await restPredict(1, { instances: [0, 1].map((e) => ({ dense_features: computed.dense[e], feature_ids: computed.ids[e] })) });
+    expect(r.status).toBe(200);
+    viaIds = r.json.predictions!;
+    expect(viaIds).toHaveLength(2);
+    expect(viaIds[0]).not.toBe(viaIds[1]);
+  });
+
+  it("REST, features named I1..I13, C1..C26 with the row's own text: exactly the ids' predictions", async () => {
+    const r = await restPredict(1, { instances: ROWS.map(named) });
+    expect(r.status).toBe(200);
+    expect(r.json.predictions).toEqual(viaIds);
+  });
+
+  it("REST, counts as JSON integers (null = missing) and columnar: the same", async () => {
+    const asInts = ROWS.map((row) => Object.fromEntries(Object.entries(named(row)).map(([k, v]) => [k, k.startsWith("I") ? (v === "" ? null : Number(v)) : v])));
+    const r = await restPredict(1, { inputs: Object.fromEntries(Object.keys(asInts[0]!).map((k) => [k, asInts.map((x) => x[k])])) });
+    expect(r.status).toBe(200);
+    expect(r.json.outputs!.probabilities).toEqual(viaIds);
+  });
+
+  it("REST, by position (dense_values, slot_values): the same", async () => {
+    const r = await restPredict(1, { instances: ROWS.map((row) => ({ dense_values: dense(row), slot_values: tokens(row) })) });
+    expect(r.status).toBe(200);
+    expect(r.json.predictions).toEqual(viaIds);
+  });
+
+  it("gRPC: ids, positional DT_STRING values and named features all predict the same", async () => {
+    const ids = await grpcPredict(1, {
+      dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 2 }, { size: 13 }] }, float_val: computed.dense.flat() },
+      feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 2 }, { size: 26 }] }, uint64_val: computed.ids.flat() },
+    });
+    expect(ids).toEqual(viaIds.map((p) => Math.fround(p)));
+    expect(await grpcPredict(1, { dense_values: strings(ROWS.map(dense)), slot_values: strings(ROWS.map(tokens)) })).toEqual(ids);
+    const byName: Record<string, Tensor> = {};
+    for (let k = 0; k < 13; k++) byName[`I${k + 1}`] = column("DT_STRING", "string_val", ROWS.map((r) => Buffer.from(dense(r)[k]!)));
+    for (let k = 0; k < 26; k++) byName[`C${k + 1}`] = column("DT_STRING", "string_val", ROWS.map((r) => Buffer.from(tokens(r)[k]!)));
+    expect(await grpcPredict(1, byName)).toEqual(ids);
+    // Counts as packed DT_INT64 (an empty field is a missing count, 0).
+    const counts = BigInt64Array.from(ROWS.flatMap((r) => dense(r).map((v) => BigInt(v === "" ? 0 : Number(v)))));
+    const packed = { dtype: "DT_INT64", tensor_shape: { dim: [{ size: 2 }, { size: 13 }] }, tensor_content: Buffer.from(counts.buffer) };
+    expect(await grpcPredict(1, { dense_values: packed, slot_values: strings(ROWS.map(tokens)) })).toEqual(ids);
+  });
+});
+
+describe("named features of the feature list a version was exported with", () => {
+  it("REST and gRPC: a string, an int64, an id and dense values predict what their ids do", async () => {
+    const [u, i, c] = listIds("u-42", ITEM);
+    const denseFeatures = [Math.fround(Math.log1p(3)), 0.5, -2];
+    const viaIds = await restPredict(2, { instances: [{ dense_features: denseFeatures, feature_ids: [u!.toString(), i!.toString(), c!.toString()] }] });
+    expect(viaIds.status).toBe(200);
+    const raw = await restPredict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] });
+    expect(raw.status).toBe(200);
+    expect(raw.json.predictions).toEqual(viaIds.json.predictions);
+    const viaGrpc = await grpcPredict(2, {
+      user: column("DT_STRING", "string_val", [Buffer.from("u-42")]),
+      item: column("DT_INT64", "int64_val", [ITEM.toString()]),
+      ctx: column("DT_UINT64", "uint64_val", [CTX_ID.toString()]),
+      clicks: column("DT_INT64", "int64_val", ["3"]),
+      pos: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [0.5, -2] },
+    });
+    expect(viaGrpc).toEqual(viaIds.json.predictions!.map((p) => Math.fround(p)));
+  });
+});
+
+describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line naming the input and what was expected", () => {
+  const criteo = (change: Record<string, unknown>) => ({ ...named(ROWS[0]!), ...change });
+  it.each([
+    ["a count that is not an integer", 1, { instances: [criteo({ I4: "1.5" })] }, 'input I4, example 0: expected an integer count (or "" or null for missing), got "1.5"'],
+    ["a number for a token", 1, { instances: [criteo({ C3: 7 })] }, "input C3, example 0: expected a string (its bytes are hashed), got 7"],
+    ["two values for a one-value dense feature", 1, { instances: [criteo({ I1: [1, 2] })] }, "input I1, example 0: expected at most 1 value, got 2"],
+    ["a row of 25 slot values", 1, { instances: [{ slot_values: tokens(ROWS[0]!).slice(1) }] }, `input slot_values, example 0: expected 26 values, one per slot (${SLOTS.map((s) => `C${s}`).join(", ")}), got 25`],
+    ["positional and named mixed", 1, { instances: [{ dense_values: dense(ROWS[0]!), C1: "x" }] }, "dense_values give raw values by position and cannot be mixed with features by name; got dense_values, C1"],
+    ["columns of different lengths", 1, { inputs: { I1: [1, 2], C1: ["a"] } }, "raw inputs disagree on the batch size: I1 has 2 examples, C1 has 1"],
+    ["a name the layout lacks", 1, { instances: [criteo({ C27: "x" })] },
+      "unknown input C27: expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)"],
+    ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
+    ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
+    ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
+    ["a body with neither inputs nor instances", 1, { rows: [] }, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
+    ["raw values for a version that has no layout for them", 3, { instances: [{ C1: "x" }] },
+      `unknown input C1: expected dense_features [B, ${SMALL_SPEC.numDense}] and feature_ids [B, ${SMALL_SPEC.numSlots}], one of instances, examples, example_batch, or raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)`],
+  ])("%s", async (_what, version, body, message) => {
+    const r = await restPredict(version, body);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: ${message}`);
+  });
+
+  it.each([
+    ["an unknown name, whatever its tensor", { x: { dtype: "DT_FLOAT" } },
+      "unknown input x: expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)"],
+    ["a dtype raw values never have", { C1: column("DT_BOOL", "bool_val", [true]) }, "input C1 must be DT_STRING, DT_INT64, DT_UINT64, DT_INT32, DT_FLOAT or DT_DOUBLE raw values, got DT_BOOL"],
+    ["a count that is not an integer", { I4: column("DT_FLOAT", "float_val", [1.5]) }, 'input I4, example 0: expected an integer count (or "" or null for missing), got 1.5'],
+    ["a token given as an integer", { C2: column("DT_INT64", "int64_val", ["5"]) }, "input C2, example 0: expected a string (its bytes are hashed), got 5"],
+    ["dense_values of the wrong width", { dense_values: strings([["1", "2"]]) }, "input dense_values, example 0: expected 13 values (I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13), got 2"],
+    ["a shape of rank 3", { C1: { dtype: "DT_STRING", tensor_shape: { dim: [{ size: 1 }, { size: 1 }, { size: 1 }] }, string_val: [Buffer.from("a")] } }, "input C1 must have shape [B] or [B, k], got [1, 1, 1]"],
+  ])("gRPC: %s", async (_what, inputs, message) => {
+    await expect(grpcPredict(1, inputs)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: `SERVING_ERR_BAD_INPUT: ${message}` });
+  });
+});
