@@ -51,7 +51,7 @@ describe("the pangea command as a new user meets it", () => {
     expect(up.stdout.split("\n")).toContain("  --metrics-port <value>       orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port) (default 0)");
   });
 
-  it("status lists --orchestrator and --json as flags; down lists only --help", async () => {
+  it("status lists --orchestrator, --json and --tls-dir as flags; down lists only --help", async () => {
     const status = await runNode(ENTRY.cli, ["status", "--help"]);
     expect(status.stdout).toBe(
       [
@@ -62,6 +62,7 @@ describe("the pangea command as a new user meets it", () => {
         "Flags:",
         "  --orchestrator <value>       the orchestrator's host:port (default: the cluster 'pangea up' started)",
         "  --json                       print the job status as JSON",
+        "  --tls-dir <value>            the cluster's certificates (pangea certs): call with admin.crt (default: the directory 'pangea up --tls' used)",
         "  --help                       show this help",
         "",
       ].join("\n"),
