@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { DlrmSpec } from "@pangea/model";
-import { loadCheckpoint, loadShardedCheckpoint, restoreStore, saveCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { loadCheckpoint, loadShardedCheckpoint, restoreStore, restoreStoreCounters, saveCheckpoint, storeCountersOf, type CheckpointData, type TrainingProgress } from "../src/checkpoint/checkpoint.js";
+import { readCounters, saveCounters, zeroCounters } from "../src/job/job-counters.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
@@ -135,6 +136,69 @@ describe("checkpoints", () => {
     const { dense, store } = trained();
     expect(() => saveCheckpoint(root, "job", 1, spec, dense, store)).toThrow(/cannot write checkpoint .*step-1/);
     expect(existsSync(join(root, "job", "step-1"))).toBe(false);
+  });
+});
+
+describe("checkpointed running totals", () => {
+  const progress = (counters?: TrainingProgress["counters"]): TrainingProgress => ({ mode: "sync", batchesPerStep: 2, step: 30, finishedBatches: 60, outstanding: [], denseUpdates: 30, batchSize: 64, samples: 3840, ...(counters ? { counters } : {}) });
+  const totals = { ...zeroCounters(), duplicateBatches: 1, reassignedBatches: 3, deadTrainers: 2, trainSeconds: 12.5, firstLoss: 0.6931, firstLossStep: 1, lastLoss: 0.52, smoothedLoss: 0.55, syncRowsSent: 400 };
+
+  it("round-trip the job's counters and the store's, which a resumed store takes on", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    // Slot 2's threshold of 3 filtered its 50 ids seen once and id 99's first two sightings, then admitted id 99.
+    expect(store.counters()).toEqual({ filtered: 52, admitted: 1, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0, slots: [{ slot: 2, evicted: 0, admitted: 1 }] });
+    const ck = loadCheckpoint(saveCheckpoint(root, "job", 30, spec, dense, store, undefined, progress(saveCounters(totals))));
+    expect(readCounters(ck.manifest.training!.counters)).toEqual(totals);
+    expect(storeCountersOf(ck)).toEqual(store.counters());
+    const resumed = new EmbeddingStore(store.configOf(1), new Map([[2, store.configOf(2)]]), 5);
+    restoreStoreCounters([ck], 1, 0, resumed);
+    expect(resumed.stats()).toMatchObject({ filtered: 52, admitted: 1 });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("a loss not measured yet is saved as null (JSON has no NaN) and read back as NaN", () => {
+    const saved = saveCounters(zeroCounters());
+    expect(JSON.parse(JSON.stringify(saved)).firstLoss).toBeNull();
+    expect(readCounters(JSON.parse(JSON.stringify(saved)))).toEqual(zeroCounters());
+  });
+
+  it("a checkpoint written before the totals existed still loads, its totals reading as zero", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const dir = saveCheckpoint(root, "job", 30, spec, dense, store, undefined, progress(saveCounters(totals)));
+    // The manifest is not among the hashed files: drop the fields as an older version would never have written them.
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    delete manifest.storeCounters;
+    delete manifest.training.counters;
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const ck = loadCheckpoint(dir);
+    expect(ck.manifest.training!.samples).toBe(3840);
+    expect(readCounters(ck.manifest.training!.counters)).toEqual(zeroCounters());
+    expect(storeCountersOf(ck)).toEqual({ filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0, slots: [] });
+    // Partly written or garbled totals: each unusable field reads as zero, the rest are kept.
+    expect(readCounters({ deadTrainers: 2, reassignedBatches: "3", duplicateBatches: -1, firstLoss: 0.7 } as never)).toEqual({ ...zeroCounters(), deadTrainers: 2, firstLoss: 0.7 });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("resharded, shard 0 takes the sum of every shard's store totals and the others none", () => {
+    const shardCk = (index: number, filtered: number, admitted: number) =>
+      ({ manifest: { shard: { index, count: 2 }, storeCounters: { filtered, admitted, evicted: 0, rejectedGradients: index, memoryLimitHits: 0, slots: [{ slot: 1, evicted: 0, admitted }] } } }) as unknown as CheckpointData;
+    const saved = [shardCk(0, 10, 4), shardCk(1, 7, 2)];
+    const fresh = () => new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adam", sparseLr: 0.01 }, 4), new Map(), 1);
+    const same = [0, 1].map((i) => {
+      const st = fresh();
+      restoreStoreCounters(saved, 2, i, st);
+      return st.counters();
+    });
+    expect(same.map((c) => [c.filtered, c.admitted, c.rejectedGradients])).toEqual([[10, 4, 0], [7, 2, 1]]);
+    const [zero, one, two] = [0, 1, 2].map((i) => {
+      const st = fresh();
+      restoreStoreCounters(saved, 3, i, st);
+      return st.counters();
+    });
+    expect(zero).toEqual({ filtered: 17, admitted: 6, evicted: 0, rejectedGradients: 1, memoryLimitHits: 0, slots: [{ slot: 1, evicted: 0, admitted: 6 }] });
+    expect([one!.filtered, two!.filtered]).toEqual([0, 0]);
   });
 });
 

@@ -4,7 +4,8 @@ import type { DlrmSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
-import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
+import type { SavedCounters } from "../job/job-counters.js";
 
 export const CHECKPOINT_FORMAT = "pangea-checkpoint";
 export const CHECKPOINT_VERSION = 2;
@@ -32,6 +33,8 @@ export interface CheckpointManifest {
   files: Record<string, { bytes: number; sha256: string }>;
   /** Where training stood (absent in checkpoints of older versions and on shards > 0): what a resumed job continues from. */
   training?: TrainingProgress;
+  /** The saving shard's embedding store totals (absent in older checkpoints: zero). */
+  storeCounters?: StoreCounters;
 }
 
 /** Enough to resume a job exactly: its step, data position and optimizer clock. */
@@ -47,6 +50,8 @@ export interface TrainingProgress {
   denseUpdates: number;
   batchSize: number;
   samples: number;
+  /** The job's running totals (absent in older checkpoints: zero; see readCounters). */
+  counters?: SavedCounters;
 }
 
 export interface TableData {
@@ -160,6 +165,7 @@ export function saveCheckpoint(
       shard,
       files: {},
       ...(training ? { training } : {}),
+      storeCounters: store.counters(),
       ...(slotIds ? { slotIds: [...slotIds] } : {}),
     };
     for (const [name, data] of Object.entries(files)) {
@@ -250,6 +256,35 @@ export function restoreStore(ck: CheckpointData, store: EmbeddingStore): void {
     store.filter.counters.set(ck.filter);
   }
   restoreTables(ck.tables, store);
+}
+
+/** A checkpoint's store totals; missing or unusable fields (older checkpoints) read as zero. */
+export function storeCountersOf(ck: CheckpointData): StoreCounters {
+  const saved = (ck.manifest.storeCounters ?? {}) as Partial<Record<keyof StoreCounters, unknown>>;
+  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+  const slots = Array.isArray(saved.slots) ? (saved.slots as Partial<Record<string, unknown>>[]) : [];
+  return {
+    filtered: n(saved.filtered),
+    admitted: n(saved.admitted),
+    evicted: n(saved.evicted),
+    rejectedGradients: n(saved.rejectedGradients),
+    memoryLimitHits: n(saved.memoryLimitHits),
+    slots: slots.filter((s) => typeof s?.slot === "number").map((s) => ({ slot: s.slot as number, evicted: n(s.evicted), admitted: n(s.admitted) })),
+  };
+}
+
+/**
+ * Gives a resumed shard's store the totals its predecessor saved: each shard
+ * its own when the shard count is unchanged; resharded, shard 0 takes the sum
+ * of all of them (ids moved between shards, so per-shard totals mean nothing).
+ */
+export function restoreStoreCounters(shards: readonly CheckpointData[], count: number, index: number, store: EmbeddingStore): void {
+  if (shards.length === count) {
+    const own = shards.find((ck) => (ck.manifest.shard?.index ?? 0) === index);
+    if (own) store.addCounters(storeCountersOf(own));
+  } else if (index === 0) {
+    for (const ck of shards) store.addCounters(storeCountersOf(ck));
+  }
 }
 
 /** Loads table rows (one shard's checkpoint, or what reshard assigns a shard) into a store. */

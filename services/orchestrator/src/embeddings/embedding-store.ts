@@ -39,6 +39,16 @@ export interface StoreStats {
  */
 export const MAX_ASSIGNED_ABS = 1e6;
 
+/** The store's running totals: a checkpoint carries them, so a resumed job counts on from them. */
+export interface StoreCounters {
+  filtered: number;
+  admitted: number;
+  evicted: number;
+  rejectedGradients: number;
+  memoryLimitHits: number;
+  slots: { slot: number; evicted: number; admitted: number }[];
+}
+
 /**
  * The embedding tables of a job, one per slot, keyed by the v2 id's slot
  * bits, each with its slot's dim, initializer, optimizer, occurrence
@@ -249,6 +259,20 @@ export class EmbeddingStore {
     let n = 0;
     for (const t of this.tables.values()) n += t.size;
     return n;
+  }
+
+  counters(): StoreCounters {
+    const slots = [...new Set([...this.evictedBySlot.keys(), ...this.admittedBySlot.keys()])].sort((a, b) => a - b);
+    return { ...this.stats0, slots: slots.map((slot) => ({ slot, evicted: this.evictedBySlot.get(slot) ?? 0, admitted: this.admittedBySlot.get(slot) ?? 0 })) };
+  }
+
+  /** Adds saved totals to this store's (adds, so the totals of several shards' checkpoints can go to one store). */
+  addCounters(c: StoreCounters): void {
+    for (const k of ["filtered", "admitted", "evicted", "rejectedGradients", "memoryLimitHits"] as const) this.stats0[k] += c[k];
+    for (const s of c.slots) {
+      this.evictedBySlot.set(s.slot, (this.evictedBySlot.get(s.slot) ?? 0) + s.evicted);
+      this.admittedBySlot.set(s.slot, (this.admittedBySlot.get(s.slot) ?? 0) + s.admitted);
+    }
   }
 
   stats(): StoreStats {

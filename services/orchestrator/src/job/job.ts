@@ -8,7 +8,8 @@ import { DenseStore } from "../params/dense-store.js";
 import { DEFAULT_MAX_GRADIENT_ABS, GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
 import { writeCompletion } from "../checkpoint/completion.js";
-import { pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { pruneCheckpoints, reshard, restoreStoreCounters, restoreTables, saveCheckpoint, type CheckpointData, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { readCounters, saveCounters, type JobCounters } from "./job-counters.js";
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
 import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
@@ -137,9 +138,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private startedAt = 0;
   private endedAt = 0;
   private samples = 0;
-  private firstLoss = Number.NaN;
-  private lastLoss = Number.NaN;
-  private smoothedLoss = Number.NaN;
+  /** Running totals, carried on from the checkpoint a resumed job started from. */
+  private readonly counts: JobCounters;
   private evalReport: EvalReport__Output | null = null;
   private checkpointPath = "";
   private readonly checkpoints: string[] = [];
@@ -153,10 +153,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private readonly resumed: TrainingProgress | null;
   /** Times each global batch was applied; must end all ones. */
   private applied = new Uint8Array(0);
-  private duplicates = 0;
-  private stale = 0;
-  private maxStalenessSeen = 0;
-  private deadTrainers = 0;
   private sync: ParameterSyncPusher | null = null;
   /** The pusher, kept after training for its figures. */
   private syncStats: ParameterSyncPusher | null = null;
@@ -164,6 +160,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   constructor(readonly config: JobConfig, private readonly log: Logger) {
     super();
     this.resumed = config.resume ? (config.restoreFrom?.[0]?.manifest.training ?? null) : null;
+    this.counts = readCounters(this.resumed?.counters ?? undefined);
+    this.samples = this.resumed?.samples ?? 0;
     if (config.resume && config.restoreFrom && !this.resumed) {
       throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", "the checkpoint records no training progress (written by an older version); use --restore-from to take only its parameters");
     }
@@ -351,7 +349,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     t.alive = false;
-    this.deadTrainers++;
+    this.counts.deadTrainers++;
     const session = t.session;
     t.session = null;
     session?.end();
@@ -450,6 +448,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         }
         dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV, this.resumed?.denseUpdates);
         restoreTables(reshard(ck, this.config.psShards)[0]!, store);
+        if (this.resumed) restoreStoreCounters(ck, this.config.psShards, 0, store);
         if (this.resumed && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
         this.log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${this.config.psShards}`, resume: this.resumed !== null }, "parameters restored from checkpoint");
       } catch (err) {
@@ -461,12 +460,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const r = this.resumed;
     this.plan = new WorkPlan(this.config.mode, this.batchesPerStep, this.config.steps, r ? { step: r.step, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : undefined);
     this.aggregator = new GradientAggregator(dense, store, this.config.mode === "hybrid", r?.denseUpdates ?? 0, this.config.maxGradientAbs ?? DEFAULT_MAX_GRADIENT_ABS);
+    this.plan.reassigned = this.counts.reassignedBatches;
     this.applied = new Uint8Array(this.plan.totalBatches);
     if (r) {
       // Batches before the checkpoint were applied in the run that wrote it.
       const before = new Set(r.outstanding);
       for (let j = 0; j < r.finishedBatches + r.outstanding.length && j < this.applied.length; j++) if (!before.has(j)) this.applied[j] = 1;
-      this.samples = r.samples;
     }
     if (defaults.expireSeconds > 0 || [...this.config.slotConfigs.values()].some((c) => c.expireSeconds > 0)) {
       this.sweeper = setInterval(() => {
@@ -477,6 +476,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     if (this.config.servingSync?.length) {
       this.sync = new ParameterSyncPusher(this.config.servingSync, { store, dense, step: () => this.step, dim: spec.embeddingDim }, (this.config.syncIntervalSeconds ?? 10) * 1000, (this.config.denseSyncIntervalSeconds ?? 60) * 1000, "orchestrator", this.log);
+      this.sync.rowsSent = this.counts.syncRowsSent;
       this.sync.start();
       this.syncStats = this.sync;
     }
@@ -634,7 +634,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (owner !== t.workerId) {
       if (plan.isFinished(j)) {
         // Its gradients arrived before (from this trainer's earlier life or the one it was given to): never apply a batch twice.
-        this.duplicates++;
+        this.counts.duplicateBatches++;
         return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
       }
       if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${t.workerId} (rank ${g.rank}) was declared dead; its batch ${j} went to another trainer`);
@@ -652,11 +652,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       let result: StepResult;
       let stale = false;
       if (staleness > this.config.maxStaleness) {
-        this.stale++;
+        this.counts.staleGradients++;
         stale = true;
         result = { step: this.step, meanLoss: g.loss, workers: 0, samples: g.batchSize };
       } else {
-        this.maxStalenessSeen = Math.max(this.maxStalenessSeen, staleness);
+        this.counts.maxStalenessSeen = Math.max(this.counts.maxStalenessSeen, staleness);
         result = this.aggregator.applyNow(g);
       }
       const finishedAll = plan.finish(j);
@@ -679,10 +679,26 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   private recordProgress(r: StepResult): void {
+    const c = this.counts;
     this.samples += r.samples;
-    if (Number.isNaN(this.firstLoss)) this.firstLoss = r.meanLoss;
-    this.lastLoss = r.meanLoss;
-    this.smoothedLoss = Number.isNaN(this.smoothedLoss) ? r.meanLoss : 0.95 * this.smoothedLoss + 0.05 * r.meanLoss;
+    if (Number.isNaN(c.firstLoss)) {
+      c.firstLoss = r.meanLoss;
+      // The 1-based step of the batch just finished (async: the step its index falls in).
+      c.firstLossStep = Math.ceil(this.plan!.finishedBatches / this.batchesPerStep);
+    }
+    c.lastLoss = r.meanLoss;
+    c.smoothedLoss = Number.isNaN(c.smoothedLoss) ? r.meanLoss : 0.95 * c.smoothedLoss + 0.05 * r.meanLoss;
+  }
+
+  /** Seconds this process has trained the job (0 before it started). */
+  private runSeconds(): number {
+    return this.startedAt ? ((this.endedAt || Date.now()) - this.startedAt) / 1000 : 0;
+  }
+
+  /** The running totals as they stand now, for a checkpoint. */
+  private currentCounters(): JobCounters {
+    const c = this.counts;
+    return { ...c, reassignedBatches: this.plan?.reassigned ?? c.reassignedBatches, trainSeconds: c.trainSeconds + this.runSeconds(), syncRowsSent: this.syncStats?.rowsSent ?? c.syncRowsSent };
   }
 
   private progress(): TrainingProgress {
@@ -696,6 +712,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       denseUpdates: this.model!.dense.steps,
       batchSize: this.config.batchSize,
       samples: this.samples,
+      counters: saveCounters(this.currentCounters()),
     };
   }
 
@@ -787,8 +804,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   status(): JobStatus {
-    const end = this.endedAt || Date.now();
-    const elapsed = this.startedAt ? (end - this.startedAt) / 1000 : (Date.now() - this.createdAt) / 1000;
+    const run = this.runSeconds();
+    // Before the start: how long the job has been waiting for its workers.
+    const elapsed = this.startedAt || this.config.completed ? this.counts.trainSeconds + run : (Date.now() - this.createdAt) / 1000;
+    const c = this.currentCounters();
     const now = Date.now();
     const workers: WorkerStatus[] = [...this.trainers.values()].map((t) => ({
       workerId: t.workerId,
@@ -821,12 +840,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       state: this.state,
       step: this.progressStep,
       steps: this.config.steps,
-      lastLoss: this.lastLoss,
-      smoothedLoss: this.smoothedLoss,
-      firstLoss: this.firstLoss,
+      lastLoss: c.lastLoss,
+      smoothedLoss: c.smoothedLoss,
+      firstLoss: c.firstLoss,
+      firstLossStep: c.firstLossStep,
       samples: this.samples,
       elapsedSeconds: elapsed,
-      samplesPerSecond: this.startedAt && elapsed > 0 ? (this.samples - (this.resumed?.samples ?? 0)) / elapsed : 0,
+      // This process's rate: the figure of the machines training now, not an average over a restart's downtime.
+      samplesPerSecond: run > 0 ? (this.samples - (this.resumed?.samples ?? 0)) / run : 0,
       workers,
       eval: this.evalReport,
       source: this.compute?.source ?? null,
@@ -837,14 +858,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       backend: backends.join(","),
       mode: this.config.mode,
       batchesApplied: applied,
-      duplicateBatches: this.duplicates,
-      reassignedBatches: this.plan?.reassigned ?? 0,
-      staleGradients: this.stale,
-      maxStalenessSeen: this.maxStalenessSeen,
+      duplicateBatches: c.duplicateBatches,
+      reassignedBatches: c.reassignedBatches,
+      staleGradients: c.staleGradients,
+      maxStalenessSeen: c.maxStalenessSeen,
       resumedFromStep: this.resumed?.step ?? 0,
       checkpoints: [...this.checkpoints],
       liveTrainers: this.liveTrainers().length,
-      deadTrainers: this.deadTrainers,
+      deadTrainers: c.deadTrainers,
       missingBatches: missing,
       streamingAuc: this.streamingAuc(),
     };

@@ -2,7 +2,7 @@ import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
-import { loadShardedCheckpoint, pruneCheckpoints, reshard, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { loadShardedCheckpoint, pruneCheckpoints, reshard, restoreStoreCounters, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import { ParameterSyncPusher } from "../sync/parameter-sync.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
@@ -71,6 +71,7 @@ export class ShardHost implements ParameterHost {
     const ck = resumed > 0 ? loadShardedCheckpoint(join(this.s.checkpointDir, job.jobId, `step-${resumed}`)) : this.s.restoreFrom;
     if (ck) {
       restoreTables(reshard(ck, job.psShards.length)[this.s.index]!, store);
+      if (resumed > 0) restoreStoreCounters(ck, job.psShards.length, this.s.index, store);
       this.log.info({ rows: store.size(), resumedFromStep: resumed }, "shard rows restored from checkpoint");
     }
     const W = (this.batchesPerStep = job.batchesPerStep || job.worldSize);

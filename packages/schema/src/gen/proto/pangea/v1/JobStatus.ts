@@ -39,6 +39,7 @@ export interface JobStatus {
   'deadTrainers'?: (number | string | Long);
   'missingBatches'?: (number | string | Long);
   'streamingAuc'?: (number | string);
+  'firstLossStep'?: (number | string | Long);
 }
 
 export interface JobStatus__Output {
@@ -72,4 +73,5 @@ export interface JobStatus__Output {
   'deadTrainers': (number);
   'missingBatches': (number);
   'streamingAuc': (number);
+  'firstLossStep': (number);
 }
