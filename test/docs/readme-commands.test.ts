@@ -31,8 +31,8 @@ describe("README commands", () => {
   }, 60_000);
 
   it("reads the CLI's subcommands and their flags from its --help", () => {
-    expect([...commands.keys()]).toEqual(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"]);
-    expect(commands.get("status")!.flags).toEqual(new Map([["orchestrator", true], ["json", false], ["help", false]]));
+    expect([...commands.keys()]).toEqual(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench", "certs"]);
+    expect(commands.get("status")!.flags).toEqual(new Map([["orchestrator", true], ["json", false], ["tls-dir", true], ["help", false]]));
     expect(commands.get("bench")!.positional).toBe(true);
     expect(commands.get("run")!.positional).toBe(false);
   });
