@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
-import { ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
@@ -40,7 +40,6 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     const { c, status } = await startLongJob("health");
     expect(await checkHealth(c.orchestratorAddress, ORCHESTRATOR_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.orchestratorAddress, PARAMETER_SERVER_SERVICE_NAME)).toBe(HEALTH_SERVING);
-    expect(await checkHealth(c.computeAddress, COMPUTE_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.computeAddress, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(c.trainerAddresses).toHaveLength(2);
     for (const t of c.trainerAddresses) expect(await checkHealth(t, "pangea.v1.Trainer")).toBe(HEALTH_SERVING);

@@ -24,7 +24,10 @@ export const BatchStreamService = {
 export const ParameterServerService = {
   /** ParameterRequest -> ParameterSet. */
   pull: { path: "/pangea.v1.ParameterServer/Pull", requestStream: false, responseStream: false, ...raw },
-  /** GradientUpdate -> StepAck, answered once the step's update has been applied. */
+  /**
+   * GradientUpdate -> StepAck, answered on arrival: sync mode applies a step when its last batch
+   * arrives (trainers learn of the next step from GetWork); async applies each push at once.
+   */
   push: { path: "/pangea.v1.ParameterServer/Push", requestStream: false, responseStream: false, ...raw },
   /** EmbeddingAssign -> TableStats (changed = rows set). */
   assign: { path: "/pangea.v1.ParameterServer/Assign", requestStream: false, responseStream: false, ...raw },

@@ -22,7 +22,7 @@ export {
   parameterSyncClient,
 } from "./hot-path.js";
 export type { BatchStreamClient, ParameterServerClient, ParameterSyncClient } from "./hot-path.js";
-export { orchestratorClient, computeClient, ORCHESTRATOR_SERVICE_NAME, COMPUTE_SERVICE_NAME } from "./control.js";
+export { orchestratorClient, ORCHESTRATOR_SERVICE_NAME } from "./control.js";
 export { announceReady, onShutdownSignal } from "./lifecycle.js";
 export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator, DISCOVERY_PATTERN } from "./discovery/discovery.js";
 export type { Discovery, DiscoveryConfig, Role, TfConfig } from "./discovery/discovery.js";

@@ -46,7 +46,6 @@ export type { WorkerStatus } from "./gen/proto/pangea/v1/WorkerStatus.js";
 export type { RegisterWorkerRequest, RegisterWorkerRequest__Output } from "./gen/proto/pangea/v1/RegisterWorkerRequest.js";
 export type { RegisterWorkerResponse, RegisterWorkerResponse__Output } from "./gen/proto/pangea/v1/RegisterWorkerResponse.js";
 export type { OrchestratorClient, OrchestratorHandlers } from "./gen/proto/pangea/v1/Orchestrator.js";
-export type { ComputeClient, ComputeHandlers } from "./gen/proto/pangea/v1/Compute.js";
 export { toHalf, fromHalf, encodeHalf, decodeHalf } from "./float16.js";
 export type { Work, Work__Output } from "./gen/proto/pangea/v1/Work.js";
 export type { HeartbeatResponse, HeartbeatResponse__Output } from "./gen/proto/pangea/v1/HeartbeatResponse.js";

@@ -2,7 +2,6 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
 import type { ProtoGrpcType as OrchestratorProto } from "./gen/proto/orchestrator.js";
-import type { ProtoGrpcType as ComputeProto } from "./gen/proto/compute.js";
 
 /** schemas/proto, found from this file in dist/ or src/. */
 export const PROTO_ROOT = fileURLToPath(new URL("../../../schemas/proto", import.meta.url));
@@ -17,13 +16,13 @@ const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
-let cached: (OrchestratorProto & ComputeProto) | undefined;
+let cached: OrchestratorProto | undefined;
 
 /** The gRPC service definitions of the control plane, loaded once. */
-export function loadProtos(): OrchestratorProto & ComputeProto {
+export function loadProtos(): OrchestratorProto {
   if (!cached) {
-    const def = protoLoader.loadSync(["pangea/v1/orchestrator.proto", "pangea/v1/compute.proto"], LOADER_OPTIONS);
-    cached = grpc.loadPackageDefinition(def) as unknown as OrchestratorProto & ComputeProto;
+    const def = protoLoader.loadSync(["pangea/v1/orchestrator.proto"], LOADER_OPTIONS);
+    cached = grpc.loadPackageDefinition(def) as unknown as OrchestratorProto;
   }
   return cached;
 }

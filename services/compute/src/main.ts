@@ -1,9 +1,9 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
+import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
-import { ComputeService, toSourceInfo } from "./server/compute-service.js";
+import { toSourceInfo } from "./source-info.js";
 import { stayRegistered } from "./registration.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
 import { registerComputeMetrics } from "./monitor/compute-metrics.js";
@@ -26,13 +26,11 @@ runMain("pangea-compute", async () => {
 
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const batches = new BatchStreamHandler(source, config.workerId, log);
-  const control = new ComputeService(source.info);
   const registry = newRegistry("compute");
   registerComputeMetrics(registry, batches, source);
   const running = await startServer(config.host, config.port, (s) => {
     batches.addToServer(s);
-    control.addToServer(s);
-  }, [BATCH_STREAM_SERVICE_NAME, COMPUTE_SERVICE_NAME], grpcServerMetrics(registry));
+  }, [BATCH_STREAM_SERVICE_NAME], grpcServerMetrics(registry));
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");

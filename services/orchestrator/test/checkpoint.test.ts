@@ -35,7 +35,7 @@ describe("checkpoints", () => {
     expect(ck.manifest.embeddingRows).toBe(store.size());
     expect(ck.manifest.tables.map((t) => [t.slot, t.optimizer, t.stateSize])).toEqual([[1, "adam", 10], [2, "ftrl", 8]]);
     ck.dense.forEach((v, i) => expect(v).toEqual(dense.values[i]));
-    ck.adamV.forEach((v, i) => expect(v).toEqual(dense.adam[i]!.v));
+    ck.momentV.forEach((v, i) => expect(v).toEqual(dense.state[i]!.v));
     // Slot 2 has threshold 3: of its 50 ids seen once none has a row; id 99 seen 4 times has one.
     expect(ck.tables[1]!.rows).toBe(1);
     expect(ck.tables[0]!.state[7]).toBe(3.5);
@@ -61,7 +61,7 @@ describe("checkpoints", () => {
     const ck = loadCheckpoint(saveCheckpoint(root, "job-b", 1, spec, adagrad, store));
     expect(ck.manifest.denseOptimizer).toBe("adagrad");
     // Adagrad's accumulator after one step of 0.5 is 0.25 everywhere.
-    expect(Array.from(ck.adamV[0]!.subarray(0, 3))).toEqual([0.25, 0.25, 0.25]);
+    expect(Array.from(ck.momentV[0]!.subarray(0, 3))).toEqual([0.25, 0.25, 0.25]);
     rmSync(root, { recursive: true, force: true });
   });
 

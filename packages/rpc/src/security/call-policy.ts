@@ -39,7 +39,6 @@ export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Rec
   "/pangea.v1.ParameterServer/TableStats": ["admin", "trainer"],
   // Compute.
   "/pangea.v1.BatchStream/StreamBatches": ["trainer"],
-  "/pangea.v1.Compute/GetSourceInfo": ["admin", "orchestrator"],
   // Serving: parameter sync comes from the parameter servers only; the prediction API is for clients.
   "/pangea.v1.ParameterSync/Push": ["orchestrator", "shard"],
   "/tensorflow.serving.PredictionService/Predict": "client",

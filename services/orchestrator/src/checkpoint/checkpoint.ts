@@ -72,8 +72,8 @@ export interface TableData {
 export interface CheckpointData {
   manifest: CheckpointManifest;
   dense: Float32Array[];
-  adamM: Float32Array[];
-  adamV: Float32Array[];
+  momentM: Float32Array[];
+  momentV: Float32Array[];
   tables: TableData[];
   filter: Uint16Array;
 }
@@ -138,8 +138,9 @@ export function saveCheckpoint(
     mkdirSync(tmp);
     const files: Record<string, Buffer> = {
       "dense.f32": bytesOf(concat(dense?.values ?? [])),
-      "dense-adam-m.f32": bytesOf(concat(dense?.adam.map((s) => s.m) ?? [])),
-      "dense-adam-v.f32": bytesOf(concat(dense?.adam.map((s) => s.v) ?? [])),
+      // The files keep their first names (checkpoints on disk use them) though Adagrad's accumulator is in -v too.
+      "dense-adam-m.f32": bytesOf(concat(dense?.state.map((s) => s.m) ?? [])),
+      "dense-adam-v.f32": bytesOf(concat(dense?.state.map((s) => s.v) ?? [])),
       "filter.u16": bytesOf(store.filter.snapshot()),
     };
     const tables = [...store.tables].sort(([a], [b]) => a - b);
@@ -237,8 +238,8 @@ export function loadCheckpoint(dir: string): CheckpointData {
   return {
     manifest,
     dense: split(f32(read("dense.f32"))),
-    adamM: split(f32(read("dense-adam-m.f32"))),
-    adamV: split(f32(read("dense-adam-v.f32"))),
+    momentM: split(f32(read("dense-adam-m.f32"))),
+    momentV: split(f32(read("dense-adam-v.f32"))),
     tables,
     filter: new Uint16Array(filterBuf.buffer.slice(filterBuf.byteOffset, filterBuf.byteOffset + filterBuf.byteLength)),
   };

@@ -446,7 +446,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         if (savedOptimizer !== dense.optimizer) {
           throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
         }
-        dense.restore(ck[0]!.dense, ck[0]!.adamM, ck[0]!.adamV, this.resumed?.denseUpdates);
+        dense.restore(ck[0]!.dense, ck[0]!.momentM, ck[0]!.momentV, this.resumed?.denseUpdates);
         restoreTables(reshard(ck, this.config.psShards)[0]!, store);
         if (this.resumed) restoreStoreCounters(ck, this.config.psShards, 0, store);
         if (this.resumed && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);

@@ -5,14 +5,14 @@ import { nativeBlas } from "@pangea/blas";
 export const DENSE_OPTIMIZERS = ["adam", "adagrad"] as const;
 export type DenseOptimizerName = (typeof DENSE_OPTIMIZERS)[number];
 
-export interface AdamState {
+/** One dense tensor's optimizer state: Adam's first and second moments, or Adagrad's accumulator in v (m unused). */
+export interface DenseOptimizerState {
   m: Float32Array;
   v: Float32Array;
-  t: number;
 }
 
 /** Adam with bias correction (Kingma & Ba), beta1 0.9, beta2 0.999. */
-export function adamUpdate(w: Float32Array, state: AdamState, g: Float32Array, lr: number, step: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
+export function adamUpdate(w: Float32Array, state: DenseOptimizerState, g: Float32Array, lr: number, step: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
   const c1 = 1 - Math.pow(beta1, step);
   const c2 = 1 - Math.pow(beta2, step);
   const { m, v } = state;
@@ -31,7 +31,7 @@ export function adamUpdate(w: Float32Array, state: AdamState, g: Float32Array, l
  * addon when built (the same operations in the same precision: the same
  * bits, 5-8x faster), else this loop.
  */
-export function adagradUpdate(w: Float32Array, state: AdamState, g: Float32Array, lr: number, eps = 1e-10, native = nativeBlas().blas): void {
+export function adagradUpdate(w: Float32Array, state: DenseOptimizerState, g: Float32Array, lr: number, eps = 1e-10, native = nativeBlas().blas): void {
   const { v } = state;
   if (native) return native.adagrad(w, v, g, lr, eps);
   for (let i = 0; i < w.length; i++) {

@@ -1,35 +1,35 @@
 import { denseParams, initDenseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
-import { adagradUpdate, adamUpdate, type AdamState, type DenseOptimizerName } from "../optim/optimizers.js";
+import { adagradUpdate, adamUpdate, type DenseOptimizerState, type DenseOptimizerName } from "../optim/optimizers.js";
 
 /** The model's dense parameters, in the order of denseParams(spec), with their optimizer state (Adam's moments; Adagrad's accumulator in v). */
 export class DenseStore {
   readonly params: DenseParam[];
   readonly values: Float32Array[];
-  readonly adam: AdamState[];
+  readonly state: DenseOptimizerState[];
   steps = 0;
 
   constructor(spec: DlrmSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam") {
     this.params = denseParams(spec);
     this.values = initDenseParams(spec, seed);
-    this.adam = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length), t: 0 }));
+    this.state = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length) }));
   }
 
-  /** Takes values and Adam moments from a checkpoint of the same model. */
+  /** Takes values and optimizer state from a checkpoint of the same model. */
   restore(values: readonly Float32Array[], m: readonly Float32Array[], v: readonly Float32Array[], updates?: number): void {
     if (updates !== undefined) this.steps = updates;
     this.values.forEach((dst, i) => {
       if (values[i]?.length !== dst.length) throw new Error(`dense parameter ${this.params[i]!.name}: checkpoint holds ${values[i]?.length} values, the model ${dst.length}`);
       dst.set(values[i]!);
-      this.adam[i]!.m.set(m[i]!);
-      this.adam[i]!.v.set(v[i]!);
+      this.state[i]!.m.set(m[i]!);
+      this.state[i]!.v.set(v[i]!);
     });
   }
 
   /** Applies one averaged gradient per parameter. */
   apply(grads: readonly Float32Array[]): void {
     this.steps++;
-    if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.adam[i]!, g, this.lr));
-    else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.adam[i]!, g, this.lr, this.steps));
+    if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.state[i]!, g, this.lr));
+    else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.steps));
   }
 
   totalElements(): number {

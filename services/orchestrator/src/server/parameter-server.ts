@@ -10,7 +10,7 @@ import { OrchestratorErrors } from "../errors.js";
  * ParameterServer/Pull and /Push over Cap'n Proto. Pull returns the dense
  * parameters and the rows of the requested ids (creating rows on first
  * sight unless readOnly); Push hands a worker's gradients to the job and
- * answers when the step has been applied.
+ * answers on arrival (a sync step is applied when its last batch arrives).
  */
 export class ParameterServer {
   constructor(

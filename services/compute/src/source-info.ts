@@ -1,0 +1,20 @@
+import type { SourceInfo } from "@pangea/schema";
+import type { SourceDescription } from "./sources/source.js";
+
+/** What compute tells the orchestrator about its data when it registers. */
+
+export function toSourceInfo(d: SourceDescription): SourceInfo {
+  return {
+    description: d.description,
+    numDense: d.numDense,
+    slotIds: d.slotIds,
+    trainRecords: d.trainRecords,
+    evalRecords: d.evalRecords,
+    hasGroundTruth: d.groundTruth !== undefined,
+    groundTruthAuc: d.groundTruth?.auc ?? 0,
+    groundTruthLogloss: d.groundTruth?.logloss ?? 0,
+    slotDims: d.slotDims ?? [],
+    skippedRecords: d.skippedRecords ?? 0,
+    skippedSummary: d.skippedSummary ?? "",
+  };
+}
