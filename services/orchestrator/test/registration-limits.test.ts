@@ -25,13 +25,14 @@ const report = (over: Partial<EvalReport__Output> = {}): EvalReport__Output =>
 
 describe("checkEvalReport", () => {
   it("takes the asked trainer's plausible report", () => {
-    expect(() => checkEvalReport(report(), "trainer-0")).not.toThrow();
-    expect(() => checkEvalReport(report({ auc: Number.NaN }), "trainer-0")).not.toThrow(); // a one-class held-out split has no AUC
+    expect(() => checkEvalReport(report(), "trainer-0", 5000)).not.toThrow();
+    expect(() => checkEvalReport(report({ auc: Number.NaN }), "trainer-0", 5000)).not.toThrow(); // a one-class held-out split has no AUC
   });
 
   it.each([
     ["another worker's", report({ workerId: "trainer-1" }), /from "trainer-1" refused: trainer trainer-0 was asked to evaluate/],
-    ["no records", report({ records: "0" } as Partial<EvalReport__Output>), /covers 0 records/],
+    ["no records", report({ records: "0" } as Partial<EvalReport__Output>), /covers 0 records, the held-out split has 5000/],
+    ["more records than held out", report({ records: "5001" } as Partial<EvalReport__Output>), /covers 5001 records, the held-out split has 5000/],
     ["AUC above 1", report({ auc: 1.5 }), /AUC 1\.5 is outside \[0, 1\]/],
     ["negative logloss", report({ logloss: -1 }), /logloss -1 is not a finite non-negative number/],
     ["infinite logloss", report({ logloss: Number.POSITIVE_INFINITY }), /logloss Infinity/],
@@ -39,7 +40,7 @@ describe("checkEvalReport", () => {
   ])("refuses %s report with ORCH_ERR_BAD_EVAL_REPORT", (_what, r, message) => {
     let err: unknown;
     try {
-      checkEvalReport(r, "trainer-0");
+      checkEvalReport(r, "trainer-0", 5000);
     } catch (e) {
       err = e;
     }
@@ -47,8 +48,13 @@ describe("checkEvalReport", () => {
     expect((err as Error).message).toMatch(message);
   });
 
+  it("a source without a held-out split (Kafka) is evaluated on 0 records, with no figures to check", () => {
+    expect(() => checkEvalReport(report({ records: "0", auc: Number.NaN, logloss: Number.NaN } as Partial<EvalReport__Output>), "trainer-0", 0)).not.toThrow();
+    expect(() => checkEvalReport(report({ workerId: "trainer-9", records: "0" } as Partial<EvalReport__Output>), "trainer-0", 0)).toThrow(/from "trainer-9" refused/);
+  });
+
   it("refuses any report before a trainer was asked", () => {
-    expect(() => checkEvalReport(report(), null)).toThrow(/no trainer has been asked to evaluate yet/);
+    expect(() => checkEvalReport(report(), null, 5000)).toThrow(/no trainer has been asked to evaluate yet/);
   });
 });
 

@@ -764,7 +764,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }
-    checkEvalReport(report, this.evaluator);
+    checkEvalReport(report, this.evaluator, Number(this.compute?.source.evalRecords ?? 0));
     this.evalReport = report;
     this.state = "JOB_STATE_COMPLETED";
     try {
