@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { flag } from "./flags.js";
 
 /** Reusable config field schemas, so every service validates the same things the same way. */
 export const port = z.coerce.number({ message: "expected a port number" }).int().min(0, "expected a port 0..65535").max(65535, "expected a port 0..65535");
@@ -27,36 +28,43 @@ export const WORKER_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 export const workerId = (fallback: string) =>
   z.string().regex(WORKER_ID_RE, "expected 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").default(fallback);
 
-/** Flags every service shares for finding the orchestrator (see @pangea/rpc's discovery). */
-export const DISCOVERY_FLAGS = {
-  discovery: { env: "PANGEA_DISCOVERY", description: "how to find the orchestrator: static (--orchestrator), tf-config (TF_CONFIG) or etcd://host:port[,host:port]", default: "static" },
-  "cluster-name": { env: "PANGEA_CLUSTER_NAME", description: "the cluster's namespace in the etcd registry", default: "pangea" },
-  "discovery-lease-seconds": { env: "PANGEA_DISCOVERY_LEASE_SECONDS", description: "etcd: a dead service's entry disappears after this long", default: "10" },
-};
-
+/** Fields every service shares for finding the orchestrator (see @pangea/rpc's discovery). */
 export const discoveryFields = {
-  discovery: z
-    .string()
-    .regex(/^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/, "expected static, tf-config or etcd://host:port[,host:port]")
-    .default("static"),
-  clusterName: z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default("pangea"),
-  discoveryLeaseSeconds: z.coerce.number({ message: "expected seconds" }).int("expected whole seconds").min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds").default(10),
+  discovery: flag(
+    z
+      .string()
+      .regex(/^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/, "expected static, tf-config or etcd://host:port[,host:port]")
+      .default("static"),
+    { env: "PANGEA_DISCOVERY", description: "how to find the orchestrator: static (--orchestrator), tf-config (TF_CONFIG) or etcd://host:port[,host:port]" },
+  ),
+  clusterName: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default("pangea"), {
+    env: "PANGEA_CLUSTER_NAME",
+    description: "the cluster's namespace in the etcd registry",
+  }),
+  discoveryLeaseSeconds: flag(z.coerce.number({ message: "expected seconds" }).int("expected whole seconds").min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds").default(10), {
+    env: "PANGEA_DISCOVERY_LEASE_SECONDS",
+    description: "etcd: a dead service's entry disappears after this long",
+  }),
 };
 
-/** Flags every service shares for mutual TLS (see @pangea/rpc's security). */
-export const TLS_FLAGS = {
-  "tls-dir": { env: "PANGEA_TLS_DIR", description: "turn on mutual TLS: a directory made by 'pangea certs' holding ca.crt and this process's NAME.crt and NAME.key" },
-  "tls-name": { env: "PANGEA_TLS_NAME", description: "with --tls-dir: the certificate to present (NAME.crt/NAME.key): the role's shared one, or a per-worker one", default: "the service's role" },
-};
-
+/** Fields every service shares for mutual TLS (see @pangea/rpc's security). */
 export const tlsFields = {
-  tlsDir: z.string().min(1, "expected a directory").optional(),
-  tlsName: z.string().regex(WORKER_ID_RE, "expected a certificate name: 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").optional(),
+  tlsDir: flag(z.string().min(1, "expected a directory").optional(), {
+    env: "PANGEA_TLS_DIR",
+    description: "turn on mutual TLS: a directory made by 'pangea certs' holding ca.crt and this process's NAME.crt and NAME.key",
+  }),
+  tlsName: flag(z.string().regex(WORKER_ID_RE, "expected a certificate name: 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").optional(), {
+    env: "PANGEA_TLS_NAME",
+    description: "with --tls-dir: the certificate to present (NAME.crt/NAME.key): the role's shared one, or a per-worker one",
+    shown: "the service's role",
+  }),
 };
 
 /** Where /metrics (and the orchestrator's dashboard) listen; both are read-only. */
-export const METRICS_HOST_FLAG = {
-  "metrics-host": { env: "PANGEA_METRICS_HOST", description: "interface of the /metrics HTTP server (and the orchestrator's dashboard): 127.0.0.1 keeps them to this machine", default: "same as --host" },
+export const metricsHostField = {
+  metricsHost: flag(z.string().min(1, "expected an interface address").optional(), {
+    env: "PANGEA_METRICS_HOST",
+    description: "interface of the /metrics HTTP server (and the orchestrator's dashboard): 127.0.0.1 keeps them to this machine",
+    shown: "same as --host",
+  }),
 };
-
-export const metricsHostField = { metricsHost: z.string().min(1, "expected an interface address").optional() };
