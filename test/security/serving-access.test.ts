@@ -85,10 +85,10 @@ async function predict(creds: grpc.ChannelCredentials, token?: string): Promise<
   }
 }
 
-function rest(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function rest(path: string, headers: Record<string, string> = {}, client?: TransportSecurity): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const [host, port] = serving.rest!.split(":");
-    const req = httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(tls, "ca.crt")), headers }, (res) => {
+    const req = httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(tls, "ca.crt")), headers, ...(client ? { cert: client.cert, key: client.key } : {}) }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => (body += d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -113,7 +113,9 @@ describe("serving under TLS with an API token", () => {
     const none = await predict(ca());
     expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(none.details).toContain('/tensorflow.serving.PredictionService/Predict needs "authorization: Bearer <token>"');
-    expect((await predict(ca(), "wrong-token-wrong-token")).code).toBe(grpc.status.UNAUTHENTICATED);
+    const wrong = await predict(ca(), "wrong-token-wrong-token");
+    expect(wrong.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(wrong.details).toContain("the authorization metadata does not carry serving's API token");
     expect(await predict(ca(), TOKEN)).toEqual({ code: 0, details: "" });
     expect(await predict(channelCredentials(["serving"], as("admin")))).toEqual({ code: 0, details: "" });
   });
@@ -122,8 +124,14 @@ describe("serving under TLS with an API token", () => {
     const refused = await rest("/v1/models/ctr");
     expect(refused.status).toBe(401);
     expect(JSON.parse(refused.body).error).toBe("SERVING_ERR_UNAUTHENTICATED: GET /v1/models/ctr needs the header Authorization: Bearer <serving's API token>");
-    const ok = await rest("/v1/models/ctr", { authorization: `Bearer ${TOKEN}` });
+    const ok = await rest("/v1/models/ctr", { authorization: `bearer ${TOKEN}` }); // the scheme in any case, as HTTP's
     expect(ok.status).toBe(200);
+    const wrong = await rest("/v1/models/ctr", { authorization: "Bearer not-the-token-not-the-token" });
+    expect(wrong.status).toBe(401);
+    expect(JSON.parse(wrong.body).error).toBe("SERVING_ERR_UNAUTHENTICATED: GET /v1/models/ctr: the Authorization header does not carry serving's API token");
+    // An admin certificate passes without the token, as over gRPC.
+    expect((await rest("/v1/models/ctr", {}, as("admin"))).status).toBe(200);
+    expect((await rest("/v1/models/ctr", {}, as("trainer"))).status).toBe(401);
     expect(JSON.parse(ok.body).model_version_status[0].state).toBe("AVAILABLE");
     expect((await rest("/metrics")).status).toBe(200);
     // Plain HTTP to the HTTPS port gets no answer it could use.
@@ -136,6 +144,6 @@ describe("serving under TLS with an API token", () => {
     writeFileSync(short, "abc\n");
     const r = await runNode(SERVING, ["--model-base-path", base, "--api-token-file", short, "--port", "0", "--rest-port", "0"], { timeoutMs: 20_000 });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`--api-token-file: ${short} must hold one token of at least 16 printable characters`);
+    expect(r.stderr).toContain(`--api-token-file: ${short} holds a token of 3 characters; it must have 16 to 1024`);
   });
 });

@@ -1,5 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { defineErrors } from "@pangea/kit";
+import { tlsMismatch } from "./security/tls-diagnosis.js";
+import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 
 export const RpcErrors = defineErrors({
   RPC_ERR_UNREACHABLE: { status: "UNAVAILABLE", exit: 3, description: "a peer did not become reachable in time" },
@@ -12,14 +14,14 @@ export const RpcErrors = defineErrors({
  * Waits until a client's channel is connected, or fails with one clear error
  * naming the peer and its address; gRPC would otherwise retry silently forever.
  */
-export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number): Promise<void> {
+export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number, security: TransportSecurity | null = transportSecurity()): Promise<void> {
   return new Promise((resolve, reject) => {
     client.waitForReady(Date.now() + timeoutMs, (err) => {
-      if (err) {
-        reject(RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s`, { cause: err }));
-      } else {
-        resolve();
-      }
+      if (!err) return resolve();
+      // A TLS mismatch looks like an unreachable peer to gRPC: say which it is.
+      void tlsMismatch(address, security).then((why) =>
+        reject(RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${why}`, { cause: err })),
+      );
     });
   });
 }

@@ -4,9 +4,11 @@ export { SERVICE_ROLES, isServiceRole, namesOneWorker, describePeer } from "./se
 export type { ServiceRole, PeerIdentity } from "./security/roles.js";
 export { writeClusterCerts, makeClusterCa, issueCertificate, CA_FILE, CA_KEY_FILE } from "./security/cluster-certs.js";
 export type { ClusterCertsOptions, ClusterCertsResult, IssuedPair } from "./security/cluster-certs.js";
-export { SecurityErrors, loadTransportSecurity, configureTransport, useTransportSecurity, transportSecurity, channelCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
+export { SecurityErrors, loadTransportSecurity, configureTransport, useTransportSecurity, transportSecurity, channelCredentials, trustOnlyCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
 export type { TransportSecurity, AuthenticatedCall } from "./security/transport-security.js";
 export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
+export { tlsMismatch } from "./security/tls-diagnosis.js";
+export type { TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";
 export { toServiceError, describeCallError, isStatus } from "./status.js";
 export { waitReady, unary, RpcErrors } from "./client.js";

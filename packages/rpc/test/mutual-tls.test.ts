@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CHANNEL_OPTIONS,
   ParameterServerService,
+  configureTransport,
+  tlsMismatch,
+  trustOnlyCredentials,
   SecurityErrors,
   channelCredentials,
   loadTransportSecurity,
@@ -78,6 +81,21 @@ describe("pangea certs: the cluster CA and its certificates", () => {
     expect(r.written).toEqual(["trainer-1.crt", "trainer-1.key"]);
     expect(readFileSync(join(dir, "trainer.crt"), "utf8")).toBe(before);
     expect(as("trainer-1").identity).toEqual({ role: "trainer", name: "trainer-1" });
+  });
+
+  it("a key that is not the certificate's, or a certificate of another role, stops the process with one line", () => {
+    const mixed = mkdtempSync(join(tmpdir(), "pangea-tls-key-"));
+    try {
+      writeFileSync(join(mixed, "ca.crt"), readFileSync(join(dir, "ca.crt")));
+      writeFileSync(join(mixed, "orchestrator.crt"), readFileSync(join(dir, "orchestrator.crt")));
+      writeFileSync(join(mixed, "orchestrator.key"), readFileSync(join(dir, "trainer.key")));
+      expect(() => loadTransportSecurity(mixed, "orchestrator")).toThrow(/orchestrator\.key is not the private key of .*orchestrator\.crt/);
+      expect(() => configureTransport({ tlsDir: dir, tlsName: "compute" }, "serving")).toThrow(/compute\.crt carries the role compute \(its OU\); this process is the serving/);
+      expect(configureTransport({ tlsDir: dir }, "serving")?.identity).toEqual({ role: "serving", name: "serving" });
+    } finally {
+      configureTransport({}, "serving");
+      rmSync(mixed, { recursive: true, force: true });
+    }
   });
 
   it("a missing file, or a certificate of another CA, stops loading with one line naming the file", () => {
@@ -154,6 +172,20 @@ describe("mutual TLS with roles", () => {
   });
 });
 
+describe("why a TLS peer looks unreachable", () => {
+  it("names a TLS server called in plaintext, a plaintext server called with TLS, and another CA", async () => {
+    expect(await tlsMismatch(server.address, null)).toContain("it speaks TLS; give this process the cluster's certificates (--tls-dir)");
+    expect(await tlsMismatch(server.address, as("trainer", other))).toContain("its certificate is not from the cluster CA in");
+    expect(await tlsMismatch(server.address, as("trainer"))).toBe("");
+    const plain = await startServer("127.0.0.1", 0, () => {}, [], undefined, { security: null });
+    try {
+      expect(await tlsMismatch(plain.address, as("trainer"))).toContain("it speaks plaintext, not TLS");
+    } finally {
+      await plain.shutdown(100);
+    }
+  });
+});
+
 describe("serving's API token", () => {
   const PredictClient = grpc.makeGenericClientConstructor(Predict, "PredictionService");
   const predict = async (meta: grpc.Metadata, creds: grpc.ChannelCredentials) => {
@@ -177,6 +209,12 @@ describe("serving's API token", () => {
     const wrong = new grpc.Metadata();
     wrong.set("authorization", "Bearer s3cret-tokeN");
     expect((await predict(wrong, plainTls())).code).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it("a client with only the CA (trustOnlyCredentials) and the token is answered", async () => {
+    const good = new grpc.Metadata();
+    good.set("authorization", "bearer s3cret-token");
+    expect(await predict(good, trustOnlyCredentials(dir, ["serving"]))).toEqual({ code: 0, details: "ok 1" });
   });
 
   it("an admin certificate passes without the token", async () => {

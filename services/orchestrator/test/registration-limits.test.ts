@@ -68,6 +68,6 @@ describe("checkActsFor", () => {
   });
   it("a per-worker certificate acts only for its own worker", () => {
     expect(() => checkActsFor({ role: "trainer", name: "trainer-0" }, "trainer", "trainer-0", "Push")).not.toThrow();
-    expect(() => checkActsFor({ role: "trainer", name: "trainer-0" }, "trainer", "trainer-1", "Push")).toThrow(/certificate "trainer-0" is for worker trainer-0 only/);
+    expect(() => checkActsFor({ role: "trainer", name: "trainer-0" }, "trainer", "trainer-1", "Push")).toThrow(/\(a trainer certificate "trainer-0"\) is for worker trainer-0 only/);
   });
 });

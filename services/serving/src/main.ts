@@ -39,7 +39,7 @@ runMain(PROGRAM, async () => {
   me.address = config.advertise ?? grpcServer.address;
   const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry, {
     ...(apiToken ? { token: apiToken } : {}),
-    ...(security ? { https: { cert: security.cert, key: security.key } } : {}),
+    ...(security ? { https: { cert: security.cert, key: security.key, ca: security.ca } } : {}),
   });
   // Registered as serving/<model>/<worker id>, so the agent can tell which replicas serve which model.
   await discovery.announce("serving", `${config.modelName}/${config.workerId}`, me.address);

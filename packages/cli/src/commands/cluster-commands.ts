@@ -19,7 +19,7 @@ export async function upCommand(c: RunConfig): Promise<number> {
   const cluster = await LocalCluster.start(clusterOptions(c, true));
   for (const p of cluster.processes) p.child.unref();
   writeState({ ...cluster.describe(), ...(c.tls ? { tlsDir: c.tlsDir } : {}) });
-  process.stdout.write(`cluster up: ${addressesLine(cluster)}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}\n`);
+  process.stdout.write(`cluster up: ${addressesLine(cluster)}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}${c.tls ? `; mutual TLS, certificates in ${c.tlsDir}` : ""}\n`);
   process.stdout.write(`follow with 'pangea status', stop with 'pangea down'; logs in ${c.logDir}\n`);
   return 0;
 }

@@ -1,9 +1,10 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../launcher/local-cluster.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -12,7 +13,7 @@ export const PREDICT_FLAGS: FlagTable = {
   version: { description: "model version (default: the newest)" },
   input: { description: "JSON file with {\"instances\": [{\"dense_features\": [...], \"feature_ids\": [...]}]} or {\"inputs\": {...}}; - = stdin" },
   "timeout-ms": { description: "how long to wait for the answer", default: "10000" },
-  "tls-dir": { description: "serving runs with TLS: the cluster's certificates (ca.crt, admin.crt/admin.key; pangea certs)" },
+  "tls-dir": { description: "serving runs with TLS: a directory with the cluster's ca.crt (trusted), and admin.crt/admin.key if you have them (then no token is needed)" },
   "token-file": { description: "a file holding serving's API token (serving --api-token-file), sent as 'authorization: Bearer'" },
 };
 
@@ -76,7 +77,11 @@ export async function predictCommand(argv: string[]): Promise<number> {
       throw new UsageError(`invalid --token-file: cannot read ${c.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
-  const credentials = c.tlsDir ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin")) : grpc.credentials.createInsecure();
+  const credentials = !c.tlsDir
+    ? grpc.credentials.createInsecure()
+    : existsSync(join(c.tlsDir, "admin.crt"))
+      ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin"))
+      : trustOnlyCredentials(c.tlsDir, ["serving"]);
   const client = new (loadTfServingProtos().PredictionService)(c.address, credentials, CHANNEL_OPTIONS) as unknown as {
     Predict(req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
     close(): void;
@@ -96,7 +101,12 @@ export async function predictCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err as grpc.ServiceError;
-    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) throw new ClusterError(`serving at ${c.address}: ${grpc.status[e.code]}: ${e.details}`, 3);
+    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+      // A TLS mismatch reaches gRPC as "no connection established": name it.
+      const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
+      const why = await tlsMismatch(c.address, side);
+      throw new ClusterError(why ? `serving at ${c.address} cannot be reached${why}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${e.details}`, 3);
+    }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
     return 1;
   } finally {

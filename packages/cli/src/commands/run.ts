@@ -189,6 +189,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
   const admin = prepareTls(c);
+  if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
   const cluster = await LocalCluster.start(clusterOptions(c, false));
   const stopAll = () => void cluster.stop().finally(() => process.exit(130));
   process.once("SIGINT", stopAll);

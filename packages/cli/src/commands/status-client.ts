@@ -6,13 +6,13 @@ import { ClusterError } from "../launcher/local-cluster.js";
 export class StatusClient {
   private readonly client: OrchestratorClient;
 
-  constructor(readonly address: string, security: TransportSecurity | null = null) {
+  constructor(readonly address: string, private readonly security: TransportSecurity | null = null) {
     this.client = orchestratorClient(address, security);
   }
 
   async connect(timeoutMs: number): Promise<void> {
     try {
-      await waitReady(this.client, "orchestrator", this.address, timeoutMs);
+      await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security);
     } catch (err) {
       throw new ClusterError((err as Error).message, 3);
     }

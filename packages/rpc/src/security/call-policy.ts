@@ -70,26 +70,37 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
   const peer = gate.tls ? peerIdentity(call as Parameters<typeof peerIdentity>[0]) : null;
   if (rule === "client") {
     if (!gate.clientToken || peer?.role === "admin") return null;
-    if (bearerMatches(call.metadata.get("authorization"), gate.clientToken)) return null;
-    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs "authorization: Bearer <token>" metadata with serving's API token`));
+    const sent = call.metadata.get("authorization");
+    if (bearerMatches(sent, gate.clientToken)) return null;
+    return toServiceError(
+      SecurityErrors.create(
+        "RPC_ERR_UNAUTHENTICATED",
+        sent.length ? `${path}: the authorization metadata does not carry serving's API token` : `${path} needs "authorization: Bearer <token>" metadata with serving's API token`,
+      ),
+    );
   }
   if (!gate.tls) return null;
   if (!peer) {
     return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
   }
   if (!rule.includes(peer.role)) {
-    return toServiceError(SecurityErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has a ${describePeer(peer)}`));
+    return toServiceError(SecurityErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has ${describePeer(peer)}`));
   }
   return null;
 }
 
-/** Compared in constant time, so the token cannot be guessed byte by byte from response timings. */
+/**
+ * Whether an authorization value is "Bearer <token>" (the scheme in any
+ * case, as HTTP's are); the token is compared in constant time, so it cannot
+ * be guessed byte by byte from response timings.
+ */
 export function bearerMatches(values: readonly grpc.MetadataValue[] | readonly string[] | string | undefined, token: string): boolean {
   const list = values === undefined ? [] : Array.isArray(values) ? values : [values];
-  const want = Buffer.from(`Bearer ${token}`);
+  const want = Buffer.from(token);
   let ok = false;
   for (const v of list) {
-    const got = Buffer.from(String(v));
+    const m = /^bearer\s+(\S+)\s*$/i.exec(String(v));
+    const got = Buffer.from(m?.[1] ?? "");
     if (got.length === want.length && timingSafeEqual(got, want)) ok = true;
   }
   return ok;

@@ -22,7 +22,14 @@ export function namesOneWorker(peer: PeerIdentity): boolean {
   return peer.name !== peer.role;
 }
 
+/** "a" or "an" before a role's name (admin, orchestrator). */
+export function article(word: string): string {
+  return /^[aeiou]/.test(word) ? "an" : "a";
+}
+
+/** The caller's certificate as denials name it, with its article: "an admin certificate", "a trainer certificate \"trainer-0\"". */
 export function describePeer(peer: PeerIdentity | null): string {
-  if (!peer) return "a peer without a cluster certificate";
-  return namesOneWorker(peer) ? `${peer.role} certificate "${peer.name}"` : `${peer.role} certificate`;
+  if (!peer) return "no cluster certificate";
+  const what = namesOneWorker(peer) ? `${peer.role} certificate "${peer.name}"` : `${peer.role} certificate`;
+  return `${article(peer.role)} ${what}`;
 }

@@ -1,11 +1,11 @@
 import type { PeerCertificate } from "node:tls";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { defineErrors } from "@pangea/kit";
 import { CA_FILE } from "./cluster-certs.js";
-import { isServiceRole, type PeerIdentity, type ServiceRole } from "./roles.js";
+import { article, isServiceRole, type PeerIdentity, type ServiceRole } from "./roles.js";
 
 export const SecurityErrors = defineErrors({
   RPC_ERR_TLS_FILES: { status: "FAILED_PRECONDITION", exit: 2, description: "the TLS directory lacks a file, or holds one that is not a valid certificate of the cluster CA" },
@@ -73,6 +73,15 @@ export function loadTransportSecurity(dir: string, name: string): TransportSecur
   if (!parsed.checkIssued(caCert) || !parsed.verify(caCert.publicKey)) {
     throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} was not issued by the cluster CA ${caPath}`);
   }
+  let publicOfKey: Buffer;
+  try {
+    publicOfKey = createPublicKey(createPrivateKey(key)).export({ type: "spki", format: "der" });
+  } catch (err) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${keyPath}: not a PEM private key (${(err as Error).message})`);
+  }
+  if (!publicOfKey.equals(parsed.publicKey.export({ type: "spki", format: "der" }))) {
+    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${keyPath} is not the private key of ${certPath} (the two come from different 'pangea certs' runs?)`);
+  }
   const now = Date.now();
   if (now > Date.parse(parsed.validTo) || now < Date.parse(parsed.validFrom)) {
     throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} is valid from ${parsed.validFrom} to ${parsed.validTo}, not now`);
@@ -104,13 +113,24 @@ export function transportSecurity(): TransportSecurity | null {
  */
 export function channelCredentials(expected: readonly ServiceRole[], security: TransportSecurity | null = processSecurity): grpc.ChannelCredentials {
   if (!security) return grpc.credentials.createInsecure();
-  return grpc.credentials.createSsl(security.ca, security.key, security.cert, {
-    checkServerIdentity: (host, cert) => {
-      const peer = identityOf(cert);
-      if (peer && expected.includes(peer.role)) return undefined;
-      return new Error(`${host} presented ${peer ? `a ${peer.role} certificate` : "a certificate with no Pangea role"}; expected ${expected.join(" or ")}`);
-    },
-  });
+  return grpc.credentials.createSsl(security.ca, security.key, security.cert, { checkServerIdentity: roleCheck(expected) });
+}
+
+/**
+ * Credentials of a client outside the cluster: it trusts the CA (DIR/ca.crt)
+ * and checks the server's role, but presents no certificate (serving's
+ * client API with a bearer token).
+ */
+export function trustOnlyCredentials(dir: string, expected: readonly ServiceRole[]): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(read(join(dir, CA_FILE), "the cluster CA"), null, null, { checkServerIdentity: roleCheck(expected) });
+}
+
+function roleCheck(expected: readonly ServiceRole[]): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const peer = identityOf(cert);
+    if (peer && expected.includes(peer.role)) return undefined;
+    return new Error(`the server presented ${peer ? `${article(peer.role)} ${peer.role} certificate` : "a certificate with no Pangea role"}; expected ${expected.join(" or ")}`);
+  };
 }
 
 /**
@@ -153,6 +173,12 @@ export function peerIdentity(call: AuthenticatedCall): PeerIdentity | null {
  */
 export function configureTransport(config: { tlsDir?: string | undefined; tlsName?: string | undefined }, role: ServiceRole): TransportSecurity | null {
   const security = config.tlsDir ? loadTransportSecurity(config.tlsDir, config.tlsName ?? role) : null;
+  if (security && security.identity.role !== role) {
+    throw SecurityErrors.create(
+      "RPC_ERR_TLS_FILES",
+      `${join(security.dir, `${config.tlsName ?? role}.crt`)} carries the role ${security.identity.role} (its OU); this process is the ${role}: give it a ${role} certificate`,
+    );
+  }
   useTransportSecurity(security);
   return security;
 }

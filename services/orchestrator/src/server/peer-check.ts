@@ -13,9 +13,9 @@ export type WorkerKind = "trainer" | "compute" | "shard";
 export function checkActsFor(peer: PeerIdentity | null, kind: WorkerKind, workerId: string, call: string): void {
   if (!peer) return;
   if (peer.role !== kind) {
-    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: the caller has a ${describePeer(peer)}`);
+    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: the caller has ${describePeer(peer)}`);
   }
   if (namesOneWorker(peer) && peer.name !== workerId) {
-    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: the caller's ${describePeer(peer)} is for worker ${peer.name} only`);
+    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: the caller's certificate (${describePeer(peer)}) is for worker ${peer.name} only`);
   }
 }

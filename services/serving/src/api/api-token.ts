@@ -6,6 +6,8 @@ import { UsageError } from "@pangea/kit";
  * token is the only thing between any client that can reach the port and
  * the model's predictions.
  */
+export const MAX_TOKEN_LENGTH = 1024;
+
 export function readApiToken(path: string): string {
   let text: string;
   try {
@@ -14,8 +16,12 @@ export function readApiToken(path: string): string {
     throw new UsageError(`--api-token-file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   const token = text.trim();
-  if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new UsageError(`--api-token-file: ${path} must hold one token of at least 16 printable characters without spaces (it has ${token.length}); e.g. openssl rand -hex 24`);
+  if (!/^[\x21-\x7e]*$/.test(token)) {
+    throw new UsageError(`--api-token-file: ${path} holds a space or a control character; the token must be one word of printable ASCII (e.g. openssl rand -hex 24)`);
+  }
+  // Clients send it in a header; HTTP/2 servers refuse headers much above a few kilobytes.
+  if (token.length < 16 || token.length > MAX_TOKEN_LENGTH) {
+    throw new UsageError(`--api-token-file: ${path} holds a token of ${token.length} characters; it must have 16 to ${MAX_TOKEN_LENGTH} (e.g. openssl rand -hex 24)`);
   }
   return token;
 }

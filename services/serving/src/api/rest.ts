@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { PangeaError, printable } from "@pangea/kit";
 import { addMetricsRoute, type Registry } from "@pangea/observe";
-import { bearerMatches } from "@pangea/rpc";
+import type { TLSSocket } from "node:tls";
+import { bearerMatches, identityOf } from "@pangea/rpc";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
@@ -20,22 +21,34 @@ type Json = Record<string, unknown>;
 /** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
 export interface RestAccess {
   token?: string;
-  https?: { cert: Buffer; key: Buffer };
+  /** Serving's certificate; clients may present one of the cluster CA (an admin one passes without the token). */
+  https?: { cert: Buffer; key: Buffer; ca: Buffer };
 }
 
 /** TensorFlow Serving's REST API shapes on fastify: model status, predict, and pinning a version (rollback). */
 export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number, registry?: Registry, access: RestAccess = {}): Promise<{ app: FastifyInstance; address: string }> {
   // Room for the largest request --max-batch allows, as JSON text.
   const bodyLimit = Math.max(1 << 20, maxBatch * 1024);
-  const app = (access.https ? Fastify({ bodyLimit, https: access.https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
+  // A client certificate is asked for, not required: REST clients outside the cluster use the token.
+  const https = access.https ? { ...access.https, requestCert: true, rejectUnauthorized: false } : undefined;
+  const app = (https ? Fastify({ bodyLimit, https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
   if (registry) addMetricsRoute(app, registry);
   const token = access.token;
   if (token) {
     // /metrics stays open (read-only, for Prometheus); the model API needs the token.
     app.addHook("onRequest", async (req, reply) => {
       if (!req.url.startsWith("/v1/") || bearerMatches(req.headers.authorization, token)) return;
+      const socket = req.raw.socket as TLSSocket;
+      if (socket.encrypted && socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin") return;
       reply.header("www-authenticate", 'Bearer realm="pangea-serving"');
-      return fail(reply, ServingErrors.create("SERVING_ERR_UNAUTHENTICATED", `${req.method} ${req.url.split("?")[0]} needs the header Authorization: Bearer <serving's API token>`));
+      const what = `${req.method} ${req.url.split("?")[0]}`;
+      return fail(
+        reply,
+        ServingErrors.create(
+          "SERVING_ERR_UNAUTHENTICATED",
+          req.headers.authorization ? `${what}: the Authorization header does not carry serving's API token` : `${what} needs the header Authorization: Bearer <serving's API token>`,
+        ),
+      );
     });
   }
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
