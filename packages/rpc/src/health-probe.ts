@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const [address, service = ""] = process.argv.slice(2);
-if (!address) {
+if (!address || address.startsWith("-")) {
   process.stderr.write("usage: health-probe host:port [service]\n");
   process.exit(2);
 }
