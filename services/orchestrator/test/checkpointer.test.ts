@@ -65,6 +65,28 @@ describe("Checkpointer", () => {
     expect(lines.filter((l) => l.msg === "checkpoint saved").map((l) => l.fields.step)).toEqual([1, 2, 3]);
   });
 
+  it("a checkpoint pruned from an earlier run (a resumed job) leaves the list of this run's checkpoints as it is", () => {
+    const first = setup({ checkpointEverySteps: 1, keepCheckpoints: 2 });
+    for (const step of [1, 2]) first.ck.maybeSave(false, step, first.content(step));
+    const resumed = new Checkpointer(first.s, recordingLog().log);
+    resumed.maybeSave(false, 3, first.content(3)); // prunes step-1, written by the first run
+    expect(resumed.list().map((p) => p.split("/").at(-1))).toEqual(["step-3"]);
+    resumed.maybeSave(false, 3, first.content(3)); // the same step is not written twice
+    expect(resumed.list()).toHaveLength(1);
+  });
+
+  it("another shard writes its part beside shard 0's, prunes only its own, and says so", () => {
+    const { s, content } = setup({});
+    const { log, lines } = recordingLog();
+    const shard = new Checkpointer({ ...s, psShards: 2, shardIndex: 1, checkpointEverySteps: 1, keepCheckpoints: 1 }, log);
+    const rows = () => ({ ...content(1)(), dense: null, progress: undefined });
+    shard.maybeSave(false, 1, rows);
+    shard.maybeSave(false, 2, rows);
+    expect(shard.path).toBe(join(s.checkpointDir, "j", "step-2.shard-1"));
+    expect(existsSync(join(s.checkpointDir, "j", "step-1.shard-1"))).toBe(false);
+    expect(lines.map((l) => [l.msg, Object.keys(l.fields)])).toEqual([["shard checkpoint saved", ["path", "rows"]], ["shard checkpoint saved", ["path", "rows"]]]);
+  });
+
   it("a failed export is logged with the command to redo it; the checkpoint stands", () => {
     const file = join(mkdtempSync(join(tmpdir(), "pangea-export-unit-")), "a-file");
     writeFileSync(file, "not a directory");

@@ -9,6 +9,8 @@ export interface CheckpointSettings {
   checkpointDir: string;
   jobId: string;
   psShards: number;
+  /** The parameter-server shard whose part this writes (0, the orchestrator, unless given). */
+  shardIndex?: number;
   checkpointEverySteps: number;
   checkpointEverySeconds: number;
   keepCheckpoints: number;
@@ -17,24 +19,27 @@ export interface CheckpointSettings {
   exportFeatureList?: string;
 }
 
-/** What a checkpoint of shard 0 holds, read when one is due. */
+/** What a shard's part of a checkpoint holds, read when one is due: shard 0 adds the dense parameters and the training progress. */
 export interface CheckpointContent {
   spec: DlrmSpec;
-  dense: DenseStore;
+  dense: DenseStore | null;
   store: EmbeddingStore;
-  progress: TrainingProgress;
-  slotIds: number[];
+  progress?: TrainingProgress;
+  slotIds: readonly number[];
 }
 
 /**
- * Shard 0's checkpoints: when one is due (every N steps, N seconds after the
- * last, or the final one), writing it, keeping the newest --keep-checkpoints,
- * and exporting a model version from it where --export-dir asks.
+ * A parameter-server shard's checkpoints: when one is due (every N steps,
+ * N seconds after the last, or the final one), writing its part, keeping the
+ * newest --keep-checkpoints, and (shard 0) exporting a model version from it
+ * where --export-dir asks.
  */
 export class Checkpointer {
   /** The newest checkpoint written ("" before the first). */
   path = "";
   private readonly written: string[] = [];
+  /** The step of the newest checkpoint written (-1 before the first). */
+  private savedStep = -1;
   private lastAt = 0;
 
   constructor(
@@ -55,17 +60,20 @@ export class Checkpointer {
   /** At a step boundary: saves a checkpoint if one is due (always when `final`), unless `step` has one already. */
   maybeSave(final: boolean, step: number, content: () => CheckpointContent): void {
     const { checkpointEverySteps: everySteps, checkpointEverySeconds: everySeconds } = this.s;
+    const index = this.s.shardIndex ?? 0;
     const due = final || (everySteps > 0 && step % everySteps === 0 && step > 0) || (everySeconds > 0 && Date.now() - this.lastAt >= everySeconds * 1000);
-    if (!due || this.written.at(-1)?.endsWith(`step-${step}`)) return;
+    if (!due || this.savedStep === step) return;
     const c = content();
-    this.path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index: 0, count: this.s.psShards }, c.progress, c.slotIds);
+    this.path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds);
     this.lastAt = Date.now();
+    this.savedStep = step;
     this.written.push(this.path);
     if (this.s.keepCheckpoints > 0) {
-      const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, 0);
-      for (const r of removed) this.written.splice(this.written.indexOf(r), 1);
+      const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index);
+      for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
     }
-    this.log.info({ path: this.path, step, rows: c.store.size() }, "checkpoint saved");
+    if (index === 0) this.log.info({ path: this.path, step, rows: c.store.size() }, "checkpoint saved");
+    else this.log.info({ path: this.path, rows: c.store.size() }, "shard checkpoint saved");
     if (this.s.exportDir && (final || exportedVersions(this.s.exportDir).length === 0)) this.exportTo(this.s.exportDir);
   }
 
