@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DlrmSpec } from "@pangea/model";
@@ -8,7 +7,7 @@ import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { DenseStore } from "../src/params/dense-store.js";
-import { recordingLog } from "./fakes/job-fixture.js";
+import { recordingLog, tempDir } from "./fakes/job-fixture.js";
 
 const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [2] };
 
@@ -18,7 +17,7 @@ afterEach(() => {
 
 function setup(over: Partial<CheckpointSettings>) {
   const { log, lines } = recordingLog();
-  const s: CheckpointSettings = { checkpointDir: mkdtempSync(join(tmpdir(), "pangea-ckpt-unit-")), jobId: "j", psShards: 1, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0, ...over };
+  const s: CheckpointSettings = { checkpointDir: tempDir("pangea-ckpt-unit-"), jobId: "j", psShards: 1, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0, ...over };
   const dense = new DenseStore(spec, 1, 0.01);
   const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), new Map(), 1);
   store.declareSlots([0]);
@@ -88,7 +87,7 @@ describe("Checkpointer", () => {
   });
 
   it("a failed export is logged with the command to redo it; the checkpoint stands", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "pangea-export-unit-")), "a-file");
+    const file = join(tempDir("pangea-export-unit-"), "a-file");
     writeFileSync(file, "not a directory");
     const base = join(file, "models");
     const { ck, content, lines } = setup({ exportDir: base });

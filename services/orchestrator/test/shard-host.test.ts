@@ -1,16 +1,15 @@
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost } from "../src/shard/shard-host.js";
-import { recordingLog } from "./fakes/job-fixture.js";
+import { recordingLog, tempDir } from "./fakes/job-fixture.js";
 
 function shard(over: Partial<JobSpec__Output> = {}) {
   const { log, lines } = recordingLog();
-  const dir = mkdtempSync(join(tmpdir(), "pangea-shard-unit-"));
+  const dir = tempDir("pangea-shard-unit-");
   const defaults = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2);
   const host = new ShardHost({ index: 1, defaults, perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: dir }, log);
   const job = {

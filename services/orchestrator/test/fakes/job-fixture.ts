@@ -1,12 +1,26 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll } from "vitest";
 import type { Logger } from "@pangea/kit";
 import type { EvalReport__Output, SourceInfo__Output, WorkerEvent } from "@pangea/schema";
 import type { WorkerGradients } from "../../src/aggregation/gradient-aggregator.js";
 import type { JobConfig } from "../../src/job/job-config.js";
 import { Job } from "../../src/job/job.js";
 import type { SessionSink } from "../../src/job/membership.js";
+
+const tempDirs: string[] = [];
+
+/** A fresh directory under the system's temp dir, removed when the test file is done. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A worker's session as the job sees it: the events it was sent, and whether the job ended it. */
 export class FakeSession implements SessionSink {
@@ -88,7 +102,7 @@ export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {
     checkpointEverySeconds: 0,
     keepCheckpoints: 0,
     seed: 7,
-    checkpointDir: mkdtempSync(join(tmpdir(), "pangea-job-unit-")),
+    checkpointDir: tempDir("pangea-job-unit-"),
     registerTimeoutMs: 60_000,
     ...over,
   };
