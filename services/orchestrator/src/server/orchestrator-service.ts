@@ -3,7 +3,8 @@ import { printable, WORKER_ID_RE } from "@pangea/kit";
 import { peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor, type WorkerKind } from "./peer-check.js";
 import { loadProtos, type OrchestratorHandlers, type WorkerEvent } from "@pangea/schema";
-import type { Job, SessionSink } from "../job/job.js";
+import type { Job } from "../job/job.js";
+import type { SessionSink } from "../job/membership.js";
 import { OrchestratorErrors } from "../errors.js";
 
 /**

@@ -2,9 +2,10 @@ import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
-import { loadShardedCheckpoint, pruneCheckpoints, reshard, restoreStoreCounters, restoreTables, saveCheckpoint, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { Checkpointer } from "../checkpoint/checkpointer.js";
 import { OrchestratorErrors } from "../errors.js";
-import { ParameterSyncPusher } from "../sync/parameter-sync.js";
+import { ServingSync } from "../sync/serving-sync.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import type { PangeaError } from "@pangea/kit";
 import { join } from "node:path";
@@ -40,10 +41,17 @@ export class ShardHost implements ParameterHost {
   /** Global batches per step, from the job. */
   private batchesPerStep = 1;
   private applied = 0;
-  private sync: ParameterSyncPusher | null = null;
-  checkpointPath = "";
+  private readonly sync: ServingSync;
+  private checkpointer: Checkpointer | null = null;
 
-  constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
+  constructor(private readonly s: ShardSettings, private readonly log: Logger) {
+    this.sync = new ServingSync(log);
+  }
+
+  /** The newest checkpoint part this shard wrote ("" before the first). */
+  get checkpointPath(): string {
+    return this.checkpointer?.path ?? "";
+  }
 
   get step(): number {
     return this.aggregator?.version ?? 0;
@@ -51,8 +59,8 @@ export class ShardHost implements ParameterHost {
 
   /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
   reset(): void {
-    this.sync?.stop();
-    this.sync = null;
+    this.sync.stop();
+    this.checkpointer = null;
     this.model = null;
     this.aggregator = null;
     this.job = null;
@@ -84,9 +92,12 @@ export class ShardHost implements ParameterHost {
       for (let j = 0; j < training.finishedBatches + out.size; j++) if (!out.has(j)) this.seen[j] = 1;
       this.applied = training.finishedBatches;
     }
+    // The orchestrator checkpoints by steps only here: shards cannot see its clock (--checkpoint-every-seconds needs one shard).
+    const { jobId, checkpointEverySteps, keepCheckpoints } = job;
+    this.checkpointer = new Checkpointer({ checkpointDir: this.s.checkpointDir, jobId, psShards: job.psShards.length, shardIndex: this.s.index, checkpointEverySteps, checkpointEverySeconds: 0, keepCheckpoints }, this.log);
     if (job.servingSync.length) {
-      this.sync = new ParameterSyncPusher(job.servingSync, { store, dense: null, step: () => this.step, dim: m.embeddingDim }, job.syncIntervalMs || 10_000, job.denseSyncIntervalMs || 60_000, `ps-shard-${this.s.index}`, this.log);
-      this.sync.start();
+      const settings = { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` };
+      this.sync.start(settings, { store, dense: null, step: () => this.step, dim: m.embeddingDim });
     }
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
@@ -137,22 +148,14 @@ export class ShardHost implements ParameterHost {
     this.stepBatches = 0;
     const result = agg.applyStep();
     this.maybeCheckpoint(result.step);
-    if (this.applied >= this.seen.length && this.sync) {
-      const sync = this.sync;
-      this.sync = null;
-      void sync.push(true).finally(() => sync.stop());
-    }
+    if (this.applied >= this.seen.length) this.sync.finishTraining();
     return result;
   }
 
   /** Saves this shard's rows at the steps the orchestrator checkpoints at (every N steps, and the last). */
   private maybeCheckpoint(step: number): void {
-    const job = this.job!;
-    const every = job.checkpointEverySteps;
-    if (!(step >= Number(job.steps) || (every > 0 && step % every === 0))) return;
     const m = this.model!;
-    this.checkpointPath = saveCheckpoint(this.s.checkpointDir, job.jobId, step, m.spec, null, m.store, { index: this.s.index, count: job.psShards.length }, undefined, job.model!.slotIds);
-    if (job.keepCheckpoints > 0) pruneCheckpoints(this.s.checkpointDir, job.jobId, job.keepCheckpoints, this.s.index);
-    this.log.info({ path: this.checkpointPath, rows: m.store.size() }, "shard checkpoint saved");
+    const slotIds = this.job!.model!.slotIds;
+    this.checkpointer!.maybeSave(step >= Number(this.job!.steps), step, () => ({ spec: m.spec, dense: null, store: m.store, slotIds }));
   }
 }

@@ -1,0 +1,60 @@
+import type { EvalReport__Output } from "@pangea/schema";
+import type { SlotConfig } from "../embeddings/embedding-store.js";
+import type { CheckpointData } from "../checkpoint/checkpoint.js";
+import type { TrainingMode } from "./work-plan.js";
+import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
+import type { DenseOptimizerName } from "../optim/optimizers.js";
+
+export interface JobConfig {
+  jobId: string;
+  trainers: number;
+  steps: number;
+  batchSize: number;
+  evalBatchSize: number;
+  embeddingDim: number;
+  bottomMlp: readonly number[];
+  topMlp: readonly number[];
+  denseLr: number;
+  denseOptimizer: DenseOptimizerName;
+  sparseLr: number;
+  sparseOptimizer: SparseOptimizerName;
+  /** Table settings of slots --slot-config does not name. */
+  slotDefaults?: SlotConfig;
+  /** Per-slot table settings, from --slot-config; slots not named use the defaults. */
+  slotConfigs: ReadonlyMap<number, SlotConfig>;
+  maxEmbeddingBytes: number;
+  /** Gradients above this magnitude are refused (--max-gradient-abs). */
+  maxGradientAbs?: number;
+  expireSweepSeconds: number;
+  /** Parameter-server shards in all, this process (shard 0) included. */
+  psShards: number;
+  gradientCompression: "none" | "fp16";
+  /** A checkpoint (its shards, loaded and checked at start) to begin from instead of fresh parameters. */
+  restoreFrom?: readonly CheckpointData[];
+  /** Continue the checkpoint's training (step, data position, optimizer clock) instead of only taking its parameters. */
+  resume?: boolean;
+  /** The resumed checkpoint is the final one of a job that completed with this evaluation: the job starts completed. */
+  completed?: EvalReport__Output;
+  mode: TrainingMode;
+  /** Global batches per step; 0 = one per expected trainer. */
+  batchesPerStep: number;
+  maxStaleness: number;
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  /** What a lost trainer means: its batches go to the others, or the job fails. */
+  onTrainerLoss: "reassign" | "fail";
+  checkpointEverySteps: number;
+  checkpointEverySeconds: number;
+  keepCheckpoints: number;
+  /** Serving replicas to push changed rows and dense weights to (ParameterSync). */
+  servingSync?: readonly string[];
+  syncIntervalSeconds?: number;
+  denseSyncIntervalSeconds?: number;
+  seed: number;
+  checkpointDir: string;
+  /** A model base path the final checkpoint (and the first, while it holds no version) is exported to. */
+  exportDir?: string;
+  /** The feature list copied into each export. */
+  exportFeatureList?: string;
+  registerTimeoutMs: number;
+}

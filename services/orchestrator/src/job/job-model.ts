@@ -1,0 +1,116 @@
+import type { Logger } from "@pangea/kit";
+import { validateSpec, type DlrmSpec } from "@pangea/model";
+import type { SourceInfo__Output } from "@pangea/schema";
+import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
+import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
+import { DenseStore } from "../params/dense-store.js";
+import { reshard, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { OrchestratorErrors } from "../errors.js";
+import type { JobConfig } from "./job-config.js";
+
+export interface JobModel {
+  spec: DlrmSpec;
+  dense: DenseStore;
+  store: EmbeddingStore;
+}
+
+/** The table settings of every slot --slot-config does not name. */
+export function defaultSlotConfig(c: Pick<JobConfig, "sparseOptimizer" | "sparseLr">, dim: number): SlotConfig {
+  return { dim, initializer: DEFAULT_INITIALIZER, optimizer: c.sparseOptimizer, hyper: { learningRate: c.sparseLr }, occurrenceThreshold: 0, expireSeconds: 0 };
+}
+
+/** Global batches per step: --batches-per-step, or one per expected trainer. */
+export function batchesPerStepOf(c: Pick<JobConfig, "batchesPerStep" | "trainers">): number {
+  return c.batchesPerStep || c.trainers;
+}
+
+/** The training a --resume continues (null for a fresh or --restore-from start); throws if the checkpoint cannot be continued. */
+export function resumedTraining(config: JobConfig): TrainingProgress | null {
+  const resumed = config.resume ? (config.restoreFrom?.[0]?.manifest.training ?? null) : null;
+  if (config.resume && config.restoreFrom && !resumed) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", "the checkpoint records no training progress (written by an older version); use --restore-from to take only its parameters");
+  }
+  const batchesPerStep = batchesPerStepOf(config);
+  if (resumed && (resumed.mode !== config.mode || resumed.batchesPerStep !== batchesPerStep || resumed.batchSize !== config.batchSize)) {
+    throw OrchestratorErrors.create(
+      "ORCH_ERR_CHECKPOINT_CORRUPT",
+      `cannot resume: the checkpoint was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step; this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}`,
+    );
+  }
+  return resumed;
+}
+
+/**
+ * The job's parameters on shard 0, for the data compute serves: the model
+ * checked against the flags and the source, then fresh or restored from
+ * the checkpoint (resharded to this job's shards). Throws the job's failure.
+ */
+export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
+  const spec: DlrmSpec = {
+    numDense: source.numDense,
+    numSlots: source.slotIds.length,
+    embeddingDim: config.embeddingDim,
+    bottomMlp: config.bottomMlp,
+    topMlp: config.topMlp,
+  };
+  validateSpec(spec);
+  const slotDefaults = config.slotDefaults;
+  if (slotDefaults && slotDefaults.dim !== spec.embeddingDim) {
+    throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `the default slot dim ${slotDefaults.dim} differs from --embedding-dim ${spec.embeddingDim}; the model gives every slot the same width`);
+  }
+  const badSlot = [...config.slotConfigs].find(([, c]) => c.dim !== spec.embeddingDim);
+  if (badSlot) {
+    throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `slot ${badSlot[0]} asks for embedding dim ${badSlot[1].dim}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`);
+  }
+  const wrong = source.slotDims.findIndex((d) => d !== spec.embeddingDim);
+  if (wrong >= 0) {
+    throw OrchestratorErrors.create(
+      "ORCH_ERR_BAD_REGISTRATION",
+      `compute's feature list gives slot ${source.slotIds[wrong]} embedding dim ${source.slotDims[wrong]}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`,
+    );
+  }
+  const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer);
+  const store = new EmbeddingStore(slotDefaultsOf(config), config.slotConfigs, config.seed, config.maxEmbeddingBytes || undefined);
+  store.declareSlots(source.slotIds);
+  const model = { spec, dense, store };
+  try {
+    restoreModel(config, model, resumed, log);
+  } catch (err) {
+    throw OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message);
+  }
+  return model;
+}
+
+function slotDefaultsOf(config: JobConfig): SlotConfig {
+  return config.slotDefaults ?? defaultSlotConfig(config, config.embeddingDim);
+}
+
+function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resumed: TrainingProgress | null, log: Logger): void {
+  const ck = config.restoreFrom;
+  if (!ck) return;
+  const saved = ck[0]!.manifest.model;
+  if (saved.embeddingDim !== spec.embeddingDim || saved.numSlots !== spec.numSlots || saved.numDense !== spec.numDense || saved.bottomMlp.join() !== spec.bottomMlp.join() || saved.topMlp.join() !== spec.topMlp.join()) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
+  }
+  const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";
+  if (savedOptimizer !== dense.optimizer) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
+  }
+  dense.restore(ck[0]!.dense, ck[0]!.momentM, ck[0]!.momentV, resumed?.denseUpdates);
+  restoreTables(reshard(ck, config.psShards)[0]!, store);
+  if (resumed) restoreStoreCounters(ck, config.psShards, 0, store);
+  if (resumed && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
+  log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${config.psShards}`, resume: resumed !== null }, "parameters restored from checkpoint");
+}
+
+/** Evicts expired rows every --expire-sweep-seconds, if any slot expires rows; returns the timer to clear. */
+export function startExpirySweep(config: JobConfig, store: EmbeddingStore, log: Logger): NodeJS.Timeout | null {
+  const expires = slotDefaultsOf(config).expireSeconds > 0 || [...config.slotConfigs.values()].some((c) => c.expireSeconds > 0);
+  if (!expires) return null;
+  const timer = setInterval(() => {
+    const n = store.sweep();
+    if (n > 0) log.info({ evicted: n, rows: store.size() }, "expired embedding rows evicted");
+  }, config.expireSweepSeconds * 1000);
+  timer.unref();
+  return timer;
+}

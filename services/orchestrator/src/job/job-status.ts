@@ -1,0 +1,84 @@
+import type { EvalReport__Output, JobState, JobStatus, SourceInfo__Output } from "@pangea/schema";
+import type { StoreStats } from "../embeddings/embedding-store.js";
+import type { JobCounters } from "./job-counters.js";
+import type { JobModel } from "./job-model.js";
+import type { Membership } from "./membership.js";
+import type { StepCoordinator } from "./step-coordinator.js";
+import type { TrainingMode } from "./work-plan.js";
+
+/** Everything GetJobStatus reports, gathered from the job's parts. */
+export interface StatusParts {
+  jobId: string;
+  state: JobState;
+  error: string;
+  mode: TrainingMode;
+  steps: number;
+  progressStep: number;
+  /** Seconds the job has trained over all its runs (before the start: seconds waiting for workers). */
+  elapsedSeconds: number;
+  /** Seconds this process has trained, and the samples it started from. */
+  runSeconds: number;
+  samples: number;
+  resumedSamples: number;
+  resumedFromStep: number;
+  counters: JobCounters;
+  members: Membership;
+  coordinator: StepCoordinator | null;
+  model: JobModel | null;
+  evalReport: EvalReport__Output | null;
+  source: SourceInfo__Output | null;
+  checkpointPath: string;
+  checkpoints: string[];
+}
+
+export function buildJobStatus(p: StatusParts): JobStatus {
+  const c = p.counters;
+  const { applied, missing } = p.coordinator?.batchTally() ?? { applied: 0, missing: 0 };
+  return {
+    jobId: p.jobId,
+    state: p.state,
+    step: p.progressStep,
+    steps: p.steps,
+    lastLoss: c.lastLoss,
+    smoothedLoss: c.smoothedLoss,
+    firstLoss: c.firstLoss,
+    firstLossStep: c.firstLossStep,
+    samples: p.samples,
+    elapsedSeconds: p.elapsedSeconds,
+    // This process's rate: the figure of the machines training now, not an average over a restart's downtime.
+    samplesPerSecond: p.runSeconds > 0 ? (p.samples - p.resumedSamples) / p.runSeconds : 0,
+    workers: p.members.workerStatuses(p.progressStep, p.state === "JOB_STATE_WAITING"),
+    eval: p.evalReport,
+    source: p.source,
+    checkpointPath: p.checkpointPath,
+    error: p.error,
+    embeddingRows: p.model?.store.size() ?? 0,
+    embeddings: p.model ? storeStatus(p.model.store.stats()) : null,
+    backend: p.members.backends().join(","),
+    mode: p.mode,
+    batchesApplied: applied,
+    duplicateBatches: c.duplicateBatches,
+    reassignedBatches: c.reassignedBatches,
+    staleGradients: c.staleGradients,
+    maxStalenessSeen: c.maxStalenessSeen,
+    resumedFromStep: p.resumedFromStep,
+    checkpoints: p.checkpoints,
+    liveTrainers: p.members.liveTrainers().length,
+    deadTrainers: c.deadTrainers,
+    missingBatches: missing,
+    streamingAuc: p.members.streamingAuc(),
+  };
+}
+
+function storeStatus(s: StoreStats) {
+  return {
+    rows: s.rows,
+    bytes: s.bytes,
+    filteredLookups: s.filtered,
+    admittedIds: s.admitted,
+    evictedRows: s.evicted,
+    rejectedGradients: s.rejectedGradients,
+    memoryLimitHits: s.memoryLimitHits,
+    slots: s.perSlot.map((p) => ({ slot: p.slot, rows: p.rows, evictedRows: p.evicted })),
+  };
+}

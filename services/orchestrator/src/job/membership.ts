@@ -1,0 +1,336 @@
+import type { Logger } from "@pangea/kit";
+import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
+import { OrchestratorErrors } from "../errors.js";
+import type { WorkerKind } from "../server/peer-check.js";
+import { TokenBucket } from "./token-bucket.js";
+
+/**
+ * New trainer ids a job accepts at once, then per second: far above any real
+ * cluster's joins, far below what fills the 256-trainer table in a blink.
+ */
+const NEW_TRAINER_BURST = 32;
+const NEW_TRAINER_PER_SECOND = 2;
+const MAX_TRAINER_IDS = 256;
+
+/** Where a job's session events go; the gRPC layer adapts a server stream to it. */
+export interface SessionSink {
+  send(event: WorkerEvent): void;
+  end(): void;
+}
+
+export interface TrainerMember {
+  workerId: string;
+  rank: number;
+  session: SessionSink | null;
+  backend: string;
+  /** A member of the job: registered and not declared dead. */
+  alive: boolean;
+  lastBeat: number;
+  batchesDone: number;
+  /** The trainer's latest streaming AUC (NaN until it reports one). */
+  streamingAuc: number;
+  /** Cumulative seconds per phase, from the trainer's last heartbeat. */
+  phaseSeconds: Record<string, number>;
+}
+
+export interface ComputeMember {
+  workerId: string;
+  address: string;
+  source: SourceInfo__Output;
+  session: SessionSink | null;
+}
+
+/** A parameter-server shard 1..psShards-1 (shard 0 is the orchestrator itself). */
+export interface ShardMember {
+  workerId: string;
+  index: number;
+  address: string;
+  session: SessionSink | null;
+}
+
+export type Member = { kind: "compute"; compute: ComputeMember } | { kind: "shard"; shard: ShardMember } | { kind: "trainer"; trainer: TrainerMember };
+
+/**
+ * Who takes part in a job: the compute, the parameter-server shards and the
+ * trainers, with their sessions, and the trainers' heartbeats. Registration
+ * is checked here (conflicts, the trainer cap and the rate of new ids); what
+ * a join or a loss means for the job is the Job's to decide.
+ */
+export class Membership {
+  compute: ComputeMember | null = null;
+  private readonly trainers = new Map<string, TrainerMember>();
+  private readonly shards = new Map<string, ShardMember>();
+  private nextRank = 0;
+  private readonly newTrainerIds: TokenBucket;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private orphanTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly expected: { trainers: number; psShards: number },
+    private readonly log: Logger,
+    now: () => number = () => performance.now(),
+  ) {
+    this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+  }
+
+  /** `state` is the job's, `finished` whether it has ended. */
+  addCompute(workerId: string, address: string, source: SourceInfo__Output | null, state: JobState, finished: boolean): void {
+    if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
+    if (!source || source.numDense < 1 || source.slotIds.length < 1) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
+    }
+    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state})`);
+    if (this.compute?.session && this.compute.workerId !== workerId) {
+      // The registered compute is connected: a second one would send the trainers elsewhere mid-job.
+      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `compute ${workerId} refused: compute ${this.compute.workerId} is registered and connected`);
+    }
+    const prev = this.compute?.source;
+    if (state !== "JOB_STATE_WAITING" && prev) {
+      // A compute that comes back (restarted, maybe elsewhere) must serve the same data, or batch k would mean other records.
+      const same = prev.numDense === source.numDense && prev.slotIds.join() === source.slotIds.join() && Number(prev.trainRecords) === Number(source.trainRecords) && Number(prev.evalRecords) === Number(source.evalRecords) && prev.description === source.description;
+      if (!same) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
+      }
+    }
+    this.compute = { workerId, address, source, session: null };
+    this.log.info({ workerId, address, source: source.description }, "compute registered");
+  }
+
+  addShard(workerId: string, index: number, address: string, state: JobState): void {
+    const n = this.expected.psShards;
+    if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `parameter-server shard ${workerId} registered without an address`);
+    if (!(index >= 1 && index < n)) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `parameter-server shard ${workerId} has index ${index}; this job has shards 1..${n - 1} besides the orchestrator (--ps-shards ${n})`);
+    }
+    const taken = [...this.shards.values()].find((s) => s.index === index && s.workerId !== workerId);
+    if (taken || state !== "JOB_STATE_WAITING") {
+      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `parameter-server shard ${workerId} refused: shard ${index} is ${taken ? `already ${taken.workerId}` : "taken by the running job"}`);
+    }
+    this.shards.set(workerId, { workerId, index, address, session: null });
+    this.log.info({ workerId, index, address }, "parameter-server shard registered");
+  }
+
+  /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
+  addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number): { rank: number; worldSize: number } {
+    const existing = this.trainers.get(workerId);
+    if (existing?.alive && existing.session) {
+      // Its process is connected: a second process under the same id would take over its rank and batches.
+      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`);
+    }
+    if (existing?.alive) return { rank: existing.rank, worldSize };
+    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state})`);
+    if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
+      throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
+    }
+    if (!existing) {
+      // A trainer seen before may always come back; only new ids count against the cap and the rate.
+      if (this.trainers.size >= MAX_TRAINER_IDS) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen ${MAX_TRAINER_IDS} trainers`);
+      if (!this.newTrainerIds.take()) {
+        throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: more than ${NEW_TRAINER_BURST} new trainer ids in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
+      }
+    }
+    // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
+    const rank = this.nextRank++;
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, phaseSeconds: existing?.phaseSeconds ?? {} });
+    this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
+    return { rank, worldSize };
+  }
+
+  /**
+   * Gives a registered worker its session. Returns the member, or null when
+   * the job has ended (the caller ends the sink); a compute's session is kept
+   * even then, so its close is recognised.
+   */
+  attach(workerId: string, sink: SessionSink, finished: boolean): Member | null {
+    if (this.compute?.workerId === workerId) {
+      this.compute.session = sink;
+      return finished ? null : { kind: "compute", compute: this.compute };
+    }
+    const shard = this.shards.get(workerId);
+    const trainer = this.trainers.get(workerId);
+    if (!shard && !trainer) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `session for unregistered worker ${workerId}; call RegisterWorker first`);
+    if (!shard && !trainer!.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${workerId} was declared dead; register again`);
+    if (finished) return null;
+    if (shard) {
+      shard.session = sink;
+      return { kind: "shard", shard };
+    }
+    trainer!.session = sink;
+    trainer!.lastBeat = Date.now();
+    return { kind: "trainer", trainer: trainer! };
+  }
+
+  /** Takes a closed session off its worker; null unless it was that worker's current session. */
+  detach(workerId: string, sink: SessionSink): Member | null {
+    if (this.compute?.workerId === workerId && this.compute.session === sink) {
+      this.compute.session = null;
+      return { kind: "compute", compute: this.compute };
+    }
+    const shard = this.shards.get(workerId);
+    if (shard && shard.session === sink) {
+      shard.session = null;
+      return { kind: "shard", shard };
+    }
+    const t = this.trainers.get(workerId);
+    if (!t || t.session !== sink) return null;
+    t.session = null;
+    return { kind: "trainer", trainer: t };
+  }
+
+  /** A trainer leaves the job: its session is ended and it must register again. */
+  declareDead(t: TrainerMember): void {
+    t.alive = false;
+    const session = t.session;
+    t.session = null;
+    session?.end();
+  }
+
+  /** Ends every open session with `lastEvent`. */
+  closeAll(lastEvent: WorkerEvent): void {
+    const members: { session: SessionSink | null }[] = [...this.trainers.values(), ...this.shards.values(), ...(this.compute ? [this.compute] : [])];
+    for (const m of members) {
+      if (m.session) {
+        m.session.send(lastEvent);
+        m.session.end();
+      }
+      m.session = null;
+    }
+  }
+
+  /** Records a trainer's heartbeat; false if it is not (or no longer) a member. */
+  heartbeat(workerId: string, phaseSeconds?: Record<string, number>): boolean {
+    const t = this.trainers.get(workerId);
+    if (!t?.alive) return false;
+    t.lastBeat = Date.now();
+    if (phaseSeconds) t.phaseSeconds = { ...phaseSeconds };
+    return true;
+  }
+
+  /** From now on, a trainer silent for longer than `timeoutMs` is handed to `onSilent`. */
+  watchHeartbeats(timeoutMs: number, onSilent: (t: TrainerMember, why: string) => void): void {
+    for (const t of this.trainers.values()) t.lastBeat = Date.now();
+    this.heartbeatTimer = setInterval(() => {
+      const now = Date.now();
+      for (const t of this.trainers.values()) {
+        if (t.alive && now - t.lastBeat > timeoutMs) onSilent(t, `sent no heartbeat for ${((now - t.lastBeat) / 1000).toFixed(1)}s`);
+      }
+    }, Math.max(100, Math.min(1000, timeoutMs / 4)));
+    this.heartbeatTimer.unref();
+  }
+
+  /** With no live trainer, calls `onOrphaned` if none has joined `ms` later. */
+  watchForOrphans(ms: number, onOrphaned: () => void): void {
+    if (this.liveTrainers().length > 0 || this.orphanTimer) return;
+    this.orphanTimer = setTimeout(() => {
+      this.orphanTimer = null;
+      if (this.liveTrainers().length === 0) onOrphaned();
+    }, ms);
+    this.orphanTimer.unref();
+  }
+
+  /** A trainer joined: the job has hands again. */
+  cancelOrphanWatch(): void {
+    if (this.orphanTimer) {
+      clearTimeout(this.orphanTimer);
+      this.orphanTimer = null;
+    }
+  }
+
+  stopWatching(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.cancelOrphanWatch();
+  }
+
+  /** Live trainers with an open session, in rank order (the plan deals batches in this order). */
+  liveTrainers(): string[] {
+    return [...this.trainers.values()].filter((t) => t.alive && t.session).sort((a, b) => a.rank - b.rank).map((t) => t.workerId);
+  }
+
+  /** Trainers with an open session (alive or not). */
+  connectedTrainers(): number {
+    return [...this.trainers.values()].filter((t) => t.session).length;
+  }
+
+  connectedShards(): number {
+    return [...this.shards.values()].filter((s) => s.session).length;
+  }
+
+  /** Whether the job can start: compute registered, the expected trainers and every shard connected. */
+  ready(): boolean {
+    if (!this.compute) return false;
+    if (this.liveTrainers().length < this.expected.trainers) return false;
+    return this.connectedShards() >= this.expected.psShards - 1;
+  }
+
+  trainer(workerId: string): TrainerMember | undefined {
+    return this.trainers.get(workerId);
+  }
+
+  trainerOfRank(rank: number): TrainerMember | undefined {
+    for (const t of this.trainers.values()) if (t.rank === rank) return t;
+    return undefined;
+  }
+
+  /** Sessions a job event goes to: the shards' first, then the trainers'. */
+  sessions(): SessionSink[] {
+    return [...this.shards.values(), ...this.trainers.values()].flatMap((m) => (m.session ? [m.session] : []));
+  }
+
+  /** The other shards' addresses, in index order. */
+  shardAddresses(): string[] {
+    return [...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address);
+  }
+
+  /** What kind of worker an id is registered as, if it is. */
+  kindOf(workerId: string): WorkerKind | undefined {
+    if (this.compute?.workerId === workerId) return "compute";
+    if (this.shards.has(workerId)) return "shard";
+    return this.trainers.has(workerId) ? "trainer" : undefined;
+  }
+
+  setBackend(workerId: string, backend: string): void {
+    const t = this.trainers.get(workerId);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown worker ${workerId}`);
+    t.backend = backend;
+  }
+
+  /** A trainer's accepted batch. */
+  credit(t: TrainerMember, streamingAuc: number | undefined): void {
+    t.batchesDone++;
+    if (streamingAuc !== undefined && Number.isFinite(streamingAuc)) t.streamingAuc = streamingAuc;
+  }
+
+  /** Mean of the live trainers' latest streaming AUCs (NaN before any). */
+  streamingAuc(): number {
+    const aucs = [...this.trainers.values()].filter((t) => t.alive && Number.isFinite(t.streamingAuc)).map((t) => t.streamingAuc);
+    return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
+  }
+
+  /** The trainers' reported compute backends, each once. */
+  backends(): string[] {
+    return [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
+  }
+
+  /** Every worker's line in the job status; `stepsDone` is the job's progress, `waiting` whether it has not started. */
+  workerStatuses(stepsDone: number, waiting: boolean): WorkerStatus[] {
+    const now = Date.now();
+    const workers: WorkerStatus[] = [...this.trainers.values()].map((t) => ({
+      workerId: t.workerId,
+      kind: "WORKER_KIND_TRAINER",
+      rank: t.rank,
+      connected: t.session !== null,
+      stepsDone,
+      batchesDone: t.batchesDone,
+      heartbeatAgeSeconds: (now - t.lastBeat) / 1000,
+      phaseSeconds: t.phaseSeconds,
+      alive: t.alive,
+    }));
+    // Compute and shards have no heartbeat: they are alive while their session is open.
+    if (this.compute) {
+      const open = this.compute.session !== null;
+      workers.push({ workerId: this.compute.workerId, kind: "WORKER_KIND_COMPUTE", address: this.compute.address, connected: open || waiting, alive: open });
+    }
+    for (const s of this.shards.values()) workers.push({ workerId: s.workerId, kind: "WORKER_KIND_PS_SHARD", rank: s.index, address: s.address, connected: s.session !== null, alive: s.session !== null });
+    return workers;
+  }
+}

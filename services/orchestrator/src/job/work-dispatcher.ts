@@ -1,0 +1,98 @@
+import type { Logger } from "@pangea/kit";
+import type { JobState, Work } from "@pangea/schema";
+import { OrchestratorErrors } from "../errors.js";
+import type { Membership, TrainerMember } from "./membership.js";
+import type { WorkPlan } from "./work-plan.js";
+
+/** What handing out work needs to know of the job, read at each hand-out. */
+export interface JobView {
+  state(): JobState;
+  /** The failure, "CODE: message" ("" unless FAILED). */
+  error(): string;
+  finished(): boolean;
+  /** The parameter version trainers pull. */
+  version(): number;
+  /** null until the job starts. */
+  plan(): WorkPlan | null;
+  computeAddress(): string;
+}
+
+type WorkWaiter = (w: Work) => void;
+
+/**
+ * GetWork: a trainer's call is answered with its batches, held while it has
+ * none, and answered when the job moves on (a new step, a freed batch, the
+ * end). Once training is done, the first connected trainer to ask is the one
+ * that evaluates the held-out split.
+ */
+export class WorkDispatcher {
+  private readonly waiters = new Map<string, WorkWaiter>();
+  /** The trainer asked to evaluate, if one is. */
+  evaluator: string | null = null;
+
+  constructor(
+    private readonly job: JobView,
+    private readonly members: Membership,
+    private readonly log: Logger,
+  ) {}
+
+  /** Work for a trainer: held until it has batches, the job moves on, or ends. */
+  getWork(workerId: string): Promise<Work> {
+    const t = this.members.trainer(workerId);
+    if (!t) return Promise.reject(OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown trainer ${workerId}; call RegisterWorker first`));
+    let now: Work | null;
+    try {
+      now = this.workNow(t);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      this.waiters.get(workerId)?.({ done: false, state: this.job.state(), step: this.job.version(), batchIndices: [] });
+      this.waiters.set(workerId, resolve);
+    });
+  }
+
+  /** A trainer left: it holds no call and evaluates nothing. */
+  forget(workerId: string): void {
+    if (this.evaluator === workerId) this.evaluator = null;
+    this.waiters.delete(workerId);
+  }
+
+  /** Answers every held call that has an answer now. */
+  wake(): void {
+    for (const [id, resolve] of [...this.waiters]) {
+      const t = this.members.trainer(id);
+      let w: Work | null;
+      try {
+        w = t ? this.workNow(t) : null;
+      } catch {
+        w = { done: true, state: this.job.state(), error: `trainer ${id} was declared dead`, step: this.job.version(), batchIndices: [] };
+      }
+      if (w) {
+        this.waiters.delete(id);
+        resolve(w);
+      }
+    }
+  }
+
+  private workNow(t: TrainerMember): Work | null {
+    const job = this.job;
+    const state = job.state();
+    if (job.finished()) return { done: true, state, error: job.error(), step: job.version(), batchIndices: [] };
+    if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `trainer ${t.workerId} was declared dead; register again`);
+    const plan = job.plan();
+    if (state === "JOB_STATE_WAITING" || !plan) return null;
+    if (state === "JOB_STATE_EVALUATING" || plan.done) {
+      if (this.evaluator === null && t.session) {
+        this.evaluator = t.workerId;
+        this.log.info({ workerId: t.workerId, rank: t.rank }, "trainer evaluates the held-out split");
+        return { done: true, evaluate: true, state, step: job.version(), batchIndices: [], computeAddress: job.computeAddress() };
+      }
+      return null;
+    }
+    const batches = plan.workFor(t.workerId);
+    if (!batches.length) return null;
+    return { step: job.version(), batchIndices: batches, done: false, computeAddress: job.computeAddress() };
+  }
+}

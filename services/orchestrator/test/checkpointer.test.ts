@@ -1,0 +1,100 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { DlrmSpec } from "@pangea/model";
+import { Checkpointer, type CheckpointSettings } from "../src/checkpoint/checkpointer.js";
+import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
+import { defaultSlotConfig } from "../src/job/job-model.js";
+import { DenseStore } from "../src/params/dense-store.js";
+import { recordingLog, tempDir } from "./fakes/job-fixture.js";
+
+const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [2] };
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function setup(over: Partial<CheckpointSettings>) {
+  const { log, lines } = recordingLog();
+  const s: CheckpointSettings = { checkpointDir: tempDir("pangea-ckpt-unit-"), jobId: "j", psShards: 1, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0, ...over };
+  const dense = new DenseStore(spec, 1, 0.01);
+  const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), new Map(), 1);
+  store.declareSlots([0]);
+  const content = (step: number) => () => ({
+    spec,
+    dense,
+    store,
+    slotIds: [0],
+    progress: { mode: "sync", batchesPerStep: 1, step, finishedBatches: step, outstanding: [], denseUpdates: step, batchSize: 4, samples: 4 * step },
+  });
+  return { ck: new Checkpointer(s, log), s, content, lines };
+}
+
+describe("Checkpointer", () => {
+  it("every N steps, and the final step once", () => {
+    const { ck, s, content } = setup({ checkpointEverySteps: 2 });
+    for (const step of [1, 2, 3]) ck.maybeSave(false, step, content(step));
+    ck.maybeSave(true, 3, content(3));
+    ck.maybeSave(true, 3, content(3));
+    expect(ck.list()).toEqual([join(s.checkpointDir, "j", "step-2"), join(s.checkpointDir, "j", "step-3")]);
+    expect(loadShardedCheckpoint(ck.path)[0]!.manifest.training?.step).toBe(3);
+  });
+
+  it("time-based: at the first step boundary N seconds after the last checkpoint (or the start)", () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { ck, content } = setup({ checkpointEverySeconds: 10 });
+    ck.startClock(Date.now());
+    vi.advanceTimersByTime(9_000);
+    ck.maybeSave(false, 1, content(1));
+    vi.advanceTimersByTime(1_000);
+    ck.maybeSave(false, 2, content(2));
+    vi.advanceTimersByTime(9_999);
+    ck.maybeSave(false, 3, content(3));
+    vi.advanceTimersByTime(1);
+    ck.maybeSave(false, 4, content(4));
+    expect(ck.list().map((p) => p.split("/").at(-1))).toEqual(["step-2", "step-4"]);
+  });
+
+  it("keeps the newest --keep-checkpoints and forgets the pruned ones", () => {
+    const { ck, content, lines } = setup({ checkpointEverySteps: 1, keepCheckpoints: 2 });
+    for (const step of [1, 2, 3]) ck.maybeSave(false, step, content(step));
+    expect(ck.list().map((p) => p.split("/").at(-1))).toEqual(["step-2", "step-3"]);
+    expect(existsSync(ck.list()[0]!)).toBe(true);
+    expect(lines.filter((l) => l.msg === "checkpoint saved").map((l) => l.fields.step)).toEqual([1, 2, 3]);
+  });
+
+  it("a checkpoint pruned from an earlier run (a resumed job) leaves the list of this run's checkpoints as it is", () => {
+    const first = setup({ checkpointEverySteps: 1, keepCheckpoints: 2 });
+    for (const step of [1, 2]) first.ck.maybeSave(false, step, first.content(step));
+    const resumed = new Checkpointer(first.s, recordingLog().log);
+    resumed.maybeSave(false, 3, first.content(3)); // prunes step-1, written by the first run
+    expect(resumed.list().map((p) => p.split("/").at(-1))).toEqual(["step-3"]);
+    resumed.maybeSave(false, 3, first.content(3)); // the same step is not written twice
+    expect(resumed.list()).toHaveLength(1);
+  });
+
+  it("another shard writes its part beside shard 0's, prunes only its own, and says so", () => {
+    const { s, content } = setup({});
+    const { log, lines } = recordingLog();
+    const shard = new Checkpointer({ ...s, psShards: 2, shardIndex: 1, checkpointEverySteps: 1, keepCheckpoints: 1 }, log);
+    const rows = () => ({ ...content(1)(), dense: null, progress: undefined });
+    shard.maybeSave(false, 1, rows);
+    shard.maybeSave(false, 2, rows);
+    expect(shard.path).toBe(join(s.checkpointDir, "j", "step-2.shard-1"));
+    expect(existsSync(join(s.checkpointDir, "j", "step-1.shard-1"))).toBe(false);
+    expect(lines.map((l) => [l.msg, Object.keys(l.fields)])).toEqual([["shard checkpoint saved", ["path", "rows"]], ["shard checkpoint saved", ["path", "rows"]]]);
+  });
+
+  it("a failed export is logged with the command to redo it; the checkpoint stands", () => {
+    const file = join(tempDir("pangea-export-unit-"), "a-file");
+    writeFileSync(file, "not a directory");
+    const base = join(file, "models");
+    const { ck, content, lines } = setup({ exportDir: base });
+    ck.maybeSave(true, 1, content(1));
+    expect(existsSync(ck.path)).toBe(true);
+    const err = lines.find((l) => l.level === "error")!;
+    expect(err.msg.startsWith(`export to ${base} failed: `)).toBe(true);
+    expect(err.msg.endsWith(`; run pangea export --checkpoint ${ck.path} --out ${base}`)).toBe(true);
+  });
+});

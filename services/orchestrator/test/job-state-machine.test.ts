@@ -1,0 +1,250 @@
+import { existsSync } from "node:fs";
+import { join as joinPath } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { JobStatus } from "@pangea/schema";
+import { Job } from "../src/job/job.js";
+import { defaultSlotConfig } from "../src/job/job-model.js";
+import { FakeSession, SOURCE, codeOf, evalReport, gradients, joinTrainer, jobConfig, recordingLog, startedJob } from "./fakes/job-fixture.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("Job: registration to RUNNING", () => {
+  it("waits for compute and the expected trainers, then starts and sends every session the job", () => {
+    const { log, lines } = recordingLog();
+    const job = new Job(jobConfig(), log);
+    job.address = "127.0.0.1:7000";
+    const sessions = new Map<string, FakeSession>();
+    expect(joinTrainer(job, "trainer-0", sessions)).toBe(0);
+    expect(joinTrainer(job, "trainer-1", sessions)).toBe(1);
+    expect(job.state).toBe("JOB_STATE_WAITING");
+    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    for (const s of sessions.values()) {
+      const spec = s.events[0]!.jobStarted!;
+      expect(spec).toMatchObject({ jobId: "unit-job", worldSize: 2, batchesPerStep: 2, steps: 2, computeAddress: "127.0.0.1:7001", psShards: ["127.0.0.1:7000"], mode: "sync", resumedFromStep: 0 });
+      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2] });
+    }
+    expect(lines.map((l) => l.msg)).toEqual(["trainer registered", "trainer registered", "compute registered", "job started"]);
+  });
+
+  it("deals a sync step's batches round-robin over the live trainers in rank order", async () => {
+    const { job } = startedJob();
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([0]);
+    expect((await job.getWork("trainer-1")).batchIndices).toEqual([1]);
+    expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", step: 0, liveTrainers: 2, missingBatches: 0, batchesApplied: 0 });
+  });
+
+  it("a trainer registering late joins the running job and is sent the job at once", () => {
+    const { job, sessions, lines } = startedJob();
+    expect(joinTrainer(job, "trainer-2", sessions)).toBe(2);
+    expect(sessions.get("trainer-2")!.started()).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ msg: "trainer joined the running job", fields: { workerId: "trainer-2", live: 3 } });
+  });
+});
+
+describe("Job: registration checks", () => {
+  it("refuses a trainer beyond the expected ones, a second connected process of one id, and a second connected compute", async () => {
+    const { log } = recordingLog();
+    const job = new Job(jobConfig(), log);
+    const sessions = new Map<string, FakeSession>();
+    joinTrainer(job, "trainer-0", sessions);
+    expect(await codeOf(() => job.registerTrainer("trainer-0"))).toBe("ORCH_ERR_WORKER_CONFLICT");
+    joinTrainer(job, "trainer-1", sessions);
+    expect(await codeOf(() => job.registerTrainer("trainer-2"))).toBe("ORCH_ERR_CLUSTER_FULL");
+    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    job.openSession("compute-0", new FakeSession());
+    expect(await codeOf(() => job.registerCompute("compute-1", "127.0.0.1:7002", SOURCE))).toBe("ORCH_ERR_WORKER_CONFLICT");
+  });
+
+  it("a compute coming back to a running job must serve the same data", async () => {
+    const { job } = startedJob();
+    expect(await codeOf(() => job.registerCompute("compute-0", "127.0.0.1:7009", { ...SOURCE, trainRecords: 999 }))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    job.registerCompute("compute-0", "127.0.0.1:7009", SOURCE);
+    expect(job.jobSpec().computeAddress).toBe("127.0.0.1:7009");
+  });
+
+  it("a session for an unregistered worker is refused", async () => {
+    const { log } = recordingLog();
+    const job = new Job(jobConfig(), log);
+    expect(await codeOf(() => job.openSession("nobody", new FakeSession()))).toBe("ORCH_ERR_UNKNOWN_WORKER");
+  });
+});
+
+describe("Job: training to COMPLETED", () => {
+  it("applies each sync step when its last batch arrives, checkpoints at the end, asks one trainer to evaluate, completes on its report", async () => {
+    const { job, sessions, lines } = startedJob();
+    const finished: JobStatus[] = [];
+    job.on("finished", (s) => finished.push(s));
+    const first = await job.push(gradients(job, 0, 0, 0.6));
+    expect(first).toMatchObject({ step: 0, workers: 0 }); // the step waits for batch 1
+    const step = await job.push(gradients(job, 1, 1, 0.4));
+    expect(step).toMatchObject({ step: 1, workers: 2, meanLoss: 0.5 });
+    expect(job.status()).toMatchObject({ step: 1, firstLoss: 0.5, firstLossStep: 1, samples: 8, batchesApplied: 2 });
+    expect(await codeOf(() => job.push(gradients(job, 0, 3)))).toBe("ORCH_ERR_NOT_ASSIGNED"); // step 1 deals batch 3 to trainer-1
+    await job.push(gradients(job, 0, 2));
+    await job.push(gradients(job, 1, 3));
+    expect(job.state).toBe("JOB_STATE_EVALUATING");
+    const status = job.status();
+    expect(status.checkpointPath).toBe(joinPath(job.config.checkpointDir, "unit-job", "step-2"));
+    expect(status.checkpoints).toEqual([status.checkpointPath]);
+    expect(lines.some((l) => l.msg === "checkpoint saved" && l.fields.step === 2)).toBe(true);
+
+    const asked = await job.getWork("trainer-1");
+    expect(asked).toMatchObject({ done: true, evaluate: true, computeAddress: "127.0.0.1:7001" });
+    const other = job.getWork("trainer-0"); // held: nobody else evaluates
+    expect(await codeOf(() => job.reportEval(evalReport("trainer-0")))).toBe("ORCH_ERR_BAD_EVAL_REPORT");
+    expect(job.state).toBe("JOB_STATE_EVALUATING");
+    job.reportEval(evalReport("trainer-1"));
+    expect(job.state).toBe("JOB_STATE_COMPLETED");
+    expect(await other).toMatchObject({ done: true, state: "JOB_STATE_COMPLETED", error: "" });
+    for (const s of sessions.values()) {
+      expect(s.finished()).toEqual({ state: "JOB_STATE_COMPLETED", error: "" });
+      expect(s.ended).toBe(true);
+    }
+    expect(finished).toHaveLength(1);
+    expect(finished[0]).toMatchObject({ state: "JOB_STATE_COMPLETED", eval: { auc: 0.7 }, missingBatches: 0, batchesApplied: 4, duplicateBatches: 0 });
+    expect(existsSync(joinPath(job.config.checkpointDir, "unit-job"))).toBe(true);
+  });
+
+  it("refuses a push for another step, and a training pull once training is over", async () => {
+    const { job } = startedJob();
+    expect(await codeOf(() => job.push({ ...gradients(job, 0, 0), step: 5 }))).toBe("ORCH_ERR_WRONG_STEP");
+    await job.push(gradients(job, 0, 0));
+    await job.push(gradients(job, 1, 1));
+    await job.push(gradients(job, 0, 2));
+    await job.push(gradients(job, 1, 3));
+    expect(await codeOf(() => job.requireModel(false))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+    expect(job.requireModel(true).spec.embeddingDim).toBe(2);
+    expect(await codeOf(() => job.push(gradients(job, 0, 3)))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+  });
+
+  it("async: applies each batch on arrival, hands batches out one at a time, and drops a too-stale gradient", async () => {
+    const { job } = startedJob({ mode: "async", trainers: 1, batchesPerStep: 2, steps: 2, maxStaleness: 0 });
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([0]);
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([0]); // still its batch until pushed
+    const fresh = gradients(job, 0, 0);
+    expect(await job.push(fresh)).toMatchObject({ step: 1, stale: false });
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([1]);
+    const stale = { ...gradients(job, 0, 1), step: 0 }; // computed on version 0, the job is at 1
+    expect(await job.push(stale)).toMatchObject({ step: 1, stale: true, workers: 0 });
+    expect(job.status()).toMatchObject({ staleGradients: 1, step: 1 });
+    await job.push(gradients(job, 0, (await job.getWork("trainer-0")).batchIndices[0] as number));
+    await job.push(gradients(job, 0, (await job.getWork("trainer-0")).batchIndices[0] as number));
+    expect(job.state).toBe("JOB_STATE_EVALUATING");
+    expect(job.status()).toMatchObject({ batchesApplied: 4, missingBatches: 0 });
+  });
+});
+
+describe("Job: trainers lost", () => {
+  it("reassign: a trainer whose session breaks is declared dead and its batches go to the others", async () => {
+    const { job, sessions, lines } = startedJob({ trainers: 3, batchesPerStep: 3, steps: 3 });
+    const held = job.getWork("trainer-0"); // answered at once: it has batch 0
+    expect((await held).batchIndices).toEqual([0]);
+    await job.push(gradients(job, 0, 0));
+    const waiting = job.getWork("trainer-0"); // nothing left for it in step 0: held
+    job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+    expect((await waiting).batchIndices).toEqual([1]); // woken with the dead trainer's batch
+    expect(lines.find((l) => l.msg === "trainer disconnected; declared dead")?.fields).toMatchObject({ workerId: "trainer-1", reassigned: [1], live: 2 });
+    expect(await codeOf(() => job.push(gradients(job, 1, 1)))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    expect(await codeOf(() => job.getWork("trainer-1"))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    expect(job.heartbeat("trainer-1")).toBe(false);
+    await job.push(gradients(job, 0, 1));
+    await job.push(gradients(job, 2, 2));
+    expect(job.step).toBe(1);
+    // Its late push of a batch finished since is recognised and not applied again.
+    expect(await job.push(gradients(job, 1, 1, 0.1))).toMatchObject({ duplicate: true });
+    expect(job.status()).toMatchObject({ deadTrainers: 1, reassignedBatches: 1, duplicateBatches: 1, liveTrainers: 2, batchesApplied: 3, missingBatches: 0 });
+    // It may come back with a fresh rank; the step under way stays dealt as it is, the next is dealt over three again.
+    expect(joinTrainer(job, "trainer-1", sessions)).toBe(3);
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([3, 5]);
+    await job.push(gradients(job, 0, 3));
+    await job.push(gradients(job, 2, 4));
+    await job.push(gradients(job, 0, 5));
+    expect((await job.getWork("trainer-1")).batchIndices).toEqual([8]);
+  });
+
+  it("reassign: a trainer whose heartbeats stop is declared dead", async () => {
+    vi.useFakeTimers();
+    const { job, lines } = startedJob({ heartbeatTimeoutMs: 1000 });
+    for (let i = 0; i < 6; i++) {
+      vi.advanceTimersByTime(250);
+      expect(job.heartbeat("trainer-0")).toBe(true);
+    }
+    expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", liveTrainers: 1, deadTrainers: 1 });
+    expect(lines.find((l) => l.level === "warn")?.msg).toMatch(/^trainer sent no heartbeat for 1\.\ds; declared dead$/);
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([0, 1]);
+  });
+
+  it("fail: a lost trainer fails the job; every session hears why and held calls are answered", async () => {
+    const { job, sessions } = startedJob({ onTrainerLoss: "fail" });
+    await job.push(gradients(job, 0, 0));
+    const held = job.getWork("trainer-0");
+    job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+    const error = "ORCH_ERR_JOB_ABORTED: trainer trainer-1 (rank 1) disconnected at step 0 of 2";
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(job.status().error).toBe(error);
+    expect(await held).toMatchObject({ done: true, state: "JOB_STATE_FAILED", error });
+    expect(sessions.get("trainer-0")!.finished()).toEqual({ state: "JOB_STATE_FAILED", error });
+    expect(await codeOf(() => job.push(gradients(job, 1, 1)))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+    // A worker that opens a session after the end is told at once.
+    const late = new FakeSession();
+    job.openSession("trainer-0", late);
+    expect(late.finished()?.state).toBe("JOB_STATE_FAILED");
+    expect(late.ended).toBe(true);
+  });
+
+  it("with no trainer left the job waits for one, then fails", () => {
+    vi.useFakeTimers();
+    const { job, sessions } = startedJob({ registerTimeoutMs: 5000 });
+    job.sessionClosed("trainer-0", sessions.get("trainer-0")!);
+    job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+    vi.advanceTimersByTime(4000);
+    joinTrainer(job, "trainer-2", sessions); // a new trainer in time keeps the job
+    vi.advanceTimersByTime(2000);
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    job.sessionClosed("trainer-2", sessions.get("trainer-2")!);
+    vi.advanceTimersByTime(5000);
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(job.status().error).toBe("ORCH_ERR_JOB_ABORTED: no trainer left for 5s at step 0 of 2");
+  });
+});
+
+describe("Job: other failures", () => {
+  it("fails when the workers do not all come within the registration timeout", () => {
+    vi.useFakeTimers();
+    const { log } = recordingLog();
+    const job = new Job(jobConfig({ registerTimeoutMs: 3000, psShards: 2 }), log);
+    joinTrainer(job, "trainer-0", new Map());
+    vi.advanceTimersByTime(3000);
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(job.status().error).toBe(
+      "ORCH_ERR_REGISTER_TIMEOUT: timed out after 3s waiting for workers: 1/2 trainers connected, compute not registered, 0/1 parameter-server shards connected",
+    );
+  });
+
+  it("a parameter-server shard disconnecting from a running job fails it", () => {
+    const { log } = recordingLog();
+    const job = new Job(jobConfig({ psShards: 2 }), log);
+    job.address = "127.0.0.1:7000";
+    job.registerShard("shard-1", 1, "127.0.0.1:7100");
+    const shard = new FakeSession();
+    job.openSession("shard-1", shard);
+    const sessions = new Map<string, FakeSession>();
+    joinTrainer(job, "trainer-0", sessions);
+    joinTrainer(job, "trainer-1", sessions);
+    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    expect(shard.events[0]!.jobStarted!.psShards).toEqual(["127.0.0.1:7000", "127.0.0.1:7100"]);
+    job.sessionClosed("shard-1", shard);
+    expect(job.status().error).toBe("ORCH_ERR_JOB_ABORTED: parameter-server shard shard-1 (index 1) disconnected at step 0 of 2");
+  });
+
+  it("a model the flags and the source cannot make fails the job at its start", () => {
+    const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 4) };
+    const { job } = startedJob({ slotConfigs: new Map([[1, wide]]) });
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(job.status().error).toBe("ORCH_ERR_BAD_SLOT_CONFIG: slot 1 asks for embedding dim 4, but the model gives every slot --embedding-dim 2");
+  });
+});

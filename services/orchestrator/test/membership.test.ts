@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { Membership } from "../src/job/membership.js";
+import { FakeSession, SOURCE, codeOf, recordingLog } from "./fakes/job-fixture.js";
+
+function members(trainers = 2, psShards = 1) {
+  let now = 0;
+  const { log } = recordingLog();
+  const m = new Membership({ trainers, psShards }, log, () => now);
+  return { m, advance: (ms: number) => (now += ms) };
+}
+
+describe("Membership", () => {
+  it("new trainer ids: a burst of 32, then 2 a second; a trainer seen before is not counted", async () => {
+    const { m, advance } = members();
+    for (let i = 0; i < 32; i++) m.addTrainer(`t-${i}`, "JOB_STATE_RUNNING", false, 2);
+    expect(await codeOf(() => m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2))).toBe("ORCH_ERR_RATE_LIMITED");
+    const t0 = m.trainer("t-0")!;
+    m.declareDead(t0);
+    expect(m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2).rank).toBe(32); // back, with a fresh rank
+    advance(500);
+    expect(m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2).rank).toBe(33);
+  });
+
+  it("a job sees at most 256 trainer ids", async () => {
+    const { m, advance } = members();
+    for (let i = 0; i < 256; i++) {
+      advance(1000);
+      m.addTrainer(`t-${i}`, "JOB_STATE_RUNNING", false, 2);
+    }
+    advance(1000);
+    await expect(Promise.resolve().then(() => m.addTrainer("t-256", "JOB_STATE_RUNNING", false, 2))).rejects.toThrow("trainer t-256 refused: the job has seen 256 trainers");
+  });
+
+  it("a registered trainer without a session gets its rank again; one with a session is a conflict", async () => {
+    const { m } = members();
+    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toEqual({ rank: 0, worldSize: 2 });
+    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toEqual({ rank: 0, worldSize: 2 });
+    m.attach("t-0", new FakeSession(), false);
+    expect(await codeOf(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).toBe("ORCH_ERR_WORKER_CONFLICT");
+  });
+
+  it("shards: an index outside 1..n-1, a taken index, or any shard after the start is refused", async () => {
+    const { m } = members(2, 3);
+    expect(await codeOf(() => m.addShard("s-0", 0, "h:1", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    expect(await codeOf(() => m.addShard("s-3", 3, "h:1", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    m.addShard("s-2", 2, "h:2", "JOB_STATE_WAITING");
+    m.addShard("s-1", 1, "h:1", "JOB_STATE_WAITING");
+    expect(await codeOf(() => m.addShard("s-x", 1, "h:9", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_CLUSTER_FULL");
+    expect(await codeOf(() => m.addShard("s-1", 1, "h:1", "JOB_STATE_RUNNING"))).toBe("ORCH_ERR_CLUSTER_FULL");
+    expect(m.shardAddresses()).toEqual(["h:1", "h:2"]);
+  });
+
+  it("is ready once compute is registered and the expected trainers and every shard are connected", () => {
+    const { m } = members(1, 2);
+    m.addTrainer("t-0", "JOB_STATE_WAITING", false, 1);
+    m.attach("t-0", new FakeSession(), false);
+    m.addCompute("c", "h:0", SOURCE, "JOB_STATE_WAITING", false);
+    expect(m.ready()).toBe(false);
+    m.addShard("s-1", 1, "h:1", "JOB_STATE_WAITING");
+    const shard = new FakeSession();
+    m.attach("s-1", shard, false);
+    expect(m.ready()).toBe(true);
+    expect(m.detach("s-1", new FakeSession())).toBeNull(); // an older session closing changes nothing
+    expect(m.detach("s-1", shard)).toEqual({ kind: "shard", shard: expect.objectContaining({ index: 1, session: null }) });
+    expect(m.ready()).toBe(false);
+  });
+
+  it("closeAll sends the last event down every open session and ends it", () => {
+    const { m } = members(1);
+    m.addTrainer("t-0", "JOB_STATE_WAITING", false, 1);
+    const s = new FakeSession();
+    m.attach("t-0", s, false);
+    m.addCompute("c", "h:0", SOURCE, "JOB_STATE_WAITING", false);
+    const c = new FakeSession();
+    m.attach("c", c, false);
+    m.closeAll({ jobFinished: { state: "JOB_STATE_FAILED", error: "E: why" } });
+    for (const x of [s, c]) {
+      expect(x.events).toEqual([{ jobFinished: { state: "JOB_STATE_FAILED", error: "E: why" } }]);
+      expect(x.ended).toBe(true);
+    }
+    expect(m.workerStatuses(0, false).map((w) => [w.workerId, w.connected, w.alive])).toEqual([["t-0", false, true], ["c", false, false]]);
+  });
+});
