@@ -5,8 +5,9 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { protoPath } from "grpc-health-check";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
+import { SERVICE_ROLES } from "./security/roles.js";
+import { trustOnlyCredentials } from "./security/transport-security.js";
 
 const [address, service = ""] = process.argv.slice(2);
 if (!address || address.startsWith("-")) {
@@ -18,11 +19,8 @@ const Health = (grpc.loadPackageDefinition(def) as any).grpc.health.v1.Health;
 // With TLS on (PANGEA_TLS_DIR, as the service itself reads it), the probe trusts the cluster CA;
 // the health service is public, so it needs no certificate of its own.
 const tlsDir = process.env.PANGEA_TLS_DIR;
-const credentials = tlsDir
-  ? grpc.credentials.createSsl(readFileSync(join(tlsDir, "ca.crt")), null, null, { checkServerIdentity: () => undefined })
-  : grpc.credentials.createInsecure();
-// The TLS server name our clients ask for (see CHANNEL_OPTIONS); the certificates carry it.
-const client = new Health(address, credentials, { "grpc.ssl_target_name_override": "pangea" });
+const credentials = tlsDir ? trustOnlyCredentials(tlsDir, SERVICE_ROLES) : grpc.credentials.createInsecure();
+const client = new Health(address, credentials, { "grpc.ssl_target_name_override": TLS_SERVER_NAME });
 client.check({ service }, { deadline: Date.now() + 3_000 }, (err: grpc.ServiceError | null, res?: { status: string }) => {
   if (err) {
     process.stderr.write(`health-probe: ${address}: ${grpc.status[err.code]}: ${err.details}\n`);

@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
+import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 
 export interface RunningServer {
@@ -36,7 +37,7 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // With TLS, peers are checked by their certificate's role, not by host name
   // (see channelCredentials); a fixed name also keeps Node from warning about
   // IP addresses as TLS server names. Plaintext channels ignore it.
-  "grpc.ssl_target_name_override": "pangea",
+  "grpc.ssl_target_name_override": TLS_SERVER_NAME,
 };
 
 /**

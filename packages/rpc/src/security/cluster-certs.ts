@@ -24,6 +24,12 @@ const KEY_CERT_SIGN = 5;
 const CRL_SIGN = 6;
 
 export const CLUSTER_ORGANIZATION = "Pangea";
+/**
+ * The TLS server name our clients ask for, whatever address they dial (they
+ * check the server's role, not its name); every certificate carries it, so
+ * a client that does check names accepts it too.
+ */
+export const TLS_SERVER_NAME = "pangea";
 export const CA_FILE = "ca.crt";
 export const CA_KEY_FILE = "ca.key";
 
@@ -212,8 +218,7 @@ export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): 
       kept.push(`${n}.crt`);
       continue;
     }
-    // "pangea" is the TLS server name our clients ask for (CHANNEL_OPTIONS), so a client that checks host names accepts it too.
-    const hosts = [...new Set(["pangea", "localhost", "127.0.0.1", "::1", role, ...(opts.hosts ?? [])])];
+    const hosts = [...new Set([TLS_SERVER_NAME, "localhost", "127.0.0.1", "::1", role, ...(opts.hosts ?? [])])];
     const pair = issueCertificate(ca, { name: n, role, hosts }, opts.days);
     writeFileSync(keyPath, pair.keyPem, { mode: 0o600 });
     writeFileSync(certPath, pair.certPem, { mode: 0o644 });

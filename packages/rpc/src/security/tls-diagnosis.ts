@@ -1,4 +1,5 @@
 import { connect } from "node:tls";
+import { TLS_SERVER_NAME } from "./cluster-certs.js";
 
 /**
  * Why a peer that did not become ready may really be unreachable: one TLS
@@ -26,7 +27,7 @@ export function tlsMismatch(address: string, security: TlsSide | null, timeoutMs
       socket.destroy();
       resolve(why);
     };
-    const socket = connect({ host, port, servername: "pangea", ALPNProtocols: ["h2"], ...(security ? { ca: security.ca, ...(security.cert && security.key ? { cert: security.cert, key: security.key } : {}) } : {}), rejectUnauthorized: security !== null });
+    const socket = connect({ host, port, servername: TLS_SERVER_NAME, ALPNProtocols: ["h2"], ...(security ? { ca: security.ca, ...(security.cert && security.key ? { cert: security.cert, key: security.key } : {}) } : {}), rejectUnauthorized: security !== null });
     socket.setTimeout(timeoutMs, () => finish(""));
     socket.once("secureConnect", () => finish(security ? "" : ": it speaks TLS; give this process the cluster's certificates (--tls-dir)"));
     socket.once("error", (err: NodeJS.ErrnoException) => {
