@@ -164,7 +164,7 @@ describe("unreachable peers and bad configuration", () => {
     ["orchestrator", ["--bottom-mlp", "64,x"], {}, "pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16"],
     ["orchestrator", [], { PANGEA_STEPS: "many" }, "pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps"],
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
-    ["orchestrator", ["--embedding-dim", "8"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: bottom MLP must end in the embedding dim 8, ends in 16"],
+    ["orchestrator", ["--embedding-dim", "8"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
     ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
     ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port"],
     ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
@@ -180,7 +180,7 @@ describe("unreachable peers and bad configuration", () => {
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--slot-config", path]);
     expect(r.code).toBe(2);
     expect(lastLine(r.stderr)).toBe(
-      "pangea-orchestrator: error ORCH_ERR_BAD_SLOT_CONFIG: slot 7 asks for embedding dim 8, but the DLRM model gives every slot --embedding-dim 16",
+      "pangea-orchestrator: error ORCH_ERR_BAD_SLOT_CONFIG: slot 7 asks for embedding dim 8, but the dlrm model gives every slot --embedding-dim 16",
     );
   });
 

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
 import { startServer, type RunningServer } from "@pangea/rpc";
-import { denseParams, type DlrmSpec } from "@pangea/model";
+import { denseParams, dlrmSpec, type ModelSpec } from "@pangea/model";
 import { bigIntToWords, hashedIdV2, int64IdV2 } from "@pangea/features";
 import type { FastifyInstance } from "@pangea/observe";
 import { CriteoTsvSource } from "../../services/compute/src/sources/criteo-tsv.js";
@@ -44,13 +44,13 @@ const ROWS = [
     "755e4a50", "", "5978055e", "07d13a8f", "5a4bb5f6", "", "cfef1c29", "07c540c4", "", "", "5a6d3e1e", "b1252a9d",
     "", "32c7478e", "", ""],
 ];
-const spec: DlrmSpec = { numDense: 13, numSlots: 26, embeddingDim: 4, bottomMlp: [8, 4], topMlp: [8] };
+const spec = dlrmSpec(13, 26, 4, [8, 4], [8]);
 const SLOTS = Array.from({ length: 26 }, (_, k) => k + 1);
 /** What compute's --format criteo reader makes of ROWS: normalised dense values and one id per slot. */
 let computed: { dense: number[][]; ids: string[][] };
 
 const wave = (n: number, scale: number, phase: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + phase) * scale);
-const denseCount = (s: DlrmSpec) => denseParams(s).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+const denseCount = (s: ModelSpec) => denseParams(s).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
 
 /** Tables holding a row for each given id of each slot (and one other id), every row different. */
 function tablesFor(slots: number[], idsOf: (column: number) => bigint[], dim: number) {
@@ -74,7 +74,7 @@ const LIST = {
     { name: "pos", size: 2 },
   ],
 };
-const listSpec: DlrmSpec = { numDense: 3, numSlots: 3, embeddingDim: 4, bottomMlp: [4], topMlp: [] };
+const listSpec = dlrmSpec(3, 3, 4, [4], []);
 const CTX_ID = (9n << 48n) | 777n;
 const ITEM = 123456789012n;
 

@@ -1,3 +1,5 @@
+import type { ModelSpec } from "./spec.js";
+
 /**
  * The servable model layout `pangea export` writes and serving reads:
  * <base>/<version>/manifest.json plus dense.f32 and, per slot,
@@ -16,11 +18,12 @@ export interface ExportManifest {
   version: number;
   createdAt: string;
   source: { checkpoint: string; jobId: string; step: number };
-  model: { numDense: number; numSlots: number; embeddingDim: number; bottomMlp: number[]; topMlp: number[] };
+  /** The model (see ModelSpec); versions written before architectures hold DLRM's bottomMlp/topMlp here instead of an architecture (parseModelSpec reads both). */
+  model: ModelSpec;
   /** Feature config: the slot id of each embedding column, in the model's order. */
   slotIds: number[];
   denseParams: { name: string; shape: number[] }[];
-  /** Embedding table shards: one per slot, rows only (no optimizer state). */
+  /** Embedding table shards: one per slot, rows only (no optimizer state); dim is the row width. */
   tables: { slot: number; dim: number; rows: number }[];
   files: Record<string, { bytes: number; sha256: string }>;
   /** The feature list (copied into the version) serving decodes Monolith inputs and hashes raw feature values with. */

@@ -1,5 +1,26 @@
-export { validateSpec, interactionWidth, denseParams, paramSize, initDenseParams, ModelErrors } from "./spec.js";
-export type { DlrmSpec, DenseParam } from "./spec.js";
+export {
+  validateSpec,
+  parseModelSpec,
+  architectureConfig,
+  architectureOf,
+  sameModel,
+  canonical,
+  rowWidth,
+  denseParams,
+  hyperParams,
+  paramSize,
+  initDenseParams,
+  dlrmSpec,
+  modelSpecToWire,
+  modelSpecFromWire,
+  ModelErrors,
+} from "./spec.js";
+export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
+export type { Architecture, DenseParam, ModelShape, ModelInputs } from "./architectures/architecture.js";
+export type { Ops } from "./architectures/ops.js";
+export { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
+export { PlainForward } from "./forward/plain-forward.js";
+export { PlainOps, matmulBias, type Mat } from "./forward/plain-ops.js";
 export { aucAndLogloss } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
 export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";

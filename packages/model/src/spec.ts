@@ -1,57 +1,104 @@
 import { Rng, defineErrors } from "@pangea/kit";
+import type { DenseParam, ModelShape, Architecture } from "./architectures/architecture.js";
+import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
 export const ModelErrors = defineErrors({
   MODEL_ERR_BAD_SPEC: { status: "INVALID_ARGUMENT", exit: 2, description: "the model configuration is inconsistent" },
 });
 
-/** The DLRM-style CTR model every trainer, the parameter server and serving agree on. */
-export interface DlrmSpec {
-  numDense: number;
-  numSlots: number;
-  embeddingDim: number;
-  /** Hidden widths of the bottom MLP; the last must equal embeddingDim so it can meet the embeddings. */
-  bottomMlp: readonly number[];
-  /** Hidden widths of the top MLP; a width-1 logit layer follows. */
-  topMlp: readonly number[];
-}
-
-export interface DenseParam {
+/** An architecture's name and its hyper-parameters, defaults filled in. */
+export interface ArchitectureConfig {
   name: string;
-  shape: [number] | [number, number];
+  [hyper: string]: unknown;
 }
 
-export function validateSpec(spec: DlrmSpec): void {
-  const bad = (msg: string) => ModelErrors.create("MODEL_ERR_BAD_SPEC", msg);
-  if (spec.numDense < 1) throw bad(`model needs at least one dense feature, got ${spec.numDense}`);
-  if (spec.numSlots < 1) throw bad(`model needs at least one categorical slot, got ${spec.numSlots}`);
-  if (spec.embeddingDim < 1) throw bad(`embedding dim must be positive, got ${spec.embeddingDim}`);
-  if (spec.bottomMlp.length === 0) throw bad("bottom MLP needs at least one layer");
-  const last = spec.bottomMlp[spec.bottomMlp.length - 1];
-  if (last !== spec.embeddingDim) throw bad(`bottom MLP must end in the embedding dim ${spec.embeddingDim}, ends in ${last}`);
-  for (const w of [...spec.bottomMlp, ...spec.topMlp]) if (!Number.isInteger(w) || w < 1) throw bad(`layer width must be a positive integer, got ${w}`);
+/** The model every trainer, the parameter server and serving agree on: its inputs and its architecture. */
+export interface ModelSpec extends ModelShape {
+  architecture: ArchitectureConfig;
 }
 
-/** Width of the interaction output: bottom output plus one dot product per pair of the S+1 vectors. */
-export function interactionWidth(spec: DlrmSpec): number {
-  const n = spec.numSlots + 1;
-  return spec.embeddingDim + (n * (n - 1)) / 2;
+const bad = (msg: string) => ModelErrors.create("MODEL_ERR_BAD_SPEC", msg);
+
+function architectureNamed(name: string): Architecture<any> {
+  const a = ARCHITECTURES.get(name);
+  if (!a) throw bad(`unknown model "${name}"; expected one of ${ARCHITECTURE_NAMES.join(", ")}`);
+  return a;
 }
 
-/** Dense parameters in the order every party uses: per layer weight [in, out] then bias [out]. */
-export function denseParams(spec: DlrmSpec): DenseParam[] {
-  const params: DenseParam[] = [];
-  let width = spec.numDense;
-  spec.bottomMlp.forEach((out, i) => {
-    params.push({ name: `bottom.${i}.w`, shape: [width, out] }, { name: `bottom.${i}.b`, shape: [out] });
-    width = out;
-  });
-  width = interactionWidth(spec);
-  [...spec.topMlp, 1].forEach((out, i) => {
-    const name = i === spec.topMlp.length ? "top.logit" : `top.${i}`;
-    params.push({ name: `${name}.w`, shape: [width, out] }, { name: `${name}.b`, shape: [out] });
-    width = out;
-  });
-  return params;
+/**
+ * The hyper-parameters of architecture `name` from a user's (possibly
+ * partial) object, validated and with defaults: errors name the field.
+ */
+export function architectureConfig(name: string, hyper: unknown): ArchitectureConfig {
+  const a = architectureNamed(name);
+  const parsed = a.config.safeParse(hyper ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join(".");
+    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}; ${name} takes ${Object.keys((a.config as unknown as { shape: object }).shape).join(", ")}` : issue.message;
+    throw bad(`model ${name}${field ? ` field ${field}` : ""}: ${message}`);
+  }
+  return { name, ...(parsed.data as object) };
+}
+
+/** The spec, checked: its shape, its hyper-parameters and whether they fit together. Returns it with defaults filled in. */
+export function validateSpec(spec: ModelSpec): ModelSpec {
+  if (!Number.isInteger(spec.numDense) || spec.numDense < 1) throw bad(`model needs at least one dense feature, got ${spec.numDense}`);
+  if (!Number.isInteger(spec.numSlots) || spec.numSlots < 1) throw bad(`model needs at least one categorical slot, got ${spec.numSlots}`);
+  if (!Number.isInteger(spec.embeddingDim) || spec.embeddingDim < 1) throw bad(`embedding dim must be a positive integer, got ${spec.embeddingDim}`);
+  const { name, ...hyper } = spec.architecture ?? { name: "" };
+  const architecture = architectureConfig(name, hyper);
+  const { name: _n, ...filled } = architecture;
+  const problem = architectureNamed(name).check(spec, filled);
+  if (problem) throw bad(problem);
+  return { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, architecture };
+}
+
+/**
+ * A spec as stored in a checkpoint or export manifest or sent in a job spec:
+ * today's form, or the DLRM-only form older versions wrote (bottomMlp and
+ * topMlp beside the shape, no architecture).
+ */
+export function parseModelSpec(stored: unknown): ModelSpec {
+  if (typeof stored !== "object" || stored === null) throw bad(`expected a model spec object, got ${JSON.stringify(stored)}`);
+  const s = stored as Record<string, unknown>;
+  const architecture = (s.architecture as ArchitectureConfig | undefined) ?? { name: "dlrm", bottomMlp: s.bottomMlp, topMlp: s.topMlp };
+  return validateSpec({ numDense: s.numDense as number, numSlots: s.numSlots as number, embeddingDim: s.embeddingDim as number, architecture });
+}
+
+/** Whether two specs describe the same model (hyper-parameters included). */
+export function sameModel(a: ModelSpec, b: ModelSpec): boolean {
+  return canonical(a) === canonical(b);
+}
+
+/** The spec as a stable string: keys sorted, so equal models print equally. */
+export function canonical(spec: ModelSpec): string {
+  return JSON.stringify(spec, (_k, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1))) : v));
+}
+
+/** The spec's architecture. */
+export function architectureOf(spec: ModelSpec): Architecture<any> {
+  return architectureNamed(spec.architecture.name);
+}
+
+function hyperOf(spec: ModelSpec): Record<string, unknown> {
+  const { name: _name, ...hyper } = spec.architecture;
+  return hyper;
+}
+
+/** The width of an embedding table's row for this model (what tables, pulls, pushes and exports carry). */
+export function rowWidth(spec: ModelSpec): number {
+  return architectureOf(spec).rowWidth(spec, hyperOf(spec));
+}
+
+/** Dense parameters in the order every party uses. */
+export function denseParams(spec: ModelSpec): DenseParam[] {
+  return architectureOf(spec).params(spec, hyperOf(spec));
+}
+
+/** The spec's hyper-parameters, for an architecture's forward pass. */
+export function hyperParams(spec: ModelSpec): Record<string, unknown> {
+  return hyperOf(spec);
 }
 
 export function paramSize(p: DenseParam): number {
@@ -59,7 +106,7 @@ export function paramSize(p: DenseParam): number {
 }
 
 /** Glorot-uniform weights and zero biases, deterministic in the seed. */
-export function initDenseParams(spec: DlrmSpec, seed: number): Float32Array[] {
+export function initDenseParams(spec: ModelSpec, seed: number): Float32Array[] {
   const rng = new Rng(seed ^ 0x5eed);
   return denseParams(spec).map((p) => {
     const values = new Float32Array(paramSize(p));
@@ -69,4 +116,44 @@ export function initDenseParams(spec: DlrmSpec, seed: number): Float32Array[] {
     }
     return values;
   });
+}
+
+/** A DLRM spec (the default architecture), as older code and tests build it. */
+export function dlrmSpec(numDense: number, numSlots: number, embeddingDim: number, bottomMlp: readonly number[], topMlp: readonly number[]): ModelSpec {
+  return validateSpec({ numDense, numSlots, embeddingDim, architecture: { name: "dlrm", bottomMlp: [...bottomMlp], topMlp: [...topMlp] } });
+}
+
+/** The model as the job spec carries it (the protobuf ModelSpec's fields). */
+export interface WireModelSpec {
+  numDense: number;
+  slotIds: number[];
+  embeddingDim: number;
+  bottomMlp: number[];
+  topMlp: number[];
+  architectureJson: string;
+}
+
+export function modelSpecToWire(spec: ModelSpec, slotIds: readonly number[]): WireModelSpec {
+  const dlrm = spec.architecture.name === "dlrm";
+  return {
+    numDense: spec.numDense,
+    slotIds: [...slotIds],
+    embeddingDim: spec.embeddingDim,
+    bottomMlp: dlrm ? [...(spec.architecture.bottomMlp as number[])] : [],
+    topMlp: dlrm ? [...(spec.architecture.topMlp as number[])] : [],
+    architectureJson: JSON.stringify(spec.architecture),
+  };
+}
+
+/** The model a job spec carries; an orchestrator older than architectures sends DLRM's widths only. */
+export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "topMlp", readonly number[]> & Pick<WireModelSpec, "numDense" | "embeddingDim" | "architectureJson">>): ModelSpec {
+  let architecture: ArchitectureConfig;
+  if (m.architectureJson) {
+    try {
+      architecture = JSON.parse(m.architectureJson) as ArchitectureConfig;
+    } catch (err) {
+      throw bad(`the job's architecture is not JSON: ${(err as Error).message}`);
+    }
+  } else architecture = { name: "dlrm", bottomMlp: [...m.bottomMlp], topMlp: [...m.topMlp] };
+  return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, architecture });
 }

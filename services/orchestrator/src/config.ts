@@ -4,6 +4,7 @@ import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId
 import { SPARSE_OPTIMIZERS } from "./optim/sparse-optimizers.js";
 import { DENSE_OPTIMIZERS } from "./optim/optimizers.js";
 import { TRAINING_MODES } from "./job/work-plan.js";
+import { ARCHITECTURE_NAMES } from "@pangea/model";
 
 
 const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
@@ -25,9 +26,11 @@ const schema = z.object({
   steps: flag(positiveInt("a positive number of steps").default(500), { env: "PANGEA_STEPS", description: "synchronous training steps" }),
   batchSize: flag(positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(1024), { env: "PANGEA_BATCH_SIZE", description: "samples per trainer per step" }),
   evalBatchSize: flag(positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(4096), { env: "PANGEA_EVAL_BATCH_SIZE", description: "samples per evaluation batch" }),
+  model: flag(z.enum(ARCHITECTURE_NAMES as [string, ...string[]], { message: `expected one of ${ARCHITECTURE_NAMES.join(", ")}` }).default("dlrm"), { env: "PANGEA_MODEL", description: `the architecture: ${ARCHITECTURE_NAMES.join(", ")} (its hyper-parameters in --model-config)` }),
+  modelConfig: flag(z.string().min(1).optional(), { env: "PANGEA_MODEL_CONFIG", description: "a JSON file of the architecture's hyper-parameters (e.g. {\"crossLayers\": 2, \"deepMlp\": [64, 32]}); fields left out take its defaults" }),
   embeddingDim: flag(positiveInt("a positive embedding dim").max(1024, "expected an embedding dim up to 1024").default(16), { env: "PANGEA_EMBEDDING_DIM", description: "embedding width of every slot" }),
-  bottomMlp: flag(intList("bottom MLP widths").default([64, 16]), { env: "PANGEA_BOTTOM_MLP", description: "bottom MLP widths; the last must equal embedding-dim" }),
-  topMlp: flag(intList("top MLP widths").default([64, 32]), { env: "PANGEA_TOP_MLP", description: "top MLP hidden widths (a logit layer follows)" }),
+  bottomMlp: flag(intList("bottom MLP widths").default([64, 16]), { env: "PANGEA_BOTTOM_MLP", description: "dlrm: bottom MLP widths; the last must equal embedding-dim" }),
+  topMlp: flag(intList("top MLP widths").default([64, 32]), { env: "PANGEA_TOP_MLP", description: "dlrm: top MLP hidden widths (a logit layer follows)" }),
   denseOptimizer: flag(z.enum(DENSE_OPTIMIZERS, { message: `expected one of ${DENSE_OPTIMIZERS.join(", ")}` }).default("adam"), { env: "PANGEA_DENSE_OPTIMIZER", description: "optimizer of the dense parameters: adam (bias-corrected, betas 0.9/0.999) or adagrad (accumulator from 0, eps 1e-10, as torch.optim.Adagrad); recorded in checkpoints, and a job restored from a checkpoint of the other one is refused" }),
   denseLr: flag(lr.default(0.003), { env: "PANGEA_DENSE_LR", description: "learning rate of the dense optimizer" }),
   gradientCompression: flag(z.enum(["none", "fp16"], { message: "expected none or fp16" }).default("none"), { env: "PANGEA_GRADIENT_COMPRESSION", description: "none, or fp16: trainers push gradients and pull embedding rows as IEEE float16 (half the bytes; dense parameters still travel as float32)" }),
@@ -66,6 +69,9 @@ const schema = z.object({
 });
 
 export const FLAGS: FlagTable = flagTable(schema.shape);
+
+/** DLRM's widths when --bottom-mlp/--top-mlp are absent (a job of another model must not set them). */
+export const DLRM_FLAG_DEFAULTS = { bottomMlp: schema.shape.bottomMlp.parse(undefined), topMlp: schema.shape.topMlp.parse(undefined) };
 
 export type OrchestratorConfig = z.infer<typeof schema>;
 

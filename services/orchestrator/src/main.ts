@@ -1,10 +1,12 @@
 import { accessSync, constants } from "node:fs";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
-import { validateSpec } from "@pangea/model";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
-import { FLAGS, loadConfig } from "./config.js";
+import { DLRM_FLAG_DEFAULTS, FLAGS, loadConfig } from "./config.js";
+import { architectureFromFlags } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
+import { tablesFor } from "./embeddings/model-tables.js";
+import { validateSpec } from "@pangea/model";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
@@ -25,19 +27,13 @@ runMain("pangea-orchestrator", async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, config.role);
-  // Check the model widths now, with a placeholder input size, so a bad flag fails at start rather than at job start.
-  validateSpec({ numDense: 1, numSlots: 1, embeddingDim: config.embeddingDim, bottomMlp: config.bottomMlp, topMlp: config.topMlp });
+  // The architecture and its hyper-parameters are checked now, so a bad flag or file fails at start rather than at job start.
+  const architecture = architectureFromFlags(config, DLRM_FLAG_DEFAULTS);
   const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
-  for (const [slot, c] of [[-1, slots.defaults] as const, ...slots.perSlot]) {
-    if (c.dim !== config.embeddingDim) {
-      throw OrchestratorErrors.create(
-        "ORCH_ERR_BAD_SLOT_CONFIG",
-        `${slot < 0 ? "the default slot" : `slot ${slot}`} asks for embedding dim ${c.dim}, but the DLRM model gives every slot --embedding-dim ${config.embeddingDim}`,
-      );
-    }
-  }
+  // Slot dims the model cannot honour stop the process now (the shape is a stand-in; only the dims matter here).
+  tablesFor(validateSpec({ numDense: 1, numSlots: 64, embeddingDim: config.embeddingDim, architecture }), slots);
   if (config.exportFeatureList) {
     try {
       accessSync(config.exportFeatureList, constants.R_OK);
@@ -68,7 +64,7 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom }, log);
     return;
   }
-  const job = new Job({ ...config, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);
+  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);
   const control = new OrchestratorService(job);
   const params = new ParameterServer(job, "orchestrator");
   const registry = newRegistry("orchestrator");

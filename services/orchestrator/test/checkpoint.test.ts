@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { DlrmSpec } from "@pangea/model";
+import { dlrmSpec } from "@pangea/model";
 import { loadCheckpoint, loadShardedCheckpoint, restoreStore, restoreStoreCounters, saveCheckpoint, storeCountersOf, type CheckpointData, type TrainingProgress } from "../src/checkpoint/checkpoint.js";
 import { readCounters, saveCounters, zeroCounters } from "../src/job/job-counters.js";
 import { DenseStore } from "../src/params/dense-store.js";
@@ -10,7 +10,7 @@ import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
-const spec: DlrmSpec = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [8, 4], topMlp: [5] };
+const spec = dlrmSpec(3, 2, 4, [8, 4], [5]);
 
 function trained() {
   const dense = new DenseStore(spec, 5, 0.01);

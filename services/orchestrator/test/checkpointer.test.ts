@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { DlrmSpec } from "@pangea/model";
+import { dlrmSpec } from "@pangea/model";
 import { Checkpointer, type CheckpointSettings } from "../src/checkpoint/checkpointer.js";
 import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
@@ -9,7 +9,7 @@ import { defaultSlotConfig } from "../src/job/job-model.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { recordingLog, tempDir } from "./fakes/job-fixture.js";
 
-const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [2] };
+const spec = dlrmSpec(2, 1, 2, [2], [2]);
 
 afterEach(() => {
   vi.useRealTimers();

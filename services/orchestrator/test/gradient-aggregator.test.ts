@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { DlrmSpec } from "@pangea/model";
+import { dlrmSpec } from "@pangea/model";
 import { GradientAggregator, type WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
-const spec: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [] };
+const spec = dlrmSpec(2, 1, 2, [2], []);
 
 function setup(hybrid = false) {
   const dense = new DenseStore(spec, 1, 0.01);

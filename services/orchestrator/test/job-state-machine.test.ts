@@ -24,7 +24,7 @@ describe("Job: registration to RUNNING", () => {
     for (const s of sessions.values()) {
       const spec = s.events[0]!.jobStarted!;
       expect(spec).toMatchObject({ jobId: "unit-job", worldSize: 2, batchesPerStep: 2, steps: 2, computeAddress: "127.0.0.1:7001", psShards: ["127.0.0.1:7000"], mode: "sync", resumedFromStep: 0 });
-      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2] });
+      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: JSON.stringify({ name: "dlrm", bottomMlp: [2], topMlp: [2] }) });
     }
     expect(lines.map((l) => l.msg)).toEqual(["trainer registered", "trainer registered", "compute registered", "job started"]);
   });
@@ -245,6 +245,6 @@ describe("Job: other failures", () => {
     const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 4) };
     const { job } = startedJob({ slotConfigs: new Map([[1, wide]]) });
     expect(job.state).toBe("JOB_STATE_FAILED");
-    expect(job.status().error).toBe("ORCH_ERR_BAD_SLOT_CONFIG: slot 1 asks for embedding dim 4, but the model gives every slot --embedding-dim 2");
+    expect(job.status().error).toBe("ORCH_ERR_BAD_SLOT_CONFIG: slot 1 asks for embedding dim 4, but the dlrm model gives every slot --embedding-dim 2");
   });
 });

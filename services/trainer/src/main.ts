@@ -1,12 +1,12 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { announceReady, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
-import { validateSpec, type DlrmSpec } from "@pangea/model";
+import { modelSpecFromWire } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
 import { ClusterSession } from "./cluster/session.js";
 import { BatchReader } from "./cluster/batches.js";
 import { ShardedParameterClient } from "./cluster/sharded-parameters.js";
-import { Dlrm } from "./model/dlrm.js";
+import { CtrModel } from "./model/ctr-model.js";
 import { trainAssigned } from "./loop/train.js";
 import { BatchFeed } from "./cluster/batch-feed.js";
 import { TrainerErrors } from "./errors.js";
@@ -83,17 +83,9 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   }
   const log = parentLog.child({ job: job.jobId });
   const m = job.model!;
-  const spec: DlrmSpec = {
-    numDense: m.numDense,
-    numSlots: m.slotIds.length,
-    embeddingDim: m.embeddingDim,
-    bottomMlp: m.bottomMlp,
-    topMlp: m.topMlp,
-  };
-  validateSpec(spec);
-  const model = new Dlrm(spec);
+  const model = new CtrModel(modelSpecFromWire(m));
   const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
-  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, spec.embeddingDim, job.gradientCompression === "fp16");
+  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, model.rowWidth, job.gradientCompression === "fp16");
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
   try {
     log.info({ mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");

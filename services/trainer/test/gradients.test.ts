@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
-import { denseParams, initDenseParams, type DlrmSpec } from "@pangea/model";
+import { denseParams, dlrmSpec, initDenseParams } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { dense } from "../src/model/dense-layer.js";
 import { interactionFeatures, pairwiseDots, upperTriangleIndex } from "../src/model/interaction.js";
-import { Dlrm, type ModelBatch } from "../src/model/dlrm.js";
+import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 
 const rng = new Rng(11);
 const rand = (n: number, scale = 1) => Float32Array.from({ length: n }, () => rng.normal() * scale);
@@ -131,11 +131,11 @@ describe("interaction features [x, pairs]", () => {
 });
 
 describe("DLRM train step", () => {
-  const spec: DlrmSpec = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [5, 4], topMlp: [6] };
+  const spec = dlrmSpec(3, 2, 4, [5, 4], [6]);
 
   it("gives gradients that match central finite differences of its own loss", async () => {
     await tf.setBackend("cpu");
-    const model = new Dlrm(spec);
+    const model = new CtrModel(spec);
     const values = initDenseParams(spec, 3);
     const rows = rand(3 * 4, 0.3);
     // Sample 1's slot 0 holds two ids (sum pooled); sample 0's slot 1 holds none.
@@ -173,8 +173,8 @@ describe("DLRM train step", () => {
   });
 
   it.runIf(nativeBlas().blas)("on wasm (pooling into and gradients read from the heap in place) a step equals the same step on cpu", async () => {
-    const wide: DlrmSpec = { numDense: 3, numSlots: 4, embeddingDim: 8, bottomMlp: [16, 8], topMlp: [6] };
-    const model = new Dlrm(wide);
+    const wide = dlrmSpec(3, 4, 8, [16, 8], [6]);
+    const model = new CtrModel(wide);
     const values = initDenseParams(wide, 5);
     const rows = rand(6 * 8, 0.3);
     // 3 samples x 4 slots; cell 1 holds two values, cell 6 none.
@@ -193,7 +193,7 @@ describe("DLRM train step", () => {
 
   it("weights scale each sample's loss: weight 0 removes a sample, 1 for all equals no weights", async () => {
     await tf.setBackend("cpu");
-    const model = new Dlrm(spec);
+    const model = new CtrModel(spec);
     const values = initDenseParams(spec, 3);
     const rows = rand(4 * 4, 0.3);
     const base = { size: 2, dense: rand(6), labels: Float32Array.from([1, 0]), inverse: Int32Array.from([0, 1, 2, 3]), cellOfValue: null };

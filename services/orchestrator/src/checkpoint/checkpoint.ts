@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { DlrmSpec } from "@pangea/model";
+import { parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
@@ -16,7 +16,8 @@ export interface CheckpointManifest {
   jobId: string;
   step: number;
   createdAt: string;
-  model: DlrmSpec;
+  /** Checkpoints written before architectures hold DLRM's bottomMlp/topMlp here; loading reads them as a dlrm spec. */
+  model: ModelSpec;
   /** The dense optimizer whose state dense-adam-{m,v}.f32 hold (absent in older checkpoints: adam). */
   denseOptimizer?: string;
   /** The slot id of each of the model's embedding columns, in order (absent in older checkpoints). */
@@ -122,7 +123,7 @@ export function saveCheckpoint(
   root: string,
   jobId: string,
   step: number,
-  model: DlrmSpec,
+  model: ModelSpec,
   dense: DenseStore | null,
   store: EmbeddingStore,
   shard = { index: 0, count: 1 },
@@ -208,6 +209,11 @@ export function loadCheckpoint(dir: string): CheckpointData {
   }
   if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
     throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
+  }
+  try {
+    manifest.model = parseModelSpec(manifest.model);
+  } catch (err) {
+    throw corrupt(`model: ${(err as Error).message}`);
   }
   const read = (name: string): Buffer => readChecked(dir, name, manifest.files, corrupt);
   const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));

@@ -1,5 +1,5 @@
 import type { Logger, PangeaError } from "@pangea/kit";
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
@@ -21,7 +21,7 @@ export interface CheckpointSettings {
 
 /** What a shard's part of a checkpoint holds, read when one is due: shard 0 adds the dense parameters and the training progress. */
 export interface CheckpointContent {
-  spec: DlrmSpec;
+  spec: ModelSpec;
   dense: DenseStore | null;
   store: EmbeddingStore;
   progress?: TrainingProgress;

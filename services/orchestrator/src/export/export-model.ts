@@ -65,7 +65,7 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     version: v,
     createdAt: new Date().toISOString(),
     source: { checkpoint: checkpointDir, jobId: first.jobId, step: first.step },
-    model: { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, bottomMlp: [...spec.bottomMlp], topMlp: [...spec.topMlp] },
+    model: spec,
     slotIds: first.slotIds,
     denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
     tables: tables.map((t) => ({ slot: t.slot, dim: t.dim, rows: t.rows })),

@@ -1,3 +1,4 @@
+import type { ArchitectureConfig } from "@pangea/model";
 import type { EvalReport__Output } from "@pangea/schema";
 import type { SlotConfig } from "../embeddings/embedding-store.js";
 import type { CheckpointData } from "../checkpoint/checkpoint.js";
@@ -12,8 +13,8 @@ export interface JobConfig {
   batchSize: number;
   evalBatchSize: number;
   embeddingDim: number;
-  bottomMlp: readonly number[];
-  topMlp: readonly number[];
+  /** The architecture and its hyper-parameters (--model, --model-config; dlrm's --bottom-mlp/--top-mlp), checked at start. */
+  architecture: ArchitectureConfig;
   denseLr: number;
   denseOptimizer: DenseOptimizerName;
   sparseLr: number;

@@ -1,15 +1,16 @@
 import type { Logger } from "@pangea/kit";
-import { validateSpec, type DlrmSpec } from "@pangea/model";
+import { sameModel, validateSpec, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
+import { tablesFor } from "../embeddings/model-tables.js";
 import { DenseStore } from "../params/dense-store.js";
 import { reshard, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { JobConfig } from "./job-config.js";
 
 export interface JobModel {
-  spec: DlrmSpec;
+  spec: ModelSpec;
   dense: DenseStore;
   store: EmbeddingStore;
 }
@@ -46,31 +47,17 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
  * the checkpoint (resharded to this job's shards). Throws the job's failure.
  */
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
-  const spec: DlrmSpec = {
-    numDense: source.numDense,
-    numSlots: source.slotIds.length,
-    embeddingDim: config.embeddingDim,
-    bottomMlp: config.bottomMlp,
-    topMlp: config.topMlp,
-  };
-  validateSpec(spec);
-  const slotDefaults = config.slotDefaults;
-  if (slotDefaults && slotDefaults.dim !== spec.embeddingDim) {
-    throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `the default slot dim ${slotDefaults.dim} differs from --embedding-dim ${spec.embeddingDim}; the model gives every slot the same width`);
-  }
-  const badSlot = [...config.slotConfigs].find(([, c]) => c.dim !== spec.embeddingDim);
-  if (badSlot) {
-    throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `slot ${badSlot[0]} asks for embedding dim ${badSlot[1].dim}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`);
-  }
+  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, architecture: config.architecture });
+  const tables = tablesFor(spec, { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs });
   const wrong = source.slotDims.findIndex((d) => d !== spec.embeddingDim);
   if (wrong >= 0) {
     throw OrchestratorErrors.create(
       "ORCH_ERR_BAD_REGISTRATION",
-      `compute's feature list gives slot ${source.slotIds[wrong]} embedding dim ${source.slotDims[wrong]}, but the model gives every slot --embedding-dim ${spec.embeddingDim}`,
+      `compute's feature list gives slot ${source.slotIds[wrong]} embedding dim ${source.slotDims[wrong]}, but the ${spec.architecture.name} model gives every slot --embedding-dim ${spec.embeddingDim}`,
     );
   }
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer);
-  const store = new EmbeddingStore(slotDefaultsOf(config), config.slotConfigs, config.seed, config.maxEmbeddingBytes || undefined);
+  const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);
   const model = { spec, dense, store };
   try {
@@ -89,7 +76,7 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   const ck = config.restoreFrom;
   if (!ck) return;
   const saved = ck[0]!.manifest.model;
-  if (saved.embeddingDim !== spec.embeddingDim || saved.numSlots !== spec.numSlots || saved.numDense !== spec.numDense || saved.bottomMlp.join() !== spec.bottomMlp.join() || saved.topMlp.join() !== spec.topMlp.join()) {
+  if (!sameModel(saved, spec)) {
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
   }
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";

@@ -1,5 +1,5 @@
 import type { JobSpec, SourceInfo__Output } from "@pangea/schema";
-import type { DlrmSpec } from "@pangea/model";
+import { modelSpecToWire, type ModelSpec } from "@pangea/model";
 import type { JobConfig } from "./job-config.js";
 
 /** Where the job's workers find each other: compute, and every parameter-server shard (shard 0 first). */
@@ -10,16 +10,10 @@ export interface JobPlaces {
 }
 
 /** The JobSpec sent to every worker when the job starts (and to each that joins later). */
-export function buildJobSpec(config: JobConfig, spec: DlrmSpec, places: JobPlaces, batchesPerStep: number, resumedFromStep: number): JobSpec {
+export function buildJobSpec(config: JobConfig, spec: ModelSpec, places: JobPlaces, batchesPerStep: number, resumedFromStep: number): JobSpec {
   return {
     jobId: config.jobId,
-    model: {
-      numDense: spec.numDense,
-      slotIds: places.source.slotIds,
-      embeddingDim: spec.embeddingDim,
-      bottomMlp: [...spec.bottomMlp],
-      topMlp: [...spec.topMlp],
-    },
+    model: modelSpecToWire(spec, places.source.slotIds),
     batchSize: config.batchSize,
     steps: config.steps,
     worldSize: batchesPerStep,

@@ -1,4 +1,4 @@
-import { denseParams, initDenseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
+import { denseParams, initDenseParams, type DenseParam, type ModelSpec } from "@pangea/model";
 import { adagradUpdate, adamUpdate, type DenseOptimizerState, type DenseOptimizerName } from "../optim/optimizers.js";
 
 /** The model's dense parameters, in the order of denseParams(spec), with their optimizer state (Adam's moments; Adagrad's accumulator in v). */
@@ -8,7 +8,7 @@ export class DenseStore {
   readonly state: DenseOptimizerState[];
   steps = 0;
 
-  constructor(spec: DlrmSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam") {
+  constructor(spec: ModelSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam") {
     this.params = denseParams(spec);
     this.values = initDenseParams(spec, seed);
     this.state = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length) }));

@@ -1,12 +1,12 @@
 import type { PangeaError } from "@pangea/kit";
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import type { StepResult, WorkerGradients } from "../aggregation/gradient-aggregator.js";
 
 /** What a parameter server serves from: the job's coordinator (shard 0, with the dense parameters) or another shard. */
 export interface HostedModel {
-  spec: DlrmSpec;
+  spec: ModelSpec;
   store: EmbeddingStore;
   /** Only shard 0 holds the dense parameters. */
   dense: DenseStore | null;

@@ -1,3 +1,4 @@
+import { rowWidth } from "@pangea/model";
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor } from "./peer-check.js";
@@ -99,7 +100,7 @@ export class ParameterServer {
     if (!readOnly) this.job.checkPullStep(step, req.workerRank);
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
     const { store, dense, spec } = model;
-    const dim = spec.embeddingDim;
+    const dim = rowWidth(spec);
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (req.includeDense) {

@@ -1,6 +1,8 @@
 import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
+import { tablesFor } from "../embeddings/model-tables.js";
+import { modelSpecFromWire, rowWidth } from "@pangea/model";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { Checkpointer } from "../checkpoint/checkpointer.js";
@@ -71,8 +73,9 @@ export class ShardHost implements ParameterHost {
     if (this.job) return;
     this.job = job;
     const m = job.model!;
-    const spec = { numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, bottomMlp: m.bottomMlp, topMlp: m.topMlp };
-    const store = new EmbeddingStore(this.s.defaults, this.s.perSlot, this.s.seed, this.s.maxEmbeddingBytes || undefined);
+    const spec = modelSpecFromWire(m);
+    const tables = tablesFor(spec, this.s);
+    const store = new EmbeddingStore(tables.defaults, tables.perSlot, this.s.seed, this.s.maxEmbeddingBytes || undefined);
     store.declareSlots(m.slotIds);
     const resumed = Number(job.resumedFromStep);
     // A resumed job reloads this shard's part of the checkpoint the orchestrator resumed from.
@@ -97,7 +100,7 @@ export class ShardHost implements ParameterHost {
     this.checkpointer = new Checkpointer({ checkpointDir: this.s.checkpointDir, jobId, psShards: job.psShards.length, shardIndex: this.s.index, checkpointEverySteps, checkpointEverySeconds: 0, keepCheckpoints }, this.log);
     if (job.servingSync.length) {
       const settings = { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` };
-      this.sync.start(settings, { store, dense: null, step: () => this.step, dim: m.embeddingDim });
+      this.sync.start(settings, { store, dense: null, step: () => this.step, dim: rowWidth(spec) });
     }
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }

@@ -86,7 +86,7 @@ interface CheckedUpdate {
 /** Reads and checks every part of an update against the served model; throws SERVING_ERR_BAD_INPUT naming the part. */
 function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string): CheckedUpdate {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${msg}`);
-  const D = servable.spec.embeddingDim;
+  const D = servable.rowWidth;
   const { words, count } = readIdWords(u.ids, `parameter sync from ${sender}: ids`);
   const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`, 2);
   if (rows.shape[0] !== count || (count > 0 && rows.shape[1] !== D)) {

@@ -1,4 +1,4 @@
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelShape } from "@pangea/model";
 import type { SampleAssembler } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
@@ -13,7 +13,7 @@ export class RaggedExamples {
   private readonly ids: number[] = [];
   private readonly offsets: number[] = [0];
 
-  constructor(private readonly spec: DlrmSpec, private readonly maxBatch: number, private readonly input: string) {}
+  constructor(private readonly spec: ModelShape, private readonly maxBatch: number, private readonly input: string) {}
 
   get count(): number {
     return (this.offsets.length - 1) / this.spec.numSlots;

@@ -1,6 +1,6 @@
 import { printable, printableBytes } from "@pangea/kit";
 import { bigIntToWords, normalizeCount, parseCount, type SlotKind } from "@pangea/features";
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelShape } from "@pangea/model";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
@@ -66,12 +66,12 @@ export class RawReader {
   }
 
   /** The raw inputs this layout takes, for error messages. */
-  describe(spec: DlrmSpec): string {
+  describe(spec: ModelShape): string {
     return `of ${this.layout.source}: ${INPUT_DENSE_VALUES} [B, ${spec.numDense}] and ${INPUT_SLOT_VALUES} [B, ${spec.numSlots}], or features by name (${this.featureNames()})`;
   }
 
   /** Examples from raw inputs, all of which this layout knows. */
-  examples(inputs: ReadonlyMap<string, RawColumn>, spec: DlrmSpec, maxBatch: number): Examples {
+  examples(inputs: ReadonlyMap<string, RawColumn>, spec: ModelShape, maxBatch: number): Examples {
     const names = [...inputs.keys()];
     const positional = names.filter((n) => n === INPUT_DENSE_VALUES || n === INPUT_SLOT_VALUES);
     if (positional.length && positional.length !== names.length) {

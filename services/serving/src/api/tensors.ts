@@ -1,4 +1,4 @@
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 import { RaggedExamples } from "./ragged-examples.js";
@@ -80,7 +80,7 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
  * slot order (0 = missing); or Monolith records; or raw feature values,
  * hashed here as training hashes them (see raw-features.ts).
  */
-export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmSpec, maxBatch: number, featureList: FeatureList | null = null, rawLayout: RawLayout | null = null): Examples {
+export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: ModelShape, maxBatch: number, featureList: FeatureList | null = null, rawLayout: RawLayout | null = null): Examples {
   const names = Object.keys(inputs);
   const monolith = names.filter((n) => MONOLITH_INPUTS.includes(n));
   if (monolith.length) {
@@ -111,7 +111,7 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: DlrmS
  * all is refused first, with every form the model takes; only then are the
  * inputs' values read (`columnOf`).
  */
-export function examplesFromRaw(names: readonly string[], columnOf: (name: string) => RawColumn, spec: DlrmSpec, maxBatch: number, layout: RawLayout | null): Examples {
+export function examplesFromRaw(names: readonly string[], columnOf: (name: string) => RawColumn, spec: ModelShape, maxBatch: number, layout: RawLayout | null): Examples {
   const reader = layout ? new RawReader(layout) : null;
   const unknown = names.find((n) => !reader?.knows(n));
   if (unknown !== undefined) {
@@ -169,7 +169,7 @@ export function probabilitiesTensor(p: Float32Array): TensorProtoMsg {
  * feature list the model was exported with, into ragged examples: each cell
  * keeps every id its record gives the slot, summed as in training.
  */
-function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: DlrmSpec, maxBatch: number, list: FeatureList): Examples {
+function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape, maxBatch: number, list: FeatureList): Examples {
   if (t.dtype !== "DT_STRING") throw bad(`input ${name} must be DT_STRING serialized records, got ${t.dtype ?? "no dtype"}`);
   const records = t.string_val ?? [];
   const shape = shapeOf(t, name);

@@ -1,5 +1,5 @@
 import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, compileFeatureList, criteoFeatureListConfig, type FeatureList } from "@pangea/features";
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelShape } from "@pangea/model";
 
 /**
  * How a version turns raw values into its inputs: the feature list it was
@@ -21,7 +21,7 @@ const CRITEO_LAYOUT: RawLayout = {
 };
 
 /** The layout of a version exported with `featureList` (null: none), or null when raw values cannot be read for it. */
-export function rawLayoutOf(featureList: FeatureList | null, spec: DlrmSpec, slotIds: readonly number[]): RawLayout | null {
+export function rawLayoutOf(featureList: FeatureList | null, spec: ModelShape, slotIds: readonly number[]): RawLayout | null {
   if (featureList) return { list: featureList, counts: false, source: "the feature list the version was exported with" };
   const criteo = CRITEO_LAYOUT.list;
   return spec.numDense === CRITEO_NUM_DENSE && slotIds.length === CRITEO_NUM_SLOTS && slotIds.every((s, k) => s === criteo.slotIds[k]) ? CRITEO_LAYOUT : null;

@@ -1,9 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { EXPORT_FORMAT, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, validateSpec, type DlrmSpec, type ExportManifest } from "@pangea/model";
+import { EXPORT_FORMAT, PlainForward, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidth, type ExportManifest, type ModelSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
-import { DlrmForward } from "./forward.js";
 import { RowTable } from "./row-table.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
 import { loadFeatureList, slotOfV2, type FeatureList } from "@pangea/features";
@@ -27,10 +26,12 @@ export interface Examples {
  * format or schema version is not one this build reads.
  */
 export class Servable {
-  readonly spec: DlrmSpec;
+  readonly spec: ModelSpec;
+  /** The width of an embedding row: the embedding dim plus what the architecture keeps per id. */
+  readonly rowWidth: number;
   readonly slotIds: number[];
   dense: Float32Array[];
-  private forward: DlrmForward;
+  private forward: PlainForward;
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
@@ -42,11 +43,12 @@ export class Servable {
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
 
-  private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, dense: Float32Array[]) {
-    this.spec = manifest.model;
+  private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, spec: ModelSpec, dense: Float32Array[]) {
+    this.spec = spec;
+    this.rowWidth = rowWidth(spec);
     this.slotIds = manifest.slotIds;
     this.dense = dense;
-    this.forward = new DlrmForward(this.spec, dense);
+    this.forward = new PlainForward(spec, dense);
   }
 
   static load(dir: string, version: number): Servable {
@@ -62,16 +64,17 @@ export class Servable {
     if (m.format !== EXPORT_FORMAT) throw bad(`format "${m.format}" is not ${EXPORT_FORMAT}`);
     if (!SUPPORTED_EXPORT_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_EXPORT_SCHEMA_VERSIONS.join(", ")})`);
     if (m.version !== version) throw bad(`manifest says version ${m.version}, the directory ${version}`);
+    let spec: ModelSpec;
     try {
-      validateSpec(m.model);
+      spec = parseModelSpec(m.model);
     } catch (err) {
       throw bad(`model: ${(err as Error).message}`);
     }
-    if (!Array.isArray(m.slotIds) || m.slotIds.length !== m.model.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${m.model.numSlots} slots`);
+    if (!Array.isArray(m.slotIds) || m.slotIds.length !== spec.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${spec.numSlots} slots`);
     const read = (name: string): Buffer => readChecked(dir, name, m.files, bad);
     const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    const params = denseParams(m.model);
+    const params = denseParams(spec);
     const flat = f32(read("dense.f32"));
     const dense: Float32Array[] = [];
     let at = 0;
@@ -81,7 +84,7 @@ export class Servable {
       at += n;
     }
     if (at !== flat.length) throw bad(`dense.f32 holds ${flat.length} values, the model needs ${at}`);
-    const s = new Servable(version, dir, m, dense);
+    const s = new Servable(version, dir, m, spec, dense);
     if (m.featureList) {
       read(m.featureList); // checksummed like every file
       let list: FeatureList;
@@ -91,13 +94,13 @@ export class Servable {
         throw bad(`feature list: ${(err as Error).message}`);
       }
       if (list.slotIds.join() !== m.slotIds.join()) throw bad(`the feature list's slots ${list.slotIds.join(",")} are not the model's ${m.slotIds.join(",")}`);
-      if (list.numDense !== m.model.numDense) throw bad(`the feature list has ${list.numDense} dense values, the model ${m.model.numDense}`);
+      if (list.numDense !== spec.numDense) throw bad(`the feature list has ${list.numDense} dense values, the model ${spec.numDense}`);
       s.featureList = list;
     }
-    s.rawLayout = rawLayoutOf(s.featureList, m.model, m.slotIds);
-    for (const slot of m.slotIds) s.tables.set(slot, new RowTable(m.model.embeddingDim));
+    s.rawLayout = rawLayoutOf(s.featureList, spec, m.slotIds);
+    for (const slot of m.slotIds) s.tables.set(slot, new RowTable(s.rowWidth));
     for (const t of m.tables) {
-      if (t.dim !== m.model.embeddingDim) throw bad(`slot ${t.slot} has dim ${t.dim}, the model ${m.model.embeddingDim}`);
+      if (t.dim !== s.rowWidth) throw bad(`slot ${t.slot} has rows of ${t.dim} values, the model ${s.rowWidth}`);
       const ids = u32(read(`slot-${t.slot}.ids.u64`));
       const rows = f32(read(`slot-${t.slot}.rows.f32`));
       if (ids.length !== 2 * t.rows || rows.length !== t.rows * t.dim) throw bad(`slot ${t.slot}'s files do not hold ${t.rows} rows`);
@@ -118,12 +121,13 @@ export class Servable {
   /** Replaces the dense weights (parameter sync); requests after this see the new ones. */
   setDense(values: Float32Array[]): void {
     this.dense = values;
-    this.forward = new DlrmForward(this.spec, values);
+    this.forward = new PlainForward(this.spec, values);
   }
 
   /** Click probabilities of the examples. */
   predict(x: Examples): Float32Array {
-    const { numSlots: S, embeddingDim: D } = this.spec;
+    const S = this.spec.numSlots;
+    const D = this.rowWidth;
     const n = x.count * S * D;
     if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
     const pooled = this.pooledScratch.subarray(0, n);

@@ -1,17 +1,17 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "@pangea/kit";
-import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, type DlrmSpec, type ExportManifest } from "@pangea/model";
+import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, dlrmSpec, type ExportManifest, type ModelSpec } from "@pangea/model";
 
 /** A small model: 2 dense inputs, one slot (id 1) of dim 2. */
-export const SPEC: DlrmSpec = { numDense: 2, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [] };
+export const SPEC = dlrmSpec(2, 1, 2, [2], []);
 export const SLOT = 1;
 /** Feature id words (lo, hi) of id `n` in slot 1. */
 export const idWords = (n: number): [number, number] => [n, (SLOT << 16) >>> 0];
 
 /** What a written version holds: spec, slot ids, every dense value, rows per slot, and optionally a feature list file. */
 export interface ModelFiles {
-  spec: DlrmSpec;
+  spec: ModelSpec;
   slotIds: number[];
   dense: Float32Array;
   tables: { slot: number; ids: Uint32Array; rows: Float32Array }[];
@@ -43,7 +43,7 @@ export function writeModel(base: string, v: number, m: ModelFiles): string {
     version: v,
     createdAt: new Date(0).toISOString(),
     source: { checkpoint: "test", jobId: "test", step: v },
-    model: { ...m.spec, bottomMlp: [...m.spec.bottomMlp], topMlp: [...m.spec.topMlp] },
+    model: m.spec,
     slotIds: m.slotIds,
     denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
     tables: m.tables.map((t) => ({ slot: t.slot, dim: m.spec.embeddingDim, rows: t.ids.length / 2 })),

@@ -5,9 +5,9 @@
  * Usage: node step-rate.js [--batch N] [--steps N] [--backend B]
  */
 import { Rng } from "@pangea/kit";
-import { initDenseParams, type DlrmSpec } from "@pangea/model";
+import { dlrmSpec, initDenseParams } from "@pangea/model";
 import { selectBackend, type BackendPreference } from "../backend/select-backend.js";
-import { Dlrm } from "../model/dlrm.js";
+import { CtrModel } from "../model/ctr-model.js";
 
 const flag = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -16,8 +16,8 @@ const flag = (name: string, fallback: string) => {
 const B = Number(flag("batch", "1024"));
 const steps = Number(flag("steps", "30"));
 const backend = await selectBackend(flag("backend", "auto") as BackendPreference);
-const spec: DlrmSpec = { numDense: 13, numSlots: 26, embeddingDim: 16, bottomMlp: [64, 16], topMlp: [64, 32] };
-const model = new Dlrm(spec);
+const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
+const model = new CtrModel(spec);
 const values = initDenseParams(spec, 1);
 const rng = new Rng(3);
 const unique = 8000;

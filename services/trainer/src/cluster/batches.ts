@@ -1,9 +1,9 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { DlrmSpec } from "@pangea/model";
+import type { ModelShape } from "@pangea/model";
 import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords, readUint32 } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
-import type { ModelBatch } from "../model/dlrm.js";
+import type { ModelBatch } from "../model/ctr-model.js";
 
 export interface DecodedBatch {
   batchIndex: number;
@@ -25,7 +25,7 @@ export function toModelBatch(b: DecodedBatch, inverse: Int32Array): ModelBatch {
 }
 
 /** Checks a TrainingBatch against the job's model and exposes its tensors as typed-array views. */
-export function decodeBatch(bytes: Buffer, spec: DlrmSpec, peer: string): DecodedBatch {
+export function decodeBatch(bytes: Buffer, spec: ModelShape, peer: string): DecodedBatch {
   const { payload: b } = decodeMessage(bytes, MessageType.TRAINING_BATCH, peer);
   const bad = (msg: string) => TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `batch ${b.batchIndex} from ${peer}: ${msg}`);
   const S = spec.numSlots;

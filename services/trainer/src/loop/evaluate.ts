@@ -1,5 +1,5 @@
 import { aucAndLogloss } from "@pangea/model";
-import type { Dlrm } from "../model/dlrm.js";
+import type { CtrModel } from "../model/ctr-model.js";
 import type { BatchReader } from "../cluster/batches.js";
 import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
@@ -14,7 +14,7 @@ export interface EvalResult {
 }
 
 /** Scores the whole held-out split with the final parameters (read-only pulls: no rows are created). */
-export async function evaluate(model: Dlrm, batches: BatchReader, params: ParameterClient, step: number): Promise<EvalResult> {
+export async function evaluate(model: CtrModel, batches: BatchReader, params: ParameterClient, step: number): Promise<EvalResult> {
   const dedup = new IdDeduper();
   const denseParams = (await params.pull(step, new Uint32Array(0), 0, true, true)).dense!;
   const preds: number[] = [];

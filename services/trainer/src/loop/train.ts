@@ -1,6 +1,6 @@
 import type { Logger } from "@pangea/kit";
 import type { Work__Output } from "@pangea/schema";
-import type { Dlrm } from "../model/dlrm.js";
+import type { CtrModel } from "../model/ctr-model.js";
 import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
@@ -24,7 +24,7 @@ export interface TrainStats {
 }
 
 export interface TrainContext {
-  model: Dlrm;
+  model: CtrModel;
   session: ClusterSession;
   feed: BatchFeed;
   params: ParameterClient;

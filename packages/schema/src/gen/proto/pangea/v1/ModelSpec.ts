@@ -8,6 +8,7 @@ export interface ModelSpec {
   'embeddingDim'?: (number);
   'bottomMlp'?: (number)[];
   'topMlp'?: (number)[];
+  'architectureJson'?: (string);
 }
 
 export interface ModelSpec__Output {
@@ -16,4 +17,5 @@ export interface ModelSpec__Output {
   'embeddingDim': (number);
   'bottomMlp': (number)[];
   'topMlp': (number)[];
+  'architectureJson': (string);
 }

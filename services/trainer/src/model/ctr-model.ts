@@ -1,8 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { denseParams, type DenseParam, type DlrmSpec } from "@pangea/model";
+import { architectureOf, denseParams, hyperParams, rowWidth, type Architecture, type DenseParam, type ModelSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
-import { dense } from "./dense-layer.js";
-import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
+import { TfOps } from "./tf-ops.js";
 import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
 
 /** One batch in the form the model consumes. */
@@ -30,34 +29,35 @@ export interface StepOutput {
 }
 
 /**
- * DLRM (bottom MLP over dense features, one embedding per slot, pairwise dot
- * interactions, top MLP, sigmoid cross-entropy) as a pure function of the
- * dense parameters and the pulled embedding rows; the parameter server owns
- * the state, the trainer only computes.
+ * The job's architecture (see @pangea/model) with sigmoid cross-entropy, as
+ * a pure function of the dense parameters and the pulled embedding rows; the
+ * parameter server owns the state, the trainer only computes.
  */
-export class Dlrm {
+export class CtrModel {
   readonly params: DenseParam[];
-  private readonly triIndex: tf.Tensor1D;
-  private readonly bottomLayers: number;
+  /** The width of a pulled row: the embedding dim, plus the architecture's per-id extras. */
+  readonly rowWidth: number;
+  private readonly arch: Architecture<any>;
+  private readonly hyper: Record<string, unknown>;
+  private readonly index: Map<string, number>;
+  private readonly ops = new TfOps();
 
-  constructor(readonly spec: DlrmSpec) {
+  constructor(readonly spec: ModelSpec) {
     this.params = denseParams(spec);
-    this.bottomLayers = spec.bottomMlp.length;
-    this.triIndex = tf.keep(tf.tensor1d(upperTriangleIndex(spec.numSlots + 1), "int32"));
+    this.rowWidth = rowWidth(spec);
+    this.arch = architectureOf(spec);
+    this.hyper = hyperParams(spec);
+    this.index = new Map(this.params.map((p, i) => [p.name, i]));
   }
 
   private logits(p: tf.Tensor[], emb: tf.Tensor, b: ModelBatch): tf.Tensor1D {
-    const { numDense, numSlots: S, embeddingDim: D } = this.spec;
     const B = b.size;
-    let x = tf.tensor2d(b.dense, [B, numDense]);
-    for (let l = 0; l < this.bottomLayers; l++) x = dense(x, p[2 * l] as tf.Tensor2D, p[2 * l + 1] as tf.Tensor1D, true);
-    let h = interactionFeatures(x, tf.reshape(emb, [B, S, D]), this.triIndex);
-    const topLayers = (p.length - 2 * this.bottomLayers) / 2;
-    for (let l = 0; l < topLayers; l++) {
-      const i = 2 * (this.bottomLayers + l);
-      h = dense(h, p[i] as tf.Tensor2D, p[i + 1] as tf.Tensor1D, l < topLayers - 1);
-    }
-    return tf.reshape(h, [B]);
+    const param = (name: string) => {
+      const t = p[this.index.get(name)!]!;
+      return (t.rank === 1 ? tf.reshape(t, [1, t.shape[0]!]) : t) as tf.Tensor2D;
+    };
+    const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: tf.reshape(emb, [B, this.spec.numSlots * this.rowWidth]) as tf.Tensor2D };
+    return tf.reshape(this.arch.forward(this.ops, param, input, this.spec, this.hyper), [B]);
   }
 
   private paramTensors(values: readonly Float32Array[]): tf.Tensor[] {
@@ -70,7 +70,7 @@ export class Dlrm {
    * gradient (UnsortedSegmentSum) the wasm backend lacks.
    */
   private pool(rows: Float32Array, b: ModelBatch): Float32Array {
-    const D = this.spec.embeddingDim;
+    const D = this.rowWidth;
     const out = new Float32Array(b.size * this.spec.numSlots * D);
     const inverse = b.inverse;
     const cellOf = b.cellOfValue;
@@ -101,7 +101,7 @@ export class Dlrm {
    * copy of 3.4 MB per DLRM Kaggle step, nor the garbage).
    */
   private pooledTensor(rows: Float32Array, b: ModelBatch): tf.Tensor2D {
-    const D = this.spec.embeddingDim;
+    const D = this.rowWidth;
     const cells = b.size * this.spec.numSlots;
     const wasm = wasmBackend();
     const native = nativeBlas().blas;
@@ -116,7 +116,7 @@ export class Dlrm {
 
   /** The pooling's backward pass: each value's cell gradient is added to its row's. */
   private unpool(cellGrads: tf.Tensor, uniqueRows: number, b: ModelBatch): Float32Array {
-    const D = this.spec.embeddingDim;
+    const D = this.rowWidth;
     const out = new Float32Array(uniqueRows * D);
     const inverse = b.inverse;
     const cellOf = b.cellOfValue;

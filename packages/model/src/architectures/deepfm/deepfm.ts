@@ -1,0 +1,35 @@
+import { z } from "zod";
+import { mlp, mlpParams, type Architecture, type DenseParam } from "../architecture.js";
+import { FIRST_ORDER_COLUMNS, firstOrder, vectors } from "../first-order.js";
+import { widths } from "../hyper.js";
+
+const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]) }).strict();
+export type DeepFmConfig = z.infer<typeof config>;
+
+/**
+ * DeepFM (Guo et al. 2017): a first-order part (a weight per id, plus a
+ * linear map of the dense features), the factorization machine's pairwise
+ * term over the slot vectors, and a deep tower over [dense, vectors]; their
+ * logits add.
+ */
+export const deepfm: Architecture<DeepFmConfig> = {
+  name: "deepfm",
+  summary: "first-order weights + factorization-machine pairs + deep tower over the same embeddings",
+  config,
+  check: () => null,
+  rowWidth: (shape) => shape.embeddingDim + FIRST_ORDER_COLUMNS,
+  params(shape, c) {
+    const out: DenseParam[] = [{ name: "linear.w", shape: [shape.numDense, 1] }, { name: "linear.b", shape: [1] }];
+    const last = mlpParams(out, "deep", shape.numDense + shape.numSlots * shape.embeddingDim, c.deepMlp);
+    out.push({ name: "deep.logit.w", shape: [last, 1] }, { name: "deep.logit.b", shape: [1] });
+    return out;
+  },
+  forward(ops, param, input, shape, c) {
+    const S = shape.numSlots;
+    const D = shape.embeddingDim;
+    const v = vectors(ops, input, S, D);
+    const first = ops.add(ops.linear(input.dense, param("linear.w"), param("linear.b"), false), firstOrder(ops, input, S, D));
+    const deep = ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), c.deepMlp.length), param("deep.logit.w"), param("deep.logit.b"), false);
+    return ops.add(ops.add(first, ops.fmInteraction(v, S, D)), deep);
+  },
+};

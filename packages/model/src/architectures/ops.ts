@@ -1,0 +1,28 @@
+/**
+ * The operations an architecture is written with. The trainer implements
+ * them on TensorFlow.js tensors (gradients come from its autodiff and our
+ * custom gradients), serving on plain arrays (forward only, native BLAS when
+ * built), so an architecture's forward function is written once and both run
+ * it. Every value is a [batch, width] matrix.
+ */
+export interface Ops<T> {
+  /** x W + b ([B, in] x [in, out]), ReLU'd when relu; no bias when b is null. */
+  linear(x: T, w: T, b: T | null, relu: boolean): T;
+  /** The columns of each matrix side by side. */
+  concat(xs: readonly T[]): T;
+  add(a: T, b: T): T;
+  /** Elementwise product of two matrices of the same shape. */
+  mul(a: T, b: T): T;
+  /**
+   * DLRM's interaction: for x [B, dim] and slot vectors emb [B, slots*dim],
+   * [x, the dot products of every pair i < j of (x, e_1 .. e_slots) in
+   * upper-triangle order] ([B, dim + n(n-1)/2], n = slots + 1).
+   */
+  dotInteraction(x: T, emb: T, slots: number, dim: number): T;
+  /** Columns from .. from+width of each slot's rowWidth-wide block of emb [B, slots*rowWidth]: [B, slots*width]. */
+  slotColumns(emb: T, slots: number, rowWidth: number, from: number, width: number): T;
+  /** The sum of the slots' width-wide blocks of x [B, slots*width]: [B, width]. */
+  sumSlots(x: T, slots: number, width: number): T;
+  /** Factorization machines' second-order term of v [B, slots*dim]: 0.5 * sum_k ((sum_s v_sk)^2 - sum_s v_sk^2), [B, 1]. */
+  fmInteraction(v: T, slots: number, dim: number): T;
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from "node:fs";
+import { UsageError } from "@pangea/kit";
+import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig } from "@pangea/model";
+
+export interface ModelFlags {
+  model: string;
+  modelConfig?: string;
+  embeddingDim: number;
+  bottomMlp: readonly number[];
+  topMlp: readonly number[];
+}
+
+/** DLRM's widths when --bottom-mlp and --top-mlp are not given (the flags' defaults, which config.ts declares). */
+export interface DlrmFlagDefaults {
+  bottomMlp: readonly number[];
+  topMlp: readonly number[];
+}
+
+/**
+ * The job's architecture from --model, --model-config (a JSON object of its
+ * hyper-parameters; fields it leaves out take the architecture's defaults)
+ * and, for dlrm, --bottom-mlp/--top-mlp (the file's values win). The
+ * hyper-parameters are checked now, so a bad one stops the process at start.
+ */
+export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefaults): ArchitectureConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (f.modelConfig) {
+    let text: string;
+    try {
+      text = readFileSync(f.modelConfig, "utf8");
+    } catch (err) {
+      throw new UsageError(`--model-config: cannot read ${f.modelConfig} (${(err as NodeJS.ErrnoException).code})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`--model-config: ${f.modelConfig} is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--model-config: ${f.modelConfig} must hold a JSON object of ${f.model}'s hyper-parameters`);
+    fromFile = parsed as Record<string, unknown>;
+    if ("name" in fromFile && fromFile.name !== f.model) throw new UsageError(`--model-config: ${f.modelConfig} is for model "${String(fromFile.name)}", but --model is ${f.model}`);
+    delete fromFile.name;
+  }
+  const widthsGiven = f.bottomMlp.join() !== dlrmDefaults.bottomMlp.join() || f.topMlp.join() !== dlrmDefaults.topMlp.join();
+  if (f.model !== "dlrm" && widthsGiven) {
+    throw new UsageError(`--bottom-mlp and --top-mlp are dlrm's; give ${f.model}'s layer widths in --model-config (e.g. {"deepMlp": [64, 32]})`);
+  }
+  const hyper = f.model === "dlrm" ? { bottomMlp: [...f.bottomMlp], topMlp: [...f.topMlp], ...fromFile } : fromFile;
+  const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
+  try {
+    const architecture = architectureConfig(f.model, hyper);
+    // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
+    validateSpec({ numDense: 1, numSlots: 64, embeddingDim: f.embeddingDim, architecture });
+    return architecture;
+  } catch (err) {
+    if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
+    throw err;
+  }
+}
