@@ -1,0 +1,327 @@
+"""Independent PyTorch reference for Pangea's CTR models (logits, loss, gradients).
+
+Written from the architectures' math, not from Pangea's TypeScript, so the
+trainer's tests can compare against it. Uses Debian's python3-torch, float64
+throughout, torch.nn modules loaded with the given weights and torch.autograd.
+
+usage: torch_ctr.py < IN.json > OUT.json
+
+IN (one JSON object):
+  architecture  {"name": "dlrm", "bottomMlp": [..], "topMlp": [..]}
+              | {"name": "dcn-v2", "crossLayers": L, "lowRank": r (0 = full rank),
+                 "structure": "parallel"|"stacked", "deepMlp": [..]}
+              | {"name": "deepfm", "deepMlp": [..]} | {"name": "wide-deep", "deepMlp": [..]}
+  numDense Nd, numSlots S, embeddingDim D,
+  rowWidth W    D for dlrm/dcn-v2; D + 1 for deepfm/wide-deep (column 0 is the
+                slot's first-order weight, columns 1..D its factor vector)
+  params        [{"name", "shape": [in, out] | [n], "values": flat row-major}]
+                matrices are [in, out] (y = x @ w + b), exactly the set the
+                architecture declares (see the blocks below for the names)
+  batch         {"size": B, "dense": [B*Nd], "labels": [B], "weights": [B] | null,
+                 "rows": [U*W] unique embedding rows, "uniqueRows": U,
+                 "inverse": [V] row of each feature value,
+                 "cellOfValue": [V] cell (sample*S + slot) of each value | null
+                 (null: value v is cell v and V = B*S)}
+
+  An empty MLP list is the identity (dlrm with bottomMlp [] needs Nd = D; a
+  non-empty bottomMlp must end in D). A cell's embedding is the sum of its
+  values' rows (zeros for a cell with no values), so e is [B, S, W].
+
+OUT (one JSON object):
+  {"logits": [B], "probabilities": [B],
+   "loss": mean_b weight_b * BCEWithLogits(logit_b, label_b)  (weight 1 if null),
+   "denseGrads": {name: d loss / d param, same layout as its input},
+   "rowGrads": [U*W] d loss / d rows (repeated ids accumulate)}
+
+A bad spec (unknown architecture, missing/extra param, wrong shape, ...)
+exits 2 with one line on stderr naming what is wrong.
+"""
+import json
+import math
+import sys
+import warnings
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+DT = torch.float64
+# nn.Linear with no inputs (numDense 0) warns on construction; its weights are
+# loaded from the spec anyway, and stderr is kept for the one-line error.
+warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+
+
+class SpecError(Exception):
+    pass
+
+
+class Params:
+    """The parameters the blocks declare: name -> (shape, tensor, stored transposed)."""
+
+    def __init__(self):
+        self.slots = {}
+
+    def _declare(self, name, shape, tensor, transposed):
+        if name in self.slots:
+            raise SpecError(f"param {name}: declared twice")
+        self.slots[name] = (list(shape), tensor, transposed)
+
+    def linear(self, w, b, fan_in, fan_out):
+        """nn.Linear whose weight is the [fan_in, fan_out] param `w` (bias `b`, or none)."""
+        lin = nn.utils.skip_init(nn.Linear, fan_in, fan_out, bias=b is not None, dtype=DT)
+        self._declare(w, [fan_in, fan_out], lin.weight, True)
+        if b is not None:
+            self._declare(b, [fan_out], lin.bias, False)
+        return lin
+
+    def load(self, given):
+        seen = set()
+        for p in given:
+            name = p.get("name") if isinstance(p, dict) else None
+            if name not in self.slots:
+                raise SpecError(f"param {name}: not part of this architecture")
+            if name in seen:
+                raise SpecError(f"param {name}: given twice")
+            seen.add(name)
+            shape, tensor, transposed = self.slots[name]
+            if list(p.get("shape", [])) != shape:
+                raise SpecError(f"param {name}: shape {p.get('shape')} but the architecture needs {shape}")
+            values = p.get("values")
+            if not isinstance(values, list) or len(values) != math.prod(shape) or not all(is_number(x) for x in values):
+                raise SpecError(f"param {name}: values must be {math.prod(shape)} numbers (shape {shape})")
+            t = torch.tensor(values, dtype=DT).reshape(shape)
+            with torch.no_grad():
+                tensor.copy_(t.t() if transposed else t)
+        for name in self.slots:
+            if name not in seen:
+                raise SpecError(f"param {name}: missing")
+
+    def grads(self, order):
+        out = {}
+        for name in order:
+            _, tensor, transposed = self.slots[name]
+            g = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+            out[name] = (g.t() if transposed else g).contiguous().reshape(-1).tolist()
+        return out
+
+
+# ---- blocks -----------------------------------------------------------------
+
+def mlp(params, prefix, fan_in, widths, relu_last=True):
+    """`{prefix}{i}.w/.b` layers, ReLU after each; an empty MLP is the identity."""
+    layers = []
+    for i, width in enumerate(widths):
+        layers.append(params.linear(f"{prefix}{i}.w", f"{prefix}{i}.b", fan_in, width))
+        layers.append(nn.ReLU())
+        fan_in = width
+    return nn.Sequential(*layers), fan_in
+
+
+def tower(params, prefix, fan_in, widths):
+    """ReLU MLP then the linear `{prefix}logit.w/.b` layer to one logit."""
+    body, width = mlp(params, prefix, fan_in, widths)
+    return nn.Sequential(body, params.linear(f"{prefix}logit.w", f"{prefix}logit.b", width, 1))
+
+
+def dot_interaction(z):
+    """z [B, n, D] -> the n(n-1)/2 dot products z_i . z_j, i < j, row by row."""
+    n = z.shape[1]
+    gram = torch.bmm(z, z.transpose(1, 2))
+    i, j = torch.triu_indices(n, n, offset=1)
+    return gram[:, i, j]
+
+
+class CrossLayer(nn.Module):
+    """x_{l+1} = x0 * (x_l @ w + b) + x_l, with w = u @ v when low rank."""
+
+    def __init__(self, params, l, width, rank):
+        super().__init__()
+        if rank == 0:
+            self.proj = params.linear(f"cross.{l}.w", f"cross.{l}.b", width, width)
+        else:
+            self.proj = nn.Sequential(params.linear(f"cross.{l}.u", None, width, rank),
+                                      params.linear(f"cross.{l}.v", f"cross.{l}.b", rank, width))
+
+    def forward(self, x0, x):
+        return x0 * self.proj(x) + x
+
+
+def fm_interaction(v):
+    """v [B, S, D] -> 0.5 * sum_k ((sum_s v)^2 - sum_s v^2), [B, 1]."""
+    return 0.5 * (v.sum(1).pow(2) - v.pow(2).sum(1)).sum(1, keepdim=True)
+
+
+# ---- architectures: compositions of the blocks ---------------------------------
+
+class Dlrm(nn.Module):
+    row_extra = 0
+
+    def __init__(self, params, arch, nd, s, d):
+        super().__init__()
+        bottom = ints(arch, "bottomMlp")
+        if (bottom[-1] if bottom else nd) != d:
+            raise SpecError(f"architecture.bottomMlp: must end in embeddingDim {d}")
+        self.bottom, _ = mlp(params, "bottom.", nd, bottom)
+        n = s + 1
+        self.top = tower(params, "top.", d + n * (n - 1) // 2, ints(arch, "topMlp"))
+
+    def forward(self, dense, e):
+        z0 = self.bottom(dense)
+        pairs = dot_interaction(torch.cat([z0.unsqueeze(1), e], 1))
+        return self.top(torch.cat([z0, pairs], 1))
+
+
+class DcnV2(nn.Module):
+    row_extra = 0
+
+    def __init__(self, params, arch, nd, s, d):
+        super().__init__()
+        layers, rank = count(arch, "crossLayers"), count(arch, "lowRank")
+        self.structure = arch.get("structure")
+        if self.structure not in ("parallel", "stacked"):
+            raise SpecError("architecture.structure: must be \"parallel\" or \"stacked\"")
+        d0 = nd + s * d
+        self.cross = nn.ModuleList(CrossLayer(params, l, d0, rank) for l in range(layers))
+        self.deep, width = mlp(params, "deep.", d0, ints(arch, "deepMlp"))
+        self.logit = params.linear("logit.w", "logit.b", width if self.structure == "stacked" else d0 + width, 1)
+
+    def forward(self, dense, e):
+        x0 = torch.cat([dense, e.flatten(1)], 1)
+        x = x0
+        for layer in self.cross:
+            x = layer(x0, x)
+        h = self.deep(x) if self.structure == "stacked" else torch.cat([x, self.deep(x0)], 1)
+        return self.logit(h)
+
+
+class DeepFm(nn.Module):
+    row_extra = 1
+
+    def __init__(self, params, arch, nd, s, d):
+        super().__init__()
+        self.linear = params.linear("linear.w", "linear.b", nd, 1)
+        self.deep = tower(params, "deep.", nd + s * d, ints(arch, "deepMlp"))
+
+    def forward(self, dense, e):
+        w, v = e[:, :, 0], e[:, :, 1:]
+        first = self.linear(dense) + w.sum(1, keepdim=True)
+        deep = self.deep(torch.cat([dense, v.flatten(1)], 1))
+        return first + fm_interaction(v) + deep
+
+
+class WideDeep(nn.Module):
+    row_extra = 1
+
+    def __init__(self, params, arch, nd, s, d):
+        super().__init__()
+        self.wide = params.linear("wide.w", "wide.b", nd, 1)
+        self.deep = tower(params, "deep.", nd + s * d, ints(arch, "deepMlp"))
+
+    def forward(self, dense, e):
+        w, v = e[:, :, 0], e[:, :, 1:]
+        wide = self.wide(dense) + w.sum(1, keepdim=True)
+        return wide + self.deep(torch.cat([dense, v.flatten(1)], 1))
+
+
+ARCHITECTURES = {"dlrm": Dlrm, "dcn-v2": DcnV2, "deepfm": DeepFm, "wide-deep": WideDeep}
+
+
+# ---- spec checks ---------------------------------------------------------------
+
+def count(obj, key, where="architecture"):
+    v = obj.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise SpecError(f"{where}.{key}: must be a non-negative integer, got {v!r}")
+    return v
+
+
+def ints(arch, key):
+    v = arch.get(key)
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        raise SpecError(f"architecture.{key}: must be a list of positive integers, got {v!r}")
+    return v
+
+
+def floats(batch, key, n):
+    v = batch.get(key)
+    if not isinstance(v, list) or len(v) != n or not all(is_number(x) for x in v):
+        raise SpecError(f"batch.{key}: must hold {n} numbers")
+    return torch.tensor(v, dtype=DT)
+
+
+def indices(batch, key, n, bound):
+    v = batch.get(key)
+    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise SpecError(f"batch.{key}: must hold {n} integer indices")
+    t = torch.tensor(v, dtype=torch.long)
+    if n and (int(t.min()) < 0 or int(t.max()) >= bound):
+        raise SpecError(f"batch.{key}: index out of range [0, {bound})")
+    return t
+
+
+def is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# ---- one run -------------------------------------------------------------------
+
+def run(spec):
+    arch = spec.get("architecture") or {}
+    model_class = ARCHITECTURES.get(arch.get("name"))
+    if model_class is None:
+        raise SpecError(f"architecture.name: unknown architecture {arch.get('name')!r}")
+    nd, s, d, w = (count(spec, k, "spec") for k in ("numDense", "numSlots", "embeddingDim", "rowWidth"))
+    if w != d + model_class.row_extra:
+        raise SpecError(f"spec.rowWidth: {arch['name']} needs {d + model_class.row_extra}, got {w}")
+
+    params = Params()
+    model = model_class(params, arch, nd, s, d)
+    if not isinstance(spec.get("params"), list):
+        raise SpecError("spec.params: must be a list")
+    params.load(spec["params"])
+
+    batch = spec.get("batch") or {}
+    b, u = count(batch, "size", "batch"), count(batch, "uniqueRows", "batch")
+    dense = floats(batch, "dense", b * nd).reshape(b, nd)
+    labels = floats(batch, "labels", b)
+    weights = floats(batch, "weights", b) if batch.get("weights") is not None else None
+    rows = floats(batch, "rows", u * w).reshape(u, w).requires_grad_(True)
+    nvalues = len(batch["inverse"]) if isinstance(batch.get("inverse"), list) else -1
+    inverse = indices(batch, "inverse", nvalues, u)
+    if batch.get("cellOfValue") is None:
+        if nvalues != b * s:
+            raise SpecError(f"batch.inverse: without cellOfValue it needs one value per cell ({b * s})")
+        cell = torch.arange(nvalues)
+    else:
+        cell = indices(batch, "cellOfValue", nvalues, b * s)
+
+    e = torch.zeros(b * s, w, dtype=DT).index_add(0, cell, rows[inverse]).reshape(b, s, w)
+    logits = model(dense, e).reshape(b)
+    loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="mean")
+    loss.backward()
+
+    rows_grad = rows.grad if rows.grad is not None else torch.zeros_like(rows)
+    return {
+        "logits": logits.detach().tolist(),
+        "probabilities": torch.sigmoid(logits.detach()).tolist(),
+        "loss": loss.item(),
+        "denseGrads": params.grads([p["name"] for p in spec["params"]]),
+        "rowGrads": rows_grad.reshape(-1).tolist(),
+    }
+
+
+def main():
+    try:
+        spec = json.load(sys.stdin)
+        if not isinstance(spec, dict):
+            raise SpecError("input: must be one JSON object")
+        out = run(spec)
+    except (SpecError, json.JSONDecodeError) as err:
+        print(f"torch_ctr: {err}", file=sys.stderr)
+        sys.exit(2)
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
