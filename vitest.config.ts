@@ -4,7 +4,7 @@ const DOCKER_TESTS = ["test/e2e/docker.test.ts"];
 // The paths of a machine without the native BLAS addon: the JavaScript dense
 // layers and serving forward (checked against their references), and a whole
 // job on plain wasm.
-const FALLBACK_TESTS = ["test/fallback/**/*.test.ts", "services/trainer/test/gradients.test.ts", "services/trainer/test/serving-forward.test.ts", "services/serving/test/**/*.test.ts", "packages/model/test/**/*.test.ts"];
+const FALLBACK_TESTS = ["test/fallback/**/*.test.ts", "services/trainer/test/gradients.test.ts", "services/trainer/test/architectures.test.ts", "services/trainer/test/pytorch-twins.test.ts", "services/serving/test/**/*.test.ts", "packages/model/test/**/*.test.ts"];
 
 export default defineConfig({
   test: {

@@ -1,0 +1,134 @@
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import { Rng } from "@pangea/kit";
+import { PlainForward, denseParams, initDenseParams, rowWidth, validateSpec, type ModelSpec } from "@pangea/model";
+import { selectBackend } from "../src/backend/select-backend.js";
+import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
+
+/**
+ * Every architecture against an implementation we did not write the same
+ * way: PyTorch's nn.Linear and autograd in float64 (Debian's python3-torch),
+ * from test/support/python/torch_ctr.py, given the same weights, rows and
+ * batch. Logits, loss, and the gradient of every dense parameter and every
+ * embedding row must agree to a relative 1e-4.
+ */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const PYTHON = "/usr/bin/python3";
+const available = spawnSync(PYTHON, ["-c", "import torch"]).status === 0;
+
+const shape = { numDense: 4, numSlots: 5, embeddingDim: 8 };
+const CASES: ModelSpec[] = [
+  { ...shape, architecture: { name: "dlrm", bottomMlp: [16, 8], topMlp: [12, 6] } },
+  { ...shape, architecture: { name: "dcn-v2", crossLayers: 3, lowRank: 0, structure: "parallel", deepMlp: [16, 8] } },
+  { ...shape, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 6, structure: "stacked", deepMlp: [16] } },
+  { ...shape, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 0, structure: "stacked", deepMlp: [] } },
+  { ...shape, architecture: { name: "deepfm", deepMlp: [16, 8] } },
+  { ...shape, architecture: { name: "wide-deep", deepMlp: [16, 8] } },
+].map((s) => validateSpec(s as ModelSpec));
+
+interface TorchOut {
+  logits: number[];
+  probabilities: number[];
+  loss: number;
+  denseGrads: Record<string, number[]>;
+  rowGrads: number[];
+}
+
+/** 16 samples: some cells hold several values, one none, ids repeat across cells and samples; per-sample weights. */
+function batchFor(spec: ModelSpec, rng: Rng) {
+  const B = 16;
+  const S = spec.numSlots;
+  const W = rowWidth(spec);
+  const unique = 30;
+  const inverse: number[] = [];
+  const cellOfValue: number[] = [];
+  for (let cell = 0; cell < B * S; cell++) {
+    const n = cell === 7 ? 0 : cell % 6 === 0 ? 3 : 1;
+    for (let k = 0; k < n; k++) {
+      inverse.push(Math.floor(rng.uniform(0, unique)));
+      cellOfValue.push(cell);
+    }
+  }
+  const rows = Float32Array.from({ length: unique * W }, () => rng.normal() * 0.3);
+  const batch: ModelBatch = {
+    size: B,
+    dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
+    labels: Float32Array.from({ length: B }, () => (rng.uniform(0, 1) < 0.4 ? 1 : 0)),
+    weights: Float32Array.from({ length: B }, () => rng.uniform(0.5, 2)),
+    inverse: Int32Array.from(inverse),
+    cellOfValue: Int32Array.from(cellOfValue),
+  };
+  return { rows, unique, batch };
+}
+
+function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch): TorchOut {
+  const input = {
+    architecture: spec.architecture,
+    numDense: spec.numDense,
+    numSlots: spec.numSlots,
+    embeddingDim: spec.embeddingDim,
+    rowWidth: rowWidth(spec),
+    params: denseParams(spec).map((p, i) => ({ name: p.name, shape: p.shape, values: Array.from(values[i]!) })),
+    batch: {
+      size: b.size,
+      dense: Array.from(b.dense),
+      labels: Array.from(b.labels),
+      weights: b.weights ? Array.from(b.weights) : null,
+      rows: Array.from(rows),
+      uniqueRows: unique,
+      inverse: Array.from(b.inverse),
+      cellOfValue: b.cellOfValue ? Array.from(b.cellOfValue) : null,
+    },
+  };
+  const run = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr.py")], { input: JSON.stringify(input), encoding: "utf8", maxBuffer: 64 << 20 });
+  if (run.status !== 0) throw new Error(`torch_ctr.py exited ${run.status}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as TorchOut;
+}
+
+/** |ours - reference| within 1e-4 of the reference's largest magnitude (float32 against float64). */
+function expectClose(ours: ArrayLike<number>, ref: readonly number[], what: string): void {
+  expect(ours.length, what).toBe(ref.length);
+  const scale = Math.max(...ref.map(Math.abs), 1e-6);
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - ref[i]!));
+  expect(worst / scale, `${what}: max difference ${worst} against a largest value ${scale}`).toBeLessThan(1e-4);
+}
+
+beforeAll(async () => {
+  await selectBackend("wasm");
+  await selectBackend("cpu");
+});
+
+describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
+  it.each(CASES.map((s) => [JSON.stringify(s.architecture), s] as const))("%s: equal logits, loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
+    const rng = new Rng(31);
+    // Perturbed biases, so every bias and every path of the logit carries a gradient.
+    const values = initDenseParams(spec, 12).map((v) => v.map((x) => x + rng.normal() * 0.05));
+    const { rows, unique, batch } = batchFor(spec, rng);
+    const ref = torchReference(spec, values, rows, unique, batch);
+    const model = new CtrModel(spec);
+    for (const backend of ["cpu", "wasm"]) {
+      await tf.setBackend(backend);
+      const out = model.trainStep(values, rows, unique, batch);
+      expect(Math.abs(out.loss - ref.loss) / ref.loss, `${backend} loss ${out.loss} vs ${ref.loss}`).toBeLessThan(1e-4);
+      expectClose(out.predictions, ref.probabilities, `${backend} probabilities`);
+      model.params.forEach((p, i) => expectClose(out.denseGrads[i]!, ref.denseGrads[p.name]!, `${backend} gradient of ${p.name}`));
+      expectClose(out.rowGrads, ref.rowGrads, `${backend} row gradients`);
+    }
+    await tf.setBackend("cpu");
+    // Serving's forward pass over the same pooled rows.
+    const W = rowWidth(spec);
+    const pooled = new Float32Array(batch.size * spec.numSlots * W);
+    batch.inverse.forEach((r, v) => {
+      for (let k = 0; k < W; k++) pooled[batch.cellOfValue![v]! * W + k]! += rows[r * W + k]!;
+    });
+    const served = new Float32Array(batch.size);
+    new PlainForward(spec, values).predict(batch.size, batch.dense, pooled, served);
+    expectClose(served, ref.probabilities, "serving's probabilities");
+    // Not a degenerate case: the logits spread and the labels are mixed.
+    expect(Math.max(...ref.logits) - Math.min(...ref.logits)).toBeGreaterThan(0.05);
+  });
+});
