@@ -174,13 +174,13 @@ describe("unreachable peers and bad configuration", () => {
     expect(r.stderr.split("\n")[0]).toBe(message);
   });
 
-  it("an orchestrator whose --slot-config asks for another embedding dim exits 2 naming the slot", async () => {
+  it("an orchestrator whose --slot-config gives a slot another embedding dim exits 2 naming the slot, for a model that needs one dim", async () => {
     const path = join(tmp, "bad-slots.json");
     writeFileSync(path, JSON.stringify({ slots: { "7": { dim: 8 } } }));
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--slot-config", path]);
     expect(r.code).toBe(2);
     expect(lastLine(r.stderr)).toBe(
-      "pangea-orchestrator: error ORCH_ERR_BAD_SLOT_CONFIG: slot 7 asks for embedding dim 8, but the dlrm model gives every slot --embedding-dim 16",
+      "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot 7 has 8 where the model's is --embedding-dim 16; dcn-v2 and wide-deep take mixed dims",
     );
   });
 

@@ -16,7 +16,7 @@ export const criteoSlotName = (k: number): string => `C${k + 1}`;
  */
 export function criteoFeatureListConfig(type: SlotKind = "bytes", slotBase = CRITEO_SLOT_BASE): FeatureListConfig {
   return {
-    slots: Array.from({ length: CRITEO_NUM_SLOTS }, (_, k) => ({ name: criteoSlotName(k), slot: slotBase + k, type, dim: 16 })),
+    slots: Array.from({ length: CRITEO_NUM_SLOTS }, (_, k) => ({ name: criteoSlotName(k), slot: slotBase + k, type })),
     dense: Array.from({ length: CRITEO_NUM_DENSE }, (_, k) => ({ name: criteoDenseName(k), size: 1, transform: "log1p" as const })),
     label: { index: 0, column: "label" },
   };

@@ -16,7 +16,10 @@ const slotSchema = z.object({
   name: z.string().min(1),
   slot: z.number().int().min(0).max(V2_MAX_SLOT),
   type: z.enum(SLOT_KINDS).default("fid_v2"),
-  dim: z.number().int().positive().default(16),
+  /** The slot's embedding width; absent: the job's --embedding-dim. */
+  dim: z.number().int().positive().max(1024).optional(),
+  /** How a cell's several ids become one vector (Monolith's combiner): sum, mean (sum / n) or sqrtn (sum / sqrt(n)); absent: sum. */
+  pooling: z.enum(["sum", "mean", "sqrtn"], { message: 'expected pooling "sum", "mean" or "sqrtn"' }).optional(),
 });
 
 const denseSchema = z.object({
@@ -115,7 +118,7 @@ export function loadFeatureList(path: string): FeatureList {
 }
 
 function parseConf(text: string, path: string): unknown {
-  const slots: { name: string; slot: number; type?: string; dim?: number }[] = [];
+  const slots: { name: string; slot: number; type?: string; dim?: number; pooling?: string }[] = [];
   text.split("\n").forEach((line, i) => {
     const l = line.trim();
     if (!l || l.startsWith("#") || l.startsWith("column_name") || l.startsWith("cache") || l.startsWith("feed")) return;
@@ -126,7 +129,7 @@ function parseConf(text: string, path: string): unknown {
     if (!name || slot === undefined || !/^\d+$/.test(slot)) {
       throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}:${i + 1}: expected feature_name=... slot=<integer>, got '${printable(l)}'`);
     }
-    slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}) });
+    slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}), ...(kv.has("pooling") ? { pooling: kv.get("pooling") } : {}) });
   });
   return { slots };
 }

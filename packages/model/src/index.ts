@@ -5,7 +5,10 @@ export {
   architectureOf,
   sameModel,
   canonical,
-  rowWidth,
+  rowWidths,
+  uniformRowWidth,
+  slotDimsOf,
+  MAX_EMBEDDING_DIM,
   denseParams,
   hyperParams,
   paramSize,
@@ -17,6 +20,7 @@ export {
 } from "./spec.js";
 export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
 export type { Architecture, DenseParam, ModelShape, ModelInputs } from "./architectures/architecture.js";
+export { dimsOf, poolingOf, poolingScale, POOLINGS, type Pooling } from "./architectures/architecture.js";
 export type { Ops } from "./architectures/ops.js";
 export { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 export { PlainForward } from "./forward/plain-forward.js";
@@ -25,3 +29,4 @@ export { aucAndLogloss } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
 export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
+export { RowLayout, RowLayoutErrors } from "./row-layout.js";

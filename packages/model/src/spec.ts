@@ -1,5 +1,5 @@
 import { Rng, defineErrors } from "@pangea/kit";
-import type { DenseParam, ModelShape, Architecture } from "./architectures/architecture.js";
+import { POOLINGS, dimsOf, mixedDimsProblem, type Pooling, type DenseParam, type ModelShape, type Architecture } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
 export const ModelErrors = defineErrors({
@@ -41,18 +41,40 @@ export function architectureConfig(name: string, hyper: unknown): ArchitectureCo
   return { name, ...(parsed.data as object) };
 }
 
-/** The spec, checked: its shape, its hyper-parameters and whether they fit together. Returns it with defaults filled in. */
-export function validateSpec(spec: ModelSpec): ModelSpec {
+/**
+ * The spec, checked: its shape, its hyper-parameters and whether they fit
+ * together (errors name slots by slotIds when given). Returns it with
+ * defaults filled in.
+ */
+export function validateSpec(spec: ModelSpec, slotIds?: readonly number[]): ModelSpec {
   if (!Number.isInteger(spec.numDense) || spec.numDense < 1) throw bad(`model needs at least one dense feature, got ${spec.numDense}`);
   if (!Number.isInteger(spec.numSlots) || spec.numSlots < 1) throw bad(`model needs at least one categorical slot, got ${spec.numSlots}`);
   if (!Number.isInteger(spec.embeddingDim) || spec.embeddingDim < 1) throw bad(`embedding dim must be a positive integer, got ${spec.embeddingDim}`);
+  if (spec.slotDims !== undefined) {
+    if (!Array.isArray(spec.slotDims) || spec.slotDims.length !== spec.numSlots) throw bad(`slot dims ${JSON.stringify(spec.slotDims)} must give one dim for each of the ${spec.numSlots} slots`);
+    const wrong = spec.slotDims.findIndex((d) => !Number.isInteger(d) || d < 1 || d > MAX_EMBEDDING_DIM);
+    if (wrong >= 0) throw bad(`slot #${wrong}'s embedding dim must be an integer 1..${MAX_EMBEDDING_DIM}, got ${spec.slotDims[wrong]}`);
+  }
+  if (spec.slotPooling !== undefined) {
+    if (!Array.isArray(spec.slotPooling) || spec.slotPooling.length !== spec.numSlots) throw bad(`slot pooling ${JSON.stringify(spec.slotPooling)} must give one pooling for each of the ${spec.numSlots} slots`);
+    const wrong = spec.slotPooling.findIndex((p) => !POOLINGS.includes(p));
+    if (wrong >= 0) throw bad(`slot #${wrong}'s pooling must be ${POOLINGS.join(", ")}, got ${JSON.stringify(spec.slotPooling[wrong])}`);
+  }
+  // Every slot at the common width, or every slot summing, is the same model as none given: specs compare (and old checkpoints match) as such.
+  const slotDims = spec.slotDims && spec.slotDims.some((d) => d !== spec.embeddingDim) ? [...spec.slotDims] : undefined;
+  const slotPooling = spec.slotPooling && spec.slotPooling.some((p) => p !== "sum") ? [...spec.slotPooling] : undefined;
+  const shape: ModelShape = { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, ...(slotDims ? { slotDims } : {}), ...(slotPooling ? { slotPooling } : {}) };
   const { name, ...hyper } = spec.architecture ?? { name: "" };
   const architecture = architectureConfig(name, hyper);
   const { name: _n, ...filled } = architecture;
-  const problem = architectureNamed(name).check(spec, filled);
+  const arch = architectureNamed(name);
+  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
   if (problem) throw bad(problem);
-  return { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, architecture };
+  return { ...shape, architecture };
 }
+
+/** The widest embedding a slot may have. */
+export const MAX_EMBEDDING_DIM = 1024;
 
 /**
  * A spec as stored in a checkpoint or export manifest or sent in a job spec:
@@ -63,7 +85,9 @@ export function parseModelSpec(stored: unknown): ModelSpec {
   if (typeof stored !== "object" || stored === null) throw bad(`expected a model spec object, got ${JSON.stringify(stored)}`);
   const s = stored as Record<string, unknown>;
   const architecture = (s.architecture as ArchitectureConfig | undefined) ?? { name: "dlrm", bottomMlp: s.bottomMlp, topMlp: s.topMlp };
-  return validateSpec({ numDense: s.numDense as number, numSlots: s.numSlots as number, embeddingDim: s.embeddingDim as number, architecture });
+  const slotDims = s.slotDims as number[] | undefined;
+  const slotPooling = s.slotPooling as Pooling[] | undefined;
+  return validateSpec({ numDense: s.numDense as number, numSlots: s.numSlots as number, embeddingDim: s.embeddingDim as number, ...(slotDims ? { slotDims } : {}), ...(slotPooling ? { slotPooling } : {}), architecture });
 }
 
 /** Whether two specs describe the same model (hyper-parameters included). */
@@ -86,9 +110,22 @@ function hyperOf(spec: ModelSpec): Record<string, unknown> {
   return hyper;
 }
 
-/** The width of an embedding table's row for this model (what tables, pulls, pushes and exports carry). */
-export function rowWidth(spec: ModelSpec): number {
-  return architectureOf(spec).rowWidth(spec, hyperOf(spec));
+/** Each slot's embedding width, in slot order. */
+export function slotDimsOf(spec: ModelSpec): number[] {
+  return dimsOf(spec);
+}
+
+/** The width of each slot's table rows, in slot order (what its table, pulls, pushes and exports carry): its dim plus the architecture's per-id extras. */
+export function rowWidths(spec: ModelSpec): number[] {
+  const arch = architectureOf(spec);
+  const hyper = hyperOf(spec);
+  return dimsOf(spec).map((d) => arch.rowWidth(d, hyper));
+}
+
+/** The row width every slot shares, or null when slots differ. */
+export function uniformRowWidth(spec: ModelSpec): number | null {
+  const w = rowWidths(spec);
+  return w.every((x) => x === w[0]) ? w[0]! : null;
 }
 
 /** Dense parameters in the order every party uses. */
@@ -131,6 +168,10 @@ export interface WireModelSpec {
   bottomMlp: number[];
   topMlp: number[];
   architectureJson: string;
+  /** Each slot's embedding dim where slots differ; empty when every slot has embeddingDim. */
+  slotDims: number[];
+  /** Each slot's pooling where some slot does not sum; empty when every slot sums. */
+  slotPooling: string[];
 }
 
 export function modelSpecToWire(spec: ModelSpec, slotIds: readonly number[]): WireModelSpec {
@@ -142,11 +183,13 @@ export function modelSpecToWire(spec: ModelSpec, slotIds: readonly number[]): Wi
     bottomMlp: dlrm ? [...(spec.architecture.bottomMlp as number[])] : [],
     topMlp: dlrm ? [...(spec.architecture.topMlp as number[])] : [],
     architectureJson: JSON.stringify(spec.architecture),
+    slotDims: spec.slotDims ? [...spec.slotDims] : [],
+    slotPooling: spec.slotPooling ? [...spec.slotPooling] : [],
   };
 }
 
 /** The model a job spec carries; an orchestrator older than architectures sends DLRM's widths only. */
-export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "topMlp", readonly number[]> & Pick<WireModelSpec, "numDense" | "embeddingDim" | "architectureJson">>): ModelSpec {
+export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "topMlp" | "slotDims", readonly number[]> & { slotPooling?: readonly string[] } & Pick<WireModelSpec, "numDense" | "embeddingDim" | "architectureJson">>): ModelSpec {
   let architecture: ArchitectureConfig;
   if (m.architectureJson) {
     try {
@@ -155,5 +198,5 @@ export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "
       throw bad(`the job's architecture is not JSON: ${(err as Error).message}`);
     }
   } else architecture = { name: "dlrm", bottomMlp: [...m.bottomMlp], topMlp: [...m.topMlp] };
-  return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, architecture });
+  return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, ...(m.slotDims.length ? { slotDims: [...m.slotDims] } : {}), ...(m.slotPooling?.length ? { slotPooling: [...m.slotPooling] as Pooling[] } : {}), architecture });
 }

@@ -14,6 +14,7 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     groundTruthAuc: d.groundTruth?.auc ?? 0,
     groundTruthLogloss: d.groundTruth?.logloss ?? 0,
     slotDims: d.slotDims ?? [],
+    slotPooling: d.slotPooling ?? [],
     skippedRecords: d.skippedRecords ?? 0,
     skippedSummary: d.skippedSummary ?? "",
   };

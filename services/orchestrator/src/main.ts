@@ -5,7 +5,7 @@ import { DLRM_FLAG_DEFAULTS, FLAGS, loadConfig } from "./config.js";
 import { architectureFromFlags } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
-import { tablesFor } from "./embeddings/model-tables.js";
+import { resolveSlotDims } from "./embeddings/model-tables.js";
 import { validateSpec } from "@pangea/model";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
@@ -32,8 +32,11 @@ runMain("pangea-orchestrator", async () => {
   const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
-  // Slot dims the model cannot honour stop the process now (the shape is a stand-in; only the dims matter here).
-  tablesFor(validateSpec({ numDense: 1, numSlots: 64, embeddingDim: config.embeddingDim, architecture }), slots);
+  // Per-slot dims the architecture cannot take stop the process now: the slots --slot-config names, and one that takes the default
+  // (the data's input sizes come at job start: a stand-in dense width large enough that no check on sizes fails early).
+  const named = [...slots.perSlot.keys()];
+  const standIn = [...named, named.length ? Math.max(...named) + 1 : 0];
+  validateSpec({ numDense: 1 << 16, numSlots: standIn.length, embeddingDim: config.embeddingDim, slotDims: resolveSlotDims(standIn, [], slots), architecture }, standIn);
   if (config.exportFeatureList) {
     try {
       accessSync(config.exportFeatureList, constants.R_OK);

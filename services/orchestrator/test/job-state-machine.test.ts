@@ -24,7 +24,7 @@ describe("Job: registration to RUNNING", () => {
     for (const s of sessions.values()) {
       const spec = s.events[0]!.jobStarted!;
       expect(spec).toMatchObject({ jobId: "unit-job", worldSize: 2, batchesPerStep: 2, steps: 2, computeAddress: "127.0.0.1:7001", psShards: ["127.0.0.1:7000"], mode: "sync", resumedFromStep: 0 });
-      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: JSON.stringify({ name: "dlrm", bottomMlp: [2], topMlp: [2] }) });
+      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: JSON.stringify({ name: "dlrm", bottomMlp: [2], topMlp: [2] }), slotDims: [], slotPooling: [] });
     }
     expect(lines.map((l) => l.msg)).toEqual(["trainer registered", "trainer registered", "compute registered", "job started"]);
   });
@@ -242,9 +242,24 @@ describe("Job: other failures", () => {
   });
 
   it("a model the flags and the source cannot make fails the job at its start", () => {
-    const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 4) };
+    // --slot-config naming dim 4 for slot 1 itself.
+    const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), slotDim: 4 };
     const { job } = startedJob({ slotConfigs: new Map([[1, wide]]) });
     expect(job.state).toBe("JOB_STATE_FAILED");
-    expect(job.status().error).toBe("ORCH_ERR_BAD_SLOT_CONFIG: slot 1 asks for embedding dim 4, but the dlrm model gives every slot --embedding-dim 2");
+    expect(job.status().error).toBe("ORCH_ERR_BAD_SLOT_CONFIG: slot 1: --slot-config gives embedding dim 4, the feature list 2; make them agree");
+  });
+
+  it("mixed slot dims fail a model that needs one width, naming the slot, and start one that takes them", () => {
+    // --slot-config naming dim 4 for slot 1 itself.
+    const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), slotDim: 4 };
+    const undeclared = { ...SOURCE, slotDims: [0, 0] };
+    const dlrm = startedJob({ slotConfigs: new Map([[1, wide]]) }, undeclared).job;
+    expect(dlrm.state).toBe("JOB_STATE_FAILED");
+    expect(dlrm.status().error).toMatch(/^MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot .*but slot 1 has 4 where the model's is --embedding-dim 2/);
+    const wd = startedJob({ slotConfigs: new Map([[1, wide]]), architecture: { name: "wide-deep", deepMlp: [3] } }, undeclared).job;
+    expect(wd.state).toBe("JOB_STATE_RUNNING");
+    // Row widths: the dim plus wide-deep's first-order weight.
+    expect(wd.model!.store.widthOf(0 << 16)).toBe(3);
+    expect(wd.model!.store.widthOf(1 << 16)).toBe(5);
   });
 });

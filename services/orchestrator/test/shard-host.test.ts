@@ -14,7 +14,7 @@ function shard(over: Partial<JobSpec__Output> = {}) {
   const host = new ShardHost({ index: 1, defaults, perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: dir }, log);
   const job = {
     jobId: "j",
-    model: { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "" },
+    model: { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] },
     steps: 3,
     worldSize: 2,
     batchesPerStep: 2,

@@ -1,6 +1,6 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
 import { announceReady, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
-import { modelSpecFromWire } from "@pangea/model";
+import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
 import { ClusterSession } from "./cluster/session.js";
@@ -84,18 +84,19 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   const log = parentLog.child({ job: job.jobId });
   const m = job.model!;
   const model = new CtrModel(modelSpecFromWire(m));
+  const layout = RowLayout.of(model.spec, m.slotIds);
   const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
-  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, model.rowWidth, job.gradientCompression === "fp16");
+  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, layout, job.gradientCompression === "fp16");
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
   try {
     log.info({ mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");
-    const stats = await trainAssigned({ model, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics });
+    const stats = await trainAssigned({ model, layout, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics });
     await feed.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
     if (stats.evaluate) {
       const evalReader = new BatchReader(stats.computeAddress || job.computeAddress, config.workerId);
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
-      const result = await session.guard(evaluate(model, evalReader, params, Number(job.steps)));
+      const result = await session.guard(evaluate(model, layout, evalReader, params, Number(job.steps)));
       evalReader.close();
       log.info({ ...result }, "evaluation done");
       await session.reportEval({ workerId: config.workerId, step: Number(job.steps), ...result });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
-import { PlainForward, initDenseParams, rowWidth, validateSpec, type ModelSpec } from "@pangea/model";
+import { PlainForward, initDenseParams, rowWidths, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 
@@ -18,7 +18,7 @@ const label = (s: ModelSpec) => JSON.stringify(s.architecture);
 
 /** Two samples x 3 slots over 5 unique rows: cell 1 holds two values (sum pooled, one id twice across cells), cell 4 none. */
 function batchFor(spec: ModelSpec, rng: Rng): { rows: Float32Array; unique: number; batch: ModelBatch } {
-  const W = rowWidth(spec);
+  const W = rowWidths(spec)[0]!;
   const unique = 5;
   const rows = Float32Array.from({ length: unique * W }, () => rng.normal() * 0.4);
   const batch: ModelBatch = {
@@ -34,7 +34,7 @@ function batchFor(spec: ModelSpec, rng: Rng): { rows: Float32Array; unique: numb
 
 /** The same pooling the trainer does, for serving's forward: [B, S, W] sums per cell. */
 function pooled(spec: ModelSpec, rows: Float32Array, b: ModelBatch): Float32Array {
-  const W = rowWidth(spec);
+  const W = rowWidths(spec)[0]!;
   const out = new Float32Array(b.size * spec.numSlots * W);
   b.inverse.forEach((r, v) => {
     const cell = b.cellOfValue ? b.cellOfValue[v]! : v;
@@ -71,7 +71,7 @@ describe.each(CASES.map((s) => [label(s), s] as const))("architecture %s", (_nam
       }
     });
     // Row 1 is in two cells; column 0 is DeepFM's and Wide&Deep's first-order weight.
-    for (const k of [0, rowWidth(spec) + 0, rowWidth(spec) + 1, rows.length - 1]) {
+    for (const k of [0, rowWidths(spec)[0]! + 0, rowWidths(spec)[0]! + 1, rows.length - 1]) {
       const plus = rows.slice();
       const minus = rows.slice();
       plus[k]! += eps;

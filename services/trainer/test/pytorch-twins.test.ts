@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
-import { PlainForward, denseParams, initDenseParams, rowWidth, validateSpec, type ModelSpec } from "@pangea/model";
+import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 
@@ -27,6 +27,13 @@ const CASES: ModelSpec[] = [
   { ...shape, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 0, structure: "stacked", deepMlp: [] } },
   { ...shape, architecture: { name: "deepfm", deepMlp: [16, 8] } },
   { ...shape, architecture: { name: "wide-deep", deepMlp: [16, 8] } },
+  // Slots of different embedding dims, where the architecture concatenates them.
+  { ...shape, slotDims: [8, 4, 8, 2, 6], architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 0, structure: "parallel", deepMlp: [16] } },
+  { ...shape, slotDims: [8, 4, 8, 2, 6], architecture: { name: "wide-deep", deepMlp: [16, 8] } },
+  // Mean and sqrtn pooling of multi-valued cells (Monolith's combiners), with one width and with mixed dims.
+  { ...shape, slotPooling: ["mean", "sqrtn", "sum", "mean", "sqrtn"], architecture: { name: "deepfm", deepMlp: [16] } },
+  { ...shape, slotPooling: ["mean", "sqrtn", "sum", "mean", "sqrtn"], architecture: { name: "dlrm", bottomMlp: [8], topMlp: [6] } },
+  { ...shape, slotDims: [8, 4, 8, 2, 6], slotPooling: ["sqrtn", "mean", "mean", "sum", "sqrtn"], architecture: { name: "dcn-v2", crossLayers: 1, lowRank: 4, structure: "stacked", deepMlp: [8] } },
 ].map((s) => validateSpec(s as ModelSpec));
 
 interface TorchOut {
@@ -37,22 +44,29 @@ interface TorchOut {
   rowGrads: number[];
 }
 
-/** 16 samples: some cells hold several values, one none, ids repeat across cells and samples; per-sample weights. */
+/**
+ * 16 samples: some cells hold several values, one none, ids repeat across
+ * samples; per-sample weights. Unique row u belongs to slot u % S and is as
+ * wide as that slot's rows (side by side, at rowOffsets, when slots differ).
+ */
 function batchFor(spec: ModelSpec, rng: Rng) {
   const B = 16;
   const S = spec.numSlots;
-  const W = rowWidth(spec);
+  const widths = rowWidths(spec);
   const unique = 30;
   const inverse: number[] = [];
   const cellOfValue: number[] = [];
   for (let cell = 0; cell < B * S; cell++) {
     const n = cell === 7 ? 0 : cell % 6 === 0 ? 3 : 1;
     for (let k = 0; k < n; k++) {
-      inverse.push(Math.floor(rng.uniform(0, unique)));
+      inverse.push(Math.floor(rng.uniform(0, unique / S)) * S + (cell % S));
       cellOfValue.push(cell);
     }
   }
-  const rows = Float32Array.from({ length: unique * W }, () => rng.normal() * 0.3);
+  const offsets = new Int32Array(unique + 1);
+  for (let u = 0; u < unique; u++) offsets[u + 1] = offsets[u]! + widths[u % S]!;
+  const rows = Float32Array.from({ length: offsets[unique]! }, () => rng.normal() * 0.3);
+  const mixed = widths.some((w) => w !== widths[0]);
   const batch: ModelBatch = {
     size: B,
     dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
@@ -60,17 +74,20 @@ function batchFor(spec: ModelSpec, rng: Rng) {
     weights: Float32Array.from({ length: B }, () => rng.uniform(0.5, 2)),
     inverse: Int32Array.from(inverse),
     cellOfValue: Int32Array.from(cellOfValue),
+    rowOffsets: mixed ? offsets : null,
   };
-  return { rows, unique, batch };
+  return { rows, unique, batch, offsets };
 }
 
-function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch): TorchOut {
+function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch, offsets: Int32Array): TorchOut {
   const input = {
     architecture: spec.architecture,
     numDense: spec.numDense,
     numSlots: spec.numSlots,
     embeddingDim: spec.embeddingDim,
-    rowWidth: rowWidth(spec),
+    slotDims: slotDimsOf(spec),
+    rowWidths: rowWidths(spec),
+    pooling: poolingOf(spec),
     params: denseParams(spec).map((p, i) => ({ name: p.name, shape: p.shape, values: Array.from(values[i]!) })),
     batch: {
       size: b.size,
@@ -78,6 +95,7 @@ function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Ar
       labels: Array.from(b.labels),
       weights: b.weights ? Array.from(b.weights) : null,
       rows: Array.from(rows),
+      rowOffsets: Array.from(offsets),
       uniqueRows: unique,
       inverse: Array.from(b.inverse),
       cellOfValue: b.cellOfValue ? Array.from(b.cellOfValue) : null,
@@ -103,12 +121,12 @@ beforeAll(async () => {
 });
 
 describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
-  it.each(CASES.map((s) => [JSON.stringify(s.architecture), s] as const))("%s: equal logits, loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
+  it.each(CASES.map((s) => [JSON.stringify({ ...s.architecture, ...(s.slotDims ? { slotDims: s.slotDims } : {}), ...(s.slotPooling ? { slotPooling: s.slotPooling } : {}) }), s] as const))("%s: equal logits, loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
     const rng = new Rng(31);
     // Perturbed biases, so every bias and every path of the logit carries a gradient.
     const values = initDenseParams(spec, 12).map((v) => v.map((x) => x + rng.normal() * 0.05));
-    const { rows, unique, batch } = batchFor(spec, rng);
-    const ref = torchReference(spec, values, rows, unique, batch);
+    const { rows, unique, batch, offsets } = batchFor(spec, rng);
+    const ref = torchReference(spec, values, rows, unique, batch, offsets);
     const model = new CtrModel(spec);
     for (const backend of ["cpu", "wasm"]) {
       await tf.setBackend(backend);
@@ -119,11 +137,20 @@ describe.runIf(available)("architectures against PyTorch (same weights, same bat
       expectClose(out.rowGrads, ref.rowGrads, `${backend} row gradients`);
     }
     await tf.setBackend("cpu");
-    // Serving's forward pass over the same pooled rows.
-    const W = rowWidth(spec);
-    const pooled = new Float32Array(batch.size * spec.numSlots * W);
+    // Serving's forward pass over the same pooled rows: each example's slots side by side.
+    const widths = rowWidths(spec);
+    const slotAt = widths.map((_, s) => widths.slice(0, s).reduce((a, w) => a + w, 0));
+    const E = widths.reduce((a, w) => a + w, 0);
+    const pooled = new Float32Array(batch.size * E);
+    const counts = new Int32Array(batch.size * spec.numSlots);
+    for (const c of batch.cellOfValue!) counts[c]!++;
+    const pooling = poolingOf(spec);
     batch.inverse.forEach((r, v) => {
-      for (let k = 0; k < W; k++) pooled[batch.cellOfValue![v]! * W + k]! += rows[r * W + k]!;
+      const cell = batch.cellOfValue![v]!;
+      const slot = cell % spec.numSlots;
+      const at = ((cell - slot) / spec.numSlots) * E + slotAt[slot]!;
+      const f = poolingScale(pooling[slot]!, counts[cell]!);
+      for (let k = 0; k < widths[slot]!; k++) pooled[at + k]! += f * rows[offsets[r]! + k]!;
     });
     const served = new Float32Array(batch.size);
     new PlainForward(spec, values).predict(batch.size, batch.dense, pooled, served);

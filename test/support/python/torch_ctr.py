@@ -14,11 +14,18 @@ IN (one JSON object):
   numDense Nd, numSlots S, embeddingDim D,
   rowWidth W    D for dlrm/dcn-v2; D + 1 for deepfm/wide-deep (column 0 is the
                 slot's first-order weight, columns 1..D its factor vector)
+  slotDims      optional: each slot's embedding dim (default D for every slot);
+                dlrm and deepfm need one dim
+  rowWidths     optional with slotDims: each slot's row width (its dim + the
+                architecture's extra columns); rowWidth when absent
+  pooling       optional: each slot's combiner of a cell's rows: "sum" (default),
+                "mean" (sum / n) or "sqrtn" (sum / sqrt(n))
   params        [{"name", "shape": [in, out] | [n], "values": flat row-major}]
                 matrices are [in, out] (y = x @ w + b), exactly the set the
                 architecture declares (see the blocks below for the names)
   batch         {"size": B, "dense": [B*Nd], "labels": [B], "weights": [B] | null,
-                 "rows": [U*W] unique embedding rows, "uniqueRows": U,
+                 "rows": unique embedding rows side by side, "uniqueRows": U,
+                 "rowOffsets": [U+1] where each row starts (optional: i*W),
                  "inverse": [V] row of each feature value,
                  "cellOfValue": [V] cell (sample*S + slot) of each value | null
                  (null: value v is cell v and V = B*S)}
@@ -158,6 +165,7 @@ class Dlrm(nn.Module):
 
     def __init__(self, params, arch, nd, s, d):
         super().__init__()
+        d = one_dim(d, "dlrm")
         bottom = ints(arch, "bottomMlp")
         if (bottom[-1] if bottom else nd) != d:
             raise SpecError(f"architecture.bottomMlp: must end in embeddingDim {d}")
@@ -165,7 +173,8 @@ class Dlrm(nn.Module):
         n = s + 1
         self.top = tower(params, "top.", d + n * (n - 1) // 2, ints(arch, "topMlp"))
 
-    def forward(self, dense, e):
+    def forward(self, dense, slots):
+        e = torch.stack(slots, 1)
         z0 = self.bottom(dense)
         pairs = dot_interaction(torch.cat([z0.unsqueeze(1), e], 1))
         return self.top(torch.cat([z0, pairs], 1))
@@ -180,13 +189,13 @@ class DcnV2(nn.Module):
         self.structure = arch.get("structure")
         if self.structure not in ("parallel", "stacked"):
             raise SpecError("architecture.structure: must be \"parallel\" or \"stacked\"")
-        d0 = nd + s * d
+        d0 = nd + sum(d)
         self.cross = nn.ModuleList(CrossLayer(params, l, d0, rank) for l in range(layers))
         self.deep, width = mlp(params, "deep.", d0, ints(arch, "deepMlp"))
         self.logit = params.linear("logit.w", "logit.b", width if self.structure == "stacked" else d0 + width, 1)
 
-    def forward(self, dense, e):
-        x0 = torch.cat([dense, e.flatten(1)], 1)
+    def forward(self, dense, slots):
+        x0 = torch.cat([dense] + slots, 1)
         x = x0
         for layer in self.cross:
             x = layer(x0, x)
@@ -199,10 +208,12 @@ class DeepFm(nn.Module):
 
     def __init__(self, params, arch, nd, s, d):
         super().__init__()
+        one_dim(d, "deepfm")
         self.linear = params.linear("linear.w", "linear.b", nd, 1)
-        self.deep = tower(params, "deep.", nd + s * d, ints(arch, "deepMlp"))
+        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"))
 
-    def forward(self, dense, e):
+    def forward(self, dense, slots):
+        e = torch.stack(slots, 1)
         w, v = e[:, :, 0], e[:, :, 1:]
         first = self.linear(dense) + w.sum(1, keepdim=True)
         deep = self.deep(torch.cat([dense, v.flatten(1)], 1))
@@ -215,18 +226,23 @@ class WideDeep(nn.Module):
     def __init__(self, params, arch, nd, s, d):
         super().__init__()
         self.wide = params.linear("wide.w", "wide.b", nd, 1)
-        self.deep = tower(params, "deep.", nd + s * d, ints(arch, "deepMlp"))
+        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"))
 
-    def forward(self, dense, e):
-        w, v = e[:, :, 0], e[:, :, 1:]
-        wide = self.wide(dense) + w.sum(1, keepdim=True)
-        return wide + self.deep(torch.cat([dense, v.flatten(1)], 1))
+    def forward(self, dense, slots):
+        wide = self.wide(dense) + sum(e[:, :1] for e in slots)
+        return wide + self.deep(torch.cat([dense] + [e[:, 1:] for e in slots], 1))
 
 
 ARCHITECTURES = {"dlrm": Dlrm, "dcn-v2": DcnV2, "deepfm": DeepFm, "wide-deep": WideDeep}
 
 
 # ---- spec checks ---------------------------------------------------------------
+
+def one_dim(dims, name):
+    if any(x != dims[0] for x in dims):
+        raise SpecError(f"spec.slotDims: {name} needs one embedding dim for every slot, got {dims}")
+    return dims[0]
+
 
 def count(obj, key, where="architecture"):
     v = obj.get(key)
@@ -270,12 +286,20 @@ def run(spec):
     model_class = ARCHITECTURES.get(arch.get("name"))
     if model_class is None:
         raise SpecError(f"architecture.name: unknown architecture {arch.get('name')!r}")
-    nd, s, d, w = (count(spec, k, "spec") for k in ("numDense", "numSlots", "embeddingDim", "rowWidth"))
-    if w != d + model_class.row_extra:
-        raise SpecError(f"spec.rowWidth: {arch['name']} needs {d + model_class.row_extra}, got {w}")
+    nd, s, d = (count(spec, k, "spec") for k in ("numDense", "numSlots", "embeddingDim"))
+    # Per-slot embedding dims (slotDims) and row widths (rowWidths), or one of each for every slot.
+    dims = spec.get("slotDims") or [d] * s
+    if len(dims) != s or not all(isinstance(x, int) and x > 0 for x in dims):
+        raise SpecError(f"spec.slotDims: must give {s} positive integers, got {dims!r}")
+    widths = spec.get("rowWidths") or [count(spec, "rowWidth", "spec")] * s
+    if widths != [x + model_class.row_extra for x in dims]:
+        raise SpecError(f"spec.rowWidths: {arch['name']} needs {[x + model_class.row_extra for x in dims]}, got {widths}")
+    pooling = spec.get("pooling") or ["sum"] * s
+    if len(pooling) != s or not all(p in ("sum", "mean", "sqrtn") for p in pooling):
+        raise SpecError(f"spec.pooling: must give sum, mean or sqrtn for each of the {s} slots, got {pooling!r}")
 
     params = Params()
-    model = model_class(params, arch, nd, s, d)
+    model = model_class(params, arch, nd, s, dims)
     if not isinstance(spec.get("params"), list):
         raise SpecError("spec.params: must be a list")
     params.load(spec["params"])
@@ -285,7 +309,10 @@ def run(spec):
     dense = floats(batch, "dense", b * nd).reshape(b, nd)
     labels = floats(batch, "labels", b)
     weights = floats(batch, "weights", b) if batch.get("weights") is not None else None
-    rows = floats(batch, "rows", u * w).reshape(u, w).requires_grad_(True)
+    offsets = batch.get("rowOffsets") or [i * widths[0] for i in range(u + 1)]
+    if len(offsets) != u + 1:
+        raise SpecError(f"batch.rowOffsets: must hold {u + 1} offsets")
+    rows = floats(batch, "rows", offsets[-1]).requires_grad_(True)
     nvalues = len(batch["inverse"]) if isinstance(batch.get("inverse"), list) else -1
     inverse = indices(batch, "inverse", nvalues, u)
     if batch.get("cellOfValue") is None:
@@ -295,8 +322,27 @@ def run(spec):
     else:
         cell = indices(batch, "cellOfValue", nvalues, b * s)
 
-    e = torch.zeros(b * s, w, dtype=DT).index_add(0, cell, rows[inverse]).reshape(b, s, w)
-    logits = model(dense, e).reshape(b)
+    # Each cell's rows, pooled per its slot's combiner; an empty cell is zeros.
+    pieces = [[[] for _ in range(s)] for _ in range(b)]
+    for v in range(nvalues):
+        ex, slot = divmod(int(cell[v]), s)
+        r = int(inverse[v])
+        if offsets[r + 1] - offsets[r] != widths[slot]:
+            raise SpecError(f"batch.rowOffsets: row {r} has width {offsets[r + 1] - offsets[r]}, its cell's slot {widths[slot]}")
+        pieces[ex][slot].append(rows[offsets[r]:offsets[r + 1]])
+    slots = []
+    for slot in range(s):
+        column = []
+        for ex in range(b):
+            got = pieces[ex][slot]
+            if not got:
+                column.append(torch.zeros(widths[slot], dtype=DT))
+                continue
+            total = torch.stack(got).sum(0)
+            scale = {"sum": 1.0, "mean": 1.0 / len(got), "sqrtn": 1.0 / math.sqrt(len(got))}[pooling[slot]]
+            column.append(total * scale)
+        slots.append(torch.stack(column))
+    logits = model(dense, slots).reshape(b)
     loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="mean")
     loss.backward()
 

@@ -46,6 +46,12 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["train loss", `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
     [shards > 0 ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
   ];
+  // Slots of different widths: each one's table, so the memory of a wide slot is visible.
+  const slots = s.embeddings?.slots ?? [];
+  if (slots.some((t) => t.rowWidth !== slots[0]!.rowWidth)) {
+    const listed = slots.slice(0, 12).map((t) => `${t.slot}: ${t.rowWidth} wide, ${int(Number(t.rows))} rows, ${(Number(t.bytes) / 1e6).toFixed(1)} MB`);
+    rows.push(["embedding slots", listed.join("; ") + (slots.length > 12 ? `; ... (${slots.length} slots)` : "")]);
+  }
   if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(

@@ -5,8 +5,44 @@ import type { Ops } from "./ops.js";
 export interface ModelShape {
   numDense: number;
   numSlots: number;
-  /** The width of each slot's embedding vector (the model's, not the table row's: see rowWidth). */
+  /** The width of a slot's embedding vector (the model's, not the table row's: see rowWidth), for every slot slotDims does not set. */
   embeddingDim: number;
+  /** Each slot's embedding width, in slot order, where slots differ; absent when every slot has embeddingDim. */
+  slotDims?: readonly number[];
+  /** Each slot's pooling of a cell's several ids, in slot order, where some slot does not sum; absent when every slot sums. */
+  slotPooling?: readonly Pooling[];
+}
+
+/** How a cell's several rows become one (Monolith's combiners): their sum, mean (sum / n) or sum / sqrt(n). */
+export const POOLINGS = ["sum", "mean", "sqrtn"] as const;
+export type Pooling = (typeof POOLINGS)[number];
+
+/** Every slot's pooling, in slot order. */
+export function poolingOf(shape: ModelShape): Pooling[] {
+  return shape.slotPooling ? [...shape.slotPooling] : new Array<Pooling>(shape.numSlots).fill("sum");
+}
+
+/** The factor a cell of n values' sum is scaled by under a pooling (a cell with none stays zeros). */
+export function poolingScale(pooling: Pooling, n: number): number {
+  return n <= 1 || pooling === "sum" ? 1 : pooling === "mean" ? 1 / n : 1 / Math.sqrt(n);
+}
+
+/** Every slot's embedding width, in slot order. */
+export function dimsOf(shape: ModelShape): number[] {
+  return shape.slotDims ? [...shape.slotDims] : new Array<number>(shape.numSlots).fill(shape.embeddingDim);
+}
+
+/**
+ * Why an architecture that needs one width for all slots cannot take this
+ * shape, naming the slots (by slotIds when given, else by position), or null.
+ */
+export function mixedDimsProblem(shape: ModelShape, architecture: string, why: string, slotIds?: readonly number[]): string | null {
+  const dims = dimsOf(shape);
+  const other = dims.map((d, s) => [d, s] as const).filter(([d]) => d !== shape.embeddingDim);
+  if (other.length === 0) return null;
+  const name = (s: number) => (slotIds ? `slot ${slotIds[s]}` : `slot #${s}`);
+  const listed = other.slice(0, 6).map(([d, s]) => `${name(s)} has ${d}`).join(", ");
+  return `${architecture} needs one embedding dim for every slot (${why}), but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; dcn-v2 and wide-deep take mixed dims`;
 }
 
 /** A dense parameter: per layer, a weight [in, out] and a bias [out]. */
@@ -15,7 +51,7 @@ export interface DenseParam {
   shape: [number] | [number, number];
 }
 
-/** An architecture's inputs for one batch: dense [B, numDense], and one pooled embedding row per slot, [B, numSlots * rowWidth]. */
+/** An architecture's inputs for one batch: dense [B, numDense], and one pooled embedding row per slot side by side, [B, sum of the slots' row widths]. */
 export interface ModelInputs<T> {
   dense: T;
   emb: T;
@@ -33,10 +69,12 @@ export interface Architecture<C = Record<string, unknown>> {
   readonly summary: string;
   /** The hyper-parameters, defaults included; unknown keys are refused. */
   readonly config: z.ZodType<C>;
+  /** Why every slot must have the one embedding dim, for an architecture whose slots meet in dot products; absent: any mix of dims. */
+  readonly oneDim?: string;
   /** Why this configuration cannot serve this shape (one line), or null. */
   check(shape: ModelShape, config: C): string | null;
-  /** The width of an embedding table's row: the embedding dim, plus what the architecture keeps per id beside it (e.g. a first-order weight). */
-  rowWidth(shape: ModelShape, config: C): number;
+  /** The width of an embedding table's row for a slot of embedding width dim: dim, plus what the architecture keeps per id beside it (e.g. a first-order weight). */
+  rowWidth(dim: number, config: C): number;
   /** The dense parameters in the order every party stores them. */
   params(shape: ModelShape, config: C): DenseParam[];
   /** The logits [B, 1]. */

@@ -19,8 +19,11 @@ export interface Ops<T> {
    * upper-triangle order] ([B, dim + n(n-1)/2], n = slots + 1).
    */
   dotInteraction(x: T, emb: T, slots: number, dim: number): T;
-  /** Columns from .. from+width of each slot's rowWidth-wide block of emb [B, slots*rowWidth]: [B, slots*width]. */
-  slotColumns(emb: T, slots: number, rowWidth: number, from: number, width: number): T;
+  /**
+   * Of emb, whose rows are the slots' blocks side by side (slot s's block
+   * rowWidths[s] wide), each slot's columns from .. from+take[s]: [B, sum of take].
+   */
+  slotColumns(emb: T, rowWidths: readonly number[], from: number, take: readonly number[]): T;
   /** The sum of the slots' width-wide blocks of x [B, slots*width]: [B, width]. */
   sumSlots(x: T, slots: number, width: number): T;
   /** Factorization machines' second-order term of v [B, slots*dim]: 0.5 * sum_k ((sum_s v_sk)^2 - sum_s v_sk^2), [B, 1]. */

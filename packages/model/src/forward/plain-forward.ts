@@ -1,5 +1,5 @@
 import type { NativeBlas } from "@pangea/blas";
-import { architectureOf, denseParams, hyperParams, rowWidth, type ModelSpec } from "../spec.js";
+import { architectureOf, denseParams, hyperParams, rowWidths, type ModelSpec } from "../spec.js";
 import type { Architecture } from "../architectures/architecture.js";
 import { PlainOps, type Mat } from "./plain-ops.js";
 
@@ -18,7 +18,7 @@ export class PlainForward {
   constructor(readonly spec: ModelSpec, values: readonly Float32Array[], blas?: NativeBlas | null) {
     this.arch = architectureOf(spec);
     this.hyper = hyperParams(spec);
-    this.embCols = spec.numSlots * rowWidth(spec);
+    this.embCols = rowWidths(spec).reduce((a, w) => a + w, 0);
     this.ops = blas === undefined ? new PlainOps() : new PlainOps(blas);
     denseParams(spec).forEach((p, i) => {
       const [rows, cols] = p.shape.length === 2 ? p.shape : [1, p.shape[0]];
@@ -28,7 +28,8 @@ export class PlainForward {
 
   /**
    * Click probabilities of B examples: dense [B, numDense] and pooled
-   * embedding rows [B, numSlots, rowWidth] (a slot without a row reads as zeros).
+   * embedding rows [B, sum of the slots' row widths], each example's slots
+   * side by side (a slot without a row reads as zeros).
    */
   predict(B: number, dense: Float32Array, pooled: Float32Array, out: Float32Array): void {
     const numDense = this.spec.numDense;

@@ -105,12 +105,15 @@ export class PlainOps implements Ops<Mat> {
     return y;
   }
 
-  slotColumns(emb: Mat, S: number, W: number, from: number, width: number): Mat {
-    const y = this.out(emb.rows, S * width);
+  slotColumns(emb: Mat, rowWidths: readonly number[], from: number, take: readonly number[]): Mat {
+    const y = this.out(emb.rows, take.reduce((a, t) => a + t, 0));
     for (let r = 0; r < emb.rows; r++) {
-      for (let s = 0; s < S; s++) {
-        const src = r * emb.cols + s * W + from;
-        y.data.set(emb.data.subarray(src, src + width), r * y.cols + s * width);
+      let src = r * emb.cols + from;
+      let dst = r * y.cols;
+      for (let s = 0; s < rowWidths.length; s++) {
+        y.data.set(emb.data.subarray(src, src + take[s]!), dst);
+        src += rowWidths[s]!;
+        dst += take[s]!;
       }
     }
     return y;

@@ -78,7 +78,8 @@ export class KafkaSource {
       description: `Kafka topic ${opts.topic} at ${opts.brokers.join(",")} (group ${opts.groupId}, ${opts.message} messages)`,
       numDense: list.numDense,
       slotIds: list.slotIds,
-      slotDims: list.config.slots.map((s) => s.dim),
+      slotDims: list.config.slots.map((s) => s.dim ?? 0),
+      slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
       trainRecords: 0,
       evalRecords: 0,
     };

@@ -9,6 +9,8 @@ export interface SourceDescription {
   evalRecords: number;
   /** Embedding width each slot asks for, where the source's feature list says (the model needs them all equal). */
   slotDims?: number[];
+  /** Each slot's declared pooling ("" = none declared). */
+  slotPooling?: string[];
   /** Records that could not be used and were skipped (--on-bad-record=skip), and why. */
   skippedRecords?: number;
   /** Bytes of damaged framing skipped over to the next readable record (or to a file's end). */

@@ -94,11 +94,9 @@ export class GradientAggregator {
       }
     });
     const ids = g.sparseIds.length / 2;
-    if (ids > 0 && g.sparseGrads.length % ids !== 0) throw bad(`${g.sparseGrads.length} gradient values do not split into rows for ${ids} sparse ids`);
-    for (let i = 0; i < ids; i++) {
-      const t = this.store.tables.get(slotOfV2(g.sparseIds[2 * i + 1]!));
-      if (t && g.sparseGrads.length !== ids * t.dim) throw bad(`${ids} sparse ids of dim ${t.dim} need ${ids * t.dim} gradient values, got ${g.sparseGrads.length}`);
-    }
+    let values = 0;
+    for (let i = 0; i < ids; i++) values += this.store.widthOf(g.sparseIds[2 * i + 1]!);
+    if (g.sparseGrads.length !== values) throw bad(`${ids} sparse ids need ${values} gradient values (a row of its slot's width each), got ${g.sparseGrads.length}`);
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
   }
 
@@ -152,19 +150,22 @@ export class GradientAggregator {
 
   private accumulateSparse(g: WorkerGradients): void {
     const ids = g.sparseIds.length / 2;
-    for (let i = 0; i < ids; i++) {
+    // Rows side by side, each its slot's width (validate checked the total).
+    for (let i = 0, at = 0; i < ids; i++) {
       const lo = g.sparseIds[2 * i]!;
       const hi = g.sparseIds[2 * i + 1]!;
+      const width = this.store.widthOf(hi);
+      const from = at;
+      at += width;
       const table = this.store.tables.get(slotOfV2(hi));
       // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
       const row = table ? table.find(lo, hi) : -1;
       if (row < 0) continue;
-      const dim = table!.dim;
-      if (firstOutside(g.sparseGrads, this.maxAbs, i * dim, (i + 1) * dim) >= 0) {
+      if (firstOutside(g.sparseGrads, this.maxAbs, from, from + width) >= 0) {
         this.store.rejectGradient();
         continue;
       }
-      this.accumulatorOf(table!).add(row, g.sparseGrads, i * dim);
+      this.accumulatorOf(table!).add(row, g.sparseGrads, from);
     }
   }
 

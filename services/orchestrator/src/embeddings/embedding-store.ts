@@ -4,10 +4,16 @@ import { EmbeddingTable } from "./embedding-table.js";
 import { FrequencyFilter } from "./frequency-filter.js";
 import type { Initializer } from "./initializer.js";
 import { slotOfV2 } from "@pangea/features";
+import type { Pooling } from "@pangea/model";
 
 /** What a slot's table is made of, as Monolith configures each slot. */
 export interface SlotConfig {
+  /** The table's row width (see model-tables' tablesFor). */
   dim: number;
+  /** The embedding dim --slot-config names for this slot itself (not inherited from its default), if any. */
+  slotDim?: number;
+  /** How a cell's several ids are pooled, where --slot-config names it for this slot (or, on the default, for every slot). */
+  pooling?: Pooling;
   initializer: Initializer;
   optimizer: SparseOptimizerName;
   hyper: SparseHyper;
@@ -29,7 +35,7 @@ export interface StoreStats {
   rejectedGradients: number;
   /** Rows refused because the tables were at the memory limit. */
   memoryLimitHits: number;
-  perSlot: { slot: number; rows: number; bytes: number; evicted: number; admitted: number }[];
+  perSlot: { slot: number; rows: number; rowWidth: number; bytes: number; evicted: number; admitted: number }[];
 }
 
 /**
@@ -92,6 +98,31 @@ export class EmbeddingStore {
 
   configOf(slot: number): SlotConfig {
     return this.perSlot.get(slot) ?? this.defaults;
+  }
+
+  /** The row width of an id's slot (by its high word), whether or not its table exists yet. */
+  widthOf(hi: number): number {
+    const slot = slotOfV2(hi);
+    return this.tables.get(slot)?.dim ?? this.configOf(slot).dim;
+  }
+
+  /**
+   * Where each of count ids' rows starts when sent side by side (rows of
+   * different slots may differ in width), the total at [count], and the
+   * width they share or null. Throws for an id of a slot the job does not declare.
+   */
+  rowOffsets(ids: Uint32Array, count: number): { offsets: Int32Array; uniform: number | null } {
+    const offsets = new Int32Array(count + 1);
+    let uniform: number | null = count > 0 ? this.widthOf(ids[1]!) : null;
+    for (let i = 0; i < count; i++) {
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      this.checkSlot(slotOfV2(hi), lo, hi);
+      const w = this.widthOf(hi);
+      if (w !== uniform) uniform = null;
+      offsets[i + 1] = offsets[i]! + w;
+    }
+    return { offsets, uniform };
   }
 
   table(slot: number): EmbeddingTable {
@@ -237,22 +268,30 @@ export class EmbeddingStore {
     for (const t of this.tables.values()) t.trackChanges();
   }
 
-  /** Rows changed and ids evicted since the last call: what serving needs to catch up. */
-  drainChanges(): { ids: Uint32Array; rows: Float32Array; tombstones: Uint32Array } {
-    const parts = [...this.tables.values()].map((t) => t.drainChanges());
+  /**
+   * Rows changed and ids evicted since the last call: what serving needs to
+   * catch up. Rows are side by side in id order, each its slot's width;
+   * width is the one they share, or null when slots differ.
+   */
+  drainChanges(): { ids: Uint32Array; rows: Float32Array; width: number | null; tombstones: Uint32Array } {
+    const tables = [...this.tables.values()];
+    const parts = tables.map((t) => t.drainChanges());
     const n = parts.reduce((a, p) => a + p.ids.length / 2, 0);
-    const dim = this.tables.values().next().value?.dim ?? 0;
+    const values = parts.reduce((a, p) => a + p.rows.length, 0);
+    const width = tables.every((t) => t.dim === tables[0]!.dim) ? (tables[0]?.dim ?? 0) : null;
     const ids = new Uint32Array(n * 2);
-    const rows = new Float32Array(n * dim);
+    const rows = new Float32Array(values);
     let at = 0;
+    let rowAt = 0;
     for (const p of parts) {
       ids.set(p.ids, at * 2);
-      rows.set(p.rows, at * dim);
+      rows.set(p.rows, rowAt);
       at += p.ids.length / 2;
+      rowAt += p.rows.length;
     }
     const tombstones = Uint32Array.from(this.evictionLog.slice(this.tombstonesSent));
     this.tombstonesSent = this.evictionLog.length;
-    return { ids, rows, tombstones };
+    return { ids, rows, width, tombstones };
   }
 
   size(): number {
@@ -280,7 +319,7 @@ export class EmbeddingStore {
       rows: this.size(),
       bytes: this.memoryBytes(),
       ...this.stats0,
-      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, bytes: t.memoryBytes(), evicted: this.evictedBySlot.get(slot) ?? 0, admitted: this.admittedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
+      perSlot: [...this.tables].map(([slot, t]) => ({ slot, rows: t.size, rowWidth: t.dim, bytes: t.memoryBytes(), evicted: this.evictedBySlot.get(slot) ?? 0, admitted: this.admittedBySlot.get(slot) ?? 0 })).sort((a, b) => a.slot - b.slot),
     };
   }
 }

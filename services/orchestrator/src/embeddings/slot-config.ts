@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { OrchestratorErrors } from "../errors.js";
 import { SPARSE_OPTIMIZERS } from "../optim/sparse-optimizers.js";
+import { POOLINGS } from "@pangea/model";
 import type { SlotConfig } from "./embedding-store.js";
 
 const initializer = z.discriminatedUnion("kind", [
@@ -37,6 +38,7 @@ const slot = z
     hyper,
     occurrenceThreshold: z.number().int().min(0).max(65535),
     expireSeconds: z.number().int().min(0),
+    pooling: z.enum(POOLINGS),
   })
   .partial()
   .strict();
@@ -79,7 +81,9 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   for (const [id, o] of Object.entries(parsed.data.slots)) {
     const n = Number(id);
     if (n > 32767) throw bad(`slot ${n} is outside the v2 layout's range 0..32767`);
-    perSlot.set(n, merge(defaults, o));
+    // Dim and pooling named for the slot itself are kept apart from the default's: a feature list's own may not contradict them (model-tables).
+    const { pooling: _inherited, ...rest } = merge(defaults, o);
+    perSlot.set(n, { ...rest, ...(o.dim !== undefined ? { slotDim: o.dim } : {}), ...(o.pooling ? { pooling: o.pooling } : {}) });
   }
   return { defaults, perSlot };
 }

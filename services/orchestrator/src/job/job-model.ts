@@ -3,7 +3,7 @@ import { sameModel, validateSpec, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
-import { tablesFor } from "../embeddings/model-tables.js";
+import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
 import { DenseStore } from "../params/dense-store.js";
 import { reshard, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -47,15 +47,11 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
  * the checkpoint (resharded to this job's shards). Throws the job's failure.
  */
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
-  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, architecture: config.architecture });
-  const tables = tablesFor(spec, { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs });
-  const wrong = source.slotDims.findIndex((d) => d !== spec.embeddingDim);
-  if (wrong >= 0) {
-    throw OrchestratorErrors.create(
-      "ORCH_ERR_BAD_REGISTRATION",
-      `compute's feature list gives slot ${source.slotIds[wrong]} embedding dim ${source.slotDims[wrong]}, but the ${spec.architecture.name} model gives every slot --embedding-dim ${spec.embeddingDim}`,
-    );
-  }
+  const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
+  const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
+  const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);
+  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, architecture: config.architecture }, source.slotIds);
+  const tables = tablesFor(spec, source.slotIds, settings);
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);

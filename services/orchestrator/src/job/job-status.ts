@@ -79,6 +79,6 @@ function storeStatus(s: StoreStats) {
     evictedRows: s.evicted,
     rejectedGradients: s.rejectedGradients,
     memoryLimitHits: s.memoryLimitHits,
-    slots: s.perSlot.map((p) => ({ slot: p.slot, rows: p.rows, evictedRows: p.evicted })),
+    slots: s.perSlot.map((p) => ({ slot: p.slot, rows: p.rows, evictedRows: p.evicted, rowWidth: p.rowWidth, bytes: p.bytes })),
   };
 }

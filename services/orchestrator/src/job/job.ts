@@ -1,4 +1,3 @@
-import { rowWidth } from "@pangea/model";
 import { EventEmitter } from "node:events";
 import type { Logger, PangeaError } from "@pangea/kit";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
@@ -222,7 +221,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.config.servingSync?.length) {
       const c = this.config;
       const settings = { targets: c.servingSync!, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator" };
-      this.sync.start(settings, { store: model.store, dense: model.dense, step: () => this.step, dim: rowWidth(model.spec) }, this.counts.syncRowsSent);
+      this.sync.start(settings, { store: model.store, dense: model.dense, step: () => this.step }, this.counts.syncRowsSent);
     }
     this.members.watchHeartbeats(this.config.heartbeatTimeoutMs, (t, why) => this.trainerLost(t, why));
     this.state = "JOB_STATE_RUNNING";

@@ -50,8 +50,8 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
   const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
   try {
     const architecture = architectureConfig(f.model, hyper);
-    // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
-    validateSpec({ numDense: 1, numSlots: 64, embeddingDim: f.embeddingDim, architecture });
+    // What the hyper-parameters alone can get wrong, checked on a stand-in input shape large enough that no check on sizes fails: the data's comes at job start.
+    validateSpec({ numDense: 1 << 16, numSlots: 1, embeddingDim: f.embeddingDim, architecture });
     return architecture;
   } catch (err) {
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);

@@ -1,4 +1,3 @@
-import { rowWidth } from "@pangea/model";
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor } from "./peer-check.js";
@@ -99,8 +98,11 @@ export class ParameterServer {
     const step = Number(req.step);
     if (!readOnly) this.job.checkPullStep(step, req.workerRank);
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
-    const { store, dense, spec } = model;
-    const dim = rowWidth(spec);
+    const { store, dense } = model;
+    const { offsets, uniform } = store.rowOffsets(words, count);
+    const total = offsets[count]!;
+    // Rows of one width go as [count, width], as always; rows of slots of different widths side by side, [total].
+    const shape = uniform !== null ? [count, uniform] : [total];
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (req.includeDense) {
@@ -110,12 +112,12 @@ export class ParameterServer {
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
       // Rows are written in place as float32, or gathered and sent as float16 when the trainer asks.
-      const out = req.halfRows ? new Float32Array(count * dim) : initFloat32Tensor(set._initEmbeddings(), "embeddings", [count, dim]);
+      const out = req.halfRows ? new Float32Array(total) : initFloat32Tensor(set._initEmbeddings(), "embeddings", shape);
       // An id without a row (unknown in a read-only pull, or still below its
       // occurrence threshold) reads as zeros, as Monolith serving does.
-      for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, i * dim, dim);
-      if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", [count, dim], out, true);
-    }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: count * dim * 4 }));
+      for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
+    }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: total * 4 }));
   }
 
   private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
@@ -136,7 +138,7 @@ export class ParameterServer {
       loss: u.loss,
       dense,
       sparseIds: readIdWords(u.sparseIds, `${what}: sparse ids`).words,
-      sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`, 2).data,
+      sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
       batchIndex: Number(u.batchIndex),
       streamingAuc: u.streamingAuc,
     });

@@ -2,7 +2,7 @@ import type { Logger } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { tablesFor } from "../embeddings/model-tables.js";
-import { modelSpecFromWire, rowWidth } from "@pangea/model";
+import { modelSpecFromWire } from "@pangea/model";
 import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { Checkpointer } from "../checkpoint/checkpointer.js";
@@ -74,7 +74,7 @@ export class ShardHost implements ParameterHost {
     this.job = job;
     const m = job.model!;
     const spec = modelSpecFromWire(m);
-    const tables = tablesFor(spec, this.s);
+    const tables = tablesFor(spec, m.slotIds, this.s);
     const store = new EmbeddingStore(tables.defaults, tables.perSlot, this.s.seed, this.s.maxEmbeddingBytes || undefined);
     store.declareSlots(m.slotIds);
     const resumed = Number(job.resumedFromStep);
@@ -100,7 +100,7 @@ export class ShardHost implements ParameterHost {
     this.checkpointer = new Checkpointer({ checkpointDir: this.s.checkpointDir, jobId, psShards: job.psShards.length, shardIndex: this.s.index, checkpointEverySteps, checkpointEverySeconds: 0, keepCheckpoints }, this.log);
     if (job.servingSync.length) {
       const settings = { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` };
-      this.sync.start(settings, { store, dense: null, step: () => this.step, dim: rowWidth(spec) });
+      this.sync.start(settings, { store, dense: null, step: () => this.step });
     }
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }

@@ -9,12 +9,13 @@ export interface SyncSource {
   /** null on a parameter-server shard other than 0. */
   dense: DenseStore | null;
   step(): number;
-  dim: number;
 }
 
 interface Pending {
   ids: Uint32Array;
+  /** Side by side, each its slot's width; width is the one they share, or null. */
   rows: Float32Array;
+  width: number | null;
   tombstones: Uint32Array;
   dense: Float32Array[] | null;
 }
@@ -81,7 +82,8 @@ export class ParameterSyncPusher {
         u.sequence = BigInt(++r.sequence);
         u.step = BigInt(this.source.step());
         writeTensor(u._initIds(), "ids", DataType.UINT64, [p.ids.length / 2], p.ids);
-        writeTensor(u._initRows(), "rows", DataType.FLOAT32, [p.ids.length / 2, this.source.dim], p.rows);
+        // Rows of one width go as [n, width]; rows of slots of different widths side by side, [values].
+        writeTensor(u._initRows(), "rows", DataType.FLOAT32, p.width !== null ? [p.ids.length / 2, p.width] : [p.rows.length], p.rows);
         writeTensor(u._initTombstones(), "tombstones", DataType.UINT64, [p.tombstones.length / 2], p.tombstones);
         const dense = u._initDense(p.dense ? p.dense.length : 0);
         p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));

@@ -64,6 +64,7 @@ export const SOURCE: SourceInfo__Output = {
   numDense: 2,
   slotIds: [0, 1],
   slotDims: [2, 2],
+  slotPooling: [],
   trainRecords: 1000,
   evalRecords: 200,
   hasGroundTruth: false,
@@ -108,11 +109,11 @@ export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {
 }
 
 /** A job with its compute registered and connected, and `trainers` trainers registered with open sessions. */
-export function startedJob(over: Partial<JobConfig> = {}, trainers = over.trainers ?? 2) {
+export function startedJob(over: Partial<JobConfig> = {}, source: SourceInfo__Output = SOURCE, trainers = over.trainers ?? 2) {
   const { log, lines } = recordingLog();
   const job = new Job(jobConfig(over), log);
   job.address = "127.0.0.1:7000";
-  job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+  job.registerCompute("compute-0", "127.0.0.1:7001", source);
   job.openSession("compute-0", new FakeSession());
   const sessions = new Map<string, FakeSession>();
   for (let i = 0; i < trainers; i++) joinTrainer(job, `trainer-${i}`, sessions);

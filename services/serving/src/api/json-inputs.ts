@@ -1,7 +1,7 @@
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
-import { INPUT_DENSE, INPUT_IDS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
+import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
 
 type Json = Record<string, unknown>;
 
@@ -28,18 +28,33 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
     });
   const d = rows(dense, numDense, INPUT_DENSE);
   const f = rows(ids, numSlots, INPUT_IDS);
+  const id = (x: unknown): string | number => {
+    // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
+    if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
+    if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
+    throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
+  };
+  const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) };
+  // A cell given as a list holds several ids (pooled as its slot pools them): the ids go as ragged values with their lengths.
+  if (f.some((r) => r.some(Array.isArray))) {
+    const lengths: number[] = [];
+    const values: (string | number)[] = [];
+    for (const r of f) {
+      for (const cell of r) {
+        const cellIds = Array.isArray(cell) ? cell : [cell];
+        lengths.push(cellIds.length);
+        for (const x of cellIds) values.push(id(x));
+      }
+    }
+    return {
+      [INPUT_DENSE]: denseTensor,
+      [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: values.length }] }, uint64_val: values },
+      [INPUT_LENGTHS]: { dtype: "DT_INT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, int64_val: lengths },
+    };
+  }
   return {
-    [INPUT_DENSE]: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) },
-    [INPUT_IDS]: {
-      dtype: "DT_UINT64",
-      tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] },
-      uint64_val: f.flat().map((x) => {
-        // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
-        if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
-        if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
-        throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
-      }),
-    },
+    [INPUT_DENSE]: denseTensor,
+    [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, uint64_val: f.flat().map(id) },
   };
 }
 

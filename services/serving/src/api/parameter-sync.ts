@@ -38,7 +38,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
             const hi = checked.words[2 * i + 1]!;
             const table = servable.tables.get(slotOfV2(hi));
             if (!table) continue;
-            table.set(lo, hi, checked.rows, i * checked.dim);
+            table.set(lo, hi, checked.rows, checked.offsets ? checked.offsets[i]! : i * checked.width!);
             applied++;
           }
           for (let i = 0; i < checked.tombstones.count; i++) {
@@ -76,7 +76,9 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
 interface CheckedUpdate {
   words: Uint32Array;
   count: number;
-  dim: number;
+  /** Where each id's row starts when slots' widths differ (null: i * width). */
+  offsets: Int32Array | null;
+  width: number | null;
   rows: Float32Array;
   tombstones: { words: Uint32Array; count: number };
   /** The new dense weights (copies), or none. */
@@ -86,14 +88,23 @@ interface CheckedUpdate {
 /** Reads and checks every part of an update against the served model; throws SERVING_ERR_BAD_INPUT naming the part. */
 function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string): CheckedUpdate {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${msg}`);
-  const D = servable.rowWidth;
   const { words, count } = readIdWords(u.ids, `parameter sync from ${sender}: ids`);
-  const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`, 2);
-  if (rows.shape[0] !== count || (count > 0 && rows.shape[1] !== D)) {
-    throw bad(`rows [${rows.shape.join(", ")}] do not match ${count} ids of dim ${D}`);
+  const layout = servable.layout;
+  let offsets: Int32Array | null;
+  try {
+    offsets = layout.offsets(words, count);
+  } catch (err) {
+    throw bad(`ids: ${(err as Error).message}`);
   }
-  const badRow = firstNonFinite(rows.data);
-  if (badRow >= 0) throw bad(`rows: row ${Math.floor(badRow / D)} holds ${rows.data[badRow]}`);
+  const total = layout.total(words, count, offsets);
+  const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`);
+  // Rows of one width come as [count, width]; of slots of different widths, side by side as [values].
+  const shaped = rows.shape.length === 1 || (rows.shape.length === 2 && (count === 0 || rows.shape[1] === layout.uniform));
+  if (!shaped || rows.data.length !== total) {
+    throw bad(`rows [${rows.shape.join(", ")}] do not match ${count} ids (${total} values at their slots' row widths ${layout.uniform ?? "(mixed)"})`);
+  }
+  const badValue = firstNonFinite(rows.data);
+  if (badValue >= 0) throw bad(`rows: ${layout.uniform !== null ? `row ${Math.floor(badValue / layout.uniform)}` : `value ${badValue}`} holds ${rows.data[badValue]}`);
   const tombstones = readIdWords(u.tombstones, `parameter sync from ${sender}: tombstones`);
   const list = u.dense;
   const params = denseParams(servable.spec);
@@ -109,7 +120,7 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
       dense.push(t.data.slice());
     }
   }
-  return { words, count, dim: D, rows: rows.data, tombstones, dense };
+  return { words, count, offsets, width: layout.uniform, rows: rows.data, tombstones, dense };
 }
 
 function firstNonFinite(a: Float32Array): number {

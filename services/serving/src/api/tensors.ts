@@ -22,6 +22,10 @@ export interface TensorProtoMsg {
 
 export const INPUT_DENSE = "dense_features";
 export const INPUT_IDS = "feature_ids";
+/** Ragged ids: feature_ids as the values [nnz] of all cells in order (example-major, then slot), with one of these. */
+export const INPUT_ROW_SPLITS = "feature_ids_row_splits";
+export const INPUT_LENGTHS = "feature_ids_lengths";
+const RAGGED_INPUTS = [INPUT_ROW_SPLITS, INPUT_LENGTHS];
 export const OUTPUT_PROBS = "probabilities";
 /** Monolith inputs: serialized records, DT_STRING. */
 export const INPUT_INSTANCES = "instances";
@@ -91,9 +95,11 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) {
     return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n), spec, maxBatch, rawLayout);
   }
+  const ragged = names.filter((n) => RAGGED_INPUTS.includes(n));
+  if (ragged.length) return raggedExamplesFrom(inputs, ragged, spec, maxBatch);
   const unknown = names.filter((n) => n !== INPUT_DENSE && n !== INPUT_IDS);
   if (unknown.length || !inputs[INPUT_DENSE] || !inputs[INPUT_IDS]) {
-    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], or one of ${MONOLITH_INPUTS.join(", ")}, or raw feature values; got ${names.length ? names.join(", ") : "none"}`);
+    throw bad(`inputs must be exactly ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}] (or ragged: ${INPUT_IDS} [nnz] with ${INPUT_ROW_SPLITS} or ${INPUT_LENGTHS}), or one of ${MONOLITH_INPUTS.join(", ")}, or raw feature values; got ${names.length ? names.join(", ") : "none"}`);
   }
   const ds = shapeOf(inputs[INPUT_DENSE]!, INPUT_DENSE);
   const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
@@ -104,6 +110,64 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
   if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
   if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, B * spec.numSlots) };
+}
+
+/**
+ * Several ids per cell, as TensorFlow's ragged tensors carry them:
+ * feature_ids [nnz] holds every cell's ids in order (example by example,
+ * slot by slot within one), and feature_ids_row_splits [B*S + 1] (where each
+ * cell starts: 0, ..., nnz) or feature_ids_lengths [B, S] (how many each
+ * cell holds) says which are whose. A cell's ids are pooled as its slot
+ * pools them in training (sum, mean or sqrtn); an empty cell is zeros.
+ */
+function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: string[], spec: ModelShape, maxBatch: number): Examples {
+  const S = spec.numSlots;
+  const unknown = Object.keys(inputs).filter((n) => n !== INPUT_DENSE && n !== INPUT_IDS && !RAGGED_INPUTS.includes(n));
+  if (ragged.length !== 1 || unknown.length || !inputs[INPUT_DENSE] || !inputs[INPUT_IDS]) {
+    throw bad(`ragged ids are ${INPUT_DENSE} [B, ${spec.numDense}], ${INPUT_IDS} [nnz] and one of ${INPUT_ROW_SPLITS} [B*${S} + 1] or ${INPUT_LENGTHS} [B, ${S}]; got ${Object.keys(inputs).join(", ")}`);
+  }
+  const ds = shapeOf(inputs[INPUT_DENSE]!, INPUT_DENSE);
+  if (ds.length !== 2 || ds[1] !== spec.numDense) throw bad(`input ${INPUT_DENSE} must have shape [B, ${spec.numDense}], got [${ds.join(", ")}]`);
+  const B = ds[0]!;
+  if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
+  if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
+  const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
+  if (is.length !== 1) throw bad(`input ${INPUT_IDS} must be the ragged values [nnz] with ${ragged[0]}, got shape [${is.join(", ")}]`);
+  const nnz = is[0]!;
+  const name = ragged[0]!;
+  const cells = B * S;
+  const offsets = new Uint32Array(cells + 1);
+  const rs = shapeOf(inputs[name]!, name);
+  if (name === INPUT_ROW_SPLITS) {
+    if (rs.length !== 1 || rs[0] !== cells + 1) throw bad(`input ${name} must have shape [${cells + 1}] (B*${S} + 1 cells' starts), got [${rs.join(", ")}]`);
+    const splits = countsOf(inputs[name]!, name, cells + 1);
+    if (splits[0] !== 0 || splits[cells] !== nnz) throw bad(`input ${name} must start at 0 and end at ${nnz} (the ids given), got ${splits[0]} .. ${splits[cells]}`);
+    for (let c = 0; c < cells; c++) if (splits[c + 1]! < splits[c]!) throw bad(`input ${name} must not decrease: ${splits[c]} then ${splits[c + 1]} at cell ${c}`);
+    offsets.set(splits);
+  } else {
+    if (rs.length !== 2 || rs[0] !== B || rs[1] !== S) throw bad(`input ${name} must have shape [${B}, ${S}], got [${rs.join(", ")}]`);
+    const lengths = countsOf(inputs[name]!, name, cells);
+    for (let c = 0; c < cells; c++) offsets[c + 1] = offsets[c]! + lengths[c]!;
+    if (offsets[cells] !== nnz) throw bad(`input ${name} sums to ${offsets[cells]} ids, ${INPUT_IDS} holds ${nnz}`);
+  }
+  return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, nnz), cellOffsets: offsets };
+}
+
+/** Non-negative integer counts or offsets (below 2^32) from an integer tensor. */
+function countsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
+  if (t.dtype === "DT_INT32") {
+    const v = t.int_val ?? [];
+    if (v.length !== count) throw bad(`input ${name}: ${v.length} values for a shape of ${count}`);
+    if (v.some((x) => !Number.isInteger(x) || x < 0)) throw bad(`input ${name} must hold non-negative integers`);
+    return Uint32Array.from(v);
+  }
+  const words = idsOf(t, name, count);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    if (words[2 * i + 1] !== 0) throw bad(`input ${name} value ${i} is out of range (negative or at least 2^32)`);
+    out[i] = words[2 * i]!;
+  }
+  return out;
 }
 
 /**

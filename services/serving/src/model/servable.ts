@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { EXPORT_FORMAT, PlainForward, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidth, type ExportManifest, type ModelSpec } from "@pangea/model";
+import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidths, type ExportManifest, type ModelSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { RowTable } from "./row-table.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
-import { loadFeatureList, slotOfV2, type FeatureList } from "@pangea/features";
+import { loadFeatureList, type FeatureList } from "@pangea/features";
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -27,8 +27,14 @@ export interface Examples {
  */
 export class Servable {
   readonly spec: ModelSpec;
-  /** The width of an embedding row: the embedding dim plus what the architecture keeps per id. */
-  readonly rowWidth: number;
+  /** Each slot's row width (its embedding dim plus what the architecture keeps per id), in slot order. */
+  readonly rowWidths: number[];
+  /** An id's row width by its slot: how parameter sync's rows sit side by side. */
+  readonly layout: RowLayout;
+  /** An example's pooled row: every slot's row side by side; slot k's starts at slotAt[k]. */
+  private readonly slotAt: Int32Array;
+  /** Each slot's pooling of a cell's several ids, in slot order. */
+  private readonly pooling: Pooling[];
   readonly slotIds: number[];
   dense: Float32Array[];
   private forward: PlainForward;
@@ -38,15 +44,19 @@ export class Servable {
   /** How raw feature values become this version's inputs; null if it takes none (no feature list, not Criteo's layout). */
   rawLayout: RawLayout | null = null;
   private pooledScratch = new Float32Array(0);
-  /** The tables indexed by slot id (a lookup per id: an array index, not a Map probe). */
-  private bySlot: (RowTable | undefined)[] = [];
+  /** The tables in the model's slot order (a lookup per column: an array index, not a Map probe). */
+  private columnTables: RowTable[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
 
   private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, spec: ModelSpec, dense: Float32Array[]) {
     this.spec = spec;
-    this.rowWidth = rowWidth(spec);
+    this.rowWidths = rowWidths(spec);
     this.slotIds = manifest.slotIds;
+    this.layout = new RowLayout(this.slotIds, this.rowWidths);
+    this.pooling = poolingOf(spec);
+    this.slotAt = new Int32Array(spec.numSlots + 1);
+    this.rowWidths.forEach((w, k) => (this.slotAt[k + 1] = this.slotAt[k]! + w));
     this.dense = dense;
     this.forward = new PlainForward(spec, dense);
   }
@@ -98,9 +108,11 @@ export class Servable {
       s.featureList = list;
     }
     s.rawLayout = rawLayoutOf(s.featureList, spec, m.slotIds);
-    for (const slot of m.slotIds) s.tables.set(slot, new RowTable(s.rowWidth));
+    m.slotIds.forEach((slot, k) => s.tables.set(slot, new RowTable(s.rowWidths[k]!)));
     for (const t of m.tables) {
-      if (t.dim !== s.rowWidth) throw bad(`slot ${t.slot} has rows of ${t.dim} values, the model ${s.rowWidth}`);
+      const k = m.slotIds.indexOf(t.slot);
+      if (k < 0) throw bad(`table of slot ${t.slot}, which the model does not have`);
+      if (t.dim !== s.rowWidths[k]) throw bad(`slot ${t.slot} has rows of ${t.dim} values, the model ${s.rowWidths[k]}`);
       const ids = u32(read(`slot-${t.slot}.ids.u64`));
       const rows = f32(read(`slot-${t.slot}.rows.f32`));
       if (ids.length !== 2 * t.rows || rows.length !== t.rows * t.dim) throw bad(`slot ${t.slot}'s files do not hold ${t.rows} rows`);
@@ -108,7 +120,7 @@ export class Servable {
       for (let r = 0; r < t.rows; r++) table.set(ids[2 * r]!, ids[2 * r + 1]!, rows, r * t.dim);
       s.tables.set(t.slot, table);
     }
-    for (const [slot, table] of s.tables) s.bySlot[slot] = table;
+    s.columnTables = m.slotIds.map((slot) => s.tables.get(slot)!);
     return s;
   }
 
@@ -127,28 +139,36 @@ export class Servable {
   /** Click probabilities of the examples. */
   predict(x: Examples): Float32Array {
     const S = this.spec.numSlots;
-    const D = this.rowWidth;
-    const n = x.count * S * D;
+    const E = this.slotAt[S]!;
+    const n = x.count * E;
     if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
     const pooled = this.pooledScratch.subarray(0, n);
     pooled.fill(0);
     const offsets = x.cellOffsets;
     const ids = x.idWords;
-    const bySlot = this.bySlot;
+    const columns = this.columnTables;
     for (let c = 0; c < x.count * S; c++) {
       const from = offsets ? offsets[c]! : c;
       const to = offsets ? offsets[c + 1]! : c + 1;
+      const column = c % S;
+      // The column's own table: an id of another slot is not in it and reads as missing, as an unknown id does.
+      const table = columns[column]!;
+      const rows = table.rows;
+      const D = table.dim;
+      const at = ((c - column) / S) * E + this.slotAt[column]!;
+      let n = 0;
       for (let v = from; v < to; v++) {
         const lo = ids[2 * v]!;
         const hi = ids[2 * v + 1]!;
         if (lo === 0 && hi === 0) continue;
-        // The id's own slot picks the table.
-        const table = bySlot[slotOfV2(hi)];
-        const r = table ? table.find(lo, hi) : -1;
+        // Every id given counts toward a mean, found or not, as every id of a training cell does.
+        n++;
+        const r = table.find(lo, hi);
         if (r < 0) continue;
-        const rows = table!.rows;
-        for (let k = 0, at = c * D, src = r * D; k < D; k++) pooled[at + k]! += rows[src + k]!;
+        for (let k = 0, src = r * D; k < D; k++) pooled[at + k]! += rows[src + k]!;
       }
+      const f = poolingScale(this.pooling[column]!, n);
+      if (f !== 1) for (let k = 0; k < D; k++) pooled[at + k]! *= f;
     }
     const out = new Float32Array(x.count);
     this.forward.predict(x.count, x.dense, pooled, out);

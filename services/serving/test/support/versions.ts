@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "@pangea/kit";
-import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, dlrmSpec, type ExportManifest, type ModelSpec } from "@pangea/model";
+import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, dlrmSpec, rowWidths, type ExportManifest, type ModelSpec } from "@pangea/model";
 
 /** A small model: 2 dense inputs, one slot (id 1) of dim 2. */
 export const SPEC = dlrmSpec(2, 1, 2, [2], []);
@@ -46,7 +46,7 @@ export function writeModel(base: string, v: number, m: ModelFiles): string {
     model: m.spec,
     slotIds: m.slotIds,
     denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
-    tables: m.tables.map((t) => ({ slot: t.slot, dim: m.spec.embeddingDim, rows: t.ids.length / 2 })),
+    tables: m.tables.map((t) => ({ slot: t.slot, dim: rowWidths(m.spec)[m.slotIds.indexOf(t.slot)] ?? m.spec.embeddingDim, rows: t.ids.length / 2 })),
     files,
     ...(m.featureList ? { featureList: m.featureList.name } : {}),
   };

@@ -1,7 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
-import type { DenseParam } from "@pangea/model";
+import type { DenseParam, RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import { isStatus } from "@pangea/rpc";
 import { status } from "@grpc/grpc-js";
@@ -30,7 +30,8 @@ export class ParameterClient {
     private readonly sender: string,
     private readonly rank: number,
     private readonly params: readonly DenseParam[],
-    private readonly dim: number,
+    /** The width of each id's row (rows of different widths travel side by side, see RowLayout). */
+    private readonly layout: RowLayout,
     /** fp16 transport of gradients and pulled rows. */
     private readonly half = false,
     /** Shard 0 is the orchestrator itself: losing it means the job's coordinator is gone. */
@@ -51,7 +52,8 @@ export class ParameterClient {
     throw TrainerErrors.create(kind, `${what} ${describeCallError(err, `${this.isCoordinator ? "orchestrator" : "parameter-server shard"} at ${this.address}`)}`);
   }
 
-  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean): Promise<Pulled> {
+  /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width). */
+  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount)): Promise<Pulled> {
     const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
       r.workerRank = this.rank;
       r.step = BigInt(step);
@@ -76,14 +78,16 @@ export class ParameterClient {
       dense = [];
       for (let i = 0; i < list.length; i++) dense.push(readFloat32(list.get(i), `dense parameter ${this.params[i]!.name}`).data);
     }
-    const rows = readFloat32(set.embeddings, "embeddings", 2);
-    if (rows.shape[0] !== idCount || rows.shape[1] !== this.dim) {
-      throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected [${idCount}, ${this.dim}]`);
-    }
+    const rows = readFloat32(set.embeddings, "embeddings");
+    const total = this.layout.total(ids, idCount, offsets);
+    const expected = offsets ? `[${total}] (${idCount} rows of their slots' widths)` : `[${idCount}, ${this.layout.uniform}]`;
+    const fits = rows.data.length === total && (rows.shape.length === 1 || (rows.shape.length === 2 && rows.shape[1] === this.layout.uniform));
+    if (!fits) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected ${expected}`);
     return { step: Number(set.step), dense, rows: rows.data };
   }
 
   async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN): Promise<PushAck> {
+    const uniform = this.layout.uniform;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.streamingAuc = streamingAuc;
@@ -94,7 +98,7 @@ export class ParameterClient {
       const dense = u._initDense(denseGrads.length);
       denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
-      writeFloats(u._initSparseGrads(), "sparse_grads", [idCount, this.dim], rowGrads, this.half);
+      writeFloats(u._initSparseGrads(), "sparse_grads", uniform !== null ? [idCount, uniform] : [rowGrads.length], rowGrads, this.half);
     }, sizeHint(...denseGrads, ids.subarray(0, idCount * 2), rowGrads));
     let res: Buffer;
     try {

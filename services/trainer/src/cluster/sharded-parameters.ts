@@ -1,4 +1,4 @@
-import type { DenseParam } from "@pangea/model";
+import type { DenseParam, RowLayout } from "@pangea/model";
 import { shardOfId } from "@pangea/kit";
 import { ParameterClient, type PushAck, type Pulled } from "./parameters.js";
 
@@ -12,8 +12,8 @@ export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
 
-  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly dim: number, half = false) {
-    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, dim, half, k === 0));
+  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false) {
+    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
@@ -36,14 +36,25 @@ export class ShardedParameterClient {
     }
   }
 
-  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean): Promise<Pulled> {
-    if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly);
+  /** Where row i of the caller's ids starts, from its offsets (null: i * the uniform width). */
+  private at(offsets: Int32Array | null, i: number): number {
+    return offsets ? offsets[i]! : i * this.layout.uniform!;
+  }
+
+  /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width). */
+  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, count)): Promise<Pulled> {
+    if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets);
     this.split(ids, count);
     const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly)));
-    const rows = new Float32Array(count * this.dim);
+    const rows = new Float32Array(this.layout.total(ids, count, offsets));
     parts.forEach((p, k) => {
       const s = this.scratch[k]!;
-      for (let j = 0; j < s.count; j++) rows.set(p.rows.subarray(j * this.dim, (j + 1) * this.dim), s.positions[j]! * this.dim);
+      for (let j = 0, from = 0; j < s.count; j++) {
+        const i = s.positions[j]!;
+        const width = this.at(offsets, i + 1) - this.at(offsets, i);
+        rows.set(p.rows.subarray(from, from + width), this.at(offsets, i));
+        from += width;
+      }
     });
     return { step: parts[0]!.step, dense: parts[0]!.dense, rows };
   }
@@ -56,13 +67,20 @@ export class ShardedParameterClient {
    * the repeat). In async mode shard 0 goes first and may drop the gradients
    * as stale, in which case the other shards are not sent theirs.
    */
-  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN): Promise<PushAck> {
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN, offsets: Int32Array | null = this.layout.offsets(ids, count)): Promise<PushAck> {
     if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, streamingAuc);
     this.split(ids, count);
     const send = (k: number) => {
       const s = this.scratch[k]!;
-      const grads = new Float32Array(s.count * this.dim);
-      for (let j = 0; j < s.count; j++) grads.set(rowGrads.subarray(s.positions[j]! * this.dim, (s.positions[j]! + 1) * this.dim), j * this.dim);
+      let n = 0;
+      for (let j = 0; j < s.count; j++) n += this.at(offsets, s.positions[j]! + 1) - this.at(offsets, s.positions[j]!);
+      const grads = new Float32Array(n);
+      for (let j = 0, to = 0; j < s.count; j++) {
+        const from = this.at(offsets, s.positions[j]!);
+        const width = this.at(offsets, s.positions[j]! + 1) - from;
+        grads.set(rowGrads.subarray(from, from + width), to);
+        to += width;
+      }
       return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads, streamingAuc);
     };
     const others = () => Promise.all(this.shards.slice(1).map((_, i) => send(i + 1)));

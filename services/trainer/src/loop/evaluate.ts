@@ -1,4 +1,4 @@
-import { aucAndLogloss } from "@pangea/model";
+import { aucAndLogloss, type RowLayout } from "@pangea/model";
 import type { CtrModel } from "../model/ctr-model.js";
 import type { BatchReader } from "../cluster/batches.js";
 import { decodeBatch, toModelBatch } from "../cluster/batches.js";
@@ -14,7 +14,7 @@ export interface EvalResult {
 }
 
 /** Scores the whole held-out split with the final parameters (read-only pulls: no rows are created). */
-export async function evaluate(model: CtrModel, batches: BatchReader, params: ParameterClient, step: number): Promise<EvalResult> {
+export async function evaluate(model: CtrModel, layout: RowLayout, batches: BatchReader, params: ParameterClient, step: number): Promise<EvalResult> {
   const dedup = new IdDeduper();
   const denseParams = (await params.pull(step, new Uint32Array(0), 0, true, true)).dense!;
   const preds: number[] = [];
@@ -24,8 +24,9 @@ export async function evaluate(model: CtrModel, batches: BatchReader, params: Pa
     if (!bytes) break;
     const batch = decodeBatch(bytes, model.spec, "compute");
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
-    const pulled = await params.pull(step, unique, uniqueCount, false, true);
-    const p = model.predict(denseParams, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
+    const offsets = layout.offsets(unique, uniqueCount);
+    const pulled = await params.pull(step, unique, uniqueCount, false, true, offsets);
+    const p = model.predict(denseParams, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
     for (let i = 0; i < batch.size; i++) {
       preds.push(p[i]!);
       labels.push(batch.labels[i]!);

@@ -6,7 +6,7 @@ import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
-import { StreamingAuc } from "@pangea/model";
+import { StreamingAuc, type RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import type { Phase, TrainerMetrics } from "../monitor/trainer-metrics.js";
 
@@ -25,6 +25,8 @@ export interface TrainStats {
 
 export interface TrainContext {
   model: CtrModel;
+  /** Where each pulled row sits when slots' rows differ in width. */
+  layout: RowLayout;
   session: ClusterSession;
   feed: BatchFeed;
   params: ParameterClient;
@@ -82,9 +84,10 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         const batch = decodeBatch(bytes, model.spec, "compute");
         if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
         const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
-        const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false));
+        const offsets = c.layout.offsets(unique, uniqueCount);
+        const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
         lap("pull");
-        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, toModelBatch(batch, inverse));
+        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
         lap("compute");
         streaming.add(out.predictions, batch.labels);
         // Sorting the window costs a few milliseconds: refresh the AUC every 10 batches.
@@ -94,7 +97,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         }
         if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
         // The version pulled is what async staleness is measured from; in sync mode it is the step.
-        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", auc));
+        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", auc, offsets));
         lap("push");
         m?.batch(batch.size, out.loss, ack.stale);
         feed.ack();

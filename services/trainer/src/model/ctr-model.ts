@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { architectureOf, denseParams, hyperParams, rowWidth, type Architecture, type DenseParam, type ModelSpec } from "@pangea/model";
+import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { TfOps } from "./tf-ops.js";
 import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
@@ -17,6 +17,8 @@ export interface ModelBatch {
   inverse: Int32Array;
   /** For each feature value, its cell (sample * S + slot); null when every cell has exactly one value. */
   cellOfValue: Int32Array | null;
+  /** Where each pulled row starts (and the total at the end) when slots' rows differ in width (RowLayout.offsets); null or absent when they are alike. */
+  rowOffsets?: Int32Array | null;
 }
 
 export interface StepOutput {
@@ -35,8 +37,16 @@ export interface StepOutput {
  */
 export class CtrModel {
   readonly params: DenseParam[];
-  /** The width of a pulled row: the embedding dim, plus the architecture's per-id extras. */
-  readonly rowWidth: number;
+  /** Each slot's row width (its embedding dim, plus the architecture's per-id extras), in slot order. */
+  readonly rowWidths: number[];
+  /** The row width every slot shares, or null when they differ (then pooling runs the ragged path). */
+  readonly uniformWidth: number | null;
+  /** The pooled row of an example: every slot's row side by side. */
+  private readonly embCols: number;
+  /** Where slot s's row starts in an example's pooled row. */
+  private readonly slotAt: Int32Array;
+  /** Each slot's pooling; null when every slot sums (nothing to scale). */
+  private readonly pooling: Pooling[] | null;
   private readonly arch: Architecture<any>;
   private readonly hyper: Record<string, unknown>;
   private readonly index: Map<string, number>;
@@ -44,7 +54,13 @@ export class CtrModel {
 
   constructor(readonly spec: ModelSpec) {
     this.params = denseParams(spec);
-    this.rowWidth = rowWidth(spec);
+    this.rowWidths = rowWidths(spec);
+    this.uniformWidth = uniformRowWidth(spec);
+    this.slotAt = new Int32Array(spec.numSlots + 1);
+    this.rowWidths.forEach((w, i) => (this.slotAt[i + 1] = this.slotAt[i]! + w));
+    this.embCols = this.slotAt[spec.numSlots]!;
+    const pooling = poolingOf(spec);
+    this.pooling = pooling.some((p) => p !== "sum") ? pooling : null;
     this.arch = architectureOf(spec);
     this.hyper = hyperParams(spec);
     this.index = new Map(this.params.map((p, i) => [p.name, i]));
@@ -56,7 +72,7 @@ export class CtrModel {
       const t = p[this.index.get(name)!]!;
       return (t.rank === 1 ? tf.reshape(t, [1, t.shape[0]!]) : t) as tf.Tensor2D;
     };
-    const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: tf.reshape(emb, [B, this.spec.numSlots * this.rowWidth]) as tf.Tensor2D };
+    const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: tf.reshape(emb, [B, this.embCols]) as tf.Tensor2D };
     return tf.reshape(this.arch.forward(this.ops, param, input, this.spec, this.hyper), [B]);
   }
 
@@ -70,14 +86,15 @@ export class CtrModel {
    * gradient (UnsortedSegmentSum) the wasm backend lacks.
    */
   private pool(rows: Float32Array, b: ModelBatch): Float32Array {
-    const D = this.rowWidth;
+    if (this.uniformWidth === null) return this.poolRagged(rows, b);
+    const D = this.uniformWidth;
     const out = new Float32Array(b.size * this.spec.numSlots * D);
     const inverse = b.inverse;
     const cellOf = b.cellOfValue;
     const native = nativeBlas().blas;
     if (native) {
       native.gatherRows(rows, D, inverse, cellOf, out);
-      return out;
+      return this.scaleCells(out, b);
     }
     if (!cellOf) {
       // One value per cell (the common case): a plain copy, no accumulation.
@@ -85,14 +102,14 @@ export class CtrModel {
         const src = inverse[v]! * D;
         for (let k = 0; k < D; k++) out[dst + k] = rows[src + k]!;
       }
-      return out;
+      return this.scaleCells(out, b);
     }
     for (let v = 0; v < inverse.length; v++) {
       const src = inverse[v]! * D;
       const dst = cellOf[v]! * D;
       for (let k = 0; k < D; k++) out[dst + k]! += rows[src + k]!;
     }
-    return out;
+    return this.scaleCells(out, b);
   }
 
   /**
@@ -101,7 +118,8 @@ export class CtrModel {
    * copy of 3.4 MB per DLRM Kaggle step, nor the garbage).
    */
   private pooledTensor(rows: Float32Array, b: ModelBatch): tf.Tensor2D {
-    const D = this.rowWidth;
+    if (this.uniformWidth === null) return tf.tensor2d(this.poolRagged(rows, b), [b.size, this.embCols]);
+    const D = this.uniformWidth;
     const cells = b.size * this.spec.numSlots;
     const wasm = wasmBackend();
     const native = nativeBlas().blas;
@@ -111,12 +129,14 @@ export class CtrModel {
     const view = heapF32(wasm).subarray(at, at + cells * D);
     view.fill(0);
     native.gatherRows(rows, D, b.inverse, b.cellOfValue, view);
+    this.scaleCells(view, b);
     return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
   }
 
   /** The pooling's backward pass: each value's cell gradient is added to its row's. */
   private unpool(cellGrads: tf.Tensor, uniqueRows: number, b: ModelBatch): Float32Array {
-    const D = this.rowWidth;
+    if (this.uniformWidth === null) return this.unpoolRagged(this.scaleCells(Float32Array.from(cellGrads.dataSync() as Float32Array), b), b);
+    const D = this.uniformWidth;
     const out = new Float32Array(uniqueRows * D);
     const inverse = b.inverse;
     const cellOf = b.cellOfValue;
@@ -129,15 +149,67 @@ export class CtrModel {
         const at = heapIndex(wasm, cellGrads);
         src = heapF32(wasm).subarray(at, at + cellGrads.size);
       } else src = cellGrads.dataSync() as Float32Array;
+      // A mean or sqrtn cell passes its rows the gradient times its factor (on a copy: the gradient tensor stays as it is).
+      if (this.pooling) src = this.scaleCells(Float32Array.from(src), b);
       native.scatterAddRows(src, D, cellOf, inverse, out);
       return out;
     }
-    const g = cellGrads.dataSync() as Float32Array;
+    let g = cellGrads.dataSync() as Float32Array;
+    if (this.pooling) g = this.scaleCells(Float32Array.from(g), b);
     for (let v = 0; v < inverse.length; v++) {
       const dst = inverse[v]! * D;
       const src = (cellOf ? cellOf[v]! : v) * D;
       for (let k = 0; k < D; k++) out[dst + k]! += g[src + k]!;
     }
+    return out;
+  }
+
+  /** Where value v's row starts, its width, and where its cell starts in the pooled [B, embCols] block, for slots of different widths. */
+  private *raggedValues(b: ModelBatch): Generator<[src: number, width: number, dst: number]> {
+    const offsets = b.rowOffsets;
+    if (!offsets) throw new Error("a batch of slots with different row widths needs rowOffsets");
+    const S = this.spec.numSlots;
+    for (let v = 0; v < b.inverse.length; v++) {
+      const cell = b.cellOfValue ? b.cellOfValue[v]! : v;
+      const slot = cell % S;
+      const u = b.inverse[v]!;
+      yield [offsets[u]!, offsets[u + 1]! - offsets[u]!, ((cell - slot) / S) * this.embCols + this.slotAt[slot]!];
+    }
+  }
+
+  /** Sum pooling of rows of per-slot widths into [B, embCols]: the path for mixed dims (no native kernel takes ragged rows). */
+  private poolRagged(rows: Float32Array, b: ModelBatch): Float32Array {
+    const out = new Float32Array(b.size * this.embCols);
+    for (const [src, width, dst] of this.raggedValues(b)) for (let k = 0; k < width; k++) out[dst + k]! += rows[src + k]!;
+    return this.scaleCells(out, b);
+  }
+
+  /**
+   * Scales each cell of a pooled [B, embCols] block (or its gradient) by its
+   * slot's pooling factor for the cell's number of values (mean: 1/n, sqrtn:
+   * 1/sqrt(n)), in place; nothing when every slot sums or every cell holds
+   * one value.
+   */
+  private scaleCells(block: Float32Array, b: ModelBatch): Float32Array {
+    const pooling = this.pooling;
+    if (!pooling || !b.cellOfValue) return block;
+    const S = this.spec.numSlots;
+    const counts = new Int32Array(b.size * S);
+    for (const c of b.cellOfValue) counts[c]!++;
+    for (let c = 0; c < counts.length; c++) {
+      const slot = c % S;
+      const f = poolingScale(pooling[slot]!, counts[c]!);
+      if (f === 1) continue;
+      const at = ((c - slot) / S) * this.embCols + this.slotAt[slot]!;
+      for (let k = 0; k < this.rowWidths[slot]!; k++) block[at + k]! *= f;
+    }
+    return block;
+  }
+
+  /** Its backward pass: each value's cell gradient added to its row's. */
+  private unpoolRagged(g: Float32Array, b: ModelBatch): Float32Array {
+    const out = new Float32Array(b.rowOffsets![b.rowOffsets!.length - 1]!);
+    for (const [src, width, dst] of this.raggedValues(b)) for (let k = 0; k < width; k++) out[src + k]! += g[dst + k]!;
     return out;
   }
 

@@ -37,9 +37,20 @@ export class TfOps implements Ops<tf.Tensor2D> {
     return interactionFeatures(x, tf.reshape(emb, [x.shape[0], S, D]), tri);
   }
 
-  slotColumns(emb: tf.Tensor2D, S: number, W: number, from: number, width: number): tf.Tensor2D {
+  slotColumns(emb: tf.Tensor2D, rowWidths: readonly number[], from: number, take: readonly number[]): tf.Tensor2D {
     const B = emb.shape[0];
-    return tf.reshape(tf.slice(tf.reshape(emb, [B, S, W]), [0, 0, from], [B, S, width]), [B, S * width]);
+    const S = rowWidths.length;
+    const W = rowWidths[0]!;
+    const width = take[0]!;
+    // Every slot alike: one slice of the [B, S, W] view.
+    if (rowWidths.every((w) => w === W) && take.every((t) => t === width)) return tf.reshape(tf.slice(tf.reshape(emb, [B, S, W]), [0, 0, from], [B, S, width]), [B, S * width]);
+    const parts: tf.Tensor2D[] = [];
+    let at = 0;
+    rowWidths.forEach((w, s) => {
+      parts.push(tf.slice(emb, [0, at + from], [B, take[s]!]));
+      at += w;
+    });
+    return tf.concat(parts, 1);
   }
 
   sumSlots(x: tf.Tensor2D, S: number, width: number): tf.Tensor2D {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { mlp, mlpParams, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
+import { dimsOf, mlp, mlpParams, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
 import { widths } from "../hyper.js";
 
 const config = z
@@ -16,7 +16,7 @@ const config = z
 export type DcnV2Config = z.infer<typeof config>;
 
 /** The cross network's width: the dense features and every slot's embedding side by side. */
-const inputWidth = (s: ModelShape) => s.numDense + s.numSlots * s.embeddingDim;
+const inputWidth = (s: ModelShape) => s.numDense + dimsOf(s).reduce((a, d) => a + d, 0);
 
 /**
  * DCN-v2 (Wang et al. 2021): x0 = [dense, e_1 .. e_S], cross layers that
@@ -32,7 +32,7 @@ export const dcnV2: Architecture<DcnV2Config> = {
     const d0 = inputWidth(shape);
     return c.lowRank >= d0 ? `dcn-v2's lowRank ${c.lowRank} must be below the cross width ${d0} (0 = full rank)` : null;
   },
-  rowWidth: (shape) => shape.embeddingDim,
+  rowWidth: (dim) => dim,
   params(shape, c) {
     const d0 = inputWidth(shape);
     const out: DenseParam[] = [];

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { mlp, mlpParams, type Architecture, type DenseParam } from "../architecture.js";
-import { FIRST_ORDER_COLUMNS, firstOrder, vectors } from "../first-order.js";
+import { FIRST_ORDER_COLUMNS, firstOrder, vectors, vectorsWidth } from "../first-order.js";
 import { widths } from "../hyper.js";
 
 const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]) }).strict();
@@ -17,19 +17,18 @@ export const deepfm: Architecture<DeepFmConfig> = {
   summary: "first-order weights + factorization-machine pairs + deep tower over the same embeddings",
   config,
   check: () => null,
-  rowWidth: (shape) => shape.embeddingDim + FIRST_ORDER_COLUMNS,
+  oneDim: "its factorization machine takes the dot product of every pair of slots",
+  rowWidth: (dim) => dim + FIRST_ORDER_COLUMNS,
   params(shape, c) {
     const out: DenseParam[] = [{ name: "linear.w", shape: [shape.numDense, 1] }, { name: "linear.b", shape: [1] }];
-    const last = mlpParams(out, "deep", shape.numDense + shape.numSlots * shape.embeddingDim, c.deepMlp);
+    const last = mlpParams(out, "deep", shape.numDense + vectorsWidth(shape), c.deepMlp);
     out.push({ name: "deep.logit.w", shape: [last, 1] }, { name: "deep.logit.b", shape: [1] });
     return out;
   },
   forward(ops, param, input, shape, c) {
-    const S = shape.numSlots;
-    const D = shape.embeddingDim;
-    const v = vectors(ops, input, S, D);
-    const first = ops.add(ops.linear(input.dense, param("linear.w"), param("linear.b"), false), firstOrder(ops, input, S, D));
+    const v = vectors(ops, input, shape);
+    const first = ops.add(ops.linear(input.dense, param("linear.w"), param("linear.b"), false), firstOrder(ops, input, shape));
     const deep = ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), c.deepMlp.length), param("deep.logit.w"), param("deep.logit.b"), false);
-    return ops.add(ops.add(first, ops.fmInteraction(v, S, D)), deep);
+    return ops.add(ops.add(first, ops.fmInteraction(v, shape.numSlots, shape.embeddingDim)), deep);
   },
 };

@@ -26,7 +26,8 @@ export const dlrm: Architecture<DlrmConfig> = {
     const last = c.bottomMlp[c.bottomMlp.length - 1];
     return last === shape.embeddingDim ? null : `dlrm's bottomMlp must end in the embedding dim ${shape.embeddingDim}, ends in ${last}`;
   },
-  rowWidth: (shape) => shape.embeddingDim,
+  oneDim: "its dot products pair every slot with every other and with the bottom MLP's output",
+  rowWidth: (dim) => dim,
   params(shape, c) {
     const out: DenseParam[] = [];
     mlpParams(out, "bottom", shape.numDense, c.bottomMlp);

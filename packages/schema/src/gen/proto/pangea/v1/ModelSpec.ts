@@ -9,6 +9,8 @@ export interface ModelSpec {
   'bottomMlp'?: (number)[];
   'topMlp'?: (number)[];
   'architectureJson'?: (string);
+  'slotDims'?: (number)[];
+  'slotPooling'?: (string)[];
 }
 
 export interface ModelSpec__Output {
@@ -18,4 +20,6 @@ export interface ModelSpec__Output {
   'bottomMlp': (number)[];
   'topMlp': (number)[];
   'architectureJson': (string);
+  'slotDims': (number)[];
+  'slotPooling': (string)[];
 }

@@ -7,10 +7,14 @@ export interface SlotTableStatus {
   'slot'?: (number);
   'rows'?: (number | string | Long);
   'evictedRows'?: (number | string | Long);
+  'rowWidth'?: (number);
+  'bytes'?: (number | string | Long);
 }
 
 export interface SlotTableStatus__Output {
   'slot': (number);
   'rows': (number);
   'evictedRows': (number);
+  'rowWidth': (number);
+  'bytes': (number);
 }

@@ -15,6 +15,7 @@ export interface SourceInfo {
   'slotDims'?: (number)[];
   'skippedRecords'?: (number | string | Long);
   'skippedSummary'?: (string);
+  'slotPooling'?: (string)[];
 }
 
 export interface SourceInfo__Output {
@@ -29,4 +30,5 @@ export interface SourceInfo__Output {
   'slotDims': (number)[];
   'skippedRecords': (number);
   'skippedSummary': (string);
+  'slotPooling': (string)[];
 }

@@ -1,0 +1,121 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Rng, createLogger } from "@pangea/kit";
+import { denseParams, initDenseParams, rowWidths, validateSpec, type ModelSpec } from "@pangea/model";
+import type { FastifyInstance } from "@pangea/observe";
+import { ModelManager } from "../src/model/model-manager.js";
+import { MicroBatcher } from "../src/batching/micro-batcher.js";
+import { startRest } from "../src/api/rest.js";
+import { examplesFrom, type TensorProtoMsg } from "../src/api/tensors.js";
+import { writeModel } from "./support/versions.js";
+
+/**
+ * Several ids per cell, slots of different dims and mean/sqrtn pooling,
+ * through REST Predict (a cell given as a list), checked against PyTorch
+ * (test/support/python/torch_ctr.py) on the same weights and rows.
+ */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const PYTHON = "/usr/bin/python3";
+const torch = spawnSync(PYTHON, ["-c", "import torch"]).status === 0;
+
+const SLOTS = [1, 2];
+const spec: ModelSpec = validateSpec({ numDense: 2, numSlots: 2, embeddingDim: 3, slotDims: [2, 3], slotPooling: ["mean", "sqrtn"], architecture: { name: "wide-deep", deepMlp: [4] } });
+const widths = rowWidths(spec); // [3, 4]: the dim plus wide-deep's first-order weight
+const rng = new Rng(3);
+const dense = initDenseParams(spec, 5).map((v) => v.map((x) => x + rng.normal() * 0.1));
+/** Slot 1 holds ids 1..4, slot 2 ids 1..3 (an id's high word carries its slot). */
+const rowsOf = SLOTS.map((_, k) => Float32Array.from({ length: (k === 0 ? 4 : 3) * widths[k]! }, () => rng.normal() * 0.5));
+const word = (slot: number, n: number) => [n, (slot << 16) >>> 0];
+const id = (slot: number, n: number) => String((BigInt(slot) << 48n) | BigInt(n));
+
+/** Three examples: several ids in a cell, an empty cell, an id the model lacks (counts toward the mean, reads as zeros). */
+const CELLS: number[][][] = [
+  [[1, 2, 3], [1]],
+  [[], [2, 3]],
+  [[4, 99], [3, 1, 2]],
+];
+const DENSE = [[0.5, 1], [2, 0], [1, 1]];
+
+const base = mkdtempSync(join(tmpdir(), "pangea-pooled-"));
+const models = new ModelManager("ctr", base, 1, createLogger("serving-test", "silent"));
+let rest: { app: FastifyInstance; address: string };
+
+beforeAll(async () => {
+  writeModel(base, 1, {
+    spec,
+    slotIds: SLOTS,
+    dense: Float32Array.from(dense.flatMap((v) => Array.from(v))),
+    tables: SLOTS.map((slot, k) => ({ slot, ids: Uint32Array.from(Array.from({ length: rowsOf[k]!.length / widths[k]! }, (_, i) => word(slot, i + 1)).flat()), rows: rowsOf[k]! })),
+  });
+  models.scan();
+  rest = await startRest("127.0.0.1", 0, models, new MicroBatcher(0, 64), 64);
+});
+afterAll(() => rest.app.close());
+
+/** What PyTorch predicts: every known id's row once, the unknown one a zero row. */
+function torchPredictions(): number[] {
+  const rows: number[] = [];
+  const offsets = [0];
+  const rowOf = new Map<string, number>();
+  const inverse: number[] = [];
+  const cellOfValue: number[] = [];
+  CELLS.forEach((example, e) =>
+    example.forEach((ids, k) => {
+      for (const n of ids) {
+        const key = `${k}:${n}`;
+        if (!rowOf.has(key)) {
+          rowOf.set(key, offsets.length - 1);
+          const w = widths[k]!;
+          const known = n <= rowsOf[k]!.length / w;
+          for (let j = 0; j < w; j++) rows.push(known ? rowsOf[k]![(n - 1) * w + j]! : 0);
+          offsets.push(offsets[offsets.length - 1]! + w);
+        }
+        inverse.push(rowOf.get(key)!);
+        cellOfValue.push(e * 2 + k);
+      }
+    }),
+  );
+  const input = {
+    architecture: spec.architecture,
+    numDense: 2,
+    numSlots: 2,
+    embeddingDim: 3,
+    slotDims: [2, 3],
+    rowWidths: widths,
+    pooling: ["mean", "sqrtn"],
+    params: denseParams(spec).map((p, i) => ({ name: p.name, shape: p.shape, values: Array.from(dense[i]!) })),
+    batch: { size: 3, dense: DENSE.flat(), labels: [0, 0, 0], weights: null, rows, rowOffsets: offsets, uniqueRows: offsets.length - 1, inverse, cellOfValue },
+  };
+  const run = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr.py")], { input: JSON.stringify(input), encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`torch_ctr.py exited ${run.status}: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { probabilities: number[] }).probabilities;
+}
+
+describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
+  it.runIf(torch)("REST Predict with a list per cell equals PyTorch's probabilities", async () => {
+    const instances = CELLS.map((example, e) => ({ dense_features: DENSE[e], feature_ids: example.map((ids, k) => ids.map((n) => id(SLOTS[k]!, n))) }));
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances }) });
+    expect(res.status).toBe(200);
+    const got = ((await res.json()) as { predictions: number[] }).predictions;
+    const want = torchPredictions();
+    got.forEach((p, e) => expect(p, `example ${e}`).toBeCloseTo(want[e]!, 5));
+    expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(0.01);
+  });
+
+  it("row splits and lengths describe the same cells; bad splits are refused naming the input", () => {
+    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: [id(1, 1), id(1, 2), id(2, 1)] };
+    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [1, 2] };
+    const splits = (v: number[]): TensorProtoMsg => ({ dtype: "DT_INT64", tensor_shape: { dim: [{ size: v.length }] }, int64_val: v });
+    const a = examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 2, 3]) }, spec, 64);
+    const b = examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: { dtype: "DT_INT32", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, int_val: [2, 1] } }, spec, 64);
+    expect(Array.from(a.cellOffsets!)).toEqual([0, 2, 3]);
+    expect(Array.from(b.cellOffsets!)).toEqual([0, 2, 3]);
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3, 2]) }, spec, 64)).toThrow(/feature_ids_row_splits must start at 0 and end at 3/);
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3]) }, spec, 64)).toThrow(/must have shape \[3\]/);
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 2, 1, 3].slice(0, 3)) }, spec, 64)).toThrow(/end at 3/);
+  });
+});
