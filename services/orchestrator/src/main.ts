@@ -2,7 +2,7 @@ import { accessSync, constants } from "node:fs";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { DLRM_FLAG_DEFAULTS, FLAGS, loadConfig } from "./config.js";
-import { architectureFromFlags } from "./job/model-choice.js";
+import { architectureFromFlags, standInShape } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { tablesFor } from "./embeddings/model-tables.js";
@@ -33,7 +33,7 @@ runMain("pangea-orchestrator", async () => {
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
   // Slot dims the model cannot honour stop the process now (the shape is a stand-in; only the dims matter here).
-  tablesFor(validateSpec({ numDense: 1, numSlots: 64, embeddingDim: config.embeddingDim, architecture }), slots);
+  tablesFor(validateSpec({ ...standInShape(config.embeddingDim), architecture }), slots);
   if (config.exportFeatureList) {
     try {
       accessSync(config.exportFeatureList, constants.R_OK);

@@ -2,6 +2,13 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "@pangea/kit";
 import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig } from "@pangea/model";
 
+/**
+ * The input shape hyper-parameters are checked on at start, before the data's is known: as wide as feature
+ * ids allow (every slot of the v2 layout), so a bound on the input's width (dcn-v2's lowRank) is refused at
+ * start only if no data could meet it, and otherwise at job start, quoting the data's width.
+ */
+export const standInShape = (embeddingDim: number) => ({ numDense: 1, numSlots: 1 << 15, embeddingDim });
+
 export interface ModelFlags {
   model: string;
   modelConfig?: string;
@@ -51,7 +58,7 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
   try {
     const architecture = architectureConfig(f.model, hyper);
     // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
-    validateSpec({ numDense: 1, numSlots: 64, embeddingDim: f.embeddingDim, architecture });
+    validateSpec({ ...standInShape(f.embeddingDim), architecture });
     return architecture;
   } catch (err) {
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
