@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "@pangea/kit";
-import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig } from "@pangea/model";
+import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
 
 /**
  * The input shape hyper-parameters are checked on at start, before the data's is known: as wide as feature
@@ -64,4 +64,25 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
     throw err;
   }
+}
+
+/**
+ * Why a checkpoint's model cannot be this job's (--model, its
+ * hyper-parameters, --embedding-dim), or null: known at start, so a job
+ * restored into another architecture stops before anything starts. The
+ * data's shape is compared when compute registers.
+ */
+export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, embeddingDim: number): string | null {
+  const was = saved.architecture;
+  if (was.name !== architecture.name) return `holds a ${was.name} model, but --model is ${architecture.name}`;
+  if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
+  for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
+    const a = JSON.stringify(was[key]);
+    const b = JSON.stringify(architecture[key]);
+    if (a !== b) {
+      const from = was.name === "dlrm" && (key === "bottomMlp" || key === "topMlp") ? `--${key === "bottomMlp" ? "bottom" : "top"}-mlp or --model-config` : "--model-config";
+      return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}`;
+    }
+  }
+  return null;
 }
