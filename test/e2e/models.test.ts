@@ -62,20 +62,20 @@ function readExport(dir: string) {
   return { manifest, params, rows, idsBySlot, rowWidth: manifest.tables[0]!.dim };
 }
 
-async function trainAndExport(name: string, model: string, config: Record<string, unknown> | null): Promise<string> {
-  const base = join(tmp, name, "models");
-  const args = ["--model", model, "--steps", "6", "--batch-size", "128", "--checkpoint-dir", join(tmp, name, "ckpt"), "--export-dir", base];
+async function trainAndExport(model: string, config: Record<string, unknown> | null): Promise<string> {
+  const base = join(tmp, model, "models");
+  const args = ["--model", model, "--steps", "6", "--batch-size", "128", "--checkpoint-dir", join(tmp, model, "ckpt"), "--export-dir", base];
   if (config) {
-    const file = join(tmp, name, "model.json");
-    mkdirSync(join(tmp, name), { recursive: true });
+    const file = join(tmp, model, "model.json");
+    mkdirSync(join(tmp, model), { recursive: true });
     writeFileSync(file, JSON.stringify(config));
     args.push("--model-config", file);
   }
-  const c = await LocalCluster.start({ trainers: 1, logDir: join(tmp, name, "logs"), orchestratorArgs: args, computeArgs: ["--eval-records", "256"], trainerArgs: [] });
+  const c = await LocalCluster.start({ trainers: 1, logDir: join(tmp, model, "logs"), orchestratorArgs: args, computeArgs: ["--eval-records", "256"], trainerArgs: [] });
   try {
     const status = new StatusClient(c.orchestratorAddress);
     await status.connect(5_000);
-    const final = await waitFor(`${name} to finish`, async () => {
+    const final = await waitFor(`${model} to finish`, async () => {
       const s = await status.get();
       return s.state === "JOB_STATE_COMPLETED" || s.state === "JOB_STATE_FAILED" ? s : null;
     }, 60_000, 100);
@@ -117,7 +117,7 @@ interface Served {
 
 /** Train, export, serve, predict 5 examples, and the same question for PyTorch on the exported files. */
 async function trainServePredict(model: string, config: Record<string, unknown> | null): Promise<Served> {
-  const base = await trainAndExport(model, model, config);
+  const base = await trainAndExport(model, config);
   const rest = await startServing(base);
   const { manifest, params, rows, idsBySlot, rowWidth } = readExport(join(base, "1"));
   const { numDense, numSlots, embeddingDim } = manifest.model;
