@@ -232,7 +232,8 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds a dlrm model, but --model is wide-deep"],
   ];
 
-  it.each(cases)("%s", async (_what, args, message) => {
+  // Each is an orchestrator that stops at start: they run side by side.
+  it.concurrent.for(cases)("%s", async ([, args, message], { expect }) => {
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", ...args]);
     expect(r.code, r.stderr).toBe(2);
     // --resume logs which checkpoint it found before the refusal.
