@@ -10,6 +10,11 @@ import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_
 import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
+import { dlrmSpec } from "@pangea/model";
+import { saveCheckpoint } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
+import { DenseStore } from "../../services/orchestrator/src/params/dense-store.js";
+import { EmbeddingStore } from "../../services/orchestrator/src/embeddings/embedding-store.js";
+import { defaultSlotConfig } from "../../services/orchestrator/src/job/job.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pangea-fail-"));
 let cluster: LocalCluster | null = null;
@@ -189,4 +194,64 @@ describe("unreachable peers and bad configuration", () => {
     expect(r.code).toBe(1);
     expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
   });
+});
+
+/** A --model-config file holding `content` (a string as is, anything else as JSON). */
+function modelConfig(name: string, content: unknown): string {
+  const path = join(tmp, `${name}.json`);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
+  return path;
+}
+
+/** A checkpoint of the built-in data's default dlrm model (job "dlrm-job", step 5), as a finished job leaves it. */
+function dlrmCheckpoint(): { root: string; dir: string } {
+  const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
+  const root = join(tmp, "dlrm-ckpt");
+  const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.5 }, 16), new Map(), 1);
+  return { root, dir: saveCheckpoint(root, "dlrm-job", 5, spec, new DenseStore(spec, 1, 0.003), store) };
+}
+
+describe("bad model input, as a new user gives it: one line naming the flag or field, exit 2, before anything starts", () => {
+  const missing = join(tmp, "no-such-model.json");
+  const ck = dlrmCheckpoint();
+  const cases: [string, string[], string | RegExp][] = [
+    ["an unknown model", ["--model", "nope"], "pangea-orchestrator: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep"],
+    ["a missing --model-config file", ["--model", "deepfm", "--model-config", missing], `pangea-orchestrator: --model-config: cannot read ${missing} (ENOENT)`],
+    ["a --model-config that is not JSON", ["--model", "deepfm", "--model-config", modelConfig("not-json", '{"deepMlp": [64, 32],}')], new RegExp(`^pangea-orchestrator: --model-config: ${join(tmp, "not-json.json")} is not JSON: \\S`)],
+    ["a --model-config that is not an object", ["--model", "deepfm", "--model-config", modelConfig("array", [64, 32])], `pangea-orchestrator: --model-config: ${join(tmp, "array.json")} must hold a JSON object of deepfm's hyper-parameters`],
+    ["a --model-config for another model", ["--model", "deepfm", "--model-config", modelConfig("named", { name: "dlrm", topMlp: [8] })], `pangea-orchestrator: --model-config: ${join(tmp, "named.json")} is for model "dlrm", but --model is deepfm`],
+    ["an unknown field", ["--model", "deepfm", "--model-config", modelConfig("unknown", { deepMlp: [64, 32], dropout: 0.1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "dropout"; deepfm takes deepMlp (from ${join(tmp, "unknown.json")})`],
+    ["a number given as a string", ["--model", "dcn-v2", "--model-config", modelConfig("string-layers", { crossLayers: "3" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field crossLayers: expected a number, got "3" (from ${join(tmp, "string-layers.json")})`],
+    ["widths given as a string", ["--model", "deepfm", "--model-config", modelConfig("string-widths", { deepMlp: "64,32" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm field deepMlp: expected deepMlp as a list of positive integers, e.g. [64, 32] (from ${join(tmp, "string-widths.json")})`],
+    ["a layer of width 0", ["--model", "wide-deep", "--model-config", modelConfig("zero", { deepMlp: [64, 0] })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model wide-deep field deepMlp.1: expected deepMlp as positive integers (from ${join(tmp, "zero.json")})`],
+    ["an unknown structure", ["--model", "dcn-v2", "--model-config", modelConfig("structure", { structure: "side-by-side" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field structure: expected structure "parallel" or "stacked" (from ${join(tmp, "structure.json")})`],
+    ["a low rank no input could take", ["--model", "dcn-v2", "--model-config", modelConfig("rank", { lowRank: 1_000_000 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dcn-v2's lowRank 1000000 must be below the cross width 524289 (0 = full rank) (from ${join(tmp, "rank.json")})`],
+    ["dlrm's --bottom-mlp with another model", ["--model", "deepfm", "--bottom-mlp", "32,16"], 'pangea-orchestrator: --bottom-mlp and --top-mlp are dlrm\'s; give deepfm\'s layer widths in --model-config (e.g. {"deepMlp": [64, 32]})'],
+    ["a dlrm checkpoint restored into another architecture", ["--model", "deepfm", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} holds a dlrm model, but --model is deepfm`],
+    ["a dlrm checkpoint restored with other widths", ["--top-mlp", "32", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} has dlrm topMlp [64,32], but this job's (--top-mlp or --model-config) is [32]`],
+    ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds a dlrm model, but --model is wide-deep"],
+  ];
+
+  // Each is an orchestrator that stops at start: they run side by side.
+  it.concurrent.for(cases)("%s", async ([, args, message], { expect }) => {
+    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", ...args]);
+    expect(r.code, r.stderr).toBe(2);
+    // --resume logs which checkpoint it found before the refusal.
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("pangea-orchestrator:"));
+    expect(lines).toHaveLength(1);
+    const line = lines[0]!;
+    if (typeof message === "string") expect(line).toBe(message);
+    else expect(line).toMatch(message);
+  });
+
+  it("pangea run passes the orchestrator's line on and exits 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
+    const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
+    expect(bad.code).toBe(2);
+    expect(lastLine(bad.stderr)).toBe(`pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep (log: ${join(tmp, "run-nope", "orchestrator.log")})`);
+    const rank = modelConfig("rank-500", { lowRank: 500, crossLayers: 1, deepMlp: [8] });
+    const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+      "--log-dir", join(tmp, "run-rank"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
+    expect(r.code).toBe(1);
+    expect(lastLine(r.stderr)).toMatch(/^pangea run: job failed: MODEL_ERR_BAD_SPEC: dcn-v2's lowRank 500 must be below the cross width 429 \(0 = full rank\)/);
+  }, 90_000);
 });

@@ -35,10 +35,27 @@ export function architectureConfig(name: string, hyper: unknown): ArchitectureCo
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join(".");
-    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}; ${name} takes ${Object.keys((a.config as unknown as { shape: object }).shape).join(", ")}` : issue.message;
+    const message =
+      issue.code === "unrecognized_keys"
+        ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}; ${name} takes ${Object.keys((a.config as unknown as { shape: object }).shape).join(", ")}`
+        : issue.code === "invalid_type" && issue.message.startsWith("Invalid input") // zod's own wording, not a field's message
+          ? `expected ${typeName((issue as { expected: string }).expected)}, got ${JSON.stringify(valueAt(hyper, issue.path))}`
+          : issue.message;
     throw bad(`model ${name}${field ? ` field ${field}` : ""}: ${message}`);
   }
   return { name, ...(parsed.data as object) };
+}
+
+/** zod's name of a type as a user reads it. */
+function typeName(expected: string): string {
+  return expected === "array" ? "a list" : expected === "object" ? "an object" : `a ${expected}`;
+}
+
+/** What the user gave at a field's path (zod's issue does not carry it). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
 }
 
 /**

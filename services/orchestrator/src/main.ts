@@ -2,7 +2,7 @@ import { accessSync, constants } from "node:fs";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { DLRM_FLAG_DEFAULTS, FLAGS, loadConfig } from "./config.js";
-import { architectureFromFlags } from "./job/model-choice.js";
+import { architectureFromFlags, checkpointModelMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { resolveSlotDims } from "./embeddings/model-tables.js";
@@ -60,6 +60,8 @@ runMain("pangea-orchestrator", async () => {
     restoreFrom = from ?? undefined;
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
+  const mismatch = restoreFrom && config.role === "orchestrator" ? checkpointModelMismatch(restoreFrom[0]!.manifest.model, architecture, config.embeddingDim) : null;
+  if (mismatch) throw new UsageError(`${config.resume ? `--resume: job ${config.jobId}'s checkpoint at step ${restoreFrom![0]!.manifest.step}` : `--restore-from: the checkpoint ${config.restoreFrom}`} ${mismatch}`);
   const completed = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step, (msg) => log.warn(msg)) : null;
   if (completed) log.info({ auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);

@@ -94,6 +94,23 @@ describe("checkpoints", () => {
     expect(loadCheckpoint(good).manifest.step).toBe(1);
   });
 
+  it("a checkpoint written before architectures (DLRM's widths beside the shape) loads as a dlrm model; a broken old form is corrupt, naming the field", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const dir = saveCheckpoint(root, "job-old", 7, spec, dense, store);
+    // The manifest is not among the hashed files: write its model as older versions did.
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    manifest.model = { numDense: 3, numSlots: 2, embeddingDim: 4, bottomMlp: [8, 4], topMlp: [5] };
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const ck = loadCheckpoint(dir);
+    expect(ck.manifest.model).toEqual({ numDense: 3, numSlots: 2, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [8, 4], topMlp: [5] } });
+    ck.dense.forEach((v, i) => expect(v).toEqual(dense.values[i]));
+    manifest.model.bottomMlp = [8, 3];
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+    expect(() => loadCheckpoint(dir)).toThrow(`checkpoint ${dir}: model: dlrm's bottomMlp must end in the embedding dim 4, ends in 3`);
+    rmSync(root, { recursive: true, force: true });
+  });
+
   it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an existing empty directory is corrupt", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
     const missing = join(root, "job", "step-7");

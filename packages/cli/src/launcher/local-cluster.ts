@@ -133,7 +133,8 @@ export class LocalCluster {
     const proc: ClusterProcess = { name, entry, args, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
     child.on("exit", (code, signal) => {
       proc.exitCode = code ?? (signal ? 128 : 1);
-      proc.lastLine = readLastLines(logPath, 1)[0] ?? "";
+      // A usage error ends with a pointer to --help; the line before it says what was wrong.
+      proc.lastLine = readLastLines(logPath, 2).filter((l) => !/^Run '[^']+ --help' for usage\.$/.test(l)).at(-1) ?? "";
       resolveExit(proc.exitCode);
     });
     this.processes.push(proc);

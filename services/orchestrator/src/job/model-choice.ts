@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "@pangea/kit";
-import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig } from "@pangea/model";
+import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
+
+/**
+ * The input shape hyper-parameters are checked on at start, before the data's is known: as wide as feature
+ * ids allow (every slot of the v2 layout), so a bound on the input's width (dcn-v2's lowRank) is refused at
+ * start only if no data could meet it, and otherwise at job start, quoting the data's width.
+ */
+export const standInShape = (embeddingDim: number) => ({ numDense: 1, numSlots: 1 << 15, embeddingDim });
 
 export interface ModelFlags {
   model: string;
@@ -50,11 +57,32 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
   const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
   try {
     const architecture = architectureConfig(f.model, hyper);
-    // What the hyper-parameters alone can get wrong, checked on a stand-in input shape large enough that no check on sizes fails: the data's comes at job start.
-    validateSpec({ numDense: 1 << 16, numSlots: 1, embeddingDim: f.embeddingDim, architecture });
+    // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
+    validateSpec({ ...standInShape(f.embeddingDim), architecture });
     return architecture;
   } catch (err) {
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
     throw err;
   }
+}
+
+/**
+ * Why a checkpoint's model cannot be this job's (--model, its
+ * hyper-parameters, --embedding-dim), or null: known at start, so a job
+ * restored into another architecture stops before anything starts. The
+ * data's shape is compared when compute registers.
+ */
+export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, embeddingDim: number): string | null {
+  const was = saved.architecture;
+  if (was.name !== architecture.name) return `holds a ${was.name} model, but --model is ${architecture.name}`;
+  if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
+  for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
+    const a = JSON.stringify(was[key]);
+    const b = JSON.stringify(architecture[key]);
+    if (a !== b) {
+      const from = was.name === "dlrm" && (key === "bottomMlp" || key === "topMlp") ? `--${key === "bottomMlp" ? "bottom" : "top"}-mlp or --model-config` : "--model-config";
+      return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}`;
+    }
+  }
+  return null;
 }
