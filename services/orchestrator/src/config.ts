@@ -45,7 +45,7 @@ const schema = z.object({
   heartbeatTimeoutMs: flag(positiveInt("milliseconds").default(5000), { env: "PANGEA_HEARTBEAT_TIMEOUT_MS", description: "a trainer silent this long is declared dead and its batches reassigned" }),
   onTrainerLoss: flag(z.enum(["reassign", "fail"], { message: "expected reassign or fail" }).default("reassign"), { env: "PANGEA_ON_TRAINER_LOSS", description: "reassign (a lost trainer's batches go to the others) or fail (the job fails)" }),
   checkpointEverySteps: flag(nonNegativeInt("a number of steps").default(0), { env: "PANGEA_CHECKPOINT_EVERY_STEPS", description: "save a checkpoint every N steps (0 = only at the end)" }),
-  checkpointEverySeconds: flag(nonNegativeInt("seconds").default(0), { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off; one parameter-server shard only)" }),
+  checkpointEverySeconds: flag(nonNegativeInt("seconds").default(0), { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off)" }),
   keepCheckpoints: flag(nonNegativeInt("a number of checkpoints").default(3), { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)" }),
   resume: flag(z.boolean().default(false), { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position" }),
   freshStartIfUnreadable: flag(z.boolean().default(false), { env: "PANGEA_FRESH_START_IF_UNREADABLE", description: "with --resume: if the job has checkpoints but none can be read, start over (they are kept) instead of exiting 1" }),
@@ -78,10 +78,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
       })
       .refine((c) => c.heartbeatTimeoutMs > c.heartbeatMs, { message: "must be longer than --heartbeat-ms", path: ["heartbeatTimeoutMs"] })
       .refine((c) => !(c.resume && c.restoreFrom), { message: "--resume continues the job's own checkpoints; do not combine it with --restore-from", path: ["resume"] })
-      .refine((c) => c.checkpointEverySeconds === 0 || c.psShards === 1, {
-        message: "time-based checkpoints need one parameter-server shard (shards cannot see the clock the orchestrator checkpoints by); use --checkpoint-every-steps",
-        path: ["checkpointEverySeconds"],
-      })
       .refine((c) => c.exportDir === undefined || c.psShards === 1, {
         message: "exports during training need one parameter-server shard (the other shards' rows are written after shard 0's checkpoint); export a sharded checkpoint with pangea export",
         path: ["exportDir"],
