@@ -70,6 +70,7 @@ describe("Job: checkpoints on several shards", () => {
     expect(requests()).toEqual([{ step: 2, final: true, batches: 4 }]);
     const evaluator = (await job.getWork("trainer-0")).evaluate ? "trainer-0" : "trainer-1";
     job.reportEval(evalReport(evaluator));
+    job.reportEval(evalReport(evaluator)); // a retried report is taken again, not refused
     expect(job.state).toBe("JOB_STATE_EVALUATING");
     expect(shard.finished()).toBeUndefined();
     job.checkpointWritten("ps-1", 2, "");

@@ -38,9 +38,9 @@ describe("ParameterShard", () => {
     expect(take(s, grads(0, 0))).toMatchObject({ duplicate: true });
     expect(await codeOf(() => s.admit(grads(0, 6)))).toBe("ORCH_ERR_NOT_ASSIGNED");
     for (const j of [1, 2, 3, 4]) take(s, grads(s.version, j));
-    expect(s.over).toBe(false);
+    expect(s.trainingOver).toBe(false);
     take(s, grads(s.version, 5));
-    expect([s.over, s.version]).toEqual([true, 3]);
+    expect([s.trainingOver, s.version]).toEqual([true, 3]);
   });
 
   it("resumed: the checkpoint's finished batches count as taken, its outstanding ones (async) do not", () => {

@@ -91,6 +91,15 @@ describe("ShardHost", () => {
     expect(parts()).toEqual(["step-3.shard-1"]);
   });
 
+  it("async: the final checkpoint ends this shard's training even when batches shard 0 dropped as stale never came", async () => {
+    const { host, reports } = shard({ mode: "async" } as Partial<JobSpec__Output>);
+    for (const j of [0, 1, 2, 3]) await host.push(push(0, 0, j));
+    host.checkpoint(3, true, 4); // batches 4 and 5 were stale on shard 0
+    expect(reports.map((r) => [r.step, r.error])).toEqual([[3, ""]]);
+    expect(await codeOf(() => host.requireModel(false))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+    expect(host.requireModel(true).dense).toBeNull();
+  });
+
   it("async: a batch that never comes (its trainer died between shard 0 and here) delays the part by the heartbeat timeout, no longer", async () => {
     vi.useFakeTimers();
     const { host, reports, lines } = shard({ mode: "async" } as Partial<JobSpec__Output>);

@@ -380,7 +380,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }
-    if (this.evalReport) throw OrchestratorErrors.create("ORCH_ERR_BAD_EVAL_REPORT", `evaluation report from ${report.workerId} refused: the job has one from ${this.evalReport.workerId}`);
     checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0));
     this.evalReport = report;
     this.maybeComplete();

@@ -69,7 +69,7 @@ export class ParameterShard {
   appliedBatches = 0;
   /** sync/hybrid: batches of the step under way taken so far. */
   private stepTaken = 0;
-  private finished = false;
+  private ended = false;
 
   constructor(
     private readonly s: ParameterShardSettings,
@@ -95,9 +95,9 @@ export class ParameterShard {
     return this.aggregator.version;
   }
 
-  /** Every global batch of the job has been taken. */
-  get over(): boolean {
-    return this.takenCount >= this.taken.length;
+  /** Training is over here: every global batch taken, or (finishTraining) shard 0 said so. */
+  get trainingOver(): boolean {
+    return this.ended;
   }
 
   wasTaken(j: number): boolean {
@@ -111,7 +111,7 @@ export class ParameterShard {
       const { store, dense, spec } = this.model;
       this.sync.start(this.s.sync, { store, dense, step: () => this.version, dim: spec.embeddingDim }, rowsSentBefore);
     }
-    if (this.over) this.finishTraining();
+    if (this.takenCount >= this.taken.length) this.finishTraining();
   }
 
   /**
@@ -159,7 +159,7 @@ export class ParameterShard {
         taken = { ack: result, result, staleness: 0 };
       }
     }
-    if (this.over) this.finishTraining();
+    if (this.takenCount >= this.taken.length) this.finishTraining();
     return taken;
   }
 
@@ -180,8 +180,8 @@ export class ParameterShard {
 
   /** Training is over: serving gets the final rows (and dense weights) at once rather than at the next interval. */
   finishTraining(): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.ended) return;
+    this.ended = true;
     this.sync.finishTraining();
   }
 

@@ -127,7 +127,7 @@ export class ShardHost implements ParameterHost {
   requireModel(readOnly: boolean): HostedModel {
     if (this.failure) throw this.failure;
     if (!this.shard) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `parameter-server shard ${this.s.index} has no job yet`);
-    if (!readOnly && this.shard.over) {
+    if (!readOnly && this.shard.trainingOver) {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `training on shard ${this.s.index} is over (step ${this.step})`);
     }
     return this.shard.model;
@@ -180,6 +180,8 @@ export class ShardHost implements ParameterHost {
       if (this.job!.mode !== "async" && shard.version !== p.step) throw new Error(`shard ${this.s.index} is at step ${shard.version}`);
       const path = shard.writeCheckpoint(p.step);
       shard.commitCheckpoint(p.step, p.final);
+      // async: batches shard 0 dropped as stale never come here, so only shard 0 knows training is over.
+      if (p.final) shard.finishTraining();
       this.onCheckpoint({ step: p.step, path, error: "" });
     } catch (err) {
       const error = (err as Error).message;
