@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
-/** The compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
+/** Compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const computeSchema = z.object({
   ...discoveryFields,
   ...tlsFields,

@@ -2,7 +2,6 @@ import type { z } from "zod";
 import { parseConfig, type FlagTable } from "@pangea/kit";
 import { ORCHESTRATOR_FLAGS, orchestratorSchema } from "@pangea/service-flags";
 
-
 const schema = orchestratorSchema;
 
 /** Declared in @pangea/service-flags, which `pangea run` reads too. */
