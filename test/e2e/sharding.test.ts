@@ -14,6 +14,8 @@ import { ENTRY, runNode } from "../support/processes.js";
  * same model.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-shards-"));
+// Each test runs whole clusters one after another (each run may take up to runNode's 120 s on a loaded machine).
+const RUNS_TIMEOUT_MS = 300_000;
 
 async function run(shards: number, extra: string[] = [], name = String(shards)): Promise<JobStatus__Output> {
   const r = await runNode(
@@ -84,7 +86,7 @@ describe("parameter-server shards", () => {
     expect(refused.stderr.trim().split("\n").at(-1)).toBe(
       `pangea-orchestrator: error ORCH_ERR_CHECKPOINT_CORRUPT: checkpoint ${stepDir}.shard-1: ${weights} fails its SHA-256 check`,
     );
-  });
+  }, RUNS_TIMEOUT_MS);
 
   it("time-based checkpoints on 2 shards: shard 1 writes its part at the step shard 0 chose, and each listed checkpoint is whole", async () => {
     const timed = await run(2, ["--steps", "60", "--checkpoint-every-seconds", "1", "--keep-checkpoints", "0"], "timed");
@@ -112,5 +114,5 @@ describe("parameter-server shards", () => {
       }
     }
     expect(compared).toBeGreaterThan(100);
-  });
+  }, RUNS_TIMEOUT_MS);
 });
