@@ -3,7 +3,7 @@ import type { Logger, PangeaError } from "@pangea/kit";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { writeCompletion } from "../checkpoint/completion.js";
-import { CheckpointRounds } from "../checkpoint/checkpoint-round.js";
+import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
 import type { TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";

@@ -66,7 +66,7 @@ export class ParameterShard {
   private readonly taken: Uint8Array;
   private takenCount = 0;
   /** Batches whose gradients went into the parameters (taken and not dropped), counted from the job's start. */
-  appliedBatches = 0;
+  private applied = 0;
   /** sync/hybrid: batches of the step under way taken so far. */
   private stepTaken = 0;
   private ended = false;
@@ -84,7 +84,7 @@ export class ParameterShard {
       const out = new Set(resumed.outstanding);
       for (let j = 0; j < resumed.finishedBatches + out.size && j < this.taken.length; j++) if (!out.has(j)) this.taken[j] = 1;
       this.takenCount = resumed.finishedBatches;
-      this.appliedBatches = resumed.finishedBatches;
+      this.applied = resumed.finishedBatches;
     }
     this.checkpointer = new Checkpointer(s.checkpoint, log);
     this.sync = new ServingSync(log);
@@ -93,6 +93,10 @@ export class ParameterShard {
   /** The parameter version pulls see: steps applied (sync/hybrid) or updates (async). */
   get version(): number {
     return this.aggregator.version;
+  }
+
+  get appliedBatches(): number {
+    return this.applied;
   }
 
   /** Training is over here: every global batch taken, or (finishTraining) shard 0 said so. */
@@ -145,12 +149,12 @@ export class ParameterShard {
         taken = { ack: { ...result, stale: true }, result, staleness };
       } else {
         const result = this.aggregator.applyNow(g);
-        this.appliedBatches++;
+        this.applied++;
         taken = { ack: { ...result, stale: false }, result, staleness };
       }
     } else {
       this.aggregator.add(g);
-      this.appliedBatches++;
+      this.applied++;
       if (++this.stepTaken < this.s.batchesPerStep) {
         taken = { ack: { step: this.version, meanLoss: g.loss, workers: 0, samples: 0 }, result: null, staleness: 0 };
       } else {
