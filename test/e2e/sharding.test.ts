@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { JobStatus__Output } from "@pangea/schema";
 import { shardOfId } from "@pangea/kit";
-import { loadCheckpoint, reshard } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
+import { loadCheckpoint, loadShardedCheckpoint, reshard } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
 import { ENTRY, runNode } from "../support/processes.js";
 
 /**
@@ -14,12 +14,14 @@ import { ENTRY, runNode } from "../support/processes.js";
  * same model.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-shards-"));
+// Each test runs whole clusters one after another (each run may take up to runNode's 120 s on a loaded machine).
+const RUNS_TIMEOUT_MS = 300_000;
 
-async function run(shards: number, extra: string[] = []): Promise<JobStatus__Output> {
+async function run(shards: number, extra: string[] = [], name = String(shards)): Promise<JobStatus__Output> {
   const r = await runNode(
     ENTRY.cli,
     ["run", "--json", "--trainers", "2", "--ps-shards", String(shards), "--steps", "20", "--batch-size", "256", "--eval-records", "2000",
-      "--log-dir", join(tmp, `logs-${shards}`), "--checkpoint-dir", join(tmp, `ckpt-${shards}`), ...extra],
+      "--log-dir", join(tmp, `logs-${name}`), "--checkpoint-dir", join(tmp, `ckpt-${name}`), ...extra],
     { timeoutMs: 120_000 },
   );
   expect(r.code, r.stderr).toBe(0);
@@ -84,5 +86,33 @@ describe("parameter-server shards", () => {
     expect(refused.stderr.trim().split("\n").at(-1)).toBe(
       `pangea-orchestrator: error ORCH_ERR_CHECKPOINT_CORRUPT: checkpoint ${stepDir}.shard-1: ${weights} fails its SHA-256 check`,
     );
-  });
+  }, RUNS_TIMEOUT_MS);
+
+  it("time-based checkpoints on 2 shards: shard 1 writes its part at the step shard 0 chose, and each listed checkpoint is whole", async () => {
+    const timed = await run(2, ["--steps", "60", "--checkpoint-every-seconds", "1", "--keep-checkpoints", "0"], "timed");
+    expect(timed.state).toBe("JOB_STATE_COMPLETED");
+    const steps = timed.checkpoints.map((dir) => Number(/step-(\d+)$/.exec(dir)![1]));
+    expect(steps.at(-1)).toBe(60);
+    expect(steps.length).toBeGreaterThan(1); // at least one taken by the clock, besides the final one
+    for (const dir of timed.checkpoints) {
+      const [zero, one] = loadShardedCheckpoint(dir);
+      expect(one!.manifest.step).toBe(zero!.manifest.step);
+      for (const t of one!.tables) for (let r = 0; r < t.rows; r++) expect(shardOfId(t.ids[2 * r]!, t.ids[2 * r + 1]!, 2)).toBe(1);
+    }
+    // The same job stopped at that step on 1 shard has the same rows: shard 1 wrote exactly step s, not a later one.
+    const s = steps[0]!;
+    const short = await run(1, ["--steps", String(s)], "short");
+    const reference = new Map<string, number[]>();
+    for (const t of loadCheckpoint(short.checkpointPath).tables) for (let r = 0; r < t.rows; r++) reference.set(`${t.ids[2 * r]}:${t.ids[2 * r + 1]}`, Array.from(t.weights.subarray(r * t.dim, (r + 1) * t.dim)));
+    const part = loadCheckpoint(`${timed.checkpoints[0]}.shard-1`);
+    let compared = 0;
+    for (const t of part.tables) {
+      for (let r = 0; r < t.rows; r++) {
+        const want = reference.get(`${t.ids[2 * r]}:${t.ids[2 * r + 1]}`)!;
+        t.weights.subarray(r * t.dim, (r + 1) * t.dim).forEach((x, k) => expect(x).toBeCloseTo(want[k]!, 5));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(100);
+  }, RUNS_TIMEOUT_MS);
 });

@@ -1,48 +1,11 @@
-import { hostname } from "node:os";
-import { z } from "zod";
-import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import type { z } from "zod";
+import { parseConfig, type FlagTable } from "@pangea/kit";
+import { COMPUTE_FLAGS, computeSchema } from "@pangea/service-flags";
 
+const schema = computeSchema;
 
-const schema = z.object({
-  ...discoveryFields,
-  ...tlsFields,
-  ...metricsHostField,
-  host: flag(z.string().min(1).default("127.0.0.1"), { env: "PANGEA_COMPUTE_HOST", description: "interface to serve on" }),
-  port: flag(port.default(50052), { env: "PANGEA_COMPUTE_PORT", description: "port to serve on (0 = any free port)" }),
-  metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)" }),
-  advertise: flag(address.optional(), { env: "PANGEA_COMPUTE_ADVERTISE", description: "address trainers use to reach this service", shown: "host:bound port" }),
-  orchestrator: flag(address.default("127.0.0.1:50051"), { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address to register with" }),
-  data: flag(z
-    .string()
-    .min(1)
-    .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
-    .optional(), { env: "PANGEA_DATA", description: "data file(s) to train on, comma-separated; absent = built-in synthetic data" }),
-  format: flag(z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"), { env: "PANGEA_FORMAT", description: "criteo (TSV), instance, example, examplebatch or parquet" }),
-  framing: flag(z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"), { env: "PANGEA_FRAMING", description: "record framing of Monolith files: pb or tfrecord" }),
-  compression: flag(z.enum(["auto", "none", "gzip", "zlib", "snappy", "zstd"], { message: "expected auto, none, gzip, zlib, snappy or zstd" }).default("auto"), { env: "PANGEA_COMPRESSION", description: "auto (by file name), none, gzip, zlib, snappy or zstd" }),
-  featureList: flag(z.string().min(1).optional(), { env: "PANGEA_FEATURE_LIST", description: "feature list (JSON or Monolith feature_list.conf); needed for Monolith formats" }),
-  sortId: flag(z.enum(["true", "false"], { message: "expected true or false" }).default("true").transform((v) => v === "true"), { env: "PANGEA_SORT_ID", description: "pb framing: records carry a sort id (true/false)" }),
-  kafkaDump: flag(z.boolean().default(false), { env: "PANGEA_KAFKA_DUMP", description: "pb framing: records carry a kafka dump header" }),
-  kafkaDumpPrefix: flag(z.boolean().default(false), { env: "PANGEA_KAFKA_DUMP_PREFIX", description: "pb framing: records carry a kafka dump prefix" }),
-  lagrangexHeader: flag(z.boolean().default(false), { env: "PANGEA_LAGRANGEX_HEADER", description: "pb framing: records carry a lagrangex header" }),
-  kafkaBrokers: flag(z
-    .string()
-    .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
-    .refine((bs) => bs.length > 0 && bs.every((b) => /^[A-Za-z0-9._-]+:\d{1,5}$/.test(b)), "expected host:port[,host:port...]")
-    .optional(), { env: "PANGEA_KAFKA_BROKERS", description: "read from Kafka at host:port[,...] instead of files" }),
-  kafkaTopic: flag(z.string().min(1).optional(), { env: "PANGEA_KAFKA_TOPIC", description: "topic whose message values are --format records" }),
-  kafkaGroup: flag(z.string().min(1).default("pangea-compute"), { env: "PANGEA_KAFKA_GROUP", description: "consumer group (committed offsets live here)" }),
-  kafkaIdleTimeoutMs: flag(positiveInt("milliseconds").default(30_000), { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records" }),
-  onBadRecord: flag(z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"), { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse" }),
-  evalFraction: flag(z.coerce.number({ message: "expected a number" }).min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]").default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out" }),
-  evalRecords: flag(nonNegativeInt("a record count").default(50_000), { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data" }),
-  seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),
-  connectTimeoutMs: flag(positiveInt("milliseconds").default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator" }),
-  rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator to come back" }),
-  workerId: flag(workerId(`compute-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", shown: "compute-<host>-<pid>" }),
-});
-
-export const FLAGS: FlagTable = flagTable(schema.shape);
+/** Declared in @pangea/service-flags, which `pangea run` reads too. */
+export const FLAGS: FlagTable = COMPUTE_FLAGS;
 
 export type ComputeConfig = z.infer<typeof schema>;
 

@@ -1,17 +1,23 @@
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
-import { ShardHost } from "../src/shard/shard-host.js";
-import { recordingLog, tempDir } from "./fakes/job-fixture.js";
+import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
+import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 function shard(over: Partial<JobSpec__Output> = {}) {
   const { log, lines } = recordingLog();
   const dir = tempDir("pangea-shard-unit-");
   const defaults = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2);
   const host = new ShardHost({ index: 1, defaults, perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: dir }, log);
+  const reports: CheckpointReport[] = [];
+  host.onCheckpoint = (r) => reports.push(r);
   const job = {
     jobId: "j",
     model: { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] },
@@ -21,40 +27,88 @@ function shard(over: Partial<JobSpec__Output> = {}) {
     mode: "sync",
     psShards: ["h:0", "h:1"],
     resumedFromStep: 0,
-    checkpointEverySteps: 2,
+    checkpointEverySteps: 0,
     keepCheckpoints: 0,
+    heartbeatTimeoutMs: 5000,
     servingSync: [],
     syncIntervalMs: 0,
     denseSyncIntervalMs: 0,
     ...over,
   } as unknown as JobSpec__Output;
   host.start(job);
-  return { host, dir, lines };
+  return { host, dir, lines, reports, parts: () => readdirSync(join(dir, "j")).sort() };
 }
 
 const push = (rank: number, step: number, batchIndex: number): WorkerGradients => ({ rank, step, batchSize: 4, loss: 0.5, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
 
 describe("ShardHost", () => {
-  it("applies a sync step when its last batch arrives, ignores a batch taken before, and writes its part every N steps and at the end", async () => {
-    const { host, dir, lines } = shard();
+  it("applies a sync step when its last batch arrives, ignores a batch taken before, refuses another step's, and is over after the last", async () => {
+    const { host } = shard();
     expect(await host.push(push(0, 0, 0))).toMatchObject({ step: 0, workers: 0 });
     expect(await host.push(push(0, 0, 0))).toMatchObject({ duplicate: true });
+    expect(await codeOf(() => host.push(push(1, 1, 1)))).toBe("ORCH_ERR_WRONG_STEP");
     expect(await host.push(push(1, 0, 1))).toMatchObject({ step: 1, workers: 2 });
     for (const j of [2, 3, 4, 5]) await host.push(push(j % 2, host.step, j));
     expect(host.step).toBe(3);
-    expect(readdirSync(join(dir, "j")).sort()).toEqual(["step-2.shard-1", "step-3.shard-1"]);
-    expect(host.checkpointPath).toBe(join(dir, "j", "step-3.shard-1"));
-    expect(lines.filter((l) => l.msg === "shard checkpoint saved")).toHaveLength(2);
     await expect(host.push(push(0, 3, 6))).rejects.toThrow("training on shard 1 is over (step 3)");
   });
 
-  it("async: applies each batch on arrival and checkpoints at whole steps' worth of batches", async () => {
-    const { host, dir } = shard({ mode: "async", checkpointEverySteps: 1, keepCheckpoints: 1 } as Partial<JobSpec__Output>);
-    for (const j of [1, 0, 2]) await host.push(push(0, 0, j));
-    expect(host.step).toBe(3);
-    expect(readdirSync(join(dir, "j"))).toEqual(["step-1.shard-1"]);
-    await host.push(push(0, 0, 3));
-    expect(readdirSync(join(dir, "j"))).toEqual(["step-2.shard-1"]);
-    expect(existsSync(host.checkpointPath)).toBe(true);
+  it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {
+    const { host, dir, lines, reports, parts } = shard();
+    for (const j of [0, 1, 2, 3]) await host.push(push(j % 2, host.step, j));
+    expect(() => readdirSync(join(dir, "j"))).toThrow(/ENOENT/); // every 2 steps is shard 0's business, not this shard's
+    host.checkpoint(2, false, 4);
+    expect(parts()).toEqual(["step-2.shard-1"]);
+    expect(reports).toEqual([{ step: 2, path: join(dir, "j", "step-2.shard-1"), error: "" }]);
+    expect(host.checkpointPath).toBe(join(dir, "j", "step-2.shard-1"));
+    expect(lines.filter((l) => l.msg === "shard checkpoint saved")).toHaveLength(1);
+  });
+
+  it("sync: a request for a step this shard is not at is answered with the error, nothing written", async () => {
+    const { host, dir, reports } = shard();
+    await host.push(push(0, 0, 0));
+    await host.push(push(1, 0, 1));
+    host.checkpoint(2, false, 2);
+    expect(reports).toEqual([{ step: 2, path: "", error: "shard 1 is at step 1" }]);
+    expect(() => readdirSync(join(dir, "j"))).toThrow(/ENOENT/);
+  });
+
+  it("async: writes once it holds as many batches as shard 0 had applied; a newer request writes a waiting one at once", async () => {
+    const { host, reports, parts } = shard({ mode: "async", keepCheckpoints: 1 } as Partial<JobSpec__Output>);
+    await host.push(push(0, 0, 1));
+    host.checkpoint(1, false, 2);
+    expect(reports).toEqual([]);
+    await host.push(push(0, 0, 0));
+    expect(reports.map((r) => r.step)).toEqual([1]);
+    expect(parts()).toEqual(["step-1.shard-1"]);
+    host.checkpoint(2, false, 4); // shard 0 had applied 4; this shard holds 2
+    await host.push(push(0, 0, 2));
+    host.checkpoint(3, true, 6); // the waiting request of step 2 is written as it stands
+    expect(reports.map((r) => [r.step, r.error])).toEqual([[1, ""], [2, ""]]);
+    expect(parts()).toEqual(["step-2.shard-1"]);
+    for (const j of [3, 4, 5]) await host.push(push(0, 0, j));
+    expect(reports.map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(parts()).toEqual(["step-3.shard-1"]);
+  });
+
+  it("async: the final checkpoint ends this shard's training even when batches shard 0 dropped as stale never came", async () => {
+    const { host, reports } = shard({ mode: "async" } as Partial<JobSpec__Output>);
+    for (const j of [0, 1, 2, 3]) await host.push(push(0, 0, j));
+    host.checkpoint(3, true, 4); // batches 4 and 5 were stale on shard 0
+    expect(reports.map((r) => [r.step, r.error])).toEqual([[3, ""]]);
+    expect(await codeOf(() => host.requireModel(false))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+    expect(host.requireModel(true).dense).toBeNull();
+  });
+
+  it("async: a batch that never comes (its trainer died between shard 0 and here) delays the part by the heartbeat timeout, no longer", async () => {
+    vi.useFakeTimers();
+    const { host, reports, lines } = shard({ mode: "async" } as Partial<JobSpec__Output>);
+    await host.push(push(0, 0, 0));
+    host.checkpoint(1, false, 2);
+    vi.advanceTimersByTime(4999);
+    expect(reports).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(reports.map((r) => [r.step, r.error])).toEqual([[1, ""]]);
+    expect(lines.some((l) => l.level === "warn" && l.msg === "writing the checkpoint part without every batch shard 0 had applied")).toBe(true);
   });
 });

@@ -30,6 +30,7 @@ export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Rec
   "/pangea.v1.Orchestrator/GetWork": ["trainer"],
   "/pangea.v1.Orchestrator/ReportBackend": ["trainer"],
   "/pangea.v1.Orchestrator/ReportEval": ["trainer"],
+  "/pangea.v1.Orchestrator/ReportCheckpoint": ["shard"],
   "/pangea.v1.Orchestrator/GetJobStatus": ANY_ROLE,
   // Parameter server (orchestrator and shards): trainers read and train; only an operator edits tables.
   "/pangea.v1.ParameterServer/Pull": ["trainer"],

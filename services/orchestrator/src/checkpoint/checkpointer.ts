@@ -30,9 +30,10 @@ export interface CheckpointContent {
 
 /**
  * A parameter-server shard's checkpoints: when one is due (every N steps,
- * N seconds after the last, or the final one), writing its part, keeping the
- * newest --keep-checkpoints, and (shard 0) exporting a model version from it
- * where --export-dir asks.
+ * N seconds after the last, or the final one; shard 0 decides for all),
+ * writing its part, and once the checkpoint is whole, keeping the newest
+ * --keep-checkpoints and (shard 0) exporting a model version from it where
+ * --export-dir asks.
  */
 export class Checkpointer {
   /** The newest checkpoint written ("" before the first). */
@@ -41,6 +42,8 @@ export class Checkpointer {
   /** The step of the newest checkpoint written (-1 before the first). */
   private savedStep = -1;
   private lastAt = 0;
+  /** Parts written and not yet committed, by step. */
+  private readonly parts = new Map<number, { path: string; rows: number }>();
 
   constructor(
     private readonly s: CheckpointSettings,
@@ -57,23 +60,48 @@ export class Checkpointer {
     this.lastAt = at;
   }
 
-  /** At a step boundary: saves a checkpoint if one is due (always when `final`), unless `step` has one already. */
-  maybeSave(final: boolean, step: number, content: () => CheckpointContent): void {
+  /** At a step boundary: whether a checkpoint is due (always when `final`), unless `step` has one already. */
+  due(final: boolean, step: number): boolean {
     const { checkpointEverySteps: everySteps, checkpointEverySeconds: everySeconds } = this.s;
-    const index = this.s.shardIndex ?? 0;
     const due = final || (everySteps > 0 && step % everySteps === 0 && step > 0) || (everySeconds > 0 && Date.now() - this.lastAt >= everySeconds * 1000);
-    if (!due || this.savedStep === step) return;
-    const c = content();
-    this.path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds);
+    return due && this.savedStep !== step;
+  }
+
+  /** Single-shard use: saves and commits a checkpoint if one is due. */
+  maybeSave(final: boolean, step: number, content: () => CheckpointContent): void {
+    if (!this.due(final, step)) return;
+    this.write(step, content());
+    this.commit(step, final);
+  }
+
+  /**
+   * Writes this shard's part of the checkpoint of `step`. It counts as a
+   * checkpoint (listed, pruning older ones, exported) only once committed:
+   * with several shards, shard 0 commits when every shard has written its part.
+   */
+  write(step: number, c: CheckpointContent): string {
+    const index = this.s.shardIndex ?? 0;
+    const path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds);
     this.lastAt = Date.now();
     this.savedStep = step;
+    this.parts.set(step, { path, rows: c.store.size() });
+    return path;
+  }
+
+  /** The written part of `step` is a whole checkpoint now: it becomes the newest, older ones are pruned, and (shard 0) exported where asked. */
+  commit(step: number, final: boolean): void {
+    const part = this.parts.get(step);
+    if (!part) throw new Error(`checkpoint of step ${step} committed before it was written`);
+    for (const s of this.parts.keys()) if (s <= step) this.parts.delete(s);
+    const index = this.s.shardIndex ?? 0;
+    this.path = part.path;
     this.written.push(this.path);
     if (this.s.keepCheckpoints > 0) {
       const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index);
       for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
     }
-    if (index === 0) this.log.info({ path: this.path, step, rows: c.store.size() }, "checkpoint saved");
-    else this.log.info({ path: this.path, rows: c.store.size() }, "shard checkpoint saved");
+    if (index === 0) this.log.info({ path: this.path, step, rows: part.rows }, "checkpoint saved");
+    else this.log.info({ path: this.path, rows: part.rows }, "shard checkpoint saved");
     if (this.s.exportDir && (final || exportedVersions(this.s.exportDir).length === 0)) this.exportTo(this.s.exportDir);
   }
 

@@ -3,11 +3,11 @@ import type { Logger, PangeaError } from "@pangea/kit";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { writeCompletion } from "../checkpoint/completion.js";
-import { Checkpointer } from "../checkpoint/checkpointer.js";
+import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
 import type { TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
-import { ServingSync } from "../sync/serving-sync.js";
+import { ParameterShard } from "../shard/parameter-shard.js";
 import { checkEvalReport } from "./eval-report-check.js";
 import type { JobConfig } from "./job-config.js";
 import { readCounters, saveCounters, type JobCounters } from "./job-counters.js";
@@ -31,8 +31,11 @@ export { defaultSlotConfig } from "./job-model.js";
  * others (--on-trainer-loss reassign), or the job fails (fail).
  *
  * The Job holds the state and moves it; its parts do the work: Membership
- * (who takes part), WorkDispatcher (GetWork), StepCoordinator (pushes and
- * steps, from the start), Checkpointer, ServingSync, and buildJobStatus.
+ * (who takes part), WorkDispatcher (GetWork), StepCoordinator (the work plan
+ * and the step barrier), ParameterShard (shard 0's parameters: gradients,
+ * its checkpoint parts, serving sync; the other shards run the same class),
+ * CheckpointRounds (a checkpoint is whole when every shard wrote its part),
+ * and buildJobStatus.
  */
 export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   state: JobState = "JOB_STATE_WAITING";
@@ -42,8 +45,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private readonly members: Membership;
   private readonly work: WorkDispatcher;
   private steps: StepCoordinator | null = null;
-  private readonly checkpointer: Checkpointer;
-  private readonly sync: ServingSync;
+  /** Shard 0's parameter shard, from the start of training. */
+  private shard: ParameterShard | null = null;
+  private readonly rounds = new CheckpointRounds();
+  /** sync/hybrid: the next step waits for the other shards' parts of a checkpoint, so each writes exactly the step asked for. */
+  private stepHeld = false;
   private startedAt = 0;
   private endedAt = 0;
   /** Running totals, carried on from the checkpoint a resumed job started from. */
@@ -72,8 +78,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.members,
       log,
     );
-    this.checkpointer = new Checkpointer(config, log);
-    this.sync = new ServingSync(log);
     this.registerTimer = setTimeout(() => {
       if (this.state === "JOB_STATE_WAITING") {
         const m = this.members;
@@ -214,19 +218,25 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     this.model = model;
-    const { mode, steps, maxStaleness, maxGradientAbs } = this.config;
-    const coordinator = new StepCoordinator({ mode, batchesPerStep: this.batchesPerStep, steps, maxStaleness, maxGradientAbs }, model, this.counts, this.resumed);
+    const c = this.config;
+    const sync = c.servingSync?.length
+      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator" }
+      : null;
+    const r = this.resumed;
+    const shard = new ParameterShard(
+      { index: 0, mode: c.mode, batchesPerStep: this.batchesPerStep, steps: c.steps, maxStaleness: c.maxStaleness, maxGradientAbs: c.maxGradientAbs, slotIds: compute.source.slotIds, checkpoint: { ...c, shardIndex: 0 }, sync },
+      model,
+      r ? { version: r.denseUpdates, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : null,
+      this.log,
+    );
+    this.shard = shard;
+    const coordinator = new StepCoordinator({ mode: c.mode, batchesPerStep: this.batchesPerStep, steps: c.steps }, shard, this.counts, r);
     this.steps = coordinator;
     this.sweeper = startExpirySweep(this.config, model.store, this.log);
-    if (this.config.servingSync?.length) {
-      const c = this.config;
-      const settings = { targets: c.servingSync!, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator" };
-      this.sync.start(settings, { store: model.store, dense: model.dense, step: () => this.step }, this.counts.syncRowsSent);
-    }
     this.members.watchHeartbeats(this.config.heartbeatTimeoutMs, (t, why) => this.trainerLost(t, why));
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
-    this.checkpointer.startClock(this.startedAt);
+    shard.start(this.counts.syncRowsSent);
     clearTimeout(this.registerTimer);
     coordinator.plan.beginStep(this.members.liveTrainers());
     const jobSpec = this.jobSpec();
@@ -243,7 +253,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   /** Parameter sync's figures (null without --serving-sync). */
   syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number } | null {
-    return this.sync.state();
+    return this.shard?.syncState() ?? null;
   }
 
   /** The running model, for parameter pulls; throws unless a job has started. */
@@ -290,11 +300,15 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (next === "done") this.finishTraining();
     else if (next === "continue") this.maybeCheckpoint(false);
     else if (next === "step") {
-      this.maybeCheckpoint(false);
-      steps.plan.beginStep(this.members.liveTrainers());
-      this.work.wake();
+      if (this.maybeCheckpoint(false) && this.config.mode !== "async") this.stepHeld = true;
+      else this.nextStep();
     }
     return ack;
+  }
+
+  private nextStep(): void {
+    this.steps!.plan.beginStep(this.members.liveTrainers());
+    this.work.wake();
   }
 
   /** Seconds this process has trained the job (0 before it started). */
@@ -305,18 +319,48 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** The running totals as they stand now, for a checkpoint. */
   private currentCounters(): JobCounters {
     const c = this.counts;
-    return { ...c, reassignedBatches: this.steps?.plan.reassigned ?? c.reassignedBatches, trainSeconds: c.trainSeconds + this.runSeconds(), syncRowsSent: this.sync.rowsSent(c.syncRowsSent) };
+    return { ...c, reassignedBatches: this.steps?.plan.reassigned ?? c.reassignedBatches, trainSeconds: c.trainSeconds + this.runSeconds(), syncRowsSent: this.shard?.rowsSent(c.syncRowsSent) ?? c.syncRowsSent };
   }
 
-  /** Periodic checkpoints, at a step boundary: every N steps, or when N seconds have passed. */
-  private maybeCheckpoint(final: boolean): void {
+  /**
+   * Periodic checkpoints, at a step boundary: every N steps, or when N
+   * seconds have passed, and the final one. Shard 0 writes its part first,
+   * then asks the other shards for theirs; true while they are missing.
+   */
+  private maybeCheckpoint(final: boolean): boolean {
     const m = this.model!;
-    const steps = this.steps!;
-    this.checkpointer.maybeSave(final, this.progressStep, () => ({
-      ...m,
-      progress: steps.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters())),
-      slotIds: this.members.compute!.source.slotIds,
-    }));
+    const shard = this.shard!;
+    const step = this.progressStep;
+    if (!shard.checkpointDue(step, final)) return false;
+    shard.writeCheckpoint(step, this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters())));
+    const others = this.members.shardSessions();
+    if (others.length === 0) {
+      shard.commitCheckpoint(step, final);
+      return false;
+    }
+    this.rounds.begin(step, final, others.map((o) => o.index));
+    // async: a shard gets a batch's gradients after shard 0 took them, so it writes once it holds as many as shard 0 applied.
+    for (const o of others) o.session.send({ checkpoint: { step, final, batches: shard.appliedBatches } });
+    return true;
+  }
+
+  /** A shard wrote its part of the checkpoint of `step` (or could not: `error`). */
+  checkpointWritten(workerId: string, step: number, error: string): void {
+    const index = this.members.shardIndexOf(workerId);
+    if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `checkpoint report from ${workerId}, which is not a parameter-server shard of this job`);
+    if (this.isFinished()) return;
+    if (error) {
+      this.fail(OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `parameter-server shard ${workerId} (index ${index}) could not write its part of the checkpoint of step ${step}: ${error}`));
+      return;
+    }
+    const whole = this.rounds.written(index, step);
+    if (!whole) return;
+    this.shard!.commitCheckpoint(step, whole.final);
+    if (this.stepHeld && this.rounds.open === 0) {
+      this.stepHeld = false;
+      this.nextStep();
+    }
+    if (whole.final) this.maybeComplete();
   }
 
   private finishTraining(): void {
@@ -329,8 +373,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     this.state = "JOB_STATE_EVALUATING";
     this.work.wake();
-    // Serving gets the final rows and dense weights at once rather than at the next interval.
-    this.sync.finishTraining();
+    this.shard!.finishTraining();
   }
 
   reportEval(report: EvalReport__Output): void {
@@ -339,6 +382,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0));
     this.evalReport = report;
+    this.maybeComplete();
+  }
+
+  /** The job is complete once evaluated and its final checkpoint is whole (every shard wrote its part). */
+  private maybeComplete(): void {
+    const report = this.evalReport;
+    if (!report || this.rounds.finalOpen || this.state !== "JOB_STATE_EVALUATING") return;
     this.state = "JOB_STATE_COMPLETED";
     try {
       writeCompletion(this.config.checkpointDir, this.config.jobId, this.progressStep, report);
@@ -362,7 +412,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     clearTimeout(this.registerTimer);
     if (this.sweeper) clearInterval(this.sweeper);
     this.members.stopWatching();
-    this.sync.stop();
+    this.shard?.stop();
     this.members.closeAll(this.finishedEvent());
     this.work.wake();
     this.emit("finished", this.status());
@@ -394,8 +444,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       model: this.model,
       evalReport: this.evalReport,
       source: this.members.compute?.source ?? null,
-      checkpointPath: this.checkpointer.path,
-      checkpoints: this.checkpointer.list(),
+      checkpointPath: this.shard?.checkpointer.path ?? "",
+      checkpoints: this.shard?.checkpointer.list() ?? [],
     });
   }
 }

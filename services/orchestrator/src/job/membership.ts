@@ -276,6 +276,15 @@ export class Membership {
     return [...this.shards.values(), ...this.trainers.values()].flatMap((m) => (m.session ? [m.session] : []));
   }
 
+  /** The other shards' open sessions, in index order. */
+  shardSessions(): { index: number; session: SessionSink }[] {
+    return [...this.shards.values()].sort((a, b) => a.index - b.index).flatMap((s) => (s.session ? [{ index: s.index, session: s.session }] : []));
+  }
+
+  shardIndexOf(workerId: string): number | undefined {
+    return this.shards.get(workerId)?.index;
+  }
+
   /** The other shards' addresses, in index order. */
   shardAddresses(): string[] {
     return [...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address);

@@ -1,5 +1,6 @@
-export type TrainingMode = "sync" | "async" | "hybrid";
-export const TRAINING_MODES = ["sync", "async", "hybrid"] as const;
+import type { TrainingMode } from "@pangea/service-flags";
+
+export type { TrainingMode };
 
 /** Where a plan starts: a fresh job, or what a checkpoint recorded. */
 export interface PlanStart {

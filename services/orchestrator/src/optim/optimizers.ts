@@ -1,9 +1,7 @@
 import { nativeBlas } from "@pangea/blas";
 
-/** The dense parameters' optimizers (the embeddings' are in sparse-optimizers.ts). */
-
-export const DENSE_OPTIMIZERS = ["adam", "adagrad"] as const;
-export type DenseOptimizerName = (typeof DENSE_OPTIMIZERS)[number];
+/** The dense parameters' optimizers (the embeddings' are in sparse-optimizers.ts); their names are declared with --dense-optimizer (@pangea/service-flags). */
+export type { DenseOptimizerName } from "@pangea/service-flags";
 
 /** One dense tensor's optimizer state: Adam's first and second moments, or Adagrad's accumulator in v (m unused). */
 export interface DenseOptimizerState {

@@ -1,3 +1,5 @@
+import { SPARSE_OPTIMIZERS, type SparseOptimizerName } from "@pangea/service-flags";
+
 /**
  * The embedding optimizers, with Monolith's update rules and defaults
  * (monolith/native_training/runtime/hash_table/optimizer). Each keeps its
@@ -12,8 +14,8 @@ export interface SparseOptimizer {
   apply(w: Float32Array, wAt: number, state: Float32Array, sAt: number, g: Float32Array, gAt: number, dim: number): void;
 }
 
-export const SPARSE_OPTIMIZERS = ["sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta"] as const;
-export type SparseOptimizerName = (typeof SPARSE_OPTIMIZERS)[number];
+// The names are declared with the --sparse-optimizer flag (@pangea/service-flags); makeSparseOptimizer implements each.
+export { SPARSE_OPTIMIZERS, type SparseOptimizerName };
 
 /** Hyper-parameters; anything not given takes Monolith's default for that optimizer. */
 export interface SparseHyper {

@@ -22,7 +22,7 @@ export function checkWorkerId(id: string): void {
   }
 }
 
-/** The orchestrator's control plane (protobuf): registration, sessions, status, eval reports. */
+/** The orchestrator's control plane (protobuf): registration, sessions, status, eval and checkpoint reports. */
 export class OrchestratorService {
   constructor(private readonly job: Job) {}
 
@@ -89,6 +89,15 @@ export class OrchestratorService {
         try {
           actsFor(call, call.request.workerId, "ReportEval");
           job.reportEval(call.request);
+          cb(null, {});
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
+      ReportCheckpoint: (call, cb) => {
+        try {
+          actsFor(call, call.request.workerId, "ReportCheckpoint");
+          job.checkpointWritten(call.request.workerId, Number(call.request.step), call.request.error);
           cb(null, {});
         } catch (err) {
           cb(toServiceError(err));

@@ -47,9 +47,16 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
     return new Promise((resolve) => {
       const session = client.WorkerSession({ workerId: config.workerId });
       let ended = false;
+      host.onCheckpoint = (r) => {
+        unary("orchestrator", client.ReportCheckpoint.bind(client), { workerId: config.workerId, ...r }, 15_000).catch((err: unknown) => {
+          // The orchestrator fails the job when this shard's session breaks; a lost report alone leaves its checkpoint incomplete.
+          log.warn({ step: r.step, err: describeCallError(err, `orchestrator at ${coordinator}`) }, "could not report the checkpoint part to the orchestrator");
+        });
+      };
       session.on("data", (e: WorkerEvent__Output) => {
         try {
           if (e.jobStarted) host.start(e.jobStarted);
+          if (e.checkpoint) host.checkpoint(Number(e.checkpoint.step), e.checkpoint.final, Number(e.checkpoint.batches));
         } catch (err) {
           log.error({ err: (err as Error).message }, "cannot take up the job");
           host.fail(OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message));

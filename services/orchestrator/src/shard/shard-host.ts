@@ -1,16 +1,15 @@
-import type { Logger } from "@pangea/kit";
+import { join } from "node:path";
+import type { Logger, PangeaError } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
+import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
+import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { tablesFor } from "../embeddings/model-tables.js";
 import { modelSpecFromWire } from "@pangea/model";
-import { GradientAggregator, type StepResult, type WorkerGradients } from "../aggregation/gradient-aggregator.js";
-import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
-import { Checkpointer } from "../checkpoint/checkpointer.js";
 import { OrchestratorErrors } from "../errors.js";
-import { ServingSync } from "../sync/serving-sync.js";
+import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
-import type { PangeaError } from "@pangea/kit";
-import { join } from "node:path";
+import { ParameterShard, type PushAck } from "./parameter-shard.js";
 
 export interface ShardSettings {
   index: number;
@@ -24,47 +23,59 @@ export interface ShardSettings {
   restoreFrom?: readonly CheckpointData[];
 }
 
+/** What a shard tells the orchestrator after a checkpoint request: its part written (path), or why not (error). */
+export interface CheckpointReport {
+  step: number;
+  path: string;
+  error: string;
+}
+
+interface PendingCheckpoint {
+  step: number;
+  final: boolean;
+  batches: number;
+  timer: NodeJS.Timeout;
+}
+
 /**
  * A parameter-server shard other than 0: the embedding rows of the ids with
- * id % shards == index, no dense parameters. It learns the job (mode,
- * batches per step, checkpoint interval) from the orchestrator's session.
- * Trainers push each batch to the other shards before shard 0, so when shard
- * 0 has all of a step's batches every shard has them too; a batch arriving
- * twice (its first trainer died after pushing here) is ignored.
+ * id % shards == index, no dense parameters. It learns the job from the
+ * orchestrator's session and trains it with the same ParameterShard as
+ * shard 0. Trainers push each batch to the other shards before shard 0
+ * (async: after, and only if shard 0 took it), so when shard 0 has all of a
+ * sync step's batches every shard has them too; a batch arriving twice (its
+ * first trainer died after pushing here) is ignored. It writes its part of
+ * a checkpoint when shard 0 asks, and reports it (onCheckpoint).
  */
 export class ShardHost implements ParameterHost {
-  private model: HostedModel | null = null;
-  private aggregator: GradientAggregator | null = null;
+  private shard: ParameterShard | null = null;
   private job: JobSpec__Output | null = null;
   private failure: PangeaError | null = null;
-  /** Global batches whose gradients this shard has taken. */
-  private seen = new Uint8Array(0);
-  private stepBatches = 0;
-  /** Global batches per step, from the job. */
-  private batchesPerStep = 1;
-  private applied = 0;
-  private readonly sync: ServingSync;
-  private checkpointer: Checkpointer | null = null;
+  private pending: PendingCheckpoint | null = null;
 
-  constructor(private readonly s: ShardSettings, private readonly log: Logger) {
-    this.sync = new ServingSync(log);
-  }
+  constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
+
+  /** Where the outcome of each checkpoint request goes (run-shard sends it to the orchestrator). */
+  onCheckpoint: (report: CheckpointReport) => void = () => {};
+
+  /** Called when this shard can no longer serve the job at all (the memory limit): the process ends with it. */
+  onFatal: (err: PangeaError) => void = () => {};
 
   /** The newest checkpoint part this shard wrote ("" before the first). */
   get checkpointPath(): string {
-    return this.checkpointer?.path ?? "";
+    return this.shard?.checkpointer.path ?? "";
   }
 
   get step(): number {
-    return this.aggregator?.version ?? 0;
+    return this.shard?.version ?? 0;
   }
 
   /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
   reset(): void {
-    this.sync.stop();
-    this.checkpointer = null;
-    this.model = null;
-    this.aggregator = null;
+    if (this.pending) clearTimeout(this.pending.timer);
+    this.pending = null;
+    this.shard?.stop();
+    this.shard = null;
     this.job = null;
     this.failure = null;
   }
@@ -85,28 +96,31 @@ export class ShardHost implements ParameterHost {
       if (resumed > 0) restoreStoreCounters(ck, job.psShards.length, this.s.index, store);
       this.log.info({ rows: store.size(), resumedFromStep: resumed }, "shard rows restored from checkpoint");
     }
-    const W = (this.batchesPerStep = job.batchesPerStep || job.worldSize);
-    const training = ck?.[0]?.manifest.training;
-    this.model = { spec, store, dense: null };
-    this.aggregator = new GradientAggregator(null, store, job.mode === "hybrid", resumed > 0 ? (job.mode === "async" ? (training?.denseUpdates ?? 0) : resumed) : 0, this.s.maxGradientAbs);
-    this.seen = new Uint8Array(Number(job.steps) * W);
-    if (resumed > 0 && training) {
-      const out = new Set(training.outstanding);
-      for (let j = 0; j < training.finishedBatches + out.size; j++) if (!out.has(j)) this.seen[j] = 1;
-      this.applied = training.finishedBatches;
-    }
-    // The orchestrator checkpoints by steps only here: shards cannot see its clock (--checkpoint-every-seconds needs one shard).
-    const { jobId, checkpointEverySteps, keepCheckpoints } = job;
-    this.checkpointer = new Checkpointer({ checkpointDir: this.s.checkpointDir, jobId, psShards: job.psShards.length, shardIndex: this.s.index, checkpointEverySteps, checkpointEverySeconds: 0, keepCheckpoints }, this.log);
-    if (job.servingSync.length) {
-      const settings = { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` };
-      this.sync.start(settings, { store, dense: null, step: () => this.step });
-    }
+    const training = resumed > 0 ? ck?.[0]?.manifest.training : undefined;
+    const { jobId, keepCheckpoints } = job;
+    const sync = job.servingSync.length
+      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` }
+      : null;
+    this.shard = new ParameterShard(
+      {
+        index: this.s.index,
+        mode: job.mode as TrainingMode,
+        batchesPerStep: job.batchesPerStep || job.worldSize,
+        steps: Number(job.steps),
+        maxStaleness: null,
+        maxGradientAbs: this.s.maxGradientAbs,
+        slotIds: m.slotIds,
+        // Shard 0 decides when a checkpoint is due; this one writes when asked.
+        checkpoint: { checkpointDir: this.s.checkpointDir, jobId, psShards: job.psShards.length, shardIndex: this.s.index, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints },
+        sync,
+      },
+      { spec, store, dense: null },
+      training ? { version: training.denseUpdates, finishedBatches: training.finishedBatches, outstanding: training.outstanding } : null,
+      this.log,
+    );
+    this.shard.start();
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
-
-  /** Called when this shard can no longer serve the job at all (the memory limit): the process ends with it. */
-  onFatal: (err: PangeaError) => void = () => {};
 
   fail(err: PangeaError): void {
     this.failure = err;
@@ -115,11 +129,11 @@ export class ShardHost implements ParameterHost {
 
   requireModel(readOnly: boolean): HostedModel {
     if (this.failure) throw this.failure;
-    if (!this.model) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `parameter-server shard ${this.s.index} has no job yet`);
-    if (!readOnly && this.job && this.applied >= this.seen.length) {
+    if (!this.shard) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `parameter-server shard ${this.s.index} has no job yet`);
+    if (!readOnly && this.shard.trainingOver) {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `training on shard ${this.s.index} is over (step ${this.step})`);
     }
-    return this.model;
+    return this.shard.model;
   }
 
   checkPullStep(step: number, rank: number): void {
@@ -128,37 +142,54 @@ export class ShardHost implements ParameterHost {
     }
   }
 
-  async push(g: WorkerGradients): Promise<StepResult & { duplicate?: boolean }> {
+  async push(g: WorkerGradients): Promise<PushAck> {
     this.requireModel(false);
-    const job = this.job!;
-    const agg = this.aggregator!;
-    const j = g.batchIndex ?? -1;
-    if (!(j >= 0 && j < this.seen.length)) {
-      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} to shard ${this.s.index}; the job has batches 0..${this.seen.length - 1}`);
-    }
-    if (this.seen[j]) return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
-    agg.validate(g);
-    this.seen[j] = 1;
-    this.applied++;
-    const W = this.batchesPerStep;
-    if (job.mode === "async") {
-      const r = agg.applyNow(g);
-      if (this.applied % W === 0) this.maybeCheckpoint(this.applied / W);
-      return r;
-    }
-    agg.add(g);
-    if (++this.stepBatches < W) return { step: this.step, meanLoss: g.loss, workers: 0, samples: 0 };
-    this.stepBatches = 0;
-    const result = agg.applyStep();
-    this.maybeCheckpoint(result.step);
-    if (this.applied >= this.seen.length) this.sync.finishTraining();
-    return result;
+    const shard = this.shard!;
+    const duplicate = shard.admit(g);
+    if (duplicate) return duplicate;
+    const { ack } = shard.take(g);
+    if (this.pending && shard.appliedBatches >= this.pending.batches) this.writePending();
+    return ack;
   }
 
-  /** Saves this shard's rows at the steps the orchestrator checkpoints at (every N steps, and the last). */
-  private maybeCheckpoint(step: number): void {
-    const m = this.model!;
-    const slotIds = this.job!.model!.slotIds;
-    this.checkpointer!.maybeSave(step >= Number(this.job!.steps), step, () => ({ spec: m.spec, dense: null, store: m.store, slotIds }));
+  /**
+   * Shard 0 asks for this shard's part of the checkpoint of `step`. It is
+   * written once this shard has applied `batches` batches (at once in
+   * sync/hybrid, where shard 0 holds the next step meanwhile). Should some
+   * never come (async: their trainer died between shard 0 and here), the
+   * part is written as it stands after the heartbeat timeout, and a newer
+   * request writes an older one at once, so every request is answered.
+   */
+  checkpoint(step: number, final: boolean, batches: number): void {
+    if (this.pending) this.writePending();
+    const waitMs = this.job?.heartbeatTimeoutMs || 5000;
+    const timer = setTimeout(() => {
+      if (this.pending?.timer !== timer) return;
+      this.log.warn({ step, applied: this.shard?.appliedBatches, expected: batches }, "writing the checkpoint part without every batch shard 0 had applied");
+      this.writePending();
+    }, waitMs);
+    timer.unref();
+    this.pending = { step, final, batches, timer };
+    if ((this.shard?.appliedBatches ?? 0) >= batches) this.writePending();
+  }
+
+  private writePending(): void {
+    const p = this.pending!;
+    this.pending = null;
+    clearTimeout(p.timer);
+    try {
+      const shard = this.shard;
+      if (!shard) throw new Error(`shard ${this.s.index} has no job`);
+      if (this.job!.mode !== "async" && shard.version !== p.step) throw new Error(`shard ${this.s.index} is at step ${shard.version}`);
+      const path = shard.writeCheckpoint(p.step);
+      shard.commitCheckpoint(p.step, p.final);
+      // async: batches shard 0 dropped as stale never come here, so only shard 0 knows training is over.
+      if (p.final) shard.finishTraining();
+      this.onCheckpoint({ step: p.step, path, error: "" });
+    } catch (err) {
+      const error = (err as Error).message;
+      this.log.error({ step: p.step }, `cannot write this shard's part of the checkpoint of step ${p.step}: ${error}`);
+      this.onCheckpoint({ step: p.step, path: "", error });
+    }
   }
 }

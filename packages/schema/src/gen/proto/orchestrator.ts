@@ -2,6 +2,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { CheckpointReport as _pangea_v1_CheckpointReport, CheckpointReport__Output as _pangea_v1_CheckpointReport__Output } from './pangea/v1/CheckpointReport.js';
+import type { CheckpointRequest as _pangea_v1_CheckpointRequest, CheckpointRequest__Output as _pangea_v1_CheckpointRequest__Output } from './pangea/v1/CheckpointRequest.js';
 import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from './pangea/v1/EmbeddingStatus.js';
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from './pangea/v1/EvalReport.js';
 import type { GetJobStatusRequest as _pangea_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _pangea_v1_GetJobStatusRequest__Output } from './pangea/v1/GetJobStatusRequest.js';
@@ -17,6 +19,7 @@ import type { RegisterWorkerRequest as _pangea_v1_RegisterWorkerRequest, Registe
 import type { RegisterWorkerResponse as _pangea_v1_RegisterWorkerResponse, RegisterWorkerResponse__Output as _pangea_v1_RegisterWorkerResponse__Output } from './pangea/v1/RegisterWorkerResponse.js';
 import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBackendRequest__Output as _pangea_v1_ReportBackendRequest__Output } from './pangea/v1/ReportBackendRequest.js';
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from './pangea/v1/ReportBackendResponse.js';
+import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, ReportCheckpointResponse__Output as _pangea_v1_ReportCheckpointResponse__Output } from './pangea/v1/ReportCheckpointResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
 import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
@@ -32,6 +35,8 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   pangea: {
     v1: {
+      CheckpointReport: MessageTypeDefinition<_pangea_v1_CheckpointReport, _pangea_v1_CheckpointReport__Output>
+      CheckpointRequest: MessageTypeDefinition<_pangea_v1_CheckpointRequest, _pangea_v1_CheckpointRequest__Output>
       EmbeddingStatus: MessageTypeDefinition<_pangea_v1_EmbeddingStatus, _pangea_v1_EmbeddingStatus__Output>
       EvalReport: MessageTypeDefinition<_pangea_v1_EvalReport, _pangea_v1_EvalReport__Output>
       GetJobStatusRequest: MessageTypeDefinition<_pangea_v1_GetJobStatusRequest, _pangea_v1_GetJobStatusRequest__Output>
@@ -48,6 +53,7 @@ export interface ProtoGrpcType {
       RegisterWorkerResponse: MessageTypeDefinition<_pangea_v1_RegisterWorkerResponse, _pangea_v1_RegisterWorkerResponse__Output>
       ReportBackendRequest: MessageTypeDefinition<_pangea_v1_ReportBackendRequest, _pangea_v1_ReportBackendRequest__Output>
       ReportBackendResponse: MessageTypeDefinition<_pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendResponse__Output>
+      ReportCheckpointResponse: MessageTypeDefinition<_pangea_v1_ReportCheckpointResponse, _pangea_v1_ReportCheckpointResponse__Output>
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
       SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>

@@ -3,6 +3,7 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CheckpointReport as _pangea_v1_CheckpointReport, CheckpointReport__Output as _pangea_v1_CheckpointReport__Output } from '../../pangea/v1/CheckpointReport.js';
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from '../../pangea/v1/EvalReport.js';
 import type { GetJobStatusRequest as _pangea_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _pangea_v1_GetJobStatusRequest__Output } from '../../pangea/v1/GetJobStatusRequest.js';
 import type { GetWorkRequest as _pangea_v1_GetWorkRequest, GetWorkRequest__Output as _pangea_v1_GetWorkRequest__Output } from '../../pangea/v1/GetWorkRequest.js';
@@ -13,6 +14,7 @@ import type { RegisterWorkerRequest as _pangea_v1_RegisterWorkerRequest, Registe
 import type { RegisterWorkerResponse as _pangea_v1_RegisterWorkerResponse, RegisterWorkerResponse__Output as _pangea_v1_RegisterWorkerResponse__Output } from '../../pangea/v1/RegisterWorkerResponse.js';
 import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBackendRequest__Output as _pangea_v1_ReportBackendRequest__Output } from '../../pangea/v1/ReportBackendRequest.js';
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from '../../pangea/v1/ReportBackendResponse.js';
+import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, ReportCheckpointResponse__Output as _pangea_v1_ReportCheckpointResponse__Output } from '../../pangea/v1/ReportCheckpointResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from '../../pangea/v1/ReportEvalResponse.js';
 import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from '../../pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from '../../pangea/v1/WorkerEvent.js';
@@ -64,6 +66,15 @@ export interface OrchestratorClient extends grpc.Client {
   reportBackend(argument: _pangea_v1_ReportBackendRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportBackendResponse__Output>): grpc.ClientUnaryCall;
   reportBackend(argument: _pangea_v1_ReportBackendRequest, callback: grpc.requestCallback<_pangea_v1_ReportBackendResponse__Output>): grpc.ClientUnaryCall;
   
+  ReportCheckpoint(argument: _pangea_v1_CheckpointReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  ReportCheckpoint(argument: _pangea_v1_CheckpointReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  ReportCheckpoint(argument: _pangea_v1_CheckpointReport, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  ReportCheckpoint(argument: _pangea_v1_CheckpointReport, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  reportCheckpoint(argument: _pangea_v1_CheckpointReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  reportCheckpoint(argument: _pangea_v1_CheckpointReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  reportCheckpoint(argument: _pangea_v1_CheckpointReport, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  reportCheckpoint(argument: _pangea_v1_CheckpointReport, callback: grpc.requestCallback<_pangea_v1_ReportCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  
   ReportEval(argument: _pangea_v1_EvalReport, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportEvalResponse__Output>): grpc.ClientUnaryCall;
   ReportEval(argument: _pangea_v1_EvalReport, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_ReportEvalResponse__Output>): grpc.ClientUnaryCall;
   ReportEval(argument: _pangea_v1_EvalReport, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportEvalResponse__Output>): grpc.ClientUnaryCall;
@@ -91,6 +102,8 @@ export interface OrchestratorHandlers extends grpc.UntypedServiceImplementation 
   
   ReportBackend: grpc.handleUnaryCall<_pangea_v1_ReportBackendRequest__Output, _pangea_v1_ReportBackendResponse>;
   
+  ReportCheckpoint: grpc.handleUnaryCall<_pangea_v1_CheckpointReport__Output, _pangea_v1_ReportCheckpointResponse>;
+  
   ReportEval: grpc.handleUnaryCall<_pangea_v1_EvalReport__Output, _pangea_v1_ReportEvalResponse>;
   
   WorkerSession: grpc.handleServerStreamingCall<_pangea_v1_WorkerSessionRequest__Output, _pangea_v1_WorkerEvent>;
@@ -103,6 +116,7 @@ export interface OrchestratorDefinition extends grpc.ServiceDefinition {
   Heartbeat: MethodDefinition<_pangea_v1_HeartbeatRequest, _pangea_v1_HeartbeatResponse, _pangea_v1_HeartbeatRequest__Output, _pangea_v1_HeartbeatResponse__Output>
   RegisterWorker: MethodDefinition<_pangea_v1_RegisterWorkerRequest, _pangea_v1_RegisterWorkerResponse, _pangea_v1_RegisterWorkerRequest__Output, _pangea_v1_RegisterWorkerResponse__Output>
   ReportBackend: MethodDefinition<_pangea_v1_ReportBackendRequest, _pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendRequest__Output, _pangea_v1_ReportBackendResponse__Output>
+  ReportCheckpoint: MethodDefinition<_pangea_v1_CheckpointReport, _pangea_v1_ReportCheckpointResponse, _pangea_v1_CheckpointReport__Output, _pangea_v1_ReportCheckpointResponse__Output>
   ReportEval: MethodDefinition<_pangea_v1_EvalReport, _pangea_v1_ReportEvalResponse, _pangea_v1_EvalReport__Output, _pangea_v1_ReportEvalResponse__Output>
   WorkerSession: MethodDefinition<_pangea_v1_WorkerSessionRequest, _pangea_v1_WorkerEvent, _pangea_v1_WorkerSessionRequest__Output, _pangea_v1_WorkerEvent__Output>
 }

@@ -3,15 +3,18 @@
 
 import type { JobSpec as _pangea_v1_JobSpec, JobSpec__Output as _pangea_v1_JobSpec__Output } from '../../pangea/v1/JobSpec.js';
 import type { JobOutcome as _pangea_v1_JobOutcome, JobOutcome__Output as _pangea_v1_JobOutcome__Output } from '../../pangea/v1/JobOutcome.js';
+import type { CheckpointRequest as _pangea_v1_CheckpointRequest, CheckpointRequest__Output as _pangea_v1_CheckpointRequest__Output } from '../../pangea/v1/CheckpointRequest.js';
 
 export interface WorkerEvent {
   'jobStarted'?: (_pangea_v1_JobSpec | null);
   'jobFinished'?: (_pangea_v1_JobOutcome | null);
-  'event'?: "jobStarted"|"jobFinished";
+  'checkpoint'?: (_pangea_v1_CheckpointRequest | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint";
 }
 
 export interface WorkerEvent__Output {
   'jobStarted'?: (_pangea_v1_JobSpec__Output | null);
   'jobFinished'?: (_pangea_v1_JobOutcome__Output | null);
-  'event'?: "jobStarted"|"jobFinished";
+  'checkpoint'?: (_pangea_v1_CheckpointRequest__Output | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint";
 }

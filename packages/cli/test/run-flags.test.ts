@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { COMPUTE_FLAGS, ORCHESTRATOR_FLAGS, TRAINER_FLAGS } from "@pangea/service-flags";
+import { RUN_FLAGS, clusterOptions, parseRun } from "../src/commands/run.js";
+
+describe("pangea run's flags come from the services' declarations", () => {
+  it("every service flag the cluster does not set itself is a run flag, with the service's description and default", () => {
+    const own = ["host", "port", "advertise", "metrics-host", "metrics-port", "orchestrator", "coordinator", "role", "shard-index", "worker-id", "discovery", "cluster-name", "discovery-lease-seconds", "tls-dir", "tls-name", "blas-threads"];
+    for (const table of [ORCHESTRATOR_FLAGS, COMPUTE_FLAGS, TRAINER_FLAGS]) {
+      for (const name of Object.keys(table).filter((n) => !own.includes(n))) expect(RUN_FLAGS, name).toHaveProperty([name]);
+    }
+    expect(RUN_FLAGS.steps).toEqual({ description: ORCHESTRATOR_FLAGS.steps!.description, default: "500" });
+    expect(RUN_FLAGS.format).toEqual({ description: COMPUTE_FLAGS.format!.description, default: "criteo" });
+    expect(RUN_FLAGS["checkpoint-every-seconds"]!.description).toBe(ORCHESTRATOR_FLAGS["checkpoint-every-seconds"]!.description);
+    expect(RUN_FLAGS.resume).toEqual({ description: ORCHESTRATOR_FLAGS.resume!.description, boolean: true });
+    expect(RUN_FLAGS.seed).toEqual({ description: "orchestrator: seed of the initial parameters; compute: seed of the synthetic data", default: "42" });
+    // The cluster's own flags keep their meaning for the whole cluster.
+    expect(RUN_FLAGS["metrics-port"]!.description).toBe("orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port)");
+  });
+
+  it("passes each flag given, as typed, to every service that declares it, and nothing it was not given", () => {
+    const c = parseRun(["--trainers", "3", "--steps", "7", "--seed", "3", "--data", "a.tsv", "--resume", "--backend", "wasm", "--checkpoint-every-seconds", "30", "--blas-threads", "2"])!;
+    expect(c.args).toEqual({
+      orchestrator: ["--steps", "7", "--seed", "3", "--checkpoint-every-seconds", "30", "--resume"],
+      compute: ["--seed", "3", "--data", "a.tsv"],
+      trainer: ["--backend", "wasm"],
+    });
+    const o = clusterOptions(c, false);
+    expect(o).toMatchObject({ trainers: 3, psShards: 1, orchestratorArgs: c.args.orchestrator, computeArgs: c.args.compute, trainerArgs: ["--backend", "wasm", "--blas-threads", "2"] });
+    expect(parseRun([])!.args).toEqual({ orchestrator: [], compute: [], trainer: [] });
+  });
+
+  it("refuses a bad value with the service's own message, and a local cluster larger than this machine runs", () => {
+    expect(() => parseRun(["--sparse-optimizer", "sgdx"])).toThrow("invalid --sparse-optimizer: expected one of sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop, adadelta");
+    expect(() => parseRun(["--trainers", "65"])).toThrow("invalid --trainers: expected at most 64 local trainers");
+  });
+});
