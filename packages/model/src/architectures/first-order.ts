@@ -1,4 +1,4 @@
-import { dimsOf, type ModelInputs, type ModelShape } from "./architecture.js";
+import { dimsOf, mlp, mlpParams, type DenseParam, type ModelInputs, type ModelShape } from "./architecture.js";
 import type { Ops } from "./ops.js";
 
 /**
@@ -23,4 +23,26 @@ export function vectors<T>(ops: Ops<T>, input: ModelInputs<T>, shape: ModelShape
 /** The width of every slot's vector together. */
 export function vectorsWidth(shape: ModelShape): number {
   return dimsOf(shape).reduce((a, d) => a + d, 0);
+}
+
+/**
+ * The params of a linear part named `linear` (a weight per dense feature
+ * and a bias; the per-id weights live in the rows) and of a deep tower over
+ * [dense, vectors]: `deep.{i}` ReLU layers, then `deep.logit`.
+ */
+export function linearAndDeepParams(linear: string, shape: ModelShape, deepMlp: readonly number[]): DenseParam[] {
+  const out: DenseParam[] = [{ name: `${linear}.w`, shape: [shape.numDense, 1] }, { name: `${linear}.b`, shape: [1] }];
+  const last = mlpParams(out, "deep", shape.numDense + vectorsWidth(shape), deepMlp);
+  out.push({ name: "deep.logit.w", shape: [last, 1] }, { name: "deep.logit.b", shape: [1] });
+  return out;
+}
+
+/** The linear part's logit: the dense features' weighted sum and bias plus every slot's first-order weight, [B, 1]. */
+export function linearPart<T>(ops: Ops<T>, param: (name: string) => T, linear: string, input: ModelInputs<T>, shape: ModelShape): T {
+  return ops.add(ops.linear(input.dense, param(`${linear}.w`), param(`${linear}.b`), false), firstOrder(ops, input, shape));
+}
+
+/** The deep tower's logit over [dense, the slots' vectors], [B, 1]. */
+export function deepPart<T>(ops: Ops<T>, param: (name: string) => T, input: ModelInputs<T>, v: T, layers: number): T {
+  return ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), layers), param("deep.logit.w"), param("deep.logit.b"), false);
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { mlp, mlpParams, type Architecture, type DenseParam } from "../architecture.js";
-import { FIRST_ORDER_COLUMNS, firstOrder, vectors, vectorsWidth } from "../first-order.js";
+import type { Architecture } from "../architecture.js";
+import { FIRST_ORDER_COLUMNS, deepPart, linearAndDeepParams, linearPart, vectors } from "../first-order.js";
 import { widths } from "../hyper.js";
 
 const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]) }).strict();
@@ -17,15 +17,10 @@ export const wideDeep: Architecture<WideDeepConfig> = {
   config,
   check: () => null,
   rowWidth: (dim) => dim + FIRST_ORDER_COLUMNS,
-  params(shape, c) {
-    const out: DenseParam[] = [{ name: "wide.w", shape: [shape.numDense, 1] }, { name: "wide.b", shape: [1] }];
-    const last = mlpParams(out, "deep", shape.numDense + vectorsWidth(shape), c.deepMlp);
-    out.push({ name: "deep.logit.w", shape: [last, 1] }, { name: "deep.logit.b", shape: [1] });
-    return out;
-  },
+  params: (shape, c) => linearAndDeepParams("wide", shape, c.deepMlp),
   forward(ops, param, input, shape, c) {
-    const wide = ops.add(ops.linear(input.dense, param("wide.w"), param("wide.b"), false), firstOrder(ops, input, shape));
-    const deep = ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, vectors(ops, input, shape)]), c.deepMlp.length), param("deep.logit.w"), param("deep.logit.b"), false);
+    const wide = linearPart(ops, param, "wide", input, shape);
+    const deep = deepPart(ops, param, input, vectors(ops, input, shape), c.deepMlp.length);
     return ops.add(wide, deep);
   },
 };
