@@ -79,8 +79,9 @@ function batchFor(spec: ModelSpec, rng: Rng) {
   return { rows, unique, batch, offsets };
 }
 
-function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch, offsets: Int32Array): TorchOut {
-  const input = {
+/** The reference's input for one case. */
+function torchInput(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch, offsets: Int32Array): unknown {
+  return {
     architecture: spec.architecture,
     numDense: spec.numDense,
     numSlots: spec.numSlots,
@@ -101,10 +102,28 @@ function torchReference(spec: ModelSpec, values: Float32Array[], rows: Float32Ar
       cellOfValue: b.cellOfValue ? Array.from(b.cellOfValue) : null,
     },
   };
-  const run = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr.py")], { input: JSON.stringify(input), encoding: "utf8", maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`torch_ctr.py exited ${run.status}: ${run.stderr}`);
-  return JSON.parse(run.stdout) as TorchOut;
 }
+
+/** Every case's inputs, built as the test builds them (same seeds), and PyTorch's outputs for all in one process. */
+function caseOf(spec: ModelSpec) {
+  const rng = new Rng(31);
+  // Perturbed biases, so every bias and every path of the logit carries a gradient.
+  const values = initDenseParams(spec, 12).map((v) => v.map((x) => x + rng.normal() * 0.05));
+  return { values, ...batchFor(spec, rng) };
+}
+
+let references: TorchOut[] = [];
+
+beforeAll(() => {
+  if (!available) return;
+  const inputs = CASES.map((spec) => {
+    const c = caseOf(spec);
+    return torchInput(spec, c.values, c.rows, c.unique, c.batch, c.offsets);
+  });
+  const run = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr.py")], { input: JSON.stringify(inputs), encoding: "utf8", maxBuffer: 256 << 20 });
+  if (run.status !== 0) throw new Error(`torch_ctr.py exited ${run.status}: ${run.stderr}`);
+  references = JSON.parse(run.stdout) as TorchOut[];
+});
 
 /** |ours - reference| within 1e-4 of the reference's largest magnitude (float32 against float64). */
 function expectClose(ours: ArrayLike<number>, ref: readonly number[], what: string): void {
@@ -122,11 +141,8 @@ beforeAll(async () => {
 
 describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
   it.each(CASES.map((s) => [JSON.stringify({ ...s.architecture, ...(s.slotDims ? { slotDims: s.slotDims } : {}), ...(s.slotPooling ? { slotPooling: s.slotPooling } : {}) }), s] as const))("%s: equal logits, loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
-    const rng = new Rng(31);
-    // Perturbed biases, so every bias and every path of the logit carries a gradient.
-    const values = initDenseParams(spec, 12).map((v) => v.map((x) => x + rng.normal() * 0.05));
-    const { rows, unique, batch, offsets } = batchFor(spec, rng);
-    const ref = torchReference(spec, values, rows, unique, batch, offsets);
+    const { values, rows, unique, batch, offsets } = caseOf(spec);
+    const ref = references[CASES.indexOf(spec)]!;
     const model = new CtrModel(spec);
     for (const backend of ["cpu", "wasm"]) {
       await tf.setBackend(backend);

@@ -5,6 +5,7 @@ trainer's tests can compare against it. Uses Debian's python3-torch, float64
 throughout, torch.nn modules loaded with the given weights and torch.autograd.
 
 usage: torch_ctr.py < IN.json > OUT.json
+(IN may also be a list of such objects; OUT is then the list of their outputs)
 
 IN (one JSON object):
   architecture  {"name": "dlrm", "bottomMlp": [..], "topMlp": [..]}
@@ -359,9 +360,13 @@ def run(spec):
 def main():
     try:
         spec = json.load(sys.stdin)
-        if not isinstance(spec, dict):
-            raise SpecError("input: must be one JSON object")
-        out = run(spec)
+        # A list of specs runs each (one process: importing torch takes seconds).
+        if isinstance(spec, list) and all(isinstance(x, dict) for x in spec):
+            out = [run(x) for x in spec]
+        elif isinstance(spec, dict):
+            out = run(spec)
+        else:
+            raise SpecError("input: must be one JSON object, or a list of them")
     except (SpecError, json.JSONDecodeError) as err:
         print(f"torch_ctr: {err}", file=sys.stderr)
         sys.exit(2)
