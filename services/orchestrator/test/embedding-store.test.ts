@@ -12,6 +12,29 @@ const id = (slot: number, h: number) => [h, (slot << 16) >>> 0] as const;
 const dir = mkdtempSync(join(tmpdir(), "pangea-store-"));
 
 describe("EmbeddingStore", () => {
+  it("with slots of different row widths: offsets side by side in id order, and changes drained side by side", () => {
+    const store = new EmbeddingStore(base, new Map([[7, { ...base, dim: 2 }]]), 1);
+    store.trackChanges();
+    const ids = Uint32Array.from([...id(3, 1), ...id(7, 1), ...id(3, 2)]);
+    const { offsets, uniform } = store.rowOffsets(ids, 3);
+    expect(Array.from(offsets)).toEqual([0, 4, 6, 10]);
+    expect(uniform).toBeNull();
+    expect(store.rowOffsets(Uint32Array.from([...id(3, 1), ...id(3, 2)]), 2).uniform).toBe(4);
+    const out = new Float32Array(10);
+    for (let i = 0; i < 3; i++) store.read(ids[2 * i]!, ids[2 * i + 1]!, false, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+    const changed = store.drainChanges();
+    expect(changed.ids.length / 2).toBe(3);
+    expect(changed.rows.length).toBe(10);
+    expect(changed.width).toBeNull();
+    // Each drained row is its id's row as read.
+    for (let i = 0, at = 0; i < 3; i++) {
+      const w = store.widthOf(changed.ids[2 * i + 1]!);
+      const k = [0, 1, 2].find((j) => ids[2 * j] === changed.ids[2 * i] && ids[2 * j + 1] === changed.ids[2 * i + 1])!;
+      expect(Array.from(changed.rows.subarray(at, at + w))).toEqual(Array.from(out.subarray(offsets[k]!, offsets[k + 1]!)));
+      at += w;
+    }
+  });
+
   it("keeps one table per slot, each with its own optimizer", () => {
     const store = new EmbeddingStore(base, new Map([[7, { ...base, optimizer: "ftrl" }]]), 1);
     store.rowForTraining(...id(3, 1));
