@@ -4,6 +4,7 @@ export {
   architectureConfig,
   architectureOf,
   sameModel,
+  specDifference,
   canonical,
   rowWidths,
   uniformRowWidth,

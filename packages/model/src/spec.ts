@@ -1,5 +1,5 @@
 import { Rng, defineErrors } from "@pangea/kit";
-import { POOLINGS, dimsOf, mixedDimsProblem, type Pooling, type DenseParam, type ModelShape, type Architecture } from "./architectures/architecture.js";
+import { POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, type Pooling, type DenseParam, type ModelShape, type Architecture } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
 export const ModelErrors = defineErrors({
@@ -61,21 +61,23 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 /**
  * The spec, checked: its shape, its hyper-parameters and whether they fit
  * together (errors name slots by slotIds when given). Returns it with
- * defaults filled in.
+ * defaults filled in. With inputKnown false (at start, before the data's
+ * shape is known) the checks against the input's size (the architecture's
+ * own, the parameter budget) wait for the real shape.
  */
-export function validateSpec(spec: ModelSpec, slotIds?: readonly number[]): ModelSpec {
+export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | string)[], opts: { inputKnown?: boolean } = {}): ModelSpec {
   if (!Number.isInteger(spec.numDense) || spec.numDense < 1) throw bad(`model needs at least one dense feature, got ${spec.numDense}`);
   if (!Number.isInteger(spec.numSlots) || spec.numSlots < 1) throw bad(`model needs at least one categorical slot, got ${spec.numSlots}`);
   if (!Number.isInteger(spec.embeddingDim) || spec.embeddingDim < 1) throw bad(`embedding dim must be a positive integer, got ${spec.embeddingDim}`);
   if (spec.slotDims !== undefined) {
     if (!Array.isArray(spec.slotDims) || spec.slotDims.length !== spec.numSlots) throw bad(`slot dims ${JSON.stringify(spec.slotDims)} must give one dim for each of the ${spec.numSlots} slots`);
     const wrong = spec.slotDims.findIndex((d) => !Number.isInteger(d) || d < 1 || d > MAX_EMBEDDING_DIM);
-    if (wrong >= 0) throw bad(`slot #${wrong}'s embedding dim must be an integer 1..${MAX_EMBEDDING_DIM}, got ${spec.slotDims[wrong]}`);
+    if (wrong >= 0) throw bad(`${slotName(slotIds, wrong)}: embedding dim must be an integer 1..${MAX_EMBEDDING_DIM}, got ${spec.slotDims[wrong]}`);
   }
   if (spec.slotPooling !== undefined) {
     if (!Array.isArray(spec.slotPooling) || spec.slotPooling.length !== spec.numSlots) throw bad(`slot pooling ${JSON.stringify(spec.slotPooling)} must give one pooling for each of the ${spec.numSlots} slots`);
     const wrong = spec.slotPooling.findIndex((p) => !POOLINGS.includes(p));
-    if (wrong >= 0) throw bad(`slot #${wrong}'s pooling must be ${POOLINGS.join(", ")}, got ${JSON.stringify(spec.slotPooling[wrong])}`);
+    if (wrong >= 0) throw bad(`${slotName(slotIds, wrong)}: pooling must be ${POOLINGS.join(", ")}, got ${JSON.stringify(spec.slotPooling[wrong])}`);
   }
   // Every slot at the common width, or every slot summing, is the same model as none given: specs compare (and old checkpoints match) as such.
   const slotDims = spec.slotDims && spec.slotDims.some((d) => d !== spec.embeddingDim) ? [...spec.slotDims] : undefined;
@@ -85,10 +87,21 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly number[]): Mode
   const architecture = architectureConfig(name, hyper);
   const { name: _n, ...filled } = architecture;
   const arch = architectureNamed(name);
-  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
+  const inputKnown = opts.inputKnown ?? true;
+  const problem = (inputKnown ? arch.check(shape, filled) : null) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
   if (problem) throw bad(problem);
+  if (!inputKnown) return { ...shape, architecture };
+  const params = arch.params(shape, filled);
+  const values = params.reduce((a, p) => a + paramSize(p), 0);
+  if (values > MAX_DENSE_VALUES) {
+    const largest = params.reduce((a, p) => (paramSize(p) > paramSize(a) ? p : a));
+    throw bad(`model ${name} would have ${values.toLocaleString("en-US")} dense parameters (the largest, ${largest.name}, is [${largest.shape.join(", ")}]); at most ${MAX_DENSE_VALUES.toLocaleString("en-US")}: narrow its layers`);
+  }
   return { ...shape, architecture };
 }
+
+/** The most dense parameters a model may have (512 MB of float32, before optimizer state). */
+export const MAX_DENSE_VALUES = 1 << 27;
 
 /** The widest embedding a slot may have. */
 export const MAX_EMBEDDING_DIM = 1024;
@@ -110,6 +123,24 @@ export function parseModelSpec(stored: unknown): ModelSpec {
 /** Whether two specs describe the same model (hyper-parameters included). */
 export function sameModel(a: ModelSpec, b: ModelSpec): boolean {
   return canonical(a) === canonical(b);
+}
+
+/** How `other` differs from `spec`, in words naming the field and slot (the first difference), or null when they are the same model. */
+export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: readonly number[]): string | null {
+  if (sameModel(spec, other)) return null;
+  if (spec.numDense !== other.numDense) return `${other.numDense} dense features against ${spec.numDense}`;
+  if (spec.numSlots !== other.numSlots) return `${other.numSlots} slots against ${spec.numSlots}`;
+  if (spec.architecture.name !== other.architecture.name) return `model ${other.architecture.name} against ${spec.architecture.name}`;
+  if (spec.embeddingDim !== other.embeddingDim) return `embedding dim ${other.embeddingDim} against ${spec.embeddingDim}`;
+  const a = dimsOf(spec);
+  const b = dimsOf(other);
+  const dim = a.findIndex((d, i) => d !== b[i]);
+  if (dim >= 0) return `${slotName(slotIds, dim)}'s embedding dim ${b[dim]} against ${a[dim]}`;
+  const pa = poolingOf(spec);
+  const pb = poolingOf(other);
+  const pool = pa.findIndex((p, i) => p !== pb[i]);
+  if (pool >= 0) return `${slotName(slotIds, pool)}'s pooling ${pb[pool]} against ${pa[pool]}`;
+  return `${other.architecture.name} hyper-parameters ${JSON.stringify(other.architecture)} against ${JSON.stringify(spec.architecture)}`;
 }
 
 /** The spec as a stable string: keys sorted, so equal models print equally. */

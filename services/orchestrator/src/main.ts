@@ -32,11 +32,13 @@ runMain("pangea-orchestrator", async () => {
   const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
-  // Per-slot dims the architecture cannot take stop the process now: the slots --slot-config names, and one that takes the default
-  // (the data's input sizes come at job start: a stand-in dense width large enough that no check on sizes fails early).
+  // Per-slot dims the architecture cannot take stop the process now: the slots --slot-config names, and those it leaves to its
+  // default (the data's shape, and the checks on its size, come at job start).
   const named = [...slots.perSlot.keys()];
-  const standIn = [...named, named.length ? Math.max(...named) + 1 : 0];
-  validateSpec({ numDense: 1 << 16, numSlots: standIn.length, embeddingDim: config.embeddingDim, slotDims: resolveSlotDims(standIn, [], slots), architecture }, standIn);
+  const others = named.length ? Math.max(...named) + 1 : 0;
+  const dims = resolveSlotDims([...named, others], [], slots);
+  const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
+  validateSpec({ numDense: 1, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
   if (config.exportFeatureList) {
     try {
       accessSync(config.exportFeatureList, constants.R_OK);

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +10,10 @@ import type { FastifyInstance } from "@pangea/observe";
 import { ModelManager } from "../src/model/model-manager.js";
 import { MicroBatcher } from "../src/batching/micro-batcher.js";
 import { startRest } from "../src/api/rest.js";
-import { examplesFrom, type TensorProtoMsg } from "../src/api/tensors.js";
+import { MAX_IDS_PER_CELL, examplesFrom, type TensorProtoMsg } from "../src/api/tensors.js";
+import { addTfServing, MODEL_SERVICE, PREDICTION_SERVICE } from "../src/api/tf-serving-grpc.js";
+import { startServer, type RunningServer } from "@pangea/rpc";
+import { ENTRY, runNode } from "../../../test/support/processes.js";
 import { writeModel } from "./support/versions.js";
 
 /**
@@ -43,6 +46,7 @@ const DENSE = [[0.5, 1], [2, 0], [1, 1]];
 const base = mkdtempSync(join(tmpdir(), "pangea-pooled-"));
 const models = new ModelManager("ctr", base, 1, createLogger("serving-test", "silent"));
 let rest: { app: FastifyInstance; address: string };
+let grpcServer: RunningServer;
 
 beforeAll(async () => {
   writeModel(base, 1, {
@@ -53,8 +57,12 @@ beforeAll(async () => {
   });
   models.scan();
   rest = await startRest("127.0.0.1", 0, models, new MicroBatcher(0, 64), 64);
+  grpcServer = await startServer("127.0.0.1", 0, (s) => addTfServing(s, models, new MicroBatcher(0, 64), 64), [PREDICTION_SERVICE, MODEL_SERVICE]);
 });
-afterAll(() => rest.app.close());
+afterAll(async () => {
+  await rest.app.close();
+  await grpcServer.shutdown(100);
+});
 
 /** What PyTorch predicts: every known id's row once, the unknown one a zero row. */
 function torchPredictions(): number[] {
@@ -104,6 +112,27 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
     const want = torchPredictions();
     got.forEach((p, e) => expect(p, `example ${e}`).toBeCloseTo(want[e]!, 5));
     expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(0.01);
+  });
+
+  it.runIf(torch)("pangea predict sends a list per cell as ragged ids over gRPC: the same probabilities", async () => {
+    const instances = CELLS.map((example, e) => ({ dense_features: DENSE[e], feature_ids: example.map((ids, k) => ids.map((n) => id(SLOTS[k]!, n))) }));
+    const input = join(base, "ragged.json");
+    writeFileSync(input, JSON.stringify({ instances }));
+    const r = await runNode(ENTRY.cli, ["predict", "--address", grpcServer.address, "--model", "ctr", "--input", input]);
+    expect(r.code, r.stderr).toBe(0);
+    const got = (JSON.parse(r.stdout) as { predictions: number[] }).predictions;
+    const want = torchPredictions();
+    got.forEach((p, e) => expect(p, `example ${e}`).toBeCloseTo(want[e]!, 5));
+  });
+
+  it("a cell above the cap, or an id above 2^64, is refused naming it", async () => {
+    const post = (body: unknown) => fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const big = await post({ instances: [{ dense_features: [0, 0], feature_ids: [new Array(MAX_IDS_PER_CELL + 1).fill(id(1, 1)), []] }] });
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: string }).error).toBe(`SERVING_ERR_TOO_LARGE: cell 0 (example 0, slot #0) holds ${MAX_IDS_PER_CELL + 1} ids; a cell takes at most ${MAX_IDS_PER_CELL}`);
+    const wrapped = await post({ instances: [{ dense_features: [0, 0], feature_ids: [String((1n << 64n) + 5n), 0] }] });
+    expect(wrapped.status).toBe(400);
+    expect(((await wrapped.json()) as { error: string }).error).toMatch(/is not a 64-bit unsigned integer/);
   });
 
   it("row splits and lengths describe the same cells; bad splits are refused naming the input", () => {

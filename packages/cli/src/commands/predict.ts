@@ -32,7 +32,7 @@ const predictUsage = () => usageText("pangea predict", "Send examples to a servi
 type Row = { dense_features?: unknown; feature_ids?: unknown };
 
 /** The request's two tensors from REST-style JSON, or a one-line usage error naming what is wrong. */
-function tensors(body: unknown): { dense: number[][]; ids: (string | number)[][] } {
+function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
   const b = body as { instances?: Row[]; inputs?: Row };
   let dense: unknown;
   let ids: unknown;
@@ -47,7 +47,43 @@ function tensors(body: unknown): { dense: number[][]; ids: (string | number)[][]
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);
     return v as unknown[][];
   };
-  return { dense: rows(dense, "dense_features") as number[][], ids: rows(ids, "feature_ids") as (string | number)[][] };
+  return { dense: rows(dense, "dense_features") as number[][], ids: rows(ids, "feature_ids") as Cell[][] };
+}
+
+/** A cell of feature_ids: one id, or a list of several (pooled as the slot pools them) or none. */
+type Cell = string | number | (string | number)[];
+
+/** An id as the request carries it (a decimal string), or a usage error naming the example and slot. */
+function idText(x: unknown, e: number, s: number): string {
+  const text = typeof x === "number" && Number.isSafeInteger(x) && x >= 0 ? String(x) : typeof x === "string" && /^\d{1,20}$/.test(x) ? x : null;
+  if (text === null || BigInt(text) >= 1n << 64n) throw new UsageError(`invalid --input: feature_ids of example ${e}, slot #${s}: ${JSON.stringify(x)} is not a 64-bit unsigned id (send ids above 2^53 as strings)`);
+  return text;
+}
+
+/**
+ * feature_ids as the request's tensors: [B, S] with one id a cell, or, when
+ * some cell is a list, the ragged form (every id in order, [nnz], with
+ * feature_ids_lengths [B, S]).
+ */
+function idTensors(ids: Cell[][]): Record<string, unknown> {
+  const B = ids.length;
+  const S = ids[0]?.length ?? 0;
+  if (!ids.some((r) => r.some(Array.isArray))) {
+    return { feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: B }, { size: S }] }, uint64_val: ids.flatMap((r, e) => r.map((x, s) => idText(x, e, s))) } };
+  }
+  const values: string[] = [];
+  const lengths: number[] = [];
+  ids.forEach((r, e) =>
+    r.forEach((cell, s) => {
+      const list = Array.isArray(cell) ? cell : [cell];
+      lengths.push(list.length);
+      for (const x of list) values.push(idText(x, e, s));
+    }),
+  );
+  return {
+    feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: values.length }] }, uint64_val: values },
+    feature_ids_lengths: { dtype: "DT_INT64", tensor_shape: { dim: [{ size: B }, { size: S }] }, int64_val: lengths.map(String) },
+  };
 }
 
 export async function predictCommand(argv: string[]): Promise<number> {
@@ -90,7 +126,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     model_spec: { name: c.model, ...(c.version ? { version: { value: String(c.version) } } : {}) },
     inputs: {
       dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: dense.length }, { size: dense[0]?.length ?? 0 }] }, float_val: dense.flat() },
-      feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: ids.length }, { size: ids[0]?.length ?? 0 }] }, uint64_val: ids.flat().map(String) },
+      ...idTensors(ids),
     },
   };
   try {

@@ -153,7 +153,13 @@ export async function runCommand(c: RunConfig): Promise<number> {
   let final: JobStatus__Output | null = null;
   let failed: string | null = null;
   let sync: SyncSummary | null = null;
-  const failure = cluster.firstFailure().then((p) => {
+  // A trainer that dies is the orchestrator's to handle (its batches go to the others) while any trainer is left.
+  const failure = cluster.firstFailure((p) => {
+    const left = cluster.trainersRunning();
+    if (!p.name.startsWith("trainer-") || left === 0) return false;
+    out.write(`${p.name} exited with code ${p.exitCode} (${p.lastLine || "no output"}; log: ${p.logPath}); the job goes on with ${left} trainer${left === 1 ? "" : "s"}\n`);
+    return true;
+  }).then((p) => {
     failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
   });
   try {

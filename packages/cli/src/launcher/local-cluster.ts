@@ -1,3 +1,4 @@
+import { constants as osConstants } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -132,9 +133,10 @@ export class LocalCluster {
     let resolveExit!: (code: number) => void;
     const proc: ClusterProcess = { name, entry, args, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
     child.on("exit", (code, signal) => {
-      proc.exitCode = code ?? (signal ? 128 : 1);
+      // Killed by a signal: the shell's convention, 128 + its number (SIGKILL: 137), and the signal named as the reason.
+      proc.exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1);
       // A usage error ends with a pointer to --help; the line before it says what was wrong.
-      proc.lastLine = readLastLines(logPath, 2).filter((l) => !/^Run '[^']+ --help' for usage\.$/.test(l)).at(-1) ?? "";
+      proc.lastLine = signal ? `killed by ${signal}` : (readLastLines(logPath, 2).filter((l) => !/^Run '[^']+ --help' for usage\.$/.test(l)).at(-1) ?? "");
       resolveExit(proc.exitCode);
     });
     this.processes.push(proc);
@@ -196,10 +198,15 @@ export class LocalCluster {
   }
 
   /** Resolves with the first process that exits with a non-zero code. */
-  firstFailure(): Promise<ClusterProcess> {
+  firstFailure(tolerated: (p: ClusterProcess) => boolean = () => false): Promise<ClusterProcess> {
     return new Promise((resolvePromise) => {
-      for (const p of this.processes) void p.exited.then((code) => code !== 0 && !this.stopping && resolvePromise(p));
+      for (const p of this.processes) void p.exited.then((code) => code !== 0 && !this.stopping && !tolerated(p) && resolvePromise(p));
     });
+  }
+
+  /** Trainers still running. */
+  trainersRunning(): number {
+    return this.processes.filter((p) => p.name.startsWith("trainer-") && p.exitCode === null).length;
   }
 
   /** SIGTERM every process still running, SIGKILL after graceMs. */

@@ -34,15 +34,25 @@ export function dimsOf(shape: ModelShape): number[] {
 
 /**
  * Why an architecture that needs one width for all slots cannot take this
- * shape, naming the slots (by slotIds when given, else by position), or null.
+ * shape, naming the slots (`slots[i]`: a slot id, or words for it; by
+ * position when absent), or null.
  */
-export function mixedDimsProblem(shape: ModelShape, architecture: string, why: string, slotIds?: readonly number[]): string | null {
+export function mixedDimsProblem(shape: ModelShape, architecture: string, why: string, slots?: readonly (number | string)[]): string | null {
   const dims = dimsOf(shape);
   const other = dims.map((d, s) => [d, s] as const).filter(([d]) => d !== shape.embeddingDim);
   if (other.length === 0) return null;
-  const name = (s: number) => (slotIds ? `slot ${slotIds[s]}` : `slot #${s}`);
-  const listed = other.slice(0, 6).map(([d, s]) => `${name(s)} has ${d}`).join(", ");
-  return `${architecture} needs one embedding dim for every slot (${why}), but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; dcn-v2 and wide-deep take mixed dims`;
+  const needs = `${architecture} needs one embedding dim for every slot (${why})`;
+  if (other.length === dims.length && dims.every((d) => d === dims[0])) {
+    return `${needs}, and every slot has ${dims[0]} but --embedding-dim is ${shape.embeddingDim}: give --embedding-dim ${dims[0]}`;
+  }
+  const listed = other.slice(0, 6).map(([d, s]) => `${slotName(slots, s)} has ${d}`).join(", ");
+  return `${needs}, but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; dcn-v2 and wide-deep take mixed dims`;
+}
+
+/** How a message names the slot at position i. */
+export function slotName(slots: readonly (number | string)[] | undefined, i: number): string {
+  const s = slots?.[i];
+  return s === undefined ? `slot #${i}` : typeof s === "number" ? `slot ${s}` : s;
 }
 
 /** A dense parameter: per layer, a weight [in, out] and a bias [out]. */

@@ -1,5 +1,5 @@
 import type { Logger } from "@pangea/kit";
-import { sameModel, validateSpec, type ModelSpec } from "@pangea/model";
+import { specDifference, validateSpec, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
@@ -34,7 +34,7 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
   const batchesPerStep = batchesPerStepOf(config);
   if (resumed && (resumed.mode !== config.mode || resumed.batchesPerStep !== batchesPerStep || resumed.batchSize !== config.batchSize)) {
     throw OrchestratorErrors.create(
-      "ORCH_ERR_CHECKPOINT_CORRUPT",
+      "ORCH_ERR_CHECKPOINT_MISMATCH",
       `cannot resume: the checkpoint was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step; this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}`,
     );
   }
@@ -72,12 +72,11 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   const ck = config.restoreFrom;
   if (!ck) return;
   const saved = ck[0]!.manifest.model;
-  if (!sameModel(saved, spec)) {
-    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's model ${JSON.stringify(saved)} is not this job's ${JSON.stringify(spec)}`);
-  }
+  const difference = specDifference(spec, saved, ck[0]!.manifest.slotIds);
+  if (difference) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `the checkpoint holds another model than this job's: ${difference} (checkpoint against job)`);
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";
   if (savedOptimizer !== dense.optimizer) {
-    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
   }
   dense.restore(ck[0]!.dense, ck[0]!.momentM, ck[0]!.momentV, resumed?.denseUpdates);
   restoreTables(reshard(ck, config.psShards)[0]!, store);

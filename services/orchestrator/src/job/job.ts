@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Logger, PangeaError } from "@pangea/kit";
+import { PangeaError, type Logger } from "@pangea/kit";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { writeCompletion } from "../checkpoint/completion.js";
@@ -214,7 +214,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     try {
       model = buildModel(this.config, compute.source, this.resumed, this.log);
     } catch (err) {
-      this.fail(err as PangeaError);
+      this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
     }
     this.model = model;

@@ -1,13 +1,12 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { UsageError } from "@pangea/kit";
 import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
 
-/**
- * The input shape hyper-parameters are checked on at start, before the data's is known: as wide as feature
- * ids allow (every slot of the v2 layout), so a bound on the input's width (dcn-v2's lowRank) is refused at
- * start only if no data could meet it, and otherwise at job start, quoting the data's width.
- */
-export const standInShape = (embeddingDim: number) => ({ numDense: 1, numSlots: 1 << 15, embeddingDim });
+/** The input hyper-parameters are checked on at start, before the data's is known (checks on its size wait for job start). */
+export const standInShape = (embeddingDim: number) => ({ numDense: 1, numSlots: 1, embeddingDim });
+
+/** The largest --model-config file read. */
+export const MAX_MODEL_CONFIG_BYTES = 1 << 20;
 
 export interface ModelFlags {
   model: string;
@@ -34,8 +33,13 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
   if (f.modelConfig) {
     let text: string;
     try {
+      // A hyper-parameter file is a few lines: a device, a pipe or a huge file is a mistake, not something to read whole.
+      const st = statSync(f.modelConfig);
+      if (!st.isFile()) throw new UsageError(`--model-config: ${f.modelConfig} is not a regular file`);
+      if (st.size > MAX_MODEL_CONFIG_BYTES) throw new UsageError(`--model-config: ${f.modelConfig} holds ${st.size} bytes; a model config is at most ${MAX_MODEL_CONFIG_BYTES}`);
       text = readFileSync(f.modelConfig, "utf8");
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new UsageError(`--model-config: cannot read ${f.modelConfig} (${(err as NodeJS.ErrnoException).code})`);
     }
     let parsed: unknown;
@@ -58,7 +62,7 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
   try {
     const architecture = architectureConfig(f.model, hyper);
     // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
-    validateSpec({ ...standInShape(f.embeddingDim), architecture });
+    validateSpec({ ...standInShape(f.embeddingDim), architecture }, undefined, { inputKnown: false });
     return architecture;
   } catch (err) {
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);

@@ -30,9 +30,9 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
   const f = rows(ids, numSlots, INPUT_IDS);
   const id = (x: unknown): string | number => {
     // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
-    if (typeof x === "string" && /^\d{1,20}$/.test(x)) return x;
+    if (typeof x === "string" && /^\d{1,20}$/.test(x) && BigInt(x) < 1n << 64n) return x;
     if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
-    throw bad(`feature id ${JSON.stringify(x)} is not a non-negative integer (send ids above 2^53 as strings)`);
+    throw bad(`feature id ${JSON.stringify(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
   };
   const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) };
   // A cell given as a list holds several ids (pooled as its slot pools them): the ids go as ragged values with their lengths.

@@ -26,6 +26,9 @@ export const INPUT_IDS = "feature_ids";
 export const INPUT_ROW_SPLITS = "feature_ids_row_splits";
 export const INPUT_LENGTHS = "feature_ids_lengths";
 const RAGGED_INPUTS = [INPUT_ROW_SPLITS, INPUT_LENGTHS];
+/** Ids one ragged cell may hold, and a whole request: beyond, a request is refused (a bag that large is no feature, and float32 pooling of millions of rows loses precision). */
+export const MAX_IDS_PER_CELL = 4096;
+export const MAX_IDS_PER_REQUEST = 1 << 20;
 export const OUTPUT_PROBS = "probabilities";
 /** Monolith inputs: serialized records, DT_STRING. */
 export const INPUT_INSTANCES = "instances";
@@ -134,6 +137,7 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
   const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
   if (is.length !== 1) throw bad(`input ${INPUT_IDS} must be the ragged values [nnz] with ${ragged[0]}, got shape [${is.join(", ")}]`);
   const nnz = is[0]!;
+  if (nnz > MAX_IDS_PER_REQUEST) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${INPUT_IDS} holds ${nnz} ids; a request takes at most ${MAX_IDS_PER_REQUEST}`);
   const name = ragged[0]!;
   const cells = B * S;
   const offsets = new Uint32Array(cells + 1);
@@ -150,6 +154,10 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
     for (let c = 0; c < cells; c++) offsets[c + 1] = offsets[c]! + lengths[c]!;
     if (offsets[cells] !== nnz) throw bad(`input ${name} sums to ${offsets[cells]} ids, ${INPUT_IDS} holds ${nnz}`);
   }
+  for (let c = 0; c < cells; c++) {
+    const n = offsets[c + 1]! - offsets[c]!;
+    if (n > MAX_IDS_PER_CELL) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `cell ${c} (example ${Math.floor(c / S)}, slot #${c % S}) holds ${n} ids; a cell takes at most ${MAX_IDS_PER_CELL}`);
+  }
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, nnz), cellOffsets: offsets };
 }
 
@@ -158,13 +166,18 @@ function countsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
   if (t.dtype === "DT_INT32") {
     const v = t.int_val ?? [];
     if (v.length !== count) throw bad(`input ${name}: ${v.length} values for a shape of ${count}`);
-    if (v.some((x) => !Number.isInteger(x) || x < 0)) throw bad(`input ${name} must hold non-negative integers`);
+    const wrong = v.findIndex((x) => !Number.isInteger(x) || x < 0);
+    if (wrong >= 0) throw bad(`input ${name} entry ${wrong} is ${v[wrong]}: expected a non-negative integer`);
     return Uint32Array.from(v);
   }
+  if (t.dtype !== "DT_INT64" && t.dtype !== "DT_UINT64") throw bad(`input ${name} must be DT_INT64, DT_UINT64 or DT_INT32, got ${t.dtype ?? "no dtype"}`);
   const words = idsOf(t, name, count);
   const out = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
-    if (words[2 * i + 1] !== 0) throw bad(`input ${name} value ${i} is out of range (negative or at least 2^32)`);
+    if (words[2 * i + 1] !== 0) {
+      const value = BigInt.asIntN(64, (BigInt(words[2 * i + 1]!) << 32n) | BigInt(words[2 * i]!));
+      throw bad(`input ${name} entry ${i} is ${value}: expected a non-negative integer below 2^32`);
+    }
     out[i] = words[2 * i]!;
   }
   return out;

@@ -1,13 +1,13 @@
 import { z } from "zod";
 import { dimsOf, mlp, mlpParams, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
-import { widths } from "../hyper.js";
+import { MAX_LAYER_WIDTH, widths } from "../hyper.js";
 
 const config = z
   .object({
     /** Cross layers x_{l+1} = x0 * (x_l W + b) + x_l. */
     crossLayers: z.number().int("expected crossLayers as a whole number").min(1, "expected at least one cross layer").max(16, "expected at most 16 cross layers").default(3),
     /** 0: a full d0 x d0 W per layer; r > 0: W = U V with U [d0, r], V [r, d0] (the low-rank cross layer). */
-    lowRank: z.number().int("expected lowRank as a whole number").min(0, "expected lowRank >= 0 (0 = full rank)").default(0),
+    lowRank: z.number().int("expected lowRank as a whole number").min(0, "expected lowRank >= 0 (0 = full rank)").max(MAX_LAYER_WIDTH, `expected lowRank of at most ${MAX_LAYER_WIDTH} (and below the cross width)`).default(0),
     /** parallel: the deep tower reads x0 beside the cross network; stacked: it reads the cross network's output. */
     structure: z.enum(["parallel", "stacked"], { message: 'expected structure "parallel" or "stacked"' }).default("parallel"),
     deepMlp: widths("deepMlp").default([64, 32]),
