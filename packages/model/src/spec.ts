@@ -62,8 +62,8 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
  * The spec, checked: its shape, its hyper-parameters and whether they fit
  * together (errors name slots by slotIds when given). Returns it with
  * defaults filled in. With inputKnown false (at start, before the data's
- * shape is known) the checks against the input's size (the architecture's
- * own, the parameter budget) wait for the real shape.
+ * shape is known, on a stand-in input as wide as any data's) the parameter
+ * budget waits for the real shape.
  */
 export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | string)[], opts: { inputKnown?: boolean } = {}): ModelSpec {
   if (!Number.isInteger(spec.numDense) || spec.numDense < 1) throw bad(`model needs at least one dense feature, got ${spec.numDense}`);
@@ -88,7 +88,7 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const { name: _n, ...filled } = architecture;
   const arch = architectureNamed(name);
   const inputKnown = opts.inputKnown ?? true;
-  const problem = (inputKnown ? arch.check(shape, filled) : null) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
+  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
   if (problem) throw bad(problem);
   if (!inputKnown) return { ...shape, architecture };
   const params = arch.params(shape, filled);

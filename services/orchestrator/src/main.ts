@@ -33,12 +33,12 @@ runMain("pangea-orchestrator", async () => {
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
   // Per-slot dims the architecture cannot take stop the process now: the slots --slot-config names, and those it leaves to its
-  // default (the data's shape, and the checks on its size, come at job start).
+  // default (on a stand-in input as wide as any data's: the data's shape comes at job start).
   const named = [...slots.perSlot.keys()];
   const others = named.length ? Math.max(...named) + 1 : 0;
   const dims = resolveSlotDims([...named, others], [], slots);
   const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
-  validateSpec({ numDense: 1, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
+  validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
   if (config.exportFeatureList) {
     try {
       accessSync(config.exportFeatureList, constants.R_OK);

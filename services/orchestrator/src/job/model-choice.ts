@@ -2,8 +2,12 @@ import { readFileSync, statSync } from "node:fs";
 import { UsageError } from "@pangea/kit";
 import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
 
-/** The input hyper-parameters are checked on at start, before the data's is known (checks on its size wait for job start). */
-export const standInShape = (embeddingDim: number) => ({ numDense: 1, numSlots: 1, embeddingDim });
+/**
+ * The input hyper-parameters are checked on at start, before the data's is known: as wide as any data's, so a
+ * bound on the input's width (dcn-v2's lowRank) is refused at start only if no data could meet it, and
+ * otherwise at job start, quoting the data's width (the parameter budget waits for the real shape too).
+ */
+export const standInShape = (embeddingDim: number) => ({ numDense: 1 << 20, numSlots: 1, embeddingDim });
 
 /** The largest --model-config file read. */
 export const MAX_MODEL_CONFIG_BYTES = 1 << 20;
