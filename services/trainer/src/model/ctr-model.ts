@@ -135,7 +135,7 @@ export class CtrModel {
 
   /** The pooling's backward pass: each value's cell gradient is added to its row's. */
   private unpool(cellGrads: tf.Tensor, uniqueRows: number, b: ModelBatch): Float32Array {
-    if (this.uniformWidth === null) return this.unpoolRagged(this.scaleCells(Float32Array.from(cellGrads.dataSync() as Float32Array), b), b);
+    if (this.uniformWidth === null) return this.unpoolRagged(this.scaleCells((cellGrads.dataSync() as Float32Array).slice(), b), b);
     const D = this.uniformWidth;
     const out = new Float32Array(uniqueRows * D);
     const inverse = b.inverse;
@@ -150,12 +150,12 @@ export class CtrModel {
         src = heapF32(wasm).subarray(at, at + cellGrads.size);
       } else src = cellGrads.dataSync() as Float32Array;
       // A mean or sqrtn cell passes its rows the gradient times its factor (on a copy: the gradient tensor stays as it is).
-      if (this.pooling) src = this.scaleCells(Float32Array.from(src), b);
+      if (this.pooling) src = this.scaleCells(src.slice(), b);
       native.scatterAddRows(src, D, cellOf, inverse, out);
       return out;
     }
     let g = cellGrads.dataSync() as Float32Array;
-    if (this.pooling) g = this.scaleCells(Float32Array.from(g), b);
+    if (this.pooling) g = this.scaleCells(g.slice(), b);
     for (let v = 0; v < inverse.length; v++) {
       const dst = inverse[v]! * D;
       const src = (cellOf ? cellOf[v]! : v) * D;
