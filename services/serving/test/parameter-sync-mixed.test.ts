@@ -72,6 +72,12 @@ describe("parameter sync of slots of different widths", () => {
     expect(denseParams(models.current()!.spec).length).toBeGreaterThan(0);
   });
 
+  it("takes [count, width] from a sender whose rows share one width (a shard holding only such slots)", async () => {
+    const ack = await push(2, [[2, 7], [2, 8]], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [2, 4]);
+    expect(Number(ack.rowsApplied)).toBe(2);
+    expect(rowOf(2, 8)).toEqual([5, 6, 7, 8]);
+  });
+
   it.each([
     ["a total that does not fit the ids' widths", [[1, 2], [2, 2]] as [number, number][], new Float32Array(8), /rows \[8\] do not match 2 ids \(7 values at their slots' row widths \(mixed\)\)/],
     ["an id of a slot the model lacks", [[3, 1]] as [number, number][], new Float32Array(3), /ids: an id of slot 3, which the model does not have/],

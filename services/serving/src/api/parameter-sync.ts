@@ -98,8 +98,8 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
   }
   const total = layout.total(words, count, offsets);
   const rows = readFloat32(u.rows, `parameter sync from ${sender}: rows`);
-  // Rows of one width come as [count, width]; of slots of different widths, side by side as [values].
-  const shaped = rows.shape.length === 1 || (rows.shape.length === 2 && (count === 0 || rows.shape[1] === layout.uniform));
+  // Rows that share one width may come as [count, width] (a sender whose tables all have one width); else side by side, [values].
+  const shaped = rows.shape.length === 1 || (rows.shape.length === 2 && (count === 0 || rows.shape[0] === count));
   if (!shaped || rows.data.length !== total) {
     throw bad(`rows [${rows.shape.join(", ")}] do not match ${count} ids (${total} values at their slots' row widths ${layout.uniform ?? "(mixed)"})`);
   }

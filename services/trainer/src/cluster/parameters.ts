@@ -81,7 +81,8 @@ export class ParameterClient {
     const rows = readFloat32(set.embeddings, "embeddings");
     const total = this.layout.total(ids, idCount, offsets);
     const expected = offsets ? `[${total}] (${idCount} rows of their slots' widths)` : `[${idCount}, ${this.layout.uniform}]`;
-    const fits = rows.data.length === total && (rows.shape.length === 1 || (rows.shape.length === 2 && rows.shape[1] === this.layout.uniform));
+    // [count, width] when the rows sent share one width (always, for a model of one width), else side by side, [total].
+    const fits = rows.data.length === total && (rows.shape.length === 1 || (rows.shape.length === 2 && rows.shape[0] === idCount));
     if (!fits) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected ${expected}`);
     return { step: Number(set.step), dense, rows: rows.data };
   }
