@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { TfOps } from "./tf-ops.js";
-import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
+import { readFloats, withOutput } from "../backend/wasm-heap.js";
 
 /** One batch in the form the model consumes. */
 export interface ModelBatch {
@@ -121,16 +121,12 @@ export class CtrModel {
     if (this.uniformWidth === null) return tf.tensor2d(this.poolRagged(rows, b), [b.size, this.embCols]);
     const D = this.uniformWidth;
     const cells = b.size * this.spec.numSlots;
-    const wasm = wasmBackend();
     const native = nativeBlas().blas;
-    if (!wasm || !native) return tf.tensor2d(this.pool(rows, b), [cells, D]);
-    const info = wasm.makeOutput([cells, D], "float32");
-    const at = heapIndex(wasm, info);
-    const view = heapF32(wasm).subarray(at, at + cells * D);
-    view.fill(0);
-    native.gatherRows(rows, D, b.inverse, b.cellOfValue, view);
-    this.scaleCells(view, b);
-    return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+    if (!native) return tf.tensor2d(this.pool(rows, b), [cells, D]);
+    return withOutput([cells, D], true, (view) => {
+      native.gatherRows(rows, D, b.inverse, b.cellOfValue, view);
+      this.scaleCells(view, b);
+    });
   }
 
   /** The pooling's backward pass: each value's cell gradient is added to its row's. */
@@ -141,14 +137,9 @@ export class CtrModel {
     const inverse = b.inverse;
     const cellOf = b.cellOfValue;
     const native = nativeBlas().blas;
-    const wasm = wasmBackend();
     if (native) {
       // On wasm, read in place on the heap (nothing allocates until it returns).
-      let src: Float32Array;
-      if (wasm) {
-        const at = heapIndex(wasm, cellGrads);
-        src = heapF32(wasm).subarray(at, at + cellGrads.size);
-      } else src = cellGrads.dataSync() as Float32Array;
+      let src = readFloats(cellGrads);
       // A mean or sqrtn cell passes its rows the gradient times its factor (on a copy: the gradient tensor stays as it is).
       if (this.pooling) src = this.scaleCells(src.slice(), b);
       native.scatterAddRows(src, D, cellOf, inverse, out);

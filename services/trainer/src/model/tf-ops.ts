@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Ops } from "@pangea/model";
 import { dense } from "./dense-layer.js";
 import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
-import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";
+import { readFloats, withOutput } from "../backend/wasm-heap.js";
 
 /**
  * Ops on TensorFlow.js: what the trainer runs an architecture with, inside
@@ -30,7 +30,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
       value: withOutput([B, total], false, (y) => {
         let at = 0;
         args.slice(0, xs.length).forEach((x, i) => {
-          moveColumns(y, total, at, [widths[i]!], floatsOf(x), widths[i]!, 0, [widths[i]!], B, true);
+          moveColumns(y, total, at, [widths[i]!], readFloats(x), widths[i]!, 0, [widths[i]!], B, true);
           at += widths[i]!;
         });
       }),
@@ -39,7 +39,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
         return widths.map((w) => {
           const from = at;
           at += w;
-          return withOutput([B, w], false, (dx) => moveColumns(floatsOf(dy), total, from, [w], dx, w, 0, [w], B, false));
+          return withOutput([B, w], false, (dx) => moveColumns(readFloats(dy), total, from, [w], dx, w, 0, [w], B, false));
         });
       },
     })) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -67,8 +67,8 @@ export class TfOps implements Ops<tf.Tensor2D> {
     // A copy loop with a hand-written gradient (a scatter back): tfjs's wasm Slice of a 3-d view runs in JS reading the whole
     // tensor back per call, which made DeepFM and Wide&Deep steps 2-3x slower than DLRM's.
     const f = tf.customGrad(((xi: tf.Tensor) => ({
-      value: withOutput([B, out], false, (y) => moveColumns(floatsOf(xi), cols, from, rowWidths, y, out, 0, take, B, false)),
-      gradFunc: (dy: tf.Tensor) => [withOutput([B, cols], true, (dx) => moveColumns(dx, cols, from, rowWidths, floatsOf(dy), out, 0, take, B, true))],
+      value: withOutput([B, out], false, (y) => moveColumns(readFloats(xi), cols, from, rowWidths, y, out, 0, take, B, false)),
+      gradFunc: (dy: tf.Tensor) => [withOutput([B, cols], true, (dx) => moveColumns(dx, cols, from, rowWidths, readFloats(dy), out, 0, take, B, true))],
     })) as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(emb) as tf.Tensor2D;
   }
@@ -84,9 +84,9 @@ export class TfOps implements Ops<tf.Tensor2D> {
     const f = tf.customGrad(((vi: tf.Tensor, save: tf.GradSaveFunc) => {
       save([vi]);
       return {
-        value: withOutput([B, 1], false, (y) => fmForward(floatsOf(vi).slice(), B, S, D, y)),
+        value: withOutput([B, 1], false, (y) => fmForward(readFloats(vi).slice(), B, S, D, y)),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const dx = fmGradient(floatsOf(saved[0]!).slice(), floatsOf(dy).slice(), B, S, D);
+          const dx = fmGradient(readFloats(saved[0]!).slice(), readFloats(dy).slice(), B, S, D);
           return [withOutput([B, S * D], false, (out) => out.set(dx))];
         },
       };
@@ -124,39 +124,6 @@ function fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: n
     }
   }
   return dx;
-}
-
-/**
- * A new [rows, cols] float32 tensor written by `fill`: on wasm straight into
- * its place on the heap (making a tensor from a JS array costs a copy that
- * took longer than the op itself), else through a JS array. `zeroed`: the
- * values start at 0 (heap memory is reused, not cleared).
- */
-function withOutput(shape: [number, number], zeroed: boolean, fill: (out: Float32Array) => void): tf.Tensor2D {
-  const wasm = wasmBackend();
-  const n = shape[0] * shape[1];
-  if (!wasm) {
-    const out = new Float32Array(n);
-    fill(out);
-    return tf.tensor2d(out, shape);
-  }
-  const info = wasm.makeOutput(shape, "float32");
-  // Views are taken after the allocation: growing the heap detaches earlier ones.
-  const at = heapIndex(wasm, info);
-  const out = heapF32(wasm).subarray(at, at + n);
-  if (zeroed) out.fill(0);
-  fill(out);
-  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
-}
-
-/** A float32 tensor's values to read now: in place on the wasm heap (valid until the next allocation), else a copy. */
-function floatsOf(t: tf.Tensor): Float32Array {
-  const wasm = wasmBackend();
-  if (wasm && t.dtype === "float32") {
-    const at = heapIndex(wasm, t);
-    return heapF32(wasm).subarray(at, at + t.size);
-  }
-  return t.dataSync() as Float32Array;
 }
 
 /**
