@@ -61,3 +61,13 @@ export function bigIntToWords(value: bigint, out: Uint32Array, at: number): void
   out[at] = Number(x & 0xffffffffn);
   out[at + 1] = Number(x >> 32n);
 }
+
+/**
+ * A feature id as JSON gives it: a safe non-negative integer, or (above
+ * 2^53, where JSON numbers lose bits) a decimal string below 2^64. Its
+ * decimal text, or null when it is no 64-bit unsigned id.
+ */
+export function jsonIdText(x: unknown): string | null {
+  if (typeof x === "number") return Number.isSafeInteger(x) && x >= 0 ? String(x) : null;
+  return typeof x === "string" && /^\d{1,20}$/.test(x) && BigInt(x) < 1n << 64n ? x : null;
+}

@@ -5,6 +5,7 @@ export {
   V2_MAX_SLOT,
   V2_SLOT_BITS,
   bigIntToWords,
+  jsonIdText,
   checkSlot,
   idToBigInt,
   isValidV2,

@@ -1,3 +1,4 @@
+import { jsonIdText } from "@pangea/features";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -55,8 +56,8 @@ type Cell = string | number | (string | number)[];
 
 /** An id as the request carries it (a decimal string), or a usage error naming the example and slot. */
 function idText(x: unknown, e: number, s: number): string {
-  const text = typeof x === "number" && Number.isSafeInteger(x) && x >= 0 ? String(x) : typeof x === "string" && /^\d{1,20}$/.test(x) ? x : null;
-  if (text === null || BigInt(text) >= 1n << 64n) throw new UsageError(`invalid --input: feature_ids of example ${e}, slot #${s}: ${JSON.stringify(x)} is not a 64-bit unsigned id (send ids above 2^53 as strings)`);
+  const text = jsonIdText(x);
+  if (text === null) throw new UsageError(`invalid --input: feature_ids of example ${e}, slot #${s}: ${JSON.stringify(x)} is not a 64-bit unsigned id (send ids above 2^53 as strings)`);
   return text;
 }
 

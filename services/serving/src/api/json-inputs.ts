@@ -1,3 +1,4 @@
+import { jsonIdText } from "@pangea/features";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -28,11 +29,10 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
     });
   const d = rows(dense, numDense, INPUT_DENSE);
   const f = rows(ids, numSlots, INPUT_IDS);
-  const id = (x: unknown): string | number => {
-    // Ids above 2^53 lose bits as JSON numbers: send them as decimal strings.
-    if (typeof x === "string" && /^\d{1,20}$/.test(x) && BigInt(x) < 1n << 64n) return x;
-    if (typeof x === "number" && Number.isSafeInteger(x) && x >= 0) return x;
-    throw bad(`feature id ${JSON.stringify(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
+  const id = (x: unknown): string => {
+    const text = jsonIdText(x);
+    if (text === null) throw bad(`feature id ${JSON.stringify(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
+    return text;
   };
   const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) };
   // A cell given as a list holds several ids (pooled as its slot pools them): the ids go as ragged values with their lengths.
