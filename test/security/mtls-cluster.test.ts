@@ -119,6 +119,10 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const o = orchestratorClient(orch, as("trainer-9"));
     const report = await outcome(unary("orchestrator", o.ReportEval.bind(o), { workerId: "trainer-0", step: 80, records: 1000, auc: 0.999, logloss: 0.01, meanPrediction: 0.3, labelRate: 0.3 }, 5_000));
     expect(report.code).toBe(grpc.status.PERMISSION_DENIED);
+    // A checkpoint part reported by a trainer (a false "written", or an error to fail the job): only shards report parts.
+    const part = await outcome(unary("orchestrator", o.ReportCheckpoint.bind(o), { workerId: "trainer-9", step: 80, path: "/tmp/x", error: "disk full" }, 5_000));
+    expect(part.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(part.details).toContain("/pangea.v1.Orchestrator/ReportCheckpoint is for shard");
     o.close();
 
     // Compute's batches are for trainers: a compute certificate cannot open a stream.
