@@ -51,7 +51,9 @@ struct TrainingBatch {
   split @1 :Split;
   slotIds @2 :List(UInt16);  # the slot id of each of the S columns
   dense @3 :Tensor;          # float32 [B, numDense], already normalised
-  labels @4 :Tensor;         # float32 [B], 0 or 1
+  labels @4 :Tensor;         # float32 [B] (one task) or [B, T] (T tasks, the
+                             # job's task order): 0/1 for a binary task, the
+                             # target for a regression task
   featureIds @5 :Tensor;     # uint64 [nnz]
   cellOffsets @6 :Tensor;    # uint32 [B * S + 1]
   epoch @7 :UInt32;

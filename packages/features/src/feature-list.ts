@@ -28,18 +28,53 @@ const denseSchema = z.object({
   transform: z.enum(["none", "log1p"]).default("none"),
 });
 
-const listSchema = z.object({
-  slots: z.array(slotSchema).min(1, "declare at least one slot"),
-  dense: z.array(denseSchema).default([]),
-  label: z
-    .object({
-      // Which of a Monolith sample's labels to train on.
-      index: z.number().int().min(0).default(0),
-      // Which column holds the label in a Parquet file.
-      column: z.string().min(1).default("label"),
-    })
-    .default({ index: 0, column: "label" }),
-});
+/** One task's label: where a record holds it and how the model learns it. */
+const labelSchema = z
+  .object({
+    /** The task's name (its output's in serving, its metrics' label). */
+    name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, "expected a name of a letter then letters, digits or _"),
+    /** Which of a Monolith sample's labels holds it; absent: the label's position in this list. */
+    index: z.number().int().min(0).optional(),
+    /** Which Parquet column holds it; absent: the name. */
+    column: z.string().min(1).optional(),
+    /** bce: a binary label (> 0 is 1); mse: a real-valued target (e.g. watch time). */
+    loss: z.enum(["bce", "mse"], { message: 'expected loss "bce" or "mse"' }).default("bce"),
+    /** The task's loss weight in the total. */
+    weight: z.number().min(0).default(1),
+  })
+  .strict();
+
+const listSchema = z
+  .object({
+    slots: z.array(slotSchema).min(1, "declare at least one slot"),
+    dense: z.array(denseSchema).default([]),
+    /** One binary label (the task "ctr"). */
+    label: z
+      .object({
+        // Which of a Monolith sample's labels to train on.
+        index: z.number().int().min(0).default(0),
+        // Which column holds the label in a Parquet file.
+        column: z.string().min(1).default("label"),
+      })
+      .strict()
+      .optional(),
+    /** Several tasks' labels (multi-task training), instead of label. */
+    labels: z.array(labelSchema).min(1, "declare at least one label").max(16, "at most 16 labels").optional(),
+    /** The slot whose id groups records for GAUC (e.g. the user id's). */
+    groupSlot: z.number().int().min(0).max(V2_MAX_SLOT).optional(),
+  })
+  .refine((l) => !(l.label && l.labels), { message: 'give either "label" (one task) or "labels" (several), not both' });
+
+/** Where one task's label is in a record, and how it is learned. */
+export interface LabelSpec {
+  name: string;
+  loss: "bce" | "mse";
+  weight: number;
+  /** Its index in a Monolith sample's label list. */
+  index: number;
+  /** Its Parquet column. */
+  column: string;
+}
 
 export type FeatureListConfig = z.infer<typeof listSchema>;
 
@@ -52,8 +87,12 @@ export interface FeatureList {
   readonly slotByName: ReadonlyMap<string, { column: number; slot: number; kind: SlotKind }>;
   readonly denseByName: ReadonlyMap<string, { offset: number; size: number; log1p: boolean }>;
   readonly numDense: number;
-  readonly labelIndex: number;
-  readonly labelColumn: string;
+  /** The labels a record carries, in task order (TrainingBatch's [B, T]). */
+  readonly labels: readonly LabelSpec[];
+  /** Whether the list names its tasks (labels); false: one binary label, the default task. */
+  readonly namedTasks: boolean;
+  /** The slot grouping records for GAUC, or null. */
+  readonly groupSlot: number | null;
 }
 
 export function compileFeatureList(config: FeatureListConfig, where: string): FeatureList {
@@ -67,6 +106,16 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     columnOfSlot[s.slot] = column;
     slotByName.set(s.name, { column, slot: s.slot, kind: s.type });
   });
+  const labels: LabelSpec[] = config.labels
+    ? config.labels.map((l, i) => ({ name: l.name, loss: l.loss, weight: l.weight, index: l.index ?? i, column: l.column ?? l.name }))
+    : [{ name: "ctr", loss: "bce", weight: 1, index: config.label?.index ?? 0, column: config.label?.column ?? "label" }];
+  const names = new Set<string>();
+  for (const l of labels) {
+    if (names.has(l.name)) throw bad(`label '${l.name}' is declared twice`);
+    if (["probabilities", "predictions", "scores"].includes(l.name)) throw bad(`label '${l.name}': the name is serving's own output's; choose another`);
+    names.add(l.name);
+  }
+  if (config.groupSlot !== undefined && columnOfSlot[config.groupSlot] === -1) throw bad(`groupSlot ${config.groupSlot} is not a declared slot`);
   const denseByName = new Map<string, { offset: number; size: number; log1p: boolean }>();
   let offset = 0;
   for (const d of config.dense) {
@@ -81,8 +130,9 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     slotByName,
     denseByName,
     numDense: offset,
-    labelIndex: config.label.index,
-    labelColumn: config.label.column,
+    labels,
+    namedTasks: config.labels !== undefined,
+    groupSlot: config.groupSlot ?? null,
   };
 }
 
@@ -132,4 +182,20 @@ function parseConf(text: string, path: string): unknown {
     slots.push({ name, slot: Number(slot), ...(kv.has("type") ? { type: kv.get("type") } : {}), ...(kv.has("dim") ? { dim: Number(kv.get("dim")) } : {}), ...(kv.has("pooling") ? { pooling: kv.get("pooling") } : {}) });
   });
   return { slots };
+}
+
+/**
+ * A record's value for a task's label: a binary label as 0 or 1 (> 0 is 1),
+ * a regression target as it is; NaN when it is missing or not a finite
+ * number (the caller names the record and refuses it).
+ */
+export function labelValue(label: LabelSpec, raw: unknown): number {
+  const n = typeof raw === "number" ? raw : typeof raw === "bigint" ? Number(raw) : typeof raw === "boolean" ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(n)) return Number.NaN;
+  return label.loss === "bce" ? (n > 0 ? 1 : 0) : n;
+}
+
+/** The model's tasks as the feature list declares them: empty for one unnamed binary label (the default task). */
+export function tasksOfList(list: FeatureList): { name: string; loss: "bce" | "mse"; weight: number }[] {
+  return list.namedTasks ? list.labels.map((l) => ({ name: l.name, loss: l.loss, weight: l.weight })) : [];
 }

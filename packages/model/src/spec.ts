@@ -1,5 +1,5 @@
 import { Rng, defineErrors } from "@pangea/kit";
-import { POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, type Pooling, type DenseParam, type ModelShape, type Architecture } from "./architectures/architecture.js";
+import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
 export const ModelErrors = defineErrors({
@@ -79,10 +79,19 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
     const wrong = spec.slotPooling.findIndex((p) => !POOLINGS.includes(p));
     if (wrong >= 0) throw bad(`${slotName(slotIds, wrong)}: pooling must be ${POOLINGS.join(", ")}, got ${JSON.stringify(spec.slotPooling[wrong])}`);
   }
-  // Every slot at the common width, or every slot summing, is the same model as none given: specs compare (and old checkpoints match) as such.
+  const tasks = spec.tasks === undefined ? undefined : validateTasks(spec.tasks);
+  // Every slot at the common width, or every slot summing, or the one default task, is the same model as none given: specs compare (and old checkpoints match) as such.
   const slotDims = spec.slotDims && spec.slotDims.some((d) => d !== spec.embeddingDim) ? [...spec.slotDims] : undefined;
   const slotPooling = spec.slotPooling && spec.slotPooling.some((p) => p !== "sum") ? [...spec.slotPooling] : undefined;
-  const shape: ModelShape = { numDense: spec.numDense, numSlots: spec.numSlots, embeddingDim: spec.embeddingDim, ...(slotDims ? { slotDims } : {}), ...(slotPooling ? { slotPooling } : {}) };
+  const namedTasks = tasks && !(tasks.length === 1 && sameTask(tasks[0]!, DEFAULT_TASK)) ? tasks : undefined;
+  const shape: ModelShape = {
+    numDense: spec.numDense,
+    numSlots: spec.numSlots,
+    embeddingDim: spec.embeddingDim,
+    ...(slotDims ? { slotDims } : {}),
+    ...(slotPooling ? { slotPooling } : {}),
+    ...(namedTasks ? { tasks: namedTasks } : {}),
+  };
   const { name, ...hyper } = spec.architecture ?? { name: "" };
   const architecture = architectureConfig(name, hyper);
   const { name: _n, ...filled } = architecture;
@@ -98,6 +107,37 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
     throw bad(`model ${name} would have ${values.toLocaleString("en-US")} dense parameters (the largest, ${largest.name}, is [${largest.shape.join(", ")}]); at most ${MAX_DENSE_VALUES.toLocaleString("en-US")}: narrow its layers`);
   }
   return { ...shape, architecture };
+}
+
+/** The most tasks a model may have. */
+export const MAX_TASKS = 16;
+
+/** Names that are not a task's: serving's own output names. */
+export const RESERVED_TASK_NAMES: readonly string[] = ["probabilities", "predictions", "scores"];
+
+const TASK_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+function sameTask(a: TaskSpec, b: TaskSpec): boolean {
+  return a.name === b.name && a.loss === b.loss && a.weight === b.weight;
+}
+
+/** The tasks, checked (names unique and usable as output names, a known loss, a weight >= 0), weights defaulted to 1. */
+export function validateTasks(tasks: readonly Partial<TaskSpec>[]): TaskSpec[] {
+  if (!Array.isArray(tasks) || tasks.length < 1) throw bad(`a model needs at least one task, got ${JSON.stringify(tasks)}`);
+  if (tasks.length > MAX_TASKS) throw bad(`a model has at most ${MAX_TASKS} tasks, got ${tasks.length}`);
+  const seen = new Set<string>();
+  return tasks.map((t, i) => {
+    const name = t?.name;
+    if (typeof name !== "string" || !TASK_NAME.test(name)) throw bad(`task #${i}: name must be a letter then letters, digits or _ (at most 64), got ${JSON.stringify(name)}`);
+    if (RESERVED_TASK_NAMES.includes(name)) throw bad(`task ${name}: the name is serving's own output's (${RESERVED_TASK_NAMES.join(", ")}); choose another`);
+    if (seen.has(name)) throw bad(`task ${name} is declared twice`);
+    seen.add(name);
+    const loss = (t.loss ?? "bce") as Loss;
+    if (!LOSSES.includes(loss)) throw bad(`task ${name}: loss must be ${LOSSES.map((l) => `"${l}"`).join(" or ")}, got ${JSON.stringify(t.loss)}`);
+    const weight = t.weight ?? 1;
+    if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0) throw bad(`task ${name}: weight must be a number >= 0, got ${JSON.stringify(t.weight)}`);
+    return { name, loss, weight };
+  });
 }
 
 /** The most dense parameters a model may have (512 MB of float32, before optimizer state). */
@@ -117,7 +157,8 @@ export function parseModelSpec(stored: unknown): ModelSpec {
   const architecture = (s.architecture as ArchitectureConfig | undefined) ?? { name: "dlrm", bottomMlp: s.bottomMlp, topMlp: s.topMlp };
   const slotDims = s.slotDims as number[] | undefined;
   const slotPooling = s.slotPooling as Pooling[] | undefined;
-  return validateSpec({ numDense: s.numDense as number, numSlots: s.numSlots as number, embeddingDim: s.embeddingDim as number, ...(slotDims ? { slotDims } : {}), ...(slotPooling ? { slotPooling } : {}), architecture });
+  const tasks = s.tasks as TaskSpec[] | undefined;
+  return validateSpec({ numDense: s.numDense as number, numSlots: s.numSlots as number, embeddingDim: s.embeddingDim as number, ...(slotDims ? { slotDims } : {}), ...(slotPooling ? { slotPooling } : {}), ...(tasks ? { tasks } : {}), architecture });
 }
 
 /** Whether two specs describe the same model (hyper-parameters included). */
@@ -131,6 +172,10 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
   if (spec.numDense !== other.numDense) return `${other.numDense} dense features against ${spec.numDense}`;
   if (spec.numSlots !== other.numSlots) return `${other.numSlots} slots against ${spec.numSlots}`;
   if (spec.architecture.name !== other.architecture.name) return `model ${other.architecture.name} against ${spec.architecture.name}`;
+  const ta = tasksOf(spec);
+  const tb = tasksOf(other);
+  const tn = (ts: TaskSpec[]) => ts.map((t) => `${t.name} (${t.loss}${t.weight !== 1 ? `, weight ${t.weight}` : ""})`).join(", ");
+  if (tn(ta) !== tn(tb)) return `tasks ${tn(tb)} against ${tn(ta)}`;
   if (spec.embeddingDim !== other.embeddingDim) return `embedding dim ${other.embeddingDim} against ${spec.embeddingDim}`;
   const a = dimsOf(spec);
   const b = dimsOf(other);
@@ -220,6 +265,8 @@ export interface WireModelSpec {
   slotDims: number[];
   /** Each slot's pooling where some slot does not sum; empty when every slot sums. */
   slotPooling: string[];
+  /** The tasks, in output order; empty for the one default task. */
+  tasks: TaskSpec[];
 }
 
 export function modelSpecToWire(spec: ModelSpec, slotIds: readonly number[]): WireModelSpec {
@@ -233,11 +280,12 @@ export function modelSpecToWire(spec: ModelSpec, slotIds: readonly number[]): Wi
     architectureJson: JSON.stringify(spec.architecture),
     slotDims: spec.slotDims ? [...spec.slotDims] : [],
     slotPooling: spec.slotPooling ? [...spec.slotPooling] : [],
+    tasks: spec.tasks ? spec.tasks.map((t) => ({ ...t })) : [],
   };
 }
 
 /** The model a job spec carries; an orchestrator older than architectures sends DLRM's widths only. */
-export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "topMlp" | "slotDims", readonly number[]> & { slotPooling?: readonly string[] } & Pick<WireModelSpec, "numDense" | "embeddingDim" | "architectureJson">>): ModelSpec {
+export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "topMlp" | "slotDims", readonly number[]> & { slotPooling?: readonly string[]; tasks?: readonly { name: string; loss: string; weight: number }[] } & Pick<WireModelSpec, "numDense" | "embeddingDim" | "architectureJson">>): ModelSpec {
   let architecture: ArchitectureConfig;
   if (m.architectureJson) {
     try {
@@ -246,5 +294,5 @@ export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "
       throw bad(`the job's architecture is not JSON: ${(err as Error).message}`);
     }
   } else architecture = { name: "dlrm", bottomMlp: [...m.bottomMlp], topMlp: [...m.topMlp] };
-  return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, ...(m.slotDims.length ? { slotDims: [...m.slotDims] } : {}), ...(m.slotPooling?.length ? { slotPooling: [...m.slotPooling] as Pooling[] } : {}), architecture });
+  return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, ...(m.slotDims.length ? { slotDims: [...m.slotDims] } : {}), ...(m.slotPooling?.length ? { slotPooling: [...m.slotPooling] as Pooling[] } : {}), ...(m.tasks?.length ? { tasks: m.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) } : {}), architecture });
 }

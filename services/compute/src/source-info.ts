@@ -15,6 +15,9 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     groundTruthLogloss: d.groundTruth?.logloss ?? 0,
     slotDims: d.slotDims ?? [],
     slotPooling: d.slotPooling ?? [],
+    tasks: d.tasks ?? [],
+    hasGroupSlot: d.groupSlot !== undefined && d.groupSlot !== null,
+    groupSlot: d.groupSlot ?? 0,
     skippedRecords: d.skippedRecords ?? 0,
     skippedSummary: d.skippedSummary ?? "",
   };

@@ -11,6 +11,32 @@ export interface ModelShape {
   slotDims?: readonly number[];
   /** Each slot's pooling of a cell's several ids, in slot order, where some slot does not sum; absent when every slot sums. */
   slotPooling?: readonly Pooling[];
+  /** What the model predicts, one output column each, in order; absent: one binary task, "ctr". */
+  tasks?: readonly TaskSpec[];
+}
+
+/** A task's loss: binary cross-entropy on a 0/1 label (its output a probability), or mean squared error on a real-valued target (its output the value itself). */
+export const LOSSES = ["bce", "mse"] as const;
+export type Loss = (typeof LOSSES)[number];
+
+/** One thing a model predicts: a name (its output's), its loss and that loss's weight in the total. */
+export interface TaskSpec {
+  name: string;
+  loss: Loss;
+  weight: number;
+}
+
+/** The single task of a model that names none: a click, by binary cross-entropy. */
+export const DEFAULT_TASK: TaskSpec = Object.freeze({ name: "ctr", loss: "bce", weight: 1 });
+
+/** The model's tasks, in output order. */
+export function tasksOf(shape: ModelShape): TaskSpec[] {
+  return shape.tasks?.length ? shape.tasks.map((t) => ({ ...t })) : [{ ...DEFAULT_TASK }];
+}
+
+/** How many outputs (tasks) the model has. */
+export function taskCount(shape: ModelShape): number {
+  return shape.tasks?.length || 1;
 }
 
 /** How a cell's several rows become one (Monolith's combiners): their sum, mean (sum / n) or sum / sqrt(n). */
@@ -87,7 +113,7 @@ export interface Architecture<C = Record<string, unknown>> {
   rowWidth(dim: number, config: C): number;
   /** The dense parameters in the order every party stores them. */
   params(shape: ModelShape, config: C): DenseParam[];
-  /** The logits [B, 1]. */
+  /** The outputs [B, T], one column per task (tasksOf): a binary task's logit, a regression task's value. */
   forward<T>(ops: Ops<T>, param: (name: string) => T, input: ModelInputs<T>, shape: ModelShape, config: C): T;
 }
 

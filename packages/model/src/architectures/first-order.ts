@@ -1,4 +1,4 @@
-import { dimsOf, mlp, mlpParams, type DenseParam, type ModelInputs, type ModelShape } from "./architecture.js";
+import { dimsOf, mlp, mlpParams, taskCount, type DenseParam, type ModelInputs, type ModelShape } from "./architecture.js";
 import type { Ops } from "./ops.js";
 
 /**
@@ -28,12 +28,14 @@ export function vectorsWidth(shape: ModelShape): number {
 /**
  * The params of a linear part named `linear` (a weight per dense feature
  * and a bias; the per-id weights live in the rows) and of a deep tower over
- * [dense, vectors]: `deep.{i}` ReLU layers, then `deep.logit`.
+ * [dense, vectors]: `deep.{i}` ReLU layers, then `deep.logit` (a column
+ * per task). With several tasks the linear part is shared: its one logit
+ * adds to every task's deep output (the tasks' heads sit on the deep tower).
  */
 export function linearAndDeepParams(linear: string, shape: ModelShape, deepMlp: readonly number[]): DenseParam[] {
   const out: DenseParam[] = [{ name: `${linear}.w`, shape: [shape.numDense, 1] }, { name: `${linear}.b`, shape: [1] }];
   const last = mlpParams(out, "deep", shape.numDense + vectorsWidth(shape), deepMlp);
-  out.push({ name: "deep.logit.w", shape: [last, 1] }, { name: "deep.logit.b", shape: [1] });
+  out.push({ name: "deep.logit.w", shape: [last, taskCount(shape)] }, { name: "deep.logit.b", shape: [taskCount(shape)] });
   return out;
 }
 
@@ -42,7 +44,7 @@ export function linearPart<T>(ops: Ops<T>, param: (name: string) => T, linear: s
   return ops.add(ops.linear(input.dense, param(`${linear}.w`), param(`${linear}.b`), false), firstOrder(ops, input, shape));
 }
 
-/** The deep tower's logit over [dense, the slots' vectors], [B, 1]. */
+/** The deep tower's outputs over [dense, the slots' vectors], [B, T]. */
 export function deepPart<T>(ops: Ops<T>, param: (name: string) => T, input: ModelInputs<T>, v: T, layers: number): T {
   return ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), layers), param("deep.logit.w"), param("deep.logit.b"), false);
 }

@@ -10,6 +10,7 @@ export interface Ops<T> {
   linear(x: T, w: T, b: T | null, relu: boolean): T;
   /** The columns of each matrix side by side. */
   concat(xs: readonly T[]): T;
+  /** a + b; either may be [B, 1] against the other's [B, n] (its column added to every column). */
   add(a: T, b: T): T;
   /** Elementwise product of two matrices of the same shape. */
   mul(a: T, b: T): T;

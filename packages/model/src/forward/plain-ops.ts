@@ -56,8 +56,16 @@ export class PlainOps implements Ops<Mat> {
   }
 
   add(a: Mat, b: Mat): Mat {
+    if (a.cols !== b.cols) return a.cols === 1 ? this.addColumn(b, a) : this.addColumn(a, b);
     const y = this.out(a.rows, a.cols);
     for (let i = 0; i < y.data.length; i++) y.data[i] = a.data[i]! + b.data[i]!;
+    return y;
+  }
+
+  /** x [B, n] plus column c [B, 1] in every column. */
+  private addColumn(x: Mat, c: Mat): Mat {
+    const y = this.out(x.rows, x.cols);
+    for (let r = 0, i = 0; r < x.rows; r++) for (let k = 0; k < x.cols; k++, i++) y.data[i] = x.data[i]! + c.data[r]!;
     return y;
   }
 

@@ -151,7 +151,9 @@ export class TrainingBatch extends $.Struct {
     return $.utils.disown(this.labels);
   }
   /**
-* float32 [B], 0 or 1
+* float32 [B] (one task) or [B, T] (T tasks, the
+* job's task order): 0/1 for a binary task, the
+* target for a regression task
 *
 */
   get labels(): Tensor {

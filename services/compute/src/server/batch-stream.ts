@@ -4,7 +4,7 @@ import { BatchStreamService, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
 import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
-import { RecordBlock, type DataSource } from "../sources/source.js";
+import { RecordBlock, taskCountOf, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
 
 /** File and generated sources are read by index; a Kafka source is a stream handing out batches. */
@@ -163,7 +163,7 @@ export class BatchStreamHandler {
     const info = source.info;
     const splitRecords = share.split === "train" ? info.trainRecords : info.evalRecords;
     this.log.info({ peer: sender, ...share }, "batch stream opened");
-    const block = new RecordBlock(share.batchSize, info.numDense, info.slotIds.length);
+    const block = new RecordBlock(share.batchSize, info.numDense, info.slotIds.length, taskCountOf(info));
     let count = 0;
     for (const slice of shareBatches(share, splitRecords)) {
       if (!(await flow.waitForCredit())) break;
@@ -189,7 +189,7 @@ export class BatchStreamHandler {
     let count = 0;
     const stream = "streaming" in this.source ? this.source : null;
     const indexed = "streaming" in this.source ? null : this.source;
-    const block = indexed ? new RecordBlock(share.batchSize, indexed.info.numDense, indexed.info.slotIds.length) : null;
+    const block = indexed ? new RecordBlock(share.batchSize, indexed.info.numDense, indexed.info.slotIds.length, taskCountOf(indexed.info)) : null;
     const splitRecords = indexed ? (share.split === "train" ? indexed.info.trainRecords : indexed.info.evalRecords) : 0;
     for (;;) {
       // Credit first: a client may name many batches at once, but gets only `window` ahead of its acknowledgements.

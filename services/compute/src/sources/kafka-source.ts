@@ -5,8 +5,8 @@ import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import type { MessageKind } from "./monolith-files.js";
 import { OffsetTracker } from "./offset-tracker.js";
 import { RecordBlock, type SourceDescription } from "./source.js";
-import { SampleError } from "./sample-columns.js";
-import type { FeatureList } from "@pangea/features";
+import { SampleError, sampleLabel } from "./sample-columns.js";
+import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface KafkaSourceOptions {
@@ -27,7 +27,8 @@ export interface KafkaSourceOptions {
 interface Queued {
   partition: number;
   offset: bigint;
-  label: number;
+  /** One per task. */
+  labels: Float32Array;
   weight: number;
   dense: Float32Array;
   words: Uint32Array;
@@ -80,6 +81,8 @@ export class KafkaSource {
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
       slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
+      tasks: tasksOfList(list),
+      groupSlot: list.groupSlot,
       trainRecords: 0,
       evalRecords: 0,
     };
@@ -134,13 +137,12 @@ export class KafkaSource {
   private decode(value: Buffer, partition: number, offset: bigint, tracker: OffsetTracker): void {
     const asm = this.asm;
     const push = () => {
-      const label = asm.labels[this.opts.featureList.labelIndex];
-      if (label === undefined || !Number.isFinite(label)) throw new SampleError(`has no usable label ${this.opts.featureList.labelIndex}`);
+      const labels = Float32Array.from(this.opts.featureList.labels, (l) => sampleLabel(l, asm.labels));
       if (!Number.isFinite(asm.weight) || asm.weight < 0) throw new SampleError(`instance weight is ${asm.weight}`);
       this.queue.push({
         partition,
         offset,
-        label: label > 0 ? 1 : 0,
+        labels,
         weight: asm.weight,
         dense: asm.dense.slice(),
         words: asm.words.slice(0, asm.count * 2),
@@ -223,12 +225,12 @@ export class KafkaSource {
   private toBlock(records: Queued[]): RecordBlock {
     const list = this.opts.featureList;
     const S = list.slotIds.length;
-    const block = new RecordBlock(records.length, list.numDense, S);
+    const block = new RecordBlock(records.length, list.numDense, S, list.labels.length);
     const nnz = records.reduce((n, r) => n + r.columns.length, 0);
     block.idWords = new Uint32Array(nnz * 2);
     let at = 0;
     records.forEach((r, i) => {
-      block.labels[i] = r.label;
+      block.labels.set(r.labels, i * list.labels.length);
       block.weights[i] = r.weight;
       block.dense.set(r.dense, i * list.numDense);
       const counts = new Uint32Array(S + 1);

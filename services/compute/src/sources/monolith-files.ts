@@ -5,7 +5,7 @@ import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
-import type { FeatureList } from "@pangea/features";
+import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export type MessageKind = "instance" | "example" | "examplebatch";
@@ -52,6 +52,8 @@ export class MonolithFilesSource implements DataSource {
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
       slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
+      tasks: tasksOfList(list),
+      groupSlot: list.groupSlot,
       trainRecords: samples - evalCount,
       evalRecords: evalCount,
       skippedRecords: this.bad.skipped,

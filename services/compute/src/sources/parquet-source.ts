@@ -4,7 +4,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
-import { bigIntToWords, normalizeCount, type FeatureList, type SlotKind } from "@pangea/features";
+import { bigIntToWords, labelValue, normalizeCount, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface ParquetOptions {
@@ -35,7 +35,7 @@ export class ParquetSource implements DataSource {
     const bad = new BadRecords(opts.onBadRecord);
     const columns = new SampleColumns(list);
     const asm = new SampleAssembler(list);
-    const wanted = [list.labelColumn, ...list.slotByName.keys(), ...list.denseByName.keys()];
+    const wanted = [...new Set([...list.labels.map((l) => l.column), ...list.slotByName.keys(), ...list.denseByName.keys()])];
     for (const path of opts.paths) {
       let rows: Record<string, unknown>[];
       try {
@@ -72,6 +72,8 @@ export class ParquetSource implements DataSource {
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
       slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
+      tasks: tasksOfList(list),
+      groupSlot: list.groupSlot,
       trainRecords: columns.samples - evalCount,
       evalRecords: evalCount,
       skippedRecords: bad.skipped,
@@ -91,9 +93,12 @@ const words = new Uint32Array(2);
 function fillSample(row: Record<string, unknown>, asm: SampleAssembler): void {
   const list = asm.list;
   asm.reset();
-  const label = row[list.labelColumn];
-  if (label === null || label === undefined) throw new RowError(`label column '${list.labelColumn}' is null`);
-  asm.labels.push(Number(label));
+  for (const l of list.labels) {
+    const raw = row[l.column];
+    if (raw === null || raw === undefined) throw new RowError(`label column '${l.column}' is null`);
+    if (Number.isNaN(labelValue(l, raw))) throw new RowError(`label column '${l.column}' holds ${typeof raw === "string" ? JSON.stringify(raw) : String(raw)}, expected a number`);
+    asm.labels[l.index] = Number(raw);
+  }
   for (const [name, s] of list.slotByName) {
     const v = row[name];
     if (v === null || v === undefined) continue;

@@ -1,6 +1,6 @@
 import { GrowableF32, GrowableU32 } from "./columns.js";
 import type { RecordBlock, SplitName } from "./source.js";
-import type { FeatureList } from "@pangea/features";
+import { labelValue, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
 /** A decoded sample that cannot be trained on (no label, non-finite label). */
@@ -22,7 +22,12 @@ export class SampleColumns {
   private trainCount = 0;
   private closed = false;
 
-  constructor(private readonly list: FeatureList) {}
+  /** The sample being committed's labels, one per task. */
+  private readonly taskLabels: Float64Array;
+
+  constructor(private readonly list: FeatureList) {
+    this.taskLabels = new Float64Array(list.labels.length);
+  }
 
   mark() {
     return { samples: this.samples, labels: this.labels.length, weights: this.weights.length, dense: this.dense.length, ids: this.ids.length, cells: this.cellStarts.length };
@@ -39,9 +44,9 @@ export class SampleColumns {
 
   /** Appends the assembled sample, its ids grouped by column (a counting sort). */
   commit(asm: SampleAssembler): void {
-    const label = asm.labels[this.list.labelIndex];
-    if (label === undefined) throw new SampleError(`has ${asm.labels.length} labels, the feature list reads label ${this.list.labelIndex}`);
-    if (!Number.isFinite(label)) throw new SampleError(`label ${this.list.labelIndex} is ${label}`);
+    const labels = this.list.labels;
+    const T = labels.length;
+    for (let t = 0; t < T; t++) this.taskLabels[t] = sampleLabel(labels[t]!, asm.labels);
     if (!Number.isFinite(asm.weight) || asm.weight < 0) throw new SampleError(`instance weight is ${asm.weight}`);
     const S = this.list.slotIds.length;
     const counts = new Uint32Array(S + 1);
@@ -58,7 +63,7 @@ export class SampleColumns {
       out[at + 1] = asm.words[2 * i + 1]!;
     }
     this.ids.length += asm.count * 2;
-    this.labels.push(label > 0 ? 1 : 0);
+    for (let t = 0; t < T; t++) this.labels.push(this.taskLabels[t]!);
     this.weights.push(asm.weight);
     this.dense.grow(this.dense.length + asm.dense.length);
     this.dense.data.set(asm.dense, this.dense.length);
@@ -77,7 +82,8 @@ export class SampleColumns {
     const base = split === "train" ? start : this.trainCount + start;
     const S = this.list.slotIds.length;
     const D = this.list.numDense;
-    block.labels.set(this.labels.data.subarray(base, base + count));
+    const T = this.list.labels.length;
+    block.labels.set(this.labels.data.subarray(base * T, (base + count) * T));
     block.weights.set(this.weights.data.subarray(base, base + count));
     block.dense.set(this.dense.data.subarray(base * D, (base + count) * D));
     const first = this.cellStarts.data[base * S]!;
@@ -89,4 +95,13 @@ export class SampleColumns {
     block.count = count;
     block.nnz = nnz;
   }
+}
+
+/** A task's label from a decoded sample's label list (Monolith's), or why the sample cannot be trained on. */
+export function sampleLabel(label: LabelSpec, values: readonly number[]): number {
+  const raw = values[label.index];
+  if (raw === undefined) throw new SampleError(`has ${values.length} labels, the feature list reads label ${label.index} (${label.name})`);
+  const v = labelValue(label, raw);
+  if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) is ${raw}`);
+  return v;
 }

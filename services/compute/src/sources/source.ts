@@ -16,6 +16,10 @@ export interface SourceDescription {
   /** Bytes of damaged framing skipped over to the next readable record (or to a file's end). */
   skippedBytes?: number;
   skippedSummary?: string;
+  /** The tasks the records' labels are for, in label order (RecordBlock.labels is [count, T]); empty or absent: one binary label. */
+  tasks?: { name: string; loss: "bce" | "mse"; weight: number }[];
+  /** The slot grouping records for GAUC (e.g. the user's), when known. */
+  groupSlot?: number | null;
   /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
   groundTruth?: { auc: number; logloss: number };
 }
@@ -29,6 +33,7 @@ export class RecordBlock {
   count = 0;
   nnz = 0;
   readonly dense: Float32Array;
+  /** [capacity, numTasks], row-major: each record's label for every task. */
   readonly labels: Float32Array;
   /** Per-sample loss weights; 1 unless the data says otherwise. */
   readonly weights: Float32Array;
@@ -39,9 +44,10 @@ export class RecordBlock {
     readonly capacity: number,
     readonly numDense: number,
     readonly numSlots: number,
+    readonly numTasks = 1,
   ) {
     this.dense = new Float32Array(capacity * numDense);
-    this.labels = new Float32Array(capacity);
+    this.labels = new Float32Array(capacity * numTasks);
     this.weights = new Float32Array(capacity).fill(1);
     this.idWords = new Uint32Array(capacity * numSlots * 2);
     this.cellOffsets = new Uint32Array(capacity * numSlots + 1);
@@ -53,4 +59,9 @@ export interface DataSource {
   readonly info: SourceDescription;
   /** Fills `block` with records [start, start + count) of `split`. */
   read(split: SplitName, start: number, count: number, block: RecordBlock): void;
+}
+
+/** How many labels a source's records carry. */
+export function taskCountOf(info: SourceDescription): number {
+  return info.tasks?.length || 1;
 }

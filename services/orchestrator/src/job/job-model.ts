@@ -1,5 +1,5 @@
 import type { Logger } from "@pangea/kit";
-import { specDifference, validateSpec, type ModelSpec } from "@pangea/model";
+import { specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
@@ -50,7 +50,8 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
   const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);
-  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, architecture: config.architecture }, source.slotIds);
+  const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
+  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
   const tables = tablesFor(spec, source.slotIds, settings);
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);

@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { ModelShape } from "@pangea/model";
+import { taskCount, tasksOf, type ModelShape } from "@pangea/model";
 import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords, readUint32 } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
@@ -9,6 +9,7 @@ export interface DecodedBatch {
   batchIndex: number;
   size: number;
   dense: Float32Array;
+  /** [size, T], row-major: each sample's label for every task. */
   labels: Float32Array;
   /** Per-sample loss weights, or null when every sample weighs 1. */
   weights: Float32Array | null;
@@ -33,8 +34,11 @@ export function decodeBatch(bytes: Buffer, spec: ModelShape, peer: string): Deco
   const dense = readFloat32(b.dense, `${peer}: dense`, 2);
   const B = dense.shape[0]!;
   if (dense.shape[1] !== spec.numDense) throw bad(`has ${dense.shape[1]} dense features, the model has ${spec.numDense}`);
-  const labels = readFloat32(b.labels, `${peer}: labels`, 1);
-  if (labels.shape[0] !== B) throw bad(`has ${labels.shape[0]} labels for ${B} samples`);
+  const labels = readFloat32(b.labels, `${peer}: labels`);
+  const T = taskCount(spec);
+  const tasks = labels.shape.length === 1 ? 1 : labels.shape.length === 2 ? labels.shape[1]! : -1;
+  if (labels.shape[0] !== B || tasks < 0) throw bad(`has labels of shape [${labels.shape.join(", ")}] for ${B} samples, expected [${B}${T > 1 ? `, ${T}` : ""}]`);
+  if (tasks !== T) throw bad(`has ${tasks} label${tasks === 1 ? "" : "s"} per sample, the model has ${T} task${T === 1 ? "" : "s"} (${tasksOf(spec).map((t) => t.name).join(", ")})`);
   const ids = readIdWords(b.featureIds, `${peer}: feature ids`);
   const offsets = readUint32(b.cellOffsets, `${peer}: cell offsets`, 1).data;
   if (offsets.length !== B * S + 1 || offsets[0] !== 0 || offsets[B * S] !== ids.count) {

@@ -27,9 +27,10 @@ export async function evaluate(model: CtrModel, layout: RowLayout, batches: Batc
     const offsets = layout.offsets(unique, uniqueCount);
     const pulled = await params.pull(step, unique, uniqueCount, false, true, offsets);
     const p = model.predict(denseParams, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
+    const T = model.tasks.length;
     for (let i = 0; i < batch.size; i++) {
-      preds.push(p[i]!);
-      labels.push(batch.labels[i]!);
+      preds.push(p[i * T]!);
+      labels.push(batch.labels[i * T]!);
     }
   }
   const { auc, logloss } = aucAndLogloss(preds, labels);

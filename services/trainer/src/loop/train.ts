@@ -89,7 +89,9 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
         lap("compute");
-        streaming.add(out.predictions, batch.labels);
+        const T = model.tasks.length;
+        if (T === 1) streaming.add(out.predictions, batch.labels);
+        else streaming.add(column(out.predictions, T, 0), column(batch.labels, T, 0));
         // Sorting the window costs a few milliseconds: refresh the AUC every 10 batches.
         if (stats.batches % 10 === 0) {
           auc = streaming.auc();
@@ -127,4 +129,11 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   }
   stats.seconds = (performance.now() - started) / 1000;
   return stats;
+}
+
+/** Column t of a row-major [rows, T] matrix. */
+export function column(m: Float32Array, T: number, t: number): Float32Array {
+  const out = new Float32Array(m.length / T);
+  for (let i = 0; i < out.length; i++) out[i] = m[i * T + t]!;
+  return out;
 }

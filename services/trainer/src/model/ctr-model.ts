@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling } from "@pangea/model";
+import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, tasksOf, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling, type TaskSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { TfOps } from "./tf-ops.js";
 import { readFloats, withOutput } from "../backend/wasm-heap.js";
@@ -9,7 +9,7 @@ export interface ModelBatch {
   size: number;
   /** [size, numDense] */
   dense: Float32Array;
-  /** [size], 0/1; unused by predict. */
+  /** [size, T] row-major: 0/1 for a binary task, the target for a regression task; unused by predict. */
   labels: Float32Array;
   /** [size] loss weights, or null for all 1; unused by predict. */
   weights?: Float32Array | null;
@@ -22,16 +22,19 @@ export interface ModelBatch {
 }
 
 export interface StepOutput {
+  /** The total loss: the tasks' weighted sum. */
   loss: number;
+  /** Each task's mean loss, [T] (binary cross-entropy or squared error). */
+  taskLosses: Float32Array;
   denseGrads: Float32Array[];
   /** [uniqueRows, dim]: gradient of the mean loss w.r.t. each pulled row. */
   rowGrads: Float32Array;
-  /** The batch's click probabilities before this step's update (progressive validation). */
+  /** The batch's predictions before this step's update (progressive validation), [B, T] row-major. */
   predictions: Float32Array;
 }
 
 /**
- * The job's architecture (see @pangea/model) with sigmoid cross-entropy, as
+ * The job's architecture (see @pangea/model) with each task's loss, as
  * a pure function of the dense parameters and the pulled embedding rows; the
  * parameter server owns the state, the trainer only computes.
  */
@@ -51,6 +54,10 @@ export class CtrModel {
   private readonly hyper: Record<string, unknown>;
   private readonly index: Map<string, number>;
   private readonly ops = new TfOps();
+  /** The model's tasks, in output order. */
+  readonly tasks: TaskSpec[];
+  /** One binary task of weight 1: the single-task loss, computed as it always was (bit for bit). */
+  private readonly plain: boolean;
 
   constructor(readonly spec: ModelSpec) {
     this.params = denseParams(spec);
@@ -64,16 +71,50 @@ export class CtrModel {
     this.arch = architectureOf(spec);
     this.hyper = hyperParams(spec);
     this.index = new Map(this.params.map((p, i) => [p.name, i]));
+    this.tasks = tasksOf(spec);
+    this.plain = this.tasks.length === 1 && this.tasks[0]!.loss === "bce" && this.tasks[0]!.weight === 1;
   }
 
-  private logits(p: tf.Tensor[], emb: tf.Tensor, b: ModelBatch): tf.Tensor1D {
+  /** The outputs [B, T] (the plain single task: [B]). */
+  private logits(p: tf.Tensor[], emb: tf.Tensor, b: ModelBatch): tf.Tensor {
     const B = b.size;
     const param = (name: string) => {
       const t = p[this.index.get(name)!]!;
       return (t.rank === 1 ? tf.reshape(t, [1, t.shape[0]!]) : t) as tf.Tensor2D;
     };
     const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: tf.reshape(emb, [B, this.embCols]) as tf.Tensor2D };
-    return tf.reshape(this.arch.forward(this.ops, param, input, this.spec, this.hyper), [B]);
+    const out = this.arch.forward(this.ops, param, input, this.spec, this.hyper);
+    return this.plain ? tf.reshape(out, [B]) : out;
+  }
+
+  /** The predictions from the outputs: a binary task's probability, a regression task's value. */
+  private predictionsOf(logits: tf.Tensor): tf.Tensor {
+    if (this.plain) return tf.sigmoid(logits);
+    const [binary, regression] = this.lossMasks();
+    return tf.add(tf.mul(tf.sigmoid(logits), binary), tf.mul(logits, regression));
+  }
+
+  /** Per task, 1 where its loss is binary cross-entropy (and the other 1 where it is squared error): [1, T] each. */
+  private lossMasks(): [tf.Tensor2D, tf.Tensor2D] {
+    const T = this.tasks.length;
+    return [tf.tensor2d(this.tasks.map((t) => (t.loss === "bce" ? 1 : 0)), [1, T]), tf.tensor2d(this.tasks.map((t) => (t.loss === "mse" ? 1 : 0)), [1, T])];
+  }
+
+  /**
+   * Each task's mean loss over the batch ([T]) and their weighted sum, for
+   * outputs and labels [B, T]: binary cross-entropy on the logit of a bce
+   * task, squared error of an mse task's value; each sample's loss times its
+   * instance weight.
+   */
+  private multiTaskLoss(logits: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor | null): { total: tf.Scalar; perTask: tf.Tensor1D } {
+    const [binary, regression] = this.lossMasks();
+    const bce = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+    const err = tf.sub(logits, labels);
+    let loss = tf.add(tf.mul(bce, binary), tf.mul(tf.mul(err, err), regression));
+    if (weights) loss = tf.mul(loss, tf.reshape(weights, [-1, 1]));
+    const perTask = tf.mean(loss, 0) as tf.Tensor1D;
+    const total = tf.sum(tf.mul(perTask, tf.tensor1d(this.tasks.map((t) => t.weight)))) as tf.Scalar;
+    return { total, perTask };
   }
 
   private paramTensors(values: readonly Float32Array[]): tf.Tensor[] {
@@ -204,17 +245,28 @@ export class CtrModel {
     return out;
   }
 
-  /** Mean (optionally weighted) sigmoid cross-entropy, and its gradients w.r.t. every dense parameter and pulled row. */
+  /**
+   * The loss (each task's mean, optionally instance-weighted, loss times its
+   * task weight, summed) and its gradients w.r.t. every dense parameter and
+   * pulled row.
+   */
   trainStep(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): StepOutput {
     let probs: tf.Tensor | null = null;
+    let perTask: tf.Tensor | null = null;
+    const T = this.tasks.length;
     const out = tf.tidy(() => {
       const inputs = [...this.paramTensors(values), this.pooledTensor(rows, b)];
-      const labels = tf.tensor1d(b.labels);
+      const labels = this.plain ? tf.tensor1d(b.labels) : tf.tensor2d(b.labels, [b.size, T]);
       const weights = b.weights ? tf.tensor1d(b.weights) : null;
       return tf.valueAndGrads((...xs: tf.Tensor[]) => {
         const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
-        // The forward pass's probabilities come for free: kept past the tidy for the streaming AUC.
-        probs = tf.keep(tf.sigmoid(logits));
+        // The forward pass's predictions come for free: kept past the tidy for the streaming metrics.
+        probs = tf.keep(this.predictionsOf(logits));
+        if (!this.plain) {
+          const l = this.multiTaskLoss(logits, labels, weights);
+          perTask = tf.keep(l.perTask);
+          return l.total;
+        }
         // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
         const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
         // Weighted samples: mean of weight x loss over the batch (Monolith's instance_weight).
@@ -222,21 +274,24 @@ export class CtrModel {
       })(inputs);
     });
     const loss = out.value.dataSync()[0]!;
+    const kept = perTask as tf.Tensor | null;
+    const taskLosses = kept ? Float32Array.from(kept.dataSync() as Float32Array) : Float32Array.of(loss);
+    kept?.dispose();
     const denseGrads = out.grads.slice(0, -1).map((g) => g.dataSync() as Float32Array);
     const rowGrads = this.unpool(out.grads[out.grads.length - 1]!, uniqueRows, b);
     out.value.dispose();
     for (const g of out.grads) g.dispose();
-    const kept = probs as tf.Tensor | null;
+    const keptProbs = probs as tf.Tensor | null;
     // dataSync returns a copy on wasm, a view of the backend's array on cpu: a copy either way.
-    const predictions = kept ? Float32Array.from(kept.dataSync() as Float32Array) : new Float32Array(0);
-    kept?.dispose();
-    return { loss, denseGrads, rowGrads, predictions };
+    const predictions = keptProbs ? Float32Array.from(keptProbs.dataSync() as Float32Array) : new Float32Array(0);
+    keptProbs?.dispose();
+    return { loss, taskLosses, denseGrads, rowGrads, predictions };
   }
 
-  /** Click probabilities for a batch. */
+  /** The predictions for a batch, [B, T] row-major: a binary task's probability, a regression task's value. */
   predict(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): Float32Array {
     void uniqueRows;
-    const probs = tf.tidy(() => tf.sigmoid(this.logits(this.paramTensors(values), this.pooledTensor(rows, b), b)));
+    const probs = tf.tidy(() => this.predictionsOf(this.logits(this.paramTensors(values), this.pooledTensor(rows, b), b)));
     const data = probs.dataSync() as Float32Array;
     probs.dispose();
     return data;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { dimsOf, mlp, mlpParams, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
+import { dimsOf, mlp, mlpParams, taskCount, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
 import { MAX_LAYER_WIDTH, widths } from "../hyper.js";
 
 const config = z
@@ -21,7 +21,8 @@ const inputWidth = (s: ModelShape) => s.numDense + dimsOf(s).reduce((a, d) => a 
 /**
  * DCN-v2 (Wang et al. 2021): x0 = [dense, e_1 .. e_S], cross layers that
  * multiply x0 elementwise with a linear map of the previous layer, and a
- * deep tower beside them (parallel) or on top (stacked); one logit layer.
+ * deep tower beside them (parallel) or on top (stacked); one output layer
+ * (a column per task).
  */
 export const dcnV2: Architecture<DcnV2Config> = {
   name: "dcn-v2",
@@ -43,7 +44,7 @@ export const dcnV2: Architecture<DcnV2Config> = {
     }
     const deepOut = mlpParams(out, "deep", d0, c.deepMlp);
     const logitIn = c.structure === "stacked" ? deepOut : d0 + deepOut;
-    out.push({ name: "logit.w", shape: [logitIn, 1] }, { name: "logit.b", shape: [1] });
+    out.push({ name: "logit.w", shape: [logitIn, taskCount(shape)] }, { name: "logit.b", shape: [taskCount(shape)] });
     return out;
   },
   forward(ops, param, input, _shape, c) {

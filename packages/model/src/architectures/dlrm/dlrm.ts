@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { mlp, mlpParams, type Architecture, type DenseParam } from "../architecture.js";
+import { mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
 import { widths } from "../hyper.js";
 
 const config = z
   .object({
     /** Over the dense features; the last width must be the embedding dim, to meet the embeddings. */
     bottomMlp: widths("bottomMlp").min(1, "expected at least one bottomMlp layer").default([64, 16]),
-    /** Over the interaction; a width-1 logit layer follows. */
+    /** Over the interaction; an output layer (one column per task) follows. */
     topMlp: widths("topMlp").default([64, 32]),
   })
   .strict();
@@ -33,7 +33,7 @@ export const dlrm: Architecture<DlrmConfig> = {
     mlpParams(out, "bottom", shape.numDense, c.bottomMlp);
     const n = shape.numSlots + 1;
     const last = mlpParams(out, "top", shape.embeddingDim + (n * (n - 1)) / 2, c.topMlp);
-    out.push({ name: "top.logit.w", shape: [last, 1] }, { name: "top.logit.b", shape: [1] });
+    out.push({ name: "top.logit.w", shape: [last, taskCount(shape)] }, { name: "top.logit.b", shape: [taskCount(shape)] });
     return out;
   },
   forward(ops, param, input, shape, c) {

@@ -23,6 +23,7 @@ import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, R
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
 import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
+import type { Task as _pangea_v1_Task, Task__Output as _pangea_v1_Task__Output } from './pangea/v1/Task.js';
 import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from './pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from './pangea/v1/WorkerEvent.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from './pangea/v1/WorkerSessionRequest.js';
@@ -57,6 +58,7 @@ export interface ProtoGrpcType {
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
       SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>
+      Task: MessageTypeDefinition<_pangea_v1_Task, _pangea_v1_Task__Output>
       Work: MessageTypeDefinition<_pangea_v1_Work, _pangea_v1_Work__Output>
       WorkerEvent: MessageTypeDefinition<_pangea_v1_WorkerEvent, _pangea_v1_WorkerEvent__Output>
       WorkerKind: EnumTypeDefinition
