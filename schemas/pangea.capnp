@@ -111,12 +111,17 @@ struct GradientUpdate {
   workerRank @0 :UInt32;
   step @1 :UInt64;
   batchSize @2 :UInt32;
-  loss @3 :Float32;          # mean binary cross-entropy over the batch
+  loss @3 :Float32;          # the batch's mean loss (several tasks: their weighted sum)
   dense @4 :List(Tensor);    # float32, same order and shapes as ParameterSet.dense
   sparseIds @5 :Tensor;      # uint64 [U]
   sparseGrads @6 :Tensor;    # float32 [U, dim], summed over the id's occurrences
   batchIndex @7 :UInt64;     # the global batch these gradients were computed on
   streamingAuc @8 :Float32;  # the trainer's AUC over its recent batches, scored before their updates (NaN = not yet)
+  # Several tasks: each task's mean loss (loss is their weighted sum) and
+  # streaming AUC (NaN for a regression task or not yet), in the job's task
+  # order; empty for one task.
+  taskLosses @9 :List(Float32);
+  taskStreamingAuc @10 :List(Float32);
 }
 
 struct StepAck {

@@ -105,6 +105,8 @@ export interface Architecture<C = Record<string, unknown>> {
   readonly summary: string;
   /** The hyper-parameters, defaults included; unknown keys are refused. */
   readonly config: z.ZodType<C>;
+  /** Built for several tasks (experts or towers shared among task heads): on the built-in data, `pangea run` generates two tasks for it. */
+  readonly multiTask?: boolean;
   /** Why every slot must have the one embedding dim, for an architecture whose slots meet in dot products; absent: any mix of dims. */
   readonly oneDim?: string;
   /** Why this configuration cannot serve this shape (one line), or null. */

@@ -497,7 +497,7 @@ export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(32, 3),
+    size: new $.ObjectSize(32, 5),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -519,7 +519,7 @@ export class GradientUpdate extends $.Struct {
     $.utils.setUint32(4, value, this);
   }
   /**
-* mean binary cross-entropy over the batch
+* the batch's mean loss (several tasks: their weighted sum)
 *
 */
   get loss(): number {
@@ -606,6 +606,9 @@ export class GradientUpdate extends $.Struct {
   }
   /**
 * the trainer's AUC over its recent batches, scored before their updates (NaN = not yet)
+* Several tasks: each task's mean loss (loss is their weighted sum) and
+* streaming AUC (NaN for a regression task or not yet), in the job's task
+* order; empty for one task.
 *
 */
   get streamingAuc(): number {
@@ -613,6 +616,42 @@ export class GradientUpdate extends $.Struct {
   }
   set streamingAuc(value: number) {
     $.utils.setFloat32(20, value, this);
+  }
+  _adoptTaskLosses(value: $.Orphan<$.List<number>>): void {
+    $.utils.adopt(value, $.utils.getPointer(3, this));
+  }
+  _disownTaskLosses(): $.Orphan<$.List<number>> {
+    return $.utils.disown(this.taskLosses);
+  }
+  get taskLosses(): $.List<number> {
+    return $.utils.getList(3, $.Float32List, this);
+  }
+  _hasTaskLosses(): boolean {
+    return !$.utils.isNull($.utils.getPointer(3, this));
+  }
+  _initTaskLosses(length: number): $.List<number> {
+    return $.utils.initList(3, $.Float32List, length, this);
+  }
+  set taskLosses(value: $.List<number>) {
+    $.utils.copyFrom(value, $.utils.getPointer(3, this));
+  }
+  _adoptTaskStreamingAuc(value: $.Orphan<$.List<number>>): void {
+    $.utils.adopt(value, $.utils.getPointer(4, this));
+  }
+  _disownTaskStreamingAuc(): $.Orphan<$.List<number>> {
+    return $.utils.disown(this.taskStreamingAuc);
+  }
+  get taskStreamingAuc(): $.List<number> {
+    return $.utils.getList(4, $.Float32List, this);
+  }
+  _hasTaskStreamingAuc(): boolean {
+    return !$.utils.isNull($.utils.getPointer(4, this));
+  }
+  _initTaskStreamingAuc(length: number): $.List<number> {
+    return $.utils.initList(4, $.Float32List, length, this);
+  }
+  set taskStreamingAuc(value: $.List<number>) {
+    $.utils.copyFrom(value, $.utils.getPointer(4, this));
   }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }

@@ -26,6 +26,8 @@ export interface JobSpec {
   'servingSync'?: (string)[];
   'syncIntervalMs'?: (number);
   'denseSyncIntervalMs'?: (number);
+  'hasGroupSlot'?: (boolean);
+  'groupSlot'?: (number);
 }
 
 export interface JobSpec__Output {
@@ -50,4 +52,6 @@ export interface JobSpec__Output {
   'servingSync': (string)[];
   'syncIntervalMs': (number);
   'denseSyncIntervalMs': (number);
+  'hasGroupSlot': (boolean);
+  'groupSlot': (number);
 }

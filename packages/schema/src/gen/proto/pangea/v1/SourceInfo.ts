@@ -20,6 +20,8 @@ export interface SourceInfo {
   'tasks'?: (_pangea_v1_Task)[];
   'hasGroupSlot'?: (boolean);
   'groupSlot'?: (number);
+  'groundTruthTaskAuc'?: (number | string)[];
+  'groundTruthTaskLogloss'?: (number | string)[];
 }
 
 export interface SourceInfo__Output {
@@ -38,4 +40,6 @@ export interface SourceInfo__Output {
   'tasks': (_pangea_v1_Task__Output)[];
   'hasGroupSlot': (boolean);
   'groupSlot': (number);
+  'groundTruthTaskAuc': (number)[];
+  'groundTruthTaskLogloss': (number)[];
 }
