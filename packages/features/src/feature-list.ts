@@ -20,13 +20,13 @@ const slotSchema = z.object({
   dim: z.number().int().positive().max(1024).optional(),
   /** How a cell's several ids become one vector (Monolith's combiner): sum, mean (sum / n) or sqrtn (sum / sqrt(n)); absent: sum. */
   pooling: z.enum(["sum", "mean", "sqrtn"], { message: 'expected pooling "sum", "mean" or "sqrtn"' }).optional(),
-});
+}).strict();
 
 const denseSchema = z.object({
   name: z.string().min(1),
   size: z.number().int().positive().default(1),
   transform: z.enum(["none", "log1p"]).default("none"),
-});
+}).strict();
 
 /** One task's label: where a record holds it and how the model learns it. */
 const labelSchema = z
@@ -162,7 +162,9 @@ export function loadFeatureList(path: string): FeatureList {
   const parsed = listSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    // A misspelt key would otherwise be dropped silently (e.g. "pooing": "mean" leaving the slot summing).
+    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}` : issue.message;
+    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${message}`);
   }
   return compileFeatureList(parsed.data, `feature list ${path}`);
 }

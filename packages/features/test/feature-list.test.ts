@@ -24,6 +24,8 @@ describe("feature lists", () => {
     ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
     ["{not json", "is not valid JSON"],
     ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
+    ['{"slots": [{"name": "a", "slot": 1, "pooing": "mean"}]}', 'slots.0: unknown field "pooing"'],
+    ['{"slots": [{"name": "a", "slot": 1}], "dense": [{"name": "d", "sise": 2}]}', 'dense.0: unknown field "sise"'],
   ])("refuses %s", (text, message) => {
     const path = join(dir, `bad-${Math.random()}.json`);
     writeFileSync(path, text);
