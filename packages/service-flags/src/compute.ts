@@ -21,7 +21,7 @@ export const computeSchema = z.object({
   framing: flag(z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"), { env: "PANGEA_FRAMING", description: "record framing of Monolith files: pb or tfrecord" }),
   compression: flag(z.enum(["auto", "none", "gzip", "zlib", "snappy", "zstd"], { message: "expected auto, none, gzip, zlib, snappy or zstd" }).default("auto"), { env: "PANGEA_COMPRESSION", description: "auto (by file name), none, gzip, zlib, snappy or zstd" }),
   featureList: flag(z.string().min(1).optional(), { env: "PANGEA_FEATURE_LIST", description: "feature list (JSON or Monolith feature_list.conf); needed for Monolith formats" }),
-  sortId: flag(z.enum(["true", "false"], { message: "expected true or false" }).default("true").transform((v) => v === "true"), { env: "PANGEA_SORT_ID", description: "pb framing: records carry a sort id (true/false)" }),
+  sortId: flag(z.enum(["auto", "true", "false"], { message: "expected auto, true or false" }).default("auto").transform((v) => (v === "auto" ? v : v === "true")), { env: "PANGEA_SORT_ID", description: "pb framing: records carry a sort id (true/false; auto: Instance and Example files do, ExampleBatch files do not)" }),
   kafkaDump: flag(z.boolean().default(false), { env: "PANGEA_KAFKA_DUMP", description: "pb framing: records carry a kafka dump header" }),
   kafkaDumpPrefix: flag(z.boolean().default(false), { env: "PANGEA_KAFKA_DUMP_PREFIX", description: "pb framing: records carry a kafka dump prefix" }),
   lagrangexHeader: flag(z.boolean().default(false), { env: "PANGEA_LAGRANGEX_HEADER", description: "pb framing: records carry a lagrangex header" }),

@@ -5,7 +5,7 @@ import { nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type Flag
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
-import { encodePbRecords, PB_FILE_DEFAULTS } from "./formats/pb-framing.js";
+import { encodePbRecords, PB_FILE_DEFAULTS, sortIdByDefault } from "./formats/pb-framing.js";
 import { compressSnappyBlocks } from "./formats/compression.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "@pangea/monolith";
@@ -102,8 +102,8 @@ runMain("pangea gen-data", async () => {
       const encode = c.format === "instance" ? encodeInstance : encodeExample;
       for (let i = 0; i < c.records; i++) messages.push(encode(source.plainSample("train", i)));
     }
-    // ExampleBatch files carry no sort id in Monolith; Instance/Example files do.
-    const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, c.format === "examplebatch" ? { ...PB_FILE_DEFAULTS, hasSortId: false } : PB_FILE_DEFAULTS);
+    // Framed as compute reads the format by default (--sort-id auto).
+    const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, { ...PB_FILE_DEFAULTS, hasSortId: sortIdByDefault(c.format) });
     writeOrFail(c.out, c.compression === "gzip" ? gzipSync(framed) : c.compression === "snappy" ? compressSnappyBlocks(framed) : framed);
   }
   if (c.featureListOut) {

@@ -3,6 +3,8 @@ export interface FramedRecord {
   bytes: Uint8Array;
   /** Byte offset of the record's frame (its header) in the decompressed stream. */
   offset: number;
+  /** The frame's sort id, in a framing that carries one. */
+  sortId?: Uint8Array;
 }
 
 /**

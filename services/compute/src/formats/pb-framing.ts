@@ -20,15 +20,20 @@ export interface PbFramingOptions {
   kafkaDump: boolean;
 }
 
-/** Monolith files carry a sort id by default. */
+/** Monolith's Instance and Example files carry a sort id by default. */
 export const PB_FILE_DEFAULTS: PbFramingOptions = { lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false };
+
+/** Whether records of a message kind carry a sort id when --sort-id is auto: Instance and Example files do, ExampleBatch files do not (as Monolith writes them). */
+export function sortIdByDefault(message: string): boolean {
+  return message !== "examplebatch";
+}
 
 export const DEADBEEF_SIZE = 0xfefefefe;
 
 const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
 
 /** A frame's header read at an offset: where its message lies, or why no frame can start there. */
-type Frame = { ok: true; body: number; size: number } | { ok: false; message: string };
+type Frame = { ok: true; body: number; size: number; sortIdAt: number; sortIdSize: number } | { ok: false; message: string };
 
 /** The largest sort id a resync accepts when judging whether a frame plausibly starts somewhere. */
 const PLAUSIBLE_SORT_ID_BYTES = 1 << 16;
@@ -60,7 +65,8 @@ export class PbFraming implements RecordFraming {
         at = r.resumeAt;
         continue;
       }
-      yield { kind: "record", record: { bytes: data.subarray(f.body, f.body + f.size), offset: start } };
+      const record = { bytes: data.subarray(f.body, f.body + f.size), offset: start };
+      yield { kind: "record", record: this.opts.hasSortId && !this.opts.lagrangexHeader ? { ...record, sortId: data.subarray(f.sortIdAt, f.sortIdAt + f.sortIdSize) } : record };
       at = f.body + f.size;
     }
   }
@@ -82,10 +88,11 @@ export class PbFraming implements RecordFraming {
       return v;
     };
     const truncated = (what: string): Frame => ({ ok: false, message: `truncated record: the file ends inside the ${what}; ${CHECK_OPTIONS}` });
+    let sortIdAt = at;
+    let sortIdSize = 0;
     if (this.opts.lagrangexHeader) {
       if (u64() === null) return truncated("lagrangex header");
     } else {
-      let sortIdSize = 0;
       if (this.opts.kafkaDumpPrefix) {
         const p = u64();
         if (p === null) return truncated("kafka dump prefix");
@@ -99,6 +106,8 @@ export class PbFraming implements RecordFraming {
         if (size > data.length - at || size > maxSortId) {
           return { ok: false, message: `sort id size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
         }
+        sortIdAt = at;
+        sortIdSize = size;
         at += size;
       }
       if (this.opts.kafkaDump && u64() === null) return truncated("kafka dump header");
@@ -107,7 +116,7 @@ export class PbFraming implements RecordFraming {
     if (size === null) return truncated("record size");
     if (size === DEADBEEF_SIZE) return { ok: false, message: "record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong" };
     if (size > data.length - at) return { ok: false, message: `record size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
-    return { ok: true, body: at, size };
+    return { ok: true, body: at, size, sortIdAt, sortIdSize };
   }
 }
 

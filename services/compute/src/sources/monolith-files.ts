@@ -81,6 +81,7 @@ export class MonolithFilesSource implements DataSource {
         continue;
       }
       const { bytes, offset } = ev.record;
+      if (offset === 0 && ev.record.sortId) this.checkSortId(path, ev.record.sortId);
       try {
         if (this.opts.message === "examplebatch") {
           // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
@@ -102,6 +103,36 @@ export class MonolithFilesSource implements DataSource {
         this.bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
       }
     }
+  }
+
+  /**
+   * A file without sort ids read as if it had them pairs its records: each
+   * record's size is taken for a sort id's and the record for the sort id,
+   * so every other record would be silently lost. A real sort id is a short
+   * key, not a whole message with features: the first record's is checked.
+   */
+  private checkSortId(path: string, sortId: Uint8Array): void {
+    if (sortId.length === 0) return;
+    const scratch = new SampleAssembler(this.opts.featureList);
+    try {
+      if (this.opts.message === "examplebatch") {
+        let examples = 0;
+        decodeExampleBatch(sortId, 0, sortId.length, scratch, () => examples++);
+        if (examples === 0) return;
+      } else {
+        scratch.reset();
+        if (this.opts.message === "instance") decodeInstance(sortId, 0, sortId.length, scratch);
+        else decodeExample(sortId, 0, sortId.length, scratch);
+        if (scratch.count + scratch.unconfiguredIds === 0 && scratch.labels.length === 0) return;
+      }
+    } catch (err) {
+      if (err instanceof WireError || err instanceof SampleError) return;
+      throw err;
+    }
+    throw ComputeErrors.create(
+      "COMPUTE_ERR_BAD_CONFIG",
+      `${path}: the first record's sort id (${sortId.length} bytes) is itself a whole ${this.opts.message}: the file's records carry no sort ids; read it with --sort-id false (reading on would lose every other record)`,
+    );
   }
 
   read(split: SplitName, start: number, count: number, block: RecordBlock): void {

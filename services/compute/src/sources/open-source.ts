@@ -1,6 +1,6 @@
 import type { ComputeConfig } from "../config.js";
 import { ComputeErrors } from "../errors.js";
-import { PbFraming } from "../formats/pb-framing.js";
+import { PbFraming, sortIdByDefault } from "../formats/pb-framing.js";
 import { TfRecordFraming } from "../formats/tfrecord.js";
 import { CriteoTsvSource } from "./criteo-tsv.js";
 import { MonolithFilesSource } from "./monolith-files.js";
@@ -46,7 +46,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const framing =
     c.framing === "tfrecord"
       ? new TfRecordFraming()
-      : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId, kafkaDump: c.kafkaDump });
+      : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId === "auto" ? sortIdByDefault(c.format) : c.sortId, kafkaDump: c.kafkaDump });
   return new MonolithFilesSource({
     paths: c.data,
     message: c.format,

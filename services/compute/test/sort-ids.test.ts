@@ -1,0 +1,83 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "@pangea/kit";
+import { encodeExample, encodeInstance } from "@pangea/monolith";
+import { SyntheticSource } from "../src/sources/synthetic.js";
+import { PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
+import { loadConfig } from "../src/config.js";
+import { openSource } from "../src/sources/open-source.js";
+import { ComputeErrors } from "../src/errors.js";
+
+/**
+ * Whether pb records carry a sort id is not in the file: read with the wrong
+ * setting, a file without them would pair its records and lose every other
+ * one. Each kind of file is read here with each setting, through compute's
+ * own flags.
+ */
+const dir = mkdtempSync(join(tmpdir(), "pangea-sortid-"));
+const N = 600; // even: read as if it had sort ids, the file's frames would pair up to its very end
+const synthetic = new SyntheticSource({ seed: 5, evalRecords: 0 });
+const samples = Array.from({ length: N }, (_, i) => synthetic.plainSample("train", i));
+const listPath = join(dir, "list.json");
+writeFileSync(listPath, JSON.stringify(synthetic.featureListConfig("fid_v2")));
+const v1ListPath = join(dir, "list-v1.json");
+writeFileSync(v1ListPath, JSON.stringify(synthetic.featureListConfig("fid_v1")));
+
+function write(name: string, kind: "example" | "instance", sortIds: boolean): string {
+  const path = join(dir, name);
+  const records = samples.map(kind === "example" ? encodeExample : encodeInstance);
+  const ids = records.map((_, i) => new TextEncoder().encode(`user-${i % 7}-${1_700_000_000 + i}`));
+  writeFileSync(path, encodePbRecords(records, { ...PB_FILE_DEFAULTS, hasSortId: sortIds }, sortIds ? ids : undefined));
+  return path;
+}
+
+async function read(path: string, format: string, extra: string[] = [], list = listPath) {
+  const c = loadConfig(["--data", path, "--format", format, "--feature-list", list, "--eval-fraction", "0", ...extra], {})!;
+  return openSource(c, createLogger("compute-test", "silent"));
+}
+
+describe("pb sort ids", () => {
+  it.each(["example", "instance"] as const)("%s records without sort ids, read with the default (sort ids): refused with one line naming the file and the flag, nothing trained on", async (kind) => {
+    const path = write(`no-sort-ids-${kind}.pb`, kind, false);
+    const err = await read(path, kind, [], kind === "instance" ? v1ListPath : listPath).then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((err as Error).message).toMatch(
+      new RegExp(`^${path}: the first record's sort id \\(\\d+ bytes\\) is itself a whole ${kind}: the file's records carry no sort ids; read it with --sort-id false \\(reading on would lose every other record\\)$`),
+    );
+  });
+
+  it("records without sort ids read with --sort-id false: every record", async () => {
+    const src = await read(write("no-sort-ids-ok.pb", "example", false), "example", ["--sort-id", "false"]);
+    expect(src.info.trainRecords).toBe(N);
+    expect(src.info.skippedRecords).toBe(0);
+  });
+
+  it("records with sort ids read with the default: every record", async () => {
+    const src = await read(write("sort-ids.pb", "example", true), "example");
+    expect(src.info.trainRecords).toBe(N);
+    expect(src.info.skippedRecords).toBe(0);
+  });
+
+  it("records with sort ids read with --sort-id false: the first record is bad, named by file and offset", async () => {
+    const path = write("sort-ids-as-none.pb", "example", true);
+    const err = await read(path, "example", ["--sort-id", "false"]).then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(err)).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte 0: not a valid example: `));
+  });
+
+  it("what `gen-data` writes in every Monolith format and pb framing reads back with the default flags", async () => {
+    const genData = join(import.meta.dirname, "../dist/gen-data.js");
+    for (const format of ["instance", "example", "examplebatch"] as const) {
+      const out = join(dir, `gen-${format}.pb`);
+      const list = join(dir, `gen-${format}.json`);
+      const r = spawnSync(process.execPath, [genData, "--out", out, "--records", "1000", "--format", format, "--framing", "pb", "--feature-list-out", list], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const src = await read(out, format, [], list);
+      expect(src.info.trainRecords, format).toBe(1000);
+      expect(src.info.skippedRecords, format).toBe(0);
+    }
+  });
+});
