@@ -16,7 +16,12 @@ export const computeSchema = z.object({
     .string()
     .min(1)
     .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
-    .optional(), { env: "PANGEA_DATA", description: "data file(s) to train on, comma-separated; absent = built-in synthetic data" }),
+    .optional(), { env: "PANGEA_DATA", description: "data to train on: files, directories (their files) or quoted globs ('day_*.gz'), comma-separated; absent = built-in synthetic data" }),
+  evalData: flag(z
+    .string()
+    .min(1)
+    .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
+    .optional(), { env: "PANGEA_EVAL_DATA", description: "held-out data, as --data: then every --data record trains and --eval-fraction is not used" }),
   format: flag(z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"), { env: "PANGEA_FORMAT", description: "criteo (TSV), instance, example, examplebatch or parquet" }),
   framing: flag(z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"), { env: "PANGEA_FRAMING", description: "record framing of Monolith files: pb or tfrecord" }),
   compression: flag(z.enum(["auto", "none", "gzip", "zlib", "snappy", "zstd"], { message: "expected auto, none, gzip, zlib, snappy or zstd" }).default("auto"), { env: "PANGEA_COMPRESSION", description: "auto (by file name), none, gzip, zlib, snappy or zstd" }),

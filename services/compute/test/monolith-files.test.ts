@@ -205,6 +205,7 @@ describe("a feature list compute cannot read", () => {
   it("is compute's configuration error (exit 2), with the list's own message", async () => {
     const path = join(dir, "bad-list.json");
     writeFileSync(path, '{"slots": []}');
+    writeFileSync(join(dir, "none.pb"), "");
     const c = loadConfig(["--data", join(dir, "none.pb"), "--format", "instance", "--feature-list", path], {})!;
     const err = await openSource(c, createLogger("compute-test", "silent")).then(() => null, (e: unknown) => e);
     expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);

@@ -45,7 +45,7 @@ describe("synthetic source", () => {
   it("gives a record the same ids whether generated in memory or read back from its TSV line", () => {
     const n = 300;
     const path = write("synthetic.tsv", Array.from({ length: n }, (_, i) => src.tsvLine("train", i)).join("\n") + "\n");
-    const file = new CriteoTsvSource({ path, evalFraction: 0 });
+    const file = new CriteoTsvSource({ paths: [path], evalFraction: 0 });
     const fromFile = new RecordBlock(n, 13, 26);
     const inMemory = new RecordBlock(n, 13, 26);
     file.read("train", 0, n, fromFile);
@@ -59,7 +59,7 @@ describe("synthetic source", () => {
 describe("Criteo TSV source", () => {
   it("parses labels, counts (empty = 0, negative clamped) and tokens, and holds out the tail", () => {
     const rows = Array.from({ length: 10 }, (_, i) => line(String(i % 2), goodDense.map((d, j) => (j === 1 ? "-1" : j === 2 ? "" : d)), goodCats));
-    const src = new CriteoTsvSource({ path: write("ok.tsv", rows.join("\r\n")), evalFraction: 0.2 });
+    const src = new CriteoTsvSource({ paths: [write("ok.tsv", rows.join("\r\n"))], evalFraction: 0.2 });
     expect(src.info.trainRecords).toBe(8);
     expect(src.info.evalRecords).toBe(2);
     const block = new RecordBlock(2, 13, 26);
@@ -80,7 +80,7 @@ describe("Criteo TSV source", () => {
   ])("names file, line and byte offset for a %s", (_what, bad, message) => {
     const path = write("bad.tsv", `${line("0", goodDense, goodCats)}\n${bad}\n`);
     try {
-      new CriteoTsvSource({ path, evalFraction: 0 });
+      new CriteoTsvSource({ paths: [path], evalFraction: 0 });
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
@@ -89,7 +89,7 @@ describe("Criteo TSV source", () => {
   });
 
   it("refuses a missing or empty file with COMPUTE_ERR_SOURCE", () => {
-    expect(() => new CriteoTsvSource({ path: join(dir, "nope.tsv"), evalFraction: 0 })).toThrow(/cannot read data file .*nope\.tsv: ENOENT/);
-    expect(() => new CriteoTsvSource({ path: write("empty.tsv", "\n\n"), evalFraction: 0 })).toThrow(/has no records/);
+    expect(() => new CriteoTsvSource({ paths: [join(dir, "nope.tsv")], evalFraction: 0 })).toThrow(/cannot read data file .*nope\.tsv: ENOENT/);
+    expect(() => new CriteoTsvSource({ paths: [write("empty.tsv", "\n\n")], evalFraction: 0 })).toThrow(/has no records/);
   });
 });

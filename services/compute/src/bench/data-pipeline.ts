@@ -80,7 +80,7 @@ try {
     for (let s = 0; s < N; s += 1024) synthetic.read("train", s, Math.min(1024, N - s), block);
   });
   report("synthetic generate", N, genSeconds);
-  const [criteo, tsvSeconds] = await time(() => new CriteoTsvSource({ path: tsv, evalFraction: 0 }));
+  const [criteo, tsvSeconds] = await time(() => new CriteoTsvSource({ paths: [tsv], evalFraction: 0 }));
   report("criteo tsv load", N, tsvSeconds);
   let instanceSource: DataSource | null = null;
   for (const [name, kind, framing] of files) {

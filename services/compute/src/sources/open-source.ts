@@ -9,13 +9,16 @@ import type { Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { KafkaSource } from "./kafka-source.js";
 import { SyntheticSource } from "./synthetic.js";
+import { expandDataPaths } from "./data-paths.js";
+import { HeldOutFiles } from "./held-out-files.js";
+import type { DataSource } from "./source.js";
 import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/features";
 
 /** The data source a compute configuration describes. */
 export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSource> {
   if (c.kafkaBrokers) {
     if (!c.kafkaTopic) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers needs --kafka-topic");
-    if (c.data) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers and --data are exclusive: read from Kafka or from files");
+    if (c.data || c.evalData) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers and --data/--eval-data are exclusive: read from Kafka or from files");
     if (c.format === "criteo" || c.format === "parquet" || !c.featureList) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "Kafka messages must be Monolith records: give --format instance, example or examplebatch and a --feature-list");
     }
@@ -31,31 +34,31 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
       log,
     });
   }
-  if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
-  if (c.format === "criteo") {
-    if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);
-    return new CriteoTsvSource({ path: c.data[0]!, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
+  if (!c.data) {
+    if (c.evalData) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--eval-data needs --data: the built-in data holds out its own records (--eval-records)");
+    return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
   }
+  const data = expandDataPaths(c.data, "--data");
+  if (!c.evalData) return openFiles(c, data, c.evalFraction);
+  // Held-out files: every record of --data trains, every record of --eval-data evaluates.
+  const train = await openFiles(c, data, 0);
+  const held = await openFiles(c, expandDataPaths(c.evalData, "--eval-data"), 0);
+  return new HeldOutFiles(train, held);
+}
+
+/** Files of one format: the last evalFraction of their records held out. */
+async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number): Promise<DataSource> {
+  if (c.format === "criteo") return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
   if (!c.featureList) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }
   const featureList = readFeatureList(c.featureList);
-  if (c.format === "parquet") {
-    return ParquetSource.open({ paths: c.data, featureList, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
-  }
+  if (c.format === "parquet") return ParquetSource.open({ paths, featureList, evalFraction, onBadRecord: c.onBadRecord });
   const framing =
     c.framing === "tfrecord"
       ? new TfRecordFraming()
       : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId === "auto" ? sortIdByDefault(c.format) : c.sortId, kafkaDump: c.kafkaDump });
-  return new MonolithFilesSource({
-    paths: c.data,
-    message: c.format,
-    framing,
-    compression: c.compression,
-    featureList,
-    evalFraction: c.evalFraction,
-    onBadRecord: c.onBadRecord,
-  });
+  return new MonolithFilesSource({ paths, message: c.format, framing, compression: c.compression, featureList, evalFraction, onBadRecord: c.onBadRecord });
 }
 
 /** A feature list compute cannot use is a configuration error of compute's (exit 2), whatever the list's own code says. */

@@ -1,0 +1,115 @@
+import { readdirSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
+import { ComputeErrors } from "../errors.js";
+
+const WILDCARD = /[*?[]/;
+
+/**
+ * The files a --data (or --eval-data) list names, in training order: a
+ * file is itself; a directory is its files (not hidden ones, not its
+ * subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
+ * expanded here so a quoted pattern works the same from any shell) is its
+ * matches, by path. Each entry keeps its place in the list; a file named
+ * twice is read twice, as given. An entry that names nothing is an error.
+ */
+export function expandDataPaths(entries: readonly string[], flag: string): string[] {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const files = WILDCARD.test(entry) ? globFiles(entry) : namedFiles(entry, flag);
+    if (files.length === 0) {
+      const what = WILDCARD.test(entry) ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${flag}: ${what}`);
+    }
+    out.push(...files);
+  }
+  return out;
+}
+
+function namedFiles(entry: string, flag: string): string[] {
+  let st;
+  try {
+    st = statSync(entry);
+  } catch (err) {
+    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${flag}: cannot read data file ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!st.isDirectory()) return [entry];
+  return readdirSync(entry, { withFileTypes: true })
+    .filter((d) => !d.name.startsWith(".") && (d.isFile() || (d.isSymbolicLink() && isFile(join(entry, d.name)))))
+    .map((d) => join(entry, d.name))
+    .sort();
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A glob's matching files, sorted: each path part with a wildcard is matched against a directory's entries. */
+function globFiles(pattern: string): string[] {
+  const absolute = pattern.startsWith("/");
+  const parts = pattern.split(/\/+/).filter((p, i) => p !== "" || i === 0);
+  let dirs = [absolute ? "/" : "."];
+  const start = absolute ? 1 : 0;
+  for (let i = start; i < parts.length; i++) {
+    const part = parts[i]!;
+    const last = i === parts.length - 1;
+    const next: string[] = [];
+    for (const dir of dirs) {
+      if (!WILDCARD.test(part)) {
+        const p = join(dir, part);
+        if (last ? isFile(p) : isDir(p)) next.push(p);
+        continue;
+      }
+      const re = partRegex(part);
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        // As shells do: a wildcard does not match a leading dot.
+        if (name.startsWith(".") && !part.startsWith(".")) continue;
+        if (!re.test(name)) continue;
+        const p = join(dir, name);
+        if (last ? isFile(p) : isDir(p)) next.push(p);
+      }
+    }
+    dirs = next;
+  }
+  const prefix = absolute ? "" : `.${sep}`;
+  return dirs.map((p) => (!absolute && p.startsWith(prefix) ? p.slice(prefix.length) : p)).sort();
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** A path part's pattern as a regex: `*` any run of characters, `?` one, `[...]` a class (`[!...]` negated). */
+function partRegex(part: string): RegExp {
+  let re = "^";
+  for (let i = 0; i < part.length; i++) {
+    const c = part[i]!;
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[") {
+      const close = part.indexOf("]", i + 2);
+      if (close < 0) {
+        re += "\\[";
+        continue;
+      }
+      let body = part.slice(i + 1, close);
+      if (body.startsWith("!")) body = `^${body.slice(1)}`;
+      re += `[${body.replace(/\\/g, "\\\\")}]`;
+      i = close;
+    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`${re}$`);
+}

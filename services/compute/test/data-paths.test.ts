@@ -1,0 +1,153 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { gzipSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "@pangea/kit";
+import { encodeExample } from "@pangea/monolith";
+import { expandDataPaths } from "../src/sources/data-paths.js";
+import { HeldOutFiles } from "../src/sources/held-out-files.js";
+import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
+import { SyntheticSource } from "../src/sources/synthetic.js";
+import { RecordBlock, type DataSource } from "../src/sources/source.js";
+import { PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
+import { loadConfig } from "../src/config.js";
+import { openSource } from "../src/sources/open-source.js";
+import { ComputeErrors } from "../src/errors.js";
+
+/** Many files: what --data and --eval-data name, and how their records line up. */
+const dir = mkdtempSync(join(tmpdir(), "pangea-paths-"));
+const synthetic = new SyntheticSource({ seed: 3, evalRecords: 0 });
+const DAYS = 4;
+const PER_DAY = 250;
+
+/** Day d's records are synthetic records d*PER_DAY .. (d+1)*PER_DAY-1, so all days in order equal one file of them all. */
+const tsv = (from: number, n: number) => Array.from({ length: n }, (_, i) => synthetic.tsvLine("train", from + i)).join("\n") + "\n";
+
+mkdirSync(join(dir, "criteo"));
+for (let d = 0; d < DAYS; d++) {
+  const text = tsv(d * PER_DAY, PER_DAY);
+  // Alternately gzipped and plain, as downloads come.
+  if (d % 2 === 0) writeFileSync(join(dir, "criteo", `day_${d}.gz`), gzipSync(text));
+  else writeFileSync(join(dir, "criteo", `day_${d}`), text);
+}
+writeFileSync(join(dir, "criteo", ".partial"), "not data\n");
+const all = join(dir, "all.tsv");
+writeFileSync(all, tsv(0, DAYS * PER_DAY));
+
+function block(src: DataSource, split: "train" | "eval", start: number, n: number): RecordBlock {
+  const b = new RecordBlock(n, src.info.numDense, src.info.slotIds.length);
+  src.read(split, start, n, b);
+  return b;
+}
+
+function expectSameRecords(a: RecordBlock, b: RecordBlock): void {
+  expect(a.count).toBe(b.count);
+  expect(a.labels.subarray(0, a.count)).toEqual(b.labels.subarray(0, b.count));
+  expect(a.dense.subarray(0, a.count * 13)).toEqual(b.dense.subarray(0, b.count * 13));
+  expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
+}
+
+async function open(args: string[]) {
+  const c = loadConfig(args, {})!;
+  return openSource(c, createLogger("compute-test", "silent")) as Promise<DataSource>;
+}
+
+describe("--data paths", () => {
+  it("a directory is its files by name (hidden ones left out); a glob its matches, sorted; plain files stay in the order given", () => {
+    const days = [0, 1, 2, 3].map((d) => join(dir, "criteo", d % 2 === 0 ? `day_${d}.gz` : `day_${d}`));
+    expect(expandDataPaths([join(dir, "criteo")], "--data")).toEqual(days);
+    expect(expandDataPaths([join(dir, "criteo", "day_*")], "--data")).toEqual(days);
+    expect(expandDataPaths([join(dir, "criteo", "day_[02].gz")], "--data")).toEqual([days[0], days[2]]);
+    expect(expandDataPaths([join(dir, "criteo", "day_?"), all], "--data")).toEqual([days[1], days[3], all]);
+    expect(expandDataPaths([all, join(dir, "criteo", "day_1")], "--data")).toEqual([all, days[1]]);
+    // Wildcards in a directory part, and a relative pattern.
+    expect(expandDataPaths([join(dir, "c*", "day_3")], "--data")).toEqual([days[3]]);
+    const rel = relative(process.cwd(), join(dir, "criteo"));
+    expect(expandDataPaths([`${rel}/day_*.gz`], "--data")).toEqual([join(rel, "day_0.gz"), join(rel, "day_2.gz")]);
+  });
+
+  it("a symlink to a file counts as a file in a directory", () => {
+    const linked = join(dir, "linked");
+    mkdirSync(linked);
+    symlinkSync(all, join(linked, "all.tsv"));
+    expect(expandDataPaths([linked], "--data")).toEqual([join(linked, "all.tsv")]);
+  });
+
+  it.each([
+    [[join(dir, "criteo", "day_9*")], `--data: the pattern '${join(dir, "criteo", "day_9*")}' matches no file`],
+    [[join(dir, "nowhere", "*.gz")], `--data: the pattern '${join(dir, "nowhere", "*.gz")}' matches no file`],
+    [[join(dir, "missing.tsv")], `--data: cannot read data file ${join(dir, "missing.tsv")}: ENOENT`],
+  ])("an entry naming nothing is one line: %j", (entries, message) => {
+    const err = (() => {
+      try {
+        expandDataPaths(entries, "--data");
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_SOURCE")).toBe(true);
+    expect((err as Error).message).toBe(message);
+  });
+
+  it("an empty directory is refused", () => {
+    mkdirSync(join(dir, "empty"));
+    expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);
+  });
+});
+
+describe("Criteo days", () => {
+  it("several files, some gzipped, read as one sequence equal to one file of the same lines; the held-out share comes from the end", async () => {
+    const days = await open(["--data", `${join(dir, "criteo", "day_*")}`, "--format", "criteo", "--eval-fraction", "0.2"]);
+    const one = new CriteoTsvSource({ paths: [all], evalFraction: 0.2 });
+    expect(days.info.trainRecords).toBe(800);
+    expect(days.info.evalRecords).toBe(200);
+    expect(days.info.description).toMatch(/^Criteo TSV 4 files \(.*day_0\.gz \.\. .*day_3\) \(1000 records\)$/);
+    expectSameRecords(block(days, "train", 0, 800), block(one, "train", 0, 800));
+    expectSameRecords(block(days, "eval", 0, 200), block(one, "eval", 0, 200));
+  });
+
+  it.runIf(spawnSync("zstd", ["--version"]).status === 0)("zstd-compressed TSV (Debian's zstd tool) reads as the plain file", async () => {
+    execFileSync("zstd", ["-q", "-f", all, "-o", join(dir, "all.tsv.zst")]);
+    const z = await open(["--data", join(dir, "all.tsv.zst"), "--format", "criteo", "--eval-fraction", "0"]);
+    expectSameRecords(block(z, "train", 0, 1000), block(new CriteoTsvSource({ paths: [all], evalFraction: 0 }), "train", 0, 1000));
+  });
+
+  it("--eval-data: every --data record trains, every --eval-data record evaluates", async () => {
+    const src = await open(["--data", join(dir, "criteo", "day_[012]*"), "--eval-data", join(dir, "criteo", "day_3"), "--format", "criteo"]);
+    const one = new CriteoTsvSource({ paths: [all], evalFraction: 0 });
+    expect(src.info.trainRecords).toBe(750);
+    expect(src.info.evalRecords).toBe(250);
+    expectSameRecords(block(src, "train", 0, 750), block(one, "train", 0, 750));
+    expectSameRecords(block(src, "eval", 0, 250), block(one, "train", 750, 250));
+  });
+
+  it("a bad line names its own file and line", async () => {
+    writeFileSync(join(dir, "bad-day.tsv"), `${tsv(0, 3)}2\tx\n`);
+    const err = await open(["--data", `${all},${join(dir, "bad-day.tsv")}`, "--format", "criteo"]).then(() => null, (e: unknown) => e);
+    expect((err as Error).message).toMatch(new RegExp(`^${join(dir, "bad-day.tsv")}:4 \\(byte \\d+\\): `));
+  });
+});
+
+describe("Monolith files by glob, held out by --eval-data", () => {
+  it("reads every matching file; --eval-data without --data, or with Kafka, is refused", async () => {
+    const samples = Array.from({ length: 300 }, (_, i) => synthetic.plainSample("train", i));
+    mkdirSync(join(dir, "monolith"));
+    for (let p = 0; p < 3; p++) writeFileSync(join(dir, "monolith", `part-${p}.pb`), encodePbRecords(samples.slice(p * 100, p * 100 + 100).map(encodeExample), PB_FILE_DEFAULTS));
+    const list = join(dir, "list.json");
+    writeFileSync(list, JSON.stringify(synthetic.featureListConfig("fid_v2")));
+    const src = await open(["--data", join(dir, "monolith", "part-[01].pb"), "--eval-data", join(dir, "monolith", "part-2.pb"), "--format", "example", "--feature-list", list]);
+    expect(src.info.trainRecords).toBe(200);
+    expect(src.info.evalRecords).toBe(100);
+    expectSameRecords(block(src, "eval", 0, 100), block(synthetic, "train", 200, 100));
+    await expect(open(["--eval-data", join(dir, "monolith", "part-2.pb")])).rejects.toThrow("--eval-data needs --data");
+    await expect(open(["--kafka-brokers", "localhost:9092", "--kafka-topic", "t", "--eval-data", all, "--format", "example", "--feature-list", list])).rejects.toThrow("--kafka-brokers and --data/--eval-data are exclusive");
+  });
+
+  it("held-out data with other features than the training data is refused", () => {
+    const criteo = new CriteoTsvSource({ paths: [all], evalFraction: 0, slotBase: 100 });
+    expect(() => new HeldOutFiles(synthetic, criteo)).toThrow(/^--eval-data holds other features than --data: slots \[100,101,/);
+  });
+});
