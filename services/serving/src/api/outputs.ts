@@ -60,6 +60,9 @@ export interface SignatureDef {
   method_name: string;
 }
 
+/** The one metadata field there is: the model's signatures (TF Serving's name). */
+export const METADATA_SIGNATURE_DEF = "signature_def";
+
 /** The method name TensorFlow gives a Predict signature. */
 const PREDICT_METHOD = "tensorflow/serving/predict";
 

@@ -6,8 +6,7 @@ import { bearerMatches, identityOf } from "@pangea/rpc";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
-import { outputColumn, outputsOf, signatureOf } from "./outputs.js";
-import { METADATA_SIGNATURE_DEF } from "./tf-serving-grpc.js";
+import { METADATA_SIGNATURE_DEF, outputColumn, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };

@@ -5,7 +5,7 @@ import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
 import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
-import { outputColumn, selectOutputs, signatureOf } from "./outputs.js";
+import { METADATA_SIGNATURE_DEF, outputColumn, selectOutputs, signatureOf } from "./outputs.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
@@ -36,8 +36,6 @@ function versionOf(spec: ModelSpecMsg | undefined): number | undefined {
   return n;
 }
 
-/** The one metadata field there is: the model's signatures (TF Serving's name). */
-export const METADATA_SIGNATURE_DEF = "signature_def";
 const SIGNATURE_DEF_MAP = "type.googleapis.com/tensorflow.serving.SignatureDefMap";
 
 /** PredictionService/Predict and GetModelMetadata and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
