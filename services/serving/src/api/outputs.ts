@@ -6,7 +6,6 @@ import { INPUT_DENSE, INPUT_IDS, OUTPUT_PROBS } from "./tensors.js";
 export interface ModelOutput {
   name: string;
   column: number;
-  task: TaskSpec;
 }
 
 /**
@@ -16,8 +15,8 @@ export interface ModelOutput {
  * `probabilities`), so no client reads a regression value as a probability.
  */
 export function outputsOf(tasks: readonly TaskSpec[]): ModelOutput[] {
-  if (tasks.length === 1 && tasks[0]!.loss === "bce") return [{ name: OUTPUT_PROBS, column: 0, task: tasks[0]! }];
-  return tasks.map((task, column) => ({ name: task.name, column, task }));
+  if (tasks.length === 1 && tasks[0]!.loss === "bce") return [{ name: OUTPUT_PROBS, column: 0 }];
+  return tasks.map((task, column) => ({ name: task.name, column }));
 }
 
 /**
