@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,6 +15,7 @@ import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js
 import { RecordBlock } from "../../services/compute/src/sources/source.js";
 import { encodeExample, encodeExampleBatch, encodeInstance } from "@pangea/monolith";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { generateTfServingStubs } from "../support/tf-serving-stubs.js";
 
 /**
  * train -> export -> serve with real processes: a trained checkpoint is
@@ -108,11 +109,7 @@ afterAll(() => {
 describe("export and serving", () => {
   it("an external client (Python grpcio, stubs generated from the TensorFlow Serving protos) calls Predict and GetModelStatus", async () => {
     const stubs = join(tmp, "pystubs");
-    const protos = ["prediction_service", "predict", "get_model_status", "model", "status"].map((p) => `tensorflow_serving/apis/${p}.proto`);
-    mkdirSync(stubs, { recursive: true });
-    // grpc_tools' protoc, with the well-known types (google/protobuf/wrappers.proto) it ships.
-    const gen = spawnSync("/usr/bin/python3", ["-c", "import grpc_tools, os, sys; from grpc_tools import protoc; inc = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'); sys.exit(protoc.main(['protoc', '-I.', '-I' + inc, '--python_out=' + sys.argv[1], '--grpc_python_out=' + sys.argv[1]] + sys.argv[2:]))", stubs,
-      ...protos, "tensorflow/core/framework/tensor.proto", "tensorflow/core/framework/tensor_shape.proto", "tensorflow/core/framework/types.proto"], { cwd: join(ROOT, "schemas/proto"), encoding: "utf8" });
+    const gen = generateTfServingStubs(stubs);
     expect(gen.status, gen.stderr).toBe(0);
     const py = spawnSync("/usr/bin/python3", [join(ROOT, "test/support/python/tf_serving_client.py"), stubs, grpcAddress, "ctr", JSON.stringify(rows)], { encoding: "utf8", timeout: 30_000 });
     expect(py.status, py.stderr).toBe(0);

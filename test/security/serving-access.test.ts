@@ -72,14 +72,16 @@ function predictRequest(): unknown {
   };
 }
 
-async function predict(creds: grpc.ChannelCredentials, token?: string): Promise<{ code: number; details: string }> {
+/** Calls a PredictionService method (Predict by default) and returns its status. */
+async function predict(creds: grpc.ChannelCredentials, token?: string, method: "Predict" | "GetModelMetadata" = "Predict"): Promise<{ code: number; details: string }> {
   const { prediction } = tfServingServices();
   const Ctor = grpc.makeGenericClientConstructor(prediction.service, "PredictionService");
-  const c = new Ctor(serving.address, creds, CHANNEL_OPTIONS) as unknown as { Predict(r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): void; close(): void };
+  const c = new Ctor(serving.address, creds, CHANNEL_OPTIONS) as unknown as Record<typeof method, (r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void> & { close(): void };
   const meta = new grpc.Metadata();
   if (token) meta.set("authorization", `Bearer ${token}`);
+  const req = method === "Predict" ? predictRequest() : { model_spec: { name: "ctr" }, metadata_field: ["signature_def"] };
   try {
-    return await new Promise((resolve) => c.Predict(predictRequest(), meta, (e) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: "" })));
+    return await new Promise((resolve) => c[method](req, meta, (e) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: "" })));
   } finally {
     c.close();
   }
@@ -118,6 +120,14 @@ describe("serving under TLS with an API token", () => {
     expect(wrong.details).toContain("the authorization metadata does not carry serving's API token");
     expect(await predict(ca(), TOKEN)).toEqual({ code: 0, details: "" });
     expect(await predict(channelCredentials(["serving"], as("admin")))).toEqual({ code: 0, details: "" });
+  });
+
+  it("asks for the token on GetModelMetadata as on Predict", async () => {
+    const ca = () => grpc.credentials.createSsl(readFileSync(join(tls, "ca.crt")));
+    const none = await predict(ca(), undefined, "GetModelMetadata");
+    expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(none.details).toContain('/tensorflow.serving.PredictionService/GetModelMetadata needs "authorization: Bearer <token>"');
+    expect(await predict(ca(), TOKEN, "GetModelMetadata")).toEqual({ code: 0, details: "" });
   });
 
   it("REST is HTTPS and asks for the token on /v1/, not on /metrics", async () => {

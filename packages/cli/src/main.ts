@@ -17,7 +17,7 @@ Commands:
   gen-data   write the synthetic Criteo-like data set: Criteo TSV, Monolith Instance/Example/ExampleBatch or Parquet
   export     write a servable model version from a checkpoint
   serve      serve exported model versions (TensorFlow Serving gRPC API + REST)
-  predict    send examples to a serving replica and print the probabilities
+  predict    send examples to a serving replica and print the predictions
   bench      run the benchmarks (data pipeline, trainer, tables, serving) and print figures
   certs      make a cluster CA and per-role certificates for mutual TLS (--tls-dir)
 

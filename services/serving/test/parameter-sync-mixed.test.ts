@@ -3,12 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, parameterSyncClient, startServer, unary, type RunningServer } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
 import { denseParams, initDenseParams, validateSpec } from "@pangea/model";
-import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ModelManager } from "../src/model/model-manager.js";
 import { addParameterSync } from "../src/api/parameter-sync.js";
 import { writeModel } from "./support/versions.js";
+import { encodeSyncUpdate, pushSync } from "./support/sync.js";
 
 /**
  * Parameter sync of slots with rows of different widths (a wide-deep model
@@ -39,18 +39,7 @@ beforeAll(async () => {
 afterAll(() => server.shutdown(100));
 
 function push(seq: number, ids: [number, number][], rows: Float32Array, shape = [rows.length]) {
-  const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, "orchestrator-test", (m) => {
-    m.sequence = BigInt(seq);
-    m.step = 1n;
-    writeTensor(m._initIds(), "ids", DataType.UINT64, [ids.length], Uint32Array.from(ids.flatMap(([s, n]) => words(s, n))));
-    writeTensor(m._initRows(), "rows", DataType.FLOAT32, shape, rows);
-    writeTensor(m._initTombstones(), "tombstones", DataType.UINT64, [0], new Uint32Array(0));
-    m._initDense(0);
-  });
-  const c = parameterSyncClient(server.address);
-  return unary<Buffer, Buffer>("serving", c.push.bind(c), bytes, 5_000)
-    .then((b) => decodeMessage(b, MessageType.PARAMETER_SYNC_ACK).payload)
-    .finally(() => c.close());
+  return pushSync(server.address, encodeSyncUpdate({ seq, ids: Uint32Array.from(ids.flatMap(([s, n]) => words(s, n))), rows, rowsShape: shape }));
 }
 
 const rowOf = (slot: number, n: number) => {

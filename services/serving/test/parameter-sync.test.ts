@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { createLogger } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, parameterSyncClient, startServer, unary, type RunningServer } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
 import { denseParams } from "@pangea/model";
-import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ModelManager } from "../src/model/model-manager.js";
 import { addParameterSync } from "../src/api/parameter-sync.js";
 import { SPEC, idWords, writeVersion } from "./support/versions.js";
+import { encodeSyncUpdate, pushSync } from "./support/sync.js";
 
 /**
  * ParameterSync over gRPC (a real server on port 0, a model version on
@@ -42,26 +42,17 @@ interface Update {
 
 function update(u: Update): Buffer {
   const ids = u.ids ?? [];
-  return encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, "orchestrator-test", (m) => {
-    m.sequence = BigInt(u.seq);
-    m.step = 1n;
-    writeTensor(m._initIds(), "ids", DataType.UINT64, [ids.length], Uint32Array.from(ids.flatMap((n) => idWords(n))));
-    const rows = u.rows ?? new Float32Array(ids.length * D);
-    writeTensor(m._initRows(), "rows", DataType.FLOAT32, u.rowsShape ?? [ids.length, D], rows);
-    const t = u.tombstones ?? [];
-    writeTensor(m._initTombstones(), "tombstones", DataType.UINT64, [t.length], Uint32Array.from(t.flatMap((n) => idWords(n))));
-    const dense = u.dense ?? [];
-    const list = m._initDense(dense.length);
-    dense.forEach((d, i) => writeTensor(list.get(i), params[i]?.name ?? "x", DataType.FLOAT32, d.shape, d.data));
+  return encodeSyncUpdate({
+    seq: u.seq,
+    ids: Uint32Array.from(ids.flatMap((n) => idWords(n))),
+    rows: u.rows ?? new Float32Array(ids.length * D),
+    rowsShape: u.rowsShape ?? [ids.length, D],
+    tombstones: Uint32Array.from((u.tombstones ?? []).flatMap((n) => idWords(n))),
+    dense: (u.dense ?? []).map((d, i) => ({ name: params[i]?.name ?? "x", ...d })),
   });
 }
 
-function push(bytes: Buffer): Promise<{ rowsApplied: bigint; rowsRemoved: bigint; denseApplied: boolean }> {
-  const c = parameterSyncClient(server.address);
-  return unary<Buffer, Buffer>("serving", c.push.bind(c), bytes, 5_000)
-    .then((b) => decodeMessage(b, MessageType.PARAMETER_SYNC_ACK).payload)
-    .finally(() => c.close());
-}
+const push = (bytes: Buffer) => pushSync(server.address, bytes);
 
 const row = (n: number) => {
   const s = models.current()!;

@@ -28,7 +28,19 @@ const schema = z.object({
   tokenFile: z.string().min(1).optional(),
 });
 
-const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the click probabilities as JSON.", PREDICT_FLAGS);
+interface PredictAnswer {
+  outputs: Record<string, { float_val?: number[] }>;
+  model_spec: { version: { value: string } };
+}
+
+/** As serving's REST answers rows: one output gives each example's value, several an object {output: value} per example (a multi-task model's tasks). */
+function predictionsOf(outputs: PredictAnswer["outputs"]): number[] | Record<string, number>[] {
+  const named = Object.entries(outputs).map(([name, t]) => [name, t.float_val ?? []] as const);
+  if (named.length === 1) return [...named[0]![1]];
+  return Array.from({ length: named[0]?.[1].length ?? 0 }, (_, e) => Object.fromEntries(named.map(([name, v]) => [name, v[e]!])));
+}
+
+const predictUsage = () => usageText("pangea predict", "Send examples to a serving replica's TensorFlow Serving Predict RPC and print the predictions as JSON (a multi-task model's: an object of its tasks' outputs per example).", PREDICT_FLAGS);
 
 type Row = { dense_features?: unknown; feature_ids?: unknown };
 
@@ -120,7 +132,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
       ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin"))
       : trustOnlyCredentials(c.tlsDir, ["serving"]);
   const client = new (loadTfServingProtos().PredictionService)(c.address, credentials, CHANNEL_OPTIONS) as unknown as {
-    Predict(req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }) => void): void;
+    Predict(req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: PredictAnswer) => void): void;
     close(): void;
   };
   const request = {
@@ -131,10 +143,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
     },
   };
   try {
-    const res = await new Promise<{ outputs: { probabilities: { float_val: number[] } }; model_spec: { version: { value: string } } }>((resolve, reject) =>
+    const res = await new Promise<PredictAnswer>((resolve, reject) =>
       client.Predict(request, meta, { deadline: Date.now() + c.timeoutMs }, (err, r) => (err ? reject(err) : resolve(r))),
     );
-    process.stdout.write(`${JSON.stringify({ predictions: res.outputs.probabilities.float_val, model_version: Number(res.model_spec.version.value) })}\n`);
+    process.stdout.write(`${JSON.stringify({ predictions: predictionsOf(res.outputs), model_version: Number(res.model_spec.version.value) })}\n`);
     return 0;
   } catch (err) {
     const e = err as grpc.ServiceError;

@@ -44,6 +44,7 @@ export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Rec
   "/pangea.v1.ParameterSync/Push": ["orchestrator", "shard"],
   "/tensorflow.serving.PredictionService/Predict": "client",
   "/tensorflow.serving.ModelService/GetModelStatus": "client",
+  "/tensorflow.serving.PredictionService/GetModelMetadata": "client",
   "/monolith.serving.agent_service.AgentService/GetReplicas": "client",
   "/monolith.serving.agent_service.AgentService/GetResource": "client",
   "/monolith.serving.agent_service.AgentService/HeartBeat": "client",

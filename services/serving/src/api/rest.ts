@@ -6,7 +6,7 @@ import { bearerMatches, identityOf } from "@pangea/rpc";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
-import { OUTPUT_PROBS } from "./tensors.js";
+import { METADATA_SIGNATURE_DEF, outputColumn, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
@@ -52,13 +52,24 @@ export async function startRest(host: string, port: number, models: ModelManager
     });
   }
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
+  const metadataRoute = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?\/metadata$/;
   app.get("/v1/models/*", async (req, reply) => {
-    const m = route.exec(req.url.split("?")[0]!);
-    if (!m || m[3]) return reply.code(404).send({ error: `no such resource ${req.url}` });
+    const path = req.url.split("?")[0]!;
+    const meta = metadataRoute.exec(path);
+    const m = route.exec(path);
+    if (!meta && (!m || m[3])) return reply.code(404).send({ error: `no such resource ${req.url}` });
     try {
-      const versions = models.versions(m[1]!, m[2] ? Number(m[2]) : undefined);
+      if (meta) {
+        const servable = models.get(meta[1]!, meta[2] ? Number(meta[2]) : undefined);
+        return {
+          model_spec: { name: models.name, signature_name: "", version: String(servable.version) },
+          metadata: { [METADATA_SIGNATURE_DEF]: { signature_def: { serving_default: signatureOf(servable.spec) } } },
+        };
+      }
+      const versions = models.versions(m![1]!, m![2] ? Number(m![2]) : undefined);
       return {
-        model_version_status: versions.map((v) => ({ version: String(v.version), state: v.state, status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error } })),
+        // tasks: Pangea's addition (TF Serving's status has no field for them), on loaded versions.
+        model_version_status: versions.map((v) => ({ version: String(v.version), state: v.state, status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error }, ...(v.tasks ? { tasks: v.tasks } : {}) })),
       };
     } catch (err) {
       return fail(reply, err);
@@ -78,8 +89,15 @@ export async function startRest(host: string, port: number, models: ModelManager
       }
       const servable = models.get(m[1]!, m[2] ? Number(m[2]) : undefined);
       const x = examplesFromJson(body, servable, maxBatch);
-      const p = Array.from(await batcher.predict(servable, x));
-      return body.instances ? { predictions: p, model_version: servable.version } : { outputs: { [OUTPUT_PROBS]: p }, model_version: servable.version };
+      const p = await batcher.predict(servable, x);
+      const outputs = outputsOf(servable.tasks);
+      const T = servable.tasks.length;
+      // TF Serving's REST shapes: by row, an example's value, or {output: value} when there are several outputs; by column, {output: [values]}.
+      if (body.instances) {
+        const predictions = outputs.length === 1 ? Array.from(p) : Array.from({ length: x.count }, (_, e) => Object.fromEntries(outputs.map((o) => [o.name, p[e * T + o.column]!])));
+        return { predictions, model_version: servable.version };
+      }
+      return { outputs: Object.fromEntries(outputs.map((o) => [o.name, Array.from(outputColumn(p, T, o.column))])), model_version: servable.version };
     } catch (err) {
       return fail(reply, err);
     }

@@ -237,7 +237,8 @@ function rawValuesOf(t: TensorProtoMsg, name: string): unknown[] {
   return (dtype === "DT_FLOAT" ? t.float_val : t.double_val) ?? [];
 }
 
-export function probabilitiesTensor(p: Float32Array): TensorProtoMsg {
+/** A DT_FLOAT output [B]. */
+export function floatTensor(p: Float32Array): TensorProtoMsg {
   return { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: p.length }] }, float_val: Array.from(p) };
 }
 

@@ -4,7 +4,8 @@ import { loadTfServingProtos } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
-import { OUTPUT_PROBS, examplesFrom, probabilitiesTensor, type TensorProtoMsg } from "./tensors.js";
+import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
+import { METADATA_SIGNATURE_DEF, outputColumn, selectOutputs, signatureOf } from "./outputs.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
@@ -35,7 +36,9 @@ function versionOf(spec: ModelSpecMsg | undefined): number | undefined {
   return n;
 }
 
-/** PredictionService/Predict and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
+const SIGNATURE_DEF_MAP = "type.googleapis.com/tensorflow.serving.SignatureDefMap";
+
+/** PredictionService/Predict and GetModelMetadata and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
 export function addTfServing(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, maxBatch: number): void {
   const { prediction, model } = tfServingServices();
   server.addService(prediction.service, {
@@ -47,18 +50,36 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
           throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature "${req.model_spec.signature_name}"; the model has serving_default`);
         }
         const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
-        const unknownOutputs = (req.output_filter ?? []).filter((o) => o !== OUTPUT_PROBS);
-        if (unknownOutputs.length) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown outputs ${unknownOutputs.join(", ")}; the model outputs ${OUTPUT_PROBS}`);
+        const outputs = selectOutputs(servable.tasks, req.output_filter ?? []);
         const x = examplesFrom(req.inputs ?? {}, servable.spec, maxBatch, servable.featureList, servable.rawLayout);
         const p = await batcher.predict(servable, x);
+        const T = servable.tasks.length;
         return {
           model_spec: { name: models.name, version: { value: String(servable.version) }, signature_name: "serving_default" },
-          outputs: { [OUTPUT_PROBS]: probabilitiesTensor(p) },
+          outputs: Object.fromEntries(outputs.map((o) => [o.name, floatTensor(outputColumn(p, T, o.column))])),
         };
       })().then(
         (res) => cb(null, res),
         (err) => cb(toServiceError(err)),
       );
+    },
+    GetModelMetadata: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; metadata_field?: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      try {
+        const req = call.request;
+        if (!req.model_spec?.name) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", "model_spec.name is required");
+        const fields = req.metadata_field ?? [];
+        if (fields.length === 0) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `metadata_field is empty; ask for "${METADATA_SIGNATURE_DEF}"`);
+        const other = fields.find((f) => f !== METADATA_SIGNATURE_DEF);
+        if (other !== undefined) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `metadata field ${JSON.stringify(other)} is not supported; the one there is is "${METADATA_SIGNATURE_DEF}"`);
+        const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
+        cb(null, {
+          model_spec: { name: models.name, version: { value: String(servable.version) } },
+          // proto-loader packs an object with "@type" into the Any, encoded as that message.
+          metadata: { [METADATA_SIGNATURE_DEF]: { "@type": SIGNATURE_DEF_MAP, signature_def: { serving_default: signatureOf(servable.spec) } } },
+        });
+      } catch (err) {
+        cb(toServiceError(err));
+      }
     },
   });
   server.addService(model.service, {

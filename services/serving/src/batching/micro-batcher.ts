@@ -25,6 +25,7 @@ export class MicroBatcher {
 
   constructor(private readonly windowUs: number, private readonly maxExamples: number) {}
 
+  /** The examples' predictions as Servable.predict gives them, [count, T]. */
   predict(servable: Servable, x: Examples): Promise<Float32Array> {
     this.requests++;
     this.inputBytes += x.dense.byteLength + x.idWords.byteLength;
@@ -79,9 +80,11 @@ export class MicroBatcher {
       }
       this.batches++;
       this.examples += n;
+      // Each example's T predictions sit together: a request's rows are one contiguous run.
+      const T = servable.tasks.length;
       let at = 0;
       for (const p of group) {
-        p.resolve(out.slice(at, at + p.x.count));
+        p.resolve(out.slice(at * T, (at + p.x.count) * T));
         at += p.x.count;
       }
     } catch (err) {

@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
-import { OUTPUT_PROBS } from "../api/tensors.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
 
 /**
@@ -45,8 +44,10 @@ let expectLength = -1;
 const call = async () => {
   const res = await client.call(predict.path, reqBytes, 10_000);
   if (expectLength < 0) {
-    const out = (predict.responseDeserialize(res) as { outputs?: Record<string, { float_val?: number[] }> }).outputs?.[OUTPUT_PROBS]?.float_val;
-    if (out?.length !== batch) throw new Error(`expected ${batch} probabilities, got ${out?.length ?? "none"}`);
+    // One output per task (probabilities for a single click task), each [batch].
+    const outputs = Object.entries((predict.responseDeserialize(res) as { outputs?: Record<string, { float_val?: number[] }> }).outputs ?? {});
+    if (outputs.length === 0) throw new Error("an answer without outputs");
+    for (const [name, t] of outputs) if (t.float_val?.length !== batch) throw new Error(`expected ${batch} values of output ${name}, got ${t.float_val?.length ?? "none"}`);
   } else if (res.length !== expectLength) throw new Error(`an answer of ${res.length} bytes; the checked ones had ${expectLength}`);
   return res.length;
 };

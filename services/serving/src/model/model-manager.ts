@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@pangea/kit";
+import type { TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { Servable } from "./servable.js";
 
@@ -11,6 +12,8 @@ export interface VersionStatus {
   state: VersionState;
   /** Why a version could not be loaded (state END), empty otherwise. */
   error: string;
+  /** A loaded version's tasks, in output order (from its manifest's model spec). */
+  tasks?: TaskSpec[];
 }
 
 /**
@@ -84,7 +87,7 @@ export class ModelManager {
         const s = Servable.load(dir, v);
         this.loaded.set(v, s);
         this.failed.delete(v);
-        this.status.set(v, { version: v, state: "AVAILABLE", error: "" });
+        this.status.set(v, { version: v, state: "AVAILABLE", error: "", tasks: s.tasks });
         this.log.info({ model: this.name, version: v, rows: s.rowCount, ms: Date.now() - started, retried: failed !== undefined }, "model version loaded");
         serve.add(v);
         changed = true;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidths, type ExportManifest, type ModelSpec } from "@pangea/model";
+import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { RowTable } from "./row-table.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
@@ -27,6 +27,8 @@ export interface Examples {
  */
 export class Servable {
   readonly spec: ModelSpec;
+  /** The model's tasks, in output order: predict gives one value per task per example. */
+  readonly tasks: TaskSpec[];
   /** Each slot's row width (its embedding dim plus what the architecture keeps per id), in slot order. */
   readonly rowWidths: number[];
   /** An id's row width by its slot: how parameter sync's rows sit side by side. */
@@ -51,6 +53,7 @@ export class Servable {
 
   private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, spec: ModelSpec, dense: Float32Array[]) {
     this.spec = spec;
+    this.tasks = tasksOf(spec);
     this.rowWidths = rowWidths(spec);
     this.slotIds = manifest.slotIds;
     this.layout = new RowLayout(this.slotIds, this.rowWidths);
@@ -136,7 +139,7 @@ export class Servable {
     this.forward = new PlainForward(this.spec, values);
   }
 
-  /** Click probabilities of the examples. */
+  /** The examples' predictions [count, T] row-major: per task, a probability (bce) or a value (mse). */
   predict(x: Examples): Float32Array {
     const S = this.spec.numSlots;
     const E = this.slotAt[S]!;
@@ -170,7 +173,7 @@ export class Servable {
       const f = poolingScale(this.pooling[column]!, n);
       if (f !== 1) for (let k = 0; k < D; k++) pooled[at + k]! *= f;
     }
-    const out = new Float32Array(x.count);
+    const out = new Float32Array(x.count * this.tasks.length);
     this.forward.predict(x.count, x.dense, pooled, out);
     return out;
   }
