@@ -152,6 +152,15 @@ describe("serving a multi-task model", () => {
     expect(manifest.model.tasks).toEqual(TASKS);
     const status = await rest("/v1/models/ranker");
     expect(status.json).toEqual({ model_version_status: [{ version: "1", state: "AVAILABLE", status: { error_code: "OK", error_message: "" }, tasks: TASKS }] });
+    // gRPC GetModelStatus: the tasks in Pangea's field 1000 of ModelVersionStatus (TF Serving's clients skip it).
+    const { model } = tfServingServices();
+    const M = grpc.makeGenericClientConstructor(model.service, "ModelService");
+    const m = new M(serving.address, grpc.credentials.createInsecure()) as unknown as Client;
+    const st = await new Promise<{ model_version_status: { version: string; state: string; pangea_tasks: unknown[] }[] }>((resolve, reject) =>
+      m.GetModelStatus!({ model_spec: { name: "ranker" } }, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as never))),
+    );
+    m.close();
+    expect(st.model_version_status.map((v) => [v.version, v.state, v.pangea_tasks])).toEqual([["1", "AVAILABLE", TASKS]]);
   });
 
   it("gRPC Predict answers one [B] output per task, named by the task: the sigmoid of the click logit and the watch_time value", async () => {

@@ -94,6 +94,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
             state: STATE[v.state],
             // tensorflow.error.Code: 0 OK; 9 FAILED_PRECONDITION for a version that could not be loaded.
             status: { error_code: v.error ? 9 : 0, error_message: v.error },
+            pangea_tasks: v.tasks ?? [],
           })),
         });
       } catch (err) {
