@@ -58,6 +58,11 @@ export function dimsOf(shape: ModelShape): number[] {
   return shape.slotDims ? [...shape.slotDims] : new Array<number>(shape.numSlots).fill(shape.embeddingDim);
 }
 
+/** The width of [dense, every slot's embedding vector] side by side: dcn-v2's x0, the multi-task architectures' input. */
+export function denseAndSlotsWidth(shape: ModelShape): number {
+  return shape.numDense + dimsOf(shape).reduce((a, d) => a + d, 0);
+}
+
 /**
  * Why an architecture that needs one width for all slots cannot take this
  * shape, naming the slots (`slots[i]`: a slot id, or words for it; by
