@@ -20,7 +20,7 @@ Common flags (all of `pangea run --help` are accepted):
   --steps N               synchronous training steps                  default 500
   --batch-size N          samples per trainer per step                default 1024
   --data PATH             Criteo TSV file instead of synthetic data
-  --model NAME            dlrm, dcn-v2, deepfm or wide-deep           default dlrm
+  --model NAME            dlrm, dcn-v2, deepfm, wide-deep, mmoe or shared-bottom  default dlrm
   --model-config FILE     JSON of the model's hyper-parameters (see README)
   --eval-records N        held-out synthetic records                  default 50000
   --orchestrator-port P   orchestrator port (0 = any free port)       default 0

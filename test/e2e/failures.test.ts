@@ -185,7 +185,7 @@ describe("unreachable peers and bad configuration", () => {
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--slot-config", path]);
     expect(r.code).toBe(2);
     expect(lastLine(r.stderr)).toBe(
-      "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot 7 has 8 where the model's is --embedding-dim 16; dcn-v2 and wide-deep take mixed dims",
+      "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot 7 has 8 where the model's is --embedding-dim 16; dcn-v2, wide-deep, mmoe and shared-bottom take mixed dims",
     );
   });
 
@@ -215,7 +215,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
   const missing = join(tmp, "no-such-model.json");
   const ck = dlrmCheckpoint();
   const cases: [string, string[], string | RegExp][] = [
-    ["an unknown model", ["--model", "nope"], "pangea-orchestrator: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep"],
+    ["an unknown model", ["--model", "nope"], "pangea-orchestrator: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep, mmoe, shared-bottom"],
     ["a missing --model-config file", ["--model", "deepfm", "--model-config", missing], `pangea-orchestrator: --model-config: cannot read ${missing} (ENOENT)`],
     ["a --model-config that is not JSON", ["--model", "deepfm", "--model-config", modelConfig("not-json", '{"deepMlp": [64, 32],}')], new RegExp(`^pangea-orchestrator: --model-config: ${join(tmp, "not-json.json")} is not JSON: \\S`)],
     ["a --model-config that is not an object", ["--model", "deepfm", "--model-config", modelConfig("array", [64, 32])], `pangea-orchestrator: --model-config: ${join(tmp, "array.json")} must hold a JSON object of deepfm's hyper-parameters`],
@@ -227,6 +227,8 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["an unknown structure", ["--model", "dcn-v2", "--model-config", modelConfig("structure", { structure: "side-by-side" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field structure: expected structure "parallel" or "stacked" (from ${join(tmp, "structure.json")})`],
     ["a low rank no input could take", ["--model", "dcn-v2", "--model-config", modelConfig("rank", { lowRank: 1_000_000 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field lowRank: expected lowRank of at most 65536 (and below the cross width) (from ${join(tmp, "rank.json")})`],
     ["a layer far too wide", ["--model", "deepfm", "--model-config", modelConfig("wide", { deepMlp: [1e9] })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm field deepMlp.0: expected deepMlp widths of at most 65536 (from ${join(tmp, "wide.json")})`],
+    ["mmoe without experts", ["--model", "mmoe", "--model-config", modelConfig("no-experts", { numExperts: 0 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model mmoe field numExperts: expected at least one expert (from ${join(tmp, "no-experts.json")})`],
+    ["shared-bottom without a shared layer", ["--model", "shared-bottom", "--model-config", modelConfig("no-bottom", { bottomMlp: [] })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model shared-bottom field bottomMlp: expected at least one bottomMlp layer (from ${join(tmp, "no-bottom.json")})`],
     ["a model config that is not a regular file", ["--model", "deepfm", "--model-config", "/dev/zero"], "pangea-orchestrator: --model-config: /dev/zero is not a regular file"],
     ["every slot at a dim other than --embedding-dim, for a model that needs one", ["--model", "deepfm", "--slot-config", modelConfig("all8", { default: { dim: 8 } })], "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: deepfm needs one embedding dim for every slot (its factorization machine takes the dot product of every pair of slots), and every slot has 8 but --embedding-dim is 16: give --embedding-dim 8"],
     ["dlrm's --bottom-mlp with another model", ["--model", "deepfm", "--bottom-mlp", "32,16"], 'pangea-orchestrator: --bottom-mlp and --top-mlp are dlrm\'s; give deepfm\'s layer widths in --model-config (e.g. {"deepMlp": [64, 32]})'],
@@ -250,7 +252,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
   it("pangea run refuses an unknown model itself (the orchestrator's declaration) and passes a bad --model-config's line on, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
     const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr.split("\n")[0]).toBe("pangea run: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep");
+    expect(bad.stderr.split("\n")[0]).toBe("pangea run: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep, mmoe, shared-bottom");
     const unknown = await runNode(ENTRY.cli, ["run", "--model", "deepfm", "--model-config", modelConfig("run-unknown", { dropout: 0.1 }), "--log-dir", join(tmp, "run-unknown")]);
     expect(unknown.code).toBe(2);
     expect(lastLine(unknown.stderr)).toMatch(/^pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "dropout"; deepfm takes deepMlp/);

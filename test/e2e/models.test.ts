@@ -26,7 +26,7 @@ afterAll(() => {
 });
 
 interface Manifest {
-  model: { numDense: number; numSlots: number; embeddingDim: number; architecture: Record<string, unknown> };
+  model: { numDense: number; numSlots: number; embeddingDim: number; architecture: Record<string, unknown>; tasks?: { name: string; loss: string; weight: number }[] };
   slotIds: number[];
   denseParams: { name: string; shape: number[] }[];
   tables: { slot: number; dim: number; rows: number }[];
@@ -148,11 +148,12 @@ async function trainServePredict(model: string, config: Record<string, unknown> 
     numSlots,
     embeddingDim,
     rowWidth,
+    ...(manifest.model.tasks ? { tasks: manifest.model.tasks } : {}),
     params,
     batch: {
       size: B,
       dense: dense.flat(),
-      labels: new Array(B).fill(0),
+      labels: new Array(B * (manifest.model.tasks?.length || 1)).fill(0),
       weights: null,
       rows: unique.flatMap((id) => rows.get(id) ?? new Array(rowWidth).fill(0)),
       uniqueRows: unique.length,
@@ -168,9 +169,11 @@ const CASES: [string, Record<string, unknown> | null][] = [
   ["dcn-v2", { crossLayers: 2, lowRank: 4, structure: "parallel", deepMlp: [16] }],
   ["deepfm", null],
   ["wide-deep", null],
+  ["mmoe", { numExperts: 3, expertMlp: [16], towerMlp: [8] }],
+  ["shared-bottom", null],
 ];
 
-// The four jobs run side by side (each mostly waits on its processes' start), then PyTorch answers for all; each test awaits its own.
+// The jobs run side by side (each mostly waits on its processes' start), then PyTorch answers for all; each test awaits its own.
 const outcomes = new Map<string, Promise<Served & { reference: number[] }>>();
 
 describe.runIf(available)("every architecture: serving's predictions on an exported model equal PyTorch's on the exported weights", () => {

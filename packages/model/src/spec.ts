@@ -17,6 +17,9 @@ export interface ModelSpec extends ModelShape {
   architecture: ArchitectureConfig;
 }
 
+/** The architectures that take slots of different embedding dims. */
+const MIXED_DIMS = ARCHITECTURE_NAMES.filter((n) => !ARCHITECTURES.get(n)!.oneDim);
+
 const bad = (msg: string) => ModelErrors.create("MODEL_ERR_BAD_SPEC", msg);
 
 function architectureNamed(name: string): Architecture<any> {
@@ -97,7 +100,7 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const { name: _n, ...filled } = architecture;
   const arch = architectureNamed(name);
   const inputKnown = opts.inputKnown ?? true;
-  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, slotIds) : null);
+  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, MIXED_DIMS, slotIds) : null);
   if (problem) throw bad(problem);
   if (!inputKnown) return { ...shape, architecture };
   const params = arch.params(shape, filled);

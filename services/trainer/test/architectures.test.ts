@@ -1,22 +1,33 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
-import { PlainForward, initDenseParams, rowWidths, validateSpec, type ModelSpec } from "@pangea/model";
+import { PlainForward, initDenseParams, rowWidths, taskCount, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 
-/** One case per architecture and structure, small enough for finite differences. */
+const TWO_TASKS = [
+  { name: "click", loss: "bce", weight: 1 },
+  { name: "watch", loss: "mse", weight: 0.5 },
+] as const;
+
+/** One case per architecture and structure, and some with two tasks (a bce and an mse), small enough for finite differences. */
 const CASES: ModelSpec[] = [
   { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } },
   { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, deepMlp: [6], structure: "parallel" } },
   { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 3, deepMlp: [6, 5], structure: "stacked" } },
   { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "deepfm", deepMlp: [6] } },
   { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "wide-deep", deepMlp: [6, 5] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "mmoe", numExperts: 3, expertMlp: [5], towerMlp: [4] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [4] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "deepfm", deepMlp: [6] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "mmoe", numExperts: 3, expertMlp: [5, 4], towerMlp: [4] } },
+  { numDense: 3, numSlots: 3, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [] } },
 ].map((s) => validateSpec(s as ModelSpec));
 
-const label = (s: ModelSpec) => JSON.stringify(s.architecture);
+const label = (s: ModelSpec) => JSON.stringify(s.architecture) + (s.tasks ? ` with tasks ${s.tasks.map((t) => t.name).join(", ")}` : "");
 
-/** Two samples x 3 slots over 5 unique rows: cell 1 holds two values (sum pooled, one id twice across cells), cell 4 none. */
+/** Two samples x 3 slots over 5 unique rows: cell 1 holds two values (sum pooled, one id twice across cells), cell 4 none; per task labels 1, 0 (bce) or 0.7, -0.3 (mse). */
 function batchFor(spec: ModelSpec, rng: Rng): { rows: Float32Array; unique: number; batch: ModelBatch } {
   const W = rowWidths(spec)[0]!;
   const unique = 5;
@@ -24,7 +35,7 @@ function batchFor(spec: ModelSpec, rng: Rng): { rows: Float32Array; unique: numb
   const batch: ModelBatch = {
     size: 2,
     dense: Float32Array.from({ length: 2 * spec.numDense }, () => rng.uniform(0, 2)),
-    labels: Float32Array.from([1, 0]),
+    labels: Float32Array.from([0, 1].flatMap((e) => tasksOf(spec).map((t) => (t.loss === "bce" ? 1 - e : 0.7 - e)))),
     weights: Float32Array.from([0.5, 2]),
     inverse: Int32Array.from([0, 1, 2, 3, 1, 4]),
     cellOfValue: Int32Array.from([0, 1, 1, 2, 3, 5]),
@@ -82,18 +93,20 @@ describe.each(CASES.map((s) => [label(s), s] as const))("architecture %s", (_nam
     expect(checks.filter(([, a]) => a !== 0).length).toBeGreaterThan(checks.length / 2);
   });
 
-  it("serving's plain forward pass computes the trainer's probabilities (with and without the native BLAS)", async () => {
+  it("serving's plain forward pass computes the trainer's predictions (with and without the native BLAS)", async () => {
     await tf.setBackend("cpu");
     const rng = new Rng(8);
     const values = initDenseParams(spec, 4).map((v) => v.map((x) => x + rng.normal() * 0.05));
     const { rows, unique, batch } = batchFor(spec, rng);
     const expected = new CtrModel(spec).predict(values, rows, unique, batch);
+    const T = taskCount(spec);
+    expect(expected.length).toBe(batch.size * T);
     for (const blas of [undefined, null]) {
-      const got = new Float32Array(batch.size);
+      const got = new Float32Array(batch.size * T);
       new PlainForward(spec, values, blas).predict(batch.size, batch.dense, pooled(spec, rows, batch), got);
-      for (let i = 0; i < batch.size; i++) expect(got[i], `example ${i}, blas ${blas === null ? "off" : "default"}`).toBeCloseTo(expected[i]!, 5);
+      for (let i = 0; i < batch.size * T; i++) expect(got[i], `example ${Math.floor(i / T)} task ${i % T}, blas ${blas === null ? "off" : "default"}`).toBeCloseTo(expected[i]!, 5);
     }
-    expect(expected[0]).not.toBeCloseTo(expected[1]!, 3);
+    for (let t = 0; t < T; t++) expect(expected[t]).not.toBeCloseTo(expected[T + t]!, 3);
   });
 
   it("a step on wasm equals the same step on cpu", async () => {

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@pangea/kit";
-import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, validateSpec, type ModelSpec } from "@pangea/model";
+import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, taskCount, tasksOf, validateSpec, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 
@@ -12,14 +12,21 @@ import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
  * Every architecture against an implementation we did not write the same
  * way: PyTorch's nn.Linear and autograd in float64 (Debian's python3-torch),
  * from test/support/python/torch_ctr.py, given the same weights, rows and
- * batch. Logits, loss, and the gradient of every dense parameter and every
- * embedding row must agree to a relative 1e-4.
+ * batch. Outputs, each task's loss, the total loss, and the gradient of
+ * every dense parameter and every embedding row must agree to a relative
+ * 1e-4; with one task, and with two (a bce and an mse task of unequal
+ * weights) on every architecture.
  */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const PYTHON = "/usr/bin/python3";
 const available = spawnSync(PYTHON, ["-c", "import torch"]).status === 0;
 
 const shape = { numDense: 4, numSlots: 5, embeddingDim: 8 };
+/** A click (binary cross-entropy) and a watch time (squared error), of unequal weights. */
+const TWO_TASKS: TaskSpec[] = [
+  { name: "click", loss: "bce", weight: 1 },
+  { name: "watch", loss: "mse", weight: 0.4 },
+];
 const CASES: ModelSpec[] = [
   { ...shape, architecture: { name: "dlrm", bottomMlp: [16, 8], topMlp: [12, 6] } },
   { ...shape, architecture: { name: "dcn-v2", crossLayers: 3, lowRank: 0, structure: "parallel", deepMlp: [16, 8] } },
@@ -34,11 +41,26 @@ const CASES: ModelSpec[] = [
   { ...shape, slotPooling: ["mean", "sqrtn", "sum", "mean", "sqrtn"], architecture: { name: "deepfm", deepMlp: [16] } },
   { ...shape, slotPooling: ["mean", "sqrtn", "sum", "mean", "sqrtn"], architecture: { name: "dlrm", bottomMlp: [8], topMlp: [6] } },
   { ...shape, slotDims: [8, 4, 8, 2, 6], slotPooling: ["sqrtn", "mean", "mean", "sum", "sqrtn"], architecture: { name: "dcn-v2", crossLayers: 1, lowRank: 4, structure: "stacked", deepMlp: [8] } },
+  // The multi-task architectures with one task, and mmoe over mixed dims and pooling.
+  { ...shape, architecture: { name: "mmoe", numExperts: 3, expertMlp: [16, 8], towerMlp: [6] } },
+  { ...shape, architecture: { name: "shared-bottom", bottomMlp: [16, 8], towerMlp: [6] } },
+  { ...shape, slotDims: [8, 4, 8, 2, 6], slotPooling: ["mean", "sum", "sqrtn", "sum", "mean"], architecture: { name: "mmoe", numExperts: 2, expertMlp: [12], towerMlp: [] } },
+  // Two tasks on every architecture: heads on its shared part (deepfm and wide-deep share their first-order logit).
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "dlrm", bottomMlp: [16, 8], topMlp: [12, 6] } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 0, structure: "parallel", deepMlp: [16, 8] } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "deepfm", deepMlp: [16, 8] } },
+  { ...shape, tasks: TWO_TASKS, slotDims: [8, 4, 8, 2, 6], architecture: { name: "wide-deep", deepMlp: [16, 8] } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "mmoe", numExperts: 3, expertMlp: [16, 8], towerMlp: [6] } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "shared-bottom", bottomMlp: [16, 8], towerMlp: [6] } },
 ].map((s) => validateSpec(s as ModelSpec));
 
 interface TorchOut {
+  /** [B, T] row-major, as every list of outputs here. */
   logits: number[];
   probabilities: number[];
+  /** A bce task's probability, an mse task's output. */
+  predictions: number[];
+  taskLosses: number[];
   loss: number;
   denseGrads: Record<string, number[]>;
   rowGrads: number[];
@@ -46,7 +68,8 @@ interface TorchOut {
 
 /**
  * 16 samples: some cells hold several values, one none, ids repeat across
- * samples; per-sample weights. Unique row u belongs to slot u % S and is as
+ * samples; per-sample weights; per task a 0/1 label (bce) or a real target
+ * (mse), [B, T] row-major. Unique row u belongs to slot u % S and is as
  * wide as that slot's rows (side by side, at rowOffsets, when slots differ).
  */
 function batchFor(spec: ModelSpec, rng: Rng) {
@@ -67,10 +90,11 @@ function batchFor(spec: ModelSpec, rng: Rng) {
   for (let u = 0; u < unique; u++) offsets[u + 1] = offsets[u]! + widths[u % S]!;
   const rows = Float32Array.from({ length: offsets[unique]! }, () => rng.normal() * 0.3);
   const mixed = widths.some((w) => w !== widths[0]);
+  const tasks = tasksOf(spec);
   const batch: ModelBatch = {
     size: B,
     dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
-    labels: Float32Array.from({ length: B }, () => (rng.uniform(0, 1) < 0.4 ? 1 : 0)),
+    labels: Float32Array.from({ length: B * taskCount(spec) }, (_, i) => (tasks[i % tasks.length]!.loss === "bce" ? (rng.uniform(0, 1) < 0.4 ? 1 : 0) : rng.uniform(-1, 3))),
     weights: Float32Array.from({ length: B }, () => rng.uniform(0.5, 2)),
     inverse: Int32Array.from(inverse),
     cellOfValue: Int32Array.from(cellOfValue),
@@ -89,6 +113,7 @@ function torchInput(spec: ModelSpec, values: Float32Array[], rows: Float32Array,
     slotDims: slotDimsOf(spec),
     rowWidths: rowWidths(spec),
     pooling: poolingOf(spec),
+    tasks: tasksOf(spec),
     params: denseParams(spec).map((p, i) => ({ name: p.name, shape: p.shape, values: Array.from(values[i]!) })),
     batch: {
       size: b.size,
@@ -140,7 +165,9 @@ beforeAll(async () => {
 });
 
 describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
-  it.each(CASES.map((s) => [JSON.stringify({ ...s.architecture, ...(s.slotDims ? { slotDims: s.slotDims } : {}), ...(s.slotPooling ? { slotPooling: s.slotPooling } : {}) }), s] as const))("%s: equal logits, loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
+  const label = (s: ModelSpec) =>
+    JSON.stringify({ ...s.architecture, ...(s.slotDims ? { slotDims: s.slotDims } : {}), ...(s.slotPooling ? { slotPooling: s.slotPooling } : {}), ...(s.tasks ? { tasks: s.tasks.map((t) => `${t.name}:${t.loss}*${t.weight}`) } : {}) });
+  it.each(CASES.map((s) => [label(s), s] as const))("%s: equal outputs, task losses, total loss, dense and row gradients, on cpu and wasm, and serving's forward", async (_name, spec) => {
     const { values, rows, unique, batch, offsets } = caseOf(spec);
     const ref = references[CASES.indexOf(spec)]!;
     const model = new CtrModel(spec);
@@ -148,7 +175,9 @@ describe.runIf(available)("architectures against PyTorch (same weights, same bat
       await tf.setBackend(backend);
       const out = model.trainStep(values, rows, unique, batch);
       expect(Math.abs(out.loss - ref.loss) / ref.loss, `${backend} loss ${out.loss} vs ${ref.loss}`).toBeLessThan(1e-4);
-      expectClose(out.predictions, ref.probabilities, `${backend} probabilities`);
+      ref.taskLosses.forEach((l, t) => expect(Math.abs(out.taskLosses[t]! - l) / l, `${backend} task ${t}'s loss ${out.taskLosses[t]} vs ${l}`).toBeLessThan(1e-4));
+      expect(out.taskLosses.length).toBe(taskCount(spec));
+      expectClose(out.predictions, ref.predictions, `${backend} predictions`);
       model.params.forEach((p, i) => expectClose(out.denseGrads[i]!, ref.denseGrads[p.name]!, `${backend} gradient of ${p.name}`));
       expectClose(out.rowGrads, ref.rowGrads, `${backend} row gradients`);
     }
@@ -168,9 +197,9 @@ describe.runIf(available)("architectures against PyTorch (same weights, same bat
       const f = poolingScale(pooling[slot]!, counts[cell]!);
       for (let k = 0; k < widths[slot]!; k++) pooled[at + k]! += f * rows[offsets[r]! + k]!;
     });
-    const served = new Float32Array(batch.size);
+    const served = new Float32Array(batch.size * taskCount(spec));
     new PlainForward(spec, values).predict(batch.size, batch.dense, pooled, served);
-    expectClose(served, ref.probabilities, "serving's probabilities");
+    expectClose(served, ref.predictions, "serving's predictions");
     // Not a degenerate case: the logits spread and the labels are mixed.
     expect(Math.max(...ref.logits) - Math.min(...ref.logits)).toBeGreaterThan(0.05);
   });

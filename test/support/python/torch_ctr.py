@@ -12,8 +12,10 @@ IN (one JSON object):
               | {"name": "dcn-v2", "crossLayers": L, "lowRank": r (0 = full rank),
                  "structure": "parallel"|"stacked", "deepMlp": [..]}
               | {"name": "deepfm", "deepMlp": [..]} | {"name": "wide-deep", "deepMlp": [..]}
+              | {"name": "mmoe", "numExperts": E, "expertMlp": [..], "towerMlp": [..]}
+              | {"name": "shared-bottom", "bottomMlp": [..], "towerMlp": [..]}
   numDense Nd, numSlots S, embeddingDim D,
-  rowWidth W    D for dlrm/dcn-v2; D + 1 for deepfm/wide-deep (column 0 is the
+  rowWidth W    D for dlrm/dcn-v2/mmoe/shared-bottom; D + 1 for deepfm/wide-deep (column 0 is the
                 slot's first-order weight, columns 1..D its factor vector)
   slotDims      optional: each slot's embedding dim (default D for every slot);
                 dlrm and deepfm need one dim
@@ -21,10 +23,15 @@ IN (one JSON object):
                 architecture's extra columns); rowWidth when absent
   pooling       optional: each slot's combiner of a cell's rows: "sum" (default),
                 "mean" (sum / n) or "sqrtn" (sum / sqrt(n))
+  tasks         optional: [{"name", "loss": "bce"|"mse", "weight"}], the model's T
+                outputs in order (default one task, bce, weight 1). Every
+                architecture's output layer has T columns; deepfm/wide-deep's
+                first-order logit is shared, added to every column; mmoe and
+                shared-bottom have a tower per task.
   params        [{"name", "shape": [in, out] | [n], "values": flat row-major}]
                 matrices are [in, out] (y = x @ w + b), exactly the set the
                 architecture declares (see the blocks below for the names)
-  batch         {"size": B, "dense": [B*Nd], "labels": [B], "weights": [B] | null,
+  batch         {"size": B, "dense": [B*Nd], "labels": [B*T] (row-major [B, T]), "weights": [B] | null,
                  "rows": unique embedding rows side by side, "uniqueRows": U,
                  "rowOffsets": [U+1] where each row starts (optional: i*W),
                  "inverse": [V] row of each feature value,
@@ -35,9 +42,12 @@ IN (one JSON object):
   non-empty bottomMlp must end in D). A cell's embedding is the sum of its
   values' rows (zeros for a cell with no values), so e is [B, S, W].
 
-OUT (one JSON object):
-  {"logits": [B], "probabilities": [B],
-   "loss": mean_b weight_b * BCEWithLogits(logit_b, label_b)  (weight 1 if null),
+OUT (one JSON object; [B*T] lists are row-major [B, T]):
+  {"logits": [B*T] the outputs, "probabilities": [B*T] sigmoid of every output,
+   "predictions": [B*T] a bce task's probability, an mse task's output itself,
+   "taskLosses": [T] task t's mean_b weight_b * l(output_bt, label_bt), l being
+                 BCEWithLogits (bce) or the squared error (mse), weight 1 if null,
+   "loss": sum_t task t's weight * taskLosses[t],
    "denseGrads": {name: d loss / d param, same layout as its input},
    "rowGrads": [U*W] d loss / d rows (repeated ids accumulate)}
 
@@ -125,10 +135,10 @@ def mlp(params, prefix, fan_in, widths, relu_last=True):
     return nn.Sequential(*layers), fan_in
 
 
-def tower(params, prefix, fan_in, widths):
-    """ReLU MLP then the linear `{prefix}logit.w/.b` layer to one logit."""
+def tower(params, prefix, fan_in, widths, outputs, out="logit"):
+    """ReLU MLP then the linear `{prefix}{out}.w/.b` layer to `outputs` columns."""
     body, width = mlp(params, prefix, fan_in, widths)
-    return nn.Sequential(body, params.linear(f"{prefix}logit.w", f"{prefix}logit.b", width, 1))
+    return nn.Sequential(body, params.linear(f"{prefix}{out}.w", f"{prefix}{out}.b", width, outputs))
 
 
 def dot_interaction(z):
@@ -164,7 +174,7 @@ def fm_interaction(v):
 class Dlrm(nn.Module):
     row_extra = 0
 
-    def __init__(self, params, arch, nd, s, d):
+    def __init__(self, params, arch, nd, s, d, t):
         super().__init__()
         d = one_dim(d, "dlrm")
         bottom = ints(arch, "bottomMlp")
@@ -172,7 +182,7 @@ class Dlrm(nn.Module):
             raise SpecError(f"architecture.bottomMlp: must end in embeddingDim {d}")
         self.bottom, _ = mlp(params, "bottom.", nd, bottom)
         n = s + 1
-        self.top = tower(params, "top.", d + n * (n - 1) // 2, ints(arch, "topMlp"))
+        self.top = tower(params, "top.", d + n * (n - 1) // 2, ints(arch, "topMlp"), t)
 
     def forward(self, dense, slots):
         e = torch.stack(slots, 1)
@@ -184,7 +194,7 @@ class Dlrm(nn.Module):
 class DcnV2(nn.Module):
     row_extra = 0
 
-    def __init__(self, params, arch, nd, s, d):
+    def __init__(self, params, arch, nd, s, d, t):
         super().__init__()
         layers, rank = count(arch, "crossLayers"), count(arch, "lowRank")
         self.structure = arch.get("structure")
@@ -193,7 +203,7 @@ class DcnV2(nn.Module):
         d0 = nd + sum(d)
         self.cross = nn.ModuleList(CrossLayer(params, l, d0, rank) for l in range(layers))
         self.deep, width = mlp(params, "deep.", d0, ints(arch, "deepMlp"))
-        self.logit = params.linear("logit.w", "logit.b", width if self.structure == "stacked" else d0 + width, 1)
+        self.logit = params.linear("logit.w", "logit.b", width if self.structure == "stacked" else d0 + width, t)
 
     def forward(self, dense, slots):
         x0 = torch.cat([dense] + slots, 1)
@@ -207,11 +217,11 @@ class DcnV2(nn.Module):
 class DeepFm(nn.Module):
     row_extra = 1
 
-    def __init__(self, params, arch, nd, s, d):
+    def __init__(self, params, arch, nd, s, d, t):
         super().__init__()
         one_dim(d, "deepfm")
         self.linear = params.linear("linear.w", "linear.b", nd, 1)
-        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"))
+        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"), t)
 
     def forward(self, dense, slots):
         e = torch.stack(slots, 1)
@@ -224,17 +234,57 @@ class DeepFm(nn.Module):
 class WideDeep(nn.Module):
     row_extra = 1
 
-    def __init__(self, params, arch, nd, s, d):
+    def __init__(self, params, arch, nd, s, d, t):
         super().__init__()
         self.wide = params.linear("wide.w", "wide.b", nd, 1)
-        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"))
+        self.deep = tower(params, "deep.", nd + sum(d), ints(arch, "deepMlp"), t)
 
     def forward(self, dense, slots):
         wide = self.wide(dense) + sum(e[:, :1] for e in slots)
         return wide + self.deep(torch.cat([dense] + [e[:, 1:] for e in slots], 1))
 
 
-ARCHITECTURES = {"dlrm": Dlrm, "dcn-v2": DcnV2, "deepfm": DeepFm, "wide-deep": WideDeep}
+class Mmoe(nn.Module):
+    """E expert MLPs over x = [dense, slots]; task t's gate softmax(x W_t + b_t) mixes them into its tower."""
+    row_extra = 0
+
+    def __init__(self, params, arch, nd, s, d, t):
+        super().__init__()
+        e = count(arch, "numExperts")
+        if e < 1:
+            raise SpecError("architecture.numExperts: must be at least 1")
+        d0 = nd + sum(d)
+        experts = [mlp(params, f"expert.{i}.", d0, ints(arch, "expertMlp")) for i in range(e)]
+        self.experts = nn.ModuleList(m for m, _ in experts)
+        width = experts[0][1]
+        self.gates = nn.ModuleList(params.linear(f"gate.{k}.w", f"gate.{k}.b", d0, e) for k in range(t))
+        self.towers = nn.ModuleList(tower(params, f"tower.{k}.", width, ints(arch, "towerMlp"), 1, "out") for k in range(t))
+
+    def forward(self, dense, slots):
+        x = torch.cat([dense] + slots, 1)
+        experts = torch.stack([f(x) for f in self.experts], 1)  # [B, E, width]
+        outs = []
+        for gate, head in zip(self.gates, self.towers):
+            g = torch.softmax(gate(x), 1)  # [B, E]
+            outs.append(head((g.unsqueeze(2) * experts).sum(1)))
+        return torch.cat(outs, 1)
+
+
+class SharedBottom(nn.Module):
+    """One MLP over x = [dense, slots] shared by every task's tower."""
+    row_extra = 0
+
+    def __init__(self, params, arch, nd, s, d, t):
+        super().__init__()
+        self.bottom, width = mlp(params, "bottom.", nd + sum(d), ints(arch, "bottomMlp"))
+        self.towers = nn.ModuleList(tower(params, f"tower.{k}.", width, ints(arch, "towerMlp"), 1, "out") for k in range(t))
+
+    def forward(self, dense, slots):
+        h = self.bottom(torch.cat([dense] + slots, 1))
+        return torch.cat([head(h) for head in self.towers], 1)
+
+
+ARCHITECTURES = {"dlrm": Dlrm, "dcn-v2": DcnV2, "deepfm": DeepFm, "wide-deep": WideDeep, "mmoe": Mmoe, "shared-bottom": SharedBottom}
 
 
 # ---- spec checks ---------------------------------------------------------------
@@ -280,6 +330,19 @@ def is_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def task_list(spec):
+    """The spec's tasks as (loss, weight), in output order; one bce task of weight 1 when absent."""
+    tasks = spec.get("tasks") or [{"name": "ctr", "loss": "bce", "weight": 1}]
+    if not isinstance(tasks, list):
+        raise SpecError("spec.tasks: must be a list")
+    out = []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or task.get("loss") not in ("bce", "mse") or not is_number(task.get("weight")):
+            raise SpecError(f"spec.tasks[{i}]: must be {{\"name\", \"loss\": \"bce\"|\"mse\", \"weight\": number}}, got {task!r}")
+        out.append((task["loss"], float(task["weight"])))
+    return out
+
+
 # ---- one run -------------------------------------------------------------------
 
 def run(spec):
@@ -299,8 +362,10 @@ def run(spec):
     if len(pooling) != s or not all(p in ("sum", "mean", "sqrtn") for p in pooling):
         raise SpecError(f"spec.pooling: must give sum, mean or sqrtn for each of the {s} slots, got {pooling!r}")
 
+    tasks = task_list(spec)
+    t = len(tasks)
     params = Params()
-    model = model_class(params, arch, nd, s, dims)
+    model = model_class(params, arch, nd, s, dims, t)
     if not isinstance(spec.get("params"), list):
         raise SpecError("spec.params: must be a list")
     params.load(spec["params"])
@@ -308,7 +373,7 @@ def run(spec):
     batch = spec.get("batch") or {}
     b, u = count(batch, "size", "batch"), count(batch, "uniqueRows", "batch")
     dense = floats(batch, "dense", b * nd).reshape(b, nd)
-    labels = floats(batch, "labels", b)
+    labels = floats(batch, "labels", b * t).reshape(b, t)
     weights = floats(batch, "weights", b) if batch.get("weights") is not None else None
     offsets = batch.get("rowOffsets") or [i * widths[0] for i in range(u + 1)]
     if len(offsets) != u + 1:
@@ -343,14 +408,27 @@ def run(spec):
             scale = {"sum": 1.0, "mean": 1.0 / len(got), "sqrtn": 1.0 / math.sqrt(len(got))}[pooling[slot]]
             column.append(total * scale)
         slots.append(torch.stack(column))
-    logits = model(dense, slots).reshape(b)
-    loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="mean")
+    logits = model(dense, slots)
+    if tuple(logits.shape) != (b, t):
+        raise SpecError(f"architecture: outputs of shape {tuple(logits.shape)}, expected ({b}, {t})")
+    task_losses = []
+    for k, (kind, _) in enumerate(tasks):
+        if kind == "bce":
+            task_losses.append(F.binary_cross_entropy_with_logits(logits[:, k], labels[:, k], weight=weights, reduction="mean"))
+        else:
+            sq = (logits[:, k] - labels[:, k]).pow(2)
+            task_losses.append((sq if weights is None else sq * weights).mean())
+    loss = sum(weight * l for (_, weight), l in zip(tasks, task_losses))
     loss.backward()
+    out = logits.detach()
+    predictions = torch.stack([torch.sigmoid(out[:, k]) if kind == "bce" else out[:, k] for k, (kind, _) in enumerate(tasks)], 1)
 
     rows_grad = rows.grad if rows.grad is not None else torch.zeros_like(rows)
     return {
-        "logits": logits.detach().tolist(),
-        "probabilities": torch.sigmoid(logits.detach()).tolist(),
+        "logits": out.reshape(-1).tolist(),
+        "probabilities": torch.sigmoid(out).reshape(-1).tolist(),
+        "predictions": predictions.reshape(-1).tolist(),
+        "taskLosses": [l.item() for l in task_losses],
         "loss": loss.item(),
         "denseGrads": params.grads([p["name"] for p in spec["params"]]),
         "rowGrads": rows_grad.reshape(-1).tolist(),

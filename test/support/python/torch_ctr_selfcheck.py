@@ -1,9 +1,10 @@
 """Self-check of torch_ctr.py: exit 0 when it holds, 1 otherwise.
 
 For every architecture, on tiny random batches (repeated ids, several values
-in a cell, an empty cell, sample weights), torch_ctr's output through its CLI
-is compared with a second forward pass written here in plain Python loops
-(logits and loss), and its autograd gradients with central finite
+in a cell, an empty cell, sample weights; one task, or several with bce and
+mse losses and unequal weights), torch_ctr's output through its CLI is
+compared with a second forward pass written here in plain Python loops
+(outputs, per-task and total loss), and its autograd gradients with central finite
 differences of that plain forward, in float64. Bad specs must exit 2 naming
 the offending param.
 
@@ -30,13 +31,32 @@ def mlp_shapes(prefix, fan_in, widths):
     return out, fan_in
 
 
-def shapes(arch, nd, s, d):
+def tower_shapes(t, fan_in, widths):
+    out = []
+    for k in range(t):
+        body, width = mlp_shapes(f"tower.{k}.", fan_in, widths)
+        out += body + [(f"tower.{k}.out.w", [width, 1]), (f"tower.{k}.out.b", [1])]
+    return out
+
+
+def shapes(arch, nd, s, d, t):
     name = arch["name"]
+    if name == "mmoe":
+        e, d0 = arch["numExperts"], nd + s * d
+        out = []
+        for i in range(e):
+            body, width = mlp_shapes(f"expert.{i}.", d0, arch["expertMlp"])
+            out += body
+        out += [sh for k in range(t) for sh in ((f"gate.{k}.w", [d0, e]), (f"gate.{k}.b", [e]))]
+        return out + tower_shapes(t, width, arch["towerMlp"])
+    if name == "shared-bottom":
+        body, width = mlp_shapes("bottom.", nd + s * d, arch["bottomMlp"])
+        return body + tower_shapes(t, width, arch["towerMlp"])
     if name == "dlrm":
         bottom, _ = mlp_shapes("bottom.", nd, arch["bottomMlp"])
         n = s + 1
         top, width = mlp_shapes("top.", d + n * (n - 1) // 2, arch["topMlp"])
-        return bottom + top + [("top.logit.w", [width, 1]), ("top.logit.b", [1])]
+        return bottom + top + [("top.logit.w", [width, t]), ("top.logit.b", [t])]
     if name == "dcn-v2":
         d0, r = nd + s * d, arch["lowRank"]
         out = []
@@ -45,10 +65,10 @@ def shapes(arch, nd, s, d):
             out += [(f"cross.{l}.b", [d0])]
         deep, width = mlp_shapes("deep.", d0, arch["deepMlp"])
         width = width if arch["structure"] == "stacked" else d0 + width
-        return out + deep + [("logit.w", [width, 1]), ("logit.b", [1])]
+        return out + deep + [("logit.w", [width, t]), ("logit.b", [t])]
     first = "linear" if name == "deepfm" else "wide"
     deep, width = mlp_shapes("deep.", nd + s * d, arch["deepMlp"])
-    return [(f"{first}.w", [nd, 1]), (f"{first}.b", [1])] + deep + [("deep.logit.w", [width, 1]), ("deep.logit.b", [1])]
+    return [(f"{first}.w", [nd, 1]), (f"{first}.b", [1])] + deep + [("deep.logit.w", [width, t]), ("deep.logit.b", [t])]
 
 
 # ---- a plain-Python forward ------------------------------------------------------
@@ -66,13 +86,33 @@ def relu_mlp(x, p, prefix, widths):
     return x
 
 
-def plain_logit(arch, p, dense, cells, d):
+def towers(p, inputs, widths):
+    """Task k's tower over inputs[k]: its ReLU layers, then its one output."""
+    return [affine(relu_mlp(x, p, f"tower.{k}.", widths), p, f"tower.{k}.out.w", f"tower.{k}.out.b")[0] for k, x in enumerate(inputs)]
+
+
+def plain_outputs(arch, p, dense, cells, d, t):
+    """One example's T outputs."""
     name = arch["name"]
+    if name == "mmoe":
+        x = dense + [v for c in cells for v in c]
+        experts = [relu_mlp(x, p, f"expert.{i}.", arch["expertMlp"]) for i in range(arch["numExperts"])]
+        mixed = []
+        for k in range(t):
+            z = affine(x, p, f"gate.{k}.w", f"gate.{k}.b")
+            top = max(z)
+            ex = [math.exp(v - top) for v in z]
+            g = [v / sum(ex) for v in ex]
+            mixed.append([sum(g[i] * experts[i][j] for i in range(len(experts))) for j in range(len(experts[0]))])
+        return towers(p, mixed, arch["towerMlp"])
+    if name == "shared-bottom":
+        h = relu_mlp(dense + [v for c in cells for v in c], p, "bottom.", arch["bottomMlp"])
+        return towers(p, [h] * t, arch["towerMlp"])
     if name == "dlrm":
         z = [relu_mlp(dense, p, "bottom.", arch["bottomMlp"])] + cells
         pairs = [sum(a * b for a, b in zip(z[i], z[j])) for i in range(len(z)) for j in range(i + 1, len(z))]
         h = relu_mlp(z[0] + pairs, p, "top.", arch["topMlp"])
-        return affine(h, p, "top.logit.w", "top.logit.b")[0]
+        return affine(h, p, "top.logit.w", "top.logit.b")
     if name == "dcn-v2":
         x0 = dense + [v for c in cells for v in c]
         x = x0
@@ -88,7 +128,7 @@ def plain_logit(arch, p, dense, cells, d):
             h = relu_mlp(x, p, "deep.", arch["deepMlp"])
         else:
             h = x + relu_mlp(x0, p, "deep.", arch["deepMlp"])
-        return affine(h, p, "logit.w", "logit.b")[0]
+        return affine(h, p, "logit.w", "logit.b")
     first = "linear" if name == "deepfm" else "wide"
     logit = affine(dense, p, f"{first}.w", f"{first}.b")[0] + sum(c[0] for c in cells)
     vs = [c[1:] for c in cells]
@@ -97,11 +137,11 @@ def plain_logit(arch, p, dense, cells, d):
             total = sum(v[k] for v in vs)
             logit += 0.5 * (total * total - sum(v[k] * v[k] for v in vs))
     h = relu_mlp(dense + [x for v in vs for x in v], p, "deep.", arch["deepMlp"])
-    return logit + affine(h, p, "deep.logit.w", "deep.logit.b")[0]
+    return [logit + y for y in affine(h, p, "deep.logit.w", "deep.logit.b")]
 
 
 def plain(spec):
-    """(logits, loss) of spec, from the math alone."""
+    """(outputs [B*T], per-task losses, total loss) of spec, from the math alone."""
     nd, s, d, w = spec["numDense"], spec["numSlots"], spec["embeddingDim"], spec["rowWidth"]
     p = {q["name"]: q["values"] for q in spec["params"]}
     bt = spec["batch"]
@@ -111,23 +151,32 @@ def plain(spec):
     for v, row in enumerate(bt["inverse"]):
         for k in range(w):
             cells[cell_of[v]][k] += bt["rows"][row * w + k]
-    logits, loss = [], 0.0
+    tasks = spec.get("tasks") or [{"loss": "bce", "weight": 1.0}]
+    t = len(tasks)
+    logits, losses = [], [0.0] * t
     for i in range(b):
-        x = plain_logit(spec["architecture"], p, bt["dense"][i * nd:(i + 1) * nd], cells[i * s:(i + 1) * s], d)
-        y = bt["labels"][i]
+        xs = plain_outputs(spec["architecture"], p, bt["dense"][i * nd:(i + 1) * nd], cells[i * s:(i + 1) * s], d, t)
         weight = 1.0 if bt["weights"] is None else bt["weights"][i]
-        loss += weight * (max(x, 0.0) - x * y + math.log1p(math.exp(-abs(x))))
-        logits.append(x)
-    return logits, loss / b
+        for k, x in enumerate(xs):
+            y = bt["labels"][i * t + k]
+            if tasks[k]["loss"] == "bce":
+                losses[k] += weight * (max(x, 0.0) - x * y + math.log1p(math.exp(-abs(x))))
+            else:
+                losses[k] += weight * (x - y) ** 2
+        logits += xs
+    losses = [l / b for l in losses]
+    return logits, losses, sum(task["weight"] * l for task, l in zip(tasks, losses))
 
 
 # ---- cases -----------------------------------------------------------------------
 
 
-def case(rng, arch, cell_of_value=True, weights=True, nd=2, s=3, d=2, b=3, u=4):
+def case(rng, arch, cell_of_value=True, weights=True, tasks=None, nd=2, s=3, d=2, b=3, u=4):
     w = d + (1 if arch["name"] in ("deepfm", "wide-deep") else 0)
+    t = len(tasks) if tasks else 1
     params = [{"name": n, "shape": sh, "values": [rng.uniform(-0.8, 0.8) for _ in range(math.prod(sh))]}
-              for n, sh in shapes(arch, nd, s, d)]
+              for n, sh in shapes(arch, nd, s, d, t)]
+    kinds = [task["loss"] for task in tasks] if tasks else ["bce"]
     if cell_of_value:
         # Cell 1 is empty, cell 0 holds three values with a repeated id; the
         # rest get 0..3 values, listed in shuffled order.
@@ -145,10 +194,11 @@ def case(rng, arch, cell_of_value=True, weights=True, nd=2, s=3, d=2, b=3, u=4):
     assert len(set(inverse)) < len(inverse), "the case must repeat an id"
     return {
         "architecture": arch, "numDense": nd, "numSlots": s, "embeddingDim": d, "rowWidth": w,
+        **({"tasks": tasks} if tasks else {}),
         "params": params,
         "batch": {
             "size": b, "dense": [rng.uniform(-1, 1) for _ in range(b * nd)],
-            "labels": [float(rng.randint(0, 1)) for _ in range(b)],
+            "labels": [float(rng.randint(0, 1)) if kinds[k] == "bce" else rng.uniform(-1, 2) for _ in range(b) for k in range(t)],
             "weights": [rng.uniform(0.5, 2) for _ in range(b)] if weights else None,
             "rows": [rng.uniform(-0.8, 0.8) for _ in range(u * w)], "uniqueRows": u,
             "inverse": inverse, "cellOfValue": cell,
@@ -165,7 +215,16 @@ CASES = [
     ("dcn-v2 stacked without deep MLP", {"name": "dcn-v2", "crossLayers": 1, "lowRank": 0, "structure": "stacked", "deepMlp": []}, {}),
     ("deepfm", {"name": "deepfm", "deepMlp": [3, 2]}, {}),
     ("wide-deep", {"name": "wide-deep", "deepMlp": [3]}, {"weights": False}),
+    ("mmoe, one task", {"name": "mmoe", "numExperts": 3, "expertMlp": [3, 2], "towerMlp": [2]}, {}),
+    ("shared-bottom, one task", {"name": "shared-bottom", "bottomMlp": [3], "towerMlp": [2]}, {}),
 ]
+
+# Two tasks, a bce and an mse of unequal weights, for every architecture.
+TWO_TASKS = [{"name": "click", "loss": "bce", "weight": 1.0}, {"name": "watch", "loss": "mse", "weight": 0.3}]
+CASES += [(f"{label.split(',')[0]}, two tasks", arch, dict(opts, tasks=TWO_TASKS)) for label, arch, opts in CASES
+          if label in ("dlrm", "dcn-v2 full rank parallel", "deepfm", "wide-deep", "mmoe, one task", "shared-bottom, one task")]
+CASES.append(("mmoe, three tasks, no tower layers", {"name": "mmoe", "numExperts": 2, "expertMlp": [3], "towerMlp": []},
+              {"tasks": TWO_TASKS + [{"name": "like", "loss": "bce", "weight": 2.0}]}))
 
 
 def call(spec):
@@ -183,12 +242,21 @@ def check_case(label, spec):
     if rc != 0:
         return [f"{label}: exit {rc}: {err.strip()}"]
     got = json.loads(out)
-    logits, loss = plain(spec)
+    logits, task_losses, loss = plain(spec)
+    kinds = [task["loss"] for task in spec.get("tasks") or [{"loss": "bce"}]]
+    if len(got["logits"]) != len(logits):
+        return [f"{label}: {len(got['logits'])} outputs, expected {len(logits)}"]
     for i, (g, want) in enumerate(zip(got["logits"], logits)):
         if not close(g, want, 1e-12, 1e-12):
-            failures.append(f"{label}: logit {i} {g} != {want}")
+            failures.append(f"{label}: output {i} {g} != {want}")
         if not close(got["probabilities"][i], 1 / (1 + math.exp(-want)), 1e-12, 1e-12):
             failures.append(f"{label}: probability {i}")
+        prediction = 1 / (1 + math.exp(-want)) if kinds[i % len(kinds)] == "bce" else want
+        if not close(got["predictions"][i], prediction, 1e-12, 1e-12):
+            failures.append(f"{label}: prediction {i}")
+    for k, want in enumerate(task_losses):
+        if not close(got["taskLosses"][k], want, 1e-12, 1e-12):
+            failures.append(f"{label}: task {k}'s loss {got['taskLosses'][k]} != {want}")
     if not close(got["loss"], loss, 1e-12, 1e-12):
         failures.append(f"{label}: loss {got['loss']} != {loss}")
 
@@ -200,9 +268,9 @@ def check_case(label, spec):
     for name, values, k, grad in targets:
         keep = values[k]
         values[k] = keep + STEP
-        up = plain(spec)[1]
+        up = plain(spec)[2]
         values[k] = keep - STEP
-        down = plain(spec)[1]
+        down = plain(spec)[2]
         values[k] = keep
         fd = (up - down) / (2 * STEP)
         if not close(grad, fd):

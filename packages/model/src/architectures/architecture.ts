@@ -58,12 +58,18 @@ export function dimsOf(shape: ModelShape): number[] {
   return shape.slotDims ? [...shape.slotDims] : new Array<number>(shape.numSlots).fill(shape.embeddingDim);
 }
 
+/** The width of [dense, every slot's embedding vector] side by side: dcn-v2's x0, the multi-task architectures' input. */
+export function denseAndSlotsWidth(shape: ModelShape): number {
+  return shape.numDense + dimsOf(shape).reduce((a, d) => a + d, 0);
+}
+
 /**
  * Why an architecture that needs one width for all slots cannot take this
  * shape, naming the slots (`slots[i]`: a slot id, or words for it; by
- * position when absent), or null.
+ * position when absent) and the architectures that take mixed dims
+ * (`mixedOk`), or null.
  */
-export function mixedDimsProblem(shape: ModelShape, architecture: string, why: string, slots?: readonly (number | string)[]): string | null {
+export function mixedDimsProblem(shape: ModelShape, architecture: string, why: string, mixedOk: readonly string[], slots?: readonly (number | string)[]): string | null {
   const dims = dimsOf(shape);
   const other = dims.map((d, s) => [d, s] as const).filter(([d]) => d !== shape.embeddingDim);
   if (other.length === 0) return null;
@@ -72,7 +78,7 @@ export function mixedDimsProblem(shape: ModelShape, architecture: string, why: s
     return `${needs}, and every slot has ${dims[0]} but --embedding-dim is ${shape.embeddingDim}: give --embedding-dim ${dims[0]}`;
   }
   const listed = other.slice(0, 6).map(([d, s]) => `${slotName(slots, s)} has ${d}`).join(", ");
-  return `${needs}, but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; dcn-v2 and wide-deep take mixed dims`;
+  return `${needs}, but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; ${mixedOk.slice(0, -1).join(", ")}${mixedOk.length > 1 ? " and " : ""}${mixedOk[mixedOk.length - 1]} take mixed dims`;
 }
 
 /** How a message names the slot at position i. */

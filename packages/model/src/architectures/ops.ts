@@ -29,4 +29,8 @@ export interface Ops<T> {
   sumSlots(x: T, slots: number, width: number): T;
   /** Factorization machines' second-order term of v [B, slots*dim]: 0.5 * sum_k ((sum_s v_sk)^2 - sum_s v_sk^2), [B, 1]. */
   fmInteraction(v: T, slots: number, dim: number): T;
+  /** Each row's softmax: exp(x_j - max) / sum_k exp(x_k - max), [B, n]. */
+  softmax(x: T): T;
+  /** A gated mixture: sum_e g[:, e] * xs[e], for gates g [B, E] and E matrices [B, n] alike: [B, n]. */
+  mixture(g: T, xs: readonly T[]): T;
 }

@@ -152,6 +152,36 @@ export class PlainOps implements Ops<Mat> {
     }
     return y;
   }
+
+  softmax(x: Mat): Mat {
+    const y = this.out(x.rows, x.cols);
+    const n = x.cols;
+    for (let r = 0; r < x.rows; r++) {
+      const at = r * n;
+      let max = -Infinity;
+      for (let k = 0; k < n; k++) max = Math.max(max, x.data[at + k]!);
+      let sum = 0;
+      for (let k = 0; k < n; k++) sum += y.data[at + k] = Math.exp(x.data[at + k]! - max);
+      for (let k = 0; k < n; k++) y.data[at + k]! /= sum;
+    }
+    return y;
+  }
+
+  mixture(g: Mat, xs: readonly Mat[]): Mat {
+    const n = xs[0]!.cols;
+    const y = this.out(g.rows, n);
+    y.data.fill(0);
+    xs.forEach((x, e) => addGated(y.data, x.data, g.data, e, g.cols, g.rows, n));
+    return y;
+  }
+}
+
+/** y += g[:, e] * x, row by row, for gates g [B, E] and x, y [B, n] (also the trainer's mixture and its gradient). */
+export function addGated(y: Float32Array, x: Float32Array, g: Float32Array, e: number, E: number, B: number, n: number): void {
+  for (let b = 0; b < B; b++) {
+    const ge = g[b * E + e]!;
+    for (let k = 0, at = b * n; k < n; k++, at++) y[at]! += ge * x[at]!;
+  }
 }
 
 /** The native BLAS when built (one thread: serving's products are small and concurrent requests already use the cores), else null. */

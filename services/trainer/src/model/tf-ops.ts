@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import type { Ops } from "@pangea/model";
+import { addGated, type Ops } from "@pangea/model";
 import { dense } from "./dense-layer.js";
 import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
 import { readFloats, withOutput } from "../backend/wasm-heap.js";
@@ -92,6 +92,47 @@ export class TfOps implements Ops<tf.Tensor2D> {
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(v) as tf.Tensor2D;
+  }
+
+  softmax(x: tf.Tensor2D): tf.Tensor2D {
+    // tfjs's Softmax kernel and its gradient (mul, sum, sub) all exist on wasm.
+    return tf.softmax(x);
+  }
+
+  mixture(g: tf.Tensor2D, xs: readonly tf.Tensor2D[]): tf.Tensor2D {
+    // By hand, forward and gradient (d/dg_be = dy_b . x_e,b; d/dx_e = g_e * dy): with tfjs's ops it would be a
+    // stack or a column slice of g per expert, whose gradients (unstack, pad) copy through JS per step on wasm.
+    const [B, E] = g.shape;
+    const n = xs[0]!.shape[1];
+    const f = tf.customGrad(((...args: tf.Tensor[]) => {
+      const save = args[args.length - 1] as unknown as tf.GradSaveFunc;
+      const inputs = args.slice(0, E + 1);
+      save(inputs);
+      return {
+        // Views of the heap are taken inside each fill, after its output's allocation (which may move the heap).
+        value: withOutput([B, n], true, (y) => {
+          const gv = readFloats(inputs[0]!);
+          for (let e = 0; e < E; e++) addGated(y, readFloats(inputs[e + 1]!), gv, e, E, B, n);
+        }),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+          withOutput([B, E], false, (dg) => {
+            const dyv = readFloats(dy);
+            for (let e = 0; e < E; e++) gateGradient(dg, dyv, readFloats(saved[e + 1]!), e, E, B, n);
+          }),
+          ...xs.map((_, e) => withOutput([B, n], true, (dx) => addGated(dx, readFloats(dy), readFloats(saved[0]!), e, E, B, n))),
+        ],
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(g, ...xs) as tf.Tensor2D;
+  }
+}
+
+/** Column e of the gates' gradient: dg[b, e] = dy_b . x_b. */
+function gateGradient(dg: Float32Array, dy: Float32Array, x: Float32Array, e: number, E: number, B: number, n: number): void {
+  for (let b = 0; b < B; b++) {
+    let dot = 0;
+    for (let k = 0, at = b * n; k < n; k++, at++) dot += dy[at]! * x[at]!;
+    dg[b * E + e] = dot;
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { dimsOf, mlp, mlpParams, taskCount, type Architecture, type DenseParam, type ModelShape } from "../architecture.js";
+import { denseAndSlotsWidth, mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
 import { MAX_LAYER_WIDTH, widths } from "../hyper.js";
 
 const config = z
@@ -15,9 +15,6 @@ const config = z
   .strict();
 export type DcnV2Config = z.infer<typeof config>;
 
-/** The cross network's width: the dense features and every slot's embedding side by side. */
-const inputWidth = (s: ModelShape) => s.numDense + dimsOf(s).reduce((a, d) => a + d, 0);
-
 /**
  * DCN-v2 (Wang et al. 2021): x0 = [dense, e_1 .. e_S], cross layers that
  * multiply x0 elementwise with a linear map of the previous layer, and a
@@ -30,12 +27,12 @@ export const dcnV2: Architecture<DcnV2Config> = {
   config,
   check(shape, c) {
     if (c.structure === "parallel" && c.deepMlp.length === 0) return 'dcn-v2 with structure "parallel" needs a deepMlp; for the cross network alone use structure "stacked" with an empty deepMlp';
-    const d0 = inputWidth(shape);
+    const d0 = denseAndSlotsWidth(shape);
     return c.lowRank >= d0 ? `dcn-v2's lowRank ${c.lowRank} must be below the cross width ${d0} (0 = full rank)` : null;
   },
   rowWidth: (dim) => dim,
   params(shape, c) {
-    const d0 = inputWidth(shape);
+    const d0 = denseAndSlotsWidth(shape);
     const out: DenseParam[] = [];
     for (let l = 0; l < c.crossLayers; l++) {
       if (c.lowRank > 0) out.push({ name: `cross.${l}.u`, shape: [d0, c.lowRank] }, { name: `cross.${l}.v`, shape: [c.lowRank, d0] });
