@@ -72,6 +72,11 @@ export const SOURCE: SourceInfo__Output = {
   groundTruthLogloss: 0,
   skippedRecords: 0,
   skippedSummary: "",
+  tasks: [],
+  hasGroupSlot: false,
+  groupSlot: 0,
+  groundTruthTaskAuc: [],
+  groundTruthTaskLogloss: [],
 };
 
 export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {
