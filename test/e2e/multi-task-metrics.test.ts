@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { chromium } from "playwright-core";
 import { Rng } from "@pangea/kit";
 import { encodeExample, type PlainSample } from "@pangea/monolith";
 import type { JobStatus__Output } from "@pangea/schema";
@@ -27,6 +28,7 @@ const ITEMS = 200;
 const USER_SLOT = 3;
 const ITEM_SLOT = 4;
 const live: LocalCluster[] = [];
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 
 afterAll(async () => {
   await Promise.all(live.map((c) => c.stop(1_000)));
@@ -161,6 +163,29 @@ describe("per-task metrics of a two-task job", () => {
       expect(series(text, "pangea_task_training_loss", 'task="watch"')).toBe(watch!.smoothedLoss);
       expect(series(text, "pangea_task_eval_auc", 'task="watch"')).toBeNull();
       expect(series(text, "pangea_task_eval_gauc", 'task="watch"')).toBeNull();
+
+      // The dashboard (the orchestrator stays up after the job): a loss curve per task beside the total, an AUC curve for the binary task, a row per task.
+      if (!CHROMIUM) throw new Error("no chromium: .ci/run installs Debian's chromium");
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const errors: string[] = [];
+        page.on("pageerror", (e) => errors.push(e.message));
+        await page.goto(`http://${c.dashboardAddress}/`);
+        const labels = (await page.evaluate("Object.fromEntries(Object.entries(charts).map(([id, c]) => [id, c.series.map((s) => s.label)]))")) as Record<string, string[]>;
+        expect(labels["loss-chart"]).toEqual(["step", "smoothed loss (weighted sum)", "click", "watch"]);
+        expect(labels["auc-chart"]).toEqual(["step", "click"]);
+        const rows = await page.$$eval("#tasks tr", (trs) => trs.map((r) => [...r.children].map((td) => td.textContent)));
+        expect(rows[0]).toEqual(["task", "loss", "weight", "train loss (smoothed)", "streaming AUC", "held-out AUC (ground truth)", "log loss", "GAUC (groups)", "calibration", "RMSE"]);
+        expect(rows[1]!.slice(0, 3)).toEqual(["click", "bce", "1"]);
+        expect(rows[1]![5]).toBe(ce.auc.toFixed(4));
+        expect(rows[1]![7]).toBe(`${ce.gauc.toFixed(4)} (${ce.gaucGroups})`);
+        expect(rows[2]!.slice(0, 3)).toEqual(["watch", "mse", "0.2"]);
+        expect(rows[2]![9]).toBe(we.rmse.toFixed(4));
+        expect(errors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
     } finally {
       status.close();
       await c.stop(1_000);
