@@ -23,8 +23,8 @@ describe("Job: registration to RUNNING", () => {
     expect(job.state).toBe("JOB_STATE_RUNNING");
     for (const s of sessions.values()) {
       const spec = s.events[0]!.jobStarted!;
-      expect(spec).toMatchObject({ jobId: "unit-job", worldSize: 2, batchesPerStep: 2, steps: 2, computeAddress: "127.0.0.1:7001", psShards: ["127.0.0.1:7000"], mode: "sync", resumedFromStep: 0 });
-      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: JSON.stringify({ name: "dlrm", bottomMlp: [2], topMlp: [2] }), slotDims: [], slotPooling: [] });
+      expect(spec).toMatchObject({ jobId: "unit-job", worldSize: 2, batchesPerStep: 2, steps: 2, computeAddress: "127.0.0.1:7001", psShards: ["127.0.0.1:7000"], mode: "sync", resumedFromStep: 0, hasGroupSlot: false });
+      expect(spec.model).toEqual({ numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: JSON.stringify({ name: "dlrm", bottomMlp: [2], topMlp: [2] }), slotDims: [], slotPooling: [], tasks: [] });
     }
     expect(lines.map((l) => l.msg)).toEqual(["trainer registered", "trainer registered", "compute registered", "job started"]);
   });

@@ -14,6 +14,7 @@ import { newRegistry, startMetricsServer } from "@pangea/observe";
 import { TrainerMetrics } from "./monitor/trainer-metrics.js";
 import type { Logger } from "@pangea/kit";
 import { evaluate } from "./loop/evaluate.js";
+import type { JobSpec__Output } from "@pangea/schema";
 
 const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
 const NOTHING_TO_DO = "the job had already completed when this trainer joined; nothing to do";
@@ -96,9 +97,9 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
     if (stats.evaluate) {
       const evalReader = new BatchReader(stats.computeAddress || job.computeAddress, config.workerId);
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
-      const result = await session.guard(evaluate(model, layout, evalReader, params, Number(job.steps)));
+      const result = await session.guard(evaluate(model, layout, evalReader, params, Number(job.steps), groupColumnOf(job)));
       evalReader.close();
-      log.info({ ...result }, "evaluation done");
+      log.info({ ...result, tasks: result.tasks.map((t) => t.name) }, "evaluation done");
       await session.reportEval({ workerId: config.workerId, step: Number(job.steps), ...result });
       // Wait for the orchestrator to close the job, so the launcher sees every process end together.
       await session.getWork().catch(() => undefined);
@@ -107,4 +108,11 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
     feed.reset();
     params.close();
   }
+}
+
+/** The slot column whose id groups held-out records for GAUC, or null when the job names no group slot (the orchestrator names only one of the model's slots). */
+function groupColumnOf(job: JobSpec__Output): number | null {
+  if (!job.hasGroupSlot) return null;
+  const column = job.model!.slotIds.indexOf(job.groupSlot);
+  return column >= 0 ? column : null;
 }

@@ -1,5 +1,5 @@
 import { printable } from "@pangea/kit";
-import type { JobStatus__Output } from "@pangea/schema";
+import type { JobStatus__Output, TaskEval__Output, TaskStatus__Output } from "@pangea/schema";
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -52,13 +52,17 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     const listed = slots.slice(0, 12).map((t) => `${t.slot}: ${t.rowWidth} wide, ${int(Number(t.rows))} rows, ${(Number(t.bytes) / 1e6).toFixed(1)} MB`);
     rows.push(["embedding slots", listed.join("; ") + (slots.length > 12 ? `; ... (${slots.length} slots)` : "")]);
   }
-  if (s.eval) {
+  const tasks = s.tasks ?? [];
+  if (tasks.length > 1) rows.push(...taskRows(tasks, s.eval !== null));
+  else if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(
       ["held-out AUC", `${fmt(s.eval.auc)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthAuc)}, gap ${fmt(gt.groundTruthAuc - s.eval.auc)})` : ""}`],
       ["held-out logloss", `${fmt(s.eval.logloss)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthLogloss)})` : ""}`],
       ["held-out records", `${int(Number(s.eval.records))} (label rate ${fmt(s.eval.labelRate, 3)}, mean prediction ${fmt(s.eval.meanPrediction, 3)})`],
     );
+    const e = tasks[0]?.eval;
+    if (e?.hasGauc) rows.push(["held-out GAUC", gaucText(e)]);
   }
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (sync) {
@@ -68,6 +72,34 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
   return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");
+}
+
+/** A multi-task job: each task's training loss and, once evaluated, its held-out metrics (ground truth beside AUC when the data knows it). */
+function taskRows(tasks: readonly TaskStatus__Output[], evaluated: boolean): [string, string][] {
+  const rows: [string, string][] = [];
+  if (evaluated && tasks[0]?.eval) rows.push(["held-out records", int(Number(tasks[0].eval.records))]);
+  for (const t of tasks) {
+    const parts = [`train loss ${fmt(t.smoothedLoss)} (smoothed)`];
+    const e = t.eval;
+    if (e && t.loss === "mse") {
+      parts.push(`RMSE ${fmt(e.rmse)}`, `calibration ${fmt(e.calibration, 3)} (mean prediction ${fmt(e.meanPrediction, 3)}, mean label ${fmt(e.labelRate, 3)})`);
+    } else if (e) {
+      parts.push(
+        `AUC ${fmt(e.auc)}${t.hasGroundTruth ? ` (ground-truth model ${fmt(t.groundTruthAuc)}, gap ${fmt(t.groundTruthAuc - e.auc)})` : ""}`,
+        `logloss ${fmt(e.logloss)}${t.hasGroundTruth ? ` (ground-truth model ${fmt(t.groundTruthLogloss)})` : ""}`,
+        `calibration ${fmt(e.calibration, 3)} (mean prediction ${fmt(e.meanPrediction, 3)}, label rate ${fmt(e.labelRate, 3)})`,
+      );
+      if (e.hasGauc) parts.push(`GAUC ${gaucText(e)}`);
+    }
+    if (e && Number(e.records) !== Number(tasks[0]!.eval?.records)) parts.push(`${int(Number(e.records))} records with its label`);
+    rows.push([`task ${t.name} (${t.loss}, weight ${t.weight})`, parts.join("; ")]);
+  }
+  return rows;
+}
+
+function gaucText(e: TaskEval__Output): string {
+  const ungrouped = Number(e.ungroupedRecords);
+  return `${fmt(e.gauc)} over ${int(Number(e.gaucGroups))} groups with both classes (${int(Number(e.gaucRecords))} records${ungrouped ? `; ${int(ungrouped)} in no group` : ""})`;
 }
 
 /**

@@ -26,6 +26,9 @@ export interface WorkerGradients {
   batchIndex?: number;
   /** The trainer's streaming AUC as it pushed (NaN = not yet). */
   streamingAuc?: number;
+  /** Several tasks: each one's mean loss and streaming AUC on the batch, in task order (empty for one task). */
+  taskLosses?: number[];
+  taskStreamingAuc?: number[];
 }
 
 export interface StepResult {

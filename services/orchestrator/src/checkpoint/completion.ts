@@ -24,6 +24,14 @@ export function writeCompletion(root: string, jobId: string, step: number, repor
 }
 
 const NUMBERS = ["step", "records", "auc", "logloss", "meanPrediction", "labelRate"] as const;
+/** Figures that may be NaN (one class only; a regression task's AUC), which JSON writes as null. */
+const MAYBE_NAN = ["auc", "logloss", "meanPrediction", "labelRate", "rmse", "calibration", "gauc"] as const;
+
+function nanFromNull<T extends object>(o: T): T {
+  const out = { ...o } as Record<string, unknown>;
+  for (const k of MAYBE_NAN) if (out[k] === null) out[k] = Number.NaN;
+  return out as T;
+}
 
 /** The evaluation of a job that completed at `step`, or null (none, another step, or unreadable: the job then evaluates again). */
 export function readCompletion(root: string, jobId: string, step: number, warn: (msg: string) => void): EvalReport__Output | null {
@@ -31,7 +39,8 @@ export function readCompletion(root: string, jobId: string, step: number, warn: 
   if (!existsSync(path)) return null;
   try {
     const r = JSON.parse(readFileSync(path, "utf8")) as CompletionRecord;
-    const e = r.eval;
+    // Records written before per-task metrics have no tasks.
+    const e = typeof r.eval === "object" && r.eval !== null ? { ...nanFromNull(r.eval), tasks: Array.isArray(r.eval.tasks) ? r.eval.tasks.map(nanFromNull) : [] } : r.eval;
     if (typeof r.step !== "number" || typeof e !== "object" || e === null || typeof e.workerId !== "string" || NUMBERS.some((k) => typeof e[k] !== "number")) {
       throw new Error("expected {step, eval: {workerId, step, records, auc, logloss, meanPrediction, labelRate}}");
     }

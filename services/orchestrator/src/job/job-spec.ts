@@ -33,5 +33,8 @@ export function buildJobSpec(config: JobConfig, spec: ModelSpec, places: JobPlac
     servingSync: [...(config.servingSync ?? [])],
     syncIntervalMs: Math.round((config.syncIntervalSeconds ?? 10) * 1000),
     denseSyncIntervalMs: Math.round((config.denseSyncIntervalSeconds ?? 60) * 1000),
+    // Compute checked the feature list's group slot is one of its slots.
+    hasGroupSlot: places.source.hasGroupSlot && places.source.slotIds.includes(places.source.groupSlot),
+    groupSlot: places.source.groupSlot,
   };
 }

@@ -5,6 +5,8 @@ import type { JobModel } from "./job-model.js";
 import type { Membership } from "./membership.js";
 import type { StepCoordinator } from "./step-coordinator.js";
 import type { TrainingMode } from "./work-plan.js";
+import { buildTaskStatuses, type TaskLosses } from "./task-status.js";
+import { taskCount, tasksOf } from "@pangea/model";
 
 /** Everything GetJobStatus reports, gathered from the job's parts. */
 export interface StatusParts {
@@ -26,6 +28,7 @@ export interface StatusParts {
   coordinator: StepCoordinator | null;
   model: JobModel | null;
   evalReport: EvalReport__Output | null;
+  taskLosses: TaskLosses;
   source: SourceInfo__Output | null;
   checkpointPath: string;
   checkpoints: string[];
@@ -67,6 +70,16 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     deadTrainers: c.deadTrainers,
     missingBatches: missing,
     streamingAuc: p.members.streamingAuc(),
+    tasks: buildTaskStatuses({
+      tasks: p.model ? tasksOf(p.model.spec) : null,
+      lastLoss: c.lastLoss,
+      smoothedLoss: c.smoothedLoss,
+      losses: p.taskLosses,
+      streamingAuc: p.model ? p.members.taskStreamingAuc(taskCount(p.model.spec)) : [],
+      scalarStreamingAuc: p.members.streamingAuc(),
+      evalReport: p.evalReport,
+      source: p.source,
+    }),
   };
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { PangeaError, type Logger } from "@pangea/kit";
+import { tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { writeCompletion } from "../checkpoint/completion.js";
@@ -14,6 +15,7 @@ import { readCounters, saveCounters, type JobCounters } from "./job-counters.js"
 import { batchesPerStepOf, buildModel, resumedTraining, startExpirySweep, type JobModel } from "./job-model.js";
 import { buildJobSpec } from "./job-spec.js";
 import { buildJobStatus } from "./job-status.js";
+import { TaskLosses } from "./task-status.js";
 import { Membership, type SessionSink, type TrainerMember } from "./membership.js";
 import { StepCoordinator, type PushAck } from "./step-coordinator.js";
 import { WorkDispatcher } from "./work-dispatcher.js";
@@ -55,6 +57,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** Running totals, carried on from the checkpoint a resumed job started from. */
   private readonly counts: JobCounters;
   private evalReport: EvalReport__Output | null = null;
+  /** Several tasks: each one's training loss (a single task's is the job's loss). */
+  private readonly taskLosses = new TaskLosses();
   private error = "";
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
@@ -295,8 +299,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
     const duplicate = steps.admit(g, t);
     if (duplicate) return duplicate;
-    this.members.credit(t, g.streamingAuc);
+    this.members.credit(t, g.streamingAuc, g.taskStreamingAuc);
     const { ack, next } = steps.apply(g);
+    this.taskLosses.add(g.taskLosses ?? [], next !== "wait");
     if (next === "done") this.finishTraining();
     else if (next === "continue") this.maybeCheckpoint(false);
     else if (next === "step") {
@@ -380,7 +385,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }
-    checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0));
+    checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0), this.model ? tasksOf(this.model.spec) : null);
     this.evalReport = report;
     this.maybeComplete();
   }
@@ -443,6 +448,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       coordinator: this.steps,
       model: this.model,
       evalReport: this.evalReport,
+      taskLosses: this.taskLosses,
       source: this.members.compute?.source ?? null,
       checkpointPath: this.shard?.checkpointer.path ?? "",
       checkpoints: this.shard?.checkpointer.list() ?? [],

@@ -29,6 +29,8 @@ export interface TrainerMember {
   batchesDone: number;
   /** The trainer's latest streaming AUC (NaN until it reports one). */
   streamingAuc: number;
+  /** Several tasks: the trainer's last streaming AUC per task (NaN = none yet, or a regression task). */
+  taskStreamingAuc: number[];
   /** Cumulative seconds per phase, from the trainer's last heartbeat. */
   phaseSeconds: Record<string, number>;
 }
@@ -131,7 +133,7 @@ export class Membership {
     }
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, phaseSeconds: existing?.phaseSeconds ?? {} });
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize };
   }
@@ -304,9 +306,21 @@ export class Membership {
   }
 
   /** A trainer's accepted batch. */
-  credit(t: TrainerMember, streamingAuc: number | undefined): void {
+  credit(t: TrainerMember, streamingAuc: number | undefined, taskStreamingAuc: readonly number[] = []): void {
     t.batchesDone++;
     if (streamingAuc !== undefined && Number.isFinite(streamingAuc)) t.streamingAuc = streamingAuc;
+    taskStreamingAuc.forEach((auc, i) => {
+      if (Number.isFinite(auc)) t.taskStreamingAuc[i] = auc;
+    });
+  }
+
+  /** Per task (several tasks), the mean of the live trainers' latest streaming AUCs (NaN before any). */
+  taskStreamingAuc(tasks: number): number[] {
+    const live = [...this.trainers.values()].filter((t) => t.alive);
+    return Array.from({ length: tasks }, (_, i) => {
+      const aucs = live.map((t) => t.taskStreamingAuc[i] ?? Number.NaN).filter(Number.isFinite);
+      return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
+    });
   }
 
   /** Mean of the live trainers' latest streaming AUCs (NaN before any). */

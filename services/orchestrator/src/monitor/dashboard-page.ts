@@ -59,6 +59,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
   <div class="card"><h2>Training loss</h2><div class="chart" id="loss-chart" data-points="0"></div></div>
   <div class="card"><h2>Streaming AUC (batches scored before their update)</h2><div class="chart" id="auc-chart" data-points="0"></div></div>
   <div class="card"><h2>Throughput</h2><div class="chart" id="rate-chart" data-points="0"></div></div>
+  <div class="card wide" id="tasks-card"><h2>Tasks (training: smoothed loss, streaming AUC; held out: AUC, log loss, GAUC, calibration or RMSE)</h2><table id="tasks"></table></div>
   <div class="card"><h2>Workers</h2><table id="workers"></table></div>
   <div class="card wide"><h2>Where trainer time goes (seconds since each trainer started, from its heartbeats)</h2>
     <div id="phase-legend"></div><table id="phases"></table></div>

@@ -54,24 +54,45 @@ function recentRates(points) {
   return out;
 }
 
+// Several tasks: a curve per task on the loss and AUC charts, in these colours (the first is the total loss's).
+const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4f46e5"];
+const finite = (v) => (Number.isFinite(v) ? v : null);
+const taskCurve = (ps, i, key) => ps.map((p) => (p.tasks && p.tasks[i] ? finite(p.tasks[i][key]) : null));
+// The tasks with curves: none for one task (the job's own curves are its), else every task, and for AUC the binary ones.
+function curveTasks(s) {
+  return s.tasks && s.tasks.length > 1 ? s.tasks.map((t, i) => ({ name: t.name, loss: t.loss, i })) : [];
+}
+
 const STEP_AXIS = { label: "training step", values: compactTicks };
 const STEP_SERIES = { label: "step", value: (u, v) => whole(v) };
 const CHARTS = {
   "loss-chart": {
     scales: { x: { time: false } },
     axes: [STEP_AXIS, { label: "log loss (nats per sample)", size: 60 }],
-    series: [STEP_SERIES, { label: "smoothed loss", stroke: "#2563eb", width: 2, value: fixed(4, "nats") }],
-    data: (ps) => [ps.map((p) => p.step), ps.map((p) => p.loss)],
+    series: (tasks) => [
+      STEP_SERIES,
+      { label: tasks.length ? "smoothed loss (weighted sum)" : "smoothed loss", stroke: PALETTE[0], width: 2, value: fixed(4, "nats") },
+      ...tasks.map((t, k) => ({ label: t.name, stroke: PALETTE[(k + 1) % PALETTE.length], width: 1.5, spanGaps: true, value: fixed(4) })),
+    ],
+    data: (ps, tasks) => [ps.map((p) => p.step), ps.map((p) => p.loss), ...tasks.map((t) => taskCurve(ps, t.i, "loss"))],
   },
   "auc-chart": {
     scales: { x: { time: false } },
     axes: [STEP_AXIS, { label: "AUC (0.5 = chance)", size: 60 }],
-    series: [STEP_SERIES, { label: "streaming AUC", stroke: "#9333ea", width: 2, spanGaps: true, value: fixed(4) }],
-    data: (ps) => [ps.map((p) => p.step), ps.map((p) => (Number.isFinite(p.auc) ? p.auc : null))],
+    series: (tasks) => {
+      const binary = tasks.filter((t) => t.loss === "bce");
+      if (!binary.length) return [STEP_SERIES, { label: "streaming AUC", stroke: "#9333ea", width: 2, spanGaps: true, value: fixed(4) }];
+      return [STEP_SERIES, ...binary.map((t) => ({ label: t.name, stroke: PALETTE[(t.i + 1) % PALETTE.length], width: 2, spanGaps: true, value: fixed(4) }))];
+    },
+    data: (ps, tasks) => {
+      const binary = tasks.filter((t) => t.loss === "bce");
+      if (!binary.length) return [ps.map((p) => p.step), ps.map((p) => finite(p.auc))];
+      return [ps.map((p) => p.step), ...binary.map((t) => taskCurve(ps, t.i, "auc"))];
+    },
   },
   "rate-chart": {
     axes: [{ label: "time (local clock)" }, { label: "samples per second", values: compactTicks, size: 60 }],
-    series: [
+    series: () => [
       { label: "time", value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
       { label: "last 5 s", stroke: "#16a34a", width: 2, value: (u, v) => whole(v) + " samples/s" },
       { label: "since start", stroke: "#64748b", width: 1.5, dash: [6, 4], value: (u, v) => whole(v) + " samples/s" },
@@ -81,18 +102,45 @@ const CHARTS = {
 };
 const CHART_HEIGHT = 240;
 const charts = {};
-function drawChart(id, points) {
+function drawChart(id, points, tasks) {
   const box = $(id);
   const spec = CHARTS[id];
-  const data = spec.data(points);
+  const data = spec.data(points, tasks);
   box.dataset.points = String(points.length);
   // Without uPlot (its script failed to load) the figures and tables still update.
   if (typeof uPlot === "undefined") return;
+  // The tasks are known once the job starts: a chart drawn before then is drawn again with their curves.
+  const key = tasks.map((t) => t.name).join("\n");
+  if (charts[id] && charts[id].tasksKey !== key) {
+    charts[id].destroy();
+    delete charts[id];
+  }
   if (charts[id]) charts[id].setData(data);
   else {
-    const series = spec.series.map((s, i) => (i ? { points: { show: false }, ...s } : s));
+    const series = spec.series(tasks).map((s, i) => (i ? { points: { show: false }, ...s } : s));
     charts[id] = new uPlot({ width: box.clientWidth || 460, height: CHART_HEIGHT, scales: spec.scales, axes: spec.axes, series, hooks: { draw: [latestInLegend] } }, data, box);
+    charts[id].tasksKey = key;
   }
+}
+
+// One row per task: its training figures, then its held-out metrics once evaluated.
+const four = (v) => (v == null || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(4));
+function renderTasks(s) {
+  const tasks = s.tasks || [];
+  const head = row(["task", "loss", "weight", "train loss (smoothed)", "streaming AUC", "held-out AUC (ground truth)", "log loss", "GAUC (groups)", "calibration", "RMSE"], "th");
+  $("tasks").replaceChildren(head, ...tasks.map((t) => {
+    const e = t.eval;
+    const bce = t.loss === "bce";
+    const truth = t.hasGroundTruth && Number.isFinite(t.groundTruthAuc) ? " (" + four(t.groundTruthAuc) + ")" : "";
+    return row([
+      t.name, t.loss, t.weight, four(t.smoothedLoss), bce ? four(t.streamingAuc) : "–",
+      e && bce ? four(e.auc) + truth : "–",
+      e && bce ? four(e.logloss) : "–",
+      e && e.hasGauc ? four(e.gauc) + " (" + whole(e.gaucGroups) + ")" : "–",
+      e ? four(e.calibration) : "–",
+      e && !bce ? four(e.rmse) : "–",
+    ]);
+  }));
 }
 // Away from the cursor, the legend shows the latest values rather than dashes.
 function latestInLegend(u) {
@@ -175,11 +223,13 @@ function render(u) {
   $("step").textContent = whole(s.step) + " / " + whole(s.steps);
   $("loss").textContent = Number.isFinite(s.smoothedLoss) ? s.smoothedLoss.toFixed(4) : "–";
   $("rate").textContent = whole(s.samplesPerSecond);
-  $("auc").textContent = s.eval ? s.eval.auc.toFixed(4) : "after training";
+  $("auc").textContent = s.eval ? four(s.eval.auc) : "after training";
   $("streaming-auc").textContent = Number.isFinite(s.streamingAuc) ? s.streamingAuc.toFixed(4) : "–";
   $("mode").textContent = s.mode || "sync";
   $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : "sync pending") : "no sync";
-  for (const id in CHARTS) drawChart(id, u.points);
+  const tasks = curveTasks(s);
+  for (const id in CHARTS) drawChart(id, u.points, tasks);
+  renderTasks(s);
   $("workers").replaceChildren(row(["worker", "kind", "rank", "batches", "status"], "th"), ...s.workers.map((w) => {
     const p = presence(w, s);
     return row([w.workerId, String(w.kind).replace("WORKER_KIND_", "").toLowerCase(), w.rank ?? "", w.batchesDone ?? "", p.text], "td", p.gone ? "gone" : "");

@@ -26,6 +26,17 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (after training).");
   const streamingAuc = absentUntilSet("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
   const logloss = absentUntilSet("pangea_eval_logloss", "Log loss on the held-out split (after training).");
+  // Per task (a single-task job has one, its "ctr" task): absent until measured, like the scalars.
+  const perTask = {
+    loss: g("pangea_task_training_loss", "Each task's training loss (unweighted), exponentially smoothed over steps.", ["task"]),
+    lastLoss: g("pangea_task_training_last_loss", "Each task's mean training loss (unweighted) over the last step.", ["task"]),
+    streamingAuc: g("pangea_task_streaming_auc", "Each binary task's progressive-validation AUC, over the trainers' recent batches.", ["task"]),
+    auc: g("pangea_task_eval_auc", "Each binary task's AUC on the held-out split.", ["task"]),
+    logloss: g("pangea_task_eval_logloss", "Each binary task's log loss on the held-out split.", ["task"]),
+    gauc: g("pangea_task_eval_gauc", "Each binary task's GAUC on the held-out split: per-group AUC averaged with the groups' record counts as weights.", ["task"]),
+    rmse: g("pangea_task_eval_rmse", "Each regression task's root mean squared error on the held-out split.", ["task"]),
+    calibration: g("pangea_task_eval_calibration", "Each task's mean prediction over its mean label on the held-out split (1 = calibrated).", ["task"]),
+  };
   const live = g("pangea_trainers_live", "Trainers currently members of the job.");
   const maxStale = g("pangea_gradient_staleness_max", "Async mode: the oldest gradient applied, in updates behind.");
   const rows = g("pangea_embedding_rows", "Embedding rows held (parameter-server shard 0), by slot.", ["slot"]);
@@ -56,6 +67,19 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     if (s.eval) {
       auc.set(s.eval.auc);
       logloss.set(s.eval.logloss);
+    }
+    for (const gauge of Object.values(perTask)) gauge.reset();
+    const set = (gauge: Gauge<string>, task: string, v: number) => Number.isFinite(v) && gauge.set({ task }, v);
+    for (const t of s.tasks ?? []) {
+      set(perTask.loss, t.name, t.smoothedLoss);
+      set(perTask.lastLoss, t.name, t.lastLoss);
+      set(perTask.streamingAuc, t.name, t.streamingAuc);
+      if (!t.eval) continue;
+      set(perTask.auc, t.name, t.eval.auc);
+      set(perTask.logloss, t.name, t.eval.logloss);
+      if (t.eval.hasGauc) set(perTask.gauc, t.name, t.eval.gauc);
+      set(perTask.rmse, t.name, t.eval.rmse);
+      set(perTask.calibration, t.name, t.eval.calibration);
     }
     live.set(s.liveTrainers ?? 0);
     maxStale.set(Number(s.maxStalenessSeen ?? 0));

@@ -12,6 +12,8 @@ export interface ProgressPoint {
   samplesPerSecond: number;
   /** Streaming AUC (NaN, so null in JSON, until trainers report it). */
   auc: number;
+  /** Several tasks: each one's smoothed loss and streaming AUC, in task order (absent for one task, whose figures are the above). */
+  tasks?: { loss: number; auc: number }[];
 }
 
 /** Above this many points the oldest half is thinned, so a long job's curves keep a bounded size. */
@@ -32,7 +34,9 @@ export class ProgressHistory {
     const loss = Number(s.smoothedLoss);
     if (step === this.lastStep || !Number.isFinite(loss)) return false;
     this.lastStep = step;
-    this.kept.push({ t: now, step, loss, samples: Number(s.samples), samplesPerSecond: Number(s.samplesPerSecond), auc: Number(s.streamingAuc) });
+    const point: ProgressPoint = { t: now, step, loss, samples: Number(s.samples), samplesPerSecond: Number(s.samplesPerSecond), auc: Number(s.streamingAuc) };
+    if (s.tasks && s.tasks.length > 1) point.tasks = s.tasks.map((t) => ({ loss: Number(t.smoothedLoss), auc: Number(t.streamingAuc) }));
+    this.kept.push(point);
     if (this.kept.length > MAX_POINTS) {
       // Drop every other point of the older half: its resolution halves, the newer half's stays.
       const half = MAX_POINTS / 2;

@@ -141,6 +141,8 @@ export class ParameterServer {
       sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
       batchIndex: Number(u.batchIndex),
       streamingAuc: u.streamingAuc,
+      taskLosses: floats(u.taskLosses),
+      taskStreamingAuc: floats(u.taskStreamingAuc),
     });
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);
@@ -150,4 +152,11 @@ export class ParameterServer {
       ack.duplicate = result.duplicate ?? false;
     });
   }
+}
+
+/** A Cap'n Proto List(Float32) as numbers. */
+function floats(list: { length: number; get(i: number): number }): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < list.length; i++) out.push(list.get(i));
+  return out;
 }

@@ -72,6 +72,11 @@ export const SOURCE: SourceInfo__Output = {
   groundTruthLogloss: 0,
   skippedRecords: 0,
   skippedSummary: "",
+  tasks: [],
+  hasGroupSlot: false,
+  groupSlot: 0,
+  groundTruthTaskAuc: [],
+  groundTruthTaskLogloss: [],
 };
 
 export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {
@@ -145,7 +150,7 @@ export function gradients(job: Job, rank: number, batchIndex: number, loss = 0.5
 }
 
 export function evalReport(workerId: string, over: Partial<EvalReport__Output> = {}): EvalReport__Output {
-  return { workerId, step: 2, records: 200, auc: 0.7, logloss: 0.5, meanPrediction: 0.3, labelRate: 0.25, ...over } as EvalReport__Output;
+  return { workerId, step: 2, records: 200, auc: 0.7, logloss: 0.5, meanPrediction: 0.3, labelRate: 0.25, tasks: [], ...over } as EvalReport__Output;
 }
 
 /** The ORCH_ERR_* code a call throws or rejects with ("" if it does not). */

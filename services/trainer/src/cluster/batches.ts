@@ -16,6 +16,8 @@ export interface DecodedBatch {
   /** (lo, hi) words of every feature value, in cell order. */
   idWords: Uint32Array;
   nnz: number;
+  /** [size * slots + 1]: cell c (sample c / slots, slot column c % slots) holds values cellOffsets[c] .. cellOffsets[c + 1] - 1. */
+  cellOffsets: Uint32Array;
   /** null when every cell holds exactly one value. */
   cellOfValue: Int32Array | null;
 }
@@ -60,7 +62,7 @@ export function decodeBatch(bytes: Buffer, spec: ModelShape, peer: string): Deco
     if (w.shape[0] !== B) throw bad(`has ${w.shape[0]} weights for ${B} samples`);
     weights = w.data;
   }
-  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, weights, idWords: ids.words, nnz: ids.count, cellOfValue };
+  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, weights, idWords: ids.words, nnz: ids.count, cellOffsets: offsets, cellOfValue };
 }
 
 /**

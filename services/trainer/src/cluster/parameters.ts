@@ -12,6 +12,12 @@ export interface Pulled {
   rows: Float32Array;
 }
 
+/** A multi-task batch's per-task figures, in the job's task order (GradientUpdate.taskLosses/taskStreamingAuc). */
+export interface TaskFigures {
+  losses: Float32Array;
+  streamingAuc: Float32Array;
+}
+
 export interface PushAck {
   step: number;
   meanLoss: number;
@@ -87,7 +93,7 @@ export class ParameterClient {
     return { step: Number(set.step), dense, rows: rows.data };
   }
 
-  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN): Promise<PushAck> {
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN, tasks: TaskFigures | null = null): Promise<PushAck> {
     const uniform = this.layout.uniform;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
@@ -96,6 +102,12 @@ export class ParameterClient {
       u.batchIndex = BigInt(batchIndex);
       u.batchSize = batchSize;
       u.loss = loss;
+      if (tasks) {
+        const losses = u._initTaskLosses(tasks.losses.length);
+        tasks.losses.forEach((x, t) => losses.set(t, x));
+        const aucs = u._initTaskStreamingAuc(tasks.streamingAuc.length);
+        tasks.streamingAuc.forEach((x, t) => aucs.set(t, x));
+      }
       const dense = u._initDense(denseGrads.length);
       denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));

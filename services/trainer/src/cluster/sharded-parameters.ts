@@ -1,6 +1,6 @@
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { shardOfId } from "@pangea/kit";
-import { ParameterClient, type PushAck, type Pulled } from "./parameters.js";
+import { ParameterClient, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
 
 /**
  * Pull and push against every parameter-server shard in parallel: the ids
@@ -67,8 +67,8 @@ export class ShardedParameterClient {
    * the repeat). In async mode shard 0 goes first and may drop the gradients
    * as stale, in which case the other shards are not sent theirs.
    */
-  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN, offsets: Int32Array | null = this.layout.offsets(ids, count)): Promise<PushAck> {
-    if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, streamingAuc);
+  async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN, offsets: Int32Array | null = this.layout.offsets(ids, count), tasks: TaskFigures | null = null): Promise<PushAck> {
+    if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, streamingAuc, tasks);
     this.split(ids, count);
     const send = (k: number) => {
       const s = this.scratch[k]!;
@@ -81,7 +81,7 @@ export class ShardedParameterClient {
         grads.set(rowGrads.subarray(from, from + width), to);
         to += width;
       }
-      return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads, streamingAuc);
+      return this.shards[k]!.push(step, batchIndex, batchSize, loss, k === 0 ? denseGrads : [], s.words.slice(0, s.count * 2), s.count, grads, streamingAuc, k === 0 ? tasks : null);
     };
     const others = () => Promise.all(this.shards.slice(1).map((_, i) => send(i + 1)));
     if (async) {

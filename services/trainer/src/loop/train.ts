@@ -48,8 +48,11 @@ export interface TrainContext {
 export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   const { model, session, feed, params, log } = c;
   const dedup = new IdDeduper();
-  const streaming = new StreamingAuc();
-  let auc = Number.NaN;
+  const tasks = model.tasks;
+  const T = tasks.length;
+  // One window per binary task; a regression task has no AUC.
+  const streaming = tasks.map((t) => (t.loss === "bce" ? new StreamingAuc() : null));
+  const aucs = new Float32Array(T).fill(Number.NaN);
   const started = performance.now();
   const stats: TrainStats = { batches: 0, samples: 0, seconds: 0, lastLoss: Number.NaN, stale: 0, duplicates: 0, evaluate: false, computeAddress: "" };
   let computeLostAt = 0;
@@ -89,19 +92,19 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
         lap("compute");
-        const T = model.tasks.length;
-        if (T === 1) streaming.add(out.predictions, batch.labels);
-        else streaming.add(column(out.predictions, T, 0), column(batch.labels, T, 0));
-        // Sorting the window costs a few milliseconds: refresh the AUC every 10 batches.
+        streaming.forEach((s, t) => s?.add(T === 1 ? out.predictions : column(out.predictions, T, t), T === 1 ? batch.labels : column(batch.labels, T, t)));
+        // Sorting a window costs a few milliseconds: refresh the AUCs every 10 batches.
         if (stats.batches % 10 === 0) {
-          auc = streaming.auc();
-          m?.streamingAuc(auc);
+          streaming.forEach((s, t) => (aucs[t] = s ? s.auc() : Number.NaN));
+          m?.streamingAuc(tasks, aucs);
         }
         if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
+        // One task: the scalars say it all, and the message keeps its single-task bytes.
+        const perTask = T > 1 ? { losses: out.taskLosses, streamingAuc: aucs } : null;
         // The version pulled is what async staleness is measured from; in sync mode it is the step.
-        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", auc, offsets));
+        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", aucs[0]!, offsets, perTask));
         lap("push");
-        m?.batch(batch.size, out.loss, ack.stale);
+        m?.batch(batch.size, out.loss, ack.stale, tasks, out.taskLosses);
         feed.ack();
         stats.batches++;
         stats.samples += batch.size;

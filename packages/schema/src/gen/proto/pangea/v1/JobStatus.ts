@@ -6,6 +6,7 @@ import type { WorkerStatus as _pangea_v1_WorkerStatus, WorkerStatus__Output as _
 import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea_v1_EvalReport__Output } from '../../pangea/v1/EvalReport.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from '../../pangea/v1/SourceInfo.js';
 import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from '../../pangea/v1/EmbeddingStatus.js';
+import type { TaskStatus as _pangea_v1_TaskStatus, TaskStatus__Output as _pangea_v1_TaskStatus__Output } from '../../pangea/v1/TaskStatus.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface JobStatus {
@@ -40,6 +41,7 @@ export interface JobStatus {
   'missingBatches'?: (number | string | Long);
   'streamingAuc'?: (number | string);
   'firstLossStep'?: (number | string | Long);
+  'tasks'?: (_pangea_v1_TaskStatus)[];
 }
 
 export interface JobStatus__Output {
@@ -74,4 +76,5 @@ export interface JobStatus__Output {
   'missingBatches': (number);
   'streamingAuc': (number);
   'firstLossStep': (number);
+  'tasks': (_pangea_v1_TaskStatus__Output)[];
 }

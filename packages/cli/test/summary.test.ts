@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import type { JobStatus__Output, TaskEval__Output } from "@pangea/schema";
+import { formatSummary } from "../src/commands/summary.js";
+
+const nan = Number.NaN;
+const evalOf = (over: Partial<TaskEval__Output> = {}): TaskEval__Output => ({
+  name: "ctr", loss: "bce", records: 1000, auc: 0.81, logloss: 0.45, rmse: nan, meanPrediction: 0.28, labelRate: 0.3, calibration: 0.28 / 0.3,
+  hasGauc: false, gauc: nan, gaucGroups: 0, gaucRecords: 0, ungroupedRecords: 0, ...over,
+});
+
+/** A completed single-task job's status, as the orchestrator reports it. */
+function status(task: TaskEval__Output): JobStatus__Output {
+  return {
+    jobId: "j", state: "JOB_STATE_COMPLETED", step: 10, steps: 10, lastLoss: 0.46, smoothedLoss: 0.47, firstLoss: 0.7, firstLossStep: 1, samples: 640,
+    samplesPerSecond: 100, elapsedSeconds: 6.4, workers: [], backend: "cpu", mode: "sync", error: "", embeddingRows: 5, embeddings: null,
+    eval: { workerId: "t", step: 10, records: 1000, auc: 0.81, logloss: 0.45, meanPrediction: 0.28, labelRate: 0.3, tasks: [task] },
+    source: null, checkpointPath: "", batchesApplied: 10, duplicateBatches: 0, reassignedBatches: 0, staleGradients: 0, maxStalenessSeen: 0,
+    resumedFromStep: 0, checkpoints: [], liveTrainers: 0, deadTrainers: 0, missingBatches: 0, streamingAuc: 0.8,
+    tasks: [{ name: "ctr", loss: "bce", weight: 1, lastLoss: 0.46, smoothedLoss: 0.47, streamingAuc: 0.8, eval: task, hasGroundTruth: false, groundTruthAuc: nan, groundTruthLogloss: nan }],
+  } as JobStatus__Output;
+}
+
+const keys = (summary: string) => summary.split("\n").slice(1).map((l) => l.slice(2).split(/ {2,}/)[0]);
+
+describe("the job summary of a single-task job", () => {
+  it("has today's lines, and a GAUC line only when the job had a group slot", () => {
+    const plain = formatSummary(status(evalOf()), 1);
+    expect(keys(plain)).toEqual(["state", "backend", "mode", "steps", "batches", "train time", "throughput", "train loss", "embedding rows", "held-out AUC", "held-out logloss", "held-out records"]);
+    const grouped = formatSummary(status(evalOf({ hasGauc: true, gauc: 0.7123, gaucGroups: 40, gaucRecords: 950, ungroupedRecords: 12 })), 1);
+    expect(grouped.split("\n").slice(0, -1).join("\n")).toBe(plain);
+    expect(grouped.split("\n").at(-1)).toBe("  held-out GAUC     0.7123 over 40 groups with both classes (950 records; 12 in no group)");
+  });
+});
