@@ -13,6 +13,9 @@ import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/featur
 
 /** The data source a compute configuration describes. */
 export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSource> {
+  if (c.syntheticTasks !== 1 && (c.data || c.kafkaBrokers)) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--synthetic-tasks is for the built-in synthetic data; a feature list's labels declare the tasks of --data or Kafka records");
+  }
   if (c.kafkaBrokers) {
     if (!c.kafkaTopic) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers needs --kafka-topic");
     if (c.data) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers and --data are exclusive: read from Kafka or from files");
@@ -31,7 +34,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
       log,
     });
   }
-  if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
+  if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords, tasks: c.syntheticTasks as 1 | 2 });
   if (c.format === "criteo") {
     if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);
     return new CriteoTsvSource({ path: c.data[0]!, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
