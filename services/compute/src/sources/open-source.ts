@@ -37,6 +37,10 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   if (!c.data) return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords, tasks: c.syntheticTasks as 1 | 2 });
   if (c.format === "criteo") {
     if (c.data.length !== 1) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads one file, got ${c.data.length}`);
+    // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
+    if (c.featureList && readFeatureList(c.featureList).namedTasks) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo has one label (a line's first field), but --feature-list ${c.featureList} declares "labels": several labels need Parquet or Monolith files`);
+    }
     return new CriteoTsvSource({ path: c.data[0]!, evalFraction: c.evalFraction, onBadRecord: c.onBadRecord });
   }
   if (!c.featureList) {

@@ -272,7 +272,8 @@ export class SyntheticSource implements DataSource {
     // Its records are laid out as Criteo's: I1..I13, C1..C26 in consecutive slots.
     const config = criteoFeatureListConfig(idKind, this.info.slotIds[0]);
     if (!this.conversion) return config;
-    return { ...config, labels: SYNTHETIC_TASKS.map((t) => ({ ...t })), groupSlot: this.info.slotIds[USER_SLOT]! };
+    const { label: _one, ...rest } = config;
+    return { ...rest, labels: SYNTHETIC_TASKS.map((t) => ({ ...t })), groupSlot: this.info.slotIds[USER_SLOT]! };
   }
 
   /** Record `index` of `split` as a Criteo TSV line: the click's label, I1..I13, C1..C26 (a TSV line has one label). */
