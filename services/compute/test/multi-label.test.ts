@@ -101,6 +101,16 @@ describe("Monolith files with several labels per sample", () => {
       `1 bad records skipped: 1 x not a valid example: has N label, the feature list reads label N (conversion); first: ${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`,
     );
   });
+
+  it("in an ExampleBatch, the message names the example; the whole batch is skipped (taken whole or not at all)", () => {
+    const ss = samples.slice(0, 200).map((s, i) => (i === 103 ? { ...s, labels: [] } : s));
+    const { path, open } = monolithFile("examplebatch", ss, two.featureListConfig("fid_v2"));
+    const offset = encodePbRecords(encode("examplebatch", ss.slice(0, 100)), PB_FILE_DEFAULTS).length;
+    expect(() => open()).toThrow(`${path}: record at byte ${offset}: not a valid examplebatch: example 3 of the batch has 0 labels, the feature list reads label 0 (click)`);
+    const skipped = open("skip");
+    expect(skipped.info.trainRecords).toBe(100);
+    expect(skipped.info.skippedRecords).toBe(1);
+  });
 });
 
 describe("Parquet with a label column per task", () => {
