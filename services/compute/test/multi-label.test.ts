@@ -243,4 +243,28 @@ describe("Kafka records with several labels (the test broker fixture)", () => {
     const msg = decodeMessage(encodeBatch("test", batch.block, source.info.slotIds, "train", 0, 0), MessageType.TRAINING_BATCH);
     expect(readFloat32(msg.payload.labels, "labels").shape).toEqual([19, 2]);
   });
+
+  it("an ExampleBatch message with an example lacking a label is skipped whole, none of its examples trained on", async () => {
+    const topic = "pangea-two-labels-batch";
+    const ss = samples.slice(0, 30).map((s, i) => ({ ...s, labels: i === 14 ? [1] : [rawClick(i), watch(i)] }));
+    const kafka = new Kafka({ clientId: "t", brokers: [broker.address], logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [0, 10, 20].map((at) => ({ value: Buffer.from(encodeExampleBatch(ss.slice(at, at + 10))) })) });
+    await producer.disconnect();
+    const batched = await KafkaSource.open({
+      brokers: [broker.address], topic, groupId: "pangea-two-labels-batch", message: "examplebatch",
+      featureList: compileFeatureList({ ...unlabelled, labels: [{ name: "click", loss: "bce", weight: 1 }, { name: "watch_seconds", loss: "mse", weight: 1 }] }, "test"),
+      onBadRecord: "skip", maxQueued: 1000, idleTimeoutMs: 1000, log: createLogger("kafka-test", "silent"),
+    });
+    try {
+      const batch = (await batched.nextBatch(30, () => false))!;
+      const kept = ss.map((_, i) => i).filter((i) => i < 10 || i >= 20);
+      expect(batch.block.count).toBe(20);
+      expect(Array.from(batch.block.labels)).toEqual(kept.flatMap((i) => [rawClick(i) > 0 ? 1 : 0, watch(i)]));
+      expect(batched.stats().skipped).toBe(1);
+    } finally {
+      await batched.close();
+    }
+  });
 });
