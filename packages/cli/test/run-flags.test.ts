@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { COMPUTE_FLAGS, ORCHESTRATOR_FLAGS, TRAINER_FLAGS } from "@pangea/service-flags";
+import { COMPUTE_FLAGS as COMPUTE, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
 import { RUN_FLAGS, clusterOptions, parseRun } from "../src/commands/run.js";
+import { builtInTaskArgs } from "../src/commands/pass-through.js";
 
 describe("pangea run's flags come from the services' declarations", () => {
   it("every service flag the cluster does not set itself is a run flag, with the service's description and default", () => {
@@ -32,5 +34,40 @@ describe("pangea run's flags come from the services' declarations", () => {
   it("refuses a bad value with the service's own message, and a local cluster larger than this machine runs", () => {
     expect(() => parseRun(["--sparse-optimizer", "sgdx"])).toThrow("invalid --sparse-optimizer: expected one of sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop, adadelta");
     expect(() => parseRun(["--trainers", "65"])).toThrow("invalid --trainers: expected at most 64 local trainers");
+  });
+});
+
+describe("a multi-task --model on the built-in data", () => {
+  const standIns = new Map([["towers", { multiTask: true }], ["plain", {}]]);
+  const none = { orchestrator: [], compute: [], trainer: [] };
+
+  it("is an architecture whose registry entry says multiTask", () => {
+    expect(isMultiTaskModel("towers", standIns)).toBe(true);
+    expect(isMultiTaskModel("plain", standIns)).toBe(false);
+    expect(isMultiTaskModel("no-such-model", standIns)).toBe(false);
+  });
+
+  it("gets the generator's second task with no other flag; data or an explicit --synthetic-tasks decides otherwise", () => {
+    expect(builtInTaskArgs(none, true, {}).compute).toEqual(["--synthetic-tasks", "2"]);
+    expect(builtInTaskArgs(none, false, {}).compute).toEqual([]);
+    for (const given of [["--synthetic-tasks", "1"], ["--data", "a.parquet"], ["--kafka-brokers", "k:9092"]]) {
+      expect(builtInTaskArgs({ ...none, compute: given }, true, {}).compute).toEqual(given);
+    }
+    for (const name of ["data", "kafka-brokers", "synthetic-tasks"]) {
+      expect(builtInTaskArgs(none, true, { [COMPUTE[name]!.env!]: "x" }).compute, name).toEqual([]);
+    }
+  });
+
+  it("pangea run passes it to compute for exactly the registry's multi-task architectures", () => {
+    // Every name --model takes (the registry's).
+    const models = orchestratorSchema.shape.model.unwrap().options;
+    expect(models).toContain("dlrm");
+    for (const model of models) {
+      const c = parseRun(["--model", model])!;
+      expect(c.args.compute, model).toEqual(isMultiTaskModel(model) ? ["--synthetic-tasks", "2"] : []);
+      expect(c.args.orchestrator).toEqual(["--model", model]);
+    }
+    expect(parseRun(["--synthetic-tasks", "2"])!.args.compute).toEqual(["--synthetic-tasks", "2"]);
+    expect(() => parseRun(["--synthetic-tasks", "3"])).toThrow("invalid --synthetic-tasks: expected 1 or 2");
   });
 });

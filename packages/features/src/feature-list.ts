@@ -63,7 +63,7 @@ const listSchema = z
     /** The slot whose id groups records for GAUC (e.g. the user id's). */
     groupSlot: z.number().int().min(0).max(V2_MAX_SLOT).optional(),
   })
-  .refine((l) => !(l.label && l.labels), { message: 'give either "label" (one task) or "labels" (several), not both' });
+  .refine((l) => !(l.label && l.labels), { message: 'give either "label" (one task) or "labels" (several), not both', path: ["labels"] });
 
 /** Where one task's label is in a record, and how it is learned. */
 export interface LabelSpec {
@@ -110,10 +110,17 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     ? config.labels.map((l, i) => ({ name: l.name, loss: l.loss, weight: l.weight, index: l.index ?? i, column: l.column ?? l.name }))
     : [{ name: "ctr", loss: "bce", weight: 1, index: config.label?.index ?? 0, column: config.label?.column ?? "label" }];
   const names = new Set<string>();
+  // Two tasks reading one label are a copy-paste slip, not a model.
+  const byIndex = new Map<number, string>();
+  const byColumn = new Map<string, string>();
   for (const l of labels) {
     if (names.has(l.name)) throw bad(`label '${l.name}' is declared twice`);
     if (["probabilities", "predictions", "scores"].includes(l.name)) throw bad(`label '${l.name}': the name is serving's own output's; choose another`);
+    if (byIndex.has(l.index)) throw bad(`labels '${byIndex.get(l.index)}' and '${l.name}' both read a Monolith sample's label ${l.index}`);
+    if (byColumn.has(l.column)) throw bad(`labels '${byColumn.get(l.column)}' and '${l.name}' both read column '${l.column}'`);
     names.add(l.name);
+    byIndex.set(l.index, l.name);
+    byColumn.set(l.column, l.name);
   }
   if (config.groupSlot !== undefined && columnOfSlot[config.groupSlot] === -1) throw bad(`groupSlot ${config.groupSlot} is not a declared slot`);
   const denseByName = new Map<string, { offset: number; size: number; log1p: boolean }>();

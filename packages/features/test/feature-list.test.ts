@@ -39,6 +39,50 @@ describe("feature lists", () => {
   });
 });
 
+describe("a feature list's labels", () => {
+  const slots = '"slots": [{"name": "user", "slot": 1}, {"name": "item", "slot": 2}]';
+  const load = (text: string) => {
+    const path = join(dir, `labels-${Math.random()}.json`);
+    writeFileSync(path, text);
+    return { path, list: () => loadFeatureList(path) };
+  };
+
+  it("declare the tasks in order, a Monolith index and a Parquet column each (defaults: position and name), and the GAUC slot", () => {
+    const list = load(`{${slots}, "labels": [{"name": "click"}, {"name": "watch_seconds", "loss": "mse", "weight": 0.5, "index": 3, "column": "watch"}], "groupSlot": 1}`).list();
+    expect(list.labels).toEqual([
+      { name: "click", loss: "bce", weight: 1, index: 0, column: "click" },
+      { name: "watch_seconds", loss: "mse", weight: 0.5, index: 3, column: "watch" },
+    ]);
+    expect(list.namedTasks).toBe(true);
+    expect(list.groupSlot).toBe(1);
+    const single = load(`{${slots}, "label": {"index": 2, "column": "y"}}`).list();
+    expect(single.labels).toEqual([{ name: "ctr", loss: "bce", weight: 1, index: 2, column: "y" }]);
+    expect(single.namedTasks).toBe(false);
+    expect(single.groupSlot).toBeNull();
+  });
+
+  it.each([
+    [`"labels": [{"name": "click"}, {"name": "click", "column": "c2"}]`, "label 'click' is declared twice"],
+    [`"label": {"index": 0}, "labels": [{"name": "click"}]`, 'labels: give either "label" (one task) or "labels" (several), not both'],
+    [`"labels": [{"name": "click", "loss": "mae"}]`, 'labels.0.loss: expected loss "bce" or "mse"'],
+    [`"labels": [{"name": "click"}], "groupSlot": 7`, "groupSlot 7 is not a declared slot"],
+    [`"labels": []`, "labels: declare at least one label"],
+    [`"labels": [{"name": "9x"}]`, "labels.0.name: expected a name of a letter then letters, digits or _"],
+    [`"labels": [{"name": "probabilities"}]`, "label 'probabilities': the name is serving's own output's; choose another"],
+    [`"labels": [{"name": "a", "index": 1}, {"name": "b"}]`, "labels 'a' and 'b' both read a Monolith sample's label 1"],
+    [`"labels": [{"name": "a", "column": "y"}, {"name": "b", "column": "y"}]`, "labels 'a' and 'b' both read column 'y'"],
+  ])("refuses %s: %s", (fields, message) => {
+    const { path, list } = load(`{${slots}, ${fields}}`);
+    try {
+      list();
+      expect.unreachable();
+    } catch (err) {
+      expect(FeatureErrors.is(err, "FEATURES_ERR_BAD_LIST")).toBe(true);
+      expect((err as Error).message).toBe(`feature list ${path}: ${message}`);
+    }
+  });
+});
+
 describe("Criteo's layout", () => {
   it("as a feature list: C1..C26 hashed into slots 1..26, I1..I13 as log(1 + count)", () => {
     const list = compileFeatureList(criteoFeatureListConfig(), "criteo");

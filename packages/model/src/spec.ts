@@ -177,7 +177,8 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
   if (spec.architecture.name !== other.architecture.name) return `model ${other.architecture.name} against ${spec.architecture.name}`;
   const ta = tasksOf(spec);
   const tb = tasksOf(other);
-  const tn = (ts: TaskSpec[]) => ts.map((t) => `${t.name} (${t.loss}${t.weight !== 1 ? `, weight ${t.weight}` : ""})`).join(", ");
+  // Bracketed: a list of several tasks is still one side of "against".
+  const tn = (ts: TaskSpec[]) => `[${ts.map((t) => `${t.name} (${t.loss}${t.weight !== 1 ? `, weight ${t.weight}` : ""})`).join(", ")}]`;
   if (tn(ta) !== tn(tb)) return `tasks ${tn(tb)} against ${tn(ta)}`;
   if (spec.embeddingDim !== other.embeddingDim) return `embedding dim ${other.embeddingDim} against ${spec.embeddingDim}`;
   const a = dimsOf(spec);

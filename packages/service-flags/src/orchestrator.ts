@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { ARCHITECTURE_NAMES } from "@pangea/model";
+import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
 import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The embedding optimizers the orchestrator implements (services/orchestrator/src/optim/sparse-optimizers.ts). */
@@ -77,3 +77,8 @@ export const orchestratorSchema = z.object({
 });
 
 export const ORCHESTRATOR_FLAGS: FlagTable = flagTable(orchestratorSchema.shape);
+
+/** Whether --model names an architecture built for several tasks (its registry entry's multiTask): `pangea run` then gives the built-in data two. */
+export function isMultiTaskModel(name: string, architectures: ReadonlyMap<string, { multiTask?: boolean }> = ARCHITECTURES): boolean {
+  return architectures.get(name)?.multiTask === true;
+}

@@ -13,6 +13,8 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     hasGroundTruth: d.groundTruth !== undefined,
     groundTruthAuc: d.groundTruth?.auc ?? 0,
     groundTruthLogloss: d.groundTruth?.logloss ?? 0,
+    groundTruthTaskAuc: d.taskGroundTruth?.map((g) => g.auc) ?? [],
+    groundTruthTaskLogloss: d.taskGroundTruth?.map((g) => g.logloss) ?? [],
     slotDims: d.slotDims ?? [],
     slotPooling: d.slotPooling ?? [],
     tasks: d.tasks ?? [],

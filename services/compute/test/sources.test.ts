@@ -1,12 +1,17 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
-import { SyntheticSource } from "../src/sources/synthetic.js";
+import { SyntheticSource, USER_SLOT } from "../src/sources/synthetic.js";
+import { toSourceInfo } from "../src/source-info.js";
+import { compileFeatureList } from "@pangea/features";
 import { RecordBlock } from "../src/sources/source.js";
 import { ComputeErrors } from "../src/errors.js";
 
+const sklearnAvailable = spawnSync("/usr/bin/python3", ["-c", "import sklearn"]).status === 0;
 const dir = mkdtempSync(join(tmpdir(), "pangea-compute-"));
 const line = (label: string, dense: string[], cats: string[]) => [label, ...dense, ...cats].join("\t");
 const goodDense = Array.from({ length: 13 }, (_, i) => String(i));
@@ -53,6 +58,127 @@ describe("synthetic source", () => {
     expect(fromFile.idWords).toEqual(inMemory.idWords);
     expect(fromFile.labels).toEqual(inMemory.labels);
     expect(fromFile.dense).toEqual(inMemory.dense);
+  });
+});
+
+describe("synthetic source with a second task (conversion)", () => {
+  const N = 20_000;
+  const one = new SyntheticSource({ seed: 42, evalRecords: N });
+  const two = new SyntheticSource({ seed: 42, evalRecords: N, tasks: 2 });
+
+  it("leaves the default single-task data bit for bit as it was", () => {
+    // Digest of the default data (seed 42) taken before the second task existed.
+    const h = createHash("sha256");
+    const src = new SyntheticSource({ seed: 42, evalRecords: 5000 });
+    for (const split of ["train", "eval"] as const) {
+      const b = new RecordBlock(4096, 13, 26);
+      src.read(split, 1000, 4096, b);
+      for (const a of [b.labels, b.dense, b.idWords, b.cellOffsets, b.weights]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    }
+    h.update(src.tsvLine("train", 3));
+    h.update(JSON.stringify(src.info.groundTruth));
+    expect(h.digest("hex").slice(0, 16)).toBe("f22552e434378f2f");
+    expect(src.info.tasks).toBeUndefined();
+    expect(src.info.taskGroundTruth).toBeUndefined();
+  });
+
+  it("declares click and conversion, the user slot, and a ground truth per task", () => {
+    expect(two.info.tasks).toEqual([
+      { name: "click", loss: "bce", weight: 1 },
+      { name: "conversion", loss: "bce", weight: 1 },
+    ]);
+    expect(one.info.groupSlot).toBe(1);
+    expect(two.info.groupSlot).toBe(one.info.slotIds[USER_SLOT]);
+    expect(two.info.groundTruth).toEqual(one.info.groundTruth);
+    expect(two.info.taskGroundTruth![0]).toEqual(one.info.groundTruth);
+    expect(two.info.taskGroundTruth![1]!.auc).toBeGreaterThan(0.8);
+    expect(toSourceInfo(two.info)).toMatchObject({
+      hasGroupSlot: true,
+      groupSlot: 1,
+      groundTruthTaskAuc: two.info.taskGroundTruth!.map((g) => g.auc),
+      groundTruthTaskLogloss: two.info.taskGroundTruth!.map((g) => g.logloss),
+    });
+    expect(toSourceInfo(one.info)).toMatchObject({ tasks: [], groundTruthTaskAuc: [], groundTruthTaskLogloss: [], hasGroupSlot: true, groupSlot: 1 });
+  });
+
+  it("keeps the click data and converts only clicked records", () => {
+    const a = new RecordBlock(N, 13, 26);
+    const b = new RecordBlock(N, 13, 26, 2);
+    one.read("eval", 0, N, a);
+    two.read("eval", 0, N, b);
+    // Byte comparisons: toEqual over a million elements takes seconds.
+    const bytes = (x: Float32Array | Uint32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    expect(bytes(b.idWords).equals(bytes(a.idWords))).toBe(true);
+    expect(bytes(b.dense).equals(bytes(a.dense))).toBe(true);
+    const clicks = b.labels.filter((_, j) => j % 2 === 0);
+    const converted = b.labels.filter((_, j) => j % 2 === 1);
+    expect(bytes(clicks).equals(bytes(a.labels))).toBe(true);
+    expect(converted.some((c, i) => c === 1 && clicks[i] !== 1)).toBe(false);
+    const conversions = converted.reduce((n, c) => n + c, 0);
+    for (const i of [0, 1, 2, 999, N - 1]) expect(two.truth("eval", i).labels).toEqual([b.labels[2 * i], b.labels[2 * i + 1]]);
+    // A few percent of records convert: enough positives for a held-out AUC.
+    expect(conversions / N).toBeGreaterThan(0.03);
+    expect(conversions / N).toBeLessThan(0.12);
+    expect(() => two.read("eval", 0, 8, new RecordBlock(8, 13, 26))).toThrow("a block of 1 labels for a source of 2");
+  });
+
+  it("draws each label from the probability it reports: the label rates match, and sklearn scores the same ground truth", () => {
+    const p: number[][] = [[], []];
+    const y: number[][] = [[], []];
+    for (let i = 0; i < N; i++) {
+      const t = two.truth("eval", i);
+      for (let k = 0; k < 2; k++) {
+        p[k]!.push(t.p[k]!);
+        y[k]!.push(t.labels[k]!);
+      }
+    }
+    for (let k = 0; k < 2; k++) {
+      const mean = p[k]!.reduce((a, b) => a + b, 0) / N;
+      const rate = y[k]!.reduce((a, b) => a + b, 0) / N;
+      // Four standard errors of a Bernoulli mean.
+      expect(Math.abs(rate - mean)).toBeLessThan(4 * Math.sqrt((mean * (1 - mean)) / N));
+    }
+    if (!sklearnAvailable) return;
+    const out = execFileSync(
+      "/usr/bin/python3",
+      ["-c", "import json,sys\nfrom sklearn.metrics import roc_auc_score, log_loss\nd=json.load(sys.stdin)\nprint(json.dumps([[roc_auc_score(y,p), log_loss(y,p)] for p,y in zip(d['p'],d['y'])]))"],
+      { input: JSON.stringify({ p, y }), encoding: "utf8", maxBuffer: 64 << 20 },
+    );
+    const sk = JSON.parse(out) as [number, number][];
+    sk.forEach(([auc, logloss], k) => {
+      expect(two.info.taskGroundTruth![k]!.auc).toBeCloseTo(auc, 9);
+      expect(two.info.taskGroundTruth![k]!.logloss).toBeCloseTo(logloss, 9);
+    });
+  });
+
+  it("the user slot groups the held-out records in groups of several, nearly all holding both classes of each task", () => {
+    const b = new RecordBlock(N, 13, 26, 2);
+    two.read("eval", 0, N, b);
+    const groups = new Map<string, { n: number; pos: number[] }>();
+    for (let i = 0; i < N; i++) {
+      const cell = i * 26 + USER_SLOT;
+      const key = `${b.idWords[2 * cell]}:${b.idWords[2 * cell + 1]}`;
+      const g = groups.get(key) ?? { n: 0, pos: [0, 0] };
+      g.n++;
+      g.pos[0]! += b.labels[2 * i]!;
+      g.pos[1]! += b.labels[2 * i + 1]!;
+      groups.set(key, g);
+    }
+    expect(N / groups.size).toBeGreaterThan(20);
+    for (let k = 0; k < 2; k++) {
+      const covered = [...groups.values()].filter((g) => g.pos[k]! > 0 && g.pos[k]! < g.n).reduce((a, g) => a + g.n, 0);
+      expect(covered / N, `task ${k}`).toBeGreaterThan(0.9);
+    }
+  });
+
+  it("writes both labels into Monolith samples and its feature list declares them", () => {
+    const t = two.truth("train", 17);
+    expect(two.plainSample("train", 17).labels).toEqual(t.labels);
+    expect(one.plainSample("train", 17).labels).toEqual([t.labels[0]]);
+    const list = compileFeatureList(two.featureListConfig("fid_v2"), "synthetic");
+    expect(list.labels.map((l) => [l.name, l.index, l.loss])).toEqual([["click", 0, "bce"], ["conversion", 1, "bce"]]);
+    expect(list.groupSlot).toBe(1);
+    expect(compileFeatureList(one.featureListConfig("fid_v2"), "synthetic").namedTasks).toBe(false);
   });
 });
 

@@ -79,3 +79,18 @@ export function serviceArgs(argv: readonly string[], table: FlagTable, flags: Re
   }
   return args;
 }
+
+/** Compute flags that say which data to read, whose absence (as flag and as environment variable) means the built-in synthetic data. */
+const DATA_FLAGS = ["data", "kafka-brokers", "synthetic-tasks"];
+
+/**
+ * The service arguments with `--synthetic-tasks 2` added for compute when a
+ * multi-task model trains on the built-in data, so that `pangea run --model
+ * mmoe` needs no other flag; a --synthetic-tasks, --data or --kafka-brokers
+ * given (or its environment variable set) is left to decide.
+ */
+export function builtInTaskArgs(args: Record<Service, string[]>, multiTask: boolean, env: NodeJS.ProcessEnv): Record<Service, string[]> {
+  if (!multiTask) return args;
+  const given = DATA_FLAGS.some((name) => args.compute.includes(`--${name}`) || Boolean(env[COMPUTE_FLAGS[name]!.env!]));
+  return given ? args : { ...args, compute: [...args.compute, "--synthetic-tasks", "2"] };
+}

@@ -2,11 +2,12 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { deepFreeze, nonNegativeInt, parseConfig, port, usageText, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
+import { isMultiTaskModel } from "@pangea/service-flags";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
-import { passThroughFlags, serviceArgs, type Service } from "./pass-through.js";
+import { builtInTaskArgs, passThroughFlags, serviceArgs, type Service } from "./pass-through.js";
 import { fetchSyncSummary, formatSummary, statusJson, type SyncSummary } from "./summary.js";
 
 /** The flags `pangea run` has for the cluster as a whole; every other flag is a service's (see pass-through.ts). */
@@ -113,7 +114,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
     tlsDir: pick("tlsDir"),
     json: pick("json"),
     ...(c.servingSync ? { servingSync: pick("servingSync") } : {}),
-    args: serviceArgs(argv, RUN_FLAGS, new Map(passed)),
+    args: builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env),
   });
 }
 

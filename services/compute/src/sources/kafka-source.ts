@@ -149,6 +149,7 @@ export class KafkaSource {
         columns: asm.columns.slice(0, asm.count),
       });
     };
+    const queued = this.queue.length;
     try {
       if (this.opts.message === "examplebatch") decodeExampleBatch(value, 0, value.length, asm, push);
       else {
@@ -159,6 +160,8 @@ export class KafkaSource {
       }
     } catch (err) {
       if (!(err instanceof WireError || err instanceof SampleError)) throw err;
+      // A message is taken whole or not at all: an ExampleBatch's examples queued before its bad one go too (decoding is synchronous, so they are still at the queue's end).
+      this.queue.length = queued;
       // A skipped record is done: its offset may be committed.
       this.bad.record(`topic ${this.opts.topic} partition ${partition} offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
       const point = tracker.complete(offset);

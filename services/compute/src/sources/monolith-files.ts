@@ -86,10 +86,16 @@ export class MonolithFilesSource implements DataSource {
         if (this.opts.message === "examplebatch") {
           // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
           const mark = this.columns.mark();
+          let example = 0;
           try {
-            decodeExampleBatch(bytes, 0, bytes.length, asm, () => this.columns.commit(asm));
+            decodeExampleBatch(bytes, 0, bytes.length, asm, () => {
+              this.columns.commit(asm);
+              example++;
+            });
           } catch (err) {
             this.columns.rollback(mark);
+            // Which of the batch's examples, so the record can be found.
+            if (err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
             throw err;
           }
         } else {

@@ -16,6 +16,9 @@ import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/featur
 
 /** The data source a compute configuration describes. */
 export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSource> {
+  if (c.syntheticTasks !== 1 && (c.data || c.kafkaBrokers)) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--synthetic-tasks is for the built-in synthetic data; a feature list's labels declare the tasks of --data or Kafka records");
+  }
   if (c.kafkaBrokers) {
     if (!c.kafkaTopic) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers needs --kafka-topic");
     if (c.data || c.evalData) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--kafka-brokers and --data/--eval-data are exclusive: read from Kafka or from files");
@@ -36,7 +39,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   }
   if (!c.data) {
     if (c.evalData) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--eval-data needs --data: the built-in data holds out its own records (--eval-records)");
-    return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords });
+    return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords, tasks: c.syntheticTasks as 1 | 2 });
   }
   const data = expandDataPaths(c.data, "--data");
   if (!c.evalData) return openFiles(c, data, c.evalFraction);
@@ -48,7 +51,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
 
 /** Files of one format: the last evalFraction of their records held out. */
 async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number): Promise<DataSource> {
-  if (c.format === "criteo") return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
+  if (c.format === "criteo") {
+    // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
+    if (c.featureList && readFeatureList(c.featureList).namedTasks) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo has one label (a line's first field), but --feature-list ${c.featureList} declares "labels": several labels need Parquet or Monolith files`);
+    }
+    return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
+  }
   if (!c.featureList) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }

@@ -100,7 +100,7 @@ export class SampleColumns {
 /** A task's label from a decoded sample's label list (Monolith's), or why the sample cannot be trained on. */
 export function sampleLabel(label: LabelSpec, values: readonly number[]): number {
   const raw = values[label.index];
-  if (raw === undefined) throw new SampleError(`has ${values.length} labels, the feature list reads label ${label.index} (${label.name})`);
+  if (raw === undefined) throw new SampleError(`has ${values.length} label${values.length === 1 ? "" : "s"}, the feature list reads label ${label.index} (${label.name})`);
   const v = labelValue(label, raw);
   if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) is ${raw}`);
   return v;

@@ -22,6 +22,8 @@ export interface SourceDescription {
   groupSlot?: number | null;
   /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
   groundTruth?: { auc: number; logloss: number };
+  /** The same per task, in task order, for synthetic data of several tasks. */
+  taskGroundTruth?: { auc: number; logloss: number }[];
 }
 
 /**

@@ -2,7 +2,7 @@ import { Rng, hashWords } from "@pangea/kit";
 import { criteoDenseName, criteoFeatureListConfig, criteoSlotName, hashedIdV2, normalizeCount, type FeatureListConfig } from "@pangea/features";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
 import type { PlainSample } from "@pangea/monolith";
-import { aucAndLogloss } from "@pangea/model";
+import { aucAndLogloss, type TaskSpec } from "@pangea/model";
 
 /**
  * A Criteo-like data set generated from a known model, so the best achievable
@@ -13,6 +13,13 @@ import { aucAndLogloss } from "@pangea/model";
  * dot products between a few slot pairs (the structure DLRM's interaction
  * layer can represent). Every record is a pure function of (seed, split,
  * index), so any process can produce any share of it.
+ *
+ * With two tasks a record also carries a conversion label, as ESMM's data:
+ * observed only on clicked records, drawn from p(conversion | click, x), a
+ * logistic model of its own over the same features, so the label is 1 with
+ * probability p(click | x) * p(conversion | click, x). The conversion's draws
+ * come from their own random streams, so the click data is the same whatever
+ * the task count. Slot USER_SLOT stands for the user (GAUC's groups).
  */
 export const SYNTHETIC_NUM_DENSE = 13;
 // Criteo Kaggle's smaller cardinalities, scaled down 4x so a run of a few
@@ -25,12 +32,30 @@ const MISSING_RATE_DENSE = 0.1;
 const MISSING_RATE_CAT = 0.03;
 const LATENT = 4;
 const INTERACTING_PAIRS: [number, number][] = [[0, 2], [3, 6], [9, 10], [11, 14]];
+// Sets the conversion rate among clicks near 20% (about 6% of all records for seed 42).
+const CONVERSION_BIAS = -3.2;
+/** The slot (by position) that stands for the user: 365 values, so every held-out user has many records. */
+export const USER_SLOT = 0;
+/** The generator's tasks: the click, and with two tasks the conversion (1 only on a clicked record). */
+export const SYNTHETIC_TASKS = [
+  { name: "click", loss: "bce", weight: 1 },
+  { name: "conversion", loss: "bce", weight: 1 },
+] as const satisfies readonly TaskSpec[];
 
 export interface SyntheticOptions {
   seed: number;
   evalRecords: number;
   /** First slot id; slots are slotBase .. slotBase + 25. */
   slotBase?: number;
+  /** 1: the click alone (one unnamed task, today's data); 2: click and conversion. */
+  tasks?: 1 | 2;
+}
+
+/** The conversion's own logistic model (tasks = 2). */
+interface ConversionModel {
+  denseWeight: Float64Array;
+  /** Per slot, per value (index vocab = missing). */
+  slotWeight: Float32Array[];
 }
 
 interface SlotTables {
@@ -52,6 +77,7 @@ export class SyntheticSource implements DataSource {
   private readonly seed: number;
   private readonly scratch = new Float64Array(SYNTHETIC_NUM_DENSE);
   private readonly values = new Int32Array(SYNTHETIC_VOCAB.length);
+  private readonly conversion: ConversionModel | null;
 
   constructor(opts: SyntheticOptions) {
     this.seed = opts.seed >>> 0;
@@ -64,17 +90,57 @@ export class SyntheticSource implements DataSource {
     this.denseCenter = Float64Array.from(this.denseMu, (mu) => mu * (1 - MISSING_RATE_DENSE));
     this.bias = -1.45;
     this.slots = SYNTHETIC_VOCAB.map((vocab, s) => this.buildSlot(s, slotBase + s, vocab, rng));
+    this.conversion = (opts.tasks ?? 1) === 2 ? this.buildConversion() : null;
     const slotIds = SYNTHETIC_VOCAB.map((_, s) => slotBase + s);
     const evalRecords = opts.evalRecords;
     const gt = evalRecords > 0 ? this.groundTruth(evalRecords) : undefined;
     this.info = {
-      description: `synthetic Criteo-like data (seed ${this.seed}, 13 dense + 26 categorical, Zipf ${ZIPF_EXPONENT})`,
+      description: `synthetic Criteo-like data (seed ${this.seed}, 13 dense + 26 categorical, Zipf ${ZIPF_EXPONENT}${this.conversion ? ", click and conversion" : ""})`,
       numDense: SYNTHETIC_NUM_DENSE,
       slotIds,
       trainRecords: 0,
       evalRecords,
-      groundTruth: gt,
+      groundTruth: gt?.[0],
+      ...(this.conversion ? { tasks: SYNTHETIC_TASKS.map((t) => ({ ...t })), taskGroundTruth: gt } : {}),
+      groupSlot: slotIds[USER_SLOT]!,
     };
+  }
+
+  /** How many labels each record carries. */
+  get taskCount(): number {
+    return this.conversion ? 2 : 1;
+  }
+
+  private buildConversion(): ConversionModel {
+    const rng = new Rng(hashWords(this.seed, 0x44));
+    const denseWeight = Float64Array.from({ length: SYNTHETIC_NUM_DENSE }, () => rng.normal() * 0.25);
+    const slotWeight = SYNTHETIC_VOCAB.map((vocab, s) => {
+      // The click's pattern of informative and weak slots, shifted by one, so the tasks share some signal and not all.
+      const scale = s % 3 === 1 ? 0.45 : s % 3 === 2 ? 0.2 : 0.05;
+      return Float32Array.from({ length: vocab + 1 }, (_, v) => new Rng(hashWords(this.seed, 0x45, s, v)).normal() * scale);
+    });
+    return { denseWeight, slotWeight };
+  }
+
+  /**
+   * p(conversion | click, x) of the record draw() last drew (its raw dense
+   * counts in rawDense, its values in this.values).
+   */
+  private conversionProbability(m: ConversionModel, rawDense: Float64Array): number {
+    let logit = CONVERSION_BIAS;
+    for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
+      const x = rawDense[j]!;
+      logit += m.denseWeight[j]! * (normalizeCount(Number.isNaN(x) ? 0 : x) - this.denseCenter[j]!);
+    }
+    for (let s = 0; s < m.slotWeight.length; s++) logit += m.slotWeight[s]![this.values[s]!]!;
+    return 1 / (1 + Math.exp(-logit));
+  }
+
+  /** The conversion label of record `index` of `split`, which draw() last drew: 0 unless clicked. */
+  private conversionLabel(m: ConversionModel, split: SplitName, index: number, click: number, rawDense: Float64Array): number {
+    if (click === 0) return 0;
+    const rng = new Rng(hashWords(this.seed, split === "train" ? 0xc0a1 : 0xc0e1, index));
+    return rng.next() < this.conversionProbability(m, rawDense) ? 1 : 0;
   }
 
   private buildSlot(s: number, slotId: number, vocab: number, rng: Rng): SlotTables {
@@ -153,9 +219,15 @@ export class SyntheticSource implements DataSource {
   read(split: SplitName, start: number, count: number, block: RecordBlock): void {
     const S = this.slots.length;
     if (block.idWords.length < count * S * 2) block.idWords = new Uint32Array(count * S * 2);
+    const m = this.conversion;
+    if (block.numTasks !== this.taskCount) throw new Error(`a block of ${block.numTasks} labels for a source of ${this.taskCount}`);
     for (let r = 0; r < count; r++) {
       const { p, rng } = this.draw(split, start + r, this.scratch);
-      block.labels[r] = rng.next() < p ? 1 : 0;
+      const click = rng.next() < p ? 1 : 0;
+      if (m) {
+        block.labels[2 * r] = click;
+        block.labels[2 * r + 1] = this.conversionLabel(m, split, start + r, click, this.scratch);
+      } else block.labels[r] = click;
       for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
         const x = this.scratch[j]!;
         block.dense[r * SYNTHETIC_NUM_DENSE + j] = Number.isNaN(x) ? 0 : normalizeCount(x);
@@ -177,11 +249,11 @@ export class SyntheticSource implements DataSource {
   /**
    * Record `index` of `split` in the shape Monolith's formats carry: ids per
    * categorical column C1..C26 (v2, the same ids the in-memory path uses),
-   * raw counts per dense column I1..I13 (absent when missing), the label.
+   * raw counts per dense column I1..I13 (absent when missing), the labels
+   * (the click's, and with two tasks the conversion's).
    */
   plainSample(split: SplitName, index: number): PlainSample {
-    const { p, rng } = this.draw(split, index, this.scratch);
-    const label = rng.next() < p ? 1 : 0;
+    const { labels } = this.truth(split, index);
     const ids = new Map<string, Uint32Array>();
     const floats = new Map<string, number[]>();
     for (let j = 0; j < SYNTHETIC_NUM_DENSE; j++) {
@@ -192,16 +264,19 @@ export class SyntheticSource implements DataSource {
       const v = this.values[s]!;
       ids.set(criteoSlotName(s), this.slots[s]!.idWords.slice(2 * v, 2 * v + 2));
     }
-    return { ids, floats, labels: [label] };
+    return { ids, floats, labels };
   }
 
   /** The feature list that reads plainSample's data back as this source lays it out. */
   featureListConfig(idKind: "fid_v1" | "fid_v2" | "bytes"): FeatureListConfig {
     // Its records are laid out as Criteo's: I1..I13, C1..C26 in consecutive slots.
-    return criteoFeatureListConfig(idKind, this.info.slotIds[0]);
+    const config = criteoFeatureListConfig(idKind, this.info.slotIds[0]);
+    if (!this.conversion) return config;
+    const { label: _one, ...rest } = config;
+    return { ...rest, labels: SYNTHETIC_TASKS.map((t) => ({ ...t })), groupSlot: this.info.slotIds[USER_SLOT]! };
   }
 
-  /** Record `index` of `split` as a Criteo TSV line: label, I1..I13, C1..C26. */
+  /** Record `index` of `split` as a Criteo TSV line: the click's label, I1..I13, C1..C26 (a TSV line has one label). */
   tsvLine(split: SplitName, index: number): string {
     const { p, rng } = this.draw(split, index, this.scratch);
     const label = rng.next() < p ? 1 : 0;
@@ -211,16 +286,31 @@ export class SyntheticSource implements DataSource {
     return fields.join("\t");
   }
 
-  /** The generator's probability for each eval record, and the labels drawn from it. */
-  private groundTruth(n: number): { auc: number; logloss: number } {
-    const p = new Float64Array(n);
-    const y = new Uint8Array(n);
+  /** How well the generator's own probability of each eval record's label (truth's) ranks those labels, per task. */
+  private groundTruth(n: number): { auc: number; logloss: number }[] {
+    const p = Array.from({ length: this.taskCount }, () => new Float64Array(n));
+    const y = Array.from({ length: this.taskCount }, () => new Uint8Array(n));
     for (let i = 0; i < n; i++) {
-      const d = this.draw("eval", i, this.scratch);
-      p[i] = d.p;
-      y[i] = d.rng.next() < d.p ? 1 : 0;
+      const t = this.truth("eval", i);
+      t.p.forEach((pt, k) => (p[k]![i] = pt));
+      t.labels.forEach((yt, k) => (y[k]![i] = yt));
     }
-    return aucAndLogloss(p, y);
+    return p.map((pt, k) => aucAndLogloss(pt, y[k]!));
+  }
+
+  /**
+   * Record `index` of `split`'s labels, one per task, and the generator's
+   * probability of each being 1: the click's p(click | x); the conversion's
+   * p(click | x) * p(conversion | click, x), its label being 0 on every
+   * record not clicked. Leaves the record's raw dense counts in
+   * this.scratch and its values in this.values.
+   */
+  truth(split: SplitName, index: number): { labels: number[]; p: number[] } {
+    const m = this.conversion;
+    const { p, rng } = this.draw(split, index, this.scratch);
+    const click = rng.next() < p ? 1 : 0;
+    if (!m) return { labels: [click], p: [p] };
+    return { labels: [click, this.conversionLabel(m, split, index, click, this.scratch)], p: [p, p * this.conversionProbability(m, this.scratch)] };
   }
 }
 
