@@ -152,6 +152,9 @@ describe("per-task metrics of a two-task job", () => {
       expect(watchLine).toContain(`RMSE ${we.rmse.toFixed(4)}`);
       expect(watchLine).not.toContain("GAUC");
       expect(summary).not.toContain("held-out AUC");
+      // The default architecture, named with its hyper-parameters.
+      expect(s.model).toBe("dlrm (bottomMlp [64, 16], topMlp [64, 32])");
+      expect(summary.split("\n")).toContain(`  ${"model".padEnd(summary.split("\n")[1]!.indexOf("completed") - 2)}${s.model}`);
       const json = JSON.parse(statusJson(s)) as { tasks: { name: string; eval: { gauc: number } }[] };
       expect(json.tasks[0]!.eval.gauc).toBe(ce.gauc);
 

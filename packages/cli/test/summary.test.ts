@@ -31,3 +31,11 @@ describe("the job summary of a single-task job", () => {
     expect(grouped.split("\n").at(-1)).toBe("  held-out GAUC     0.7123 over 40 groups with both classes (950 records; 12 in no group)");
   });
 });
+
+describe("the summary's model line", () => {
+  it("names the architecture and its hyper-parameters after the state, when the orchestrator reports them", () => {
+    const s = formatSummary({ ...status(evalOf()), model: "dlrm (bottomMlp [64, 16], topMlp [64, 32])" }, 1);
+    expect(keys(s).slice(0, 3)).toEqual(["state", "model", "backend"]);
+    expect(s.split("\n")[2]).toBe("  model             dlrm (bottomMlp [64, 16], topMlp [64, 32])");
+  });
+});

@@ -3,6 +3,7 @@ export {
   parseModelSpec,
   architectureConfig,
   architectureOf,
+  describeArchitecture,
   sameModel,
   specDifference,
   canonical,

@@ -197,6 +197,12 @@ export function canonical(spec: ModelSpec): string {
   return JSON.stringify(spec, (_k, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1))) : v));
 }
 
+/** The architecture and its hyper-parameters in words: "mmoe (numExperts 4, expertMlp [64, 32], towerMlp [32])". */
+export function describeArchitecture(spec: ModelSpec): string {
+  const hyper = Object.entries(hyperOf(spec)).map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : String(v)}`);
+  return hyper.length ? `${spec.architecture.name} (${hyper.join(", ")})` : spec.architecture.name;
+}
+
 /** The spec's architecture. */
 export function architectureOf(spec: ModelSpec): Architecture<any> {
   return architectureNamed(spec.architecture.name);

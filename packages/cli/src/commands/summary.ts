@@ -36,6 +36,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const resumed = Number(s.resumedFromStep) > 0;
   const rows: [string, string][] = [
     ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
+    // An orchestrator older than the field sends none.
+    ...(s.model ? [["model", s.model] as [string, string]] : []),
     ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
     ["mode", `${s.mode || "sync"}${resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],

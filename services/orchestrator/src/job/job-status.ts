@@ -6,7 +6,7 @@ import type { Membership } from "./membership.js";
 import type { StepCoordinator } from "./step-coordinator.js";
 import type { TrainingMode } from "./work-plan.js";
 import { buildTaskStatuses, type TaskLosses } from "./task-status.js";
-import { taskCount, tasksOf } from "@pangea/model";
+import { describeArchitecture, taskCount, tasksOf } from "@pangea/model";
 
 /** Everything GetJobStatus reports, gathered from the job's parts. */
 export interface StatusParts {
@@ -58,6 +58,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     embeddingRows: p.model?.store.size() ?? 0,
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,
     backend: p.members.backends().join(","),
+    model: p.model ? describeArchitecture(p.model.spec) : "",
     mode: p.mode,
     batchesApplied: applied,
     duplicateBatches: c.duplicateBatches,

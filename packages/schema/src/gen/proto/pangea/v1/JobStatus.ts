@@ -42,6 +42,7 @@ export interface JobStatus {
   'streamingAuc'?: (number | string);
   'firstLossStep'?: (number | string | Long);
   'tasks'?: (_pangea_v1_TaskStatus)[];
+  'model'?: (string);
 }
 
 export interface JobStatus__Output {
@@ -77,4 +78,5 @@ export interface JobStatus__Output {
   'streamingAuc': (number);
   'firstLossStep': (number);
   'tasks': (_pangea_v1_TaskStatus__Output)[];
+  'model': (string);
 }
