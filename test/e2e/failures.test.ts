@@ -192,7 +192,7 @@ describe("unreachable peers and bad configuration", () => {
   it("compute with a missing data file exits 1 naming the file", async () => {
     const r = await runNode(ENTRY.compute, ["--data", join(tmp, "missing.tsv")]);
     expect(r.code).toBe(1);
-    expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
+    expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: --data: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
   });
 });
 

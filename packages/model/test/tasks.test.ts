@@ -42,9 +42,9 @@ describe("a model's tasks", () => {
   it("differences name the tasks", () => {
     const one = validateSpec({ ...base, architecture: dlrm });
     const two = validateSpec({ ...base, tasks: twoTasks, architecture: dlrm });
-    expect(specDifference(one, two)).toBe("tasks click (bce), watch_time (mse, weight 0.5) against ctr (bce)");
+    expect(specDifference(one, two)).toBe("tasks [click (bce), watch_time (mse, weight 0.5)] against [ctr (bce)]");
     const reweighted: ModelSpec = validateSpec({ ...base, tasks: [twoTasks[0]!, { ...twoTasks[1]!, weight: 2 }], architecture: dlrm });
-    expect(specDifference(two, reweighted)).toBe("tasks click (bce), watch_time (mse, weight 2) against click (bce), watch_time (mse, weight 0.5)");
+    expect(specDifference(two, reweighted)).toBe("tasks [click (bce), watch_time (mse, weight 2)] against [click (bce), watch_time (mse, weight 0.5)]");
   });
 
   it.each([
