@@ -19,7 +19,8 @@ Common flags (all of `pangea run --help` are accepted):
   --trainers N            trainer processes (workers)                 default 2
   --steps N               synchronous training steps                  default 500
   --batch-size N          samples per trainer per step                default 1024
-  --data PATH             Criteo TSV file instead of synthetic data
+  --data PATH[,PATH]      data instead of synthetic: files, directories or quoted globs
+  --format F              criteo (TSV), instance, example, examplebatch or parquet  default criteo
   --model NAME            dlrm, dcn-v2, deepfm, wide-deep, mmoe or shared-bottom  default dlrm
   --model-config FILE     JSON of the model's hyper-parameters (see README)
   --eval-records N        held-out synthetic records                  default 50000

@@ -39,3 +39,16 @@ describe("the summary's model line", () => {
     expect(s.split("\n")[2]).toBe("  model             dlrm (bottomMlp [64, 16], topMlp [64, 32])");
   });
 });
+
+describe("a single regression task", () => {
+  it("gets its task row (RMSE, calibration), not AUC lines", () => {
+    const e = evalOf({ name: "watch", loss: "mse", auc: nan, logloss: nan, rmse: 3.25, meanPrediction: 10.9, labelRate: 11.1, calibration: 10.9 / 11.1 });
+    const st = status(e);
+    st.tasks = [{ ...st.tasks[0]!, name: "watch", loss: "mse", eval: e }];
+    const s = formatSummary(st, 1);
+    expect(s).not.toContain("held-out AUC");
+    const row = s.split("\n").find((l) => l.startsWith("  task watch (mse"));
+    expect(row).toContain("RMSE 3.2500");
+    expect(row).toContain("calibration 0.982");
+  });
+});

@@ -63,6 +63,7 @@ const listSchema = z
     /** The slot whose id groups records for GAUC (e.g. the user id's). */
     groupSlot: z.number().int().min(0).max(V2_MAX_SLOT).optional(),
   })
+  .strict()
   .refine((l) => !(l.label && l.labels), { message: 'give either "label" (one task) or "labels" (several), not both', path: ["labels"] });
 
 /** Where one task's label is in a record, and how it is learned. */
@@ -122,6 +123,7 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     byIndex.set(l.index, l.name);
     byColumn.set(l.column, l.name);
   }
+  if (labels.every((l) => l.weight === 0)) throw bad(`every label has weight 0: the loss would be 0 and nothing learned`);
   if (config.groupSlot !== undefined && columnOfSlot[config.groupSlot] === -1) throw bad(`groupSlot ${config.groupSlot} is not a declared slot`);
   const denseByName = new Map<string, { offset: number; size: number; log1p: boolean }>();
   let offset = 0;
@@ -201,7 +203,21 @@ function parseConf(text: string, path: string): unknown {
 export function labelValue(label: LabelSpec, raw: unknown): number {
   const n = typeof raw === "number" ? raw : typeof raw === "bigint" ? Number(raw) : typeof raw === "boolean" ? Number(raw) : Number.NaN;
   if (!Number.isFinite(n)) return Number.NaN;
-  return label.loss === "bce" ? (n > 0 ? 1 : 0) : n;
+  if (label.loss === "bce") return n > 0 ? 1 : 0;
+  return Math.abs(n) <= MAX_TARGET ? n : Number.NaN;
+}
+
+/**
+ * The largest regression target taken: a squared error of a larger one can
+ * overflow float32 (3.4e38) in a batch's loss, which would stop every
+ * trainer instead of refusing the record.
+ */
+export const MAX_TARGET = 1e12;
+
+/** For a regression target beyond MAX_TARGET, why it is refused (to follow "label ... "); else null. */
+export function targetOutOfRange(label: LabelSpec, raw: unknown): string | null {
+  if (label.loss !== "mse" || typeof raw !== "number" || !Number.isFinite(raw) || Math.abs(raw) <= MAX_TARGET) return null;
+  return `is ${raw}, beyond the ${MAX_TARGET.toExponential()} a regression target may reach (its squared error would overflow)`;
 }
 
 /** The model's tasks as the feature list declares them: empty for one unnamed binary label (the default task). */

@@ -25,6 +25,8 @@ describe("feature lists", () => {
     ["{not json", "is not valid JSON"],
     ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
     ['{"slots": [{"name": "a", "slot": 1, "pooing": "mean"}]}', 'slots.0: unknown field "pooing"'],
+    ['{"slots": [{"name": "a", "slot": 1}], "groupslot": 1}', '(root): unknown field "groupslot"'],
+    ['{"slots": [{"name": "a", "slot": 1}], "labels": [{"name": "a", "weight": 0}, {"name": "b", "weight": 0}]}', "every label has weight 0"],
     ['{"slots": [{"name": "a", "slot": 1}], "dense": [{"name": "d", "sise": 2}]}', 'dense.0: unknown field "sise"'],
   ])("refuses %s", (text, message) => {
     const path = join(dir, `bad-${Math.random()}.json`);

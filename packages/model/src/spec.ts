@@ -129,7 +129,7 @@ export function validateTasks(tasks: readonly Partial<TaskSpec>[]): TaskSpec[] {
   if (!Array.isArray(tasks) || tasks.length < 1) throw bad(`a model needs at least one task, got ${JSON.stringify(tasks)}`);
   if (tasks.length > MAX_TASKS) throw bad(`a model has at most ${MAX_TASKS} tasks, got ${tasks.length}`);
   const seen = new Set<string>();
-  return tasks.map((t, i) => {
+  const checked = tasks.map((t, i) => {
     const name = t?.name;
     if (typeof name !== "string" || !TASK_NAME.test(name)) throw bad(`task #${i}: name must be a letter then letters, digits or _ (at most 64), got ${JSON.stringify(name)}`);
     if (RESERVED_TASK_NAMES.includes(name)) throw bad(`task ${name}: the name is serving's own output's (${RESERVED_TASK_NAMES.join(", ")}); choose another`);
@@ -141,6 +141,8 @@ export function validateTasks(tasks: readonly Partial<TaskSpec>[]): TaskSpec[] {
     if (typeof weight !== "number" || !Number.isFinite(weight) || weight < 0) throw bad(`task ${name}: weight must be a number >= 0, got ${JSON.stringify(t.weight)}`);
     return { name, loss, weight };
   });
+  if (checked.every((t) => t.weight === 0)) throw bad(`every task has weight 0: the loss would be 0 and nothing learned`);
+  return checked;
 }
 
 /** The most dense parameters a model may have (512 MB of float32, before optimizer state). */
@@ -169,16 +171,17 @@ export function sameModel(a: ModelSpec, b: ModelSpec): boolean {
   return canonical(a) === canonical(b);
 }
 
-/** How `other` differs from `spec`, in words naming the field and slot (the first difference), or null when they are the same model. */
+/** How `other` differs from `spec`, in words naming the field and slot (the first difference), or null when they are the same model (task loss weights aside). */
 export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: readonly number[]): string | null {
-  if (sameModel(spec, other)) return null;
+  // Task loss weights weigh training, not what the model is: a checkpoint restores under other weights.
+  if (canonical(withoutTaskWeights(spec)) === canonical(withoutTaskWeights(other))) return null;
   if (spec.numDense !== other.numDense) return `${other.numDense} dense features against ${spec.numDense}`;
   if (spec.numSlots !== other.numSlots) return `${other.numSlots} slots against ${spec.numSlots}`;
   if (spec.architecture.name !== other.architecture.name) return `model ${other.architecture.name} against ${spec.architecture.name}`;
   const ta = tasksOf(spec);
   const tb = tasksOf(other);
   // Bracketed: a list of several tasks is still one side of "against".
-  const tn = (ts: TaskSpec[]) => `[${ts.map((t) => `${t.name} (${t.loss}${t.weight !== 1 ? `, weight ${t.weight}` : ""})`).join(", ")}]`;
+  const tn = (ts: TaskSpec[]) => `[${ts.map((t) => `${t.name} (${t.loss})`).join(", ")}]`;
   if (tn(ta) !== tn(tb)) return `tasks ${tn(tb)} against ${tn(ta)}`;
   if (spec.embeddingDim !== other.embeddingDim) return `embedding dim ${other.embeddingDim} against ${spec.embeddingDim}`;
   const a = dimsOf(spec);
@@ -190,6 +193,14 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
   const pool = pa.findIndex((p, i) => p !== pb[i]);
   if (pool >= 0) return `${slotName(slotIds, pool)}'s pooling ${pb[pool]} against ${pa[pool]}`;
   return `${other.architecture.name} hyper-parameters ${JSON.stringify(other.architecture)} against ${JSON.stringify(spec.architecture)}`;
+}
+
+/** The spec with every task weighing 1 (the one default task then named by none, as validateSpec writes it). */
+function withoutTaskWeights(spec: ModelSpec): ModelSpec {
+  if (!spec.tasks) return spec;
+  const { tasks, ...rest } = spec;
+  const unweighted = tasks.map((t) => ({ ...t, weight: 1 }));
+  return unweighted.length === 1 && unweighted[0]!.name === DEFAULT_TASK.name && unweighted[0]!.loss === DEFAULT_TASK.loss ? rest : { ...rest, tasks: unweighted };
 }
 
 /** The spec as a stable string: keys sorted, so equal models print equally. */

@@ -151,3 +151,23 @@ describe("Monolith files by glob, held out by --eval-data", () => {
     expect(() => new HeldOutFiles(synthetic, criteo)).toThrow(/^--eval-data holds other features than --data: slots \[100,101,/);
   });
 });
+
+describe("what --data refuses besides", () => {
+  it("a file whose name holds wildcard characters is itself when it exists", () => {
+    const odd = join(dir, "day[1].tsv");
+    writeFileSync(odd, tsv(0, 2));
+    expect(expandDataPaths([odd], "--data")).toEqual([odd]);
+  });
+
+  it("a file named twice, by one entry or by two, and a held-out file that also trains", async () => {
+    const day1 = join(dir, "criteo", "day_1");
+    expect(() => expandDataPaths([join(dir, "criteo"), day1], "--data")).toThrow(`--data names ${day1} twice (by '${join(dir, "criteo")}' and by '${day1}')`);
+    await expect(open(["--data", join(dir, "criteo"), "--eval-data", day1, "--format", "criteo"])).rejects.toThrow(`--eval-data names ${day1}, which --data trains on: held-out records must not be trained on`);
+  });
+
+  it("--format criteo with a feature list naming a groupSlot (Criteo's layout is fixed: it would not apply)", async () => {
+    const list = join(dir, "grouped.json");
+    writeFileSync(list, JSON.stringify({ ...synthetic.featureListConfig("bytes"), groupSlot: 1 }));
+    await expect(open(["--data", all, "--format", "criteo", "--feature-list", list])).rejects.toThrow(/groupSlot cannot apply; GAUC needs Parquet or Monolith files$/);
+  });
+});

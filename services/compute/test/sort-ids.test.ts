@@ -61,11 +61,11 @@ describe("pb sort ids", () => {
     expect(src.info.skippedRecords).toBe(0);
   });
 
-  it("records with sort ids read with --sort-id false: the first record is bad, named by file and offset", async () => {
+  it("records with sort ids read with --sort-id false: the first record is bad, named by file and offset, with the flag to try", async () => {
     const path = write("sort-ids-as-none.pb", "example", true);
     const err = await read(path, "example", ["--sort-id", "false"]).then(() => null, (e: unknown) => e);
     expect(ComputeErrors.is(err)).toBe(true);
-    expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte 0: not a valid example: `));
+    expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte 0: not a valid example: .* \\(if the file's records carry sort ids, read it with --sort-id true\\)$`));
   });
 
   it("what `gen-data` writes in every Monolith format and pb framing reads back with the default flags", async () => {

@@ -55,7 +55,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     rows.push(["embedding slots", listed.join("; ") + (slots.length > 12 ? `; ... (${slots.length} slots)` : "")]);
   }
   const tasks = s.tasks ?? [];
-  if (tasks.length > 1) rows.push(...taskRows(tasks, s.eval !== null));
+  // A regression task has no AUC: the task rows give its RMSE even when it is the only one.
+  if (tasks.length > 1 || tasks[0]?.loss === "mse") rows.push(...taskRows(tasks, s.eval !== null));
   else if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(

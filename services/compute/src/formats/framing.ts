@@ -39,6 +39,8 @@ export type FrameEvent =
 /** A file format's framing: how records follow one another. */
 export interface RecordFraming {
   readonly name: string;
+  /** What to suggest when a file's very first record does not decode (a framing option that may be wrong), or absent. */
+  readonly firstRecordHint?: string;
   frames(data: Uint8Array): Generator<FrameEvent>;
 }
 

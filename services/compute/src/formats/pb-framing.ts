@@ -43,7 +43,12 @@ const PLAUSIBLE_CHAIN = 3;
 export class PbFraming implements RecordFraming {
   readonly name = "pb";
 
-  constructor(private readonly opts: PbFramingOptions) {}
+  readonly firstRecordHint?: string;
+
+  constructor(private readonly opts: PbFramingOptions) {
+    // Read without sort ids, a file that has them yields each sort id as a record of its own.
+    if (!opts.hasSortId && !opts.lagrangexHeader) this.firstRecordHint = "if the file's records carry sort ids, read it with --sort-id true";
+  }
 
   /**
    * The frames in order. The format has no checksum, so a damaged size loses

@@ -1,5 +1,5 @@
 import { readdirSync, statSync } from "node:fs";
-import { join, sep } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { ComputeErrors } from "../errors.js";
 
 const WILDCARD = /[*?[]/;
@@ -9,20 +9,45 @@ const WILDCARD = /[*?[]/;
  * file is itself; a directory is its files (not hidden ones, not its
  * subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
  * expanded here so a quoted pattern works the same from any shell) is its
- * matches, by path. Each entry keeps its place in the list; a file named
- * twice is read twice, as given. An entry that names nothing is an error.
+ * matches, by path. Each entry keeps its place in the list. An entry that
+ * names nothing, and a file named twice, are errors.
  */
 export function expandDataPaths(entries: readonly string[], flag: string): string[] {
   const out: string[] = [];
+  const seen = new Map<string, string>();
   for (const entry of entries) {
-    const files = WILDCARD.test(entry) ? globFiles(entry) : namedFiles(entry, flag);
+    // A file whose name holds a wildcard character is itself, when it exists.
+    const pattern = WILDCARD.test(entry) && !exists(entry);
+    const files = pattern ? globFiles(entry) : namedFiles(entry, flag);
     if (files.length === 0) {
-      const what = WILDCARD.test(entry) ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
+      const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${flag}: ${what}`);
+    }
+    for (const f of files) {
+      // A file read twice would train twice as often as the others, and silently: refused.
+      const key = resolve(f);
+      const first = seen.get(key);
+      if (first !== undefined) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names ${f} twice (${first === entry ? `by '${entry}'` : `by '${first}' and by '${entry}'`})`);
+      seen.set(key, entry);
     }
     out.push(...files);
   }
   return out;
+}
+
+/** The files of both lists that both name, or []: held-out records that also train would flatter the evaluation. */
+export function sharedFiles(a: readonly string[], b: readonly string[]): string[] {
+  const inA = new Set(a.map((f) => resolve(f)));
+  return b.filter((f) => inA.has(resolve(f)));
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function namedFiles(entry: string, flag: string): string[] {

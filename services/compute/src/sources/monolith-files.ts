@@ -106,7 +106,8 @@ export class MonolithFilesSource implements DataSource {
         }
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        this.bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
+        const hint = offset === 0 && this.opts.framing.firstRecordHint ? ` (${this.opts.framing.firstRecordHint})` : "";
+        this.bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}${hint}`);
       }
     }
   }

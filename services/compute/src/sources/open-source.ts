@@ -9,7 +9,7 @@ import type { Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { KafkaSource } from "./kafka-source.js";
 import { SyntheticSource } from "./synthetic.js";
-import { expandDataPaths } from "./data-paths.js";
+import { expandDataPaths, sharedFiles } from "./data-paths.js";
 import { HeldOutFiles } from "./held-out-files.js";
 import type { DataSource } from "./source.js";
 import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/features";
@@ -44,8 +44,11 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const data = expandDataPaths(c.data, "--data");
   if (!c.evalData) return openFiles(c, data, c.evalFraction);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
+  const heldPaths = expandDataPaths(c.evalData, "--eval-data");
+  const shared = sharedFiles(data, heldPaths);
+  if (shared.length) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--eval-data names ${shared[0]}, which --data trains on: held-out records must not be trained on`);
   const train = await openFiles(c, data, 0);
-  const held = await openFiles(c, expandDataPaths(c.evalData, "--eval-data"), 0);
+  const held = await openFiles(c, heldPaths, 0);
   return new HeldOutFiles(train, held);
 }
 
@@ -53,8 +56,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
 async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number): Promise<DataSource> {
   if (c.format === "criteo") {
     // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
-    if (c.featureList && readFeatureList(c.featureList).namedTasks) {
+    const list = c.featureList ? readFeatureList(c.featureList) : null;
+    if (list?.namedTasks) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo has one label (a line's first field), but --feature-list ${c.featureList} declares "labels": several labels need Parquet or Monolith files`);
+    }
+    // Criteo's layout is fixed (its feature list is not read), so a list's groupSlot would be dropped silently.
+    if (list && list.groupSlot !== null) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads its fixed layout, not --feature-list ${c.featureList}, so the list's groupSlot cannot apply; GAUC needs Parquet or Monolith files`);
     }
     return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
   }

@@ -4,7 +4,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
-import { bigIntToWords, labelValue, normalizeCount, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
+import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface ParquetOptions {
@@ -96,7 +96,10 @@ function fillSample(row: Record<string, unknown>, asm: SampleAssembler): void {
   for (const l of list.labels) {
     const raw = row[l.column];
     if (raw === null || raw === undefined) throw new RowError(`label column '${l.column}' is null`);
-    if (Number.isNaN(labelValue(l, raw))) throw new RowError(`label column '${l.column}' holds ${typeof raw === "string" ? JSON.stringify(raw) : String(raw)}, expected a number`);
+    if (Number.isNaN(labelValue(l, raw))) {
+      const far = targetOutOfRange(l, raw);
+      throw new RowError(far ? `label column '${l.column}' ${far}` : `label column '${l.column}' holds ${typeof raw === "string" ? JSON.stringify(raw) : String(raw)}, expected a number`);
+    }
     asm.labels[l.index] = Number(raw);
   }
   for (const [name, s] of list.slotByName) {

@@ -1,6 +1,6 @@
 import { GrowableF32, GrowableU32 } from "./columns.js";
 import type { RecordBlock, SplitName } from "./source.js";
-import { labelValue, type FeatureList, type LabelSpec } from "@pangea/features";
+import { labelValue, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
 /** A decoded sample that cannot be trained on (no label, non-finite label). */
@@ -102,6 +102,6 @@ export function sampleLabel(label: LabelSpec, values: readonly number[]): number
   const raw = values[label.index];
   if (raw === undefined) throw new SampleError(`has ${values.length} label${values.length === 1 ? "" : "s"}, the feature list reads label ${label.index} (${label.name})`);
   const v = labelValue(label, raw);
-  if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) is ${raw}`);
+  if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) ${targetOutOfRange(label, raw) ?? `is ${raw}`}`);
   return v;
 }
