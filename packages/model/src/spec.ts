@@ -192,6 +192,21 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
   return `${other.architecture.name} hyper-parameters ${JSON.stringify(other.architecture)} against ${JSON.stringify(spec.architecture)}`;
 }
 
+/**
+ * What identifies the function serving computes with a model's weights, as a
+ * stable string (a canonical spec): the architecture and its
+ * hyper-parameters, the input shape, each slot's dim and pooling, each
+ * task's name and loss. Task loss weights only steer training, so they are
+ * left out: two models that differ only in them take each other's weights.
+ * parseModelSpec reads it back, for specDifference.
+ */
+export function modelIdentity(spec: ModelSpec): string {
+  const tasks = tasksOf(spec).map((t) => ({ name: t.name, loss: t.loss, weight: 1 }));
+  const { tasks: _t, ...rest } = spec;
+  const named = tasks.length === 1 && sameTask(tasks[0]!, DEFAULT_TASK) ? null : tasks;
+  return canonical({ ...rest, ...(named ? { tasks: named } : {}) });
+}
+
 /** The spec as a stable string: keys sorted, so equal models print equally. */
 export function canonical(spec: ModelSpec): string {
   return JSON.stringify(spec, (_k, v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1))) : v));
