@@ -65,6 +65,18 @@ describe("a model's tasks", () => {
     expect(specDifference(parseModelSpec(JSON.parse(modelIdentity(two))), parseModelSpec(JSON.parse(modelIdentity(others[0]!))))).toBe("tasks [click (bce), conversion (bce)] against [click (bce), watch_time (mse)]");
   });
 
+  it("a model's identity is the same through the job spec (a parameter-server shard's) and an export manifest (serving's)", () => {
+    const specs: ModelSpec[] = [
+      validateSpec({ ...base, architecture: dlrm }),
+      validateSpec({ ...base, tasks: twoTasks, slotPooling: ["mean", "sum"], architecture: dlrm }),
+      validateSpec({ ...base, slotDims: [4, 8], tasks: [{ name: "ctr", loss: "bce", weight: 0.5 }], architecture: { name: "wide-deep" } }),
+    ];
+    for (const spec of specs) {
+      expect(modelIdentity(modelSpecFromWire(modelSpecToWire(spec, [1, 2])))).toBe(modelIdentity(spec));
+      expect(modelIdentity(parseModelSpec(JSON.parse(JSON.stringify(spec))))).toBe(modelIdentity(spec));
+    }
+  });
+
   it.each([
     [[], "a model needs at least one task, got []"],
     [[{ name: "a b", loss: "bce" }], 'task #0: name must be a letter then letters, digits or _ (at most 64), got "a b"'],
