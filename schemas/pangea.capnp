@@ -170,12 +170,14 @@ struct TableStats {
 # pushes to serving the embedding rows changed since its last push, the ids
 # evicted since then (tombstones), and now and then the dense weights.
 struct ParameterSyncUpdate {
-  sequence @0 :UInt64;       # per sender, increasing; serving ignores an older one
+  sequence @0 :UInt64;       # per sender run, increasing; serving ignores one not newer than the last it applied
   step @1 :UInt64;           # training step the values are from
   ids @2 :Tensor;            # uint64 [U]
   rows @3 :Tensor;           # float32 [U, dim]
   tombstones @4 :Tensor;     # uint64 [T]: ids to drop
   dense @5 :List(Tensor);    # float32, the model's dense parameters; empty = unchanged
+  run @6 :Text;              # a fresh id each time a sender starts (a new job, a restart): sequences count within it; empty = an older sender, sequences per sender name
+  model @7 :Text;            # modelIdentity() of the sender's model: serving refuses an update for another model; empty = an older sender, shapes checked only
 }
 
 struct ParameterSyncAck {
@@ -183,6 +185,7 @@ struct ParameterSyncAck {
   rowsApplied @1 :UInt64;
   rowsRemoved @2 :UInt64;
   denseApplied @3 :Bool;
+  ignored @4 :Bool;          # not newer than an update already applied from its sender run: nothing of it applied
 }
 
 enum MessageType {

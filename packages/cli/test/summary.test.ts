@@ -52,3 +52,12 @@ describe("a single regression task", () => {
     expect(row).toContain("calibration 0.982");
   });
 });
+
+describe("the summary's parameter sync line", () => {
+  const line = (sync: { version: number; rowsSent: number; ignored: number }) => formatSummary(status(evalOf()), 1, sync).split("\n").find((l) => l.startsWith("  parameter sync"));
+  it("names the version serving applied pushes to, and pushes serving ignored as not newer than ones it had", () => {
+    expect(line({ version: 3, rowsSent: 1200, ignored: 0 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 3");
+    expect(line({ version: 3, rowsSent: 1200, ignored: 1 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 3; 1 push ignored by serving as not newer than ones it had applied");
+    expect(line({ version: 0, rowsSent: 1200, ignored: 7 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; no push acknowledged by serving; 7 pushes ignored by serving as not newer than ones it had applied");
+  });
+});

@@ -5,6 +5,7 @@ export {
   architectureOf,
   describeArchitecture,
   sameModel,
+  modelIdentity,
   specDifference,
   canonical,
   rowWidths,

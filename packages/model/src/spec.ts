@@ -174,7 +174,7 @@ export function sameModel(a: ModelSpec, b: ModelSpec): boolean {
 /** How `other` differs from `spec`, in words naming the field and slot (the first difference), or null when they are the same model (task loss weights aside). */
 export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: readonly number[]): string | null {
   // Task loss weights weigh training, not what the model is: a checkpoint restores under other weights.
-  if (canonical(withoutTaskWeights(spec)) === canonical(withoutTaskWeights(other))) return null;
+  if (modelIdentity(spec) === modelIdentity(other)) return null;
   if (spec.numDense !== other.numDense) return `${other.numDense} dense features against ${spec.numDense}`;
   if (spec.numSlots !== other.numSlots) return `${other.numSlots} slots against ${spec.numSlots}`;
   if (spec.architecture.name !== other.architecture.name) return `model ${other.architecture.name} against ${spec.architecture.name}`;
@@ -195,12 +195,19 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
   return `${other.architecture.name} hyper-parameters ${JSON.stringify(other.architecture)} against ${JSON.stringify(spec.architecture)}`;
 }
 
-/** The spec with every task weighing 1 (the one default task then named by none, as validateSpec writes it). */
-function withoutTaskWeights(spec: ModelSpec): ModelSpec {
-  if (!spec.tasks) return spec;
-  const { tasks, ...rest } = spec;
-  const unweighted = tasks.map((t) => ({ ...t, weight: 1 }));
-  return unweighted.length === 1 && unweighted[0]!.name === DEFAULT_TASK.name && unweighted[0]!.loss === DEFAULT_TASK.loss ? rest : { ...rest, tasks: unweighted };
+/**
+ * What identifies the function serving computes with a model's weights, as a
+ * stable string (a canonical spec): the architecture and its
+ * hyper-parameters, the input shape, each slot's dim and pooling, each
+ * task's name and loss. Task loss weights only steer training, so they are
+ * left out: two models that differ only in them take each other's weights.
+ * parseModelSpec reads it back, for specDifference.
+ */
+export function modelIdentity(spec: ModelSpec): string {
+  const tasks = tasksOf(spec).map((t) => ({ name: t.name, loss: t.loss, weight: 1 }));
+  const { tasks: _t, ...rest } = spec;
+  const named = tasks.length === 1 && sameTask(tasks[0]!, DEFAULT_TASK) ? null : tasks;
+  return canonical({ ...rest, ...(named ? { tasks: named } : {}) });
 }
 
 /** The spec as a stable string: keys sorted, so equal models print equally. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonical, denseParams, modelSpecFromWire, modelSpecToWire, parseModelSpec, specDifference, validateSpec, type ModelSpec } from "../src/spec.js";
+import { canonical, denseParams, modelIdentity, modelSpecFromWire, modelSpecToWire, parseModelSpec, specDifference, validateSpec, type ModelSpec } from "../src/spec.js";
 import { tasksOf } from "../src/architectures/architecture.js";
 
 const base = { numDense: 3, numSlots: 2, embeddingDim: 4 };
@@ -47,6 +47,36 @@ describe("a model's tasks", () => {
     const reweighted: ModelSpec = validateSpec({ ...base, tasks: [twoTasks[0]!, { ...twoTasks[1]!, weight: 2 }], architecture: dlrm });
     expect(specDifference(two, reweighted)).toBeNull();
     expect(specDifference(one, validateSpec({ ...base, tasks: [{ name: "ctr", loss: "bce", weight: 3 }], architecture: dlrm }))).toBeNull();
+  });
+
+  it("a model's identity (what serving computes) leaves out task weights but not names, losses, shape or hyper-parameters", () => {
+    const two = validateSpec({ ...base, tasks: twoTasks, architecture: dlrm });
+    const reweighted = validateSpec({ ...base, tasks: [{ ...twoTasks[0]!, weight: 3 }, { ...twoTasks[1]!, weight: 0 }], architecture: dlrm });
+    expect(modelIdentity(reweighted)).toBe(modelIdentity(two));
+    const others: ModelSpec[] = [
+      validateSpec({ ...base, tasks: [twoTasks[0]!, { name: "conversion", loss: "bce", weight: 0.5 }], architecture: dlrm }),
+      validateSpec({ ...base, tasks: [twoTasks[0]!, { ...twoTasks[1]!, loss: "bce" }], architecture: dlrm }),
+      validateSpec({ ...base, tasks: twoTasks, architecture: { ...dlrm, topMlp: [6] } }),
+      validateSpec({ ...base, slotPooling: ["sum", "mean"], tasks: twoTasks, architecture: dlrm }),
+      validateSpec({ ...base, numDense: 4, tasks: twoTasks, architecture: dlrm }),
+    ];
+    for (const o of others) expect(modelIdentity(o), canonical(o)).not.toBe(modelIdentity(two));
+    // One default-named task of any weight is the plain model; the identity reads back as a spec.
+    const plain = validateSpec({ ...base, architecture: dlrm });
+    expect(modelIdentity(validateSpec({ ...base, tasks: [{ name: "ctr", loss: "bce", weight: 2 }], architecture: dlrm }))).toBe(modelIdentity(plain));
+    expect(specDifference(parseModelSpec(JSON.parse(modelIdentity(two))), parseModelSpec(JSON.parse(modelIdentity(others[0]!))))).toBe("tasks [click (bce), conversion (bce)] against [click (bce), watch_time (mse)]");
+  });
+
+  it("a model's identity is the same through the job spec (a parameter-server shard's) and an export manifest (serving's)", () => {
+    const specs: ModelSpec[] = [
+      validateSpec({ ...base, architecture: dlrm }),
+      validateSpec({ ...base, tasks: twoTasks, slotPooling: ["mean", "sum"], architecture: dlrm }),
+      validateSpec({ ...base, slotDims: [4, 8], tasks: [{ name: "ctr", loss: "bce", weight: 0.5 }], architecture: { name: "wide-deep" } }),
+    ];
+    for (const spec of specs) {
+      expect(modelIdentity(modelSpecFromWire(modelSpecToWire(spec, [1, 2])))).toBe(modelIdentity(spec));
+      expect(modelIdentity(parseModelSpec(JSON.parse(JSON.stringify(spec))))).toBe(modelIdentity(spec));
+    }
   });
 
   it.each([

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
 import { PARAMETER_SYNC_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
-import { PlainForward, denseParams, initDenseParams, validateSpec } from "@pangea/model";
+import { PlainForward, denseParams, initDenseParams, modelIdentity, validateSpec } from "@pangea/model";
 import { ModelManager } from "../src/model/model-manager.js";
 import { MicroBatcher } from "../src/batching/micro-batcher.js";
 import { addParameterSync } from "../src/api/parameter-sync.js";
@@ -18,7 +18,9 @@ import { encodeSyncUpdate, pushSync } from "./support/sync.js";
  * has a column per task), on a real gRPC server with Predict beside it:
  * synced rows and dense weights change both tasks' outputs exactly as the
  * forward pass with those weights computes them; dense tensors shaped for
- * one task are refused whole, naming the tensor.
+ * one task are refused whole, naming the tensor; an update from a model with
+ * other tasks (its shapes the same) is refused naming them, one from the
+ * same model with other task weights applies.
  */
 const log = createLogger("serving-test", "silent");
 const base = mkdtempSync(join(tmpdir(), "pangea-sync-mt-"));
@@ -103,5 +105,24 @@ describe("parameter sync to a multi-task version", () => {
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toBe(`SERVING_ERR_BAD_INPUT: parameter sync from orchestrator-test: ${params[wrong]!.name} has shape [${single[wrong]!.shape.join(", ")}], the model's is [${params[wrong]!.shape.join(", ")}]`);
     expect(await predict()).toEqual(before);
+  });
+
+  it("refuses an update from a model with other tasks of the same shapes whole, counted, naming the tasks; the same model with other task weights applies", async () => {
+    const before = await predict();
+    const refusedBefore = models.syncRefused;
+    const otherTasks = validateSpec({ ...spec, tasks: [TASKS[0]!, { name: "share", loss: "bce", weight: 1 }] });
+    expect(denseParams(otherTasks).map((p) => p.shape.join())).toEqual(params.map((p) => p.shape.join()));
+    const u = { seq: 3, run: "job-2", ids: Uint32Array.from(words(1)), rows: Float32Array.of(5, 5, 5), rowsShape: [1, W], dense: filled(3) };
+    const err = (await pushSync(server.address, encodeSyncUpdate({ ...u, model: modelIdentity(otherTasks) })).then(() => null, (e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toBe("SERVING_ERR_OTHER_MODEL: parameter sync from orchestrator-test: the update is from another model than version 1's: tasks [like (bce), share (bce)] against [like (bce), dwell (mse)]");
+    expect(models.syncRefused).toBe(refusedBefore + 1);
+    expect(await predict()).toEqual(before);
+
+    const reweighted = validateSpec({ ...spec, tasks: [{ ...TASKS[0]!, weight: 0.2 }, { ...TASKS[1]!, weight: 4 }] });
+    const ack = await pushSync(server.address, encodeSyncUpdate({ ...u, model: modelIdentity(reweighted) }));
+    expect(ack).toMatchObject({ rowsApplied: 1n, denseApplied: true, ignored: false });
+    expect(models.syncRefused).toBe(refusedBefore + 1);
+    expect(await predict()).not.toEqual(before);
   });
 });

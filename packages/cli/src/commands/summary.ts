@@ -10,19 +10,22 @@ export function stateName(state: string): string {
 
 /** Parameter sync to serving as the orchestrator's dashboard reports it (/status.json `serving`); null without --serving-sync. */
 export interface SyncSummary {
-  /** The model version serving acknowledged last (0 = none yet). */
+  /** The model version serving last applied a push to (0 = none yet; an ignored push does not count). */
   version: number;
   rowsSent: number;
+  /** Pushes serving acknowledged without applying them (not newer than one it had from this run); 0 from an orchestrator older than the field. */
+  ignored: number;
 }
 
 /** The sync part of the orchestrator's /status.json at httpAddress, or null when it has none or does not answer. */
 export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary | null> {
   try {
     const r = await fetch(`http://${httpAddress}/status.json`, { signal: AbortSignal.timeout(2_000) });
-    const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown } | null };
+    const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown; ignored?: unknown } | null };
     const version = Number(body.serving?.version);
     const rowsSent = Number(body.serving?.rowsSent);
-    return body.serving && Number.isFinite(version) && Number.isFinite(rowsSent) ? { version, rowsSent } : null;
+    const ignored = Number(body.serving?.ignored ?? 0);
+    return body.serving && Number.isFinite(version) && Number.isFinite(rowsSent) ? { version, rowsSent, ignored: Number.isFinite(ignored) ? ignored : 0 } : null;
   } catch {
     return null;
   }
@@ -69,7 +72,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   }
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (sync) {
-    rows.push(["parameter sync", `${int(sync.rowsSent)} embedding rows pushed to serving; ${sync.version > 0 ? `serving acknowledged version ${sync.version}` : "no push acknowledged by serving"}`]);
+    const ignored = sync.ignored > 0 ? `; ${int(sync.ignored)} push${sync.ignored === 1 ? "" : "es"} ignored by serving as not newer than ones it had applied` : "";
+    rows.push(["parameter sync", `${int(sync.rowsSent)} embedding rows pushed to serving; ${sync.version > 0 ? `serving acknowledged version ${sync.version}` : "no push acknowledged by serving"}${ignored}`]);
   }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
   const width = Math.max(...rows.map(([k]) => k.length));

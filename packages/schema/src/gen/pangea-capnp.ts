@@ -948,11 +948,11 @@ export class ParameterSyncUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSyncUpdate",
     id: "fd359080a922e2b8",
-    size: new $.ObjectSize(16, 4),
+    size: new $.ObjectSize(16, 6),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
-* per sender, increasing; serving ignores an older one
+* per sender run, increasing; serving ignores one not newer than the last it applied
 *
 */
   get sequence(): bigint {
@@ -1059,6 +1059,26 @@ export class ParameterSyncUpdate extends $.Struct {
   set dense(value: $.List<Tensor>) {
     $.utils.copyFrom(value, $.utils.getPointer(3, this));
   }
+  /**
+* a fresh id each time a sender starts (a new job, a restart): sequences count within it; empty = an older sender, sequences per sender name
+*
+*/
+  get run(): string {
+    return $.utils.getText(4, this);
+  }
+  set run(value: string) {
+    $.utils.setText(4, value, this);
+  }
+  /**
+* modelIdentity() of the sender's model: serving refuses an update for another model; empty = an older sender, shapes checked only
+*
+*/
+  get model(): string {
+    return $.utils.getText(5, this);
+  }
+  set model(value: string) {
+    $.utils.setText(5, value, this);
+  }
   toString(): string { return "ParameterSyncUpdate_" + super.toString(); }
 }
 export class ParameterSyncAck extends $.Struct {
@@ -1094,6 +1114,16 @@ export class ParameterSyncAck extends $.Struct {
   }
   set denseApplied(value: boolean) {
     $.utils.setBit(192, value, this);
+  }
+  /**
+* not newer than an update already applied from its sender run: nothing of it applied
+*
+*/
+  get ignored(): boolean {
+    return $.utils.getBit(193, this);
+  }
+  set ignored(value: boolean) {
+    $.utils.setBit(193, value, this);
   }
   toString(): string { return "ParameterSyncAck_" + super.toString(); }
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { PangeaError, type Logger } from "@pangea/kit";
-import { tasksOf } from "@pangea/model";
+import { modelIdentity, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { writeCompletion } from "../checkpoint/completion.js";
@@ -224,7 +224,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.model = model;
     const c = this.config;
     const sync = c.servingSync?.length
-      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator" }
+      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec) }
       : null;
     const r = this.resumed;
     const shard = new ParameterShard(
@@ -256,7 +256,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** Parameter sync's figures (null without --serving-sync). */
-  syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number } | null {
+  syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number; ignored: number } | null {
     return this.shard?.syncState() ?? null;
   }
 

@@ -13,7 +13,8 @@ export interface DashboardUpdate {
   points: readonly ProgressPoint[];
   /** Samples per batch: turns a trainer's batches and phase seconds into its samples/s. */
   batchSize: number;
-  serving: { version: number; lagSeconds: number; rowsSent: number } | null;
+  /** ignored: pushes serving acknowledged without applying them (not newer than one it had from this run). */
+  serving: { version: number; lagSeconds: number; rowsSent: number; ignored: number } | null;
 }
 
 /**
@@ -39,7 +40,7 @@ export function addDashboard(app: FastifyInstance, job: Job): () => void {
       status,
       points: history.points(),
       batchSize: job.config.batchSize,
-      serving: sync ? { version: sync.servingVersion, lagSeconds: sync.lastAckAt ? (Date.now() - sync.lastAckAt) / 1000 : -1, rowsSent: sync.rowsSent } : null,
+      serving: sync ? { version: sync.servingVersion, lagSeconds: sync.lastAckAt ? (Date.now() - sync.lastAckAt) / 1000 : -1, rowsSent: sync.rowsSent, ignored: sync.ignored } : null,
     };
   };
   const timer = setInterval(sample, 500);

@@ -5,7 +5,7 @@ import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { tablesFor } from "../embeddings/model-tables.js";
-import { modelSpecFromWire } from "@pangea/model";
+import { modelIdentity, modelSpecFromWire } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
@@ -99,7 +99,7 @@ export class ShardHost implements ParameterHost {
     const training = resumed > 0 ? ck?.[0]?.manifest.training : undefined;
     const { jobId, keepCheckpoints } = job;
     const sync = job.servingSync.length
-      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}` }
+      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}`, model: modelIdentity(spec) }
       : null;
     this.shard = new ParameterShard(
       {

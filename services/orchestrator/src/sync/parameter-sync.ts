@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "@pangea/kit";
 import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
@@ -26,6 +27,10 @@ interface Pending {
  * go to each serving replica; the dense weights go every `denseIntervalMs`.
  * A replica that cannot be reached gets what it missed with the next push
  * (per replica, nothing is dropped), so it catches up when it comes back.
+ * Each pusher is a sender run of its own (a fresh run id, sequences from
+ * 1), so serving applies a new job's or a restarted process's pushes
+ * whatever an earlier run under the same sender name had sent; each push
+ * names the model (modelIdentity), so serving refuses it for another one.
  */
 export class ParameterSyncPusher {
   private readonly replicas: { address: string; client: ParameterSyncClient; backlog: Pending[]; sequence: number }[];
@@ -34,9 +39,12 @@ export class ParameterSyncPusher {
   private pushing = false;
   pushes = 0;
   rowsSent = 0;
-  /** When a replica last acknowledged a push (ms since the epoch; 0 = never), and the serving version it applied it to. */
+  /** When a replica last applied a push (ms since the epoch; 0 = never), and the serving version it applied it to. */
   lastAckAt = 0;
   servingVersion = 0;
+  /** Pushes a replica acknowledged but ignored as not newer than one it had applied from this run (none expected: they mean a replay). */
+  ignored = 0;
+  private readonly run = randomUUID();
 
   constructor(
     targets: readonly string[],
@@ -44,6 +52,8 @@ export class ParameterSyncPusher {
     private readonly intervalMs: number,
     private readonly denseIntervalMs: number,
     private readonly sender: string,
+    /** modelIdentity() of the model the pushes are from. */
+    private readonly model: string,
     private readonly log: Logger,
   ) {
     this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), backlog: [], sequence: 0 }));
@@ -80,6 +90,8 @@ export class ParameterSyncPusher {
       const p = r.backlog[0]!;
       const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
         u.sequence = BigInt(++r.sequence);
+        u.run = this.run;
+        u.model = this.model;
         u.step = BigInt(this.source.step());
         writeTensor(u._initIds(), "ids", DataType.UINT64, [p.ids.length / 2], p.ids);
         // Rows of one width go as [n, width]; rows of slots of different widths side by side, [values].
@@ -91,9 +103,14 @@ export class ParameterSyncPusher {
       try {
         const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
         const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
+        r.backlog.shift();
+        if (ack.ignored) {
+          this.ignored++;
+          this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
+          continue;
+        }
         this.lastAckAt = Date.now();
         this.servingVersion = Number(ack.modelVersion);
-        r.backlog.shift();
       } catch (err) {
         // The backlog stays, in order, for the next round: a replica that was away still gets every row and tombstone.
         this.log.warn({ serving: r.address, backlog: r.backlog.length, err: describeCallError(err, `serving at ${r.address}`) }, "parameter sync push failed; will retry");

@@ -7,6 +7,8 @@ export interface ServingSyncSettings {
   denseIntervalMs: number;
   /** The sender name on each push ("orchestrator", "ps-shard-<i>"). */
   sender: string;
+  /** modelIdentity() of the job's model: serving refuses pushes for another model. */
+  model: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export class ServingSync {
 
   /** `rowsSentBefore`: rows a resumed job had pushed before, counted on from there. */
   start(s: ServingSyncSettings, source: SyncSource, rowsSentBefore = 0): void {
-    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, this.log);
+    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, s.model, this.log);
     pusher.rowsSent = rowsSentBefore;
     pusher.start();
     this.pusher = pusher;
@@ -48,8 +50,8 @@ export class ServingSync {
   }
 
   /** The figures the status and metrics show (null without --serving-sync). */
-  state(): { lastAckAt: number; servingVersion: number; rowsSent: number } | null {
+  state(): { lastAckAt: number; servingVersion: number; rowsSent: number; ignored: number } | null {
     const p = this.figures;
-    return p ? { lastAckAt: p.lastAckAt, servingVersion: p.servingVersion, rowsSent: p.rowsSent } : null;
+    return p ? { lastAckAt: p.lastAckAt, servingVersion: p.servingVersion, rowsSent: p.rowsSent, ignored: p.ignored } : null;
   }
 }

@@ -2,7 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger, PangeaError } from "@pangea/kit";
 import { ParameterSyncService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords, type ParameterSyncUpdate } from "@pangea/schema";
-import { denseParams } from "@pangea/model";
+import { denseParams, modelIdentity, parseModelSpec, specDifference } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
 import type { Servable } from "../model/servable.js";
@@ -12,27 +12,48 @@ import { slotOfV2 } from "@pangea/features";
  * Serving's side of ParameterSync: training pushes the rows it changed, the
  * ids it evicted and now and then the dense weights; they are applied to the
  * version being served, between requests, so serving never pauses. Updates
- * from one sender arrive in order (sequence); an older one is ignored. An
- * update is checked whole before any of it is applied: a mis-shaped or
- * non-finite one is refused (INVALID_ARGUMENT, counted in syncRefused) and
- * leaves the model as it was, its sequence unrecorded.
+ * from one sender run (a sender process: a new job or a restart is a new
+ * run, with its own sequences from 1) arrive in order (sequence); one not
+ * newer than the last applied from its run is ignored, counted in
+ * syncIgnored, and its ack says so. An update is checked whole before any of
+ * it is applied: one from another model (its modelIdentity differs from the
+ * served version's), a mis-shaped or a non-finite one is refused
+ * (INVALID_ARGUMENT, counted in syncRefused) and leaves the model as it was,
+ * its sequence unrecorded. An older sender sends no run (sequences per
+ * sender name) and no model (shapes checked only).
  */
 export function addParameterSync(server: grpc.Server, models: ModelManager, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
+  const identities = new WeakMap<Servable, string>();
+  const identityOf = (s: Servable) => {
+    let id = identities.get(s);
+    if (id === undefined) identities.set(s, (id = modelIdentity(s.spec)));
+    return id;
+  };
   server.addService(ParameterSyncService, {
     push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       try {
         const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
         const servable = models.current();
         if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to`);
+        if (u.model) checkModel(u.model, identityOf(servable), servable.version, sender);
         const seq = u.sequence;
-        const prev = lastSequence.get(sender);
+        const run = u.run;
+        const key = run ? `${sender}\n${run}` : sender;
+        const prev = lastSequence.get(key);
         let applied = 0;
         let removed = 0;
         let denseApplied = false;
-        if (prev === undefined || seq > prev) {
+        const ignored = prev !== undefined && seq <= prev;
+        if (ignored) {
+          models.syncIgnored++;
+          log.warn({ sender, run, sequence: Number(seq), last: Number(prev), version: servable.version }, "parameter sync update ignored: not newer than one already applied from its sender run");
+        } else {
           const checked = checkUpdate(u, servable, sender);
-          lastSequence.set(sender, seq);
+          // Re-inserted so the map's order is by last use; the least recently heard runs go first past the bound.
+          lastSequence.delete(key);
+          lastSequence.set(key, seq);
+          if (lastSequence.size > MAX_SENDER_RUNS) lastSequence.delete(lastSequence.keys().next().value!);
           for (let i = 0; i < checked.count; i++) {
             const lo = checked.words[2 * i]!;
             const hi = checked.words[2 * i + 1]!;
@@ -54,13 +75,14 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
           servable.synced.tombstones += removed;
           if (denseApplied) servable.synced.dense++;
           servable.synced.lastAt = Date.now();
-          log.debug({ sender, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
+          log.debug({ sender, run, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
         }
         cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
           a.modelVersion = BigInt(servable.version);
           a.rowsApplied = BigInt(applied);
           a.rowsRemoved = BigInt(removed);
           a.denseApplied = denseApplied;
+          a.ignored = ignored;
         }));
       } catch (err) {
         if ((err as PangeaError).status === "INVALID_ARGUMENT") {
@@ -71,6 +93,21 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
       }
     },
   });
+}
+
+/** Sender runs whose last sequence is remembered; a run not heard from among the last this many would have its old updates applied again. */
+const MAX_SENDER_RUNS = 4096;
+
+/** Refuses an update whose model is not the served version's, naming the first difference. */
+function checkModel(sent: string, served: string, version: number, sender: string): void {
+  if (sent === served) return;
+  let difference: string;
+  try {
+    difference = specDifference(parseModelSpec(JSON.parse(served)), parseModelSpec(JSON.parse(sent))) ?? `${sent} against ${served}`;
+  } catch {
+    difference = `${sent} against ${served}`;
+  }
+  throw ServingErrors.create("SERVING_ERR_OTHER_MODEL", `parameter sync from ${sender}: the update is from another model than version ${version}'s: ${difference}`);
 }
 
 interface CheckedUpdate {

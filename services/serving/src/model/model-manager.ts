@@ -30,8 +30,10 @@ export class ModelManager {
   private readonly status = new Map<number, VersionStatus>();
   /** Versions that failed to load, with the stamp of their files then (see filesStamp). */
   private readonly failed = new Map<number, string>();
-  /** ParameterSync updates refused (non-finite or mis-shaped); none of such an update is applied. */
+  /** ParameterSync updates refused (non-finite, mis-shaped or from another model); none of such an update is applied. */
   syncRefused = 0;
+  /** ParameterSync updates ignored as not newer than one already applied from their sender run (replays, late retries). */
+  syncIgnored = 0;
   private pinned: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Called after each version change (load, unload), e.g. to re-point parameter sync. */

@@ -15,6 +15,7 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       examples.update(batcher.examples);
       passes.update(batcher.batches);
       syncRefused.update(models.syncRefused);
+      syncIgnored.update(models.syncIgnored);
       loaded.reset();
       for (const v of models.loadedVersions()) loaded.set({ model: models.name, version: String(v) }, 1);
       const s = models.current();
@@ -29,7 +30,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const examples = new CounterFrom(registry, "pangea_serving_examples_total", "Examples predicted.");
   const passes = new CounterFrom(registry, "pangea_serving_forward_passes_total", "Forward passes run (concurrent requests share one).");
   const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
-  const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite or mis-shaped (none of such an update is applied).");
+  const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
+  const syncIgnored = new CounterFrom(registry, "pangea_serving_sync_ignored_total", "Parameter sync updates ignored as not newer than one already applied from the same sender run.");
   const loaded = new Gauge({ name: "pangea_serving_model_version_loaded", help: "1 for each loaded model version.", labelNames: ["model", "version"], registers: [registry] });
   const current = new Gauge({ name: "pangea_serving_model_version", help: "The version requests without a version get.", labelNames: ["model"], registers: [registry] });
   const lag = new Gauge({ name: "pangea_serving_sync_lag_seconds", help: "Seconds since the last parameter sync update was applied (absent before the first).", labelNames: ["model"], registers: [registry] });

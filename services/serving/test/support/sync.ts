@@ -10,14 +10,21 @@ export interface SyncUpdate {
   rowsShape?: number[];
   tombstones?: Uint32Array;
   dense?: { name: string; shape: number[]; data: Float32Array }[];
+  /** The sender run (empty: an older sender's update, sequences per sender name). */
+  run?: string;
+  /** modelIdentity() of the sender's model (empty: an older sender's, not checked). */
+  model?: string;
+  sender?: string;
 }
 
 export function encodeSyncUpdate(u: SyncUpdate): Buffer {
   const ids = u.ids ?? new Uint32Array(0);
   const rows = u.rows ?? new Float32Array(0);
   const tombstones = u.tombstones ?? new Uint32Array(0);
-  return encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, "orchestrator-test", (m) => {
+  return encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, u.sender ?? "orchestrator-test", (m) => {
     m.sequence = BigInt(u.seq);
+    m.run = u.run ?? "";
+    m.model = u.model ?? "";
     m.step = 1n;
     writeTensor(m._initIds(), "ids", DataType.UINT64, [ids.length / 2], ids);
     writeTensor(m._initRows(), "rows", DataType.FLOAT32, u.rowsShape ?? [rows.length], rows);
