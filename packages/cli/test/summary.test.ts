@@ -32,6 +32,15 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the summary of a job with no held-out split (Kafka, --eval-fraction 0)", () => {
+  it("says the job was not evaluated instead of printing figures of nothing", () => {
+    const empty = status(evalOf({ records: 0, auc: nan, logloss: nan, meanPrediction: nan, labelRate: nan, calibration: nan }));
+    const s = formatSummary({ ...empty, eval: { ...empty.eval!, records: 0, auc: nan, logloss: nan, meanPrediction: nan, labelRate: nan } }, 1);
+    expect(keys(s)).toEqual(["state", "backend", "mode", "steps", "batches", "train time", "throughput", "train loss", "embedding rows", "held-out records"]);
+    expect(s.split("\n").at(-1)).toBe("  held-out records  0 (no held-out split: the job was not evaluated)");
+  });
+});
+
 describe("the summary's model line", () => {
   it("names the architecture and its hyper-parameters after the state, when the orchestrator reports them", () => {
     const s = formatSummary({ ...status(evalOf()), model: "dlrm (bottomMlp [64, 16], topMlp [64, 32])" }, 1);

@@ -28,6 +28,8 @@ export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary
   }
 }
 
+const NO_HELD_OUT = "0 (no held-out split: the job was not evaluated)";
+
 /** The human summary printed at the end of `pangea run` and by `pangea status`. */
 export function formatSummary(s: JobStatus__Output, trainers: number, sync: SyncSummary | null = null): string {
   // Other shards report their tables through ParameterServer/TableStats.
@@ -55,7 +57,9 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     rows.push(["embedding slots", listed.join("; ") + (slots.length > 12 ? `; ... (${slots.length} slots)` : "")]);
   }
   const tasks = s.tasks ?? [];
-  if (tasks.length > 1) rows.push(...taskRows(tasks, s.eval !== null));
+  // A source without a held-out split (a Kafka stream, --eval-fraction 0) is evaluated on nothing: no figures to print.
+  if (s.eval && Number(s.eval.records) === 0) rows.push(["held-out records", NO_HELD_OUT]);
+  else if (tasks.length > 1) rows.push(...taskRows(tasks, s.eval !== null));
   else if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(
