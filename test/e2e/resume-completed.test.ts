@@ -39,7 +39,12 @@ describe("pangea run --resume of a job that completed", () => {
     expect(Number(s.samples)).toBe(Number(done.samples));
     expect(s.eval!.auc).toBe(done.eval!.auc);
     expect(Number(s.eval!.records)).toBe(500);
-    expect(existsSync(join(ckpt, "done", "step-4"))).toBe(true);
+    // Its figures are the final checkpoint's, not zeros.
+    expect(Number(s.batchesApplied)).toBe(Number(done.batchesApplied));
+    expect(Number(s.embeddingRows)).toBe(Number(done.embeddingRows));
+    expect(s.checkpointPath).toBe(join(ckpt, "done", "step-4"));
+    expect(existsSync(s.checkpointPath)).toBe(true);
+    expect(again.stderr.split("\n")).toContain("  throughput        nothing trained since the resume (the job had completed)");
 
     // More steps than it trained: it trains on from step 4 and is evaluated again.
     const more = await run(7, ["--resume"]);
