@@ -32,6 +32,24 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the summary of a job with no held-out split (Kafka, --eval-fraction 0)", () => {
+  it("says the job was not evaluated instead of printing figures of nothing", () => {
+    const empty = status(evalOf({ records: 0, auc: nan, logloss: nan, meanPrediction: nan, labelRate: nan, calibration: nan }));
+    const s = formatSummary({ ...empty, eval: { ...empty.eval!, records: 0, auc: nan, logloss: nan, meanPrediction: nan, labelRate: nan } }, 1);
+    expect(keys(s)).toEqual(["state", "backend", "mode", "steps", "batches", "train time", "throughput", "train loss", "embedding rows", "held-out records"]);
+    expect(s.split("\n").at(-1)).toBe("  held-out records  0 (no held-out split: the job was not evaluated)");
+  });
+});
+
+describe("the summary of a completed job resumed with --resume", () => {
+  it("says nothing trained since the resume instead of a throughput of 0", () => {
+    const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0 }, 1);
+    expect(s.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        nothing trained since the resume (the job had completed)");
+    const trained = formatSummary({ ...status(evalOf()), resumedFromStep: 4 }, 1);
+    expect(trained.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        100 samples/s since the resume");
+  });
+});
+
 describe("the summary's model line", () => {
   it("names the architecture and its hyper-parameters after the state, when the orchestrator reports them", () => {
     const s = formatSummary({ ...status(evalOf()), model: "dlrm (bottomMlp [64, 16], topMlp [64, 32])" }, 1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { shareBatches, type ShareRequest } from "../src/batching/shares.js";
+import { batchSlice, shareBatches, type ShareRequest } from "../src/batching/shares.js";
 import { ComputeErrors } from "../src/errors.js";
 
 const take = (req: ShareRequest, records: number) => [...shareBatches(req, records)];
@@ -31,6 +31,12 @@ describe("worker shares", () => {
   it("serves maxBatches batches of an unbounded split", () => {
     const b = take({ workerRank: 1, worldSize: 2, batchSize: 8, maxBatches: 3, split: "train" }, 0);
     expect(b.map((x) => x.start)).toEqual([8, 24, 40]);
+  });
+
+  it("an eval split of 0 records (--eval-fraction 0) has no batches; it is empty, not unbounded", () => {
+    expect(take({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 0, split: "eval" }, 0)).toEqual([]);
+    expect(take({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 3, split: "eval" }, 0)).toEqual([]);
+    expect(() => batchSlice(0, 8, 0, "eval", "trainer-0")).toThrow("eval batch 0 is past the split's 0 batches");
   });
 
   it.each([

@@ -64,8 +64,12 @@ runMain("pangea-orchestrator", async () => {
   }
   const mismatch = restoreFrom && config.role === "orchestrator" ? checkpointModelMismatch(restoreFrom[0]!.manifest.model, architecture, config.embeddingDim) : null;
   if (mismatch) throw new UsageError(`${config.resume ? `--resume: job ${config.jobId}'s checkpoint at step ${restoreFrom![0]!.manifest.step}` : `--restore-from: the checkpoint ${config.restoreFrom}`} ${mismatch}`);
-  const completed = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step, (msg) => log.warn(msg)) : null;
-  if (completed) log.info({ auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
+  // A completed job is reported as completed, unless --steps asks for more steps than it trained: then it trains on from its final checkpoint.
+  const finalStep = restoreFrom?.[0]!.manifest.step ?? 0;
+  const completion = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, finalStep, (msg) => log.warn(msg)) : null;
+  const completed = completion && config.steps <= finalStep ? completion : null;
+  if (completed) log.info({ step: finalStep, auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
+  else if (completion) log.info({ completedAt: finalStep, steps: config.steps }, "the job had completed; --steps asks for more, so it trains on");
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom }, log);

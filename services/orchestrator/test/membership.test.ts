@@ -39,6 +39,15 @@ describe("Membership", () => {
     expect(await codeOf(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).toBe("ORCH_ERR_WORKER_CONFLICT");
   });
 
+  it("compute after the job completed is welcome with nothing to serve (its session gets the end at once); after a failure it is refused", async () => {
+    const { m } = members();
+    m.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_COMPLETED", true);
+    expect(m.compute?.workerId).toBe("c-1");
+    expect(m.attach("c-1", new FakeSession(), true)).toBeNull();
+    const failed = members().m;
+    expect(await codeOf(() => failed.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_FAILED", true))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+  });
+
   it("shards: an index outside 1..n-1, a taken index, or any shard after the start is refused", async () => {
     const { m } = members(2, 3);
     expect(await codeOf(() => m.addShard("s-0", 0, "h:1", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_BAD_REGISTRATION");

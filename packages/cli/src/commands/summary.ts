@@ -31,12 +31,16 @@ export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary
   }
 }
 
+const NO_HELD_OUT = "0 (no held-out split: the job was not evaluated)";
+
 /** The human summary printed at the end of `pangea run` and by `pangea status`. */
 export function formatSummary(s: JobStatus__Output, trainers: number, sync: SyncSummary | null = null): string {
   // Other shards report their tables through ParameterServer/TableStats.
   const shards = s.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD").length;
   // Steps, samples, losses, train time and the counters cover the whole job, the part before a --resume included.
   const resumed = Number(s.resumedFromStep) > 0;
+  // --resume of a job that had completed: reported from its final checkpoint, nothing trained.
+  const completedBefore = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
   const rows: [string, string][] = [
     ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
@@ -46,7 +50,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
-    ["throughput", `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}`],
+    ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
     ["train loss", `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
     [shards > 0 ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
@@ -58,8 +62,10 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     rows.push(["embedding slots", listed.join("; ") + (slots.length > 12 ? `; ... (${slots.length} slots)` : "")]);
   }
   const tasks = s.tasks ?? [];
+  // A source without a held-out split (a Kafka stream, --eval-fraction 0) is evaluated on nothing: no figures to print.
+  if (s.eval && Number(s.eval.records) === 0) rows.push(["held-out records", NO_HELD_OUT]);
   // A regression task has no AUC: the task rows give its RMSE even when it is the only one.
-  if (tasks.length > 1 || tasks[0]?.loss === "mse") rows.push(...taskRows(tasks, s.eval !== null));
+  else if (tasks.length > 1 || tasks[0]?.loss === "mse") rows.push(...taskRows(tasks, s.eval !== null));
   else if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(

@@ -49,7 +49,8 @@ export function* shareBatches(req: ShareRequest, splitRecords: number): Generato
   if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request: batch size ${batchSize} is outside 1..${MAX_BATCH_SIZE}`);
   }
-  const unbounded = splitRecords === 0;
+  // Only a train split can be unbounded (generated data); an eval split of 0 records is empty (e.g. --eval-fraction 0).
+  const unbounded = splitRecords === 0 && split === "train";
   if (unbounded && maxBatches === 0) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request: the ${split} split is unbounded, so maxBatches must be set`);
   }
@@ -78,7 +79,7 @@ export function batchSlice(k: number, batchSize: number, splitRecords: number, s
     throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: batch size ${batchSize} is outside 1..${MAX_BATCH_SIZE}`);
   }
   if (!Number.isSafeInteger(k) || k < 0) throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: batch index ${k} is not a non-negative integer`);
-  if (splitRecords === 0) return { batchIndex: k, epoch: 0, start: k * batchSize, count: batchSize };
+  if (splitRecords === 0 && split === "train") return { batchIndex: k, epoch: 0, start: k * batchSize, count: batchSize };
   const perEpoch = Math.ceil(splitRecords / batchSize);
   if (split === "eval" && k >= perEpoch) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: eval batch ${k} is past the split's ${perEpoch} batches`);

@@ -32,11 +32,13 @@ export interface StatusParts {
   source: SourceInfo__Output | null;
   checkpointPath: string;
   checkpoints: string[];
+  /** A job that started completed has no model or coordinator here: its final checkpoint's batches and embedding rows. */
+  final?: { batchesApplied: number; embeddingRows: number };
 }
 
 export function buildJobStatus(p: StatusParts): JobStatus {
   const c = p.counters;
-  const { applied, missing } = p.coordinator?.batchTally() ?? { applied: 0, missing: 0 };
+  const { applied, missing } = p.coordinator?.batchTally() ?? { applied: p.final?.batchesApplied ?? 0, missing: 0 };
   return {
     jobId: p.jobId,
     state: p.state,
@@ -55,7 +57,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     source: p.source,
     checkpointPath: p.checkpointPath,
     error: p.error,
-    embeddingRows: p.model?.store.size() ?? 0,
+    embeddingRows: p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,
     backend: p.members.backends().join(","),
     model: p.model ? describeArchitecture(p.model.spec) : "",

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { join } from "node:path";
 import { PangeaError, type Logger } from "@pangea/kit";
 import { modelIdentity, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
@@ -450,8 +451,15 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       evalReport: this.evalReport,
       taskLosses: this.taskLosses,
       source: this.members.compute?.source ?? null,
-      checkpointPath: this.shard?.checkpointer.path ?? "",
+      checkpointPath: this.shard?.checkpointer.path ?? (this.config.completed && this.resumed ? join(this.config.checkpointDir, this.config.jobId, `step-${this.resumed.step}`) : ""),
       checkpoints: this.shard?.checkpointer.list() ?? [],
+      ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),
     });
+  }
+
+  /** A job that started completed: what its final checkpoint records (every shard's rows). */
+  private finalFigures(r: TrainingProgress): { batchesApplied: number; embeddingRows: number } {
+    const rows = (this.config.restoreFrom ?? []).reduce((n, part) => n + part.manifest.embeddingRows, 0);
+    return { batchesApplied: r.finishedBatches, embeddingRows: rows };
   }
 }

@@ -81,6 +81,12 @@ export class Membership {
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
     }
+    if (finished && state === "JOB_STATE_COMPLETED") {
+      // A launcher (pangea run --resume, a restarted pod) starts compute beside an orchestrator that reports a completed job: welcome, with nothing to serve.
+      this.log.info({ workerId, address }, "compute registered after the job completed; nothing to serve");
+      this.compute = { workerId, address, source, session: null };
+      return;
+    }
     if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state})`);
     if (this.compute?.session && this.compute.workerId !== workerId) {
       // The registered compute is connected: a second one would send the trainers elsewhere mid-job.

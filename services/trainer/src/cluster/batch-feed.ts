@@ -14,6 +14,7 @@ export class BatchFeed {
   private call: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
   private iterator: AsyncIterator<Buffer> | null = null;
   private address = "";
+  private failure: unknown = null;
   /** Indices wanted and not yet received, in order. */
   private pending: number[] = [];
 
@@ -40,8 +41,10 @@ export class BatchFeed {
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} is unreachable: ${(err as Error).message}`);
     }
     this.call = this.client.streamBatches();
-    this.call.on("error", () => {
-      // surfaced by the iterator on the next read
+    const call = this.call;
+    // Kept for the next read: an error before the iterator's first read reaches it only as the stream's end.
+    call.on("error", (err) => {
+      if (this.call === call) this.failure ??= err;
     });
     this.call.write(
       encodeMessage(MessageType.BATCH_REQUEST, this.sender, (r) => {
@@ -82,7 +85,9 @@ export class BatchFeed {
     }
     if (r.done) {
       const address = this.address;
+      const failure = this.failure;
       this.reset();
+      if (failure) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(failure, `from compute at ${address}`)}`);
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} ended the batch stream with batch ${j} outstanding`);
     }
     this.pending.shift();
@@ -115,6 +120,7 @@ export class BatchFeed {
     this.call = null;
     this.client = null;
     this.iterator = null;
+    this.failure = null;
     this.pending = [];
     this.address = "";
   }

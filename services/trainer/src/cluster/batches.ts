@@ -74,6 +74,8 @@ export class BatchReader {
   private call: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
   private iterator: AsyncIterator<Buffer> | null = null;
   private holding = false;
+  /** The call's error, kept from the moment the call starts: one that comes before the first read must neither crash the process nor pass for the share's end. */
+  private failure: unknown = null;
 
   constructor(private readonly address: string, private readonly sender: string) {
     this.client = batchStreamClient(address);
@@ -93,6 +95,9 @@ export class BatchReader {
       r.window = req.window ?? 0;
     });
     this.call = this.client.streamBatches();
+    this.call.on("error", (err) => {
+      this.failure ??= err;
+    });
     this.call.write(request);
     this.iterator = this.call[Symbol.asyncIterator]();
   }
@@ -106,14 +111,23 @@ export class BatchReader {
       this.call!.write(encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => (a.consumed = 1)));
       this.holding = false;
     }
+    let r: IteratorResult<Buffer>;
     try {
-      const r = await this.iterator!.next();
-      if (r.done) return null;
-      this.holding = true;
-      return r.value as Buffer;
+      r = await this.iterator!.next();
     } catch (err) {
-      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
+      throw this.lost(err);
     }
+    // gRPC ends the stream before it reports a failed status: an end with an error is that error.
+    if (r.done) {
+      if (this.failure) throw this.lost(this.failure);
+      return null;
+    }
+    this.holding = true;
+    return r.value;
+  }
+
+  private lost(err: unknown): Error {
+    return TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
   }
 
   close(): void {

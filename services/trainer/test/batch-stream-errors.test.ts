@@ -1,0 +1,59 @@
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BatchStreamService, startServer } from "@pangea/rpc";
+import { BatchReader } from "../src/cluster/batches.js";
+import { BatchFeed } from "../src/cluster/batch-feed.js";
+import { TrainerErrors } from "../src/errors.js";
+
+/**
+ * A compute that refuses every batch request as soon as it arrives: the
+ * error reaches the trainer before it reads, while it is busy elsewhere (an
+ * evaluator pulls the dense parameters between opening the stream and its
+ * first read). It must become the read's error, never an unhandled 'error'
+ * event that ends the process.
+ */
+const REFUSAL = "COMPUTE_ERR_BAD_REQUEST: batch request: refused for the test";
+let server: Awaited<ReturnType<typeof startServer>>;
+
+beforeAll(async () => {
+  server = await startServer("127.0.0.1", 0, (s) => {
+    s.addService(BatchStreamService, {
+      streamBatches: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        call.once("data", () => call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: REFUSAL }));
+      },
+    });
+  }, []);
+});
+
+afterAll(async () => {
+  await server.shutdown(500);
+});
+
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+async function lostPeer(read: Promise<unknown>): Promise<Error> {
+  const err = (await read.then(() => null, (e: unknown) => e)) as Error;
+  expect(TrainerErrors.is(err, "TRAINER_ERR_LOST_PEER")).toBe(true);
+  return err;
+}
+
+describe("a batch stream that fails before the trainer reads from it", () => {
+  it("BatchReader (evaluation): the next read fails with TRAINER_ERR_LOST_PEER naming compute's reason", async () => {
+    const reader = new BatchReader(server.address, "trainer-0");
+    await reader.open({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 0, split: "eval" }, 5_000);
+    await settle();
+    const err = await lostPeer(reader.next());
+    expect(err.message).toBe(`batch stream from compute at ${server.address}: INVALID_ARGUMENT: ${REFUSAL}`);
+    reader.close();
+  });
+
+  it("BatchFeed (training): the next read fails with TRAINER_ERR_LOST_PEER naming compute's reason", async () => {
+    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    await feed.connect(server.address);
+    await settle();
+    feed.want([0]);
+    const err = await lostPeer(feed.next(0));
+    expect(err.message).toBe(`batch stream from compute at ${server.address}: INVALID_ARGUMENT: ${REFUSAL}`);
+    feed.reset();
+  });
+});

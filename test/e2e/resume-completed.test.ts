@@ -1,0 +1,60 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { ENTRY, runNode } from "../support/processes.js";
+
+/**
+ * `pangea run --resume` is the one command for every (re)start of a job,
+ * including after it completed: with --steps no more than it trained, the
+ * completed job is reported at once (exit 0, nothing trained again); with
+ * more, it trains on from its final checkpoint to the new --steps.
+ */
+describe("pangea run --resume of a job that completed", () => {
+  it("reports the completed job at once with exit 0; with a larger --steps it trains on to them", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-resume-completed-"));
+    const ckpt = join(tmp, "ckpt");
+    const run = (steps: number, extra: string[] = []) =>
+      runNode(
+        ENTRY.cli,
+        ["run", "--json", "--steps", String(steps), "--job-id", "done", "--trainers", "2", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--checkpoint-dir", ckpt, "--log-dir", join(tmp, "logs"), ...extra],
+        { timeoutMs: 120_000, stopSignal: "SIGTERM" },
+      );
+    const statusOf = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
+
+    const first = await run(4);
+    expect(first.code, first.stderr).toBe(0);
+    const done = statusOf(first.stdout);
+    expect(done.state).toBe("JOB_STATE_COMPLETED");
+
+    // The same command again: the job is reported as completed, with its evaluation, and nothing trains.
+    const again = await run(4, ["--resume"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/exited with code|job failed/);
+    const s = statusOf(again.stdout);
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.step)).toBe(4);
+    expect(Number(s.resumedFromStep)).toBe(4);
+    expect(Number(s.samples)).toBe(Number(done.samples));
+    expect(s.eval!.auc).toBe(done.eval!.auc);
+    expect(Number(s.eval!.records)).toBe(500);
+    // Its figures are the final checkpoint's, not zeros.
+    expect(Number(s.batchesApplied)).toBe(Number(done.batchesApplied));
+    expect(Number(s.embeddingRows)).toBe(Number(done.embeddingRows));
+    expect(s.checkpointPath).toBe(join(ckpt, "done", "step-4"));
+    expect(existsSync(s.checkpointPath)).toBe(true);
+    expect(again.stderr.split("\n")).toContain("  throughput        nothing trained since the resume (the job had completed)");
+
+    // More steps than it trained: it trains on from step 4 and is evaluated again.
+    const more = await run(7, ["--resume"]);
+    expect(more.code, more.stderr).toBe(0);
+    const m = statusOf(more.stdout);
+    expect(m.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(m.resumedFromStep)).toBe(4);
+    expect(Number(m.step)).toBe(7);
+    expect(Number(m.samples)).toBe(7 * 2 * 64);
+    expect(Number(m.eval!.records)).toBe(500);
+    expect(m.checkpointPath).toBe(join(ckpt, "done", "step-7"));
+  }, 300_000);
+});
