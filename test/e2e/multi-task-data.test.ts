@@ -16,7 +16,7 @@ import { ENTRY, lastLine, runNode } from "../support/processes.js";
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-multi-task-"));
 const EVAL = 4000;
-const job = ["--trainers", "2", "--batch-size", "256", "--eval-records", String(EVAL), "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+const job = ["--trainers", "2", "--batch-size", "256", "--eval-records", String(EVAL), "--checkpoint-dir", join(tmp, "ckpt")];
 let status: JobStatus__Output;
 
 beforeAll(async () => {
