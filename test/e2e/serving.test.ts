@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -356,5 +356,20 @@ describe("export and serving", () => {
     const missing = await runNode(EXPORT, ["--checkpoint", join(tmp, "nope"), "--out", BASE]);
     expect(missing.code).toBe(1);
     expect(lastLine(missing.stderr)).toBe(`pangea-export: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${join(tmp, "nope")} not found`);
+  });
+
+  it("export refuses a feature list serving could not load with this model, and writes no version (versions are immutable)", async () => {
+    const broken = join(tmp, "broken-list.json");
+    writeFileSync(broken, JSON.stringify({ slots: [{ name: "a", slot: 1 }], labels: [{ name: "click" }, { name: "click" }] }));
+    const other = join(tmp, "other-list.json");
+    writeFileSync(other, JSON.stringify({ slots: [{ name: "a", slot: 1 }] }));
+    const before = readdirSync(BASE).sort();
+    const a = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", broken]);
+    expect(a.code).toBe(1);
+    expect(lastLine(a.stderr)).toBe(`pangea-export: error ORCH_ERR_BAD_REQUEST: --feature-list ${broken} cannot go with this model: feature list ${broken}: label 'click' is declared twice`);
+    const b = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", other]);
+    expect(b.code).toBe(1);
+    expect(lastLine(b.stderr)).toMatch(new RegExp(`^pangea-export: error ORCH_ERR_BAD_REQUEST: --feature-list ${other} cannot go with this model: the feature list's slots 1 are not the model's 1,2,`));
+    expect(readdirSync(BASE).sort()).toEqual(before);
   });
 });

@@ -224,3 +224,10 @@ export function targetOutOfRange(label: LabelSpec, raw: unknown): string | null 
 export function tasksOfList(list: FeatureList): { name: string; loss: "bce" | "mse"; weight: number }[] {
   return list.namedTasks ? list.labels.map((l) => ({ name: l.name, loss: l.loss, weight: l.weight })) : [];
 }
+
+/** Why a feature list cannot describe a model's inputs (its slots in order, its dense width), or null: export and serving refuse such a pair. */
+export function featureListMismatch(list: FeatureList, slotIds: readonly number[], numDense: number): string | null {
+  if (list.slotIds.join() !== slotIds.join()) return `the feature list's slots ${list.slotIds.join(",")} are not the model's ${slotIds.join(",")}`;
+  if (list.numDense !== numDense) return `the feature list has ${list.numDense} dense values, the model ${numDense}`;
+  return null;
+}

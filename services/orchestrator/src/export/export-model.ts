@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } 
 import { join } from "node:path";
 import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, type ExportManifest } from "@pangea/model";
 import { sha256Hex } from "@pangea/kit";
+import { featureListMismatch, loadFeatureList } from "@pangea/features";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 
@@ -58,6 +59,14 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     } catch (err) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `cannot read feature list ${featureListPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    // Versions are immutable: a list serving would refuse must not make one it can never load.
+    let problem: string | null;
+    try {
+      problem = featureListMismatch(loadFeatureList(featureListPath), first.slotIds, spec.numDense);
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    if (problem) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `--feature-list ${featureListPath} cannot go with this model: ${problem}`);
   }
   const manifest: ExportManifest = {
     format: EXPORT_FORMAT,

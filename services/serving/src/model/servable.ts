@@ -5,7 +5,7 @@ import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type P
 import { ServingErrors } from "../errors.js";
 import { RowTable } from "./row-table.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
-import { loadFeatureList, type FeatureList } from "@pangea/features";
+import { featureListMismatch, loadFeatureList, type FeatureList } from "@pangea/features";
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -106,8 +106,8 @@ export class Servable {
       } catch (err) {
         throw bad(`feature list: ${(err as Error).message}`);
       }
-      if (list.slotIds.join() !== m.slotIds.join()) throw bad(`the feature list's slots ${list.slotIds.join(",")} are not the model's ${m.slotIds.join(",")}`);
-      if (list.numDense !== spec.numDense) throw bad(`the feature list has ${list.numDense} dense values, the model ${spec.numDense}`);
+      const mismatch = featureListMismatch(list, m.slotIds, spec.numDense);
+      if (mismatch) throw bad(mismatch);
       s.featureList = list;
     }
     s.rawLayout = rawLayoutOf(s.featureList, spec, m.slotIds);
