@@ -1,7 +1,7 @@
 import { createWriteStream, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { z } from "zod";
-import { nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
+import { UsageError, nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
@@ -19,6 +19,7 @@ const FLAGS: FlagTable = {
   compression: { description: "none, gzip or snappy (Monolith formats)", default: "none" },
   "batch-size": { description: "examples per ExampleBatch", default: "256" },
   "feature-list-out": { description: "also write the feature list that reads the file back (JSON)" },
+  tasks: { description: "labels per record: 1 (click) or 2 (click and conversion, as compute's --synthetic-tasks 2); 2 needs a Monolith format or parquet", default: "1" },
 };
 
 const schema = z.object({
@@ -30,6 +31,7 @@ const schema = z.object({
   compression: z.enum(["none", "gzip", "snappy"], { message: "expected none, gzip or snappy" }).default("none"),
   batchSize: positiveInt("a positive batch size").default(256),
   featureListOut: z.string().min(1).optional(),
+  tasks: z.enum(["1", "2"], { message: "expected 1 or 2" }).default("1").transform(Number),
 });
 
 const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.", FLAGS);
@@ -60,19 +62,24 @@ async function writeTsv(source: SyntheticSource, out: string, records: number): 
 }
 
 /** Criteo's columns as Parquet: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
-function parquetOf(source: SyntheticSource, records: number): ArrayBuffer {
+function parquetOf(source: SyntheticSource, records: number, tasks: number): ArrayBuffer {
   const label: number[] = [];
+  const conversion: number[] = [];
   const dense: (number | null)[][] = Array.from({ length: 13 }, () => []);
   const cats: string[][] = Array.from({ length: 26 }, () => []);
   for (let i = 0; i < records; i++) {
     const fields = source.tsvLine("train", i).split("\t");
     label.push(Number(fields[0]));
+    // The line's click is the sample's first label; the second task's label only the sample has.
+    if (tasks === 2) conversion.push(source.plainSample("train", i).labels[1]!);
     for (let j = 0; j < 13; j++) dense[j]!.push(fields[1 + j] === "" ? null : Number(fields[1 + j]));
     for (let k = 0; k < 26; k++) cats[k]!.push(fields[14 + k]!);
   }
   return parquetWriteBuffer({
     columnData: [
-      { name: "label", data: label, type: "INT32" },
+      // The feature list's labels read columns by task name (click, conversion) when there are two.
+      { name: tasks === 2 ? "click" : "label", data: label, type: "INT32" as const },
+      ...(tasks === 2 ? [{ name: "conversion", data: conversion, type: "INT32" as const }] : []),
       ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
       ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
     ],
@@ -85,11 +92,12 @@ runMain("pangea gen-data", async () => {
     process.stdout.write(usage());
     return;
   }
-  const source = new SyntheticSource({ seed: c.seed, evalRecords: 0 });
+  if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
+  const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
   if (c.format === "criteo") {
     await writeTsv(source, c.out, c.records);
   } else if (c.format === "parquet") {
-    writeOrFail(c.out, new Uint8Array(parquetOf(source, c.records)));
+    writeOrFail(c.out, new Uint8Array(parquetOf(source, c.records, c.tasks)));
   } else {
     const messages: Uint8Array[] = [];
     if (c.format === "examplebatch") {

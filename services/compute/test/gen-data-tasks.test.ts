@@ -1,0 +1,45 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createLogger } from "@pangea/kit";
+import { SyntheticSource } from "../src/sources/synthetic.js";
+import { RecordBlock, type DataSource } from "../src/sources/source.js";
+import { loadConfig } from "../src/config.js";
+import { openSource } from "../src/sources/open-source.js";
+
+/** `gen-data --tasks 2` writes the built-in data's two labels in a file a user can train several tasks on. */
+const dir = mkdtempSync(join(tmpdir(), "pangea-gen-tasks-"));
+const GEN = join(import.meta.dirname, "../dist/gen-data.js");
+const N = 500;
+
+function gen(args: string[]) {
+  return spawnSync(process.execPath, [GEN, ...args], { encoding: "utf8" });
+}
+
+describe("gen-data --tasks 2", () => {
+  it.each(["parquet", "example", "examplebatch"] as const)("%s: read back with its feature list, every record's click and conversion are the generator's", async (format) => {
+    const out = join(dir, `two.${format}`);
+    const list = join(dir, `two-${format}.json`);
+    const r = gen(["--out", out, "--records", String(N), "--format", format, "--tasks", "2", "--feature-list-out", list]);
+    expect(r.status, r.stderr).toBe(0);
+    const src = (await openSource(loadConfig(["--data", out, "--format", format, "--feature-list", list, "--eval-fraction", "0"], {})!, createLogger("t", "silent"))) as DataSource;
+    expect(src.info.tasks!.map((t) => t.name)).toEqual(["click", "conversion"]);
+    expect(src.info.groupSlot).toBe(1);
+    const got = new RecordBlock(N, 13, 26, 2);
+    src.read("train", 0, N, got);
+    const want = new RecordBlock(N, 13, 26, 2);
+    new SyntheticSource({ seed: 42, evalRecords: 0, tasks: 2 }).read("train", 0, N, want);
+    expect(got.labels).toEqual(want.labels);
+    // Both labels occur, and a conversion only on a click.
+    for (let i = 0; i < N; i++) if (got.labels[2 * i + 1] === 1) expect(got.labels[2 * i]).toBe(1);
+    expect(got.labels.filter((_, k) => k % 2 === 1).some((v) => v === 1)).toBe(true);
+  });
+
+  it("criteo is refused (a TSV line has one label), exit 2", () => {
+    const r = gen(["--out", join(dir, "x.tsv"), "--records", "10", "--tasks", "2"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
+  });
+});
