@@ -42,21 +42,22 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
     return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords, tasks: c.syntheticTasks as 1 | 2 });
   }
   const data = expandDataPaths(c.data, "--data");
-  if (!c.evalData) return openFiles(c, data, c.evalFraction);
+  if (!c.evalData) return openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
   const heldPaths = expandDataPaths(c.evalData, "--eval-data");
   const shared = sharedFiles(data, heldPaths);
   if (shared.length) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--eval-data names ${shared[0]}, which --data trains on: held-out records must not be trained on`);
-  const train = await openFiles(c, data, 0);
-  const held = await openFiles(c, heldPaths, 0);
+  // One read of the feature list for both sets of files.
+  const list = c.featureList ? readFeatureList(c.featureList) : null;
+  const train = await openFiles(c, data, 0, list);
+  const held = await openFiles(c, heldPaths, 0, list);
   return new HeldOutFiles(train, held);
 }
 
-/** Files of one format: the last evalFraction of their records held out. */
-async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number): Promise<DataSource> {
+/** Files of one format: the last evalFraction of their records held out. `list`: --feature-list, read, or null when none is given. */
+async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number, list: FeatureList | null): Promise<DataSource> {
   if (c.format === "criteo") {
     // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
-    const list = c.featureList ? readFeatureList(c.featureList) : null;
     if (list?.namedTasks) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo has one label (a line's first field), but --feature-list ${c.featureList} declares "labels": several labels need Parquet or Monolith files`);
     }
@@ -66,16 +67,15 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
     }
     return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
   }
-  if (!c.featureList) {
+  if (!list) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }
-  const featureList = readFeatureList(c.featureList);
-  if (c.format === "parquet") return ParquetSource.open({ paths, featureList, evalFraction, onBadRecord: c.onBadRecord });
+  if (c.format === "parquet") return ParquetSource.open({ paths, featureList: list, evalFraction, onBadRecord: c.onBadRecord });
   const framing =
     c.framing === "tfrecord"
       ? new TfRecordFraming()
       : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId === "auto" ? sortIdByDefault(c.format) : c.sortId, kafkaDump: c.kafkaDump });
-  return new MonolithFilesSource({ paths, message: c.format, framing, compression: c.compression, featureList, evalFraction, onBadRecord: c.onBadRecord });
+  return new MonolithFilesSource({ paths, message: c.format, framing, compression: c.compression, featureList: list, evalFraction, onBadRecord: c.onBadRecord });
 }
 
 /** A feature list compute cannot use is a configuration error of compute's (exit 2), whatever the list's own code says. */
