@@ -2,7 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger, PangeaError } from "@pangea/kit";
 import { ParameterSyncService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords, type ParameterSyncUpdate } from "@pangea/schema";
-import { denseParams, modelIdentity, parseModelSpec, specDifference } from "@pangea/model";
+import { denseParams, parseModelSpec, specDifference } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
 import type { Servable } from "../model/servable.js";
@@ -24,19 +24,13 @@ import { slotOfV2 } from "@pangea/features";
  */
 export function addParameterSync(server: grpc.Server, models: ModelManager, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
-  const identities = new WeakMap<Servable, string>();
-  const identityOf = (s: Servable) => {
-    let id = identities.get(s);
-    if (id === undefined) identities.set(s, (id = modelIdentity(s.spec)));
-    return id;
-  };
   server.addService(ParameterSyncService, {
     push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       try {
         const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
         const servable = models.current();
         if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to`);
-        if (u.model) checkModel(u.model, identityOf(servable), servable.version, sender);
+        if (u.model) checkModel(u.model, servable.identity, servable.version, sender);
         const seq = u.sequence;
         const run = u.run;
         const key = run ? `${sender}\n${run}` : sender;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
+import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { RowTable } from "./row-table.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
@@ -29,6 +29,8 @@ export class Servable {
   readonly spec: ModelSpec;
   /** The model's tasks, in output order: predict gives one value per task per example. */
   readonly tasks: TaskSpec[];
+  /** The model's modelIdentity: what a parameter sync update's model must be to apply here. */
+  readonly identity: string;
   /** Each slot's row width (its embedding dim plus what the architecture keeps per id), in slot order. */
   readonly rowWidths: number[];
   /** An id's row width by its slot: how parameter sync's rows sit side by side. */
@@ -54,6 +56,7 @@ export class Servable {
   private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, spec: ModelSpec, dense: Float32Array[]) {
     this.spec = spec;
     this.tasks = tasksOf(spec);
+    this.identity = modelIdentity(spec);
     this.rowWidths = rowWidths(spec);
     this.slotIds = manifest.slotIds;
     this.layout = new RowLayout(this.slotIds, this.rowWidths);
