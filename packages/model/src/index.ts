@@ -26,7 +26,7 @@ export {
 } from "./spec.js";
 export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
 export type { Architecture, DenseParam, ModelShape, ModelInputs, TaskSpec, Loss } from "./architectures/architecture.js";
-export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksOf, taskCount, type Pooling } from "./architectures/architecture.js";
+export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksOf, taskCount, taskColumn, type Pooling } from "./architectures/architecture.js";
 export type { Ops } from "./architectures/ops.js";
 export { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 export { PlainForward } from "./forward/plain-forward.js";

@@ -39,6 +39,14 @@ export function taskCount(shape: ModelShape): number {
   return shape.tasks?.length || 1;
 }
 
+/** Task t's column of a row-major [rows, T] matrix of predictions or labels; with one task, the matrix itself. */
+export function taskColumn(m: Float32Array, T: number, t: number): Float32Array {
+  if (T === 1) return m;
+  const out = new Float32Array(m.length / T);
+  for (let i = 0; i < out.length; i++) out[i] = m[i * T + t]!;
+  return out;
+}
+
 /** How a cell's several rows become one (Monolith's combiners): their sum, mean (sum / n) or sum / sqrt(n). */
 export const POOLINGS = ["sum", "mean", "sqrtn"] as const;
 export type Pooling = (typeof POOLINGS)[number];

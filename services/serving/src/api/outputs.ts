@@ -37,14 +37,6 @@ export function selectOutputs(tasks: readonly TaskSpec[], filter: readonly strin
   });
 }
 
-/** One task's column of predictions [B, T] row-major. */
-export function outputColumn(predictions: Float32Array, taskCount: number, column: number): Float32Array {
-  if (taskCount === 1) return predictions;
-  const out = new Float32Array(predictions.length / taskCount);
-  for (let i = 0; i < out.length; i++) out[i] = predictions[i * taskCount + column]!;
-  return out;
-}
-
 /** A TensorFlow TensorInfo as the metadata lists an input or output: its name, dtype and shape (-1: the batch). */
 interface TensorInfo {
   name: string;

@@ -3,10 +3,11 @@ import { PangeaError, printable } from "@pangea/kit";
 import { addMetricsRoute, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
+import { taskColumn } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
-import { METADATA_SIGNATURE_DEF, outputColumn, outputsOf, signatureOf } from "./outputs.js";
+import { METADATA_SIGNATURE_DEF, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
@@ -97,7 +98,7 @@ export async function startRest(host: string, port: number, models: ModelManager
         const predictions = outputs.length === 1 ? Array.from(p) : Array.from({ length: x.count }, (_, e) => Object.fromEntries(outputs.map((o) => [o.name, p[e * T + o.column]!])));
         return { predictions, model_version: servable.version };
       }
-      return { outputs: Object.fromEntries(outputs.map((o) => [o.name, Array.from(outputColumn(p, T, o.column))])), model_version: servable.version };
+      return { outputs: Object.fromEntries(outputs.map((o) => [o.name, Array.from(taskColumn(p, T, o.column))])), model_version: servable.version };
     } catch (err) {
       return fail(reply, err);
     }

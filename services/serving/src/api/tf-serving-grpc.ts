@@ -1,11 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "@pangea/rpc";
 import { loadTfServingProtos } from "@pangea/schema";
+import { taskColumn } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
 import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
-import { METADATA_SIGNATURE_DEF, outputColumn, selectOutputs, signatureOf } from "./outputs.js";
+import { METADATA_SIGNATURE_DEF, selectOutputs, signatureOf } from "./outputs.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
@@ -56,7 +57,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
         const T = servable.tasks.length;
         return {
           model_spec: { name: models.name, version: { value: String(servable.version) }, signature_name: "serving_default" },
-          outputs: Object.fromEntries(outputs.map((o) => [o.name, floatTensor(outputColumn(p, T, o.column))])),
+          outputs: Object.fromEntries(outputs.map((o) => [o.name, floatTensor(taskColumn(p, T, o.column))])),
         };
       })().then(
         (res) => cb(null, res),

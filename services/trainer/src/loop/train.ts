@@ -6,7 +6,7 @@ import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import { IdDeduper } from "../features/dedup.js";
-import { StreamingAuc, type RowLayout } from "@pangea/model";
+import { StreamingAuc, taskColumn, type RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import type { Phase, TrainerMetrics } from "../monitor/trainer-metrics.js";
 
@@ -92,7 +92,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
         lap("compute");
-        streaming.forEach((s, t) => s?.add(T === 1 ? out.predictions : column(out.predictions, T, t), T === 1 ? batch.labels : column(batch.labels, T, t)));
+        streaming.forEach((s, t) => s?.add(taskColumn(out.predictions, T, t), taskColumn(batch.labels, T, t)));
         // Sorting a window costs a few milliseconds: refresh the AUCs every 10 batches.
         if (stats.batches % 10 === 0) {
           streaming.forEach((s, t) => (aucs[t] = s ? s.auc() : Number.NaN));
@@ -132,11 +132,4 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   }
   stats.seconds = (performance.now() - started) / 1000;
   return stats;
-}
-
-/** Column t of a row-major [rows, T] matrix. */
-export function column(m: Float32Array, T: number, t: number): Float32Array {
-  const out = new Float32Array(m.length / T);
-  for (let i = 0; i < out.length; i++) out[i] = m[i * T + t]!;
-  return out;
 }
