@@ -28,11 +28,17 @@ const denseSchema = z.object({
   transform: z.enum(["none", "log1p"]).default("none"),
 }).strict();
 
+/** What a task's name must be (it names a serving output and a metrics label): a letter, then letters, digits or _, at most 64. */
+export const TASK_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+/** Names that are not a task's: serving's own output names. */
+export const RESERVED_TASK_NAMES: readonly string[] = ["probabilities", "predictions", "scores"];
+
 /** One task's label: where a record holds it and how the model learns it. */
 const labelSchema = z
   .object({
     /** The task's name (its output's in serving, its metrics' label). */
-    name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, "expected a name of a letter then letters, digits or _"),
+    name: z.string().regex(TASK_NAME, "expected a name of a letter then letters, digits or _"),
     /** Which of a Monolith sample's labels holds it; absent: the label's position in this list. */
     index: z.number().int().min(0).optional(),
     /** Which Parquet column holds it; absent: the name. */
@@ -116,7 +122,7 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
   const byColumn = new Map<string, string>();
   for (const l of labels) {
     if (names.has(l.name)) throw bad(`label '${l.name}' is declared twice`);
-    if (["probabilities", "predictions", "scores"].includes(l.name)) throw bad(`label '${l.name}': the name is serving's own output's; choose another`);
+    if (RESERVED_TASK_NAMES.includes(l.name)) throw bad(`label '${l.name}': the name is serving's own output's; choose another`);
     if (byIndex.has(l.index)) throw bad(`labels '${byIndex.get(l.index)}' and '${l.name}' both read a Monolith sample's label ${l.index}`);
     if (byColumn.has(l.column)) throw bad(`labels '${byColumn.get(l.column)}' and '${l.name}' both read column '${l.column}'`);
     names.add(l.name);

@@ -1,4 +1,5 @@
 import { Rng, defineErrors } from "@pangea/kit";
+import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
 import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
@@ -115,10 +116,8 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
 /** The most tasks a model may have. */
 export const MAX_TASKS = 16;
 
-/** Names that are not a task's: serving's own output names. */
-export const RESERVED_TASK_NAMES: readonly string[] = ["probabilities", "predictions", "scores"];
-
-const TASK_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+// A task's name rules are the feature list's, whose labels name the tasks.
+export { RESERVED_TASK_NAMES };
 
 function sameTask(a: TaskSpec, b: TaskSpec): boolean {
   return a.name === b.name && a.loss === b.loss && a.weight === b.weight;
