@@ -322,17 +322,18 @@ export class Membership {
 
   /** Per task (several tasks), the mean of the live trainers' latest streaming AUCs (NaN before any). */
   taskStreamingAuc(tasks: number): number[] {
-    const live = [...this.trainers.values()].filter((t) => t.alive);
-    return Array.from({ length: tasks }, (_, i) => {
-      const aucs = live.map((t) => t.taskStreamingAuc[i] ?? Number.NaN).filter(Number.isFinite);
-      return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
-    });
+    return Array.from({ length: tasks }, (_, i) => this.meanOfLive((t) => t.taskStreamingAuc[i] ?? Number.NaN));
   }
 
   /** Mean of the live trainers' latest streaming AUCs (NaN before any). */
   streamingAuc(): number {
-    const aucs = [...this.trainers.values()].filter((t) => t.alive && Number.isFinite(t.streamingAuc)).map((t) => t.streamingAuc);
-    return aucs.length ? aucs.reduce((a, b) => a + b, 0) / aucs.length : Number.NaN;
+    return this.meanOfLive((t) => t.streamingAuc);
+  }
+
+  /** The mean of a figure over the live trainers that have it (finite), NaN when none has. */
+  private meanOfLive(figure: (t: TrainerMember) => number): number {
+    const xs = [...this.trainers.values()].filter((t) => t.alive).map(figure).filter(Number.isFinite);
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
   }
 
   /** The trainers' reported compute backends, each once. */
