@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { capnpPointerTable } from "./capnp-pointers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outDir = join(root, "packages/schema/src/gen");
@@ -44,6 +45,7 @@ try {
     const name = relative(capnpOut, file).replace(/\.ts$/, "-capnp.ts");
     generated.set(name, HEADER + readFileSync(file, "utf8"));
   }
+  generated.set("pangea-pointers.ts", capnpPointerTable(root, "schemas/pangea.capnp", HEADER));
 
   // Protobuf: TypeScript types for @grpc/proto-loader's runtime definitions.
   const protoOut = join(work, "proto");

@@ -1,4 +1,5 @@
 import { SchemaErrors } from "./errors.js";
+import { PAYLOAD_MEMBERS, STRUCT_POINTERS } from "./gen/pangea-pointers.js";
 
 /**
  * Checks every pointer of a received message against the bytes really there,
@@ -12,7 +13,8 @@ import { SchemaErrors } from "./errors.js";
  * cannot amplify a small message either). Failures name the field.
  *
  * The walk is schema-aware only for naming: pointer slots are named from the
- * table below, and any other pointer is still followed and checked.
+ * table schema-gen writes from the Cap'n Proto compiler's view of the schema
+ * (gen/pangea-pointers.ts), and any other pointer is still followed and checked.
  */
 
 interface StructShape {
@@ -20,25 +22,18 @@ interface StructShape {
   ptrs: readonly (readonly [string, StructShape?])[];
 }
 
-const TENSOR: StructShape = { ptrs: [["name"], ["shape"], ["data"]] };
-const SLOT_STATS: StructShape = { ptrs: [] };
+const SHAPES = new Map<string, StructShape>();
 
-/** Each payload's pointer slots, by MessageType (the order of schemas/pangea.capnp). */
-const PAYLOADS: Record<number, readonly [string, StructShape]> = {
-  0: ["trainingBatch", { ptrs: [["slotIds"], ["dense", TENSOR], ["labels", TENSOR], ["featureIds", TENSOR], ["cellOffsets", TENSOR], ["weights", TENSOR]] }],
-  1: ["batchRequest", { ptrs: [] }],
-  2: ["parameterRequest", { ptrs: [["ids", TENSOR]] }],
-  3: ["parameterSet", { ptrs: [["dense", TENSOR], ["ids", TENSOR], ["embeddings", TENSOR]] }],
-  4: ["gradientUpdate", { ptrs: [["dense", TENSOR], ["sparseIds", TENSOR], ["sparseGrads", TENSOR]] }],
-  5: ["stepAck", { ptrs: [] }],
-  6: ["batchAck", { ptrs: [["want"]] }],
-  7: ["embeddingAssign", { ptrs: [["ids", TENSOR], ["embeddings", TENSOR]] }],
-  8: ["embeddingEvict", { ptrs: [["ids", TENSOR]] }],
-  9: ["tableStatsRequest", { ptrs: [["slots"]] }],
-  10: ["tableStats", { ptrs: [["slots", SLOT_STATS]] }],
-  11: ["parameterSyncUpdate", { ptrs: [["ids", TENSOR], ["rows", TENSOR], ["tombstones", TENSOR], ["dense", TENSOR]] }],
-  12: ["parameterSyncAck", { ptrs: [] }],
-};
+/** A struct's shape from the generated pointer table (a slot the table does not name is called by its index). */
+function shapeOf(struct: string): StructShape {
+  let shape = SHAPES.get(struct);
+  if (shape) return shape;
+  const ptrs: (readonly [string, StructShape?])[] = [];
+  shape = { ptrs };
+  SHAPES.set(struct, shape);
+  (STRUCT_POINTERS[struct] ?? []).forEach((slot, i) => ptrs.push(slot ? [slot[0], slot[1] === undefined ? undefined : shapeOf(slot[1])] : [`pointer ${i}`]));
+  return shape;
+}
 
 const MAX_DEPTH = 64;
 /** Bytes per element of list element sizes 0..6 (void, bit, byte, 2, 4, 8 bytes, pointer); bits are handled apart. */
@@ -92,8 +87,8 @@ class BoundsWalk {
     if (!target) this.fail("", "null root pointer");
     if (target.kind !== "struct") this.fail("", "the root is not a struct");
     const type = target.dataWords > 0 ? this.view.getUint16(target.at, true) : 0;
-    const payload = PAYLOADS[type];
-    const shape: StructShape = { ptrs: [["sender"], payload ? [payload[0], payload[1]] : ["payload"]] };
+    const payload = PAYLOAD_MEMBERS[type];
+    const shape: StructShape = { ptrs: [["sender"], payload ? [payload[0], shapeOf(payload[1])] : ["payload"]] };
     this.walkStruct(target, shape, "", 1);
   }
 

@@ -163,4 +163,21 @@ describe("list claims are checked against the message's bytes", () => {
     bad.writeUInt32LE(7, 16 + 4);
     expectRefused(bad, /^push from test: root: far pointer to segment 7 of 2/);
   });
+
+  it("fields added to the schema later are named too (the names come from the compiler's view of the schema)", () => {
+    const b = encodeMessage(MessageType.GRADIENT_UPDATE, "trainer-0", (g) => {
+      g.step = 1n;
+      const losses = g._initTaskLosses(2);
+      losses.set(0, 0.5);
+      losses.set(1, 0.25);
+    });
+    expect(Array.from(decodeMessage(Buffer.from(b), MessageType.GRADIENT_UPDATE, "push from test").payload.taskLosses)).toEqual([0.5, 0.25]);
+    const root = 8;
+    const payload = slot(b, root, 1);
+    const taskLosses = slot(b, payload, 3);
+    // A 4-byte list of 2 elements becomes one claiming 2^28 - 1 elements.
+    const hi = b.readUInt32LE(taskLosses + 4);
+    b.writeUInt32LE(((((2 ** 29 - 1) << 3) | (hi & 7)) >>> 0), taskLosses + 4);
+    expectRefused(b, /^push from test: gradientUpdate\.taskLosses: list claims \d+ 4-byte elements/);
+  });
 });
