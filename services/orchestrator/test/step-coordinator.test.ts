@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
+import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
+import { zeroCounters } from "../src/job/job-counters.js";
+import { defaultSlotConfig } from "../src/job/job-model.js";
+import { StepCoordinator } from "../src/job/step-coordinator.js";
+import type { TrainingMode } from "../src/job/work-plan.js";
+import { ParameterShard } from "../src/shard/parameter-shard.js";
+import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
+
+/** Shard 0's training loop over a real ParameterShard (one slot, no dense parameters): 2 batches a step, 3 steps. */
+function coordinator(mode: TrainingMode, maxStaleness = 8) {
+  const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), new Map(), 1);
+  store.declareSlots([0]);
+  const spec = { numDense: 1, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [2] };
+  const checkpoint = { checkpointDir: tempDir("pangea-steps-unit-"), jobId: "j", psShards: 1, shardIndex: 0, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0 };
+  const shard = new ParameterShard({ index: 0, mode, batchesPerStep: 2, steps: 3, maxStaleness, slotIds: [0], checkpoint, sync: null }, { spec, store, dense: null }, null, recordingLog().log);
+  const counts = zeroCounters();
+  return { c: new StepCoordinator({ mode, batchesPerStep: 2, steps: 3 }, shard, counts, null), counts };
+}
+
+const push = (batchIndex: number, step: number, loss = 0.5): WorkerGradients => ({ rank: 0, step, batchSize: 4, loss, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
+const alive = (workerId: string) => ({ workerId, alive: true });
+
+/** Admits and applies a push as the job does; returns what the job does next (or the duplicate's ack). */
+function give(c: StepCoordinator, worker: string, g: WorkerGradients) {
+  const dup = c.admit(g, alive(worker));
+  return dup ? "duplicate" : c.apply(g).next;
+}
+
+describe("StepCoordinator", () => {
+  it("sync: the step waits for its last batch, then the next is planned; the job is done after the last step", () => {
+    const { c, counts } = coordinator("sync");
+    for (let step = 0; step < 3; step++) {
+      c.plan.beginStep(["a", "b"]);
+      const [ja] = c.plan.workFor("a");
+      const [jb] = c.plan.workFor("b");
+      expect(give(c, "a", push(ja!, step, 0.5))).toBe("wait");
+      expect(c.version).toBe(step);
+      expect(give(c, "b", push(jb!, step, 0.7))).toBe(step < 2 ? "step" : "done");
+      expect(c.version).toBe(step + 1);
+    }
+    expect(c.samples).toBe(24);
+    expect(counts.firstLossStep).toBe(1);
+    expect(counts.firstLoss).toBeCloseTo(0.6, 6);
+    expect(c.batchTally()).toEqual({ applied: 6, missing: 0 });
+    expect(c.progress(3, 4, null as never)).toMatchObject({ mode: "sync", step: 3, finishedBatches: 6, outstanding: [], samples: 24 });
+  });
+
+  it("refuses a batch that is another trainer's or was never handed out, and a dead trainer's; a batch finished before is a duplicate, not applied twice", async () => {
+    const { c, counts } = coordinator("sync");
+    c.plan.beginStep(["a", "b"]);
+    const [ja] = c.plan.workFor("a");
+    const [jb] = c.plan.workFor("b");
+    expect(await codeOf(() => c.admit(push(jb!, 0), alive("a")))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    expect(await codeOf(() => c.admit(push(5, 0), alive("a")))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    expect(await codeOf(() => c.admit(push(jb!, 0), { workerId: "c", alive: false }))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    expect(give(c, "a", push(ja!, 0))).toBe("wait");
+    // The batch was a's; after a's death it was given to b, and a's late push arrives first: b's copy is then a duplicate.
+    c.plan.release("a", ["b"]);
+    expect(give(c, "a", push(ja!, 0))).toBe("duplicate");
+    expect(counts.duplicateBatches).toBe(1);
+    expect(give(c, "b", push(jb!, 0))).toBe("step");
+    expect(c.batchTally()).toEqual({ applied: 2, missing: 0 });
+  });
+
+  it("async: each batch is applied on arrival; a gradient older than --max-staleness updates is dropped and counted", () => {
+    const { c, counts } = coordinator("async", 1);
+    const [j0] = c.plan.workFor("a");
+    const [j1] = c.plan.workFor("b");
+    expect(give(c, "a", push(j0!, 0))).toBe("continue");
+    const [j2] = c.plan.workFor("a");
+    expect(give(c, "a", push(j2!, 1))).toBe("continue");
+    expect(c.version).toBe(2);
+    // b's batch was computed on version 0, two updates ago: stale, dropped, still finished.
+    expect(give(c, "b", push(j1!, 0))).toBe("continue");
+    expect(counts.staleGradients).toBe(1);
+    expect(c.plan.isFinished(j1!)).toBe(true);
+    expect(c.version).toBe(2);
+  });
+});
