@@ -89,4 +89,11 @@ describe("ParameterSync refuses bad updates whole", () => {
     expect([row(1), row(2), row(3)]).toEqual([[7, 7], [8, 8], null]);
     expect(models.current()!.dense[0]![0]).toBe(0.5);
   });
+
+  it("an id evicted and made again since the last update (a tombstone and a row) keeps its new row", async () => {
+    expect(row(1)).toEqual([7, 7]);
+    const ack = await push(update({ seq: 101, ids: [1], rows: Float32Array.of(5, 5), tombstones: [1] }));
+    expect(ack).toMatchObject({ rowsApplied: 1n, rowsRemoved: 1n });
+    expect(row(1)).toEqual([5, 5]);
+  });
 });

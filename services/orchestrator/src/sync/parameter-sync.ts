@@ -4,6 +4,7 @@ import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient
 import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
+import { compactRounds, type SyncRound } from "./sync-backlog.js";
 
 export interface SyncSource {
   store: EmbeddingStore;
@@ -12,14 +13,6 @@ export interface SyncSource {
   step(): number;
 }
 
-interface Pending {
-  ids: Uint32Array;
-  /** Side by side, each its slot's width; width is the one they share, or null. */
-  rows: Float32Array;
-  width: number | null;
-  tombstones: Uint32Array;
-  dense: Float32Array[] | null;
-}
 
 /**
  * Monolith's ParameterSync from the training side: every `intervalMs` the
@@ -32,8 +25,19 @@ interface Pending {
  * whatever an earlier run under the same sender name had sent; each push
  * names the model (modelIdentity), so serving refuses it for another one.
  */
+interface Replica {
+  address: string;
+  client: ParameterSyncClient;
+  /** Rounds not yet acknowledged: at most one compacted round plus the newest. */
+  backlog: SyncRound[];
+  sequence: number;
+  /** Why the last push failed (null while pushes succeed), and how many in a row did. */
+  failing: string | null;
+  failedPushes: number;
+}
+
 export class ParameterSyncPusher {
-  private readonly replicas: { address: string; client: ParameterSyncClient; backlog: Pending[]; sequence: number }[];
+  private readonly replicas: Replica[];
   private timer: NodeJS.Timeout | null = null;
   private lastDense = 0;
   private pushing = false;
@@ -56,7 +60,7 @@ export class ParameterSyncPusher {
     private readonly model: string,
     private readonly log: Logger,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), backlog: [], sequence: 0 }));
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), backlog: [], sequence: 0, failing: null, failedPushes: 0 }));
     source.store.trackChanges();
   }
 
@@ -74,7 +78,7 @@ export class ParameterSyncPusher {
       const changes = this.source.store.drainChanges();
       const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
       if (withDense) this.lastDense = Date.now();
-      const round: Pending = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
+      const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
       if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.backlog.length === 0)) return;
       await Promise.all(this.replicas.map((r) => this.send(r, round)));
       this.pushes++;
@@ -84,8 +88,10 @@ export class ParameterSyncPusher {
     }
   }
 
-  private async send(r: (typeof this.replicas)[number], round: Pending): Promise<void> {
+  private async send(r: Replica, round: SyncRound): Promise<void> {
     r.backlog.push(round);
+    // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
+    if (r.backlog.length > 1) r.backlog = [compactRounds(r.backlog, (hi) => this.source.store.widthOf(hi))];
     while (r.backlog.length) {
       const p = r.backlog[0]!;
       const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
@@ -111,9 +117,19 @@ export class ParameterSyncPusher {
         }
         this.lastAckAt = Date.now();
         this.servingVersion = Number(ack.modelVersion);
+        if (r.failing !== null) {
+          this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
+          r.failing = null;
+          r.failedPushes = 0;
+        }
       } catch (err) {
-        // The backlog stays, in order, for the next round: a replica that was away still gets every row and tombstone.
-        this.log.warn({ serving: r.address, backlog: r.backlog.length, err: describeCallError(err, `serving at ${r.address}`) }, "parameter sync push failed; will retry");
+        // The backlog stays for the next round: a replica that was away still gets every row and tombstone.
+        // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
+        const why = describeCallError(err, `serving at ${r.address}`);
+        r.failedPushes++;
+        const level = r.failing === why ? "debug" : "warn";
+        r.failing = why;
+        this.log[level]({ serving: r.address, failedPushes: r.failedPushes, err: why }, "parameter sync push failed; will retry every interval, and say so again only if the reason changes");
         return;
       }
     }

@@ -48,6 +48,13 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
           lastSequence.delete(key);
           lastSequence.set(key, seq);
           if (lastSequence.size > MAX_SENDER_RUNS) lastSequence.delete(lastSequence.keys().next().value!);
+          // Evictions first: an update's rows are the table after them, so an id evicted and made again since the last
+          // update (in both lists) keeps its new row.
+          for (let i = 0; i < checked.tombstones.count; i++) {
+            const lo = checked.tombstones.words[2 * i]!;
+            const hi = checked.tombstones.words[2 * i + 1]!;
+            if (servable.tables.get(slotOfV2(hi))?.remove(lo, hi)) removed++;
+          }
           for (let i = 0; i < checked.count; i++) {
             const lo = checked.words[2 * i]!;
             const hi = checked.words[2 * i + 1]!;
@@ -55,11 +62,6 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, log:
             if (!table) continue;
             table.set(lo, hi, checked.rows, checked.offsets ? checked.offsets[i]! : i * checked.width!);
             applied++;
-          }
-          for (let i = 0; i < checked.tombstones.count; i++) {
-            const lo = checked.tombstones.words[2 * i]!;
-            const hi = checked.tombstones.words[2 * i + 1]!;
-            if (servable.tables.get(slotOfV2(hi))?.remove(lo, hi)) removed++;
           }
           if (checked.dense.length) {
             servable.setDense(checked.dense);

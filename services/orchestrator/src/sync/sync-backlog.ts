@@ -1,0 +1,67 @@
+/** One parameter sync round: rows changed and ids evicted since the round before, and the dense weights if due. */
+export interface SyncRound {
+  /** Word pairs (lo, hi). */
+  ids: Uint32Array;
+  /** Side by side in id order, each its slot's width; width is the one they share, or null. */
+  rows: Float32Array;
+  width: number | null;
+  /** Evicted ids (word pairs). */
+  tombstones: Uint32Array;
+  dense: Float32Array[] | null;
+}
+
+/**
+ * What a replica that missed `rounds` (oldest first) needs, as one round:
+ * each id's newest row, unless it was evicted after it (then a tombstone),
+ * and the newest dense weights. A replica that stays away then costs at most
+ * one row per id and one tombstone per evicted id, however long it is away,
+ * instead of a copy of every round. A round's rows are the table as it was
+ * after its evictions, so within a round a row is newer than a tombstone of
+ * the same id (serving applies tombstones first, then rows).
+ */
+export function compactRounds(rounds: readonly SyncRound[], widthOf: (hi: number) => number): SyncRound {
+  const rows = new Map<string, { lo: number; hi: number; row: Float32Array }>();
+  const evicted = new Map<string, { lo: number; hi: number }>();
+  let dense: Float32Array[] | null = null;
+  for (const r of rounds) {
+    for (let i = 0; i < r.tombstones.length; i += 2) {
+      const lo = r.tombstones[i]!;
+      const hi = r.tombstones[i + 1]!;
+      const key = `${lo}:${hi}`;
+      rows.delete(key);
+      evicted.set(key, { lo, hi });
+    }
+    let at = 0;
+    for (let i = 0; i < r.ids.length; i += 2) {
+      const lo = r.ids[i]!;
+      const hi = r.ids[i + 1]!;
+      const w = r.width ?? widthOf(hi);
+      const key = `${lo}:${hi}`;
+      rows.set(key, { lo, hi, row: r.rows.slice(at, at + w) });
+      evicted.delete(key);
+      at += w;
+    }
+    if (r.dense) dense = r.dense;
+  }
+  const live = [...rows.values()];
+  const ids = new Uint32Array(live.length * 2);
+  const values = new Float32Array(live.reduce((n, e) => n + e.row.length, 0));
+  const widths = new Set<number>();
+  let at = 0;
+  live.forEach((e, i) => {
+    ids[2 * i] = e.lo;
+    ids[2 * i + 1] = e.hi;
+    values.set(e.row, at);
+    at += e.row.length;
+    widths.add(e.row.length);
+  });
+  const gone = [...evicted.values()];
+  const tombstones = new Uint32Array(gone.length * 2);
+  gone.forEach((e, i) => {
+    tombstones[2 * i] = e.lo;
+    tombstones[2 * i + 1] = e.hi;
+  });
+  // One width keeps the [n, width] layout; none (no rows) takes the rounds' own.
+  const width = widths.size === 1 ? [...widths][0]! : widths.size === 0 ? (rounds.find((r) => r.width !== null)?.width ?? null) : null;
+  return { ids, rows: values, width, tombstones, dense };
+}
