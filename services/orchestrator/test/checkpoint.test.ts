@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { dlrmSpec } from "@pangea/model";
 import { loadCheckpoint, loadShardedCheckpoint, restoreStore, restoreStoreCounters, saveCheckpoint, storeCountersOf, type CheckpointData, type TrainingProgress } from "../src/checkpoint/checkpoint.js";
 import { readCounters, saveCounters, zeroCounters } from "../src/job/job-counters.js";
+import { TaskLosses } from "../src/job/task-status.js";
 import { DenseStore } from "../src/params/dense-store.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
@@ -171,6 +172,19 @@ describe("checkpointed running totals", () => {
     const resumed = new EmbeddingStore(store.configOf(1), new Map([[2, store.configOf(2)]]), 5);
     restoreStoreCounters([ck], 1, 0, resumed);
     expect(resumed.stats()).toMatchObject({ filtered: 52, admitted: 1 });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("round-trip each task's losses, so a resumed multi-task job reports them before its first step", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const losses = TaskLosses.from(undefined);
+    losses.add([0.5, Number.NaN], true);
+    const ck = loadCheckpoint(saveCheckpoint(root, "job", 30, spec, dense, store, undefined, { ...progress(saveCounters(totals)), taskLosses: losses.save() }));
+    const back = TaskLosses.from(ck.manifest.training!.taskLosses);
+    expect([back.last, back.smoothed]).toEqual([[0.5, Number.NaN], [0.5, Number.NaN]]);
+    // Older checkpoints have none: not measured yet.
+    expect(TaskLosses.from(undefined).last).toEqual([]);
     rmSync(root, { recursive: true, force: true });
   });
 

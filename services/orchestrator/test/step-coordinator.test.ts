@@ -44,7 +44,7 @@ describe("StepCoordinator", () => {
     expect(counts.firstLossStep).toBe(1);
     expect(counts.firstLoss).toBeCloseTo(0.6, 6);
     expect(c.batchTally()).toEqual({ applied: 6, missing: 0 });
-    expect(c.progress(3, 4, null as never)).toMatchObject({ mode: "sync", step: 3, finishedBatches: 6, outstanding: [], samples: 24 });
+    expect(c.progress(3, 4, undefined, { last: [], smoothed: [] })).toMatchObject({ mode: "sync", step: 3, finishedBatches: 6, outstanding: [], samples: 24 });
   });
 
   it("refuses a batch that is another trainer's or was never handed out, and a dead trainer's; a batch finished before is a duplicate, not applied twice", async () => {

@@ -6,6 +6,7 @@ import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
+import type { SavedTaskLosses } from "../job/task-status.js";
 
 export const CHECKPOINT_FORMAT = "pangea-checkpoint";
 export const CHECKPOINT_VERSION = 2;
@@ -53,6 +54,8 @@ export interface TrainingProgress {
   samples: number;
   /** The job's running totals (absent in older checkpoints: zero; see readCounters). */
   counters?: SavedCounters;
+  /** Each task's last and smoothed training loss (multi-task jobs; absent in older checkpoints). */
+  taskLosses?: SavedTaskLosses;
 }
 
 export interface TableData {

@@ -24,6 +24,11 @@ export interface JobCounters {
   syncRowsSent: number;
 }
 
+/** The loss figures' exponential smoothing (the first value starts it). */
+export function smoothLoss(prev: number, x: number): number {
+  return Number.isFinite(prev) ? 0.95 * prev + 0.05 * x : x;
+}
+
 const COUNTS = ["duplicateBatches", "reassignedBatches", "deadTrainers", "staleGradients", "maxStalenessSeen", "trainSeconds", "firstLossStep", "syncRowsSent"] as const;
 const LOSSES = ["firstLoss", "lastLoss", "smoothedLoss"] as const;
 

@@ -59,7 +59,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private readonly counts: JobCounters;
   private evalReport: EvalReport__Output | null = null;
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
-  private readonly taskLosses = new TaskLosses();
+  private readonly taskLosses: TaskLosses;
   private error = "";
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
@@ -70,6 +70,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     super();
     this.resumed = resumedTraining(config);
     this.counts = readCounters(this.resumed?.counters ?? undefined);
+    this.taskLosses = TaskLosses.from(this.resumed?.taskLosses);
     this.members = new Membership(config, log);
     this.work = new WorkDispatcher(
       {
@@ -338,7 +339,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const shard = this.shard!;
     const step = this.progressStep;
     if (!shard.checkpointDue(step, final)) return false;
-    shard.writeCheckpoint(step, this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters())));
+    shard.writeCheckpoint(step, this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters()), this.taskLosses.save()));
     const others = this.members.shardSessions();
     if (others.length === 0) {
       shard.commitCheckpoint(step, final);

@@ -2,7 +2,8 @@ import type { StepResult, WorkerGradients } from "../aggregation/gradient-aggreg
 import type { TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { ParameterShard, PushAck } from "../shard/parameter-shard.js";
-import type { JobCounters } from "./job-counters.js";
+import { smoothLoss, type JobCounters } from "./job-counters.js";
+import type { SavedTaskLosses } from "./task-status.js";
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
 
 export type { PushAck } from "../shard/parameter-shard.js";
@@ -92,11 +93,11 @@ export class StepCoordinator {
       c.firstLossStep = Math.ceil(this.plan.finishedBatches / this.s.batchesPerStep);
     }
     c.lastLoss = r.meanLoss;
-    c.smoothedLoss = Number.isNaN(c.smoothedLoss) ? r.meanLoss : 0.95 * c.smoothedLoss + 0.05 * r.meanLoss;
+    c.smoothedLoss = smoothLoss(c.smoothedLoss, r.meanLoss);
   }
 
   /** Where training stands, for a checkpoint (`denseUpdates`: the dense optimizer's clock). */
-  progress(denseUpdates: number, batchSize: number, counters: TrainingProgress["counters"]): TrainingProgress {
+  progress(denseUpdates: number, batchSize: number, counters: TrainingProgress["counters"], taskLosses: SavedTaskLosses): TrainingProgress {
     const plan = this.plan;
     return {
       mode: this.s.mode,
@@ -108,6 +109,7 @@ export class StepCoordinator {
       batchSize,
       samples: this.samples,
       counters,
+      ...(taskLosses.last.length ? { taskLosses } : {}),
     };
   }
 

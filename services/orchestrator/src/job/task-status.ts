@@ -1,4 +1,5 @@
 import { DEFAULT_TASK, type Loss, type TaskSpec } from "@pangea/model";
+import { smoothLoss } from "./job-counters.js";
 import type { EvalReport__Output, SourceInfo__Output, TaskEval__Output, TaskStatus } from "@pangea/schema";
 
 /**
@@ -7,11 +8,31 @@ import type { EvalReport__Output, SourceInfo__Output, TaskEval__Output, TaskStat
  * Only multi-task pushes carry per-task losses; a single-task job's task is
  * the scalar loss itself.
  */
+/** TaskLosses as a checkpoint's training progress keeps them (JSON has no NaN: a loss not measured is null). */
+export interface SavedTaskLosses {
+  last: (number | null)[];
+  smoothed: (number | null)[];
+}
+
 export class TaskLosses {
   last: number[] = [];
   smoothed: number[] = [];
   private sum: number[] = [];
   private batches = 0;
+
+  /** The losses a checkpoint saved (none in older ones or single-task jobs), so a resumed job reports them before its first step. */
+  static from(saved: SavedTaskLosses | undefined): TaskLosses {
+    const l = new TaskLosses();
+    const read = (xs: unknown) => (Array.isArray(xs) ? xs.map((x) => (typeof x === "number" && Number.isFinite(x) ? x : Number.NaN)) : []);
+    l.last = read(saved?.last);
+    l.smoothed = read(saved?.smoothed);
+    return l;
+  }
+
+  save(): SavedTaskLosses {
+    const out = (xs: number[]) => xs.map((x) => (Number.isFinite(x) ? x : null));
+    return { last: out(this.last), smoothed: out(this.smoothed) };
+  }
 
   /** An applied batch's losses; `endsStep`: the job's loss figures move on with it. */
   add(losses: ArrayLike<number>, endsStep: boolean): void {
@@ -22,7 +43,7 @@ export class TaskLosses {
     }
     if (!endsStep || !this.batches) return;
     this.last = this.sum.map((s) => s / this.batches);
-    this.smoothed = this.last.map((x, t) => (Number.isFinite(this.smoothed[t]!) ? 0.95 * this.smoothed[t]! + 0.05 * x : x));
+    this.smoothed = this.last.map((x, t) => smoothLoss(this.smoothed[t] ?? Number.NaN, x));
     this.sum.fill(0);
     this.batches = 0;
   }
