@@ -2,8 +2,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { EvalReport__Output } from "@pangea/schema";
+import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { OrchestratorErrors } from "../src/errors.js";
 import { Evaluations } from "../src/job/evaluations.js";
-import { SOURCE, codeOf, evalReport, gradients, startedJob } from "./fakes/job-fixture.js";
+import type { Job } from "../src/job/job.js";
+import { SOURCE, codeOf, evalReport, gradients, startedJob, tempDir } from "./fakes/job-fixture.js";
 
 const report = (step: number, auc: number, logloss = 0.5): EvalReport__Output => evalReport("t", { step, auc, logloss });
 
@@ -126,5 +129,51 @@ describe("Job: evaluations during training", () => {
     expect(await other).toMatchObject({ done: false, evaluate: true, step: 1 });
     job.reportEval(evalReport("trainer-0", { step: 1 }));
     expect((await job.getWork("trainer-0")).batchIndices).toEqual([2, 3]);
+  });
+});
+
+describe("Job: evaluations across --resume", () => {
+  const step = async (job: Job, s: number) => {
+    await job.push(gradients(job, 0, 2 * s));
+    await job.push(gradients(job, 1, 2 * s + 1));
+  };
+  const abandon = (job: Job) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", "the test stops this run"));
+
+  it("keeps the history its checkpoint recorded and the best best.json names", async () => {
+    const checkpointDir = tempDir("pangea-evals-resume-");
+    const over = { steps: 4, evalEverySteps: 2, keepBest: true, checkpointDir };
+    const first = startedJob(over).job;
+    await step(first, 0);
+    await step(first, 1);
+    void first.getWork("trainer-0");
+    await first.getWork("trainer-1");
+    first.reportEval(evalReport("trainer-1", { step: 2, auc: 0.6 }));
+    abandon(first);
+
+    const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
+    const { job } = startedJob({ ...over, resume: true, restoreFrom });
+    expect(job.status()).toMatchObject({ step: 2, resumedFromStep: 2, best: { step: 2, value: 0.6, checkpoint: join(checkpointDir, "unit-job", "step-2") } });
+    expect(job.status().evaluations!.map((e) => [Number(e.step), e.auc])).toEqual([[2, 0.6]]);
+    expect((await job.getWork("trainer-0")).batchIndices).toEqual([4]); // step 2 was evaluated: training goes on
+    await step(job, 2);
+    await step(job, 3);
+    await job.getWork("trainer-0");
+    job.reportEval(evalReport("trainer-0", { step: 4, auc: 0.55 }));
+    expect(job.status()).toMatchObject({ state: "JOB_STATE_COMPLETED", best: { step: 2, value: 0.6 } });
+    expect(JSON.parse(readFileSync(join(checkpointDir, "unit-job", "best.json"), "utf8"))).toMatchObject({ step: 2, value: 0.6 });
+  });
+
+  it("a checkpoint at a step boundary without its evaluation (written without --eval-every-steps): the resumed job evaluates it first", async () => {
+    const checkpointDir = tempDir("pangea-evals-resume-");
+    const first = startedJob({ steps: 4, checkpointEverySteps: 2, checkpointDir }).job;
+    await step(first, 0);
+    await step(first, 1);
+    abandon(first);
+    const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
+    const { job } = startedJob({ steps: 4, evalEverySteps: 2, checkpointDir, resume: true, restoreFrom });
+    const held = job.getWork("trainer-0");
+    expect(await job.getWork("trainer-1")).toMatchObject({ done: false, evaluate: true, step: 2 });
+    job.reportEval(evalReport("trainer-1", { step: 2 }));
+    expect((await held).batchIndices).toEqual([4]);
   });
 });
