@@ -73,13 +73,24 @@ export class Evaluations {
     return t ? t[metric] : Number.NaN;
   }
 
-  /** Adds a report to the history; true when --keep-best is on and it is better than the best so far (a tie keeps the earlier). */
-  record(report: EvalReport__Output): boolean {
+  /** Puts a report in the history, in step order (a step evaluated again replaces its report). */
+  private add(report: EvalReport__Output): void {
     const step = Number(report.step);
     const at = this.history.findIndex((h) => Number(h.step) >= step);
     if (at >= 0 && Number(this.history[at]!.step) === step) this.history[at] = report;
     else if (at >= 0) this.history.splice(at, 0, report);
     else this.history.push(report);
+  }
+
+  /** A completed job's final evaluation (from completed.json): in the history, not compared. */
+  addFinal(report: EvalReport__Output): void {
+    this.add(report);
+  }
+
+  /** Adds a report to the history; true when --keep-best is on and it is better than the best so far (a tie keeps the earlier). */
+  record(report: EvalReport__Output): boolean {
+    this.add(report);
+    const step = Number(report.step);
     const b = this.s.best;
     if (!b) return false;
     const v = this.valueOf(report);
@@ -91,8 +102,8 @@ export class Evaluations {
     return true;
   }
 
-  /** What best.json records of the best evaluation, once its checkpoint is whole at `checkpoint`. */
-  bestRecord(checkpoint: string): BestRecord {
+  /** The best evaluation's checkpoint is whole at `checkpoint`: what best.json records of it. */
+  bestCheckpointed(checkpoint: string): BestRecord {
     const b = this.best!;
     b.checkpoint = checkpoint;
     return { step: b.step, task: b.task, metric: b.metric, value: b.value, checkpoint, eval: b.eval };
@@ -104,8 +115,7 @@ export class Evaluations {
    * the checkpoint resumed from (a later one is another run's, lost with it).
    */
   restore(history: readonly EvalReport__Output[], saved: BestRecord | null, resumedStep: number): string | null {
-    for (const h of history) this.record(h);
-    this.best = null;
+    for (const h of history) this.add(h);
     const b = this.s.best;
     if (!b || !saved) return null;
     if (saved.metric !== b.metric || (b.task !== undefined && saved.task !== b.task)) {

@@ -118,7 +118,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (config.completed) {
       clearTimeout(this.registerTimer);
       this.evalReport = config.completed;
-      if (!this.evals.history.some((h) => Number(h.step) === Number(config.completed!.step))) this.evals.history.push(config.completed);
+      this.evals.addFinal(config.completed);
       this.state = "JOB_STATE_COMPLETED";
     }
   }
@@ -452,7 +452,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (step === null || ck.committedStep !== step) return;
     this.bestPending = null;
     try {
-      const record = this.evals.bestRecord(ck.path);
+      const record = this.evals.bestCheckpointed(ck.path);
       writeBest(this.config.checkpointDir, this.config.jobId, record);
       this.log.info({ step, task: record.task, metric: record.metric, value: record.value, checkpoint: ck.path }, "best checkpoint so far");
     } catch (err) {
