@@ -67,12 +67,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private evalReport: EvalReport__Output | null = null;
   private readonly evals: Evaluations;
   /**
-   * An evaluation during training: from the step boundary `step` no work is
-   * handed out until its report is in and (checkpointing) the checkpoint
-   * written after it is whole, so the evaluator reads, and the checkpoint
-   * holds, one set of parameters.
+   * An evaluation during training: from a step boundary no work is handed
+   * out until its report is in and (checkpointing) the checkpoint written
+   * after it is whole, so the evaluator reads, and the checkpoint holds, one
+   * set of parameters. It is of the step training stands at once the
+   * batches handed out before the pause are in (async: possibly past the
+   * boundary, when more trainers than a step's batches held one each).
    */
-  private evalHold: { step: number; checkpointing: boolean } | null = null;
+  private evalHold: { checkpointing: boolean } | null = null;
   /** --keep-best: the step whose checkpoint best.json names once the checkpoint is whole. */
   private bestPending: number | null = null;
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
@@ -97,7 +99,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         finished: () => this.isFinished(),
         version: () => this.step,
         plan: () => this.steps?.plan ?? null,
-        heldForEval: () => (this.evalHold ? { step: this.evalHold.step, evaluate: !this.evalHold.checkpointing } : null),
+        heldForEval: () => (this.evalHold ? { step: this.progressStep, evaluate: !this.evalHold.checkpointing } : null),
         computeAddress: () => this.members.compute?.address ?? "",
       },
       this.members,
@@ -372,7 +374,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   /** No more work is handed out; once every batch handed out is in, one trainer evaluates (WorkDispatcher). */
   private holdForEval(): void {
-    this.evalHold = { step: this.progressStep, checkpointing: false };
+    this.evalHold = { checkpointing: false };
     this.log.info({ step: this.progressStep }, "training pauses for a held-out evaluation");
     this.work.wake();
   }
@@ -477,15 +479,16 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const hold = this.evalHold;
     if (this.state === "JOB_STATE_RUNNING" && hold && !hold.checkpointing) {
       this.checkReport(report);
-      if (Number(report.step) !== hold.step) {
-        throw OrchestratorErrors.create("ORCH_ERR_BAD_EVAL_REPORT", `evaluation report from ${report.workerId} refused: it scores step ${report.step}, the evaluation asked for is of step ${hold.step}`);
+      const step = this.progressStep;
+      if (Number(report.step) !== step) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_EVAL_REPORT", `evaluation report from ${report.workerId} refused: it scores step ${report.step}, the evaluation asked for is of step ${step}`);
       }
       this.work.evaluated();
       this.recordEval(report);
       let open: boolean;
       try {
         // The checkpoint of an evaluated step holds its evaluation: a periodic one due now is written after it, and the best one always.
-        open = this.maybeCheckpoint(false, this.bestPending === hold.step);
+        open = this.maybeCheckpoint(false, this.bestPending === step);
       } catch (err) {
         this.fail(err as PangeaError);
         return;
