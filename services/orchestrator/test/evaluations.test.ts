@@ -3,12 +3,28 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { EvalReport__Output } from "@pangea/schema";
 import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
+import { loadConfig } from "../src/config.js";
+import { ENTRY, runNode } from "../../../test/support/processes.js";
 import { OrchestratorErrors } from "../src/errors.js";
 import { Evaluations } from "../src/job/evaluations.js";
 import type { Job } from "../src/job/job.js";
 import { SOURCE, codeOf, evalReport, gradients, startedJob, tempDir } from "./fakes/job-fixture.js";
 
 const report = (step: number, auc: number, logloss = 0.5): EvalReport__Output => evalReport("t", { step, auc, logloss });
+
+describe("the flags", () => {
+  it("are read with their defaults, and refused with one line naming the flag: N negative, --keep-best without N, --best-task without --keep-best, an unknown metric", async () => {
+    expect(loadConfig([], {})).toMatchObject({ evalEverySteps: 0, keepBest: false, bestMetric: "auc" });
+    expect(loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "logloss", "--best-task", "conversion"], {})).toMatchObject({ evalEverySteps: 5, keepBest: true, bestMetric: "logloss", bestTask: "conversion" });
+    expect(() => loadConfig(["--eval-every-steps=-1"], {})).toThrow("invalid --eval-every-steps: expected a number of steps");
+    expect(() => loadConfig(["--keep-best"], {})).toThrow("invalid --keep-best: compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too");
+    expect(() => loadConfig(["--eval-every-steps", "5", "--best-task", "ctr"], {})).toThrow("invalid --best-task: names the task --keep-best compares; give --keep-best too");
+    expect(() => loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "f1"], {})).toThrow("invalid --best-metric: expected one of auc, logloss");
+    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--keep-best"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual(["pangea-orchestrator: invalid --keep-best: compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too", "Run 'pangea-orchestrator --help' for usage."]);
+  });
+});
 
 describe("Evaluations: when, and which is best", () => {
   it("is due every N steps, never at the last step (the final evaluation) nor twice at one step", () => {
