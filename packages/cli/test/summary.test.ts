@@ -79,3 +79,28 @@ describe("the summary's parameter sync line", () => {
     expect(line({ version: 0, rowsSent: 1200, ignored: 7 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; no push acknowledged by serving; 7 pushes ignored by serving as not newer than ones it had applied");
   });
 });
+
+describe("the summary's evaluations during training (--eval-every-steps) and best checkpoint (--keep-best)", () => {
+  const report = (step: number, auc: number) => ({ workerId: "t", step, records: 1000, auc, logloss: 1 - auc, meanPrediction: 0.3, labelRate: 0.3, tasks: [evalOf({ auc, logloss: 1 - auc })] });
+
+  it("adds nothing for a job evaluated only at the end", () => {
+    const s = formatSummary({ ...status(evalOf()), evaluations: [report(10, 0.81)], best: null }, 1);
+    expect(s).toBe(formatSummary(status(evalOf()), 1));
+  });
+
+  it("lists one evaluation a line with the best marked, then the best checkpoint and its export; beyond 12, the first two and the newest nine", () => {
+    const few = [report(5, 0.7), report(10, 0.75), report(15, 0.72)];
+    const best = { step: 10, task: "ctr", metric: "auc", value: 0.75, checkpoint: "/ck/j/step-10", exported: "/models/2" };
+    const s = formatSummary({ ...status(evalOf()), evaluations: few, best }, 1).split("\n");
+    expect(s.slice(-4)).toEqual([
+      "  held-out by step  step 5: AUC 0.7000, logloss 0.3000",
+      "                    step 10: AUC 0.7500, logloss 0.2500  (best)",
+      "                    step 15: AUC 0.7200, logloss 0.2800",
+      "  best checkpoint   step 10 (ctr AUC 0.7500): /ck/j/step-10; exported as /models/2",
+    ]);
+    const many = Array.from({ length: 20 }, (_, i) => report(i + 1, 0.5 + i / 100));
+    const lines = formatSummary({ ...status(evalOf()), evaluations: many, best: null }, 1).split("\n");
+    const listed = lines.slice(lines.findIndex((l) => l.includes("held-out by step")));
+    expect(listed.map((l) => l.trim().replace(/^held-out by step +/, "").split(":")[0])).toEqual(["step 1", "step 2", "... (20 evaluations in all)", ...[12, 13, 14, 15, 16, 17, 18, 19, 20].map((k) => `step ${k}`)]);
+  });
+});

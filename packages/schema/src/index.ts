@@ -41,6 +41,7 @@ export type { SourceInfo, SourceInfo__Output } from "./gen/proto/pangea/v1/Sourc
 export type { JobStatus, JobStatus__Output } from "./gen/proto/pangea/v1/JobStatus.js";
 export type { JobState } from "./gen/proto/pangea/v1/JobState.js";
 export type { EvalReport, EvalReport__Output } from "./gen/proto/pangea/v1/EvalReport.js";
+export type { BestCheckpoint, BestCheckpoint__Output } from "./gen/proto/pangea/v1/BestCheckpoint.js";
 export type { TaskEval, TaskEval__Output } from "./gen/proto/pangea/v1/TaskEval.js";
 export type { TaskStatus, TaskStatus__Output } from "./gen/proto/pangea/v1/TaskStatus.js";
 export type { WorkerEvent, WorkerEvent__Output } from "./gen/proto/pangea/v1/WorkerEvent.js";

@@ -14,6 +14,10 @@ export type DenseOptimizerName = (typeof DENSE_OPTIMIZERS)[number];
 export const TRAINING_MODES = ["sync", "async", "hybrid"] as const;
 export type TrainingMode = (typeof TRAINING_MODES)[number];
 
+/** What --keep-best compares: a binary task's held-out AUC (higher is better) or log loss (lower is better). */
+export const BEST_METRICS = ["auc", "logloss"] as const;
+export type BestMetric = (typeof BEST_METRICS)[number];
+
 const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
 
 /** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
@@ -58,6 +62,10 @@ export const orchestratorSchema = z.object({
   checkpointEverySteps: flag(nonNegativeInt("a number of steps").default(0), { env: "PANGEA_CHECKPOINT_EVERY_STEPS", description: "save a checkpoint every N steps (0 = only at the end)" }),
   checkpointEverySeconds: flag(nonNegativeInt("seconds").default(0), { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off)" }),
   keepCheckpoints: flag(nonNegativeInt("a number of checkpoints").default(3), { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)" }),
+  evalEverySteps: flag(nonNegativeInt("a number of steps").default(0), { env: "PANGEA_EVAL_EVERY_STEPS", description: "also evaluate the held-out split every N steps while training (training pauses for it); each evaluation is kept in the job's status (0 = only at the end)" }),
+  keepBest: flag(z.boolean().default(false), { env: "PANGEA_KEEP_BEST", description: "with --eval-every-steps: checkpoint the step of the best evaluation so far (best.json names it; --keep-checkpoints never prunes it) and export it at the end instead of the last step" }),
+  bestMetric: flag(z.enum(BEST_METRICS, { message: `expected one of ${BEST_METRICS.join(", ")}` }).default("auc"), { env: "PANGEA_BEST_METRIC", description: "what --keep-best compares: auc (higher is better) or logloss (lower is better)" }),
+  bestTask: flag(z.string().min(1).optional(), { env: "PANGEA_BEST_TASK", description: "the task whose --best-metric --keep-best compares (a binary task of the data)", shown: "the first task" }),
   resume: flag(z.boolean().default(false), { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position" }),
   freshStartIfUnreadable: flag(z.boolean().default(false), { env: "PANGEA_FRESH_START_IF_UNREADABLE", description: "with --resume: if the job has checkpoints but none can be read, start over (they are kept) instead of exiting 1" }),
   rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back" }),

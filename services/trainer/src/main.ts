@@ -89,18 +89,25 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
   const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, layout, job.gradientCompression === "fp16");
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
+  // Scores the held-out split with the parameters of `step` and reports it: during training (--eval-every-steps) and at the end.
+  const evaluateAndReport = async (step: number, computeAddress: string) => {
+    const evalReader = new BatchReader(computeAddress || job.computeAddress, config.workerId);
+    try {
+      await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
+      const result = await session.guard(evaluate(model, layout, evalReader, params, step, groupColumnOf(job)));
+      log.info({ step, ...result, tasks: result.tasks.map((t) => t.name) }, "evaluation done");
+      await session.reportEval({ workerId: config.workerId, step, ...result });
+    } finally {
+      evalReader.close();
+    }
+  };
   try {
     log.info({ mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");
-    const stats = await trainAssigned({ model, layout, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics });
+    const stats = await trainAssigned({ model, layout, session, feed, params, mode: job.mode, steps: Number(job.steps), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics, evaluate: evaluateAndReport });
     await feed.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
     if (stats.evaluate) {
-      const evalReader = new BatchReader(stats.computeAddress || job.computeAddress, config.workerId);
-      await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
-      const result = await session.guard(evaluate(model, layout, evalReader, params, Number(job.steps), groupColumnOf(job)));
-      evalReader.close();
-      log.info({ ...result, tasks: result.tasks.map((t) => t.name) }, "evaluation done");
-      await session.reportEval({ workerId: config.workerId, step: Number(job.steps), ...result });
+      await evaluateAndReport(Number(job.steps), stats.computeAddress);
       // Wait for the orchestrator to close the job, so the launcher sees every process end together.
       await session.getWork().catch(() => undefined);
     }

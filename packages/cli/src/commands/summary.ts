@@ -1,5 +1,5 @@
 import { printable } from "@pangea/kit";
-import type { JobStatus__Output, TaskEval__Output, TaskStatus__Output } from "@pangea/schema";
+import type { EvalReport__Output, JobStatus__Output, TaskEval__Output, TaskStatus__Output } from "@pangea/schema";
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -76,6 +76,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     const e = tasks[0]?.eval;
     if (e?.hasGauc) rows.push(["held-out GAUC", gaucText(e)]);
   }
+  rows.push(...evaluationRows(s));
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (sync) {
     const ignored = sync.ignored > 0 ? `; ${int(sync.ignored)} push${sync.ignored === 1 ? "" : "es"} ignored by serving as not newer than ones it had applied` : "";
@@ -85,6 +86,34 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
   return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");
+}
+
+/** The most evaluations listed one per line; beyond it the first two and the newest ones. */
+const EVALUATIONS_LISTED = 12;
+
+/**
+ * The evaluations during training (--eval-every-steps), one line each with
+ * the compared task's figures (--keep-best's task, else the first), the
+ * best marked, and --keep-best's checkpoint and export. Nothing for a job
+ * evaluated only at the end: the held-out rows above say it all.
+ */
+function evaluationRows(s: JobStatus__Output): [string, string][] {
+  const history = s.evaluations ?? [];
+  const best = s.best;
+  if (history.length < 2 && !best) return [];
+  const task = best?.task || s.tasks?.[0]?.name || "";
+  const line = (e: EvalReport__Output) => {
+    const t = e.tasks.find((x) => x.name === task);
+    const f = t && t.loss === "mse" ? `RMSE ${fmt(t.rmse)}` : `AUC ${fmt(t?.auc ?? e.auc)}, logloss ${fmt(t?.logloss ?? e.logloss)}`;
+    return `step ${e.step}: ${f}${best && Number(best.step) === Number(e.step) ? "  (best)" : ""}`;
+  };
+  const shown = history.length <= EVALUATIONS_LISTED ? history : [...history.slice(0, 2), null, ...history.slice(history.length - (EVALUATIONS_LISTED - 3))];
+  const rows: [string, string][] = shown.map((e, i) => [i === 0 ? `held-out by step${s.tasks && s.tasks.length > 1 ? ` (${task})` : ""}` : "", e ? line(e) : `... (${history.length} evaluations in all)`]);
+  if (best) {
+    const exported = best.exported ? `; exported as ${best.exported}` : "";
+    rows.push(["best checkpoint", `step ${best.step} (${best.task} ${best.metric === "auc" ? "AUC" : "logloss"} ${fmt(best.value)})${best.checkpoint ? `: ${best.checkpoint}` : ""}${exported}`]);
+  }
+  return rows;
 }
 
 /** A multi-task job: each task's training loss and, once evaluated, its held-out metrics (ground truth beside AUC when the data knows it). */

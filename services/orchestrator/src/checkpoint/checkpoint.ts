@@ -7,6 +7,7 @@ import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
 import type { SavedTaskLosses } from "../job/task-status.js";
+import type { EvalReport__Output } from "@pangea/schema";
 
 export const CHECKPOINT_FORMAT = "pangea-checkpoint";
 export const CHECKPOINT_VERSION = 2;
@@ -56,6 +57,8 @@ export interface TrainingProgress {
   counters?: SavedCounters;
   /** Each task's last and smoothed training loss (multi-task jobs; absent in older checkpoints). */
   taskLosses?: SavedTaskLosses;
+  /** The held-out evaluations so far, oldest first (absent in older checkpoints: none); a resumed job keeps them. */
+  evaluations?: EvalReport__Output[];
 }
 
 export interface TableData {
@@ -458,9 +461,10 @@ function looksIntact(dir: string): boolean {
  * Deletes all but the newest `keep` intact checkpoints of one shard (the
  * directories of shard `index`). A directory that does not look intact is
  * neither counted nor deleted: it may be the only copy of something an
- * operator wants back.
+ * operator wants back. The checkpoint of step `kept` (--keep-best's) is
+ * neither counted nor deleted either.
  */
-export function pruneCheckpoints(root: string, jobId: string, keep: number, index: number): string[] {
+export function pruneCheckpoints(root: string, jobId: string, keep: number, index: number, kept: number | null = null): string[] {
   const dir = join(root, jobId);
   if (!existsSync(dir)) return [];
   const pattern = index === 0 ? /^step-(\d+)$/ : new RegExp(`^step-(\\d+)\\.shard-${index}$`);
@@ -468,6 +472,7 @@ export function pruneCheckpoints(root: string, jobId: string, keep: number, inde
     .map((name) => ({ name, m: pattern.exec(name) }))
     .filter((e) => e.m && looksIntact(join(dir, e.name)))
     .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
+    .filter((e) => e.step !== kept)
     .sort((a, b) => a.step - b.step);
   const removed = found.slice(0, Math.max(0, found.length - keep));
   for (const r of removed) rmSync(join(dir, r.name), { recursive: true, force: true });

@@ -4,6 +4,7 @@ import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
 import { pruneCheckpoints, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
+import { protectedStep } from "./best-checkpoint.js";
 
 export interface CheckpointSettings {
   checkpointDir: string;
@@ -17,6 +18,8 @@ export interface CheckpointSettings {
   /** A model base path the final checkpoint (and the first, while it holds no version) is exported to. */
   exportDir?: string;
   exportFeatureList?: string;
+  /** --keep-best: the job exports its best checkpoint when it completes, not the final one. */
+  exportBest?: boolean;
 }
 
 /** What a shard's part of a checkpoint holds, read when one is due: shard 0 adds the dense parameters and the training progress. */
@@ -41,6 +44,8 @@ export class Checkpointer {
   private readonly written: string[] = [];
   /** The step of the newest checkpoint written (-1 before the first). */
   private savedStep = -1;
+  /** The step of the newest whole (committed) checkpoint (-1 before the first). */
+  committedStep = -1;
   private lastAt = 0;
   /** Parts written and not yet committed, by step. */
   private readonly parts = new Map<number, { path: string; rows: number }>();
@@ -95,23 +100,34 @@ export class Checkpointer {
     for (const s of this.parts.keys()) if (s <= step) this.parts.delete(s);
     const index = this.s.shardIndex ?? 0;
     this.path = part.path;
+    this.committedStep = step;
     this.written.push(this.path);
     if (this.s.keepCheckpoints > 0) {
-      const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index);
+      const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index, protectedStep(this.s.checkpointDir, this.s.jobId));
       for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
     }
     if (index === 0) this.log.info({ path: this.path, step, rows: part.rows }, "checkpoint saved");
     else this.log.info({ path: this.path, rows: part.rows }, "shard checkpoint saved");
-    if (this.s.exportDir && (final || exportedVersions(this.s.exportDir).length === 0)) this.exportTo(this.s.exportDir);
+    const exportFinal = final && !this.s.exportBest;
+    if (this.s.exportDir && (exportFinal || exportedVersions(this.s.exportDir).length === 0)) this.exportCheckpoint(this.path);
   }
 
-  /** A failed export does not fail the job: the checkpoint it came from is intact and `pangea export` can write it later. */
-  private exportTo(base: string): void {
+  /**
+   * Exports a whole checkpoint to --export-dir as a new version; its
+   * directory, or "" (no --export-dir, or the export failed). A failed export
+   * does not fail the job: the checkpoint it came from is intact and
+   * `pangea export` can write it later.
+   */
+  exportCheckpoint(checkpoint: string): string {
+    const base = this.s.exportDir;
+    if (!base) return "";
     try {
-      const { dir } = exportModel(this.path, base, undefined, this.s.exportFeatureList);
-      this.log.info({ path: dir, checkpoint: this.path }, "model version exported");
+      const { dir } = exportModel(checkpoint, base, undefined, this.s.exportFeatureList);
+      this.log.info({ path: dir, checkpoint }, "model version exported");
+      return dir;
     } catch (err) {
-      this.log.error({ code: (err as PangeaError).code, checkpoint: this.path }, `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${this.path} --out ${base}`);
+      this.log.error({ code: (err as PangeaError).code, checkpoint }, `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${checkpoint} --out ${base}`);
+      return "";
     }
   }
 }

@@ -33,17 +33,24 @@ function nanFromNull<T extends object>(o: T): T {
   return out as T;
 }
 
+/** An evaluation report as JSON wrote it (NaN as null; records before per-task metrics without tasks); throws if it is not one. */
+export function evalReportFromJson(v: unknown): EvalReport__Output {
+  const e = typeof v === "object" && v !== null ? (v as EvalReport__Output) : null;
+  const out = e ? { ...nanFromNull(e), tasks: Array.isArray(e.tasks) ? e.tasks.map(nanFromNull) : [] } : null;
+  if (!out || typeof out.workerId !== "string" || NUMBERS.some((k) => typeof out[k] !== "number")) {
+    throw new Error("expected an evaluation {workerId, step, records, auc, logloss, meanPrediction, labelRate}");
+  }
+  return out;
+}
+
 /** The evaluation of a job that completed at `step`, or null (none, another step, or unreadable: the job then evaluates again). */
 export function readCompletion(root: string, jobId: string, step: number, warn: (msg: string) => void): EvalReport__Output | null {
   const path = fileOf(root, jobId);
   if (!existsSync(path)) return null;
   try {
     const r = JSON.parse(readFileSync(path, "utf8")) as CompletionRecord;
-    // Records written before per-task metrics have no tasks.
-    const e = typeof r.eval === "object" && r.eval !== null ? { ...nanFromNull(r.eval), tasks: Array.isArray(r.eval.tasks) ? r.eval.tasks.map(nanFromNull) : [] } : r.eval;
-    if (typeof r.step !== "number" || typeof e !== "object" || e === null || typeof e.workerId !== "string" || NUMBERS.some((k) => typeof e[k] !== "number")) {
-      throw new Error("expected {step, eval: {workerId, step, records, auc, logloss, meanPrediction, labelRate}}");
-    }
+    if (typeof r.step !== "number") throw new Error("expected {step, eval}");
+    const e = evalReportFromJson(r.eval);
     return r.step === step ? e : null;
   } catch (err) {
     warn(`ignoring ${path}: ${(err as Error).message}; the job evaluates again`);

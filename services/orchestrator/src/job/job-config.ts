@@ -5,6 +5,7 @@ import type { CheckpointData } from "../checkpoint/checkpoint.js";
 import type { TrainingMode } from "./work-plan.js";
 import type { SparseOptimizerName } from "../optim/sparse-optimizers.js";
 import type { DenseOptimizerName } from "../optim/optimizers.js";
+import type { BestMetric } from "@pangea/service-flags";
 
 export interface JobConfig {
   jobId: string;
@@ -44,6 +45,13 @@ export interface JobConfig {
   heartbeatTimeoutMs: number;
   /** What a lost trainer means: its batches go to the others, or the job fails. */
   onTrainerLoss: "reassign" | "fail";
+  /** Evaluate the held-out split every N steps while training too (0 = only at the end). */
+  evalEverySteps?: number;
+  /** Checkpoint the step of the best evaluation so far, never pruned, and export it at the end instead of the last step. */
+  keepBest?: boolean;
+  /** What keep-best compares, of which task (absent: the first task). */
+  bestMetric?: BestMetric;
+  bestTask?: string;
   checkpointEverySteps: number;
   checkpointEverySeconds: number;
   keepCheckpoints: number;

@@ -1,4 +1,4 @@
-import type { EvalReport__Output, JobState, JobStatus, SourceInfo__Output } from "@pangea/schema";
+import type { BestCheckpoint, EvalReport__Output, JobState, JobStatus, SourceInfo__Output } from "@pangea/schema";
 import type { StoreStats } from "../embeddings/embedding-store.js";
 import type { JobCounters } from "./job-counters.js";
 import type { JobModel } from "./job-model.js";
@@ -28,6 +28,9 @@ export interface StatusParts {
   coordinator: StepCoordinator | null;
   model: JobModel | null;
   evalReport: EvalReport__Output | null;
+  /** Every evaluation so far, oldest first, and --keep-best's best. */
+  evaluations: readonly EvalReport__Output[];
+  best: BestCheckpoint | null;
   taskLosses: TaskLosses;
   source: SourceInfo__Output | null;
   checkpointPath: string;
@@ -54,6 +57,8 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     samplesPerSecond: p.runSeconds > 0 ? (p.samples - p.resumedSamples) / p.runSeconds : 0,
     workers: p.members.workerStatuses(p.progressStep, p.state === "JOB_STATE_WAITING"),
     eval: p.evalReport,
+    evaluations: [...p.evaluations],
+    best: p.best,
     source: p.source,
     checkpointPath: p.checkpointPath,
     error: p.error,

@@ -1,16 +1,19 @@
 import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PangeaError, type Logger } from "@pangea/kit";
 import { modelIdentity, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
-import { writeCompletion } from "../checkpoint/completion.js";
+import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
+import { readBest, writeBest } from "../checkpoint/best-checkpoint.js";
 import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
 import type { TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
 import { checkEvalReport } from "./eval-report-check.js";
+import { Evaluations } from "./evaluations.js";
 import type { JobConfig } from "./job-config.js";
 import { readCounters, saveCounters, type JobCounters } from "./job-counters.js";
 import { batchesPerStepOf, buildModel, resumedTraining, startExpirySweep, type JobModel } from "./job-model.js";
@@ -26,7 +29,11 @@ export { defaultSlotConfig } from "./job-model.js";
 /**
  * One training job's state machine: WAITING (for compute and the expected
  * trainers) -> RUNNING -> EVALUATING (one trainer scores the held-out split)
- * -> COMPLETED, or FAILED from any state with one reason.
+ * -> COMPLETED, or FAILED from any state with one reason. With
+ * --eval-every-steps, RUNNING pauses at every N-th step boundary while one
+ * trainer scores the held-out split (Evaluations keeps the history and,
+ * with --keep-best, the best so far, whose checkpoint is written before
+ * training goes on).
  *
  * Work is handed out by global batch index (WorkPlan), so trainers may join
  * and leave while it runs: a trainer whose session breaks, or whose
@@ -58,6 +65,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** Running totals, carried on from the checkpoint a resumed job started from. */
   private readonly counts: JobCounters;
   private evalReport: EvalReport__Output | null = null;
+  private readonly evals: Evaluations;
+  /**
+   * An evaluation during training: from a step boundary no work is handed
+   * out until its report is in and (checkpointing) the checkpoint written
+   * after it is whole, so the evaluator reads, and the checkpoint holds, one
+   * set of parameters. It is of the step training stands at once the
+   * batches handed out before the pause are in (async: possibly past the
+   * boundary, when more trainers than a step's batches held one each).
+   */
+  private evalHold: { checkpointing: boolean } | null = null;
+  /** --keep-best: the step whose checkpoint best.json names once the checkpoint is whole. */
+  private bestPending: number | null = null;
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
   private readonly taskLosses: TaskLosses;
   private error = "";
@@ -71,6 +90,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.resumed = resumedTraining(config);
     this.counts = readCounters(this.resumed?.counters ?? undefined);
     this.taskLosses = TaskLosses.from(this.resumed?.taskLosses);
+    this.evals = new Evaluations({ everySteps: config.evalEverySteps ?? 0, best: config.keepBest ? { metric: config.bestMetric ?? "auc", ...(config.bestTask ? { task: config.bestTask } : {}) } : null });
+    if (this.resumed) this.restoreEvaluations(this.resumed);
     this.members = new Membership(config, log);
     this.work = new WorkDispatcher(
       {
@@ -79,6 +100,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         finished: () => this.isFinished(),
         version: () => this.step,
         plan: () => this.steps?.plan ?? null,
+        heldForEval: () => (this.evalHold ? { step: this.progressStep, evaluate: !this.evalHold.checkpointing } : null),
         computeAddress: () => this.members.compute?.address ?? "",
       },
       this.members,
@@ -99,8 +121,32 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (config.completed) {
       clearTimeout(this.registerTimer);
       this.evalReport = config.completed;
+      this.evals.addFinal(config.completed);
       this.state = "JOB_STATE_COMPLETED";
     }
+  }
+
+  /** A resumed job's evaluations: those its checkpoint recorded, and the best best.json names if its checkpoint is still there. */
+  private restoreEvaluations(r: TrainingProgress): void {
+    const history = (r.evaluations ?? []).flatMap((e) => {
+      try {
+        return [evalReportFromJson(e)];
+      } catch {
+        return [];
+      }
+    });
+    let saved = null;
+    try {
+      saved = readBest(this.config.checkpointDir, this.config.jobId);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "ignoring best.json; the best starts over");
+    }
+    if (saved && !existsSync(saved.checkpoint)) {
+      this.log.warn({ checkpoint: saved.checkpoint }, "best.json names a checkpoint that is gone; the best starts over");
+      saved = null;
+    }
+    const why = this.evals.restore(history, saved, r.step);
+    if (why) this.log.warn(why);
   }
 
   get batchesPerStep(): number {
@@ -219,6 +265,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     let model: JobModel;
     try {
       model = buildModel(this.config, compute.source, this.resumed, this.log);
+      this.evals.bind(tasksOf(model.spec), Number(compute.source.evalRecords), compute.source.description);
     } catch (err) {
       this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
@@ -230,7 +277,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       : null;
     const r = this.resumed;
     const shard = new ParameterShard(
-      { index: 0, mode: c.mode, batchesPerStep: this.batchesPerStep, steps: c.steps, maxStaleness: c.maxStaleness, maxGradientAbs: c.maxGradientAbs, slotIds: compute.source.slotIds, checkpoint: { ...c, shardIndex: 0 }, sync },
+      { index: 0, mode: c.mode, batchesPerStep: this.batchesPerStep, steps: c.steps, maxStaleness: c.maxStaleness, maxGradientAbs: c.maxGradientAbs, slotIds: compute.source.slotIds, checkpoint: { ...c, shardIndex: 0, exportBest: c.keepBest ?? false }, sync },
       model,
       r ? { version: r.denseUpdates, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : null,
       this.log,
@@ -244,11 +291,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.startedAt = Date.now();
     shard.start(this.counts.syncRowsSent);
     clearTimeout(this.registerTimer);
-    coordinator.plan.beginStep(this.members.liveTrainers());
+    // A job resumed from a checkpoint at a step boundary whose evaluation it does not record evaluates first.
+    const evalFirst = this.evals.dueAt(this.progressStep, c.steps);
+    if (!evalFirst) coordinator.plan.beginStep(this.members.liveTrainers());
     const jobSpec = this.jobSpec();
     this.log.info({ jobSpec, denseParams: model.dense.totalElements(), resumedFromStep: this.resumed?.step }, "job started");
     for (const session of this.members.sessions()) session.send({ jobStarted: jobSpec });
     if (coordinator.plan.done) this.finishTraining();
+    else if (evalFirst) this.holdForEval();
   }
 
   jobSpec(): JobSpec {
@@ -305,12 +355,36 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const { ack, next } = steps.apply(g);
     this.taskLosses.add(g.taskLosses ?? [], next !== "wait");
     if (next === "done") this.finishTraining();
-    else if (next === "continue") this.maybeCheckpoint(false);
-    else if (next === "step") {
-      if (this.maybeCheckpoint(false) && this.config.mode !== "async") this.stepHeld = true;
-      else this.nextStep();
-    }
+    else if (next !== "wait") this.afterUpdate(next === "step");
     return ack;
+  }
+
+  /** After a sync step (`stepDone`) or an async batch: an evaluation, a checkpoint, the next step. */
+  private afterUpdate(stepDone: boolean): void {
+    // async: batches handed out before the hold still come in; a checkpoint waits for the evaluation.
+    if (this.evalHold) return;
+    if (this.evals.dueAt(this.progressStep, this.config.steps)) {
+      this.holdForEval();
+      return;
+    }
+    const open = this.maybeCheckpoint(false);
+    if (!stepDone) return;
+    if (open) this.stepHeld = true;
+    else this.nextStep();
+  }
+
+  /** No more work is handed out; once every batch handed out is in, one trainer evaluates (WorkDispatcher). */
+  private holdForEval(): void {
+    this.evalHold = { checkpointing: false };
+    this.log.info({ step: this.progressStep }, "training pauses for a held-out evaluation");
+    this.work.wake();
+  }
+
+  /** The evaluation during training is done (and its checkpoint whole): training goes on. */
+  private releaseHold(): void {
+    this.evalHold = null;
+    if (this.config.mode === "async") this.work.wake();
+    else this.nextStep();
   }
 
   private nextStep(): void {
@@ -334,15 +408,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
    * seconds have passed, and the final one. Shard 0 writes its part first,
    * then asks the other shards for theirs; true while they are missing.
    */
-  private maybeCheckpoint(final: boolean): boolean {
+  private maybeCheckpoint(final: boolean, force = false): boolean {
     const m = this.model!;
     const shard = this.shard!;
     const step = this.progressStep;
-    if (!shard.checkpointDue(step, final)) return false;
-    shard.writeCheckpoint(step, this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters()), this.taskLosses.save()));
+    if (!force && !shard.checkpointDue(step, final)) return false;
+    const progress = this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters()), this.taskLosses.save());
+    shard.writeCheckpoint(step, this.evals.history.length ? { ...progress, evaluations: [...this.evals.history] } : progress);
     const others = this.members.shardSessions();
     if (others.length === 0) {
       shard.commitCheckpoint(step, final);
+      this.markBest();
       return false;
     }
     this.rounds.begin(step, final, others.map((o) => o.index));
@@ -363,11 +439,28 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const whole = this.rounds.written(index, step);
     if (!whole) return;
     this.shard!.commitCheckpoint(step, whole.final);
+    this.markBest();
     if (this.stepHeld && this.rounds.open === 0) {
       this.stepHeld = false;
       this.nextStep();
     }
+    if (this.evalHold?.checkpointing && this.rounds.open === 0) this.releaseHold();
     if (whole.final) this.maybeComplete();
+  }
+
+  /** --keep-best: once the best evaluation's checkpoint is whole, best.json names it (and pruning keeps it from then on). */
+  private markBest(): void {
+    const step = this.bestPending;
+    const ck = this.shard!.checkpointer;
+    if (step === null || ck.committedStep !== step) return;
+    this.bestPending = null;
+    try {
+      const record = this.evals.bestCheckpointed(ck.path);
+      writeBest(this.config.checkpointDir, this.config.jobId, record);
+      this.log.info({ step, task: record.task, metric: record.metric, value: record.value, checkpoint: ck.path }, "best checkpoint so far");
+    } catch (err) {
+      this.fail(OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write best.json beside ${ck.path}: ${(err as Error).message}`));
+    }
   }
 
   private finishTraining(): void {
@@ -384,12 +477,47 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   reportEval(report: EvalReport__Output): void {
+    const hold = this.evalHold;
+    if (this.state === "JOB_STATE_RUNNING" && hold && !hold.checkpointing) {
+      this.checkReport(report);
+      const step = this.progressStep;
+      if (Number(report.step) !== step) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_EVAL_REPORT", `evaluation report from ${report.workerId} refused: it scores step ${report.step}, the evaluation asked for is of step ${step}`);
+      }
+      this.work.evaluated();
+      this.recordEval(report);
+      let open: boolean;
+      try {
+        // The checkpoint of an evaluated step holds its evaluation: a periodic one due now is written after it, and the best one always.
+        open = this.maybeCheckpoint(false, this.bestPending === step);
+      } catch (err) {
+        this.fail(err as PangeaError);
+        return;
+      }
+      if (open) hold.checkpointing = true;
+      else this.releaseHold();
+      return;
+    }
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }
-    checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0), this.model ? tasksOf(this.model.spec) : null);
+    this.checkReport(report);
     this.evalReport = report;
+    // The final checkpoint may be whole already: then best.json names it now.
+    this.recordEval(report);
+    this.markBest();
     this.maybeComplete();
+  }
+
+  private checkReport(report: EvalReport__Output): void {
+    checkEvalReport(report, this.work.evaluator, Number(this.members.compute?.source.evalRecords ?? 0), this.model ? tasksOf(this.model.spec) : null);
+  }
+
+  /** Keeps an evaluation in the history; the best so far has its checkpoint named in best.json once whole. */
+  private recordEval(report: EvalReport__Output): void {
+    const best = this.evals.record(report);
+    if (best) this.bestPending = this.progressStep;
+    this.log.info({ step: Number(report.step), auc: report.auc, logloss: report.logloss, best: this.evals.keepBest ? best : undefined }, "held-out evaluation");
   }
 
   /** The job is complete once evaluated and its final checkpoint is whole (every shard wrote its part). */
@@ -402,8 +530,19 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "could not record the job's completion; a restarted orchestrator would evaluate again");
     }
+    if (this.evals.keepBest) this.exportBest();
     this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records }, "job completed");
     this.finish();
+  }
+
+  /** --keep-best: the best checkpoint is the version exported (the final one if no evaluation had a figure to compare). */
+  private exportBest(): void {
+    const ck = this.shard?.checkpointer;
+    if (!ck || !this.config.exportDir) return;
+    const best = this.evals.best;
+    const dir = best?.checkpoint || ck.path;
+    const exported = ck.exportCheckpoint(dir);
+    if (best?.checkpoint) best.exported = exported;
   }
 
   fail(err: PangeaError): void {
@@ -450,6 +589,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       coordinator: this.steps,
       model: this.model,
       evalReport: this.evalReport,
+      evaluations: this.evals.history,
+      best: this.evals.bestStatus(),
       taskLosses: this.taskLosses,
       source: this.members.compute?.source ?? null,
       checkpointPath: this.shard?.checkpointer.path ?? (this.config.completed && this.resumed ? join(this.config.checkpointDir, this.config.jobId, `step-${this.resumed.step}`) : ""),

@@ -14,6 +14,8 @@ export interface JobView {
   version(): number;
   /** null until the job starts. */
   plan(): WorkPlan | null;
+  /** Training paused for an evaluation of `step` (evaluate: not yet reported), or null. */
+  heldForEval(): { step: number; evaluate: boolean } | null;
   computeAddress(): string;
 }
 
@@ -23,7 +25,11 @@ type WorkWaiter = (w: Work) => void;
  * GetWork: a trainer's call is answered with its batches, held while it has
  * none, and answered when the job moves on (a new step, a freed batch, the
  * end). Once training is done, the first connected trainer to ask is the one
- * that evaluates the held-out split.
+ * that evaluates the held-out split. While training pauses for an
+ * evaluation (--eval-every-steps), nothing is handed out, and once every
+ * batch handed out is in and every other live trainer waits here, the last
+ * trainer to ask evaluates: all gradients are then applied on every shard,
+ * so it reads one set of parameters.
  */
 export class WorkDispatcher {
   private readonly waiters = new Map<string, WorkWaiter>();
@@ -51,6 +57,11 @@ export class WorkDispatcher {
       this.waiters.get(workerId)?.({ done: false, state: this.job.state(), step: this.job.version(), batchIndices: [] });
       this.waiters.set(workerId, resolve);
     });
+  }
+
+  /** The evaluation during training was reported: the next one may go to anyone. */
+  evaluated(): void {
+    this.evaluator = null;
   }
 
   /** A trainer left: it holds no call and evaluates nothing. */
@@ -91,8 +102,20 @@ export class WorkDispatcher {
       }
       return null;
     }
+    const hold = job.heldForEval();
+    if (hold) {
+      if (!hold.evaluate || this.evaluator !== null || !t.session || plan.handedOut > 0 || !this.othersWaiting(t.workerId)) return null;
+      this.evaluator = t.workerId;
+      this.log.info({ workerId: t.workerId, rank: t.rank, step: hold.step }, "trainer evaluates the held-out split during training");
+      return { done: false, evaluate: true, state, step: hold.step, batchIndices: [], computeAddress: job.computeAddress() };
+    }
     const batches = plan.workFor(t.workerId);
     if (!batches.length) return null;
     return { step: job.version(), batchIndices: batches, done: false, computeAddress: job.computeAddress() };
+  }
+
+  /** Whether every live trainer but `workerId` is waiting here (so none is between a push and its next call). */
+  private othersWaiting(workerId: string): boolean {
+    return this.members.liveTrainers().every((w) => w === workerId || this.waiters.has(w));
   }
 }

@@ -69,6 +69,13 @@ export class WorkPlan {
     return this.finished >= this.totalBatches;
   }
 
+  /** Batches held by a trainer now (handed out, not finished). */
+  get handedOut(): number {
+    let n = 0;
+    for (const w of this.owner.values()) if (w !== null) n++;
+    return n;
+  }
+
   /** async: batches handed out and not finished (a checkpoint records them so a restart hands them out again). */
   outstanding(): number[] {
     return [...this.owner.keys(), ...this.requeued].sort((a, b) => a - b);

@@ -223,7 +223,10 @@ function render(u) {
   $("step").textContent = whole(s.step) + " / " + whole(s.steps);
   $("loss").textContent = Number.isFinite(s.smoothedLoss) ? s.smoothedLoss.toFixed(4) : "–";
   $("rate").textContent = whole(s.samplesPerSecond);
-  $("auc").textContent = s.eval ? four(s.eval.auc) : "after training";
+  // The latest held-out evaluation: during training (--eval-every-steps) with its step, then the final one.
+  const evals = s.evaluations || [];
+  const latest = evals.length ? evals[evals.length - 1] : s.eval;
+  $("auc").textContent = latest ? four(latest.auc) + (s.eval ? "" : " (step " + latest.step + ")") : "after training";
   $("streaming-auc").textContent = Number.isFinite(s.streamingAuc) ? s.streamingAuc.toFixed(4) : "–";
   $("mode").textContent = s.mode || "sync";
   $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : "sync pending") : "no sync";

@@ -23,9 +23,9 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const loss = g("pangea_training_loss", "Training loss, exponentially smoothed over steps.");
   const lastLoss = g("pangea_training_last_loss", "Mean training loss of the last step.");
   const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
-  const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (after training).");
+  const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (the latest evaluation: every --eval-every-steps steps, and after training).");
   const streamingAuc = absentUntilSet("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
-  const logloss = absentUntilSet("pangea_eval_logloss", "Log loss on the held-out split (after training).");
+  const logloss = absentUntilSet("pangea_eval_logloss", "Log loss on the held-out split (the latest evaluation).");
   // Per task (a single-task job has one, its "ctr" task): absent until measured, like the scalars.
   const perTask = {
     loss: g("pangea_task_training_loss", "Each task's training loss (unweighted), exponentially smoothed over steps.", ["task"]),
@@ -64,9 +64,11 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     if (Number.isFinite(s.lastLoss)) lastLoss.set(s.lastLoss);
     rate.set(s.samplesPerSecond);
     if (Number.isFinite(s.streamingAuc)) streamingAuc.set(s.streamingAuc);
-    if (s.eval) {
-      auc.set(s.eval.auc);
-      logloss.set(s.eval.logloss);
+    // The latest evaluation: during training (--eval-every-steps) as well as the final one.
+    const latest = s.evaluations?.at(-1) ?? s.eval;
+    if (latest) {
+      auc.set(latest.auc);
+      logloss.set(latest.logloss);
     }
     for (const gauge of Object.values(perTask)) gauge.reset();
     const set = (gauge: Gauge<string>, task: string, v: number) => Number.isFinite(v) && gauge.set({ task }, v);
@@ -74,12 +76,13 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
       set(perTask.loss, t.name, t.smoothedLoss);
       set(perTask.lastLoss, t.name, t.lastLoss);
       set(perTask.streamingAuc, t.name, t.streamingAuc);
-      if (!t.eval) continue;
-      set(perTask.auc, t.name, t.eval.auc);
-      set(perTask.logloss, t.name, t.eval.logloss);
-      if (t.eval.hasGauc) set(perTask.gauc, t.name, t.eval.gauc);
-      set(perTask.rmse, t.name, t.eval.rmse);
-      set(perTask.calibration, t.name, t.eval.calibration);
+      const e = latest?.tasks.find((x) => x.name === t.name) ?? t.eval;
+      if (!e) continue;
+      set(perTask.auc, t.name, e.auc);
+      set(perTask.logloss, t.name, e.logloss);
+      if (e.hasGauc) set(perTask.gauc, t.name, e.gauc);
+      set(perTask.rmse, t.name, e.rmse);
+      set(perTask.calibration, t.name, e.calibration);
     }
     live.set(s.liveTrainers ?? 0);
     maxStale.set(Number(s.maxStalenessSeen ?? 0));

@@ -37,13 +37,17 @@ export interface TrainContext {
   /** How long compute may stay unreachable before the trainer gives up. */
   computeGraceMs: number;
   metrics?: TrainerMetrics;
+  /** Scores the held-out split with the parameters of `step` and reports it (an evaluation during training). */
+  evaluate: (step: number, computeAddress: string) => Promise<void>;
 }
 
 /**
  * Trains whatever the orchestrator hands out: for each batch index, fetch the
  * batch from compute, pull the parameters its ids need, compute gradients and
  * push them. Asking for work is the step barrier in sync and hybrid modes
- * (the orchestrator answers once the step is applied).
+ * (the orchestrator answers once the step is applied). Work may also be an
+ * evaluation during training (--eval-every-steps): score the held-out split,
+ * report, and ask again.
  */
 export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   const { model, session, feed, params, log } = c;
@@ -74,6 +78,12 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       stats.evaluate = work.evaluate;
       stats.computeAddress = work.computeAddress;
       break;
+    }
+    if (work.evaluate) {
+      await c.evaluate(Number(work.step), work.computeAddress);
+      // Training is paused for it: to the phases of training this is waiting.
+      lap("wait");
+      continue;
     }
     const indices = work.batchIndices.map(Number);
     if (!indices.length) continue;

@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { BestCheckpoint as _pangea_v1_BestCheckpoint, BestCheckpoint__Output as _pangea_v1_BestCheckpoint__Output } from './pangea/v1/BestCheckpoint.js';
 import type { CheckpointReport as _pangea_v1_CheckpointReport, CheckpointReport__Output as _pangea_v1_CheckpointReport__Output } from './pangea/v1/CheckpointReport.js';
 import type { CheckpointRequest as _pangea_v1_CheckpointRequest, CheckpointRequest__Output as _pangea_v1_CheckpointRequest__Output } from './pangea/v1/CheckpointRequest.js';
 import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from './pangea/v1/EmbeddingStatus.js';
@@ -38,6 +39,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   pangea: {
     v1: {
+      BestCheckpoint: MessageTypeDefinition<_pangea_v1_BestCheckpoint, _pangea_v1_BestCheckpoint__Output>
       CheckpointReport: MessageTypeDefinition<_pangea_v1_CheckpointReport, _pangea_v1_CheckpointReport__Output>
       CheckpointRequest: MessageTypeDefinition<_pangea_v1_CheckpointRequest, _pangea_v1_CheckpointRequest__Output>
       EmbeddingStatus: MessageTypeDefinition<_pangea_v1_EmbeddingStatus, _pangea_v1_EmbeddingStatus__Output>

@@ -7,6 +7,7 @@ import type { EvalReport as _pangea_v1_EvalReport, EvalReport__Output as _pangea
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from '../../pangea/v1/SourceInfo.js';
 import type { EmbeddingStatus as _pangea_v1_EmbeddingStatus, EmbeddingStatus__Output as _pangea_v1_EmbeddingStatus__Output } from '../../pangea/v1/EmbeddingStatus.js';
 import type { TaskStatus as _pangea_v1_TaskStatus, TaskStatus__Output as _pangea_v1_TaskStatus__Output } from '../../pangea/v1/TaskStatus.js';
+import type { BestCheckpoint as _pangea_v1_BestCheckpoint, BestCheckpoint__Output as _pangea_v1_BestCheckpoint__Output } from '../../pangea/v1/BestCheckpoint.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface JobStatus {
@@ -43,6 +44,8 @@ export interface JobStatus {
   'firstLossStep'?: (number | string | Long);
   'tasks'?: (_pangea_v1_TaskStatus)[];
   'model'?: (string);
+  'evaluations'?: (_pangea_v1_EvalReport)[];
+  'best'?: (_pangea_v1_BestCheckpoint | null);
 }
 
 export interface JobStatus__Output {
@@ -79,4 +82,6 @@ export interface JobStatus__Output {
   'firstLossStep': (number);
   'tasks': (_pangea_v1_TaskStatus__Output)[];
   'model': (string);
+  'evaluations': (_pangea_v1_EvalReport__Output)[];
+  'best': (_pangea_v1_BestCheckpoint__Output | null);
 }
