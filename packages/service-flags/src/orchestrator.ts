@@ -14,6 +14,9 @@ export type DenseOptimizerName = (typeof DENSE_OPTIMIZERS)[number];
 export const TRAINING_MODES = ["sync", "async", "hybrid"] as const;
 export type TrainingMode = (typeof TRAINING_MODES)[number];
 
+/** An L2 strength: a finite number >= 0 (0 = none). */
+const l2 = z.coerce.number({ message: "expected an L2 strength (a number >= 0)" }).min(0, "expected an L2 strength >= 0").max(1e6, "expected an L2 strength of at most 1e6");
+
 const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
 
 /** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
@@ -41,8 +44,10 @@ export const orchestratorSchema = z.object({
   topMlp: flag(intList("top MLP widths").default([64, 32]), { env: "PANGEA_TOP_MLP", description: "dlrm: top MLP hidden widths (a logit layer follows)" }),
   denseOptimizer: flag(z.enum(DENSE_OPTIMIZERS, { message: `expected one of ${DENSE_OPTIMIZERS.join(", ")}` }).default("adam"), { env: "PANGEA_DENSE_OPTIMIZER", description: "optimizer of the dense parameters: adam (bias-corrected, betas 0.9/0.999) or adagrad (accumulator from 0, eps 1e-10, as torch.optim.Adagrad); recorded in checkpoints, and a job restored from a checkpoint of the other one is refused" }),
   denseLr: flag(lr.default(0.003), { env: "PANGEA_DENSE_LR", description: "learning rate of the dense optimizer" }),
+  denseL2: flag(l2.default(0), { env: "PANGEA_DENSE_L2", description: "coupled L2 on every dense parameter: the dense optimizer's gradient + λ·w, as torch.optim's weight_decay (0 = none); a training setting, not recorded in checkpoints" }),
   gradientCompression: flag(z.enum(["none", "fp16"], { message: "expected none or fp16" }).default("none"), { env: "PANGEA_GRADIENT_COMPRESSION", description: "none, or fp16: trainers push gradients and pull embedding rows as IEEE float16 (half the bytes; dense parameters still travel as float32)" }),
   sparseLr: flag(lr.default(0.5), { env: "PANGEA_SPARSE_LR", description: "learning rate of the embedding optimizer" }),
+  sparseL2: flag(l2.default(0), { env: "PANGEA_SPARSE_L2", description: "L2 on embedding rows, lazily (only the rows a step touches): row gradient + λ·row (ftrl: its own proximal l2); the default of every slot's hyper l2 in --slot-config (0 = none)" }),
   sparseOptimizer: flag(z.enum(SPARSE_OPTIMIZERS, { message: `expected one of ${SPARSE_OPTIMIZERS.join(", ")}` }).default("adagrad"), { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta, with Monolith's update rules and defaults (state kept beside each row)" }),
   slotConfig: flag(z.string().min(1).optional(), { env: "PANGEA_SLOT_CONFIG", description: "per-slot embedding settings (JSON: dim, pooling, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds)" }),
   maxEmbeddingBytes: flag(nonNegativeInt("a byte count").default(0), { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)" }),
