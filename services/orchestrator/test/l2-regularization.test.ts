@@ -8,6 +8,7 @@ import { Rng } from "@pangea/kit";
 import { nativeBlas } from "@pangea/blas";
 import { adagradUpdate, adamUpdate } from "../src/optim/optimizers.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
+import { makeSparseOptimizer, type SparseHyper } from "../src/optim/sparse-optimizers.js";
 import { loadSlotConfig } from "../src/embeddings/slot-config.js";
 import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
@@ -94,6 +95,21 @@ describe.runIf(available)("L2 against torch.optim's weight_decay", () => {
     expect(end[3]).toEqual(first[3]);
     const plain = sparseRun(c.optimizer, c.lr, 0).end;
     expect(Math.abs(plain[0]![0]! - end[0]![0]!)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe("l2 on the sparse optimizers torch has no twin of", () => {
+  it.each(["adam", "amsgrad", "rmsprop", "adadelta"] as const)("%s: l2 is Monolith's weightDecay term (row gradient + λ row), and moves the row", (name) => {
+    const run = (h: SparseHyper) => {
+      const opt = makeSparseOptimizer(name, h);
+      const w = Float32Array.from(start.slice(0, D));
+      const state = new Float32Array(opt.stateSize(D));
+      opt.init(state, 0, D);
+      for (const step of rowGrads) opt.apply(w, 0, state, 0, Float32Array.from(step[0]![1]), 0, D);
+      return Array.from(w);
+    };
+    expect(run({ l2: 0.3 })).toEqual(run({ weightDecay: 0.3 }));
+    expect(run({ l2: 0.3 })).not.toEqual(run({}));
   });
 });
 
