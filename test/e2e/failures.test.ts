@@ -220,7 +220,12 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a --model-config that is not JSON", ["--model", "deepfm", "--model-config", modelConfig("not-json", '{"deepMlp": [64, 32],}')], new RegExp(`^pangea-orchestrator: --model-config: ${join(tmp, "not-json.json")} is not JSON: \\S`)],
     ["a --model-config that is not an object", ["--model", "deepfm", "--model-config", modelConfig("array", [64, 32])], `pangea-orchestrator: --model-config: ${join(tmp, "array.json")} must hold a JSON object of deepfm's hyper-parameters`],
     ["a --model-config for another model", ["--model", "deepfm", "--model-config", modelConfig("named", { name: "dlrm", topMlp: [8] })], `pangea-orchestrator: --model-config: ${join(tmp, "named.json")} is for model "dlrm", but --model is deepfm`],
-    ["an unknown field", ["--model", "deepfm", "--model-config", modelConfig("unknown", { deepMlp: [64, 32], dropout: 0.1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "dropout"; deepfm takes deepMlp (from ${join(tmp, "unknown.json")})`],
+    ["an unknown field", ["--model", "deepfm", "--model-config", modelConfig("unknown", { deepMlp: [64, 32], batchNorm: true })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout (from ${join(tmp, "unknown.json")})`],
+    ["a dropout rate of 1", ["--model", "dcn-v2", "--model-config", modelConfig("dropout-1", { dropout: 1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field dropout: expected dropout below 1 (the rate of units dropped) (from ${join(tmp, "dropout-1.json")})`],
+    ["a negative dropout rate", ["--model", "mmoe", "--model-config", modelConfig("dropout-neg", { dropout: -0.1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model mmoe field dropout: expected dropout >= 0 (from ${join(tmp, "dropout-neg.json")})`],
+    ["a dropout rate given as a string", ["--top-mlp", "64,32", "--model-config", modelConfig("dropout-str", { dropout: "0.1" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dlrm field dropout: expected dropout as a rate in [0, 1) (from ${join(tmp, "dropout-str.json")})`],
+    ["a negative --dense-l2", ["--dense-l2=-0.1"], "pangea-orchestrator: invalid --dense-l2: expected an L2 strength >= 0"],
+    ["a --sparse-l2 that is not a number", ["--sparse-l2", "lots"], "pangea-orchestrator: invalid --sparse-l2: expected an L2 strength (a number >= 0)"],
     ["a number given as a string", ["--model", "dcn-v2", "--model-config", modelConfig("string-layers", { crossLayers: "3" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field crossLayers: expected a number, got "3" (from ${join(tmp, "string-layers.json")})`],
     ["widths given as a string", ["--model", "deepfm", "--model-config", modelConfig("string-widths", { deepMlp: "64,32" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm field deepMlp: expected deepMlp as a list of positive integers, e.g. [64, 32] (from ${join(tmp, "string-widths.json")})`],
     ["a layer of width 0", ["--model", "wide-deep", "--model-config", modelConfig("zero", { deepMlp: [64, 0] })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model wide-deep field deepMlp.1: expected deepMlp as positive integers (from ${join(tmp, "zero.json")})`],
@@ -253,9 +258,9 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
     expect(bad.code).toBe(2);
     expect(bad.stderr.split("\n")[0]).toBe("pangea run: invalid --model: expected one of dlrm, dcn-v2, deepfm, wide-deep, mmoe, shared-bottom");
-    const unknown = await runNode(ENTRY.cli, ["run", "--model", "deepfm", "--model-config", modelConfig("run-unknown", { dropout: 0.1 }), "--log-dir", join(tmp, "run-unknown")]);
+    const unknown = await runNode(ENTRY.cli, ["run", "--model", "deepfm", "--model-config", modelConfig("run-unknown", { batchNorm: true }), "--log-dir", join(tmp, "run-unknown")]);
     expect(unknown.code).toBe(2);
-    expect(lastLine(unknown.stderr)).toMatch(/^pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "dropout"; deepfm takes deepMlp/);
+    expect(lastLine(unknown.stderr)).toMatch(/^pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout/);
     const rank = modelConfig("rank-500", { lowRank: 500, crossLayers: 1, deepMlp: [8] });
     const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
       "--log-dir", join(tmp, "run-rank"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });

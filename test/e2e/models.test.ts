@@ -142,8 +142,10 @@ async function trainServePredict(model: string, config: Record<string, unknown> 
   const served = ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
   // The unique rows of the requested ids, a zero row for those the export lacks.
   const unique = [...new Set(ids.flat())];
+  // Serving runs without dropout (a training setting): its reference is the model without it.
+  const { dropout: _dropout, ...architecture } = manifest.model.architecture;
   const torchInput = {
-    architecture: manifest.model.architecture,
+    architecture,
     numDense,
     numSlots,
     embeddingDim,
@@ -166,10 +168,11 @@ async function trainServePredict(model: string, config: Record<string, unknown> 
 
 const CASES: [string, Record<string, unknown> | null][] = [
   ["dlrm", null],
-  ["dcn-v2", { crossLayers: 2, lowRank: 4, structure: "parallel", deepMlp: [16] }],
+  // Trained with dropout: the export records the rate, and serving predicts without it.
+  ["dcn-v2", { crossLayers: 2, lowRank: 4, structure: "parallel", deepMlp: [16], dropout: 0.2 }],
   ["deepfm", null],
   ["wide-deep", null],
-  ["mmoe", { numExperts: 3, expertMlp: [16], towerMlp: [8] }],
+  ["mmoe", { numExperts: 3, expertMlp: [16], towerMlp: [8], dropout: 0.1 }],
   ["shared-bottom", null],
 ];
 

@@ -602,26 +602,28 @@ static int get_double(napi_env env, napi_value v, const char *name, double *out)
 }
 
 /*
- * adagrad(w, acc, g, lr, eps): acc += g^2; w -= lr g / (sqrt(acc) + eps),
+ * adagrad(w, acc, g, lr, eps, l2): with g' = g + l2 w (coupled L2, as
+ * torch.optim.Adagrad's weight_decay), acc += g'^2; w -= lr g' / (sqrt(acc) + eps),
  * element by element, in double precision with each result rounded to float
  * once, the operations and order of the JavaScript version (so the two give
  * the same bits: no contraction, C11 mode).
  */
 static napi_value adagrad(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv, "adagrad: expected 5 arguments")) return NULL;
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv, "adagrad: expected 6 arguments")) return NULL;
   float *w, *acc, *g;
   size_t nw, na, ng;
-  double lr, eps;
+  double lr, eps, l2;
   if (!get_f32(env, argv[0], "w", &w, &nw) || !get_f32(env, argv[1], "acc", &acc, &na) || !get_f32(env, argv[2], "g", &g, &ng) ||
-      !get_double(env, argv[3], "lr", &lr) || !get_double(env, argv[4], "eps", &eps))
+      !get_double(env, argv[3], "lr", &lr) || !get_double(env, argv[4], "eps", &eps) || !get_double(env, argv[5], "l2", &l2))
     return NULL;
   if (na != nw || ng != nw) {
     throw_range(env, "adagrad: w, acc and g must have the same length (%zu, %zu, %zu)", nw, na, ng);
     return NULL;
   }
   for (size_t i = 0; i < nw; i++) {
-    const double gi = g[i];
+    /* l2 0 leaves g as it is (not g + 0 w, which may flip a zero's sign): today's bits. */
+    const double gi = l2 == 0 ? (double)g[i] : (double)g[i] + l2 * (double)w[i];
     const double a = (double)acc[i] + gi * gi;
     acc[i] = (float)a;
     w[i] = (float)((double)w[i] - (lr * gi) / (sqrt(a) + eps));

@@ -46,10 +46,11 @@ export interface NativeBlas {
     rows: number, cols: number, db: Float32Array, dbOff: number,
   ): void;
   /**
-   * Adagrad in place: acc += g^2; w -= lr g / (sqrt(acc) + eps), in double
-   * precision rounded once to float (the same bits as the JavaScript loop).
+   * Adagrad in place with coupled L2: g' = g + l2 w; acc += g'^2;
+   * w -= lr g' / (sqrt(acc) + eps), in double precision rounded once to
+   * float (the same bits as the JavaScript loop).
    */
-  adagrad(w: Float32Array, acc: Float32Array, g: Float32Array, lr: number, eps: number): void;
+  adagrad(w: Float32Array, acc: Float32Array, g: Float32Array, lr: number, eps: number, l2: number): void;
   /** dst += src, element by element (same lengths). */
   addInto(dst: Float32Array, src: Float32Array): void;
   /** The index of the first NaN or infinity, or -1. */

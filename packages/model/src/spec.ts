@@ -47,7 +47,9 @@ export function architectureConfig(name: string, hyper: unknown): ArchitectureCo
           : issue.message;
     throw bad(`model ${name}${field ? ` field ${field}` : ""}: ${message}`);
   }
-  return { name, ...(parsed.data as object) };
+  const { dropout, ...rest } = parsed.data as { dropout?: number };
+  // No dropout reads as dropout 0 left out: the config, its JSON and the job summary stay as they were without it.
+  return { name, ...rest, ...(dropout ? { dropout } : {}) };
 }
 
 /** zod's name of a type as a user reads it. */
@@ -172,7 +174,7 @@ export function sameModel(a: ModelSpec, b: ModelSpec): boolean {
 
 /** How `other` differs from `spec`, in words naming the field and slot (the first difference), or null when they are the same model (task loss weights aside). */
 export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: readonly number[]): string | null {
-  // Task loss weights weigh training, not what the model is: a checkpoint restores under other weights.
+  // Task loss weights and dropout weigh training, not what the model is: a checkpoint restores under others.
   if (modelIdentity(spec) === modelIdentity(other)) return null;
   if (spec.numDense !== other.numDense) return `${other.numDense} dense features against ${spec.numDense}`;
   if (spec.numSlots !== other.numSlots) return `${other.numSlots} slots against ${spec.numSlots}`;
@@ -198,15 +200,18 @@ export function specDifference(spec: ModelSpec, other: ModelSpec, slotIds?: read
  * What identifies the function serving computes with a model's weights, as a
  * stable string (a canonical spec): the architecture and its
  * hyper-parameters, the input shape, each slot's dim and pooling, each
- * task's name and loss. Task loss weights only steer training, so they are
- * left out: two models that differ only in them take each other's weights.
+ * task's name and loss. Task loss weights and the dropout rate only steer
+ * training, so they are left out: two models that differ only in them take
+ * each other's weights.
  * parseModelSpec reads it back, for specDifference.
  */
 export function modelIdentity(spec: ModelSpec): string {
   const tasks = tasksOf(spec).map((t) => ({ name: t.name, loss: t.loss, weight: 1 }));
-  const { tasks: _t, ...rest } = spec;
+  const { tasks: _t, architecture, ...rest } = spec;
+  // Dropout only acts in training steps: models of any rate compute the same function.
+  const { dropout: _d, ...computed } = architecture;
   const named = tasks.length === 1 && sameTask(tasks[0]!, DEFAULT_TASK) ? null : tasks;
-  return canonical({ ...rest, ...(named ? { tasks: named } : {}) });
+  return canonical({ ...rest, architecture: computed as ArchitectureConfig, ...(named ? { tasks: named } : {}) });
 }
 
 /** The spec as a stable string: keys sorted, so equal models print equally. */

@@ -18,6 +18,9 @@ export type TrainingMode = (typeof TRAINING_MODES)[number];
 export const BEST_METRICS = ["auc", "logloss"] as const;
 export type BestMetric = (typeof BEST_METRICS)[number];
 
+/** An L2 strength: a finite number >= 0 (0 = none). */
+const l2 = z.coerce.number({ message: "expected an L2 strength (a number >= 0)" }).min(0, "expected an L2 strength >= 0").max(1e6, "expected an L2 strength of at most 1e6");
+
 const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
 
 /** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
@@ -45,14 +48,16 @@ export const orchestratorSchema = z.object({
   topMlp: flag(intList("top MLP widths").default([64, 32]), { env: "PANGEA_TOP_MLP", description: "dlrm: top MLP hidden widths (a logit layer follows)" }),
   denseOptimizer: flag(z.enum(DENSE_OPTIMIZERS, { message: `expected one of ${DENSE_OPTIMIZERS.join(", ")}` }).default("adam"), { env: "PANGEA_DENSE_OPTIMIZER", description: "optimizer of the dense parameters: adam (bias-corrected, betas 0.9/0.999) or adagrad (accumulator from 0, eps 1e-10, as torch.optim.Adagrad); recorded in checkpoints, and a job restored from a checkpoint of the other one is refused" }),
   denseLr: flag(lr.default(0.003), { env: "PANGEA_DENSE_LR", description: "learning rate of the dense optimizer" }),
+  denseL2: flag(l2.default(0), { env: "PANGEA_DENSE_L2", description: "coupled L2 on every dense parameter: the dense optimizer's gradient + λ·w, as torch.optim's weight_decay (0 = none); a training setting, not recorded in checkpoints" }),
   gradientCompression: flag(z.enum(["none", "fp16"], { message: "expected none or fp16" }).default("none"), { env: "PANGEA_GRADIENT_COMPRESSION", description: "none, or fp16: trainers push gradients and pull embedding rows as IEEE float16 (half the bytes; dense parameters still travel as float32)" }),
   sparseLr: flag(lr.default(0.5), { env: "PANGEA_SPARSE_LR", description: "learning rate of the embedding optimizer" }),
+  sparseL2: flag(l2.default(0), { env: "PANGEA_SPARSE_L2", description: "L2 on embedding rows, lazily (only the rows a step touches): row gradient + λ·row (ftrl: its own proximal l2); the default of every slot's hyper l2 in --slot-config (0 = none)" }),
   sparseOptimizer: flag(z.enum(SPARSE_OPTIMIZERS, { message: `expected one of ${SPARSE_OPTIMIZERS.join(", ")}` }).default("adagrad"), { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta, with Monolith's update rules and defaults (state kept beside each row)" }),
   slotConfig: flag(z.string().min(1).optional(), { env: "PANGEA_SLOT_CONFIG", description: "per-slot embedding settings (JSON: dim, pooling, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds)" }),
   maxEmbeddingBytes: flag(nonNegativeInt("a byte count").default(0), { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)" }),
   maxGradientAbs: flag(z.coerce.number({ message: "expected a positive magnitude" }).positive("expected a positive magnitude").max(3.4e38, "expected at most 3.4e38 (the float32 range)").default(1e6), { env: "PANGEA_MAX_GRADIENT_ABS", description: "largest gradient magnitude taken: a push whose dense gradient holds a value beyond it (or NaN/infinite) is refused with INVALID_ARGUMENT, an embedding-row gradient beyond it is skipped; both count as gradients rejected in the status" }),
   expireSweepSeconds: flag(positiveInt("seconds").default(60), { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often rows past their slot's expire time are evicted" }),
-  seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the initial parameters" }),
+  seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the initial parameters and of the dropout masks" }),
   mode: flag(z.enum(TRAINING_MODES, { message: "expected sync, async or hybrid" }).default("sync"), { env: "PANGEA_MODE", description: "sync (a step's batches averaged), async (applied on arrival, bounded staleness) or hybrid (embeddings async, dense sync)" }),
   batchesPerStep: flag(nonNegativeInt("a number of batches").max(4096, "expected at most 4096 batches per step").default(0), { env: "PANGEA_BATCHES_PER_STEP", description: "global batches per step, however many trainers share them (0 = one per expected trainer)" }),
   maxStaleness: flag(nonNegativeInt("a number of updates").default(8), { env: "PANGEA_MAX_STALENESS", description: "async: drop gradients computed on parameters more than this many updates old" }),

@@ -56,17 +56,19 @@ describe("the dense optimizer matches its formula over many steps", () => {
     expect(state.v[3]).toBeCloseTo(grads.reduce((a, g) => a + g[3]! ** 2, 0), 4);
   });
 
-  it.runIf(nativeBlas().blas)("adagrad on the native addon gives the same bits as the JavaScript loop, and refuses mismatched lengths", () => {
-    const run = (native: ReturnType<typeof nativeBlas>["blas"]) => {
+  it.runIf(nativeBlas().blas)("adagrad on the native addon gives the same bits as the JavaScript loop, with and without L2, and refuses mismatched lengths", () => {
+    const run = (native: ReturnType<typeof nativeBlas>["blas"], l2: number) => {
       const w = Float32Array.from(start);
       const state = { m: new Float32Array(16), v: new Float32Array(16), t: 0 };
-      for (const g of grads) adagradUpdate(w, state, Float32Array.from(g), 0.05, 1e-10, native);
+      for (const g of grads) adagradUpdate(w, state, Float32Array.from(g), 0.05, l2, 1e-10, native);
       return [w, state.v];
     };
-    const [wNative, vNative] = run(nativeBlas().blas);
-    const [wJs, vJs] = run(null);
-    expect(Array.from(wNative!)).toEqual(Array.from(wJs!));
-    expect(Array.from(vNative!)).toEqual(Array.from(vJs!));
-    expect(() => nativeBlas().blas!.adagrad(new Float32Array(3), new Float32Array(2), new Float32Array(3), 0.1, 1e-10)).toThrow("adagrad: w, acc and g must have the same length (3, 2, 3)");
+    for (const l2 of [0, 0.3]) {
+      const [wNative, vNative] = run(nativeBlas().blas, l2);
+      const [wJs, vJs] = run(null, l2);
+      expect(Array.from(wNative!)).toEqual(Array.from(wJs!));
+      expect(Array.from(vNative!)).toEqual(Array.from(vJs!));
+    }
+    expect(() => nativeBlas().blas!.adagrad(new Float32Array(3), new Float32Array(2), new Float32Array(3), 0.1, 1e-10, 0)).toThrow("adagrad: w, acc and g must have the same length (3, 2, 3)");
   });
 });

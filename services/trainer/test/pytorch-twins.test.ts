@@ -7,6 +7,7 @@ import { Rng } from "@pangea/kit";
 import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, taskCount, tasksOf, validateSpec, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
+import { DropoutMasks } from "../src/model/dropout-masks.js";
 
 /**
  * Every architecture against an implementation we did not write the same
@@ -52,7 +53,17 @@ const CASES: ModelSpec[] = [
   { ...shape, tasks: TWO_TASKS, slotDims: [8, 4, 8, 2, 6], architecture: { name: "wide-deep", deepMlp: [16, 8] } },
   { ...shape, tasks: TWO_TASKS, architecture: { name: "mmoe", numExperts: 3, expertMlp: [16, 8], towerMlp: [6] } },
   { ...shape, tasks: TWO_TASKS, architecture: { name: "shared-bottom", bottomMlp: [16, 8], towerMlp: [6] } },
+  // Dropout in every MLP tower, the twin given the masks the trainer drew: on each architecture, two tasks on the multi-task ones.
+  { ...shape, architecture: { name: "dlrm", bottomMlp: [16, 8], topMlp: [12, 6], dropout: 0.3 } },
+  { ...shape, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 0, structure: "parallel", deepMlp: [16, 8], dropout: 0.3 } },
+  { ...shape, architecture: { name: "deepfm", deepMlp: [16, 8], dropout: 0.5 } },
+  { ...shape, slotDims: [8, 4, 8, 2, 6], architecture: { name: "wide-deep", deepMlp: [16, 8], dropout: 0.2 } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "mmoe", numExperts: 2, expertMlp: [16, 8], towerMlp: [6], dropout: 0.3 } },
+  { ...shape, tasks: TWO_TASKS, architecture: { name: "shared-bottom", bottomMlp: [16, 8], towerMlp: [6], dropout: 0.3 } },
 ].map((s) => validateSpec(s as ModelSpec));
+
+/** The dropout masks of a case's step: the job seed and batch index a trainer would seed them with. */
+const masksOf = () => new DropoutMasks(42, 7);
 
 interface TorchOut {
   /** [B, T] row-major, as every list of outputs here. */
@@ -60,6 +71,8 @@ interface TorchOut {
   probabilities: number[];
   /** A bce task's probability, an mse task's output. */
   predictions: number[];
+  /** The same without dropout (evaluation, serving). */
+  evalPredictions: number[];
   taskLosses: number[];
   loss: number;
   denseGrads: Record<string, number[]>;
@@ -104,8 +117,9 @@ function batchFor(spec: ModelSpec, rng: Rng) {
 }
 
 /** The reference's input for one case. */
-function torchInput(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch, offsets: Int32Array): unknown {
+function torchInput(spec: ModelSpec, values: Float32Array[], rows: Float32Array, unique: number, b: ModelBatch, offsets: Int32Array, masks: DropoutMasks): unknown {
   return {
+    dropoutMasks: Object.fromEntries([...masks.drawn].map(([name, m]) => [name, Array.from(m)])),
     architecture: spec.architecture,
     numDense: spec.numDense,
     numSlots: spec.numSlots,
@@ -139,11 +153,16 @@ function caseOf(spec: ModelSpec) {
 
 let references: TorchOut[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
+  await selectBackend("wasm");
+  await selectBackend("cpu");
   if (!available) return;
   const inputs = CASES.map((spec) => {
     const c = caseOf(spec);
-    return torchInput(spec, c.values, c.rows, c.unique, c.batch, c.offsets);
+    // The masks the trainer draws in this case's step (none without dropout), for the twin to apply.
+    const masks = masksOf();
+    new CtrModel(spec).trainStep(c.values, c.rows, c.unique, c.batch, masks);
+    return torchInput(spec, c.values, c.rows, c.unique, c.batch, c.offsets, masks);
   });
   const run = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr.py")], { input: JSON.stringify(inputs), encoding: "utf8", maxBuffer: 256 << 20 });
   if (run.status !== 0) throw new Error(`torch_ctr.py exited ${run.status}: ${run.stderr}`);
@@ -159,10 +178,6 @@ function expectClose(ours: ArrayLike<number>, ref: readonly number[], what: stri
   expect(worst / scale, `${what}: max difference ${worst} against a largest value ${scale}`).toBeLessThan(1e-4);
 }
 
-beforeAll(async () => {
-  await selectBackend("wasm");
-  await selectBackend("cpu");
-});
 
 describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
   const label = (s: ModelSpec) =>
@@ -173,7 +188,7 @@ describe.runIf(available)("architectures against PyTorch (same weights, same bat
     const model = new CtrModel(spec);
     for (const backend of ["cpu", "wasm"]) {
       await tf.setBackend(backend);
-      const out = model.trainStep(values, rows, unique, batch);
+      const out = model.trainStep(values, rows, unique, batch, masksOf());
       expect(Math.abs(out.loss - ref.loss) / ref.loss, `${backend} loss ${out.loss} vs ${ref.loss}`).toBeLessThan(1e-4);
       ref.taskLosses.forEach((l, t) => expect(Math.abs(out.taskLosses[t]! - l) / l, `${backend} task ${t}'s loss ${out.taskLosses[t]} vs ${l}`).toBeLessThan(1e-4));
       expect(out.taskLosses.length).toBe(taskCount(spec));
@@ -199,7 +214,11 @@ describe.runIf(available)("architectures against PyTorch (same weights, same bat
     });
     const served = new Float32Array(batch.size * taskCount(spec));
     new PlainForward(spec, values).predict(batch.size, batch.dense, pooled, served);
-    expectClose(served, ref.predictions, "serving's predictions");
+    // Serving and the trainer's evaluation run without dropout.
+    expectClose(served, ref.evalPredictions, "serving's predictions");
+    expectClose(model.predict(values, rows, unique, batch), ref.evalPredictions, "the trainer's evaluation predictions");
+    if (spec.architecture.dropout) expect(Math.max(...ref.predictions.map((p, i) => Math.abs(p - ref.evalPredictions[i]!)))).toBeGreaterThan(1e-3);
+    else expect(ref.evalPredictions).toEqual(ref.predictions);
     // Not a degenerate case: the logits spread and the labels are mixed.
     expect(Math.max(...ref.logits) - Math.min(...ref.logits)).toBeGreaterThan(0.05);
   });

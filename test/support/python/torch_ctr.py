@@ -8,7 +8,7 @@ usage: torch_ctr.py < IN.json > OUT.json
 (IN may also be a list of such objects; OUT is then the list of their outputs)
 
 IN (one JSON object):
-  architecture  {"name": "dlrm", "bottomMlp": [..], "topMlp": [..]}
+  architecture  {"name": "dlrm", "bottomMlp": [..], "topMlp": [..]}  (each may add "dropout": p)
               | {"name": "dcn-v2", "crossLayers": L, "lowRank": r (0 = full rank),
                  "structure": "parallel"|"stacked", "deepMlp": [..]}
               | {"name": "deepfm", "deepMlp": [..]} | {"name": "wide-deep", "deepMlp": [..]}
@@ -38,6 +38,13 @@ IN (one JSON object):
                  "cellOfValue": [V] cell (sample*S + slot) of each value | null
                  (null: value v is cell v and V = B*S)}
 
+  dropoutMasks  optional, with the architecture's "dropout" p > 0: {layer name: [B*width]}, the
+                inverted-dropout mask of every hidden ReLU layer of every MLP (dlrm's bottom
+                and top, the deep towers, mmoe's experts and towers, shared-bottom's bottom
+                and towers), named "{prefix}.{i}" like its weights "{prefix}.{i}.w"; each
+                value 0 or 1/(1-p). The training forward multiplies each layer's output
+                by its mask after the ReLU; every layer needs one and every mask must be used.
+
   An empty MLP list is the identity (dlrm with bottomMlp [] needs Nd = D; a
   non-empty bottomMlp must end in D). A cell's embedding is the sum of its
   values' rows (zeros for a cell with no values), so e is [B, S, W].
@@ -45,6 +52,7 @@ IN (one JSON object):
 OUT (one JSON object; [B*T] lists are row-major [B, T]):
   {"logits": [B*T] the outputs, "probabilities": [B*T] sigmoid of every output,
    "predictions": [B*T] a bce task's probability, an mse task's output itself,
+   "evalPredictions": [B*T] the same without dropout (evaluation and serving),
    "taskLosses": [T] task t's mean_b weight_b * l(output_bt, label_bt), l being
                  BCEWithLogits (bce) or the squared error (mse), weight 1 if null,
    "loss": sum_t task t's weight * taskLosses[t],
@@ -74,10 +82,14 @@ class SpecError(Exception):
 
 
 class Params:
-    """The parameters the blocks declare: name -> (shape, tensor, stored transposed)."""
+    """The parameters the blocks declare: name -> (shape, tensor, stored transposed); and the batch's dropout masks."""
 
     def __init__(self):
         self.slots = {}
+        # layer name -> [B, width] mask while a training forward runs; None: evaluation (no dropout).
+        self.masks = None
+        self.used = set()
+        self.rate = 0.0
 
     def _declare(self, name, shape, tensor, transposed):
         if name in self.slots:
@@ -125,12 +137,36 @@ class Params:
 
 # ---- blocks -----------------------------------------------------------------
 
+class GivenDropout(nn.Module):
+    """Inverted dropout with the mask given for layer `name` (0 or 1/(1-p) per value) in a training forward; identity otherwise."""
+
+    def __init__(self, params, name):
+        super().__init__()
+        self.params, self.name = params, name
+
+    def forward(self, x):
+        p = self.params
+        if p.masks is None or p.rate == 0:
+            return x
+        if self.name not in p.masks:
+            raise SpecError(f"dropoutMasks: no mask for layer {self.name}")
+        m = p.masks[self.name]
+        if m.numel() != x.numel():
+            raise SpecError(f"dropoutMasks.{self.name}: {m.numel()} values, the layer has {x.numel()}")
+        keep = 1.0 / (1.0 - p.rate)
+        if not bool(((m == 0) | ((m - keep).abs() <= 1e-6 * keep)).all()):
+            raise SpecError(f"dropoutMasks.{self.name}: values must be 0 or 1/(1-{p.rate})")
+        p.used.add(self.name)
+        return x * m.reshape(x.shape)
+
+
 def mlp(params, prefix, fan_in, widths, relu_last=True):
-    """`{prefix}{i}.w/.b` layers, ReLU after each; an empty MLP is the identity."""
+    """`{prefix}{i}.w/.b` layers, ReLU then dropout after each; an empty MLP is the identity."""
     layers = []
     for i, width in enumerate(widths):
         layers.append(params.linear(f"{prefix}{i}.w", f"{prefix}{i}.b", fan_in, width))
         layers.append(nn.ReLU())
+        layers.append(GivenDropout(params, f"{prefix}{i}"))
         fan_in = width
     return nn.Sequential(*layers), fan_in
 
@@ -408,7 +444,20 @@ def run(spec):
             scale = {"sum": 1.0, "mean": 1.0 / len(got), "sqrtn": 1.0 / math.sqrt(len(got))}[pooling[slot]]
             column.append(total * scale)
         slots.append(torch.stack(column))
+    rate = arch.get("dropout", 0)
+    if not is_number(rate) or not 0 <= rate < 1:
+        raise SpecError(f"architecture.dropout: must be a rate in [0, 1), got {rate!r}")
+    given = spec.get("dropoutMasks") or {}
+    if rate > 0 and not given:
+        raise SpecError("dropoutMasks: the architecture has dropout; give each hidden layer's mask")
+    with torch.no_grad():
+        eval_logits = model(dense, slots)
+    params.rate = float(rate)
+    params.masks = {name: torch.tensor(v, dtype=DT) for name, v in given.items()}
     logits = model(dense, slots)
+    unused = set(params.masks) - params.used
+    if unused:
+        raise SpecError(f"dropoutMasks: no hidden layer named {sorted(unused)[0]}")
     if tuple(logits.shape) != (b, t):
         raise SpecError(f"architecture: outputs of shape {tuple(logits.shape)}, expected ({b}, {t})")
     task_losses = []
@@ -421,13 +470,17 @@ def run(spec):
     loss = sum(weight * l for (_, weight), l in zip(tasks, task_losses))
     loss.backward()
     out = logits.detach()
-    predictions = torch.stack([torch.sigmoid(out[:, k]) if kind == "bce" else out[:, k] for k, (kind, _) in enumerate(tasks)], 1)
+    def predictions_of(out):
+        return torch.stack([torch.sigmoid(out[:, k]) if kind == "bce" else out[:, k] for k, (kind, _) in enumerate(tasks)], 1)
+
+    predictions = predictions_of(out)
 
     rows_grad = rows.grad if rows.grad is not None else torch.zeros_like(rows)
     return {
         "logits": out.reshape(-1).tolist(),
         "probabilities": torch.sigmoid(out).reshape(-1).tolist(),
         "predictions": predictions.reshape(-1).tolist(),
+        "evalPredictions": predictions_of(eval_logits).reshape(-1).tolist(),
         "taskLosses": [l.item() for l in task_losses],
         "loss": loss.item(),
         "denseGrads": params.grads([p["name"] for p in spec["params"]]),

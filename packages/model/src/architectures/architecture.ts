@@ -143,9 +143,12 @@ export function mlpParams(out: DenseParam[], prefix: string, from: number, width
   return width;
 }
 
-/** The layers mlpParams declared, each ReLU'd. */
-export function mlp<T>(ops: Ops<T>, param: (name: string) => T, prefix: string, x: T, layers: number): T {
+/** The layers mlpParams declared, each ReLU'd, then dropped out at rate `dropout` (the hyper-parameter; 0 or absent: none). */
+export function mlp<T>(ops: Ops<T>, param: (name: string) => T, prefix: string, x: T, layers: number, dropout = 0): T {
   let h = x;
-  for (let i = 0; i < layers; i++) h = ops.linear(h, param(`${prefix}.${i}.w`), param(`${prefix}.${i}.b`), true);
+  for (let i = 0; i < layers; i++) {
+    h = ops.linear(h, param(`${prefix}.${i}.w`), param(`${prefix}.${i}.b`), true);
+    if (dropout > 0) h = ops.dropout(h, dropout, `${prefix}.${i}`);
+  }
   return h;
 }

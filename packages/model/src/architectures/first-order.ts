@@ -45,6 +45,6 @@ export function linearPart<T>(ops: Ops<T>, param: (name: string) => T, linear: s
 }
 
 /** The deep tower's outputs over [dense, the slots' vectors], [B, T]. */
-export function deepPart<T>(ops: Ops<T>, param: (name: string) => T, input: ModelInputs<T>, v: T, layers: number): T {
-  return ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), layers), param("deep.logit.w"), param("deep.logit.b"), false);
+export function deepPart<T>(ops: Ops<T>, param: (name: string) => T, input: ModelInputs<T>, v: T, layers: number, dropout = 0): T {
+  return ops.linear(mlp(ops, param, "deep", ops.concat([input.dense, v]), layers, dropout), param("deep.logit.w"), param("deep.logit.b"), false);
 }

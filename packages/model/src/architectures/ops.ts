@@ -31,6 +31,13 @@ export interface Ops<T> {
   fmInteraction(v: T, slots: number, dim: number): T;
   /** Each row's softmax: exp(x_j - max) / sum_k exp(x_k - max), [B, n]. */
   softmax(x: T): T;
+  /**
+   * Inverted dropout of x at rate p (0 < p < 1) after the hidden layer
+   * `name`: in a training step each value is kept (times 1 / (1 - p)) or
+   * zeroed by the step's seeded mask for that layer; the identity in
+   * evaluation and serving.
+   */
+  dropout(x: T, rate: number, name: string): T;
   /** A gated mixture: sum_e g[:, e] * xs[e], for gates g [B, E] and E matrices [B, n] alike: [B, n]. */
   mixture(g: T, xs: readonly T[]): T;
 }

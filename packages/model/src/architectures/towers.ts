@@ -15,10 +15,10 @@ export function towerParams(out: DenseParam[], shape: ModelShape, from: number, 
 }
 
 /** The towers' outputs side by side, [B, T], task t's tower over inputOf(t). */
-export function towers<T>(ops: Ops<T>, param: (name: string) => T, shape: ModelShape, layers: number, inputOf: (task: number) => T): T {
+export function towers<T>(ops: Ops<T>, param: (name: string) => T, shape: ModelShape, layers: number, inputOf: (task: number) => T, dropout = 0): T {
   const outs: T[] = [];
   for (let t = 0; t < taskCount(shape); t++) {
-    outs.push(ops.linear(mlp(ops, param, `tower.${t}`, inputOf(t), layers), param(`tower.${t}.out.w`), param(`tower.${t}.out.b`), false));
+    outs.push(ops.linear(mlp(ops, param, `tower.${t}`, inputOf(t), layers, dropout), param(`tower.${t}.out.w`), param(`tower.${t}.out.b`), false));
   }
   return outs.length === 1 ? outs[0]! : ops.concat(outs);
 }

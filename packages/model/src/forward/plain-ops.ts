@@ -44,6 +44,11 @@ export class PlainOps implements Ops<Mat> {
     return y;
   }
 
+  /** Serving never trains: the identity. */
+  dropout(x: Mat): Mat {
+    return x;
+  }
+
   concat(xs: readonly Mat[]): Mat {
     const rows = xs[0]!.rows;
     const y = this.out(rows, xs.reduce((a, m) => a + m.cols, 0));

@@ -19,7 +19,7 @@ const hyper = z
     weightDecay: z.number().min(0),
     beta: z.number().min(0),
     l1: z.number().min(0),
-    l2: z.number().min(0),
+    l2: z.number({ message: "expected an L2 strength (a number >= 0)" }).min(0, "expected an L2 strength >= 0"),
     beta1: z.number().min(0).max(1),
     beta2: z.number().min(0).max(1),
     epsilon: z.number().positive(),
@@ -71,10 +71,11 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
     const issue = parsed.error.issues[0]!;
     throw bad(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
+  // Another optimizer starts from its own defaults, but keeps the L2 strength (--sparse-l2 is job-wide).
   const merge = (b: SlotConfig, o: z.infer<typeof slot> | undefined): SlotConfig => ({
     ...b,
     ...o,
-    hyper: { ...(o?.optimizer && o.optimizer !== b.optimizer ? {} : b.hyper), ...o?.hyper },
+    hyper: { ...(o?.optimizer && o.optimizer !== b.optimizer ? (b.hyper.l2 !== undefined ? { l2: b.hyper.l2 } : {}) : b.hyper), ...o?.hyper },
   } as SlotConfig);
   const defaults = merge(base, parsed.data.default);
   const perSlot = new Map<number, SlotConfig>();

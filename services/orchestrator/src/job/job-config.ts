@@ -18,6 +18,8 @@ export interface JobConfig {
   architecture: ArchitectureConfig;
   denseLr: number;
   denseOptimizer: DenseOptimizerName;
+  /** Coupled L2 on the dense parameters (--dense-l2; 0 = none). */
+  denseL2: number;
   sparseLr: number;
   sparseOptimizer: SparseOptimizerName;
   /** Table settings of slots --slot-config does not name. */

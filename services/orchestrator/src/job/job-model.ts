@@ -16,8 +16,8 @@ export interface JobModel {
 }
 
 /** The table settings of every slot --slot-config does not name. */
-export function defaultSlotConfig(c: Pick<JobConfig, "sparseOptimizer" | "sparseLr">, dim: number): SlotConfig {
-  return { dim, initializer: DEFAULT_INITIALIZER, optimizer: c.sparseOptimizer, hyper: { learningRate: c.sparseLr }, occurrenceThreshold: 0, expireSeconds: 0 };
+export function defaultSlotConfig(c: Pick<JobConfig, "sparseOptimizer" | "sparseLr"> & { sparseL2?: number }, dim: number): SlotConfig {
+  return { dim, initializer: DEFAULT_INITIALIZER, optimizer: c.sparseOptimizer, hyper: { learningRate: c.sparseLr, ...(c.sparseL2 ? { l2: c.sparseL2 } : {}) }, occurrenceThreshold: 0, expireSeconds: 0 };
 }
 
 /** Global batches per step: --batches-per-step, or one per expected trainer. */
@@ -53,7 +53,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
   const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
   const tables = tablesFor(spec, source.slotIds, settings);
-  const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer);
+  const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer, config.denseL2);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);
   const model = { spec, dense, store };

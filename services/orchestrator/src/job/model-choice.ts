@@ -85,6 +85,8 @@ export function checkpointModelMismatch(saved: ModelSpec, architecture: Architec
   if (was.name !== architecture.name) return `holds a ${was.name} model, but --model is ${architecture.name}`;
   if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
   for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
+    // Dropout is a training setting, not a parameter: a checkpoint restores under any rate.
+    if (key === "dropout") continue;
     const a = JSON.stringify(was[key]);
     const b = JSON.stringify(architecture[key]);
     if (a !== b) {

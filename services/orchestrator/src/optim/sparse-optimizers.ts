@@ -4,7 +4,10 @@ import { SPARSE_OPTIMIZERS, type SparseOptimizerName } from "@pangea/service-fla
  * The embedding optimizers, with Monolith's update rules and defaults
  * (monolith/native_training/runtime/hash_table/optimizer). Each keeps its
  * state beside the row, `stateSize(dim)` floats per row, and updates one row
- * in place.
+ * in place. L2 on the rows (hyper l2, plus Monolith's weightDecay where it
+ * has one: the same term) is the coupled row gradient + λ row, and lazy: only
+ * the rows a step touches decay, as in Monolith's and TF's sparse
+ * optimizers; ftrl's l2 is FTRL-proximal's own.
  */
 export interface SparseOptimizer {
   readonly name: SparseOptimizerName;
@@ -39,7 +42,7 @@ function perWeightState(name: SparseOptimizerName, start: number, apply: SparseO
 }
 
 export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = {}): SparseOptimizer {
-  const wd = h.weightDecay ?? 0;
+  const wd = (h.weightDecay ?? 0) + (name === "ftrl" ? 0 : (h.l2 ?? 0));
   switch (name) {
     case "sgd": {
       const lr = h.learningRate ?? 0.01;
@@ -48,7 +51,7 @@ export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = 
         stateSize: () => 0,
         init: () => {},
         apply(w, wAt, _s, _sAt, g, gAt, dim) {
-          for (let i = 0; i < dim; i++) w[wAt + i]! -= lr * g[gAt + i]!;
+          for (let i = 0; i < dim; i++) w[wAt + i]! -= lr * (g[gAt + i]! + wd * w[wAt + i]!);
         },
       };
     }

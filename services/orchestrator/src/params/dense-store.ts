@@ -8,7 +8,8 @@ export class DenseStore {
   readonly state: DenseOptimizerState[];
   steps = 0;
 
-  constructor(spec: ModelSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam") {
+  /** l2: coupled L2 on every dense parameter (--dense-l2), a training setting like lr: not part of a checkpoint. */
+  constructor(spec: ModelSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam", private readonly l2 = 0) {
     this.params = denseParams(spec);
     this.values = initDenseParams(spec, seed);
     this.state = this.values.map((v) => ({ m: new Float32Array(v.length), v: new Float32Array(v.length) }));
@@ -28,8 +29,8 @@ export class DenseStore {
   /** Applies one averaged gradient per parameter. */
   apply(grads: readonly Float32Array[]): void {
     this.steps++;
-    if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.state[i]!, g, this.lr));
-    else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.steps));
+    if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.l2));
+    else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.steps, this.l2));
   }
 
   totalElements(): number {

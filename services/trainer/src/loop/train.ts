@@ -1,6 +1,7 @@
 import type { Logger } from "@pangea/kit";
 import type { Work__Output } from "@pangea/schema";
 import type { CtrModel } from "../model/ctr-model.js";
+import { DropoutMasks } from "../model/dropout-masks.js";
 import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
@@ -34,6 +35,8 @@ export interface TrainContext {
   steps: number;
   log: Logger;
   logEvery: number;
+  /** The job's seed: with a batch's index, it seeds the batch's dropout masks. */
+  seed: number;
   /** How long compute may stay unreachable before the trainer gives up. */
   computeGraceMs: number;
   metrics?: TrainerMetrics;
@@ -100,7 +103,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         const offsets = c.layout.offsets(unique, uniqueCount);
         const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
         lap("pull");
-        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets });
+        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
         lap("compute");
         streaming.forEach((s, t) => s?.add(taskColumn(out.predictions, T, t), taskColumn(batch.labels, T, t)));
         // Sorting a window costs a few milliseconds: refresh the AUCs every 10 batches.

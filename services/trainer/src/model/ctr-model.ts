@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, tasksOf, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling, type TaskSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { TfOps } from "./tf-ops.js";
+import type { DropoutMasks } from "./dropout-masks.js";
 import { readFloats, withOutput } from "../backend/wasm-heap.js";
 
 /** One batch in the form the model consumes. */
@@ -248,31 +249,39 @@ export class CtrModel {
   /**
    * The loss (each task's mean, optionally instance-weighted, loss times its
    * task weight, summed) and its gradients w.r.t. every dense parameter and
-   * pulled row.
+   * pulled row; with the architecture's dropout, the hidden layers dropped
+   * out by `masks` (none without: the layers as they are). The predictions
+   * are the step's own forward pass (dropped out too).
    */
-  trainStep(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): StepOutput {
+  trainStep(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch, masks: DropoutMasks | null = null): StepOutput {
     let probs: tf.Tensor | null = null;
     let perTask: tf.Tensor | null = null;
     const T = this.tasks.length;
-    const out = tf.tidy(() => {
-      const inputs = [...this.paramTensors(values), this.pooledTensor(rows, b)];
-      const labels = this.plain ? tf.tensor1d(b.labels) : tf.tensor2d(b.labels, [b.size, T]);
-      const weights = b.weights ? tf.tensor1d(b.weights) : null;
-      return tf.valueAndGrads((...xs: tf.Tensor[]) => {
-        const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
-        // The forward pass's predictions come for free: kept past the tidy for the streaming metrics.
-        probs = tf.keep(this.predictionsOf(logits));
-        if (!this.plain) {
-          const l = this.multiTaskLoss(logits, labels, weights);
-          perTask = tf.keep(l.perTask);
-          return l.total;
-        }
-        // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
-        const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
-        // Weighted samples: mean of weight x loss over the batch (Monolith's instance_weight).
-        return tf.mean(weights ? tf.mul(loss, weights) : loss) as tf.Scalar;
-      })(inputs);
-    });
+    this.ops.masks = masks;
+    let out: { value: tf.Scalar; grads: tf.Tensor[] };
+    try {
+      out = tf.tidy(() => {
+        const inputs = [...this.paramTensors(values), this.pooledTensor(rows, b)];
+        const labels = this.plain ? tf.tensor1d(b.labels) : tf.tensor2d(b.labels, [b.size, T]);
+        const weights = b.weights ? tf.tensor1d(b.weights) : null;
+        return tf.valueAndGrads((...xs: tf.Tensor[]) => {
+          const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
+          // The forward pass's predictions come for free: kept past the tidy for the streaming metrics.
+          probs = tf.keep(this.predictionsOf(logits));
+          if (!this.plain) {
+            const l = this.multiTaskLoss(logits, labels, weights);
+            perTask = tf.keep(l.perTask);
+            return l.total;
+          }
+          // log(1 + e^-|l|) + max(l, 0) - l*y: the numerically stable form.
+          const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+          // Weighted samples: mean of weight x loss over the batch (Monolith's instance_weight).
+          return tf.mean(weights ? tf.mul(loss, weights) : loss) as tf.Scalar;
+        })(inputs);
+      });
+    } finally {
+      this.ops.masks = null;
+    }
     const loss = out.value.dataSync()[0]!;
     const kept = perTask as tf.Tensor | null;
     const taskLosses = kept ? Float32Array.from(kept.dataSync() as Float32Array) : Float32Array.of(loss);

@@ -3,6 +3,7 @@ import { addGated, type Ops } from "@pangea/model";
 import { dense } from "./dense-layer.js";
 import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
 import { readFloats, withOutput } from "../backend/wasm-heap.js";
+import type { DropoutMasks } from "./dropout-masks.js";
 
 /**
  * Ops on TensorFlow.js: what the trainer runs an architecture with, inside
@@ -13,11 +14,20 @@ import { readFloats, withOutput } from "../backend/wasm-heap.js";
 export class TfOps implements Ops<tf.Tensor2D> {
   /** DLRM's upper-triangle indexes by slot count (kept: they outlive the tidy of a step). */
   private readonly triangles = new Map<number, tf.Tensor1D>();
+  /** The training step's dropout masks; null outside a training step (evaluation, predictions): dropout is the identity. */
+  masks: DropoutMasks | null = null;
 
   linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor2D | null, relu: boolean): tf.Tensor2D {
     if (b) return dense(x, w, tf.reshape(b, [w.shape[1]]) as tf.Tensor1D, relu);
     const y: tf.Tensor2D = tf.matMul(x, w);
     return relu ? tf.relu(y) : y;
+  }
+
+  dropout(x: tf.Tensor2D, rate: number, name: string): tf.Tensor2D {
+    if (!this.masks) return x;
+    const [B, n] = x.shape;
+    // The mask is a constant of the step: the gradient is the upstream one times the same mask.
+    return tf.mul(x, tf.tensor2d(this.masks.mask(name, B, n, rate), [B, n]));
   }
 
   concat(xs: readonly tf.Tensor2D[]): tf.Tensor2D {

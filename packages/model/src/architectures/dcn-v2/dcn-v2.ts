@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { denseAndSlotsWidth, mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
-import { MAX_LAYER_WIDTH, widths } from "../hyper.js";
+import { MAX_LAYER_WIDTH, dropout, widths } from "../hyper.js";
 
 const config = z
   .object({
@@ -11,6 +11,8 @@ const config = z
     /** parallel: the deep tower reads x0 beside the cross network; stacked: it reads the cross network's output. */
     structure: z.enum(["parallel", "stacked"], { message: 'expected structure "parallel" or "stacked"' }).default("parallel"),
     deepMlp: widths("deepMlp").default([64, 32]),
+    /** After every deep-tower layer (the cross layers have none). */
+    dropout: dropout(),
   })
   .strict();
 export type DcnV2Config = z.infer<typeof config>;
@@ -55,7 +57,7 @@ export const dcnV2: Architecture<DcnV2Config> = {
       x = ops.add(ops.mul(x0, mapped), x);
     }
     const layers = c.deepMlp.length;
-    const h = c.structure === "stacked" ? mlp(ops, param, "deep", x, layers) : ops.concat([x, mlp(ops, param, "deep", x0, layers)]);
+    const h = c.structure === "stacked" ? mlp(ops, param, "deep", x, layers, c.dropout) : ops.concat([x, mlp(ops, param, "deep", x0, layers, c.dropout)]);
     return ops.linear(h, param("logit.w"), param("logit.b"), false);
   },
 };

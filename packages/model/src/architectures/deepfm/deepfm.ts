@@ -1,9 +1,9 @@
 import { z } from "zod";
 import type { Architecture } from "../architecture.js";
 import { FIRST_ORDER_COLUMNS, deepPart, linearAndDeepParams, linearPart, vectors } from "../first-order.js";
-import { widths } from "../hyper.js";
+import { dropout, widths } from "../hyper.js";
 
-const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]) }).strict();
+const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]), dropout: dropout() }).strict();
 export type DeepFmConfig = z.infer<typeof config>;
 
 /**
@@ -23,7 +23,7 @@ export const deepfm: Architecture<DeepFmConfig> = {
   forward(ops, param, input, shape, c) {
     const v = vectors(ops, input, shape);
     const first = linearPart(ops, param, "linear", input, shape);
-    const deep = deepPart(ops, param, input, v, c.deepMlp.length);
+    const deep = deepPart(ops, param, input, v, c.deepMlp.length, c.dropout);
     return ops.add(ops.add(first, ops.fmInteraction(v, shape.numSlots, shape.embeddingDim)), deep);
   },
 };

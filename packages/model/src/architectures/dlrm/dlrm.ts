@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
-import { widths } from "../hyper.js";
+import { dropout, widths } from "../hyper.js";
 
 const config = z
   .object({
@@ -8,6 +8,8 @@ const config = z
     bottomMlp: widths("bottomMlp").min(1, "expected at least one bottomMlp layer").default([64, 16]),
     /** Over the interaction; an output layer (one column per task) follows. */
     topMlp: widths("topMlp").default([64, 32]),
+    /** After every bottom and top MLP layer. */
+    dropout: dropout(),
   })
   .strict();
 export type DlrmConfig = z.infer<typeof config>;
@@ -37,8 +39,8 @@ export const dlrm: Architecture<DlrmConfig> = {
     return out;
   },
   forward(ops, param, input, shape, c) {
-    const x = mlp(ops, param, "bottom", input.dense, c.bottomMlp.length);
-    const h = mlp(ops, param, "top", ops.dotInteraction(x, input.emb, shape.numSlots, shape.embeddingDim), c.topMlp.length);
+    const x = mlp(ops, param, "bottom", input.dense, c.bottomMlp.length, c.dropout);
+    const h = mlp(ops, param, "top", ops.dotInteraction(x, input.emb, shape.numSlots, shape.embeddingDim), c.topMlp.length, c.dropout);
     return ops.linear(h, param("top.logit.w"), param("top.logit.b"), false);
   },
 };

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { denseAndSlotsWidth, mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
-import { widths } from "../hyper.js";
+import { dropout, widths } from "../hyper.js";
 import { towerParams, towers } from "../towers.js";
 
 const config = z
@@ -10,6 +10,8 @@ const config = z
     expertMlp: widths("expertMlp").min(1, "expected at least one expertMlp layer").default([64, 32]),
     /** Each task's ReLU layers over its mixture of the experts; an output layer of width 1 follows. */
     towerMlp: widths("towerMlp").default([32]),
+    /** After every expert and tower layer. */
+    dropout: dropout(),
   })
   .strict();
 export type MmoeConfig = z.infer<typeof config>;
@@ -38,7 +40,7 @@ export const mmoe: Architecture<MmoeConfig> = {
   },
   forward(ops, param, input, shape, c) {
     const x = ops.concat([input.dense, input.emb]);
-    const experts = Array.from({ length: c.numExperts }, (_, e) => mlp(ops, param, `expert.${e}`, x, c.expertMlp.length));
-    return towers(ops, param, shape, c.towerMlp.length, (t) => ops.mixture(ops.softmax(ops.linear(x, param(`gate.${t}.w`), param(`gate.${t}.b`), false)), experts));
+    const experts = Array.from({ length: c.numExperts }, (_, e) => mlp(ops, param, `expert.${e}`, x, c.expertMlp.length, c.dropout));
+    return towers(ops, param, shape, c.towerMlp.length, (t) => ops.mixture(ops.softmax(ops.linear(x, param(`gate.${t}.w`), param(`gate.${t}.b`), false)), experts), c.dropout);
   },
 };

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { denseAndSlotsWidth, mlp, mlpParams, type Architecture, type DenseParam } from "../architecture.js";
-import { widths } from "../hyper.js";
+import { dropout, widths } from "../hyper.js";
 import { towerParams, towers } from "../towers.js";
 
 const config = z
@@ -9,6 +9,8 @@ const config = z
     bottomMlp: widths("bottomMlp").min(1, "expected at least one bottomMlp layer").default([64, 32]),
     /** Each task's ReLU layers over the shared output; an output layer of width 1 follows. */
     towerMlp: widths("towerMlp").default([32]),
+    /** After every bottom and tower layer. */
+    dropout: dropout(),
   })
   .strict();
 export type SharedBottomConfig = z.infer<typeof config>;
@@ -32,7 +34,7 @@ export const sharedBottom: Architecture<SharedBottomConfig> = {
     return out;
   },
   forward(ops, param, input, shape, c) {
-    const h = mlp(ops, param, "bottom", ops.concat([input.dense, input.emb]), c.bottomMlp.length);
-    return towers(ops, param, shape, c.towerMlp.length, () => h);
+    const h = mlp(ops, param, "bottom", ops.concat([input.dense, input.emb]), c.bottomMlp.length, c.dropout);
+    return towers(ops, param, shape, c.towerMlp.length, () => h, c.dropout);
   },
 };

@@ -1,9 +1,9 @@
 import { z } from "zod";
 import type { Architecture } from "../architecture.js";
 import { FIRST_ORDER_COLUMNS, deepPart, linearAndDeepParams, linearPart, vectors } from "../first-order.js";
-import { widths } from "../hyper.js";
+import { dropout, widths } from "../hyper.js";
 
-const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]) }).strict();
+const config = z.object({ deepMlp: widths("deepMlp").default([64, 32]), dropout: dropout() }).strict();
 export type WideDeepConfig = z.infer<typeof config>;
 
 /**
@@ -20,7 +20,7 @@ export const wideDeep: Architecture<WideDeepConfig> = {
   params: (shape, c) => linearAndDeepParams("wide", shape, c.deepMlp),
   forward(ops, param, input, shape, c) {
     const wide = linearPart(ops, param, "wide", input, shape);
-    const deep = deepPart(ops, param, input, vectors(ops, input, shape), c.deepMlp.length);
+    const deep = deepPart(ops, param, input, vectors(ops, input, shape), c.deepMlp.length, c.dropout);
     return ops.add(wide, deep);
   },
 };
