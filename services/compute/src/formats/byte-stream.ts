@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { createReadStream, statSync, type ReadStream } from "node:fs";
+import { pipeline, type Readable } from "node:stream";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
 import { ComputeErrors } from "../errors.js";
@@ -27,19 +28,19 @@ interface Inflater {
 }
 
 /**
- * A file read in order, a piece at a time, decompressed on the way, so that
- * what a pass over a file holds does not grow with the file. Synchronous
- * (sources are read in one pass before compute serves).
+ * A file read in order, a piece at a time, decompressed on the way (gzip
+ * and zlib on libuv's threads), so that what a pass over a file holds does
+ * not grow with the file.
  */
 export class ByteStream {
   /** The file's size when the stream was opened. */
   readonly size: number;
   readonly mtimeMs: number;
   damage: StreamDamage | null = null;
-  private readonly fd: number;
+  private readonly raw: ReadStream;
+  private readonly pieces: AsyncIterator<Uint8Array>;
+  /** zstd and snappy decode here, on pieces of the file. */
   private readonly inflater: Inflater | null;
-  private readonly input = Buffer.allocUnsafe(READ_STEP);
-  private fileOffset = 0;
   private outputOffset = 0;
   private pending: Uint8Array[] = [];
   private done = false;
@@ -49,40 +50,52 @@ export class ByteStream {
     readonly compression: Compression,
   ) {
     try {
-      this.fd = openSync(path, "r");
+      const st = statSync(path);
+      this.size = st.size;
+      this.mtimeMs = st.mtimeMs;
     } catch (err) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    const st = fstatSync(this.fd);
-    this.size = st.size;
-    this.mtimeMs = st.mtimeMs;
-    this.inflater = inflaterFor(compression);
+    this.raw = createReadStream(path, { highWaterMark: READ_STEP });
+    let out: Readable = this.raw;
+    if (compression === "gzip" || compression === "zlib") {
+      // Decompressed with backpressure: the inflater waits while the pass is busy with what it gave.
+      const z = compression === "gzip" ? zlib.createGunzip() : zlib.createInflate();
+      out = pipeline(this.raw, z, () => {});
+    }
+    this.pieces = out[Symbol.asyncIterator]();
+    this.inflater = compression === "zstd" || compression === "snappy" ? inflaterFor(compression) : null;
   }
 
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
-  next(): Uint8Array | null {
+  async next(): Promise<Uint8Array | null> {
     while (this.pending.length === 0) {
       if (this.done) return null;
-      const n = readSync(this.fd, this.input, 0, READ_STEP, this.fileOffset);
-      const at = this.fileOffset;
-      this.fileOffset += n;
-      const last = n === 0 || this.fileOffset >= this.size;
-      if (n === 0 && this.fileOffset < this.size) {
-        this.fail(at, `the file ends at byte ${this.fileOffset}, but was ${this.size} bytes when reading began (it shrank while being read)`);
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await this.pieces.next();
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "EACCES") throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${this.path}: ${code}`);
+        this.fail(this.raw.bytesRead, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
         return null;
       }
-      if (last) this.done = true;
-      const piece = this.input.subarray(0, n);
+      const last = r.done === true;
+      if (last) {
+        this.done = true;
+        if (this.raw.bytesRead < this.size) {
+          this.fail(this.raw.bytesRead, `the file ends at byte ${this.raw.bytesRead}, but was ${this.size} bytes when reading began (it shrank while being read)`);
+          return null;
+        }
+      }
       if (!this.inflater) {
-        // The read buffer is reused: the caller gets its own copy.
-        if (n > 0) this.pending.push(Uint8Array.prototype.slice.call(piece));
+        if (!last && r.value.length > 0) this.pending.push(r.value);
         continue;
       }
       try {
-        this.pending = this.inflater.push(piece, last).filter((p) => p.length > 0);
+        this.pending = this.inflater.push(last ? new Uint8Array(0) : r.value, last).filter((p) => p.length > 0);
       } catch (err) {
-        if (ComputeErrors.is(err)) throw err;
-        this.fail(at, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
+        this.fail(this.raw.bytesRead, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
         return null;
       }
     }
@@ -97,33 +110,25 @@ export class ByteStream {
     this.damage = { fileOffset, outputOffset: this.outputOffset, message };
   }
 
-  /** Whether the file still is what the pass read (same size and time): a file rewritten during the pass is not trusted. */
+  /** Why the file is no longer what the pass read (another size or time, or gone), or null: a file rewritten during the pass is not trusted. */
   changed(): string | null {
-    const st = fstatSync(this.fd);
+    let st;
+    try {
+      st = statSync(this.path);
+    } catch (err) {
+      return `the file disappeared while being read (${(err as NodeJS.ErrnoException).code})`;
+    }
     if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) return `the file changed while being read (${this.size} bytes at the start, ${st.size} at the end)`;
     return null;
   }
 
   close(): void {
-    closeSync(this.fd);
+    this.raw.destroy();
   }
 }
 
-function inflaterFor(kind: Compression): Inflater | null {
+function inflaterFor(kind: "zstd" | "snappy"): Inflater {
   switch (kind) {
-    case "none":
-      return null;
-    case "gzip":
-    case "zlib": {
-      const z = kind === "gzip" ? zlib.createGunzip() : zlib.createInflate();
-      // Node's zlib has no public synchronous streaming call; _processChunk without a callback is the one
-      // gunzipSync itself uses (stable since Node 10). It consumes the piece and returns what it produced;
-      // with Z_FINISH it throws "unexpected end of file" when the last member is truncated.
-      const engine = z as unknown as { _processChunk(chunk: Uint8Array, flush: number): Buffer };
-      return {
-        push: (input, last) => [engine._processChunk(input, last ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH)],
-      };
-    }
     case "zstd": {
       const out: Uint8Array[] = [];
       // fzstd reuses its window: each piece is copied out. A frame cut short throws "unexpected EOF" at the last push.

@@ -5,7 +5,7 @@ import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./so
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import { cacheSizes, openOrBuild, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
-import { DEFAULT_MEMORY_MB } from "./memory-budget.js";
+import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
 /** A line that does not parse; the caller adds where it is. */
@@ -45,39 +45,42 @@ export interface CriteoOptions {
  */
 export class CriteoTsvSource implements DataSource {
   readonly info: SourceDescription;
-  private readonly cache: RecordCache;
-  private readonly trainCount: number;
+  private constructor(
+    private readonly cache: RecordCache,
+    private readonly trainCount: number,
+    info: SourceDescription,
+  ) {
+    this.info = info;
+  }
 
-  constructor(opts: CriteoOptions) {
+  static async open(opts: CriteoOptions): Promise<CriteoTsvSource> {
     const slotBase = opts.slotBase ?? CRITEO_SLOT_BASE;
     const compression = opts.compression ?? "auto";
     const onBadRecord = opts.onBadRecord ?? "fail";
-    const memoryMb = opts.memoryMb ?? DEFAULT_MEMORY_MB;
+    const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
     const layout = { tasks: 1, dense: CRITEO_NUM_DENSE, slots: CRITEO_NUM_SLOTS, fixedCells: true };
     const place = placeCache(opts.paths, JSON.stringify({ source: "criteo", compression, slotBase, onBadRecord }), opts.cacheDir ?? null);
-    const { cache } = openOrBuild(place, layout, memoryMb, (w) => {
+    const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(onBadRecord);
       const pass = new CriteoPass(w, slotBase, cacheSizes(memoryMb).chunkBytes);
-      for (const path of opts.paths) pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
+      for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
       pass.flush();
       return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
     });
-    this.cache = cache;
     const { records: n, skippedRecords, skippedSummary } = cache.index;
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
     if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${skippedRecords ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
-    this.trainCount = n - evalCount;
-    this.info = {
+    return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
-      trainRecords: this.trainCount,
+      trainRecords: n - evalCount,
       evalRecords: evalCount,
       skippedRecords,
       skippedBytes: cache.index.skippedBytes,
       skippedSummary,
-    };
+    });
   }
 
   read(split: SplitName, start: number, count: number, block: RecordBlock): void {
@@ -105,7 +108,7 @@ class CriteoPass {
     this.ids = new Uint32Array(this.capacity * CRITEO_NUM_SLOTS * 2);
   }
 
-  readFile(path: string, compression: Compression, bad: BadRecords): void {
+  async readFile(path: string, compression: Compression, bad: BadRecords): Promise<void> {
     const stream = new ByteStream(path, compression);
     try {
       let lineNo = 0;
@@ -114,7 +117,7 @@ class CriteoPass {
       /** Decompressed offset of carry[0] (or of the next piece when carry is empty). */
       let carryAt = 0;
       for (;;) {
-        const piece = stream.next();
+        const piece = await stream.next();
         if (piece === null) break;
         const bytes = carry.length ? Buffer.concat([carry, piece]) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
         let pos = 0;

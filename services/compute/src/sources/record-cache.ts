@@ -337,22 +337,29 @@ function pidAlive(pid: number): boolean {
  * written by `build` (one pass over the inputs) and then opened. A private
  * spill file is unlinked once open (the open descriptor keeps it readable).
  */
-export function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => CacheSummary): { cache: RecordCache; reused: boolean } {
-  const { residentBytes } = cacheSizes(memoryMb);
-  const found = RecordCache.open(place.path, layout, residentBytes);
-  if (found) return { cache: found, reused: true };
+export async function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => Promise<CacheSummary>): Promise<RecordCache> {
+  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
+  if (found) return found;
   const w = new CacheWriter(place.path, layout);
   let summary: CacheSummary;
   try {
-    summary = build(w);
+    summary = await build(w);
   } catch (err) {
-    w.abort();
-    if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
+    abandon(place, w);
     throw err;
   }
+  return complete(place, layout, memoryMb, w, summary);
+}
+
+function abandon(place: CachePlace, w: CacheWriter): void {
+  w.abort();
+  if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
+}
+
+function complete(place: CachePlace, layout: CacheLayout, memoryMb: number, w: CacheWriter, summary: CacheSummary): RecordCache {
   w.finish(summary);
-  const cache = RecordCache.open(place.path, layout, residentBytes);
+  const cache = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
   if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing`);
-  return { cache, reused: false };
+  return cache;
 }
