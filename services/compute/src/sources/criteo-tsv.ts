@@ -73,6 +73,7 @@ export class CriteoTsvSource implements DataSource {
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
+      storage: cache.note,
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
       trainRecords: n - evalCount,
@@ -136,7 +137,8 @@ class CriteoPass {
         }
         carryAt += pos;
       }
-      if (carry.length) {
+      // A stream cut short (a truncated gzip member) cuts its last line: the damage is reported, not that line.
+      if (carry.length && !stream.damage) {
         lineNo++;
         this.line(Buffer.from(carry.buffer, carry.byteOffset, carry.byteLength), 0, carry.length, path, lineNo, carryAt, bad);
         carryAt += carry.length;

@@ -71,6 +71,7 @@ export class MonolithFilesSource implements DataSource {
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, samples - evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
+      storage: cache.note,
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),

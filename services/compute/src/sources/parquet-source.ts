@@ -79,6 +79,7 @@ export class ParquetSource implements DataSource {
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, records - evalCount, {
       description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
+      storage: cache.note,
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),

@@ -51,7 +51,8 @@ export function cacheSizes(memoryMb: number): { chunkBytes: number; residentByte
   const budget = memoryMb * 1024 * 1024;
   return {
     chunkBytes: Math.max(64 << 10, Math.min(4 << 20, Math.floor(budget / 64))),
-    residentBytes: Math.max(256 << 10, Math.floor(budget / 4)),
+    // An eighth: the rest of the budget is the pass's window and chunk, and the garbage reading makes before it is collected.
+    residentBytes: Math.max(256 << 10, Math.floor(budget / 8)),
   };
 }
 
@@ -127,14 +128,18 @@ interface Chunk {
   dense: Float32Array;
   cellStarts: Uint32Array | null;
   ids: Uint32Array;
-  bytes: number;
+  buffer: ArrayBuffer;
 }
 
 /** A finished cache, read by record index. */
 export class RecordCache {
   private readonly resident = new Map<number, Chunk>();
-  private residentBytes = 0;
   private readonly firsts: Float64Array;
+  /** Chunks held at once, and the size of each one's buffer. */
+  private readonly slots: number;
+  private readonly slotBytes: number;
+  /** Where it is and whether this process found it written, for the source's description. */
+  note = "";
 
   private constructor(
     private readonly fd: number,
@@ -142,6 +147,9 @@ export class RecordCache {
     private readonly limitBytes: number,
   ) {
     this.firsts = Float64Array.from(index.chunks, (c) => c[0]);
+    this.slotBytes = index.chunks.reduce((m, c) => Math.max(m, c[2]), 0);
+    // Two at least: a batch spans two chunks when it straddles a boundary.
+    this.slots = Math.max(2, Math.floor(limitBytes / Math.max(1, this.slotBytes)));
   }
 
   /** The cache at `path` when it is complete and of this layout, else null (absent, from a killed pass, or another version). */
@@ -229,8 +237,16 @@ export class RecordCache {
       return hit;
     }
     const [, offset, length] = this.index.chunks[k]!;
-    const buf = new ArrayBuffer(length);
-    const bytes = new Uint8Array(buf);
+    // A fixed set of buffers, each the largest chunk's size, reused as chunks are evicted: reading
+    // makes no garbage, so what compute holds stays the set, not whatever the collector has not freed yet.
+    let buf: ArrayBuffer;
+    if (this.resident.size < this.slots) buf = new ArrayBuffer(this.slotBytes);
+    else {
+      const [oldest, old] = this.resident.entries().next().value as [number, Chunk];
+      this.resident.delete(oldest);
+      buf = old.buffer;
+    }
+    const bytes = new Uint8Array(buf, 0, length);
     let got = 0;
     while (got < length) {
       const n = readSync(this.fd, bytes, got, length - got, offset + got);
@@ -252,14 +268,8 @@ export class RecordCache {
       at += len * 4;
       return a;
     };
-    const c: Chunk = { n, nnz, labels: f32(n * T), weights: f32(n), dense: f32(n * D), cellStarts: fixedCells ? null : u32(n * S + 1), ids: u32(nnz * 2), bytes: length };
-    while (this.resident.size > 0 && this.residentBytes + length > this.limitBytes) {
-      const [oldest, old] = this.resident.entries().next().value as [number, Chunk];
-      this.resident.delete(oldest);
-      this.residentBytes -= old.bytes;
-    }
+    const c: Chunk = { n, nnz, labels: f32(n * T), weights: f32(n), dense: f32(n * D), cellStarts: fixedCells ? null : u32(n * S + 1), ids: u32(nnz * 2), buffer: buf };
     this.resident.set(k, c);
-    this.residentBytes += length;
     return c;
   }
 
@@ -339,7 +349,10 @@ function pidAlive(pid: number): boolean {
  */
 export async function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => Promise<CacheSummary>): Promise<RecordCache> {
   const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
-  if (found) return found;
+  if (found) {
+    found.note = `record cache reused: ${place.path}`;
+    return found;
+  }
   const w = new CacheWriter(place.path, layout);
   let summary: CacheSummary;
   try {
@@ -361,5 +374,6 @@ function complete(place: CachePlace, layout: CacheLayout, memoryMb: number, w: C
   const cache = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
   if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing`);
+  cache.note = place.kept ? `record cache written: ${place.path}` : "records spilled to a private temporary file (no writable cache directory)";
   return cache;
 }
