@@ -59,7 +59,8 @@ export class MonolithFilesSource implements DataSource {
       const columns = new SampleColumns(list);
       const asm = new SampleAssembler(list);
       const sizes = cacheSizes(memoryMb);
-      const pass = new MonolithPass(opts, asm, columns, bad, w, sizes.chunkBytes, sizes.residentBytes / 2);
+      // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
+      const pass = new MonolithPass(opts, asm, columns, bad, w, sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2));
       for (const path of opts.paths) await pass.readFile(path);
       columns.spill(w);
       return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: asm.unconfiguredIds } };
