@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { ComputeErrors } from "../errors.js";
@@ -311,6 +311,8 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
   const target = dir ?? join(dirname(files[0]!.path), ".pangea-cache");
   try {
     mkdirSync(target, { recursive: true });
+    // An existing directory may still be read-only (data mounted so): then it is as good as absent.
+    accessSync(target, constants.W_OK);
     pruneStale(target, what, name);
     return { path: join(target, name), kept: true };
   } catch (err) {
@@ -353,19 +355,39 @@ export async function openOrBuild(place: CachePlace, layout: CacheLayout, memory
     found.note = `record cache reused: ${place.path}`;
     return found;
   }
-  const w = new CacheWriter(place.path, layout);
+  let w: CacheWriter;
+  try {
+    w = new CacheWriter(place.path, layout);
+  } catch (err) {
+    throw cannotWrite(place, err);
+  }
   let summary: CacheSummary;
   try {
     summary = await build(w);
   } catch (err) {
     abandon(place, w);
-    throw err;
+    throw cannotWrite(place, err);
   }
-  return complete(place, layout, memoryMb, w, summary);
+  try {
+    return complete(place, layout, memoryMb, w, summary);
+  } catch (err) {
+    abandon(place, w);
+    throw cannotWrite(place, err);
+  }
+}
+
+/** A file-system failure of the cache's own (ENOSPC, EACCES) as one line naming it; the source's errors as they are. */
+function cannotWrite(place: CachePlace, err: unknown): unknown {
+  if (ComputeErrors.is(err) || !(err as NodeJS.ErrnoException).code) return err;
+  return ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write the record cache ${place.path}: ${(err as NodeJS.ErrnoException).code} (give --cache-dir a directory with room for the decoded records)`);
 }
 
 function abandon(place: CachePlace, w: CacheWriter): void {
-  w.abort();
+  try {
+    w.abort();
+  } catch {
+    // Already closed (the failure was in finishing it).
+  }
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
 }
 
