@@ -20,7 +20,7 @@ const tmp = mkdtempSync(join(tmpdir(), "pangea-streamed-"));
 const BUDGET_MB = 64;
 const TRAINERS = 2;
 const BATCH = 4096;
-const STEPS = 24;
+const STEPS = 16;
 /** One epoch exactly: every batch full. */
 const RECORDS = TRAINERS * BATCH * STEPS;
 const live: LocalCluster[] = [];
@@ -32,13 +32,13 @@ afterAll(async () => {
 /**
  * `records` lines: a block of distinct synthetic lines written over and over
  * (quick to write; the content does not matter here), their tokens padded to
- * 32 more characters so the file is several times the budget while the job
+ * 50 more characters so the file is several times the budget while the job
  * trains few enough records to stay quick.
  */
 function writeTsv(path: string, records: number): void {
   const src = new SyntheticSource({ seed: 7, evalRecords: 0 });
   const distinct = 8192;
-  const pad = (line: string) => line.split("\t").map((f, i) => (i > 13 ? `${f}-padded-to-make-the-file-larger` : f)).join("\t");
+  const pad = (line: string) => line.split("\t").map((f, i) => (i > 13 ? `${f}-padded-with-fifty-more-characters-to-make-it-larger` : f)).join("\t");
   const block = Buffer.from(Array.from({ length: distinct }, (_, i) => `${pad(src.tsvLine("train", i))}\n`).join(""));
   const fd = openSync(path, "w");
   for (let n = 0; n < records; n += distinct) {
@@ -94,7 +94,7 @@ describe("a data file larger than compute's memory budget", () => {
     await status.connect(5_000);
     const peaks: number[] = [];
     try {
-      await waitFor("step 10", async () => Number((await status.get().catch(() => ({ step: 0 }))).step) >= 10, 60_000, 50);
+      await waitFor("step 6", async () => Number((await status.get().catch(() => ({ step: 0 }))).step) >= 6, 60_000, 50);
       const first = c.process("compute")!;
       peaks.push(memoryKb(first.child.pid!).hwm);
       first.child.kill("SIGKILL");
