@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { accessSync, closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { ComputeErrors } from "../errors.js";
@@ -98,7 +98,7 @@ export class CacheWriter {
     this.offset += b.length;
   }
 
-  /** Writes the index and trailer, syncs, and renames the file into place. */
+  /** Writes the index and trailer, and renames the file into place. */
   finish(summary: CacheSummary): void {
     const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks };
     const json = Buffer.from(JSON.stringify(index));
@@ -109,7 +109,8 @@ export class CacheWriter {
     trailer.writeUInt32LE(json.length, 8);
     trailer.writeUInt32LE(MAGIC, 12);
     writeSync(this.fd, trailer, 0, TRAILER, at + json.length);
-    fsyncSync(this.fd);
+    // No fsync: a kill (even -9) cannot tear a renamed file, and a file torn by a power loss fails the
+    // trailer's check (magic, index length against file size) on open and is written again.
     closeSync(this.fd);
     renameSync(this.tmp, this.path);
   }
