@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, readdirSync, statSync, writeSync, closeSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -27,6 +27,8 @@ const live: LocalCluster[] = [];
 
 afterAll(async () => {
   await Promise.all(live.map((c) => c.stop(1_000)));
+  // The data file and its cache are a few hundred MB.
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 /**

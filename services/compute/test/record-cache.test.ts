@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
 import { MonolithFilesSource } from "../src/sources/monolith-files.js";
 import { ByteStream } from "../src/formats/byte-stream.js";
@@ -20,6 +20,7 @@ import { encodeInstance } from "@pangea/monolith";
  * trusted, and damage found while streaming is reported with file and offset.
  */
 const dir = mkdtempSync(join(tmpdir(), "pangea-cache-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const synthetic = new SyntheticSource({ seed: 3, evalRecords: 0 });
 const N = 5000;
 const lines = Array.from({ length: N }, (_, i) => synthetic.tsvLine("train", i));
@@ -91,6 +92,23 @@ describe("the record cache", () => {
     const again = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
     expect(again.info.storage).toMatch(/^record cache written: /);
     expectSame(read(again, 0, N), read(await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir: join(dir, "cache-cut-ref") }), 0, N));
+  });
+});
+
+describe("a pass killed midway", () => {
+  it("leaves a temporary file that is never read and is deleted once its process is gone", async () => {
+    const path = tsv("killed.tsv");
+    const cacheDir = join(dir, "cache-killed");
+    await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
+    const [name] = readdirSync(cacheDir);
+    // What a pass killed by kill -9 leaves: its temporary file, named for its (now gone) process.
+    const orphan = `${name!.split("-")[0]}-0123456789abcdef.records.tmp-2147483646`;
+    const live = `${name!.split("-")[0]}-0123456789abcdef.records.tmp-${process.pid}`;
+    writeFileSync(join(cacheDir, orphan), "half a cache");
+    writeFileSync(join(cacheDir, live), "a pass still running");
+    const again = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
+    expect(again.info.storage).toMatch(/^record cache reused: /);
+    expect(readdirSync(cacheDir).sort()).toEqual([name, live].sort());
   });
 });
 
