@@ -42,6 +42,7 @@ e2e: build ## run only the multi-process cluster tests
 bench: build ## print data-pipeline, trainer, serving, table and training-vs-PyTorch figures (RECORDS=100000 ROWS=10000000)
 	node scripts/bench.mjs $(or $(RECORDS),100000)
 	node scripts/bench-tables.mjs $(or $(ROWS),10000000)
+	node scripts/bench-streamed.mjs
 	node bench/training/run.mjs
 
 bench-training: build ## DLRM Kaggle config: one trainer, the cluster and PyTorch side by side; writes bench-results/training.{json,svg}

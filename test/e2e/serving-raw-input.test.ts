@@ -93,7 +93,7 @@ function listIds(user: string, item: bigint): bigint[] {
 beforeAll(async () => {
   const tsv = join(tmp, "rows.tsv");
   writeFileSync(tsv, ROWS.map((r) => r.join("\t")).join("\n") + "\n");
-  const source = new CriteoTsvSource({ paths: [tsv], evalFraction: 0 });
+  const source = await CriteoTsvSource.open({ paths: [tsv], evalFraction: 0 });
   const block = new RecordBlock(2, 13, 26);
   source.read("train", 0, 2, block);
   const id = (e: number, s: number) => (BigInt(block.idWords[2 * (e * 26 + s) + 1]!) << 32n) | BigInt(block.idWords[2 * (e * 26 + s)]!);

@@ -2,6 +2,9 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
+/** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
+export const DEFAULT_MAX_MEMORY_MB = 1024;
+
 /** Compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const computeSchema = z.object({
   ...discoveryFields,
@@ -39,6 +42,8 @@ export const computeSchema = z.object({
   kafkaGroup: flag(z.string().min(1).default("pangea-compute"), { env: "PANGEA_KAFKA_GROUP", description: "consumer group (committed offsets live here)" }),
   kafkaIdleTimeoutMs: flag(positiveInt("milliseconds").default(30_000), { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records" }),
   onBadRecord: flag(z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"), { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse" }),
+  maxMemoryMb: flag(positiveInt("megabytes").min(16, "expected at least 16 (MiB)").default(DEFAULT_MAX_MEMORY_MB), { env: "PANGEA_MAX_MEMORY_MB", description: "MiB a file source may hold in memory (records are read back from the record cache on disk)" }),
+  cacheDir: flag(z.string().min(1).optional(), { env: "PANGEA_CACHE_DIR", description: "where file sources cache their decoded records, reused after a restart", shown: "<first data file's directory>/.pangea-cache" }),
   evalFraction: flag(z.coerce.number({ message: "expected a number" }).min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]").default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out" }),
   evalRecords: flag(nonNegativeInt("a record count").default(50_000), { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data" }),
   seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),

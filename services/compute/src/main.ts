@@ -20,9 +20,9 @@ runMain("pangea-compute", async () => {
   configureTransport(config, "compute");
   const log = createLogger("compute");
   const source = await openSource(config, log);
-  const { description, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
+  const { description, storage, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
   const perTask = tasks?.length ? { tasks: tasks.map((t) => t.name), ...(taskGroundTruth ? { taskGroundTruth } : {}) } : {};
-  log.info({ source: description, train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
+  log.info({ source: description, ...(storage ? { storage } : {}), train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
 
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);

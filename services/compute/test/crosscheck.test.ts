@@ -42,8 +42,8 @@ beforeAll(() => {
   execFileSync("protoc", [`-I${protoDir}`, `--python_out=${gen}`, ...["line_id", "feature", "example", "proto_parser"].map((n) => join(protoDir, `idl/matrix/proto/${n}.proto`))]);
 });
 
-describe.runIf(available)("Monolith formats against Google's protobuf (Python)", () => {
-  it("Python decodes our Example records to the same ids, floats and labels", () => {
+describe.runIf(available)("Monolith formats against Google's protobuf (Python)", async () => {
+  it("Python decodes our Example records to the same ids, floats and labels", async () => {
     const path = join(dir, "ours-example.pb");
     writeFileSync(path, encodePbRecords(samples.map(encodeExample), PB_FILE_DEFAULTS));
     const rows = python(["read", "example", path]).trim().split("\n").map((l) => JSON.parse(l) as { ids: Record<string, string[]>; floats: Record<string, number[]>; labels: number[] });
@@ -56,7 +56,7 @@ describe.runIf(available)("Monolith formats against Google's protobuf (Python)",
     });
   });
 
-  it("Python decodes our Instance records to the same v1 fids", () => {
+  it("Python decodes our Instance records to the same v1 fids", async () => {
     const path = join(dir, "ours-instance.pb");
     writeFileSync(path, encodePbRecords(samples.map(encodeInstance), PB_FILE_DEFAULTS));
     const rows = python(["read", "instance", path]).trim().split("\n").map((l) => JSON.parse(l) as { fids: string[]; labels: number[] });
@@ -67,7 +67,7 @@ describe.runIf(available)("Monolith formats against Google's protobuf (Python)",
     });
   });
 
-  it("we read Instance files Python wrote (with sort ids) to the same samples as the generator", () => {
+  it("we read Instance files Python wrote (with sort ids) to the same samples as the generator", async () => {
     const spec = samples.map((s, i) => ({
       fids: [...s.ids.values()].map((w) => u64(Uint32Array.from(v2ToV1Words(w[0]!, w[1]!)))),
       labels: s.labels,
@@ -78,7 +78,7 @@ describe.runIf(available)("Monolith formats against Google's protobuf (Python)",
     const out = join(dir, "python-instance.pb");
     writeFileSync(specPath, JSON.stringify(spec));
     python(["write-instances", specPath, out]);
-    const src = new MonolithFilesSource({
+    const src = await MonolithFilesSource.open({
       paths: [out],
       message: "instance",
       framing: new PbFraming(PB_FILE_DEFAULTS),

@@ -55,7 +55,7 @@ async function open(args: string[]) {
 }
 
 describe("--data paths", () => {
-  it("a directory is its files by name (hidden ones left out); a glob its matches, sorted; plain files stay in the order given", () => {
+  it("a directory is its files by name (hidden ones left out); a glob its matches, sorted; plain files stay in the order given", async () => {
     const days = [0, 1, 2, 3].map((d) => join(dir, "criteo", d % 2 === 0 ? `day_${d}.gz` : `day_${d}`));
     expect(expandDataPaths([join(dir, "criteo")], "--data")).toEqual(days);
     expect(expandDataPaths([join(dir, "criteo", "day_*")], "--data")).toEqual(days);
@@ -68,7 +68,7 @@ describe("--data paths", () => {
     expect(expandDataPaths([`${rel}/day_*.gz`], "--data")).toEqual([join(rel, "day_0.gz"), join(rel, "day_2.gz")]);
   });
 
-  it("a symlink to a file counts as a file in a directory", () => {
+  it("a symlink to a file counts as a file in a directory", async () => {
     const linked = join(dir, "linked");
     mkdirSync(linked);
     symlinkSync(all, join(linked, "all.tsv"));
@@ -79,7 +79,7 @@ describe("--data paths", () => {
     [[join(dir, "criteo", "day_9*")], `--data: the pattern '${join(dir, "criteo", "day_9*")}' matches no file`],
     [[join(dir, "nowhere", "*.gz")], `--data: the pattern '${join(dir, "nowhere", "*.gz")}' matches no file`],
     [[join(dir, "missing.tsv")], `--data: cannot read data file ${join(dir, "missing.tsv")}: ENOENT`],
-  ])("an entry naming nothing is one line: %j", (entries, message) => {
+  ])("an entry naming nothing is one line: %j", async (entries, message) => {
     const err = (() => {
       try {
         expandDataPaths(entries, "--data");
@@ -92,7 +92,7 @@ describe("--data paths", () => {
     expect((err as Error).message).toBe(message);
   });
 
-  it("an empty directory is refused", () => {
+  it("an empty directory is refused", async () => {
     mkdirSync(join(dir, "empty"));
     expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);
   });
@@ -101,7 +101,7 @@ describe("--data paths", () => {
 describe("Criteo days", () => {
   it("several files, some gzipped, read as one sequence equal to one file of the same lines; the held-out share comes from the end", async () => {
     const days = await open(["--data", `${join(dir, "criteo", "day_*")}`, "--format", "criteo", "--eval-fraction", "0.2"]);
-    const one = new CriteoTsvSource({ paths: [all], evalFraction: 0.2 });
+    const one = await CriteoTsvSource.open({ paths: [all], evalFraction: 0.2 });
     expect(days.info.trainRecords).toBe(800);
     expect(days.info.evalRecords).toBe(200);
     expect(days.info.description).toMatch(/^Criteo TSV 4 files \(.*day_0\.gz \.\. .*day_3\) \(1000 records\)$/);
@@ -112,12 +112,12 @@ describe("Criteo days", () => {
   it.runIf(spawnSync("zstd", ["--version"]).status === 0)("zstd-compressed TSV (Debian's zstd tool) reads as the plain file", async () => {
     execFileSync("zstd", ["-q", "-f", all, "-o", join(dir, "all.tsv.zst")]);
     const z = await open(["--data", join(dir, "all.tsv.zst"), "--format", "criteo", "--eval-fraction", "0"]);
-    expectSameRecords(block(z, "train", 0, 1000), block(new CriteoTsvSource({ paths: [all], evalFraction: 0 }), "train", 0, 1000));
+    expectSameRecords(block(z, "train", 0, 1000), block(await CriteoTsvSource.open({ paths: [all], evalFraction: 0 }), "train", 0, 1000));
   });
 
   it("--eval-data: every --data record trains, every --eval-data record evaluates", async () => {
     const src = await open(["--data", join(dir, "criteo", "day_[012]*"), "--eval-data", join(dir, "criteo", "day_3"), "--format", "criteo"]);
-    const one = new CriteoTsvSource({ paths: [all], evalFraction: 0 });
+    const one = await CriteoTsvSource.open({ paths: [all], evalFraction: 0 });
     expect(src.info.trainRecords).toBe(750);
     expect(src.info.evalRecords).toBe(250);
     expectSameRecords(block(src, "train", 0, 750), block(one, "train", 0, 750));
@@ -146,14 +146,14 @@ describe("Monolith files by glob, held out by --eval-data", () => {
     await expect(open(["--kafka-brokers", "localhost:9092", "--kafka-topic", "t", "--eval-data", all, "--format", "example", "--feature-list", list])).rejects.toThrow("--kafka-brokers and --data/--eval-data are exclusive");
   });
 
-  it("held-out data with other features than the training data is refused", () => {
-    const criteo = new CriteoTsvSource({ paths: [all], evalFraction: 0, slotBase: 100 });
+  it("held-out data with other features than the training data is refused", async () => {
+    const criteo = await CriteoTsvSource.open({ paths: [all], evalFraction: 0, slotBase: 100 });
     expect(() => new HeldOutFiles(synthetic, criteo)).toThrow(/^--eval-data holds other features than --data: slots \[100,101,/);
   });
 });
 
 describe("what --data refuses besides", () => {
-  it("a file whose name holds wildcard characters is itself when it exists", () => {
+  it("a file whose name holds wildcard characters is itself when it exists", async () => {
     const odd = join(dir, "day[1].tsv");
     writeFileSync(odd, tsv(0, 2));
     expect(expandDataPaths([odd], "--data")).toEqual([odd]);

@@ -32,7 +32,7 @@ function messages(kind: MessageKind): Uint8Array[] {
 }
 
 function open(path: string, kind: MessageKind, framing: "pb" | "tfrecord", onBadRecord: "fail" | "skip" = "fail") {
-  return new MonolithFilesSource({
+  return MonolithFilesSource.open({
     paths: [path],
     message: kind,
     framing: framing === "tfrecord" ? new TfRecordFraming() : new PbFraming(PB_FILE_DEFAULTS),
@@ -60,23 +60,23 @@ describe("Monolith files: golden round trips through our writers and readers", (
   for (const kind of ["instance", "example", "examplebatch"] as const) {
     for (const framing of ["pb", "tfrecord"] as const) for (const comp of ["none", "gzip", "zlib", "snappy"] as const) cases.push([kind, framing, comp]);
   }
-  it.each(cases)("%s in %s framing, %s compression, reads back as the same samples", (kind, framing, comp) => {
+  it.each(cases)("%s in %s framing, %s compression, reads back as the same samples", async (kind, framing, comp) => {
     const framed = framing === "tfrecord" ? encodeTfRecords(messages(kind)) : encodePbRecords(messages(kind), PB_FILE_DEFAULTS);
     const ext = { none: "", gzip: ".gz", zlib: ".zz", snappy: ".snappy" }[comp];
     const data = comp === "gzip" ? gzipSync(framed) : comp === "zlib" ? deflateSync(framed) : comp === "snappy" ? compressSnappyBlocks(framed, 1000) : framed;
     const path = join(dir, `${kind}-${framing}${ext}`);
     writeFileSync(path, data);
-    const src = open(path, kind, framing);
+    const src = await open(path, kind, framing);
     expect(src.info.trainRecords).toBe(N);
     expect(src.info.skippedRecords).toBe(0);
     expectSameAsSynthetic(src);
   });
 
-  it.runIf(spawnSync("zstd", ["--version"]).status === 0)("zstd input (compressed by Debian's zstd tool) reads back", () => {
+  it.runIf(spawnSync("zstd", ["--version"]).status === 0)("zstd input (compressed by Debian's zstd tool) reads back", async () => {
     const path = join(dir, "instance-zstd.pb");
     writeFileSync(path, encodePbRecords(messages("instance"), PB_FILE_DEFAULTS));
     execFileSync("zstd", ["-q", "-f", path, "-o", `${path}.zst`]);
-    expectSameAsSynthetic(open(`${path}.zst`, "instance", "pb"));
+    expectSameAsSynthetic(await open(`${path}.zst`, "instance", "pb"));
   });
 });
 
@@ -89,10 +89,10 @@ describe("bad records", () => {
     return path;
   }
 
-  it("--on-bad-record=fail stops at the first bad record, naming file and byte offset", () => {
+  it("--on-bad-record=fail stops at the first bad record, naming file and byte offset", async () => {
     const path = damagedExampleFile();
     try {
-      open(path, "example", "pb", "fail");
+      await open(path, "example", "pb", "fail");
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
@@ -100,25 +100,25 @@ describe("bad records", () => {
     }
   });
 
-  it("--on-bad-record=skip counts the record, keeps the rest and says so", () => {
-    const src = open(damagedExampleFile(), "example", "pb", "skip");
+  it("--on-bad-record=skip counts the record, keeps the rest and says so", async () => {
+    const src = await open(damagedExampleFile(), "example", "pb", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
     expect(src.info.skippedRecords).toBe(1);
     expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length N runs past the end/);
   });
 
-  it("a lost frame is skipped to the next record whose length checks, and its bytes are counted", () => {
+  it("a lost frame is skipped to the next record whose length checks, and its bytes are counted", async () => {
     const framed = encodeTfRecords(messages("instance"));
     framed[8 + 10 * 0] ^= 0xff; // the first record's length CRC
     const path = join(dir, "lost-frame.tfrecord");
     writeFileSync(path, framed);
-    expect(() => open(path, "instance", "tfrecord", "fail")).toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
-    const src = open(path, "instance", "tfrecord", "skip");
+    await expect(open(path, "instance", "tfrecord", "fail")).rejects.toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
+    const src = await open(path, "instance", "tfrecord", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
     expect(src.info.skippedSummary).toMatch(/^1 bad records skipped, \d+ bytes unreadable: 1 x TFRecord length checksum mismatch \(N bytes skipped to the next readable record at byte N\)/);
   });
 
-  it.each(["pb", "tfrecord"] as const)("%s: a file with 4 KB of damage in the middle still yields the records after it (skip)", (framing) => {
+  it.each(["pb", "tfrecord"] as const)("%s: a file with 4 KB of damage in the middle still yields the records after it (skip)", async (framing) => {
     const msgs = messages("instance");
     const framed = framing === "pb" ? encodePbRecords(msgs, PB_FILE_DEFAULTS) : encodeTfRecords(msgs);
     const from = Math.floor(framed.length / 2);
@@ -126,7 +126,7 @@ describe("bad records", () => {
     for (let k = from; k < from + 4096; k++) framed[k] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
     const path = join(dir, `damaged-middle.${framing}`);
     writeFileSync(path, framed);
-    const src = open(path, "instance", framing, "skip");
+    const src = await open(path, "instance", framing, "skip");
     // Each record is a few hundred bytes: 4 KB of damage spoils a dozen or two of them, not the second half of the file.
     expect(src.info.trainRecords).toBeGreaterThan(N - 40);
     expect(src.info.trainRecords).toBeLessThan(N);
@@ -141,7 +141,7 @@ describe("bad records", () => {
     expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
   });
 
-  it("a sample without the configured label is bad", () => {
+  it("a sample without the configured label is bad", async () => {
     const bad = { ...samples[0]!, labels: [] };
     const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
     const msg = encodeExample(bad);
@@ -150,18 +150,18 @@ describe("bad records", () => {
     expect(asm.labels).toEqual([]);
     const path = join(dir, "nolabel.pb");
     writeFileSync(path, encodePbRecords([msg, ...messages("example").slice(1)], PB_FILE_DEFAULTS));
-    const src = open(path, "example", "pb", "skip");
+    const src = await open(path, "example", "pb", "skip");
     expect(src.info.skippedSummary).toContain("has N labels, the feature list reads label N");
   });
 
-  it("a v2 fid with the reserved bit set is bad", () => {
+  it("a v2 fid with the reserved bit set is bad", async () => {
     const s = { ids: new Map([["C1", Uint32Array.from([1, 0x80010000])]]), floats: new Map(), labels: [1] };
     const msg = encodeExample(s);
     const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
     expect(() => decodeExample(msg, 0, msg.length, asm)).toThrow(/has the reserved top bit set/);
   });
 
-  it("an ExampleBatch whose batch_size is out of bounds is refused instead of expanded (SHARED lists do not bound it)", () => {
+  it("an ExampleBatch whose batch_size is out of bounds is refused instead of expanded (SHARED lists do not bound it)", async () => {
     const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
     // field 1 (named feature list "C1", SHARED, one empty feature), field 3 batch_size = 2^28.
     const b = Uint8Array.from([0x0a, 0x08, 0x0a, 0x02, 0x43, 0x31, 0x12, 0x00, 0x18, 0x01, 0x18, 0x80, 0x80, 0x80, 0x80, 0x01]);
@@ -170,7 +170,7 @@ describe("bad records", () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
-  it("property: decoders given any bytes either decode or throw WireError", () => {
+  it("property: decoders given any bytes either decode or throw WireError", async () => {
     const asm = new SampleAssembler(compileFeatureList(synthetic.featureListConfig("fid_v2"), "t"));
     const seeds = [...messages("example").slice(0, 3), ...messages("instance").slice(0, 3), messages("examplebatch")[0]!.slice(0, 4000)];
     const check = (fn: () => void) => {
@@ -195,7 +195,7 @@ describe("bad records", () => {
     }), { numRuns: 3000 });
   });
 
-  it("a corrupt compressed file is a framing error naming the file", () => {
+  it("a corrupt compressed file is a framing error naming the file", async () => {
     expect(() => decompress(Uint8Array.from([1, 2, 3, 4, 5]), "gzip", "x.gz")).toThrow(/^x\.gz: cannot gzip-decompress: /);
     expect(() => decompress(Uint8Array.from([0, 0, 0, 9, 0, 0, 0, 50]), "snappy", "x.snappy")).toThrow("x.snappy: snappy stream at byte 8: chunk of 50 bytes runs past the end");
   });
@@ -218,11 +218,11 @@ describe("the wrong message type", () => {
   it.each([
     ["example", "instance", /not a valid instance: /],
     ["instance", "examplebatch", /not a valid examplebatch: /],
-  ] as const)("%s records read as %s are refused, naming the file and offset", (written, readAs, message) => {
+  ] as const)("%s records read as %s are refused, naming the file and offset", async (written, readAs, message) => {
     const path = join(dir, `wrong-${written}-as-${readAs}.pb`);
     writeFileSync(path, encodePbRecords(messages(written), PB_FILE_DEFAULTS));
     try {
-      open(path, readAs, "pb", "fail");
+      await open(path, readAs, "pb", "fail");
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err)).toBe(true);
@@ -233,13 +233,13 @@ describe("the wrong message type", () => {
 });
 
 describe("instance weights", () => {
-  it("travel from Example and Instance records into the batch; absent means 1", () => {
+  it("travel from Example and Instance records into the batch; absent means 1", async () => {
     for (const kind of ["example", "instance"] as const) {
       const weighted = samples.slice(0, 4).map((s, i) => ({ ...s, weight: [0.5, 2, 1, 0][i] }));
       const encode = kind === "example" ? encodeExample : encodeInstance;
       const path = join(dir, `weighted-${kind}.pb`);
       writeFileSync(path, encodePbRecords([...weighted.map(encode), ...samples.slice(4, 6).map(encode)], PB_FILE_DEFAULTS));
-      const src = open(path, kind, "pb");
+      const src = await open(path, kind, "pb");
       const block = new RecordBlock(6, 13, 26);
       src.read("train", 0, 6, block);
       // A weight written as 0 is kept (and removes the sample from the loss); one not written is 1.

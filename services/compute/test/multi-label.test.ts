@@ -39,7 +39,7 @@ function monolithFile(kind: MessageKind, ss: PlainSample[], config: FeatureListC
   const path = join(dir, `${kind}-${Math.random()}.pb`);
   writeFileSync(path, encodePbRecords(encode(kind, ss), PB_FILE_DEFAULTS));
   const open = (onBadRecord: "fail" | "skip" = "fail") =>
-    new MonolithFilesSource({ paths: [path], message: kind, framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: compileFeatureList(config, "test"), evalFraction: 0, onBadRecord });
+    MonolithFilesSource.open({ paths: [path], message: kind, framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: compileFeatureList(config, "test"), evalFraction: 0, onBadRecord });
   return { path, open };
 }
 
@@ -60,8 +60,8 @@ const rawClick = (i: number) => [0, 1, 2.5, -1][i % 4]!;
 const watch = (i: number) => i * 0.25;
 
 describe("Monolith files with several labels per sample", () => {
-  it.each(["instance", "example", "examplebatch"] as const)("%s: the generator's click and conversion reach the batch as labels [B, 2]", (kind) => {
-    const src = monolithFile(kind, samples, two.featureListConfig(kind === "instance" ? "fid_v1" : "fid_v2")).open();
+  it.each(["instance", "example", "examplebatch"] as const)("%s: the generator's click and conversion reach the batch as labels [B, 2]", async (kind) => {
+    const src = await (monolithFile(kind, samples, two.featureListConfig(kind === "instance" ? "fid_v1" : "fid_v2")).open());
     expect(src.info.tasks).toEqual([{ name: "click", loss: "bce", weight: 1 }, { name: "conversion", loss: "bce", weight: 1 }]);
     expect(src.info.groupSlot).toBe(1);
     const expected = new RecordBlock(N, 13, 26, 2);
@@ -72,29 +72,29 @@ describe("Monolith files with several labels per sample", () => {
     expect(got.data.some((y, j) => j % 2 === 1 && y === 1)).toBe(true);
   });
 
-  it.each(["instance", "example", "examplebatch"] as const)("%s: a bce label is binarised (> 0 is 1), an mse label kept, each read from the index the list names", (kind) => {
+  it.each(["instance", "example", "examplebatch"] as const)("%s: a bce label is binarised (> 0 is 1), an mse label kept, each read from the index the list names", async (kind) => {
     const ss = samples.slice(0, 40).map((s, i) => ({ ...s, labels: [rawClick(i), watch(i)] }));
     const config = { ...unlabelled, slots: listFor(kind).slots, labels: [{ name: "watch_seconds", loss: "mse" as const, index: 1, weight: 0.5 }, { name: "click", loss: "bce" as const, index: 0, weight: 1 }] };
-    const src = monolithFile(kind, ss, config).open();
+    const src = await (monolithFile(kind, ss, config).open());
     expect(src.info.tasks).toEqual([{ name: "watch_seconds", loss: "mse", weight: 0.5 }, { name: "click", loss: "bce", weight: 1 }]);
     const got = batchLabels(src, 40);
     expect(got.shape).toEqual([40, 2]);
     expect(got.data).toEqual(ss.flatMap((_, i) => [watch(i), rawClick(i) > 0 ? 1 : 0]));
   });
 
-  it("a sample with fewer labels than the list declares is a bad record naming file and record; skip counts it", () => {
+  it("a sample with fewer labels than the list declares is a bad record naming file and record; skip counts it", async () => {
     const ss = samples.slice(0, 10).map((s, i) => (i === 4 ? { ...s, labels: [1] } : s));
     const config = two.featureListConfig("fid_v2");
     const { path, open } = monolithFile("example", ss, config);
     const offset = encodePbRecords(encode("example", ss.slice(0, 4)), PB_FILE_DEFAULTS).length;
     try {
-      open();
+      await open();
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
       expect((err as Error).message).toBe(`${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`);
     }
-    const skipped = open("skip");
+    const skipped = await open("skip");
     expect(skipped.info.trainRecords).toBe(9);
     expect(skipped.info.skippedRecords).toBe(1);
     expect(skipped.info.skippedSummary).toBe(
@@ -102,12 +102,12 @@ describe("Monolith files with several labels per sample", () => {
     );
   });
 
-  it("in an ExampleBatch, the message names the example; the whole batch is skipped (taken whole or not at all)", () => {
+  it("in an ExampleBatch, the message names the example; the whole batch is skipped (taken whole or not at all)", async () => {
     const ss = samples.slice(0, 200).map((s, i) => (i === 103 ? { ...s, labels: [] } : s));
     const { path, open } = monolithFile("examplebatch", ss, two.featureListConfig("fid_v2"));
     const offset = encodePbRecords(encode("examplebatch", ss.slice(0, 100)), PB_FILE_DEFAULTS).length;
-    expect(() => open()).toThrow(`${path}: record at byte ${offset}: not a valid examplebatch: example 3 of the batch has 0 labels, the feature list reads label 0 (click)`);
-    const skipped = open("skip");
+    await expect(open()).rejects.toThrow(`${path}: record at byte ${offset}: not a valid examplebatch: example 3 of the batch has 0 labels, the feature list reads label 0 (click)`);
+    const skipped = await open("skip");
     expect(skipped.info.trainRecords).toBe(100);
     expect(skipped.info.skippedRecords).toBe(1);
   });

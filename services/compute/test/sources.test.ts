@@ -26,7 +26,7 @@ function write(name: string, text: string): string {
 describe("synthetic source", () => {
   const src = new SyntheticSource({ seed: 7, evalRecords: 2000 });
 
-  it("describes 13 dense features, 26 slots and its ground truth", () => {
+  it("describes 13 dense features, 26 slots and its ground truth", async () => {
     expect(src.info.numDense).toBe(13);
     expect(src.info.slotIds).toEqual(Array.from({ length: 26 }, (_, i) => i + 1));
     expect(src.info.trainRecords).toBe(0);
@@ -34,7 +34,7 @@ describe("synthetic source", () => {
     expect(src.info.groundTruth!.auc).toBeLessThan(0.95);
   });
 
-  it("is a pure function of (seed, split, index)", () => {
+  it("is a pure function of (seed, split, index)", async () => {
     const a = new RecordBlock(64, 13, 26);
     const b = new RecordBlock(64, 13, 26);
     src.read("train", 1000, 64, a);
@@ -47,10 +47,10 @@ describe("synthetic source", () => {
     expect(other.idWords).not.toEqual(a.idWords);
   });
 
-  it("gives a record the same ids whether generated in memory or read back from its TSV line", () => {
+  it("gives a record the same ids whether generated in memory or read back from its TSV line", async () => {
     const n = 300;
     const path = write("synthetic.tsv", Array.from({ length: n }, (_, i) => src.tsvLine("train", i)).join("\n") + "\n");
-    const file = new CriteoTsvSource({ paths: [path], evalFraction: 0 });
+    const file = await CriteoTsvSource.open({ paths: [path], evalFraction: 0 });
     const fromFile = new RecordBlock(n, 13, 26);
     const inMemory = new RecordBlock(n, 13, 26);
     file.read("train", 0, n, fromFile);
@@ -66,7 +66,7 @@ describe("synthetic source with a second task (conversion)", () => {
   const one = new SyntheticSource({ seed: 42, evalRecords: N });
   const two = new SyntheticSource({ seed: 42, evalRecords: N, tasks: 2 });
 
-  it("leaves the default single-task data bit for bit as it was", () => {
+  it("leaves the default single-task data bit for bit as it was", async () => {
     // Digest of the default data (seed 42) taken before the second task existed.
     const h = createHash("sha256");
     const src = new SyntheticSource({ seed: 42, evalRecords: 5000 });
@@ -82,7 +82,7 @@ describe("synthetic source with a second task (conversion)", () => {
     expect(src.info.taskGroundTruth).toBeUndefined();
   });
 
-  it("declares click and conversion, the user slot, and a ground truth per task", () => {
+  it("declares click and conversion, the user slot, and a ground truth per task", async () => {
     expect(two.info.tasks).toEqual([
       { name: "click", loss: "bce", weight: 1 },
       { name: "conversion", loss: "bce", weight: 1 },
@@ -101,7 +101,7 @@ describe("synthetic source with a second task (conversion)", () => {
     expect(toSourceInfo(one.info)).toMatchObject({ tasks: [], groundTruthTaskAuc: [], groundTruthTaskLogloss: [], hasGroupSlot: true, groupSlot: 1 });
   });
 
-  it("keeps the click data and converts only clicked records", () => {
+  it("keeps the click data and converts only clicked records", async () => {
     const a = new RecordBlock(N, 13, 26);
     const b = new RecordBlock(N, 13, 26, 2);
     one.read("eval", 0, N, a);
@@ -122,7 +122,7 @@ describe("synthetic source with a second task (conversion)", () => {
     expect(() => two.read("eval", 0, 8, new RecordBlock(8, 13, 26))).toThrow("a block of 1 labels for a source of 2");
   });
 
-  it("draws each label from the probability it reports: the label rates match, and sklearn scores the same ground truth", () => {
+  it("draws each label from the probability it reports: the label rates match, and sklearn scores the same ground truth", async () => {
     const p: number[][] = [[], []];
     const y: number[][] = [[], []];
     for (let i = 0; i < N; i++) {
@@ -151,7 +151,7 @@ describe("synthetic source with a second task (conversion)", () => {
     });
   });
 
-  it("the user slot groups the held-out records in groups of several, nearly all holding both classes of each task", () => {
+  it("the user slot groups the held-out records in groups of several, nearly all holding both classes of each task", async () => {
     const b = new RecordBlock(N, 13, 26, 2);
     two.read("eval", 0, N, b);
     const groups = new Map<string, { n: number; pos: number[] }>();
@@ -171,7 +171,7 @@ describe("synthetic source with a second task (conversion)", () => {
     }
   });
 
-  it("writes both labels into Monolith samples and its feature list declares them", () => {
+  it("writes both labels into Monolith samples and its feature list declares them", async () => {
     const t = two.truth("train", 17);
     expect(two.plainSample("train", 17).labels).toEqual(t.labels);
     expect(one.plainSample("train", 17).labels).toEqual([t.labels[0]]);
@@ -183,9 +183,9 @@ describe("synthetic source with a second task (conversion)", () => {
 });
 
 describe("Criteo TSV source", () => {
-  it("parses labels, counts (empty = 0, negative clamped) and tokens, and holds out the tail", () => {
+  it("parses labels, counts (empty = 0, negative clamped) and tokens, and holds out the tail", async () => {
     const rows = Array.from({ length: 10 }, (_, i) => line(String(i % 2), goodDense.map((d, j) => (j === 1 ? "-1" : j === 2 ? "" : d)), goodCats));
-    const src = new CriteoTsvSource({ paths: [write("ok.tsv", rows.join("\r\n"))], evalFraction: 0.2 });
+    const src = await CriteoTsvSource.open({ paths: [write("ok.tsv", rows.join("\r\n"))], evalFraction: 0.2 });
     expect(src.info.trainRecords).toBe(8);
     expect(src.info.evalRecords).toBe(2);
     const block = new RecordBlock(2, 13, 26);
@@ -203,10 +203,10 @@ describe("Criteo TSV source", () => {
     ["bad label", line("2", goodDense, goodCats), "bad.tsv:2 (byte 217): label '2' must be 0 or 1"],
     ["non-integer count", line("0", goodDense.map((d, j) => (j === 4 ? "4.5" : d)), goodCats), "bad.tsv:2 (byte 217): field I5 '4.5' is not an integer"],
     ["lone minus", line("0", goodDense.map((d, j) => (j === 0 ? "-" : d)), goodCats), "bad.tsv:2 (byte 217): field I1 '-' is not an integer"],
-  ])("names file, line and byte offset for a %s", (_what, bad, message) => {
+  ])("names file, line and byte offset for a %s", async (_what, bad, message) => {
     const path = write("bad.tsv", `${line("0", goodDense, goodCats)}\n${bad}\n`);
     try {
-      new CriteoTsvSource({ paths: [path], evalFraction: 0 });
+      await CriteoTsvSource.open({ paths: [path], evalFraction: 0 });
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
@@ -214,8 +214,8 @@ describe("Criteo TSV source", () => {
     }
   });
 
-  it("refuses a missing or empty file with COMPUTE_ERR_SOURCE", () => {
-    expect(() => new CriteoTsvSource({ paths: [join(dir, "nope.tsv")], evalFraction: 0 })).toThrow(/cannot read data file .*nope\.tsv: ENOENT/);
-    expect(() => new CriteoTsvSource({ paths: [write("empty.tsv", "\n\n")], evalFraction: 0 })).toThrow(/has no records/);
+  it("refuses a missing or empty file with COMPUTE_ERR_SOURCE", async () => {
+    await expect(CriteoTsvSource.open({ paths: [join(dir, "nope.tsv")], evalFraction: 0 })).rejects.toThrow(/cannot read data file .*nope\.tsv: ENOENT/);
+    await expect(CriteoTsvSource.open({ paths: [write("empty.tsv", "\n\n")], evalFraction: 0 })).rejects.toThrow(/has no records/);
   });
 });

@@ -80,14 +80,14 @@ try {
     for (let s = 0; s < N; s += 1024) synthetic.read("train", s, Math.min(1024, N - s), block);
   });
   report("synthetic generate", N, genSeconds);
-  const [criteo, tsvSeconds] = await time(() => new CriteoTsvSource({ paths: [tsv], evalFraction: 0 }));
+  const [criteo, tsvSeconds] = await time(() => CriteoTsvSource.open({ paths: [tsv], evalFraction: 0 }));
   report("criteo tsv load", N, tsvSeconds);
   let instanceSource: DataSource | null = null;
   for (const [name, kind, framing] of files) {
     const list = compileFeatureList(synthetic.featureListConfig(kind === "instance" ? "fid_v1" : "fid_v2"), "bench");
     const [src, s] = await time(
       () =>
-        new MonolithFilesSource({
+        MonolithFilesSource.open({
           paths: [join(dir, name)],
           message: kind,
           framing: framing === "tfrecord" ? new TfRecordFraming() : new PbFraming(name.startsWith("examplebatch") ? { ...PB_FILE_DEFAULTS, hasSortId: false } : PB_FILE_DEFAULTS),

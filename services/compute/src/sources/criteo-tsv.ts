@@ -1,9 +1,11 @@
-import { readFileSync } from "node:fs";
 import { printableBytes } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoSlotName, hashedIdV2, normalizeCount, parseCount } from "@pangea/features";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
-import { compressionFromName, decompress, type Compression } from "../formats/compression.js";
+import { compressionFromName, type Compression } from "../formats/compression.js";
+import { ByteStream } from "../formats/byte-stream.js";
+import { cacheSizes, openOrBuild, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
+import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
 /** A line that does not parse; the caller adds where it is. */
@@ -28,94 +30,152 @@ export interface CriteoOptions {
   compression?: Compression | "auto";
   slotBase?: number;
   onBadRecord?: BadRecordPolicy;
+  /** Where the decoded records are cached (see record-cache.ts); absent: beside the first file. */
+  cacheDir?: string;
+  /** What the source may hold in memory, in MiB. */
+  memoryMb?: number;
 }
 
 /**
  * Criteo's TSV (label, I1..I13 integer counts, C1..C26 categorical tokens,
  * any field but the label may be empty), one or more files (e.g. one per
- * day, gzipped), parsed from bytes into columns held in memory. The last
+ * day, gzipped), read once as a stream of lines, parsed and hashed into a
+ * record cache on disk, and read back from it by index. The last
  * evalFraction of the records form the eval split.
  */
 export class CriteoTsvSource implements DataSource {
   readonly info: SourceDescription;
-  private labels = new Float32Array(0);
-  private dense = new Float32Array(0);
-  private ids = new Uint32Array(0);
-  private readonly trainCount: number;
-  private n = 0;
+  private constructor(
+    private readonly cache: RecordCache,
+    private readonly trainCount: number,
+    info: SourceDescription,
+  ) {
+    this.info = info;
+  }
 
-  constructor(opts: CriteoOptions) {
+  static async open(opts: CriteoOptions): Promise<CriteoTsvSource> {
     const slotBase = opts.slotBase ?? CRITEO_SLOT_BASE;
-    const bad = new BadRecords(opts.onBadRecord ?? "fail");
-    for (const path of opts.paths) this.readFile(path, opts.compression ?? "auto", slotBase, bad);
-    const n = this.n;
+    const compression = opts.compression ?? "auto";
+    const onBadRecord = opts.onBadRecord ?? "fail";
+    const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
+    const layout = { tasks: 1, dense: CRITEO_NUM_DENSE, slots: CRITEO_NUM_SLOTS, fixedCells: true };
+    const place = placeCache(opts.paths, JSON.stringify({ source: "criteo", compression, slotBase, onBadRecord }), opts.cacheDir ?? null);
+    const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
+      const bad = new BadRecords(onBadRecord);
+      const pass = new CriteoPass(w, slotBase, cacheSizes(memoryMb).chunkBytes);
+      for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
+      pass.flush();
+      return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
+    });
+    const { records: n, skippedRecords, skippedSummary } = cache.index;
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
-    if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${bad.skipped ? ` (${bad.summary()})` : ""}`);
-    this.labels = this.labels.subarray(0, n);
-    this.dense = this.dense.subarray(0, n * CRITEO_NUM_DENSE);
-    this.ids = this.ids.subarray(0, n * CRITEO_NUM_SLOTS * 2);
+    if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${skippedRecords ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
-    this.trainCount = n - evalCount;
-    this.info = {
+    return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
+      storage: cache.note,
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
-      trainRecords: this.trainCount,
+      trainRecords: n - evalCount,
       evalRecords: evalCount,
-      skippedRecords: bad.skipped,
-      skippedSummary: bad.summary(),
-    };
+      skippedRecords,
+      skippedBytes: cache.index.skippedBytes,
+      skippedSummary,
+    });
   }
 
-  private readFile(path: string, compression: Compression | "auto", slotBase: number, bad: BadRecords): void {
-    let raw: Buffer;
+  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
+    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
+  }
+}
+
+/** One pass over the files: lines parsed into a chunk of records, spilled to the cache when full. */
+class CriteoPass {
+  records = 0;
+  private n = 0;
+  private readonly capacity: number;
+  private readonly labels: Float32Array;
+  private readonly dense: Float32Array;
+  private readonly ids: Uint32Array;
+
+  constructor(
+    private readonly writer: CacheWriter,
+    private readonly slotBase: number,
+    chunkBytes: number,
+  ) {
+    this.capacity = Math.max(1, Math.floor(chunkBytes / (4 * (2 + CRITEO_NUM_DENSE + 2 * CRITEO_NUM_SLOTS))));
+    this.labels = new Float32Array(this.capacity);
+    this.dense = new Float32Array(this.capacity * CRITEO_NUM_DENSE);
+    this.ids = new Uint32Array(this.capacity * CRITEO_NUM_SLOTS * 2);
+  }
+
+  async readFile(path: string, compression: Compression, bad: BadRecords): Promise<void> {
+    const stream = new ByteStream(path, compression);
     try {
-      raw = readFileSync(path);
-    } catch (err) {
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const data = decompress(raw, compression === "auto" ? compressionFromName(path) : compression, path);
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    let lines = 0;
-    for (let i = 0; i < bytes.length; i++) if (bytes[i] === LF) lines++;
-    if (bytes.length > 0 && bytes[bytes.length - 1] !== LF) lines++;
-    this.reserve(this.n + lines);
-    let lineNo = 0;
-    let pos = 0;
-    while (pos < bytes.length) {
-      lineNo++;
-      let end = bytes.indexOf(LF, pos);
-      if (end < 0) end = bytes.length;
-      let lineEnd = end;
-      if (lineEnd > pos && bytes[lineEnd - 1] === CR) lineEnd--;
-      if (lineEnd > pos) {
-        try {
-          this.parseLine(bytes, pos, lineEnd, this.n, this.labels, this.dense, this.ids, slotBase);
-          this.n++;
-        } catch (err) {
-          if (!(err instanceof LineError)) throw err;
-          bad.record(`${path}:${lineNo} (byte ${pos})`, err.message);
+      let lineNo = 0;
+      // A line cut by a piece's end waits here for the rest.
+      let carry: Uint8Array = new Uint8Array(0);
+      /** Decompressed offset of carry[0] (or of the next piece when carry is empty). */
+      let carryAt = 0;
+      for (;;) {
+        const piece = await stream.next();
+        if (piece === null) break;
+        const bytes = carry.length ? Buffer.concat([carry, piece]) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        let pos = 0;
+        for (;;) {
+          const end = bytes.indexOf(LF, pos);
+          if (end < 0) break;
+          lineNo++;
+          this.line(bytes, pos, end, path, lineNo, carryAt + pos, bad);
+          pos = end + 1;
         }
+        carry = bytes.subarray(pos);
+        // A line longer than any real one would grow the carry without bound: damage, not a line.
+        if (carry.length > MAX_LINE_BYTES) {
+          bad.lost(`${path}: byte ${carryAt + pos}`, `a line longer than ${MAX_LINE_BYTES} bytes`, carry.length, null);
+          carry = new Uint8Array(0);
+        }
+        carryAt += pos;
       }
-      pos = end + 1;
+      // A stream cut short (a truncated gzip member) cuts its last line: the damage is reported, not that line.
+      if (carry.length && !stream.damage) {
+        lineNo++;
+        this.line(Buffer.from(carry.buffer, carry.byteOffset, carry.byteLength), 0, carry.length, path, lineNo, carryAt, bad);
+        carryAt += carry.length;
+      }
+      const damage = stream.damage ?? (stream.changed() ? { fileOffset: stream.size, outputOffset: carryAt, message: stream.changed()! } : null);
+      if (damage) bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null);
+    } finally {
+      stream.close();
     }
   }
 
-  /** Room for n records, kept (grown by half again at least) across files. */
-  private reserve(n: number): void {
-    if (n <= this.labels.length) return;
-    const cap = Math.max(n, Math.ceil(this.labels.length * 1.5));
-    const grow = <A extends Float32Array | Uint32Array>(a: A, make: (len: number) => A, per: number): A => {
-      const b = make(cap * per);
-      b.set(a.subarray(0, this.n * per));
-      return b;
-    };
-    this.labels = grow(this.labels, (l) => new Float32Array(l), 1);
-    this.dense = grow(this.dense, (l) => new Float32Array(l), CRITEO_NUM_DENSE);
-    this.ids = grow(this.ids, (l) => new Uint32Array(l), CRITEO_NUM_SLOTS * 2);
+  private line(bytes: Buffer, pos: number, end: number, path: string, lineNo: number, at: number, bad: BadRecords): void {
+    let lineEnd = end;
+    if (lineEnd > pos && bytes[lineEnd - 1] === CR) lineEnd--;
+    if (lineEnd === pos) return;
+    try {
+      parseLine(bytes, pos, lineEnd, this.n, this.labels, this.dense, this.ids, this.slotBase);
+    } catch (err) {
+      if (!(err instanceof LineError)) throw err;
+      bad.record(`${path}:${lineNo} (byte ${at})`, err.message);
+      return;
+    }
+    this.n++;
+    this.records++;
+    if (this.n === this.capacity) this.flush();
   }
 
-  private parseLine(
+  flush(): void {
+    this.writer.chunk(this.n, this.labels, null, this.dense, null, this.ids);
+    this.n = 0;
+  }
+}
+
+/** The longest line read as one: a real Criteo line is a few hundred bytes. */
+const MAX_LINE_BYTES = 1 << 20;
+
+function parseLine(
     b: Buffer, start: number, end: number, r: number,
     labels: Float32Array, dense: Float32Array, ids: Uint32Array, slotBase: number,
   ): void {
@@ -141,17 +201,3 @@ export class CriteoTsvSource implements DataSource {
     }
     if (f !== FIELDS) throw new LineError(`expected ${FIELDS} tab-separated fields (label, I1-I13, C1-C26), got ${f}`);
   }
-
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    const base = split === "train" ? start : this.trainCount + start;
-    const S = CRITEO_NUM_SLOTS;
-    block.labels.set(this.labels.subarray(base, base + count));
-    block.weights.fill(1, 0, count);
-    block.dense.set(this.dense.subarray(base * CRITEO_NUM_DENSE, (base + count) * CRITEO_NUM_DENSE));
-    if (block.idWords.length < count * S * 2) block.idWords = new Uint32Array(count * S * 2);
-    block.idWords.set(this.ids.subarray(base * S * 2, (base + count) * S * 2));
-    for (let c = 0; c <= count * S; c++) block.cellOffsets[c] = c;
-    block.count = count;
-    block.nnz = count * S;
-  }
-}

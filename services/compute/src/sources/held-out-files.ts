@@ -25,6 +25,7 @@ export class HeldOutFiles implements DataSource {
     this.info = {
       ...a,
       description: `${a.description}; held out: ${b.description}`,
+      ...(a.storage || b.storage ? { storage: [a.storage, b.storage].filter(Boolean).join("; held out: ") } : {}),
       trainRecords: a.trainRecords,
       evalRecords: b.trainRecords,
       skippedRecords: (a.skippedRecords ?? 0) + (b.skippedRecords ?? 0),

@@ -1,6 +1,9 @@
-import { readFileSync } from "node:fs";
 import { ComputeErrors } from "../errors.js";
-import { compressionFromName, decompress, type Compression } from "../formats/compression.js";
+import { compressionFromName, type Compression } from "../formats/compression.js";
+import { ByteStream } from "../formats/byte-stream.js";
+import { forEachFrame } from "../formats/streamed-frames.js";
+import { cacheSizes, openOrBuild, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
+import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
@@ -19,35 +22,57 @@ export interface MonolithFilesOptions {
   featureList: FeatureList;
   evalFraction: number;
   onBadRecord: BadRecordPolicy;
+  /** Where the decoded records are cached (see record-cache.ts); absent: beside the first file. */
+  cacheDir?: string;
+  /** What the source may hold in memory, in MiB. */
+  memoryMb?: number;
 }
 
 /**
  * Monolith's training files (Instance, Example or ExampleBatch messages in
- * "pb" or TFRecord framing, optionally compressed), decoded into in-memory
- * columns laid out as TrainingBatch wants them. The last evalFraction of
- * the samples form the eval split.
+ * "pb" or TFRecord framing, optionally compressed), read once as a stream,
+ * decoded into a record cache on disk laid out as TrainingBatch wants them,
+ * and read back from it by index. The last evalFraction of the samples form
+ * the eval split.
  */
 export class MonolithFilesSource implements DataSource {
   readonly info: SourceDescription;
-  readonly bad: BadRecords;
-  private readonly columns: SampleColumns;
-  unconfiguredIds = 0;
+  private readonly cache: RecordCache;
+  private readonly trainCount: number;
+  /** Ids of slots the feature list does not configure, dropped (as Monolith does). */
+  readonly unconfiguredIds: number;
 
-  constructor(private readonly opts: MonolithFilesOptions) {
-    this.bad = new BadRecords(opts.onBadRecord);
-    this.columns = new SampleColumns(opts.featureList);
-    const asm = new SampleAssembler(opts.featureList);
-    for (const path of opts.paths) this.readFile(path, asm);
-    this.unconfiguredIds = asm.unconfiguredIds;
-    const samples = this.columns.samples;
+  private constructor(cache: RecordCache, trainCount: number, info: SourceDescription) {
+    this.cache = cache;
+    this.trainCount = trainCount;
+    this.info = info;
+    this.unconfiguredIds = cache.index.extra?.unconfiguredIds ?? 0;
+  }
+
+  static async open(opts: MonolithFilesOptions): Promise<MonolithFilesSource> {
+    const list = opts.featureList;
+    const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
+    const layout = { tasks: list.labels.length, dense: list.numDense, slots: list.slotIds.length, fixedCells: false };
+    const decodeKey = JSON.stringify({ source: "monolith", message: opts.message, framing: opts.framing.name, framingOptions: opts.framing, compression: opts.compression, onBadRecord: opts.onBadRecord, list: list.config, labels: list.labels });
+    const cache = await openOrBuild(placeCache(opts.paths, decodeKey, opts.cacheDir ?? null), layout, memoryMb, async (w) => {
+      const bad = new BadRecords(opts.onBadRecord);
+      const columns = new SampleColumns(list);
+      const asm = new SampleAssembler(list);
+      const sizes = cacheSizes(memoryMb);
+      // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
+      const pass = new MonolithPass(opts, asm, columns, bad, w, sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2));
+      for (const path of opts.paths) await pass.readFile(path);
+      columns.spill(w);
+      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: asm.unconfiguredIds } };
+    });
+    const { records: samples, skippedRecords, skippedBytes, skippedSummary } = cache.index;
     if (samples === 0) {
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${this.bad.skipped ? ` (${this.bad.summary()})` : ""}`);
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
     }
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
-    this.columns.setTrainCount(samples - evalCount);
-    const list = opts.featureList;
-    this.info = {
+    return new MonolithFilesSource(cache, samples - evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
+      storage: cache.note,
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
@@ -56,44 +81,73 @@ export class MonolithFilesSource implements DataSource {
       groupSlot: list.groupSlot,
       trainRecords: samples - evalCount,
       evalRecords: evalCount,
-      skippedRecords: this.bad.skipped,
-      skippedBytes: this.bad.lostBytes,
-      skippedSummary: this.bad.summary(),
-    };
+      skippedRecords,
+      skippedBytes,
+      skippedSummary,
+    });
   }
 
-  private readFile(path: string, asm: SampleAssembler): void {
-    let raw: Uint8Array;
-    try {
-      raw = readFileSync(path);
-    } catch (err) {
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
+    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
+  }
+}
+
+/** One pass over the files: records decoded into chunks, spilled to the cache as they fill. */
+class MonolithPass {
+  constructor(
+    private readonly opts: MonolithFilesOptions,
+    private readonly asm: SampleAssembler,
+    private readonly columns: SampleColumns,
+    private readonly bad: BadRecords,
+    private readonly writer: CacheWriter,
+    private readonly chunkBytes: number,
+    /** The most of a file held at once. */
+    private readonly maxWindow: number,
+  ) {}
+
+  async readFile(path: string): Promise<void> {
+    const bad = this.bad;
     const kind = this.opts.compression === "auto" ? compressionFromName(path) : this.opts.compression;
-    const data = decompress(raw, kind, path);
-    for (const ev of this.opts.framing.frames(data)) {
+    const stream = new ByteStream(path, kind);
+    try {
+      await this.readFrames(path, stream);
+      const damage = stream.damage;
+      const changed = damage ? null : stream.changed();
+      if (damage) bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null);
+      else if (changed) bad.lost(`${path}: byte ${stream.size}`, changed, 0, null);
+    } finally {
+      stream.close();
+    }
+  }
+
+  private async readFrames(path: string, stream: ByteStream): Promise<void> {
+    const { asm, columns, bad } = this;
+    await forEachFrame(stream, this.opts.framing, this.maxWindow, (ev) => {
+      if (columns.bytes >= this.chunkBytes) columns.spill(this.writer);
+      // The stream was cut (a truncated gzip member...): its damage is reported, not the record it cut.
+      if (ev.kind === "lost" && stream.damage) return;
       if (ev.kind === "lost") {
-        this.bad.lost(`${path}: byte ${ev.failure.offset}`, ev.failure.message, ev.failure.lostBytes, ev.failure.resumeAt);
-        continue;
+        bad.lost(`${path}: byte ${ev.failure.offset}`, ev.failure.message, ev.failure.lostBytes, ev.failure.resumeAt);
+        return;
       }
       if (ev.kind === "bad-record") {
-        this.bad.record(`${path}: byte ${ev.failure.offset}`, ev.failure.message, "COMPUTE_ERR_BAD_FRAME");
-        continue;
+        bad.record(`${path}: byte ${ev.failure.offset}`, ev.failure.message, "COMPUTE_ERR_BAD_FRAME");
+        return;
       }
       const { bytes, offset } = ev.record;
       if (offset === 0 && ev.record.sortId) this.checkSortId(path, ev.record.sortId);
       try {
         if (this.opts.message === "examplebatch") {
           // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
-          const mark = this.columns.mark();
+          const mark = columns.mark();
           let example = 0;
           try {
             decodeExampleBatch(bytes, 0, bytes.length, asm, () => {
-              this.columns.commit(asm);
+              columns.commit(asm);
               example++;
             });
           } catch (err) {
-            this.columns.rollback(mark);
+            columns.rollback(mark);
             // Which of the batch's examples, so the record can be found.
             if (err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
             throw err;
@@ -102,14 +156,14 @@ export class MonolithFilesSource implements DataSource {
           asm.reset();
           if (this.opts.message === "instance") decodeInstance(bytes, 0, bytes.length, asm);
           else decodeExample(bytes, 0, bytes.length, asm);
-          this.columns.commit(asm);
+          columns.commit(asm);
         }
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
         const hint = offset === 0 && this.opts.framing.firstRecordHint ? ` (${this.opts.framing.firstRecordHint})` : "";
-        this.bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}${hint}`);
+        bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}${hint}`);
       }
-    }
+    });
   }
 
   /**
@@ -140,9 +194,5 @@ export class MonolithFilesSource implements DataSource {
       "COMPUTE_ERR_BAD_CONFIG",
       `${path}: the first record's sort id (${sortId.length} bytes) is itself a whole ${this.opts.message}: the file's records carry no sort ids; read it with --sort-id false (reading on would lose every other record)`,
     );
-  }
-
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    this.columns.read(split, start, count, block);
   }
 }

@@ -56,6 +56,8 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
 
 /** Files of one format: the last evalFraction of their records held out. `list`: --feature-list, read, or null when none is given. */
 async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number, list: FeatureList | null): Promise<DataSource> {
+  // Where the decoded records are cached, and what the source may hold in memory (see record-cache.ts).
+  const cache = { memoryMb: c.maxMemoryMb, ...(c.cacheDir ? { cacheDir: c.cacheDir } : {}) };
   if (c.format === "criteo") {
     // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
     if (list?.namedTasks) {
@@ -65,17 +67,17 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
     if (list && list.groupSlot !== null) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads its fixed layout, not --feature-list ${c.featureList}, so the list's groupSlot cannot apply; GAUC needs Parquet or Monolith files`);
     }
-    return new CriteoTsvSource({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord });
+    return CriteoTsvSource.open({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord, ...cache });
   }
   if (!list) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }
-  if (c.format === "parquet") return ParquetSource.open({ paths, featureList: list, evalFraction, onBadRecord: c.onBadRecord });
+  if (c.format === "parquet") return ParquetSource.open({ paths, featureList: list, evalFraction, onBadRecord: c.onBadRecord, ...cache });
   const framing =
     c.framing === "tfrecord"
       ? new TfRecordFraming()
       : new PbFraming({ lagrangexHeader: c.lagrangexHeader, kafkaDumpPrefix: c.kafkaDumpPrefix, hasSortId: c.sortId === "auto" ? sortIdByDefault(c.format) : c.sortId, kafkaDump: c.kafkaDump });
-  return new MonolithFilesSource({ paths, message: c.format, framing, compression: c.compression, featureList: list, evalFraction, onBadRecord: c.onBadRecord });
+  return MonolithFilesSource.open({ paths, message: c.format, framing, compression: c.compression, featureList: list, evalFraction, onBadRecord: c.onBadRecord, ...cache });
 }
 
 /** A feature list compute cannot use is a configuration error of compute's (exit 2), whatever the list's own code says. */

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
-import { parquetMetadata, parquetReadObjects } from "hyparquet";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
+import { cacheSizes, openOrBuild, placeCache, type RecordCache } from "./record-cache.js";
+import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
@@ -12,6 +13,10 @@ export interface ParquetOptions {
   featureList: FeatureList;
   evalFraction: number;
   onBadRecord: BadRecordPolicy;
+  /** Where the decoded rows are cached (see record-cache.ts); absent: beside the first file. */
+  cacheDir?: string;
+  /** What the source may hold in memory, in MiB. */
+  memoryMb?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -21,69 +26,106 @@ const utf8 = new TextEncoder();
  * slot features hold strings or bytes (type bytes, hashed), integers (type
  * int64, hashed) or fids (fid_v1/fid_v2; one id or a list); dense features
  * hold numbers; the label column holds 0/1 (anything > 0 is a click). A null
- * slot value gives the cell no id; a null dense value reads as 0.
+ * slot value gives the cell no id; a null dense value reads as 0. Read a
+ * row group at a time into a record cache on disk, and read back by index.
  */
 export class ParquetSource implements DataSource {
   readonly info: SourceDescription;
 
-  private constructor(private readonly columns: SampleColumns, info: SourceDescription) {
+  private constructor(
+    private readonly cache: RecordCache,
+    private readonly trainCount: number,
+    info: SourceDescription,
+  ) {
     this.info = info;
   }
 
   static async open(opts: ParquetOptions): Promise<ParquetSource> {
     const list = opts.featureList;
-    const bad = new BadRecords(opts.onBadRecord);
-    const columns = new SampleColumns(list);
-    const asm = new SampleAssembler(list);
+    const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
+    const layout = { tasks: list.labels.length, dense: list.numDense, slots: list.slotIds.length, fixedCells: false };
+    const decodeKey = JSON.stringify({ source: "parquet", onBadRecord: opts.onBadRecord, list: list.config, labels: list.labels });
     const wanted = [...new Set([...list.labels.map((l) => l.column), ...list.slotByName.keys(), ...list.denseByName.keys()])];
-    for (const path of opts.paths) {
-      let rows: Record<string, unknown>[];
-      try {
-        const buf = readFileSync(path);
-        const file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
-        const meta = parquetMetadata(file);
-        const present = new Set(meta.schema.map((e) => e.name));
-        const missing = wanted.filter((c) => !present.has(c));
-        if (missing.length) {
-          throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
+    const cache = await openOrBuild(placeCache(opts.paths, decodeKey, opts.cacheDir ?? null), layout, memoryMb, async (w) => {
+      const bad = new BadRecords(opts.onBadRecord);
+      const columns = new SampleColumns(list);
+      const asm = new SampleAssembler(list);
+      const { chunkBytes } = cacheSizes(memoryMb);
+      for (const path of opts.paths) {
+        const { file, meta } = await openParquet(path, wanted);
+        // A row group at a time: what the pass holds is one group's rows, not the file's.
+        let groupStart = 0;
+        for (const group of meta.row_groups) {
+          const groupEnd = groupStart + Number(group.num_rows);
+          const rows = await readRows(path, { file, metadata: meta, columns: wanted, rowStart: groupStart, rowEnd: groupEnd });
+          rows.forEach((row, k) => {
+            try {
+              fillSample(row, asm);
+              columns.commit(asm);
+            } catch (err) {
+              if (!(err instanceof RowError || err instanceof SampleError || err instanceof WireError)) throw err;
+              bad.record(`${path}: row ${groupStart + k}`, err.message);
+            }
+            if (columns.bytes >= chunkBytes) columns.spill(w);
+          });
+          groupStart = groupEnd;
         }
-        rows = (await parquetReadObjects({ file, columns: wanted })) as Record<string, unknown>[];
-      } catch (err) {
-        if (ComputeErrors.is(err)) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        throw ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}: ${code ?? (err as Error).message}`);
       }
-      rows.forEach((row, i) => {
-        try {
-          fillSample(row, asm);
-          columns.commit(asm);
-        } catch (err) {
-          if (!(err instanceof RowError || err instanceof SampleError || err instanceof WireError)) throw err;
-          bad.record(`${path}: row ${i}`, err.message);
-        }
-      });
-    }
-    if (columns.samples === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${bad.skipped ? ` (${bad.summary()})` : ""}`);
-    const evalCount = Math.min(columns.samples - 1, Math.round(columns.samples * opts.evalFraction));
-    columns.setTrainCount(columns.samples - evalCount);
-    return new ParquetSource(columns, {
-      description: `Parquet ${opts.paths.join(", ")}: ${columns.samples} rows`,
+      columns.spill(w);
+      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: 0, skippedSummary: bad.summary() };
+    });
+    const { records, skippedRecords, skippedSummary } = cache.index;
+    if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
+    const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
+    return new ParquetSource(cache, records - evalCount, {
+      description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
+      storage: cache.note,
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
       slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
       tasks: tasksOfList(list),
       groupSlot: list.groupSlot,
-      trainRecords: columns.samples - evalCount,
+      trainRecords: records - evalCount,
       evalRecords: evalCount,
-      skippedRecords: bad.skipped,
-      skippedSummary: bad.summary(),
+      skippedRecords,
+      skippedSummary,
     });
   }
 
   read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    this.columns.read(split, start, count, block);
+    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
   }
+}
+
+/** A Parquet file's footer, checked to hold the columns the feature list reads. */
+async function openParquet(path: string, wanted: readonly string[]): Promise<{ file: AsyncBuffer; meta: FileMetaData }> {
+  try {
+    const file = await asyncBufferFromFile(path);
+    const meta = await parquetMetadataAsync(file);
+    const present = new Set(meta.schema.map((e) => e.name));
+    const missing = wanted.filter((c) => !present.has(c));
+    if (missing.length) {
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
+    }
+    return { file, meta };
+  } catch (err) {
+    throw parquetError(path, err);
+  }
+}
+
+async function readRows(path: string, options: Parameters<typeof parquetReadObjects>[0]): Promise<Record<string, unknown>[]> {
+  try {
+    return (await parquetReadObjects(options)) as Record<string, unknown>[];
+  } catch (err) {
+    throw parquetError(path, err);
+  }
+}
+
+function parquetError(path: string, err: unknown): Error {
+  if (ComputeErrors.is(err)) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  return ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}: ${code ?? (err as Error).message}`);
 }
 
 class RowError extends Error {}

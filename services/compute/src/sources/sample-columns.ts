@@ -1,5 +1,5 @@
 import { GrowableF32, GrowableU32 } from "./columns.js";
-import type { RecordBlock, SplitName } from "./source.js";
+import type { CacheWriter } from "./record-cache.js";
 import { labelValue, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
@@ -7,20 +7,21 @@ import type { SampleAssembler } from "@pangea/monolith";
 export class SampleError extends Error {}
 
 /**
- * Assembled samples held in memory, laid out as TrainingBatch wants them:
- * labels, dense values, and ids grouped by (sample, slot) cell. The last
- * samples after setTrainCount form the eval split.
+ * A chunk of assembled samples, laid out as TrainingBatch wants them:
+ * labels, dense values, and ids grouped by (sample, slot) cell, spilled to
+ * a record cache when it has grown to a chunk's size.
  */
 export class SampleColumns {
+  /** Samples in the chunk not yet spilled. */
   samples = 0;
+  /** Samples committed, spilled or not. */
+  total = 0;
   private readonly labels = new GrowableF32();
   private readonly weights = new GrowableF32();
   private readonly dense = new GrowableF32();
   private readonly ids = new GrowableU32();
   /** Sample r's cell c starts at id cellStarts[r * S + c]; one extra entry closes the last cell. */
   private readonly cellStarts = new GrowableU32();
-  private trainCount = 0;
-  private closed = false;
 
   /** The sample being committed's labels, one per task. */
   private readonly taskLabels: Float64Array;
@@ -34,6 +35,7 @@ export class SampleColumns {
   }
 
   rollback(m: ReturnType<SampleColumns["mark"]>): void {
+    this.total -= this.samples - m.samples;
     this.samples = m.samples;
     this.labels.length = m.labels;
     this.weights.length = m.weights;
@@ -69,31 +71,22 @@ export class SampleColumns {
     this.dense.data.set(asm.dense, this.dense.length);
     this.dense.length += asm.dense.length;
     this.samples++;
+    this.total++;
   }
 
-  /** Ends loading: the last samples - trainCount samples are the eval split. */
-  setTrainCount(trainCount: number): void {
-    if (!this.closed) this.cellStarts.push(this.ids.length / 2);
-    this.closed = true;
-    this.trainCount = trainCount;
+  /** Bytes the chunk holds. */
+  get bytes(): number {
+    return 4 * (this.labels.length + this.weights.length + this.dense.length + this.ids.length + this.cellStarts.length);
   }
 
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    const base = split === "train" ? start : this.trainCount + start;
-    const S = this.list.slotIds.length;
-    const D = this.list.numDense;
-    const T = this.list.labels.length;
-    block.labels.set(this.labels.data.subarray(base * T, (base + count) * T));
-    block.weights.set(this.weights.data.subarray(base, base + count));
-    block.dense.set(this.dense.data.subarray(base * D, (base + count) * D));
-    const first = this.cellStarts.data[base * S]!;
-    const last = this.cellStarts.data[(base + count) * S]!;
-    const nnz = last - first;
-    if (block.idWords.length < nnz * 2) block.idWords = new Uint32Array(nnz * 2);
-    block.idWords.set(this.ids.data.subarray(first * 2, last * 2));
-    for (let c = 0; c <= count * S; c++) block.cellOffsets[c] = this.cellStarts.data[base * S + c]! - first;
-    block.count = count;
-    block.nnz = nnz;
+  /** Writes the chunk's samples to the cache and starts an empty chunk. */
+  spill(writer: CacheWriter): void {
+    if (this.samples === 0) return;
+    this.cellStarts.push(this.ids.length / 2);
+    writer.chunk(this.samples, this.labels.view(), this.weights.view(), this.dense.view(), this.cellStarts.view(), this.ids.view());
+    const spilled = this.samples;
+    this.rollback({ samples: 0, labels: 0, weights: 0, dense: 0, ids: 0, cells: 0 });
+    this.total += spilled;
   }
 }
 

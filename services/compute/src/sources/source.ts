@@ -4,6 +4,8 @@ export interface SourceDescription {
   description: string;
   numDense: number;
   slotIds: number[];
+  /** Where a file source keeps its decoded records (its record cache), for the log; not part of the data's identity. */
+  storage?: string;
   /** Records in the train split; 0 means unbounded (generated on demand). */
   trainRecords: number;
   evalRecords: number;

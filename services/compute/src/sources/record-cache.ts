@@ -1,0 +1,402 @@
+import { createHash } from "node:crypto";
+import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
+import { ComputeErrors } from "../errors.js";
+import type { RecordBlock } from "./source.js";
+
+/**
+ * Decoded records spilled to disk, so a file source holds a bounded part of
+ * its data in memory whatever the input's size. The file is a run of chunks,
+ * each a few hundred KB to a few MB of records in TrainingBatch's column
+ * layout (labels, weights, dense values, cell starts, ids), then a JSON
+ * index (each chunk's first record, offset and length, and what the pass
+ * counted), then a 16-byte trailer. Records are read back by index, chunk by
+ * chunk, through a least-recently-used set of chunks held to a byte limit.
+ */
+
+/** What every record of a cache holds. */
+export interface CacheLayout {
+  tasks: number;
+  dense: number;
+  slots: number;
+  /** Every cell holds exactly one id (Criteo): cell starts are not stored. */
+  fixedCells: boolean;
+}
+
+/** What the pass that wrote a cache found, kept with it so a reused cache reports the same. */
+export interface CacheSummary {
+  records: number;
+  skippedRecords: number;
+  skippedBytes: number;
+  skippedSummary: string;
+  /** Source-specific counts (e.g. ids of slots the feature list does not configure). */
+  extra?: Record<string, number>;
+}
+
+interface CacheIndex extends CacheSummary {
+  version: number;
+  layout: CacheLayout;
+  /** [first record, byte offset, byte length] of each chunk. */
+  chunks: [number, number, number][];
+}
+
+const MAGIC = 0x31434750; // "PGC1"
+const VERSION = 1;
+const CHUNK_HEADER = 16;
+const TRAILER = 16;
+
+/** How a memory budget is shared: chunk size and the read set's limit, in bytes. */
+export function cacheSizes(memoryMb: number): { chunkBytes: number; residentBytes: number } {
+  const budget = memoryMb * 1024 * 1024;
+  return {
+    chunkBytes: Math.max(64 << 10, Math.min(4 << 20, Math.floor(budget / 64))),
+    // An eighth: the rest of the budget is the pass's window and chunk, and the garbage reading makes before it is collected.
+    residentBytes: Math.max(256 << 10, Math.floor(budget / 8)),
+  };
+}
+
+/** Writes a cache to a temporary file; `finish` renames it into place, so a pass killed midway leaves nothing that is trusted. */
+export class CacheWriter {
+  private readonly fd: number;
+  private readonly tmp: string;
+  private offset = 0;
+  private records = 0;
+  private readonly chunks: [number, number, number][] = [];
+  private readonly header = new Uint32Array(4);
+
+  constructor(
+    private readonly path: string,
+    private readonly layout: CacheLayout,
+  ) {
+    this.tmp = `${path}.tmp-${process.pid}`;
+    this.fd = openSync(this.tmp, "w");
+  }
+
+  /** Appends n records: labels [n*T], weights [n] (null: all 1), dense [n*D], cellStarts [n*S+1] relative to ids (null when fixedCells), ids [2*nnz]. */
+  chunk(n: number, labels: Float32Array, weights: Float32Array | null, dense: Float32Array, cellStarts: Uint32Array | null, ids: Uint32Array): void {
+    if (n === 0) return;
+    const { tasks: T, dense: D, slots: S, fixedCells } = this.layout;
+    const nnz = fixedCells ? n * S : cellStarts![n * S]!;
+    const start = this.offset;
+    this.header[0] = n;
+    this.header[1] = nnz;
+    this.put(this.header);
+    this.put(labels.subarray(0, n * T));
+    this.put(weights ? weights.subarray(0, n) : new Float32Array(n).fill(1));
+    this.put(dense.subarray(0, n * D));
+    if (!fixedCells) this.put(cellStarts!.subarray(0, n * S + 1));
+    this.put(ids.subarray(0, nnz * 2));
+    this.chunks.push([this.records, start, this.offset - start]);
+    this.records += n;
+  }
+
+  private put(a: Float32Array | Uint32Array): void {
+    const b = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    let done = 0;
+    while (done < b.length) done += writeSync(this.fd, b, done, b.length - done, this.offset + done);
+    this.offset += b.length;
+  }
+
+  /** Writes the index and trailer, and renames the file into place. */
+  finish(summary: CacheSummary): void {
+    const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks };
+    const json = Buffer.from(JSON.stringify(index));
+    const at = this.offset;
+    writeSync(this.fd, json, 0, json.length, at);
+    const trailer = Buffer.alloc(TRAILER);
+    trailer.writeDoubleLE(at, 0);
+    trailer.writeUInt32LE(json.length, 8);
+    trailer.writeUInt32LE(MAGIC, 12);
+    writeSync(this.fd, trailer, 0, TRAILER, at + json.length);
+    // No fsync: a kill (even -9) cannot tear a renamed file, and a file torn by a power loss fails the
+    // trailer's check (magic, index length against file size) on open and is written again.
+    closeSync(this.fd);
+    renameSync(this.tmp, this.path);
+  }
+
+  abort(): void {
+    closeSync(this.fd);
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+interface Chunk {
+  n: number;
+  nnz: number;
+  labels: Float32Array;
+  weights: Float32Array;
+  dense: Float32Array;
+  cellStarts: Uint32Array | null;
+  ids: Uint32Array;
+  buffer: ArrayBuffer;
+}
+
+/** A finished cache, read by record index. */
+export class RecordCache {
+  private readonly resident = new Map<number, Chunk>();
+  private readonly firsts: Float64Array;
+  /** Chunks held at once, and the size of each one's buffer. */
+  private readonly slots: number;
+  private readonly slotBytes: number;
+  /** Where it is and whether this process found it written, for the source's description. */
+  note = "";
+
+  private constructor(
+    private readonly fd: number,
+    readonly index: CacheIndex,
+    private readonly limitBytes: number,
+  ) {
+    this.firsts = Float64Array.from(index.chunks, (c) => c[0]);
+    this.slotBytes = index.chunks.reduce((m, c) => Math.max(m, c[2]), 0);
+    // Two at least: a batch spans two chunks when it straddles a boundary.
+    this.slots = Math.max(2, Math.floor(limitBytes / Math.max(1, this.slotBytes)));
+  }
+
+  /** The cache at `path` when it is complete and of this layout, else null (absent, from a killed pass, or another version). */
+  static open(path: string, layout: CacheLayout, limitBytes: number): RecordCache | null {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch {
+      return null;
+    }
+    try {
+      const size = statSync(path).size;
+      if (size < TRAILER) throw new Error("short");
+      const trailer = Buffer.alloc(TRAILER);
+      readSync(fd, trailer, 0, TRAILER, size - TRAILER);
+      const at = trailer.readDoubleLE(0);
+      const len = trailer.readUInt32LE(8);
+      if (trailer.readUInt32LE(12) !== MAGIC || at + len + TRAILER !== size) throw new Error("trailer");
+      const json = Buffer.alloc(len);
+      readSync(fd, json, 0, len, at);
+      const index = JSON.parse(json.toString()) as CacheIndex;
+      if (index.version !== VERSION || JSON.stringify(index.layout) !== JSON.stringify(layout)) throw new Error("layout");
+      return new RecordCache(fd, index, limitBytes);
+    } catch {
+      closeSync(fd);
+      return null;
+    }
+  }
+
+  get records(): number {
+    return this.index.records;
+  }
+
+  /** Fills `block` with records [base, base + count). */
+  read(base: number, count: number, block: RecordBlock): void {
+    const { tasks: T, dense: D, slots: S, fixedCells } = this.index.layout;
+    let k = this.chunkOf(base);
+    let done = 0;
+    let nnz = 0;
+    while (done < count) {
+      const first = this.index.chunks[k]![0];
+      const c = this.chunk(k);
+      const from = base + done - first;
+      const take = Math.min(count - done, c.n - from);
+      block.labels.set(c.labels.subarray(from * T, (from + take) * T), done * T);
+      block.weights.set(c.weights.subarray(from, from + take), done);
+      block.dense.set(c.dense.subarray(from * D, (from + take) * D), done * D);
+      const idFrom = fixedCells ? from * S : c.cellStarts![from * S]!;
+      const idTo = fixedCells ? (from + take) * S : c.cellStarts![(from + take) * S]!;
+      const need = (nnz + idTo - idFrom) * 2;
+      if (block.idWords.length < need) {
+        const grown = new Uint32Array(Math.max(need, block.idWords.length * 2));
+        grown.set(block.idWords.subarray(0, nnz * 2));
+        block.idWords = grown;
+      }
+      block.idWords.set(c.ids.subarray(idFrom * 2, idTo * 2), nnz * 2);
+      const shift = nnz - idFrom;
+      for (let i = 0; i < take * S; i++) block.cellOffsets[done * S + i] = (fixedCells ? from * S + i : c.cellStarts![from * S + i]!) + shift;
+      nnz += idTo - idFrom;
+      done += take;
+      k++;
+    }
+    block.cellOffsets[count * S] = nnz;
+    block.count = count;
+    block.nnz = nnz;
+  }
+
+  private chunkOf(record: number): number {
+    let lo = 0;
+    let hi = this.firsts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.firsts[mid]! <= record) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private chunk(k: number): Chunk {
+    const hit = this.resident.get(k);
+    if (hit) {
+      // Most recently used last.
+      this.resident.delete(k);
+      this.resident.set(k, hit);
+      return hit;
+    }
+    const [, offset, length] = this.index.chunks[k]!;
+    // A fixed set of buffers, each the largest chunk's size, reused as chunks are evicted: reading
+    // makes no garbage, so what compute holds stays the set, not whatever the collector has not freed yet.
+    let buf: ArrayBuffer;
+    if (this.resident.size < this.slots) buf = new ArrayBuffer(this.slotBytes);
+    else {
+      const [oldest, old] = this.resident.entries().next().value as [number, Chunk];
+      this.resident.delete(oldest);
+      buf = old.buffer;
+    }
+    const bytes = new Uint8Array(buf, 0, length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.fd, bytes, got, length - got, offset + got);
+      if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ends inside chunk ${k} (byte ${offset + got}): it was changed after it was written`);
+      got += n;
+    }
+    const { tasks: T, dense: D, slots: S, fixedCells } = this.index.layout;
+    const head = new Uint32Array(buf, 0, 4);
+    const n = head[0]!;
+    const nnz = head[1]!;
+    let at = CHUNK_HEADER;
+    const f32 = (len: number) => {
+      const a = new Float32Array(buf, at, len);
+      at += len * 4;
+      return a;
+    };
+    const u32 = (len: number) => {
+      const a = new Uint32Array(buf, at, len);
+      at += len * 4;
+      return a;
+    };
+    const c: Chunk = { n, nnz, labels: f32(n * T), weights: f32(n), dense: f32(n * D), cellStarts: fixedCells ? null : u32(n * S + 1), ids: u32(nnz * 2), buffer: buf };
+    this.resident.set(k, c);
+    return c;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Where a source's cache lives, and whether it outlives the process. */
+export interface CachePlace {
+  /** The cache's file. */
+  path: string;
+  /** Kept for a restarted compute to reuse; false: a private spill file, deleted once open. */
+  kept: boolean;
+}
+
+/**
+ * The cache file for these inputs read this way. Its name is a hash of the
+ * paths and decoding (`decodeKey`: format, framing, compression, feature
+ * list, bad-record policy) and of each file's size and modification time,
+ * so a changed file gets a new cache and a restarted compute reuses an
+ * unchanged one. Caches of the same paths read the same way but of older
+ * contents are deleted. `dir` null: beside the first file (.pangea-cache),
+ * or, when that cannot be written, a private spill file in the system's
+ * temporary directory.
+ */
+export function placeCache(paths: readonly string[], decodeKey: string, dir: string | null): CachePlace {
+  const files = paths.map((p) => {
+    try {
+      const st = statSync(p);
+      return { path: resolve(p), size: st.size, mtimeMs: st.mtimeMs };
+    } catch (err) {
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  });
+  const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
+  const what = hash(JSON.stringify({ decodeKey, paths: files.map((f) => f.path) }));
+  const name = `${what}-${hash(JSON.stringify({ decodeKey, files }))}.records`;
+  const target = dir ?? join(dirname(files[0]!.path), ".pangea-cache");
+  try {
+    mkdirSync(target, { recursive: true });
+    // An existing directory may still be read-only (data mounted so): then it is as good as absent.
+    accessSync(target, constants.W_OK);
+    pruneStale(target, what, name);
+    return { path: join(target, name), kept: true };
+  } catch (err) {
+    if (dir !== null) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--cache-dir ${dir}: cannot write there: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    return { path: join(mkdtempSync(join(tmpdir(), "pangea-spill-")), name), kept: false };
+  }
+}
+
+/** Deletes older caches of the same inputs, and temporary files of passes whose process is gone. */
+function pruneStale(dir: string, what: string, keep: string): void {
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(`${what}-`) || f === keep) continue;
+    const tmp = /\.tmp-(\d+)$/.exec(f);
+    if (tmp && pidAlive(Number(tmp[1]))) continue;
+    try {
+      unlinkSync(join(dir, f));
+    } catch {
+      // Another compute pruned it first.
+    }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The cache for these inputs: reused when a complete one is there, else
+ * written by `build` (one pass over the inputs) and then opened. A private
+ * spill file is unlinked once open (the open descriptor keeps it readable).
+ */
+export async function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => Promise<CacheSummary>): Promise<RecordCache> {
+  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
+  if (found) {
+    found.note = `record cache reused: ${place.path}`;
+    return found;
+  }
+  let w: CacheWriter;
+  try {
+    w = new CacheWriter(place.path, layout);
+  } catch (err) {
+    throw cannotWrite(place, err);
+  }
+  let summary: CacheSummary;
+  try {
+    summary = await build(w);
+  } catch (err) {
+    abandon(place, w);
+    throw cannotWrite(place, err);
+  }
+  try {
+    return complete(place, layout, memoryMb, w, summary);
+  } catch (err) {
+    abandon(place, w);
+    throw cannotWrite(place, err);
+  }
+}
+
+/** A file-system failure of the cache's own (ENOSPC, EACCES) as one line naming it; the source's errors as they are. */
+function cannotWrite(place: CachePlace, err: unknown): unknown {
+  if (ComputeErrors.is(err) || !(err as NodeJS.ErrnoException).code) return err;
+  return ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write the record cache ${place.path}: ${(err as NodeJS.ErrnoException).code} (give --cache-dir a directory with room for the decoded records)`);
+}
+
+function abandon(place: CachePlace, w: CacheWriter): void {
+  try {
+    w.abort();
+  } catch {
+    // Already closed (the failure was in finishing it).
+  }
+  if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
+}
+
+function complete(place: CachePlace, layout: CacheLayout, memoryMb: number, w: CacheWriter, summary: CacheSummary): RecordCache {
+  w.finish(summary);
+  const cache = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
+  if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
+  if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing`);
+  cache.note = place.kept ? `record cache written: ${place.path}` : "records spilled to a private temporary file (no writable cache directory)";
+  return cache;
+}
