@@ -13,7 +13,7 @@
 #   FRAMING, COMPRESSION, SORT_ID   Monolith files' record framing, compression, sort ids (compute's flags)
 #   FEATURE_LIST      the feature list file (needed for Monolith and Parquet data); also exported with the model
 #   STEPS, TRAINERS, PANGEA_BIND and the *_PORT variables: see infra/docker-compose.yaml
-#   KEEP_VOLUMES=1    docker-down keeps the checkpoints, models and etcd volumes
+#   KEEP_VOLUMES=1    docker-down keeps the checkpoints, models, record cache and etcd volumes
 # Every failure is one line naming the problem and what to do, exit status 1,
 # and nothing half-started is left behind.
 set -euo pipefail
