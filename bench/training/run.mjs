@@ -270,6 +270,7 @@ async function dlrmDetail(haveTorch) {
  * that ran with as many steps.
  */
 async function perArchitecture(haveTorch, dlrm) {
+  const t0 = performance.now();
   const rows = [];
   for (const model of archNames) {
     const reuse = dlrm && model === "dlrm" && archSteps === steps;
@@ -292,16 +293,18 @@ async function perArchitecture(haveTorch, dlrm) {
     config: `embedding dim 16, each architecture's default hyper-parameters (dlrm: Kaggle bottom 13-512-256-64-16, top 512-256-1), Adagrad (dense lr ${lr.dense}, embeddings lr ${lr.sparse}), ${archSteps} steps of ${globalBatch} samples (cluster: 2 trainers x ${globalBatch / 2}, sync)`,
     records,
     steps: archSteps,
+    wallSeconds: Math.round((performance.now() - t0) / 1000),
     rows,
   };
   const outDir = join(root, "bench-results");
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "training-architectures.json"), `${JSON.stringify(summary, null, 2)}\n`);
   const pad = (s, n) => String(s).padEnd(n);
-  console.log(`per architecture: ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
-  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("AUC cluster", 13)}AUC PyTorch`);
+  console.log(`per architecture (${summary.wallSeconds} s): ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
+  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
   for (const r of rows) {
-    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.cluster.auc, 13)}${r.pytorch?.auc ?? "-"}`);
+    const f = r.cluster.fractions;
+    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
   }
   console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
 }
