@@ -46,6 +46,12 @@ import torch  # noqa: E402  (after the BLAS thread count is set)
 import torch_ctr  # noqa: E402  (the architectures' PyTorch twins, built here in float32)
 
 
+def fail(msg):
+    """Bad input: one line naming what is wrong, exit 2."""
+    print(f"ctr_torch.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse(path, eval_fraction):
     labels, dense, cats = [], [], []
     vocab = [dict() for _ in range(26)]
@@ -56,7 +62,7 @@ def parse(path, eval_fraction):
             continue
         cols = line.split("\t")
         if len(cols) != 40:
-            raise SystemExit(f"{path}: expected 40 tab-separated columns, got {len(cols)}")
+            fail(f"{path}: expected 40 tab-separated columns, got {len(cols)}")
         labels.append(float(cols[0]))
         row = []
         for c in cols[1:14]:
@@ -86,12 +92,12 @@ def build(arch, num_dense, sizes, dim):
     initialized as Pangea's: Glorot-uniform weights, zero biases, rows uniform in +-0.05."""
     cls = torch_ctr.ARCHITECTURES.get(arch.get("name"))
     if cls is None:
-        raise SystemExit(f"--architecture: unknown name {arch.get('name')!r}; expected one of {', '.join(torch_ctr.ARCHITECTURES)}")
+        fail(f"--architecture: unknown name {arch.get('name')!r}; expected one of {', '.join(torch_ctr.ARCHITECTURES)}")
     params = torch_ctr.Params(torch.float32)
     try:
         model = cls(params, arch, num_dense, len(sizes), [dim] * len(sizes), 1)
     except torch_ctr.SpecError as err:
-        raise SystemExit(f"--architecture: {err}")
+        fail(f"--architecture: {err}")
     with torch.no_grad():
         for shape, tensor, _ in params.slots.values():
             if len(shape) == 2:
@@ -140,7 +146,8 @@ def main():
     try:
         arch = json.loads(a.architecture)
     except json.JSONDecodeError as err:
-        raise SystemExit(f"--architecture: not JSON ({err})")
+        fail(f"--architecture: not JSON ({err})")
+    build(arch, 13, [1] * 26, a.embedding_dim)  # a bad --architecture fails now, not after parsing the data
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     (x, c, y), (ex, ec, ey), sizes = parse(a.data, a.eval_fraction)
