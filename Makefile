@@ -8,7 +8,7 @@ COMPOSE_PROJECT ?= pangea
 export COMPOSE_PROJECT
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench bench-training up down status logs docker-build docker-up docker-down k8s-validate clean
+.PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench bench-training bench-models up down status logs docker-build docker-up docker-down k8s-validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,8 +45,11 @@ bench: build ## print data-pipeline, trainer, serving, table and training-vs-PyT
 	node scripts/bench-streamed.mjs
 	node bench/training/run.mjs
 
-bench-training: build ## DLRM Kaggle config: one trainer, the cluster and PyTorch side by side; writes bench-results/training.{json,svg}
+bench-training: build ## DLRM Kaggle config: one trainer, the cluster and PyTorch side by side, then every architecture vs its PyTorch twin; writes bench-results/training{.json,.svg,-architectures.json}
 	node bench/training/run.mjs
+
+bench-models: build ## every architecture (ARCH=a,b picks some): the cluster vs its PyTorch twin, same data/config/steps; writes bench-results/training-architectures.json
+	node bench/training/run.mjs --models-only
 
 up: build ## start a local cluster in the background (ARGS="--steps 200 ...")
 	./pangea up $(ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Configuration (1) of the training benchmark: one Pangea trainer in one
 // process, no network: the compute service's Criteo reader and hashing, the
-// trainer's deduplication and DLRM (TensorFlow.js; matmuls on the native
+// trainer's deduplication and its DLRM (TensorFlow.js; matmuls on the native
 // BLAS when built), the orchestrator's embedding table with its sparse
 // Adagrad and its dense Adagrad, wired directly. Prints one JSON line.
 // Usage: node in-process.mjs --data F [--eval-fraction 0.0909] [--batch 4096] [--threads 1] [--dense-lr 0.01] [--sparse-lr 0.05]
@@ -13,13 +13,13 @@ const load = (p) => import(join(root, p));
 const { CriteoTsvSource } = await load("services/compute/dist/sources/criteo-tsv.js");
 const { RecordBlock } = await load("services/compute/dist/sources/source.js");
 const { IdDeduper } = await load("services/trainer/dist/features/dedup.js");
-const { Dlrm } = await load("services/trainer/dist/model/dlrm.js");
+const { CtrModel } = await load("services/trainer/dist/model/ctr-model.js");
 const { selectBackend } = await load("services/trainer/dist/backend/select-backend.js");
 const { DenseStore } = await load("services/orchestrator/dist/params/dense-store.js");
 const { EmbeddingTable } = await load("services/orchestrator/dist/embeddings/embedding-table.js");
 const { DEFAULT_INITIALIZER } = await load("services/orchestrator/dist/embeddings/initializer.js");
 const { makeSparseOptimizer } = await load("services/orchestrator/dist/optim/sparse-optimizers.js");
-const { aucAndLogloss } = await load("packages/model/dist/index.js");
+const { aucAndLogloss, dlrmSpec } = await load("packages/model/dist/index.js");
 const { nativeBlas } = await load("packages/blas/dist/index.js");
 
 const flag = (name, fallback) => {
@@ -37,12 +37,12 @@ if (!data) {
 const B = Number(flag("batch", "4096"));
 const threads = Number(flag("threads", "1"));
 const seed = Number(flag("seed", "42"));
-const spec = { numDense: 13, numSlots: 26, embeddingDim: 16, bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] };
+const spec = dlrmSpec(13, 26, 16, [512, 256, 64, 16], [512, 256]);
 const D = spec.embeddingDim;
 
 const backend = await selectBackend(flag("backend", "auto"), threads);
-const source = new CriteoTsvSource({ path: data, evalFraction: Number(flag("eval-fraction", "0.0909")) });
-const model = new Dlrm(spec);
+const source = new CriteoTsvSource({ paths: [data], evalFraction: Number(flag("eval-fraction", "0.0909")) });
+const model = new CtrModel(spec);
 const dense = new DenseStore(spec, seed, Number(flag("dense-lr", "0.01")), "adagrad");
 const table = new EmbeddingTable(D, seed, makeSparseOptimizer("adagrad", { learningRate: Number(flag("sparse-lr", "0.05")) }), DEFAULT_INITIALIZER, 1 << 16);
 const block = new RecordBlock(B, spec.numDense, spec.numSlots);

@@ -16,14 +16,23 @@
 // parameter-server shard, 2 trainers on 2 shards) with each trainer's time
 // split into compute, communication (fetch + pull + push) and waiting.
 // Writes bench-results/training.json and bench-results/training.svg.
-// Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1.
+// Then, per architecture (`make bench-models`, or `--models-only`, runs only
+// this part): every architecture (dlrm, dcn-v2, deepfm, wide-deep, mmoe,
+// shared-bottom; ARCH=dcn-v2,deepfm picks some) on the cluster (2 trainers,
+// sync) and in PyTorch (its twin from test/support/python/torch_ctr.py,
+// through ctr_torch.py) with the same data, hyper-parameters (each one's
+// defaults; DLRM's Kaggle widths), optimizers and steps; samples/s, held-out
+// AUC and the ratio: bench-results/training-architectures.json.
+// Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1,
+// ARCH (comma-separated; default all), ARCH_STEPS (default one pass).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderSvg } from "./plot.mjs";
 import { SERVICE_V8_FLAGS } from "../../packages/kit/dist/index.js";
+import { ARCHITECTURE_NAMES, architectureConfig } from "../../packages/model/dist/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const records = Number(process.env.TRAIN_RECORDS ?? 330_000);
@@ -32,8 +41,20 @@ const globalBatch = 4096;
 const lr = { dense: "0.01", sparse: "0.05" };
 const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
 const data = join(work, "criteo.tsv");
-const steps = Math.floor((records - Math.round(records * evalFraction)) / globalBatch);
+const trainRecords = records - Math.round(records * evalFraction);
+const steps = Math.floor(trainRecords / globalBatch);
+const archSteps = Number(process.env.ARCH_STEPS ?? steps);
+if (!Number.isInteger(archSteps) || archSteps < 1 || archSteps > steps) fail(`ARCH_STEPS: expected a whole number of steps 1..${steps} (one pass over TRAIN_RECORDS), got ${process.env.ARCH_STEPS}`);
 const log = (s) => process.stderr.write(`${s}\n`);
+const modelsOnly = process.argv.includes("--models-only");
+const fail = (msg) => {
+  process.stderr.write(`bench/training/run.mjs: ${msg}\n`);
+  process.exit(2);
+};
+const archNames = (process.env.ARCH ?? "").trim() ? process.env.ARCH.split(",").map((n) => n.trim()) : ARCHITECTURE_NAMES;
+for (const n of archNames) if (!ARCHITECTURE_NAMES.includes(n)) fail(`ARCH: unknown architecture "${n}"; expected a comma-separated list of ${ARCHITECTURE_NAMES.join(", ")}`);
+/** Each architecture's hyper-parameters, as both sides get them: its defaults; DLRM in the Kaggle configuration. */
+const ARCHS = Object.fromEntries(ARCHITECTURE_NAMES.map((n) => [n, architectureConfig(n, n === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {})]));
 
 /** Runs a command, sampling the peak resident memory (VmHWM) of it and every descendant. */
 function runMeasured(cmd, args, opts = {}) {
@@ -86,16 +107,22 @@ async function inProcess(threads) {
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 
-async function cluster(trainers, shards, mode = "sync", batch = globalBatch / trainers, tls = false) {
-  log(`(2) cluster: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC${tls ? " with mutual TLS" : ""}, ${mode}, batch ${batch} per trainer`);
-  // One pass over the training records, whatever the batch.
-  const jobSteps = Math.floor((records - Math.round(records * evalFraction)) / (batch * trainers));
+/**
+ * The cluster on `model` (default DLRM Kaggle), `trainers` x `batch` samples a step, for
+ * `jobSteps` steps (default: one pass over the training records, whatever the batch).
+ */
+async function cluster(trainers, shards, { mode = "sync", batch = globalBatch / trainers, tls = false, model = "dlrm", jobSteps = Math.floor(trainRecords / (batch * trainers)) } = {}) {
+  log(`(2) cluster${model === "dlrm" ? "" : ` (${model})`}: compute + orchestrator (${shards} shard(s)) + ${trainers} trainer(s) over gRPC${tls ? " with mutual TLS" : ""}, ${mode}, batch ${batch} per trainer`);
+  const tag = `${model}-${trainers}-${shards}-${mode}-${batch}-${jobSteps}${tls ? "-tls" : ""}`;
+  const configFile = join(work, `model-${model}.json`);
+  const { name: _, ...hyper } = ARCHS[model];
+  writeFileSync(configFile, JSON.stringify(hyper));
   const args = [
     join(root, "packages/cli/dist/main.js"), "run", "--json", "--data", data, "--eval-fraction", String(evalFraction),
     "--trainers", String(trainers), "--batch-size", String(batch), "--steps", String(jobSteps), "--ps-shards", String(shards),
-    "--embedding-dim", "16", "--bottom-mlp", "512,256,64,16", "--top-mlp", "512,256",
+    "--embedding-dim", "16", "--model", model, "--model-config", configFile,
     "--dense-optimizer", "adagrad", "--dense-lr", lr.dense, "--sparse-optimizer", "adagrad", "--sparse-lr", lr.sparse, "--mode", mode,
-    "--log-dir", join(work, `logs-${trainers}-${shards}-${mode}-${batch}${tls ? "-tls" : ""}`), "--checkpoint-dir", join(work, `ckpt-${trainers}-${shards}-${mode}-${batch}${tls ? "-tls" : ""}`),
+    "--log-dir", join(work, `logs-${tag}`), "--checkpoint-dir", join(work, `ckpt-${tag}`),
     ...(tls ? ["--tls", "--tls-dir", join(work, "tls")] : []),
   ];
   const t0 = performance.now();
@@ -111,7 +138,8 @@ async function cluster(trainers, shards, mode = "sync", batch = globalBatch / tr
   }
   const total = phases.compute + phases.communication + phases.wait || 1;
   return {
-    name: `pangea-cluster-${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}${batch === globalBatch / trainers ? "" : `-b${batch}`}${tls ? "-tls" : ""}`,
+    name: `pangea-cluster-${model === "dlrm" ? "" : `${model}-`}${trainers}t-${shards}s${mode === "sync" ? "" : `-${mode}`}${batch === globalBatch / trainers ? "" : `-b${batch}`}${tls ? "-tls" : ""}`,
+    model,
     framework: `Pangea cluster: compute + orchestrator (${shards} parameter-server shard(s)) + ${trainers} trainer(s), gRPC on loopback${tls ? " with mutual TLS" : ""}, ${mode}, batch ${batch} per trainer`,
     trainers,
     shards,
@@ -132,11 +160,17 @@ async function cluster(trainers, shards, mode = "sync", batch = globalBatch / tr
   };
 }
 
-/** PyTorch with `threads` of its own and `blasThreads` OpenBLAS threads (its matmuls run on OpenBLAS's pool, not torch's). */
-async function pytorch(threads, blasThreads) {
-  log(`(3) PyTorch, ${threads} torch thread(s), ${blasThreads} OpenBLAS thread(s)`);
-  const { out } = await runMeasured("/usr/bin/python3", [join(root, "bench/training/dlrm_torch.py"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--blas-threads", String(blasThreads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
-  return { ...lastJson(out), name: `pytorch-${threads}t-blas${blasThreads}` };
+/**
+ * PyTorch on `model` with `threads` of its own and `blasThreads` OpenBLAS threads (its matmuls run on
+ * OpenBLAS's pool, not torch's), batches of globalBatch for `steps` steps (0: one pass).
+ */
+async function pytorch(threads, blasThreads, { model = "dlrm", steps: torchSteps = 0 } = {}) {
+  log(`(3) PyTorch${model === "dlrm" ? "" : ` (${model})`}, ${threads} torch thread(s), ${blasThreads} OpenBLAS thread(s)`);
+  const { out } = await runMeasured("/usr/bin/python3", [
+    join(root, "bench/training/ctr_torch.py"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--steps", String(torchSteps),
+    "--threads", String(threads), "--blas-threads", String(blasThreads), "--embedding-dim", "16", "--architecture", JSON.stringify(ARCHS[model]), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse,
+  ]);
+  return { ...lastJson(out), name: `pytorch-${model === "dlrm" ? "" : `${model}-`}${threads}t-blas${blasThreads}` };
 }
 
 function sgemmPeak() {
@@ -166,22 +200,19 @@ function torchAvailable() {
   }
 }
 
-try {
-  log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
-  execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });
+/** The DLRM Kaggle configuration in every setting (in-process, cluster sync/async/TLS, PyTorch, scaling): training.{json,svg}. */
+async function dlrmDetail(haveTorch) {
   const peak = sgemmPeak();
   const results = [];
   results.push(await inProcess(1), await inProcess(2));
   const clusterMain = await cluster(2, 1);
-  const clusterAsync = await cluster(2, 1, "async");
-  const clusterAsyncFull = await cluster(2, 1, "async", globalBatch);
-  const clusterTls = await cluster(2, 1, "sync", globalBatch / 2, true);
+  const clusterAsync = await cluster(2, 1, { mode: "async" });
+  const clusterAsyncFull = await cluster(2, 1, { mode: "async", batch: globalBatch });
+  const clusterTls = await cluster(2, 1, { tls: true });
   results.push(clusterMain, clusterAsync, clusterAsyncFull, clusterTls);
-  const haveTorch = torchAvailable();
   // One core (1 + 1), and the fastest single process here (1 torch thread, 2 OpenBLAS threads: measured
   // faster than 2 + 2, which oversubscribes the 2 cores): the ratios below divide by the faster of the two.
   if (haveTorch) results.push(await pytorch(1, 1), await pytorch(1, 2));
-  else log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
   const scaling = [];
   if (process.env.SKIP_SCALING !== "1") {
     scaling.push(await cluster(1, 1), clusterMain, await cluster(4, 1), await cluster(2, 2));
@@ -229,6 +260,62 @@ try {
   console.log(`ratio cluster (2 trainers, sync) with mutual TLS / plaintext: ${summary.ratios.clusterTlsVsPlaintext}x; AUC ${clusterTls.auc} vs ${clusterMain.auc}`);
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
   console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
+  return { cluster: clusterMain, torch };
+}
+
+/**
+ * Every architecture of ARCH (default all) against its PyTorch twin: the cluster (2 trainers, sync,
+ * batch 2048 each) and PyTorch (batch 4096, the faster of 1 and 2 OpenBLAS threads) on the same data,
+ * hyper-parameters, optimizers and steps: training-architectures.json. `dlrm` is the detail run's when
+ * that ran with as many steps.
+ */
+async function perArchitecture(haveTorch, dlrm) {
+  const t0 = performance.now();
+  const rows = [];
+  for (const model of archNames) {
+    const reuse = dlrm && model === "dlrm" && archSteps === steps;
+    const c = reuse ? dlrm.cluster : await cluster(2, 1, { model, jobSteps: archSteps });
+    let t = null;
+    if (reuse) t = dlrm.torch;
+    else if (haveTorch) t = [await pytorch(1, 1, { model, steps: archSteps }), await pytorch(1, 2, { model, steps: archSteps })].sort((x, y) => y.samplesPerSec - x.samplesPerSec)[0];
+    rows.push({
+      model,
+      architecture: ARCHS[model],
+      cluster: c,
+      pytorch: t,
+      ratio: t ? +(c.samplesPerSec / t.samplesPerSec).toFixed(2) : null,
+      aucClusterMinusPytorch: t ? +(c.auc - t.auc).toFixed(4) : null,
+    });
+  }
+  const summary = {
+    date: new Date().toISOString(),
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "", loadAverage: loadavg().map((x) => +x.toFixed(2)) },
+    config: `embedding dim 16, each architecture's default hyper-parameters (dlrm: Kaggle bottom 13-512-256-64-16, top 512-256-1), Adagrad (dense lr ${lr.dense}, embeddings lr ${lr.sparse}), ${archSteps} steps of ${globalBatch} samples (cluster: 2 trainers x ${globalBatch / 2}, sync)`,
+    records,
+    steps: archSteps,
+    wallSeconds: Math.round((performance.now() - t0) / 1000),
+    rows,
+  };
+  const outDir = join(root, "bench-results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, "training-architectures.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`per architecture (${summary.wallSeconds} s): ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
+  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
+  for (const r of rows) {
+    const f = r.cluster.fractions;
+    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
+  }
+  console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
+}
+
+try {
+  log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
+  execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });
+  const haveTorch = torchAvailable();
+  if (!haveTorch) log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
+  const dlrm = modelsOnly ? null : await dlrmDetail(haveTorch);
+  await perArchitecture(haveTorch, dlrm);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

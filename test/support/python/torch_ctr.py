@@ -82,14 +82,18 @@ class SpecError(Exception):
 
 
 class Params:
-    """The parameters the blocks declare: name -> (shape, tensor, stored transposed); and the batch's dropout masks."""
+    """The parameters the blocks declare: name -> (shape, tensor, stored transposed); and the batch's dropout masks.
 
-    def __init__(self):
+    float64 for the twin tests; the training benchmark (bench/training/ctr_torch.py)
+    builds the same classes in float32."""
+
+    def __init__(self, dtype=DT):
         self.slots = {}
         # layer name -> [B, width] mask while a training forward runs; None: evaluation (no dropout).
         self.masks = None
         self.used = set()
         self.rate = 0.0
+        self.dtype = dtype
 
     def _declare(self, name, shape, tensor, transposed):
         if name in self.slots:
@@ -98,7 +102,7 @@ class Params:
 
     def linear(self, w, b, fan_in, fan_out):
         """nn.Linear whose weight is the [fan_in, fan_out] param `w` (bias `b`, or none)."""
-        lin = nn.utils.skip_init(nn.Linear, fan_in, fan_out, bias=b is not None, dtype=DT)
+        lin = nn.utils.skip_init(nn.Linear, fan_in, fan_out, bias=b is not None, dtype=self.dtype)
         self._declare(w, [fan_in, fan_out], lin.weight, True)
         if b is not None:
             self._declare(b, [fan_out], lin.bias, False)
@@ -119,7 +123,7 @@ class Params:
             values = p.get("values")
             if not isinstance(values, list) or len(values) != math.prod(shape) or not all(is_number(x) for x in values):
                 raise SpecError(f"param {name}: values must be {math.prod(shape)} numbers (shape {shape})")
-            t = torch.tensor(values, dtype=DT).reshape(shape)
+            t = torch.tensor(values, dtype=self.dtype).reshape(shape)
             with torch.no_grad():
                 tensor.copy_(t.t() if transposed else t)
         for name in self.slots:

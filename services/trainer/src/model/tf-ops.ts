@@ -16,6 +16,8 @@ export class TfOps implements Ops<tf.Tensor2D> {
   private readonly triangles = new Map<number, tf.Tensor1D>();
   /** The training step's dropout masks; null outside a training step (evaluation, predictions): dropout is the identity. */
   masks: DropoutMasks | null = null;
+  /** The FM term's per-row column sums (scratch, reused by every step). */
+  private fmSums = new Float64Array(0);
 
   linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor2D | null, relu: boolean): tf.Tensor2D {
     if (b) return dense(x, w, tf.reshape(b, [w.shape[1]]) as tf.Tensor1D, relu);
@@ -89,16 +91,15 @@ export class TfOps implements Ops<tf.Tensor2D> {
 
   fmInteraction(v: tf.Tensor2D, S: number, D: number): tf.Tensor2D {
     // By hand, forward and gradient (d/dv_sk = sum_s' v_s'k - v_sk): tfjs's sum and square gradients
-    // build tensors of ones in JS per step, most of a DeepFM step's time on wasm.
+    // build tensors of ones in JS per step, most of a DeepFM step's time on wasm. Both read their input in
+    // place and write straight into their output (views taken inside the fill, after its allocation).
     const B = v.shape[0];
+    const sums = this.fmSums.length >= D ? this.fmSums : (this.fmSums = new Float64Array(D));
     const f = tf.customGrad(((vi: tf.Tensor, save: tf.GradSaveFunc) => {
       save([vi]);
       return {
-        value: withOutput([B, 1], false, (y) => fmForward(readFloats(vi).slice(), B, S, D, y)),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const dx = fmGradient(readFloats(saved[0]!).slice(), readFloats(dy).slice(), B, S, D);
-          return [withOutput([B, S * D], false, (out) => out.set(dx))];
-        },
+        value: withOutput([B, 1], false, (y) => fmForward(readFloats(vi), B, S, D, y, sums)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [withOutput([B, S * D], false, (dx) => fmGradient(readFloats(saved[0]!), readFloats(dy), B, S, D, dx, sums))],
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(v) as tf.Tensor2D;
@@ -146,35 +147,36 @@ function gateGradient(dg: Float32Array, dy: Float32Array, x: Float32Array, e: nu
   }
 }
 
-/** The FM term of each of B rows of S slot vectors of width D: 0.5 * sum_k ((sum_s x_sk)^2 - sum_s x_sk^2). */
-function fmForward(x: Float32Array, B: number, S: number, D: number, y: Float32Array): void {
-  for (let b = 0; b < B; b++) {
-    let total = 0;
-    for (let k = 0; k < D; k++) {
-      let sum = 0;
-      let squares = 0;
-      for (let s = 0, at = b * S * D + k; s < S; s++, at += D) {
+/**
+ * The FM term of each of B rows of S slot vectors of width D: 0.5 * sum_k ((sum_s x_sk)^2 - sum_s x_sk^2).
+ * Row-major passes over each row's S * D values (contiguous), the column sums in `sums` (>= D, doubles).
+ */
+function fmForward(x: Float32Array, B: number, S: number, D: number, y: Float32Array, sums: Float64Array): void {
+  for (let b = 0, at = 0; b < B; b++) {
+    sums.fill(0, 0, D);
+    let squares = 0;
+    for (let s = 0; s < S; s++) {
+      for (let k = 0; k < D; k++, at++) {
         const v = x[at]!;
-        sum += v;
+        sums[k] += v;
         squares += v * v;
       }
-      total += sum * sum - squares;
     }
+    let total = -squares;
+    for (let k = 0; k < D; k++) total += sums[k]! * sums[k]!;
     y[b] = 0.5 * total;
   }
 }
 
-/** Its gradient: g_b * (sum_s' x_s'k - x_sk). */
-function fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number): Float32Array {
-  const dx = new Float32Array(B * S * D);
-  for (let b = 0; b < B; b++) {
-    for (let k = 0; k < D; k++) {
-      let sum = 0;
-      for (let s = 0, at = b * S * D + k; s < S; s++, at += D) sum += x[at]!;
-      for (let s = 0, at = b * S * D + k; s < S; s++, at += D) dx[at] = g[b]! * (sum - x[at]!);
-    }
+/** Its gradient into dx: g_b * (sum_s' x_s'k - x_sk). */
+function fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number, dx: Float32Array, sums: Float64Array): void {
+  const width = S * D;
+  for (let b = 0, row = 0; b < B; b++, row += width) {
+    sums.fill(0, 0, D);
+    for (let at = row, s = 0; s < S; s++) for (let k = 0; k < D; k++, at++) sums[k] += x[at]!;
+    const gb = g[b]!;
+    for (let at = row, s = 0; s < S; s++) for (let k = 0; k < D; k++, at++) dx[at] = gb * (sums[k]! - x[at]!);
   }
-  return dx;
 }
 
 /**

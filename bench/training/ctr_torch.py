@@ -1,21 +1,23 @@
 #!/usr/bin/python3
-"""The reference side of the training benchmark: the same DLRM, data and
+"""The reference side of the training benchmark: the same model, data and
 optimizers as Pangea's run, in PyTorch (Debian's python3-torch on OpenBLAS).
 
 Reads a Criteo TSV (label, 13 counts, 26 categorical tokens), holds out the
 last --eval-fraction as Pangea's Criteo reader does, maps each slot's tokens
 to collisionless rows (as Pangea's tables), applies log(1 + x) to counts
-(negative or missing: 0), trains one pass in file order in batches of
---batch, and prints one JSON line: samples/s and ms/step of the training loop
-(data already in tensors, as Pangea's in-process figure excludes parsing),
-held-out AUC and logloss, peak RSS.
+(negative or missing: 0), trains one pass (or --steps) in file order in
+batches of --batch, and prints one JSON line: samples/s and ms/step of the
+training loop (data already in tensors, as Pangea's in-process figure
+excludes parsing), held-out AUC and logloss, peak RSS.
 
-Model and optimizers as Pangea's: bottom MLP with ReLU on every layer (last
-width = embedding dim), 26 embeddings (uniform +-0.05), pairwise dots of the
-27 vectors (i < j), top MLP with ReLU and a linear logit, mean sigmoid
-cross-entropy; Xavier-uniform weights, zero biases; Adagrad on dense (lr
---dense-lr, accumulator from 0) and on embeddings (lr --sparse-lr,
-accumulator from 0.1).
+The model is --architecture (Pangea's model config: name and
+hyper-parameters) built from the classes of the PyTorch twins the trainer's
+correctness tests use (test/support/python/torch_ctr.py), in float32, with
+one torch.nn.Embedding (sparse gradients) per slot whose rows are as wide as
+Pangea's (embedding dim, plus the first-order column of deepfm/wide-deep).
+Initialized as Pangea's: Glorot-uniform weights, zero biases, rows uniform
+in +-0.05. Mean sigmoid cross-entropy; Adagrad on dense (lr --dense-lr,
+accumulator from 0) and on embeddings (lr --sparse-lr, accumulator from 0.1).
 """
 import argparse
 import json
@@ -24,6 +26,8 @@ import os
 import resource
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "support", "python"))
 
 
 def blas_threads_from_argv():
@@ -39,6 +43,13 @@ def blas_threads_from_argv():
 
 blas_threads_from_argv()
 import torch  # noqa: E402  (after the BLAS thread count is set)
+import torch_ctr  # noqa: E402  (the architectures' PyTorch twins, built here in float32)
+
+
+def fail(msg):
+    """Bad input: one line naming what is wrong, exit 2."""
+    print(f"ctr_torch.py: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse(path, eval_fraction):
@@ -51,7 +62,7 @@ def parse(path, eval_fraction):
             continue
         cols = line.split("\t")
         if len(cols) != 40:
-            raise SystemExit(f"{path}: expected 40 tab-separated columns, got {len(cols)}")
+            fail(f"{path}: expected 40 tab-separated columns, got {len(cols)}")
         labels.append(float(cols[0]))
         row = []
         for c in cols[1:14]:
@@ -76,38 +87,33 @@ def parse(path, eval_fraction):
     return (x[:split], c[:split], y[:split]), (x[split:], c[split:], y[split:]), sizes
 
 
-class Dlrm(torch.nn.Module):
-    def __init__(self, sizes, dim, bottom, top):
-        super().__init__()
-        self.emb = torch.nn.ModuleList([torch.nn.Embedding(n, dim, sparse=True) for n in sizes])
-        for e in self.emb:
-            torch.nn.init.uniform_(e.weight, -0.05, 0.05)
-        self.bottom = self.mlp([13] + bottom, last_relu=True)
-        n = len(sizes) + 1
-        self.n = n
-        self.top = self.mlp([dim + n * (n - 1) // 2] + top + [1], last_relu=False)
-        iu = torch.triu_indices(n, n, offset=1)
-        self.register_buffer("iu0", iu[0])
-        self.register_buffer("iu1", iu[1])
+def build(arch, num_dense, sizes, dim):
+    """The architecture's torch_ctr class in float32 with an embedding table per slot,
+    initialized as Pangea's: Glorot-uniform weights, zero biases, rows uniform in +-0.05."""
+    cls = torch_ctr.ARCHITECTURES.get(arch.get("name"))
+    if cls is None:
+        fail(f"--architecture: unknown name {arch.get('name')!r}; expected one of {', '.join(torch_ctr.ARCHITECTURES)}")
+    params = torch_ctr.Params(torch.float32)
+    try:
+        model = cls(params, arch, num_dense, len(sizes), [dim] * len(sizes), 1)
+    except torch_ctr.SpecError as err:
+        fail(f"--architecture: {err}")
+    with torch.no_grad():
+        for shape, tensor, _ in params.slots.values():
+            if len(shape) == 2:
+                limit = math.sqrt(6 / (shape[0] + shape[1]))
+                tensor.uniform_(-limit, limit)
+            else:
+                tensor.zero_()
+    width = dim + cls.row_extra
+    emb = torch.nn.ModuleList([torch.nn.Embedding(n, width, sparse=True) for n in sizes])
+    for e in emb:
+        torch.nn.init.uniform_(e.weight, -0.05, 0.05)
+    return model, emb
 
-    @staticmethod
-    def mlp(widths, last_relu):
-        layers = []
-        for i in range(len(widths) - 1):
-            lin = torch.nn.Linear(widths[i], widths[i + 1])
-            torch.nn.init.xavier_uniform_(lin.weight)
-            torch.nn.init.zeros_(lin.bias)
-            layers.append(lin)
-            if i < len(widths) - 2 or last_relu:
-                layers.append(torch.nn.ReLU())
-        return torch.nn.Sequential(*layers)
 
-    def forward(self, x, c):
-        b = self.bottom(x)
-        z = torch.stack([b] + [e(c[:, s]) for s, e in enumerate(self.emb)], dim=1)
-        gram = torch.bmm(z, z.transpose(1, 2))
-        pairs = gram[:, self.iu0, self.iu1]
-        return self.top(torch.cat([b, pairs], dim=1)).squeeze(1)
+def forward(model, emb, x, c):
+    return model(x, [e(c[:, s]) for s, e in enumerate(emb)]).squeeze(1)
 
 
 def auc(scores, labels):
@@ -130,39 +136,45 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch's own (intra-op) threads")
     ap.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS's threads (the matmuls)")
     ap.add_argument("--embedding-dim", type=int, default=16)
-    ap.add_argument("--bottom-mlp", default="512,256,64,16")
-    ap.add_argument("--top-mlp", default="512,256")
+    ap.add_argument("--architecture", default='{"name": "dlrm", "bottomMlp": [512, 256, 64, 16], "topMlp": [512, 256]}',
+                    help="the architecture and its hyper-parameters as Pangea's model config holds them (JSON)")
+    ap.add_argument("--steps", type=int, default=0, help="training steps (0: one pass over the training records)")
     ap.add_argument("--dense-lr", type=float, default=0.01)
     ap.add_argument("--sparse-lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args()
+    try:
+        arch = json.loads(a.architecture)
+    except json.JSONDecodeError as err:
+        fail(f"--architecture: not JSON ({err})")
+    build(arch, 13, [1] * 26, a.embedding_dim)  # a bad --architecture fails now, not after parsing the data
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     (x, c, y), (ex, ec, ey), sizes = parse(a.data, a.eval_fraction)
-    model = Dlrm(sizes, a.embedding_dim, [int(w) for w in a.bottom_mlp.split(",")], [int(w) for w in a.top_mlp.split(",")])
-    dense_params = list(model.bottom.parameters()) + list(model.top.parameters())
-    opt_dense = torch.optim.Adagrad(dense_params, lr=a.dense_lr, initial_accumulator_value=0.0, eps=1e-10)
-    opt_sparse = torch.optim.Adagrad(list(model.emb.parameters()), lr=a.sparse_lr, initial_accumulator_value=0.1, eps=1e-10)
+    model, emb = build(arch, x.shape[1], sizes, a.embedding_dim)
+    opt_dense = torch.optim.Adagrad(list(model.parameters()), lr=a.dense_lr, initial_accumulator_value=0.0, eps=1e-10)
+    opt_sparse = torch.optim.Adagrad(list(emb.parameters()), lr=a.sparse_lr, initial_accumulator_value=0.1, eps=1e-10)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    steps = len(y) // a.batch
+    steps = min(a.steps or len(y) // a.batch, len(y) // a.batch)
     t0 = time.perf_counter()
     losses = []
     for s in range(steps):
         sl = slice(s * a.batch, (s + 1) * a.batch)
         opt_dense.zero_grad()
         opt_sparse.zero_grad()
-        loss = loss_fn(model(x[sl], c[sl]), y[sl])
+        loss = loss_fn(forward(model, emb, x[sl], c[sl]), y[sl])
         loss.backward()
         opt_dense.step()
         opt_sparse.step()
         losses.append(float(loss))
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        p = torch.sigmoid(model(ex, ec)).clamp(1e-7, 1 - 1e-7)
+        p = torch.sigmoid(forward(model, emb, ex, ec)).clamp(1e-7, 1 - 1e-7)
         logloss = float(-(ey * torch.log(p) + (1 - ey) * torch.log(1 - p)).mean())
         held_out_auc = auc(p, ey)
     print(json.dumps({
         "name": "pytorch",
+        "model": arch["name"],
         "framework": f"PyTorch {torch.__version__}, {a.threads} torch thread(s), {a.blas_threads} OpenBLAS thread(s)",
         "samples": steps * a.batch,
         "steps": steps,
