@@ -41,7 +41,7 @@ const spec = dlrmSpec(13, 26, 16, [512, 256, 64, 16], [512, 256]);
 const D = spec.embeddingDim;
 
 const backend = await selectBackend(flag("backend", "auto"), threads);
-const source = new CriteoTsvSource({ paths: [data], evalFraction: Number(flag("eval-fraction", "0.0909")) });
+const source = await CriteoTsvSource.open({ paths: [data], evalFraction: Number(flag("eval-fraction", "0.0909")) });
 const model = new CtrModel(spec);
 const dense = new DenseStore(spec, seed, Number(flag("dense-lr", "0.01")), "adagrad");
 const table = new EmbeddingTable(D, seed, makeSparseOptimizer("adagrad", { learningRate: Number(flag("sparse-lr", "0.05")) }), DEFAULT_INITIALIZER, 1 << 16);
