@@ -1,10 +1,10 @@
+import { CachedSource } from "./cached-source.js";
 import { printableBytes } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoSlotName, hashedIdV2, normalizeCount, parseCount } from "@pangea/features";
-import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
-import { cacheSizes, openOrBuild, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
+import { cacheSizes, openOrBuild, placeCache, type CacheWriter } from "./record-cache.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
@@ -43,15 +43,7 @@ export interface CriteoOptions {
  * record cache on disk, and read back from it by index. The last
  * evalFraction of the records form the eval split.
  */
-export class CriteoTsvSource implements DataSource {
-  readonly info: SourceDescription;
-  private constructor(
-    private readonly cache: RecordCache,
-    private readonly trainCount: number,
-    info: SourceDescription,
-  ) {
-    this.info = info;
-  }
+export class CriteoTsvSource extends CachedSource {
 
   static async open(opts: CriteoOptions): Promise<CriteoTsvSource> {
     const slotBase = opts.slotBase ?? CRITEO_SLOT_BASE;
@@ -84,9 +76,6 @@ export class CriteoTsvSource implements DataSource {
     });
   }
 
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
-  }
 }
 
 /** One pass over the files: lines parsed into a chunk of records, spilled to the cache when full. */

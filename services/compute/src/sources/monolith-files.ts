@@ -1,3 +1,4 @@
+import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
@@ -7,7 +8,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
-import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
+import type { SourceDescription } from "./source.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
@@ -35,17 +36,12 @@ export interface MonolithFilesOptions {
  * and read back from it by index. The last evalFraction of the samples form
  * the eval split.
  */
-export class MonolithFilesSource implements DataSource {
-  readonly info: SourceDescription;
-  private readonly cache: RecordCache;
-  private readonly trainCount: number;
+export class MonolithFilesSource extends CachedSource {
   /** Ids of slots the feature list does not configure, dropped (as Monolith does). */
   readonly unconfiguredIds: number;
 
   private constructor(cache: RecordCache, trainCount: number, info: SourceDescription) {
-    this.cache = cache;
-    this.trainCount = trainCount;
-    this.info = info;
+    super(cache, trainCount, info);
     this.unconfiguredIds = cache.index.extra?.unconfiguredIds ?? 0;
   }
 
@@ -87,9 +83,6 @@ export class MonolithFilesSource implements DataSource {
     });
   }
 
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
-  }
 }
 
 /** One pass over the files: records decoded into chunks, spilled to the cache as they fill. */

@@ -1,10 +1,10 @@
+import { CachedSource } from "./cached-source.js";
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
-import { cacheSizes, openOrBuild, placeCache, type RecordCache } from "./record-cache.js";
+import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
-import type { DataSource, RecordBlock, SourceDescription, SplitName } from "./source.js";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 
@@ -29,16 +29,7 @@ const utf8 = new TextEncoder();
  * slot value gives the cell no id; a null dense value reads as 0. Read a
  * row group at a time into a record cache on disk, and read back by index.
  */
-export class ParquetSource implements DataSource {
-  readonly info: SourceDescription;
-
-  private constructor(
-    private readonly cache: RecordCache,
-    private readonly trainCount: number,
-    info: SourceDescription,
-  ) {
-    this.info = info;
-  }
+export class ParquetSource extends CachedSource {
 
   static async open(opts: ParquetOptions): Promise<ParquetSource> {
     const list = opts.featureList;
@@ -93,9 +84,6 @@ export class ParquetSource implements DataSource {
     });
   }
 
-  read(split: SplitName, start: number, count: number, block: RecordBlock): void {
-    this.cache.read(split === "train" ? start : this.trainCount + start, count, block);
-  }
 }
 
 /** A Parquet file's footer, checked to hold the columns the feature list reads. */
