@@ -29,6 +29,27 @@ export function usageText(program: string, summary: string, flags: FlagTable): s
   return `Usage: ${program} [flags]\n\n${summary}\n\nFlags:\n${rows.join("\n")}\n`;
 }
 
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * The command line as node's parseArgs reads it, with `--flag -1` taken as
+ * `--flag=-1` for a flag that takes a value: parseArgs calls a value that
+ * starts with '-' ambiguous, where a user meant a (negative) number, which
+ * the flag's own check then names as out of range.
+ */
+export function withNegativeValues(argv: readonly string[], takesValue: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && takesValue(a.slice(2)) && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /**
  * Parses flags (then environment) into a frozen, validated config. Every
  * problem becomes one UsageError line naming the flag and what was expected.
@@ -44,7 +65,7 @@ export function parseConfig<S extends z.ZodType>(
   for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.boolean ? "boolean" : "string" };
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: withNegativeValues(argv, (n) => options[n]?.type === "string"), options, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new UsageError((err as Error).message.split("\n")[0] ?? String(err));
   }

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import type { FlagSpec, FlagTable } from "@pangea/kit";
+import { withNegativeValues } from "@pangea/kit";
 import { COMPUTE_FLAGS, ORCHESTRATOR_FLAGS, TRAINER_FLAGS, computeSchema, orchestratorSchema, trainerSchema } from "@pangea/service-flags";
 
 export type Service = "orchestrator" | "compute" | "trainer";
@@ -70,12 +71,13 @@ export function passThroughFlags(): Map<string, PassThroughFlag> {
 export function serviceArgs(argv: readonly string[], table: FlagTable, flags: ReadonlyMap<string, PassThroughFlag>): Record<Service, string[]> {
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
   for (const [name, spec] of Object.entries(table)) options[name] = { type: spec.boolean ? "boolean" : "string" };
-  const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  const { values } = parseArgs({ args: withNegativeValues(argv, (n) => options[n]?.type === "string"), options, strict: true, allowPositionals: false });
   const args: Record<Service, string[]> = { orchestrator: [], compute: [], trainer: [] };
   for (const [name, flag] of flags) {
     const v = values[name];
     if (v === undefined || v === false) continue;
-    for (const svc of flag.services) args[svc].push(...(v === true ? [`--${name}`] : [`--${name}`, v]));
+    // A value starting with '-' goes joined to its flag, which parseArgs reads as the value.
+    for (const svc of flag.services) args[svc].push(...(v === true ? [`--${name}`] : v.startsWith("-") ? [`--${name}=${v}`] : [`--${name}`, v]));
   }
   return args;
 }
