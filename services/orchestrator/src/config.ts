@@ -7,9 +7,6 @@ const schema = orchestratorSchema;
 /** Declared in @pangea/service-flags, which `pangea run` reads too. */
 export const FLAGS: FlagTable = ORCHESTRATOR_FLAGS;
 
-/** DLRM's widths when --bottom-mlp/--top-mlp are absent (a job of another model must not set them). */
-export const DLRM_FLAG_DEFAULTS = { bottomMlp: schema.shape.bottomMlp.parse(undefined), topMlp: schema.shape.topMlp.parse(undefined) };
-
 export type OrchestratorConfig = z.infer<typeof schema>;
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<OrchestratorConfig> | null {

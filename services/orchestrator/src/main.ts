@@ -1,7 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
-import { DLRM_FLAG_DEFAULTS, FLAGS, loadConfig } from "./config.js";
+import { FLAGS, loadConfig } from "./config.js";
 import { architectureFromFlags, checkpointModelMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
@@ -28,7 +28,7 @@ runMain("pangea-orchestrator", async () => {
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, config.role);
   // The architecture and its hyper-parameters are checked now, so a bad flag or file fails at start rather than at job start.
-  const architecture = architectureFromFlags(config, DLRM_FLAG_DEFAULTS);
+  const architecture = architectureFromFlags(config);
   const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };

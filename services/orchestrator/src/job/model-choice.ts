@@ -16,14 +16,9 @@ export interface ModelFlags {
   model: string;
   modelConfig?: string;
   embeddingDim: number;
-  bottomMlp: readonly number[];
-  topMlp: readonly number[];
-}
-
-/** DLRM's widths when --bottom-mlp and --top-mlp are not given (the flags' defaults, which config.ts declares). */
-export interface DlrmFlagDefaults {
-  bottomMlp: readonly number[];
-  topMlp: readonly number[];
+  /** dlrm's widths; absent: the architecture's defaults, the bottom MLP ending in --embedding-dim. */
+  bottomMlp?: readonly number[];
+  topMlp?: readonly number[];
 }
 
 /**
@@ -32,7 +27,7 @@ export interface DlrmFlagDefaults {
  * and, for dlrm, --bottom-mlp/--top-mlp (the file's values win). The
  * hyper-parameters are checked now, so a bad one stops the process at start.
  */
-export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefaults): ArchitectureConfig {
+export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
   let fromFile: Record<string, unknown> = {};
   if (f.modelConfig) {
     let text: string;
@@ -57,11 +52,10 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
     if ("name" in fromFile && fromFile.name !== f.model) throw new UsageError(`--model-config: ${f.modelConfig} is for model "${String(fromFile.name)}", but --model is ${f.model}`);
     delete fromFile.name;
   }
-  const widthsGiven = f.bottomMlp.join() !== dlrmDefaults.bottomMlp.join() || f.topMlp.join() !== dlrmDefaults.topMlp.join();
-  if (f.model !== "dlrm" && widthsGiven) {
+  if (f.model !== "dlrm" && (f.bottomMlp !== undefined || f.topMlp !== undefined)) {
     throw new UsageError(`--bottom-mlp and --top-mlp are dlrm's; give ${f.model}'s layer widths in --model-config (e.g. {"deepMlp": [64, 32]})`);
   }
-  const hyper = f.model === "dlrm" ? { bottomMlp: [...f.bottomMlp], topMlp: [...f.topMlp], ...fromFile } : fromFile;
+  const hyper = f.model === "dlrm" ? { bottomMlp: [...(f.bottomMlp ?? dlrmBottomFor(f.embeddingDim))], ...(f.topMlp ? { topMlp: [...f.topMlp] } : {}), ...fromFile } : fromFile;
   const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
   try {
     const architecture = architectureConfig(f.model, hyper);
@@ -72,6 +66,12 @@ export function architectureFromFlags(f: ModelFlags, dlrmDefaults: DlrmFlagDefau
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
     throw err;
   }
+}
+
+/** dlrm's default bottom MLP with its last layer at the embedding dim, which its dot products need ([64, 16] at the default 16). */
+function dlrmBottomFor(embeddingDim: number): number[] {
+  const widths = architectureConfig("dlrm", {}).bottomMlp as number[];
+  return [...widths.slice(0, -1), embeddingDim];
 }
 
 /**
