@@ -24,6 +24,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Rea
       })
       .refine((c) => !c.keepBest || c.evalEverySteps > 0, { message: "compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too", path: ["keepBest"] })
       .refine((c) => c.bestTask === undefined || c.keepBest, { message: "names the task --keep-best compares; give --keep-best too", path: ["bestTask"] })
+      .refine((c) => c.bestMetric === undefined || c.keepBest, { message: "names what --keep-best compares; give --keep-best too", path: ["bestMetric"] })
       .refine((c) => c.exportFeatureList === undefined || c.exportDir !== undefined, { message: "is copied into the versions --export-dir writes; give --export-dir too", path: ["exportFeatureList"] }),
     FLAGS,
     argv,

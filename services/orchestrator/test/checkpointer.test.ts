@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dlrmSpec } from "@pangea/model";
@@ -96,5 +96,15 @@ describe("Checkpointer", () => {
     const err = lines.find((l) => l.level === "error")!;
     expect(err.msg.startsWith(`export to ${base} failed: `)).toBe(true);
     expect(err.msg.endsWith(`; run pangea export --checkpoint ${ck.path} --out ${base}`)).toBe(true);
+  });
+
+  it("--keep-best: a best checkpoint that was exported already (the first, while the base was empty) is not exported again", () => {
+    const base = join(tempDir("pangea-export-unit-"), "models");
+    const { ck, content } = setup({ exportDir: base, exportBest: true });
+    ck.maybeSave(true, 2, content(2));
+    const first = ck.exportCheckpoint(ck.path);
+    expect(first).toBe(join(base, "1"));
+    expect(ck.exportCheckpoint(ck.path)).toBe(first);
+    expect(readdirSync(base)).toEqual(["1"]);
   });
 });

@@ -14,11 +14,12 @@ const report = (step: number, auc: number, logloss = 0.5): EvalReport__Output =>
 
 describe("the flags", () => {
   it("are read with their defaults, and refused with one line naming the flag: N negative, --keep-best without N, --best-task without --keep-best, an unknown metric", async () => {
-    expect(loadConfig([], {})).toMatchObject({ evalEverySteps: 0, keepBest: false, bestMetric: "auc" });
+    expect(loadConfig([], {})).toMatchObject({ evalEverySteps: 0, keepBest: false });
     expect(loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "logloss", "--best-task", "conversion"], {})).toMatchObject({ evalEverySteps: 5, keepBest: true, bestMetric: "logloss", bestTask: "conversion" });
     expect(() => loadConfig(["--eval-every-steps=-1"], {})).toThrow("invalid --eval-every-steps: expected a number of steps");
     expect(() => loadConfig(["--keep-best"], {})).toThrow("invalid --keep-best: compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too");
     expect(() => loadConfig(["--eval-every-steps", "5", "--best-task", "ctr"], {})).toThrow("invalid --best-task: names the task --keep-best compares; give --keep-best too");
+    expect(() => loadConfig(["--eval-every-steps", "5", "--best-metric", "logloss"], {})).toThrow("invalid --best-metric: names what --keep-best compares; give --keep-best too");
     expect(() => loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "f1"], {})).toThrow("invalid --best-metric: expected one of auc, logloss");
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--keep-best"]);
     expect(r.code).toBe(2);

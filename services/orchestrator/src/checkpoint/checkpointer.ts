@@ -49,6 +49,8 @@ export class Checkpointer {
   private lastAt = 0;
   /** Parts written and not yet committed, by step. */
   private readonly parts = new Map<number, { path: string; rows: number }>();
+  /** Checkpoints this process exported, and the version directory each became. */
+  private readonly exported = new Map<string, string>();
 
   constructor(
     private readonly s: CheckpointSettings,
@@ -121,9 +123,13 @@ export class Checkpointer {
   exportCheckpoint(checkpoint: string): string {
     const base = this.s.exportDir;
     if (!base) return "";
+    // The same checkpoint is one version (the best may be the first checkpoint, already exported while the base was empty).
+    const before = this.exported.get(checkpoint);
+    if (before) return before;
     try {
       const { dir } = exportModel(checkpoint, base, undefined, this.s.exportFeatureList);
       this.log.info({ path: dir, checkpoint }, "model version exported");
+      this.exported.set(checkpoint, dir);
       return dir;
     } catch (err) {
       this.log.error({ code: (err as PangeaError).code, checkpoint }, `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${checkpoint} --out ${base}`);
