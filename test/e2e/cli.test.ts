@@ -29,7 +29,8 @@ function accepts(address: string): Promise<boolean> {
 }
 
 describe("the pangea command as a new user meets it", () => {
-  it.each(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"])("pangea %s --help prints its own usage and exits 0", async (cmd) => {
+  // The checks that only run a command to its exit are independent processes: they run side by side (it.concurrent).
+  it.concurrent.for(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench"])("pangea %s --help prints its own usage and exits 0", async (cmd, { expect }) => {
     const r = await runNode(ENTRY.cli, [cmd, "--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n")[0]).toBe(cmd === "bench" ? "Usage: pangea bench [records]" : `Usage: pangea ${cmd} [flags]`);
@@ -37,7 +38,7 @@ describe("the pangea command as a new user meets it", () => {
     expect(r.stdout).not.toContain("Flags:\n\n");
   });
 
-  it("up describes up, not run; run's --format lists parquet and --metrics-port", async () => {
+  it.concurrent("up describes up, not run; run's --format lists parquet and --metrics-port", async ({ expect }) => {
     const up = await runNode(ENTRY.cli, ["up", "--help"]);
     expect(up.stdout.split("\n")[2]).toBe(
       "Start a local cluster (orchestrator, compute, trainers) in the background and return once every process is ready; the job trains on. Follow it with 'pangea status', stop it with 'pangea down'.",
@@ -51,7 +52,7 @@ describe("the pangea command as a new user meets it", () => {
     expect(up.stdout.split("\n")).toContain("  --metrics-port <value>       orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port) (default 0)");
   });
 
-  it("status lists --orchestrator, --json and --tls-dir as flags; down lists only --help", async () => {
+  it.concurrent("status lists --orchestrator, --json and --tls-dir as flags; down lists only --help", async ({ expect }) => {
     const status = await runNode(ENTRY.cli, ["status", "--help"]);
     expect(status.stdout).toBe(
       [
@@ -73,7 +74,7 @@ describe("the pangea command as a new user meets it", () => {
     );
   });
 
-  it("the top-level help names every format gen-data writes", async () => {
+  it.concurrent("the top-level help names every format gen-data writes", async ({ expect }) => {
     const r = await runNode(ENTRY.cli, ["--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n")).toContain("  gen-data   write the synthetic Criteo-like data set: Criteo TSV, Monolith Instance/Example/ExampleBatch or Parquet");
@@ -81,7 +82,7 @@ describe("the pangea command as a new user meets it", () => {
     expect(gen.stdout.split("\n")[2]).toBe("Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.");
   });
 
-  it.each([
+  it.concurrent.for([
     [["run", "--steps", "abc"], "pangea run: invalid --steps: expected a positive number of steps"],
     [["train", "--steps=-3"], "pangea train: invalid --steps: expected a positive number of steps"],
     [["up", "--trainers", "0"], "pangea up: invalid --trainers: expected a positive number of trainers"],
@@ -95,26 +96,26 @@ describe("the pangea command as a new user meets it", () => {
     [["gen-data", "--records", "5"], "pangea gen-data: invalid --out: expected a file path"],
     [["export", "--frobnicate"], "pangea export: Unknown option '--frobnicate'"],
     [["serve", "--frobnicate"], "pangea serve: Unknown option '--frobnicate'"],
-  ])("pangea %j: the one error line and a pointer to --help, exit 2", async (args, line) => {
-    const r = await runNode(ENTRY.cli, args);
+  ] as const)("pangea %j: the one error line and a pointer to --help, exit 2", async ([args, line], { expect }) => {
+    const r = await runNode(ENTRY.cli, [...args]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(`${line}\nRun 'pangea ${args[0]} --help' for usage.\n`);
   });
 
-  it("an unknown command points at the top-level help, exit 2", async () => {
+  it.concurrent("an unknown command points at the top-level help, exit 2", async ({ expect }) => {
     const r = await runNode(ENTRY.cli, ["frobnicate"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe("pangea: unknown command 'frobnicate'\nRun 'pangea --help' for usage.\n");
   });
 
-  it.each([
+  it.concurrent.for([
     [ENTRY.orchestrator, "pangea-orchestrator"],
     [ENTRY.compute, "pangea-compute"],
     [ENTRY.trainer, "pangea-trainer"],
     [ENTRY.serving, "pangea-serving"],
     [ENTRY.exportModel, "pangea-export"],
-  ])("the service binary %s answers a bad flag the same way, under its own name", async (entry, program) => {
+  ] as const)("the service binary %s answers a bad flag the same way, under its own name", async ([entry, program], { expect }) => {
     const r = await runNode(entry, ["--frobnicate"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`${program}: Unknown option '--frobnicate'\nRun '${program} --help' for usage.\n`);
@@ -158,7 +159,7 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
-  it("export and --restore-from name a checkpoint path that does not exist as not found, exit 1", async () => {
+  it.concurrent("export and --restore-from name a checkpoint path that does not exist as not found, exit 1", async ({ expect }) => {
     const missing = join(mkdtempSync(join(tmpdir(), "pangea-cli-ckpt-")), "step-500");
     const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", missing, "--out", join(tmpdir(), "pangea-cli-never-written")]);
     expect(exp.code).toBe(1);
@@ -173,7 +174,8 @@ describe("the pangea command as a new user meets it", () => {
     const metricsPort = await closedPort();
     const pids: number[] = [];
     try {
-      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "400", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--metrics-port", String(metricsPort)], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
+      // Long enough to be running when status first asks (a second after up returns); the test then waits for its end.
+      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "200", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--metrics-port", String(metricsPort)], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
       const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
       pids.push(...state.processes.map((p) => p.pid));
       expect(up.code).toBe(0);
@@ -211,7 +213,7 @@ describe("the pangea command as a new user meets it", () => {
     }
   }, 200_000);
 
-  it.each(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 1 naming it, and claims nothing", async (format) => {
+  it.concurrent.for(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 1 naming it, and claims nothing", async (format, { expect }) => {
     const out = join(mkdtempSync(join(tmpdir(), "pangea-cli-gen-")), "no-such-dir", "data");
     const r = await runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "10", "--format", format]);
     expect(r.code).toBe(1);

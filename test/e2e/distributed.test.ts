@@ -218,7 +218,7 @@ describe("distributed training", () => {
   it("an orchestrator restarted with --resume after its job completed reports the completed job from completed.json, without waiting for workers; a trainer joining it exits 0", async () => {
     const first = await runJob("completed-restart", { steps: 20 });
     expect(existsSync(join(CKPT, "completed-restart", "completed.json"))).toBe(true);
-    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "completed-restart", "--steps", "20", "--batch-size", "64", "--checkpoint-dir", CKPT, "--resume", "--port", "0", "--register-timeout-ms", "2000"], { stdio: ["ignore", "pipe", "pipe"] });
+    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "completed-restart", "--steps", "20", "--batch-size", "64", "--checkpoint-dir", CKPT, "--resume", "--port", "0", "--register-timeout-ms", "1000"], { stdio: ["ignore", "pipe", "pipe"] });
     try {
       const address = await new Promise<string>((resolve, reject) => {
         createInterface({ input: orch.stdout! }).on("line", (l) => {
@@ -229,7 +229,7 @@ describe("distributed training", () => {
       const status = new StatusClient(address);
       await status.connect(5_000);
       // Past the register timeout, still completed: nothing waited for trainers.
-      await new Promise((r) => setTimeout(r, 2_500));
+      await new Promise((r) => setTimeout(r, 1_500));
       const s = await status.get();
       status.close();
       expect(s.state).toBe("JOB_STATE_COMPLETED");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
@@ -40,19 +40,30 @@ async function startLongJob(name: string, trainers = 2, psShards = 1, orchestrat
   return { c, status };
 }
 
-describe("failures mid-job end the job with one clear reason, and nothing hangs", () => {
+describe("a running job's services", () => {
+  // One job (2 trainers, one parameter server) serves both checks; neither changes what the other looks at.
+  let job: { c: LocalCluster; status: StatusClient };
+  beforeAll(async () => {
+    job = await startLongJob("health");
+    // The file's afterEach stops `cluster`: this job is stopped after both checks instead.
+    cluster = null;
+  });
+  afterAll(async () => {
+    job?.status.close();
+    await job?.c.stop(1_000);
+  });
+
   it("every service answers grpc.health.v1 with SERVING", async () => {
-    const { c, status } = await startLongJob("health");
+    const { c } = job;
     expect(await checkHealth(c.orchestratorAddress, ORCHESTRATOR_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.orchestratorAddress, PARAMETER_SERVER_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(await checkHealth(c.computeAddress, BATCH_STREAM_SERVICE_NAME)).toBe(HEALTH_SERVING);
     expect(c.trainerAddresses).toHaveLength(2);
     for (const t of c.trainerAddresses) expect(await checkHealth(t, "pangea.v1.Trainer")).toBe(HEALTH_SERVING);
-    status.close();
   });
 
   it("the parameter server's table API: stats, assign, evict over Cap'n Proto gRPC; bad input gets INVALID_ARGUMENT", async () => {
-    const { c, status } = await startLongJob("table-api", 1);
+    const { c } = job;
     const client = parameterServerClient(c.orchestratorAddress);
     const call = <T>(method: "assign" | "evict" | "tableStats", bytes: Buffer) =>
       unary<Buffer, Buffer>("orchestrator", client[method].bind(client), bytes).then((b) => decodeMessage(b, MessageType.TABLE_STATS).payload as unknown as T);
@@ -76,9 +87,10 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
       })),
     ).rejects.toMatchObject({ code: 3, details: expect.stringContaining("ORCH_ERR_UNKNOWN_SLOT: feature id") });
     client.close();
-    status.close();
   });
+});
 
+describe("failures mid-job end the job with one clear reason, and nothing hangs", () => {
   it("with --on-trainer-loss fail, a trainer killed with SIGKILL fails the job naming it, and the other trainer exits 1", async () => {
     const { c, status } = await startLongJob("kill-trainer", 2, 1, ["--on-trainer-loss", "fail"]);
     const [t0, t1] = c.trainers();
@@ -164,7 +176,8 @@ describe("unreachable peers and bad configuration", () => {
     }
   });
 
-  it.each([
+  // Each is a process that stops at start: they run side by side.
+  it.concurrent.for([
     ["orchestrator", ["--trainers", "0"], {}, "pangea-orchestrator: invalid --trainers: expected a positive number of trainers"],
     ["orchestrator", ["--bottom-mlp", "64,x"], {}, "pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16"],
     ["orchestrator", [], { PANGEA_STEPS: "many" }, "pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps"],
@@ -173,7 +186,7 @@ describe("unreachable peers and bad configuration", () => {
     ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
     ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port"],
     ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
-  ] as const)("%s %j exits 2 with one line naming the flag", async (service, args, env, message) => {
+  ] as const)("%s %j exits 2 with one line naming the flag", async ([service, args, env, message], { expect }) => {
     const r = await runNode(ENTRY[service], [...args], { env: env as NodeJS.ProcessEnv });
     expect(r.code).toBe(2);
     expect(r.stderr.split("\n")[0]).toBe(message);

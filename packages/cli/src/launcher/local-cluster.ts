@@ -58,9 +58,10 @@ export class ClusterError extends Error {
 
 /**
  * Runs a cluster as local processes: one orchestrator, one compute service
- * and N trainers, each logging to its own file under logDir. Services are
- * started in dependency order and each must print its ready line (with the
- * address it really bound) before the next one starts.
+ * and N trainers, each logging to its own file under logDir. The
+ * orchestrator starts first and must print its ready line (with the address
+ * it really bound); then the shards, compute and trainers start together,
+ * each waited for until it prints its own.
  */
 export class LocalCluster {
   readonly processes: ClusterProcess[] = [];
@@ -90,7 +91,11 @@ export class LocalCluster {
       c.dashboardAddress = readyLine(c.process("orchestrator")!.logPath)?.metrics ?? "";
       // With discovery, nobody is told where the orchestrator is: they look it up.
       const where = (flag: string) => (opts.discovery ? disc : [flag, c.orchestratorAddress]);
-      c.shardAddresses = await Promise.all(
+      // Shards, compute and trainers need only the orchestrator: they start
+      // together (a job starts once all have registered), so their boots
+      // overlap instead of adding up. Spawned in this order, so `processes`
+      // (and `pangea up`'s cluster.json) list them in it.
+      const shardsReady = Promise.all(
         Array.from({ length: shards - 1 }, (_, k) =>
           c.startService(`shard-${k + 1}`, serviceEntry("orchestrator"), [
             "--role", "shard", "--shard-index", String(k + 1), "--ps-shards", String(shards), ...where("--coordinator"),
@@ -98,16 +103,18 @@ export class LocalCluster {
           ]),
         ),
       );
-      c.computeAddress = await c.startService("compute", serviceEntry("compute"), [
+      const computeReady = c.startService("compute", serviceEntry("compute"), [
         "--host", host, "--port", String(opts.computePort ?? 0), ...where("--orchestrator"), ...opts.computeArgs,
       ]);
-      c.trainerAddresses = await Promise.all(
+      const trainersReady = Promise.all(
         Array.from({ length: opts.trainers }, (_, i) =>
           c.startService(`trainer-${i}`, serviceEntry("trainer"), [
             "--host", host, "--port", "0", ...where("--orchestrator"), "--worker-id", `trainer-${i}`, ...(opts.tlsDir ? ["--tls-name", `trainer-${i}`] : []), ...opts.trainerArgs,
           ]),
         ),
       );
+      // The first failure names its process; the others are stopped below.
+      [c.shardAddresses, c.computeAddress, c.trainerAddresses] = await Promise.all([shardsReady, computeReady, trainersReady]);
     } catch (err) {
       await c.stop();
       throw err;
