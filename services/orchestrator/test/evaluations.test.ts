@@ -56,6 +56,19 @@ describe("Evaluations: when, and which is best", () => {
     expect(e.bestStatus()).toMatchObject({ step: 3, task: "cvr", value: 0.65 });
   });
 
+  it("a restored best of another task than the one compared now (--best-task given before, not on resume) starts over", () => {
+    const tasks = [{ name: "ctr", loss: "bce" as const, weight: 1 }, { name: "cvr", loss: "bce" as const, weight: 1 }];
+    const e = new Evaluations({ everySteps: 1, best: { metric: "auc" } });
+    const saved = { step: 2, task: "cvr", metric: "auc" as const, value: 0.9, checkpoint: "/x/step-2", eval: report(2, 0.5) };
+    expect(e.restore([], saved, 4)).toBeNull();
+    expect(e.bind(tasks, 100, "test")).toBe("best.json compares cvr auc, this job ctr auc: the best starts over");
+    expect(e.bestStatus()).toBeNull();
+    const same = new Evaluations({ everySteps: 1, best: { metric: "auc", task: "cvr" } });
+    same.restore([], saved, 4);
+    expect(same.bind(tasks, 100, "test")).toBeNull();
+    expect(same.bestStatus()).toMatchObject({ step: 2, task: "cvr", value: 0.9 });
+  });
+
   it("refuses at job start: a task the data does not have, a regression task, and evaluations of a source without a held-out split", async () => {
     const tasks = [{ name: "ctr", loss: "bce" as const, weight: 1 }, { name: "dwell", loss: "mse" as const, weight: 1 }];
     const message = async (fn: () => void) => {

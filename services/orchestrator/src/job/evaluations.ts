@@ -43,21 +43,30 @@ export class Evaluations {
   /**
    * At job start, with the data's tasks and held-out records known: refuses
    * evaluations the data cannot give (no held-out split) and a compared task
-   * that is not one of the data's binary tasks.
+   * that is not one of the data's binary tasks. Returns a warning when a
+   * restored best was of another task than the one compared now (the best
+   * then starts over), else null.
    */
-  bind(tasks: readonly TaskSpec[], heldOut: number, source: string): void {
+  bind(tasks: readonly TaskSpec[], heldOut: number, source: string): string | null {
     const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", msg);
     if (this.s.everySteps > 0 && heldOut === 0) {
       throw bad(`--eval-every-steps ${this.s.everySteps}${this.keepBest ? " and --keep-best need" : " needs"} a held-out split; the source (${source}) has none`);
     }
     const b = this.s.best;
-    if (!b) return;
+    if (!b) return null;
     const names = tasks.map((t) => t.name).join(", ");
     const t = b.task === undefined ? 0 : tasks.findIndex((x) => x.name === b.task);
     if (t < 0) throw bad(`--best-task ${b.task}: the job's tasks are ${names}`);
     if (tasks[t]!.loss !== "bce") throw bad(`--best-metric ${b.metric} needs a binary task; ${tasks[t]!.name} is a regression (${tasks[t]!.loss})${b.task === undefined ? "; name one with --best-task" : ""}`);
     this.task = t;
     this.taskName = tasks[t]!.name;
+    // best.json of a run that compared --best-task X, resumed without it: the first task's figures are not X's.
+    if (this.best && this.best.task !== this.taskName) {
+      const was = this.best.task;
+      this.best = null;
+      return `best.json compares ${was} ${b.metric}, this job ${this.taskName} ${b.metric}: the best starts over`;
+    }
+    return null;
   }
 
   /** Whether the step boundary `step` (of `steps`) is due an evaluation during training. */

@@ -265,7 +265,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     let model: JobModel;
     try {
       model = buildModel(this.config, compute.source, this.resumed, this.log);
-      this.evals.bind(tasksOf(model.spec), Number(compute.source.evalRecords), compute.source.description);
+      const bestAgain = this.evals.bind(tasksOf(model.spec), Number(compute.source.evalRecords), compute.source.description);
+      if (bestAgain) this.log.warn(bestAgain);
     } catch (err) {
       this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
@@ -494,9 +495,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         this.fail(err as PangeaError);
         return;
       }
+      // Recording the best checkpoint can fail the job (best.json not written): nothing more is handed out then.
+      if (this.isFinished()) return;
       if (open) hold.checkpointing = true;
       else this.releaseHold();
       return;
+    }
+    if (this.state === "JOB_STATE_RUNNING" && hold) {
+      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report from ${report.workerId} refused: the evaluation of step ${this.progressStep} was taken, and its checkpoint is being written`);
     }
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);

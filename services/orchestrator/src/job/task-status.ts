@@ -2,18 +2,18 @@ import { DEFAULT_TASK, type Loss, type TaskSpec } from "@pangea/model";
 import { smoothLoss } from "./job-counters.js";
 import type { EvalReport__Output, SourceInfo__Output, TaskEval__Output, TaskStatus } from "@pangea/schema";
 
-/**
- * Each task's training loss as the job's scalar loss is kept: the mean over
- * a step's batches (async: each batch), and its exponential smoothing.
- * Only multi-task pushes carry per-task losses; a single-task job's task is
- * the scalar loss itself.
- */
 /** TaskLosses as a checkpoint's training progress keeps them (JSON has no NaN: a loss not measured is null). */
 export interface SavedTaskLosses {
   last: (number | null)[];
   smoothed: (number | null)[];
 }
 
+/**
+ * Each task's training loss as the job's scalar loss is kept: the mean over
+ * a step's batches (async: each batch), and its exponential smoothing.
+ * Only multi-task pushes carry per-task losses; a single-task job's task is
+ * the scalar loss itself.
+ */
 export class TaskLosses {
   last: number[] = [];
   smoothed: number[] = [];

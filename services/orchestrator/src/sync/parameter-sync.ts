@@ -13,6 +13,16 @@ export interface SyncSource {
   step(): number;
 }
 
+interface Replica {
+  address: string;
+  client: ParameterSyncClient;
+  /** What the replica has not acknowledged: one round (several it missed are compacted into one before a push). */
+  backlog: SyncRound[];
+  sequence: number;
+  /** Why the last push failed (null while pushes succeed), and how many in a row did. */
+  failing: string | null;
+  failedPushes: number;
+}
 
 /**
  * Monolith's ParameterSync from the training side: every `intervalMs` the
@@ -25,17 +35,6 @@ export interface SyncSource {
  * whatever an earlier run under the same sender name had sent; each push
  * names the model (modelIdentity), so serving refuses it for another one.
  */
-interface Replica {
-  address: string;
-  client: ParameterSyncClient;
-  /** Rounds not yet acknowledged: at most one compacted round plus the newest. */
-  backlog: SyncRound[];
-  sequence: number;
-  /** Why the last push failed (null while pushes succeed), and how many in a row did. */
-  failing: string | null;
-  failedPushes: number;
-}
-
 export class ParameterSyncPusher {
   private readonly replicas: Replica[];
   private timer: NodeJS.Timeout | null = null;
