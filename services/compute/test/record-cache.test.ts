@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -109,6 +109,26 @@ describe("a pass killed midway", () => {
     const again = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
     expect(again.info.storage).toMatch(/^record cache reused: /);
     expect(readdirSync(cacheDir).sort()).toEqual([name, live].sort());
+    // A live pid's temporary file untouched for long is a gone pass's too (in containers every compute is pid 1).
+    const old = `${name!.split("-")[0]}-0123456789abcdef.records.tmp-${process.pid}-00ff00ff`;
+    writeFileSync(join(cacheDir, old), "a pass of an earlier container");
+    utimesSync(join(cacheDir, old), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
+    expect(readdirSync(cacheDir).sort()).toEqual([name, live].sort());
+  });
+
+  it("a pass that cannot be put in place leaves no temporary file", async () => {
+    const path = tsv("blocked.tsv");
+    const cacheDir = join(dir, "cache-blocked");
+    const first = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir });
+    const [name] = readdirSync(cacheDir);
+    expect(first.info.storage).toMatch(/^record cache written: /);
+    // The cache's name taken by a directory with something in it: the rename fails.
+    rmSync(join(cacheDir, name!));
+    mkdirSync(join(cacheDir, name!, "x"), { recursive: true });
+    const err = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir }).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/cannot write the record cache/);
+    expect(readdirSync(cacheDir)).toEqual([name]);
   });
 });
 

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { accessSync, closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { ComputeErrors } from "../errors.js";
@@ -43,6 +43,14 @@ interface CacheIndex extends CacheSummary {
 
 const MAGIC = 0x31434750; // "PGC1"
 const VERSION = 1;
+/**
+ * What the cache's records mean: raise it whenever decoding changes (feature
+ * hashing, a format's parsing, label or weight rules), so caches written by
+ * an older compute, whose ids would differ, are not reused after an upgrade.
+ */
+const DECODER_VERSION = 1;
+/** A temporary file untouched this long belongs to a pass that is gone, even when its pid is alive again (pid 1 in containers). */
+const STALE_TMP_MS = 10 * 60_000;
 const CHUNK_HEADER = 16;
 const TRAILER = 16;
 
@@ -60,6 +68,7 @@ export function cacheSizes(memoryMb: number): { chunkBytes: number; residentByte
 export class CacheWriter {
   private readonly fd: number;
   private readonly tmp: string;
+  private closed = false;
   private offset = 0;
   private records = 0;
   private readonly chunks: [number, number, number][] = [];
@@ -69,7 +78,8 @@ export class CacheWriter {
     private readonly path: string,
     private readonly layout: CacheLayout,
   ) {
-    this.tmp = `${path}.tmp-${process.pid}`;
+    // The pid says whose it is; the random part keeps two computes sharing the directory apart (both pid 1 in containers).
+    this.tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     this.fd = openSync(this.tmp, "w");
   }
 
@@ -109,15 +119,25 @@ export class CacheWriter {
     trailer.writeUInt32LE(json.length, 8);
     trailer.writeUInt32LE(MAGIC, 12);
     writeSync(this.fd, trailer, 0, TRAILER, at + json.length);
-    // No fsync: a kill (even -9) cannot tear a renamed file, and a file torn by a power loss fails the
-    // trailer's check (magic, index length against file size) on open and is written again.
-    closeSync(this.fd);
+    // On disk before it is renamed into place: a power loss then leaves a whole cache or none (once per cache).
+    fsyncSync(this.fd);
+    this.close();
     renameSync(this.tmp, this.path);
   }
 
+  /** Gives the pass up: the temporary file goes, whatever state finishing left it in. */
   abort(): void {
+    try {
+      this.close();
+    } finally {
+      rmSync(this.tmp, { force: true });
+    }
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
-    rmSync(this.tmp, { force: true });
   }
 }
 
@@ -307,7 +327,7 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
     }
   });
   const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);
-  const what = hash(JSON.stringify({ decodeKey, paths: files.map((f) => f.path) }));
+  const what = hash(JSON.stringify({ decodeKey, decoder: DECODER_VERSION, paths: files.map((f) => f.path) }));
   const name = `${what}-${hash(JSON.stringify({ decodeKey, files }))}.records`;
   const target = dir ?? join(dirname(files[0]!.path), ".pangea-cache");
   try {
@@ -326,13 +346,21 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
 function pruneStale(dir: string, what: string, keep: string): void {
   for (const f of readdirSync(dir)) {
     if (!f.startsWith(`${what}-`) || f === keep) continue;
-    const tmp = /\.tmp-(\d+)$/.exec(f);
-    if (tmp && pidAlive(Number(tmp[1]))) continue;
+    const tmp = /\.tmp-(\d+)(-[0-9a-f]+)?$/.exec(f);
+    if (tmp && pidAlive(Number(tmp[1])) && !untouchedFor(join(dir, f), STALE_TMP_MS)) continue;
     try {
       unlinkSync(join(dir, f));
     } catch {
       // Another compute pruned it first.
     }
+  }
+}
+
+function untouchedFor(path: string, ms: number): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > ms;
+  } catch {
+    return false;
   }
 }
 
@@ -387,7 +415,7 @@ function abandon(place: CachePlace, w: CacheWriter): void {
   try {
     w.abort();
   } catch {
-    // Already closed (the failure was in finishing it).
+    // The descriptor could not be closed; the temporary file is gone all the same.
   }
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
 }
