@@ -1,12 +1,9 @@
-import { gunzipSync, inflateSync } from "node:zlib";
 import { createRequire } from "node:module";
-import { decompress as zstdDecompress } from "fzstd";
-import { ComputeErrors } from "../errors.js";
 import { concatBytes } from "./framing.js";
 
 const require = createRequire(import.meta.url);
-// snappyjs is CommonJS without types: raw snappy blocks, compress and uncompress.
-const snappy = require("snappyjs") as { uncompress(b: Uint8Array): Uint8Array; compress(b: Uint8Array): Uint8Array };
+// snappyjs is CommonJS without types: raw snappy blocks.
+const snappy = require("snappyjs") as { compress(b: Uint8Array): Uint8Array };
 
 export type Compression = "none" | "gzip" | "zlib" | "snappy" | "zstd";
 export const COMPRESSIONS: readonly Compression[] = ["none", "gzip", "zlib", "snappy", "zstd"];
@@ -20,59 +17,13 @@ export function compressionFromName(path: string): Compression {
   return "none";
 }
 
-/**
- * Decompresses a whole file. Snappy uses the block framing Monolith's (and
- * Hadoop's) snappy streams use: repeated [uint32 BE uncompressed block
- * length][uint32 BE chunk length, raw snappy chunk]... until the block's
- * length is reached.
+/*
+ * Snappy files use the block framing Monolith's (and Hadoop's) snappy streams
+ * use: repeated [uint32 BE uncompressed block length][uint32 BE chunk length,
+ * raw snappy chunk]... until the block's length is reached. They are read as a
+ * stream by SnappyBlockStream (snappy-stream.ts), the other kinds by node's zlib
+ * and fzstd's streams (byte-stream.ts).
  */
-export function decompress(data: Uint8Array, kind: Compression, file: string): Uint8Array {
-  try {
-    switch (kind) {
-      case "none":
-        return data;
-      case "gzip":
-        return gunzipSync(data);
-      case "zlib":
-        return inflateSync(data);
-      case "zstd":
-        return zstdDecompress(data);
-      case "snappy":
-        return snappyBlocks(data, file);
-    }
-  } catch (err) {
-    if (ComputeErrors.is(err)) throw err;
-    throw ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${file}: cannot ${kind}-decompress: ${(err as Error).message}`);
-  }
-}
-
-function be32(d: Uint8Array, at: number): number {
-  return ((d[at]! << 24) | (d[at + 1]! << 16) | (d[at + 2]! << 8) | d[at + 3]!) >>> 0;
-}
-
-function snappyBlocks(data: Uint8Array, file: string): Uint8Array {
-  const out: Uint8Array[] = [];
-  let at = 0;
-  const bad = (msg: string) => ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${file}: snappy stream at byte ${at}: ${msg}`);
-  while (at < data.length) {
-    if (at + 4 > data.length) throw bad("truncated block length");
-    const blockLength = be32(data, at);
-    at += 4;
-    let got = 0;
-    while (got < blockLength) {
-      if (at + 4 > data.length) throw bad("truncated chunk length");
-      const chunkLength = be32(data, at);
-      at += 4;
-      if (chunkLength > data.length - at) throw bad(`chunk of ${chunkLength} bytes runs past the end`);
-      const chunk = snappy.uncompress(data.subarray(at, at + chunkLength));
-      at += chunkLength;
-      got += chunk.length;
-      if (got > blockLength) throw bad(`chunks hold more than the block's ${blockLength} bytes`);
-      out.push(chunk);
-    }
-  }
-  return concatBytes(out);
-}
 
 /** Writes the snappy block framing (one block, chunks of at most 64 KiB), for tests and tools. */
 export function compressSnappyBlocks(data: Uint8Array, chunkSize = 1 << 16): Uint8Array {

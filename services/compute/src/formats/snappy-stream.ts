@@ -4,6 +4,9 @@ import { concatBytes } from "./framing.js";
 const require = createRequire(import.meta.url);
 const snappy = require("snappyjs") as { uncompress(b: Uint8Array): Uint8Array };
 
+/** The largest compressed chunk taken: snappy's bound for the 64 MiB a writer's buffer would never exceed. */
+const MAX_CHUNK_BYTES = 32 + (1 << 26) + Math.ceil((1 << 26) / 6);
+
 /**
  * The snappy block framing (see compression.ts) decoded as the file's bytes
  * arrive: whole chunks are uncompressed, a chunk cut by a piece's end waits
@@ -15,7 +18,6 @@ export class SnappyBlockStream {
   private consumed = 0;
   /** Uncompressed bytes still due in the current block; -1 between blocks. */
   private blockLeft = -1;
-
 
   push(input: Uint8Array, last: boolean): Uint8Array[] {
     const data = this.held.length ? concatBytes([this.held, input]) : input;
@@ -31,6 +33,9 @@ export class SnappyBlockStream {
       }
       if (data.length - at < 4) break;
       const chunkLength = readU32BE(data, at);
+      // A damaged length would have the stream hold (and re-copy) bytes up to the file's end before failing.
+      const most = Math.min(MAX_CHUNK_BYTES, 32 + this.blockLeft + Math.ceil(this.blockLeft / 6));
+      if (chunkLength > most) throw bad(`a chunk of ${chunkLength} compressed bytes, more than snappy makes of the block's ${this.blockLeft} bytes left`);
       if (data.length - at - 4 < chunkLength) break;
       const chunk = snappy.uncompress(data.subarray(at + 4, at + 4 + chunkLength));
       at += 4 + chunkLength;
