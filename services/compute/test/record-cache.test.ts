@@ -133,6 +133,16 @@ describe("a pass killed midway", () => {
 });
 
 describe("damage found while streaming", () => {
+  it("a line too long to be one is skipped to its end, once: the lines after it read as they are", async () => {
+    const path = join(dir, "long-line.tsv");
+    writeFileSync(path, [...lines.slice(0, 10), "1\t" + "7".repeat(3 << 20), ...lines.slice(10, 20)].join("\n") + "\n");
+    const err = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, cacheDir: join(dir, "c-long-1") }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(new RegExp(`^${path}: byte \\d+ \\(line 11\\): a line longer than \\d+ bytes \\(skipped to its end\\)`));
+    const src = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, onBadRecord: "skip", cacheDir: join(dir, "c-long-2") });
+    expect([src.info.trainRecords, src.info.skippedRecords]).toEqual([20, 1]);
+  });
+
+
   it("a truncated gzip member: fail names file and byte offset; skip keeps the records before it and counts the damage", async () => {
     const path = join(dir, "cut.tsv.gz");
     const gz = gzipSync(Buffer.from(lines.join("\n") + "\n"));

@@ -106,11 +106,23 @@ class CriteoPass {
       let carry: Uint8Array = new Uint8Array(0);
       /** Decompressed offset of carry[0] (or of the next piece when carry is empty). */
       let carryAt = 0;
+      /** Inside a line too long to be one: its bytes are skipped up to its end. */
+      let skipping = false;
       for (;;) {
         const piece = await stream.next();
         if (piece === null) break;
         const bytes = carry.length ? Buffer.concat([carry, piece]) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
         let pos = 0;
+        if (skipping) {
+          const end = bytes.indexOf(LF);
+          if (end < 0) {
+            carryAt += bytes.length;
+            continue;
+          }
+          lineNo++;
+          pos = end + 1;
+          skipping = false;
+        }
         for (;;) {
           const end = bytes.indexOf(LF, pos);
           if (end < 0) break;
@@ -121,8 +133,11 @@ class CriteoPass {
         carry = bytes.subarray(pos);
         // A line longer than any real one would grow the carry without bound: damage, not a line.
         if (carry.length > MAX_LINE_BYTES) {
-          bad.lost(`${path}: byte ${carryAt + pos}`, `a line longer than ${MAX_LINE_BYTES} bytes`, carry.length, null);
+          bad.lost(`${path}: byte ${carryAt + pos} (line ${lineNo + 1})`, `a line longer than ${MAX_LINE_BYTES} bytes (skipped to its end)`, carry.length, null);
+          carryAt += pos + carry.length;
           carry = new Uint8Array(0);
+          skipping = true;
+          continue;
         }
         carryAt += pos;
       }
