@@ -182,7 +182,7 @@ describe("unreachable peers and bad configuration", () => {
     ["orchestrator", ["--bottom-mlp", "64,x"], {}, "pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16"],
     ["orchestrator", [], { PANGEA_STEPS: "many" }, "pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps"],
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
-    ["orchestrator", ["--embedding-dim", "8"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
+    ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
     ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
     ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port"],
     ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
