@@ -18,6 +18,8 @@ const BATCH = 1024;
 // gen-data's lines average about 261 bytes.
 const records = Math.ceil((times * budgetMb * 2 ** 20) / 261 / (TRAINERS * BATCH)) * TRAINERS * BATCH;
 const tmp = mkdtempSync(join(tmpdir(), "pangea-bench-streamed-"));
+/** The run failed: its logs stay for reading. */
+let keep = false;
 const data = join(tmp, "criteo.tsv");
 try {
   execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--format", "criteo", "--records", String(records), "--out", data], { stdio: ["ignore", "ignore", "inherit"] });
@@ -45,7 +47,10 @@ try {
   const code = await new Promise((r) => run.on("exit", r));
   clearInterval(poll);
   const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`pangea run exited ${code}; logs in ${join(tmp, "logs")}`);
+  if (code !== 0) {
+    keep = true;
+    throw new Error(`pangea run exited ${code}; logs in ${join(tmp, "logs")} (kept)`);
+  }
   const status = JSON.parse(out.trim().split("\n").pop());
   console.log(`Criteo TSV ${fileMb.toFixed(0)} MB (${records} records, ${(fileMb / budgetMb).toFixed(1)} x --max-memory-mb ${budgetMb}); ${TRAINERS} trainers, batch ${BATCH}, ${steps} steps (one epoch)`);
   for (const [name, kb] of [...peaks].sort()) console.log(`peak resident ${name.padEnd(14)} ${(kb / 1024).toFixed(0).padStart(6)} MB`);
@@ -53,7 +58,7 @@ try {
   console.log(`records/s (end to end, incl. start-up and the cache pass)  ${Math.round(Number(status.samples) / seconds)}`);
   console.log(`held-out AUC  ${status.eval?.auc?.toFixed(4) ?? "none"}`);
 } finally {
-  rmSync(tmp, { recursive: true, force: true });
+  if (!keep) rmSync(tmp, { recursive: true, force: true });
 }
 
 /** Every process below `pid`, from /proc's parent links. */

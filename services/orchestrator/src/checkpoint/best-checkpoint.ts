@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BestMetric } from "@pangea/service-flags";
 import type { EvalReport__Output } from "@pangea/schema";
-import { writeDurably } from "./checkpoint.js";
+import { writeJsonAtomically } from "./checkpoint.js";
 import { evalReportFromJson } from "./completion.js";
 
 /**
@@ -25,9 +25,7 @@ export interface BestRecord {
 const fileOf = (root: string, jobId: string) => join(root, jobId, "best.json");
 
 export function writeBest(root: string, jobId: string, r: BestRecord): void {
-  const path = fileOf(root, jobId);
-  writeDurably(`${path}.tmp`, Buffer.from(`${JSON.stringify(r, null, 2)}\n`));
-  renameSync(`${path}.tmp`, path);
+  writeJsonAtomically(fileOf(root, jobId), r);
 }
 
 /** The job's best.json, or null when there is none; throws with the reason when it cannot be read. */

@@ -111,6 +111,12 @@ export function writeDurably(path: string, data: Buffer): void {
   }
 }
 
+/** Puts `value` at `path` as indented JSON, whole or not at all (written beside it, synced, renamed over it). */
+export function writeJsonAtomically(path: string, value: unknown): void {
+  writeDurably(`${path}.tmp`, Buffer.from(`${JSON.stringify(value, null, 2)}\n`));
+  renameSync(`${path}.tmp`, path);
+}
+
 function fsyncDir(path: string): void {
   const fd = openSync(path, "r");
   try {

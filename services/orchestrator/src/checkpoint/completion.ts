@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EvalReport__Output } from "@pangea/schema";
-import { writeDurably } from "./checkpoint.js";
+import { writeJsonAtomically } from "./checkpoint.js";
 
 /**
  * What a completed job leaves beside its checkpoints (`<root>/<job>/completed.json`):
@@ -17,10 +17,8 @@ interface CompletionRecord {
 const fileOf = (root: string, jobId: string) => join(root, jobId, "completed.json");
 
 export function writeCompletion(root: string, jobId: string, step: number, report: EvalReport__Output): void {
-  const path = fileOf(root, jobId);
   const record: CompletionRecord = { step, eval: { ...report } };
-  writeDurably(`${path}.tmp`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
-  renameSync(`${path}.tmp`, path);
+  writeJsonAtomically(fileOf(root, jobId), record);
 }
 
 const NUMBERS = ["step", "records", "auc", "logloss", "meanPrediction", "labelRate"] as const;
