@@ -14,7 +14,7 @@ describe("pangea run's flags come from the services' declarations", () => {
     expect(RUN_FLAGS.format).toEqual({ description: COMPUTE_FLAGS.format!.description, default: "criteo" });
     expect(RUN_FLAGS["checkpoint-every-seconds"]!.description).toBe(ORCHESTRATOR_FLAGS["checkpoint-every-seconds"]!.description);
     expect(RUN_FLAGS.resume).toEqual({ description: ORCHESTRATOR_FLAGS.resume!.description, boolean: true });
-    expect(RUN_FLAGS.seed).toEqual({ description: "orchestrator: seed of the initial parameters; compute: seed of the synthetic data", default: "42" });
+    expect(RUN_FLAGS.seed).toEqual({ description: "orchestrator: seed of the initial parameters and of the dropout masks; compute: seed of the synthetic data", default: "42" });
     // The cluster's own flags keep their meaning for the whole cluster.
     expect(RUN_FLAGS["metrics-port"]!.description).toBe("orchestrator's HTTP port: /metrics and the dashboard at / (0 = any free port)");
   });
