@@ -16,8 +16,8 @@ export interface SyncSource {
 interface Replica {
   address: string;
   client: ParameterSyncClient;
-  /** What the replica has not acknowledged: one round (several it missed are compacted into one before a push). */
-  backlog: SyncRound[];
+  /** What the replica has not acknowledged (rounds it missed are compacted into one), or null. */
+  pending: SyncRound | null;
   sequence: number;
   /** Why the last push failed (null while pushes succeed), and how many in a row did. */
   failing: string | null;
@@ -59,7 +59,7 @@ export class ParameterSyncPusher {
     private readonly model: string,
     private readonly log: Logger,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), backlog: [], sequence: 0, failing: null, failedPushes: 0 }));
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0 }));
     source.store.trackChanges();
   }
 
@@ -78,7 +78,7 @@ export class ParameterSyncPusher {
       const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
       if (withDense) this.lastDense = Date.now();
       const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
-      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.backlog.length === 0)) return;
+      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null)) return;
       await Promise.all(this.replicas.map((r) => this.send(r, round)));
       this.pushes++;
       this.rowsSent += round.ids.length / 2;
@@ -88,49 +88,47 @@ export class ParameterSyncPusher {
   }
 
   private async send(r: Replica, round: SyncRound): Promise<void> {
-    r.backlog.push(round);
     // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
-    if (r.backlog.length > 1) r.backlog = [compactRounds(r.backlog, (hi) => this.source.store.widthOf(hi))];
-    while (r.backlog.length) {
-      const p = r.backlog[0]!;
-      const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
-        u.sequence = BigInt(++r.sequence);
-        u.run = this.run;
-        u.model = this.model;
-        u.step = BigInt(this.source.step());
-        writeTensor(u._initIds(), "ids", DataType.UINT64, [p.ids.length / 2], p.ids);
-        // Rows of one width go as [n, width]; rows of slots of different widths side by side, [values].
-        writeTensor(u._initRows(), "rows", DataType.FLOAT32, p.width !== null ? [p.ids.length / 2, p.width] : [p.rows.length], p.rows);
-        writeTensor(u._initTombstones(), "tombstones", DataType.UINT64, [p.tombstones.length / 2], p.tombstones);
-        const dense = u._initDense(p.dense ? p.dense.length : 0);
-        p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));
-      }, sizeHint(p.ids, p.rows, p.tombstones, ...(p.dense ?? [])));
-      try {
-        const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
-        const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
-        r.backlog.shift();
-        if (ack.ignored) {
-          this.ignored++;
-          this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
-          continue;
-        }
-        this.lastAckAt = Date.now();
-        this.servingVersion = Number(ack.modelVersion);
-        if (r.failing !== null) {
-          this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
-          r.failing = null;
-          r.failedPushes = 0;
-        }
-      } catch (err) {
-        // The backlog stays for the next round: a replica that was away still gets every row and tombstone.
-        // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
-        const why = describeCallError(err, `serving at ${r.address}`);
-        r.failedPushes++;
-        const level = r.failing === why ? "debug" : "warn";
-        r.failing = why;
-        this.log[level]({ serving: r.address, failedPushes: r.failedPushes, err: why }, "parameter sync push failed; will retry every interval, and say so again only if the reason changes");
+    const p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
+    r.pending = p;
+    const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
+      u.sequence = BigInt(++r.sequence);
+      u.run = this.run;
+      u.model = this.model;
+      u.step = BigInt(this.source.step());
+      writeTensor(u._initIds(), "ids", DataType.UINT64, [p.ids.length / 2], p.ids);
+      // Rows of one width go as [n, width]; rows of slots of different widths side by side, [values].
+      writeTensor(u._initRows(), "rows", DataType.FLOAT32, p.width !== null ? [p.ids.length / 2, p.width] : [p.rows.length], p.rows);
+      writeTensor(u._initTombstones(), "tombstones", DataType.UINT64, [p.tombstones.length / 2], p.tombstones);
+      const dense = u._initDense(p.dense ? p.dense.length : 0);
+      p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));
+    }, sizeHint(p.ids, p.rows, p.tombstones, ...(p.dense ?? [])));
+    try {
+      const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
+      const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
+      // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
+      if (r.pending === p) r.pending = null;
+      if (ack.ignored) {
+        this.ignored++;
+        this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
         return;
       }
+      this.lastAckAt = Date.now();
+      this.servingVersion = Number(ack.modelVersion);
+      if (r.failing !== null) {
+        this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
+        r.failing = null;
+        r.failedPushes = 0;
+      }
+    } catch (err) {
+      // What it missed stays for the next round: a replica that was away still gets every row and tombstone.
+      // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
+      const why = describeCallError(err, `serving at ${r.address}`);
+      r.failedPushes++;
+      const level = r.failing === why ? "debug" : "warn";
+      r.failing = why;
+      this.log[level]({ serving: r.address, failedPushes: r.failedPushes, err: why }, "parameter sync push failed; will retry every interval, and say so again only if the reason changes");
+      return;
     }
   }
 
