@@ -6,7 +6,7 @@ import { loadShardedCheckpoint } from "../src/checkpoint/checkpoint.js";
 import { loadConfig } from "../src/config.js";
 import { ENTRY, runNode } from "../../../test/support/processes.js";
 import { OrchestratorErrors } from "../src/errors.js";
-import { Evaluations } from "../src/job/evaluations.js";
+import { EVALUATIONS_KEPT, Evaluations } from "../src/job/evaluations.js";
 import type { Job } from "../src/job/job.js";
 import { SOURCE, codeOf, evalReport, gradients, startedJob, tempDir } from "./fakes/job-fixture.js";
 
@@ -34,6 +34,19 @@ describe("Evaluations: when, and which is best", () => {
     e.record(report(5, 0.6));
     expect(e.dueAt(5, 20)).toBe(false);
     expect(new Evaluations({ everySteps: 0, best: null }).dueAt(5, 20)).toBe(false);
+  });
+
+  it(`keeps the first and the newest evaluations, ${EVALUATIONS_KEPT} in all, however long the job (the history travels in every status and checkpoint)`, () => {
+    const e = new Evaluations({ everySteps: 1, best: { metric: "auc" } });
+    e.bind([{ name: "ctr", loss: "bce", weight: 1 }], 100, "test");
+    const n = EVALUATIONS_KEPT + 500;
+    for (let s = 1; s <= n; s++) e.record(report(s, s === 7 ? 0.9 : 0.6));
+    const steps = e.history.map((h) => Number(h.step));
+    expect(steps.length).toBe(EVALUATIONS_KEPT);
+    expect(steps.slice(0, 2)).toEqual([1, n - EVALUATIONS_KEPT + 2]);
+    expect(steps.at(-1)).toBe(n);
+    // The best is kept apart from the history: a dropped step stays the best.
+    expect(e.bestStatus()).toMatchObject({ step: 7, value: 0.9 });
   });
 
   it("auc: higher is better, a tie keeps the earlier step, NaN (one class only) is never best; logloss: lower is better", () => {

@@ -108,7 +108,7 @@ function evaluationRows(s: JobStatus__Output): [string, string][] {
     return `step ${e.step}: ${f}${best && Number(best.step) === Number(e.step) ? "  (best)" : ""}`;
   };
   const shown = history.length <= EVALUATIONS_LISTED ? history : [...history.slice(0, 2), null, ...history.slice(history.length - (EVALUATIONS_LISTED - 3))];
-  const rows: [string, string][] = shown.map((e, i) => [i === 0 ? `held-out by step${s.tasks && s.tasks.length > 1 ? ` (${task})` : ""}` : "", e ? line(e) : `... (${history.length} evaluations in all)`]);
+  const rows: [string, string][] = shown.map((e, i) => [i === 0 ? `held-out by step${s.tasks && s.tasks.length > 1 ? ` (${task})` : ""}` : "", e ? line(e) : `... (${history.length - EVALUATIONS_LISTED + 1} more)`]);
   if (best) {
     const exported = best.exported ? `; exported as ${best.exported}` : "";
     rows.push(["best checkpoint", `step ${best.step} (${best.task} ${best.metric === "auc" ? "AUC" : "logloss"} ${fmt(best.value)})${best.checkpoint ? `: ${best.checkpoint}` : ""}${exported}`]);

@@ -23,9 +23,17 @@ export interface Best {
 }
 
 /**
+ * The most evaluations the history keeps: it travels in every status reply
+ * and every checkpoint, so a long job evaluated often must not grow them
+ * without end. Beyond it the oldest go, except the first (the curve's start).
+ */
+export const EVALUATIONS_KEPT = 1000;
+
+/**
  * The job's held-out evaluations: when one is due (every N steps, never at
- * the last step, whose evaluation is the final one), their history, and
- * with --keep-best which one is best so far by one task's AUC or log loss.
+ * the last step, whose evaluation is the final one), their history (the
+ * first and the newest, EVALUATIONS_KEPT in all), and with --keep-best which
+ * one is best so far by one task's AUC or log loss.
  */
 export class Evaluations {
   readonly history: EvalReport__Output[] = [];
@@ -89,6 +97,7 @@ export class Evaluations {
     if (at >= 0 && Number(this.history[at]!.step) === step) this.history[at] = report;
     else if (at >= 0) this.history.splice(at, 0, report);
     else this.history.push(report);
+    if (this.history.length > EVALUATIONS_KEPT) this.history.splice(1, this.history.length - EVALUATIONS_KEPT);
   }
 
   /** A completed job's final evaluation (from completed.json): in the history, not compared. */
