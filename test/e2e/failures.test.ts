@@ -202,10 +202,10 @@ describe("unreachable peers and bad configuration", () => {
     );
   });
 
-  it("compute with a missing data file exits 1 naming the file", async () => {
+  it("compute with a missing data file exits 2 naming the file, as for any bad flag", async () => {
     const r = await runNode(ENTRY.compute, ["--data", join(tmp, "missing.tsv")]);
-    expect(r.code).toBe(1);
-    expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_SOURCE: --data: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toBe(`pangea-compute: error COMPUTE_ERR_BAD_CONFIG: --data: cannot read data file ${join(tmp, "missing.tsv")}: ENOENT`);
   });
 });
 

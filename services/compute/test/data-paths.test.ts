@@ -88,7 +88,8 @@ describe("--data paths", () => {
       }
       return null;
     })();
-    expect(ComputeErrors.is(err, "COMPUTE_ERR_SOURCE")).toBe(true);
+    // A flag naming nothing is a bad flag: exit 2.
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
     expect((err as Error).message).toBe(message);
   });
 

@@ -21,7 +21,8 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
     const files = pattern ? globFiles(entry) : namedFiles(entry, flag);
     if (files.length === 0) {
       const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${flag}: ${what}`);
+      // The flag's value names nothing: a bad flag, exit 2 like any other.
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${what}`);
     }
     for (const f of files) {
       // A file read twice would train twice as often as the others, and silently: refused.
@@ -55,7 +56,7 @@ function namedFiles(entry: string, flag: string): string[] {
   try {
     st = statSync(entry);
   } catch (err) {
-    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${flag}: cannot read data file ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: cannot read data file ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (!st.isDirectory()) return [entry];
   return readdirSync(entry, { withFileTypes: true })
