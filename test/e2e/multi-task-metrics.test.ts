@@ -176,7 +176,12 @@ describe("per-task metrics of a two-task job", () => {
         page.on("pageerror", (e) => errors.push(e.message));
         await page.goto(`http://${c.dashboardAddress}/`);
         const labels = (await page.evaluate("Object.fromEntries(Object.entries(charts).map(([id, c]) => [id, c.series.map((s) => s.label)]))")) as Record<string, string[]>;
-        expect(labels["loss-chart"]).toEqual(["step", "smoothed loss (weighted sum)", "click", "watch"]);
+        expect(labels["loss-chart"]).toEqual(["step", "smoothed loss (weighted sum, mixed units)", "click", "watch"]);
+        // The regression task's squared error on its own axis, not on the nats one.
+        const scales = (await page.evaluate("charts['loss-chart'].series.map((s) => s.scale)")) as string[];
+        expect(scales.slice(2)).toEqual(["y", "se"]);
+        const axes = (await page.evaluate("charts['loss-chart'].axes.map((a) => [a.label, a.scale])")) as [string, string][];
+        expect(axes).toEqual([["training step", "x"], ["log loss (nats per sample)", "y"], ["squared error (per sample)", "se"]]);
         expect(labels["auc-chart"]).toEqual(["step", "click"]);
         const rows = await page.$$eval("#tasks tr", (trs) => trs.map((r) => [...r.children].map((td) => td.textContent)));
         expect(rows[0]).toEqual(["task", "loss", "weight", "train loss (smoothed)", "streaming AUC", "held-out AUC (ground truth)", "log loss", "GAUC (groups)", "calibration", "RMSE"]);

@@ -65,15 +65,27 @@ function curveTasks(s) {
 
 const STEP_AXIS = { label: "training step", values: compactTicks };
 const STEP_SERIES = { label: "step", value: (u, v) => whole(v) };
+// A regression (mse) task's loss is a squared error, not nats: its curves get their own axis, on the right.
+const LOSS_AXIS = { label: "log loss (nats per sample)", size: 60 };
+const SQUARED_AXIS = { label: "squared error (per sample)", size: 60 };
 const CHARTS = {
   "loss-chart": {
     scales: { x: { time: false } },
-    axes: [STEP_AXIS, { label: "log loss (nats per sample)", size: 60 }],
-    series: (tasks) => [
-      STEP_SERIES,
-      { label: tasks.length ? "smoothed loss (weighted sum)" : "smoothed loss", stroke: PALETTE[0], width: 2, value: fixed(4, "nats") },
-      ...tasks.map((t, k) => ({ label: t.name, stroke: PALETTE[(k + 1) % PALETTE.length], width: 1.5, spanGaps: true, value: fixed(4) })),
-    ],
+    axes: (tasks, losses) => {
+      const mse = losses.filter((l) => l === "mse").length;
+      if (mse === losses.length) return [STEP_AXIS, SQUARED_AXIS];
+      return mse ? [STEP_AXIS, LOSS_AXIS, { ...SQUARED_AXIS, scale: "se", side: 1, grid: { show: false } }] : [STEP_AXIS, LOSS_AXIS];
+    },
+    series: (tasks, losses) => {
+      const mse = losses.filter((l) => l === "mse").length;
+      const mixed = mse > 0 && mse < losses.length;
+      const total = !tasks.length ? "smoothed loss" : mixed ? "smoothed loss (weighted sum, mixed units)" : "smoothed loss (weighted sum)";
+      return [
+        STEP_SERIES,
+        { label: total, stroke: PALETTE[0], width: 2, value: fixed(4, mse ? "" : "nats") },
+        ...tasks.map((t, k) => ({ label: t.name, stroke: PALETTE[(k + 1) % PALETTE.length], width: 1.5, spanGaps: true, value: fixed(4), ...(mixed && t.loss === "mse" ? { scale: "se" } : {}) })),
+      ];
+    },
     data: (ps, tasks) => [ps.map((p) => p.step), ps.map((p) => p.loss), ...tasks.map((t) => taskCurve(ps, t.i, "loss"))],
   },
   "auc-chart": {
@@ -102,7 +114,7 @@ const CHARTS = {
 };
 const CHART_HEIGHT = 240;
 const charts = {};
-function drawChart(id, points, tasks) {
+function drawChart(id, points, tasks, losses) {
   const box = $(id);
   const spec = CHARTS[id];
   const data = spec.data(points, tasks);
@@ -110,15 +122,16 @@ function drawChart(id, points, tasks) {
   // Without uPlot (its script failed to load) the figures and tables still update.
   if (typeof uPlot === "undefined") return;
   // The tasks are known once the job starts: a chart drawn before then is drawn again with their curves.
-  const key = tasks.map((t) => t.name).join("\n");
+  const key = tasks.map((t) => t.name).join("\n") + "|" + losses.join();
   if (charts[id] && charts[id].tasksKey !== key) {
     charts[id].destroy();
     delete charts[id];
   }
   if (charts[id]) charts[id].setData(data);
   else {
-    const series = spec.series(tasks).map((s, i) => (i ? { points: { show: false }, ...s } : s));
-    charts[id] = new uPlot({ width: box.clientWidth || 460, height: CHART_HEIGHT, scales: spec.scales, axes: spec.axes, series, hooks: { draw: [latestInLegend] } }, data, box);
+    const series = spec.series(tasks, losses).map((s, i) => (i ? { points: { show: false }, ...s } : s));
+    const axes = typeof spec.axes === "function" ? spec.axes(tasks, losses) : spec.axes;
+    charts[id] = new uPlot({ width: box.clientWidth || 460, height: CHART_HEIGHT, scales: spec.scales, axes, series, hooks: { draw: [latestInLegend] } }, data, box);
     charts[id].tasksKey = key;
   }
 }
@@ -231,7 +244,9 @@ function render(u) {
   $("mode").textContent = s.mode || "sync";
   $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : "sync pending") : "no sync";
   const tasks = curveTasks(s);
-  for (const id in CHARTS) drawChart(id, u.points, tasks);
+  // Every task's loss kind, one task included (a single regression task's loss is a squared error too).
+  const losses = s.tasks && s.tasks.length ? s.tasks.map((t) => t.loss) : ["bce"];
+  for (const id in CHARTS) drawChart(id, u.points, tasks, losses);
   renderTasks(s);
   $("workers").replaceChildren(row(["worker", "kind", "rank", "batches", "status"], "th"), ...s.workers.map((w) => {
     const p = presence(w, s);
