@@ -23,4 +23,25 @@ describe("OffsetTracker", () => {
       { numRuns: 50 },
     );
   });
+
+  it("a message of several records (an ExampleBatch) is done only when every one of them is, whichever batches they went to", () => {
+    const t = new OffsetTracker();
+    expect(t.received(10n, 3)).toBeNull();
+    expect(t.received(11n, 1)).toBeNull();
+    expect(t.complete(11n)).toBeNull();
+    expect(t.complete(10n)).toBeNull();
+    expect(t.complete(10n)).toBeNull();
+    expect(t.commitPoint).toBeNull();
+    expect(t.complete(10n)).toBe(12n);
+    expect(t.pending).toBe(0);
+  });
+
+  it("a message that gave no record (skipped as bad, or an empty ExampleBatch) is done at once and does not hold the commit point back", () => {
+    const t = new OffsetTracker();
+    expect(t.received(5n, 0)).toBe(6n);
+    t.received(6n, 2);
+    expect(t.received(7n, 0)).toBeNull();
+    t.complete(6n);
+    expect(t.complete(6n)).toBe(8n);
+  });
 });

@@ -120,9 +120,11 @@ export class KafkaSource {
         if (!isRunning() || isStale()) return;
       }
       const offset = BigInt(message.offset);
-      tracker.received(offset);
       this.consumed++;
-      this.decode(message.value ?? Buffer.alloc(0), batch.partition, offset, tracker);
+      // Decoding is synchronous, so no batch holding these records can be acknowledged before the tracker knows how many there are.
+      const records = this.decode(message.value ?? Buffer.alloc(0), batch.partition, offset);
+      const point = tracker.received(offset, records);
+      if (point !== null) this.commit(new Map([[batch.partition, point]]));
       resolveOffset(message.offset);
     }
     await heartbeat();
@@ -134,7 +136,8 @@ export class KafkaSource {
     return t;
   }
 
-  private decode(value: Buffer, partition: number, offset: bigint, tracker: OffsetTracker): void {
+  /** Queues the records of one message; returns how many (0 when it is skipped as bad). */
+  private decode(value: Buffer, partition: number, offset: bigint): number {
     const asm = this.asm;
     const push = () => {
       const labels = Float32Array.from(this.opts.featureList.labels, (l) => sampleLabel(l, asm.labels));
@@ -162,12 +165,11 @@ export class KafkaSource {
       if (!(err instanceof WireError || err instanceof SampleError)) throw err;
       // A message is taken whole or not at all: an ExampleBatch's examples queued before its bad one go too (decoding is synchronous, so they are still at the queue's end).
       this.queue.length = queued;
-      // A skipped record is done: its offset may be committed.
+      // A skipped message is done: its offset may be committed.
       this.bad.record(`topic ${this.opts.topic} partition ${partition} offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
-      const point = tracker.complete(offset);
-      if (point !== null) this.commit(new Map([[partition, point]]));
     }
     this.wakeReader?.();
+    return this.queue.length - queued;
   }
 
   /** One commit request for every partition whose commit point moved. */
