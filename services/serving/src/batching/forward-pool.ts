@@ -1,0 +1,102 @@
+import { Worker } from "node:worker_threads";
+import type { Logger } from "@pangea/kit";
+import type { Examples } from "../model/scorer.js";
+import type { Servable, ServableView } from "../model/servable.js";
+
+export type ToForwardThread =
+  | { type: "model"; view: ServableView; same: boolean }
+  | { type: "retain"; versions: number[] }
+  | { type: "pass"; id: number; version: number; x: Examples };
+
+type FromForwardThread = { id: number; out: Float32Array; error?: undefined } | { id: number; error: string };
+
+interface Thread {
+  worker: Worker;
+  busy: boolean;
+  /** The generations of each version this thread was sent (a new Servable object is a new load, even under a reloaded number). */
+  seen: WeakMap<Servable, { generation: number; dense: number }>;
+  pending: Map<number, { resolve(out: Float32Array): void; reject(err: Error): void }>;
+}
+
+/**
+ * Forward threads (worker_threads) that run the passes off the event loop,
+ * one pass per thread at a time, over the versions' tables in shared memory:
+ * the event loop keeps decoding, answering and batching while passes run.
+ * Before a thread's pass, it is sent what changed in that version since its
+ * last pass (new table arrays after a parameter sync update, new dense
+ * weights), so every pass sees every update applied before it was started.
+ */
+export class ForwardPool {
+  private readonly threads: Thread[] = [];
+  private nextId = 1;
+  private retained: number[] | null = null;
+
+  constructor(count: number, private readonly log?: Logger) {
+    for (let i = 0; i < count; i++) this.threads.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  /** Threads without a pass. */
+  get idle(): number {
+    let n = 0;
+    for (const t of this.threads) if (!t.busy) n++;
+    return n;
+  }
+
+  /** Runs a pass on an idle thread (the caller checks `idle` first). */
+  run(servable: Servable, x: Examples): Promise<Float32Array> {
+    const t = this.threads.find((th) => !th.busy);
+    if (!t) return Promise.reject(new Error("ForwardPool.run without an idle thread"));
+    const seen = t.seen.get(servable);
+    if (!seen || seen.generation !== servable.generation || seen.dense !== servable.denseGeneration) {
+      t.worker.postMessage({ type: "model", same: seen !== undefined, view: servable.view(seen?.dense !== servable.denseGeneration) } satisfies ToForwardThread);
+      t.seen.set(servable, { generation: servable.generation, dense: servable.denseGeneration });
+    }
+    const id = this.nextId++;
+    t.busy = true;
+    return new Promise((resolve, reject) => {
+      t.pending.set(id, { resolve, reject });
+      t.worker.postMessage({ type: "pass", id, version: servable.version, x } satisfies ToForwardThread);
+    });
+  }
+
+  /** Lets the threads free the versions no longer loaded. */
+  retain(versions: number[]): void {
+    this.retained = versions;
+    for (const t of this.threads) t.worker.postMessage({ type: "retain", versions } satisfies ToForwardThread);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+  }
+
+  private spawn(): Thread {
+    const worker = new Worker(new URL("./forward-worker.js", import.meta.url));
+    const t: Thread = { worker, busy: false, seen: new WeakMap(), pending: new Map() };
+    worker.on("message", (m: FromForwardThread) => {
+      const p = t.pending.get(m.id);
+      if (!p) return;
+      t.pending.delete(m.id);
+      t.busy = false;
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m.out);
+    });
+    // A thread that dies fails its pass and is replaced (with nothing sent yet: its first pass sends the version).
+    worker.on("error", (err) => {
+      this.log?.error({ err: err.message }, "forward thread failed; starting another");
+      for (const p of t.pending.values()) p.reject(err);
+      t.pending.clear();
+      void worker.terminate();
+      const i = this.threads.indexOf(t);
+      if (i >= 0) {
+        this.threads[i] = this.spawn();
+        if (this.retained) this.threads[i]!.worker.postMessage({ type: "retain", versions: this.retained } satisfies ToForwardThread);
+      }
+    });
+    worker.unref();
+    return t;
+  }
+}
