@@ -8,11 +8,18 @@ export type ToForwardThread =
   | { type: "retain"; versions: number[] }
   | { type: "pass"; id: number; version: number; x: Examples };
 
+/**
+ * The thread's script: beside this module once built; from the TypeScript
+ * sources (tests), the build's copy, as a worker cannot load .ts itself.
+ */
+const WORKER_SCRIPT = import.meta.url.endsWith(".ts") ? new URL("../../dist/batching/forward-worker.js", import.meta.url) : new URL("./forward-worker.js", import.meta.url);
+
 type FromForwardThread = { id: number; out: Float32Array; error?: undefined } | { id: number; error: string };
 
 interface Thread {
   worker: Worker;
   busy: boolean;
+  passes: number;
   /** The generations of each version this thread was sent (a new Servable object is a new load, even under a reloaded number). */
   seen: WeakMap<Servable, { generation: number; dense: number }>;
   pending: Map<number, { resolve(out: Float32Array): void; reject(err: Error): void }>;
@@ -39,6 +46,11 @@ export class ForwardPool {
     return this.threads.length;
   }
 
+  /** Passes each thread has run (tests check work went to every thread). */
+  get passesPerThread(): number[] {
+    return this.threads.map((t) => t.passes);
+  }
+
   /** Threads without a pass. */
   get idle(): number {
     let n = 0;
@@ -57,6 +69,7 @@ export class ForwardPool {
     }
     const id = this.nextId++;
     t.busy = true;
+    t.passes++;
     return new Promise((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
       t.worker.postMessage({ type: "pass", id, version: servable.version, x } satisfies ToForwardThread);
@@ -74,8 +87,8 @@ export class ForwardPool {
   }
 
   private spawn(): Thread {
-    const worker = new Worker(new URL("./forward-worker.js", import.meta.url));
-    const t: Thread = { worker, busy: false, seen: new WeakMap(), pending: new Map() };
+    const worker = new Worker(WORKER_SCRIPT);
+    const t: Thread = { worker, busy: false, passes: 0, seen: new WeakMap(), pending: new Map() };
     worker.on("message", (m: FromForwardThread) => {
       const p = t.pending.get(m.id);
       if (!p) return;
