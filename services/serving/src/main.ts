@@ -28,7 +28,7 @@ runMain(PROGRAM, async () => {
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
   const pool = config.forwardThreads > 0 ? new ForwardPool(config.forwardThreads, log) : null;
-  if (pool) models.onChange = () => pool.retain(models.loadedVersions());
+  if (pool) models.onChange = () => pool.retain(models.servables());
   const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch, { pool, maxQueued: config.maxQueuedRequests });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const me = { address: "", model: config.modelName, workerId: config.workerId, counters: () => ({ requests: batcher.requests, bytes: batcher.inputBytes }) };

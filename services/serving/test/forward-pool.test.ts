@@ -85,5 +85,8 @@ describe("forward threads", () => {
     await pushSync(server.address, encodeSyncUpdate({ seq: 2, ids: Uint32Array.from(words(2, 9)), rows: wave(40, 3) }));
     const rowsOnly = await bothWays();
     expect(requests.some((_, r) => Array.from(rowsOnly[r]!).join() !== Array.from(after[r]!).join())).toBe(true);
+    // A version the threads dropped (unloaded while a request for it still waited) is sent again whole.
+    pool.retain([]);
+    expect(await bothWays()).toEqual(rowsOnly);
   });
 });

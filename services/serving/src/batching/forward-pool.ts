@@ -3,10 +3,11 @@ import type { Logger } from "@pangea/kit";
 import type { Examples } from "../model/scorer.js";
 import type { Servable, ServableView } from "../model/servable.js";
 
+/** A version's state is sent under a key of its Servable object (a version unloaded and loaded again is another object, another key). */
 export type ToForwardThread =
-  | { type: "model"; view: ServableView; same: boolean }
-  | { type: "retain"; versions: number[] }
-  | { type: "pass"; id: number; version: number; x: Examples };
+  | { type: "model"; key: number; view: ServableView; same: boolean }
+  | { type: "drop"; keys: number[] }
+  | { type: "pass"; id: number; key: number; x: Examples };
 
 /**
  * The thread's script: beside this module once built; from the TypeScript
@@ -20,8 +21,8 @@ interface Thread {
   worker: Worker;
   busy: boolean;
   passes: number;
-  /** The generations of each version this thread was sent (a new Servable object is a new load, even under a reloaded number). */
-  seen: WeakMap<Servable, { generation: number; dense: number }>;
+  /** The generations of each version this thread was sent. */
+  seen: Map<Servable, { generation: number; dense: number }>;
   pending: Map<number, { resolve(out: Float32Array): void; reject(err: Error): void }>;
 }
 
@@ -36,7 +37,8 @@ interface Thread {
 export class ForwardPool {
   private readonly threads: Thread[] = [];
   private nextId = 1;
-  private retained: number[] | null = null;
+  private readonly keys = new WeakMap<Servable, number>();
+  private nextKey = 1;
 
   constructor(count: number, private readonly log?: Logger) {
     for (let i = 0; i < count; i++) this.threads.push(this.spawn());
@@ -62,9 +64,11 @@ export class ForwardPool {
   run(servable: Servable, x: Examples): Promise<Float32Array> {
     const t = this.threads.find((th) => !th.busy);
     if (!t) return Promise.reject(new Error("ForwardPool.run without an idle thread"));
+    let key = this.keys.get(servable);
+    if (key === undefined) this.keys.set(servable, (key = this.nextKey++));
     const seen = t.seen.get(servable);
     if (!seen || seen.generation !== servable.generation || seen.dense !== servable.denseGeneration) {
-      t.worker.postMessage({ type: "model", same: seen !== undefined, view: servable.view(seen?.dense !== servable.denseGeneration) } satisfies ToForwardThread);
+      t.worker.postMessage({ type: "model", key, same: seen !== undefined, view: servable.view(seen?.dense !== servable.denseGeneration) } satisfies ToForwardThread);
       t.seen.set(servable, { generation: servable.generation, dense: servable.denseGeneration });
     }
     const id = this.nextId++;
@@ -72,14 +76,18 @@ export class ForwardPool {
     t.passes++;
     return new Promise((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
-      t.worker.postMessage({ type: "pass", id, version: servable.version, x } satisfies ToForwardThread);
+      t.worker.postMessage({ type: "pass", id, key, x } satisfies ToForwardThread);
     });
   }
 
-  /** Lets the threads free the versions no longer loaded. */
-  retain(versions: number[]): void {
-    this.retained = versions;
-    for (const t of this.threads) t.worker.postMessage({ type: "retain", versions } satisfies ToForwardThread);
+  /** Lets the threads free the versions not among `loaded` (sent again if a request still queued for one runs). */
+  retain(loaded: readonly Servable[]): void {
+    for (const t of this.threads) {
+      const gone = [...t.seen.keys()].filter((s) => !loaded.includes(s));
+      if (gone.length === 0) continue;
+      for (const s of gone) t.seen.delete(s);
+      t.worker.postMessage({ type: "drop", keys: gone.map((s) => this.keys.get(s)!) } satisfies ToForwardThread);
+    }
   }
 
   async close(): Promise<void> {
@@ -88,7 +96,7 @@ export class ForwardPool {
 
   private spawn(): Thread {
     const worker = new Worker(WORKER_SCRIPT);
-    const t: Thread = { worker, busy: false, passes: 0, seen: new WeakMap(), pending: new Map() };
+    const t: Thread = { worker, busy: false, passes: 0, seen: new Map(), pending: new Map() };
     worker.on("message", (m: FromForwardThread) => {
       const p = t.pending.get(m.id);
       if (!p) return;
@@ -104,10 +112,7 @@ export class ForwardPool {
       t.pending.clear();
       void worker.terminate();
       const i = this.threads.indexOf(t);
-      if (i >= 0) {
-        this.threads[i] = this.spawn();
-        if (this.retained) this.threads[i]!.worker.postMessage({ type: "retain", versions: this.retained } satisfies ToForwardThread);
-      }
+      if (i >= 0) this.threads[i] = this.spawn();
     });
     worker.unref();
     return t;

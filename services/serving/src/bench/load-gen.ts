@@ -58,6 +58,12 @@ const call = async () => {
 
 const latencies: number[] = [];
 let errors = 0;
+/** The first failed call's error, so a run with errors says what they were. */
+let firstError: string | null = null;
+const failed = (err: unknown) => {
+  errors++;
+  firstError ??= (err as Error).message;
+};
 for (let i = 0; i < 19; i++) await call(); // warm-up, answers decoded and checked
 expectLength = await call();
 const cpuBefore = cpuOf(process.pid);
@@ -76,7 +82,7 @@ if (rate > 0) {
     lateness.push(performance.now() - scheduled);
     const p: Promise<void> = call().then(
       () => void latencies.push(performance.now() - scheduled),
-      () => void errors++,
+      (err: unknown) => void failed(err),
     );
     inFlight.add(p);
     maxInFlight = Math.max(maxInFlight, inFlight.size);
@@ -91,8 +97,8 @@ if (rate > 0) {
         try {
           await call();
           latencies.push(performance.now() - t);
-        } catch {
-          errors++;
+        } catch (err) {
+          failed(err);
         }
       }
     }),
@@ -106,7 +112,7 @@ const late = (p: number) => (lateness.length ? lateness[Math.min(lateness.length
 const cpu = cpuOf(process.pid);
 console.log(JSON.stringify({
   batch, concurrency: rate > 0 ? maxInFlight : Number(concS), offeredRate: rate || null, sendLateP99Ms: late(0.99), sendLateP999Ms: late(0.999),
-  requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed,
+  requests: latencies.length, errors, firstError, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed,
   generatorCpuMs: cpu.runMs - cpuBefore.runMs, generatorCpuWaitMs: cpu.waitMs - cpuBefore.waitMs,
 }));
 client.close();
