@@ -12,7 +12,10 @@ export class H2UnaryClient {
 
   /** With `ca`, the connection is TLS and the server's certificate must be that CA's (serving under --tls-dir). */
   constructor(address: string, ca?: Buffer) {
-    this.session = ca ? http2.connect(`https://${address}`, { ca, ALPNProtocols: ["h2"] }) : http2.connect(`http://${address}`);
+    // Room for thousands of calls in flight (open loop against a stalled server): at Node's default 10 MB, the
+    // session refuses new streams (NGHTTP2_ENHANCE_YOUR_CALM) and fails every call in flight, the generator's error.
+    const options = { maxSessionMemory: 1024 };
+    this.session = ca ? http2.connect(`https://${address}`, { ...options, ca, ALPNProtocols: ["h2"] }) : http2.connect(`http://${address}`, options);
     this.session.on("error", () => {}); // surfaced per call, through the stream's error
   }
 
