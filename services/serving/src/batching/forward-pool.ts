@@ -76,7 +76,7 @@ export class ForwardPool {
     t.passes++;
     return new Promise((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
-      t.worker.postMessage({ type: "pass", id, key, x } satisfies ToForwardThread);
+      t.worker.postMessage({ type: "pass", id, key, x: whole(x) } satisfies ToForwardThread);
     });
   }
 
@@ -117,4 +117,14 @@ export class ForwardPool {
     worker.unref();
     return t;
   }
+}
+
+/**
+ * The examples with each array on a buffer of its own: a message copies a
+ * typed array's whole buffer, and a request's inputs can be views into a
+ * larger one (Buffer's 8 KB pool).
+ */
+function whole(x: Examples): Examples {
+  const own = <T extends Float32Array | Uint32Array>(a: T): T => (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T));
+  return { count: x.count, dense: own(x.dense), idWords: own(x.idWords), ...(x.cellOffsets ? { cellOffsets: own(x.cellOffsets) } : {}) };
 }
