@@ -61,7 +61,8 @@ const requests = Array.from({ length: 6 }, (_, r): Examples => ({
 async function bothWays(): Promise<Float32Array[]> {
   const s = models.current()!;
   const before = pool.passesPerThread;
-  const threaded = await Promise.all(requests.map((x) => batcher.predict(s, x)));
+  // Copies: a pass takes its input arrays (moved to the thread).
+  const threaded = await Promise.all(requests.map((x) => batcher.predict(s, { count: x.count, dense: x.dense.slice(), idWords: x.idWords.slice() })));
   expect(pool.passesPerThread.every((n, i) => n > before[i]!), `passes per thread ${before} -> ${pool.passesPerThread}`).toBe(true);
   requests.forEach((x, r) => expect(Array.from(threaded[r]!), `request ${r}`).toEqual(Array.from(s.predict(x))));
   return threaded;

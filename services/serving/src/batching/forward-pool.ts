@@ -76,7 +76,10 @@ export class ForwardPool {
     t.passes++;
     return new Promise((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
-      t.worker.postMessage({ type: "pass", id, key, x: whole(x) } satisfies ToForwardThread);
+      // Moved, not copied: nothing reads a request's input arrays once its pass is started (answers need only counts).
+      const sent = whole(x);
+      const moved = [sent.dense.buffer, sent.idWords.buffer, ...(sent.cellOffsets ? [sent.cellOffsets.buffer] : [])] as ArrayBuffer[];
+      t.worker.postMessage({ type: "pass", id, key, x: sent } satisfies ToForwardThread, moved);
     });
   }
 
@@ -120,11 +123,11 @@ export class ForwardPool {
 }
 
 /**
- * The examples with each array on a buffer of its own: a message copies a
- * typed array's whole buffer, and a request's inputs can be views into a
- * larger one (Buffer's 8 KB pool).
+ * The examples with each array on a buffer of its own, to be moved to the
+ * thread: a request's inputs can be views into a larger buffer (Buffer's
+ * 8 KB pool, shared with other data) or on shared memory, which cannot be moved.
  */
 function whole(x: Examples): Examples {
-  const own = <T extends Float32Array | Uint32Array>(a: T): T => (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T));
+  const own = <T extends Float32Array | Uint32Array>(a: T): T => (a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T));
   return { count: x.count, dense: own(x.dense), idWords: own(x.idWords), ...(x.cellOffsets ? { cellOffsets: own(x.cellOffsets) } : {}) };
 }
