@@ -9,6 +9,7 @@ import * as http2 from "node:http2";
  */
 export class H2UnaryClient {
   private readonly session: http2.ClientHttp2Session;
+  private readonly frames = new WeakMap<Buffer, Buffer>();
 
   /** With `ca`, the connection is TLS and the server's certificate must be that CA's (serving under --tls-dir). */
   constructor(address: string, ca?: Buffer) {
@@ -49,10 +50,20 @@ export class H2UnaryClient {
         if (length !== body.length - 5 || body[0] !== 0) return reject(new Error(`${path}: expected one uncompressed message, got ${body.length} bytes`));
         resolve(body.subarray(5));
       });
-      const head = Buffer.alloc(5);
-      head.writeUInt32BE(message.length, 1);
-      stream.end(Buffer.concat([head, message]));
+      stream.end(this.framed(message));
     });
+  }
+
+  /** The message behind gRPC's 5-byte length prefix, made once per message (the load generator sends one over and over). */
+  private framed(message: Buffer): Buffer {
+    let f = this.frames.get(message);
+    if (!f) {
+      f = Buffer.alloc(5 + message.length);
+      f.writeUInt32BE(message.length, 1);
+      message.copy(f, 5);
+      this.frames.set(message, f);
+    }
+    return f;
   }
 
   close(): void {
