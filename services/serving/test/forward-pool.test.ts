@@ -90,4 +90,15 @@ describe("forward threads", () => {
     pool.retain([]);
     expect(await bothWays()).toEqual(rowsOnly);
   });
+
+  it("replace a thread that ends, which gets the version afresh", async () => {
+    const s = models.current()!;
+    const ended = pool["threads"][0]!.worker;
+    await ended.terminate();
+    await new Promise((r) => setImmediate(r));
+    expect(pool["threads"][0]!.worker).not.toBe(ended);
+    const [x] = requests;
+    expect(Array.from(await batcher.predict(s, { count: x!.count, dense: x!.dense.slice(), idWords: x!.idWords.slice() }))).toEqual(Array.from(s.predict(x!)));
+    await bothWays();
+  });
 });

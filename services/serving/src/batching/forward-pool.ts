@@ -39,6 +39,7 @@ export class ForwardPool {
   private nextId = 1;
   private readonly keys = new WeakMap<Servable, number>();
   private nextKey = 1;
+  private closing = false;
 
   constructor(count: number, private readonly log?: Logger) {
     for (let i = 0; i < count; i++) this.threads.push(this.spawn());
@@ -94,6 +95,7 @@ export class ForwardPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
   }
 
@@ -108,12 +110,18 @@ export class ForwardPool {
       if (m.error !== undefined) p.reject(new Error(m.error));
       else p.resolve(m.out);
     });
-    // A thread that dies fails its pass and is replaced (with nothing sent yet: its first pass sends the version).
+    // A thread that dies (an uncaught error, or ended from outside) fails its pass and is replaced; the new one is
+    // sent each version before its first pass of it.
+    let failure: Error | null = null;
     worker.on("error", (err) => {
+      failure = err;
       this.log?.error({ err: err.message }, "forward thread failed; starting another");
+    });
+    worker.on("exit", (code) => {
+      if (this.closing) return;
+      const err = failure ?? new Error(`forward thread exited with code ${code}`);
       for (const p of t.pending.values()) p.reject(err);
       t.pending.clear();
-      void worker.terminate();
       const i = this.threads.indexOf(t);
       if (i >= 0) this.threads[i] = this.spawn();
     });
