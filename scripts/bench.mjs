@@ -68,8 +68,18 @@ for (const r of data.filter((d) => d.name.startsWith("compute path"))) {
   execFileSync(process.execPath, [join(root, "services/orchestrator/dist/export.js"), "--checkpoint", status.checkpointPath, "--out", join(dir, "models")], { stdio: "ignore" });
   // Certificates for the TLS figures, made the way `pangea certs` makes them.
   execFileSync(process.execPath, [join(root, "packages/rpc/dist/make-certs.js"), join(dir, "tls")], { stdio: "ignore" });
+  const ms = (v) => (v === null || v === undefined || Number.isNaN(v) ? "-" : v.toFixed(1));
+  const capacities = [];
   for (const r of run("services/serving/dist/bench/serving-bench.js", [join(dir, "models"), "5", join(dir, "tls")])) {
-    const tail = r.inProcessForwardMs === undefined ? `(up to ${r.concurrency} in flight)` : `(in-process forward ${r.inProcessForwardMs.toFixed(3)} ms; serving/in-process ${r.overheadRatio.toFixed(1)}x)`;
-    console.log(`${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ${Math.round(r.examplesPerSec)} examples/s  ${tail}`);
+    if (r.capacityRequestsPerSec !== undefined) {
+      capacities.push(r);
+      console.log(`${r.name.padEnd(55)} ${Math.round(r.capacityRequestsPerSec)} requests/s  ${Math.round(r.capacityExamplesPerSec)} examples/s`);
+      continue;
+    }
+    // Where a tail came from: the server's event-loop delay, the CPU its threads and the generator's waited for (other processes held it), how late the generator sent.
+    const why = `loop delay p99/max ${ms(r.serverLoopDelayP99Ms)}/${ms(r.serverLoopDelayMaxMs)} ms; waited for a core: server ${Math.round(r.serverCpuWaitMs)} ms, generator ${Math.round(r.generatorCpuWaitMs)} ms${r.sendLateP99Ms === null ? "" : `; sent late p99 ${ms(r.sendLateP99Ms)} ms`}${r.shed ? `; shed ${r.shed}` : ""}${r.errors ? `; ${r.errors} errors, the first: ${r.firstError}` : ""}`;
+    const tail = r.inProcessForwardMs === undefined ? `(${Math.round(r.requestsPerSec)} requests/s achieved, up to ${r.concurrency} in flight; ${why})` : `(in-process forward ${r.inProcessForwardMs.toFixed(3)} ms; serving/in-process ${r.overheadRatio.toFixed(1)}x; ${why})`;
+    console.log(`${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  p999 ${r.p999Ms.toFixed(2)} ms  ${Math.round(r.examplesPerSec)} examples/s  ${tail}`);
   }
+  if (capacities.length > 1) console.log(`ratio serving capacity ${capacities.at(-1).name.split(", ").at(-1)} / ${capacities[0].name.split(", ").at(-1)}: ${(capacities.at(-1).capacityRequestsPerSec / capacities[0].capacityRequestsPerSec).toFixed(2)}x`);
 }

@@ -8,6 +8,7 @@ import { FLAGS, loadConfig } from "./config.js";
 import { readApiToken } from "./api/api-token.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
+import { ForwardPool } from "./batching/forward-pool.js";
 import { MODEL_SERVICE, PREDICTION_SERVICE, addTfServing } from "./api/tf-serving-grpc.js";
 import { startRest } from "./api/rest.js";
 
@@ -26,14 +27,16 @@ runMain(PROGRAM, async () => {
   const log = createLogger("serving");
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
-  const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch);
+  const pool = config.forwardThreads > 0 ? new ForwardPool(config.forwardThreads, log) : null;
+  if (pool) models.onChange = () => pool.retain(models.servables());
+  const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch, { pool, maxQueued: config.maxQueuedRequests });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const me = { address: "", model: config.modelName, workerId: config.workerId, counters: () => ({ requests: batcher.requests, bytes: batcher.inputBytes }) };
   const registry = newRegistry("serving");
   registerServingMetrics(registry, models, batcher);
   const grpcServer = await startServer(config.host, config.port, (s) => {
     addTfServing(s, models, batcher, config.maxBatch);
-    addParameterSync(s, models, log);
+    addParameterSync(s, models, batcher, log);
     addAgentService(s, discovery, me);
   }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry), apiToken ? { clientToken: apiToken } : {});
   me.address = config.advertise ?? grpcServer.address;
@@ -48,6 +51,7 @@ runMain(PROGRAM, async () => {
     await discovery.close();
     await rest.app.close();
     await grpcServer.shutdown();
+    await pool?.close();
   });
   log.info({ grpc: grpcServer.address, rest: rest.address, model: config.modelName, basePath: config.modelBasePath, loaded: models.loadedVersions() }, "serving");
   announceReady("serving", grpcServer.address, { rest: rest.address });

@@ -46,7 +46,7 @@ beforeAll(async () => {
   });
   models.scan();
   server = await startServer("127.0.0.1", 0, (s) => {
-    addParameterSync(s, models, log);
+    addParameterSync(s, models, new MicroBatcher(0, 64), log);
     addTfServing(s, models, new MicroBatcher(0, 64), 64);
   }, [PARAMETER_SYNC_SERVICE_NAME, PREDICTION_SERVICE]);
   const P = grpc.makeGenericClientConstructor(tfServingServices().prediction.service, "PredictionService");

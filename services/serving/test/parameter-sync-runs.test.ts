@@ -7,6 +7,7 @@ import { PARAMETER_SYNC_SERVICE_NAME, startServer, type RunningServer } from "@p
 import { modelIdentity } from "@pangea/model";
 import { ModelManager } from "../src/model/model-manager.js";
 import { addParameterSync } from "../src/api/parameter-sync.js";
+import { MicroBatcher } from "../src/batching/micro-batcher.js";
 import { SPEC, idWords, writeVersion } from "./support/versions.js";
 import { encodeSyncUpdate, pushSync } from "./support/sync.js";
 
@@ -25,7 +26,7 @@ let server: RunningServer;
 beforeAll(async () => {
   writeVersion(base, 1);
   models.scan();
-  server = await startServer("127.0.0.1", 0, (s) => addParameterSync(s, models, log), [PARAMETER_SYNC_SERVICE_NAME]);
+  server = await startServer("127.0.0.1", 0, (s) => addParameterSync(s, models, new MicroBatcher(0, 64), log), [PARAMETER_SYNC_SERVICE_NAME]);
 });
 afterAll(() => server.shutdown(100));
 

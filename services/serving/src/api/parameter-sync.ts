@@ -6,6 +6,7 @@ import { denseParams, parseModelSpec, specDifference } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
 import type { Servable } from "../model/servable.js";
+import type { MicroBatcher } from "../batching/micro-batcher.js";
 import { slotOfV2 } from "@pangea/features";
 
 /**
@@ -22,73 +23,78 @@ import { slotOfV2 } from "@pangea/features";
  * its sequence unrecorded. An older sender sends no run (sequences per
  * sender name) and no model (shapes checked only).
  */
-export function addParameterSync(server: grpc.Server, models: ModelManager, log: Logger): void {
+export function addParameterSync(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
+  // Applied while no forward pass runs (forward threads read the tables in place); updates keep their arrival order.
   server.addService(ParameterSyncService, {
-    push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      try {
-        const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
-        const servable = models.current();
-        if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to`);
-        if (u.model) checkModel(u.model, servable.identity, servable.version, sender);
-        const seq = u.sequence;
-        const run = u.run;
-        const key = run ? `${sender}\n${run}` : sender;
-        const prev = lastSequence.get(key);
-        let applied = 0;
-        let removed = 0;
-        let denseApplied = false;
-        const ignored = prev !== undefined && seq <= prev;
-        if (ignored) {
-          models.syncIgnored++;
-          log.warn({ sender, run, sequence: Number(seq), last: Number(prev), version: servable.version }, "parameter sync update ignored: not newer than one already applied from its sender run");
-        } else {
-          const checked = checkUpdate(u, servable, sender);
-          // Re-inserted so the map's order is by last use; the least recently heard runs go first past the bound.
-          lastSequence.delete(key);
-          lastSequence.set(key, seq);
-          if (lastSequence.size > MAX_SENDER_RUNS) lastSequence.delete(lastSequence.keys().next().value!);
-          // Evictions first: an update's rows are the table after them, so an id evicted and made again since the last
-          // update (in both lists) keeps its new row.
-          for (let i = 0; i < checked.tombstones.count; i++) {
-            const lo = checked.tombstones.words[2 * i]!;
-            const hi = checked.tombstones.words[2 * i + 1]!;
-            if (servable.tables.get(slotOfV2(hi))?.remove(lo, hi)) removed++;
-          }
-          for (let i = 0; i < checked.count; i++) {
-            const lo = checked.words[2 * i]!;
-            const hi = checked.words[2 * i + 1]!;
-            const table = servable.tables.get(slotOfV2(hi));
-            if (!table) continue;
-            table.set(lo, hi, checked.rows, checked.offsets ? checked.offsets[i]! : i * checked.width!);
-            applied++;
-          }
-          if (checked.dense.length) {
-            servable.setDense(checked.dense);
-            denseApplied = true;
-          }
-          servable.synced.rows += applied;
-          servable.synced.tombstones += removed;
-          if (denseApplied) servable.synced.dense++;
-          servable.synced.lastAt = Date.now();
-          log.debug({ sender, run, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
-        }
-        cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
-          a.modelVersion = BigInt(servable.version);
-          a.rowsApplied = BigInt(applied);
-          a.rowsRemoved = BigInt(removed);
-          a.denseApplied = denseApplied;
-          a.ignored = ignored;
-        }));
-      } catch (err) {
-        if ((err as PangeaError).status === "INVALID_ARGUMENT") {
-          models.syncRefused++;
-          log.warn({ peer: call.getPeer(), err: (err as Error).message }, "parameter sync update refused; nothing of it applied");
-        }
-        cb(toServiceError(err));
-      }
-    },
+    push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+      void batcher.exclusive(() => apply(call, cb)),
   });
+
+  function apply(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void {
+    try {
+      const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
+      const servable = models.current();
+      if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to`);
+      if (u.model) checkModel(u.model, servable.identity, servable.version, sender);
+      const seq = u.sequence;
+      const run = u.run;
+      const key = run ? `${sender}\n${run}` : sender;
+      const prev = lastSequence.get(key);
+      let applied = 0;
+      let removed = 0;
+      let denseApplied = false;
+      const ignored = prev !== undefined && seq <= prev;
+      if (ignored) {
+        models.syncIgnored++;
+        log.warn({ sender, run, sequence: Number(seq), last: Number(prev), version: servable.version }, "parameter sync update ignored: not newer than one already applied from its sender run");
+      } else {
+        const checked = checkUpdate(u, servable, sender);
+        // Re-inserted so the map's order is by last use; the least recently heard runs go first past the bound.
+        lastSequence.delete(key);
+        lastSequence.set(key, seq);
+        if (lastSequence.size > MAX_SENDER_RUNS) lastSequence.delete(lastSequence.keys().next().value!);
+        // Evictions first: an update's rows are the table after them, so an id evicted and made again since the last
+        // update (in both lists) keeps its new row.
+        for (let i = 0; i < checked.tombstones.count; i++) {
+          const lo = checked.tombstones.words[2 * i]!;
+          const hi = checked.tombstones.words[2 * i + 1]!;
+          if (servable.tables.get(slotOfV2(hi))?.remove(lo, hi)) removed++;
+        }
+        for (let i = 0; i < checked.count; i++) {
+          const lo = checked.words[2 * i]!;
+          const hi = checked.words[2 * i + 1]!;
+          const table = servable.tables.get(slotOfV2(hi));
+          if (!table) continue;
+          table.set(lo, hi, checked.rows, checked.offsets ? checked.offsets[i]! : i * checked.width!);
+          applied++;
+        }
+        if (checked.dense.length) {
+          servable.setDense(checked.dense);
+          denseApplied = true;
+        }
+        if (applied || removed) servable.generation++;
+        servable.synced.rows += applied;
+        servable.synced.tombstones += removed;
+        if (denseApplied) servable.synced.dense++;
+        servable.synced.lastAt = Date.now();
+        log.debug({ sender, run, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
+      }
+      cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
+        a.modelVersion = BigInt(servable.version);
+        a.rowsApplied = BigInt(applied);
+        a.rowsRemoved = BigInt(removed);
+        a.denseApplied = denseApplied;
+        a.ignored = ignored;
+      }));
+    } catch (err) {
+      if ((err as PangeaError).status === "INVALID_ARGUMENT") {
+        models.syncRefused++;
+        log.warn({ peer: call.getPeer(), err: (err as Error).message }, "parameter sync update refused; nothing of it applied");
+      }
+      cb(toServiceError(err));
+    }
+  }
 }
 
 /** Sender runs whose last sequence is remembered; a run not heard from among the last this many would have its old updates applied again. */

@@ -13,6 +13,8 @@ import { examplesFromJson } from "./json-inputs.js";
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
 function fail(reply: FastifyReply, err: unknown): FastifyReply {
+  // Shed load is RESOURCE_EXHAUSTED like a too-large request, but over HTTP it is "try again later", not "too large".
+  if (err instanceof PangeaError && err.code === "SERVING_ERR_OVERLOADED") return reply.code(503).header("retry-after", "1").send({ error: `${err.code}: ${err.message}` });
   if (err instanceof PangeaError) return reply.code(HTTP[err.status] ?? 500).send({ error: `${err.code}: ${err.message}` });
   return reply.code(500).send({ error: `internal error: ${(err as Error).message}` });
 }

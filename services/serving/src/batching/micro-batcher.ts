@@ -1,4 +1,6 @@
+import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
+import type { ForwardPool } from "./forward-pool.js";
 
 interface Pending {
   servable: Servable;
@@ -7,90 +9,190 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+export interface BatcherOptions {
+  /** Forward threads to run passes on; without, passes run in the event loop. */
+  pool?: ForwardPool | null;
+  /** Requests allowed to wait for a pass; past it a request is refused at once (SERVING_ERR_OVERLOADED). 0 = no bound. */
+  maxQueued?: number;
+}
+
 /**
  * Runs concurrent requests for the same model version as one forward pass:
  * requests queue until the window closes (0 = those already waiting when the
  * event loop comes round), then each version's requests are concatenated,
  * predicted together and split back. Fewer, larger passes amortise the
  * per-pass overhead under load; a lone request waits at most the window.
+ * With forward threads, a pass is started only on an idle thread: requests
+ * arriving meanwhile wait and go together in the next pass, so a burst is
+ * drained in a few large passes. The queue is bounded: past `maxQueued`
+ * waiting requests, new ones are refused at once (load shedding, counted
+ * in `shed`) rather than waiting ever longer.
  */
 export class MicroBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
+  private readonly pool: ForwardPool | null;
+  private readonly maxQueued: number;
+  /** Parameter sync updates waiting for the passes in flight to end (see exclusive). */
+  private paused = 0;
+  private inFlight = 0;
+  private drained: Array<() => void> = [];
   batches = 0;
   examples = 0;
   /** Predict calls and their model-input bytes (dense values and ids), for the agent's load report. */
   requests = 0;
   inputBytes = 0;
+  /** Requests refused because the queue was full. */
+  shed = 0;
 
-  constructor(private readonly windowUs: number, private readonly maxExamples: number) {}
+  constructor(private readonly windowUs: number, private readonly maxExamples: number, options: BatcherOptions = {}) {
+    this.pool = options.pool ?? null;
+    this.maxQueued = options.maxQueued ?? 0;
+  }
+
+  /** Requests waiting for a pass. */
+  get queued(): number {
+    return this.queue.length;
+  }
 
   /** The examples' predictions as Servable.predict gives them, [count, T]. */
   predict(servable: Servable, x: Examples): Promise<Float32Array> {
     this.requests++;
     this.inputBytes += x.dense.byteLength + x.idWords.byteLength;
+    if (this.maxQueued > 0 && this.queue.length >= this.maxQueued) {
+      this.shed++;
+      return Promise.reject(ServingErrors.create("SERVING_ERR_OVERLOADED", `${this.queue.length} requests are waiting for a forward pass (--max-queued-requests ${this.maxQueued}); retry later`));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ servable, x, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      if (this.windowUs > 0) setTimeout(() => this.flush(), this.windowUs / 1000);
-      else setImmediate(() => this.flush());
+      this.schedule();
     });
+  }
+
+  /**
+   * Runs `apply` while no forward pass runs (parameter sync changes tables
+   * in place, which forward threads read): passes in flight end first, new
+   * ones wait until it returns. In the event loop (no threads) that is any
+   * moment between two tasks, so it runs at once.
+   */
+  async exclusive<T>(apply: () => T): Promise<T> {
+    if (!this.pool) return apply();
+    this.paused++;
+    try {
+      if (this.inFlight > 0) await new Promise<void>((r) => this.drained.push(r));
+      return apply();
+    } finally {
+      this.paused--;
+      this.schedule();
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.queue.length === 0) return;
+    this.scheduled = true;
+    if (this.windowUs > 0) setTimeout(() => this.flush(), this.windowUs / 1000);
+    else setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.scheduled = false;
-    const queue = this.queue;
-    this.queue = [];
+    if (this.paused > 0) return; // exclusive() schedules again when done
+    if (!this.pool) {
+      const queue = this.queue;
+      this.queue = [];
+      for (const [servable, group, n] of this.groups(queue, this.maxExamples)) this.runHere(servable, group, n);
+      return;
+    }
+    const idle = this.pool.idle;
+    if (idle === 0) return; // a pass ending flushes again
+    // Spread what waits over the idle threads, each pass up to maxExamples.
+    const waiting = this.queue.reduce((n, p) => n + p.x.count, 0);
+    const per = Math.min(this.maxExamples, Math.ceil(waiting / idle));
+    const groups = this.groups(this.queue, per);
+    const now = groups.slice(0, idle);
+    this.queue = groups.slice(idle).flatMap(([, g]) => g);
+    for (const [servable, group, n] of now) this.runOnPool(servable, group, n);
+  }
+
+  /** The queue by version, in runs of up to `limit` examples (a larger request is a run of its own). */
+  private groups(queue: Pending[], limit: number): Array<[Servable, Pending[], number]> {
     const byVersion = new Map<Servable, Pending[]>();
     for (const p of queue) {
       const list = byVersion.get(p.servable) ?? [];
       list.push(p);
       byVersion.set(p.servable, list);
     }
+    const out: Array<[Servable, Pending[], number]> = [];
     for (const [servable, all] of byVersion) {
       for (let i = 0; i < all.length; ) {
         const group: Pending[] = [];
         let n = 0;
-        while (i < all.length && (group.length === 0 || n + all[i]!.x.count <= this.maxExamples)) {
+        while (i < all.length && (group.length === 0 || n + all[i]!.x.count <= limit)) {
           n += all[i]!.x.count;
           group.push(all[i++]!);
         }
-        this.run(servable, group, n);
+        out.push([servable, group, n]);
       }
     }
+    return out;
   }
 
-  private run(servable: Servable, group: Pending[], n: number): void {
+  private runHere(servable: Servable, group: Pending[], n: number): void {
     try {
-      const { numDense, numSlots } = servable.spec;
-      let out: Float32Array;
-      if (group.length === 1) out = servable.predict(group[0]!.x);
-      else if (group.some((p) => p.x.cellOffsets)) out = servable.predict(concatCsr(group.map((p) => p.x), numDense, numSlots));
-      else {
-        const dense = new Float32Array(n * numDense);
-        const idWords = new Uint32Array(n * numSlots * 2);
-        let at = 0;
-        for (const p of group) {
-          dense.set(p.x.dense, at * numDense);
-          idWords.set(p.x.idWords, at * numSlots * 2);
-          at += p.x.count;
-        }
-        out = servable.predict({ count: n, dense, idWords });
-      }
-      this.batches++;
-      this.examples += n;
-      // Each example's T predictions sit together: a request's rows are one contiguous run.
-      const T = servable.tasks.length;
-      let at = 0;
-      for (const p of group) {
-        p.resolve(out.slice(at * T, (at + p.x.count) * T));
-        at += p.x.count;
-      }
+      this.answer(servable, group, n, servable.predict(combine(servable, group, n)));
     } catch (err) {
       for (const p of group) p.reject(err);
     }
   }
+
+  private runOnPool(servable: Servable, group: Pending[], n: number): void {
+    this.inFlight++;
+    let x: Examples;
+    try {
+      x = combine(servable, group, n);
+    } catch (err) {
+      this.inFlight--;
+      for (const p of group) p.reject(err);
+      return;
+    }
+    this.pool!.run(servable, x).then(
+      (out) => this.answer(servable, group, n, out),
+      (err) => {
+        for (const p of group) p.reject(err);
+      },
+    ).finally(() => {
+      if (--this.inFlight === 0) for (const r of this.drained.splice(0)) r();
+      if (this.paused === 0 && this.queue.length > 0) this.flush();
+    });
+  }
+
+  private answer(servable: Servable, group: Pending[], n: number, out: Float32Array): void {
+    this.batches++;
+    this.examples += n;
+    // Each example's T predictions sit together: a request's rows are one contiguous run.
+    const T = servable.tasks.length;
+    let at = 0;
+    for (const p of group) {
+      p.resolve(group.length === 1 ? out : out.slice(at * T, (at + p.x.count) * T));
+      at += p.x.count;
+    }
+  }
+}
+
+/** A group's examples as one pass's input. */
+function combine(servable: Servable, group: Pending[], n: number): Examples {
+  const { numDense, numSlots } = servable.spec;
+  if (group.length === 1) return group[0]!.x;
+  if (group.some((p) => p.x.cellOffsets)) return concatCsr(group.map((p) => p.x), numDense, numSlots);
+  const dense = new Float32Array(n * numDense);
+  const idWords = new Uint32Array(n * numSlots * 2);
+  let at = 0;
+  for (const p of group) {
+    dense.set(p.x.dense, at * numDense);
+    idWords.set(p.x.idWords, at * numSlots * 2);
+    at += p.x.count;
+  }
+  return { count: n, dense, idWords };
 }
 
 /** Several requests' examples as one, in the ragged (cell offsets) form. */

@@ -9,10 +9,14 @@ import * as http2 from "node:http2";
  */
 export class H2UnaryClient {
   private readonly session: http2.ClientHttp2Session;
+  private readonly frames = new WeakMap<Buffer, Buffer>();
 
   /** With `ca`, the connection is TLS and the server's certificate must be that CA's (serving under --tls-dir). */
   constructor(address: string, ca?: Buffer) {
-    this.session = ca ? http2.connect(`https://${address}`, { ca, ALPNProtocols: ["h2"] }) : http2.connect(`http://${address}`);
+    // Room for thousands of calls in flight (open loop against a stalled server): at Node's default 10 MB, the
+    // session refuses new streams (NGHTTP2_ENHANCE_YOUR_CALM) and fails every call in flight, the generator's error.
+    const options = { maxSessionMemory: 1024 };
+    this.session = ca ? http2.connect(`https://${address}`, { ...options, ca, ALPNProtocols: ["h2"] }) : http2.connect(`http://${address}`, options);
     this.session.on("error", () => {}); // surfaced per call, through the stream's error
   }
 
@@ -46,10 +50,20 @@ export class H2UnaryClient {
         if (length !== body.length - 5 || body[0] !== 0) return reject(new Error(`${path}: expected one uncompressed message, got ${body.length} bytes`));
         resolve(body.subarray(5));
       });
-      const head = Buffer.alloc(5);
-      head.writeUInt32BE(message.length, 1);
-      stream.end(Buffer.concat([head, message]));
+      stream.end(this.framed(message));
     });
+  }
+
+  /** The message behind gRPC's 5-byte length prefix, made once per message (the load generator sends one over and over). */
+  private framed(message: Buffer): Buffer {
+    let f = this.frames.get(message);
+    if (!f) {
+      f = Buffer.alloc(5 + message.length);
+      f.writeUInt32BE(message.length, 1);
+      message.copy(f, 5);
+      this.frames.set(message, f);
+    }
+    return f;
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { cpuOf } from "./cpu-wait.js";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
 
@@ -12,7 +13,10 @@ import { H2UnaryClient } from "./h2-unary-client.js";
  *   in flight at once; latency counts from each request's scheduled send
  *   time, so a stalled generator or server cannot hide queueing
  *   (no coordinated omission).
- * Prints one JSON line with latency percentiles and throughput.
+ * Prints one JSON line with latency percentiles and throughput, how late
+ * the generator itself sent (open loop), and the CPU time it ran and waited
+ * for (runnable, with the cores taken by other processes): on a shared
+ * machine that wait, not the server, can be the tail.
  * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON [RATE] [CA_FILE]
  * (CA_FILE: serving runs TLS; trust this CA)
  */
@@ -54,8 +58,15 @@ const call = async () => {
 
 const latencies: number[] = [];
 let errors = 0;
+/** The first failed call's error, so a run with errors says what they were. */
+let firstError: string | null = null;
+const failed = (err: unknown) => {
+  errors++;
+  firstError ??= (err as Error).message;
+};
 for (let i = 0; i < 19; i++) await call(); // warm-up, answers decoded and checked
 expectLength = await call();
+const cpuBefore = cpuOf(process.pid);
 const until = performance.now() + Number(secondsS) * 1000;
 const started = performance.now();
 let maxInFlight = 0;
@@ -71,7 +82,7 @@ if (rate > 0) {
     lateness.push(performance.now() - scheduled);
     const p: Promise<void> = call().then(
       () => void latencies.push(performance.now() - scheduled),
-      () => void errors++,
+      (err: unknown) => void failed(err),
     );
     inFlight.add(p);
     maxInFlight = Math.max(maxInFlight, inFlight.size);
@@ -86,8 +97,8 @@ if (rate > 0) {
         try {
           await call();
           latencies.push(performance.now() - t);
-        } catch {
-          errors++;
+        } catch (err) {
+          failed(err);
         }
       }
     }),
@@ -97,6 +108,11 @@ const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
 const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
 lateness.sort((a, b) => a - b);
-const sendLateP99Ms = lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(0.99 * lateness.length))]! : null;
-console.log(JSON.stringify({ batch, concurrency: rate > 0 ? maxInFlight : Number(concS), offeredRate: rate || null, sendLateP99Ms, requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed }));
+const late = (p: number) => (lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(p * lateness.length))]! : null);
+const cpu = cpuOf(process.pid);
+console.log(JSON.stringify({
+  batch, concurrency: rate > 0 ? maxInFlight : Number(concS), offeredRate: rate || null, sendLateP99Ms: late(0.99), sendLateP999Ms: late(0.999),
+  requests: latencies.length, errors, firstError, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed,
+  generatorCpuMs: cpu.runMs - cpuBefore.runMs, generatorCpuWaitMs: cpu.waitMs - cpuBefore.waitMs,
+}));
 client.close();

@@ -5,13 +5,16 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { SERVICE_V8_FLAGS } from "@pangea/kit";
 import { Servable } from "../model/servable.js";
+import { cpuOf } from "./cpu-wait.js";
 
 /**
  * `make bench` part: Predict latency and throughput at batch 1 and 64 under
  * concurrent load from a separate process on loopback, against the cost of
  * the same forward pass in-process (the serving overhead ratio): closed-loop
  * callers (capacity), then requests arriving at 25/50/75% of that capacity
- * (latency under load short of saturation).
+ * (latency under load short of saturation). Two servers run side by side,
+ * passes in the event loop (--forward-threads 0, the old server) and on one
+ * forward thread (the default), measured in turn at each load.
  * With TLS_DIR (certificates from pangea certs), the same server is started
  * again with --tls-dir and the batch-64 figures are measured over TLS, so
  * both appear in one run.
@@ -45,47 +48,100 @@ function inProcess(batch: number): number {
   return (performance.now() - t) / n;
 }
 
-// The services' heap flags: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
-async function startServing(tls?: string): Promise<{ address: string; stop: () => void }> {
-  const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
-  const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string };
-  return { address: ready.address, stop: () => server.kill("SIGTERM") };
+/** The configurations compared in one run: forward threads (PANGEA_BENCH_FORWARD_THREADS, e.g. "0,1"; 0 = passes in the event loop, the old single-loop server). */
+const threadCounts = (process.env.PANGEA_BENCH_FORWARD_THREADS ?? "0,1").split(",").map(Number);
+if (threadCounts.some((n) => !Number.isInteger(n) || n < 0)) throw new Error(`PANGEA_BENCH_FORWARD_THREADS: expected thread counts like "0,1", got "${process.env.PANGEA_BENCH_FORWARD_THREADS}"`);
+const label = (threads: number) => (threads === 0 ? "passes in the event loop" : `${threads} forward thread${threads > 1 ? "s" : ""}`);
+
+interface Server {
+  address: string;
+  rest: string;
+  pid: number;
+  stop: () => void;
 }
 
-const load = (address: string, batch: number, concurrency: number, rate = 0, ca?: string) => {
-  const out = execFileSync(process.execPath, [join(here, "load-gen.js"), address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate), ...(ca ? [ca] : [])], { encoding: "utf8" });
-  return JSON.parse(out.trim().split("\n").at(-1)!) as { p50Ms: number; p99Ms: number; requestsPerSec: number; examplesPerSec: number; errors: number; concurrency: number };
-};
+// The services' heap flags: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
+async function startServing(threads: number, tls?: string): Promise<Server> {
+  const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", "--forward-threads", String(threads), ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
+  const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string; rest: string };
+  return { address: ready.address, rest: ready.rest, pid: server.pid!, stop: () => server.kill("SIGTERM") };
+}
 
-let capacity = 0;
-const plain = await startServing();
+interface LoadResult {
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  requestsPerSec: number;
+  examplesPerSec: number;
+  errors: number;
+  concurrency: number;
+  sendLateP99Ms: number | null;
+  generatorCpuWaitMs: number;
+}
+
+/** A metric's value from serving's /metrics (prom-client resets the event-loop lag figures at each read). */
+async function scrape(server: Server, tls: boolean): Promise<(name: string) => number> {
+  if (tls) return () => NaN;
+  const text = await (await fetch(`http://${server.rest}/metrics`)).text();
+  return (name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+}
+
+/**
+ * One load run, with what the server went through meanwhile: its event
+ * loop's delay (p99 and max, from prom-client's monitor) and the time its
+ * threads waited for a core other processes held (/proc schedstat), next to
+ * the generator's own wait and lateness: which of them made the tail.
+ */
+async function load(server: Server, batch: number, concurrency: number, rate = 0, ca?: string) {
+  await scrape(server, !!ca);
+  const cpu0 = cpuOf(server.pid);
+  const out = execFileSync(process.execPath, [join(here, "load-gen.js"), server.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate), ...(ca ? [ca] : [])], { encoding: "utf8" });
+  const cpu1 = cpuOf(server.pid);
+  const m = await scrape(server, !!ca);
+  const r = JSON.parse(out.trim().split("\n").at(-1)!) as LoadResult;
+  return { ...r, serverCpuMs: cpu1.runMs - cpu0.runMs, serverCpuWaitMs: cpu1.waitMs - cpu0.waitMs, serverLoopDelayP99Ms: 1000 * m("pangea_nodejs_eventloop_lag_p99_seconds"), serverLoopDelayMaxMs: 1000 * m("pangea_nodejs_eventloop_lag_max_seconds"), shed: m("pangea_serving_shed_requests_total") };
+}
+
+const emit = (name: string, r: object) => console.log(JSON.stringify({ name, ...r }));
+const servers = new Map<number, Server>();
+const capacity = new Map<number, number>();
 try {
-  // Closed loop: callers that wait for each answer; the highest throughput is the server's capacity here.
-  for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 2], [64, 4], [64, 8]] as const) {
-    const r = load(plain.address, batch, concurrency);
-    if (batch === 64) capacity = Math.max(capacity, r.requestsPerSec);
+  for (const t of threadCounts) servers.set(t, await startServing(t));
+  const main = threadCounts.at(-1)!;
+  // Closed loop: callers that wait for each answer. The full table for the last configuration (the default one).
+  for (const [batch, concurrency] of [[1, 1], [1, 8], [64, 1], [64, 2]] as const) {
+    const r = await load(servers.get(main)!, batch, concurrency);
     const forwardMs = inProcess(batch);
-    console.log(JSON.stringify({ name: `serving Predict batch ${batch}, ${concurrency} concurrent`, ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs }));
+    emit(`serving Predict batch ${batch}, ${concurrency} concurrent, ${label(main)}`, { ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs });
   }
-  // Open loop: requests arriving at a fixed rate (a fraction of that capacity), overlapping in flight.
+  // Capacity: the highest closed-loop throughput at batch 64, each configuration in turn (alternating, so both see the same machine).
+  for (const concurrency of [4, 8]) {
+    for (const t of threadCounts) {
+      const r = await load(servers.get(t)!, 64, concurrency);
+      capacity.set(t, Math.max(capacity.get(t) ?? 0, r.requestsPerSec));
+      const forwardMs = inProcess(64);
+      emit(`serving Predict batch 64, ${concurrency} concurrent, ${label(t)}`, { ...r, inProcessForwardMs: forwardMs, overheadRatio: r.p50Ms / forwardMs });
+    }
+  }
+  for (const t of threadCounts) emit(`serving capacity at batch 64, ${label(t)}`, { capacityRequestsPerSec: capacity.get(t), capacityExamplesPerSec: 64 * capacity.get(t)! });
+  // Open loop: requests arriving at a fixed rate (a fraction of each configuration's own capacity), overlapping in flight.
   for (const fraction of [0.25, 0.5, 0.75]) {
-    const rate = Math.round(fraction * capacity);
-    const r = load(plain.address, 64, 0, rate);
-    console.log(JSON.stringify({ name: `serving Predict batch 64, open loop at ${rate} requests/s (${fraction * 100}% of capacity)`, ...r }));
+    for (const t of threadCounts) {
+      const rate = Math.round(fraction * capacity.get(t)!);
+      emit(`serving Predict batch 64, open loop at ${rate} requests/s (${fraction * 100}% of capacity), ${label(t)}`, await load(servers.get(t)!, 64, 0, rate));
+    }
   }
 } finally {
-  plain.stop();
+  for (const s of servers.values()) s.stop();
 }
 if (tlsDir) {
-  const tls = await startServing(tlsDir);
+  const main = threadCounts.at(-1)!;
+  const tls = await startServing(main, tlsDir);
   const ca = join(tlsDir, "ca.crt");
   try {
-    for (const concurrency of [1, 8]) {
-      const r = load(tls.address, 64, concurrency, 0, ca);
-      console.log(JSON.stringify({ name: `serving Predict batch 64, ${concurrency} concurrent, TLS`, ...r }));
-    }
-    const rate = Math.round(0.5 * capacity);
-    console.log(JSON.stringify({ name: `serving Predict batch 64, open loop at ${rate} requests/s (50% of plaintext capacity), TLS`, ...load(tls.address, 64, 0, rate, ca) }));
+    for (const concurrency of [1, 8]) emit(`serving Predict batch 64, ${concurrency} concurrent, TLS, ${label(main)}`, await load(tls, 64, concurrency, 0, ca));
+    const rate = Math.round(0.5 * capacity.get(main)!);
+    emit(`serving Predict batch 64, open loop at ${rate} requests/s (50% of plaintext capacity), TLS, ${label(main)}`, await load(tls, 64, 0, rate, ca));
   } finally {
     tls.stop();
   }

@@ -150,6 +150,11 @@ export class ModelManager {
     return [one];
   }
 
+  /** The loaded versions' Servables (forward threads keep these and drop the rest). */
+  servables(): Servable[] {
+    return [...this.loaded.values()];
+  }
+
   loadedVersions(): number[] {
     return [...this.loaded.keys()].sort((a, b) => a - b);
   }

@@ -1,8 +1,24 @@
+/** A table's arrays, shared with the forward threads (see ForwardPool), which read them through RowTable.attach. */
+export interface RowTableView {
+  dim: number;
+  keys: Uint32Array;
+  slots: Int32Array;
+  rows: Float32Array;
+}
+
+/** Typed arrays on shared memory, so forward threads read the same rows without a copy. */
+const shared = {
+  u32: (n: number) => new Uint32Array(new SharedArrayBuffer(n * 4)),
+  i32: (n: number) => new Int32Array(new SharedArrayBuffer(n * 4)),
+  f32: (n: number) => new Float32Array(new SharedArrayBuffer(n * 4)),
+};
+
 /**
- * Embedding rows of one slot for serving: open addressing over typed arrays,
- * keyed by the id's (lo, hi) words. Read-mostly; rows can be replaced and
- * removed in place by parameter sync while requests are served (JavaScript
- * runs one update or one lookup at a time, so a reader never sees half a row).
+ * Embedding rows of one slot for serving: open addressing over typed arrays
+ * (on shared memory), keyed by the id's (lo, hi) words. Read-mostly; rows
+ * can be replaced and removed in place by parameter sync while requests are
+ * served: the event loop applies an update only while no forward pass runs
+ * (MicroBatcher.exclusive), so a reader never sees half a row.
  */
 export class RowTable {
   private keys: Uint32Array;
@@ -16,9 +32,23 @@ export class RowTable {
   constructor(readonly dim: number, capacity = 16) {
     let n = 16;
     while (n < capacity * 2) n *= 2;
-    this.keys = new Uint32Array(n * 2);
-    this.slots = new Int32Array(n).fill(-1);
-    this.rows = new Float32Array(Math.max(capacity, 1) * dim);
+    this.keys = shared.u32(n * 2);
+    this.slots = shared.i32(n).fill(-1);
+    this.rows = shared.f32(Math.max(capacity, 1) * dim);
+  }
+
+  /** The arrays as they are now (growing replaces them: a reader takes a new view after each update). */
+  view(): RowTableView {
+    return { dim: this.dim, keys: this.keys, slots: this.slots, rows: this.rows };
+  }
+
+  /** A reader over another thread's table: find and rows only (it must not be changed through this object). */
+  static attach(v: RowTableView): RowTable {
+    const t = new RowTable(v.dim, 1);
+    t.keys = v.keys;
+    t.slots = v.slots;
+    t.rows = v.rows;
+    return t;
   }
 
   get size(): number {
@@ -51,7 +81,7 @@ export class RowTable {
     if ((this.used + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     const r = this.free.length ? this.free.pop()! : this.count + this.free.length;
     if ((r + 1) * this.dim > this.rows.length) {
-      const grown = new Float32Array(Math.max((r + 1) * this.dim, this.rows.length * 2));
+      const grown = shared.f32(Math.max((r + 1) * this.dim, this.rows.length * 2));
       grown.set(this.rows);
       this.rows = grown;
     }
@@ -84,8 +114,8 @@ export class RowTable {
   private rehash(n: number): void {
     const oldKeys = this.keys;
     const oldSlots = this.slots;
-    this.keys = new Uint32Array(n * 2);
-    this.slots = new Int32Array(n).fill(-1);
+    this.keys = shared.u32(n * 2);
+    this.slots = shared.i32(n).fill(-1);
     this.used = 0;
     const mask = n - 1;
     for (let b = 0; b < oldSlots.length; b++) {

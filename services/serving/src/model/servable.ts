@@ -1,23 +1,23 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readChecked } from "@pangea/kit";
 import { join } from "node:path";
-import { EXPORT_FORMAT, PlainForward, RowLayout, poolingOf, poolingScale, type Pooling, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
+import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
-import { RowTable } from "./row-table.js";
+import { RowTable, type RowTableView } from "./row-table.js";
+import { Scorer, type Examples } from "./scorer.js";
 import { rawLayoutOf, type RawLayout } from "./raw-layout.js";
 import { featureListMismatch, loadFeatureList, type FeatureList } from "@pangea/features";
 
-/**
- * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
- * words. Without cellOffsets, one id per slot [B, S, 2] (id 0 = missing);
- * with them, cell c = example * S + column holds ids cellOffsets[c] ..
- * cellOffsets[c + 1] (their rows are summed, as in training).
- */
-export interface Examples {
-  count: number;
-  dense: Float32Array;
-  idWords: Uint32Array;
-  cellOffsets?: Uint32Array;
+export type { Examples } from "./scorer.js";
+
+/** What a forward thread needs to run a version: its model, row widths, tables (in slot order) and dense weights. */
+export interface ServableView {
+  version: number;
+  model: unknown;
+  rowWidths: number[];
+  tables: RowTableView[];
+  /** Left out when the thread already has this generation's weights. */
+  dense?: Float32Array[];
 }
 
 /**
@@ -35,23 +35,21 @@ export class Servable {
   readonly rowWidths: number[];
   /** An id's row width by its slot: how parameter sync's rows sit side by side. */
   readonly layout: RowLayout;
-  /** An example's pooled row: every slot's row side by side; slot k's starts at slotAt[k]. */
-  private readonly slotAt: Int32Array;
-  /** Each slot's pooling of a cell's several ids, in slot order. */
-  private readonly pooling: Pooling[];
   readonly slotIds: number[];
   dense: Float32Array[];
-  private forward: PlainForward;
+  private scorer!: Scorer;
   readonly tables = new Map<number, RowTable>();
   /** Decodes Monolith Instance/Example/ExampleBatch inputs; null if the version was exported without a feature list. */
   featureList: FeatureList | null = null;
   /** How raw feature values become this version's inputs; null if it takes none (no feature list, not Criteo's layout). */
   rawLayout: RawLayout | null = null;
-  private pooledScratch = new Float32Array(0);
-  /** The tables in the model's slot order (a lookup per column: an array index, not a Map probe). */
+  /** The tables in the model's slot order. */
   private columnTables: RowTable[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
+  /** Bumped by each parameter sync update (rows) and each dense one: forward threads behind it are sent the new state before their next pass. */
+  generation = 0;
+  denseGeneration = 0;
 
   private constructor(readonly version: number, readonly dir: string, readonly manifest: ExportManifest, spec: ModelSpec, dense: Float32Array[]) {
     this.spec = spec;
@@ -60,11 +58,7 @@ export class Servable {
     this.rowWidths = rowWidths(spec);
     this.slotIds = manifest.slotIds;
     this.layout = new RowLayout(this.slotIds, this.rowWidths);
-    this.pooling = poolingOf(spec);
-    this.slotAt = new Int32Array(spec.numSlots + 1);
-    this.rowWidths.forEach((w, k) => (this.slotAt[k + 1] = this.slotAt[k]! + w));
     this.dense = dense;
-    this.forward = new PlainForward(spec, dense);
   }
 
   static load(dir: string, version: number): Servable {
@@ -127,6 +121,7 @@ export class Servable {
       s.tables.set(t.slot, table);
     }
     s.columnTables = m.slotIds.map((slot) => s.tables.get(slot)!);
+    s.scorer = new Scorer(spec, s.rowWidths, s.columnTables, dense, s.tasks.length);
     return s;
   }
 
@@ -139,45 +134,17 @@ export class Servable {
   /** Replaces the dense weights (parameter sync); requests after this see the new ones. */
   setDense(values: Float32Array[]): void {
     this.dense = values;
-    this.forward = new PlainForward(this.spec, values);
+    this.scorer.setDense(values);
+    this.denseGeneration++;
   }
 
   /** The examples' predictions [count, T] row-major: per task, a probability (bce) or a value (mse). */
   predict(x: Examples): Float32Array {
-    const S = this.spec.numSlots;
-    const E = this.slotAt[S]!;
-    const n = x.count * E;
-    if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
-    const pooled = this.pooledScratch.subarray(0, n);
-    pooled.fill(0);
-    const offsets = x.cellOffsets;
-    const ids = x.idWords;
-    const columns = this.columnTables;
-    for (let c = 0; c < x.count * S; c++) {
-      const from = offsets ? offsets[c]! : c;
-      const to = offsets ? offsets[c + 1]! : c + 1;
-      const column = c % S;
-      // The column's own table: an id of another slot is not in it and reads as missing, as an unknown id does.
-      const table = columns[column]!;
-      const rows = table.rows;
-      const D = table.dim;
-      const at = ((c - column) / S) * E + this.slotAt[column]!;
-      let n = 0;
-      for (let v = from; v < to; v++) {
-        const lo = ids[2 * v]!;
-        const hi = ids[2 * v + 1]!;
-        if (lo === 0 && hi === 0) continue;
-        // Every id given counts toward a mean, found or not, as every id of a training cell does.
-        n++;
-        const r = table.find(lo, hi);
-        if (r < 0) continue;
-        for (let k = 0, src = r * D; k < D; k++) pooled[at + k]! += rows[src + k]!;
-      }
-      const f = poolingScale(this.pooling[column]!, n);
-      if (f !== 1) for (let k = 0; k < D; k++) pooled[at + k]! *= f;
-    }
-    const out = new Float32Array(x.count * this.tasks.length);
-    this.forward.predict(x.count, x.dense, pooled, out);
-    return out;
+    return this.scorer.predict(x);
+  }
+
+  /** The state a forward thread runs this version with (its dense weights only when `withDense`). */
+  view(withDense: boolean): ServableView {
+    return { version: this.version, model: this.manifest.model, rowWidths: this.rowWidths, tables: this.columnTables.map((t) => t.view()), ...(withDense ? { dense: this.dense } : {}) };
   }
 }

@@ -14,6 +14,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       requests.update(batcher.requests);
       examples.update(batcher.examples);
       passes.update(batcher.batches);
+      shed.update(batcher.shed);
+      queued.set(batcher.queued);
       syncRefused.update(models.syncRefused);
       syncIgnored.update(models.syncIgnored);
       loaded.reset();
@@ -29,6 +31,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const requests = new CounterFrom(registry, "pangea_serving_predict_requests_total", "Predict requests (gRPC and REST).");
   const examples = new CounterFrom(registry, "pangea_serving_examples_total", "Examples predicted.");
   const passes = new CounterFrom(registry, "pangea_serving_forward_passes_total", "Forward passes run (concurrent requests share one).");
+  const shed = new CounterFrom(registry, "pangea_serving_shed_requests_total", "Predict requests refused at once because --max-queued-requests were already waiting for a forward pass (RESOURCE_EXHAUSTED, REST 503).");
+  const queued = new Gauge({ name: "pangea_serving_queued_requests", help: "Predict requests waiting for a forward pass.", registers: [registry] });
   const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
   const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
   const syncIgnored = new CounterFrom(registry, "pangea_serving_sync_ignored_total", "Parameter sync updates ignored as not newer than one already applied from the same sender run.");
