@@ -55,7 +55,10 @@ class WorkerParsers implements PieceParser {
     readonly threads: number,
   ) {
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(workerFile(), { workerData: init });
+      // Small heaps of their own, not the services' V8 flags (a 64 MB semi-space each): what a worker
+      // keeps between pieces is little (the pieces and records are buffers outside the heap), and
+      // the workers' memory counts against --max-memory-mb. A worker out of heap fails the pass.
+      const worker = new Worker(workerFile(), { workerData: init, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 96 } });
       const slot = { worker, pending: new Map<number, Pending>() };
       worker.on("message", (m: { id: number; result?: unknown; error?: string }) => {
         const p = slot.pending.get(m.id);

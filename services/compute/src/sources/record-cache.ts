@@ -80,6 +80,24 @@ export function parseSizes(memoryMb: number, threads: number): { pieceBytes: num
   return { pieceBytes: Math.max(64 << 10, Math.min(1 << 20, Math.floor(budget / 16 / (3 * Math.max(1, queued))))), queued };
 }
 
+/**
+ * What a parse worker holds of its own, in MiB: its V8 heap (young
+ * generation capped at 8 MiB), the decoders' code and modules, measured at
+ * 25-35 MiB per worker during a pass.
+ */
+export const PARSE_WORKER_MB = 40;
+
+/**
+ * The parse threads compute asks its file sources for: --parse-threads, but
+ * no more workers than a quarter of the budget pays for (PARSE_WORKER_MB
+ * each), so the workers' own memory keeps within --max-memory-mb; 1 (the
+ * pass's own thread) when fewer than 2 fit (a budget under 320 MiB).
+ */
+export function affordableParseThreads(threads: number, memoryMb: number): number {
+  const workers = Math.min(threads, Math.floor(memoryMb / 4 / PARSE_WORKER_MB));
+  return workers < 2 ? 1 : workers;
+}
+
 /** The parse threads a pass over `paths` uses: 1 when they hold no more than one piece (starting workers would cost more than it saves). */
 export function passThreads(paths: readonly string[], threads: number, memoryMb: number): number {
   if (threads <= 1) return 1;
