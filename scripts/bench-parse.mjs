@@ -94,10 +94,10 @@ try {
 
   const k = (v) => `${(v / 1000).toFixed(0).padStart(6)}k`;
   console.log(`parse threads: 1 and ${cores} (the machine's cores); ${records} records per file; load average ${load.toFixed(1)} at the start (other work on the machine skews these)`);
-  console.log(`${"records/s".padEnd(22)} ${"read (fs)".padStart(10)} ${"gunzip".padStart(8)} ${"pass 1 th".padStart(10)} ${`pass ${cores} th`.padStart(10)} ${"speed-up".padStart(9)} ${"serve".padStart(8)}`);
+  console.log(`${"records/s".padEnd(30)} ${"read (fs)".padStart(10)} ${"gunzip".padStart(8)} ${"pass 1 th".padStart(10)} ${`pass ${cores} th`.padStart(10)} ${"speed-up".padStart(9)} ${"serve".padStart(8)}`);
   for (const r of rows) {
     console.log(
-      `${`${r.name} (${r.mb.toFixed(0)} MB)`.padEnd(22)} ${k(r.readRecordsPerSec).padStart(10)} ${(r.gunzipRecordsPerSec ? k(r.gunzipRecordsPerSec) : "").padStart(8)} ${k(r.one.passRecordsPerSec).padStart(10)} ${k(r.many.passRecordsPerSec).padStart(10)} ${`${(r.many.passRecordsPerSec / r.one.passRecordsPerSec).toFixed(2)}x`.padStart(9)} ${k(r.many.serveRecordsPerSec).padStart(8)}`,
+      `${`${r.name} (${r.mb.toFixed(0)} MB)`.padEnd(30)} ${k(r.readRecordsPerSec).padStart(10)} ${(r.gunzipRecordsPerSec ? k(r.gunzipRecordsPerSec) : "").padStart(8)} ${k(r.one.passRecordsPerSec).padStart(10)} ${k(r.many.passRecordsPerSec).padStart(10)} ${`${(r.many.passRecordsPerSec / r.one.passRecordsPerSec).toFixed(2)}x`.padStart(9)} ${k(r.many.serveRecordsPerSec).padStart(8)}`,
     );
   }
   console.log(`2-trainer job on the TSV (batch 1024, ${steps} steps): ${Math.round(consumption)} records/s consumed`);
