@@ -12,7 +12,7 @@ import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-
 import { ComputeErrors } from "../src/errors.js";
 import { openParser } from "../src/sources/parse-pool.js";
 import { OrderedSteps } from "../src/sources/ordered-steps.js";
-import { parseSizes, passThreads } from "../src/sources/record-cache.js";
+import { affordableParseThreads, parseSizes, passThreads } from "../src/sources/record-cache.js";
 
 /**
  * The record cache written with parse worker threads is byte for byte the
@@ -127,6 +127,22 @@ describe("Monolith Instance files decoded on worker threads", () => {
     const [one, many] = await both("pb-fail", openPb("fail"));
     expect(one!.error!.message).toMatch(new RegExp(`^${path}: record at byte \\d+: not a valid instance: `));
     expect(many!.error!.message).toBe(one!.error!.message);
+  });
+});
+
+describe("the threads compute asks for", () => {
+  it("are --parse-threads, but no more workers than a quarter of --max-memory-mb pays for, and none when fewer than 2 fit", () => {
+    expect(affordableParseThreads(2, 1024)).toBe(2);
+    expect(affordableParseThreads(64, 1024)).toBe(6);
+    expect(affordableParseThreads(8, 320)).toBe(2);
+    expect(affordableParseThreads(8, 319)).toBe(1);
+    expect(affordableParseThreads(1, 4096)).toBe(1);
+  });
+
+  it("are 1 for inputs no bigger than one piece", () => {
+    const small = join(dir, "small.tsv");
+    writeFileSync(small, tsv(10, new Map()));
+    expect(passThreads([small], 4, 1024)).toBe(1);
   });
 });
 
