@@ -6,10 +6,12 @@
 // 8 MiB; the file was just written, so this is the page cache's speed, the
 // upper limit) and, for gzip, the decompress-only speed; then compute's rate
 // of serving batches from the cache (read -> batch -> serialize), and both
-// against what a 2-trainer job consumes. Figures and ratios from one
-// invocation; nothing is asserted. Each pass runs in a fresh process.
+// against what a 2-trainer job consumes; and the pass's records per
+// CPU-second (all threads), which other work on the machine skews less.
+// Figures and ratios from one invocation; nothing is asserted. Each pass
+// runs in a fresh process.
 import { execFileSync } from "node:child_process";
-import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -100,6 +102,7 @@ try {
       `${`${r.name} (${r.mb.toFixed(0)} MB)`.padEnd(30)} ${k(r.readRecordsPerSec).padStart(10)} ${(r.gunzipRecordsPerSec ? k(r.gunzipRecordsPerSec) : "").padStart(8)} ${k(r.one.passRecordsPerSec).padStart(10)} ${k(r.many.passRecordsPerSec).padStart(10)} ${`${(r.many.passRecordsPerSec / r.one.passRecordsPerSec).toFixed(2)}x`.padStart(9)} ${k(r.many.serveRecordsPerSec).padStart(8)}`,
     );
   }
+  console.log(`records per CPU-second of the pass (all threads; what it cost, whatever share of the cores it got): ${rows.map((r) => `${r.name} ${k(r.one.passRecordsPerCpuSec).trim()} (1 thread), ${k(r.many.passRecordsPerCpuSec).trim()} (${cores})`).join("; ")}`);
   console.log(`2-trainer job on the TSV (batch 1024, ${steps} steps): ${Math.round(consumption)} records/s consumed`);
   for (const r of rows) {
     console.log(`ratio ${r.name}: pass (${cores} threads) / 2 trainers ${(r.many.passRecordsPerSec / consumption).toFixed(1)}x; serving from the cache / 2 trainers ${(r.many.serveRecordsPerSec / consumption).toFixed(1)}x; pass / read speed ${((100 * r.many.passRecordsPerSec) / r.readRecordsPerSec).toFixed(1)}%`);
