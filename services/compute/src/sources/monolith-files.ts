@@ -4,7 +4,7 @@ import { compressionFromName, type Compression } from "../formats/compression.js
 import { ByteStream } from "../formats/byte-stream.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
-import type { MonolithParsed } from "./monolith-records.js";
+import type { MessageKind, MonolithParsed } from "./monolith-records.js";
 import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
@@ -14,8 +14,6 @@ import { SampleColumns, SampleError } from "./sample-columns.js";
 import type { SourceDescription } from "./source.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
-
-import type { MessageKind } from "./monolith-records.js";
 
 export type { MessageKind };
 export const MESSAGE_KINDS: readonly MessageKind[] = ["instance", "example", "examplebatch"];
