@@ -14,20 +14,22 @@ export interface PieceParser {
 
 /** `threads` 1: on the calling thread; more: that many worker threads. */
 export function openParser(init: DecoderInit, threads: number): PieceParser {
-  return threads <= 1 ? new InlineParser(makeDecoder(init)) : new WorkerParsers(init, threads);
+  return threads <= 1 ? new InlineParser(init) : new WorkerParsers(init, threads);
 }
 
 class InlineParser implements PieceParser {
   readonly threads = 1;
 
-  constructor(private readonly decode: PieceDecoder) {}
+  private readonly decoder: Promise<PieceDecoder>;
 
-  parse(task: PieceTask): Promise<unknown> {
-    try {
-      return Promise.resolve(this.decode(task).result);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  constructor(init: DecoderInit) {
+    this.decoder = makeDecoder(init);
+    // Awaited by parse; a pass that parses nothing never awaits it.
+    this.decoder.catch(() => {});
+  }
+
+  async parse(task: PieceTask): Promise<unknown> {
+    return (await this.decoder)(task).result;
   }
 
   async close(): Promise<void> {}

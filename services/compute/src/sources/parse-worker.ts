@@ -6,7 +6,7 @@ import { makeDecoder, type DecoderInit, type PieceTask } from "./piece-decoders.
  * sends back their records, transferring the buffers. A piece that throws
  * is answered with the error's text; the pass turns it into its error.
  */
-const decode = makeDecoder(workerData as DecoderInit);
+const decode = await makeDecoder(workerData as DecoderInit);
 parentPort!.on("message", ({ id, task }: { id: number; task: PieceTask }) => {
   let reply: { result: unknown; transfer: ArrayBuffer[] };
   try {

@@ -1,5 +1,4 @@
-import { parseCriteoPiece } from "./criteo-lines.js";
-import { MonolithDecoder, type MonolithDecodeInit } from "./monolith-records.js";
+import type { MonolithDecodeInit } from "./monolith-records.js";
 
 /**
  * What a parse thread does with a piece of a file: the same function on the
@@ -19,13 +18,16 @@ export interface PieceTask {
 /** A decoded piece, and the buffers a worker hands back without copying them. */
 export type PieceDecoder = (task: PieceTask) => { result: unknown; transfer: ArrayBuffer[] };
 
-export function makeDecoder(init: DecoderInit): PieceDecoder {
+/** The decoder, its module loaded on demand: a Criteo worker does not load the Monolith decoders (nor their zod), and the reverse. */
+export async function makeDecoder(init: DecoderInit): Promise<PieceDecoder> {
   if (init.kind === "criteo") {
+    const { parseCriteoPiece } = await import("./criteo-lines.js");
     return ({ bytes }) => {
       const r = parseCriteoPiece(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), init.slotBase);
       return { result: r, transfer: [r.labels.buffer, r.dense.buffer, r.ids.buffer] as ArrayBuffer[] };
     };
   }
+  const { MonolithDecoder } = await import("./monolith-records.js");
   const decoder = new MonolithDecoder(init.init);
   return ({ bytes, ends }) => {
     const r = decoder.decode(bytes, ends!);
