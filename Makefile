@@ -43,6 +43,7 @@ bench: build ## print data-pipeline, trainer, serving, table and training-vs-PyT
 	node scripts/bench.mjs $(or $(RECORDS),100000)
 	node scripts/bench-tables.mjs $(or $(ROWS),10000000)
 	node scripts/bench-streamed.mjs
+	node scripts/bench-parse.mjs
 	node bench/training/run.mjs
 
 bench-training: build ## DLRM Kaggle config: one trainer, the cluster and PyTorch side by side, then every architecture vs its PyTorch twin; writes bench-results/training{.json,.svg,-architectures.json}

@@ -1,4 +1,5 @@
-import { mix32 } from "@pangea/kit";
+// The module, not the package's index: parse workers load the hashing code without zod and pino.
+import { mix32 } from "@pangea/kit/rng";
 
 /**
  * MurmurHash3 x86 32-bit over a byte range. Feature values are hashed from

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
 import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
@@ -44,6 +44,7 @@ export const computeSchema = z.object({
   onBadRecord: flag(z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"), { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse" }),
   maxMemoryMb: flag(positiveInt("megabytes").min(16, "expected at least 16 (MiB)").default(DEFAULT_MAX_MEMORY_MB), { env: "PANGEA_MAX_MEMORY_MB", description: "MiB a file source may hold in memory (records are read back from the record cache on disk)" }),
   cacheDir: flag(z.string().min(1).optional(), { env: "PANGEA_CACHE_DIR", description: "where file sources cache their decoded records, reused after a restart", shown: "<first data file's directory>/.pangea-cache" }),
+  parseThreads: flag(positiveInt("a thread count").max(256, "expected at most 256 threads").default(availableParallelism()), { env: "PANGEA_PARSE_THREADS", description: "threads parsing and hashing file records while the record cache is written (1 = compute's main thread only; at most one per 160 MiB of --max-memory-mb)", shown: "the machine's cores" }),
   evalFraction: flag(z.coerce.number({ message: "expected a number" }).min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]").default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out" }),
   evalRecords: flag(nonNegativeInt("a record count").default(50_000), { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data" }),
   seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),

@@ -18,6 +18,7 @@ import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../formats/pb-fram
 import { TfRecordFraming, encodeTfRecords } from "../formats/tfrecord.js";
 import { compressSnappyBlocks } from "../formats/compression.js";
 import { encodeBatch } from "../batching/batch-encoder.js";
+import { computePath } from "./serve-batches.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { createLogger } from "@pangea/kit";
 import { KafkaSource } from "../sources/kafka-source.js";
@@ -44,18 +45,6 @@ async function time<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
   const t = performance.now();
   const v = await fn();
   return [v, (performance.now() - t) / 1000];
-}
-
-/** read -> batch -> serialize, as the batch stream does, over a whole split. */
-function computePath(source: DataSource, records: number, batchSize = 1024): number {
-  const block = new RecordBlock(batchSize, source.info.numDense, source.info.slotIds.length);
-  let bytes = 0;
-  for (let start = 0; start < records; start += batchSize) {
-    const n = Math.min(batchSize, records - start);
-    source.read("train", start, n, block);
-    bytes += encodeBatch("bench", block, source.info.slotIds, "train", start / batchSize, 0).length;
-  }
-  return bytes;
 }
 
 const samples = Array.from({ length: N }, (_, i) => synthetic.plainSample("train", i));

@@ -1,5 +1,4 @@
 import { createReadStream, statSync, type ReadStream } from "node:fs";
-import { pipeline, type Readable } from "node:stream";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
 import { ComputeErrors } from "../errors.js";
@@ -23,14 +22,18 @@ export interface StreamDamage {
 }
 
 interface Inflater {
-  /** Decompressed bytes of `input`; `last` marks the file's final piece. Throws on damage. */
-  push(input: Uint8Array, last: boolean): Uint8Array[];
+  /** Decompressed bytes of `input`; `last` marks the file's final piece. Throws (rejects) on damage. */
+  push(input: Uint8Array, last: boolean): Uint8Array[] | Promise<Uint8Array[]>;
+  close?(): void;
 }
 
 /**
  * A file read in order, a piece at a time, decompressed on the way (gzip
  * and zlib on libuv's threads), so that what a pass over a file holds does
- * not grow with the file.
+ * not grow with the file. Every decompressor is fed one piece of the file
+ * at a time and gives all it decompressed from it before the next is read,
+ * so where damage stops a stream, and what it gave before, does not depend
+ * on how fast the pass consumes it.
  */
 export class ByteStream {
   /** The file's size when the stream was opened. */
@@ -57,14 +60,8 @@ export class ByteStream {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     this.raw = createReadStream(path, { highWaterMark: READ_STEP });
-    let out: Readable = this.raw;
-    if (compression === "gzip" || compression === "zlib") {
-      // Decompressed with backpressure: the inflater waits while the pass is busy with what it gave.
-      const z = compression === "gzip" ? zlib.createGunzip() : zlib.createInflate();
-      out = pipeline(this.raw, z, () => {});
-    }
-    this.pieces = out[Symbol.asyncIterator]();
-    this.inflater = compression === "zstd" || compression === "snappy" ? inflaterFor(compression) : null;
+    this.pieces = this.raw[Symbol.asyncIterator]();
+    this.inflater = compression === "none" ? null : inflaterFor(compression);
   }
 
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
@@ -93,7 +90,7 @@ export class ByteStream {
         continue;
       }
       try {
-        this.pending = this.inflater.push(last ? new Uint8Array(0) : r.value, last).filter((p) => p.length > 0);
+        this.pending = (await this.inflater.push(last ? new Uint8Array(0) : r.value, last)).filter((p) => p.length > 0);
       } catch (err) {
         this.fail(this.raw.bytesRead, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
         return null;
@@ -124,11 +121,40 @@ export class ByteStream {
 
   close(): void {
     this.raw.destroy();
+    this.inflater?.close?.();
   }
 }
 
-function inflaterFor(kind: "zstd" | "snappy"): Inflater {
+function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
   switch (kind) {
+    case "gzip":
+    case "zlib": {
+      // Node's zlib stream (on libuv's threads), written a piece at a time: each write's output is in `out` when its callback runs.
+      const z = kind === "gzip" ? zlib.createGunzip() : zlib.createInflate();
+      const out: Uint8Array[] = [];
+      let failure: Error | null = null;
+      z.on("data", (d: Buffer) => out.push(d));
+      z.on("error", (err) => (failure = err));
+      return {
+        push: async (input, last) => {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              z.off("error", done);
+              z.off("end", done);
+              resolve();
+            };
+            z.once("error", done);
+            if (last) {
+              z.once("end", done);
+              z.end();
+            } else z.write(input, () => done());
+          });
+          if (failure) throw failure;
+          return out.splice(0);
+        },
+        close: () => z.destroy(),
+      };
+    }
     case "zstd": {
       const out: Uint8Array[] = [];
       // fzstd reuses its window: each piece is copied out. A frame cut short throws "unexpected EOF" at the last push.

@@ -6,7 +6,8 @@ const WINDOW_STEP = 1 << 20;
 
 /**
  * A framing's events over a stream, given to `each` in order (a record's
- * bytes are valid only during the call), framed a window at a time, so a pass
+ * bytes are valid only during the call, until its promise, if it returns
+ * one, settles), framed a window at a time, so a pass
  * holds a window of the file, not the file. Offsets are in the whole
  * (decompressed) stream. A framing reports a record cut by the window's end
  * as lost (it runs past the end); unless the stream has ended, or the
@@ -14,7 +15,7 @@ const WINDOW_STEP = 1 << 20;
  * record has: damage), the window is refilled from that record and framed
  * again instead.
  */
-export async function forEachFrame(stream: ByteStream, framing: RecordFraming, maxWindow: number, each: (ev: FrameEvent) => void): Promise<void> {
+export async function forEachFrame(stream: ByteStream, framing: RecordFraming, maxWindow: number, each: (ev: FrameEvent) => void | Promise<void>): Promise<void> {
   let window: Uint8Array = new Uint8Array(0);
   let base = 0;
   let ended = false;
@@ -41,7 +42,9 @@ export async function forEachFrame(stream: ByteStream, framing: RecordFraming, m
         cut = true;
         break;
       }
-      each(shift(ev, base));
+      // A promise: the caller's backpressure (its parse threads are busy); the window stays as it is meanwhile.
+      const waiting = each(shift(ev, base));
+      if (waiting) await waiting;
     }
     window = window.subarray(consumed);
     base += consumed;

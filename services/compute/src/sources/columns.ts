@@ -22,6 +22,12 @@ class Growable<A extends Float32Array | Uint32Array> {
     this.data = d;
   }
 
+  pushAll(values: A): void {
+    this.grow(this.length + values.length);
+    this.data.set(values, this.length);
+    this.length += values.length;
+  }
+
   view(): A {
     return this.data.subarray(0, this.length) as A;
   }

@@ -1,25 +1,16 @@
 import { CachedSource } from "./cached-source.js";
-import { printableBytes } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
-import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoSlotName, hashedIdV2, normalizeCount, parseCount } from "@pangea/features";
+import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE } from "@pangea/features";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
-import { cacheSizes, openOrBuild, placeCache, type CacheWriter } from "./record-cache.js";
+import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter } from "./record-cache.js";
+import type { CriteoParsed } from "./criteo-lines.js";
+import { openParser } from "./parse-pool.js";
+import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
-/** A line that does not parse; the caller adds where it is. */
-class LineError extends Error {}
-
-const FIELDS = 1 + CRITEO_NUM_DENSE + CRITEO_NUM_SLOTS;
-const TAB = 9;
 const LF = 10;
-const CR = 13;
-
-function fieldName(f: number): string {
-  if (f === 0) return "label";
-  return f <= CRITEO_NUM_DENSE ? criteoDenseName(f - 1) : criteoSlotName(f - 1 - CRITEO_NUM_DENSE);
-}
 
 export interface CriteoOptions {
   /** The files, read in this order as one sequence of records. */
@@ -34,6 +25,8 @@ export interface CriteoOptions {
   cacheDir?: string;
   /** What the source may hold in memory, in MiB. */
   memoryMb?: number;
+  /** Threads parsing and hashing the lines when the cache is written (1: the pass's own). */
+  parseThreads?: number;
 }
 
 /**
@@ -51,13 +44,21 @@ export class CriteoTsvSource extends CachedSource {
     const onBadRecord = opts.onBadRecord ?? "fail";
     const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
     const layout = { tasks: 1, dense: CRITEO_NUM_DENSE, slots: CRITEO_NUM_SLOTS, fixedCells: true };
+    const threads = passThreads(opts.paths, opts.parseThreads ?? 1, memoryMb);
     const place = placeCache(opts.paths, JSON.stringify({ source: "criteo", compression, slotBase, onBadRecord }), opts.cacheDir ?? null);
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(onBadRecord);
-      const pass = new CriteoPass(w, slotBase, cacheSizes(memoryMb).chunkBytes);
-      for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
-      pass.flush();
-      return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
+      const { pieceBytes, queued } = parseSizes(memoryMb, threads);
+      const parser = openParser({ kind: "criteo", slotBase }, threads);
+      try {
+        const pass = new CriteoPass(w, new OrderedSteps(parser, queued), cacheSizes(memoryMb).chunkBytes, pieceBytes);
+        for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
+        await pass.drain();
+        pass.flush();
+        return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
+      } finally {
+        await parser.close();
+      }
     });
     const { records: n, skippedRecords, skippedSummary } = cache.index;
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
@@ -78,7 +79,11 @@ export class CriteoTsvSource extends CachedSource {
 
 }
 
-/** One pass over the files: lines parsed into a chunk of records, spilled to the cache when full. */
+/**
+ * One pass over the files: the stream cut into pieces of whole lines, each
+ * parsed and hashed by a parse thread (criteo-lines.ts), their records
+ * gathered in input order into chunks spilled to the cache when full.
+ */
 class CriteoPass {
   records = 0;
   private n = 0;
@@ -89,8 +94,9 @@ class CriteoPass {
 
   constructor(
     private readonly writer: CacheWriter,
-    private readonly slotBase: number,
+    private readonly steps: OrderedSteps,
     chunkBytes: number,
+    private readonly pieceBytes: number,
   ) {
     this.capacity = Math.max(1, Math.floor(chunkBytes / (4 * (2 + CRITEO_NUM_DENSE + 2 * CRITEO_NUM_SLOTS))));
     this.labels = new Float32Array(this.capacity);
@@ -100,8 +106,37 @@ class CriteoPass {
 
   async readFile(path: string, compression: Compression, bad: BadRecords): Promise<void> {
     const stream = new ByteStream(path, compression);
+    const steps = this.steps;
+    /** Lines of the file merged so far (the steps advance it in input order). */
+    const file = { lineNo: 0 };
+    // The next piece's lines, contiguous from decompressed byte pieceAt.
+    let parts: Uint8Array[] = [];
+    let partsBytes = 0;
+    let pieceAt = 0;
+    const send = async () => {
+      if (partsBytes === 0) return;
+      // One copy, into a buffer of the piece's own (never the shared pool's) that the worker then takes over.
+      const bytes = Buffer.allocUnsafeSlow(partsBytes);
+      let filled = 0;
+      for (const p of parts) filled += Buffer.from(p.buffer, p.byteOffset, p.byteLength).copy(bytes, filled);
+      const at = pieceAt;
+      parts = [];
+      partsBytes = 0;
+      await steps.piece(
+        { bytes },
+        [bytes.buffer as ArrayBuffer],
+        `${path}: decompressed bytes ${at}..${at + bytes.length}`,
+        (r: CriteoParsed) => this.merge(r, path, file, at, bad),
+      );
+    };
+    /** Bytes for the piece; the caller sends it once it ends with a whole line. */
+    const add = (b: Uint8Array, at: number) => {
+      if (b.length === 0) return;
+      if (partsBytes === 0) pieceAt = at;
+      parts.push(b);
+      partsBytes += b.length;
+    };
     try {
-      let lineNo = 0;
       // A line cut by a piece's end waits here for the rest.
       let carry: Uint8Array = new Uint8Array(0);
       /** Decompressed offset of carry[0] (or of the next piece when carry is empty). */
@@ -109,65 +144,78 @@ class CriteoPass {
       /** Inside a line too long to be one: its bytes are skipped up to its end. */
       let skipping = false;
       for (;;) {
-        const piece = await stream.next();
-        if (piece === null) break;
-        const bytes = carry.length ? Buffer.concat([carry, piece]) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        const next = await stream.next();
+        if (next === null) break;
+        const piece = Buffer.from(next.buffer, next.byteOffset, next.byteLength);
+        const pieceStart = carryAt + carry.length;
         let pos = 0;
         if (skipping) {
-          const end = bytes.indexOf(LF);
+          const end = piece.indexOf(LF);
           if (end < 0) {
-            carryAt += bytes.length;
+            carryAt += piece.length;
             continue;
           }
-          lineNo++;
+          // The skipped line ends here: it counts as a line.
+          await steps.event(() => file.lineNo++);
           pos = end + 1;
           skipping = false;
+          carryAt = pieceStart + pos;
         }
-        for (;;) {
-          const end = bytes.indexOf(LF, pos);
-          if (end < 0) break;
-          lineNo++;
-          this.line(bytes, pos, end, path, lineNo, carryAt + pos, bad);
-          pos = end + 1;
+        const last = piece.lastIndexOf(LF);
+        if (last >= pos) {
+          add(carry, carryAt);
+          add(piece.subarray(pos, last + 1), pieceStart + pos);
+          carry = piece.subarray(last + 1);
+          carryAt = pieceStart + last + 1;
+          if (partsBytes >= this.pieceBytes) await send();
+        } else if (carry.length) carry = Buffer.concat([carry, piece.subarray(pos)]);
+        else {
+          carry = piece.subarray(pos);
+          carryAt = pieceStart + pos;
         }
-        carry = bytes.subarray(pos);
         // A line longer than any real one would grow the carry without bound: damage, not a line.
         if (carry.length > MAX_LINE_BYTES) {
-          bad.lost(`${path}: byte ${carryAt + pos} (line ${lineNo + 1})`, `a line longer than ${MAX_LINE_BYTES} bytes (skipped to its end)`, carry.length, null);
-          carryAt += pos + carry.length;
+          await send();
+          const at = carryAt;
+          const length = carry.length;
+          await steps.event(() => bad.lost(`${path}: byte ${at} (line ${file.lineNo + 1})`, `a line longer than ${MAX_LINE_BYTES} bytes (skipped to its end)`, length, null));
+          carryAt += carry.length;
           carry = new Uint8Array(0);
           skipping = true;
-          continue;
         }
-        carryAt += pos;
       }
       // A stream cut short (a truncated gzip member) cuts its last line: the damage is reported, not that line.
       if (carry.length && !stream.damage) {
-        lineNo++;
-        this.line(Buffer.from(carry.buffer, carry.byteOffset, carry.byteLength), 0, carry.length, path, lineNo, carryAt, bad);
+        add(carry, carryAt);
         carryAt += carry.length;
       }
+      await send();
       const damage = stream.damage ?? (stream.changed() ? { fileOffset: stream.size, outputOffset: carryAt, message: stream.changed()! } : null);
-      if (damage) bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null);
+      if (damage) await steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
     } finally {
       stream.close();
     }
   }
 
-  private line(bytes: Buffer, pos: number, end: number, path: string, lineNo: number, at: number, bad: BadRecords): void {
-    let lineEnd = end;
-    if (lineEnd > pos && bytes[lineEnd - 1] === CR) lineEnd--;
-    if (lineEnd === pos) return;
-    try {
-      parseLine(bytes, pos, lineEnd, this.n, this.labels, this.dense, this.ids, this.slotBase);
-    } catch (err) {
-      if (!(err instanceof LineError)) throw err;
-      bad.record(`${path}:${lineNo} (byte ${at})`, err.message);
-      return;
+  /** Merges every piece still in flight. */
+  drain(): Promise<void> {
+    return this.steps.drain();
+  }
+
+  /** A piece's records appended to the chunk in turn, its bad lines given to the policy with their file line and byte. */
+  private merge(r: CriteoParsed, path: string, file: { lineNo: number }, at: number, bad: BadRecords): void {
+    for (const e of r.errors) bad.record(`${path}:${file.lineNo + e.line} (byte ${at + e.byte})`, e.message);
+    file.lineNo += r.lines;
+    for (let done = 0; done < r.records; ) {
+      const take = Math.min(r.records - done, this.capacity - this.n);
+      this.labels.set(r.labels.subarray(done, done + take), this.n);
+      this.dense.set(r.dense.subarray(done * CRITEO_NUM_DENSE, (done + take) * CRITEO_NUM_DENSE), this.n * CRITEO_NUM_DENSE);
+      this.ids.set(r.ids.subarray(done * CRITEO_NUM_SLOTS * 2, (done + take) * CRITEO_NUM_SLOTS * 2), this.n * CRITEO_NUM_SLOTS * 2);
+      this.n += take;
+      this.records += take;
+      done += take;
+      if (this.n === this.capacity) this.flush();
     }
-    this.n++;
-    this.records++;
-    if (this.n === this.capacity) this.flush();
   }
 
   flush(): void {
@@ -178,30 +226,3 @@ class CriteoPass {
 
 /** The longest line read as one: a real Criteo line is a few hundred bytes. */
 const MAX_LINE_BYTES = 1 << 20;
-
-function parseLine(
-    b: Buffer, start: number, end: number, r: number,
-    labels: Float32Array, dense: Float32Array, ids: Uint32Array, slotBase: number,
-  ): void {
-    let f = 0;
-    let fs = start;
-    for (let i = start; i <= end; i++) {
-      if (i < end && b[i] !== TAB) continue;
-      if (f >= FIELDS) throw new LineError(`more than ${FIELDS} tab-separated fields`);
-      if (f === 0) {
-        if (i - fs !== 1 || (b[fs] !== 48 && b[fs] !== 49)) {
-          throw new LineError(`label '${printableBytes(b.subarray(fs, i))}' must be 0 or 1`);
-        }
-        labels[r] = b[fs] - 48;
-      } else if (f <= CRITEO_NUM_DENSE) {
-        const count = parseCount(b, fs, i);
-        if (Number.isNaN(count)) throw new LineError(`field ${fieldName(f)} '${printableBytes(b.subarray(fs, i))}' is not an integer`);
-        dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(count);
-      } else {
-        hashedIdV2(b, fs, i, slotBase + f - 1 - CRITEO_NUM_DENSE, ids, 2 * (r * CRITEO_NUM_SLOTS + f - 1 - CRITEO_NUM_DENSE));
-      }
-      f++;
-      fs = i + 1;
-    }
-    if (f !== FIELDS) throw new LineError(`expected ${FIELDS} tab-separated fields (label, I1-I13, C1-C26), got ${f}`);
-  }

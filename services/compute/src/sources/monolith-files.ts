@@ -3,7 +3,10 @@ import { ComputeErrors } from "../errors.js";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
-import { cacheSizes, openOrBuild, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
+import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
+import type { MessageKind, MonolithParsed } from "./monolith-records.js";
+import { openParser } from "./parse-pool.js";
+import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
@@ -12,7 +15,7 @@ import type { SourceDescription } from "./source.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
-export type MessageKind = "instance" | "example" | "examplebatch";
+export type { MessageKind };
 export const MESSAGE_KINDS: readonly MessageKind[] = ["instance", "example", "examplebatch"];
 
 export interface MonolithFilesOptions {
@@ -27,6 +30,8 @@ export interface MonolithFilesOptions {
   cacheDir?: string;
   /** What the source may hold in memory, in MiB. */
   memoryMb?: number;
+  /** Threads decoding the records when the cache is written (1: the pass's own). */
+  parseThreads?: number;
 }
 
 /**
@@ -50,16 +55,23 @@ export class MonolithFilesSource extends CachedSource {
     const memoryMb = opts.memoryMb ?? DEFAULT_MAX_MEMORY_MB;
     const layout = { tasks: list.labels.length, dense: list.numDense, slots: list.slotIds.length, fixedCells: false };
     const decodeKey = JSON.stringify({ source: "monolith", message: opts.message, framing: opts.framing.name, framingOptions: opts.framing, compression: opts.compression, onBadRecord: opts.onBadRecord, list: list.config, labels: list.labels });
+    const threads = passThreads(opts.paths, opts.parseThreads ?? 1, memoryMb);
     const cache = await openOrBuild(placeCache(opts.paths, decodeKey, opts.cacheDir ?? null), layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
       const columns = new SampleColumns(list);
-      const asm = new SampleAssembler(list);
       const sizes = cacheSizes(memoryMb);
-      // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
-      const pass = new MonolithPass(opts, asm, columns, bad, w, sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2));
-      for (const path of opts.paths) await pass.readFile(path);
-      columns.spill(w);
-      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: asm.unconfiguredIds } };
+      const { pieceBytes, queued } = parseSizes(memoryMb, threads);
+      const parser = openParser({ kind: "monolith", init: { message: opts.message, list: list.config } }, threads);
+      try {
+        // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
+        const pass = new MonolithPass(opts, columns, bad, w, new OrderedSteps(parser, queued), sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2), pieceBytes);
+        for (const path of opts.paths) await pass.readFile(path);
+        await pass.drain();
+        columns.spill(w);
+        return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: pass.unconfiguredIds } };
+      } finally {
+        await parser.close();
+      }
     });
     const { records: samples, skippedRecords, skippedBytes, skippedSummary } = cache.index;
     if (samples === 0) {
@@ -85,17 +97,30 @@ export class MonolithFilesSource extends CachedSource {
 
 }
 
-/** One pass over the files: records decoded into chunks, spilled to the cache as they fill. */
+/**
+ * One pass over the files: the stream framed here, its records gathered
+ * into pieces decoded by parse threads (monolith-records.ts), their samples
+ * merged in input order into chunks spilled to the cache as they fill.
+ */
 class MonolithPass {
+  /** Ids of slots the feature list does not configure, in the pieces merged so far. */
+  unconfiguredIds = 0;
+  /** The piece being gathered: records end to end, where each ends in it and starts in its file. */
+  private buf: Uint8Array | null = null;
+  private fill = 0;
+  private ends: number[] = [];
+  private offsets: number[] = [];
+
   constructor(
     private readonly opts: MonolithFilesOptions,
-    private readonly asm: SampleAssembler,
     private readonly columns: SampleColumns,
     private readonly bad: BadRecords,
     private readonly writer: CacheWriter,
+    private readonly steps: OrderedSteps,
     private readonly chunkBytes: number,
     /** The most of a file held at once. */
     private readonly maxWindow: number,
+    private readonly pieceBytes: number,
   ) {}
 
   async readFile(path: string): Promise<void> {
@@ -104,59 +129,99 @@ class MonolithPass {
     const stream = new ByteStream(path, kind);
     try {
       await this.readFrames(path, stream);
+      await this.send(path);
       const damage = stream.damage;
       const changed = damage ? null : stream.changed();
-      if (damage) bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null);
-      else if (changed) bad.lost(`${path}: byte ${stream.size}`, changed, 0, null);
+      if (damage) await this.steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
+      else if (changed) await this.steps.event(() => bad.lost(`${path}: byte ${stream.size}`, changed, 0, null));
     } finally {
       stream.close();
     }
   }
 
+  /** Merges every piece still in flight. */
+  drain(): Promise<void> {
+    return this.steps.drain();
+  }
+
   private async readFrames(path: string, stream: ByteStream): Promise<void> {
-    const { asm, columns, bad } = this;
+    const bad = this.bad;
     await forEachFrame(stream, this.opts.framing, this.maxWindow, (ev) => {
-      if (columns.bytes >= this.chunkBytes) columns.spill(this.writer);
       // The stream was cut (a truncated gzip member...): its damage is reported, not the record it cut.
       if (ev.kind === "lost" && stream.damage) return;
       if (ev.kind === "lost") {
-        bad.lost(`${path}: byte ${ev.failure.offset}`, ev.failure.message, ev.failure.lostBytes, ev.failure.resumeAt);
-        return;
+        const f = ev.failure;
+        return this.event(path, () => bad.lost(`${path}: byte ${f.offset}`, f.message, f.lostBytes, f.resumeAt));
       }
       if (ev.kind === "bad-record") {
-        bad.record(`${path}: byte ${ev.failure.offset}`, ev.failure.message, "COMPUTE_ERR_BAD_FRAME");
-        return;
+        const f = ev.failure;
+        return this.event(path, () => bad.record(`${path}: byte ${f.offset}`, f.message, "COMPUTE_ERR_BAD_FRAME"));
       }
       const { bytes, offset } = ev.record;
-      if (offset === 0 && ev.record.sortId) this.checkSortId(path, ev.record.sortId);
-      try {
-        if (this.opts.message === "examplebatch") {
-          // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
-          const mark = columns.mark();
-          let example = 0;
-          try {
-            decodeExampleBatch(bytes, 0, bytes.length, asm, () => {
-              columns.commit(asm);
-              example++;
-            });
-          } catch (err) {
-            columns.rollback(mark);
-            // Which of the batch's examples, so the record can be found.
-            if (err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
-            throw err;
-          }
-        } else {
-          asm.reset();
-          if (this.opts.message === "instance") decodeInstance(bytes, 0, bytes.length, asm);
-          else decodeExample(bytes, 0, bytes.length, asm);
-          columns.commit(asm);
+      if (offset === 0 && ev.record.sortId) {
+        const wrong = this.sortIdError(path, ev.record.sortId);
+        if (wrong) {
+          return this.event(path, () => {
+            throw wrong;
+          });
         }
-      } catch (err) {
-        if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        const hint = offset === 0 && this.opts.framing.firstRecordHint ? ` (${this.opts.framing.firstRecordHint})` : "";
-        bad.record(`${path}: record at byte ${offset}`, `not a valid ${this.opts.message}: ${err.message}${hint}`);
       }
+      return this.add(path, bytes, offset);
     });
+  }
+
+  /** A record copied into the piece being gathered; a full piece is sent. */
+  private async add(path: string, bytes: Uint8Array, offset: number): Promise<void> {
+    if (this.buf && this.fill + bytes.length > this.buf.length) await this.send(path);
+    if (!this.buf) this.buf = new Uint8Array(Math.max(this.pieceBytes, bytes.length));
+    this.buf.set(bytes, this.fill);
+    this.fill += bytes.length;
+    this.ends.push(this.fill);
+    this.offsets.push(offset);
+    if (this.fill >= this.pieceBytes) await this.send(path);
+  }
+
+  /** Sends the piece gathered so far (its buffer handed over, not copied) to be decoded, and merged in turn. */
+  private async send(path: string): Promise<void> {
+    if (!this.buf || this.ends.length === 0) return;
+    const bytes = this.buf.subarray(0, this.fill);
+    const ends = Uint32Array.from(this.ends);
+    const offsets = this.offsets;
+    this.buf = null;
+    this.fill = 0;
+    this.ends = [];
+    this.offsets = [];
+    const where = `${path}: the records at bytes ${offsets[0]}..${offsets[offsets.length - 1]}`;
+    await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets));
+  }
+
+  /** A framing event, after the records before it. */
+  private async event(path: string, run: () => void): Promise<void> {
+    await this.send(path);
+    await this.steps.event(run);
+  }
+
+  /**
+   * A piece's samples appended record by record, a chunk spilled whenever it
+   * has grown to chunkBytes (as decoding them here one by one would), and
+   * its bad records given to the policy with their file offsets.
+   */
+  private merge(r: MonolithParsed, path: string, offsets: number[]): void {
+    const { columns, opts } = this;
+    this.unconfiguredIds += r.unconfiguredIds;
+    let sample = 0;
+    let e = 0;
+    for (let i = 0; i < offsets.length; i++) {
+      if (e < r.errors.length && r.errors[e]![0] === i) {
+        const hint = offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
+        this.bad.record(`${path}: record at byte ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
+        e++;
+      }
+      const k = r.samplesPerRecord[i]!;
+      columns.append(r.part, sample, sample + k);
+      sample += k;
+      if (columns.bytes >= this.chunkBytes) columns.spill(this.writer);
+    }
   }
 
   /**
@@ -165,25 +230,25 @@ class MonolithPass {
    * so every other record would be silently lost. A real sort id is a short
    * key, not a whole message with features: the first record's is checked.
    */
-  private checkSortId(path: string, sortId: Uint8Array): void {
-    if (sortId.length === 0) return;
+  private sortIdError(path: string, sortId: Uint8Array): Error | null {
+    if (sortId.length === 0) return null;
     const scratch = new SampleAssembler(this.opts.featureList);
     try {
       if (this.opts.message === "examplebatch") {
         let examples = 0;
         decodeExampleBatch(sortId, 0, sortId.length, scratch, () => examples++);
-        if (examples === 0) return;
+        if (examples === 0) return null;
       } else {
         scratch.reset();
         if (this.opts.message === "instance") decodeInstance(sortId, 0, sortId.length, scratch);
         else decodeExample(sortId, 0, sortId.length, scratch);
-        if (scratch.count + scratch.unconfiguredIds === 0 && scratch.labels.length === 0) return;
+        if (scratch.count + scratch.unconfiguredIds === 0 && scratch.labels.length === 0) return null;
       }
     } catch (err) {
-      if (err instanceof WireError || err instanceof SampleError) return;
+      if (err instanceof WireError || err instanceof SampleError) return null;
       throw err;
     }
-    throw ComputeErrors.create(
+    return ComputeErrors.create(
       "COMPUTE_ERR_BAD_CONFIG",
       `${path}: the first record's sort id (${sortId.length} bytes) is itself a whole ${this.opts.message}: the file's records carry no sort ids; read it with --sort-id false (reading on would lose every other record)`,
     );

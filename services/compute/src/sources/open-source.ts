@@ -11,6 +11,7 @@ import { KafkaSource } from "./kafka-source.js";
 import { SyntheticSource } from "./synthetic.js";
 import { expandDataPaths, sharedFiles } from "./data-paths.js";
 import { HeldOutFiles } from "./held-out-files.js";
+import { affordableParseThreads } from "./record-cache.js";
 import type { DataSource } from "./source.js";
 import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/features";
 
@@ -56,8 +57,8 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
 
 /** Files of one format: the last evalFraction of their records held out. `list`: --feature-list, read, or null when none is given. */
 async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number, list: FeatureList | null): Promise<DataSource> {
-  // Where the decoded records are cached, and what the source may hold in memory (see record-cache.ts).
-  const cache = { memoryMb: c.maxMemoryMb, ...(c.cacheDir ? { cacheDir: c.cacheDir } : {}) };
+  // Where the decoded records are cached, what the source may hold in memory, and the threads writing the cache (see record-cache.ts).
+  const cache = { memoryMb: c.maxMemoryMb, parseThreads: affordableParseThreads(c.parseThreads, c.maxMemoryMb), ...(c.cacheDir ? { cacheDir: c.cacheDir } : {}) };
   if (c.format === "criteo") {
     // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
     if (list?.namedTasks) {

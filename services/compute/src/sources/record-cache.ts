@@ -64,6 +64,54 @@ export function cacheSizes(memoryMb: number): { chunkBytes: number; residentByte
   };
 }
 
+/**
+ * How a pass with `threads` parse threads cuts its input: pieces of
+ * `pieceBytes`, at most `queued` of them waiting for a worker or to be
+ * merged. A piece's decoded records take up to about twice its bytes (a
+ * Criteo line of ~250 bytes becomes 264; a Monolith record's ids, cells and
+ * dense values about as much again), so the pieces in flight hold at most
+ * 3 x queued x pieceBytes: a sixteenth of the budget, or 3 x queued x 64 KiB
+ * when that is more (many threads, a small budget). One thread parses each
+ * piece as it is cut: nothing waits.
+ */
+export function parseSizes(memoryMb: number, threads: number): { pieceBytes: number; queued: number } {
+  const queued = threads > 1 ? 2 * threads : 0;
+  const budget = memoryMb * 1024 * 1024;
+  return { pieceBytes: Math.max(64 << 10, Math.min(1 << 20, Math.floor(budget / 16 / (3 * Math.max(1, queued))))), queued };
+}
+
+/**
+ * What a parse worker holds of its own, in MiB: its V8 heap (young
+ * generation capped at 8 MiB), the decoders' code and modules, measured at
+ * 25-35 MiB per worker during a pass.
+ */
+export const PARSE_WORKER_MB = 40;
+
+/**
+ * The parse threads compute asks its file sources for: --parse-threads, but
+ * no more workers than a quarter of the budget pays for (PARSE_WORKER_MB
+ * each), so the workers' own memory keeps within --max-memory-mb; 1 (the
+ * pass's own thread) when fewer than 2 fit (a budget under 320 MiB).
+ */
+export function affordableParseThreads(threads: number, memoryMb: number): number {
+  const workers = Math.min(threads, Math.floor(memoryMb / 4 / PARSE_WORKER_MB));
+  return workers < 2 ? 1 : workers;
+}
+
+/** The parse threads a pass over `paths` uses: 1 when they hold no more than one piece (starting workers would cost more than it saves). */
+export function passThreads(paths: readonly string[], threads: number, memoryMb: number): number {
+  if (threads <= 1) return 1;
+  let bytes = 0;
+  for (const p of paths) {
+    try {
+      bytes += statSync(p).size;
+    } catch {
+      // Reported, with its path, when the pass opens it.
+    }
+  }
+  return bytes <= parseSizes(memoryMb, threads).pieceBytes ? 1 : threads;
+}
+
 /** Writes a cache to a temporary file; `finish` renames it into place, so a pass killed midway leaves nothing that is trusted. */
 export class CacheWriter {
   private readonly fd: number;

@@ -3,6 +3,16 @@ import type { CacheWriter } from "./record-cache.js";
 import { labelValue, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
+/** Samples in the record cache's column layout: cellStarts (n*S+1 entries) index ids (pairs of words) from 0. */
+export interface ColumnsPart {
+  samples: number;
+  labels: Float32Array;
+  weights: Float32Array;
+  dense: Float32Array;
+  cellStarts: Uint32Array;
+  ids: Uint32Array;
+}
+
 /** A decoded sample that cannot be trained on (no label, non-finite label). */
 export class SampleError extends Error {}
 
@@ -77,6 +87,33 @@ export class SampleColumns {
   /** Bytes the chunk holds. */
   get bytes(): number {
     return 4 * (this.labels.length + this.weights.length + this.dense.length + this.ids.length + this.cellStarts.length);
+  }
+
+  /** The chunk's samples as a part, its own arrays (a worker transfers them); this object is not used after. */
+  take(): ColumnsPart {
+    this.cellStarts.push(this.ids.length / 2);
+    return { samples: this.samples, labels: this.labels.view(), weights: this.weights.view(), dense: this.dense.view(), cellStarts: this.cellStarts.view(), ids: this.ids.view() };
+  }
+
+  /** Appends samples [from, to) of a part, as committing them one by one would have. */
+  append(p: ColumnsPart, from: number, to: number): void {
+    if (to <= from) return;
+    const T = this.list.labels.length;
+    const D = this.list.numDense;
+    const S = this.list.slotIds.length;
+    this.labels.pushAll(p.labels.subarray(from * T, to * T));
+    this.weights.pushAll(p.weights.subarray(from, to));
+    this.dense.pushAll(p.dense.subarray(from * D, to * D));
+    const first = p.cellStarts[from * S]!;
+    const shift = this.ids.length / 2 - first;
+    const cells = p.cellStarts.subarray(from * S, to * S);
+    this.cellStarts.grow(this.cellStarts.length + cells.length);
+    const out = this.cellStarts.data;
+    for (let i = 0, at = this.cellStarts.length; i < cells.length; i++) out[at + i] = cells[i]! + shift;
+    this.cellStarts.length += cells.length;
+    this.ids.pushAll(p.ids.subarray(2 * first, 2 * p.cellStarts[to * S]!));
+    this.samples += to - from;
+    this.total += to - from;
   }
 
   /** Writes the chunk's samples to the cache and starts an empty chunk. */

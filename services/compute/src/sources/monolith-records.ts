@@ -1,0 +1,83 @@
+import { compileFeatureList, type FeatureList, type FeatureListConfig } from "@pangea/features";
+import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
+import { SampleColumns, SampleError, type ColumnsPart } from "./sample-columns.js";
+
+export type MessageKind = "instance" | "example" | "examplebatch";
+
+/**
+ * Monolith records (the framed messages of a file) decoded into the record
+ * cache's column layout. The parse pass frames the stream, gathers records
+ * into pieces and decodes them here, on its own thread or on a parse worker
+ * (parse-worker.ts).
+ */
+
+/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why). */
+export interface MonolithParsed {
+  part: ColumnsPart;
+  samplesPerRecord: Uint32Array;
+  errors: [number, string][];
+  /** Ids of slots the feature list does not configure, met in this piece. */
+  unconfiguredIds: number;
+}
+
+/** What a decoder needs: the message kind and the feature list, as plain data (it crosses to workers). */
+export interface MonolithDecodeInit {
+  message: MessageKind;
+  list: FeatureListConfig;
+}
+
+/** Decodes pieces: `bytes` holds records end to end, record i ending at ends[i]. */
+export class MonolithDecoder {
+  private readonly list: FeatureList;
+  private readonly asm: SampleAssembler;
+
+  constructor(private readonly init: MonolithDecodeInit) {
+    this.list = compileFeatureList(init.list, "feature list");
+    this.asm = new SampleAssembler(this.list);
+  }
+
+  decode(bytes: Uint8Array, ends: Uint32Array): MonolithParsed {
+    const columns = new SampleColumns(this.list);
+    const samplesPerRecord = new Uint32Array(ends.length);
+    const errors: [number, string][] = [];
+    const unconfigured = this.asm.unconfiguredIds;
+    let start = 0;
+    for (let i = 0; i < ends.length; i++) {
+      const before = columns.samples;
+      try {
+        decodeRecord(this.init.message, bytes.subarray(start, ends[i]!), this.asm, columns);
+      } catch (err) {
+        if (!(err instanceof WireError || err instanceof SampleError)) throw err;
+        errors.push([i, err.message]);
+      }
+      samplesPerRecord[i] = columns.samples - before;
+      start = ends[i]!;
+    }
+    return { part: columns.take(), samplesPerRecord, errors, unconfiguredIds: this.asm.unconfiguredIds - unconfigured };
+  }
+}
+
+/** Decodes one record into `columns`: all of its samples, or (throwing WireError or SampleError) none. */
+export function decodeRecord(message: MessageKind, bytes: Uint8Array, asm: SampleAssembler, columns: SampleColumns): void {
+  if (message === "examplebatch") {
+    // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
+    const mark = columns.mark();
+    let example = 0;
+    try {
+      decodeExampleBatch(bytes, 0, bytes.length, asm, () => {
+        columns.commit(asm);
+        example++;
+      });
+    } catch (err) {
+      columns.rollback(mark);
+      // Which of the batch's examples, so the record can be found.
+      if (err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
+      throw err;
+    }
+    return;
+  }
+  asm.reset();
+  if (message === "instance") decodeInstance(bytes, 0, bytes.length, asm);
+  else decodeExample(bytes, 0, bytes.length, asm);
+  columns.commit(asm);
+}
