@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatchStreamService, startServer } from "@pangea/rpc";
+import { MessageType, decodeMessage } from "@pangea/schema";
 import { BatchReader } from "../src/cluster/batches.js";
 import { BatchFeed } from "../src/cluster/batch-feed.js";
 import { TrainerErrors } from "../src/errors.js";
@@ -54,6 +55,55 @@ describe("a batch stream that fails before the trainer reads from it", () => {
     feed.want([0]);
     const err = await lostPeer(feed.next(0));
     expect(err.message).toBe(`batch stream from compute at ${server.address}: INVALID_ARGUMENT: ${REFUSAL}`);
+    feed.reset();
+  });
+});
+
+/**
+ * A compute that sends every batch wanted except batch 5, which never comes:
+ * a trainer that read batch 5 ahead, then dropped that stream (its work
+ * changed) and opened another, still has that read waiting when the old
+ * stream ends.
+ */
+describe("a read left waiting on a batch stream the trainer dropped", () => {
+  let compute: Awaited<ReturnType<typeof startServer>>;
+
+  beforeAll(async () => {
+    compute = await startServer("127.0.0.1", 0, (s) => {
+      s.addService(BatchStreamService, {
+        streamBatches: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          let request = true;
+          call.on("data", (bytes: Buffer) => {
+            if (request) return void (request = false);
+            const { payload: ack } = decodeMessage(bytes, MessageType.BATCH_ACK, "trainer");
+            for (let i = 0; i < ack.want.length; i++) {
+              const j = Number(ack.want.get(i));
+              if (j !== 5) call.write(Buffer.from(`batch ${j}`));
+            }
+          });
+          call.on("error", () => {});
+        },
+      });
+    }, []);
+  });
+
+  afterAll(async () => {
+    await compute.shutdown(500);
+  });
+
+  it("fails with TRAINER_ERR_LOST_PEER and leaves the new stream alone", async () => {
+    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    await feed.connect(compute.address);
+    feed.want([5]);
+    // Handled from the start, as the trainer's read-ahead is: it fails while the feed reconnects.
+    const ahead = feed.next(5).then(() => null, (e: unknown) => e as Error);
+    await settle();
+    feed.reset();
+    await feed.connect(compute.address);
+    feed.want([7]);
+    expect(TrainerErrors.is(await ahead, "TRAINER_ERR_LOST_PEER")).toBe(true);
+    expect(feed.connectedTo(compute.address)).toBe(true);
+    expect((await feed.next(7)).toString()).toBe("batch 7");
     feed.reset();
   });
 });

@@ -75,23 +75,33 @@ export class BatchFeed {
   /** The next wanted batch's bytes; it must be batch `j`. */
   async next(j: number): Promise<Buffer> {
     if (this.pending[0] !== j) throw new Error(`batch feed: expected to read batch ${this.pending[0]}, asked for ${j}`);
+    // A read prefetched ahead may still be waiting when the feed is reset and reconnected: its
+    // end must not reset the new stream.
+    const call = this.call;
+    const address = this.address;
+    const failed = (message: string) => {
+      if (this.call === call) this.reset();
+      return TrainerErrors.create("TRAINER_ERR_LOST_PEER", message);
+    };
     let r: IteratorResult<Buffer>;
     try {
       r = await this.iterator!.next();
     } catch (err) {
-      const address = this.address;
-      this.reset();
-      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${address}`)}`);
+      throw failed(`batch stream ${describeCallError(err, `from compute at ${address}`)}`);
     }
     if (r.done) {
-      const address = this.address;
-      const failure = this.failure;
-      this.reset();
-      if (failure) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(failure, `from compute at ${address}`)}`);
-      throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} ended the batch stream with batch ${j} outstanding`);
+      const failure = this.call === call ? this.failure : null;
+      if (failure) throw failed(`batch stream ${describeCallError(failure, `from compute at ${address}`)}`);
+      throw failed(`compute at ${address} ended the batch stream with batch ${j} outstanding`);
     }
+    if (this.call !== call) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch ${j} arrived on a batch stream that was reset meanwhile`);
     this.pending.shift();
     return r.value as Buffer;
+  }
+
+  /** Whether the feed is connected to compute at `address`. */
+  connectedTo(address: string): boolean {
+    return this.call !== null && this.address === address;
   }
 
   /** Acknowledges one batch (after its gradients were accepted): a stream source commits it. */

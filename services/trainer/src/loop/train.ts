@@ -2,7 +2,7 @@ import type { Logger } from "@pangea/kit";
 import type { Work__Output } from "@pangea/schema";
 import type { CtrModel } from "../model/ctr-model.js";
 import { DropoutMasks } from "../model/dropout-masks.js";
-import { decodeBatch, toModelBatch } from "../cluster/batches.js";
+import { decodeBatch, toModelBatch, type DecodedBatch } from "../cluster/batches.js";
 import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
@@ -37,12 +37,24 @@ export interface TrainContext {
   logEvery: number;
   /** The job's seed: with a batch's index, it seeds the batch's dropout masks. */
   seed: number;
+  /** Global batches per step (the job spec's batches_per_step): with `steps`, the job's last batch index. */
+  batchesPerStep: number;
   /** How long compute may stay unreachable before the trainer gives up. */
   computeGraceMs: number;
   metrics?: TrainerMetrics;
   /** Scores the held-out split with the parameters of `step` and reports it (an evaluation during training). */
   evaluate: (step: number, computeAddress: string) => Promise<void>;
 }
+
+interface Prepared {
+  batch: DecodedBatch;
+  unique: Uint32Array;
+  uniqueCount: number;
+  inverse: Int32Array;
+  offsets: Int32Array | null;
+}
+
+const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
  * Trains whatever the orchestrator hands out: for each batch index, fetch the
@@ -72,6 +84,28 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     m?.phase(phase, (now - mark) / 1000);
     mark = now;
   };
+  const totalBatches = c.steps * c.batchesPerStep;
+  // Reading ahead needs a plan that says which batches come next: not async's queue.
+  const readAhead = c.mode !== "async" && c.batchesPerStep > 0;
+  /** A batch read from compute, decoded, its ids deduplicated: all the step needs before pulling. */
+  const prepare = async (j: number): Promise<Prepared> => {
+    const bytes = await feed.next(j);
+    const batch = decodeBatch(bytes, model.spec, "compute");
+    if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
+    const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
+    return { batch, unique, uniqueCount, inverse, offsets: c.layout.offsets(unique, uniqueCount) };
+  };
+  /** Reads `indices` one after the other (the stream delivers them in order); a failure nobody awaits is not unhandled. */
+  const readInOrder = (indices: readonly number[]): Promise<Prepared>[] => {
+    let previous: Promise<unknown> = Promise.resolve();
+    return indices.map((j) => {
+      const p = previous.then(() => prepare(j));
+      p.catch(() => {});
+      previous = p;
+      return p;
+    });
+  };
+  let ahead: { address: string; indices: number[]; batches: Promise<Prepared>[] } | null = null;
   for (;;) {
     mark = performance.now();
     const work: Work__Output = await session.getWork();
@@ -91,16 +125,34 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     const indices = work.batchIndices.map(Number);
     if (!indices.length) continue;
     try {
-      await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
-      feed.want(indices);
-      for (const j of indices) {
-        const bytes = await session.guard(feed.next(j));
+      // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
+      let batches = ahead?.address === work.computeAddress && sameList(ahead.indices, indices) && feed.connectedTo(work.computeAddress) ? ahead.batches : null;
+      if (!batches && ahead) {
+        // Work went elsewhere (a trainer joined or left): drop the stream with the batches read ahead.
+        feed.reset();
+        await Promise.allSettled(ahead.batches);
+      }
+      ahead = null;
+      if (!batches) {
+        await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
+        feed.want(indices);
+        batches = readInOrder(indices);
+      }
+      for (let i = 0; i < indices.length; i++) {
+        const j = indices[i]!;
+        const { batch, unique, uniqueCount, inverse, offsets } = await session.guard(batches[i]!);
         lap("fetch");
         computeLostAt = 0;
-        const batch = decodeBatch(bytes, model.spec, "compute");
-        if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
-        const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
-        const offsets = c.layout.offsets(unique, uniqueCount);
+        // sync/hybrid: the next step's batches are most likely these same positions one step on
+        // (the plan deals each step's batches round-robin over the same trainers): ask compute
+        // for them now, so they arrive and are decoded while this step computes and waits.
+        if (i === indices.length - 1 && readAhead) {
+          const next = indices.map((x) => x + c.batchesPerStep).filter((x) => x < totalBatches);
+          if (next.length) {
+            feed.want(next);
+            ahead = { address: work.computeAddress, indices: next, batches: readInOrder(next) };
+          }
+        }
         const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
         lap("pull");
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
@@ -133,6 +185,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       if (now - computeLostAt > c.computeGraceMs) throw err;
       log.warn({ err: (err as Error).message }, "lost compute; retrying the same batches");
       feed.reset();
+      ahead = null;
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }
