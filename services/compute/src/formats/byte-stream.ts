@@ -21,9 +21,16 @@ export interface StreamDamage {
   message: string;
 }
 
+interface Inflated {
+  /** What `input` decompressed to, up to any damage. */
+  out: Uint8Array[];
+  /** The damage met in `input`, after `out`, or null. */
+  error: Error | null;
+}
+
 interface Inflater {
-  /** Decompressed bytes of `input`; `last` marks the file's final piece. Throws (rejects) on damage. */
-  push(input: Uint8Array, last: boolean): Uint8Array[] | Promise<Uint8Array[]>;
+  /** Decompressed bytes of `input`; `last` marks the file's final piece. */
+  push(input: Uint8Array, last: boolean): Inflated | Promise<Inflated>;
   close?(): void;
 }
 
@@ -47,6 +54,8 @@ export class ByteStream {
   private outputOffset = 0;
   private pending: Uint8Array[] = [];
   private done = false;
+  /** Damage met while decompressing, reported once what came before it is handed out. */
+  private damageAhead: { fileOffset: number; message: string } | null = null;
 
   constructor(
     readonly path: string,
@@ -67,6 +76,11 @@ export class ByteStream {
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
   async next(): Promise<Uint8Array | null> {
     while (this.pending.length === 0) {
+      if (this.damageAhead) {
+        this.fail(this.damageAhead.fileOffset, this.damageAhead.message);
+        this.damageAhead = null;
+        return null;
+      }
       if (this.done) return null;
       let r: IteratorResult<Uint8Array>;
       try {
@@ -89,11 +103,11 @@ export class ByteStream {
         if (!last && r.value.length > 0) this.pending.push(r.value);
         continue;
       }
-      try {
-        this.pending = (await this.inflater.push(last ? new Uint8Array(0) : r.value, last)).filter((p) => p.length > 0);
-      } catch (err) {
-        this.fail(this.raw.bytesRead, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
-        return null;
+      const { out, error } = await this.inflater.push(last ? new Uint8Array(0) : r.value, last);
+      this.pending = out.filter((p) => p.length > 0);
+      if (error) {
+        this.done = true;
+        this.damageAhead = { fileOffset: this.raw.bytesRead, message: `cannot ${this.compression}-decompress: ${error.message}` };
       }
     }
     const p = this.pending.shift()!;
@@ -130,27 +144,31 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
     case "gzip":
     case "zlib": {
       // Node's zlib stream (on libuv's threads), written a piece at a time: each write's output is in `out` when its callback runs.
+      // Bytes after the compressed data (zero padding, a trailer of another tool) end its output early, as gzip(1)
+      // ignores trailing garbage: from then on a piece is answered at once, with nothing.
       const z = kind === "gzip" ? zlib.createGunzip() : zlib.createInflate();
       const out: Uint8Array[] = [];
       let failure: Error | null = null;
+      let ended = false;
       z.on("data", (d: Buffer) => out.push(d));
       z.on("error", (err) => (failure = err));
+      z.on("end", () => (ended = true));
       return {
         push: async (input, last) => {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              z.off("error", done);
-              z.off("end", done);
-              resolve();
-            };
-            z.once("error", done);
-            if (last) {
+          if (!ended && !failure) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                z.off("error", done);
+                z.off("end", done);
+                resolve();
+              };
+              z.once("error", done);
               z.once("end", done);
-              z.end();
-            } else z.write(input, () => done());
-          });
-          if (failure) throw failure;
-          return out.splice(0);
+              if (last) z.end();
+              else z.write(input, () => done());
+            });
+          }
+          return { out: out.splice(0), error: failure };
         },
         close: () => z.destroy(),
       };
@@ -163,14 +181,26 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
       });
       return {
         push: (input, last) => {
-          z.push(input, last);
-          return out.splice(0);
+          try {
+            z.push(input, last);
+            return { out: out.splice(0), error: null };
+          } catch (err) {
+            return { out: out.splice(0), error: err as Error };
+          }
         },
       };
     }
     case "snappy": {
       const s = new SnappyBlockStream();
-      return { push: (input, last) => s.push(input, last) };
+      return {
+        push: (input, last) => {
+          try {
+            return { out: s.push(input, last), error: null };
+          } catch (err) {
+            return { out: [], error: err as Error };
+          }
+        },
+      };
     }
   }
 }

@@ -1,0 +1,64 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deflateSync, gzipSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import { ByteStream } from "../src/formats/byte-stream.js";
+import type { Compression } from "../src/formats/compression.js";
+
+const dir = mkdtempSync(join(tmpdir(), "pangea-byte-stream-"));
+
+/** Everything a stream gives, and its damage; fails the test instead of hanging. */
+async function readAll(bytes: Uint8Array, compression: Compression): Promise<{ text: string; damage: ByteStream["damage"] }> {
+  const path = join(dir, `f-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(path, bytes);
+  const s = new ByteStream(path, compression);
+  const parts: Buffer[] = [];
+  const read = (async () => {
+    for (let p = await s.next(); p; p = await s.next()) parts.push(Buffer.from(p));
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([read, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("the stream hung")), 5_000)))]);
+  clearTimeout(timer);
+  s.close();
+  return { text: Buffer.concat(parts).toString(), damage: s.damage };
+}
+
+// Text that does not compress to nothing: several 64 KiB read steps of input.
+const text = Array.from({ length: 40_000 }, (_, i) => `${i}\t${(i * 2654435761) % 1000003}\tline`).join("\n");
+const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
+
+describe("ByteStream", () => {
+  it.each([
+    ["gzip + zero padding", concat(gzipSync(text), Buffer.alloc(4096)), "gzip"],
+    ["zlib + zero padding", concat(deflateSync(text), Buffer.alloc(4096)), "zlib"],
+    ["zlib + trailing text", concat(deflateSync(text), Buffer.from("trailing bytes of another tool")), "zlib"],
+  ] as const)("%s: the data, then the end (bytes after the compressed data are ignored, as gzip(1) does), never a hang", async (_, bytes, compression) => {
+    const r = await readAll(bytes, compression);
+    expect(r.text).toBe(text);
+    expect(r.damage).toBeNull();
+  });
+
+  it("a gzip file cut short gives every byte decompressed before the cut, then the damage at the right output offset", async () => {
+    const whole = gzipSync(text);
+    const r = await readAll(whole.subarray(0, Math.floor(whole.length * 0.7)), "gzip");
+    expect(r.damage).not.toBeNull();
+    expect(r.text.length).toBeGreaterThan(0);
+    expect(text.startsWith(r.text)).toBe(true);
+    expect(r.damage!.outputOffset).toBe(Buffer.byteLength(r.text));
+    expect(r.damage!.message).toMatch(/cannot gzip-decompress/);
+  });
+
+  it("good output decoded from the same piece as the damage is handed out before the damage", async () => {
+    // One read step holds a whole gzip member and a broken one after it: what the first decompressed still counts
+    // (all but zlib's last unflushed output block).
+    const first = text.slice(0, 150_000);
+    const bytes = concat(gzipSync(first), Buffer.from([0x1f, 0x8b, 0x09, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4]));
+    expect(bytes.length).toBeLessThan(1 << 16);
+    const r = await readAll(bytes, "gzip");
+    expect(r.damage?.message).toMatch(/unknown compression method/);
+    expect(r.text.length).toBeGreaterThan(100_000);
+    expect(first.startsWith(r.text)).toBe(true);
+    expect(r.damage!.outputOffset).toBe(Buffer.byteLength(r.text));
+  });
+});
