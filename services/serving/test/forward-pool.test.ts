@@ -1,6 +1,7 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
 import { PARAMETER_SYNC_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
@@ -100,5 +101,30 @@ describe("forward threads", () => {
     const [x] = requests;
     expect(Array.from(await batcher.predict(s, { count: x!.count, dense: x!.dense.slice(), idWords: x!.idWords.slice() }))).toEqual(Array.from(s.predict(x!)));
     await bothWays();
+  });
+
+  it("a thread whose script cannot load is not started again (no loop); the passes then run in the event loop", async () => {
+    const broken = join(base, "broken-worker.mjs");
+    writeFileSync(broken, "throw new Error('broken on purpose');\n");
+    const dead = new ForwardPool(1, log, pathToFileURL(broken));
+    try {
+      const spawned: unknown[] = [];
+      const spawn = dead["spawn"].bind(dead);
+      dead["spawn"] = () => {
+        spawned.push(1);
+        return spawn();
+      };
+      const until = Date.now() + 5_000;
+      while (dead.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(dead.size).toBe(0);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(spawned).toEqual([]);
+      const s = models.current()!;
+      const [x] = requests;
+      const inline = new MicroBatcher(0, 4096, { pool: dead });
+      expect(Array.from(await inline.predict(s, { count: x!.count, dense: x!.dense.slice(), idWords: x!.idWords.slice() }))).toEqual(Array.from(s.predict(x!)));
+    } finally {
+      await dead.close();
+    }
   });
 });

@@ -19,6 +19,8 @@ type FromForwardThread = { id: number; out: Float32Array; error?: undefined } | 
 
 interface Thread {
   worker: Worker;
+  /** Its script loaded and said so: one that dies before is not started again (a missing or broken script would loop). */
+  online: boolean;
   busy: boolean;
   passes: number;
   /** The generations of each version this thread was sent. */
@@ -41,7 +43,12 @@ export class ForwardPool {
   private nextKey = 1;
   private closing = false;
 
-  constructor(count: number, private readonly log?: Logger) {
+  constructor(
+    count: number,
+    private readonly log?: Logger,
+    /** The threads' script (tests give a broken one). */
+    private readonly script: URL = WORKER_SCRIPT,
+  ) {
     for (let i = 0; i < count; i++) this.threads.push(this.spawn());
   }
 
@@ -80,7 +87,14 @@ export class ForwardPool {
       // Moved, not copied: nothing reads a request's input arrays once its pass is started (answers need only counts).
       const sent = whole(x);
       const moved = [sent.dense.buffer, sent.idWords.buffer, ...(sent.cellOffsets ? [sent.cellOffsets.buffer] : [])] as ArrayBuffer[];
-      t.worker.postMessage({ type: "pass", id, key, x: sent } satisfies ToForwardThread, moved);
+      try {
+        t.worker.postMessage({ type: "pass", id, key, x: sent } satisfies ToForwardThread, moved);
+      } catch (err) {
+        // Not sent (e.g. an input that cannot be moved): the thread is free again, this pass fails alone.
+        t.pending.delete(id);
+        t.busy = false;
+        reject(err as Error);
+      }
     });
   }
 
@@ -96,13 +110,22 @@ export class ForwardPool {
 
   async close(): Promise<void> {
     this.closing = true;
+    const closed = new Error("serving is shutting down");
+    for (const t of this.threads) {
+      for (const p of t.pending.values()) p.reject(closed);
+      t.pending.clear();
+    }
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
   }
 
   private spawn(): Thread {
-    const worker = new Worker(WORKER_SCRIPT);
-    const t: Thread = { worker, busy: false, passes: 0, seen: new Map(), pending: new Map() };
-    worker.on("message", (m: FromForwardThread) => {
+    const worker = new Worker(this.script);
+    const t: Thread = { worker, online: false, busy: false, passes: 0, seen: new Map(), pending: new Map() };
+    worker.on("message", (m: FromForwardThread | { ready: true }) => {
+      if ("ready" in m) {
+        t.online = true;
+        return;
+      }
       const p = t.pending.get(m.id);
       if (!p) return;
       t.pending.delete(m.id);
@@ -123,7 +146,14 @@ export class ForwardPool {
       for (const p of t.pending.values()) p.reject(err);
       t.pending.clear();
       const i = this.threads.indexOf(t);
-      if (i >= 0) this.threads[i] = this.spawn();
+      if (i < 0) return;
+      if (t.online) {
+        this.threads[i] = this.spawn();
+        return;
+      }
+      // It never ran: another would fail the same way. Without threads the passes run in the event loop (MicroBatcher).
+      this.threads.splice(i, 1);
+      this.log?.error({ err: err.message, threadsLeft: this.threads.length }, "a forward thread could not start; not starting another");
     });
     worker.unref();
     return t;

@@ -42,3 +42,5 @@ port.on("message", (m: ToForwardThread) => {
     }
   }
 });
+// Loaded and listening: the pool starts another thread in place of this one only if this one got here.
+port.postMessage({ ready: true });

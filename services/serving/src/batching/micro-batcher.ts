@@ -97,7 +97,8 @@ export class MicroBatcher {
   private flush(): void {
     this.scheduled = false;
     if (this.paused > 0) return; // exclusive() schedules again when done
-    if (!this.pool) {
+    // No pool, or none of its threads could start: the passes run here.
+    if (!this.pool || this.pool.size === 0) {
       const queue = this.queue;
       this.queue = [];
       for (const [servable, group, n] of this.groups(queue, this.maxExamples)) this.runHere(servable, group, n);
