@@ -93,6 +93,11 @@ describe("--data paths", () => {
     expect((err as Error).message).toBe(message);
   });
 
+  it("empty entries name nothing: left out beside a file, refused alone", () => {
+    expect(expandDataPaths([join(dir, "all.tsv"), ""], "--data")).toEqual([join(dir, "all.tsv")]);
+    expect(() => expandDataPaths(["", ""], "--data")).toThrow("--data names no file");
+  });
+
   it("an empty directory is refused", async () => {
     mkdirSync(join(dir, "empty"));
     expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);

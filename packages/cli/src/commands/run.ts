@@ -130,6 +130,8 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     detached,
     ...(c.tls ? { tlsDir: c.tlsDir } : {}),
     psShards: c.psShards,
+    // stderr: `run --json` keeps stdout for the status.
+    onComputeReading: (seconds, logPath) => process.stderr.write(`compute is still reading its data into the record cache (${seconds} s; log: ${logPath})\n`),
     orchestratorArgs: [...c.args.orchestrator],
     computeArgs: [...c.args.compute],
     // One core's worth of BLAS threads per trainer by default: more would oversubscribe the cores.

@@ -24,8 +24,10 @@ export interface ClusterOptions {
   /** The orchestrator's /metrics and dashboard port (0 = any free port); the other processes take any free port. */
   metricsPort?: number;
   host?: string;
-  /** How long a service may take to print its ready line. */
+  /** How long a service may take to print its ready line (compute: none while it runs, as its first pass reads all the data). */
   startTimeoutMs?: number;
+  /** Told every 30 s while compute, still running, reads its data before it is ready. */
+  onComputeReading?: (seconds: number, logPath: string) => void;
   env?: NodeJS.ProcessEnv;
   /** Detach children so they outlive this process (`pangea up`). */
   detached?: boolean;
@@ -154,14 +156,23 @@ export class LocalCluster {
   private async startService(name: string, entry: string, args: string[]): Promise<string> {
     const proc = this.spawnProcess(name, entry, args);
     const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
-    const deadline = Date.now() + timeoutMs;
+    const started = Date.now();
+    // Compute reads and caches all of its data before it is ready: minutes for a large file. It has no
+    // deadline while it runs (it exits by itself on bad data or an unreachable orchestrator).
+    const reading = name === "compute";
+    let told = started;
     for (;;) {
       const address = readyAddress(proc.logPath);
       if (address) return address;
       if (proc.exitCode !== null) {
         throw new ClusterError(`${name} exited with code ${proc.exitCode} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, proc.exitCode || 1);
       }
-      if (Date.now() > deadline) throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`);
+      const now = Date.now();
+      if (!reading && now - started > timeoutMs) throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`);
+      if (reading && now - told >= 30_000) {
+        told = now;
+        this.opts.onComputeReading?.(Math.round((now - started) / 1000), proc.logPath);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -15,7 +15,10 @@ const WILDCARD = /[*?[]/;
 export function expandDataPaths(entries: readonly string[], flag: string): string[] {
   const out: string[] = [];
   const seen = new Map<string, string>();
-  for (const entry of entries) {
+  // 'a,b,' or ',': an empty entry names nothing, and is left out; a flag of nothing but those is refused.
+  const named = entries.filter((e) => e.trim() !== "");
+  if (named.length === 0) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names no file`);
+  for (const entry of named) {
     // A file whose name holds a wildcard character is itself, when it exists.
     const pattern = WILDCARD.test(entry) && !exists(entry);
     const files = pattern ? globFiles(entry) : namedFiles(entry, flag);

@@ -379,7 +379,7 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
   const name = `${what}-${hash(JSON.stringify({ decodeKey, files }))}.records`;
   const target = dir ?? join(dirname(files[0]!.path), ".pangea-cache");
   try {
-    mkdirSync(target, { recursive: true });
+    makeDirectory(target);
     // An existing directory may still be read-only (data mounted so): then it is as good as absent.
     accessSync(target, constants.W_OK);
     pruneStale(target, what, name);
@@ -388,6 +388,30 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
     if (dir !== null) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--cache-dir ${dir}: cannot write there: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     return { path: join(mkdtempSync(join(tmpdir(), "pangea-spill-")), name), kept: false };
   }
+}
+
+/**
+ * mkdir -p, except where the parent exists and mkdir still answers ENOENT
+ * (/proc and other virtual file systems): Node's recursive mkdir retries
+ * that forever, so it throws instead.
+ */
+function makeDirectory(path: string): void {
+  try {
+    mkdirSync(path);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    if (code !== "ENOENT") throw err;
+  }
+  let parentExists = true;
+  try {
+    statSync(dirname(path));
+  } catch {
+    parentExists = false;
+  }
+  if (parentExists) throw Object.assign(new Error(`cannot make ${path}`), { code: "ENOENT" });
+  mkdirSync(path, { recursive: true });
 }
 
 /** Deletes older caches of the same inputs, and temporary files of passes whose process is gone. */
