@@ -12,7 +12,6 @@ export type { Examples } from "./scorer.js";
 
 /** What a forward thread needs to run a version: its model, row widths, tables (in slot order) and dense weights. */
 export interface ServableView {
-  version: number;
   model: unknown;
   rowWidths: number[];
   tables: RowTableView[];
@@ -145,6 +144,6 @@ export class Servable {
 
   /** The state a forward thread runs this version with (its dense weights only when `withDense`). */
   view(withDense: boolean): ServableView {
-    return { version: this.version, model: this.manifest.model, rowWidths: this.rowWidths, tables: this.columnTables.map((t) => t.view()), ...(withDense ? { dense: this.dense } : {}) };
+    return { model: this.manifest.model, rowWidths: this.rowWidths, tables: this.columnTables.map((t) => t.view()), ...(withDense ? { dense: this.dense } : {}) };
   }
 }
