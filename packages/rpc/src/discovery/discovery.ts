@@ -122,6 +122,8 @@ class EtcdDiscovery implements Discovery {
   readonly kind = "etcd" as const;
   private lease: string | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
+  private closed = false;
   private readonly announced: { key: string; address: string }[] = [];
 
   constructor(
@@ -162,7 +164,9 @@ class EtcdDiscovery implements Discovery {
     if (!this.lease) {
       this.lease = await this.etcd.grantLease(this.ttl);
       // Renew at a third of the TTL; if etcd forgot the lease (it was unreachable too long), take a new one and announce again.
-      this.timer = setInterval(() => void this.renew(), (this.ttl * 1000) / 3);
+      this.timer = setInterval(() => {
+        if (!this.renewing) this.renewing = this.renew().finally(() => (this.renewing = null));
+      }, (this.ttl * 1000) / 3);
       this.timer.unref();
     }
     const key = this.key(role, id);
@@ -174,6 +178,8 @@ class EtcdDiscovery implements Discovery {
   private async renew(): Promise<void> {
     try {
       if (this.lease && (await this.etcd.keepAlive(this.lease))) return;
+      // A renewal in flight when close() revoked the lease sees it gone: announcing again would leave the entries behind.
+      if (this.closed) return;
       this.lease = await this.etcd.grantLease(this.ttl);
       for (const a of this.announced) await this.etcd.put(a.key, a.address, this.lease);
       this.log.warn({ keys: this.announced.map((a) => a.key) }, "etcd lease was lost; announced again");
@@ -183,9 +189,24 @@ class EtcdDiscovery implements Discovery {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    if (this.lease) await this.etcd.revoke(this.lease).catch(() => undefined);
+    await this.renewing;
+    const lease = this.lease;
     this.lease = null;
+    if (!lease) return;
+    // A busy etcd can miss one call's deadline; an entry left behind would point clients at a stopped service until its lease ran out.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.etcd.revoke(lease);
+        return;
+      } catch (err) {
+        if (attempt === 3) {
+          this.log.warn({ err: (err as Error).message, keys: this.announced.map((a) => a.key) }, "could not revoke the etcd lease; the entries go when it expires");
+          return;
+        }
+      }
+    }
   }
 }
 
