@@ -1,6 +1,10 @@
 import { defineConfig } from "vitest/config";
 
 const DOCKER_TESTS = ["test/e2e/docker.test.ts"];
+const ONE_AT_A_TIME = [
+  "distributed", "failures", "sharding", "discovery", "models", "serving", "memory-limit", "dashboard",
+  "resume-summary", "eval-best", "streamed-data",
+].map((name) => `test/e2e/${name}.test.ts`).concat(["test/security/registration-flood.test.ts"]);
 // The paths of a machine without the native BLAS addon: the JavaScript dense
 // layers and serving forward (checked against their references); a whole job
 // on plain wasm is test/fallback.
@@ -17,7 +21,9 @@ export default defineConfig({
       {
         // The packages' and services' own tests: mostly one process each, so
         // two files at a time use both cores (vitest's default on 2 cores is
-        // one worker: available parallelism - 1).
+        // one worker: available parallelism - 1). The Docker test runs beside
+        // them: its image build waits on Debian's and npm's registries much of
+        // the time, and these tests have no timing checks it could upset.
         extends: true,
         test: {
           name: "unit",
@@ -32,26 +38,33 @@ export default defineConfig({
         test: { name: "no-native-blas", include: FALLBACK_TESTS, env: { PANGEA_NATIVE_BLAS: "off" }, maxWorkers: 2, sequence: { groupOrder: 0 } },
       },
       {
-        // Whole clusters of processes, some with timing checks: one file at a time.
+        extends: true,
+        test: { name: "docker", include: DOCKER_TESTS, maxWorkers: 2, sequence: { groupOrder: 0 } },
+      },
+      {
+        // Whole clusters without timing checks (no heartbeat or lease
+        // deadlines, no latency bounds): two files at a time.
         extends: true,
         test: {
           name: "suite",
           include: ["test/**/*.test.ts"],
-          exclude: ["**/node_modules/**", ...DOCKER_TESTS, "test/fallback/**"],
-          maxWorkers: 1,
+          exclude: ["**/node_modules/**", ...DOCKER_TESTS, ...ONE_AT_A_TIME, "test/fallback/**"],
+          maxWorkers: 2,
           sequence: { groupOrder: 1 },
         },
       },
       {
-        // A whole job on plain wasm, after the unit tests like the other clusters.
+        // Clusters whose checks involve time (trainers declared dead after a
+        // missed heartbeat, leases expiring, a sync delay, rate limits, memory
+        // bounds) or that already run several jobs at once: one file at a time,
+        // after the rest, on otherwise idle cores.
         extends: true,
-        test: { name: "no-native-blas-cluster", include: ["test/fallback/**/*.test.ts"], env: { PANGEA_NATIVE_BLAS: "off" }, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: "suite-serial", include: ONE_AT_A_TIME, maxWorkers: 1, sequence: { groupOrder: 2 } },
       },
       {
-        // The Docker cluster builds images and runs a job on both cores: run
-        // after the rest, so its load does not skew their timing-based tests.
+        // A whole job on plain wasm.
         extends: true,
-        test: { name: "docker", include: DOCKER_TESTS, maxWorkers: 1, sequence: { groupOrder: 2 } },
+        test: { name: "no-native-blas-cluster", include: ["test/fallback/**/*.test.ts"], env: { PANGEA_NATIVE_BLAS: "off" }, maxWorkers: 1, sequence: { groupOrder: 2 } },
       },
     ],
   },
