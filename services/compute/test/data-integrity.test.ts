@@ -9,6 +9,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { batchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { SyntheticSource } from "../src/sources/synthetic.js";
+import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
 import { ENTRY, closedPort, lastLine, waitFor } from "../../../test/support/processes.js";
 
 /**
@@ -141,5 +142,23 @@ describe("a data file changed between compute's start and its pass opening it", 
     const code = await c.exited;
     expect(lastLine(c.stderr())).toBe(`pangea-compute: error COMPUTE_ERR_DATA_CHANGED: data file ${second} changed after compute started: ${size} bytes then, ${readFileSync(second).length} bytes when its pass opened it (compute keys its record cache by each file's size and time; start it again once the files are complete)`);
     expect(code).toBe(1);
+  });
+});
+
+describe("skipped records' summary", () => {
+  it("groups reasons alike but for their values, showing the values all share; one entry per reason, the most frequent first", async () => {
+    const good = tsvLines(0, 40).split("\n").filter(Boolean);
+    const lines = good.map((l, i) => {
+      const f = l.split("\t");
+      if (i % 5 === 0) f[0] = String(2 + i);
+      else if (i % 7 === 0) f[0] = `x${i}`;
+      else if (i === 11) f[2] = "abc";
+      return f.join("\t");
+    });
+    lines.push("1\t2\t3");
+    const path = join(dir, "bad.tsv");
+    writeFileSync(path, lines.join("\n") + "\n");
+    const src = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, onBadRecord: "skip", cacheDir: join(dir, "cache-bad") });
+    expect(src.info.skippedSummary).toBe(`14 bad records skipped: 12 x label '…' must be 0 or 1; 1 x field I2 'abc' is not an integer; 1 x expected 40 tab-separated fields (label, I1-I13, C1-C26), got 3; first: ${path}:1 (byte 0): label '2' must be 0 or 1`);
   });
 });
