@@ -244,8 +244,8 @@ export class RecordCache {
   /**
    * The cache at `path` when it is complete and of this layout. `verify`:
    * every chunk is read and checked against its CRC first (a cache reused
-   * after a restart: one sequential read of the file, at a few GB/s of
-   * checksum), so damage is found before anything is served.
+   * after a restart: one sequential read of the file, about 1 GB/s from the
+   * page cache), so damage is found before anything is served.
    */
   static open(path: string, layout: CacheLayout, limitBytes: number, verify: boolean): FoundCache {
     let fd: number;
