@@ -45,9 +45,10 @@ done
 
 step() { printf '\n==> %s\n' "$*"; }
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "setup.sh: Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+# 20.15: compute checksums its record cache with zlib.crc32, new in Node 20.15.
+node_ok=$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 20 || (a === 20 && b >= 15) ? 1 : 0' 2>/dev/null || echo 0)
+if [ "$node_ok" != 1 ]; then
+  echo "setup.sh: Node.js 20.15 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
 

@@ -10,7 +10,9 @@ import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_
 import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
-import { dlrmSpec } from "@pangea/model";
+import { RowLayout, dlrmSpec } from "@pangea/model";
+import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
+import { TrainerErrors } from "../../services/trainer/src/errors.js";
 import { saveCheckpoint } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
 import { DenseStore } from "../../services/orchestrator/src/params/dense-store.js";
 import { EmbeddingStore } from "../../services/orchestrator/src/embeddings/embedding-store.js";
@@ -87,6 +89,17 @@ describe("a running job's services", () => {
       })),
     ).rejects.toMatchObject({ code: 3, details: expect.stringContaining("ORCH_ERR_UNKNOWN_SLOT: feature id") });
     client.close();
+  });
+
+  it("a trainer's pull refused as INVALID_ARGUMENT (an id of an undeclared slot) is TRAINER_ERR_REFUSED, which ends the trainer: not a lost orchestrator it would register with again, forever", async () => {
+    const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
+    const slots = Array.from({ length: 26 }, (_, s) => s + 1);
+    const params = new ParameterClient(job.c.orchestratorAddress, "trainer-probe", 0, [], RowLayout.of(spec, slots));
+    const unknown = Uint32Array.from([7, (999 << 16) >>> 0]);
+    const err = await params.pull(0, unknown, 1, false, true, null).then(() => null, (e: unknown) => e as Error);
+    params.close();
+    expect(TrainerErrors.is(err, "TRAINER_ERR_REFUSED"), String(err)).toBe(true);
+    expect(err!.message).toMatch(/^pull for step 0: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_UNKNOWN_SLOT: feature id \d+ has slot 999, which the job's data does not declare$/);
   });
 });
 

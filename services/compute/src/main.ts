@@ -20,13 +20,22 @@ runMain("pangea-compute", async () => {
   configureTransport(config, "compute");
   const log = createLogger("compute");
   const source = await openSource(config, log);
-  const { description, storage, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
+  const { description, storage, storageWarning, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
+  if (storageWarning) log.warn(storageWarning);
   const perTask = tasks?.length ? { tasks: tasks.map((t) => t.name), ...(taskGroundTruth ? { taskGroundTruth } : {}) } : {};
   log.info({ source: description, ...(storage ? { storage } : {}), train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
 
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
-  const batches = new BatchStreamHandler(source, config.workerId, log);
+  let gone: (err: Error) => void = () => {};
+  const lost = new Promise<never>((_, reject) => (gone = reject));
+  // Rejected perhaps before it is awaited (a damaged cache found while compute announces itself): not an unhandled rejection.
+  lost.catch(() => {});
+  // Records compute can no longer read end the process with that error once the trainer asking was told.
+  const batches = new BatchStreamHandler(source, config.workerId, log, (err) => {
+    // The server stops first (its grace lets the failed call's status reach its trainer), then the process fails with the error.
+    void running.shutdown(1_000).finally(() => gone(err));
+  });
   const registry = newRegistry("compute");
   registerComputeMetrics(registry, batches, source);
   const running = await startServer(config.host, config.port, (s) => {
@@ -43,14 +52,16 @@ runMain("pangea-compute", async () => {
 
   const advertise = config.advertise ?? running.address;
   await discovery.announce("compute", config.workerId, advertise);
-  let gone: (err: Error) => void = () => {};
-  const lost = new Promise<never>((_, reject) => (gone = reject));
-  await stayRegistered(
-    { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
-    log,
-    (err) => gone(err),
-  );
+  // Batches are served from here on, while compute registers: a fatal read may end it before registration does.
+  await Promise.race([
+    stayRegistered(
+      { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
+      log,
+      (err) => gone(err),
+    ),
+    lost,
+  ]);
   announceReady("compute", running.address, { metrics: http.address });
-  // Serves until stopped; fails (exit 1) only if the orchestrator goes away for good.
+  // Serves until stopped; fails (exit 1) if the orchestrator goes away for good or the records cannot be read.
   await lost;
 }, usage);

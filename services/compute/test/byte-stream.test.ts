@@ -49,6 +49,12 @@ describe("ByteStream", () => {
     expect(r.damage!.message).toMatch(/cannot gzip-decompress/);
   });
 
+  it("a file named .gz that is not gzip: the damage is at byte 0, where decompressing failed (not as far as the file was read ahead)", async () => {
+    const r = await readAll(Buffer.from(text.repeat(4)), "gzip");
+    expect(r.text).toBe("");
+    expect(r.damage).toEqual({ fileOffset: 0, outputOffset: 0, message: "cannot gzip-decompress: incorrect header check" });
+  });
+
   it("good output decoded from the same piece as the damage is handed out before the damage", async () => {
     // One read step holds a whole gzip member and a broken one after it: what the first decompressed still counts
     // (all but zlib's last unflushed output block).

@@ -105,7 +105,7 @@ describe("bad records", () => {
     const src = await open(damagedExampleFile(), "example", "pb", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
     expect(src.info.skippedRecords).toBe(1);
-    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length N runs past the end/);
+    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length \d+ runs past the end/);
   });
 
   it("a lost frame is skipped to the next record whose length checks, and its bytes are counted", async () => {
@@ -116,7 +116,7 @@ describe("bad records", () => {
     await expect(open(path, "instance", "tfrecord", "fail")).rejects.toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
     const src = await open(path, "instance", "tfrecord", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
-    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped, \d+ bytes unreadable: 1 x TFRecord length checksum mismatch \(N bytes skipped to the next readable record at byte N\)/);
+    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped, \d+ bytes unreadable: 1 x TFRecord length checksum mismatch \(\d+ bytes skipped to the next readable record at byte \d+\)/);
   });
 
   it.each(["pb", "tfrecord"] as const)("%s: a file with 4 KB of damage in the middle still yields the records after it (skip)", async (framing) => {
@@ -152,7 +152,7 @@ describe("bad records", () => {
     const path = join(dir, "nolabel.pb");
     writeFileSync(path, encodePbRecords([msg, ...messages("example").slice(1)], PB_FILE_DEFAULTS));
     const src = await open(path, "example", "pb", "skip");
-    expect(src.info.skippedSummary).toContain("has N labels, the feature list reads label N");
+    expect(src.info.skippedSummary).toContain("has 0 labels, the feature list reads label 0 (ctr)");
   });
 
   it("a v2 fid with the reserved bit set is bad", async () => {

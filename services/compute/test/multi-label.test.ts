@@ -98,7 +98,7 @@ describe("Monolith files with several labels per sample", () => {
     expect(skipped.info.trainRecords).toBe(9);
     expect(skipped.info.skippedRecords).toBe(1);
     expect(skipped.info.skippedSummary).toBe(
-      `1 bad records skipped: 1 x not a valid example: has N label, the feature list reads label N (conversion); first: ${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`,
+      `1 bad records skipped: 1 x not a valid example: has 1 label, the feature list reads label 1 (conversion); first: ${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`,
     );
   });
 

@@ -107,3 +107,42 @@ describe("a read left waiting on a batch stream the trainer dropped", () => {
     feed.reset();
   });
 });
+
+/**
+ * A compute whose records cannot be read (its record cache damaged on disk)
+ * answers DATA_LOSS: asking again cannot mend that, so the trainer fails
+ * with compute's words instead of retrying the same batches.
+ */
+describe("a batch stream that fails with DATA_LOSS", () => {
+  const DAMAGE = "COMPUTE_ERR_CACHE_CORRUPT: record cache /data/.pangea-cache/x.records chunk 3 at byte 786432 (262160 bytes) fails its checksum";
+  let compute: Awaited<ReturnType<typeof startServer>>;
+
+  beforeAll(async () => {
+    compute = await startServer("127.0.0.1", 0, (s) => {
+      s.addService(BatchStreamService, {
+        streamBatches: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.once("data", () => call.emit("error", { code: grpc.status.DATA_LOSS, details: DAMAGE }));
+        },
+      });
+    }, []);
+  });
+
+  afterAll(async () => {
+    await compute.shutdown(500);
+  });
+
+  it("BatchFeed (training) and BatchReader (evaluation): TRAINER_ERR_BAD_DATA naming compute's reason, not a lost peer", async () => {
+    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    await feed.connect(compute.address);
+    feed.want([0]);
+    const err = (await feed.next(0).then(() => null, (e: unknown) => e)) as Error;
+    feed.reset();
+    expect(TrainerErrors.is(err, "TRAINER_ERR_BAD_DATA"), String(err)).toBe(true);
+    expect(err.message).toBe(`batch stream from compute at ${compute.address}: DATA_LOSS: ${DAMAGE}`);
+    const reader = new BatchReader(compute.address, "trainer-0");
+    await reader.open({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 0, split: "eval" }, 5_000);
+    const evalErr = (await reader.next().then(() => null, (e: unknown) => e)) as Error;
+    reader.close();
+    expect(TrainerErrors.is(evalErr, "TRAINER_ERR_BAD_DATA"), String(evalErr)).toBe(true);
+  });
+});

@@ -1,9 +1,9 @@
 import { createReadStream, statSync, type ReadStream } from "node:fs";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
-import { ComputeErrors } from "../errors.js";
 import type { Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
+import { openDataFile, type FileStamp } from "./data-file.js";
 
 /** Compressed bytes read from a file per step: small, so a piece's decompressed size stays a few MB whatever the ratio. */
 const READ_STEP = 1 << 16;
@@ -26,6 +26,8 @@ interface Inflated {
   out: Uint8Array[];
   /** The damage met in `input`, after `out`, or null. */
   error: Error | null;
+  /** Where in the compressed input the damage is, when the decompressor knows (zlib's input consumed); else the start of the piece it was in. */
+  errorAt?: number;
 }
 
 interface Inflater {
@@ -52,23 +54,27 @@ export class ByteStream {
   /** zstd and snappy decode here, on pieces of the file. */
   private readonly inflater: Inflater | null;
   private outputOffset = 0;
+  /** Bytes of the file handed to the decompressor so far: where the next piece starts. */
+  private fed = 0;
   private pending: Uint8Array[] = [];
   private done = false;
   /** Damage met while decompressing, reported once what came before it is handed out. */
   private damageAhead: { fileOffset: number; message: string } | null = null;
 
+  /** A regular file: a pipe's size and time say nothing about what it holds, so they are not compared. */
+  private readonly regular: boolean;
+
+  /** `expected`: the file's size and time as compute recorded them at its start, checked on the file opened (see openDataFile). */
   constructor(
     readonly path: string,
     readonly compression: Compression,
+    expected: FileStamp | null = null,
   ) {
-    try {
-      const st = statSync(path);
-      this.size = st.size;
-      this.mtimeMs = st.mtimeMs;
-    } catch (err) {
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    this.raw = createReadStream(path, { highWaterMark: READ_STEP });
+    const { fd, stamp, regular } = openDataFile(path, expected);
+    this.size = stamp.size;
+    this.mtimeMs = stamp.mtimeMs;
+    this.regular = regular;
+    this.raw = createReadStream("", { fd, highWaterMark: READ_STEP });
     this.pieces = this.raw[Symbol.asyncIterator]();
     this.inflater = compression === "none" ? null : inflaterFor(compression);
   }
@@ -86,9 +92,7 @@ export class ByteStream {
       try {
         r = await this.pieces.next();
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EACCES") throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${this.path}: ${code}`);
-        this.fail(this.raw.bytesRead, `cannot ${this.compression}-decompress: ${(err as Error).message}`);
+        this.fail(this.fed, `cannot read the file: ${(err as Error).message}`);
         return null;
       }
       const last = r.done === true;
@@ -101,13 +105,18 @@ export class ByteStream {
       }
       if (!this.inflater) {
         if (!last && r.value.length > 0) this.pending.push(r.value);
+        if (!last) this.fed += r.value.length;
         continue;
       }
-      const { out, error } = await this.inflater.push(last ? new Uint8Array(0) : r.value, last);
+      const input = last ? new Uint8Array(0) : r.value;
+      const pieceAt = this.fed;
+      this.fed += input.length;
+      const { out, error, errorAt } = await this.inflater.push(input, last);
       this.pending = out.filter((p) => p.length > 0);
       if (error) {
         this.done = true;
-        this.damageAhead = { fileOffset: this.raw.bytesRead, message: `cannot ${this.compression}-decompress: ${error.message}` };
+        // Not how far the file was read: the read stream reads ahead of the piece being decompressed.
+        this.damageAhead = { fileOffset: errorAt ?? pieceAt, message: `cannot ${this.compression}-decompress: ${error.message}` };
       }
     }
     const p = this.pending.shift()!;
@@ -123,6 +132,7 @@ export class ByteStream {
 
   /** Why the file is no longer what the pass read (another size or time, or gone), or null: a file rewritten during the pass is not trusted. */
   changed(): string | null {
+    if (!this.regular) return null;
     let st;
     try {
       st = statSync(this.path);
@@ -168,7 +178,8 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
               else z.write(input, () => done());
             });
           }
-          return { out: out.splice(0), error: failure };
+          // zlib's bytesWritten: the input it consumed before the damage, counted from the file's first byte.
+          return { out: out.splice(0), error: failure, ...(failure ? { errorAt: z.bytesWritten } : {}) };
         },
         close: () => z.destroy(),
       };

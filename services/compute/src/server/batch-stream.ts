@@ -45,10 +45,14 @@ export class BatchStreamHandler {
   batchesServed = 0;
   recordsServed = 0;
 
+  private fatalSeen = false;
+
   constructor(
     private readonly source: BatchSource,
     private readonly sender: string,
     private readonly log: Logger,
+    /** Called once when the source can no longer be read (a damaged record cache): serving cannot go on. */
+    private readonly fatal: (err: Error) => void = () => {},
   ) {}
 
   addToServer(server: grpc.Server): void {
@@ -96,6 +100,11 @@ export class BatchStreamHandler {
       this.log.warn({ peer, err: (err as Error).message }, "batch stream failed");
       stop();
       if (!call.cancelled) call.emit("error", toServiceError(err));
+      // Every trainer would meet the same damage: the process ends with it instead of answering each with DATA_LOSS.
+      if (ComputeErrors.is(err, "COMPUTE_ERR_CACHE_CORRUPT") && !this.fatalSeen) {
+        this.fatalSeen = true;
+        this.fatal(err);
+      }
     };
     const stop = () => {
       // Released newest first, so the oldest ends up at the front of the queue again.

@@ -3,6 +3,7 @@ import { ComputeErrors } from "../errors.js";
 import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE } from "@pangea/features";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
+import type { FileStamp } from "../formats/data-file.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter } from "./record-cache.js";
 import type { CriteoParsed } from "./criteo-lines.js";
 import { openParser } from "./parse-pool.js";
@@ -52,7 +53,7 @@ export class CriteoTsvSource extends CachedSource {
       const parser = openParser({ kind: "criteo", slotBase }, threads);
       try {
         const pass = new CriteoPass(w, new OrderedSteps(parser, queued), cacheSizes(memoryMb).chunkBytes, pieceBytes);
-        for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, bad);
+        for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, place.stamps.get(path) ?? null, bad);
         await pass.drain();
         pass.flush();
         return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
@@ -67,6 +68,7 @@ export class CriteoTsvSource extends CachedSource {
     return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
       storage: cache.note,
+      ...(cache.warning ? { storageWarning: cache.warning } : {}),
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
       trainRecords: n - evalCount,
@@ -104,8 +106,8 @@ class CriteoPass {
     this.ids = new Uint32Array(this.capacity * CRITEO_NUM_SLOTS * 2);
   }
 
-  async readFile(path: string, compression: Compression, bad: BadRecords): Promise<void> {
-    const stream = new ByteStream(path, compression);
+  async readFile(path: string, compression: Compression, stamp: FileStamp | null, bad: BadRecords): Promise<void> {
+    const stream = new ByteStream(path, compression, stamp);
     const steps = this.steps;
     /** Lines of the file merged so far (the steps advance it in input order). */
     const file = { lineNo: 0 };

@@ -26,6 +26,7 @@ export class HeldOutFiles implements DataSource {
       ...a,
       description: `${a.description}; held out: ${b.description}`,
       ...(a.storage || b.storage ? { storage: [a.storage, b.storage].filter(Boolean).join("; held out: ") } : {}),
+      ...(a.storageWarning || b.storageWarning ? { storageWarning: [a.storageWarning, b.storageWarning].filter(Boolean).join("; ") } : {}),
       trainRecords: a.trainRecords,
       evalRecords: b.trainRecords,
       skippedRecords: (a.skippedRecords ?? 0) + (b.skippedRecords ?? 0),

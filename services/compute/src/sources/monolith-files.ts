@@ -2,6 +2,7 @@ import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
 import { compressionFromName, type Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
+import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
 import type { MessageKind, MonolithParsed } from "./monolith-records.js";
@@ -56,7 +57,8 @@ export class MonolithFilesSource extends CachedSource {
     const layout = { tasks: list.labels.length, dense: list.numDense, slots: list.slotIds.length, fixedCells: false };
     const decodeKey = JSON.stringify({ source: "monolith", message: opts.message, framing: opts.framing.name, framingOptions: opts.framing, compression: opts.compression, onBadRecord: opts.onBadRecord, list: list.config, labels: list.labels });
     const threads = passThreads(opts.paths, opts.parseThreads ?? 1, memoryMb);
-    const cache = await openOrBuild(placeCache(opts.paths, decodeKey, opts.cacheDir ?? null), layout, memoryMb, async (w) => {
+    const place = placeCache(opts.paths, decodeKey, opts.cacheDir ?? null);
+    const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
       const columns = new SampleColumns(list);
       const sizes = cacheSizes(memoryMb);
@@ -65,7 +67,7 @@ export class MonolithFilesSource extends CachedSource {
       try {
         // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
         const pass = new MonolithPass(opts, columns, bad, w, new OrderedSteps(parser, queued), sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2), pieceBytes);
-        for (const path of opts.paths) await pass.readFile(path);
+        for (const path of opts.paths) await pass.readFile(path, place.stamps.get(path) ?? null);
         await pass.drain();
         columns.spill(w);
         return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: pass.unconfiguredIds } };
@@ -81,6 +83,7 @@ export class MonolithFilesSource extends CachedSource {
     return new MonolithFilesSource(cache, samples - evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
       storage: cache.note,
+      ...(cache.warning ? { storageWarning: cache.warning } : {}),
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
@@ -123,10 +126,10 @@ class MonolithPass {
     private readonly pieceBytes: number,
   ) {}
 
-  async readFile(path: string): Promise<void> {
+  async readFile(path: string, stamp: FileStamp | null): Promise<void> {
     const bad = this.bad;
     const kind = this.opts.compression === "auto" ? compressionFromName(path) : this.opts.compression;
-    const stream = new ByteStream(path, kind);
+    const stream = new ByteStream(path, kind, stamp);
     try {
       await this.readFrames(path, stream);
       await this.send(path);

@@ -1,9 +1,11 @@
 import { CachedSource } from "./cached-source.js";
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
+import { closeSync, read } from "node:fs";
+import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
@@ -40,31 +42,36 @@ export class ParquetSource extends CachedSource {
     const valueColumns = [...new Set([...list.labels.map((l) => l.column), ...list.denseByName.keys()])];
     const slotColumns = [...list.slotByName.keys()].filter((c) => !valueColumns.includes(c));
     const wanted = [...new Set([...list.labels.map((l) => l.column), ...list.slotByName.keys(), ...list.denseByName.keys()])];
-    const cache = await openOrBuild(placeCache(opts.paths, decodeKey, opts.cacheDir ?? null), layout, memoryMb, async (w) => {
+    const place = placeCache(opts.paths, decodeKey, opts.cacheDir ?? null);
+    const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
       const columns = new SampleColumns(list);
       const asm = new SampleAssembler(list);
       const { chunkBytes } = cacheSizes(memoryMb);
       for (const path of opts.paths) {
-        const { file, meta } = await openParquet(path, wanted);
-        // A row group at a time: what the pass holds is one group's rows, not the file's.
-        let groupStart = 0;
-        for (const group of meta.row_groups) {
-          const groupEnd = groupStart + Number(group.num_rows);
-          const range = { file, metadata: meta, rowStart: groupStart, rowEnd: groupEnd };
-          const values = await readRows(path, { ...range, columns: valueColumns });
-          const slots = await readRows(path, { ...range, columns: slotColumns, parsers: STORED_BYTES });
-          values.forEach((row, k) => {
-            try {
-              fillSample(row, slots[k]!, asm);
-              columns.commit(asm);
-            } catch (err) {
-              if (!(err instanceof RowError || err instanceof SampleError || err instanceof WireError)) throw err;
-              bad.record(`${path}: row ${groupStart + k}`, err.message);
-            }
-            if (columns.bytes >= chunkBytes) columns.spill(w);
-          });
-          groupStart = groupEnd;
+        const { file, meta, close } = await openParquet(path, wanted, place.stamps.get(path) ?? null);
+        try {
+          // A row group at a time: what the pass holds is one group's rows, not the file's.
+          let groupStart = 0;
+          for (const group of meta.row_groups) {
+            const groupEnd = groupStart + Number(group.num_rows);
+            const range = { file, metadata: meta, rowStart: groupStart, rowEnd: groupEnd };
+            const values = await readRows(path, { ...range, columns: valueColumns });
+            const slots = await readRows(path, { ...range, columns: slotColumns, parsers: STORED_BYTES });
+            values.forEach((row, k) => {
+              try {
+                fillSample(row, slots[k]!, asm);
+                columns.commit(asm);
+              } catch (err) {
+                if (!(err instanceof RowError || err instanceof SampleError || err instanceof WireError)) throw err;
+                bad.record(`${path}: row ${groupStart + k}`, err.message);
+              }
+              if (columns.bytes >= chunkBytes) columns.spill(w);
+            });
+            groupStart = groupEnd;
+          }
+        } finally {
+          close();
         }
       }
       columns.spill(w);
@@ -76,6 +83,7 @@ export class ParquetSource extends CachedSource {
     return new ParquetSource(cache, records - evalCount, {
       description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
       storage: cache.note,
+      ...(cache.warning ? { storageWarning: cache.warning } : {}),
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
@@ -92,19 +100,42 @@ export class ParquetSource extends CachedSource {
 }
 
 /** A Parquet file's footer, checked to hold the columns the feature list reads. */
-async function openParquet(path: string, wanted: readonly string[]): Promise<{ file: AsyncBuffer; meta: FileMetaData }> {
+async function openParquet(path: string, wanted: readonly string[], stamp: FileStamp | null): Promise<{ file: AsyncBuffer; meta: FileMetaData; close: () => void }> {
+  const opened = openDataFile(path, stamp);
+  const close = () => closeSync(opened.fd);
   try {
-    const file = await asyncBufferFromFile(path);
+    const file = fileBuffer(opened.fd, opened.stamp.size);
     const meta = await parquetMetadataAsync(file);
     const present = new Set(meta.schema.map((e) => e.name));
     const missing = wanted.filter((c) => !present.has(c));
     if (missing.length) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
     }
-    return { file, meta };
+    return { file, meta, close };
   } catch (err) {
+    close();
     throw parquetError(path, err);
   }
+}
+
+/**
+ * The Parquet file as hyparquet reads it, through the descriptor opened
+ * (and checked) once: a file replaced meanwhile is not read in its place,
+ * and one cut short says where.
+ */
+function fileBuffer(fd: number, size: number): AsyncBuffer {
+  return {
+    byteLength: size,
+    async slice(start: number, end = size): Promise<ArrayBuffer> {
+      const bytes = new Uint8Array(end - start);
+      for (let got = 0; got < bytes.length; ) {
+        const n = await new Promise<number>((resolve, reject) => read(fd, bytes, got, bytes.length - got, start + got, (err, k) => (err ? reject(err) : resolve(k))));
+        if (n === 0) throw new Error(`the file ends at byte ${start + got}, but was ${size} bytes when it was opened (it shrank while being read)`);
+        got += n;
+      }
+      return bytes.buffer;
+    },
+  };
 }
 
 /**

@@ -1,18 +1,23 @@
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import { crc32 } from "node:zlib";
 import { ComputeErrors } from "../errors.js";
 import type { RecordBlock } from "./source.js";
+import { stampOf, type FileStamp } from "../formats/data-file.js";
 
 /**
  * Decoded records spilled to disk, so a file source holds a bounded part of
  * its data in memory whatever the input's size. The file is a run of chunks,
  * each a few hundred KB to a few MB of records in TrainingBatch's column
  * layout (labels, weights, dense values, cell starts, ids), then a JSON
- * index (each chunk's first record, offset and length, and what the pass
- * counted), then a 16-byte trailer. Records are read back by index, chunk by
- * chunk, through a least-recently-used set of chunks held to a byte limit.
+ * index (each chunk's first record, offset, length and CRC-32, and what the
+ * pass counted), then a 20-byte trailer (the index's offset, length and
+ * CRC-32). Records are read back by index, chunk by chunk, through a
+ * least-recently-used set of chunks held to a byte limit. Every chunk is
+ * checked against its CRC when it is read, and all of them when a cache is
+ * reused: a damaged cache is written again, never served.
  */
 
 /** What every record of a cache holds. */
@@ -37,12 +42,13 @@ export interface CacheSummary {
 interface CacheIndex extends CacheSummary {
   version: number;
   layout: CacheLayout;
-  /** [first record, byte offset, byte length] of each chunk. */
-  chunks: [number, number, number][];
+  /** [first record, byte offset, byte length, CRC-32 of those bytes] of each chunk. */
+  chunks: [number, number, number, number][];
 }
 
-const MAGIC = 0x31434750; // "PGC1"
-const VERSION = 1;
+const MAGIC = 0x32434750; // "PGC2"
+/** The file's layout: 2 added the chunks' and the index's checksums (a cache of version 1 is written again). */
+const VERSION = 2;
 /**
  * What the cache's records mean: raise it whenever decoding changes (feature
  * hashing, a format's parsing, label or weight rules), so caches written by
@@ -52,7 +58,7 @@ const DECODER_VERSION = 1;
 /** A temporary file untouched this long belongs to a pass that is gone, even when its pid is alive again (pid 1 in containers). */
 const STALE_TMP_MS = 10 * 60_000;
 const CHUNK_HEADER = 16;
-const TRAILER = 16;
+const TRAILER = 20;
 
 /** How a memory budget is shared: chunk size and the read set's limit, in bytes. */
 export function cacheSizes(memoryMb: number): { chunkBytes: number; residentBytes: number } {
@@ -119,7 +125,9 @@ export class CacheWriter {
   private closed = false;
   private offset = 0;
   private records = 0;
-  private readonly chunks: [number, number, number][] = [];
+  /** CRC-32 of the chunk being written, so far. */
+  private crc = 0;
+  private readonly chunks: [number, number, number, number][] = [];
   private readonly header = new Uint32Array(4);
 
   constructor(
@@ -137,6 +145,7 @@ export class CacheWriter {
     const { tasks: T, dense: D, slots: S, fixedCells } = this.layout;
     const nnz = fixedCells ? n * S : cellStarts![n * S]!;
     const start = this.offset;
+    this.crc = 0;
     this.header[0] = n;
     this.header[1] = nnz;
     this.put(this.header);
@@ -145,7 +154,7 @@ export class CacheWriter {
     this.put(dense.subarray(0, n * D));
     if (!fixedCells) this.put(cellStarts!.subarray(0, n * S + 1));
     this.put(ids.subarray(0, nnz * 2));
-    this.chunks.push([this.records, start, this.offset - start]);
+    this.chunks.push([this.records, start, this.offset - start, this.crc]);
     this.records += n;
   }
 
@@ -154,6 +163,7 @@ export class CacheWriter {
     let done = 0;
     while (done < b.length) done += writeSync(this.fd, b, done, b.length - done, this.offset + done);
     this.offset += b.length;
+    this.crc = crc32(b, this.crc);
   }
 
   /** Writes the index and trailer, and renames the file into place. */
@@ -165,7 +175,8 @@ export class CacheWriter {
     const trailer = Buffer.alloc(TRAILER);
     trailer.writeDoubleLE(at, 0);
     trailer.writeUInt32LE(json.length, 8);
-    trailer.writeUInt32LE(MAGIC, 12);
+    trailer.writeUInt32LE(crc32(json), 12);
+    trailer.writeUInt32LE(MAGIC, 16);
     writeSync(this.fd, trailer, 0, TRAILER, at + json.length);
     // On disk before it is renamed into place: a power loss then leaves a whole cache or none (once per cache).
     fsyncSync(this.fd);
@@ -200,6 +211,12 @@ interface Chunk {
   buffer: ArrayBuffer;
 }
 
+/** What looking for a cache found: the cache, or null with why a cache there is not used (null: none there, or of another version or layout). */
+export interface FoundCache {
+  cache: RecordCache | null;
+  damage: string | null;
+}
+
 /** A finished cache, read by record index. */
 export class RecordCache {
   private readonly resident = new Map<number, Chunk>();
@@ -209,8 +226,11 @@ export class RecordCache {
   private readonly slotBytes: number;
   /** Where it is and whether this process found it written, for the source's description. */
   note = "";
+  /** Why a cache found at this path was not used and this one was written instead, or "". */
+  warning = "";
 
   private constructor(
+    private readonly path: string,
     private readonly fd: number,
     readonly index: CacheIndex,
     private readonly limitBytes: number,
@@ -221,31 +241,69 @@ export class RecordCache {
     this.slots = Math.max(2, Math.floor(limitBytes / Math.max(1, this.slotBytes)));
   }
 
-  /** The cache at `path` when it is complete and of this layout, else null (absent, from a killed pass, or another version). */
-  static open(path: string, layout: CacheLayout, limitBytes: number): RecordCache | null {
+  /**
+   * The cache at `path` when it is complete and of this layout. `verify`:
+   * every chunk is read and checked against its CRC first (a cache reused
+   * after a restart: one sequential read of the file, about 1 GB/s from the
+   * page cache), so damage is found before anything is served.
+   */
+  static open(path: string, layout: CacheLayout, limitBytes: number, verify: boolean): FoundCache {
     let fd: number;
     try {
       fd = openSync(path, "r");
     } catch {
-      return null;
+      return { cache: null, damage: null };
     }
+    let cache: RecordCache | null = null;
     try {
-      const size = statSync(path).size;
+      const size = fstatSync(fd).size;
+      // Too short, no trailer: a pass killed as it wrote, or a disk that filled.
       if (size < TRAILER) throw new Error("short");
       const trailer = Buffer.alloc(TRAILER);
-      readSync(fd, trailer, 0, TRAILER, size - TRAILER);
+      readFully(fd, trailer, size - TRAILER);
+      // Another magic: a cache of an older layout (version 1 had no checksums), written again without a word.
+      if (trailer.readUInt32LE(16) !== MAGIC) throw new Error("magic");
       const at = trailer.readDoubleLE(0);
       const len = trailer.readUInt32LE(8);
-      if (trailer.readUInt32LE(12) !== MAGIC || at + len + TRAILER !== size) throw new Error("trailer");
+      if (!Number.isSafeInteger(at) || at < 0 || at + len + TRAILER !== size) return damaged(fd, `its index's place (byte ${at}, ${len} bytes) does not fit the file's ${size} bytes`);
       const json = Buffer.alloc(len);
-      readSync(fd, json, 0, len, at);
+      readFully(fd, json, at);
+      if (crc32(json) !== trailer.readUInt32LE(12)) return damaged(fd, `its index (bytes ${at}..${at + len}) fails its checksum`);
       const index = JSON.parse(json.toString()) as CacheIndex;
       if (index.version !== VERSION || JSON.stringify(index.layout) !== JSON.stringify(layout)) throw new Error("layout");
-      return new RecordCache(fd, index, limitBytes);
+      cache = new RecordCache(path, fd, index, limitBytes);
     } catch {
       closeSync(fd);
-      return null;
+      return { cache: null, damage: null };
     }
+    const damage = verify ? cache.firstDamage() : null;
+    if (damage) {
+      cache.close();
+      return { cache: null, damage };
+    }
+    return { cache, damage: null };
+  }
+
+  /** The first chunk whose bytes fail their CRC, described, or null. */
+  private firstDamage(): string | null {
+    const buf = new Uint8Array(this.slotBytes);
+    for (let k = 0; k < this.index.chunks.length; k++) {
+      const [, offset, length, crc] = this.index.chunks[k]!;
+      const bytes = buf.subarray(0, length);
+      if (!this.readChunkBytes(bytes, offset) || crc32(bytes) !== crc) return `chunk ${k} (bytes ${offset}..${offset + length}) fails its checksum`;
+    }
+    return null;
+  }
+
+  /** Fills `bytes` from `offset`; false when the file ends first. */
+  private readChunkBytes(bytes: Uint8Array, offset: number): boolean {
+    let got = 0;
+    while (got < bytes.length) {
+      const n = readSync(this.fd, bytes, got, bytes.length - got, offset + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    return true;
   }
 
   get records(): number {
@@ -305,7 +363,7 @@ export class RecordCache {
       this.resident.set(k, hit);
       return hit;
     }
-    const [, offset, length] = this.index.chunks[k]!;
+    const [, offset, length, crc] = this.index.chunks[k]!;
     // A fixed set of buffers, each the largest chunk's size, reused as chunks are evicted: reading
     // makes no garbage, so what compute holds stays the set, not whatever the collector has not freed yet.
     let buf: ArrayBuffer;
@@ -316,12 +374,8 @@ export class RecordCache {
       buf = old.buffer;
     }
     const bytes = new Uint8Array(buf, 0, length);
-    let got = 0;
-    while (got < length) {
-      const n = readSync(this.fd, bytes, got, length - got, offset + got);
-      if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ends inside chunk ${k} (byte ${offset + got}): it was changed after it was written`);
-      got += n;
-    }
+    if (!this.readChunkBytes(bytes, offset)) throw this.corrupt(`ends inside chunk ${k} (bytes ${offset}..${offset + length})`);
+    if (crc32(bytes) !== crc) throw this.corrupt(`chunk ${k} at byte ${offset} (${length} bytes) fails its checksum`);
     const { tasks: T, dense: D, slots: S, fixedCells } = this.index.layout;
     const head = new Uint32Array(buf, 0, 4);
     const n = head[0]!;
@@ -342,9 +396,32 @@ export class RecordCache {
     return c;
   }
 
+  /**
+   * The cache was damaged on disk after it was written (and checked): the
+   * process cannot serve its records, and a restarted compute finds the
+   * damage when it checks the cache and writes it again.
+   */
+  private corrupt(what: string): Error {
+    return ComputeErrors.create("COMPUTE_ERR_CACHE_CORRUPT", `record cache ${this.path} ${what}: it was damaged after it was written`, { hint: "restart compute: it checks the cache and writes it again" });
+  }
+
   close(): void {
     closeSync(this.fd);
   }
+}
+
+function readFully(fd: number, into: Buffer, at: number): void {
+  let got = 0;
+  while (got < into.length) {
+    const n = readSync(fd, into, got, into.length - got, at + got);
+    if (n === 0) throw new Error("short");
+    got += n;
+  }
+}
+
+function damaged(fd: number, why: string): FoundCache {
+  closeSync(fd);
+  return { cache: null, damage: why };
 }
 
 /** Where a source's cache lives, and whether it outlives the process. */
@@ -353,6 +430,8 @@ export interface CachePlace {
   path: string;
   /** Kept for a restarted compute to reuse; false: a private spill file, deleted once open. */
   kept: boolean;
+  /** Each input's size and time as the cache's name records them, by path as given: the pass checks each file it opens against them. */
+  stamps: ReadonlyMap<string, FileStamp>;
 }
 
 /**
@@ -366,10 +445,12 @@ export interface CachePlace {
  * temporary directory.
  */
 export function placeCache(paths: readonly string[], decodeKey: string, dir: string | null): CachePlace {
+  const stamps = new Map<string, FileStamp>();
   const files = paths.map((p) => {
     try {
-      const st = statSync(p);
-      return { path: resolve(p), size: st.size, mtimeMs: st.mtimeMs };
+      const stamp = stampOf(statSync(p));
+      stamps.set(p, stamp);
+      return { path: resolve(p), ...stamp };
     } catch (err) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
@@ -383,10 +464,10 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
     // An existing directory may still be read-only (data mounted so): then it is as good as absent.
     accessSync(target, constants.W_OK);
     pruneStale(target, what, name);
-    return { path: join(target, name), kept: true };
+    return { path: join(target, name), kept: true, stamps };
   } catch (err) {
     if (dir !== null) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--cache-dir ${dir}: cannot write there: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    return { path: join(mkdtempSync(join(tmpdir(), "pangea-spill-")), name), kept: false };
+    return { path: join(mkdtempSync(join(tmpdir(), "pangea-spill-")), name), kept: false, stamps };
   }
 }
 
@@ -451,10 +532,10 @@ function pidAlive(pid: number): boolean {
  * spill file is unlinked once open (the open descriptor keeps it readable).
  */
 export async function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => Promise<CacheSummary>): Promise<RecordCache> {
-  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
-  if (found) {
-    found.note = `record cache reused: ${place.path}`;
-    return found;
+  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes, true);
+  if (found.cache) {
+    found.cache.note = `record cache reused: ${place.path}`;
+    return found.cache;
   }
   let w: CacheWriter;
   try {
@@ -470,7 +551,9 @@ export async function openOrBuild(place: CachePlace, layout: CacheLayout, memory
     throw cannotWrite(place, err);
   }
   try {
-    return complete(place, layout, memoryMb, w, summary);
+    const cache = complete(place, layout, memoryMb, w, summary);
+    if (found.damage) cache.warning = `record cache ${place.path} was damaged (${found.damage}): written again from the data files`;
+    return cache;
   } catch (err) {
     abandon(place, w);
     throw cannotWrite(place, err);
@@ -494,7 +577,8 @@ function abandon(place: CachePlace, w: CacheWriter): void {
 
 function complete(place: CachePlace, layout: CacheLayout, memoryMb: number, w: CacheWriter, summary: CacheSummary): RecordCache {
   w.finish(summary);
-  const cache = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
+  // Not checked whole: its chunks were checksummed as they were written, and each is checked when read.
+  const { cache } = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes, false);
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
   if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing`);
   cache.note = place.kept ? `record cache written: ${place.path}` : "records spilled to a private temporary file (no writable cache directory)";

@@ -6,6 +6,8 @@ export interface SourceDescription {
   slotIds: number[];
   /** Where a file source keeps its decoded records (its record cache), for the log; not part of the data's identity. */
   storage?: string;
+  /** Why the storage found was not used (a damaged record cache, written again), for a warning. */
+  storageWarning?: string;
   /** Records in the train split; 0 means unbounded (generated on demand). */
   trainRecords: number;
   evalRecords: number;

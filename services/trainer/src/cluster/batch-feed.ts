@@ -1,7 +1,8 @@
 import type * as grpc from "@grpc/grpc-js";
-import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
+import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
+import { batchStreamError } from "./compute-errors.js";
 
 /**
  * The batches the orchestrator hands this trainer, fetched from compute by
@@ -79,20 +80,20 @@ export class BatchFeed {
     // end must not reset the new stream.
     const call = this.call;
     const address = this.address;
-    const failed = (message: string) => {
+    const failed = (err: unknown) => {
       if (this.call === call) this.reset();
-      return TrainerErrors.create("TRAINER_ERR_LOST_PEER", message);
+      return batchStreamError(err, address);
     };
     let r: IteratorResult<Buffer>;
     try {
       r = await this.iterator!.next();
     } catch (err) {
-      throw failed(`batch stream ${describeCallError(err, `from compute at ${address}`)}`);
+      throw failed(err);
     }
     if (r.done) {
       const failure = this.call === call ? this.failure : null;
-      if (failure) throw failed(`batch stream ${describeCallError(failure, `from compute at ${address}`)}`);
-      throw failed(`compute at ${address} ended the batch stream with batch ${j} outstanding`);
+      if (failure) throw failed(failure);
+      throw failed(new Error(`ended with batch ${j} outstanding`));
     }
     if (this.call !== call) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch ${j} arrived on a batch stream that was reset meanwhile`);
     this.pending.shift();

@@ -1,8 +1,9 @@
 import type * as grpc from "@grpc/grpc-js";
 import { taskCount, tasksOf, type ModelShape } from "@pangea/model";
-import { batchStreamClient, describeCallError, waitReady, type BatchStreamClient } from "@pangea/rpc";
+import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords, readUint32 } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
+import { batchStreamError } from "./compute-errors.js";
 import type { ModelBatch } from "../model/ctr-model.js";
 
 export interface DecodedBatch {
@@ -127,7 +128,7 @@ export class BatchReader {
   }
 
   private lost(err: unknown): Error {
-    return TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batch stream ${describeCallError(err, `from compute at ${this.address}`)}`);
+    return batchStreamError(err, this.address);
   }
 
   close(): void {
