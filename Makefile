@@ -2,8 +2,6 @@
 SHELL := /bin/bash
 PNPM_VERSION := 10.34.9
 PNPM := pnpm
-COMPOSE := $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
-COMPOSE_FILE := infra/docker-compose.yaml
 COMPOSE_PROJECT ?= pangea
 export COMPOSE_PROJECT
 
@@ -64,8 +62,8 @@ status: ## show the local job's status
 logs: ## follow the logs (local cluster; DOCKER=1 for the compose cluster)
 	@if [ -n "$(DOCKER)" ]; then scripts/docker-cluster.sh logs; else tail -n 50 -F .pangea/logs/*.log; fi
 
-docker-build: ## build the service images (needs a Docker engine)
-	$(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) build
+docker-build: ## build the service images (needs a Docker engine; make docker-up builds them too)
+	@scripts/docker-cluster.sh build
 
 docker-up: ## build and start the cluster in Docker (DATA=f.tsv FORMAT=criteo STEPS=N ...; see scripts/docker-cluster.sh)
 	@scripts/docker-cluster.sh up

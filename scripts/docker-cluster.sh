@@ -2,6 +2,7 @@
 # The Docker cluster of infra/docker-compose.yaml, for `make docker-up`,
 # `make docker-down` and `make logs DOCKER=1`:
 #
+#   scripts/docker-cluster.sh build   check engine and base image, build the service images
 #   scripts/docker-cluster.sh up      check engine, ports and images, build, start, say where to look
 #   scripts/docker-cluster.sh down    remove every container, network and volume of the project
 #   scripts/docker-cluster.sh logs    follow the containers' logs
@@ -37,7 +38,7 @@ compose() { "${COMPOSE[@]}" -p "$PROJECT" -f "$FILE" "$@"; }
 engine_answers() {
   local err
   err=$(docker info 2>&1 >/dev/null) && return 0
-  die "no Docker engine answers ($(printf '%s' "$err" | grep -v '^\s*$' | tail -n 1)): start it (e.g. sudo systemctl start docker) and run make docker-up again"
+  die "no Docker engine answers ($(printf '%s' "$err" | grep -v '^\s*$' | tail -n 1)): start it (e.g. sudo systemctl start docker) and run make docker-$cmd again"
 }
 
 # The external images: the Dockerfile's base and the compose file's images,
@@ -115,6 +116,24 @@ write_data_override() {
   } >"$OVERRIDE"
 }
 
+# What make docker-build and make docker-up both run: compose builds every
+# service's image from infra/Dockerfile (unchanged layers come from the cache).
+build_images() { # compose file arguments
+  local started=$SECONDS
+  say "building the images (infra/Dockerfile)"
+  "${COMPOSE[@]}" -p "$PROJECT" "$@" build || die "building the images failed (the build's output above says why)"
+  say "images built in $((SECONDS - started)) s"
+}
+
+build() {
+  engine_answers
+  local img why
+  for img in $(sed -n 's/^FROM \([^ ]*:[^ ]*\) AS .*/\1/p' infra/Dockerfile | sort -u); do
+    why=$(have_image "$img") || die "cannot pull $img ($why): check the engine's registry access, or 'docker load' the image, then run make docker-build again"
+  done
+  build_images -f "$FILE"
+}
+
 up() {
   engine_answers
   if [ -n "${FEATURE_LIST:-}" ] && [ ! -f "$FEATURE_LIST" ]; then die "FEATURE_LIST: $FEATURE_LIST is not a file"; fi
@@ -148,9 +167,8 @@ up() {
   local files=(-f "$FILE")
   [ ! -f "$OVERRIDE" ] || files+=(-f "$OVERRIDE")
   local started=$SECONDS
-  say "building the images (infra/Dockerfile)"
-  "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" build || die "building the images failed (the build's output above says why)"
-  say "images built in $((SECONDS - started)) s; starting the cluster"
+  build_images "${files[@]}"
+  say "starting the cluster"
   if ! "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "${profiles[@]}" up -d --remove-orphans; then
     say "the last log lines of each service:"
     compose logs --no-color --tail 3 2>/dev/null | grep -v '^Attaching' || true
@@ -191,8 +209,9 @@ down() {
 }
 
 case "$cmd" in
+  build) build ;;
   up) up ;;
   down) down ;;
   logs) engine_answers; compose logs -f ;;
-  *) echo "usage: scripts/docker-cluster.sh up|down|logs" >&2; exit 2 ;;
+  *) echo "usage: scripts/docker-cluster.sh build|up|down|logs" >&2; exit 2 ;;
 esac
