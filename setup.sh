@@ -45,10 +45,10 @@ done
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# 20.15: compute checksums its record cache with zlib.crc32, new in Node 20.15.
-node_ok=$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 20 || (a === 20 && b >= 15) ? 1 : 0' 2>/dev/null || echo 0)
-if [ "$node_ok" != 1 ]; then
-  echo "setup.sh: Node.js 20.15 or newer is required (found: $(node --version 2>/dev/null || echo none))" >&2
+# Compute checksums its record cache with zlib.crc32: Node 20.15 or newer on
+# 20, 22.2 or newer after that (21 and 22.0-22.1 lack it). Asked of Node itself.
+if [ "$(node -p 'typeof require("zlib").crc32 === "function" ? 1 : 0' 2>/dev/null || echo 0)" != 1 ]; then
+  echo "setup.sh: Node.js 20.15+ (or 22.2+) is required: compute needs zlib.crc32 (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
 

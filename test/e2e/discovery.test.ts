@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInterface } from "node:readline";
 import * as grpc from "@grpc/grpc-js";
 import { EtcdClient } from "@pangea/rpc";
+import { startEtcd, type EtcdServer } from "@pangea/test-utils";
 import { agentServiceDefinition } from "../../services/serving/src/api/agent-service.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
@@ -18,29 +19,18 @@ import { ENTRY, ROOT, closedPort, lastLine, runNode, waitFor } from "../support/
  * there; TF_CONFIG-style JSON is the registry-less alternative.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-disc-"));
-let etcd: ChildProcess | null = null;
+let etcd: EtcdServer | null = null;
 let endpoint = "";
 const clusters: LocalCluster[] = [];
 
 beforeAll(async () => {
-  const which = spawnSync("sh", ["-c", "command -v etcd"]);
-  if (which.status !== 0) throw new Error("etcd is not installed: apt-get install etcd-server (.ci/run does this)");
-  const client = await closedPort();
-  const peer = await closedPort();
-  endpoint = `127.0.0.1:${client}`;
-  etcd = spawn("etcd", [
-    "--name", "test", "--data-dir", join(tmp, "etcd"),
-    "--listen-client-urls", `http://${endpoint}`, "--advertise-client-urls", `http://${endpoint}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-cluster", `test=http://127.0.0.1:${peer}`,
-  ], { stdio: "ignore" });
-  const probe = new EtcdClient([endpoint], 500);
-  await waitFor("etcd to serve", async () => (await probe.put("/probe", "1").then(() => true, () => false)), 20_000, 200);
+  etcd = await startEtcd(tmp);
+  endpoint = etcd.endpoint;
 }, 30_000);
 
 afterAll(async () => {
   await Promise.all(clusters.map((c) => c.stop(1_000)));
-  etcd?.kill("SIGTERM");
+  etcd?.stop();
 });
 
 async function finished(status: StatusClient) {

@@ -8,12 +8,11 @@ import { ENTRY, ROOT, closedPort, runNode, waitFor } from "../support/processes.
 import { docker, ensureEngine, run, skipDocker, type Ran } from "../support/docker.js";
 
 /**
- * `make docker-up` for real: the images built from infra/Dockerfile (by
- * docker-build.test.ts beforehand, in the suite: here the build finds every
- * layer in the cache), the compose cluster started, trained to completion on
- * a data file of the user's, the orchestrator container killed mid-job and
- * brought back, and serving, the dashboard and Prometheus called from the
- * host. The engine and the base images: test/support/docker.ts.
+ * `make docker-up` for real: the images built from infra/Dockerfile, the
+ * compose cluster started, trained to completion on a data file of the
+ * user's, the orchestrator container killed mid-job and brought back, and
+ * serving, the dashboard and Prometheus called from the host. The engine and
+ * the base images: test/support/docker.ts.
  */
 const skip = skipDocker;
 
@@ -87,12 +86,18 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(projectVolumes(project)).toBe("");
   }, 300_000);
 
-  it("starts the cluster with healthy services and says where to look", async () => {
+  it("builds the images, starts the cluster with healthy non-root services and says where to look", async () => {
     expect(up.code, up.out.slice(-3000)).toBe(0);
     expect(up.out).toContain(`make docker-up: cluster '${project}' is up`);
     expect(up.out).toContain(`http://127.0.0.1:${ports.DASHBOARD_PORT}/`);
     expect(up.out).toContain(`./pangea status --orchestrator 127.0.0.1:${ports.ORCHESTRATOR_PORT} --tls-dir .pangea/docker/${project}-tls`);
     expect(up.out).toContain("make logs DOCKER=1");
+    for (const svc of ["orchestrator", "compute", "trainer", "serving"]) {
+      const image = `pangea/${svc}:dev`;
+      expect(docker("image", "inspect", "-f", "{{.Config.User}}", image).stdout.trim(), image).toBe("node");
+      const size = Number(docker("image", "inspect", "-f", "{{.Size}}", image).stdout.trim());
+      process.stdout.write(`docker e2e: ${image} ${(size / 1e6).toFixed(0)} MB\n`);
+    }
     // Every service's health check turns healthy (compose started compute and the trainers only after their dependencies did).
     let lastStates = "";
     await waitFor(
@@ -201,10 +206,12 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
 
   beforeAll(() => ensureEngine(), 900_000);
 
-  it("names a missing engine", async () => {
-    const r = await run("make", ["docker-up"], env({ DOCKER_HOST: "unix:///nonexistent/docker.sock" }), 60_000);
-    expect(r.code).not.toBe(0);
-    expect(r.out).toMatch(/^make docker-up: no Docker engine answers \(.+\): start it \(e\.g\. sudo systemctl start docker\) and run make docker-up again$/m);
+  it("names a missing engine (make docker-up and make docker-build)", async () => {
+    for (const target of ["docker-up", "docker-build"]) {
+      const r = await run("make", [target], env({ DOCKER_HOST: "unix:///nonexistent/docker.sock" }), 60_000);
+      expect(r.code).not.toBe(0);
+      expect(r.out).toMatch(new RegExp(`^make ${target}: no Docker engine answers \\(.+\\): start it \\(e\\.g\\. sudo systemctl start docker\\) and run make ${target} again$`, "m"));
+    }
   });
 
   it("names a port that is taken", async () => {

@@ -1,11 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import * as http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
+import { startEtcd, type EtcdServer } from "@pangea/test-utils";
 import { EtcdClient, openDiscovery } from "../src/index.js";
 
 /**
@@ -15,40 +14,15 @@ import { EtcdClient, openDiscovery } from "../src/index.js";
  * of timing.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-etcd-disc-"));
-let etcd: ChildProcess | null = null;
+let etcd: EtcdServer | null = null;
 let etcdAddress = "";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
-  if (spawnSync("sh", ["-c", "command -v etcd"]).status !== 0) throw new Error("etcd is not installed: apt-get install etcd-server (.ci/run does this)");
-  const client = await freePort();
-  const peer = await freePort();
-  etcdAddress = `127.0.0.1:${client}`;
-  etcd = spawn("etcd", [
-    "--name", "t", "--data-dir", join(tmp, "etcd"),
-    "--listen-client-urls", `http://${etcdAddress}`, "--advertise-client-urls", `http://${etcdAddress}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-cluster", `t=http://127.0.0.1:${peer}`,
-  ], { stdio: "ignore" });
-  const probe = new EtcdClient([etcdAddress], 500);
-  const deadline = Date.now() + 20_000;
-  while (!(await probe.put("/probe", "1").then(() => true, () => false))) {
-    if (Date.now() > deadline) throw new Error("etcd did not serve within 20 s");
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  etcd = await startEtcd(tmp);
+  etcdAddress = etcd.endpoint;
 }, 30_000);
 
-afterAll(() => {
-  etcd?.kill("SIGTERM");
-});
+afterAll(() => etcd?.stop());
 
 /** Relays etcd's JSON gateway; a keepalive is held until `release()` and then forwarded. */
 async function holdingRelay() {

@@ -60,7 +60,8 @@ function expectRefused(bytes: Buffer, field: RegExp): void {
   expect(SchemaErrors.is(err, "SCHEMA_ERR_BAD_MESSAGE"), String(err)).toBe(true);
   expect((err as { status: string }).status).toBe("INVALID_ARGUMENT");
   expect((err as Error).message).toMatch(field);
-  expect(ms).toBeLessThan(50);
+  // Refused before anything the claim names is allocated: expanding it would take seconds (two test files share the cores).
+  expect(ms).toBeLessThan(500);
 }
 
 describe("list claims are checked against the message's bytes", () => {

@@ -3,3 +3,6 @@
 export { KafkaFixtureBroker } from "./kafka/fixture-broker.js";
 export type { FixtureBrokerOptions } from "./kafka/fixture-broker.js";
 export { KafkaReader, KafkaWriter } from "./kafka/wire.js";
+export { startEtcd } from "./etcd/etcd-server.js";
+export type { EtcdServer } from "./etcd/etcd-server.js";
+export { closedPort } from "./ports.js";

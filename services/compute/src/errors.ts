@@ -6,7 +6,7 @@ export const ComputeErrors = defineErrors({
   COMPUTE_ERR_BAD_CONFIG: { status: "INVALID_ARGUMENT", exit: 2, description: "the feature list or reader options are invalid" },
   COMPUTE_ERR_BAD_RECORD: { status: "DATA_LOSS", exit: 1, description: "a record in the input does not parse" },
   COMPUTE_ERR_CACHE_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "the record cache was damaged on disk after it was written (a chunk fails its checksum)" },
-  COMPUTE_ERR_DATA_CHANGED: { status: "FAILED_PRECONDITION", exit: 1, description: "a data file changed between compute's start and the moment its pass opened it" },
+  COMPUTE_ERR_DATA_CHANGED: { status: "FAILED_PRECONDITION", exit: 1, description: "a data file changed after compute started, before or while its pass read it" },
   COMPUTE_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a batch request is inconsistent" },
   COMPUTE_ERR_ORCHESTRATOR_GONE: { status: "UNAVAILABLE", exit: 1, description: "the orchestrator went away and did not come back in time" },
 });

@@ -51,17 +51,22 @@ runMain("pangea-compute", async () => {
   });
 
   const advertise = config.advertise ?? running.address;
-  await discovery.announce("compute", config.workerId, advertise);
-  // Batches are served from here on, while compute registers: a fatal read may end it before registration does.
-  await Promise.race([
-    stayRegistered(
-      { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
-      log,
-      (err) => gone(err),
-    ),
-    lost,
-  ]);
-  announceReady("compute", running.address, { metrics: http.address });
-  // Serves until stopped; fails (exit 1) if the orchestrator goes away for good or the records cannot be read.
-  await lost;
+  try {
+    await discovery.announce("compute", config.workerId, advertise);
+    // Batches are served from here on, while compute registers: a fatal read may end it before registration does.
+    await Promise.race([
+      stayRegistered(
+        { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
+        log,
+        (err) => gone(err),
+      ),
+      lost,
+    ]);
+    announceReady("compute", running.address, { metrics: http.address });
+    // Serves until stopped; fails (exit 1) if the orchestrator goes away for good or the records cannot be read.
+    await lost;
+  } finally {
+    // A compute that fails takes its registry entry with it, not when the lease runs out.
+    await discovery.close();
+  }
 }, usage);

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, statSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type * as grpc from "@grpc/grpc-js";
-import { batchStreamClient } from "@pangea/rpc";
+import { batchStreamClient, waitReady } from "@pangea/rpc";
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
@@ -51,8 +51,10 @@ async function startCompute(data: string, cacheDir: string, port: number, connec
 const ready = (c: Compute) => waitFor("compute's data source", async () => c.stderr().includes("data source ready") || c.child.exitCode !== null, 30_000, 50);
 
 /** The first batch of 200 records, or the stream's error. */
-function firstBatch(port: number): Promise<{ batch: Buffer | null; error: grpc.ServiceError | null }> {
+async function firstBatch(port: number): Promise<{ batch: Buffer | null; error: grpc.ServiceError | null }> {
   const client = batchStreamClient(`127.0.0.1:${port}`);
+  // "data source ready" is logged before compute's server listens.
+  await waitReady(client, "compute", `127.0.0.1:${port}`, 10_000);
   const call = client.streamBatches();
   return new Promise((resolve) => {
     const done = (batch: Buffer | null, error: grpc.ServiceError | null) => {
@@ -107,18 +109,30 @@ describe("a record cache damaged on disk", () => {
     expect(error?.details).toContain(line);
     expect(error?.code).toBe(15); // DATA_LOSS
     expect(await c.exited).toBe(1);
-    expect(lastLine(c.stderr())).toMatch(new RegExp(`^pangea-compute: error COMPUTE_ERR_CACHE_CORRUPT: record cache ${cachePath} chunk 0 at byte 0 \\(\\d+ bytes\\) fails its checksum: it was damaged after it was written \\(restart compute: it checks the cache and writes it again\\)$`));
+    expect(lastLine(c.stderr())).toMatch(new RegExp(`^pangea-compute: error COMPUTE_ERR_CACHE_CORRUPT: record cache ${cachePath} chunk 0 at byte 0 \\(\\d+ bytes\\) fails its checksum: it was damaged after it was written, and is removed \\(start compute again: it writes the cache anew from the data files\\)$`));
+    // Removed: a compute started again cannot meet the same damage.
+    expect(existsSync(cachePath)).toBe(false);
   });
 
-  it("found at start: compute warns naming the file and writes the cache again from the data", async () => {
+  it("compute started again writes the cache anew from the data, byte for byte what was written first", async () => {
+    const c = await startCompute(data, cacheDir, 0);
+    await ready(c);
+    c.child.kill("SIGKILL");
+    expect(c.stderr()).toContain("record cache written");
+    expect(readFileSync(cachePath).equals(written)).toBe(true);
+  });
+
+  it("an index damaged while compute was down: compute warns naming the file and writes the cache again", async () => {
+    // The index (JSON) sits just before the 20-byte trailer.
+    const size = statSync(cachePath).size;
+    flipByte(cachePath, size - 20 - 10);
     const c = await startCompute(data, cacheDir, 0);
     await ready(c);
     c.child.kill("SIGKILL");
     const warning = c.stderr().split("\n").find((l) => l.includes("was damaged"));
     expect(warning, c.stderr()).toBeDefined();
-    expect(JSON.parse(warning!).msg).toMatch(new RegExp(`^record cache ${cachePath} was damaged \\(chunk 0 \\(bytes 0\\.\\.\\d+\\) fails its checksum\\): written again from the data files$`));
+    expect(JSON.parse(warning!).msg).toMatch(new RegExp(`^record cache ${cachePath} was damaged \\(its index \\(bytes \\d+\\.\\.\\d+\\) fails its checksum\\): written again from the data files$`));
     expect(JSON.parse(warning!).level).toBe(40); // warn
-    expect(c.stderr()).toContain("record cache written");
     expect(readFileSync(cachePath).equals(written)).toBe(true);
   });
 });

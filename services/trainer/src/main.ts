@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
+import { announceReady, onShutdownSignal, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
 import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -40,36 +40,46 @@ runMain("pangea-trainer", async () => {
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
   announceReady("trainer", health.address, { metrics: http.address });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
-  await discovery.announce("trainer", config.workerId, health.address);
-  let first = true;
-  for (;;) {
-    // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
-    const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
-    // Ask discovery each time: a restarted orchestrator may be somewhere else.
-    const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log, () => ({ ...metrics.phaseTotals })));
-    if (!session) {
-      log.info(NOTHING_TO_DO);
-      break;
-    }
-    const orchestrator = session.address;
-    first = false;
-    log.info({ rank: session.rank }, "registered; waiting for the job to start");
-    try {
-      await runMembership(session, orchestrator, backend.name, config, log, metrics);
-      break;
-    } catch (err) {
-      // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
-      const reason = session.failure ?? err;
-      if (TrainerErrors.is(reason, "TRAINER_ERR_LOST_ORCHESTRATOR") || TrainerErrors.is(reason, "TRAINER_ERR_EVICTED")) {
-        log.warn({ reason: (reason as Error).message }, "left the job; registering again");
-        continue;
+  // Stopped from outside (SIGTERM, SIGINT), as the other services are: its registry entry goes with it.
+  onShutdownSignal(async () => {
+    await discovery.close();
+    await http.close();
+    await health.shutdown(500);
+  });
+  try {
+    await discovery.announce("trainer", config.workerId, health.address);
+    let first = true;
+    for (;;) {
+      // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
+      const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
+      // Ask discovery each time: a restarted orchestrator may be somewhere else.
+      const session = await withOrchestrator(discovery, timeoutMs, (address, ms) => ClusterSession.join(address, config.workerId, ms, log, () => ({ ...metrics.phaseTotals })));
+      if (!session) {
+        log.info(NOTHING_TO_DO);
+        break;
       }
-      throw reason;
-    } finally {
-      session.close();
+      const orchestrator = session.address;
+      first = false;
+      log.info({ rank: session.rank }, "registered; waiting for the job to start");
+      try {
+        await runMembership(session, orchestrator, backend.name, config, log, metrics);
+        break;
+      } catch (err) {
+        // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
+        const reason = session.failure ?? err;
+        if (TrainerErrors.is(reason, "TRAINER_ERR_LOST_ORCHESTRATOR") || TrainerErrors.is(reason, "TRAINER_ERR_EVICTED")) {
+          log.warn({ reason: (reason as Error).message }, "left the job; registering again");
+          continue;
+        }
+        throw reason;
+      } finally {
+        session.close();
+      }
     }
+  } finally {
+    // A trainer that fails takes its registry entry with it, not when the lease runs out.
+    await discovery.close();
   }
-  await discovery.close();
   await http.close();
   await health.shutdown(500);
 }, usage);

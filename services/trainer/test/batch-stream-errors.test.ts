@@ -16,14 +16,19 @@ import { TrainerErrors } from "../src/errors.js";
 const REFUSAL = "COMPUTE_ERR_BAD_REQUEST: batch request: refused for the test";
 let server: Awaited<ReturnType<typeof startServer>>;
 
-beforeAll(async () => {
-  server = await startServer("127.0.0.1", 0, (s) => {
+/** A compute whose every batch stream fails with this status as soon as its request arrives. */
+function failingCompute(code: grpc.status, details: string): ReturnType<typeof startServer> {
+  return startServer("127.0.0.1", 0, (s) => {
     s.addService(BatchStreamService, {
       streamBatches: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        call.once("data", () => call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: REFUSAL }));
+        call.once("data", () => call.emit("error", { code, details }));
       },
     });
   }, []);
+}
+
+beforeAll(async () => {
+  server = await failingCompute(grpc.status.INVALID_ARGUMENT, REFUSAL);
 });
 
 afterAll(async () => {
@@ -118,13 +123,7 @@ describe("a batch stream that fails with DATA_LOSS", () => {
   let compute: Awaited<ReturnType<typeof startServer>>;
 
   beforeAll(async () => {
-    compute = await startServer("127.0.0.1", 0, (s) => {
-      s.addService(BatchStreamService, {
-        streamBatches: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-          call.once("data", () => call.emit("error", { code: grpc.status.DATA_LOSS, details: DAMAGE }));
-        },
-      });
-    }, []);
+    compute = await failingCompute(grpc.status.DATA_LOSS, DAMAGE);
   });
 
   afterAll(async () => {

@@ -123,6 +123,7 @@ class EtcdDiscovery implements Discovery {
   private lease: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
+  private announcing: Promise<void> | null = null;
   private closed = false;
   private readonly announced: { key: string; address: string }[] = [];
 
@@ -161,6 +162,14 @@ class EtcdDiscovery implements Discovery {
   }
 
   async announce(role: Role, id: string, address: string): Promise<void> {
+    // close() waits for an announcement in flight, so it revokes the lease this one takes.
+    const announcing = (this.announcing ?? Promise.resolve()).then(() => this.put(role, id, address));
+    this.announcing = announcing.catch(() => undefined);
+    return announcing;
+  }
+
+  private async put(role: Role, id: string, address: string): Promise<void> {
+    if (this.closed) return;
     if (!this.lease) {
       this.lease = await this.etcd.grantLease(this.ttl);
       // Renew at a third of the TTL; if etcd forgot the lease (it was unreachable too long), take a new one and announce again.
@@ -190,6 +199,7 @@ class EtcdDiscovery implements Discovery {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.announcing;
     if (this.timer) clearInterval(this.timer);
     await this.renewing;
     const lease = this.lease;
@@ -205,6 +215,7 @@ class EtcdDiscovery implements Discovery {
           this.log.warn({ err: (err as Error).message, keys: this.announced.map((a) => a.key) }, "could not revoke the etcd lease; the entries go when it expires");
           return;
         }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
   }

@@ -4,7 +4,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
-import { closeSync, read } from "node:fs";
+import { closeSync, fstatSync, read } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
@@ -49,7 +49,7 @@ export class ParquetSource extends CachedSource {
       const asm = new SampleAssembler(list);
       const { chunkBytes } = cacheSizes(memoryMb);
       for (const path of opts.paths) {
-        const { file, meta, close } = await openParquet(path, wanted, place.stamps.get(path) ?? null);
+        const { file, meta, close, unchanged } = await openParquet(path, wanted, place.stamps.get(path) ?? null);
         try {
           // A row group at a time: what the pass holds is one group's rows, not the file's.
           let groupStart = 0;
@@ -70,6 +70,7 @@ export class ParquetSource extends CachedSource {
             });
             groupStart = groupEnd;
           }
+          unchanged();
         } finally {
           close();
         }
@@ -100,9 +101,16 @@ export class ParquetSource extends CachedSource {
 }
 
 /** A Parquet file's footer, checked to hold the columns the feature list reads. */
-async function openParquet(path: string, wanted: readonly string[], stamp: FileStamp | null): Promise<{ file: AsyncBuffer; meta: FileMetaData; close: () => void }> {
+async function openParquet(path: string, wanted: readonly string[], stamp: FileStamp | null): Promise<{ file: AsyncBuffer; meta: FileMetaData; close: () => void; unchanged: () => void }> {
   const opened = openDataFile(path, stamp);
   const close = () => closeSync(opened.fd);
+  // A file rewritten in place while its rows were read is half old, half new: not cached as either.
+  const unchanged = () => {
+    const now = fstatSync(opened.fd);
+    if (now.size !== opened.stamp.size || now.mtimeMs !== opened.stamp.mtimeMs) {
+      throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${path} changed while its pass read it: ${opened.stamp.size} bytes, modified ${new Date(opened.stamp.mtimeMs).toISOString()} when opened; ${now.size} bytes, modified ${new Date(now.mtimeMs).toISOString()} at its end`);
+    }
+  };
   try {
     const file = fileBuffer(opened.fd, opened.stamp.size);
     const meta = await parquetMetadataAsync(file);
@@ -111,7 +119,7 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
     if (missing.length) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
     }
-    return { file, meta, close };
+    return { file, meta, close, unchanged };
   } catch (err) {
     close();
     throw parquetError(path, err);

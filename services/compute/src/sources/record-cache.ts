@@ -242,12 +242,12 @@ export class RecordCache {
   }
 
   /**
-   * The cache at `path` when it is complete and of this layout. `verify`:
-   * every chunk is read and checked against its CRC first (a cache reused
-   * after a restart: one sequential read of the file, about 1 GB/s from the
-   * page cache), so damage is found before anything is served.
+   * The cache at `path` when it is complete and of this layout, or what is
+   * damaged in its trailer or index. Its chunks are not read here (a cache
+   * of many gigabytes would hold up a restarted compute for as long): each is
+   * checked against its CRC when it is read.
    */
-  static open(path: string, layout: CacheLayout, limitBytes: number, verify: boolean): FoundCache {
+  static open(path: string, layout: CacheLayout, limitBytes: number): FoundCache {
     let fd: number;
     try {
       fd = openSync(path, "r");
@@ -276,23 +276,7 @@ export class RecordCache {
       closeSync(fd);
       return { cache: null, damage: null };
     }
-    const damage = verify ? cache.firstDamage() : null;
-    if (damage) {
-      cache.close();
-      return { cache: null, damage };
-    }
     return { cache, damage: null };
-  }
-
-  /** The first chunk whose bytes fail their CRC, described, or null. */
-  private firstDamage(): string | null {
-    const buf = new Uint8Array(this.slotBytes);
-    for (let k = 0; k < this.index.chunks.length; k++) {
-      const [, offset, length, crc] = this.index.chunks[k]!;
-      const bytes = buf.subarray(0, length);
-      if (!this.readChunkBytes(bytes, offset) || crc32(bytes) !== crc) return `chunk ${k} (bytes ${offset}..${offset + length}) fails its checksum`;
-    }
-    return null;
   }
 
   /** Fills `bytes` from `offset`; false when the file ends first. */
@@ -374,7 +358,13 @@ export class RecordCache {
       buf = old.buffer;
     }
     const bytes = new Uint8Array(buf, 0, length);
-    if (!this.readChunkBytes(bytes, offset)) throw this.corrupt(`ends inside chunk ${k} (bytes ${offset}..${offset + length})`);
+    let whole: boolean;
+    try {
+      whole = this.readChunkBytes(bytes, offset);
+    } catch (err) {
+      throw this.corrupt(`chunk ${k} at byte ${offset} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    if (!whole) throw this.corrupt(`ends inside chunk ${k} (bytes ${offset}..${offset + length})`);
     if (crc32(bytes) !== crc) throw this.corrupt(`chunk ${k} at byte ${offset} (${length} bytes) fails its checksum`);
     const { tasks: T, dense: D, slots: S, fixedCells } = this.index.layout;
     const head = new Uint32Array(buf, 0, 4);
@@ -397,12 +387,17 @@ export class RecordCache {
   }
 
   /**
-   * The cache was damaged on disk after it was written (and checked): the
-   * process cannot serve its records, and a restarted compute finds the
-   * damage when it checks the cache and writes it again.
+   * The cache was damaged on disk after it was written: the process cannot
+   * serve its records. The file is removed, so a compute started again
+   * writes it anew from the data files instead of meeting the same damage.
    */
   private corrupt(what: string): Error {
-    return ComputeErrors.create("COMPUTE_ERR_CACHE_CORRUPT", `record cache ${this.path} ${what}: it was damaged after it was written`, { hint: "restart compute: it checks the cache and writes it again" });
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // Already gone (a private spill file is unlinked once open), or not ours to remove: the error says what to do.
+    }
+    return ComputeErrors.create("COMPUTE_ERR_CACHE_CORRUPT", `record cache ${this.path} ${what}: it was damaged after it was written, and is removed`, { hint: "start compute again: it writes the cache anew from the data files" });
   }
 
   close(): void {
@@ -532,7 +527,7 @@ function pidAlive(pid: number): boolean {
  * spill file is unlinked once open (the open descriptor keeps it readable).
  */
 export async function openOrBuild(place: CachePlace, layout: CacheLayout, memoryMb: number, build: (w: CacheWriter) => Promise<CacheSummary>): Promise<RecordCache> {
-  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes, true);
+  const found = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
   if (found.cache) {
     found.cache.note = `record cache reused: ${place.path}`;
     return found.cache;
@@ -577,10 +572,9 @@ function abandon(place: CachePlace, w: CacheWriter): void {
 
 function complete(place: CachePlace, layout: CacheLayout, memoryMb: number, w: CacheWriter, summary: CacheSummary): RecordCache {
   w.finish(summary);
-  // Not checked whole: its chunks were checksummed as they were written, and each is checked when read.
-  const { cache } = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes, false);
+  const { cache, damage } = RecordCache.open(place.path, layout, cacheSizes(memoryMb).residentBytes);
   if (!place.kept) rmSync(dirname(place.path), { recursive: true, force: true });
-  if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing`);
+  if (!cache) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `record cache ${basename(place.path)} could not be read back after writing${damage ? `: ${damage}` : ""}`);
   cache.note = place.kept ? `record cache written: ${place.path}` : "records spilled to a private temporary file (no writable cache directory)";
   return cache;
 }
