@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, statSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, statSync, utimesSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,23 +138,49 @@ describe("a record cache damaged on disk", () => {
 });
 
 describe("a data file changed between compute's start and its pass opening it", () => {
-  it("fails the pass with one line naming the file and what changed, exit 1", async () => {
-    // The first file is a named pipe: compute's pass waits in it until the test writes, so the second file is
-    // replaced after compute recorded it (at start, for the cache's key) and before the pass opens it.
-    const fifo = join(dir, "day-0.tsv");
-    const second = join(dir, "day-1.tsv");
+  /**
+   * The first file is a named pipe: compute's pass waits in it until the test writes, so the second file is
+   * replaced (by `replace`) after compute recorded it (at start, for the cache's key) and before the pass opens it.
+   */
+  async function replacedBeforeOpen(name: string, replace: (second: string) => void): Promise<{ line: string; code: number | null; second: string }> {
+    const fifo = join(dir, `${name}-0.tsv`);
+    const second = join(dir, `${name}-1.tsv`);
     execFileSync("mkfifo", [fifo]);
     writeFileSync(second, tsvLines(100, 500));
-    const size = readFileSync(second).length;
-    const c = await startCompute(`${fifo},${second}`, join(dir, "cache-changed"), 0, 5_000);
+    // A whole second: a copy can be given exactly this time.
+    utimesSync(second, WHOLE_SECOND, WHOLE_SECOND);
+    const c = await startCompute(`${fifo},${second}`, join(dir, `cache-${name}`), 0, 5_000);
     // Resolves once compute's pass opened the pipe: compute has recorded both files by then.
     const pipe = await open(fifo, "w");
-    writeFileSync(join(dir, "day-1.tsv.new"), tsvLines(100, 200));
-    execFileSync("mv", [join(dir, "day-1.tsv.new"), second]);
+    replace(second);
     await pipe.write(tsvLines(0, 100));
     await pipe.close();
     const code = await c.exited;
-    expect(lastLine(c.stderr())).toBe(`pangea-compute: error COMPUTE_ERR_DATA_CHANGED: data file ${second} changed after compute started: ${size} bytes then, ${readFileSync(second).length} bytes when its pass opened it (compute keys its record cache by each file's size and time; start it again once the files are complete)`);
+    return { line: lastLine(c.stderr()), code, second };
+  }
+  const WHOLE_SECOND = 1_700_000_000;
+  const HINT = "(compute keys its record cache by each file's size and time; start it again once the files are complete)";
+
+  it("another size: fails the pass with one line naming the file and what changed, exit 1", async () => {
+    let size = 0;
+    const { line, code, second } = await replacedBeforeOpen("resized", (second) => {
+      size = readFileSync(second).length;
+      writeFileSync(`${second}.new`, tsvLines(100, 200));
+      execFileSync("mv", [`${second}.new`, second]);
+    });
+    expect(line).toBe(`pangea-compute: error COMPUTE_ERR_DATA_CHANGED: data file ${second} changed after compute started: ${size} bytes then, ${readFileSync(second).length} bytes when its pass opened it ${HINT}`);
+    expect(code).toBe(1);
+  });
+
+  it("a copy keeping size and time (cp -p) of other records: the same, naming the replacement", async () => {
+    const { line, code, second } = await replacedBeforeOpen("copied", (second) => {
+      // Other records of exactly the same length, given the old file's times.
+      const other = readFileSync(second, "utf8").replace(/^1\t/gm, "X\t").replace(/^0\t/gm, "1\t").replace(/^X\t/gm, "0\t");
+      writeFileSync(`${second}.new`, other);
+      utimesSync(`${second}.new`, WHOLE_SECOND, WHOLE_SECOND);
+      execFileSync("mv", [`${second}.new`, second]);
+    });
+    expect(line).toBe(`pangea-compute: error COMPUTE_ERR_DATA_CHANGED: data file ${second} changed after compute started: another file of the same size and time when its pass opened it (it was replaced) ${HINT}`);
     expect(code).toBe(1);
   });
 });

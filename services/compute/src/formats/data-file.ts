@@ -5,10 +5,13 @@ import { ComputeErrors } from "../errors.js";
 export interface FileStamp {
   size: number;
   mtimeMs: number;
+  /** Which file it is: a copy that keeps size and time (cp -p, rsync -t) is another inode. Not part of the cache key. */
+  ino: number;
+  regular: boolean;
 }
 
 export function stampOf(st: Stats): FileStamp {
-  return { size: st.size, mtimeMs: st.mtimeMs };
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, regular: st.isFile() };
 }
 
 /** A data file open for reading: its descriptor, and what fstat says of the file opened. */
@@ -34,7 +37,8 @@ export function openDataFile(path: string, expected: FileStamp | null): OpenedFi
   }
   const st = fstatSync(fd);
   const opened: OpenedFile = { fd, stamp: stampOf(st), regular: st.isFile() };
-  const change = opened.regular && expected ? describeChange(expected, opened.stamp) : null;
+  // A pipe or device says nothing of its contents by size or time; a regular file that became one has changed.
+  const change = expected && (opened.regular || expected.regular) ? describeChange(expected, opened.stamp) : null;
   if (change) {
     closeSync(fd);
     throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${path} changed after compute started: ${change}`, { hint: "compute keys its record cache by each file's size and time; start it again once the files are complete" });
@@ -44,7 +48,10 @@ export function openDataFile(path: string, expected: FileStamp | null): OpenedFi
 
 function describeChange(was: FileStamp, now: FileStamp): string | null {
   const at = (ms: number) => new Date(ms).toISOString();
+  const kind = (regular: boolean) => (regular ? "a regular file" : "not a regular file");
+  if (was.regular !== now.regular) return `${kind(was.regular)} then, ${kind(now.regular)} when its pass opened it`;
   if (was.size !== now.size) return `${was.size} bytes then, ${now.size} bytes when its pass opened it`;
   if (was.mtimeMs !== now.mtimeMs) return `modified at ${at(was.mtimeMs)} then, at ${at(now.mtimeMs)} when its pass opened it (same size)`;
+  if (was.ino !== now.ino) return "another file of the same size and time when its pass opened it (it was replaced)";
   return null;
 }

@@ -445,7 +445,8 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
     try {
       const stamp = stampOf(statSync(p));
       stamps.set(p, stamp);
-      return { path: resolve(p), ...stamp };
+      // Size and time name the contents; the inode does not (a moved data set reuses its cache).
+      return { path: resolve(p), size: stamp.size, mtimeMs: stamp.mtimeMs };
     } catch (err) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
