@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, statSync, utimesSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, statSync, truncateSync, utimesSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,6 +133,16 @@ describe("a record cache damaged on disk", () => {
     expect(warning, c.stderr()).toBeDefined();
     expect(JSON.parse(warning!).msg).toMatch(new RegExp(`^record cache ${cachePath} was damaged \\(its index \\(bytes \\d+\\.\\.\\d+\\) fails its checksum\\): written again from the data files$`));
     expect(JSON.parse(warning!).level).toBe(40); // warn
+    expect(readFileSync(cachePath).equals(written)).toBe(true);
+  });
+  it("a cache cut short while compute was down: compute warns naming the file and writes the cache again", async () => {
+    truncateSync(cachePath, 20_000);
+    const c = await startCompute(data, cacheDir, 0);
+    await ready(c);
+    c.child.kill("SIGKILL");
+    const warning = c.stderr().split("\n").find((l) => l.includes("was damaged"));
+    expect(warning, c.stderr()).toBeDefined();
+    expect(JSON.parse(warning!).msg).toBe(`record cache ${cachePath} was damaged (it does not end with its trailer (20000 bytes: cut short or overwritten)): written again from the data files`);
     expect(readFileSync(cachePath).equals(written)).toBe(true);
   });
 });

@@ -4,6 +4,7 @@ import { Decompress as ZstdStream } from "fzstd";
 import type { Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
 import { openDataFile, type FileStamp } from "./data-file.js";
+import { ComputeErrors } from "../errors.js";
 
 /** Compressed bytes read from a file per step: small, so a piece's decompressed size stays a few MB whatever the ratio. */
 const READ_STEP = 1 << 16;
@@ -139,8 +140,20 @@ export class ByteStream {
     } catch (err) {
       return `the file disappeared while being read (${(err as NodeJS.ErrnoException).code})`;
     }
-    if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) return `the file changed while being read (${this.size} bytes at the start, ${st.size} at the end)`;
+    if (st.size !== this.size) return `${this.size} bytes when its pass opened it, ${st.size} at its end`;
+    if (st.mtimeMs !== this.mtimeMs) return `modified at ${new Date(this.mtimeMs).toISOString()} when its pass opened it, at ${new Date(st.mtimeMs).toISOString()} at its end (same size)`;
     return null;
+  }
+
+  /**
+   * Throws COMPUTE_ERR_DATA_CHANGED when the file changed while its pass read
+   * it, whatever --on-bad-record says: its records would be part old, part
+   * new, cached under the old file's key. Called when the pass ends and when
+   * it fails (a change explains the damage it caused better than the damage).
+   */
+  assertUnchanged(): void {
+    const why = this.changed();
+    if (why) throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${this.path} changed while its pass read it: ${why}`, { hint: "start compute again once the files are complete" });
   }
 
   close(): void {

@@ -192,8 +192,12 @@ class CriteoPass {
         carryAt += carry.length;
       }
       await send();
-      const damage = stream.damage ?? (stream.changed() ? { fileOffset: stream.size, outputOffset: carryAt, message: stream.changed()! } : null);
+      stream.assertUnchanged();
+      const damage = stream.damage;
       if (damage) await steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
+    } catch (err) {
+      stream.assertUnchanged();
+      throw err;
     } finally {
       stream.close();
     }

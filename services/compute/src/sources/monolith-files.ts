@@ -133,10 +133,12 @@ class MonolithPass {
     try {
       await this.readFrames(path, stream);
       await this.send(path);
+      stream.assertUnchanged();
       const damage = stream.damage;
-      const changed = damage ? null : stream.changed();
       if (damage) await this.steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
-      else if (changed) await this.steps.event(() => bad.lost(`${path}: byte ${stream.size}`, changed, 0, null));
+    } catch (err) {
+      stream.assertUnchanged();
+      throw err;
     } finally {
       stream.close();
     }

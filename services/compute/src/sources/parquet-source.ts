@@ -71,6 +71,10 @@ export class ParquetSource extends CachedSource {
             groupStart = groupEnd;
           }
           unchanged();
+        } catch (err) {
+          // A file rewritten under the pass breaks its pages: the change is the cause to name.
+          unchanged();
+          throw err;
         } finally {
           close();
         }
@@ -108,7 +112,7 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
   const unchanged = () => {
     const now = fstatSync(opened.fd);
     if (now.size !== opened.stamp.size || now.mtimeMs !== opened.stamp.mtimeMs) {
-      throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${path} changed while its pass read it: ${opened.stamp.size} bytes, modified ${new Date(opened.stamp.mtimeMs).toISOString()} when opened; ${now.size} bytes, modified ${new Date(now.mtimeMs).toISOString()} at its end`);
+      throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${path} changed while its pass read it: ${opened.stamp.size} bytes, modified ${new Date(opened.stamp.mtimeMs).toISOString()} when its pass opened it; ${now.size} bytes, modified ${new Date(now.mtimeMs).toISOString()} at its end`, { hint: "start compute again once the files are complete" });
     }
   };
   try {

@@ -47,6 +47,8 @@ interface CacheIndex extends CacheSummary {
 }
 
 const MAGIC = 0x32434750; // "PGC2"
+/** Version 1's magic, also the file's last 4 bytes: such a cache is of an older layout, not damaged. */
+const MAGIC_V1 = 0x31434750; // "PGC1"
 /** The file's layout: 2 added the chunks' and the index's checksums (a cache of version 1 is written again). */
 const VERSION = 2;
 /**
@@ -257,12 +259,14 @@ export class RecordCache {
     let cache: RecordCache | null = null;
     try {
       const size = fstatSync(fd).size;
-      // Too short, no trailer: a pass killed as it wrote, or a disk that filled.
-      if (size < TRAILER) throw new Error("short");
+      // Too short for a trailer: cut short (a finished cache is renamed into place whole, so not a pass killed as it wrote).
+      if (size < TRAILER) return damaged(fd, `it is ${size} bytes, shorter than its trailer`);
       const trailer = Buffer.alloc(TRAILER);
       readFully(fd, trailer, size - TRAILER);
-      // Another magic: a cache of an older layout (version 1 had no checksums), written again without a word.
-      if (trailer.readUInt32LE(16) !== MAGIC) throw new Error("magic");
+      // A cache of version 1 (no checksums; its magic also ends the file) is written again without a word; any other end was cut off.
+      const magic = trailer.readUInt32LE(16);
+      if (magic === MAGIC_V1) throw new Error("an older layout");
+      if (magic !== MAGIC) return damaged(fd, `it does not end with its trailer (${size} bytes: cut short or overwritten)`);
       const at = trailer.readDoubleLE(0);
       const len = trailer.readUInt32LE(8);
       if (!Number.isSafeInteger(at) || at < 0 || at + len + TRAILER !== size) return damaged(fd, `its index's place (byte ${at}, ${len} bytes) does not fit the file's ${size} bytes`);
