@@ -92,6 +92,9 @@ runMain("pangea gen-data", async () => {
     process.stdout.write(usage());
     return;
   }
+  if (c.compression !== "none" && (c.format === "criteo" || c.format === "parquet")) {
+    throw new UsageError(`--compression ${c.compression} applies to the Monolith formats (instance, example, examplebatch); compress ${c.format === "criteo" ? "a Criteo file with gzip or zstd (compute reads .gz and .zst)" : "a Parquet file's pages when writing it elsewhere"}`);
+  }
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
   if (c.format === "criteo") {

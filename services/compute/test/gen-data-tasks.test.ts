@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -41,5 +41,17 @@ describe("gen-data --tasks 2", () => {
     const r = gen(["--out", join(dir, "x.tsv"), "--records", "10", "--tasks", "2"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
+  });
+});
+
+describe("gen-data --compression", () => {
+  it("is refused for criteo and parquet (it compresses Monolith records only), exit 2, and nothing is written", () => {
+    for (const format of ["criteo", "parquet"]) {
+      const out = join(dir, `plain.${format}.gz`);
+      const r = gen(["--out", out, "--records", "10", "--format", format, "--compression", "gzip"]);
+      expect(r.status, format).toBe(2);
+      expect(r.stderr).toContain("--compression gzip applies to the Monolith formats (instance, example, examplebatch)");
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });
