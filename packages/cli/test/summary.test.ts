@@ -32,6 +32,14 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the summary of a run a failed process ended", () => {
+  it("says the job was stopped, not that it is running", () => {
+    const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING" } as JobStatus__Output;
+    expect(formatSummary(running, 1).split("\n")[1]).toBe("  state             running");
+    expect(formatSummary(running, 1, null, true).split("\n")[1]).toBe("  state             stopped (a process failed while the job ran; see below)");
+  });
+});
+
 describe("the summary of a job with no held-out split (Kafka, --eval-fraction 0)", () => {
   it("says the job was not evaluated instead of printing figures of nothing", () => {
     const empty = status(evalOf({ records: 0, auc: nan, logloss: nan, meanPrediction: nan, labelRate: nan, calibration: nan }));

@@ -191,7 +191,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
     await cluster.stop();
   }
   if (final) {
-    out.write(`${formatSummary(final, c.trainers, sync)}\n`);
+    // A process that failed ends the run while the orchestrator still reports the job running: say it was stopped.
+    const ended = final.state === "JOB_STATE_COMPLETED" || final.state === "JOB_STATE_FAILED";
+    out.write(`${formatSummary(final, c.trainers, sync, Boolean(failed) && !ended)}\n`);
     if (c.json) process.stdout.write(`${statusJson(final)}\n`);
   }
   if (final?.state === "JOB_STATE_COMPLETED") return 0;

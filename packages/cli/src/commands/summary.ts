@@ -34,7 +34,8 @@ export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary
 const NO_HELD_OUT = "0 (no held-out split: the job was not evaluated)";
 
 /** The human summary printed at the end of `pangea run` and by `pangea status`. */
-export function formatSummary(s: JobStatus__Output, trainers: number, sync: SyncSummary | null = null): string {
+/** `stopped`: pangea run ended the job's processes while the orchestrator still reported it running (a process failed). */
+export function formatSummary(s: JobStatus__Output, trainers: number, sync: SyncSummary | null = null, stopped = false): string {
   // Other shards report their tables through ParameterServer/TableStats.
   const shards = s.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD").length;
   // Steps, samples, losses, train time and the counters cover the whole job, the part before a --resume included.
@@ -42,7 +43,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   // --resume of a job that had completed: reported from its final checkpoint, nothing trained.
   const completedBefore = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
   const rows: [string, string][] = [
-    ["state", stateName(s.state) + (s.error ? ` (${s.error})` : "")],
+    ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
