@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, renameSync, truncateSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { ByteStream } from "../src/formats/byte-stream.js";
+import { ComputeErrors } from "../src/errors.js";
 import type { Compression } from "../src/formats/compression.js";
 
 const dir = mkdtempSync(join(tmpdir(), "pangea-byte-stream-"));
@@ -66,5 +67,50 @@ describe("ByteStream", () => {
     expect(r.text.length).toBeGreaterThan(100_000);
     expect(first.startsWith(r.text)).toBe(true);
     expect(r.damage!.outputOffset).toBe(Buffer.byteLength(r.text));
+  });
+});
+
+describe("a file changed while its pass reads it", () => {
+  /** Reads the first piece of a plain file, lets `change` act on it, reads on to the end. */
+  async function changedMidway(change: (path: string) => void): Promise<ByteStream> {
+    const path = join(dir, `changed-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(path, text);
+    utimesSync(path, 1_700_000_000, 1_700_000_000);
+    const s = new ByteStream(path, "none");
+    expect(await s.next()).not.toBeNull();
+    change(path);
+    while (await s.next());
+    s.close();
+    return s;
+  }
+
+  it("rewritten in place (same size, a later time): COMPUTE_ERR_DATA_CHANGED, whatever the policy (its records are part old, part new)", async () => {
+    const s = await changedMidway((path) => {
+      const fd = openSync(path, "r+");
+      writeSync(fd, Buffer.from("X".repeat(100)), 0, 100, 200_000);
+      closeSync(fd);
+    });
+    expect(s.changed()?.rewritten).toBe(true);
+    expect(() => s.assertNotRewritten()).toThrow(/^data file .* changed while its pass read it: modified at 2023-11-14T22:13:20\.000Z when its pass opened it, at .* at its end \(same size\)$/);
+    try {
+      s.assertNotRewritten();
+    } catch (err) {
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_DATA_CHANGED")).toBe(true);
+    }
+  });
+
+  it("replaced by another file of its name: COMPUTE_ERR_DATA_CHANGED", async () => {
+    const s = await changedMidway((path) => {
+      writeFileSync(`${path}.new`, text);
+      renameSync(`${path}.new`, path);
+    });
+    expect(s.changed()).toEqual({ message: "another file took its name while it was read (it was replaced)", rewritten: true });
+    expect(() => s.assertNotRewritten()).toThrow(/it was replaced/);
+  });
+
+  it("cut short: damage under the --on-bad-record policy (what was read before the cut is the file's), not a rewrite", async () => {
+    const s = await changedMidway((path) => truncateSync(path, 100_000));
+    expect(s.changed()).toEqual({ message: `the file shrank while being read (${text.length} bytes at the start, 100000 at the end)`, rewritten: false });
+    expect(() => s.assertNotRewritten()).not.toThrow();
   });
 });

@@ -64,6 +64,7 @@ export class ByteStream {
 
   /** A regular file: a pipe's size and time say nothing about what it holds, so they are not compared. */
   private readonly regular: boolean;
+  private readonly ino: number;
 
   /** `expected`: the file's size and time as compute recorded them at its start, checked on the file opened (see openDataFile). */
   constructor(
@@ -74,6 +75,7 @@ export class ByteStream {
     const { fd, stamp, regular } = openDataFile(path, expected);
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
+    this.ino = stamp.ino;
     this.regular = regular;
     this.raw = createReadStream("", { fd, highWaterMark: READ_STEP });
     this.pieces = this.raw[Symbol.asyncIterator]();
@@ -131,29 +133,38 @@ export class ByteStream {
     this.damage = { fileOffset, outputOffset: this.outputOffset, message };
   }
 
-  /** Why the file is no longer what the pass read (another size or time, or gone), or null: a file rewritten during the pass is not trusted. */
-  changed(): string | null {
+  /**
+   * How the file is no longer what the pass read, or null. `rewritten`: other
+   * bytes in place (same or larger size, a later time): the records read are
+   * part old, part new. Otherwise it shrank or disappeared: what was read
+   * before the cut is the file's, and the rest is damage under the
+   * --on-bad-record policy.
+   */
+  changed(): { message: string; rewritten: boolean } | null {
     if (!this.regular) return null;
     let st;
     try {
       st = statSync(this.path);
     } catch (err) {
-      return `the file disappeared while being read (${(err as NodeJS.ErrnoException).code})`;
+      return { message: `the file disappeared while being read (${(err as NodeJS.ErrnoException).code})`, rewritten: false };
     }
-    if (st.size !== this.size) return `${this.size} bytes when its pass opened it, ${st.size} at its end`;
-    if (st.mtimeMs !== this.mtimeMs) return `modified at ${new Date(this.mtimeMs).toISOString()} when its pass opened it, at ${new Date(st.mtimeMs).toISOString()} at its end (same size)`;
+    if (st.ino !== this.ino) return { message: "another file took its name while it was read (it was replaced)", rewritten: true };
+    if (st.size < this.size) return { message: `the file shrank while being read (${this.size} bytes at the start, ${st.size} at the end)`, rewritten: false };
+    if (st.size !== this.size) return { message: `${this.size} bytes when its pass opened it, ${st.size} at its end`, rewritten: true };
+    if (st.mtimeMs !== this.mtimeMs) return { message: `modified at ${new Date(this.mtimeMs).toISOString()} when its pass opened it, at ${new Date(st.mtimeMs).toISOString()} at its end (same size)`, rewritten: true };
     return null;
   }
 
   /**
-   * Throws COMPUTE_ERR_DATA_CHANGED when the file changed while its pass read
-   * it, whatever --on-bad-record says: its records would be part old, part
-   * new, cached under the old file's key. Called when the pass ends and when
-   * it fails (a change explains the damage it caused better than the damage).
+   * Throws COMPUTE_ERR_DATA_CHANGED when the file was rewritten while its
+   * pass read it, whatever --on-bad-record says: its records would be part
+   * old, part new, cached under the old file's key, and no byte range of it
+   * is "the damage" to skip. Called when the pass ends and when it fails (the
+   * rewrite explains the damage it caused better than the damage).
    */
-  assertUnchanged(): void {
-    const why = this.changed();
-    if (why) throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${this.path} changed while its pass read it: ${why}`, { hint: "start compute again once the files are complete" });
+  assertNotRewritten(): void {
+    const change = this.changed();
+    if (change?.rewritten) throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${this.path} changed while its pass read it: ${change.message}`, { hint: "start compute again once the files are complete" });
   }
 
   close(): void {

@@ -192,11 +192,12 @@ class CriteoPass {
         carryAt += carry.length;
       }
       await send();
-      stream.assertUnchanged();
-      const damage = stream.damage;
+      stream.assertNotRewritten();
+      const cut = stream.changed();
+      const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message } : null);
       if (damage) await steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
     } catch (err) {
-      stream.assertUnchanged();
+      stream.assertNotRewritten();
       throw err;
     } finally {
       stream.close();

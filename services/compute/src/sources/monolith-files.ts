@@ -133,11 +133,13 @@ class MonolithPass {
     try {
       await this.readFrames(path, stream);
       await this.send(path);
-      stream.assertUnchanged();
+      stream.assertNotRewritten();
       const damage = stream.damage;
+      const cut = damage ? null : stream.changed();
       if (damage) await this.steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
+      else if (cut) await this.steps.event(() => bad.lost(`${path}: byte ${stream.size}`, cut.message, 0, null));
     } catch (err) {
-      stream.assertUnchanged();
+      stream.assertNotRewritten();
       throw err;
     } finally {
       stream.close();
