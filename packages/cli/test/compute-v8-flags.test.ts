@@ -1,0 +1,15 @@
+import { describe, expect, it } from "vitest";
+import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { computeV8Flags } from "../src/launcher/local-cluster.js";
+
+describe("compute's heap flags", () => {
+  it("keep the services' 64 MB semi-space at the default budget and shrink it to an eighth of a small --max-memory-mb", () => {
+    expect(computeV8Flags([], {})).toEqual(SERVICE_V8_FLAGS);
+    expect(computeV8Flags(["--max-memory-mb", "1024"], {})).toEqual(SERVICE_V8_FLAGS);
+    expect(computeV8Flags(["--data", "x.tsv", "--max-memory-mb", "64"], {})).toContain("--max-semi-space-size=8");
+    expect(computeV8Flags(["--max-memory-mb=16"], {})).toContain("--max-semi-space-size=2");
+    expect(computeV8Flags([], { PANGEA_MAX_MEMORY_MB: "128" })).toContain("--max-semi-space-size=16");
+    // The old-generation flag is kept as it is.
+    expect(computeV8Flags(["--max-memory-mb", "64"], {})).toContain("--initial-old-space-size=256");
+  });
+});
