@@ -31,7 +31,7 @@ import { tmpdir, cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderSvg } from "./plot.mjs";
-import { SERVICE_V8_FLAGS } from "../../packages/kit/dist/index.js";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "../../packages/kit/dist/index.js";
 import { ARCHITECTURE_NAMES, architectureConfig } from "../../packages/model/dist/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -102,8 +102,8 @@ const lastJson = (text) => JSON.parse(text.trim().split("\n").filter((l) => l.st
 
 async function inProcess(threads) {
   log(`(1) one trainer in-process, ${threads} BLAS thread(s)`);
-  // The heap flags every Pangea service runs with (SERVICE_V8_FLAGS).
-  const { out } = await runMeasured(process.execPath, [...SERVICE_V8_FLAGS, join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse]);
+  // The heap settings every Pangea service runs with (SERVICE_V8_FLAGS, SERVICE_MALLOC_ENV).
+  const { out } = await runMeasured(process.execPath, [...SERVICE_V8_FLAGS, join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse], { env: { ...SERVICE_MALLOC_ENV, ...process.env } });
   return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
 }
 

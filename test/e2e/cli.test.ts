@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { SERVICE_MALLOC_ENV } from "@pangea/kit";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
 import { alive } from "../../packages/cli/src/commands/cluster-commands.js";
 
@@ -186,6 +187,12 @@ describe("the pangea command as a new user meets it", () => {
       );
       const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
       expect(metrics.status).toBe(200);
+      // The services run with the malloc settings measured for them (compute's, at its default budget, the same).
+      // The orchestrator and compute: both stay up until 'down', while the trainers may have finished already.
+      for (const pid of pids.slice(0, 2)) {
+        const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_"));
+        expect(Object.fromEntries(env.map((kv) => kv.split("=")))).toEqual({ ...SERVICE_MALLOC_ENV });
+      }
 
       type Status = { state: string; workers: { workerId: string; kind: string; alive: boolean }[] };
       const running = await waitFor("compute's session to open", async () => {

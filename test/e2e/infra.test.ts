@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { parse } from "yaml";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ROOT } from "../support/processes.js";
 
 const SERVICES = ["orchestrator", "compute", "trainer", "serving"];
@@ -23,6 +23,10 @@ describe("container setup", () => {
     expect(entry).toBe(`services/${svc}/dist/main.js`);
     // The image runs the service with the heap flags pangea run and pangea serve use.
     expect(m![1]!.split(", ").filter(Boolean).map((f) => JSON.parse(f) as string)).toEqual([...SERVICE_V8_FLAGS]);
+    // And with the malloc settings they use, set once for every service in the runtime stage.
+    const runtime = text.split(/^FROM /m).find((st) => st.startsWith("node:20-bookworm-slim AS runtime\n"))!;
+    const env = Object.fromEntries([...runtime.matchAll(/^ENV (.+)$/gm)].flatMap((e) => e[1]!.split(/\s+/).map((kv) => kv.split("=") as [string, string])));
+    expect(Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith("MALLOC_")))).toEqual({ ...SERVICE_MALLOC_ENV });
     expect(existsSync(join(ROOT, entry!))).toBe(true);
     const probe = stage!.match(/"(packages\/rpc\/dist\/health-probe\.js)"/)?.[1];
     expect(probe && existsSync(join(ROOT, probe))).toBe(true);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SERVICE_V8_FLAGS } from "@pangea/kit";
-import { computeV8Flags } from "../src/launcher/local-cluster.js";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
+import { computeMallocEnv, computeV8Flags } from "../src/launcher/local-cluster.js";
 
 describe("compute's heap flags", () => {
   it("keep the services' 64 MB semi-space at the default budget and shrink it to an eighth of a small --max-memory-mb", () => {
@@ -11,5 +11,16 @@ describe("compute's heap flags", () => {
     expect(computeV8Flags([], { PANGEA_MAX_MEMORY_MB: "128" })).toContain("--max-semi-space-size=16");
     // The old-generation flag is kept as it is.
     expect(computeV8Flags(["--max-memory-mb", "64"], {})).toContain("--initial-old-space-size=256");
+  });
+});
+
+describe("compute's malloc settings", () => {
+  it("are the services' at the default budget; below it, both thresholds are an eighth of --max-memory-mb", () => {
+    expect(computeMallocEnv([], {})).toEqual(SERVICE_MALLOC_ENV);
+    expect(computeMallocEnv(["--max-memory-mb", "4096"], {})).toEqual(SERVICE_MALLOC_ENV);
+    expect(computeMallocEnv(["--max-memory-mb", "64"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
+    expect(computeMallocEnv([], { PANGEA_MAX_MEMORY_MB: "512" })).toEqual({ MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20) });
+    // Never below 1 MB, glibc's own thresholds' order of magnitude.
+    expect(computeMallocEnv(["--max-memory-mb=4"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(1 << 20), MALLOC_TRIM_THRESHOLD_: String(1 << 20) });
   });
 });

@@ -12,6 +12,7 @@ export { shardOfId } from "./ids.js";
 export { readChecked, sha256Hex } from "./checked-files.js";
 export type { FileSums } from "./checked-files.js";
 export { SERVICE_V8_FLAGS } from "./v8-flags.js";
+export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";

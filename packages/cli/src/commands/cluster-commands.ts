@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
 import { addressesLine, clusterOptions, prepareTls, type RunConfig } from "./run.js";
@@ -83,12 +83,12 @@ export async function statusCommand(address: string | undefined, json: boolean, 
  * its own, so a terminal's Ctrl-C reaches it once, through us), and the CLI exits with
  * the child's code, or 128 + the signal that ended it.
  */
-function runChild(args: string[], program?: string): Promise<number> {
+function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<string, string>> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       stdio: "inherit",
       detached: true,
-      env: program ? { ...process.env, PANGEA_CLI_PROGRAM: program } : process.env,
+      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}) },
     });
     // To the child's whole group, as a terminal would: a benchmark script's own children stop too.
     const forward = (signal: NodeJS.Signals) => {
@@ -126,8 +126,8 @@ export function exportCommand(argv: string[]): Promise<number> {
 
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
 export function serveCommand(argv: string[]): Promise<number> {
-  // The services' heap flags: fewer garbage-collection pauses in the middle of requests.
-  return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve");
+  // The services' heap settings: fewer garbage-collection pauses in the middle of requests.
+  return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve", SERVICE_MALLOC_ENV);
 }
 
 /** `pangea bench [RECORDS]`: the benchmark scripts `make bench` runs (scripts/bench.mjs, then the table benchmark). */

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget } from "@pangea/kit";
 
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -125,7 +125,8 @@ export class LocalCluster {
   }
 
   /**
-   * Every service runs with SERVICE_V8_FLAGS (the heap flags measured for them). Both output streams go straight to the log file (a file descriptor, not a
+   * Every service runs with SERVICE_V8_FLAGS and SERVICE_MALLOC_ENV (the heap settings measured for them; the caller's
+   * environment wins over the latter). Both output streams go straight to the log file (a file descriptor, not a
    * pipe), so a process keeps logging after a detached launcher has exited.
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
@@ -133,10 +134,12 @@ export class LocalCluster {
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
-    const flags = name === "compute" ? computeV8Flags(args, { ...process.env, ...this.opts.env }) : SERVICE_V8_FLAGS;
+    const env = { ...process.env, ...this.opts.env };
+    const flags = name === "compute" ? computeV8Flags(args, env) : SERVICE_V8_FLAGS;
+    const malloc = name === "compute" ? computeMallocEnv(args, env) : SERVICE_MALLOC_ENV;
     const child = spawn(process.execPath, [...flags, entry, ...args], {
       stdio: ["ignore", fd, fd],
-      env: { ...process.env, ...this.opts.env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}) },
+      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}) },
       detached: this.opts.detached ?? false,
     });
     closeSync(fd);
@@ -280,6 +283,14 @@ export function readLastLines(path: string, n: number): string[] {
   }
 }
 
+/** Compute's memory budget in MB as it will read it (--max-memory-mb, else PANGEA_MAX_MEMORY_MB, else 1024), or null when that is not a positive number (compute then refuses it). */
+function computeBudgetMb(args: readonly string[], env: NodeJS.ProcessEnv): number | null {
+  const i = args.findIndex((a) => a === "--max-memory-mb" || a.startsWith("--max-memory-mb="));
+  const given = i < 0 ? env.PANGEA_MAX_MEMORY_MB : args[i]!.includes("=") ? args[i]!.split("=")[1] : args[i + 1];
+  const mb = Number(given ?? 1024);
+  return Number.isFinite(mb) && mb > 0 ? mb : null;
+}
+
 /**
  * Compute's heap flags: SERVICE_V8_FLAGS with its young generation inside
  * --max-memory-mb. A 64 MB semi-space alone exceeds a small budget: the pass
@@ -288,10 +299,14 @@ export function readLastLines(path: string, n: number): string[] {
  * of test/e2e/streamed-data. An eighth of the budget, at most 64 MB.
  */
 export function computeV8Flags(args: readonly string[], env: NodeJS.ProcessEnv): readonly string[] {
-  const i = args.findIndex((a) => a === "--max-memory-mb" || a.startsWith("--max-memory-mb="));
-  const given = i < 0 ? env.PANGEA_MAX_MEMORY_MB : args[i]!.includes("=") ? args[i]!.split("=")[1] : args[i + 1];
-  const mb = Number(given ?? 1024);
-  if (!Number.isFinite(mb) || mb <= 0) return SERVICE_V8_FLAGS;
+  const mb = computeBudgetMb(args, env);
+  if (mb === null) return SERVICE_V8_FLAGS;
   const semiSpaceMb = Math.max(1, Math.min(64, Math.floor(mb / 8)));
   return SERVICE_V8_FLAGS.map((f) => (f.startsWith("--max-semi-space-size=") ? `--max-semi-space-size=${semiSpaceMb}` : f));
+}
+
+/** Compute's malloc settings: SERVICE_MALLOC_ENV within --max-memory-mb (freed memory kept resident at most an eighth of it). */
+export function computeMallocEnv(args: readonly string[], env: NodeJS.ProcessEnv): Readonly<Record<string, string>> {
+  const mb = computeBudgetMb(args, env);
+  return mb === null ? SERVICE_MALLOC_ENV : mallocEnvForBudget(mb);
 }

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { SERVICE_V8_FLAGS } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { Servable } from "../model/servable.js";
 import { cpuOf } from "./cpu-wait.js";
 
@@ -60,9 +60,9 @@ interface Server {
   stop: () => void;
 }
 
-// The services' heap flags: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
+// The services' heap settings: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
 async function startServing(threads: number, tls?: string): Promise<Server> {
-  const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", "--forward-threads", String(threads), ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"] });
+  const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", "--forward-threads", String(threads), ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"], env: { ...SERVICE_MALLOC_ENV, ...process.env } });
   const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string; rest: string };
   return { address: ready.address, rest: ready.rest, pid: server.pid!, stop: () => server.kill("SIGTERM") };
 }
