@@ -2,7 +2,8 @@
 // A short A/B of the DLRM Kaggle cluster (the configuration of `make
 // bench-training`'s cluster rows) between builds of two checkouts, alternated
 // within one invocation so both see the same machine load:
-//   node bench/training/cluster-ab.mjs A=/work/main B=. [--runs 3] [--trainers 2] [--shards 1] [--mode sync]
+//   node bench/training/cluster-ab.mjs A=/work/main B=. [--runs 3] [--trainers 2] [--shards 1] [--mode sync] [--model dlrm]
+// (--model: any architecture, with its default hyper-parameters; DLRM in the Kaggle widths)
 // Prints per run samples/s, held-out AUC/logloss and the trainers' time split
 // (wait / fetch / pull / compute / push, summed over trainers) and the CPU
 // seconds all the cluster's processes used (start-up included: a measure of
@@ -33,7 +34,10 @@ const steps = Math.floor((records - Math.round(records * evalFraction)) / 4096);
 const work = mkdtempSync(join(tmpdir(), "pangea-cluster-ab-"));
 const data = join(work, "criteo.tsv");
 const config = join(work, "dlrm.json");
-writeFileSync(config, JSON.stringify({ bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] }));
+const model = opt("model", "dlrm");
+const { architectureConfig } = await import(join(variants[0].root, "packages/model/dist/index.js"));
+const { name: _, ...hyper } = architectureConfig(model, model === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {});
+writeFileSync(config, JSON.stringify(hyper));
 execFileSync(process.execPath, [join(variants[0].root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });
 const extra = (opt("extra", "") || "").split(" ").filter(Boolean);
 const results = new Map(variants.map((v) => [v.name, []]));
@@ -52,7 +56,7 @@ try {
       const out = spawnSync(process.execPath, [
         join(v.root, "packages/cli/dist/main.js"), "run", "--json", "--data", data, "--eval-fraction", String(evalFraction),
         "--trainers", String(trainers), "--batch-size", String(batch), "--steps", String(steps), "--ps-shards", String(shards),
-        "--embedding-dim", "16", "--model", "dlrm", "--model-config", config, "--seed", "7",
+        "--embedding-dim", "16", "--model", model, "--model-config", config, "--seed", "7",
         "--dense-optimizer", "adagrad", "--dense-lr", "0.01", "--sparse-optimizer", "adagrad", "--sparse-lr", "0.05", "--mode", mode,
         "--log-dir", join(work, `logs-${tag}`), "--checkpoint-dir", join(work, `ckpt-${tag}`), ...extra,
       ], { cwd: v.root, encoding: "utf8", env: process.env, maxBuffer: 1 << 26 });

@@ -257,6 +257,63 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
   return NULL;
 }
 
+
+/*
+ * copyColumns(wide, wideCols, from, widths, narrow, narrowCols, narrowFrom, take, B, back):
+ * for each of B rows, slot s's take[s] columns starting `from` into its
+ * widths[s]-wide block (the blocks side by side from column `from` of the
+ * row's wideCols) go to the narrow matrix (narrowCols a row, side by side
+ * from narrowFrom), or back (back = true: narrow into wide). A memcpy per
+ * block: the embedding columns an architecture takes apart (first-order
+ * weights, vectors) are a few floats each, B x S blocks a step. Every
+ * extent is checked before a byte is copied.
+ */
+static napi_value copy_columns(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!get_args(env, info, 10, argv, "expected 10 arguments")) return NULL;
+  float *wide, *narrow;
+  int32_t *widths, *take;
+  size_t lenWide, lenNarrow, nWidths, nTake;
+  int64_t wideCols, from, narrowCols, narrowFrom, B;
+  bool back;
+  if (!get_f32(env, argv[0], "wide", &wide, &lenWide) || !get_int(env, argv[1], "wideCols", &wideCols) || !get_int(env, argv[2], "from", &from) ||
+      !get_i32(env, argv[3], "widths", &widths, &nWidths) || !get_f32(env, argv[4], "narrow", &narrow, &lenNarrow) ||
+      !get_int(env, argv[5], "narrowCols", &narrowCols) || !get_int(env, argv[6], "narrowFrom", &narrowFrom) ||
+      !get_i32(env, argv[7], "take", &take, &nTake) || !get_int(env, argv[8], "B", &B)) return NULL;
+  if (napi_get_value_bool(env, argv[9], &back) != napi_ok) {
+    throw_arg(env, "back: expected a boolean");
+    return NULL;
+  }
+  if (nTake != nWidths || wideCols < 0 || from < 0 || narrowCols < 0 || narrowFrom < 0 || B < 0) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "copyColumns: take and widths must have one entry per slot, and extents be >= 0");
+    return NULL;
+  }
+  /* One past the last column a row touches, on either side. */
+  int64_t at = from, wideEnd = from, narrowEnd = narrowFrom;
+  for (size_t s = 0; s < nTake; s++) {
+    if (take[s] < 0 || widths[s] < 0) {
+      throw_range(env, "copyColumns: slot %zu takes %d of %d columns", s, take[s], widths[s]);
+      return NULL;
+    }
+    if (at + take[s] > wideEnd) wideEnd = at + take[s];
+    at += widths[s];
+    narrowEnd += take[s];
+  }
+  if (B > 0 && nTake > 0 && (!in_bounds(env, "wide", 0, B, wideCols, wideEnd, lenWide) || !in_bounds(env, "narrow", 0, B, narrowCols, narrowEnd, lenNarrow))) return NULL;
+  for (int64_t r = 0; r < B; r++) {
+    float *w = wide + r * wideCols + from;
+    float *n = narrow + r * narrowCols + narrowFrom;
+    for (size_t s = 0; s < nTake; s++) {
+      size_t bytes = (size_t)take[s] * sizeof(float);
+      if (back) memmove(w, n, bytes);
+      else memmove(n, w, bytes);
+      w += widths[s];
+      n += take[s];
+    }
+  }
+  return NULL;
+}
+
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
@@ -709,6 +766,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
       {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"copyColumns", NULL, copy_columns, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},

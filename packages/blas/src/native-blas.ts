@@ -23,6 +23,16 @@ export interface NativeBlas {
   /** Its gradient: dst[rowOf[v]] += src[cellOf[v] (or v)]. */
   scatterAddRows(src: Float32Array, D: number, cellOf: Int32Array | null, rowOf: Int32Array, dst: Float32Array): void;
   /**
+   * For each of B rows: slot s's take[s] columns, from `from` into its widths[s]-wide
+   * block (blocks side by side from column `from` of a wideCols-wide row), copied to the
+   * narrow matrix (narrowCols a row, side by side from narrowFrom); back = true copies
+   * the other way. Extents checked first.
+   */
+  copyColumns(
+    wide: Float32Array, wideCols: number, from: number, widths: Int32Array,
+    narrow: Float32Array, narrowCols: number, narrowFrom: number, take: Int32Array, B: number, back: boolean,
+  ): void;
+  /**
    * DLRM's dot interaction over the bottom output x [B, D] and the pooled
    * embeddings em [B, S, D], each at an element offset (all may be views of
    * one heap): out[outOff + b * outStride + p] = the dot products of the pairs

@@ -129,6 +129,43 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.scatterAddRows(pooled, D, Int32Array.from([-1]), Int32Array.from([0]), back)).toThrow(/value 0: row 0 of 5 or cell 4294967295 of 3 is out of range/);
   });
 
+  it.runIf(blas)("copies each slot's columns out of its block and back, and refuses extents outside either array", () => {
+    // 3 rows of slots 1 + 2 and 1 + 3 wide (a first-order weight, then the vector), 2 spare columns in front: 9 a row.
+    const B = 3;
+    const wideCols = 9;
+    const widths = Int32Array.from([3, 4]);
+    const wide = fill(B * wideCols);
+    // Reference: the vectors (columns 1.. of each block) side by side, a narrow row of 1 spare + 5.
+    const take = Int32Array.from([2, 3]);
+    const narrow = new Float32Array(B * 6);
+    blas!.copyColumns(wide, wideCols, 2 + 1, widths, narrow, 6, 1, take, B, false);
+    const expected = new Float32Array(B * 6);
+    for (let r = 0; r < B; r++) {
+      let w = r * wideCols + 3;
+      let n = r * 6 + 1;
+      for (let s = 0; s < 2; s++) {
+        for (let k = 0; k < take[s]!; k++) expected[n + k] = wide[w + k]!;
+        w += widths[s]!;
+        n += take[s]!;
+      }
+    }
+    expect(Array.from(narrow)).toEqual(Array.from(expected));
+    // Back: the same places of a cleared wide matrix get the narrow values, nothing else is written.
+    const back = new Float32Array(B * wideCols);
+    blas!.copyColumns(back, wideCols, 3, widths, narrow, 6, 1, take, B, true);
+    for (let r = 0; r < B; r++) for (let c = 0; c < wideCols; c++) {
+      const inVector = (c >= 3 && c < 5) || (c >= 6 && c < 9);
+      expect(back[r * wideCols + c]).toBe(inVector ? wide[r * wideCols + c] : 0);
+    }
+    // A row's last block past the array's end, a negative width, mismatched lists: refused, nothing copied.
+    const untouched = new Float32Array(B * 6);
+    expect(() => blas!.copyColumns(wide, wideCols, 5, widths, untouched, 6, 1, take, B, false)).toThrow("wide: elements 0..29 are outside its array of 27");
+    expect(() => blas!.copyColumns(wide, wideCols, 3, widths, untouched, 6, 2, take, B, false)).toThrow("narrow: elements 0..19 are outside its array of 18");
+    expect(() => blas!.copyColumns(wide, wideCols, 3, Int32Array.from([3, -4]), untouched, 6, 1, take, B, false)).toThrow("copyColumns: slot 1 takes 3 of -4 columns");
+    expect(() => blas!.copyColumns(wide, wideCols, 3, Int32Array.from([3]), untouched, 6, 1, take, B, false)).toThrow("copyColumns: take and widths must have one entry per slot");
+    expect(untouched.every((x) => x === 0)).toBe(true);
+  });
+
   // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).
   it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6], [2, 8, 8], [2, 9, 32], [1, 1, 16]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
     // z [B, n, D] per sample: x is its first vector, the embeddings the other n - 1.
