@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// A short A/B of the DLRM Kaggle cluster (the configuration of `make
+// A short A/B of the DLRM Kaggle cluster, or another architecture's (the configuration of `make
 // bench-training`'s cluster rows) between builds of two checkouts, alternated
 // within one invocation so both see the same machine load:
 //   node bench/training/cluster-ab.mjs A=/work/main B=. [--runs 3] [--trainers 2] [--shards 1] [--mode sync] [--model dlrm]
@@ -33,7 +33,7 @@ const batch = 4096 / trainers;
 const steps = Math.floor((records - Math.round(records * evalFraction)) / 4096);
 const work = mkdtempSync(join(tmpdir(), "pangea-cluster-ab-"));
 const data = join(work, "criteo.tsv");
-const config = join(work, "dlrm.json");
+const config = join(work, "model.json");
 const model = opt("model", "dlrm");
 const { architectureConfig } = await import(join(variants[0].root, "packages/model/dist/index.js"));
 const { name: _, ...hyper } = architectureConfig(model, model === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {});

@@ -176,7 +176,13 @@ describe("the pangea command as a new user meets it", () => {
     const pids: number[] = [];
     try {
       // Long enough to be running when status first asks (a second after up returns); the test then waits for its end.
-      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "200", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--metrics-port", String(metricsPort)], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
+      // Compute within a 64 MB budget (its malloc thresholds scale to it); no malloc settings inherited from this process.
+      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "200", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--max-memory-mb", "64", "--metrics-port", String(metricsPort)], {
+        cwd,
+        timeoutMs: 60_000,
+        stopSignal: "SIGTERM",
+        env: { MALLOC_MMAP_THRESHOLD_: undefined, MALLOC_TRIM_THRESHOLD_: undefined },
+      });
       const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
       pids.push(...state.processes.map((p) => p.pid));
       expect(up.code).toBe(0);
@@ -187,12 +193,11 @@ describe("the pangea command as a new user meets it", () => {
       );
       const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
       expect(metrics.status).toBe(200);
-      // The services run with the malloc settings measured for them (compute's, at its default budget, the same).
+      // The services run with the malloc settings measured for them, compute's an eighth of its budget (8 MB).
       // The orchestrator and compute: both stay up until 'down', while the trainers may have finished already.
-      for (const pid of pids.slice(0, 2)) {
-        const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_"));
-        expect(Object.fromEntries(env.map((kv) => kv.split("=")))).toEqual({ ...SERVICE_MALLOC_ENV });
-      }
+      const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_")).map((kv) => kv.split("=")));
+      expect(mallocEnv(pids[0]!)).toEqual({ ...SERVICE_MALLOC_ENV });
+      expect(mallocEnv(pids[1]!)).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
 
       type Status = { state: string; workers: { workerId: string; kind: string; alive: boolean }[] };
       const running = await waitFor("compute's session to open", async () => {

@@ -99,12 +99,23 @@ static int get_i32(napi_env env, napi_value v, const char *name, int32_t **data,
 
 /* Elements a row-major matrix of `rows` x `cols` spans at leading dimension ld. */
 static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
-  return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+  if (rows == 0 || cols == 0) return 0;
+  /* Extents come from JavaScript as any int64: an overflow saturates, and in_bounds then refuses it. */
+  int64_t n;
+  if (__builtin_mul_overflow(rows - 1, ld, &n) || __builtin_add_overflow(n, cols, &n)) return INT64_MAX;
+  return n;
 }
 
 static int in_bounds(napi_env env, const char *name, int64_t offset, int64_t batch, int64_t stride, int64_t extent, size_t length) {
-  int64_t last = offset + (batch - 1) * stride + extent;
-  if (offset < 0 || stride < 0 || last > (int64_t)length) {
+  int64_t steps = 0, last = 0;
+  /* Checked arithmetic: extents near 2^63 would otherwise wrap to a small `last` and pass. */
+  if (offset < 0 || stride < 0 || extent < 0 || batch < 0 || __builtin_mul_overflow(batch > 0 ? batch - 1 : 0, stride, &steps) ||
+      __builtin_add_overflow(offset, steps, &last) || __builtin_add_overflow(last, extent, &last)) {
+    throw_range(env, "%s: offset %lld, %lld x stride %lld, extent %lld are outside its array of %zu", name, (long long)offset, (long long)batch, (long long)stride,
+                (long long)extent, length);
+    return 0;
+  }
+  if (last > (int64_t)length) {
     throw_range(env, "%s: elements %lld..%lld are outside its array of %zu", name, (long long)offset, (long long)last, length);
     return 0;
   }
@@ -284,14 +295,16 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
     throw_arg(env, "back: expected a boolean");
     return NULL;
   }
-  if (nTake != nWidths || wideCols < 0 || from < 0 || narrowCols < 0 || narrowFrom < 0 || B < 0) {
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "copyColumns: take and widths must have one entry per slot, and extents be >= 0");
+  /* Each extent within 0..INT32_MAX: the sums below (at most 2^31 terms of 2^31) then cannot overflow. */
+  if (nTake != nWidths || wideCols < 0 || from < 0 || narrowCols < 0 || narrowFrom < 0 || B < 0 || wideCols > INT32_MAX || from > INT32_MAX ||
+      narrowCols > INT32_MAX || narrowFrom > INT32_MAX || B > INT32_MAX) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "copyColumns: take and widths must have one entry per slot, and extents be 0..2^31-1");
     return NULL;
   }
   /* One past the last column a row touches, on either side. */
   int64_t at = from, wideEnd = from, narrowEnd = narrowFrom;
   for (size_t s = 0; s < nTake; s++) {
-    if (take[s] < 0 || widths[s] < 0) {
+    if (take[s] < 0 || widths[s] < 0 || take[s] > widths[s]) {
       throw_range(env, "copyColumns: slot %zu takes %d of %d columns", s, take[s], widths[s]);
       return NULL;
     }

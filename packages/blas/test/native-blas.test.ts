@@ -163,6 +163,14 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.copyColumns(wide, wideCols, 3, widths, untouched, 6, 2, take, B, false)).toThrow("narrow: elements 0..19 are outside its array of 18");
     expect(() => blas!.copyColumns(wide, wideCols, 3, Int32Array.from([3, -4]), untouched, 6, 1, take, B, false)).toThrow("copyColumns: slot 1 takes 3 of -4 columns");
     expect(() => blas!.copyColumns(wide, wideCols, 3, Int32Array.from([3]), untouched, 6, 1, take, B, false)).toThrow("copyColumns: take and widths must have one entry per slot");
+    expect(() => blas!.copyColumns(wide, wideCols, 3, widths, untouched, 6, 1, Int32Array.from([4, 3]), B, false)).toThrow("copyColumns: slot 0 takes 4 of 3 columns");
+    // Extents near 2^63 or 2^62 that would wrap around in unchecked arithmetic, on views of a larger buffer: refused, nothing read or written around them.
+    const big = new Float32Array(8192).fill(7);
+    const one = big.subarray(5000, 5001);
+    expect(() => blas!.copyColumns(one, 2 ** 62 - 1024, 0, Int32Array.from([1]), untouched, 1, 0, Int32Array.from([1]), 5, true)).toThrow(/extents be 0\.\.2\^31-1/);
+    expect(() => blas!.copyColumns(wide, wideCols, 3, widths, big.subarray(6000, 6001), 1, 2 ** 63 - 1024, Int32Array.from([1, 1]), 1, true)).toThrow(/extents be 0\.\.2\^31-1/);
+    expect(() => blas!.gemm(false, false, 1, 1, 1, one, 0, one, 0, one, 0, 3, 2 ** 62, 0, 0, null, 0, 0, false)).toThrow(/A: offset 0, 3 x stride 4611686018427387904/);
+    expect(big.every((x) => x === 7)).toBe(true);
     expect(untouched.every((x) => x === 0)).toBe(true);
   });
 

@@ -20,7 +20,8 @@ describe("compute's malloc settings", () => {
     expect(computeMallocEnv(["--max-memory-mb", "4096"], {})).toEqual(SERVICE_MALLOC_ENV);
     expect(computeMallocEnv(["--max-memory-mb", "64"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
     expect(computeMallocEnv([], { PANGEA_MAX_MEMORY_MB: "512" })).toEqual({ MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20) });
-    // Never below 1 MB, glibc's own thresholds' order of magnitude.
-    expect(computeMallocEnv(["--max-memory-mb=4"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(1 << 20), MALLOC_TRIM_THRESHOLD_: String(1 << 20) });
+    // Read as compute reads it: the last --max-memory-mb wins, an empty PANGEA_MAX_MEMORY_MB is unset.
+    expect(computeMallocEnv(["--max-memory-mb", "4096", "--max-memory-mb=64"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
+    expect(computeMallocEnv([], { PANGEA_MAX_MEMORY_MB: "" })).toEqual(SERVICE_MALLOC_ENV);
   });
 });

@@ -4,20 +4,18 @@
  * glibc reads when a process starts.
  *
  * The services move messages of several megabytes each step (a pull's rows
- * and dense weights, a push's gradients, a batch), and each is copied into
- * fresh buffers a few times on the way (gRPC's frame, the Cap'n Proto
- * segment). With glibc's defaults a buffer that large is often a fresh
- * mapping, and memory freed at the heap's top goes back to the kernel, so
- * every copy paid a page fault and the kernel's zeroing per 4 KB: measured
- * on the development machine, copying into a fresh 4.8 MB buffer ran at
- * 0.4-0.8 GB/s, into a reused one at 8-14 GB/s. Pinning both thresholds
- * (which also turns off glibc's moving threshold) serves buffers up to
- * 32 MB (glibc's largest allowed threshold) from the heap and keeps up to
- * 128 MB of freed heap mapped for the next step. In the 2-trainer DLRM
- * cluster the orchestrator's page faults halved and training ran 6-17%
- * faster (README, Training speed). A process keeps at most that much
- * freed memory resident; compute under a small --max-memory-mb scales it
- * down (mallocEnvForBudget).
+ * and dense weights, a push's gradients, a batch), and gRPC and the Cap'n
+ * Proto codec copy each into fresh buffers a few times on the way. With
+ * glibc's defaults a buffer that large is often a fresh mapping, and memory
+ * freed at the heap's top goes back to the kernel, so a copy pays a page
+ * fault and the kernel's zeroing per 4 KB: copying into a fresh 4.8 MB
+ * buffer ran at 0.4-0.8 GB/s on the development machine, into a reused one
+ * at 8-14 GB/s. Pinning both thresholds (which also turns off glibc's
+ * moving threshold) serves buffers up to 32 MB (glibc's largest allowed
+ * threshold) from the heap and keeps up to 128 MB of freed memory at the
+ * heap's top mapped for the next step (README, Training speed, has the
+ * cluster's figures). Compute under a small --max-memory-mb gets smaller
+ * thresholds (mallocEnvForBudget).
  */
 export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({
   MALLOC_MMAP_THRESHOLD_: String(32 << 20),
@@ -26,8 +24,8 @@ export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = Object.freez
 
 /**
  * SERVICE_MALLOC_ENV within a memory budget of `budgetMb`: both thresholds
- * at most an eighth of it, so the freed memory a process may keep resident
- * stays a small part of what it may use.
+ * at most an eighth of it (at least 1 MB), so the freed memory glibc keeps
+ * at the heap's top stays a small part of what the process may use.
  */
 export function mallocEnvForBudget(budgetMb: number): Readonly<Record<string, string>> {
   const cap = Math.max(1 << 20, Math.floor((budgetMb * (1 << 20)) / 8));

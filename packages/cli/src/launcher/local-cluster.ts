@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget } from "@pangea/kit";
+import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -283,11 +284,17 @@ export function readLastLines(path: string, n: number): string[] {
   }
 }
 
-/** Compute's memory budget in MB as it will read it (--max-memory-mb, else PANGEA_MAX_MEMORY_MB, else 1024), or null when that is not a positive number (compute then refuses it). */
+/**
+ * Compute's memory budget in MB as compute reads it (the last --max-memory-mb, else a non-empty
+ * PANGEA_MAX_MEMORY_MB, else its default), or null when that is not a positive number (compute then refuses it).
+ */
 function computeBudgetMb(args: readonly string[], env: NodeJS.ProcessEnv): number | null {
-  const i = args.findIndex((a) => a === "--max-memory-mb" || a.startsWith("--max-memory-mb="));
-  const given = i < 0 ? env.PANGEA_MAX_MEMORY_MB : args[i]!.includes("=") ? args[i]!.split("=")[1] : args[i + 1];
-  const mb = Number(given ?? 1024);
+  let given = env.PANGEA_MAX_MEMORY_MB || undefined;
+  args.forEach((a, i) => {
+    if (a === "--max-memory-mb") given = args[i + 1];
+    else if (a.startsWith("--max-memory-mb=")) given = a.slice("--max-memory-mb=".length);
+  });
+  const mb = Number(given ?? DEFAULT_MAX_MEMORY_MB);
   return Number.isFinite(mb) && mb > 0 ? mb : null;
 }
 
@@ -305,7 +312,7 @@ export function computeV8Flags(args: readonly string[], env: NodeJS.ProcessEnv):
   return SERVICE_V8_FLAGS.map((f) => (f.startsWith("--max-semi-space-size=") ? `--max-semi-space-size=${semiSpaceMb}` : f));
 }
 
-/** Compute's malloc settings: SERVICE_MALLOC_ENV within --max-memory-mb (freed memory kept resident at most an eighth of it). */
+/** Compute's malloc settings: SERVICE_MALLOC_ENV within --max-memory-mb (see mallocEnvForBudget). */
 export function computeMallocEnv(args: readonly string[], env: NodeJS.ProcessEnv): Readonly<Record<string, string>> {
   const mb = computeBudgetMb(args, env);
   return mb === null ? SERVICE_MALLOC_ENV : mallocEnvForBudget(mb);
