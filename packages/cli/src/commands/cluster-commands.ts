@@ -126,7 +126,7 @@ export function exportCommand(argv: string[]): Promise<number> {
 
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
 export function serveCommand(argv: string[]): Promise<number> {
-  // The services' heap settings: fewer garbage-collection pauses in the middle of requests.
+  // The services' heap settings (packages/kit: V8 flags for fewer collections mid-request, malloc thresholds for large buffers).
   return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve", SERVICE_MALLOC_ENV);
 }
 

@@ -60,7 +60,7 @@ interface Server {
   stop: () => void;
 }
 
-// The services' heap settings: fewer collections mid-request (as the Dockerfile and `pangea serve` run it).
+// The services' heap settings, as the Dockerfile and `pangea serve` run it (packages/kit: V8 flags for fewer collections mid-request, malloc thresholds for large buffers).
 async function startServing(threads: number, tls?: string): Promise<Server> {
   const server = spawn(process.execPath, [...SERVICE_V8_FLAGS, join(here, "..", "main.js"), "--model-base-path", base!, "--model-name", "bench", "--port", "0", "--rest-port", "0", "--forward-threads", String(threads), ...(tls ? ["--tls-dir", tls] : []), ...(process.env.PANGEA_BATCH_WINDOW_US ? ["--batch-window-us", process.env.PANGEA_BATCH_WINDOW_US] : [])], { stdio: ["ignore", "pipe", "ignore"], env: { ...SERVICE_MALLOC_ENV, ...process.env } });
   const ready = JSON.parse(await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once("line", resolve))) as { address: string; rest: string };
