@@ -72,11 +72,11 @@ export class ByteStream {
     readonly compression: Compression,
     expected: FileStamp | null = null,
   ) {
-    const { fd, stamp, regular } = openDataFile(path, expected);
+    const { fd, stamp } = openDataFile(path, expected);
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
     this.ino = stamp.ino;
-    this.regular = regular;
+    this.regular = stamp.regular;
     this.raw = createReadStream("", { fd, highWaterMark: READ_STEP });
     this.pieces = this.raw[Symbol.asyncIterator]();
     this.inflater = compression === "none" ? null : inflaterFor(compression);

@@ -7,6 +7,7 @@ export interface FileStamp {
   mtimeMs: number;
   /** Which file it is: a copy that keeps size and time (cp -p, rsync -t) is another inode. Not part of the cache key. */
   ino: number;
+  /** A regular file (not a pipe or device, whose size and time say nothing of what it holds). */
   regular: boolean;
 }
 
@@ -18,8 +19,6 @@ export function stampOf(st: Stats): FileStamp {
 export interface OpenedFile {
   fd: number;
   stamp: FileStamp;
-  /** A regular file (not a pipe or device, whose size and time say nothing of what it holds). */
-  regular: boolean;
 }
 
 /**
@@ -36,9 +35,9 @@ export function openDataFile(path: string, expected: FileStamp | null): OpenedFi
     throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read data file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const st = fstatSync(fd);
-  const opened: OpenedFile = { fd, stamp: stampOf(st), regular: st.isFile() };
+  const opened: OpenedFile = { fd, stamp: stampOf(st) };
   // A pipe or device says nothing of its contents by size or time; a regular file that became one has changed.
-  const change = expected && (opened.regular || expected.regular) ? describeChange(expected, opened.stamp) : null;
+  const change = expected && (opened.stamp.regular || expected.regular) ? describeChange(expected, opened.stamp) : null;
   if (change) {
     closeSync(fd);
     throw ComputeErrors.create("COMPUTE_ERR_DATA_CHANGED", `data file ${path} changed after compute started: ${change}`, { hint: "compute keys its record cache by each file's size and time; start it again once the files are complete" });
