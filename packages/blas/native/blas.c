@@ -734,6 +734,270 @@ static napi_value first_non_finite(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * The orchestrator's embedding tables (services/orchestrator, EmbeddingTable)
+ * keep their ids in an open-addressing index: 3 words a slot (id low word,
+ * id high word, row + 1; 0 = empty), linear probing from a home slot, a
+ * power-of-two capacity never more than 70% full. A table's rows are
+ * `width` floats at row * width of its weights. These kernels do a pull's or
+ * a push's per-id work for many ids at once, prefetching the index slots and
+ * rows some ids ahead: a table of millions of rows is far larger than the
+ * caches, and one id after the other waits for each miss in turn.
+ */
+#define ID_PREFETCH 12
+/* The v2 feature id's slot: bits 16..30 of the high word (packages/features, slotOfV2). */
+#define V2_SLOT_OF(hi) (((hi) >> 16) & 0x7fffu)
+#define V2_SLOTS 0x8000
+
+static inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+/* The same home slot as EmbeddingTable.home. */
+static inline uint32_t id_home(uint32_t lo, uint32_t hi, uint32_t mask) { return mix32(lo ^ mix32(hi ^ 0x27d4eb2du)) & mask; }
+
+typedef struct {
+  uint32_t *slots;
+  uint32_t mask;
+} id_index;
+
+/* A JavaScript array of typed arrays of one type: *data and *lengths are
+ * malloc'd, one entry each (the caller frees *data, which holds both). */
+static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void ***data, size_t **lengths,
+                          uint32_t *count) {
+  bool is_array = false;
+  napi_is_array(env, v, &is_array);
+  if (!is_array || napi_get_array_length(env, v, count) != napi_ok) {
+    throw_arg(env, "%s: expected an array, each %s", name, what);
+    return 0;
+  }
+  if (*count > V2_SLOTS) {
+    throw_range(env, "%s: %u entries, at most one per slot (%d)", name, *count, V2_SLOTS);
+    return 0;
+  }
+  void *block = malloc((size_t)(*count ? *count : 1) * (sizeof(void *) + sizeof(size_t)));
+  if (!block) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
+    return 0;
+  }
+  *data = (void **)block;
+  *lengths = (size_t *)((char *)block + (size_t)(*count ? *count : 1) * sizeof(void *));
+  for (uint32_t i = 0; i < *count; i++) {
+    napi_value e;
+    char label[64];
+    snprintf(label, sizeof label, "%s[%u]", name, i);
+    if (napi_get_element(env, v, i, &e) != napi_ok || !get_typed(env, e, label, want, what, &(*data)[i], &(*lengths)[i])) {
+      free(block);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int get_u32(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *length) {
+  return get_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)data, length);
+}
+
+/*
+ * findRows(indexes, tableOfSlot, ids, count, rows, tables): for each of
+ * `count` ids (word pairs in ids), its table t = tableOfSlot[slot of the id]
+ * (-1: none) and its row in indexes[t], or -1 where it has none; written to
+ * tables[i] and rows[i]. Reads only.
+ */
+static napi_value find_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv, "findRows: expected 6 arguments")) return NULL;
+  int32_t *tableOfSlot, *rows, *tables;
+  uint32_t *ids;
+  size_t nSlots, nIds, nRows, nTables;
+  int64_t count;
+  if (!get_i32(env, argv[1], "tableOfSlot", &tableOfSlot, &nSlots) || !get_u32(env, argv[2], "ids", &ids, &nIds) || !get_int(env, argv[3], "count", &count) ||
+      !get_i32(env, argv[4], "rows", &rows, &nRows) || !get_i32(env, argv[5], "tables", &tables, &nTables))
+    return NULL;
+  if (nSlots < V2_SLOTS || count < 0 || (uint64_t)count * 2 > nIds || (uint64_t)count > nRows || (uint64_t)count > nTables) {
+    throw_range(env, "findRows: tableOfSlot needs %d entries (has %zu), ids 2 x count words (%zu for %lld), rows and tables count entries (%zu, %zu)", V2_SLOTS,
+                nSlots, nIds, (long long)count, nRows, nTables);
+    return NULL;
+  }
+  void **ptrs;
+  size_t *lens;
+  uint32_t nIdx;
+  if (!get_typed_list(env, argv[0], "indexes", napi_uint32_array, "a Uint32Array", &ptrs, &lens, &nIdx)) return NULL;
+  /* Each index's mask, in the lengths' place. */
+  for (uint32_t t = 0; t < nIdx; t++) {
+    size_t cap = lens[t] / 3;
+    if (lens[t] % 3 != 0 || cap == 0 || (cap & (cap - 1)) != 0 || cap > 0x80000000u) {
+      throw_range(env, "findRows: indexes[%u] has %zu words, expected 3 x a power of two", t, lens[t]);
+      free(ptrs);
+      return NULL;
+    }
+    lens[t] = cap - 1;
+  }
+  for (int64_t i = 0; i < count; i++) {
+    int32_t t = tableOfSlot[V2_SLOT_OF(ids[2 * i + 1])];
+    if (t >= (int32_t)nIdx) {
+      throw_range(env, "findRows: id %lld's slot maps to table %d of %u", (long long)i, t, nIdx);
+      free(ptrs);
+      return NULL;
+    }
+  }
+  /* homes[i % ID_PREFETCH]: the home slot of id i, computed (and its line prefetched) ID_PREFETCH ids ahead. */
+  uint32_t homes[ID_PREFETCH];
+  for (int64_t i = 0; i < count + ID_PREFETCH; i++) {
+    /* Id j's probe first: homes[j % ID_PREFETCH] is id i's place next. */
+    int64_t j = i - ID_PREFETCH;
+    if (j >= 0) {
+      uint32_t lo = ids[2 * j], hi = ids[2 * j + 1];
+      int32_t t = tableOfSlot[V2_SLOT_OF(hi)];
+      tables[j] = t < 0 ? -1 : t;
+      rows[j] = -1;
+      if (t >= 0) {
+        const uint32_t *s = (const uint32_t *)ptrs[t];
+        uint32_t mask = (uint32_t)lens[t], at = homes[j % ID_PREFETCH];
+        /* At most a full circle: a well-formed index always has an empty slot, a malformed one must not loop forever. */
+        for (uint64_t probes = 0; probes <= mask; probes++) {
+          const uint32_t *e = s + 3 * (size_t)at;
+          if (e[2] == 0) break;
+          if (e[0] == lo && e[1] == hi) {
+            rows[j] = e[2] - 1 > INT32_MAX ? -1 : (int32_t)(e[2] - 1);
+            break;
+          }
+          at = (at + 1) & mask;
+        }
+      }
+    }
+    if (i < count) {
+      uint32_t lo = ids[2 * i], hi = ids[2 * i + 1];
+      int32_t t = tableOfSlot[V2_SLOT_OF(hi)];
+      if (t >= 0) {
+        uint32_t h = id_home(lo, hi, (uint32_t)lens[t]);
+        homes[i % ID_PREFETCH] = h;
+        __builtin_prefetch((const uint32_t *)ptrs[t] + 3 * (size_t)h);
+      }
+    }
+  }
+  free(ptrs);
+  return NULL;
+}
+
+/*
+ * readRows(weights, tables, rows, count, offsets, out): copies id i's row
+ * (rows[i] of weights[tables[i]], offsets[i + 1] - offsets[i] floats wide)
+ * to out[offsets[i]..offsets[i + 1]), or zeros where the id has no row
+ * (rows[i] or tables[i] < 0). Every extent is checked before a float is written.
+ */
+static napi_value read_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv, "readRows: expected 6 arguments")) return NULL;
+  int32_t *tables, *rows, *offsets;
+  float *out;
+  size_t nTables, nRows, nOffsets, nOut;
+  int64_t count;
+  if (!get_i32(env, argv[1], "tables", &tables, &nTables) || !get_i32(env, argv[2], "rows", &rows, &nRows) || !get_int(env, argv[3], "count", &count) ||
+      !get_i32(env, argv[4], "offsets", &offsets, &nOffsets) || !get_f32(env, argv[5], "out", &out, &nOut))
+    return NULL;
+  if (count < 0 || (uint64_t)count > nTables || (uint64_t)count > nRows || (uint64_t)count + 1 > nOffsets) {
+    throw_range(env, "readRows: tables and rows need count entries, offsets count + 1 (%zu, %zu, %zu for %lld)", nTables, nRows, nOffsets, (long long)count);
+    return NULL;
+  }
+  if (offsets[0] < 0 || (size_t)offsets[count] > nOut) {
+    throw_range(env, "readRows: offsets %d..%d are outside out's %zu floats", offsets[0], offsets[count], nOut);
+    return NULL;
+  }
+  void **ptrs;
+  size_t *lens;
+  uint32_t nW;
+  if (!get_typed_list(env, argv[0], "weights", napi_float32_array, "a Float32Array", &ptrs, &lens, &nW)) return NULL;
+  for (int64_t i = 0; i < count; i++) {
+    int32_t w = offsets[i + 1] - offsets[i], t = tables[i], r = rows[i];
+    if (offsets[i + 1] < offsets[i]) {
+      throw_range(env, "readRows: offsets[%lld] %d is below offsets[%lld] %d", (long long)(i + 1), offsets[i + 1], (long long)i, offsets[i]);
+      free(ptrs);
+      return NULL;
+    }
+    if (t >= (int32_t)nW || (t >= 0 && r >= 0 && ((uint64_t)r + 1) * (uint64_t)w > lens[t])) {
+      throw_range(env, "readRows: id %lld's row %d (%d floats) of table %d is outside its weights", (long long)i, r, w, t);
+      free(ptrs);
+      return NULL;
+    }
+  }
+  for (int64_t i = 0; i < count; i++) {
+    int64_t k = i + ID_PREFETCH;
+    if (k < count && tables[k] >= 0 && rows[k] >= 0) {
+      const float *p = (const float *)ptrs[tables[k]] + (size_t)rows[k] * (size_t)(offsets[k + 1] - offsets[k]);
+      __builtin_prefetch(p);
+      __builtin_prefetch(p + 15);
+    }
+    int32_t w = offsets[i + 1] - offsets[i], t = tables[i], r = rows[i];
+    float *dst = out + offsets[i];
+    if (t < 0 || r < 0) memset(dst, 0, (size_t)w * sizeof(float));
+    else memcpy(dst, (const float *)ptrs[t] + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
+  }
+  free(ptrs);
+  return NULL;
+}
+
+/*
+ * adagradRows(w, state, lastUpdate, dim, rows, count, sums, workers, lr, wd, now):
+ * the sparse Adagrad of services/orchestrator (sparse-optimizers) on `count`
+ * rows of one table: row rows[i] takes g = sums[i * dim + k] / workers
+ * (rounded to float, as the JavaScript stores it), g' = g + wd w,
+ * n = state + g'^2, state = n, w -= lr g' / sqrt(n), in double precision with
+ * each stored result rounded to float, the operations and order of the
+ * JavaScript version (the same bits; C11 mode, no contraction); its last
+ * update is stamped `now`. Every row is checked before one is changed.
+ */
+static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!get_args(env, info, 11, argv, "adagradRows: expected 11 arguments")) return NULL;
+  float *w, *state, *sums;
+  uint32_t *last;
+  int32_t *rows;
+  size_t nw, ns, nl, nr, ng;
+  int64_t dim, count, now;
+  double workers, lr, wd;
+  if (!get_f32(env, argv[0], "w", &w, &nw) || !get_f32(env, argv[1], "state", &state, &ns) || !get_u32(env, argv[2], "lastUpdate", &last, &nl) ||
+      !get_int(env, argv[3], "dim", &dim) || !get_i32(env, argv[4], "rows", &rows, &nr) || !get_int(env, argv[5], "count", &count) ||
+      !get_f32(env, argv[6], "sums", &sums, &ng) || !get_double(env, argv[7], "workers", &workers) || !get_double(env, argv[8], "lr", &lr) ||
+      !get_double(env, argv[9], "wd", &wd) || !get_int(env, argv[10], "now", &now))
+    return NULL;
+  if (dim < 1 || dim > INT32_MAX || count < 0 || (uint64_t)count > nr || (uint64_t)count * (uint64_t)dim > ng || now < 0 || now > UINT32_MAX) {
+    throw_range(env, "adagradRows: dim %lld, count %lld: rows needs count entries (%zu), sums count x dim (%zu); now %lld", (long long)dim, (long long)count, nr, ng,
+                (long long)now);
+    return NULL;
+  }
+  for (int64_t i = 0; i < count; i++) {
+    uint64_t end = ((uint64_t)(uint32_t)rows[i] + 1) * (uint64_t)dim;
+    if (rows[i] < 0 || end > nw || end > ns || (size_t)rows[i] >= nl) {
+      throw_range(env, "adagradRows: row %d is outside the table (%zu weights, %zu state, %zu stamps)", rows[i], nw, ns, nl);
+      return NULL;
+    }
+  }
+  for (int64_t i = 0; i < count; i++) {
+    int64_t k = i + ID_PREFETCH;
+    if (k < count) {
+      __builtin_prefetch(w + (size_t)rows[k] * dim, 1);
+      __builtin_prefetch(state + (size_t)rows[k] * dim, 1);
+    }
+    float *wr = w + (size_t)rows[i] * dim, *sr = state + (size_t)rows[i] * dim;
+    const float *g = sums + (size_t)i * dim;
+    for (int64_t d = 0; d < dim; d++) {
+      const float mean = (float)((double)g[d] / workers);
+      const double gi = (double)mean + wd * (double)wr[d];
+      const double n = (double)sr[d] + gi * gi;
+      sr[d] = (float)n;
+      wr[d] = (float)((double)wr[d] - (lr * gi) / sqrt(n));
+    }
+    last[rows[i]] = (uint32_t)now;
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "setThreads: expected 1 argument")) return NULL;
@@ -786,6 +1050,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"adagrad", NULL, adagrad, NULL, NULL, NULL, napi_default, NULL},
       {"addInto", NULL, add_into, NULL, NULL, NULL, napi_default, NULL},
       {"firstNonFinite", NULL, first_non_finite, NULL, NULL, NULL, napi_default, NULL},
+      {"findRows", NULL, find_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"readRows", NULL, read_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"adagradRows", NULL, adagrad_rows, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

@@ -65,6 +65,21 @@ export interface NativeBlas {
   addInto(dst: Float32Array, src: Float32Array): void;
   /** The index of the first NaN or infinity, or -1. */
   firstNonFinite(a: Float32Array): number;
+  /**
+   * The orchestrator's embedding-table lookups, many ids at once (native/blas.c
+   * says the index layout): id i's table tables[i] = tableOfSlot[its v2 slot]
+   * (-1: none) and its row in indexes[table] (-1: absent). Reads only.
+   */
+  findRows(indexes: readonly Uint32Array[], tableOfSlot: Int32Array, ids: Uint32Array, count: number, rows: Int32Array, tables: Int32Array): void;
+  /** out[offsets[i]..offsets[i+1]) = row rows[i] of weights[tables[i]] (that many floats wide), zeros where either is -1. */
+  readRows(weights: readonly Float32Array[], tables: Int32Array, rows: Int32Array, count: number, offsets: Int32Array, out: Float32Array): void;
+  /**
+   * The orchestrator's sparse Adagrad on `count` rows of one table: row rows[i]
+   * takes the gradient sums[i*dim..] / workers (rounded to float), g' = g + wd w,
+   * state += g'^2, w -= lr g' / sqrt(state), stamping lastUpdate[row] = now; the
+   * bits of the JavaScript loop.
+   */
+  adagradRows(w: Float32Array, state: Float32Array, lastUpdate: Uint32Array, dim: number, rows: Int32Array, count: number, sums: Float32Array, workers: number, lr: number, wd: number, now: number): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

@@ -288,6 +288,85 @@ describe("@pangea/blas native addon", () => {
     expect(blas!.firstNonFinite(Float32Array.from([NaN]))).toBe(0);
   });
 
+  it.runIf(blas)("finds ids' rows in embedding-table indexes, and stops on a full index without the id", () => {
+    // Capacity 4 (12 words: lo, hi, row + 1 a slot). Id (5, slot 3) fills every slot of index 0 (found from any home);
+    // index 1 is empty; index 2 is full of another id (no empty slot: the probe must still end).
+    const hi = 3 << 16;
+    const full = Uint32Array.from({ length: 12 }, (_, i) => [5, hi, 8][i % 3]!);
+    const empty = new Uint32Array(12);
+    const other = Uint32Array.from({ length: 12 }, (_, i) => [6, hi, 2][i % 3]!);
+    const tableOfSlot = new Int32Array(0x8000).fill(-1);
+    tableOfSlot[3] = 0;
+    const ids = Uint32Array.from([5, hi, 9, hi, 5, 4 << 16]);
+    const rows = new Int32Array(3);
+    const tables = new Int32Array(3);
+    blas!.findRows([full, empty, other], tableOfSlot, ids, 3, rows, tables);
+    expect([...rows, ...tables]).toEqual([7, -1, -1, 0, 0, -1]);
+    tableOfSlot[3] = 1;
+    blas!.findRows([full, empty, other], tableOfSlot, ids, 2, rows, tables);
+    expect([...rows.subarray(0, 2), ...tables.subarray(0, 2)]).toEqual([-1, -1, 1, 1]);
+    tableOfSlot[3] = 2;
+    blas!.findRows([full, empty, other], tableOfSlot, ids, 1, rows, tables);
+    expect(rows[0]).toBe(-1);
+    expect(() => blas!.findRows([full, new Uint32Array(9)], tableOfSlot, ids, 1, rows, tables)).toThrow("findRows: indexes[1] has 9 words, expected 3 x a power of two");
+    expect(() => blas!.findRows([full], tableOfSlot, ids, 1, rows, tables)).toThrow("findRows: id 0's slot maps to table 2 of 1");
+    expect(() => blas!.findRows([full], new Int32Array(16), ids, 1, rows, tables)).toThrow("findRows: tableOfSlot needs 32768 entries");
+    expect(() => blas!.findRows([full], tableOfSlot, ids, 4, rows, tables)).toThrow("ids 2 x count words (6 for 4)");
+    expect(() => blas!.findRows([full as unknown as Uint32Array, new Float32Array(12) as unknown as Uint32Array], tableOfSlot, ids, 1, rows, tables)).toThrow("indexes[1]: expected a Uint32Array");
+  });
+
+  it.runIf(blas)("copies rows of several widths out of several tables, zeros where an id has none; checks every extent first", () => {
+    const a = Float32Array.from({ length: 12 }, (_, i) => i + 1); // 4 rows of 3
+    const b = Float32Array.from({ length: 10 }, (_, i) => 100 + i); // 2 rows of 5
+    const tables = Int32Array.from([1, 0, -1, 0]);
+    const rows = Int32Array.from([1, 3, 0, -1]);
+    const offsets = Int32Array.from([0, 5, 8, 10, 13]);
+    const out = new Float32Array(13).fill(-7);
+    blas!.readRows([a, b], tables, rows, 4, offsets, out);
+    expect(Array.from(out)).toEqual([105, 106, 107, 108, 109, 10, 11, 12, 0, 0, 0, 0, 0]);
+    out.fill(-7);
+    expect(() => blas!.readRows([a, b], Int32Array.from([1, 0, -1, 0]), Int32Array.from([2, 3, 0, -1]), 4, offsets, out)).toThrow("readRows: id 0's row 2 (5 floats) of table 1 is outside its weights");
+    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 8, 10, 14]), out)).toThrow("readRows: offsets 0..14 are outside out's 13 floats");
+    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 4, 10, 13]), out)).toThrow("readRows: offsets[2] 4 is below offsets[1] 5");
+    expect(() => blas!.readRows([a], tables, rows, 4, offsets, out)).toThrow("table 1 is outside its weights");
+    expect(out.every((v) => v === -7)).toBe(true);
+  });
+
+  it.runIf(blas)("applies sparse Adagrad to many rows with the JavaScript loop's bits; refuses a row outside the table before changing any", () => {
+    const dim = 5;
+    const rowsN = 6;
+    const w = fill(rowsN * dim);
+    const state = Float32Array.from({ length: rowsN * dim }, () => 0.1 + Math.abs(rand()));
+    const last = new Uint32Array(rowsN);
+    const rows = Int32Array.from([4, 0, 2]);
+    const sums = fill(3 * dim);
+    sums[0] = -0;
+    sums[1] = 0;
+    for (const wd of [0, 0.01]) {
+      const jw = w.slice();
+      const js = state.slice();
+      const lr = 0.05;
+      const workers = 3;
+      rows.forEach((row, i) => {
+        for (let k = 0; k < dim; k++) {
+          const g = Math.fround(sums[i * dim + k]! / workers);
+          const gi = g + wd * jw[row * dim + k]!;
+          const n = js[row * dim + k]! + gi * gi;
+          js[row * dim + k] = n;
+          jw[row * dim + k]! -= (lr * gi) / Math.sqrt(n);
+        }
+      });
+      blas!.adagradRows(w, state, last, dim, rows, 3, sums, workers, lr, wd, 1234);
+      expect(Array.from(w)).toEqual(Array.from(jw));
+      expect(Array.from(state)).toEqual(Array.from(js));
+      expect(Array.from(last)).toEqual([1234, 0, 1234, 0, 1234, 0]);
+    }
+    const before = w.slice();
+    expect(() => blas!.adagradRows(w, state, last, dim, Int32Array.from([0, 6]), 2, sums, 1, 0.05, 0, 1)).toThrow("adagradRows: row 6 is outside the table");
+    expect(() => blas!.adagradRows(w, state, last, dim, rows, 4, sums, 1, 0.05, 0, 1)).toThrow("rows needs count entries (3)");
+    expect(Array.from(w)).toEqual(Array.from(before));
+  });
+
   it.runIf(blas)("counts the flops and time it spends", () => {
     const [s0, f0] = blas!.counters();
     blas!.gemm(false, false, 8, 8, 8, fill(64), 0, fill(64), 0, new Float32Array(64), 0, 1, 0, 0, 0, null, 0, 0, false);

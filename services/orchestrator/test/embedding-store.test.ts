@@ -35,6 +35,68 @@ describe("EmbeddingStore", () => {
     }
   });
 
+  it("a pull's many ids at once (readMany, on the addon when built) read, create, filter and count exactly as read() one at a time", () => {
+    // Two stores fed the same pulls: one by readMany, one id at a time. Slots of two widths, one with an occurrence
+    // threshold, ids repeated within a pull, new ids mixed with known ones, a slot whose table appears mid-pull, read-only pulls.
+    const perSlot = new Map([[7, { ...base, dim: 2 }], [5, { ...base, occurrenceThreshold: 2 }]]);
+    const many = new EmbeddingStore(base, perSlot, 3);
+    const one = new EmbeddingStore(base, perSlot, 3);
+    let seed = 11;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+    for (let pull = 0; pull < 12; pull++) {
+      const n = 200 + (next() % 300);
+      const words: number[] = [];
+      for (let i = 0; i < n; i++) words.push(...id([3, 5, 7, 9 + (pull % 3)][next() % 4]!, next() % 900));
+      const ids = Uint32Array.from(words);
+      const readOnly = pull % 4 === 3;
+      const { offsets } = many.rowOffsets(ids, n);
+      const a = new Float32Array(offsets[n]!).fill(5);
+      const b = new Float32Array(offsets[n]!).fill(5);
+      many.readMany(ids, n, readOnly, a, offsets);
+      for (let i = 0; i < n; i++) one.read(ids[2 * i]!, ids[2 * i + 1]!, readOnly, b, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      expect(a).toEqual(b);
+      expect(many.stats()).toEqual(one.stats());
+    }
+    // The same rows, in the same row order, in every table.
+    for (const [slot, t] of one.tables) {
+      const u = many.tables.get(slot)!;
+      expect(u.rowIds.subarray(0, 2 * u.size)).toEqual(t.rowIds.subarray(0, 2 * t.size));
+      expect(u.weights.subarray(0, u.size * u.dim)).toEqual(t.weights.subarray(0, t.size * t.dim));
+    }
+    // findRows answers what find() answers, id by id, with each table's number.
+    const probe = Uint32Array.from([...id(3, 1), ...id(3, 100_000), ...id(7, 5), ...id(12, 5), ...id(5, 3)]);
+    const found = many.findRows(probe, 5);
+    for (let i = 0; i < 5; i++) {
+      const t = many.tables.get(probe[2 * i + 1]! >>> 16);
+      expect(found.tables[i]).toBe(t ? [...many.tables.values()].indexOf(t) : -1);
+      if (t) expect(many.tableAt(found.tables[i]!)).toBe(t);
+      expect(found.rows[i]).toBe(t ? t.find(probe[2 * i]!, probe[2 * i + 1]!) : -1);
+    }
+    // A width that disagrees with the table's is refused, as read() refuses it.
+    expect(() => many.readMany(Uint32Array.from(id(7, 5)), 1, false, new Float32Array(4), Int32Array.from([0, 4]))).toThrow("slot 7 has embedding dim 2, the request reads 4");
+  });
+
+  it("a step's rows updated at once (applyMeans, Adagrad on the addon when built) get the bits of the optimizer's own loop, with and without L2", () => {
+    for (const l2 of [0, 0.02]) {
+      const cfg = { ...base, hyper: { ...base.hyper, l2 } };
+      const a = new EmbeddingStore(cfg, new Map(), 1).table(3);
+      const b = new EmbeddingStore(cfg, new Map(), 1).table(3);
+      for (let h = 0; h < 50; h++) {
+        a.findOrInsert(h, 3 << 16);
+        b.findOrInsert(h, 3 << 16);
+      }
+      const rows = Int32Array.from([7, 0, 49, 13]);
+      const sums = Float32Array.from({ length: 4 * a.dim }, (_, k) => (k % 5 === 0 ? -0 : Math.sin(k) * 3));
+      const now = a.clock();
+      a.applyMeans(rows, 4, sums.slice(), 2, now);
+      const mean = sums.map((x) => x / 2);
+      rows.forEach((row, i) => b.applyGradient(row, mean, i * b.dim, now));
+      expect(a.weights).toEqual(b.weights);
+      expect(a.state).toEqual(b.state);
+      expect(a.lastUpdate).toEqual(b.lastUpdate);
+    }
+  });
+
   it("keeps one table per slot, each with its own optimizer", () => {
     const store = new EmbeddingStore(base, new Map([[7, { ...base, optimizer: "ftrl" }]]), 1);
     store.rowForTraining(...id(3, 1));

@@ -1,6 +1,5 @@
 import type { EmbeddingTable } from "../embeddings/embedding-table.js";
-import { slotOfV2 } from "@pangea/features";
-import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import type { EmbeddingStore, FoundRows } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
@@ -56,6 +55,10 @@ export class GradientAggregator {
   /** sync/hybrid: the step's batches so far, summed in batch order when it ends. */
   private pending: WorkerGradients[] = [];
   private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
+  /** The accumulators by table number (findRows'), beside `sparse`'s by table. */
+  private readonly byTable: (RowAccumulator | undefined)[] = [];
+  /** findRows' answer buffers, reused push after push. */
+  private found: FoundRows | undefined;
   /** Optimizer updates of the dense parameters so far (the parameter version). */
   version: number;
 
@@ -153,28 +156,29 @@ export class GradientAggregator {
 
   private accumulateSparse(g: WorkerGradients): void {
     const ids = g.sparseIds.length / 2;
+    const { rows, tables } = (this.found = this.store.findRows(g.sparseIds, ids, this.found));
     // Rows side by side, each its slot's width (validate checked the total).
     for (let i = 0, at = 0; i < ids; i++) {
-      const lo = g.sparseIds[2 * i]!;
-      const hi = g.sparseIds[2 * i + 1]!;
-      const width = this.store.widthOf(hi);
+      const n = tables[i]!;
+      const width = n >= 0 ? this.store.tableAt(n).dim : this.store.widthOf(g.sparseIds[2 * i + 1]!);
       const from = at;
       at += width;
-      const table = this.store.tables.get(slotOfV2(hi));
       // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
-      const row = table ? table.find(lo, hi) : -1;
+      const row = rows[i]!;
       if (row < 0) continue;
       if (firstOutside(g.sparseGrads, this.maxAbs, from, from + width) >= 0) {
         this.store.rejectGradient();
         continue;
       }
-      this.accumulatorOf(table!).add(row, g.sparseGrads, from);
+      (this.byTable[n] ?? this.accumulatorOf(n)).add(row, g.sparseGrads, from);
     }
   }
 
-  private accumulatorOf(table: EmbeddingTable): RowAccumulator {
+  private accumulatorOf(n: number): RowAccumulator {
+    const table = this.store.tableAt(n);
     let a = this.sparse.get(table);
     if (!a) this.sparse.set(table, (a = new RowAccumulator(table.dim)));
+    this.byTable[n] = a;
     return a;
   }
 }
@@ -199,7 +203,9 @@ function firstOutside(a: Float32Array, max: number, from = 0, to = a.length): nu
  */
 class RowAccumulator {
   private rowSlot = new Int32Array(0);
-  private touched: number[] = [];
+  /** The rows summed so far, in first-touch order: sum's row i belongs to touched[i]. */
+  private touched = new Int32Array(1024);
+  private count = 0;
   private sum = new Float32Array(0);
 
   constructor(private readonly dim: number) {}
@@ -213,8 +219,13 @@ class RowAccumulator {
     }
     let slot = this.rowSlot[row]!;
     if (slot < 0) {
-      slot = this.touched.length;
-      this.touched.push(row);
+      slot = this.count++;
+      if (slot === this.touched.length) {
+        const grown = new Int32Array(this.touched.length * 2);
+        grown.set(this.touched);
+        this.touched = grown;
+      }
+      this.touched[slot] = row;
       this.rowSlot[row] = slot;
       if ((slot + 1) * dim > this.sum.length) {
         const grown = new Float32Array(Math.max((slot + 1) * dim, this.sum.length * 2));
@@ -229,13 +240,8 @@ class RowAccumulator {
 
   /** Applies each touched row's mean over `workers` and resets for the next step. */
   applyMean(table: EmbeddingTable, workers: number): void {
-    const dim = this.dim;
-    for (let k = 0; k < this.touched.length * dim; k++) this.sum[k]! /= workers;
-    const now = table.clock();
-    this.touched.forEach((row, slot) => {
-      table.applyGradient(row, this.sum, slot * dim, now);
-      this.rowSlot[row] = -1;
-    });
-    this.touched = [];
+    table.applyMeans(this.touched, this.count, this.sum, workers, table.clock());
+    for (let i = 0; i < this.count; i++) this.rowSlot[this.touched[i]!] = -1;
+    this.count = 0;
   }
 }

@@ -3,8 +3,17 @@ import { OrchestratorErrors } from "../errors.js";
 import { EmbeddingTable } from "./embedding-table.js";
 import { FrequencyFilter } from "./frequency-filter.js";
 import type { Initializer } from "./initializer.js";
-import { slotOfV2 } from "@pangea/features";
+import { slotOfV2, V2_MAX_SLOT } from "@pangea/features";
 import type { Pooling } from "@pangea/model";
+import { nativeBlas } from "@pangea/blas";
+
+const blas = nativeBlas().blas;
+
+/** Where many ids' rows are: rows[i] in tables[i] (a table number, EmbeddingStore.tableAt), -1 where absent. */
+export interface FoundRows {
+  rows: Int32Array;
+  tables: Int32Array;
+}
 
 /** What a slot's table is made of, as Monolith configures each slot. */
 export interface SlotConfig {
@@ -63,6 +72,9 @@ export interface StoreCounters {
  */
 export class EmbeddingStore {
   readonly tables = new Map<number, EmbeddingTable>();
+  /** The tables by number, in the order they were made (tables are never removed), and each slot's number (-1: none yet). */
+  private readonly tableList: EmbeddingTable[] = [];
+  private readonly tableOfSlot = new Int32Array(V2_MAX_SLOT + 1).fill(-1);
   readonly filter = new FrequencyFilter();
   private readonly evictedBySlot = new Map<number, number>();
   /** Evicted ids since the store started, as word pairs, for serving to drop. */
@@ -132,6 +144,8 @@ export class EmbeddingStore {
       t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
       if (this.tracking) t.trackChanges();
       this.tables.set(slot, t);
+      this.tableOfSlot[slot] = this.tableList.length;
+      this.tableList.push(t);
     }
     return t;
   }
@@ -175,6 +189,63 @@ export class EmbeddingStore {
       this.admittedBySlot.set(slot, (this.admittedBySlot.get(slot) ?? 0) + 1);
     }
     return row;
+  }
+
+  /** Table number n of findRows' answers. */
+  tableAt(n: number): EmbeddingTable {
+    return this.tableList[n]!;
+  }
+
+  /**
+   * The rows of many ids as they stand (nothing created, nothing counted):
+   * on the addon when built (prefetching some ids ahead: the per-id cost of a
+   * large table is its cache misses), else a find each.
+   */
+  findRows(ids: Uint32Array, count: number, into?: FoundRows): FoundRows {
+    const found = into && into.rows.length >= count ? into : { rows: new Int32Array(count), tables: new Int32Array(count) };
+    if (blas) {
+      blas.findRows(this.tableList.map((t) => t.index), this.tableOfSlot, ids, count, found.rows, found.tables);
+      return found;
+    }
+    for (let i = 0; i < count; i++) {
+      const n = this.tableOfSlot[slotOfV2(ids[2 * i + 1]!)]!;
+      found.tables[i] = n;
+      found.rows[i] = n < 0 ? -1 : this.tableList[n]!.find(ids[2 * i]!, ids[2 * i + 1]!);
+    }
+    return found;
+  }
+
+  /**
+   * A pull's rows: id i's row into out[offsets[i]..offsets[i+1]) (offsets
+   * from rowOffsets), as read() does one at a time. Ids with rows are found
+   * and copied at once; the others (new ids, filtered ones, unknown slots)
+   * go through read() in request order, so rows are created, counted and
+   * refused exactly as one by one.
+   */
+  readMany(ids: Uint32Array, count: number, readOnly: boolean, out: Float32Array, offsets: Int32Array): void {
+    const found = this.findRows(ids, count);
+    if (!blas) {
+      for (let i = 0; i < count; i++) this.read(ids[2 * i]!, ids[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      return;
+    }
+    const { rows, tables } = found;
+    for (let i = 0; i < count; i++) {
+      if (rows[i]! >= 0) {
+        const t = this.tableList[tables[i]!]!;
+        if (offsets[i + 1]! - offsets[i]! !== t.dim) {
+          throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slotOfV2(ids[2 * i + 1]!)} has embedding dim ${t.dim}, the request reads ${offsets[i + 1]! - offsets[i]!}`);
+        }
+        continue;
+      }
+      const lo = ids[2 * i]!;
+      const hi = ids[2 * i + 1]!;
+      this.read(lo, hi, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      // What read() found or made, for the copy below (a filtered or read-only unknown id stays -1: zeros).
+      const n = this.tableOfSlot[slotOfV2(hi)]!;
+      tables[i] = n;
+      rows[i] = n < 0 || readOnly ? -1 : this.tableList[n]!.find(lo, hi);
+    }
+    blas.readRows(this.tableList.map((t) => t.weights), tables, rows, count, offsets, out);
   }
 
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */

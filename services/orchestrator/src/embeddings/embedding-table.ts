@@ -1,4 +1,5 @@
 import { mix32 } from "@pangea/kit";
+import { nativeBlas } from "@pangea/blas";
 import type { SparseOptimizer } from "../optim/sparse-optimizers.js";
 import { DEFAULT_INITIALIZER, initialize, type Initializer } from "./initializer.js";
 
@@ -72,6 +73,11 @@ export class EmbeddingTable {
     this.slots[at + 2] = row + 1;
   }
 
+  /** The id index itself (3 words a slot: lo, hi, row + 1), for the addon's many-id lookups; replaced when the table rehashes. */
+  get index(): Uint32Array {
+    return this.slots;
+  }
+
   /** Row of an id, or -1. */
   find(lo: number, hi: number): number {
     return this.rowAt(this.slotOf(lo, hi));
@@ -112,6 +118,27 @@ export class EmbeddingTable {
     this.optimizer.apply(this.weights, row * this.dim, this.state, row * this.stateSize, g, gAt, this.dim);
     this.lastUpdate[row] = now;
     if (this.dirty) this.markDirty(row);
+  }
+
+  /**
+   * Applies the mean over `workers` of summed gradients to many rows: row
+   * rows[i] takes sums[i * dim ..] / workers (the division rounded to float
+   * first, as the sums are stored). Adagrad runs on the addon when it is
+   * built (the same bits as the loop here); every row is stamped `now`.
+   */
+  applyMeans(rows: Int32Array, count: number, sums: Float32Array, workers: number, now = this.now()): void {
+    const dim = this.dim;
+    const ada = this.optimizer.adagrad;
+    if (ada && blas) blas.adagradRows(this.weights, this.state, this.lastUpdate, dim, rows, count, sums, workers, ada.lr, ada.wd, now);
+    else {
+      for (let k = 0; k < count * dim; k++) sums[k]! /= workers;
+      for (let i = 0; i < count; i++) {
+        const row = rows[i]!;
+        this.optimizer.apply(this.weights, row * dim, this.state, row * this.stateSize, sums, i * dim, dim);
+        this.lastUpdate[row] = now;
+      }
+    }
+    if (this.dirty) for (let i = 0; i < count; i++) this.markDirty(rows[i]!);
   }
 
   /** Rows changed since the last drain, kept only once tracking is on (parameter sync). */
@@ -258,6 +285,8 @@ export class EmbeddingTable {
     return extra;
   }
 }
+
+const blas = nativeBlas().blas;
 
 function nextPow2(n: number): number {
   let p = 1;

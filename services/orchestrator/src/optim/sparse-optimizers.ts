@@ -15,6 +15,8 @@ export interface SparseOptimizer {
   init(state: Float32Array, at: number, dim: number): void;
   /** w[wAt..wAt+dim) -= update(g[gAt..gAt+dim)), using and updating state[sAt..). */
   apply(w: Float32Array, wAt: number, state: Float32Array, sAt: number, g: Float32Array, gAt: number, dim: number): void;
+  /** Adagrad's learning rate and coupled L2, for the addon's many-row update (the same bits as `apply`); absent for the others. */
+  readonly adagrad?: { readonly lr: number; readonly wd: number };
 }
 
 // The names are declared with the --sparse-optimizer flag (@pangea/service-flags); makeSparseOptimizer implements each.
@@ -57,7 +59,7 @@ export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = 
     }
     case "adagrad": {
       const lr = h.learningRate ?? 0.001;
-      return perWeightState(name, h.initialAccumulator ?? 0.1, (w, wAt, s, sAt, g, gAt, dim) => {
+      const opt = perWeightState(name, h.initialAccumulator ?? 0.1, (w, wAt, s, sAt, g, gAt, dim) => {
         for (let i = 0; i < dim; i++) {
           const gi = g[gAt + i]! + wd * w[wAt + i]!;
           const n = s[sAt + i]! + gi * gi;
@@ -65,6 +67,7 @@ export function makeSparseOptimizer(name: SparseOptimizerName, h: SparseHyper = 
           w[wAt + i]! -= (lr * gi) / Math.sqrt(n);
         }
       });
+      return { ...opt, adagrad: { lr, wd } };
     }
     case "ftrl": {
       // FTRL-proximal; state: n (squared-gradient sum), then z.

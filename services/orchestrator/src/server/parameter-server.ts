@@ -115,7 +115,7 @@ export class ParameterServer {
       const out = req.halfRows ? new Float32Array(total) : initFloat32Tensor(set._initEmbeddings(), "embeddings", shape);
       // An id without a row (unknown in a read-only pull, or still below its
       // occurrence threshold) reads as zeros, as Monolith serving does.
-      for (let i = 0; i < count; i++) store.read(words[2 * i]!, words[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      store.readMany(words, count, readOnly, out, offsets);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
     }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: total * 4 }));
   }
