@@ -313,15 +313,26 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
     narrowEnd += take[s];
   }
   if (B > 0 && nTake > 0 && (!in_bounds(env, "wide", 0, B, wideCols, wideEnd, lenWide) || !in_bounds(env, "narrow", 0, B, narrowCols, narrowEnd, lenNarrow))) return NULL;
+  /* A one-float block (a slot's first-order weight) is an assignment, 2.5x faster than a memmove call each (measured:
+   * 2048 x 26 blocks 0.34 -> 0.13 ms); it needs the arrays apart (they are different tensors; memmove otherwise). Wider
+   * blocks stay on memmove: a loop or a fixed-size memcpy of 16 floats measured 2-4x slower than it here. */
+  const float *wideLast = wide + (B > 0 ? (size_t)(B - 1) * (size_t)wideCols + (size_t)wideEnd : 0);
+  const float *narrowLast = narrow + (B > 0 ? (size_t)(B - 1) * (size_t)narrowCols + (size_t)narrowEnd : 0);
+  const int apart = wideLast <= narrow || narrowLast <= wide;
   for (int64_t r = 0; r < B; r++) {
     float *w = wide + r * wideCols + from;
     float *n = narrow + r * narrowCols + narrowFrom;
     for (size_t s = 0; s < nTake; s++) {
-      size_t bytes = (size_t)take[s] * sizeof(float);
-      if (back) memmove(w, n, bytes);
-      else memmove(n, w, bytes);
+      const int32_t t = take[s];
+      float *to = back ? w : n;
+      const float *src = back ? n : w;
+      if (apart && t == 1) *to = *src;
+      else if (back)
+        memmove(w, n, (size_t)t * sizeof(float));
+      else
+        memmove(n, w, (size_t)t * sizeof(float));
       w += widths[s];
-      n += take[s];
+      n += t;
     }
   }
   return NULL;
@@ -998,6 +1009,59 @@ static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * dedupIds(words, count, table, unique, inverse): the unique ids of count
+ * (lo, hi) word pairs in first-seen order into unique (word pairs), and
+ * each id's index among them into inverse; returns how many are unique.
+ * table is scratch: 3 words a slot (lo, hi, index + 1; cleared here), a
+ * power-of-two number of slots more than count (the trainer's IdDeduper,
+ * same hash: the same answer as its JavaScript loop).
+ */
+static napi_value dedup_ids(napi_env env, napi_callback_info info) {
+  napi_value argv[5], result;
+  if (!get_args(env, info, 5, argv, "dedupIds: expected 5 arguments")) return NULL;
+  uint32_t *words, *table, *unique;
+  int32_t *inverse;
+  size_t nWords, nTable, nUnique, nInverse;
+  int64_t count;
+  if (!get_u32(env, argv[0], "words", &words, &nWords) || !get_int(env, argv[1], "count", &count) || !get_u32(env, argv[2], "table", &table, &nTable) ||
+      !get_u32(env, argv[3], "unique", &unique, &nUnique) || !get_i32(env, argv[4], "inverse", &inverse, &nInverse))
+    return NULL;
+  size_t cap = nTable / 3;
+  if (count < 0 || (uint64_t)count * 2 > nWords || (uint64_t)count * 2 > nUnique || (uint64_t)count > nInverse || nTable % 3 != 0 || cap == 0 ||
+      (cap & (cap - 1)) != 0 || cap <= (uint64_t)count || cap > 0x80000000u) {
+    throw_range(env, "dedupIds: %lld ids need 2 x count words (%zu), unique 2 x count (%zu), inverse count (%zu), a table of 3 x a power of two > count slots (%zu words)",
+                (long long)count, nWords, nUnique, nInverse, nTable);
+    return NULL;
+  }
+  memset(table, 0, nTable * sizeof(uint32_t));
+  const uint32_t mask = (uint32_t)(cap - 1);
+  uint32_t u = 0;
+  for (int64_t i = 0; i < count; i++) {
+    const uint32_t lo = words[2 * i], hi = words[2 * i + 1];
+    uint32_t at = id_home(lo, hi, mask);
+    for (;;) {
+      uint32_t *e = table + 3 * (size_t)at;
+      if (e[2] == 0) {
+        e[0] = lo;
+        e[1] = hi;
+        e[2] = u + 1;
+        unique[2 * (size_t)u] = lo;
+        unique[2 * (size_t)u + 1] = hi;
+        inverse[i] = (int32_t)u++;
+        break;
+      }
+      if (e[0] == lo && e[1] == hi) {
+        inverse[i] = (int32_t)(e[2] - 1);
+        break;
+      }
+      at = (at + 1) & mask;
+    }
+  }
+  CHECK(napi_create_uint32(env, u, &result));
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv, "setThreads: expected 1 argument")) return NULL;
@@ -1053,6 +1117,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"findRows", NULL, find_rows, NULL, NULL, NULL, napi_default, NULL},
       {"readRows", NULL, read_rows, NULL, NULL, NULL, napi_default, NULL},
       {"adagradRows", NULL, adagrad_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"dedupIds", NULL, dedup_ids, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, get_config, NULL, NULL, NULL, napi_default, NULL},

@@ -157,6 +157,21 @@ describe("@pangea/blas native addon", () => {
       const inVector = (c >= 3 && c < 5) || (c >= 6 && c < 9);
       expect(back[r * wideCols + c]).toBe(inVector ? wide[r * wideCols + c] : 0);
     }
+    // One-float blocks (the first-order weights), on separate arrays and as views of one array (a wasm heap), apart and overlapping.
+    const ones = Int32Array.from([1, 1]);
+    const firsts = new Float32Array(B * 2);
+    blas!.copyColumns(wide, wideCols, 2, widths, firsts, 2, 0, ones, B, false);
+    expect(Array.from(firsts)).toEqual([0, 1, 2].flatMap((r) => [wide[r * wideCols + 2]!, wide[r * wideCols + 5]!]));
+    const heap = new Float32Array(B * wideCols + 20);
+    heap.set(wide);
+    blas!.copyColumns(heap.subarray(0, B * wideCols), wideCols, 2, widths, heap.subarray(B * wideCols), 2, 0, ones, B, false);
+    expect(Array.from(heap.subarray(B * wideCols, B * wideCols + 6))).toEqual(Array.from(firsts));
+    // Overlapping (the narrow view starts inside the wide one): each block is copied in row order, as memmove would.
+    const shared = Float32Array.from({ length: 40 }, (_, i) => i);
+    const ref = shared.slice();
+    for (let r = 0; r < 3; r++) for (const [w, n] of [[r * 9 + 2, 5 + r * 2], [r * 9 + 5, 5 + r * 2 + 1]] as const) ref[n] = ref[w]!;
+    blas!.copyColumns(shared.subarray(0, 27), 9, 2, widths, shared.subarray(5, 11), 2, 0, ones, 3, false);
+    expect(Array.from(shared)).toEqual(Array.from(ref));
     // A row's last block past the array's end, a negative width, mismatched lists: refused, nothing copied.
     const untouched = new Float32Array(B * 6);
     expect(() => blas!.copyColumns(wide, wideCols, 5, widths, untouched, 6, 1, take, B, false)).toThrow("wide: elements 0..29 are outside its array of 27");
@@ -365,6 +380,18 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.adagradRows(w, state, last, dim, Int32Array.from([0, 6]), 2, sums, 1, 0.05, 0, 1)).toThrow("adagradRows: row 6 is outside the table");
     expect(() => blas!.adagradRows(w, state, last, dim, rows, 4, sums, 1, 0.05, 0, 1)).toThrow("rows needs count entries (3)");
     expect(Array.from(w)).toEqual(Array.from(before));
+  });
+
+  it.runIf(blas)("deduplicates id word pairs in first-seen order with each one's index; refuses a table too small", () => {
+    const words = Uint32Array.from([5, 1, 6, 1, 5, 1, 5, 2, 6, 1]);
+    const table = new Uint32Array(3 * 8).fill(99); // stale scratch: cleared first
+    const unique = new Uint32Array(10);
+    const inverse = new Int32Array(5);
+    expect(blas!.dedupIds(words, 5, table, unique, inverse)).toBe(3);
+    expect(Array.from(unique.subarray(0, 6))).toEqual([5, 1, 6, 1, 5, 2]);
+    expect(Array.from(inverse)).toEqual([0, 1, 0, 2, 1]);
+    expect(() => blas!.dedupIds(words, 5, new Uint32Array(3 * 4), unique, inverse)).toThrow("a table of 3 x a power of two > count slots (12 words)");
+    expect(() => blas!.dedupIds(words, 6, table, unique, inverse)).toThrow("dedupIds: 6 ids need 2 x count words (10)");
   });
 
   it.runIf(blas)("counts the flops and time it spends", () => {
