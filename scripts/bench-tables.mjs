@@ -28,9 +28,11 @@ console.log(`rows ${rows}, ${batches} batches of ${batch} log-uniform ids`);
 for (const r of results) console.log(`dim ${String(r.dim).padStart(2)}  ${r.op.padEnd(16)} ${r.impl.padEnd(28)} ${String(r.perSec).padStart(11)} /s`);
 for (const dim of [16, 64]) {
   for (const op of ["insert", "lookup", "apply_gradients"]) {
-    const ours = results.find((r) => r.dim === dim && r.op === op && r.impl.startsWith("pangea"));
+    const ours = results.find((r) => r.dim === dim && r.op === op && r.impl === "pangea EmbeddingTable");
+    const batched = results.find((r) => r.dim === dim && r.op === op && r.impl.startsWith("pangea EmbeddingTable, batched"));
     const map = results.find((r) => r.dim === dim && r.op === op && r.impl.startsWith("js Map"));
     const c = results.find((r) => r.dim === dim && r.op === op && r.impl.startsWith("c++"));
-    console.log(`dim ${dim} ${op}: pangea / js Map ${(ours.perSec / map.perSec).toFixed(2)}x${c ? `, pangea / c++ ${(ours.perSec / c.perSec).toFixed(2)}x` : ""}`);
+    const vsC = (x) => (c && x ? `, ${x === ours ? "pangea" : "pangea batched"} / c++ ${(x.perSec / c.perSec).toFixed(2)}x` : "");
+    console.log(`dim ${dim} ${op}: pangea / js Map ${(ours.perSec / map.perSec).toFixed(2)}x${vsC(ours)}${vsC(batched)}`);
   }
 }

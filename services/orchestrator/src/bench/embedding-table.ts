@@ -2,11 +2,15 @@
  * Embedding-table throughput (a benchmark, not a test): the workload of
  * bench/cpp/flat_hash_map_bench.cc — insert ROWS ids, then BATCHES batches of
  * BATCH Zipf-like (log-uniform rank) ids looked up (row copied out) and
- * updated with Adagrad — on Pangea's EmbeddingTable and on a JS Map baseline.
+ * updated with Adagrad — on Pangea's EmbeddingTable (an id at a time, and a
+ * batch at a time on the native addon, as pulls and pushes use it) and on a
+ * JS Map baseline.
  * Prints one JSON line per measurement.
  * Usage: node embedding-table.js ROWS DIM BATCHES BATCH [--no-map]
  */
 import { mix32, Rng } from "@pangea/kit";
+import { nativeBlas } from "@pangea/blas";
+import { V2_MAX_SLOT } from "@pangea/features";
 import { EmbeddingTable } from "../embeddings/embedding-table.js";
 import { makeSparseOptimizer } from "../optim/sparse-optimizers.js";
 
@@ -59,6 +63,34 @@ const grad = new Float32Array(dim).fill(0.001);
   report("pangea EmbeddingTable", "apply_gradients", n, time(() => {
     for (let j = 0; j < n; j++) table.applyGradient(table.find(streamLo[j]!, streamHi[j]!), grad, 0);
   }));
+  const { blas } = nativeBlas();
+  if (blas) {
+    // A batch at a time, as a pull (findRows + readRows) and a step's update (findRows + applyMeans) use the table;
+    // the ids arrive as (lo, hi) word pairs, as in a request. Every slot maps to this one table.
+    const words = new Uint32Array(2 * n);
+    for (let j = 0; j < n; j++) {
+      words[2 * j] = streamLo[j]!;
+      words[2 * j + 1] = streamHi[j]!;
+    }
+    const tableOfSlot = new Int32Array(V2_MAX_SLOT + 1);
+    const found = new Int32Array(batch);
+    const tables = new Int32Array(batch);
+    const offsets = Int32Array.from({ length: batch + 1 }, (_, j) => j * dim);
+    const sums = new Float32Array(batch * dim).fill(grad[0]!);
+    const ids = (b: number) => words.subarray(2 * b * batch, 2 * (b + 1) * batch);
+    report("pangea EmbeddingTable, batched (addon)", "lookup", n, time(() => {
+      for (let b = 0; b < batches; b++) {
+        blas.findRows([table.index], tableOfSlot, ids(b), batch, found, tables);
+        blas.readRows([table.weights], tables, found, batch, offsets, out);
+      }
+    }));
+    report("pangea EmbeddingTable, batched (addon)", "apply_gradients", n, time(() => {
+      for (let b = 0; b < batches; b++) {
+        blas.findRows([table.index], tableOfSlot, ids(b), batch, found, tables);
+        table.applyMeans(found, batch, sums, 1);
+      }
+    }));
+  }
 }
 
 if (withMap) {
