@@ -52,32 +52,6 @@ describe("GradientAggregator", () => {
     for (const id of [5, 6]) expect(rowOf(two.table, id)).toEqual(rowOf(one.table, id));
   });
 
-  it("sync: a step's result is the batch-order sum to the bit whatever order its batches arrive in (the first is summed on arrival)", () => {
-    // Values whose sums round differently in different orders (1e8 + 1 - 1e8...), signed zeros, ids shared across batches.
-    const values = [1e8, 1, -1e8, 3.3e-3, -0, 0.1];
-    const batch = (j: number, d: DenseStore): WorkerGradients => {
-      const g = grads(j % 2, 0, 1, [1, 5, 6].slice(j % 2), d);
-      g.batchIndex = j;
-      g.dense.forEach((v) => v.forEach((_, k) => (v[k] = values[(j + k) % values.length]!)));
-      g.sparseGrads.forEach((_, k) => (g.sparseGrads[k] = values[(2 * j + k) % values.length]!));
-      return g;
-    };
-    const run = (order: number[]) => {
-      const s = setup();
-      for (const j of order) s.agg.add(batch(j, s.dense));
-      s.agg.applyStep();
-      // A second step in batch order: whatever the first left behind must not leak into it.
-      for (const j of [0, 1, 2, 3].slice(0, order.length)) s.agg.add(batch(j, s.dense));
-      s.agg.applyStep();
-      return { dense: s.dense.values.map((v) => Array.from(v)), rows: [1, 5, 6].map((id) => rowOf(s.table, id)) };
-    };
-    for (const n of [2, 3, 4]) {
-      const inOrder = run([...Array(n).keys()]);
-      const orders = n === 2 ? [[1, 0]] : n === 3 ? [[2, 0, 1], [1, 2, 0], [2, 1, 0]] : [[3, 2, 1, 0], [2, 3, 0, 1], [1, 0, 3, 2]];
-      for (const order of orders) expect(run(order), `${n} batches arriving ${order}`).toEqual(inOrder);
-    }
-  });
-
   it("sync: nothing changes until the step is applied", () => {
     const { agg, dense, table } = setup();
     const before = dense.values.map((v) => v.slice());

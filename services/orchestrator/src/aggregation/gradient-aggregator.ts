@@ -54,8 +54,6 @@ export class GradientAggregator {
   private batches = 0;
   /** sync/hybrid: the step's batches so far, summed in batch order when it ends. */
   private pending: WorkerGradients[] = [];
-  /** The step's first batch to arrive, summed on arrival (see add). */
-  private early: WorkerGradients | null = null;
   private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
   /** The accumulators by table number (findRows'), beside `sparse`'s by table. */
   private readonly byTable: (RowAccumulator | undefined)[] = [];
@@ -112,39 +110,21 @@ export class GradientAggregator {
   add(g: WorkerGradients): void {
     // Held until the step ends and summed in batch order there: float addition is not
     // associative, and arrival order depends on which trainer is faster, so summing on
-    // arrival would make the step's result depend on timing. One exception: the step's
-    // first batch to arrive is summed at once, while the orchestrator waits for the
-    // others. Sums start from zero, and (0 + a) + b equals (0 + b) + a to the bit (IEEE
-    // addition commutes; 0 + -0 is +0 either way), so this is the batch-order sum
-    // whenever that batch is one of the step's two lowest; applyStep checks, and sums
-    // again from zero when it is not (3 or more batches a step, arriving out of order).
+    // arrival would make the step's result depend on timing.
     this.pending.push(g);
     if (this.sparseOnArrival) this.applySparseNow(g);
-    if (this.pending.length === 1) {
-      this.sumBatch(g);
-      this.early = g;
-    }
     this.lossSum += g.loss;
     this.samples += g.batchSize;
     this.batches++;
   }
 
-  private sumBatch(g: WorkerGradients): void {
-    g.dense.forEach((grad, i) => addInto(this.denseSum[i]!, grad));
-    if (!this.sparseOnArrival) this.accumulateSparse(g);
-  }
-
   /** sync/hybrid: applies the mean of the batches added since the last step. */
   applyStep(): StepResult {
     this.pending.sort((a, b) => (a.batchIndex ?? 0) - (b.batchIndex ?? 0));
-    const early = this.early;
-    this.early = null;
-    if (early && this.pending.indexOf(early) > 1) {
-      // Summed first, but not among the two lowest batches: start again from zero, in batch order.
-      for (const sum of this.denseSum) sum.fill(0);
-      if (!this.sparseOnArrival) for (const acc of this.sparse.values()) acc.discard();
-      for (const g of this.pending) this.sumBatch(g);
-    } else for (const g of this.pending) if (g !== early) this.sumBatch(g);
+    for (const g of this.pending) {
+      g.dense.forEach((grad, i) => addInto(this.denseSum[i]!, grad));
+      if (!this.sparseOnArrival) this.accumulateSparse(g);
+    }
     this.pending = [];
     const n = Math.max(1, this.batches);
     if (this.dense) {
@@ -256,12 +236,6 @@ class RowAccumulator {
     }
     const base = slot * dim;
     for (let k = 0; k < dim; k++) this.sum[base + k]! += g[at + k]!;
-  }
-
-  /** Forgets the sums so far. */
-  discard(): void {
-    for (let i = 0; i < this.count; i++) this.rowSlot[this.touched[i]!] = -1;
-    this.count = 0;
   }
 
   /** Applies each touched row's mean over `workers` and resets for the next step. */
