@@ -301,18 +301,33 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "copyColumns: take and widths must have one entry per slot, and extents be 0..2^31-1");
     return NULL;
   }
+  /* The lists copied before they are checked: wide or narrow may share their memory, and the copy loop must use what
+   * was checked. */
+  int32_t *lists = malloc((nTake ? nTake : 1) * 2 * sizeof(int32_t));
+  if (!lists) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
+    return NULL;
+  }
+  memcpy(lists, widths, nTake * sizeof(int32_t));
+  memcpy(lists + nTake, take, nTake * sizeof(int32_t));
+  widths = lists;
+  take = lists + nTake;
   /* One past the last column a row touches, on either side. */
   int64_t at = from, wideEnd = from, narrowEnd = narrowFrom;
   for (size_t s = 0; s < nTake; s++) {
     if (take[s] < 0 || widths[s] < 0 || take[s] > widths[s]) {
       throw_range(env, "copyColumns: slot %zu takes %d of %d columns", s, take[s], widths[s]);
+      free(lists);
       return NULL;
     }
     if (at + take[s] > wideEnd) wideEnd = at + take[s];
     at += widths[s];
     narrowEnd += take[s];
   }
-  if (B > 0 && nTake > 0 && (!in_bounds(env, "wide", 0, B, wideCols, wideEnd, lenWide) || !in_bounds(env, "narrow", 0, B, narrowCols, narrowEnd, lenNarrow))) return NULL;
+  if (B > 0 && nTake > 0 && (!in_bounds(env, "wide", 0, B, wideCols, wideEnd, lenWide) || !in_bounds(env, "narrow", 0, B, narrowCols, narrowEnd, lenNarrow))) {
+    free(lists);
+    return NULL;
+  }
   /* A one-float block (a slot's first-order weight) is an assignment, 2.5x faster than a memmove call each (measured:
    * 2048 x 26 blocks 0.34 -> 0.13 ms); it needs the arrays apart (they are different tensors; memmove otherwise). Wider
    * blocks stay on memmove: a loop or a fixed-size memcpy of 16 floats measured 2-4x slower than it here. */
@@ -335,6 +350,7 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
       n += t;
     }
   }
+  free(lists);
   return NULL;
 }
 
@@ -795,7 +811,10 @@ typedef struct {
 } id_index;
 
 /* A JavaScript array of typed arrays of one type: *data and *lengths are
- * malloc'd, one entry each (the caller frees *data, which holds both). */
+ * malloc'd, one entry each (the caller frees *data, which holds both). Every
+ * element is fetched first (a getter may run JavaScript then), and only
+ * then are the arrays' memory addresses taken, so no JavaScript runs while
+ * they are held; callers take this list before any other array argument. */
 static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void ***data, size_t **lengths,
                           uint32_t *count) {
   bool is_array = false;
@@ -808,18 +827,26 @@ static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typ
     throw_range(env, "%s: %u entries, at most one per slot (%d)", name, *count, V2_SLOTS);
     return 0;
   }
-  void *block = malloc((size_t)(*count ? *count : 1) * (sizeof(void *) + sizeof(size_t)));
+  size_t n = *count ? *count : 1;
+  void *block = malloc(n * (sizeof(void *) + sizeof(size_t) + sizeof(napi_value)));
   if (!block) {
     napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
     return 0;
   }
   *data = (void **)block;
-  *lengths = (size_t *)((char *)block + (size_t)(*count ? *count : 1) * sizeof(void *));
+  *lengths = (size_t *)((char *)block + n * sizeof(void *));
+  napi_value *elements = (napi_value *)((char *)block + n * (sizeof(void *) + sizeof(size_t)));
   for (uint32_t i = 0; i < *count; i++) {
-    napi_value e;
+    if (napi_get_element(env, v, i, &elements[i]) != napi_ok) {
+      throw_arg(env, "%s[%u]: could not be read", name, i);
+      free(block);
+      return 0;
+    }
+  }
+  for (uint32_t i = 0; i < *count; i++) {
     char label[64];
     snprintf(label, sizeof label, "%s[%u]", name, i);
-    if (napi_get_element(env, v, i, &e) != napi_ok || !get_typed(env, e, label, want, what, &(*data)[i], &(*lengths)[i])) {
+    if (!get_typed(env, elements[i], label, want, what, &(*data)[i], &(*lengths)[i])) {
       free(block);
       return 0;
     }
@@ -840,23 +867,26 @@ static int get_u32(napi_env env, napi_value v, const char *name, uint32_t **data
 static napi_value find_rows(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   if (!get_args(env, info, 6, argv, "findRows: expected 6 arguments")) return NULL;
+  void **ptrs;
+  size_t *lens;
+  uint32_t nIdx;
+  if (!get_typed_list(env, argv[0], "indexes", napi_uint32_array, "a Uint32Array", &ptrs, &lens, &nIdx)) return NULL;
   int32_t *tableOfSlot, *rows, *tables;
   uint32_t *ids;
   size_t nSlots, nIds, nRows, nTables;
   int64_t count;
   if (!get_i32(env, argv[1], "tableOfSlot", &tableOfSlot, &nSlots) || !get_u32(env, argv[2], "ids", &ids, &nIds) || !get_int(env, argv[3], "count", &count) ||
-      !get_i32(env, argv[4], "rows", &rows, &nRows) || !get_i32(env, argv[5], "tables", &tables, &nTables))
+      !get_i32(env, argv[4], "rows", &rows, &nRows) || !get_i32(env, argv[5], "tables", &tables, &nTables)) {
+    free(ptrs);
     return NULL;
+  }
   if (nSlots < V2_SLOTS || count < 0 || (uint64_t)count * 2 > nIds || (uint64_t)count > nRows || (uint64_t)count > nTables) {
     throw_range(env, "findRows: tableOfSlot needs %d entries (has %zu), ids 2 x count words (%zu for %lld), rows and tables count entries (%zu, %zu)", V2_SLOTS,
                 nSlots, nIds, (long long)count, nRows, nTables);
+    free(ptrs);
     return NULL;
   }
-  void **ptrs;
-  size_t *lens;
-  uint32_t nIdx;
-  if (!get_typed_list(env, argv[0], "indexes", napi_uint32_array, "a Uint32Array", &ptrs, &lens, &nIdx)) return NULL;
-  /* Each index's mask, in the lengths' place. */
+  /* Each index's mask, in the lengths' place (our memory: the caller's arrays cannot change it). */
   for (uint32_t t = 0; t < nIdx; t++) {
     size_t cap = lens[t] / 3;
     if (lens[t] % 3 != 0 || cap == 0 || (cap & (cap - 1)) != 0 || cap > 0x80000000u) {
@@ -874,37 +904,47 @@ static napi_value find_rows(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  /* homes[i % ID_PREFETCH]: the home slot of id i, computed (and its line prefetched) ID_PREFETCH ids ahead. */
-  uint32_t homes[ID_PREFETCH];
+  /* Id i's id words, table and home slot, read once (ID_PREFETCH ids ahead, when its slot's line is prefetched) and
+   * used from here: the outputs may share memory with the inputs, so nothing checked is read again from them. */
+  struct {
+    uint32_t lo, hi, home;
+    int32_t t;
+  } ring[ID_PREFETCH];
   for (int64_t i = 0; i < count + ID_PREFETCH; i++) {
-    /* Id j's probe first: homes[j % ID_PREFETCH] is id i's place next. */
+    /* Id j's probe first: ring[j % ID_PREFETCH] is id i's place next. */
     int64_t j = i - ID_PREFETCH;
     if (j >= 0) {
-      uint32_t lo = ids[2 * j], hi = ids[2 * j + 1];
-      int32_t t = tableOfSlot[V2_SLOT_OF(hi)];
-      tables[j] = t < 0 ? -1 : t;
-      rows[j] = -1;
+      const uint32_t lo = ring[j % ID_PREFETCH].lo, hi = ring[j % ID_PREFETCH].hi;
+      const int32_t t = ring[j % ID_PREFETCH].t;
+      int32_t row = -1;
       if (t >= 0) {
         const uint32_t *s = (const uint32_t *)ptrs[t];
-        uint32_t mask = (uint32_t)lens[t], at = homes[j % ID_PREFETCH];
+        uint32_t mask = (uint32_t)lens[t], at = ring[j % ID_PREFETCH].home;
         /* At most a full circle: a well-formed index always has an empty slot, a malformed one must not loop forever. */
         for (uint64_t probes = 0; probes <= mask; probes++) {
           const uint32_t *e = s + 3 * (size_t)at;
-          if (e[2] == 0) break;
+          const uint32_t mark = e[2];
+          if (mark == 0) break;
           if (e[0] == lo && e[1] == hi) {
-            rows[j] = e[2] - 1 > INT32_MAX ? -1 : (int32_t)(e[2] - 1);
+            row = mark - 1 > INT32_MAX ? -1 : (int32_t)(mark - 1);
             break;
           }
           at = (at + 1) & mask;
         }
       }
+      tables[j] = t;
+      rows[j] = row;
     }
     if (i < count) {
-      uint32_t lo = ids[2 * i], hi = ids[2 * i + 1];
+      const uint32_t lo = ids[2 * i], hi = ids[2 * i + 1];
       int32_t t = tableOfSlot[V2_SLOT_OF(hi)];
+      if (t >= (int32_t)nIdx || t < 0) t = -1; /* -1, or changed since the check (shared memory): no table */
+      ring[i % ID_PREFETCH].lo = lo;
+      ring[i % ID_PREFETCH].hi = hi;
+      ring[i % ID_PREFETCH].t = t;
       if (t >= 0) {
         uint32_t h = id_home(lo, hi, (uint32_t)lens[t]);
-        homes[i % ID_PREFETCH] = h;
+        ring[i % ID_PREFETCH].home = h;
         __builtin_prefetch((const uint32_t *)ptrs[t] + 3 * (size_t)h);
       }
     }
@@ -922,49 +962,55 @@ static napi_value find_rows(napi_env env, napi_callback_info info) {
 static napi_value read_rows(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   if (!get_args(env, info, 6, argv, "readRows: expected 6 arguments")) return NULL;
+  void **ptrs;
+  size_t *lens;
+  uint32_t nW;
+  if (!get_typed_list(env, argv[0], "weights", napi_float32_array, "a Float32Array", &ptrs, &lens, &nW)) return NULL;
   int32_t *tables, *rows, *offsets;
   float *out;
   size_t nTables, nRows, nOffsets, nOut;
   int64_t count;
   if (!get_i32(env, argv[1], "tables", &tables, &nTables) || !get_i32(env, argv[2], "rows", &rows, &nRows) || !get_int(env, argv[3], "count", &count) ||
-      !get_i32(env, argv[4], "offsets", &offsets, &nOffsets) || !get_f32(env, argv[5], "out", &out, &nOut))
+      !get_i32(env, argv[4], "offsets", &offsets, &nOffsets) || !get_f32(env, argv[5], "out", &out, &nOut)) {
+    free(ptrs);
     return NULL;
+  }
   if (count < 0 || (uint64_t)count > nTables || (uint64_t)count > nRows || (uint64_t)count + 1 > nOffsets) {
     throw_range(env, "readRows: tables and rows need count entries, offsets count + 1 (%zu, %zu, %zu for %lld)", nTables, nRows, nOffsets, (long long)count);
+    free(ptrs);
     return NULL;
   }
-  if (offsets[0] < 0 || (size_t)offsets[count] > nOut) {
-    throw_range(env, "readRows: offsets %d..%d are outside out's %zu floats", offsets[0], offsets[count], nOut);
-    return NULL;
-  }
-  void **ptrs;
-  size_t *lens;
-  uint32_t nW;
-  if (!get_typed_list(env, argv[0], "weights", napi_float32_array, "a Float32Array", &ptrs, &lens, &nW)) return NULL;
-  for (int64_t i = 0; i < count; i++) {
-    int32_t w = offsets[i + 1] - offsets[i], t = tables[i], r = rows[i];
-    if (offsets[i + 1] < offsets[i]) {
-      throw_range(env, "readRows: offsets[%lld] %d is below offsets[%lld] %d", (long long)(i + 1), offsets[i + 1], (long long)i, offsets[i]);
-      free(ptrs);
-      return NULL;
+  /* Checked before a float is written (a bad call writes nothing), and each id again as it is copied: out may share
+   * memory with the other arrays, so a copy may change what the check read. */
+  for (int pass = 0; pass < 2; pass++) {
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t from = offsets[i], to = offsets[i + 1], w = to - from;
+      const int32_t t = tables[i], r = rows[i];
+      if (from < 0 || w < 0 || (uint64_t)to > nOut) {
+        throw_range(env, "readRows: id %lld's place %lld..%lld is outside out's %zu floats", (long long)i, (long long)from, (long long)to, nOut);
+        free(ptrs);
+        return NULL;
+      }
+      if (t >= (int32_t)nW || (t >= 0 && r >= 0 && ((uint64_t)r + 1) * (uint64_t)w > lens[t])) {
+        throw_range(env, "readRows: id %lld's row %d (%lld floats) of table %d is outside its weights", (long long)i, r, (long long)w, t);
+        free(ptrs);
+        return NULL;
+      }
+      if (pass == 0) continue;
+      const int64_t k = i + ID_PREFETCH;
+      if (k < count) {
+        const int32_t tk = tables[k], rk = rows[k];
+        const int64_t wk = (int64_t)offsets[k + 1] - offsets[k];
+        if (tk >= 0 && tk < (int32_t)nW && rk >= 0 && wk > 0 && ((uint64_t)rk + 1) * (uint64_t)wk <= lens[tk]) {
+          const float *p = (const float *)ptrs[tk] + (size_t)rk * (size_t)wk;
+          __builtin_prefetch(p);
+          __builtin_prefetch(p + wk - 1);
+        }
+      }
+      float *dst = out + from;
+      if (t < 0 || r < 0) memset(dst, 0, (size_t)w * sizeof(float));
+      else memmove(dst, (const float *)ptrs[t] + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
     }
-    if (t >= (int32_t)nW || (t >= 0 && r >= 0 && ((uint64_t)r + 1) * (uint64_t)w > lens[t])) {
-      throw_range(env, "readRows: id %lld's row %d (%d floats) of table %d is outside its weights", (long long)i, r, w, t);
-      free(ptrs);
-      return NULL;
-    }
-  }
-  for (int64_t i = 0; i < count; i++) {
-    int64_t k = i + ID_PREFETCH;
-    if (k < count && tables[k] >= 0 && rows[k] >= 0) {
-      const float *p = (const float *)ptrs[tables[k]] + (size_t)rows[k] * (size_t)(offsets[k + 1] - offsets[k]);
-      __builtin_prefetch(p);
-      __builtin_prefetch(p + 15);
-    }
-    int32_t w = offsets[i + 1] - offsets[i], t = tables[i], r = rows[i];
-    float *dst = out + offsets[i];
-    if (t < 0 || r < 0) memset(dst, 0, (size_t)w * sizeof(float));
-    else memcpy(dst, (const float *)ptrs[t] + (size_t)r * (size_t)w, (size_t)w * sizeof(float));
   }
   free(ptrs);
   return NULL;
@@ -1011,10 +1057,20 @@ static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < count; i++) {
     int64_t k = i + ID_PREFETCH;
     if (k < count) {
-      __builtin_prefetch(w + (size_t)rows[k] * dim, 1);
-      __builtin_prefetch(state + (size_t)rows[k] * dim, 1);
+      const int32_t rk = rows[k];
+      if (rk >= 0 && ((uint64_t)rk + 1) * (uint64_t)dim <= nw && ((uint64_t)rk + 1) * (uint64_t)dim <= ns) {
+        __builtin_prefetch(w + (size_t)rk * dim, 1);
+        __builtin_prefetch(state + (size_t)rk * dim, 1);
+      }
     }
-    float *wr = w + (size_t)rows[i] * dim, *sr = state + (size_t)rows[i] * dim;
+    /* Read once and checked again here: the arrays may share memory, and writing a row or its stamp may change rows[]. */
+    const int32_t row = rows[i];
+    const uint64_t end = ((uint64_t)(uint32_t)row + 1) * (uint64_t)dim;
+    if (row < 0 || end > nw || end > ns || (size_t)row >= nl) {
+      throw_range(env, "adagradRows: row %d is outside the table (%zu weights, %zu state, %zu stamps)", row, nw, ns, nl);
+      return NULL;
+    }
+    float *wr = w + (size_t)row * dim, *sr = state + (size_t)row * dim;
     const float *g = sums + (size_t)i * dim;
     for (int64_t d = vector ? adagrad_row_avx2(wr, sr, g, dim, workers, lr, wd) : 0; d < dim; d++) {
       const float mean = (float)((double)g[d] / workers);
@@ -1023,7 +1079,7 @@ static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
       sr[d] = (float)n;
       wr[d] = (float)((double)wr[d] - (lr * gi) / sqrt(n));
     }
-    last[rows[i]] = (uint32_t)now;
+    last[row] = (uint32_t)now;
   }
   return NULL;
 }
@@ -1059,7 +1115,12 @@ static napi_value dedup_ids(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < count; i++) {
     const uint32_t lo = words[2 * i], hi = words[2 * i + 1];
     uint32_t at = id_home(lo, hi, mask);
-    for (;;) {
+    /* More ids than slots only if an output shares the table's memory: a full circle ends the search. */
+    for (uint64_t probes = 0;; probes++) {
+      if (probes > mask) {
+        throw_range(env, "dedupIds: the table is full at id %lld (does an output share its memory?)", (long long)i);
+        return NULL;
+      }
       uint32_t *e = table + 3 * (size_t)at;
       if (e[2] == 0) {
         e[0] = lo;

@@ -56,7 +56,7 @@ const tmp = `${out}.${process.pid}.tmp`;
 try {
   // -shared without -z defs: the napi_* symbols resolve against the node
   // binary when the addon is loaded.
-  execFileSync(cc, ["-O3", "-fPIC", "-shared", "-std=c11", "-D_POSIX_C_SOURCE=199309L", "-DNODE_GYP_MODULE_NAME=pangea_blas", `-I${include}`, source, "-o", tmp, "-lopenblas", "-lm"], {
+  execFileSync(cc, ["-O3", "-fPIC", "-shared", "-std=c11", "-ffp-contract=off", "-D_POSIX_C_SOURCE=199309L", "-DNODE_GYP_MODULE_NAME=pangea_blas", `-I${include}`, source, "-o", tmp, "-lopenblas", "-lm"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
 } catch (err) {

@@ -74,17 +74,17 @@ export interface NativeBlas {
   /** out[offsets[i]..offsets[i+1]) = row rows[i] of weights[tables[i]] (that many floats wide), zeros where either is -1. */
   readRows(weights: readonly Float32Array[], tables: Int32Array, rows: Int32Array, count: number, offsets: Int32Array, out: Float32Array): void;
   /**
-   * The orchestrator's sparse Adagrad on `count` rows of one table: row rows[i]
-   * takes the gradient sums[i*dim..] / workers (rounded to float), g' = g + wd w,
-   * state += g'^2, w -= lr g' / sqrt(state), stamping lastUpdate[row] = now; the
-   * bits of the JavaScript loop.
-   */
-  /**
    * The unique ids of `count` (lo, hi) word pairs, first-seen order, into unique;
    * each id's index among them into inverse; returns how many. table: scratch of
    * 3 x a power of two (> count) words.
    */
   dedupIds(words: Uint32Array, count: number, table: Uint32Array, unique: Uint32Array, inverse: Int32Array): number;
+  /**
+   * The orchestrator's sparse Adagrad on `count` rows of one table: row rows[i]
+   * takes the gradient sums[i*dim..] / workers (rounded to float), g' = g + wd w,
+   * state += g'^2, w -= lr g' / sqrt(state), stamping lastUpdate[row] = now; the
+   * bits of the JavaScript loop.
+   */
   adagradRows(w: Float32Array, state: Float32Array, lastUpdate: Uint32Array, dim: number, rows: Int32Array, count: number, sums: Float32Array, workers: number, lr: number, wd: number, now: number): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;

@@ -341,8 +341,8 @@ describe("@pangea/blas native addon", () => {
     expect(Array.from(out)).toEqual([105, 106, 107, 108, 109, 10, 11, 12, 0, 0, 0, 0, 0]);
     out.fill(-7);
     expect(() => blas!.readRows([a, b], Int32Array.from([1, 0, -1, 0]), Int32Array.from([2, 3, 0, -1]), 4, offsets, out)).toThrow("readRows: id 0's row 2 (5 floats) of table 1 is outside its weights");
-    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 8, 10, 14]), out)).toThrow("readRows: offsets 0..14 are outside out's 13 floats");
-    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 4, 10, 13]), out)).toThrow("readRows: offsets[2] 4 is below offsets[1] 5");
+    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 8, 10, 14]), out)).toThrow("readRows: id 3's place 10..14 is outside out's 13 floats");
+    expect(() => blas!.readRows([a, b], tables, rows, 4, Int32Array.from([0, 5, 4, 10, 13]), out)).toThrow("readRows: id 1's place 5..4 is outside out's 13 floats");
     expect(() => blas!.readRows([a], tables, rows, 4, offsets, out)).toThrow("table 1 is outside its weights");
     expect(out.every((v) => v === -7)).toBe(true);
   });
@@ -392,6 +392,67 @@ describe("@pangea/blas native addon", () => {
     expect(Array.from(inverse)).toEqual([0, 1, 0, 2, 1]);
     expect(() => blas!.dedupIds(words, 5, new Uint32Array(3 * 4), unique, inverse)).toThrow("a table of 3 x a power of two > count slots (12 words)");
     expect(() => blas!.dedupIds(words, 6, table, unique, inverse)).toThrow("dedupIds: 6 ids need 2 x count words (10)");
+  });
+
+  it.runIf(blas)("outputs sharing memory with inputs, or changed by a getter, never take a kernel out of bounds", () => {
+    // A hostile or careless caller: outputs as views of the inputs' memory (what a kernel checked may change as it
+    // writes), and a list whose getter runs JavaScript. Each call must end in bounds: an answer or a RangeError.
+    const hi = 3 << 16;
+    const index = Uint32Array.from({ length: 12 }, (_, i) => [5, hi, 8][i % 3]!);
+    const shared = new Int32Array(0x8000 + 8);
+    const tableOfSlot = shared.subarray(0, 0x8000);
+    tableOfSlot[3] = 0;
+    // rows and tables alias tableOfSlot's entry for slot 3: the first write changes the table number later ids read.
+    const ids = Uint32Array.from([5, hi, 5, hi, 5, hi]);
+    blas!.findRows([index], tableOfSlot, ids, 3, shared.subarray(3, 6), shared.subarray(2, 5));
+    // readRows: out over offsets (the first copy rewrites the widths the check read).
+    const buf = new ArrayBuffer(64 * 4);
+    const offsets = new Int32Array(buf, 0, 4);
+    offsets.set([0, 4, 8, 12]);
+    const out = new Float32Array(buf, 0, 16);
+    const weights = Float32Array.from({ length: 16 }, () => 3e9);
+    try {
+      blas!.readRows([weights], Int32Array.from([0, 0, 0]), Int32Array.from([0, 1, 2]), 3, offsets, out);
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^readRows: /);
+    }
+    // adagradRows: lastUpdate over rows (stamping a row rewrites a later row number to `now`).
+    const words = new ArrayBuffer(16 * 4);
+    const rows = new Int32Array(words, 0, 4);
+    rows.set([1, 2, 3, 0]);
+    const last = new Uint32Array(words);
+    expect(() => blas!.adagradRows(new Float32Array(64), new Float32Array(64).fill(1), last, 4, rows, 4, new Float32Array(16), 1, 0.1, 0, 999_999)).toThrow(
+      "adagradRows: row 999999 is outside the table",
+    );
+    // dedupIds: unique over the table (the table fills up): a RangeError, not an endless probe.
+    const table = new Uint32Array(3 * 8);
+    for (let count = 1; count <= 7; count++) {
+      try {
+        blas!.dedupIds(Uint32Array.from({ length: 14 }, (_, i) => i % 3), count, table, table.subarray(0, 14), new Int32Array(7));
+      } catch (err) {
+        expect((err as Error).message).toMatch(/^dedupIds: the table is full/);
+      }
+    }
+    // A getter on the list detaching out's buffer: the list is read before out's memory is taken, so out is refused.
+    const moving = new Float32Array(8);
+    const list = [new Float32Array(8)];
+    Object.defineProperty(list, 0, { get: () => (structuredClone(moving.buffer, { transfer: [moving.buffer] }), new Float32Array(8)) });
+    expect(() => blas!.readRows(list, Int32Array.from([0]), Int32Array.from([0]), 1, Int32Array.from([0, 4]), moving)).toThrow("readRows: id 0's place 0..4 is outside out's 0 floats");
+  });
+
+  it.runIf(blas)("sparse Adagrad's scalar path (PANGEA_BLAS_NO_AVX2=1, a process of its own: the choice is made once) has the JavaScript loop's bits", () => {
+    const script = `
+      const { nativeBlas } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
+      const blas = nativeBlas().blas;
+      let seed = 3; const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+      const dim = 9, n = 40, w = Float32Array.from({ length: n * dim }, rand), s = Float32Array.from({ length: n * dim }, () => 0.1 + Math.abs(rand()));
+      const rows = Int32Array.from({ length: n }, (_, i) => (i * 7) % n), sums = Float32Array.from({ length: n * dim }, rand);
+      const jw = w.slice(), js = s.slice();
+      rows.forEach((row, i) => { for (let k = 0; k < dim; k++) { const g = Math.fround(sums[i * dim + k] / 3); const gi = g + 0.01 * jw[row * dim + k]; const v = js[row * dim + k] + gi * gi; js[row * dim + k] = v; jw[row * dim + k] -= (0.05 * gi) / Math.sqrt(v); } });
+      blas.adagradRows(w, s, new Uint32Array(n), dim, rows, n, sums, 3, 0.05, 0.01, 1);
+      process.stdout.write(String(w.every((x, i) => Object.is(x, jw[i])) && s.every((x, i) => Object.is(x, js[i]))));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, PANGEA_BLAS_NO_AVX2: "1" }, encoding: "utf8" });
+    expect(out).toBe("true");
   });
 
   it.runIf(blas)("counts the flops and time it spends", () => {

@@ -42,11 +42,12 @@ describe("EmbeddingStore", () => {
     const many = new EmbeddingStore(base, perSlot, 3);
     const one = new EmbeddingStore(base, perSlot, 3);
     let seed = 11;
-    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8; // the high bits: the low ones of this generator cycle fast
     for (let pull = 0; pull < 12; pull++) {
-      const n = 200 + (next() % 300);
+      // Up to 8,000 ids a slot: tables grow their rows (from 1,024) and rehash their indexes (past 1,433) while pulls create rows.
+      const n = 1500 + (next() % 1500);
       const words: number[] = [];
-      for (let i = 0; i < n; i++) words.push(...id([3, 5, 7, 9 + (pull % 3)][next() % 4]!, next() % 900));
+      for (let i = 0; i < n; i++) words.push(...id([3, 5, 7, 9 + (pull % 3)][next() % 4]!, next() % 8000));
       const ids = Uint32Array.from(words);
       const readOnly = pull % 4 === 3;
       const { offsets } = many.rowOffsets(ids, n);
@@ -57,7 +58,8 @@ describe("EmbeddingStore", () => {
       expect(a).toEqual(b);
       expect(many.stats()).toEqual(one.stats());
     }
-    // The same rows, in the same row order, in every table.
+    // The same rows, in the same row order, in every table (one grown past a rehash).
+    expect(Math.max(...[...many.tables.values()].map((t) => t.size))).toBeGreaterThan(1500);
     for (const [slot, t] of one.tables) {
       const u = many.tables.get(slot)!;
       expect(u.rowIds.subarray(0, 2 * u.size)).toEqual(t.rowIds.subarray(0, 2 * t.size));

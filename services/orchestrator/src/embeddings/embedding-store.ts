@@ -71,7 +71,11 @@ export interface StoreCounters {
  * filters, evicts and refuses.
  */
 export class EmbeddingStore {
-  readonly tables = new Map<number, EmbeddingTable>();
+  private readonly bySlot = new Map<number, EmbeddingTable>();
+  /** The tables by slot; made only by table(), which also numbers them for findRows. */
+  get tables(): ReadonlyMap<number, EmbeddingTable> {
+    return this.bySlot;
+  }
   /** The tables by number, in the order they were made (tables are never removed), and each slot's number (-1: none yet). */
   private readonly tableList: EmbeddingTable[] = [];
   private readonly tableOfSlot = new Int32Array(V2_MAX_SLOT + 1).fill(-1);
@@ -143,7 +147,7 @@ export class EmbeddingStore {
       const c = this.configOf(slot);
       t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
       if (this.tracking) t.trackChanges();
-      this.tables.set(slot, t);
+      this.bySlot.set(slot, t);
       this.tableOfSlot[slot] = this.tableList.length;
       this.tableList.push(t);
     }
