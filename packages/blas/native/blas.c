@@ -191,10 +191,12 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   if (biasType != napi_null && biasType != napi_undefined && !get_f32(env, argv[15], "bias", &bias, &lenBias)) return NULL;
   if (!get_int(env, argv[16], "biasOff", &biasOff) || !get_int(env, argv[17], "biasPerRow", &biasPerRow)) return NULL;
   CHECK(napi_get_value_bool(env, argv[18], &relu));
-  if (M < 0 || N < 0 || K < 0 || batch < 1) {
-    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "gemm: M, N, K must be >= 0 and batch >= 1");
+  /* BLAS takes int extents; a batch beyond int over a zero stride would only spin. */
+  if (M < 0 || N < 0 || K < 0 || batch < 1 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || batch > INT32_MAX) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "gemm: M, N, K must be 0..2^31-1 and batch 1..2^31-1");
     return NULL;
   }
+  if (M == 0 || N == 0) return NULL; /* an empty product: nothing to write */
   int64_t lda = ta ? M : K, ldb = tb ? K : N;
   if (!in_bounds(env, "A", aOff, batch, sA, ta ? span(K, M, lda) : span(M, K, lda), lenA)) return NULL;
   if (!in_bounds(env, "B", bOff, batch, sB, tb ? span(N, K, ldb) : span(K, N, ldb), lenB)) return NULL;
@@ -260,9 +262,14 @@ static napi_value rows_op(napi_env env, napi_callback_info info, int scatter) {
     }
   }
   for (size_t v = 0; v < nRow; v++) {
-    size_t c = cellOf ? (size_t)cellOf[v] : v;
-    float *to = scatter ? dst + (size_t)rowOf[v] * D : dst + c * D;
-    const float *from = scatter ? src + c * D : src + (size_t)rowOf[v] * D;
+    /* Read once and checked again: dst may share memory with rowOf or cellOf, and an add may have changed them. */
+    const size_t c = cellOf ? (size_t)(uint32_t)cellOf[v] : v, r = (size_t)(uint32_t)rowOf[v];
+    if (r >= rows || c >= cells) {
+      throw_range(env, "value %zu: row %zu of %zu or cell %zu of %zu is out of range", v, r, rows, c, cells);
+      return NULL;
+    }
+    float *to = scatter ? dst + r * D : dst + c * D;
+    const float *from = scatter ? src + c * D : src + r * D;
     for (int64_t k = 0; k < D; k++) to[k] += from[k];
   }
   return NULL;
@@ -296,7 +303,7 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* Each extent within 0..INT32_MAX: the sums below (at most 2^31 terms of 2^31) then cannot overflow. */
-  if (nTake != nWidths || wideCols < 0 || from < 0 || narrowCols < 0 || narrowFrom < 0 || B < 0 || wideCols > INT32_MAX || from > INT32_MAX ||
+  if (nTake != nWidths || nTake > INT32_MAX || wideCols < 0 || from < 0 || narrowCols < 0 || narrowFrom < 0 || B < 0 || wideCols > INT32_MAX || from > INT32_MAX ||
       narrowCols > INT32_MAX || narrowFrom > INT32_MAX || B > INT32_MAX) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "copyColumns: take and widths must have one entry per slot, and extents be 0..2^31-1");
     return NULL;
@@ -608,9 +615,14 @@ static napi_value interaction_split(napi_env env, napi_callback_info info, int g
       !get_int(env, argv[9], "outStride", &os))
     return NULL;
   if (grad && (!get_at(env, argv[10], argv[11], "dx", &dx, &ndx) || !get_at(env, argv[12], argv[13], "dem", &dem, &ndem))) return NULL;
+  /* Each extent bounded first, so none of the products below can overflow. */
+  if (B < 0 || S < 0 || D < 1 || B > INT32_MAX || S > 65535 || D > 65535 || os < 0 || os > INT32_MAX) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: B and outStride must be 0..2^31-1, S 0..65535, D 1..65535");
+    return NULL;
+  }
   const int64_t n = S + 1, P = n * (n - 1) / 2;
   const int64_t span = B > 0 ? (B - 1) * os + P : 0;
-  if (B < 0 || S < 0 || D < 1 || os < P || nx < B * D || nem < B * S * D || no < span || (grad && (ndx < B * D || ndem < B * S * D))) {
+  if (os < P || nx < B * D || nem < B * S * D || no < span || (grad && (ndx < B * D || ndem < B * S * D))) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "dot interaction: x, dx shorter than B x D, em, dem than B x S x D, or the pairs than B rows of outStride >= (S+1)S/2");
     return NULL;
   }
@@ -668,7 +680,11 @@ static napi_value bias_relu_grad(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "biasReluGrad: rows and cols must be >= 0");
     return NULL;
   }
-  const int64_t n = rows * cols;
+  int64_t n;
+  if (__builtin_mul_overflow(rows, cols, &n)) {
+    napi_throw_range_error(env, "PANGEA_BLAS_ERR_RANGE", "biasReluGrad: rows x cols overflows");
+    return NULL;
+  }
   float *dy, *y, *dz, *db;
   if (!get_opt_region(env, argv[0], argv[1], "dy", n, &dy) || !get_opt_region(env, argv[2], argv[3], "y", n, &y) ||
       !get_opt_region(env, argv[4], argv[5], "dz", n, &dz) || !get_opt_region(env, argv[8], argv[9], "db", cols, &db))
@@ -1040,7 +1056,7 @@ static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
       !get_f32(env, argv[6], "sums", &sums, &ng) || !get_double(env, argv[7], "workers", &workers) || !get_double(env, argv[8], "lr", &lr) ||
       !get_double(env, argv[9], "wd", &wd) || !get_int(env, argv[10], "now", &now))
     return NULL;
-  if (dim < 1 || dim > INT32_MAX || count < 0 || (uint64_t)count > nr || (uint64_t)count * (uint64_t)dim > ng || now < 0 || now > UINT32_MAX) {
+  if (dim < 1 || dim > INT32_MAX || count < 0 || (uint64_t)count > nr || (uint64_t)count > ng / (uint64_t)dim || now < 0 || now > UINT32_MAX) {
     throw_range(env, "adagradRows: dim %lld, count %lld: rows needs count entries (%zu), sums count x dim (%zu); now %lld", (long long)dim, (long long)count, nr, ng,
                 (long long)now);
     return NULL;

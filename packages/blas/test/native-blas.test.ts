@@ -440,6 +440,20 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.readRows(list, Int32Array.from([0]), Int32Array.from([0]), 1, Int32Array.from([0, 4]), moving)).toThrow("readRows: id 0's place 0..4 is outside out's 0 floats");
   });
 
+  it.runIf(blas)("extents whose products overflow, or indexes an add changes, are refused instead of reaching memory", () => {
+    const f = (n: number) => new Float32Array(n);
+    expect(() => blas!.dotInteractionSplit(f(4), 0, f(4), 0, 2 ** 62, 1, 4, f(1), 0, 4)).toThrow("dot interaction: B and outStride must be 0..2^31-1");
+    expect(() => blas!.biasReluGrad(f(4), 0, f(4), 0, f(4), 0, 2 ** 62, 4, f(4), 0)).toThrow("biasReluGrad: rows x cols overflows");
+    expect(() => blas!.gemm(false, false, 0, 0, 0, f(1), 0, f(1), 0, f(1), 0, 2 ** 53, 0, 0, 0, null, 0, 0, false)).toThrow("gemm: M, N, K must be 0..2^31-1 and batch 1..2^31-1");
+    // scatterAddRows with dst over rowOf: the first add turns rowOf[1] from 0 into a large row number.
+    const buf = new ArrayBuffer(8 * 4);
+    const rowOf = new Int32Array(buf, 0, 2);
+    const dst = new Float32Array(buf, 0, 4);
+    const src = Float32Array.from([0, 3e-45, 0, 0]); // the float whose bits are the int 2: rowOf[1] becomes 2, past dst's 2 rows of 2
+    rowOf.set([0, 0]);
+    expect(() => blas!.scatterAddRows(src, 2, null, rowOf, dst)).toThrow(/^value 1: row \d+ of 2/);
+  });
+
   it.runIf(blas)("sparse Adagrad's scalar path (PANGEA_BLAS_NO_AVX2=1, a process of its own: the choice is made once) has the JavaScript loop's bits", () => {
     const script = `
       const { nativeBlas } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
