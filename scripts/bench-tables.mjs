@@ -15,7 +15,7 @@ const lines = (out) => out.trim().split("\n").filter((l) => l.startsWith("{")).m
 
 let cpp = null;
 const exe = join(mkdtempSync(join(tmpdir(), "pangea-bench-")), "flat_hash_map_bench");
-const build = spawnSync("g++", ["-O2", "-std=c++17", "-o", exe, join(root, "bench/cpp/flat_hash_map_bench.cc"), "-labsl_hash", "-labsl_raw_hash_set", "-labsl_city", "-labsl_low_level_hash"], { encoding: "utf8" });
+const build = spawnSync("g++", ["-O2", "-std=c++17", `-I${join(root, "packages/blas/native")}`, "-o", exe, join(root, "bench/cpp/flat_hash_map_bench.cc"), "-labsl_hash", "-labsl_raw_hash_set", "-labsl_city", "-labsl_low_level_hash"], { encoding: "utf8" });
 if (build.status === 0) cpp = exe;
 else console.log(`C++ baseline not built (needs g++ and Debian's libabsl-dev): ${(build.stderr || build.error?.message || "").split("\n")[0]}`);
 

@@ -12,14 +12,8 @@
 #include <cstdlib>
 #include <vector>
 
-static uint32_t mix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
+// mix32: Pangea's id mix, shared with the addon (bench-tables.mjs passes its include path).
+#include "id-hash.h"
 
 // The i-th id of the workload: two mixed 32-bit halves, top bit clear.
 static uint64_t id_of(uint32_t i) {

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include "id-hash.h"
 
 /* openblas_set_num_threads & co. are declared by OpenBLAS's cblas.h; declared
  * again here so a cblas.h from another vendor still compiles (link fails
@@ -809,16 +810,7 @@ static napi_value first_non_finite(napi_env env, napi_callback_info info) {
 #define V2_SLOT_OF(hi) (((hi) >> 16) & 0x7fffu)
 #define V2_SLOTS 0x8000
 
-static inline uint32_t mix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
-/* The same home slot as EmbeddingTable.home. */
+/* The same home slot as EmbeddingTable.home (mix32: id-hash.h). */
 static inline uint32_t id_home(uint32_t lo, uint32_t hi, uint32_t mask) { return mix32(lo ^ mix32(hi ^ 0x27d4eb2du)) & mask; }
 
 typedef struct {

@@ -35,7 +35,9 @@ function finish(built, reason) {
 }
 
 if (process.env.PANGEA_NATIVE_BLAS === "off") finish(false, "PANGEA_NATIVE_BLAS=off");
-if (existsSync(out) && statSync(out).mtimeMs > statSync(source).mtimeMs && existsSync(statusFile)) process.exit(0);
+// Up to date when newer than the source, its header and this script (the compiler flags live here).
+const inputs = [source, join(here, "native", "id-hash.h"), fileURLToPath(import.meta.url)];
+if (existsSync(out) && inputs.every((f) => statSync(out).mtimeMs > statSync(f).mtimeMs) && existsSync(statusFile)) process.exit(0);
 
 const require = createRequire(import.meta.url);
 let include;
