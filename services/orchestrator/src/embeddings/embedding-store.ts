@@ -227,12 +227,11 @@ export class EmbeddingStore {
    * refused exactly as one by one.
    */
   readMany(ids: Uint32Array, count: number, readOnly: boolean, out: Float32Array, offsets: Int32Array): void {
-    const found = this.findRows(ids, count);
     if (!blas) {
       for (let i = 0; i < count; i++) this.read(ids[2 * i]!, ids[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
       return;
     }
-    const { rows, tables } = found;
+    const { rows, tables } = this.findRows(ids, count);
     for (let i = 0; i < count; i++) {
       if (rows[i]! >= 0) {
         const t = this.tableList[tables[i]!]!;

@@ -129,16 +129,13 @@ export class EmbeddingTable {
   applyMeans(rows: Int32Array, count: number, sums: Float32Array, workers: number, now = this.now()): void {
     const dim = this.dim;
     const ada = this.optimizer.adagrad;
-    if (ada && blas) blas.adagradRows(this.weights, this.state, this.lastUpdate, dim, rows, count, sums, workers, ada.lr, ada.wd, now);
-    else {
-      for (let k = 0; k < count * dim; k++) sums[k]! /= workers;
-      for (let i = 0; i < count; i++) {
-        const row = rows[i]!;
-        this.optimizer.apply(this.weights, row * dim, this.state, row * this.stateSize, sums, i * dim, dim);
-        this.lastUpdate[row] = now;
-      }
+    if (ada && blas) {
+      blas.adagradRows(this.weights, this.state, this.lastUpdate, dim, rows, count, sums, workers, ada.lr, ada.wd, now);
+      if (this.dirty) for (let i = 0; i < count; i++) this.markDirty(rows[i]!);
+      return;
     }
-    if (this.dirty) for (let i = 0; i < count; i++) this.markDirty(rows[i]!);
+    for (let k = 0; k < count * dim; k++) sums[k]! /= workers;
+    for (let i = 0; i < count; i++) this.applyGradient(rows[i]!, sums, i * dim, now);
   }
 
   /** Rows changed since the last drain, kept only once tracking is on (parameter sync). */
