@@ -54,9 +54,8 @@ export class GradientAggregator {
   private batches = 0;
   /** sync/hybrid: the step's batches so far, summed in batch order when it ends. */
   private pending: WorkerGradients[] = [];
-  private readonly sparse = new Map<EmbeddingTable, RowAccumulator>();
-  /** The accumulators by table number (findRows'), beside `sparse`'s by table. */
-  private readonly byTable: (RowAccumulator | undefined)[] = [];
+  /** Each table's step sums, by the table's number (findRows', EmbeddingStore.tableAt). */
+  private readonly sparse: (RowAccumulator | undefined)[] = [];
   /** findRows' answer buffers, reused push after push. */
   private found: FoundRows | undefined;
   /** Optimizer updates of the dense parameters so far (the parameter version). */
@@ -132,7 +131,7 @@ export class GradientAggregator {
       this.dense.apply(this.denseSum);
       for (const sum of this.denseSum) sum.fill(0);
     }
-    for (const [table, acc] of this.sparse) acc.applyMean(table, n);
+    this.applySparse(n);
     this.version++;
     const result: StepResult = { step: this.version, meanLoss: this.lossSum / n, workers: this.batches, samples: this.samples };
     this.lossSum = 0;
@@ -151,7 +150,7 @@ export class GradientAggregator {
 
   private applySparseNow(g: WorkerGradients): void {
     this.accumulateSparse(g);
-    for (const [table, acc] of this.sparse) acc.applyMean(table, 1);
+    this.applySparse(1);
   }
 
   private accumulateSparse(g: WorkerGradients): void {
@@ -170,16 +169,13 @@ export class GradientAggregator {
         this.store.rejectGradient();
         continue;
       }
-      (this.byTable[n] ?? this.accumulatorOf(n)).add(row, g.sparseGrads, from);
+      (this.sparse[n] ??= new RowAccumulator(this.store.tableAt(n).dim)).add(row, g.sparseGrads, from);
     }
   }
 
-  private accumulatorOf(n: number): RowAccumulator {
-    const table = this.store.tableAt(n);
-    let a = this.sparse.get(table);
-    if (!a) this.sparse.set(table, (a = new RowAccumulator(table.dim)));
-    this.byTable[n] = a;
-    return a;
+  /** Applies each table's summed rows, their mean over `workers`. */
+  private applySparse(workers: number): void {
+    this.sparse.forEach((acc, n) => acc?.applyMean(this.store.tableAt(n), workers));
   }
 }
 
