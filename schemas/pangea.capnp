@@ -97,6 +97,13 @@ struct ParameterRequest {
   ids @3 :Tensor;            # uint64 [U], unique feature ids
   readOnly @4 :Bool;         # true: unknown ids read as zeros and create no row
   halfRows @5 :Bool;         # send the rows as float16 (gradient compression)
+  # A pull sent ahead (sync/hybrid, shard 0 only): the global batches the
+  # worker expects at `step`. It is held until that step is planned, then
+  # served if those are exactly the worker's batches, else withdrawn.
+  aheadBatches @6 :List(UInt64);
+  # A pull sent ahead: the batches the worker holds at the current step. Given
+  # any other (a dead trainer's), it must ask for work, so the pull is withdrawn.
+  workingOn @7 :List(UInt64);
 }
 
 struct ParameterSet {
@@ -104,6 +111,8 @@ struct ParameterSet {
   dense @1 :List(Tensor);    # float32, in the model's parameter order; empty if not requested
   ids @2 :Tensor;            # uint64 [U], echoes the request
   embeddings @3 :Tensor;     # float32 [U, dim], row i belongs to ids[i]
+  withdrawn @4 :Bool;        # a pull sent ahead that is not served (the work went otherwise): no rows; ask for work
+  heldMicros @5 :UInt64;     # a pull sent ahead: how long it waited for its step before it was answered
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.

@@ -2,7 +2,7 @@
 // A short A/B of the DLRM Kaggle cluster, or another architecture's (the configuration of `make
 // bench-training`'s cluster rows) between builds of two checkouts, alternated
 // within one invocation so both see the same machine load:
-//   node bench/training/cluster-ab.mjs A=/work/main B=. [--runs 3] [--trainers 2] [--shards 1] [--mode sync] [--model dlrm]
+//   node bench/training/cluster-ab.mjs A=/work/main B=.[,VAR=VALUE...] [--runs 3] [--trainers 2] [--shards 1] [--mode sync] [--model dlrm]
 // (--model: any architecture, with its default hyper-parameters; DLRM in the Kaggle widths)
 // Prints per run samples/s, held-out AUC/logloss and the trainers' time split
 // (wait / fetch / pull / compute / push, summed over trainers) and the CPU
@@ -18,7 +18,12 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const variants = argv.filter((a) => /^[A-Za-z0-9_-]+=/.test(a)).map((a) => ({ name: a.split("=")[0], root: resolve(a.slice(a.indexOf("=") + 1)) }));
+// NAME=CHECKOUT, or NAME=CHECKOUT,VAR=VALUE,... to run that variant with environment variables set
+// (e.g. B=.,PANGEA_PULL_AFTER_WORK=1 compares a switch within one build).
+const variants = argv.filter((a) => /^[A-Za-z0-9_-]+=/.test(a)).map((a) => {
+  const [root, ...vars] = a.slice(a.indexOf("=") + 1).split(",");
+  return { name: a.split("=")[0], root: resolve(root), env: Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])) };
+});
 if (!variants.length) {
   process.stderr.write("cluster-ab: expected NAME=CHECKOUT arguments, e.g. A=/work/main B=.\n");
   process.exit(2);
@@ -59,7 +64,7 @@ try {
         "--embedding-dim", "16", "--model", model, "--model-config", config, "--seed", "7",
         "--dense-optimizer", "adagrad", "--dense-lr", "0.01", "--sparse-optimizer", "adagrad", "--sparse-lr", "0.05", "--mode", mode,
         "--log-dir", join(work, `logs-${tag}`), "--checkpoint-dir", join(work, `ckpt-${tag}`), ...extra,
-      ], { cwd: v.root, encoding: "utf8", env: process.env, maxBuffer: 1 << 26 });
+      ], { cwd: v.root, encoding: "utf8", env: { ...process.env, ...v.env }, maxBuffer: 1 << 26 });
       if (out.status !== 0) throw new Error(`${v.name} run ${r} exited ${out.status}: ${out.stderr.trim().split("\n").slice(-3).join(" | ")}`);
       const cpu = childCpu() - cpu0;
       cpus.get(v.name).push(cpu);

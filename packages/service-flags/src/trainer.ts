@@ -16,6 +16,7 @@ export const trainerSchema = z.object({
   workerId: flag(workerId(`trainer-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", shown: "trainer-<host>-<pid>" }),
   connectTimeoutMs: flag(positiveInt("milliseconds").default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator and compute" }),
   rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator (then exit 3) or compute (then exit 1) to come back" }),
+  pullAfterWork: flag(z.boolean().default(false), { env: "PANGEA_PULL_AFTER_WORK", description: "sync/hybrid: pull a step's parameters only once GetWork hands out its batches, instead of sending the next step's first pull ahead (the orchestrator holds it until the step is planned); for comparison" }),
   logEvery: flag(positiveInt("a positive number of steps").default(50), { env: "PANGEA_LOG_EVERY", description: "log progress every N steps" }),
 });
 

@@ -113,7 +113,7 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   };
   try {
     log.info({ mode: job.mode, steps: job.steps, batchSize: job.batchSize, batchesPerStep: job.batchesPerStep, resumedFromStep: Number(job.resumedFromStep) }, "training");
-    const stats = await trainAssigned({ model, layout, session, feed, params, mode: job.mode, steps: Number(job.steps), batchesPerStep: job.batchesPerStep, seed: Number(job.seed), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, metrics, evaluate: evaluateAndReport });
+    const stats = await trainAssigned({ model, layout, session, feed, params, mode: job.mode, steps: Number(job.steps), batchesPerStep: job.batchesPerStep, seed: Number(job.seed), log, logEvery: config.logEvery, computeGraceMs: config.rejoinTimeoutMs, pullAhead: !config.pullAfterWork, metrics, evaluate: evaluateAndReport });
     await feed.finish();
     log.info({ ...stats, samplesPerSec: Math.round(stats.samples / Math.max(stats.seconds, 1e-9)) }, "training done");
     if (stats.evaluate) {

@@ -340,7 +340,7 @@ export class ParameterRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterRequest",
     id: "8b625c3ac154f93f",
-    size: new $.ObjectSize(16, 1),
+    size: new $.ObjectSize(16, 3),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -398,6 +398,9 @@ export class ParameterRequest extends $.Struct {
   }
   /**
 * send the rows as float16 (gradient compression)
+* A pull sent ahead (sync/hybrid, shard 0 only): the global batches the
+* worker expects at `step`. It is held until that step is planned, then
+* served if those are exactly the worker's batches, else withdrawn.
 *
 */
   get halfRows(): boolean {
@@ -406,13 +409,54 @@ export class ParameterRequest extends $.Struct {
   set halfRows(value: boolean) {
     $.utils.setBit(34, value, this);
   }
+  _adoptAheadBatches(value: $.Orphan<$.List<bigint>>): void {
+    $.utils.adopt(value, $.utils.getPointer(1, this));
+  }
+  _disownAheadBatches(): $.Orphan<$.List<bigint>> {
+    return $.utils.disown(this.aheadBatches);
+  }
+  /**
+* A pull sent ahead: the batches the worker holds at the current step. Given
+* any other (a dead trainer's), it must ask for work, so the pull is withdrawn.
+*
+*/
+  get aheadBatches(): $.List<bigint> {
+    return $.utils.getList(1, $.Uint64List, this);
+  }
+  _hasAheadBatches(): boolean {
+    return !$.utils.isNull($.utils.getPointer(1, this));
+  }
+  _initAheadBatches(length: number): $.List<bigint> {
+    return $.utils.initList(1, $.Uint64List, length, this);
+  }
+  set aheadBatches(value: $.List<bigint>) {
+    $.utils.copyFrom(value, $.utils.getPointer(1, this));
+  }
+  _adoptWorkingOn(value: $.Orphan<$.List<bigint>>): void {
+    $.utils.adopt(value, $.utils.getPointer(2, this));
+  }
+  _disownWorkingOn(): $.Orphan<$.List<bigint>> {
+    return $.utils.disown(this.workingOn);
+  }
+  get workingOn(): $.List<bigint> {
+    return $.utils.getList(2, $.Uint64List, this);
+  }
+  _hasWorkingOn(): boolean {
+    return !$.utils.isNull($.utils.getPointer(2, this));
+  }
+  _initWorkingOn(length: number): $.List<bigint> {
+    return $.utils.initList(2, $.Uint64List, length, this);
+  }
+  set workingOn(value: $.List<bigint>) {
+    $.utils.copyFrom(value, $.utils.getPointer(2, this));
+  }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }
 export class ParameterSet extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSet",
     id: "e01725411f6b56bf",
-    size: new $.ObjectSize(8, 3),
+    size: new $.ObjectSize(24, 3),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
@@ -490,6 +534,26 @@ export class ParameterSet extends $.Struct {
   }
   set embeddings(value: Tensor) {
     $.utils.copyFrom(value, $.utils.getPointer(2, this));
+  }
+  /**
+* a pull sent ahead that is not served (the work went otherwise): no rows; ask for work
+*
+*/
+  get withdrawn(): boolean {
+    return $.utils.getBit(64, this);
+  }
+  set withdrawn(value: boolean) {
+    $.utils.setBit(64, value, this);
+  }
+  /**
+* a pull sent ahead: how long it waited for its step before it was answered
+*
+*/
+  get heldMicros(): bigint {
+    return $.utils.getUint64(16, this);
+  }
+  set heldMicros(value: bigint) {
+    $.utils.setUint64(16, value, this);
   }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }

@@ -22,7 +22,8 @@ import { buildJobStatus } from "./job-status.js";
 import { TaskLosses } from "./task-status.js";
 import { Membership, type SessionSink, type TrainerMember } from "./membership.js";
 import { StepCoordinator, type PushAck } from "./step-coordinator.js";
-import { WorkDispatcher } from "./work-dispatcher.js";
+import { WorkDispatcher, type JobView } from "./work-dispatcher.js";
+import { HeldPulls } from "./held-pulls.js";
 
 export { defaultSlotConfig } from "./job-model.js";
 
@@ -54,6 +55,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   model: JobModel | null = null;
   private readonly members: Membership;
   private readonly work: WorkDispatcher;
+  private readonly heldPulls: HeldPulls;
   private steps: StepCoordinator | null = null;
   /** Shard 0's parameter shard, from the start of training. */
   private shard: ParameterShard | null = null;
@@ -93,19 +95,17 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.evals = new Evaluations({ everySteps: config.evalEverySteps ?? 0, best: config.keepBest ? { metric: config.bestMetric ?? "auc", ...(config.bestTask ? { task: config.bestTask } : {}) } : null });
     if (this.resumed) this.restoreEvaluations(this.resumed);
     this.members = new Membership(config, log);
-    this.work = new WorkDispatcher(
-      {
-        state: () => this.state,
-        error: () => this.error,
-        finished: () => this.isFinished(),
-        version: () => this.step,
-        plan: () => this.steps?.plan ?? null,
-        heldForEval: () => (this.evalHold ? { step: this.progressStep, evaluate: !this.evalHold.checkpointing } : null),
-        computeAddress: () => this.members.compute?.address ?? "",
-      },
-      this.members,
-      log,
-    );
+    const view: JobView = {
+      state: () => this.state,
+      error: () => this.error,
+      finished: () => this.isFinished(),
+      version: () => this.step,
+      plan: () => this.steps?.plan ?? null,
+      heldForEval: () => (this.evalHold ? { step: this.progressStep, evaluate: !this.evalHold.checkpointing } : null),
+      computeAddress: () => this.members.compute?.address ?? "",
+    };
+    this.work = new WorkDispatcher(view, this.members, log);
+    this.heldPulls = new HeldPulls(view, this.members);
     this.registerTimer = setTimeout(() => {
       if (this.state === "JOB_STATE_WAITING") {
         const m = this.members;
@@ -165,7 +165,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): void {
     this.members.addCompute(workerId, address, source, this.state, this.isFinished());
-    this.work.wake();
+    this.wake();
     this.maybeStart();
   }
 
@@ -244,14 +244,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.members.watchForOrphans(this.config.registerTimeoutMs, () => {
       this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${(this.config.registerTimeoutMs / 1000).toFixed(0)}s at step ${this.progressStep} of ${this.config.steps}`));
     });
-    this.work.wake();
+    this.wake();
   }
 
   private joined(t: TrainerMember): void {
     this.members.cancelOrphanWatch();
     const live = this.members.liveTrainers();
     this.steps?.plan.adopt(live);
-    this.work.wake();
+    this.wake();
     this.log.info({ workerId: t.workerId, rank: t.rank, live: live.length }, "trainer joined the running job");
   }
 
@@ -343,6 +343,20 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.work.getWork(workerId);
   }
 
+  /** A pull sent ahead by the trainer of `rank` for `batches` at `step`: true once it is to be served, false if withdrawn (HeldPulls). */
+  holdPull(step: number, rank: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean> {
+    if (this.config.mode === "async") throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "a pull sent ahead is for sync and hybrid jobs; this job is async");
+    const t = this.members.trainerOfRank(rank);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${rank} is registered`);
+    return this.heldPulls.hold(t.workerId, step, batches, workingOn);
+  }
+
+  /** The job moved on: answer the held GetWork calls and decide the held pulls that can be now. */
+  private wake(): void {
+    this.work.wake();
+    this.heldPulls.wake();
+  }
+
   async push(g: WorkerGradients): Promise<PushAck> {
     const steps = this.steps;
     if (this.state !== "JOB_STATE_RUNNING" || !steps) {
@@ -378,19 +392,19 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private holdForEval(): void {
     this.evalHold = { checkpointing: false };
     this.log.info({ step: this.progressStep }, "training pauses for a held-out evaluation");
-    this.work.wake();
+    this.wake();
   }
 
   /** The evaluation during training is done (and its checkpoint whole): training goes on. */
   private releaseHold(): void {
     this.evalHold = null;
-    if (this.config.mode === "async") this.work.wake();
+    if (this.config.mode === "async") this.wake();
     else this.nextStep();
   }
 
   private nextStep(): void {
     this.steps!.plan.beginStep(this.members.liveTrainers());
-    this.work.wake();
+    this.wake();
   }
 
   /** Seconds this process has trained the job (0 before it started). */
@@ -473,7 +487,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     this.state = "JOB_STATE_EVALUATING";
-    this.work.wake();
+    this.wake();
     this.shard!.finishTraining();
   }
 
@@ -566,7 +580,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.members.stopWatching();
     this.shard?.stop();
     this.members.closeAll(this.finishedEvent());
-    this.work.wake();
+    this.wake();
     this.emit("finished", this.status());
   }
 

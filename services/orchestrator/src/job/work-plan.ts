@@ -76,6 +76,11 @@ export class WorkPlan {
     return n;
   }
 
+  /** sync/hybrid: whether the current step's batches are dealt out (between a step's last batch and the next beginStep they are not). */
+  get planned(): boolean {
+    return this.owner.size > 0;
+  }
+
   /** async: batches handed out and not finished (a checkpoint records them so a restart hands them out again). */
   outstanding(): number[] {
     return [...this.owner.keys(), ...this.requeued].sort((a, b) => a - b);

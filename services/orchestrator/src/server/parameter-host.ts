@@ -17,6 +17,12 @@ export interface ParameterHost {
   requireModel(readOnly: boolean): HostedModel;
   /** Throws unless a training pull for `step` may be served now. */
   checkPullStep(step: number, rank: number): void;
+  /**
+   * A pull sent ahead (sync/hybrid): resolves true when it is to be served,
+   * false when withdrawn (`workingOn`: the batches the trainer holds at the
+   * step before). Only the coordinator (shard 0) knows the plan.
+   */
+  holdPull?(step: number, rank: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean>;
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
   /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
   workerOfRank?(rank: number): string | undefined;

@@ -1,7 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor } from "./peer-check.js";
-import { MessageType, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
+import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -21,14 +21,29 @@ export class ParameterServer {
   addToServer(server: grpc.Server): void {
     server.addService(ParameterServerService, {
       pull: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        let req: PullRequest;
+        let ahead: { batches: number[]; workingOn: number[] };
         try {
-          cb(null, this.pull(call.request, call.getPeer()));
+          req = decodeMessage(call.request, MessageType.PARAMETER_REQUEST, `pull from ${call.getPeer()}`).payload;
+          ahead = this.aheadBatches(req, call);
         } catch (err) {
-          // The tables are full: every later pull of a new id would fail the same way, and a
-          // trainer retrying forever helps nobody. The job fails with the limit as its reason.
-          if (OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")) this.job.fail(err);
           cb(toServiceError(err));
+          return;
         }
+        if (!ahead.batches.length) {
+          this.answerPull(cb, () => this.pull(req));
+          return;
+        }
+        const since = performance.now();
+        this.job.holdPull!(Number(req.step), req.workerRank, ahead.batches, ahead.workingOn).then(
+          (serve) => {
+            // A trainer gone meanwhile: reading (and creating) its rows would count ids for a batch nobody trains.
+            if (call.cancelled) return;
+            const heldMicros = BigInt(Math.round((performance.now() - since) * 1000));
+            this.answerPull(cb, () => (serve ? this.pull(req, heldMicros) : this.withdrawn(heldMicros)));
+          },
+          (err) => cb(toServiceError(err)),
+        );
       },
       push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         this.push(call.request, call.getPeer(), call).then(
@@ -91,8 +106,48 @@ export class ParameterServer {
     });
   }
 
-  private pull(bytes: Buffer, peer: string): Buffer {
-    const { payload: req } = decodeMessage(bytes, MessageType.PARAMETER_REQUEST, `pull from ${peer}`);
+  private answerPull(cb: grpc.sendUnaryData<Buffer>, fn: () => Buffer): void {
+    try {
+      cb(null, fn());
+    } catch (err) {
+      // The tables are full: every later pull of a new id would fail the same way, and a
+      // trainer retrying forever helps nobody. The job fails with the limit as its reason.
+      if (OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")) this.job.fail(err);
+      cb(toServiceError(err));
+    }
+  }
+
+  /** A pull sent ahead names the batches it is for and those its trainer holds now; none for an ordinary pull. */
+  private aheadBatches(req: PullRequest, call: AuthenticatedCall): { batches: number[]; workingOn: number[] } {
+    const list = req.aheadBatches;
+    if (!list.length) return { batches: [], workingOn: [] };
+    const rank = req.workerRank;
+    if (!this.job.holdPull) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `pull sent ahead by rank ${rank}: only shard 0 (the orchestrator) holds pulls for a step to come`);
+    if (req.readOnly) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `pull sent ahead by rank ${rank}: a read-only pull cannot be sent ahead`);
+    const working = req.workingOn;
+    if (list.length > MAX_AHEAD_BATCHES || working.length > MAX_AHEAD_BATCHES) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `pull sent ahead by rank ${rank}: ${Math.max(list.length, working.length)} batches named, at most ${MAX_AHEAD_BATCHES}`);
+    // Held as that trainer's: a per-worker certificate holds pulls for its own rank only.
+    const identity = peerIdentity(call);
+    const owner = identity && namesOneWorker(identity) ? this.job.workerOfRank?.(rank) : undefined;
+    if (owner) checkActsFor(identity, "trainer", owner, `pull sent ahead for rank ${rank}`);
+    const batches: number[] = [];
+    for (let i = 0; i < list.length; i++) batches.push(Number(list.get(i)));
+    const workingOn: number[] = [];
+    for (let i = 0; i < working.length; i++) workingOn.push(Number(working.get(i)));
+    return { batches, workingOn };
+  }
+
+  /** The answer to a pull sent ahead that is not served: no rows. */
+  private withdrawn(heldMicros: bigint): Buffer {
+    return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
+      set.step = BigInt(this.job.step);
+      set.withdrawn = true;
+      set.heldMicros = heldMicros;
+      writeTensor(set._initIds(), "ids", DataType.UINT64, [0], new Uint32Array(0));
+    });
+  }
+
+  private pull(req: PullRequest, heldMicros = 0n): Buffer {
     const readOnly = req.readOnly;
     const model = this.job.requireModel(readOnly);
     const step = Number(req.step);
@@ -105,6 +160,7 @@ export class ParameterServer {
     const shape = uniform !== null ? [count, uniform] : [total];
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
+      set.heldMicros = heldMicros;
       if (req.includeDense) {
         if (!dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
         const list = set._initDense(dense.values.length);
@@ -153,6 +209,11 @@ export class ParameterServer {
     });
   }
 }
+
+type PullRequest = PayloadTypes[typeof MessageType.PARAMETER_REQUEST];
+
+/** More than a step's batches is never a trainer's; the bound keeps a held request small. */
+const MAX_AHEAD_BATCHES = 4096;
 
 /** A Cap'n Proto List(Float32) as numbers. */
 function floats(list: { length: number; get(i: number): number }): number[] {

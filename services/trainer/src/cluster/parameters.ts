@@ -10,6 +10,14 @@ export interface Pulled {
   step: number;
   dense: Float32Array[] | null;
   rows: Float32Array;
+  /** A pull sent ahead: milliseconds it took, from sending to its answer (performance.now), less the time it was held. */
+  aheadMs?: number;
+}
+
+/** What a pull sent ahead is for: the batches expected at its step, and those the trainer holds at the step before. */
+export interface Ahead {
+  batches: readonly number[];
+  workingOn: readonly number[];
 }
 
 /** A multi-task batch's per-task figures, in the job's task order (GradientUpdate.taskLosses/taskStreamingAuc). */
@@ -63,6 +71,21 @@ export class ParameterClient {
 
   /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width). */
   async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount)): Promise<Pulled> {
+    return (await this.request(step, ids, idCount, includeDense, readOnly, offsets, null))!;
+  }
+
+  /**
+   * A training pull sent ahead for `batches` at `step`, a step that may not
+   * have begun: the orchestrator holds it until the step is planned and
+   * serves it (with the dense parameters) if those are this trainer's
+   * batches then; null when it was withdrawn (also when the trainer is given
+   * other batches at the step before: it must then ask for work). Shard 0 only.
+   */
+  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, idCount: number, offsets: Int32Array | null = this.layout.offsets(ids, idCount)): Promise<Pulled | null> {
+    return this.request(step, ids, idCount, true, false, offsets, ahead);
+  }
+
+  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null): Promise<Pulled | null> {
     const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
       r.workerRank = this.rank;
       r.step = BigInt(step);
@@ -70,14 +93,25 @@ export class ParameterClient {
       r.readOnly = readOnly;
       r.halfRows = this.half;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
+      if (ahead) {
+        const list = r._initAheadBatches(ahead.batches.length);
+        ahead.batches.forEach((j, i) => list.set(i, BigInt(j)));
+        const working = r._initWorkingOn(ahead.workingOn.length);
+        ahead.workingOn.forEach((j, i) => working.set(i, BigInt(j)));
+      }
     }, sizeHint(ids.subarray(0, idCount * 2)));
     let res: Buffer;
+    const sent = performance.now();
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.pull.bind(this.client), req);
     } catch (err) {
-      this.fail(err, `pull for step ${step}:`);
+      this.fail(err, `${ahead ? "pull sent ahead" : "pull"} for step ${step}:`);
     }
     const { payload: set } = decodeMessage(res, MessageType.PARAMETER_SET, `orchestrator at ${this.address}`);
+    if (set.withdrawn) {
+      if (!ahead) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} withdrew a pull for step ${step} that was not sent ahead`);
+      return null;
+    }
     let dense: Float32Array[] | null = null;
     if (includeDense) {
       const list = set.dense;
@@ -93,7 +127,9 @@ export class ParameterClient {
     // [count, width] when the rows sent share one width (always, for a model of one width), else side by side, [total].
     const fits = rows.data.length === total && (rows.shape.length === 1 || (rows.shape.length === 2 && rows.shape[0] === idCount));
     if (!fits) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected ${expected}`);
-    return { step: Number(set.step), dense, rows: rows.data };
+    const pulled: Pulled = { step: Number(set.step), dense, rows: rows.data };
+    if (ahead) pulled.aheadMs = Math.max(0, performance.now() - sent - Number(set.heldMicros) / 1000);
+    return pulled;
   }
 
   async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN, tasks: TaskFigures | null = null): Promise<PushAck> {

@@ -138,7 +138,11 @@ export class ClusterSession {
 
   /** Races `p` against the session ending, so nothing waits on a job this trainer is no longer part of. */
   guard<T>(p: Promise<T>): Promise<T> {
-    if (this.ended) return Promise.reject(this.ended);
+    if (this.ended) {
+      // Its failure (a closed channel, usually) is not news, and must not be an unhandled rejection.
+      p.catch(() => {});
+      return Promise.reject(this.ended);
+    }
     return new Promise<T>((resolve, reject) => {
       const onEnd = (err: Error) => reject(err);
       this.endWaiters.push(onEnd);

@@ -1,6 +1,6 @@
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { shardOfId } from "@pangea/kit";
-import { ParameterClient, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
+import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
 
 /**
  * Pull and push against every parameter-server shard in parallel: the ids
@@ -17,9 +17,9 @@ export class ShardedParameterClient {
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
-  private split(ids: Uint32Array, count: number): void {
+  private split(ids: Uint32Array, count: number, into = this.scratch): void {
     const n = this.shards.length;
-    for (const s of this.scratch) {
+    for (const s of into) {
       if (s.positions.length < count) {
         s.words = new Uint32Array(count * 2);
         s.positions = new Int32Array(count);
@@ -29,7 +29,7 @@ export class ShardedParameterClient {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const s = this.scratch[shardOfId(lo, hi, n)]!;
+      const s = into[shardOfId(lo, hi, n)]!;
       s.words[2 * s.count] = lo;
       s.words[2 * s.count + 1] = hi;
       s.positions[s.count++] = i;
@@ -46,9 +46,32 @@ export class ShardedParameterClient {
     if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets);
     this.split(ids, count);
     const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly)));
+    return this.merge(parts, this.scratch, ids, count, offsets);
+  }
+
+  /**
+   * A pull sent ahead at `step` (see ParameterClient.pullAhead):
+   * shard 0 holds its part until the step is planned; once it is served the
+   * other shards, which have applied the step by then (a trainer pushes to
+   * them before shard 0), are pulled. null when shard 0 withdrew it.
+   */
+  async pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null): Promise<Pulled | null> {
+    if (this.shards.length === 1) return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets);
+    // Its own split, not the scratch: the step under way pulls and pushes through that meanwhile.
+    const parts = this.shards.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
+    this.split(ids, count, parts);
+    const first = await this.shards[0]!.pullAhead(step, ahead, parts[0]!.words, parts[0]!.count);
+    if (!first) return null;
+    const served = performance.now();
+    const others = await Promise.all(this.shards.slice(1).map((c, i) => c.pull(step, parts[i + 1]!.words, parts[i + 1]!.count, false, false)));
+    return { ...this.merge([first, ...others], parts, ids, count, offsets), aheadMs: first.aheadMs! + (performance.now() - served) };
+  }
+
+  /** The rows of each shard's part, back in the caller's order. */
+  private merge(pulled: readonly Pulled[], parts: readonly { count: number; positions: Int32Array }[], ids: Uint32Array, count: number, offsets: Int32Array | null): Pulled {
     const rows = new Float32Array(this.layout.total(ids, count, offsets));
-    parts.forEach((p, k) => {
-      const s = this.scratch[k]!;
+    pulled.forEach((p, k) => {
+      const s = parts[k]!;
       for (let j = 0, from = 0; j < s.count; j++) {
         const i = s.positions[j]!;
         const width = this.at(offsets, i + 1) - this.at(offsets, i);
@@ -56,7 +79,7 @@ export class ShardedParameterClient {
         from += width;
       }
     });
-    return { step: parts[0]!.step, dense: parts[0]!.dense, rows };
+    return { step: pulled[0]!.step, dense: pulled[0]!.dense, rows };
   }
 
   /**

@@ -6,6 +6,7 @@ import { decodeBatch, toModelBatch, type DecodedBatch } from "../cluster/batches
 import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
+import type { Pulled } from "../cluster/parameters.js";
 import { IdDeduper } from "../features/dedup.js";
 import { StreamingAuc, taskColumn, type RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
@@ -39,6 +40,8 @@ export interface TrainContext {
   seed: number;
   /** Global batches per step (the job spec's batches_per_step): with `steps`, the job's last batch index. */
   batchesPerStep: number;
+  /** sync/hybrid: send the next step's first pull ahead, held by the orchestrator until the step is planned. */
+  pullAhead: boolean;
   /** How long compute may stay unreachable before the trainer gives up. */
   computeGraceMs: number;
   metrics?: TrainerMetrics;
@@ -105,10 +108,23 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       return p;
     });
   };
-  let ahead: { address: string; indices: number[]; batches: Promise<Prepared>[] } | null = null;
+  /**
+   * The batches read ahead for the next step and, in sync/hybrid mode, the
+   * first one's pull sent ahead: held by the orchestrator until the step is
+   * planned, then served (those are this trainer's batches: no GetWork is
+   * needed) or withdrawn (null: ask for work as usual).
+   */
+  let ahead: { address: string; step: number; indices: number[]; batches: Promise<Prepared>[]; pulled: Promise<Pulled | null> | null } | null = null;
   for (;;) {
     mark = performance.now();
-    const work: Work__Output = await session.getWork();
+    // A failed pull sent ahead is asked again through GetWork, which reports what ended the job if something did.
+    const served = ahead?.pulled ? await session.guard(ahead.pulled).catch(() => null) : null;
+    const work: Work__Output = served && ahead
+      ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: ahead.step, batchIndices: ahead.indices, computeAddress: ahead.address }
+      : await session.getWork();
+    // Of the time waited for a pull sent ahead, the part it was not held for is the pull's (recorded with its batch below).
+    const servedPullMs = served ? Math.min(performance.now() - mark, served.aheadMs ?? 0) : 0;
+    mark += servedPullMs;
     lap("wait");
     if (work.done) {
       if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
@@ -127,6 +143,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     try {
       // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
       let batches = ahead?.address === work.computeAddress && sameList(ahead.indices, indices) && feed.connectedTo(work.computeAddress) ? ahead.batches : null;
+      // The rows served ahead are those of the batches read ahead; batches read again are pulled again.
+      const early = batches ? served : null;
       if (!batches && ahead) {
         // Work went elsewhere (a trainer joined or left): drop the stream with the batches read ahead.
         feed.reset();
@@ -150,11 +168,22 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
           const next = indices.map((x) => x + c.batchesPerStep).filter((x) => x < totalBatches);
           if (next.length) {
             feed.want(next);
-            ahead = { address: work.computeAddress, indices: next, batches: readInOrder(next) };
+            const step = Number(work.step) + 1;
+            const batches = readInOrder(next);
+            // The pull goes out as soon as the first batch is ready; nobody may await it (a withdrawal or failure is handled at the loop's top).
+            const pulled = c.pullAhead ? batches[0]!.then((p) => params.pullAhead(step, { batches: next, workingOn: indices }, p.unique, p.uniqueCount, p.offsets)) : null;
+            pulled?.catch(() => {});
+            ahead = { address: work.computeAddress, step, indices: next, batches, pulled };
           }
         }
-        const pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
-        lap("pull");
+        let pulled: Pulled;
+        if (i === 0 && early) {
+          pulled = early;
+          m?.phase("pull", servedPullMs / 1000);
+        } else {
+          pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
+          lap("pull");
+        }
         const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
         lap("compute");
         streaming.forEach((s, t) => s?.add(taskColumn(out.predictions, T, t), taskColumn(batch.labels, T, t)));

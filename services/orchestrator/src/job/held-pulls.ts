@@ -1,0 +1,77 @@
+import type { Membership } from "./membership.js";
+import type { JobView } from "./work-dispatcher.js";
+
+interface HeldPull {
+  workerId: string;
+  step: number;
+  batches: readonly number[];
+  /** The batches the trainer holds at the step before. */
+  workingOn: ReadonlySet<number>;
+  decide(serve: boolean): void;
+}
+
+/**
+ * Pulls sent ahead (sync/hybrid). A trainer that has read its next batch
+ * ahead pulls that batch's rows for the next step before the step exists;
+ * the pull waits here until the step is planned. It is then served if the
+ * batches it names are exactly the trainer's at that step (the trainer
+ * needs no GetWork for the step), and withdrawn otherwise: the work went
+ * another way (a trainer joined or left), the trainer was given a dead
+ * trainer's batch at the step under way, the job pauses for an
+ * evaluation, training is over, or the trainer is no longer a member. A
+ * withdrawn pull has read and created nothing, so admission counts only
+ * ever see the pulls of a batch's owner.
+ *
+ * One held pull per trainer: a newer one withdraws the older.
+ */
+export class HeldPulls {
+  private readonly held = new Map<string, HeldPull>();
+
+  constructor(
+    private readonly job: JobView,
+    private readonly members: Membership,
+  ) {}
+
+  /** Resolves true when the pull is to be served now, false when it is withdrawn. */
+  hold(workerId: string, step: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean> {
+    this.held.get(workerId)?.decide(false);
+    return new Promise((resolve) => {
+      this.held.set(workerId, { workerId, step, batches: [...batches].sort((a, b) => a - b), workingOn: new Set(workingOn), decide: resolve });
+      this.wake();
+    });
+  }
+
+  /** Decides every held pull that can be decided now. */
+  wake(): void {
+    if (!this.held.size) return;
+    // In rank order: pulls released together create their rows in the same order in every run.
+    const rank = (id: string) => this.members.trainer(id)?.rank ?? Number.MAX_SAFE_INTEGER;
+    for (const p of [...this.held.values()].sort((a, b) => rank(a.workerId) - rank(b.workerId))) {
+      const serve = this.verdict(p);
+      if (serve === null) continue;
+      this.held.delete(p.workerId);
+      p.decide(serve);
+    }
+  }
+
+  /** true: serve; false: withdraw; null: not yet (the step is not planned). */
+  private verdict(p: HeldPull): boolean | null {
+    const job = this.job;
+    if (job.finished() || job.state() !== "JOB_STATE_RUNNING") return false;
+    if (!this.members.trainer(p.workerId)?.alive) return false;
+    const version = job.version();
+    if (version > p.step) return false;
+    // Paused for an evaluation: the trainers must come to GetWork, where one of them is asked to evaluate.
+    if (job.heldForEval()) return false;
+    const plan = job.plan();
+    if (!plan || plan.done) return false;
+    if (version < p.step) {
+      // Given a batch it did not hold (a dead trainer's), the trainer must come and ask for work:
+      // the step cannot end without it.
+      return plan.workFor(p.workerId).some((j) => !p.workingOn.has(j)) ? false : null;
+    }
+    if (!plan.planned) return null;
+    const mine = plan.workFor(p.workerId);
+    return mine.length === p.batches.length && mine.every((j, i) => j === p.batches[i]);
+  }
+}
