@@ -101,6 +101,26 @@ describe("a running job's services", () => {
     expect(TrainerErrors.is(err, "TRAINER_ERR_REFUSED"), String(err)).toBe(true);
     expect(err!.message).toMatch(/^pull for step 0: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_UNKNOWN_SLOT: feature id \d+ has slot 999, which the job's data does not declare$/);
   });
+  it("a pull sent ahead for a step already past is withdrawn (no rows); one that is read-only or names too many batches gets INVALID_ARGUMENT", async () => {
+    const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
+    const slots = Array.from({ length: 26 }, (_, s) => s + 1);
+    const params = new ParameterClient(job.c.orchestratorAddress, "trainer-probe", 0, [], RowLayout.of(spec, slots));
+    const id = Uint32Array.from([7, (1 << 16) >>> 0]);
+    expect(await params.pullAhead(0, { batches: [0], workingOn: [] }, id, 1, null)).toBeNull();
+    params.close();
+    const client = parameterServerClient(job.c.orchestratorAddress);
+    const ahead = (readOnly: boolean, batches: number) =>
+      unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
+        r.step = 1_000_000n;
+        r.readOnly = readOnly;
+        writeTensor(r._initIds(), "ids", DataType.UINT64, [1], id);
+        const list = r._initAheadBatches(batches);
+        for (let i = 0; i < batches; i++) list.set(i, BigInt(i));
+      }));
+    await expect(ahead(true, 1)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("a read-only pull cannot be sent ahead") });
+    await expect(ahead(false, 5000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("5000 batches named, at most 4096") });
+    client.close();
+  });
 });
 
 describe("failures mid-job end the job with one clear reason, and nothing hangs", () => {
