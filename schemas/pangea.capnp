@@ -113,6 +113,7 @@ struct ParameterSet {
   embeddings @3 :Tensor;     # float32 [U, dim], row i belongs to ids[i]
   withdrawn @4 :Bool;        # a pull sent ahead that is not served (the work went otherwise): no rows; ask for work
   heldMicros @5 :UInt64;     # a pull sent ahead: how long it waited for its step before it was answered
+  servedAhead @6 :Bool;      # a pull sent ahead, served: the batches it named are the worker's at `step`
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.

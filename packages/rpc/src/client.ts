@@ -32,12 +32,20 @@ export function unary<Req, Res>(
   call: (req: Req, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
   req: Req,
   deadlineMs?: number,
+  /** Cancels the call (it then fails with CANCELLED). */
+  signal?: AbortSignal,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     const opts: grpc.CallOptions = deadlineMs ? { deadline: Date.now() + deadlineMs } : {};
-    call(req, new grpc.Metadata(), opts, (err, res) => {
+    const pending = call(req, new grpc.Metadata(), opts, (err, res) => {
+      signal?.removeEventListener("abort", cancel);
       if (err) reject(err);
       else resolve(res as Res);
-    });
+    }) as grpc.ClientUnaryCall | undefined;
+    function cancel() {
+      pending?.cancel();
+    }
+    if (signal?.aborted) cancel();
+    else signal?.addEventListener("abort", cancel, { once: true });
   });
 }

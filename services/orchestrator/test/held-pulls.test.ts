@@ -95,6 +95,22 @@ describe("Job: pulls sent ahead", () => {
     expect(await job.holdPull(0, 0, [0], [])).toBe(false);
   });
 
+  it("a pull for more than one step ahead is withdrawn at once; a cancelled one is dropped and never served", async () => {
+    const { job } = startedJob({ steps: 3 });
+    expect(await job.holdPull(2, 0, [4], [0])).toBe(false);
+    const gone = new AbortController();
+    const cancelled = watch(job.holdPull(1, 1, [3], [1], gone.signal));
+    await tick();
+    expect(cancelled()).toBe("pending");
+    gone.abort();
+    await tick();
+    expect(cancelled()).toBe(false);
+    await job.push(gradients(job, 0, 0));
+    await job.push(gradients(job, 1, 1));
+    // trainer-1 holds nothing now: a new pull of its is decided on its own.
+    expect(await job.holdPull(1, 1, [3], [1])).toBe(true);
+  });
+
   it("refuses an async job's pull sent ahead, and an unknown rank", async () => {
     expect(await codeOf(() => startedJob({ mode: "async" }).job.holdPull(1, 0, [2], [0]))).toBe("ORCH_ERR_BAD_REQUEST");
     expect(await codeOf(() => startedJob().job.holdPull(1, 7, [2], [0]))).toBe("ORCH_ERR_UNKNOWN_WORKER");

@@ -555,6 +555,16 @@ export class ParameterSet extends $.Struct {
   set heldMicros(value: bigint) {
     $.utils.setUint64(16, value, this);
   }
+  /**
+* a pull sent ahead, served: the batches it named are the worker's at `step`
+*
+*/
+  get servedAhead(): boolean {
+    return $.utils.getBit(65, this);
+  }
+  set servedAhead(value: boolean) {
+    $.utils.setBit(65, value, this);
+  }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }
 export class GradientUpdate extends $.Struct {

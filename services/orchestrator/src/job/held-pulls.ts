@@ -22,7 +22,8 @@ interface HeldPull {
  * withdrawn pull has read and created nothing, so admission counts only
  * ever see the pulls of a batch's owner.
  *
- * One held pull per trainer: a newer one withdraws the older.
+ * One held pull per trainer: a newer one withdraws the older, and one for
+ * more than a step ahead is withdrawn at once.
  */
 export class HeldPulls {
   private readonly held = new Map<string, HeldPull>();
@@ -32,11 +33,20 @@ export class HeldPulls {
     private readonly members: Membership,
   ) {}
 
-  /** Resolves true when the pull is to be served now, false when it is withdrawn. */
-  hold(workerId: string, step: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean> {
+  /**
+   * Resolves true when the pull is to be served now, false when it is
+   * withdrawn. `cancelled`: the call went away (its trainer, usually); the
+   * pull is dropped at once and resolves false.
+   */
+  hold(workerId: string, step: number, batches: readonly number[], workingOn: readonly number[], cancelled?: AbortSignal): Promise<boolean> {
     this.held.get(workerId)?.decide(false);
     return new Promise((resolve) => {
-      this.held.set(workerId, { workerId, step, batches: [...batches].sort((a, b) => a - b), workingOn: new Set(workingOn), decide: resolve });
+      const p: HeldPull = { workerId, step, batches: [...batches].sort((a, b) => a - b), workingOn: new Set(workingOn), decide: resolve };
+      this.held.set(workerId, p);
+      cancelled?.addEventListener("abort", () => {
+        if (this.held.get(workerId) === p) this.held.delete(workerId);
+        resolve(false);
+      }, { once: true });
       this.wake();
     });
   }
@@ -60,7 +70,8 @@ export class HeldPulls {
     if (job.finished() || job.state() !== "JOB_STATE_RUNNING") return false;
     if (!this.members.trainer(p.workerId)?.alive) return false;
     const version = job.version();
-    if (version > p.step) return false;
+    // A trainer pulls ahead by one step only; anything else is not a pull to keep.
+    if (version > p.step || p.step > version + 1) return false;
     // Paused for an evaluation: the trainers must come to GetWork, where one of them is asked to evaluate.
     if (job.heldForEval()) return false;
     const plan = job.plan();

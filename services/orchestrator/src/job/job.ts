@@ -344,11 +344,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A pull sent ahead by the trainer of `rank` for `batches` at `step`: true once it is to be served, false if withdrawn (HeldPulls). */
-  holdPull(step: number, rank: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean> {
+  holdPull(step: number, rank: number, batches: readonly number[], workingOn: readonly number[], cancelled?: AbortSignal): Promise<boolean> {
     if (this.config.mode === "async") throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "a pull sent ahead is for sync and hybrid jobs; this job is async");
     const t = this.members.trainerOfRank(rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${rank} is registered`);
-    return this.heldPulls.hold(t.workerId, step, batches, workingOn);
+    return this.heldPulls.hold(t.workerId, step, batches, workingOn, cancelled);
   }
 
   /** The job moved on: answer the held GetWork calls and decide the held pulls that can be now. */

@@ -22,7 +22,7 @@ export interface ParameterHost {
    * false when withdrawn (`workingOn`: the batches the trainer holds at the
    * step before). Only the coordinator (shard 0) knows the plan.
    */
-  holdPull?(step: number, rank: number, batches: readonly number[], workingOn: readonly number[]): Promise<boolean>;
+  holdPull?(step: number, rank: number, batches: readonly number[], workingOn: readonly number[], cancelled?: AbortSignal): Promise<boolean>;
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
   /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
   workerOfRank?(rank: number): string | undefined;

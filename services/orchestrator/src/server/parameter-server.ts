@@ -35,12 +35,21 @@ export class ParameterServer {
           return;
         }
         const since = performance.now();
-        this.job.holdPull!(Number(req.step), req.workerRank, ahead.batches, ahead.workingOn).then(
+        const gone = new AbortController();
+        call.on("cancelled", () => gone.abort());
+        let held: Promise<boolean>;
+        try {
+          held = this.job.holdPull!(Number(req.step), req.workerRank, ahead.batches, ahead.workingOn, gone.signal);
+        } catch (err) {
+          cb(toServiceError(err));
+          return;
+        }
+        held.then(
           (serve) => {
             // A trainer gone meanwhile: reading (and creating) its rows would count ids for a batch nobody trains.
             if (call.cancelled) return;
             const heldMicros = BigInt(Math.round((performance.now() - since) * 1000));
-            this.answerPull(cb, () => (serve ? this.pull(req, heldMicros) : this.withdrawn(heldMicros)));
+            this.answerPull(cb, () => (serve ? this.pull(req, { heldMicros }) : this.withdrawn(heldMicros)));
           },
           (err) => cb(toServiceError(err)),
         );
@@ -147,7 +156,8 @@ export class ParameterServer {
     });
   }
 
-  private pull(req: PullRequest, heldMicros = 0n): Buffer {
+  /** `ahead`: a pull sent ahead, served after being held this long. */
+  private pull(req: PullRequest, ahead: { heldMicros: bigint } | null = null): Buffer {
     const readOnly = req.readOnly;
     const model = this.job.requireModel(readOnly);
     const step = Number(req.step);
@@ -160,7 +170,10 @@ export class ParameterServer {
     const shape = uniform !== null ? [count, uniform] : [total];
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
-      set.heldMicros = heldMicros;
+      if (ahead) {
+        set.servedAhead = true;
+        set.heldMicros = ahead.heldMicros;
+      }
       if (req.includeDense) {
         if (!dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
         const list = set._initDense(dense.values.length);

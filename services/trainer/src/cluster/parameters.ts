@@ -38,6 +38,7 @@ export interface PushAck {
 /** The trainer's side of ParameterServer/Pull and /Push. */
 export class ParameterClient {
   private readonly client: ParameterServerClient;
+  private aheadUnderstood = true;
 
   constructor(
     private readonly address: string,
@@ -81,11 +82,16 @@ export class ParameterClient {
    * batches then; null when it was withdrawn (also when the trainer is given
    * other batches at the step before: it must then ask for work). Shard 0 only.
    */
-  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, idCount: number, offsets: Int32Array | null = this.layout.offsets(ids, idCount)): Promise<Pulled | null> {
-    return this.request(step, ids, idCount, true, false, offsets, ahead);
+  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, idCount: number, offsets: Int32Array | null = this.layout.offsets(ids, idCount), cancel?: AbortSignal): Promise<Pulled | null> {
+    return this.request(step, ids, idCount, true, false, offsets, ahead, cancel);
   }
 
-  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null): Promise<Pulled | null> {
+  /** False once the orchestrator answered a pull sent ahead as an ordinary one: it predates them (an older version). */
+  get pullsAhead(): boolean {
+    return this.aheadUnderstood;
+  }
+
+  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null, cancel?: AbortSignal): Promise<Pulled | null> {
     const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
       r.workerRank = this.rank;
       r.step = BigInt(step);
@@ -103,13 +109,19 @@ export class ParameterClient {
     let res: Buffer;
     const sent = performance.now();
     try {
-      res = await unary<Buffer, Buffer>("orchestrator", this.client.pull.bind(this.client), req);
+      res = await unary<Buffer, Buffer>("orchestrator", this.client.pull.bind(this.client), req, undefined, cancel);
     } catch (err) {
       this.fail(err, `${ahead ? "pull sent ahead" : "pull"} for step ${step}:`);
     }
     const { payload: set } = decodeMessage(res, MessageType.PARAMETER_SET, `orchestrator at ${this.address}`);
     if (set.withdrawn) {
       if (!ahead) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} withdrew a pull for step ${step} that was not sent ahead`);
+      return null;
+    }
+    if (ahead && !set.servedAhead) {
+      // Served as an ordinary pull, by an orchestrator that ignores aheadBatches: it does not say
+      // whether these are this trainer's batches, so the trainer asks GetWork, and sends no more.
+      this.aheadUnderstood = false;
       return null;
     }
     let dense: Float32Array[] | null = null;

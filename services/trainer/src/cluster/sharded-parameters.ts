@@ -55,16 +55,22 @@ export class ShardedParameterClient {
    * other shards, which have applied the step by then (a trainer pushes to
    * them before shard 0), are pulled. null when shard 0 withdrew it.
    */
-  async pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null): Promise<Pulled | null> {
-    if (this.shards.length === 1) return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets);
+  async pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null, cancel?: AbortSignal): Promise<Pulled | null> {
+    if (this.shards.length === 1) return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets, cancel);
     // Its own split, not the scratch: the step under way pulls and pushes through that meanwhile.
     const parts = this.shards.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
     this.split(ids, count, parts);
-    const first = await this.shards[0]!.pullAhead(step, ahead, parts[0]!.words, parts[0]!.count);
-    if (!first) return null;
+    const first = await this.shards[0]!.pullAhead(step, ahead, parts[0]!.words, parts[0]!.count, undefined, cancel);
+    // Dropped meanwhile: the other shards' rows would be read (and created) for nothing.
+    if (!first || cancel?.aborted) return null;
     const served = performance.now();
     const others = await Promise.all(this.shards.slice(1).map((c, i) => c.pull(step, parts[i + 1]!.words, parts[i + 1]!.count, false, false)));
     return { ...this.merge([first, ...others], parts, ids, count, offsets), aheadMs: first.aheadMs! + (performance.now() - served) };
+  }
+
+  /** False once shard 0 turned out to predate pulls sent ahead. */
+  get pullsAhead(): boolean {
+    return this.shards[0]!.pullsAhead;
   }
 
   /** The rows of each shard's part, back in the caller's order. */

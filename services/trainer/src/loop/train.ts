@@ -7,6 +7,7 @@ import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import type { Pulled } from "../cluster/parameters.js";
+import { PulledAhead } from "../cluster/pulled-ahead.js";
 import { IdDeduper } from "../features/dedup.js";
 import { StreamingAuc, taskColumn, type RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
@@ -114,116 +115,120 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
    * planned, then served (those are this trainer's batches: no GetWork is
    * needed) or withdrawn (null: ask for work as usual).
    */
-  let ahead: { address: string; step: number; indices: number[]; batches: Promise<Prepared>[]; pulled: Promise<Pulled | null> | null } | null = null;
-  for (;;) {
-    mark = performance.now();
-    // A failed pull sent ahead is asked again through GetWork, which reports what ended the job if something did.
-    const served = ahead?.pulled ? await session.guard(ahead.pulled).catch(() => null) : null;
-    const work: Work__Output = served && ahead
-      ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: ahead.step, batchIndices: ahead.indices, computeAddress: ahead.address }
-      : await session.getWork();
-    // Of the time waited for a pull sent ahead, the part it was not held for is the pull's (recorded with its batch below).
-    const servedPullMs = served ? Math.min(performance.now() - mark, served.aheadMs ?? 0) : 0;
-    mark += servedPullMs;
-    lap("wait");
-    if (work.done) {
-      if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
-      stats.evaluate = work.evaluate;
-      stats.computeAddress = work.computeAddress;
-      break;
-    }
-    if (work.evaluate) {
-      await c.evaluate(Number(work.step), work.computeAddress);
-      // Training is paused for it: to the phases of training this is waiting.
+  let ahead: { address: string; step: number; indices: number[]; batches: Promise<Prepared>[]; pulled: PulledAhead | null } | null = null;
+  try {
+    for (;;) {
+      mark = performance.now();
+      const served = ahead?.pulled ? await session.guard(ahead.pulled.answer()) : null;
+      const work: Work__Output = served && ahead
+        ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: ahead.step, batchIndices: ahead.indices, computeAddress: ahead.address }
+        : await session.getWork();
+      // Of the time waited for a pull sent ahead, the part it was not held for is the pull's (recorded with its batch below).
+      const servedPullMs = served ? Math.min(performance.now() - mark, served.aheadMs ?? 0) : 0;
+      mark += servedPullMs;
       lap("wait");
-      continue;
-    }
-    const indices = work.batchIndices.map(Number);
-    if (!indices.length) continue;
-    try {
-      // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
-      let batches = ahead?.address === work.computeAddress && sameList(ahead.indices, indices) && feed.connectedTo(work.computeAddress) ? ahead.batches : null;
-      // The rows served ahead are those of the batches read ahead; batches read again are pulled again.
-      const early = batches ? served : null;
-      if (!batches && ahead) {
-        // Work went elsewhere (a trainer joined or left): drop the stream with the batches read ahead.
-        feed.reset();
-        await Promise.allSettled(ahead.batches);
+      if (work.done) {
+        if (work.state === "JOB_STATE_FAILED") throw TrainerErrors.create("TRAINER_ERR_JOB_FAILED", `the orchestrator ended the job: ${work.error}`);
+        stats.evaluate = work.evaluate;
+        stats.computeAddress = work.computeAddress;
+        break;
       }
-      ahead = null;
-      if (!batches) {
-        await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
-        feed.want(indices);
-        batches = readInOrder(indices);
+      if (work.evaluate) {
+        await c.evaluate(Number(work.step), work.computeAddress);
+        // Training is paused for it: to the phases of training this is waiting.
+        lap("wait");
+        continue;
       }
-      for (let i = 0; i < indices.length; i++) {
-        const j = indices[i]!;
-        const { batch, unique, uniqueCount, inverse, offsets } = await session.guard(batches[i]!);
-        lap("fetch");
-        computeLostAt = 0;
-        // sync/hybrid: the next step's batches are most likely these same positions one step on
-        // (the plan deals each step's batches round-robin over the same trainers): ask compute
-        // for them now, so they arrive and are decoded while this step computes and waits.
-        if (i === indices.length - 1 && readAhead) {
-          const next = indices.map((x) => x + c.batchesPerStep).filter((x) => x < totalBatches);
-          if (next.length) {
-            feed.want(next);
-            const step = Number(work.step) + 1;
-            const batches = readInOrder(next);
-            // The pull goes out as soon as the first batch is ready; nobody may await it (a withdrawal or failure is handled at the loop's top).
-            const pulled = c.pullAhead ? batches[0]!.then((p) => params.pullAhead(step, { batches: next, workingOn: indices }, p.unique, p.uniqueCount, p.offsets)) : null;
-            pulled?.catch(() => {});
-            ahead = { address: work.computeAddress, step, indices: next, batches, pulled };
+      const indices = work.batchIndices.map(Number);
+      if (!indices.length) continue;
+      try {
+        // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
+        let batches = ahead?.address === work.computeAddress && sameList(ahead.indices, indices) && feed.connectedTo(work.computeAddress) ? ahead.batches : null;
+        // Served ahead: the rows of this step's first batch (checked against its ids, should it be read again).
+        const early = served ? ahead?.pulled ?? null : null;
+        if (!batches && ahead) {
+          // Work went elsewhere (a trainer joined or left), or compute did: drop the stream with the batches read ahead.
+          feed.reset();
+          await Promise.allSettled(ahead.batches);
+        }
+        ahead = null;
+        if (!batches) {
+          await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
+          feed.want(indices);
+          batches = readInOrder(indices);
+        }
+        for (let i = 0; i < indices.length; i++) {
+          const j = indices[i]!;
+          const { batch, unique, uniqueCount, inverse, offsets } = await session.guard(batches[i]!);
+          lap("fetch");
+          computeLostAt = 0;
+          // sync/hybrid: the next step's batches are most likely these same positions one step on
+          // (the plan deals each step's batches round-robin over the same trainers): ask compute
+          // for them now, so they arrive and are decoded while this step computes and waits.
+          if (i === indices.length - 1 && readAhead) {
+            const next = indices.map((x) => x + c.batchesPerStep).filter((x) => x < totalBatches);
+            if (next.length) {
+              feed.want(next);
+              const step = Number(work.step) + 1;
+              const batches = readInOrder(next);
+              const pulled = c.pullAhead && params.pullsAhead ? new PulledAhead(params, step, { batches: next, workingOn: indices }, batches[0]!) : null;
+              ahead = { address: work.computeAddress, step, indices: next, batches, pulled };
+            }
           }
+          let pulled: Pulled;
+          if (i === 0 && served && early?.pulledFor(unique, uniqueCount)) {
+            pulled = served;
+            m?.phase("pull", servedPullMs / 1000);
+          } else {
+            pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
+            lap("pull");
+          }
+          const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
+          lap("compute");
+          streaming.forEach((s, t) => s?.add(taskColumn(out.predictions, T, t), taskColumn(batch.labels, T, t)));
+          // Sorting a window costs a few milliseconds: refresh the AUCs every 10 batches.
+          if (stats.batches % 10 === 0) {
+            streaming.forEach((s, t) => (aucs[t] = s ? s.auc() : Number.NaN));
+            m?.streamingAuc(tasks, aucs);
+          }
+          if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
+          // One task: the scalars say it all, and the message keeps its single-task bytes.
+          const perTask = T > 1 ? { losses: out.taskLosses, streamingAuc: aucs } : null;
+          // The version pulled is what async staleness is measured from; in sync mode it is the step.
+          const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", aucs[0]!, offsets, perTask));
+          lap("push");
+          m?.batch(batch.size, out.loss, ack.stale, tasks, out.taskLosses);
+          feed.ack();
+          stats.batches++;
+          stats.samples += batch.size;
+          stats.lastLoss = out.loss;
+          if (ack.stale) stats.stale++;
+          if (ack.duplicate) stats.duplicates++;
         }
-        let pulled: Pulled;
-        if (i === 0 && early) {
-          pulled = early;
-          m?.phase("pull", servedPullMs / 1000);
-        } else {
-          pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets));
-          lap("pull");
-        }
-        const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
-        lap("compute");
-        streaming.forEach((s, t) => s?.add(taskColumn(out.predictions, T, t), taskColumn(batch.labels, T, t)));
-        // Sorting a window costs a few milliseconds: refresh the AUCs every 10 batches.
-        if (stats.batches % 10 === 0) {
-          streaming.forEach((s, t) => (aucs[t] = s ? s.auc() : Number.NaN));
-          m?.streamingAuc(tasks, aucs);
-        }
-        if (!Number.isFinite(out.loss)) throw TrainerErrors.create("TRAINER_ERR_NON_FINITE", `loss is ${out.loss} on batch ${j}`);
-        // One task: the scalars say it all, and the message keeps its single-task bytes.
-        const perTask = T > 1 ? { losses: out.taskLosses, streamingAuc: aucs } : null;
-        // The version pulled is what async staleness is measured from; in sync mode it is the step.
-        const ack = await session.guard(params.push(pulled.step, j, batch.size, out.loss, out.denseGrads, unique, uniqueCount, out.rowGrads, c.mode === "async", aucs[0]!, offsets, perTask));
-        lap("push");
-        m?.batch(batch.size, out.loss, ack.stale, tasks, out.taskLosses);
-        feed.ack();
-        stats.batches++;
-        stats.samples += batch.size;
-        stats.lastLoss = out.loss;
-        if (ack.stale) stats.stale++;
-        if (ack.duplicate) stats.duplicates++;
+      } catch (err) {
+        if (!TrainerErrors.is(err, "TRAINER_ERR_LOST_PEER") || session.failure) throw err;
+        // Compute is gone (or restarting): the same batches are still ours; ask again after a pause.
+        const now = Date.now();
+        if (!computeLostAt) computeLostAt = now;
+        if (now - computeLostAt > c.computeGraceMs) throw err;
+        log.warn({ err: (err as Error).message }, "lost compute; retrying the same batches");
+        feed.reset();
+        // A pull sent ahead for the next step must not be served while this step is tried again.
+        ahead?.pulled?.abandon();
+        ahead = null;
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
       }
-    } catch (err) {
-      if (!TrainerErrors.is(err, "TRAINER_ERR_LOST_PEER") || session.failure) throw err;
-      // Compute is gone (or restarting): the same batches are still ours; ask again after a pause.
-      const now = Date.now();
-      if (!computeLostAt) computeLostAt = now;
-      if (now - computeLostAt > c.computeGraceMs) throw err;
-      log.warn({ err: (err as Error).message }, "lost compute; retrying the same batches");
-      feed.reset();
-      ahead = null;
-      await new Promise((r) => setTimeout(r, 500));
-      continue;
+      const step = Number(work.step);
+      if (step - lastLogged >= c.logEvery) {
+        lastLogged = step;
+        const seconds = (performance.now() - started) / 1000;
+        log.info({ step, steps: c.steps, batches: stats.batches, loss: stats.lastLoss, samplesPerSec: Math.round(stats.samples / seconds) }, "training");
+      }
     }
-    const step = Number(work.step);
-    if (step - lastLogged >= c.logEvery) {
-      lastLogged = step;
-      const seconds = (performance.now() - started) / 1000;
-      log.info({ step, steps: c.steps, batches: stats.batches, loss: stats.lastLoss, samplesPerSec: Math.round(stats.samples / seconds) }, "training");
-    }
+  } finally {
+    // Leaving with a pull still held (the job ended, this trainer failed or must register again): nobody will use its rows.
+    ahead?.pulled?.abandon();
   }
   stats.seconds = (performance.now() - started) / 1000;
   return stats;

@@ -1,0 +1,102 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { PARAMETER_SERVER_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
+import { RowLayout } from "@pangea/model";
+import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
+import { gradients, startedJob } from "../../services/orchestrator/test/fakes/job-fixture.js";
+import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
+import { PulledAhead } from "../../services/trainer/src/cluster/pulled-ahead.js";
+
+// The trainer's pull sent ahead against the orchestrator's real ParameterServer and Job over gRPC
+// (in one process: the job is driven by pushing gradients to it directly).
+
+let server: RunningServer | null = null;
+const clients: ShardedParameterClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await server?.shutdown(100);
+  server = null;
+});
+
+async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
+  const { job, sessions } = startedJob({ steps, ...over });
+  server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(job, "orchestrator").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
+  const model = job.model!;
+  const client = (rank: number) => {
+    const c = new ShardedParameterClient([server!.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]));
+    clients.push(c);
+    return c;
+  };
+  /** Ids of slot 1 (an id's high word holds its slot in its top 16 bits). */
+  const ids = (...lo: number[]) => ({ unique: Uint32Array.from(lo.flatMap((x) => [x, (1 << 16) >>> 0])), uniqueCount: lo.length, offsets: null });
+  const rows = () => model.store.size();
+  const finishStep = async () => {
+    const s = job.step;
+    for (const rank of [0, 1]) {
+      const g = gradients(job, rank, 2 * s + rank);
+      for (const v of g.dense) v.fill(0.1);
+      await job.push(g);
+    }
+  };
+  return { job, sessions, client, ids, rows, finishStep };
+}
+
+describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
+  it("held until the step is planned, then served with the new step's parameters and marked served ahead", async () => {
+    const { job, client, ids, rows, finishStep } = await serve();
+    const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(11, 12)));
+    await new Promise((r) => setTimeout(r, 50));
+    // Held: no row read or created yet.
+    expect(rows()).toBe(0);
+    const dense = job.model!.dense!.values.map((v) => v.slice());
+    await finishStep();
+    const served = await ahead.answer();
+    expect(served).not.toBeNull();
+    expect(served!.step).toBe(1);
+    expect(served!.rows.length).toBe(2 * 2);
+    // The dense parameters after step 0's update, not before.
+    expect(served!.dense!.map((v) => Array.from(v))).toEqual(job.model!.dense!.values.map((v) => Array.from(v)));
+    expect(served!.dense!.map((v) => Array.from(v))).not.toEqual(dense.map((v) => Array.from(v)));
+    expect(ahead.pulledFor(ids(11, 12).unique, 2)).toBe(true);
+    expect(ahead.pulledFor(ids(11, 13).unique, 2)).toBe(false);
+    expect(rows()).toBe(2);
+  });
+
+  it("withdrawn when the batches are not the trainer's: no rows, and the trainer is told nothing was served", async () => {
+    const { client, ids, rows, finishStep } = await serve();
+    const ahead = new PulledAhead(client(0), 1, { batches: [3], workingOn: [0] }, Promise.resolve(ids(21)));
+    await new Promise((r) => setTimeout(r, 50));
+    await finishStep();
+    expect(await ahead.answer()).toBeNull();
+    expect(rows()).toBe(0);
+  });
+
+  it("abandoned while held, it is cancelled: the step comes and nothing is read or created for it", async () => {
+    const { client, ids, rows, finishStep } = await serve();
+    const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(31, 32)));
+    await new Promise((r) => setTimeout(r, 50));
+    ahead.abandon();
+    await new Promise((r) => setTimeout(r, 50));
+    await finishStep();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await ahead.answer()).toBeNull();
+    expect(rows()).toBe(0);
+  });
+
+  it("asked for before its batch was read, it is never sent (the trainer goes to GetWork instead)", async () => {
+    const { client, ids, rows, finishStep } = await serve();
+    let read!: (p: ReturnType<typeof ids>) => void;
+    const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, new Promise((r) => (read = r)));
+    expect(await ahead.answer()).toBeNull();
+    read(ids(41));
+    await finishStep();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rows()).toBe(0);
+  });
+
+  it("an async job refuses a pull sent ahead with INVALID_ARGUMENT naming why (not an unknown error)", async () => {
+    const { client, ids } = await serve(3, { mode: "async" });
+    const err = await client(0).pullAhead(1, { batches: [2], workingOn: [0] }, ids(61).unique, 1, null).then(() => null, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/pull sent ahead for step 1: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_BAD_REQUEST: a pull sent ahead is for sync and hybrid jobs; this job is async$/);
+  });
+});
