@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -19,6 +19,13 @@ import { EmbeddingStore } from "../../services/orchestrator/src/embeddings/embed
 import { defaultSlotConfig } from "../../services/orchestrator/src/job/job.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pangea-fail-"));
+const readLog = (path: string) => {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+};
 let cluster: LocalCluster | null = null;
 
 afterEach(async () => {
@@ -176,6 +183,29 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
 });
 
 describe("unreachable peers and bad configuration", () => {
+  it("pangea run killed with SIGKILL: its services stop by themselves instead of running on with nobody to stop them", async () => {
+    const dir = join(tmp, "launcher-killed");
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--eval-records", "1000", "--log-dir", dir, "--checkpoint-dir", join(tmp, "ckpt-launcher")], { stdio: "ignore" });
+    const names = ["orchestrator", "compute", "trainer-0", "trainer-1"];
+    const pidOf = (name: string) => {
+      const m = /"pid":(\d+)/.exec(readLog(join(dir, `${name}.log`)));
+      return m ? Number(m[1]) : 0;
+    };
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor("every service logging", async () => names.every((n) => pidOf(n) > 0), 60_000);
+    const pids = names.map(pidOf);
+    expect(pids.every(alive)).toBe(true);
+    run.kill("SIGKILL");
+    await waitFor("the services to exit", async () => !pids.some(alive), 20_000, 100);
+  });
+
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });

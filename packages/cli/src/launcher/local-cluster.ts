@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget } from "@pangea/kit";
+import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget } from "@pangea/kit";
+import type { Socket } from "node:net";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
 /** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
@@ -138,12 +139,18 @@ export class LocalCluster {
     const env = { ...process.env, ...this.opts.env };
     const flags = name === "compute" ? computeV8Flags(args, env) : SERVICE_V8_FLAGS;
     const malloc = name === "compute" ? computeMallocEnv(args, env) : SERVICE_MALLOC_ENV;
+    const detached = this.opts.detached ?? false;
     const child = spawn(process.execPath, [...flags, entry, ...args], {
-      stdio: ["ignore", fd, fd],
-      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}) },
-      detached: this.opts.detached ?? false,
+      // Attached: stdin is a pipe this process holds open, so the service stops when this process dies (runMain).
+      stdio: [detached ? "ignore" : "pipe", fd, fd],
+      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}), ...(detached ? {} : { [LAUNCHER_PIPE_ENV]: "1" }) },
+      detached,
     });
     closeSync(fd);
+    if (child.stdin) {
+      child.stdin.on("error", () => {});
+      (child.stdin as unknown as Socket).unref();
+    }
     let resolveExit!: (code: number) => void;
     const proc: ClusterProcess = { name, entry, args, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
     child.on("exit", (code, signal) => {
