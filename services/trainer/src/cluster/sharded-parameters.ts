@@ -17,9 +17,9 @@ export class ShardedParameterClient {
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
-  private split(ids: Uint32Array, count: number, into = this.scratch): void {
+  private split(ids: Uint32Array, count: number): void {
     const n = this.shards.length;
-    for (const s of into) {
+    for (const s of this.scratch) {
       if (s.positions.length < count) {
         s.words = new Uint32Array(count * 2);
         s.positions = new Int32Array(count);
@@ -29,7 +29,7 @@ export class ShardedParameterClient {
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
-      const s = into[shardOfId(lo, hi, n)]!;
+      const s = this.scratch[shardOfId(lo, hi, n)]!;
       s.words[2 * s.count] = lo;
       s.words[2 * s.count + 1] = hi;
       s.positions[s.count++] = i;
@@ -50,27 +50,22 @@ export class ShardedParameterClient {
   }
 
   /**
-   * A pull sent ahead at `step` (see ParameterClient.pullAhead):
-   * shard 0 holds its part until the step is planned; once it is served the
-   * other shards, which have applied the step by then (a trainer pushes to
-   * them before shard 0), are pulled. null when shard 0 withdrew it.
+   * A pull sent ahead at `step` (see ParameterClient.pullAhead); null when
+   * it was withdrawn, or not sent: with several shards (see pullsAhead).
    */
-  async pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null, cancel?: AbortSignal): Promise<Pulled | null> {
-    if (this.shards.length === 1) return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets, cancel);
-    // Its own split, not the scratch: the step under way pulls and pushes through that meanwhile.
-    const parts = this.shards.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
-    this.split(ids, count, parts);
-    const first = await this.shards[0]!.pullAhead(step, ahead, parts[0]!.words, parts[0]!.count, undefined, cancel);
-    // Dropped meanwhile: the other shards' rows would be read (and created) for nothing.
-    if (!first || cancel?.aborted) return null;
-    const served = performance.now();
-    const others = await Promise.all(this.shards.slice(1).map((c, i) => c.pull(step, parts[i + 1]!.words, parts[i + 1]!.count, false, false)));
-    return { ...this.merge([first, ...others], parts, ids, count, offsets), aheadMs: first.aheadMs! + (performance.now() - served) };
+  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null, cancel?: AbortSignal): Promise<Pulled | null> {
+    if (this.shards.length !== 1) return Promise.resolve(null);
+    return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets, cancel);
   }
 
-  /** False once shard 0 turned out to predate pulls sent ahead. */
+  /**
+   * Whether pulls may be sent ahead: with one shard, and until it turns out
+   * to predate them. Not with several: shard 0's part held, then the other
+   * shards pulled once it is served, measured no faster than pulling them
+   * all after GetWork (README, "Where the cluster's communication time goes").
+   */
   get pullsAhead(): boolean {
-    return this.shards[0]!.pullsAhead;
+    return this.shards.length === 1 && this.shards[0]!.pullsAhead;
   }
 
   /** The rows of each shard's part, back in the caller's order. */
