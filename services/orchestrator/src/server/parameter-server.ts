@@ -136,14 +136,15 @@ export class ParameterServer {
     const working = req.workingOn;
     if (list.length > MAX_AHEAD_BATCHES || working.length > MAX_AHEAD_BATCHES) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `pull sent ahead by rank ${rank}: ${Math.max(list.length, working.length)} batches named, at most ${MAX_AHEAD_BATCHES}`);
     // Held as that trainer's: a per-worker certificate holds pulls for its own rank only.
+    this.checkActsForRank(call, rank, `pull sent ahead for rank ${rank}`);
+    return { batches: numbers(list), workingOn: numbers(working) };
+  }
+
+  /** A caller with a per-worker certificate must be the trainer holding `rank` (where this host knows who does). */
+  private checkActsForRank(call: AuthenticatedCall, rank: number, what: string): void {
     const identity = peerIdentity(call);
     const owner = identity && namesOneWorker(identity) ? this.job.workerOfRank?.(rank) : undefined;
-    if (owner) checkActsFor(identity, "trainer", owner, `pull sent ahead for rank ${rank}`);
-    const batches: number[] = [];
-    for (let i = 0; i < list.length; i++) batches.push(Number(list.get(i)));
-    const workingOn: number[] = [];
-    for (let i = 0; i < working.length; i++) workingOn.push(Number(working.get(i)));
-    return { batches, workingOn };
+    if (owner) checkActsFor(identity, "trainer", owner, what);
   }
 
   /** The answer to a pull sent ahead that is not served: no rows. */
@@ -193,9 +194,7 @@ export class ParameterServer {
     const { payload: u } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE, `push from ${peer}`);
     const rank = u.workerRank;
     // A per-worker certificate pushes for its own rank only.
-    const identity = peerIdentity(call);
-    const owner = identity && namesOneWorker(identity) ? this.job.workerOfRank?.(rank) : undefined;
-    if (owner) checkActsFor(identity, "trainer", owner, `Push for rank ${rank}`);
+    this.checkActsForRank(call, rank, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
     const dense: Float32Array[] = [];
@@ -210,8 +209,8 @@ export class ParameterServer {
       sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
       batchIndex: Number(u.batchIndex),
       streamingAuc: u.streamingAuc,
-      taskLosses: floats(u.taskLosses),
-      taskStreamingAuc: floats(u.taskStreamingAuc),
+      taskLosses: numbers(u.taskLosses),
+      taskStreamingAuc: numbers(u.taskStreamingAuc),
     });
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);
@@ -228,9 +227,9 @@ type PullRequest = PayloadTypes[typeof MessageType.PARAMETER_REQUEST];
 /** More than a step's batches is never a trainer's; the bound keeps a held request small. */
 const MAX_AHEAD_BATCHES = 4096;
 
-/** A Cap'n Proto List(Float32) as numbers. */
-function floats(list: { length: number; get(i: number): number }): number[] {
+/** A Cap'n Proto list of numbers (Float32, or UInt64 batch indices) as JavaScript numbers. */
+function numbers(list: { length: number; get(i: number): number | bigint }): number[] {
   const out: number[] = [];
-  for (let i = 0; i < list.length; i++) out.push(list.get(i));
+  for (let i = 0; i < list.length; i++) out.push(Number(list.get(i)));
   return out;
 }

@@ -46,7 +46,17 @@ export class ShardedParameterClient {
     if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets);
     this.split(ids, count);
     const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly)));
-    return this.merge(parts, this.scratch, ids, count, offsets);
+    const rows = new Float32Array(this.layout.total(ids, count, offsets));
+    parts.forEach((p, k) => {
+      const s = this.scratch[k]!;
+      for (let j = 0, from = 0; j < s.count; j++) {
+        const i = s.positions[j]!;
+        const width = this.at(offsets, i + 1) - this.at(offsets, i);
+        rows.set(p.rows.subarray(from, from + width), this.at(offsets, i));
+        from += width;
+      }
+    });
+    return { step: parts[0]!.step, dense: parts[0]!.dense, rows };
   }
 
   /**
@@ -66,21 +76,6 @@ export class ShardedParameterClient {
    */
   get pullsAhead(): boolean {
     return this.shards.length === 1 && this.shards[0]!.pullsAhead;
-  }
-
-  /** The rows of each shard's part, back in the caller's order. */
-  private merge(pulled: readonly Pulled[], parts: readonly { count: number; positions: Int32Array }[], ids: Uint32Array, count: number, offsets: Int32Array | null): Pulled {
-    const rows = new Float32Array(this.layout.total(ids, count, offsets));
-    pulled.forEach((p, k) => {
-      const s = parts[k]!;
-      for (let j = 0, from = 0; j < s.count; j++) {
-        const i = s.positions[j]!;
-        const width = this.at(offsets, i + 1) - this.at(offsets, i);
-        rows.set(p.rows.subarray(from, from + width), this.at(offsets, i));
-        from += width;
-      }
-    });
-    return { step: pulled[0]!.step, dense: pulled[0]!.dense, rows };
   }
 
   /**
