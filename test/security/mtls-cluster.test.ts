@@ -113,6 +113,15 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const pushed = await outcome(unary("orchestrator", rogue.push.bind(rogue), hugePush(0, step), 5_000));
     expect(pushed.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(pushed.details).toContain("Push for rank 0");
+    // Nor does it send pulls ahead for another rank (one would withdraw rank 0's own, or be served its batch).
+    const ahead = encodeMessage(MessageType.PARAMETER_REQUEST, "rogue", (r) => {
+      r.step = BigInt(step + 1);
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], Uint32Array.of(1, 1 << 16));
+      r._initAheadBatches(1).set(0, BigInt(2 * (step + 1)));
+    });
+    const pulled = await outcome(unary("orchestrator", rogue.pull.bind(rogue), ahead, 5_000));
+    expect(pulled.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(pulled.details).toContain("pull sent ahead for rank 0");
     rogue.close();
 
     // A fake evaluation report naming a real trainer, from another trainer's certificate.
