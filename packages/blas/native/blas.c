@@ -818,13 +818,10 @@ typedef struct {
   uint32_t mask;
 } id_index;
 
-/* A JavaScript array of typed arrays of one type: *data and *lengths are
- * malloc'd, one entry each (the caller frees *data, which holds both). Every
- * element is fetched first (a getter may run JavaScript then), and only
- * then are the arrays' memory addresses taken, so no JavaScript runs while
- * they are held; callers take this list before any other array argument. */
-static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void ***data, size_t **lengths,
-                          uint32_t *count) {
+/* A JavaScript array's elements (at most one per slot), fetched into a malloc'd block the caller frees: a getter
+ * may run JavaScript while they are fetched, so a call fetches every list it takes before it takes the memory
+ * address of any array (typed_addresses); no JavaScript runs while those are held. */
+static int get_elements(napi_env env, napi_value v, const char *name, const char *what, napi_value **elements, uint32_t *count) {
   bool is_array = false;
   napi_is_array(env, v, &is_array);
   if (!is_array || napi_get_array_length(env, v, count) != napi_ok) {
@@ -835,23 +832,34 @@ static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typ
     throw_range(env, "%s: %u entries, at most one per slot (%d)", name, *count, V2_SLOTS);
     return 0;
   }
-  size_t n = *count ? *count : 1;
-  void *block = malloc(n * (sizeof(void *) + sizeof(size_t) + sizeof(napi_value)));
+  *elements = (napi_value *)malloc((*count ? *count : 1) * sizeof(napi_value));
+  if (!*elements) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
+    return 0;
+  }
+  for (uint32_t i = 0; i < *count; i++) {
+    if (napi_get_element(env, v, i, &(*elements)[i]) != napi_ok) {
+      throw_arg(env, "%s[%u]: could not be read", name, i);
+      free(*elements);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* The memory of `count` fetched elements, each a typed array of type `want`: *data and *lengths are malloc'd, one
+ * entry each (the caller frees *data, which holds both). */
+static int typed_addresses(napi_env env, napi_value *elements, uint32_t count, const char *name, napi_typedarray_type want, const char *what, void ***data,
+                           size_t **lengths) {
+  size_t n = count ? count : 1;
+  void *block = malloc(n * (sizeof(void *) + sizeof(size_t)));
   if (!block) {
     napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
     return 0;
   }
   *data = (void **)block;
   *lengths = (size_t *)((char *)block + n * sizeof(void *));
-  napi_value *elements = (napi_value *)((char *)block + n * (sizeof(void *) + sizeof(size_t)));
-  for (uint32_t i = 0; i < *count; i++) {
-    if (napi_get_element(env, v, i, &elements[i]) != napi_ok) {
-      throw_arg(env, "%s[%u]: could not be read", name, i);
-      free(block);
-      return 0;
-    }
-  }
-  for (uint32_t i = 0; i < *count; i++) {
+  for (uint32_t i = 0; i < count; i++) {
     char label[64];
     snprintf(label, sizeof label, "%s[%u]", name, i);
     if (!get_typed(env, elements[i], label, want, what, &(*data)[i], &(*lengths)[i])) {
@@ -860,6 +868,17 @@ static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typ
     }
   }
   return 1;
+}
+
+/* A JavaScript array of typed arrays of one type (get_elements, then typed_addresses); callers take this list
+ * before any other array argument. */
+static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void ***data, size_t **lengths,
+                          uint32_t *count) {
+  napi_value *elements;
+  if (!get_elements(env, v, name, what, &elements, count)) return 0;
+  int ok = typed_addresses(env, elements, *count, name, want, what, data, lengths);
+  free(elements);
+  return ok;
 }
 
 static int get_u32(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *length) {
@@ -1093,6 +1112,148 @@ static napi_value adagrad_rows(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * accumulateRows(slots, sums, counts, widthOfSlot, ids, tables, rows, count, grads, maxAbs, progress):
+ * a push's row gradients added into a step's per-table sums (services/orchestrator, SparseSums). Id i
+ * (word pairs in ids; its table tables[i] and row rows[i], findRows' answers) owns the next
+ * widthOfSlot[its slot] values of grads. An id without a row (rows[i] < 0) is passed over; one with a
+ * value that is NaN or above maxAbs in magnitude is refused: counted in progress[2], passed over.
+ * Table t's sums: slots[2t] maps a row to its place among the rows summed so far (-1: none),
+ * slots[2t + 1] lists those rows in first-touch order, counts[t] of them; sums[t] holds their
+ * sums, a row's width each, zeroed when a row is first touched. Float sums in id order: the bits of
+ * the JavaScript loop. Resumable: starts at id progress[0], grads offset progress[1]; if table t
+ * has no room for a row (slots[2t] too short for it, or slots[2t + 1] or sums[t] full), stops
+ * before that id with progress[3] = t (the caller grows them and calls again), else progress[3] = -1.
+ */
+static napi_value accumulate_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!get_args(env, info, 11, argv, "accumulateRows: expected 11 arguments")) return NULL;
+  napi_value *slotElements, *sumElements;
+  uint32_t nSlotLists, nSums;
+  if (!get_elements(env, argv[0], "slots", "an Int32Array", &slotElements, &nSlotLists)) return NULL;
+  if (!get_elements(env, argv[1], "sums", "a Float32Array", &sumElements, &nSums)) {
+    free(slotElements);
+    return NULL;
+  }
+  void **slotPtrs = NULL, **sumPtrs = NULL;
+  size_t *slotLens = NULL, *sumLens = NULL;
+  int ok = typed_addresses(env, slotElements, nSlotLists, "slots", napi_int32_array, "an Int32Array", &slotPtrs, &slotLens) &&
+           typed_addresses(env, sumElements, nSums, "sums", napi_float32_array, "a Float32Array", &sumPtrs, &sumLens);
+  free(slotElements);
+  free(sumElements);
+  if (!ok) {
+    free(slotPtrs);
+    return NULL;
+  }
+  int32_t *counts, *widthOfSlot, *tables, *rows, *progress;
+  uint32_t *ids;
+  float *grads;
+  size_t nCounts, nWidths, nIds, nTables, nRows, nGrads, nProgress;
+  int64_t count;
+  double maxAbs;
+  if (!get_i32(env, argv[2], "counts", &counts, &nCounts) || !get_i32(env, argv[3], "widthOfSlot", &widthOfSlot, &nWidths) || !get_u32(env, argv[4], "ids", &ids, &nIds) ||
+      !get_i32(env, argv[5], "tables", &tables, &nTables) || !get_i32(env, argv[6], "rows", &rows, &nRows) || !get_int(env, argv[7], "count", &count) ||
+      !get_f32(env, argv[8], "grads", &grads, &nGrads) || !get_double(env, argv[9], "maxAbs", &maxAbs) || !get_i32(env, argv[10], "progress", &progress, &nProgress)) {
+    free(slotPtrs);
+    free(sumPtrs);
+    return NULL;
+  }
+  const uint32_t nT = nSums;
+  if (nSlotLists != 2 * nT || nCounts < nT || nWidths < V2_SLOTS || count < 0 || (uint64_t)count * 2 > nIds || (uint64_t)count > nTables ||
+      (uint64_t)count > nRows || nProgress < 4) {
+    throw_range(env, "accumulateRows: %u tables need 2 x as many slots lists (%u) and counts (%zu); widthOfSlot %d entries (%zu); ids 2 x count words (%zu for %lld), tables and rows count entries (%zu, %zu); progress 4 (%zu)",
+                nT, nSlotLists, nCounts, V2_SLOTS, nWidths, nIds, (long long)count, nTables, nRows, nProgress);
+    free(slotPtrs);
+    free(sumPtrs);
+    return NULL;
+  }
+  int64_t i = progress[0], at = progress[1];
+  int32_t rejected = progress[2], stop = -1;
+  if (i < 0 || at < 0) {
+    throw_range(env, "accumulateRows: progress starts at id %lld, value %lld", (long long)i, (long long)at);
+    free(slotPtrs);
+    free(sumPtrs);
+    return NULL;
+  }
+  /* Every value is read once into a local and every place checked before it is written: the arrays may share memory. */
+  for (; i < count; i++) {
+    const int32_t w = widthOfSlot[V2_SLOT_OF(ids[2 * i + 1])];
+    if (w < 1 || (uint64_t)at + (uint64_t)w > nGrads) {
+      throw_range(env, "accumulateRows: id %lld's %d gradient values from %lld are outside grads' %zu", (long long)i, w, (long long)at, nGrads);
+      free(slotPtrs);
+      free(sumPtrs);
+      return NULL;
+    }
+    const float *g = grads + at;
+    const int32_t row = rows[i], t = tables[i];
+    if (row < 0) {
+      at += w;
+      continue;
+    }
+    if (t < 0 || (uint32_t)t >= nT) {
+      throw_range(env, "accumulateRows: id %lld has row %d of table %d, outside the %u tables", (long long)i, row, t, nT);
+      free(slotPtrs);
+      free(sumPtrs);
+      return NULL;
+    }
+    int refused = 0;
+    for (int32_t k = 0; k < w; k++)
+      if (!(fabs((double)g[k]) <= maxAbs)) {
+        refused = 1;
+        break;
+      }
+    if (refused) {
+      rejected++;
+      at += w;
+      continue;
+    }
+    int32_t *rowSlot = (int32_t *)slotPtrs[2 * t], *touched = (int32_t *)slotPtrs[2 * t + 1];
+    const size_t nRowSlot = slotLens[2 * t], nTouched = slotLens[2 * t + 1], nSum = sumLens[t];
+    if ((size_t)row >= nRowSlot) {
+      stop = t;
+      break;
+    }
+    int32_t place = rowSlot[row];
+    const int32_t c = counts[t];
+    if (c < 0 || (place >= 0 && place >= c)) {
+      throw_range(env, "accumulateRows: table %d's row %d is at place %d of %d summed rows", t, row, place, c);
+      free(slotPtrs);
+      free(sumPtrs);
+      return NULL;
+    }
+    float *sum;
+    if (place < 0) {
+      if ((size_t)c >= nTouched || ((uint64_t)c + 1) * (uint64_t)w > nSum) {
+        stop = t;
+        break;
+      }
+      sum = (float *)sumPtrs[t] + (size_t)c * (size_t)w;
+      memset(sum, 0, (size_t)w * sizeof(float));
+      touched[c] = row;
+      rowSlot[row] = c;
+      counts[t] = c + 1;
+    } else {
+      if (((uint64_t)place + 1) * (uint64_t)w > nSum) {
+        throw_range(env, "accumulateRows: table %d's place %d (%d floats) is outside its %zu sums", t, place, w, nSum);
+        free(slotPtrs);
+        free(sumPtrs);
+        return NULL;
+      }
+      sum = (float *)sumPtrs[t] + (size_t)place * (size_t)w;
+    }
+    /* g was checked against grads' length above; the sums were zeroed first if new (g may be in them: shared memory). */
+    for (int32_t k = 0; k < w; k++) sum[k] += g[k];
+    at += w;
+  }
+  progress[0] = (int32_t)i;
+  progress[1] = (int32_t)at;
+  progress[2] = rejected;
+  progress[3] = stop;
+  free(slotPtrs);
+  free(sumPtrs);
+  return NULL;
+}
+
+/*
  * dedupIds(words, count, table, unique, inverse): the unique ids of count
  * (lo, hi) word pairs in first-seen order into unique (word pairs), and
  * each id's index among them into inverse; returns how many are unique.
@@ -1205,6 +1366,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"findRows", NULL, find_rows, NULL, NULL, NULL, napi_default, NULL},
       {"readRows", NULL, read_rows, NULL, NULL, NULL, napi_default, NULL},
       {"adagradRows", NULL, adagrad_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"accumulateRows", NULL, accumulate_rows, NULL, NULL, NULL, napi_default, NULL},
       {"dedupIds", NULL, dedup_ids, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, get_threads, NULL, NULL, NULL, napi_default, NULL},

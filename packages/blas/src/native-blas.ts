@@ -86,6 +86,15 @@ export interface NativeBlas {
    * bits of the JavaScript loop.
    */
   adagradRows(w: Float32Array, state: Float32Array, lastUpdate: Uint32Array, dim: number, rows: Int32Array, count: number, sums: Float32Array, workers: number, lr: number, wd: number, now: number): void;
+  /**
+   * A push's row gradients added into a step's per-table sums (the
+   * orchestrator's SparseSums; native/blas.c says the layout): id i owns the
+   * next widthOfSlot[its slot] values of grads; ids without a row are passed
+   * over, ids with a value NaN or beyond maxAbs refused (progress[2] counts
+   * them). Resumable from progress[0] (id) and progress[1] (value); stops
+   * with progress[3] = the table that needs room (else -1).
+   */
+  accumulateRows(slots: readonly Int32Array[], sums: readonly Float32Array[], counts: Int32Array, widthOfSlot: Int32Array, ids: Uint32Array, tables: Int32Array, rows: Int32Array, count: number, grads: Float32Array, maxAbs: number, progress: Int32Array): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

@@ -382,6 +382,70 @@ describe("@pangea/blas native addon", () => {
     expect(Array.from(w)).toEqual(Array.from(before));
   });
 
+  it.runIf(blas)("adds a push's row gradients into per-table sums, stops for room and resumes, refuses out-of-range values; checks every extent", () => {
+    // Two tables: slot 1 (width 2) in table 0, slot 2 (width 3) in table 1.
+    const widthOfSlot = new Int32Array(0x8000).fill(2);
+    widthOfSlot[2] = 3;
+    const id = (lo: number, slot: number) => [lo, slot << 16];
+    // ids: (table 0 row 4), (table 1 row 0), (no row, width 2), (table 0 row 4 again), (table 1 row 1, refused: NaN), (table 0 row 1)
+    const ids = Uint32Array.from([...id(10, 1), ...id(11, 2), ...id(12, 1), ...id(10, 1), ...id(13, 2), ...id(14, 1)]);
+    const tables = Int32Array.from([0, 1, 0, 0, 1, 0]);
+    const rows = Int32Array.from([4, 0, -1, 4, 1, 1]);
+    const grads = Float32Array.from([1, 2, 3, 4, 5, 9, 9, 0.5, 0.25, NaN, 0, 0, 6, 7]);
+    const slots = [new Int32Array(8).fill(-1), new Int32Array(4), new Int32Array(8).fill(-1), new Int32Array(4)];
+    const sums = [new Float32Array(8).fill(99), new Float32Array(12).fill(99)];
+    const counts = new Int32Array(2);
+    const progress = new Int32Array(4);
+    blas!.accumulateRows(slots, sums, counts, widthOfSlot, ids, tables, rows, 6, grads, 1e6, progress);
+    expect([...progress]).toEqual([6, 14, 1, -1]);
+    expect([...counts]).toEqual([2, 1]);
+    expect([...slots[1]!.subarray(0, 2)]).toEqual([4, 1]);
+    expect(slots[0]![4]).toBe(0);
+    expect(slots[0]![1]).toBe(1);
+    expect([...sums[0]!.subarray(0, 4)]).toEqual([1.5, 2.25, 6, 7]);
+    expect([...sums[1]!.subarray(0, 3)]).toEqual([3, 4, 5]);
+    // A value beyond maxAbs is refused like NaN: row 4's [1, 2] is summed, row 0's [3, 4, 5] refused.
+    counts.fill(0);
+    slots[0]!.fill(-1);
+    slots[2]!.fill(-1);
+    progress.fill(0);
+    blas!.accumulateRows(slots, sums, counts, widthOfSlot, ids, tables, rows, 2, grads, 2.5, progress);
+    expect([...progress]).toEqual([2, 5, 1, -1]);
+    expect([...counts]).toEqual([1, 0]);
+    // No room: a row past table 0's row map, then a full list of touched rows; it stops before the id, naming the table.
+    const small = [new Int32Array(2).fill(-1), new Int32Array(1), new Int32Array(8).fill(-1), new Int32Array(4)];
+    const smallSums = [new Float32Array(2), new Float32Array(12)];
+    counts.fill(0);
+    progress.fill(0);
+    blas!.accumulateRows(small, smallSums, counts, widthOfSlot, ids, tables, rows, 6, grads, 1e6, progress);
+    expect([...progress]).toEqual([0, 0, 0, 0]);
+    small[0] = new Int32Array(8).fill(-1);
+    blas!.accumulateRows(small, smallSums, counts, widthOfSlot, ids, tables, rows, 6, grads, 1e6, progress);
+    // Row 4 summed (its place 0), row 0 of table 1, the id without a row, row 4 again, the refused one; row 1 needs room.
+    expect([...progress]).toEqual([5, 12, 1, 0]);
+    small[1] = new Int32Array(2);
+    smallSums[0] = new Float32Array(4);
+    smallSums[0].set([1.5, 2.25]);
+    blas!.accumulateRows(small, smallSums, counts, widthOfSlot, ids, tables, rows, 6, grads, 1e6, progress);
+    expect([...progress]).toEqual([6, 14, 1, -1]);
+    expect([...smallSums[0]]).toEqual([1.5, 2.25, 6, 7]);
+    // Extents: gradients too short, a table past the lists, a row map's place past the count, lists that do not pair up.
+    const fresh = () => [new Int32Array(8).fill(-1), new Int32Array(4), new Int32Array(8).fill(-1), new Int32Array(4)];
+    const p = () => new Int32Array(4);
+    expect(() => blas!.accumulateRows(fresh(), sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads.subarray(0, 13), 1e6, p())).toThrow(
+      "accumulateRows: id 5's 2 gradient values from 12 are outside grads' 13",
+    );
+    expect(() => blas!.accumulateRows(fresh(), sums, new Int32Array(2), widthOfSlot, ids, Int32Array.from([0, 2, 0, 0, 1, 0]), rows, 6, grads, 1e6, p())).toThrow(
+      "accumulateRows: id 1 has row 0 of table 2, outside the 2 tables",
+    );
+    const lying = fresh();
+    lying[0]![4] = 3;
+    expect(() => blas!.accumulateRows(lying, sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow("accumulateRows: table 0's row 4 is at place 3 of 0 summed rows");
+    expect(() => blas!.accumulateRows(fresh().slice(0, 3), sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow(/^accumulateRows: 2 tables need 2 x as many slots lists \(3\)/);
+    expect(() => blas!.accumulateRows(fresh(), sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 7, grads, 1e6, p())).toThrow(/ids 2 x count words \(12 for 7\)/);
+    expect(() => blas!.accumulateRows(fresh(), [sums[0]!, new Int32Array(3) as unknown as Float32Array], new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow("sums[1]: expected a Float32Array");
+  });
+
   it.runIf(blas)("deduplicates id word pairs in first-seen order with each one's index; refuses a table too small", () => {
     const words = Uint32Array.from([5, 1, 6, 1, 5, 1, 5, 2, 6, 1]);
     const table = new Uint32Array(3 * 8).fill(99); // stale scratch: cleared first
@@ -433,6 +497,25 @@ describe("@pangea/blas native addon", () => {
         expect((err as Error).message).toMatch(/^dedupIds: the table is full/);
       }
     }
+    // accumulateRows: sums over rows and tables (a sum written rewrites a later id's row and table number).
+    const mem = new ArrayBuffer(64 * 4);
+    const aRows = new Int32Array(mem, 0, 4);
+    const aTables = new Int32Array(mem, 16, 4);
+    aRows.set([0, 1, 2, 3]);
+    const widths = new Int32Array(0x8000).fill(4);
+    const huge = Float32Array.from({ length: 16 }, () => 3e9);
+    try {
+      blas!.accumulateRows([new Int32Array(16).fill(-1), new Int32Array(16)], [new Float32Array(mem)], new Int32Array(1), widths, new Uint32Array(8), aTables, aRows, 4, huge, 1e10, new Int32Array(4));
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^accumulateRows: /);
+    }
+    // A getter on the slots list detaching grads' buffer: both lists are read before any memory is taken, so grads is refused.
+    const gone = new Float32Array(4);
+    const slotList = [new Int32Array(4).fill(-1), new Int32Array(4)];
+    Object.defineProperty(slotList, 1, { get: () => (structuredClone(gone.buffer, { transfer: [gone.buffer] }), new Int32Array(4)) });
+    expect(() => blas!.accumulateRows(slotList, [new Float32Array(16)], new Int32Array(1), widths, Uint32Array.from([0, 0]), new Int32Array(1), new Int32Array(1), 1, gone, 1e6, new Int32Array(4))).toThrow(
+      "accumulateRows: id 0's 4 gradient values from 0 are outside grads' 0",
+    );
     // A getter on the list detaching out's buffer: the list is read before out's memory is taken, so out is refused.
     const moving = new Float32Array(8);
     const list = [new Float32Array(8)];

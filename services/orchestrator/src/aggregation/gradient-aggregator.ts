@@ -1,8 +1,9 @@
-import type { EmbeddingTable } from "../embeddings/embedding-table.js";
 import type { EmbeddingStore, FoundRows } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
+import { slotOfV2 } from "@pangea/features";
+import { SparseSums, firstOutside } from "./sparse-sums.js";
 
 /** The largest batch a trainer may report (the orchestrator's --batch-size bound). */
 export const MAX_BATCH_ROWS = 65_536;
@@ -54,8 +55,8 @@ export class GradientAggregator {
   private batches = 0;
   /** sync/hybrid: the step's batches so far, summed in batch order when it ends. */
   private pending: WorkerGradients[] = [];
-  /** Each table's step sums, by the table's number (findRows', EmbeddingStore.tableAt). */
-  private readonly sparse: (RowAccumulator | undefined)[] = [];
+  /** The step's row gradients, summed per table and row. */
+  private readonly sparse: SparseSums;
   /** findRows' answer buffers, reused push after push. */
   private found: FoundRows | undefined;
   /** Optimizer updates of the dense parameters so far (the parameter version). */
@@ -76,6 +77,7 @@ export class GradientAggregator {
     private readonly maxAbs = DEFAULT_MAX_GRADIENT_ABS,
   ) {
     this.denseSum = dense ? dense.values.map((v) => new Float32Array(v.length)) : [];
+    this.sparse = new SparseSums(store);
     this.version = startVersion;
   }
 
@@ -99,8 +101,7 @@ export class GradientAggregator {
       }
     });
     const ids = g.sparseIds.length / 2;
-    let values = 0;
-    for (let i = 0; i < ids; i++) values += this.store.widthOf(g.sparseIds[2 * i + 1]!);
+    const values = sumOfWidths(this.store.widthOfSlot, g.sparseIds, ids);
     if (g.sparseGrads.length !== values) throw bad(`${ids} sparse ids need ${values} gradient values (a row of its slot's width each), got ${g.sparseGrads.length}`);
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
   }
@@ -127,7 +128,7 @@ export class GradientAggregator {
     this.pending = [];
     const n = Math.max(1, this.batches);
     if (this.dense) {
-      for (const sum of this.denseSum) for (let k = 0; k < sum.length; k++) sum[k]! /= n;
+      for (const sum of this.denseSum) divideBy(sum, n);
       this.dense.apply(this.denseSum);
       for (const sum of this.denseSum) sum.fill(0);
     }
@@ -155,27 +156,18 @@ export class GradientAggregator {
 
   private accumulateSparse(g: WorkerGradients): void {
     const ids = g.sparseIds.length / 2;
-    const { rows, tables } = (this.found = this.store.findRows(g.sparseIds, ids, this.found));
-    // Rows side by side, each its slot's width (validate checked the total).
-    for (let i = 0, at = 0; i < ids; i++) {
-      const n = tables[i]!;
-      const width = n >= 0 ? this.store.tableAt(n).dim : this.store.widthOf(g.sparseIds[2 * i + 1]!);
-      const from = at;
-      at += width;
-      // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
-      const row = rows[i]!;
-      if (row < 0) continue;
-      if (firstOutside(g.sparseGrads, this.maxAbs, from, from + width) >= 0) {
-        this.store.rejectGradient();
-        continue;
-      }
-      (this.sparse[n] ??= new RowAccumulator(this.store.tableAt(n).dim)).add(row, g.sparseGrads, from);
-    }
+    this.found = this.store.findRows(g.sparseIds, ids, this.found);
+    // An id still below its occurrence threshold has no row: its gradient has nowhere to go.
+    const refused = this.sparse.add(g.sparseIds, ids, g.sparseGrads, this.found, this.maxAbs);
+    for (let i = 0; i < refused; i++) this.store.rejectGradient();
   }
 
   /** Applies each table's summed rows, their mean over `workers`. */
   private applySparse(workers: number): void {
-    this.sparse.forEach((acc, n) => acc?.applyMean(this.store.tableAt(n), workers));
+    this.sparse.drain((n, rows, count, sums) => {
+      const table = this.store.tableAt(n);
+      table.applyMeans(rows, count, sums, workers, table.clock());
+    });
   }
 }
 
@@ -187,57 +179,18 @@ function addInto(sum: Float32Array, g: Float32Array): void {
   for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
 }
 
-/** Index of the first value of a[from..to) that is NaN or above `max` in magnitude, or -1. */
-function firstOutside(a: Float32Array, max: number, from = 0, to = a.length): number {
-  for (let i = from; i < to; i++) if (!(Math.abs(a[i]!) <= max)) return i;
-  return -1;
+/**
+ * sum /= n, element by element. A function of its own: as a loop inside
+ * applyStep it was compiled on-stack mid-loop, and that code bailed out at
+ * the first untried property access after the loop, at every step.
+ */
+function divideBy(sum: Float32Array, n: number): void {
+  for (let k = 0; k < sum.length; k++) sum[k]! /= n;
 }
 
-/**
- * One step's gradients of one table, summed per row: rowSlot[row] indexes
- * `sum`, so a row that appears in several workers' pushes is added up once.
- */
-class RowAccumulator {
-  private rowSlot = new Int32Array(0);
-  /** The rows summed so far, in first-touch order: sum's row i belongs to touched[i]. */
-  private touched = new Int32Array(1024);
-  private count = 0;
-  private sum = new Float32Array(0);
-
-  constructor(private readonly dim: number) {}
-
-  add(row: number, g: Float32Array, at: number): void {
-    const dim = this.dim;
-    if (row >= this.rowSlot.length) {
-      const grown = new Int32Array(Math.max(row + 1, this.rowSlot.length * 2, 1024)).fill(-1);
-      grown.set(this.rowSlot);
-      this.rowSlot = grown;
-    }
-    let slot = this.rowSlot[row]!;
-    if (slot < 0) {
-      slot = this.count++;
-      if (slot === this.touched.length) {
-        const grown = new Int32Array(this.touched.length * 2);
-        grown.set(this.touched);
-        this.touched = grown;
-      }
-      this.touched[slot] = row;
-      this.rowSlot[row] = slot;
-      if ((slot + 1) * dim > this.sum.length) {
-        const grown = new Float32Array(Math.max((slot + 1) * dim, this.sum.length * 2));
-        grown.set(this.sum);
-        this.sum = grown;
-      }
-      this.sum.fill(0, slot * dim, (slot + 1) * dim);
-    }
-    const base = slot * dim;
-    for (let k = 0; k < dim; k++) this.sum[base + k]! += g[at + k]!;
-  }
-
-  /** Applies each touched row's mean over `workers` and resets for the next step. */
-  applyMean(table: EmbeddingTable, workers: number): void {
-    table.applyMeans(this.touched, this.count, this.sum, workers, table.clock());
-    for (let i = 0; i < this.count; i++) this.rowSlot[this.touched[i]!] = -1;
-    this.count = 0;
-  }
+/** The gradient values `count` ids need: their slots' widths added up. */
+function sumOfWidths(widthOfSlot: Int32Array, ids: Uint32Array, count: number): number {
+  let values = 0;
+  for (let i = 0; i < count; i++) values += widthOfSlot[slotOfV2(ids[2 * i + 1]!)]!;
+  return values;
 }

@@ -90,6 +90,12 @@ export class EmbeddingStore {
   private stats0 = { filtered: 0, admitted: 0, evicted: 0, rejectedGradients: 0, memoryLimitHits: 0 };
   /** known[slot] = 1 for the slots the job's data declares; null = any slot. */
   private known: Uint8Array | null = null;
+  /**
+   * Each slot's row width (its config's dim; a table is made with it), by
+   * slot: read per id in every push and pull, where two map lookups an id
+   * showed in the orchestrator's profile.
+   */
+  readonly widthOfSlot = new Int32Array(V2_MAX_SLOT + 1);
 
   constructor(
     private readonly defaults: SlotConfig,
@@ -97,7 +103,10 @@ export class EmbeddingStore {
     private readonly seed: number,
     private readonly maxBytes = Number.POSITIVE_INFINITY,
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
-  ) {}
+  ) {
+    this.widthOfSlot.fill(defaults.dim);
+    for (const [slot, c] of perSlot) this.widthOfSlot[slot] = c.dim;
+  }
 
   /** Restricts the store to the slots the job's feature list declares. */
   declareSlots(slots: readonly number[]): void {
@@ -118,8 +127,7 @@ export class EmbeddingStore {
 
   /** The row width of an id's slot (by its high word), whether or not its table exists yet. */
   widthOf(hi: number): number {
-    const slot = slotOfV2(hi);
-    return this.tables.get(slot)?.dim ?? this.configOf(slot).dim;
+    return this.widthOfSlot[slotOfV2(hi)]!;
   }
 
   /**
