@@ -60,19 +60,33 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
     expect(ahead.pulledFor(ids(11, 12).unique, 2)).toBe(true);
     expect(ahead.pulledFor(ids(11, 13).unique, 2)).toBe(false);
     expect(rows()).toBe(2);
+    // Counted as the overlap it is for (pangea_pulls_ahead_total).
+    expect(job.pullsAhead()).toEqual({ servedAfterHold: 1, servedOnArrival: 0, withdrawn: 0 });
+  });
+
+  it("sent after its step was planned, it is served on arrival, and counted so (the trainer waited for it)", async () => {
+    const { job, client, ids, finishStep } = await serve();
+    await finishStep();
+    const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(15)));
+    // Sent (its batch is read), then answered.
+    await new Promise((r) => setTimeout(r, 20));
+    const served = await ahead.answer();
+    expect(served?.step).toBe(1);
+    expect(job.pullsAhead()).toEqual({ servedAfterHold: 0, servedOnArrival: 1, withdrawn: 0 });
   });
 
   it("withdrawn when the batches are not the trainer's: no rows, and the trainer is told nothing was served", async () => {
-    const { client, ids, rows, finishStep } = await serve();
+    const { job, client, ids, rows, finishStep } = await serve();
     const ahead = new PulledAhead(client(0), 1, { batches: [3], workingOn: [0] }, Promise.resolve(ids(21)));
     await new Promise((r) => setTimeout(r, 50));
     await finishStep();
     expect(await ahead.answer()).toBeNull();
     expect(rows()).toBe(0);
+    expect(job.pullsAhead()).toEqual({ servedAfterHold: 0, servedOnArrival: 0, withdrawn: 1 });
   });
 
   it("abandoned while held, it is cancelled: the step comes and nothing is read or created for it", async () => {
-    const { client, ids, rows, finishStep } = await serve();
+    const { job, client, ids, rows, finishStep } = await serve();
     const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(31, 32)));
     await new Promise((r) => setTimeout(r, 50));
     ahead.abandon();
@@ -81,6 +95,7 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(await ahead.answer()).toBeNull();
     expect(rows()).toBe(0);
+    expect(job.pullsAhead()).toEqual({ servedAfterHold: 0, servedOnArrival: 0, withdrawn: 1 });
   });
 
   it("asked for before its batch was read, it is never sent (the trainer goes to GetWork instead)", async () => {

@@ -27,6 +27,12 @@ interface HeldPull {
  */
 export class HeldPulls {
   private readonly held = new Map<string, HeldPull>();
+  /**
+   * Pulls sent ahead so far: served after waiting here for their step (the
+   * overlap they are for), served on arrival (their step was planned before
+   * they came: the trainer waited for them instead), and withdrawn.
+   */
+  readonly counts = { servedAfterHold: 0, servedOnArrival: 0, withdrawn: 0 };
 
   constructor(
     private readonly job: JobView,
@@ -41,13 +47,24 @@ export class HeldPulls {
   hold(workerId: string, step: number, batches: readonly number[], workingOn: readonly number[], cancelled?: AbortSignal): Promise<boolean> {
     this.held.get(workerId)?.decide(false);
     return new Promise((resolve) => {
-      const p: HeldPull = { workerId, step, batches: [...batches].sort((a, b) => a - b), workingOn: new Set(workingOn), decide: resolve };
+      let waiting = false;
+      let decided = false;
+      const decide = (serve: boolean) => {
+        if (decided) return;
+        decided = true;
+        if (!serve) this.counts.withdrawn++;
+        else if (waiting) this.counts.servedAfterHold++;
+        else this.counts.servedOnArrival++;
+        resolve(serve);
+      };
+      const p: HeldPull = { workerId, step, batches: [...batches].sort((a, b) => a - b), workingOn: new Set(workingOn), decide };
       this.held.set(workerId, p);
       cancelled?.addEventListener("abort", () => {
         if (this.held.get(workerId) === p) this.held.delete(workerId);
-        resolve(false);
+        decide(false);
       }, { once: true });
       this.wake();
+      waiting = true;
     });
   }
 

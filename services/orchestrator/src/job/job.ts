@@ -343,6 +343,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.work.getWork(workerId);
   }
 
+  /** Pulls sent ahead so far, by what became of them (HeldPulls.counts). */
+  pullsAhead(): Readonly<HeldPulls["counts"]> {
+    return this.heldPulls.counts;
+  }
+
   /** A pull sent ahead by the trainer of `rank` for `batches` at `step`: true once it is to be served, false if withdrawn (HeldPulls). */
   holdPull(step: number, rank: number, batches: readonly number[], workingOn: readonly number[], cancelled?: AbortSignal): Promise<boolean> {
     if (this.config.mode === "async") throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "a pull sent ahead is for sync and hybrid jobs; this job is async");
@@ -551,7 +556,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.log.warn({ err: (err as Error).message }, "could not record the job's completion; a restarted orchestrator would evaluate again");
     }
     if (this.evals.keepBest) this.exportBest();
-    this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records }, "job completed");
+    this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records, pullsAhead: this.heldPulls.counts }, "job completed");
     this.finish();
   }
 

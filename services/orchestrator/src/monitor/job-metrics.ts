@@ -53,11 +53,21 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const admitted = new CounterFrom(registry, "pangea_embedding_filter_admissions_total", "Ids given a row after passing their slot's occurrence threshold, by slot.", ["slot"]);
   const filtered = new CounterFrom(registry, "pangea_embedding_filtered_lookups_total", "Lookups of ids still below their occurrence threshold.");
   const syncRows = new CounterFrom(registry, "pangea_parameter_sync_rows_total", "Embedding rows pushed to serving.");
+  const pullsAhead = new CounterFrom(
+    registry,
+    "pangea_pulls_ahead_total",
+    "Pulls trainers sent ahead for their next step (sync/hybrid), by outcome: served_after_hold (waited for the step's update: the overlap they are for), served_on_arrival (came after it: the trainer waited), withdrawn (the work went another way).",
+    ["outcome"],
+  );
   const refresh = () => {
     // status() fills every field, so it reads as the decoded (output) form.
     const s = job.status() as unknown as JobStatus__Output;
     step.set(Number(s.step));
     steps.set(Number(s.steps));
+    const ahead = job.pullsAhead();
+    pullsAhead.update(ahead.servedAfterHold, { outcome: "served_after_hold" });
+    pullsAhead.update(ahead.servedOnArrival, { outcome: "served_on_arrival" });
+    pullsAhead.update(ahead.withdrawn, { outcome: "withdrawn" });
     state.reset();
     state.set({ state: s.state.replace("JOB_STATE_", "").toLowerCase() }, 1);
     if (Number.isFinite(s.smoothedLoss)) loss.set(s.smoothedLoss);

@@ -60,6 +60,13 @@ interface Prepared {
 
 const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** Batches asked for two steps ahead (trainAssigned's `later`). */
+interface Later {
+  step: number;
+  indices: number[];
+  batches: Promise<Prepared>[];
+}
+
 /**
  * Trains whatever the orchestrator hands out: for each batch index, fetch the
  * batch from compute, pull the parameters its ids need, compute gradients and
@@ -99,9 +106,12 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
     return { batch, unique, uniqueCount, inverse, offsets: c.layout.offsets(unique, uniqueCount) };
   };
-  /** Reads `indices` one after the other (the stream delivers them in order); a failure nobody awaits is not unhandled. */
-  const readInOrder = (indices: readonly number[]): Promise<Prepared>[] => {
-    let previous: Promise<unknown> = Promise.resolve();
+  /**
+   * Reads `indices` one after the other, after `start` (the stream delivers
+   * them in the order wanted); a failure nobody awaits is not unhandled.
+   */
+  const readInOrder = (indices: readonly number[], start: Promise<unknown> = Promise.resolve()): Promise<Prepared>[] => {
+    let previous: Promise<unknown> = start;
     return indices.map((j) => {
       const p = previous.then(() => prepare(j));
       p.catch(() => {});
@@ -116,6 +126,21 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
    * needed) or withdrawn (null: ask for work as usual).
    */
   let ahead: { address: string; step: number; indices: number[]; batches: Promise<Prepared>[]; pulled: PulledAhead | null } | null = null;
+  /**
+   * The batches of the step after `ahead`'s, asked for a step earlier still:
+   * compute makes a batch when it is asked, on cores the trainers keep busy,
+   * and a batch asked for only one step ahead often came after its trainer
+   * had pushed, too late for its pull to go ahead (measured: the pulls came
+   * 4-25 ms after the step's update).
+   */
+  let later: Later | null = null;
+  const takeLater = (): Later | null => {
+    const l = later;
+    later = null;
+    return l;
+  };
+  /** The batches `step` steps on from `indices` (the plan deals each step's batches round-robin over the same trainers). */
+  const stepsOn = (indices: readonly number[], step: number) => indices.map((x) => x + step * c.batchesPerStep).filter((x) => x < totalBatches);
   try {
     for (;;) {
       mark = performance.now();
@@ -149,7 +174,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         if (!batches && ahead) {
           // Work went elsewhere (a trainer joined or left), or compute did: drop the stream with the batches read ahead.
           feed.reset();
-          await Promise.allSettled(ahead.batches);
+          await Promise.allSettled([...ahead.batches, ...(later?.batches ?? [])]);
+          later = null;
         }
         ahead = null;
         if (!batches) {
@@ -166,13 +192,31 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
           // (the plan deals each step's batches round-robin over the same trainers): ask compute
           // for them now, so they arrive and are decoded while this step computes and waits.
           if (i === indices.length - 1 && readAhead) {
-            const next = indices.map((x) => x + c.batchesPerStep).filter((x) => x < totalBatches);
+            const step = Number(work.step) + 1;
+            const next = stepsOn(indices, 1);
+            const asked = takeLater();
+            let nextBatches: Promise<Prepared>[] | null = asked && asked.step === step && sameList(asked.indices, next) ? asked.batches : null;
+            if (asked && !nextBatches) {
+              // Not the batches asked for (cannot happen while the plan deals as predicted): start the stream again.
+              feed.reset();
+              await Promise.allSettled(asked.batches);
+              await session.guard(feed.connect(work.computeAddress));
+            }
             if (next.length) {
-              feed.want(next);
-              const step = Number(work.step) + 1;
-              const batches = readInOrder(next);
-              const pulled = c.pullAhead && params.pullsAhead ? new PulledAhead(params, step, { batches: next, workingOn: indices }, batches[0]!) : null;
-              ahead = { address: work.computeAddress, step, indices: next, batches, pulled };
+              if (!nextBatches) {
+                feed.want(next);
+                nextBatches = readInOrder(next);
+              }
+              const pulled = c.pullAhead && params.pullsAhead ? new PulledAhead(params, step, { batches: next, workingOn: indices }, nextBatches[0]!) : null;
+              ahead = { address: work.computeAddress, step, indices: next, batches: nextBatches, pulled };
+              const after = stepsOn(indices, 2);
+              if (after.length) {
+                feed.want(after);
+                later = { step: step + 1, indices: after, batches: readInOrder(after, nextBatches.at(-1)) };
+              }
+              // The pull goes out before this step computes (a call is written once the event loop turns), so the
+              // orchestrator holds it when the step's update is made, instead of waiting for it afterwards.
+              if (pulled) await new Promise((resolve) => setImmediate(resolve));
             }
           }
           let pulled: Pulled;
@@ -216,6 +260,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         // A pull sent ahead for the next step must not be served while this step is tried again.
         ahead?.pulled?.abandon();
         ahead = null;
+        later = null;
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
