@@ -821,15 +821,15 @@ typedef struct {
 /* A JavaScript array's elements (at most one per slot), fetched into a malloc'd block the caller frees: a getter
  * may run JavaScript while they are fetched, so a call fetches every list it takes before it takes the memory
  * address of any array (typed_addresses); no JavaScript runs while those are held. */
-static int get_elements(napi_env env, napi_value v, const char *name, const char *what, napi_value **elements, uint32_t *count) {
+static int get_elements(napi_env env, napi_value v, const char *name, const char *what, uint32_t limit, napi_value **elements, uint32_t *count) {
   bool is_array = false;
   napi_is_array(env, v, &is_array);
   if (!is_array || napi_get_array_length(env, v, count) != napi_ok) {
     throw_arg(env, "%s: expected an array, each %s", name, what);
     return 0;
   }
-  if (*count > V2_SLOTS) {
-    throw_range(env, "%s: %u entries, at most one per slot (%d)", name, *count, V2_SLOTS);
+  if (*count > limit) {
+    throw_range(env, "%s: %u entries, at most %u", name, *count, limit);
     return 0;
   }
   *elements = (napi_value *)malloc((*count ? *count : 1) * sizeof(napi_value));
@@ -848,7 +848,7 @@ static int get_elements(napi_env env, napi_value v, const char *name, const char
 }
 
 /* The memory of `count` fetched elements, each a typed array of type `want`: *data and *lengths are malloc'd, one
- * entry each (the caller frees *data, which holds both). */
+ * entry each (the caller frees *data, which holds both; NULL after a failure, which frees it here). */
 static int typed_addresses(napi_env env, napi_value *elements, uint32_t count, const char *name, napi_typedarray_type want, const char *what, void ***data,
                            size_t **lengths) {
   size_t n = count ? count : 1;
@@ -864,6 +864,8 @@ static int typed_addresses(napi_env env, napi_value *elements, uint32_t count, c
     snprintf(label, sizeof label, "%s[%u]", name, i);
     if (!get_typed(env, elements[i], label, want, what, &(*data)[i], &(*lengths)[i])) {
       free(block);
+      *data = NULL;
+      *lengths = NULL;
       return 0;
     }
   }
@@ -875,7 +877,7 @@ static int typed_addresses(napi_env env, napi_value *elements, uint32_t count, c
 static int get_typed_list(napi_env env, napi_value v, const char *name, napi_typedarray_type want, const char *what, void ***data, size_t **lengths,
                           uint32_t *count) {
   napi_value *elements;
-  if (!get_elements(env, v, name, what, &elements, count)) return 0;
+  if (!get_elements(env, v, name, what, V2_SLOTS, &elements, count)) return 0;
   int ok = typed_addresses(env, elements, *count, name, want, what, data, lengths);
   free(elements);
   return ok;
@@ -1129,8 +1131,9 @@ static napi_value accumulate_rows(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 11, argv, "accumulateRows: expected 11 arguments")) return NULL;
   napi_value *slotElements, *sumElements;
   uint32_t nSlotLists, nSums;
-  if (!get_elements(env, argv[0], "slots", "an Int32Array", &slotElements, &nSlotLists)) return NULL;
-  if (!get_elements(env, argv[1], "sums", "a Float32Array", &sumElements, &nSums)) {
+  /* Two lists a table, a table a slot at most. */
+  if (!get_elements(env, argv[0], "slots", "an Int32Array", 2 * V2_SLOTS, &slotElements, &nSlotLists)) return NULL;
+  if (!get_elements(env, argv[1], "sums", "a Float32Array", V2_SLOTS, &sumElements, &nSums)) {
     free(slotElements);
     return NULL;
   }
@@ -1142,6 +1145,7 @@ static napi_value accumulate_rows(napi_env env, napi_callback_info info) {
   free(sumElements);
   if (!ok) {
     free(slotPtrs);
+    free(sumPtrs);
     return NULL;
   }
   int32_t *counts, *widthOfSlot, *tables, *rows, *progress;

@@ -444,6 +444,13 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.accumulateRows(fresh().slice(0, 3), sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow(/^accumulateRows: 2 tables need 2 x as many slots lists \(3\)/);
     expect(() => blas!.accumulateRows(fresh(), sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 7, grads, 1e6, p())).toThrow(/ids 2 x count words \(12 for 7\)/);
     expect(() => blas!.accumulateRows(fresh(), [sums[0]!, new Int32Array(3) as unknown as Float32Array], new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow("sums[1]: expected a Float32Array");
+    // A wrong element in the first list, and the second: a TypeError each (and the process lives on: no double free).
+    const wrong = fresh() as unknown as Int32Array[];
+    wrong[0] = new Float32Array(8) as unknown as Int32Array;
+    expect(() => blas!.accumulateRows(wrong, sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow("slots[0]: expected an Int32Array");
+    expect(() => blas!.accumulateRows([undefined as unknown as Int32Array], sums, new Int32Array(2), widthOfSlot, ids, tables, rows, 6, grads, 1e6, p())).toThrow("slots[0]: expected an Int32Array");
+    // Two lists a table: as many tables as slots is allowed, one more list than that is not.
+    expect(() => blas!.accumulateRows(new Array(2 * 0x8000 + 1).fill(new Int32Array(0)), [], new Int32Array(0), widthOfSlot, ids, tables, rows, 0, grads, 1e6, p())).toThrow("slots: 65537 entries, at most 65536");
   });
 
   it.runIf(blas)("deduplicates id word pairs in first-seen order with each one's index; refuses a table too small", () => {

@@ -1,6 +1,7 @@
 import type { EmbeddingStore, FoundRows } from "../embeddings/embedding-store.js";
 import { nativeBlas } from "@pangea/blas";
 import { slotOfV2 } from "@pangea/features";
+import { OrchestratorErrors } from "../errors.js";
 
 const blas = nativeBlas().blas;
 
@@ -38,11 +39,16 @@ export class SparseSums {
     if (!native) return this.addInJs(ids, count, grads, found, maxAbs);
     const p = this.progress;
     p.fill(0);
-    for (;;) {
-      native.accumulateRows(this.slots, this.sums, this.counts, this.store.widthOfSlot, ids, found.tables, found.rows, count, grads, maxAbs, p);
+    const widthOfSlot = this.store.widthOfSlot;
+    for (let stoppedAt = -1; ; ) {
+      native.accumulateRows(this.slots, this.sums, this.counts, widthOfSlot, ids, found.tables, found.rows, count, grads, maxAbs, p);
       const t = p[3]!;
       if (t < 0) return p[2]!;
-      this.makeRoom(t, found.rows[p[0]!]!);
+      const i = p[0]!;
+      // Room was made for this id last time: stopping at it again would never end.
+      if (i === stoppedAt) throw OrchestratorErrors.create("ORCH_ERR_INTERNAL", `summing row gradients: the addon stopped twice at id ${i} for room in table ${t}`);
+      stoppedAt = i;
+      this.makeRoom(t, found.rows[i]!, widthOfSlot[slotOfV2(ids[2 * i + 1]!)]!);
     }
   }
 
@@ -72,9 +78,8 @@ export class SparseSums {
     }
   }
 
-  /** Room in table n's sums for one more row, and in its row map for `row`: doubled, so growing is rare. */
-  private makeRoom(n: number, row: number): void {
-    const dim = this.store.tableAt(n).dim;
+  /** Room in table n's sums for one more row `dim` wide, and in its row map for `row`: doubled, so growing is rare. */
+  private makeRoom(n: number, row: number, dim: number): void {
     const rowSlot = this.slots[2 * n]!;
     if (row >= rowSlot.length) {
       const grown = new Int32Array(Math.max(row + 1, rowSlot.length * 2, 1024)).fill(-1);
@@ -114,7 +119,7 @@ export class SparseSums {
       const n = tables[i]!;
       let place = row < this.slots[2 * n]!.length ? this.slots[2 * n]![row]! : -1;
       if (place < 0) {
-        this.makeRoom(n, row);
+        this.makeRoom(n, row, width);
         place = this.counts[n]!++;
         this.slots[2 * n + 1]![place] = row;
         this.slots[2 * n]![row] = place;

@@ -56,7 +56,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const pullsAhead = new CounterFrom(
     registry,
     "pangea_pulls_ahead_total",
-    "Pulls trainers sent ahead for their next step (sync/hybrid), by outcome: served_after_hold (waited for the step's update: the overlap they are for), served_on_arrival (came after it: the trainer waited), withdrawn (the work went another way).",
+    "Pulls trainers sent ahead for their next step (sync/hybrid), by outcome: served_after_hold (waited for the step's update: the overlap they are for), served_on_arrival (came after it: the trainer waited), withdrawn (not served: the work went another way, or the trainer dropped it).",
     ["outcome"],
   );
   const refresh = () => {

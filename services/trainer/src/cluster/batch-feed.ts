@@ -63,8 +63,10 @@ export class BatchFeed {
   want(indices: readonly number[]): void {
     const fresh = indices.filter((j) => !this.pending.includes(j));
     if (!fresh.length) return;
+    // Reset since it connected (compute went away): the caller connects again, as after any lost stream.
+    if (!this.call) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `batches ${fresh.join(", ")} wanted from compute with no stream open (it went away)`);
     this.pending.push(...fresh);
-    this.call!.write(
+    this.call.write(
       encodeMessage(MessageType.BATCH_ACK, this.sender, (a) => {
         a.consumed = 0;
         const list = a._initWant(fresh.length);

@@ -173,6 +173,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         const early = served ? ahead?.pulled ?? null : null;
         if (!batches && ahead) {
           // Work went elsewhere (a trainer joined or left), or compute did: drop the stream with the batches read ahead.
+          // Compute gone (a read ahead failed and reset the stream): its address may be a dead one, so tried briefly.
+          if (ahead.address === work.computeAddress && !feed.connectedTo(work.computeAddress)) computeLostAt ||= Date.now();
           feed.reset();
           await Promise.allSettled([...ahead.batches, ...(later?.batches ?? [])]);
           later = null;
@@ -195,14 +197,20 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
             const step = Number(work.step) + 1;
             const next = stepsOn(indices, 1);
             const asked = takeLater();
-            let nextBatches: Promise<Prepared>[] | null = asked && asked.step === step && sameList(asked.indices, next) ? asked.batches : null;
-            if (asked && !nextBatches) {
-              // Not the batches asked for (cannot happen while the plan deals as predicted): start the stream again.
-              feed.reset();
-              await Promise.allSettled(asked.batches);
-              await session.guard(feed.connect(work.computeAddress));
-            }
-            if (next.length) {
+            const askedNext = asked && asked.step === step && sameList(asked.indices, next) ? asked.batches : null;
+            if (!feed.connectedTo(work.computeAddress)) {
+              // Compute went away after this step's batches came: nothing to read ahead from (the next step
+              // connects again, briefly: the address may be a dead one); the reads asked for are done with
+              // before anything reads from a new stream.
+              computeLostAt ||= Date.now();
+              if (asked) await Promise.allSettled(asked.batches);
+            } else if (asked && !askedNext) {
+              // Not the batches the plan comes to next (it cannot be, while the plan deals as predicted). They stay
+              // the stream's next ones: the next step, finding its batches are not these, starts the stream again
+              // once this step's batch has been acknowledged.
+              ahead = { address: work.computeAddress, step: asked.step, indices: asked.indices, batches: asked.batches, pulled: null };
+            } else if (next.length) {
+              let nextBatches = askedNext;
               if (!nextBatches) {
                 feed.want(next);
                 nextBatches = readInOrder(next);
