@@ -18,6 +18,11 @@ export class BatchFeed {
   private failure: unknown = null;
   /** Indices wanted and not yet received, in order. */
   private pending: number[] = [];
+  /**
+   * The last stream failed (compute went away) and none has been opened
+   * since: compute's address as last known may be a dead one.
+   */
+  lost = false;
 
   constructor(
     private readonly sender: string,
@@ -42,6 +47,7 @@ export class BatchFeed {
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute at ${address} is unreachable: ${(err as Error).message}`);
     }
     this.call = this.client.streamBatches();
+    this.lost = false;
     const call = this.call;
     // Kept for the next read: an error before the iterator's first read reaches it only as the stream's end.
     call.on("error", (err) => {
@@ -83,7 +89,10 @@ export class BatchFeed {
     const call = this.call;
     const address = this.address;
     const failed = (err: unknown) => {
-      if (this.call === call) this.reset();
+      if (this.call === call) {
+        this.reset();
+        this.lost = true;
+      }
       return batchStreamError(err, address);
     };
     let r: IteratorResult<Buffer>;

@@ -133,12 +133,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
    * had pushed, too late for its pull to go ahead (measured: the pulls came
    * 4-25 ms after the step's update).
    */
-  let later: Later | null = null;
-  const takeLater = (): Later | null => {
-    const l = later;
-    later = null;
-    return l;
-  };
+  // (Declared through `as`: an initial null would narrow it to null where the loop reads it.)
+  let later = null as Later | null;
   /** The batches `step` steps on from `indices` (the plan deals each step's batches round-robin over the same trainers). */
   const stepsOn = (indices: readonly number[], step: number) => indices.map((x) => x + step * c.batchesPerStep).filter((x) => x < totalBatches);
   try {
@@ -173,15 +169,14 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         const early = served ? ahead?.pulled ?? null : null;
         if (!batches && ahead) {
           // Work went elsewhere (a trainer joined or left), or compute did: drop the stream with the batches read ahead.
-          // Compute gone (a read ahead failed and reset the stream): its address may be a dead one, so tried briefly.
-          if (ahead.address === work.computeAddress && !feed.connectedTo(work.computeAddress)) computeLostAt ||= Date.now();
           feed.reset();
           await Promise.allSettled([...ahead.batches, ...(later?.batches ?? [])]);
           later = null;
         }
         ahead = null;
         if (!batches) {
-          await session.guard(feed.connect(work.computeAddress, computeLostAt ? 2_000 : undefined));
+          // After compute was lost (here, or by a read ahead), its address may be a dead one: tried briefly.
+          await session.guard(feed.connect(work.computeAddress, computeLostAt || feed.lost ? 2_000 : undefined));
           feed.want(indices);
           batches = readInOrder(indices);
         }
@@ -196,13 +191,12 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
           if (i === indices.length - 1 && readAhead) {
             const step = Number(work.step) + 1;
             const next = stepsOn(indices, 1);
-            const asked = takeLater();
+            const asked = later;
+            later = null;
             const askedNext = asked && asked.step === step && sameList(asked.indices, next) ? asked.batches : null;
             if (!feed.connectedTo(work.computeAddress)) {
               // Compute went away after this step's batches came: nothing to read ahead from (the next step
-              // connects again, briefly: the address may be a dead one); the reads asked for are done with
-              // before anything reads from a new stream.
-              computeLostAt ||= Date.now();
+              // connects again); the reads asked for are done with before anything reads from a new stream.
               if (asked) await Promise.allSettled(asked.batches);
             } else if (asked && !askedNext) {
               // Not the batches the plan comes to next (it cannot be, while the plan deals as predicted). They stay
