@@ -2,7 +2,6 @@ import type { EmbeddingStore, FoundRows } from "../embeddings/embedding-store.js
 import type { DenseStore } from "../params/dense-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import { nativeBlas } from "@pangea/blas";
-import { slotOfV2 } from "@pangea/features";
 import { SparseSums, firstOutside } from "./sparse-sums.js";
 
 /** The largest batch a trainer may report (the orchestrator's --batch-size bound). */
@@ -101,7 +100,7 @@ export class GradientAggregator {
       }
     });
     const ids = g.sparseIds.length / 2;
-    const values = sumOfWidths(this.store.widthOfSlot, g.sparseIds, ids);
+    const values = this.store.widthSum(g.sparseIds, ids);
     if (g.sparseGrads.length !== values) throw bad(`${ids} sparse ids need ${values} gradient values (a row of its slot's width each), got ${g.sparseGrads.length}`);
     if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
   }
@@ -186,11 +185,4 @@ function addInto(sum: Float32Array, g: Float32Array): void {
  */
 function divideBy(sum: Float32Array, n: number): void {
   for (let k = 0; k < sum.length; k++) sum[k]! /= n;
-}
-
-/** The gradient values `count` ids need: their slots' widths added up. */
-function sumOfWidths(widthOfSlot: Int32Array, ids: Uint32Array, count: number): number {
-  let values = 0;
-  for (let i = 0; i < count; i++) values += widthOfSlot[slotOfV2(ids[2 * i + 1]!)]!;
-  return values;
 }

@@ -130,6 +130,13 @@ export class EmbeddingStore {
     return this.widthOfSlot[slotOfV2(hi)]!;
   }
 
+  /** The values `count` ids' rows take side by side: their slots' widths added up. */
+  widthSum(ids: Uint32Array, count: number): number {
+    let values = 0;
+    for (let i = 0; i < count; i++) values += this.widthOfSlot[slotOfV2(ids[2 * i + 1]!)]!;
+    return values;
+  }
+
   /**
    * Where each of count ids' rows starts when sent side by side (rows of
    * different slots may differ in width), the total at [count], and the
