@@ -95,6 +95,17 @@ export interface NativeBlas {
    * with progress[3] = the table that needs room (else -1).
    */
   accumulateRows(slots: readonly Int32Array[], sums: readonly Float32Array[], counts: Int32Array, widthOfSlot: Int32Array, ids: Uint32Array, tables: Int32Array, rows: Int32Array, count: number, grads: Float32Array, maxAbs: number, progress: Int32Array): void;
+  /**
+   * Serving's embedding pooling (services/serving's poolCells; native/blas.c
+   * says the table layout): for `count` examples of dims.length columns,
+   * out[e * E + slotAt[k] ..] (E = slotAt[columns]) = the rows of cell
+   * e * columns + k's ids (offsets null: one id a cell), summed, then scaled
+   * by pooling[k] (0 sum, 1 mean, 2 sqrtn); the bits of the JavaScript loop.
+   */
+  poolCells(
+    keys: readonly Uint32Array[], slots: readonly Int32Array[], rows: readonly Float32Array[], dims: Int32Array, pooling: Int32Array,
+    ids: Uint32Array, offsets: Uint32Array | null, count: number, slotAt: Int32Array, out: Float32Array,
+  ): void;
   /** OpenBLAS's thread count for later calls. */
   setThreads(threads: number): void;
   threads(): number;

@@ -1,5 +1,6 @@
-import { PlainForward, poolingOf, poolingScale, type ModelSpec, type Pooling } from "@pangea/model";
+import { PlainForward, poolingOf, type ModelSpec, type Pooling } from "@pangea/model";
 import type { RowTable } from "./row-table.js";
+import { poolCells } from "./pool-cells.js";
 
 /**
  * Examples as the model takes them: dense [B, numDense] and ids as (lo, hi)
@@ -54,38 +55,10 @@ export class Scorer {
 
   /** The examples' predictions [count, T] row-major: per task, a probability (bce) or a value (mse). */
   predict(x: Examples): Float32Array {
-    const S = this.spec.numSlots;
-    const E = this.slotAt[S]!;
-    const n = x.count * E;
+    const n = x.count * this.slotAt[this.spec.numSlots]!;
     if (this.pooledScratch.length < n) this.pooledScratch = new Float32Array(Math.max(n, this.pooledScratch.length * 2));
     const pooled = this.pooledScratch.subarray(0, n);
-    pooled.fill(0);
-    const offsets = x.cellOffsets;
-    const ids = x.idWords;
-    const columns = this.columnTables;
-    for (let c = 0; c < x.count * S; c++) {
-      const from = offsets ? offsets[c]! : c;
-      const to = offsets ? offsets[c + 1]! : c + 1;
-      const column = c % S;
-      // The column's own table: an id of another slot is not in it and reads as missing, as an unknown id does.
-      const table = columns[column]!;
-      const rows = table.rows;
-      const D = table.dim;
-      const at = ((c - column) / S) * E + this.slotAt[column]!;
-      let n = 0;
-      for (let v = from; v < to; v++) {
-        const lo = ids[2 * v]!;
-        const hi = ids[2 * v + 1]!;
-        if (lo === 0 && hi === 0) continue;
-        // Every id given counts toward a mean, found or not, as every id of a training cell does.
-        n++;
-        const r = table.find(lo, hi);
-        if (r < 0) continue;
-        for (let k = 0, src = r * D; k < D; k++) pooled[at + k]! += rows[src + k]!;
-      }
-      const f = poolingScale(this.pooling[column]!, n);
-      if (f !== 1) for (let k = 0; k < D; k++) pooled[at + k]! *= f;
-    }
+    poolCells(x, this.columnTables, this.pooling, this.slotAt, pooled);
     const out = new Float32Array(x.count * this.T);
     this.forward.predict(x.count, x.dense, pooled, out);
     return out;
