@@ -778,21 +778,50 @@ static napi_value add_into(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* firstNonFinite(a): the index of a's first NaN or infinity, or -1. */
-static napi_value first_non_finite(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out;
-  if (!get_args(env, info, 1, argv, "firstNonFinite: expected 1 argument")) return NULL;
+/*
+ * firstOutside(a, max): the index of a's first value that is NaN or above
+ * `max` in magnitude, or -1: the orchestrator's check of a push's gradients
+ * (JavaScript's !(Math.abs(x) <= max) with max a double: against the largest
+ * float not above it), sixteen values at a time until a block has one.
+ */
+static napi_value first_outside(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  if (!get_args(env, info, 2, argv, "firstOutside: expected 2 arguments")) return NULL;
   float *a;
   size_t n;
-  if (!get_f32(env, argv[0], "a", &a, &n)) return NULL;
+  double max;
+  if (!get_f32(env, argv[0], "a", &a, &n) || !get_double(env, argv[1], "max", &max)) return NULL;
+  float lim = (float)max;
+  if ((double)lim > max) lim = nextafterf(lim, -INFINITY);
+  const v4f L = {lim, lim, lim, lim};
+  const v4i ABS = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+  size_t i = 0;
+  /* |x| <= lim is false for NaN (and for everything when max is NaN), as in JavaScript. */
+  for (; i + 16 <= n; i += 16) {
+    const v4i ok = ((v4f)((v4i)load4(a + i) & ABS) <= L) & ((v4f)((v4i)load4(a + i + 4) & ABS) <= L) & ((v4f)((v4i)load4(a + i + 8) & ABS) <= L) &
+                   ((v4f)((v4i)load4(a + i + 12) & ABS) <= L);
+    if (!(ok[0] & ok[1] & ok[2] & ok[3])) break;
+  }
   int64_t at = -1;
-  for (size_t i = 0; i < n; i++)
-    if (!isfinite(a[i])) {
+  for (; i < n; i++)
+    if (!(fabsf(a[i]) <= lim)) {
       at = (int64_t)i;
       break;
     }
   CHECK(napi_create_int64(env, at, &out));
   return out;
+}
+
+/* divideBy(a, n): a[i] = a[i] / n in double rounded to float (JavaScript's a[i] /= n on a Float32Array). */
+static napi_value divide_by(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "divideBy: expected 2 arguments")) return NULL;
+  float *a;
+  size_t n;
+  double d;
+  if (!get_f32(env, argv[0], "a", &a, &n) || !get_double(env, argv[1], "n", &d)) return NULL;
+  for (size_t i = 0; i < n; i++) a[i] = (float)((double)a[i] / d);
+  return NULL;
 }
 
 /*
@@ -1504,7 +1533,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adagrad", NULL, adagrad, NULL, NULL, NULL, napi_default, NULL},
       {"addInto", NULL, add_into, NULL, NULL, NULL, napi_default, NULL},
-      {"firstNonFinite", NULL, first_non_finite, NULL, NULL, NULL, napi_default, NULL},
+      {"firstOutside", NULL, first_outside, NULL, NULL, NULL, napi_default, NULL},
+      {"divideBy", NULL, divide_by, NULL, NULL, NULL, napi_default, NULL},
       {"findRows", NULL, find_rows, NULL, NULL, NULL, napi_default, NULL},
       {"readRows", NULL, read_rows, NULL, NULL, NULL, napi_default, NULL},
       {"adagradRows", NULL, adagrad_rows, NULL, NULL, NULL, napi_default, NULL},

@@ -63,8 +63,10 @@ export interface NativeBlas {
   adagrad(w: Float32Array, acc: Float32Array, g: Float32Array, lr: number, eps: number, l2: number): void;
   /** dst += src, element by element (same lengths). */
   addInto(dst: Float32Array, src: Float32Array): void;
-  /** The index of the first NaN or infinity, or -1. */
-  firstNonFinite(a: Float32Array): number;
+  /** The index of the first value that is NaN or above `max` in magnitude (JavaScript's !(Math.abs(x) <= max)), or -1. */
+  firstOutside(a: Float32Array, max: number): number;
+  /** a[i] /= n, in double rounded to float (the bits of the JavaScript loop on a Float32Array). */
+  divideBy(a: Float32Array, n: number): void;
   /**
    * The orchestrator's embedding-table lookups, many ids at once (native/blas.c
    * says the index layout): id i's table tables[i] = tableOfSlot[its v2 slot]

@@ -295,12 +295,42 @@ describe("@pangea/blas native addon", () => {
     expect(() => blas!.addInto(a, new Float32Array(3))).toThrow("addInto: dst has 1000 values, src 3");
   });
 
-  it.runIf(blas)("finds the first NaN or infinity", () => {
-    expect(blas!.firstNonFinite(Float32Array.from([1, 2, 3]))).toBe(-1);
-    expect(blas!.firstNonFinite(new Float32Array(0))).toBe(-1);
-    expect(blas!.firstNonFinite(Float32Array.from([1, Infinity, NaN]))).toBe(1);
-    expect(blas!.firstNonFinite(Float32Array.from([0, 0, -Infinity]))).toBe(2);
-    expect(blas!.firstNonFinite(Float32Array.from([NaN]))).toBe(0);
+  it.runIf(blas)("finds the first value that is NaN or above a bound in magnitude, as JavaScript's !(Math.abs(x) <= max) does, in and across blocks", () => {
+    const js = (a: Float32Array, max: number) => a.findIndex((x) => !(Math.abs(x) <= max));
+    const F32_MAX = 3.4028234663852886e38;
+    expect(blas!.firstOutside(Float32Array.from([1, 2, 3]), F32_MAX)).toBe(-1);
+    expect(blas!.firstOutside(new Float32Array(0), 1)).toBe(-1);
+    expect(blas!.firstOutside(Float32Array.from([1, Infinity, NaN]), F32_MAX)).toBe(1);
+    expect(blas!.firstOutside(Float32Array.from([0, 0, -Infinity]), F32_MAX)).toBe(2);
+    expect(blas!.firstOutside(Float32Array.from([Infinity, NaN]), Infinity)).toBe(1);
+    expect(blas!.firstOutside(Float32Array.from([NaN]), Infinity)).toBe(0);
+    expect(blas!.firstOutside(Float32Array.from([0, 1]), Number.NaN)).toBe(0);
+    expect(blas!.firstOutside(Float32Array.from([0, -0]), -1)).toBe(0);
+    // A bound no float equals: 0.1 as a float is just above 0.1, the float below it just under.
+    const tenth = Float32Array.from([0.1]);
+    const under = new Float32Array(new Uint32Array([new Uint32Array(tenth.buffer)[0]! - 1]).buffer);
+    expect(blas!.firstOutside(Float32Array.from([under[0]!, -under[0]!, tenth[0]!]), 0.1)).toBe(2);
+    expect(js(Float32Array.from([under[0]!, -under[0]!, tenth[0]!]), 0.1)).toBe(2);
+    // Every position of a long array, in a block of 16 and in the rest, against the JavaScript check.
+    for (const n of [15, 16, 17, 33, 100]) {
+      for (let at = -1; at < n; at++) {
+        for (const bad of [Number.NaN, 2e6, -2e6, Infinity]) {
+          const a = Float32Array.from({ length: n }, (_, i) => ((i * 37) % 19) * 1e5 - 9e5);
+          if (at >= 0) a[at] = bad;
+          expect(blas!.firstOutside(a, 1e6)).toBe(js(a, 1e6));
+        }
+      }
+    }
+  });
+
+  it.runIf(blas)("divides in place with the bits of the JavaScript loop", () => {
+    for (const n of [1, 2, 3, 7, 10]) {
+      const a = Float32Array.from({ length: 1003 }, (_, i) => rand() * 10 ** ((i % 13) - 6));
+      const b = Float32Array.from(a);
+      for (let k = 0; k < b.length; k++) b[k]! /= n;
+      blas!.divideBy(a, n);
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    }
   });
 
   it.runIf(blas)("finds ids' rows in embedding-table indexes, and stops on a full index without the id", () => {

@@ -179,10 +179,12 @@ function addInto(sum: Float32Array, g: Float32Array): void {
 }
 
 /**
- * sum /= n, element by element. A function of its own: as a loop inside
- * applyStep it was compiled on-stack mid-loop, and that code bailed out at
- * the first untried property access after the loop, at every step.
+ * sum /= n, element by element (on the addon when built: the same bits). A
+ * function of its own: as a loop inside applyStep it was compiled on-stack
+ * mid-loop, and that code bailed out at the first untried property access
+ * after the loop, at every step.
  */
 function divideBy(sum: Float32Array, n: number): void {
+  if (blas) return blas.divideBy(sum, n);
   for (let k = 0; k < sum.length; k++) sum[k]! /= n;
 }

@@ -133,8 +133,9 @@ export class SparseSums {
   }
 }
 
-/** Index of the first value of a[from..to) that is NaN or above `max` in magnitude, or -1. */
+/** Index of the first value of a[from..to) that is NaN or above `max` in magnitude, or -1 (a whole array on the addon when built). */
 export function firstOutside(a: Float32Array, max: number, from = 0, to = a.length): number {
+  if (blas && from === 0 && to === a.length) return blas.firstOutside(a, max);
   for (let i = from; i < to; i++) if (!(Math.abs(a[i]!) <= max)) return i;
   return -1;
 }
