@@ -2,16 +2,16 @@ import type { Logger } from "@pangea/kit";
 import type { Work__Output } from "@pangea/schema";
 import type { CtrModel } from "../model/ctr-model.js";
 import { DropoutMasks } from "../model/dropout-masks.js";
-import { decodeBatch, toModelBatch, type DecodedBatch } from "../cluster/batches.js";
+import { decodeBatch, toModelBatch } from "../cluster/batches.js";
 import type { BatchFeed } from "../cluster/batch-feed.js";
 import type { ClusterSession } from "../cluster/session.js";
 import type { ShardedParameterClient as ParameterClient } from "../cluster/sharded-parameters.js";
 import type { Pulled } from "../cluster/parameters.js";
-import { PulledAhead } from "../cluster/pulled-ahead.js";
 import { IdDeduper } from "../features/dedup.js";
 import { StreamingAuc, taskColumn, type RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import type { Phase, TrainerMetrics } from "../monitor/trainer-metrics.js";
+import { ReadAhead, type Prepared } from "./read-ahead.js";
 
 export interface TrainStats {
   batches: number;
@@ -50,23 +50,6 @@ export interface TrainContext {
   evaluate: (step: number, computeAddress: string) => Promise<void>;
 }
 
-interface Prepared {
-  batch: DecodedBatch;
-  unique: Uint32Array;
-  uniqueCount: number;
-  inverse: Int32Array;
-  offsets: Int32Array | null;
-}
-
-const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** Batches asked for two steps ahead (trainAssigned's `later`). */
-interface Later {
-  step: number;
-  indices: number[];
-  batches: Promise<Prepared>[];
-}
-
 /**
  * Trains whatever the orchestrator hands out: for each batch index, fetch the
  * batch from compute, pull the parameters its ids need, compute gradients and
@@ -97,8 +80,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   };
   const totalBatches = c.steps * c.batchesPerStep;
   // Reading ahead needs a plan that says which batches come next: not async's queue.
-  const readAhead = c.mode !== "async" && c.batchesPerStep > 0;
-  /** A batch read from compute, decoded, its ids deduplicated: all the step needs before pulling. */
+  const readsAhead = c.mode !== "async" && c.batchesPerStep > 0;
+  /** A batch read from compute, decoded, its ids deduplicated (see Prepared). */
   const prepare = async (j: number): Promise<Prepared> => {
     const bytes = await feed.next(j);
     const batch = decodeBatch(bytes, model.spec, "compute");
@@ -106,43 +89,14 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
     return { batch, unique, uniqueCount, inverse, offsets: c.layout.offsets(unique, uniqueCount) };
   };
-  /**
-   * Reads `indices` one after the other, after `start` (the stream delivers
-   * them in the order wanted); a failure nobody awaits is not unhandled.
-   */
-  const readInOrder = (indices: readonly number[], start: Promise<unknown> = Promise.resolve()): Promise<Prepared>[] => {
-    let previous: Promise<unknown> = start;
-    return indices.map((j) => {
-      const p = previous.then(() => prepare(j));
-      p.catch(() => {});
-      previous = p;
-      return p;
-    });
-  };
-  /**
-   * The batches read ahead for the next step and, in sync/hybrid mode, the
-   * first one's pull sent ahead: held by the orchestrator until the step is
-   * planned, then served (those are this trainer's batches: no GetWork is
-   * needed) or withdrawn (null: ask for work as usual).
-   */
-  let ahead: { address: string; step: number; indices: number[]; batches: Promise<Prepared>[]; pulled: PulledAhead | null } | null = null;
-  /**
-   * The batches of the step after `ahead`'s, asked for a step earlier still:
-   * compute makes a batch when it is asked, on cores the trainers keep busy,
-   * and a batch asked for only one step ahead often came after its trainer
-   * had pushed, too late for its pull to go ahead (measured: the pulls came
-   * 4-25 ms after the step's update).
-   */
-  // (Declared through `as`: an initial null would narrow it to null where the loop reads it.)
-  let later = null as Later | null;
-  /** The batches `step` steps on from `indices` (the plan deals each step's batches round-robin over the same trainers). */
-  const stepsOn = (indices: readonly number[], step: number) => indices.map((x) => x + step * c.batchesPerStep).filter((x) => x < totalBatches);
+  const readAhead = new ReadAhead(feed, params, prepare, c.batchesPerStep, totalBatches, c.pullAhead);
   try {
     for (;;) {
       mark = performance.now();
-      const served = ahead?.pulled ? await session.guard(ahead.pulled.answer()) : null;
-      const work: Work__Output = served && ahead
-        ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: ahead.step, batchIndices: ahead.indices, computeAddress: ahead.address }
+      const pending = readAhead.pending;
+      const served = pending?.pulled ? await session.guard(pending.pulled.answer()) : null;
+      const work: Work__Output = served && pending
+        ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: pending.step, batchIndices: [...pending.indices], computeAddress: pending.address }
         : await session.getWork();
       // Of the time waited for a pull sent ahead, the part it was not held for is the pull's (recorded with its batch below).
       const servedPullMs = served ? Math.min(performance.now() - mark, served.aheadMs ?? 0) : 0;
@@ -163,64 +117,23 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       const indices = work.batchIndices.map(Number);
       if (!indices.length) continue;
       try {
-        // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
-        let batches = ahead?.address === work.computeAddress && sameList(ahead.indices, indices) && feed.connectedTo(work.computeAddress) ? ahead.batches : null;
         // Served ahead: the rows of this step's first batch (checked against its ids, should it be read again).
-        const early = served ? ahead?.pulled ?? null : null;
-        if (!batches && ahead) {
-          // Work went elsewhere (a trainer joined or left), or compute did: drop the stream with the batches read ahead.
-          feed.reset();
-          await Promise.allSettled([...ahead.batches, ...(later?.batches ?? [])]);
-          later = null;
-        }
-        ahead = null;
+        const early = served ? pending?.pulled ?? null : null;
+        // The batches read ahead are these ones (the usual case): they are decoded and deduplicated already.
+        let batches = await readAhead.take(work.computeAddress, indices);
         if (!batches) {
           // After compute was lost (here, or by a read ahead), its address may be a dead one: tried briefly.
           await session.guard(feed.connect(work.computeAddress, computeLostAt || feed.lost ? 2_000 : undefined));
           feed.want(indices);
-          batches = readInOrder(indices);
+          batches = readAhead.read(indices);
         }
         for (let i = 0; i < indices.length; i++) {
           const j = indices[i]!;
           const { batch, unique, uniqueCount, inverse, offsets } = await session.guard(batches[i]!);
           lap("fetch");
           computeLostAt = 0;
-          // sync/hybrid: the next step's batches are most likely these same positions one step on
-          // (the plan deals each step's batches round-robin over the same trainers): ask compute
-          // for them now, so they arrive and are decoded while this step computes and waits.
-          if (i === indices.length - 1 && readAhead) {
-            const step = Number(work.step) + 1;
-            const next = stepsOn(indices, 1);
-            const asked = later;
-            later = null;
-            const askedNext = asked && asked.step === step && sameList(asked.indices, next) ? asked.batches : null;
-            if (!feed.connectedTo(work.computeAddress)) {
-              // Compute went away after this step's batches came: nothing to read ahead from (the next step
-              // connects again); the reads asked for are done with before anything reads from a new stream.
-              if (asked) await Promise.allSettled(asked.batches);
-            } else if (asked && !askedNext) {
-              // Not the batches the plan comes to next (it cannot be, while the plan deals as predicted). They stay
-              // the stream's next ones: the next step, finding its batches are not these, starts the stream again
-              // once this step's batch has been acknowledged.
-              ahead = { address: work.computeAddress, step: asked.step, indices: asked.indices, batches: asked.batches, pulled: null };
-            } else if (next.length) {
-              let nextBatches = askedNext;
-              if (!nextBatches) {
-                feed.want(next);
-                nextBatches = readInOrder(next);
-              }
-              const pulled = c.pullAhead && params.pullsAhead ? new PulledAhead(params, step, { batches: next, workingOn: indices }, nextBatches[0]!) : null;
-              ahead = { address: work.computeAddress, step, indices: next, batches: nextBatches, pulled };
-              const after = stepsOn(indices, 2);
-              if (after.length) {
-                feed.want(after);
-                later = { step: step + 1, indices: after, batches: readInOrder(after, nextBatches.at(-1)) };
-              }
-              // The pull goes out before this step computes (a call is written once the event loop turns), so the
-              // orchestrator holds it when the step's update is made, instead of waiting for it afterwards.
-              if (pulled) await new Promise((resolve) => setImmediate(resolve));
-            }
-          }
+          // sync/hybrid: once this step's batches are in, the next steps' are asked for and the next pull sent ahead.
+          if (i === indices.length - 1 && readsAhead) await readAhead.readOn(Number(work.step), work.computeAddress, indices);
           let pulled: Pulled;
           if (i === 0 && served && early?.pulledFor(unique, uniqueCount)) {
             pulled = served;
@@ -260,9 +173,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
         log.warn({ err: (err as Error).message }, "lost compute; retrying the same batches");
         feed.reset();
         // A pull sent ahead for the next step must not be served while this step is tried again.
-        ahead?.pulled?.abandon();
-        ahead = null;
-        later = null;
+        readAhead.drop();
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
@@ -275,7 +186,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     }
   } finally {
     // Leaving with a pull still held (the job ended, this trainer failed or must register again): nobody will use its rows.
-    ahead?.pulled?.abandon();
+    readAhead.drop();
   }
   stats.seconds = (performance.now() - started) / 1000;
   return stats;
