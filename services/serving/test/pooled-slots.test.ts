@@ -146,5 +146,9 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3, 2]) }, spec, 64)).toThrow(/feature_ids_row_splits must start at 0 and end at 3/);
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3]) }, spec, 64)).toThrow(/must have shape \[3\]/);
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 2, 1, 3].slice(0, 3)) }, spec, 64)).toThrow(/end at 3/);
+    // Lengths whose sum wraps around 2^32 to the ids given (5 + (2^32 - 2) = 3 in 32 bits): refused, not cells past the ids.
+    const lengths = (v: number[]): TensorProtoMsg => ({ dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, uint64_val: v.map(String) });
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([5, 2 ** 32 - 2]) }, spec, 64)).toThrow("input feature_ids_lengths sums to 4294967299 ids, feature_ids holds 3");
+    expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([0, 3]) }, spec, 64).cellOffsets!)).toEqual([0, 0, 3]);
   });
 });

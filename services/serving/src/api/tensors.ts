@@ -151,8 +151,11 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
   } else {
     if (rs.length !== 2 || rs[0] !== B || rs[1] !== S) throw bad(`input ${name} must have shape [${B}, ${S}], got [${rs.join(", ")}]`);
     const lengths = countsOf(inputs[name]!, name, cells);
-    for (let c = 0; c < cells; c++) offsets[c + 1] = offsets[c]! + lengths[c]!;
-    if (offsets[cells] !== nnz) throw bad(`input ${name} sums to ${offsets[cells]} ids, ${INPUT_IDS} holds ${nnz}`);
+    // Summed as a number, not into the Uint32Array: lengths near 2^32 would wrap there to a total that matches
+    // and cells whose ids run past the ones given.
+    let total = 0;
+    for (let c = 0; c < cells; c++) offsets[c + 1] = Math.min((total += lengths[c]!), 0xffffffff);
+    if (total !== nnz) throw bad(`input ${name} sums to ${total} ids, ${INPUT_IDS} holds ${nnz}`);
   }
   for (let c = 0; c < cells; c++) {
     const n = offsets[c + 1]! - offsets[c]!;
