@@ -1405,6 +1405,7 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
     return NULL;
   }
   void **keyPtrs = NULL, **slotPtrs = NULL, **rowPtrs = NULL;
+  int32_t *local = NULL;
   size_t *keyLens = NULL, *slotLens = NULL, *rowLens = NULL;
   int ok = typed_addresses(env, keyElements, nKeys, "keys", napi_uint32_array, "a Uint32Array", &keyPtrs, &keyLens) &&
            typed_addresses(env, slotElements, nSlotLists, "slots", napi_int32_array, "an Int32Array", &slotPtrs, &slotLens) &&
@@ -1417,19 +1418,22 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
     free(keyPtrs);    \
     free(slotPtrs);   \
     free(rowPtrs);    \
+    free(local);      \
     return NULL;      \
   } while (0)
   if (!ok) POOL_FAIL();
-  int32_t *dims, *pooling, *slotAt;
+  int32_t *callerDims, *callerPooling, *callerSlotAt;
   uint32_t *ids, *offsets = NULL;
   float *out;
   size_t nDims, nPooling, nIds, nOffsets = 0, nSlotAt, nOut;
   int64_t count;
   napi_valuetype offsetsType;
   if (napi_typeof(env, argv[6], &offsetsType) != napi_ok) POOL_FAIL();
-  if (!get_i32(env, argv[3], "dims", &dims, &nDims) || !get_i32(env, argv[4], "pooling", &pooling, &nPooling) || !get_u32(env, argv[5], "ids", &ids, &nIds) ||
-      (offsetsType != napi_null && !get_u32(env, argv[6], "offsets", &offsets, &nOffsets)) || !get_int(env, argv[7], "count", &count) ||
-      !get_i32(env, argv[8], "slotAt", &slotAt, &nSlotAt) || !get_f32(env, argv[9], "out", &out, &nOut))
+  /* An empty Uint32Array has no data pointer: whether offsets were given is the argument's type, not the pointer. */
+  const int bags = offsetsType != napi_null;
+  if (!get_i32(env, argv[3], "dims", &callerDims, &nDims) || !get_i32(env, argv[4], "pooling", &callerPooling, &nPooling) || !get_u32(env, argv[5], "ids", &ids, &nIds) ||
+      (bags && !get_u32(env, argv[6], "offsets", &offsets, &nOffsets)) || !get_int(env, argv[7], "count", &count) ||
+      !get_i32(env, argv[8], "slotAt", &callerSlotAt, &nSlotAt) || !get_f32(env, argv[9], "out", &out, &nOut))
     POOL_FAIL();
   const int64_t S = (int64_t)nDims;
   if (S < 1 || nKeys != S || nSlotLists != S || nRowLists != S || (int64_t)nPooling < S || (int64_t)nSlotAt < S + 1 || count < 0) {
@@ -1437,12 +1441,23 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
                 (long long)S, nKeys, nSlotLists, nRowLists, nPooling, (long long)S, nSlotAt, (long long)count);
     POOL_FAIL();
   }
+  /* The columns' widths, places and poolings copied before they are checked: `out` may share memory with the
+   * caller's arrays, and a write to it must not move a later cell's place or widen its width past the checks. */
+  local = (int32_t *)malloc((size_t)(3 * S + 1) * sizeof(int32_t));
+  if (!local) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
+    POOL_FAIL();
+  }
+  int32_t *const dims = local, *const pooling = local + S, *const slotAt = local + 2 * S;
+  memcpy(dims, callerDims, (size_t)S * sizeof(int32_t));
+  memcpy(pooling, callerPooling, (size_t)S * sizeof(int32_t));
+  memcpy(slotAt, callerSlotAt, (size_t)(S + 1) * sizeof(int32_t));
   const int64_t E = slotAt[S];
   int64_t cells = 0, width = 0;
   if (E < 0 || __builtin_mul_overflow(count, S, &cells) || __builtin_mul_overflow(count, E, &width) || width > (int64_t)nOut ||
-      (offsets ? cells >= (int64_t)nOffsets : cells > (int64_t)nIds / 2)) {
-    throw_range(env, "poolCells: %lld examples of %lld columns (%lld floats each) need out %lld floats (has %zu), %s (has %zu)", (long long)count, (long long)S,
-                (long long)E, (long long)(count * E), nOut, offsets ? "offsets count x columns + 1 entries" : "ids 2 words a cell", offsets ? nOffsets : nIds);
+      (bags ? cells >= (int64_t)nOffsets : cells > (int64_t)nIds / 2)) {
+    throw_range(env, "poolCells: %lld examples of %lld columns (%lld floats each) need out %lld x %lld floats (has %zu), %s (has %zu)", (long long)count, (long long)S,
+                (long long)E, (long long)count, (long long)E, nOut, bags ? "offsets count x columns + 1 entries" : "ids 2 words a cell", bags ? nOffsets : nIds);
     POOL_FAIL();
   }
   for (int64_t k = 0; k < S; k++) {
@@ -1458,7 +1473,7 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
   /* Example by example, column by column: no division a cell (two 64-bit divisions were most of the loop's time). */
   for (int64_t e = 0, c = 0; e < count; e++)
   for (int64_t k = 0; k < S; k++, c++) {
-    const int64_t from = offsets ? offsets[c] : c, to = offsets ? offsets[c + 1] : c + 1;
+    const int64_t from = bags ? offsets[c] : c, to = bags ? offsets[c + 1] : c + 1;
     if (from > to || to > (int64_t)nIds / 2) {
       throw_range(env, "poolCells: cell %lld's ids %lld..%lld are outside ids' %zu", (long long)c, (long long)from, (long long)to, nIds / 2);
       POOL_FAIL();
@@ -1491,7 +1506,7 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
         throw_range(env, "poolCells: column %lld's table names row %d, beyond its %zu floats of %lld-wide rows", (long long)k, row, rowLens[k], (long long)D);
         POOL_FAIL();
       }
-      /* Four lanes at a time (a scalar loop: dst and src may be views of one buffer, so it is not vectorized), then the rest. */
+      /* Four lanes at a time (the compiler leaves the plain loop scalar: dst and src may be views of one buffer), then the rest. */
       const float *src = rows + (int64_t)row * D;
       int64_t q = 0;
       for (; q + 4 <= D; q += 4) store4(dst + q, load4(dst + q) + load4(src + q));
@@ -1506,6 +1521,7 @@ static napi_value pool_cells(napi_env env, napi_callback_info info) {
   free(keyPtrs);
   free(slotPtrs);
   free(rowPtrs);
+  free(local);
   return NULL;
 }
 

@@ -80,7 +80,7 @@ describe("serving's embedding pooling", () => {
     const out = new Float32Array(4 * E).fill(3);
     const call = (o: Partial<{ ids: Uint32Array; offsets: Uint32Array | null; count: number; out: Float32Array; slots: Int32Array[]; codes: Int32Array; rows: Float32Array[] }>) =>
       blas!.poolCells(keys, o.slots ?? slots, o.rows ?? rows, dims, o.codes ?? codes, o.ids ?? x.idWords, o.offsets === undefined ? x.cellOffsets! : o.offsets, o.count ?? 4, slotAt, o.out ?? out);
-    expect(() => call({ out: new Float32Array(4 * E - 1) })).toThrow(/poolCells: 4 examples of 5 columns .* need out 124 floats \(has 123\)/);
+    expect(() => call({ out: new Float32Array(4 * E - 1) })).toThrow(/poolCells: 4 examples of 5 columns \(31 floats each\) need out 4 x 31 floats \(has 123\)/);
     expect(() => call({ count: 5 })).toThrow(RangeError);
     expect(() => call({ offsets: null, ids: new Uint32Array(2 * 4 * 5 - 1) })).toThrow(/ids 2 words a cell \(has 39\)/);
     const badOffsets = Uint32Array.from(x.cellOffsets!);
@@ -92,5 +92,21 @@ describe("serving's embedding pooling", () => {
     expect(() => call({ rows: [...rows.slice(0, 4), new Float32Array(7)] })).toThrow(/column 4's table names row \d+, beyond its 7 floats of 7-wide rows/);
     expect(() => blas!.poolCells(keys, slots, rows, dims, codes, x.idWords, x.cellOffsets!, 4, slotAt, new Int32Array(4 * E) as unknown as Float32Array)).toThrow(TypeError);
     expect(() => blas!.poolCells([...keys, keys[0]!], slots, rows, dims, codes, x.idWords, x.cellOffsets!, 4, slotAt, out)).toThrow(/5 columns \(dims\) need as many keys, slots and rows lists \(6, 5, 5\)/);
+    // Empty offsets are offsets (too few), not the one-id-a-cell form.
+    expect(() => call({ offsets: new Uint32Array(0) })).toThrow(/need out 4 x 31 floats \(has 124\), offsets count x columns \+ 1 entries \(has 0\)/);
+  });
+
+  it.runIf(blas)("the addon reads every column's place and width before writing: an output over the caller's own arrays cannot move a later write", () => {
+    // One column of width 4 whose row's bits, written over slotAt, would put the next example's row 2^28 floats away.
+    const t = new RowTable(4);
+    t.set(5, 0, new Float32Array(new Uint32Array(4).fill(0x10000000).buffer));
+    const v = t.view();
+    const buf = new ArrayBuffer(64);
+    const out = new Float32Array(buf, 0, 16);
+    const slotAt = new Int32Array(buf, 0, 2);
+    slotAt.set([0, 4]);
+    blas!.poolCells([v.keys], [v.slots], [v.rows], Int32Array.of(4), Int32Array.of(1), Uint32Array.of(5, 0, 5, 0), null, 2, slotAt, out);
+    // Both examples' rows were written where the places said before the first write.
+    expect(new Uint32Array(buf, 16, 4).every((w) => w === 0x10000000)).toBe(true);
   });
 });
