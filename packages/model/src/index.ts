@@ -27,7 +27,7 @@ export {
 export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
 export type { Architecture, DenseParam, ModelShape, ModelInputs, TaskSpec, Loss } from "./architectures/architecture.js";
 export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksOf, taskCount, taskColumn, type Pooling } from "./architectures/architecture.js";
-export type { Ops } from "./architectures/ops.js";
+export type { LinearLayer, Ops } from "./architectures/ops.js";
 export { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 export { PlainForward } from "./forward/plain-forward.js";
 export { PlainOps, addGated, matmulBias, type Mat } from "./forward/plain-ops.js";

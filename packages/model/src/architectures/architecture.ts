@@ -145,9 +145,14 @@ export function mlpParams(out: DenseParam[], prefix: string, from: number, width
 
 /** The layers mlpParams declared, each ReLU'd, then dropped out at rate `dropout` (the hyper-parameter; 0 or absent: none). */
 export function mlp<T>(ops: Ops<T>, param: (name: string) => T, prefix: string, x: T, layers: number, dropout = 0): T {
-  let h = x;
+  return layers === 0 ? x : mlpFrom(ops, param, prefix, ops.linear(x, param(`${prefix}.0.w`), param(`${prefix}.0.b`), true), layers, dropout);
+}
+
+/** The first layer of mlp (`${prefix}.0`, ReLU'd) as `first` (computed elsewhere, e.g. by Ops.linears), then the rest of its `layers`. */
+export function mlpFrom<T>(ops: Ops<T>, param: (name: string) => T, prefix: string, first: T, layers: number, dropout = 0): T {
+  let h = first;
   for (let i = 0; i < layers; i++) {
-    h = ops.linear(h, param(`${prefix}.${i}.w`), param(`${prefix}.${i}.b`), true);
+    if (i > 0) h = ops.linear(h, param(`${prefix}.${i}.w`), param(`${prefix}.${i}.b`), true);
     if (dropout > 0) h = ops.dropout(h, dropout, `${prefix}.${i}`);
   }
   return h;

@@ -5,9 +5,23 @@
  * built), so an architecture's forward function is written once and both run
  * it. Every value is a [batch, width] matrix.
  */
+/** A layer's weight [in, out], bias (null: none) and whether its output is ReLU'd. */
+export interface LinearLayer<T> {
+  w: T;
+  b: T | null;
+  relu: boolean;
+}
+
 export interface Ops<T> {
   /** x W + b ([B, in] x [in, out]), ReLU'd when relu; no bias when b is null. */
   linear(x: T, w: T, b: T | null, relu: boolean): T;
+  /**
+   * Several layers over the same x at once: [linear(x, w, b, relu) for each],
+   * computed as one product where the implementation can (the trainer: one
+   * matmul for the forward pass, one for x's gradient, instead of one each
+   * and a sum of the gradients).
+   */
+  linears(x: T, layers: readonly LinearLayer<T>[]): T[];
   /** The columns of each matrix side by side. */
   concat(xs: readonly T[]): T;
   /** a + b; either may be [B, 1] against the other's [B, n] (its column added to every column). */

@@ -1,5 +1,5 @@
 import { nativeBlas, type NativeBlas } from "@pangea/blas";
-import type { Ops } from "../architectures/ops.js";
+import type { LinearLayer, Ops } from "../architectures/ops.js";
 
 /** A row-major [rows, cols] matrix over a Float32Array. */
 export interface Mat {
@@ -42,6 +42,10 @@ export class PlainOps implements Ops<Mat> {
     if (this.blas) this.blas.gemm(false, false, x.rows, w.cols, x.cols, x.data, 0, w.data, 0, y.data, 0, 1, 0, 0, 0, b ? b.data : null, 0, 0, relu);
     else matmulBias(x.data, x.rows, x.cols, w.data, w.cols, b?.data ?? null, relu, y.data);
     return y;
+  }
+
+  linears(x: Mat, layers: readonly LinearLayer<Mat>[]): Mat[] {
+    return layers.map((l) => this.linear(x, l.w, l.b, l.relu));
   }
 
   /** Serving never trains: the identity. */

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { addGated, type Ops } from "@pangea/model";
+import { addGated, type LinearLayer, type Ops } from "@pangea/model";
+import { nativeMatMulActive } from "../backend/native-matmul.js";
 import { dense } from "./dense-layer.js";
 import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
 import { readFloats, withOutput } from "../backend/wasm-heap.js";
@@ -26,6 +27,23 @@ export class TfOps implements Ops<tf.Tensor2D> {
     if (b) return dense(x, w, tf.reshape(b, [w.shape[1]]) as tf.Tensor1D, relu);
     const y: tf.Tensor2D = tf.matMul(x, w);
     return relu ? tf.relu(y) : y;
+  }
+
+  linears(x: tf.Tensor2D, layers: readonly LinearLayer<tf.Tensor2D>[]): tf.Tensor2D[] {
+    // On the native kernels: the layers' weights side by side, one product (and one for x's gradient, instead of
+    // one a layer and their sum: MMoE's experts and gates), each layer's columns taken out of it.
+    if (layers.length < 2 || !nativeMatMulActive() || layers.some((l) => !l.b)) return layers.map((l) => this.linear(x, l.w, l.b, l.relu));
+    const widths = layers.map((l) => l.w.shape[1]);
+    const total = widths.reduce((a, w) => a + w, 0);
+    const w = this.concat(layers.map((l) => l.w));
+    const b = this.concat(layers.map((l, i) => tf.reshape(l.b!, [1, widths[i]!]) as tf.Tensor2D));
+    const y = dense(x, w, tf.reshape(b, [total]) as tf.Tensor1D, false);
+    let at = 0;
+    return layers.map((l, i) => {
+      const block = this.slotColumns(y, [total], at, [widths[i]!]);
+      at += widths[i]!;
+      return l.relu ? tf.relu(block) : block;
+    });
   }
 
   dropout(x: tf.Tensor2D, rate: number, name: string): tf.Tensor2D {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { denseAndSlotsWidth, mlp, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
+import { denseAndSlotsWidth, mlpFrom, mlpParams, taskCount, type Architecture, type DenseParam } from "../architecture.js";
 import { dropout, widths } from "../hyper.js";
 import { towerParams, towers } from "../towers.js";
 
@@ -40,7 +40,13 @@ export const mmoe: Architecture<MmoeConfig> = {
   },
   forward(ops, param, input, shape, c) {
     const x = ops.concat([input.dense, input.emb]);
-    const experts = Array.from({ length: c.numExperts }, (_, e) => mlp(ops, param, `expert.${e}`, x, c.expertMlp.length, c.dropout));
-    return towers(ops, param, shape, c.towerMlp.length, (t) => ops.mixture(ops.softmax(ops.linear(x, param(`gate.${t}.w`), param(`gate.${t}.b`), false)), experts), c.dropout);
+    const E = c.numExperts;
+    // Every expert's first layer and every task's gate read x: one product.
+    const first = ops.linears(x, [
+      ...Array.from({ length: E }, (_, e) => ({ w: param(`expert.${e}.0.w`), b: param(`expert.${e}.0.b`), relu: true })),
+      ...Array.from({ length: taskCount(shape) }, (_, t) => ({ w: param(`gate.${t}.w`), b: param(`gate.${t}.b`), relu: false })),
+    ]);
+    const experts = first.slice(0, E).map((h, e) => mlpFrom(ops, param, `expert.${e}`, h, c.expertMlp.length, c.dropout));
+    return towers(ops, param, shape, c.towerMlp.length, (t) => ops.mixture(ops.softmax(first[E + t]!), experts), c.dropout);
   },
 };
