@@ -14,27 +14,40 @@ export function aucAndLogloss(p: ArrayLike<number>, y: ArrayLike<number>): { auc
   return { auc: auc(p, y), logloss: ll / n };
 }
 
-/** AUC of p against 0/1 labels y (ties get half credit); NaN unless both classes occur. */
-function auc(p: ArrayLike<number>, y: ArrayLike<number>): number {
+/**
+ * AUC of p against 0/1 labels y (ties get half credit); NaN unless both
+ * classes occur. Mann-Whitney's U over the two classes' scores, each sorted
+ * as a typed array (a native numeric sort, several times faster than an
+ * index sort with a comparator): for every positive, the negatives below it
+ * count 1 and those equal to it 1/2. The counts are whole or half numbers,
+ * exact in doubles, so it equals the rank-average formula to the bit.
+ */
+export function auc(p: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = p.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[a]! - p[b]!);
   let pos = 0;
-  let rankSumPos = 0;
-  let i = 0;
-  while (i < n) {
-    let j = i;
-    while (j + 1 < n && p[order[j + 1]!] === p[order[i]!]) j++;
-    const avgRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (y[order[k]!]) {
-        pos++;
-        rankSumPos += avgRank;
-      }
-    }
-    i = j + 1;
-  }
+  for (let k = 0; k < n; k++) if (y[k]) pos++;
   const neg = n - pos;
-  return pos === 0 || neg === 0 ? Number.NaN : (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+  if (pos === 0 || neg === 0) return Number.NaN;
+  const P = new Float64Array(pos);
+  const N = new Float64Array(neg);
+  for (let k = 0, a = 0, b = 0; k < n; k++) {
+    if (y[k]) P[a++] = p[k]!;
+    else N[b++] = p[k]!;
+  }
+  P.sort();
+  N.sort();
+  let u = 0;
+  for (let i = 0, j = 0; i < pos; ) {
+    const v = P[i]!;
+    let i2 = i + 1;
+    while (i2 < pos && P[i2] === v) i2++;
+    while (j < neg && N[j]! < v) j++;
+    let j2 = j;
+    while (j2 < neg && N[j2] === v) j2++;
+    u += (i2 - i) * (j + (j2 - j) / 2);
+    i = i2;
+  }
+  return u / (pos * neg);
 }
 
 export interface GroupedAuc {

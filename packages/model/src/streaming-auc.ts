@@ -1,4 +1,4 @@
-import { aucAndLogloss } from "./metrics.js";
+import { auc } from "./metrics.js";
 
 /**
  * Progressive-validation AUC: each batch is scored by the model before its
@@ -28,7 +28,7 @@ export class StreamingAuc {
 
   /** AUC of the window (NaN until it holds both classes). */
   auc(): number {
-    return aucAndLogloss(this.p.subarray(0, this.filled), this.y.subarray(0, this.filled)).auc;
+    return auc(this.p.subarray(0, this.filled), this.y.subarray(0, this.filled));
   }
 
   get size(): number {
