@@ -1,10 +1,3 @@
-/**
- * The operations an architecture is written with. The trainer implements
- * them on TensorFlow.js tensors (gradients come from its autodiff and our
- * custom gradients), serving on plain arrays (forward only, native BLAS when
- * built), so an architecture's forward function is written once and both run
- * it. Every value is a [batch, width] matrix.
- */
 /** A layer's weight [in, out], bias (null: none) and whether its output is ReLU'd. */
 export interface LinearLayer<T> {
   w: T;
@@ -12,6 +5,13 @@ export interface LinearLayer<T> {
   relu: boolean;
 }
 
+/**
+ * The operations an architecture is written with. The trainer implements
+ * them on TensorFlow.js tensors (gradients come from its autodiff and our
+ * custom gradients), serving on plain arrays (forward only, native BLAS when
+ * built), so an architecture's forward function is written once and both run
+ * it. Every value is a [batch, width] matrix.
+ */
 export interface Ops<T> {
   /** x W + b ([B, in] x [in, out]), ReLU'd when relu; no bias when b is null. */
   linear(x: T, w: T, b: T | null, relu: boolean): T;
