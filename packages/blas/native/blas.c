@@ -1080,6 +1080,155 @@ static napi_value read_rows(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * rehashIndex(rowIds, size, index): a table's index rebuilt, empty, for its rows 0..size-1 (EmbeddingTable.rehash):
+ * row r's id (rowIds[2r], rowIds[2r + 1]) at its first free slot from its home, rows in order (the layout the
+ * JavaScript makes). index: 3 x a power of two words, all zero, with room for size rows under the load of 0.7.
+ */
+static napi_value rehash_index(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv, "rehashIndex: expected 3 arguments")) return NULL;
+  uint32_t *rowIds, *index;
+  size_t nRowIds, nIndex;
+  int64_t size;
+  if (!get_u32(env, argv[0], "rowIds", &rowIds, &nRowIds) || !get_int(env, argv[1], "size", &size) || !get_u32(env, argv[2], "index", &index, &nIndex))
+    return NULL;
+  const size_t cap = nIndex / 3;
+  if (nIndex % 3 != 0 || cap == 0 || (cap & (cap - 1)) != 0 || cap > 0x80000000u || size < 0 || (uint64_t)size * 2 > nRowIds ||
+      (uint64_t)size * 10 > (uint64_t)cap * 7) {
+    throw_range(env, "rehashIndex: %lld rows (rowIds %zu words) into an index of %zu words: expected 3 x a power of two holding them under a load of 0.7",
+                (long long)size, nRowIds, nIndex);
+    return NULL;
+  }
+  const uint32_t mask = (uint32_t)(cap - 1);
+  for (int64_t r = 0; r < size; r++) {
+    const uint32_t lo = rowIds[2 * r], hi = rowIds[2 * r + 1];
+    uint32_t at = id_home(lo, hi, mask);
+    /* A full circle at most: the index may share memory with rowIds, so its free slots are not taken on trust. */
+    uint64_t probes = 0;
+    while (index[3 * (size_t)at + 2] != 0 && probes++ <= mask) at = (at + 1) & mask;
+    if (probes > mask) {
+      throw_range(env, "rehashIndex: no free slot for row %lld", (long long)r);
+      return NULL;
+    }
+    uint32_t *e = index + 3 * (size_t)at;
+    e[0] = lo;
+    e[1] = hi;
+    e[2] = (uint32_t)(r + 1);
+  }
+  return NULL;
+}
+
+/*
+ * insertRows(index, rowIds, weights, state, lastUpdate, size, dim, statePattern, initKind, initValue, seedHash, now,
+ *            ids, count, tables, table, rows):
+ * EmbeddingTable.findOrInsert for many ids of one table: id i is taken when tables[i] == table and rows[i] < 0, in
+ * request order; an id inserted earlier in the call is found, not inserted twice. A new row r = size++ gets the id's
+ * words in rowIds, its weights from the initializer (initKind 0: every weight initValue; 1: uniform in
+ * +-initValue, mulberry32 seeded with the id's hash, continuing seedHash (kit's hashWords(seed, lo, hi)), the
+ * JavaScript's operations and order, so the same bits), statePattern as its optimizer state and `now` as its
+ * stamp; rows[i] is set to the row. Returns the new size; or, at an id that would pass the index's load of 0.7 or the
+ * slabs' rows, -(size + 1) with the ids before it done: the caller grows the table and calls again.
+ */
+static napi_value insert_rows(napi_env env, napi_callback_info info) {
+  napi_value argv[17];
+  if (!get_args(env, info, 17, argv, "insertRows: expected 17 arguments")) return NULL;
+  uint32_t *index, *rowIds, *last, *ids;
+  float *weights, *state, *pattern;
+  int32_t *tables, *rows;
+  size_t nIndex, nRowIds, nWeights, nState, nLast, nPattern, nIds, nTables, nRows;
+  int64_t size, dim, initKind, seedHash, now, count, table;
+  double initValue;
+  if (!get_u32(env, argv[0], "index", &index, &nIndex) || !get_u32(env, argv[1], "rowIds", &rowIds, &nRowIds) ||
+      !get_f32(env, argv[2], "weights", &weights, &nWeights) || !get_f32(env, argv[3], "state", &state, &nState) ||
+      !get_u32(env, argv[4], "lastUpdate", &last, &nLast) || !get_int(env, argv[5], "size", &size) || !get_int(env, argv[6], "dim", &dim) ||
+      !get_f32(env, argv[7], "statePattern", &pattern, &nPattern) || !get_int(env, argv[8], "initKind", &initKind) ||
+      !get_double(env, argv[9], "initValue", &initValue) || !get_int(env, argv[10], "seedHash", &seedHash) || !get_int(env, argv[11], "now", &now) ||
+      !get_u32(env, argv[12], "ids", &ids, &nIds) || !get_int(env, argv[13], "count", &count) || !get_i32(env, argv[14], "tables", &tables, &nTables) ||
+      !get_int(env, argv[15], "table", &table) || !get_i32(env, argv[16], "rows", &rows, &nRows))
+    return NULL;
+  const size_t cap = nIndex / 3;
+  if (nIndex % 3 != 0 || cap == 0 || (cap & (cap - 1)) != 0 || cap > 0x80000000u) {
+    throw_range(env, "insertRows: index has %zu words, expected 3 x a power of two", nIndex);
+    return NULL;
+  }
+  if (dim < 1 || dim > INT32_MAX || count < 0 || (uint64_t)count * 2 > nIds || (uint64_t)count > nTables || (uint64_t)count > nRows || initKind < 0 ||
+      initKind > 1 || seedHash < 0 || seedHash > UINT32_MAX || now < 0 || now > UINT32_MAX || table < 0 || table > INT32_MAX) {
+    throw_range(env, "insertRows: dim %lld, count %lld (ids %zu words, tables %zu, rows %zu), initKind %lld, seedHash %lld, now %lld, table %lld out of range",
+                (long long)dim, (long long)count, nIds, nTables, nRows, (long long)initKind, (long long)seedHash, (long long)now, (long long)table);
+    return NULL;
+  }
+  /* The rows the slabs hold: every slab must have room for them. */
+  const uint64_t rowCap = nLast;
+  if (size < 0 || (uint64_t)size > rowCap || nRowIds < rowCap * 2 || nWeights / (uint64_t)dim < rowCap || (nPattern && nState / nPattern < rowCap) ||
+      rowCap > INT32_MAX) {
+    throw_range(env, "insertRows: size %lld of %llu rows; rowIds %zu words, weights %zu, state %zu (%zu a row)", (long long)size, (unsigned long long)rowCap,
+                nRowIds, nWeights, nState, nPattern);
+    return NULL;
+  }
+  const uint32_t mask = (uint32_t)(cap - 1);
+  const float fill = (float)initValue;
+  const double range = initValue;
+  int64_t n = size;
+  for (int64_t i = 0; i < count; i++) {
+    /* Read once: rows, tables and ids may share memory with what this loop writes. */
+    if (tables[i] != (int32_t)table || rows[i] >= 0) continue;
+    const uint32_t lo = ids[2 * i], hi = ids[2 * i + 1];
+    uint32_t at = id_home(lo, hi, mask);
+    int64_t found = -1, empty = -1;
+    for (uint64_t probes = 0; probes <= mask; probes++) {
+      const uint32_t *e = index + 3 * (size_t)at;
+      if (e[2] == 0) {
+        empty = at;
+        break;
+      }
+      if (e[0] == lo && e[1] == hi) {
+        found = (int64_t)e[2] - 1;
+        break;
+      }
+      at = (at + 1) & mask;
+    }
+    if (found >= 0) {
+      rows[i] = found > INT32_MAX ? -1 : (int32_t)found;
+      continue;
+    }
+    /* No room: the caller grows the table as findOrInsert would, and calls again (what is done stays done). */
+    if (empty < 0 || (uint64_t)n >= rowCap || (uint64_t)(n + 1) * 10 > (uint64_t)cap * 7) {
+      napi_value out;
+      CHECK(napi_create_int64(env, -(n + 1), &out));
+      return out;
+    }
+    uint32_t *e = index + 3 * (size_t)empty;
+    e[0] = lo;
+    e[1] = hi;
+    e[2] = (uint32_t)(n + 1);
+    rowIds[2 * n] = lo;
+    rowIds[2 * n + 1] = hi;
+    float *w = weights + (size_t)n * (size_t)dim;
+    if (initKind == 0) {
+      for (int64_t k = 0; k < dim; k++) w[k] = fill;
+    } else {
+      uint32_t h = mix32((((uint32_t)seedHash) ^ lo) + 0x7f4a7c15u);
+      uint32_t st = mix32((h ^ hi) + 0x7f4a7c15u);
+      for (int64_t k = 0; k < dim; k++) {
+        st += 0x6d2b79f5u;
+        uint32_t t = st;
+        t = (t ^ (t >> 15)) * (t | 1u);
+        t ^= t + (t ^ (t >> 7)) * (t | 61u);
+        const double u = (double)(t ^ (t >> 14)) / 4294967296.0;
+        w[k] = (float)(-range + (range - -range) * u);
+      }
+    }
+    if (nPattern) memcpy(state + (size_t)n * nPattern, pattern, nPattern * sizeof(float));
+    last[n] = (uint32_t)now;
+    rows[i] = (int32_t)n;
+    n++;
+  }
+  napi_value out;
+  CHECK(napi_create_int64(env, n, &out));
+  return out;
+}
+
+/*
  * adagradRows(w, state, lastUpdate, dim, rows, count, sums, workers, lr, wd, now):
  * the sparse Adagrad of services/orchestrator (sparse-optimizers) on `count`
  * rows of one table: row rows[i] takes g = sums[i * dim + k] / workers
@@ -1553,6 +1702,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"divideBy", NULL, divide_by, NULL, NULL, NULL, napi_default, NULL},
       {"findRows", NULL, find_rows, NULL, NULL, NULL, napi_default, NULL},
       {"readRows", NULL, read_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"insertRows", NULL, insert_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"rehashIndex", NULL, rehash_index, NULL, NULL, NULL, napi_default, NULL},
       {"adagradRows", NULL, adagrad_rows, NULL, NULL, NULL, napi_default, NULL},
       {"accumulateRows", NULL, accumulate_rows, NULL, NULL, NULL, napi_default, NULL},
       {"dedupIds", NULL, dedup_ids, NULL, NULL, NULL, napi_default, NULL},

@@ -76,6 +76,20 @@ export interface NativeBlas {
   /** out[offsets[i]..offsets[i+1]) = row rows[i] of weights[tables[i]] (that many floats wide), zeros where either is -1. */
   readRows(weights: readonly Float32Array[], tables: Int32Array, rows: Int32Array, count: number, offsets: Int32Array, out: Float32Array): void;
   /**
+   * EmbeddingTable.rehash: an empty index (3 x a power of two words) filled with rows 0..size-1 of rowIds (word
+   * pairs), each at its first free slot from its home, in row order.
+   */
+  rehashIndex(rowIds: Uint32Array, size: number, index: Uint32Array): void;
+  /**
+   * EmbeddingTable.findOrInsert for the ids i (in order) with tables[i] === table and rows[i] < 0, into one table's
+   * index, rowIds, weights, state and lastUpdate (its slabs, rows = lastUpdate.length): a new row gets the id's words,
+   * initial weights (initKind 0: all initValue; 1: uniform in ±initValue from mulberry32 seeded with hashWords(seed, lo,
+   * hi), seedHash = hashWords(seed): the bits of the JavaScript), statePattern as its state and `now` as its stamp;
+   * rows[i] is set. Returns the new size; or, at an id that would pass the index's load of 0.7 or the slabs' rows,
+   * -(size + 1), the ids before it done (the caller grows the table, as findOrInsert would, and calls again).
+   */
+  insertRows(index: Uint32Array, rowIds: Uint32Array, weights: Float32Array, state: Float32Array, lastUpdate: Uint32Array, size: number, dim: number, statePattern: Float32Array, initKind: number, initValue: number, seedHash: number, now: number, ids: Uint32Array, count: number, tables: Int32Array, table: number, rows: Int32Array): number;
+  /**
    * The unique ids of `count` (lo, hi) word pairs, first-seen order, into unique;
    * each id's index among them into inverse; returns how many. table: scratch of
    * 3 x a power of two (> count) words.

@@ -377,6 +377,90 @@ describe("@pangea/blas native addon", () => {
     expect(out.every((v) => v === -7)).toBe(true);
   });
 
+  it.runIf(blas)("inserts a table's new ids in request order, finds those already in, stops where the table needs room; checks extents first", () => {
+    const hi = 3 << 16;
+    const cap = 8; // index slots: 5 rows fit under the load of 0.7
+    const fresh = () => ({ index: new Uint32Array(3 * cap), rowIds: new Uint32Array(2 * 6), weights: new Float32Array(2 * 6).fill(-9), state: new Float32Array(2 * 6), last: new Uint32Array(6) });
+    const t = fresh();
+    const pattern = Float32Array.from([0.1, 0.2]);
+    // Ids 5, 6, 5 (again), 7 of table 0; id 9 of table 1 and id 6 already holding a row are passed over.
+    const ids = Uint32Array.from([5, hi, 6, hi, 5, hi, 9, hi, 7, hi, 6, hi]);
+    const tables = Int32Array.from([0, 0, 0, 1, 0, 0]);
+    const rows = Int32Array.from([-1, -1, -1, -1, -1, 4]);
+    expect(blas!.insertRows(t.index, t.rowIds, t.weights, t.state, t.last, 0, 2, pattern, 0, 0.5, 0, 77, ids, 6, tables, 0, rows)).toBe(3);
+    expect(Array.from(rows)).toEqual([0, 1, 0, -1, 2, 4]);
+    expect(Array.from(t.rowIds.subarray(0, 6))).toEqual([5, hi, 6, hi, 7, hi]);
+    expect(Array.from(t.weights.subarray(0, 8))).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, -9, -9]);
+    expect(Array.from(t.state.subarray(0, 6))).toEqual(Array.from(Float32Array.from([0.1, 0.2, 0.1, 0.2, 0.1, 0.2])));
+    expect(Array.from(t.last.subarray(0, 4))).toEqual([77, 77, 77, 0]);
+    // findRows finds what was inserted.
+    const tableOfSlot = new Int32Array(0x8000).fill(-1);
+    tableOfSlot[3] = 0;
+    const found = new Int32Array(3);
+    blas!.findRows([t.index], tableOfSlot, Uint32Array.from([7, hi, 5, hi, 8, hi]), 3, found, new Int32Array(3));
+    expect(Array.from(found)).toEqual([2, 0, -1]);
+    // Five rows fill the index to its load; the sixth id stops the call: -(size + 1), the ids before it done.
+    const more = Uint32Array.from([10, hi, 11, hi, 12, hi]);
+    const r2 = Int32Array.from([-1, -1, -1]);
+    expect(blas!.insertRows(t.index, t.rowIds, t.weights, t.state, t.last, 3, 2, pattern, 0, 0.5, 0, 78, more, 3, new Int32Array(3), 0, r2)).toBe(-(5 + 1));
+    expect(Array.from(r2)).toEqual([3, 4, -1]);
+    // Uniform initial weights lie in ±range.
+    const u = fresh();
+    blas!.insertRows(u.index, u.rowIds, u.weights, u.state, u.last, 0, 2, new Float32Array(0), 1, 0.05, 12345, 1, more, 3, new Int32Array(3), 0, Int32Array.from([-1, -1, -1]));
+    expect(Array.from(u.weights.subarray(0, 6)).every((x) => Math.abs(x) <= 0.05 && x !== 0)).toBe(true);
+    // Extents checked before anything is written.
+    const w0 = fresh();
+    const call = (patch: Partial<Record<string, unknown>>) => {
+      const a = { index: w0.index, rowIds: w0.rowIds, weights: w0.weights, state: w0.state, last: w0.last, size: 0, dim: 2, pattern, count: 3, ...patch };
+      return () => blas!.insertRows(a.index as Uint32Array, a.rowIds as Uint32Array, a.weights as Float32Array, a.state as Float32Array, a.last as Uint32Array, a.size as number, a.dim as number, a.pattern as Float32Array, 0, 1, 0, 1, more, a.count as number, new Int32Array(3), 0, Int32Array.from([-1, -1, -1]));
+    };
+    expect(call({ index: new Uint32Array(9) })).toThrow("insertRows: index has 9 words, expected 3 x a power of two");
+    expect(call({ weights: new Float32Array(11) })).toThrow("insertRows: size 0 of 6 rows; rowIds 12 words, weights 11, state 12 (2 a row)");
+    expect(call({ size: 7 })).toThrow("insertRows: size 7 of 6 rows");
+    expect(call({ count: 4 })).toThrow("insertRows: dim 2, count 4 (ids 6 words, tables 3, rows 3)");
+    expect(call({ dim: 0 })).toThrow("insertRows: dim 0");
+    expect(w0.weights.every((v) => v === -9) && w0.index.every((v) => v === 0)).toBe(true);
+    // rows over lastUpdate (each stamp lands on the rows entry it then sets): answers, in bounds.
+    const buf = new ArrayBuffer(6 * 4);
+    const shared = fresh();
+    const over = new Int32Array(buf, 0, 3).fill(-1);
+    blas!.insertRows(shared.index, shared.rowIds, shared.weights, shared.state, new Uint32Array(buf), 0, 2, pattern, 0, 1, 0, 3, more, 3, new Int32Array(3), 0, over);
+    expect(Array.from(over)).toEqual([0, 1, 2]);
+  });
+
+  it.runIf(blas)("rebuilds a table's index with the JavaScript's layout: each row at its first free slot from its home, in row order", () => {
+    // Ids crowded onto few homes (a 64-slot index, 44 rows: long probe runs that wrap around the end).
+    const cap = 64;
+    const size = 44;
+    const rowIds = new Uint32Array(2 * 50);
+    for (let r = 0; r < size; r++) {
+      rowIds[2 * r] = (r * 2654435761) >>> 0;
+      rowIds[2 * r + 1] = ((3 << 16) | (r % 5)) >>> 0;
+    }
+    const index = new Uint32Array(3 * cap);
+    blas!.rehashIndex(rowIds, size, index);
+    // The reference: EmbeddingTable's own probe (home = mix32(lo ^ mix32(hi ^ 0x27d4eb2d)) & mask), written out here.
+    const mix = (h: number) => {
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      return (h ^ (h >>> 16)) >>> 0;
+    };
+    const expected = new Uint32Array(3 * cap);
+    for (let r = 0; r < size; r++) {
+      let at = mix(rowIds[2 * r]! ^ mix(rowIds[2 * r + 1]! ^ 0x27d4eb2d)) & (cap - 1);
+      while (expected[3 * at + 2] !== 0) at = (at + 1) & (cap - 1);
+      expected.set([rowIds[2 * r]!, rowIds[2 * r + 1]!, r + 1], 3 * at);
+    }
+    expect(index).toEqual(expected);
+    expect(() => blas!.rehashIndex(rowIds, 45, new Uint32Array(3 * cap))).toThrow("rehashIndex: 45 rows (rowIds 100 words) into an index of 192 words");
+    expect(() => blas!.rehashIndex(rowIds, 51, new Uint32Array(3 * 128))).toThrow("rehashIndex: 51 rows (rowIds 100 words)");
+    // An index already holding entries (a careless caller): every row still lands in bounds, or a RangeError.
+    const full = new Uint32Array(3 * 8).fill(1);
+    expect(() => blas!.rehashIndex(rowIds, 2, full)).toThrow("rehashIndex: no free slot for row 0");
+  });
+
   it.runIf(blas)("applies sparse Adagrad to many rows with the JavaScript loop's bits; refuses a row outside the table before changing any", () => {
     const dim = 5;
     const rowsN = 6;

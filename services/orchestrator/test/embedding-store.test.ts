@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { nativeBlas } from "@pangea/blas";
 import { EmbeddingStore, type SlotConfig } from "../src/embeddings/embedding-store.js";
 import { loadSlotConfig } from "../src/embeddings/slot-config.js";
 import { defaultSlotConfig } from "../src/job/job.js";
@@ -76,6 +77,85 @@ describe("EmbeddingStore", () => {
     }
     // A width that disagrees with the table's is refused, as read() refuses it.
     expect(() => many.readMany(Uint32Array.from(id(7, 5)), 1, false, new Float32Array(4), Int32Array.from([0, 4]))).toThrow("slot 7 has embedding dim 2, the request reads 4");
+  });
+
+  it("a training pull's new ids get their rows at once (on the addon when built): the rows, state, stamps, index and tracked changes read() makes, for every initializer", () => {
+    // Per slot: uniform (the default), zeros, ones, a constant; Adam (two state values a weight) on one slot, FTRL on
+    // another; a clock that moves between pulls; parameter sync tracking changes. Ids repeat within a pull.
+    const clock = { t: 1_700_000_000 };
+    const now = () => clock.t;
+    const perSlot = new Map<number, SlotConfig>([
+      [4, { ...base, initializer: { kind: "zeros" } }],
+      [5, { ...base, initializer: { kind: "ones" }, optimizer: "adam", hyper: {} }],
+      [6, { ...base, dim: 3, initializer: { kind: "constant", value: -0.25 }, optimizer: "ftrl", hyper: {} }],
+      [8, { ...base, initializer: { kind: "uniform", range: 0.3 } }],
+    ]);
+    const many = new EmbeddingStore(base, perSlot, 0x1_2345_6789, Number.POSITIVE_INFINITY, now);
+    const one = new EmbeddingStore(base, perSlot, 0x1_2345_6789, Number.POSITIVE_INFINITY, now);
+    many.trackChanges();
+    one.trackChanges();
+    // With the addon, no id of these pulls goes through read(): the rows compared below are the batch path's.
+    const oneAtATime = vi.spyOn(many, "read");
+    let seed = 5;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
+    for (let pull = 0; pull < 6; pull++) {
+      clock.t += pull;
+      const n = 3000;
+      const words: number[] = [];
+      for (let i = 0; i < n; i++) words.push(...id([3, 4, 5, 6, 8][next() % 5]!, next() % 5000));
+      const ids = Uint32Array.from(words);
+      const { offsets } = many.rowOffsets(ids, n);
+      const a = new Float32Array(offsets[n]!);
+      const b = new Float32Array(offsets[n]!);
+      many.readMany(ids, n, false, a, offsets);
+      for (let i = 0; i < n; i++) one.read(ids[2 * i]!, ids[2 * i + 1]!, false, b, offsets[i]!, offsets[i + 1]! - offsets[i]!);
+      expect(a).toEqual(b);
+      const [ca, cb] = [many.drainChanges(), one.drainChanges()];
+      expect(ca.ids).toEqual(cb.ids);
+      expect(ca.rows).toEqual(cb.rows);
+    }
+    expect(oneAtATime).toHaveBeenCalledTimes(nativeBlas().blas ? 0 : 6 * 3000);
+    expect(many.stats()).toEqual(one.stats());
+    for (const [slot, t] of one.tables) {
+      const u = many.tables.get(slot)!;
+      expect(u.size).toBe(t.size);
+      expect(u.rowIds.subarray(0, 2 * u.size)).toEqual(t.rowIds.subarray(0, 2 * t.size));
+      expect(u.weights.subarray(0, u.size * u.dim)).toEqual(t.weights.subarray(0, t.size * t.dim));
+      expect(u.state.subarray(0, u.size * u.stateSize)).toEqual(t.state.subarray(0, t.size * t.stateSize));
+      expect(u.lastUpdate.subarray(0, u.size)).toEqual(t.lastUpdate.subarray(0, t.size));
+      expect(u.index).toEqual(t.index);
+    }
+    // The initializers did what they say (not merely the same wrong thing twice).
+    const w = (slot: number) => Array.from(many.tables.get(slot)!.weights.subarray(0, 4 * 8));
+    expect(w(4).every((x) => x === 0)).toBe(true);
+    expect(w(5).every((x) => x === 1)).toBe(true);
+    expect(Array.from(many.tables.get(6)!.weights.subarray(0, 9)).every((x) => x === -0.25)).toBe(true);
+    expect(w(8).every((x) => Math.abs(x) <= 0.3) && new Set(w(8)).size === 32 && w(8).some((x) => Math.abs(x) > 0.05)).toBe(true);
+  });
+
+  it("new ids at the memory limit: a pull made at once stops where one at a time stops, with the same rows and error", () => {
+    const make = () => new EmbeddingStore(base, new Map(), 1, 400_000, () => 7);
+    const [many, one] = [make(), make()];
+    let err: unknown = null;
+    let errOne: unknown = null;
+    for (let pull = 0; pull < 20 && !err; pull++) {
+      const ids = Uint32Array.from(Array.from({ length: 1500 }, (_, i) => id(1 + (i % 3), pull * 1500 + i)).flat());
+      const { offsets } = many.rowOffsets(ids, 1500);
+      try {
+        many.readMany(ids, 1500, false, new Float32Array(offsets[1500]!), offsets);
+      } catch (e) {
+        err = e;
+      }
+      try {
+        for (let i = 0; i < 1500; i++) one.read(ids[2 * i]!, ids[2 * i + 1]!, false, new Float32Array(4), 0, 4);
+      } catch (e) {
+        errOne = e;
+      }
+    }
+    expect(OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")).toBe(true);
+    expect((err as Error).message).toBe((errOne as Error).message);
+    expect(many.stats()).toEqual(one.stats());
+    expect(many.memoryBytes()).toBeLessThanOrEqual(400_000);
   });
 
   it("a step's rows updated at once (applyMeans, Adagrad on the addon when built) get the bits of the optimizer's own loop, with and without L2", () => {

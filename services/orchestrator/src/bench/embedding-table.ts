@@ -3,7 +3,8 @@
  * bench/cpp/flat_hash_map_bench.cc — insert ROWS ids, then BATCHES batches of
  * BATCH Zipf-like (log-uniform rank) ids looked up (row copied out) and
  * updated with Adagrad — on Pangea's EmbeddingTable (an id at a time, and a
- * batch at a time on the native addon, as pulls and pushes use it) and on a
+ * batch at a time on the native addon, as pulls and pushes use it, inserts
+ * included) and on a
  * JS Map baseline.
  * Prints one JSON line per measurement.
  * Usage: node embedding-table.js ROWS DIM BATCHES BATCH [--no-map]
@@ -90,6 +91,21 @@ const grad = new Float32Array(dim).fill(0.001);
         table.applyMeans(found, batch, sums, 1);
       }
     }));
+    // Inserting a batch at a time, as a pull's new ids get their rows (findRows, then insertMany for those without).
+    const fresh = new EmbeddingTable(dim, 1, makeSparseOptimizer("adagrad", { learningRate: 0.05 }), { kind: "constant", value: 0.01 }, 1024);
+    const chunk = new Uint32Array(2 * batch);
+    report("pangea EmbeddingTable, batched (addon)", "insert", rows, time(() => {
+      for (let from = 0; from < rows; from += batch) {
+        const k = Math.min(batch, rows - from);
+        for (let j = 0; j < k; j++) {
+          chunk[2 * j] = idLo(from + j);
+          chunk[2 * j + 1] = idHi(from + j);
+        }
+        blas.findRows([fresh.index], tableOfSlot, chunk, k, found, tables);
+        fresh.insertMany(chunk, k, tables, 0, found);
+      }
+    }));
+    if (fresh.size !== table.size) throw new Error(`batched insert made ${fresh.size} rows, one at a time ${table.size}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { mix32 } from "@pangea/kit";
+import { hashWords, mix32 } from "@pangea/kit";
 import { nativeBlas } from "@pangea/blas";
 import type { SparseOptimizer } from "../optim/sparse-optimizers.js";
 import { DEFAULT_INITIALIZER, initialize, type Initializer } from "./initializer.js";
@@ -23,6 +23,8 @@ export class EmbeddingTable {
   /** Optimizer state: row r's is state[r * stateSize .. (r + 1) * stateSize). */
   state: Float32Array;
   readonly stateSize: number;
+  /** A new row's optimizer state (init does not depend on the row), for the addon's many-row insert. */
+  private readonly statePattern: Float32Array;
   /** Row r's id words, for checkpoints and eviction. */
   rowIds: Uint32Array;
   /** Row r's last update, in whole seconds of the table's clock. */
@@ -38,6 +40,8 @@ export class EmbeddingTable {
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
   ) {
     this.stateSize = optimizer.stateSize(dim);
+    this.statePattern = new Float32Array(this.stateSize);
+    optimizer.init(this.statePattern, 0, dim);
     this.rowCapacity = Math.max(1, initialRows);
     this.capacity = nextPow2(this.rowCapacity * 2);
     this.slots = new Uint32Array(this.capacity * 3);
@@ -102,6 +106,50 @@ export class EmbeddingTable {
     this.lastUpdate[row] = this.now();
     if (this.dirty) this.markDirty(row);
     return row;
+  }
+
+  /** The bytes `more` new rows add to memoryBytes() (the index and slabs doubled as often as that takes). */
+  growthBytesFor(more: number): number {
+    const { capacity, rows } = this.roomFor(more);
+    return (capacity - this.capacity) * 12 + (rows - this.rowCapacity) * ((this.dim + this.stateSize) * 4 + 12);
+  }
+
+  private roomFor(more: number): { capacity: number; rows: number } {
+    const size = this.size + more;
+    let capacity = this.capacity;
+    while (size * 10 > capacity * 7) capacity *= 2;
+    let rows = this.rowCapacity;
+    while (rows < size) rows *= 2;
+    return { capacity, rows };
+  }
+
+  /**
+   * findOrInsert for many ids at once, on the addon: the ids i (in request
+   * order) with tables[i] === table and rows[i] < 0, this table's number
+   * among the caller's; rows[i] is set to each one's row, every new row
+   * stamped `now`. The index rehashes and the slabs grow when and as
+   * findOrInsert would make them (the table ends the same, row for row).
+   * Returns the rows made, or -1 without the addon (the caller then goes
+   * one id at a time).
+   */
+  insertMany(ids: Uint32Array, count: number, tables: Int32Array, table: number, rows: Int32Array, now = this.now()): number {
+    if (!blas) return -1;
+    const init = this.initializer;
+    const [kind, value] = init.kind === "uniform" ? [1, init.range] : [0, init.kind === "zeros" ? 0 : init.kind === "ones" ? 1 : init.value];
+    const seedHash = hashWords(this.seed);
+    const before = this.size;
+    for (;;) {
+      const r = blas.insertRows(this.slots, this.rowIds, this.weights, this.state, this.lastUpdate, this.size, this.dim, this.statePattern, kind, value, seedHash, now, ids, count, tables, table, rows);
+      this.size = r < 0 ? -r - 1 : r;
+      if (r >= 0) break;
+      // Out of room at its next new id: grown here as findOrInsert grows, then on from that id.
+      const full = (this.size + 1) * 10 > this.capacity * 7;
+      if (full) this.rehash(this.capacity * 2);
+      if (this.size === this.rowCapacity) this.growRows(this.rowCapacity * 2);
+      else if (!full) throw new Error(`insertRows stopped at row ${this.size} of ${this.rowCapacity} with room in the index (${this.capacity} slots)`);
+    }
+    if (this.dirty) for (let r = before; r < this.size; r++) this.markDirty(r);
+    return this.size - before;
   }
 
   /** The table's clock (seconds), for callers that stamp many rows at once (applyGradient's `now`). */
@@ -249,6 +297,8 @@ export class EmbeddingTable {
   private rehash(capacity: number): void {
     this.capacity = capacity;
     this.slots = new Uint32Array(capacity * 3);
+    // On the addon: the same layout, without a JavaScript probe per row (a 10M-row table rehashes a 10M-row index).
+    if (blas) return blas.rehashIndex(this.rowIds, this.size, this.slots);
     for (let row = 0; row < this.size; row++) {
       const lo = this.rowIds[2 * row]!;
       const hi = this.rowIds[2 * row + 1]!;
