@@ -1218,7 +1218,7 @@ static napi_value insert_rows(napi_env env, napi_callback_info info) {
         w[k] = (float)(-range + (range - -range) * u);
       }
     }
-    if (nPattern) memcpy(state + (size_t)n * nPattern, pattern, nPattern * sizeof(float));
+    if (nPattern) memmove(state + (size_t)n * nPattern, pattern, nPattern * sizeof(float));
     last[n] = (uint32_t)now;
     rows[i] = (int32_t)n;
     n++;

@@ -411,12 +411,14 @@ describe("@pangea/blas native addon", () => {
     // Extents checked before anything is written.
     const w0 = fresh();
     const call = (patch: Partial<Record<string, unknown>>) => {
-      const a = { index: w0.index, rowIds: w0.rowIds, weights: w0.weights, state: w0.state, last: w0.last, size: 0, dim: 2, pattern, count: 3, ...patch };
-      return () => blas!.insertRows(a.index as Uint32Array, a.rowIds as Uint32Array, a.weights as Float32Array, a.state as Float32Array, a.last as Uint32Array, a.size as number, a.dim as number, a.pattern as Float32Array, 0, 1, 0, 1, more, a.count as number, new Int32Array(3), 0, Int32Array.from([-1, -1, -1]));
+      const a = { index: w0.index, rowIds: w0.rowIds, weights: w0.weights, state: w0.state, last: w0.last, size: 0, dim: 2, pattern, count: 3, rows: Int32Array.from([-1, -1, -1]), ...patch };
+      return () => blas!.insertRows(a.index as Uint32Array, a.rowIds as Uint32Array, a.weights as Float32Array, a.state as Float32Array, a.last as Uint32Array, a.size as number, a.dim as number, a.pattern as Float32Array, 0, 1, 0, 1, more, a.count as number, new Int32Array(3), 0, a.rows as Int32Array);
     };
     expect(call({ index: new Uint32Array(9) })).toThrow("insertRows: index has 9 words, expected 3 x a power of two");
     expect(call({ weights: new Float32Array(11) })).toThrow("insertRows: size 0 of 6 rows; rowIds 12 words, weights 11, state 12 (2 a row)");
     expect(call({ size: 7 })).toThrow("insertRows: size 7 of 6 rows");
+    expect(call({ state: new Float32Array(11) })).toThrow("insertRows: size 0 of 6 rows; rowIds 12 words, weights 12, state 11 (2 a row)");
+    expect(call({ rows: Int32Array.from([-1, -1]) })).toThrow("insertRows: dim 2, count 3 (ids 6 words, tables 3, rows 2)");
     expect(call({ count: 4 })).toThrow("insertRows: dim 2, count 4 (ids 6 words, tables 3, rows 3)");
     expect(call({ dim: 0 })).toThrow("insertRows: dim 0");
     expect(w0.weights.every((v) => v === -9) && w0.index.every((v) => v === 0)).toBe(true);

@@ -133,6 +133,63 @@ describe("EmbeddingStore", () => {
     expect(w(8).every((x) => Math.abs(x) <= 0.3) && new Set(w(8)).size === 32 && w(8).some((x) => Math.abs(x) > 0.05)).toBe(true);
   });
 
+  it("a training pull that would stop partway, or make tables, is read exactly as one id at a time: the same tables in the same order, the same error", () => {
+    // Each case: one store read by readMany, one id at a time; then the whole state is compared.
+    const tbl = 2048 * 12 + 1024 * ((4 + 4) * 4 + 12); // a fresh table of width 4: index and 1,024 rows with Adagrad's state
+    const both = (perSlot: Map<number, SlotConfig>, max: number, clock: number, setup: (s: EmbeddingStore) => void, words: number[], offsets?: Int32Array) => {
+      const [many, one] = [0, 1].map(() => {
+        const s = new EmbeddingStore(base, perSlot, 9, max, () => clock);
+        setup(s);
+        s.trackChanges();
+        return s;
+      }) as [EmbeddingStore, EmbeddingStore];
+      const ids = Uint32Array.from(words);
+      const n = ids.length / 2;
+      const at = offsets ?? many.rowOffsets(ids, n).offsets;
+      const [a, b] = [new Float32Array(at[n]!), new Float32Array(at[n]!)];
+      const errorOf = (f: () => void) => {
+        try {
+          f();
+          return null;
+        } catch (e) {
+          return (e as Error).message;
+        }
+      };
+      const ea = errorOf(() => many.readMany(ids, n, false, a, at));
+      const eb = errorOf(() => {
+        for (let i = 0; i < n; i++) one.read(ids[2 * i]!, ids[2 * i + 1]!, false, b, at[i]!, at[i + 1]! - at[i]!);
+      });
+      expect(ea).toBe(eb);
+      if (!ea) expect(a).toEqual(b);
+      expect([...many.tables.keys()]).toEqual([...one.tables.keys()]);
+      expect(many.stats()).toEqual(one.stats());
+      for (const [slot, t] of one.tables) {
+        const u = many.tables.get(slot)!;
+        expect([u.size, u.index, u.weights, u.state, u.lastUpdate]).toEqual([t.size, t.index, t.weights, t.state, t.lastUpdate]);
+      }
+      const [ca, cb] = [many.drainChanges(), one.drainChanges()];
+      expect([ca.ids, ca.rows]).toEqual([cb.ids, cb.rows]);
+      return ea;
+    };
+    const threshold = new Map([[5, { ...base, occurrenceThreshold: 2 }]]);
+    const run = (slot: number, from: number, n: number) => Array.from({ length: n }, (_, i) => id(slot, from + i)).flat();
+    // A threshold slot's table made first (its id comes first), then an eager slot's.
+    expect(both(threshold, Infinity, 7, () => {}, [...id(5, 1), ...run(3, 1, 50), ...id(5, 1)])).toBeNull();
+    // A width that is not its slot's, partway: the ids before it get their rows, those after do not.
+    expect(both(new Map(), Infinity, 7, () => {}, [...run(3, 1, 20), ...id(4, 1), ...run(3, 100, 20)], Int32Array.from({ length: 42 }, (_, i) => 4 * i - (i > 20 ? 2 : 0)))).toMatch(/slot 4 has embedding dim 4, the request reads 2/);
+    // An undeclared slot partway.
+    expect(both(new Map(), Infinity, 7, (s) => s.declareSlots([3, 4]), [...run(3, 1, 20), ...id(9, 1), ...run(4, 1, 20)], Int32Array.from({ length: 42 }, (_, i) => 4 * i))).toMatch(/has slot 9, which the job's data does not declare/);
+    // A limit with room for slot 3's growth, which comes before the first ids of two slots with no table yet (tables
+    // are not limited, growth is): had their tables been made first, slot 3's growth would have been refused.
+    expect(both(new Map(), 2 * tbl + 100, 7, () => {}, [...run(3, 0, 1100), ...id(4, 1), ...id(5, 1)])).toBeNull();
+    // The frequency filter (4 MiB) allocated by a threshold id earlier in the pull, then an eager table's growth.
+    expect(both(threshold, 2 * tbl + (4 << 20) + 1000, 7, () => {}, [...id(5, 1), ...run(3, 0, 1100)])).toMatch(/would exceed the memory limit/);
+    // The same pull well within a limit, every table there already: made at once, the same as one at a time.
+    expect(both(new Map(), 1 << 30, 7, (s) => [3, 4].forEach((slot) => s.table(slot)), [...run(3, 0, 3000), ...run(4, 7, 3000)])).toBeNull();
+    // A clock in milliseconds (past 2^32): stamps wrap as a Uint32Array store wraps them.
+    expect(both(new Map(), Infinity, 1_700_000_000_123, () => {}, run(3, 0, 100))).toBeNull();
+  });
+
   it("new ids at the memory limit: a pull made at once stops where one at a time stops, with the same rows and error", () => {
     const make = () => new EmbeddingStore(base, new Map(), 1, 400_000, () => 7);
     const [many, one] = [make(), make()];

@@ -240,20 +240,24 @@ export class EmbeddingStore {
 
   /**
    * A pull's rows: id i's row into out[offsets[i]..offsets[i+1]) (offsets
-   * from rowOffsets), as read() does
-   * one at a time. Ids with rows are found and copied at once; a training
-   * pull's new ids get their rows at once (insertNew); the rest (filtered
-   * ids, unknown slots, ids a read-only pull does not know) go through
-   * read() in request order, so rows are created, counted and refused
-   * exactly as one by one.
+   * from rowOffsets), exactly as read() one id at a time gives them: the same
+   * rows made, counted and refused, the same error at the same id. Ids with
+   * rows are found and copied at once; a training pull's new ids get their
+   * rows a table at a time (see newRowsPlan); the rest (filtered ids, ids a
+   * read-only pull does not know) go through read() in request order.
    */
   readMany(ids: Uint32Array, count: number, readOnly: boolean, out: Float32Array, offsets: Int32Array): void {
-    if (!blas) {
+    const oneByOne = () => {
       for (let i = 0; i < count; i++) this.read(ids[2 * i]!, ids[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
-      return;
-    }
+    };
+    if (!blas) return oneByOne();
     const { rows, tables } = this.findRows(ids, count);
-    if (!readOnly) this.insertNew(ids, count, rows, tables);
+    const plan = readOnly ? null : this.newRowsPlan(ids, count, rows, tables, offsets);
+    if (plan === false) return oneByOne();
+    if (plan) {
+      const now = this.now();
+      plan.forEach((_, n) => this.tableList[n]!.insertMany(ids, count, tables, n, rows, now));
+    }
     for (let i = 0; i < count; i++) {
       if (rows[i]! >= 0) {
         const t = this.tableList[tables[i]!]!;
@@ -274,39 +278,51 @@ export class EmbeddingStore {
   }
 
   /**
-   * The rows of a training pull's new ids (rows[i] < 0 from findRows), made
-   * a table at a time on the addon, where read() would make each: a slot the
-   * job declares, with no occurrence threshold, all surely within the memory
-   * limit (else every one is left to read(), which stops at the limit exactly).
-   * Tables a slot lacks are made in request order, as read() makes them.
-   * One reading of the clock stamps them all. 16k new ids took 17-66 ms one
-   * at a time in JavaScript.
+   * How many of a training pull's new ids (rows[i] < 0 from findRows) each
+   * table takes at once, on the addon, before the pull's other ids are read:
+   * those of slots with no occurrence threshold, 16k of which took 17-66 ms
+   * one at a time in JavaScript. Only where that changes nothing but the
+   * speed: null when there is nothing to make; false (every id then goes
+   * through read() in order) when the pull could stop partway, at an
+   * undeclared slot, a width that is not its slot's, or a memory limit its
+   * rows might reach (with a limit, only pulls whose new ids all have eager
+   * tables already are made at once). Tables the pull's new ids lack are made
+   * first, in the order read() would make them. One reading of the clock
+   * stamps all the rows made.
    */
-  private insertNew(ids: Uint32Array, count: number, rows: Int32Array, tables: Int32Array): void {
-    let perTable: number[] | null = null;
+  private newRowsPlan(ids: Uint32Array, count: number, rows: Int32Array, tables: Int32Array, offsets: Int32Array): number[] | null | false {
+    const limited = this.maxBytes !== Number.POSITIVE_INFINITY;
+    let eager = 0;
+    // Checked before anything changes: a pull that would stop partway is left whole to read().
+    for (let i = 0; i < count; i++) {
+      const width = offsets[i + 1]! - offsets[i]!;
+      if (rows[i]! >= 0) {
+        if (width !== this.tableList[tables[i]!]!.dim) return false;
+        continue;
+      }
+      const slot = slotOfV2(ids[2 * i + 1]!);
+      if ((this.known && !this.known[slot]) || width !== this.widthOfSlot[slot]) return false;
+      if (limited && (!this.eager[slot] || this.tableOfSlot[slot]! < 0)) return false;
+      if (this.eager[slot]) eager++;
+    }
+    if (eager === 0) return null;
+    const plan: number[] = [];
     for (let i = 0; i < count; i++) {
       if (rows[i]! >= 0) continue;
       const slot = slotOfV2(ids[2 * i + 1]!);
-      if (!this.eager[slot] || (this.known && !this.known[slot])) continue;
-      let n = tables[i]!;
-      if (n < 0) {
-        n = this.tableOfSlot[slot]!;
-        if (n < 0) {
-          this.table(slot);
-          n = this.tableOfSlot[slot]!;
-        }
-        tables[i] = n;
-      }
-      perTable ??= [];
-      perTable[n] = (perTable[n] ?? 0) + 1;
+      if (this.tableOfSlot[slot]! < 0) this.table(slot);
+      if (!this.eager[slot]) continue;
+      const n = this.tableOfSlot[slot]!;
+      tables[i] = n;
+      plan[n] = (plan[n] ?? 0) + 1;
     }
-    if (!perTable) return;
-    // At most this much growth (an id repeated in the pull counts twice here): within the limit, no row can hit it.
-    let bytes = 0;
-    perTable.forEach((more, n) => (bytes += this.tableList[n]!.growthBytesFor(more)));
-    if (bytes > 0 && this.memoryBytes() + bytes > this.maxBytes) return;
-    const now = this.now();
-    perTable.forEach((_, n) => this.tableList[n]!.insertMany(ids, count, tables, n, rows, now));
+    if (limited) {
+      // At most this much growth (an id repeated in the pull counts twice here): within the limit, no row can reach it.
+      let bytes = 0;
+      plan.forEach((more, n) => (bytes += this.tableList[n]!.growthBytesFor(more)));
+      if (this.memoryBytes() + bytes > this.maxBytes) return false;
+    }
+    return plan;
   }
 
   /** Copies an id's row into out[at..at+dim); an id without a row reads as zeros. */

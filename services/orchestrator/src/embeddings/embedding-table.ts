@@ -139,7 +139,8 @@ export class EmbeddingTable {
     const seedHash = hashWords(this.seed);
     const before = this.size;
     for (;;) {
-      const r = blas.insertRows(this.slots, this.rowIds, this.weights, this.state, this.lastUpdate, this.size, this.dim, this.statePattern, kind, value, seedHash, now, ids, count, tables, table, rows);
+      // now >>> 0: the stamp a Uint32Array store makes of it (a clock past 2^32 wraps, as findOrInsert's does).
+      const r = blas.insertRows(this.slots, this.rowIds, this.weights, this.state, this.lastUpdate, this.size, this.dim, this.statePattern, kind, value, seedHash, now >>> 0, ids, count, tables, table, rows);
       this.size = r < 0 ? -r - 1 : r;
       if (r >= 0) break;
       // Out of room at its next new id: grown here as findOrInsert grows, then on from that id.
