@@ -96,7 +96,7 @@ export class EmbeddingStore {
    * showed in the orchestrator's profile.
    */
   readonly widthOfSlot = new Int32Array(V2_MAX_SLOT + 1);
-  /** 1 for a slot whose new ids get rows on first sight (no occurrence threshold): insertNew makes them many at once. */
+  /** 1 for a slot whose new ids get rows on first sight (no occurrence threshold): newRowsPlan has them made many at once. */
   private readonly eager = new Uint8Array(V2_MAX_SLOT + 1);
 
   constructor(

@@ -2,6 +2,7 @@ import { hashWords, mix32 } from "@pangea/kit";
 import { nativeBlas } from "@pangea/blas";
 import type { SparseOptimizer } from "../optim/sparse-optimizers.js";
 import { DEFAULT_INITIALIZER, initialize, type Initializer } from "./initializer.js";
+import { OrchestratorErrors } from "../errors.js";
 
 /**
  * A collisionless embedding table: every 64-bit feature id owns its own row.
@@ -129,11 +130,10 @@ export class EmbeddingTable {
    * among the caller's; rows[i] is set to each one's row, every new row
    * stamped `now`. The index rehashes and the slabs grow when and as
    * findOrInsert would make them (the table ends the same, row for row).
-   * Returns the rows made, or -1 without the addon (the caller then goes
-   * one id at a time).
+   * Needs the addon (callers without it go one id at a time).
    */
-  insertMany(ids: Uint32Array, count: number, tables: Int32Array, table: number, rows: Int32Array, now = this.now()): number {
-    if (!blas) return -1;
+  insertMany(ids: Uint32Array, count: number, tables: Int32Array, table: number, rows: Int32Array, now = this.now()): void {
+    if (!blas) throw OrchestratorErrors.create("ORCH_ERR_INTERNAL", "insertMany needs the native addon (packages/blas)");
     const init = this.initializer;
     const [kind, value] = init.kind === "uniform" ? [1, init.range] : [0, init.kind === "zeros" ? 0 : init.kind === "ones" ? 1 : init.value];
     const seedHash = hashWords(this.seed);
@@ -147,10 +147,9 @@ export class EmbeddingTable {
       const full = (this.size + 1) * 10 > this.capacity * 7;
       if (full) this.rehash(this.capacity * 2);
       if (this.size === this.rowCapacity) this.growRows(this.rowCapacity * 2);
-      else if (!full) throw new Error(`insertRows stopped at row ${this.size} of ${this.rowCapacity} with room in the index (${this.capacity} slots)`);
+      else if (!full) throw OrchestratorErrors.create("ORCH_ERR_INTERNAL", `insertRows stopped at row ${this.size} of ${this.rowCapacity} with room in the index (${this.capacity} slots)`);
     }
     if (this.dirty) for (let r = before; r < this.size; r++) this.markDirty(r);
-    return this.size - before;
   }
 
   /** The table's clock (seconds), for callers that stamp many rows at once (applyGradient's `now`). */
