@@ -77,6 +77,9 @@ describe("EmbeddingStore", () => {
     }
     // A width that disagrees with the table's is refused, as read() refuses it.
     expect(() => many.readMany(Uint32Array.from(id(7, 5)), 1, false, new Float32Array(4), Int32Array.from([0, 4]))).toThrow("slot 7 has embedding dim 2, the request reads 4");
+    // A read-only pull of an id that has its row (the first of slot 7's table).
+    const known7 = many.tables.get(7)!.rowIds.subarray(0, 2);
+    expect(() => many.readMany(Uint32Array.from(known7), 1, true, new Float32Array(4), Int32Array.from([0, 4]))).toThrow("slot 7 has embedding dim 2, the request reads 4");
   });
 
   it("a training pull's new ids get their rows at once (on the addon when built): the rows, state, stamps, index and tracked changes read() makes, for every initializer", () => {

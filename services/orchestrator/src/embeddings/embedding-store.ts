@@ -260,8 +260,9 @@ export class EmbeddingStore {
     }
     for (let i = 0; i < count; i++) {
       if (rows[i]! >= 0) {
+        // A training pull's widths were all checked by newRowsPlan (its new rows' too); a read-only pull's are checked here.
         const t = this.tableList[tables[i]!]!;
-        if (offsets[i + 1]! - offsets[i]! !== t.dim) {
+        if (readOnly && offsets[i + 1]! - offsets[i]! !== t.dim) {
           throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `slot ${slotOfV2(ids[2 * i + 1]!)} has embedding dim ${t.dim}, the request reads ${offsets[i + 1]! - offsets[i]!}`);
         }
         continue;
