@@ -362,6 +362,114 @@ static napi_value copy_columns(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * fmForward(x, B, S, D, y) and fmGradient(x, g, B, S, D, dx): DeepFM's
+ * second-order term over B rows of S slot vectors of width D (x [B, S*D]):
+ * y[b] = 0.5 * sum_k ((sum_s x_sk)^2 - sum_s x_sk^2), and its gradient
+ * dx_sk = g[b] * (sum_s' x_s'k - x_sk). The same operations in the same order
+ * as the trainer's JavaScript loops (services/trainer, tf-ops.ts: column sums
+ * and squares in double, s-major; built with -ffp-contract=off), so the bits
+ * are the same. A row's values are all read before its output is written, as
+ * there, so an output sharing memory with an input behaves the same too.
+ */
+static napi_value fm_op(napi_env env, napi_callback_info info, int grad) {
+  const size_t argc = grad ? 6 : 5;
+  napi_value argv[6];
+  if (!get_args(env, info, argc, argv, grad ? "fmGradient: expected 6 arguments" : "fmForward: expected 5 arguments")) return NULL;
+  float *x, *g = NULL, *out;
+  size_t lenX, lenG = 0, lenOut;
+  int64_t B, S, D;
+  const size_t at = grad ? 2 : 1;
+  if (!get_f32(env, argv[0], "x", &x, &lenX) || (grad && !get_f32(env, argv[1], "g", &g, &lenG)) || !get_int(env, argv[at], "B", &B) ||
+      !get_int(env, argv[at + 1], "S", &S) || !get_int(env, argv[at + 2], "D", &D) || !get_f32(env, argv[at + 3], grad ? "dx" : "y", &out, &lenOut)) return NULL;
+  if (B < 0 || S < 0 || D < 0 || B > INT32_MAX || S > INT32_MAX || D > INT32_MAX) {
+    throw_range(env, "%s: B, S and D must be 0..2^31-1", grad ? "fmGradient" : "fmForward");
+    return NULL;
+  }
+  /* At most 2^31 x 2^31 x 2^31 would overflow: checked. */
+  int64_t width, cells;
+  if (__builtin_mul_overflow(S, D, &width) || __builtin_mul_overflow(B, width, &cells)) {
+    throw_range(env, "%s: B x S x D overflows", grad ? "fmGradient" : "fmForward");
+    return NULL;
+  }
+  if ((uint64_t)cells > lenX) {
+    throw_range(env, "x: %lld x %lld x %lld values are more than its %zu", (long long)B, (long long)S, (long long)D, lenX);
+    return NULL;
+  }
+  if (grad && (uint64_t)B > lenG) {
+    throw_range(env, "g: %lld values are more than its %zu", (long long)B, lenG);
+    return NULL;
+  }
+  if ((uint64_t)(grad ? cells : B) > lenOut) {
+    throw_range(env, "%s: %lld values are more than its %zu", grad ? "dx" : "y", (long long)(grad ? cells : B), lenOut);
+    return NULL;
+  }
+  if (B == 0 || width == 0) {
+    if (!grad)
+      for (int64_t b = 0; b < B; b++) out[b] = 0.0f;
+    return NULL;
+  }
+  double stack[64];
+  double *sums = D <= 64 ? stack : malloc((size_t)D * sizeof(double));
+  if (!sums) {
+    napi_throw_error(env, "PANGEA_BLAS_ERR_NAPI", "out of memory");
+    return NULL;
+  }
+  /* Forward: each row's squares are one chain of additions, s-major as the JavaScript adds them; four rows' chains run
+   * side by side (each in its own order), where one chain at a time waited on every addition's latency. A group's
+   * outputs are written once all four rows are read, so only when y is apart from x (else one row at a time). */
+  const int apart = grad || (out + B <= x || x + cells <= out);
+  int64_t b = 0;
+  if (!grad && apart) {
+    for (; b + 4 <= B; b += 4) {
+      const float *r0 = x + b * width, *r1 = r0 + width, *r2 = r1 + width, *r3 = r2 + width;
+      double q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
+      for (int64_t i = 0; i < width; i++) {
+        q0 += (double)r0[i] * (double)r0[i];
+        q1 += (double)r1[i] * (double)r1[i];
+        q2 += (double)r2[i] * (double)r2[i];
+        q3 += (double)r3[i] * (double)r3[i];
+      }
+      const double q[4] = {q0, q1, q2, q3};
+      float y4[4];
+      for (int r = 0; r < 4; r++) {
+        const float *row = x + (b + r) * width;
+        for (int64_t k = 0; k < D; k++) sums[k] = 0.0;
+        for (int64_t s = 0; s < S; s++)
+          for (int64_t k = 0; k < D; k++) sums[k] += (double)row[s * D + k];
+        double total = -q[r];
+        for (int64_t k = 0; k < D; k++) total += sums[k] * sums[k];
+        y4[r] = (float)(0.5 * total);
+      }
+      for (int r = 0; r < 4; r++) out[b + r] = y4[r];
+    }
+  }
+  for (; b < B; b++) {
+    const float *row = x + b * width;
+    /* Each column's sum in s order (a lane each: vectorizable without reordering any one sum). */
+    for (int64_t k = 0; k < D; k++) sums[k] = 0.0;
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t k = 0; k < D; k++) sums[k] += (double)row[s * D + k];
+    if (!grad) {
+      double squares = 0.0;
+      for (int64_t i = 0; i < width; i++) squares += (double)row[i] * (double)row[i];
+      double total = -squares;
+      for (int64_t k = 0; k < D; k++) total += sums[k] * sums[k];
+      out[b] = (float)(0.5 * total);
+    } else {
+      const double gb = (double)g[b];
+      float *d = out + b * width;
+      for (int64_t s = 0; s < S; s++)
+        for (int64_t k = 0; k < D; k++) d[s * D + k] = (float)(gb * (sums[k] - (double)row[s * D + k]));
+    }
+  }
+  if (sums != stack) free(sums);
+  return NULL;
+}
+
+static napi_value fm_forward(napi_env env, napi_callback_info info) { return fm_op(env, info, 0); }
+static napi_value fm_gradient(napi_env env, napi_callback_info info) { return fm_op(env, info, 1); }
+
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
@@ -1693,6 +1801,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
       {"scatterAddRows", NULL, scatter_add_rows, NULL, NULL, NULL, napi_default, NULL},
       {"copyColumns", NULL, copy_columns, NULL, NULL, NULL, napi_default, NULL},
+      {"fmForward", NULL, fm_forward, NULL, NULL, NULL, napi_default, NULL},
+      {"fmGradient", NULL, fm_gradient, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},

@@ -33,6 +33,13 @@ export interface NativeBlas {
     narrow: Float32Array, narrowCols: number, narrowFrom: number, take: Int32Array, B: number, back: boolean,
   ): void;
   /**
+   * DeepFM's second-order term of B rows of S slot vectors of width D (x [B, S*D]):
+   * y[b] = 0.5 * sum_k ((sum_s x_sk)^2 - sum_s x_sk^2), with the JavaScript loop's bits. Extents checked first.
+   */
+  fmForward(x: Float32Array, B: number, S: number, D: number, y: Float32Array): void;
+  /** Its gradient for upstream g [B]: dx_sk = g[b] * (sum_s' x_s'k - x_sk), written (not added), the JavaScript loop's bits. */
+  fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number, dx: Float32Array): void;
+  /**
    * DLRM's dot interaction over the bottom output x [B, D] and the pooled
    * embeddings em [B, S, D], each at an element offset (all may be views of
    * one heap): out[outOff + b * outStride + p] = the dot products of the pairs

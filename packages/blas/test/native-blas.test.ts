@@ -189,6 +189,58 @@ describe("@pangea/blas native addon", () => {
     expect(untouched.every((x) => x === 0)).toBe(true);
   });
 
+  it.runIf(blas)("computes DeepFM's second-order term and its gradient; refuses extents outside the arrays before writing", () => {
+    // The definition in float64, a sum per column then per row: y = 0.5 * sum_k ((sum_s x_sk)^2 - sum_s x_sk^2), dx_sk = g (sum_s' x_s'k - x_sk).
+    const formula = (x: Float32Array, B: number, S: number, D: number) => {
+      const y: number[] = [];
+      const colSums: number[][] = [];
+      for (let b = 0; b < B; b++) {
+        const cols = Array.from({ length: D }, (_, k) => { let t = 0; for (let s = 0; s < S; s++) t += x[b * S * D + s * D + k]!; return t; });
+        let squares = 0;
+        for (let i = 0; i < S * D; i++) squares += x[b * S * D + i]! ** 2;
+        y.push(0.5 * (cols.reduce((a, c) => a + c * c, 0) - squares));
+        colSums.push(cols);
+      }
+      return { y, colSums };
+    };
+    // B = 7: groups of four rows and a rest; D = 70: more columns than the kernel keeps on its stack.
+    for (const [B, S, D] of [[7, 26, 16], [5, 3, 70], [4, 1, 2], [1, 2, 1]] as const) {
+      const x = fill(B * S * D);
+      const g = fill(B);
+      const y = new Float32Array(B).fill(Number.NaN);
+      const dx = new Float32Array(B * S * D).fill(Number.NaN);
+      blas!.fmForward(x, B, S, D, y);
+      blas!.fmGradient(x, g, B, S, D, dx);
+      const { y: want, colSums } = formula(x, B, S, D);
+      for (let b = 0; b < B; b++) {
+        expect(y[b]).toBeCloseTo(want[b]!, 4);
+        for (let s = 0; s < S; s++) for (let k = 0; k < D; k++) expect(dx[b * S * D + s * D + k]).toBeCloseTo(g[b]! * (colSums[b]![k]! - x[b * S * D + s * D + k]!), 5);
+      }
+      // y as a view of x's own memory, in front of it (the one-row-at-a-time path): the same values.
+      const heap = new Float32Array(B + B * S * D);
+      heap.set(x, B);
+      blas!.fmForward(heap.subarray(B), B, S, D, heap.subarray(0, B));
+      expect(Array.from(heap.subarray(0, B))).toEqual(Array.from(y));
+    }
+    // Nothing to do: no rows; rows of no slots score 0.
+    blas!.fmForward(new Float32Array(0), 0, 26, 16, new Float32Array(0));
+    const zero = new Float32Array(2).fill(5);
+    blas!.fmForward(new Float32Array(0), 2, 0, 16, zero);
+    expect(Array.from(zero)).toEqual([0, 0]);
+    // Short arrays, negative or overflowing extents, wrong types: refused, nothing written.
+    const untouched = new Float32Array(3 * 4 * 2);
+    const x = fill(3 * 4 * 2);
+    expect(() => blas!.fmForward(x.subarray(1), 3, 4, 2, untouched)).toThrow("x: 3 x 4 x 2 values are more than its 23");
+    expect(() => blas!.fmForward(x, 3, 4, 2, untouched.subarray(0, 2))).toThrow("y: 3 values are more than its 2");
+    expect(() => blas!.fmGradient(x, new Float32Array(2), 3, 4, 2, untouched)).toThrow("g: 3 values are more than its 2");
+    expect(() => blas!.fmGradient(x, fill(3), 3, 4, 2, untouched.subarray(1))).toThrow("dx: 24 values are more than its 23");
+    expect(() => blas!.fmForward(x, -1, 4, 2, untouched)).toThrow("fmForward: B, S and D must be 0..2^31-1");
+    expect(() => blas!.fmGradient(x, fill(3), 2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1, untouched)).toThrow("fmGradient: B x S x D overflows");
+    expect(() => blas!.fmForward(Float64Array.from(x) as unknown as Float32Array, 3, 4, 2, untouched)).toThrow("x: expected a Float32Array");
+    expect(() => (blas!.fmGradient as unknown as (...a: unknown[]) => void)(x, fill(3), 3, 4, 2)).toThrow("fmGradient: expected 6 arguments");
+    expect(untouched.every((v) => v === 0)).toBe(true);
+  });
+
   // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).
   it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6], [2, 8, 8], [2, 9, 32], [1, 1, 16]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
     // z [B, n, D] per sample: x is its first vector, the embeddings the other n - 1.
