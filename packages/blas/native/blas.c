@@ -470,6 +470,77 @@ static napi_value fm_op(napi_env env, napi_callback_info info, int grad) {
 static napi_value fm_forward(napi_env env, napi_callback_info info) { return fm_op(env, info, 0); }
 static napi_value fm_gradient(napi_env env, napi_callback_info info) { return fm_op(env, info, 1); }
 
+/*
+ * addGated(y, x, g, e, E, B, n) and gateGradient(dg, dy, x, e, E, B, n): an
+ * MMoE mixture's expert e, for gates g [B, E] and matrices [B, n]:
+ * y[b, k] += g[b, e] * x[b, k], and the gates' gradient column e,
+ * dg[b, e] = dy_b . x_b. The JavaScript loops' operations in their order
+ * (packages/model's addGated, the trainer's gateGradient: products and sums
+ * in double, rounded to float once per stored value), so the same bits.
+ */
+static napi_value gated_op(napi_env env, napi_callback_info info, int grad) {
+  const char *name = grad ? "gateGradient" : "addGated";
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv, grad ? "gateGradient: expected 7 arguments" : "addGated: expected 7 arguments")) return NULL;
+  float *a, *b, *c;
+  size_t lenA, lenB, lenC;
+  int64_t e, E, B, n;
+  if (!get_f32(env, argv[0], grad ? "dg" : "y", &a, &lenA) || !get_f32(env, argv[1], grad ? "dy" : "x", &b, &lenB) ||
+      !get_f32(env, argv[2], grad ? "x" : "g", &c, &lenC) || !get_int(env, argv[3], "e", &e) || !get_int(env, argv[4], "E", &E) ||
+      !get_int(env, argv[5], "B", &B) || !get_int(env, argv[6], "n", &n)) return NULL;
+  if (E < 1 || e < 0 || e >= E || B < 0 || n < 0 || E > INT32_MAX || B > INT32_MAX || n > INT32_MAX) {
+    throw_range(env, "%s: expected 0 <= e < E and B, n, E within 0..2^31-1, got e %lld, E %lld, B %lld, n %lld", name, (long long)e, (long long)E, (long long)B, (long long)n);
+    return NULL;
+  }
+  /* Each at most 2^62: no overflow. */
+  const int64_t cells = B * n, gates = B * E;
+  /* y, x [B, n] and g [B, E]; or dg [B, E] and dy, x [B, n]. */
+  const int64_t wantA = grad ? gates : cells, wantB = cells, wantC = grad ? cells : gates;
+  if ((uint64_t)wantA > lenA || (uint64_t)wantB > lenB || (uint64_t)wantC > lenC) {
+    throw_range(env, "%s: with B %lld, n %lld and E %lld, %s needs %lld values (has %zu), %s %lld (has %zu), %s %lld (has %zu)", name, (long long)B, (long long)n, (long long)E,
+                grad ? "dg" : "y", (long long)wantA, lenA, grad ? "dy" : "x", (long long)wantB, lenB, grad ? "x" : "g", (long long)wantC, lenC);
+    return NULL;
+  }
+  if (!grad) {
+    for (int64_t r = 0; r < B; r++) {
+      const double ge = (double)c[r * E + e];
+      float *y = a + r * n;
+      const float *x = b + r * n;
+      for (int64_t k = 0; k < n; k++) y[k] = (float)((double)y[k] + ge * (double)x[k]);
+    }
+    return NULL;
+  }
+  /* Each row's dot product is one chain of additions in k order; four rows' chains run side by side when dg is apart
+   * from dy and x (their outputs are written after all four rows are read). */
+  const int apart = (a + gates <= b || b + cells <= a) && (a + gates <= c || c + cells <= a);
+  int64_t r = 0;
+  if (apart) {
+    for (; r + 4 <= B; r += 4) {
+      const float *d0 = b + r * n, *x0 = c + r * n;
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      for (int64_t k = 0; k < n; k++) {
+        s0 += (double)d0[k] * (double)x0[k];
+        s1 += (double)d0[n + k] * (double)x0[n + k];
+        s2 += (double)d0[2 * n + k] * (double)x0[2 * n + k];
+        s3 += (double)d0[3 * n + k] * (double)x0[3 * n + k];
+      }
+      a[r * E + e] = (float)s0;
+      a[(r + 1) * E + e] = (float)s1;
+      a[(r + 2) * E + e] = (float)s2;
+      a[(r + 3) * E + e] = (float)s3;
+    }
+  }
+  for (; r < B; r++) {
+    double dot = 0.0;
+    for (int64_t k = 0; k < n; k++) dot += (double)b[r * n + k] * (double)c[r * n + k];
+    a[r * E + e] = (float)dot;
+  }
+  return NULL;
+}
+
+static napi_value add_gated(napi_env env, napi_callback_info info) { return gated_op(env, info, 0); }
+static napi_value gate_gradient(napi_env env, napi_callback_info info) { return gated_op(env, info, 1); }
+
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
@@ -1803,6 +1874,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"copyColumns", NULL, copy_columns, NULL, NULL, NULL, napi_default, NULL},
       {"fmForward", NULL, fm_forward, NULL, NULL, NULL, napi_default, NULL},
       {"fmGradient", NULL, fm_gradient, NULL, NULL, NULL, napi_default, NULL},
+      {"addGated", NULL, add_gated, NULL, NULL, NULL, napi_default, NULL},
+      {"gateGradient", NULL, gate_gradient, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},
       {"biasReluGrad", NULL, bias_relu_grad, NULL, NULL, NULL, napi_default, NULL},

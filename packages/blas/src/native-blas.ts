@@ -39,6 +39,10 @@ export interface NativeBlas {
   fmForward(x: Float32Array, B: number, S: number, D: number, y: Float32Array): void;
   /** Its gradient for upstream g [B]: dx_sk = g[b] * (sum_s' x_s'k - x_sk), written (not added), the JavaScript loop's bits. */
   fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number, dx: Float32Array): void;
+  /** An MMoE mixture's expert e, for gates g [B, E] and y, x [B, n]: y[b, k] += g[b, e] * x[b, k], the JavaScript loop's bits. */
+  addGated(y: Float32Array, x: Float32Array, g: Float32Array, e: number, E: number, B: number, n: number): void;
+  /** The gates' gradient column e: dg[b, e] = dy_b . x_b (dg [B, E], dy and x [B, n]), the JavaScript loop's bits. */
+  gateGradient(dg: Float32Array, dy: Float32Array, x: Float32Array, e: number, E: number, B: number, n: number): void;
   /**
    * DLRM's dot interaction over the bottom output x [B, D] and the pooled
    * embeddings em [B, S, D], each at an element offset (all may be views of

@@ -241,6 +241,44 @@ describe("@pangea/blas native addon", () => {
     expect(untouched.every((v) => v === 0)).toBe(true);
   });
 
+  it.runIf(blas)("adds a gated expert into a mixture and computes the gates' gradient; refuses extents outside the arrays before writing", () => {
+    const B = 6;
+    const E = 3;
+    const n = 5;
+    const g = fill(B * E);
+    const x = fill(B * n);
+    const dy = fill(B * n);
+    const y = fill(B * n);
+    const before = Float32Array.from(y);
+    blas!.addGated(y, x, g, 1, E, B, n);
+    const dg = new Float32Array(B * E).fill(9);
+    blas!.gateGradient(dg, dy, x, 2, E, B, n);
+    for (let b = 0; b < B; b++) {
+      for (let k = 0; k < n; k++) expect(y[b * n + k]).toBeCloseTo(before[b * n + k]! + g[b * E + 1]! * x[b * n + k]!, 6);
+      let dot = 0;
+      for (let k = 0; k < n; k++) dot += dy[b * n + k]! * x[b * n + k]!;
+      expect(dg[b * E + 2]).toBeCloseTo(dot, 6);
+      // Only column e of the gates' gradient is written.
+      expect(dg[b * E]).toBe(9);
+      expect(dg[b * E + 1]).toBe(9);
+    }
+    // dg as a view of dy's memory (the one-row-at-a-time path): each row's dot product before its value is written, as the loop does.
+    const heap = new Float32Array(B * E + B * n);
+    heap.set(dy, B * E);
+    blas!.gateGradient(heap.subarray(0, B * E), heap.subarray(B * E), x, 2, E, B, n);
+    for (let b = 0; b < B; b++) expect(heap[b * E + 2]).toBe(dg[b * E + 2]);
+    // Out of range: e, E, short arrays, wrong types; nothing written.
+    const untouched = new Float32Array(B * n);
+    expect(() => blas!.addGated(untouched, x, g, 3, E, B, n)).toThrow("addGated: expected 0 <= e < E and B, n, E within 0..2^31-1, got e 3, E 3, B 6, n 5");
+    expect(() => blas!.addGated(untouched, x, g, 0, 0, B, n)).toThrow(/addGated: expected 0 <= e < E/);
+    expect(() => blas!.addGated(untouched, x, g.subarray(1), 0, E, B, n)).toThrow("addGated: with B 6, n 5 and E 3, y needs 30 values (has 30), x 30 (has 30), g 18 (has 17)");
+    expect(() => blas!.gateGradient(new Float32Array(B * E - 1), dy, x, 0, E, B, n)).toThrow("gateGradient: with B 6, n 5 and E 3, dg needs 18 values (has 17), dy 30 (has 30), x 30 (has 30)");
+    expect(() => blas!.addGated(untouched, x, g, 0, E, -1, n)).toThrow(/addGated: expected 0 <= e < E/);
+    expect(() => blas!.addGated(untouched, Array.from(x) as unknown as Float32Array, g, 0, E, B, n)).toThrow("x: expected a Float32Array");
+    expect(() => (blas!.gateGradient as unknown as (...a: unknown[]) => void)(untouched, dy, x, 0, E, B)).toThrow("gateGradient: expected 7 arguments");
+    expect(untouched.every((v) => v === 0)).toBe(true);
+  });
+
   // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).
   it.runIf(blas).each([[3, 5, 4], [2, 27, 16], [3, 4, 6], [2, 8, 8], [2, 9, 32], [1, 1, 16]])("computes the DLRM dot interaction and its gradient (B %i, n %i, D %i)", (B, n, D) => {
     // z [B, n, D] per sample: x is its first vector, the embeddings the other n - 1.

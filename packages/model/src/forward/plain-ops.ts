@@ -180,12 +180,16 @@ export class PlainOps implements Ops<Mat> {
     const n = xs[0]!.cols;
     const y = this.out(g.rows, n);
     y.data.fill(0);
-    xs.forEach((x, e) => addGated(y.data, x.data, g.data, e, g.cols, g.rows, n));
+    const native = this.blas;
+    xs.forEach((x, e) => (native ? native.addGated(y.data, x.data, g.data, e, g.cols, g.rows, n) : addGated(y.data, x.data, g.data, e, g.cols, g.rows, n)));
     return y;
   }
 }
 
-/** y += g[:, e] * x, row by row, for gates g [B, E] and x, y [B, n] (also the trainer's mixture and its gradient). */
+/**
+ * y += g[:, e] * x, row by row, for gates g [B, E] and x, y [B, n] (also the trainer's mixture and its gradient): the
+ * path without the addon, whose addGated has these bits.
+ */
 export function addGated(y: Float32Array, x: Float32Array, g: Float32Array, e: number, E: number, B: number, n: number): void {
   for (let b = 0; b < B; b++) {
     const ge = g[b * E + e]!;

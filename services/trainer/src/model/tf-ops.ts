@@ -145,16 +145,17 @@ export class TfOps implements Ops<tf.Tensor2D> {
       save(inputs);
       return {
         // Views of the heap are taken inside each fill, after its output's allocation (which may move the heap).
+        // On the addon when built: the same bits (its loops do these loops' operations in their order).
         value: withOutput([B, n], true, (y) => {
           const gv = readFloats(inputs[0]!);
-          for (let e = 0; e < E; e++) addGated(y, readFloats(inputs[e + 1]!), gv, e, E, B, n);
+          for (let e = 0; e < E; e++) gated(y, readFloats(inputs[e + 1]!), gv, e, E, B, n);
         }),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
           withOutput([B, E], false, (dg) => {
             const dyv = readFloats(dy);
-            for (let e = 0; e < E; e++) gateGradient(dg, dyv, readFloats(saved[e + 1]!), e, E, B, n);
+            for (let e = 0; e < E; e++) gateGrad(dg, dyv, readFloats(saved[e + 1]!), e, E, B, n);
           }),
-          ...xs.map((_, e) => withOutput([B, n], true, (dx) => addGated(dx, readFloats(dy), readFloats(saved[0]!), e, E, B, n))),
+          ...xs.map((_, e) => withOutput([B, n], true, (dx) => gated(dx, readFloats(dy), readFloats(saved[0]!), e, E, B, n))),
         ],
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -162,8 +163,12 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 }
 
+/** A mixture's expert term and the gates' gradient column: the addon's when built, else the JavaScript loops. */
+const gated: typeof addGated = blas ? (y, x, g, e, E, B, n) => blas.addGated(y, x, g, e, E, B, n) : addGated;
+const gateGrad: typeof gateGradient = blas ? (dg, dy, x, e, E, B, n) => blas.gateGradient(dg, dy, x, e, E, B, n) : gateGradient;
+
 /** Column e of the gates' gradient: dg[b, e] = dy_b . x_b. */
-function gateGradient(dg: Float32Array, dy: Float32Array, x: Float32Array, e: number, E: number, B: number, n: number): void {
+export function gateGradient(dg: Float32Array, dy: Float32Array, x: Float32Array, e: number, E: number, B: number, n: number): void {
   for (let b = 0; b < B; b++) {
     let dot = 0;
     for (let k = 0, at = b * n; k < n; k++, at++) dot += dy[at]! * x[at]!;
