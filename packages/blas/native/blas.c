@@ -541,6 +541,70 @@ static napi_value gated_op(napi_env env, napi_callback_info info, int grad) {
 static napi_value add_gated(napi_env env, napi_callback_info info) { return gated_op(env, info, 0); }
 static napi_value gate_gradient(napi_env env, napi_callback_info info) { return gated_op(env, info, 1); }
 
+/*
+ * gatherColumns(rows, W, from, take, rowOf, out): out[v, k] = rows[rowOf[v], from + k] for every value v and
+ * k < take (out [n, take] written, not added); scatterAddColumns(src, take, rowOf, W, from, dst): dst[rowOf[v],
+ * from + k] += src[v, k], values in order. Rows are W wide. A slot's columns of the pulled rows (an id's first-order
+ * weight, or its vector) straight into an architecture's input and back into the rows' gradient, without the pooled
+ * [batch, slots x W] block in between; the scatter adds in the order scatterAddRows adds a value's whole row, so
+ * the sums have its bits. Every index is checked before anything is written, and again as it is used (dst may share
+ * memory with rowOf).
+ */
+static napi_value columns_op(napi_env env, napi_callback_info info, int scatter) {
+  const char *name = scatter ? "scatterAddColumns" : "gatherColumns";
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv, scatter ? "scatterAddColumns: expected 6 arguments" : "gatherColumns: expected 6 arguments")) return NULL;
+  float *src, *dst;
+  int32_t *rowOf;
+  size_t lenSrc, lenDst, n;
+  int64_t W, from, take;
+  if (!get_f32(env, argv[0], scatter ? "src" : "rows", &src, &lenSrc)) return NULL;
+  if (scatter) {
+    if (!get_int(env, argv[1], "take", &take) || !get_i32(env, argv[2], "rowOf", &rowOf, &n) || !get_int(env, argv[3], "W", &W) || !get_int(env, argv[4], "from", &from)) return NULL;
+  } else if (!get_int(env, argv[1], "W", &W) || !get_int(env, argv[2], "from", &from) || !get_int(env, argv[3], "take", &take) || !get_i32(env, argv[4], "rowOf", &rowOf, &n)) {
+    return NULL;
+  }
+  if (!get_f32(env, argv[5], scatter ? "dst" : "out", &dst, &lenDst)) return NULL;
+  if (W < 1 || W > INT32_MAX || from < 0 || take < 0 || from > W || take > W - from) {
+    throw_range(env, "%s: expected 0 <= from, 0 <= take, from + take <= W and 1 <= W <= 2^31-1, got W %lld, from %lld, take %lld", name, (long long)W, (long long)from,
+                (long long)take);
+    return NULL;
+  }
+  /* n < 2^32 values of at most 2^31 columns: no overflow in 64 bits. */
+  const uint64_t values = (uint64_t)n * (uint64_t)take;
+  if (values > (scatter ? lenSrc : lenDst)) {
+    throw_range(env, "%s: %zu values of %lld columns need %llu floats, %s has %zu", name, n, (long long)take, (unsigned long long)values, scatter ? "src" : "out", scatter ? lenSrc : lenDst);
+    return NULL;
+  }
+  const size_t rows = (scatter ? lenDst : lenSrc) / (size_t)W;
+  for (size_t v = 0; v < n; v++) {
+    if ((size_t)(uint32_t)rowOf[v] >= rows) {
+      throw_range(env, "%s: value %zu: row %d of %zu is out of range", name, v, rowOf[v], rows);
+      return NULL;
+    }
+  }
+  for (size_t v = 0; v < n; v++) {
+    const size_t r = (size_t)(uint32_t)rowOf[v];
+    if (r >= rows) {
+      throw_range(env, "%s: value %zu: row %zu of %zu is out of range", name, v, r, rows);
+      return NULL;
+    }
+    if (scatter) {
+      float *to = dst + r * (size_t)W + (size_t)from;
+      const float *in = src + v * (size_t)take;
+      for (int64_t k = 0; k < take; k++) to[k] += in[k];
+    } else {
+      float *to = dst + v * (size_t)take;
+      const float *in = src + r * (size_t)W + (size_t)from;
+      for (int64_t k = 0; k < take; k++) to[k] = in[k];
+    }
+  }
+  return NULL;
+}
+
+static napi_value gather_columns(napi_env env, napi_callback_info info) { return columns_op(env, info, 0); }
+static napi_value scatter_add_columns(napi_env env, napi_callback_info info) { return columns_op(env, info, 1); }
+
 static napi_value gather_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 0); }
 static napi_value scatter_add_rows(napi_env env, napi_callback_info info) { return rows_op(env, info, 1); }
 
@@ -1875,6 +1939,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"fmForward", NULL, fm_forward, NULL, NULL, NULL, napi_default, NULL},
       {"fmGradient", NULL, fm_gradient, NULL, NULL, NULL, napi_default, NULL},
       {"addGated", NULL, add_gated, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherColumns", NULL, gather_columns, NULL, NULL, NULL, napi_default, NULL},
+      {"scatterAddColumns", NULL, scatter_add_columns, NULL, NULL, NULL, napi_default, NULL},
       {"gateGradient", NULL, gate_gradient, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplit", NULL, dot_interaction_split, NULL, NULL, NULL, napi_default, NULL},
       {"dotInteractionSplitGrad", NULL, dot_interaction_split_grad, NULL, NULL, NULL, napi_default, NULL},

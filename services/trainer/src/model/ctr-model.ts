@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, tasksOf, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling, type TaskSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
-import { TfOps } from "./tf-ops.js";
+import { TfOps, type RowSource } from "./tf-ops.js";
 import type { DropoutMasks } from "./dropout-masks.js";
-import { readFloats, withOutput } from "../backend/wasm-heap.js";
+import { readFloats, wasmBackend, withOutput } from "../backend/wasm-heap.js";
 
 /** One batch in the form the model consumes. */
 export interface ModelBatch {
@@ -54,13 +54,17 @@ export class CtrModel {
   private readonly arch: Architecture<any>;
   private readonly hyper: Record<string, unknown>;
   private readonly index: Map<string, number>;
-  private readonly ops = new TfOps();
+  readonly ops = new TfOps();
   /** The model's tasks, in output order. */
   readonly tasks: TaskSpec[];
   /** One binary task of weight 1: the single-task loss, computed as it always was (bit for bit). */
   private readonly plain: boolean;
 
-  constructor(readonly spec: ModelSpec) {
+  constructor(
+    readonly spec: ModelSpec,
+    /** Whether slots' columns may come straight from the pulled rows (see rowsTensor); false: always the pooled block (tests compare the two). */
+    private readonly rowsSourcing = true,
+  ) {
     this.params = denseParams(spec);
     this.rowWidths = rowWidths(spec);
     this.uniformWidth = uniformRowWidth(spec);
@@ -83,7 +87,9 @@ export class CtrModel {
       const t = p[this.index.get(name)!]!;
       return (t.rank === 1 ? tf.reshape(t, [1, t.shape[0]!]) : t) as tf.Tensor2D;
     };
-    const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: tf.reshape(emb, [B, this.embCols]) as tf.Tensor2D };
+    // A row-sourced block is [B, embCols] already, and must reach the architecture as itself (TfOps knows it by identity).
+    const block = emb.rank === 2 && emb.shape[0] === B && emb.shape[1] === this.embCols ? (emb as tf.Tensor2D) : (tf.reshape(emb, [B, this.embCols]) as tf.Tensor2D);
+    const input = { dense: tf.tensor2d(b.dense, [B, this.spec.numDense]), emb: block };
     const out = this.arch.forward(this.ops, param, input, this.spec, this.hyper);
     return this.plain ? tf.reshape(out, [B]) : out;
   }
@@ -169,6 +175,45 @@ export class CtrModel {
       native.gatherRows(rows, D, b.inverse, b.cellOfValue, view);
       this.scaleCells(view, b);
     });
+  }
+
+  /**
+   * The pulled rows as a tensor [U, W] when slots' columns can be taken straight from them (see RowSource): on the
+   * wasm heap with the addon, every slot as wide, one value a cell (no bags), nothing to scale. Null otherwise: the
+   * pooled block is the input, as before.
+   */
+  private rowsTensor(rows: Float32Array, uniqueRows: number, b: ModelBatch): tf.Tensor2D | null {
+    const W = this.uniformWidth;
+    if (!this.rowsSourcing || W === null || !nativeBlas().blas || b.cellOfValue || this.pooling || this.spec.numSlots === 0 || uniqueRows === 0 || !wasmBackend()) return null;
+    // Fewer rows than asked for: the pooled path refuses the batch with the index out of range.
+    if (rows.length < uniqueRows * W) return null;
+    return withOutput([uniqueRows, W], false, (out) => out.set(rows.subarray(0, uniqueRows * W)));
+  }
+
+  /**
+   * The pooled block over a rows tensor, as an op (its gradient scatters into the rows, in unpool's order), and what
+   * stands behind it. The block is written only when an op reads it: DLRM's interaction does, Wide&Deep and DeepFM
+   * take slots' columns straight from the rows.
+   */
+  private rowSource(rows: tf.Tensor2D, b: ModelBatch): RowSource {
+    const native = nativeBlas().blas!;
+    const W = this.uniformWidth!;
+    const U = rows.shape[0];
+    const inverse = b.inverse;
+    const f = tf.customGrad(((r: tf.Tensor) => ({
+      value: withOutput([b.size, this.embCols], false, () => {}),
+      gradFunc: (dy: tf.Tensor) => [withOutput([U, W], true, (dr) => native.scatterAddRows(readFloats(dy), W, null, inverse, dr))],
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    const emb = f(rows) as tf.Tensor2D;
+    let filled = false;
+    const fill = () => {
+      if (filled) return;
+      filled = true;
+      const view = readFloats(emb);
+      view.fill(0);
+      native.gatherRows(readFloats(rows), W, inverse, null, view);
+    };
+    return { emb, rows, inverse, S: this.spec.numSlots, W, fill };
   }
 
   /** The pooling's backward pass: each value's cell gradient is added to its row's. */
@@ -259,13 +304,19 @@ export class CtrModel {
     const T = this.tasks.length;
     this.ops.masks = masks;
     let out: { value: tf.Scalar; grads: tf.Tensor[] };
+    let sourced = false;
     try {
       out = tf.tidy(() => {
-        const inputs = [...this.paramTensors(values), this.pooledTensor(rows, b)];
+        const rowsT = this.rowsTensor(rows, uniqueRows, b);
+        sourced = rowsT !== null;
+        const inputs = [...this.paramTensors(values), rowsT ?? this.pooledTensor(rows, b)];
         const labels = this.plain ? tf.tensor1d(b.labels) : tf.tensor2d(b.labels, [b.size, T]);
         const weights = b.weights ? tf.tensor1d(b.weights) : null;
         return tf.valueAndGrads((...xs: tf.Tensor[]) => {
-          const logits = this.logits(xs.slice(0, -1), xs[xs.length - 1]!, b);
+          const last = xs[xs.length - 1]!;
+          // Made inside the differentiated function: the pooled block's op must be on the tape.
+          this.ops.rowSource = rowsT ? this.rowSource(last as tf.Tensor2D, b) : null;
+          const logits = this.logits(xs.slice(0, -1), this.ops.rowSource?.emb ?? last, b);
           // The forward pass's predictions come for free: kept past the tidy for the streaming metrics.
           probs = tf.keep(this.predictionsOf(logits));
           if (!this.plain) {
@@ -281,13 +332,16 @@ export class CtrModel {
       });
     } finally {
       this.ops.masks = null;
+      this.ops.rowSource = null;
     }
     const loss = out.value.dataSync()[0]!;
     const kept = perTask as tf.Tensor | null;
     const taskLosses = kept ? Float32Array.from(kept.dataSync() as Float32Array) : Float32Array.of(loss);
     kept?.dispose();
     const denseGrads = out.grads.slice(0, -1).map((g) => g.dataSync() as Float32Array);
-    const rowGrads = this.unpool(out.grads[out.grads.length - 1]!, uniqueRows, b);
+    const lastGrad = out.grads[out.grads.length - 1]!;
+    // Row-sourced: the gradient is the rows' already ([U, W]); else the pooled block's, scattered to the rows.
+    const rowGrads = sourced ? (lastGrad.dataSync() as Float32Array) : this.unpool(lastGrad, uniqueRows, b);
     out.value.dispose();
     for (const g of out.grads) g.dispose();
     const keptProbs = probs as tf.Tensor | null;
@@ -299,8 +353,16 @@ export class CtrModel {
 
   /** The predictions for a batch, [B, T] row-major: a binary task's probability, a regression task's value. */
   predict(values: readonly Float32Array[], rows: Float32Array, uniqueRows: number, b: ModelBatch): Float32Array {
-    void uniqueRows;
-    const probs = tf.tidy(() => this.predictionsOf(this.logits(this.paramTensors(values), this.pooledTensor(rows, b), b)));
+    let probs: tf.Tensor;
+    try {
+      probs = tf.tidy(() => {
+        const rowsT = this.rowsTensor(rows, uniqueRows, b);
+        this.ops.rowSource = rowsT ? this.rowSource(rowsT, b) : null;
+        return this.predictionsOf(this.logits(this.paramTensors(values), this.ops.rowSource?.emb ?? this.pooledTensor(rows, b), b));
+      });
+    } finally {
+      this.ops.rowSource = null;
+    }
     const data = probs.dataSync() as Float32Array;
     probs.dispose();
     return data;

@@ -10,6 +10,26 @@ import type { DropoutMasks } from "./dropout-masks.js";
 const blas = nativeBlas().blas;
 
 /**
+ * A step's pulled rows standing behind the pooled block an architecture is
+ * given (`emb`, [B, S x W], every value a cell of its own, every slot W
+ * wide): slotColumns takes a slot's columns straight from the rows, and its
+ * gradient goes straight back to them, so Wide&Deep's and DeepFM's pooled
+ * block (and its gradient, twice over, and their sum) is never written.
+ * The block itself is made only when another op reads it (`fill`).
+ */
+export interface RowSource {
+  emb: tf.Tensor2D;
+  /** The pulled rows [U, W], the step's differentiated input. */
+  rows: tf.Tensor2D;
+  /** Each value's row among them, value v = b * S + s. */
+  inverse: Int32Array;
+  S: number;
+  W: number;
+  /** Writes the pooled block into emb, once. */
+  fill: () => void;
+}
+
+/**
  * Ops on TensorFlow.js: what the trainer runs an architecture with, inside
  * tf.valueAndGrads. Linear layers and DLRM's interaction have hand-written
  * gradients (fast on the native kernels and on plain wasm, see dense-layer
@@ -22,14 +42,26 @@ export class TfOps implements Ops<tf.Tensor2D> {
   masks: DropoutMasks | null = null;
   /** The FM term's per-row column sums (scratch, reused by every step). */
   private fmSums = new Float64Array(0);
+  /** During a step or prediction over pulled rows (CtrModel), what its pooled block stands for; else null. */
+  rowSource: RowSource | null = null;
+  /** How many slotColumns calls took their columns straight from the rows (tests check the path is taken). */
+  rowSourcedCalls = 0;
+
+  /** Makes the pooled block real before an op other than a row-sourced slotColumns reads it. */
+  private ready(...xs: readonly (tf.Tensor | null)[]): void {
+    const src = this.rowSource;
+    if (src && xs.includes(src.emb)) src.fill();
+  }
 
   linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor2D | null, relu: boolean): tf.Tensor2D {
+    this.ready(x, w, b);
     if (b) return dense(x, w, tf.reshape(b, [w.shape[1]]) as tf.Tensor1D, relu);
     const y: tf.Tensor2D = tf.matMul(x, w);
     return relu ? tf.relu(y) : y;
   }
 
   linears(x: tf.Tensor2D, layers: readonly LinearLayer<tf.Tensor2D>[]): tf.Tensor2D[] {
+    this.ready(x);
     // On the native kernels: the layers' weights side by side, one product (and one for x's gradient, instead of
     // one a layer and their sum: MMoE's experts and gates), each layer's columns taken out of it.
     if (layers.length < 2 || !nativeMatMulActive() || layers.some((l) => !l.b)) return layers.map((l) => this.linear(x, l.w, l.b, l.relu));
@@ -47,6 +79,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   dropout(x: tf.Tensor2D, rate: number, name: string): tf.Tensor2D {
+    this.ready(x);
     if (!this.masks) return x;
     const [B, n] = x.shape;
     // The mask is a constant of the step: the gradient is the upstream one times the same mask.
@@ -54,6 +87,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   concat(xs: readonly tf.Tensor2D[]): tf.Tensor2D {
+    this.ready(...xs);
     // Row by row copies with a hand-written gradient: on wasm, tf.concat's gradient (a split into slices) reads
     // every part back to JS per step.
     const B = xs[0]!.shape[0];
@@ -80,20 +114,26 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   add(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+    this.ready(a, b);
     return tf.add(a, b);
   }
 
   mul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+    this.ready(a, b);
     return tf.mul(a, b);
   }
 
   dotInteraction(x: tf.Tensor2D, emb: tf.Tensor2D, S: number, D: number): tf.Tensor2D {
+    this.ready(x, emb);
     let tri = this.triangles.get(S);
     if (!tri) this.triangles.set(S, (tri = tf.keep(tf.tensor1d(upperTriangleIndex(S + 1), "int32"))));
     return interactionFeatures(x, tf.reshape(emb, [x.shape[0], S, D]), tri);
   }
 
   slotColumns(emb: tf.Tensor2D, rowWidths: readonly number[], from: number, take: readonly number[]): tf.Tensor2D {
+    const src = this.rowSource;
+    if (blas && src && emb === src.emb && take.length === src.S && take.every((t) => t === take[0]) && rowWidths.every((w) => w === src.W)) return this.rowColumns(src, from, take[0] ?? 0);
+    this.ready(emb);
     const B = emb.shape[0];
     const cols = emb.shape[1];
     const out = take.reduce((a, t) => a + t, 0);
@@ -106,11 +146,29 @@ export class TfOps implements Ops<tf.Tensor2D> {
     return f(emb) as tf.Tensor2D;
   }
 
+  /**
+   * Every slot's columns from .. from+take of the rows behind the pooled block, [B, S x take], straight from the
+   * rows; the gradient is added straight into theirs, values in order (the pooled path's order: the same bits).
+   */
+  private rowColumns(src: RowSource, from: number, take: number): tf.Tensor2D {
+    const { rows, inverse, S, W } = src;
+    const B = src.emb.shape[0];
+    this.rowSourcedCalls++;
+    const U = rows.shape[0];
+    const f = tf.customGrad(((r: tf.Tensor) => ({
+      value: withOutput([B, S * take], false, (y) => blas!.gatherColumns(readFloats(r), W, from, take, inverse, y)),
+      gradFunc: (dy: tf.Tensor) => [withOutput([U, W], true, (dr) => blas!.scatterAddColumns(readFloats(dy), take, inverse, W, from, dr))],
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(rows) as tf.Tensor2D;
+  }
+
   sumSlots(x: tf.Tensor2D, S: number, width: number): tf.Tensor2D {
+    this.ready(x);
     return tf.sum(tf.reshape(x, [x.shape[0], S, width]), 1);
   }
 
   fmInteraction(v: tf.Tensor2D, S: number, D: number): tf.Tensor2D {
+    this.ready(v);
     // By hand, forward and gradient (d/dv_sk = sum_s' v_s'k - v_sk): tfjs's sum and square gradients
     // build tensors of ones in JS per step, most of a DeepFM step's time on wasm. Both read their input in
     // place and write straight into their output (views taken inside the fill, after its allocation).
@@ -130,11 +188,13 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   softmax(x: tf.Tensor2D): tf.Tensor2D {
+    this.ready(x);
     // tfjs's Softmax kernel and its gradient (mul, sum, sub) all exist on wasm.
     return tf.softmax(x);
   }
 
   mixture(g: tf.Tensor2D, xs: readonly tf.Tensor2D[]): tf.Tensor2D {
+    this.ready(g, ...xs);
     // By hand, forward and gradient (d/dg_be = dy_b . x_e,b; d/dx_e = g_e * dy): with tfjs's ops it would be a
     // stack or a column slice of g per expert, whose gradients (unstack, pad) copy through JS per step on wasm.
     const [B, E] = g.shape;

@@ -1,0 +1,87 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import { Rng } from "@pangea/kit";
+import { nativeBlas } from "@pangea/blas";
+import { initDenseParams, rowWidths, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
+import { selectBackend } from "../src/backend/select-backend.js";
+import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
+import { DropoutMasks } from "../src/model/dropout-masks.js";
+
+const TWO_TASKS = [
+  { name: "click", loss: "bce", weight: 1 },
+  { name: "watch", loss: "mse", weight: 0.5 },
+] as const;
+
+/** Every architecture; Wide&Deep and DeepFM (whose slots' columns come straight from the rows) also with two tasks and dropout. */
+const CASES: ModelSpec[] = [
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, deepMlp: [6], structure: "parallel" } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "deepfm", deepMlp: [6] } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "wide-deep", deepMlp: [6, 5] } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "mmoe", numExperts: 3, expertMlp: [5], towerMlp: [4] } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [4] } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "deepfm", deepMlp: [6], dropout: 0.3 } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "wide-deep", deepMlp: [6, 5], dropout: 0.2 } },
+].map((s) => validateSpec(s as ModelSpec));
+
+const nativeHere = nativeBlas().blas !== null;
+
+beforeAll(async () => {
+  await selectBackend("wasm");
+});
+
+/**
+ * On wasm with the addon, a step whose cells hold one value each and whose
+ * slots are alike takes slots' columns straight from the pulled rows (and
+ * writes the pooled block only for an op that reads it). It must give the
+ * pooled path's bits: loss, every gradient, predictions.
+ */
+describe("slots' columns straight from the pulled rows", () => {
+  it.runIf(nativeHere).each(CASES.map((s) => [JSON.stringify(s.architecture) + (s.tasks ? " with two tasks" : ""), s] as const))("%s: the pooled path's bits", async (_, spec) => {
+    expect(tf.getBackend()).toBe("wasm");
+    const rng = new Rng(5);
+    const W = rowWidths(spec)[0]!;
+    const B = 9;
+    const S = spec.numSlots;
+    const unique = 11;
+    // Values of every magnitude, ids repeated within and across examples (their gradients add up), each cell one value.
+    const rows = Float32Array.from({ length: unique * W }, (_, i) => rng.normal() * 10 ** ((i % 5) - 2));
+    const tasks = tasksOf(spec);
+    const batch: ModelBatch = {
+      size: B,
+      dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
+      labels: Float32Array.from({ length: B * tasks.length }, (_, i) => (tasks[i % tasks.length]!.loss === "bce" ? i % 3 === 0 ? 1 : 0 : rng.normal())),
+      inverse: Int32Array.from({ length: B * S }, (_, v) => (v * 7 + (v % 3)) % unique),
+      cellOfValue: null,
+    };
+    const values = initDenseParams(spec, 3);
+    const direct = new CtrModel(spec, true);
+    const pooled = new CtrModel(spec, false);
+    const a = direct.trainStep(values, rows, unique, batch, new DropoutMasks(7, 3));
+    const b = pooled.trainStep(values, rows, unique, batch, new DropoutMasks(7, 3));
+    const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString("hex");
+    expect(a.loss).toBe(b.loss);
+    expect(bits(a.taskLosses)).toBe(bits(b.taskLosses));
+    expect(a.denseGrads.map(bits)).toEqual(b.denseGrads.map(bits));
+    expect(a.rowGrads.length).toBe(unique * W);
+    expect(bits(a.rowGrads)).toBe(bits(b.rowGrads));
+    expect(bits(a.predictions)).toBe(bits(b.predictions));
+    expect(bits(direct.predict(values, rows, unique, batch))).toBe(bits(pooled.predict(values, rows, unique, batch)));
+    // The architectures with first-order weights take their columns from the rows; the others read the pooled block whole.
+    const name = spec.architecture.name;
+    expect(direct.ops.rowSourcedCalls > 0).toBe(name === "wide-deep" || name === "deepfm");
+    expect(pooled.ops.rowSourcedCalls).toBe(0);
+  });
+
+  it.runIf(nativeHere)("a batch with bags goes through the pooled block", async () => {
+    const spec = CASES.find((s) => s.architecture.name === "wide-deep")!;
+    const W = rowWidths(spec)[0]!;
+    const model = new CtrModel(spec, true);
+    const rows = Float32Array.from({ length: 3 * W }, (_, i) => (i % 7) / 10);
+    // Two examples x 4 slots, cell 1 holding two values.
+    const batch: ModelBatch = { size: 2, dense: new Float32Array(2 * 3).fill(1), labels: Float32Array.of(1, 0), inverse: Int32Array.of(0, 1, 2, 0, 1, 2, 0, 1, 2), cellOfValue: Int32Array.of(0, 1, 1, 2, 3, 4, 5, 6, 7) };
+    const out = model.trainStep(initDenseParams(spec, 1), rows, 3, batch);
+    expect(Number.isFinite(out.loss)).toBe(true);
+    expect(model.ops.rowSourcedCalls).toBe(0);
+  });
+});
