@@ -542,38 +542,48 @@ static napi_value add_gated(napi_env env, napi_callback_info info) { return gate
 static napi_value gate_gradient(napi_env env, napi_callback_info info) { return gated_op(env, info, 1); }
 
 /*
- * gatherColumns(rows, W, from, take, rowOf, out): out[v, k] = rows[rowOf[v], from + k] for every value v and
- * k < take (out [n, take] written, not added); scatterAddColumns(src, take, rowOf, W, from, dst): dst[rowOf[v],
- * from + k] += src[v, k], values in order. Rows are W wide. A slot's columns of the pulled rows (an id's first-order
- * weight, or its vector) straight into an architecture's input and back into the rows' gradient, without the pooled
- * [batch, slots x W] block in between; the scatter adds in the order scatterAddRows adds a value's whole row, so
- * the sums have its bits. Every index is checked before anything is written, and again as it is used (dst may share
- * memory with rowOf).
+ * gatherColumns(rows, W, from, take, rowOf, out, S, outStride, outAt) and
+ * scatterAddColumns(src, take, rowOf, W, from, dst, S, srcStride, srcAt): value v = b * S + s (example b, slot s)
+ * has row rowOf[v] of rows W wide; its columns from .. from+take go to (come from) example b's row of the other
+ * matrix, stride floats a row, at at + s * take. The gather writes (not adds); the scatter adds, values in order: the
+ * order scatterAddRows adds a value's whole row in, so the sums have its bits. Slots' columns of the pulled rows
+ * (an id's first-order weight, its vector, the whole row) straight into an architecture's input (side by side, or
+ * after the dense features) and their gradient straight back, without the pooled [batch, slots x W] block in
+ * between. Every index and extent is checked before anything is written, indexes again as they are used (dst may
+ * share memory with rowOf).
  */
 static napi_value columns_op(napi_env env, napi_callback_info info, int scatter) {
   const char *name = scatter ? "scatterAddColumns" : "gatherColumns";
-  napi_value argv[6];
-  if (!get_args(env, info, 6, argv, scatter ? "scatterAddColumns: expected 6 arguments" : "gatherColumns: expected 6 arguments")) return NULL;
+  napi_value argv[9];
+  if (!get_args(env, info, 9, argv, scatter ? "scatterAddColumns: expected 9 arguments" : "gatherColumns: expected 9 arguments")) return NULL;
   float *src, *dst;
   int32_t *rowOf;
   size_t lenSrc, lenDst, n;
-  int64_t W, from, take;
+  int64_t W, from, take, S, stride, at;
   if (!get_f32(env, argv[0], scatter ? "src" : "rows", &src, &lenSrc)) return NULL;
   if (scatter) {
     if (!get_int(env, argv[1], "take", &take) || !get_i32(env, argv[2], "rowOf", &rowOf, &n) || !get_int(env, argv[3], "W", &W) || !get_int(env, argv[4], "from", &from)) return NULL;
   } else if (!get_int(env, argv[1], "W", &W) || !get_int(env, argv[2], "from", &from) || !get_int(env, argv[3], "take", &take) || !get_i32(env, argv[4], "rowOf", &rowOf, &n)) {
     return NULL;
   }
-  if (!get_f32(env, argv[5], scatter ? "dst" : "out", &dst, &lenDst)) return NULL;
+  if (!get_f32(env, argv[5], scatter ? "dst" : "out", &dst, &lenDst) || !get_int(env, argv[6], "S", &S) || !get_int(env, argv[7], scatter ? "srcStride" : "outStride", &stride) ||
+      !get_int(env, argv[8], scatter ? "srcAt" : "outAt", &at)) return NULL;
   if (W < 1 || W > INT32_MAX || from < 0 || take < 0 || from > W || take > W - from) {
     throw_range(env, "%s: expected 0 <= from, 0 <= take, from + take <= W and 1 <= W <= 2^31-1, got W %lld, from %lld, take %lld", name, (long long)W, (long long)from,
                 (long long)take);
     return NULL;
   }
-  /* n < 2^32 values of at most 2^31 columns: no overflow in 64 bits. */
-  const uint64_t values = (uint64_t)n * (uint64_t)take;
-  if (values > (scatter ? lenSrc : lenDst)) {
-    throw_range(env, "%s: %zu values of %lld columns need %llu floats, %s has %zu", name, n, (long long)take, (unsigned long long)values, scatter ? "src" : "out", scatter ? lenSrc : lenDst);
+  if (S < 1 || S > INT32_MAX || n % (uint64_t)S != 0 || at < 0 || at > INT32_MAX || stride < 0 || stride > INT32_MAX || at + S * take > stride) {
+    throw_range(env, "%s: expected S >= 1 dividing the %zu values and at + S x take <= stride (each 0..2^31-1), got S %lld, stride %lld, at %lld, take %lld", name, n,
+                (long long)S, (long long)stride, (long long)at, (long long)take);
+    return NULL;
+  }
+  /* B rows of the other matrix, the last one read up to at + S x take: at most 2^32 x 2^31, no overflow. */
+  const uint64_t B = n / (uint64_t)S;
+  const uint64_t extent = B == 0 ? 0 : (B - 1) * (uint64_t)stride + (uint64_t)at + (uint64_t)S * (uint64_t)take;
+  if (extent > (scatter ? lenSrc : lenDst)) {
+    throw_range(env, "%s: %llu rows of stride %lld need %llu floats, %s has %zu", name, (unsigned long long)B, (long long)stride, (unsigned long long)extent, scatter ? "src" : "out",
+                scatter ? lenSrc : lenDst);
     return NULL;
   }
   const size_t rows = (scatter ? lenDst : lenSrc) / (size_t)W;
@@ -583,20 +593,22 @@ static napi_value columns_op(napi_env env, napi_callback_info info, int scatter)
       return NULL;
     }
   }
-  for (size_t v = 0; v < n; v++) {
-    const size_t r = (size_t)(uint32_t)rowOf[v];
-    if (r >= rows) {
-      throw_range(env, "%s: value %zu: row %zu of %zu is out of range", name, v, r, rows);
-      return NULL;
-    }
-    if (scatter) {
-      float *to = dst + r * (size_t)W + (size_t)from;
-      const float *in = src + v * (size_t)take;
-      for (int64_t k = 0; k < take; k++) to[k] += in[k];
-    } else {
-      float *to = dst + v * (size_t)take;
-      const float *in = src + r * (size_t)W + (size_t)from;
-      for (int64_t k = 0; k < take; k++) to[k] = in[k];
+  size_t v = 0;
+  for (uint64_t b = 0; b < B; b++) {
+    float *other = (scatter ? src : dst) + b * (uint64_t)stride + (uint64_t)at;
+    for (int64_t s = 0; s < S; s++, v++, other += take) {
+      const size_t r = (size_t)(uint32_t)rowOf[v];
+      if (r >= rows) {
+        throw_range(env, "%s: value %zu: row %zu of %zu is out of range", name, v, r, rows);
+        return NULL;
+      }
+      if (scatter) {
+        float *to = dst + r * (size_t)W + (size_t)from;
+        for (int64_t k = 0; k < take; k++) to[k] += other[k];
+      } else {
+        const float *in = src + r * (size_t)W + (size_t)from;
+        for (int64_t k = 0; k < take; k++) other[k] = in[k];
+      }
     }
   }
   return NULL;

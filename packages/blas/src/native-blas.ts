@@ -39,10 +39,13 @@ export interface NativeBlas {
   fmForward(x: Float32Array, B: number, S: number, D: number, y: Float32Array): void;
   /** Its gradient for upstream g [B]: dx_sk = g[b] * (sum_s' x_s'k - x_sk), written (not added), the JavaScript loop's bits. */
   fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number, dx: Float32Array): void;
-  /** out[v, k] = rows[rowOf[v], from + k] for k < take (rows W wide, out [rowOf.length, take], written). Indexes checked first. */
-  gatherColumns(rows: Float32Array, W: number, from: number, take: number, rowOf: Int32Array, out: Float32Array): void;
-  /** dst[rowOf[v], from + k] += src[v, k] for k < take, values in order (dst's rows W wide): scatterAddRows' order. Indexes checked first. */
-  scatterAddColumns(src: Float32Array, take: number, rowOf: Int32Array, W: number, from: number, dst: Float32Array): void;
+  /**
+   * Value v = b * S + s (example b, slot s) has row rowOf[v] of rows W wide: its columns from .. from+take are
+   * written to out[b * outStride + outAt + s * take + k]. Extents and indexes checked first.
+   */
+  gatherColumns(rows: Float32Array, W: number, from: number, take: number, rowOf: Int32Array, out: Float32Array, S: number, outStride: number, outAt: number): void;
+  /** Back: dst[rowOf[v], from + k] += src[b * srcStride + srcAt + s * take + k], values in order (scatterAddRows' order). Checked first. */
+  scatterAddColumns(src: Float32Array, take: number, rowOf: Int32Array, W: number, from: number, dst: Float32Array, S: number, srcStride: number, srcAt: number): void;
   /** An MMoE mixture's expert e, for gates g [B, E] and y, x [B, n]: y[b, k] += g[b, e] * x[b, k], the JavaScript loop's bits. */
   addGated(y: Float32Array, x: Float32Array, g: Float32Array, e: number, E: number, B: number, n: number): void;
   /** The gates' gradient column e: dg[b, e] = dy_b . x_b (dg [B, E], dy and x [B, n]), the JavaScript loop's bits. */

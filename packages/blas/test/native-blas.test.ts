@@ -279,47 +279,64 @@ describe("@pangea/blas native addon", () => {
     expect(untouched.every((v) => v === 0)).toBe(true);
   });
 
-  it.runIf(blas)("takes a window of columns of indexed rows and adds gradients back into it; whole rows as gatherRows and scatterAddRows do", () => {
+  it.runIf(blas)("takes a window of columns of indexed rows into examples' rows and adds gradients back; whole rows as gatherRows and scatterAddRows do", () => {
     const W = 5;
     const rows = fill(4 * W);
+    // 3 examples x 2 slots.
+    const S = 2;
     const rowOf = Int32Array.from([3, 0, 3, 2, 1, 3]);
-    // Columns 1..3 of each value's row.
+    // Columns 1..3 of each value's row, side by side: out [6, 3].
     const out = new Float32Array(rowOf.length * 3).fill(Number.NaN);
-    blas!.gatherColumns(rows, W, 1, 3, rowOf, out);
+    blas!.gatherColumns(rows, W, 1, 3, rowOf, out, S, S * 3, 0);
     for (let v = 0; v < rowOf.length; v++) for (let k = 0; k < 3; k++) expect(out[v * 3 + k]).toBe(rows[rowOf[v]! * W + 1 + k]);
     const src = fill(rowOf.length * 3);
     const dst = new Float32Array(4 * W);
-    blas!.scatterAddColumns(src, 3, rowOf, W, 1, dst);
+    blas!.scatterAddColumns(src, 3, rowOf, W, 1, dst, S, S * 3, 0);
     const want = new Float32Array(4 * W);
     for (let v = 0; v < rowOf.length; v++) for (let k = 0; k < 3; k++) want[rowOf[v]! * W + 1 + k]! += src[v * 3 + k]!;
     expect(Array.from(dst)).toEqual(Array.from(want));
+    // After 2 other columns in rows of 9 (an architecture's input: dense features, then the slots): only those columns written.
+    const wide = new Float32Array(3 * 9).fill(-7);
+    blas!.gatherColumns(rows, W, 1, 3, rowOf, wide, S, 9, 2);
+    for (let b = 0; b < 3; b++) {
+      for (let c = 0; c < 9; c++) expect(wide[b * 9 + c]).toBe(c < 2 || c >= 8 ? -7 : rows[rowOf[b * S + Math.floor((c - 2) / 3)]! * W + 1 + ((c - 2) % 3)]);
+    }
+    const back = new Float32Array(4 * W);
+    blas!.scatterAddColumns(wide, 3, rowOf, W, 1, back, S, 9, 2);
+    const backWant = new Float32Array(4 * W);
+    for (let v = 0; v < rowOf.length; v++) for (let k = 0; k < 3; k++) backWant[rowOf[v]! * W + 1 + k]! += wide[Math.floor(v / S) * 9 + 2 + (v % S) * 3 + k]!;
+    expect(Array.from(back)).toEqual(Array.from(backWant));
     // The whole width: gatherRows' and scatterAddRows' results, to the bit.
     const whole = new Float32Array(rowOf.length * W);
-    blas!.gatherColumns(rows, W, 0, W, rowOf, whole);
+    blas!.gatherColumns(rows, W, 0, W, rowOf, whole, S, S * W, 0);
     const pooled = new Float32Array(rowOf.length * W);
     blas!.gatherRows(rows, W, rowOf, null, pooled);
     expect(Array.from(whole)).toEqual(Array.from(pooled));
     const grads = fill(rowOf.length * W);
     const [a, b] = [new Float32Array(4 * W), new Float32Array(4 * W)];
-    blas!.scatterAddColumns(grads, W, rowOf, W, 0, a);
+    blas!.scatterAddColumns(grads, W, rowOf, W, 0, a, S, S * W, 0);
     blas!.scatterAddRows(grads, W, null, rowOf, b);
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
-    // A window past the row, a row outside the table, a short output: refused before anything is written.
+    // A window past the row, a row outside the table, a stride too small, S not dividing the values, a short matrix: refused before anything is written.
     const untouched = new Float32Array(rowOf.length * 3);
-    expect(() => blas!.gatherColumns(rows, W, 3, 3, rowOf, untouched)).toThrow("gatherColumns: expected 0 <= from, 0 <= take, from + take <= W and 1 <= W <= 2^31-1, got W 5, from 3, take 3");
-    expect(() => blas!.gatherColumns(rows, 0, 0, 0, rowOf, untouched)).toThrow(/gatherColumns: expected 0 <= from/);
-    expect(() => blas!.gatherColumns(rows, W, 1, 3, Int32Array.from([0, 4]), untouched)).toThrow("gatherColumns: value 1: row 4 of 4 is out of range");
-    expect(() => blas!.gatherColumns(rows, W, 1, 3, Int32Array.from([0, -1]), untouched)).toThrow("gatherColumns: value 1: row -1 of 4 is out of range");
-    expect(() => blas!.gatherColumns(rows, W, 1, 3, rowOf, untouched.subarray(1))).toThrow("gatherColumns: 6 values of 3 columns need 18 floats, out has 17");
-    expect(() => blas!.scatterAddColumns(src.subarray(1), 3, rowOf, W, 1, untouched)).toThrow("scatterAddColumns: 6 values of 3 columns need 18 floats, src has 17");
-    expect(() => blas!.scatterAddColumns(src, 3, rowOf, W, 1, untouched.subarray(0, 3 * W))).toThrow("scatterAddColumns: value 0: row 3 of 3 is out of range");
-    expect(() => blas!.gatherColumns(rows, W, 1, 3, Array.from(rowOf) as unknown as Int32Array, untouched)).toThrow("rowOf: expected an Int32Array");
+    expect(() => blas!.gatherColumns(rows, W, 3, 3, rowOf, untouched, S, 6, 0)).toThrow("gatherColumns: expected 0 <= from, 0 <= take, from + take <= W and 1 <= W <= 2^31-1, got W 5, from 3, take 3");
+    expect(() => blas!.gatherColumns(rows, 0, 0, 0, rowOf, untouched, S, 6, 0)).toThrow(/gatherColumns: expected 0 <= from/);
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, Int32Array.from([0, 4]), untouched, S, 6, 0)).toThrow("gatherColumns: value 1: row 4 of 4 is out of range");
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, Int32Array.from([0, -1]), untouched, S, 6, 0)).toThrow("gatherColumns: value 1: row -1 of 4 is out of range");
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, rowOf, untouched, S, 5, 0)).toThrow("gatherColumns: expected S >= 1 dividing the 6 values and at + S x take <= stride (each 0..2^31-1), got S 2, stride 5, at 0, take 3");
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, rowOf, untouched, 4, 12, 0)).toThrow(/gatherColumns: expected S >= 1 dividing the 6 values/);
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, rowOf, untouched.subarray(1), S, 6, 0)).toThrow("gatherColumns: 3 rows of stride 6 need 18 floats, out has 17");
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, rowOf, untouched, S, 7, 1)).toThrow("gatherColumns: 3 rows of stride 7 need 21 floats, out has 18");
+    expect(() => blas!.scatterAddColumns(src.subarray(1), 3, rowOf, W, 1, untouched, S, 6, 0)).toThrow("scatterAddColumns: 3 rows of stride 6 need 18 floats, src has 17");
+    expect(() => blas!.scatterAddColumns(src, 3, rowOf, W, 1, untouched.subarray(0, 3 * W), S, 6, 0)).toThrow("scatterAddColumns: value 0: row 3 of 3 is out of range");
+    expect(() => blas!.gatherColumns(rows, W, 1, 3, Array.from(rowOf) as unknown as Int32Array, untouched, S, 6, 0)).toThrow("rowOf: expected an Int32Array");
+    expect(() => (blas!.gatherColumns as unknown as (...a: unknown[]) => void)(rows, W, 1, 3, rowOf, untouched)).toThrow("gatherColumns: expected 9 arguments");
     expect(untouched.every((v) => v === 0)).toBe(true);
     // rowOf sharing dst's memory: an add that turns an index out of range is caught as it is used.
     const buf = new ArrayBuffer(8 * 4);
     const shared = new Int32Array(buf, 0, 2);
     shared.set([0, 0]);
-    expect(() => blas!.scatterAddColumns(Float32Array.from([0, 3e-45, 0, 0]), 2, shared, 2, 0, new Float32Array(buf, 0, 4))).toThrow(/^scatterAddColumns: value 1: row \d+ of 2/);
+    expect(() => blas!.scatterAddColumns(Float32Array.from([0, 3e-45, 0, 0]), 2, shared, 2, 0, new Float32Array(buf, 0, 4), 1, 2, 0)).toThrow(/^scatterAddColumns: value 1: row \d+ of 2/);
   });
 
   // D = 4 and 6: the four-lane kernels (6 with a scalar rest); D = 8, 16, 32: the eight-lane ones where the CPU has AVX2 (n = 8, 9 around their blocks).

@@ -12,7 +12,7 @@ const TWO_TASKS = [
   { name: "watch", loss: "mse", weight: 0.5 },
 ] as const;
 
-/** Every architecture; Wide&Deep and DeepFM (whose slots' columns come straight from the rows) also with two tasks and dropout. */
+/** Every architecture; some also with two tasks and dropout. */
 const CASES: ModelSpec[] = [
   { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } },
   { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, deepMlp: [6], structure: "parallel" } },
@@ -22,6 +22,8 @@ const CASES: ModelSpec[] = [
   { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [4] } },
   { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "deepfm", deepMlp: [6], dropout: 0.3 } },
   { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "wide-deep", deepMlp: [6, 5], dropout: 0.2 } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "mmoe", numExperts: 2, expertMlp: [5, 4], towerMlp: [3], dropout: 0.25 } },
+  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 2, deepMlp: [6, 5], structure: "stacked" } },
 ].map((s) => validateSpec(s as ModelSpec));
 
 const nativeHere = nativeBlas().blas !== null;
@@ -36,7 +38,7 @@ beforeAll(async () => {
  * writes the pooled block only for an op that reads it). It must give the
  * pooled path's bits: loss, every gradient, predictions.
  */
-describe("slots' columns straight from the pulled rows", () => {
+describe("the pooled block's columns straight from the pulled rows", () => {
   it.runIf(nativeHere).each(CASES.map((s) => [JSON.stringify(s.architecture) + (s.tasks ? " with two tasks" : ""), s] as const))("%s: the pooled path's bits", async (_, spec) => {
     expect(tf.getBackend()).toBe("wasm");
     const rng = new Rng(5);
@@ -67,9 +69,8 @@ describe("slots' columns straight from the pulled rows", () => {
     expect(bits(a.rowGrads)).toBe(bits(b.rowGrads));
     expect(bits(a.predictions)).toBe(bits(b.predictions));
     expect(bits(direct.predict(values, rows, unique, batch))).toBe(bits(pooled.predict(values, rows, unique, batch)));
-    // The architectures with first-order weights take their columns from the rows; the others read the pooled block whole.
-    const name = spec.architecture.name;
-    expect(direct.ops.rowSourcedCalls > 0).toBe(name === "wide-deep" || name === "deepfm");
+    // Every architecture but DLRM (whose interaction reads the pooled block) takes the block's columns from the rows.
+    expect(direct.ops.rowSourcedCalls > 0).toBe(spec.architecture.name !== "dlrm");
     expect(pooled.ops.rowSourcedCalls).toBe(0);
   });
 

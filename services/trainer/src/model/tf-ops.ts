@@ -12,10 +12,11 @@ const blas = nativeBlas().blas;
 /**
  * A step's pulled rows standing behind the pooled block an architecture is
  * given (`emb`, [B, S x W], every value a cell of its own, every slot W
- * wide): slotColumns takes a slot's columns straight from the rows, and its
- * gradient goes straight back to them, so Wide&Deep's and DeepFM's pooled
- * block (and its gradient, twice over, and their sum) is never written.
- * The block itself is made only when another op reads it (`fill`).
+ * wide): slotColumns and concat take the block's columns straight from the
+ * rows, and their gradients go straight back to them, so the pooled block
+ * and its gradient are not written for Wide&Deep, DeepFM, shared-bottom,
+ * MMoE or DCN-v2. The block itself is made only when another op reads it
+ * (`fill`: every other op calls ready() on the tensors it reads).
  */
 export interface RowSource {
   emb: tf.Tensor2D;
@@ -44,7 +45,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
   private fmSums = new Float64Array(0);
   /** During a step or prediction over pulled rows (CtrModel), what its pooled block stands for; else null. */
   rowSource: RowSource | null = null;
-  /** How many slotColumns calls took their columns straight from the rows (tests check the path is taken). */
+  /** How many slotColumns and concat calls took the block's columns straight from the rows (tests check the path is taken). */
   rowSourcedCalls = 0;
 
   /** Makes the pooled block real before an op other than a row-sourced slotColumns reads it. */
@@ -87,6 +88,8 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   concat(xs: readonly tf.Tensor2D[]): tf.Tensor2D {
+    const src = this.rowSource;
+    if (blas && src && xs.includes(src.emb)) return this.concatFromRows(xs, src);
     this.ready(...xs);
     // Row by row copies with a hand-written gradient: on wasm, tf.concat's gradient (a split into slices) reads
     // every part back to JS per step.
@@ -111,6 +114,52 @@ export class TfOps implements Ops<tf.Tensor2D> {
       },
     })) as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(...xs) as tf.Tensor2D;
+  }
+
+  /**
+   * concat with the pooled block among its parts, the block's columns gathered straight from the rows behind it
+   * (shared-bottom's, MMoE's and DCN-v2's [dense, embeddings]); its part of the gradient is added straight into the
+   * rows' (in the order the pooled block's gradient would be: the same bits). The other parts as concat does.
+   */
+  private concatFromRows(xs: readonly tf.Tensor2D[], src: RowSource): tf.Tensor2D {
+    const { rows, inverse, S, W } = src;
+    const B = xs[0]!.shape[0];
+    const U = rows.shape[0];
+    const widths = xs.map((x) => x.shape[1]);
+    const total = widths.reduce((a, w) => a + w, 0);
+    const others = xs.filter((x) => x !== src.emb);
+    const f = tf.customGrad(((...args: tf.Tensor[]) => {
+      const parts = args.slice(0, others.length);
+      const r = args[others.length]!;
+      return {
+        value: withOutput([B, total], false, (y) => {
+          let at = 0;
+          let o = 0;
+          xs.forEach((x, i) => {
+            const w = widths[i]!;
+            if (x === src.emb) blas!.gatherColumns(readFloats(r), W, 0, W, inverse, y, S, total, at);
+            else moveColumns(y, total, at, [w], readFloats(parts[o++]!), w, 0, [w], B, true);
+            at += w;
+          });
+        }),
+        gradFunc: (dy: tf.Tensor) => {
+          const grads: tf.Tensor[] = [];
+          const blockAt: number[] = [];
+          let at = 0;
+          xs.forEach((x, i) => {
+            const w = widths[i]!;
+            const from = at;
+            if (x === src.emb) blockAt.push(from);
+            else grads.push(withOutput([B, w], false, (dx) => moveColumns(readFloats(dy), total, from, [w], dx, w, 0, [w], B, false)));
+            at += w;
+          });
+          grads.push(withOutput([U, W], true, (dr) => blockAt.forEach((from) => blas!.scatterAddColumns(readFloats(dy), W, inverse, W, 0, dr, S, total, from))));
+          return grads;
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    this.rowSourcedCalls++;
+    return f(...others, rows) as tf.Tensor2D;
   }
 
   add(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
@@ -156,8 +205,8 @@ export class TfOps implements Ops<tf.Tensor2D> {
     this.rowSourcedCalls++;
     const U = rows.shape[0];
     const f = tf.customGrad(((r: tf.Tensor) => ({
-      value: withOutput([B, S * take], false, (y) => blas!.gatherColumns(readFloats(r), W, from, take, inverse, y)),
-      gradFunc: (dy: tf.Tensor) => [withOutput([U, W], true, (dr) => blas!.scatterAddColumns(readFloats(dy), take, inverse, W, from, dr))],
+      value: withOutput([B, S * take], false, (y) => blas!.gatherColumns(readFloats(r), W, from, take, inverse, y, S, S * take, 0)),
+      gradFunc: (dy: tf.Tensor) => [withOutput([U, W], true, (dr) => blas!.scatterAddColumns(readFloats(dy), take, inverse, W, from, dr, S, S * take, 0))],
     })) as unknown as Parameters<typeof tf.customGrad>[0]);
     return f(rows) as tf.Tensor2D;
   }
