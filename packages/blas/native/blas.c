@@ -405,8 +405,9 @@ static napi_value fm_op(napi_env env, napi_callback_info info, int grad) {
     return NULL;
   }
   if (B == 0 || width == 0) {
+    /* As the loop: -squares is -0, and with D > 0 adding the columns' 0 sums makes it +0. */
     if (!grad)
-      for (int64_t b = 0; b < B; b++) out[b] = 0.0f;
+      for (int64_t b = 0; b < B; b++) out[b] = D == 0 ? -0.0f : 0.0f;
     return NULL;
   }
   double stack[64];
@@ -578,9 +579,10 @@ static napi_value columns_op(napi_env env, napi_callback_info info, int scatter)
                 (long long)S, (long long)stride, (long long)at, (long long)take);
     return NULL;
   }
-  /* B rows of the other matrix, the last one read up to at + S x take: at most 2^32 x 2^31, no overflow. */
+  /* B rows of the other matrix, the last one read up to at + S x take (checked arithmetic: arrays may exceed 2^32). */
   const uint64_t B = n / (uint64_t)S;
-  const uint64_t extent = B == 0 ? 0 : (B - 1) * (uint64_t)stride + (uint64_t)at + (uint64_t)S * (uint64_t)take;
+  uint64_t extent = 0;
+  if (B > 0 && (__builtin_mul_overflow(B - 1, (uint64_t)stride, &extent) || __builtin_add_overflow(extent, (uint64_t)(at + S * take), &extent))) extent = UINT64_MAX;
   if (extent > (scatter ? lenSrc : lenDst)) {
     throw_range(env, "%s: %llu rows of stride %lld need %llu floats, %s has %zu", name, (unsigned long long)B, (long long)stride, (unsigned long long)extent, scatter ? "src" : "out",
                 scatter ? lenSrc : lenDst);

@@ -40,8 +40,9 @@ export interface NativeBlas {
   /** Its gradient for upstream g [B]: dx_sk = g[b] * (sum_s' x_s'k - x_sk), written (not added), the JavaScript loop's bits. */
   fmGradient(x: Float32Array, g: Float32Array, B: number, S: number, D: number, dx: Float32Array): void;
   /**
-   * Value v = b * S + s (example b, slot s) has row rowOf[v] of rows W wide: its columns from .. from+take are
-   * written to out[b * outStride + outAt + s * take + k]. Extents and indexes checked first.
+   * Value v = b * S + s (example b of rowOf.length / S, slot s) has row rowOf[v] of rows W wide: its columns
+   * from .. from+take are written to out[b * outStride + outAt + s * take + k]. Extents and indexes checked first.
+   * (The source's arguments come first, as in gatherRows; scatterAddColumns starts with its source, the other matrix.)
    */
   gatherColumns(rows: Float32Array, W: number, from: number, take: number, rowOf: Int32Array, out: Float32Array, S: number, outStride: number, outAt: number): void;
   /** Back: dst[rowOf[v], from + k] += src[b * srcStride + srcAt + s * take + k], values in order (scatterAddRows' order). Checked first. */

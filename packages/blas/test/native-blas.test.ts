@@ -216,17 +216,19 @@ describe("@pangea/blas native addon", () => {
         expect(y[b]).toBeCloseTo(want[b]!, 4);
         for (let s = 0; s < S; s++) for (let k = 0; k < D; k++) expect(dx[b * S * D + s * D + k]).toBeCloseTo(g[b]! * (colSums[b]![k]! - x[b * S * D + s * D + k]!), 5);
       }
-      // y as a view of x's own memory, in front of it (the one-row-at-a-time path): the same values.
+      // y as a view of the same memory as x, in front of it: the same values (overlapping outputs: the trainer's addon-kernels test).
       const heap = new Float32Array(B + B * S * D);
       heap.set(x, B);
       blas!.fmForward(heap.subarray(B), B, S, D, heap.subarray(0, B));
       expect(Array.from(heap.subarray(0, B))).toEqual(Array.from(y));
     }
-    // Nothing to do: no rows; rows of no slots score 0.
+    // Nothing to do: no rows; rows of no slots score +0, of no columns -0 (as the loop: 0.5 x -squares, plus each column's 0).
     blas!.fmForward(new Float32Array(0), 0, 26, 16, new Float32Array(0));
     const zero = new Float32Array(2).fill(5);
     blas!.fmForward(new Float32Array(0), 2, 0, 16, zero);
-    expect(Array.from(zero)).toEqual([0, 0]);
+    expect(Array.from(zero).map((v) => Object.is(v, 0))).toEqual([true, true]);
+    blas!.fmForward(new Float32Array(0), 2, 26, 0, zero);
+    expect(Array.from(zero).map((v) => Object.is(v, -0))).toEqual([true, true]);
     // Short arrays, negative or overflowing extents, wrong types: refused, nothing written.
     const untouched = new Float32Array(3 * 4 * 2);
     const x = fill(3 * 4 * 2);
@@ -262,7 +264,7 @@ describe("@pangea/blas native addon", () => {
       expect(dg[b * E]).toBe(9);
       expect(dg[b * E + 1]).toBe(9);
     }
-    // dg as a view of dy's memory (the one-row-at-a-time path): each row's dot product before its value is written, as the loop does.
+    // dg as a view of the same memory as dy, in front of it: the same values (overlapping outputs: the trainer's addon-kernels test).
     const heap = new Float32Array(B * E + B * n);
     heap.set(dy, B * E);
     blas!.gateGradient(heap.subarray(0, B * E), heap.subarray(B * E), x, 2, E, B, n);

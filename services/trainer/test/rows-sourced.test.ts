@@ -5,6 +5,7 @@ import { nativeBlas } from "@pangea/blas";
 import { initDenseParams, rowWidths, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
+import { TfOps } from "../src/model/tf-ops.js";
 import { DropoutMasks } from "../src/model/dropout-masks.js";
 
 const TWO_TASKS = [
@@ -43,35 +44,73 @@ describe("the pooled block's columns straight from the pulled rows", () => {
     expect(tf.getBackend()).toBe("wasm");
     const rng = new Rng(5);
     const W = rowWidths(spec)[0]!;
-    const B = 9;
     const S = spec.numSlots;
-    const unique = 11;
-    // Values of every magnitude, ids repeated within and across examples (their gradients add up), each cell one value.
-    const rows = Float32Array.from({ length: unique * W }, (_, i) => rng.normal() * 10 ** ((i % 5) - 2));
     const tasks = tasksOf(spec);
-    const batch: ModelBatch = {
-      size: B,
-      dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
-      labels: Float32Array.from({ length: B * tasks.length }, (_, i) => (tasks[i % tasks.length]!.loss === "bce" ? i % 3 === 0 ? 1 : 0 : rng.normal())),
-      inverse: Int32Array.from({ length: B * S }, (_, v) => (v * 7 + (v % 3)) % unique),
-      cellOfValue: null,
-    };
     const values = initDenseParams(spec, 3);
     const direct = new CtrModel(spec, true);
     const pooled = new CtrModel(spec, false);
-    const a = direct.trainStep(values, rows, unique, batch, new DropoutMasks(7, 3));
-    const b = pooled.trainStep(values, rows, unique, batch, new DropoutMasks(7, 3));
     const bits = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString("hex");
-    expect(a.loss).toBe(b.loss);
-    expect(bits(a.taskLosses)).toBe(bits(b.taskLosses));
-    expect(a.denseGrads.map(bits)).toEqual(b.denseGrads.map(bits));
-    expect(a.rowGrads.length).toBe(unique * W);
-    expect(bits(a.rowGrads)).toBe(bits(b.rowGrads));
-    expect(bits(a.predictions)).toBe(bits(b.predictions));
-    expect(bits(direct.predict(values, rows, unique, batch))).toBe(bits(pooled.predict(values, rows, unique, batch)));
+    // Two steps of the same models (nothing of one step may leak into the next), of different sizes.
+    for (const [B, unique] of [[9, 11], [6, 5]] as const) {
+      // Values of every magnitude, ids repeated within and across examples (their gradients add up), each cell one value.
+      const rows = Float32Array.from({ length: unique * W }, (_, i) => rng.normal() * 10 ** ((i % 5) - 2));
+      const batch: ModelBatch = {
+        size: B,
+        dense: Float32Array.from({ length: B * spec.numDense }, () => rng.uniform(0, 2)),
+        labels: Float32Array.from({ length: B * tasks.length }, (_, i) => (tasks[i % tasks.length]!.loss === "bce" ? (i % 3 === 0 ? 1 : 0) : rng.normal())),
+        inverse: Int32Array.from({ length: B * S }, (_, v) => (v * 7 + (v % 3)) % unique),
+        cellOfValue: null,
+      };
+      const a = direct.trainStep(values, rows, unique, batch, new DropoutMasks(7, B));
+      const b = pooled.trainStep(values, rows, unique, batch, new DropoutMasks(7, B));
+      expect(a.loss).toBe(b.loss);
+      expect(bits(a.taskLosses)).toBe(bits(b.taskLosses));
+      expect(a.denseGrads.map(bits)).toEqual(b.denseGrads.map(bits));
+      expect(a.rowGrads.length).toBe(unique * W);
+      expect(bits(a.rowGrads)).toBe(bits(b.rowGrads));
+      expect(bits(a.predictions)).toBe(bits(b.predictions));
+      expect(bits(direct.predict(values, rows, unique, batch))).toBe(bits(pooled.predict(values, rows, unique, batch)));
+    }
     // Every architecture but DLRM (whose interaction reads the pooled block) takes the block's columns from the rows.
     expect(direct.ops.rowSourcedCalls > 0).toBe(spec.architecture.name !== "dlrm");
     expect(pooled.ops.rowSourcedCalls).toBe(0);
+  });
+
+  it.runIf(nativeHere)("every op but a row-sourced slotColumns or concat writes the pooled block before reading it", () => {
+    const ops = new TfOps();
+    const [B, S, W] = [3, 2, 4];
+    tf.tidy(() => {
+      const emb = tf.tensor2d(Float32Array.from({ length: B * S * W }, (_, i) => i / 10), [B, S * W]);
+      const rows = tf.tensor2d(Float32Array.from({ length: 3 * W }, (_, i) => i), [3, W]);
+      let fills = 0;
+      ops.rowSource = { emb, rows, inverse: Int32Array.from([0, 1, 2, 0, 1, 2]), S, W, fill: () => fills++ };
+      const w = tf.ones([S * W, 2]) as tf.Tensor2D;
+      const b = tf.zeros([1, 2]) as tf.Tensor2D;
+      const reads: [string, () => unknown][] = [
+        ["linear", () => ops.linear(emb, w, b, true)],
+        ["linears", () => ops.linears(emb, [{ w, b, relu: false }, { w, b, relu: true }])],
+        ["dropout", () => ops.dropout(emb, 0.5, "layer")],
+        ["add", () => ops.add(emb, emb)],
+        ["mul", () => ops.mul(emb, emb)],
+        ["dotInteraction", () => ops.dotInteraction(tf.ones([B, W]) as tf.Tensor2D, emb, S, W)],
+        ["slotColumns of other widths", () => ops.slotColumns(emb, [3, 5], 0, [1, 1])],
+        ["sumSlots", () => ops.sumSlots(emb, S, W)],
+        ["fmInteraction", () => ops.fmInteraction(emb, S, W)],
+        ["softmax", () => ops.softmax(emb)],
+        ["mixture", () => ops.mixture(tf.ones([B, 1]) as tf.Tensor2D, [emb])],
+      ];
+      for (const [name, read] of reads) {
+        const before = fills;
+        read();
+        expect(fills, name).toBe(before + 1);
+      }
+      // Straight from the rows: the block is not read.
+      const before = fills;
+      ops.slotColumns(emb, [W, W], 1, [2, 2]);
+      ops.concat([tf.ones([B, 3]) as tf.Tensor2D, emb]);
+      expect(fills).toBe(before);
+      ops.rowSource = null;
+    });
   });
 
   it.runIf(nativeHere)("a batch with bags goes through the pooled block", async () => {

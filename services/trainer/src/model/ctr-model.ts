@@ -185,15 +185,15 @@ export class CtrModel {
   private rowsTensor(rows: Float32Array, uniqueRows: number, b: ModelBatch): tf.Tensor2D | null {
     const W = this.uniformWidth;
     if (!this.rowsSourcing || W === null || !nativeBlas().blas || b.cellOfValue || this.pooling || this.spec.numSlots === 0 || uniqueRows === 0 || !wasmBackend()) return null;
-    // Fewer rows than asked for: the pooled path refuses the batch with the index out of range.
-    if (rows.length < uniqueRows * W) return null;
+    // Fewer rows than asked for, or a value count that is not examples x slots: the pooled path refuses the batch.
+    if (rows.length < uniqueRows * W || b.inverse.length !== b.size * this.spec.numSlots) return null;
     return withOutput([uniqueRows, W], false, (out) => out.set(rows.subarray(0, uniqueRows * W)));
   }
 
   /**
    * The pooled block over a rows tensor, as an op (its gradient scatters into the rows, in unpool's order), and what
-   * stands behind it. The block is written only when an op reads it: DLRM's interaction does, Wide&Deep and DeepFM
-   * take slots' columns straight from the rows.
+   * stands behind it. The block is allocated, and written only when an op reads it whole: DLRM's interaction does;
+   * the other architectures take its columns straight from the rows.
    */
   private rowSource(rows: tf.Tensor2D, b: ModelBatch): RowSource {
     const native = nativeBlas().blas!;

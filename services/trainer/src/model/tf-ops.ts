@@ -15,8 +15,15 @@ const blas = nativeBlas().blas;
  * wide): slotColumns and concat take the block's columns straight from the
  * rows, and their gradients go straight back to them, so the pooled block
  * and its gradient are not written for Wide&Deep, DeepFM, shared-bottom,
- * MMoE or DCN-v2. The block itself is made only when another op reads it
- * (`fill`: every other op calls ready() on the tensors it reads).
+ * MMoE or DCN-v2. The block is allocated, and written only when another op
+ * reads it (`fill`: every other op calls ready() on the tensors it reads).
+ *
+ * The gradients have the pooled path's bits as long as no column of the
+ * block is read twice in a step (each read's gradient is scattered into the
+ * rows on its own, where the pooled path summed the reads' gradients per
+ * cell first): true of every architecture here; an architecture that reads
+ * a column twice gets the same gradient summed in another order, which
+ * services/trainer/test/rows-sourced.test.ts would show.
  */
 export interface RowSource {
   emb: tf.Tensor2D;
@@ -32,9 +39,10 @@ export interface RowSource {
 
 /**
  * Ops on TensorFlow.js: what the trainer runs an architecture with, inside
- * tf.valueAndGrads. Linear layers and DLRM's interaction have hand-written
- * gradients (fast on the native kernels and on plain wasm, see dense-layer
- * and interaction); the rest are tfjs ops with its own gradients.
+ * tf.valueAndGrads. Linear layers, DLRM's interaction, the FM term, the
+ * gated mixture, concatenation and slot columns have hand-written gradients
+ * (on the native kernels when built, see dense-layer and interaction); the
+ * rest are tfjs ops with its own gradients.
  */
 export class TfOps implements Ops<tf.Tensor2D> {
   /** DLRM's upper-triangle indexes by slot count (kept: they outlive the tidy of a step). */
@@ -48,7 +56,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
   /** How many slotColumns and concat calls took the block's columns straight from the rows (tests check the path is taken). */
   rowSourcedCalls = 0;
 
-  /** Makes the pooled block real before an op other than a row-sourced slotColumns reads it. */
+  /** Writes the pooled block before an op reads it whole (every op but a row-sourced slotColumns or concat). */
   private ready(...xs: readonly (tf.Tensor | null)[]): void {
     const src = this.rowSource;
     if (src && xs.includes(src.emb)) src.fill();
@@ -226,7 +234,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
     const f = tf.customGrad(((vi: tf.Tensor, save: tf.GradSaveFunc) => {
       save([vi]);
       return {
-        // On the addon when built (the same bits, about 8x faster than these loops: a third of a DeepFM step's time).
+        // On the addon when built (the same bits, 3-4.5x faster than these loops, which were a third of a DeepFM step).
         value: withOutput([B, 1], false, (y) => (blas ? blas.fmForward(readFloats(vi), B, S, D, y) : fmForward(readFloats(vi), B, S, D, y, sums))),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
           withOutput([B, S * D], false, (dx) => (blas ? blas.fmGradient(readFloats(saved[0]!), readFloats(dy), B, S, D, dx) : fmGradient(readFloats(saved[0]!), readFloats(dy), B, S, D, dx, sums))),
