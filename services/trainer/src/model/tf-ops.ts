@@ -96,56 +96,28 @@ export class TfOps implements Ops<tf.Tensor2D> {
   }
 
   concat(xs: readonly tf.Tensor2D[]): tf.Tensor2D {
-    const src = this.rowSource;
-    if (blas && src && xs.includes(src.emb)) return this.concatFromRows(xs, src);
-    this.ready(...xs);
     // Row by row copies with a hand-written gradient: on wasm, tf.concat's gradient (a split into slices) reads
-    // every part back to JS per step.
+    // every part back to JS per step. With the pooled block among the parts (shared-bottom's, MMoE's and DCN-v2's
+    // [dense, embeddings]) its columns are gathered straight from the rows behind it, which take its place as the
+    // op's last input: its part of the gradient is added straight into the rows' (in the order the pooled block's
+    // gradient would be: the same bits).
+    const src = blas && this.rowSource && xs.includes(this.rowSource.emb) ? this.rowSource : null;
+    if (src) this.rowSourcedCalls++;
+    else this.ready(...xs);
     const B = xs[0]!.shape[0];
     const widths = xs.map((x) => x.shape[1]);
     const total = widths.reduce((a, w) => a + w, 0);
-    const f = tf.customGrad(((...args: tf.Tensor[]) => ({
-      value: withOutput([B, total], false, (y) => {
-        let at = 0;
-        args.slice(0, xs.length).forEach((x, i) => {
-          moveColumns(y, total, at, [widths[i]!], readFloats(x), widths[i]!, 0, [widths[i]!], B, true);
-          at += widths[i]!;
-        });
-      }),
-      gradFunc: (dy: tf.Tensor) => {
-        let at = 0;
-        return widths.map((w) => {
-          const from = at;
-          at += w;
-          return withOutput([B, w], false, (dx) => moveColumns(readFloats(dy), total, from, [w], dx, w, 0, [w], B, false));
-        });
-      },
-    })) as unknown as Parameters<typeof tf.customGrad>[0]);
-    return f(...xs) as tf.Tensor2D;
-  }
-
-  /**
-   * concat with the pooled block among its parts, the block's columns gathered straight from the rows behind it
-   * (shared-bottom's, MMoE's and DCN-v2's [dense, embeddings]); its part of the gradient is added straight into the
-   * rows' (in the order the pooled block's gradient would be: the same bits). The other parts as concat does.
-   */
-  private concatFromRows(xs: readonly tf.Tensor2D[], src: RowSource): tf.Tensor2D {
-    const { rows, inverse, S, W } = src;
-    const B = xs[0]!.shape[0];
-    const U = rows.shape[0];
-    const widths = xs.map((x) => x.shape[1]);
-    const total = widths.reduce((a, w) => a + w, 0);
-    const others = xs.filter((x) => x !== src.emb);
+    const others = src ? xs.filter((x) => x !== src.emb) : xs;
     const f = tf.customGrad(((...args: tf.Tensor[]) => {
       const parts = args.slice(0, others.length);
-      const r = args[others.length]!;
+      const rows = src ? args[others.length]! : null;
       return {
         value: withOutput([B, total], false, (y) => {
           let at = 0;
           let o = 0;
           xs.forEach((x, i) => {
             const w = widths[i]!;
-            if (x === src.emb) blas!.gatherColumns(readFloats(r), W, 0, W, inverse, y, S, total, at);
+            if (src && x === src.emb) blas!.gatherColumns(readFloats(rows!), src.W, 0, src.W, src.inverse, y, src.S, total, at);
             else moveColumns(y, total, at, [w], readFloats(parts[o++]!), w, 0, [w], B, true);
             at += w;
           });
@@ -157,17 +129,19 @@ export class TfOps implements Ops<tf.Tensor2D> {
           xs.forEach((x, i) => {
             const w = widths[i]!;
             const from = at;
-            if (x === src.emb) blockAt.push(from);
+            if (src && x === src.emb) blockAt.push(from);
             else grads.push(withOutput([B, w], false, (dx) => moveColumns(readFloats(dy), total, from, [w], dx, w, 0, [w], B, false)));
             at += w;
           });
-          grads.push(withOutput([U, W], true, (dr) => blockAt.forEach((from) => blas!.scatterAddColumns(readFloats(dy), W, inverse, W, 0, dr, S, total, from))));
+          if (src) {
+            const { rows: r, inverse, S, W } = src;
+            grads.push(withOutput([r.shape[0], W], true, (dr) => blockAt.forEach((from) => blas!.scatterAddColumns(readFloats(dy), W, inverse, W, 0, dr, S, total, from))));
+          }
           return grads;
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    this.rowSourcedCalls++;
-    return f(...others, rows) as tf.Tensor2D;
+    return f(...others, ...(src ? [src.rows] : [])) as tf.Tensor2D;
   }
 
   add(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
