@@ -30,7 +30,7 @@ export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksO
 export type { LinearLayer, Ops } from "./architectures/ops.js";
 export { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 export { PlainForward } from "./forward/plain-forward.js";
-export { PlainOps, addGated, matmulBias, type Mat } from "./forward/plain-ops.js";
+export { PlainOps, addGated, addGatedOn, matmulBias, type Mat } from "./forward/plain-ops.js";
 export { aucAndLogloss, groupedAuc, taskMetrics, type GroupedAuc, type TaskMetrics } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
 export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";

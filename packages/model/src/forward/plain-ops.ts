@@ -18,11 +18,13 @@ export interface Mat {
  */
 export class PlainOps implements Ops<Mat> {
   private readonly blas: NativeBlas | null;
+  private readonly gated: typeof addGated;
   private scratch: Float32Array[] = [];
   private next = 0;
 
   constructor(blas: NativeBlas | null = defaultBlas()) {
     this.blas = blas;
+    this.gated = addGatedOn(blas);
   }
 
   begin(): void {
@@ -180,8 +182,7 @@ export class PlainOps implements Ops<Mat> {
     const n = xs[0]!.cols;
     const y = this.out(g.rows, n);
     y.data.fill(0);
-    const native = this.blas;
-    xs.forEach((x, e) => (native ? native.addGated(y.data, x.data, g.data, e, g.cols, g.rows, n) : addGated(y.data, x.data, g.data, e, g.cols, g.rows, n)));
+    xs.forEach((x, e) => this.gated(y.data, x.data, g.data, e, g.cols, g.rows, n));
     return y;
   }
 }
@@ -195,6 +196,11 @@ export function addGated(y: Float32Array, x: Float32Array, g: Float32Array, e: n
     const ge = g[b * E + e]!;
     for (let k = 0, at = b * n; k < n; k++, at++) y[at]! += ge * x[at]!;
   }
+}
+
+/** addGated on the addon when given one (the same bits), else the loop above: serving's mixture and the trainer's. */
+export function addGatedOn(blas: NativeBlas | null): typeof addGated {
+  return blas ? (y, x, g, e, E, B, n) => blas.addGated(y, x, g, e, E, B, n) : addGated;
 }
 
 /** The native BLAS when built (one thread: serving's products are small and concurrent requests already use the cores), else null. */

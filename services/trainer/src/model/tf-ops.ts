@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { addGated, type LinearLayer, type Ops } from "@pangea/model";
+import { addGatedOn, type LinearLayer, type Ops } from "@pangea/model";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
 import { dense } from "./dense-layer.js";
 import { interactionFeatures, upperTriangleIndex } from "./interaction.js";
@@ -255,7 +255,7 @@ export class TfOps implements Ops<tf.Tensor2D> {
 }
 
 /** A mixture's expert term and the gates' gradient column: the addon's when built, else the JavaScript loops. */
-const gated: typeof addGated = blas ? (y, x, g, e, E, B, n) => blas.addGated(y, x, g, e, E, B, n) : addGated;
+const gated = addGatedOn(blas);
 const gateGrad: typeof gateGradient = blas ? (dg, dy, x, e, E, B, n) => blas.gateGradient(dg, dy, x, e, E, B, n) : gateGradient;
 
 /** Column e of the gates' gradient: dg[b, e] = dy_b . x_b. */
