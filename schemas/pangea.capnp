@@ -104,6 +104,10 @@ struct ParameterRequest {
   # A pull sent ahead: the batches the worker holds at the current step. Given
   # any other (a dead trainer's), it must ask for work, so the pull is withdrawn.
   workingOn @7 :List(UInt64);
+  # A trainer on the orchestrator's machine that has checked the exchange
+  # directory (ParameterSet.exchangeDir): the dense parameters are to be written
+  # there, ParameterSet.denseFile naming the file, instead of sent in `dense`.
+  denseInFile @8 :Bool;
 }
 
 struct ParameterSet {
@@ -114,6 +118,15 @@ struct ParameterSet {
   withdrawn @4 :Bool;        # a pull sent ahead that is not served (the work went otherwise): no rows; ask for work
   heldMicros @5 :UInt64;     # a pull sent ahead: how long it waited for its step before it was answered
   servedAhead @6 :Bool;      # a pull sent ahead, served: the batches it named are the worker's at `step`
+  # The dense exchange (parameter servers holding dense parameters, when on):
+  # a directory only processes of this user on this machine can open, and the
+  # contents of its file `nonce`, so a trainer can tell it sees the same one.
+  exchangeDir @7 :Text;
+  exchangeNonce @8 :Text;
+  # Asked for with denseInFile: the file of exchangeDir holding the dense
+  # parameters (float32, little-endian, in `dense`'s order, one after another);
+  # `dense` is then empty.
+  denseFile @9 :Text;
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.
@@ -132,6 +145,10 @@ struct GradientUpdate {
   # order; empty for one task.
   taskLosses @9 :List(Float32);
   taskStreamingAuc @10 :List(Float32);
+  # Instead of `dense` (then empty): the file the trainer wrote in the
+  # parameter server's exchange directory, the dense gradients one after
+  # another as float32; read and removed by the parameter server.
+  denseFile @11 :Text;
 }
 
 struct StepAck {

@@ -75,6 +75,14 @@ describe("monitoring", () => {
     expect(metric(text, "pangea_embedding_rows", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_embedding_slot_bytes", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_grpc_server_handling_seconds_count", 'method="/pangea.v1.ParameterServer/Pull",code="OK"')).toBeGreaterThan(0);
+    // Trainers on this machine take the dense parameters and give their gradients through the dense exchange's files
+    // (where /dev/shm exists): after each trainer's first pull, which offers it, no dense tensor travels in a message.
+    if (existsSync("/dev/shm")) {
+      expect(metric(withAuc, "pangea_dense_exchange_open")).toBe(1);
+      expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="weights",via="file"')).toBeGreaterThan(0);
+      expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="gradients",via="file"')).toBeGreaterThan(0);
+      expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="gradients",via="message"')).toBe(0);
+    }
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
     // Compute and every trainer serve their own /metrics.
     const at = c.metricsAddresses();

@@ -16,6 +16,8 @@ import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/obse
 import { registerJobMetrics } from "./monitor/job-metrics.js";
 import { addDashboard } from "./monitor/dashboard.js";
 import { ParameterServer } from "./server/parameter-server.js";
+import { DenseExchange } from "./params/dense-exchange.js";
+import { registerDenseTransferMetrics } from "./monitor/dense-transfer-metrics.js";
 
 const usage = () => usageText("pangea-orchestrator", "Coordinates a training job and serves its parameters.", FLAGS);
 
@@ -77,9 +79,12 @@ runMain("pangea-orchestrator", async () => {
   }
   const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);
   const control = new OrchestratorService(job);
-  const params = new ParameterServer(job, "orchestrator");
+  const exchange = config.denseExchange === "auto" ? DenseExchange.open() : null;
+  if (exchange) process.on("exit", () => exchange.close());
+  const params = new ParameterServer(job, "orchestrator", exchange);
   const registry = newRegistry("orchestrator");
   registerJobMetrics(registry, job);
+  registerDenseTransferMetrics(registry, params.transfers, exchange !== null);
   const running = await startServer(config.host, config.port, (s) => {
     control.addToServer(s);
     params.addToServer(s);

@@ -438,6 +438,12 @@ export class ParameterRequest extends $.Struct {
   _disownWorkingOn(): $.Orphan<$.List<bigint>> {
     return $.utils.disown(this.workingOn);
   }
+  /**
+* A trainer on the orchestrator's machine that has checked the exchange
+* directory (ParameterSet.exchangeDir): the dense parameters are to be written
+* there, ParameterSet.denseFile naming the file, instead of sent in `dense`.
+*
+*/
   get workingOn(): $.List<bigint> {
     return $.utils.getList(2, $.Uint64List, this);
   }
@@ -450,13 +456,19 @@ export class ParameterRequest extends $.Struct {
   set workingOn(value: $.List<bigint>) {
     $.utils.copyFrom(value, $.utils.getPointer(2, this));
   }
+  get denseInFile(): boolean {
+    return $.utils.getBit(35, this);
+  }
+  set denseInFile(value: boolean) {
+    $.utils.setBit(35, value, this);
+  }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }
 export class ParameterSet extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSet",
     id: "e01725411f6b56bf",
-    size: new $.ObjectSize(24, 3),
+    size: new $.ObjectSize(24, 6),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
@@ -557,6 +569,9 @@ export class ParameterSet extends $.Struct {
   }
   /**
 * a pull sent ahead, served: the batches it named are the worker's at `step`
+* The dense exchange (parameter servers holding dense parameters, when on):
+* a directory only processes of this user on this machine can open, and the
+* contents of its file `nonce`, so a trainer can tell it sees the same one.
 *
 */
   get servedAhead(): boolean {
@@ -565,13 +580,37 @@ export class ParameterSet extends $.Struct {
   set servedAhead(value: boolean) {
     $.utils.setBit(65, value, this);
   }
+  get exchangeDir(): string {
+    return $.utils.getText(3, this);
+  }
+  set exchangeDir(value: string) {
+    $.utils.setText(3, value, this);
+  }
+  /**
+* Asked for with denseInFile: the file of exchangeDir holding the dense
+* parameters (float32, little-endian, in `dense`'s order, one after another);
+* `dense` is then empty.
+*
+*/
+  get exchangeNonce(): string {
+    return $.utils.getText(4, this);
+  }
+  set exchangeNonce(value: string) {
+    $.utils.setText(4, value, this);
+  }
+  get denseFile(): string {
+    return $.utils.getText(5, this);
+  }
+  set denseFile(value: string) {
+    $.utils.setText(5, value, this);
+  }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }
 export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(32, 5),
+    size: new $.ObjectSize(32, 6),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -715,6 +754,12 @@ export class GradientUpdate extends $.Struct {
   _disownTaskStreamingAuc(): $.Orphan<$.List<number>> {
     return $.utils.disown(this.taskStreamingAuc);
   }
+  /**
+* Instead of `dense` (then empty): the file the trainer wrote in the
+* parameter server's exchange directory, the dense gradients one after
+* another as float32; read and removed by the parameter server.
+*
+*/
   get taskStreamingAuc(): $.List<number> {
     return $.utils.getList(4, $.Float32List, this);
   }
@@ -726,6 +771,12 @@ export class GradientUpdate extends $.Struct {
   }
   set taskStreamingAuc(value: $.List<number>) {
     $.utils.copyFrom(value, $.utils.getPointer(4, this));
+  }
+  get denseFile(): string {
+    return $.utils.getText(5, this);
+  }
+  set denseFile(value: string) {
+    $.utils.setText(5, value, this);
   }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }

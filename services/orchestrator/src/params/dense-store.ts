@@ -7,6 +7,8 @@ export class DenseStore {
   readonly values: Float32Array[];
   readonly state: DenseOptimizerState[];
   steps = 0;
+  /** Counts every change of `values` (updates and restores): a copy of them taken at one version is current while it holds. */
+  version = 0;
 
   /** l2: coupled L2 on every dense parameter (--dense-l2), a training setting like lr: not part of a checkpoint. */
   constructor(spec: ModelSpec, seed: number, private readonly lr: number, readonly optimizer: DenseOptimizerName = "adam", private readonly l2 = 0) {
@@ -18,6 +20,7 @@ export class DenseStore {
   /** Takes values and optimizer state from a checkpoint of the same model. */
   restore(values: readonly Float32Array[], m: readonly Float32Array[], v: readonly Float32Array[], updates?: number): void {
     if (updates !== undefined) this.steps = updates;
+    this.version++;
     this.values.forEach((dst, i) => {
       if (values[i]?.length !== dst.length) throw new Error(`dense parameter ${this.params[i]!.name}: checkpoint holds ${values[i]?.length} values, the model ${dst.length}`);
       dst.set(values[i]!);
@@ -29,6 +32,7 @@ export class DenseStore {
   /** Applies one averaged gradient per parameter. */
   apply(grads: readonly Float32Array[]): void {
     this.steps++;
+    this.version++;
     if (this.optimizer === "adagrad") grads.forEach((g, i) => adagradUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.l2));
     else grads.forEach((g, i) => adamUpdate(this.values[i]!, this.state[i]!, g, this.lr, this.steps, this.l2));
   }

@@ -5,6 +5,13 @@ import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
+import type { DenseExchange } from "../params/dense-exchange.js";
+
+/** Dense tensors sent and taken so far, by how: in the messages or through the dense exchange's files. */
+export interface DenseTransfers {
+  weights: { message: number; file: number };
+  gradients: { message: number; file: number };
+}
 
 /**
  * ParameterServer/Pull and /Push over Cap'n Proto. Pull returns the dense
@@ -13,9 +20,13 @@ import { OrchestratorErrors } from "../errors.js";
  * answers on arrival (a sync step is applied when its last batch arrives).
  */
 export class ParameterServer {
+  readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 } };
+
   constructor(
     private readonly job: ParameterHost,
     private readonly sender: string,
+    /** Trainers on this machine take the dense parameters and give their gradients through its files (null: messages only). */
+    private readonly exchange: DenseExchange | null = null,
   ) {}
 
   addToServer(server: grpc.Server): void {
@@ -169,16 +180,27 @@ export class ParameterServer {
     const total = offsets[count]!;
     // Rows of one width go as [count, width], as always; rows of slots of different widths side by side, [total].
     const shape = uniform !== null ? [count, uniform] : [total];
+    if (req.includeDense && !dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
+    // Written before the answer is: a trainer opens the file only once the answer names it.
+    const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.exchange.weightsFile(dense!) : null;
+    const inline = req.includeDense && !denseFile;
+    if (denseFile) this.transfers.weights.file++;
+    else if (inline) this.transfers.weights.message++;
     return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (ahead) {
         set.servedAhead = true;
         set.heldMicros = ahead.heldMicros;
       }
-      if (req.includeDense) {
-        if (!dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
-        const list = set._initDense(dense.values.length);
-        dense.values.forEach((v, i) => writeTensor(list.get(i), dense.params[i]!.name, DataType.FLOAT32, dense.params[i]!.shape, v));
+      if (denseFile) set.denseFile = denseFile;
+      if (inline) {
+        const list = set._initDense(dense!.values.length);
+        dense!.values.forEach((v, i) => writeTensor(list.get(i), dense!.params[i]!.name, DataType.FLOAT32, dense!.params[i]!.shape, v));
+        // Offered with every answer that carries them: a trainer that sees this directory asks for the file from then on.
+        if (this.exchange) {
+          set.exchangeDir = this.exchange.dir;
+          set.exchangeNonce = this.exchange.nonce;
+        }
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
       // Rows are written in place as float32, or gathered and sent as float16 when the trainer asks.
@@ -187,7 +209,7 @@ export class ParameterServer {
       // occurrence threshold) reads as zeros, as Monolith serving does.
       store.readMany(words, count, readOnly, out, offsets);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
-    }, sizeHint(...(req.includeDense && dense ? dense.values : []), words, { byteLength: total * 4 }));
+    }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: total * 4 }));
   }
 
   private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
@@ -197,8 +219,17 @@ export class ParameterServer {
     this.checkActsForRank(call, rank, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
-    const dense: Float32Array[] = [];
+    let dense: Float32Array[] = [];
     for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
+    const file = u.denseFile;
+    if (file) {
+      if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients both in the message and in file ${file.slice(0, 80)}; expected one of the two`);
+      if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${file.slice(0, 80)}, but this parameter server has no exchange directory (--dense-exchange off, or not shard 0); send them in the message`);
+      const model = this.job.requireModel(false).dense;
+      if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${file.slice(0, 80)}, but this parameter-server shard holds no dense parameters`);
+      dense = this.exchange.readGradients(file, model.values.map((v) => v.length), what);
+      this.transfers.gradients.file++;
+    } else if (denseList.length) this.transfers.gradients.message++;
     const result = await this.job.push({
       rank,
       step: Number(u.step),

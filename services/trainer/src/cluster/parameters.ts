@@ -1,6 +1,9 @@
 import type * as grpc from "@grpc/grpc-js";
+import { randomBytes } from "node:crypto";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, readDenseFile, readFloat32, sizeHint, writeDenseFile, writeFloats, writeTensor } from "@pangea/schema";
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import { isStatus } from "@pangea/rpc";
@@ -35,10 +38,27 @@ export interface PushAck {
   duplicate: boolean;
 }
 
+/** The parameter server's exchange directory, as this trainer uses it (see ParameterSet.exchangeDir). */
+interface Exchange {
+  dir: string;
+  /** Names this trainer's gradient files apart from other trainers'. */
+  token: string;
+  files: number;
+}
+
+/** A weight file's name as parameter servers give it; nothing else is opened. */
+const WEIGHTS_FILE = /^w-[0-9]{1,15}$/;
+
 /** The trainer's side of ParameterServer/Pull and /Push. */
 export class ParameterClient {
   private readonly client: ParameterServerClient;
   private aheadUnderstood = true;
+  /** The dense exchange, once this trainer has checked the directory offered is the parameter server's (null: the messages). */
+  private exchange: Exchange | null = null;
+  /** The last directory offered, checked or found unusable: checked once. */
+  private offeredDir = "";
+  /** Why the exchange was given up, once it was (the messages carry the dense tensors from then on). */
+  exchangeLost: string | null = null;
 
   constructor(
     private readonly address: string,
@@ -98,6 +118,7 @@ export class ParameterClient {
       r.includeDense = includeDense;
       r.readOnly = readOnly;
       r.halfRows = this.half;
+      r.denseInFile = includeDense && this.exchange !== null;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       if (ahead) {
         const list = r._initAheadBatches(ahead.batches.length);
@@ -125,13 +146,16 @@ export class ParameterClient {
       return null;
     }
     let dense: Float32Array[] | null = null;
-    if (includeDense) {
+    if (includeDense && set.denseFile) {
+      dense = this.readWeights(set.denseFile) ?? (await this.pull(step, new Uint32Array(0), 0, true, true, null)).dense;
+    } else if (includeDense) {
       const list = set.dense;
       if (list.length !== this.params.length) {
         throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent ${list.length} dense parameters, the model has ${this.params.length}`);
       }
       dense = [];
       for (let i = 0; i < list.length; i++) dense.push(readFloat32(list.get(i), `dense parameter ${this.params[i]!.name}`).data);
+      this.offered(set.exchangeDir, set.exchangeNonce);
     }
     const rows = readFloat32(set.embeddings, "embeddings");
     const total = this.layout.total(ids, idCount, offsets);
@@ -146,6 +170,7 @@ export class ParameterClient {
 
   async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN, tasks: TaskFigures | null = null): Promise<PushAck> {
     const uniform = this.layout.uniform;
+    const denseFile = denseGrads.length ? this.writeGradients(denseGrads) : null;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.streamingAuc = streamingAuc;
@@ -159,11 +184,14 @@ export class ParameterClient {
         const aucs = u._initTaskStreamingAuc(tasks.streamingAuc.length);
         tasks.streamingAuc.forEach((x, t) => aucs.set(t, x));
       }
-      const dense = u._initDense(denseGrads.length);
-      denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
+      if (denseFile) u.denseFile = denseFile;
+      else {
+        const dense = u._initDense(denseGrads.length);
+        denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
+      }
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       writeFloats(u._initSparseGrads(), "sparse_grads", uniform !== null ? [idCount, uniform] : [rowGrads.length], rowGrads, this.half);
-    }, sizeHint(...denseGrads, ids.subarray(0, idCount * 2), rowGrads));
+    }, sizeHint(...(denseFile ? [] : denseGrads), ids.subarray(0, idCount * 2), rowGrads));
     let res: Buffer;
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.push.bind(this.client), req);
@@ -176,5 +204,62 @@ export class ParameterClient {
 
   close(): void {
     (this.client as grpc.Client).close();
+    const x = this.exchange;
+    if (x) for (const n of [x.files - 2, x.files - 1]) if (n >= 0) rmSync(join(x.dir, `g-${x.token}-${n}`), { force: true });
+  }
+
+  /**
+   * An exchange directory offered with the dense parameters: used from now on
+   * if this process can read it, it is this user's, and its nonce is the one
+   * sent (the parameter server's own directory, on this machine).
+   */
+  private offered(dir: string, nonce: string): void {
+    if (dir === this.offeredDir) return;
+    this.offeredDir = dir;
+    this.exchange = null;
+    if (!dir || !nonce || this.exchangeLost) return;
+    try {
+      if (statSync(dir).uid !== process.getuid?.()) return;
+      if (readFileSync(join(dir, "nonce"), "utf8") !== nonce) return;
+    } catch {
+      // Another machine's directory (or container's): the messages it is.
+      return;
+    }
+    this.exchange = { dir, token: randomBytes(16).toString("hex"), files: 0 };
+  }
+
+  /** The dense parameters from a weight file; null (and the exchange given up) if it cannot be read. */
+  private readWeights(name: string): Float32Array[] | null {
+    if (!this.exchange) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} named dense file ${name.slice(0, 80)}, which this trainer did not ask for`);
+    if (!WEIGHTS_FILE.test(name)) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} named dense file "${name.slice(0, 80)}", expected w-<number>`);
+    try {
+      return readDenseFile(join(this.exchange.dir, name), this.params.map((p) => p.shape.reduce((a, n) => a * n, 1)));
+    } catch (err) {
+      this.giveUpExchange(`reading ${name}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Writes the dense gradients to a new file of the exchange; null (and the exchange given up) if it cannot. */
+  private writeGradients(grads: Float32Array[]): string | null {
+    const x = this.exchange;
+    if (!x || this.half) return null;
+    const n = x.files++;
+    const name = `g-${x.token}-${n}`;
+    const path = join(x.dir, name);
+    try {
+      // Two files in turn: the one before last was read when its push was answered.
+      writeDenseFile(path, grads, n >= 2 ? join(x.dir, `g-${x.token}-${n - 2}`) : null);
+      return name;
+    } catch (err) {
+      rmSync(path, { force: true });
+      this.giveUpExchange(`writing ${name}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  private giveUpExchange(why: string): void {
+    this.exchange = null;
+    this.exchangeLost = why;
   }
 }

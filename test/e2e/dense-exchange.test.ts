@@ -1,0 +1,186 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { status } from "@grpc/grpc-js";
+import { PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, startServer, unary, type RunningServer } from "@pangea/rpc";
+import { RowLayout } from "@pangea/model";
+import { DataType, MessageType, encodeMessage, readDenseFile, writeDenseFile, writeFloats, writeTensor } from "@pangea/schema";
+import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
+import { DenseExchange } from "../../services/orchestrator/src/params/dense-exchange.js";
+import { startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
+import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
+
+// The dense exchange between the orchestrator's real ParameterServer and the trainer's
+// ParameterClient over gRPC, in one process (the job is a real Job; its exchange
+// directory is made under a test directory instead of /dev/shm).
+
+const servers: RunningServer[] = [];
+const clients: ShardedParameterClient[] = [];
+const exchanges: DenseExchange[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of servers.splice(0)) await s.shutdown(100);
+  for (const x of exchanges.splice(0)) x.close();
+});
+
+async function serve(exchangeOn: boolean) {
+  const { job } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
+  const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")) : null;
+  if (exchange) exchanges.push(exchange);
+  const params = new ParameterServer(job, "orchestrator", exchange);
+  const server = await startServer("127.0.0.1", 0, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
+  servers.push(server);
+  const model = job.model!;
+  const client = (rank: number) => {
+    const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]));
+    clients.push(c);
+    return c;
+  };
+  /** Gradients that differ per element and per batch, so a mixed-up or torn file would show. */
+  const grads = (batch: number) => model.dense!.values.map((v, i) => Float32Array.from({ length: v.length }, (_, k) => Math.sin(batch * 7 + i * 3 + k * 0.01) * 0.1));
+  const noIds = new Uint32Array(0);
+  /** One sync step: both trainers pull (with the dense parameters) and push batches 2s and 2s + 1. */
+  const step = async (c0: ShardedParameterClient, c1: ShardedParameterClient) => {
+    const s = job.step;
+    const pulled = await Promise.all([c0, c1].map((c) => c.pull(s, noIds, 0, true, false, null)));
+    await Promise.all([c0, c1].map((c, rank) => c.push(s, 2 * s + rank, 8, 0.5, grads(2 * s + rank), noIds, 0, new Float32Array(0))));
+    return pulled;
+  };
+  return { job, exchange, params, server, client, step, grads };
+}
+
+/** A push whose dense gradients are said to be in `file`, sent as a (hostile) trainer would. */
+async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null): Promise<unknown> {
+  const client = parameterServerClient(address, null);
+  try {
+    const req = encodeMessage(MessageType.GRADIENT_UPDATE, "trainer-0", (u) => {
+      u.workerRank = 0;
+      u.step = 0n;
+      u.batchIndex = 0n;
+      u.batchSize = 8;
+      u.loss = 0.5;
+      u.denseFile = file;
+      if (withDense) {
+        const list = u._initDense(withDense.length);
+        withDense.forEach((d, i) => writeFloats(list.get(i), `p${i}`, [d.length], d, false));
+      }
+      writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [0], new Uint32Array(0));
+      writeFloats(u._initSparseGrads(), "sparse_grads", [0], new Float32Array(0), false);
+    });
+    await unary<Buffer, Buffer>("orchestrator", client.push.bind(client), req);
+    return null;
+  } catch (err) {
+    return err;
+  } finally {
+    client.close();
+  }
+}
+
+describe("the dense exchange (trainers on the orchestrator's machine)", () => {
+  it("after the first pull offers the directory, the dense parameters and gradients go through files, with the same values and the same updates", async () => {
+    const on = await serve(true);
+    const off = await serve(false);
+    const [a0, a1, b0, b1] = [on.client(0), on.client(1), off.client(0), off.client(1)];
+    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
+    for (let s = 0; s < 6; s++) {
+      const [pa, pb] = [await on.step(a0, a1), await off.step(b0, b1)];
+      // Bit-equal parameters pulled either way, and bit-equal parameters after every step's update.
+      for (let t = 0; t < 2; t++) expect(hex(pa[t]!.dense!)).toEqual(hex(pb[t]!.dense!));
+      expect(hex(on.job.model!.dense!.values)).toEqual(hex(off.job.model!.dense!.values));
+    }
+    expect(on.job.step).toBe(6);
+    // First pull of each trainer in the message (it offers the directory), every later one a file; every push a file
+    // (the first pushes come after a pull that offered it).
+    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 10 }, gradients: { message: 0, file: 12 } });
+    expect(off.params.transfers).toEqual({ weights: { message: 12, file: 0 }, gradients: { message: 12, file: 0 } });
+    // Both trainers read one file per version (w-1 .. w-5); the last four are kept, w-1's pages went to w-5; two gradient files per trainer.
+    const files = readdirSync(on.exchange!.dir).sort();
+    expect(files.filter((f) => f.startsWith("w-"))).toEqual(["w-2", "w-3", "w-4", "w-5"]);
+    expect(files.filter((f) => f.startsWith("g-")).length).toBe(4);
+    expect(statSync(on.exchange!.dir).mode & 0o777).toBe(0o700);
+    // A trainer leaving removes its gradient files.
+    a0.close();
+    a1.close();
+    expect(readdirSync(on.exchange!.dir).filter((f) => f.startsWith("g-"))).toEqual([]);
+  });
+
+  it("a trainer that does not see the directory (another machine's, here a changed nonce) keeps to the messages", async () => {
+    const on = await serve(true);
+    writeFileSync(join(on.exchange!.dir, "nonce"), "not the nonce sent");
+    const [c0, c1] = [on.client(0), on.client(1)];
+    await on.step(c0, c1);
+    await on.step(c0, c1);
+    expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 } });
+  });
+
+  it("refuses a push naming a file it must not open, one missing or of the wrong size, or gradients in both places: INVALID_ARGUMENT naming it", async () => {
+    const on = await serve(true);
+    const dir = on.exchange!.dir;
+    const lengths = on.job.model!.dense!.values.map((v) => v.length);
+    const refused = async (file: string, withDense: Float32Array[] | null = null) => {
+      const err = (await pushNaming(on.server.address, file, withDense)) as { code?: number; details?: string } | null;
+      expect(err?.code).toBe(status.INVALID_ARGUMENT);
+      return err!.details!;
+    };
+    expect(await refused("../../etc/passwd")).toMatch(/push from rank 0: dense gradients file "..\/..\/etc\/passwd" is not a name trainers give them/);
+    expect(await refused(`g-${"a".repeat(32)}-1`)).toMatch(/dense file .*g-a{32}-1: ENOENT/);
+    // A link, even to a file of the right size, is not followed.
+    const elsewhere = join(tempDir("pangea-x-elsewhere-"), "grads");
+    writeDenseFile(elsewhere, lengths.map((n) => new Float32Array(n)));
+    symlinkSync(elsewhere, join(dir, `g-${"b".repeat(32)}-1`));
+    expect(await refused(`g-${"b".repeat(32)}-1`)).toMatch(/ELOOP/);
+    writeDenseFile(join(dir, `g-${"c".repeat(32)}-1`), [new Float32Array(3)]);
+    expect(await refused(`g-${"c".repeat(32)}-1`)).toMatch(/holds 12 bytes, expected \d+/);
+    writeDenseFile(join(dir, `g-${"d".repeat(32)}-1`), lengths.map((n) => new Float32Array(n)));
+    expect(await refused(`g-${"d".repeat(32)}-1`, lengths.map((n) => new Float32Array(n)))).toMatch(/both in the message and in file/);
+    // Nothing was taken.
+    expect(on.params.transfers.gradients).toEqual({ message: 0, file: 0 });
+    // An orchestrator without the exchange says so.
+    const off = await serve(false);
+    const err = (await pushNaming(off.server.address, `g-${"d".repeat(32)}-1`)) as { code?: number; details?: string };
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/no exchange directory \(--dense-exchange off/);
+  });
+
+  it("a dense file is read whole or refused: a recycled name is gone, a short file is refused, recycling keeps the pages and takes the new length", () => {
+    const dir = tempDir("pangea-x-files-");
+    const a = join(dir, "w-1");
+    writeDenseFile(a, [Float32Array.of(1, 2), Float32Array.of(3)]);
+    expect(readDenseFile(a, [2, 1]).map((v) => Array.from(v))).toEqual([[1, 2], [3]]);
+    expect(() => readDenseFile(a, [2, 2])).toThrow(/w-1: holds 12 bytes, expected 16/);
+    const ino = statSync(a).ino;
+    const b = join(dir, "w-2");
+    writeDenseFile(b, [Float32Array.of(5, 6, 7, 8)], a);
+    expect(statSync(b).ino).toBe(ino);
+    expect(existsSync(a)).toBe(false);
+    expect(() => readDenseFile(a, [2, 1])).toThrow(/w-1: ENOENT/);
+    expect(Array.from(readDenseFile(b, [4])[0]!)).toEqual([5, 6, 7, 8]);
+    // Recycling into a shorter file truncates it.
+    const c = join(dir, "w-3");
+    writeDenseFile(c, [Float32Array.of(9)], b);
+    expect(statSync(c).size).toBe(4);
+    // A new name never overwrites an existing file it was not told to recycle.
+    expect(() => writeDenseFile(c, [Float32Array.of(1)])).toThrow(/EEXIST/);
+  });
+
+  it("an exchange directory left by a process killed outright is removed by the next; a live one's and another user's are kept", () => {
+    const base = tempDir("pangea-x-sweep-");
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    mkdirSync(join(base, "pangea-exchange-dead"), { mode: 0o700 });
+    writeFileSync(join(base, "pangea-exchange-dead", "pid"), dead);
+    writeFileSync(join(base, "pangea-exchange-dead", "w-3"), "x");
+    mkdirSync(join(base, "pangea-exchange-live"), { mode: 0o700 });
+    writeFileSync(join(base, "pangea-exchange-live", "pid"), String(process.pid));
+    mkdirSync(join(base, "unrelated"));
+    const x = DenseExchange.open(base)!;
+    exchanges.push(x);
+    expect(readdirSync(base).sort()).toEqual([x.dir.split("/").at(-1), "pangea-exchange-live", "unrelated"].sort());
+    x.close();
+    exchanges.pop();
+    expect(existsSync(x.dir)).toBe(false);
+    // No such base: no exchange (the messages), not an error.
+    expect(DenseExchange.open(join(base, "missing"))).toBeNull();
+  });
+});
