@@ -25,12 +25,12 @@ afterEach(async () => {
   for (const x of exchanges.splice(0)) x.close();
 });
 
-async function serve(exchangeOn: boolean) {
+async function serve(exchangeOn: boolean, port = 0) {
   const { job } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
   const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")) : null;
   if (exchange) exchanges.push(exchange);
   const params = new ParameterServer(job, "orchestrator", exchange);
-  const server = await startServer("127.0.0.1", 0, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
+  const server = await startServer("127.0.0.1", port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   servers.push(server);
   const model = job.model!;
   const client = (rank: number) => {
@@ -113,6 +113,32 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     await on.step(c0, c1);
     await on.step(c0, c1);
     expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 } });
+  });
+
+  it("after the orchestrator restarts with another directory, a trainer checks it: used if it sees it, else the messages", async () => {
+    const first = await serve(true);
+    const port = Number(first.server.address.split(":").at(-1));
+    const c = first.client(0);
+    const noIds = new Uint32Array(0);
+    await c.pull(0, noIds, 0, true, true, null);
+    await c.pull(0, noIds, 0, true, true, null);
+    expect(first.params.transfers.weights).toEqual({ message: 1, file: 1 });
+    await servers.shift()!.shutdown(100);
+    // Its successor on the same address: the trainer asks for a file (it used one), and gets one of the new directory.
+    const second = await serve(true, port);
+    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
+    second.job.model!.dense!.values[0]!.fill(0.25);
+    second.job.model!.dense!.version++;
+    expect(hex((await c.pull(0, noIds, 0, true, true, null)).dense!)).toEqual(hex(second.job.model!.dense!.values));
+    expect(second.params.transfers.weights).toEqual({ message: 0, file: 1 });
+    await servers.pop()!.shutdown(100);
+    // A successor whose directory this trainer cannot see: the file is named, the trainer takes the parameters in a message.
+    const third = await serve(true, port);
+    writeFileSync(join(third.exchange!.dir, "nonce"), "not the nonce sent");
+    third.job.model!.dense!.values[0]!.fill(0.5);
+    third.job.model!.dense!.version++;
+    expect(hex((await c.pull(0, noIds, 0, true, true, null)).dense!)).toEqual(hex(third.job.model!.dense!.values));
+    expect(third.params.transfers.weights).toEqual({ message: 1, file: 1 });
   });
 
   it("refuses a push naming a file it must not open, one missing or of the wrong size, or gradients in both places: INVALID_ARGUMENT naming it", async () => {

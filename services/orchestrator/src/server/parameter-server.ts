@@ -196,11 +196,12 @@ export class ParameterServer {
       if (inline) {
         const list = set._initDense(dense!.values.length);
         dense!.values.forEach((v, i) => writeTensor(list.get(i), dense!.params[i]!.name, DataType.FLOAT32, dense!.params[i]!.shape, v));
-        // Offered with every answer that carries them: a trainer that sees this directory asks for the file from then on.
-        if (this.exchange) {
-          set.exchangeDir = this.exchange.dir;
-          set.exchangeNonce = this.exchange.nonce;
-        }
+      }
+      // Named with every answer that carries the dense parameters: a trainer that sees this directory asks for the file
+      // from then on, and one that used another (this server's before a restart) checks this one first.
+      if (req.includeDense && this.exchange) {
+        set.exchangeDir = this.exchange.dir;
+        set.exchangeNonce = this.exchange.nonce;
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
       // Rows are written in place as float32, or gathered and sent as float16 when the trainer asks.

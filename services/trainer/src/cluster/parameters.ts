@@ -57,8 +57,9 @@ export class ParameterClient {
   private exchange: Exchange | null = null;
   /** The last directory offered, checked or found unusable: checked once. */
   private offeredDir = "";
-  /** Why the exchange was given up, once it was (the messages carry the dense tensors from then on). */
+  /** Why the exchange was last given up (the messages carry the dense tensors until another directory is named). */
   exchangeLost: string | null = null;
+  private lostDir = "";
 
   constructor(
     private readonly address: string,
@@ -146,7 +147,9 @@ export class ParameterClient {
       return null;
     }
     let dense: Float32Array[] | null = null;
+    if (includeDense) this.offered(set.exchangeDir, set.exchangeNonce);
     if (includeDense && set.denseFile) {
+      // Unreadable (the exchange is then given up): the parameters as they are now, in a message.
       dense = this.readWeights(set.denseFile) ?? (await this.pull(step, new Uint32Array(0), 0, true, true, null)).dense;
     } else if (includeDense) {
       const list = set.dense;
@@ -155,7 +158,6 @@ export class ParameterClient {
       }
       dense = [];
       for (let i = 0; i < list.length; i++) dense.push(readFloat32(list.get(i), `dense parameter ${this.params[i]!.name}`).data);
-      this.offered(set.exchangeDir, set.exchangeNonce);
     }
     const rows = readFloat32(set.embeddings, "embeddings");
     const total = this.layout.total(ids, idCount, offsets);
@@ -209,15 +211,17 @@ export class ParameterClient {
   }
 
   /**
-   * An exchange directory offered with the dense parameters: used from now on
+   * The exchange directory named with the dense parameters: used from now on
    * if this process can read it, it is this user's, and its nonce is the one
-   * sent (the parameter server's own directory, on this machine).
+   * sent (the parameter server's own directory, on this machine). Checked
+   * once per directory; none named (an orchestrator with the exchange off) or
+   * one that fails the check: the messages.
    */
   private offered(dir: string, nonce: string): void {
     if (dir === this.offeredDir) return;
     this.offeredDir = dir;
     this.exchange = null;
-    if (!dir || !nonce || this.exchangeLost) return;
+    if (!dir || !nonce || dir === this.lostDir) return;
     try {
       if (statSync(dir).uid !== process.getuid?.()) return;
       if (readFileSync(join(dir, "nonce"), "utf8") !== nonce) return;
@@ -228,9 +232,13 @@ export class ParameterClient {
     this.exchange = { dir, token: randomBytes(16).toString("hex"), files: 0 };
   }
 
-  /** The dense parameters from a weight file; null (and the exchange given up) if it cannot be read. */
+  /**
+   * The dense parameters from a weight file; null if this trainer does not see
+   * the directory named with it (asked for by an earlier server's exchange,
+   * before a restart) or the file cannot be read (the exchange is then given up).
+   */
   private readWeights(name: string): Float32Array[] | null {
-    if (!this.exchange) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} named dense file ${name.slice(0, 80)}, which this trainer did not ask for`);
+    if (!this.exchange) return null;
     if (!WEIGHTS_FILE.test(name)) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} named dense file "${name.slice(0, 80)}", expected w-<number>`);
     try {
       return readDenseFile(join(this.exchange.dir, name), this.params.map((p) => p.shape.reduce((a, n) => a * n, 1)));
@@ -259,6 +267,7 @@ export class ParameterClient {
   }
 
   private giveUpExchange(why: string): void {
+    this.lostDir = this.exchange?.dir ?? "";
     this.exchange = null;
     this.exchangeLost = why;
   }
