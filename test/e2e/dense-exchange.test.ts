@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
@@ -93,8 +93,8 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(on.job.step).toBe(6);
     // First pull of each trainer in the message (it offers the directory), every later one a file; every push a file
     // (the first pushes come after a pull that offered it).
-    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 10 }, gradients: { message: 0, file: 12 } });
-    expect(off.params.transfers).toEqual({ weights: { message: 12, file: 0 }, gradients: { message: 12, file: 0 } });
+    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 10 }, gradients: { message: 0, file: 12 }, weightsFileFailures: 0 });
+    expect(off.params.transfers).toEqual({ weights: { message: 12, file: 0 }, gradients: { message: 12, file: 0 }, weightsFileFailures: 0 });
     // Both trainers read one file per version (w-1 .. w-5); the last four are kept, w-1's pages went to w-5; two gradient files per trainer.
     const files = readdirSync(on.exchange!.dir).sort();
     expect(files.filter((f) => f.startsWith("w-"))).toEqual(["w-2", "w-3", "w-4", "w-5"]);
@@ -112,7 +112,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const [c0, c1] = [on.client(0), on.client(1)];
     await on.step(c0, c1);
     await on.step(c0, c1);
-    expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 } });
+    expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 }, weightsFileFailures: 0 });
   });
 
   it("after the orchestrator restarts with another directory, a trainer checks it: used if it sees it, else the messages", async () => {
@@ -139,6 +139,21 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     third.job.model!.dense!.version++;
     expect(hex((await c.pull(0, noIds, 0, true, true, null)).dense!)).toEqual(hex(third.job.model!.dense!.values));
     expect(third.params.transfers.weights).toEqual({ message: 1, file: 1 });
+  });
+
+  it("a directory removed under the orchestrator (systemd's RemoveIPC, a cleaner): parameters and gradients go in the messages, the job goes on", async () => {
+    const on = await serve(true);
+    const [c0, c1] = [on.client(0), on.client(1)];
+    await on.step(c0, c1);
+    await on.step(c0, c1);
+    expect(on.params.transfers.weights.file).toBe(2);
+    rmSync(on.exchange!.dir, { recursive: true, force: true });
+    await on.step(c0, c1);
+    await on.step(c0, c1);
+    expect(on.job.step).toBe(4);
+    expect(on.params.transfers.weightsFileFailures).toBeGreaterThan(0);
+    // After the trainers' gradient files failed to be written, they keep to the messages.
+    expect(on.params.transfers.gradients).toEqual({ message: 4, file: 4 });
   });
 
   it("refuses a push naming a file it must not open, one missing or of the wrong size, or gradients in both places: INVALID_ARGUMENT naming it", async () => {

@@ -18,4 +18,13 @@ export function registerDenseTransferMetrics(registry: Registry, transfers: Dens
       for (const tensors of ["weights", "gradients"] as const) for (const via of ["message", "file"] as const) this.inc({ tensors, via }, transfers[tensors][via]);
     },
   });
+  new Counter({
+    name: "pangea_dense_exchange_write_failures_total",
+    help: "Weight files the dense exchange could not write (/dev/shm full, or its directory removed): those parameters went in the message.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(transfers.weightsFileFailures);
+    },
+  });
 }

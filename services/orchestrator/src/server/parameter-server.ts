@@ -6,11 +6,14 @@ import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { DenseExchange } from "../params/dense-exchange.js";
+import type { DenseStore } from "../params/dense-store.js";
 
 /** Dense tensors sent and taken so far, by how: in the messages or through the dense exchange's files. */
 export interface DenseTransfers {
   weights: { message: number; file: number };
   gradients: { message: number; file: number };
+  /** Weight files that could not be written (the parameters went in the message). */
+  weightsFileFailures: number;
 }
 
 /**
@@ -20,7 +23,7 @@ export interface DenseTransfers {
  * answers on arrival (a sync step is applied when its last batch arrives).
  */
 export class ParameterServer {
-  readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 } };
+  readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 }, weightsFileFailures: 0 };
 
   constructor(
     private readonly job: ParameterHost,
@@ -182,7 +185,7 @@ export class ParameterServer {
     const shape = uniform !== null ? [count, uniform] : [total];
     if (req.includeDense && !dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
     // Written before the answer is: a trainer opens the file only once the answer names it.
-    const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.exchange.weightsFile(dense!) : null;
+    const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
     const inline = req.includeDense && !denseFile;
     if (denseFile) this.transfers.weights.file++;
     else if (inline) this.transfers.weights.message++;
@@ -211,6 +214,16 @@ export class ParameterServer {
       store.readMany(words, count, readOnly, out, offsets);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
     }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: total * 4 }));
+  }
+
+  /** The exchange's file of the dense parameters; null (they go in the message) if it cannot be written, /dev/shm full or its directory removed. */
+  private weightsFile(dense: DenseStore): string | null {
+    try {
+      return this.exchange!.weightsFile(dense);
+    } catch {
+      this.transfers.weightsFileFailures++;
+      return null;
+    }
   }
 
   private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
