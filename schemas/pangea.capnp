@@ -124,8 +124,8 @@ struct ParameterSet {
   exchangeDir @7 :Text;
   exchangeNonce @8 :Text;
   # Asked for with denseInFile: the file of exchangeDir holding the dense
-  # parameters (float32, little-endian, in `dense`'s order, one after another);
-  # `dense` is then empty.
+  # parameters (float32 in the machine's byte order, in `dense`'s order, one
+  # after another); `dense` is then empty.
   denseFile @9 :Text;
 }
 
@@ -147,7 +147,8 @@ struct GradientUpdate {
   taskStreamingAuc @10 :List(Float32);
   # Instead of `dense` (then empty): the file the trainer wrote in the
   # parameter server's exchange directory, the dense gradients one after
-  # another as float32; read and removed by the parameter server.
+  # another as float32; read by the parameter server before it answers (the
+  # trainer recycles the file for a later push).
   denseFile @11 :Text;
 }
 

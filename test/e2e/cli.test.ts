@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SERVICE_MALLOC_ENV } from "@pangea/kit";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
-import { alive } from "../../packages/cli/src/commands/cluster-commands.js";
+import { processExists as alive } from "@pangea/kit";
 
 /** `pangea serve` on an empty model base path, ports 0: the CLI process, its collected output (ready line on stdout, the server's pid in its log on stderr) and its exit. */
 function startServe(base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"))): { cli: ChildProcess; output: () => string; exited: Promise<number | null> } {

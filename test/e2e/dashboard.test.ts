@@ -82,6 +82,11 @@ describe("monitoring", () => {
       expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="weights",via="file"')).toBeGreaterThan(0);
       expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="gradients",via="file"')).toBeGreaterThan(0);
       expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="gradients",via="message"')).toBe(0);
+      // In a message only the pulls a trainer sends before the first answer names the directory: its first, and the
+      // next step's when it goes ahead before that answer (two trainers: 2 to 4).
+      const inMessages = metric(withAuc, "pangea_dense_transfers_total", 'tensors="weights",via="message"');
+      expect(inMessages).toBeGreaterThanOrEqual(2);
+      expect(inMessages).toBeLessThanOrEqual(4);
     }
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
     // Compute and every trainer serve their own /metrics.

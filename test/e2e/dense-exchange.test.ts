@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { Worker } from "node:worker_threads";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, startServer, unary, type RunningServer } from "@pangea/rpc";
@@ -15,6 +17,7 @@ import { ShardedParameterClient } from "../../services/trainer/src/cluster/shard
 // ParameterClient over gRPC, in one process (the job is a real Job; its exchange
 // directory is made under a test directory instead of /dev/shm).
 
+const SCHEMA_DIST = join(fileURLToPath(new URL("../../packages/schema/dist/index.js", import.meta.url)));
 const servers: RunningServer[] = [];
 const clients: ShardedParameterClient[] = [];
 const exchanges: DenseExchange[] = [];
@@ -25,16 +28,16 @@ afterEach(async () => {
   for (const x of exchanges.splice(0)) x.close();
 });
 
-async function serve(exchangeOn: boolean, port = 0) {
+async function serve(exchangeOn: boolean, port = 0, half = false) {
   const { job } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
-  const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")) : null;
+  const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")).exchange : null;
   if (exchange) exchanges.push(exchange);
   const params = new ParameterServer(job, "orchestrator", exchange);
   const server = await startServer("127.0.0.1", port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   servers.push(server);
   const model = job.model!;
   const client = (rank: number) => {
-    const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]));
+    const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), half);
     clients.push(c);
     return c;
   };
@@ -52,11 +55,11 @@ async function serve(exchangeOn: boolean, port = 0) {
 }
 
 /** A push whose dense gradients are said to be in `file`, sent as a (hostile) trainer would. */
-async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null): Promise<unknown> {
+async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null, rank = 0): Promise<unknown> {
   const client = parameterServerClient(address, null);
   try {
-    const req = encodeMessage(MessageType.GRADIENT_UPDATE, "trainer-0", (u) => {
-      u.workerRank = 0;
+    const req = encodeMessage(MessageType.GRADIENT_UPDATE, `trainer-${rank}`, (u) => {
+      u.workerRank = rank;
       u.step = 0n;
       u.batchIndex = 0n;
       u.batchSize = 8;
@@ -139,21 +142,36 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     third.job.model!.dense!.version++;
     expect(hex((await c.pull(0, noIds, 0, true, true, null)).dense!)).toEqual(hex(third.job.model!.dense!.values));
     expect(third.params.transfers.weights).toEqual({ message: 1, file: 1 });
+    await servers.pop()!.shutdown(100);
+    // A push written for a directory (the fourth's) reaching its successor: refused there (no such file), sent again in the message.
+    const fourth = await serve(true, port);
+    await c.pull(0, noIds, 0, true, true, null);
+    await c.pull(0, noIds, 0, true, true, null);
+    expect(fourth.params.transfers.weights).toEqual({ message: 1, file: 1 });
+    await servers.pop()!.shutdown(100);
+    const fifth = await serve(true, port);
+    const ack = await c.push(0, 0, 8, 0.5, fifth.grads(0), noIds, 0, new Float32Array(0));
+    expect(ack.duplicate).toBe(false);
+    expect(fifth.params.transfers.gradients).toEqual({ message: 1, file: 0 });
   });
 
   it("a directory removed under the orchestrator (systemd's RemoveIPC, a cleaner): parameters and gradients go in the messages, the job goes on", async () => {
     const on = await serve(true);
-    const [c0, c1] = [on.client(0), on.client(1)];
-    await on.step(c0, c1);
-    await on.step(c0, c1);
-    expect(on.params.transfers.weights.file).toBe(2);
-    rmSync(on.exchange!.dir, { recursive: true, force: true });
-    await on.step(c0, c1);
-    await on.step(c0, c1);
+    const off = await serve(false);
+    const [c0, c1, b0, b1] = [on.client(0), on.client(1), off.client(0), off.client(1)];
+    for (let s = 0; s < 4; s++) {
+      if (s === 2) rmSync(on.exchange!.dir, { recursive: true, force: true });
+      await on.step(c0, c1);
+      await off.step(b0, b1);
+    }
     expect(on.job.step).toBe(4);
+    expect(on.params.transfers.weights.file).toBe(2);
     expect(on.params.transfers.weightsFileFailures).toBeGreaterThan(0);
     // After the trainers' gradient files failed to be written, they keep to the messages.
     expect(on.params.transfers.gradients).toEqual({ message: 4, file: 4 });
+    // And the model is the one trained without the exchange, to the bit.
+    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
+    expect(hex(on.job.model!.dense!.values)).toEqual(hex(off.job.model!.dense!.values));
   });
 
   it("refuses a push naming a file it must not open, one missing or of the wrong size, or gradients in both places: INVALID_ARGUMENT naming it", async () => {
@@ -174,10 +192,25 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(await refused(`g-${"b".repeat(32)}-1`)).toMatch(/ELOOP/);
     writeDenseFile(join(dir, `g-${"c".repeat(32)}-1`), [new Float32Array(3)]);
     expect(await refused(`g-${"c".repeat(32)}-1`)).toMatch(/holds 12 bytes, expected \d+/);
+    // A FIFO is refused at once, not waited on.
+    expect(spawnSync("mkfifo", [join(dir, `g-${"f".repeat(32)}-1`)]).status).toBe(0);
+    expect(await refused(`g-${"f".repeat(32)}-1`)).toMatch(/g-f{32}-1: not a regular file/);
     writeDenseFile(join(dir, `g-${"d".repeat(32)}-1`), lengths.map((n) => new Float32Array(n)));
     expect(await refused(`g-${"d".repeat(32)}-1`, lengths.map((n) => new Float32Array(n)))).toMatch(/both in the message and in file/);
-    // Nothing was taken.
-    expect(on.params.transfers.gradients).toEqual({ message: 0, file: 0 });
+    // A trainer's file, named by another rank: refused (its token was bound to rank 0 when rank 0 pushed it).
+    const [c0, c1] = [on.client(0), on.client(1)];
+    await on.step(c0, c1);
+    const mine = readdirSync(dir).find((f) => f.startsWith("g-"))!;
+    const owner = on.params.transfers.gradients.file;
+    // (Named by both ranks: the owner's push is the job's to refuse, a step late; the other's is refused for the file.)
+    const errs = (await Promise.all([0, 1].map((r) => pushNaming(on.server.address, mine, null, r)))) as { code?: number; details?: string }[];
+    const stolen = errs.filter((e) => new RegExp(`dense gradients file ${mine} is rank \\d's`).test(e?.details ?? ""));
+    expect(stolen.length).toBe(1);
+    expect(stolen[0]!.code).toBe(status.INVALID_ARGUMENT);
+    // Only the owner's was taken (as a duplicate of its batch, which the job ignores).
+    expect(on.params.transfers.gradients.file).toBe(owner + 1);
+    // Nothing else was taken.
+    expect(on.params.transfers.gradients).toEqual({ message: 0, file: 3 });
     // An orchestrator without the exchange says so.
     const off = await serve(false);
     const err = (await pushNaming(off.server.address, `g-${"d".repeat(32)}-1`)) as { code?: number; details?: string };
@@ -206,22 +239,101 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(() => writeDenseFile(c, [Float32Array.of(1)])).toThrow(/EEXIST/);
   });
 
-  it("an exchange directory left by a process killed outright is removed by the next; a live one's and another user's are kept", () => {
+  it("an exchange directory left by a process killed outright is removed by the next; a live one's, another namespace's and another user's are kept", () => {
     const base = tempDir("pangea-x-sweep-");
+    const ns = /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/pid"))![1]!;
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
-    mkdirSync(join(base, "pangea-exchange-dead"), { mode: 0o700 });
-    writeFileSync(join(base, "pangea-exchange-dead", "pid"), dead);
-    writeFileSync(join(base, "pangea-exchange-dead", "w-3"), "x");
-    mkdirSync(join(base, "pangea-exchange-live"), { mode: 0o700 });
-    writeFileSync(join(base, "pangea-exchange-live", "pid"), String(process.pid));
-    mkdirSync(join(base, "unrelated"));
-    const x = DenseExchange.open(base)!;
-    exchanges.push(x);
-    expect(readdirSync(base).sort()).toEqual([x.dir.split("/").at(-1), "pangea-exchange-live", "unrelated"].sort());
-    x.close();
+    const made = (name: string) => {
+      mkdirSync(join(base, name), { mode: 0o700 });
+      writeFileSync(join(base, name, "w-3"), "x");
+      return name;
+    };
+    made(`pangea-exchange-${ns}-${dead}-aaaaaa`);
+    // This process's own pid: a previous process's (pid 1 in a container restarted), gone.
+    made(`pangea-exchange-${ns}-${process.pid}-bbbbbb`);
+    const live = made(`pangea-exchange-${ns}-${process.ppid}-cccccc`);
+    const otherNs = made(`pangea-exchange-1-${dead}-dddddd`);
+    const unrelated = made("unrelated");
+    const kept = [live, otherNs, unrelated];
+    if (process.getuid?.() === 0) {
+      const others = made(`pangea-exchange-${ns}-${dead}-eeeeee`);
+      chownSync(join(base, others), 65534, 65534);
+      kept.push(others);
+    }
+    const { exchange: x } = DenseExchange.open(base);
+    exchanges.push(x!);
+    expect(readdirSync(base).sort()).toEqual([x!.dir.split("/").at(-1)!, ...kept].sort());
+    expect(x!.dir.split("/").at(-1)).toMatch(new RegExp(`^pangea-exchange-${ns}-${process.pid}-`));
+    x!.close();
     exchanges.pop();
-    expect(existsSync(x.dir)).toBe(false);
-    // No such base: no exchange (the messages), not an error.
-    expect(DenseExchange.open(join(base, "missing"))).toBeNull();
+    expect(existsSync(x!.dir)).toBe(false);
+    // No such base: no exchange (the messages), not an error, and why.
+    expect(DenseExchange.open(join(base, "missing"))).toEqual({ exchange: null, why: `${join(base, "missing")}: ENOENT` });
+  });
+
+  it("gradient files a gone trainer left (killed, or stopped by a signal) are removed after ten minutes untouched", () => {
+    const { exchange: x } = DenseExchange.open(tempDir("pangea-x-gsweep-"));
+    exchanges.push(x!);
+    const old = join(x!.dir, `g-${"e".repeat(32)}-7`);
+    const fresh = join(x!.dir, `g-${"f".repeat(32)}-7`);
+    writeFileSync(old, "x");
+    writeFileSync(fresh, "x");
+    const now = Date.now();
+    utimesSync(old, (now - 11 * 60_000) / 1000, (now - 11 * 60_000) / 1000);
+    x!.sweepGradients(now + 61_000);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(join(x!.dir, "nonce"))).toBe(true);
+  });
+
+  it("a reader racing a writer that recycles files never gets a torn version: it reads one version whole or is refused", async () => {
+    const dir = tempDir("pangea-x-race-");
+    const n = 1 << 18;
+    const latest = new Int32Array(new SharedArrayBuffer(4));
+    // The writer recycles continuously in another thread: version v's file holds v in every element.
+    const writer = new Worker(`
+      const { workerData } = require("node:worker_threads");
+      const { join } = require("node:path");
+      import(workerData.schema).then(({ writeDenseFile }) => {
+        const latest = new Int32Array(workerData.latest);
+        const data = new Float32Array(workerData.n);
+        const until = Date.now() + workerData.ms;
+        for (let v = 1; Date.now() < until; v++) {
+          data.fill(v);
+          writeDenseFile(join(workerData.dir, "w-" + v), [data], v > 2 ? join(workerData.dir, "w-" + (v - 2)) : null);
+          Atomics.store(latest, 0, v);
+        }
+        Atomics.store(latest, 0, -1);
+      });`, { eval: true, workerData: { schema: SCHEMA_DIST, dir, n, latest: latest.buffer, ms: 600 } });
+    const outcome = { whole: 0, refused: 0 };
+    const torn: string[] = [];
+    for (;;) {
+      const v = Atomics.load(latest, 0);
+      if (v < 0) break;
+      if (v === 0) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      try {
+        const [a] = readDenseFile(join(dir, `w-${v}`), [n]);
+        if (a![0] !== v || a![n - 1] !== v || a!.some((x) => x !== v)) torn.push(`w-${v}: ${a![0]} .. ${a![n - 1]}`);
+        else outcome.whole++;
+      } catch (err) {
+        expect((err as Error).message).toMatch(/ENOENT|recycled by its writer while it was read/);
+        outcome.refused++;
+      }
+    }
+    await writer.terminate();
+    expect(torn).toEqual([]);
+    expect(outcome.whole).toBeGreaterThan(0);
+    expect(outcome.refused).toBeGreaterThan(0);
+  });
+
+  it("with fp16 gradient compression the gradients stay in the message (in half precision); the weights still use the files", async () => {
+    const on = await serve(true, 0, true);
+    const [c0, c1] = [on.client(0), on.client(1)];
+    await on.step(c0, c1);
+    await on.step(c0, c1);
+    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 2 }, gradients: { message: 4, file: 0 }, weightsFileFailures: 0 });
   });
 });

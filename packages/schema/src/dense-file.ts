@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, renameSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { SchemaErrors } from "./errors.js";
 
 /**
@@ -30,6 +30,7 @@ export function writeDenseFile(path: string, tensors: readonly Float32Array[], r
     }
   }
   fd ??= openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  let written = false;
   try {
     let at = 0;
     for (const t of tensors) {
@@ -42,31 +43,36 @@ export function writeDenseFile(path: string, tensors: readonly Float32Array[], r
     }
     // A recycled file of another length (another model's) ends where this one does.
     ftruncateSync(fd, at);
+    written = true;
   } finally {
     closeSync(fd);
+    // A file half written (the disk full) is nobody's to read, and would hold on to the room.
+    if (!written) rmSync(path, { force: true });
   }
 }
 
 /**
  * Reads a file of this layout as one array per tensor, of `lengths` elements
- * each, over one new buffer. Fails with SCHEMA_ERR_BAD_TENSOR naming the file
+ * each, over one new buffer. Fails with SCHEMA_ERR_BAD_FILE naming the file
  * if it is missing, a link, not a regular file, of another size, or was
  * recycled while it was read.
  */
 export function readDenseFile(path: string, lengths: readonly number[]): Float32Array[] {
   const total = lengths.reduce((a, n) => a + n, 0);
-  const bad = (why: string) => SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `dense file ${path}: ${why}`);
+  const bad = (why: string) => SchemaErrors.create("SCHEMA_ERR_BAD_FILE", `dense file ${path}: ${why}`);
+  // Not zero-filled first: every byte is read into it.
+  const bytes = Buffer.allocUnsafeSlow(total * 4);
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Non-blocking: a FIFO of that name is refused below instead of waiting for a writer forever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     throw bad((err as NodeJS.ErrnoException).code ?? (err as Error).message);
   }
-  // Not zero-filled first: every byte is read into it.
-  const bytes = Buffer.allocUnsafeSlow(total * 4);
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size !== total * 4) throw bad(`holds ${st.size} bytes, expected ${total * 4} (${total} float32 values)`);
+    if (!st.isFile()) throw bad("not a regular file");
+    if (st.size !== total * 4) throw bad(`holds ${st.size} bytes, expected ${total * 4} (${total} float32 values)`);
     for (let at = 0; at < bytes.byteLength; ) {
       const n = readSync(fd, bytes, at, bytes.byteLength - at, at);
       if (n === 0) throw bad(`ended at byte ${at} of ${bytes.byteLength}`);

@@ -79,8 +79,9 @@ runMain("pangea-orchestrator", async () => {
   }
   const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}) }, log);
   const control = new OrchestratorService(job);
-  const exchange = config.denseExchange === "auto" ? DenseExchange.open() : null;
+  const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };
   if (exchange) process.on("exit", () => exchange.close());
+  log.info(exchange ? { dir: exchange.dir } : { why }, exchange ? "dense exchange open for trainers on this machine" : "no dense exchange: dense tensors go in the messages");
   const params = new ParameterServer(job, "orchestrator", exchange);
   const registry = newRegistry("orchestrator");
   registerJobMetrics(registry, job);

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, processExists } from "@pangea/kit";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
 import { addressesLine, clusterOptions, prepareTls, type RunConfig } from "./run.js";
@@ -12,7 +12,7 @@ import { formatSummary, statusJson } from "./summary.js";
 /** `pangea up`: start the cluster in the background and return. */
 export async function upCommand(c: RunConfig): Promise<number> {
   const existing = readState();
-  if (existing && existing.processes.some((p) => alive(p.pid))) {
+  if (existing && existing.processes.some((p) => processExists(p.pid))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
   prepareTls(c);
@@ -24,15 +24,6 @@ export async function upCommand(c: RunConfig): Promise<number> {
   return 0;
 }
 
-/** Whether a process of this pid still exists (signal 0 delivers nothing). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `pangea down`: stop what `pangea up` started. */
 export async function downCommand(): Promise<number> {
@@ -41,12 +32,12 @@ export async function downCommand(): Promise<number> {
     process.stdout.write("no local cluster is up\n");
     return 0;
   }
-  const running = state.processes.filter((p) => alive(p.pid));
+  const running = state.processes.filter((p) => processExists(p.pid));
   const exited = state.processes.filter((p) => !running.includes(p));
   for (const p of running) process.kill(p.pid, "SIGTERM");
   const deadline = Date.now() + 5_000;
-  while (running.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const p of running.filter((x) => alive(x.pid))) process.kill(p.pid, "SIGKILL");
+  while (running.some((p) => processExists(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const p of running.filter((x) => processExists(x.pid))) process.kill(p.pid, "SIGKILL");
   clearState();
   process.stdout.write(`${downReport(running.map((p) => p.name), exited.map((p) => p.name))}\n`);
   return 0;

@@ -588,8 +588,8 @@ export class ParameterSet extends $.Struct {
   }
   /**
 * Asked for with denseInFile: the file of exchangeDir holding the dense
-* parameters (float32, little-endian, in `dense`'s order, one after another);
-* `dense` is then empty.
+* parameters (float32 in the machine's byte order, in `dense`'s order, one
+* after another); `dense` is then empty.
 *
 */
   get exchangeNonce(): string {
@@ -757,7 +757,8 @@ export class GradientUpdate extends $.Struct {
   /**
 * Instead of `dense` (then empty): the file the trainer wrote in the
 * parameter server's exchange directory, the dense gradients one after
-* another as float32; read and removed by the parameter server.
+* another as float32; read by the parameter server before it answers (the
+* trainer recycles the file for a later push).
 *
 */
   get taskStreamingAuc(): $.List<number> {

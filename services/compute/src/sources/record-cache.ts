@@ -3,6 +3,7 @@ import { accessSync, closeSync, constants, fstatSync, fsyncSync, mkdirSync, mkdt
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { crc32 } from "node:zlib";
+import { processExists } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import type { RecordBlock } from "./source.js";
 import { stampOf, type FileStamp } from "../formats/data-file.js";
@@ -500,7 +501,7 @@ function pruneStale(dir: string, what: string, keep: string): void {
   for (const f of readdirSync(dir)) {
     if (!f.startsWith(`${what}-`) || f === keep) continue;
     const tmp = /\.tmp-(\d+)(-[0-9a-f]+)?$/.exec(f);
-    if (tmp && pidAlive(Number(tmp[1])) && !untouchedFor(join(dir, f), STALE_TMP_MS)) continue;
+    if (tmp && processExists(Number(tmp[1])) && !untouchedFor(join(dir, f), STALE_TMP_MS)) continue;
     try {
       unlinkSync(join(dir, f));
     } catch {
@@ -514,15 +515,6 @@ function untouchedFor(path: string, ms: number): boolean {
     return Date.now() - statSync(path).mtimeMs > ms;
   } catch {
     return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -7,7 +7,12 @@ export class DenseStore {
   readonly values: Float32Array[];
   readonly state: DenseOptimizerState[];
   steps = 0;
-  /** Counts every change of `values` (updates and restores): a copy of them taken at one version is current while it holds. */
+  /**
+   * Counts every change of `values`, restores included (`steps` counts only
+   * updates: it is Adam's clock, kept in checkpoints): a copy of the values
+   * taken at one version is current while it holds (the dense exchange's
+   * weight files).
+   */
   version = 0;
 
   /** l2: coupled L2 on every dense parameter (--dense-l2), a training setting like lr: not part of a checkpoint. */

@@ -4,6 +4,7 @@ import { checkActsFor } from "./peer-check.js";
 import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import { printable } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 import type { DenseExchange } from "../params/dense-exchange.js";
 import type { DenseStore } from "../params/dense-store.js";
@@ -187,9 +188,7 @@ export class ParameterServer {
     // Written before the answer is: a trainer opens the file only once the answer names it.
     const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
     const inline = req.includeDense && !denseFile;
-    if (denseFile) this.transfers.weights.file++;
-    else if (inline) this.transfers.weights.message++;
-    return encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
+    const answer = encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (ahead) {
         set.servedAhead = true;
@@ -214,6 +213,9 @@ export class ParameterServer {
       store.readMany(words, count, readOnly, out, offsets);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
     }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: total * 4 }));
+    if (denseFile) this.transfers.weights.file++;
+    else if (inline) this.transfers.weights.message++;
+    return answer;
   }
 
   /** The exchange's file of the dense parameters; null (they go in the message) if it cannot be written, /dev/shm full or its directory removed. */
@@ -237,13 +239,12 @@ export class ParameterServer {
     for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
     const file = u.denseFile;
     if (file) {
-      if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients both in the message and in file ${file.slice(0, 80)}; expected one of the two`);
-      if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${file.slice(0, 80)}, but this parameter server has no exchange directory (--dense-exchange off, or not shard 0); send them in the message`);
+      if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
+      if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter server has no exchange directory (--dense-exchange off, no usable /dev/shm, or not shard 0); send them in the message`);
       const model = this.job.requireModel(false).dense;
-      if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${file.slice(0, 80)}, but this parameter-server shard holds no dense parameters`);
-      dense = this.exchange.readGradients(file, model.values.map((v) => v.length), what);
-      this.transfers.gradients.file++;
-    } else if (denseList.length) this.transfers.gradients.message++;
+      if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
+      dense = this.exchange.readGradients(file, rank, model.values.map((v) => v.length), what);
+    }
     const result = await this.job.push({
       rank,
       step: Number(u.step),
@@ -257,6 +258,8 @@ export class ParameterServer {
       taskLosses: numbers(u.taskLosses),
       taskStreamingAuc: numbers(u.taskStreamingAuc),
     });
+    if (file) this.transfers.gradients.file++;
+    else if (denseList.length) this.transfers.gradients.message++;
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);
       ack.meanLoss = result.meanLoss;

@@ -1,9 +1,8 @@
 import type * as grpc from "@grpc/grpc-js";
-import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, readDenseFile, readFloat32, sizeHint, writeDenseFile, writeFloats, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
+import type { Logger } from "@pangea/kit";
+import { DenseExchangeUse } from "./dense-exchange-use.js";
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
 import { isStatus } from "@pangea/rpc";
@@ -38,28 +37,13 @@ export interface PushAck {
   duplicate: boolean;
 }
 
-/** The parameter server's exchange directory, as this trainer uses it (see ParameterSet.exchangeDir). */
-interface Exchange {
-  dir: string;
-  /** Names this trainer's gradient files apart from other trainers'. */
-  token: string;
-  files: number;
-}
-
-/** A weight file's name as parameter servers give it; nothing else is opened. */
-const WEIGHTS_FILE = /^w-[0-9]{1,15}$/;
-
 /** The trainer's side of ParameterServer/Pull and /Push. */
 export class ParameterClient {
   private readonly client: ParameterServerClient;
   private aheadUnderstood = true;
-  /** The dense exchange, once this trainer has checked the directory offered is the parameter server's (null: the messages). */
-  private exchange: Exchange | null = null;
-  /** The last directory offered, checked or found unusable: checked once. */
-  private offeredDir = "";
-  /** Why the exchange was last given up (the messages carry the dense tensors until another directory is named). */
-  exchangeLost: string | null = null;
-  private lostDir = "";
+  private readonly exchange: DenseExchangeUse;
+  /** A push is under way: the next one's gradients go in the message (the exchange recycles a file per push answered). */
+  private pushing = false;
 
   constructor(
     private readonly address: string,
@@ -72,8 +56,10 @@ export class ParameterClient {
     private readonly half = false,
     /** Shard 0 is the orchestrator itself: losing it means the job's coordinator is gone. */
     private readonly isCoordinator = true,
+    log: Logger | null = null,
   ) {
     this.client = parameterServerClient(address);
+    this.exchange = new DenseExchangeUse(params, log);
   }
 
   private fail(err: unknown, what: string): never {
@@ -119,7 +105,7 @@ export class ParameterClient {
       r.includeDense = includeDense;
       r.readOnly = readOnly;
       r.halfRows = this.half;
-      r.denseInFile = includeDense && this.exchange !== null;
+      r.denseInFile = includeDense && this.exchange.active;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       if (ahead) {
         const list = r._initAheadBatches(ahead.batches.length);
@@ -147,10 +133,10 @@ export class ParameterClient {
       return null;
     }
     let dense: Float32Array[] | null = null;
-    if (includeDense) this.offered(set.exchangeDir, set.exchangeNonce);
+    if (includeDense) this.exchange.named(set.exchangeDir, set.exchangeNonce);
     if (includeDense && set.denseFile) {
-      // Unreadable (the exchange is then given up): the parameters as they are now, in a message.
-      dense = this.readWeights(set.denseFile) ?? (await this.pull(step, new Uint32Array(0), 0, true, true, null)).dense;
+      // Not this trainer's to read, or unreadable: the parameters as they are now, in a message.
+      dense = this.exchange.readWeights(set.denseFile) ?? (await this.pull(step, new Uint32Array(0), 0, true, true, null)).dense;
     } else if (includeDense) {
       const list = set.dense;
       if (list.length !== this.params.length) {
@@ -171,8 +157,26 @@ export class ParameterClient {
   }
 
   async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc = Number.NaN, tasks: TaskFigures | null = null): Promise<PushAck> {
+    // fp16: the gradients stay in the message, in half precision, as the job asks.
+    const viaFile = denseGrads.length > 0 && !this.half && !this.pushing && this.exchange.active;
+    if (!viaFile) return this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, false);
+    this.pushing = true;
+    try {
+      return await this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, true);
+    } catch (err) {
+      // The file refused (INVALID_ARGUMENT before the job saw the push: gone under the server, a restarted server's
+      // other directory): the same gradients again, in the message. A push the job itself refuses is refused again.
+      if (!TrainerErrors.is(err, "TRAINER_ERR_REFUSED")) throw err;
+      this.exchange.giveUp(`push for step ${step} refused: ${(err as Error).message}`);
+      return this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, false);
+    } finally {
+      this.pushing = false;
+    }
+  }
+
+  private async pushOnce(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc: number, tasks: TaskFigures | null, viaFile: boolean): Promise<PushAck> {
     const uniform = this.layout.uniform;
-    const denseFile = denseGrads.length ? this.writeGradients(denseGrads) : null;
+    const denseFile = viaFile ? this.exchange.writeGradients(denseGrads) : null;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.streamingAuc = streamingAuc;
@@ -206,69 +210,6 @@ export class ParameterClient {
 
   close(): void {
     (this.client as grpc.Client).close();
-    const x = this.exchange;
-    if (x) for (const n of [x.files - 2, x.files - 1]) if (n >= 0) rmSync(join(x.dir, `g-${x.token}-${n}`), { force: true });
-  }
-
-  /**
-   * The exchange directory named with the dense parameters: used from now on
-   * if this process can read it, it is this user's, and its nonce is the one
-   * sent (the parameter server's own directory, on this machine). Checked
-   * once per directory; none named (an orchestrator with the exchange off) or
-   * one that fails the check: the messages.
-   */
-  private offered(dir: string, nonce: string): void {
-    if (dir === this.offeredDir) return;
-    this.offeredDir = dir;
-    this.exchange = null;
-    if (!dir || !nonce || dir === this.lostDir) return;
-    try {
-      if (statSync(dir).uid !== process.getuid?.()) return;
-      if (readFileSync(join(dir, "nonce"), "utf8") !== nonce) return;
-    } catch {
-      // Another machine's directory (or container's): the messages it is.
-      return;
-    }
-    this.exchange = { dir, token: randomBytes(16).toString("hex"), files: 0 };
-  }
-
-  /**
-   * The dense parameters from a weight file; null if this trainer does not see
-   * the directory named with it (asked for by an earlier server's exchange,
-   * before a restart) or the file cannot be read (the exchange is then given up).
-   */
-  private readWeights(name: string): Float32Array[] | null {
-    if (!this.exchange) return null;
-    if (!WEIGHTS_FILE.test(name)) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator at ${this.address} named dense file "${name.slice(0, 80)}", expected w-<number>`);
-    try {
-      return readDenseFile(join(this.exchange.dir, name), this.params.map((p) => p.shape.reduce((a, n) => a * n, 1)));
-    } catch (err) {
-      this.giveUpExchange(`reading ${name}: ${(err as Error).message}`);
-      return null;
-    }
-  }
-
-  /** Writes the dense gradients to a new file of the exchange; null (and the exchange given up) if it cannot. */
-  private writeGradients(grads: Float32Array[]): string | null {
-    const x = this.exchange;
-    if (!x || this.half) return null;
-    const n = x.files++;
-    const name = `g-${x.token}-${n}`;
-    const path = join(x.dir, name);
-    try {
-      // Two files in turn: the one before last was read when its push was answered.
-      writeDenseFile(path, grads, n >= 2 ? join(x.dir, `g-${x.token}-${n - 2}`) : null);
-      return name;
-    } catch (err) {
-      rmSync(path, { force: true });
-      this.giveUpExchange(`writing ${name}: ${(err as Error).message}`);
-      return null;
-    }
-  }
-
-  private giveUpExchange(why: string): void {
-    this.lostDir = this.exchange?.dir ?? "";
-    this.exchange = null;
-    this.exchangeLost = why;
+    this.exchange.removeFiles();
   }
 }

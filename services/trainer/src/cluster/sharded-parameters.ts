@@ -1,5 +1,5 @@
 import type { DenseParam, RowLayout } from "@pangea/model";
-import { shardOfId } from "@pangea/kit";
+import { shardOfId, type Logger } from "@pangea/kit";
 import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
 
 /**
@@ -12,8 +12,8 @@ export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
 
-  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false) {
-    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0));
+  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false, log: Logger | null = null) {
+    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0, log));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
