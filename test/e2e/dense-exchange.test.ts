@@ -181,6 +181,8 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const refused = async (file: string, withDense: Float32Array[] | null = null) => {
       const err = (await pushNaming(on.server.address, file, withDense)) as { code?: number; details?: string } | null;
       expect(err?.code).toBe(status.INVALID_ARGUMENT);
+      // Its own code: the trainer sends the gradients again in the message on this one only.
+      expect(err!.details).toMatch(/^ORCH_ERR_BAD_DENSE_FILE/);
       return err!.details!;
     };
     expect(await refused("../../etc/passwd")).toMatch(/push from rank 0: dense gradients file "..\/..\/etc\/passwd" is not a name trainers give them/);

@@ -8,6 +8,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_UNKNOWN_WORKER: { status: "NOT_FOUND", exit: 1, description: "the worker id or rank is not registered" },
   ORCH_ERR_CLUSTER_FULL: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "the job already has all the trainers it expects" },
   ORCH_ERR_BAD_GRADIENT: { status: "INVALID_ARGUMENT", exit: 1, description: "a gradient has the wrong shape or a non-finite value" },
+  ORCH_ERR_BAD_DENSE_FILE: { status: "INVALID_ARGUMENT", exit: 1, description: "a push names a dense gradients file this parameter server will not read: not a trainer's name, missing, a link, not a regular file, of the wrong size, another rank's, or with no exchange directory (the trainer sends the gradients again in the message)" },
   ORCH_ERR_BAD_REGISTRATION: { status: "INVALID_ARGUMENT", exit: 1, description: "a registration is missing a required field" },
   ORCH_ERR_REGISTER_TIMEOUT: { status: "DEADLINE_EXCEEDED", exit: 1, description: "the expected workers did not all register in time" },
   ORCH_ERR_UNKNOWN_SLOT: { status: "INVALID_ARGUMENT", exit: 1, description: "a feature id's slot is not one the job's data declares" },

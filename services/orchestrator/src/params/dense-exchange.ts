@@ -116,14 +116,14 @@ export class DenseExchange {
    */
   readGradients(name: string, rank: number, lengths: readonly number[], what: string): Float32Array[] {
     const m = GRADIENT_FILE.exec(name);
-    if (!m) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients file "${printable(name, 80)}" is not a name trainers give them (g-<32 hex digits>-<number>)`);
+    if (!m) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients file "${printable(name, 80)}" is not a name trainers give them (g-<32 hex digits>-<number>)`);
     const owner = this.tokens.get(m[1]!);
-    if (owner !== undefined && owner !== rank) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients file ${name} is rank ${owner}'s`);
+    if (owner !== undefined && owner !== rank) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients file ${name} is rank ${owner}'s`);
     let grads: Float32Array[];
     try {
       grads = readDenseFile(join(this.dir, name), lengths);
     } catch (err) {
-      if (SchemaErrors.is(err)) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: ${(err as Error).message}`);
+      if (SchemaErrors.is(err)) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: ${(err as Error).message}`);
       throw err;
     }
     this.tokens.set(m[1]!, rank);

@@ -239,10 +239,10 @@ export class ParameterServer {
     for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
     const file = u.denseFile;
     if (file) {
-      if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
-      if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter server has no exchange directory (--dense-exchange off, no usable /dev/shm, or not shard 0); send them in the message`);
+      if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
+      if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter server has no exchange directory (--dense-exchange off, no usable /dev/shm, or not shard 0); send them in the message`);
       const model = this.job.requireModel(false).dense;
-      if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
+      if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
       dense = this.exchange.readGradients(file, rank, model.values.map((v) => v.length), what);
     }
     const result = await this.job.push({

@@ -164,9 +164,9 @@ export class ParameterClient {
     try {
       return await this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, true);
     } catch (err) {
-      // The file refused (INVALID_ARGUMENT before the job saw the push: gone under the server, a restarted server's
-      // other directory): the same gradients again, in the message. A push the job itself refuses is refused again.
-      if (!TrainerErrors.is(err, "TRAINER_ERR_REFUSED")) throw err;
+      // The file refused, before the job saw the push (gone under the server, a restarted server's other directory):
+      // the same gradients again, in the message. Any other refusal stands.
+      if (!TrainerErrors.is(err, "TRAINER_ERR_REFUSED") || !(err as Error).message.includes("ORCH_ERR_BAD_DENSE_FILE")) throw err;
       this.exchange.giveUp(`push for step ${step} refused: ${(err as Error).message}`);
       return this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, false);
     } finally {
