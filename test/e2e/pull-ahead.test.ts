@@ -44,8 +44,17 @@ async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
 describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
   it("held until the step is planned, then served with the new step's parameters and marked served ahead", async () => {
     const { job, client, ids, rows, finishStep } = await serve();
+    // Waited for until the orchestrator holds it (a fixed sleep was too short on a loaded machine: the pull then came after the step).
+    const held = new Promise<void>((resolve) => {
+      const hold = job.holdPull.bind(job);
+      job.holdPull = (...args: Parameters<typeof hold>) => {
+        const p = hold(...args);
+        resolve();
+        return p;
+      };
+    });
     const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(11, 12)));
-    await new Promise((r) => setTimeout(r, 50));
+    await held;
     // Held: no row read or created yet.
     expect(rows()).toBe(0);
     const dense = job.model!.dense!.values.map((v) => v.slice());
