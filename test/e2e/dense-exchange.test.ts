@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -220,7 +220,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(err.details).toMatch(/no exchange directory \(--dense-exchange off/);
   });
 
-  it("a dense file is read whole or refused: a recycled name is gone, a short file is refused, recycling keeps the pages and takes the new length", () => {
+  it("a dense file is read whole or refused: a recycled name is gone, a short file is refused, recycling keeps the pages and takes the new length, and never writes through what was planted in its place", () => {
     const dir = tempDir("pangea-x-files-");
     const a = join(dir, "w-1");
     writeDenseFile(a, [Float32Array.of(1, 2), Float32Array.of(3)]);
@@ -239,6 +239,21 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(statSync(c).size).toBe(4);
     // A new name never overwrites an existing file it was not told to recycle.
     expect(() => writeDenseFile(c, [Float32Array.of(1)])).toThrow(/EEXIST/);
+    // What a hostile process of the user put in the recycled file's place is not written through and does not block:
+    // a FIFO (opening it to write would wait for a reader forever), a hard link to another file, a symbolic link.
+    expect(spawnSync("mkfifo", [join(dir, "fifo")]).status).toBe(0);
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "untouched");
+    linkSync(victim, join(dir, "hard"));
+    symlinkSync(victim, join(dir, "soft"));
+    for (const planted of ["fifo", "hard", "soft"]) {
+      const next = join(dir, `w-${planted}`);
+      writeDenseFile(next, [Float32Array.of(7, 8)], join(dir, planted));
+      expect(statSync(next).isFile()).toBe(true);
+      expect(statSync(next).nlink).toBe(1);
+      expect(Array.from(readDenseFile(next, [2])[0]!)).toEqual([7, 8]);
+    }
+    expect(readFileSync(victim, "utf8")).toBe("untouched");
   });
 
   it("an exchange directory left by a process killed outright is removed by the next; a live one's, another namespace's and another user's are kept", () => {

@@ -24,10 +24,19 @@ export function writeDenseFile(path: string, tensors: readonly Float32Array[], r
   if (recycle) {
     try {
       renameSync(recycle, path);
-      fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+      // Non-blocking, and only a regular file of one name: a FIFO put in its place would block the open (and the
+      // process) forever, and a hard link would carry the write to another name.
+      fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.nlink !== 1) {
+        closeSync(fd);
+        fd = null;
+      }
     } catch {
       fd = null;
     }
+    // Whatever took the recycled file's place goes; the new file is made afresh.
+    if (fd === null) rmSync(path, { force: true });
   }
   fd ??= openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   let written = false;

@@ -82,7 +82,7 @@ runMain("pangea-orchestrator", async () => {
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };
   if (exchange) process.on("exit", () => exchange.close());
   log.info(exchange ? { dir: exchange.dir } : { why }, exchange ? "dense exchange open for trainers on this machine" : "no dense exchange: dense tensors go in the messages");
-  const params = new ParameterServer(job, "orchestrator", exchange);
+  const params = new ParameterServer(job, "orchestrator", exchange, log);
   const registry = newRegistry("orchestrator");
   registerJobMetrics(registry, job);
   registerDenseTransferMetrics(registry, params.transfers, exchange !== null);

@@ -4,7 +4,7 @@ import { checkActsFor } from "./peer-check.js";
 import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
-import { printable } from "@pangea/kit";
+import { printable, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 import type { DenseExchange } from "../params/dense-exchange.js";
 import type { DenseStore } from "../params/dense-store.js";
@@ -31,7 +31,11 @@ export class ParameterServer {
     private readonly sender: string,
     /** Trainers on this machine take the dense parameters and give their gradients through its files (null: messages only). */
     private readonly exchange: DenseExchange | null = null,
+    private readonly log: Logger | null = null,
   ) {}
+
+  /** Why the last weight file could not be written: logged when it changes, not at every pull. */
+  private lastWriteFailure = "";
 
   addToServer(server: grpc.Server): void {
     server.addService(ParameterServerService, {
@@ -222,8 +226,11 @@ export class ParameterServer {
   private weightsFile(dense: DenseStore): string | null {
     try {
       return this.exchange!.weightsFile(dense);
-    } catch {
+    } catch (err) {
       this.transfers.weightsFileFailures++;
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (why !== this.lastWriteFailure) this.log?.warn({ dir: this.exchange!.dir, why }, "dense exchange: cannot write a weight file; the dense parameters go in the messages");
+      this.lastWriteFailure = why;
       return null;
     }
   }
