@@ -54,6 +54,9 @@ async function serve(exchangeOn: boolean, port = 0, half = false) {
   return { job, exchange, params, server, client, step, grads };
 }
 
+/** Each tensor's bytes, so equal means equal to the bit. */
+const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
+
 /** A push whose dense gradients are said to be in `file`, sent as a (hostile) trainer would. */
 async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null, rank = 0): Promise<unknown> {
   const client = parameterServerClient(address, null);
@@ -61,7 +64,7 @@ async function pushNaming(address: string, file: string, withDense: Float32Array
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, `trainer-${rank}`, (u) => {
       u.workerRank = rank;
       u.step = 0n;
-      u.batchIndex = 0n;
+      u.batchIndex = BigInt(rank);
       u.batchSize = 8;
       u.loss = 0.5;
       u.denseFile = file;
@@ -86,7 +89,6 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const on = await serve(true);
     const off = await serve(false);
     const [a0, a1, b0, b1] = [on.client(0), on.client(1), off.client(0), off.client(1)];
-    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
     for (let s = 0; s < 6; s++) {
       const [pa, pb] = [await on.step(a0, a1), await off.step(b0, b1)];
       // Bit-equal parameters pulled either way, and bit-equal parameters after every step's update.
@@ -129,7 +131,6 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     await servers.shift()!.shutdown(100);
     // Its successor on the same address: the trainer asks for a file (it used one), and gets one of the new directory.
     const second = await serve(true, port);
-    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
     second.job.model!.dense!.values[0]!.fill(0.25);
     second.job.model!.dense!.version++;
     expect(hex((await c.pull(0, noIds, 0, true, true, null)).dense!)).toEqual(hex(second.job.model!.dense!.values));
@@ -170,7 +171,6 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     // After the trainers' gradient files failed to be written, they keep to the messages.
     expect(on.params.transfers.gradients).toEqual({ message: 4, file: 4 });
     // And the model is the one trained without the exchange, to the bit.
-    const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
     expect(hex(on.job.model!.dense!.values)).toEqual(hex(off.job.model!.dense!.values));
   });
 
@@ -204,7 +204,8 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     await on.step(c0, c1);
     const mine = readdirSync(dir).find((f) => f.startsWith("g-"))!;
     const owner = on.params.transfers.gradients.file;
-    // (Named by both ranks: the owner's push is the job's to refuse, a step late; the other's is refused for the file.)
+    // (Named by both ranks, each for its own batch of step 0: the owner's push is taken as a duplicate the job
+    // ignores; the other's is refused for the file.)
     const errs = (await Promise.all([0, 1].map((r) => pushNaming(on.server.address, mine, null, r)))) as { code?: number; details?: string }[];
     const stolen = errs.filter((e) => new RegExp(`dense gradients file ${mine} is rank \\d's`).test(e?.details ?? ""));
     expect(stolen.length).toBe(1);

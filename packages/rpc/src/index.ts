@@ -10,7 +10,7 @@ export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
 export { tlsMismatch } from "./security/tls-diagnosis.js";
 export type { TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";
-export { toServiceError, describeCallError, isStatus } from "./status.js";
+export { toServiceError, describeCallError, isStatus, remoteCode } from "./status.js";
 export { waitReady, unary, RpcErrors } from "./client.js";
 export {
   BatchStreamService,

@@ -22,3 +22,9 @@ export function describeCallError(err: unknown, peer: string): string {
 export function isStatus(err: unknown, code: grpc.status): boolean {
   return (err as grpc.ServiceError)?.code === code;
 }
+
+/** The error code a peer's status details start with (toServiceError writes them so: "CODE: message"), or null. */
+export function remoteCode(err: unknown): string | null {
+  const details = (err as grpc.ServiceError)?.details;
+  return (typeof details === "string" && /^([A-Z][A-Z0-9]*_ERR_[A-Z0-9_]+): /.exec(details)?.[1]) || null;
+}

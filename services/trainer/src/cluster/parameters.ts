@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import { describeCallError, parameterServerClient, unary, type ParameterServerClient } from "@pangea/rpc";
+import { describeCallError, parameterServerClient, remoteCode, unary, type ParameterServerClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
 import type { Logger } from "@pangea/kit";
 import { DenseExchangeUse } from "./dense-exchange-use.js";
@@ -163,12 +163,6 @@ export class ParameterClient {
     this.pushing = true;
     try {
       return await this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, true);
-    } catch (err) {
-      // The file refused, before the job saw the push (gone under the server, a restarted server's other directory):
-      // the same gradients again, in the message. Any other refusal stands.
-      if (!TrainerErrors.is(err, "TRAINER_ERR_REFUSED") || !(err as Error).message.includes("ORCH_ERR_BAD_DENSE_FILE")) throw err;
-      this.exchange.giveUp(`push for step ${step} refused: ${(err as Error).message}`);
-      return this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, false);
     } finally {
       this.pushing = false;
     }
@@ -202,6 +196,12 @@ export class ParameterClient {
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.push.bind(this.client), req);
     } catch (err) {
+      // The file refused, before the job saw the push (gone under the server, a restarted server's other directory):
+      // the same gradients again, in the message. Any other refusal stands.
+      if (denseFile && remoteCode(err) === "ORCH_ERR_BAD_DENSE_FILE") {
+        this.exchange.giveUp(`push for step ${step}: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
+        return this.pushOnce(step, batchIndex, batchSize, loss, denseGrads, ids, idCount, rowGrads, streamingAuc, tasks, false);
+      }
       this.fail(err, `push for step ${step}:`);
     }
     const { payload: ack } = decodeMessage(res, MessageType.STEP_ACK, `orchestrator at ${this.address}`);
