@@ -9,6 +9,8 @@ import { OrchestratorErrors } from "../errors.js";
 /** Where the exchange directory is made: tmpfs, so its files are memory and never reach a disk. */
 export const EXCHANGE_BASE = "/dev/shm";
 const PREFIX = "pangea-exchange-";
+/** An exchange directory's name: its process's pid namespace and pid, then mkdtemp's suffix. */
+const DIR_NAME = new RegExp(`^${PREFIX}(\\d+)-(\\d+)-`);
 /** Weight files on disk at most (the newest and the three before it): an async trainer may still be about to read one. */
 const WEIGHT_FILES = 4;
 /** A gradient file's name, as trainers make it: their random token and a sequence number. Nothing else is read. */
@@ -79,7 +81,7 @@ export class DenseExchange {
     let removed = 0;
     const ns = pidNamespace();
     for (const name of readdirSync(base)) {
-      const m = new RegExp(`^${PREFIX}(\\d+)-(\\d+)-`).exec(name);
+      const m = DIR_NAME.exec(name);
       if (!m || m[1] !== ns) continue;
       const pid = Number(m[2]);
       if (pid !== process.pid && processExists(pid)) continue;
