@@ -201,8 +201,10 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(await refused(`g-${"d".repeat(32)}-1`, lengths.map((n) => new Float32Array(n)))).toMatch(/both in the message and in file/);
     // A trainer's file, named by another rank: refused (its token was bound to rank 0 when rank 0 pushed it).
     const [c0, c1] = [on.client(0), on.client(1)];
+    // One of the files the trainers write now, not one planted above (the directory lists in no set order).
+    const planted = new Set(readdirSync(dir));
     await on.step(c0, c1);
-    const mine = readdirSync(dir).find((f) => f.startsWith("g-"))!;
+    const mine = readdirSync(dir).find((f) => f.startsWith("g-") && !planted.has(f))!;
     const owner = on.params.transfers.gradients.file;
     // (Named by both ranks, each for its own batch of step 0: the owner's push is taken as a duplicate the job
     // ignores; the other's is refused for the file.)
