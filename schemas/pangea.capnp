@@ -108,6 +108,11 @@ struct ParameterRequest {
   # directory (ParameterSet.exchangeDir): the dense parameters are to be written
   # there, ParameterSet.denseFile naming the file, instead of sent in `dense`.
   denseInFile @8 :Bool;
+  # A training pull (not read-only, rows in float32) by such a trainer: the rows
+  # are to be written to a file of the exchange directory instead, named by
+  # ParameterSet.rowsFile; a server without the exchange sends them in
+  # `embeddings` as usual.
+  rowsInFile @9 :Bool;
 }
 
 struct ParameterSet {
@@ -127,6 +132,11 @@ struct ParameterSet {
   # parameters (float32 in the machine's byte order, in `dense`'s order, one
   # after another); `dense` is then empty.
   denseFile @9 :Text;
+  # Asked for with rowsInFile: the file of exchangeDir holding the rows
+  # (float32, each id's row of its slot's width, in `ids` order, one after
+  # another); `embeddings` is then empty. The file is this worker's, rewritten
+  # by a later pull of the same worker: it is read before the next pull.
+  rowsFile @10 :Text;
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.
@@ -150,6 +160,11 @@ struct GradientUpdate {
   # another as float32; read by the parameter server before it answers (the
   # trainer recycles the file for a later push).
   denseFile @11 :Text;
+  # With denseFile: the row gradients follow the dense gradients in that file
+  # (float32, each of sparseIds' rows of its slot's width, one after another)
+  # and `sparseGrads` is absent. Sent only to a server that has answered a
+  # pull with a rowsFile (one that reads them there).
+  sparseGradsInFile @12 :Bool;
 }
 
 struct StepAck {

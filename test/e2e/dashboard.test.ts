@@ -87,6 +87,14 @@ describe("monitoring", () => {
       const inMessages = metric(withAuc, "pangea_dense_transfers_total", 'tensors="weights",via="message"');
       expect(inMessages).toBeGreaterThanOrEqual(2);
       expect(inMessages).toBeLessThanOrEqual(4);
+      // A training pull's rows and a push's row gradients too, from the same point on.
+      expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="rows",via="file"')).toBeGreaterThan(0);
+      expect(metric(withAuc, "pangea_dense_transfers_total", 'tensors="row_gradients",via="file"')).toBeGreaterThan(0);
+      for (const tensors of ["rows", "row_gradients"]) {
+        const n = metric(withAuc, "pangea_dense_transfers_total", `tensors="${tensors}",via="message"`);
+        expect(n).toBeGreaterThanOrEqual(2);
+        expect(n).toBeLessThanOrEqual(4);
+      }
     }
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
     // Compute and every trainer serve their own /metrics.

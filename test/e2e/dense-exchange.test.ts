@@ -12,6 +12,7 @@ import { ParameterServer } from "../../services/orchestrator/src/server/paramete
 import { DenseExchange } from "../../services/orchestrator/src/params/dense-exchange.js";
 import { startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
 import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
+import { DenseExchangeUse } from "../../services/trainer/src/cluster/dense-exchange-use.js";
 
 // The dense exchange between the orchestrator's real ParameterServer and the trainer's
 // ParameterClient over gRPC, in one process (the job is a real Job; its exchange
@@ -43,22 +44,48 @@ async function serve(exchangeOn: boolean, port = 0, half = false) {
   };
   /** Gradients that differ per element and per batch, so a mixed-up or torn file would show. */
   const grads = (batch: number) => model.dense!.values.map((v, i) => Float32Array.from({ length: v.length }, (_, k) => Math.sin(batch * 7 + i * 3 + k * 0.01) * 0.1));
-  const noIds = new Uint32Array(0);
-  /** One sync step: both trainers pull (with the dense parameters) and push batches 2s and 2s + 1. */
+  const width = RowLayout.of(model.spec, [0, 1]).uniform!;
+  /** A batch's 12 unique ids of slots 0 and 1: the two trainers' overlap, and so do a trainer's from step to step. */
+  const ids = (batch: number) => {
+    const words = new Uint32Array(2 * IDS_PER_BATCH);
+    for (let k = 0; k < IDS_PER_BATCH; k++) [words[2 * k], words[2 * k + 1]] = [1000 + k + 3 * batch, ((k % 2) << 16) >>> 0];
+    return words;
+  };
+  /** Row gradients that differ per element and per batch. */
+  const rowGrads = (batch: number) => Float32Array.from({ length: IDS_PER_BATCH * width }, (_, k) => Math.cos(batch * 5 + k * 0.3) * 0.05);
+  /** One sync step: both trainers pull (with the dense parameters and their batch's rows) and push batches 2s and 2s + 1. */
   const step = async (c0: ShardedParameterClient, c1: ShardedParameterClient) => {
     const s = job.step;
-    const pulled = await Promise.all([c0, c1].map((c) => c.pull(s, noIds, 0, true, false, null)));
-    await Promise.all([c0, c1].map((c, rank) => c.push(s, 2 * s + rank, 8, 0.5, grads(2 * s + rank), noIds, 0, new Float32Array(0))));
+    const pulled = await Promise.all([c0, c1].map((c, rank) => c.pull(s, ids(2 * s + rank), IDS_PER_BATCH, true, false, null)));
+    await Promise.all([c0, c1].map((c, rank) => c.push(s, 2 * s + rank, 8, 0.5, grads(2 * s + rank), ids(2 * s + rank), IDS_PER_BATCH, rowGrads(2 * s + rank))));
     return pulled;
   };
-  return { job, exchange, params, server, client, step, grads };
+  /** Every row the steps touched, as a read-only pull reads them. */
+  const allRows = () => {
+    const every = ids(0).length / 2 + 3 * 2 * 10;
+    const words = new Uint32Array(2 * every);
+    for (let k = 0; k < every; k++) [words[2 * k], words[2 * k + 1]] = [1000 + (k >> 1), ((k % 2) << 16) >>> 0];
+    const out = new Float32Array(every * width);
+    model.store.readMany(words, every, true, out, Int32Array.from({ length: every + 1 }, (_, i) => i * width));
+    return [out];
+  };
+  return { job, exchange, params, server, client, step, grads, allRows, width };
 }
+
+const IDS_PER_BATCH = 12;
 
 /** Each tensor's bytes, so equal means equal to the bit. */
 const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
 
+/** Row gradients of a hostile push: its ids, and whether they are said to be in the file and/or sent in the message. */
+interface HostileRows {
+  ids: Uint32Array;
+  inFile: boolean;
+  inMessage: Float32Array | null;
+}
+
 /** A push whose dense gradients are said to be in `file`, sent as a (hostile) trainer would. */
-async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null, rank = 0): Promise<unknown> {
+async function pushNaming(address: string, file: string, withDense: Float32Array[] | null = null, rank = 0, rows: HostileRows | null = null): Promise<unknown> {
   const client = parameterServerClient(address, null);
   try {
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, `trainer-${rank}`, (u) => {
@@ -72,8 +99,10 @@ async function pushNaming(address: string, file: string, withDense: Float32Array
         const list = u._initDense(withDense.length);
         withDense.forEach((d, i) => writeFloats(list.get(i), `p${i}`, [d.length], d, false));
       }
-      writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [0], new Uint32Array(0));
-      writeFloats(u._initSparseGrads(), "sparse_grads", [0], new Float32Array(0), false);
+      const ids = rows?.ids ?? new Uint32Array(0);
+      writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [ids.length / 2], ids);
+      if (rows?.inFile) u.sparseGradsInFile = true;
+      if (!rows?.inFile || rows.inMessage) writeFloats(u._initSparseGrads(), "sparse_grads", [rows?.inMessage?.length ?? 0], rows?.inMessage ?? new Float32Array(0), false);
     });
     await unary<Buffer, Buffer>("orchestrator", client.push.bind(client), req);
     return null;
@@ -92,18 +121,26 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     for (let s = 0; s < 6; s++) {
       const [pa, pb] = [await on.step(a0, a1), await off.step(b0, b1)];
       // Bit-equal parameters pulled either way, and bit-equal parameters after every step's update.
-      for (let t = 0; t < 2; t++) expect(hex(pa[t]!.dense!)).toEqual(hex(pb[t]!.dense!));
+      for (let t = 0; t < 2; t++) {
+        expect(hex(pa[t]!.dense!)).toEqual(hex(pb[t]!.dense!));
+        expect(hex([pa[t]!.rows])).toEqual(hex([pb[t]!.rows]));
+        expect(pa[t]!.rows.some((x) => x !== 0)).toBe(true);
+      }
       expect(hex(on.job.model!.dense!.values)).toEqual(hex(off.job.model!.dense!.values));
+      expect(hex(on.allRows())).toEqual(hex(off.allRows()));
     }
     expect(on.job.step).toBe(6);
-    // First pull of each trainer in the message (it offers the directory), every later one a file; every push a file
-    // (the first pushes come after a pull that offered it).
-    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 10 }, gradients: { message: 0, file: 12 }, weightsFileFailures: 0 });
-    expect(off.params.transfers).toEqual({ weights: { message: 12, file: 0 }, gradients: { message: 12, file: 0 }, weightsFileFailures: 0 });
-    // Both trainers read one file per version (w-1 .. w-5); the last four are kept, w-1's pages went to w-5; two gradient files per trainer.
+    // First pull of each trainer in the message (it offers the directory), every later one a file; every push's dense
+    // gradients a file (the first pushes come after a pull that offered it), its row gradients too once the server
+    // answered a pull with a rows file.
+    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 10 }, gradients: { message: 0, file: 12 }, rows: { message: 2, file: 10 }, rowGradients: { message: 2, file: 10 }, fileWriteFailures: 0 });
+    expect(off.params.transfers).toEqual({ weights: { message: 12, file: 0 }, gradients: { message: 12, file: 0 }, rows: { message: 12, file: 0 }, rowGradients: { message: 12, file: 0 }, fileWriteFailures: 0 });
+    // Both trainers read one file per version (w-1 .. w-5); the last four are kept, w-1's pages went to w-5; two gradient
+    // files per trainer; two rows files per rank, the older ones' pages recycled.
     const files = readdirSync(on.exchange!.dir).sort();
     expect(files.filter((f) => f.startsWith("w-"))).toEqual(["w-2", "w-3", "w-4", "w-5"]);
     expect(files.filter((f) => f.startsWith("g-")).length).toBe(4);
+    expect(files.filter((f) => f.startsWith("r-"))).toEqual(["r-0-3", "r-0-4", "r-1-3", "r-1-4"]);
     expect(statSync(on.exchange!.dir).mode & 0o777).toBe(0o700);
     // A trainer leaving removes its gradient files.
     a0.close();
@@ -117,7 +154,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const [c0, c1] = [on.client(0), on.client(1)];
     await on.step(c0, c1);
     await on.step(c0, c1);
-    expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 }, weightsFileFailures: 0 });
+    expect(on.params.transfers).toEqual({ weights: { message: 4, file: 0 }, gradients: { message: 4, file: 0 }, rows: { message: 4, file: 0 }, rowGradients: { message: 4, file: 0 }, fileWriteFailures: 0 });
   });
 
   it("after the orchestrator restarts with another directory, a trainer checks it: used if it sees it, else the messages", async () => {
@@ -167,7 +204,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     }
     expect(on.job.step).toBe(4);
     expect(on.params.transfers.weights.file).toBe(2);
-    expect(on.params.transfers.weightsFileFailures).toBeGreaterThan(0);
+    expect(on.params.transfers.fileWriteFailures).toBeGreaterThan(0);
     // After the trainers' gradient files failed to be written, they keep to the messages.
     expect(on.params.transfers.gradients).toEqual({ message: 4, file: 4 });
     // And the model is the one trained without the exchange, to the bit.
@@ -221,6 +258,67 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const err = (await pushNaming(off.server.address, `g-${"d".repeat(32)}-1`)) as { code?: number; details?: string };
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/no exchange directory \(--dense-exchange off/);
+  });
+
+  it("row gradients said to be in the gradient file: refused without a file, in both places, of a slot not declared, or where the file does not hold them; taken where it does", async () => {
+    const on = await serve(true);
+    const dir = on.exchange!.dir;
+    const dense = on.job.model!.dense!.values.map((v) => new Float32Array(v.length).fill(0.001));
+    const width = on.width;
+    const ids = new Uint32Array([7, 0, 8, 0, 9, 1 << 16]);
+    const grads = Float32Array.from({ length: 3 * width }, (_, k) => (k + 1) * 0.01);
+    const refused = async (file: string, rows: HostileRows, pattern: RegExp, code = "ORCH_ERR_BAD_DENSE_FILE") => {
+      const err = (await pushNaming(on.server.address, file, null, 0, rows)) as { code?: number; details?: string } | null;
+      expect(err?.code).toBe(status.INVALID_ARGUMENT);
+      expect(err!.details).toMatch(new RegExp(`^${code}`));
+      expect(err!.details).toMatch(pattern);
+    };
+    await refused("", { ids, inFile: true, inMessage: null }, /push from rank 0: row gradients said to be in the dense gradients' file, but no file is named/);
+    writeDenseFile(join(dir, `g-${"a".repeat(32)}-1`), [...dense, grads]);
+    await refused(`g-${"a".repeat(32)}-1`, { ids, inFile: true, inMessage: grads }, /row gradients both in the message and in file g-a{32}-1/);
+    // The dense gradients alone: the row gradients the ids need are missing.
+    writeDenseFile(join(dir, `g-${"b".repeat(32)}-1`), dense);
+    await refused(`g-${"b".repeat(32)}-1`, { ids, inFile: true, inMessage: null }, new RegExp(`holds ${dense.reduce((n, d) => n + d.length, 0) * 4} bytes, expected ${(dense.reduce((n, d) => n + d.length, 0) + grads.length) * 4}`));
+    // Ids of a slot the job's data does not declare: refused as the message path refuses them.
+    await refused(`g-${"a".repeat(32)}-1`, { ids: new Uint32Array([7, 9 << 16]), inFile: true, inMessage: null }, /slot 9, which the job's data does not declare/, "ORCH_ERR_UNKNOWN_SLOT");
+    expect(on.params.transfers.rowGradients).toEqual({ message: 0, file: 0 });
+    // The same file, right for these ids: taken.
+    expect(await pushNaming(on.server.address, `g-${"a".repeat(32)}-1`, null, 0, { ids, inFile: true, inMessage: null })).toBeNull();
+    expect(on.params.transfers.rowGradients).toEqual({ message: 0, file: 1 });
+  });
+
+  it("a rows file the trainer cannot read (gone before it read it, another rank's): the exchange is given up, the same rows come in a message", async () => {
+    const on = await serve(true);
+    const off = await serve(false);
+    const [c0, c1, b0, b1] = [on.client(0), on.client(1), off.client(0), off.client(1)];
+    await on.step(c0, c1);
+    await off.step(b0, b1);
+    // A cleaner removes each rows file as soon as it is written.
+    const x = on.exchange!;
+    const write = x.rowsFile.bind(x);
+    x.rowsFile = (rank, rows) => {
+      const name = write(rank, rows);
+      rmSync(join(x.dir, name));
+      return name;
+    };
+    for (let s = 1; s < 4; s++) {
+      const [pa, pb] = [await on.step(c0, c1), await off.step(b0, b1)];
+      for (let t = 0; t < 2; t++) expect(hex([pa[t]!.rows])).toEqual(hex([pb[t]!.rows]));
+      expect(hex(on.allRows())).toEqual(hex(off.allRows()));
+      expect(hex(on.job.model!.dense!.values)).toEqual(hex(off.job.model!.dense!.values));
+    }
+    // Named once per trainer (step 1), then every tensor in the messages.
+    expect(on.params.transfers.rows).toEqual({ message: 2 + 4, file: 2 });
+    expect(on.params.transfers.gradients).toEqual({ message: 2 * 3, file: 2 });
+
+    // Read directly: a name of another rank's form is not opened.
+    const use = new DenseExchangeUse([], null);
+    use.named(x.dir, x.nonce);
+    const rows = Float32Array.from({ length: 10 }, (_, k) => k);
+    const mine = write(3, rows);
+    expect(use.readRows(mine, 3, 10)).toEqual(rows);
+    expect(use.readRows(mine, 4, 10)).toBeNull();
+    expect(use.active).toBe(false);
   });
 
   it("a dense file is read whole or refused: a recycled name is gone, a short file is refused, recycling keeps the pages and takes the new length, and never writes through what was planted in its place", () => {
@@ -354,6 +452,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     const [c0, c1] = [on.client(0), on.client(1)];
     await on.step(c0, c1);
     await on.step(c0, c1);
-    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 2 }, gradients: { message: 4, file: 0 }, weightsFileFailures: 0 });
+    // Rows are pulled as float32 (fp16 rows are asked for in the message): files, once the directory is offered.
+    expect(on.params.transfers).toEqual({ weights: { message: 2, file: 2 }, gradients: { message: 4, file: 0 }, rows: { message: 4, file: 0 }, rowGradients: { message: 4, file: 0 }, fileWriteFailures: 0 });
   });
 });

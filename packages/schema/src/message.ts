@@ -103,7 +103,8 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
   [MessageType.GRADIENT_UPDATE]: (g) => {
     touchTensors(g.dense);
     touchTensor(g.sparseIds);
-    touchTensor(g.sparseGrads);
+    // Absent when they travel in the dense exchange's file (sparseGradsInFile): reading it would make it present.
+    if (g._hasSparseGrads()) touchTensor(g.sparseGrads);
   },
   [MessageType.STEP_ACK]: () => {},
   [MessageType.BATCH_ACK]: (a) => void a.want.length,

@@ -456,11 +456,24 @@ export class ParameterRequest extends $.Struct {
   set workingOn(value: $.List<bigint>) {
     $.utils.copyFrom(value, $.utils.getPointer(2, this));
   }
+  /**
+* A training pull (not read-only, rows in float32) by such a trainer: the rows
+* are to be written to a file of the exchange directory instead, named by
+* ParameterSet.rowsFile; a server without the exchange sends them in
+* `embeddings` as usual.
+*
+*/
   get denseInFile(): boolean {
     return $.utils.getBit(35, this);
   }
   set denseInFile(value: boolean) {
     $.utils.setBit(35, value, this);
+  }
+  get rowsInFile(): boolean {
+    return $.utils.getBit(36, this);
+  }
+  set rowsInFile(value: boolean) {
+    $.utils.setBit(36, value, this);
   }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }
@@ -468,7 +481,7 @@ export class ParameterSet extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSet",
     id: "e01725411f6b56bf",
-    size: new $.ObjectSize(24, 6),
+    size: new $.ObjectSize(24, 7),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
@@ -598,11 +611,24 @@ export class ParameterSet extends $.Struct {
   set exchangeNonce(value: string) {
     $.utils.setText(4, value, this);
   }
+  /**
+* Asked for with rowsInFile: the file of exchangeDir holding the rows
+* (float32, each id's row of its slot's width, in `ids` order, one after
+* another); `embeddings` is then empty. The file is this worker's, rewritten
+* by a later pull of the same worker: it is read before the next pull.
+*
+*/
   get denseFile(): string {
     return $.utils.getText(5, this);
   }
   set denseFile(value: string) {
     $.utils.setText(5, value, this);
+  }
+  get rowsFile(): string {
+    return $.utils.getText(6, this);
+  }
+  set rowsFile(value: string) {
+    $.utils.setText(6, value, this);
   }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }
@@ -610,7 +636,7 @@ export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(32, 6),
+    size: new $.ObjectSize(40, 6),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -773,11 +799,24 @@ export class GradientUpdate extends $.Struct {
   set taskStreamingAuc(value: $.List<number>) {
     $.utils.copyFrom(value, $.utils.getPointer(4, this));
   }
+  /**
+* With denseFile: the row gradients follow the dense gradients in that file
+* (float32, each of sparseIds' rows of its slot's width, one after another)
+* and `sparseGrads` is absent. Sent only to a server that has answered a
+* pull with a rowsFile (one that reads them there).
+*
+*/
   get denseFile(): string {
     return $.utils.getText(5, this);
   }
   set denseFile(value: string) {
     $.utils.setText(5, value, this);
+  }
+  get sparseGradsInFile(): boolean {
+    return $.utils.getBit(256, this);
+  }
+  set sparseGradsInFile(value: boolean) {
+    $.utils.setBit(256, value, this);
   }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }

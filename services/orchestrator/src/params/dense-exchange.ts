@@ -18,13 +18,15 @@ const GRADIENT_FILE = /^g-([0-9a-f]{32})-[0-9]{1,15}$/;
 /** A trainer rewrites its gradient files every push: ones untouched this long are a gone trainer's (SIGTERM, kill -9). */
 const GRADIENT_FILE_MAX_AGE_MS = 10 * 60_000;
 const GRADIENT_SWEEP_EVERY_MS = 60_000;
+/** Rows files per trainer rank, recycled in turn: a trainer reads one answer's rows before it pulls again. */
+const ROWS_FILES = 2;
 
 /**
- * The dense exchange: the dense parameters and their gradients between this
- * parameter server and the trainers on its machine as files in a tmpfs
- * directory instead of inside the gRPC messages (a 2 MB tensor costs a
- * message several copies, HTTP/2 framing and reassembly on both sides; a file
- * is one copy in and one out).
+ * The dense exchange: the dense parameters, a training pull's rows and the
+ * gradients of both between this parameter server and the trainers on its
+ * machine as files in a tmpfs directory instead of inside the gRPC messages
+ * (a 2 MB tensor costs a message several copies, HTTP/2 framing and
+ * reassembly on both sides; a file is one copy in and one out).
  *
  * The directory is the server's own (mode 0700), so only processes of the
  * same user on the same machine can open it; its file `nonce` holds a random
@@ -32,7 +34,9 @@ const GRADIENT_SWEEP_EVERY_MS = 60_000;
  * directory and not a namesake. Weight files (`w-VERSION`) are written once
  * per version of the parameters, when a trainer first asks for that version;
  * the newest four are kept, the oldest one's pages recycled for the next
- * (writeDenseFile says how a reader tells). Gradient files are written by
+ * (writeDenseFile says how a reader tells). Rows files (`r-RANK-N`) hold
+ * one training pull's rows each, two per trainer rank recycled in turn.
+ * Gradient files (the dense gradients, then the row gradients) are written by
  * trainers (two each, recycled in turn) and read here: only names of their
  * form, inside this directory, without following links, each trainer's token
  * for one rank only. The directory goes with the process (`close`, on exit);
@@ -48,6 +52,8 @@ export class DenseExchange {
   /** Each gradient token's rank (the first to name it): another rank naming it is refused. */
   private readonly tokens = new Map<string, number>();
   private sweptAt = Date.now();
+  /** Rows files written so far per rank (the next one's number). */
+  private readonly rowsWritten = new Map<number, number>();
 
   private constructor(readonly dir: string) {}
 
@@ -107,6 +113,22 @@ export class DenseExchange {
     this.writtenVersion = dense.version;
     this.weightFiles.push(name);
     this.sweepGradients();
+    return name;
+  }
+
+  /**
+   * Writes a training pull's rows to the next of the rank's rows files
+   * (`r-RANK-N`, the one before last recycled); its name. The rank is the
+   * pulling trainer's, checked by the caller, so the files stay two per
+   * trainer. Throws where it cannot be written (the caller sends the rows in
+   * the message).
+   */
+  rowsFile(rank: number, rows: Float32Array): string {
+    const n = this.rowsWritten.get(rank) ?? 0;
+    const name = `r-${rank}-${n}`;
+    const recycle = n >= ROWS_FILES ? join(this.dir, `r-${rank}-${n - ROWS_FILES}`) : null;
+    writeDenseFile(join(this.dir, name), [rows], recycle);
+    this.rowsWritten.set(rank, n + 1);
     return name;
   }
 

@@ -9,12 +9,15 @@ import { OrchestratorErrors } from "../errors.js";
 import type { DenseExchange } from "../params/dense-exchange.js";
 import type { DenseStore } from "../params/dense-store.js";
 
-/** Dense tensors sent and taken so far, by how: in the messages or through the dense exchange's files. */
+/** Tensors sent and taken so far, by how: in the messages or through the dense exchange's files. */
 export interface DenseTransfers {
   weights: { message: number; file: number };
   gradients: { message: number; file: number };
-  /** Weight files that could not be written (the parameters went in the message). */
-  weightsFileFailures: number;
+  /** A training pull's rows, and a push's row gradients. */
+  rows: { message: number; file: number };
+  rowGradients: { message: number; file: number };
+  /** Weight and rows files that could not be written (their tensors went in the message). */
+  fileWriteFailures: number;
 }
 
 /**
@@ -24,7 +27,9 @@ export interface DenseTransfers {
  * answers on arrival (a sync step is applied when its last batch arrives).
  */
 export class ParameterServer {
-  readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 }, weightsFileFailures: 0 };
+  readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 }, rows: { message: 0, file: 0 }, rowGradients: { message: 0, file: 0 }, fileWriteFailures: 0 };
+  /** Where a training pull's rows are gathered before they go to a rows file: one pull at a time, reused. */
+  private rowScratch = new Float32Array(0);
 
   constructor(
     private readonly job: ParameterHost,
@@ -192,6 +197,10 @@ export class ParameterServer {
     // Written before the answer is: a trainer opens the file only once the answer names it.
     const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
     const inline = req.includeDense && !denseFile;
+    // A training pull's rows (its rank checked above) to the rank's rows file, where asked for and writable.
+    const toFile = req.rowsInFile && !readOnly && !req.halfRows && this.exchange !== null;
+    const gathered = toFile ? this.gatherRows(words, count, offsets, total, store) : null;
+    const rowsFile = gathered ? this.rowsFile(req.workerRank, gathered) : null;
     const answer = encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (ahead) {
@@ -210,16 +219,45 @@ export class ParameterServer {
         set.exchangeNonce = this.exchange.nonce;
       }
       writeTensor(set._initIds(), "ids", DataType.UINT64, [count], words);
+      if (rowsFile) {
+        set.rowsFile = rowsFile;
+        initFloat32Tensor(set._initEmbeddings(), "embeddings", [0]);
+        return;
+      }
+      // Rows read already for a file that could not be written: read once (a training pull counts its ids), sent as read.
+      if (gathered) {
+        initFloat32Tensor(set._initEmbeddings(), "embeddings", shape).set(gathered);
+        return;
+      }
       // Rows are written in place as float32, or gathered and sent as float16 when the trainer asks.
       const out = req.halfRows ? new Float32Array(total) : initFloat32Tensor(set._initEmbeddings(), "embeddings", shape);
       // An id without a row (unknown in a read-only pull, or still below its
       // occurrence threshold) reads as zeros, as Monolith serving does.
       store.readMany(words, count, readOnly, out, offsets);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
-    }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: total * 4 }));
+    }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: rowsFile ? 0 : total * 4 }));
     if (denseFile) this.transfers.weights.file++;
     else if (inline) this.transfers.weights.message++;
+    if (!readOnly) this.transfers.rows[rowsFile ? "file" : "message"]++;
     return answer;
+  }
+
+  /** A training pull's rows (new ones made) in the scratch array, for a rows file. */
+  private gatherRows(words: Uint32Array, count: number, offsets: Int32Array, total: number, store: EmbeddingStore): Float32Array {
+    if (this.rowScratch.length < total) this.rowScratch = new Float32Array(Math.max(total, this.rowScratch.length * 2));
+    const rows = this.rowScratch.subarray(0, total);
+    store.readMany(words, count, false, rows, offsets);
+    return rows;
+  }
+
+  /** `rows` written to `rank`'s next rows file; null (they go in the message) if it cannot be written. */
+  private rowsFile(rank: number, rows: Float32Array): string | null {
+    try {
+      return this.exchange!.rowsFile(rank, rows);
+    } catch (err) {
+      this.noteWriteFailure(err);
+      return null;
+    }
   }
 
   /** The exchange's file of the dense parameters; null (they go in the message) if it cannot be written, /dev/shm full or its directory removed. */
@@ -227,12 +265,17 @@ export class ParameterServer {
     try {
       return this.exchange!.weightsFile(dense);
     } catch (err) {
-      this.transfers.weightsFileFailures++;
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      if (why !== this.lastWriteFailure) this.log?.warn({ dir: this.exchange!.dir, why }, "dense exchange: cannot write a weight file; the dense parameters go in the messages");
-      this.lastWriteFailure = why;
+      this.noteWriteFailure(err);
       return null;
     }
+  }
+
+  /** A weights or rows file that could not be written: counted, and logged when the reason changes. */
+  private noteWriteFailure(err: unknown): void {
+    this.transfers.fileWriteFailures++;
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    if (why !== this.lastWriteFailure) this.log?.warn({ dir: this.exchange!.dir, why }, "dense exchange: cannot write a file; its tensors go in the messages");
+    this.lastWriteFailure = why;
   }
 
   private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
@@ -245,12 +288,22 @@ export class ParameterServer {
     let dense: Float32Array[] = [];
     for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
     const file = u.denseFile;
+    const ids = readIdWords(u.sparseIds, `${what}: sparse ids`);
+    let sparseGrads: Float32Array | null = null;
+    if (u.sparseGradsInFile) {
+      if (!file) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: row gradients said to be in the dense gradients' file, but no file is named; expected denseFile with sparseGradsInFile`);
+      if (u._hasSparseGrads()) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: row gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
+    }
     if (file) {
       if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
       if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter server has no exchange directory (--dense-exchange off, no usable /dev/shm, or not shard 0); send them in the message`);
       const model = this.job.requireModel(false).dense;
       if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
-      dense = this.exchange.readGradients(file, rank, model.values.map((v) => v.length), what);
+      const lengths = model.values.map((v) => v.length);
+      // The row gradients' length follows from the ids (each of its slot's width; an undeclared slot is refused here).
+      if (u.sparseGradsInFile) lengths.push(this.job.requireModel(false).store.rowOffsets(ids.words, ids.count).offsets[ids.count]!);
+      dense = this.exchange.readGradients(file, rank, lengths, what);
+      if (u.sparseGradsInFile) sparseGrads = dense.pop()!;
     }
     const result = await this.job.push({
       rank,
@@ -258,8 +311,8 @@ export class ParameterServer {
       batchSize: u.batchSize,
       loss: u.loss,
       dense,
-      sparseIds: readIdWords(u.sparseIds, `${what}: sparse ids`).words,
-      sparseGrads: readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
+      sparseIds: ids.words,
+      sparseGrads: sparseGrads ?? readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
       batchIndex: Number(u.batchIndex),
       streamingAuc: u.streamingAuc,
       taskLosses: numbers(u.taskLosses),
@@ -267,6 +320,7 @@ export class ParameterServer {
     });
     if (file) this.transfers.gradients.file++;
     else if (denseList.length) this.transfers.gradients.message++;
+    this.transfers.rowGradients[sparseGrads ? "file" : "message"]++;
     return encodeMessage(MessageType.STEP_ACK, this.sender, (ack) => {
       ack.step = BigInt(result.step);
       ack.meanLoss = result.meanLoss;

@@ -7,6 +7,8 @@ import { readDenseFile, writeDenseFile } from "@pangea/schema";
 
 /** A weight file's name as parameter servers give it; nothing else is opened. */
 const WEIGHTS_FILE = /^w-[0-9]{1,15}$/;
+/** A rows file's name as parameter servers give it: the pulling trainer's rank, then a number. */
+const ROWS_FILE = /^r-([0-9]{1,10})-[0-9]{1,15}$/;
 
 /**
  * A trainer's use of a parameter server's dense exchange (see the
@@ -36,7 +38,7 @@ export class DenseExchangeUse {
     this.lengths = params.map(paramSize);
   }
 
-  /** Whether pulls ask for the dense parameters as a file. */
+  /** Whether pulls ask for the dense parameters (and a training pull for its rows) as files. */
   get active(): boolean {
     return this.dir !== null;
   }
@@ -74,8 +76,29 @@ export class DenseExchangeUse {
   }
 
   /**
-   * Writes a push's dense gradients to the next of this trainer's two files;
-   * its name, or null (the gradients go in the message) if the exchange is
+   * A training pull's rows from the rows file the parameter server named
+   * (`r-RANK-N`, this trainer's rank), `total` floats; null if the exchange is
+   * not in use or the file cannot be read whole (then given up: the caller
+   * reads the rows again in a message).
+   */
+  readRows(name: string, rank: number, total: number): Float32Array | null {
+    if (!this.dir) return null;
+    if (ROWS_FILE.exec(name)?.[1] !== String(rank)) {
+      this.giveUp(`the parameter server named rows file "${printable(name, 40)}", expected r-${rank}-<number>`);
+      return null;
+    }
+    try {
+      return readDenseFile(join(this.dir, name), [total])[0]!;
+    } catch (err) {
+      this.giveUp(`reading ${name}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * Writes a push's gradients (the dense ones, then the rows' where the
+   * server reads them there) to the next of this trainer's two files; its
+   * name, or null (the gradients go in the message) if the exchange is
    * not in use or the file cannot be written (then given up). One push at a
    * time: the file before last is recycled, read when its push was answered.
    */

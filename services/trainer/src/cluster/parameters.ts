@@ -44,6 +44,8 @@ export class ParameterClient {
   private readonly exchange: DenseExchangeUse;
   /** A push is under way: the next one's gradients go in the message (the exchange recycles a file per push answered). */
   private pushing = false;
+  /** The server has answered a pull with a rows file: it reads row gradients from the gradient file too (an older one would not). */
+  private rowsInFiles = false;
 
   constructor(
     private readonly address: string,
@@ -106,6 +108,7 @@ export class ParameterClient {
       r.readOnly = readOnly;
       r.halfRows = this.half;
       r.denseInFile = includeDense && this.exchange.active;
+      r.rowsInFile = !readOnly && !this.half && this.exchange.active;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       if (ahead) {
         const list = r._initAheadBatches(ahead.batches.length);
@@ -145,13 +148,21 @@ export class ParameterClient {
       dense = [];
       for (let i = 0; i < list.length; i++) dense.push(readFloat32(list.get(i), `dense parameter ${this.params[i]!.name}`).data);
     }
-    const rows = readFloat32(set.embeddings, "embeddings");
     const total = this.layout.total(ids, idCount, offsets);
-    const expected = offsets ? `[${total}] (${idCount} rows of their slots' widths)` : `[${idCount}, ${this.layout.uniform}]`;
-    // [count, width] when the rows sent share one width (always, for a model of one width), else side by side, [total].
-    const fits = rows.data.length === total && (rows.shape.length === 1 || (rows.shape.length === 2 && rows.shape[0] === idCount));
-    if (!fits) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${rows.shape.join(", ")}], expected ${expected}`);
-    const pulled: Pulled = { step: Number(set.step), dense, rows: rows.data };
+    let rows: Float32Array;
+    if (set.rowsFile) {
+      this.rowsInFiles = true;
+      // Unreadable (then the exchange is given up): the same rows, read again without making or counting any, in a message.
+      rows = this.exchange.readRows(set.rowsFile, this.rank, total) ?? (await this.pull(step, ids, idCount, false, true, offsets)).rows;
+    } else {
+      const inMessage = readFloat32(set.embeddings, "embeddings");
+      const expected = offsets ? `[${total}] (${idCount} rows of their slots' widths)` : `[${idCount}, ${this.layout.uniform}]`;
+      // [count, width] when the rows sent share one width (always, for a model of one width), else side by side, [total].
+      const fits = inMessage.data.length === total && (inMessage.shape.length === 1 || (inMessage.shape.length === 2 && inMessage.shape[0] === idCount));
+      if (!fits) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `orchestrator sent embeddings [${inMessage.shape.join(", ")}], expected ${expected}`);
+      rows = inMessage.data;
+    }
+    const pulled: Pulled = { step: Number(set.step), dense, rows };
     if (ahead) pulled.aheadMs = Math.max(0, performance.now() - sent - Number(set.heldMicros) / 1000);
     return pulled;
   }
@@ -170,7 +181,10 @@ export class ParameterClient {
 
   private async pushOnce(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, idCount: number, rowGrads: Float32Array, streamingAuc: number, tasks: TaskFigures | null, viaFile: boolean): Promise<PushAck> {
     const uniform = this.layout.uniform;
-    const denseFile = viaFile ? this.exchange.writeGradients(denseGrads) : null;
+    // The row gradients follow the dense ones in the file, for a server that reads them there.
+    const rowsToo = viaFile && this.rowsInFiles;
+    const denseFile = viaFile ? this.exchange.writeGradients(rowsToo ? [...denseGrads, rowGrads] : denseGrads) : null;
+    const rowsInFile = denseFile !== null && rowsToo;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.streamingAuc = streamingAuc;
@@ -190,8 +204,9 @@ export class ParameterClient {
         denseGrads.forEach((data, i) => writeFloats(dense.get(i), this.params[i]!.name, this.params[i]!.shape, data, this.half));
       }
       writeTensor(u._initSparseIds(), "sparse_ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
-      writeFloats(u._initSparseGrads(), "sparse_grads", uniform !== null ? [idCount, uniform] : [rowGrads.length], rowGrads, this.half);
-    }, sizeHint(...(denseFile ? [] : denseGrads), ids.subarray(0, idCount * 2), rowGrads));
+      if (rowsInFile) u.sparseGradsInFile = true;
+      else writeFloats(u._initSparseGrads(), "sparse_grads", uniform !== null ? [idCount, uniform] : [rowGrads.length], rowGrads, this.half);
+    }, sizeHint(...(denseFile ? [] : denseGrads), ids.subarray(0, idCount * 2), ...(rowsInFile ? [] : [rowGrads])));
     let res: Buffer;
     try {
       res = await unary<Buffer, Buffer>("orchestrator", this.client.push.bind(this.client), req);
