@@ -122,6 +122,15 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const pulled = await outcome(unary("orchestrator", rogue.pull.bind(rogue), ahead, 5_000));
     expect(pulled.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(pulled.details).toContain("pull sent ahead for rank 0");
+    // Nor has rank 0's rows written to its rows files (the next one recycles the file rank 0 may be reading).
+    const rowsPull = encodeMessage(MessageType.PARAMETER_REQUEST, "rogue", (r) => {
+      r.step = BigInt(step);
+      r.rowsInFile = true;
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], Uint32Array.of(1, 1 << 16));
+    });
+    const rowsPulled = await outcome(unary("orchestrator", rogue.pull.bind(rogue), rowsPull, 5_000));
+    expect(rowsPulled.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(rowsPulled.details).toContain("pull for rank 0 with its rows in a file");
     rogue.close();
 
     // A fake evaluation report naming a real trainer, from another trainer's certificate.

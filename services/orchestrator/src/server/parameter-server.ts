@@ -49,6 +49,8 @@ export class ParameterServer {
         let ahead: { batches: number[]; workingOn: number[] };
         try {
           req = decodeMessage(call.request, MessageType.PARAMETER_REQUEST, `pull from ${call.getPeer()}`).payload;
+          // A rows file is its rank's (two per rank, recycled in turn): a per-worker certificate asks for its own only.
+          if (req.rowsInFile && !req.readOnly) this.checkActsForRank(call, req.workerRank, `pull for rank ${req.workerRank} with its rows in a file`);
           ahead = this.aheadBatches(req, call);
         } catch (err) {
           cb(toServiceError(err));
