@@ -69,9 +69,8 @@ export function writeDenseFile(path: string, tensors: readonly Float32Array[], r
 export function readDenseFile(path: string, lengths: readonly number[]): Float32Array[] {
   const total = lengths.reduce((a, n) => a + n, 0);
   const bad = (why: string) => SchemaErrors.create("SCHEMA_ERR_BAD_FILE", `dense file ${path}: ${why}`);
-  // Not zero-filled first: every byte is read into it.
-  const bytes = Buffer.allocUnsafeSlow(total * 4);
   let fd: number;
+  let bytes: Buffer;
   try {
     // Non-blocking: a FIFO of that name is refused below instead of waiting for a writer forever.
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -82,6 +81,9 @@ export function readDenseFile(path: string, lengths: readonly number[]): Float32
     const st = fstatSync(fd);
     if (!st.isFile()) throw bad("not a regular file");
     if (st.size !== total * 4) throw bad(`holds ${st.size} bytes, expected ${total * 4} (${total} float32 values)`);
+    // Allocated once the file is known to hold exactly this much (lengths may come from a peer's message); not
+    // zero-filled first: every byte is read into it.
+    bytes = Buffer.allocUnsafeSlow(total * 4);
     for (let at = 0; at < bytes.byteLength; ) {
       const n = readSync(fd, bytes, at, bytes.byteLength - at, at);
       if (n === 0) throw bad(`ended at byte ${at} of ${bytes.byteLength}`);
@@ -97,7 +99,7 @@ export function readDenseFile(path: string, lengths: readonly number[]): Float32
   } finally {
     closeSync(fd);
   }
-  const all = new Float32Array(bytes.buffer, bytes.byteOffset, total);
+  const all = new Float32Array(bytes!.buffer, bytes!.byteOffset, total);
   const out: Float32Array[] = [];
   let at = 0;
   for (const n of lengths) {

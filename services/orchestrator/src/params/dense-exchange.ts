@@ -52,6 +52,7 @@ export class DenseExchange {
   /** Each gradient token's rank (the first to name it): another rank naming it is refused. */
   private readonly tokens = new Map<string, number>();
   private sweptAt = Date.now();
+  private rowsSweptAt = Date.now();
   /** Rows files written so far per rank (the next one's number). */
   private readonly rowsWritten = new Map<number, number>();
 
@@ -130,6 +131,20 @@ export class DenseExchange {
     writeDenseFile(join(this.dir, name), [rows], recycle);
     this.rowsWritten.set(rank, n + 1);
     return name;
+  }
+
+  /**
+   * At most once a minute: the rows files of ranks no live trainer holds
+   * (left, or declared dead; a trainer that registers again gets a new rank).
+   */
+  sweepRows(isLive: (rank: number) => boolean, now = Date.now()): void {
+    if (now - this.rowsSweptAt < GRADIENT_SWEEP_EVERY_MS) return;
+    this.rowsSweptAt = now;
+    for (const [rank, n] of this.rowsWritten) {
+      if (isLive(rank)) continue;
+      for (let k = Math.max(0, n - ROWS_FILES); k < n; k++) rmSync(join(this.dir, `r-${rank}-${k}`), { force: true });
+      this.rowsWritten.delete(rank);
+    }
   }
 
   /**

@@ -200,7 +200,8 @@ export class ParameterServer {
     const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
     const inline = req.includeDense && !denseFile;
     // A training pull's rows (its rank checked above) to the rank's rows file, where asked for and writable.
-    const toFile = req.rowsInFile && !readOnly && !req.halfRows && this.exchange !== null;
+    // Only a live trainer's rank has rows files (two each; a gone trainer's are swept).
+    const toFile = req.rowsInFile && !readOnly && !req.halfRows && this.exchange !== null && this.job.workerOfRank?.(req.workerRank) !== undefined;
     const gathered = toFile ? this.gatherRows(words, count, offsets, total, store) : null;
     const rowsFile = gathered ? this.rowsFile(req.workerRank, gathered) : null;
     const answer = encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
@@ -255,6 +256,7 @@ export class ParameterServer {
   /** `rows` written to `rank`'s next rows file; null (they go in the message) if it cannot be written. */
   private rowsFile(rank: number, rows: Float32Array): string | null {
     try {
+      this.exchange!.sweepRows((r) => this.job.workerOfRank?.(r) !== undefined);
       return this.exchange!.rowsFile(rank, rows);
     } catch (err) {
       this.noteWriteFailure(err);
@@ -302,8 +304,9 @@ export class ParameterServer {
       const model = this.job.requireModel(false).dense;
       if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
       const lengths = model.values.map((v) => v.length);
-      // The row gradients' length follows from the ids (each of its slot's width; an undeclared slot is refused here).
-      if (u.sparseGradsInFile) lengths.push(this.job.requireModel(false).store.rowOffsets(ids.words, ids.count).offsets[ids.count]!);
+      // The row gradients' length follows from the ids: each of its slot's width, as the job checks a message's (an id
+      // of an undeclared slot is passed over there, as in a message).
+      if (u.sparseGradsInFile) lengths.push(this.job.requireModel(false).store.widthSum(ids.words, ids.count));
       dense = this.exchange.readGradients(file, rank, lengths, what);
       if (u.sparseGradsInFile) sparseGrads = dense.pop()!;
     }

@@ -108,7 +108,8 @@ export class ParameterClient {
       r.readOnly = readOnly;
       r.halfRows = this.half;
       r.denseInFile = includeDense && this.exchange.active;
-      r.rowsInFile = !readOnly && !this.half && this.exchange.active;
+      // With the dense parameters: the answer names the directory again, checked before the rows file is read.
+      r.rowsInFile = includeDense && !readOnly && !this.half && this.exchange.active;
       writeTensor(r._initIds(), "ids", DataType.UINT64, [idCount], ids.subarray(0, idCount * 2));
       if (ahead) {
         const list = r._initAheadBatches(ahead.batches.length);
@@ -150,9 +151,10 @@ export class ParameterClient {
     }
     const total = this.layout.total(ids, idCount, offsets);
     let rows: Float32Array;
-    if (set.rowsFile) {
+    if (set.rowsFile && includeDense) {
       this.rowsInFiles = true;
-      // Unreadable (then the exchange is given up): the same rows, read again without making or counting any, in a message.
+      // Unreadable (then the exchange is given up): the rows as they are now (in sync mode the same), read again in a
+      // message without making or counting any.
       rows = this.exchange.readRows(set.rowsFile, this.rank, total) ?? (await this.pull(step, ids, idCount, false, true, offsets)).rows;
     } else {
       const inMessage = readFloat32(set.embeddings, "embeddings");
