@@ -157,8 +157,13 @@ def main():
     loss_fn = torch.nn.BCEWithLogitsLoss()
     steps = min(a.steps or len(y) // a.batch, len(y) // a.batch)
     t0 = time.perf_counter()
+    # The rate after the first `warmup` steps as well, measured as the cluster's
+    # samples_per_second_after_warmup is (its first steps pay one-off costs).
+    warmup, t_warm = 10, None
     losses = []
     for s in range(steps):
+        if s == warmup:
+            t_warm = time.perf_counter()
         sl = slice(s * a.batch, (s + 1) * a.batch)
         opt_dense.zero_grad()
         opt_sparse.zero_grad()
@@ -181,6 +186,8 @@ def main():
         "seconds": round(seconds, 3),
         "samplesPerSec": round(steps * a.batch / seconds),
         "msPerStep": round(1000 * seconds / steps, 2),
+        "samplesPerSecAfterWarmup": round((steps - warmup) * a.batch / (t0 + seconds - t_warm)) if t_warm is not None else 0,
+        "warmupSteps": warmup if t_warm is not None else 0,
         "auc": round(held_out_auc, 4),
         "logloss": round(logloss, 4),
         "firstLoss": round(losses[0], 4),

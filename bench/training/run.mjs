@@ -56,6 +56,11 @@ for (const n of archNames) if (!ARCHITECTURE_NAMES.includes(n)) fail(`ARCH: unkn
 /** Each architecture's hyper-parameters, as both sides get them: its defaults; DLRM in the Kaggle configuration. */
 const ARCHS = Object.fromEntries(ARCHITECTURE_NAMES.map((n) => [n, architectureConfig(n, n === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {})]));
 
+/** Cluster / PyTorch after both sides' first 10 steps (null where either ran too few to have the figure). */
+function afterWarmupRatio(c, t) {
+  return c.samplesPerSecAfterWarmup > 0 && t.samplesPerSecAfterWarmup > 0 ? +(c.samplesPerSecAfterWarmup / t.samplesPerSecAfterWarmup).toFixed(2) : null;
+}
+
 /** Runs a command, sampling the peak resident memory (VmHWM) of it and every descendant. */
 function runMeasured(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
@@ -150,6 +155,8 @@ async function cluster(trainers, shards, { mode = "sync", batch = globalBatch / 
     seconds: s.elapsedSeconds,
     wallSeconds: +wall.toFixed(1),
     samplesPerSec: Math.round(s.samples / s.elapsedSeconds),
+    // The rate after the first warmupSteps steps (the orchestrator's figure; PyTorch's twin reports the same).
+    samplesPerSecAfterWarmup: Math.round(s.samplesPerSecondAfterWarmup ?? 0),
     msPerStep: +((1000 * s.elapsedSeconds) / s.step).toFixed(2),
     auc: +s.eval.auc.toFixed(4),
     logloss: +s.eval.logloss.toFixed(4),
@@ -219,6 +226,7 @@ async function dlrmDetail(haveTorch) {
   }
   const best = (prefix) => results.filter((r) => r.name.startsWith(prefix)).sort((a, b) => b.samplesPerSec - a.samplesPerSec)[0];
   const torch = best("pytorch");
+  const torchAfterWarmup = results.filter((r) => r.name.startsWith("pytorch")).sort((a, b) => b.samplesPerSecAfterWarmup - a.samplesPerSecAfterWarmup)[0];
   const single = best("pangea-in-process");
   const summary = {
     date: new Date().toISOString(),
@@ -231,6 +239,7 @@ async function dlrmDetail(haveTorch) {
     ratios: {
       clusterTlsVsPlaintext: +(clusterTls.samplesPerSec / clusterMain.samplesPerSec).toFixed(2),
       clusterVsPytorch: torch ? +(clusterMain.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
+      clusterVsPytorchAfterWarmup: torchAfterWarmup ? afterWarmupRatio(clusterMain, torchAfterWarmup) : null,
       clusterAsyncVsPytorch: torch ? +(clusterAsync.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterAsyncMinusPytorch: torch ? +(clusterAsync.auc - torch.auc).toFixed(4) : null,
       clusterAsyncFullBatchVsPytorch: torch ? +(clusterAsyncFull.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
@@ -246,13 +255,14 @@ async function dlrmDetail(haveTorch) {
   writeFileSync(join(outDir, "training.svg"), renderSvg(summary));
   const pad = (s, n) => String(s).padEnd(n);
   console.log(`sgemm peak (OpenBLAS, 2048^3): ${peak.gflops1 ?? "-"} GFLOPS on 1 thread, ${peak.gflops2 ?? "-"} on 2${peak.reason ? ` (${peak.reason})` : ""}`);
-  console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
+  console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad("after 10 steps", 16)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
   for (const r of [...results, ...scaling.filter((s) => s !== clusterMain)]) {
-    console.log(`${pad(r.name, 34)}${pad(r.samplesPerSec, 11)}${pad(r.msPerStep, 9)}${pad(r.auc, 8)}${pad(r.logloss, 9)}${r.peakRssMb} MB${r.matmulGflops ? `  (matmuls ${r.matmulGflops} GFLOPS)` : ""}`);
+    console.log(`${pad(r.name, 34)}${pad(r.samplesPerSec, 11)}${pad(r.samplesPerSecAfterWarmup || "-", 16)}${pad(r.msPerStep, 9)}${pad(r.auc, 8)}${pad(r.logloss, 9)}${r.peakRssMb} MB${r.matmulGflops ? `  (matmuls ${r.matmulGflops} GFLOPS)` : ""}`);
   }
   for (const s of scaling) console.log(`scaling ${pad(s.name, 26)} ${pad(s.samplesPerSec, 8)} samples/s  compute ${(100 * s.fractions.compute).toFixed(0)}%  communication ${(100 * s.fractions.communication).toFixed(0)}%  wait ${(100 * s.fractions.wait).toFixed(0)}%`);
   if (torch) {
     console.log(`ratio cluster (2 trainers, sync) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
+    console.log(`ratio cluster (2 trainers, sync) / PyTorch best after each one's first 10 steps: ${summary.ratios.clusterVsPytorchAfterWarmup ?? "-"}x`);
     console.log(`ratio cluster (2 trainers, async, batch ${globalBatch / 2} each) / PyTorch best: ${summary.ratios.clusterAsyncVsPytorch}x; AUC ${clusterAsync.auc} vs ${torch.auc}`);
     console.log(`ratio cluster (2 trainers, async, batch ${globalBatch} each: as many updates as PyTorch) / PyTorch best: ${summary.ratios.clusterAsyncFullBatchVsPytorch}x; AUC ${clusterAsyncFull.auc} vs ${torch.auc}`);
     console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
@@ -260,7 +270,7 @@ async function dlrmDetail(haveTorch) {
   console.log(`ratio cluster (2 trainers, sync) with mutual TLS / plaintext: ${summary.ratios.clusterTlsVsPlaintext}x; AUC ${clusterTls.auc} vs ${clusterMain.auc}`);
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
   console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
-  return { cluster: clusterMain, torch };
+  return { cluster: clusterMain, torch, torchAfterWarmup };
 }
 
 /**
@@ -276,14 +286,22 @@ async function perArchitecture(haveTorch, dlrm) {
     const reuse = dlrm && model === "dlrm" && archSteps === steps;
     const c = reuse ? dlrm.cluster : await cluster(2, 1, { model, jobSteps: archSteps });
     let t = null;
-    if (reuse) t = dlrm.torch;
-    else if (haveTorch) t = [await pytorch(1, 1, { model, steps: archSteps }), await pytorch(1, 2, { model, steps: archSteps })].sort((x, y) => y.samplesPerSec - x.samplesPerSec)[0];
+    // Each ratio divides by PyTorch's faster configuration by that measure.
+    let tw = null;
+    if (reuse) ({ torch: t, torchAfterWarmup: tw } = dlrm);
+    else if (haveTorch) {
+      const runs = [await pytorch(1, 1, { model, steps: archSteps }), await pytorch(1, 2, { model, steps: archSteps })];
+      t = [...runs].sort((x, y) => y.samplesPerSec - x.samplesPerSec)[0];
+      tw = [...runs].sort((x, y) => y.samplesPerSecAfterWarmup - x.samplesPerSecAfterWarmup)[0];
+    }
     rows.push({
       model,
       architecture: ARCHS[model],
       cluster: c,
       pytorch: t,
       ratio: t ? +(c.samplesPerSec / t.samplesPerSec).toFixed(2) : null,
+      pytorchAfterWarmup: tw?.samplesPerSecAfterWarmup ?? null,
+      ratioAfterWarmup: tw ? afterWarmupRatio(c, tw) : null,
       aucClusterMinusPytorch: t ? +(c.auc - t.auc).toFixed(4) : null,
     });
   }
@@ -301,10 +319,10 @@ async function perArchitecture(haveTorch, dlrm) {
   writeFileSync(join(outDir, "training-architectures.json"), `${JSON.stringify(summary, null, 2)}\n`);
   const pad = (s, n) => String(s).padEnd(n);
   console.log(`per architecture (${summary.wallSeconds} s): ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
-  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
+  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("after 10 steps: cluster / PyTorch", 35)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
   for (const r of rows) {
     const f = r.cluster.fractions;
-    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
+    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
   }
   console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
 }

@@ -49,8 +49,10 @@ describe("training benchmark scripts", () => {
     // DeepFM: rows one column wider than the embedding (its first-order weight), a torch_ctr class built in float32.
     const torch = spawnSync(PYTHON, [join(ROOT, "bench/training/ctr_torch.py"), ...common, "--steps", "2", "--architecture", JSON.stringify({ name: "deepfm", deepMlp: [16] })], { encoding: "utf8" });
     expect(torch.status, torch.stderr).toBe(0);
-    const t = JSON.parse(lastLine(torch.stdout)) as Figures & { model: string };
+    const t = JSON.parse(lastLine(torch.stdout)) as Figures & { model: string; samplesPerSecAfterWarmup: number; warmupSteps: number };
     expect(t.model).toBe("deepfm");
+    // Two steps are all warm-up (the first 10): no rate after it, as the cluster reports none.
+    expect([t.samplesPerSecAfterWarmup, t.warmupSteps]).toEqual([0, 0]);
     checkFigures(t, 2, 256);
   }, 60_000);
 });

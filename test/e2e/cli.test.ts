@@ -241,6 +241,10 @@ describe("the pangea command as a new user meets it", () => {
     const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
     // Without --serving-sync there is no sync line.
     expect(first.stderr).not.toContain("parameter sync");
+    // Ten steps are all warm-up: no rate after it, in the status or the summary.
+    const firstStatus = JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { samplesPerSecondAfterWarmup: number; warmupSteps: string };
+    expect([firstStatus.samplesPerSecondAfterWarmup, Number(firstStatus.warmupSteps)]).toEqual([0, 0]);
+    expect(first.stderr).toMatch(/throughput +[\d,]+ samples\/s\n/);
     const base = join(tmp, "models");
     const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
     expect(exp.code, exp.stderr).toBe(0);

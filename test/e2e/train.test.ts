@@ -34,6 +34,12 @@ describe("pangea run: a whole cluster of real processes", () => {
     // Where the native BLAS addon is built (CI builds it), trainers must be running on it.
     if (nativeBlas().blas) expect(s.backend).toBe("wasm+blas");
     expect(s.samplesPerSecond).toBeGreaterThan(0);
+    // The rate after the first 10 steps: the samples since then over less time than the whole job took.
+    expect(Number(s.warmupSteps)).toBe(10);
+    const afterWarmup = (steps - 10) * 2 * batch;
+    expect(afterWarmup / s.samplesPerSecondAfterWarmup).toBeLessThan(s.elapsedSeconds);
+    expect(afterWarmup / s.samplesPerSecondAfterWarmup).toBeGreaterThan(0.2 * s.elapsedSeconds);
+    expect(r.stderr).toContain(`throughput        ${Math.round(s.samplesPerSecond).toLocaleString("en-US")} samples/s (${Math.round(s.samplesPerSecondAfterWarmup).toLocaleString("en-US")} after its first 10 steps)`);
     // The loss must fall clearly from its start (about 0.69 for untrained weights).
     expect(s.firstLoss).toBeGreaterThan(0.6);
     expect(s.smoothedLoss).toBeLessThan(s.firstLoss - 0.1);

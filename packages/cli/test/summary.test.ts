@@ -112,3 +112,11 @@ describe("the summary's evaluations during training (--eval-every-steps) and bes
     expect(listed.map((l) => l.trim().replace(/^held-out by step +/, "").split(":")[0])).toEqual(["step 1", "step 2", "... (9 more)", ...[12, 13, 14, 15, 16, 17, 18, 19, 20].map((k) => `step ${k}`)]);
   });
 });
+
+describe("the throughput after the warm-up steps", () => {
+  it("follows the job's rate once the orchestrator reports one, and is left out before", () => {
+    const line = (s: string) => s.split("\n").find((l) => l.startsWith("  throughput"));
+    expect(line(formatSummary({ ...status(evalOf()), samplesPerSecond: 83_803.4, samplesPerSecondAfterWarmup: 123_229.6, warmupSteps: 10 }, 2))).toBe("  throughput        83,803 samples/s (123,230 after its first 10 steps)");
+    expect(line(formatSummary({ ...status(evalOf()), samplesPerSecondAfterWarmup: 0, warmupSteps: 0 }, 2))).toBe("  throughput        100 samples/s");
+  });
+});

@@ -3,7 +3,7 @@ import type { StoreStats } from "../embeddings/embedding-store.js";
 import type { JobCounters } from "./job-counters.js";
 import type { JobModel } from "./job-model.js";
 import type { Membership } from "./membership.js";
-import type { StepCoordinator } from "./step-coordinator.js";
+import { WARMUP_STEPS, type StepCoordinator } from "./step-coordinator.js";
 import type { TrainingMode } from "./work-plan.js";
 import { buildTaskStatuses, type TaskLosses } from "./task-status.js";
 import { describeArchitecture, taskCount, tasksOf } from "@pangea/model";
@@ -20,6 +20,8 @@ export interface StatusParts {
   elapsedSeconds: number;
   /** Seconds this process has trained, and the samples it started from. */
   runSeconds: number;
+  /** This process's rate after its first WARMUP_STEPS steps (0 before). */
+  afterWarmup: number;
   samples: number;
   resumedSamples: number;
   resumedFromStep: number;
@@ -55,6 +57,8 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     elapsedSeconds: p.elapsedSeconds,
     // This process's rate: the figure of the machines training now, not an average over a restart's downtime.
     samplesPerSecond: p.runSeconds > 0 ? (p.samples - p.resumedSamples) / p.runSeconds : 0,
+    samplesPerSecondAfterWarmup: p.afterWarmup,
+    warmupSteps: p.afterWarmup > 0 ? WARMUP_STEPS : 0,
     workers: p.members.workerStatuses(p.progressStep, p.state === "JOB_STATE_WAITING"),
     eval: p.evalReport,
     evaluations: [...p.evaluations],

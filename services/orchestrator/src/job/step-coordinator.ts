@@ -12,6 +12,15 @@ export type { PushAck } from "../shard/parameter-shard.js";
  * misses batches), a checkpoint check (async, after each batch), the next
  * step (sync/hybrid, after the step's last batch), or the end of training.
  */
+/**
+ * The steps a process trains before its rate is taken as a long job's
+ * (samples_per_second_after_warmup): the first ones also pay for the first
+ * batches' reading and parsing, new rows and V8 compiling the services' code
+ * as it runs (measured: a 73-step Wide&Deep job's first 7 steps 3x as long
+ * as its last ones, still 1.5x at steps 14-20).
+ */
+export const WARMUP_STEPS = 10;
+
 export type AfterPush = "wait" | "continue" | "step" | "done";
 
 export interface StepSettings {
@@ -30,6 +39,9 @@ export interface StepSettings {
 export class StepCoordinator {
   readonly plan: WorkPlan;
   samples: number;
+  /** When this process's WARMUP_STEPS-th step ended, and the samples trained then (null before). */
+  warmedUp: { at: number; samples: number } | null = null;
+  private readonly firstStep: number;
 
   constructor(
     private readonly s: StepSettings,
@@ -41,6 +53,7 @@ export class StepCoordinator {
     this.samples = r?.samples ?? 0;
     this.plan = new WorkPlan(s.mode, s.batchesPerStep, s.steps, r ? { step: r.step, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : undefined);
     this.plan.reassigned = counts.reassignedBatches;
+    this.firstStep = this.plan.step;
   }
 
   /** The parameter version pulls see: steps applied (sync/hybrid) or dense updates (async). */
@@ -87,6 +100,7 @@ export class StepCoordinator {
   private recordProgress(r: StepResult): void {
     const c = this.counts;
     this.samples += r.samples;
+    if (!this.warmedUp && this.plan.step - this.firstStep >= WARMUP_STEPS) this.warmedUp = { at: Date.now(), samples: this.samples };
     if (Number.isNaN(c.firstLoss)) {
       c.firstLoss = r.meanLoss;
       // The 1-based step of the batch just finished (async: the step its index falls in).

@@ -46,6 +46,8 @@ export interface JobStatus {
   'model'?: (string);
   'evaluations'?: (_pangea_v1_EvalReport)[];
   'best'?: (_pangea_v1_BestCheckpoint | null);
+  'samplesPerSecondAfterWarmup'?: (number | string);
+  'warmupSteps'?: (number | string | Long);
 }
 
 export interface JobStatus__Output {
@@ -84,4 +86,6 @@ export interface JobStatus__Output {
   'model': (string);
   'evaluations': (_pangea_v1_EvalReport__Output)[];
   'best': (_pangea_v1_BestCheckpoint__Output | null);
+  'samplesPerSecondAfterWarmup': (number);
+  'warmupSteps': (number);
 }
