@@ -77,7 +77,7 @@ for (const r of data.filter((d) => d.name.startsWith("compute path"))) {
       continue;
     }
     // Where a tail came from: the server's event-loop delay, the CPU its threads and the generator's waited for (other processes held it), how late the generator sent.
-    const why = `loop delay p99/max ${ms(r.serverLoopDelayP99Ms)}/${ms(r.serverLoopDelayMaxMs)} ms; waited for a core: server ${Math.round(r.serverCpuWaitMs)} ms, generator ${Math.round(r.generatorCpuWaitMs)} ms${r.sendLateP99Ms === null ? "" : `; sent late p99 ${ms(r.sendLateP99Ms)} ms`}${r.shed ? `; shed ${r.shed}` : ""}${r.errors ? `; ${r.errors} errors, the first: ${r.firstError}` : ""}`;
+    const why = `loop delay p99/max ${ms(r.serverLoopDelayP99Ms)}/${ms(r.serverLoopDelayMaxMs)} ms; waited for a core: server ${Math.round(r.serverCpuWaitMs)} ms, generator ${Math.round(r.generatorCpuWaitMs)} ms${r.sendLateP99Ms === null ? "" : `; sent late p99 ${ms(r.sendLateP99Ms)} ms`}${r.shed ? `; shed ${r.shed}` : ""}${r.errors || r.warmupErrors ? `; ${r.errors} errors${r.warmupErrors ? ` (and ${r.warmupErrors} in the untimed first second)` : ""}, the first: ${r.firstError}` : ""}`;
     const tail = r.inProcessForwardMs === undefined ? `(${Math.round(r.requestsPerSec)} requests/s achieved, up to ${r.concurrency} in flight; ${why})` : `(in-process forward ${r.inProcessForwardMs.toFixed(3)} ms; serving/in-process ${r.overheadRatio.toFixed(1)}x; ${why})`;
     console.log(`${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  p999 ${r.p999Ms.toFixed(2)} ms  ${Math.round(r.examplesPerSec)} examples/s  ${tail}`);
   }

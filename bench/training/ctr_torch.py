@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--dense-lr", type=float, default=0.01)
     ap.add_argument("--sparse-lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--warmup-steps", type=int, default=10, help="steps left out of samplesPerSecAfterWarmup (the cluster's warmup_steps)")
     a = ap.parse_args()
     try:
         arch = json.loads(a.architecture)
@@ -159,7 +160,7 @@ def main():
     t0 = time.perf_counter()
     # The rate after the first `warmup` steps as well, measured as the cluster's
     # samples_per_second_after_warmup is (its first steps pay one-off costs).
-    warmup, t_warm = 10, None
+    warmup, t_warm = a.warmup_steps, None
     losses = []
     for s in range(steps):
         if s == warmup:
@@ -172,7 +173,8 @@ def main():
         opt_dense.step()
         opt_sparse.step()
         losses.append(float(loss))
-    seconds = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    seconds = t_end - t0
     with torch.no_grad():
         p = torch.sigmoid(forward(model, emb, ex, ec)).clamp(1e-7, 1 - 1e-7)
         logloss = float(-(ey * torch.log(p) + (1 - ey) * torch.log(1 - p)).mean())
@@ -186,7 +188,7 @@ def main():
         "seconds": round(seconds, 3),
         "samplesPerSec": round(steps * a.batch / seconds),
         "msPerStep": round(1000 * seconds / steps, 2),
-        "samplesPerSecAfterWarmup": round((steps - warmup) * a.batch / (t0 + seconds - t_warm)) if t_warm is not None else 0,
+        "samplesPerSecAfterWarmup": round((steps - warmup) * a.batch / (t_end - t_warm)) if t_warm is not None else 0,
         "warmupSteps": warmup if t_warm is not None else 0,
         "auc": round(held_out_auc, 4),
         "logloss": round(logloss, 4),

@@ -38,6 +38,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const records = Number(process.env.TRAIN_RECORDS ?? 330_000);
 const evalFraction = 1 / 11;
 const globalBatch = 4096;
+/** The steps both sides leave out of their rate after warm-up: the orchestrator's (JobStatus.warmup_steps), given to PyTorch's twin. */
+const warmupSteps = 10;
 const lr = { dense: "0.01", sparse: "0.05" };
 const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
 const data = join(work, "criteo.tsv");
@@ -56,7 +58,7 @@ for (const n of archNames) if (!ARCHITECTURE_NAMES.includes(n)) fail(`ARCH: unkn
 /** Each architecture's hyper-parameters, as both sides get them: its defaults; DLRM in the Kaggle configuration. */
 const ARCHS = Object.fromEntries(ARCHITECTURE_NAMES.map((n) => [n, architectureConfig(n, n === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {})]));
 
-/** Cluster / PyTorch after both sides' first 10 steps (null where either ran too few to have the figure). */
+/** Cluster / PyTorch after both sides' first warmupSteps steps (null where either ran too few to have the figure). */
 function afterWarmupRatio(c, t) {
   return c.samplesPerSecAfterWarmup > 0 && t.samplesPerSecAfterWarmup > 0 ? +(c.samplesPerSecAfterWarmup / t.samplesPerSecAfterWarmup).toFixed(2) : null;
 }
@@ -134,6 +136,7 @@ async function cluster(trainers, shards, { mode = "sync", batch = globalBatch / 
   const { out, peakRssMb } = await runMeasured(process.execPath, args);
   const wall = (performance.now() - t0) / 1000;
   const s = lastJson(out);
+  if (Number(s.warmupSteps) && Number(s.warmupSteps) !== warmupSteps) fail(`the orchestrator left out ${s.warmupSteps} warm-up steps, PyTorch's twin is given ${warmupSteps}`);
   const phases = { compute: 0, communication: 0, wait: 0 };
   for (const w of s.workers.filter((x) => x.kind === "WORKER_KIND_TRAINER")) {
     const p = w.phaseSeconds ?? {};
@@ -175,7 +178,7 @@ async function pytorch(threads, blasThreads, { model = "dlrm", steps: torchSteps
   log(`(3) PyTorch${model === "dlrm" ? "" : ` (${model})`}, ${threads} torch thread(s), ${blasThreads} OpenBLAS thread(s)`);
   const { out } = await runMeasured("/usr/bin/python3", [
     join(root, "bench/training/ctr_torch.py"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--steps", String(torchSteps),
-    "--threads", String(threads), "--blas-threads", String(blasThreads), "--embedding-dim", "16", "--architecture", JSON.stringify(ARCHS[model]), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse,
+    "--threads", String(threads), "--blas-threads", String(blasThreads), "--embedding-dim", "16", "--warmup-steps", String(warmupSteps), "--architecture", JSON.stringify(ARCHS[model]), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse,
   ]);
   return { ...lastJson(out), name: `pytorch-${model === "dlrm" ? "" : `${model}-`}${threads}t-blas${blasThreads}` };
 }
@@ -255,14 +258,14 @@ async function dlrmDetail(haveTorch) {
   writeFileSync(join(outDir, "training.svg"), renderSvg(summary));
   const pad = (s, n) => String(s).padEnd(n);
   console.log(`sgemm peak (OpenBLAS, 2048^3): ${peak.gflops1 ?? "-"} GFLOPS on 1 thread, ${peak.gflops2 ?? "-"} on 2${peak.reason ? ` (${peak.reason})` : ""}`);
-  console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad("after 10 steps", 16)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
+  console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad(`after ${warmupSteps} steps`, 16)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
   for (const r of [...results, ...scaling.filter((s) => s !== clusterMain)]) {
     console.log(`${pad(r.name, 34)}${pad(r.samplesPerSec, 11)}${pad(r.samplesPerSecAfterWarmup || "-", 16)}${pad(r.msPerStep, 9)}${pad(r.auc, 8)}${pad(r.logloss, 9)}${r.peakRssMb} MB${r.matmulGflops ? `  (matmuls ${r.matmulGflops} GFLOPS)` : ""}`);
   }
   for (const s of scaling) console.log(`scaling ${pad(s.name, 26)} ${pad(s.samplesPerSec, 8)} samples/s  compute ${(100 * s.fractions.compute).toFixed(0)}%  communication ${(100 * s.fractions.communication).toFixed(0)}%  wait ${(100 * s.fractions.wait).toFixed(0)}%`);
   if (torch) {
     console.log(`ratio cluster (2 trainers, sync) / PyTorch best (${torch.framework}): ${summary.ratios.clusterVsPytorch}x; AUC ${clusterMain.auc} vs ${torch.auc}`);
-    console.log(`ratio cluster (2 trainers, sync) / PyTorch best after each one's first 10 steps: ${summary.ratios.clusterVsPytorchAfterWarmup ?? "-"}x`);
+    console.log(`ratio cluster (2 trainers, sync) / PyTorch best after each one's first ${warmupSteps} steps: ${summary.ratios.clusterVsPytorchAfterWarmup ?? "-"}x`);
     console.log(`ratio cluster (2 trainers, async, batch ${globalBatch / 2} each) / PyTorch best: ${summary.ratios.clusterAsyncVsPytorch}x; AUC ${clusterAsync.auc} vs ${torch.auc}`);
     console.log(`ratio cluster (2 trainers, async, batch ${globalBatch} each: as many updates as PyTorch) / PyTorch best: ${summary.ratios.clusterAsyncFullBatchVsPytorch}x; AUC ${clusterAsyncFull.auc} vs ${torch.auc}`);
     console.log(`ratio one trainer in-process (best) / PyTorch best: ${summary.ratios.inProcessVsPytorch}x`);
@@ -319,7 +322,7 @@ async function perArchitecture(haveTorch, dlrm) {
   writeFileSync(join(outDir, "training-architectures.json"), `${JSON.stringify(summary, null, 2)}\n`);
   const pad = (s, n) => String(s).padEnd(n);
   console.log(`per architecture (${summary.wallSeconds} s): ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
-  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad("after 10 steps: cluster / PyTorch", 35)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
+  console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad(`after ${warmupSteps} steps: cluster / PyTorch`, 35)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
   for (const r of rows) {
     const f = r.cluster.fractions;
     console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);

@@ -53,6 +53,14 @@ describe("training benchmark scripts", () => {
     expect(t.model).toBe("deepfm");
     // Two steps are all warm-up (the first 10): no rate after it, as the cluster reports none.
     expect([t.samplesPerSecAfterWarmup, t.warmupSteps]).toEqual([0, 0]);
+    // Twelve steps of 64: the rate of the last two, against the whole run's.
+    const longer = spawnSync(PYTHON, [join(ROOT, "bench/training/ctr_torch.py"), ...common.slice(0, -2), "--batch", "64", "--steps", "12", "--warmup-steps", "10", "--architecture", JSON.stringify({ name: "wide-deep", deepMlp: [16] })], { encoding: "utf8" });
+    expect(longer.status, longer.stderr).toBe(0);
+    const w = JSON.parse(lastLine(longer.stdout)) as Figures & { samplesPerSecAfterWarmup: number; warmupSteps: number; seconds: number };
+    expect(w.warmupSteps).toBe(10);
+    // Two steps' samples in less time than the whole run's twelve.
+    expect((2 * 64) / w.samplesPerSecAfterWarmup).toBeLessThan(w.seconds);
+    expect(w.samplesPerSecAfterWarmup).toBeGreaterThan(0);
     checkFigures(t, 2, 256);
   }, 60_000);
 });

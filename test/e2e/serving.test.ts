@@ -171,6 +171,20 @@ describe("export and serving", () => {
     }
   });
 
+  it("the load generator's open loop times only what follows its untimed first second, and reads the server's CPU over the same window", async () => {
+    const gen = spawnSync(process.execPath, [join(ROOT, "services/serving/dist/bench/load-gen.js"), grpcAddress, "ctr", "4", "0", "1", String(rows.dense[0]!.length), JSON.stringify(rows.ids), "100"], { encoding: "utf8", env: { ...process.env, SERVER_PID: String(server!.pid) }, timeout: 30_000 });
+    expect(gen.status, gen.stderr).toBe(0);
+    const r = JSON.parse(lastLine(gen.stdout)) as { requests: number; errors: number; warmupErrors: number; requestsPerSec: number; serverCpuMs: number; generatorCpuMs: number; concurrency: number };
+    // 2 s of requests at 100/s were sent; the timed second's 100 are the ones counted.
+    expect(r.requests).toBe(100);
+    expect([r.errors, r.warmupErrors]).toEqual([0, 0]);
+    expect(r.requestsPerSec).toBeGreaterThan(60);
+    expect(r.requestsPerSec).toBeLessThan(110);
+    expect(r.serverCpuMs).toBeGreaterThan(0);
+    expect(r.generatorCpuMs).toBeGreaterThan(0);
+    expect(r.concurrency).toBeGreaterThan(0);
+  });
+
   it("serving's /metrics (on the REST port) counts requests and times Predict by status", async () => {
     const text = await (await fetch(`http://${restAddress}/metrics`)).text();
     const value = (name: string, labels = "") => Number(text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels))?.split(" ").at(-1));

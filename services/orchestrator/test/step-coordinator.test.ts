@@ -3,20 +3,21 @@ import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js"
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { zeroCounters } from "../src/job/job-counters.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
-import { StepCoordinator } from "../src/job/step-coordinator.js";
+import { StepCoordinator, WARMUP_STEPS } from "../src/job/step-coordinator.js";
+import type { TrainingProgress } from "../src/checkpoint/checkpoint.js";
 import type { TrainingMode } from "../src/job/work-plan.js";
 import { ParameterShard } from "../src/shard/parameter-shard.js";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
 
-/** Shard 0's training loop over a real ParameterShard (one slot, no dense parameters): 2 batches a step, 3 steps. */
-function coordinator(mode: TrainingMode, maxStaleness = 8) {
+/** Shard 0's training loop over a real ParameterShard (one slot, no dense parameters): 2 batches a step, 3 steps (or `steps`, resumed from `resumed`). */
+function coordinator(mode: TrainingMode, maxStaleness = 8, steps = 3, resumed: TrainingProgress | null = null) {
   const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), new Map(), 1);
   store.declareSlots([0]);
   const spec = { numDense: 1, numSlots: 1, embeddingDim: 2, bottomMlp: [2], topMlp: [2] };
   const checkpoint = { checkpointDir: tempDir("pangea-steps-unit-"), jobId: "j", psShards: 1, shardIndex: 0, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0 };
-  const shard = new ParameterShard({ index: 0, mode, batchesPerStep: 2, steps: 3, maxStaleness, slotIds: [0], checkpoint, sync: null }, { spec, store, dense: null }, null, recordingLog().log);
+  const shard = new ParameterShard({ index: 0, mode, batchesPerStep: 2, steps, maxStaleness, slotIds: [0], checkpoint, sync: null }, { spec, store, dense: null }, resumed ? { version: resumed.denseUpdates, finishedBatches: resumed.finishedBatches, outstanding: resumed.outstanding } : null, recordingLog().log);
   const counts = zeroCounters();
-  return { c: new StepCoordinator({ mode, batchesPerStep: 2, steps: 3 }, shard, counts, null), counts };
+  return { c: new StepCoordinator({ mode, batchesPerStep: 2, steps }, shard, counts, resumed), counts };
 }
 
 const push = (batchIndex: number, step: number, loss = 0.5): WorkerGradients => ({ rank: 0, step, batchSize: 4, loss, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
@@ -77,5 +78,34 @@ describe("StepCoordinator", () => {
     expect(counts.staleGradients).toBe(1);
     expect(c.plan.isFinished(j1!)).toBe(true);
     expect(c.version).toBe(2);
+  });
+
+  it("the rate after the warm-up: taken from the end of the 10th step, none before it (sync)", () => {
+    const { c } = coordinator("sync", 8, 12);
+    expect(WARMUP_STEPS).toBe(10);
+    for (let step = 0; step < 12; step++) {
+      c.plan.beginStep(["a", "b"]);
+      const [ja] = c.plan.workFor("a");
+      const [jb] = c.plan.workFor("b");
+      give(c, "a", push(ja!, step));
+      give(c, "b", push(jb!, step));
+      if (step === 8) expect(c.warmedUp).toBeNull();
+      if (step === 9) expect(c.warmedUp?.samples).toBe(10 * 2 * 4);
+    }
+    const at = c.warmedUp!.at;
+    // Two steps of 2 x 4 samples since then, over 2 s.
+    expect(c.rateAfterWarmup(at + 2000)).toBe(8);
+    expect(c.rateAfterWarmup(at)).toBe(0);
+  });
+
+  it("a job resumed from an async checkpoint mid-step counts its warm-up from its own first batch", () => {
+    const resumed: TrainingProgress = { mode: "async", batchesPerStep: 2, step: 2, finishedBatches: 5, outstanding: [], denseUpdates: 5, batchSize: 4, samples: 20 };
+    const { c } = coordinator("async", 1000, 20, resumed);
+    for (let k = 0; k < 2 * WARMUP_STEPS; k++) {
+      expect(c.warmedUp, `after ${k} batches of this process`).toBeNull();
+      const [j] = c.plan.workFor("a");
+      give(c, "a", push(j!, c.version));
+    }
+    expect(c.warmedUp?.samples).toBe(20 + 2 * WARMUP_STEPS * 4);
   });
 });

@@ -412,13 +412,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.wake();
   }
 
-  /** This process's samples per second since its warm-up steps ended (0 before, or with nothing trained since). */
-  private rateAfterWarmup(): number {
-    const w = this.steps?.warmedUp;
-    const seconds = w ? ((this.endedAt || Date.now()) - w.at) / 1000 : 0;
-    return w && seconds > 0 && this.steps!.samples > w.samples ? (this.steps!.samples - w.samples) / seconds : 0;
-  }
-
   /** Seconds this process has trained the job (0 before it started). */
   private runSeconds(): number {
     return this.startedAt ? ((this.endedAt || Date.now()) - this.startedAt) / 1000 : 0;
@@ -613,7 +606,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       progressStep: this.progressStep,
       elapsedSeconds: elapsed,
       runSeconds: run,
-      afterWarmup: this.rateAfterWarmup(),
+      afterWarmup: this.steps?.rateAfterWarmup(this.endedAt || Date.now()) ?? 0,
       samples: this.steps?.samples ?? this.resumed?.samples ?? 0,
       resumedSamples: this.resumed?.samples ?? 0,
       resumedFromStep: this.resumed?.step ?? 0,

@@ -7,20 +7,21 @@ import type { SavedTaskLosses } from "./task-status.js";
 import { WorkPlan, type TrainingMode } from "./work-plan.js";
 
 export type { PushAck } from "../shard/parameter-shard.js";
+
+/**
+ * The steps a process trains before its rate is taken again without them
+ * (samples_per_second_after_warmup): the first ones also pay for the first
+ * batches' reading and parsing, new rows and V8 compiling the services' code
+ * as it runs (measured: a 73-step Wide&Deep job's first 7 steps 3x as long
+ * as its last 20, steps 8-21 still 1.7x).
+ */
+export const WARMUP_STEPS = 10;
+
 /**
  * What the job does after an accepted push: nothing yet (a sync step still
  * misses batches), a checkpoint check (async, after each batch), the next
  * step (sync/hybrid, after the step's last batch), or the end of training.
  */
-/**
- * The steps a process trains before its rate is taken as a long job's
- * (samples_per_second_after_warmup): the first ones also pay for the first
- * batches' reading and parsing, new rows and V8 compiling the services' code
- * as it runs (measured: a 73-step Wide&Deep job's first 7 steps 3x as long
- * as its last ones, still 1.5x at steps 14-20).
- */
-export const WARMUP_STEPS = 10;
-
 export type AfterPush = "wait" | "continue" | "step" | "done";
 
 export interface StepSettings {
@@ -39,9 +40,10 @@ export interface StepSettings {
 export class StepCoordinator {
   readonly plan: WorkPlan;
   samples: number;
-  /** When this process's WARMUP_STEPS-th step ended, and the samples trained then (null before). */
+  /** When this process's WARMUP_STEPS-th step's worth of batches ended (Date.now()), and the samples trained then (null before). */
   warmedUp: { at: number; samples: number } | null = null;
-  private readonly firstStep: number;
+  /** Batches finished before this process (a resumed job's; async ones need not end on a step). */
+  private readonly firstFinished: number;
 
   constructor(
     private readonly s: StepSettings,
@@ -53,7 +55,7 @@ export class StepCoordinator {
     this.samples = r?.samples ?? 0;
     this.plan = new WorkPlan(s.mode, s.batchesPerStep, s.steps, r ? { step: r.step, finishedBatches: r.finishedBatches, outstanding: r.outstanding } : undefined);
     this.plan.reassigned = counts.reassignedBatches;
-    this.firstStep = this.plan.step;
+    this.firstFinished = this.plan.finishedBatches;
   }
 
   /** The parameter version pulls see: steps applied (sync/hybrid) or dense updates (async). */
@@ -100,7 +102,7 @@ export class StepCoordinator {
   private recordProgress(r: StepResult): void {
     const c = this.counts;
     this.samples += r.samples;
-    if (!this.warmedUp && this.plan.step - this.firstStep >= WARMUP_STEPS) this.warmedUp = { at: Date.now(), samples: this.samples };
+    if (!this.warmedUp && this.plan.finishedBatches - this.firstFinished >= WARMUP_STEPS * this.s.batchesPerStep) this.warmedUp = { at: Date.now(), samples: this.samples };
     if (Number.isNaN(c.firstLoss)) {
       c.firstLoss = r.meanLoss;
       // The 1-based step of the batch just finished (async: the step its index falls in).
@@ -108,6 +110,13 @@ export class StepCoordinator {
     }
     c.lastLoss = r.meanLoss;
     c.smoothedLoss = smoothLoss(c.smoothedLoss, r.meanLoss);
+  }
+
+  /** Samples per second from the end of the warm-up steps to `end` (Date.now() time); 0 before it, or with nothing trained since. */
+  rateAfterWarmup(end: number): number {
+    const w = this.warmedUp;
+    const seconds = w ? (end - w.at) / 1000 : 0;
+    return w && seconds > 0 && this.samples > w.samples ? (this.samples - w.samples) / seconds : 0;
   }
 
   /** Where training stands, for a checkpoint (`denseUpdates`: the dense optimizer's clock). */

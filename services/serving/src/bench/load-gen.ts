@@ -19,7 +19,8 @@ import { H2UnaryClient } from "./h2-unary-client.js";
  * for (runnable, with the cores taken by other processes): on a shared
  * machine that wait, not the server, can be the tail.
  * usage: load-gen.js ADDRESS MODEL BATCH CONCURRENCY SECONDS NUM_DENSE IDS_JSON [RATE] [CA_FILE]
- * (CA_FILE: serving runs TLS; trust this CA)
+ * (CA_FILE: serving runs TLS; trust this CA). With SERVER_PID in the
+ * environment, the server's CPU and wait over the same timed window too.
  */
 const [address, model, batchS, concS, secondsS, numDenseS, idsJson, rateS, caFile] = process.argv.slice(2);
 const rate = Number(rateS ?? 0);
@@ -59,12 +60,18 @@ const call = async () => {
 
 const latencies: number[] = [];
 let errors = 0;
+/** Calls of the open loop's untimed first second that failed (counted apart: `errors` is of the timed calls). */
+let warmupErrors = 0;
 /** The first failed call's error, so a run with errors says what they were. */
 let firstError: string | null = null;
-const failed = (err: unknown) => {
-  errors++;
+const failed = (err: unknown, timed = true) => {
+  if (timed) errors++;
+  else warmupErrors++;
   firstError ??= (err as Error).message;
 };
+/** The server's process (SERVER_PID), whose CPU time is read over the same timed window as the generator's. */
+const serverPid = Number(process.env.SERVER_PID ?? 0);
+const cpus = () => ({ own: cpuOf(process.pid), server: serverPid ? cpuOf(serverPid) : null });
 for (let i = 0; i < 19; i++) await call(); // warm-up, answers decoded and checked
 expectLength = await call();
 /**
@@ -75,32 +82,31 @@ expectLength = await call();
  * 19.6 ms without them, the same server). The schedule runs on through it.
  */
 const WARMUP_MS = rate > 0 ? 1000 : 0;
-let cpuBefore = cpuOf(process.pid);
-const started = performance.now() + WARMUP_MS;
+let cpuBefore = cpus();
+const t0 = performance.now();
+const started = t0 + WARMUP_MS;
 const until = started + Number(secondsS) * 1000;
 let maxInFlight = 0;
 /** Open loop: how late each request left against its schedule (the generator's own delay, part of its latency). */
 const lateness: number[] = [];
 if (rate > 0) {
   const interval = 1000 / rate;
+  // Request k is due at t0 + k * interval (by index: no drift from summing intervals); the first `untimed` are the warm-up.
+  const untimed = Math.round((rate * WARMUP_MS) / 1000);
   const inFlight = new Set<Promise<void>>();
-  let timing = false;
-  for (let next = started - WARMUP_MS; next < until; next += interval) {
-    const wait = next - performance.now();
+  for (let k = 0; t0 + k * interval < until; k++) {
+    const scheduled = t0 + k * interval;
+    const wait = scheduled - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const scheduled = next;
-    const timed = scheduled >= started;
-    if (timed && !timing) {
-      timing = true;
-      cpuBefore = cpuOf(process.pid);
-    }
+    const timed = k >= untimed;
     if (timed) lateness.push(performance.now() - scheduled);
+    if (k === untimed) cpuBefore = cpus();
     const p: Promise<void> = call().then(
       () => void (timed && latencies.push(performance.now() - scheduled)),
-      (err: unknown) => void failed(err),
+      (err: unknown) => void failed(err, timed),
     );
     inFlight.add(p);
-    maxInFlight = Math.max(maxInFlight, inFlight.size);
+    if (timed) maxInFlight = Math.max(maxInFlight, inFlight.size);
     void p.finally(() => inFlight.delete(p));
   }
   await Promise.all(inFlight);
@@ -124,10 +130,11 @@ latencies.sort((a, b) => a - b);
 const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
 lateness.sort((a, b) => a - b);
 const late = (p: number) => (lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(p * lateness.length))]! : null);
-const cpu = cpuOf(process.pid);
+const cpu = cpus();
+const server = cpu.server && cpuBefore.server ? { serverCpuMs: cpu.server.runMs - cpuBefore.server.runMs, serverCpuWaitMs: cpu.server.waitMs - cpuBefore.server.waitMs } : {};
 console.log(JSON.stringify({
   batch, concurrency: rate > 0 ? maxInFlight : Number(concS), offeredRate: rate || null, sendLateP99Ms: late(0.99), sendLateP999Ms: late(0.999),
-  requests: latencies.length, errors, firstError, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed,
-  generatorCpuMs: cpu.runMs - cpuBefore.runMs, generatorCpuWaitMs: cpu.waitMs - cpuBefore.waitMs,
+  requests: latencies.length, errors, warmupErrors, firstError, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), requestsPerSec: latencies.length / elapsed, examplesPerSec: (latencies.length * batch) / elapsed,
+  generatorCpuMs: cpu.own.runMs - cpuBefore.own.runMs, generatorCpuWaitMs: cpu.own.waitMs - cpuBefore.own.waitMs, ...server,
 }));
 client.close();

@@ -5,7 +5,6 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { Servable } from "../model/servable.js";
-import { cpuOf } from "./cpu-wait.js";
 
 /**
  * `make bench` part: Predict latency and throughput at batch 1 and 64 under
@@ -77,6 +76,9 @@ interface LoadResult {
   concurrency: number;
   sendLateP99Ms: number | null;
   generatorCpuWaitMs: number;
+  serverCpuMs: number;
+  serverCpuWaitMs: number;
+  warmupErrors: number;
 }
 
 /** A metric's value from serving's /metrics (prom-client resets the event-loop lag figures at each read). */
@@ -93,13 +95,13 @@ async function scrape(server: Server, tls: boolean): Promise<(name: string) => n
  * the generator's own wait and lateness: which of them made the tail.
  */
 async function load(server: Server, batch: number, concurrency: number, rate = 0, ca?: string) {
-  await scrape(server, !!ca);
-  const cpu0 = cpuOf(server.pid);
-  const out = execFileSync(process.execPath, [join(here, "load-gen.js"), server.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate), ...(ca ? [ca] : [])], { encoding: "utf8" });
-  const cpu1 = cpuOf(server.pid);
+  const m0 = await scrape(server, !!ca);
+  // The generator reads the server's CPU over its own timed window (after the open loop's untimed first second).
+  const out = execFileSync(process.execPath, [join(here, "load-gen.js"), server.address, "bench", String(batch), String(concurrency), seconds, String(numDense), JSON.stringify(idRows), String(rate), ...(ca ? [ca] : [])], { encoding: "utf8", env: { ...process.env, SERVER_PID: String(server.pid) } });
   const m = await scrape(server, !!ca);
   const r = JSON.parse(out.trim().split("\n").at(-1)!) as LoadResult;
-  return { ...r, serverCpuMs: cpu1.runMs - cpu0.runMs, serverCpuWaitMs: cpu1.waitMs - cpu0.waitMs, serverLoopDelayP99Ms: 1000 * m("pangea_nodejs_eventloop_lag_p99_seconds"), serverLoopDelayMaxMs: 1000 * m("pangea_nodejs_eventloop_lag_max_seconds"), shed: m("pangea_serving_shed_requests_total") };
+  // The loop-delay figures (reset at each read) cover the whole run, its untimed second included; shed is a counter.
+  return { ...r, serverLoopDelayP99Ms: 1000 * m("pangea_nodejs_eventloop_lag_p99_seconds"), serverLoopDelayMaxMs: 1000 * m("pangea_nodejs_eventloop_lag_max_seconds"), shed: m("pangea_serving_shed_requests_total") - m0("pangea_serving_shed_requests_total") };
 }
 
 const emit = (name: string, r: object) => console.log(JSON.stringify({ name, ...r }));
