@@ -96,11 +96,12 @@ if (rate > 0) {
   const inFlight = new Set<Promise<void>>();
   for (let k = 0; t0 + k * interval < until; k++) {
     const scheduled = t0 + k * interval;
+    const timed = k >= untimed;
+    // Read before the wait, so the reads delay neither the first timed request nor its lateness.
+    if (k === untimed) cpuBefore = cpus();
     const wait = scheduled - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const timed = k >= untimed;
     if (timed) lateness.push(performance.now() - scheduled);
-    if (k === untimed) cpuBefore = cpus();
     const p: Promise<void> = call().then(
       () => void (timed && latencies.push(performance.now() - scheduled)),
       (err: unknown) => void failed(err, timed),
