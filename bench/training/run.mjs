@@ -160,6 +160,7 @@ async function cluster(trainers, shards, { mode = "sync", batch = globalBatch / 
     samplesPerSec: Math.round(s.samples / s.elapsedSeconds),
     // The rate after the first warmupSteps steps (the orchestrator's figure; PyTorch's twin reports the same).
     samplesPerSecAfterWarmup: Math.round(s.samplesPerSecondAfterWarmup ?? 0),
+    warmupSteps: Number(s.warmupSteps ?? 0),
     msPerStep: +((1000 * s.elapsedSeconds) / s.step).toFixed(2),
     auc: +s.eval.auc.toFixed(4),
     logloss: +s.eval.logloss.toFixed(4),
