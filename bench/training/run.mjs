@@ -58,6 +58,11 @@ for (const n of archNames) if (!ARCHITECTURE_NAMES.includes(n)) fail(`ARCH: unkn
 /** Each architecture's hyper-parameters, as both sides get them: its defaults; DLRM in the Kaggle configuration. */
 const ARCHS = Object.fromEntries(ARCHITECTURE_NAMES.map((n) => [n, architectureConfig(n, n === "dlrm" ? { bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] } : {})]));
 
+/** The run of `runs` with the highest `key` (samplesPerSec, or samplesPerSecAfterWarmup). */
+function fastest(runs, key = "samplesPerSec") {
+  return [...runs].sort((a, b) => b[key] - a[key])[0];
+}
+
 /** Cluster / PyTorch after both sides' first warmupSteps steps (null where either ran too few to have the figure). */
 function afterWarmupRatio(c, t) {
   return c.samplesPerSecAfterWarmup > 0 && t.samplesPerSecAfterWarmup > 0 ? +(c.samplesPerSecAfterWarmup / t.samplesPerSecAfterWarmup).toFixed(2) : null;
@@ -228,9 +233,9 @@ async function dlrmDetail(haveTorch) {
   if (process.env.SKIP_SCALING !== "1") {
     scaling.push(await cluster(1, 1), clusterMain, await cluster(4, 1), await cluster(2, 2));
   }
-  const best = (prefix) => results.filter((r) => r.name.startsWith(prefix)).sort((a, b) => b.samplesPerSec - a.samplesPerSec)[0];
+  const best = (prefix, key) => fastest(results.filter((r) => r.name.startsWith(prefix)), key);
   const torch = best("pytorch");
-  const torchAfterWarmup = results.filter((r) => r.name.startsWith("pytorch")).sort((a, b) => b.samplesPerSecAfterWarmup - a.samplesPerSecAfterWarmup)[0];
+  const torchAfterWarmup = best("pytorch", "samplesPerSecAfterWarmup");
   const single = best("pangea-in-process");
   const summary = {
     date: new Date().toISOString(),
@@ -295,8 +300,8 @@ async function perArchitecture(haveTorch, dlrm) {
     if (reuse) ({ torch: t, torchAfterWarmup: tw } = dlrm);
     else if (haveTorch) {
       const runs = [await pytorch(1, 1, { model, steps: archSteps }), await pytorch(1, 2, { model, steps: archSteps })];
-      t = [...runs].sort((x, y) => y.samplesPerSec - x.samplesPerSec)[0];
-      tw = [...runs].sort((x, y) => y.samplesPerSecAfterWarmup - x.samplesPerSecAfterWarmup)[0];
+      t = fastest(runs);
+      tw = fastest(runs, "samplesPerSecAfterWarmup");
     }
     rows.push({
       model,

@@ -301,12 +301,13 @@ export class ParameterServer {
     if (file) {
       if (denseList.length) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients both in the message and in file ${printable(file, 80)}; expected one of the two`);
       if (!this.exchange) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter server has no exchange directory (--dense-exchange off, no usable /dev/shm, or not shard 0); send them in the message`);
-      const model = this.job.requireModel(false).dense;
+      const held = this.job.requireModel(false);
+      const model = held.dense;
       if (!model) throw OrchestratorErrors.create("ORCH_ERR_BAD_DENSE_FILE", `${what}: dense gradients in file ${printable(file, 80)}, but this parameter-server shard holds no dense parameters`);
       const lengths = model.values.map((v) => v.length);
       // The row gradients' length follows from the ids: each of its slot's width, as the job checks a message's (an id
       // of an undeclared slot is passed over there, as in a message).
-      if (u.sparseGradsInFile) lengths.push(this.job.requireModel(false).store.widthSum(ids.words, ids.count));
+      if (u.sparseGradsInFile) lengths.push(held.store.widthSum(ids.words, ids.count));
       dense = this.exchange.readGradients(file, rank, lengths, what);
       if (u.sparseGradsInFile) sparseGrads = dense.pop()!;
     }
