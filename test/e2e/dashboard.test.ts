@@ -69,6 +69,16 @@ describe("monitoring", () => {
       return t.split("\n").some((l) => l.startsWith("pangea_training_streaming_auc{")) ? t : null;
     }, 60_000, 200);
     const auc = metric(withAuc, "pangea_training_streaming_auc");
+    // The rate after the warm-up: absent before the job's 10th step, then a rate.
+    const family = (t: string, name: string) => t.split("\n").filter((l) => l.startsWith(`${name}{`));
+    expect(text).toContain("# TYPE pangea_training_samples_per_second_after_warmup gauge");
+    if (metric(text, "pangea_job_step") < 10) expect(family(text, "pangea_training_samples_per_second_after_warmup")).toEqual([]);
+    const warm = await waitFor("the rate after the warm-up", async () => {
+      const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
+      return family(t, "pangea_training_samples_per_second_after_warmup").length ? t : null;
+    }, 60_000, 200);
+    expect(metric(warm, "pangea_job_step")).toBeGreaterThanOrEqual(10);
+    expect(metric(warm, "pangea_training_samples_per_second_after_warmup")).toBeGreaterThan(0);
     expect(auc).toBeGreaterThan(0.5);
     expect(auc).toBeLessThan(1);
     expect(metric(text, "pangea_trainers_live")).toBe(2);

@@ -23,6 +23,10 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const loss = g("pangea_training_loss", "Training loss, exponentially smoothed over steps.");
   const lastLoss = g("pangea_training_last_loss", "Mean training loss of the last step.");
   const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
+  const rateAfterWarmup = absentUntilSet(
+    "pangea_training_samples_per_second_after_warmup",
+    "Samples trained per second since the end of this orchestrator's first 10 steps of the job (absent until then): the rate without the start-up a job pays once.",
+  );
   const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (the latest evaluation: every --eval-every-steps steps, and after training).");
   const streamingAuc = absentUntilSet("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
   const logloss = absentUntilSet("pangea_eval_logloss", "Log loss on the held-out split (the latest evaluation).");
@@ -73,6 +77,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     if (Number.isFinite(s.smoothedLoss)) loss.set(s.smoothedLoss);
     if (Number.isFinite(s.lastLoss)) lastLoss.set(s.lastLoss);
     rate.set(s.samplesPerSecond);
+    if (s.samplesPerSecondAfterWarmup > 0) rateAfterWarmup.set(s.samplesPerSecondAfterWarmup);
     if (Number.isFinite(s.streamingAuc)) streamingAuc.set(s.streamingAuc);
     // The latest evaluation: during training (--eval-every-steps) as well as the final one.
     const latest = s.evaluations?.at(-1) ?? s.eval;
