@@ -23,8 +23,13 @@
 // through ctr_torch.py) with the same data, hyper-parameters (each one's
 // defaults; DLRM's Kaggle widths), optimizers and steps; samples/s, held-out
 // AUC and the ratio: bench-results/training-architectures.json.
+// Each architecture runs ARCH_ROUNDS rounds (default 3) of its cluster job and
+// both PyTorch configurations, one after the other, and each side's figure is
+// the median over the rounds: PyTorch's small models moved by up to 1.7x
+// within an hour, so a single run's ratio said more about the hour than the code.
 // Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1,
-// ARCH (comma-separated; default all), ARCH_STEPS (default one pass).
+// ARCH (comma-separated; default all), ARCH_STEPS (default one pass),
+// ARCH_ROUNDS (default 3).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus, loadavg } from "node:os";
@@ -47,6 +52,8 @@ const trainRecords = records - Math.round(records * evalFraction);
 const steps = Math.floor(trainRecords / globalBatch);
 const archSteps = Number(process.env.ARCH_STEPS ?? steps);
 if (!Number.isInteger(archSteps) || archSteps < 1 || archSteps > steps) fail(`ARCH_STEPS: expected a whole number of steps 1..${steps} (one pass over TRAIN_RECORDS), got ${process.env.ARCH_STEPS}`);
+const archRounds = Number(process.env.ARCH_ROUNDS ?? 3);
+if (!Number.isInteger(archRounds) || archRounds < 1 || archRounds > 20) fail(`ARCH_ROUNDS: expected a whole number of rounds 1..20, got ${process.env.ARCH_ROUNDS}`);
 const log = (s) => process.stderr.write(`${s}\n`);
 const modelsOnly = process.argv.includes("--models-only");
 const fail = (msg) => {
@@ -61,6 +68,27 @@ const ARCHS = Object.fromEntries(ARCHITECTURE_NAMES.map((n) => [n, architectureC
 /** The run of `runs` with the highest `key` (samplesPerSec, or samplesPerSecAfterWarmup). */
 function fastest(runs, key = "samplesPerSec") {
   return [...runs].sort((a, b) => b[key] - a[key])[0];
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/**
+ * One side of an architecture's rounds: the run whose samples/s is the median (the lower middle one for an even
+ * count: a run's AUC and phases go with it), the medians of both rates over all rounds, and each run's rates.
+ */
+function medianOf(runs) {
+  const byRate = [...runs].sort((a, b) => a.samplesPerSec - b.samplesPerSec);
+  return {
+    ...byRate[(byRate.length - 1) >> 1],
+    samplesPerSec: Math.round(median(runs.map((r) => r.samplesPerSec))),
+    samplesPerSecAfterWarmup: Math.round(median(runs.map((r) => r.samplesPerSecAfterWarmup))),
+    rounds: runs.map((r) => ({ samplesPerSec: r.samplesPerSec, samplesPerSecAfterWarmup: r.samplesPerSecAfterWarmup })),
+  };
 }
 
 /** Cluster / PyTorch after both sides' first warmupSteps steps (null where either ran too few to have the figure). */
@@ -279,29 +307,38 @@ async function dlrmDetail(haveTorch) {
   console.log(`ratio cluster (2 trainers, sync) with mutual TLS / plaintext: ${summary.ratios.clusterTlsVsPlaintext}x; AUC ${clusterTls.auc} vs ${clusterMain.auc}`);
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
   console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
-  return { cluster: clusterMain, torch, torchAfterWarmup };
+  return { cluster: clusterMain, torchRuns: results.filter((r) => r.name.startsWith("pytorch")) };
 }
 
 /**
  * Every architecture of ARCH (default all) against its PyTorch twin: the cluster (2 trainers, sync,
- * batch 2048 each) and PyTorch (batch 4096, the faster of 1 and 2 OpenBLAS threads) on the same data,
- * hyper-parameters, optimizers and steps: training-architectures.json. `dlrm` is the detail run's when
- * that ran with as many steps.
+ * batch 2048 each) and PyTorch (batch 4096, 1 and 2 OpenBLAS threads) on the same data,
+ * hyper-parameters, optimizers and steps, ARCH_ROUNDS rounds of the three runs one after the other;
+ * each side's figure is its median over the rounds (PyTorch's: the configuration with the higher
+ * median): training-architectures.json. DLRM's first round is the detail run's when that ran with as
+ * many steps.
  */
 async function perArchitecture(haveTorch, dlrm) {
   const t0 = performance.now();
   const rows = [];
   for (const model of archNames) {
     const reuse = dlrm && model === "dlrm" && archSteps === steps;
-    const c = reuse ? dlrm.cluster : await cluster(2, 1, { model, jobSteps: archSteps });
+    const clusterRuns = reuse ? [dlrm.cluster] : [];
+    const torchRuns = { 1: [], 2: [] };
+    if (reuse) for (const r of dlrm.torchRuns) torchRuns[r.name.endsWith("blas1") ? 1 : 2].push(r);
+    for (let round = clusterRuns.length; round < archRounds; round++) {
+      if (archRounds > 1) log(`${model}: round ${round + 1} of ${archRounds}`);
+      clusterRuns.push(await cluster(2, 1, { model, jobSteps: archSteps }));
+      if (haveTorch) for (const b of [1, 2]) torchRuns[b].push(await pytorch(1, b, { model, steps: archSteps }));
+    }
+    const c = medianOf(clusterRuns);
     let t = null;
     // Each ratio divides by PyTorch's faster configuration by that measure.
     let tw = null;
-    if (reuse) ({ torch: t, torchAfterWarmup: tw } = dlrm);
-    else if (haveTorch) {
-      const runs = [await pytorch(1, 1, { model, steps: archSteps }), await pytorch(1, 2, { model, steps: archSteps })];
-      t = fastest(runs);
-      tw = fastest(runs, "samplesPerSecAfterWarmup");
+    if (haveTorch) {
+      const configs = [medianOf(torchRuns[1]), medianOf(torchRuns[2])];
+      t = fastest(configs);
+      tw = fastest(configs, "samplesPerSecAfterWarmup");
     }
     rows.push({
       model,
@@ -317,9 +354,10 @@ async function perArchitecture(haveTorch, dlrm) {
   const summary = {
     date: new Date().toISOString(),
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? "", loadAverage: loadavg().map((x) => +x.toFixed(2)) },
-    config: `embedding dim 16, each architecture's default hyper-parameters (dlrm: Kaggle bottom 13-512-256-64-16, top 512-256-1), Adagrad (dense lr ${lr.dense}, embeddings lr ${lr.sparse}), ${archSteps} steps of ${globalBatch} samples (cluster: 2 trainers x ${globalBatch / 2}, sync)`,
+    config: `embedding dim 16, each architecture's default hyper-parameters (dlrm: Kaggle bottom 13-512-256-64-16, top 512-256-1), Adagrad (dense lr ${lr.dense}, embeddings lr ${lr.sparse}), ${archSteps} steps of ${globalBatch} samples (cluster: 2 trainers x ${globalBatch / 2}, sync), the median of ${archRounds} round(s)`,
     records,
     steps: archSteps,
+    rounds: archRounds,
     wallSeconds: Math.round((performance.now() - t0) / 1000),
     rows,
   };
@@ -329,15 +367,18 @@ async function perArchitecture(haveTorch, dlrm) {
   const pad = (s, n) => String(s).padEnd(n);
   console.log(`per architecture (${summary.wallSeconds} s): ${summary.config}; load average ${summary.machine.loadAverage.join(" ")}`);
   console.log(`${pad("architecture", 15)}${pad("cluster samples/s", 19)}${pad("PyTorch samples/s", 19)}${pad("ratio", 8)}${pad(`after ${warmupSteps} steps: cluster / PyTorch`, 35)}${pad("AUC cluster", 13)}${pad("AUC PyTorch", 13)}trainers' time: compute / communication / wait`);
+  // Each side's rounds, slowest to fastest: how far one run could have moved the ratio.
+  const spread = (side) => (side && side.rounds.length > 1 ? ` (${side.rounds.map((x) => x.samplesPerSec).sort((a, b) => a - b).join(", ")})` : "");
   for (const r of rows) {
     const f = r.cluster.fractions;
+    if (archRounds > 1) console.log(`${pad(r.model, 15)}rounds' samples/s: cluster${spread(r.cluster)}; PyTorch, its faster configuration${spread(r.pytorch)}`);
     console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
   }
   console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
 }
 
 try {
-  log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
+  log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training${archSteps < steps ? `; the architectures run ${archSteps} of them` : ""}, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
   execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });
   const haveTorch = torchAvailable();
   if (!haveTorch) log("(3) PyTorch: not run — /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread)");
