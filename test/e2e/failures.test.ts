@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
-import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor } from "@pangea/schema";
+import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor, type JobStatus__Output } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
 import { RowLayout, dlrmSpec } from "@pangea/model";
@@ -183,9 +183,13 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
 });
 
 describe("unreachable peers and bad configuration", () => {
-  it("pangea run killed with SIGKILL: its services stop by themselves instead of running on with nobody to stop them", async () => {
+  it("pangea run killed with SIGKILL: its services stop by themselves instead of running on with nobody to stop them; the same command with --resume finishes the job from its newest checkpoint", async () => {
     const dir = join(tmp, "launcher-killed");
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--eval-records", "1000", "--log-dir", dir, "--checkpoint-dir", join(tmp, "ckpt-launcher")], { stdio: "ignore" });
+    const ckpt = join(tmp, "ckpt-launcher");
+    const steps = 300;
+    // What the README advises for a job that may be stopped: a job id, periodic checkpoints, and --resume from the first start on.
+    const args = [ENTRY.cli, "run", "--job-id", "killed", "--steps", String(steps), "--checkpoint-every-steps", "10", "--resume", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt];
+    const run = spawn(process.execPath, [...args, "--log-dir", dir], { stdio: "ignore" });
     const names = ["orchestrator", "compute", "trainer-0", "trainer-1"];
     const pidOf = (name: string) => {
       const m = /"pid":(\d+)/.exec(readLog(join(dir, `${name}.log`)));
@@ -202,9 +206,22 @@ describe("unreachable peers and bad configuration", () => {
     await waitFor("every service logging", async () => names.every((n) => pidOf(n) > 0), 60_000);
     const pids = names.map(pidOf);
     expect(pids.every(alive)).toBe(true);
+    await waitFor("the checkpoint of step 10", async () => existsSync(join(ckpt, "killed", "step-10")), 60_000, 50);
     run.kill("SIGKILL");
     await waitFor("the services to exit", async () => !pids.some(alive), 20_000, 100);
-  });
+    const saved = readdirSync(join(ckpt, "killed")).filter((n) => /^step-\d+$/.test(n)).map((n) => Number(n.slice(5)));
+    const newest = Math.max(...saved);
+    expect(newest).toBeLessThan(steps);
+    const again = await runNode(ENTRY.cli, [...args.slice(1), "--json", "--log-dir", join(tmp, "launcher-again")], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    expect(again.code, again.stderr).toBe(0);
+    const s = JSON.parse(again.stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
+    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect(Number(s.resumedFromStep)).toBe(newest);
+    expect(Number(s.step)).toBe(steps);
+    // Every batch of the job applied once, across both lives.
+    expect([Number(s.batchesApplied), Number(s.missingBatches), Number(s.duplicateBatches)]).toEqual([2 * steps, 0, 0]);
+    expect(again.stderr).toContain(`resumed from step ${newest}`);
+  }, 180_000);
 
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();
