@@ -46,20 +46,20 @@ const globalBatch = 4096;
 /** The steps both sides leave out of their rate after warm-up: the orchestrator's (JobStatus.warmup_steps), given to PyTorch's twin. */
 const warmupSteps = 10;
 const lr = { dense: "0.01", sparse: "0.05" };
-const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
-const data = join(work, "criteo.tsv");
 const trainRecords = records - Math.round(records * evalFraction);
 const steps = Math.floor(trainRecords / globalBatch);
-const archSteps = Number(process.env.ARCH_STEPS ?? steps);
-if (!Number.isInteger(archSteps) || archSteps < 1 || archSteps > steps) fail(`ARCH_STEPS: expected a whole number of steps 1..${steps} (one pass over TRAIN_RECORDS), got ${process.env.ARCH_STEPS}`);
-const archRounds = Number(process.env.ARCH_ROUNDS ?? 3);
-if (!Number.isInteger(archRounds) || archRounds < 1 || archRounds > 20) fail(`ARCH_ROUNDS: expected a whole number of rounds 1..20, got ${process.env.ARCH_ROUNDS}`);
-const log = (s) => process.stderr.write(`${s}\n`);
-const modelsOnly = process.argv.includes("--models-only");
 const fail = (msg) => {
   process.stderr.write(`bench/training/run.mjs: ${msg}\n`);
   process.exit(2);
 };
+/** A whole-number setting from the environment: unset or empty, its default. */
+const envInt = (name, fallback) => ((process.env[name] ?? "").trim() === "" ? fallback : Number(process.env[name]));
+const archSteps = envInt("ARCH_STEPS", steps);
+if (!Number.isInteger(archSteps) || archSteps < 1 || archSteps > steps) fail(`ARCH_STEPS: expected a whole number of steps 1..${steps} (one pass over TRAIN_RECORDS), got ${process.env.ARCH_STEPS}`);
+const archRounds = envInt("ARCH_ROUNDS", 3);
+if (!Number.isInteger(archRounds) || archRounds < 1 || archRounds > 20) fail(`ARCH_ROUNDS: expected a whole number of rounds 1..20, got ${process.env.ARCH_ROUNDS}`);
+const log = (s) => process.stderr.write(`${s}\n`);
+const modelsOnly = process.argv.includes("--models-only");
 const archNames = (process.env.ARCH ?? "").trim() ? process.env.ARCH.split(",").map((n) => n.trim()) : ARCHITECTURE_NAMES;
 for (const n of archNames) if (!ARCHITECTURE_NAMES.includes(n)) fail(`ARCH: unknown architecture "${n}"; expected a comma-separated list of ${ARCHITECTURE_NAMES.join(", ")}`);
 /** Each architecture's hyper-parameters, as both sides get them: its defaults; DLRM in the Kaggle configuration. */
@@ -372,11 +372,14 @@ async function perArchitecture(haveTorch, dlrm) {
   for (const r of rows) {
     const f = r.cluster.fractions;
     if (archRounds > 1) console.log(`${pad(r.model, 15)}rounds' samples/s: cluster${spread(r.cluster)}; PyTorch, its faster configuration${spread(r.pytorch)}`);
-    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
+    console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio.toFixed(2)}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup.toFixed(2)}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
   }
   console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
 }
 
+// Made once the settings are checked: a refused setting leaves nothing behind.
+const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
+const data = join(work, "criteo.tsv");
 try {
   log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training${archSteps < steps ? `; the architectures run ${archSteps} of them` : ""}, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);
   execFileSync(process.execPath, [join(root, "packages/cli/dist/main.js"), "gen-data", "--records", String(records), "--out", data], { stdio: "ignore" });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { COMPUTE_FLAGS, ORCHESTRATOR_FLAGS, TRAINER_FLAGS } from "@pangea/service-flags";
 import { COMPUTE_FLAGS as COMPUTE, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
-import { RUN_FLAGS, clusterOptions, parseRun } from "../src/commands/run.js";
+import { RUN_FLAGS, clusterOptions, parseRun, resumeWithoutJobId } from "../src/commands/run.js";
 import { builtInTaskArgs } from "../src/commands/pass-through.js";
 
 describe("pangea run's flags come from the services' declarations", () => {
@@ -29,6 +29,18 @@ describe("pangea run's flags come from the services' declarations", () => {
     const o = clusterOptions(c, false);
     expect(o).toMatchObject({ trainers: 3, psShards: 1, orchestratorArgs: c.args.orchestrator, computeArgs: c.args.compute, trainerArgs: ["--backend", "wasm", "--blas-threads", "2"] });
     expect(parseRun([])!.args).toEqual({ orchestrator: [], compute: [], trainer: [] });
+  });
+
+  it("warns of --resume without a job id (each start would be a new job with nothing to resume), by flag or environment", () => {
+    const warn = (argv: string[], env: NodeJS.ProcessEnv = {}) => resumeWithoutJobId(parseRun(argv)!.args.orchestrator, env);
+    expect(warn(["--resume", "--steps", "7"])).toBe("warning: --resume without --job-id: this start is a new job (job-<timestamp>) with no checkpoint to resume; give the same --job-id on every start to continue a job\n");
+    expect(warn([], { PANGEA_RESUME: "true" })).not.toBeNull();
+    expect(warn(["--resume", "--job-id", "ctr"])).toBeNull();
+    expect(warn(["--resume"], { PANGEA_JOB_ID: "ctr" })).toBeNull();
+    expect(warn([], { PANGEA_RESUME: "1", PANGEA_JOB_ID: "ctr" })).toBeNull();
+    expect(warn(["--job-id", "ctr"])).toBeNull();
+    expect(warn([])).toBeNull();
+    expect(warn([], { PANGEA_RESUME: "0" })).toBeNull();
   });
 
   it("refuses a bad value with the service's own message, and a local cluster larger than this machine runs", () => {

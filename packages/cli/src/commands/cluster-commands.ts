@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, processExists } from "@pangea/kit";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
-import { addressesLine, clusterOptions, prepareTls, type RunConfig } from "./run.js";
+import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
 import { clearState, readState, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
@@ -15,6 +15,7 @@ export async function upCommand(c: RunConfig): Promise<number> {
   if (existing && existing.processes.some((p) => processExists(p.pid))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
+  process.stderr.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
   prepareTls(c);
   const cluster = await LocalCluster.start(clusterOptions(c, true));
   for (const p of cluster.processes) p.child.unref();

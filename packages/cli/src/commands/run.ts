@@ -139,11 +139,26 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
   };
 }
 
+/**
+ * The warning `run` and `up` print for --resume without a job id (flag or PANGEA_JOB_ID): each start then names
+ * a new job-<timestamp>, which has no checkpoint, so the orchestrator starts fresh as --resume allows, and a user
+ * restarting a killed job would train it again from step 0 without a word.
+ */
+export function resumeWithoutJobId(orchestratorArgs: readonly string[], env: NodeJS.ProcessEnv): string | null {
+  const given = (name: string) => orchestratorArgs.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  const resume = given("resume")
+    ? orchestratorArgs.some((a) => a === "--resume" || a === "--resume=true" || a === "--resume=1")
+    : env.PANGEA_RESUME === "1" || env.PANGEA_RESUME === "true";
+  if (!resume || given("job-id") || env.PANGEA_JOB_ID) return null;
+  return "warning: --resume without --job-id: this start is a new job (job-<timestamp>) with no checkpoint to resume; give the same --job-id on every start to continue a job\n";
+}
+
 const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
+  out.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
   const admin = prepareTls(c);
   if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
   const cluster = await LocalCluster.start(clusterOptions(c, false));
