@@ -82,7 +82,8 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   dense.restore(ck[0]!.dense, ck[0]!.momentM, ck[0]!.momentV, resumed?.denseUpdates);
   restoreTables(reshard(ck, config.psShards)[0]!, store);
   if (resumed) restoreStoreCounters(ck, config.psShards, 0, store);
-  if (resumed && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
+  // An empty saved filter (no slot with an occurrence threshold) leaves the sketch unmade: reading `counters` makes it (4 MiB).
+  if (resumed && ck[0]!.filter.length > 0 && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
   log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${config.psShards}`, resume: resumed !== null }, "parameters restored from checkpoint");
 }
 
