@@ -25,8 +25,8 @@
 // AUC and the ratio: bench-results/training-architectures.json.
 // Each architecture runs ARCH_ROUNDS rounds (default 3) of its cluster job and
 // both PyTorch configurations, one after the other, and each side's figure is
-// the median over the rounds: PyTorch's small models moved by up to 1.7x
-// within an hour, so a single run's ratio said more about the hour than the code.
+// the median over the rounds: PyTorch's small models moved by up to 2.2x
+// between rounds, so a single run's ratio said more about the hour than the code.
 // Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1,
 // ARCH (comma-separated; default all), ARCH_STEPS (default one pass),
 // ARCH_ROUNDS (default 3).
@@ -40,20 +40,28 @@ import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "../../packages/kit/dist/in
 import { ARCHITECTURE_NAMES, architectureConfig } from "../../packages/model/dist/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const records = Number(process.env.TRAIN_RECORDS ?? 330_000);
+
 const evalFraction = 1 / 11;
 const globalBatch = 4096;
 /** The steps both sides leave out of their rate after warm-up: the orchestrator's (JobStatus.warmup_steps), given to PyTorch's twin. */
 const warmupSteps = 10;
 const lr = { dense: "0.01", sparse: "0.05" };
-const trainRecords = records - Math.round(records * evalFraction);
-const steps = Math.floor(trainRecords / globalBatch);
+/** Made once the settings are checked; a failure removes it, as the run's end does. */
+let work = null;
 const fail = (msg) => {
   process.stderr.write(`bench/training/run.mjs: ${msg}\n`);
+  if (work) rmSync(work, { recursive: true, force: true });
   process.exit(2);
 };
 /** A whole-number setting from the environment: unset or empty, its default. */
 const envInt = (name, fallback) => ((process.env[name] ?? "").trim() === "" ? fallback : Number(process.env[name]));
+const records = envInt("TRAIN_RECORDS", 330_000);
+/** The fewest records that leave one step of globalBatch after the held-out part. */
+let fewestRecords = globalBatch;
+while (fewestRecords - Math.round(fewestRecords * evalFraction) < globalBatch) fewestRecords++;
+if (!Number.isInteger(records) || records < fewestRecords) fail(`TRAIN_RECORDS: expected a whole number of records, at least ${fewestRecords} (one step of ${globalBatch} after the held-out 1/11), got ${process.env.TRAIN_RECORDS}`);
+const trainRecords = records - Math.round(records * evalFraction);
+const steps = Math.floor(trainRecords / globalBatch);
 const archSteps = envInt("ARCH_STEPS", steps);
 if (!Number.isInteger(archSteps) || archSteps < 1 || archSteps > steps) fail(`ARCH_STEPS: expected a whole number of steps 1..${steps} (one pass over TRAIN_RECORDS), got ${process.env.ARCH_STEPS}`);
 const archRounds = envInt("ARCH_ROUNDS", 3);
@@ -378,7 +386,7 @@ async function perArchitecture(haveTorch, dlrm) {
 }
 
 // Made once the settings are checked: a refused setting leaves nothing behind.
-const work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
+work = mkdtempSync(join(tmpdir(), "pangea-bench-training-"));
 const data = join(work, "criteo.tsv");
 try {
   log(`data: ${records} synthetic Criteo-like records (${steps} steps of ${globalBatch} for training${archSteps < steps ? `; the architectures run ${archSteps} of them` : ""}, the last ${Math.round(records * evalFraction)} held out), ${cpus().length} cores`);

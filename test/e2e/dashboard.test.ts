@@ -69,10 +69,8 @@ describe("monitoring", () => {
       return t.split("\n").some((l) => l.startsWith("pangea_training_streaming_auc{")) ? t : null;
     }, 60_000, 200);
     const auc = metric(withAuc, "pangea_training_streaming_auc");
-    // The rate after the warm-up: absent before the job's 10th step, then a rate.
+    // The rate after the warm-up (absent before it: services/orchestrator/test/job-metrics), served once the job is past it.
     const family = (t: string, name: string) => t.split("\n").filter((l) => l.startsWith(`${name}{`));
-    expect(text).toContain("# TYPE pangea_training_samples_per_second_after_warmup gauge");
-    if (metric(text, "pangea_job_step") < 10) expect(family(text, "pangea_training_samples_per_second_after_warmup")).toEqual([]);
     const warm = await waitFor("the rate after the warm-up", async () => {
       const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
       return family(t, "pangea_training_samples_per_second_after_warmup").length ? t : null;

@@ -188,7 +188,7 @@ describe("unreachable peers and bad configuration", () => {
     const ckpt = join(tmp, "ckpt-launcher");
     const steps = 300;
     // What the README advises for a job that may be stopped: a job id, periodic checkpoints, and --resume from the first start on.
-    const args = [ENTRY.cli, "run", "--job-id", "killed", "--steps", String(steps), "--checkpoint-every-steps", "10", "--resume", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt];
+    const args = [ENTRY.cli, "run", "--job-id", "killed", "--steps", String(steps), "--checkpoint-every-steps", "10", "--keep-checkpoints", "0", "--resume", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt];
     const run = spawn(process.execPath, [...args, "--log-dir", dir], { stdio: "ignore" });
     const names = ["orchestrator", "compute", "trainer-0", "trainer-1"];
     const pidOf = (name: string) => {
@@ -206,10 +206,12 @@ describe("unreachable peers and bad configuration", () => {
     await waitFor("every service logging", async () => names.every((n) => pidOf(n) > 0), 60_000);
     const pids = names.map(pidOf);
     expect(pids.every(alive)).toBe(true);
-    await waitFor("the checkpoint of step 10", async () => existsSync(join(ckpt, "killed", "step-10")), 60_000, 50);
+    // A checkpoint is renamed into place whole (step-N.tmp-PID until then), so a step-N directory is one to resume from.
+    const checkpoints = () => (existsSync(join(ckpt, "killed")) ? readdirSync(join(ckpt, "killed")).filter((n) => /^step-\d+$/.test(n)).map((n) => Number(n.slice(5))) : []);
+    await waitFor("a first checkpoint", async () => checkpoints().length > 0, 60_000, 20);
     run.kill("SIGKILL");
     await waitFor("the services to exit", async () => !pids.some(alive), 20_000, 100);
-    const saved = readdirSync(join(ckpt, "killed")).filter((n) => /^step-\d+$/.test(n)).map((n) => Number(n.slice(5)));
+    const saved = checkpoints();
     const newest = Math.max(...saved);
     expect(newest).toBeLessThan(steps);
     const again = await runNode(ENTRY.cli, [...args.slice(1), "--json", "--log-dir", join(tmp, "launcher-again")], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
@@ -221,7 +223,7 @@ describe("unreachable peers and bad configuration", () => {
     // Every batch of the job applied once, across both lives.
     expect([Number(s.batchesApplied), Number(s.missingBatches), Number(s.duplicateBatches)]).toEqual([2 * steps, 0, 0]);
     expect(again.stderr).toContain(`resumed from step ${newest}`);
-  }, 180_000);
+  }, 240_000);
 
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();

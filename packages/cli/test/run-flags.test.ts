@@ -34,7 +34,9 @@ describe("pangea run's flags come from the services' declarations", () => {
   it("warns of --resume without a job id (each start would be a new job with nothing to resume), by flag or environment", () => {
     const warn = (argv: string[], env: NodeJS.ProcessEnv = {}) => resumeWithoutJobId(parseRun(argv)!.args.orchestrator, env);
     expect(warn(["--resume", "--steps", "7"])).toBe("warning: --resume without --job-id: this start is a new job (job-<timestamp>) with no checkpoint to resume; give the same --job-id on every start to continue a job\n");
-    expect(warn([], { PANGEA_RESUME: "true" })).not.toBeNull();
+    expect(warn([], { PANGEA_RESUME: "true" })).toMatch(/^warning: PANGEA_RESUME without --job-id: /);
+    expect(warn(["--resume", "--job-id=ctr"])).toBeNull();
+    expect(warn(["--resume"], { PANGEA_JOB_ID: "" })).not.toBeNull();
     expect(warn(["--resume", "--job-id", "ctr"])).toBeNull();
     expect(warn(["--resume"], { PANGEA_JOB_ID: "ctr" })).toBeNull();
     expect(warn([], { PANGEA_RESUME: "1", PANGEA_JOB_ID: "ctr" })).toBeNull();

@@ -55,6 +55,16 @@ export function withNegativeValues(argv: readonly string[], takesValue: (name: s
  * problem becomes one UsageError line naming the flag and what was expected.
  * Returns null when --help was asked for.
  */
+/** A boolean flag's environment variable: set and on ("1" or "true"), as parseConfig reads it. */
+export function envFlagOn(value: string | undefined): boolean {
+  return value === "1" || value === "true";
+}
+
+/** An environment variable that parseConfig takes as given (set and not empty). */
+export function envGiven(value: string | undefined): boolean {
+  return value !== undefined && value !== "";
+}
+
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   flags: FlagTable,
@@ -77,8 +87,8 @@ export function parseConfig<S extends z.ZodType>(
     if (values[name] !== undefined) {
       raw[key] = values[name];
       sourceOf[key] = `--${name}`;
-    } else if (spec.env && env[spec.env] !== undefined && env[spec.env] !== "") {
-      raw[key] = spec.boolean ? env[spec.env] === "1" || env[spec.env] === "true" : env[spec.env];
+    } else if (spec.env && envGiven(env[spec.env])) {
+      raw[key] = spec.boolean ? envFlagOn(env[spec.env]) : env[spec.env];
       sourceOf[key] = `${spec.env} (environment)`;
     }
   }

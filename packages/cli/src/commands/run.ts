@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
-import { deepFreeze, nonNegativeInt, parseConfig, port, usageText, type FlagTable } from "@pangea/kit";
+import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, usageText, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
 import { isMultiTaskModel } from "@pangea/service-flags";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
@@ -140,17 +140,16 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
 }
 
 /**
- * The warning `run` and `up` print for --resume without a job id (flag or PANGEA_JOB_ID): each start then names
- * a new job-<timestamp>, which has no checkpoint, so the orchestrator starts fresh as --resume allows, and a user
- * restarting a killed job would train it again from step 0 without a word.
+ * The warning `run` and `up` print for --resume (flag or PANGEA_RESUME) without a job id (flag or PANGEA_JOB_ID):
+ * each start then names a new job-<timestamp>, which has no checkpoint, so the orchestrator starts fresh as
+ * --resume allows, and a user restarting a killed job would train it again from step 0 without a word. A boolean
+ * flag reaches the services as the bare `--resume` (the parser refuses a value), a valued one as `--job-id X`.
  */
 export function resumeWithoutJobId(orchestratorArgs: readonly string[], env: NodeJS.ProcessEnv): string | null {
-  const given = (name: string) => orchestratorArgs.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  const resume = given("resume")
-    ? orchestratorArgs.some((a) => a === "--resume" || a === "--resume=true" || a === "--resume=1")
-    : env.PANGEA_RESUME === "1" || env.PANGEA_RESUME === "true";
-  if (!resume || given("job-id") || env.PANGEA_JOB_ID) return null;
-  return "warning: --resume without --job-id: this start is a new job (job-<timestamp>) with no checkpoint to resume; give the same --job-id on every start to continue a job\n";
+  const byFlag = orchestratorArgs.includes("--resume");
+  if (!byFlag && !envFlagOn(env.PANGEA_RESUME)) return null;
+  if (orchestratorArgs.includes("--job-id") || envGiven(env.PANGEA_JOB_ID)) return null;
+  return `warning: ${byFlag ? "--resume" : "PANGEA_RESUME"} without --job-id: this start is a new job (job-<timestamp>) with no checkpoint to resume; give the same --job-id on every start to continue a job\n`;
 }
 
 const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);

@@ -268,13 +268,20 @@ export function loadCheckpoint(dir: string): CheckpointData {
  * (same optimizer state layout per slot), and its occurrence counts.
  */
 export function restoreStore(ck: CheckpointData, store: EmbeddingStore): void {
-  if (ck.filter.length > 0) {
-    if (ck.filter.length !== store.filter.counters.length) {
-      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint filter has ${ck.filter.length} counters, this store ${store.filter.counters.length}`);
-    }
-    store.filter.counters.set(ck.filter);
-  }
+  restoreFilter(ck, store);
   restoreTables(ck.tables, store);
+}
+
+/**
+ * A checkpoint's occurrence counts into a store. An empty saved filter (no slot had a threshold) leaves the
+ * store's sketch unmade: reading `counters` makes it (4 MiB), which a job without thresholds never needs.
+ */
+export function restoreFilter(ck: CheckpointData, store: EmbeddingStore): void {
+  if (ck.filter.length === 0) return;
+  if (ck.filter.length !== store.filter.counters.length) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint filter has ${ck.filter.length} counters, this store ${store.filter.counters.length}`);
+  }
+  store.filter.counters.set(ck.filter);
 }
 
 /** A checkpoint's store totals; missing or unusable fields (older checkpoints) read as zero. */

@@ -5,7 +5,7 @@ import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.j
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
 import { DenseStore } from "../params/dense-store.js";
-import { reshard, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { reshard, restoreFilter, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { JobConfig } from "./job-config.js";
 
@@ -82,8 +82,7 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   dense.restore(ck[0]!.dense, ck[0]!.momentM, ck[0]!.momentV, resumed?.denseUpdates);
   restoreTables(reshard(ck, config.psShards)[0]!, store);
   if (resumed) restoreStoreCounters(ck, config.psShards, 0, store);
-  // An empty saved filter (no slot with an occurrence threshold) leaves the sketch unmade: reading `counters` makes it (4 MiB).
-  if (resumed && ck[0]!.filter.length > 0 && ck[0]!.filter.length === store.filter.counters.length) store.filter.counters.set(ck[0]!.filter);
+  if (resumed) restoreFilter(ck[0]!, store);
   log.info({ step: ck[0]!.manifest.step, rows: store.size(), shards: `${ck.length} -> ${config.psShards}`, resume: resumed !== null }, "parameters restored from checkpoint");
 }
 

@@ -1,5 +1,6 @@
 import { CounterFrom, Gauge, type Registry } from "@pangea/observe";
 import type { Job } from "../job/job.js";
+import { WARMUP_STEPS } from "../job/step-coordinator.js";
 import type { JobStatus__Output } from "@pangea/schema";
 
 /**
@@ -25,7 +26,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const rate = g("pangea_training_samples_per_second", "Samples trained per second since the job started.");
   const rateAfterWarmup = absentUntilSet(
     "pangea_training_samples_per_second_after_warmup",
-    "Samples trained per second since the end of this orchestrator's first 10 steps of the job (absent until then): the rate without the start-up a job pays once.",
+    `Samples trained per second since the end of this orchestrator's first ${WARMUP_STEPS} steps of the job (absent until then): the rate without the start-up a job pays once.`,
   );
   const auc = absentUntilSet("pangea_eval_auc", "AUC on the held-out split (the latest evaluation: every --eval-every-steps steps, and after training).");
   const streamingAuc = absentUntilSet("pangea_training_streaming_auc", "Progressive-validation AUC: each batch scored before its update, over the trainers' recent batches.");
