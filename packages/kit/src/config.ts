@@ -50,11 +50,6 @@ export function withNegativeValues(argv: readonly string[], takesValue: (name: s
   return out;
 }
 
-/**
- * Parses flags (then environment) into a frozen, validated config. Every
- * problem becomes one UsageError line naming the flag and what was expected.
- * Returns null when --help was asked for.
- */
 /** A boolean flag's environment variable: set and on ("1" or "true"), as parseConfig reads it. */
 export function envFlagOn(value: string | undefined): boolean {
   return value === "1" || value === "true";
@@ -65,6 +60,11 @@ export function envGiven(value: string | undefined): boolean {
   return value !== undefined && value !== "";
 }
 
+/**
+ * Parses flags (then environment) into a frozen, validated config. Every
+ * problem becomes one UsageError line naming the flag and what was expected.
+ * Returns null when --help was asked for.
+ */
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   flags: FlagTable,
