@@ -22,6 +22,8 @@ describe("the job's /metrics", () => {
       await job.push(gradients(job, 0, 2 * step));
       await job.push(gradients(job, 1, 2 * step + 1));
     }
+    // The rate runs to the scrape: a few milliseconds on, so its seconds are not 0 on a fast machine (Date.now() steps in ms).
+    await new Promise((r) => setTimeout(r, 5));
     const lines = await samples(registry, name);
     expect(lines).toHaveLength(1);
     // A rate over the milliseconds since the warm-up: it moves with every read, so only its being a rate is checked.
