@@ -47,6 +47,19 @@ function metric(text: string, name: string, labels = ""): number {
   return Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
+/** A metric's sample lines in /metrics text (none: absent, or only declared). */
+function samplesOf(text: string, name: string): string[] {
+  return text.split("\n").filter((l) => l.startsWith(`${name}{`));
+}
+
+/** The orchestrator's /metrics, scraped until `name` has a sample. */
+function scrapeUntilPresent(c: LocalCluster, label: string, name: string): Promise<string> {
+  return waitFor(label, async () => {
+    const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
+    return samplesOf(t, name).length ? t : null;
+  }, 60_000, 200);
+}
+
 describe("monitoring", () => {
   it("the orchestrator's /metrics has the job's progress, tables and gRPC latencies, in Prometheus' format", async () => {
     const c = cluster ?? (await startJob());
@@ -61,20 +74,13 @@ describe("monitoring", () => {
     // Figures that do not exist yet are absent (declared, no sample), not 0: no held-out evaluation while training, no serving to sync to.
     for (const name of ["pangea_eval_auc", "pangea_eval_logloss", "pangea_parameter_sync_lag_seconds"]) {
       expect(text).toContain(`# TYPE ${name} gauge`);
-      expect(text.split("\n").filter((l) => l.startsWith(`${name}{`))).toEqual([]);
+      expect(samplesOf(text, name)).toEqual([]);
     }
     // The streaming AUC arrives once trainers have scored 10 batches each.
-    const withAuc = await waitFor("a streaming AUC", async () => {
-      const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
-      return t.split("\n").some((l) => l.startsWith("pangea_training_streaming_auc{")) ? t : null;
-    }, 60_000, 200);
+    const withAuc = await scrapeUntilPresent(c, "a streaming AUC", "pangea_training_streaming_auc");
     const auc = metric(withAuc, "pangea_training_streaming_auc");
     // The rate after the warm-up (absent before it: services/orchestrator/test/job-metrics), served once the job is past it.
-    const family = (t: string, name: string) => t.split("\n").filter((l) => l.startsWith(`${name}{`));
-    const warm = await waitFor("the rate after the warm-up", async () => {
-      const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
-      return family(t, "pangea_training_samples_per_second_after_warmup").length ? t : null;
-    }, 60_000, 200);
+    const warm = await scrapeUntilPresent(c, "the rate after the warm-up", "pangea_training_samples_per_second_after_warmup");
     expect(metric(warm, "pangea_job_step")).toBeGreaterThanOrEqual(10);
     expect(metric(warm, "pangea_training_samples_per_second_after_warmup")).toBeGreaterThan(0);
     expect(auc).toBeGreaterThan(0.5);
