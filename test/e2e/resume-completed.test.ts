@@ -45,6 +45,12 @@ describe("pangea run --resume of a job that completed", () => {
     expect(s.checkpointPath).toBe(join(ckpt, "done", "step-4"));
     expect(existsSync(s.checkpointPath)).toBe(true);
     expect(again.stderr.split("\n")).toContain("  throughput        nothing trained since the resume (the job had completed)");
+    // The model is the checkpoint's, as the first run reported it; no trainer ran, so no backend is claimed.
+    expect(s.model).toBe(done.model);
+    expect(s.model).toMatch(/^dlrm \(/);
+    expect(again.stderr).toContain(`  model             ${done.model}\n`);
+    expect(again.stderr).not.toMatch(/backend +n\/a/);
+    expect(again.stderr).toMatch(/embedding rows +[\d,]+ {2}\(in the final checkpoint, every shard's\)/);
 
     // More steps than it trained: it trains on from step 4 and is evaluated again.
     const more = await run(7, ["--resume"]);

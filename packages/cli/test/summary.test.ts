@@ -56,6 +56,16 @@ describe("the summary of a completed job resumed with --resume", () => {
     const trained = formatSummary({ ...status(evalOf()), resumedFromStep: 4 }, 1);
     expect(trained.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        100 samples/s since the resume");
   });
+
+  it("claims no backend no trainer reported, and says the embedding rows are the final checkpoint's", () => {
+    const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0, backend: "" }, 2);
+    expect(keys(s)).not.toContain("backend");
+    expect(s.split("\n").find((l) => l.startsWith("  embedding rows"))).toBe("  embedding rows    5  (in the final checkpoint, every shard's)");
+    // A job that trained keeps both as before.
+    const trained = formatSummary({ ...status(evalOf()), resumedFromStep: 4, backend: "" }, 2);
+    expect(trained.split("\n").find((l) => l.startsWith("  backend"))).toBe("  backend           n/a on 2 trainers");
+    expect(trained.split("\n").find((l) => l.startsWith("  embedding rows"))).toBe("  embedding rows    5");
+  });
 });
 
 describe("the summary's model line", () => {

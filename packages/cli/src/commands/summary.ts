@@ -46,7 +46,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
-    ["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`],
+    // A completed job reported again: no trainer ran, so none reported a backend.
+    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`] as [string, string]]),
     ["mode", `${s.mode || "sync"}${resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
@@ -54,7 +55,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
     ["train loss", `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
-    [shards > 0 ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
+    [shards > 0 && !completedBefore ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (completedBefore && !s.embeddings ? "  (in the final checkpoint, every shard's)" : "") + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
   ];
   // Slots of different widths: each one's table, so the memory of a wide slot is visible.
   const slots = s.embeddings?.slots ?? [];

@@ -37,8 +37,8 @@ export interface StatusParts {
   source: SourceInfo__Output | null;
   checkpointPath: string;
   checkpoints: string[];
-  /** A job that started completed has no model or coordinator here: its final checkpoint's batches and embedding rows. */
-  final?: { batchesApplied: number; embeddingRows: number };
+  /** A job that started completed has no model or coordinator here: its final checkpoint's batches, embedding rows and model (describeArchitecture). */
+  final?: { batchesApplied: number; embeddingRows: number; model: string };
 }
 
 export function buildJobStatus(p: StatusParts): JobStatus {
@@ -69,7 +69,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     embeddingRows: p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,
     backend: p.members.backends().join(","),
-    model: p.model ? describeArchitecture(p.model.spec) : "",
+    model: p.model ? describeArchitecture(p.model.spec) : (p.final?.model ?? ""),
     mode: p.mode,
     batchesApplied: applied,
     duplicateBatches: c.duplicateBatches,

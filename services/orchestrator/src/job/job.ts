@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PangeaError, type Logger } from "@pangea/kit";
-import { modelIdentity, tasksOf } from "@pangea/model";
+import { describeArchitecture, modelIdentity, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
@@ -626,8 +626,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A job that started completed: what its final checkpoint records (every shard's rows). */
-  private finalFigures(r: TrainingProgress): { batchesApplied: number; embeddingRows: number } {
-    const rows = (this.config.restoreFrom ?? []).reduce((n, part) => n + part.manifest.embeddingRows, 0);
-    return { batchesApplied: r.finishedBatches, embeddingRows: rows };
+  private finalFigures(r: TrainingProgress): { batchesApplied: number; embeddingRows: number; model: string } {
+    const parts = this.config.restoreFrom ?? [];
+    const rows = parts.reduce((n, part) => n + part.manifest.embeddingRows, 0);
+    return { batchesApplied: r.finishedBatches, embeddingRows: rows, model: parts[0] ? describeArchitecture(parts[0].manifest.model) : "" };
   }
 }
