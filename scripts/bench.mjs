@@ -71,6 +71,10 @@ for (const r of data.filter((d) => d.name.startsWith("compute path"))) {
   const ms = (v) => (v === null || v === undefined || Number.isNaN(v) ? "-" : v.toFixed(1));
   const capacities = [];
   for (const r of run("services/serving/dist/bench/serving-bench.js", [join(dir, "models"), "5", join(dir, "tls")])) {
+    if (r.timers !== undefined) {
+      console.log(`${r.name.padEnd(55)} p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  p999 ${r.p999Ms.toFixed(2)} ms  max ${r.maxMs.toFixed(1)} ms  (${r.over5Ms} of ${r.timers} over 5 ms, ${r.over10Ms} over 10 ms)`);
+      continue;
+    }
     if (r.capacityRequestsPerSec !== undefined) {
       capacities.push(r);
       console.log(`${r.name.padEnd(55)} ${Math.round(r.capacityRequestsPerSec)} requests/s  ${Math.round(r.capacityExamplesPerSec)} examples/s`);
