@@ -45,7 +45,7 @@ function statusArgs(argv: string[]): { address?: string; json: boolean; tlsDir?:
     else if (argv[i] === "--orchestrator") {
       const v = argv[++i];
       const ok = address.safeParse(v);
-      if (!ok.success) throw new UsageError(`invalid --orchestrator: expected host:port, got '${v ?? ""}'`);
+      if (!ok.success) throw new UsageError(`invalid --orchestrator: expected host:port (a port 1..65535), got '${v ?? ""}'`);
       addr = v;
     } else throw new UsageError(`unknown flag '${argv[i]}' for status`);
   }

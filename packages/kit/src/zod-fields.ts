@@ -4,9 +4,12 @@ import { flag } from "./flags.js";
 /** Reusable config field schemas, so every service validates the same things the same way. */
 export const port = z.coerce.number({ message: "expected a port number" }).int().min(0, "expected a port 0..65535").max(65535, "expected a port 0..65535");
 
-export const address = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, "expected host:port");
+/** A port to connect to, 1..65535, as a regular expression's source (host:99999 would pass \\d{1,5} and fail later inside the socket code). */
+export const CONNECT_PORT = "(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d\\d|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})";
+/** host:port with a port to connect to. */
+export const HOST_PORT_RE = new RegExp(`^(?:\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9._-]+):${CONNECT_PORT}$`);
+
+export const address = z.string().regex(HOST_PORT_RE, "expected host:port (a port 1..65535)");
 
 export const positiveInt = (what: string) => z.coerce.number({ message: `expected ${what}` }).int(`expected ${what}`).positive(`expected ${what}`);
 
@@ -28,12 +31,15 @@ export const WORKER_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 export const workerId = (fallback: string) =>
   z.string().regex(WORKER_ID_RE, "expected 1-128 characters of letters, digits, '.', '_', ':', '@' or '-'").default(fallback);
 
+/** --discovery's values (etcd endpoints with ports to connect to). */
+export const DISCOVERY_RE = new RegExp(`^(?:static|tf-config|etcd://[A-Za-z0-9._-]+:${CONNECT_PORT}(?:,[A-Za-z0-9._-]+:${CONNECT_PORT})*)$`);
+
 /** Fields every service shares for finding the orchestrator (see @pangea/rpc's discovery). */
 export const discoveryFields = {
   discovery: flag(
     z
       .string()
-      .regex(/^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/, "expected static, tf-config or etcd://host:port[,host:port]")
+      .regex(DISCOVERY_RE, "expected static, tf-config or etcd://host:port[,host:port] (ports 1..65535)")
       .default("static"),
     { env: "PANGEA_DISCOVERY", description: "how to find the orchestrator: static (--orchestrator), tf-config (TF_CONFIG) or etcd://host:port[,host:port]" },
   ),

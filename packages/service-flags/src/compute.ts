@@ -1,6 +1,6 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
-import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
 export const DEFAULT_MAX_MEMORY_MB = 1024;
@@ -36,7 +36,7 @@ export const computeSchema = z.object({
   kafkaBrokers: flag(z
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
-    .refine((bs) => bs.length > 0 && bs.every((b) => /^[A-Za-z0-9._-]+:\d{1,5}$/.test(b)), "expected host:port[,host:port...]")
+    .refine((bs) => bs.length > 0 && bs.every((b) => HOST_PORT_RE.test(b)), "expected host:port[,host:port...] (ports 1..65535)")
     .optional(), { env: "PANGEA_KAFKA_BROKERS", description: "read from Kafka at host:port[,...] instead of files" }),
   kafkaTopic: flag(z.string().min(1).optional(), { env: "PANGEA_KAFKA_TOPIC", description: "topic whose message values are --format records" }),
   kafkaGroup: flag(z.string().min(1).default("pangea-compute"), { env: "PANGEA_KAFKA_GROUP", description: "consumer group (committed offsets live here)" }),

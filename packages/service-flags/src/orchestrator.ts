@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
-import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The embedding optimizers the orchestrator implements (services/orchestrator/src/optim/sparse-optimizers.ts). */
 export const SPARSE_OPTIMIZERS = ["sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta"] as const;
@@ -78,7 +78,7 @@ export const orchestratorSchema = z.object({
   servingSync: flag(z
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
-    .refine((xs) => xs.length > 0 && xs.every((x) => /^[A-Za-z0-9._-]+:\d{1,5}$/.test(x)), "expected host:port[,host:port...]")
+    .refine((xs) => xs.length > 0 && xs.every((x) => HOST_PORT_RE.test(x)), "expected host:port[,host:port...] (ports 1..65535)")
     .optional(), { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" }),
   syncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
   denseSyncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
@@ -87,7 +87,7 @@ export const orchestratorSchema = z.object({
   exportDir: flag(z.string().min(1).optional(), { env: "PANGEA_EXPORT_DIR", description: "a model base path (pangea export --out): the final checkpoint is exported there as a new version, and so is the first checkpoint while it holds no version (serving then has a model for parameter sync to keep fresh); one parameter-server shard only" }),
   exportFeatureList: flag(z.string().min(1).optional(), { env: "PANGEA_EXPORT_FEATURE_LIST", description: "with --export-dir: the feature list the data was read with, copied into each version (serving decodes Monolith inputs and hashes raw feature values with it)" }),
   registerTimeoutMs: flag(positiveInt("milliseconds").default(120_000), { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing" }),
-  jobId: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`), { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", shown: "job-<timestamp>" }),
+  jobId: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").refine((id) => id !== "." && id !== "..", "expected a name, not '.' or '..' (the job's checkpoints go in a directory of that name)").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`), { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", shown: "job-<timestamp>" }),
 });
 
 export const ORCHESTRATOR_FLAGS: FlagTable = flagTable(orchestratorSchema.shape);

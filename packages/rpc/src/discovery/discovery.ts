@@ -1,4 +1,4 @@
-import type { Logger } from "@pangea/kit";
+import { DISCOVERY_RE, HOST_PORT_RE, type Logger } from "@pangea/kit";
 import { RpcErrors } from "../client.js";
 import { EtcdClient } from "./etcd-client.js";
 
@@ -37,7 +37,7 @@ export interface DiscoveryConfig {
   leaseSeconds?: number;
 }
 
-export const DISCOVERY_PATTERN = /^(static|tf-config|etcd:\/\/[A-Za-z0-9._-]+:\d{1,5}(,[A-Za-z0-9._-]+:\d{1,5})*)$/;
+export const DISCOVERY_PATTERN = DISCOVERY_RE;
 
 export function openDiscovery(c: DiscoveryConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Discovery {
   if (c.discovery === "static") return new StaticDiscovery(c.orchestrator);
@@ -88,7 +88,7 @@ export function parseTfConfig(text: string | undefined): TfConfig {
     throw RpcErrors.create("RPC_ERR_DISCOVERY", 'TF_CONFIG has no "cluster" object');
   }
   for (const [role, addrs] of Object.entries(cfg.cluster)) {
-    if (!Array.isArray(addrs) || !addrs.every((a) => typeof a === "string" && /^[A-Za-z0-9._-]+:\d{1,5}$/.test(a))) {
+    if (!Array.isArray(addrs) || !addrs.every((a) => typeof a === "string" && HOST_PORT_RE.test(a))) {
       throw RpcErrors.create("RPC_ERR_DISCOVERY", `TF_CONFIG cluster.${role} must be a list of host:port strings`);
     }
   }
