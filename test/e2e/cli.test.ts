@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -173,6 +173,29 @@ describe("the pangea command as a new user meets it", () => {
     const orch = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--restore-from", missing]);
     expect(orch.code).toBe(1);
     expect(orch.stderr.trim().split("\n").at(-1)).toBe(`pangea-orchestrator: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${missing} not found`);
+  });
+
+  it.concurrent("a port in use or a file given for a directory: one line naming it, exit 1, no stack", async ({ expect }) => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const base = mkdtempSync(join(tmpdir(), "pangea-cli-busy-"));
+      const grpcBusy = await runNode(ENTRY.cli, ["serve", "--model-base-path", base, "--port", String(port), "--rest-port", "0"]);
+      expect(grpcBusy.code).toBe(1);
+      expect(grpcBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea serve: error RPC_ERR_LISTEN: cannot serve gRPC on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
+      const restBusy = await runNode(ENTRY.cli, ["serve", "--model-base-path", base, "--port", "0", "--rest-port", String(port)]);
+      expect(restBusy.code).toBe(1);
+      expect(restBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea serve: error: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      for (const r of [grpcBusy, restBusy]) expect(r.stderr).not.toMatch(/^\s+at /m);
+      const file = join(base, "a-file");
+      writeFileSync(file, "x");
+      const notDir = await runNode(ENTRY.cli, ["serve", "--model-base-path", file, "--port", "0", "--rest-port", "0"]);
+      expect(notDir.code).toBe(2);
+      expect(notDir.stderr).toBe(`pangea serve: invalid --model-base-path: ${file} is not a directory (expected the directory pangea export writes numbered versions to)\nRun 'pangea serve --help' for usage.\n`);
+    } finally {
+      busy.close();
+    }
   });
 
   it("up prints its addresses and returns; status --json shows compute alive while its session is open; down says what it stopped and what had exited", async () => {

@@ -32,6 +32,13 @@ export function runMain(program: string, main: () => Promise<void>, usage?: () =
       process.stderr.write(`${program}: error ${err.code}: ${printable(err.message, 2048)}${err.hint ? ` (${err.hint})` : ""}\n`);
       process.exit(err.exitCode);
     }
+    // A system call's refusal (a port in use, a file where a directory should be): its message names the call and
+    // the path or address, which is what the user needs; the stack is of no use to them.
+    const sys = err as NodeJS.ErrnoException | null;
+    if (sys instanceof Error && typeof sys.code === "string" && /^E[A-Z0-9]+$/.test(sys.code) && typeof sys.syscall === "string") {
+      process.stderr.write(`${program}: error: ${printable(sys.message, 2048)}\n`);
+      process.exit(EXIT.failure);
+    }
     process.stderr.write(`${program}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exit(EXIT.failure);
   });

@@ -4,6 +4,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
 import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
+import { RpcErrors } from "./client.js";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -133,7 +134,7 @@ export async function startServer(
   health.addToServer(server);
   attach(server);
   const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(listenError(host, port, err)) : resolve(p)));
   });
   const address = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
   const wideReceiveWindow = widenReceiveWindows(server);
@@ -157,4 +158,14 @@ export async function startServer(
       });
     },
   };
+}
+
+/**
+ * grpc-js's bind failure ("No address added out of total 1 resolved errors:
+ * [listen EADDRINUSE: ...]") as one line naming the address and the reason.
+ */
+function listenError(host: string, port: number, err: Error): Error {
+  const why = /listen (E[A-Z]+): ([^\]]+?)(?: \S+:\d+)?(?:\]|$)/.exec(err.message);
+  const reason = why ? `${why[2]} (${why[1]})` : err.message;
+  return RpcErrors.create("RPC_ERR_LISTEN", `cannot serve gRPC on ${host}:${port}: ${reason}`);
 }

@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, utimesSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "@pangea/kit";
+import { UsageError, createLogger } from "@pangea/kit";
 import { ModelManager } from "../src/model/model-manager.js";
 import { corrupt, writeVersion } from "./support/versions.js";
 
@@ -88,5 +88,44 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     m.scan();
     expect(m.loadedVersions()).toEqual([1]);
     expect(m.versions("ctr", 2)[0]!.error).toBe("removed from the base path");
+  });
+});
+
+describe("ModelManager: the base path itself", () => {
+  it("refuses a file given as --model-base-path at start, one line, before anything is served", () => {
+    const { base } = manager(1);
+    const file = join(base, "not-a-dir");
+    writeFileSync(file, "x");
+    const m = new ModelManager("ctr", file, 1, log);
+    expect(() => m.start(60)).toThrow(UsageError);
+    expect(() => m.start(60)).toThrow(`invalid --model-base-path: ${file} is not a directory (expected the directory pangea export writes numbered versions to)`);
+  });
+
+  it("keeps serving what it loaded while the base path cannot be listed, and loads again once it can", () => {
+    const { base, m } = manager(1);
+    writeVersion(base, 1);
+    m.scan();
+    const aside = `${base}.aside`;
+    renameSync(base, aside);
+    writeFileSync(base, "a file where the directory was");
+    m.scan();
+    expect(m.loadedVersions()).toEqual([1]);
+    rmSync(base);
+    renameSync(aside, base);
+    writeVersion(base, 2);
+    m.scan();
+    expect(m.loadedVersions()).toEqual([2]);
+  });
+
+  it("a version that failed to load and was then removed says so, not its old error", () => {
+    const { base, m } = manager(1);
+    writeVersion(base, 1);
+    writeVersion(base, 2);
+    corrupt(base, 2);
+    m.scan();
+    expect(m.versions("ctr", 2)[0]!.error).toMatch(/manifest says/);
+    rmSync(join(base, "2"), { recursive: true });
+    m.scan();
+    expect(m.versions("ctr", 2)[0]).toMatchObject({ state: "END", error: "removed from the base path" });
   });
 });

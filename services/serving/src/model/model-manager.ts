@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "@pangea/kit";
+import { UsageError, type Logger } from "@pangea/kit";
 import type { TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { Servable } from "./servable.js";
@@ -38,6 +38,8 @@ export class ModelManager {
   private timer: NodeJS.Timeout | null = null;
   /** Called after each version change (load, unload), e.g. to re-point parameter sync. */
   onChange: () => void = () => {};
+  /** Why the base path could not be listed at the last scan ("" when it could). */
+  private unreadable = "";
 
   constructor(
     readonly name: string,
@@ -46,7 +48,10 @@ export class ModelManager {
     private readonly log: Logger,
   ) {}
 
+  /** Throws a UsageError when the base path is there but not a directory; warns when it is not there yet (versions may come). */
   start(pollSeconds: number): void {
+    if (!existsSync(this.basePath)) this.log.warn({ basePath: this.basePath }, "--model-base-path does not exist (yet); serving waits for versions to appear there");
+    else if (!statSync(this.basePath).isDirectory()) throw new UsageError(`invalid --model-base-path: ${this.basePath} is not a directory (expected the directory pangea export writes numbered versions to)`);
     this.scan();
     this.timer = setInterval(() => this.scan(), pollSeconds * 1000);
     this.timer.unref();
@@ -65,15 +70,17 @@ export class ModelManager {
    * newer version that fails to load never pushes out the last good one.
    */
   scan(): void {
-    const onDisk = existsSync(this.basePath)
-      ? readdirSync(this.basePath)
-          .filter((n) => /^\d+$/.test(n))
-          .map(Number)
-          .sort((a, b) => b - a)
-      : [];
+    const onDisk = versionsIn(this.basePath);
+    if (!onDisk.ok) {
+      // Unreadable for now (a file in its place, permissions): what is loaded stays served; said once per reason.
+      if (onDisk.why !== this.unreadable) this.log.error({ basePath: this.basePath, err: onDisk.why }, "cannot list --model-base-path; keeping the versions loaded");
+      this.unreadable = onDisk.why;
+      return;
+    }
+    this.unreadable = "";
     const serve = new Set<number>();
     let changed = false;
-    for (const v of onDisk) {
+    for (const v of onDisk.versions) {
       if (serve.size >= this.keep) break;
       if (this.loaded.has(v)) {
         serve.add(v);
@@ -102,13 +109,18 @@ export class ModelManager {
     for (const v of [...this.loaded.keys()]) {
       if (!serve.has(v)) {
         this.loaded.delete(v);
-        this.status.set(v, { version: v, state: "END", error: onDisk.includes(v) ? "" : "removed from the base path" });
+        this.status.set(v, { version: v, state: "END", error: onDisk.versions.includes(v) ? "" : "removed from the base path" });
         if (this.pinned === v) this.pinned = null;
         this.log.info({ model: this.name, version: v }, "model version unloaded");
         changed = true;
       }
     }
-    for (const v of [...this.failed.keys()]) if (!onDisk.includes(v)) this.failed.delete(v);
+    // A version that failed and is gone: its status says so, not its old load error.
+    for (const v of [...this.failed.keys()]) {
+      if (onDisk.versions.includes(v)) continue;
+      this.failed.delete(v);
+      this.status.set(v, { version: v, state: "END", error: "removed from the base path" });
+    }
     if (changed) this.onChange();
   }
 
@@ -183,5 +195,19 @@ function filesStamp(dir: string): string {
     return parts.join("|");
   } catch {
     return "-";
+  }
+}
+
+/** The numbered versions under `basePath`, newest first (none while it does not exist), or why it cannot be listed. */
+function versionsIn(basePath: string): { ok: true; versions: number[] } | { ok: false; why: string } {
+  try {
+    const versions = readdirSync(basePath)
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => b - a);
+    return { ok: true, versions };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { ok: true, versions: [] };
+    return { ok: false, why: (err as Error).message };
   }
 }
