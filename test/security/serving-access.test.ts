@@ -157,3 +157,47 @@ describe("serving under TLS with an API token", () => {
     expect(r.stderr).toContain(`--api-token-file: ${short} holds a token of 3 characters; it must have 16 to 1024`);
   });
 });
+
+describe("serving in plaintext with an API token", () => {
+  it("asks for the token on ParameterSync Push too: an anonymous push cannot change the model, a push with the token can", async () => {
+    const plain = await startService(SERVING, ["--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--api-token-file", tokenFile]);
+    const client = parameterSyncClient(plain.address);
+    const push = (token: string | null, value: number) =>
+      unary<Buffer, Buffer>("serving", (req, meta, opts, cb) => {
+        if (token) meta.set("authorization", `Bearer ${token}`);
+        return client.push(req, meta, opts, cb);
+      }, syncUpdate(value), 5_000).then(() => ({ code: 0, details: "" }), (e: grpc.ServiceError) => ({ code: e.code, details: e.details }));
+    try {
+      const anonymous = await push(null, Number.NaN);
+      expect(anonymous.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(anonymous.details).toContain(`/pangea.v1.ParameterSync/Push needs "authorization: Bearer <token>" metadata with serving's API token (the parameter servers' --serving-sync-token-file)`);
+      const wrong = await push("not-the-token-not-the-token", 0.5);
+      expect(wrong.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await push(TOKEN, 0.5)).toEqual({ code: 0, details: "" });
+    } finally {
+      client.close();
+      await plain.stop();
+    }
+  });
+
+  it("pangea run --serving-sync pushes with --serving-sync-token-file, and without it every push is refused", async () => {
+    const job = mkdtempSync(join(tmp, "job-"));
+    const plain = await startService(SERVING, ["--model-base-path", join(job, "models"), "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--api-token-file", tokenFile]);
+    const run = (extra: string[], name: string) =>
+      runNode(join(ROOT, "packages/cli/dist/main.js"), ["run", "--steps", "6", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--serving-sync", plain.address, "--sync-interval-seconds", "1", "--export-dir", join(job, "models"), "--log-dir", join(job, name), "--checkpoint-dir", join(job, `ck-${name}`), ...extra], { timeoutMs: 120_000 });
+    try {
+      const without = await run([], "without");
+      expect(without.code, without.stderr).toBe(0);
+      expect(without.stdout + without.stderr).toMatch(/parameter sync +[\d,]+ embedding rows pushed to serving; no push acknowledged by serving/);
+      expect(readFileSync(join(job, "without", "orchestrator.log"), "utf8")).toContain("RPC_ERR_UNAUTHENTICATED: /pangea.v1.ParameterSync/Push needs");
+      const withToken = await run(["--serving-sync-token-file", tokenFile], "with");
+      expect(withToken.code, withToken.stderr).toBe(0);
+      expect(withToken.stdout + withToken.stderr).toMatch(/parameter sync +[\d,]+ embedding rows pushed to serving; serving acknowledged version \d+/);
+      const bad = await runNode(join(ROOT, "packages/cli/dist/main.js"), ["run", "--steps", "1", "--serving-sync", plain.address, "--serving-sync-token-file", join(job, "missing"), "--log-dir", join(job, "bad")], { timeoutMs: 60_000 });
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain(`--serving-sync-token-file: cannot read ${join(job, "missing")} (ENOENT)`);
+    } finally {
+      await plain.stop();
+    }
+  }, 300_000);
+});

@@ -80,6 +80,7 @@ export const orchestratorSchema = z.object({
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
     .refine((xs) => xs.length > 0 && xs.every((x) => HOST_PORT_RE.test(x)), "expected host:port[,host:port...] (ports 1..65535)")
     .optional(), { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" }),
+  servingSyncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SERVING_SYNC_TOKEN_FILE", description: "a file holding serving's API token (its --api-token-file): presented on every parameter sync push, which a serving with a token requires unless TLS certificates say who pushes" }),
   syncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
   denseSyncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
   restoreFrom: flag(z.string().min(1).optional(), { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" }),

@@ -1,11 +1,10 @@
 import { createLogger, programName, runMain, usageText } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, announceReady, readBearerToken, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
 import { grpcServerMetrics, newRegistry } from "@pangea/observe";
 import { registerServingMetrics } from "./monitor/serving-metrics.js";
 import { FLAGS, loadConfig } from "./config.js";
-import { readApiToken } from "./api/api-token.js";
 import { ModelManager } from "./model/model-manager.js";
 import { MicroBatcher } from "./batching/micro-batcher.js";
 import { ForwardPool } from "./batching/forward-pool.js";
@@ -23,7 +22,7 @@ runMain(PROGRAM, async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   const security = configureTransport(config, "serving");
-  const apiToken = config.apiTokenFile ? readApiToken(config.apiTokenFile) : undefined;
+  const apiToken = config.apiTokenFile ? readBearerToken("--api-token-file", config.apiTokenFile) : undefined;
   const log = createLogger("serving");
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);

@@ -11,6 +11,8 @@ import { SecurityErrors, peerIdentity } from "./transport-security.js";
  * - "public": anyone, certificate or not (health checks);
  * - "client": serving's client-facing API: anyone, or with a bearer token
  *   when serving has one (--api-token-file); admin certificates pass too.
+ * Without TLS there are no roles: every method is open, except on a server
+ * with a token, where every method but "public" ones needs it.
  * A method missing from the table cannot be served at all (startServer
  * refuses it), so a new RPC is never open by accident.
  */
@@ -81,7 +83,15 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
       ),
     );
   }
-  if (!gate.tls) return null;
+  if (!gate.tls) {
+    // Plaintext has no roles; a server with a token (serving's --api-token-file) asks for it on every call, so
+    // whoever reaches the port cannot push parameters into the model it guards (the parameter servers present it
+    // with --serving-sync-token-file).
+    if (!gate.clientToken) return null;
+    const sent = call.metadata.get("authorization");
+    if (bearerMatches(sent, gate.clientToken)) return null;
+    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs "authorization: Bearer <token>" metadata with serving's API token (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`));
+  }
   if (!peer) {
     return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
   }
@@ -119,7 +129,7 @@ export function gated(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImpl
     const handler = key ? impl[key] : undefined;
     if (!handler || !key) continue;
     const rule = ruleFor(method.path, gate.extra);
-    if (rule === "public" || (!gate.tls && rule !== "client") || (rule === "client" && !gate.clientToken)) continue;
+    if (rule === "public" || (!gate.tls && !gate.clientToken) || (rule === "client" && !gate.clientToken)) continue;
     const h = handler as (...args: unknown[]) => void;
     if (!method.responseStream) {
       // Unary and client-streaming handlers answer through a callback.

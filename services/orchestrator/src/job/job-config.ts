@@ -59,6 +59,8 @@ export interface JobConfig {
   keepCheckpoints: number;
   /** Serving replicas to push changed rows and dense weights to (ParameterSync). */
   servingSync?: readonly string[];
+  /** Serving's API token for parameter sync pushes (read from --serving-sync-token-file). */
+  servingSyncToken?: string;
   syncIntervalSeconds?: number;
   denseSyncIntervalSeconds?: number;
   seed: number;

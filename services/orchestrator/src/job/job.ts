@@ -274,7 +274,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.model = model;
     const c = this.config;
     const sync = c.servingSync?.length
-      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec) }
+      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec), ...(c.servingSyncToken ? { token: c.servingSyncToken } : {}) }
       : null;
     const r = this.resumed;
     const shard = new ParameterShard(

@@ -21,6 +21,8 @@ export interface ShardSettings {
   maxGradientAbs: number;
   checkpointDir: string;
   restoreFrom?: readonly CheckpointData[];
+  /** Serving's API token for this shard's parameter sync pushes (--serving-sync-token-file). */
+  servingSyncToken?: string;
 }
 
 /** What a shard tells the orchestrator after a checkpoint request: its part written (path), or why not (error). */
@@ -99,7 +101,7 @@ export class ShardHost implements ParameterHost {
     const training = resumed > 0 ? ck?.[0]?.manifest.training : undefined;
     const { jobId, keepCheckpoints } = job;
     const sync = job.servingSync.length
-      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}`, model: modelIdentity(spec) }
+      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}`, model: modelIdentity(spec), ...(this.s.servingSyncToken ? { token: this.s.servingSyncToken } : {}) }
       : null;
     this.shard = new ParameterShard(
       {

@@ -58,6 +58,8 @@ export class ParameterSyncPusher {
     /** modelIdentity() of the model the pushes are from. */
     private readonly model: string,
     private readonly log: Logger,
+    /** Serving's API token, presented on each push (a serving with --api-token-file requires it in plaintext). */
+    private readonly token?: string,
   ) {
     this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0 }));
     source.store.trackChanges();
@@ -104,7 +106,11 @@ export class ParameterSyncPusher {
       p.dense?.forEach((v, i) => writeTensor(dense.get(i), this.source.dense!.params[i]!.name, DataType.FLOAT32, this.source.dense!.params[i]!.shape, v));
     }, sizeHint(p.ids, p.rows, p.tombstones, ...(p.dense ?? [])));
     try {
-      const res = await unary<Buffer, Buffer>("serving", r.client.push.bind(r.client), bytes, 10_000);
+      const push: typeof r.client.push = (req, meta, opts, cb) => {
+        if (this.token) meta.set("authorization", `Bearer ${this.token}`);
+        return r.client.push(req, meta, opts, cb);
+      };
+      const res = await unary<Buffer, Buffer>("serving", push, bytes, 10_000);
       const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
       // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
       if (r.pending === p) r.pending = null;

@@ -9,6 +9,8 @@ export interface ServingSyncSettings {
   sender: string;
   /** modelIdentity() of the job's model: serving refuses pushes for another model. */
   model: string;
+  /** Serving's API token (--serving-sync-token-file), sent as a bearer token on each push. */
+  token?: string;
 }
 
 /**
@@ -25,7 +27,7 @@ export class ServingSync {
 
   /** `rowsSentBefore`: rows a resumed job had pushed before, counted on from there. */
   start(s: ServingSyncSettings, source: SyncSource, rowsSentBefore = 0): void {
-    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, s.model, this.log);
+    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, s.model, this.log, s.token);
     pusher.rowsSent = rowsSentBefore;
     pusher.start();
     this.pusher = pusher;
