@@ -198,6 +198,20 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
+  it.concurrent("--export-dir that cannot be written stops the orchestrator at start, exit 2, instead of losing the export at the end", async ({ expect }) => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-"));
+    const file = join(dir, "a-file");
+    writeFileSync(file, "x");
+    for (const [target, line] of [
+      [file, `pangea-orchestrator: --export-dir: ${file} is not a directory`],
+      [join(file, "models"), `pangea-orchestrator: --export-dir: cannot use ${join(file, "models")} (ENOTDIR)`],
+    ] as const) {
+      const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--export-dir", target]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
+    }
+  });
+
   it("up prints its addresses and returns; status --json shows compute alive while its session is open; down says what it stopped and what had exited", async () => {
     const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-"));
     const metricsPort = await closedPort();
