@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
@@ -81,6 +81,25 @@ describe("pangea certs: the cluster CA and its certificates", () => {
     expect(r.written).toEqual(["trainer-1.crt", "trainer-1.key"]);
     expect(readFileSync(join(dir, "trainer.crt"), "utf8")).toBe(before);
     expect(as("trainer-1").identity).toEqual({ role: "trainer", name: "trainer-1" });
+  });
+
+  it("refuses half a pair instead of replacing it: ca.crt without ca.key (a services' directory), a certificate without its key, a CA file that is not PEM", () => {
+    const svc = mkdtempSync(join(tmpdir(), "pangea-tls-half-"));
+    try {
+      for (const f of ["ca.crt", "trainer.crt", "trainer.key"]) writeFileSync(join(svc, f), readFileSync(join(dir, f)));
+      const caBefore = readFileSync(join(svc, "ca.crt"), "utf8");
+      expect(() => writeClusterCerts(svc, { workers: [{ role: "trainer", name: "trainer-5" }] })).toThrow(`--out ${svc} holds ca.crt but no ca.key; run pangea certs on the directory that holds the CA's key`);
+      expect(readFileSync(join(svc, "ca.crt"), "utf8")).toBe(caBefore);
+      expect(existsSync(join(svc, "trainer-5.crt"))).toBe(false);
+      writeFileSync(join(svc, "ca.key"), readFileSync(join(dir, "ca.key")));
+      rmSync(join(svc, "trainer.key"));
+      expect(() => writeClusterCerts(svc)).toThrow(`--out ${svc} holds trainer.crt but no trainer.key; remove it (or bring its other half)`);
+      writeFileSync(join(svc, "trainer.key"), readFileSync(join(dir, "trainer.key")));
+      writeFileSync(join(svc, "ca.crt"), "junk\n");
+      expect(() => writeClusterCerts(svc)).toThrow(`${join(svc, "ca.crt")} is not a PEM certificate`);
+    } finally {
+      rmSync(svc, { recursive: true, force: true });
+    }
   });
 
   it("a key that is not the certificate's, or a certificate of another role, stops the process with one line", () => {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { bitString, boolean, explicit, implicitPrimitive, namedBits, octetString, oid, sequence, set, time, toPem, unsignedInteger, utf8String } from "./der.js";
+import { UsageError } from "@pangea/kit";
 import { SERVICE_ROLES, type ServiceRole } from "./roles.js";
 
 // Object identifiers (RFC 5280, RFC 5758).
@@ -203,14 +204,23 @@ export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): 
   const kept: string[] = [];
   const caCertPath = join(dir, CA_FILE);
   const caKeyPath = join(dir, CA_KEY_FILE);
+  // Half a pair is refused, never replaced: a new CA beside certificates of the old one (a services' directory,
+  // which holds ca.crt but not ca.key) would leave every certificate there unverifiable.
+  const half = (crt: string, key: string) => existsSync(join(dir, crt)) !== existsSync(join(dir, key)) ? (existsSync(join(dir, crt)) ? `${crt} but no ${key}` : `${key} but no ${crt}`) : null;
+  const caHalf = half(CA_FILE, CA_KEY_FILE);
+  if (caHalf) throw new UsageError(`--out ${dir} holds ${caHalf}; run pangea certs on the directory that holds the CA's key (a services' directory has none), or on an empty one for a new CA`);
+  const requests = [...SERVICE_ROLES.map((role) => ({ role, name: role })), ...(opts.workers ?? [])];
+  for (const { name: n } of requests) {
+    const h = half(`${n}.crt`, `${n}.key`);
+    if (h) throw new UsageError(`--out ${dir} holds ${h}; remove it (or bring its other half) and run pangea certs again`);
+  }
   const caReused = existsSync(caCertPath) && existsSync(caKeyPath);
-  const ca = caReused ? { certPem: readFileSync(caCertPath, "utf8"), keyPem: readFileSync(caKeyPath, "utf8") } : makeClusterCa();
+  const ca = caReused ? readCa(caCertPath, caKeyPath) : makeClusterCa();
   if (!caReused) {
     writeFileSync(caKeyPath, ca.keyPem, { mode: 0o600 });
     writeFileSync(caCertPath, ca.certPem, { mode: 0o644 });
     written.push(CA_FILE, CA_KEY_FILE);
   }
-  const requests = [...SERVICE_ROLES.map((role) => ({ role, name: role })), ...(opts.workers ?? [])];
   for (const { role, name: n } of requests) {
     const certPath = join(dir, `${n}.crt`);
     const keyPath = join(dir, `${n}.key`);
@@ -225,4 +235,21 @@ export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): 
     written.push(`${n}.crt`, `${n}.key`);
   }
   return { dir, written, kept, caReused };
+}
+
+/** The CA's certificate and key as files hold them, checked to be PEM a certificate and key can be made from. */
+function readCa(certPath: string, keyPath: string): { certPem: string; keyPem: string } {
+  const certPem = readFileSync(certPath, "utf8");
+  const keyPem = readFileSync(keyPath, "utf8");
+  try {
+    new X509Certificate(certPem);
+  } catch (err) {
+    throw new UsageError(`${certPath} is not a PEM certificate (${(err as Error).message})`);
+  }
+  try {
+    createPrivateKey(keyPem);
+  } catch (err) {
+    throw new UsageError(`${keyPath} is not a PEM private key (${(err as Error).message})`);
+  }
+  return { certPem, keyPem };
 }
