@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SERVICE_MALLOC_ENV } from "@pangea/kit";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
-import { processExists as alive } from "@pangea/kit";
+import { processExists as alive, processStartTime } from "@pangea/kit";
 
 /** `pangea serve` on an empty model base path, ports 0: the CLI process, its collected output (ready line on stdout, the server's pid in its log on stderr) and its exit. */
 function startServe(base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"))): { cli: ChildProcess; output: () => string; exited: Promise<number | null> } {
@@ -209,6 +209,29 @@ describe("the pangea command as a new user meets it", () => {
       const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--export-dir", target]);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(`${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
+    }
+  });
+
+  it.concurrent("down stops only the processes up started: a pid reused since by another process is left alone", async ({ expect }) => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-down-"));
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      const pid = other.pid!;
+      mkdirSync(join(cwd, ".pangea/run"), { recursive: true });
+      // A state file from an earlier cluster whose trainer had this pid: another start time.
+      const state = (started: string | null) => JSON.stringify({ orchestrator: "127.0.0.1:1", compute: "127.0.0.1:2", processes: [{ name: "trainer-0", pid, log: "x", started }] });
+      writeFileSync(join(cwd, ".pangea/run/cluster.json"), state("1"));
+      const reused = await runNode(ENTRY.cli, ["down"], { cwd });
+      expect(reused.code).toBe(0);
+      expect(reused.stdout).toBe("nothing was running; trainer-0 had already exited\n");
+      expect(alive(pid)).toBe(true);
+      // The same pid with its own start time is the recorded process: stopped.
+      writeFileSync(join(cwd, ".pangea/run/cluster.json"), state(processStartTime(pid)));
+      const own = await runNode(ENTRY.cli, ["down"], { cwd });
+      expect(own.stdout).toBe("stopped trainer-0\n");
+      await waitFor("the recorded process to stop", async () => !alive(pid), 5_000);
+    } finally {
+      other.kill("SIGKILL");
     }
   });
 

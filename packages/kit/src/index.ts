@@ -16,4 +16,4 @@ export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
-export { processExists } from "./process-exists.js";
+export { processExists, processStartTime } from "./process-exists.js";

@@ -1,18 +1,18 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, processExists } from "@pangea/kit";
+import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError, LocalCluster, REPO_ROOT } from "../launcher/local-cluster.js";
 import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
-import { clearState, readState, writeState } from "./local-state.js";
+import { clearState, readState, stillRunning, writeState } from "./local-state.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
 
 /** `pangea up`: start the cluster in the background and return. */
 export async function upCommand(c: RunConfig): Promise<number> {
   const existing = readState();
-  if (existing && existing.processes.some((p) => processExists(p.pid))) {
+  if (existing && existing.processes.some((p) => stillRunning(p))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
   process.stderr.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
@@ -33,12 +33,13 @@ export async function downCommand(): Promise<number> {
     process.stdout.write("no local cluster is up\n");
     return 0;
   }
-  const running = state.processes.filter((p) => processExists(p.pid));
+  // Only the processes up started: a pid reused since (after a crash or a reboot) belongs to something else.
+  const running = state.processes.filter((p) => stillRunning(p));
   const exited = state.processes.filter((p) => !running.includes(p));
   for (const p of running) process.kill(p.pid, "SIGTERM");
   const deadline = Date.now() + 5_000;
-  while (running.some((p) => processExists(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const p of running.filter((x) => processExists(x.pid))) process.kill(p.pid, "SIGKILL");
+  while (running.some((p) => stillRunning(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const p of running.filter((x) => stillRunning(x))) process.kill(p.pid, "SIGKILL");
   clearState();
   process.stdout.write(`${downReport(running.map((p) => p.name), exited.map((p) => p.name))}\n`);
   return 0;

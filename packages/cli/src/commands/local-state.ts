@@ -1,11 +1,13 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { processExists, processStartTime } from "@pangea/kit";
 
 /** What `pangea up` leaves behind for `pangea down` and `pangea status`. */
 export interface LocalState {
   orchestrator: string;
   compute: string;
-  processes: { name: string; pid: number; log: string }[];
+  /** `started`: the process's start time (processStartTime) when it was recorded, so a pid reused since is not taken for it. */
+  processes: { name: string; pid: number; log: string; started?: string | null }[];
   /** The certificates the cluster runs with (pangea up --tls); status and down call with its admin certificate. */
   tlsDir?: string;
 }
@@ -24,4 +26,12 @@ export function readState(path = STATE_FILE): LocalState | null {
 
 export function clearState(path = STATE_FILE): void {
   rmSync(path, { force: true });
+}
+
+/** Whether the recorded process still runs: its pid exists and, where its start time was recorded, started then (not a reused pid). */
+export function stillRunning(p: { pid: number; started?: string | null }): boolean {
+  if (!processExists(p.pid)) return false;
+  if (!p.started) return true;
+  const now = processStartTime(p.pid);
+  return now === null || now === p.started;
 }

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget } from "@pangea/kit";
+import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget, processStartTime } from "@pangea/kit";
 import type { Socket } from "node:net";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
@@ -250,11 +250,11 @@ export class LocalCluster {
   }
 
   /** Pids and addresses, for `pangea down` and `pangea status` after `pangea up`. */
-  describe(): { orchestrator: string; compute: string; processes: { name: string; pid: number; log: string }[] } {
+  describe(): { orchestrator: string; compute: string; processes: { name: string; pid: number; log: string; started: string | null }[] } {
     return {
       orchestrator: this.orchestratorAddress,
       compute: this.computeAddress,
-      processes: this.processes.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, log: p.logPath })),
+      processes: this.processes.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, log: p.logPath, started: processStartTime(p.child.pid ?? -1) })),
     };
   }
 }
