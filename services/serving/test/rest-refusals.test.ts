@@ -67,3 +67,28 @@ describe("REST Predict's content type", () => {
     expect(((await res.json()) as { predictions: number[] }).predictions).toHaveLength(1);
   });
 });
+
+describe("REST Predict's body, as strict as gRPC's", () => {
+  it("text/plain is 415 like every type but JSON", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "text/plain" } });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toEqual({ error: "SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; got text/plain" });
+  });
+
+  it.each([
+    ["an unknown key in a row", { instances: [{ dense_features: [1, 2], feature_ids: ["65537"], C1: "abc" }] }, 'SERVING_ERR_BAD_INPUT: unknown inputs C1 in "instances"; expected dense_features and feature_ids'],
+    ["both inputs and instances", { inputs: { dense_features: [[1, 2]], feature_ids: [["65537"]] }, instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: the body has both "inputs" and "instances"; give one of them'],
+    ["another signature", { signature_name: "nope", instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: unknown signature "nope"; the model has serving_default'],
+    ["a dense value given as a string", { instances: [{ dense_features: [1, "13"], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: dense_features row 0 value 1 must be a number, got the string "13"'],
+    ["a dense value of null", { inputs: { dense_features: [[null, 2]], feature_ids: [["65537"]] } }, "SERVING_ERR_BAD_INPUT: dense_features row 0 value 0 must be a number, got null"],
+  ])("%s: 400 naming it", async (_what, b, error) => {
+    const r = await predict(b);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe(error);
+  });
+
+  it("signature_name serving_default still predicts", async () => {
+    const r = await predict({ signature_name: "serving_default", instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] });
+    expect(r.status).toBe(200);
+  });
+});

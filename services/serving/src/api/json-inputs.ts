@@ -11,6 +11,11 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
   let dense: unknown[];
   let ids: unknown[];
+  if (body.instances) {
+    // Rows take the names "inputs" does: a key neither knows is a mistake to say, not to pass over.
+    const extra = jsonInputNames(body).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
+    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")} in "instances"; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+  }
   if (body.inputs && typeof body.inputs === "object") {
     const inputs = body.inputs as Json;
     const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
@@ -34,7 +39,12 @@ function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record
     if (text === null) throw bad(`feature id ${JSON.stringify(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
     return text;
   };
-  const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat().map((x) => (typeof x === "number" ? x : Number.NaN)) };
+  d.forEach((r, i) =>
+    r.forEach((x, j) => {
+      if (typeof x !== "number") throw bad(`${INPUT_DENSE} row ${i} value ${j} must be a number, got ${x === null ? "null" : typeof x === "string" ? `the string ${JSON.stringify(x.slice(0, 40))}` : typeof x}`);
+    }),
+  );
+  const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat() as number[] };
   // A cell given as a list holds several ids (pooled as its slot pools them): the ids go as ragged values with their lengths.
   if (f.some((r) => r.some(Array.isArray))) {
     const lengths: number[] = [];
@@ -88,6 +98,11 @@ function rawColumnFromJson(body: Json, name: string): RawColumn {
 
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
+  if (body.inputs !== undefined && body.instances !== undefined) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", 'the body has both "inputs" and "instances"; give one of them');
+  // As over gRPC: the one signature there is.
+  if (body.signature_name !== undefined && body.signature_name !== "serving_default" && body.signature_name !== "") {
+    throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature ${JSON.stringify(body.signature_name)}; the model has serving_default`);
+  }
   const names = jsonInputNames(body);
   const { spec } = servable;
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);

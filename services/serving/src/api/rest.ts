@@ -35,6 +35,8 @@ export async function startRest(host: string, port: number, models: ModelManager
   // A client certificate is asked for, not required: REST clients outside the cluster use the token.
   const https = access.https ? { ...access.https, requestCert: true, rejectUnauthorized: false } : undefined;
   const app = (https ? Fastify({ bodyLimit, https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
+  // Only JSON bodies: fastify's own text/plain parser would hand a JSON text sent as text/plain on as a string.
+  app.removeContentTypeParser("text/plain");
   if (registry) addMetricsRoute(app, registry);
   const token = access.token;
   if (token) {

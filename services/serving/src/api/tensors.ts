@@ -48,7 +48,7 @@ function shapeOf(t: TensorProtoMsg, name: string): number[] {
 }
 
 function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array {
-  if (t.dtype !== "DT_FLOAT" && t.dtype !== "DT_DOUBLE") throw bad(`input ${name} must be DT_FLOAT, got ${t.dtype ?? "no dtype"}`);
+  if (t.dtype !== "DT_FLOAT" && t.dtype !== "DT_DOUBLE") throw bad(`input ${name} must be DT_FLOAT (or DT_DOUBLE), got ${t.dtype ?? "no dtype"}`);
   let out: Float32Array;
   if (t.tensor_content && t.tensor_content.length > 0) {
     const width = t.dtype === "DT_FLOAT" ? 4 : 8;
@@ -56,8 +56,13 @@ function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array 
     const copy = Buffer.from(t.tensor_content);
     out = t.dtype === "DT_FLOAT" ? new Float32Array(copy.buffer, copy.byteOffset, count) : Float32Array.from(new Float64Array(copy.buffer, copy.byteOffset, count));
   } else {
-    const vals = t.dtype === "DT_FLOAT" ? (t.float_val ?? []) : (t.double_val ?? []);
-    if (vals.length !== count) throw bad(`input ${name}: ${vals.length} values for shape of ${count}`);
+    const field = t.dtype === "DT_FLOAT" ? "float_val" : "double_val";
+    const vals = (t.dtype === "DT_FLOAT" ? t.float_val : t.double_val) ?? [];
+    if (vals.length !== count) {
+      // Values in the other dtype's field: the dtype and the field disagree, which is what to say.
+      const other = t.dtype === "DT_FLOAT" ? (t.double_val?.length ? "double_val" : "") : t.float_val?.length ? "float_val" : "";
+      throw bad(`input ${name}: ${vals.length} values in ${field} for shape of ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
+    }
     out = Float32Array.from(vals);
   }
   for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw bad(`input ${name}: value ${i} is ${out[i]}`);
