@@ -52,6 +52,13 @@ describe("pangea run --resume of a job that completed", () => {
     expect(again.stderr).not.toMatch(/backend +n\/a/);
     expect(again.stderr).toMatch(/embedding rows +[\d,]+ {2}\(in the final checkpoint, every shard's\)/);
 
+    // Fewer steps than it trained: the same report, its steps those it trained (not "4 of 2").
+    const fewer = await run(2, ["--resume"]);
+    expect(fewer.code, fewer.stderr).toBe(0);
+    const f = statusOf(fewer.stdout);
+    expect([Number(f.step), Number(f.steps)]).toEqual([4, 4]);
+    expect(f.eval!.auc).toBe(done.eval!.auc);
+
     // More steps than it trained: it trains on from step 4 and is evaluated again.
     const more = await run(7, ["--resume"]);
     expect(more.code, more.stderr).toBe(0);

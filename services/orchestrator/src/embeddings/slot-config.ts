@@ -59,6 +59,8 @@ const file = z
  * default for unnamed slots and the per-slot map.
  */
 export function loadSlotConfig(path: string, base: SlotConfig): { defaults: SlotConfig; perSlot: Map<number, SlotConfig> } {
+  // JSON given in place of the file's name (the help says JSON): say so rather than "no such file {...".
+  if (/^\s*[{[]/.test(path)) throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", "--slot-config takes the path of a JSON file, not the JSON itself; write it to a file and give its path");
   const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `slot config ${path}: ${msg}`);
   let raw: unknown;
   try {

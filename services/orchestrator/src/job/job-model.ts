@@ -48,6 +48,9 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
  */
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
+  // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
+  const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
+  if (absent.length) log.warn({ slots: absent, dataSlots: source.slotIds.length }, `--slot-config names slot${absent.length === 1 ? "" : "s"} ${absent.join(", ")}, which the data does not have; ${absent.length === 1 ? "its" : "their"} settings are not used`);
   const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
   const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;

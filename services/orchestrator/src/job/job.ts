@@ -602,7 +602,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       state: this.state,
       error: this.error,
       mode: this.config.mode,
-      steps: this.config.steps,
+      // A completed job reported again with a smaller --steps: its steps are those it trained, not the flag's.
+      steps: this.config.completed ? Math.max(this.config.steps, this.progressStep) : this.config.steps,
       progressStep: this.progressStep,
       elapsedSeconds: elapsed,
       runSeconds: run,
