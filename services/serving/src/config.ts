@@ -20,7 +20,7 @@ const schema = z.object({
   advertise: flag(address.optional(), { env: "PANGEA_SERVING_ADVERTISE", description: "address others reach this replica at (announced in the registry)", shown: "host:bound port" }),
   orchestrator: flag(address.optional(), { env: "PANGEA_ORCHESTRATOR", description: "static discovery: the training orchestrator the agent reports as the parameter server (optional)" }),
   workerId: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`serving-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name in the cluster", shown: "serving-<host>-<pid>" }),
-  apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: Predict, GetModelStatus and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
+  apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: every gRPC call but health checks (Predict, GetModelMetadata, GetModelStatus, AgentService; in plaintext ParameterSync Push too, see the orchestrator's --serving-sync-token-file) and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
 });
 
 export const FLAGS: FlagTable = flagTable(schema.shape);
