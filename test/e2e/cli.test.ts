@@ -235,6 +235,20 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
+  it.concurrent("an export that fails after training is in the summary and the exit code, with the command that writes it later", async ({ expect }) => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-fail-"));
+    // A feature list that parses (checked at start) but names slots the data does not have: refused at the export.
+    writeFileSync(join(dir, "features.txt"), "feature_name=f1 slot=99\n");
+    const r = await runNode(ENTRY.cli, ["run", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", join(dir, "models"), "--export-feature-list", join(dir, "features.txt"), "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ck")], { timeoutMs: 120_000 });
+    expect(r.code).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).toMatch(/^ {2}export +FAILED: export to .*models failed: .*slots 99 are not the model's .*; run pangea export --checkpoint .*step-2 --out .*models$/m);
+    expect(r.stderr).toMatch(/^pangea run: the job completed, but export to .*models failed/m);
+    const ok = await runNode(ENTRY.cli, ["run", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", join(dir, "models"), "--log-dir", join(dir, "logs2"), "--checkpoint-dir", join(dir, "ck2")], { timeoutMs: 120_000 });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout + ok.stderr).toContain(`  export            ${join(dir, "models", "1")}\n`);
+  }, 240_000);
+
   it("up prints its addresses and returns; status --json shows compute alive while its session is open; down says what it stopped and what had exited", async () => {
     const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-"));
     const metricsPort = await closedPort();

@@ -1,4 +1,5 @@
 import { accessSync, constants, statSync } from "node:fs";
+import { loadFeatureList } from "@pangea/features";
 import { dirname, resolve } from "node:path";
 import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
@@ -44,10 +45,11 @@ runMain("pangea-orchestrator", async () => {
   validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
   if (config.exportDir) checkWritableDir("--export-dir", config.exportDir);
   if (config.exportFeatureList) {
+    // Parsed now, so a list no version could carry stops the job before it trains, not at its export.
     try {
-      accessSync(config.exportFeatureList, constants.R_OK);
+      loadFeatureList(config.exportFeatureList);
     } catch (err) {
-      throw new UsageError(`--export-feature-list: cannot read ${config.exportFeatureList} (${(err as NodeJS.ErrnoException).code})`);
+      throw new UsageError(`--export-feature-list: ${(err as Error).message}`);
     }
   }
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.

@@ -210,7 +210,14 @@ export async function runCommand(c: RunConfig): Promise<number> {
     out.write(`${formatSummary(final, c.trainers, sync, Boolean(failed) && !ended)}\n`);
     if (c.json) process.stdout.write(`${statusJson(final)}\n`);
   }
-  if (final?.state === "JOB_STATE_COMPLETED") return 0;
+  if (final?.state === "JOB_STATE_COMPLETED") {
+    // Trained, but the model did not reach --export-dir: not a success to a script that serves what it exports.
+    if (final.exportError) {
+      process.stderr.write(`pangea run: the job completed, but ${final.exportError}\n`);
+      return 1;
+    }
+    return 0;
+  }
   const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
   return 1;

@@ -85,6 +85,9 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     rows.push(["parameter sync", `${int(sync.rowsSent)} embedding rows pushed to serving; ${sync.version > 0 ? `serving acknowledged version ${sync.version}` : "no push acknowledged by serving"}${ignored}`]);
   }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
+  // --export-dir (--keep-best's export is on the best checkpoint's line): where the model went, or that it did not.
+  if (s.exportError) rows.push(["export", `FAILED: ${s.exportError}`]);
+  else if (s.exported && !s.best?.exported) rows.push(["export", s.exported]);
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
   return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");

@@ -51,6 +51,8 @@ export class Checkpointer {
   private readonly parts = new Map<number, { path: string; rows: number }>();
   /** Checkpoints this process exported, and the version directory each became. */
   private readonly exported = new Map<string, string>();
+  /** The last export's version directory and, if it failed, why (the job's status reports both). */
+  lastExport: { dir: string; error: string } = { dir: "", error: "" };
 
   constructor(
     private readonly s: CheckpointSettings,
@@ -130,9 +132,12 @@ export class Checkpointer {
       const { dir } = exportModel(checkpoint, base, undefined, this.s.exportFeatureList);
       this.log.info({ path: dir, checkpoint }, "model version exported");
       this.exported.set(checkpoint, dir);
+      this.lastExport = { dir, error: "" };
       return dir;
     } catch (err) {
-      this.log.error({ code: (err as PangeaError).code, checkpoint }, `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${checkpoint} --out ${base}`);
+      const error = `export to ${base} failed: ${(err as Error).message}; run pangea export --checkpoint ${checkpoint} --out ${base}`;
+      this.log.error({ code: (err as PangeaError).code, checkpoint }, error);
+      this.lastExport = { dir: "", error };
       return "";
     }
   }

@@ -37,6 +37,8 @@ export interface StatusParts {
   source: SourceInfo__Output | null;
   checkpointPath: string;
   checkpoints: string[];
+  /** --export-dir: the last export's version directory, or why it failed. */
+  lastExport: { dir: string; error: string };
   /** A job that started completed has no model or coordinator here: its final checkpoint's batches, embedding rows and model (describeArchitecture). */
   final?: { batchesApplied: number; embeddingRows: number; model: string };
 }
@@ -65,6 +67,8 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     best: p.best,
     source: p.source,
     checkpointPath: p.checkpointPath,
+    exported: p.lastExport.dir,
+    exportError: p.lastExport.error,
     error: p.error,
     embeddingRows: p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,

@@ -622,6 +622,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       source: this.members.compute?.source ?? null,
       checkpointPath: this.shard?.checkpointer.path ?? (this.config.completed && this.resumed ? join(this.config.checkpointDir, this.config.jobId, `step-${this.resumed.step}`) : ""),
       checkpoints: this.shard?.checkpointer.list() ?? [],
+      lastExport: this.shard?.checkpointer.lastExport ?? { dir: "", error: "" },
       ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),
     });
   }

@@ -48,6 +48,8 @@ export interface JobStatus {
   'best'?: (_pangea_v1_BestCheckpoint | null);
   'samplesPerSecondAfterWarmup'?: (number | string);
   'warmupSteps'?: (number | string | Long);
+  'exported'?: (string);
+  'exportError'?: (string);
 }
 
 export interface JobStatus__Output {
@@ -88,4 +90,6 @@ export interface JobStatus__Output {
   'best': (_pangea_v1_BestCheckpoint__Output | null);
   'samplesPerSecondAfterWarmup': (number);
   'warmupSteps': (number);
+  'exported': (string);
+  'exportError': (string);
 }
