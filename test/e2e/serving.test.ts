@@ -208,6 +208,11 @@ describe("export and serving", () => {
     const bad = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "nope", "--input", file]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe(`pangea predict: serving at ${grpcAddress}: NOT_FOUND: SERVING_ERR_UNKNOWN_MODEL: no model named "nope"; this server serves "ctr"`);
+    // The REST port given for the gRPC one: said, not an empty "Resolution note".
+    const restPort = await runNode(ENTRY.cli, ["predict", "--address", restAddress, "--model", "ctr", "--input", file]);
+    expect(restPort.code).toBe(3);
+    expect(restPort.stderr).toContain(`(what answers at ${restAddress} does not speak gRPC: is it serving's REST port? --address takes the gRPC port, --port of pangea serve)`);
+    expect(restPort.stderr).not.toContain("Resolution note");
   });
 
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {

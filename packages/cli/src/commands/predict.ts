@@ -154,7 +154,11 @@ export async function predictCommand(argv: string[]): Promise<number> {
       // A TLS mismatch reaches gRPC as "no connection established": name it.
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
       const why = await tlsMismatch(c.address, side);
-      throw new ClusterError(why ? `serving at ${c.address} cannot be reached${why}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${e.details}`, 3);
+      // grpc-js ends this detail with an empty "Resolution note: "; an HTTP/2 protocol error there means something
+      // answered that is not gRPC, most often serving's REST port.
+      const details = e.details.replace(/\s*Resolution note:\s*$/, "");
+      const hint = /Protocol error/.test(details) ? ` (what answers at ${c.address} does not speak gRPC: is it serving's REST port? --address takes the gRPC port, --port of pangea serve)` : "";
+      throw new ClusterError(why ? `serving at ${c.address} cannot be reached${why}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}${hint}`, 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
     return 1;
