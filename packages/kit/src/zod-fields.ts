@@ -5,7 +5,7 @@ import { flag } from "./flags.js";
 export const port = z.coerce.number({ message: "expected a port number" }).int().min(0, "expected a port 0..65535").max(65535, "expected a port 0..65535");
 
 /** A port to connect to, 1..65535, as a regular expression's source (host:99999 would pass \\d{1,5} and fail later inside the socket code). */
-export const CONNECT_PORT = "(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d\\d|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})";
+const CONNECT_PORT = "(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d\\d|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})";
 /** host:port with a port to connect to. */
 export const HOST_PORT_RE = new RegExp(`^(?:\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9._-]+):${CONNECT_PORT}$`);
 

@@ -27,6 +27,6 @@ export type { BatchStreamClient, ParameterServerClient, ParameterSyncClient } fr
 export { orchestratorClient, ORCHESTRATOR_SERVICE_NAME } from "./control.js";
 export { announceReady, onShutdownSignal } from "./lifecycle.js";
 export { readBearerToken, MAX_TOKEN_LENGTH } from "./security/bearer-token.js";
-export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator, DISCOVERY_PATTERN } from "./discovery/discovery.js";
+export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator } from "./discovery/discovery.js";
 export type { Discovery, DiscoveryConfig, Role, TfConfig } from "./discovery/discovery.js";
 export { EtcdClient } from "./discovery/etcd-client.js";

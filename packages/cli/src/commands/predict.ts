@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity, readBearerToken, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../launcher/local-cluster.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -119,13 +119,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   }
   const { dense, ids } = tensors(body);
   const meta = new grpc.Metadata();
-  if (c.tokenFile) {
-    try {
-      meta.set("authorization", `Bearer ${readFileSync(c.tokenFile, "utf8").trim()}`);
-    } catch (err) {
-      throw new UsageError(`invalid --token-file: cannot read ${c.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
+  if (c.tokenFile) meta.set("authorization", `Bearer ${readBearerToken("invalid --token-file", c.tokenFile)}`);
   const credentials = !c.tlsDir
     ? grpc.credentials.createInsecure()
     : existsSync(join(c.tlsDir, "admin.crt"))

@@ -1,4 +1,4 @@
-import { DISCOVERY_RE, HOST_PORT_RE, type Logger } from "@pangea/kit";
+import { HOST_PORT_RE, type Logger } from "@pangea/kit";
 import { RpcErrors } from "../client.js";
 import { EtcdClient } from "./etcd-client.js";
 
@@ -36,8 +36,6 @@ export interface DiscoveryConfig {
   clusterName: string;
   leaseSeconds?: number;
 }
-
-export const DISCOVERY_PATTERN = DISCOVERY_RE;
 
 export function openDiscovery(c: DiscoveryConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Discovery {
   if (c.discovery === "static") return new StaticDiscovery(c.orchestrator);

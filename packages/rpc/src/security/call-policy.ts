@@ -74,23 +74,14 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
   const peer = gate.tls ? peerIdentity(call as Parameters<typeof peerIdentity>[0]) : null;
   if (rule === "client") {
     if (!gate.clientToken || peer?.role === "admin") return null;
-    const sent = call.metadata.get("authorization");
-    if (bearerMatches(sent, gate.clientToken)) return null;
-    return toServiceError(
-      SecurityErrors.create(
-        "RPC_ERR_UNAUTHENTICATED",
-        sent.length ? `${path}: the authorization metadata does not carry serving's API token` : `${path} needs "authorization: Bearer <token>" metadata with serving's API token`,
-      ),
-    );
+    return tokenRefusal(path, call.metadata, gate.clientToken, "");
   }
   if (!gate.tls) {
     // Plaintext has no roles; a server with a token (serving's --api-token-file) asks for it on every call, so
     // whoever reaches the port cannot push parameters into the model it guards (the parameter servers present it
     // with --serving-sync-token-file).
     if (!gate.clientToken) return null;
-    const sent = call.metadata.get("authorization");
-    if (bearerMatches(sent, gate.clientToken)) return null;
-    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs "authorization: Bearer <token>" metadata with serving's API token (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`));
+    return tokenRefusal(path, call.metadata, gate.clientToken, ` (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`);
   }
   if (!peer) {
     return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
@@ -99,6 +90,18 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
     return toServiceError(SecurityErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has ${describePeer(peer)}`));
   }
   return null;
+}
+
+/** Null when the call's metadata carries the token, else UNAUTHENTICATED saying what is missing (`how`: other ways in). */
+function tokenRefusal(path: string, metadata: grpc.Metadata, token: string, how: string): Partial<grpc.StatusObject> | null {
+  const sent = metadata.get("authorization");
+  if (bearerMatches(sent, token)) return null;
+  return toServiceError(
+    SecurityErrors.create(
+      "RPC_ERR_UNAUTHENTICATED",
+      sent.length ? `${path}: the authorization metadata does not carry serving's API token` : `${path} needs "authorization: Bearer <token>" metadata with serving's API token${how}`,
+    ),
+  );
 }
 
 /**
