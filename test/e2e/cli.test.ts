@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -237,16 +237,28 @@ describe("the pangea command as a new user meets it", () => {
 
   it.concurrent("an export that fails after training is in the summary and the exit code, with the command that writes it later", async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-fail-"));
-    // A feature list that parses (checked at start) but names slots the data does not have: refused at the export.
+    const models = join(dir, "models");
+    const args = (name: string, steps: number, extra: string[] = []) => ["run", "--steps", String(steps), "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", models, "--log-dir", join(dir, name), "--checkpoint-dir", join(dir, `ck-${name}`), ...extra];
+    // A feature list of other slots than the data's: the job fails when compute registers, before it trains.
     writeFileSync(join(dir, "features.txt"), "feature_name=f1 slot=99\n");
-    const r = await runNode(ENTRY.cli, ["run", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", join(dir, "models"), "--export-feature-list", join(dir, "features.txt"), "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ck")], { timeoutMs: 120_000 });
-    expect(r.code).toBe(1);
-    const out = r.stdout + r.stderr;
-    expect(out).toMatch(/^ {2}export +FAILED: export to .*models failed: .*slots 99 are not the model's .*; run pangea export --checkpoint .*step-2 --out .*models$/m);
-    expect(r.stderr).toMatch(/^pangea run: the job completed, but export to .*models failed/m);
-    const ok = await runNode(ENTRY.cli, ["run", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", join(dir, "models"), "--log-dir", join(dir, "logs2"), "--checkpoint-dir", join(dir, "ck2")], { timeoutMs: 120_000 });
+    const misfit = await runNode(ENTRY.cli, args("misfit", 2, ["--export-feature-list", join(dir, "features.txt")]), { timeoutMs: 120_000 });
+    expect(misfit.code).toBe(1);
+    expect(misfit.stderr).toMatch(/^pangea run: job failed: ORCH_ERR_BAD_JOB_CONFIG: --export-feature-list .*features\.txt does not fit the job's data: .*slots 99 are not the model's/m);
+    // The export directory taken away while the job trains (a file in its place): the export at the end fails.
+    const run = spawn(process.execPath, [ENTRY.cli, ...args("taken", 40)], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    run.stdout!.on("data", (d: Buffer) => (out += d));
+    run.stderr!.on("data", (d: Buffer) => (out += d));
+    const code = new Promise<number | null>((resolve) => run.once("exit", resolve));
+    await waitFor("the job to start", async () => existsSync(join(dir, "taken", "orchestrator.log")) && readFileSync(join(dir, "taken", "orchestrator.log"), "utf8").includes('"msg":"job started"'), 60_000, 20);
+    writeFileSync(models, "a file where the export directory was to be made\n");
+    expect(await code).toBe(1);
+    expect(out).toMatch(/^ {2}export +FAILED: export to .*models failed: .*; run pangea export --checkpoint .*step-40 --out .*models$/m);
+    expect(out).toMatch(/^pangea run: the job completed, but export to .*models failed/m);
+    rmSync(models);
+    const ok = await runNode(ENTRY.cli, args("ok", 2), { timeoutMs: 120_000 });
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout + ok.stderr).toContain(`  export            ${join(dir, "models", "1")}\n`);
+    expect(ok.stdout + ok.stderr).toContain(`  export            ${join(models, "1")}\n`);
   }, 240_000);
 
   it("up prints its addresses and returns; status --json shows compute alive while its session is open; down says what it stopped and what had exited", async () => {

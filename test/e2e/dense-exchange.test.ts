@@ -427,8 +427,10 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
   it("a reader racing a writer that recycles files never gets a torn version: it reads one version whole or is refused", async () => {
     const dir = tempDir("pangea-x-race-");
     const n = 1 << 18;
-    const latest = new Int32Array(new SharedArrayBuffer(4));
-    // The writer recycles continuously in another thread: version v's file holds v in every element.
+    // [0]: the newest version written (-1 once the writer stops); [1]: set by the reader to stop the writer.
+    const latest = new Int32Array(new SharedArrayBuffer(8));
+    // The writer recycles continuously in another thread: version v's file holds v in every element. It runs until the
+    // reader has seen both outcomes (at least 600 ms), or 20 s: on a loaded machine one outcome can take a while.
     const writer = new Worker(`
       const { workerData } = require("node:worker_threads");
       const { join } = require("node:path");
@@ -436,16 +438,18 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
         const latest = new Int32Array(workerData.latest);
         const data = new Float32Array(workerData.n);
         const until = Date.now() + workerData.ms;
-        for (let v = 1; Date.now() < until; v++) {
+        for (let v = 1; Date.now() < until && Atomics.load(latest, 1) === 0; v++) {
           data.fill(v);
           writeDenseFile(join(workerData.dir, "w-" + v), [data], v > 2 ? join(workerData.dir, "w-" + (v - 2)) : null);
           Atomics.store(latest, 0, v);
         }
         Atomics.store(latest, 0, -1);
-      });`, { eval: true, workerData: { schema: SCHEMA_DIST, dir, n, latest: latest.buffer, ms: 600 } });
+      });`, { eval: true, workerData: { schema: SCHEMA_DIST, dir, n, latest: latest.buffer, ms: 20_000 } });
     const outcome = { whole: 0, refused: 0 };
     const torn: string[] = [];
+    const started = Date.now();
     for (;;) {
+      if (outcome.whole > 0 && outcome.refused > 0 && Date.now() - started >= 600) Atomics.store(latest, 1, 1);
       const v = Atomics.load(latest, 0);
       if (v < 0) break;
       if (v === 0) {

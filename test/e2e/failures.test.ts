@@ -266,7 +266,7 @@ describe("unreachable peers and bad configuration", () => {
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
     ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
     ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
-    ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port"],
+    ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port (a port 1..65535)"],
     ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
   ] as const)("%s %j exits 2 with one line naming the flag", async ([service, args, env, message], { expect }) => {
     const r = await runNode(ENTRY[service], [...args], { env: env as NodeJS.ProcessEnv });
