@@ -6,14 +6,14 @@ import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, examplesFrom, examplesFromRaw, t
 
 type Json = Record<string, unknown>;
 
-/** JSON inputs in TensorFlow Serving's REST shapes: columnar {"inputs": {...}} or row {"instances": [{...}]}. */
-function tensorsFromJson(body: Json, numDense: number, numSlots: number): Record<string, TensorProtoMsg> {
+/** JSON inputs in TensorFlow Serving's REST shapes: columnar {"inputs": {...}} or row {"instances": [{...}]}; `names`: jsonInputNames(body). */
+function tensorsFromJson(body: Json, names: readonly string[], numDense: number, numSlots: number): Record<string, TensorProtoMsg> {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
   let dense: unknown[];
   let ids: unknown[];
   if (body.instances) {
     // Rows take the names "inputs" does: a key neither knows is a mistake to say, not to pass over.
-    const extra = jsonInputNames(body).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
+    const extra = names.filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
     if (extra.length) throw bad(`unknown inputs ${extra.join(", ")} in "instances"; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
   }
   if (body.inputs && typeof body.inputs === "object") {
@@ -106,5 +106,5 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   const names = jsonInputNames(body);
   const { spec } = servable;
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);
-  return examplesFrom(tensorsFromJson(body, spec.numDense, spec.numSlots), spec, maxBatch);
+  return examplesFrom(tensorsFromJson(body, names, spec.numDense, spec.numSlots), spec, maxBatch);
 }

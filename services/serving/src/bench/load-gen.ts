@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { cpuOf } from "./cpu-wait.js";
 import { tfServingServices } from "../api/tf-serving-grpc.js";
 import { H2UnaryClient } from "./h2-unary-client.js";
+import { quantile } from "./quantile.js";
 
 /**
  * Predict load from its own process, for `seconds`, in one of two shapes:
@@ -128,9 +129,9 @@ if (rate > 0) {
 }
 const elapsed = (performance.now() - started) / 1000;
 latencies.sort((a, b) => a - b);
-const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+const q = (p: number) => quantile(latencies, p)!;
 lateness.sort((a, b) => a - b);
-const late = (p: number) => (lateness.length ? lateness[Math.min(lateness.length - 1, Math.floor(p * lateness.length))]! : null);
+const late = (p: number) => quantile(lateness, p) ?? null;
 const cpu = cpus();
 const server = cpu.server && cpuBefore.server ? { serverCpuMs: cpu.server.runMs - cpuBefore.server.runMs, serverCpuWaitMs: cpu.server.waitMs - cpuBefore.server.waitMs } : {};
 console.log(JSON.stringify({

@@ -1,6 +1,8 @@
+import { quantile } from "./quantile.js";
+
 /**
- * How late this machine wakes a sleeping process: `samples` timers of
- * `sleepMs` in a row, each one's lateness past its due time. A server that
+ * How late this machine wakes a sleeping process: timers of `sleepMs` one
+ * after another for `seconds`, each one's lateness past its due time. A server that
  * sleeps between requests is woken the same way, so this is a floor under
  * the open loop's tail on this machine whatever the server does (on the
  * 2-core development VM, a C program sleeping 1 ms at a time on the idle
@@ -16,6 +18,6 @@ export async function wakeLateness(seconds: number, sleepMs = 1): Promise<{ time
     late.push(Math.max(0, performance.now() - due));
   }
   late.sort((a, b) => a - b);
-  const q = (p: number) => late[Math.min(late.length - 1, Math.floor(p * late.length))]!;
+  const q = (p: number) => quantile(late, p)!;
   return { timers: late.length, p50Ms: q(0.5), p99Ms: q(0.99), p999Ms: q(0.999), maxMs: late.at(-1)!, over5Ms: late.filter((x) => x > 5).length, over10Ms: late.filter((x) => x > 10).length };
 }
