@@ -96,10 +96,20 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
 
   it("abandoned while held, it is cancelled: the step comes and nothing is read or created for it", async () => {
     const { job, client, ids, rows, finishStep } = await serve();
+    // Waited for by events, not sleeps: on a loaded machine a 50 ms sleep could end before the
+    // orchestrator had read the cancellation, and the step then served the pull it still held.
+    const cancelled = new Promise<void>((resolve) => {
+      const hold = job.holdPull.bind(job);
+      job.holdPull = (...args: Parameters<typeof hold>) => {
+        const p = hold(...args);
+        const signal = args[4]!;
+        signal.addEventListener("abort", () => resolve());
+        ahead.abandon();
+        return p;
+      };
+    });
     const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(31, 32)));
-    await new Promise((r) => setTimeout(r, 50));
-    ahead.abandon();
-    await new Promise((r) => setTimeout(r, 50));
+    await cancelled;
     await finishStep();
     await new Promise((r) => setTimeout(r, 50));
     expect(await ahead.answer()).toBeNull();

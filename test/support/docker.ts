@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./processes.js";
@@ -42,15 +42,32 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeout
 
 export const docker = (...args: string[]) => spawnSync("docker", args, { encoding: "utf8" });
 
+/**
+ * Runs the stand-in script, once more if it fails: on a fresh machine it
+ * installs packages, starts dockerd and builds images from Debian's mirrors,
+ * any of which can fail once and work the next time (a mirror's hiccup, an
+ * engine slow to come up the first time). Each failure is printed.
+ */
+function standIns(): void {
+  const failed: string[] = [];
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const r = spawnSync("bash", [STAND_IN], { encoding: "utf8", timeout: 900_000 });
+    if (r.status === 0) return;
+    const why = `${STAND_IN} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout || String(r.error ?? "")).trim().split("\n").at(-1)}`;
+    process.stdout.write(`docker tests: attempt ${attempt}: ${why}\n`);
+    failed.push(why);
+  }
+  throw new Error(failed.join("; then "));
+}
+
 /** An engine that answers, with the stand-in base images; started (as root) when none answers. */
 export function ensureEngine(): void {
   if (docker("info").status === 0) {
     // The engine answers; the stand-ins are built once and kept.
-    if (process.getuid?.() === 0 && existsSync(STAND_IN)) execFileSync("bash", [STAND_IN], { stdio: "pipe", timeout: 900_000 });
+    if (process.getuid?.() === 0 && existsSync(STAND_IN)) standIns();
     return;
   }
   if (!existsSync(STAND_IN)) throw new Error(`no Docker engine answers and ${STAND_IN} is missing`);
   if (process.getuid?.() !== 0) throw new Error(`no Docker engine answers, and starting one (${STAND_IN}) needs root; PANGEA_SKIP_DOCKER=1 leaves these tests out`);
-  const r = spawnSync("bash", [STAND_IN], { encoding: "utf8", timeout: 900_000 });
-  if (r.status !== 0) throw new Error(`${STAND_IN} failed (${r.status}): ${r.stderr.trim().split("\n").at(-1)}`);
+  standIns();
 }
