@@ -320,13 +320,17 @@ describe("export and serving", () => {
       }, 120_000);
       status.close();
       expect(final.state).toBe("JOB_STATE_COMPLETED");
-      // Let the final push land, then compare the synced version 2 with an export of the final checkpoint.
-      await new Promise((r) => setTimeout(r, 1_000));
-      const synced = await probs(2);
+      // The synced version 2 against an export of the final checkpoint, once the final push has
+      // landed (polled for: it is sent as the job ends, and a fixed wait could be too short under load).
       const r = spawnSync(process.execPath, [EXPORT, "--checkpoint", final.checkpointPath, "--out", BASE, "--version", "5"], { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);
       await waitFor("version 5 to serve", async () => (await probs()).version === "5", 10_000, 100);
       const exported = await probs(5);
+      let synced = await probs(2);
+      await waitFor("the final push to land in version 2", async () => {
+        synced = await probs(2);
+        return synced.p.every((x, i) => Math.abs(x - exported.p[i]!) < 5e-6);
+      }, 10_000, 100).catch(() => undefined);
       synced.p.forEach((x, i) => expect(x).toBeCloseTo(exported.p[i]!, 5));
       expect(synced.p.some((x, i) => Math.abs(x - before.p[i]!) > 1e-4)).toBe(true);
     } finally {

@@ -96,13 +96,18 @@ describe("BatchStream over gRPC", () => {
     const received: Buffer[] = [];
     call.on("data", (b: Buffer) => received.push(b));
     const before = handler.batchesServed;
+    // Polled for, then a pause in which no more may come (a fixed sleep alone was too short on a loaded machine).
+    const until = async (n: number) => {
+      for (const end = Date.now() + 20_000; received.length < n && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+    };
     call.write(request(0, 1, 1024, 100_000, "train", 3));
-    await new Promise((r) => setTimeout(r, 500));
+    await until(3);
     // 100,000 batches were asked for; without acknowledgements only the window is produced.
     expect(handler.batchesServed - before).toBe(3);
     expect(received).toHaveLength(3);
     call.write(ack(2));
-    await new Promise((r) => setTimeout(r, 300));
+    await until(5);
     expect(handler.batchesServed - before).toBe(5);
     expect(received.map((b) => Number(decodeMessage(b, MessageType.TRAINING_BATCH).payload.batchIndex))).toEqual([0, 1, 2, 3, 4]);
     call.cancel();

@@ -81,7 +81,7 @@ describe("Kafka source: offsets are committed only for acknowledged batches", ()
     // The trainer vanishes with 3 batches unacknowledged.
     call.cancel();
     client.close();
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the vanished trainer's 3 batches put back", () => source.stats().redelivered === 3 * B);
     expect(committed()).toBe(BigInt(B));
     expect(source.stats().redelivered).toBe(3 * B);
 
