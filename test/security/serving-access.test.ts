@@ -191,6 +191,11 @@ describe("serving in plaintext with an API token", () => {
       expect(withToken.code, withToken.stderr).toBe(0);
       expect(withToken.stdout + withToken.stderr).toMatch(/parameter sync +[\d,]+ embedding rows pushed to serving; serving acknowledged version \d+/);
       expect(readFileSync(join(job, "with", "orchestrator.log"), "utf8")).not.toContain("RPC_ERR_UNAUTHENTICATED");
+      // Without it every push is refused, and the summary says the rows were sent, none taken, and why.
+      const without = await run([], "without");
+      expect(without.code, without.stderr).toBe(0);
+      const line = (without.stdout + without.stderr).split("\n").find((l) => l.startsWith("  parameter sync"));
+      expect(line, without.stdout).toMatch(/^ {2}parameter sync +[\d,]+ embedding rows sent to serving; none acknowledged; the last push failed: .*UNAUTHENTICATED.*serving's API token/);
       // A token file that cannot be read stops the orchestrator at start, naming it.
       const bad = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--port", "0", "--metrics-port", "0", "--serving-sync", plain.address, "--serving-sync-token-file", join(job, "missing")], { timeoutMs: 60_000 });
       expect(bad.code).toBe(2);

@@ -133,6 +133,7 @@ export async function startServer(
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
   health.addToServer(server);
   attach(server);
+  quietBindFailures();
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(listenError(host, port, err)) : resolve(p)));
   });
@@ -158,6 +159,24 @@ export async function startServer(
       });
     },
   };
+}
+
+const BIND_FAILURE = "No address added out of total";
+let quieted = false;
+
+/**
+ * grpc-js logs its bind failure to stderr itself, before the error reaches
+ * the caller, which reports it as one line (listenError): that log line is
+ * dropped, every other one is printed as grpc-js prints it ("E message").
+ */
+function quietBindFailures(): void {
+  if (quieted) return;
+  quieted = true;
+  const print = (tag: string) => (message?: unknown, ...rest: unknown[]) => {
+    if (tag === "E" && typeof message === "string" && message.startsWith(BIND_FAILURE)) return;
+    console.error(`${tag} ${String(message)}`, ...rest);
+  };
+  grpc.setLogger({ error: print("E"), info: print("I"), debug: print("D") } as Partial<Console> as Console);
 }
 
 /**

@@ -15,17 +15,20 @@ export interface SyncSummary {
   rowsSent: number;
   /** Pushes serving acknowledged without applying them (not newer than one it had from this run); 0 from an orchestrator older than the field. */
   ignored: number;
+  /** Why the last push to a serving replica failed, while one still fails; null when none does. */
+  failing: string | null;
 }
 
 /** The sync part of the orchestrator's /status.json at httpAddress, or null when it has none or does not answer. */
 export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary | null> {
   try {
     const r = await fetch(`http://${httpAddress}/status.json`, { signal: AbortSignal.timeout(2_000) });
-    const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown; ignored?: unknown } | null };
+    const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown; ignored?: unknown; failing?: unknown } | null };
     const version = Number(body.serving?.version);
     const rowsSent = Number(body.serving?.rowsSent);
     const ignored = Number(body.serving?.ignored ?? 0);
-    return body.serving && Number.isFinite(version) && Number.isFinite(rowsSent) ? { version, rowsSent, ignored: Number.isFinite(ignored) ? ignored : 0 } : null;
+    const failing = typeof body.serving?.failing === "string" ? body.serving.failing : null;
+    return body.serving && Number.isFinite(version) && Number.isFinite(rowsSent) ? { version, rowsSent, ignored: Number.isFinite(ignored) ? ignored : 0, failing } : null;
   } catch {
     return null;
   }
@@ -82,7 +85,12 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   if (sync) {
     const ignored = sync.ignored > 0 ? `; ${int(sync.ignored)} push${sync.ignored === 1 ? "" : "es"} ignored by serving as not newer than ones it had applied` : "";
-    rows.push(["parameter sync", `${int(sync.rowsSent)} embedding rows pushed to serving; ${sync.version > 0 ? `serving acknowledged version ${sync.version}` : "no push acknowledged by serving"}${ignored}`]);
+    // Rows are counted as sent whether or not serving took them: with no push acknowledged, the line says so and why.
+    const failing = sync.failing ? `; the last push failed: ${printable(sync.failing)}` : "";
+    const text = sync.version > 0
+      ? `${int(sync.rowsSent)} embedding rows pushed to serving; serving acknowledged version ${sync.version}${ignored}${failing}`
+      : `${int(sync.rowsSent)} embedding rows sent to serving; none acknowledged${ignored}${failing}`;
+    rows.push(["parameter sync", text]);
   }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
   // --export-dir (--keep-best's export is on the best checkpoint's line): where the model went, or that it did not.

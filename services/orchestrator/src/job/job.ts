@@ -24,6 +24,7 @@ import { Membership, type SessionSink, type TrainerMember } from "./membership.j
 import { StepCoordinator, type PushAck } from "./step-coordinator.js";
 import { WorkDispatcher, type JobView } from "./work-dispatcher.js";
 import { HeldPulls } from "./held-pulls.js";
+import type { ServingSync } from "../sync/serving-sync.js";
 
 export { defaultSlotConfig } from "./job-model.js";
 
@@ -309,7 +310,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** Parameter sync's figures (null without --serving-sync). */
-  syncState(): { lastAckAt: number; servingVersion: number; rowsSent: number; ignored: number } | null {
+  syncState(): ReturnType<ServingSync["state"]> {
     return this.shard?.syncState() ?? null;
   }
 

@@ -242,7 +242,9 @@ function render(u) {
   $("auc").textContent = latest ? four(latest.auc) + (s.eval ? "" : " (step " + latest.step + ")") : "after training";
   $("streaming-auc").textContent = Number.isFinite(s.streamingAuc) ? s.streamingAuc.toFixed(4) : "–";
   $("mode").textContent = s.mode || "sync";
-  $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : "sync pending") : "no sync";
+  $("serving").textContent = u.serving ? (u.serving.version ? "v" + u.serving.version + " (sync " + (u.serving.lagSeconds >= 0 ? u.serving.lagSeconds.toFixed(1) + " s ago" : "pending") + ")" : u.serving.failing ? "sync failing" : "sync pending") + (u.serving.version && u.serving.failing ? ", failing" : "") : "no sync";
+  // Why pushes fail, on hovering: the reason is too long for the tile.
+  $("serving").title = u.serving && u.serving.failing ? u.serving.failing : "";
   const tasks = curveTasks(s);
   // Every task's loss kind, one task included (a single regression task's loss is a squared error too).
   const losses = s.tasks && s.tasks.length ? s.tasks.map((t) => t.loss) : ["bce"];

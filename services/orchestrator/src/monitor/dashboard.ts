@@ -13,8 +13,11 @@ export interface DashboardUpdate {
   points: readonly ProgressPoint[];
   /** Samples per batch: turns a trainer's batches and phase seconds into its samples/s. */
   batchSize: number;
-  /** ignored: pushes serving acknowledged without applying them (not newer than one it had from this run). */
-  serving: { version: number; lagSeconds: number; rowsSent: number; ignored: number } | null;
+  /**
+   * ignored: pushes serving acknowledged without applying them (not newer than one it had from this run);
+   * failing: why the last push to a replica failed, while one still fails.
+   */
+  serving: { version: number; lagSeconds: number; rowsSent: number; ignored: number; failing: string | null } | null;
 }
 
 /**
@@ -40,7 +43,7 @@ export function addDashboard(app: FastifyInstance, job: Job): () => void {
       status,
       points: history.points(),
       batchSize: job.config.batchSize,
-      serving: sync ? { version: sync.servingVersion, lagSeconds: sync.lastAckAt ? (Date.now() - sync.lastAckAt) / 1000 : -1, rowsSent: sync.rowsSent, ignored: sync.ignored } : null,
+      serving: sync ? { version: sync.servingVersion, lagSeconds: sync.lastAckAt ? (Date.now() - sync.lastAckAt) / 1000 : -1, rowsSent: sync.rowsSent, ignored: sync.ignored, failing: sync.failing } : null,
     };
   };
   const timer = setInterval(sample, 500);

@@ -49,6 +49,11 @@ export class ParameterSyncPusher {
   ignored = 0;
   private readonly run = randomUUID();
 
+  /** Why the last push to a replica failed, while one still fails (null once every replica has what it was sent). */
+  get failing(): string | null {
+    return this.replicas.find((r) => r.failing !== null)?.failing ?? null;
+  }
+
   constructor(
     targets: readonly string[],
     private readonly source: SyncSource,

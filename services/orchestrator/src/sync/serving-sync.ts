@@ -52,8 +52,8 @@ export class ServingSync {
   }
 
   /** The figures the status and metrics show (null without --serving-sync). */
-  state(): { lastAckAt: number; servingVersion: number; rowsSent: number; ignored: number } | null {
+  state(): { lastAckAt: number; servingVersion: number; rowsSent: number; ignored: number; failing: string | null } | null {
     const p = this.figures;
-    return p ? { lastAckAt: p.lastAckAt, servingVersion: p.servingVersion, rowsSent: p.rowsSent, ignored: p.ignored } : null;
+    return p ? { lastAckAt: p.lastAckAt, servingVersion: p.servingVersion, rowsSent: p.rowsSent, ignored: p.ignored, failing: p.failing } : null;
   }
 }
