@@ -1,5 +1,8 @@
+import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
+
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -13,6 +16,8 @@ export function createLogger(service: string, level: string = process.env.PANGEA
   const opts = { name: service, level, base: { service, pid: process.pid } };
   const format = process.env.PANGEA_LOG_FORMAT ?? (process.stderr.isTTY ? "pretty" : "json");
   if (format === "pretty") {
+    // Loaded only here: every service starts with this logger, and in JSON mode (containers, CI, pipes) it is never used.
+    const pretty = require("pino-pretty") as typeof PinoPretty;
     return pino(opts, pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: "HH:MM:ss.l", ignore: "pid,hostname,name", singleLine: true }));
   }
   return pino(opts, pino.destination({ fd: 2, sync: true }));
