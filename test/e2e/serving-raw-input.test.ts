@@ -224,13 +224,27 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
-    ["a body with neither inputs nor instances", 1, { rows: [] }, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
+    ["a body with neither inputs nor instances", 1, {}, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
+    ["a misspelt key", 1, { rows: [] }, 'unknown key "rows" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
+    ["output_filter, which REST does not apply", 1, { instances: [criteo({})], output_filter: ["probabilities"] }, 'unknown key "output_filter" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name" (output_filter is gRPC\'s; REST answers every output)'],
+    ["an instance that is no object", 1, { instances: [criteo({}), 7] }, "instance 1 must be an object of named inputs, got a number"],
+    ["instances that name no input", 1, { instances: [{}] }, "the instances name no inputs; expected dense_features and feature_ids, or the raw features the model was exported with"],
+    ["inputs that are a list", 1, { inputs: [1] }, '"inputs" must be an object of named inputs, each a list with one entry per example; got a list'],
+    ["a body that is a list", 1, [criteo({})], 'the body must be a JSON object with "instances" or "inputs", got a list'],
     ["raw values for a version that has no layout for them", 3, { instances: [{ C1: "x" }] },
       `unknown input C1: expected dense_features [B, ${SMALL_SPEC.numDense}] and feature_ids [B, ${SMALL_SPEC.numSlots}], one of instances, examples, example_batch, or raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)`],
   ])("%s", async (_what, version, body, message) => {
     const r = await restPredict(version, body);
     expect(r.status).toBe(400);
     expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: ${message}`);
+  });
+
+  it("a cell of more raw values than a cell of ids may hold: 413 naming input and example, as for ids", async () => {
+    const r = await restPredict(1, { instances: [criteo({}), criteo({ C1: Array.from({ length: 4097 }, (_, k) => `v${k}`) })] });
+    expect(r.status).toBe(413);
+    expect(r.json.error).toBe("SERVING_ERR_TOO_LARGE: input C1, example 1 holds 4097 values; a cell takes at most 4096");
+    // 4096 is taken.
+    expect((await restPredict(1, { instances: [criteo({ C1: Array.from({ length: 4096 }, (_, k) => `v${k}`) })] })).status).toBe(200);
   });
 
   it.each([

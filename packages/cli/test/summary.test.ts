@@ -49,6 +49,16 @@ describe("the summary of a job with no held-out split (Kafka, --eval-fraction 0)
   });
 });
 
+describe("a --resume the orchestrator refused", () => {
+  it("says the job did not resume from the checkpoint, instead of 'resumed from step N'", () => {
+    const refused = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: tasks", resumedFromStep: 60 }, 1);
+    expect(refused.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, not resumed: the checkpoint at step 60 does not fit this job (see state)");
+    // A resumed job that failed later for another reason did resume.
+    const later = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_NO_TRAINERS: every trainer was lost", resumedFromStep: 60 }, 1);
+    expect(later.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, resumed from step 60");
+  });
+});
+
 describe("the summary of a completed job resumed with --resume", () => {
   it("says nothing trained since the resume instead of a throughput of 0", () => {
     const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0 }, 1);

@@ -174,6 +174,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const failure = cluster.firstFailure((p) => {
     const left = cluster.trainersRunning();
     if (!p.name.startsWith("trainer-") || left === 0) return false;
+    // Ended by the job's own failure (the orchestrator told it so): the summary gives the reason; the job does not go on.
+    if (p.lastLine.includes("TRAINER_ERR_JOB_FAILED")) return true;
     out.write(`${p.name} exited with code ${p.exitCode} (${p.lastLine || "no output"}; log: ${p.logPath}); the job goes on with ${left} trainer${left === 1 ? "" : "s"}\n`);
     return true;
   }).then((p) => {

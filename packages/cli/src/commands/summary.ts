@@ -45,13 +45,15 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const resumed = Number(s.resumedFromStep) > 0;
   // --resume of a job that had completed: reported from its final checkpoint, nothing trained.
   const completedBefore = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
+  // --resume refused: the checkpoint holds another model or setup (the orchestrator's only source of this code), so nothing resumed.
+  const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH");
   const rows: [string, string][] = [
     ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     // A completed job reported again: no trainer ran, so none reported a backend.
     ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`] as [string, string]]),
-    ["mode", `${s.mode || "sync"}${resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
+    ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],

@@ -96,15 +96,40 @@ function rawColumnFromJson(body: Json, name: string): RawColumn {
   });
 }
 
+/** The keys of TF Serving's REST predict body; output_filter is gRPC's only. */
+const BODY_KEYS = new Set(["instances", "inputs", "signature_name"]);
+
+/** What a JSON value is, for a message: "null", "a list", "an object", "a number". */
+export function jsonKind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
-  if (body.inputs !== undefined && body.instances !== undefined) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", 'the body has both "inputs" and "instances"; give one of them');
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${jsonKind(body)}`);
+  // A misspelt key passes unnoticed otherwise (an "instancez" list, an output_filter REST does not apply).
+  const unknown = Object.keys(body).filter((k) => !BODY_KEYS.has(k));
+  if (unknown.length) throw bad(`unknown key${unknown.length === 1 ? "" : "s"} ${unknown.map((k) => JSON.stringify(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${unknown.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
+  if (body.inputs !== undefined && body.instances !== undefined) throw bad('the body has both "inputs" and "instances"; give one of them');
+  if (body.inputs === undefined && body.instances === undefined) throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
+  if (body.inputs !== undefined && jsonKind(body.inputs) !== "an object") throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${jsonKind(body.inputs)}`);
+  if (body.instances !== undefined) {
+    if (!Array.isArray(body.instances)) throw bad(`"instances" must be a list of objects of named inputs, got ${jsonKind(body.instances)}`);
+    body.instances.forEach((r, i) => {
+      if (jsonKind(r) !== "an object") throw bad(`instance ${i} must be an object of named inputs, got ${jsonKind(r)}`);
+    });
+  }
   // As over gRPC: the one signature there is.
   if (body.signature_name !== undefined && body.signature_name !== "serving_default" && body.signature_name !== "") {
     throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature ${JSON.stringify(body.signature_name)}; the model has serving_default`);
   }
   const names = jsonInputNames(body);
   const { spec } = servable;
+  const given = (body.instances as unknown[] | undefined)?.length ?? 1;
+  if (!names.length && given > 0) throw bad(`the ${body.inputs !== undefined ? "inputs" : "instances"} name no inputs; expected ${INPUT_DENSE} and ${INPUT_IDS}${servable.rawLayout ? ", or the raw features the model was exported with" : ""}`);
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);
   return examplesFrom(tensorsFromJson(body, names, spec.numDense, spec.numSlots), spec, maxBatch);
 }

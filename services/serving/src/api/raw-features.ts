@@ -5,7 +5,7 @@ import { SampleAssembler, WireError } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 import type { RawLayout } from "../model/raw-layout.js";
-import { RaggedExamples } from "./ragged-examples.js";
+import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
 
 /** Raw values by position: every dense value, and one value per slot in the model's slot order. */
 export const INPUT_DENSE_VALUES = "dense_values";
@@ -22,7 +22,7 @@ function show(v: unknown): string {
   if (v instanceof Uint8Array) return `'${printableBytes(v)}'`;
   if (typeof v === "string") return JSON.stringify(printable(v, 64));
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
-  return `a ${Array.isArray(v) ? "list" : typeof v}`;
+  return Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : `a ${typeof v}`;
 }
 
 const INT64_MIN = -(1n << 63n);
@@ -126,6 +126,8 @@ export class RawReader {
     const where = () => `input ${name}, example ${e}`;
     const slot = this.layout.list.slotByName.get(name);
     if (slot) {
+      // As for ids (tensors.ts): one cell's values are pooled in one pass, so their number is bounded the same.
+      if (values.length > MAX_IDS_PER_CELL) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `${where()} holds ${values.length} values; a cell takes at most ${MAX_IDS_PER_CELL}`);
       for (const v of values) this.addSlotValue(slot, v, where);
       return;
     }

@@ -1,7 +1,7 @@
 import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
-import { RaggedExamples } from "./ragged-examples.js";
+import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
 import { RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { bigIntToWords, type FeatureList } from "@pangea/features";
@@ -26,8 +26,8 @@ export const INPUT_IDS = "feature_ids";
 export const INPUT_ROW_SPLITS = "feature_ids_row_splits";
 export const INPUT_LENGTHS = "feature_ids_lengths";
 const RAGGED_INPUTS = [INPUT_ROW_SPLITS, INPUT_LENGTHS];
-/** Ids one ragged cell may hold, and a whole request: beyond, a request is refused (a bag that large is no feature, and float32 pooling of millions of rows loses precision). */
-export const MAX_IDS_PER_CELL = 4096;
+export { MAX_IDS_PER_CELL };
+/** Ids a whole request may hold (a cell: MAX_IDS_PER_CELL); beyond, it is refused. */
 export const MAX_IDS_PER_REQUEST = 1 << 20;
 export const OUTPUT_PROBS = "probabilities";
 /** Monolith inputs: serialized records, DT_STRING. */
