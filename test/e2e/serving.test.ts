@@ -213,6 +213,13 @@ describe("export and serving", () => {
     expect(restPort.code).toBe(3);
     expect(restPort.stderr).toContain(`(what answers at ${restAddress} does not speak gRPC: is it serving's REST port? --address takes the gRPC port, --port of pangea serve)`);
     expect(restPort.stderr).not.toContain("Resolution note");
+    // pangea status given serving's ports instead of the orchestrator's: each said for what it is.
+    const [atGrpc, atRest] = await Promise.all([grpcAddress, restAddress].map((a) => runNode(ENTRY.cli, ["status", "--orchestrator", a])));
+    expect(atGrpc.code).toBe(1);
+    expect(atGrpc.stderr).toContain(`orchestrator at ${grpcAddress}: UNIMPLEMENTED:`);
+    expect(atGrpc.stderr).toContain("(what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port, 50051 by default)");
+    expect(atRest.code).toBe(3);
+    expect(atRest.stderr).toContain(`(what answers at ${restAddress} speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? --orchestrator takes the orchestrator's gRPC port, 50051 by default)`);
   });
 
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {
@@ -222,6 +229,10 @@ describe("export and serving", () => {
     expect(row.status).toBe(200);
     expect(row.json.predictions).toHaveLength(4);
     expect((await rest("/v1/models/other:predict", { instances: [] })).status).toBe(404);
+    // A version past 2^53 is named as given, not as the 1e+23 it would parse to.
+    const huge = await rest("/v1/models/ctr/versions/99999999999999999999999");
+    expect(huge.status).toBe(404);
+    expect(huge.json.error).toBe("SERVING_ERR_UNKNOWN_MODEL: no version 99999999999999999999999: a version is an integer below 2^53");
     const bad = await rest("/v1/models/ctr:predict", { instances: [{ dense_features: [1], feature_ids: [] }] });
     expect(bad.status).toBe(400);
     expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values");

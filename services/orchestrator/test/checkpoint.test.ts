@@ -133,6 +133,11 @@ describe("checkpoints", () => {
     const err = thrown(() => loadCheckpoint(empty));
     expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
     expect(err.message).toBe(`checkpoint ${empty}: no manifest.json (incomplete checkpoint)`);
+    // A job's directory (its checkpoints are step-N inside): the newest is named.
+    const job = join(root, "job");
+    for (const step of [5, 40, 10]) mkdirSync(join(job, `step-${step}`), { recursive: true });
+    const jobErr = thrown(() => loadCheckpoint(job));
+    expect(jobErr.message).toBe(`checkpoint ${job}: this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${join(job, "step-40")}`);
   });
 
   it("a sharded checkpoint whose shard 0 exists but a sibling does not is corrupt, not not-found", () => {

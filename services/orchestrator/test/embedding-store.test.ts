@@ -321,7 +321,7 @@ describe("--slot-config", () => {
 
   it.each([
     [{ slots: { "1": { optimizer: "lion" } } }, "slots.1.optimizer"],
-    [{ slots: { x: {} } }, "slots.x"],
+    [{ slots: { x: {} } }, 'slots.x: a slot is named by its number (as in the data and the feature list), e.g. "7"; got "x"'],
     [{ slots: { "40000": {} } }, "slot 40000 is outside the v2 layout's range"],
     [{ slots: { "1": { occurrenceThreshold: -1 } } }, "slots.1.occurrenceThreshold"],
     [{ slots: { "1": { hyper: { learningRat: 1 } } } }, "slots.1.hyper"],

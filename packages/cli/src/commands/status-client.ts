@@ -1,4 +1,5 @@
-import { describeCallError, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
+import * as grpc from "@grpc/grpc-js";
+import { describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
 import { ClusterError } from "../launcher/local-cluster.js";
 
@@ -14,7 +15,9 @@ export class StatusClient {
     try {
       await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security);
     } catch (err) {
-      throw new ClusterError((err as Error).message, 3);
+      // Something that answers HTTP/1 there (a REST, dashboard or metrics port) never becomes a gRPC channel: say so.
+      const http = await answersHttp(this.address);
+      throw new ClusterError(`${(err as Error).message}${http ? ` (what answers at ${this.address} speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? --orchestrator takes the orchestrator's gRPC port, 50051 by default)` : ""}`, 3);
     }
   }
 
@@ -22,11 +25,25 @@ export class StatusClient {
     try {
       return await unary("orchestrator", this.client.GetJobStatus.bind(this.client), {}, timeoutMs);
     } catch (err) {
+      // Reached, but not an orchestrator (serving's or a trainer's gRPC port): not an unreachable peer.
+      if (isStatus(err, grpc.status.UNIMPLEMENTED)) {
+        throw new ClusterError(`${describeCallError(err, `orchestrator at ${this.address}`)} (what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port, 50051 by default)`, 1);
+      }
       throw new ClusterError(describeCallError(err, `orchestrator at ${this.address}`), 3);
     }
   }
 
   close(): void {
     this.client.close();
+  }
+}
+
+/** Whether an HTTP/1 server answers a GET at host:port within a second. */
+async function answersHttp(address: string): Promise<boolean> {
+  try {
+    await fetch(`http://${address}/`, { signal: AbortSignal.timeout(1_000) });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
@@ -212,7 +212,12 @@ export function loadCheckpoint(dir: string): CheckpointData {
   if (!existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_NOT_FOUND", `checkpoint ${dir} not found`);
   const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);
   const manifestPath = join(dir, "manifest.json");
-  if (!existsSync(manifestPath)) throw corrupt("no manifest.json (incomplete checkpoint)");
+  if (!existsSync(manifestPath)) {
+    // A job's directory given for one of its checkpoints: point at them rather than call it incomplete.
+    const steps = listCheckpoints(dirname(dir), basename(dir));
+    if (steps.length) throw corrupt(`this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${steps.at(-1)!.dir}`);
+    throw corrupt("no manifest.json (incomplete checkpoint)");
+  }
   let manifest: CheckpointManifest;
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as CheckpointManifest;

@@ -68,6 +68,12 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   } catch (err) {
     throw bad((err as NodeJS.ErrnoException).code ? `cannot read: ${(err as NodeJS.ErrnoException).code}` : `not valid JSON: ${(err as Error).message}`);
   }
+  // Checked before the schema: zod reports a bad record key only as "Invalid key in record".
+  const named = (raw as { slots?: unknown } | null)?.slots;
+  if (named && typeof named === "object" && !Array.isArray(named)) {
+    const key = Object.keys(named).find((k) => !/^\d+$/.test(k));
+    if (key !== undefined) throw bad(`slots.${key}: a slot is named by its number (as in the data and the feature list), e.g. "7"; got ${JSON.stringify(key)}`);
+  }
   const parsed = file.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -65,13 +65,13 @@ export async function startRest(host: string, port: number, models: ModelManager
     if (!meta && (!m || m[3])) return reply.code(404).send({ error: `no such resource ${req.url}` });
     try {
       if (meta) {
-        const servable = models.get(meta[1]!, meta[2] ? Number(meta[2]) : undefined);
+        const servable = models.get(meta[1]!, versionIn(meta[2]));
         return {
           model_spec: { name: models.name, signature_name: "", version: String(servable.version) },
           metadata: { [METADATA_SIGNATURE_DEF]: { signature_def: { serving_default: signatureOf(servable.spec) } } },
         };
       }
-      const versions = models.versions(m![1]!, m![2] ? Number(m![2]) : undefined);
+      const versions = models.versions(m![1]!, versionIn(m![2]));
       return {
         // tasks: Pangea's addition (TF Serving's status has no field for them), on loaded versions.
         model_version_status: versions.map((v) => ({ version: String(v.version), state: v.state, status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error }, ...(v.tasks ? { tasks: v.tasks } : {}) })),
@@ -92,7 +92,7 @@ export async function startRest(host: string, port: number, models: ModelManager
         models.pin(v as number | null);
         return { pinned: v, serving: models.current()?.version ?? null };
       }
-      const servable = models.get(m[1]!, m[2] ? Number(m[2]) : undefined);
+      const servable = models.get(m[1]!, versionIn(m[2]));
       const x = examplesFromJson(body, servable, maxBatch);
       const p = await batcher.predict(servable, x);
       const outputs = outputsOf(servable.tasks);
@@ -114,6 +114,14 @@ export async function startRest(host: string, port: number, models: ModelManager
   const address = await app.listen({ host, port });
   const url = new URL(address);
   return { app, address: `${url.hostname}:${url.port}` };
+}
+
+/** A URL's version: digits, within what a version number can be (a longer one would be read as, and echoed as, 1e+23). */
+function versionIn(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isSafeInteger(v)) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no version ${printable(text, 40)}: a version is an integer below 2^53`);
+  return v;
 }
 
 function fastifyRefusal(err: Error & { statusCode?: number }, contentType: string | undefined, maxBatch: number): string {
