@@ -5,6 +5,7 @@ import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
 import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./client.js";
+import { decodingChecked } from "./request-decoding.js";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -126,8 +127,10 @@ export async function startServer(
   });
   // Every service goes through the call policy (a method it does not list cannot be added), then the observer.
   const add = server.addService.bind(server);
-  server.addService = (def, impl) => {
-    const checked = gated(def, impl, gate);
+  server.addService = (given, impl) => {
+    // A request that does not decode is the caller's mistake (INVALID_ARGUMENT), told after the call policy's refusals.
+    const { def, impl: decoded } = decodingChecked(given, impl);
+    const checked = gated(def, decoded, gate);
     add(def, observe ? observed(def, checked, observe) : checked);
   };
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
