@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -238,6 +239,10 @@ describe("export and serving", () => {
     expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values");
     const res = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(400);
+    // A compressed body: said so (it reached the parser as "body size did not match Content-Length").
+    const gz = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: gzipSync(JSON.stringify({ instances: [] })), headers: { "content-type": "application/json", "content-encoding": "gzip" } });
+    expect(gz.status).toBe(415);
+    expect(((await gz.json()) as { error: string }).error).toBe("SERVING_ERR_BAD_INPUT: Content-Encoding gzip is not supported; send the JSON body uncompressed");
   });
 
   it("a new version is swapped in under load with zero failed requests; the newest 2 stay loaded; removing one rolls back; a corrupt one is refused", async () => {

@@ -38,6 +38,13 @@ export async function startRest(host: string, port: number, models: ModelManager
   // Only JSON bodies: fastify's own text/plain parser would hand a JSON text sent as text/plain on as a string.
   app.removeContentTypeParser("text/plain");
   if (registry) addMetricsRoute(app, registry);
+  // A compressed body would reach the JSON parser as bytes of another length: "body size did not match Content-Length".
+  app.addHook("preParsing", async (req, reply) => {
+    const encoding = req.headers["content-encoding"];
+    if (!encoding || encoding.toLowerCase() === "identity") return;
+    reply.code(415).send({ error: `SERVING_ERR_BAD_INPUT: Content-Encoding ${printable(encoding, 32)} is not supported; send the JSON body uncompressed` });
+    return reply;
+  });
   const token = access.token;
   if (token) {
     // /metrics stays open (read-only, for Prometheus); the model API needs the token.
