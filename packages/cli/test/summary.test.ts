@@ -49,6 +49,14 @@ describe("the summary of a job with no held-out split (Kafka, --eval-fraction 0)
   });
 });
 
+describe("the summary's warnings", () => {
+  it("shows each warning of the job's status on a line of its own", () => {
+    const s = formatSummary({ ...status(evalOf()), warnings: ["--slot-config names slot 9, which the data does not have (its slots: 0, 1); its settings are not used"] }, 1);
+    expect(s.split("\n").filter((l) => l.startsWith("  warning"))).toEqual(["  warning           --slot-config names slot 9, which the data does not have (its slots: 0, 1); its settings are not used"]);
+    expect(keys(formatSummary(status(evalOf()), 1))).not.toContain("warning");
+  });
+});
+
 describe("a --resume the orchestrator refused", () => {
   it("says the job did not resume from the checkpoint, instead of 'resumed from step N'", () => {
     const refused = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: tasks", resumedFromStep: 60 }, 1);

@@ -262,4 +262,12 @@ describe("Job: other failures", () => {
     expect(wd.model!.store.widthOf(0 << 16)).toBe(3);
     expect(wd.model!.store.widthOf(1 << 16)).toBe(5);
   });
+
+  it("a --slot-config slot the data does not have starts the job, with a warning in its status naming it and the data's slots", () => {
+    const other = defaultSlotConfig({ sparseOptimizer: "ftrl", sparseLr: 0.1 }, 2);
+    const { job } = startedJob({ slotConfigs: new Map([[1, other], [9, other]]) });
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    expect(job.status().warnings).toEqual(["--slot-config names slot 9, which the data does not have (its slots: 0, 1); its settings are not used"]);
+    expect(startedJob({ slotConfigs: new Map([[1, other]]) }).job.status().warnings).toEqual([]);
+  });
 });

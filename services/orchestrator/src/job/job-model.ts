@@ -14,6 +14,8 @@ export interface JobModel {
   spec: ModelSpec;
   dense: DenseStore;
   store: EmbeddingStore;
+  /** What the job accepted but does not use (JobStatus.warnings). */
+  warnings: string[];
 }
 
 /** The table settings of every slot --slot-config does not name. */
@@ -51,7 +53,12 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
-  if (absent.length) log.warn({ slots: absent, dataSlots: source.slotIds.length }, `--slot-config names slot${absent.length === 1 ? "" : "s"} ${absent.join(", ")}, which the data does not have; ${absent.length === 1 ? "its" : "their"} settings are not used`);
+  const warnings: string[] = [];
+  if (absent.length) {
+    const shown = source.slotIds.length > 12 ? `${source.slotIds.slice(0, 12).join(", ")}, ... (${source.slotIds.length})` : source.slotIds.join(", ");
+    warnings.push(`--slot-config names slot${absent.length === 1 ? "" : "s"} ${absent.join(", ")}, which the data does not have (its slots: ${shown}); ${absent.length === 1 ? "its" : "their"} settings are not used`);
+    log.warn({ slots: absent, dataSlots: source.slotIds.length }, warnings[0]!);
+  }
   const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
   const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
@@ -65,7 +72,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer, config.denseL2);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);
-  const model = { spec, dense, store };
+  const model = { spec, dense, store, warnings };
   try {
     restoreModel(config, model, resumed, log);
   } catch (err) {

@@ -69,6 +69,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     checkpointPath: p.checkpointPath,
     exported: p.lastExport.dir,
     exportError: p.lastExport.error,
+    warnings: p.model?.warnings ?? [],
     error: p.error,
     embeddingRows: p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,

@@ -50,6 +50,7 @@ export interface JobStatus {
   'warmupSteps'?: (number | string | Long);
   'exported'?: (string);
   'exportError'?: (string);
+  'warnings'?: (string)[];
 }
 
 export interface JobStatus__Output {
@@ -92,4 +93,5 @@ export interface JobStatus__Output {
   'warmupSteps': (number);
   'exported': (string);
   'exportError': (string);
+  'warnings': (string)[];
 }
