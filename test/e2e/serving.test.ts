@@ -239,6 +239,11 @@ describe("export and serving", () => {
     expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values");
     const res = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^SERVING_ERR_BAD_INPUT: the body is not valid JSON: .+/);
+    // A "__proto__" key is refused, and named (fastify's own parser said only "Body is not valid JSON").
+    const proto = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: '{"instances":[{"__proto__":{"x":1}}]}', headers: { "content-type": "application/json" } });
+    expect(proto.status).toBe(400);
+    expect(((await proto.json()) as { error: string }).error).toBe('SERVING_ERR_BAD_INPUT: the body has a key "__proto__", which no input is named');
     // A compressed body: said so (it reached the parser as "body size did not match Content-Length").
     const gz = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: gzipSync(JSON.stringify({ instances: [] })), headers: { "content-type": "application/json", "content-encoding": "gzip" } });
     expect(gz.status).toBe(415);

@@ -37,6 +37,15 @@ export async function startRest(host: string, port: number, models: ModelManager
   const app = (https ? Fastify({ bodyLimit, https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
   // Only JSON bodies: fastify's own text/plain parser would hand a JSON text sent as text/plain on as a string.
   app.removeContentTypeParser("text/plain");
+  // Our own JSON parser: fastify's says only "Body is not valid JSON" whatever is wrong (a syntax error, a __proto__ key).
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
+    try {
+      done(null, text === "" ? {} : parseRequestJson(text as string));
+    } catch (err) {
+      done(Object.assign(new Error((err as Error).message), { statusCode: 400 }), undefined);
+    }
+  });
   if (registry) addMetricsRoute(app, registry);
   // A compressed body would reach the JSON parser as bytes of another length: "body size did not match Content-Length".
   app.addHook("preParsing", async (req, reply) => {
@@ -121,6 +130,25 @@ export async function startRest(host: string, port: number, models: ModelManager
   const address = await app.listen({ host, port });
   const url = new URL(address);
   return { app, address: `${url.hostname}:${url.port}` };
+}
+
+/**
+ * A request's JSON. A "__proto__" key is refused, as fastify's parser does,
+ * but named: an object built from such a body could otherwise get another
+ * prototype further on.
+ */
+function parseRequestJson(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text, (key, v: unknown) => {
+      if (key === "__proto__") throw new Error('the body has a key "__proto__", which no input is named');
+      return v;
+    });
+  } catch (err) {
+    const why = (err as Error).message;
+    throw new Error(err instanceof SyntaxError ? `the body is not valid JSON: ${printable(why, 120)}` : why);
+  }
+  return value;
 }
 
 /** A URL's version: digits, within what a version number can be (a longer one would be read as, and echoed as, 1e+23). */
