@@ -88,7 +88,7 @@ describe("the pangea command as a new user meets it", () => {
   writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: "a" }] }));
 
   it.concurrent.for([
-    [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
+    [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids (raw feature values and ragged ids go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
     [["run", "--steps", "abc"], "pangea run: invalid --steps: expected a positive number of steps"],
     [["train", "--steps=-3"], "pangea train: invalid --steps: expected a positive number of steps"],
     [["up", "--trainers", "0"], "pangea up: invalid --trainers: expected a positive number of trainers"],

@@ -225,7 +225,8 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
     ["a body with neither inputs nor instances", 1, {}, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
-    ["a misspelt key", 1, { rows: [] }, 'unknown key "rows" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
+    ["a misspelt key", 1, { instancez: [criteo({})] }, 'unknown key "instancez" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
+    ["a key of neither kind, ignored as TF Serving ignores it", 1, { rows: [] }, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],
     ["output_filter, which REST does not apply", 1, { instances: [criteo({})], output_filter: ["probabilities"] }, 'unknown key "output_filter" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name" (output_filter is gRPC\'s; REST answers every output)'],
     ["an instance that is no object", 1, { instances: [criteo({}), 7] }, "instance 1 must be an object of named inputs, got a number"],
     ["instances that name no input", 1, { instances: [{}] }, "the instances name no inputs; expected dense_features and feature_ids, or the raw features the model was exported with"],
@@ -237,6 +238,13 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     const r = await restPredict(version, body);
     expect(r.status).toBe(400);
     expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: ${message}`);
+  });
+
+  it("a body key of neither kind (Vertex AI's parameters, a client's own) is ignored, as TF Serving ignores it", async () => {
+    const plain = await restPredict(1, { instances: [criteo({})] });
+    const more = await restPredict(1, { instances: [criteo({})], parameters: { any: 1 }, request_id: "r1" });
+    expect(more.status).toBe(200);
+    expect(more.json.predictions).toEqual(plain.json.predictions);
   });
 
   it("a cell of more raw values than a cell of ids may hold: 413 naming input and example, as for ids", async () => {

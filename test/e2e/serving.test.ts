@@ -244,10 +244,16 @@ describe("export and serving", () => {
     const proto = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: '{"instances":[{"__proto__":{"x":1}}]}', headers: { "content-type": "application/json" } });
     expect(proto.status).toBe(400);
     expect(((await proto.json()) as { error: string }).error).toBe('SERVING_ERR_BAD_INPUT: the body has a key "__proto__", which no input is named');
-    // A compressed body: said so (it reached the parser as "body size did not match Content-Length").
-    const gz = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: gzipSync(JSON.stringify({ instances: [] })), headers: { "content-type": "application/json", "content-encoding": "gzip" } });
-    expect(gz.status).toBe(415);
-    expect(((await gz.json()) as { error: string }).error).toBe("SERVING_ERR_BAD_INPUT: Content-Encoding gzip is not supported; send the JSON body uncompressed");
+    // A gzip body is decompressed, as TF Serving does (it failed as "body size did not match Content-Length"); a corrupt one is 400.
+    const rowsBody = JSON.stringify({ instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) });
+    const gz = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: gzipSync(rowsBody), headers: { "content-type": "application/json", "content-encoding": "gzip" } });
+    expect(gz.status).toBe(200);
+    expect(((await gz.json()) as { predictions: number[] }).predictions).toEqual(row.json.predictions);
+    const corrupt = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: Buffer.from("not gzip at all"), headers: { "content-type": "application/json", "content-encoding": "gzip" } });
+    expect(corrupt.status).toBe(400);
+    expect(((await corrupt.json()) as { error: string }).error).toMatch(/^SERVING_ERR_BAD_INPUT: the gzip body does not decompress: /);
+    const br = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: rowsBody, headers: { "content-type": "application/json", "content-encoding": "br" } });
+    expect(br.status).toBe(415);
   });
 
   it("a new version is swapped in under load with zero failed requests; the newest 2 stay loaded; removing one rolls back; a corrupt one is refused", async () => {

@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -137,6 +138,11 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
     const huge = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances: [], pad: "x".repeat(1 << 20) }) });
     expect(huge.status).toBe(413);
     expect(((await huge.json()) as { error: string }).error).toBe("SERVING_ERR_TOO_LARGE: request body above 1048576 bytes");
+    // Compressed, the limit holds for what it decompresses to: 4 MiB of JSON in a few kB of gzip is refused.
+    const bomb = gzipSync(Buffer.from(JSON.stringify({ instances: [], pad: " ".repeat(4 << 20) })));
+    expect(bomb.length).toBeLessThan(64 << 10);
+    const inflated = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json", "content-encoding": "gzip" }, body: bomb });
+    expect(inflated.status).toBe(413);
   });
 
   it("row splits and lengths describe the same cells; bad splits are refused naming the input", () => {

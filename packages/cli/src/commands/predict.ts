@@ -57,10 +57,11 @@ function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
     ids = b.inputs.feature_ids;
   } else throw new UsageError('invalid --input: expected {"instances": [...]} or {"inputs": {...}}');
   // Raw feature values by name (I1, C1, ...) are REST's: this command sends the ids' tensors over gRPC.
-  const names = Array.isArray(b?.instances) ? b.instances.flatMap((r) => (r && typeof r === "object" ? Object.keys(r) : [])) : Object.keys(b.inputs ?? {});
+  // (Rows that are lists, not objects, fall to the rows check below.)
+  const names = Array.isArray(b?.instances) ? b.instances.flatMap((r) => (r && typeof r === "object" && !Array.isArray(r) ? Object.keys(r) : [])) : Object.keys(b.inputs ?? {});
   const other = [...new Set(names)].filter((n) => n !== "dense_features" && n !== "feature_ids");
   if (other.length) {
-    throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${other.slice(0, 5).join(", ")}${other.length > 5 ? ", ..." : ""}; pangea predict sends dense_features and feature_ids (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);
+    throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${other.slice(0, 5).join(", ")}${other.length > 5 ? ", ..." : ""}; pangea predict sends dense_features and feature_ids (raw feature values and ragged ids go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);
   }
   const rows = (v: unknown, name: string) => {
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);

@@ -1,3 +1,4 @@
+import { kindOf } from "@pangea/kit";
 import { CachedSource } from "./cached-source.js";
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
@@ -211,14 +212,14 @@ function fillSample(row: Record<string, unknown>, slotRow: Record<string, unknow
 function addValue(asm: SampleAssembler, name: string, s: { column: number; slot: number; kind: SlotKind }, v: unknown): void {
   if (s.kind === "bytes") {
     const bytes = typeof v === "string" ? utf8.encode(v) : v instanceof Uint8Array ? v : null;
-    if (!bytes) throw new RowError(`column '${name}' (type bytes) holds ${typeof v === "object" ? "an object" : `a ${typeof v}`}`);
+    if (!bytes) throw new RowError(`column '${name}' (type bytes) holds ${kindOf(v)}`);
     asm.addRaw(bytes, 0, bytes.length, s.column, s.slot);
     return;
   }
   let big: bigint;
   if (typeof v === "bigint") big = v;
   else if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
-  else throw new RowError(`column '${name}' (type ${s.kind}) holds ${typeof v === "number" ? v : typeof v === "object" ? "an object" : `a ${typeof v}`}, expected an integer`);
+  else throw new RowError(`column '${name}' (type ${s.kind}) holds ${typeof v === "number" ? v : kindOf(v)}, expected an integer`);
   bigIntToWords(big, words, 0);
   asm.addInteger(s, words[0]!, words[1]!);
 }

@@ -119,6 +119,12 @@ export class ParameterSyncPusher {
       const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
       // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
       if (r.pending === p) r.pending = null;
+      // Answered, whatever it did with the push: the replica is reached again.
+      if (r.failing !== null) {
+        this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
+        r.failing = null;
+        r.failedPushes = 0;
+      }
       if (ack.ignored) {
         this.ignored++;
         this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
@@ -126,11 +132,6 @@ export class ParameterSyncPusher {
       }
       this.lastAckAt = Date.now();
       this.servingVersion = Number(ack.modelVersion);
-      if (r.failing !== null) {
-        this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
-        r.failing = null;
-        r.failedPushes = 0;
-      }
     } catch (err) {
       // What it missed stays for the next round: a replica that was away still gets every row and tombstone.
       // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).

@@ -1,4 +1,5 @@
 import { jsonIdText } from "@pangea/features";
+import { kindOf } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -22,10 +23,12 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
     if (extra.length) throw bad(`unknown inputs ${extra.join(", ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
     dense = inputs[INPUT_DENSE] as unknown[];
     ids = inputs[INPUT_IDS] as unknown[];
-  } else if (Array.isArray(body.instances)) {
-    dense = body.instances.map((r) => (r as Json)?.[INPUT_DENSE]);
-    ids = body.instances.map((r) => (r as Json)?.[INPUT_IDS]);
-  } else throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
+  } else {
+    // examplesFromJson checked the body's shape: instances, a list of objects.
+    const instances = body.instances as Json[];
+    dense = instances.map((r) => r[INPUT_DENSE]);
+    ids = instances.map((r) => r[INPUT_IDS]);
+  }
   if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
   const rows = (v: unknown[], width: number, name: string) =>
     v.map((r, i) => {
@@ -41,7 +44,7 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   };
   d.forEach((r, i) =>
     r.forEach((x, j) => {
-      if (typeof x !== "number") throw bad(`${INPUT_DENSE} row ${i} value ${j} must be a number, got ${x === null ? "null" : typeof x === "string" ? `the string ${JSON.stringify(x.slice(0, 40))}` : typeof x}`);
+      if (typeof x !== "number") throw bad(`${INPUT_DENSE} row ${i} value ${j} must be a number, got ${x === null ? "null" : typeof x === "string" ? `the string ${JSON.stringify(x.slice(0, 40))}` : kindOf(x)}`);
     }),
   );
   const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat() as number[] };
@@ -87,39 +90,42 @@ function rawColumnFromJson(body: Json, name: string): RawColumn {
   const valuesOf = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   if (body.inputs && typeof body.inputs === "object") {
     const col = (body.inputs as Json)[name];
-    if (!Array.isArray(col)) throw bad(`input ${name} must be a list with one entry per example, got ${col === null ? "null" : typeof col}`);
+    if (!Array.isArray(col)) throw bad(`input ${name} must be a list with one entry per example, got ${kindOf(col)}`);
     return col.map(valuesOf);
   }
-  return (body.instances as unknown[]).map((r, i) => {
-    if (!r || typeof r !== "object" || Array.isArray(r)) throw bad(`instance ${i} must be an object of named inputs`);
-    return valuesOf((r as Json)[name]);
-  });
+  // examplesFromJson checked the body's shape: instances, a list of objects.
+  return (body.instances as Json[]).map((r) => valuesOf(r[name]));
 }
 
 /** The keys of TF Serving's REST predict body; output_filter is gRPC's only. */
-const BODY_KEYS = new Set(["instances", "inputs", "signature_name"]);
+const BODY_KEYS = ["instances", "inputs", "signature_name"];
 
-/** What a JSON value is, for a message: "null", "a list", "an object", "a number". */
-export function jsonKind(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+/** Whether a key is one edit (a letter added, dropped, changed or two swapped) from another. */
+function oneEditFrom(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 1 || a === b) return false;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const rest = (x: string, y: string) => x.slice(i + 1) === y.slice(i + 1);
+  if (a.length === b.length) return rest(a, b) || (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2));
+  return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
 }
+
 
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
-  if (!body || typeof body !== "object" || Array.isArray(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${jsonKind(body)}`);
-  // A misspelt key passes unnoticed otherwise (an "instancez" list, an output_filter REST does not apply).
-  const unknown = Object.keys(body).filter((k) => !BODY_KEYS.has(k));
-  if (unknown.length) throw bad(`unknown key${unknown.length === 1 ? "" : "s"} ${unknown.map((k) => JSON.stringify(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${unknown.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${kindOf(body)}`);
+  // Other keys are ignored, as TF Serving ignores them (a client's own metadata, Vertex AI's "parameters"), except
+  // those that say the client expects something REST does not do: an output_filter, a misspelt key of its own.
+  const mistaken = Object.keys(body).filter((k) => k === "output_filter" || BODY_KEYS.some((known) => oneEditFrom(k, known)));
+  if (mistaken.length) throw bad(`unknown key${mistaken.length === 1 ? "" : "s"} ${mistaken.map((k) => JSON.stringify(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${mistaken.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
   if (body.inputs !== undefined && body.instances !== undefined) throw bad('the body has both "inputs" and "instances"; give one of them');
   if (body.inputs === undefined && body.instances === undefined) throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
-  if (body.inputs !== undefined && jsonKind(body.inputs) !== "an object") throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${jsonKind(body.inputs)}`);
+  if (body.inputs !== undefined && kindOf(body.inputs) !== "an object") throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${kindOf(body.inputs)}`);
   if (body.instances !== undefined) {
-    if (!Array.isArray(body.instances)) throw bad(`"instances" must be a list of objects of named inputs, got ${jsonKind(body.instances)}`);
+    if (!Array.isArray(body.instances)) throw bad(`"instances" must be a list of objects of named inputs, got ${kindOf(body.instances)}`);
     body.instances.forEach((r, i) => {
-      if (jsonKind(r) !== "an object") throw bad(`instance ${i} must be an object of named inputs, got ${jsonKind(r)}`);
+      if (kindOf(r) !== "an object") throw bad(`instance ${i} must be an object of named inputs, got ${kindOf(r)}`);
     });
   }
   // As over gRPC: the one signature there is.

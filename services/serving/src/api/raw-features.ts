@@ -1,4 +1,4 @@
-import { printable, printableBytes } from "@pangea/kit";
+import { kindOf, printable, printableBytes } from "@pangea/kit";
 import { bigIntToWords, normalizeCount, parseCount, type SlotKind } from "@pangea/features";
 import type { ModelShape } from "@pangea/model";
 import { SampleAssembler, WireError } from "@pangea/monolith";
@@ -22,7 +22,7 @@ function show(v: unknown): string {
   if (v instanceof Uint8Array) return `'${printableBytes(v)}'`;
   if (typeof v === "string") return JSON.stringify(printable(v, 64));
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
-  return Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : `a ${typeof v}`;
+  return kindOf(v);
 }
 
 const INT64_MIN = -(1n << 63n);
