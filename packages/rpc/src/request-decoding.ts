@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { printable } from "@pangea/kit";
+import { refusingFirst, wrapHandlers } from "./handler-wrapping.js";
 
 const UNDECODABLE = Symbol("undecodable request");
 
@@ -23,7 +24,6 @@ function isUndecodable(request: unknown): request is Undecodable {
  */
 export function decodingChecked(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const outDef: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  const outImpl: grpc.UntypedServiceImplementation = { ...impl };
   for (const [name, method] of Object.entries(def) as [string, grpc.MethodDefinition<unknown, unknown>][]) {
     if (method.requestStream) {
       outDef[name] = method;
@@ -39,20 +39,13 @@ export function decodingChecked(def: grpc.ServiceDefinition, impl: grpc.UntypedS
         }
       },
     };
-    const key = impl[name] ? name : method.originalName;
-    const handler = key ? impl[key] : undefined;
-    if (!handler || !key) continue;
-    const refusal = (why: string): Partial<grpc.ServiceError> => ({ code: grpc.status.INVALID_ARGUMENT, details: `${method.path}: the request is not a valid message of this method (${why})` });
-    const h = handler as (...args: unknown[]) => void;
-    outImpl[key] = (method.responseStream
-      ? (call: grpc.ServerWritableStream<unknown, unknown>) => {
-          if (isUndecodable(call.request)) call.emit("error", refusal(call.request[UNDECODABLE]));
-          else h(call);
-        }
-      : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-          if (isUndecodable(call.request)) cb(refusal(call.request[UNDECODABLE]) as grpc.ServiceError);
-          else h(call, cb);
-        }) as grpc.UntypedHandleCall;
   }
+  const outImpl = wrapHandlers(def, impl, (method, handler) =>
+    method.requestStream
+      ? null
+      : refusingFirst(method, handler, (call) =>
+          isUndecodable(call.request) ? { code: grpc.status.INVALID_ARGUMENT, details: `${method.path}: the request is not a valid message of this method (${call.request[UNDECODABLE]})` } : null,
+        ),
+  );
   return { def: outDef as grpc.ServiceDefinition, impl: outImpl };
 }

@@ -6,6 +6,7 @@ import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./client.js";
 import { decodingChecked } from "./request-decoding.js";
+import { wrapHandlers } from "./handler-wrapping.js";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -81,21 +82,16 @@ export type CallObserver = (method: string, seconds: number, code: number) => vo
  * stream's life, not a latency).
  */
 function observed(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, observe: CallObserver): grpc.UntypedServiceImplementation {
-  const out: grpc.UntypedServiceImplementation = { ...impl };
-  for (const [name, method] of Object.entries(def)) {
-    const handler = impl[name] ?? impl[method.originalName ?? ""];
-    if (!handler || method.requestStream || method.responseStream) continue;
-    const wrapped = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+  return wrapHandlers(def, impl, (method, handler) => {
+    if (method.requestStream || method.responseStream) return null;
+    return ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const started = performance.now();
       (handler as grpc.handleUnaryCall<unknown, unknown>)(call, (err, value, trailer, flags) => {
         observe(method.path, (performance.now() - started) / 1000, err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK);
         cb(err, value, trailer, flags);
       });
-    };
-    if (impl[name]) out[name] = wrapped;
-    else out[method.originalName!] = wrapped;
-  }
-  return out;
+    }) as grpc.UntypedHandleCall;
+  });
 }
 
 export interface ServerSecurityOptions {

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import { refusingFirst, wrapHandlers } from "../handler-wrapping.js";
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "../status.js";
 import { describePeer, type ServiceRole } from "./roles.js";
@@ -126,28 +127,9 @@ export function bearerMatches(values: readonly grpc.MetadataValue[] | readonly s
  * before the handler sees it.
  */
 export function gated(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, gate: CallGate): grpc.UntypedServiceImplementation {
-  const out: grpc.UntypedServiceImplementation = { ...impl };
-  for (const [name, method] of Object.entries(def)) {
-    const key = impl[name] ? name : method.originalName;
-    const handler = key ? impl[key] : undefined;
-    if (!handler || !key) continue;
+  return wrapHandlers(def, impl, (method, handler) => {
     const rule = ruleFor(method.path, gate.extra);
-    if (rule === "public" || (!gate.tls && !gate.clientToken) || (rule === "client" && !gate.clientToken)) continue;
-    const h = handler as (...args: unknown[]) => void;
-    if (!method.responseStream) {
-      // Unary and client-streaming handlers answer through a callback.
-      out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        const no = refusal(method.path, rule, call, gate);
-        if (no) cb(no as grpc.ServiceError);
-        else h(call, cb);
-      }) as grpc.UntypedHandleCall;
-    } else {
-      out[key] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const no = refusal(method.path, rule, call, gate);
-        if (no) call.emit("error", no);
-        else h(call);
-      }) as grpc.UntypedHandleCall;
-    }
-  }
-  return out;
+    if (rule === "public" || (!gate.tls && !gate.clientToken) || (rule === "client" && !gate.clientToken)) return null;
+    return refusingFirst(method, handler, (call) => refusal(method.path, rule, call, gate) as Partial<grpc.ServiceError> | null);
+  });
 }
