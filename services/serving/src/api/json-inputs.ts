@@ -71,13 +71,17 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   };
 }
 
-/** The input names a JSON body gives: the keys of "inputs", or of every row of "instances". */
+/** The input names a JSON body gives: the keys of "inputs", or of every row of "instances" (examplesFromJson checked their shape). */
 function jsonInputNames(body: Json): string[] {
-  if (body.inputs && typeof body.inputs === "object") return Object.keys(body.inputs);
-  if (!Array.isArray(body.instances)) return [];
+  if (body.inputs !== undefined) return Object.keys(body.inputs as Json);
   const names = new Set<string>();
-  for (const r of body.instances) if (r && typeof r === "object" && !Array.isArray(r)) for (const k of Object.keys(r)) names.add(k);
+  for (const r of body.instances as Json[]) for (const k of Object.keys(r)) names.add(k);
   return [...names];
+}
+
+/** Whether a JSON value is an object (not null, not a list). */
+function isJsonObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -114,18 +118,18 @@ function oneEditFrom(a: string, b: string): boolean {
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
-  if (!body || typeof body !== "object" || Array.isArray(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${kindOf(body)}`);
+  if (!isJsonObject(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${kindOf(body)}`);
   // Other keys are ignored, as TF Serving ignores them (a client's own metadata, Vertex AI's "parameters"), except
   // those that say the client expects something REST does not do: an output_filter, a misspelt key of its own.
   const mistaken = Object.keys(body).filter((k) => k === "output_filter" || BODY_KEYS.some((known) => oneEditFrom(k, known)));
   if (mistaken.length) throw bad(`unknown key${mistaken.length === 1 ? "" : "s"} ${mistaken.map((k) => JSON.stringify(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${mistaken.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
   if (body.inputs !== undefined && body.instances !== undefined) throw bad('the body has both "inputs" and "instances"; give one of them');
   if (body.inputs === undefined && body.instances === undefined) throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
-  if (body.inputs !== undefined && kindOf(body.inputs) !== "an object") throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${kindOf(body.inputs)}`);
+  if (body.inputs !== undefined && !isJsonObject(body.inputs)) throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${kindOf(body.inputs)}`);
   if (body.instances !== undefined) {
     if (!Array.isArray(body.instances)) throw bad(`"instances" must be a list of objects of named inputs, got ${kindOf(body.instances)}`);
     body.instances.forEach((r, i) => {
-      if (kindOf(r) !== "an object") throw bad(`instance ${i} must be an object of named inputs, got ${kindOf(r)}`);
+      if (!isJsonObject(r)) throw bad(`instance ${i} must be an object of named inputs, got ${kindOf(r)}`);
     });
   }
   // As over gRPC: the one signature there is.
