@@ -99,7 +99,13 @@ describe.skipIf(skip)("make docker-up", () => {
       expect(docker("image", "inspect", "-f", "{{.Config.User}}", image).stdout.trim(), image).toBe("node");
       const size = Number(docker("image", "inspect", "-f", "{{.Size}}", image).stdout.trim());
       process.stdout.write(`docker e2e: ${image} ${(size / 1e6).toFixed(0)} MB\n`);
+      // The service's user can read and run the code but not change it.
+      const writable = docker("run", "--rm", "--entrypoint", "sh", image, "-c", `find /app -writable -print -quit; test -r /app/services/${svc}/dist/main.js && echo readable`);
+      expect(writable.stdout.trim(), image).toBe("readable");
     }
+    // One dependency tree, one layer: the four images differ only in their entry points and health checks.
+    const layers = ["orchestrator", "compute", "trainer", "serving"].map((svc) => docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", `pangea/${svc}:dev`).stdout.trim());
+    expect(new Set(layers).size, layers.join("\n")).toBe(1);
     // Every service's health check turns healthy (compose started compute and the trainers only after their dependencies did).
     let lastStates = "";
     await waitFor(
