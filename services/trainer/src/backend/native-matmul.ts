@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "./tfjs-core.js";
 import { nativeBlas, type NativeBlas } from "@pangea/blas";
 import { heapF32, heapIndex, type WasmBackend } from "./wasm-heap.js";
 

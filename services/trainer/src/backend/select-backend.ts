@@ -1,16 +1,20 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
-// tfjs-core ships its gradient definitions only in the umbrella package's bundle;
-// importing it registers them (the registries are process-global).
-import "@tensorflow/tfjs";
+import { tf } from "./tfjs-core.js";
 import { TrainerErrors } from "../errors.js";
 import { installNativeMatMul } from "./native-matmul.js";
 import { installSharedIdentity } from "./shared-identity.js";
 
 export type BackendPreference = "auto" | "tensorflow" | "wasm" | "cpu";
 
+// TensorFlow.js's packages are CommonJS bundles: loaded with require, not
+// import, because an import of one has Node scan its source (and the
+// bundles it re-exports) for export names, about 100 ms of every trainer's
+// start. Both ways load the same module instances.
 const require = createRequire(import.meta.url);
+// tfjs-core ships its gradient definitions only in the umbrella package's bundle;
+// loading it registers them (the registries are process-global).
+require("@tensorflow/tfjs");
 
 /**
  * Picks the fastest TensorFlow.js backend this machine can load: the native
@@ -26,7 +30,7 @@ export async function selectBackend(preference: BackendPreference, blasThreads =
   if (preference === "auto" || preference === "tensorflow") {
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
       try {
-        await import(pkg);
+        require(pkg);
         if (await tf.setBackend("tensorflow")) return { name: "tensorflow", detail: pkg };
         tried.push(`${pkg}: loaded but the 'tensorflow' backend did not initialise`);
       } catch (err) {
@@ -39,7 +43,7 @@ export async function selectBackend(preference: BackendPreference, blasThreads =
   }
   if (preference === "auto" || preference === "wasm") {
     try {
-      const wasm = await import("@tensorflow/tfjs-backend-wasm");
+      const wasm = require("@tensorflow/tfjs-backend-wasm") as typeof import("@tensorflow/tfjs-backend-wasm");
       const distDir = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
       wasm.setWasmPaths(`${distDir}/`);
       // Node runs the wasm backend on one thread; SIMD is used when present.
@@ -57,7 +61,7 @@ export async function selectBackend(preference: BackendPreference, blasThreads =
     }
     if (preference === "wasm") throw TrainerErrors.create("TRAINER_ERR_BACKEND", `backend 'wasm' requested but not loadable (${tried.join("; ")})`);
   }
-  await import("@tensorflow/tfjs-backend-cpu");
+  require("@tensorflow/tfjs-backend-cpu");
   if (!(await tf.setBackend("cpu"))) throw TrainerErrors.create("TRAINER_ERR_BACKEND", `no backend could be initialised (${tried.join("; ")})`);
   return { name: "cpu", detail: tried.length ? `fallback after: ${tried.join("; ")}` : "requested" };
 }

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "./tfjs-core.js";
 
 interface RefCounting {
   incRef(dataId: object): void;

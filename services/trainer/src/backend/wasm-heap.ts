@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "./tfjs-core.js";
 
 /** What the wasm backend keeps per tensor: its place on the WebAssembly heap. */
 export interface WasmBackend {

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../backend/tfjs-core.js";
 import { architectureOf, denseParams, hyperParams, poolingOf, poolingScale, rowWidths, tasksOf, uniformRowWidth, type Architecture, type DenseParam, type ModelSpec, type Pooling, type TaskSpec } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 import { TfOps, type RowSource } from "./tf-ops.js";

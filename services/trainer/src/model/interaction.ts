@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../backend/tfjs-core.js";
 import { nativeBlas } from "@pangea/blas";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
 import { heapF32, heapIndex, wasmBackend } from "../backend/wasm-heap.js";

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../backend/tfjs-core.js";
 import { addGatedOn, type LinearLayer, type Ops } from "@pangea/model";
 import { nativeMatMulActive } from "../backend/native-matmul.js";
 import { dense } from "./dense-layer.js";
