@@ -212,7 +212,7 @@ describe("export and serving", () => {
     // The REST port given for the gRPC one: said, not an empty "Resolution note".
     const restPort = await runNode(ENTRY.cli, ["predict", "--address", restAddress, "--model", "ctr", "--input", file]);
     expect(restPort.code).toBe(3);
-    expect(restPort.stderr).toContain(`(what answers at ${restAddress} does not speak gRPC: is it serving's REST port? --address takes the gRPC port, --port of pangea serve)`);
+    expect(restPort.stderr).toContain(`(what answers at ${restAddress} speaks HTTP/1, not gRPC: serving's REST port? --address takes the gRPC port, --port of pangea serve)`);
     expect(restPort.stderr).not.toContain("Resolution note");
     // pangea status given serving's ports instead of the orchestrator's: each said for what it is.
     const [atGrpc, atRest] = await Promise.all([grpcAddress, restAddress].map((a) => runNode(ENTRY.cli, ["status", "--orchestrator", a])));

@@ -8,6 +8,7 @@ export { SecurityErrors, loadTransportSecurity, configureTransport, useTransport
 export type { TransportSecurity, AuthenticatedCall } from "./security/transport-security.js";
 export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
 export { tlsMismatch } from "./security/tls-diagnosis.js";
+export { answersHttp1 } from "./security/http1-probe.js";
 export type { TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";
 export { toServiceError, describeCallError, isStatus, remoteCode } from "./status.js";

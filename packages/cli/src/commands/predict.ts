@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, loadTransportSecurity, readBearerToken, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, answersHttp1, channelCredentials, loadTransportSecurity, readBearerToken, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../launcher/local-cluster.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -155,10 +155,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
       // A TLS mismatch reaches gRPC as "no connection established": name it.
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
       const why = await tlsMismatch(c.address, side);
-      // grpc-js ends this detail with an empty "Resolution note: "; an HTTP/2 protocol error there means something
-      // answered that is not gRPC, most often serving's REST port.
-      const details = e.details.replace(/\s*Resolution note:\s*$/, "");
-      const hint = /Protocol error/.test(details) ? ` (what answers at ${c.address} does not speak gRPC: is it serving's REST port? --address takes the gRPC port, --port of pangea serve)` : "";
+      // grpc-js ends this detail with an empty "Resolution note: ", and OpenSSL's reasons hold line breaks: one line.
+      const details = e.details.replace(/\s*Resolution note:\s*$/, "").replace(/\s*\n\s*/g, " ").replace(/ \./g, ".");
+      // Most often serving's REST port, given for the gRPC one.
+      const hint = !why && (await answersHttp1(c.address, side !== null)) ? ` (what answers at ${c.address} speaks HTTP/1, not gRPC: serving's REST port? --address takes the gRPC port, --port of pangea serve)` : "";
       throw new ClusterError(why ? `serving at ${c.address} cannot be reached${why}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}${hint}`, 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);

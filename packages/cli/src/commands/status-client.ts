@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
+import { answersHttp1, describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
 import { ClusterError } from "../launcher/local-cluster.js";
 
@@ -16,7 +16,7 @@ export class StatusClient {
       await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security);
     } catch (err) {
       // Something that answers HTTP/1 there (a REST, dashboard or metrics port) never becomes a gRPC channel: say so.
-      const http = await answersHttp(this.address);
+      const http = await answersHttp1(this.address, this.security !== null);
       throw new ClusterError(`${(err as Error).message}${http ? ` (what answers at ${this.address} speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? --orchestrator takes the orchestrator's gRPC port, 50051 by default)` : ""}`, 3);
     }
   }
@@ -35,15 +35,5 @@ export class StatusClient {
 
   close(): void {
     this.client.close();
-  }
-}
-
-/** Whether an HTTP/1 server answers a GET at host:port within a second. */
-async function answersHttp(address: string): Promise<boolean> {
-  try {
-    await fetch(`http://${address}/`, { signal: AbortSignal.timeout(1_000) });
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -15,6 +15,8 @@ export interface TlsSide {
   key?: Buffer;
 }
 
+// HTTP/1.1 is offered beside HTTP/2 so that an HTTP/1 server behind TLS (serving's REST port) completes the
+// handshake too, rather than refusing it for want of a common protocol: the question here is TLS or not.
 export function tlsMismatch(address: string, security: TlsSide | null, timeoutMs = 1_500): Promise<string> {
   const at = address.lastIndexOf(":");
   const host = address.slice(0, at).replace(/^\[|\]$/g, "");
@@ -27,7 +29,7 @@ export function tlsMismatch(address: string, security: TlsSide | null, timeoutMs
       socket.destroy();
       resolve(why);
     };
-    const socket = connect({ host, port, servername: TLS_SERVER_NAME, ALPNProtocols: ["h2"], ...(security ? { ca: security.ca, ...(security.cert && security.key ? { cert: security.cert, key: security.key } : {}) } : {}), rejectUnauthorized: security !== null });
+    const socket = connect({ host, port, servername: TLS_SERVER_NAME, ALPNProtocols: ["h2", "http/1.1"], ...(security ? { ca: security.ca, ...(security.cert && security.key ? { cert: security.cert, key: security.key } : {}) } : {}), rejectUnauthorized: security !== null });
     socket.setTimeout(timeoutMs, () => finish(""));
     socket.once("secureConnect", () => finish(security ? "" : ": it speaks TLS; give this process the cluster's certificates (--tls-dir)"));
     socket.once("error", (err: NodeJS.ErrnoException) => {

@@ -94,8 +94,10 @@ if (rate > 0) {
   const interval = 1000 / rate;
   // Request k is due at t0 + k * interval (by index: no drift from summing intervals); the first `untimed` are the warm-up.
   const untimed = Math.round((rate * WARMUP_MS) / 1000);
+  // Counted, not compared with `until`: (t0 + 1000) + 1000 can round above t0 + 2000 and let one request more in.
+  const total = untimed + Math.round(rate * Number(secondsS));
   const inFlight = new Set<Promise<void>>();
-  for (let k = 0; t0 + k * interval < until; k++) {
+  for (let k = 0; k < total; k++) {
     const scheduled = t0 + k * interval;
     const timed = k >= untimed;
     // Read before the wait, so the reads delay neither the first timed request nor its lateness.

@@ -1,0 +1,61 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answersHttp1, tlsMismatch, writeClusterCerts } from "../src/index.js";
+
+/** The wrong-port probe of `pangea status` and `pangea predict`, against real HTTP/1, gRPC and silent servers. */
+const dir = mkdtempSync(join(tmpdir(), "pangea-probe-"));
+const closers: Array<() => void> = [];
+const at = (s: HttpServer | TcpServer) => `127.0.0.1:${(s.address() as AddressInfo).port}`;
+const listening = <S extends HttpServer | TcpServer>(s: S): Promise<S> => new Promise((resolve) => s.listen(0, "127.0.0.1", () => (closers.push(() => s.close()), resolve(s))));
+
+async function grpcServer(credentials: grpc.ServerCredentials): Promise<string> {
+  const server = new grpc.Server();
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  closers.push(() => server.forceShutdown());
+  return `127.0.0.1:${port}`;
+}
+
+let tlsFiles: { key: Buffer; cert: Buffer; ca: Buffer };
+beforeAll(() => {
+  writeClusterCerts(dir);
+  tlsFiles = { key: readFileSync(join(dir, "serving.key")), cert: readFileSync(join(dir, "serving.crt")), ca: readFileSync(join(dir, "ca.crt")) };
+});
+afterAll(() => {
+  for (const close of closers) close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("answersHttp1", () => {
+  it("is true for an HTTP/1 server, plaintext or behind TLS", async () => {
+    const http = await listening(createHttpServer((_req, res) => res.end("hi")));
+    expect(await answersHttp1(at(http), false)).toBe(true);
+    const https = await listening(createHttpsServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (_req, res) => res.end("hi")));
+    expect(await answersHttp1(at(https), true)).toBe(true);
+    // A client without certificates is told it is TLS (the handshake offers HTTP/1.1 too, or an HTTP/1-only server refuses it).
+    expect(await tlsMismatch(at(https), null)).toBe(": it speaks TLS; give this process the cluster's certificates (--tls-dir)");
+  });
+
+  it("is false for a gRPC server, plaintext or behind TLS", async () => {
+    expect(await answersHttp1(await grpcServer(grpc.ServerCredentials.createInsecure()), false)).toBe(false);
+    const secure = grpc.ServerCredentials.createSsl(tlsFiles.ca, [{ private_key: tlsFiles.key, cert_chain: tlsFiles.cert }], false);
+    expect(await answersHttp1(await grpcServer(secure), true)).toBe(false);
+  });
+
+  it("is false where nothing listens, and within its timeout where a server never answers", async () => {
+    const gone = await listening(createTcpServer());
+    const address = at(gone);
+    await new Promise((r) => gone.close(r));
+    expect(await answersHttp1(address, false)).toBe(false);
+    const silent = await listening(createTcpServer(() => undefined));
+    const t = performance.now();
+    expect(await answersHttp1(at(silent), false, 300)).toBe(false);
+    expect(await answersHttp1(at(silent), true, 300)).toBe(false);
+    expect(performance.now() - t).toBeLessThan(3_000);
+  });
+});
