@@ -118,6 +118,10 @@ describe("the summary's parameter sync line", () => {
     expect(line({ version: 0, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 refused: UNAUTHENTICATED" })).toBe("  parameter sync    1,200 embedding rows sent to serving; none applied; the last push failed: serving at 127.0.0.1:9 refused: UNAUTHENTICATED");
     expect(line({ version: 2, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 is unreachable" })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 2; the last push failed: serving at 127.0.0.1:9 is unreachable");
   });
+  it("after a resume, says the count runs from the job's start and that none were applied since the resume", () => {
+    const text = formatSummary({ ...status(evalOf()), resumedFromStep: 40 }, 1, { version: 0, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 is unreachable" }).split("\n").find((l) => l.startsWith("  parameter sync"));
+    expect(text).toBe("  parameter sync    1,200 embedding rows sent to serving since the job began; none applied since the resume from step 40; the last push failed: serving at 127.0.0.1:9 is unreachable");
+  });
 });
 
 describe("the summary's evaluations during training (--eval-every-steps) and best checkpoint (--keep-best)", () => {

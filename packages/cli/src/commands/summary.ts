@@ -93,7 +93,10 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     const failing = sync.failing ? `; the last push failed: ${printable(sync.failing)}` : "";
     const text = sync.version > 0
       ? `${int(sync.rowsSent)} embedding rows pushed to serving; serving acknowledged version ${sync.version}${ignored}${failing}`
-      : `${int(sync.rowsSent)} embedding rows sent to serving; none applied${ignored}${failing}`;
+      : resumed && !resumeRefused
+        ? // The count runs on from the earlier run's, whose pushes serving may have applied.
+          `${int(sync.rowsSent)} embedding rows sent to serving since the job began; none applied since the resume from step ${s.resumedFromStep}${ignored}${failing}`
+        : `${int(sync.rowsSent)} embedding rows sent to serving; none applied${ignored}${failing}`;
     rows.push(["parameter sync", text]);
   }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
