@@ -6,7 +6,7 @@ import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
 import { CHANNEL_OPTIONS, answersHttp1, channelCredentials, loadTransportSecurity, readBearerToken, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
-import { ClusterError } from "../launcher/local-cluster.js";
+import { ClusterError } from "../cluster-error.js";
 
 export const PREDICT_FLAGS: FlagTable = {
   address: { description: "serving's gRPC address (host:port)", default: "127.0.0.1:8500" },

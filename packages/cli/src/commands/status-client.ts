@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { answersHttp1, describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
-import { ClusterError } from "../launcher/local-cluster.js";
+import { ClusterError } from "../cluster-error.js";
 
 /** A reusable GetJobStatus caller for one orchestrator. */
 export class StatusClient {

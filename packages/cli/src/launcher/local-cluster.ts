@@ -2,13 +2,11 @@ import { constants as osConstants } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget, processStartTime } from "@pangea/kit";
 import type { Socket } from "node:net";
+import { ClusterError } from "../cluster-error.js";
+import { REPO_ROOT } from "../repo-root.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
-
-/** The repository root, found from this file (packages/cli/{src,dist}/launcher/). */
-export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
   return join(REPO_ROOT, "services", service, "dist", "main.js");
@@ -52,12 +50,6 @@ export interface ClusterProcess {
   lastLine: string;
   exitCode: number | null;
   exited: Promise<number>;
-}
-
-export class ClusterError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
-  }
 }
 
 /**
