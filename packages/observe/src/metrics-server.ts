@@ -1,4 +1,6 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
 
 /**
@@ -8,7 +10,6 @@ import { Registry, collectDefaultMetrics } from "prom-client";
  */
 export interface MetricsServer {
   registry: Registry;
-  app: FastifyInstance;
   /** host:port it listens on. */
   address: string;
   close(): Promise<void>;
@@ -21,18 +22,58 @@ export function newRegistry(service: string): Registry {
   return registry;
 }
 
+/** What GET /metrics answers, whichever server carries it. */
+async function metricsReply(registry: Registry): Promise<{ contentType: string; body: string }> {
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
 /** GET /metrics on an existing fastify app (serving puts it on its REST port). */
 export function addMetricsRoute(app: FastifyInstance, registry: Registry): void {
   app.get("/metrics", async (_req, reply) => {
-    reply.header("content-type", registry.contentType);
-    return registry.metrics();
+    const { contentType, body } = await metricsReply(registry);
+    return reply.header("content-type", contentType).send(body);
   });
 }
 
+/**
+ * /metrics, with `routes` on a fastify app; without, on Node's own HTTP
+ * server: fastify is loaded only where routes need it (about 100 ms of a
+ * trainer's or compute's start).
+ */
 export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
-  const app = Fastify();
-  addMetricsRoute(app, registry);
-  routes?.(app);
-  const url = new URL(await app.listen({ host, port }));
-  return { registry, app, address: `${url.hostname}:${url.port}`, close: () => app.close() };
+  if (routes) {
+    const { default: Fastify } = await import("fastify");
+    const app = Fastify();
+    addMetricsRoute(app, registry);
+    routes(app);
+    const url = new URL(await app.listen({ host, port }));
+    return { registry, address: `${url.hostname}:${url.port}`, close: () => app.close() };
+  }
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(path === "/metrics" ? 405 : 404, { "content-type": "text/plain; charset=utf-8" }).end(path === "/metrics" ? "GET /metrics\n" : "not found: this port serves GET /metrics\n");
+      return;
+    }
+    metricsReply(registry).then(
+      ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(req.method === "HEAD" ? undefined : body),
+      (err: Error) => res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { address, port: bound } = server.address() as AddressInfo;
+  return {
+    registry,
+    address: `${address.includes(":") ? `[${address}]` : address}:${bound}`,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
 }
