@@ -87,16 +87,17 @@ async function predict(creds: grpc.ChannelCredentials, token?: string, method: "
   }
 }
 
-function rest(path: string, headers: Record<string, string> = {}, client?: TransportSecurity): Promise<{ status: number; body: string }> {
+function rest(path: string, headers: Record<string, string> = {}, client?: TransportSecurity, at = serving, body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const [host, port] = serving.rest!.split(":");
-    const req = httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(tls, "ca.crt")), headers, ...(client ? { cert: client.cert, key: client.key } : {}) }, (res) => {
+    const [host, port] = at.rest!.split(":");
+    const post = body === undefined ? {} : { method: "POST", headers: { ...headers, "content-type": "application/json" } };
+    const req = httpsRequest({ host, port: Number(port), path, ca: readFileSync(join(tls, "ca.crt")), headers, ...post, ...(client ? { cert: client.cert, key: client.key } : {}) }, (res) => {
       let body = "";
       res.on("data", (d: Buffer) => (body += d));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on("error", reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
@@ -155,6 +156,27 @@ describe("serving under TLS with an API token", () => {
     const r = await runNode(SERVING, ["--model-base-path", base, "--api-token-file", short, "--port", "0", "--rest-port", "0"], { timeoutMs: 20_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--api-token-file: ${short} holds a token of 3 characters; it must have 16 to 1024`);
+  });
+});
+
+describe("serving under TLS without an API token", () => {
+  let open: RunningService;
+  beforeAll(async () => {
+    open = await startService(SERVING, ["--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--tls-dir", tls]);
+  });
+  afterAll(async () => {
+    await open?.stop();
+  });
+
+  it("answers anyone's REST predictions, but pins a version only for an admin certificate", async () => {
+    expect((await rest("/v1/models/ctr", {}, undefined, open)).status).toBe(200);
+    const anonymous = await rest("/v1/models/ctr:pin", {}, undefined, open, { version: 1 });
+    expect(anonymous.status).toBe(403);
+    expect(JSON.parse(anonymous.body).error).toBe("SERVING_ERR_PERMISSION_DENIED: POST /v1/models/ctr:pin changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)");
+    expect((await rest("/v1/models/ctr:pin", {}, as("trainer"), open, { version: 1 })).status).toBe(403);
+    const admin = await rest("/v1/models/ctr:pin", {}, as("admin"), open, { version: 1 });
+    expect([admin.status, JSON.parse(admin.body)]).toEqual([200, { pinned: 1, serving: 1 }]);
+    expect((await rest("/v1/models/ctr:pin", {}, as("admin"), open, { version: null })).status).toBe(200);
   });
 });
 

@@ -7,6 +7,7 @@ export const ServingErrors = defineErrors({
   SERVING_ERR_OTHER_MODEL: { status: "INVALID_ARGUMENT", exit: 1, description: "a parameter sync update is from another model (architecture, inputs or tasks) than the version served" },
   SERVING_ERR_TOO_LARGE: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "a request is above the configured size" },
   SERVING_ERR_UNAUTHENTICATED: { status: "UNAUTHENTICATED", exit: 1, description: "a REST request without serving's API token (--api-token-file)" },
+  SERVING_ERR_PERMISSION_DENIED: { status: "PERMISSION_DENIED", exit: 1, description: "a REST :pin under TLS from a client without an admin certificate (or, where one is set, serving's API token)" },
   SERVING_ERR_OVERLOADED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "too many requests are waiting for a forward pass (--max-queued-requests); the request was refused at once (REST 503)" },
   SERVING_ERR_NOT_READY: { status: "UNAVAILABLE", exit: 1, description: "no version of the model is loaded yet" },
 });

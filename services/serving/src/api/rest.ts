@@ -11,7 +11,7 @@ import type { ModelManager } from "../model/model-manager.js";
 import { METADATA_SIGNATURE_DEF, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
 
-const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
+const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
 function fail(reply: FastifyReply, err: unknown): FastifyReply {
   // Shed load is RESOURCE_EXHAUSTED like a too-large request, but over HTTP it is "try again later", not "too large".
@@ -115,6 +115,12 @@ export async function startRest(host: string, port: number, models: ModelManager
     try {
       const body = (req.body ?? {}) as Json;
       if (m[3] === "pin") {
+        // Pinning changes what every caller is served. Under TLS it takes an admin certificate, or serving's API token
+        // where one is set (the hook above checked it); in plaintext without a token serving trusts every caller.
+        const socket = req.raw.socket as TLSSocket;
+        if (socket.encrypted && !token && !(socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin")) {
+          throw ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${req.url.split("?")[0]} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`);
+        }
         const v = body.version;
         if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", 'pin needs {"version": <number>} or {"version": null} (serve the newest)');
         models.get(m[1]!); // the model must exist
