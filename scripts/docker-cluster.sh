@@ -15,6 +15,10 @@
 #   FEATURE_LIST      the feature list file (needed for Monolith and Parquet data); also exported with the model
 #   STEPS, TRAINERS, PANGEA_BIND and the *_PORT variables: see infra/docker-compose.yaml
 #   KEEP_VOLUMES=1    docker-down keeps the checkpoints, models, record cache and etcd volumes
+# docker-up remembers a project's settings (.pangea/docker/PROJECT.settings): run again
+# without them (after a docker kill, say), it starts the same job on the same data and
+# ports; a variable given again replaces its value. docker-down forgets them, unless
+# KEEP_VOLUMES=1 keeps the checkpoints they belong with.
 # Every failure is one line naming the problem and what to do, exit status 1,
 # and nothing half-started is left behind.
 set -euo pipefail
@@ -24,7 +28,10 @@ cmd=${1:-}
 PROJECT=${COMPOSE_PROJECT:-pangea}
 FILE=infra/docker-compose.yaml
 OVERRIDE=.pangea/docker/$PROJECT.data.yaml
-BIND=${PANGEA_BIND:-127.0.0.1}
+SETTINGS=.pangea/docker/$PROJECT.settings
+# What docker-up remembers for the next start of the project.
+SETTING_NAMES=(DATA FORMAT FRAMING COMPRESSION SORT_ID FEATURE_LIST STEPS TRAINERS PANGEA_BIND
+  ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT)
 
 say() { printf 'make docker-%s: %s\n' "$cmd" "$*"; }
 die() { printf 'make docker-%s: %s\n' "$cmd" "$*" >&2; exit 1; }
@@ -73,8 +80,29 @@ readable_in_containers() { # path r|x
 
 # DATA and friends become a compose override: the data directory mounted
 # read-only at /data/input and compute's flags as its environment.
+# The settings of the project's earlier docker-up, for the variables not given now.
+load_settings() {
+  [ "$cmd" = up ] && [ -f "$SETTINGS" ] || return 0
+  local name value kept=()
+  while IFS='=' read -r name value; do
+    case " ${SETTING_NAMES[*]} " in *" $name "*) ;; *) continue ;; esac
+    [ -z "${!name+x}" ] || continue
+    export "$name=$value"
+    [ -z "$value" ] || kept+=("$name=$value")
+  done <"$SETTINGS"
+  [ ${#kept[@]} -eq 0 ] || say "with the settings of the earlier start of '$PROJECT': ${kept[*]} (give a variable to change it; make docker-down forgets them)"
+}
+
+save_settings() {
+  local name
+  for name in "${SETTING_NAMES[@]}"; do printf '%s=%s\n' "$name" "${!name:-}"; done >"$SETTINGS"
+}
+
+# DATA and friends as a compose override, written to $OVERRIDE.new: the caller
+# moves it into place once every check has passed, so a refused docker-up
+# leaves a running project's data as it was.
 write_data_override() {
-  rm -f "$OVERRIDE"
+  rm -f "$OVERRIDE.new"
   [ -n "${DATA:-}" ] || { [ -z "${FEATURE_LIST:-}" ] || die "FEATURE_LIST is given without DATA"; return 0; }
   local dir="" paths=() p abs
   IFS=',' read -r -a items <<<"$DATA"
@@ -113,7 +141,7 @@ write_data_override() {
       echo "    environment:"
       echo "      PANGEA_EXPORT_FEATURE_LIST: \"/data/feature-list/$(basename "$FEATURE_LIST")\""
     fi
-  } >"$OVERRIDE"
+  } >"$OVERRIDE.new"
 }
 
 # What make docker-build and make docker-up both run: compose builds every
@@ -164,6 +192,8 @@ up() {
     done
   fi
 
+  # Every check passed: this start's data and settings replace the earlier ones.
+  if [ -f "$OVERRIDE.new" ]; then mv -f "$OVERRIDE.new" "$OVERRIDE"; else rm -f "$OVERRIDE"; fi
   local files=(-f "$FILE")
   [ ! -f "$OVERRIDE" ] || files+=(-f "$OVERRIDE")
   local started=$SECONDS
@@ -175,6 +205,7 @@ up() {
     compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
     die "starting the containers failed (see above); the containers that had started were removed"
   fi
+  save_settings
   # The services talk mutual TLS with the certs volume's certificates; the host's
   # CLI calls as admin, and REST/gRPC clients trust ca.crt.
   local tls=".pangea/docker/$PROJECT-tls" orch
@@ -203,10 +234,13 @@ down() {
   local v=(-v)
   [ "${KEEP_VOLUMES:-0}" != 1 ] || v=()
   compose --profile grafana --profile kafka down "${v[@]}" --remove-orphans
-  rm -f "$OVERRIDE"
-  # The host's copy of the admin certificate goes with the volume that holds its CA.
-  [ "${KEEP_VOLUMES:-0}" = 1 ] || rm -rf ".pangea/docker/$PROJECT-tls"
+  # The host's copy of the admin certificate goes with the volume that holds its CA, and the
+  # settings with the checkpoints they trained.
+  [ "${KEEP_VOLUMES:-0}" = 1 ] || rm -rf ".pangea/docker/$PROJECT-tls" "$OVERRIDE" "$SETTINGS"
 }
+
+load_settings
+BIND=${PANGEA_BIND:-127.0.0.1}
 
 case "$cmd" in
   build) build ;;

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SERVICE_MALLOC_ENV } from "@pangea/kit";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
@@ -86,6 +86,13 @@ describe("the pangea command as a new user meets it", () => {
   // Raw feature values by name, which REST takes and pangea predict does not.
   const rawInput = join(mkdtempSync(join(tmpdir(), "pangea-cli-raw-")), "raw.json");
   writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: "a" }] }));
+  // Rows of different widths and no rows: named by the CLI, before serving sees a tensor that does not fill its shape.
+  const oddInput = join(dirname(rawInput), "odd.json");
+  writeFileSync(oddInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }, { dense_features: [1], feature_ids: [2] }] }));
+  const emptyInput = join(dirname(rawInput), "empty.json");
+  writeFileSync(emptyInput, JSON.stringify({ instances: [] }));
+  const validInput = join(dirname(rawInput), "valid.json");
+  writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
   it.concurrent.for([
     [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids (raw feature values and ragged ids go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
@@ -103,6 +110,10 @@ describe("the pangea command as a new user meets it", () => {
     [["run", "--job-id", "."], "pangea run: invalid --job-id: expected a name, not '.' or '..' (the job's checkpoints go in a directory of that name)"],
     [["down", "extra"], "pangea down: unknown argument 'extra' for down"],
     [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
+    [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
+    [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
+    [["predict", "--input", validInput, "--tls-dir", "/nonexistent-tls"], "pangea predict: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
+    [["status", "--orchestrator", "127.0.0.1:1", "--tls-dir", "/nonexistent-tls"], "pangea status: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["bench", "x"], "pangea bench: expected at most one argument, a number of records; got x"],
     [["gen-data", "--records", "5"], "pangea gen-data: invalid --out: expected a file path"],
     [["export", "--frobnicate"], "pangea export: Unknown option '--frobnicate'"],

@@ -153,8 +153,16 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(Number(before.step)).toBeLessThan(STEPS);
     const orchestrator = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "label=com.docker.compose.service=orchestrator").stdout.trim();
     expect(docker("kill", orchestrator).status).toBe(0);
-    const again = await run("make", ["docker-up"], env, 600_000);
+    // A refused start of the same project leaves its data as it was.
+    const refused = await run("make", ["docker-up"], { COMPOSE_PROJECT: project, DATA: "/nonexistent/day_1.tsv" }, 60_000);
+    expect(refused.code).not.toBe(0);
+    expect(refused.out).toContain("make docker-up: DATA: /nonexistent/day_1.tsv is not a file");
+    // `make docker-up` again, as the user would type it: without the variables, the project's own are kept (data, format,
+    // feature list, steps, ports). The held-out count below (10% of the user's 60,000 records; the synthetic data's is
+    // 50,000) says the resumed job read the user's data.
+    const again = await run("make", ["docker-up"], { COMPOSE_PROJECT: project }, 600_000);
     expect(again.code, again.out.slice(-2000)).toBe(0);
+    expect(again.out).toContain(`make docker-up: with the settings of the earlier start of '${project}': DATA=${env.DATA} FORMAT=example FRAMING=tfrecord FEATURE_LIST=${env.FEATURE_LIST} STEPS=${STEPS} PANGEA_BIND=127.0.0.1 ORCHESTRATOR_PORT=${ports.ORCHESTRATOR_PORT}`);
 
     const done = await waitFor("the job to complete", async () => {
       const s = await statusJson(ports.ORCHESTRATOR_PORT!);

@@ -212,7 +212,7 @@ describe("export and serving", () => {
     // The REST port given for the gRPC one: said, not an empty "Resolution note".
     const restPort = await runNode(ENTRY.cli, ["predict", "--address", restAddress, "--model", "ctr", "--input", file]);
     expect(restPort.code).toBe(3);
-    expect(restPort.stderr).toContain(`(what answers at ${restAddress} speaks HTTP/1, not gRPC: serving's REST port? --address takes the gRPC port, --port of pangea serve)`);
+    expect(restPort.stderr.trim()).toBe(`pangea predict: serving at ${restAddress} cannot be reached: it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? (--address takes serving's gRPC port, --port of pangea serve)`);
     expect(restPort.stderr).not.toContain("Resolution note");
     // pangea status given serving's ports instead of the orchestrator's: each said for what it is.
     const [atGrpc, atRest] = await Promise.all([grpcAddress, restAddress].map((a) => runNode(ENTRY.cli, ["status", "--orchestrator", a])));
@@ -220,7 +220,7 @@ describe("export and serving", () => {
     expect(atGrpc.stderr).toContain(`orchestrator at ${grpcAddress}: UNIMPLEMENTED:`);
     expect(atGrpc.stderr).toContain("(what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port, 50051 by default)");
     expect(atRest.code).toBe(3);
-    expect(atRest.stderr).toContain(`(what answers at ${restAddress} speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? --orchestrator takes the orchestrator's gRPC port, 50051 by default)`);
+    expect(atRest.stderr.trim()).toBe(`pangea status: cannot reach orchestrator at ${restAddress} within 5.0s: it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? (--orchestrator takes the orchestrator's gRPC port, 50051 by default)`);
   });
 
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {

@@ -1,10 +1,12 @@
 import * as grpc from "@grpc/grpc-js";
 import { defineErrors } from "@pangea/kit";
-import { tlsMismatch } from "./security/tls-diagnosis.js";
+import { diagnoseConnection } from "./security/tls-diagnosis.js";
+import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 
 export const RpcErrors = defineErrors({
   RPC_ERR_UNREACHABLE: { status: "UNAVAILABLE", exit: 3, description: "a peer did not become reachable in time" },
+  RPC_ERR_WRONG_PEER: { status: "FAILED_PRECONDITION", exit: 1, description: "what answers at a peer's address is a server of the cluster, but of another role than expected (its certificate says which)" },
   RPC_ERR_PEER_FAILED: { status: "UNAVAILABLE", exit: 1, description: "a call to a peer failed" },
   RPC_ERR_LISTEN: { status: "UNAVAILABLE", exit: 1, description: "a server could not listen on its address (the port in use, the host not an address of this machine)" },
   RPC_ERR_DISCOVERY: { status: "FAILED_PRECONDITION", exit: 2, description: "service discovery is misconfigured (TF_CONFIG, --discovery)" },
@@ -15,13 +17,13 @@ export const RpcErrors = defineErrors({
  * Waits until a client's channel is connected, or fails with one clear error
  * naming the peer and its address; gRPC would otherwise retry silently forever.
  */
-export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number, security: TransportSecurity | null = transportSecurity()): Promise<void> {
+export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number, security: TransportSecurity | null = transportSecurity(), expected: readonly ServiceRole[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve();
-      // A TLS mismatch looks like an unreachable peer to gRPC: say which it is.
-      void tlsMismatch(address, security).then((why) =>
-        reject(RpcErrors.create("RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${why}`, { cause: err })),
+      // A TLS mismatch, an HTTP/1 port or a server of another role looks like an unreachable peer to gRPC: say which it is.
+      void diagnoseConnection(address, security, expected).then(({ kind, reason }) =>
+        reject(RpcErrors.create(kind === "role" ? "RPC_ERR_WRONG_PEER" : "RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${reason}`, { cause: err })),
       );
     });
   });

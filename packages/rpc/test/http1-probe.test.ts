@@ -6,9 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { answersHttp1, tlsMismatch, writeClusterCerts } from "../src/index.js";
+import { answersHttp1, diagnoseConnection, loadTransportSecurity, writeClusterCerts } from "../src/index.js";
 
-/** The wrong-port probe of `pangea status` and `pangea predict`, against real HTTP/1, gRPC and silent servers. */
+/**
+ * What answers at an address where a gRPC channel did not become ready (the
+ * wrong-port messages of every client, `pangea status` and `pangea predict`
+ * among them), against real HTTP/1, gRPC and silent servers.
+ */
 const dir = mkdtempSync(join(tmpdir(), "pangea-probe-"));
 const closers: Array<() => void> = [];
 const at = (s: HttpServer | TcpServer) => `127.0.0.1:${(s.address() as AddressInfo).port}`;
@@ -37,8 +41,28 @@ describe("answersHttp1", () => {
     expect(await answersHttp1(at(http), false)).toBe(true);
     const https = await listening(createHttpsServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (_req, res) => res.end("hi")));
     expect(await answersHttp1(at(https), true)).toBe(true);
-    // A client without certificates is told it is TLS (the handshake offers HTTP/1.1 too, or an HTTP/1-only server refuses it).
-    expect(await tlsMismatch(at(https), null)).toBe(": it speaks TLS; give this process the cluster's certificates (--tls-dir)");
+  });
+
+  it("diagnoses an HTTP/1 port as such, plaintext or TLS, with or without the cluster's certificates", async () => {
+    const http = at(await listening(createHttpServer((_req, res) => res.end("hi"))));
+    const https = at(await listening(createHttpsServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (_req, res) => res.end("hi"))));
+    const admin = loadTransportSecurity(dir, "admin");
+    for (const security of [null, admin]) {
+      expect(await diagnoseConnection(http, security)).toEqual({ kind: "http1", reason: ": it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port?" });
+      // The handshake offers HTTP/1.1 beside HTTP/2: an HTTP/1-only TLS server would refuse one that offers only h2.
+      expect(await diagnoseConnection(https, security)).toEqual({ kind: "http1", reason: ": it speaks HTTP/1 over TLS, not gRPC: serving's REST port?" });
+    }
+  });
+
+  it("diagnoses a gRPC server of another role, TLS against plaintext, and says nothing of the right server", async () => {
+    const admin = loadTransportSecurity(dir, "admin");
+    const secure = await grpcServer(grpc.ServerCredentials.createSsl(tlsFiles.ca, [{ private_key: tlsFiles.key, cert_chain: tlsFiles.cert }], false));
+    expect(await diagnoseConnection(secure, admin, ["orchestrator"])).toEqual({ kind: "role", reason: ": it presented a serving certificate; expected orchestrator" });
+    expect(await diagnoseConnection(secure, admin, ["serving"])).toEqual({ kind: "", reason: "" });
+    expect(await diagnoseConnection(secure, null)).toEqual({ kind: "tls", reason: ": it speaks TLS; give this process the cluster's certificates (--tls-dir)" });
+    const plain = await grpcServer(grpc.ServerCredentials.createInsecure());
+    expect(await diagnoseConnection(plain, admin)).toEqual({ kind: "tls", reason: ": it speaks plaintext, not TLS; start it with --tls-dir too, or drop --tls-dir here" });
+    expect(await diagnoseConnection(plain, null)).toEqual({ kind: "", reason: "" });
   });
 
   it("is false for a gRPC server, plaintext or behind TLS", async () => {

@@ -1,5 +1,6 @@
 import { loadTransportSecurity } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
+import { usableTlsDir } from "../tls-dir.js";
 import { LocalCluster } from "../launcher/local-cluster.js";
 import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
 import { clearState, readState, stillRunning, writeState } from "./local-state.js";
@@ -55,7 +56,7 @@ export async function statusCommand(address: string | undefined, json: boolean, 
   const target = address ?? state?.orchestrator;
   if (!target) throw new ClusterError("no orchestrator address: pass --orchestrator host:port or start a cluster with 'pangea up'", 2);
   const dir = tlsDir ?? (address ? undefined : state?.tlsDir);
-  const client = new StatusClient(target, dir ? loadTransportSecurity(dir, "admin") : null);
+  const client = new StatusClient(target, dir ? usableTlsDir(() => loadTransportSecurity(dir, "admin")) : null);
   try {
     await client.connect(5_000);
     const s = await client.get();

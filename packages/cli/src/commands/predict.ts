@@ -5,8 +5,9 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
-import { CHANNEL_OPTIONS, answersHttp1, channelCredentials, loadTransportSecurity, readBearerToken, tlsMismatch, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
+import { usableTlsDir } from "../tls-dir.js";
 
 export const PREDICT_FLAGS: FlagTable = {
   address: { description: "serving's gRPC address (host:port)", default: "127.0.0.1:8500" },
@@ -65,9 +66,18 @@ function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
   }
   const rows = (v: unknown, name: string) => {
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);
+    if (v.length === 0) throw new UsageError("invalid --input: no examples; give at least one");
+    // Named here by example: serving would see only a tensor whose values do not fill its shape.
+    const width = (v[0] as unknown[]).length;
+    const odd = v.findIndex((r: unknown[]) => r.length !== width);
+    const n = odd >= 0 ? (v[odd] as unknown[]).length : 0;
+    if (odd >= 0) throw new UsageError(`invalid --input: ${name} of example ${odd} has ${n} value${n === 1 ? "" : "s"}; example 0 has ${width}`);
     return v as unknown[][];
   };
-  return { dense: rows(dense, "dense_features") as number[][], ids: rows(ids, "feature_ids") as Cell[][] };
+  const d = rows(dense, "dense_features") as number[][];
+  const i = rows(ids, "feature_ids") as Cell[][];
+  if (d.length !== i.length) throw new UsageError(`invalid --input: ${d.length} examples of dense_features, ${i.length} of feature_ids`);
+  return { dense: d, ids: i };
 }
 
 /** A cell of feature_ids: one id, or a list of several (pooled as the slot pools them) or none. */
@@ -127,11 +137,13 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const { dense, ids } = tensors(body);
   const meta = new grpc.Metadata();
   if (c.tokenFile) meta.set("authorization", `Bearer ${readBearerToken("invalid --token-file", c.tokenFile)}`);
-  const credentials = !c.tlsDir
-    ? grpc.credentials.createInsecure()
-    : existsSync(join(c.tlsDir, "admin.crt"))
-      ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin"))
-      : trustOnlyCredentials(c.tlsDir, ["serving"]);
+  const credentials = usableTlsDir(() =>
+    !c.tlsDir
+      ? grpc.credentials.createInsecure()
+      : existsSync(join(c.tlsDir, "admin.crt"))
+        ? channelCredentials(["serving"], loadTransportSecurity(c.tlsDir, "admin"))
+        : trustOnlyCredentials(c.tlsDir, ["serving"]),
+  );
   const client = new (loadTfServingProtos().PredictionService)(c.address, credentials, CHANNEL_OPTIONS) as unknown as {
     Predict(req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: PredictAnswer) => void): void;
     close(): void;
@@ -154,12 +166,13 @@ export async function predictCommand(argv: string[]): Promise<number> {
     if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
       // A TLS mismatch reaches gRPC as "no connection established": name it.
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
-      const why = await tlsMismatch(c.address, side);
+      // What answers there, when it can be told: an HTTP/1 port (most often serving's REST port), TLS or not, another
+      // service of the cluster.
+      const { kind, reason } = await diagnoseConnection(c.address, side, ["serving"]);
+      const hint = kind === "http1" || kind === "role" ? " (--address takes serving's gRPC port, --port of pangea serve)" : "";
       // grpc-js ends this detail with an empty "Resolution note: ", and OpenSSL's reasons hold line breaks: one line.
       const details = e.details.replace(/\s*Resolution note:\s*$/, "").replace(/\s*\n\s*/g, " ").replace(/ \./g, ".");
-      // Most often serving's REST port, given for the gRPC one.
-      const hint = !why && (await answersHttp1(c.address, side !== null)) ? ` (what answers at ${c.address} speaks HTTP/1, not gRPC: serving's REST port? --address takes the gRPC port, --port of pangea serve)` : "";
-      throw new ClusterError(why ? `serving at ${c.address} cannot be reached${why}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}${hint}`, 3);
+      throw new ClusterError(reason ? `serving at ${c.address} cannot be reached${reason}${hint}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}`, kind === "role" ? 1 : 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
     return 1;

@@ -1,7 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
-import { answersHttp1, describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
+import { PangeaError } from "@pangea/kit";
+import { describeCallError, isStatus, orchestratorClient, unary, waitReady, type TransportSecurity } from "@pangea/rpc";
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
 import { ClusterError } from "../cluster-error.js";
+
+const WRONG_PORT = " (--orchestrator takes the orchestrator's gRPC port, 50051 by default)";
 
 /** A reusable GetJobStatus caller for one orchestrator. */
 export class StatusClient {
@@ -13,11 +16,12 @@ export class StatusClient {
 
   async connect(timeoutMs: number): Promise<void> {
     try {
-      await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security);
+      await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security, ["orchestrator"]);
     } catch (err) {
-      // Something that answers HTTP/1 there (a REST, dashboard or metrics port) never becomes a gRPC channel: say so.
-      const http = await answersHttp1(this.address, this.security !== null);
-      throw new ClusterError(`${(err as Error).message}${http ? ` (what answers at ${this.address} speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? --orchestrator takes the orchestrator's gRPC port, 50051 by default)` : ""}`, 3);
+      // The message says what answers there when it can tell (an HTTP/1 port, TLS or not, another service's certificate).
+      const wrongPeer = err instanceof PangeaError && err.code === "RPC_ERR_WRONG_PEER";
+      const message = (err as Error).message;
+      throw new ClusterError(`${message}${wrongPeer || message.includes("HTTP/1") ? WRONG_PORT : ""}`, wrongPeer ? 1 : 3);
     }
   }
 
