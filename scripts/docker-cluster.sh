@@ -29,8 +29,9 @@ PROJECT=${COMPOSE_PROJECT:-pangea}
 FILE=infra/docker-compose.yaml
 OVERRIDE=.pangea/docker/$PROJECT.data.yaml
 SETTINGS=.pangea/docker/$PROJECT.settings
-# What docker-up remembers for the next start of the project.
-SETTING_NAMES=(DATA FORMAT FRAMING COMPRESSION SORT_ID FEATURE_LIST STEPS TRAINERS PANGEA_BIND
+# What docker-up remembers for the next start of the project; the first six describe the data.
+DATA_NAMES=(DATA FORMAT FRAMING COMPRESSION SORT_ID FEATURE_LIST)
+SETTING_NAMES=("${DATA_NAMES[@]}" STEPS TRAINERS PANGEA_BIND
   ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT)
 
 say() { printf 'make docker-%s: %s\n' "$cmd" "$*"; }
@@ -78,15 +79,17 @@ readable_in_containers() { # path r|x
   [ $((mode & bit)) -ne 0 ]
 }
 
-# DATA and friends become a compose override: the data directory mounted
-# read-only at /data/input and compute's flags as its environment.
 # The settings of the project's earlier docker-up, for the variables not given now.
+# The data's variables go together: with DATA given (even empty), none of the
+# others is taken from the earlier start (its FORMAT or FEATURE_LIST would not
+# fit other data).
 load_settings() {
   [ "$cmd" = up ] && [ -f "$SETTINGS" ] || return 0
-  local name value kept=()
+  local name value kept=() data_given=${DATA+x}
   while IFS='=' read -r name value; do
     case " ${SETTING_NAMES[*]} " in *" $name "*) ;; *) continue ;; esac
     [ -z "${!name+x}" ] || continue
+    case " ${DATA_NAMES[*]} " in *" $name "*) [ -z "$data_given" ] || continue ;; esac
     export "$name=$value"
     [ -z "$value" ] || kept+=("$name=$value")
   done <"$SETTINGS"
@@ -95,10 +98,12 @@ load_settings() {
 
 save_settings() {
   local name
+  mkdir -p "$(dirname "$SETTINGS")"
   for name in "${SETTING_NAMES[@]}"; do printf '%s=%s\n' "$name" "${!name:-}"; done >"$SETTINGS"
 }
 
-# DATA and friends as a compose override, written to $OVERRIDE.new: the caller
+# DATA and friends as a compose override (the data directory mounted read-only
+# at /data/input, compute's flags as its environment), written to $OVERRIDE.new: the caller
 # moves it into place once every check has passed, so a refused docker-up
 # leaves a running project's data as it was.
 write_data_override() {
@@ -163,6 +168,7 @@ build() {
 }
 
 up() {
+  trap 'rm -f "$OVERRIDE.new"' EXIT
   engine_answers
   if [ -n "${FEATURE_LIST:-}" ] && [ ! -f "$FEATURE_LIST" ]; then die "FEATURE_LIST: $FEATURE_LIST is not a file"; fi
   case "${FORMAT:-criteo}" in criteo|instance|example|examplebatch|parquet) ;; *) die "FORMAT: expected criteo, instance, example, examplebatch or parquet, got '$FORMAT'" ;; esac
@@ -194,6 +200,8 @@ up() {
 
   # Every check passed: this start's data and settings replace the earlier ones.
   if [ -f "$OVERRIDE.new" ]; then mv -f "$OVERRIDE.new" "$OVERRIDE"; else rm -f "$OVERRIDE"; fi
+  # Saved before the containers start: volumes a failed start leaves may already hold this data's checkpoints.
+  save_settings
   local files=(-f "$FILE")
   [ ! -f "$OVERRIDE" ] || files+=(-f "$OVERRIDE")
   local started=$SECONDS
@@ -205,7 +213,6 @@ up() {
     compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
     die "starting the containers failed (see above); the containers that had started were removed"
   fi
-  save_settings
   # The services talk mutual TLS with the certs volume's certificates; the host's
   # CLI calls as admin, and REST/gRPC clients trust ca.crt.
   local tls=".pangea/docker/$PROJECT-tls" orch
@@ -236,6 +243,7 @@ down() {
   compose --profile grafana --profile kafka down "${v[@]}" --remove-orphans
   # The host's copy of the admin certificate goes with the volume that holds its CA, and the
   # settings with the checkpoints they trained.
+  rm -f "$OVERRIDE.new"
   [ "${KEEP_VOLUMES:-0}" = 1 ] || rm -rf ".pangea/docker/$PROJECT-tls" "$OVERRIDE" "$SETTINGS"
 }
 

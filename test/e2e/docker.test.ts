@@ -153,7 +153,7 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(Number(before.step)).toBeLessThan(STEPS);
     const orchestrator = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "label=com.docker.compose.service=orchestrator").stdout.trim();
     expect(docker("kill", orchestrator).status).toBe(0);
-    // A refused start of the same project leaves its data as it was.
+    // A refused start of the same project (data that is not there) changes nothing the next start takes from it.
     const refused = await run("make", ["docker-up"], { COMPOSE_PROJECT: project, DATA: "/nonexistent/day_1.tsv" }, 60_000);
     expect(refused.code).not.toBe(0);
     expect(refused.out).toContain("make docker-up: DATA: /nonexistent/day_1.tsv is not a file");

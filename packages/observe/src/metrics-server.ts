@@ -52,7 +52,8 @@ export async function startMetricsServer(host: string, port: number, registry: R
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
-      res.writeHead(path === "/metrics" ? 405 : 404, { "content-type": "text/plain; charset=utf-8" }).end(path === "/metrics" ? "GET /metrics\n" : "not found: this port serves GET /metrics\n");
+      if (path === "/metrics") res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("GET /metrics\n");
+      else res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found: this port serves GET /metrics\n");
       return;
     }
     metricsReply(registry).then(

@@ -1,6 +1,6 @@
 import { connect } from "node:tls";
 import { TLS_SERVER_NAME } from "./cluster-certs.js";
-import { answersHttp1 } from "./http1-probe.js";
+import { answersHttp1, hostAndPort } from "./http1-probe.js";
 import { article, type ServiceRole } from "./roles.js";
 import { identityOf } from "./transport-security.js";
 
@@ -31,9 +31,7 @@ const HTTP1_PLAINTEXT = ": it speaks HTTP/1, not gRPC: a REST, dashboard or metr
 const HTTP1_TLS = ": it speaks HTTP/1 over TLS, not gRPC: serving's REST port?";
 
 export async function diagnoseConnection(address: string, security: TlsSide | null, expected: readonly ServiceRole[] = [], timeoutMs = 1_500): Promise<Diagnosis> {
-  const at = address.lastIndexOf(":");
-  const host = address.slice(0, at).replace(/^\[|\]$/g, "");
-  const port = Number(address.slice(at + 1));
+  const { host, port } = hostAndPort(address);
   const handshake = await new Promise<{ ok: true; alpn: string | false; role: ServiceRole | null } | { ok: false; error: string }>((resolve) => {
     let done = false;
     const finish = (r: { ok: true; alpn: string | false; role: ServiceRole | null } | { ok: false; error: string }) => {
@@ -61,7 +59,7 @@ export async function diagnoseConnection(address: string, security: TlsSide | nu
   if (error === "timeout" || /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT/.test(error)) return { kind: "", reason: "" };
   const plaintext = /wrong version number|packet length too long|WRONG_VERSION/i.test(error);
   // Not TLS (a server that hangs up on a TLS hello may be one too): an HTTP/1 port, or a plaintext gRPC server.
-  if ((plaintext || /ECONNRESET|disconnected before secure/i.test(error)) && (await answersHttp1(address, false, timeoutMs))) return { kind: "http1", reason: HTTP1_PLAINTEXT };
+  if ((plaintext || /ECONNRESET|disconnected before secure/i.test(error)) && (await answersHttp1(address, timeoutMs))) return { kind: "http1", reason: HTTP1_PLAINTEXT };
   if (security && plaintext) return { kind: "tls", reason: ": it speaks plaintext, not TLS; start it with --tls-dir too, or drop --tls-dir here" };
   if (security && /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_SIGNATURE_FAILURE/.test(error)) {
     return { kind: "tls", reason: `: its certificate is not from the cluster CA in ${security.dir}/ca.crt` };

@@ -22,6 +22,12 @@ function fail(reply: FastifyReply, err: unknown): FastifyReply {
 
 type Json = Record<string, unknown>;
 
+/** A client that presented an admin certificate of the cluster CA (HTTPS only). */
+function isAdmin(raw: unknown): boolean {
+  const socket = raw as TLSSocket;
+  return !!socket.encrypted && socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin";
+}
+
 /** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
 export interface RestAccess {
   token?: string;
@@ -71,9 +77,7 @@ export async function startRest(host: string, port: number, models: ModelManager
   if (token) {
     // /metrics stays open (read-only, for Prometheus); the model API needs the token.
     app.addHook("onRequest", async (req, reply) => {
-      if (!req.url.startsWith("/v1/") || bearerMatches(req.headers.authorization, token)) return;
-      const socket = req.raw.socket as TLSSocket;
-      if (socket.encrypted && socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin") return;
+      if (!req.url.startsWith("/v1/") || bearerMatches(req.headers.authorization, token) || isAdmin(req.raw.socket)) return;
       reply.header("www-authenticate", 'Bearer realm="pangea-serving"');
       const what = `${req.method} ${req.url.split("?")[0]}`;
       return fail(
@@ -117,8 +121,7 @@ export async function startRest(host: string, port: number, models: ModelManager
       if (m[3] === "pin") {
         // Pinning changes what every caller is served. Under TLS it takes an admin certificate, or serving's API token
         // where one is set (the hook above checked it); in plaintext without a token serving trusts every caller.
-        const socket = req.raw.socket as TLSSocket;
-        if (socket.encrypted && !token && !(socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin")) {
+        if ((req.raw.socket as TLSSocket).encrypted && !token && !isAdmin(req.raw.socket)) {
           throw ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${req.url.split("?")[0]} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`);
         }
         const v = body.version;
