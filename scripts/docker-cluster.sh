@@ -240,7 +240,14 @@ down() {
   engine_answers
   local v=(-v)
   [ "${KEEP_VOLUMES:-0}" != 1 ] || v=()
-  compose --profile grafana --profile kafka down "${v[@]}" --remove-orphans
+  # Compose names every object it does not find ("Volume ... not found"), which reads
+  # like an error on a second docker-down; say once that there is nothing instead.
+  local label="label=com.docker.compose.project=$PROJECT"
+  if [ -z "$(docker ps -aq --filter "$label")$(docker network ls -q --filter "$label")$(docker volume ls -q --filter "$label")" ]; then
+    say "project '$PROJECT' has no containers, networks or volumes; nothing to remove"
+  else
+    compose --profile grafana --profile kafka down "${v[@]}" --remove-orphans
+  fi
   # The host's copy of the admin certificate goes with the volume that holds its CA, and the
   # settings with the checkpoints they trained.
   rm -f "$OVERRIDE.new"

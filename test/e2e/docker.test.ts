@@ -86,6 +86,11 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(down.code, down.out).toBe(0);
     expect(projectContainers(project)).toBe("");
     expect(projectVolumes(project)).toBe("");
+    // A second docker-down has nothing left: one line saying so, not compose's "not found" per object.
+    const again = await run("make", ["docker-down"], env, 60_000);
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toContain(`project '${project}' has no containers, networks or volumes; nothing to remove`);
+    expect(again.out).not.toContain("not found");
   }, 300_000);
 
   it("builds the images, starts the cluster with healthy non-root services and says where to look", async () => {
