@@ -59,6 +59,19 @@ export interface TrainingProgress {
   taskLosses?: SavedTaskLosses;
   /** The held-out evaluations so far, oldest first (absent in older checkpoints: none); a resumed job keeps them. */
   evaluations?: EvalReport__Output[];
+  /** The data the job trained on (absent in older checkpoints: not checked on resume). */
+  data?: TrainedData;
+}
+
+/**
+ * What identifies a job's data for a resume: the data position (finishedBatches) means
+ * nothing on other data. Record counts, not the description: the description names
+ * paths and caches that may differ between starts of the same data.
+ */
+export interface TrainedData {
+  description: string;
+  trainRecords: number;
+  evalRecords: number;
 }
 
 export interface TableData {

@@ -6,7 +6,7 @@ import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.j
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
 import { DenseStore } from "../params/dense-store.js";
-import { reshard, restoreFilter, restoreStoreCounters, restoreTables, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { reshard, restoreFilter, restoreStoreCounters, restoreTables, type TrainedData, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { JobConfig } from "./job-config.js";
 
@@ -50,6 +50,8 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
  * the checkpoint (resharded to this job's shards). Throws the job's failure.
  */
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
+  const changed = resumed?.data ? dataChange(resumed.data, source) : null;
+  if (changed) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", changed);
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
@@ -79,6 +81,23 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
     throw OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message);
   }
   return model;
+}
+
+/** What the data of the job's start records for its checkpoints. */
+export function trainedData(source: SourceInfo__Output): TrainedData {
+  return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords) };
+}
+
+/**
+ * Why a resume cannot continue on this data, or null: the checkpoint's data position
+ * counts batches of its data, so bounded data of another length is other data (the
+ * user switched files). Data generated or streamed on demand (0 records) is not checked.
+ */
+function dataChange(saved: TrainedData, source: SourceInfo__Output): string | null {
+  const now = Number(source.trainRecords);
+  if (saved.trainRecords === now || (saved.trainRecords === 0 && now === 0)) return null;
+  const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
+  return `cannot resume: the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now)} (${source.description}); resume on the same data, or start a new job with --restore-from to take only the parameters`;
 }
 
 function slotDefaultsOf(config: JobConfig): SlotConfig {

@@ -1,0 +1,51 @@
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { JobStatus__Output } from "@pangea/schema";
+import { ENTRY, runNode } from "../support/processes.js";
+
+/**
+ * A checkpoint's data position counts batches of the data it trained on, so
+ * `--resume` on other data (a file of another length at the same path, or
+ * another DATA) would continue at a position that means nothing there. It is
+ * refused at the job's start with one line naming both; the same data resumes.
+ */
+describe("pangea run --resume on other data", () => {
+  it("is refused, naming both record counts, and nothing trains; on the same data it resumes", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-resume-other-data-"));
+    const data = join(tmp, "train.tsv");
+    const ckpt = join(tmp, "ckpt");
+    const gen = (records: number) => runNode(ENTRY.cli, ["gen-data", "--out", data, "--records", String(records)]);
+    const run = (steps: number, extra: string[] = []) =>
+      runNode(
+        ENTRY.cli,
+        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "criteo", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", ckpt, ...extra],
+        { timeoutMs: 120_000, stopSignal: "SIGTERM" },
+      );
+    const statusOf = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
+
+    expect((await gen(4000)).code).toBe(0);
+    const first = await run(2);
+    expect(first.code, first.stderr).toBe(0);
+    const trained = Number(statusOf(first.stdout).source!.trainRecords);
+    expect(trained).toBeGreaterThan(0);
+
+    expect((await gen(5000)).code).toBe(0);
+    const other = await run(4, ["--resume"]);
+    // 1 (the job failed) or 2 (the orchestrator's configuration error), as the failure reaches pangea run first.
+    expect([1, 2], other.stderr).toContain(other.code);
+    const line = other.stderr.trim().split("\n").find((l) => l.startsWith("pangea run: job failed:")) ?? other.stderr;
+    expect(line).toMatch(
+      new RegExp(`^pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: cannot resume: the checkpoint trained on ${trained.toLocaleString("en-US")} training records \\(Criteo TSV .*\\), this job's data has [\\d,]+ training records \\(Criteo TSV .*\\); resume on the same data, or start a new job with --restore-from to take only the parameters`),
+    );
+    expect(readdirSync(join(ckpt, "j")).filter((d) => d.startsWith("step-"))).toEqual(["step-2"]);
+
+    // The same data again (gen-data is deterministic): the job resumes from step 2.
+    expect((await gen(4000)).code).toBe(0);
+    const same = await run(4, ["--resume"]);
+    expect(same.code, same.stderr).toBe(0);
+    const s = statusOf(same.stdout);
+    expect([s.state, Number(s.resumedFromStep), Number(s.step)]).toEqual(["JOB_STATE_COMPLETED", 2, 4]);
+  }, 300_000);
+});
