@@ -95,7 +95,7 @@ export function trainedData(source: SourceInfo__Output): TrainedData {
  */
 function dataChange(saved: TrainedData, source: SourceInfo__Output): string | null {
   const now = Number(source.trainRecords);
-  if (saved.trainRecords === now || (saved.trainRecords === 0 && now === 0)) return null;
+  if (saved.trainRecords === now) return null;
   const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
   return `cannot resume: the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now)} (${source.description}); resume on the same data, or start a new job with --restore-from to take only the parameters`;
 }
