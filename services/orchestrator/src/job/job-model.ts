@@ -16,6 +16,8 @@ export interface JobModel {
   store: EmbeddingStore;
   /** What the job accepted but does not use (JobStatus.warnings). */
   warnings: string[];
+  /** The data it trains on, which the job's checkpoints record for a resume's check. */
+  data: TrainedData;
 }
 
 /** The table settings of every slot --slot-config does not name. */
@@ -74,7 +76,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer, config.denseL2);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);
-  const model = { spec, dense, store, warnings };
+  const model = { spec, dense, store, warnings, data: trainedData(source) };
   try {
     restoreModel(config, model, resumed, log);
   } catch (err) {
@@ -83,8 +85,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   return model;
 }
 
-/** What the data of the job's start records for its checkpoints. */
-export function trainedData(source: SourceInfo__Output): TrainedData {
+function trainedData(source: SourceInfo__Output): TrainedData {
   return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords) };
 }
 

@@ -8,7 +8,7 @@ import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
 import { readBest, writeBest } from "../checkpoint/best-checkpoint.js";
 import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
-import type { TrainedData, TrainingProgress } from "../checkpoint/checkpoint.js";
+import type { TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
@@ -16,7 +16,7 @@ import { checkEvalReport } from "./eval-report-check.js";
 import { Evaluations } from "./evaluations.js";
 import type { JobConfig } from "./job-config.js";
 import { readCounters, saveCounters, type JobCounters } from "./job-counters.js";
-import { batchesPerStepOf, buildModel, resumedTraining, startExpirySweep, trainedData, type JobModel } from "./job-model.js";
+import { batchesPerStepOf, buildModel, resumedTraining, startExpirySweep, type JobModel } from "./job-model.js";
 import { buildJobSpec } from "./job-spec.js";
 import { buildJobStatus } from "./job-status.js";
 import { TaskLosses } from "./task-status.js";
@@ -87,8 +87,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private sweeper: NodeJS.Timeout | null = null;
   private readonly createdAt = Date.now();
   private readonly resumed: TrainingProgress | null;
-  /** The data the job started on, which its checkpoints record. */
-  private trainedOn: TrainedData | null = null;
 
   constructor(readonly config: JobConfig, private readonly log: Logger) {
     super();
@@ -275,7 +273,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     this.model = model;
-    this.trainedOn = trainedData(compute.source);
     const c = this.config;
     const sync = c.servingSync?.length
       ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec), ...(c.servingSyncToken ? { token: c.servingSyncToken } : {}) }
@@ -437,7 +434,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const shard = this.shard!;
     const step = this.progressStep;
     if (!force && !shard.checkpointDue(step, final)) return false;
-    const progress = { ...this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters()), this.taskLosses.save()), ...(this.trainedOn ? { data: this.trainedOn } : {}) };
+    const progress = { ...this.steps!.progress(m.dense.steps, this.config.batchSize, saveCounters(this.currentCounters()), this.taskLosses.save()), data: m.data };
     shard.writeCheckpoint(step, this.evals.history.length ? { ...progress, evaluations: [...this.evals.history] } : progress);
     const others = this.members.shardSessions();
     if (others.length === 0) {
