@@ -16,15 +16,19 @@ export const RpcErrors = defineErrors({
 /**
  * Waits until a client's channel is connected, or fails with one clear error
  * naming the peer and its address; gRPC would otherwise retry silently forever.
+ * `wrongPortHint` (e.g. " (--orchestrator takes ...)") follows the message
+ * when what answers there is another kind of port: an HTTP/1 one, or a
+ * server of another role.
  */
-export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number, security: TransportSecurity | null = transportSecurity(), expected: readonly ServiceRole[] = []): Promise<void> {
+export function waitReady(client: grpc.Client, peer: string, address: string, timeoutMs: number, security: TransportSecurity | null = transportSecurity(), expected: readonly ServiceRole[] = [], wrongPortHint = ""): Promise<void> {
   return new Promise((resolve, reject) => {
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve();
       // A TLS mismatch, an HTTP/1 port or a server of another role looks like an unreachable peer to gRPC: say which it is.
-      void diagnoseConnection(address, security, expected).then(({ kind, reason }) =>
-        reject(RpcErrors.create(kind === "role" ? "RPC_ERR_WRONG_PEER" : "RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${reason}`, { cause: err })),
-      );
+      void diagnoseConnection(address, security, expected).then(({ kind, reason }) => {
+        const hint = kind === "http1" || kind === "role" ? wrongPortHint : "";
+        reject(RpcErrors.create(kind === "role" ? "RPC_ERR_WRONG_PEER" : "RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${reason}${hint}`, { cause: err }));
+      });
     });
   });
 }

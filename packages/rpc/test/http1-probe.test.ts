@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { answersHttp1, diagnoseConnection, loadTransportSecurity, writeClusterCerts } from "../src/index.js";
+import { answersHttp1, channelCredentials, diagnoseConnection, loadTransportSecurity, waitReady, writeClusterCerts } from "../src/index.js";
 
 /**
  * What answers at an address where a gRPC channel did not become ready (the
@@ -80,5 +80,26 @@ describe("answersHttp1", () => {
     expect(await diagnoseConnection(at(silent), null, [], 300)).toEqual({ kind: "", reason: "" });
     // Two waits of 300 ms: well under the default timeouts (1 and 1.5 s).
     expect(performance.now() - t).toBeLessThan(1_500);
+  });
+
+  it("waitReady follows its message with the caller's wrong-port hint for an HTTP/1 port or another role, not for a TLS mismatch", async () => {
+    const admin = loadTransportSecurity(dir, "admin");
+    const hint = " (--orchestrator takes the orchestrator's gRPC port)";
+    const failure = async (address: string, security: typeof admin | null) => {
+      const client = new grpc.Client(address, channelCredentials(["orchestrator"], security));
+      try {
+        await waitReady(client, "orchestrator", address, 300, security, ["orchestrator"], hint);
+        throw new Error("waitReady did not fail");
+      } catch (err) {
+        return { code: (err as { code?: string }).code, message: (err as Error).message };
+      } finally {
+        client.close();
+      }
+    };
+    const http = at(await listening(createHttpServer((_req, res) => res.end("hi"))));
+    expect(await failure(http, null)).toEqual({ code: "RPC_ERR_UNREACHABLE", message: `cannot reach orchestrator at ${http} within 0.3s: it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port?${hint}` });
+    const serving = await grpcServer(grpc.ServerCredentials.createSsl(tlsFiles.ca, [{ private_key: tlsFiles.key, cert_chain: tlsFiles.cert }], false));
+    expect(await failure(serving, admin)).toEqual({ code: "RPC_ERR_WRONG_PEER", message: `cannot reach orchestrator at ${serving} within 0.3s: it presented a serving certificate; expected orchestrator${hint}` });
+    expect(await failure(serving, null)).toEqual({ code: "RPC_ERR_UNREACHABLE", message: `cannot reach orchestrator at ${serving} within 0.3s: it speaks TLS; give this process the cluster's certificates (--tls-dir)` });
   });
 });

@@ -16,12 +16,10 @@ export class StatusClient {
 
   async connect(timeoutMs: number): Promise<void> {
     try {
-      await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security, ["orchestrator"]);
+      await waitReady(this.client, "orchestrator", this.address, timeoutMs, this.security, ["orchestrator"], WRONG_PORT);
     } catch (err) {
       // The message says what answers there when it can tell (an HTTP/1 port, TLS or not, another service's certificate).
-      const wrongPeer = err instanceof PangeaError && err.code === "RPC_ERR_WRONG_PEER";
-      const message = (err as Error).message;
-      throw new ClusterError(`${message}${wrongPeer || message.includes("HTTP/1") ? WRONG_PORT : ""}`, wrongPeer ? 1 : 3);
+      throw new ClusterError((err as Error).message, err instanceof PangeaError && err.code === "RPC_ERR_WRONG_PEER" ? 1 : 3);
     }
   }
 
