@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { defineErrors } from "@pangea/kit";
-import { diagnoseConnection } from "./security/tls-diagnosis.js";
+import { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 
@@ -25,9 +25,9 @@ export function waitReady(client: grpc.Client, peer: string, address: string, ti
     client.waitForReady(Date.now() + timeoutMs, (err) => {
       if (!err) return resolve();
       // A TLS mismatch, an HTTP/1 port or a server of another role looks like an unreachable peer to gRPC: say which it is.
-      void diagnoseConnection(address, security, expected).then(({ kind, reason }) => {
-        const hint = kind === "http1" || kind === "role" ? wrongPortHint : "";
-        reject(RpcErrors.create(kind === "role" ? "RPC_ERR_WRONG_PEER" : "RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${reason}${hint}`, { cause: err }));
+      void diagnoseConnection(address, security, expected).then((d) => {
+        const hint = isWrongPort(d) ? wrongPortHint : "";
+        reject(RpcErrors.create(d.kind === "role" ? "RPC_ERR_WRONG_PEER" : "RPC_ERR_UNREACHABLE", `cannot reach ${peer} at ${address} within ${(timeoutMs / 1000).toFixed(1)}s${d.reason}${hint}`, { cause: err }));
       });
     });
   });

@@ -7,7 +7,7 @@ export type { ClusterCertsOptions, ClusterCertsResult, IssuedPair } from "./secu
 export { SecurityErrors, loadTransportSecurity, configureTransport, useTransportSecurity, transportSecurity, channelCredentials, trustOnlyCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
 export type { TransportSecurity, AuthenticatedCall } from "./security/transport-security.js";
 export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
-export { diagnoseConnection, tlsMismatch } from "./security/tls-diagnosis.js";
+export { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 export { answersHttp1 } from "./security/http1-probe.js";
 export type { Diagnosis, TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";

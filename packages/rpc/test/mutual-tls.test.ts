@@ -9,7 +9,7 @@ import {
   CHANNEL_OPTIONS,
   ParameterServerService,
   configureTransport,
-  tlsMismatch,
+  diagnoseConnection,
   trustOnlyCredentials,
   SecurityErrors,
   channelCredentials,
@@ -193,12 +193,12 @@ describe("mutual TLS with roles", () => {
 
 describe("why a TLS peer looks unreachable", () => {
   it("names a TLS server called in plaintext, a plaintext server called with TLS, and another CA", async () => {
-    expect(await tlsMismatch(server.address, null)).toContain("it speaks TLS; give this process the cluster's certificates (--tls-dir)");
-    expect(await tlsMismatch(server.address, as("trainer", other))).toContain("its certificate is not from the cluster CA in");
-    expect(await tlsMismatch(server.address, as("trainer"))).toBe("");
+    expect((await diagnoseConnection(server.address, null)).reason).toContain("it speaks TLS; give this process the cluster's certificates (--tls-dir)");
+    expect((await diagnoseConnection(server.address, as("trainer", other))).reason).toContain("its certificate is not from the cluster CA in");
+    expect((await diagnoseConnection(server.address, as("trainer"))).reason).toBe("");
     const plain = await startServer("127.0.0.1", 0, () => {}, [], undefined, { security: null });
     try {
-      expect(await tlsMismatch(plain.address, as("trainer"))).toContain("it speaks plaintext, not TLS");
+      expect((await diagnoseConnection(plain.address, as("trainer"))).reason).toContain("it speaks plaintext, not TLS");
     } finally {
       await plain.shutdown(100);
     }

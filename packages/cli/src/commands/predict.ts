@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, parseConfig, positiveInt, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 
@@ -168,11 +168,11 @@ export async function predictCommand(argv: string[]): Promise<number> {
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
       // What answers there, when it can be told: an HTTP/1 port (most often serving's REST port), TLS or not, another
       // service of the cluster.
-      const { kind, reason } = await diagnoseConnection(c.address, side, ["serving"]);
-      const hint = kind === "http1" || kind === "role" ? " (--address takes serving's gRPC port, --port of pangea serve)" : "";
+      const d = await diagnoseConnection(c.address, side, ["serving"]);
+      const hint = isWrongPort(d) ? " (--address takes serving's gRPC port, --port of pangea serve)" : "";
       // grpc-js ends this detail with an empty "Resolution note: ", and OpenSSL's reasons hold line breaks: one line.
       const details = e.details.replace(/\s*Resolution note:\s*$/, "").replace(/\s*\n\s*/g, " ").replace(/ \./g, ".");
-      throw new ClusterError(reason ? `serving at ${c.address} cannot be reached${reason}${hint}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}`, kind === "role" ? 1 : 3);
+      throw new ClusterError(d.reason ? `serving at ${c.address} cannot be reached${d.reason}${hint}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}`, d.kind === "role" ? 1 : 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
     return 1;

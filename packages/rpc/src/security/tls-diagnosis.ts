@@ -67,7 +67,7 @@ export async function diagnoseConnection(address: string, security: TlsSide | nu
   return { kind: "", reason: "" };
 }
 
-/** diagnoseConnection's reason alone. */
-export async function tlsMismatch(address: string, security: TlsSide | null, timeoutMs = 1_500): Promise<string> {
-  return (await diagnoseConnection(address, security, [], timeoutMs)).reason;
+/** Whether what answers there is another kind of port (an HTTP/1 one, or a server of another role): the caller's "--flag takes ..." hint applies. */
+export function isWrongPort(d: Diagnosis): boolean {
+  return d.kind === "http1" || d.kind === "role";
 }
