@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Configuration (1) of the training benchmark: one Pangea trainer in one
 // process, no network: the compute service's Criteo reader and hashing, the
-// trainer's deduplication and its DLRM (TensorFlow.js; matmuls on the native
+// trainer's deduplication and its model (TensorFlow.js; matmuls on the native
 // BLAS when built), the orchestrator's embedding table with its sparse
 // Adagrad and its dense Adagrad, wired directly. Prints one JSON line.
+// --architecture takes what ctr_torch.py takes ({"name": ..., hyper-parameters}; default DLRM in the Kaggle widths),
+// --steps 0 is one pass, and the rate after the first --warmup-steps steps is reported as the cluster and PyTorch report it.
 // Usage: node in-process.mjs --data F [--eval-fraction 0.0909] [--batch 4096] [--threads 1] [--dense-lr 0.01] [--sparse-lr 0.05]
+//        [--architecture JSON] [--steps 0] [--warmup-steps 10]
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,7 +22,7 @@ const { DenseStore } = await load("services/orchestrator/dist/params/dense-store
 const { EmbeddingTable } = await load("services/orchestrator/dist/embeddings/embedding-table.js");
 const { DEFAULT_INITIALIZER } = await load("services/orchestrator/dist/embeddings/initializer.js");
 const { makeSparseOptimizer } = await load("services/orchestrator/dist/optim/sparse-optimizers.js");
-const { aucAndLogloss, dlrmSpec } = await load("packages/model/dist/index.js");
+const { aucAndLogloss, architectureConfig, uniformRowWidth, validateSpec } = await load("packages/model/dist/index.js");
 const { nativeBlas } = await load("packages/blas/dist/index.js");
 
 const flag = (name, fallback) => {
@@ -37,8 +40,14 @@ if (!data) {
 const B = Number(flag("batch", "4096"));
 const threads = Number(flag("threads", "1"));
 const seed = Number(flag("seed", "42"));
-const spec = dlrmSpec(13, 26, 16, [512, 256, 64, 16], [512, 256]);
-const D = spec.embeddingDim;
+const { name: modelName, ...hyper } = JSON.parse(flag("architecture", JSON.stringify({ name: "dlrm", bottomMlp: [512, 256, 64, 16], topMlp: [512, 256] })));
+const spec = validateSpec({ numDense: 13, numSlots: 26, embeddingDim: 16, architecture: architectureConfig(modelName, hyper) });
+if (spec.architecture.dropout) {
+  console.error("in-process.mjs: --architecture: dropout is not wired here (the cluster draws its masks per batch); leave it out");
+  process.exit(2);
+}
+// A row: the embedding and what the architecture keeps per id beside it (DeepFM's, Wide&Deep's first-order weight).
+const D = uniformRowWidth(spec);
 
 const backend = await selectBackend(flag("backend", "auto"), threads);
 const source = await CriteoTsvSource.open({ paths: [data], evalFraction: Number(flag("eval-fraction", "0.0909")) });
@@ -59,12 +68,16 @@ function rowsOf(unique, count, create) {
   return { rows, at };
 }
 
-const steps = Math.floor(source.info.trainRecords / B);
+const onePass = Math.floor(source.info.trainRecords / B);
+const steps = Math.min(Number(flag("steps", "0")) || onePass, onePass);
+const warmup = Number(flag("warmup-steps", "10"));
+let tWarm = null;
 const counters0 = nativeBlas().blas?.counters() ?? [0, 0];
 const t0 = performance.now();
 let firstLoss = NaN;
 let lastLoss = NaN;
 for (let s = 0; s < steps; s++) {
+  if (s === warmup) tWarm = performance.now();
   source.read("train", s * B, B, block);
   const { unique, uniqueCount, inverse } = dedup.dedup(block.idWords, block.nnz);
   const { rows, at } = rowsOf(unique, uniqueCount, true);
@@ -74,7 +87,8 @@ for (let s = 0; s < steps; s++) {
   if (s === 0) firstLoss = out.loss;
   lastLoss = out.loss;
 }
-const seconds = (performance.now() - t0) / 1000;
+const tEnd = performance.now();
+const seconds = (tEnd - t0) / 1000;
 const counters1 = nativeBlas().blas?.counters() ?? [0, 0];
 
 const preds = [];
@@ -96,12 +110,15 @@ const gemmSeconds = counters1[0] - counters0[0];
 process.stdout.write(
   `${JSON.stringify({
     name: "pangea-in-process",
+    model: modelName,
     framework: `Pangea trainer, TensorFlow.js ${backend.name}, ${threads} BLAS thread(s)`,
     samples: steps * B,
     steps,
     seconds: +seconds.toFixed(3),
     samplesPerSec: Math.round((steps * B) / seconds),
     msPerStep: +((1000 * seconds) / steps).toFixed(2),
+    samplesPerSecAfterWarmup: tWarm === null ? 0 : Math.round(((steps - warmup) * B) / ((tEnd - tWarm) / 1000)),
+    warmupSteps: tWarm === null ? 0 : warmup,
     auc: +auc.toFixed(4),
     logloss: +logloss.toFixed(4),
     firstLoss: +firstLoss.toFixed(4),

@@ -19,14 +19,17 @@
 // Then, per architecture (`make bench-models`, or `--models-only`, runs only
 // this part): every architecture (dlrm, dcn-v2, deepfm, wide-deep, mmoe,
 // shared-bottom; ARCH=dcn-v2,deepfm picks some) on the cluster (2 trainers,
-// sync) and in PyTorch (its twin from test/support/python/torch_ctr.py,
-// through ctr_torch.py) with the same data, hyper-parameters (each one's
-// defaults; DLRM's Kaggle widths), optimizers and steps; samples/s, held-out
-// AUC and the ratio: bench-results/training-architectures.json.
-// Each architecture runs ARCH_ROUNDS rounds (default 3) of its cluster job and
-// both PyTorch configurations, one after the other, and each side's figure is
-// the median over the rounds: PyTorch's small models moved by up to 2.2x
-// between rounds, so a single run's ratio said more about the hour than the code.
+// sync), in one Pangea trainer in-process (as (1), 1 and 2 BLAS threads) and
+// in PyTorch (its twin from test/support/python/torch_ctr.py, through
+// ctr_torch.py) with the same data, hyper-parameters (each one's defaults;
+// DLRM's Kaggle widths), optimizers and steps; samples/s, held-out AUC and the
+// ratios: bench-results/training-architectures.json. The in-process figure
+// tells the architecture's own step from what distributing it costs.
+// Each architecture runs ARCH_ROUNDS rounds (default 3) of its cluster job,
+// both in-process and both PyTorch configurations, one after the other, and
+// each side's figure is the median over the rounds: PyTorch's small models
+// moved by up to 2.2x between rounds, so a single run's ratio said more about
+// the hour than the code.
 // Env: TRAIN_RECORDS (default 330000; the last 1/11 held out), SKIP_SCALING=1,
 // ARCH (comma-separated; default all), ARCH_STEPS (default one pass),
 // ARCH_ROUNDS (default 3).
@@ -148,11 +151,15 @@ function runMeasured(cmd, args, opts = {}) {
 
 const lastJson = (text) => JSON.parse(text.trim().split("\n").filter((l) => l.startsWith("{")).at(-1));
 
-async function inProcess(threads) {
-  log(`(1) one trainer in-process, ${threads} BLAS thread(s)`);
+/** One Pangea trainer in one process on `model` (default DLRM Kaggle) with `threads` BLAS threads, for `steps` steps (0: one pass). */
+async function inProcess(threads, { model = "dlrm", steps: inSteps = 0 } = {}) {
+  log(`(1) one trainer in-process${model === "dlrm" ? "" : ` (${model})`}, ${threads} BLAS thread(s)`);
   // The heap settings every Pangea service runs with (SERVICE_V8_FLAGS, SERVICE_MALLOC_ENV).
-  const { out } = await runMeasured(process.execPath, [...SERVICE_V8_FLAGS, join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse], { env: { ...SERVICE_MALLOC_ENV, ...process.env } });
-  return { ...lastJson(out), name: `pangea-in-process-${threads}t` };
+  const { out } = await runMeasured(process.execPath, [
+    ...SERVICE_V8_FLAGS, join(root, "bench/training/in-process.mjs"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--threads", String(threads),
+    "--dense-lr", lr.dense, "--sparse-lr", lr.sparse, "--architecture", JSON.stringify(ARCHS[model]), "--steps", String(inSteps), "--warmup-steps", String(warmupSteps),
+  ], { env: { ...SERVICE_MALLOC_ENV, ...process.env } });
+  return { ...lastJson(out), name: `pangea-in-process-${model === "dlrm" ? "" : `${model}-`}${threads}t` };
 }
 
 /**
@@ -315,7 +322,7 @@ async function dlrmDetail(haveTorch) {
   console.log(`ratio cluster (2 trainers, sync) with mutual TLS / plaintext: ${summary.ratios.clusterTlsVsPlaintext}x; AUC ${clusterTls.auc} vs ${clusterMain.auc}`);
   if (summary.ratios.matmulPeakOverAchieved) console.log(`sgemm peak / single trainer's matmul rate: ${summary.ratios.matmulPeakOverAchieved}x`);
   console.log(`wrote ${join("bench-results", "training.json")} and ${join("bench-results", "training.svg")}`);
-  return { cluster: clusterMain, torchRuns: results.filter((r) => r.name.startsWith("pytorch")) };
+  return { cluster: clusterMain, torchRuns: results.filter((r) => r.name.startsWith("pytorch")), inProcessRuns: results.filter((r) => r.name.startsWith("pangea-in-process")) };
 }
 
 /**
@@ -333,13 +340,18 @@ async function perArchitecture(haveTorch, dlrm) {
     const reuse = dlrm && model === "dlrm" && archSteps === steps;
     const clusterRuns = reuse ? [dlrm.cluster] : [];
     const torchRuns = { 1: [], 2: [] };
+    const inRuns = { 1: [], 2: [] };
     if (reuse) for (const r of dlrm.torchRuns) torchRuns[r.name.endsWith("blas1") ? 1 : 2].push(r);
+    if (reuse) for (const r of dlrm.inProcessRuns) inRuns[r.name.endsWith("-1t") ? 1 : 2].push(r);
     for (let round = clusterRuns.length; round < archRounds; round++) {
       if (archRounds > 1) log(`${model}: round ${round + 1} of ${archRounds}`);
       clusterRuns.push(await cluster(2, 1, { model, jobSteps: archSteps }));
       if (haveTorch) for (const b of [1, 2]) torchRuns[b].push(await pytorch(1, b, { model, steps: archSteps }));
+      for (const b of [1, 2]) inRuns[b].push(await inProcess(b, { model, steps: archSteps }));
     }
     const c = medianOf(clusterRuns);
+    // The same architecture's step with no distribution: one trainer in one process, its faster configuration.
+    const single = fastest([medianOf(inRuns[1]), medianOf(inRuns[2])]);
     let t = null;
     // Each ratio divides by PyTorch's faster configuration by that measure.
     let tw = null;
@@ -354,6 +366,9 @@ async function perArchitecture(haveTorch, dlrm) {
       cluster: c,
       pytorch: t,
       ratio: t ? +(c.samplesPerSec / t.samplesPerSec).toFixed(2) : null,
+      inProcess: single,
+      inProcessVsPytorch: t ? +(single.samplesPerSec / t.samplesPerSec).toFixed(2) : null,
+      clusterVsInProcess: +(c.samplesPerSec / single.samplesPerSec).toFixed(2),
       pytorchAfterWarmup: tw?.samplesPerSecAfterWarmup ?? null,
       ratioAfterWarmup: tw ? afterWarmupRatio(c, tw) : null,
       aucClusterMinusPytorch: t ? +(c.auc - t.auc).toFixed(4) : null,
@@ -381,6 +396,13 @@ async function perArchitecture(haveTorch, dlrm) {
     const f = r.cluster.fractions;
     if (archRounds > 1) console.log(`${pad(r.model, 15)}rounds' samples/s: cluster${spread(r.cluster)}; PyTorch, its faster configuration${spread(r.pytorch)}`);
     console.log(`${pad(r.model, 15)}${pad(r.cluster.samplesPerSec, 19)}${pad(r.pytorch?.samplesPerSec ?? "-", 19)}${pad(r.ratio === null ? "-" : `${r.ratio.toFixed(2)}x`, 8)}${pad(r.ratioAfterWarmup === null ? "-" : `${r.cluster.samplesPerSecAfterWarmup} / ${r.pytorchAfterWarmup} = ${r.ratioAfterWarmup.toFixed(2)}x`, 35)}${pad(r.cluster.auc, 13)}${pad(r.pytorch?.auc ?? "-", 13)}${[f.compute, f.communication, f.wait].map((x) => `${Math.round(100 * x)}%`).join(" / ")}`);
+  }
+  // Where the gap to PyTorch is: the architecture's own step (one trainer, one process, no network), or the distribution.
+  console.log(`${pad("architecture", 15)}${pad("in-process samples/s", 22)}${pad(`after ${warmupSteps} steps`, 16)}${pad("in-process / PyTorch", 22)}${pad("cluster / in-process", 22)}AUC in-process`);
+  for (const r of rows) {
+    const i = r.inProcess;
+    if (archRounds > 1) console.log(`${pad(r.model, 15)}rounds' samples/s: in-process, its faster configuration${spread(i)}`);
+    console.log(`${pad(r.model, 15)}${pad(i.samplesPerSec, 22)}${pad(i.samplesPerSecAfterWarmup || "-", 16)}${pad(r.inProcessVsPytorch === null ? "-" : `${r.inProcessVsPytorch.toFixed(2)}x`, 22)}${pad(`${r.clusterVsInProcess.toFixed(2)}x`, 22)}${i.auc}`);
   }
   console.log(`wrote ${join("bench-results", "training-architectures.json")}`);
 }

@@ -38,7 +38,7 @@ function checkFigures(f: Figures, steps: number, batch: number): void {
 }
 
 describe("training benchmark scripts", () => {
-  it("in-process.mjs and ctr_torch.py train a few steps and print their figures", async () => {
+  it("in-process.mjs and ctr_torch.py train a few steps of an architecture and print their figures", async () => {
     const gen = await runNode(ENTRY.cli, ["gen-data", "--out", data, "--records", "1100"]);
     expect(gen.code, gen.stderr).toBe(0);
     // 1000 training records, the last 100 held out: 3 steps of 256.
@@ -46,6 +46,12 @@ describe("training benchmark scripts", () => {
     const pangea = await runNode(join(ROOT, "bench/training/in-process.mjs"), common);
     expect(pangea.code, pangea.stderr).toBe(0);
     checkFigures(JSON.parse(lastLine(pangea.stdout)) as Figures, 3, 256);
+    // Any architecture, as ctr_torch.py takes it: Wide&Deep's rows are one column wider than the embedding.
+    const wide = await runNode(join(ROOT, "bench/training/in-process.mjs"), [...common, "--steps", "2", "--architecture", JSON.stringify({ name: "wide-deep", deepMlp: [16] })]);
+    expect(wide.code, wide.stderr).toBe(0);
+    const wf = JSON.parse(lastLine(wide.stdout)) as Figures & { model: string };
+    expect(wf.model).toBe("wide-deep");
+    checkFigures(wf, 2, 256);
     // DeepFM: rows one column wider than the embedding (its first-order weight), a torch_ctr class built in float32.
     const torch = spawnSync(PYTHON, [join(ROOT, "bench/training/ctr_torch.py"), ...common, "--steps", "2", "--architecture", JSON.stringify({ name: "deepfm", deepMlp: [16] })], { encoding: "utf8" });
     expect(torch.status, torch.stderr).toBe(0);
