@@ -225,6 +225,31 @@ describe("unreachable peers and bad configuration", () => {
     expect(again.stderr).toContain(`resumed from step ${newest}`);
   }, 240_000);
 
+  it("pangea run whose orchestrator is killed with SIGKILL exits 1 naming it, then says where the job's checkpoints are and which flags continue from them", async () => {
+    const dir = join(tmp, "orchestrator-killed");
+    const ckpt = join(tmp, "ckpt-orchestrator-killed");
+    // No --job-id: the hint names the one the orchestrator made up.
+    const run = runNode(ENTRY.cli, ["run", "--steps", "100000", "--checkpoint-every-steps", "5", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt, "--log-dir", dir], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    const log = join(dir, "orchestrator.log");
+    const saved = () => readLog(log).split("\n").filter((l) => l.includes('"checkpoint saved"')).length;
+    await waitFor("a second checkpoint", async () => saved() >= 2, 60_000, 20);
+    process.kill(Number(/"pid":(\d+)/.exec(readLog(log))![1]), "SIGKILL");
+    const r = await run;
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines.at(-2)).toBe(`pangea run: job failed: orchestrator exited with code 137: killed by SIGKILL (log: ${log})`);
+    const job = readdirSync(ckpt)[0]!;
+    expect(job).toMatch(/^job-/);
+    const steps = readdirSync(join(ckpt, job)).filter((n) => /^step-\d+$/.test(n)).map((n) => Number(n.slice(5)));
+    expect(steps.length).toBeGreaterThanOrEqual(2);
+    const hint = /^pangea run: checkpoints of job (\S+) are in (.+) \(newest written: step-(\d+)\); the same command with --resume --job-id (\S+) continues from the newest intact one$/.exec(lines.at(-1)!);
+    expect(hint, lines.at(-1)).not.toBeNull();
+    expect([hint![1], hint![2], hint![4]]).toEqual([job, join(ckpt, job), job]);
+    // The newest on disk, or the one before it when the kill came between a checkpoint's rename and its log line.
+    expect(steps).toContain(Number(hint![3]));
+    expect(Number(hint![3])).toBeGreaterThanOrEqual(Math.max(...steps) - 5);
+  }, 180_000);
+
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });

@@ -8,6 +8,7 @@ import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js"
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
 import { builtInTaskArgs, passThroughFlags, serviceArgs, type Service } from "./pass-through.js";
+import { resumeHint } from "./resume-hint.js";
 import { fetchSyncSummary, formatSummary, statusJson, type SyncSummary } from "./summary.js";
 
 /** The flags `pangea run` has for the cluster as a whole; every other flag is a service's (see pass-through.ts). */
@@ -222,5 +223,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
   }
   const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
+  // A process died under a job that had not failed itself: its checkpoints can carry it on.
+  const orchestratorLog = cluster.process("orchestrator")?.logPath;
+  const hint = failed && final?.state !== "JOB_STATE_FAILED" && orchestratorLog ? resumeHint(orchestratorLog) : null;
+  if (hint) process.stderr.write(`${hint}\n`);
   return 1;
 }

@@ -1,0 +1,49 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
+import { basename, dirname } from "node:path";
+
+/** The orchestrator logs a checkpoint once its part is written; its log's tail is enough to find the newest. */
+const TAIL_BYTES = 4 << 20;
+
+/**
+ * The line `pangea run` prints after a process it started died and took the
+ * job with it (the orchestrator killed, compute gone with no trainer left):
+ * where the job's checkpoints are and the flags that continue from them.
+ * Found from the orchestrator's log ("checkpoint saved" names the path and
+ * the job), so it holds whatever --checkpoint-dir and --job-id the services
+ * resolved, defaults and environment included. Null when no checkpoint was
+ * written (or it is gone).
+ */
+export function resumeHint(orchestratorLog: string): string | null {
+  let newest: { path: string; step: number; job: string } | null = null;
+  for (const line of tail(orchestratorLog).split("\n")) {
+    if (!line.includes('"checkpoint saved"')) continue;
+    try {
+      const r = JSON.parse(line) as { msg?: string; path?: unknown; step?: unknown; job?: unknown };
+      if (r.msg === "checkpoint saved" && typeof r.path === "string" && typeof r.step === "number" && typeof r.job === "string") newest = { path: r.path, step: r.step, job: r.job };
+    } catch {
+      // A line cut by the tail's start, or by the process dying mid-write.
+    }
+  }
+  if (!newest || !existsSync(newest.path)) return null;
+  const jobDir = dirname(newest.path);
+  // Another shard's part may be missing: --resume takes the newest checkpoint that is whole, which may be an older one.
+  return `pangea run: checkpoints of job ${newest.job} are in ${jobDir} (newest written: ${basename(newest.path)}); the same command with --resume --job-id ${newest.job} continues from the newest intact one`;
+}
+
+function tail(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, TAIL_BYTES);
+    const buf = Buffer.allocUnsafe(length);
+    const read = readSync(fd, buf, 0, length, size - length);
+    return buf.toString("utf8", 0, read);
+  } finally {
+    closeSync(fd);
+  }
+}
