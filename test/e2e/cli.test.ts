@@ -91,11 +91,14 @@ describe("the pangea command as a new user meets it", () => {
   writeFileSync(oddInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }, { dense_features: [1], feature_ids: [2] }] }));
   const emptyInput = join(dirname(rawInput), "empty.json");
   writeFileSync(emptyInput, JSON.stringify({ instances: [] }));
+  // Not JSON, over two lines: the parser's message quotes the text, and the error stays one line.
+  const notJson = join(dirname(rawInput), "not-json.txt");
+  writeFileSync(notJson, "hello\nworld");
   const validInput = join(dirname(rawInput), "valid.json");
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
   it.concurrent.for([
-    [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids (raw feature values and ragged ids go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
+    [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
     [["run", "--steps", "abc"], "pangea run: invalid --steps: expected a positive number of steps"],
     [["train", "--steps=-3"], "pangea train: invalid --steps: expected a positive number of steps"],
     [["up", "--trainers", "0"], "pangea up: invalid --trainers: expected a positive number of trainers"],
@@ -112,6 +115,7 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
     [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
+    [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],
     [["predict", "--input", validInput, "--tls-dir", "/nonexistent-tls"], "pangea predict: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["status", "--orchestrator", "127.0.0.1:1", "--tls-dir", "/nonexistent-tls"], "pangea status: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["bench", "x"], "pangea bench: expected at most one argument, a number of records; got x"],

@@ -169,7 +169,7 @@ export function loadFeatureList(path: string): FeatureList {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} is not valid JSON: ${(err as Error).message}`);
+      throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} is not valid JSON: ${printable((err as Error).message, 160)}`);
     }
   } else {
     raw = parseConf(text, path);

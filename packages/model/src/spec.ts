@@ -1,4 +1,4 @@
-import { Rng, defineErrors } from "@pangea/kit";
+import { Rng, defineErrors, printable } from "@pangea/kit";
 import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
 import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
@@ -323,7 +323,7 @@ export function modelSpecFromWire(m: Readonly<Record<"slotIds" | "bottomMlp" | "
     try {
       architecture = JSON.parse(m.architectureJson) as ArchitectureConfig;
     } catch (err) {
-      throw bad(`the job's architecture is not JSON: ${(err as Error).message}`);
+      throw bad(`the job's architecture is not JSON: ${printable((err as Error).message, 160)}`);
     }
   } else architecture = { name: "dlrm", bottomMlp: [...m.bottomMlp], topMlp: [...m.topMlp] };
   return validateSpec({ numDense: m.numDense, numSlots: m.slotIds.length, embeddingDim: m.embeddingDim, ...(m.slotDims.length ? { slotDims: [...m.slotDims] } : {}), ...(m.slotPooling?.length ? { slotPooling: [...m.slotPooling] as Pooling[] } : {}), ...(m.tasks?.length ? { tasks: m.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) } : {}), architecture });

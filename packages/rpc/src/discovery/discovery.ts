@@ -1,4 +1,4 @@
-import { HOST_PORT_RE, type Logger } from "@pangea/kit";
+import { HOST_PORT_RE, printable, type Logger } from "@pangea/kit";
 import { RpcErrors } from "../client.js";
 import { EtcdClient } from "./etcd-client.js";
 
@@ -79,7 +79,7 @@ export function parseTfConfig(text: string | undefined): TfConfig {
   try {
     v = JSON.parse(text);
   } catch (err) {
-    throw RpcErrors.create("RPC_ERR_DISCOVERY", `TF_CONFIG is not valid JSON: ${(err as Error).message}`);
+    throw RpcErrors.create("RPC_ERR_DISCOVERY", `TF_CONFIG is not valid JSON: ${printable((err as Error).message, 160)}`);
   }
   const cfg = v as TfConfig;
   if (typeof cfg !== "object" || cfg === null || typeof cfg.cluster !== "object" || cfg.cluster === null) {

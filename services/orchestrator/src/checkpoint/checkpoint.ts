@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { basename, dirname, join } from "node:path";
 import { parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
-import { readChecked, sha256Hex, shardOfId } from "@pangea/kit";
+import { printable, readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
@@ -235,7 +235,7 @@ export function loadCheckpoint(dir: string): CheckpointData {
   try {
     manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as CheckpointManifest;
   } catch (err) {
-    throw corrupt(`manifest.json is not valid JSON: ${(err as Error).message}`);
+    throw corrupt(`manifest.json is not valid JSON: ${printable((err as Error).message, 160)}`);
   }
   if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
     throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { OrchestratorErrors } from "../errors.js";
 import { SPARSE_OPTIMIZERS } from "../optim/sparse-optimizers.js";
 import { POOLINGS } from "@pangea/model";
+import { printable } from "@pangea/kit";
 import type { SlotConfig } from "./embedding-store.js";
 
 const initializer = z.discriminatedUnion("kind", [
@@ -66,7 +67,7 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw bad((err as NodeJS.ErrnoException).code ? `cannot read: ${(err as NodeJS.ErrnoException).code}` : `not valid JSON: ${(err as Error).message}`);
+    throw bad((err as NodeJS.ErrnoException).code ? `cannot read: ${(err as NodeJS.ErrnoException).code}` : `not valid JSON: ${printable((err as Error).message, 160)}`);
   }
   // Checked before the schema: zod reports a bad record key only as "Invalid key in record".
   const named = (raw as { slots?: unknown } | null)?.slots;

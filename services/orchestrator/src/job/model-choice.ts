@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
-import { UsageError } from "@pangea/kit";
+import { UsageError, printable } from "@pangea/kit";
 import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
 
 /**
@@ -45,7 +45,7 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new UsageError(`--model-config: ${f.modelConfig} is not JSON: ${(err as Error).message}`);
+      throw new UsageError(`--model-config: ${f.modelConfig} is not JSON: ${printable((err as Error).message, 160)}`);
     }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--model-config: ${f.modelConfig} must hold a JSON object of ${f.model}'s hyper-parameters`);
     fromFile = parsed as Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { readChecked } from "@pangea/kit";
+import { printable, readChecked } from "@pangea/kit";
 import { join } from "node:path";
 import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
@@ -68,7 +68,7 @@ export class Servable {
     try {
       m = JSON.parse(readFileSync(manifestPath, "utf8")) as ExportManifest;
     } catch (err) {
-      throw bad(`manifest.json is not valid JSON: ${(err as Error).message}`);
+      throw bad(`manifest.json is not valid JSON: ${printable((err as Error).message, 160)}`);
     }
     if (m.format !== EXPORT_FORMAT) throw bad(`format "${m.format}" is not ${EXPORT_FORMAT}`);
     if (!SUPPORTED_EXPORT_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_EXPORT_SCHEMA_VERSIONS.join(", ")})`);
