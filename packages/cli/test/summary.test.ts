@@ -86,6 +86,31 @@ describe("the summary of a completed job resumed with --resume", () => {
   });
 });
 
+describe("the summary's backend line", () => {
+  const backend = (s: string) => s.split("\n").find((l) => l.startsWith("  backend"));
+  it("says how many of the trainers launched are live while the job runs, and how many were lost once it ended", () => {
+    expect(backend(formatSummary(status(evalOf()), 3))).toBe("  backend           cpu on 3 trainers");
+    expect(backend(formatSummary({ ...status(evalOf()), deadTrainers: 1 }, 3))).toBe("  backend           cpu on 3 trainers (1 lost during the job)");
+    const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING" as const };
+    expect(backend(formatSummary({ ...running, liveTrainers: 3 }, 3))).toBe("  backend           cpu on 3 trainers");
+    expect(backend(formatSummary({ ...running, liveTrainers: 2, deadTrainers: 1 }, 3))).toBe("  backend           cpu on 3 trainers (2 live now)");
+    // pangea up's cluster joined by a trainer started by hand.
+    expect(backend(formatSummary({ ...running, liveTrainers: 4 }, 3))).toBe("  backend           cpu on 3 trainers (4 live now)");
+  });
+});
+
+describe("a running job's compute that is gone", () => {
+  it("gets a line saying training waits for a compute, only while the job runs and compute's session is closed", () => {
+    const line = (s: string) => s.split("\n").find((l) => l.startsWith("  not connected"));
+    const compute = (alive: boolean) => ({ workerId: "compute-1", kind: "WORKER_KIND_COMPUTE", address: "127.0.0.1:5001", connected: alive, alive }) as JobStatus__Output["workers"][number];
+    const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING" as const, liveTrainers: 1 };
+    expect(line(formatSummary({ ...running, workers: [compute(false)] }, 1))).toBe("  not connected     compute compute-1 at 127.0.0.1:5001: training waits for a compute to register");
+    expect(line(formatSummary({ ...running, workers: [compute(true)] }, 1))).toBeUndefined();
+    // Done with its data, compute may leave: a finished job waits for nothing.
+    expect(line(formatSummary({ ...status(evalOf()), workers: [compute(false)] }, 1))).toBeUndefined();
+  });
+});
+
 describe("the summary's model line", () => {
   it("names the architecture and its hyper-parameters after the state, when the orchestrator reports them", () => {
     const s = formatSummary({ ...status(evalOf()), model: "dlrm (bottomMlp [64, 16], topMlp [64, 32])" }, 1);

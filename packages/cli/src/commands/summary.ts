@@ -52,7 +52,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     // A completed job reported again: no trainer ran, so none reported a backend.
-    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}`] as [string, string]]),
+    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers)}`] as [string, string]]),
+    ...gone(s),
     ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
@@ -106,6 +107,27 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
   return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");
+}
+
+/**
+ * A running job whose compute is not connected makes no progress until one registers again, and nothing else on
+ * the human summary would say so: the step just stops moving. (A parameter-server shard that goes fails the job.)
+ */
+function gone(s: JobStatus__Output): [string, string][] {
+  if (s.state !== "JOB_STATE_RUNNING") return [];
+  const compute = s.workers.find((w) => w.kind === "WORKER_KIND_COMPUTE");
+  if (!compute || compute.alive) return [];
+  return [["not connected", `compute ${compute.workerId}${compute.address ? ` at ${compute.address}` : ""}: training waits for a compute to register`]];
+}
+
+/**
+ * The trainers launched are not always the ones training: while the job runs, how many are live when that differs;
+ * once it ended, how many were lost on the way (the batches line counts the same, the job's whole life).
+ */
+function trainerChanges(s: JobStatus__Output, launched: number): string {
+  if (s.state === "JOB_STATE_RUNNING") return s.liveTrainers !== launched ? ` (${s.liveTrainers} live now)` : "";
+  const lost = Number(s.deadTrainers);
+  return lost > 0 ? ` (${int(lost)} lost during the job)` : "";
 }
 
 /** The most evaluations listed one per line; beyond it the first two and the newest ones. */
