@@ -9,7 +9,7 @@ export COMPOSE_PROJECT
 .PHONY: help deps tools schema-gen schema-check build typecheck test e2e bench bench-training bench-models up down status logs docker-build docker-up docker-down k8s-validate clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 tools: ## install pnpm (pinned) and, as root, Debian's capnproto compiler when missing
 	@[ "$$(pnpm --version 2>/dev/null)" = "$(PNPM_VERSION)" ] || npm install -g pnpm@$(PNPM_VERSION)

@@ -30,7 +30,7 @@ for (const svc of SERVICES) {
   const current = readme.slice(a + open.length, b).trim();
   if (current !== table) {
     if (check) {
-      console.error(`flags-doc: README.md's ${svc} flag table differs from services/${svc}/src/config.ts; run: node scripts/flags-doc.mjs`);
+      console.error(`flags-doc: README.md's ${svc} flag table differs from the flags ${svc} declares; run: node scripts/flags-doc.mjs`);
       process.exit(1);
     }
     readme = `${readme.slice(0, a + open.length)}\n${table}\n${readme.slice(b)}`;

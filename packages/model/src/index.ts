@@ -22,8 +22,8 @@ export {
   validateTasks,
   MAX_TASKS,
   RESERVED_TASK_NAMES,
-  ModelErrors,
 } from "./spec.js";
+export { ModelErrors } from "./errors.js";
 export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
 export type { Architecture, DenseParam, ModelShape, ModelInputs, TaskSpec, Loss } from "./architectures/architecture.js";
 export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksOf, taskCount, taskColumn, type Pooling } from "./architectures/architecture.js";
@@ -35,4 +35,4 @@ export { aucAndLogloss, groupedAuc, taskMetrics, type GroupedAuc, type TaskMetri
 export { StreamingAuc } from "./streaming-auc.js";
 export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
-export { RowLayout, RowLayoutErrors } from "./row-layout.js";
+export { RowLayout } from "./row-layout.js";

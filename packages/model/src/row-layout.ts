@@ -1,10 +1,7 @@
 import { slotOfV2 } from "@pangea/features";
-import { defineErrors } from "@pangea/kit";
+import { ModelErrors } from "./errors.js";
 import { rowWidths, type ModelSpec } from "./spec.js";
 
-export const RowLayoutErrors = defineErrors({
-  MODEL_ERR_UNKNOWN_SLOT: { status: "INVALID_ARGUMENT", exit: 1, description: "an id belongs to a slot the model does not have" },
-});
 
 /**
  * Where embedding rows of different widths sit when sent or pooled side by
@@ -31,7 +28,7 @@ export class RowLayout {
   widthOf(hi: number): number {
     if (this.uniform !== null) return this.uniform;
     const w = this.widthOfSlot.get(slotOfV2(hi));
-    if (w === undefined) throw RowLayoutErrors.create("MODEL_ERR_UNKNOWN_SLOT", `an id of slot ${slotOfV2(hi)}, which the model does not have`);
+    if (w === undefined) throw ModelErrors.create("MODEL_ERR_UNKNOWN_SLOT", `an id of slot ${slotOfV2(hi)}, which the model does not have`);
     return w;
   }
 

@@ -1,11 +1,9 @@
-import { Rng, defineErrors, printable } from "@pangea/kit";
+import { Rng, printable } from "@pangea/kit";
+import { ModelErrors } from "./errors.js";
 import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
 import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
-export const ModelErrors = defineErrors({
-  MODEL_ERR_BAD_SPEC: { status: "INVALID_ARGUMENT", exit: 2, description: "the model configuration is inconsistent" },
-});
 
 /** An architecture's name and its hyper-parameters, defaults filled in. */
 export interface ArchitectureConfig {

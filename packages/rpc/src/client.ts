@@ -1,17 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
-import { defineErrors } from "@pangea/kit";
 import { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
-
-export const RpcErrors = defineErrors({
-  RPC_ERR_UNREACHABLE: { status: "UNAVAILABLE", exit: 3, description: "a peer did not become reachable in time" },
-  RPC_ERR_WRONG_PEER: { status: "FAILED_PRECONDITION", exit: 1, description: "what answers at a peer's address is a server of the cluster, but of another role than expected (its certificate says which)" },
-  RPC_ERR_PEER_FAILED: { status: "UNAVAILABLE", exit: 1, description: "a call to a peer failed" },
-  RPC_ERR_LISTEN: { status: "UNAVAILABLE", exit: 1, description: "a server could not listen on its address (the port in use, the host not an address of this machine)" },
-  RPC_ERR_DISCOVERY: { status: "FAILED_PRECONDITION", exit: 2, description: "service discovery is misconfigured (TF_CONFIG, --discovery)" },
-  RPC_ERR_REGISTRY: { status: "UNAVAILABLE", exit: 3, description: "the service registry (etcd) cannot be reached or refused a call" },
-});
+import { RpcErrors } from "./errors.js";
 
 /**
  * Waits until a client's channel is connected, or fails with one clear error

@@ -4,7 +4,7 @@ export { SERVICE_ROLES, isServiceRole, namesOneWorker, describePeer } from "./se
 export type { ServiceRole, PeerIdentity } from "./security/roles.js";
 export { writeClusterCerts, makeClusterCa, issueCertificate, CA_FILE, CA_KEY_FILE } from "./security/cluster-certs.js";
 export type { ClusterCertsOptions, ClusterCertsResult, IssuedPair } from "./security/cluster-certs.js";
-export { SecurityErrors, loadTransportSecurity, configureTransport, useTransportSecurity, transportSecurity, channelCredentials, trustOnlyCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
+export { loadTransportSecurity, configureTransport, useTransportSecurity, transportSecurity, channelCredentials, trustOnlyCredentials, serverCredentials, peerIdentity, identityOf } from "./security/transport-security.js";
 export type { TransportSecurity, AuthenticatedCall } from "./security/transport-security.js";
 export { CALL_POLICY, ruleFor, bearerMatches } from "./security/call-policy.js";
 export { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
@@ -12,7 +12,8 @@ export { answersHttp1 } from "./security/http1-probe.js";
 export type { Diagnosis, TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";
 export { toServiceError, describeCallError, isStatus, remoteCode } from "./status.js";
-export { waitReady, unary, RpcErrors } from "./client.js";
+export { waitReady, unary } from "./client.js";
+export { RpcErrors } from "./errors.js";
 export {
   BatchStreamService,
   ParameterServerService,

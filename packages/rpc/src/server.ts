@@ -4,7 +4,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
 import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
-import { RpcErrors } from "./client.js";
+import { RpcErrors } from "./errors.js";
 import { decodingChecked } from "./request-decoding.js";
 import { wrapHandlers } from "./handler-wrapping.js";
 

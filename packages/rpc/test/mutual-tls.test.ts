@@ -11,7 +11,7 @@ import {
   configureTransport,
   diagnoseConnection,
   trustOnlyCredentials,
-  SecurityErrors,
+  RpcErrors,
   channelCredentials,
   loadTransportSecurity,
   parameterServerClient,
@@ -125,7 +125,7 @@ describe("pangea certs: the cluster CA and its certificates", () => {
     writeFileSync(join(mixed, "trainer.key"), readFileSync(join(other, "trainer.key")));
     try {
       expect(() => as("trainer", mixed)).toThrow(/trainer\.crt was not issued by the cluster CA/);
-      expect(SecurityErrors.is(catching(() => as("trainer", mixed)), "RPC_ERR_TLS_FILES")).toBe(true);
+      expect(RpcErrors.is(catching(() => as("trainer", mixed)), "RPC_ERR_TLS_FILES")).toBe(true);
     } finally {
       rmSync(mixed, { recursive: true, force: true });
     }

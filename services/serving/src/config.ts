@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { flag, flagTable, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { flag, flagTable, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, workerId, type FlagTable } from "@pangea/kit";
 
 
 const schema = z.object({
@@ -19,7 +19,7 @@ const schema = z.object({
   maxQueuedRequests: flag(z.coerce.number({ message: "expected a number of requests" }).int().min(0, "expected 0 or more requests").default(1000), { env: "PANGEA_SERVING_MAX_QUEUED_REQUESTS", description: "Predict requests allowed to wait for a forward pass; more are refused at once with RESOURCE_EXHAUSTED (REST 503) and counted in pangea_serving_shed_requests_total (0 = no bound)" }),
   advertise: flag(address.optional(), { env: "PANGEA_SERVING_ADVERTISE", description: "address others reach this replica at (announced in the registry)", shown: "host:bound port" }),
   orchestrator: flag(address.optional(), { env: "PANGEA_ORCHESTRATOR", description: "static discovery: the training orchestrator the agent reports as the parameter server (optional)" }),
-  workerId: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default(`serving-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name in the cluster", shown: "serving-<host>-<pid>" }),
+  workerId: flag(workerId(`serving-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name in the cluster", shown: "serving-<host>-<pid>" }),
   apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: every gRPC call but health checks (Predict, GetModelMetadata, GetModelStatus, AgentService; in plaintext ParameterSync Push too, see the orchestrator's --serving-sync-token-file) and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
 });
 

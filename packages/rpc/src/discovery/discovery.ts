@@ -1,5 +1,5 @@
 import { HOST_PORT_RE, printable, type Logger } from "@pangea/kit";
-import { RpcErrors } from "../client.js";
+import { RpcErrors } from "../errors.js";
 import { EtcdClient } from "./etcd-client.js";
 
 /** A service's role in the cluster, as registries and TF_CONFIG name it. */

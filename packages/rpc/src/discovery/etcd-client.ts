@@ -1,4 +1,4 @@
-import { RpcErrors } from "../client.js";
+import { RpcErrors } from "../errors.js";
 
 /**
  * A small client for etcd's v3 API through its JSON gateway (POST /v3/...,

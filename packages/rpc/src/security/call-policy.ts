@@ -3,7 +3,8 @@ import { refusingFirst, wrapHandlers } from "../handler-wrapping.js";
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "../status.js";
 import { describePeer, type ServiceRole } from "./roles.js";
-import { SecurityErrors, peerIdentity } from "./transport-security.js";
+import { peerIdentity } from "./transport-security.js";
+import { RpcErrors } from "../errors.js";
 
 /**
  * Who may call what, in one table. With TLS on, every call is checked
@@ -85,10 +86,10 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
     return tokenRefusal(path, call.metadata, gate.clientToken, ` (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`);
   }
   if (!peer) {
-    return toServiceError(SecurityErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
+    return toServiceError(RpcErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
   }
   if (!rule.includes(peer.role)) {
-    return toServiceError(SecurityErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has ${describePeer(peer)}`));
+    return toServiceError(RpcErrors.create("RPC_ERR_PERMISSION_DENIED", `${path} is for ${rule.join(" or ")}; the caller has ${describePeer(peer)}`));
   }
   return null;
 }
@@ -98,7 +99,7 @@ function tokenRefusal(path: string, metadata: grpc.Metadata, token: string, how:
   const sent = metadata.get("authorization");
   if (bearerMatches(sent, token)) return null;
   return toServiceError(
-    SecurityErrors.create(
+    RpcErrors.create(
       "RPC_ERR_UNAUTHENTICATED",
       sent.length ? `${path}: the authorization metadata does not carry serving's API token` : `${path} needs "authorization: Bearer <token>" metadata with serving's API token${how}`,
     ),

@@ -3,15 +3,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { defineErrors } from "@pangea/kit";
 import { CA_FILE } from "./cluster-certs.js";
 import { article, isServiceRole, type PeerIdentity, type ServiceRole } from "./roles.js";
-
-export const SecurityErrors = defineErrors({
-  RPC_ERR_TLS_FILES: { status: "FAILED_PRECONDITION", exit: 2, description: "the TLS directory lacks a file, or holds one that is not a valid certificate of the cluster CA" },
-  RPC_ERR_UNAUTHENTICATED: { status: "UNAUTHENTICATED", exit: 1, description: "a call came without the credentials its method requires" },
-  RPC_ERR_PERMISSION_DENIED: { status: "PERMISSION_DENIED", exit: 1, description: "a call's certificate does not carry a role allowed to make it" },
-});
+import { RpcErrors } from "../errors.js";
 
 /** One process's credentials: the cluster CA it trusts and the certificate it presents. */
 export interface TransportSecurity {
@@ -26,7 +20,7 @@ function read(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `--tls-dir: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `--tls-dir: cannot read ${what} ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
       hint: "make the cluster's certificates with: pangea certs --out DIR",
     });
   }
@@ -63,33 +57,33 @@ export function loadTransportSecurity(dir: string, name: string): TransportSecur
   try {
     caCert = new X509Certificate(ca);
   } catch (err) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${caPath}: not a PEM certificate (${(err as Error).message})`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${caPath}: not a PEM certificate (${(err as Error).message})`);
   }
   try {
     parsed = new X509Certificate(cert);
   } catch (err) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath}: not a PEM certificate (${(err as Error).message})`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${certPath}: not a PEM certificate (${(err as Error).message})`);
   }
   if (!parsed.checkIssued(caCert) || !parsed.verify(caCert.publicKey)) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} was not issued by the cluster CA ${caPath}`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${certPath} was not issued by the cluster CA ${caPath}`);
   }
   let publicOfKey: Buffer;
   try {
     publicOfKey = createPublicKey(createPrivateKey(key)).export({ type: "spki", format: "der" });
   } catch (err) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${keyPath}: not a PEM private key (${(err as Error).message})`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${keyPath}: not a PEM private key (${(err as Error).message})`);
   }
   if (!publicOfKey.equals(parsed.publicKey.export({ type: "spki", format: "der" }))) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${keyPath} is not the private key of ${certPath} (the two come from different 'pangea certs' runs?)`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${keyPath} is not the private key of ${certPath} (the two come from different 'pangea certs' runs?)`);
   }
   const now = Date.now();
   if (now > Date.parse(parsed.validTo) || now < Date.parse(parsed.validFrom)) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath} is valid from ${parsed.validFrom} to ${parsed.validTo}, not now`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${certPath} is valid from ${parsed.validFrom} to ${parsed.validTo}, not now`);
   }
   const subject = Object.fromEntries(parsed.subject.split("\n").map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
   const identity = identityOf({ subject } as Pick<PeerCertificate, "subject">);
   if (!identity) {
-    throw SecurityErrors.create("RPC_ERR_TLS_FILES", `${certPath}: subject "${parsed.subject.replace(/\n/g, ", ")}" carries no Pangea role in OU (expected one of orchestrator, shard, compute, trainer, serving, admin)`);
+    throw RpcErrors.create("RPC_ERR_TLS_FILES", `${certPath}: subject "${parsed.subject.replace(/\n/g, ", ")}" carries no Pangea role in OU (expected one of orchestrator, shard, compute, trainer, serving, admin)`);
   }
   return Object.freeze({ dir, identity, ca, cert, key });
 }
@@ -174,7 +168,7 @@ export function peerIdentity(call: AuthenticatedCall): PeerIdentity | null {
 export function configureTransport(config: { tlsDir?: string | undefined; tlsName?: string | undefined }, role: ServiceRole): TransportSecurity | null {
   const security = config.tlsDir ? loadTransportSecurity(config.tlsDir, config.tlsName ?? role) : null;
   if (security && security.identity.role !== role) {
-    throw SecurityErrors.create(
+    throw RpcErrors.create(
       "RPC_ERR_TLS_FILES",
       `${join(security.dir, `${config.tlsName ?? role}.crt`)} carries the role ${security.identity.role} (its OU); this process is the ${role}: give it a ${role} certificate`,
     );
