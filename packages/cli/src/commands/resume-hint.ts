@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { basename, dirname } from "node:path";
+import { printable } from "@pangea/kit";
 
 /** The orchestrator logs a checkpoint once its part is written; its log's tail is enough to find the newest. */
 const TAIL_BYTES = 4 << 20;
@@ -25,9 +26,10 @@ export function resumeHint(orchestratorLog: string): string | null {
     }
   }
   if (!newest || !existsSync(newest.path)) return null;
-  const jobDir = dirname(newest.path);
+  const jobDir = printable(dirname(newest.path));
+  const job = printable(newest.job);
   // Another shard's part may be missing: --resume takes the newest checkpoint that is whole, which may be an older one.
-  return `pangea run: checkpoints of job ${newest.job} are in ${jobDir} (newest written: ${basename(newest.path)}); the same command with --resume --job-id ${newest.job} continues from the newest intact one`;
+  return `pangea run: checkpoints of job ${job} are in ${jobDir} (newest written: ${printable(basename(newest.path))}); the same command with --resume --job-id ${job} continues from the newest intact one`;
 }
 
 function tail(path: string): string {
