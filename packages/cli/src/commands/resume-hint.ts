@@ -1,6 +1,7 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { printable } from "@pangea/kit";
+import { readTail } from "../launcher/log-tail.js";
 
 /** The orchestrator logs a checkpoint once its part is written; its log's tail is enough to find the newest. */
 const TAIL_BYTES = 4 << 20;
@@ -16,7 +17,7 @@ const TAIL_BYTES = 4 << 20;
  */
 export function resumeHint(orchestratorLog: string): string | null {
   let newest: { path: string; step: number; job: string } | null = null;
-  for (const line of tail(orchestratorLog).split("\n")) {
+  for (const line of readTail(orchestratorLog, TAIL_BYTES).split("\n")) {
     if (!line.includes('"checkpoint saved"')) continue;
     try {
       const r = JSON.parse(line) as { msg?: string; path?: unknown; step?: unknown; job?: unknown };
@@ -30,22 +31,4 @@ export function resumeHint(orchestratorLog: string): string | null {
   const job = printable(newest.job);
   // Another shard's part may be missing: --resume takes the newest checkpoint that is whole, which may be an older one.
   return `pangea run: checkpoints of job ${job} are in ${jobDir} (newest written: ${printable(basename(newest.path))}); the same command with --resume --job-id ${job} continues from the newest intact one`;
-}
-
-function tail(path: string): string {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch {
-    return "";
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const length = Math.min(size, TAIL_BYTES);
-    const buf = Buffer.allocUnsafe(length);
-    const read = readSync(fd, buf, 0, length, size - length);
-    return buf.toString("utf8", 0, read);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -6,6 +6,7 @@ import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBu
 import type { Socket } from "node:net";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
+import { readLastLines } from "./log-tail.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
@@ -275,13 +276,6 @@ function readyAddress(logPath: string): string | null {
   return readyLine(logPath)?.address ?? null;
 }
 
-export function readLastLines(path: string, n: number): string[] {
-  try {
-    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-n);
-  } catch {
-    return [];
-  }
-}
 
 /**
  * Compute's memory budget in MB as compute reads it (the last --max-memory-mb, else a non-empty
