@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SERVICE_MALLOC_ENV } from "@pangea/kit";
-import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
+import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { processExists as alive, processStartTime } from "@pangea/kit";
 
 /** `pangea serve` on an empty model base path, ports 0: the CLI process, its collected output (ready line on stdout, the server's pid in its log on stderr) and its exit. */
@@ -335,6 +335,42 @@ describe("the pangea command as a new user meets it", () => {
       expect(pids.filter(alive)).toEqual([]);
       const again = await runNode(ENTRY.cli, ["down"], { cwd });
       expect(again.stdout).toBe("no local cluster is up\n");
+    } finally {
+      for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 200_000);
+
+  it("up's orchestrator killed: status says it exited and how to continue from the job's checkpoints, and down then up --resume does", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-killed-"));
+    const args = ["up", "--job-id", "upk", "--steps", "100000", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--checkpoint-every-steps", "5"];
+    const pids: number[] = [];
+    const statePids = () => (JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { processes: { pid: number }[] }).processes.map((p) => p.pid);
+    try {
+      const up = await runNode(ENTRY.cli, args, { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
+      expect(up.code, up.stderr).toBe(0);
+      pids.push(...statePids());
+      const log = join(cwd, ".pangea/logs/orchestrator.log");
+      await waitFor("two checkpoints", async () => readFileSync(log, "utf8").split('"checkpoint saved"').length > 2, 60_000, 100);
+      process.kill(pids[0]!, "SIGKILL");
+      await waitFor("the orchestrator to exit", async () => !alive(pids[0]!), 10_000, 50);
+      const status = await runNode(ENTRY.cli, ["status"], { cwd, timeoutMs: 30_000 });
+      expect(status.code).toBe(3);
+      const line = lastLine(status.stderr);
+      // The checkpoint directory as the orchestrator resolved it: relative to where up ran, as the state file is.
+      const quoted = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      expect(line).toMatch(new RegExp(`^${quoted(`pangea status: cannot reach orchestrator at `)}\\S+${quoted(` within 5.0s; the orchestrator 'pangea up' started (pid ${pids[0]}) has exited (log: ${log}); checkpoints of job upk are in .pangea/checkpoints/upk (newest written: step-`)}\\d+${quoted(`); 'pangea down', then the same 'pangea up' with --resume --job-id upk, continues from the newest intact one`)}$`));
+      const newest = Number(/step-(\d+)\)/.exec(line)![1]);
+      expect((await runNode(ENTRY.cli, ["down"], { cwd })).code).toBe(0);
+      const again = await runNode(ENTRY.cli, [...args, "--resume"], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
+      expect(again.code, again.stderr).toBe(0);
+      pids.push(...statePids());
+      const s = await waitFor("the resumed job", async () => {
+        const r = await runNode(ENTRY.cli, ["status", "--json"], { cwd });
+        const j = r.code === 0 ? (JSON.parse(r.stdout) as { state: string; resumedFromStep: string }) : null;
+        return j?.state === "JOB_STATE_RUNNING" ? j : null;
+      }, 60_000, 300);
+      expect(Number(s.resumedFromStep)).toBeGreaterThanOrEqual(newest);
+      expect((await runNode(ENTRY.cli, ["down"], { cwd })).code).toBe(0);
     } finally {
       for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
     }

@@ -1,9 +1,12 @@
 import { loadTransportSecurity } from "@pangea/rpc";
+import { printable } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 import { LocalCluster } from "../launcher/local-cluster.js";
 import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
-import { clearState, readState, stillRunning, writeState } from "./local-state.js";
+import { clearState, readState, stillRunning, writeState, type LocalState } from "./local-state.js";
+import { resumeHint } from "./resume-hint.js";
+import { readLastLines } from "../launcher/log-tail.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
 
@@ -50,6 +53,19 @@ function downReport(stopped: string[], exited: string[]): string {
   return parts.join("; ");
 }
 
+/**
+ * Why `pangea up`'s orchestrator does not answer, when it is because its process has exited: its log's last line,
+ * and, where the job wrote checkpoints, how to continue from them ("" when it still runs).
+ */
+function orchestratorGone(state: LocalState): string {
+  const p = state.processes.find((x) => x.name === "orchestrator");
+  if (!p || stillRunning(p)) return "";
+  // An error it exited with is its last line; a JSON log line there says only that it was killed mid-job.
+  const last = readLastLines(p.log, 1).find((l) => !l.startsWith("{"));
+  const hint = resumeHint(p.log, (job) => `'pangea down', then the same 'pangea up' with --resume --job-id ${job}, continues from the newest intact one`);
+  return `; the orchestrator 'pangea up' started (pid ${p.pid}) has exited${last ? `, its log ${p.log} ending: ${printable(last, 300)}` : ` (log: ${p.log})`}${hint ? `; ${hint}` : ""}`;
+}
+
 /** `pangea status [--orchestrator host:port] [--json]`. */
 export async function statusCommand(address: string | undefined, json: boolean, tlsDir?: string): Promise<number> {
   const state = readState();
@@ -58,7 +74,9 @@ export async function statusCommand(address: string | undefined, json: boolean, 
   const dir = tlsDir ?? (address ? undefined : state?.tlsDir);
   const client = new StatusClient(target, dir ? usableTlsDir(() => loadTransportSecurity(dir, "admin")) : null);
   try {
-    await client.connect(5_000);
+    await client.connect(5_000).catch((err: ClusterError) => {
+      throw address || !state ? err : new ClusterError(`${err.message}${orchestratorGone(state)}`, err.exitCode);
+    });
     const s = await client.get();
     const trainers = s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").length;
     process.stdout.write(json ? `${statusJson(s)}\n` : `${formatSummary(s, trainers)}\n`);

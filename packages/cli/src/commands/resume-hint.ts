@@ -7,15 +7,15 @@ import { readTail } from "../launcher/log-tail.js";
 const TAIL_BYTES = 4 << 20;
 
 /**
- * The line `pangea run` prints after a process it started died and took the
- * job with it (the orchestrator killed, compute gone with no trainer left):
- * where the job's checkpoints are and the flags that continue from them.
- * Found from the orchestrator's log ("checkpoint saved" names the path and
- * the job), so it holds whatever --checkpoint-dir and --job-id the services
- * resolved, defaults and environment included. Null when no checkpoint was
- * written (or it is gone).
+ * Where a job's checkpoints are, said after a process it needed died (the
+ * orchestrator killed, compute gone with no trainer left): the job, its
+ * checkpoint directory and the newest written, then `next(job)`, how to go
+ * on. Found from the orchestrator's log ("checkpoint saved" names the path
+ * and the job), so it holds whatever --checkpoint-dir and --job-id the
+ * services resolved, defaults and environment included. Null when no
+ * checkpoint was written (or it is gone).
  */
-export function resumeHint(orchestratorLog: string): string | null {
+export function resumeHint(orchestratorLog: string, next: (job: string) => string): string | null {
   let newest: { path: string; step: number; job: string } | null = null;
   for (const line of readTail(orchestratorLog, TAIL_BYTES).split("\n")) {
     if (!line.includes('"checkpoint saved"')) continue;
@@ -30,5 +30,5 @@ export function resumeHint(orchestratorLog: string): string | null {
   const jobDir = printable(dirname(newest.path));
   const job = printable(newest.job);
   // Another shard's part may be missing: --resume takes the newest checkpoint that is whole, which may be an older one.
-  return `pangea run: checkpoints of job ${job} are in ${jobDir} (newest written: ${printable(basename(newest.path))}); the same command with --resume --job-id ${job} continues from the newest intact one`;
+  return `checkpoints of job ${job} are in ${jobDir} (newest written: ${printable(basename(newest.path))}); ${next(job)}`;
 }

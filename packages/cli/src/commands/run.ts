@@ -225,7 +225,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
   // A process died under a job that had not failed itself: its checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;
-  const hint = failed && final?.state !== "JOB_STATE_FAILED" && orchestratorLog ? resumeHint(orchestratorLog) : null;
-  if (hint) process.stderr.write(`${hint}\n`);
+  const hint = failed && final?.state !== "JOB_STATE_FAILED" && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+  if (hint) process.stderr.write(`pangea run: ${hint}\n`);
   return 1;
 }
