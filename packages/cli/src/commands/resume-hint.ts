@@ -16,12 +16,12 @@ const TAIL_BYTES = 4 << 20;
  * checkpoint was written (or it is gone).
  */
 export function resumeHint(orchestratorLog: string, next: (job: string) => string): string | null {
-  let newest: { path: string; step: number; job: string } | null = null;
+  let newest: { path: string; job: string } | null = null;
   for (const line of readTail(orchestratorLog, TAIL_BYTES).split("\n")) {
     if (!line.includes('"checkpoint saved"')) continue;
     try {
       const r = JSON.parse(line) as { msg?: string; path?: unknown; step?: unknown; job?: unknown };
-      if (r.msg === "checkpoint saved" && typeof r.path === "string" && typeof r.step === "number" && typeof r.job === "string") newest = { path: r.path, step: r.step, job: r.job };
+      if (r.msg === "checkpoint saved" && typeof r.path === "string" && typeof r.step === "number" && typeof r.job === "string") newest = { path: r.path, job: r.job };
     } catch {
       // A line cut by the tail's start, or by the process dying mid-write.
     }

@@ -276,7 +276,6 @@ function readyAddress(logPath: string): string | null {
   return readyLine(logPath)?.address ?? null;
 }
 
-
 /**
  * Compute's memory budget in MB as compute reads it (the last --max-memory-mb, else a non-empty
  * PANGEA_MAX_MEMORY_MB, else its default), or null when that is not a positive number (compute then refuses it).
