@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../src/backend/tfjs-core.js";
 import { Rng } from "@pangea/kit";
 import { architectureConfig, initDenseParams, modelIdentity, parseModelSpec, specDifference, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";

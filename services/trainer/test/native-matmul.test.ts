@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../src/backend/tfjs-core.js";
 import { nativeBlas } from "@pangea/blas";
 import { selectBackend } from "../src/backend/select-backend.js";
 

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../src/backend/tfjs-core.js";
 import { Rng } from "@pangea/kit";
 import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, taskCount, tasksOf, validateSpec, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";

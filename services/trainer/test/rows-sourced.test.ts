@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import * as tf from "@tensorflow/tfjs-core";
+import { tf } from "../src/backend/tfjs-core.js";
 import { Rng } from "@pangea/kit";
 import { nativeBlas } from "@pangea/blas";
 import { initDenseParams, rowWidths, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
