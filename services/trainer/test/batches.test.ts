@@ -4,16 +4,19 @@ import type { ModelShape } from "@pangea/model";
 import { decodeBatch } from "../src/cluster/batches.js";
 import { TrainerErrors } from "../src/errors.js";
 
-/** A TrainingBatch of B samples, 1 dense feature, 1 slot with one id each, and the given labels tensor (as compute writes them, schemas/pangea.capnp). */
-function batch(B: number, labelShape: number[], labels: number[]): Buffer {
+/**
+ * A TrainingBatch of B samples, 1 dense feature, 1 slot with one id each (or the given cell offsets over nnz ids,
+ * by default their last entry), and the given labels tensor (as compute writes them, schemas/pangea.capnp).
+ */
+function batch(B: number, labelShape: number[], labels: number[], offsets = Array.from({ length: B + 1 }, (_, i) => i), nnz = offsets[offsets.length - 1]!): Buffer {
   return encodeMessage(MessageType.TRAINING_BATCH, "compute-test", (b) => {
     b.batchIndex = 7n;
     b.split = Split.TRAIN;
     b._initSlotIds(1).set(0, 1);
     writeTensor(b._initDense(), "dense", DataType.FLOAT32, [B, 1], new Float32Array(B));
     writeTensor(b._initLabels(), "labels", DataType.FLOAT32, labelShape, Float32Array.from(labels));
-    writeTensor(b._initFeatureIds(), "feature_ids", DataType.UINT64, [B], new Uint32Array(2 * B).map((_, i) => (i % 2 === 0 ? i + 1 : 1 << 16)));
-    writeTensor(b._initCellOffsets(), "cell_offsets", DataType.UINT32, [B + 1], Uint32Array.from({ length: B + 1 }, (_, i) => i));
+    writeTensor(b._initFeatureIds(), "feature_ids", DataType.UINT64, [nnz], new Uint32Array(2 * nnz).map((_, i) => (i % 2 === 0 ? i + 1 : 1 << 16)));
+    writeTensor(b._initCellOffsets(), "cell_offsets", DataType.UINT32, [offsets.length], Uint32Array.from(offsets));
   });
 }
 
@@ -34,6 +37,29 @@ describe("a trainer checks a batch's labels against the model's tasks", () => {
   ])("refuses %s, naming batch and sender", (_, spec, labelShape, labels, message) => {
     try {
       decodeBatch(batch(3, labelShape, labels), spec, "compute-test");
+      expect.unreachable();
+    } catch (err) {
+      expect(TrainerErrors.is(err, "TRAINER_ERR_BAD_BATCH")).toBe(true);
+      expect((err as Error).message).toBe(`batch 7 from compute-test: ${message}`);
+    }
+  });
+});
+
+describe("a trainer checks a batch's cell offsets", () => {
+  it("maps each value to its cell when a cell holds several or none, and gives no map when each holds one", () => {
+    expect(decodeBatch(batch(3, [3], [1, 0, 1]), shape(), "compute-test").cellOfValue).toBeNull();
+    const bag = decodeBatch(batch(4, [4], [1, 0, 1, 0], [0, 2, 2, 5, 6]), shape(), "compute-test");
+    expect(bag.nnz).toBe(6);
+    expect(Array.from(bag.cellOfValue!)).toEqual([0, 0, 2, 2, 2, 3]);
+  });
+
+  it.each([
+    ["offsets that decrease", [0, 2, 1, 3], 3, "cell offsets decrease at cell 1"],
+    ["offsets that do not end at the ids' count", [0, 1, 2, 3], 4, "cell offsets must have 4 entries from 0 to 4"],
+    ["offsets for another number of cells", [0, 1, 2, 3, 4], 4, "cell offsets must have 4 entries from 0 to 4"],
+  ])("refuses %s, naming the batch", (_, offsets, nnz, message) => {
+    try {
+      decodeBatch(batch(3, [3], [1, 0, 1], offsets, nnz), shape(), "compute-test");
       expect.unreachable();
     } catch (err) {
       expect(TrainerErrors.is(err, "TRAINER_ERR_BAD_BATCH")).toBe(true);

@@ -148,16 +148,27 @@ export class EmbeddingStore {
    */
   rowOffsets(ids: Uint32Array, count: number): { offsets: Int32Array; uniform: number | null } {
     const offsets = new Int32Array(count + 1);
-    let uniform: number | null = count > 0 ? this.widthOf(ids[1]!) : null;
+    const uniform = this.fillRowOffsets(ids, count, offsets);
+    return { offsets, uniform: uniform < 0 ? null : uniform };
+  }
+
+  /**
+   * rowOffsets' loop, in a function that ends with it: V8 compiles a long loop
+   * on the stack in the first call, before the code after it has run once, and
+   * the object rowOffsets returns then deoptimized every later pull (measured:
+   * 154 deoptimizations in a 73-step job). Returns the shared width, or -1.
+   */
+  private fillRowOffsets(ids: Uint32Array, count: number, offsets: Int32Array): number {
+    let uniform = count > 0 ? this.widthOf(ids[1]!) : -1;
     for (let i = 0; i < count; i++) {
       const lo = ids[2 * i]!;
       const hi = ids[2 * i + 1]!;
       this.checkSlot(slotOfV2(hi), lo, hi);
       const w = this.widthOf(hi);
-      if (w !== uniform) uniform = null;
+      if (w !== uniform) uniform = -1;
       offsets[i + 1] = offsets[i]! + w;
     }
-    return { offsets, uniform };
+    return uniform;
   }
 
   table(slot: number): EmbeddingTable {
