@@ -50,6 +50,9 @@ describe("old DLRM-only checkpoints and exports", () => {
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
     expect(s.state).toBe("JOB_STATE_COMPLETED");
+    // The job's status and summary say where its parameters came from.
+    expect(s.restoredFrom).toMatch(new RegExp(`^${old.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(step 4 of job .+\\)$`));
+    expect(r.stderr).toContain(`  restored from     ${s.restoredFrom}; its parameters, this job's steps from 0`);
     const restored = readFileSync(join(tmp, "logs-restored", "orchestrator.log"), "utf8").split("\n").find((l) => l.includes('"msg":"parameters restored from checkpoint"'));
     expect(restored, "the orchestrator logs the restore").toBeDefined();
     expect(JSON.parse(restored!)).toMatchObject({ step: 4, resume: false });

@@ -67,6 +67,26 @@ describe("a --resume the orchestrator refused", () => {
   });
 });
 
+describe("the summary of a job started with --restore-from", () => {
+  it("names the checkpoint its parameters came from, after the mode", () => {
+    const s = formatSummary({ ...status(evalOf()), restoredFrom: "/ck/a/step-50 (step 50 of job a)" }, 1);
+    expect(keys(s).slice(2, 4)).toEqual(["mode", "restored from"]);
+    expect(s.split("\n").find((l) => l.startsWith("  restored from"))).toBe("  restored from     /ck/a/step-50 (step 50 of job a); its parameters, this job's steps from 0");
+    expect(keys(formatSummary(status(evalOf()), 1))).not.toContain("restored from");
+  });
+});
+
+describe("the summary of a job that failed before its first batch", () => {
+  it("gives no throughput or loss, instead of 0 samples/s and n/a at step 0", () => {
+    const s = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "MODEL_ERR_BAD_SPEC: too wide", step: 0, samples: 0, samplesPerSecond: 0, firstLoss: Number.NaN, smoothedLoss: Number.NaN }, 2);
+    expect(s.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        n/a (no batch was trained)");
+    expect(s.split("\n").find((l) => l.startsWith("  train loss"))).toBe("  train loss        n/a (no batch was trained)");
+    // One batch is enough for both.
+    const one = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", samples: 64 }, 2);
+    expect(one.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        100 samples/s");
+  });
+});
+
 describe("the summary of a completed job resumed with --resume", () => {
   it("says nothing trained since the resume instead of a throughput of 0", () => {
     const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0 }, 1);

@@ -83,7 +83,7 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
     return;
   }
-  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };
   if (exchange) process.on("exit", () => exchange.close());

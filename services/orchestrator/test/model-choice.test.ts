@@ -14,5 +14,7 @@ describe("the architecture from the flags", () => {
       expect(() => architectureFromFlags({ model: "deepfm", embeddingDim: 16, ...given })).toThrow(/--bottom-mlp and --top-mlp are dlrm's/);
     }
     expect(architectureFromFlags({ model: "deepfm", embeddingDim: 16 })).toMatchObject({ name: "deepfm" });
+    // The example is the architecture's own defaults, not another's fields.
+    expect(() => architectureFromFlags({ model: "mmoe", embeddingDim: 16, bottomMlp: [8] })).toThrow(`give mmoe's layer widths in --model-config (its defaults: {"expertMlp":[64,32],"towerMlp":[32]})`);
   });
 });

@@ -21,6 +21,7 @@ import { DropoutMasks } from "../src/model/dropout-masks.js";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const PYTHON = "/usr/bin/python3";
 const available = spawnSync(PYTHON, ["-c", "import torch"]).status === 0;
+if (!available) console.warn(`pytorch-twins: ${PYTHON} cannot import torch, so these tests are skipped (apt-get install python3-torch)`);
 
 const shape = { numDense: 4, numSlots: 5, embeddingDim: 8 };
 /** A click (binary cross-entropy) and a watch time (squared error), of unequal weights. */
@@ -178,6 +179,15 @@ function expectClose(ours: ArrayLike<number>, ref: readonly number[], what: stri
   expect(worst / scale, `${what}: max difference ${worst} against a largest value ${scale}`).toBeLessThan(1e-4);
 }
 
+
+// The twin does not depend on Pangea's BLAS: checked once, in the native project's run.
+describe.runIf(available && process.env.PANGEA_NATIVE_BLAS !== "off")("the PyTorch twin itself", () => {
+  it("agrees with a plain-Python forward and with finite differences of it, and refuses bad specs (torch_ctr_selfcheck.py)", () => {
+    const r = spawnSync(PYTHON, [join(ROOT, "test/support/python/torch_ctr_selfcheck.py")], { encoding: "utf8", timeout: 170_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/torch_ctr self-check: passed\s*$/);
+  }, 180_000);
+});
 
 describe.runIf(available)("architectures against PyTorch (same weights, same batch)", () => {
   const label = (s: ModelSpec) =>

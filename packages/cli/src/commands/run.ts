@@ -221,7 +221,9 @@ export async function runCommand(c: RunConfig): Promise<number> {
     }
     return 0;
   }
-  const reasons = [final?.error, failed].filter((r): r is string => Boolean(r));
+  // A trainer that exits because the orchestrator ended the job only repeats the job's reason.
+  const echoes = final?.state === "JOB_STATE_FAILED" && Boolean(final.error) && failed?.includes("TRAINER_ERR_JOB_FAILED");
+  const reasons = [final?.error, echoes ? null : failed].filter((r): r is string => Boolean(r));
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
   // A process died under a job that had not failed itself: its checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;

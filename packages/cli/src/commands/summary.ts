@@ -47,6 +47,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const completedBefore = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
   // --resume refused: the checkpoint holds another model or setup (the orchestrator's only source of this code), so nothing resumed.
   const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH");
+  // A job that ended before its first batch (a model the data cannot take, say): no rate or loss to print.
+  const untrained = Number(s.samples) === 0 && !completedBefore;
   const rows: [string, string][] = [
     ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
@@ -55,12 +57,14 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers)}`] as [string, string]]),
     ...gone(s),
     ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
+    // An orchestrator older than the field sends none.
+    ...(s.restoredFrom ? [["restored from", `${s.restoredFrom}; its parameters, this job's steps from 0`] as [string, string]] : []),
     ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
     ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
-    ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
+    ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
-    ["train loss", `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
+    ["train loss", untrained ? "n/a (no batch was trained)" : `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
     [shards > 0 && !completedBefore ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (completedBefore && !s.embeddings ? "  (in the final checkpoint, every shard's)" : "") + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
   ];
   // Slots of different widths: each one's table, so the memory of a wide slot is visible.

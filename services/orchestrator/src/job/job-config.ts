@@ -35,6 +35,8 @@ export interface JobConfig {
   gradientCompression: "none" | "fp16";
   /** A checkpoint (its shards, loaded and checked at start) to begin from instead of fresh parameters. */
   restoreFrom?: readonly CheckpointData[];
+  /** --restore-from's directory, for the job's status (absent for --resume and fresh starts). */
+  restoredFromDir?: string;
   /** Continue the checkpoint's training (step, data position, optimizer clock) instead of only taking its parameters. */
   resume?: boolean;
   /** The resumed checkpoint is the final one of a job that completed with this evaluation: the job starts completed. */

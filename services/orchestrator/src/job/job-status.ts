@@ -25,6 +25,8 @@ export interface StatusParts {
   samples: number;
   resumedSamples: number;
   resumedFromStep: number;
+  /** --restore-from's checkpoint, "DIR (step N of job J)", or "". */
+  restoredFrom: string;
   counters: JobCounters;
   members: Membership;
   coordinator: StepCoordinator | null;
@@ -82,6 +84,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     staleGradients: c.staleGradients,
     maxStalenessSeen: c.maxStalenessSeen,
     resumedFromStep: p.resumedFromStep,
+    restoredFrom: p.restoredFrom,
     checkpoints: p.checkpoints,
     liveTrainers: p.members.liveTrainers().length,
     deadTrainers: c.deadTrainers,

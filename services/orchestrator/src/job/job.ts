@@ -612,6 +612,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       samples: this.steps?.samples ?? this.resumed?.samples ?? 0,
       resumedSamples: this.resumed?.samples ?? 0,
       resumedFromStep: this.resumed?.step ?? 0,
+      restoredFrom: this.restoredFrom(),
       counters: this.currentCounters(),
       members: this.members,
       coordinator: this.steps,
@@ -626,6 +627,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       lastExport: this.shard?.checkpointer.lastExport ?? { dir: "", error: "" },
       ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),
     });
+  }
+
+  /** --restore-from's checkpoint as the status names it, or "". */
+  private restoredFrom(): string {
+    const from = this.config.resume ? undefined : this.config.restoreFrom?.[0]?.manifest;
+    return from && this.config.restoredFromDir ? `${this.config.restoredFromDir} (step ${from.step} of job ${from.jobId})` : "";
   }
 
   /** A job that started completed: what its final checkpoint records (every shard's rows). */

@@ -1,13 +1,18 @@
 import { readFileSync, statSync } from "node:fs";
 import { UsageError, printable } from "@pangea/kit";
+import { V2_MAX_SLOT } from "@pangea/features";
 import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
 
 /**
- * The input hyper-parameters are checked on at start, before the data's is known: as wide as any data's, so a
- * bound on the input's width (dcn-v2's lowRank) is refused at start only if no data could meet it, and
- * otherwise at job start, quoting the data's width (the parameter budget waits for the real shape too).
+ * The input hyper-parameters are checked on at start, before the data's is known: as wide as any data's, in
+ * dense features and in slots, so a bound on the input's width (dcn-v2's lowRank) or slot count is refused at
+ * start only if no data could meet it, and otherwise at job start, quoting the data's (the parameter budget waits
+ * for the real shape too).
  */
-export const standInShape = (embeddingDim: number) => ({ numDense: 1 << 20, numSlots: 1, embeddingDim });
+export const standInShape = (embeddingDim: number) => ({ numDense: 1 << 20, numSlots: STAND_IN_SLOTS, embeddingDim });
+
+/** As many slots as the feature-id layout can name. */
+const STAND_IN_SLOTS = V2_MAX_SLOT + 1;
 
 /** The largest --model-config file read. */
 export const MAX_MODEL_CONFIG_BYTES = 1 << 20;
@@ -53,7 +58,7 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     delete fromFile.name;
   }
   if (f.model !== "dlrm" && (f.bottomMlp !== undefined || f.topMlp !== undefined)) {
-    throw new UsageError(`--bottom-mlp and --top-mlp are dlrm's; give ${f.model}'s layer widths in --model-config (e.g. {"deepMlp": [64, 32]})`);
+    throw new UsageError(`--bottom-mlp and --top-mlp are dlrm's; ${layerWidthsHint(f.model)}`);
   }
   const hyper = f.model === "dlrm" ? { bottomMlp: [...(f.bottomMlp ?? dlrmBottomFor(f.embeddingDim))], ...(f.topMlp ? { topMlp: [...f.topMlp] } : {}), ...fromFile } : fromFile;
   const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
@@ -66,6 +71,14 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
     throw err;
   }
+}
+
+/** Where another architecture's layer widths go, with its own defaults as the example (an architecture may have none). */
+function layerWidthsHint(model: string): string {
+  const { name: _, ...defaults } = architectureConfig(model, {});
+  const widths = Object.entries(defaults).filter(([, v]) => Array.isArray(v));
+  if (!widths.length) return `${model} has no layer widths (its hyper-parameters, in --model-config: ${Object.keys(defaults).join(", ") || "none"})`;
+  return `give ${model}'s layer widths in --model-config (its defaults: ${JSON.stringify(Object.fromEntries(widths))})`;
 }
 
 /** dlrm's default bottom MLP with its last layer at the embedding dim, which its dot products need ([64, 16] at the default 16). */

@@ -51,6 +51,7 @@ export interface JobStatus {
   'exported'?: (string);
   'exportError'?: (string);
   'warnings'?: (string)[];
+  'restoredFrom'?: (string);
 }
 
 export interface JobStatus__Output {
@@ -94,4 +95,5 @@ export interface JobStatus__Output {
   'exported': (string);
   'exportError': (string);
   'warnings': (string)[];
+  'restoredFrom': (string);
 }
