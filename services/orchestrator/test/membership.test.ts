@@ -21,6 +21,23 @@ describe("Membership", () => {
     expect(m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2).rank).toBe(33);
   });
 
+  it("takes a backend name and heartbeat phases only in the form a trainer sends, so the status cannot be bloated or spoofed", async () => {
+    const { m } = members();
+    m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
+    m.setBackend("t-0", "wasm+blas");
+    expect(m.heartbeat("t-0", { fetch: 0.5, pull: 1, compute: 2, push: 0.25, wait: 0 })).toBe(true);
+    for (const backend of ["", "x".repeat(65), "wasm blas", "\x1b[31mEVIL", "wasm\u202e"]) {
+      expect(await codeOf(() => m.setBackend("t-0", backend)), JSON.stringify(backend)).toBe("ORCH_ERR_BAD_REQUEST");
+    }
+    expect(await codeOf(() => m.heartbeat("t-0", { fetch: 1, other: 2 }))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => m.heartbeat("t-0", { fetch: Number.NaN }))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => m.heartbeat("t-0", { push: -1 }))).toBe("ORCH_ERR_BAD_REQUEST");
+    // What was refused changed nothing.
+    const t = m.trainer("t-0")!;
+    expect(t.backend).toBe("wasm+blas");
+    expect(t.phaseSeconds).toEqual({ fetch: 0.5, pull: 1, compute: 2, push: 0.25, wait: 0 });
+  });
+
   it("a job sees at most 256 trainer ids", async () => {
     const { m, advance } = members();
     for (let i = 0; i < 256; i++) {

@@ -3,6 +3,21 @@ import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@p
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { TokenBucket } from "./token-bucket.js";
+import { MAX_BACKEND_CHARS, TRAINER_PHASES } from "@pangea/rpc";
+
+const BACKEND_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_BACKEND_CHARS}}$`);
+const PHASES: ReadonlySet<string> = new Set(TRAINER_PHASES);
+
+/** A heartbeat's phase seconds, checked: the known phases only, each a finite count of seconds (the status repeats them). */
+function checkedPhases(workerId: string, phases: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, seconds] of Object.entries(phases)) {
+    if (!PHASES.has(name)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${workerId}: heartbeat reports unknown phase ${JSON.stringify(name.slice(0, 32))}; expected ${TRAINER_PHASES.join(", ")}`);
+    if (!Number.isFinite(seconds) || seconds < 0) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${workerId}: heartbeat phase ${name}: expected a finite number of seconds >= 0, got ${seconds}`);
+    out[name] = seconds;
+  }
+  return out;
+}
 
 /**
  * New trainer ids a job accepts at once, then per second: far above any real
@@ -210,7 +225,7 @@ export class Membership {
     const t = this.trainers.get(workerId);
     if (!t?.alive) return false;
     t.lastBeat = Date.now();
-    if (phaseSeconds) t.phaseSeconds = { ...phaseSeconds };
+    if (phaseSeconds) t.phaseSeconds = checkedPhases(workerId, phaseSeconds);
     return true;
   }
 
@@ -308,6 +323,8 @@ export class Membership {
   setBackend(workerId: string, backend: string): void {
     const t = this.trainers.get(workerId);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown worker ${workerId}`);
+    // The status repeats it to every reader: a name, not a document.
+    if (!BACKEND_NAME.test(backend)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${workerId}: backend must be 1-${MAX_BACKEND_CHARS} printable ASCII characters without spaces, got ${backend.length} characters`);
     t.backend = backend;
   }
 

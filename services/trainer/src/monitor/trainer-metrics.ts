@@ -1,7 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from "@pangea/observe";
 import type { TaskSpec } from "@pangea/model";
 
-export type Phase = "fetch" | "pull" | "compute" | "push" | "wait";
+import type { TrainerPhase } from "@pangea/rpc";
+
+export type Phase = TrainerPhase;
 
 /** A trainer's Prometheus metrics: batches, samples, loss, and where a batch's time goes. */
 export class TrainerMetrics {
