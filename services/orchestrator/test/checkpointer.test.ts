@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dlrmSpec } from "@pangea/model";
@@ -54,6 +54,18 @@ describe("Checkpointer", () => {
     vi.advanceTimersByTime(1);
     ck.maybeSave(false, 4, content(4));
     expect(ck.list().map((p) => p.split("/").at(-1))).toEqual(["step-2", "step-4"]);
+  });
+
+  it("removes what a killed writer left half-written, for steps up to the one just written, and nothing else", () => {
+    const { ck, s, content, lines } = setup({ checkpointEverySteps: 2 });
+    const dir = join(s.checkpointDir, "j");
+    // A process killed while writing step 2, one killed at step 6 (later than what is written next), another shard's.
+    for (const name of ["step-2.tmp-4242", "step-6.tmp-4243", "step-2.shard-1.tmp-4242", "notes"]) mkdirSync(join(dir, name), { recursive: true });
+    ck.maybeSave(false, 2, content(2));
+    expect(readdirSync(dir).sort()).toEqual(["notes", "step-2", "step-2.shard-1.tmp-4242", "step-6.tmp-4243"]);
+    expect(lines.some((l) => l.msg === "removed checkpoint directories a killed process left half-written")).toBe(true);
+    ck.maybeSave(false, 6, content(6));
+    expect(readdirSync(dir).sort()).toEqual(["notes", "step-2", "step-2.shard-1.tmp-4242", "step-6"]);
   });
 
   it("keeps the newest --keep-checkpoints and forgets the pruned ones", () => {

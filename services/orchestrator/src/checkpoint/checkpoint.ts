@@ -511,6 +511,27 @@ export function pruneCheckpoints(root: string, jobId: string, keep: number, inde
 }
 
 /**
+ * Removes what writes of shard `index`'s checkpoints left unfinished
+ * (`step-N.tmp-PID`, `step-N.shard-i.tmp-PID`: a process killed while it
+ * wrote) for steps up to `upTo`, once the checkpoint of `upTo` is whole: a
+ * job writes its checkpoints in step order, one at a time, so none of those
+ * is still being written. Returns the directories removed.
+ */
+export function removeUnfinishedWrites(root: string, jobId: string, index: number, upTo: number): string[] {
+  const dir = join(root, jobId);
+  if (!existsSync(dir)) return [];
+  const pattern = index === 0 ? /^step-(\d+)\.tmp-\d+$/ : new RegExp(`^step-(\\d+)\\.shard-${index}\\.tmp-\\d+$`);
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = pattern.exec(name);
+    if (!m || Number(m[1]) > upTo) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
+}
+
+/**
  * Makes room for a checkpoint at `final`: an intact one there is replaced,
  * one that cannot be read is moved aside (`<name>.unreadable-<time>`), never
  * deleted.

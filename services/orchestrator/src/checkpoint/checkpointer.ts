@@ -3,7 +3,7 @@ import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
-import { pruneCheckpoints, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
+import { pruneCheckpoints, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
 import { protectedStep } from "./best-checkpoint.js";
 
 export interface CheckpointSettings {
@@ -106,6 +106,8 @@ export class Checkpointer {
     this.path = part.path;
     this.committedStep = step;
     this.written.push(this.path);
+    const unfinished = removeUnfinishedWrites(this.s.checkpointDir, this.s.jobId, index, step);
+    if (unfinished.length) this.log.warn({ removed: unfinished }, "removed checkpoint directories a killed process left half-written");
     if (this.s.keepCheckpoints > 0) {
       const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index, protectedStep(this.s.checkpointDir, this.s.jobId));
       for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
