@@ -177,6 +177,45 @@ describe("Job: trainers lost", () => {
     expect((await job.getWork("trainer-0")).batchIndices).toEqual([0, 1]);
   });
 
+  it("reassign: a trainer that heartbeats but holds a batch past --stall-timeout-seconds is declared dead", async () => {
+    vi.useFakeTimers();
+    const { job, lines } = startedJob({ stallTimeoutSeconds: 2, heartbeatTimeoutMs: 600_000 });
+    await job.push(gradients(job, 1, 1));
+    vi.advanceTimersByTime(1_500);
+    expect(job.status()).toMatchObject({ liveTrainers: 2, deadTrainers: 0 });
+    // Time this process could not run (a long checkpoint write) is not the trainer's.
+    vi.setSystemTime(Date.now() + 60_000);
+    vi.advanceTimersByTime(500);
+    expect(job.status()).toMatchObject({ liveTrainers: 2, deadTrainers: 0 });
+    vi.advanceTimersByTime(1_000);
+    expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", liveTrainers: 1, deadTrainers: 1, reassignedBatches: 1 });
+    expect(lines.find((l) => l.level === "warn")?.msg).toBe("trainer held batch 0 for more than 2s without delivering it (--stall-timeout-seconds); declared dead");
+    expect((await job.getWork("trainer-1")).batchIndices).toEqual([0]);
+    await job.push(gradients(job, 1, 0));
+    expect(job.step).toBe(1);
+  });
+
+  it("reassign: an evaluator that does not report within --stall-timeout-seconds is declared dead; another evaluates", async () => {
+    vi.useFakeTimers();
+    const { job, lines } = startedJob({ steps: 1, stallTimeoutSeconds: 2, heartbeatTimeoutMs: 600_000 });
+    await job.push(gradients(job, 0, 0));
+    await job.push(gradients(job, 1, 1));
+    expect(await job.getWork("trainer-0")).toMatchObject({ done: true, evaluate: true });
+    const other = job.getWork("trainer-1");
+    vi.advanceTimersByTime(2_500);
+    expect(lines.find((l) => l.level === "warn")?.msg).toMatch(/^trainer did not report the evaluation it was given [23]s ago \(--stall-timeout-seconds\); declared dead$/);
+    expect(await other).toMatchObject({ done: true, evaluate: true });
+    job.reportEval(evalReport("trainer-1", { step: 1 }));
+    expect(job.state).toBe("JOB_STATE_COMPLETED");
+  });
+
+  it("--stall-timeout-seconds 0: a trainer may hold its batch for as long as it heartbeats", async () => {
+    vi.useFakeTimers();
+    const { job } = startedJob({ stallTimeoutSeconds: 0, heartbeatTimeoutMs: 600_000 });
+    vi.advanceTimersByTime(300_000);
+    expect(job.status()).toMatchObject({ liveTrainers: 2, deadTrainers: 0 });
+  });
+
   it("fail: a lost trainer fails the job; every session hears why and held calls are answered", async () => {
     const { job, sessions } = startedJob({ onTrainerLoss: "fail" });
     await job.push(gradients(job, 0, 0));

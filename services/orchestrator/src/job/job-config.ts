@@ -47,6 +47,8 @@ export interface JobConfig {
   maxStaleness: number;
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
+  /** A batch held this long without its gradients, or an evaluation without its report, declares its trainer dead (0 = never). */
+  stallTimeoutSeconds?: number;
   /** What a lost trainer means: its batches go to the others, or the job fails. */
   onTrainerLoss: "reassign" | "fail";
   /** Evaluate the held-out split every N steps while training too (0 = only at the end). */

@@ -85,6 +85,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private error = "";
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
   private readonly createdAt = Date.now();
   private readonly resumed: TrainingProgress | null;
 
@@ -248,6 +249,40 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.wake();
   }
 
+  /**
+   * A trainer can heartbeat and still never deliver (hung, or hostile): one
+   * holding a batch for --stall-timeout-seconds without its gradients, or
+   * the evaluation it was given without a report, is lost as a silent one
+   * is, and its work goes to the others. A tick that comes late means this
+   * process could not run (a long checkpoint write): that time is taken off
+   * every clock, not charged to the trainers.
+   */
+  private watchStalls(): void {
+    const limitMs = (this.config.stallTimeoutSeconds ?? 0) * 1000;
+    if (limitMs <= 0) return;
+    const tickMs = Math.max(100, Math.min(1000, limitMs / 4));
+    let last = Date.now();
+    this.stallTimer = setInterval(() => {
+      const now = Date.now();
+      const blocked = now - last - tickMs;
+      last = now;
+      if (blocked > tickMs) {
+        this.steps?.plan.pauseClocks(blocked);
+        this.work.evaluatorSince += blocked;
+      }
+      const seconds = (ms: number) => `${(ms / 1000).toFixed(0)}s`;
+      for (const [workerId, batches] of this.steps?.plan.overdue(now, limitMs) ?? []) {
+        const t = this.members.trainer(workerId);
+        if (t) this.trainerLost(t, `held batch${batches.length === 1 ? "" : "es"} ${batches.join(", ")} for more than ${seconds(limitMs)} without delivering ${batches.length === 1 ? "it" : "them"} (--stall-timeout-seconds)`);
+      }
+      const evaluator = this.work.evaluator ? this.members.trainer(this.work.evaluator) : undefined;
+      if (evaluator && now - this.work.evaluatorSince > limitMs) {
+        this.trainerLost(evaluator, `did not report the evaluation it was given ${seconds(now - this.work.evaluatorSince)} ago (--stall-timeout-seconds)`);
+      }
+    }, tickMs);
+    this.stallTimer.unref();
+  }
+
   private joined(t: TrainerMember): void {
     this.members.cancelOrphanWatch();
     const live = this.members.liveTrainers();
@@ -289,6 +324,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.steps = coordinator;
     this.sweeper = startExpirySweep(this.config, model.store, this.log);
     this.members.watchHeartbeats(this.config.heartbeatTimeoutMs, (t, why) => this.trainerLost(t, why));
+    this.watchStalls();
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
     shard.start(this.counts.syncRowsSent);
@@ -583,6 +619,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private finish(): void {
     clearTimeout(this.registerTimer);
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.stallTimer) clearInterval(this.stallTimer);
     this.members.stopWatching();
     this.shard?.stop();
     this.members.closeAll(this.finishedEvent());

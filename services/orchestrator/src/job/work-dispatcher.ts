@@ -33,8 +33,9 @@ type WorkWaiter = (w: Work) => void;
  */
 export class WorkDispatcher {
   private readonly waiters = new Map<string, WorkWaiter>();
-  /** The trainer asked to evaluate, if one is. */
+  /** The trainer asked to evaluate, if one is, and since when (ms). */
   evaluator: string | null = null;
+  evaluatorSince = 0;
 
   constructor(
     private readonly job: JobView,
@@ -97,6 +98,7 @@ export class WorkDispatcher {
     if (state === "JOB_STATE_EVALUATING" || plan.done) {
       if (this.evaluator === null && t.session) {
         this.evaluator = t.workerId;
+        this.evaluatorSince = Date.now();
         this.log.info({ workerId: t.workerId, rank: t.rank }, "trainer evaluates the held-out split");
         return { done: true, evaluate: true, state, step: job.version(), batchIndices: [], computeAddress: job.computeAddress() };
       }
@@ -106,6 +108,7 @@ export class WorkDispatcher {
     if (hold) {
       if (!hold.evaluate || this.evaluator !== null || !t.session || plan.handedOut > 0 || !this.othersWaiting(t.workerId)) return null;
       this.evaluator = t.workerId;
+      this.evaluatorSince = Date.now();
       this.log.info({ workerId: t.workerId, rank: t.rank, step: hold.step }, "trainer evaluates the held-out split during training");
       return { done: false, evaluate: true, state, step: hold.step, batchIndices: [], computeAddress: job.computeAddress() };
     }

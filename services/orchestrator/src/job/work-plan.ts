@@ -31,6 +31,8 @@ export class WorkPlan {
   private finished: number;
   /** Unfinished batches of the current step (sync/hybrid) or handed out (async), and their trainer (null = nobody yet). */
   private readonly owner = new Map<number, string | null>();
+  /** When each held batch was given to its trainer (ms): a batch held too long without its gradients is overdue. */
+  private readonly heldSince = new Map<number, number>();
   private nextBatch: number;
   private readonly requeued: number[] = [];
   reassigned = 0;
@@ -90,8 +92,9 @@ export class WorkPlan {
   beginStep(live: readonly string[]): void {
     if (this.mode === "async" || this.done) return;
     this.owner.clear();
+    this.heldSince.clear();
     const first = this.stepNo * this.batchesPerStep;
-    for (let k = 0; k < this.batchesPerStep; k++) this.owner.set(first + k, live.length ? live[k % live.length]! : null);
+    for (let k = 0; k < this.batchesPerStep; k++) this.give(first + k, live.length ? live[k % live.length]! : null);
   }
 
   /** The batches `worker` should train now; async hands out the next one if it holds none. */
@@ -100,7 +103,7 @@ export class WorkPlan {
     if (mine.length || this.mode !== "async" || this.done) return mine.sort((a, b) => a - b);
     const j = this.requeued.length ? this.requeued.shift()! : this.nextBatch < this.totalBatches ? this.nextBatch++ : -1;
     if (j < 0) return [];
-    this.owner.set(j, worker);
+    this.give(j, worker);
     return [j];
   }
 
@@ -118,6 +121,7 @@ export class WorkPlan {
   /** Marks batch j finished; returns true when that completes the step (sync/hybrid) or the job (async). */
   finish(j: number): boolean {
     this.owner.delete(j);
+    this.heldSince.delete(j);
     this.finished++;
     if (this.mode === "async") return this.done;
     if (this.owner.size > 0) return false;
@@ -131,8 +135,9 @@ export class WorkPlan {
     for (const j of freed) {
       if (this.mode === "async") {
         this.owner.delete(j);
+        this.heldSince.delete(j);
         this.requeued.push(j);
-      } else this.owner.set(j, null);
+      } else this.give(j, null);
     }
     this.requeued.sort((a, b) => a - b);
     this.reassigned += freed.length;
@@ -148,8 +153,30 @@ export class WorkPlan {
     for (const [j, w] of this.owner) {
       if (w !== null) continue;
       const [least] = [...load].sort((a, b) => a[1] - b[1])[0]!;
-      this.owner.set(j, least);
+      this.give(j, least);
       load.set(least, load.get(least)! + 1);
     }
+  }
+
+  /** The batches each trainer has held for more than `ms` without their gradients arriving. */
+  overdue(now: number, ms: number): Map<string, number[]> {
+    const late = new Map<string, number[]>();
+    for (const [j, w] of this.owner) {
+      const since = this.heldSince.get(j);
+      if (w === null || since === undefined || now - since <= ms) continue;
+      late.set(w, [...(late.get(w) ?? []), j]);
+    }
+    return late;
+  }
+
+  /** Time the orchestrator itself could not run (a long synchronous checkpoint, a stopped process) is nobody's delay. */
+  pauseClocks(ms: number): void {
+    for (const [j, since] of this.heldSince) this.heldSince.set(j, since + ms);
+  }
+
+  private give(j: number, worker: string | null): void {
+    this.owner.set(j, worker);
+    if (worker === null) this.heldSince.delete(j);
+    else this.heldSince.set(j, Date.now());
   }
 }
