@@ -18,3 +18,4 @@ export { kindOf } from "./value-kind.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
 export { processExists, processStartTime } from "./process-exists.js";
+export { limitConnections, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS } from "./connection-limits.js";

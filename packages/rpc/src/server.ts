@@ -7,6 +7,7 @@ import { serverCredentials, transportSecurity, type TransportSecurity } from "./
 import { RpcErrors } from "./errors.js";
 import { decodingChecked } from "./request-decoding.js";
 import { wrapHandlers } from "./handler-wrapping.js";
+import { limitConnections } from "@pangea/kit";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -67,6 +68,13 @@ export function widenReceiveWindows(server: grpc.Server): boolean {
     });
   }
   return true;
+}
+
+/** limitConnections on each of the http2 servers grpc-js keeps (the same private field as widenReceiveWindows). */
+function limitServerConnections(server: grpc.Server): void {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const h of servers.keys() as IterableIterator<http2.Http2Server>) limitConnections(h);
 }
 
 /**
@@ -138,6 +146,7 @@ export async function startServer(
   });
   const address = `${host.includes(":") ? `[${host}]` : host}:${bound}`;
   const wideReceiveWindow = widenReceiveWindows(server);
+  limitServerConnections(server);
   return {
     server,
     address,

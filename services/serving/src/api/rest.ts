@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { PangeaError, printable } from "@pangea/kit";
+import { PangeaError, limitConnections, printable } from "@pangea/kit";
 import { addMetricsRoute, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
@@ -40,8 +40,10 @@ export async function startRest(host: string, port: number, models: ModelManager
   // Room for the largest request --max-batch allows, as JSON text.
   const bodyLimit = Math.max(1 << 20, maxBatch * 1024);
   // A client certificate is asked for, not required: REST clients outside the cluster use the token.
-  const https = access.https ? { ...access.https, requestCert: true, rejectUnauthorized: false } : undefined;
+  // A handshake not finished in 10 s is dropped (Node's default holds it 120 s; see limitConnections).
+  const https = access.https ? { ...access.https, requestCert: true, rejectUnauthorized: false, handshakeTimeout: 10_000 } : undefined;
   const app = (https ? Fastify({ bodyLimit, https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
+  limitConnections(app.server);
   // Only JSON bodies: fastify's own text/plain parser would hand a JSON text sent as text/plain on as a string.
   app.removeContentTypeParser("text/plain");
   // Our own JSON parser: fastify's says only "Body is not valid JSON" whatever is wrong (a syntax error, a __proto__ key).

@@ -1,0 +1,58 @@
+import { connect, createServer, type Socket } from "node:net";
+import { describe, expect, it } from "vitest";
+import { MAX_CONNECTIONS_PER_ADDRESS, limitConnections } from "@pangea/kit";
+import { startServer } from "../src/index.js";
+
+/** Opens `n` TCP connections to host:port; resolves once each is open or refused, with how many the server closed. */
+async function open(host: string, port: number, n: number): Promise<{ sockets: Socket[]; closed: () => number }> {
+  const sockets: Socket[] = [];
+  let closed = 0;
+  await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<void>((resolve) => {
+        const s = connect(port, host, () => resolve());
+        s.on("error", () => resolve());
+        s.on("close", () => closed++);
+        sockets.push(s);
+      }),
+    ),
+  );
+  return { sockets, closed: () => closed };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+describe("connection limits (a client holding connections open cannot use up the process's descriptors)", () => {
+  it("refuses connections beyond the per-address share, and takes new ones as old ones close", async () => {
+    const server = createServer(() => {});
+    const refused = limitConnections(server, 100, 3);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const first = await open("127.0.0.1", port, 5);
+      await settle();
+      expect(first.closed()).toBe(2);
+      expect(refused()).toBe(2);
+      first.sockets.forEach((s) => s.destroy());
+      await settle();
+      const again = await open("127.0.0.1", port, 3);
+      await settle();
+      expect(again.closed()).toBe(0);
+      again.sockets.forEach((s) => s.destroy());
+    } finally {
+      server.close();
+    }
+  });
+
+  it("a gRPC server takes MAX_CONNECTIONS_PER_ADDRESS connections from one address, and no more", async () => {
+    const running = await startServer("127.0.0.1", 0, () => {}, [], undefined, { security: null });
+    try {
+      const held = await open("127.0.0.1", running.port, MAX_CONNECTIONS_PER_ADDRESS + 5);
+      await settle();
+      expect(held.closed()).toBe(5);
+      held.sockets.forEach((s) => s.destroy());
+    } finally {
+      await running.shutdown(100);
+    }
+  }, 30_000);
+});
