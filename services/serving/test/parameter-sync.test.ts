@@ -98,3 +98,20 @@ describe("ParameterSync refuses bad updates whole", () => {
     expect(row(1)).toEqual([5, 5]);
   });
 });
+
+describe("ParameterSync before any version is loaded", () => {
+  it("is UNAVAILABLE, saying sync updates a loaded version and how a job exports the first one", async () => {
+    const empty = new ModelManager("ctr", mkdtempSync(join(tmpdir(), "pangea-sync-empty-")), 1, log);
+    empty.scan();
+    const bare = await startServer("127.0.0.1", 0, (s) => addParameterSync(s, empty, new MicroBatcher(0, 64), log), [PARAMETER_SYNC_SERVICE_NAME]);
+    try {
+      const err = (await pushSync(bare.address, update({ seq: 1, ids: [1], rows: Float32Array.of(9, 9) })).then(() => null, (e: unknown) => e)) as grpc.ServiceError | null;
+      expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+      expect(err?.details).toBe(
+        "SERVING_ERR_NOT_READY: no model version loaded to apply parameter sync from orchestrator-test to: sync updates a version serving has loaded; export one first (a job with --export-dir exports its first checkpoint, so give it a checkpoint cadence such as --checkpoint-every-steps)",
+      );
+    } finally {
+      await bare.shutdown(100);
+    }
+  });
+});

@@ -35,7 +35,8 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
     try {
       const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
       const servable = models.current();
-      if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to`);
+      // Sync keeps a loaded version fresh; it cannot make the first one (a job's --export-dir writes that at its first checkpoint).
+      if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to: sync updates a version serving has loaded; export one first (a job with --export-dir exports its first checkpoint, so give it a checkpoint cadence such as --checkpoint-every-steps)`);
       if (u.model) checkModel(u.model, servable.identity, servable.version, sender);
       const seq = u.sequence;
       const run = u.run;
