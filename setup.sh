@@ -22,7 +22,7 @@ Common flags (all of `pangea run --help` are accepted):
   --data PATH[,PATH]      data instead of synthetic: files, directories or quoted globs
   --format F              criteo (TSV), instance, example, examplebatch or parquet  default criteo
   --max-memory-mb N       MiB a --data source may hold in memory      default 1024
-  --model NAME            dlrm, dcn-v2, deepfm, wide-deep, mmoe or shared-bottom  default dlrm
+  --model NAME            an architecture (pangea run --help lists them)  default dlrm
   --model-config FILE     JSON of the model's hyper-parameters (see README)
   --eval-records N        held-out synthetic records                  default 50000
   --orchestrator-port P   orchestrator port (0 = any free port)       default 0
