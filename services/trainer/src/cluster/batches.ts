@@ -67,7 +67,8 @@ const SOME_MULTI = -2;
  * right after its loop. V8 compiles a long loop on the stack (OSR) in the
  * first call, before the code after the loop has run once; in decodeBatch
  * itself that code (the weights' check) then deoptimized every later call
- * (measured: every call of a 240-batch run, about 2 ms per batch).
+ * (measured: every call of a 240-batch run; without it, decoding a
+ * 2048-example batch took 0.25 ms instead of 0.30).
  */
 
 /** The first cell whose offsets decrease, else ONE_EACH when every cell holds exactly one value, or SOME_MULTI. */
