@@ -296,7 +296,7 @@ describe("the pangea command as a new user meets it", () => {
         cwd,
         timeoutMs: 60_000,
         stopSignal: "SIGTERM",
-        env: { MALLOC_MMAP_THRESHOLD_: undefined, MALLOC_TRIM_THRESHOLD_: undefined },
+        env: { MALLOC_MMAP_THRESHOLD_: undefined, MALLOC_TRIM_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined },
       });
       const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
       pids.push(...state.processes.map((p) => p.pid));
@@ -308,9 +308,9 @@ describe("the pangea command as a new user meets it", () => {
       );
       const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
       expect(metrics.status).toBe(200);
-      // The services run with the malloc settings measured for them, compute's an eighth of its budget (8 MB).
+      // The services run with the malloc settings measured for them, compute's an eighth of its budget (8 MB), no huge pages.
       // The orchestrator and compute: both stay up until 'down', while the trainers may have finished already.
-      const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_")).map((kv) => kv.split("=")));
+      const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_") || kv.startsWith("GLIBC_TUNABLES=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
       expect(mallocEnv(pids[0]!)).toEqual({ ...SERVICE_MALLOC_ENV });
       expect(mallocEnv(pids[1]!)).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
 

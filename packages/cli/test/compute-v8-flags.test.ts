@@ -15,7 +15,7 @@ describe("compute's heap flags", () => {
 });
 
 describe("compute's malloc settings", () => {
-  it("are the services' at the default budget; below it, both thresholds are an eighth of --max-memory-mb", () => {
+  it("are the services' at the default budget; below it, both thresholds are an eighth of --max-memory-mb and no huge pages", () => {
     expect(computeMallocEnv([], {})).toEqual(SERVICE_MALLOC_ENV);
     expect(computeMallocEnv(["--max-memory-mb", "4096"], {})).toEqual(SERVICE_MALLOC_ENV);
     expect(computeMallocEnv(["--max-memory-mb", "64"], {})).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
