@@ -310,7 +310,7 @@ describe("the pangea command as a new user meets it", () => {
       expect(metrics.status).toBe(200);
       // The services run with the malloc settings measured for them, compute's an eighth of its budget (8 MB), no huge pages.
       // The orchestrator and compute: both stay up until 'down', while the trainers may have finished already.
-      const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((kv) => kv.startsWith("MALLOC_") || kv.startsWith("GLIBC_TUNABLES=")).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+      const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]).filter(([k]) => k! in SERVICE_MALLOC_ENV));
       expect(mallocEnv(pids[0]!)).toEqual({ ...SERVICE_MALLOC_ENV });
       expect(mallocEnv(pids[1]!)).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
 
