@@ -226,7 +226,8 @@ async function cluster(trainers, shards, { mode = "sync", batch = globalBatch / 
 async function pytorch(threads, blasThreads, { model = "dlrm", steps: torchSteps = 0 } = {}) {
   log(`(3) PyTorch${model === "dlrm" ? "" : ` (${model})`}, ${threads} torch thread(s), ${blasThreads} OpenBLAS thread(s)`);
   // With Pangea's malloc settings (SERVICE_MALLOC_ENV): PyTorch allocates its activations and gradients afresh each
-  // step, and with glibc's defaults paid a page fault per 4 KB of them: Wide&Deep ran 1.5-1.8x slower, DLRM 1.1x.
+  // step, and with glibc's defaults paid a page fault per 4 KB of them: Wide&Deep ran 1.3-1.6x slower on 1 OpenBLAS
+  // thread and 1.6-2.1x on 2, DLRM 1.1x (README, "Where the cluster's communication time goes").
   const { out } = await runMeasured("/usr/bin/python3", [
     join(root, "bench/training/ctr_torch.py"), "--data", data, "--eval-fraction", String(evalFraction), "--batch", String(globalBatch), "--steps", String(torchSteps),
     "--threads", String(threads), "--blas-threads", String(blasThreads), "--embedding-dim", "16", "--warmup-steps", String(warmupSteps), "--architecture", JSON.stringify(ARCHS[model]), "--dense-lr", lr.dense, "--sparse-lr", lr.sparse,
