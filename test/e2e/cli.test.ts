@@ -296,7 +296,7 @@ describe("the pangea command as a new user meets it", () => {
         cwd,
         timeoutMs: 60_000,
         stopSignal: "SIGTERM",
-        env: { MALLOC_MMAP_THRESHOLD_: undefined, MALLOC_TRIM_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined },
+        env: Object.fromEntries(Object.keys(SERVICE_MALLOC_ENV).map((k) => [k, undefined])),
       });
       const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
       pids.push(...state.processes.map((p) => p.pid));

@@ -26,10 +26,14 @@
  * --max-memory-mb gets smaller thresholds and no huge pages
  * (mallocEnvForBudget).
  */
+const MMAP_THRESHOLD = 32 << 20;
+const TRIM_THRESHOLD = 128 << 20;
+const HUGE_PAGES = "glibc.malloc.hugetlb=1";
+
 export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({
-  MALLOC_MMAP_THRESHOLD_: String(32 << 20),
-  MALLOC_TRIM_THRESHOLD_: String(128 << 20),
-  GLIBC_TUNABLES: "glibc.malloc.hugetlb=1",
+  MALLOC_MMAP_THRESHOLD_: String(MMAP_THRESHOLD),
+  MALLOC_TRIM_THRESHOLD_: String(TRIM_THRESHOLD),
+  GLIBC_TUNABLES: HUGE_PAGES,
 });
 
 /**
@@ -42,8 +46,8 @@ export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = Object.freez
 export function mallocEnvForBudget(budgetMb: number): Readonly<Record<string, string>> {
   const cap = Math.max(1 << 20, Math.floor((budgetMb * (1 << 20)) / 8));
   return Object.freeze({
-    MALLOC_MMAP_THRESHOLD_: String(Math.min(32 << 20, cap)),
-    MALLOC_TRIM_THRESHOLD_: String(Math.min(128 << 20, cap)),
-    ...(cap >= 128 << 20 ? { GLIBC_TUNABLES: SERVICE_MALLOC_ENV.GLIBC_TUNABLES! } : {}),
+    MALLOC_MMAP_THRESHOLD_: String(Math.min(MMAP_THRESHOLD, cap)),
+    MALLOC_TRIM_THRESHOLD_: String(Math.min(TRIM_THRESHOLD, cap)),
+    ...(cap >= TRIM_THRESHOLD ? { GLIBC_TUNABLES: HUGE_PAGES } : {}),
   });
 }
