@@ -19,7 +19,7 @@ export function renderSvg(summary) {
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   out.push(`<text x="12" y="22" font-size="15" font-weight="bold">Training throughput, samples/s (same data, model and optimizers)</text>`);
   out.push(`<text x="12" y="40" fill="#555">${esc(summary.model)}</text>`);
-  out.push(`<text x="12" y="56" fill="#555">${esc(`${summary.records} records, ${summary.machine.cores} cores (${summary.machine.cpu}); sgemm peak ${summary.sgemmPeak.gflops1 ?? "-"} / ${summary.sgemmPeak.gflops2 ?? "-"} GFLOPS on 1 / 2 threads; ${summary.date}`)}</text>`);
+  out.push(`<text x="12" y="56" fill="#555">${esc(`${summary.records} records, ${summary.machine.cores} cores (${summary.machine.cpu}); sgemm peak ${Object.entries(summary.sgemmPeak).filter(([k]) => k.startsWith("gflops")).map(([k, v]) => `${v} GFLOPS on ${k.slice(6)}`).join(", ") || "-"} thread(s); ${summary.date}`)}</text>`);
   rows.forEach((r, i) => {
     const y = 72 + i * rowH;
     const w = (r.samplesPerSec / maxRate) * barW;

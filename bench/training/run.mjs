@@ -4,14 +4,15 @@
 // top MLP 512-256-1, Adagrad on dense and embeddings, batch 4096) on the
 // synthetic Criteo-like data, one pass over the same TSV file, measured in
 // one invocation so the ratios hold on a noisy machine:
-//   (1) one Pangea trainer in-process (1 and 2 BLAS threads),
+//   (1) one Pangea trainer in-process (1, 2 and every core's BLAS threads),
 //   (2) the full cluster: compute + orchestrator + 2 trainers over gRPC, in
 //       sync mode (the step is the mean over both trainers' batches of 2048)
 //       and in async mode (each trainer's batch applied on arrival, bounded
 //       staleness), with batches of 2048 (twice PyTorch's updates) and of
 //       4096 (as many updates as PyTorch, each on as many samples),
-//   (3) the same model in PyTorch (Debian's python3-torch; on one core, and
-//       with its matmuls on 2 OpenBLAS threads, the fastest on 2 cores),
+//   (3) the same model in PyTorch (Debian's python3-torch; on one core, with
+//       its matmuls on 2 OpenBLAS threads, the fastest on 2 cores, and on more
+//       cores with every core's threads too),
 // plus the machine's sgemm peak and a scaling series (1, 2, 4 trainers on one
 // parameter-server shard, 2 trainers on 2 shards) with each trainer's time
 // split into compute, communication (fetch + pull + push) and waiting.
@@ -19,14 +20,14 @@
 // Then, per architecture (`make bench-models`, or `--models-only`, runs only
 // this part): every architecture (dlrm, dcn-v2, deepfm, wide-deep, mmoe,
 // shared-bottom; ARCH=dcn-v2,deepfm picks some) on the cluster (2 trainers,
-// sync), in one Pangea trainer in-process (as (1), 1 and 2 BLAS threads) and
+// sync), in one Pangea trainer in-process (as (1)) and
 // in PyTorch (its twin from test/support/python/torch_ctr.py, through
 // ctr_torch.py) with the same data, hyper-parameters (each one's defaults;
 // DLRM's Kaggle widths), optimizers and steps; samples/s, held-out AUC and the
 // ratios: bench-results/training-architectures.json. The in-process figure
 // tells the architecture's own step from what distributing it costs.
 // Each architecture runs ARCH_ROUNDS rounds (default 3) of its cluster job,
-// both in-process and both PyTorch configurations, one after the other, and
+// every in-process and PyTorch configuration, one after the other, and
 // each side's figure is the median over the rounds: PyTorch's small models
 // moved by up to 2.2x between rounds, so a single run's ratio said more about
 // the hour than the code.
@@ -35,7 +36,7 @@
 // ARCH_ROUNDS (default 3).
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir, cpus, loadavg } from "node:os";
+import { tmpdir, availableParallelism, cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderSvg } from "./plot.mjs";
@@ -49,6 +50,16 @@ const globalBatch = 4096;
 /** The steps both sides leave out of their rate after warm-up: the orchestrator's (JobStatus.warmup_steps), given to PyTorch's twin. */
 const warmupSteps = 10;
 const lr = { dense: "0.01", sparse: "0.05" };
+/**
+ * The thread counts a single process runs with (one Pangea trainer in-process, PyTorch's OpenBLAS): 1, 2 and
+ * every core. `pangea run` gives each of the cluster's trainers cores / trainers BLAS threads, so on a machine
+ * of more than 2 cores a single process held to 2 would be compared with a cluster using them all.
+ */
+const cores = availableParallelism();
+const threadCounts = [...new Set([1, 2, cores])].sort((a, b) => a - b);
+/** PyTorch's configurations, [torch threads, OpenBLAS threads]: one torch thread over each BLAS count, and all cores for both where there are more than 2 (on 2, 2 + 2 oversubscribed the cores and was slower than 1 + 2). */
+const torchConfigs = [...threadCounts.map((b) => [1, b]), ...(cores > 2 ? [[cores, cores]] : [])];
+const torchConfigName = ([t, b]) => `${t}t-blas${b}`;
 /** Made once the settings are checked; a failure removes it, as the run's end does. */
 let work = null;
 const fail = (msg) => {
@@ -242,7 +253,7 @@ function sgemmPeak() {
     if (!blas) { console.log(JSON.stringify({ reason })); process.exit(0); }
     const n = 2048, A = new Float32Array(n * n).fill(0.5), B = new Float32Array(n * n).fill(0.25), C = new Float32Array(n * n);
     const out = { config: blas.config() };
-    for (const t of [1, 2]) {
+    for (const t of ${JSON.stringify(threadCounts)}) {
       blas.setThreads(t);
       blas.gemm(false, false, n, n, n, A, 0, B, 0, C, 0, 1, 0, 0, 0, null, 0, 0, false);
       const t0 = performance.now();
@@ -266,15 +277,15 @@ function torchAvailable() {
 async function dlrmDetail(haveTorch) {
   const peak = sgemmPeak();
   const results = [];
-  results.push(await inProcess(1), await inProcess(2));
+  for (const t of threadCounts) results.push(await inProcess(t));
   const clusterMain = await cluster(2, 1);
   const clusterAsync = await cluster(2, 1, { mode: "async" });
   const clusterAsyncFull = await cluster(2, 1, { mode: "async", batch: globalBatch });
   const clusterTls = await cluster(2, 1, { tls: true });
   results.push(clusterMain, clusterAsync, clusterAsyncFull, clusterTls);
-  // One core (1 + 1), and the fastest single process here (1 torch thread, 2 OpenBLAS threads: measured
-  // faster than 2 + 2, which oversubscribes the 2 cores): the ratios below divide by the faster of the two.
-  if (haveTorch) results.push(await pytorch(1, 1), await pytorch(1, 2));
+  // One core (1 + 1) and more (on 2 cores the fastest was 1 torch thread and 2 OpenBLAS threads): the ratios
+  // below divide by the fastest.
+  if (haveTorch) for (const [t, b] of torchConfigs) results.push(await pytorch(t, b));
   const scaling = [];
   if (process.env.SKIP_SCALING !== "1") {
     scaling.push(await cluster(1, 1), clusterMain, await cluster(4, 1), await cluster(2, 2));
@@ -301,7 +312,7 @@ async function dlrmDetail(haveTorch) {
       aucClusterAsyncFullBatchMinusPytorch: torch ? +(clusterAsyncFull.auc - torch.auc).toFixed(4) : null,
       inProcessVsPytorch: torch ? +(single.samplesPerSec / torch.samplesPerSec).toFixed(2) : null,
       aucClusterMinusPytorch: torch ? +(clusterMain.auc - torch.auc).toFixed(4) : null,
-      matmulPeakOverAchieved: single.matmulGflops && peak.gflops2 ? +(Math.max(peak.gflops1, peak.gflops2) / single.matmulGflops).toFixed(2) : null,
+      matmulPeakOverAchieved: single.matmulGflops && peak.gflops1 ? +(Math.max(...threadCounts.map((t) => peak["gflops" + t])) / single.matmulGflops).toFixed(2) : null,
     },
   };
   const outDir = join(root, "bench-results");
@@ -309,7 +320,7 @@ async function dlrmDetail(haveTorch) {
   writeFileSync(join(outDir, "training.json"), `${JSON.stringify(summary, null, 2)}\n`);
   writeFileSync(join(outDir, "training.svg"), renderSvg(summary));
   const pad = (s, n) => String(s).padEnd(n);
-  console.log(`sgemm peak (OpenBLAS, 2048^3): ${peak.gflops1 ?? "-"} GFLOPS on 1 thread, ${peak.gflops2 ?? "-"} on 2${peak.reason ? ` (${peak.reason})` : ""}`);
+  console.log(`sgemm peak (OpenBLAS, 2048^3): ${threadCounts.map((t) => `${peak["gflops" + t] ?? "-"} GFLOPS on ${t} thread(s)`).join(", ")}${peak.reason ? ` (${peak.reason})` : ""}`);
   console.log(`${pad("configuration", 34)}${pad("samples/s", 11)}${pad(`after ${warmupSteps} steps`, 16)}${pad("ms/step", 9)}${pad("AUC", 8)}${pad("logloss", 9)}peak RSS`);
   for (const r of [...results, ...scaling.filter((s) => s !== clusterMain)]) {
     console.log(`${pad(r.name, 34)}${pad(r.samplesPerSec, 11)}${pad(r.samplesPerSecAfterWarmup || "-", 16)}${pad(r.msPerStep, 9)}${pad(r.auc, 8)}${pad(r.logloss, 9)}${r.peakRssMb} MB${r.matmulGflops ? `  (matmuls ${r.matmulGflops} GFLOPS)` : ""}`);
@@ -330,7 +341,7 @@ async function dlrmDetail(haveTorch) {
 
 /**
  * Every architecture of ARCH (default all) against its PyTorch twin: the cluster (2 trainers, sync,
- * batch 2048 each) and PyTorch (batch 4096, 1 and 2 OpenBLAS threads) on the same data,
+ * batch 2048 each) and PyTorch (batch 4096, each of torchConfigs) on the same data,
  * hyper-parameters, optimizers and steps, ARCH_ROUNDS rounds of the three runs one after the other;
  * each side's figure is its median over the rounds (PyTorch's: the configuration with the higher
  * median): training-architectures.json. DLRM's first round is the detail run's when that ran with as
@@ -342,24 +353,24 @@ async function perArchitecture(haveTorch, dlrm) {
   for (const model of archNames) {
     const reuse = dlrm && model === "dlrm" && archSteps === steps;
     const clusterRuns = reuse ? [dlrm.cluster] : [];
-    const torchRuns = { 1: [], 2: [] };
-    const inRuns = { 1: [], 2: [] };
-    if (reuse) for (const r of dlrm.torchRuns) torchRuns[r.name.endsWith("blas1") ? 1 : 2].push(r);
-    if (reuse) for (const r of dlrm.inProcessRuns) inRuns[r.name.endsWith("-1t") ? 1 : 2].push(r);
+    const torchRuns = new Map(torchConfigs.map((c) => [torchConfigName(c), []]));
+    const inRuns = new Map(threadCounts.map((t) => [t, []]));
+    if (reuse) for (const r of dlrm.torchRuns) torchRuns.get(r.name.slice("pytorch-".length))?.push(r);
+    if (reuse) for (const r of dlrm.inProcessRuns) inRuns.get(Number(/-(\d+)t$/.exec(r.name)?.[1]))?.push(r);
     for (let round = clusterRuns.length; round < archRounds; round++) {
       if (archRounds > 1) log(`${model}: round ${round + 1} of ${archRounds}`);
       clusterRuns.push(await cluster(2, 1, { model, jobSteps: archSteps }));
-      if (haveTorch) for (const b of [1, 2]) torchRuns[b].push(await pytorch(1, b, { model, steps: archSteps }));
-      for (const b of [1, 2]) inRuns[b].push(await inProcess(b, { model, steps: archSteps }));
+      if (haveTorch) for (const c of torchConfigs) torchRuns.get(torchConfigName(c)).push(await pytorch(c[0], c[1], { model, steps: archSteps }));
+      for (const t of threadCounts) inRuns.get(t).push(await inProcess(t, { model, steps: archSteps }));
     }
     const c = medianOf(clusterRuns);
     // The same architecture's step with no distribution: one trainer in one process, its faster configuration.
-    const single = fastest([medianOf(inRuns[1]), medianOf(inRuns[2])]);
+    const single = fastest([...inRuns.values()].map(medianOf));
     let t = null;
     // Each ratio divides by PyTorch's faster configuration by that measure.
     let tw = null;
     if (haveTorch) {
-      const configs = [medianOf(torchRuns[1]), medianOf(torchRuns[2])];
+      const configs = [...torchRuns.values()].map(medianOf);
       t = fastest(configs);
       tw = fastest(configs, "samplesPerSecAfterWarmup");
     }
