@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -220,18 +220,25 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
-  it.concurrent("--export-dir that cannot be written stops the orchestrator at start, exit 2, instead of losing the export at the end", async ({ expect }) => {
+  it.concurrent("--export-dir or --checkpoint-dir that cannot be written stops the orchestrator at start, exit 2, instead of losing the work at the end", async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-"));
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
-    for (const [target, line] of [
-      [file, `pangea-orchestrator: --export-dir: ${file} is not a directory`],
-      [join(file, "models"), `pangea-orchestrator: --export-dir: cannot use ${join(file, "models")} (ENOTDIR)`],
-    ] as const) {
-      const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--export-dir", target]);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toBe(`${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
+    for (const flag of ["--export-dir", "--checkpoint-dir"]) {
+      const cases: [string, string][] = [
+        [file, `pangea-orchestrator: ${flag}: ${file} is not a directory`],
+        [join(file, "models"), `pangea-orchestrator: ${flag}: ${file} (in ${join(file, "models")}'s path) is not a directory`],
+      ];
+      // Root passes access(2) on /proc, where nothing can be made (and Node's recursive mkdir spins forever): tried, not assumed.
+      if (existsSync("/proc/self")) cases.push(["/proc/pangea-nope", `pangea-orchestrator: ${flag}: /proc, where /proc/pangea-nope would be made, is not writable (ENOENT)`]);
+      for (const [target, line] of cases) {
+        const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", flag, target], { cwd: dir });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toBe(`${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
+      }
     }
+    // Nothing was left behind by the checks.
+    expect(readdirSync(dir)).toEqual(["a-file"]);
   });
 
   it.concurrent("down stops only the processes up started: a pid reused since by another process is left alone", async ({ expect }) => {

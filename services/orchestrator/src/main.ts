@@ -1,7 +1,5 @@
-import { accessSync, constants, statSync } from "node:fs";
 import { loadFeatureList } from "@pangea/features";
-import { dirname, resolve } from "node:path";
-import { UsageError, createLogger, runMain, usageText } from "@pangea/kit";
+import { UsageError, createLogger, runMain, unwritableDirReason, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { architectureFromFlags, checkpointModelMismatch } from "./job/model-choice.js";
@@ -43,7 +41,11 @@ runMain("pangea-orchestrator", async () => {
   const dims = resolveSlotDims([...named, others], [], slots);
   const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
   validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
-  if (config.exportDir) checkWritableDir("--export-dir", config.exportDir);
+  // Directories the job writes into later are checked now: otherwise it would train to the end and lose its checkpoint or export.
+  for (const [flag, dir] of [["--checkpoint-dir", config.checkpointDir], ["--export-dir", config.exportDir]] as const) {
+    const problem = dir ? unwritableDirReason(dir) : null;
+    if (problem) throw new UsageError(`${flag}: ${problem}`);
+  }
   if (config.exportFeatureList) {
     // Parsed now, so a list no version could carry stops the job before it trains, not at its export.
     try {
@@ -112,32 +114,3 @@ runMain("pangea-orchestrator", async () => {
   log.info({ address: running.address, dashboard: `http://${http.address}/`, metrics: `http://${http.address}/metrics`, jobId: config.jobId, trainers: config.trainers, steps: config.steps }, "orchestrator serving");
   announceReady("orchestrator", running.address, { metrics: http.address });
 }, usage);
-
-/**
- * A directory the job will write into at its end, checked at start: there
- * and writable, or not there yet under a writable directory (it is made
- * then). Otherwise the job would train to the end and lose its export.
- */
-function checkWritableDir(flag: string, dir: string): void {
-  let at = resolve(dir);
-  for (;;) {
-    let stat;
-    try {
-      stat = statSync(at);
-    } catch (err) {
-      const parent = dirname(at);
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" && parent !== at) {
-        at = parent;
-        continue;
-      }
-      throw new UsageError(`${flag}: cannot use ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-    if (!stat.isDirectory()) throw new UsageError(`${flag}: ${at === resolve(dir) ? dir : `${at} (in ${dir}'s path)`} is not a directory`);
-    try {
-      accessSync(at, constants.W_OK | constants.X_OK);
-    } catch (err) {
-      throw new UsageError(`${flag}: ${at === resolve(dir) ? dir : `${at}, where ${dir} would be made,`} is not writable (${(err as NodeJS.ErrnoException).code})`);
-    }
-    return;
-  }
-}

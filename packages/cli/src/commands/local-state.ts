@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { processExists, processStartTime } from "@pangea/kit";
+import { makeDirs, processExists, processStartTime } from "@pangea/kit";
 
 /** What `pangea up` leaves behind for `pangea down` and `pangea status`. */
 export interface LocalState {
@@ -15,7 +15,7 @@ export interface LocalState {
 export const STATE_FILE = ".pangea/run/cluster.json";
 
 export function writeState(state: LocalState, path = STATE_FILE): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`);
 }
 

@@ -1,8 +1,8 @@
 import { constants as osConstants } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, mallocEnvForBudget, processStartTime } from "@pangea/kit";
+import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mallocEnvForBudget, processStartTime } from "@pangea/kit";
 import type { Socket } from "node:net";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
@@ -75,7 +75,7 @@ export class LocalCluster {
   private constructor(private readonly opts: ClusterOptions) {}
 
   static async start(opts: ClusterOptions): Promise<LocalCluster> {
-    mkdirSync(opts.logDir, { recursive: true });
+    makeDirs(opts.logDir);
     const c = new LocalCluster(opts);
     try {
       const host = opts.host ?? "127.0.0.1";

@@ -1,9 +1,9 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { bitString, boolean, explicit, implicitPrimitive, namedBits, octetString, oid, sequence, set, time, toPem, unsignedInteger, utf8String } from "./der.js";
-import { UsageError } from "@pangea/kit";
+import { UsageError, makeDirs } from "@pangea/kit";
 import { SERVICE_ROLES, type ServiceRole } from "./roles.js";
 
 // Object identifiers (RFC 5280, RFC 5758).
@@ -199,7 +199,7 @@ export interface ClusterCertsResult {
  * and leaves the others as they are.
  */
 export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): ClusterCertsResult {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   const written: string[] = [];
   const kept: string[] = [];
   const caCertPath = join(dir, CA_FILE);

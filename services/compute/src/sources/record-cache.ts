@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, fstatSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { crc32 } from "node:zlib";
-import { processExists } from "@pangea/kit";
+import { makeDirs, processExists, unwritableDirReason } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import type { RecordBlock } from "./source.js";
 import { stampOf, type FileStamp } from "../formats/data-file.js";
@@ -461,39 +461,17 @@ export function placeCache(paths: readonly string[], decodeKey: string, dir: str
   const name = `${what}-${hash(JSON.stringify({ decodeKey, files }))}.records`;
   const target = dir ?? join(dirname(files[0]!.path), ".pangea-cache");
   try {
-    makeDirectory(target);
-    // An existing directory may still be read-only (data mounted so): then it is as good as absent.
-    accessSync(target, constants.W_OK);
+    makeDirs(target);
+    // An existing directory may still be read-only (data mounted so): then it is as good as absent. It is tried (an entry
+    // made and removed) rather than its permission bits read: root passes every access check, also where nothing can be made.
+    const problem = unwritableDirReason(target);
+    if (problem) throw new Error(problem);
     pruneStale(target, what, name);
     return { path: join(target, name), kept: true, stamps };
   } catch (err) {
     if (dir !== null) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--cache-dir ${dir}: cannot write there: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     return { path: join(mkdtempSync(join(tmpdir(), "pangea-spill-")), name), kept: false, stamps };
   }
-}
-
-/**
- * mkdir -p, except where the parent exists and mkdir still answers ENOENT
- * (/proc and other virtual file systems): Node's recursive mkdir retries
- * that forever, so it throws instead.
- */
-function makeDirectory(path: string): void {
-  try {
-    mkdirSync(path);
-    return;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return;
-    if (code !== "ENOENT") throw err;
-  }
-  let parentExists = true;
-  try {
-    statSync(dirname(path));
-  } catch {
-    parentExists = false;
-  }
-  if (parentExists) throw Object.assign(new Error(`cannot make ${path}`), { code: "ENOENT" });
-  mkdirSync(path, { recursive: true });
 }
 
 /** Deletes older caches of the same inputs, and temporary files of passes whose process is gone. */

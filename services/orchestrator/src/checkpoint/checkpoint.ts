@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { basename, dirname, join } from "node:path";
 import { parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
-import { printable, readChecked, sha256Hex, shardOfId } from "@pangea/kit";
+import { makeDirs, printable, readChecked, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
@@ -159,7 +159,7 @@ export function saveCheckpoint(
   const final = join(root, jobId, shard.index === 0 ? `step-${step}` : `step-${step}.shard-${shard.index}`);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
-    mkdirSync(join(root, jobId), { recursive: true });
+    makeDirs(join(root, jobId));
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     const files: Record<string, Buffer> = {

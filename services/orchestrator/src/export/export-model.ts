@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, type ExportManifest } from "@pangea/model";
-import { sha256Hex } from "@pangea/kit";
+import { makeDirs, sha256Hex } from "@pangea/kit";
 import { featureListMismatch, loadFeatureList } from "@pangea/features";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -83,7 +83,7 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
   };
   const tmp = join(base, `.tmp-${v}-${process.pid}`);
   try {
-    mkdirSync(tmp, { recursive: true });
+    makeDirs(tmp);
     for (const [name, data] of Object.entries(files)) {
       writeDurably(join(tmp, name), data);
       manifest.files[name] = { bytes: data.length, sha256: sha256Hex(data) };
