@@ -94,6 +94,11 @@ describe("the pangea command as a new user meets it", () => {
   // Not JSON, over two lines: the parser's message quotes the text, and the error stays one line.
   const notJson = join(dirname(rawInput), "not-json.txt");
   writeFileSync(notJson, "hello\nworld");
+  // A hostile input: a cell's list holding a list nested 5,000 deep (JSON.stringify of it for the message overflowed the stack).
+  const deepInput = join(dirname(rawInput), "deep.json");
+  writeFileSync(deepInput, `{"instances":[{"dense_features":[1,2],"feature_ids":[[${"[".repeat(5000)}${"]".repeat(5000)}]]}]}`);
+  const longIdInput = join(dirname(rawInput), "long-id.json");
+  writeFileSync(longIdInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["7".repeat(100_000)] }] }));
   const validInput = join(dirname(rawInput), "valid.json");
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
@@ -115,6 +120,8 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
     [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
+    [["predict", "--input", deepInput], "pangea predict: invalid --input: feature_ids of example 0, slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
+    [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit unsigned id (send ids above 2^53 as strings)`],
     [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],
     [["predict", "--input", validInput, "--tls-dir", "/nonexistent-tls"], "pangea predict: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["status", "--orchestrator", "127.0.0.1:1", "--tls-dir", "/nonexistent-tls"], "pangea status: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],

@@ -14,7 +14,7 @@ export type { FileSums } from "./checked-files.js";
 export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
-export { kindOf } from "./value-kind.js";
+export { kindOf, valueSnippet } from "./value-kind.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
 export { processExists, processStartTime } from "./process-exists.js";

@@ -92,3 +92,22 @@ describe("REST Predict's body, as strict as gRPC's", () => {
     expect(r.status).toBe(200);
   });
 });
+
+describe("REST Predict's error lines stay one short line, whatever the value", () => {
+  // Written by hand: a value nested this deep is what a hostile client sends, and JSON.stringify of it overflowed the stack (a 500).
+  const deep = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+  const raw = async (text: string) => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: text });
+    return { status: res.status, error: ((await res.json()) as { error?: string }).error };
+  };
+
+  it.each([
+    ["a cell's list holding a list nested 5,000 deep", `{"instances":[{"dense_features":[1,2],"feature_ids":[[${deep(5000)}]]}]}`, "SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
+    ["a signature_name nested 5,000 deep", `{"signature_name":${deep(5000)},"instances":[{"dense_features":[1,2],"feature_ids":["65537"]}]}`, "SERVING_ERR_BAD_INPUT: unknown signature a list; the model has serving_default"],
+    ["a feature id of 100,000 characters", `{"instances":[{"dense_features":[1,2],"feature_ids":["${"x".repeat(100_000)}"]}]}`, `SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "${"x".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit unsigned integer (send ids above 2^53 as strings)`],
+  ])("%s: 400, one line", async (_what, text, error) => {
+    const r = await raw(text);
+    expect(r.status).toBe(400);
+    expect(r.error).toBe(error);
+  });
+});

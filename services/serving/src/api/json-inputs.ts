@@ -1,5 +1,5 @@
 import { jsonIdText } from "@pangea/features";
-import { kindOf } from "@pangea/kit";
+import { kindOf, valueSnippet } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -37,10 +37,11 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
     });
   const d = rows(dense, numDense, INPUT_DENSE);
   const f = rows(ids, numSlots, INPUT_IDS);
-  const id = (x: unknown): string => {
+  const id = (x: unknown, e: number, s: number): string => {
     const text = jsonIdText(x);
-    if (text === null) throw bad(`feature id ${JSON.stringify(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
-    return text;
+    if (text !== null) return text;
+    if (Array.isArray(x)) throw bad(`${INPUT_IDS} row ${e} slot #${s}: a list inside the cell's list of ids; a cell is one id or one list of ids`);
+    throw bad(`${INPUT_IDS} row ${e} slot #${s}: feature id ${valueSnippet(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
   };
   d.forEach((r, i) =>
     r.forEach((x, j) => {
@@ -52,13 +53,13 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   if (f.some((r) => r.some(Array.isArray))) {
     const lengths: number[] = [];
     const values: (string | number)[] = [];
-    for (const r of f) {
-      for (const cell of r) {
+    f.forEach((r, e) =>
+      r.forEach((cell, s) => {
         const cellIds = Array.isArray(cell) ? cell : [cell];
         lengths.push(cellIds.length);
-        for (const x of cellIds) values.push(id(x));
-      }
-    }
+        for (const x of cellIds) values.push(id(x, e, s));
+      }),
+    );
     return {
       [INPUT_DENSE]: denseTensor,
       [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: values.length }] }, uint64_val: values },
@@ -67,7 +68,7 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   }
   return {
     [INPUT_DENSE]: denseTensor,
-    [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, uint64_val: f.flat().map(id) },
+    [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, uint64_val: f.flatMap((r, e) => r.map((x, s) => id(x, e, s))) },
   };
 }
 
@@ -122,7 +123,7 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   // Other keys are ignored, as TF Serving ignores them (a client's own metadata, Vertex AI's "parameters"), except
   // those that say the client expects something REST does not do: an output_filter, a misspelt key of its own.
   const mistaken = Object.keys(body).filter((k) => k === "output_filter" || BODY_KEYS.some((known) => oneEditFrom(k, known)));
-  if (mistaken.length) throw bad(`unknown key${mistaken.length === 1 ? "" : "s"} ${mistaken.map((k) => JSON.stringify(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${mistaken.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
+  if (mistaken.length) throw bad(`unknown key${mistaken.length === 1 ? "" : "s"} ${mistaken.map((k) => valueSnippet(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${mistaken.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
   if (body.inputs !== undefined && body.instances !== undefined) throw bad('the body has both "inputs" and "instances"; give one of them');
   if (body.inputs === undefined && body.instances === undefined) throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
   if (body.inputs !== undefined && !isJsonObject(body.inputs)) throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${kindOf(body.inputs)}`);
@@ -134,7 +135,7 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   }
   // As over gRPC: the one signature there is.
   if (body.signature_name !== undefined && body.signature_name !== "serving_default" && body.signature_name !== "") {
-    throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature ${JSON.stringify(body.signature_name)}; the model has serving_default`);
+    throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature ${valueSnippet(body.signature_name)}; the model has serving_default`);
   }
   const names = jsonInputNames(body);
   const { spec } = servable;

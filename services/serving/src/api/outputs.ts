@@ -1,3 +1,4 @@
+import { valueSnippet } from "@pangea/kit";
 import { tasksOf, type ModelShape, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { INPUT_DENSE, INPUT_IDS, OUTPUT_PROBS } from "./tensors.js";
@@ -30,8 +31,8 @@ export function selectOutputs(tasks: readonly TaskSpec[], filter: readonly strin
   const seen = new Set<string>();
   return filter.map((name) => {
     const out = all.find((o) => o.name === name);
-    if (!out) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown output ${JSON.stringify(name)} in output_filter; the model outputs ${all.map((o) => o.name).join(", ")}`);
-    if (seen.has(name)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `output ${JSON.stringify(name)} is named twice in output_filter`);
+    if (!out) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown output ${valueSnippet(name)} in output_filter; the model outputs ${all.map((o) => o.name).join(", ")}`);
+    if (seen.has(name)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `output ${valueSnippet(name)} is named twice in output_filter`);
     seen.add(name);
     return out;
   });

@@ -1,4 +1,4 @@
-import { kindOf, printable, printableBytes } from "@pangea/kit";
+import { printableBytes, valueSnippet } from "@pangea/kit";
 import { bigIntToWords, normalizeCount, parseCount, type SlotKind } from "@pangea/features";
 import type { ModelShape } from "@pangea/model";
 import { SampleAssembler, WireError } from "@pangea/monolith";
@@ -20,9 +20,7 @@ const utf8Out = new TextDecoder();
 
 function show(v: unknown): string {
   if (v instanceof Uint8Array) return `'${printableBytes(v)}'`;
-  if (typeof v === "string") return JSON.stringify(printable(v, 64));
-  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
-  return kindOf(v);
+  return valueSnippet(v);
 }
 
 const INT64_MIN = -(1n << 63n);

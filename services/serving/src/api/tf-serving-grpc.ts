@@ -1,3 +1,4 @@
+import { valueSnippet } from "@pangea/kit";
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "@pangea/rpc";
 import { loadTfServingProtos } from "@pangea/schema";
@@ -71,7 +72,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
         const fields = req.metadata_field ?? [];
         if (fields.length === 0) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `metadata_field is empty; ask for "${METADATA_SIGNATURE_DEF}"`);
         const other = fields.find((f) => f !== METADATA_SIGNATURE_DEF);
-        if (other !== undefined) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `metadata field ${JSON.stringify(other)} is not supported; the one there is is "${METADATA_SIGNATURE_DEF}"`);
+        if (other !== undefined) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `metadata field ${valueSnippet(other)} is not supported; the one there is is "${METADATA_SIGNATURE_DEF}"`);
         const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
         cb(null, {
           model_spec: { name: models.name, version: { value: String(servable.version) } },
