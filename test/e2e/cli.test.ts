@@ -413,6 +413,17 @@ describe("the pangea command as a new user meets it", () => {
     const base = join(tmp, "models");
     const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
     expect(exp.code, exp.stderr).toBe(0);
+    // What export's command line gets wrong: one line naming the flag, exit 2, before the checkpoint is read.
+    const aFile = join(tmp, "a-file");
+    writeFileSync(aFile, "x");
+    for (const [args, line] of [
+      [["--out", aFile], `--out: ${aFile} is not a directory`],
+      [["--out", base, "--version", "1"], `--version: ${join(base, "1")} already exists and versions are immutable; pick another, or leave --version out for the next one (2)`],
+      [["--out", base, "--feature-list", join(tmp, "none.json")], `--feature-list: cannot read feature list ${join(tmp, "none.json")}: ENOENT`],
+    ] as const) {
+      const bad = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, ...args]);
+      expect([bad.code, bad.stderr]).toEqual([2, `pangea export: ${line}\nRun 'pangea export --help' for usage.\n`]);
+    }
     const { cli: serve, output, exited: served } = startServe(base);
     try {
       const ready = await waitFor("serving's ready line", async () => {

@@ -1,6 +1,10 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
-import { nonNegativeInt, parseConfig, programName, runMain, usageText, type FlagTable } from "@pangea/kit";
-import { exportModel } from "./export/export-model.js";
+import { loadFeatureList } from "@pangea/features";
+import { UsageError, nonNegativeInt, parseConfig, programName, runMain, unwritableDirReason, usageText, type FlagTable } from "@pangea/kit";
+import { exportModel, exportedVersions } from "./export/export-model.js";
+import { OrchestratorErrors } from "./errors.js";
 
 const FLAGS: FlagTable = {
   checkpoint: { description: "checkpoint to export (shard 0's step-N directory; other shards are found beside it)" },
@@ -25,7 +29,29 @@ runMain(PROGRAM, async () => {
     process.stdout.write(usage());
     return;
   }
-  const { dir, manifest } = exportModel(c.checkpoint, c.out, c.version, c.featureList);
+  // What the command line got wrong is said before the checkpoint is read, naming the flag (exit 2).
+  const outProblem = unwritableDirReason(c.out);
+  if (outProblem) throw new UsageError(`--out: ${outProblem}`);
+  if (c.version !== undefined && existsSync(join(c.out, String(c.version)))) {
+    const newest = exportedVersions(c.out).at(-1);
+    throw new UsageError(`--version: ${join(c.out, String(c.version))} already exists and versions are immutable; pick another, or leave --version out for the next one${newest === undefined ? "" : ` (${newest + 1})`}`);
+  }
+  if (c.featureList !== undefined) {
+    try {
+      loadFeatureList(c.featureList);
+    } catch (err) {
+      throw new UsageError(`--feature-list: ${(err as Error).message}`);
+    }
+  }
+  let exported: ReturnType<typeof exportModel>;
+  try {
+    exported = exportModel(c.checkpoint, c.out, c.version, c.featureList);
+  } catch (err) {
+    // A feature list that cannot go with this checkpoint's model is the command line's mistake too.
+    if (OrchestratorErrors.is(err, "ORCH_ERR_BAD_REQUEST")) throw new UsageError((err as Error).message);
+    throw err;
+  }
+  const { dir, manifest } = exported;
   const rows = manifest.tables.reduce((n, t) => n + t.rows, 0);
   process.stdout.write(`exported version ${manifest.version} to ${dir} (step ${manifest.source.step} of job ${manifest.source.jobId}, ${rows} embedding rows, ${manifest.slotIds.length} slots)\n`);
 }, usage);
