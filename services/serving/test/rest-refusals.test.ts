@@ -1,4 +1,5 @@
 import { mkdtempSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -109,5 +110,26 @@ describe("REST Predict's error lines stay one short line, whatever the value", (
     const r = await raw(text);
     expect(r.status).toBe(400);
     expect(r.error).toBe(error);
+  });
+});
+
+describe("REST Predict's body that is not UTF-8", () => {
+  const send = async (bytes: Uint8Array, headers: Record<string, string> = {}) => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: bytes });
+    return { status: res.status, json: (await res.json()) as { error?: string } };
+  };
+  const notUtf8 = Buffer.concat([Buffer.from('{"instances": "'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+
+  // Fastify's string parsing counted the decoded text's bytes against Content-Length and said the sizes differed.
+  it("400 saying so, plain or gzipped", async () => {
+    const error = "SERVING_ERR_BAD_INPUT: the body is not UTF-8 text; JSON must be sent as UTF-8";
+    expect(await send(notUtf8)).toEqual({ status: 400, json: { error } });
+    expect(await send(gzipSync(notUtf8), { "content-encoding": "gzip" })).toEqual({ status: 400, json: { error } });
+  });
+
+  it("UTF-8 beyond ASCII in a body still parses (and reaches the model's checks)", async () => {
+    const r = await send(Buffer.from(JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["Zürich"] }] })));
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "Zürich" is not a 64-bit unsigned integer (send ids above 2^53 as strings)');
   });
 });

@@ -28,6 +28,8 @@ function isAdmin(raw: unknown): boolean {
   return !!socket.encrypted && socket.authorized && identityOf(socket.getPeerCertificate())?.role === "admin";
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
 export interface RestAccess {
   token?: string;
@@ -48,9 +50,17 @@ export async function startRest(host: string, port: number, models: ModelManager
   app.removeContentTypeParser("text/plain");
   // Our own JSON parser: fastify's says only "Body is not valid JSON" whatever is wrong (a syntax error, a __proto__ key).
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
+  // Taken as bytes and decoded here: fastify's string parsing counts the decoded text's bytes against Content-Length, so
+  // a body that is not UTF-8 was refused as "Request body size did not match Content-Length".
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, done) => {
     try {
-      done(null, text === "" ? {} : parseRequestJson(text as string));
+      let text: string;
+      try {
+        text = utf8.decode(body as Buffer);
+      } catch {
+        throw new Error("the body is not UTF-8 text; JSON must be sent as UTF-8");
+      }
+      done(null, text === "" ? {} : parseRequestJson(text));
     } catch (err) {
       done(Object.assign(new Error((err as Error).message), { statusCode: 400 }), undefined);
     }
