@@ -399,10 +399,10 @@ describe("export and serving", () => {
     predict.close();
   }, 60_000);
 
-  it("export refuses an existing version and a broken checkpoint with one line", async () => {
+  it("export refuses an existing version (a usage error, exit 2) and a broken checkpoint with one line", async () => {
     const again = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--version", "2"]);
-    expect(again.code).toBe(1);
-    expect(lastLine(again.stderr)).toBe(`pangea-export: error ORCH_ERR_BAD_REQUEST: export ${join(BASE, "2")} already exists; versions are immutable, pick another`);
+    expect(again.code).toBe(2);
+    expect(again.stderr.split("\n")[0]).toMatch(new RegExp(`^pangea-export: --version: ${join(BASE, "2")} already exists and versions are immutable; pick another, or leave --version out for the next one \\(\\d+\\)$`));
     const missing = await runNode(EXPORT, ["--checkpoint", join(tmp, "nope"), "--out", BASE]);
     expect(missing.code).toBe(1);
     expect(lastLine(missing.stderr)).toBe(`pangea-export: error ORCH_ERR_CHECKPOINT_NOT_FOUND: checkpoint ${join(tmp, "nope")} not found`);
@@ -414,12 +414,13 @@ describe("export and serving", () => {
     const other = join(tmp, "other-list.json");
     writeFileSync(other, JSON.stringify({ slots: [{ name: "a", slot: 1 }] }));
     const before = readdirSync(BASE).sort();
+    // Usage errors (exit 2): a list that does not parse, named before the checkpoint is read, and one that cannot go with the model.
     const a = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", broken]);
-    expect(a.code).toBe(1);
-    expect(lastLine(a.stderr)).toBe(`pangea-export: error ORCH_ERR_BAD_REQUEST: --feature-list ${broken} cannot go with this model: feature list ${broken}: label 'click' is declared twice`);
+    expect(a.code).toBe(2);
+    expect(a.stderr.split("\n")[0]).toBe(`pangea-export: --feature-list: feature list ${broken}: label 'click' is declared twice`);
     const b = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", other]);
-    expect(b.code).toBe(1);
-    expect(lastLine(b.stderr)).toMatch(new RegExp(`^pangea-export: error ORCH_ERR_BAD_REQUEST: --feature-list ${other} cannot go with this model: the feature list's slots 1 are not the model's 1,2,`));
+    expect(b.code).toBe(2);
+    expect(b.stderr.split("\n")[0]).toMatch(new RegExp(`^pangea-export: --feature-list ${other} cannot go with this model: the feature list's slots 1 are not the model's 1,2,`));
     expect(readdirSync(BASE).sort()).toEqual(before);
   });
 });
