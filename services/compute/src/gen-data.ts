@@ -1,12 +1,13 @@
 import { createWriteStream, writeFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import type { Writable } from "node:stream";
+import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
 import { z } from "zod";
 import { UsageError, nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
 import { encodePbRecords, PB_FILE_DEFAULTS, sortIdByDefault } from "./formats/pb-framing.js";
-import { compressSnappyBlocks } from "./formats/compression.js";
+import { compressSnappyBlocks, compressionFromName } from "./formats/compression.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "@pangea/monolith";
 
@@ -16,7 +17,7 @@ const FLAGS: FlagTable = {
   seed: { description: "seed of the synthetic data", default: "42" },
   format: { description: "criteo (TSV), instance, example, examplebatch or parquet", default: "criteo" },
   framing: { description: "pb or tfrecord (Monolith formats)", default: "pb" },
-  compression: { description: "none, gzip or snappy (Monolith formats)", default: "none" },
+  compression: { description: "auto (by --out's name, as compute reads it: .gz gzip, .zz/.zlib zlib, .sz/.snappy snappy, else none), none, gzip, zlib or snappy (snappy: Monolith formats)", default: "auto" },
   "batch-size": { description: "examples per ExampleBatch", default: "256" },
   "feature-list-out": { description: "also write the feature list that reads the file back (JSON)" },
   tasks: { description: "labels per record: 1 (click) or 2 (click and conversion, as compute's --synthetic-tasks 2); 2 needs a Monolith format or parquet", default: "1" },
@@ -28,7 +29,7 @@ const schema = z.object({
   seed: nonNegativeInt("a non-negative integer seed").default(42),
   format: z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"),
   framing: z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"),
-  compression: z.enum(["none", "gzip", "snappy"], { message: "expected none, gzip or snappy" }).default("none"),
+  compression: z.enum(["auto", "none", "gzip", "zlib", "snappy"], { message: "expected auto, none, gzip, zlib or snappy" }).default("auto"),
   batchSize: positiveInt("a positive batch size").default(256),
   featureListOut: z.string().min(1).optional(),
   tasks: z.enum(["1", "2"], { message: "expected 1 or 2" }).default("1").transform(Number),
@@ -44,11 +45,13 @@ function writeOrFail(path: string, data: Uint8Array | string): void {
   }
 }
 
-async function writeTsv(source: SyntheticSource, out: string, records: number): Promise<void> {
-  const stream = createWriteStream(out);
+async function writeTsv(source: SyntheticSource, out: string, records: number, compression: "none" | "gzip" | "zlib"): Promise<void> {
+  const file = createWriteStream(out);
   const failed = new Promise<never>((_, reject) =>
-    stream.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${out}: ${err.message}`))),
+    file.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${out}: ${err.message}`))),
   );
+  const stream: Writable = compression === "none" ? file : compression === "gzip" ? createGzip() : createDeflate();
+  if (stream !== file) stream.pipe(file);
   const chunk: string[] = [];
   for (let i = 0; i < records; i++) {
     chunk.push(source.tsvLine("train", i));
@@ -57,8 +60,10 @@ async function writeTsv(source: SyntheticSource, out: string, records: number): 
       chunk.length = 0;
     }
   }
-  // end's callback also runs when the stream failed (e.g. the file could not be opened): only 'finish' means written.
-  await Promise.race([new Promise<void>((r) => stream.once("finish", () => r()).end()), failed]);
+  // end's callback also runs when the stream failed (e.g. the file could not be opened): only the file's 'finish' means written.
+  const written = new Promise<void>((r) => file.once("finish", () => r()));
+  stream.end();
+  await Promise.race([written, failed]);
 }
 
 /** Criteo's columns as Parquet: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
@@ -92,13 +97,22 @@ runMain("pangea gen-data", async () => {
     process.stdout.write(usage());
     return;
   }
-  if (c.compression !== "none" && (c.format === "criteo" || c.format === "parquet")) {
-    throw new UsageError(`--compression ${c.compression} applies to the Monolith formats (instance, example, examplebatch); compress ${c.format === "criteo" ? "a Criteo file with gzip or zstd (compute reads .gz and .zst)" : "a Parquet file's pages when writing it elsewhere"}`);
+  // The file must read back as compute reads it by default (--compression auto: by its name), so a name that says one
+  // compression and a flag that says another is refused rather than written unreadable.
+  const named = compressionFromName(c.out);
+  if (c.compression !== "auto" && named !== "none" && c.compression !== named) {
+    throw new UsageError(`--compression ${c.compression} does not match --out ${c.out}, whose name says ${named} (compute reads a file by its name); give a name without that extension, or --compression ${named}`);
   }
+  const compression = c.compression === "auto" ? named : c.compression;
+  if (compression === "zstd") throw new UsageError(`--out ${c.out}: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool`);
+  if (compression !== "none" && c.format === "parquet") {
+    throw new UsageError(`--out ${c.out}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the ${compression} extension`);
+  }
+  if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
   if (c.format === "criteo") {
-    await writeTsv(source, c.out, c.records);
+    await writeTsv(source, c.out, c.records, compression as "none" | "gzip" | "zlib");
   } else if (c.format === "parquet") {
     writeOrFail(c.out, new Uint8Array(parquetOf(source, c.records, c.tasks)));
   } else {
@@ -115,7 +129,7 @@ runMain("pangea gen-data", async () => {
     }
     // Framed as compute reads the format by default (--sort-id auto).
     const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, { ...PB_FILE_DEFAULTS, hasSortId: sortIdByDefault(c.format) });
-    writeOrFail(c.out, c.compression === "gzip" ? gzipSync(framed) : c.compression === "snappy" ? compressSnappyBlocks(framed) : framed);
+    writeOrFail(c.out, compression === "gzip" ? gzipSync(framed) : compression === "zlib" ? deflateSync(framed) : compression === "snappy" ? compressSnappyBlocks(framed) : framed);
   }
   if (c.featureListOut) {
     const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");

@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { gunzipSync, inflateSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -45,13 +46,28 @@ describe("gen-data --tasks 2", () => {
 });
 
 describe("gen-data --compression", () => {
-  it("is refused for criteo and parquet (it compresses Monolith records only), exit 2, and nothing is written", () => {
-    for (const format of ["criteo", "parquet"]) {
-      const out = join(dir, `plain.${format}.gz`);
-      const r = gen(["--out", out, "--records", "10", "--format", format, "--compression", "gzip"]);
-      expect(r.status, format).toBe(2);
-      expect(r.stderr).toContain("--compression gzip applies to the Monolith formats (instance, example, examplebatch)");
-      expect(existsSync(out)).toBe(false);
+  // compute reads a file by its name (--compression auto): what gen-data writes must read back that way.
+  it("follows --out's name: a Criteo TSV named .gz is gzip, .zz zlib, and reads back whole", () => {
+    const plain = join(dir, "plain.tsv");
+    expect(gen(["--out", plain, "--records", "50"]).status).toBe(0);
+    for (const [name, inflate] of [["c.tsv.gz", gunzipSync], ["c.tsv.zz", inflateSync]] as const) {
+      const out = join(dir, name);
+      const r = gen(["--out", out, "--records", "50"]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(inflate(readFileSync(out)).equals(readFileSync(plain))).toBe(true);
     }
+  });
+
+  it.each([
+    ["a flag the name contradicts", ["--out", "x.tsv.gz", "--compression", "none"], "--compression none does not match --out X/x.tsv.gz, whose name says gzip (compute reads a file by its name); give a name without that extension, or --compression gzip"],
+    ["zstd, which compute reads but gen-data cannot write", ["--out", "x.tsv.zst"], "--out X/x.tsv.zst: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool"],
+    ["snappy for a Criteo file", ["--out", "x.tsv.sz"], "--out X/x.tsv.sz: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats"],
+    ["a compressed Parquet name", ["--out", "x.parquet.gz", "--format", "parquet"], "--out X/x.parquet.gz: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the gzip extension"],
+  ])("%s: one line, exit 2, nothing written", (_what, args, line) => {
+    const sub = mkdtempSync(join(dir, "refused-"));
+    const r = gen([...args.map((a) => (a.startsWith("x.") ? join(sub, a) : a)), "--records", "10"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.split("\n")[0]).toBe(`pangea gen-data: ${line.replaceAll("X/", `${sub}/`)}`);
+    expect(readdirSync(sub)).toEqual([]);
   });
 });
