@@ -6,6 +6,27 @@ const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
 const fsError = (code: string, what: string, path: string) => Object.assign(new Error(`${code}: ${what}, mkdir '${path}'`), { code, path });
 
 /**
+ * The nearest of `path` and its parents that exists, whether it is a
+ * directory, and the components below it that do not exist (outermost
+ * first). A file further up makes the path's own stat fail with ENOTDIR: the
+ * walk goes on up to it. Any other failure is thrown.
+ */
+function nearestExisting(path: string): { at: string; isDir: boolean; missing: string[] } {
+  const missing: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    try {
+      return { at, isDir: statSync(at).isDirectory(), missing: missing.reverse() };
+    } catch (err) {
+      const parent = dirname(at);
+      if ((codeOf(err) !== "ENOENT" && codeOf(err) !== "ENOTDIR") || parent === at) throw err;
+      missing.push(at);
+      at = parent;
+    }
+  }
+}
+
+/**
  * `mkdir -p`, one missing component at a time. Node's own recursive
  * mkdirSync never returns where mkdir answers ENOENT under a parent that
  * exists, as Linux's /proc does (measured: Node 20.20 at 100% CPU for 15
@@ -13,23 +34,9 @@ const fsError = (code: string, what: string, path: string) => Object.assign(new 
  * Node's codes (ENOTDIR when a component is a file).
  */
 export function makeDirs(path: string, mode?: number): void {
-  const missing: string[] = [];
-  let at = resolve(path);
-  for (;;) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(at).isDirectory();
-    } catch (err) {
-      const parent = dirname(at);
-      if (codeOf(err) !== "ENOENT" || parent === at) throw err;
-      missing.push(at);
-      at = parent;
-      continue;
-    }
-    if (!isDir) throw fsError("ENOTDIR", "not a directory", at);
-    break;
-  }
-  for (const dir of missing.reverse()) {
+  const { at, isDir, missing } = nearestExisting(path);
+  if (!isDir) throw fsError("ENOTDIR", "not a directory", at);
+  for (const dir of missing) {
     try {
       mkdirSync(dir, mode === undefined ? undefined : { mode });
     } catch (err) {
@@ -49,26 +56,18 @@ export function makeDirs(path: string, mode?: number): void {
  */
 export function unwritableDirReason(dir: string): string | null {
   const target = resolve(dir);
-  let at = target;
-  for (;;) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(at).isDirectory();
-    } catch (err) {
-      const parent = dirname(at);
-      // ENOTDIR: a file further up, named below once it is reached.
-      if ((codeOf(err) === "ENOENT" || codeOf(err) === "ENOTDIR") && parent !== at) {
-        at = parent;
-        continue;
-      }
-      return `cannot use ${dir} (${codeOf(err) ?? (err as Error).message})`;
-    }
-    if (!isDir) return `${at === target ? dir : `${at} (in ${dir}'s path)`} is not a directory`;
-    try {
-      rmdirSync(mkdtempSync(join(at, ".pangea-write-check-")));
-    } catch (err) {
-      return `${at === target ? dir : `${at}, where ${dir} would be made,`} is not writable (${codeOf(err) ?? (err as Error).message})`;
-    }
-    return null;
+  let found: ReturnType<typeof nearestExisting>;
+  try {
+    found = nearestExisting(target);
+  } catch (err) {
+    return `cannot use ${dir} (${codeOf(err) ?? (err as Error).message})`;
   }
+  const { at, isDir } = found;
+  if (!isDir) return `${at === target ? dir : `${at} (in ${dir}'s path)`} is not a directory`;
+  try {
+    rmdirSync(mkdtempSync(join(at, ".pangea-write-check-")));
+  } catch (err) {
+    return `${at === target ? dir : `${at}, where ${dir} would be made,`} is not writable (${codeOf(err) ?? (err as Error).message})`;
+  }
+  return null;
 }
