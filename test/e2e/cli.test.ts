@@ -121,7 +121,7 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
     [["predict", "--input", deepInput], "pangea predict: invalid --input: feature_ids of example 0, slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
-    [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit unsigned id (send ids above 2^53 as strings)`],
+    [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: feature id "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit unsigned integer (send ids above 2^53 as strings)`],
     [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],
     [["predict", "--input", validInput, "--tls-dir", "/nonexistent-tls"], "pangea predict: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["status", "--orchestrator", "127.0.0.1:1", "--tls-dir", "/nonexistent-tls"], "pangea status: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],

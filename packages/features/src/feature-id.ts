@@ -1,3 +1,4 @@
+import { valueSnippet } from "@pangea/kit";
 import { FeatureErrors } from "./errors.js";
 
 /**
@@ -70,4 +71,10 @@ export function bigIntToWords(value: bigint, out: Uint32Array, at: number): void
 export function jsonIdText(x: unknown): string | null {
   if (typeof x === "number") return Number.isSafeInteger(x) && x >= 0 ? String(x) : null;
   return typeof x === "string" && /^\d{1,20}$/.test(x) && BigInt(x) < 1n << 64n ? x : null;
+}
+
+/** Why a value of a request's feature_ids cell (one id, or one of a cell's list of ids) is no id, for an error line. */
+export function jsonIdProblem(x: unknown): string {
+  if (Array.isArray(x)) return "a list inside the cell's list of ids; a cell is one id or one list of ids";
+  return `feature id ${valueSnippet(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`;
 }

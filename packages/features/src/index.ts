@@ -6,6 +6,7 @@ export {
   V2_SLOT_BITS,
   bigIntToWords,
   jsonIdText,
+  jsonIdProblem,
   checkSlot,
   idToBigInt,
   isValidV2,

@@ -1,9 +1,9 @@
-import { jsonIdText } from "@pangea/features";
+import { jsonIdProblem, jsonIdText } from "@pangea/features";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { address, parseConfig, positiveInt, printable, usageText, UsageError, valueSnippet, type FlagTable } from "@pangea/kit";
+import { address, parseConfig, positiveInt, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
@@ -86,7 +86,7 @@ type Cell = string | number | (string | number)[];
 /** An id as the request carries it (a decimal string), or a usage error naming the example and slot. */
 function idText(x: unknown, e: number, s: number): string {
   const text = jsonIdText(x);
-  if (text === null) throw new UsageError(`invalid --input: feature_ids of example ${e}, slot #${s}: ${Array.isArray(x) ? "a list inside the cell's list of ids; a cell is one id or one list of ids" : `${valueSnippet(x)} is not a 64-bit unsigned id (send ids above 2^53 as strings)`}`);
+  if (text === null) throw new UsageError(`invalid --input: feature_ids of example ${e}, slot #${s}: ${jsonIdProblem(x)}`);
   return text;
 }
 

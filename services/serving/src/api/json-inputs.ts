@@ -1,4 +1,4 @@
-import { jsonIdText } from "@pangea/features";
+import { jsonIdProblem, jsonIdText } from "@pangea/features";
 import { kindOf, valueSnippet } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
@@ -39,9 +39,8 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   const f = rows(ids, numSlots, INPUT_IDS);
   const id = (x: unknown, e: number, s: number): string => {
     const text = jsonIdText(x);
-    if (text !== null) return text;
-    if (Array.isArray(x)) throw bad(`${INPUT_IDS} row ${e} slot #${s}: a list inside the cell's list of ids; a cell is one id or one list of ids`);
-    throw bad(`${INPUT_IDS} row ${e} slot #${s}: feature id ${valueSnippet(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`);
+    if (text === null) throw bad(`${INPUT_IDS} row ${e} slot #${s}: ${jsonIdProblem(x)}`);
+    return text;
   };
   d.forEach((r, i) =>
     r.forEach((x, j) => {
