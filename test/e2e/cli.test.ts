@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -231,21 +231,34 @@ describe("the pangea command as a new user meets it", () => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-"));
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
+    // A symbolic link to nothing: mkdir would fail there at the end.
+    const dangling = join(dir, "dangling");
+    symlinkSync(join(dir, "nowhere", "deeper"), dangling);
+    // The checkpoints go in <checkpoint-dir>/<job-id>: checked there (the job id is "j" here).
+    const job = (target: string, flag: string) => (flag === "--checkpoint-dir" ? join(target, "j") : target);
     for (const flag of ["--export-dir", "--checkpoint-dir"]) {
       const cases: [string, string][] = [
-        [file, `pangea-orchestrator: ${flag}: ${file} is not a directory`],
-        [join(file, "models"), `pangea-orchestrator: ${flag}: ${file} (in ${join(file, "models")}'s path) is not a directory`],
+        [file, flag === "--checkpoint-dir" ? `${file} (in ${join(file, "j")}'s path) is not a directory` : `${file} is not a directory`],
+        [join(file, "models"), `${file} (in ${job(join(file, "models"), flag)}'s path) is not a directory`],
+        [dangling, `${dangling} is a symbolic link to ${join(dir, "nowhere", "deeper")}, which does not exist`],
       ];
       // Root passes access(2) on /proc, where nothing can be made (and Node's recursive mkdir spins forever): tried, not assumed.
-      if (existsSync("/proc/self")) cases.push(["/proc/pangea-nope", `pangea-orchestrator: ${flag}: /proc, where /proc/pangea-nope would be made, is not writable (ENOENT)`]);
+      if (existsSync("/proc/self")) cases.push(["/proc/pangea-nope", `/proc, where ${job("/proc/pangea-nope", flag)} would be made, is not writable (ENOENT)`]);
       for (const [target, line] of cases) {
-        const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", flag, target], { cwd: dir });
+        const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--job-id", "j", flag, target], { cwd: dir });
         expect(r.code).toBe(2);
-        expect(r.stderr).toBe(`${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
+        expect(r.stderr).toBe(`pangea-orchestrator: ${flag}: ${line}\nRun 'pangea-orchestrator --help' for usage.\n`);
       }
     }
+    // A file where the job's own checkpoint directory goes.
+    const ckpt = join(dir, "ckpt");
+    mkdirSync(ckpt);
+    writeFileSync(join(ckpt, "j"), "x");
+    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--job-id", "j", "--checkpoint-dir", ckpt], { cwd: dir });
+    expect([r.code, r.stderr]).toEqual([2, `pangea-orchestrator: --checkpoint-dir: ${join(ckpt, "j")} is not a directory\nRun 'pangea-orchestrator --help' for usage.\n`]);
     // Nothing was left behind by the checks.
-    expect(readdirSync(dir)).toEqual(["a-file"]);
+    expect(readdirSync(dir).sort()).toEqual(["a-file", "ckpt", "dangling"]);
+    expect(readdirSync(ckpt)).toEqual(["j"]);
   });
 
   it.concurrent("down stops only the processes up started: a pid reused since by another process is left alone", async ({ expect }) => {

@@ -1,7 +1,15 @@
-import { mkdirSync, mkdtempSync, rmdirSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
+
+const isLink = (path: string) => {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
 
 const fsError = (code: string, what: string, path: string) => Object.assign(new Error(`${code}: ${what}, mkdir '${path}'`), { code, path });
 
@@ -20,6 +28,8 @@ function nearestExisting(path: string): { at: string; isDir: boolean; missing: s
     } catch (err) {
       const parent = dirname(at);
       if ((codeOf(err) !== "ENOENT" && codeOf(err) !== "ENOTDIR") || parent === at) throw err;
+      // A symbolic link to nothing: mkdir there fails later (EEXIST, or ENOENT through it), so it is the answer now.
+      if (codeOf(err) === "ENOENT" && isLink(at)) throw Object.assign(new Error(`${at} is a symbolic link to ${readlinkSync(at)}, which does not exist`), { code: "EDANGLING" });
       missing.push(at);
       at = parent;
     }
@@ -60,6 +70,7 @@ export function unwritableDirReason(dir: string): string | null {
   try {
     found = nearestExisting(target);
   } catch (err) {
+    if (codeOf(err) === "EDANGLING") return (err as Error).message;
     return `cannot use ${dir} (${codeOf(err) ?? (err as Error).message})`;
   }
   const { at, isDir } = found;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -61,5 +61,17 @@ describe("unwritableDirReason", () => {
     expect(unwritableDirReason("/proc/pangea-nope")).toBe("/proc, where /proc/pangea-nope would be made, is not writable (ENOENT)");
     expect(unwritableDirReason("/proc/self")).toMatch(/^\/proc\/self is not writable \(E[A-Z]+\)$/);
     if (existsSync("/sys/kernel")) expect(unwritableDirReason("/sys/pangea-nope")).toMatch(/^\/sys, where \/sys\/pangea-nope would be made, is not writable \(E[A-Z]+\)$/);
+  });
+});
+
+describe("a symbolic link to nothing", () => {
+  it("is named, not walked past: mkdir through it would fail at the end", () => {
+    const link = join(dir, "dangling");
+    symlinkSync(join(dir, "nowhere", "deeper"), link);
+    const why = `${link} is a symbolic link to ${join(dir, "nowhere", "deeper")}, which does not exist`;
+    expect(unwritableDirReason(link)).toBe(why);
+    expect(unwritableDirReason(join(link, "x"))).toBe(why);
+    expect(() => makeDirs(join(link, "x"))).toThrow(why);
+    expect(readdirSync(dir)).toEqual(["dangling"]);
   });
 });

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { loadFeatureList } from "@pangea/features";
 import { UsageError, createLogger, runMain, unwritableDirReason, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
@@ -42,7 +43,8 @@ runMain("pangea-orchestrator", async () => {
   const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
   validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
   // Directories the job writes into later are checked now: otherwise it would train to the end and lose its checkpoint or export.
-  for (const [flag, dir] of [["--checkpoint-dir", config.checkpointDir], ["--export-dir", config.exportDir]] as const) {
+  // The job's checkpoints go in <checkpoint-dir>/<job-id>: a file of that name would stop them as surely.
+  for (const [flag, dir] of [["--checkpoint-dir", join(config.checkpointDir, config.jobId)], ["--export-dir", config.exportDir]] as const) {
     const problem = dir ? unwritableDirReason(dir) : null;
     if (problem) throw new UsageError(`${flag}: ${problem}`);
   }
