@@ -13,7 +13,7 @@ export { readChecked, sha256Hex } from "./checked-files.js";
 export type { FileSums } from "./checked-files.js";
 export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
-export { printable, printableBytes } from "./printable.js";
+export { printable, printableBytes, printableNames } from "./printable.js";
 export { kindOf, valueSnippet } from "./value-kind.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";

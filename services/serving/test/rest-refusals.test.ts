@@ -133,3 +133,14 @@ describe("REST Predict's body that is not UTF-8", () => {
     expect(r.json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "Zürich" is not a 64-bit unsigned integer (send ids above 2^53 as strings)');
   });
 });
+
+describe("REST Predict: input names a client sent are cut in the error line", () => {
+  it("a name of 100,000 characters with a newline, and 200 extra names: the first five, each cut, and how many more", async () => {
+    const long = `a\n${"x".repeat(100_000)}`;
+    const row: Record<string, unknown> = { dense_features: [1, 2], feature_ids: ["65537"], [long]: 1 };
+    for (let i = 0; i < 200; i++) row[`k${i}`] = 1;
+    const r = await predict({ instances: [row] });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: unknown inputs a\\n${"x".repeat(38)}… (${100_002 - 40} more chars), k0, k1, k2, k3 and 196 more in "instances"; expected dense_features and feature_ids`);
+  });
+});

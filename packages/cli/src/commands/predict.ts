@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { address, parseConfig, positiveInt, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { address, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
@@ -62,7 +62,7 @@ function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
   const names = Array.isArray(b?.instances) ? b.instances.flatMap((r) => (r && typeof r === "object" && !Array.isArray(r) ? Object.keys(r) : [])) : Object.keys(b.inputs ?? {});
   const other = [...new Set(names)].filter((n) => n !== "dense_features" && n !== "feature_ids");
   if (other.length) {
-    throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${other.slice(0, 5).join(", ")}${other.length > 5 ? ", ..." : ""}; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);
+    throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${printableNames(other)}; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);
   }
   const rows = (v: unknown, name: string) => {
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);

@@ -1,5 +1,5 @@
 import { jsonIdProblem, jsonIdText } from "@pangea/features";
-import { kindOf, valueSnippet } from "@pangea/kit";
+import { kindOf, printableNames, valueSnippet } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -15,12 +15,12 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   if (body.instances) {
     // Rows take the names "inputs" does: a key neither knows is a mistake to say, not to pass over.
     const extra = names.filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
-    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")} in "instances"; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+    if (extra.length) throw bad(`unknown inputs ${printableNames(extra)} in "instances"; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
   }
   if (body.inputs && typeof body.inputs === "object") {
     const inputs = body.inputs as Json;
     const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
-    if (extra.length) throw bad(`unknown inputs ${extra.join(", ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+    if (extra.length) throw bad(`unknown inputs ${printableNames(extra)}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
     dense = inputs[INPUT_DENSE] as unknown[];
     ids = inputs[INPUT_IDS] as unknown[];
   } else {

@@ -1,3 +1,4 @@
+import { printableNames } from "@pangea/kit";
 import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
@@ -203,7 +204,7 @@ export function examplesFromRaw(names: readonly string[], columnOf: (name: strin
     const raw = reader
       ? `raw values ${reader.describe(spec)}`
       : "raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)";
-    throw bad(`unknown input ${unknown}: expected ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], one of ${MONOLITH_INPUTS.join(", ")}, or ${raw}`);
+    throw bad(`unknown input ${printableNames([unknown])}: expected ${INPUT_DENSE} [B, ${spec.numDense}] and ${INPUT_IDS} [B, ${spec.numSlots}], one of ${MONOLITH_INPUTS.join(", ")}, or ${raw}`);
   }
   return reader!.examples(new Map(names.map((n) => [n, columnOf(n)])), spec, maxBatch);
 }
