@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { loadFeatureList } from "@pangea/features";
 import { UsageError, createLogger, runMain, unwritableDirReason, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
@@ -10,7 +9,7 @@ import { resolveSlotDims } from "./embeddings/model-tables.js";
 import { validateSpec } from "@pangea/model";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
-import { latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
+import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
@@ -44,7 +43,7 @@ runMain("pangea-orchestrator", async () => {
   validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
   // Directories the job writes into later are checked now: otherwise it would train to the end and lose its checkpoint or export.
   // The job's checkpoints go in <checkpoint-dir>/<job-id>: a file of that name would stop them as surely.
-  for (const [flag, dir] of [["--checkpoint-dir", join(config.checkpointDir, config.jobId)], ["--export-dir", config.exportDir]] as const) {
+  for (const [flag, dir] of [["--checkpoint-dir", jobCheckpointDir(config.checkpointDir, config.jobId)], ["--export-dir", config.exportDir]] as const) {
     const problem = dir ? unwritableDirReason(dir) : null;
     if (problem) throw new UsageError(`${flag}: ${problem}`);
   }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BestMetric } from "@pangea/service-flags";
 import type { EvalReport__Output } from "@pangea/schema";
-import { writeJsonAtomically } from "./checkpoint.js";
+import { jobCheckpointDir, writeJsonAtomically } from "./checkpoint.js";
 import { evalReportFromJson } from "./completion.js";
 
 /**
@@ -22,7 +22,7 @@ export interface BestRecord {
   eval: EvalReport__Output;
 }
 
-const fileOf = (root: string, jobId: string) => join(root, jobId, "best.json");
+const fileOf = (root: string, jobId: string) => join(jobCheckpointDir(root, jobId), "best.json");
 
 export function writeBest(root: string, jobId: string, r: BestRecord): void {
   writeJsonAtomically(fileOf(root, jobId), r);

@@ -112,6 +112,16 @@ function concat(arrays: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/** Where a job's checkpoints go: one directory per job under --checkpoint-dir. */
+export function jobCheckpointDir(root: string, jobId: string): string {
+  return join(root, jobId);
+}
+
+/** Shard 0 (with the dense parameters) writes step-N; shard i > 0 writes step-N.shard-i beside it. */
+export function stepCheckpointDir(root: string, jobId: string, step: number, shardIndex = 0): string {
+  return join(jobCheckpointDir(root, jobId), shardIndex === 0 ? `step-${step}` : `step-${step}.shard-${shardIndex}`);
+}
+
 /** Writes a file and fsyncs it, so a rename after it publishes complete bytes. */
 export function writeDurably(path: string, data: Buffer): void {
   const fd = openSync(path, "w");
@@ -155,11 +165,10 @@ export function saveCheckpoint(
   training?: TrainingProgress,
   slotIds?: readonly number[],
 ): string {
-  // Shard 0 (with the dense parameters) writes step-N; shard i > 0 writes step-N.shard-i beside it.
-  const final = join(root, jobId, shard.index === 0 ? `step-${step}` : `step-${step}.shard-${shard.index}`);
+  const final = stepCheckpointDir(root, jobId, step, shard.index);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
-    makeDirs(join(root, jobId));
+    makeDirs(jobCheckpointDir(root, jobId));
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     const files: Record<string, Buffer> = {
@@ -204,7 +213,7 @@ export function saveCheckpoint(
     fsyncDir(tmp);
     clearTarget(final);
     renameSync(tmp, final);
-    fsyncDir(join(root, jobId));
+    fsyncDir(jobCheckpointDir(root, jobId));
     return final;
   } catch (err) {
     try {
@@ -414,7 +423,7 @@ export function loadShardedCheckpoint(dir: string): CheckpointData[] {
 
 /** The step-N directories of shard 0 under root/jobId, oldest first. */
 export function listCheckpoints(root: string, jobId: string): { step: number; dir: string }[] {
-  const dir = join(root, jobId);
+  const dir = jobCheckpointDir(root, jobId);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .map((name) => /^step-(\d+)$/.exec(name))
@@ -438,7 +447,7 @@ const unreadableDirs = new Set<string>();
 
 /** Every checkpoint directory of the job, any shard (step-N and step-N.shard-i). */
 function checkpointDirs(root: string, jobId: string): string[] {
-  const dir = join(root, jobId);
+  const dir = jobCheckpointDir(root, jobId);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((name) => /^step-\d+(\.shard-\d+)?$/.test(name))
@@ -496,7 +505,7 @@ function looksIntact(dir: string): boolean {
  * neither counted nor deleted either.
  */
 export function pruneCheckpoints(root: string, jobId: string, keep: number, index: number, kept: number | null = null): string[] {
-  const dir = join(root, jobId);
+  const dir = jobCheckpointDir(root, jobId);
   if (!existsSync(dir)) return [];
   const pattern = index === 0 ? /^step-(\d+)$/ : new RegExp(`^step-(\\d+)\\.shard-${index}$`);
   const found = readdirSync(dir)
@@ -518,7 +527,7 @@ export function pruneCheckpoints(root: string, jobId: string, keep: number, inde
  * is still being written. Returns the directories removed.
  */
 export function removeUnfinishedWrites(root: string, jobId: string, index: number, upTo: number): string[] {
-  const dir = join(root, jobId);
+  const dir = jobCheckpointDir(root, jobId);
   if (!existsSync(dir)) return [];
   const pattern = index === 0 ? /^step-(\d+)\.tmp-\d+$/ : new RegExp(`^step-(\\d+)\\.shard-${index}\\.tmp-\\d+$`);
   const removed: string[] = [];

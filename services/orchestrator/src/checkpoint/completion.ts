@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EvalReport__Output } from "@pangea/schema";
-import { writeJsonAtomically } from "./checkpoint.js";
+import { jobCheckpointDir, writeJsonAtomically } from "./checkpoint.js";
 
 /**
  * What a completed job leaves beside its checkpoints (`<root>/<job>/completed.json`):
@@ -14,7 +14,7 @@ interface CompletionRecord {
   eval: EvalReport__Output;
 }
 
-const fileOf = (root: string, jobId: string) => join(root, jobId, "completed.json");
+const fileOf = (root: string, jobId: string) => join(jobCheckpointDir(root, jobId), "completed.json");
 
 export function writeCompletion(root: string, jobId: string, step: number, report: EvalReport__Output): void {
   const record: CompletionRecord = { step, eval: { ...report } };

@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { PangeaError, type Logger } from "@pangea/kit";
 import { describeArchitecture, modelIdentity, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
@@ -8,7 +7,7 @@ import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
 import { readBest, writeBest } from "../checkpoint/best-checkpoint.js";
 import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
-import type { TrainingProgress } from "../checkpoint/checkpoint.js";
+import { stepCheckpointDir, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
@@ -659,7 +658,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       best: this.evals.bestStatus(),
       taskLosses: this.taskLosses,
       source: this.members.compute?.source ?? null,
-      checkpointPath: this.shard?.checkpointer.path ?? (this.config.completed && this.resumed ? join(this.config.checkpointDir, this.config.jobId, `step-${this.resumed.step}`) : ""),
+      checkpointPath: this.shard?.checkpointer.path ?? (this.config.completed && this.resumed ? stepCheckpointDir(this.config.checkpointDir, this.config.jobId, this.resumed.step) : ""),
       checkpoints: this.shard?.checkpointer.list() ?? [],
       lastExport: this.shard?.checkpointer.lastExport ?? { dir: "", error: "" },
       ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),

@@ -1,8 +1,7 @@
-import { join } from "node:path";
 import type { Logger, PangeaError } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
-import { loadShardedCheckpoint, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
+import { loadShardedCheckpoint, stepCheckpointDir, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { tablesFor } from "../embeddings/model-tables.js";
 import { modelIdentity, modelSpecFromWire } from "@pangea/model";
@@ -92,7 +91,7 @@ export class ShardHost implements ParameterHost {
     store.declareSlots(m.slotIds);
     const resumed = Number(job.resumedFromStep);
     // A resumed job reloads this shard's part of the checkpoint the orchestrator resumed from.
-    const ck = resumed > 0 ? loadShardedCheckpoint(join(this.s.checkpointDir, job.jobId, `step-${resumed}`)) : this.s.restoreFrom;
+    const ck = resumed > 0 ? loadShardedCheckpoint(stepCheckpointDir(this.s.checkpointDir, job.jobId, resumed)) : this.s.restoreFrom;
     if (ck) {
       restoreTables(reshard(ck, job.psShards.length)[this.s.index]!, store);
       if (resumed > 0) restoreStoreCounters(ck, job.psShards.length, this.s.index, store);
