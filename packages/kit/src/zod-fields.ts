@@ -2,7 +2,21 @@ import { z } from "zod";
 import { flag } from "./flags.js";
 
 /** Reusable config field schemas, so every service validates the same things the same way. */
-export const port = z.coerce.number({ message: "expected a port number" }).int().min(0, "expected a port 0..65535").max(65535, "expected a port 0..65535");
+/**
+ * Numbers as flags and environment variables spell them. z.coerce.number
+ * took "" as 0, " 7" as 7 and "0x10" as 16: a flag left empty by a shell
+ * variable silently became 0. Strings must be plain decimals here.
+ */
+const INTEGER_TEXT = /^[-+]?\d+$/;
+const DECIMAL_TEXT = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+const numberFrom = (text: RegExp) => (v: unknown) => (typeof v === "string" ? (text.test(v) ? Number(v) : Number.NaN) : v);
+
+/** A whole number given as decimal digits (or a number from a config file). */
+export const integerNumber = (message: string) => z.preprocess(numberFrom(INTEGER_TEXT), z.number({ message }).int(message));
+/** A number given as a decimal, with an optional exponent (1e-3). */
+export const decimalNumber = (message: string) => z.preprocess(numberFrom(DECIMAL_TEXT), z.number({ message }));
+
+export const port = integerNumber("expected a port 0..65535").pipe(z.number().min(0, "expected a port 0..65535").max(65535, "expected a port 0..65535"));
 
 /** A port to connect to, 1..65535, as a regular expression's source (host:99999 would pass \\d{1,5} and fail later inside the socket code). */
 const CONNECT_PORT = "(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d\\d|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3})";
@@ -11,9 +25,21 @@ export const HOST_PORT_RE = new RegExp(`^(?:\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9._-]+)
 
 export const address = z.string().regex(HOST_PORT_RE, "expected host:port (a port 1..65535)");
 
-export const positiveInt = (what: string) => z.coerce.number({ message: `expected ${what}` }).int(`expected ${what}`).positive(`expected ${what}`);
+/** Bounds beyond the field's own (at most 64 shards), with the message to give when a value is outside them. */
+export interface IntBounds {
+  min?: number;
+  max?: number;
+  message: string;
+}
+const bounded = (n: z.ZodNumber, b?: IntBounds) => {
+  if (b?.min !== undefined) n = n.min(b.min, b.message);
+  if (b?.max !== undefined) n = n.max(b.max, b.message);
+  return n;
+};
 
-export const nonNegativeInt = (what: string) => z.coerce.number({ message: `expected ${what}` }).int(`expected ${what}`).min(0, `expected ${what}`);
+export const positiveInt = (what: string, bounds?: IntBounds) => integerNumber(`expected ${what}`).pipe(bounded(z.number().positive(`expected ${what}`), bounds));
+
+export const nonNegativeInt = (what: string, bounds?: IntBounds) => integerNumber(`expected ${what}`).pipe(bounded(z.number().min(0, `expected ${what}`), bounds));
 
 export const intList = (what: string) =>
   z
@@ -47,7 +73,7 @@ export const discoveryFields = {
     env: "PANGEA_CLUSTER_NAME",
     description: "the cluster's namespace in the etcd registry",
   }),
-  discoveryLeaseSeconds: flag(z.coerce.number({ message: "expected seconds" }).int("expected whole seconds").min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds").default(10), {
+  discoveryLeaseSeconds: flag(integerNumber("expected seconds").pipe(z.number().min(2, "expected at least 2 seconds").max(3600, "expected at most 3600 seconds")).default(10), {
     env: "PANGEA_DISCOVERY_LEASE_SECONDS",
     description: "etcd: a dead service's entry disappears after this long",
   }),

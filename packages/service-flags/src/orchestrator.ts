@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
-import { flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The embedding optimizers the orchestrator implements (services/orchestrator/src/optim/sparse-optimizers.ts). */
 export const SPARSE_OPTIMIZERS = ["sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta"] as const;
@@ -19,9 +19,9 @@ export const BEST_METRICS = ["auc", "logloss"] as const;
 export type BestMetric = (typeof BEST_METRICS)[number];
 
 /** An L2 strength: a finite number >= 0 (0 = none). */
-const l2 = z.coerce.number({ message: "expected an L2 strength (a number >= 0)" }).min(0, "expected an L2 strength >= 0").max(1e6, "expected an L2 strength of at most 1e6");
+const l2 = decimalNumber("expected an L2 strength (a number >= 0)").pipe(z.number().min(0, "expected an L2 strength >= 0").max(1e6, "expected an L2 strength of at most 1e6"));
 
-const lr = z.coerce.number({ message: "expected a learning rate" }).positive("expected a positive learning rate").max(10, "expected a learning rate below 10");
+const lr = decimalNumber("expected a learning rate").pipe(z.number().positive("expected a positive learning rate").max(10, "expected a learning rate below 10"));
 
 /** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const orchestratorSchema = z.object({
@@ -32,18 +32,18 @@ export const orchestratorSchema = z.object({
   port: flag(port.default(50051), { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)" }),
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus) and, on the orchestrator, the live dashboard at / (0 = any free port, printed at start)" }),
   advertise: flag(address.optional(), { env: "PANGEA_ORCHESTRATOR_ADVERTISE", description: "address trainers use to reach this process", shown: "host:bound port" }),
-  psShards: flag(positiveInt("a positive number of shards").max(64, "expected at most 64 shards").default(1), { env: "PANGEA_PS_SHARDS", description: "parameter-server shards in all, this orchestrator (shard 0) included" }),
+  psShards: flag(positiveInt("a positive number of shards", { max: 64, message: "expected at most 64 shards" }).default(1), { env: "PANGEA_PS_SHARDS", description: "parameter-server shards in all, this orchestrator (shard 0) included" }),
   role: flag(z.enum(["orchestrator", "shard"], { message: "expected orchestrator or shard" }).default("orchestrator"), { env: "PANGEA_ROLE", description: "orchestrator, or shard: a parameter-server shard of another orchestrator's job" }),
   shardIndex: flag(positiveInt("a shard index of 1 or more").optional(), { env: "PANGEA_SHARD_INDEX", description: "role shard: this shard's index (1..ps-shards-1)" }),
   coordinator: flag(address.optional(), { env: "PANGEA_COORDINATOR", description: "role shard: the orchestrator to join (static discovery)" }),
   workerId: flag(workerId(`ps-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "role shard: name in the cluster", shown: "ps-<host>-<pid>" }),
-  trainers: flag(positiveInt("a positive number of trainers").max(256, "expected at most 256 trainers").default(2), { env: "PANGEA_TRAINERS", description: "trainers the job waits for (world size)" }),
+  trainers: flag(positiveInt("a positive number of trainers", { max: 256, message: "expected at most 256 trainers" }).default(2), { env: "PANGEA_TRAINERS", description: "trainers the job waits for (world size)" }),
   steps: flag(positiveInt("a positive number of steps").default(500), { env: "PANGEA_STEPS", description: "synchronous training steps" }),
-  batchSize: flag(positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(1024), { env: "PANGEA_BATCH_SIZE", description: "samples per global batch: a trainer computes one batch per step while --batches-per-step is the trainer count (the default), more or fewer otherwise" }),
-  evalBatchSize: flag(positiveInt("a positive batch size").max(65536, "expected a batch size up to 65536").default(4096), { env: "PANGEA_EVAL_BATCH_SIZE", description: "samples per evaluation batch" }),
+  batchSize: flag(positiveInt("a positive batch size", { max: 65536, message: "expected a batch size up to 65536" }).default(1024), { env: "PANGEA_BATCH_SIZE", description: "samples per global batch: a trainer computes one batch per step while --batches-per-step is the trainer count (the default), more or fewer otherwise" }),
+  evalBatchSize: flag(positiveInt("a positive batch size", { max: 65536, message: "expected a batch size up to 65536" }).default(4096), { env: "PANGEA_EVAL_BATCH_SIZE", description: "samples per evaluation batch" }),
   model: flag(z.enum(ARCHITECTURE_NAMES as [string, ...string[]], { message: `expected one of ${ARCHITECTURE_NAMES.join(", ")}` }).default("dlrm"), { env: "PANGEA_MODEL", description: `the architecture: ${ARCHITECTURE_NAMES.join(", ")} (its hyper-parameters in --model-config)` }),
   modelConfig: flag(z.string().min(1).optional(), { env: "PANGEA_MODEL_CONFIG", description: "a JSON file of the architecture's hyper-parameters (e.g. {\"crossLayers\": 2, \"deepMlp\": [64, 32]}); fields left out take its defaults" }),
-  embeddingDim: flag(positiveInt("a positive embedding dim").max(1024, "expected an embedding dim up to 1024").default(16), { env: "PANGEA_EMBEDDING_DIM", description: "embedding width of each slot whose --slot-config or feature list gives none" }),
+  embeddingDim: flag(positiveInt("a positive embedding dim", { max: 1024, message: "expected an embedding dim up to 1024" }).default(16), { env: "PANGEA_EMBEDDING_DIM", description: "embedding width of each slot whose --slot-config or feature list gives none" }),
   bottomMlp: flag(intList("bottom MLP widths").optional(), { env: "PANGEA_BOTTOM_MLP", description: "dlrm: bottom MLP widths; the last must equal embedding-dim", shown: "64,<embedding-dim>" }),
   topMlp: flag(intList("top MLP widths").optional(), { env: "PANGEA_TOP_MLP", description: "dlrm: top MLP hidden widths (a logit layer follows)", shown: "64,32" }),
   denseOptimizer: flag(z.enum(DENSE_OPTIMIZERS, { message: `expected one of ${DENSE_OPTIMIZERS.join(", ")}` }).default("adam"), { env: "PANGEA_DENSE_OPTIMIZER", description: "optimizer of the dense parameters: adam (bias-corrected, betas 0.9/0.999) or adagrad (accumulator from 0, eps 1e-10, as torch.optim.Adagrad); recorded in checkpoints, and a job restored from a checkpoint of the other one is refused" }),
@@ -56,11 +56,11 @@ export const orchestratorSchema = z.object({
   sparseOptimizer: flag(z.enum(SPARSE_OPTIMIZERS, { message: `expected one of ${SPARSE_OPTIMIZERS.join(", ")}` }).default("adagrad"), { env: "PANGEA_SPARSE_OPTIMIZER", description: "embedding optimizer: sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop or adadelta, with Monolith's update rules and defaults (state kept beside each row)" }),
   slotConfig: flag(z.string().min(1).optional(), { env: "PANGEA_SLOT_CONFIG", description: "a JSON file of per-slot embedding settings (dim, pooling, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds)" }),
   maxEmbeddingBytes: flag(nonNegativeInt("a byte count").default(0), { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)" }),
-  maxGradientAbs: flag(z.coerce.number({ message: "expected a positive magnitude" }).positive("expected a positive magnitude").max(3.4e38, "expected at most 3.4e38 (the float32 range)").default(1e6), { env: "PANGEA_MAX_GRADIENT_ABS", description: "largest gradient magnitude taken: a push whose dense gradient holds a value beyond it (or NaN/infinite) is refused with INVALID_ARGUMENT, an embedding-row gradient beyond it is skipped; both count as gradients rejected in the status" }),
+  maxGradientAbs: flag(decimalNumber("expected a positive magnitude").pipe(z.number().positive("expected a positive magnitude").max(3.4e38, "expected at most 3.4e38 (the float32 range)")).default(1e6), { env: "PANGEA_MAX_GRADIENT_ABS", description: "largest gradient magnitude taken: a push whose dense gradient holds a value beyond it (or NaN/infinite) is refused with INVALID_ARGUMENT, an embedding-row gradient beyond it is skipped; both count as gradients rejected in the status" }),
   expireSweepSeconds: flag(positiveInt("seconds").default(60), { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often rows past their slot's expire time are evicted" }),
   seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the initial parameters and of the dropout masks" }),
   mode: flag(z.enum(TRAINING_MODES, { message: "expected sync, async or hybrid" }).default("sync"), { env: "PANGEA_MODE", description: "sync (a step's batches averaged), async (applied on arrival, bounded staleness) or hybrid (embeddings async, dense sync)" }),
-  batchesPerStep: flag(nonNegativeInt("a number of batches").max(4096, "expected at most 4096 batches per step").default(0), { env: "PANGEA_BATCHES_PER_STEP", description: "global batches per step, however many trainers share them (0 = one per expected trainer)" }),
+  batchesPerStep: flag(nonNegativeInt("a number of batches", { max: 4096, message: "expected at most 4096 batches per step" }).default(0), { env: "PANGEA_BATCHES_PER_STEP", description: "global batches per step, however many trainers share them (0 = one per expected trainer)" }),
   maxStaleness: flag(nonNegativeInt("a number of updates").default(8), { env: "PANGEA_MAX_STALENESS", description: "async: drop gradients computed on parameters more than this many updates old" }),
   heartbeatMs: flag(positiveInt("milliseconds").default(1000), { env: "PANGEA_HEARTBEAT_MS", description: "how often trainers send a heartbeat" }),
   heartbeatTimeoutMs: flag(positiveInt("milliseconds").default(5000), { env: "PANGEA_HEARTBEAT_TIMEOUT_MS", description: "a trainer silent this long is declared dead and its batches reassigned" }),
@@ -82,8 +82,8 @@ export const orchestratorSchema = z.object({
     .refine((xs) => xs.length > 0 && xs.every((x) => HOST_PORT_RE.test(x)), "expected host:port[,host:port...] (ports 1..65535)")
     .optional(), { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" }),
   servingSyncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SERVING_SYNC_TOKEN_FILE", description: "a file holding serving's API token (its --api-token-file): presented on every parameter sync push, which a serving with a token requires unless TLS certificates say who pushes" }),
-  syncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
-  denseSyncIntervalSeconds: flag(z.coerce.number({ message: "expected seconds" }).positive("expected positive seconds").default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
+  syncIntervalSeconds: flag(decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds")).default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
+  denseSyncIntervalSeconds: flag(decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds")).default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
   restoreFrom: flag(z.string().min(1).optional(), { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" }),
   checkpointDir: flag(z.string().min(1).default(".pangea/checkpoints"), { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written" }),
   exportDir: flag(z.string().min(1).optional(), { env: "PANGEA_EXPORT_DIR", description: "a model base path (pangea export --out): the final checkpoint is exported there as a new version, and so is the first checkpoint while it holds no version (serving then has a model for parameter sync to keep fresh); one parameter-server shard only" }),

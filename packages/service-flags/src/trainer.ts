@@ -12,7 +12,7 @@ export const trainerSchema = z.object({
   port: flag(port.default(0), { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)" }),
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)" }),
   backend: flag(z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"), { env: "PANGEA_BACKEND", description: "TensorFlow.js backend: tensorflow (@tensorflow/tfjs-node-gpu, then tfjs-node), wasm or cpu; auto takes the first that loads" }),
-  blasThreads: flag(positiveInt("a positive number of threads").max(256, "expected at most 256 threads").default(1), { env: "PANGEA_BLAS_THREADS", description: "threads of the native BLAS matmuls (pangea run gives each trainer cores / trainers)" }),
+  blasThreads: flag(positiveInt("a positive number of threads", { max: 256, message: "expected at most 256 threads" }).default(1), { env: "PANGEA_BLAS_THREADS", description: "threads of the native BLAS matmuls (pangea run gives each trainer cores / trainers)" }),
   workerId: flag(workerId(`trainer-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name of this trainer in the cluster", shown: "trainer-<host>-<pid>" }),
   connectTimeoutMs: flag(positiveInt("milliseconds").default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator and compute" }),
   rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator (then exit 3) or compute (then exit 1) to come back" }),

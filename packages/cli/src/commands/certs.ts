@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseConfig, usageText, type FlagTable } from "@pangea/kit";
+import { integerNumber, parseConfig, usageText, type FlagTable } from "@pangea/kit";
 import { isServiceRole, writeClusterCerts, type ServiceRole } from "@pangea/rpc";
 
 export const CERTS_FLAGS: FlagTable = {
@@ -24,7 +24,7 @@ const schema = z.object({
   out: z.string().min(1).default(".pangea/tls"),
   hosts: z.string().regex(/^[A-Za-z0-9.:_-]+(,[A-Za-z0-9.:_-]+)*$/, "expected host names or IPs, comma-separated").optional(),
   workers: workerList.optional(),
-  days: z.coerce.number({ message: "expected days" }).int("expected whole days").min(1, "expected at least 1 day").max(3650, "expected at most 3650 days").default(365),
+  days: integerNumber("expected days").pipe(z.number().min(1, "expected at least 1 day").max(3650, "expected at most 3650 days")).default(365),
 });
 
 const certsUsage = () =>
