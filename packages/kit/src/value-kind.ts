@@ -16,7 +16,19 @@ export function kindOf(v: unknown): string {
  * megabytes long.
  */
 export function valueSnippet(v: unknown, max = 64): string {
-  if (typeof v === "string") return JSON.stringify(printable(v, max));
+  if (typeof v === "string") {
+    // JSON's escapes first (quotes, backslashes, C0 controls), then printable's for what JSON leaves
+    // (C1, DEL, bidi overrides, line separators): each character escaped once ("1\n2", not "1\\n2").
+    const shown = v.length > max ? v.slice(0, max) : v;
+    const quoted = printable(JSON.stringify(shown), Number.POSITIVE_INFINITY);
+    return v.length > max ? `${quoted.slice(0, -1)}… (${v.length - max} more chars)"` : quoted;
+  }
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
   return kindOf(v);
+}
+
+/** Why a decoded JSON value is not a number (dense_features' values), or null when it is one. */
+export function notANumberProblem(v: unknown): string | null {
+  if (typeof v === "number") return null;
+  return `must be a number, got ${typeof v === "string" ? `the string ${valueSnippet(v, 40)}` : valueSnippet(v)}`;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { printable, printableBytes } from "../src/printable.js";
+import { valueSnippet } from "../src/value-kind.js";
 
 describe("printable", () => {
   it.each([
@@ -22,5 +23,24 @@ describe("printable", () => {
   it("bytes: printable ASCII as is, every other byte as \\xNN", () => {
     expect(printableBytes(Buffer.from([0x31, 0x1b, 0x5b, 0x00, 0xff, 0x41]))).toBe("1\\x1b[\\x00\\xffA");
     expect(printableBytes(Buffer.alloc(100, 0x41), 4)).toBe("AAAA… (96 more bytes)");
+  });
+});
+
+describe("valueSnippet", () => {
+  it("quotes a string with each character escaped once, cut at max", () => {
+    expect(valueSnippet("1\n2")).toBe('"1\\n2"');
+    expect(valueSnippet('say "hi"\\')).toBe('"say \\"hi\\"\\\\"');
+    expect(valueSnippet("a\u202eb\u0085")).toBe('"a\\u{202e}b\\x85"');
+    expect(valueSnippet("x".repeat(70), 64)).toBe(`"${"x".repeat(64)}… (6 more chars)"`);
+    expect(valueSnippet("\ud800")).toBe('"\\ud800"');
+  });
+
+  it("gives a list or an object by its kind only, however deep", () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(valueSnippet(deep)).toBe("a list");
+    expect(valueSnippet({ a: 1 })).toBe("an object");
+    expect(valueSnippet(null)).toBe("null");
+    expect(valueSnippet(2.5)).toBe("2.5");
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { address, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
@@ -75,6 +75,12 @@ function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
     return v as unknown[][];
   };
   const d = rows(dense, "dense_features") as number[][];
+  d.forEach((r, e) =>
+    r.forEach((x, j) => {
+      const problem = notANumberProblem(x);
+      if (problem) throw new UsageError(`invalid --input: dense_features of example ${e}, value ${j} ${problem}`);
+    }),
+  );
   const i = rows(ids, "feature_ids") as Cell[][];
   if (d.length !== i.length) throw new UsageError(`invalid --input: ${d.length} examples of dense_features, ${i.length} of feature_ids`);
   return { dense: d, ids: i };

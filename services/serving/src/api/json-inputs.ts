@@ -1,5 +1,5 @@
 import { jsonIdProblem, jsonIdText } from "@pangea/features";
-import { kindOf, printableNames, valueSnippet } from "@pangea/kit";
+import { kindOf, notANumberProblem, printableNames, valueSnippet } from "@pangea/kit";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -44,7 +44,8 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
   };
   d.forEach((r, i) =>
     r.forEach((x, j) => {
-      if (typeof x !== "number") throw bad(`${INPUT_DENSE} row ${i} value ${j} must be a number, got ${x === null ? "null" : typeof x === "string" ? `the string ${JSON.stringify(x.slice(0, 40))}` : kindOf(x)}`);
+      const problem = notANumberProblem(x);
+      if (problem) throw bad(`${INPUT_DENSE} row ${i} value ${j} ${problem}`);
     }),
   );
   const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat() as number[] };
