@@ -99,6 +99,12 @@ describe("the pangea command as a new user meets it", () => {
   writeFileSync(deepInput, `{"instances":[{"dense_features":[1,2],"feature_ids":[[${"[".repeat(5000)}${"]".repeat(5000)}]]}]}`);
   const longIdInput = join(dirname(rawInput), "long-id.json");
   writeFileSync(longIdInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["7".repeat(100_000)] }] }));
+  // dense_features values that are no number: checked by the CLI as REST checks them (a list nested 100,000 deep had failed inside gRPC's serializer as INTERNAL).
+  const denseInput = (name: string, cell: string) => {
+    const file = join(dirname(rawInput), `${name}.json`);
+    writeFileSync(file, `{"instances":[{"dense_features":[1,2],"feature_ids":[1]},{"dense_features":[3,${cell}],"feature_ids":[2]}]}`);
+    return file;
+  };
   const validInput = join(dirname(rawInput), "valid.json");
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
@@ -122,6 +128,11 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
     [["predict", "--input", deepInput], "pangea predict: invalid --input: feature_ids of example 0, slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
     [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: feature id "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit unsigned integer (send ids above 2^53 as strings)`],
+    [["predict", "--input", denseInput("dense-deep", `${"[".repeat(100_000)}${"]".repeat(100_000)}`)], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got a list"],
+    [["predict", "--input", denseInput("dense-null", "null")], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got null"],
+    [["predict", "--input", denseInput("dense-string", '"4\\n"')], 'pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got the string "4\\n"'],
+    [["run", "--seed", ""], "pangea run: invalid --seed: expected a non-negative integer seed"],
+    [["export", "--checkpoint", "/nonexistent", "--out", tmpdir(), "--version", "0x10"], "pangea export: invalid --version: expected a positive version number"],
     [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],
     [["predict", "--input", validInput, "--tls-dir", "/nonexistent-tls"], "pangea predict: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
     [["status", "--orchestrator", "127.0.0.1:1", "--tls-dir", "/nonexistent-tls"], "pangea status: invalid --tls-dir: cannot read the cluster CA /nonexistent-tls/ca.crt (ENOENT)"],
@@ -403,12 +414,24 @@ describe("the pangea command as a new user meets it", () => {
     }
   }, 200_000);
 
-  it.concurrent.for(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 1 naming it, and claims nothing", async (format, { expect }) => {
-    const out = join(mkdtempSync(join(tmpdir(), "pangea-cli-gen-")), "no-such-dir", "data");
-    const r = await runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "10", "--format", format]);
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe("");
-    expect(r.stderr).toBe(`pangea gen-data: error COMPUTE_ERR_SOURCE: cannot write ${out}: ENOENT: no such file or directory, open '${out}'\n`);
+  it.concurrent.for(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 2 naming it before any work, and writes nothing", async (format, { expect }) => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-gen-"));
+    writeFileSync(join(tmp, "a-file"), "x");
+    for (const [flag, path, line] of [
+      ["--out", join(tmp, "a-file", "data"), `--out ${join(tmp, "a-file", "data")}: ${join(tmp, "a-file")} is not a directory`],
+      ["--out", tmp, `--out ${tmp} is a directory; give a file path`],
+      ["--out", "/proc/pangea-data", "--out /proc/pangea-data: /proc is not writable (ENOENT)"],
+      ["--feature-list-out", "/proc/pangea-list.json", "--feature-list-out /proc/pangea-list.json: /proc is not writable (ENOENT)"],
+    ] as const) {
+      const out = flag === "--out" ? path : join(tmp, "data");
+      const r = await runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "10", "--format", format, ...(flag === "--out" ? [] : [flag, path])]);
+      expect([r.code, r.stdout, r.stderr]).toEqual([2, "", `pangea gen-data: ${line}\nRun 'pangea gen-data --help' for usage.\n`]);
+    }
+    expect(readdirSync(tmp)).toEqual(["a-file"]);
+    // A directory that is not there yet is made, as the checkpoint and export directories are.
+    const deep = join(tmp, "new", "dir", "data");
+    const r = await runNode(ENTRY.cli, ["gen-data", "--out", deep, "--records", "10", "--format", format]);
+    expect([r.code, r.stdout]).toEqual([0, `wrote 10 records to ${deep}\n`]);
   });
 
   it("run's summary says what parameter sync did: rows pushed and the version serving acknowledged", async () => {

@@ -1,13 +1,14 @@
-import { createWriteStream, writeFileSync } from "node:fs";
+import { createWriteStream, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Writable } from "node:stream";
 import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
 import { z } from "zod";
-import { UsageError, nonNegativeInt, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
+import { UsageError, makeDirs, nonNegativeInt, unwritableDirReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
 import { encodePbRecords, PB_FILE_DEFAULTS, sortIdByDefault } from "./formats/pb-framing.js";
-import { compressSnappyBlocks, compressionFromName } from "./formats/compression.js";
+import { compressSnappyBlocks, compressionFromName, NAME_ENDING } from "./formats/compression.js";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "@pangea/monolith";
 
@@ -36,6 +37,24 @@ const schema = z.object({
 });
 
 const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.", FLAGS);
+
+/**
+ * Checked before the data is generated, and the file's directory made: a
+ * path that cannot be written is a usage error (exit 2) naming the flag, not
+ * a failure after the work.
+ */
+function prepareOutput(flag: string, path: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    // Not there yet (or a dangling link, which the directory check below names).
+  }
+  if (isDir) throw new UsageError(`${flag} ${path} is a directory; give a file path`);
+  const problem = unwritableDirReason(dirname(path));
+  if (problem) throw new UsageError(`${flag} ${path}: ${problem}`);
+  makeDirs(dirname(path));
+}
 
 function writeOrFail(path: string, data: Uint8Array | string): void {
   try {
@@ -110,6 +129,8 @@ runMain("pangea gen-data", async () => {
   }
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
+  prepareOutput("--out", c.out);
+  if (c.featureListOut) prepareOutput("--feature-list-out", c.featureListOut);
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
   if (c.format === "criteo") {
     await writeTsv(source, c.out, c.records, compression as "none" | "gzip" | "zlib");
@@ -135,5 +156,7 @@ runMain("pangea gen-data", async () => {
     const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");
     writeOrFail(c.featureListOut, `${JSON.stringify(list, null, 2)}\n`);
   }
-  process.stdout.write(`wrote ${c.records} records to ${c.out}\n`);
+  // Written as asked, but compute reads by the name: say how this file is to be read.
+  const readWith = compression !== "none" && named === "none" ? ` (${compression}: read it with --compression ${compression}, or name it ${c.out}${NAME_ENDING[compression]})` : "";
+  process.stdout.write(`wrote ${c.records} records to ${c.out}${readWith}\n`);
 }, usage);

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { gunzipSync, inflateSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,30 @@ describe("gen-data --compression", () => {
       expect(r.status, r.stderr).toBe(0);
       expect(inflate(readFileSync(out)).equals(readFileSync(plain))).toBe(true);
     }
+  });
+
+  it.each([
+    ["gzip", "x.tsv", "criteo"],
+    ["zlib", "x.tsv", "criteo"],
+    ["gzip", "x.examples", "example"],
+  ] as const)("--compression %s with a plain name %s (%s): written as asked, and said how to read; compute, reading by the name, refuses gzip naming the fix", async (kind, name, format) => {
+    const sub = mkdtempSync(join(dir, "flagged-"));
+    const out = join(sub, name);
+    const list = join(sub, "list.json");
+    const r = gen(["--out", out, "--records", "20", "--format", format, "--compression", kind, "--feature-list-out", list]);
+    expect([r.status, r.stdout]).toEqual([0, `wrote 20 records to ${out} (${kind}: read it with --compression ${kind}, or name it ${out}${kind === "gzip" ? ".gz" : ".zz"})\n`]);
+    const read = (extra: string[]) => openSource(loadConfig(["--data", out, "--format", format, "--eval-fraction", "0", ...(format === "criteo" ? [] : ["--feature-list", list]), ...extra], {})!, createLogger("t", "silent"));
+    // zlib's two header bytes prove nothing (they can begin text): only gzip's and zstd's magic is refused up front.
+    if (kind === "gzip") await expect(read([])).rejects.toThrow(`data file ${out} is gzip-compressed (it starts with gzip's magic bytes) but its name says uncompressed; name it ${out}.gz (compressions are read by name) or give --compression gzip`);
+    const src = (await read(["--compression", kind])) as DataSource;
+    expect(src.info.trainRecords).toBe(20);
+  });
+
+  it("a plain file that begins with gzip's four header bytes, but holds no deflate data after them, is read as it is", async () => {
+    const out = join(mkdtempSync(join(dir, "lookalike-")), "x.tsv");
+    writeFileSync(out, Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.from("\t1\t2\n".repeat(50))]));
+    const read = openSource(loadConfig(["--data", out, "--eval-fraction", "0"], {})!, createLogger("t", "silent"));
+    await expect(read).rejects.toThrow(/COMPUTE_ERR_BAD_RECORD|must be 0 or 1/);
   });
 
   it.each([

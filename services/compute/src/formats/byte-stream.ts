@@ -1,7 +1,7 @@
-import { createReadStream, statSync, type ReadStream } from "node:fs";
+import { closeSync, createReadStream, readSync, statSync, type ReadStream } from "node:fs";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
-import type { Compression } from "./compression.js";
+import { compressionFromMagic, compressionFromName, NAME_ENDING, type Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
 import { openDataFile, type FileStamp } from "./data-file.js";
 import { ComputeErrors } from "../errors.js";
@@ -62,6 +62,8 @@ export class ByteStream {
   /** Damage met while decompressing, reported once what came before it is handed out. */
   private damageAhead: { fileOffset: number; message: string } | null = null;
 
+  /** How the file is decompressed: --compression, or under auto what the file's name says. */
+  readonly compression: Compression;
   /** A regular file: a pipe's size and time say nothing about what it holds, so they are not compared. */
   private readonly regular: boolean;
   private readonly ino: number;
@@ -69,17 +71,20 @@ export class ByteStream {
   /** `expected`: the file's size and time as compute recorded them at its start, checked on the file opened (see openDataFile). */
   constructor(
     readonly path: string,
-    readonly compression: Compression,
+    compression: Compression | "auto",
     expected: FileStamp | null = null,
   ) {
     const { fd, stamp } = openDataFile(path, expected);
+    this.compression = compression === "auto" ? compressionFromName(path) : compression;
+    // Only for a name that said "none": --compression none is the way to read such a file as it is.
+    if (compression === "auto" && this.compression === "none" && stamp.regular) refuseCompressed(path, fd);
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
     this.ino = stamp.ino;
     this.regular = stamp.regular;
     this.raw = createReadStream("", { fd, highWaterMark: READ_STEP });
     this.pieces = this.raw[Symbol.asyncIterator]();
-    this.inflater = compression === "none" ? null : inflaterFor(compression);
+    this.inflater = this.compression === "none" ? null : inflaterFor(this.compression);
   }
 
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
@@ -237,5 +242,36 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
         },
       };
     }
+  }
+}
+
+/**
+ * A compressed file that its name says is not (--compression auto) is
+ * refused with what to do: read as it is, its bytes were "bad records" or
+ * "bad frames" that named no cause. gzip's magic is confirmed by inflating the
+ * file's start, since an uncompressed Monolith or TFRecord file begins with a
+ * length or sort id that can hold those bytes; zstd's four bytes as a length
+ * would be a 4 GB record.
+ */
+function refuseCompressed(path: string, fd: number): void {
+  const head = new Uint8Array(1 << 16);
+  // Positional: the read stream that follows starts at byte 0 all the same.
+  const start = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  const kind = compressionFromMagic(start);
+  if (!kind || (kind === "gzip" && !inflatesAsGzip(start))) return;
+  closeSync(fd);
+  throw ComputeErrors.create(
+    "COMPUTE_ERR_SOURCE",
+    `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name) or give --compression ${kind}`,
+  );
+}
+
+function inflatesAsGzip(start: Uint8Array): boolean {
+  try {
+    // A cut stream flushed, not an error: only bytes that are no deflate data throw.
+    zlib.gunzipSync(start, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -17,6 +17,21 @@ export function compressionFromName(path: string): Compression {
   return "none";
 }
 
+/** The name ending each kind is read by under --compression auto, for messages. */
+export const NAME_ENDING: Readonly<Record<Exclude<Compression, "none">, string>> = { gzip: ".gz", zstd: ".zst", snappy: ".snappy", zlib: ".zz" };
+
+/**
+ * The compression a file's first bytes prove, or null: gzip's and zstd's
+ * magic numbers (1f 8b; 28 b5 2f fd) begin no uncompressed Criteo line or
+ * Monolith frame that could be read, so an uncompressed read of such a file
+ * is a wrong name or flag. zlib's and snappy's headers are not distinctive.
+ */
+export function compressionFromMagic(head: Uint8Array): "gzip" | "zstd" | null {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  return null;
+}
+
 /*
  * Snappy files use the block framing Monolith's (and Hadoop's) snappy streams
  * use: repeated [uint32 BE uncompressed block length][uint32 BE chunk length,

@@ -1,7 +1,7 @@
 import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
 import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE } from "@pangea/features";
-import { compressionFromName, type Compression } from "../formats/compression.js";
+import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter } from "./record-cache.js";
@@ -53,7 +53,7 @@ export class CriteoTsvSource extends CachedSource {
       const parser = openParser({ kind: "criteo", slotBase }, threads);
       try {
         const pass = new CriteoPass(w, new OrderedSteps(parser, queued), cacheSizes(memoryMb).chunkBytes, pieceBytes);
-        for (const path of opts.paths) await pass.readFile(path, compression === "auto" ? compressionFromName(path) : compression, place.stamps.get(path) ?? null, bad);
+        for (const path of opts.paths) await pass.readFile(path, compression, place.stamps.get(path) ?? null, bad);
         await pass.drain();
         pass.flush();
         return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
@@ -106,7 +106,7 @@ class CriteoPass {
     this.ids = new Uint32Array(this.capacity * CRITEO_NUM_SLOTS * 2);
   }
 
-  async readFile(path: string, compression: Compression, stamp: FileStamp | null, bad: BadRecords): Promise<void> {
+  async readFile(path: string, compression: Compression | "auto", stamp: FileStamp | null, bad: BadRecords): Promise<void> {
     const stream = new ByteStream(path, compression, stamp);
     const steps = this.steps;
     /** Lines of the file merged so far (the steps advance it in input order). */

@@ -1,6 +1,6 @@
 import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
-import { compressionFromName, type Compression } from "../formats/compression.js";
+import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
@@ -128,8 +128,7 @@ class MonolithPass {
 
   async readFile(path: string, stamp: FileStamp | null): Promise<void> {
     const bad = this.bad;
-    const kind = this.opts.compression === "auto" ? compressionFromName(path) : this.opts.compression;
-    const stream = new ByteStream(path, kind, stamp);
+    const stream = new ByteStream(path, this.opts.compression, stamp);
     try {
       await this.readFrames(path, stream);
       await this.send(path);
