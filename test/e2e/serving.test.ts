@@ -421,6 +421,22 @@ describe("export and serving", () => {
     const b = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", other]);
     expect(b.code).toBe(2);
     expect(b.stderr.split("\n")[0]).toMatch(new RegExp(`^pangea-export: --feature-list ${other} cannot go with this model: the feature list's slots 1 are not the model's 1,2,`));
+    // The model's slots and dense width, but a dim, a pooling or tasks it was not trained with: the version would say one model and hold another.
+    const fitting = (change: (slot: Record<string, unknown>) => void, extra: Record<string, unknown> = {}) => {
+      const slots = Array.from({ length: 26 }, (_, i) => ({ name: `C${i + 1}`, slot: i + 1 }) as Record<string, unknown>);
+      change(slots[2]!);
+      const file = join(tmp, `fitting-${readdirSync(tmp).length}.json`);
+      writeFileSync(file, JSON.stringify({ slots, dense: [{ name: "I", size: 13 }], ...extra }));
+      return file;
+    };
+    for (const [file, problem] of [
+      [fitting((s) => (s.dim = 8)), "slot 3 (C3): the feature list gives embedding dim 8, the model has 16"],
+      [fitting((s) => (s.pooling = "mean")), "slot 3 (C3): the feature list pools with mean, the model with sum"],
+      [fitting(() => {}, { labels: [{ name: "click" }, { name: "conversion" }] }), "the feature list's labels name the tasks click, conversion, the model's tasks are ctr"],
+    ] as const) {
+      const c = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", file]);
+      expect([c.code, c.stderr.split("\n")[0]]).toEqual([2, `pangea-export: --feature-list ${file} cannot go with this model: ${problem}`]);
+    }
     expect(readdirSync(BASE).sort()).toEqual(before);
   });
 });

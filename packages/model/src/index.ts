@@ -33,6 +33,7 @@ export { PlainForward } from "./forward/plain-forward.js";
 export { PlainOps, addGated, addGatedOn, matmulBias, type Mat } from "./forward/plain-ops.js";
 export { aucAndLogloss, groupedAuc, taskMetrics, type GroupedAuc, type TaskMetrics } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
+export { featureListModelMismatch } from "./feature-list-fit.js";
 export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
 export { RowLayout } from "./row-layout.js";

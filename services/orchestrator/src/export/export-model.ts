@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, type ExportManifest } from "@pangea/model";
+import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, type ExportManifest } from "@pangea/model";
 import { makeDirs, sha256Hex } from "@pangea/kit";
-import { featureListMismatch, loadFeatureList } from "@pangea/features";
+import { loadFeatureList } from "@pangea/features";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 
@@ -62,7 +62,7 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     // Versions are immutable: a list serving would refuse must not make one it can never load.
     let problem: string | null;
     try {
-      problem = featureListMismatch(loadFeatureList(featureListPath), first.slotIds, spec.numDense);
+      problem = featureListModelMismatch(loadFeatureList(featureListPath), spec, first.slotIds);
     } catch (err) {
       problem = (err as Error).message;
     }

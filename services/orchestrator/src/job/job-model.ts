@@ -1,7 +1,7 @@
 import type { Logger } from "@pangea/kit";
-import { specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
+import { featureListModelMismatch, specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
-import { featureListMismatch, loadFeatureList } from "@pangea/features";
+import { loadFeatureList } from "@pangea/features";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
@@ -69,7 +69,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
   // The feature list each export will carry must fit this data: found now, not after the job trained, at its export.
   if (config.exportFeatureList) {
-    const problem = featureListMismatch(loadFeatureList(config.exportFeatureList), source.slotIds, source.numDense);
+    const problem = featureListModelMismatch(loadFeatureList(config.exportFeatureList), spec, source.slotIds);
     if (problem) throw OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", `--export-feature-list ${config.exportFeatureList} does not fit the job's data: ${problem}`);
   }
   const tables = tablesFor(spec, source.slotIds, settings);
