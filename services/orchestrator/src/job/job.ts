@@ -665,9 +665,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     });
   }
 
-  /** --restore-from's checkpoint as the status names it, or "". */
+  /** --restore-from's checkpoint as the status names it once the model was built from it, or "" (a checkpoint that does not fit fails the job unrestored). */
   private restoredFrom(): string {
-    const from = this.config.resume ? undefined : this.config.restoreFrom?.[0]?.manifest;
+    const from = this.config.resume || !this.model ? undefined : this.config.restoreFrom?.[0]?.manifest;
     return from && this.config.restoredFromDir ? `${this.config.restoredFromDir} (step ${from.step} of job ${from.jobId})` : "";
   }
 
