@@ -105,6 +105,12 @@ describe("the pangea command as a new user meets it", () => {
     writeFileSync(file, `{"instances":[{"dense_features":[1,2],"feature_ids":[1]},{"dense_features":[3,${cell}],"feature_ids":[2]}]}`);
     return file;
   };
+  // The body's outline, checked in the words REST uses (schema's predictBodyProblem): a misspelt key had been ignored, both forms reported as no examples.
+  const bodyInput = (name: string, body: unknown) => {
+    const file = join(dirname(rawInput), `${name}.json`);
+    writeFileSync(file, JSON.stringify(body));
+    return file;
+  };
   const validInput = join(dirname(rawInput), "valid.json");
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
@@ -131,6 +137,10 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", denseInput("dense-deep", `${"[".repeat(100_000)}${"]".repeat(100_000)}`)], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got a list"],
     [["predict", "--input", denseInput("dense-null", "null")], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got null"],
     [["predict", "--input", denseInput("dense-string", '"4\\n"')], 'pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got the string "4\\n"'],
+    [["predict", "--input", bodyInput("both", { inputs: { dense_features: [[1, 2]], feature_ids: [[1]] }, instances: [] })], 'pangea predict: invalid --input: the body has both "inputs" and "instances"; give one of them'],
+    [["predict", "--input", bodyInput("misspelt", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], instancs: 1 })], 'pangea predict: invalid --input: unknown key "instancs" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
+    [["predict", "--input", bodyInput("filter", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], output_filter: ["x"] })], 'pangea predict: invalid --input: unknown key "output_filter" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name" (output_filter is gRPC\'s; pangea predict answers every output)'],
+    [["predict", "--input", bodyInput("row-list", { instances: [[1, 2]] })], "pangea predict: invalid --input: instance 0 must be an object of named inputs, got a list"],
     [["run", "--seed", ""], "pangea run: invalid --seed: expected a non-negative integer seed"],
     [["export", "--checkpoint", "/nonexistent", "--out", tmpdir(), "--version", "0x10"], "pangea export: invalid --version: expected a positive version number"],
     [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],

@@ -53,3 +53,4 @@ export { toHalf, fromHalf, encodeHalf, decodeHalf } from "./float16.js";
 export type { Work, Work__Output } from "./gen/proto/pangea/v1/Work.js";
 export type { HeartbeatResponse, HeartbeatResponse__Output } from "./gen/proto/pangea/v1/HeartbeatResponse.js";
 export { writeDenseFile, readDenseFile } from "./dense-file.js";
+export { predictBodyProblem } from "./predict-body.js";

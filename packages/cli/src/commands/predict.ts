@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
-import { loadTfServingProtos } from "@pangea/schema";
+import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
@@ -47,19 +47,20 @@ type Row = { dense_features?: unknown; feature_ids?: unknown };
 
 /** The request's two tensors from REST-style JSON, or a one-line usage error naming what is wrong. */
 function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
+  const problem = predictBodyProblem(body, "pangea predict");
+  if (problem) throw new UsageError(`invalid --input: ${problem}`);
   const b = body as { instances?: Row[]; inputs?: Row };
   let dense: unknown;
   let ids: unknown;
-  if (Array.isArray(b?.instances)) {
-    dense = b.instances.map((r) => r?.dense_features);
-    ids = b.instances.map((r) => r?.feature_ids);
-  } else if (b?.inputs && typeof b.inputs === "object") {
-    dense = b.inputs.dense_features;
-    ids = b.inputs.feature_ids;
-  } else throw new UsageError('invalid --input: expected {"instances": [...]} or {"inputs": {...}}');
+  if (b.instances) {
+    dense = b.instances.map((r) => r.dense_features);
+    ids = b.instances.map((r) => r.feature_ids);
+  } else {
+    dense = b.inputs!.dense_features;
+    ids = b.inputs!.feature_ids;
+  }
   // Raw feature values by name (I1, C1, ...) are REST's: this command sends the ids' tensors over gRPC.
-  // (Rows that are lists, not objects, fall to the rows check below.)
-  const names = Array.isArray(b?.instances) ? b.instances.flatMap((r) => (r && typeof r === "object" && !Array.isArray(r) ? Object.keys(r) : [])) : Object.keys(b.inputs ?? {});
+  const names = b.instances ? b.instances.flatMap((r) => Object.keys(r)) : Object.keys(b.inputs!);
   const other = [...new Set(names)].filter((n) => n !== "dense_features" && n !== "feature_ids");
   if (other.length) {
     throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${printableNames(other)}; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);

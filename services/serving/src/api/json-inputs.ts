@@ -1,5 +1,6 @@
 import { jsonIdProblem, jsonIdText } from "@pangea/features";
-import { kindOf, notANumberProblem, printableNames, valueSnippet } from "@pangea/kit";
+import { kindOf, notANumberProblem, printableNames } from "@pangea/kit";
+import { predictBodyProblem } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
@@ -37,6 +38,8 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
     });
   const d = rows(dense, numDense, INPUT_DENSE);
   const f = rows(ids, numSlots, INPUT_IDS);
+  // Said of the inputs the client sent (the ragged form's lengths tensor is this parser's, not theirs).
+  if (d.length !== f.length) throw bad(`inputs disagree on the batch size: ${INPUT_DENSE} has ${d.length}, ${INPUT_IDS} has ${f.length}`);
   const id = (x: unknown, e: number, s: number): string => {
     const text = jsonIdText(x);
     if (text === null) throw bad(`${INPUT_IDS} row ${e} slot #${s}: ${jsonIdProblem(x)}`);
@@ -80,11 +83,6 @@ function jsonInputNames(body: Json): string[] {
   return [...names];
 }
 
-/** Whether a JSON value is an object (not null, not a list). */
-function isJsonObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /**
  * One raw input's values from JSON, per example: a list is that example's
  * values (a row for dense_values and slot_values), anything else its one
@@ -102,41 +100,11 @@ function rawColumnFromJson(body: Json, name: string): RawColumn {
   return (body.instances as Json[]).map((r) => valuesOf(r[name]));
 }
 
-/** The keys of TF Serving's REST predict body; output_filter is gRPC's only. */
-const BODY_KEYS = ["instances", "inputs", "signature_name"];
-
-/** Whether a key is one edit (a letter added, dropped, changed or two swapped) from another. */
-function oneEditFrom(a: string, b: string): boolean {
-  if (Math.abs(a.length - b.length) > 1 || a === b) return false;
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  const rest = (x: string, y: string) => x.slice(i + 1) === y.slice(i + 1);
-  if (a.length === b.length) return rest(a, b) || (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2));
-  return a.length > b.length ? a.slice(i + 1) === b.slice(i) : a.slice(i) === b.slice(i + 1);
-}
-
-
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
-  if (!isJsonObject(body)) throw bad(`the body must be a JSON object with "instances" or "inputs", got ${kindOf(body)}`);
-  // Other keys are ignored, as TF Serving ignores them (a client's own metadata, Vertex AI's "parameters"), except
-  // those that say the client expects something REST does not do: an output_filter, a misspelt key of its own.
-  const mistaken = Object.keys(body).filter((k) => k === "output_filter" || BODY_KEYS.some((known) => oneEditFrom(k, known)));
-  if (mistaken.length) throw bad(`unknown key${mistaken.length === 1 ? "" : "s"} ${mistaken.map((k) => valueSnippet(k)).join(", ")} in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"${mistaken.includes("output_filter") ? " (output_filter is gRPC's; REST answers every output)" : ""}`);
-  if (body.inputs !== undefined && body.instances !== undefined) throw bad('the body has both "inputs" and "instances"; give one of them');
-  if (body.inputs === undefined && body.instances === undefined) throw bad(`the body needs "inputs" {${INPUT_DENSE}, ${INPUT_IDS}} or "instances" [{${INPUT_DENSE}, ${INPUT_IDS}}], or the same with raw feature values`);
-  if (body.inputs !== undefined && !isJsonObject(body.inputs)) throw bad(`"inputs" must be an object of named inputs, each a list with one entry per example; got ${kindOf(body.inputs)}`);
-  if (body.instances !== undefined) {
-    if (!Array.isArray(body.instances)) throw bad(`"instances" must be a list of objects of named inputs, got ${kindOf(body.instances)}`);
-    body.instances.forEach((r, i) => {
-      if (!isJsonObject(r)) throw bad(`instance ${i} must be an object of named inputs, got ${kindOf(r)}`);
-    });
-  }
-  // As over gRPC: the one signature there is.
-  if (body.signature_name !== undefined && body.signature_name !== "serving_default" && body.signature_name !== "") {
-    throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature ${valueSnippet(body.signature_name)}; the model has serving_default`);
-  }
+  const problem = predictBodyProblem(body, "REST");
+  if (problem) throw bad(problem);
   const names = jsonInputNames(body);
   const { spec } = servable;
   const given = (body.instances as unknown[] | undefined)?.length ?? 1;
