@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { hash48, murmur3 } from "../src/hash.js";
-import { V2_MAX_SLOT, checkSlot, idToBigInt, slotOfV2, stampSlotV2 } from "../src/feature-id.js";
+import { V2_MAX_SLOT, checkSlot, idToBigInt, jsonIdProblem, jsonIdText, slotOfV2, stampSlotV2 } from "../src/feature-id.js";
 import { normalizeCount } from "../src/normalize.js";
 
 const bytes = (s: string) => Buffer.from(s, "utf8");
@@ -79,5 +79,20 @@ describe("v1 fids", () => {
         expect(v2).toBe((BigInt(slot) << 48n) | (sig & ((1n << 48n) - 1n)));
       }),
     );
+  });
+});
+
+describe("jsonIdText and jsonIdProblem: feature ids as JSON gives them", () => {
+  it("takes safe integers and decimal strings below 2^64", () => {
+    expect([jsonIdText(7), jsonIdText("18446744073709551615"), jsonIdText(Number.MAX_SAFE_INTEGER)]).toEqual(["7", "18446744073709551615", "9007199254740991"]);
+    expect([jsonIdText(-1), jsonIdText(1.5), jsonIdText("18446744073709551616"), jsonIdText(" 7"), jsonIdText(2 ** 53)]).toEqual([null, null, null, null, null]);
+  });
+
+  it("says a number above 2^53 lost its digits in parsing, not that it is no integer", () => {
+    // 9007199254740993 parses as 9007199254740992.
+    const parsed = JSON.parse("9007199254740993") as number;
+    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is above 2^53, where a JSON number loses digits; send ids above 2^53 as strings");
+    expect(jsonIdProblem(-1)).toBe("feature id -1 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
+    expect(jsonIdProblem(2 ** 64)).toBe("feature id 18446744073709552000 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
   });
 });
