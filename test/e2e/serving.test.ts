@@ -198,7 +198,7 @@ describe("export and serving", () => {
     for (const name of grafanaMetricNames().filter((n) => n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   });
 
-  it("pangea predict sends a JSON file's examples over gRPC and prints the probabilities; a server error exits 1", async () => {
+  it("pangea predict sends a JSON file's examples over gRPC and prints the probabilities; a server error exits 1, an input serving refuses 2", async () => {
     const file = join(tmp, "examples.json");
     writeFileSync(file, JSON.stringify({ instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) }));
     const r = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "ctr", "--input", file]);
@@ -209,6 +209,11 @@ describe("export and serving", () => {
     const bad = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "nope", "--input", file]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe(`pangea predict: serving at ${grpcAddress}: NOT_FOUND: SERVING_ERR_UNKNOWN_MODEL: no model named "nope"; this server serves "ctr"`);
+    // An input serving refuses (one dense value too few for this model) is the input's mistake: exit 2, as the CLI's own checks.
+    const narrow = join(tmp, "narrow.json");
+    writeFileSync(narrow, JSON.stringify({ instances: [{ dense_features: rows.dense[0]!.slice(1), feature_ids: rows.ids[0] }] }));
+    const refused = await runNode(ENTRY.cli, ["predict", "--address", grpcAddress, "--model", "ctr", "--input", narrow]);
+    expect([refused.code, refused.stderr.trim()]).toEqual([2, `pangea predict: serving at ${grpcAddress}: INVALID_ARGUMENT: SERVING_ERR_BAD_INPUT: input dense_features must have shape [B, ${rows.dense[0]!.length}], got [1, ${rows.dense[0]!.length - 1}]`]);
     // The REST port given for the gRPC one: said, not an empty "Resolution note".
     const restPort = await runNode(ENTRY.cli, ["predict", "--address", restAddress, "--model", "ctr", "--input", file]);
     expect(restPort.code).toBe(3);

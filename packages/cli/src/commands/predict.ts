@@ -182,7 +182,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
       throw new ClusterError(d.reason ? `serving at ${c.address} cannot be reached${d.reason}${hint}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}`, d.kind === "role" ? 1 : 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);
-    return 1;
+    // Serving refused what --input holds (a width the model does not have, say): the input's mistake, as the checks above.
+    return e.code === grpc.status.INVALID_ARGUMENT ? 2 : 1;
   } finally {
     client.close();
   }
