@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { printable } from "@pangea/kit";
+import { printable, valueSnippet } from "@pangea/kit";
 import { FeatureErrors } from "./errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
@@ -102,6 +102,25 @@ export interface FeatureList {
   readonly groupSlot: number | null;
 }
 
+/**
+ * Where in the list an issue is: an entry of slots, dense or labels by its
+ * position and, when it has one, its name (`slots[2] "C3".dim`), since
+ * "slots.2" read as slot 2 to users of --slot-config, whose keys are slot numbers.
+ */
+function issuePath(raw: unknown, path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(root)";
+  let out = "";
+  let at: unknown = raw;
+  for (const key of path) {
+    at = at !== null && typeof at === "object" ? (at as Record<PropertyKey, unknown>)[key] : undefined;
+    if (typeof key === "number") {
+      const name = at !== null && typeof at === "object" ? (at as { name?: unknown }).name : undefined;
+      out += `[${key}]${typeof name === "string" ? ` ${valueSnippet(name, 40)}` : ""}`;
+    } else out += `${out ? "." : ""}${String(key)}`;
+  }
+  return out;
+}
+
 export function compileFeatureList(config: FeatureListConfig, where: string): FeatureList {
   const bad = (msg: string) => FeatureErrors.create("FEATURES_ERR_BAD_LIST", `${where}: ${msg}`);
   const columnOfSlot = new Int32Array(V2_MAX_SLOT + 1).fill(-1);
@@ -179,7 +198,7 @@ export function loadFeatureList(path: string): FeatureList {
     const issue = parsed.error.issues[0]!;
     // A misspelt key would otherwise be dropped silently (e.g. "pooing": "mean" leaving the slot summing).
     const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}` : issue.message;
-    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issue.path.join(".") || "(root)"}: ${message}`);
+    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issuePath(raw, issue.path)}: ${message}`);
   }
   return compileFeatureList(parsed.data, `feature list ${path}`);
 }

@@ -19,15 +19,15 @@ describe("feature lists", () => {
 
   it.each([
     ['{"slots": []}', "slots: declare at least one slot"],
-    ['{"slots": [{"name": "a", "slot": 40000}]}', "slots.0.slot: Too big"],
+    ['{"slots": [{"name": "a", "slot": 40000}]}', 'slots[0] "a".slot: Too big'],
     ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 1}]}', "slot 1 is declared twice"],
     ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
     ["{not json", "is not valid JSON"],
     ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
-    ['{"slots": [{"name": "a", "slot": 1, "pooing": "mean"}]}', 'slots.0: unknown field "pooing"'],
+    ['{"slots": [{"name": "a", "slot": 1, "pooing": "mean"}]}', 'slots[0] "a": unknown field "pooing"'],
     ['{"slots": [{"name": "a", "slot": 1}], "groupslot": 1}', '(root): unknown field "groupslot"'],
     ['{"slots": [{"name": "a", "slot": 1}], "labels": [{"name": "a", "weight": 0}, {"name": "b", "weight": 0}]}', "every label has weight 0"],
-    ['{"slots": [{"name": "a", "slot": 1}], "dense": [{"name": "d", "sise": 2}]}', 'dense.0: unknown field "sise"'],
+    ['{"slots": [{"name": "a", "slot": 1}], "dense": [{"name": "d", "sise": 2}]}', 'dense[0] "d": unknown field "sise"'],
   ])("refuses %s", (text, message) => {
     const path = join(dir, `bad-${Math.random()}.json`);
     writeFileSync(path, text);
@@ -66,10 +66,12 @@ describe("a feature list's labels", () => {
   it.each([
     [`"labels": [{"name": "click"}, {"name": "click", "column": "c2"}]`, "label 'click' is declared twice"],
     [`"label": {"index": 0}, "labels": [{"name": "click"}]`, 'labels: give either "label" (one task) or "labels" (several), not both'],
-    [`"labels": [{"name": "click", "loss": "mae"}]`, 'labels.0.loss: expected loss "bce" or "mse"'],
+    [`"labels": [{"name": "click", "loss": "mae"}]`, 'labels[0] "click".loss: expected loss "bce" or "mse"'],
     [`"labels": [{"name": "click"}], "groupSlot": 7`, "groupSlot 7 is not a declared slot"],
     [`"labels": []`, "labels: declare at least one label"],
-    [`"labels": [{"name": "9x"}]`, "labels.0.name: expected a name of a letter then letters, digits or _"],
+    [`"labels": [{"name": "9x"}]`, 'labels[0] "9x".name: expected a name of a letter then letters, digits or _'],
+    // An entry named by its position and name: "slots.2" had read as slot 2.
+    [`"dense": [{"name": "d", "size": 0}]`, 'dense[0] "d".size: Too small: expected number to be >0'],
     [`"labels": [{"name": "probabilities"}]`, "label 'probabilities': the name is serving's own output's; choose another"],
     [`"labels": [{"name": "a", "index": 1}, {"name": "b"}]`, "labels 'a' and 'b' both read a Monolith sample's label 1"],
     [`"labels": [{"name": "a", "column": "y"}, {"name": "b", "column": "y"}]`, "labels 'a' and 'b' both read column 'y'"],
