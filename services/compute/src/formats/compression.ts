@@ -21,10 +21,11 @@ export function compressionFromName(path: string): Compression {
 export const NAME_ENDING: Readonly<Record<Exclude<Compression, "none">, string>> = { gzip: ".gz", zstd: ".zst", snappy: ".snappy", zlib: ".zz" };
 
 /**
- * The compression a file's first bytes prove, or null: gzip's and zstd's
- * magic numbers (1f 8b; 28 b5 2f fd) begin no uncompressed Criteo line or
- * Monolith frame that could be read, so an uncompressed read of such a file
- * is a wrong name or flag. zlib's and snappy's headers are not distinctive.
+ * The compression a file's first bytes suggest, or null: gzip's and zstd's
+ * magic numbers (1f 8b; 28 b5 2f fd). A hint, not a proof: an uncompressed
+ * Monolith or TFRecord file begins with a length or sort id that can hold
+ * gzip's two bytes (ByteStream confirms gzip by inflating). zlib's and
+ * snappy's headers are not distinctive enough to try.
  */
 export function compressionFromMagic(head: Uint8Array): "gzip" | "zstd" | null {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
