@@ -111,6 +111,9 @@ describe("the pangea command as a new user meets it", () => {
     writeFileSync(file, JSON.stringify(body));
     return file;
   };
+  // A lone surrogate as raw bytes (ED A0 80): REST refuses such a body, and so does pangea predict (it had sent it).
+  const notUtf8 = join(dirname(rawInput), "not-utf8.json");
+  writeFileSync(notUtf8, Buffer.concat([Buffer.from('{"instances":[{"dense_features":[1,2],"feature_ids":[1]}],"x":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]));
   const validInput = join(dirname(rawInput), "valid.json");
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
@@ -141,6 +144,13 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", bodyInput("misspelt", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], instancs: 1 })], 'pangea predict: invalid --input: unknown key "instancs" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
     [["predict", "--input", bodyInput("filter", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], output_filter: ["x"] })], 'pangea predict: invalid --input: unknown key "output_filter" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name" (output_filter is gRPC\'s; pangea predict answers every output)'],
     [["predict", "--input", bodyInput("row-list", { instances: [[1, 2]] })], "pangea predict: invalid --input: instance 0 must be an object of named inputs, got a list"],
+    [["predict", "--input", validInput, "--timeout-ms", "86400001"], "pangea predict: invalid --timeout-ms: expected at most 86400000 milliseconds (a day)"],
+    [["predict", "--input", notUtf8], `pangea predict: invalid --input: ${notUtf8} is not UTF-8 text; JSON must be UTF-8`],
+    [["run", "--heartbeat-ms", "3000000000"], "pangea run: invalid --heartbeat-ms: expected at most 2147483647 ms (about 24.8 days, Node's timer limit)"],
+    [["gen-data", "--out", join(dirname(rawInput), "seeded.tsv"), "--seed", "4294967296"], "pangea gen-data: invalid --seed: expected a seed below 2^32 (seeds are 32-bit)"],
+    [["gen-data", "--out", join(dirname(rawInput), "same.tsv"), "--feature-list-out", join(dirname(rawInput), ".", "same.tsv")], `pangea gen-data: --feature-list-out ${join(dirname(rawInput), "same.tsv")} is --out's file too; give the feature list its own path`],
+    // A flag typed with an ESC and a bidi override is echoed escaped, on one line.
+    [["run", "--a\u001b[31m\u202eb"], "pangea run: Unknown option '--a\\x1b[31m\\u{202e}b'"],
     [["run", "--seed", ""], "pangea run: invalid --seed: expected a non-negative integer seed"],
     [["export", "--checkpoint", "/nonexistent", "--out", tmpdir(), "--version", "0x10"], "pangea export: invalid --version: expected a positive version number"],
     [["predict", "--input", notJson], `pangea predict: invalid --input: ${notJson} is not JSON: Unexpected token 'h', "hello\\nworld" is not valid JSON`],

@@ -437,7 +437,8 @@ describe("export and serving", () => {
     for (const [file, problem] of [
       [fitting((s) => (s.dim = 8)), "slot 3 (C3): the feature list gives embedding dim 8, the model has 16"],
       [fitting((s) => (s.pooling = "mean")), "slot 3 (C3): the feature list pools with mean, the model with sum"],
-      [fitting(() => {}, { labels: [{ name: "click" }, { name: "conversion" }] }), "the feature list's labels name the tasks click, conversion, the model's tasks are ctr"],
+      [fitting(() => {}, { labels: [{ name: "click" }, { name: "conversion" }] }), "the feature list's labels are the tasks click (bce), conversion (bce), the model's tasks are ctr (bce)"],
+      [fitting(() => {}, { labels: [{ name: "ctr", loss: "mse" }] }), "the feature list's labels are the tasks ctr (mse), the model's tasks are ctr (bce)"],
     ] as const) {
       const c = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", file]);
       expect([c.code, c.stderr.split("\n")[0]]).toEqual([2, `pangea-export: --feature-list ${file} cannot go with this model: ${problem}`]);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
+import { printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
 import { ClusterError } from "./cluster-error.js";
 
 // Each command's module is loaded when that command runs: `pangea serve`, `export`, `gen-data` and every
@@ -120,11 +120,12 @@ runMain("pangea", async () => {
   } catch (err) {
     if (err instanceof UsageError && command && KNOWN.has(command)) {
       // One line naming the problem and where the usage is: the flag list would push that line off the screen.
-      process.stderr.write(`pangea ${command}: ${err.message}\nRun 'pangea ${command} --help' for usage.\n`);
+      // printable: a flag or path typed with an ESC, a newline or a bidi override is echoed escaped, on one line.
+      process.stderr.write(`pangea ${command}: ${printable(err.message, 2048)}\nRun 'pangea ${command} --help' for usage.\n`);
       process.exit(2);
     }
     if (err instanceof ClusterError) {
-      process.stderr.write(`pangea ${command}: ${err.message}\n`);
+      process.stderr.write(`pangea ${command}: ${printable(err.message, 2048)}\n`);
       process.exit(err.exitCode);
     }
     throw err;

@@ -127,8 +127,8 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
   const slotByName = new Map<string, { column: number; slot: number; kind: SlotKind }>();
   config.slots.forEach((s, column) => {
     if (columnOfSlot[s.slot] !== -1) throw bad(`slot ${s.slot} is declared twice`);
-    if (slotByName.has(s.name)) throw bad(`feature '${s.name}' is declared twice`);
-    if (s.type === "fid_v1" && s.slot > V1_MAX_SLOT) throw bad(`feature '${s.name}': v1 fids have 10-bit slots, ${s.slot} is above ${V1_MAX_SLOT}`);
+    if (slotByName.has(s.name)) throw bad(`feature '${printable(s.name, 40)}' is declared twice`);
+    if (s.type === "fid_v1" && s.slot > V1_MAX_SLOT) throw bad(`feature '${printable(s.name, 40)}': v1 fids have 10-bit slots, ${s.slot} is above ${V1_MAX_SLOT}`);
     columnOfSlot[s.slot] = column;
     slotByName.set(s.name, { column, slot: s.slot, kind: s.type });
   });
@@ -143,7 +143,7 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     if (names.has(l.name)) throw bad(`label '${l.name}' is declared twice`);
     if (RESERVED_TASK_NAMES.includes(l.name)) throw bad(`label '${l.name}': the name is serving's own output's; choose another`);
     if (byIndex.has(l.index)) throw bad(`labels '${byIndex.get(l.index)}' and '${l.name}' both read a Monolith sample's label ${l.index}`);
-    if (byColumn.has(l.column)) throw bad(`labels '${byColumn.get(l.column)}' and '${l.name}' both read column '${l.column}'`);
+    if (byColumn.has(l.column)) throw bad(`labels '${byColumn.get(l.column)}' and '${l.name}' both read column '${printable(l.column, 40)}'`);
     names.add(l.name);
     byIndex.set(l.index, l.name);
     byColumn.set(l.column, l.name);
@@ -153,7 +153,7 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
   const denseByName = new Map<string, { offset: number; size: number; log1p: boolean }>();
   let offset = 0;
   for (const d of config.dense) {
-    if (denseByName.has(d.name) || slotByName.has(d.name)) throw bad(`feature '${d.name}' is declared twice`);
+    if (denseByName.has(d.name) || slotByName.has(d.name)) throw bad(`feature '${printable(d.name, 40)}' is declared twice`);
     denseByName.set(d.name, { offset, size: d.size, log1p: d.transform === "log1p" });
     offset += d.size;
   }
@@ -197,7 +197,7 @@ export function loadFeatureList(path: string): FeatureList {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     // A misspelt key would otherwise be dropped silently (e.g. "pooing": "mean" leaving the slot summing).
-    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}` : issue.message;
+    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => valueSnippet(k, 40)).join(", ")}` : issue.message;
     throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issuePath(raw, issue.path)}: ${message}`);
   }
   return compileFeatureList(parsed.data, `feature list ${path}`);

@@ -77,7 +77,8 @@ export function parseConfig<S extends z.ZodType>(
   try {
     ({ values } = parseArgs({ args: withNegativeValues(argv, (n) => options[n]?.type === "string"), options, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new UsageError((err as Error).message.split("\n")[0] ?? String(err));
+    // Whole: an option typed with a newline in it is part of the message (printed escaped, on one line).
+    throw new UsageError((err as Error).message);
   }
   if (values.help) return null;
   const raw: Record<string, unknown> = {};

@@ -41,6 +41,24 @@ export const positiveInt = (what: string, bounds?: IntBounds) => integerNumber(`
 
 export const nonNegativeInt = (what: string, bounds?: IntBounds) => integerNumber(`expected ${what}`).pipe(bounded(z.number().min(0, `expected ${what}`), bounds));
 
+/**
+ * Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one
+ * fires after 1 ms, so a huge poll or heartbeat interval became a busy loop.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const TIMER_LIMIT = `at most ${MAX_TIMER_MS} ms (about 24.8 days, Node's timer limit)`;
+/** A duration in milliseconds that a timer waits. */
+export const milliseconds = (min: "positive" | "zero" = "positive") =>
+  (min === "positive" ? positiveInt : nonNegativeInt)("milliseconds", { max: MAX_TIMER_MS, message: `expected ${TIMER_LIMIT}` });
+/** A duration in whole seconds that a timer waits. */
+export const wholeSeconds = (min: "positive" | "zero" = "positive") =>
+  (min === "positive" ? positiveInt : nonNegativeInt)("seconds", { max: Math.floor(MAX_TIMER_MS / 1000), message: `expected ${TIMER_LIMIT}` });
+/** A duration in seconds, fractions allowed, that a timer waits. */
+export const seconds = () => decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds").max(MAX_TIMER_MS / 1000, `expected ${TIMER_LIMIT}`));
+
+/** A seed: the generators take 32 bits, so a larger one would fold onto a smaller (2^32 gave seed 0's data). */
+export const seedNumber = () => nonNegativeInt("a non-negative integer seed", { max: 2 ** 32 - 1, message: "expected a seed below 2^32 (seeds are 32-bit)" });
+
 export const intList = (what: string) =>
   z
     .string()

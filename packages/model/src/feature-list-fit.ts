@@ -21,10 +21,12 @@ export function featureListModelMismatch(list: FeatureList, spec: ModelSpec, slo
     if (s.dim !== undefined && s.dim !== dims[i]) return `slot ${s.slot} (${printable(s.name, 40)}): the feature list gives embedding dim ${s.dim}, the model has ${dims[i]}`;
     if (s.pooling !== undefined && s.pooling !== pooling[i]) return `slot ${s.slot} (${printable(s.name, 40)}): the feature list pools with ${s.pooling}, the model with ${pooling[i]}`;
   }
-  if (list.namedTasks) {
-    const listed = list.labels.map((l) => l.name).join(", ");
-    const trained = tasksOf(spec).map((t) => t.name).join(", ");
-    if (listed !== trained) return `the feature list's labels name the tasks ${listed}, the model's tasks are ${trained}`;
+  // A list's "label" (one binary label) is the task ctr, as training reads it; a list giving neither says nothing of tasks.
+  if (list.namedTasks || list.config.label !== undefined) {
+    const named = (tasks: readonly { name: string; loss: string }[]) => tasks.map((t) => `${t.name} (${t.loss})`).join(", ");
+    const listed = named(list.labels);
+    const trained = named(tasksOf(spec));
+    if (listed !== trained) return `the feature list's labels are the tasks ${listed}, the model's tasks are ${trained}`;
   }
   return null;
 }

@@ -1,6 +1,6 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
-import { decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
 export const DEFAULT_MAX_MEMORY_MB = 1024;
@@ -40,17 +40,17 @@ export const computeSchema = z.object({
     .optional(), { env: "PANGEA_KAFKA_BROKERS", description: "read from Kafka at host:port[,...] instead of files" }),
   kafkaTopic: flag(z.string().min(1).optional(), { env: "PANGEA_KAFKA_TOPIC", description: "topic whose message values are --format records" }),
   kafkaGroup: flag(z.string().min(1).default("pangea-compute"), { env: "PANGEA_KAFKA_GROUP", description: "consumer group (committed offsets live here)" }),
-  kafkaIdleTimeoutMs: flag(positiveInt("milliseconds").default(30_000), { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records" }),
+  kafkaIdleTimeoutMs: flag(milliseconds().default(30_000), { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records" }),
   onBadRecord: flag(z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"), { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse" }),
   maxMemoryMb: flag(positiveInt("megabytes", { min: 16, message: "expected at least 16 (MiB)" }).default(DEFAULT_MAX_MEMORY_MB), { env: "PANGEA_MAX_MEMORY_MB", description: "MiB a file source may hold in memory, at least 16 (records are read back from the record cache on disk)" }),
   cacheDir: flag(z.string().min(1).optional(), { env: "PANGEA_CACHE_DIR", description: "where file sources cache their decoded records, reused after a restart", shown: "<first data file's directory>/.pangea-cache" }),
   parseThreads: flag(positiveInt("a thread count", { max: 256, message: "expected at most 256 threads" }).default(availableParallelism()), { env: "PANGEA_PARSE_THREADS", description: "threads parsing and hashing file records while the record cache is written (1 = compute's main thread only; at most one per 160 MiB of --max-memory-mb)", shown: "the machine's cores" }),
   evalFraction: flag(decimalNumber("expected a number").pipe(z.number().min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]")).default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out" }),
   evalRecords: flag(nonNegativeInt("a record count").default(50_000), { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data" }),
-  seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),
+  seed: flag(seedNumber().default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),
   syntheticTasks: flag(positiveInt("1 or 2", { max: 2, message: "expected 1 or 2" }).default(1), { env: "PANGEA_SYNTHETIC_TASKS", description: "tasks of the synthetic data: 1 (click) or 2 (click, and conversion observed only on clicks); pangea run gives 2 to a multi-task --model" }),
-  connectTimeoutMs: flag(positiveInt("milliseconds").default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator" }),
-  rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator to come back" }),
+  connectTimeoutMs: flag(milliseconds().default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator" }),
+  rejoinTimeoutMs: flag(milliseconds().default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator to come back" }),
   workerId: flag(workerId(`compute-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", shown: "compute-<host>-<pid>" }),
 });
 

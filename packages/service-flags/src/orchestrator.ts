@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
-import { decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { milliseconds, wholeSeconds, seconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The embedding optimizers the orchestrator implements (services/orchestrator/src/optim/sparse-optimizers.ts). */
 export const SPARSE_OPTIMIZERS = ["sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta"] as const;
@@ -57,17 +57,17 @@ export const orchestratorSchema = z.object({
   slotConfig: flag(z.string().min(1).optional(), { env: "PANGEA_SLOT_CONFIG", description: "a JSON file of per-slot embedding settings (dim, pooling, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds)" }),
   maxEmbeddingBytes: flag(nonNegativeInt("a byte count").default(0), { env: "PANGEA_MAX_EMBEDDING_BYTES", description: "memory limit of the embedding tables (0 = none)" }),
   maxGradientAbs: flag(decimalNumber("expected a positive magnitude").pipe(z.number().positive("expected a positive magnitude").max(3.4e38, "expected at most 3.4e38 (the float32 range)")).default(1e6), { env: "PANGEA_MAX_GRADIENT_ABS", description: "largest gradient magnitude taken: a push whose dense gradient holds a value beyond it (or NaN/infinite) is refused with INVALID_ARGUMENT, an embedding-row gradient beyond it is skipped; both count as gradients rejected in the status" }),
-  expireSweepSeconds: flag(positiveInt("seconds").default(60), { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often rows past their slot's expire time are evicted" }),
-  seed: flag(nonNegativeInt("a non-negative integer seed").default(42), { env: "PANGEA_SEED", description: "seed of the initial parameters and of the dropout masks" }),
+  expireSweepSeconds: flag(wholeSeconds().default(60), { env: "PANGEA_EXPIRE_SWEEP_SECONDS", description: "how often rows past their slot's expire time are evicted" }),
+  seed: flag(seedNumber().default(42), { env: "PANGEA_SEED", description: "seed of the initial parameters and of the dropout masks" }),
   mode: flag(z.enum(TRAINING_MODES, { message: "expected sync, async or hybrid" }).default("sync"), { env: "PANGEA_MODE", description: "sync (a step's batches averaged), async (applied on arrival, bounded staleness) or hybrid (embeddings async, dense sync)" }),
   batchesPerStep: flag(nonNegativeInt("a number of batches", { max: 4096, message: "expected at most 4096 batches per step" }).default(0), { env: "PANGEA_BATCHES_PER_STEP", description: "global batches per step, however many trainers share them (0 = one per expected trainer)" }),
   maxStaleness: flag(nonNegativeInt("a number of updates").default(8), { env: "PANGEA_MAX_STALENESS", description: "async: drop gradients computed on parameters more than this many updates old" }),
-  heartbeatMs: flag(positiveInt("milliseconds").default(1000), { env: "PANGEA_HEARTBEAT_MS", description: "how often trainers send a heartbeat" }),
-  heartbeatTimeoutMs: flag(positiveInt("milliseconds").default(5000), { env: "PANGEA_HEARTBEAT_TIMEOUT_MS", description: "a trainer silent this long is declared dead and its batches reassigned" }),
-  stallTimeoutSeconds: flag(nonNegativeInt("seconds").default(600), { env: "PANGEA_STALL_TIMEOUT_SECONDS", description: "a trainer holding a batch this long without its gradients arriving, or an evaluation without its report, is declared dead as if silent and its work reassigned (0 = never); time the orchestrator itself is blocked does not count" }),
+  heartbeatMs: flag(milliseconds().default(1000), { env: "PANGEA_HEARTBEAT_MS", description: "how often trainers send a heartbeat" }),
+  heartbeatTimeoutMs: flag(milliseconds().default(5000), { env: "PANGEA_HEARTBEAT_TIMEOUT_MS", description: "a trainer silent this long is declared dead and its batches reassigned" }),
+  stallTimeoutSeconds: flag(wholeSeconds("zero").default(600), { env: "PANGEA_STALL_TIMEOUT_SECONDS", description: "a trainer holding a batch this long without its gradients arriving, or an evaluation without its report, is declared dead as if silent and its work reassigned (0 = never); time the orchestrator itself is blocked does not count" }),
   onTrainerLoss: flag(z.enum(["reassign", "fail"], { message: "expected reassign or fail" }).default("reassign"), { env: "PANGEA_ON_TRAINER_LOSS", description: "reassign (a lost trainer's batches go to the others) or fail (the job fails)" }),
   checkpointEverySteps: flag(nonNegativeInt("a number of steps").default(0), { env: "PANGEA_CHECKPOINT_EVERY_STEPS", description: "save a checkpoint every N steps (0 = only at the end)" }),
-  checkpointEverySeconds: flag(nonNegativeInt("seconds").default(0), { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off)" }),
+  checkpointEverySeconds: flag(wholeSeconds("zero").default(0), { env: "PANGEA_CHECKPOINT_EVERY_SECONDS", description: "save a checkpoint at the first step boundary N seconds after the last (0 = off)" }),
   keepCheckpoints: flag(nonNegativeInt("a number of checkpoints").default(3), { env: "PANGEA_KEEP_CHECKPOINTS", description: "keep the newest K checkpoints of the job (0 = all)" }),
   evalEverySteps: flag(nonNegativeInt("a number of steps").default(0), { env: "PANGEA_EVAL_EVERY_STEPS", description: "also evaluate the held-out split every N steps while training (training pauses for it); each evaluation is kept in the job's status (0 = only at the end)" }),
   keepBest: flag(z.boolean().default(false), { env: "PANGEA_KEEP_BEST", description: "with --eval-every-steps: checkpoint the step of the best evaluation so far (best.json names it; --keep-checkpoints never prunes it) and export it at the end instead of the last step" }),
@@ -75,20 +75,20 @@ export const orchestratorSchema = z.object({
   bestTask: flag(z.string().min(1).optional(), { env: "PANGEA_BEST_TASK", description: "the task whose --best-metric --keep-best compares (a binary task of the data)", shown: "the first task" }),
   resume: flag(z.boolean().default(false), { env: "PANGEA_RESUME", description: "continue the job (same --job-id) from its newest intact checkpoint: step, parameters and data position" }),
   freshStartIfUnreadable: flag(z.boolean().default(false), { env: "PANGEA_FRESH_START_IF_UNREADABLE", description: "with --resume: if the job has checkpoints but none can be read, start over (they are kept) instead of exiting 1" }),
-  rejoinTimeoutMs: flag(positiveInt("milliseconds").default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back" }),
+  rejoinTimeoutMs: flag(milliseconds().default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "role shard: how long to wait for a lost orchestrator to come back" }),
   servingSync: flag(z
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
     .refine((xs) => xs.length > 0 && xs.every((x) => HOST_PORT_RE.test(x)), "expected host:port[,host:port...] (ports 1..65535)")
     .optional(), { env: "PANGEA_SERVING_SYNC", description: "serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training" }),
   servingSyncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SERVING_SYNC_TOKEN_FILE", description: "a file holding serving's API token (its --api-token-file): presented on every parameter sync push, which a serving with a token requires unless TLS certificates say who pushes" }),
-  syncIntervalSeconds: flag(decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds")).default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
-  denseSyncIntervalSeconds: flag(decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds")).default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
+  syncIntervalSeconds: flag(seconds().default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
+  denseSyncIntervalSeconds: flag(seconds().default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
   restoreFrom: flag(z.string().min(1).optional(), { env: "PANGEA_RESTORE_FROM", description: "start from this checkpoint (shard 0's step-N directory) instead of fresh parameters" }),
   checkpointDir: flag(z.string().min(1).default(".pangea/checkpoints"), { env: "PANGEA_CHECKPOINT_DIR", description: "where the final checkpoint is written" }),
   exportDir: flag(z.string().min(1).optional(), { env: "PANGEA_EXPORT_DIR", description: "a model base path (pangea export --out): the final checkpoint is exported there as a new version, and so is the first checkpoint while it holds no version (serving then has a model for parameter sync to keep fresh); one parameter-server shard only" }),
   exportFeatureList: flag(z.string().min(1).optional(), { env: "PANGEA_EXPORT_FEATURE_LIST", description: "with --export-dir: the feature list the data was read with, copied into each version (serving decodes Monolith inputs and hashes raw feature values with it)" }),
-  registerTimeoutMs: flag(positiveInt("milliseconds").default(120_000), { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing" }),
+  registerTimeoutMs: flag(milliseconds().default(120_000), { env: "PANGEA_REGISTER_TIMEOUT_MS", description: "how long to wait for all workers before failing" }),
   jobId: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").refine((id) => id !== "." && id !== "..", "expected a name, not '.' or '..' (the job's checkpoints go in a directory of that name)").default(`job-${new Date().toISOString().replace(/[:.]/g, "-")}`), { env: "PANGEA_JOB_ID", description: "name of the job (checkpoint subdirectory)", shown: "job-<timestamp>" }),
 });
 

@@ -1,9 +1,9 @@
 import { createWriteStream, statSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
 import { z } from "zod";
-import { UsageError, makeDirs, nonNegativeInt, unwritableDirReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
+import { seedNumber, UsageError, makeDirs, nonNegativeInt, unwritableDirReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
@@ -27,7 +27,7 @@ const FLAGS: FlagTable = {
 const schema = z.object({
   out: z.string({ message: "expected a file path" }).min(1, "expected a file path"),
   records: positiveInt("a positive record count").default(100_000),
-  seed: nonNegativeInt("a non-negative integer seed").default(42),
+  seed: seedNumber().default(42),
   format: z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"),
   framing: z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"),
   compression: z.enum(["auto", "none", "gzip", "zlib", "snappy"], { message: "expected auto, none, gzip, zlib or snappy" }).default("auto"),
@@ -125,12 +125,20 @@ runMain("pangea gen-data", async () => {
   const compression = c.compression === "auto" ? named : c.compression;
   if (compression === "zstd") throw new UsageError(`--out ${c.out}: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool`);
   if (compression !== "none" && c.format === "parquet") {
-    throw new UsageError(`--out ${c.out}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the ${compression} extension`);
+    throw new UsageError(
+      c.compression === "auto"
+        ? `--out ${c.out}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the ${compression} extension`
+        : `--compression ${compression}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); leave --compression out for Parquet`,
+    );
   }
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   prepareOutput("--out", c.out);
-  if (c.featureListOut) prepareOutput("--feature-list-out", c.featureListOut);
+  if (c.featureListOut) {
+    // The list written last would replace the data, and the line would still say it was written.
+    if (resolve(c.featureListOut) === resolve(c.out)) throw new UsageError(`--feature-list-out ${c.featureListOut} is --out's file too; give the feature list its own path`);
+    prepareOutput("--feature-list-out", c.featureListOut);
+  }
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
   if (c.format === "criteo") {
     await writeTsv(source, c.out, c.records, compression as "none" | "gzip" | "zlib");

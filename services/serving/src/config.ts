@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { decimalNumber, integerNumber, flag, flagTable, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, workerId, type FlagTable } from "@pangea/kit";
+import { seconds, decimalNumber, integerNumber, flag, flagTable, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, workerId, type FlagTable } from "@pangea/kit";
 
 
 const schema = z.object({
@@ -12,7 +12,7 @@ const schema = z.object({
   modelName: flag(z.string().regex(/^[A-Za-z0-9._-]+$/, "expected letters, digits, '.', '_' or '-'").default("pangea"), { env: "PANGEA_MODEL_NAME", description: "name clients ask for" }),
   modelBasePath: flag(z.string({ message: "expected the directory pangea export writes versions to" }).min(1), { env: "PANGEA_MODEL_BASE_PATH", description: "directory of numbered model versions (pangea export --out)" }),
   keepVersions: flag(positiveInt("a positive number of versions").default(2), { env: "PANGEA_KEEP_VERSIONS", description: "newest versions kept loaded (older ones are unloaded)" }),
-  pollSeconds: flag(decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds")).default(2), { env: "PANGEA_POLL_SECONDS", description: "how often the base path is checked for new versions" }),
+  pollSeconds: flag(seconds().default(2), { env: "PANGEA_POLL_SECONDS", description: "how often the base path is checked for new versions" }),
   maxBatch: flag(positiveInt("a positive number of examples").default(4096), { env: "PANGEA_MAX_BATCH", description: "largest number of examples one request may carry" }),
   batchWindowUs: flag(integerNumber("expected microseconds").pipe(z.number().min(0, "expected 0 or more microseconds").max(1_000_000)).default(0), { env: "PANGEA_BATCH_WINDOW_US", description: "concurrent requests arriving within this many microseconds are run as one batch (0 = only those already waiting)" }),
   forwardThreads: flag(integerNumber("expected a number of threads").pipe(z.number().min(0, "expected 0 or more threads").max(64, "expected at most 64 threads")).default(1), { env: "PANGEA_SERVING_FORWARD_THREADS", description: "threads running the forward passes off the event loop, over the model's tables in shared memory (0 = in the event loop)" }),

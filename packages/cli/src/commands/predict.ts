@@ -24,7 +24,8 @@ const schema = z.object({
   model: z.string().min(1).default("pangea"),
   version: positiveInt("a positive version").optional(),
   input: z.string({ message: "expected a JSON file (or - for stdin)" }).min(1),
-  timeoutMs: positiveInt("milliseconds").default(10_000),
+  // grpc-js turns a deadline past 2^31 ms into an immediate DEADLINE_EXCEEDED (and past 2^53 throws): a day is plenty.
+  timeoutMs: positiveInt("milliseconds", { max: 86_400_000, message: "expected at most 86400000 milliseconds (a day)" }).default(10_000),
   tlsDir: z.string().min(1).optional(),
   tokenFile: z.string().min(1).optional(),
 });
@@ -129,17 +130,24 @@ export async function predictCommand(argv: string[]): Promise<number> {
     process.stdout.write(predictUsage());
     return 0;
   }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(c.input === "-" ? 0 : c.input);
+  } catch (err) {
+    throw new UsageError(`invalid --input: cannot read ${printable(c.input)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   let text: string;
   try {
-    text = readFileSync(c.input === "-" ? 0 : c.input, "utf8");
-  } catch (err) {
-    throw new UsageError(`invalid --input: cannot read ${c.input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    // As serving's REST reads a body: bytes that are no UTF-8 are refused, not replaced with U+FFFD.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new UsageError(`invalid --input: ${printable(c.input)} is not UTF-8 text; JSON must be UTF-8`);
   }
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`invalid --input: ${c.input} is not JSON: ${printable((err as Error).message, 160)}`);
+    throw new UsageError(`invalid --input: ${printable(c.input)} is not JSON: ${printable((err as Error).message, 160)}`);
   }
   const { dense, ids } = tensors(body);
   const meta = new grpc.Metadata();
