@@ -437,7 +437,9 @@ describe("the pangea command as a new user meets it", () => {
   it.concurrent.for(["criteo", "instance", "parquet"])("gen-data --format %s to a path that cannot be written exits 2 naming it before any work, and writes nothing", async (format, { expect }) => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-gen-"));
     writeFileSync(join(tmp, "a-file"), "x");
+    symlinkSync(join(tmp, "gone", "data"), join(tmp, "link"));
     for (const [flag, path, line] of [
+      ["--out", join(tmp, "link"), `--out ${join(tmp, "link")} is a symbolic link to ${join(tmp, "gone", "data")}, which does not exist`],
       ["--out", join(tmp, "a-file", "data"), `--out ${join(tmp, "a-file", "data")}: ${join(tmp, "a-file")} is not a directory`],
       ["--out", tmp, `--out ${tmp} is a directory; give a file path`],
       ["--out", "/proc/pangea-data", "--out /proc/pangea-data: /proc is not writable (ENOENT)"],
@@ -447,7 +449,7 @@ describe("the pangea command as a new user meets it", () => {
       const r = await runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "10", "--format", format, ...(flag === "--out" ? [] : [flag, path])]);
       expect([r.code, r.stdout, r.stderr]).toEqual([2, "", `pangea gen-data: ${line}\nRun 'pangea gen-data --help' for usage.\n`]);
     }
-    expect(readdirSync(tmp)).toEqual(["a-file"]);
+    expect(readdirSync(tmp).sort()).toEqual(["a-file", "link"]);
     // A directory that is not there yet is made, as the checkpoint and export directories are.
     const deep = join(tmp, "new", "dir", "data");
     const r = await runNode(ENTRY.cli, ["gen-data", "--out", deep, "--records", "10", "--format", format]);
@@ -470,12 +472,14 @@ describe("the pangea command as a new user meets it", () => {
     const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
     expect(exp.code, exp.stderr).toBe(0);
     // What export's command line gets wrong: one line naming the flag, exit 2, before the checkpoint is read.
+    mkdirSync(join(tmp, "full", String(Number.MAX_SAFE_INTEGER)), { recursive: true });
     const aFile = join(tmp, "a-file");
     writeFileSync(aFile, "x");
     for (const [args, line] of [
       [["--out", aFile], `--out: ${aFile} is not a directory`],
       [["--out", base, "--version", "1"], `--version: ${join(base, "1")} already exists and versions are immutable; pick another, or leave --version out for the next one (2)`],
       [["--out", base, "--feature-list", join(tmp, "none.json")], `--feature-list: cannot read feature list ${join(tmp, "none.json")}: ENOENT`],
+      [["--out", join(tmp, "full")], `the newest version under ${join(tmp, "full")} is 9007199254740991, and no next version fits below 2^53; give --version a free number, or export to another --out`],
     ] as const) {
       const bad = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, ...args]);
       expect([bad.code, bad.stderr]).toEqual([2, `pangea export: ${line}\nRun 'pangea export --help' for usage.\n`]);

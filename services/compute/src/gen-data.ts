@@ -1,4 +1,4 @@
-import { createWriteStream, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, createWriteStream, existsSync, lstatSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
@@ -51,6 +51,21 @@ function prepareOutput(flag: string, path: string): void {
     // Not there yet (or a dangling link, which the directory check below names).
   }
   if (isDir) throw new UsageError(`${flag} ${path} is a directory; give a file path`);
+  let link: string | null = null;
+  try {
+    link = lstatSync(path).isSymbolicLink() ? readlinkSync(path) : null;
+  } catch {
+    // Nothing there yet.
+  }
+  // Writing through a link to nothing would fail after the work (or make a file somewhere else).
+  if (link !== null && !existsSync(path)) throw new UsageError(`${flag} ${path} is a symbolic link to ${link}, which does not exist`);
+  if (existsSync(path)) {
+    try {
+      accessSync(path, constants.W_OK);
+    } catch (err) {
+      throw new UsageError(`${flag} ${path} is not writable (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
   const problem = unwritableDirReason(dirname(path));
   if (problem) throw new UsageError(`${flag} ${path}: ${problem}`);
   makeDirs(dirname(path));

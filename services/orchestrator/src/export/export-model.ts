@@ -31,6 +31,9 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
   }
   const existing = exportedVersions(base);
   const v = version ?? (existing.length ? existing[existing.length - 1]! + 1 : 1);
+  if (version === undefined && !Number.isSafeInteger(v)) {
+    throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `the newest version under ${base} is ${v - 1}, and no next version fits below 2^53; give --version a free number, or export to another --out`);
+  }
   if (!Number.isSafeInteger(v) || v < 1) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `export version must be a positive integer, got ${version}`);
   const dir = join(base, String(v));
   if (existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `export ${dir} already exists; versions are immutable, pick another`);
