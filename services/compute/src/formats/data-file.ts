@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, type Stats } from "node:fs";
+import { refreshStatBuffer } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 
 /** A data file's size and modification time: what compute records when it starts (they key the record cache). */
@@ -36,6 +37,8 @@ export function openDataFile(path: string, expected: FileStamp | null): OpenedFi
   }
   const st = fstatSync(fd);
   const opened: OpenedFile = { fd, stamp: stampOf(st) };
+  // A FIFO's stat would send the parser module, loaded on demand next, down the wrong path (see refreshStatBuffer).
+  if (!opened.stamp.regular) refreshStatBuffer();
   // A pipe or device says nothing of its contents by size or time; a regular file that became one has changed.
   const change = expected && (opened.stamp.regular || expected.regular) ? describeChange(expected, opened.stamp) : null;
   if (change) {

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { refreshStatBuffer } from "@pangea/kit";
 import { dirname, join } from "node:path";
 import { tf } from "./tfjs-core.js";
 import { TrainerErrors } from "../errors.js";
@@ -27,6 +28,8 @@ require("@tensorflow/tfjs");
  */
 export async function selectBackend(preference: BackendPreference, blasThreads = 1): Promise<{ name: string; detail: string }> {
   const tried: string[] = [];
+  // The backends below are loaded on demand.
+  refreshStatBuffer();
   if (preference === "auto" || preference === "tensorflow") {
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
       try {
