@@ -4,7 +4,7 @@ import { PbFraming, sortIdByDefault } from "../formats/pb-framing.js";
 import { TfRecordFraming } from "../formats/tfrecord.js";
 import { CriteoTsvSource } from "./criteo-tsv.js";
 import { MonolithFilesSource } from "./monolith-files.js";
-import type { Logger } from "@pangea/kit";
+import { refreshStatBuffer, type Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { SyntheticSource } from "./synthetic.js";
 import { expandDataPaths, sharedFiles } from "./data-paths.js";
@@ -76,7 +76,11 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
   if (!list) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
   }
-  if (c.format === "parquet") return (await import("./parquet-source.js")).ParquetSource.open({ paths, featureList: list, evalFraction, onBadRecord: c.onBadRecord, ...cache });
+  if (c.format === "parquet") {
+    // Loaded on demand after the data paths were stat'ed (see refreshStatBuffer).
+    refreshStatBuffer();
+    return (await import("./parquet-source.js")).ParquetSource.open({ paths, featureList: list, evalFraction, onBadRecord: c.onBadRecord, ...cache });
+  }
   const framing =
     c.framing === "tfrecord"
       ? new TfRecordFraming()
