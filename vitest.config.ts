@@ -14,6 +14,7 @@ export default defineConfig({
   test: {
     // Multi-process tests start real services; each file gets its own worker.
     pool: "forks",
+    setupFiles: ["./test/support/user-environment.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ["default", "./test/support/count-reporter.ts"],

@@ -24,8 +24,6 @@ it("a Criteo file given as a FIFO trains, as the same file does (on the cpu back
     cwd: dir,
     timeoutMs: 90_000,
     stopSignal: "SIGTERM",
-    // vitest's NODE_PATH holds pnpm's hoisted modules, where the wrongly loaded copy found its dependency: as a user runs it.
-    env: { NODE_PATH: "" },
   });
   createWriteStream(fifo).end(readFileSync(plain));
   const r = await job;
