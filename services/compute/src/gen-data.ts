@@ -140,11 +140,8 @@ runMain("pangea gen-data", async () => {
   const compression = c.compression === "auto" ? named : c.compression;
   if (compression === "zstd") throw new UsageError(`--out ${c.out}: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool`);
   if (compression !== "none" && c.format === "parquet") {
-    throw new UsageError(
-      c.compression === "auto"
-        ? `--out ${c.out}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the ${compression} extension`
-        : `--compression ${compression}: a Parquet file is not compressed whole (its pages are, when a writer compresses them); leave --compression out for Parquet`,
-    );
+    const whole = "a Parquet file is not compressed whole (its pages are, when a writer compresses them)";
+    throw new UsageError(c.compression === "auto" ? `--out ${c.out}: ${whole}; give a name without the ${compression} extension` : `--compression ${compression}: ${whole}; leave --compression out for Parquet`);
   }
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
