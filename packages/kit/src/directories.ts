@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, statSync } from "node:fs";
+import { accessSync, constants, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
@@ -10,6 +10,8 @@ const isLink = (path: string) => {
     return false;
   }
 };
+
+const danglingLink = (path: string) => Object.assign(new Error(`${path} is a symbolic link to ${readlinkSync(path)}, which does not exist`), { code: "EDANGLING" });
 
 const fsError = (code: string, what: string, path: string) => Object.assign(new Error(`${code}: ${what}, mkdir '${path}'`), { code, path });
 
@@ -29,7 +31,7 @@ function nearestExisting(path: string): { at: string; isDir: boolean; missing: s
       const parent = dirname(at);
       if ((codeOf(err) !== "ENOENT" && codeOf(err) !== "ENOTDIR") || parent === at) throw err;
       // A symbolic link to nothing: mkdir there fails later (EEXIST, or ENOENT through it), so it is the answer now.
-      if (codeOf(err) === "ENOENT" && isLink(at)) throw Object.assign(new Error(`${at} is a symbolic link to ${readlinkSync(at)}, which does not exist`), { code: "EDANGLING" });
+      if (codeOf(err) === "ENOENT" && isLink(at)) throw danglingLink(at);
       missing.push(at);
       at = parent;
     }
@@ -81,4 +83,30 @@ export function unwritableDirReason(dir: string): string | null {
     return `${at === target ? dir : `${at}, where ${dir} would be made,`} is not writable (${codeOf(err) ?? (err as Error).message})`;
   }
   return null;
+}
+
+/**
+ * Why a file cannot be written at `path` once the work that fills it is
+ * done, or null: checked before the work, so a wrong path costs nothing. A
+ * directory, a symbolic link to nothing (writing through it would fail or
+ * make a file elsewhere), a file without write access, or a directory part
+ * that cannot be used or made ({@link unwritableDirReason}). Each reason
+ * starts with the path, so a caller puts its flag's name in front.
+ */
+export function unwritableFileReason(path: string): string | null {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    if (codeOf(err) === "ENOENT" && isLink(path)) return danglingLink(path).message;
+    // Otherwise not there yet, or under something that is no directory: the directory's reason says which.
+  }
+  if (isDir) return `${path} is a directory; give a file path`;
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    if (codeOf(err) !== "ENOENT" && codeOf(err) !== "ENOTDIR") return `${path} is not writable (${codeOf(err) ?? (err as Error).message})`;
+  }
+  const problem = unwritableDirReason(dirname(path));
+  return problem === null ? null : `${path}: ${problem}`;
 }

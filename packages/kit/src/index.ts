@@ -19,5 +19,5 @@ export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
 export { processExists, processStartTime } from "./process-exists.js";
 export { limitConnections, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS } from "./connection-limits.js";
-export { makeDirs, unwritableDirReason } from "./directories.js";
+export { makeDirs, unwritableDirReason, unwritableFileReason } from "./directories.js";
 export { refreshStatBuffer } from "./lazy-load.js";

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { makeDirs, unwritableDirReason } from "../src/directories.js";
+import { makeDirs, unwritableDirReason, unwritableFileReason } from "../src/directories.js";
 
 let dir: string;
 beforeEach(() => {
@@ -73,5 +73,34 @@ describe("a symbolic link to nothing", () => {
     expect(unwritableDirReason(join(link, "x"))).toBe(why);
     expect(() => makeDirs(join(link, "x"))).toThrow(why);
     expect(readdirSync(dir)).toEqual(["dangling"]);
+  });
+});
+
+describe("unwritableFileReason", () => {
+  it("null for a new file (under directories still to be made) or a writable one; nothing is made", () => {
+    expect(unwritableFileReason(join(dir, "new", "deeper", "out.tsv"))).toBeNull();
+    writeFileSync(join(dir, "old.tsv"), "x");
+    expect(unwritableFileReason(join(dir, "old.tsv"))).toBeNull();
+    expect(readdirSync(dir)).toEqual(["old.tsv"]);
+  });
+
+  it("names a directory, a link to nothing, and a directory part that is a file, each reason starting with the path", () => {
+    expect(unwritableFileReason(dir)).toBe(`${dir} is a directory; give a file path`);
+    const link = join(dir, "dangling");
+    symlinkSync(join(dir, "nowhere"), link);
+    expect(unwritableFileReason(link)).toBe(`${link} is a symbolic link to ${join(dir, "nowhere")}, which does not exist`);
+    writeFileSync(join(dir, "f"), "x");
+    expect(unwritableFileReason(join(dir, "f", "out.tsv"))).toBe(`${join(dir, "f", "out.tsv")}: ${join(dir, "f")} is not a directory`);
+    expect(unwritableFileReason(join(link, "out.tsv"))).toBe(`${join(link, "out.tsv")}: ${link} is a symbolic link to ${join(dir, "nowhere")}, which does not exist`);
+  });
+
+  // Root may write any file; only others are refused by the mode.
+  it.runIf(process.getuid?.() !== 0)("names a file without write access", () => {
+    writeFileSync(join(dir, "ro.tsv"), "x", { mode: 0o444 });
+    expect(unwritableFileReason(join(dir, "ro.tsv"))).toBe(`${join(dir, "ro.tsv")} is not writable (EACCES)`);
+  });
+
+  it.runIf(existsSync("/proc/self"))("refuses a file under /proc", () => {
+    expect(unwritableFileReason("/proc/pangea-nope.tsv")).toBe("/proc/pangea-nope.tsv: /proc is not writable (ENOENT)");
   });
 });

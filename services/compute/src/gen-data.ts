@@ -1,9 +1,9 @@
-import { accessSync, constants, createWriteStream, existsSync, lstatSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
 import { z } from "zod";
-import { seedNumber, UsageError, makeDirs, nonNegativeInt, unwritableDirReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
+import { seedNumber, UsageError, makeDirs, nonNegativeInt, unwritableFileReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
 import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
@@ -44,30 +44,8 @@ const usage = () => usageText("pangea gen-data", "Write the built-in synthetic C
  * a failure after the work.
  */
 function prepareOutput(flag: string, path: string): void {
-  let isDir = false;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch {
-    // Not there yet (or a dangling link, which the directory check below names).
-  }
-  if (isDir) throw new UsageError(`${flag} ${path} is a directory; give a file path`);
-  let link: string | null = null;
-  try {
-    link = lstatSync(path).isSymbolicLink() ? readlinkSync(path) : null;
-  } catch {
-    // Nothing there yet.
-  }
-  // Writing through a link to nothing would fail after the work (or make a file somewhere else).
-  if (link !== null && !existsSync(path)) throw new UsageError(`${flag} ${path} is a symbolic link to ${link}, which does not exist`);
-  if (existsSync(path)) {
-    try {
-      accessSync(path, constants.W_OK);
-    } catch (err) {
-      throw new UsageError(`${flag} ${path} is not writable (${(err as NodeJS.ErrnoException).code})`);
-    }
-  }
-  const problem = unwritableDirReason(dirname(path));
-  if (problem) throw new UsageError(`${flag} ${path}: ${problem}`);
+  const problem = unwritableFileReason(path);
+  if (problem) throw new UsageError(`${flag} ${problem}`);
   makeDirs(dirname(path));
 }
 
