@@ -118,7 +118,7 @@ describe("the pangea command as a new user meets it", () => {
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
   it.concurrent.for([
-    [["predict", "--input", rawInput], "pangea predict: invalid --input: unknown inputs I1, C1; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)"],
+    [["predict", "--input", rawInput], `pangea predict: invalid --input: unknown inputs "I1", "C1"; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     [["run", "--steps", "abc"], "pangea run: invalid --steps: expected a positive number of steps"],
     [["train", "--steps=-3"], "pangea train: invalid --steps: expected a positive number of steps"],
     [["up", "--trainers", "0"], "pangea up: invalid --trainers: expected a positive number of trainers"],

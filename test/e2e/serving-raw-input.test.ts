@@ -220,7 +220,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["positional and named mixed", 1, { instances: [{ dense_values: dense(ROWS[0]!), C1: "x" }] }, "dense_values give raw values by position and cannot be mixed with features by name; got dense_values, C1"],
     ["columns of different lengths", 1, { inputs: { I1: [1, 2], C1: ["a"] } }, "raw inputs disagree on the batch size: I1 has 2 examples, C1 has 1"],
     ["a name the layout lacks", 1, { instances: [criteo({ C27: "x" })] },
-      "unknown input C27: expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)"],
+      `unknown input "C27": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)`],
     ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
@@ -235,7 +235,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["inputs that are a list", 1, { inputs: [1] }, '"inputs" must be an object of named inputs, each a list with one entry per example; got a list'],
     ["a body that is a list", 1, [criteo({})], 'the body must be a JSON object with "instances" or "inputs", got a list'],
     ["raw values for a version that has no layout for them", 3, { instances: [{ C1: "x" }] },
-      `unknown input C1: expected dense_features [B, ${SMALL_SPEC.numDense}] and feature_ids [B, ${SMALL_SPEC.numSlots}], one of instances, examples, example_batch, or raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)`],
+      `unknown input "C1": expected dense_features [B, ${SMALL_SPEC.numDense}] and feature_ids [B, ${SMALL_SPEC.numSlots}], one of instances, examples, example_batch, or raw values (not for this version: it was exported without a feature list and is not laid out as Criteo's data, 13 dense values and slots 1-26)`],
   ])("%s", async (_what, version, body, message) => {
     const r = await restPredict(version, body);
     expect(r.status).toBe(400);
@@ -259,7 +259,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
 
   it.each([
     ["an unknown name, whatever its tensor", { x: { dtype: "DT_FLOAT" } },
-      "unknown input x: expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)"],
+      `unknown input "x": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)`],
     ["a dtype raw values never have", { C1: column("DT_BOOL", "bool_val", [true]) }, "input C1 must be DT_STRING, DT_INT64, DT_UINT64, DT_INT32, DT_FLOAT or DT_DOUBLE raw values, got DT_BOOL"],
     ["a count that is not an integer", { I4: column("DT_FLOAT", "float_val", [1.5]) }, 'input I4, example 0: expected an integer count (or "" or null for missing), got 1.5'],
     ["a token given as an integer", { C2: column("DT_INT64", "int64_val", ["5"]) }, "input C2, example 0: expected a string (its bytes are hashed), got 5"],

@@ -135,7 +135,7 @@ describe("export and serving", () => {
   it.each([
     ["an unknown model", { model_spec: { name: "nope" } }, grpc.status.NOT_FOUND, 'SERVING_ERR_UNKNOWN_MODEL: no model named "nope"'],
     ["an unknown version", { model_spec: { name: "ctr", version: { value: "99" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 99 loaded"],
-    ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, "unknown input x: expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26)"],
+    ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, `unknown input "x": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26)`],
     ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
     ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],
     ["too many examples", "big", grpc.status.RESOURCE_EXHAUSTED, "request carries 5000 examples; this server takes at most 4096"],

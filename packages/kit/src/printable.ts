@@ -57,14 +57,3 @@ function escapeUnit(c: number): string {
   if (c <= 0xff) return `\\x${c.toString(16).padStart(2, "0")}`;
   return `\\u{${c.toString(16)}}`;
 }
-
-/**
- * Names a client sent (input names, keys) for a one-line message: the
- * first `maxNames`, each through printable() cut to `maxChars`, then how
- * many more there were. A hostile client's names can be megabytes each,
- * hold newlines, or number in the hundreds of thousands.
- */
-export function printableNames(names: readonly string[], maxNames = 5, maxChars = 40): string {
-  const shown = names.slice(0, maxNames).map((n) => printable(n, maxChars)).join(", ");
-  return names.length > maxNames ? `${shown} and ${names.length - maxNames} more` : shown;
-}

@@ -32,3 +32,16 @@ export function notANumberProblem(v: unknown): string | null {
   if (typeof v === "number") return null;
   return `must be a number, got ${typeof v === "string" ? `the string ${valueSnippet(v, 40)}` : valueSnippet(v)}`;
 }
+
+/**
+ * Names a client sent (input names, keys) for a one-line message: the
+ * first `maxNames`, each quoted as valueSnippet() quotes a string (so a
+ * name holding a newline and one holding a backslash and an n differ, and a
+ * comma inside a name is not read as a separator), cut to `maxChars`, then
+ * how many more there were. A hostile client's names can be megabytes each,
+ * hold newlines, or number in the hundreds of thousands.
+ */
+export function printableNames(names: readonly string[], maxNames = 5, maxChars = 40): string {
+  const shown = names.slice(0, maxNames).map((n) => valueSnippet(n, maxChars)).join(", ");
+  return names.length > maxNames ? `${shown} and ${names.length - maxNames} more` : shown;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { printable, printableBytes } from "../src/printable.js";
-import { valueSnippet } from "../src/value-kind.js";
+import { printableNames, valueSnippet } from "../src/value-kind.js";
 
 describe("printable", () => {
   it.each([
@@ -42,5 +42,16 @@ describe("valueSnippet", () => {
     expect(valueSnippet({ a: 1 })).toBe("an object");
     expect(valueSnippet(null)).toBe("null");
     expect(valueSnippet(2.5)).toBe("2.5");
+  });
+});
+
+describe("printableNames", () => {
+  it("quotes each name, so a newline, a backslash-n and a comma inside a name read apart", () => {
+    expect(printableNames(["a\nb", "a\\nb", "x, y"])).toBe('"a\\nb", "a\\\\nb", "x, y"');
+  });
+
+  it("shows the first few, each cut, then how many more", () => {
+    const names = ["k".repeat(100), ...Array.from({ length: 9 }, (_, i) => `n${i}`)];
+    expect(printableNames(names, 3, 10)).toBe(`"${"k".repeat(10)}… (90 more chars)", "n0", "n1" and 7 more`);
   });
 });

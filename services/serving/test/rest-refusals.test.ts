@@ -77,7 +77,7 @@ describe("REST Predict's body, as strict as gRPC's", () => {
   });
 
   it.each([
-    ["an unknown key in a row", { instances: [{ dense_features: [1, 2], feature_ids: ["65537"], C1: "abc" }] }, 'SERVING_ERR_BAD_INPUT: unknown inputs C1 in "instances"; expected dense_features and feature_ids'],
+    ["an unknown key in a row", { instances: [{ dense_features: [1, 2], feature_ids: ["65537"], C1: "abc" }] }, 'SERVING_ERR_BAD_INPUT: unknown inputs "C1" in "instances"; expected dense_features and feature_ids'],
     ["both inputs and instances", { inputs: { dense_features: [[1, 2]], feature_ids: [["65537"]] }, instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: the body has both "inputs" and "instances"; give one of them'],
     ["another signature", { signature_name: "nope", instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: unknown signature "nope"; the model has serving_default'],
     ["a dense value given as a string", { instances: [{ dense_features: [1, "13"], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: dense_features row 0 value 1 must be a number, got the string "13"'],
@@ -142,6 +142,6 @@ describe("REST Predict: input names a client sent are cut in the error line", ()
     for (let i = 0; i < 200; i++) row[`k${i}`] = 1;
     const r = await predict({ instances: [row] });
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: unknown inputs a\\n${"x".repeat(38)}… (${100_002 - 40} more chars), k0, k1, k2, k3 and 196 more in "instances"; expected dense_features and feature_ids`);
+    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: unknown inputs "a\\n${"x".repeat(38)}… (${100_002 - 40} more chars)", "k0", "k1", "k2", "k3" and 196 more in "instances"; expected dense_features and feature_ids`);
   });
 });
