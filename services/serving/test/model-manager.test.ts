@@ -1,10 +1,12 @@
-import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError, createLogger } from "@pangea/kit";
 import { ModelManager } from "../src/model/model-manager.js";
-import { corrupt, writeVersion } from "./support/versions.js";
+import { SLOT, SPEC, corrupt, idWords, writeModel, writeVersion } from "./support/versions.js";
+import { denseParams } from "@pangea/model";
 
 const log = createLogger("serving-test", "silent");
 
@@ -88,6 +90,40 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     m.scan();
     expect(m.loadedVersions()).toEqual([1]);
     expect(m.versions("ctr", 2)[0]!.error).toBe("removed from the base path");
+  });
+});
+
+describe("ModelManager: versions that are no model", () => {
+  it("a FIFO or device for a file, or non-finite weights, is refused with its reason at once; the good version keeps serving", () => {
+    const { base, m } = manager(2);
+    writeVersion(base, 1);
+    m.scan();
+    // Read plainly, a FIFO blocked the process for good and /dev/zero filled its memory.
+    writeVersion(base, 2);
+    rmSync(join(base, "2", "manifest.json"));
+    expect(spawnSync("mkfifo", [join(base, "2", "manifest.json")]).status).toBe(0);
+    writeVersion(base, 3);
+    rmSync(join(base, "3", "manifest.json"));
+    symlinkSync("/dev/zero", join(base, "3", "manifest.json"));
+    writeVersion(base, 4);
+    rmSync(join(base, "4", `slot-${SLOT}.rows.f32`));
+    expect(spawnSync("mkfifo", [join(base, "4", `slot-${SLOT}.rows.f32`)]).status).toBe(0);
+    // Checksums that match weights that would make every answer NaN.
+    writeVersion(base, 5, Number.NaN);
+    const n = denseParams(SPEC).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+    writeModel(base, 6, { spec: SPEC, slotIds: [SLOT], dense: new Float32Array(n).fill(0.1), tables: [{ slot: SLOT, ids: Uint32Array.from([...idWords(1), ...idWords(2)]), rows: Float32Array.from([1, 1, 2, Number.POSITIVE_INFINITY]) }] });
+    const t = performance.now();
+    m.scan();
+    expect(performance.now() - t).toBeLessThan(5_000);
+    expect(m.loadedVersions()).toEqual([1]);
+    const error = (v: number) => m.versions("ctr", v)[0]!.error.replace(/^model version \d+ at [^:]*: /, "");
+    expect([2, 3, 4, 5, 6].map(error)).toEqual([
+      "manifest.json is a FIFO, not a regular file",
+      "manifest.json is a device, not a regular file",
+      `slot-${SLOT}.rows.f32 is a FIFO, not a regular file`,
+      "dense.f32 holds NaN at value 0; a version with non-finite weights would answer NaN",
+      `slot-${SLOT}.rows.f32 holds Infinity in row 1; a version with non-finite weights would answer NaN`,
+    ]);
   });
 });
 

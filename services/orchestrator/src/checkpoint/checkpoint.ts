@@ -1,8 +1,8 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
-import { makeDirs, printable, readChecked, sha256Hex, shardOfId } from "@pangea/kit";
+import { makeDirs, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
@@ -240,9 +240,10 @@ export function loadCheckpoint(dir: string): CheckpointData {
     if (steps.length) throw corrupt(`this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${steps.at(-1)!.dir}`);
     throw corrupt("no manifest.json (incomplete checkpoint)");
   }
+  const text = readRegularFile(manifestPath, "manifest.json", corrupt, { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8");
   let manifest: CheckpointManifest;
   try {
-    manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as CheckpointManifest;
+    manifest = JSON.parse(text) as CheckpointManifest;
   } catch (err) {
     throw corrupt(`manifest.json is not valid JSON: ${printable((err as Error).message, 160)}`);
   }
@@ -489,7 +490,7 @@ export function latestCheckpoint(root: string, jobId: string, log?: (msg: string
 function looksIntact(dir: string): boolean {
   if (unreadableDirs.has(dir)) return false;
   try {
-    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as CheckpointManifest;
+    const m = JSON.parse(readRegularFile(join(dir, "manifest.json"), "manifest.json", (msg) => new Error(msg), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8")) as CheckpointManifest;
     if (m.format !== CHECKPOINT_FORMAT || !m.files) return false;
     return Object.entries(m.files).every(([name, f]) => statSync(join(dir, name)).size === f.bytes);
   } catch {

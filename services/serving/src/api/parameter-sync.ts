@@ -1,5 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger, PangeaError } from "@pangea/kit";
+import { firstNonFinite } from "@pangea/kit";
 import { ParameterSyncService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords, type ParameterSyncUpdate } from "@pangea/schema";
 import { denseParams, parseModelSpec, specDifference } from "@pangea/model";
@@ -161,9 +162,4 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
     }
   }
   return { words, count, offsets, width: layout.uniform, rows: rows.data, tombstones, dense };
-}
-
-function firstNonFinite(a: Float32Array): number {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return i;
-  return -1;
 }

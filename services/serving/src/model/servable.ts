@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
-import { printable, readChecked } from "@pangea/kit";
+import { existsSync } from "node:fs";
+import { firstNonFinite, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile } from "@pangea/kit";
 import { join } from "node:path";
 import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
@@ -64,9 +64,10 @@ export class Servable {
     const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_EXPORT", `model version ${version} at ${dir}: ${msg}`);
     const manifestPath = join(dir, "manifest.json");
     if (!existsSync(manifestPath)) throw bad("no manifest.json");
+    const text = readRegularFile(manifestPath, "manifest.json", bad, { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8");
     let m: ExportManifest;
     try {
-      m = JSON.parse(readFileSync(manifestPath, "utf8")) as ExportManifest;
+      m = JSON.parse(text) as ExportManifest;
     } catch (err) {
       throw bad(`manifest.json is not valid JSON: ${printable((err as Error).message, 160)}`);
     }
@@ -93,6 +94,8 @@ export class Servable {
       at += n;
     }
     if (at !== flat.length) throw bad(`dense.f32 holds ${flat.length} values, the model needs ${at}`);
+    const badDense = firstNonFinite(flat);
+    if (badDense >= 0) throw bad(`dense.f32 holds ${flat[badDense]} at value ${badDense}; a version with non-finite weights would answer NaN`);
     const s = new Servable(version, dir, m, spec, dense);
     if (m.featureList) {
       read(m.featureList); // checksummed like every file
@@ -115,6 +118,8 @@ export class Servable {
       const ids = u32(read(`slot-${t.slot}.ids.u64`));
       const rows = f32(read(`slot-${t.slot}.rows.f32`));
       if (ids.length !== 2 * t.rows || rows.length !== t.rows * t.dim) throw bad(`slot ${t.slot}'s files do not hold ${t.rows} rows`);
+      const badRow = firstNonFinite(rows);
+      if (badRow >= 0) throw bad(`slot-${t.slot}.rows.f32 holds ${rows[badRow]} in row ${Math.floor(badRow / t.dim)}; a version with non-finite weights would answer NaN`);
       const table = new RowTable(t.dim, t.rows);
       for (let r = 0; r < t.rows; r++) table.set(ids[2 * r]!, ids[2 * r + 1]!, rows, r * t.dim);
       s.tables.set(t.slot, table);
