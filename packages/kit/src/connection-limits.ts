@@ -12,6 +12,15 @@ import type { Server, Socket } from "node:net";
 export const MAX_CONNECTIONS = 8192;
 export const MAX_CONNECTIONS_PER_ADDRESS = 1024;
 
+/**
+ * How long an HTTP request may take to arrive whole, headers and body. Node
+ * drops a client slow with its headers after 60 s, but fastify turns the
+ * whole-request limit off: a client trickling one body byte every few
+ * seconds held its connection for good, and 8 addresses' worth of them
+ * (8 x 1,024) kept every other client out.
+ */
+export const HTTP_REQUEST_TIMEOUT_MS = 60_000;
+
 /** Applies the limits to a listening (or about to listen) server; returns a count of connections refused so far. */
 export function limitConnections(server: Server, total = MAX_CONNECTIONS, perAddress = MAX_CONNECTIONS_PER_ADDRESS): () => number {
   server.maxConnections = total;

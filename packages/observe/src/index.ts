@@ -4,3 +4,4 @@ export { Counter, Gauge, Histogram, Registry } from "prom-client";
 export { CounterFrom } from "./counter-from.js";
 export { grpcServerMetrics } from "./grpc-metrics.js";
 export type { FastifyInstance } from "fastify";
+export { timedServerFactory } from "./http-server-factory.js";

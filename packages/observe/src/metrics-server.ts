@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
+import { timedServerFactory } from "./http-server-factory.js";
 
 /**
  * A service's HTTP side for operators: GET /metrics in Prometheus' text
@@ -43,7 +44,7 @@ export function addMetricsRoute(app: FastifyInstance, registry: Registry): void 
 export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
   if (routes) {
     const { default: Fastify } = await import("fastify");
-    const app = Fastify();
+    const app = Fastify({ serverFactory: timedServerFactory() });
     addMetricsRoute(app, registry);
     routes(app);
     const url = new URL(await app.listen({ host, port }));

@@ -1,7 +1,7 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { PangeaError, limitConnections, printable } from "@pangea/kit";
-import { addMetricsRoute, type Registry } from "@pangea/observe";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, printable } from "@pangea/kit";
+import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
 import { taskColumn } from "@pangea/model";
@@ -38,13 +38,23 @@ export interface RestAccess {
 }
 
 /** TensorFlow Serving's REST API shapes on fastify: model status, predict, and pinning a version (rollback). */
-export async function startRest(host: string, port: number, models: ModelManager, batcher: MicroBatcher, maxBatch: number, registry?: Registry, access: RestAccess = {}): Promise<{ app: FastifyInstance; address: string }> {
+export async function startRest(
+  host: string,
+  port: number,
+  models: ModelManager,
+  batcher: MicroBatcher,
+  maxBatch: number,
+  registry?: Registry,
+  access: RestAccess = {},
+  requestTimeout = HTTP_REQUEST_TIMEOUT_MS,
+): Promise<{ app: FastifyInstance; address: string }> {
   // Room for the largest request --max-batch allows, as JSON text.
   const bodyLimit = Math.max(1 << 20, maxBatch * 1024);
   // A client certificate is asked for, not required: REST clients outside the cluster use the token.
   // A handshake not finished in 10 s is dropped (Node's default holds it 120 s; see limitConnections).
   const https = access.https ? { ...access.https, requestCert: true, rejectUnauthorized: false, handshakeTimeout: 10_000 } : undefined;
-  const app = (https ? Fastify({ bodyLimit, https }) : Fastify({ bodyLimit })) as unknown as FastifyInstance;
+  // The factory makes the HTTPS server when there is a certificate (fastify's https option would make its own, without the limit).
+  const app = Fastify({ bodyLimit, serverFactory: timedServerFactory(https, requestTimeout) }) as unknown as FastifyInstance;
   limitConnections(app.server);
   // Only JSON bodies: fastify's own text/plain parser would hand a JSON text sent as text/plain on as a string.
   app.removeContentTypeParser("text/plain");

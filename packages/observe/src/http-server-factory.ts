@@ -1,0 +1,18 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from "node:https";
+import { HTTP_REQUEST_TIMEOUT_MS } from "@pangea/kit";
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * A fastify `serverFactory` whose Node server drops a request not whole
+ * within `requestTimeout` ms (408). fastify's own `requestTimeout` option
+ * sets the server's property after construction, which Node 20 does not
+ * read (measured: a client trickling its body was held for good); the
+ * limit counts only when given to the constructor. Connections are checked
+ * every `requestTimeout` ms, at most every 30 s (Node's default).
+ */
+export function timedServerFactory(tls?: HttpsOptions, requestTimeout = HTTP_REQUEST_TIMEOUT_MS): (handler: Handler) => ReturnType<typeof createHttpServer> {
+  const timing = { requestTimeout, connectionsCheckingInterval: Math.min(30_000, requestTimeout) };
+  return (handler) => (tls ? createHttpsServer({ ...tls, ...timing }, handler) : createHttpServer(timing, handler));
+}
