@@ -161,4 +161,15 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([5, 2 ** 32 - 2]) }, spec, 64)).toThrow("input feature_ids_lengths sums to 4294967299 ids, feature_ids holds 3");
     expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([0, 3]) }, spec, 64).cellOffsets!)).toEqual([0, 0, 3]);
   });
+
+  it("DT_INT32 splits and lengths packed in tensor_content (as tf.make_tensor_proto writes them) read as their value lists do", () => {
+    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: [id(1, 1), id(1, 2), id(2, 1)] };
+    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [1, 2] };
+    const packed = (v: number[], dim: number[]): TensorProtoMsg => ({ dtype: "DT_INT32", tensor_shape: { dim: dim.map((size) => ({ size })) }, tensor_content: Buffer.from(Int32Array.from(v).buffer) });
+    expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: packed([0, 2, 3], [3]) }, spec, 64).cellOffsets!)).toEqual([0, 2, 3]);
+    expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: packed([2, 1], [1, 2]) }, spec, 64).cellOffsets!)).toEqual([0, 2, 3]);
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: packed([4, -1], [1, 2]) }, spec, 64)).toThrow("input feature_ids_lengths entry 1 is -1: expected a non-negative integer");
+    const short = { ...packed([0, 2, 3], [3]), tensor_content: Buffer.alloc(10) };
+    expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: short }, spec, 64)).toThrow("input feature_ids_row_splits: tensor_content has 10 bytes for 3 DT_INT32 values");
+  });
 });

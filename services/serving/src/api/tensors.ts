@@ -173,7 +173,15 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
 /** Non-negative integer counts or offsets (below 2^32) from an integer tensor. */
 function countsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
   if (t.dtype === "DT_INT32") {
-    const v = t.int_val ?? [];
+    let v: number[];
+    if (t.tensor_content && t.tensor_content.length > 0) {
+      // Packed, as tf.make_tensor_proto writes it: little-endian int32s.
+      if (t.tensor_content.length !== count * 4) throw bad(`input ${name}: tensor_content has ${t.tensor_content.length} bytes for ${count} DT_INT32 values`);
+      const copy = Buffer.from(t.tensor_content);
+      v = Array.from(new Int32Array(copy.buffer, copy.byteOffset, count));
+    } else {
+      v = t.int_val ?? [];
+    }
     if (v.length !== count) throw bad(`input ${name}: ${v.length} values for a shape of ${count}`);
     const wrong = v.findIndex((x) => !Number.isInteger(x) || x < 0);
     if (wrong >= 0) throw bad(`input ${name} entry ${wrong} is ${v[wrong]}: expected a non-negative integer`);
