@@ -98,6 +98,24 @@ describe("--data paths", () => {
     expect(() => expandDataPaths(["", ""], "--data")).toThrow("--data names no file");
   });
 
+  it("a link to nothing or a FIFO in a directory or a pattern's matches is refused by name, not passed over; a subdirectory is passed over", () => {
+    const days = join(dir, "days");
+    mkdirSync(join(days, "sub"), { recursive: true });
+    writeFileSync(join(days, "day0.tsv"), tsv(0, 10));
+    expect(expandDataPaths([days], "--data")).toEqual([join(days, "day0.tsv")]);
+    symlinkSync(join(dir, "unmounted", "day1.tsv"), join(days, "day1.tsv"));
+    const gone = `a symbolic link to ${join(dir, "unmounted", "day1.tsv")}, which does not exist`;
+    expect(() => expandDataPaths([days], "--data")).toThrow(`--data: the directory ${days} holds ${join(days, "day1.tsv")}, ${gone}`);
+    expect(() => expandDataPaths([join(days, "day*.tsv")], "--eval-data")).toThrow(`--eval-data: the pattern '${join(days, "day*.tsv")}' holds ${join(days, "day1.tsv")}, ${gone}`);
+    const fifos = join(dir, "fifos");
+    mkdirSync(fifos);
+    writeFileSync(join(fifos, "day0.tsv"), tsv(0, 10));
+    expect(spawnSync("mkfifo", [join(fifos, "day2.tsv")]).status).toBe(0);
+    expect(() => expandDataPaths([fifos], "--data")).toThrow(`--data: the directory ${fifos} holds ${join(fifos, "day2.tsv")}, a FIFO, not a data file; name it in --data on its own to read it as one`);
+    // Named on its own, a FIFO is data (test/fifo-data).
+    expect(expandDataPaths([join(fifos, "day2.tsv")], "--data")).toEqual([join(fifos, "day2.tsv")]);
+  });
+
   it("an empty directory is refused", async () => {
     mkdirSync(join(dir, "empty"));
     expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);

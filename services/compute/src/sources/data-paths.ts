@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from "node:fs";
+import { lstatSync, readlinkSync, readdirSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { ComputeErrors } from "../errors.js";
 
@@ -21,7 +21,7 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
   for (const entry of named) {
     // A file whose name holds a wildcard character is itself, when it exists.
     const pattern = WILDCARD.test(entry) && !exists(entry);
-    const files = pattern ? globFiles(entry) : namedFiles(entry, flag);
+    const files = pattern ? globFiles(entry, flag) : namedFiles(entry, flag);
     if (files.length === 0) {
       const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
       // The flag's value names nothing: a bad flag, exit 2 like any other.
@@ -62,22 +62,45 @@ function namedFiles(entry: string, flag: string): string[] {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: cannot read data file ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (!st.isDirectory()) return [entry];
-  return readdirSync(entry, { withFileTypes: true })
-    .filter((d) => !d.name.startsWith(".") && (d.isFile() || (d.isSymbolicLink() && isFile(join(entry, d.name)))))
-    .map((d) => join(entry, d.name))
+  return readdirSync(entry)
+    .filter((name) => !name.startsWith(".") && isDataFile(join(entry, name), `the directory ${entry}`, flag))
+    .map((name) => join(entry, name))
     .sort();
 }
 
-function isFile(path: string): boolean {
+/**
+ * Whether an entry a directory or a pattern yields is a file to read: a
+ * regular file (or a link to one) is, a directory is passed over. A link to
+ * nothing (a day's file moved or unmounted) and a FIFO, socket or device
+ * are refused by name: passing over them lost that data without a word, and
+ * reading a FIFO found in a listing would wait for a writer.
+ */
+function isDataFile(path: string, where: string, flag: string): boolean {
+  let st;
   try {
-    return statSync(path).isFile();
+    st = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && isLink(path)) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, a symbolic link to ${readlinkSync(path)}, which does not exist`);
+    if (code === "ENOENT" || code === "ENOTDIR") return false;
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, which cannot be read (${code ?? (err as Error).message})`);
+  }
+  if (st.isFile()) return true;
+  if (st.isDirectory()) return false;
+  const kind = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device";
+  throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, ${kind}, not a data file; name it in ${flag} on its own to read it as one`);
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
   } catch {
     return false;
   }
 }
 
 /** A glob's matching files, sorted: each path part with a wildcard is matched against a directory's entries. */
-function globFiles(pattern: string): string[] {
+function globFiles(pattern: string, flag: string): string[] {
   const absolute = pattern.startsWith("/");
   const parts = pattern.split(/\/+/).filter((p, i) => p !== "" || i === 0);
   let dirs = [absolute ? "/" : "."];
@@ -89,7 +112,7 @@ function globFiles(pattern: string): string[] {
     for (const dir of dirs) {
       if (!WILDCARD.test(part)) {
         const p = join(dir, part);
-        if (last ? isFile(p) : isDir(p)) next.push(p);
+        if (last ? isDataFile(p, `the pattern '${pattern}'`, flag) : isDir(p)) next.push(p);
         continue;
       }
       const re = partRegex(part);
@@ -104,7 +127,7 @@ function globFiles(pattern: string): string[] {
         if (name.startsWith(".") && !part.startsWith(".")) continue;
         if (!re.test(name)) continue;
         const p = join(dir, name);
-        if (last ? isFile(p) : isDir(p)) next.push(p);
+        if (last ? isDataFile(p, `the pattern '${pattern}'`, flag) : isDir(p)) next.push(p);
       }
     }
     dirs = next;
