@@ -40,6 +40,12 @@ describe("ByteStream", () => {
     expect(r.damage).toBeNull();
   });
 
+  it("gzip + trailing text (not another member): damage that says so and how to rewrite the file, after the data decompressed before the piece holding it", async () => {
+    const r = await readAll(concat(gzipSync(text), Buffer.from("GARBAGE".repeat(20))), "gzip");
+    expect(text.startsWith(r.text)).toBe(true);
+    expect(r.damage!.message).toBe("cannot gzip-decompress: bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)");
+  });
+
   it("a gzip file cut short gives every byte decompressed before the cut, then the damage at the right output offset", async () => {
     const whole = gzipSync(text);
     const r = await readAll(whole.subarray(0, Math.floor(whole.length * 0.7)), "gzip");

@@ -183,14 +183,25 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
     case "gzip":
     case "zlib": {
       // Node's zlib stream (on libuv's threads), written a piece at a time: each write's output is in `out` when its callback runs.
-      // Bytes after the compressed data (zero padding, a trailer of another tool) end its output early, as gzip(1)
-      // ignores trailing garbage: from then on a piece is answered at once, with nothing.
+      // Zero padding after the compressed data (and, for zlib, any bytes) ends its output early, as gzip(1) ignores
+      // trailing garbage: from then on a piece is answered at once, with nothing.
       const z = kind === "gzip" ? zlib.createGunzip() : zlib.createInflate();
       const out: Uint8Array[] = [];
       let failure: Error | null = null;
       let ended = false;
-      z.on("data", (d: Buffer) => out.push(d));
-      z.on("error", (err) => (failure = err));
+      let produced = 0;
+      z.on("data", (d: Buffer) => {
+        produced += d.length;
+        out.push(d);
+      });
+      z.on("error", (err) => {
+        // Node's gunzip takes non-zero bytes after a member for the next member's header: trailing garbage, which
+        // gzip(1) warns of and ignores, fails here, and the last output of the piece holding it is lost with it.
+        failure =
+          kind === "gzip" && produced > 0 && err.message === "incorrect header check"
+            ? new Error(`bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)`)
+            : err;
+      });
       z.on("end", () => (ended = true));
       return {
         push: async (input, last) => {
