@@ -141,6 +141,13 @@ describe("Monolith pb framing", () => {
     });
   });
 
+  it("a size above 2^53 is said to be, not printed rounded", () => {
+    const file = new Uint8Array(16);
+    new DataView(file.buffer).setBigUint64(0, 2n ** 62n, true);
+    const [e] = collect(new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: false, kafkaDump: false }).frames(file));
+    expect(e).toMatchObject({ kind: "lost", failure: { offset: 0, message: expect.stringMatching(/^record size above 2\^53 runs past the end of the file \(8 bytes left\)/) } });
+  });
+
   it("property: any byte string is framed without throwing or looping, every byte accounted for once, for every option set", () => {
     // Records, refused records and lost regions tile the input: each event starts where the previous one ended.
     const tiles = (b: Uint8Array, events: FrameEvent[], trailer: number) => {

@@ -51,6 +51,11 @@ export function readU64(data: Uint8Array, at: number): number {
   return (hi >>> 0) * 0x100000000 + (lo >>> 0);
 }
 
+/** A frame's 64-bit size for a message: exact up to 2^53; above, where readU64's double rounds it, said so instead of a rounded figure. */
+export function sizeText(size: number): string {
+  return Number.isSafeInteger(size) ? String(size) : "above 2^53";
+}
+
 export function writeU64(out: Uint8Array, at: number, value: number): void {
   const lo = value >>> 0;
   const hi = Math.floor(value / 0x100000000) >>> 0;

@@ -1,4 +1,4 @@
-import { concatBytes, readU64, resync, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { concatBytes, readU64, resync, sizeText, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**
  * Monolith's "pb" framing: each record is an optional header followed by a
@@ -109,7 +109,7 @@ export class PbFraming implements RecordFraming {
         const size = sortIdSize || u64();
         if (size === null) return truncated("sort id size");
         if (size > data.length - at || size > maxSortId) {
-          return { ok: false, message: `sort id size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
+          return { ok: false, message: `sort id size ${sizeText(size)} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
         }
         sortIdAt = at;
         sortIdSize = size;
@@ -120,7 +120,7 @@ export class PbFraming implements RecordFraming {
     const size = u64();
     if (size === null) return truncated("record size");
     if (size === DEADBEEF_SIZE) return { ok: false, message: "record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong" };
-    if (size > data.length - at) return { ok: false, message: `record size ${size} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
+    if (size > data.length - at) return { ok: false, message: `record size ${sizeText(size)} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
     return { ok: true, body: at, size, sortIdAt, sortIdSize };
   }
 }

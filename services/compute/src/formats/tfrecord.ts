@@ -1,5 +1,5 @@
 import { maskedCrc32c } from "@pangea/kit";
-import { readU32, readU64, resync, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { readU32, readU64, resync, sizeText, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
 
 /**
  * TFRecord framing, checked on every record:
@@ -28,7 +28,7 @@ export class TfRecordFraming implements RecordFraming {
       else if (readU32(data, at + 8) !== maskedCrc32c(data, at, at + 8)) lostPlace = "TFRecord length checksum mismatch";
       else {
         const length = readU64(data, at);
-        if (length > data.length - at - 16) lostPlace = `TFRecord length ${length} runs past the end of the file (${data.length - at - 16} bytes left)`;
+        if (length > data.length - at - 16) lostPlace = `TFRecord length ${sizeText(length)} runs past the end of the file (${data.length - at - 16} bytes left)`;
       }
       if (lostPlace !== null) {
         const r = resync(data, start, lostPlace, (p) => headerChecks(data, p));
