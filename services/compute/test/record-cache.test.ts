@@ -181,7 +181,7 @@ describe("damage found while streaming", () => {
     for (let p = await s.next(); p; p = await s.next()) total += p.length;
     s.close();
     expect(total).toBeLessThan(4 << 20);
-    expect(s.damage?.message).toBe(`the file ends at byte ${s.damage!.fileOffset}, but was ${4 << 20} bytes when reading began (it shrank while being read)`);
+    expect(s.damage?.message).toBe(`reading ended at byte ${s.damage!.fileOffset}, but the file was ${4 << 20} bytes when it began (it shrank while being read)`);
     expect(readFileSync(path).length).toBe(100_000);
   });
 });

@@ -107,7 +107,7 @@ export class ByteStream {
       if (last) {
         this.done = true;
         if (this.raw.bytesRead < this.size) {
-          this.fail(this.raw.bytesRead, `the file ends at byte ${this.raw.bytesRead}, but was ${this.size} bytes when reading began (it shrank while being read)`);
+          this.fail(this.raw.bytesRead, `reading ended at byte ${this.raw.bytesRead}, but the file was ${this.size} bytes when it began (it shrank while being read)`);
           return null;
         }
       }
