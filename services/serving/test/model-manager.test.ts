@@ -112,17 +112,20 @@ describe("ModelManager: versions that are no model", () => {
     writeVersion(base, 5, Number.NaN);
     const n = denseParams(SPEC).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
     writeModel(base, 6, { spec: SPEC, slotIds: [SLOT], dense: new Float32Array(n).fill(0.1), tables: [{ slot: SLOT, ids: Uint32Array.from([...idWords(1), ...idWords(2)]), rows: Float32Array.from([1, 1, 2, Number.POSITIVE_INFINITY]) }] });
+    // A link loop for a version directory: named as such, not "no manifest.json".
+    symlinkSync("7", join(base, "7"));
     const t = performance.now();
     m.scan();
     expect(performance.now() - t).toBeLessThan(5_000);
     expect(m.loadedVersions()).toEqual([1]);
     const error = (v: number) => m.versions("ctr", v)[0]!.error.replace(/^model version \d+ at [^:]*: /, "");
-    expect([2, 3, 4, 5, 6].map(error)).toEqual([
+    expect([2, 3, 4, 5, 6, 7].map(error)).toEqual([
       "manifest.json is a FIFO, not a regular file",
       "manifest.json is a device, not a regular file",
       `slot-${SLOT}.rows.f32 is a FIFO, not a regular file`,
       "dense.f32 holds NaN at value 0; a version with non-finite weights would answer NaN",
       `slot-${SLOT}.rows.f32 holds Infinity in row 1; a version with non-finite weights would answer NaN`,
+      "cannot read manifest.json (ELOOP)",
     ]);
   });
 });
