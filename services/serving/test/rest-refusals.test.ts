@@ -145,3 +145,16 @@ describe("REST Predict: input names a client sent are cut in the error line", ()
     expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: unknown inputs "a\\n${"x".repeat(38)}… (${100_002 - 40} more chars)", "k0", "k1", "k2", "k3" and 196 more in "instances"; expected dense_features and feature_ids`);
   });
 });
+
+describe("Pinning a version", () => {
+  it.each([
+    [{ version: 1e308 }, "1e+308"],
+    [{ version: 1.5 }, "1.5"],
+    [{ version: "1" }, '"1"'],
+    [{}, "nothing"],
+  ])("%j is refused naming what it needs and what came", async (body, shown) => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:pin`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe(`SERVING_ERR_BAD_INPUT: pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${shown}`);
+  });
+});

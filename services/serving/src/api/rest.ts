@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, printable } from "@pangea/kit";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, printable, valueSnippet } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
@@ -147,7 +147,7 @@ export async function startRest(
           throw ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${req.url.split("?")[0]} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`);
         }
         const v = body.version;
-        if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", 'pin needs {"version": <number>} or {"version": null} (serve the newest)');
+        if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${valueSnippet(v)}`);
         models.get(m[1]!); // the model must exist
         models.pin(v as number | null);
         return { pinned: v, serving: models.current()?.version ?? null };
