@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -74,6 +74,17 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
     expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
     expect((err as Error).message).toMatch(/^cannot read Parquet file .*junk\.parquet: /);
+  });
+
+  it("damage inside a page names the row group it is in", async () => {
+    const path = criteoParquet(50);
+    const bytes = readFileSync(path);
+    // The pages follow the 4-byte magic; the metadata at the end stays whole, so the file opens.
+    bytes.fill(0xff, 8, 400);
+    writeFileSync(path, bytes);
+    const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot read Parquet file ${path} at row group 0 \\(rows 0-49\\): \\S`));
   });
 
   it("a null label is a bad row: fail names the row, skip counts it", async () => {

@@ -1,4 +1,4 @@
-import { kindOf } from "@pangea/kit";
+import { kindOf, printable } from "@pangea/kit";
 import { CachedSource } from "./cached-source.js";
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
@@ -54,11 +54,13 @@ export class ParquetSource extends CachedSource {
         try {
           // A row group at a time: what the pass holds is one group's rows, not the file's.
           let groupStart = 0;
-          for (const group of meta.row_groups) {
+          for (const [g, group] of meta.row_groups.entries()) {
             const groupEnd = groupStart + Number(group.num_rows);
             const range = { file, metadata: meta, rowStart: groupStart, rowEnd: groupEnd };
-            const values = await readRows(path, { ...range, columns: valueColumns });
-            const slots = await readRows(path, { ...range, columns: slotColumns, parsers: STORED_BYTES });
+            // The library's own words name no place: the group and its rows do.
+            const where = `row group ${g} (rows ${groupStart}-${groupEnd - 1})`;
+            const values = await readRows(path, where, { ...range, columns: valueColumns });
+            const slots = await readRows(path, where, { ...range, columns: slotColumns, parsers: STORED_BYTES });
             values.forEach((row, k) => {
               try {
                 fillSample(row, slots[k]!, asm);
@@ -159,19 +161,23 @@ function fileBuffer(fd: number, size: number): AsyncBuffer {
 const STORED_BYTES = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes } as unknown as ParquetParsers;
 
 /** A row group's rows of `columns` (none: as many empty rows as the group has). */
-async function readRows(path: string, options: Parameters<typeof parquetReadObjects>[0] & { columns: string[]; rowStart: number; rowEnd: number }): Promise<Record<string, unknown>[]> {
+async function readRows(
+  path: string,
+  where: string,
+  options: Parameters<typeof parquetReadObjects>[0] & { columns: string[]; rowStart: number; rowEnd: number },
+): Promise<Record<string, unknown>[]> {
   if (options.columns.length === 0) return Array.from({ length: options.rowEnd - options.rowStart }, () => NO_COLUMNS);
   try {
     return (await parquetReadObjects(options)) as Record<string, unknown>[];
   } catch (err) {
-    throw parquetError(path, err);
+    throw parquetError(path, err, where);
   }
 }
 
-function parquetError(path: string, err: unknown): Error {
+function parquetError(path: string, err: unknown, where?: string): Error {
   if (ComputeErrors.is(err)) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}: ${code ?? (err as Error).message}`);
+  return ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}${where ? ` at ${where}` : ""}: ${code ?? printable((err as Error).message, 200)}`);
 }
 
 class RowError extends Error {}
