@@ -12,7 +12,8 @@ export function sha256Hex(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-function kindOfFile(st: Stats): string {
+/** What a path that is no regular file is, for a message ("a FIFO", "a device", ...). */
+export function fileKind(st: Stats): string {
   if (st.isFIFO()) return "a FIFO";
   if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
   if (st.isSocket()) return "a socket";
@@ -37,7 +38,7 @@ export function readRegularFile(path: string, name: string, fail: (msg: string) 
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw fail(`${name} is ${kindOfFile(st)}, not a regular file`);
+    if (!st.isFile()) throw fail(`${name} is ${fileKind(st)}, not a regular file`);
     if (size.bytes !== undefined && st.size !== size.bytes) throw fail(`${name} has ${st.size} bytes, manifest says ${size.bytes}`);
     if (size.maxBytes !== undefined && st.size > size.maxBytes) throw fail(`${name} has ${st.size} bytes, more than the ${size.maxBytes} it may have`);
     const data = readFileSync(fd);

@@ -9,7 +9,7 @@ export { programName, runMain, LAUNCHER_PIPE_ENV } from "./main-runner.js";
 export { port, address, HOST_PORT_RE, DISCOVERY_RE, positiveInt, nonNegativeInt, seedNumber, milliseconds, wholeSeconds, seconds, MAX_TIMER_MS, integerNumber, decimalNumber, type IntBounds, intList, discoveryFields, tlsFields, metricsHostField, WORKER_ID_RE, workerId } from "./zod-fields.js";
 export { crc32c, maskCrc, maskedCrc32c } from "./crc32c.js";
 export { shardOfId } from "./ids.js";
-export { firstNonFinite, MAX_MANIFEST_BYTES, readChecked, readRegularFile, sha256Hex } from "./checked-files.js";
+export { fileKind, firstNonFinite, MAX_MANIFEST_BYTES, readChecked, readRegularFile, sha256Hex } from "./checked-files.js";
 export type { FileSums } from "./checked-files.js";
 export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";

@@ -1,5 +1,6 @@
 import { lstatSync, readlinkSync, readdirSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
+import { fileKind } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 
 const WILDCARD = /[*?[]/;
@@ -87,8 +88,7 @@ function isDataFile(path: string, where: string, flag: string): boolean {
   }
   if (st.isFile()) return true;
   if (st.isDirectory()) return false;
-  const kind = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device";
-  throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, ${kind}, not a data file; name it in ${flag} on its own to read it as one`);
+  throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, ${fileKind(st)}, not a data file; name it in ${flag} on its own to read it as one`);
 }
 
 function isLink(path: string): boolean {
