@@ -112,7 +112,7 @@ describe("ModelManager: versions that are no model", () => {
     writeVersion(base, 5, Number.NaN);
     const n = denseParams(SPEC).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
     writeModel(base, 6, { spec: SPEC, slotIds: [SLOT], dense: new Float32Array(n).fill(0.1), tables: [{ slot: SLOT, ids: Uint32Array.from([...idWords(1), ...idWords(2)]), rows: Float32Array.from([1, 1, 2, Number.POSITIVE_INFINITY]) }] });
-    // A link loop for a version directory: named as such, not "no manifest.json".
+    // A link loop for a version directory: named as such, not as a missing manifest.
     symlinkSync("7", join(base, "7"));
     const t = performance.now();
     m.scan();

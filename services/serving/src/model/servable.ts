@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import { firstNonFinite, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile } from "@pangea/kit";
 import { join } from "node:path";
 import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
@@ -63,13 +62,6 @@ export class Servable {
   static load(dir: string, version: number): Servable {
     const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_EXPORT", `model version ${version} at ${dir}: ${msg}`);
     const manifestPath = join(dir, "manifest.json");
-    try {
-      statSync(manifestPath);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // ENOENT: not (yet) a version; anything else (a link loop, no permission) is named as it is.
-      throw bad(code === "ENOENT" || code === "ENOTDIR" ? "no manifest.json" : `cannot read manifest.json (${code ?? (err as Error).message})`);
-    }
     const text = readRegularFile(manifestPath, "manifest.json", bad, { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8");
     let m: ExportManifest;
     try {
