@@ -2,6 +2,9 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from "node:https";
 import { HTTP_REQUEST_TIMEOUT_MS } from "@pangea/kit";
 
+/** fastify's default keep-alive timeout. */
+const FASTIFY_KEEP_ALIVE_MS = 72_000;
+
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
@@ -14,5 +17,11 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function timedServerFactory(tls?: HttpsOptions, requestTimeout = HTTP_REQUEST_TIMEOUT_MS): (handler: Handler) => ReturnType<typeof createHttpServer> {
   const timing = { requestTimeout, connectionsCheckingInterval: Math.min(30_000, requestTimeout) };
-  return (handler) => (tls ? createHttpsServer({ ...tls, ...timing }, handler) : createHttpServer(timing, handler));
+  return (handler) => {
+    const server = tls ? createHttpsServer({ ...tls, ...timing }, handler) : createHttpServer(timing, handler);
+    // What fastify sets on a server it makes itself (a factory's is left as Node makes it, 5 s): a client's idle
+    // keep-alive connection closed at 5 s was reused by the client as the server closed it (ECONNRESET).
+    server.keepAliveTimeout = FASTIFY_KEEP_ALIVE_MS;
+    return server;
+  };
 }

@@ -36,6 +36,9 @@ it("a client trickling its body a byte at a time is answered 408 and dropped; ot
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   const other = await fetch(`http://${rest.address}/v1/models/ctr`);
   expect(other.status).toBe(200);
+  // Idle keep-alive connections stay as long as fastify keeps them (72 s), not Node's 5 s: a client reusing one
+  // the server had just closed failed with ECONNRESET.
+  expect(other.headers.get("keep-alive")).toBe("timeout=72");
   await closed;
   clearInterval(trickle);
   expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 408 Request Timeout");
