@@ -18,6 +18,8 @@ export { kindOf, notANumberProblem, printableNames, valueSnippet } from "./value
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
 export { processExists, processStartTime } from "./process-exists.js";
+export { ProcessLock, STALE_LOCK_MS } from "./process-lock.js";
+export type { LockResult } from "./process-lock.js";
 export { HTTP_REQUEST_TIMEOUT_MS, limitConnections, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS } from "./connection-limits.js";
 export { makeDirs, unwritableDirReason, unwritableFileReason } from "./directories.js";
 export { refreshStatBuffer } from "./lazy-load.js";

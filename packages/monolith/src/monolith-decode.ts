@@ -91,13 +91,16 @@ function readName(r: WireReader): string {
   return utf8.decode(r.buf.subarray(start, end));
 }
 
-/** Dense values of one named feature, written at its offset, at most its size. */
+/** Dense values of one named feature, written at its offset; fewer than its size leave 0s (missing), more are refused. */
 class DenseWriter {
   private i = 0;
-  constructor(private readonly asm: SampleAssembler, private readonly target: { offset: number; size: number; log1p: boolean } | undefined, private readonly isLabel: boolean) {}
+  constructor(private readonly asm: SampleAssembler, private readonly name: string, private readonly target: { offset: number; size: number; log1p: boolean } | undefined, private readonly isLabel: boolean) {}
   add(v: number): void {
     if (this.isLabel) this.asm.labels.push(v);
-    else if (this.target && this.i < this.target.size) this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? normalizeCount(v) : v;
+    else if (this.target) {
+      if (this.i === this.target.size) throw new WireError(`dense feature '${this.name}' holds more than ${this.target.size} value${this.target.size === 1 ? "" : "s"}, the size the feature list declares`);
+      this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? normalizeCount(v) : v;
+    }
   }
 }
 
@@ -106,7 +109,7 @@ export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAss
   const { slot, dense } = targetOf(asm.list, name);
   const isLabel = name === LABEL_FEATURE;
   const isWeight = name === WEIGHT_FEATURE;
-  const floats = new DenseWriter(asm, dense, isLabel);
+  const floats = new DenseWriter(asm, name, dense, isLabel);
   const onFloat = (v: number) => (isWeight ? (asm.weight = v) : floats.add(v));
   const onRaw = (start: number, end: number) => {
     if (name === LINE_ID_FEATURE) asm.lineId = r.buf.subarray(start, end);
@@ -251,7 +254,7 @@ function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
   }
   r.pos = startPos;
   const { slot, dense } = targetOf(asm.list, name);
-  const floats = new DenseWriter(asm, dense, false);
+  const floats = new DenseWriter(asm, name, dense, false);
   const onRaw = (start: number, end: number) => {
     if (slot && slot.kind === "bytes") asm.addRaw(r.buf, start, end, slot.column, slot.slot);
   };

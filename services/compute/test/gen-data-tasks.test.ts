@@ -75,6 +75,15 @@ describe("gen-data --compression", () => {
     expect(src.info.trainRecords).toBe(20);
   });
 
+  it.each(["criteo", "example"] as const)("a Parquet file read as %s is refused at start naming --format parquet (its bytes are no bad records)", async (format) => {
+    const sub = mkdtempSync(join(dir, "parquet-as-"));
+    const out = join(sub, "x.parquet");
+    const list = join(sub, "list.json");
+    expect(gen(["--out", out, "--records", "20", "--format", "parquet", "--feature-list-out", list]).status).toBe(0);
+    const read = openSource(loadConfig(["--data", out, "--format", format, "--eval-fraction", "0", ...(format === "criteo" ? [] : ["--feature-list", list])], {})!, createLogger("t", "silent"));
+    await expect(read).rejects.toThrow(`data file ${out} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
+  });
+
   it("a plain file that begins with gzip's four header bytes, but holds no deflate data after them, is read as it is", async () => {
     const out = join(mkdtempSync(join(dir, "lookalike-")), "x.tsv");
     writeFileSync(out, Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.from("\t1\t2\n".repeat(50))]));

@@ -155,6 +155,21 @@ describe("bad records", () => {
     expect(src.info.skippedSummary).toContain("has 0 labels, the feature list reads label 0 (ctr)");
   });
 
+  it("a dense feature with more float values than its size is bad (Example and Instance); fewer leave 0s", () => {
+    const list = compileFeatureList({ slots: [{ name: "C1", slot: 1, type: "fid_v2" }], dense: [{ name: "vec", size: 3, transform: "none" }], label: { index: 0, column: "label" } }, "t");
+    const asm = new SampleAssembler(list);
+    const sample = (v: number[]) => ({ ids: new Map([["C1", Uint32Array.from([5, 1 << 16])]]), floats: new Map([["vec", Float32Array.from(v)]]), labels: [1] });
+    for (const encode of [encodeExample, encodeInstance]) {
+      const short = encode(sample([1, 2]));
+      asm.reset();
+      (encode === encodeExample ? decodeExample : decodeInstance)(short, 0, short.length, asm);
+      expect([...asm.dense]).toEqual([1, 2, 0]);
+      const long = encode(sample([1, 2, 3, 4]));
+      asm.reset();
+      expect(() => (encode === encodeExample ? decodeExample : decodeInstance)(long, 0, long.length, asm)).toThrow(new WireError("dense feature 'vec' holds more than 3 values, the size the feature list declares"));
+    }
+  });
+
   it("a v2 fid with the reserved bit set is bad", async () => {
     const s = { ids: new Map([["C1", Uint32Array.from([1, 0x80010000])]]), floats: new Map(), labels: [1] };
     const msg = encodeExample(s);

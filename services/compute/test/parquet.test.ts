@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { ParquetSource } from "../src/sources/parquet-source.js";
@@ -74,6 +75,38 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
     expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
     expect((err as Error).message).toMatch(/^cannot read Parquet file .*junk\.parquet: /);
+  });
+
+  it("a file that is empty, too short, gzip-compressed or cut short says so (not the library's DataView offsets)", async () => {
+    const whole = readFileSync(criteoParquet(20));
+    const cases: [string, Uint8Array, string][] = [
+      ["empty", new Uint8Array(0), "the file is empty (0 bytes)"],
+      ["short", Buffer.from("PAR1x"), "the file is 5 bytes, shorter than any Parquet file (PAR1, a footer length and PAR1 are 12)"],
+      ["gzip", gzipSync(whole), "the file is gzip-compressed (Parquet compresses inside the file): decompress it first"],
+      ["cut", whole.subarray(0, whole.length - 100), 'it does not start and end with PAR1, as every Parquet file does (starts with "PAR1", does not end with it: cut short?)'],
+    ];
+    for (const [name, bytes, reason] of cases) {
+      const path = join(dir, `${name}.parquet`);
+      writeFileSync(path, bytes);
+      const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+      expect((err as Error).message).toBe(`cannot read Parquet file ${path}: ${reason}`);
+    }
+  });
+
+  it("a dense list column: fewer values than its size leave 0s (as null does), more are a bad row naming the column and the size", async () => {
+    const path = join(dir, "dense-lists.parquet");
+    const vec = [[1, 2, 3], [4, 5], null, [6, 7, 8, 9], [10]];
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0, 1, 0, 1], type: "INT32" }, { name: "vec", data: vec }, { name: "c", data: ["a", "b", "c", "d", "e"], type: "STRING" }] })));
+    const vecList = compileFeatureList({ slots: [{ name: "c", slot: 1, type: "bytes" }], dense: [{ name: "vec", size: 3, transform: "none" }] }, "test");
+    await expect(ParquetSource.open({ paths: [path], featureList: vecList, evalFraction: 0, onBadRecord: "fail" })).rejects.toThrow(
+      `${path}: row 3: dense column 'vec' holds 4 values; the feature list declares size 3`,
+    );
+    const src = await ParquetSource.open({ paths: [path], featureList: vecList, evalFraction: 0, onBadRecord: "skip" });
+    expect(src.info.trainRecords).toBe(4);
+    const b = new RecordBlock(4, 3, 1);
+    src.read("train", 0, 4, b);
+    expect([...b.dense]).toEqual([1, 2, 3, 4, 5, 0, 0, 0, 0, 10, 0, 0]);
   });
 
   it("damage inside a page names the row group it is in", async () => {

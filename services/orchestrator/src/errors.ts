@@ -26,5 +26,6 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_BAD_JOB_CONFIG: { status: "FAILED_PRECONDITION", exit: 2, description: "a flag the job's data contradicts, found when compute registers (--best-task naming no binary task, --eval-every-steps on a source without a held-out split, an --export-feature-list of other slots)" },
   ORCH_ERR_CHECKPOINT_MISMATCH: { status: "FAILED_PRECONDITION", exit: 2, description: "the checkpoint holds another model or training setup than this job's" },
   ORCH_ERR_INTERNAL: { status: "INTERNAL", exit: 1, description: "an unexpected failure (a bug): the message says where" },
+  ORCH_ERR_JOB_IN_USE: { status: "FAILED_PRECONDITION", exit: 1, description: "another orchestrator (alive) runs the same job: its checkpoint directory's orchestrator.lock names it" },
   ORCH_ERR_CHECKPOINT_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "a checkpoint is incomplete or fails its checksums" },
 });

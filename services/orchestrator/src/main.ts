@@ -11,6 +11,7 @@ import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
+import { lockJob } from "./checkpoint/job-lock.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
 import { registerJobMetrics } from "./monitor/job-metrics.js";
@@ -55,6 +56,9 @@ runMain("pangea-orchestrator", async () => {
       throw new UsageError(`--export-feature-list: ${(err as Error).message}`);
     }
   }
+  // One orchestrator per job's checkpoints, taken before --resume reads them: a second run of the job would prune and overwrite the first's.
+  let lostLock: ((why: string) => void) | null = null;
+  if (config.role === "orchestrator") await lockJob(config.checkpointDir, config.jobId, log, (why) => lostLock?.(why));
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
   if (config.resume && config.role === "orchestrator") {
@@ -87,6 +91,7 @@ runMain("pangea-orchestrator", async () => {
     return;
   }
   const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+  lostLock = (why) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`));
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };
   if (exchange) process.on("exit", () => exchange.close());

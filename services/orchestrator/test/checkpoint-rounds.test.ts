@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobConfig } from "../src/job/job-config.js";
@@ -89,6 +89,32 @@ describe("Job: checkpoints on several shards", () => {
       state: "JOB_STATE_FAILED",
       error: "ORCH_ERR_CHECKPOINT_IO: parameter-server shard ps-1 (index 1) could not write its part of the checkpoint of step 1: ENOSPC: no space left on device",
     });
+  });
+
+  it("a checkpoint shard 0 cannot write fails the job with the IO line: the push is taken and the trainers are told, nothing waits on the step", async () => {
+    const { log } = recordingLog();
+    const job = new Job(jobConfig({ checkpointEverySteps: 1, steps: 5 }), log);
+    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    job.openSession("compute-0", new FakeSession());
+    const sessions = new Map<string, FakeSession>();
+    joinTrainer(job, "trainer-0", sessions);
+    joinTrainer(job, "trainer-1", sessions);
+    // The job's checkpoint directory became a file (a full or remounted disk fails the same way).
+    writeFileSync(join(job.config.checkpointDir, "unit-job"), "not a directory");
+    await job.push(gradients(job, 0, 0));
+    await expect(job.push(gradients(job, 1, 1))).resolves.toBeDefined();
+    expect(job.state).toBe("JOB_STATE_FAILED");
+    expect(job.status().error).toMatch(/^ORCH_ERR_CHECKPOINT_IO: cannot write checkpoint .*unit-job\/step-1: ENOTDIR/);
+    expect(sessions.get("trainer-0")!.finished()).toMatchObject({ state: "JOB_STATE_FAILED" });
+  });
+
+  it("a whole checkpoint shard 0 cannot commit (its directory gone between the parts) fails the job, not the shard's report", async () => {
+    const { job, dir } = shardedJob({ checkpointEverySteps: 1 });
+    await step(job);
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, "not a directory");
+    expect(() => job.checkpointWritten("ps-1", 1, "")).not.toThrow();
+    expect(job.status()).toMatchObject({ state: "JOB_STATE_FAILED", error: expect.stringMatching(/^ORCH_ERR_CHECKPOINT_IO: the checkpoint of step 1: ENOTDIR/) });
   });
 
   it("--checkpoint-every-seconds is taken with more than one shard", () => {

@@ -3,6 +3,7 @@ import { printable } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 import { LocalCluster } from "../launcher/local-cluster.js";
+import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
 import { clearState, readState, stillRunning, writeState, type LocalState } from "./local-state.js";
 import { resumeHint } from "./resume-hint.js";
@@ -16,6 +17,7 @@ export async function upCommand(c: RunConfig): Promise<number> {
   if (existing && existing.processes.some((p) => stillRunning(p))) {
     throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
   }
+  claimLogDir(c.logDir, false);
   process.stderr.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
   prepareTls(c);
   const cluster = await LocalCluster.start(clusterOptions(c, true));

@@ -5,6 +5,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { isMultiTaskModel } from "@pangea/service-flags";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
+import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
 import { builtInTaskArgs, passThroughFlags, serviceArgs, type Service } from "./pass-through.js";
@@ -157,14 +158,17 @@ const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
+  claimLogDir(c.logDir, true);
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
   out.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
   const admin = prepareTls(c);
   if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
-  const cluster = await LocalCluster.start(clusterOptions(c, false));
-  const stopAll = () => void cluster.stop().finally(() => process.exit(130));
+  // A signal while the processes start ends this one at once (they stop when its stdin pipe closes), and its exit releases the log directory.
+  let cluster: LocalCluster | null = null;
+  const stopAll = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
+  cluster = await LocalCluster.start(clusterOptions(c, false));
   out.write(`${addressesLine(cluster)}\n`);
   const status = new StatusClient(cluster.orchestratorAddress, admin);
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);

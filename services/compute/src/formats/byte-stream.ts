@@ -77,7 +77,7 @@ export class ByteStream {
     const { fd, stamp } = openDataFile(path, expected);
     this.compression = compression === "auto" ? compressionFromName(path) : compression;
     // Only for a name that said "none": --compression none is the way to read such a file as it is.
-    if (compression === "auto" && this.compression === "none" && stamp.regular) refuseCompressed(path, fd);
+    if (compression === "auto" && this.compression === "none" && stamp.regular) refuseMisread(path, fd);
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
     this.ino = stamp.ino;
@@ -257,17 +257,22 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
 }
 
 /**
- * A compressed file that its name says is not (--compression auto) is
- * refused with what to do: read as it is, its bytes were "bad records" or
- * "bad frames" that named no cause. gzip's magic is confirmed by inflating the
+ * A compressed file that its name says is not (--compression auto), or a
+ * Parquet file, is refused with what to do: read as it is, its bytes were
+ * "bad records" or "bad frames" that named no cause. gzip's magic is confirmed by inflating the
  * file's start, since an uncompressed Monolith or TFRecord file begins with a
  * length or sort id that can hold those bytes; zstd's four bytes as a length
  * would be a 4 GB record.
  */
-function refuseCompressed(path: string, fd: number): void {
+function refuseMisread(path: string, fd: number): void {
   const head = new Uint8Array(1 << 16);
   // Positional: the read stream that follows starts at byte 0 all the same.
   const start = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  // A Parquet file begins (and ends) with PAR1, which no TSV line, Monolith length or TFRecord length begins with in practice.
+  if (start.length >= 8 && PARQUET_MAGIC.every((b, i) => start[i] === b)) {
+    closeSync(fd);
+    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
+  }
   const kind = compressionFromMagic(start);
   if (!kind || (kind === "gzip" && !inflatesAsGzip(start))) return;
   closeSync(fd);
@@ -276,6 +281,8 @@ function refuseCompressed(path: string, fd: number): void {
     `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name) or give --compression ${kind}`,
   );
 }
+
+const PARQUET_MAGIC = [0x50, 0x41, 0x52, 0x31];
 
 function inflatesAsGzip(start: Uint8Array): boolean {
   try {

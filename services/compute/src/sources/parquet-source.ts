@@ -5,7 +5,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
-import { closeSync, fstatSync, read } from "node:fs";
+import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
@@ -119,6 +119,7 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
     }
   };
   try {
+    notParquetReason(opened.fd, opened.stamp.size);
     const file = fileBuffer(opened.fd, opened.stamp.size);
     const meta = await parquetMetadataAsync(file);
     const present = new Set(meta.schema.map((e) => e.name));
@@ -130,6 +131,24 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
   } catch (err) {
     close();
     throw parquetError(path, err);
+  }
+}
+
+/**
+ * Throws what makes the file no Parquet file at a glance (the library's own
+ * words for those are about offsets in a DataView): empty, shorter than its
+ * two magic numbers and footer length, or without PAR1 at both ends.
+ */
+function notParquetReason(fd: number, size: number): void {
+  if (size === 0) throw new Error("the file is empty (0 bytes)");
+  if (size < 12) throw new Error(`the file is ${size} bytes, shorter than any Parquet file (PAR1, a footer length and PAR1 are 12)`);
+  const head = Buffer.alloc(4);
+  const tail = Buffer.alloc(4);
+  readSync(fd, head, 0, 4, 0);
+  readSync(fd, tail, 0, 4, size - 4);
+  if (head.toString("latin1") !== "PAR1" || tail.toString("latin1") !== "PAR1") {
+    const gzip = head[0] === 0x1f && head[1] === 0x8b;
+    throw new Error(gzip ? "the file is gzip-compressed (Parquet compresses inside the file): decompress it first" : `it does not start and end with PAR1, as every Parquet file does (starts with ${JSON.stringify(head.toString("latin1"))}${tail.toString("latin1") === "PAR1" ? "" : ", does not end with it: cut short?"})`);
   }
 }
 
@@ -207,7 +226,9 @@ function fillSample(row: Record<string, unknown>, slotRow: Record<string, unknow
   for (const [name, d] of list.denseByName) {
     const v = row[name];
     const values = v === null || v === undefined ? [] : Array.isArray(v) ? v : [v];
-    values.slice(0, d.size).forEach((x, k) => {
+    // Fewer values than the size are missing ones (0, as null is); more would be dropped without a word.
+    if (values.length > d.size) throw new RowError(`dense column '${name}' holds ${values.length} values; the feature list declares size ${d.size}`);
+    values.forEach((x, k) => {
       const n = Number(x);
       if (!Number.isFinite(n)) throw new RowError(`dense column '${name}' holds ${String(x)}`);
       asm.dense[d.offset + k] = d.log1p ? normalizeCount(n) : n;

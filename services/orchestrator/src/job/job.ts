@@ -423,7 +423,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.holdForEval();
       return;
     }
-    const open = this.maybeCheckpoint(false);
+    let open: boolean;
+    try {
+      open = this.maybeCheckpoint(false);
+    } catch (err) {
+      this.failCheckpoint(err);
+      return;
+    }
     if (!stepDone) return;
     if (open) this.stepHeld = true;
     else this.nextStep();
@@ -494,7 +500,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     const whole = this.rounds.written(index, step);
     if (!whole) return;
-    this.shard!.commitCheckpoint(step, whole.final);
+    try {
+      this.shard!.commitCheckpoint(step, whole.final);
+    } catch (err) {
+      this.failCheckpoint(err);
+      return;
+    }
     this.markBest();
     if (this.stepHeld && this.rounds.open === 0) {
       this.stepHeld = false;
@@ -524,7 +535,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     try {
       this.maybeCheckpoint(true);
     } catch (err) {
-      this.fail(err as PangeaError);
+      this.failCheckpoint(err);
       return;
     }
     this.state = "JOB_STATE_EVALUATING";
@@ -547,7 +558,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         // The checkpoint of an evaluated step holds its evaluation: a periodic one due now is written after it, and the best one always.
         open = this.maybeCheckpoint(false, this.bestPending === step);
       } catch (err) {
-        this.fail(err as PangeaError);
+        this.failCheckpoint(err);
         return;
       }
       // Recording the best checkpoint can fail the job (best.json not written): nothing more is handed out then.
@@ -604,6 +615,15 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const dir = best?.checkpoint || ck.path;
     const exported = ck.exportCheckpoint(dir);
     if (best?.checkpoint) best.exported = exported;
+  }
+
+  /**
+   * A checkpoint that cannot be written or committed fails the job: training
+   * on would lose more than the steps since the last one, and the step it
+   * was due at is never handed out otherwise.
+   */
+  private failCheckpoint(err: unknown): void {
+    this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `the checkpoint of step ${this.progressStep}: ${(err as Error).message}`, { cause: err }));
   }
 
   fail(err: PangeaError): void {

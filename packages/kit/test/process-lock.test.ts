@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ProcessLock, STALE_LOCK_MS } from "../src/process-lock.js";
+import { processStartTime } from "../src/process-exists.js";
+
+let dir: string;
+let path: string;
+const children: ChildProcess[] = [];
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "pangea-lock-"));
+  path = join(dir, "x.lock");
+});
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A live process of this machine, and the record a holder of that pid writes. */
+async function otherProcess() {
+  const child = spawn("sleep", ["60"]);
+  children.push(child);
+  await new Promise((r) => child.once("spawn", r));
+  const record = { pid: child.pid!, host: hostname(), start: processStartTime(child.pid!), since: "2026-01-01T00:00:00.000Z" };
+  return { child, record };
+}
+
+const aged = (ms: number) => {
+  const t = new Date(Date.now() - ms);
+  utimesSync(path, t, t);
+};
+
+describe("ProcessLock", () => {
+  it("takes a free lock, writes its holder, and removes the file on release", () => {
+    const { lock, heldBy } = ProcessLock.acquire(path);
+    expect(heldBy).toBeUndefined();
+    expect(JSON.parse(readFileSync(path, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
+    lock!.release();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it("a live process of this machine holds it, however old the file; once that process is killed the lock is taken over", async () => {
+    const { child, record } = await otherProcess();
+    writeFileSync(path, JSON.stringify(record));
+    aged(10 * STALE_LOCK_MS);
+    expect(ProcessLock.acquire(path)).toEqual({ heldBy: `process ${child.pid} on ${hostname()} (since 2026-01-01T00:00:00.000Z)` });
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const { lock } = ProcessLock.acquire(path);
+    expect(JSON.parse(readFileSync(path, "utf8")).pid).toBe(process.pid);
+    lock!.release();
+  });
+
+  it("a pid that lives but started at another time is another process reusing the pid: the lock is free", async () => {
+    const { record } = await otherProcess();
+    writeFileSync(path, JSON.stringify({ ...record, start: "1" }));
+    expect(ProcessLock.acquire(path).lock).toBeDefined();
+  });
+
+  it("another machine's holder counts while it touches the file, not after STALE_LOCK_MS", () => {
+    writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
+    aged(20_000);
+    const held = ProcessLock.acquire(path);
+    expect(held.heldBy).toBe("process 1 on elsewhere (since t)");
+    // How long it has left to show it lives: the stale time less the file's age (a second's slack for the clock).
+    expect(held.goneInMs).toBeGreaterThan(STALE_LOCK_MS - 21_000);
+    expect(held.goneInMs).toBeLessThanOrEqual(STALE_LOCK_MS - 20_000);
+    aged(STALE_LOCK_MS + 1_000);
+    expect(ProcessLock.acquire(path).lock).toBeDefined();
+  });
+
+  it("a file with no holder's record in it: a writer between create and write while recent, gone once stale", () => {
+    writeFileSync(path, "");
+    expect(ProcessLock.acquire(path).heldBy).toBe(`a process writing ${path} now`);
+    aged(STALE_LOCK_MS + 1_000);
+    expect(ProcessLock.acquire(path).lock).toBeDefined();
+  });
+
+  it("release leaves a lock another process took over in place", () => {
+    const { lock } = ProcessLock.acquire(path);
+    writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
+    lock!.release();
+    expect(existsSync(path)).toBe(true);
+  });
+});

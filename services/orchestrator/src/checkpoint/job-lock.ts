@@ -1,0 +1,40 @@
+import { join } from "node:path";
+import { makeDirs, ProcessLock, type Logger } from "@pangea/kit";
+import { OrchestratorErrors } from "../errors.js";
+import { jobCheckpointDir } from "./checkpoint.js";
+
+/** The lock's file, in the job's checkpoint directory (checkpoint listings only read step-N names). */
+export const JOB_LOCK_FILE = "orchestrator.lock";
+
+/**
+ * One orchestrator at a time per job's checkpoints: two runs of one --job-id
+ * would write and prune each other's step directories (a commit removes the
+ * half-written ones it finds), so the second refuses to start. Returns the
+ * lock, or throws ORCH_ERR_JOB_IN_USE naming the process that holds it.
+ */
+export async function lockJob(checkpointDir: string, jobId: string, log: Logger, onLost: (why: string) => void): Promise<ProcessLock> {
+  const dir = jobCheckpointDir(checkpointDir, jobId);
+  const path = join(dir, JOB_LOCK_FILE);
+  const take = () => {
+    try {
+      makeDirs(dir);
+      return ProcessLock.acquire(path, onLost);
+    } catch (err) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot create the job's lock ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  let taken = take();
+  // A holder on another machine is known only by the file's age: a container or pod recreated after a kill -9 (another host
+  // name) waits the stale time out once rather than exit into a restart loop. A holder that goes on touching the file is live.
+  let waited = false;
+  while (taken.goneInMs !== undefined && !waited) {
+    log.warn({ lock: path, holder: taken.heldBy, waitMs: taken.goneInMs }, "the job's lock is held from another machine; waiting to see whether that process still touches it");
+    await new Promise((r) => setTimeout(r, taken.goneInMs! + 1_000));
+    waited = true;
+    taken = take();
+  }
+  if (taken.lock) return taken.lock;
+  throw OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `job ${jobId}'s checkpoints are in use by ${taken.heldBy}; a second run of the same --job-id would overwrite them`, {
+    hint: `wait for that run to end or stop it, or give another --job-id; ${path} goes when it ends`,
+  });
+}
