@@ -443,6 +443,32 @@ describe("export and serving", () => {
       const c = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", file]);
       expect([c.code, c.stderr.split("\n")[0]]).toEqual([2, `pangea-export: --feature-list ${file} cannot go with this model: ${problem}`]);
     }
+    // The model's shape, but inputs encoded otherwise than the training data was (the checkpoint records how): serving would
+    // feed the model values it never learned on. The built-in data is read as Criteo's layout: C1..C26 hashed, I1..I13 log1p.
+    const criteo = (change: (list: { slots: Record<string, unknown>[]; dense: Record<string, unknown>[] }) => void) => {
+      const list = {
+        slots: Array.from({ length: 26 }, (_, i) => ({ name: `C${i + 1}`, slot: i + 1, type: "bytes" }) as Record<string, unknown>),
+        dense: Array.from({ length: 13 }, (_, i) => ({ name: `I${i + 1}`, transform: "log1p" }) as Record<string, unknown>),
+      };
+      change(list);
+      const file = join(tmp, `encoding-${readdirSync(tmp).length}.json`);
+      writeFileSync(file, JSON.stringify(list));
+      return file;
+    };
+    for (const [file, problem] of [
+      [criteo((l) => (l.dense[0]!.transform = "none")), "dense feature 'I1' was read with transform log1p in training, this list says none"],
+      [criteo((l) => (l.slots[4]!.type = "int64")), "slot 5 ('C5') was hashed as type bytes in training, this list says int64"],
+      [criteo((l) => ([l.slots[4]!.name, l.slots[5]!.name] = ["C6", "C5"])), "this list names slot 5 'C6', which is slot 6 in the training data's feature list (slot 5 is 'C5' there)"],
+      [criteo((l) => l.dense.reverse()), "this list has dense feature 'I13' at position 1, the training data's feature list at 13 ('I1' is at 1 there)"],
+    ] as const) {
+      const c = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", BASE, "--feature-list", file]);
+      expect([c.code, c.stderr.split("\n")[0]]).toEqual([2, `pangea-export: --feature-list ${file} cannot go with this model: ${problem}`]);
+    }
     expect(readdirSync(BASE).sort()).toEqual(before);
+    // The training data's own layout is taken, and so are new names and the hashed ids declared as ids (fid_v2).
+    for (const list of [criteo(() => {}), criteo((l) => ((l.slots[0]!.name = "user"), (l.dense[0]!.name = "price"), (l.slots[1]!.type = "fid_v2")))]) {
+      const same = await runNode(EXPORT, ["--checkpoint", checkpoint, "--out", join(tmp, "same-layout"), "--feature-list", list]);
+      expect([same.code, same.stderr]).toEqual([0, ""]);
+    }
   });
 });

@@ -20,4 +20,6 @@ export { hashedIdV2, int64IdV2 } from "./value-id.js";
 export { normalizeCount } from "./normalize.js";
 export { SLOT_KINDS, compileFeatureList, featureListMismatch, loadFeatureList, labelValue, targetOutOfRange, MAX_TARGET, tasksOfList, TASK_NAME, RESERVED_TASK_NAMES } from "./feature-list.js";
 export type { FeatureList, FeatureListConfig, LabelSpec, SlotKind } from "./feature-list.js";
+export { featureInputsMismatch, featureInputsOf, parseFeatureInputs } from "./feature-inputs.js";
+export type { FeatureInputs } from "./feature-inputs.js";
 export { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoFeatureListConfig, criteoSlotName, parseCount } from "./criteo.js";

@@ -1,3 +1,4 @@
+import { featureInputsOf } from "@pangea/features";
 import type { SourceInfo } from "@pangea/schema";
 import type { SourceDescription } from "./sources/source.js";
 
@@ -22,5 +23,6 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     groupSlot: d.groupSlot ?? 0,
     skippedRecords: d.skippedRecords ?? 0,
     skippedSummary: d.skippedSummary ?? "",
+    featureInputs: d.featureList ? JSON.stringify(featureInputsOf(d.featureList)) : "",
   };
 }

@@ -65,6 +65,13 @@ describe("Membership", () => {
     expect(await codeOf(() => failed.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_FAILED", true))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
   });
 
+  it("compute whose feature_inputs is not the JSON it should be is refused naming the field", () => {
+    const { m } = members();
+    expect(() => m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, featureInputs: "{not json" }, "JOB_STATE_WAITING", false)).toThrow("compute c-1 registered with feature_inputs is not JSON");
+    m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, featureInputs: JSON.stringify({ slots: [{ name: "a", slot: 0, type: "bytes" }], dense: [] }) }, "JOB_STATE_WAITING", false);
+    expect(m.compute?.workerId).toBe("c-1");
+  });
+
   it("shards: an index outside 1..n-1, a taken index, or any shard after the start is refused", async () => {
     const { m } = members(2, 3);
     expect(await codeOf(() => m.addShard("s-0", 0, "h:1", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_BAD_REGISTRATION");

@@ -1,6 +1,6 @@
 import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
-import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE } from "@pangea/features";
+import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoFeatureListConfig } from "@pangea/features";
 import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
@@ -67,6 +67,7 @@ export class CriteoTsvSource extends CachedSource {
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
+      featureList: criteoFeatureListConfig(),
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
       numDense: CRITEO_NUM_DENSE,

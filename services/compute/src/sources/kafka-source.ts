@@ -76,6 +76,7 @@ export class KafkaSource {
     });
     const list = opts.featureList;
     this.info = {
+      featureList: opts.featureList.config,
       description: `Kafka topic ${opts.topic} at ${opts.brokers.join(",")} (group ${opts.groupId}, ${opts.message} messages)`,
       numDense: list.numDense,
       slotIds: list.slotIds,

@@ -81,6 +81,7 @@ export class MonolithFilesSource extends CachedSource {
     }
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, samples - evalCount, {
+      featureList: opts.featureList.config,
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),

@@ -90,6 +90,7 @@ export class ParquetSource extends CachedSource {
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, records - evalCount, {
       description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
+      featureList: list.config,
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
       numDense: list.numDense,

@@ -1,3 +1,4 @@
+import type { FeatureListConfig } from "@pangea/features";
 export type SplitName = "train" | "eval";
 
 export interface SourceDescription {
@@ -24,6 +25,8 @@ export interface SourceDescription {
   tasks?: { name: string; loss: "bce" | "mse"; weight: number }[];
   /** The slot grouping records for GAUC (e.g. the user's), when known. */
   groupSlot?: number | null;
+  /** How features became inputs: the feature list the records were read with (Criteo's layout for Criteo and synthetic data). */
+  featureList?: FeatureListConfig;
   /** Known only for synthetic data: how well the generator's own probabilities rank the eval split. */
   groundTruth?: { auc: number; logloss: number };
   /** The same per task, in task order, for synthetic data of several tasks. */

@@ -95,6 +95,7 @@ export class SyntheticSource implements DataSource {
     const evalRecords = opts.evalRecords;
     const gt = evalRecords > 0 ? this.groundTruth(evalRecords) : undefined;
     this.info = {
+      featureList: criteoFeatureListConfig("bytes", slotBase),
       description: `synthetic Criteo-like data (seed ${this.seed}, 13 dense + 26 categorical, Zipf ${ZIPF_EXPONENT}${this.conversion ? ", click and conversion" : ""})`,
       numDense: SYNTHETIC_NUM_DENSE,
       slotIds,

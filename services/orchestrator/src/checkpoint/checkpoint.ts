@@ -1,3 +1,4 @@
+import type { FeatureInputs } from "@pangea/features";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseModelSpec, type ModelSpec } from "@pangea/model";
@@ -72,6 +73,8 @@ export interface TrainedData {
   description: string;
   trainRecords: number;
   evalRecords: number;
+  /** How the records' features became inputs (an export's feature list must agree); absent from older checkpoints and computes. */
+  featureInputs?: FeatureInputs;
 }
 
 export interface TableData {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from "node:
 import { join } from "node:path";
 import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, type ExportManifest } from "@pangea/model";
 import { makeDirs, sha256Hex } from "@pangea/kit";
-import { loadFeatureList } from "@pangea/features";
+import { featureInputsMismatch, loadFeatureList } from "@pangea/features";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 
@@ -65,7 +65,10 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     // Versions are immutable: a list serving would refuse must not make one it can never load.
     let problem: string | null;
     try {
-      problem = featureListModelMismatch(loadFeatureList(featureListPath), spec, first.slotIds);
+      const list = loadFeatureList(featureListPath);
+      const trained = first.training?.data?.featureInputs;
+      // A list that encodes inputs otherwise (a transform, a type, a name) would have serving feed the model other values than it learned on.
+      problem = featureListModelMismatch(list, spec, first.slotIds) ?? (trained ? featureInputsMismatch(trained, list.config) : null);
     } catch (err) {
       problem = (err as Error).message;
     }

@@ -1,7 +1,7 @@
 import type { Logger } from "@pangea/kit";
 import { featureListModelMismatch, specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
-import { loadFeatureList } from "@pangea/features";
+import { featureInputsMismatch, loadFeatureList, parseFeatureInputs } from "@pangea/features";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
@@ -68,15 +68,17 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
   const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
   // The feature list each export will carry must fit this data: found now, not after the job trained, at its export.
+  const data = trainedData(source);
   if (config.exportFeatureList) {
-    const problem = featureListModelMismatch(loadFeatureList(config.exportFeatureList), spec, source.slotIds);
+    const list = loadFeatureList(config.exportFeatureList);
+    const problem = featureListModelMismatch(list, spec, source.slotIds) ?? (data.featureInputs ? featureInputsMismatch(data.featureInputs, list.config) : null);
     if (problem) throw OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", `--export-feature-list ${config.exportFeatureList} does not fit the job's data: ${problem}`);
   }
   const tables = tablesFor(spec, source.slotIds, settings);
   const dense = new DenseStore(spec, config.seed, config.denseLr, config.denseOptimizer, config.denseL2);
   const store = new EmbeddingStore(tables.defaults, tables.perSlot, config.seed, config.maxEmbeddingBytes || undefined);
   store.declareSlots(source.slotIds);
-  const model = { spec, dense, store, warnings, data: trainedData(source) };
+  const model = { spec, dense, store, warnings, data };
   try {
     restoreModel(config, model, resumed, log);
   } catch (err) {
@@ -86,7 +88,8 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
 }
 
 function trainedData(source: SourceInfo__Output): TrainedData {
-  return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords) };
+  const featureInputs = parseFeatureInputs(source.featureInputs);
+  return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords), ...(featureInputs ? { featureInputs } : {}) };
 }
 
 /**

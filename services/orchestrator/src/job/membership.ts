@@ -1,3 +1,4 @@
+import { parseFeatureInputs } from "@pangea/features";
 import type { Logger } from "@pangea/kit";
 import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
 import { OrchestratorErrors } from "../errors.js";
@@ -95,6 +96,11 @@ export class Membership {
     if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
+    }
+    try {
+      parseFeatureInputs(source.featureInputs);
+    } catch (err) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with ${(err as Error).message}`);
     }
     if (finished && state === "JOB_STATE_COMPLETED") {
       // A launcher (pangea run --resume, a restarted pod) starts compute beside an orchestrator that reports a completed job: welcome, with nothing to serve.

@@ -77,6 +77,7 @@ export const SOURCE: SourceInfo__Output = {
   groupSlot: 0,
   groundTruthTaskAuc: [],
   groundTruthTaskLogloss: [],
+  featureInputs: "",
 };
 
 export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {

@@ -22,6 +22,7 @@ export interface SourceInfo {
   'groupSlot'?: (number);
   'groundTruthTaskAuc'?: (number | string)[];
   'groundTruthTaskLogloss'?: (number | string)[];
+  'featureInputs'?: (string);
 }
 
 export interface SourceInfo__Output {
@@ -42,4 +43,5 @@ export interface SourceInfo__Output {
   'groupSlot': (number);
   'groundTruthTaskAuc': (number)[];
   'groundTruthTaskLogloss': (number)[];
+  'featureInputs': (string);
 }
