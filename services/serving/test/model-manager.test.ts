@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,6 +138,23 @@ describe("ModelManager: the base path itself", () => {
     const m = new ModelManager("ctr", file, 1, log);
     expect(() => m.start(60)).toThrow(UsageError);
     expect(() => m.start(60)).toThrow(`invalid --model-base-path: ${file} is not a directory (expected the directory pangea export writes numbered versions to)`);
+  });
+
+  it("refuses a version directory given as the base path, naming its parent; warns when versions are one level down", () => {
+    const { base } = manager(1);
+    writeVersion(base, 3);
+    const m = new ModelManager("ctr", join(base, "3"), 1, log);
+    expect(() => m.start(60)).toThrow(`invalid --model-base-path: ${join(base, "3")} is a model version (it holds manifest.json); give the directory holding the numbered versions, ${base}`);
+    const warned: string[] = [];
+    const recording = { ...log, warn: (_o: unknown, msg: string) => warned.push(msg), child: () => recording } as unknown as typeof log;
+    const top = mkdtempSync(join(tmpdir(), "pangea-models-"));
+    mkdirSync(join(top, "ctr"));
+    mkdirSync(join(top, "empty"));
+    writeVersion(join(top, "ctr"), 1);
+    const above = new ModelManager("ctr", top, 1, recording);
+    above.start(60);
+    above.stop();
+    expect(warned).toEqual([`--model-base-path holds no numbered version, but its subdirectory ${join(top, "ctr")} does: give that as --model-base-path (serving waits for versions to appear where it was told)`]);
   });
 
   it("keeps serving what it loaded while the base path cannot be listed, and loads again once it can", () => {

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UsageError, type Logger } from "@pangea/kit";
 import type { TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
@@ -52,9 +52,34 @@ export class ModelManager {
   start(pollSeconds: number): void {
     if (!existsSync(this.basePath)) this.log.warn({ basePath: this.basePath }, "--model-base-path does not exist (yet); serving waits for versions to appear there");
     else if (!statSync(this.basePath).isDirectory()) throw new UsageError(`invalid --model-base-path: ${this.basePath} is not a directory (expected the directory pangea export writes numbered versions to)`);
+    else this.checkLooksLikeBase();
     this.scan();
     this.timer = setInterval(() => this.scan(), pollSeconds * 1000);
     this.timer.unref();
+  }
+
+  /**
+   * A version directory given as the base path (it holds a manifest.json)
+   * would serve nothing for good: refused, naming its parent. A base path
+   * with no numbered version but subdirectories holding some is likely one
+   * level too high: warned, naming them.
+   */
+  private checkLooksLikeBase(): void {
+    const listed = versionsIn(this.basePath);
+    if (!listed.ok || listed.versions.length > 0) return;
+    if (existsSync(join(this.basePath, "manifest.json"))) {
+      throw new UsageError(`invalid --model-base-path: ${this.basePath} is a model version (it holds manifest.json); give the directory holding the numbered versions, ${dirname(resolve(this.basePath))}`);
+    }
+    let below: string[] = [];
+    try {
+      below = readdirSync(this.basePath, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => join(this.basePath, e.name))
+        .filter((d) => { const v = versionsIn(d); return v.ok && v.versions.length > 0; });
+    } catch {
+      return;
+    }
+    if (below.length) this.log.warn({ basePath: this.basePath, withVersions: below.slice(0, 5) }, `--model-base-path holds no numbered version, but ${below.length === 1 ? "its subdirectory" : "subdirectories"} ${below.slice(0, 3).join(", ")} ${below.length === 1 ? "does" : "do"}: give that as --model-base-path (serving waits for versions to appear where it was told)`);
   }
 
   stop(): void {
