@@ -157,6 +157,11 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
     denseByName.set(d.name, { offset, size: d.size, log1p: d.transform === "log1p" });
     offset += d.size;
   }
+  for (const l of labels) {
+    if (slotByName.has(l.column) || denseByName.has(l.column)) {
+      throw bad(`feature '${printable(l.column, 40)}' is the column the label '${l.name}' is read from: the model would be given its own answer (its AUC reads 1.0); leave the label out of slots and dense`);
+    }
+  }
   return {
     config,
     slotIds: config.slots.map((s) => s.slot),
@@ -184,7 +189,20 @@ export function loadFeatureList(path: string): FeatureList {
     throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `cannot read feature list ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   let raw: unknown;
-  if (text.trimStart().startsWith("{")) {
+  const start = text.trimStart();
+  // An empty file and JSON that is not an object would otherwise read as a .conf without a slot line.
+  if (!start) throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} is empty; expected a JSON object ({"slots": [...], ...}) or feature_list.conf lines (feature_name=... slot=...)`);
+  if (/^[[\]"]/.test(start) || /^(true|false|null|-?\d+(\.\d*)?)\s*$/.test(start)) {
+    let held = `text starting ${JSON.stringify(printable(start.slice(0, 20)))}`;
+    try {
+      const v: unknown = JSON.parse(text);
+      held = Array.isArray(v) ? "a JSON array" : v === null ? "JSON null" : `a JSON ${typeof v}`;
+    } catch {
+      // not JSON either, and no .conf line starts so: say what it starts with
+    }
+    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} holds ${held}; expected a JSON object ({"slots": [...], ...}) or feature_list.conf lines (feature_name=... slot=...)`);
+  }
+  if (start.startsWith("{")) {
     try {
       raw = JSON.parse(text);
     } catch (err) {

@@ -109,6 +109,15 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     expect([...b.dense]).toEqual([1, 2, 3, 4, 5, 0, 0, 0, 0, 10, 0, 0]);
   });
 
+  it("a string column declared as an int64 slot is a bad row saying it holds a string and which type hashes strings", async () => {
+    const path = join(dir, "string-as-int.parquet");
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0], type: "INT32" }, { name: "user", data: ["u17", "u18"], type: "STRING" }] })));
+    const intList = compileFeatureList({ slots: [{ name: "user", slot: 1, type: "int64" }], dense: [] }, "test");
+    await expect(ParquetSource.open({ paths: [path], featureList: intList, evalFraction: 0, onBadRecord: "fail" })).rejects.toThrow(
+      `${path}: row 0: column 'user' (type int64) holds a string or bytes "u17", expected an integer; a slot whose values are strings is type bytes`,
+    );
+  });
+
   it("damage inside a page names the row group it is in", async () => {
     const path = criteoParquet(50);
     const bytes = readFileSync(path);

@@ -247,7 +247,10 @@ function addValue(asm: SampleAssembler, name: string, s: { column: number; slot:
   let big: bigint;
   if (typeof v === "bigint") big = v;
   else if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
-  else throw new RowError(`column '${name}' (type ${s.kind}) holds ${typeof v === "number" ? v : kindOf(v)}, expected an integer`);
+  else if (v instanceof Uint8Array) {
+    // Slot columns are read as their stored bytes: a string column's value comes as bytes.
+    throw new RowError(`column '${name}' (type ${s.kind}) holds a string or bytes ${JSON.stringify(printable(Buffer.from(v.subarray(0, 40)).toString("utf8"), 40))}, expected an integer; a slot whose values are strings is type bytes`);
+  } else throw new RowError(`column '${name}' (type ${s.kind}) holds ${typeof v === "number" ? v : kindOf(v)}, expected an integer`);
   bigIntToWords(big, words, 0);
   asm.addInteger(s, words[0]!, words[1]!);
 }
