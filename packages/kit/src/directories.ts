@@ -1,17 +1,19 @@
-import { accessSync, constants, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 const codeOf = (err: unknown) => (err as NodeJS.ErrnoException).code;
 
-const isLink = (path: string) => {
+/** Where the symbolic link at `path` points, when that is nowhere (the target does not exist); null for anything else. */
+export function danglingLinkTarget(path: string): string | null {
   try {
-    return lstatSync(path).isSymbolicLink();
+    if (!lstatSync(path).isSymbolicLink()) return null;
+    return existsSync(path) ? null : readlinkSync(path);
   } catch {
-    return false;
+    return null;
   }
-};
+}
 
-const danglingLink = (path: string) => Object.assign(new Error(`${path} is a symbolic link to ${readlinkSync(path)}, which does not exist`), { code: "EDANGLING" });
+const danglingLink = (path: string, target: string) => Object.assign(new Error(`${path} is a symbolic link to ${target}, which does not exist`), { code: "EDANGLING" });
 
 const fsError = (code: string, what: string, path: string) => Object.assign(new Error(`${code}: ${what}, mkdir '${path}'`), { code, path });
 
@@ -31,7 +33,8 @@ function nearestExisting(path: string): { at: string; isDir: boolean; missing: s
       const parent = dirname(at);
       if ((codeOf(err) !== "ENOENT" && codeOf(err) !== "ENOTDIR") || parent === at) throw err;
       // A symbolic link to nothing: mkdir there fails later (EEXIST, or ENOENT through it), so it is the answer now.
-      if (codeOf(err) === "ENOENT" && isLink(at)) throw danglingLink(at);
+      const target = codeOf(err) === "ENOENT" ? danglingLinkTarget(at) : null;
+      if (target !== null) throw danglingLink(at, target);
       missing.push(at);
       at = parent;
     }
@@ -98,7 +101,8 @@ export function unwritableFileReason(path: string): string | null {
   try {
     isDir = statSync(path).isDirectory();
   } catch (err) {
-    if (codeOf(err) === "ENOENT" && isLink(path)) return danglingLink(path).message;
+    const target = codeOf(err) === "ENOENT" ? danglingLinkTarget(path) : null;
+    if (target !== null) return danglingLink(path, target).message;
     // Otherwise not there yet, or under something that is no directory: the directory's reason says which.
   }
   if (isDir) return `${path} is a directory; give a file path`;

@@ -1,6 +1,6 @@
-import { lstatSync, readlinkSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { fileKind } from "@pangea/kit";
+import { danglingLinkTarget, fileKind } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 
 const WILDCARD = /[*?[]/;
@@ -82,21 +82,14 @@ function isDataFile(path: string, where: string, flag: string): boolean {
     st = statSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" && isLink(path)) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, a symbolic link to ${readlinkSync(path)}, which does not exist`);
+    const target = code === "ENOENT" ? danglingLinkTarget(path) : null;
+    if (target !== null) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, a symbolic link to ${target}, which does not exist`);
     if (code === "ENOENT" || code === "ENOTDIR") return false;
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, which cannot be read (${code ?? (err as Error).message})`);
   }
   if (st.isFile()) return true;
   if (st.isDirectory()) return false;
   throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${where} holds ${path}, ${fileKind(st)}, not a data file; name it in ${flag} on its own to read it as one`);
-}
-
-function isLink(path: string): boolean {
-  try {
-    return lstatSync(path).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 /** A glob's matching files, sorted: each path part with a wildcard is matched against a directory's entries. */
