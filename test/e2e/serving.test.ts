@@ -139,6 +139,8 @@ describe("export and serving", () => {
     ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
     ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],
     ["too many examples", "big", grpc.status.RESOURCE_EXHAUSTED, "request carries 5000 examples; this server takes at most 4096"],
+    // 40 MB of ids is refused by its size before it is decoded (decoding such a request once took gigabytes).
+    ["a request above the Predict size limit", "huge", grpc.status.RESOURCE_EXHAUSTED, "bytes; a Predict takes at most 33,554,432 (16 MiB + 4 KiB per --max-batch example)"],
   ])("%s gets the proper status naming the problem, and the server keeps serving", async (_what, change, code, message) => {
     const { predict } = clients();
     let req: Record<string, unknown>;
@@ -146,6 +148,9 @@ describe("export and serving", () => {
     else if (change === "dtype") {
       req = predictRequest(rows.dense, rows.ids);
       (req.inputs as Record<string, Record<string, unknown>>).feature_ids!.dtype = "DT_FLOAT";
+    } else if (change === "huge") {
+      req = predictRequest(rows.dense, rows.ids);
+      (req.inputs as Record<string, Record<string, unknown>>).feature_ids = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 5_000_000 }, { size: 1 }] }, tensor_content: Buffer.alloc(40_000_000, 7) };
     } else if (change === "big") req = predictRequest(Array.from({ length: 5000 }, () => rows.dense[0]!), Array.from({ length: 5000 }, () => rows.ids[0]!));
     else req = { ...predictRequest(rows.dense, rows.ids), ...(change as object) };
     await expect(call(predict, "Predict", req)).rejects.toMatchObject({ code, details: expect.stringContaining(message) });

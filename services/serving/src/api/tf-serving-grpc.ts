@@ -40,13 +40,36 @@ function versionOf(spec: ModelSpecMsg | undefined): number | undefined {
 
 const SIGNATURE_DEF_MAP = "type.googleapis.com/tensorflow.serving.SignatureDefMap";
 
+/**
+ * The largest Predict request decoded: MAX_IDS_PER_REQUEST ids as varints
+ * take at most 10 MiB, and each example may bring 4 KiB of dense and raw
+ * values. The server's receive limit (MAX_MESSAGE_BYTES) is one for every
+ * method, parameter sync's large updates included; a Predict above this is
+ * refused before decoding, as decoding 100 MB of ids took 2.6 GB.
+ */
+export function predictRequestLimit(maxBatch: number): number {
+  return 16 * 1024 * 1024 + maxBatch * 4096;
+}
+
+/** What a Predict request too large to decode becomes: its size, for the handler to refuse. */
+const OVERSIZE = Symbol("oversize");
+
 /** PredictionService/Predict and GetModelMetadata and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
 export function addTfServing(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, maxBatch: number): void {
   const { prediction, model } = tfServingServices();
-  server.addService(prediction.service, {
-    Predict: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; inputs?: Record<string, TensorProtoMsg>; output_filter?: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+  const limit = predictRequestLimit(maxBatch);
+  const predict = prediction.service.Predict!;
+  const decode = predict.requestDeserialize;
+  // grpc-js answers a deserializer's throw with INTERNAL and no reason: the size goes to the handler instead.
+  const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer) => (b.length > limit ? { [OVERSIZE]: b.length } : decode(b)) } };
+  server.addService(service, {
+    Predict: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; inputs?: Record<string, TensorProtoMsg>; output_filter?: string[]; [OVERSIZE]?: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       void (async () => {
         const req = call.request;
+        const size = req[OVERSIZE];
+        if (size !== undefined) {
+          throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request is ${size.toLocaleString("en-US")} bytes; a Predict takes at most ${limit.toLocaleString("en-US")} (16 MiB + 4 KiB per --max-batch example)`);
+        }
         if (!req.model_spec?.name) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", "model_spec.name is required");
         if (req.model_spec.signature_name && req.model_spec.signature_name !== "serving_default") {
           throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature "${req.model_spec.signature_name}"; the model has serving_default`);
