@@ -23,7 +23,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_WORKER_CONFLICT: { status: "ALREADY_EXISTS", exit: 1, description: "another process registered under a worker id (or as the compute) that is connected" },
   ORCH_ERR_RATE_LIMITED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "new trainer ids are registering faster than the limit" },
   ORCH_ERR_BAD_EVAL_REPORT: { status: "INVALID_ARGUMENT", exit: 1, description: "an evaluation report comes from a trainer not asked to evaluate, or holds impossible figures" },
-  ORCH_ERR_BAD_JOB_CONFIG: { status: "FAILED_PRECONDITION", exit: 2, description: "a flag the job's data contradicts, found when compute registers (--best-task naming no binary task, --eval-every-steps on a source without a held-out split, an --export-feature-list of other slots)" },
+  ORCH_ERR_BAD_JOB_CONFIG: { status: "FAILED_PRECONDITION", exit: 2, description: "a flag the job's data contradicts, found when compute registers (--best-task naming no binary task, --eval-every-steps on a source without a held-out split, an --export-feature-list of other slots, or encoding inputs otherwise than compute read the data)" },
   ORCH_ERR_CHECKPOINT_MISMATCH: { status: "FAILED_PRECONDITION", exit: 2, description: "the checkpoint holds another model or training setup than this job's" },
   ORCH_ERR_INTERNAL: { status: "INTERNAL", exit: 1, description: "an unexpected failure (a bug): the message says where" },
   ORCH_ERR_JOB_IN_USE: { status: "FAILED_PRECONDITION", exit: 1, description: "another orchestrator (alive) runs the same job: its checkpoint directory's orchestrator.lock names it" },
