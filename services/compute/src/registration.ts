@@ -50,7 +50,9 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
       over = true;
       log.warn({ orchestrator: address, why }, "lost the orchestrator; registering again");
       const lostAt = address;
-      register(r.rejoinTimeoutMs)
+      // Paced: a session refused while the orchestrator still holds this compute's old one (not yet seen closed) is tried again.
+      new Promise((wait) => setTimeout(wait, 250))
+        .then(() => register(r.rejoinTimeoutMs))
         .then(
           (found) => {
             address = found;

@@ -65,6 +65,23 @@ describe("Membership", () => {
     expect(await codeOf(() => failed.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_FAILED", true))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
   });
 
+  it("a second session under a worker whose session is open is refused, leaving the first in place; once it closes, a new one is taken", async () => {
+    const { m } = members();
+    m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
+    m.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_WAITING", false);
+    for (const id of ["t-0", "c-1"]) {
+      const first = new FakeSession();
+      m.attach(id, first, false);
+      const rogue = new FakeSession();
+      expect(() => m.attach(id, rogue, false)).toThrow(`a session for ${id} is open; a second one is refused`);
+      expect(await codeOf(() => m.attach(id, rogue, false))).toBe("ORCH_ERR_WORKER_CONFLICT");
+      // The refused session closing is not the worker leaving.
+      expect(m.detach(id, rogue)).toBeNull();
+      expect(m.detach(id, first)).not.toBeNull();
+      expect(m.attach(id, new FakeSession(), false)).not.toBeNull();
+    }
+  });
+
   it("compute whose feature_inputs is not the JSON it should be is refused naming the field", () => {
     const { m } = members();
     expect(() => m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, featureInputs: "{not json" }, "JOB_STATE_WAITING", false)).toThrow("compute c-1 registered with feature_inputs is not JSON");

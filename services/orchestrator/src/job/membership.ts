@@ -171,6 +171,13 @@ export class Membership {
    * even then, so its close is recognised.
    */
   attach(workerId: string, sink: SessionSink, finished: boolean): Member | null {
+    // A second session under a worker whose session is open would take its place: the worker would no longer be told the
+    // job's events, and the second one closing would count as the worker leaving. A worker whose connection broke opens its
+    // new session once the old one is seen closed (its registration is refused until then, as here).
+    const open = this.compute?.workerId === workerId ? this.compute.session : (this.shards.get(workerId) ?? this.trainers.get(workerId))?.session;
+    if (open && open !== sink && !finished) {
+      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `a session for ${workerId} is open; a second one is refused (a restarted worker's is taken once the old connection is seen closed)`);
+    }
     if (this.compute?.workerId === workerId) {
       this.compute.session = sink;
       return finished ? null : { kind: "compute", compute: this.compute };
