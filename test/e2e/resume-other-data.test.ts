@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -47,5 +47,31 @@ describe("pangea run --resume on other data", () => {
     expect(same.code, same.stderr).toBe(0);
     const s = statusOf(same.stdout);
     expect([s.state, Number(s.resumedFromStep), Number(s.step)]).toEqual(["JOB_STATE_COMPLETED", 2, 4]);
+  }, 300_000);
+
+  it("the same records read through a feature list that encodes them otherwise (a transform changed) are refused too", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-resume-other-list-"));
+    const data = join(tmp, "train.parquet");
+    const list = join(tmp, "list.json");
+    expect((await runNode(ENTRY.cli, ["gen-data", "--out", data, "--records", "3000", "--format", "parquet", "--feature-list-out", list])).code).toBe(0);
+    const run = (steps: number, features: string, extra: string[] = []) =>
+      runNode(
+        ENTRY.cli,
+        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "parquet", "--feature-list", features, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt"), ...extra],
+        { timeoutMs: 120_000, stopSignal: "SIGTERM" },
+      );
+    const first = await run(2, list);
+    expect(first.code, first.stderr).toBe(0);
+    const changed = JSON.parse(readFileSync(list, "utf8")) as { dense: { name: string; transform?: string }[] };
+    expect(changed.dense[0]!.transform).toBe("log1p");
+    changed.dense[0]!.transform = "none";
+    const other = join(tmp, "other.json");
+    writeFileSync(other, JSON.stringify(changed));
+    const refused = await run(4, other, ["--resume"]);
+    expect([1, 2], refused.stderr).toContain(refused.code);
+    const line = refused.stderr.trim().split("\n").find((l) => l.startsWith("pangea run: job failed:")) ?? refused.stderr;
+    expect(line).toBe(
+      `pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: cannot resume: compute reads the data with another feature list than the checkpoint's job did (dense feature '${changed.dense[0]!.name}' was read with transform log1p in training, the new list says none); resume with the same list, or start a new job with --restore-from to take only the parameters`,
+    );
   }, 300_000);
 });

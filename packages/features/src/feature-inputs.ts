@@ -32,7 +32,7 @@ const HASHED: ReadonlySet<SlotKind> = new Set(["bytes", "int64"]);
  * hashing made (a client may send those), so neither is refused. Which
  * slots and how many dense values a model has is featureListMismatch's.
  */
-export function featureInputsMismatch(trained: FeatureInputs, list: FeatureListConfig): string | null {
+export function featureInputsMismatch(trained: FeatureInputs, list: FeatureInputs): string | null {
   const q = (name: string) => `'${printable(name, 40)}'`;
   for (const s of list.slots) {
     const t = trained.slots.find((x) => x.slot === s.slot);

@@ -98,6 +98,10 @@ function trainedData(source: SourceInfo__Output): TrainedData {
  * user switched files). Data generated or streamed on demand (0 records) is not checked.
  */
 function dataChange(saved: TrainedData, source: SourceInfo__Output): string | null {
+  // The same records read through another feature list are other inputs: a swapped slot or a transform changed mid-job.
+  const inputs = parseFeatureInputs(source.featureInputs);
+  const encoding = saved.featureInputs && inputs ? featureInputsMismatch(saved.featureInputs, inputs) : null;
+  if (encoding) return `cannot resume: compute reads the data with another feature list than the checkpoint's job did (${encoding.replace(/this list/g, "the new list")}); resume with the same list, or start a new job with --restore-from to take only the parameters`;
   const now = Number(source.trainRecords);
   if (saved.trainRecords === now) return null;
   const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
