@@ -104,20 +104,56 @@ class DenseWriter {
   }
 }
 
+/** A feature's name in a message: the file's bytes, cut (the message's edge escapes what cannot be printed). */
+const shortName = (name: string) => (name.length > 40 ? `${name.slice(0, 40)}…` : name);
+
+/** A signed int64's value as a number (exact below 2^53), from its two 32-bit words. */
+const int64Number = (lo: number, hi: number) => (hi | 0) * 4294967296 + (lo >>> 0);
+
+/**
+ * Where a named feature's int64 and bytes values go, by what the feature
+ * list declares it: a slot of that kind hashes them, a dense feature takes
+ * int64 values as numbers (Monolith files often hold counts as int64_list).
+ * A value of a kind the declaration cannot take is refused: dropping it
+ * trained the slot on nothing, without a word.
+ */
+function valueSinks(asm: SampleAssembler, name: string, slot: { column: number; slot: number; kind: SlotKind } | undefined, floats: DenseWriter | null) {
+  const wrong = (held: string) =>
+    new WireError(
+      slot
+        ? `feature '${shortName(name)}' holds ${held} values; the feature list declares it a slot of type ${slot.kind}${held === "bytes" ? " (strings are type bytes)" : held === "int64" ? " (integers to hash are type int64)" : " (a float feature is dense)"}`
+        : `dense feature '${shortName(name)}' holds ${held} values; it takes numbers (float, double or int64)`,
+    );
+  return {
+    raw: (buf: Uint8Array, start: number, end: number) => {
+      if (slot?.kind === "bytes") asm.addRaw(buf, start, end, slot.column, slot.slot);
+      else if (slot || floats) throw wrong("bytes");
+    },
+    int: (lo: number, hi: number) => {
+      if (slot?.kind === "int64") asm.addInt64(lo, hi, slot.column, slot.slot);
+      else if (slot) throw wrong("int64");
+      else floats?.add(int64Number(lo, hi));
+    },
+    float: (v: number) => {
+      if (slot) throw wrong("float");
+      floats?.add(v);
+    },
+  };
+}
+
 /** Decodes a monolith.io.proto.Feature (Example's and ExampleBatch's feature) of the given name into `asm`. */
 export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAssembler): void {
   const { slot, dense } = targetOf(asm.list, name);
   const isLabel = name === LABEL_FEATURE;
   const isWeight = name === WEIGHT_FEATURE;
   const floats = new DenseWriter(asm, name, dense, isLabel);
-  const onFloat = (v: number) => (isWeight ? (asm.weight = v) : floats.add(v));
+  const sink = valueSinks(asm, name, slot, dense || isLabel ? floats : null);
+  const onFloat = (v: number) => (isWeight ? (asm.weight = v) : isLabel ? floats.add(v) : sink.float(v));
   const onRaw = (start: number, end: number) => {
     if (name === LINE_ID_FEATURE) asm.lineId = r.buf.subarray(start, end);
-    else if (slot && slot.kind === "bytes") asm.addRaw(r.buf, start, end, slot.column, slot.slot);
+    else sink.raw(r.buf, start, end);
   };
-  const onInt = (lo: number, hi: number) => {
-    if (slot && slot.kind === "int64") asm.addInt64(lo, hi, slot.column, slot.slot);
-  };
+  const onInt = sink.int;
   const listOf = (sub: WireReader, each: (item: WireReader, wt: number) => void) => {
     while (!sub.done()) {
       const t = sub.tag();
@@ -255,12 +291,9 @@ function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
   r.pos = startPos;
   const { slot, dense } = targetOf(asm.list, name);
   const floats = new DenseWriter(asm, name, dense, false);
-  const onRaw = (start: number, end: number) => {
-    if (slot && slot.kind === "bytes") asm.addRaw(r.buf, start, end, slot.column, slot.slot);
-  };
-  const onInt = (lo: number, hi: number) => {
-    if (slot && slot.kind === "int64") asm.addInt64(lo, hi, slot.column, slot.slot);
-  };
+  const sink = valueSinks(asm, name, slot, dense ? floats : null);
+  const onRaw = (start: number, end: number) => sink.raw(r.buf, start, end);
+  const onInt = sink.int;
   while (!r.done()) {
     const t = r.tag();
     const wt = t & 7;
@@ -269,7 +302,7 @@ function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
         r.repeatedFixed64(wt, (lo, hi) => asm.addV2(lo, hi));
         break;
       case 3:
-        r.repeatedFloat(wt, (v) => floats.add(v));
+        r.repeatedFloat(wt, sink.float);
         break;
       case 4:
         r.repeatedVarint64(wt, onInt);
@@ -293,7 +326,7 @@ function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
             continue;
           }
           if (field === 6) sub.repeatedFixed64(it & 7, (lo, hi) => asm.addV2(lo, hi));
-          else if (field === 7) sub.repeatedFloat(it & 7, (v) => floats.add(v));
+          else if (field === 7) sub.repeatedFloat(it & 7, sink.float);
           else if (field === 8) sub.repeatedVarint64(it & 7, onInt);
           else {
             const { start, end } = sub.bytes();

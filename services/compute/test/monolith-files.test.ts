@@ -170,6 +170,34 @@ describe("bad records", () => {
     }
   });
 
+  it("a named feature's values of a kind its declaration cannot take are bad, naming it; int64 values of a dense feature are numbers", () => {
+    const varint = (n: number): number[] => (n < 128 ? [n] : [(n & 127) | 128, ...varint(n >>> 7)]);
+    const field = (no: number, bytes: number[]) => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+    const utf8 = (t: string) => [...Buffer.from(t)];
+    // An Example with one named feature whose Feature message is `feature`, and label 1.
+    const example = (name: string, feature: number[]) => Uint8Array.from([...field(1, [...field(1, utf8(name)), ...field(2, feature)]), ...field(101, [0, 0, 0x80, 0x3f])]);
+    const bytesList = field(6, field(1, utf8("u17")));
+    const int64List = field(5, [8, 42]); // Int64List { value: [42] } (packed would be field 1 LEN; unpacked varint works too)
+    const floatList = field(3, [13, 0, 0, 0x40, 0x40]); // FloatList { value: [3] } unpacked
+    const list = compileFeatureList({ slots: [{ name: "user", slot: 1, type: "int64" }, { name: "item", slot: 2, type: "bytes" }], dense: [{ name: "count", size: 1, transform: "none" }], label: { index: 0, column: "label" } }, "t");
+    const asm = new SampleAssembler(list);
+    const decode = (msg: Uint8Array) => {
+      asm.reset();
+      decodeExample(msg, 0, msg.length, asm);
+    };
+    expect(() => decode(example("user", bytesList))).toThrow(new WireError("feature 'user' holds bytes values; the feature list declares it a slot of type int64 (strings are type bytes)"));
+    expect(() => decode(example("item", int64List))).toThrow(new WireError("feature 'item' holds int64 values; the feature list declares it a slot of type bytes (integers to hash are type int64)"));
+    expect(() => decode(example("item", floatList))).toThrow(new WireError("feature 'item' holds float values; the feature list declares it a slot of type bytes (a float feature is dense)"));
+    expect(() => decode(example("count", bytesList))).toThrow(new WireError("dense feature 'count' holds bytes values; it takes numbers (float, double or int64)"));
+    decode(example("count", int64List));
+    expect([...asm.dense]).toEqual([42]);
+    decode(example("count", floatList));
+    expect([...asm.dense]).toEqual([3]);
+    // A feature the list does not name is read and ignored, whatever it holds.
+    decode(example("other", bytesList));
+    expect(asm.labels).toEqual([1]);
+  });
+
   it("a v2 fid with the reserved bit set is bad", async () => {
     const s = { ids: new Map([["C1", Uint32Array.from([1, 0x80010000])]]), floats: new Map(), labels: [1] };
     const msg = encodeExample(s);
