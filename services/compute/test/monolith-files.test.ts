@@ -256,6 +256,16 @@ describe("a feature list compute cannot read", () => {
     expect((err as { exitCode: number }).exitCode).toBe(2);
     expect((err as Error).message).toBe(`feature list ${path}: slots: declare at least one slot`);
   });
+
+  it("a list without dense features (any feature_list.conf) is refused at start, not by the orchestrator after the pass", async () => {
+    const path = join(dir, "feature_list.conf");
+    writeFileSync(path, "feature_name=user slot=1 type=int64\nfeature_name=item slot=2 type=bytes\n");
+    writeFileSync(join(dir, "none.pb"), "");
+    const c = loadConfig(["--data", join(dir, "none.pb"), "--format", "example", "--feature-list", path], {})!;
+    const err = await openSource(c, createLogger("compute-test", "silent")).then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((err as Error).message).toBe(`--feature-list ${path} declares no dense feature; every model takes at least one (a feature_list.conf declares slots only: the JSON form declares "dense")`);
+  });
 });
 
 describe("the wrong message type", () => {

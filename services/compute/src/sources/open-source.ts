@@ -90,10 +90,16 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
 
 /** A feature list compute cannot use is a configuration error of compute's (exit 2), whatever the list's own code says. */
 function readFeatureList(path: string): FeatureList {
+  let list: FeatureList;
   try {
-    return loadFeatureList(path);
+    list = loadFeatureList(path);
   } catch (err) {
     if (FeatureErrors.is(err)) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", err.message, { cause: err });
     throw err;
   }
+  // The orchestrator would refuse the registration after the whole pass over the data, in words about a "source description".
+  if (list.numDense === 0) {
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--feature-list ${path} declares no dense feature; every model takes at least one (a feature_list.conf declares slots only: the JSON form declares "dense")`);
+  }
+  return list;
 }
