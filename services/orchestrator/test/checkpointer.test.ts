@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -96,6 +97,25 @@ describe("Checkpointer", () => {
     expect(shard.path).toBe(join(s.checkpointDir, "j", "step-2.shard-1"));
     expect(existsSync(join(s.checkpointDir, "j", "step-1.shard-1"))).toBe(false);
     expect(lines.map((l) => [l.msg, Object.keys(l.fields)])).toEqual([["shard checkpoint saved", ["path", "rows"]], ["shard checkpoint saved", ["path", "rows"]]]);
+  });
+
+  // An old checkpoint that cannot be removed: made immutable (chattr +i, as root on a file system that has the attribute).
+  const immutable = (dir: string) => spawnSync("chattr", ["+i", dir]).status === 0;
+  it("an old checkpoint that cannot be pruned is warned of and kept; the new one stands and the job goes on", (ctx) => {
+    const { ck, content, lines } = setup({ checkpointEverySteps: 1, keepCheckpoints: 1 });
+    ck.maybeSave(false, 1, content(1));
+    const first = ck.path;
+    if (!immutable(first)) ctx.skip();
+    try {
+      ck.maybeSave(false, 2, content(2));
+      expect(ck.path.endsWith("step-2")).toBe(true);
+      expect(existsSync(first)).toBe(true);
+      const warn = lines.find((l) => l.level === "warn")!;
+      expect(warn.msg).toBe(`cannot remove older checkpoints beside ${ck.path} (--keep-checkpoints 1); they are kept`);
+      expect(warn.fields.err).toMatch(/^E[A-Z]+: /);
+    } finally {
+      spawnSync("chattr", ["-i", first]);
+    }
   });
 
   it("a failed export is logged with the command to redo it; the checkpoint stands", () => {

@@ -106,11 +106,16 @@ export class Checkpointer {
     this.path = part.path;
     this.committedStep = step;
     this.written.push(this.path);
-    const unfinished = removeUnfinishedWrites(this.s.checkpointDir, this.s.jobId, index, step);
-    if (unfinished.length) this.log.warn({ removed: unfinished }, "removed checkpoint directories a killed process left half-written");
-    if (this.s.keepCheckpoints > 0) {
-      const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index, protectedStep(this.s.checkpointDir, this.s.jobId));
-      for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
+    // The checkpoint is whole: what cannot be cleaned up around it (an immutable or read-only old one) only costs disk, so it is warned of.
+    try {
+      const unfinished = removeUnfinishedWrites(this.s.checkpointDir, this.s.jobId, index, step);
+      if (unfinished.length) this.log.warn({ removed: unfinished }, "removed checkpoint directories a killed process left half-written");
+      if (this.s.keepCheckpoints > 0) {
+        const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index, protectedStep(this.s.checkpointDir, this.s.jobId));
+        for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
+      }
+    } catch (err) {
+      this.log.warn({ step, err: (err as Error).message }, `cannot remove older checkpoints beside ${part.path} (--keep-checkpoints ${this.s.keepCheckpoints}); they are kept`);
     }
     if (index === 0) this.log.info({ path: this.path, step, rows: part.rows }, "checkpoint saved");
     else this.log.info({ path: this.path, rows: part.rows }, "shard checkpoint saved");
