@@ -94,6 +94,16 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     }
   });
 
+  it("a file whose footer points past its end (its middle cut out) says so, not that it shrank", async () => {
+    const whole = readFileSync(criteoParquet(200));
+    const footer = whole.readUInt32LE(whole.length - 8) + 8;
+    const path = join(dir, "middle-cut.parquet");
+    writeFileSync(path, Buffer.concat([whole.subarray(0, 1000), whole.subarray(whole.length - footer)]));
+    const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot read Parquet file ${path} at row group 0 \\(rows 0-199\\): its metadata points at bytes \\d+-\\d+, past the file's end \\(${1000 + footer} bytes\\): the file is damaged or was cut$`));
+  });
+
   it("a dense list column: fewer values than its size leave 0s (as null does), more are a bad row naming the column and the size", async () => {
     const path = join(dir, "dense-lists.parquet");
     const vec = [[1, 2, 3], [4, 5], null, [6, 7, 8, 9], [10]];

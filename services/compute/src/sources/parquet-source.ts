@@ -162,6 +162,8 @@ function fileBuffer(fd: number, size: number): AsyncBuffer {
   return {
     byteLength: size,
     async slice(start: number, end = size): Promise<ArrayBuffer> {
+      // The footer's offsets are the file's own word: past its end, the file was damaged or cut (and a piece joined on).
+      if (end > size || start < 0) throw new Error(`its metadata points at bytes ${start}-${end}, past the file's end (${size} bytes): the file is damaged or was cut`);
       const bytes = new Uint8Array(end - start);
       for (let got = 0; got < bytes.length; ) {
         const n = await new Promise<number>((resolve, reject) => read(fd, bytes, got, bytes.length - got, start + got, (err, k) => (err ? reject(err) : resolve(k))));
