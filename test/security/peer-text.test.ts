@@ -44,6 +44,14 @@ describe("worker ids from peers", () => {
     expect(err!.details).not.toMatch(/[\x00-\x1f\x7f]/);
   });
 
+  it("an address longer than any host:port is refused with INVALID_ARGUMENT", async () => {
+    const c = orchestratorClient(orch.address);
+    const err = (await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: "trainer-long", kind: "WORKER_KIND_TRAINER", address: "a".repeat(100_000) }, 5_000)
+      .finally(() => c.close())
+      .then(() => null, (e: unknown) => e)) as { code: number; details: string } | null;
+    expect([err?.code, err?.details]).toEqual([3, "ORCH_ERR_BAD_REGISTRATION: RegisterWorker: address of 100000 characters; a host:port has at most 263"]);
+  });
+
   it("an id of the allowed alphabet (1-128 of A-Za-z0-9._:@-) registers", async () => {
     const res = (await register("trainer_0.pod-a:1@host")) as { worldSize: number };
     expect(res.worldSize).toBe(1);

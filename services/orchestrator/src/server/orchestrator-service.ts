@@ -22,6 +22,9 @@ export function checkWorkerId(id: string): void {
   }
 }
 
+/** A DNS name (253) and a port, with room for an IPv6 literal's brackets. */
+const MAX_ADDRESS_CHARS = 263;
+
 /** The orchestrator's control plane (protobuf): registration, sessions, status, eval and checkpoint reports. */
 export class OrchestratorService {
   constructor(private readonly job: Job) {}
@@ -38,6 +41,10 @@ export class OrchestratorService {
         try {
           const req = call.request;
           checkWorkerId(req.workerId);
+          // Trainers dial compute's and the shards' addresses; one longer than any host:port is no address (a 40 MB one was taken).
+          if (req.address.length > MAX_ADDRESS_CHARS) {
+            throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `RegisterWorker: address of ${req.address.length} characters; a host:port has at most ${MAX_ADDRESS_CHARS}`);
+          }
           const kind: WorkerKind | undefined = ({ WORKER_KIND_COMPUTE: "compute", WORKER_KIND_PS_SHARD: "shard", WORKER_KIND_TRAINER: "trainer" } as const)[req.kind as string];
           if (kind) checkActsFor(peerIdentity(call), kind, req.workerId, "RegisterWorker");
           if (req.kind === "WORKER_KIND_COMPUTE") {
