@@ -401,6 +401,21 @@ describe("export and serving", () => {
       expect(got, name).toHaveLength(n);
       got.forEach((p, i) => expect(p, `${name} ${i}`).toBeCloseTo(asTensors[i]!, 5));
     }
+    // Over REST, as TF Serving's REST API carries binary values: {"b64": ...}, columnar and by row.
+    const rest = async (body: unknown) => {
+      const res = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { predictions?: number[]; outputs?: { probabilities: number[] }; error?: string } };
+    };
+    const b64 = (b: Uint8Array) => ({ b64: Buffer.from(b).toString("base64") });
+    for (const body of [{ inputs: { examples: samples.map((x) => b64(encodeExample(x))) } }, { instances: samples.map((x) => ({ instances: b64(encodeInstance(x)) })) }, { inputs: { example_batch: [b64(encodeExampleBatch(samples))] } }]) {
+      const got = await rest(body);
+      expect(got.status, JSON.stringify(got.body)).toBe(200);
+      // TF Serving's answer follows the request's form: "outputs" to "inputs", "predictions" to "instances".
+      const p = got.body.outputs?.probabilities ?? got.body.predictions!;
+      expect(p).toHaveLength(n);
+      p.forEach((x, i) => expect(x, `REST ${i}`).toBeCloseTo(asTensors[i]!, 5));
+    }
+    expect(await rest({ inputs: { examples: ["not b64 object"] } })).toEqual({ status: 400, body: { error: 'SERVING_ERR_BAD_INPUT: input examples, example 0: expected one serialized record as {"b64": "<base64>"}, got a string' } });
     await expect(call(predict, "Predict", strings("instances", [Uint8Array.of(0x0a, 0xff, 0xff)]))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringContaining("input instances, record 0: not a valid Monolith Instance"),

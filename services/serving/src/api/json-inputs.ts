@@ -4,7 +4,7 @@ import { predictBodyProblem } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
-import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
+import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, MONOLITH_INPUTS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
 
 type Json = Record<string, unknown>;
 
@@ -100,6 +100,25 @@ function rawColumnFromJson(body: Json, name: string): RawColumn {
   return (body.instances as Json[]).map((r) => valuesOf(r[name]));
 }
 
+/** A base64 text as TF Serving's REST API writes binary values: standard alphabet, padded. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Serialized Monolith records over REST, as TF Serving's REST API carries
+ * binary values: each example's value `{"b64": "<base64>"}`, in the columnar
+ * ({"inputs": {"examples": [...]}}) or row ({"instances": [{"examples": ...}]}) form.
+ */
+function monolithTensorFromJson(body: Json, name: string): TensorProtoMsg {
+  const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
+  const records = rawColumnFromJson(body, name).map((values, e) => {
+    const v = values.length === 1 ? values[0] : undefined;
+    const text = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 ? (v as Json).b64 : undefined;
+    if (typeof text !== "string" || !BASE64.test(text)) throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);
+    return Buffer.from(text, "base64");
+  });
+  return { dtype: "DT_STRING", tensor_shape: { dim: [{ size: records.length }] }, string_val: records };
+}
+
 /** A JSON body's examples: feature ids with dense features, or raw feature values. */
 export function examplesFromJson(body: Json, servable: Servable, maxBatch: number): Examples {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
@@ -109,6 +128,11 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   const { spec } = servable;
   const given = (body.instances as unknown[] | undefined)?.length ?? 1;
   if (!names.length && given > 0) throw bad(`the ${body.inputs !== undefined ? "inputs" : "instances"} name no inputs; expected ${INPUT_DENSE} and ${INPUT_IDS}${servable.rawLayout ? ", or the raw features the model was exported with" : ""}`);
+  const monolith = names.find((n) => MONOLITH_INPUTS.includes(n));
+  if (monolith !== undefined) {
+    if (names.length !== 1) throw bad(`a Monolith input (${monolith}) must come alone; got ${printableNames(names)}`);
+    return examplesFrom({ [monolith]: monolithTensorFromJson(body, monolith) }, spec, maxBatch, servable.featureList, servable.rawLayout);
+  }
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);
   return examplesFrom(tensorsFromJson(body, names, spec.numDense, spec.numSlots), spec, maxBatch);
 }

@@ -35,7 +35,7 @@ export const OUTPUT_PROBS = "probabilities";
 export const INPUT_INSTANCES = "instances";
 export const INPUT_EXAMPLES = "examples";
 export const INPUT_EXAMPLE_BATCH = "example_batch";
-const MONOLITH_INPUTS = [INPUT_INSTANCES, INPUT_EXAMPLES, INPUT_EXAMPLE_BATCH];
+export const MONOLITH_INPUTS: readonly string[] = [INPUT_INSTANCES, INPUT_EXAMPLES, INPUT_EXAMPLE_BATCH];
 
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 
