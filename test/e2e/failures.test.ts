@@ -255,6 +255,20 @@ describe("unreachable peers and bad configuration", () => {
     expect(Number(hint![3])).toBeGreaterThanOrEqual(Math.max(...steps) - 5);
   }, 180_000);
 
+  it("pangea run whose parameter-server shard is killed: the job fails naming it, and the last line says how to continue from the checkpoints", async () => {
+    const dir = join(tmp, "shard-killed");
+    const ckpt = join(tmp, "ckpt-shard-killed");
+    const run = runNode(ENTRY.cli, ["run", "--job-id", "sk", "--ps-shards", "2", "--steps", "100000", "--checkpoint-every-steps", "5", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt, "--log-dir", dir], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    const log = join(dir, "orchestrator.log");
+    await waitFor("a checkpoint", async () => readLog(log).includes('"checkpoint saved"'), 60_000, 20);
+    process.kill(Number(/"pid":(\d+)/.exec(readLog(join(dir, "shard-1.log")))![1]), "SIGKILL");
+    const r = await run;
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines.at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_JOB_ABORTED: parameter-server shard shard-1 \(index 1\) disconnected at step \d+ of 100000/);
+    expect(lines.at(-1)).toMatch(new RegExp(`^pangea run: checkpoints of job sk are in ${join(ckpt, "sk")} \\(newest written: step-\\d+\\); the same command with --resume --job-id sk continues from the newest intact one$`));
+  }, 180_000);
+
   it("a trainer whose orchestrator is unreachable exits 3 within its timeout, naming the address", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });

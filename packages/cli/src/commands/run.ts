@@ -229,9 +229,11 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const echoes = final?.state === "JOB_STATE_FAILED" && Boolean(final.error) && failed?.includes("TRAINER_ERR_JOB_FAILED");
   const reasons = [final?.error, echoes ? null : failed].filter((r): r is string => Boolean(r));
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
-  // A process died under a job that had not failed itself: its checkpoints can carry it on.
+  // A process died under a job that had not failed itself, or the job was aborted for a lost worker (a shard, a trainer under
+  // --on-trainer-loss fail): its checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;
-  const hint = failed && final?.state !== "JOB_STATE_FAILED" && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+  const lostWorker = final?.state === "JOB_STATE_FAILED" && final.error.startsWith("ORCH_ERR_JOB_ABORTED:");
+  const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || lostWorker) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
   if (hint) process.stderr.write(`pangea run: ${hint}\n`);
   return 1;
 }
