@@ -60,6 +60,25 @@ describe("--resume and unreadable checkpoints", () => {
     expect(readdirSync(join(root, "job-b")).sort()).toEqual(["step-3", "step-5"]);
   });
 
+  it("a newer checkpoint --resume passes over is named in the job's warnings (the summary's and --json's), not only in the orchestrator's log", async () => {
+    const root = join(tmp, "passed-over");
+    const run = (steps: number, extra: string[] = []) =>
+      runNode(ENTRY.cli, ["run", "--json", "--job-id", "job-p", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--eval-records", "300", "--backend", "cpu", "--checkpoint-dir", root, "--log-dir", join(tmp, "passed-logs"), ...extra], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    const first = await run(2);
+    expect(first.code, first.stderr).toBe(0);
+    const broken = join(root, "job-p", "step-5");
+    mkdirSync(broken);
+    writeFileSync(join(broken, "manifest.json"), "{ truncated");
+    const again = await run(4, ["--resume"]);
+    expect(again.code, again.stderr).toBe(0);
+    const status = JSON.parse(again.stdout.trim().split("\n").at(-1)!) as { warnings: string[]; resumedFromStep: string };
+    expect(Number(status.resumedFromStep)).toBe(2);
+    expect(status.warnings).toHaveLength(1);
+    expect(status.warnings[0]!.startsWith(`--resume passed over ${broken}, which cannot be read (checkpoint ${broken}: manifest.json is not valid JSON`)).toBe(true);
+    expect(status.warnings[0]!.endsWith("); the job resumed from step 2")).toBe(true);
+    expect(again.stderr).toContain(`warning           --resume passed over ${broken}`);
+  }, 240_000);
+
   it("--fresh-start-if-unreadable starts over; the unreadable checkpoints are neither pruned nor overwritten", async () => {
     const root = join(tmp, "fresh");
     const { step3, step5 } = brokenJob(root, "job-c");

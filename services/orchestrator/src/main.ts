@@ -61,6 +61,7 @@ runMain("pangea-orchestrator", async () => {
   if (config.role === "orchestrator") await lockJob(config.checkpointDir, config.jobId, log, (why) => lostLock?.(why));
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
+  const startWarnings: string[] = [];
   if (config.resume && config.role === "orchestrator") {
     // The same command serves a first start and every restart: with no checkpoint at all, the job starts fresh.
     // With checkpoints of which none can be read, starting fresh would silently lose the job: refuse unless told.
@@ -73,6 +74,8 @@ runMain("pangea-orchestrator", async () => {
       );
     }
     restoreFrom = from ?? undefined;
+    // Newer checkpoints passed over lose the steps since the one resumed from: said in the job's status, not only in this log.
+    if (from) for (const u of unreadable) startWarnings.push(`--resume passed over ${u.dir}, which cannot be read (${u.reason}); the job resumed from step ${from[0]!.manifest.step}`);
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
   const mismatch = restoreFrom && config.role === "orchestrator" ? checkpointModelMismatch(restoreFrom[0]!.manifest.model, architecture, config.embeddingDim) : null;
@@ -90,7 +93,7 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
     return;
   }
-  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
   lostLock = (why) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`));
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };

@@ -39,6 +39,8 @@ export interface JobConfig {
   restoredFromDir?: string;
   /** Continue the checkpoint's training (step, data position, optimizer clock) instead of only taking its parameters. */
   resume?: boolean;
+  /** Said at the start, in the job's status warnings (a newer checkpoint --resume could not read and passed over). */
+  startWarnings?: readonly string[];
   /** The resumed checkpoint is the final one of a job that completed with this evaluation: the job starts completed. */
   completed?: EvalReport__Output;
   mode: TrainingMode;
