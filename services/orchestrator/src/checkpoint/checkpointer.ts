@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger, PangeaError } from "@pangea/kit";
+import { OrchestratorErrors } from "../errors.js";
 import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
@@ -101,6 +104,10 @@ export class Checkpointer {
   commit(step: number, final: boolean): void {
     const part = this.parts.get(step);
     if (!part) throw new Error(`checkpoint of step ${step} committed before it was written`);
+    // Its part removed (or the job's directory replaced) while the other shards wrote theirs: not a checkpoint to name as the newest.
+    if (!existsSync(join(part.path, "manifest.json"))) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `the checkpoint of step ${step} is gone from ${part.path} before it was whole`);
+    }
     for (const s of this.parts.keys()) if (s <= step) this.parts.delete(s);
     const index = this.s.shardIndex ?? 0;
     this.path = part.path;
