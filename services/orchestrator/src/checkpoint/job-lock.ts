@@ -26,11 +26,9 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
   let taken = take();
   // A holder on another machine is known only by the file's age: a container or pod recreated after a kill -9 (another host
   // name) waits the stale time out once rather than exit into a restart loop. A holder that goes on touching the file is live.
-  let waited = false;
-  while (taken.goneInMs !== undefined && !waited) {
+  if (taken.goneInMs !== undefined) {
     log.warn({ lock: path, holder: taken.heldBy, waitMs: taken.goneInMs }, "the job's lock is held from another machine; waiting to see whether that process still touches it");
     await new Promise((r) => setTimeout(r, taken.goneInMs! + 1_000));
-    waited = true;
     taken = take();
   }
   if (taken.lock) return taken.lock;
