@@ -98,7 +98,7 @@ class DenseWriter {
   add(v: number): void {
     if (this.isLabel) this.asm.labels.push(v);
     else if (this.target) {
-      if (this.i === this.target.size) throw new WireError(`dense feature '${this.name}' holds more than ${this.target.size} value${this.target.size === 1 ? "" : "s"}, the size the feature list declares`);
+      if (this.i === this.target.size) throw new WireError(`dense feature '${shortName(this.name)}' holds more than ${this.target.size} value${this.target.size === 1 ? "" : "s"}, the size the feature list declares`);
       this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? normalizeCount(v) : v;
     }
   }

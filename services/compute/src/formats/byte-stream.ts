@@ -1,7 +1,7 @@
 import { closeSync, createReadStream, readSync, statSync, type ReadStream } from "node:fs";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
-import { compressionFromMagic, compressionFromName, NAME_ENDING, type Compression } from "./compression.js";
+import { compressionFromMagic, compressionFromName, hasParquetMagic, NAME_ENDING, type Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
 import { openDataFile, type FileStamp } from "./data-file.js";
 import { ComputeErrors } from "../errors.js";
@@ -269,7 +269,7 @@ function refuseMisread(path: string, fd: number): void {
   // Positional: the read stream that follows starts at byte 0 all the same.
   const start = head.subarray(0, readSync(fd, head, 0, head.length, 0));
   // A Parquet file begins (and ends) with PAR1, which no TSV line, Monolith length or TFRecord length begins with in practice.
-  if (start.length >= 8 && PARQUET_MAGIC.every((b, i) => start[i] === b)) {
+  if (start.length >= 8 && hasParquetMagic(start)) {
     closeSync(fd);
     throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
   }
@@ -281,8 +281,6 @@ function refuseMisread(path: string, fd: number): void {
     `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name) or give --compression ${kind}`,
   );
 }
-
-const PARQUET_MAGIC = [0x50, 0x41, 0x52, 0x31];
 
 function inflatesAsGzip(start: Uint8Array): boolean {
   try {

@@ -33,6 +33,11 @@ export function compressionFromMagic(head: Uint8Array): "gzip" | "zstd" | null {
   return null;
 }
 
+/** Parquet's magic number, PAR1: a Parquet file begins and ends with it. */
+export function hasParquetMagic(b: Uint8Array): boolean {
+  return b.length >= 4 && b[0] === 0x50 && b[1] === 0x41 && b[2] === 0x52 && b[3] === 0x31;
+}
+
 /*
  * Snappy files use the block framing Monolith's (and Hadoop's) snappy streams
  * use: repeated [uint32 BE uncompressed block length][uint32 BE chunk length,

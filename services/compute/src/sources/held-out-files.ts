@@ -25,7 +25,6 @@ export class HeldOutFiles implements DataSource {
     this.info = {
       ...a,
       description: `${a.description}; held out: ${b.description}`,
-      ...(a.featureList ? { featureList: a.featureList } : {}),
       ...(a.storage || b.storage ? { storage: [a.storage, b.storage].filter(Boolean).join("; held out: ") } : {}),
       ...(a.storageWarning || b.storageWarning ? { storageWarning: [a.storageWarning, b.storageWarning].filter(Boolean).join("; ") } : {}),
       trainRecords: a.trainRecords,

@@ -7,6 +7,7 @@ import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
 import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
+import { compressionFromMagic, hasParquetMagic } from "../formats/compression.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
@@ -147,9 +148,9 @@ function notParquetReason(fd: number, size: number): void {
   const tail = Buffer.alloc(4);
   readSync(fd, head, 0, 4, 0);
   readSync(fd, tail, 0, 4, size - 4);
-  if (head.toString("latin1") !== "PAR1" || tail.toString("latin1") !== "PAR1") {
-    const gzip = head[0] === 0x1f && head[1] === 0x8b;
-    throw new Error(gzip ? "the file is gzip-compressed (Parquet compresses inside the file): decompress it first" : `it does not start and end with PAR1, as every Parquet file does (starts with ${JSON.stringify(head.toString("latin1"))}${tail.toString("latin1") === "PAR1" ? "" : ", does not end with it: cut short?"})`);
+  if (!hasParquetMagic(head) || !hasParquetMagic(tail)) {
+    const gzip = compressionFromMagic(head) === "gzip";
+    throw new Error(gzip ? "the file is gzip-compressed (Parquet compresses inside the file): decompress it first" : `it does not start and end with PAR1, as every Parquet file does (starts with ${JSON.stringify(head.toString("latin1"))}${hasParquetMagic(tail) ? "" : ", does not end with it: cut short?"})`);
   }
 }
 

@@ -52,7 +52,8 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
  * the checkpoint (resharded to this job's shards). Throws the job's failure.
  */
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
-  const changed = resumed?.data ? dataChange(resumed.data, source) : null;
+  const data = trainedData(source);
+  const changed = resumed?.data ? dataChange(resumed.data, data) : null;
   if (changed) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", changed);
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
@@ -68,7 +69,6 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
   const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
   // The feature list each export will carry must fit this data: found now, not after the job trained, at its export.
-  const data = trainedData(source);
   if (config.exportFeatureList) {
     const list = loadFeatureList(config.exportFeatureList);
     const problem = featureListModelMismatch(list, spec, source.slotIds) ?? (data.featureInputs ? featureInputsMismatch(data.featureInputs, list.config) : null);
@@ -97,15 +97,13 @@ function trainedData(source: SourceInfo__Output): TrainedData {
  * counts batches of its data, so bounded data of another length is other data (the
  * user switched files). Data generated or streamed on demand (0 records) is not checked.
  */
-function dataChange(saved: TrainedData, source: SourceInfo__Output): string | null {
+function dataChange(saved: TrainedData, now: TrainedData): string | null {
   // The same records read through another feature list are other inputs: a swapped slot or a transform changed mid-job.
-  const inputs = parseFeatureInputs(source.featureInputs);
-  const encoding = saved.featureInputs && inputs ? featureInputsMismatch(saved.featureInputs, inputs) : null;
+  const encoding = saved.featureInputs && now.featureInputs ? featureInputsMismatch(saved.featureInputs, now.featureInputs) : null;
   if (encoding) return `cannot resume: compute reads the data with another feature list than the checkpoint's job did (${encoding.replace(/this list/g, "the new list")}); resume with the same list, or start a new job with --restore-from to take only the parameters`;
-  const now = Number(source.trainRecords);
-  if (saved.trainRecords === now) return null;
+  if (saved.trainRecords === now.trainRecords) return null;
   const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
-  return `cannot resume: the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now)} (${source.description}); resume on the same data, or start a new job with --restore-from to take only the parameters`;
+  return `cannot resume: the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now.trainRecords)} (${now.description}); resume on the same data, or start a new job with --restore-from to take only the parameters`;
 }
 
 function slotDefaultsOf(config: JobConfig): SlotConfig {
