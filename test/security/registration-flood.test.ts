@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe("registration abuse on a plaintext cluster", () => {
-  it("new trainer ids are rate-limited, connected ids and the compute cannot be taken over, and a killed trainer rejoins", async () => {
+  it("new trainer ids are rate-limited and dropped unless they open a session, connected ids and the compute cannot be taken over, and a killed trainer rejoins", async () => {
     cluster = await LocalCluster.start({
       trainers: 2,
       logDir: join(tmp, "logs"),
@@ -48,6 +48,13 @@ describe("registration abuse on a plaintext cluster", () => {
     expect(accepted).toBeLessThanOrEqual(34); // the burst of 32, plus what refilled while the calls ran
     expect(limited.length).toBe(120 - accepted);
     expect(limited[0]!.details).toContain("more than 32 new trainer ids in a burst");
+    // The accepted ones never open a session: dropped after the heartbeat timeout, not counted as trainers lost.
+    const cleared = await waitFor("the bare registrations to be dropped", async () => {
+      const s = await status.get();
+      return s.workers.some((w) => w.workerId.startsWith("bogus-")) ? null : s;
+    }, 20_000, 250);
+    expect(Number(cleared.deadTrainers)).toBe(0);
+    expect(cleared.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").length).toBe(2);
 
     const hijack = await register("trainer-0", "WORKER_KIND_TRAINER");
     expect(hijack.code).toBe(grpc.status.ALREADY_EXISTS);

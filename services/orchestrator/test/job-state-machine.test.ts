@@ -177,6 +177,36 @@ describe("Job: trainers lost", () => {
     expect((await job.getWork("trainer-0")).batchIndices).toEqual([0, 1]);
   });
 
+  it("a registration whose session never opens is dropped after the heartbeat timeout: no trainer lost, not even under --on-trainer-loss fail", async () => {
+    vi.useFakeTimers();
+    const beat = (job: Job, ids: string[]) => {
+      for (let i = 0; i < 6; i++) {
+        vi.advanceTimersByTime(250);
+        for (const id of ids) expect(job.heartbeat(id)).toBe(true);
+      }
+    };
+    const { job, lines, sessions } = startedJob({ heartbeatTimeoutMs: 1000 });
+    job.registerTrainer("bogus");
+    expect(job.heartbeat("bogus")).toBe(false); // beats without a session keep nothing alive
+    // trainer-1 trained, left, and registered again without opening a session.
+    job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+    job.registerTrainer("trainer-1");
+    beat(job, ["trainer-0"]);
+    const s = job.status();
+    expect(s).toMatchObject({ state: "JOB_STATE_RUNNING", liveTrainers: 1, deadTrainers: 1 }); // trainer-1's disconnect only
+    expect(s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").map((w) => [w.workerId, w.alive])).toEqual([["trainer-0", true], ["trainer-1", false]]);
+    expect(lines.filter((l) => l.msg.includes("opened no session")).map((l) => l.msg).sort()).toEqual([
+      expect.stringMatching(/^trainer bogus registered but opened no session within 1\.\ds; registration dropped$/),
+      expect.stringMatching(/^trainer trainer-1 registered but opened no session within 1\.\ds; registration dropped$/),
+    ]);
+    // Under --on-trainer-loss fail, a bare registration does not end the job.
+    const { job: strict } = startedJob({ heartbeatTimeoutMs: 1000, onTrainerLoss: "fail" });
+    strict.registerTrainer("bogus");
+    beat(strict, ["trainer-0", "trainer-1"]);
+    expect(strict.status()).toMatchObject({ state: "JOB_STATE_RUNNING", liveTrainers: 2, deadTrainers: 0 });
+    expect(strict.status().workers.some((w) => w.workerId === "bogus")).toBe(false);
+  });
+
   it("reassign: a trainer that heartbeats but holds a batch past --stall-timeout-seconds is declared dead", async () => {
     vi.useFakeTimers();
     const { job, lines } = startedJob({ stallTimeoutSeconds: 2, heartbeatTimeoutMs: 600_000 });

@@ -24,6 +24,8 @@ describe("Membership", () => {
   it("takes a backend name and heartbeat phases only in the form a trainer sends, so the status cannot be bloated or spoofed", async () => {
     const { m } = members();
     m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
+    expect(m.heartbeat("t-0")).toBe(false); // no session yet: a trainer beats once its session said the job started
+    m.attach("t-0", new FakeSession(), false);
     m.setBackend("t-0", "wasm+blas");
     expect(m.heartbeat("t-0", { fetch: 0.5, pull: 1, compute: 2, push: 0.25, wait: 0 })).toBe(true);
     for (const backend of ["", "x".repeat(65), "wasm blas", "\x1b[31mEVIL", "wasm\u202e"]) {

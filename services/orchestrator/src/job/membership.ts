@@ -41,6 +41,10 @@ export interface TrainerMember {
   backend: string;
   /** A member of the job: registered and not declared dead. */
   alive: boolean;
+  /** Whether this registration's session has opened: one that never does took no part and expires without a trace. */
+  attached: boolean;
+  /** Whether any registration of this id opened a session (it trained, or was a member waiting for the start). */
+  everAttached: boolean;
   lastBeat: number;
   batchesDone: number;
   /** The trainer's latest streaming AUC (NaN until it reports one). */
@@ -160,7 +164,7 @@ export class Membership {
     }
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
+    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize };
   }
@@ -192,6 +196,7 @@ export class Membership {
       return { kind: "shard", shard };
     }
     trainer!.session = sink;
+    trainer!.attached = trainer!.everAttached = true;
     trainer!.lastBeat = Date.now();
     return { kind: "trainer", trainer: trainer! };
   }
@@ -236,22 +241,37 @@ export class Membership {
   /** Records a trainer's heartbeat; false if it is not (or no longer) a member. */
   heartbeat(workerId: string, phaseSeconds?: Record<string, number>): boolean {
     const t = this.trainers.get(workerId);
-    if (!t?.alive) return false;
+    // A trainer heartbeats once its session has told it the job started: beats without one would keep a bare registration listed.
+    if (!t?.alive || !t.attached) return false;
     t.lastBeat = Date.now();
     if (phaseSeconds) t.phaseSeconds = checkedPhases(workerId, phaseSeconds);
     return true;
   }
 
-  /** From now on, a trainer silent for longer than `timeoutMs` is handed to `onSilent`. */
+  /**
+   * From now on, a trainer silent for longer than `timeoutMs` is handed to `onSilent`. A registration whose session
+   * never opened in that time is dropped instead: it held no batch and was never in a step's plan, so it is no
+   * trainer lost (a bare RegisterWorker call must not fail an --on-trainer-loss fail job or pad the status).
+   */
   watchHeartbeats(timeoutMs: number, onSilent: (t: TrainerMember, why: string) => void): void {
     for (const t of this.trainers.values()) t.lastBeat = Date.now();
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
-      for (const t of this.trainers.values()) {
-        if (t.alive && now - t.lastBeat > timeoutMs) onSilent(t, `sent no heartbeat for ${((now - t.lastBeat) / 1000).toFixed(1)}s`);
+      for (const t of [...this.trainers.values()]) {
+        if (!t.alive || now - t.lastBeat <= timeoutMs) continue;
+        const silent = `${((now - t.lastBeat) / 1000).toFixed(1)}s`;
+        if (t.attached) onSilent(t, `sent no heartbeat for ${silent}`);
+        else this.expire(t, silent);
       }
     }, Math.max(100, Math.min(1000, timeoutMs / 4)));
     this.heartbeatTimer.unref();
+  }
+
+  /** A registration that opened no session: a trainer that trained before is dead again, any other id forgotten. */
+  private expire(t: TrainerMember, silent: string): void {
+    if (t.everAttached) t.alive = false;
+    else this.trainers.delete(t.workerId);
+    this.log.warn({ workerId: t.workerId, rank: t.rank }, `trainer ${t.workerId} registered but opened no session within ${silent}; registration dropped`);
   }
 
   /** With no live trainer, calls `onOrphaned` if none has joined `ms` later. */
