@@ -456,6 +456,27 @@ describe("the pangea command as a new user meets it", () => {
     expect([r.code, r.stdout]).toEqual([0, `wrote 10 records to ${deep}\n`]);
   });
 
+  it.concurrent("a feature list slot the data never fills (fids of another slot number) is a warning in run's summary and status, and the job trains", async ({ expect }) => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-empty-slot-"));
+    const data = join(tmp, "train.pb");
+    const list = join(tmp, "list.json");
+    expect((await runNode(ENTRY.cli, ["gen-data", "--out", data, "--records", "1000", "--format", "instance", "--feature-list-out", list])).code).toBe(0);
+    const config = JSON.parse(readFileSync(list, "utf8")) as { slots: { name: string; slot: number }[] };
+    config.slots.find((x) => x.name === "C5")!.slot = 905;
+    const other = join(tmp, "other.json");
+    writeFileSync(other, JSON.stringify(config));
+    const r = await runNode(
+      ENTRY.cli,
+      ["run", "--json", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "instance", "--feature-list", other, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
+      { timeoutMs: 120_000, stopSignal: "SIGTERM" },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const warning = "slot 'C5' (slot 905) of the feature list holds no id in any of the 1000 records read: it trains on nothing and serving takes it as missing; check the features' names and the slot numbers of the fids against the feature list (1000 ids of slots it does not declare were dropped)";
+    expect((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { warnings: string[] }).warnings).toEqual([warning]);
+    expect(r.stderr.split("\n")).toContain(`  warning           ${warning}`);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
   it("run's summary says what parameter sync did: rows pushed and the version serving acknowledged", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-sync-"));
     const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt"), "--log-dir", join(tmp, "logs")];

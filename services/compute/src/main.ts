@@ -20,8 +20,9 @@ runMain("pangea-compute", async () => {
   configureTransport(config, "compute");
   const log = createLogger("compute");
   const source = await openSource(config, log);
-  const { description, storage, storageWarning, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
+  const { description, storage, storageWarning, dataWarnings, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
   if (storageWarning) log.warn(storageWarning);
+  for (const w of dataWarnings ?? []) log.warn(w);
   const perTask = tasks?.length ? { tasks: tasks.map((t) => t.name), ...(taskGroundTruth ? { taskGroundTruth } : {}) } : {};
   log.info({ source: description, ...(storage ? { storage } : {}), train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
   if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);

@@ -24,5 +24,6 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     skippedRecords: d.skippedRecords ?? 0,
     skippedSummary: d.skippedSummary ?? "",
     featureInputs: d.featureList ? JSON.stringify(featureInputsOf(d.featureList)) : "",
+    dataWarnings: d.dataWarnings ?? [],
   };
 }

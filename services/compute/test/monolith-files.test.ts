@@ -70,6 +70,7 @@ describe("Monolith files: golden round trips through our writers and readers", (
     const src = await open(path, kind, framing);
     expect(src.info.trainRecords).toBe(N);
     expect(src.info.skippedRecords).toBe(0);
+    expect(src.info.dataWarnings).toBeUndefined(); // every declared slot got ids
     expectSameAsSynthetic(src);
   });
 
@@ -196,6 +197,24 @@ describe("bad records", () => {
     // A feature the list does not name is read and ignored, whatever it holds.
     decode(example("other", bytesList));
     expect(asm.labels).toEqual([1]);
+  });
+
+  it("a declared slot no record fills is a data warning naming it, with the ids of undeclared slots dropped", async () => {
+    const path = join(dir, "other-slot.pb");
+    writeFileSync(path, encodePbRecords(messages("instance"), PB_FILE_DEFAULTS));
+    const config = synthetic.featureListConfig("fid_v1");
+    config.slots = config.slots.map((s) => (s.name === "C3" || s.name === "C9" ? { ...s, slot: 900 + s.slot } : s));
+    const src = await MonolithFilesSource.open({ paths: [path], message: "instance", framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: compileFeatureList(config, "test"), evalFraction: 0, onBadRecord: "fail" });
+    const block = new RecordBlock(N, 13, 26);
+    src.read("train", 0, N, block);
+    expect(src.info.dataWarnings).toEqual([
+      expect.stringMatching(/^slots 'C3' \(slot 903\), 'C9' \(slot 909\) of the feature list hold no id in any of the 600 records read: they train on nothing and serving takes them as missing; check the features' names and the slot numbers of the fids against the feature list \((\d+) ids of slots it does not declare were dropped\)$/),
+    ]);
+    const full = new RecordBlock(N, 13, 26);
+    synthetic.read("train", 0, N, full);
+    // What was dropped is the two slots' ids: the warning's count is theirs.
+    expect(full.nnz - block.nnz).toBeGreaterThan(0);
+    expect(Number(/\((\d+) ids/.exec(src.info.dataWarnings![0]!)![1])).toBe(full.nnz - block.nnz);
   });
 
   it("a v2 fid with the reserved bit set is bad", async () => {

@@ -47,6 +47,7 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     const src = await ParquetSource.open({ paths: [criteoParquet(N)], featureList: list, evalFraction: 0.2, onBadRecord: "fail" });
     expect(src.info.trainRecords).toBe(400);
     expect(src.info.evalRecords).toBe(100);
+    expect(src.info.dataWarnings).toBeUndefined(); // every declared slot got ids
     const a = new RecordBlock(400, 13, 26);
     const b = new RecordBlock(400, 13, 26);
     src.read("train", 0, 400, a);
@@ -117,6 +118,17 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     const b = new RecordBlock(4, 3, 1);
     src.read("train", 0, 4, b);
     expect([...b.dense]).toEqual([1, 2, 3, 4, 5, 0, 0, 0, 0, 10, 0, 0]);
+  });
+
+  it("a slot column of nulls in every row is a data warning naming it", async () => {
+    const path = join(dir, "null-slot.parquet");
+    const rows = 6;
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0, 1, 0, 1, 0], type: "INT32" }, { name: "x", data: [1, 2, 3, 4, 5, 6], type: "DOUBLE" }, { name: "c", data: ["a", "b", "c", "d", "e", "f"], type: "STRING" }, { name: "d", data: new Array(rows).fill(null), type: "STRING" }] })));
+    const twoSlots = compileFeatureList({ slots: [{ name: "c", slot: 1, type: "bytes" }, { name: "d", slot: 7, type: "bytes" }], dense: [{ name: "x", size: 1, transform: "none" }] }, "test");
+    const src = await ParquetSource.open({ paths: [path], featureList: twoSlots, evalFraction: 0, onBadRecord: "fail" });
+    expect(src.info.dataWarnings).toEqual([
+      "slot 'd' (slot 7) of the feature list holds no id in any of the 6 records read: it trains on nothing and serving takes it as missing; check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)",
+    ]);
   });
 
   it("a string column declared as an int64 slot is a bad row saying it holds a string and which type hashes strings", async () => {

@@ -91,6 +91,14 @@ describe("Membership", () => {
     expect(m.compute?.workerId).toBe("c-1");
   });
 
+  it("compute's data warnings are a few lines: more, or longer ones, are refused", async () => {
+    const { m } = members();
+    expect(() => m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, dataWarnings: new Array(9).fill("w") }, "JOB_STATE_WAITING", false)).toThrow("compute c-1 registered with 9 data warnings of up to 1 characters; at most 8 of 2048");
+    expect(await codeOf(() => m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, dataWarnings: ["x".repeat(2049)] }, "JOB_STATE_WAITING", false))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, dataWarnings: ["x".repeat(2048)] }, "JOB_STATE_WAITING", false);
+    expect(m.compute?.workerId).toBe("c-1");
+  });
+
   it("shards: an index outside 1..n-1, a taken index, or any shard after the start is refused", async () => {
     const { m } = members(2, 3);
     expect(await codeOf(() => m.addShard("s-0", 0, "h:1", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_BAD_REGISTRATION");

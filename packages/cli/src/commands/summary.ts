@@ -91,7 +91,8 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   rows.push(...evaluationRows(s));
   if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
   // An orchestrator older than the field sends none.
-  for (const w of s.warnings ?? []) rows.push(["warning", printable(w)]);
+  // Escaped with every row below (up to 4 KiB: a warning is read whole).
+  for (const w of s.warnings ?? []) rows.push(["warning", w]);
   if (sync) {
     const ignored = sync.ignored > 0 ? `; ${int(sync.ignored)} push${sync.ignored === 1 ? "" : "es"} ignored by serving as not newer than ones it had applied` : "";
     // Rows are counted as sent whether or not serving took them: with no push acknowledged, the line says so and why.

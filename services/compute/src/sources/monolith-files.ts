@@ -12,6 +12,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
+import { emptySlotsWarning } from "./slot-coverage.js";
 import type { SourceDescription } from "./source.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
@@ -75,7 +76,14 @@ export class MonolithFilesSource extends CachedSource {
         await parser.close();
       }
     });
-    const { records: samples, skippedRecords, skippedBytes, skippedSummary } = cache.index;
+    const { records: samples, skippedRecords, skippedBytes, skippedSummary, slotIdCounts } = cache.index;
+    const dropped = cache.index.extra?.unconfiguredIds ?? 0;
+    const empty = emptySlotsWarning(
+      slotIdCounts,
+      list,
+      samples,
+      `check the features' names${opts.message === "instance" ? "" : " and types"} and the slot numbers of the fids against the feature list${dropped ? ` (${dropped} ids of slots it does not declare were dropped)` : ""}`,
+    );
     if (samples === 0) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
     }
@@ -85,6 +93,7 @@ export class MonolithFilesSource extends CachedSource {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
+      ...(empty ? { dataWarnings: [empty] } : {}),
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),

@@ -5,6 +5,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
+import { emptySlotsWarning } from "./slot-coverage.js";
 import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { compressionFromMagic, hasParquetMagic } from "../formats/compression.js";
@@ -86,7 +87,8 @@ export class ParquetSource extends CachedSource {
       columns.spill(w);
       return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: 0, skippedSummary: bad.summary() };
     });
-    const { records, skippedRecords, skippedSummary } = cache.index;
+    const { records, skippedRecords, skippedSummary, slotIdCounts } = cache.index;
+    const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");
     if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, records - evalCount, {
@@ -94,6 +96,7 @@ export class ParquetSource extends CachedSource {
       featureList: list.config,
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
+      ...(empty ? { dataWarnings: [empty] } : {}),
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),

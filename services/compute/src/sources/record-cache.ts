@@ -43,6 +43,8 @@ export interface CacheSummary {
 interface CacheIndex extends CacheSummary {
   version: number;
   layout: CacheLayout;
+  /** Ids each slot holds over every record, in slot order (absent for fixed cells, where each holds one, and in older caches). */
+  slotIdCounts?: number[];
   /** [first record, byte offset, byte length, CRC-32 of those bytes] of each chunk. */
   chunks: [number, number, number, number][];
 }
@@ -132,11 +134,14 @@ export class CacheWriter {
   private crc = 0;
   private readonly chunks: [number, number, number, number][] = [];
   private readonly header = new Uint32Array(4);
+  /** Ids per slot so far, counted as chunks go by (the index keeps them: a slot no record fills is worth a warning). */
+  private readonly slotIdCounts: number[] | null;
 
   constructor(
     private readonly path: string,
     private readonly layout: CacheLayout,
   ) {
+    this.slotIdCounts = layout.fixedCells ? null : new Array<number>(layout.slots).fill(0);
     // The pid says whose it is; the random part keeps two computes sharing the directory apart (both pid 1 in containers).
     this.tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     this.fd = openSync(this.tmp, "w");
@@ -155,7 +160,11 @@ export class CacheWriter {
     this.put(labels.subarray(0, n * T));
     this.put(weights ? weights.subarray(0, n) : new Float32Array(n).fill(1));
     this.put(dense.subarray(0, n * D));
-    if (!fixedCells) this.put(cellStarts!.subarray(0, n * S + 1));
+    if (!fixedCells) {
+      this.put(cellStarts!.subarray(0, n * S + 1));
+      const counts = this.slotIdCounts!;
+      for (let r = 0, i = 0; r < n; r++) for (let c = 0; c < S; c++, i++) counts[c]! += cellStarts![i + 1]! - cellStarts![i]!;
+    }
     this.put(ids.subarray(0, nnz * 2));
     this.chunks.push([this.records, start, this.offset - start, this.crc]);
     this.records += n;
@@ -171,7 +180,7 @@ export class CacheWriter {
 
   /** Writes the index and trailer, and renames the file into place. */
   finish(summary: CacheSummary): void {
-    const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks };
+    const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks, ...(this.slotIdCounts ? { slotIdCounts: this.slotIdCounts } : {}) };
     const json = Buffer.from(JSON.stringify(index));
     const at = this.offset;
     writeSync(this.fd, json, 0, json.length, at);

@@ -9,6 +9,8 @@ export interface SourceDescription {
   storage?: string;
   /** Why the storage found was not used (a damaged record cache, written again), for a warning. */
   storageWarning?: string;
+  /** What the data looks like it was not meant to be read as (declared slots it never fills), for the job's warnings. */
+  dataWarnings?: string[];
   /** Records in the train split; 0 means unbounded (generated on demand). */
   trainRecords: number;
   evalRecords: number;

@@ -58,11 +58,11 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
-  const warnings: string[] = [...(config.startWarnings ?? [])];
+  const warnings: string[] = [...(config.startWarnings ?? []), ...source.dataWarnings];
   if (absent.length) {
     const shown = source.slotIds.length > 12 ? `${source.slotIds.slice(0, 12).join(", ")}, ... (${source.slotIds.length})` : source.slotIds.join(", ");
     warnings.push(`--slot-config names slot${absent.length === 1 ? "" : "s"} ${absent.join(", ")}, which the data does not have (its slots: ${shown}); ${absent.length === 1 ? "its" : "their"} settings are not used`);
-    log.warn({ slots: absent, dataSlots: source.slotIds.length }, warnings[0]!);
+    log.warn({ slots: absent, dataSlots: source.slotIds.length }, warnings.at(-1)!);
   }
   const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
   const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);

@@ -27,6 +27,9 @@ function checkedPhases(workerId: string, phases: Record<string, number>): Record
 const NEW_TRAINER_BURST = 32;
 const NEW_TRAINER_PER_SECOND = 2;
 const MAX_TRAINER_IDS = 256;
+/** A compute's data warnings go into every status: a few lines, not a payload. */
+const MAX_DATA_WARNINGS = 8;
+const MAX_DATA_WARNING_CHARS = 2048;
 
 /** Where a job's session events go; the gRPC layer adapts a server stream to it. */
 export interface SessionSink {
@@ -100,6 +103,9 @@ export class Membership {
     if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
+    }
+    if (source.dataWarnings.length > MAX_DATA_WARNINGS || source.dataWarnings.some((w) => w.length > MAX_DATA_WARNING_CHARS)) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with ${source.dataWarnings.length} data warnings of up to ${Math.max(...source.dataWarnings.map((w) => w.length))} characters; at most ${MAX_DATA_WARNINGS} of ${MAX_DATA_WARNING_CHARS}`);
     }
     try {
       parseFeatureInputs(source.featureInputs);

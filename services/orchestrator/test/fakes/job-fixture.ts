@@ -78,6 +78,7 @@ export const SOURCE: SourceInfo__Output = {
   groundTruthTaskAuc: [],
   groundTruthTaskLogloss: [],
   featureInputs: "",
+  dataWarnings: [],
 };
 
 export function jobConfig(over: Partial<JobConfig> = {}): JobConfig {

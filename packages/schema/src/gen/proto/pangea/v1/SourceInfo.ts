@@ -23,6 +23,7 @@ export interface SourceInfo {
   'groundTruthTaskAuc'?: (number | string)[];
   'groundTruthTaskLogloss'?: (number | string)[];
   'featureInputs'?: (string);
+  'dataWarnings'?: (string)[];
 }
 
 export interface SourceInfo__Output {
@@ -44,4 +45,5 @@ export interface SourceInfo__Output {
   'groundTruthTaskAuc': (number)[];
   'groundTruthTaskLogloss': (number)[];
   'featureInputs': (string);
+  'dataWarnings': (string)[];
 }

@@ -1,0 +1,26 @@
+import type { FeatureList } from "@pangea/features";
+
+/** The most slots a warning names; the rest are counted. */
+const NAMED = 8;
+
+/**
+ * A declared slot that no record gave an id trains on nothing, and serving
+ * takes it as always missing: nearly always a feature list that names the
+ * data otherwise (a misspelt feature or column, fids of another slot
+ * number). `idCounts` are the record cache's ids per slot, in column order;
+ * `why` says what to check for the format. Null when every slot got ids or
+ * the counts are not known (an older cache).
+ */
+export function emptySlotsWarning(idCounts: readonly number[] | undefined, list: FeatureList, records: number, why: string): string | null {
+  if (!idCounts || idCounts.length !== list.slotIds.length) return null;
+  const nameOf = new Map<number, string>();
+  for (const [name, s] of list.slotByName) nameOf.set(s.column, name);
+  const empty: string[] = [];
+  idCounts.forEach((n, column) => {
+    if (n === 0) empty.push(`'${nameOf.get(column) ?? "?"}' (slot ${list.slotIds[column]})`);
+  });
+  if (empty.length === 0) return null;
+  const shown = empty.length > NAMED ? `${empty.slice(0, NAMED).join(", ")} and ${empty.length - NAMED} more` : empty.join(", ");
+  const several = empty.length > 1;
+  return `slot${several ? "s" : ""} ${shown} of the feature list ${several ? "hold" : "holds"} no id in any of the ${records} records read: ${several ? "they train" : "it trains"} on nothing and serving takes ${several ? "them" : "it"} as missing; ${why}`;
+}
