@@ -1,10 +1,16 @@
 import { closeSync, createReadStream, readSync, statSync, type ReadStream } from "node:fs";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
+import xxhash, { type XXHash, type XXHashAPI } from "xxhash-wasm";
 import { compressionFromMagic, compressionFromName, hasParquetMagic, NAME_ENDING, type Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
 import { openDataFile, type FileStamp } from "./data-file.js";
 import { ComputeErrors } from "../errors.js";
+import { ZstdFrames } from "./zstd-frames.js";
+
+/** XXH64 (WebAssembly), compiled once per process when a zstd file is first read. */
+let xxhashApi: Promise<XXHashAPI> | null = null;
+const xxhash64 = (): Promise<XXHashAPI> => (xxhashApi ??= xxhash());
 
 /** Compressed bytes read from a file per step: small, so a piece's decompressed size stays a few MB whatever the ratio. */
 const READ_STEP = 1 << 16;
@@ -226,14 +232,36 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
     }
     case "zstd": {
       const out: Uint8Array[] = [];
+      // fzstd does not check a frame's content checksum: it is fed a frame at a time (the walker finds where each ends,
+      // and fzstd gives a frame's last bytes once its end is pushed), and what the frame decoded to is hashed here.
+      const frames = new ZstdFrames();
+      let hash: XXHash<bigint> | null = null;
+      let fed = 0;
       // fzstd reuses its window: each piece is copied out. A frame cut short throws "unexpected EOF" at the last push.
       const z = new ZstdStream((d) => {
-        out.push(d.slice());
+        const piece = d.slice();
+        out.push(piece);
+        hash?.update(piece);
       });
       return {
-        push: (input, last) => {
+        push: async (input, last) => {
+          const xxh = await xxhash64();
+          hash ??= xxh.create64(0n);
+          const pieceAt = fed;
+          fed += input.length;
+          let from = 0;
           try {
-            z.push(input, last);
+            for (const end of frames.feed(input)) {
+              z.push(input.subarray(from, end.at));
+              from = end.at;
+              const sum = Number(hash.digest() & 0xffffffffn);
+              hash = xxh.create64(0n);
+              if (end.checksum !== null && sum !== end.checksum) {
+                const at = pieceAt + end.at;
+                return { out: out.splice(0), error: new Error(`the frame at bytes ${end.start}-${at - 1} decodes to data whose checksum (XXH64) is not the frame's: its compressed blocks are damaged`), errorAt: at - 4 };
+              }
+            }
+            z.push(input.subarray(from), last);
             return { out: out.splice(0), error: null };
           } catch (err) {
             return { out: out.splice(0), error: err as Error };
