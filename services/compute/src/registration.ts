@@ -1,3 +1,4 @@
+import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { orchestratorClient, unary, waitReady, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
@@ -42,29 +43,52 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
     });
   let address = await register(r.connectTimeoutMs);
   log.info({ orchestrator: address, advertise: r.advertise }, "registered with orchestrator");
+  /** Registers again once the orchestrator is lost; `finished`: the job had ended, so one that stays away is no failure. */
+  const rejoin = (why: string, finished: boolean): void => {
+    log[finished ? "info" : "warn"]({ orchestrator: address, why }, `${finished ? "the orchestrator of the finished job went away" : "lost the orchestrator"}; registering again`);
+    const lostAt = address;
+    // Paced: a session refused while the orchestrator still holds this compute's old one (not yet seen closed) is tried again.
+    new Promise((wait) => setTimeout(wait, 250))
+      .then(() => register(r.rejoinTimeoutMs))
+      .then(
+        (found) => {
+          address = found;
+          log.info({ orchestrator: address }, "registered again");
+          hold();
+        },
+        (err: Error) => {
+          const gone = `the orchestrator (last at ${lostAt}) did not come back within ${r.rejoinTimeoutMs} ms: ${err.message}`;
+          if (finished) log.info({ why: gone }, "the job had finished; compute stays idle");
+          else onGone(ComputeErrors.create("COMPUTE_ERR_ORCHESTRATOR_GONE", gone));
+        },
+      );
+  };
+  /**
+   * After the job's end its session closes, but the orchestrator may come back with more to do (restarted with more
+   * --steps, as make docker-up does): once its connection drops, compute registers again.
+   */
+  const rejoinWhenDropped = (): void => {
+    const channel = client!.getChannel();
+    const watch = (): void => {
+      const state = channel.getConnectivityState(false);
+      if (state !== grpc.connectivityState.READY && state !== grpc.connectivityState.CONNECTING) return rejoin("its connection closed", true);
+      channel.watchConnectivityState(state, Date.now() + 3_600_000, () => watch());
+    };
+    watch();
+  };
   const hold = (): void => {
     const session = client!.WorkerSession({ workerId: r.workerId });
     let over = false;
+    let finished = false;
     const lost = (why: string) => {
       if (over) return;
       over = true;
-      log.warn({ orchestrator: address, why }, "lost the orchestrator; registering again");
-      const lostAt = address;
-      // Paced: a session refused while the orchestrator still holds this compute's old one (not yet seen closed) is tried again.
-      new Promise((wait) => setTimeout(wait, 250))
-        .then(() => register(r.rejoinTimeoutMs))
-        .then(
-          (found) => {
-            address = found;
-            log.info({ orchestrator: address }, "registered again");
-            hold();
-          },
-          (err: Error) => onGone(ComputeErrors.create("COMPUTE_ERR_ORCHESTRATOR_GONE", `the orchestrator (last at ${lostAt}) did not come back within ${r.rejoinTimeoutMs} ms: ${err.message}`)),
-        );
+      if (finished) rejoinWhenDropped();
+      else rejoin(why, false);
     };
     session.on("data", (e: WorkerEvent__Output) => {
       if (e.jobFinished) {
-        over = true;
+        finished = true;
         log.info({ state: e.jobFinished.state }, "job finished");
       }
     });

@@ -87,6 +87,17 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   return model;
 }
 
+/**
+ * Why a compute registering with a job that resumed completed cannot be taken, or null: its data is not what the job
+ * trained on (the model is built on neither, so the usual check at the start never runs). Its message says how to go on.
+ */
+export function completedDataChange(resumed: TrainingProgress | null, source: SourceInfo__Output): string | null {
+  const changed = resumed?.data ? dataChange(resumed.data, trainedData(source)) : null;
+  if (!changed) return null;
+  const why = changed.replace(/^cannot resume: /, "").replace(/; resume (on the same data|with the same list), or start a new job with --restore-from to take only the parameters$/, "");
+  return `the job completed at step ${resumed!.step} on other data: ${why}; give it the data it trained on, or start a new job for this data (another --job-id; under Docker, make docker-down first)`;
+}
+
 function trainedData(source: SourceInfo__Output): TrainedData {
   const featureInputs = parseFeatureInputs(source.featureInputs);
   return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords), ...(featureInputs ? { featureInputs } : {}) };

@@ -15,7 +15,7 @@ import { checkEvalReport } from "./eval-report-check.js";
 import { Evaluations } from "./evaluations.js";
 import type { JobConfig } from "./job-config.js";
 import { readCounters, saveCounters, type JobCounters } from "./job-counters.js";
-import { batchesPerStepOf, buildModel, resumedTraining, startExpirySweep, type JobModel } from "./job-model.js";
+import { batchesPerStepOf, buildModel, completedDataChange, resumedTraining, startExpirySweep, type JobModel } from "./job-model.js";
 import { buildJobSpec } from "./job-spec.js";
 import { buildJobStatus } from "./job-status.js";
 import { TaskLosses } from "./task-status.js";
@@ -165,6 +165,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): void {
+    const other = this.config.completed && source ? completedDataChange(this.resumed, source) : null;
+    if (other) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `compute ${workerId} refused: ${other}`);
     this.members.addCompute(workerId, address, source, this.state, this.isFinished());
     this.wake();
     this.maybeStart();
