@@ -149,6 +149,57 @@ write_data_override() {
   } >"$OVERRIDE.new"
 }
 
+# The settings' values, checked before anything is built or started (and before
+# they are remembered): a value the services would refuse after a minute's build
+# is refused here in one line. The choices are compute's flags' (packages/service-flags).
+check_settings() {
+  local name v
+  for name in STEPS TRAINERS; do
+    v=${!name:-}
+    [ -z "$v" ] || { [[ $v =~ ^[0-9]{1,9}$ ]] && [ $((10#$v)) -ge 1 ]; } || die "$name: expected a whole number from 1 to 999999999, got '$v'"
+  done
+  local ports=() spec port
+  for name in ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT; do
+    v=${!name:-}
+    [ -z "$v" ] || { [[ $v =~ ^[0-9]{1,5}$ ]] && [ $((10#$v)) -ge 1 ] && [ $((10#$v)) -le 65535 ]; } || die "$name: expected a port number from 1 to 65535, got '$v'"
+  done
+  for spec in "ORCHESTRATOR_PORT:${ORCHESTRATOR_PORT:-50051}" "DASHBOARD_PORT:${DASHBOARD_PORT:-9400}" "SERVING_GRPC_PORT:${SERVING_GRPC_PORT:-8500}" \
+    "SERVING_REST_PORT:${SERVING_REST_PORT:-8501}" "PROMETHEUS_PORT:${PROMETHEUS_PORT:-9090}" "GRAFANA_PORT:${GRAFANA_PORT:-3000}"; do
+    port=$((10#${spec#*:}))
+    for v in "${ports[@]}"; do [ "${v#*:}" != "$port" ] || die "${spec%%:*} and ${v%%:*} are both port $port; give each its own"; done
+    ports+=("${spec%%:*}:$port")
+  done
+  node -e 'process.exit(require("net").isIP(process.argv[1]) ? 0 : 1)' "$BIND" || die "PANGEA_BIND: expected an IP address of this host to publish the ports on (e.g. 127.0.0.1 or 0.0.0.0), got '$BIND'"
+  case "${FORMAT:-criteo}" in criteo|instance|example|examplebatch|parquet) ;; *) die "FORMAT: expected criteo, instance, example, examplebatch or parquet, got '$FORMAT'" ;; esac
+  case "${FRAMING:-pb}" in pb|tfrecord) ;; *) die "FRAMING: expected pb or tfrecord, got '$FRAMING'" ;; esac
+  case "${COMPRESSION:-auto}" in auto|none|gzip|zlib|snappy|zstd) ;; *) die "COMPRESSION: expected auto, none, gzip, zlib, snappy or zstd, got '$COMPRESSION'" ;; esac
+  case "${SORT_ID:-auto}" in auto|true|false) ;; *) die "SORT_ID: expected auto, true or false, got '$SORT_ID'" ;; esac
+  if [ -n "${DATA:-}" ] && [ "${FORMAT:-criteo}" != criteo ] && [ -z "${FEATURE_LIST:-}" ]; then
+    die "FORMAT=$FORMAT needs FEATURE_LIST: the feature list the records are read with (see the README's Data formats)"
+  fi
+  if [ -n "${FEATURE_LIST:-}" ] && [ ! -f "$FEATURE_LIST" ]; then die "FEATURE_LIST: $FEATURE_LIST is not a file"; fi
+  return 0
+}
+
+# One docker-up or docker-down of a project at a time: two would start, or remove,
+# the same containers under each other. The lock is a directory holding the pid.
+LOCK=.pangea/docker/$PROJECT.lock
+take_lock() {
+  mkdir -p "$(dirname "$LOCK")"
+  if ! mkdir "$LOCK" 2>/dev/null; then
+    local pid
+    pid=$(cat "$LOCK/pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      die "another make docker-up or docker-down of project '$PROJECT' is running (pid $pid); wait for it to end, or give this one another COMPOSE_PROJECT"
+    fi
+    # Its holder is gone (killed): the lock is stale.
+    rm -rf "$LOCK"
+    mkdir "$LOCK" 2>/dev/null || die "another make docker-up or docker-down of project '$PROJECT' has just started; wait for it to end"
+  fi
+  echo $$ >"$LOCK/pid"
+  trap 'rm -rf "$LOCK" "$OVERRIDE.new"' EXIT
+}
+
 # What make docker-build and make docker-up both run: compose builds every
 # service's image from infra/Dockerfile (unchanged layers come from the cache).
 build_images() { # compose file arguments
@@ -168,10 +219,9 @@ build() {
 }
 
 up() {
-  trap 'rm -f "$OVERRIDE.new"' EXIT
+  check_settings
+  take_lock
   engine_answers
-  if [ -n "${FEATURE_LIST:-}" ] && [ ! -f "$FEATURE_LIST" ]; then die "FEATURE_LIST: $FEATURE_LIST is not a file"; fi
-  case "${FORMAT:-criteo}" in criteo|instance|example|examplebatch|parquet) ;; *) die "FORMAT: expected criteo, instance, example, examplebatch or parquet, got '$FORMAT'" ;; esac
   write_data_override
 
   local profiles=() img why
@@ -187,14 +237,18 @@ up() {
   done
 
   # Ports matter only for a project that is not already running (up again is a no-op for running containers).
-  if [ -z "$(compose ps -q 2>/dev/null)" ]; then
+  local running
+  running=$(compose ps -q 2>/dev/null || true)
+  if [ -z "$running" ]; then
     local spec name port
     local specs=("ORCHESTRATOR_PORT:${ORCHESTRATOR_PORT:-50051}" "DASHBOARD_PORT:${DASHBOARD_PORT:-9400}" "SERVING_GRPC_PORT:${SERVING_GRPC_PORT:-8500}"
       "SERVING_REST_PORT:${SERVING_REST_PORT:-8501}" "PROMETHEUS_PORT:${PROMETHEUS_PORT:-9090}")
     [ ${#profiles[@]} -eq 0 ] || specs+=("GRAFANA_PORT:${GRAFANA_PORT:-3000}")
     for spec in "${specs[@]}"; do
       name=${spec%%:*} port=${spec#*:}
-      port_free "$BIND" "$port" || die "port $port on $BIND ($name) is already in use: stop what holds it, or pick another, e.g. $name=$((port + 10000)) make docker-up"
+      port=$((10#$port))
+      local other=$((port + 10000)); [ "$other" -le 65535 ] || other=$((port - 10000))
+      port_free "$BIND" "$port" || die "port $port on $BIND ($name) is already in use: stop what holds it, or pick another, e.g. $name=$other make docker-up"
     done
   fi
 
@@ -210,6 +264,10 @@ up() {
   if ! "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "${profiles[@]}" up -d --remove-orphans; then
     say "the last log lines of each service:"
     compose logs --no-color --tail 3 2>/dev/null | grep -v '^Attaching' || true
+    if [ -n "$running" ]; then
+      # The project ran before this start: what it runs is not this start's to remove.
+      die "starting the containers failed (see above); the project's other containers are left running: fix the setting and run make docker-up again, or make docker-down"
+    fi
     compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
     die "starting the containers failed (see above); the containers that had started were removed"
   fi
@@ -237,6 +295,7 @@ TXT
 }
 
 down() {
+  take_lock
   engine_answers
   local v=(-v)
   [ "${KEEP_VOLUMES:-0}" != 1 ] || v=()
@@ -250,7 +309,6 @@ down() {
   fi
   # The host's copy of the admin certificate goes with the volume that holds its CA, and the
   # settings with the checkpoints they trained.
-  rm -f "$OVERRIDE.new"
   [ "${KEEP_VOLUMES:-0}" = 1 ] || rm -rf ".pangea/docker/$PROJECT-tls" "$OVERRIDE" "$SETTINGS"
 }
 

@@ -239,11 +239,33 @@ describe("distributed training", () => {
       expect(s.eval!.records).toBe(first.eval!.records);
       const trainer = await runNode(ENTRY.trainer, ["--orchestrator", address, "--port", "0", "--metrics-port", "0"], { timeoutMs: 30_000 });
       expect(trainer.code, trainer.stderr).toBe(0);
-      expect(trainer.stderr).toContain("the job had already completed when this trainer joined; nothing to do");
+      expect(trainer.stderr).toContain("the job had already ended (completed or failed) when this trainer joined; nothing to do");
     } finally {
       orch.kill("SIGKILL");
     }
   }, 90_000);
+
+  it("a trainer joining an orchestrator whose job failed exits 0 saying the job had ended (Docker's restart policy does not start it again and again)", async () => {
+    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "failed-join", "--steps", "5", "--checkpoint-dir", CKPT, "--port", "0", "--register-timeout-ms", "300"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: orch.stdout! }).on("line", (l) => {
+          if (l.startsWith('{"ready"')) resolve((JSON.parse(l) as { address: string }).address);
+        });
+        orch.on("exit", (code) => reject(new Error(`orchestrator exited ${code}`)));
+      });
+      const status = new StatusClient(address);
+      await status.connect(5_000);
+      const failed = await waitFor("the job to fail", async () => ((await status.get()).state === "JOB_STATE_FAILED" ? true : null), 10_000, 100);
+      status.close();
+      expect(failed).toBe(true);
+      const trainer = await runNode(ENTRY.trainer, ["--orchestrator", address, "--port", "0", "--metrics-port", "0"], { timeoutMs: 30_000 });
+      expect(trainer.code, trainer.stderr).toBe(0);
+      expect(trainer.stderr).toContain("the job had already ended (completed or failed) when this trainer joined; nothing to do");
+    } finally {
+      orch.kill("SIGKILL");
+    }
+  }, 60_000);
 
   it("compute killed with SIGKILL and restarted, three times, while each trainer holds two batches a step (--batches-per-step 4) and reads two steps ahead: trainers fetch the same batches from it; the model equals the clean run's", async () => {
     const o: JobOptions = { steps: 45, extra: ["--batches-per-step", "4"] };

@@ -243,7 +243,7 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
     try {
       const r = await run("make", ["docker-up"], env({ DASHBOARD_PORT: String(port) }), 120_000);
       expect(r.code).not.toBe(0);
-      expect(r.out).toContain(`make docker-up: port ${port} on 127.0.0.1 (DASHBOARD_PORT) is already in use: stop what holds it, or pick another, e.g. DASHBOARD_PORT=${port + 10000} make docker-up`);
+      expect(r.out).toContain(`make docker-up: port ${port} on 127.0.0.1 (DASHBOARD_PORT) is already in use: stop what holds it, or pick another, e.g. DASHBOARD_PORT=${port + 10000 <= 65535 ? port + 10000 : port - 10000} make docker-up`);
       expect(projectContainers(`pangea-bad-${process.pid}`)).toBe("");
     } finally {
       holder.close();

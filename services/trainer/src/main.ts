@@ -17,7 +17,7 @@ import { evaluate } from "./loop/evaluate.js";
 import type { JobSpec__Output } from "@pangea/schema";
 
 const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
-const NOTHING_TO_DO = "the job had already completed when this trainer joined; nothing to do";
+const NOTHING_TO_DO = "the job had already ended (completed or failed) when this trainer joined; nothing to do";
 
 const usage = () => usageText("pangea-trainer", "Joins a job, trains the model on its share of the data, and (rank 0) evaluates it.", FLAGS);
 

@@ -38,7 +38,11 @@ export class ClusterSession {
     private readonly phaseSeconds: () => Record<string, number>,
   ) {}
 
-  /** Registers with the orchestrator; null when its job has already completed (a new trainer is refused then, and has nothing to do). */
+  /**
+   * Registers with the orchestrator; null when its job has already ended (a new trainer is refused then, and has
+   * nothing to do). A failed job is no failure of a trainer that joins it: one restarted after the job failed
+   * (Docker's restart policy) exits 0 instead of failing again and again.
+   */
   static async join(address: string, workerId: string, timeoutMs: number, log: Logger, phaseSeconds: () => Record<string, number> = () => ({})): Promise<ClusterSession | null> {
     const client = orchestratorClient(address);
     await waitReady(client, "orchestrator", address, timeoutMs);
@@ -46,9 +50,9 @@ export class ClusterSession {
     try {
       res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, timeoutMs);
     } catch (err) {
-      const completed = isStatus(err, grpcStatus.FAILED_PRECONDITION) && (await jobState(client, timeoutMs)) === "JOB_STATE_COMPLETED";
+      const state = isStatus(err, grpcStatus.FAILED_PRECONDITION) ? await jobState(client, timeoutMs) : null;
       client.close();
-      if (completed) return null;
+      if (state === "JOB_STATE_COMPLETED" || state === "JOB_STATE_FAILED") return null;
       throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering: ${describeCallError(err, `orchestrator at ${address}`)}`);
     }
     const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log, phaseSeconds);
