@@ -416,6 +416,7 @@ describe("export and serving", () => {
       p.forEach((x, i) => expect(x, `REST ${i}`).toBeCloseTo(asTensors[i]!, 5));
     }
     expect(await rest({ inputs: { examples: ["not b64 object"] } })).toEqual({ status: 400, body: { error: 'SERVING_ERR_BAD_INPUT: input examples, example 0: expected one serialized record as {"b64": "<base64>"}, got a string' } });
+    expect(await rest({ inputs: { examples: [{ b64: "YW Jj" }] } })).toEqual({ status: 400, body: { error: 'SERVING_ERR_BAD_INPUT: input examples, example 0: "b64" holds 5 characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)' } });
     await expect(call(predict, "Predict", strings("instances", [Uint8Array.of(0x0a, 0xff, 0xff)]))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringContaining("input instances, record 0: not a valid Monolith Instance"),

@@ -217,6 +217,30 @@ describe("bad records", () => {
     expect(Number(/\((\d+) ids/.exec(src.info.dataWarnings![0]!)![1])).toBe(full.nnz - block.nnz);
   });
 
+  it("an ExampleBatch larger than --max-memory-mb's read window (here 10+ MB under 64 MiB) is held whole and read, not taken for damage", async () => {
+    const many = Array.from({ length: 20_000 }, (_, i) => samples[i % N]!);
+    const record = encodeExampleBatch(many);
+    expect(record.length).toBeGreaterThan(9 << 20);
+    const path = join(dir, "one-large-batch.pb");
+    writeFileSync(path, encodePbRecords([record, encodeExampleBatch(samples.slice(0, 10))], { ...PB_FILE_DEFAULTS, hasSortId: false }));
+    const src = await MonolithFilesSource.open({ paths: [path], message: "examplebatch", framing: new PbFraming({ ...PB_FILE_DEFAULTS, hasSortId: false }), compression: "auto", featureList: compileFeatureList(synthetic.featureListConfig("fid_v2"), "test"), evalFraction: 0, onBadRecord: "fail", memoryMb: 64 });
+    expect(src.info.trainRecords).toBe(20_010);
+    expect(src.info.skippedRecords).toBe(0);
+  });
+
+  it("a record with a slot of more ids than a cell takes (4,096, serving's limit) is bad, naming the slot", async () => {
+    const list = compileFeatureList(synthetic.featureListConfig("fid_v1"), "test");
+    const ids = new Map(samples[0]!.ids);
+    const slot3 = ids.get("C3")!;
+    ids.set("C3", Uint32Array.from({ length: 2 * 5000 }, (_, i) => slot3[i % 2]! + (i % 2 === 0 ? i : 0)));
+    const path = join(dir, "huge-cell.pb");
+    writeFileSync(path, encodePbRecords([encodeInstance(samples[1]!), encodeInstance({ ...samples[0]!, ids }), encodeInstance(samples[2]!)], PB_FILE_DEFAULTS));
+    const open = (onBadRecord: "fail" | "skip") => MonolithFilesSource.open({ paths: [path], message: "instance", framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: list, evalFraction: 0, onBadRecord });
+    await expect(open("fail")).rejects.toThrow(/huge-cell\.pb: record at byte \d+: not a valid instance: slot 'C3' holds 5000 ids in one record; a record's slot holds at most 4096 \(as serving takes\)$/);
+    const skipped = await open("skip");
+    expect([skipped.info.trainRecords, skipped.info.skippedRecords]).toEqual([2, 1]);
+  });
+
   it("a v2 fid with the reserved bit set is bad", async () => {
     const s = { ids: new Map([["C1", Uint32Array.from([1, 0x80010000])]]), floats: new Map(), labels: [1] };
     const msg = encodeExample(s);

@@ -36,12 +36,13 @@ export async function forEachFrame(stream: ByteStream, framing: RecordFraming, m
   while (window.length > 0) {
     let consumed = window.length;
     let cut = false;
-    for (const ev of framing.frames(window)) {
+    for (let ev of framing.frames(window)) {
       if (ev.kind === "lost" && !ended && window.length - ev.failure.offset < maxWindow) {
         consumed = ev.failure.offset;
         cut = true;
         break;
       }
+      if (ev.kind === "lost" && !ended) ev = tooLong(ev, maxWindow);
       // A promise: the caller's backpressure (its parse threads are busy); the window stays as it is meanwhile.
       const waiting = each(shift(ev, base));
       if (waiting) await waiting;
@@ -51,6 +52,12 @@ export async function forEachFrame(stream: ByteStream, framing: RecordFraming, m
     // Refilled to hold more than before: a cut record gets the room it needs (up to maxWindow).
     await fill(cut ? Math.max(window.length * 2, WINDOW_STEP) : WINDOW_STEP);
   }
+}
+
+/** A record cut by a full window, not by the file's end: its length is more than a pass holds of one record, which the framing's words ("runs past the end of the file") would not say. */
+function tooLong(ev: FrameEvent & { kind: "lost" }, maxWindow: number): FrameEvent {
+  const message = ev.failure.message.replace(/runs past the end of the file \(\d+ bytes left\)/, `is more than the ${maxWindow} bytes compute holds of one record (taken for damage)`);
+  return message === ev.failure.message ? ev : { kind: "lost", failure: { ...ev.failure, message } };
 }
 
 function shift(ev: FrameEvent, base: number): FrameEvent {

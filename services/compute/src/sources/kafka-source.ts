@@ -5,7 +5,7 @@ import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import type { MessageKind } from "./monolith-files.js";
 import { OffsetTracker } from "./offset-tracker.js";
 import { RecordBlock, type SourceDescription } from "./source.js";
-import { SampleError, sampleLabel } from "./sample-columns.js";
+import { assertCellSizes, SampleError, sampleLabel, slotNamesOf } from "./sample-columns.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
@@ -57,6 +57,7 @@ export class KafkaSource {
   private readonly trackers = new Map<number, OffsetTracker>();
   private readonly bad: BadRecords;
   private readonly asm: SampleAssembler;
+  private readonly slotNames: string[];
   private wakeReader: (() => void) | null = null;
   private wakeConsumer: (() => void) | null = null;
   private failure: Error | null = null;
@@ -68,6 +69,7 @@ export class KafkaSource {
   private constructor(private readonly opts: KafkaSourceOptions) {
     this.bad = new BadRecords(opts.onBadRecord);
     this.asm = new SampleAssembler(opts.featureList);
+    this.slotNames = slotNamesOf(opts.featureList);
     const kafka = new Kafka({ clientId: "pangea-compute", brokers: opts.brokers, logLevel: logLevel.NOTHING, retry: { retries: 3 } });
     this.consumer = kafka.consumer({ groupId: opts.groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
     this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
@@ -143,6 +145,7 @@ export class KafkaSource {
     const push = () => {
       const labels = Float32Array.from(this.opts.featureList.labels, (l) => sampleLabel(l, asm.labels));
       if (!Number.isFinite(asm.weight) || asm.weight < 0) throw new SampleError(`instance weight is ${asm.weight}`);
+      assertCellSizes(asm, this.slotNames);
       this.queue.push({
         partition,
         offset,

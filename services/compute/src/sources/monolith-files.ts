@@ -18,6 +18,12 @@ import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export type { MessageKind };
+
+/**
+ * The largest record a pass holds whole (an ExampleBatch of many examples can be tens of MB, whatever
+ * --max-memory-mb says); a record said to be longer is taken for damage, as a damaged length field nearly always is.
+ */
+const MAX_RECORD_BYTES = 256 << 20;
 export const MESSAGE_KINDS: readonly MessageKind[] = ["instance", "example", "examplebatch"];
 
 export interface MonolithFilesOptions {
@@ -66,8 +72,7 @@ export class MonolithFilesSource extends CachedSource {
       const { pieceBytes, queued } = parseSizes(memoryMb, threads);
       const parser = openParser({ kind: "monolith", init: { message: opts.message, list: list.config } }, threads);
       try {
-        // A window of half the read set, and never under 8 MiB: a record longer than the window is taken for damage.
-        const pass = new MonolithPass(opts, columns, bad, w, new OrderedSteps(parser, queued), sizes.chunkBytes, Math.max(8 << 20, sizes.residentBytes / 2), pieceBytes);
+        const pass = new MonolithPass(opts, columns, bad, w, new OrderedSteps(parser, queued), sizes.chunkBytes, MAX_RECORD_BYTES, pieceBytes);
         for (const path of opts.paths) await pass.readFile(path, place.stamps.get(path) ?? null);
         await pass.drain();
         columns.spill(w);

@@ -1,6 +1,6 @@
 import { GrowableF32, GrowableU32 } from "./columns.js";
 import type { CacheWriter } from "./record-cache.js";
-import { labelValue, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
+import { labelValue, MAX_IDS_PER_CELL, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
 /** Samples in the record cache's column layout: cellStarts (n*S+1 entries) index ids (pairs of words) from 0. */
@@ -36,8 +36,12 @@ export class SampleColumns {
   /** The sample being committed's labels, one per task. */
   private readonly taskLabels: Float64Array;
 
+  /** Each column's slot name, for the message of a record over the cell limit. */
+  private readonly slotNames: string[];
+
   constructor(private readonly list: FeatureList) {
     this.taskLabels = new Float64Array(list.labels.length);
+    this.slotNames = slotNamesOf(list);
   }
 
   mark() {
@@ -63,6 +67,7 @@ export class SampleColumns {
     const S = this.list.slotIds.length;
     const counts = new Uint32Array(S + 1);
     for (let i = 0; i < asm.count; i++) counts[asm.columns[i]! + 1]!++;
+    assertCellSizes(asm, this.slotNames);
     for (let c = 0; c < S; c++) counts[c + 1]! += counts[c]!;
     const base = this.ids.length / 2;
     for (let c = 0; c < S; c++) this.cellStarts.push(base + counts[c]!);
@@ -134,4 +139,20 @@ export function sampleLabel(label: LabelSpec, values: readonly number[]): number
   const v = labelValue(label, raw);
   if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) ${targetOutOfRange(label, raw) ?? `is ${raw}`}`);
   return v;
+}
+
+/** Each column's slot name, in column order. */
+export function slotNamesOf(list: FeatureList): string[] {
+  const names = new Array<string>(list.slotIds.length).fill("?");
+  for (const [name, s] of list.slotByName) names[s.column] = name;
+  return names;
+}
+
+/** Throws the SampleError of a record with a slot of more ids than a cell takes (serving refuses such a cell too). */
+export function assertCellSizes(asm: SampleAssembler, slotNames: readonly string[]): void {
+  if (asm.count <= MAX_IDS_PER_CELL) return;
+  const counts = new Uint32Array(slotNames.length);
+  for (let i = 0; i < asm.count; i++) counts[asm.columns[i]!]!++;
+  const c = counts.findIndex((n) => n > MAX_IDS_PER_CELL);
+  if (c >= 0) throw new SampleError(`slot '${slotNames[c]}' holds ${counts[c]} ids in one record; a record's slot holds at most ${MAX_IDS_PER_CELL} (as serving takes)`);
 }

@@ -113,7 +113,8 @@ function monolithTensorFromJson(body: Json, name: string): TensorProtoMsg {
   const records = rawColumnFromJson(body, name).map((values, e) => {
     const v = values.length === 1 ? values[0] : undefined;
     const text = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 ? (v as Json).b64 : undefined;
-    if (typeof text !== "string" || !BASE64.test(text)) throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);
+    if (typeof text !== "string") throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);
+    if (!BASE64.test(text)) throw bad(`input ${name}, example ${e}: "b64" holds ${text.length} characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)`);
     return Buffer.from(text, "base64");
   });
   return { dtype: "DT_STRING", tensor_shape: { dim: [{ size: records.length }] }, string_val: records };

@@ -3,8 +3,8 @@ import type { SampleAssembler } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 
-/** Ids one ragged cell may hold (raw values too, one id each): beyond, a request is refused (a bag that large is no feature, and float32 pooling of millions of rows loses precision). */
-export const MAX_IDS_PER_CELL = 4096;
+/** Ids one ragged cell may hold (raw values too, one id each): training's limit too. */
+export { MAX_IDS_PER_CELL } from "@pangea/features";
 
 /**
  * Examples gathered one assembled sample at a time into the ragged form
