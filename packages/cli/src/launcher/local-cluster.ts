@@ -170,7 +170,8 @@ export class LocalCluster {
       const address = readyAddress(proc.logPath);
       if (address) return address;
       if (proc.exitCode !== null) {
-        throw new ClusterError(`${name} exited with code ${proc.exitCode} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, proc.exitCode || 1);
+        // Its configuration refused (2) is passed on; anything else (a crash, a kill: 137) is a process that failed, 1.
+        throw new ClusterError(`${name} exited with code ${proc.exitCode} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, proc.exitCode === 2 ? 2 : 1);
       }
       const now = Date.now();
       if (!reading && now - started > timeoutMs) throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`);
