@@ -6,7 +6,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { loadCheckpoint, type CheckpointData } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { existsSync } from "node:fs";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
@@ -132,6 +132,21 @@ function expectEveryBatchOnce(s: JobStatus__Output, total: number): void {
 // Differences from float summation order (a step's batches arrive in any order) stay far below this.
 const TOLERANCE = 2e-3;
 
+/** An orchestrator process of its own (not a cluster's), for the jobs that end before any worker comes. */
+function startOrchestrator(args: string[]): ChildProcess {
+  return spawn(process.execPath, [ENTRY.orchestrator, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** The address an orchestrator process announces once it serves. */
+function readyAddress(orch: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    createInterface({ input: orch.stdout! }).on("line", (l) => {
+      if (l.startsWith('{"ready"')) resolve((JSON.parse(l) as { address: string }).address);
+    });
+    orch.on("exit", (code) => reject(new Error(`orchestrator exited ${code}`)));
+  });
+}
+
 describe("distributed training", () => {
   let clean: CheckpointData;
   let cleanStatus: JobStatus__Output;
@@ -218,14 +233,9 @@ describe("distributed training", () => {
   it("an orchestrator restarted with --resume after its job completed reports the completed job from completed.json, without waiting for workers; a trainer joining it exits 0", async () => {
     const first = await runJob("completed-restart", { steps: 20 });
     expect(existsSync(join(CKPT, "completed-restart", "completed.json"))).toBe(true);
-    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "completed-restart", "--steps", "20", "--batch-size", "64", "--checkpoint-dir", CKPT, "--resume", "--port", "0", "--register-timeout-ms", "1000"], { stdio: ["ignore", "pipe", "pipe"] });
+    const orch = startOrchestrator(["--job-id", "completed-restart", "--steps", "20", "--batch-size", "64", "--checkpoint-dir", CKPT, "--resume", "--port", "0", "--register-timeout-ms", "1000"]);
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: orch.stdout! }).on("line", (l) => {
-          if (l.startsWith('{"ready"')) resolve((JSON.parse(l) as { address: string }).address);
-        });
-        orch.on("exit", (code) => reject(new Error(`orchestrator exited ${code}`)));
-      });
+      const address = await readyAddress(orch);
       const status = new StatusClient(address);
       await status.connect(5_000);
       // Past the register timeout, still completed: nothing waited for trainers.
@@ -246,14 +256,9 @@ describe("distributed training", () => {
   }, 90_000);
 
   it("a trainer joining an orchestrator whose job failed exits 0 saying the job had ended (Docker's restart policy does not start it again and again)", async () => {
-    const orch = spawn(process.execPath, [ENTRY.orchestrator, "--job-id", "failed-join", "--steps", "5", "--checkpoint-dir", CKPT, "--port", "0", "--register-timeout-ms", "300"], { stdio: ["ignore", "pipe", "pipe"] });
+    const orch = startOrchestrator(["--job-id", "failed-join", "--steps", "5", "--checkpoint-dir", CKPT, "--port", "0", "--register-timeout-ms", "300"]);
     try {
-      const address = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: orch.stdout! }).on("line", (l) => {
-          if (l.startsWith('{"ready"')) resolve((JSON.parse(l) as { address: string }).address);
-        });
-        orch.on("exit", (code) => reject(new Error(`orchestrator exited ${code}`)));
-      });
+      const address = await readyAddress(orch);
       const status = new StatusClient(address);
       await status.connect(5_000);
       const failed = await waitFor("the job to fail", async () => ((await status.get()).state === "JOB_STATE_FAILED" ? true : null), 10_000, 100);
