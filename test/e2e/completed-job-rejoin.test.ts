@@ -37,7 +37,7 @@ describe("a completed job's orchestrator restarted", () => {
       trainers: 1,
       orchestratorPort: await closedPort(),
       logDir: join(tmp, "logs"),
-      orchestratorArgs: ["--job-id", "j", "--steps", "6", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt")],
+      orchestratorArgs: ["--job-id", "j", "--steps", "6", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--eval-every-steps", "4"],
       computeArgs: ["--data", a, "--eval-fraction", "0.1", "--rejoin-timeout-ms", "30000"],
       trainerArgs: ["--backend", "cpu", "--rejoin-timeout-ms", "30000"],
     });
@@ -45,7 +45,9 @@ describe("a completed job's orchestrator restarted", () => {
     const status = new StatusClient(c.orchestratorAddress);
     try {
       await status.connect(5_000);
-      expect((await ended(status)).state).toBe("JOB_STATE_COMPLETED");
+      const first = await ended(status);
+      expect(first.state).toBe("JOB_STATE_COMPLETED");
+      expect(first.evaluations.map((e) => Number(e.step))).toEqual([4, 6]);
       const computePid = c.process("compute")!.child.pid;
 
       c.process("orchestrator")!.child.kill("SIGTERM");
@@ -55,6 +57,9 @@ describe("a completed job's orchestrator restarted", () => {
       await c.restart("trainer-0");
       const more = await ended(status);
       expect([more.state, more.error, Number(more.step), Number(more.resumedFromStep)]).toEqual(["JOB_STATE_COMPLETED", "", 12, 6]);
+      // The first run's final evaluation (step 6) stays in the history.
+      expect(more.evaluations.map((e) => Number(e.step))).toEqual([4, 6, 8, 12]);
+      expect(more.evaluations[1]!.auc).toBe(first.evaluations[1]!.auc);
       // The same compute process served the steps after the restart.
       expect(c.process("compute")!.child.pid).toBe(computePid);
       expect(c.process("compute")!.exitCode).toBeNull();

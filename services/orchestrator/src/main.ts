@@ -93,7 +93,7 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
     return;
   }
-  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
   lostLock = (why) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`));
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };

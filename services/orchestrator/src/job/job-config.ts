@@ -43,6 +43,8 @@ export interface JobConfig {
   startWarnings?: readonly string[];
   /** The resumed checkpoint is the final one of a job that completed with this evaluation: the job starts completed. */
   completed?: EvalReport__Output;
+  /** The completed job's final evaluation when --steps trains on past it: kept in the evaluation history. */
+  completedBefore?: EvalReport__Output;
   mode: TrainingMode;
   /** Global batches per step; 0 = one per expected trainer. */
   batchesPerStep: number;

@@ -136,6 +136,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         return [];
       }
     });
+    // Training on past a completed job: its final evaluation (completed.json's, not in the checkpoint's list) stays in the history.
+    const before = this.config.completedBefore;
+    if (before && !history.some((e) => Number(e.step) === Number(before.step))) history.push(before);
     let saved = null;
     try {
       saved = readBest(this.config.checkpointDir, this.config.jobId);
