@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync, deflateSync } from "node:zlib";
@@ -239,6 +239,18 @@ describe("bad records", () => {
     await expect(open("fail")).rejects.toThrow(/huge-cell\.pb: record at byte \d+: not a valid instance: slot 'C3' holds 5000 ids in one record; a record's slot holds at most 4096 \(as serving takes\)$/);
     const skipped = await open("skip");
     expect([skipped.info.trainRecords, skipped.info.skippedRecords]).toEqual([2, 1]);
+  });
+
+  it("an empty file among the data is read as no records, with a data warning naming it", async () => {
+    const sub = join(dir, "with-empty");
+    mkdirSync(sub, { recursive: true });
+    const empty = join(sub, "a-empty.pb");
+    const good = join(sub, "b.pb");
+    writeFileSync(empty, "");
+    writeFileSync(good, encodePbRecords(messages("instance"), PB_FILE_DEFAULTS));
+    const src = await MonolithFilesSource.open({ paths: [empty, good], message: "instance", framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: compileFeatureList(synthetic.featureListConfig("fid_v1"), "test"), evalFraction: 0, onBadRecord: "fail" });
+    expect(src.info.trainRecords).toBe(N);
+    expect(src.info.dataWarnings).toEqual([`data file ${empty} is empty (0 bytes): nothing was read from it`]);
   });
 
   it("a v2 fid with the reserved bit set is bad", async () => {

@@ -5,6 +5,7 @@ import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter } from "./record-cache.js";
+import { emptyFilesWarning } from "./data-paths.js";
 import type { CriteoParsed } from "./criteo-lines.js";
 import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
@@ -65,11 +66,13 @@ export class CriteoTsvSource extends CachedSource {
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
     if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${skippedRecords ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
+    const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
       featureList: criteoFeatureListConfig(),
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
+      ...(emptyFiles ? { dataWarnings: [emptyFiles] } : {}),
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
       trainRecords: n - evalCount,

@@ -158,3 +158,15 @@ function partRegex(part: string): RegExp {
   }
   return new RegExp(`${re}$`);
 }
+
+/**
+ * The data files that hold no bytes at all, as a warning (null when none): a pass reads nothing from them, which
+ * is no damage, but seldom what was meant (a copy that failed, a file still being written). `stamps`: the sizes
+ * compute recorded at its start.
+ */
+export function emptyFilesWarning(paths: readonly string[], stamps: ReadonlyMap<string, { size: number; regular: boolean }>): string | null {
+  const empty = paths.filter((p) => stamps.get(p)?.regular && stamps.get(p)?.size === 0);
+  if (empty.length === 0) return null;
+  const shown = empty.length > 4 ? `${empty.slice(0, 4).join(", ")} and ${empty.length - 4} more` : empty.join(", ");
+  return `data file${empty.length === 1 ? "" : "s"} ${shown} ${empty.length === 1 ? "is" : "are"} empty (0 bytes): nothing was read from ${empty.length === 1 ? "it" : "them"}`;
+}

@@ -13,6 +13,7 @@ import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { emptySlotsWarning } from "./slot-coverage.js";
+import { emptyFilesWarning } from "./data-paths.js";
 import type { SourceDescription } from "./source.js";
 import { tasksOfList, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
@@ -92,13 +93,14 @@ export class MonolithFilesSource extends CachedSource {
     if (samples === 0) {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
     }
+    const warnings = [emptyFilesWarning(opts.paths, place.stamps), empty].filter((w): w is string => w !== null);
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, samples - evalCount, {
       featureList: opts.featureList.config,
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
       storage: cache.note,
       ...(cache.warning ? { storageWarning: cache.warning } : {}),
-      ...(empty ? { dataWarnings: [empty] } : {}),
+      ...(warnings.length ? { dataWarnings: warnings } : {}),
       numDense: list.numDense,
       slotIds: list.slotIds,
       slotDims: list.config.slots.map((s) => s.dim ?? 0),
