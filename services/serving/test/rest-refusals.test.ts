@@ -62,6 +62,15 @@ describe("REST Predict's content type", () => {
     expect(await res.json()).toEqual({ error: "SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; got application/x-protobuf" });
   });
 
+  it("curl -d's application/x-www-form-urlencoded is read as JSON, as TF Serving's REST examples send it; a form's key=value text is refused as JSON", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { predictions: number[] }).predictions).toHaveLength(1);
+    const form = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body: "a=1&b=2", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(form.status).toBe(400);
+    expect(((await form.json()) as { error: string }).error).toMatch(/^SERVING_ERR_BAD_INPUT: /);
+  });
+
   it("application/json predicts", async () => {
     const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "application/json" } });
     expect(res.status).toBe(200);

@@ -62,7 +62,9 @@ export async function startRest(
   app.removeContentTypeParser("application/json");
   // Taken as bytes and decoded here: fastify's string parsing counts the decoded text's bytes against Content-Length, so
   // a body that is not UTF-8 was refused as "Request body size did not match Content-Length".
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, done) => {
+  // curl -d sends application/x-www-form-urlencoded, and TF Serving's own REST examples are `curl -d '{...}'`: such a
+  // body is read as the JSON it is (a form's key=value text is refused as JSON that does not parse).
+  app.addContentTypeParser(["application/json", "application/x-www-form-urlencoded"], { parseAs: "buffer" }, (_req, body, done) => {
     try {
       let text: string;
       try {
