@@ -61,6 +61,14 @@ describe("a --resume the orchestrator refused", () => {
   it("says the job did not resume from the checkpoint, instead of 'resumed from step N'", () => {
     const refused = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: tasks", resumedFromStep: 60 }, 1);
     expect(refused.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, not resumed: the checkpoint at step 60 does not fit this job (see state)");
+    // The counts the status carries are the checkpoint's: this run trained nothing, lost no trainer.
+    const carried = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: cannot resume: other data", resumedFromStep: 20, step: 20, steps: 120, samples: 2560, batchesApplied: 40, reassignedBatches: 3, deadTrainers: 2 }, 1);
+    const lines = carried.split("\n");
+    expect(lines.find((l) => l.startsWith("  steps"))).toBe("  steps             none of 120 trained (the checkpoint, at step 20, was not resumed)");
+    expect(lines.some((l) => l.startsWith("  batches"))).toBe(false);
+    expect(lines.find((l) => l.startsWith("  train time"))).toBe("  train time        n/a (no batch was trained)");
+    expect(lines.find((l) => l.startsWith("  backend"))).not.toContain("lost");
+    expect(lines.find((l) => l.startsWith("  throughput"))).toBe("  throughput        n/a (no batch was trained)");
     // A resumed job that failed later for another reason did resume.
     const later = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_NO_TRAINERS: every trainer was lost", resumedFromStep: 60 }, 1);
     expect(later.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, resumed from step 60");

@@ -48,20 +48,21 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   // --resume refused: the checkpoint holds another model or setup (the orchestrator's only source of this code), so nothing resumed.
   const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH");
   // A job that ended before its first batch (a model the data cannot take, say): no rate or loss to print.
-  const untrained = Number(s.samples) === 0 && !completedBefore;
+  // A refused resume trained nothing: the counts the status carries are the checkpoint's, not this run's.
+  const untrained = (Number(s.samples) === 0 && !completedBefore) || resumeRefused;
   const rows: [string, string][] = [
     ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     // A completed job reported again: no trainer ran, so none reported a backend.
-    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers)}`] as [string, string]]),
+    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers, resumeRefused)}`] as [string, string]]),
     ...gone(s),
     ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     // An orchestrator older than the field sends none.
     ...(s.restoredFrom ? [["restored from", `${s.restoredFrom}; its parameters, this job's steps from 0`] as [string, string]] : []),
-    ["steps", `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
-    ["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`],
-    ["train time", `${s.elapsedSeconds.toFixed(1)} s`],
+    ["steps", resumeRefused ? `none of ${s.steps} trained (the checkpoint, at step ${s.resumedFromStep}, was not resumed)` : `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
+    ...(resumeRefused ? [] : [["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`] as [string, string]]),
+    ["train time", resumeRefused ? "n/a (no batch was trained)" : `${s.elapsedSeconds.toFixed(1)} s`],
     ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
     ["train loss", untrained ? "n/a (no batch was trained)" : `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
@@ -129,7 +130,8 @@ function gone(s: JobStatus__Output): [string, string][] {
  * The trainers launched are not always the ones training: while the job runs, how many are live when that differs;
  * once it ended, how many were lost on the way (the batches line counts the same, the job's whole life).
  */
-function trainerChanges(s: JobStatus__Output, launched: number): string {
+function trainerChanges(s: JobStatus__Output, launched: number, resumeRefused: boolean): string {
+  if (resumeRefused) return "";
   if (s.state === "JOB_STATE_RUNNING") return s.liveTrainers !== launched ? ` (${s.liveTrainers} live now)` : "";
   const lost = Number(s.deadTrainers);
   return lost > 0 ? ` (${int(lost)} lost during the job)` : "";
