@@ -54,7 +54,7 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
 export function buildModel(config: JobConfig, source: SourceInfo__Output, resumed: TrainingProgress | null, log: Logger): JobModel {
   const data = trainedData(source);
   const changed = resumed?.data ? dataChange(resumed.data, data) : null;
-  if (changed) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", changed);
+  if (changed) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `cannot resume: ${changed.why}; ${changed.retry}, or start a new job with --restore-from to take only the parameters`);
   const settings = { defaults: slotDefaultsOf(config), perSlot: config.slotConfigs };
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
@@ -94,8 +94,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
 export function completedDataChange(resumed: TrainingProgress | null, source: SourceInfo__Output): string | null {
   const changed = resumed?.data ? dataChange(resumed.data, trainedData(source)) : null;
   if (!changed) return null;
-  const why = changed.replace(/^cannot resume: /, "").replace(/; resume (on the same data|with the same list), or start a new job with --restore-from to take only the parameters$/, "");
-  return `the job completed at step ${resumed!.step} on other data: ${why}; give it the data it trained on, or start a new job for this data (another --job-id; under Docker, make docker-down first)`;
+  return `the job completed at step ${resumed!.step} on other data: ${changed.why}; give it the data it trained on, or start a new job for this data (another --job-id; under Docker, make docker-down first)`;
 }
 
 function trainedData(source: SourceInfo__Output): TrainedData {
@@ -107,14 +106,15 @@ function trainedData(source: SourceInfo__Output): TrainedData {
  * Why a resume cannot continue on this data, or null: the checkpoint's data position
  * counts batches of its data, so bounded data of another length is other data (the
  * user switched files). Data generated or streamed on demand (0 records) is not checked.
+ * `why` says what differs, `retry` how the same job could go on; each caller frames them.
  */
-function dataChange(saved: TrainedData, now: TrainedData): string | null {
+function dataChange(saved: TrainedData, now: TrainedData): { why: string; retry: string } | null {
   // The same records read through another feature list are other inputs: a swapped slot or a transform changed mid-job.
   const encoding = saved.featureInputs && now.featureInputs ? featureInputsMismatch(saved.featureInputs, now.featureInputs) : null;
-  if (encoding) return `cannot resume: compute reads the data with another feature list than the checkpoint's job did (${encoding.replace(/this list/g, "the new list")}); resume with the same list, or start a new job with --restore-from to take only the parameters`;
+  if (encoding) return { why: `compute reads the data with another feature list than the checkpoint's job did (${encoding.replace(/this list/g, "the new list")})`, retry: "resume with the same list" };
   if (saved.trainRecords === now.trainRecords) return null;
   const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
-  return `cannot resume: the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now.trainRecords)} (${now.description}); resume on the same data, or start a new job with --restore-from to take only the parameters`;
+  return { why: `the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now.trainRecords)} (${now.description})`, retry: "resume on the same data" };
 }
 
 function slotDefaultsOf(config: JobConfig): SlotConfig {
