@@ -198,13 +198,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
       // A status call is cheap: polling often ends the run within 0.2 s of the job.
       await Promise.race([new Promise((r) => setTimeout(r, 200)), failure]);
     }
-    // A process that failed may have taken the job down with it: ask for the job's own reason too, a moment longer
-    // than the orchestrator takes to see a peer's session close (asked at once, it may not have yet).
-    for (const until = Date.now() + 1_000; !final || (!TERMINAL.has(final.state) && Date.now() < until); ) {
-      final = await status.get().catch(() => null);
-      if (!final) break;
-      if (!TERMINAL.has(final.state)) await new Promise((r) => setTimeout(r, 50));
-    }
+    // A process that failed may have taken the job down with it: ask for the job's own reason too.
+    if (!final) final = await status.get().catch(() => null);
     // Parameter sync's figures are on the orchestrator's HTTP side (the dashboard's /status.json), not in JobStatus.
     if (final && c.servingSync && cluster.dashboardAddress) sync = await fetchSyncSummary(cluster.dashboardAddress);
   } catch (err) {
