@@ -155,6 +155,8 @@ export function resumeWithoutJobId(orchestratorArgs: readonly string[], env: Nod
 }
 
 const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
+/** A stable error code (ORCH_ERR_MEMORY_LIMIT, TRAINER_ERR_...) in a process's last line: it said why it stopped. */
+const ERROR_CODE = /\b[A-Z]+_ERR_[A-Z0-9_]+\b/;
 
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
@@ -174,6 +176,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;
   let failed: string | null = null;
+  let failedOwnReason = false;
   let sync: SyncSummary | null = null;
   // A trainer that dies is the orchestrator's to handle (its batches go to the others) while any trainer is left.
   const failure = cluster.firstFailure((p) => {
@@ -185,6 +188,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     return true;
   }).then((p) => {
     failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
+    failedOwnReason = ERROR_CODE.test(p.lastLine);
   });
   try {
     await status.connect(10_000);
@@ -198,8 +202,14 @@ export async function runCommand(c: RunConfig): Promise<number> {
       // A status call is cheap: polling often ends the run within 0.2 s of the job.
       await Promise.race([new Promise((r) => setTimeout(r, 200)), failure]);
     }
-    // A process that failed may have taken the job down with it: ask for the job's own reason too.
+    // A process that failed may have taken the job down with it: ask for the job's own reason too. One that said why (an
+    // error code) is the reason; one killed without a word (kill -9, the OOM killer) is explained by the job's state, which
+    // the orchestrator reaches only once it sees the process's session close: wait a moment for it.
     if (!final) final = await status.get().catch(() => null);
+    for (const until = Date.now() + 1_000; final && !TERMINAL.has(final.state) && !failedOwnReason && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      final = (await status.get().catch(() => null)) ?? final;
+    }
     // Parameter sync's figures are on the orchestrator's HTTP side (the dashboard's /status.json), not in JobStatus.
     if (final && c.servingSync && cluster.dashboardAddress) sync = await fetchSyncSummary(cluster.dashboardAddress);
   } catch (err) {
