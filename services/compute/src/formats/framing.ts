@@ -34,14 +34,39 @@ export interface RecordFailure {
 export type FrameEvent =
   | { kind: "record"; record: FramedRecord }
   | { kind: "bad-record"; failure: RecordFailure }
-  | { kind: "lost"; failure: FrameFailure };
+  | { kind: "lost"; failure: FrameFailure }
+  /** Only in a window that is not the file's end: the frame at `offset` runs past the window; frame again from there with at least `needs` bytes (never more than the window's maxFrame). The framing stops after it. */
+  | { kind: "short"; offset: number; needs: number };
+
+/** What the bytes given to a framing are: the file to its end, or a window of it that more bytes follow. */
+export interface FrameWindow {
+  /** Whether the bytes run to the file's end: a frame past them is then damage ("runs past the end of the file"). */
+  readonly final: boolean;
+  /** The most bytes of one frame a reader holds: a frame said to be longer is damage, not a reason to read more. */
+  readonly maxFrame: number;
+}
+
+/** A whole file in memory. */
+export const WHOLE_FILE: FrameWindow = { final: true, maxFrame: Number.POSITIVE_INFINITY };
+
+/**
+ * A frame that runs past the bytes given: `frameBytes` long from its start, of which `left` remain after `what` (e.g.
+ * "record size 123"). One longer than maxFrame is damage wherever it is read: more than a reader holds of one record. Else
+ * it runs past the end of the file, or, in a window that more bytes follow, needs more of the file.
+ */
+export function pastWindow(what: string, frameBytes: number, left: number, window: FrameWindow): { needs: number } | { message: string } {
+  if (frameBytes > window.maxFrame) return { message: `${what} is more than the ${window.maxFrame} bytes compute holds of one record (taken for damage)` };
+  if (window.final) return { message: `${what} runs past the end of the file (${left} bytes left)` };
+  return { needs: frameBytes };
+}
 
 /** A file format's framing: how records follow one another. */
 export interface RecordFraming {
   readonly name: string;
   /** What to suggest when a file's very first record does not decode (a framing option that may be wrong), or absent. */
   readonly firstRecordHint?: string;
-  frames(data: Uint8Array): Generator<FrameEvent>;
+  /** The events of the frames in `data`, a whole file unless `window` says it is a window that more bytes follow. */
+  frames(data: Uint8Array, window?: FrameWindow): Generator<FrameEvent>;
 }
 
 export function readU64(data: Uint8Array, at: number): number {
@@ -91,13 +116,24 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Whether a frame plausibly starts at an offset; "more" when the window ends before that can be told. */
+export type Plausible = boolean | "more";
+
 /**
- * The loss event for a framing that lost its place at `start`: scans from
- * start + 1 for the first offset `plausible` accepts and resumes there.
+ * The event for a framing that lost its place at `start`: scans from start + 1
+ * for the first offset `plausible` accepts and resumes there. In a window that
+ * more bytes follow, an offset that cannot be told before its end makes it
+ * `short` from `start` (framed again with twice the bytes, up to the window's
+ * maxFrame; past that, the undecided offsets count as no frame).
  */
-export function resync(data: Uint8Array, start: number, message: string, plausible: (at: number) => boolean): { event: FrameEvent; resumeAt: number | null } {
+export function resync(data: Uint8Array, start: number, message: string, plausible: (at: number) => Plausible, window: FrameWindow = WHOLE_FILE): { event: FrameEvent; resumeAt: number | null } {
+  const held = data.length - start;
+  const canGrow = !window.final && held < window.maxFrame;
   for (let p = start + 1; p < data.length; p++) {
-    if (plausible(p)) return { event: { kind: "lost", failure: { offset: start, message, lostBytes: p - start, resumeAt: p } }, resumeAt: p };
+    const v = plausible(p);
+    if (v === "more" && canGrow) return { event: { kind: "short", offset: start, needs: Math.min(window.maxFrame, held * 2) }, resumeAt: null };
+    if (v === true) return { event: { kind: "lost", failure: { offset: start, message, lostBytes: p - start, resumeAt: p } }, resumeAt: p };
   }
+  if (canGrow) return { event: { kind: "short", offset: start, needs: Math.min(window.maxFrame, held * 2) }, resumeAt: null };
   return { event: { kind: "lost", failure: { offset: start, message, lostBytes: data.length - start, resumeAt: null } }, resumeAt: null };
 }

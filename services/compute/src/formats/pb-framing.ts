@@ -1,4 +1,4 @@
-import { concatBytes, readU64, resync, sizeText, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { concatBytes, pastWindow, readU64, resync, sizeText, WHOLE_FILE, writeU64, type FrameEvent, type FrameWindow, type Plausible, type RecordFraming } from "./framing.js";
 
 /**
  * Monolith's "pb" framing: each record is an optional header followed by a
@@ -32,8 +32,11 @@ export const DEADBEEF_SIZE = 0xfefefefe;
 
 const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
 
-/** A frame's header read at an offset: where its message lies, or why no frame can start there. */
-type Frame = { ok: true; body: number; size: number; sortIdAt: number; sortIdSize: number } | { ok: false; message: string };
+/** A frame's header read at an offset: where its message lies, why no frame can start there, or how many bytes from there it needs (a window's end cuts it). */
+type Frame =
+  | { kind: "frame"; body: number; size: number; sortIdAt: number; sortIdSize: number }
+  | { kind: "bad"; message: string }
+  | { kind: "more"; needs: number };
 
 /** The largest sort id a resync accepts when judging whether a frame plausibly starts somewhere. */
 const PLAUSIBLE_SORT_ID_BYTES = 1 << 16;
@@ -58,13 +61,17 @@ export class PbFraming implements RecordFraming {
    * the end of the file) and resumes there, counting the bytes in between.
    * Damage inside a message is not seen here; the decoder refuses that record.
    */
-  *frames(data: Uint8Array): Generator<FrameEvent> {
+  *frames(data: Uint8Array, window: FrameWindow = WHOLE_FILE): Generator<FrameEvent> {
     let at = 0;
     while (at < data.length) {
       const start = at;
-      const f = this.frameAt(data, at, Number.POSITIVE_INFINITY);
-      if (!f.ok) {
-        const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN));
+      const f = this.frameAt(data, at, Number.POSITIVE_INFINITY, window);
+      if (f.kind === "more") {
+        yield { kind: "short", offset: start, needs: f.needs };
+        return;
+      }
+      if (f.kind === "bad") {
+        const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
         yield r.event;
         if (r.resumeAt === null) return;
         at = r.resumeAt;
@@ -76,15 +83,17 @@ export class PbFraming implements RecordFraming {
     }
   }
 
-  private plausibleAt(data: Uint8Array, p: number, chain: number): boolean {
-    const f = this.frameAt(data, p, PLAUSIBLE_SORT_ID_BYTES);
-    if (!f.ok || f.size === 0) return false;
+  private plausibleAt(data: Uint8Array, p: number, chain: number, window: FrameWindow): Plausible {
+    const f = this.frameAt(data, p, PLAUSIBLE_SORT_ID_BYTES, window);
+    if (f.kind === "more") return "more";
+    if (f.kind === "bad" || f.size === 0) return false;
     const next = f.body + f.size;
-    return next === data.length || chain <= 1 || this.plausibleAt(data, next, chain - 1);
+    if (next === data.length) return window.final || "more";
+    return chain <= 1 || this.plausibleAt(data, next, chain - 1, window);
   }
 
-  /** Reads the header of the frame at `at`. */
-  private frameAt(data: Uint8Array, start: number, maxSortId: number): Frame {
+  /** Reads the header of the frame at `start`. */
+  private frameAt(data: Uint8Array, start: number, maxSortId: number, window: FrameWindow): Frame {
     let at = start;
     const u64 = (): number | null => {
       if (at + 8 > data.length) return null;
@@ -92,7 +101,13 @@ export class PbFraming implements RecordFraming {
       at += 8;
       return v;
     };
-    const truncated = (what: string): Frame => ({ ok: false, message: `truncated record: the file ends inside the ${what}; ${CHECK_OPTIONS}` });
+    // A header the bytes end inside: in a window, the next one holds it (it is short: never past maxFrame).
+    const truncated = (what: string): Frame =>
+      window.final ? { kind: "bad", message: `truncated record: the file ends inside the ${what}; ${CHECK_OPTIONS}` } : { kind: "more", needs: at - start + 8 };
+    const past = (what: string, size: number): Frame => {
+      const p = pastWindow(`${what} ${sizeText(size)}`, at - start + size, data.length - at, window);
+      return "needs" in p ? { kind: "more", needs: p.needs } : { kind: "bad", message: `${p.message}; ${CHECK_OPTIONS}` };
+    };
     let sortIdAt = at;
     let sortIdSize = 0;
     if (this.opts.lagrangexHeader) {
@@ -108,9 +123,8 @@ export class PbFraming implements RecordFraming {
       if (this.opts.hasSortId) {
         const size = sortIdSize || u64();
         if (size === null) return truncated("sort id size");
-        if (size > data.length - at || size > maxSortId) {
-          return { ok: false, message: `sort id size ${sizeText(size)} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
-        }
+        if (size > maxSortId) return { kind: "bad", message: `sort id size ${sizeText(size)} is more than a sort id holds` };
+        if (size > data.length - at) return past("sort id size", size);
         sortIdAt = at;
         sortIdSize = size;
         at += size;
@@ -119,9 +133,9 @@ export class PbFraming implements RecordFraming {
     }
     const size = u64();
     if (size === null) return truncated("record size");
-    if (size === DEADBEEF_SIZE) return { ok: false, message: "record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong" };
-    if (size > data.length - at) return { ok: false, message: `record size ${sizeText(size)} runs past the end of the file (${data.length - at} bytes left); ${CHECK_OPTIONS}` };
-    return { ok: true, body: at, size, sortIdAt, sortIdSize };
+    if (size === DEADBEEF_SIZE) return { kind: "bad", message: "record size is the 0xfefefefe placeholder (Monolith's DEADBEEF guard): the file is corrupt or the framing options are wrong" };
+    if (size > data.length - at) return past("record size", size);
+    return { kind: "frame", body: at, size, sortIdAt, sortIdSize };
   }
 }
 

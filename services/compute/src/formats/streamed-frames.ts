@@ -1,21 +1,23 @@
 import type { ByteStream } from "./byte-stream.js";
-import { concatBytes, type FrameEvent, type RecordFraming } from "./framing.js";
+import { concatBytes, type FrameEvent, type FrameFailure, type RecordFraming } from "./framing.js";
 
 /** Bytes gathered before framing a window: large enough that a window holds many records. */
 const WINDOW_STEP = 1 << 20;
 
+/** A framing's events in a whole file: a window's `short` is the reader's to handle, never its caller's. */
+export type FileFrameEvent = Exclude<FrameEvent, { kind: "short" }>;
+
 /**
  * A framing's events over a stream, given to `each` in order (a record's
  * bytes are valid only during the call, until its promise, if it returns
- * one, settles), framed a window at a time, so a pass
- * holds a window of the file, not the file. Offsets are in the whole
- * (decompressed) stream. A framing reports a record cut by the window's end
- * as lost (it runs past the end); unless the stream has ended, or the
- * window already holds `maxWindow` bytes from there (a length no real
- * record has: damage), the window is refilled from that record and framed
- * again instead.
+ * one, settles), framed a window at a time, so a pass holds a window of the
+ * file, not the file. Offsets are in the whole (decompressed) stream. A frame
+ * the window's end cuts is framed again from its start with the bytes it
+ * needs; one said to need more than `maxWindow` bytes is damage the framing
+ * reports, so damaged lengths never make the window grow past what a record
+ * can take.
  */
-export async function forEachFrame(stream: ByteStream, framing: RecordFraming, maxWindow: number, each: (ev: FrameEvent) => void | Promise<void>): Promise<void> {
+export async function forEachFrame(stream: ByteStream, framing: RecordFraming, maxWindow: number, each: (ev: FileFrameEvent) => void | Promise<void>): Promise<void> {
   let window: Uint8Array = new Uint8Array(0);
   let base = 0;
   let ended = false;
@@ -33,34 +35,43 @@ export async function forEachFrame(stream: ByteStream, framing: RecordFraming, m
     window = parts.length === 1 ? window : concatBytes(parts);
   };
   await fill(WINDOW_STEP);
+  // A loss to the end of a window as large as a record may be (garbage, no frame found in it) goes on in the next window:
+  // held here, one loss with what follows, resumed where the next frame is found.
+  let held: Lost | null = null;
+  const give = async (ev: FileFrameEvent) => {
+    // A promise: the caller's backpressure (its parse threads are busy); the window stays as it is meanwhile.
+    const waiting = each(ev);
+    if (waiting) await waiting;
+  };
   while (window.length > 0) {
     let consumed = window.length;
-    let cut = false;
-    for (let ev of framing.frames(window)) {
-      if (ev.kind === "lost" && !ended && window.length - ev.failure.offset < maxWindow) {
-        consumed = ev.failure.offset;
-        cut = true;
+    let needs = 0;
+    for (const ev of framing.frames(window, { final: ended, maxFrame: maxWindow })) {
+      if (ev.kind === "short") {
+        consumed = ev.offset;
+        needs = ev.needs;
         break;
       }
-      if (ev.kind === "lost" && !ended) ev = tooLong(ev, maxWindow);
-      // A promise: the caller's backpressure (its parse threads are busy); the window stays as it is meanwhile.
-      const waiting = each(shift(ev, base));
-      if (waiting) await waiting;
+      let out = shift(ev, base);
+      if (held) {
+        const f: FrameFailure = held.failure;
+        if (out.kind === "lost" && out.failure.offset === f.offset + f.lostBytes) out = { kind: "lost", failure: { ...f, lostBytes: f.lostBytes + out.failure.lostBytes, resumeAt: out.failure.resumeAt } };
+        else await give({ kind: "lost", failure: { ...f, resumeAt: f.offset + f.lostBytes } });
+        held = null;
+      }
+      if (out.kind === "lost" && out.failure.resumeAt === null && !ended) held = out;
+      else await give(out);
     }
     window = window.subarray(consumed);
     base += consumed;
-    // Refilled to hold more than before: a cut record gets the room it needs (up to maxWindow).
-    await fill(cut ? Math.max(window.length * 2, WINDOW_STEP) : WINDOW_STEP);
+    await fill(Math.max(needs, WINDOW_STEP));
   }
+  if (held) await give(held);
 }
 
-/** A record cut by a full window, not by the file's end: its length is more than a pass holds of one record, which the framing's words ("runs past the end of the file") would not say. */
-function tooLong(ev: FrameEvent & { kind: "lost" }, maxWindow: number): FrameEvent {
-  const message = ev.failure.message.replace(/runs past the end of the file \(\d+ bytes left\)/, `is more than the ${maxWindow} bytes compute holds of one record (taken for damage)`);
-  return message === ev.failure.message ? ev : { kind: "lost", failure: { ...ev.failure, message } };
-}
+type Lost = Extract<FileFrameEvent, { kind: "lost" }>;
 
-function shift(ev: FrameEvent, base: number): FrameEvent {
+function shift(ev: FileFrameEvent, base: number): FileFrameEvent {
   if (base === 0) return ev;
   if (ev.kind === "record") return { kind: "record", record: { ...ev.record, offset: ev.record.offset + base } };
   if (ev.kind === "bad-record") return { kind: "bad-record", failure: { ...ev.failure, offset: ev.failure.offset + base } };

@@ -1,5 +1,5 @@
 import { maskedCrc32c } from "@pangea/kit";
-import { readU32, readU64, resync, sizeText, writeU32, writeU64, type FrameEvent, type RecordFraming } from "./framing.js";
+import { pastWindow, readU32, readU64, resync, sizeText, WHOLE_FILE, writeU32, writeU64, type FrameEvent, type FrameWindow, type Plausible, type RecordFraming } from "./framing.js";
 
 /**
  * TFRecord framing, checked on every record:
@@ -19,19 +19,31 @@ import { readU32, readU64, resync, sizeText, writeU32, writeU64, type FrameEvent
 export class TfRecordFraming implements RecordFraming {
   readonly name = "tfrecord";
 
-  *frames(data: Uint8Array): Generator<FrameEvent> {
+  *frames(data: Uint8Array, window: FrameWindow = WHOLE_FILE): Generator<FrameEvent> {
     let at = 0;
     while (at < data.length) {
       const start = at;
       let lostPlace: string | null = null;
-      if (at + 12 > data.length) lostPlace = `truncated TFRecord header: ${data.length - at} of 12 bytes`;
-      else if (readU32(data, at + 8) !== maskedCrc32c(data, at, at + 8)) lostPlace = "TFRecord length checksum mismatch";
+      if (at + 12 > data.length) {
+        if (!window.final) {
+          yield { kind: "short", offset: start, needs: 16 };
+          return;
+        }
+        lostPlace = `truncated TFRecord header: ${data.length - at} of 12 bytes`;
+      } else if (readU32(data, at + 8) !== maskedCrc32c(data, at, at + 8)) lostPlace = "TFRecord length checksum mismatch";
       else {
         const length = readU64(data, at);
-        if (length > data.length - at - 16) lostPlace = `TFRecord length ${sizeText(length)} runs past the end of the file (${data.length - at - 16} bytes left)`;
+        if (length > data.length - at - 16) {
+          const p = pastWindow(`TFRecord length ${sizeText(length)}`, length + 16, data.length - at - 16, window);
+          if ("needs" in p) {
+            yield { kind: "short", offset: start, needs: p.needs };
+            return;
+          }
+          lostPlace = p.message;
+        }
       }
       if (lostPlace !== null) {
-        const r = resync(data, start, lostPlace, (p) => headerChecks(data, p));
+        const r = resync(data, start, lostPlace, (p) => headerChecks(data, p, window), window);
         yield r.event;
         if (r.resumeAt === null) return;
         at = r.resumeAt;
@@ -49,12 +61,15 @@ export class TfRecordFraming implements RecordFraming {
   }
 }
 
-/** Whether a TFRecord header at `p` is one to resume at: its frame fits in the file and its length CRC checks. */
-function headerChecks(data: Uint8Array, p: number): boolean {
-  if (p + 16 > data.length) return false;
+/** Whether a TFRecord header at `p` is one to resume at: its length CRC checks and its frame fits in the file (in a window, "more" until that can be told). */
+function headerChecks(data: Uint8Array, p: number, window: FrameWindow): Plausible {
+  if (p + 12 > data.length) return window.final ? false : "more";
   // The cheap test first: a length that fits (most garbage fails here) before the CRC.
-  if (readU64(data, p) > data.length - p - 16) return false;
-  return readU32(data, p + 8) === maskedCrc32c(data, p, p + 8);
+  const length = readU64(data, p);
+  const fits = length <= data.length - p - 16;
+  if (!fits && (window.final || length + 16 > window.maxFrame)) return false;
+  if (readU32(data, p + 8) !== maskedCrc32c(data, p, p + 8)) return false;
+  return fits || "more";
 }
 
 export function encodeTfRecords(records: readonly Uint8Array[]): Uint8Array {
