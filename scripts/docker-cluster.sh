@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 cmd=${1:-}
 PROJECT=${COMPOSE_PROJECT:-pangea}
 FILE=infra/docker-compose.yaml
+# CHOICES_<VARIABLE> and EXPECTED_<VARIABLE>: compute's choices for FORMAT, FRAMING, COMPRESSION and SORT_ID.
+. scripts/docker-choices.sh
 OVERRIDE=.pangea/docker/$PROJECT.data.yaml
 SETTINGS=.pangea/docker/$PROJECT.settings
 # What docker-up remembers for the next start of the project; the first six describe the data.
@@ -170,10 +172,14 @@ check_settings() {
     ports+=("${spec%%:*}:$port")
   done
   node -e 'process.exit(require("net").isIP(process.argv[1]) ? 0 : 1)' "$BIND" || die "PANGEA_BIND: expected an IP address of this host to publish the ports on (e.g. 127.0.0.1 or 0.0.0.0), got '$BIND'"
-  case "${FORMAT:-criteo}" in criteo|instance|example|examplebatch|parquet) ;; *) die "FORMAT: expected criteo, instance, example, examplebatch or parquet, got '$FORMAT'" ;; esac
-  case "${FRAMING:-pb}" in pb|tfrecord) ;; *) die "FRAMING: expected pb or tfrecord, got '$FRAMING'" ;; esac
-  case "${COMPRESSION:-auto}" in auto|none|gzip|zlib|snappy|zstd) ;; *) die "COMPRESSION: expected auto, none, gzip, zlib, snappy or zstd, got '$COMPRESSION'" ;; esac
-  case "${SORT_ID:-auto}" in auto|true|false) ;; *) die "SORT_ID: expected auto, true or false, got '$SORT_ID'" ;; esac
+  # Compute's own choices for its flags (scripts/docker-choices.sh is generated from them); absent takes compute's default.
+  local choices expected choice known
+  for name in FORMAT FRAMING COMPRESSION SORT_ID; do
+    v=${!name:-} choices=CHOICES_$name expected=EXPECTED_$name known=""
+    [ -n "$v" ] || continue
+    for choice in ${!choices}; do [ "$v" != "$choice" ] || known=1; done
+    [ -n "$known" ] || die "$name: ${!expected}, got '$v'"
+  done
   if [ -n "${DATA:-}" ] && [ "${FORMAT:-criteo}" != criteo ] && [ -z "${FEATURE_LIST:-}" ]; then
     die "FORMAT=$FORMAT needs FEATURE_LIST: the feature list the records are read with (see the README's Data formats)"
   fi
@@ -202,6 +208,14 @@ take_lock() {
 
 # What make docker-build and make docker-up both run: compose builds every
 # service's image from infra/Dockerfile (unchanged layers come from the cache).
+job_state() { # orchestrator container -> "state<TAB>step<TAB>steps<TAB>error" from its dashboard, or nothing
+  # Asked inside the container: the dashboard there is at a known address whatever PANGEA_BIND publishes it on.
+  docker exec "$1" node -e '
+    fetch("http://127.0.0.1:9400/status.json").then((r) => r.json()).then(({ status: s }) => {
+      process.stdout.write([String(s.state).replace("JOB_STATE_", "").toLowerCase(), s.step, s.steps, String(s.error || "").replace(/\s+/g, " ")].join("\t"));
+    }).catch(() => {});' 2>/dev/null || true
+}
+
 build_images() { # compose file arguments
   local started=$SECONDS
   say "building the images (infra/Dockerfile)"
@@ -280,8 +294,17 @@ up() {
     docker cp "$orch:/certs/$f" "$tls/$f" >/dev/null || die "could not copy /certs/$f out of the orchestrator container"
   done
   chmod 600 "$tls/admin.key"
+  # A project's volumes may hold a job that has ended: say so rather than that it trains.
+  local state="" step="" steps="" error="" job rc=0
+  job=$(job_state "$orch")
+  [ -z "$job" ] || IFS=$'\t' read -r state step steps error <<<"$job"
+  case "$state" in
+    completed) job="the job had completed at step $step of $steps and trains no further: make docker-up STEPS=N (N > $step) trains on, make docker-down first starts a new job" ;;
+    failed) job="the job failed: $error"; rc=1 ;;
+    *) job="the job trains in the background" ;;
+  esac
   cat <<TXT
-make docker-up: cluster '$PROJECT' is up in $((SECONDS - started)) s; the job trains in the background.
+make docker-up: cluster '$PROJECT' is up in $((SECONDS - started)) s; $job.
   dashboard     http://$BIND:${DASHBOARD_PORT:-9400}/    (metrics at /metrics)
   job status    ./pangea status --orchestrator $BIND:${ORCHESTRATOR_PORT:-50051} --tls-dir $tls    (after make build)
   serving       REST https://$BIND:${SERVING_REST_PORT:-8501}/v1/models/ctr, gRPC $BIND:${SERVING_GRPC_PORT:-8500} (model ctr; TLS: trust $tls/ca.crt)
@@ -292,6 +315,7 @@ TXT
   follow        make logs DOCKER=1
   stop          make docker-down    (KEEP_VOLUMES=1 keeps checkpoints and models)
 TXT
+  return "$rc"
 }
 
 down() {

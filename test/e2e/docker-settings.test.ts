@@ -45,6 +45,7 @@ describe.runIf(haveCompose)("make docker-up's settings", () => {
     [{ FRAMING: "csv" }, "FRAMING: expected pb or tfrecord, got 'csv'"],
     [{ SORT_ID: "maybe" }, "SORT_ID: expected auto, true or false, got 'maybe'"],
     [{ FORMAT: "json" }, "FORMAT: expected criteo, instance, example, examplebatch or parquet, got 'json'"],
+    [{ FORMAT: "example examplebatch" }, "FORMAT: expected criteo, instance, example, examplebatch or parquet, got 'example examplebatch'"],
     [{ DATA: "/etc/hostname", FORMAT: "parquet" }, "FORMAT=parquet needs FEATURE_LIST: the feature list the records are read with (see the README's Data formats)"],
   ])("%j is refused in one line, before the engine, and not remembered", (env, line) => {
     const r = up(env);

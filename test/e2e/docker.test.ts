@@ -96,6 +96,7 @@ describe.skipIf(skip)("make docker-up", () => {
   it("builds the images, starts the cluster with healthy non-root services and says where to look", async () => {
     expect(up.code, up.out.slice(-3000)).toBe(0);
     expect(up.out).toContain(`make docker-up: cluster '${project}' is up`);
+    expect(up.out).toContain("; the job trains in the background.");
     expect(up.out).toContain(`http://127.0.0.1:${ports.DASHBOARD_PORT}/`);
     expect(up.out).toContain(`./pangea status --orchestrator 127.0.0.1:${ports.ORCHESTRATOR_PORT} --tls-dir .pangea/docker/${project}-tls`);
     expect(up.out).toContain("make logs DOCKER=1");
@@ -183,7 +184,13 @@ describe.skipIf(skip)("make docker-up", () => {
     const evalReport = done.eval as { auc: number; records: number };
     expect(evalReport.records).toBe(6000);
     expect(evalReport.auc).toBeGreaterThan(0.7);
-  }, 900_000);
+
+    // Started again once the job has completed (its volumes kept), the cluster says the job has ended, not that it trains.
+    const after = await run("make", ["docker-up"], { COMPOSE_PROJECT: project }, 300_000);
+    expect(after.code, after.out.slice(-2000)).toBe(0);
+    expect(after.out).toContain(`' is up in `);
+    expect(after.out).toContain(`; the job had completed at step ${STEPS} of ${STEPS} and trains no further: make docker-up STEPS=N (N > ${STEPS}) trains on, make docker-down first starts a new job.`);
+  }, 1_000_000);
 
   it("serves the exported model over REST and gRPC from the host, with the feature list it was trained with", async () => {
     expect(up.code).toBe(0);
