@@ -260,7 +260,7 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
   it("names an image that cannot be pulled", async () => {
     // A copy of the Docker entry points whose compose file names an etcd that no registry has.
     const copy = mkdtempSync(join(tmpdir(), "pangea-docker-copy-"));
-    for (const p of ["Makefile", "scripts/docker-cluster.sh", "infra"]) cpSync(join(ROOT, p), join(copy, p), { recursive: true });
+    for (const p of ["Makefile", "scripts/docker-cluster.sh", "scripts/docker-choices.sh", "infra"]) cpSync(join(ROOT, p), join(copy, p), { recursive: true });
     const compose = join(copy, "infra/docker-compose.yaml");
     writeFileSync(compose, readFileSync(compose, "utf8").replace(/quay\.io\/coreos\/etcd:v[\d.]+/, "quay.io/coreos/etcd:v0.0.0-pangea-missing"));
     const r = await run("make", ["docker-up"], env({}), 120_000, copy);
