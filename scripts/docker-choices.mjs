@@ -7,20 +7,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkFlag } from "./check-flag.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const USAGE = "usage: node scripts/docker-choices.mjs [--check]\n  rewrites scripts/docker-choices.sh from compute's flag declarations; --check only compares, exit 1 if it differs\n";
-const args = process.argv.slice(2);
-if (args.includes("--help") || args.includes("-h")) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const unknown = args.find((a) => a !== "--check");
-if (unknown !== undefined) {
-  process.stderr.write(`docker-choices: unknown argument ${JSON.stringify(unknown)}\n${USAGE}`);
-  process.exit(2);
-}
-const check = args.includes("--check");
+const check = checkFlag("docker-choices", "rewrites scripts/docker-choices.sh from compute's flag declarations");
 const target = join(root, "scripts", "docker-choices.sh");
 
 const { computeSchema } = await import(join(root, "packages", "service-flags", "dist", "index.js"));

@@ -6,22 +6,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkFlag } from "./check-flag.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SERVICES = ["orchestrator", "compute", "trainer", "serving"];
-const USAGE = "usage: node scripts/flags-doc.mjs [--check]\n  rewrites README.md's flag tables from the services' declarations; --check only compares, exit 1 if one differs\n";
-const args = process.argv.slice(2);
-if (args.includes("--help") || args.includes("-h")) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-// Anything else is a mistake, not a request to rewrite the README.
-const unknown = args.find((a) => a !== "--check");
-if (unknown !== undefined) {
-  process.stderr.write(`flags-doc: unknown argument ${JSON.stringify(unknown)}\n${USAGE}`);
-  process.exit(2);
-}
-const check = args.includes("--check");
+const check = checkFlag("flags-doc", "rewrites README.md's flag tables from the services' declarations");
 const readmePath = join(root, "README.md");
 let readme = readFileSync(readmePath, "utf8");
 
