@@ -40,10 +40,31 @@ describe("ByteStream", () => {
     expect(r.damage).toBeNull();
   });
 
-  it("gzip + trailing text (not another member): damage that says so and how to rewrite the file, after the data decompressed before the piece holding it", async () => {
-    const r = await readAll(concat(gzipSync(text), Buffer.from("GARBAGE".repeat(20))), "gzip");
-    expect(text.startsWith(r.text)).toBe(true);
+  // Stored (level 0) members have a size known in advance: the garbage can be put where the file's 64 KiB read steps meet.
+  const storedOf = (n: number) => gzipSync(Buffer.from(text.slice(0, n)), { level: 0 });
+  const storedEndingAt = (remainder: number) => {
+    // A stored member grows with its text byte for byte, but for a block header now and then: a few steps reach it.
+    let n = 150_000;
+    for (let k = 0; k < 20; k++) {
+      const off = (remainder - (storedOf(n).length % 65_536) + 65_536) % 65_536;
+      if (off === 0) return n;
+      n += off > 32_768 ? off - 65_536 : off;
+    }
+    throw new Error(`no stored member ends at ${remainder} mod 65536`);
+  };
+  it.each([
+    ["one member", () => [text]],
+    ["two members", () => [text.slice(0, 100_000), text.slice(100_000)]],
+    ["a stored member whose garbage starts a read step", () => [text.slice(0, storedEndingAt(0))]],
+    ["a stored member whose garbage's first byte ends a read step", () => [text.slice(0, storedEndingAt(65_535))]],
+  ] as const)("gzip (%s) + trailing text: every byte of the members, then damage that says so and how to rewrite the file, at the garbage's first byte", async (_, parts) => {
+    const texts = parts();
+    const members = texts.map((t) => (texts.length === 1 && t !== text ? storedOf(t.length) : gzipSync(t)));
+    const r = await readAll(concat(...members, Buffer.from("GARBAGE".repeat(20))), "gzip");
+    expect(r.text).toBe(texts.join(""));
     expect(r.damage!.message).toBe("cannot gzip-decompress: bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)");
+    expect(r.damage!.fileOffset).toBe(members.reduce((n, m) => n + m.length, 0));
+    expect(r.damage!.outputOffset).toBe(Buffer.byteLength(r.text));
   });
 
   it("a gzip file cut short gives every byte decompressed before the cut, then the damage at the right output offset", async () => {

@@ -1,4 +1,5 @@
-import { closeSync, createReadStream, readSync, statSync, type ReadStream } from "node:fs";
+import { closeSync, createReadStream, read as readAt, readSync, statSync, type ReadStream } from "node:fs";
+import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
 import xxhash, { type XXHash, type XXHashAPI } from "xxhash-wasm";
@@ -90,7 +91,9 @@ export class ByteStream {
     this.regular = stamp.regular;
     this.raw = createReadStream("", { fd, highWaterMark: READ_STEP });
     this.pieces = this.raw[Symbol.asyncIterator]();
-    this.inflater = this.compression === "none" ? null : inflaterFor(this.compression);
+    // A regular file can be opened again (the same file, checked) to recover what gunzip drops at trailing garbage.
+    const reopen = stamp.regular ? () => openDataFile(path, stamp).fd : null;
+    this.inflater = this.compression === "none" ? null : inflaterFor(this.compression, reopen);
   }
 
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
@@ -184,7 +187,7 @@ export class ByteStream {
   }
 }
 
-function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
+function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) | null): Inflater {
   switch (kind) {
     case "gzip":
     case "zlib": {
@@ -209,8 +212,11 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
             : err;
       });
       z.on("end", () => (ended = true));
+      let fed = 0;
       return {
         push: async (input, last) => {
+          const pieceAt = fed;
+          fed += input.length;
           if (!ended && !failure) {
             await new Promise<void>((resolve) => {
               const done = () => {
@@ -223,6 +229,10 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
               if (last) z.end();
               else z.write(input, () => done());
             });
+          }
+          if (failure && kind === "gzip" && reopen && failure.message.startsWith("bytes after a whole gzip member")) {
+            const tail = await gunzipTail(reopen, pieceAt, input, produced).catch(() => null);
+            if (tail) return { out: [...out.splice(0), ...tail.out], error: failure, errorAt: tail.garbageAt };
           }
           // zlib's bytesWritten: the input it consumed before the damage, counted from the file's first byte.
           return { out: out.splice(0), error: failure, ...(failure ? { errorAt: z.bytesWritten } : {}) };
@@ -281,6 +291,77 @@ function inflaterFor(kind: Exclude<Compression, "none">): Inflater {
         },
       };
     }
+  }
+}
+
+const readFileAt = promisify(readAt);
+
+/**
+ * What Node's gunzip dropped at trailing garbage: it takes non-zero bytes
+ * after a member for the next member's header and, when that fails, discards
+ * what the write holding them had decompressed (up to 16 KiB of the member's
+ * end). The file (opened again: the same file, or an error) is decompressed
+ * again up to the failing piece, then in small writes to find the one that
+ * meets the garbage, then again with a byte per write from there, so that
+ * write holds no output: gives the output past `produced` and where the
+ * garbage starts, or null if a pass does not meet it there. Only at this
+ * damage, once per file: two more passes over the file's start.
+ */
+async function gunzipTail(reopen: () => number, pieceAt: number, piece: Uint8Array, produced: number): Promise<{ out: Uint8Array[]; garbageAt: number } | null> {
+  const fd = reopen();
+  try {
+    const coarse = await gunzipUntilFailure(fd, pieceAt, piece, pieceAt, 256, produced);
+    if (!coarse) return null;
+    const fine = await gunzipUntilFailure(fd, pieceAt, piece, coarse.failedAt, 1, produced);
+    // The header check fails at the garbage's second byte (gunzip reads two for the magic).
+    return fine && fine.total >= produced ? { out: fine.out, garbageAt: Math.max(0, fine.failedAt - 1) } : null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One pass of gunzipTail: the file in large writes up to `from`, then `step` bytes per write; where the write that failed starts, the output past `produced`, and the output's total. */
+async function gunzipUntilFailure(fd: number, pieceAt: number, piece: Uint8Array, from: number, step: number, produced: number): Promise<{ failedAt: number; out: Uint8Array[]; total: number } | null> {
+  const z = zlib.createGunzip();
+  const out: Uint8Array[] = [];
+  let total = 0;
+  let failed = false;
+  z.on("data", (d: Buffer) => {
+    const skip = Math.max(0, produced - total);
+    if (skip < d.length) out.push(d.subarray(skip));
+    total += d.length;
+  });
+  z.on("error", () => (failed = true));
+  const write = (bytes: Uint8Array) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        z.off("error", done);
+        resolve();
+      };
+      z.once("error", done);
+      z.write(bytes, () => done());
+    });
+  try {
+    const buf = new Uint8Array(1 << 20);
+    // The file's bytes before the piece, then the piece's up to `from`, in large writes.
+    for (let at = 0; at < from && !failed; ) {
+      let bytes: Uint8Array;
+      if (at < pieceAt) {
+        const { bytesRead } = await readFileAt(fd, buf, 0, Math.min(buf.length, pieceAt - at), at);
+        if (bytesRead === 0) return null;
+        bytes = buf.slice(0, bytesRead);
+      } else bytes = piece.subarray(at - pieceAt, from - pieceAt);
+      await write(bytes);
+      at += bytes.length;
+    }
+    if (failed) return null;
+    for (let at = from; at < pieceAt + piece.length; at += step) {
+      await write(piece.subarray(at - pieceAt, at - pieceAt + step));
+      if (failed) return { failedAt: at, out, total };
+    }
+    return null;
+  } finally {
+    z.destroy();
   }
 }
 
