@@ -39,7 +39,11 @@ export function runMain(program: string, main: () => Promise<void>, usage?: () =
       process.stderr.write(`${program}: error: ${printable(sys.message, 2048)}\n`);
       process.exit(EXIT.failure);
     }
-    process.stderr.write(`${program}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    // The stack first and the one line last: a launcher reports a process's last line as why it exited.
+    const stack = (err as Error)?.stack;
+    if (stack) process.stderr.write(`${stack}\n`);
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    process.stderr.write(`${program}: internal error: ${printable(message, 2048)}${stack ? " (its stack is above)" : ""}\n`);
     process.exit(EXIT.failure);
   });
 }

@@ -3,6 +3,7 @@ import { ModelErrors } from "./errors.js";
 import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
 import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
+import { forwardShapeProblem } from "./architectures/forward-shapes.js";
 
 
 /** An architecture's name and its hyper-parameters, defaults filled in. */
@@ -103,6 +104,8 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const inputKnown = opts.inputKnown ?? true;
   const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, MIXED_DIMS, slotIds) : null);
   if (problem) throw bad(problem);
+  const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)));
+  if (shapes) throw bad(shapes);
   if (!inputKnown) return { ...shape, architecture };
   const params = arch.params(shape, filled);
   const values = params.reduce((a, p) => a + paramSize(p), 0);

@@ -7,7 +7,7 @@ import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { addressesLine, clusterOptions, prepareTls, resumeWithoutJobId, type RunConfig } from "./run.js";
 import { clearState, readState, stillRunning, writeState, type LocalState } from "./local-state.js";
 import { resumeHint } from "./resume-hint.js";
-import { readLastLines } from "../launcher/log-tail.js";
+import { exitReason, readLastLines } from "../launcher/log-tail.js";
 import { StatusClient } from "./status-client.js";
 import { formatSummary, statusJson } from "./summary.js";
 
@@ -63,7 +63,8 @@ function orchestratorGone(state: LocalState): string {
   const p = state.processes.find((x) => x.name === "orchestrator");
   if (!p || stillRunning(p)) return "";
   // An error it exited with is its last line; a JSON log line there says only that it was killed mid-job.
-  const last = readLastLines(p.log, 1).find((l) => !l.startsWith("{"));
+  const tail = readLastLines(p.log, 1)[0];
+  const last = tail && !tail.startsWith("{") ? exitReason(p.log) : "";
   const hint = resumeHint(p.log, (job) => `'pangea down', then the same 'pangea up' with --resume --job-id ${job}, continues from the newest intact one`);
   return `; the orchestrator 'pangea up' started (pid ${p.pid}) has exited${last ? `, its log ${p.log} ending: ${printable(last, 300)}` : ` (log: ${p.log})`}${hint ? `; ${hint}` : ""}`;
 }

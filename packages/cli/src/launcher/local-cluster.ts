@@ -6,7 +6,7 @@ import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mall
 import type { Socket } from "node:net";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
-import { readLastLines } from "./log-tail.js";
+import { exitReason } from "./log-tail.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
@@ -149,8 +149,7 @@ export class LocalCluster {
     child.on("exit", (code, signal) => {
       // Killed by a signal: the shell's convention, 128 + its number (SIGKILL: 137), and the signal named as the reason.
       proc.exitCode = code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1);
-      // A usage error ends with a pointer to --help; the line before it says what was wrong.
-      proc.lastLine = signal ? `killed by ${signal}` : (readLastLines(logPath, 2).filter((l) => !/^Run '[^']+ --help' for usage\.$/.test(l)).at(-1) ?? "");
+      proc.lastLine = signal ? `killed by ${signal}` : exitReason(logPath);
       resolveExit(proc.exitCode);
     });
     this.processes.push(proc);
