@@ -179,7 +179,7 @@ describe("service discovery", () => {
   it("a bad --discovery value is a usage error (exit 2); an unreachable etcd is exit 3 naming it", async () => {
     const bad = await runNode(ENTRY.compute, ["--discovery", "zookeeper://x:1", "--eval-records", "0"]);
     expect(bad.code).toBe(2);
-    expect(lastLine(bad.stderr.trimEnd().split("\n").slice(0, -1).join("\n"))).toBe("pangea-compute: invalid --discovery: expected static, tf-config or etcd://host:port[,host:port] (ports 1..65535)");
+    expect(lastLine(bad.stderr.trimEnd().split("\n").slice(0, -1).join("\n"))).toBe("pangea-compute: invalid --discovery: expected static, tf-config or etcd://host:port[,host:port] (ports 1..65535), got \"zookeeper://x:1\"");
     const port = await closedPort();
     const r = await runNode(ENTRY.compute, ["--port", "0", "--discovery", `etcd://127.0.0.1:${port}`, "--eval-records", "0"], { timeoutMs: 20_000 });
     expect(r.code).toBe(3);

@@ -304,14 +304,14 @@ describe("unreachable peers and bad configuration", () => {
 
   // Each is a process that stops at start: they run side by side.
   it.concurrent.for([
-    ["orchestrator", ["--trainers", "0"], {}, "pangea-orchestrator: invalid --trainers: expected a positive number of trainers"],
-    ["orchestrator", ["--bottom-mlp", "64,x"], {}, "pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16"],
-    ["orchestrator", [], { PANGEA_STEPS: "many" }, "pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps"],
+    ["orchestrator", ["--trainers", "0"], {}, 'pangea-orchestrator: invalid --trainers: expected a positive number of trainers: a whole number from 1 to 256, got "0"'],
+    ["orchestrator", ["--bottom-mlp", "64,x"], {}, 'pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16, got "64,x"'],
+    ["orchestrator", [], { PANGEA_STEPS: "many" }, 'pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps: a whole number from 1 to 2^53 - 1, got "many"'],
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
     ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
-    ["compute", ["--port", "70000"], {}, "pangea-compute: invalid --port: expected a port 0..65535"],
-    ["compute", ["--orchestrator", "nohostport"], {}, "pangea-compute: invalid --orchestrator: expected host:port (a port 1..65535)"],
-    ["trainer", ["--backend", "gpu"], {}, "pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu"],
+    ["compute", ["--port", "70000"], {}, 'pangea-compute: invalid --port: expected a port 0..65535, got "70000"'],
+    ["compute", ["--orchestrator", "nohostport"], {}, 'pangea-compute: invalid --orchestrator: expected host:port (a port 1..65535), got "nohostport"'],
+    ["trainer", ["--backend", "gpu"], {}, 'pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu, got "gpu"'],
   ] as const)("%s %j exits 2 with one line naming the flag", async ([service, args, env, message], { expect }) => {
     const r = await runNode(ENTRY[service], [...args], { env: env as NodeJS.ProcessEnv });
     expect(r.code).toBe(2);
@@ -354,7 +354,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
   const missing = join(tmp, "no-such-model.json");
   const ck = dlrmCheckpoint();
   const cases: [string, string[], string | RegExp][] = [
-    ["an unknown model", ["--model", "nope"], `pangea-orchestrator: invalid --model: expected one of ${MODEL_LIST}`],
+    ["an unknown model", ["--model", "nope"], `pangea-orchestrator: invalid --model: expected one of ${MODEL_LIST}, got "nope"`],
     ["a missing --model-config file", ["--model", "deepfm", "--model-config", missing], `pangea-orchestrator: --model-config: cannot read ${missing} (ENOENT)`],
     ["a --model-config that is not JSON", ["--model", "deepfm", "--model-config", modelConfig("not-json", '{"deepMlp": [64, 32],}')], new RegExp(`^pangea-orchestrator: --model-config: ${join(tmp, "not-json.json")} is not JSON: \\S`)],
     ["a --model-config that is not an object", ["--model", "deepfm", "--model-config", modelConfig("array", [64, 32])], `pangea-orchestrator: --model-config: ${join(tmp, "array.json")} must hold a JSON object of deepfm's hyper-parameters`],
@@ -363,8 +363,8 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a dropout rate of 1", ["--model", "dcn-v2", "--model-config", modelConfig("dropout-1", { dropout: 1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field dropout: expected dropout below 1 (the rate of units dropped) (from ${join(tmp, "dropout-1.json")})`],
     ["a negative dropout rate", ["--model", "mmoe", "--model-config", modelConfig("dropout-neg", { dropout: -0.1 })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model mmoe field dropout: expected dropout >= 0 (from ${join(tmp, "dropout-neg.json")})`],
     ["a dropout rate given as a string", ["--top-mlp", "64,32", "--model-config", modelConfig("dropout-str", { dropout: "0.1" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dlrm field dropout: expected dropout as a rate in [0, 1) (from ${join(tmp, "dropout-str.json")})`],
-    ["a negative --dense-l2", ["--dense-l2=-0.1"], "pangea-orchestrator: invalid --dense-l2: expected an L2 strength >= 0"],
-    ["a --sparse-l2 that is not a number", ["--sparse-l2", "lots"], "pangea-orchestrator: invalid --sparse-l2: expected an L2 strength (a number >= 0)"],
+    ["a negative --dense-l2", ["--dense-l2=-0.1"], 'pangea-orchestrator: invalid --dense-l2: expected an L2 strength >= 0, got "-0.1"'],
+    ["a --sparse-l2 that is not a number", ["--sparse-l2", "lots"], 'pangea-orchestrator: invalid --sparse-l2: expected an L2 strength (a number >= 0), got "lots"'],
     ["a number given as a string", ["--model", "dcn-v2", "--model-config", modelConfig("string-layers", { crossLayers: "3" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model dcn-v2 field crossLayers: expected a number, got "3" (from ${join(tmp, "string-layers.json")})`],
     ["widths given as a string", ["--model", "deepfm", "--model-config", modelConfig("string-widths", { deepMlp: "64,32" })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm field deepMlp: expected deepMlp as a list of positive integers, e.g. [64, 32] (from ${join(tmp, "string-widths.json")})`],
     ["a layer of width 0", ["--model", "wide-deep", "--model-config", modelConfig("zero", { deepMlp: [64, 0] })], `pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model wide-deep field deepMlp.1: expected deepMlp as positive integers (from ${join(tmp, "zero.json")})`],
@@ -397,7 +397,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
   it("pangea run refuses an unknown model itself (the orchestrator's declaration) and passes a bad --model-config's line on, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
     const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr.split("\n")[0]).toBe(`pangea run: invalid --model: expected one of ${MODEL_LIST}`);
+    expect(bad.stderr.split("\n")[0]).toBe(`pangea run: invalid --model: expected one of ${MODEL_LIST}, got "nope"`);
     const unknown = await runNode(ENTRY.cli, ["run", "--model", "deepfm", "--model-config", modelConfig("run-unknown", { batchNorm: true }), "--log-dir", join(tmp, "run-unknown")]);
     expect(unknown.code).toBe(2);
     expect(lastLine(unknown.stderr)).toMatch(/^pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout/);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import { PangeaError } from "./errors.js";
+import { printable } from "./printable.js";
 
 export interface FlagSpec {
   /** Environment variable read when the flag is absent. */
@@ -98,7 +99,10 @@ export function parseConfig<S extends z.ZodType>(
     const issue = result.error.issues[0]!;
     const key = String(issue.path[0] ?? "");
     const flagName = sourceOf[key] ?? (key ? `--${kebab(key)}` : "config");
-    throw new UsageError(`invalid ${flagName}: ${issue.message}`);
+    // What was given, where the message says what was expected and does not quote it already: "expected ... up to 1024" alone does not show a typo.
+    const given = raw[key];
+    const got = typeof given === "string" && issue.message.startsWith("expected") && !/\bgot\b/.test(issue.message) && !(given && issue.message.includes(given)) ? `, got "${printable(given, 80)}"` : "";
+    throw new UsageError(`invalid ${flagName}: ${issue.message}${got}`);
   }
   return deepFreeze(result.data);
 }

@@ -37,9 +37,14 @@ const bounded = (n: z.ZodNumber, b?: IntBounds) => {
   return n;
 };
 
-export const positiveInt = (what: string, bounds?: IntBounds) => integerNumber(`expected ${what}`).pipe(bounded(z.number().positive(`expected ${what}`), bounds));
+/** What a whole-number field takes, for its messages: 2.5, 1e3 and 2^53 are refused as not whole numbers it can hold. */
+const wholeRange = (least: number, bounds?: IntBounds) => `a whole number from ${bounds?.min ?? least} to ${bounds?.max ?? "2^53 - 1"}`;
 
-export const nonNegativeInt = (what: string, bounds?: IntBounds) => integerNumber(`expected ${what}`).pipe(bounded(z.number().min(0, `expected ${what}`), bounds));
+export const positiveInt = (what: string, bounds?: IntBounds) =>
+  integerNumber(`expected ${what}: ${wholeRange(1, bounds)}`).pipe(bounded(z.number().positive(`expected ${what}: ${wholeRange(1, bounds)}`), bounds));
+
+export const nonNegativeInt = (what: string, bounds?: IntBounds) =>
+  integerNumber(`expected ${what}: ${wholeRange(0, bounds)}`).pipe(bounded(z.number().min(0, `expected ${what}: ${wholeRange(0, bounds)}`), bounds));
 
 /**
  * Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one
@@ -57,7 +62,7 @@ export const wholeSeconds = (min: "positive" | "zero" = "positive") =>
 export const seconds = () => decimalNumber("expected seconds").pipe(z.number().positive("expected positive seconds").max(MAX_TIMER_MS / 1000, `expected ${TIMER_LIMIT}`));
 
 /** A seed: the generators take 32 bits, so a larger one would fold onto a smaller (2^32 gave seed 0's data). */
-export const seedNumber = () => nonNegativeInt("a non-negative integer seed", { max: 2 ** 32 - 1, message: "expected a seed below 2^32 (seeds are 32-bit)" });
+export const seedNumber = () => nonNegativeInt("a seed", { max: 2 ** 32 - 1, message: "expected a seed below 2^32 (seeds are 32-bit)" });
 
 export const intList = (what: string) =>
   z

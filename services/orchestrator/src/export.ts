@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { loadFeatureList } from "@pangea/features";
-import { UsageError, nonNegativeInt, parseConfig, programName, runMain, unwritableDirReason, usageText, type FlagTable } from "@pangea/kit";
+import { UsageError, positiveInt, parseConfig, programName, runMain, unwritableDirReason, usageText, type FlagTable } from "@pangea/kit";
 import { exportModel, exportedVersions } from "./export/export-model.js";
 import { OrchestratorErrors } from "./errors.js";
 
@@ -16,7 +16,7 @@ const FLAGS: FlagTable = {
 const schema = z.object({
   checkpoint: z.string({ message: "expected a checkpoint directory" }).min(1),
   out: z.string({ message: "expected the model's base path" }).min(1),
-  version: nonNegativeInt("a positive version number").refine((v) => v > 0, "expected a positive version number").optional(),
+  version: positiveInt("a version number").optional(),
   featureList: z.string().min(1).optional(),
 });
 
