@@ -246,7 +246,7 @@ describe("the pangea command as a new user meets it", () => {
       expect(grpcBusy.stderr).not.toContain("No address added");
       const restBusy = await runNode(ENTRY.cli, ["serve", "--model-base-path", base, "--port", "0", "--rest-port", String(port)]);
       expect(restBusy.code).toBe(1);
-      expect(restBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea serve: error: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      expect(restBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea serve: error SERVING_ERR_LISTEN: cannot serve REST on 127.0.0.1:${port} (--rest-port): address already in use (EADDRINUSE)`);
       for (const r of [grpcBusy, restBusy]) expect(r.stderr).not.toMatch(/^\s+at /m);
       const file = join(base, "a-file");
       writeFileSync(file, "x");

@@ -14,6 +14,7 @@ export type { FileSums } from "./checked-files.js";
 export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
+export { listenFailureReason } from "./listen-failure.js";
 export { kindOf, notANumberProblem, printableNames, valueSnippet } from "./value-kind.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";

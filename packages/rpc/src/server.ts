@@ -7,7 +7,7 @@ import { serverCredentials, transportSecurity, type TransportSecurity } from "./
 import { RpcErrors } from "./errors.js";
 import { decodingChecked } from "./request-decoding.js";
 import { wrapHandlers } from "./handler-wrapping.js";
-import { limitConnections } from "@pangea/kit";
+import { limitConnections, listenFailureReason } from "@pangea/kit";
 
 export interface RunningServer {
   server: grpc.Server;
@@ -192,7 +192,5 @@ function quietBindFailures(): void {
  * [listen EADDRINUSE: ...]") as one line naming the address and the reason.
  */
 function listenError(host: string, port: number, err: Error): Error {
-  const why = /listen (E[A-Z]+): ([^\]]+?)(?: \S+:\d+)?(?:\]|$)/.exec(err.message);
-  const reason = why ? `${why[2]} (${why[1]})` : err.message;
-  return RpcErrors.create("RPC_ERR_LISTEN", `cannot serve gRPC on ${host}:${port}: ${reason}`);
+  return RpcErrors.create("RPC_ERR_LISTEN", `cannot serve gRPC on ${host}:${port}: ${listenFailureReason(err)}`);
 }

@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, printable, valueSnippet } from "@pangea/kit";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, valueSnippet } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
@@ -173,7 +173,9 @@ export async function startRest(
     // fastify's own refusals: body too large, a content type it has no parser for, JSON that does not parse.
     reply.code(err.statusCode ?? 500).send({ error: fastifyRefusal(err, req.headers["content-type"], maxBatch) });
   });
-  const address = await app.listen({ host, port });
+  const address = await app.listen({ host, port }).catch((err: Error) => {
+    throw ServingErrors.create("SERVING_ERR_LISTEN", `cannot serve REST on ${host}:${port} (--rest-port): ${listenFailureReason(err)}`);
+  });
   const url = new URL(address);
   return { app, address: `${url.hostname}:${url.port}` };
 }
