@@ -10,7 +10,7 @@ import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_
 import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor, type JobStatus__Output } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
-import { ARCHITECTURES, ARCHITECTURE_NAMES, RowLayout, dlrmSpec } from "@pangea/model";
+import { ARCHITECTURES, ARCHITECTURE_NAMES, RowLayout, architectureConfig, dlrmSpec, validateSpec } from "@pangea/model";
 import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
 import { TrainerErrors } from "../../services/trainer/src/errors.js";
 import { saveCheckpoint } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
@@ -350,9 +350,19 @@ function dlrmCheckpoint(): { root: string; dir: string } {
   return { root, dir: saveCheckpoint(root, "dlrm-job", 5, spec, new DenseStore(spec, 1, 0.003), store) };
 }
 
+/** A wide-deep job's checkpoint whose slots 1..26 are at dim 16 but slot 3 at 8, and pool by sum but slot 5 by mean, with the slot ids as a job saves them. */
+function mixedSlotsCheckpoint(): string {
+  const slotDims = Array.from({ length: 26 }, (_, i) => (i === 2 ? 8 : 16));
+  const slotPooling = Array.from({ length: 26 }, (_, i) => (i === 4 ? "mean" : "sum") as "sum" | "mean");
+  const spec = validateSpec({ numDense: 13, numSlots: 26, embeddingDim: 16, slotDims, slotPooling, architecture: architectureConfig("wide-deep", {}) });
+  const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.5 }, 17), new Map(), 1);
+  return saveCheckpoint(join(tmp, "mixed-ckpt"), "mixed-job", 5, spec, new DenseStore(spec, 1, 0.003), store, undefined, undefined, Array.from({ length: 26 }, (_, i) => i + 1));
+}
+
 describe("bad model input, as a new user gives it: one line naming the flag or field, exit 2, before anything starts", () => {
   const missing = join(tmp, "no-such-model.json");
   const ck = dlrmCheckpoint();
+  const mixed = mixedSlotsCheckpoint();
   const cases: [string, string[], string | RegExp][] = [
     ["an unknown model", ["--model", "nope"], `pangea-orchestrator: invalid --model: expected one of ${MODEL_LIST}, got "nope"`],
     ["a missing --model-config file", ["--model", "deepfm", "--model-config", missing], `pangea-orchestrator: --model-config: cannot read ${missing} (ENOENT)`],
@@ -377,9 +387,11 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["every slot at a dim other than --embedding-dim, for a model that needs one", ["--model", "deepfm", "--slot-config", modelConfig("all8", { default: { dim: 8 } })], "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: deepfm needs one embedding dim for every slot (its factorization machine takes the dot product of every pair of slots), and every slot has 8 but --embedding-dim is 16: give --embedding-dim 8"],
     ["dlrm's --bottom-mlp with another model", ["--model", "deepfm", "--bottom-mlp", "32,16"], 'pangea-orchestrator: --bottom-mlp and --top-mlp are dlrm\'s; give deepfm\'s layer widths in --model-config (its defaults: {"deepMlp":[64,32]})'],
     ["dlrm's --top-mlp with another model, at dlrm's default", ["--model", "deepfm", "--top-mlp", "64,32"], 'pangea-orchestrator: --bottom-mlp and --top-mlp are dlrm\'s; give deepfm\'s layer widths in --model-config (its defaults: {"deepMlp":[64,32]})'],
-    ["a dlrm checkpoint restored into another architecture", ["--model", "deepfm", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} holds a dlrm model, but --model is deepfm`],
+    ["a dlrm checkpoint restored into another architecture", ["--model", "deepfm", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} holds model dlrm, but --model is deepfm`],
     ["a dlrm checkpoint restored with other widths", ["--top-mlp", "32", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} has dlrm topMlp [64,32], but this job's (--top-mlp or --model-config) is [32]`],
-    ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds a dlrm model, but --model is wide-deep"],
+    ["a checkpoint restored with a slot --slot-config gives another dim", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot3-dim", { slots: { "3": { dim: 16 } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} has slot 3 at embedding dim 8, but --slot-config gives it 16`],
+    ["a checkpoint restored with a slot --slot-config pools otherwise", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot5-pool", { slots: { "3": { dim: 8 }, "5": { pooling: "sqrtn" } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} pools slot 5 with mean, but --slot-config gives it sqrtn`],
+    ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds model dlrm, but --model is wide-deep"],
   ];
 
   // Each is an orchestrator that stops at start: they run side by side.

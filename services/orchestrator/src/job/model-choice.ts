@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { UsageError, printable } from "@pangea/kit";
 import { V2_MAX_SLOT } from "@pangea/features";
-import { architectureConfig, ModelErrors, validateSpec, type ArchitectureConfig, type ModelSpec } from "@pangea/model";
+import { architectureConfig, dimsOf, ModelErrors, poolingOf, validateSpec, type ArchitectureConfig, type ModelSpec, type Pooling } from "@pangea/model";
 
 /**
  * The input hyper-parameters are checked on at start, before the data's is known: as wide as any data's, in
@@ -95,7 +95,7 @@ function dlrmBottomFor(embeddingDim: number): number[] {
  */
 export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, embeddingDim: number): string | null {
   const was = saved.architecture;
-  if (was.name !== architecture.name) return `holds a ${was.name} model, but --model is ${architecture.name}`;
+  if (was.name !== architecture.name) return `holds model ${was.name}, but --model is ${architecture.name}`;
   if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
   for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
     // Dropout is a training setting, not a parameter: a checkpoint restores under any rate.
@@ -106,6 +106,31 @@ export function checkpointModelMismatch(saved: ModelSpec, architecture: Architec
       const from = was.name === "dlrm" && (key === "bottomMlp" || key === "topMlp") ? `--${key === "bottomMlp" ? "bottom" : "top"}-mlp or --model-config` : "--model-config";
       return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}`;
     }
+  }
+  return null;
+}
+
+/** What --slot-config names for one slot itself (not its default's). */
+export interface NamedSlotSettings {
+  slotDim?: number;
+  pooling?: Pooling;
+}
+
+/**
+ * Why a checkpoint's slots cannot be this job's, or null: a slot whose
+ * embedding dim or pooling --slot-config names for it (which wins over
+ * anything the data's feature list says, so it is known at start) other than
+ * the checkpoint's. A checkpoint of an older version, without its slot ids,
+ * is compared when compute registers.
+ */
+export function checkpointSlotMismatch(saved: ModelSpec, slotIds: readonly number[] | undefined, perSlot: ReadonlyMap<number, NamedSlotSettings>): string | null {
+  if (!slotIds || slotIds.length !== saved.numSlots) return null;
+  const dims = dimsOf(saved);
+  const pooling = poolingOf(saved);
+  for (const [i, slot] of slotIds.entries()) {
+    const named = perSlot.get(slot);
+    if (named?.slotDim !== undefined && named.slotDim !== dims[i]) return `has slot ${slot} at embedding dim ${dims[i]}, but --slot-config gives it ${named.slotDim}`;
+    if (named?.pooling !== undefined && named.pooling !== pooling[i]) return `pools slot ${slot} with ${pooling[i]}, but --slot-config gives it ${named.pooling}`;
   }
   return null;
 }
