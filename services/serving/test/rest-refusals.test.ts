@@ -167,3 +167,25 @@ describe("Pinning a version", () => {
     expect(((await res.json()) as { error: string }).error).toBe(`SERVING_ERR_BAD_INPUT: pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${shown}`);
   });
 });
+
+describe("REST Predict's inputs, refused saying what is missing or how many were sent", () => {
+  it.each([
+    ["an instance without feature_ids", { instances: [{ dense_features: [1, 2], feature_ids: ["1"] }, { dense_features: [1, 2] }] }, "instance 1 has no feature_ids; every instance needs dense_features and feature_ids"],
+    ["an instance with neither input", { instances: [{ dense_features: [1, 2], feature_ids: ["1"] }, {}] }, "instance 1 has no dense_features and no feature_ids; every instance needs dense_features and feature_ids"],
+    ["columnar inputs without dense_features", { inputs: { feature_ids: [["1"]] } }, '"inputs" has no dense_features; expected dense_features and feature_ids'],
+    ["a row of the wrong width", { instances: [{ dense_features: [1, 2, 3], feature_ids: ["1"] }] }, `dense_features row 0 must have ${SPEC.numDense} values, got 3`],
+    ["a row that is not a list", { inputs: { dense_features: [7], feature_ids: [["1"]] } }, `dense_features row 0 must have ${SPEC.numDense} values, got a number`],
+  ])("%s: 400 naming it", async (_what, body, message) => {
+    const r = await predict(body);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: ${message}`);
+  });
+
+  it("a GET of :predict is 405 with Allow: POST, not 404", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`);
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+    expect(await res.json()).toEqual({ error: "GET /v1/models/ctr:predict: predict takes POST with a JSON body" });
+    expect((await fetch(`http://${rest.address}/v1/models/ctr/nothing`)).status).toBe(404);
+  });
+});

@@ -22,18 +22,25 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
     const inputs = body.inputs as Json;
     const extra = Object.keys(inputs).filter((k) => k !== INPUT_DENSE && k !== INPUT_IDS);
     if (extra.length) throw bad(`unknown inputs ${printableNames(extra)}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
+    const missing = [INPUT_DENSE, INPUT_IDS].filter((k) => inputs[k] === undefined);
+    if (missing.length) throw bad(`"inputs" has no ${missing.join(" and no ")}; expected ${INPUT_DENSE} and ${INPUT_IDS}`);
     dense = inputs[INPUT_DENSE] as unknown[];
     ids = inputs[INPUT_IDS] as unknown[];
   } else {
     // examplesFromJson checked the body's shape: instances, a list of objects.
     const instances = body.instances as Json[];
+    const lacking = instances.findIndex((r) => r[INPUT_DENSE] === undefined || r[INPUT_IDS] === undefined);
+    if (lacking >= 0) {
+      const missing = [INPUT_DENSE, INPUT_IDS].filter((k) => instances[lacking]![k] === undefined);
+      throw bad(`instance ${lacking} has no ${missing.join(" and no ")}; every instance needs ${INPUT_DENSE} and ${INPUT_IDS}`);
+    }
     dense = instances.map((r) => r[INPUT_DENSE]);
     ids = instances.map((r) => r[INPUT_IDS]);
   }
   if (!Array.isArray(dense) || !Array.isArray(ids)) throw bad(`${INPUT_DENSE} and ${INPUT_IDS} must be lists of rows`);
   const rows = (v: unknown[], width: number, name: string) =>
     v.map((r, i) => {
-      if (!Array.isArray(r) || r.length !== width) throw bad(`${name} row ${i} must have ${width} values`);
+      if (!Array.isArray(r) || r.length !== width) throw bad(`${name} row ${i} must have ${width} values, got ${Array.isArray(r) ? `${r.length}` : kindOf(r)}`);
       return r;
     });
   const d = rows(dense, numDense, INPUT_DENSE);

@@ -119,7 +119,9 @@ export async function startRest(
     const path = req.url.split("?")[0]!;
     const meta = metadataRoute.exec(path);
     const m = route.exec(path);
-    if (!meta && (!m || m[3])) return reply.code(404).send({ error: `no such resource ${req.url}` });
+    // :predict and :pin are POSTed: a GET of one is the method wrong, not the path.
+    if (!meta && m?.[3]) return reply.code(405).header("allow", "POST").send({ error: `GET ${printable(path, 200)}: ${m[3]} takes POST with a JSON body` });
+    if (!meta && !m) return reply.code(404).send({ error: `no such resource ${req.url}` });
     try {
       if (meta) {
         const servable = models.get(meta[1]!, versionIn(meta[2]));
