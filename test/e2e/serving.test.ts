@@ -246,7 +246,7 @@ describe("export and serving", () => {
     expect(huge.json.error).toBe("SERVING_ERR_UNKNOWN_MODEL: no version 99999999999999999999999: a version is an integer below 2^53");
     const bad = await rest("/v1/models/ctr:predict", { instances: [{ dense_features: [1], feature_ids: [] }] });
     expect(bad.status).toBe(400);
-    expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values, got 2");
+    expect(bad.json.error).toBe("SERVING_ERR_BAD_INPUT: dense_features row 0 must have 13 values, got 1");
     const res = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: "{not json", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/^SERVING_ERR_BAD_INPUT: the body is not valid JSON: .+/);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { printable, valueSnippet } from "@pangea/kit";
+import { printable, valueSnippet, zodIssueText } from "@pangea/kit";
 import { FeatureErrors } from "./errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
@@ -215,7 +215,7 @@ export function loadFeatureList(path: string): FeatureList {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     // A misspelt key would otherwise be dropped silently (e.g. "pooing": "mean" leaving the slot summing).
-    const message = issue.code === "unrecognized_keys" ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => valueSnippet(k, 40)).join(", ")}` : issue.message;
+    const message = zodIssueText(issue, raw);
     throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}: ${issuePath(raw, issue.path)}: ${message}`);
   }
   return compileFeatureList(parsed.data, `feature list ${path}`);

@@ -19,7 +19,7 @@ describe("feature lists", () => {
 
   it.each([
     ['{"slots": []}', "slots: declare at least one slot"],
-    ['{"slots": [{"name": "a", "slot": 40000}]}', 'slots[0] "a".slot: Too big'],
+    ['{"slots": [{"name": "a", "slot": 40000}]}', 'slots[0] "a".slot: expected a number <= 32767, got 40000'],
     ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 1}]}', "slot 1 is declared twice"],
     ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
     ["{not json", "is not valid JSON"],
@@ -77,7 +77,7 @@ describe("a feature list's labels", () => {
     [`"labels": []`, "labels: declare at least one label"],
     [`"labels": [{"name": "9x"}]`, 'labels[0] "9x".name: expected a name of a letter then letters, digits or _'],
     // An entry named by its position and name: "slots.2" had read as slot 2.
-    [`"dense": [{"name": "d", "size": 0}]`, 'dense[0] "d".size: Too small: expected number to be >0'],
+    [`"dense": [{"name": "d", "size": 0}]`, 'dense[0] "d".size: expected a number > 0, got 0'],
     [`"labels": [{"name": "probabilities"}]`, "label 'probabilities': the name is serving's own output's; choose another"],
     [`"labels": [{"name": "a", "index": 1}, {"name": "b"}]`, "labels 'a' and 'b' both read a Monolith sample's label 1"],
     [`"labels": [{"name": "a", "column": "y"}, {"name": "b", "column": "y"}]`, "labels 'a' and 'b' both read column 'y'"],

@@ -1,4 +1,4 @@
-import { Rng, printable } from "@pangea/kit";
+import { Rng, printable, zodIssueText } from "@pangea/kit";
 import { ModelErrors } from "./errors.js";
 import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
 import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
@@ -38,29 +38,12 @@ export function architectureConfig(name: string, hyper: unknown): ArchitectureCo
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join(".");
-    const message =
-      issue.code === "unrecognized_keys"
-        ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}; ${name} takes ${Object.keys((a.config as unknown as { shape: object }).shape).join(", ")}`
-        : issue.code === "invalid_type" && issue.message.startsWith("Invalid input") // zod's own wording, not a field's message
-          ? `expected ${typeName((issue as { expected: string }).expected)}, got ${JSON.stringify(valueAt(hyper, issue.path))}`
-          : issue.message;
+    const message = zodIssueText(issue, hyper, () => `${name} takes ${Object.keys((a.config as unknown as { shape: object }).shape).join(", ")}`);
     throw bad(`model ${name}${field ? ` field ${field}` : ""}: ${message}`);
   }
   const { dropout, ...rest } = parsed.data as { dropout?: number };
   // No dropout reads as dropout 0 left out: the config, its JSON and the job summary stay as they were without it.
   return { name, ...rest, ...(dropout ? { dropout } : {}) };
-}
-
-/** zod's name of a type as a user reads it. */
-function typeName(expected: string): string {
-  return expected === "array" ? "a list" : expected === "object" ? "an object" : `a ${expected}`;
-}
-
-/** What the user gave at a field's path (zod's issue does not carry it). */
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let v = input;
-  for (const key of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key] : undefined;
-  return v;
 }
 
 /**

@@ -320,11 +320,18 @@ describe("--slot-config", () => {
   });
 
   it.each([
-    [{ slots: { "1": { optimizer: "lion" } } }, "slots.1.optimizer"],
+    [{ slots: { "1": { optimizer: "lion" } } }, 'slots.1.optimizer: expected one of "sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta", got "lion"'],
     [{ slots: { x: {} } }, 'slots.x: a slot is named by its number (as in the data and the feature list), e.g. "7"; got "x"'],
     [{ slots: { "40000": {} } }, "slot 40000 is outside the v2 layout's range"],
-    [{ slots: { "1": { occurrenceThreshold: -1 } } }, "slots.1.occurrenceThreshold"],
-    [{ slots: { "1": { hyper: { learningRat: 1 } } } }, "slots.1.hyper"],
+    [{ slots: { "1": { occurrenceThreshold: -1 } } }, "slots.1.occurrenceThreshold: expected a number >= 0, got -1"],
+    [{ slots: { "1": { hyper: { learningRat: 1 } } } }, 'slots.1.hyper: unknown field "learningRat"; hyper takes learningRate, initialAccumulator'],
+    [{ slots: { "1": { dimm: 8 } } }, 'slots.1: unknown field "dimm"; a slot takes dim, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds, pooling'],
+    [{ slot: {} }, '(root): unknown field "slot"; the file takes default, slots'],
+    [{ slots: { "1": { dim: "8" } } }, 'slots.1.dim: expected a number, got "8"'],
+    [{ slots: { "1": { dim: 2.5 } } }, "slots.1.dim: expected a whole number, got 2.5"],
+    [{ default: { pooling: "max" } }, 'default.pooling: expected one of "sum", "mean", "sqrtn", got "max"'],
+    [{ slots: { "1": { initializer: { kind: "normal" } } } }, 'slots.1.initializer.kind: expected one of "zeros", "ones", "constant", "uniform", got "normal"'],
+    [{ slots: [1] }, "slots: expected an object, got a list"],
     ["{", "not valid JSON"],
   ])("refuses %j naming the field", (json, message) => {
     try {

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { OrchestratorErrors } from "../errors.js";
 import { SPARSE_OPTIMIZERS } from "../optim/sparse-optimizers.js";
 import { POOLINGS } from "@pangea/model";
-import { printable } from "@pangea/kit";
+import { printable, zodIssueText } from "@pangea/kit";
 import type { SlotConfig } from "./embedding-store.js";
 
 const initializer = z.discriminatedUnion("kind", [
@@ -51,6 +51,16 @@ const file = z
   })
   .strict();
 
+/** What the object at a path of the file takes, for a message naming an unknown field there. */
+function fieldsTakenAt(path: readonly PropertyKey[]): string | undefined {
+  const last = path.at(-1);
+  const keys = (o: z.ZodObject) => Object.keys(o.shape).join(", ");
+  if (path.length === 0) return `the file takes ${keys(file)}`;
+  if (last === "hyper") return `hyper takes ${keys(hyper)}`;
+  if (path[0] === "default" || path[0] === "slots") return `a slot takes ${keys(slot)}`;
+  return undefined;
+}
+
 /**
  * Reads --slot-config: JSON with optional "default" settings and per-slot
  * overrides, e.g.
@@ -78,7 +88,7 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   const parsed = file.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw bad(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    throw bad(`${issue.path.join(".") || "(root)"}: ${zodIssueText(issue, raw, fieldsTakenAt)}`);
   }
   // Another optimizer starts from its own defaults, but keeps the L2 strength (--sparse-l2 is job-wide).
   const merge = (b: SlotConfig, o: z.infer<typeof slot> | undefined): SlotConfig => ({
