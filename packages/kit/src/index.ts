@@ -15,7 +15,7 @@ export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
 export { listenFailureReason } from "./listen-failure.js";
-export { zodIssueText, valueAt } from "./zod-issue.js";
+export { zodIssueText } from "./zod-issue.js";
 export { kindOf, notANumberProblem, printableNames, valueSnippet } from "./value-kind.js";
 export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";

@@ -37,14 +37,18 @@ const bounded = (n: z.ZodNumber, b?: IntBounds) => {
   return n;
 };
 
-/** What a whole-number field takes, for its messages: 2.5, 1e3 and 2^53 are refused as not whole numbers it can hold. */
-const wholeRange = (least: number, bounds?: IntBounds) => `a whole number from ${bounds?.min ?? least} to ${bounds?.max ?? "2^53 - 1"}`;
+/** A whole-number field's message, with its range: 2.5, 1e3 and 2^53 are refused as not whole numbers it can hold. */
+const expectedWhole = (what: string, least: number, bounds?: IntBounds) => `expected ${what}: a whole number from ${bounds?.min ?? least} to ${bounds?.max ?? "2^53 - 1"}`;
 
-export const positiveInt = (what: string, bounds?: IntBounds) =>
-  integerNumber(`expected ${what}: ${wholeRange(1, bounds)}`).pipe(bounded(z.number().positive(`expected ${what}: ${wholeRange(1, bounds)}`), bounds));
+export const positiveInt = (what: string, bounds?: IntBounds) => {
+  const message = expectedWhole(what, 1, bounds);
+  return integerNumber(message).pipe(bounded(z.number().positive(message), bounds));
+};
 
-export const nonNegativeInt = (what: string, bounds?: IntBounds) =>
-  integerNumber(`expected ${what}: ${wholeRange(0, bounds)}`).pipe(bounded(z.number().min(0, `expected ${what}: ${wholeRange(0, bounds)}`), bounds));
+export const nonNegativeInt = (what: string, bounds?: IntBounds) => {
+  const message = expectedWhole(what, 0, bounds);
+  return integerNumber(message).pipe(bounded(z.number().min(0, message), bounds));
+};
 
 /**
  * Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one

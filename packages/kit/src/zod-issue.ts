@@ -15,7 +15,7 @@ function typeName(expected: string): string {
 }
 
 /** What the user gave at a field's path (zod's issue does not carry it). */
-export function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let v = input;
   for (const key of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key] : undefined;
   return v;
