@@ -16,6 +16,23 @@ const f32Bytes = new Uint8Array(f32.buffer);
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
 
+/**
+ * Why `bytes` are not a protobuf message at their top level (a tag, a wire
+ * type or a length that does not fit them exactly), or null when they walk as
+ * one. Nested messages are not entered: this is the cheap check a framing
+ * without checksums uses to tell a record from bytes its damaged size took in.
+ */
+export function wireShapeError(bytes: Uint8Array): string | null {
+  const r = new WireReader(bytes);
+  try {
+    while (!r.done()) r.skip(r.tag() & 7);
+    return null;
+  } catch (err) {
+    if (err instanceof WireError) return err.message;
+    throw err;
+  }
+}
+
 export class WireReader {
   pos: number;
   /** The last 64-bit value read by varint64/fixed64: low and high words. */

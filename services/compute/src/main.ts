@@ -25,7 +25,7 @@ runMain("pangea-compute", async () => {
   for (const w of dataWarnings ?? []) log.warn(w);
   const perTask = tasks?.length ? { tasks: tasks.map((t) => t.name), ...(taskGroundTruth ? { taskGroundTruth } : {}) } : {};
   log.info({ source: description, ...(storage ? { storage } : {}), train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
-  if (skippedRecords) log.warn({ skippedRecords }, skippedSummary);
+  if (skippedSummary) log.warn({ skippedRecords }, skippedSummary);
 
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   let gone: (err: Error) => void = () => {};

@@ -209,6 +209,6 @@ describe("skipped records' summary", () => {
     const path = join(dir, "bad.tsv");
     writeFileSync(path, lines.join("\n") + "\n");
     const src = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, onBadRecord: "skip", cacheDir: join(dir, "cache-bad") });
-    expect(src.info.skippedSummary).toBe(`14 bad records skipped: 12 x label '…' must be 0 or 1; 1 x field I2 'abc' is not an integer; 1 x expected 40 tab-separated fields (label, I1-I13, C1-C26), got 3; first: ${path}:1 (byte 0): label '2' must be 0 or 1`);
+    expect(src.info.skippedSummary).toBe(`14 bad records skipped, 27 samples kept: 12 x label '…' must be 0 or 1; 1 x field I2 'abc' is not an integer; 1 x expected 40 tab-separated fields (label, I1-I13, C1-C26), got 3; first: ${path}:1 (byte 0): label '2' must be 0 or 1`);
   });
 });

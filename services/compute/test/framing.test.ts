@@ -4,9 +4,12 @@ import { crc32c, maskedCrc32c } from "@pangea/kit";
 import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
 import { PbFraming, encodePbRecords, type PbFramingOptions } from "../src/formats/pb-framing.js";
 import type { FrameEvent } from "../src/formats/framing.js";
+import { WireWriter } from "@pangea/monolith";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const collect = (it: Generator<FrameEvent>) => [...it];
+/** A protobuf message holding `payload` as field 1: what a pb frame must hold to be read as a record. */
+const message = (payload: Uint8Array) => new WireWriter().bytes(1, payload).finish();
 const records = (events: FrameEvent[]) => events.filter((e) => e.kind === "record").map((e) => Array.from((e as { record: { bytes: Uint8Array } }).record.bytes));
 
 describe("CRC-32C", () => {
@@ -111,7 +114,7 @@ for (const lagrangexHeader of [false, true]) for (const kafkaDumpPrefix of [fals
 
 describe("Monolith pb framing", () => {
   it.each(optionSets.map((o) => [JSON.stringify(o), o] as const))("property: records round-trip with %s", (_n, opts) => {
-    fc.assert(fc.property(fc.array(fc.tuple(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 20 })), { maxLength: 10 }), (rs) => {
+    fc.assert(fc.property(fc.array(fc.tuple(fc.uint8Array({ maxLength: 200 }).map(message), fc.uint8Array({ maxLength: 20 })), { maxLength: 10 }), (rs) => {
       const file = encodePbRecords(rs.map(([r]) => r), opts, rs.map(([, s]) => s));
       const events = collect(new PbFraming(opts).frames(file));
       expect(records(events)).toEqual(rs.map(([r]) => Array.from(r)));
@@ -119,9 +122,9 @@ describe("Monolith pb framing", () => {
   });
 
   it("reads a sort id of any size (header = size + bytes) before the record", () => {
-    const file = encodePbRecords([bytes("rec")], { lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }, [bytes("sort-id-123")]);
-    expect(file.length).toBe(8 + 11 + 8 + 3);
-    expect(records(collect(new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }).frames(file)))).toEqual([Array.from(bytes("rec"))]);
+    const file = encodePbRecords([message(bytes("rec"))], { lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }, [bytes("sort-id-123")]);
+    expect(file.length).toBe(8 + 11 + 8 + 5);
+    expect(records(collect(new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false }).frames(file)))).toEqual([Array.from(message(bytes("rec")))]);
   });
 
   it("refuses Monolith's 0xfefefefe placeholder size", () => {
@@ -171,7 +174,7 @@ describe("Monolith pb framing", () => {
 
   it("4 KB of damage in the middle of a file: the next plausible size is found and the records after it are read", () => {
     const opts = PB_OPTS;
-    const rs = Array.from({ length: 400 }, (_, i) => bytes(`record number ${i} `.repeat(1 + (i % 5))));
+    const rs = Array.from({ length: 400 }, (_, i) => message(bytes(`record number ${i} `.repeat(1 + (i % 5)))));
     const sortIds = rs.map((_, i) => bytes(`sid-${i}`));
     const file = encodePbRecords(rs, opts, sortIds);
     const from = Math.floor(file.length / 2);
@@ -190,5 +193,49 @@ describe("Monolith pb framing", () => {
     const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
     expect(lost.length).toBeGreaterThanOrEqual(1);
     expect(lost.reduce((n, e) => n + e.failure.lostBytes, 0)).toBeLessThanOrEqual(4096 + 2 * 200);
+  });
+
+  describe("a frame whose bytes are not a record is scanned from its start, so it costs only the records it touches", () => {
+    const rs = Array.from({ length: 200 }, (_, i) => message(bytes(`record number ${i} `.repeat(1 + (i % 5)))));
+    const sortIds = rs.map((_, i) => bytes(`sid-${i}`));
+    const starts: number[] = [];
+    rs.reduce((at, r, i) => (starts.push(at), at + 16 + sortIds[i]!.length + r.length), 0);
+    const sizeAt = (i: number) => starts[i]! + 8 + sortIds[i]!.length;
+    const frameLength = (i: number) => 16 + sortIds[i]!.length + rs[i]!.length;
+    const without = (...lost: number[]) => rs.filter((_, i) => !lost.includes(i)).map((r) => Array.from(r));
+
+    it("a record size made larger but still inside the file (it would read the next dozen records as one): only that record is lost, its bytes counted", () => {
+      const file = encodePbRecords(rs, PB_OPTS, sortIds);
+      file[sizeAt(50) + 1] ^= 0x10; // 4,096 bytes more or less: well inside the file, a dozen records and more
+      const events = collect(new PbFraming(PB_OPTS).frames(file));
+      expect(records(events)).toEqual(without(50));
+      const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
+      expect(lost.map((e) => e.failure)).toEqual([
+        { offset: starts[50], message: expect.stringMatching(/^record size \d+: its bytes are not a protobuf message: .* \(a damaged size or a damaged record\)$/), lostBytes: frameLength(50), resumeAt: starts[51] },
+      ]);
+    });
+
+    it("a record size made smaller: only that record is lost", () => {
+      const file = encodePbRecords(rs, PB_OPTS, sortIds);
+      file[sizeAt(120)] -= 3;
+      const events = collect(new PbFraming(PB_OPTS).frames(file));
+      expect(records(events)).toEqual(without(120));
+      expect(events.filter((e) => e.kind === "lost").map((e) => (e as Extract<FrameEvent, { kind: "lost" }>).failure.lostBytes)).toEqual([frameLength(120)]);
+    });
+
+    it("a message whose own bytes are damaged (its tag zeroed): only that record is lost", () => {
+      const file = encodePbRecords(rs, PB_OPTS, sortIds);
+      file[sizeAt(7) + 8] = 0;
+      expect(records(collect(new PbFraming(PB_OPTS).frames(file)))).toEqual(without(7));
+    });
+
+    it("zeroed bytes are one lost region, not an empty record every 16 bytes", () => {
+      const file = encodePbRecords(rs, PB_OPTS, sortIds);
+      file.fill(0, starts[80]! + 5, starts[90]! + 5);
+      const events = collect(new PbFraming(PB_OPTS).frames(file));
+      expect(records(events)).toEqual(without(...Array.from({ length: 11 }, (_, k) => 80 + k)));
+      const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
+      expect(lost.map((e) => [e.failure.offset, e.failure.resumeAt])).toEqual([[starts[80], starts[91]]]);
+    });
   });
 });

@@ -85,7 +85,7 @@ describe("Monolith files: golden round trips through our writers and readers", (
 describe("bad records", () => {
   function damagedExampleFile(): string {
     const msgs = messages("example");
-    msgs[3] = Uint8Array.from([0x0a, 0xff, 0x01]); // a named_feature whose length runs past the message
+    msgs[3] = Uint8Array.from([0x0a, 0x02, 0x00, 0x00]); // a named_feature holding field number 0: a protobuf message, but not an Example
     const path = join(dir, "damaged.pb");
     writeFileSync(path, encodePbRecords(msgs, PB_FILE_DEFAULTS));
     return path;
@@ -98,7 +98,7 @@ describe("bad records", () => {
       expect.unreachable();
     } catch (err) {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
-      expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte \\d+: not a valid example: length 255 runs past the end of the message \\(0 bytes left\\)$`));
+      expect((err as Error).message).toMatch(new RegExp(`^${path}: record at byte \\d+: not a valid example: field number 0 at byte \\d+$`));
     }
   });
 
@@ -106,7 +106,7 @@ describe("bad records", () => {
     const src = await open(damagedExampleFile(), "example", "pb", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
     expect(src.info.skippedRecords).toBe(1);
-    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped: 1 x not a valid example: length \d+ runs past the end/);
+    expect(src.info.skippedSummary).toMatch(/^1 bad record skipped, 599 samples kept: 1 x not a valid example: field number 0 at byte \d+/);
   });
 
   it("a lost frame is skipped to the next record whose length checks, and its bytes are counted", async () => {
@@ -117,7 +117,7 @@ describe("bad records", () => {
     await expect(open(path, "instance", "tfrecord", "fail")).rejects.toThrow(`${path}: byte 0: TFRecord length checksum mismatch`);
     const src = await open(path, "instance", "tfrecord", "skip");
     expect(src.info.trainRecords).toBe(N - 1);
-    expect(src.info.skippedSummary).toMatch(/^1 bad records skipped, \d+ bytes unreadable: 1 x TFRecord length checksum mismatch \(\d+ bytes skipped to the next readable record at byte \d+\)/);
+    expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; the records in it are not counted\), 599 samples kept: 1 x TFRecord length checksum mismatch \(\d+ bytes skipped to the next readable record at byte \d+\)/);
   });
 
   it.each(["pb", "tfrecord"] as const)("%s: a file with 4 KB of damage in the middle still yields the records after it (skip)", async (framing) => {
@@ -132,7 +132,7 @@ describe("bad records", () => {
     // Each record is a few hundred bytes: 4 KB of damage spoils a dozen or two of them, not the second half of the file.
     expect(src.info.trainRecords).toBeGreaterThan(N - 40);
     expect(src.info.trainRecords).toBeLessThan(N);
-    expect(src.info.skippedSummary).toMatch(/bytes unreadable/);
+    expect(src.info.skippedSummary).toMatch(/damaged stretch(es)? skipped \(\d+ bytes; the records in/);
     expect(src.info.skippedBytes).toBeGreaterThan(0);
     expect(src.info.skippedBytes).toBeLessThanOrEqual(4096 + 2 * 400);
     // The last sample of the file is read, and equals the synthetic one.
@@ -141,6 +141,72 @@ describe("bad records", () => {
     src.read("train", src.info.trainRecords - 1, 1, a);
     synthetic.read("train", N - 1, 1, b);
     expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
+  });
+
+  describe("damage a pb file's framing cannot see by itself costs the records it touches, counted as a stretch of bytes", () => {
+    const msgs = messages("instance");
+    const framed = () => encodePbRecords(msgs, PB_FILE_DEFAULTS);
+    const frameStart = (i: number) => msgs.slice(0, i).reduce((n, m) => n + 16 + m.length, 0);
+    const readRecord = (src: MonolithFilesSource, i: number) => {
+      const b = new RecordBlock(1, 13, 26);
+      src.read("train", i, 1, b);
+      return Array.from(b.idWords.subarray(0, b.nnz * 2));
+    };
+    const syntheticRecord = (i: number) => {
+      const b = new RecordBlock(1, 13, 26);
+      synthetic.read("train", i, 1, b);
+      return Array.from(b.idWords.subarray(0, b.nnz * 2));
+    };
+
+    it("a record size made larger but still inside the file (it would read the next records as one): that record is lost, the ones it took in are read", async () => {
+      const file = framed();
+      file[frameStart(300) + 8 + 1] ^= 0x10; // 4,096 bytes more or less: about ten records
+      const path = join(dir, "grown-size.pb");
+      writeFileSync(path, file);
+      await expect(open(path, "instance", "pb", "fail")).rejects.toThrow(new RegExp(`^${path}: byte ${frameStart(300)}: record size \\d+: its bytes are not a protobuf message: `));
+      const src = await open(path, "instance", "pb", "skip");
+      expect(src.info.trainRecords).toBe(N - 1);
+      expect(src.info.skippedBytes).toBe(16 + msgs[300]!.length);
+      expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch skipped \\(${16 + msgs[300]!.length} bytes; the records in it are not counted\\), ${N - 1} samples kept: `));
+      expect(readRecord(src, 299)).toEqual(syntheticRecord(299));
+      expect(readRecord(src, 300)).toEqual(syntheticRecord(301));
+      expect(readRecord(src, N - 2)).toEqual(syntheticRecord(N - 1));
+    });
+
+    it("the file's first frame, damaged so, names the framing options to check; one later does not", async () => {
+      for (const i of [0, 5]) {
+        const file = framed();
+        file[frameStart(i) + 8] += 1;
+        const path = join(dir, `first-frame-${i}.pb`);
+        writeFileSync(path, file);
+        const err = await open(path, "instance", "pb", "fail").catch((e: unknown) => e as Error);
+        expect(err.message).toMatch(new RegExp(`^${path}: byte ${frameStart(i)}: record size \\d+: its bytes are not a protobuf message: .*\\(a damaged size or a damaged record\\)${i === 0 ? "; check the framing options \\(sort id, kafka dump, lagrangex header\\)" : ""}$`));
+      }
+    });
+
+    it("zeroed bytes are one damaged stretch, not an empty record every 16 bytes", async () => {
+      const file = framed();
+      const from = frameStart(200) + 50;
+      file.fill(0, from, from + 4096);
+      const path = join(dir, "zeroed.pb");
+      writeFileSync(path, file);
+      const src = await open(path, "instance", "pb", "skip");
+      const touched = msgs.filter((_, i) => frameStart(i + 1) > from && frameStart(i) < from + 4096).length;
+      expect(src.info.trainRecords).toBe(N - touched);
+      expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; the records in it are not counted\), \d+ samples kept: 1 x record size \d+: /);
+      expect(src.info.skippedSummary).not.toMatch(/has 0 labels/);
+    });
+
+    it("trailing garbage after a whole gzip member: every record read, its bytes ignored, no record counted as skipped", async () => {
+      const path = join(dir, "trailing.pb.gz");
+      writeFileSync(path, Buffer.concat([gzipSync(framed()), Buffer.from("GARBAGE".repeat(600))]));
+      await expect(open(path, "instance", "pb", "fail")).rejects.toThrow(/trailing garbage/);
+      const src = await open(path, "instance", "pb", "skip");
+      expect(src.info.trainRecords).toBe(N);
+      expect(src.info.skippedRecords).toBe(0);
+      expect(src.info.skippedSummary).toMatch(new RegExp(`^4200 bytes of trailing garbage ignored, ${N} samples kept: 1 x cannot gzip-decompress: bytes after a whole gzip member are not another member .* \\(4200 bytes to the end ignored: every record before them was read\\); first: ${path}: byte \\d+`));
+      expectSameAsSynthetic(src);
+    });
   });
 
   it("a sample without the configured label is bad", async () => {

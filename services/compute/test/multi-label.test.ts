@@ -98,7 +98,7 @@ describe("Monolith files with several labels per sample", () => {
     expect(skipped.info.trainRecords).toBe(9);
     expect(skipped.info.skippedRecords).toBe(1);
     expect(skipped.info.skippedSummary).toBe(
-      `1 bad records skipped: 1 x not a valid example: has 1 label, the feature list reads label 1 (conversion); first: ${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`,
+      `1 bad record skipped, 9 samples kept: 1 x not a valid example: has 1 label, the feature list reads label 1 (conversion); first: ${path}: record at byte ${offset}: not a valid example: has 1 label, the feature list reads label 1 (conversion)`,
     );
   });
 
@@ -162,7 +162,7 @@ describe("Parquet with a label column per task", () => {
     const src = await open(path, "skip");
     expect(src.info.trainRecords).toBe(29);
     expect(src.info.skippedRecords).toBe(1);
-    expect(src.info.skippedSummary).toBe(`1 bad records skipped: 1 x label column 'watch' is null; first: ${path}: row 12: label column 'watch' is null`);
+    expect(src.info.skippedSummary).toBe(`1 bad record skipped, 29 samples kept: 1 x label column 'watch' is null; first: ${path}: row 12: label column 'watch' is null`);
     // The row is gone whole: the next row's labels follow row 11's.
     expect(batchLabels(src, 13).data.slice(22, 26)).toEqual([rawClick(11) > 0 ? 1 : 0, watch(11), rawClick(13) > 0 ? 1 : 0, watch(13)]);
   });

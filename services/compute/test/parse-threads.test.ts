@@ -105,9 +105,9 @@ describe("Criteo TSV parsed on worker threads", () => {
 describe("Monolith Instance files decoded on worker threads", () => {
   const N = 2000;
   const records = Array.from({ length: N }, (_, i) => encodeInstance(synthetic.plainSample("train", i)));
-  // A fid whose length runs past the message, twice; the file then ends inside a frame.
-  records[10] = Uint8Array.from([0x0a, 0xff, 0x01]);
-  records[1500] = Uint8Array.from([0x0a, 0xff, 0x01]);
+  // Packed fids of 3 bytes (a protobuf message, but not an Instance), twice; the file then ends inside a frame.
+  records[10] = Uint8Array.from([0x0a, 0x03, 1, 2, 3]);
+  records[1500] = Uint8Array.from([0x0a, 0x03, 1, 2, 3]);
   const framed = encodePbRecords(records, PB_FILE_DEFAULTS);
   const path = join(dir, "bad.pb");
   writeFileSync(path, framed.subarray(0, framed.length - 100));

@@ -8,6 +8,7 @@ import { type FrameEvent, type FrameWindow, type RecordFraming } from "../src/fo
 import { PbFraming, encodePbRecords, PB_FILE_DEFAULTS } from "../src/formats/pb-framing.js";
 import { forEachFrame, type FileFrameEvent } from "../src/formats/streamed-frames.js";
 import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
+import { WireWriter } from "@pangea/monolith";
 
 const tmp = mkdtempSync(join(tmpdir(), "pangea-streamed-frames-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -47,7 +48,8 @@ function summary(ev: FileFrameEvent): unknown {
 
 const framings: [string, () => RecordFraming, (rs: Uint8Array[]) => Uint8Array][] = [
   ["tfrecord", () => new TfRecordFraming(), encodeTfRecords],
-  ["pb", () => new PbFraming(PB_FILE_DEFAULTS), (rs) => encodePbRecords(rs, PB_FILE_DEFAULTS)],
+  // A pb frame must hold a protobuf message to be read as a record: each payload is one as field 1.
+  ["pb", () => new PbFraming(PB_FILE_DEFAULTS), (rs) => encodePbRecords(rs.map((r) => new WireWriter().bytes(1, r).finish()), PB_FILE_DEFAULTS)],
 ];
 
 describe("forEachFrame: a file framed a window at a time", () => {

@@ -90,7 +90,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     if (e?.hasGauc) rows.push(["held-out GAUC", gaucText(e)]);
   }
   rows.push(...evaluationRows(s));
-  if (s.source && Number(s.source.skippedRecords) > 0) rows.push(["skipped records", s.source.skippedSummary]);
+  if (s.source?.skippedSummary) rows.push(["skipped data", s.source.skippedSummary]);
   // An orchestrator older than the field sends none.
   // Escaped with every row below (up to 4 KiB: a warning is read whole).
   for (const w of s.warnings ?? []) rows.push(["warning", w]);

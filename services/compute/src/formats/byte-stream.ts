@@ -27,7 +27,12 @@ export interface StreamDamage {
   /** Decompressed bytes produced before the failure. */
   outputOffset: number;
   message: string;
+  /** The damage lies after the file's whole compressed data (trailing garbage): every record was read. */
+  afterData: boolean;
 }
+
+/** Bytes after a whole compressed stream that do not start another: gzip(1) ignores them, and nothing decompressed is lost. */
+class TrailingGarbage extends Error {}
 
 interface Inflated {
   /** What `input` decompressed to, up to any damage. */
@@ -67,7 +72,7 @@ export class ByteStream {
   private pending: Uint8Array[] = [];
   private done = false;
   /** Damage met while decompressing, reported once what came before it is handed out. */
-  private damageAhead: { fileOffset: number; message: string } | null = null;
+  private damageAhead: { fileOffset: number; message: string; afterData: boolean } | null = null;
 
   /** How the file is decompressed: --compression, or under auto what the file's name says. */
   readonly compression: Compression;
@@ -100,7 +105,7 @@ export class ByteStream {
   async next(): Promise<Uint8Array | null> {
     while (this.pending.length === 0) {
       if (this.damageAhead) {
-        this.fail(this.damageAhead.fileOffset, this.damageAhead.message);
+        this.fail(this.damageAhead.fileOffset, this.damageAhead.message, this.damageAhead.afterData);
         this.damageAhead = null;
         return null;
       }
@@ -133,7 +138,7 @@ export class ByteStream {
       if (error) {
         this.done = true;
         // Not how far the file was read: the read stream reads ahead of the piece being decompressed.
-        this.damageAhead = { fileOffset: errorAt ?? pieceAt, message: `cannot ${this.compression}-decompress: ${error.message}` };
+        this.damageAhead = { fileOffset: errorAt ?? pieceAt, message: `cannot ${this.compression}-decompress: ${error.message}`, afterData: error instanceof TrailingGarbage };
       }
     }
     const p = this.pending.shift()!;
@@ -141,10 +146,10 @@ export class ByteStream {
     return p;
   }
 
-  private fail(fileOffset: number, message: string): void {
+  private fail(fileOffset: number, message: string, afterData = false): void {
     this.done = true;
     this.pending = [];
-    this.damage = { fileOffset, outputOffset: this.outputOffset, message };
+    this.damage = { fileOffset, outputOffset: this.outputOffset, message, afterData };
   }
 
   /**
@@ -208,7 +213,7 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
         // gzip(1) warns of and ignores, fails here, and the last output of the piece holding it is lost with it.
         failure =
           kind === "gzip" && produced > 0 && err.message === "incorrect header check"
-            ? new Error(`bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)`)
+            ? new TrailingGarbage(`bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)`)
             : err;
       });
       z.on("end", () => (ended = true));
@@ -230,12 +235,14 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
               else z.write(input, () => done());
             });
           }
-          if (failure && kind === "gzip" && reopen && failure.message.startsWith("bytes after a whole gzip member")) {
+          if (failure instanceof TrailingGarbage && reopen) {
             const tail = await gunzipTail(reopen, pieceAt, input, produced).catch(() => null);
             if (tail) return { out: [...out.splice(0), ...tail.out], error: failure, errorAt: tail.garbageAt };
           }
+          // Garbage whose dropped output was not recovered (a pipe cannot be read again) may have cost the member's last records.
+          const error = failure instanceof TrailingGarbage ? new Error(failure.message) : failure;
           // zlib's bytesWritten: the input it consumed before the damage, counted from the file's first byte.
-          return { out: out.splice(0), error: failure, ...(failure ? { errorAt: z.bytesWritten } : {}) };
+          return { out: out.splice(0), error, ...(failure ? { errorAt: z.bytesWritten } : {}) };
         },
         close: () => z.destroy(),
       };

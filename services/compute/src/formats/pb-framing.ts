@@ -1,3 +1,4 @@
+import { wireShapeError } from "@pangea/monolith";
 import { concatBytes, pastWindow, readU64, resync, sizeText, WHOLE_FILE, writeU64, type FrameEvent, type FrameWindow, type Plausible, type RecordFraming } from "./framing.js";
 
 /**
@@ -46,20 +47,24 @@ const PLAUSIBLE_CHAIN = 3;
 export class PbFraming implements RecordFraming {
   readonly name = "pb";
 
-  readonly firstRecordHint?: string;
+  readonly firstRecordHint: string;
 
   constructor(private readonly opts: PbFramingOptions) {
     // Read without sort ids, a file that has them yields each sort id as a record of its own.
-    if (!opts.hasSortId && !opts.lagrangexHeader) this.firstRecordHint = "if the file's records carry sort ids, read it with --sort-id true";
+    this.firstRecordHint = !opts.hasSortId && !opts.lagrangexHeader ? "if the file's records carry sort ids, read it with --sort-id true" : CHECK_OPTIONS;
   }
 
   /**
    * The frames in order. The format has no checksum, so a damaged size loses
    * the reader's place: it then scans forward for the next offset where a
    * frame plausibly starts (a header that parses, a size that fits and is not
-   * the placeholder, and the frames after it doing the same, up to three or
-   * the end of the file) and resumes there, counting the bytes in between.
-   * Damage inside a message is not seen here; the decoder refuses that record.
+   * the placeholder, a message that walks as protobuf, and the frames after it
+   * doing the same, up to three or the end of the file) and resumes there,
+   * counting the bytes in between. A size that fits but frames bytes that are
+   * not a protobuf message (a size made larger takes in the next records'
+   * headers, which never walk as one) is scanned from the frame's start the
+   * same way, so it costs the records it touches, not those it swallowed.
+   * Damage deeper inside a message is not seen here; the decoder refuses that record.
    */
   *frames(data: Uint8Array, window: FrameWindow = WHOLE_FILE): Generator<FrameEvent> {
     let at = 0;
@@ -77,7 +82,17 @@ export class PbFraming implements RecordFraming {
         at = r.resumeAt;
         continue;
       }
-      const record = { bytes: data.subarray(f.body, f.body + f.size), offset: start };
+      const bytes = data.subarray(f.body, f.body + f.size);
+      const shape = messageShapeError(bytes);
+      if (shape !== null) {
+        // The size may be what is damaged (reading as one record the records after it), so the bytes are scanned from the frame's start, not skipped past its end.
+        const r = resync(data, start, `record size ${f.size}: ${shape} (a damaged size or a damaged record)`, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
+        yield r.event;
+        if (r.resumeAt === null) return;
+        at = r.resumeAt;
+        continue;
+      }
+      const record = { bytes, offset: start };
       yield { kind: "record", record: this.opts.hasSortId && !this.opts.lagrangexHeader ? { ...record, sortId: data.subarray(f.sortIdAt, f.sortIdAt + f.sortIdSize) } : record };
       at = f.body + f.size;
     }
@@ -86,7 +101,7 @@ export class PbFraming implements RecordFraming {
   private plausibleAt(data: Uint8Array, p: number, chain: number, window: FrameWindow): Plausible {
     const f = this.frameAt(data, p, PLAUSIBLE_SORT_ID_BYTES, window);
     if (f.kind === "more") return "more";
-    if (f.kind === "bad" || f.size === 0) return false;
+    if (f.kind === "bad" || messageShapeError(data.subarray(f.body, f.body + f.size)) !== null) return false;
     const next = f.body + f.size;
     if (next === data.length) return window.final || "more";
     return chain <= 1 || this.plausibleAt(data, next, chain - 1, window);
@@ -137,6 +152,16 @@ export class PbFraming implements RecordFraming {
     if (size > data.length - at) return past("record size", size);
     return { kind: "frame", body: at, size, sortIdAt, sortIdSize };
   }
+}
+
+/**
+ * Why a frame's bytes cannot be a record: empty (as zeroed bytes read), or not a protobuf message at their top
+ * level (as a size made larger reads, taking in the headers of the records after it); null when they can.
+ */
+function messageShapeError(bytes: Uint8Array): string | null {
+  if (bytes.length === 0) return "an empty record (zeroed bytes read as a frame)";
+  const wrong = wireShapeError(bytes);
+  return wrong === null ? null : `its bytes are not a protobuf message: ${wrong}`;
 }
 
 /** Writes records with the given framing; headers are zeros except a sort id, as Monolith's writer does. */

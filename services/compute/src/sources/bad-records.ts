@@ -1,56 +1,108 @@
 import { ComputeErrors } from "../errors.js";
+import type { StreamDamage } from "../formats/byte-stream.js";
 
 export type BadRecordPolicy = "fail" | "skip";
 
 /**
- * Applies --on-bad-record: "fail" turns the first bad record into an error
- * naming file and byte offset; "skip" counts it by reason and goes on. Either
- * way nothing is dropped silently: skipped records appear in the source's
- * description and the job summary.
+ * Applies --on-bad-record: "fail" turns the first bad record or damaged
+ * stretch into an error naming file and byte offset; "skip" counts it by
+ * reason and goes on. Either way nothing is dropped silently: what was
+ * skipped appears in the source's description and the job summary.
+ *
+ * Three kinds are counted apart, because they cost different things: a bad
+ * record (read whole, refused: one record), a damaged stretch (bytes a
+ * framing or decompressor could not read: the records in it, a number no
+ * one can know), and ignored bytes (after a file's whole compressed data:
+ * no record).
  */
 export class BadRecords {
-  skipped = 0;
+  /** Records read whole and refused. */
+  records = 0;
+  /** Stretches of bytes that could not be read, to the next readable record or to the end of the file. */
+  stretches = 0;
+  /** Bytes in those stretches. */
   lostBytes = 0;
+  /** Bytes after a file's whole compressed data (trailing garbage), which hold no records. */
+  ignoredBytes = 0;
   /** Skipped records by reason: messages alike but for their values (see ReasonGroup). */
   private readonly reasons = new Map<string, ReasonGroup>();
+  /** Events by file, in the order the files were met. */
+  private readonly files = new Map<string, number>();
   firstExample = "";
 
   constructor(readonly policy: BadRecordPolicy) {}
 
-  /** A record that could not be used; `where` is "file: byte N". */
-  record(where: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME" = "COMPUTE_ERR_BAD_RECORD"): void {
-    if (this.policy === "fail") throw ComputeErrors.create(code, `${where}: ${reason}`, { hint: "--on-bad-record=skip counts and skips such records" });
-    this.skipped++;
+  /** Bad records and damaged stretches: what the job lost, for the counts that predate telling them apart. */
+  get skipped(): number {
+    return this.records + this.stretches;
+  }
+
+  /** A record read whole that could not be used; the place is `${file}${at}` ("f.pb: record at byte N", "f.tsv:12 (byte N)"). */
+  record(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME" = "COMPUTE_ERR_BAD_RECORD"): void {
+    this.fail(file, at, reason, code, "--on-bad-record=skip counts and skips such records");
+    this.records++;
+    this.note(file, at, reason);
+  }
+
+  /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
+  lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: number | null): void {
+    this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record");
+    this.stretches++;
+    this.lostBytes += lostBytes;
+    const after = resumeAt !== null ? `${lostBytes} bytes skipped to the next readable record at byte ${resumeAt}` : lostBytes > 0 ? `${lostBytes} bytes to the end unreadable` : "the file ends there";
+    this.note(file, at, `${reason} (${after})`);
+  }
+
+  /** Damage a file's stream ran into: bytes after its whole compressed data are ignored; anything else loses the rest of the file. */
+  streamDamage(file: string, at: string, damage: StreamDamage, fileSize: number): void {
+    const bytes = Math.max(0, fileSize - damage.fileOffset);
+    if (!damage.afterData) return this.lost(file, at, damage.message, bytes, null);
+    this.fail(file, at, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
+    this.ignoredBytes += bytes;
+    this.note(file, at, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`);
+  }
+
+  private fail(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME", hint: string): void {
+    if (this.policy === "fail") throw ComputeErrors.create(code, `${file}${at}: ${reason}`, { hint });
+  }
+
+  private note(file: string, at: string, reason: string): void {
     const values: string[] = [];
     const key = reason.replace(VALUE, (v) => (values.push(v), "\0"));
     const group = this.reasons.get(key);
     if (group) group.add(values);
     else this.reasons.set(key, new ReasonGroup(key, values));
-    if (!this.firstExample) this.firstExample = `${where}: ${reason}`;
+    this.files.set(file, (this.files.get(file) ?? 0) + 1);
+    if (!this.firstExample) this.firstExample = `${file}${at}: ${reason}`;
   }
 
-  /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
-  lost(where: string, reason: string, lostBytes: number, resumeAt: number | null): void {
-    if (this.policy === "fail") throw ComputeErrors.create("COMPUTE_ERR_BAD_FRAME", `${where}: ${reason}`, { hint: "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record" });
-    this.lostBytes += lostBytes;
-    const after = resumeAt === null ? `${lostBytes} bytes to the end unreadable` : `${lostBytes} bytes skipped to the next readable record at byte ${resumeAt}`;
-    this.record(where, `${reason} (${after})`, "COMPUTE_ERR_BAD_FRAME");
-  }
-
-  /** One line: the count, each reason with its count (the most frequent first), and the first bad record in full. */
-  summary(): string {
-    if (this.skipped === 0) return "";
+  /**
+   * One line: what was skipped or ignored, the `kept` samples read, each reason with its count (the most
+   * frequent first), the files with their counts when more than one had any, and the first event in full.
+   */
+  summary(kept: number): string {
+    if (this.reasons.size === 0) return "";
+    const it = this.stretches === 1 ? "it" : "them";
+    const done = [
+      this.records ? `${this.records} bad ${this.records === 1 ? "record" : "records"} skipped` : "",
+      this.stretches ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}the records in ${it} are not counted)` : "",
+      this.ignoredBytes ? `${this.ignoredBytes} bytes of trailing garbage ignored` : "",
+      `${kept} samples kept`,
+    ].filter(Boolean);
     const groups = [...this.reasons.values()].sort((a, b) => b.count - a.count);
     const shown = groups.slice(0, MAX_REASONS_SHOWN).map((g) => `${g.count} x ${g.text()}`);
     const rest = groups.slice(MAX_REASONS_SHOWN);
     if (rest.length) shown.push(`${rest.reduce((n, g) => n + g.count, 0)} x ${rest.length} other reasons`);
-    return `${this.skipped} bad records skipped${this.lostBytes ? `, ${this.lostBytes} bytes unreadable` : ""}: ${shown.join("; ")}; first: ${this.firstExample}`;
+    const files = [...this.files];
+    const byFile = files.length > 1 ? `; in ${files.slice(0, MAX_FILES_SHOWN).map(([f, n]) => `${f} (${n})`).join(", ")}${files.length > MAX_FILES_SHOWN ? ` and ${files.length - MAX_FILES_SHOWN} more files` : ""}` : "";
+    return `${done.join(", ")}: ${shown.join("; ")}${byFile}; first: ${this.firstExample}`;
   }
 }
 
 /** A reason's values: quoted ones ('2', "abc") and numbers standing alone (not the digits of a name such as I2 or C26). */
 const VALUE = /'[^']*'|"[^"]*"|(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])/g;
 const MAX_REASONS_SHOWN = 8;
+const MAX_FILES_SHOWN = 8;
 
 /**
  * Skipped records whose reasons differ only in their values (label '2' and

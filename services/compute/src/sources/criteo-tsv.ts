@@ -57,7 +57,7 @@ export class CriteoTsvSource extends CachedSource {
         for (const path of opts.paths) await pass.readFile(path, compression, place.stamps.get(path) ?? null, bad);
         await pass.drain();
         pass.flush();
-        return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary() };
+        return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(pass.records) };
       } finally {
         await parser.close();
       }
@@ -184,7 +184,7 @@ class CriteoPass {
           await send();
           const at = carryAt;
           const length = carry.length;
-          await steps.event(() => bad.lost(`${path}: byte ${at} (line ${file.lineNo + 1})`, `a line longer than ${MAX_LINE_BYTES} bytes (skipped to its end)`, length, null));
+          await steps.event(() => bad.lost(path, `: byte ${at} (line ${file.lineNo + 1})`, `a line longer than ${MAX_LINE_BYTES} bytes (skipped to its end)`, length, null));
           carryAt += carry.length;
           carry = new Uint8Array(0);
           skipping = true;
@@ -198,8 +198,8 @@ class CriteoPass {
       await send();
       stream.assertNotRewritten();
       const cut = stream.changed();
-      const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message } : null);
-      if (damage) await steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
+      const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false } : null);
+      if (damage) await steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
     } catch (err) {
       stream.assertNotRewritten();
       throw err;
@@ -215,7 +215,7 @@ class CriteoPass {
 
   /** A piece's records appended to the chunk in turn, its bad lines given to the policy with their file line and byte. */
   private merge(r: CriteoParsed, path: string, file: { lineNo: number }, at: number, bad: BadRecords): void {
-    for (const e of r.errors) bad.record(`${path}:${file.lineNo + e.line} (byte ${at + e.byte})`, e.message);
+    for (const e of r.errors) bad.record(path, `:${file.lineNo + e.line} (byte ${at + e.byte})`, e.message);
     file.lineNo += r.lines;
     for (let done = 0; done < r.records; ) {
       const take = Math.min(r.records - done, this.capacity - this.n);

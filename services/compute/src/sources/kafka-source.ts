@@ -170,7 +170,7 @@ export class KafkaSource {
       // A message is taken whole or not at all: an ExampleBatch's examples queued before its bad one go too (decoding is synchronous, so they are still at the queue's end).
       this.queue.length = queued;
       // A skipped message is done: its offset may be committed.
-      this.bad.record(`topic ${this.opts.topic} partition ${partition} offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
+      this.bad.record(`topic ${this.opts.topic} partition ${partition}`, ` offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
     }
     this.wakeReader?.();
     return this.queue.length - queued;

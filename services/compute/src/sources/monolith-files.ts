@@ -77,7 +77,7 @@ export class MonolithFilesSource extends CachedSource {
         for (const path of opts.paths) await pass.readFile(path, place.stamps.get(path) ?? null);
         await pass.drain();
         columns.spill(w);
-        return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(), extra: { unconfiguredIds: pass.unconfiguredIds } };
+        return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), extra: { unconfiguredIds: pass.unconfiguredIds } };
       } finally {
         await parser.close();
       }
@@ -152,8 +152,8 @@ class MonolithPass {
       stream.assertNotRewritten();
       const damage = stream.damage;
       const cut = damage ? null : stream.changed();
-      if (damage) await this.steps.event(() => bad.lost(`${path}: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage.message, Math.max(0, stream.size - damage.fileOffset), null));
-      else if (cut) await this.steps.event(() => bad.lost(`${path}: byte ${stream.size}`, cut.message, 0, null));
+      if (damage) await this.steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size));
+      else if (cut) await this.steps.event(() => bad.lost(path, `: byte ${stream.size}`, cut.message, 0, null));
     } catch (err) {
       stream.assertNotRewritten();
       throw err;
@@ -174,11 +174,13 @@ class MonolithPass {
       if (ev.kind === "lost" && stream.damage) return;
       if (ev.kind === "lost") {
         const f = ev.failure;
-        return this.event(path, () => bad.lost(`${path}: byte ${f.offset}`, f.message, f.lostBytes, f.resumeAt));
+        // A file's very first frame failing is as often framing options that do not match the file as damage.
+        const hint = f.offset === 0 && this.opts.framing.firstRecordHint && !f.message.includes(this.opts.framing.firstRecordHint) ? `; ${this.opts.framing.firstRecordHint}` : "";
+        return this.event(path, () => bad.lost(path, `: byte ${f.offset}`, `${f.message}${hint}`, f.lostBytes, f.resumeAt));
       }
       if (ev.kind === "bad-record") {
         const f = ev.failure;
-        return this.event(path, () => bad.record(`${path}: byte ${f.offset}`, f.message, "COMPUTE_ERR_BAD_FRAME"));
+        return this.event(path, () => bad.record(path, `: byte ${f.offset}`, f.message, "COMPUTE_ERR_BAD_FRAME"));
       }
       const { bytes, offset } = ev.record;
       if (offset === 0 && ev.record.sortId) {
@@ -237,7 +239,7 @@ class MonolithPass {
     for (let i = 0; i < offsets.length; i++) {
       if (e < r.errors.length && r.errors[e]![0] === i) {
         const hint = offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
-        this.bad.record(`${path}: record at byte ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
+        this.bad.record(path, `: record at byte ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
         e++;
       }
       const k = r.samplesPerRecord[i]!;

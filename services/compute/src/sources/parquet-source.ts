@@ -69,7 +69,7 @@ export class ParquetSource extends CachedSource {
                 columns.commit(asm);
               } catch (err) {
                 if (!(err instanceof RowError || err instanceof SampleError || err instanceof WireError)) throw err;
-                bad.record(`${path}: row ${groupStart + k}`, err.message);
+                bad.record(path, `: row ${groupStart + k}`, err.message);
               }
               if (columns.bytes >= chunkBytes) columns.spill(w);
             });
@@ -85,7 +85,7 @@ export class ParquetSource extends CachedSource {
         }
       }
       columns.spill(w);
-      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: 0, skippedSummary: bad.summary() };
+      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: 0, skippedSummary: bad.summary(columns.total) };
     });
     const { records, skippedRecords, skippedSummary, slotIdCounts } = cache.index;
     const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { BadRecords } from "../src/sources/bad-records.js";
+import { ComputeErrors } from "../src/errors.js";
+
+describe("BadRecords: what --on-bad-record skip tells", () => {
+  it("bad records, damaged stretches and ignored bytes are counted apart; every file with any is named with its count", () => {
+    const bad = new BadRecords("skip");
+    bad.record("a.pb", ": record at byte 10", "not a valid instance: has 0 labels");
+    bad.lost("a.pb", ": byte 900", "record size 5: its bytes are not a protobuf message", 412, 1312);
+    bad.lost("b.pb.gz", ": byte 77 (decompressed byte 4000)", "cannot gzip-decompress: unexpected end of file", 0, null);
+    bad.streamDamage("c.pb.gz", ": byte 50 (decompressed byte 9000)", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
+    expect([bad.records, bad.stretches, bad.lostBytes, bad.ignoredBytes, bad.skipped]).toEqual([1, 2, 412, 100, 3]);
+    expect(bad.summary(5000)).toBe(
+      "1 bad record skipped, 2 damaged stretches skipped (412 bytes; the records in them are not counted), 100 bytes of trailing garbage ignored, 5000 samples kept: " +
+        "1 x not a valid instance: has 0 labels; 1 x record size 5: its bytes are not a protobuf message (412 bytes skipped to the next readable record at byte 1312); " +
+        "1 x cannot gzip-decompress: unexpected end of file (the file ends there); 1 x cannot gzip-decompress: trailing garbage (100 bytes to the end ignored: every record before them was read); " +
+        "in a.pb (2), b.pb.gz (1), c.pb.gz (1); first: a.pb: record at byte 10: not a valid instance: has 0 labels",
+    );
+  });
+
+  it("one file: no list of files; nothing skipped: no summary", () => {
+    const bad = new BadRecords("skip");
+    expect(bad.summary(10)).toBe("");
+    bad.record("a.tsv", ":3 (byte 40)", "label '2' must be 0 or 1");
+    bad.record("a.tsv", ":9 (byte 400)", "label '7' must be 0 or 1");
+    expect(bad.summary(10)).toBe("2 bad records skipped, 10 samples kept: 2 x label '…' must be 0 or 1; first: a.tsv:3 (byte 40): label '2' must be 0 or 1");
+  });
+
+  it("fail: the first of any kind is the error, naming file and place", () => {
+    const bad = new BadRecords("fail");
+    const err = (() => {
+      try {
+        bad.streamDamage("c.pb.gz", ": byte 50", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+    expect((err as Error).message).toBe("c.pb.gz: byte 50: cannot gzip-decompress: trailing garbage");
+  });
+});
