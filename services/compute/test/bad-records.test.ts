@@ -18,6 +18,17 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     );
   });
 
+  it("a file read through with no sample kept is named as such", () => {
+    const bad = new BadRecords("skip");
+    bad.fileRead("a.pb", 500);
+    bad.lost("b.pb", ": byte 0", "sort id size above 2^53 is more than a sort id holds", 1000, null);
+    bad.fileRead("b.pb", 0);
+    expect(bad.summary(500)).toBe(
+      "1 damaged stretch skipped (1000 bytes; the records in it are not counted), 500 samples kept: 1 x sort id size above 2^53 is more than a sort id holds (1000 bytes to the end unreadable); " +
+        "no sample kept from b.pb (is it in the format and framing given?); first: b.pb: byte 0: sort id size above 2^53 is more than a sort id holds (1000 bytes to the end unreadable)",
+    );
+  });
+
   it("one file: no list of files; nothing skipped: no summary", () => {
     const bad = new BadRecords("skip");
     expect(bad.summary(10)).toBe("");

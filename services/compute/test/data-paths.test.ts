@@ -116,6 +116,24 @@ describe("--data paths", () => {
     expect(expandDataPaths([join(fifos, "day2.tsv")], "--data")).toEqual([join(fifos, "day2.tsv")]);
   });
 
+  it("a directory a pattern matches is its files, as if named on its own (as the shell would expand the pattern)", () => {
+    const days = join(dir, "by-day");
+    for (const d of ["2024-01-01", "2024-01-02"]) {
+      mkdirSync(join(days, d, "nested"), { recursive: true });
+      writeFileSync(join(days, d, "part-0.tsv"), tsv(0, 10));
+      writeFileSync(join(days, d, "part-1.tsv"), tsv(10, 20));
+    }
+    writeFileSync(join(days, "2024-01-03.tsv"), tsv(20, 30));
+    expect(expandDataPaths([join(days, "2024-*")], "--data")).toEqual([
+      join(days, "2024-01-01", "part-0.tsv"),
+      join(days, "2024-01-01", "part-1.tsv"),
+      join(days, "2024-01-02", "part-0.tsv"),
+      join(days, "2024-01-02", "part-1.tsv"),
+      join(days, "2024-01-03.tsv"),
+    ]);
+    expect(expandDataPaths([join(days, "*-02")], "--data")).toEqual([join(days, "2024-01-02", "part-0.tsv"), join(days, "2024-01-02", "part-1.tsv")]);
+  });
+
   it("an empty directory is refused", async () => {
     mkdirSync(join(dir, "empty"));
     expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);
@@ -146,6 +164,17 @@ describe("Criteo days", () => {
     expect(src.info.evalRecords).toBe(250);
     expectSameRecords(block(src, "train", 0, 750), block(one, "train", 0, 750));
     expectSameRecords(block(src, "eval", 0, 250), block(one, "train", 750, 250));
+  });
+
+  it("--eval-data's own data warnings and skipped lines are kept, marked as the held-out files'", async () => {
+    const held = join(dir, "held-empty");
+    mkdirSync(held);
+    writeFileSync(join(held, "a.tsv"), tsv(0, 40) + "2\tbad\n");
+    writeFileSync(join(held, "b.tsv"), "");
+    const src = await open(["--data", join(dir, "criteo", "day_0.gz"), "--eval-data", held, "--format", "criteo", "--on-bad-record", "skip"]);
+    expect(src.info.evalRecords).toBe(40);
+    expect(src.info.dataWarnings).toEqual([`held out: data file ${join(held, "b.tsv")} is empty (0 bytes): nothing was read from it`]);
+    expect(src.info.skippedSummary).toMatch(/^held out: 1 bad record skipped, 40 samples kept: 1 x /);
   });
 
   it("a bad line names its own file and line", async () => {

@@ -184,6 +184,24 @@ describe("bad records", () => {
       }
     });
 
+    it("a file in another format among good ones: its damage counted, and named as giving no sample", async () => {
+      const good = join(dir, "good-beside-other.pb");
+      writeFileSync(good, framed());
+      const other = join(dir, "other-format.pb");
+      writeFileSync(other, synthetic.tsvLine("train", 0).repeat(50));
+      const src = await MonolithFilesSource.open({
+        paths: [good, other],
+        message: "instance",
+        framing: new PbFraming(PB_FILE_DEFAULTS),
+        compression: "auto",
+        featureList: compileFeatureList(synthetic.featureListConfig("fid_v1"), "test"),
+        evalFraction: 0,
+        onBadRecord: "skip",
+      });
+      expect(src.info.trainRecords).toBe(N);
+      expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch skipped \\(\\d+ bytes; the records in it are not counted\\), ${N} samples kept: .*; no sample kept from ${other} \\(is it in the format and framing given\\?\\); first: ${other}: byte 0: `));
+    });
+
     it("zeroed bytes are one damaged stretch, not an empty record every 16 bytes", async () => {
       const file = framed();
       const from = frameStart(200) + 50;

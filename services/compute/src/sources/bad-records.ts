@@ -28,6 +28,8 @@ export class BadRecords {
   private readonly reasons = new Map<string, ReasonGroup>();
   /** Events by file, in the order the files were met. */
   private readonly files = new Map<string, number>();
+  /** Samples kept from each file read through (the pass says, in input order). */
+  private readonly kept = new Map<string, number>();
   firstExample = "";
 
   constructor(readonly policy: BadRecordPolicy) {}
@@ -60,6 +62,11 @@ export class BadRecords {
     this.fail(file, at, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
     this.ignoredBytes += bytes;
     this.note(file, at, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`);
+  }
+
+  /** The pass has read `file` through, keeping `samples` from it. */
+  fileRead(file: string, samples: number): void {
+    this.kept.set(file, samples);
   }
 
   private fail(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME", hint: string): void {
@@ -95,7 +102,10 @@ export class BadRecords {
     if (rest.length) shown.push(`${rest.reduce((n, g) => n + g.count, 0)} x ${rest.length} other reasons`);
     const files = [...this.files];
     const byFile = files.length > 1 ? `; in ${files.slice(0, MAX_FILES_SHOWN).map(([f, n]) => `${f} (${n})`).join(", ")}${files.length > MAX_FILES_SHOWN ? ` and ${files.length - MAX_FILES_SHOWN} more files` : ""}` : "";
-    return `${done.join(", ")}: ${shown.join("; ")}${byFile}; first: ${this.firstExample}`;
+    // A file in another format than the one given reads as nothing but damage: named, whatever the other files gave.
+    const barren = files.filter(([f]) => this.kept.get(f) === 0).map(([f]) => f);
+    const nothing = barren.length ? `; no sample kept from ${barren.slice(0, MAX_FILES_SHOWN).join(", ")}${barren.length > MAX_FILES_SHOWN ? ` and ${barren.length - MAX_FILES_SHOWN} more files` : ""} (is ${barren.length === 1 ? "it" : "each"} in the format and framing given?)` : "";
+    return `${done.join(", ")}: ${shown.join("; ")}${byFile}${nothing}; first: ${this.firstExample}`;
   }
 }
 

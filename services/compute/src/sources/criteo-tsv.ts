@@ -113,6 +113,8 @@ class CriteoPass {
   async readFile(path: string, compression: Compression | "auto", stamp: FileStamp | null, bad: BadRecords): Promise<void> {
     const stream = new ByteStream(path, compression, stamp);
     const steps = this.steps;
+    let before = 0;
+    await steps.event(() => (before = this.records));
     /** Lines of the file merged so far (the steps advance it in input order). */
     const file = { lineNo: 0 };
     // The next piece's lines, contiguous from decompressed byte pieceAt.
@@ -200,6 +202,7 @@ class CriteoPass {
       const cut = stream.changed();
       const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false } : null);
       if (damage) await steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
+      await steps.event(() => bad.fileRead(path, this.records - before));
     } catch (err) {
       stream.assertNotRewritten();
       throw err;

@@ -10,7 +10,8 @@ const WILDCARD = /[*?[]/;
  * file is itself; a directory is its files (not hidden ones, not its
  * subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
  * expanded here so a quoted pattern works the same from any shell) is its
- * matches, by path. Each entry keeps its place in the list. An entry that
+ * matches, by path, a matching directory being its files (as the shell's
+ * expansion of the pattern would name it). Each entry keeps its place in the list. An entry that
  * names nothing, and a file named twice, are errors.
  */
 export function expandDataPaths(entries: readonly string[], flag: string): string[] {
@@ -105,7 +106,8 @@ function globFiles(pattern: string, flag: string): string[] {
     for (const dir of dirs) {
       if (!WILDCARD.test(part)) {
         const p = join(dir, part);
-        if (last ? isDataFile(p, `the pattern '${pattern}'`, flag) : isDir(p)) next.push(p);
+        if (last) next.push(...matchedFiles(p, pattern, flag));
+        else if (isDir(p)) next.push(p);
         continue;
       }
       const re = partRegex(part);
@@ -120,13 +122,20 @@ function globFiles(pattern: string, flag: string): string[] {
         if (name.startsWith(".") && !part.startsWith(".")) continue;
         if (!re.test(name)) continue;
         const p = join(dir, name);
-        if (last ? isDataFile(p, `the pattern '${pattern}'`, flag) : isDir(p)) next.push(p);
+        if (last) next.push(...matchedFiles(p, pattern, flag));
+        else if (isDir(p)) next.push(p);
       }
     }
     dirs = next;
   }
   const prefix = absolute ? "" : `.${sep}`;
   return dirs.map((p) => (!absolute && p.startsWith(prefix) ? p.slice(prefix.length) : p)).sort();
+}
+
+/** A pattern's match: a file is itself; a directory, its files (as when named on its own: passing over it lost its data without a word). */
+function matchedFiles(path: string, pattern: string, flag: string): string[] {
+  if (isDataFile(path, `the pattern '${pattern}'`, flag)) return [path];
+  return isDir(path) ? namedFiles(path, flag) : [];
 }
 
 function isDir(path: string): boolean {

@@ -21,7 +21,8 @@ export class HeldOutFiles implements DataSource {
     if (a.numDense !== b.numDense) throw differ("dense features", a.numDense, b.numDense);
     if (a.slotIds.join() !== b.slotIds.join()) throw differ("slots", a.slotIds, b.slotIds);
     if (JSON.stringify(a.tasks ?? []) !== JSON.stringify(b.tasks ?? [])) throw differ("tasks", a.tasks ?? [], b.tasks ?? []);
-    const skipped = [a.skippedSummary, b.skippedSummary].filter(Boolean).join("; ");
+    const skipped = [a.skippedSummary, b.skippedSummary].filter(Boolean).join("; held out: ");
+    const warnings = [...(a.dataWarnings ?? []), ...(b.dataWarnings ?? []).map((w) => `held out: ${w}`)];
     this.info = {
       ...a,
       description: `${a.description}; held out: ${b.description}`,
@@ -31,7 +32,8 @@ export class HeldOutFiles implements DataSource {
       evalRecords: b.trainRecords,
       skippedRecords: (a.skippedRecords ?? 0) + (b.skippedRecords ?? 0),
       skippedBytes: (a.skippedBytes ?? 0) + (b.skippedBytes ?? 0),
-      ...(skipped ? { skippedSummary: skipped } : {}),
+      ...(skipped ? { skippedSummary: b.skippedSummary && !a.skippedSummary ? `held out: ${skipped}` : skipped } : {}),
+      ...(warnings.length ? { dataWarnings: warnings } : {}),
     };
   }
 

@@ -146,6 +146,8 @@ class MonolithPass {
   async readFile(path: string, stamp: FileStamp | null): Promise<void> {
     const bad = this.bad;
     const stream = new ByteStream(path, this.opts.compression, stamp);
+    let before = 0;
+    await this.steps.event(() => (before = this.columns.total));
     try {
       await this.readFrames(path, stream);
       await this.send(path);
@@ -154,6 +156,7 @@ class MonolithPass {
       const cut = damage ? null : stream.changed();
       if (damage) await this.steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size));
       else if (cut) await this.steps.event(() => bad.lost(path, `: byte ${stream.size}`, cut.message, 0, null));
+      await this.steps.event(() => bad.fileRead(path, this.columns.total - before));
     } catch (err) {
       stream.assertNotRewritten();
       throw err;
