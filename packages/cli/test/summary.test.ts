@@ -133,6 +133,8 @@ describe("a running job's compute that is gone", () => {
     const compute = (alive: boolean) => ({ workerId: "compute-1", kind: "WORKER_KIND_COMPUTE", address: "127.0.0.1:5001", connected: alive, alive }) as JobStatus__Output["workers"][number];
     const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING" as const, liveTrainers: 1 };
     expect(line(formatSummary({ ...running, workers: [compute(false)] }, 1))).toBe("  not connected     compute compute-1 at 127.0.0.1:5001: training waits for a compute to register");
+    // pangea run stopped the job (a process failed): nothing waits any more.
+    expect(line(formatSummary({ ...running, workers: [compute(false)] }, 1, null, true))).toBe("  not connected     compute compute-1 at 127.0.0.1:5001: gone when the job stopped");
     expect(line(formatSummary({ ...running, workers: [compute(true)] }, 1))).toBeUndefined();
     // Done with its data, compute may leave: a finished job waits for nothing.
     expect(line(formatSummary({ ...status(evalOf()), workers: [compute(false)] }, 1))).toBeUndefined();

@@ -56,7 +56,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     // A completed job reported again: no trainer ran, so none reported a backend.
     ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers, resumeRefused)}`] as [string, string]]),
-    ...gone(s),
+    ...gone(s, stopped),
     ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     // An orchestrator older than the field sends none.
     ...(s.restoredFrom ? [["restored from", `${s.restoredFrom}; its parameters, this job's steps from 0`] as [string, string]] : []),
@@ -119,11 +119,13 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
  * A running job whose compute is not connected makes no progress until one registers again, and nothing else on
  * the human summary would say so: the step just stops moving. (A parameter-server shard that goes fails the job.)
  */
-function gone(s: JobStatus__Output): [string, string][] {
+function gone(s: JobStatus__Output, stopped: boolean): [string, string][] {
   if (s.state !== "JOB_STATE_RUNNING") return [];
   const compute = s.workers.find((w) => w.kind === "WORKER_KIND_COMPUTE");
   if (!compute || compute.alive) return [];
-  return [["not connected", `compute ${compute.workerId}${compute.address ? ` at ${compute.address}` : ""}: training waits for a compute to register`]];
+  // A job pangea run stopped waits for nothing any more: the compute was gone when it stopped.
+  const then = stopped ? "gone when the job stopped" : "training waits for a compute to register";
+  return [["not connected", `compute ${compute.workerId}${compute.address ? ` at ${compute.address}` : ""}: ${then}`]];
 }
 
 /**
