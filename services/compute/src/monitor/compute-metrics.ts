@@ -23,7 +23,7 @@ export function registerComputeMetrics(registry: Registry, batches: BatchStreamH
   });
   const served = new CounterFrom(registry, "pangea_compute_batches_served_total", "Batches sent to trainers.");
   const records = new CounterFrom(registry, "pangea_compute_records_served_total", "Records sent to trainers.");
-  const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Records that did not parse and were skipped (--on-bad-record=skip).");
+  const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Bad records and damaged stretches of file (each counted once, whatever records it held) skipped (--on-bad-record=skip).");
   const skippedBytes = new CounterFrom(registry, "pangea_compute_bytes_skipped_total", "Bytes of damaged file framing skipped to the next readable record (--on-bad-record=skip).");
   const lag = new Gauge({ name: "pangea_kafka_consumer_lag_records", help: "Kafka source: records behind each partition's newest offset.", labelNames: ["partition"], registers: [registry] });
 }
