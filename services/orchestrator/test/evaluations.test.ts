@@ -125,6 +125,11 @@ describe("Job: evaluations during training", () => {
     expect(JSON.parse(readFileSync(join(dir, "step-2", "manifest.json"), "utf8")).training.evaluations).toMatchObject([{ step: 2, auc: 0.6 }]);
     expect((await waiting).batchIndices).toEqual([4]);
     expect((await job.getWork("trainer-1")).batchIndices).toEqual([5]);
+    // A second report of the step (an impostor's came first, or a late one) is refused saying none is awaited:
+    // FAILED_PRECONDITION, which the trainer logs and trains on from (it awaits nothing from it).
+    expect(() => job.reportEval(evalReport("trainer-1", { step: 2, auc: 0.7 }))).toThrow(
+      "evaluation report from trainer-1 for step 2 refused: no evaluation is awaited now (the one asked for was reported already, or none was asked for)",
+    );
     await step(2);
     await step(3);
     const held = job.getWork("trainer-1");

@@ -106,7 +106,8 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
       const result = await session.guard(evaluate(model, layout, evalReader, params, step, groupColumnOf(job)));
       log.info({ step, ...result, tasks: result.tasks.map((t) => t.name) }, "evaluation done");
-      await session.reportEval({ workerId: config.workerId, step, ...result });
+      const refused = await session.reportEval({ workerId: config.workerId, step, ...result });
+      if (refused) log.warn({ step }, `the orchestrator refused this trainer's evaluation report: ${refused}`);
     } finally {
       evalReader.close();
     }

@@ -575,6 +575,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (this.state === "JOB_STATE_RUNNING" && hold) {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report from ${report.workerId} refused: the evaluation of step ${this.progressStep} was taken, and its checkpoint is being written`);
     }
+    if (this.state === "JOB_STATE_RUNNING") {
+      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report from ${report.workerId} for step ${report.step} refused: no evaluation is awaited now (the one asked for was reported already, or none was asked for)`);
+    }
     if (this.state !== "JOB_STATE_EVALUATING") {
       throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `evaluation report refused: the job is ${this.state}`);
     }

@@ -178,10 +178,18 @@ export class ClusterSession {
     await unary("orchestrator", this.client.ReportBackend.bind(this.client), { workerId: this.workerId, backend }, 10_000);
   }
 
-  async reportEval(report: EvalReport): Promise<void> {
+  /**
+   * Reports an evaluation. The orchestrator's refusal of it because none is awaited any more (another report took its
+   * place, or the job moved on) is returned for the log, not thrown: training goes on, and the job's state reaches
+   * this trainer by GetWork.
+   */
+  async reportEval(report: EvalReport): Promise<string | null> {
     try {
       await unary("orchestrator", this.client.ReportEval.bind(this.client), report, 30_000);
+      return null;
     } catch (err) {
+      // Only a refusal that leaves nothing awaited from this trainer: a report of impossible figures still ends it (the evaluation would wait for ever).
+      if (isStatus(err, grpcStatus.FAILED_PRECONDITION)) return describeCallError(err, `orchestrator at ${this.address}`);
       throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `reporting evaluation: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
     }
   }
