@@ -26,7 +26,8 @@ const batcher = new MicroBatcher(300_000, 64, { maxQueued: 1 });
 const registry = newRegistry("serving");
 let server: RunningServer;
 let rest: { app: FastifyInstance; address: string };
-let client: grpc.Client & { Predict: (req: unknown, cb: (err: grpc.ServiceError | null, res: { outputs: Record<string, { float_val: number[] }> }) => void) => void };
+type PredictCallback = (err: grpc.ServiceError | null, res: { outputs: Record<string, { float_val: number[] }> }) => void;
+let client: grpc.Client & { Predict: ((req: unknown, cb: PredictCallback) => void) & ((req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: PredictCallback) => void) };
 
 beforeAll(async () => {
   writeVersion(base, 1);
@@ -43,7 +44,7 @@ afterAll(async () => {
   await server.shutdown(100);
 });
 
-const predictGrpc = () =>
+const predictGrpc = (deadlineMs?: number) =>
   new Promise<number[]>((resolve, reject) =>
     client.Predict(
       {
@@ -53,9 +54,18 @@ const predictGrpc = () =>
           feature_ids: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 1 }, { size: 1 }] }, uint64_val: [((1n << 48n) | 1n).toString()] },
         },
       },
+      new grpc.Metadata(),
+      deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
       (err, res) => (err ? reject(err) : resolve(Object.values(res.outputs)[0]!.float_val)),
     ),
   );
+
+/** `count` examples of the test model's inputs (2 dense values, 1 slot), as a request decodes to. */
+function examples(count: number) {
+  const idWords = new Uint32Array(count * 2);
+  for (let i = 0; i < count; i++) idWords.set([1, 1 << 16], 2 * i);
+  return { count, dense: new Float32Array(count * 2).fill(0.5), idWords };
+}
 
 async function untilQueued(n: number): Promise<void> {
   for (let i = 0; i < 200 && batcher.queued < n; i++) await new Promise((r) => setTimeout(r, 2));
@@ -78,6 +88,34 @@ describe("a full queue", () => {
     const metrics = await (await fetch(`http://${rest.address}/metrics`)).text();
     expect(metrics).toMatch(/^pangea_serving_shed_requests_total(\{[^}]*\})? 2$/m);
     // With room again, a Predict goes through.
+    expect(await predictGrpc()).toHaveLength(1);
+  });
+});
+
+describe("what waits is bounded by examples too, and a request whose caller gave up is not computed", () => {
+  it("a request that would bring the waiting examples past 64 per --max-queued-requests is refused at once; a request alone is taken whatever its size", async () => {
+    const b = new MicroBatcher(300_000, 4096, { maxQueued: 2 });
+    const servable = models.get("ctr");
+    const big = b.predict(servable, examples(1000)); // alone in the queue: taken, though above 128
+    await expect(b.predict(servable, examples(1))).rejects.toThrow("1000 examples are waiting for a forward pass (at most 128: 64 for each of --max-queued-requests 2); retry later");
+    expect(b.shed).toBe(1);
+    expect(await big).toHaveLength(1000);
+    const a = b.predict(servable, examples(100));
+    await expect(b.predict(servable, examples(29))).rejects.toThrow(/^100 examples are waiting/);
+    const c = b.predict(servable, examples(28));
+    expect([(await a).length, (await c).length]).toEqual([100, 28]);
+  });
+
+  it("a gRPC Predict whose deadline passes while it waits is dropped before its pass and counted", async () => {
+    const examplesBefore = batcher.examples;
+    const err = (await predictGrpc(50).then(() => null, (e: unknown) => e)) as grpc.ServiceError;
+    expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    // The 300 ms window closes after the caller left: the request is taken off the queue, not computed.
+    for (let i = 0; i < 100 && batcher.abandoned === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(batcher.abandoned).toBe(1);
+    expect(batcher.examples).toBe(examplesBefore);
+    const metrics = await (await fetch(`http://${rest.address}/metrics`)).text();
+    expect(metrics).toMatch(/^pangea_serving_abandoned_requests_total(\{[^}]*\})? 1$/m);
     expect(await predictGrpc()).toHaveLength(1);
   });
 });

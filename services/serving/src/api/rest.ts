@@ -158,7 +158,7 @@ export async function startRest(
       }
       const servable = models.get(m[1]!, versionIn(m[2]));
       const x = examplesFromJson(body, servable, maxBatch);
-      const p = await batcher.predict(servable, x);
+      const p = await batcher.predict(servable, x, () => req.raw.socket.destroyed);
       const outputs = outputsOf(servable.tasks);
       const T = servable.tasks.length;
       // TF Serving's REST shapes: by row, an example's value, or {output: value} when there are several outputs; by column, {output: [values]}.

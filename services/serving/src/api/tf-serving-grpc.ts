@@ -77,7 +77,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
         const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
         const outputs = selectOutputs(servable.tasks, req.output_filter ?? []);
         const x = examplesFrom(req.inputs ?? {}, servable.spec, maxBatch, servable.featureList, servable.rawLayout);
-        const p = await batcher.predict(servable, x);
+        const p = await batcher.predict(servable, x, () => call.cancelled);
         const T = servable.tasks.length;
         return {
           model_spec: { name: models.name, version: { value: String(servable.version) }, signature_name: "serving_default" },

@@ -5,6 +5,8 @@ import type { ForwardPool } from "./forward-pool.js";
 interface Pending {
   servable: Servable;
   x: Examples;
+  /** Whether the caller has given up (deadline, cancel, closed connection): its pass would be computed for no one. */
+  abandoned: () => boolean;
   resolve(p: Float32Array): void;
   reject(e: unknown): void;
 }
@@ -12,7 +14,7 @@ interface Pending {
 export interface BatcherOptions {
   /** Forward threads to run passes on; without, passes run in the event loop. */
   pool?: ForwardPool | null;
-  /** Requests allowed to wait for a pass; past it a request is refused at once (SERVING_ERR_OVERLOADED). 0 = no bound. */
+  /** Requests allowed to wait for a pass, and 64 examples each; past either a request is refused at once (SERVING_ERR_OVERLOADED). 0 = no bound. */
   maxQueued?: number;
 }
 
@@ -44,6 +46,10 @@ export class MicroBatcher {
   inputBytes = 0;
   /** Requests refused because the queue was full. */
   shed = 0;
+  /** Requests dropped before their pass because their caller had given up. */
+  abandoned = 0;
+  /** Examples of the requests waiting for a pass. */
+  private queuedExamples = 0;
 
   constructor(private readonly windowUs: number, private readonly maxExamples: number, options: BatcherOptions = {}) {
     this.pool = options.pool ?? null;
@@ -56,17 +62,37 @@ export class MicroBatcher {
   }
 
   /** The examples' predictions as Servable.predict gives them, [count, T]. */
-  predict(servable: Servable, x: Examples): Promise<Float32Array> {
+  predict(servable: Servable, x: Examples, abandoned: () => boolean = () => false): Promise<Float32Array> {
     this.requests++;
     this.inputBytes += x.dense.byteLength + x.idWords.byteLength;
     if (this.maxQueued > 0 && this.queue.length >= this.maxQueued) {
       this.shed++;
       return Promise.reject(ServingErrors.create("SERVING_ERR_OVERLOADED", `${this.queue.length} requests are waiting for a forward pass (--max-queued-requests ${this.maxQueued}); retry later`));
     }
+    // Large requests are bounded by their examples too: a thousand of --max-batch each would hold gigabytes while they wait.
+    const examplesBound = this.maxQueued * EXAMPLES_PER_QUEUED_REQUEST;
+    if (this.maxQueued > 0 && this.queue.length > 0 && this.queuedExamples + x.count > examplesBound) {
+      this.shed++;
+      return Promise.reject(ServingErrors.create("SERVING_ERR_OVERLOADED", `${this.queuedExamples} examples are waiting for a forward pass (at most ${examplesBound}: ${EXAMPLES_PER_QUEUED_REQUEST} for each of --max-queued-requests ${this.maxQueued}); retry later`));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ servable, x, resolve, reject });
+      this.queue.push({ servable, x, abandoned, resolve, reject });
+      this.queuedExamples += x.count;
       this.schedule();
     });
+  }
+
+  /** Takes requests off the queue: those whose caller gave up are answered so, the rest returned. */
+  private take(list: Pending[]): Pending[] {
+    const live: Pending[] = [];
+    for (const p of list) {
+      this.queuedExamples -= p.x.count;
+      if (p.abandoned()) {
+        this.abandoned++;
+        p.reject(ServingErrors.create("SERVING_ERR_ABANDONED", "the caller gave up while the request waited for a forward pass; it was not computed"));
+      } else live.push(p);
+    }
+    return live;
   }
 
   /**
@@ -99,19 +125,21 @@ export class MicroBatcher {
     if (this.paused > 0) return; // exclusive() schedules again when done
     // No pool, or none of its threads could start: the passes run here.
     if (!this.pool || this.pool.size === 0) {
-      const queue = this.queue;
+      const queue = this.take(this.queue);
       this.queue = [];
       for (const [servable, group, n] of this.groups(queue, this.maxExamples)) this.runHere(servable, group, n);
       return;
     }
     const idle = this.pool.idle;
     if (idle === 0) return; // a pass ending flushes again
+    const live = this.take(this.queue);
     // Spread what waits over the idle threads, each pass up to maxExamples.
-    const waiting = this.queue.reduce((n, p) => n + p.x.count, 0);
+    const waiting = live.reduce((n, p) => n + p.x.count, 0);
     const per = Math.min(this.maxExamples, Math.ceil(waiting / idle));
-    const groups = this.groups(this.queue, per);
+    const groups = this.groups(live, per);
     const now = groups.slice(0, idle);
     this.queue = groups.slice(idle).flatMap(([, g]) => g);
+    this.queuedExamples += this.queue.reduce((n, p) => n + p.x.count, 0);
     for (const [servable, group, n] of now) this.runOnPool(servable, group, n);
   }
 
@@ -179,6 +207,9 @@ export class MicroBatcher {
     }
   }
 }
+
+/** Examples allowed to wait for each request --max-queued-requests allows (the queue holds at most that many times this). */
+const EXAMPLES_PER_QUEUED_REQUEST = 64;
 
 /** A group's examples as one pass's input. */
 function combine(servable: Servable, group: Pending[], n: number): Examples {

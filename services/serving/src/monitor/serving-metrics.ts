@@ -15,6 +15,7 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       examples.update(batcher.examples);
       passes.update(batcher.batches);
       shed.update(batcher.shed);
+      abandoned.update(batcher.abandoned);
       queued.set(batcher.queued);
       syncRefused.update(models.syncRefused);
       syncIgnored.update(models.syncIgnored);
@@ -31,7 +32,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const requests = new CounterFrom(registry, "pangea_serving_predict_requests_total", "Predict requests (gRPC and REST).");
   const examples = new CounterFrom(registry, "pangea_serving_examples_total", "Examples predicted.");
   const passes = new CounterFrom(registry, "pangea_serving_forward_passes_total", "Forward passes run (concurrent requests share one).");
-  const shed = new CounterFrom(registry, "pangea_serving_shed_requests_total", "Predict requests refused at once because --max-queued-requests were already waiting for a forward pass (RESOURCE_EXHAUSTED, REST 503).");
+  const shed = new CounterFrom(registry, "pangea_serving_shed_requests_total", "Predict requests refused at once because --max-queued-requests (or 64 examples for each) were already waiting for a forward pass (RESOURCE_EXHAUSTED, REST 503).");
+  const abandoned = new CounterFrom(registry, "pangea_serving_abandoned_requests_total", "Predict requests not computed because their caller gave up (deadline, cancel, closed connection) while they waited for a forward pass.");
   const queued = new Gauge({ name: "pangea_serving_queued_requests", help: "Predict requests waiting for a forward pass.", registers: [registry] });
   const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
   const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
