@@ -12,7 +12,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_BAD_REGISTRATION: { status: "INVALID_ARGUMENT", exit: 1, description: "a registration is missing a required field" },
   ORCH_ERR_REGISTER_TIMEOUT: { status: "DEADLINE_EXCEEDED", exit: 1, description: "the expected workers did not all register in time" },
   ORCH_ERR_UNKNOWN_SLOT: { status: "INVALID_ARGUMENT", exit: 1, description: "a feature id's slot is not one the job's data declares" },
-  ORCH_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a table request is inconsistent (dim, values)" },
+  ORCH_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a request is inconsistent or lacks a field (a table request's dim or values, a GetWork without a worker id)" },
   ORCH_ERR_MEMORY_LIMIT: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "the embedding tables reached the configured memory limit" },
   ORCH_ERR_BAD_SLOT_CONFIG: { status: "INVALID_ARGUMENT", exit: 2, description: "the per-slot embedding configuration is invalid" },
   ORCH_ERR_CHECKPOINT_IO: { status: "INTERNAL", exit: 1, description: "a checkpoint could not be written" },

@@ -70,6 +70,12 @@ describe("Job: registration checks", () => {
     const job = new Job(jobConfig(), log);
     expect(await codeOf(() => job.openSession("nobody", new FakeSession()))).toBe("ORCH_ERR_UNKNOWN_WORKER");
   });
+
+  it("GetWork without a worker id (an empty or truncated message) is malformed, not an unknown trainer's", async () => {
+    const { job } = startedJob();
+    expect(await codeOf(() => job.getWork(""))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => job.getWork("trainer-9"))).toBe("ORCH_ERR_UNKNOWN_WORKER");
+  });
 });
 
 describe("Job: training to COMPLETED", () => {

@@ -91,6 +91,7 @@ describe("REST Predict's body, as strict as gRPC's", () => {
     ["another signature", { signature_name: "nope", instances: [{ dense_features: [1, 2], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: unknown signature "nope"; the model has serving_default'],
     ["a dense value given as a string", { instances: [{ dense_features: [1, "13"], feature_ids: ["65537"] }] }, 'SERVING_ERR_BAD_INPUT: dense_features row 0 value 1 must be a number, got the string "13"'],
     ["ragged ids for fewer examples than dense rows", { inputs: { dense_features: [[1, 2], [3, 4]], feature_ids: [[["65537", "65538"]]] } }, "SERVING_ERR_BAD_INPUT: inputs disagree on the batch size: dense_features has 2, feature_ids has 1"],
+    ["a dense value beyond a 32-bit float's range", { instances: [{ dense_features: [1, 1e308], feature_ids: ["65537"] }] }, "SERVING_ERR_BAD_INPUT: input dense_features: the value at flat index 1 is not a finite 32-bit float (Infinity; values beyond ±3.4e38 become Infinity)"],
     ["a dense value of null", { inputs: { dense_features: [[null, 2]], feature_ids: [["65537"]] } }, "SERVING_ERR_BAD_INPUT: dense_features row 0 value 0 must be a number, got null"],
   ])("%s: 400 naming it", async (_what, b, error) => {
     const r = await predict(b);

@@ -45,6 +45,8 @@ export class WorkDispatcher {
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */
   getWork(workerId: string): Promise<Work> {
+    // A request without an id (an empty or truncated message reads as one) is malformed, not from an unknown trainer.
+    if (!workerId) return Promise.reject(OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "GetWork without a worker_id: expected the id the trainer registered with"));
     const t = this.members.trainer(workerId);
     if (!t) return Promise.reject(OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `unknown trainer ${workerId}; call RegisterWorker first`));
     let now: Work | null;

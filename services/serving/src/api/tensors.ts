@@ -66,7 +66,7 @@ function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array 
     }
     out = Float32Array.from(vals);
   }
-  for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw bad(`input ${name}: value ${i} is ${out[i]}`);
+  for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw bad(`input ${name}: the value at flat index ${i} is not a finite 32-bit float (${out[i]}; values beyond ±3.4e38 become Infinity)`);
   return out;
 }
 

@@ -34,7 +34,7 @@ function versionOf(spec: ModelSpecMsg | undefined): number | undefined {
   const v = spec?.version?.value;
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `model version ${v} is not a positive integer`);
+  if (!Number.isSafeInteger(n) || n < 1) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `model version ${v} is not a version number: expected a whole number from 1 to 2^53 - 1`);
   return n;
 }
 
