@@ -29,6 +29,17 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     );
   });
 
+  it("more than eight files: the first eight named, then how many more", () => {
+    const bad = new BadRecords("skip");
+    for (let i = 0; i < 10; i++) {
+      bad.record(`f${i}.tsv`, ":1 (byte 0)", "label '2' must be 0 or 1");
+      bad.fileRead(`f${i}.tsv`, 0);
+    }
+    const text = bad.summary(0);
+    expect(text).toContain("; in f0.tsv (1), f1.tsv (1), f2.tsv (1), f3.tsv (1), f4.tsv (1), f5.tsv (1), f6.tsv (1), f7.tsv (1) and 2 more files;");
+    expect(text).toContain("; no sample kept from f0.tsv, f1.tsv, f2.tsv, f3.tsv, f4.tsv, f5.tsv, f6.tsv, f7.tsv and 2 more files (is each in the format and framing given?);");
+  });
+
   it("one file: no list of files; nothing skipped: no summary", () => {
     const bad = new BadRecords("skip");
     expect(bad.summary(10)).toBe("");

@@ -101,10 +101,10 @@ export class BadRecords {
     const rest = groups.slice(MAX_REASONS_SHOWN);
     if (rest.length) shown.push(`${rest.reduce((n, g) => n + g.count, 0)} x ${rest.length} other reasons`);
     const files = [...this.files];
-    const byFile = files.length > 1 ? `; in ${files.slice(0, MAX_FILES_SHOWN).map(([f, n]) => `${f} (${n})`).join(", ")}${files.length > MAX_FILES_SHOWN ? ` and ${files.length - MAX_FILES_SHOWN} more files` : ""}` : "";
+    const byFile = files.length > 1 ? `; in ${fileList(files.map(([f, n]) => `${f} (${n})`))}` : "";
     // A file in another format than the one given reads as nothing but damage: named, whatever the other files gave.
     const barren = files.filter(([f]) => this.kept.get(f) === 0).map(([f]) => f);
-    const nothing = barren.length ? `; no sample kept from ${barren.slice(0, MAX_FILES_SHOWN).join(", ")}${barren.length > MAX_FILES_SHOWN ? ` and ${barren.length - MAX_FILES_SHOWN} more files` : ""} (is ${barren.length === 1 ? "it" : "each"} in the format and framing given?)` : "";
+    const nothing = barren.length ? `; no sample kept from ${fileList(barren)} (is ${barren.length === 1 ? "it" : "each"} in the format and framing given?)` : "";
     return `${done.join(", ")}: ${shown.join("; ")}${byFile}${nothing}; first: ${this.firstExample}`;
   }
 }
@@ -113,6 +113,12 @@ export class BadRecords {
 const VALUE = /'[^']*'|"[^"]*"|(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])/g;
 const MAX_REASONS_SHOWN = 8;
 const MAX_FILES_SHOWN = 8;
+
+/** Files named in a summary: the first MAX_FILES_SHOWN, then how many more. */
+function fileList(items: readonly string[]): string {
+  const rest = items.length - MAX_FILES_SHOWN;
+  return `${items.slice(0, MAX_FILES_SHOWN).join(", ")}${rest > 0 ? ` and ${rest} more files` : ""}`;
+}
 
 /**
  * Skipped records whose reasons differ only in their values (label '2' and
