@@ -6,7 +6,7 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
   it("bad records, damaged stretches and ignored bytes are counted apart; every file with any is named with its count", () => {
     const bad = new BadRecords("skip");
     bad.record("a.pb", ": record at byte 10", "not a valid instance: has 0 labels");
-    bad.lost("a.pb", ": byte 900", "record size 5: its bytes are not a protobuf message", 412, 1312);
+    bad.lost("a.pb", ": byte 900", "record size 5: its bytes are not a protobuf message", 412, "byte 1312");
     bad.lost("b.pb.gz", ": byte 77 (decompressed byte 4000)", "cannot gzip-decompress: unexpected end of file", 0, null);
     bad.streamDamage("c.pb.gz", ": byte 50 (decompressed byte 9000)", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
     expect([bad.records, bad.stretches, bad.lostBytes, bad.ignoredBytes, bad.skipped]).toEqual([1, 2, 412, 100, 3]);

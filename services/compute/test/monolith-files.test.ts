@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync, deflateSync } from "node:zlib";
+import { gzipSync, deflateSync, inflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SyntheticSource } from "../src/sources/synthetic.js";
@@ -213,6 +213,53 @@ describe("bad records", () => {
       expect(src.info.trainRecords).toBe(N - touched);
       expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; the records in it are not counted\), \d+ samples kept: 1 x record size \d+: /);
       expect(src.info.skippedSummary).not.toMatch(/has 0 labels/);
+    });
+
+    it("a gzip file cut short: the record the end cut and the decompressor's error are one stretch, its place a decompressed byte", async () => {
+      const whole = gzipSync(framed());
+      const path = join(dir, "cut.pb.gz");
+      writeFileSync(path, whole.subarray(0, Math.floor(whole.length * 0.6)));
+      const err = await open(path, "instance", "pb", "fail").catch((e: unknown) => e as Error);
+      expect(err.message).toMatch(new RegExp(`^${path}: decompressed byte \\d+: .* then at byte \\d+ \\(decompressed byte \\d+\\): cannot gzip-decompress: unexpected end of file \\(the file ends there\\)$`));
+      const src = await open(path, "instance", "pb", "skip");
+      expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch skipped \\(\\d+ bytes; the records in it are not counted\\), ${src.info.trainRecords} samples kept: 1 x `));
+      const cutAt = Number(/decompressed byte (\d+):/.exec(src.info.skippedSummary!)![1]);
+      expect(cutAt).toBe(frameStart(src.info.trainRecords));
+      expect(readRecord(src, src.info.trainRecords - 1)).toEqual(syntheticRecord(src.info.trainRecords - 1));
+    });
+
+    it("a gzip file with a bit flipped mid-way (wrong output from there on, seen only by the checksum at its end): the records from the wrong bytes on are counted lost with the checksum's error, not dropped unsaid", async () => {
+      const original = framed();
+      const whole = gzipSync(original);
+      // A flip that garbles the rest of the output (most do: a Huffman code misread shifts every code after it), found
+      // by decompressing without the checksum, as a reader does until the end.
+      let flipped = Buffer.from(whole);
+      let out = Buffer.alloc(0);
+      for (let at = Math.floor(whole.length / 2); ; at++) {
+        expect(at).toBeLessThan(whole.length / 2 + 200);
+        flipped = Buffer.from(whole);
+        flipped[at]! ^= 0x10;
+        try {
+          out = inflateRawSync(flipped.subarray(10, flipped.length - 8));
+        } catch {
+          continue; // an error mid-way, not wrong output: another test's case
+        }
+        if (out.length > original.length / 2 && !out.subarray(out.length - 1000).equals(original.subarray(out.length - 1000, out.length))) break;
+      }
+      let wrongFrom = 0;
+      while (wrongFrom < out.length && out[wrongFrom] === original[wrongFrom]) wrongFrom++;
+      const intact = msgs.findIndex((_, i) => frameStart(i + 1) > wrongFrom);
+      const path = join(dir, "flipped.pb.gz");
+      writeFileSync(path, flipped);
+      const src = await open(path, "instance", "pb", "skip");
+      // The records before the wrong bytes are kept in order; what came after them was not read as records, and says so.
+      expect(src.info.trainRecords).toBeGreaterThanOrEqual(intact);
+      expect(src.info.trainRecords).toBeLessThan(N - 10);
+      expect(readRecord(src, intact - 1)).toEqual(syntheticRecord(intact - 1));
+      const summary = src.info.skippedSummary!;
+      expect(summary).toMatch(/ decompressed bytes to the end unreadable\), then at byte \d+ \(decompressed byte \d+\): cannot gzip-decompress: incorrect data check: the data's checksum fails, so the records read from it before here may hold wrong bytes /);
+      expect(src.info.skippedBytes).toBeGreaterThan(original.length - frameStart(src.info.trainRecords + 20));
+      expect(summary).toMatch(new RegExp(`first: ${path}: (record at )?decompressed byte \\d+: `));
     });
 
     it("trailing garbage after a whole gzip member: every record read, its bytes ignored, no record counted as skipped", async () => {

@@ -61,11 +61,28 @@ describe("pb sort ids", () => {
     expect(src.info.skippedRecords).toBe(0);
   });
 
-  it("records with sort ids read with --sort-id false: the first record is bad, named by file and offset, with the flag to try", async () => {
-    const path = write("sort-ids-as-none.pb", "example", true);
+  it.each(["fail", "skip"])("records with sort ids read with --sort-id false (--on-bad-record %s): refused as a configuration error naming the file and the flag, not skipped as damage", async (policy) => {
+    for (const [name, ids] of [["keys", true], ["empty", false]] as const) {
+      const path = join(dir, `sort-ids-as-none-${name}-${policy}.pb`);
+      const records = samples.map(encodeExample);
+      // Sort ids that are keys, and empty ones (a writer that had none to give): either way the file has the fields.
+      writeFileSync(path, encodePbRecords(records, PB_FILE_DEFAULTS, ids ? records.map((_, i) => new TextEncoder().encode(`user-${i % 7}-${1_700_000_000 + i}`)) : undefined));
+      const err = await read(path, "example", ["--sort-id", "false", "--on-bad-record", policy]).then(() => null, (e: unknown) => e);
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG"), String(err)).toBe(true);
+      expect((err as Error).message).toBe(`${path}: its records carry sort ids (its first records frame as sort id, then record): read it with --sort-id true`);
+    }
+  });
+
+  it("a file without sort ids whose first record is damaged is damage, not taken for sort ids (its records pair up read with them)", async () => {
+    const path = join(dir, "no-sort-ids-first-damaged.pb");
+    const records = samples.map(encodeExample);
+    const file = encodePbRecords(records, { ...PB_FILE_DEFAULTS, hasSortId: false });
+    file[8] = 0x07; // the first message's first tag: wire type 7 is none, so it no longer walks as protobuf
+    writeFileSync(path, file);
     const err = await read(path, "example", ["--sort-id", "false"]).then(() => null, (e: unknown) => e);
-    expect(ComputeErrors.is(err)).toBe(true);
     expect((err as Error).message).toMatch(new RegExp(`^${path}: byte 0: record size \\d+: its bytes are not a protobuf message: .* \\(a damaged size or a damaged record\\); if the file's records carry sort ids, read it with --sort-id true$`));
+    const src = await read(path, "example", ["--sort-id", "false", "--on-bad-record", "skip"]);
+    expect(src.info.trainRecords).toBe(N - 1);
   });
 
   it("what `gen-data` writes in every Monolith format and pb framing reads back with the default flags", async () => {

@@ -214,7 +214,10 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
         failure =
           kind === "gzip" && produced > 0 && err.message === "incorrect header check"
             ? new TrailingGarbage(`bytes after a whole gzip member are not another member (trailing garbage, which gzip(1) ignores; rewrite the file without it, e.g. gzip -dc FILE | gzip > NEW.gz)`)
-            : err;
+            : err.message === "incorrect data check"
+              ? // The checksum is checked at the data's end: the damage, wherever it is, gave wrong output that was read on.
+                new Error(`incorrect data check: the data's checksum fails, so the records read from it before here may hold wrong bytes`)
+              : err;
       });
       z.on("end", () => (ended = true));
       let fed = 0;
@@ -275,7 +278,7 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
               hash = xxh.create64(0n);
               if (end.checksum !== null && sum !== end.checksum) {
                 const at = pieceAt + end.at;
-                return { out: out.splice(0), error: new Error(`the frame at bytes ${end.start}-${at - 1} decodes to data whose checksum (XXH64) is not the frame's: its compressed blocks are damaged`), errorAt: at - 4 };
+                return { out: out.splice(0), error: new Error(`the frame at bytes ${end.start}-${at - 1} decodes to data whose checksum (XXH64) is not the frame's: its compressed blocks are damaged, and the records read from it may hold wrong bytes`), errorAt: at - 4 };
               }
             }
             z.push(input.subarray(from), last);

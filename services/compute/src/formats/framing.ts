@@ -20,6 +20,8 @@ export interface FrameFailure {
   lostBytes: number;
   /** Where reading resumed, or null when nothing after `offset` could be read. */
   resumeAt: number | null;
+  /** Set when the bytes are not damage but a file the framing options do not fit: what to give instead. */
+  wrongOptions?: string;
 }
 
 /**

@@ -31,7 +31,7 @@ export function sortIdByDefault(message: string): boolean {
 
 export const DEADBEEF_SIZE = 0xfefefefe;
 
-const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
+export const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
 
 /** A frame's header read at an offset: where its message lies, why no frame can start there, or how many bytes from there it needs (a window's end cuts it). */
 type Frame =
@@ -49,9 +49,34 @@ export class PbFraming implements RecordFraming {
 
   readonly firstRecordHint: string;
 
+  /** Without sort ids: the same framing with them, to tell a file whose records carry them from a damaged one. */
+  private readonly withSortIds: PbFraming | null;
+
   constructor(private readonly opts: PbFramingOptions) {
     // Read without sort ids, a file that has them yields each sort id as a record of its own.
     this.firstRecordHint = !opts.hasSortId && !opts.lagrangexHeader ? "if the file's records carry sort ids, read it with --sort-id true" : CHECK_OPTIONS;
+    this.withSortIds = !opts.hasSortId && !opts.lagrangexHeader ? new PbFraming({ ...opts, hasSortId: true }) : null;
+  }
+
+  /**
+   * The first frame failed: whether the file frames as records with sort ids (PLAUSIBLE_CHAIN of them from its start).
+   * Such a file read without them loses all but a record or two to resyncs that each find nothing, which is no damage
+   * to skip: it is refused whatever --on-bad-record says.
+   */
+  private wrongOptions(data: Uint8Array, start: number, window: FrameWindow): string | undefined {
+    const other = this.withSortIds;
+    if (start !== 0 || !other) return undefined;
+    let at = 0;
+    for (let k = 0; k < PLAUSIBLE_CHAIN && at < data.length; k++) {
+      const f = other.frameAt(data, at, PLAUSIBLE_SORT_ID_BYTES, window);
+      if (f.kind !== "frame" || messageShapeError(data.subarray(f.body, f.body + f.size)) !== null) return undefined;
+      // Read with sort ids, a file without them pairs its records: every other one is taken for a sort id, and walks
+      // as a message (the first may be the damaged one). A real sort id is a key: empty, or bytes that seldom do.
+      if (k > 0 && f.sortIdSize > 0 && messageShapeError(data.subarray(f.sortIdAt, f.sortIdAt + f.sortIdSize)) === null) return undefined;
+      at = f.body + f.size;
+    }
+    if (at > data.length) return undefined;
+    return "its records carry sort ids (its first records frame as sort id, then record): read it with --sort-id true";
   }
 
   /**
@@ -77,7 +102,7 @@ export class PbFraming implements RecordFraming {
       }
       if (f.kind === "bad") {
         const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield r.event;
+        yield withWrongOptions(r.event, this.wrongOptions(data, start, window));
         if (r.resumeAt === null) return;
         at = r.resumeAt;
         continue;
@@ -87,7 +112,7 @@ export class PbFraming implements RecordFraming {
       if (shape !== null) {
         // The size may be what is damaged (reading as one record the records after it), so the bytes are scanned from the frame's start, not skipped past its end.
         const r = resync(data, start, `record size ${f.size}: ${shape} (a damaged size or a damaged record)`, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield r.event;
+        yield withWrongOptions(r.event, this.wrongOptions(data, start, window));
         if (r.resumeAt === null) return;
         at = r.resumeAt;
         continue;
@@ -165,6 +190,10 @@ function messageShapeError(bytes: Uint8Array): string | null {
 }
 
 /** Writes records with the given framing; headers are zeros except a sort id, as Monolith's writer does. */
+function withWrongOptions(event: FrameEvent, wrongOptions: string | undefined): FrameEvent {
+  return wrongOptions && event.kind === "lost" ? { kind: "lost", failure: { ...event.failure, wrongOptions } } : event;
+}
+
 export function encodePbRecords(records: readonly Uint8Array[], opts: PbFramingOptions, sortIds?: readonly Uint8Array[]): Uint8Array {
   const parts: Uint8Array[] = [];
   records.forEach((r, i) => {

@@ -47,17 +47,29 @@ export class BadRecords {
   }
 
   /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
-  lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: number | null): void {
-    this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record");
+  lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: string | null): void {
+    this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", resumeAt !== null ? SKIP_TO_NEXT : SKIP_TO_END);
     this.stretches++;
     this.lostBytes += lostBytes;
-    const after = resumeAt !== null ? `${lostBytes} bytes skipped to the next readable record at byte ${resumeAt}` : lostBytes > 0 ? `${lostBytes} bytes to the end unreadable` : "the file ends there";
+    const after = resumeAt !== null ? `${lostBytes} bytes skipped to the next readable record at ${resumeAt}` : lostBytes > 0 ? `${lostBytes} bytes to the end unreadable` : "the file ends there";
     this.note(file, at, `${reason} (${after})`);
   }
 
-  /** Damage a file's stream ran into: bytes after its whole compressed data are ignored; anything else loses the rest of the file. */
-  streamDamage(file: string, at: string, damage: StreamDamage, fileSize: number): void {
+  /**
+   * Damage a file's stream ran into: bytes after its whole compressed data are ignored; anything else loses the rest of
+   * the file. `framingLoss`: where the framing, reading the damaged stream, lost its place with nothing readable after
+   * it (a record the damage cut, or the decompressor's wrong output before it noticed): one stretch with the damage.
+   */
+  streamDamage(file: string, at: string, damage: StreamDamage, fileSize: number, framingLoss: FramingLoss | null = null): void {
     const bytes = Math.max(0, fileSize - damage.fileOffset);
+    if (!damage.afterData && framingLoss) {
+      const reason = `${framingLoss.reason} (${framingLoss.bytes} decompressed bytes to the end unreadable), then at${at.replace(/^: /, " ")}: ${damage.message} (${bytes > 0 ? `${bytes} bytes to the end unreadable` : "the file ends there"})`;
+      this.fail(file, framingLoss.at, reason, "COMPUTE_ERR_BAD_FRAME", SKIP_TO_END);
+      this.stretches++;
+      this.lostBytes += bytes + framingLoss.bytes;
+      this.note(file, framingLoss.at, reason);
+      return;
+    }
     if (!damage.afterData) return this.lost(file, at, damage.message, bytes, null);
     this.fail(file, at, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
     this.ignoredBytes += bytes;
@@ -94,7 +106,7 @@ export class BadRecords {
       this.records ? `${this.records} bad ${this.records === 1 ? "record" : "records"} skipped` : "",
       this.stretches ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}the records in ${it} are not counted)` : "",
       this.ignoredBytes ? `${this.ignoredBytes} bytes of trailing garbage ignored` : "",
-      `${kept} samples kept`,
+      `${kept} ${kept === 1 ? "sample" : "samples"} kept`,
     ].filter(Boolean);
     const groups = [...this.reasons.values()].sort((a, b) => b.count - a.count);
     const shown = groups.slice(0, MAX_REASONS_SHOWN).map((g) => `${g.count} x ${g.text()}`);
@@ -108,6 +120,17 @@ export class BadRecords {
     return `${done.join(", ")}: ${shown.join("; ")}${byFile}${nothing}; first: ${this.firstExample}`;
   }
 }
+
+/** Where a framing lost its place for good in a file whose stream is damaged (see BadRecords.streamDamage). */
+export interface FramingLoss {
+  /** The place, as `at` elsewhere (": decompressed byte N"). */
+  at: string;
+  reason: string;
+  bytes: number;
+}
+
+const SKIP_TO_NEXT = "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record";
+const SKIP_TO_END = "--on-bad-record=skip keeps the records before the damage (nothing after it can be read)";
 
 /** A reason's values: quoted ones ('2', "abc") and numbers standing alone (not the digits of a name such as I2 or C26). */
 const VALUE = /'[^']*'|"[^"]*"|(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])/g;

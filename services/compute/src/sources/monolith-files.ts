@@ -10,7 +10,8 @@ import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
-import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
+import { CHECK_OPTIONS } from "../formats/pb-framing.js";
+import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { emptySlotsWarning } from "./slot-coverage.js";
 import { emptyFilesWarning } from "./data-paths.js";
@@ -128,6 +129,8 @@ class MonolithPass {
   /** The piece being gathered: records end to end, where each ends in it and starts in its file. */
   private buf: Uint8Array | null = null;
   private fill = 0;
+  /** How the file being read names its offsets: "byte", or "decompressed byte" in a compressed one (framing sees its output). */
+  private place = "byte";
   private ends: number[] = [];
   private offsets: number[] = [];
 
@@ -146,15 +149,16 @@ class MonolithPass {
   async readFile(path: string, stamp: FileStamp | null): Promise<void> {
     const bad = this.bad;
     const stream = new ByteStream(path, this.opts.compression, stamp);
+    this.place = stream.compression === "none" ? "byte" : "decompressed byte";
     let before = 0;
     await this.steps.event(() => (before = this.columns.total));
     try {
-      await this.readFrames(path, stream);
+      const framingLoss = await this.readFrames(path, stream);
       await this.send(path);
       stream.assertNotRewritten();
       const damage = stream.damage;
       const cut = damage ? null : stream.changed();
-      if (damage) await this.steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size));
+      if (damage) await this.steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size, framingLoss));
       else if (cut) await this.steps.event(() => bad.lost(path, `: byte ${stream.size}`, cut.message, 0, null));
       await this.steps.event(() => bad.fileRead(path, this.columns.total - before));
     } catch (err) {
@@ -170,20 +174,37 @@ class MonolithPass {
     return this.steps.drain();
   }
 
-  private async readFrames(path: string, stream: ByteStream): Promise<void> {
+  /**
+   * Frames the file's stream, its records sent to be decoded and its framing failures reported. Returns the
+   * framing's loss of its place for good in a stream found damaged, reported with that damage (see readFile).
+   */
+  private async readFrames(path: string, stream: ByteStream): Promise<FramingLoss | null> {
     const bad = this.bad;
+    const place = this.place;
+    let framingLoss: FramingLoss | null = null;
     await forEachFrame(stream, this.opts.framing, this.maxWindow, (ev) => {
-      // The stream was cut (a truncated gzip member...): its damage is reported, not the record it cut.
-      if (ev.kind === "lost" && stream.damage) return;
       if (ev.kind === "lost") {
         const f = ev.failure;
+        if (f.wrongOptions) {
+          const wrong = ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: ${f.wrongOptions}`);
+          return this.event(path, () => {
+            throw wrong;
+          });
+        }
         // A file's very first frame failing is as often framing options that do not match the file as damage.
         const hint = f.offset === 0 && this.opts.framing.firstRecordHint && !f.message.includes(this.opts.framing.firstRecordHint) ? `; ${this.opts.framing.firstRecordHint}` : "";
-        return this.event(path, () => bad.lost(path, `: byte ${f.offset}`, `${f.message}${hint}`, f.lostBytes, f.resumeAt));
+        // Nothing readable after it in a damaged stream: the record the damage cut, or the wrong bytes a decompressor
+        // gave before it noticed (a flipped bit mid-gzip is seen only at the end). One stretch with the damage, not two.
+        if (f.resumeAt === null && stream.damage && !stream.damage.afterData) {
+          // The damage, not the framing options, explains it: no hint to check them.
+          framingLoss = { at: `: ${place} ${f.offset}`, reason: f.message.replace(`; ${CHECK_OPTIONS}`, ""), bytes: f.lostBytes };
+          return;
+        }
+        return this.event(path, () => bad.lost(path, `: ${place} ${f.offset}`, `${f.message}${hint}`, f.lostBytes, f.resumeAt === null ? null : `${place} ${f.resumeAt}`));
       }
       if (ev.kind === "bad-record") {
         const f = ev.failure;
-        return this.event(path, () => bad.record(path, `: byte ${f.offset}`, f.message, "COMPUTE_ERR_BAD_FRAME"));
+        return this.event(path, () => bad.record(path, `: ${place} ${f.offset}`, f.message, "COMPUTE_ERR_BAD_FRAME"));
       }
       const { bytes, offset } = ev.record;
       if (offset === 0 && ev.record.sortId) {
@@ -196,6 +217,7 @@ class MonolithPass {
       }
       return this.add(path, bytes, offset);
     });
+    return framingLoss;
   }
 
   /** A record copied into the piece being gathered; a full piece is sent. */
@@ -219,8 +241,9 @@ class MonolithPass {
     this.fill = 0;
     this.ends = [];
     this.offsets = [];
-    const where = `${path}: the records at bytes ${offsets[0]}..${offsets[offsets.length - 1]}`;
-    await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets));
+    const place = this.place;
+    const where = `${path}: the records at ${place}s ${offsets[0]}..${offsets[offsets.length - 1]}`;
+    await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets, place));
   }
 
   /** A framing event, after the records before it. */
@@ -234,7 +257,7 @@ class MonolithPass {
    * has grown to chunkBytes (as decoding them here one by one would), and
    * its bad records given to the policy with their file offsets.
    */
-  private merge(r: MonolithParsed, path: string, offsets: number[]): void {
+  private merge(r: MonolithParsed, path: string, offsets: number[], place: string): void {
     const { columns, opts } = this;
     this.unconfiguredIds += r.unconfiguredIds;
     let sample = 0;
@@ -242,7 +265,7 @@ class MonolithPass {
     for (let i = 0; i < offsets.length; i++) {
       if (e < r.errors.length && r.errors[e]![0] === i) {
         const hint = offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
-        this.bad.record(path, `: record at byte ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
+        this.bad.record(path, `: record at ${place} ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
         e++;
       }
       const k = r.samplesPerRecord[i]!;
