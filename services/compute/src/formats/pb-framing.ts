@@ -189,11 +189,12 @@ function messageShapeError(bytes: Uint8Array): string | null {
   return wrong === null ? null : `its bytes are not a protobuf message: ${wrong}`;
 }
 
-/** Writes records with the given framing; headers are zeros except a sort id, as Monolith's writer does. */
+/** A resync's event, marked as a file the options do not fit when `wrongOptions` says what to give instead. */
 function withWrongOptions(event: FrameEvent, wrongOptions: string | undefined): FrameEvent {
   return wrongOptions && event.kind === "lost" ? { kind: "lost", failure: { ...event.failure, wrongOptions } } : event;
 }
 
+/** Writes records with the given framing; headers are zeros except a sort id, as Monolith's writer does. */
 export function encodePbRecords(records: readonly Uint8Array[], opts: PbFramingOptions, sortIds?: readonly Uint8Array[]): Uint8Array {
   const parts: Uint8Array[] = [];
   records.forEach((r, i) => {
