@@ -125,7 +125,7 @@ describe("pangea run: a whole cluster of real processes", () => {
       "--framing", "tfrecord", "--feature-list", list, "--log-dir", join(tmp, "logs-monolith"), "--checkpoint-dir", join(tmp, "ckpt")];
     const strict = await runNode(ENTRY.cli, common, { timeoutMs: 60_000 });
     expect(strict.code).toBe(1);
-    expect(strict.stderr).toMatch(new RegExp(`compute exited with code 1 while starting: pangea-compute: error COMPUTE_ERR_BAD_FRAME: ${data}: byte \\d+: TFRecord data checksum mismatch`));
+    expect(strict.stderr).toMatch(new RegExp(`compute exited with code 1 while starting: pangea-compute: error COMPUTE_ERR_BAD_FRAME: ${data}: decompressed byte \\d+: TFRecord data checksum mismatch`));
     const r = await runNode(ENTRY.cli, [...common, "--on-bad-record", "skip"], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     const s = parseStatus(r.stdout);
