@@ -8,7 +8,7 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     bad.record("a.pb", ": record at byte 10", "not a valid instance: has 0 labels");
     bad.lost("a.pb", ": byte 900", "record size 5: its bytes are not a protobuf message", 412, "byte 1312");
     bad.lost("b.pb.gz", ": byte 77 (decompressed byte 4000)", "cannot gzip-decompress: unexpected end of file", 0, null);
-    bad.streamDamage("c.pb.gz", ": byte 50 (decompressed byte 9000)", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
+    bad.streamDamage("c.pb.gz", "byte 50 (decompressed byte 9000)", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
     expect([bad.records, bad.stretches, bad.lostBytes, bad.ignoredBytes, bad.skipped]).toEqual([1, 2, 412, 100, 3]);
     expect(bad.summary(5000)).toBe(
       "1 bad record skipped, 2 damaged stretches skipped (412 bytes; the records in them are not counted), 100 bytes of trailing garbage ignored, 5000 samples kept: " +
@@ -52,7 +52,7 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     const bad = new BadRecords("fail");
     const err = (() => {
       try {
-        bad.streamDamage("c.pb.gz", ": byte 50", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
+        bad.streamDamage("c.pb.gz", "byte 50", { fileOffset: 50, outputOffset: 9000, message: "cannot gzip-decompress: trailing garbage", afterData: true }, 150);
       } catch (e) {
         return e;
       }

@@ -31,12 +31,12 @@ export function sortIdByDefault(message: string): boolean {
 
 export const DEADBEEF_SIZE = 0xfefefefe;
 
-export const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
+const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
 
 /** A frame's header read at an offset: where its message lies, why no frame can start there, or how many bytes from there it needs (a window's end cuts it). */
 type Frame =
   | { kind: "frame"; body: number; size: number; sortIdAt: number; sortIdSize: number }
-  | { kind: "bad"; message: string }
+  | { kind: "bad"; message: string; hint?: string }
   | { kind: "more"; needs: number };
 
 /** The largest sort id a resync accepts when judging whether a frame plausibly starts somewhere. */
@@ -102,7 +102,7 @@ export class PbFraming implements RecordFraming {
       }
       if (f.kind === "bad") {
         const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield withWrongOptions(r.event, this.wrongOptions(data, start, window));
+        yield withFailure(r.event, { hint: f.hint, wrongOptions: this.wrongOptions(data, start, window) });
         if (r.resumeAt === null) return;
         at = r.resumeAt;
         continue;
@@ -112,7 +112,7 @@ export class PbFraming implements RecordFraming {
       if (shape !== null) {
         // The size may be what is damaged (reading as one record the records after it), so the bytes are scanned from the frame's start, not skipped past its end.
         const r = resync(data, start, `record size ${f.size}: ${shape} (a damaged size or a damaged record)`, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield withWrongOptions(r.event, this.wrongOptions(data, start, window));
+        yield withFailure(r.event, { wrongOptions: this.wrongOptions(data, start, window) });
         if (r.resumeAt === null) return;
         at = r.resumeAt;
         continue;
@@ -143,10 +143,10 @@ export class PbFraming implements RecordFraming {
     };
     // A header the bytes end inside: in a window, the next one holds it (it is short: never past maxFrame).
     const truncated = (what: string): Frame =>
-      window.final ? { kind: "bad", message: `truncated record: the file ends inside the ${what}; ${CHECK_OPTIONS}` } : { kind: "more", needs: at - start + 8 };
+      window.final ? { kind: "bad", message: `truncated record: the file ends inside the ${what}`, hint: CHECK_OPTIONS } : { kind: "more", needs: at - start + 8 };
     const past = (what: string, size: number): Frame => {
       const p = pastWindow(`${what} ${sizeText(size)}`, at - start + size, data.length - at, window);
-      return "needs" in p ? { kind: "more", needs: p.needs } : { kind: "bad", message: `${p.message}; ${CHECK_OPTIONS}` };
+      return "needs" in p ? { kind: "more", needs: p.needs } : { kind: "bad", message: p.message, hint: CHECK_OPTIONS };
     };
     let sortIdAt = at;
     let sortIdSize = 0;
@@ -189,9 +189,13 @@ function messageShapeError(bytes: Uint8Array): string | null {
   return wrong === null ? null : `its bytes are not a protobuf message: ${wrong}`;
 }
 
-/** A resync's event, marked as a file the options do not fit when `wrongOptions` says what to give instead. */
-function withWrongOptions(event: FrameEvent, wrongOptions: string | undefined): FrameEvent {
-  return wrongOptions && event.kind === "lost" ? { kind: "lost", failure: { ...event.failure, wrongOptions } } : event;
+/** A resync's event with what the frame's failure adds: a hint, or (a file the options do not fit) what to give instead. */
+function withFailure(event: FrameEvent, extra: { hint?: string | undefined; wrongOptions?: string | undefined }): FrameEvent {
+  if (event.kind !== "lost") return event;
+  const failure = { ...event.failure };
+  if (extra.hint) failure.hint = extra.hint;
+  if (extra.wrongOptions) failure.wrongOptions = extra.wrongOptions;
+  return { kind: "lost", failure };
 }
 
 /** Writes records with the given framing; headers are zeros except a sort id, as Monolith's writer does. */

@@ -48,37 +48,40 @@ export class BadRecords {
 
   /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
   lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: string | null): void {
-    this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", resumeAt !== null ? SKIP_TO_NEXT : SKIP_TO_END);
-    this.stretches++;
-    this.lostBytes += lostBytes;
     const after = resumeAt !== null ? `${lostBytes} bytes skipped to the next readable record at ${resumeAt}` : lostBytes > 0 ? `${lostBytes} bytes to the end unreadable` : "the file ends there";
-    this.note(file, at, `${reason} (${after})`);
+    this.stretch(file, at, reason, after, lostBytes, resumeAt !== null ? SKIP_TO_NEXT : SKIP_TO_END);
   }
 
   /**
-   * Damage a file's stream ran into: bytes after its whole compressed data are ignored; anything else loses the rest of
-   * the file. `framingLoss`: where the framing, reading the damaged stream, lost its place with nothing readable after
-   * it (a record the damage cut, or the decompressor's wrong output before it noticed): one stretch with the damage.
+   * Damage a file's stream ran into at `place` ("byte N (decompressed byte M)"): bytes after its whole compressed data
+   * are ignored; anything else loses the rest of the file. `framingLoss`: where the framing, reading the damaged stream,
+   * lost its place with nothing readable after it (a record the damage cut, or the decompressor's wrong output before
+   * it noticed): one stretch with the damage.
    */
-  streamDamage(file: string, at: string, damage: StreamDamage, fileSize: number, framingLoss: FramingLoss | null = null): void {
+  streamDamage(file: string, place: string, damage: StreamDamage, fileSize: number, framingLoss: FramingLoss | null = null): void {
     const bytes = Math.max(0, fileSize - damage.fileOffset);
+    const toEnd = bytes > 0 ? `${bytes} bytes to the end unreadable` : "the file ends there";
     if (!damage.afterData && framingLoss) {
-      const reason = `${framingLoss.reason} (${framingLoss.bytes} decompressed bytes to the end unreadable), then at${at.replace(/^: /, " ")}: ${damage.message} (${bytes > 0 ? `${bytes} bytes to the end unreadable` : "the file ends there"})`;
-      this.fail(file, framingLoss.at, reason, "COMPUTE_ERR_BAD_FRAME", SKIP_TO_END);
-      this.stretches++;
-      this.lostBytes += bytes + framingLoss.bytes;
-      this.note(file, framingLoss.at, reason);
-      return;
+      const reason = `${framingLoss.reason} (${framingLoss.bytes} decompressed bytes to the end unreadable), then at ${place}: ${damage.message} (${toEnd})`;
+      return this.stretch(file, `: ${framingLoss.place}`, reason, "", bytes + framingLoss.bytes, SKIP_TO_END);
     }
-    if (!damage.afterData) return this.lost(file, at, damage.message, bytes, null);
-    this.fail(file, at, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
+    if (!damage.afterData) return this.stretch(file, `: ${place}`, damage.message, toEnd, bytes, SKIP_TO_END);
+    this.fail(file, `: ${place}`, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
     this.ignoredBytes += bytes;
-    this.note(file, at, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`);
+    this.note(file, `: ${place}`, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`);
   }
 
   /** The pass has read `file` through, keeping `samples` from it. */
   fileRead(file: string, samples: number): void {
     this.kept.set(file, samples);
+  }
+
+  /** A damaged stretch of `bytes` at `${file}${at}`: `reason` says why, `after` (in the summary) how far it runs. */
+  private stretch(file: string, at: string, reason: string, after: string, bytes: number, hint: string): void {
+    this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", hint);
+    this.stretches++;
+    this.lostBytes += bytes;
+    this.note(file, at, after ? `${reason} (${after})` : reason);
   }
 
   private fail(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME", hint: string): void {
@@ -123,8 +126,8 @@ export class BadRecords {
 
 /** Where a framing lost its place for good in a file whose stream is damaged (see BadRecords.streamDamage). */
 export interface FramingLoss {
-  /** The place, as `at` elsewhere (": decompressed byte N"). */
-  at: string;
+  /** Where, in the decompressed stream ("decompressed byte N"). */
+  place: string;
   reason: string;
   bytes: number;
 }

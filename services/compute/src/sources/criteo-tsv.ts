@@ -201,7 +201,7 @@ class CriteoPass {
       stream.assertNotRewritten();
       const cut = stream.changed();
       const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false } : null);
-      if (damage) await steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
+      if (damage) await steps.event(() => bad.streamDamage(path, `byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
       await steps.event(() => bad.fileRead(path, this.records - before));
     } catch (err) {
       stream.assertNotRewritten();

@@ -10,7 +10,6 @@ import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
-import { CHECK_OPTIONS } from "../formats/pb-framing.js";
 import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { emptySlotsWarning } from "./slot-coverage.js";
@@ -158,7 +157,7 @@ class MonolithPass {
       stream.assertNotRewritten();
       const damage = stream.damage;
       const cut = damage ? null : stream.changed();
-      if (damage) await this.steps.event(() => bad.streamDamage(path, `: byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size, framingLoss));
+      if (damage) await this.steps.event(() => bad.streamDamage(path, `byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset})`, damage, stream.size, framingLoss));
       else if (cut) await this.steps.event(() => bad.lost(path, `: byte ${stream.size}`, cut.message, 0, null));
       await this.steps.event(() => bad.fileRead(path, this.columns.total - before));
     } catch (err) {
@@ -191,16 +190,17 @@ class MonolithPass {
             throw wrong;
           });
         }
-        // A file's very first frame failing is as often framing options that do not match the file as damage.
-        const hint = f.offset === 0 && this.opts.framing.firstRecordHint && !f.message.includes(this.opts.framing.firstRecordHint) ? `; ${this.opts.framing.firstRecordHint}` : "";
         // Nothing readable after it in a damaged stream: the record the damage cut, or the wrong bytes a decompressor
-        // gave before it noticed (a flipped bit mid-gzip is seen only at the end). One stretch with the damage, not two.
+        // gave before it noticed (a flipped bit mid-gzip is seen only at the end). One stretch with the damage, not two;
+        // the damage, not the framing options, explains it, so no hint to check them.
         if (f.resumeAt === null && stream.damage && !stream.damage.afterData) {
-          // The damage, not the framing options, explains it: no hint to check them.
-          framingLoss = { at: `: ${place} ${f.offset}`, reason: f.message.replace(`; ${CHECK_OPTIONS}`, ""), bytes: f.lostBytes };
+          framingLoss = { place: `${place} ${f.offset}`, reason: f.message, bytes: f.lostBytes };
           return;
         }
-        return this.event(path, () => bad.lost(path, `: ${place} ${f.offset}`, `${f.message}${hint}`, f.lostBytes, f.resumeAt === null ? null : `${place} ${f.resumeAt}`));
+        // A file's very first frame failing is as often framing options that do not match the file as damage.
+        const hints = new Set([f.hint, f.offset === 0 ? this.opts.framing.firstRecordHint : undefined].filter((h): h is string => !!h));
+        const reason = [f.message, ...hints].join("; ");
+        return this.event(path, () => bad.lost(path, `: ${place} ${f.offset}`, reason, f.lostBytes, f.resumeAt === null ? null : `${place} ${f.resumeAt}`));
       }
       if (ev.kind === "bad-record") {
         const f = ev.failure;
