@@ -91,6 +91,18 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const shared = await register(orch, as("trainer"), "trainer-0", "WORKER_KIND_TRAINER");
     expect(shared.code).toBe(grpc.status.ALREADY_EXISTS);
     expect(shared.details).toContain("ORCH_ERR_WORKER_CONFLICT");
+    // Nor can it act for trainer-0 without the token trainer-0's registration was given: no fake evaluation (it would
+    // choose --keep-best's export), no backend line, no heartbeat or work taken in its name.
+    const sharedClient = orchestratorClient(orch, as("trainer"));
+    const forgedEval = await outcome(unary("orchestrator", sharedClient.ReportEval.bind(sharedClient), { workerId: "trainer-0", step: 80, records: 1000, auc: 0.999, logloss: 0.01, meanPrediction: 0.3, labelRate: 0.3 }, 5_000));
+    expect([forgedEval.code, forgedEval.details]).toEqual([grpc.status.PERMISSION_DENIED, "ORCH_ERR_PERMISSION_DENIED: ReportEval for trainer trainer-0 refused: it carries no worker_token (RegisterWorker's response gives it)"]);
+    const forgedBackend = await outcome(unary("orchestrator", sharedClient.ReportBackend.bind(sharedClient), { workerId: "trainer-0", workerToken: "guessed", backend: "forged" }, 5_000));
+    expect([forgedBackend.code, forgedBackend.details]).toEqual([grpc.status.PERMISSION_DENIED, "ORCH_ERR_PERMISSION_DENIED: ReportBackend for trainer trainer-0 refused: its worker_token is not that of trainer-0's current registration (a worker that registered again uses the new one)"]);
+    for (const [name, call] of [["Heartbeat", sharedClient.Heartbeat.bind(sharedClient)], ["GetWork", sharedClient.GetWork.bind(sharedClient)]] as const) {
+      const forged = await outcome(unary("orchestrator", call as typeof sharedClient.GetWork, { workerId: "trainer-0" }, 5_000));
+      expect([name, forged.code]).toEqual([name, grpc.status.PERMISSION_DENIED]);
+    }
+    sharedClient.close();
 
     // A fake compute: a trainer certificate may not register one; a compute certificate may not replace the connected one.
     const source = { description: "synthetic", numDense: 13, slotIds: [1, 2], trainRecords: 1000, evalRecords: 10 };

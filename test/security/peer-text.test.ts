@@ -63,8 +63,8 @@ describe("pangea status", () => {
     const c = orchestratorClient(orch.address);
     let err: { code: number; details: string } | null = null;
     try {
-      await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: "trainer-esc", kind: "WORKER_KIND_TRAINER", address: "" }, 5_000);
-      err = (await unary("orchestrator", c.ReportBackend.bind(c), { workerId: "trainer-esc", backend: "wasm\x1b[2J\x1b]0;owned\x07\u009b31m\nforged line" }, 5_000).then(
+      const { workerToken } = (await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: "trainer-esc", kind: "WORKER_KIND_TRAINER", address: "" }, 5_000)) as { workerToken: string };
+      err = (await unary("orchestrator", c.ReportBackend.bind(c), { workerId: "trainer-esc", workerToken, backend: "wasm\x1b[2J\x1b]0;owned\x07\u009b31m\nforged line" }, 5_000).then(
         () => null,
         (e: unknown) => e,
       )) as typeof err;

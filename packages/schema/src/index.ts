@@ -52,5 +52,7 @@ export type { OrchestratorClient, OrchestratorHandlers } from "./gen/proto/pange
 export { toHalf, fromHalf, encodeHalf, decodeHalf } from "./float16.js";
 export type { Work, Work__Output } from "./gen/proto/pangea/v1/Work.js";
 export type { HeartbeatResponse, HeartbeatResponse__Output } from "./gen/proto/pangea/v1/HeartbeatResponse.js";
+export type { HeartbeatRequest } from "./gen/proto/pangea/v1/HeartbeatRequest.js";
+export type { GetWorkRequest } from "./gen/proto/pangea/v1/GetWorkRequest.js";
 export { writeDenseFile, readDenseFile } from "./dense-file.js";
 export { predictBodyProblem } from "./predict-body.js";

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { orchestratorClient, unary, waitReady, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
-import type { OrchestratorClient, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
+import type { OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
 
 export interface Registration {
@@ -15,10 +15,12 @@ export interface Registration {
   rejoinTimeoutMs: number;
 }
 
-async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number): Promise<void> {
+/** Registers; returns the registration's worker token (its session carries it). */
+async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number): Promise<string> {
   try {
     await waitReady(client, "orchestrator", address, timeoutMs);
-    await unary("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, timeoutMs);
+    const res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, timeoutMs);
+    return res.workerToken;
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
     throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${address}`)}`);
@@ -33,12 +35,13 @@ async function registerOnce(client: OrchestratorClient, address: string, r: Regi
  */
 export async function stayRegistered(r: Registration, log: Logger, onGone: (err: Error) => void): Promise<void> {
   let client: OrchestratorClient | null = null;
+  let workerToken = "";
   // Each try gets a fresh client, so a stale address from the registry is not retried forever.
   const register = (timeoutMs: number) =>
     withOrchestrator(r.discovery, timeoutMs, async (found, ms) => {
       client?.close();
       client = orchestratorClient(found);
-      await registerOnce(client, found, r, ms);
+      workerToken = await registerOnce(client, found, r, ms);
       return found;
     });
   let address = await register(r.connectTimeoutMs);
@@ -77,7 +80,7 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
     watch();
   };
   const hold = (): void => {
-    const session = client!.WorkerSession({ workerId: r.workerId });
+    const session = client!.WorkerSession({ workerId: r.workerId, workerToken });
     let over = false;
     let finished = false;
     const lost = (why: string) => {

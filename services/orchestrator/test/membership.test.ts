@@ -52,10 +52,32 @@ describe("Membership", () => {
 
   it("a registered trainer without a session gets its rank again; one with a session is a conflict", async () => {
     const { m } = members();
-    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toEqual({ rank: 0, worldSize: 2 });
-    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toEqual({ rank: 0, worldSize: 2 });
+    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toMatchObject({ rank: 0, worldSize: 2 });
+    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2)).toMatchObject({ rank: 0, worldSize: 2 });
     m.attach("t-0", new FakeSession(), false);
     expect(await codeOf(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).toBe("ORCH_ERR_WORKER_CONFLICT");
+  });
+
+  it("every registration gets a token of its own; a call for a worker must carry its current registration's", async () => {
+    const { m } = members(2, 2);
+    const first = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
+    const again = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
+    const other = m.addTrainer("t-1", "JOB_STATE_WAITING", false, 2).workerToken;
+    const compute = m.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_WAITING", false);
+    const shard = m.addShard("s-1", 1, "127.0.0.1:2", "JOB_STATE_WAITING");
+    const tokens = [first, again, other, compute, shard];
+    expect(new Set(tokens).size).toBe(5);
+    for (const t of tokens) expect(t).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    m.checkToken("t-0", again, "GetWork");
+    m.checkToken("c-1", compute, "WorkerSession");
+    m.checkToken("s-1", shard, "ReportCheckpoint");
+    // The registration before (a stale process), another worker's, none, and one a character short.
+    expect(() => m.checkToken("t-0", first, "GetWork")).toThrow("GetWork for trainer t-0 refused: its worker_token is not that of t-0's current registration (a worker that registered again uses the new one)");
+    expect(() => m.checkToken("t-0", other, "ReportEval")).toThrow("ReportEval for trainer t-0 refused");
+    expect(() => m.checkToken("c-1", "", "WorkerSession")).toThrow("WorkerSession for compute c-1 refused: it carries no worker_token (RegisterWorker's response gives it)");
+    expect(await codeOf(() => m.checkToken("s-1", shard.slice(1), "ReportCheckpoint"))).toBe("ORCH_ERR_PERMISSION_DENIED");
+    // An id no one registered is the call's own business to refuse (unknown worker), not a token's.
+    m.checkToken("t-9", "", "GetWork");
   });
 
   it("compute after the job completed is welcome with nothing to serve (its session gets the end at once); after a failure it is refused", async () => {

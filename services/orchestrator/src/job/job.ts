@@ -167,20 +167,23 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.steps?.plan.step ?? this.resumed?.step ?? 0;
   }
 
-  registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): void {
+  /** Returns the registration's worker token (every later call for the worker carries it). */
+  registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): string {
     const other = this.config.completed && source ? completedDataChange(this.resumed, source) : null;
     if (other) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `compute ${workerId} refused: ${other}`);
-    this.members.addCompute(workerId, address, source, this.state, this.isFinished());
+    const token = this.members.addCompute(workerId, address, source, this.state, this.isFinished());
     this.wake();
     this.maybeStart();
+    return token;
   }
 
-  registerShard(workerId: string, index: number, address: string): void {
-    this.members.addShard(workerId, index, address, this.state);
+  /** Returns the registration's worker token. */
+  registerShard(workerId: string, index: number, address: string): string {
+    return this.members.addShard(workerId, index, address, this.state);
   }
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
-  registerTrainer(workerId: string): { rank: number; worldSize: number } {
+  registerTrainer(workerId: string): { rank: number; worldSize: number; workerToken: string } {
     return this.members.addTrainer(workerId, this.state, this.isFinished(), this.batchesPerStep);
   }
 
@@ -373,6 +376,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** What kind of worker an id is registered as, if it is. */
   kindOf(workerId: string): WorkerKind | undefined {
     return this.members.kindOf(workerId);
+  }
+
+  /** Refuses a call for a registered worker that does not carry its current registration's token. */
+  checkWorkerToken(workerId: string, token: string, call: string): void {
+    this.members.checkToken(workerId, token, call);
   }
 
   workerOfRank(rank: number): string | undefined {

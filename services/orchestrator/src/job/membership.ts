@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { parseFeatureInputs } from "@pangea/features";
 import type { Logger } from "@pangea/kit";
 import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
@@ -37,8 +38,15 @@ export interface SessionSink {
   end(): void;
 }
 
+/** The secret a registration hands its worker: every later call for the worker carries it (see Membership.checkToken). */
+function newWorkerToken(): string {
+  return randomBytes(18).toString("base64url");
+}
+
 export interface TrainerMember {
   workerId: string;
+  /** This registration's worker token. */
+  token: string;
   rank: number;
   session: SessionSink | null;
   backend: string;
@@ -60,6 +68,7 @@ export interface TrainerMember {
 
 export interface ComputeMember {
   workerId: string;
+  token: string;
   address: string;
   source: SourceInfo__Output;
   session: SessionSink | null;
@@ -68,6 +77,7 @@ export interface ComputeMember {
 /** A parameter-server shard 1..psShards-1 (shard 0 is the orchestrator itself). */
 export interface ShardMember {
   workerId: string;
+  token: string;
   index: number;
   address: string;
   session: SessionSink | null;
@@ -98,8 +108,8 @@ export class Membership {
     this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
   }
 
-  /** `state` is the job's, `finished` whether it has ended. */
-  addCompute(workerId: string, address: string, source: SourceInfo__Output | null, state: JobState, finished: boolean): void {
+  /** `state` is the job's, `finished` whether it has ended. Returns the registration's worker token. */
+  addCompute(workerId: string, address: string, source: SourceInfo__Output | null, state: JobState, finished: boolean): string {
     if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
@@ -115,8 +125,8 @@ export class Membership {
     if (finished && state === "JOB_STATE_COMPLETED") {
       // A launcher (pangea run --resume, a restarted pod) starts compute beside an orchestrator that reports a completed job: welcome, with nothing to serve.
       this.log.info({ workerId, address }, "compute registered after the job completed; nothing to serve");
-      this.compute = { workerId, address, source, session: null };
-      return;
+      this.compute = { workerId, token: newWorkerToken(), address, source, session: null };
+      return this.compute.token;
     }
     if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state})`);
     if (this.compute?.session && this.compute.workerId !== workerId) {
@@ -131,11 +141,13 @@ export class Membership {
         throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
       }
     }
-    this.compute = { workerId, address, source, session: null };
+    this.compute = { workerId, token: newWorkerToken(), address, source, session: null };
     this.log.info({ workerId, address, source: source.description }, "compute registered");
+    return this.compute.token;
   }
 
-  addShard(workerId: string, index: number, address: string, state: JobState): void {
+  /** Returns the registration's worker token. */
+  addShard(workerId: string, index: number, address: string, state: JobState): string {
     const n = this.expected.psShards;
     if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `parameter-server shard ${workerId} registered without an address`);
     if (!(index >= 1 && index < n)) {
@@ -145,18 +157,24 @@ export class Membership {
     if (taken || state !== "JOB_STATE_WAITING") {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `parameter-server shard ${workerId} refused: shard ${index} is ${taken ? `already ${taken.workerId}` : "taken by the running job"}`);
     }
-    this.shards.set(workerId, { workerId, index, address, session: null });
+    const token = newWorkerToken();
+    this.shards.set(workerId, { workerId, token, index, address, session: null });
     this.log.info({ workerId, index, address }, "parameter-server shard registered");
+    return token;
   }
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
-  addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number): { rank: number; worldSize: number } {
+  addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number): { rank: number; worldSize: number; workerToken: string } {
     const existing = this.trainers.get(workerId);
     if (existing?.alive && existing.session) {
       // Its process is connected: a second process under the same id would take over its rank and batches.
       throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`);
     }
-    if (existing?.alive) return { rank: existing.rank, worldSize };
+    if (existing?.alive) {
+      // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
+      existing.token = newWorkerToken();
+      return { rank: existing.rank, worldSize, workerToken: existing.token };
+    }
     if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state})`);
     if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
@@ -170,9 +188,10 @@ export class Membership {
     }
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    this.trainers.set(workerId, { workerId, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
+    const token = newWorkerToken();
+    this.trainers.set(workerId, { workerId, token, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
-    return { rank, worldSize };
+    return { rank, worldSize, workerToken: token };
   }
 
   /**
@@ -350,6 +369,22 @@ export class Membership {
   /** The other shards' addresses, in index order. */
   shardAddresses(): string[] {
     return [...this.shards.values()].sort((a, b) => a.index - b.index).map((s) => s.address);
+  }
+
+  /**
+   * A call naming a registered worker must carry the token of the worker's current registration: a caller allowed to
+   * act for the worker's role (a certificate shared by all trainers, or no TLS) cannot act for another worker of it,
+   * nor can a process of an earlier registration of the same id. Unregistered ids are the callee's to refuse.
+   */
+  checkToken(workerId: string, token: string, call: string): void {
+    const member = this.compute?.workerId === workerId ? this.compute : (this.shards.get(workerId) ?? this.trainers.get(workerId));
+    if (!member) return;
+    const kind = this.kindOf(workerId)!;
+    const expected = Buffer.from(member.token);
+    const given = Buffer.from(token);
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return;
+    const why = token ? `its worker_token is not that of ${workerId}'s current registration (a worker that registered again uses the new one)` : "it carries no worker_token (RegisterWorker's response gives it)";
+    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: ${why}`);
   }
 
   /** What kind of worker an id is registered as, if it is. */

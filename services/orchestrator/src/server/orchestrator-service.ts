@@ -31,10 +31,13 @@ export class OrchestratorService {
 
   addToServer(server: grpc.Server): void {
     const job = this.job;
-    // Calls naming a registered worker: the caller's certificate must be allowed to act for it.
-    const actsFor = (call: AuthenticatedCall, workerId: string, what: string) => {
+    // Calls naming a registered worker: the caller's certificate must be allowed to act for it, and the call must carry
+    // the token its registration was given.
+    const actsFor = (call: AuthenticatedCall, workerId: string, token: string, what: string) => {
       const kind = job.kindOf(workerId);
-      if (kind) checkActsFor(peerIdentity(call), kind, workerId, what);
+      if (!kind) return;
+      checkActsFor(peerIdentity(call), kind, workerId, what);
+      job.checkWorkerToken(workerId, token, what);
     };
     const handlers: OrchestratorHandlers = {
       RegisterWorker: (call, cb) => {
@@ -48,11 +51,11 @@ export class OrchestratorService {
           const kind: WorkerKind | undefined = ({ WORKER_KIND_COMPUTE: "compute", WORKER_KIND_PS_SHARD: "shard", WORKER_KIND_TRAINER: "trainer" } as const)[req.kind as string];
           if (kind) checkActsFor(peerIdentity(call), kind, req.workerId, "RegisterWorker");
           if (req.kind === "WORKER_KIND_COMPUTE") {
-            job.registerCompute(req.workerId, req.address, req.source);
-            cb(null, { rank: 0, worldSize: job.config.trainers });
+            const workerToken = job.registerCompute(req.workerId, req.address, req.source);
+            cb(null, { rank: 0, worldSize: job.config.trainers, workerToken });
           } else if (req.kind === "WORKER_KIND_PS_SHARD") {
-            job.registerShard(req.workerId, req.shardIndex, req.address);
-            cb(null, { rank: req.shardIndex, worldSize: job.config.trainers });
+            const workerToken = job.registerShard(req.workerId, req.shardIndex, req.address);
+            cb(null, { rank: req.shardIndex, worldSize: job.config.trainers, workerToken });
           } else if (req.kind === "WORKER_KIND_TRAINER") {
             cb(null, job.registerTrainer(req.workerId));
           } else {
@@ -77,7 +80,7 @@ export class OrchestratorService {
         call.on("close", closed);
         call.on("error", closed);
         try {
-          actsFor(call, workerId, "WorkerSession");
+          actsFor(call, workerId, call.request.workerToken, "WorkerSession");
           job.openSession(workerId, sink);
         } catch (err) {
           call.emit("error", toServiceError(err));
@@ -85,7 +88,7 @@ export class OrchestratorService {
       },
       ReportBackend: (call, cb) => {
         try {
-          actsFor(call, call.request.workerId, "ReportBackend");
+          actsFor(call, call.request.workerId, call.request.workerToken, "ReportBackend");
           job.setBackend(call.request.workerId, call.request.backend);
           cb(null, {});
         } catch (err) {
@@ -94,8 +97,9 @@ export class OrchestratorService {
       },
       ReportEval: (call, cb) => {
         try {
-          actsFor(call, call.request.workerId, "ReportEval");
-          job.reportEval(call.request);
+          actsFor(call, call.request.workerId, call.request.workerToken, "ReportEval");
+          // The report is kept (evaluation history, checkpoints, the status): without the token.
+          job.reportEval({ ...call.request, workerToken: "" });
           cb(null, {});
         } catch (err) {
           cb(toServiceError(err));
@@ -103,7 +107,7 @@ export class OrchestratorService {
       },
       ReportCheckpoint: (call, cb) => {
         try {
-          actsFor(call, call.request.workerId, "ReportCheckpoint");
+          actsFor(call, call.request.workerId, call.request.workerToken, "ReportCheckpoint");
           job.checkpointWritten(call.request.workerId, Number(call.request.step), call.request.error);
           cb(null, {});
         } catch (err) {
@@ -115,7 +119,7 @@ export class OrchestratorService {
         let answered = false;
         call.on("cancelled", () => (answered = true));
         try {
-          actsFor(call, call.request.workerId, "GetWork");
+          actsFor(call, call.request.workerId, call.request.workerToken, "GetWork");
         } catch (err) {
           cb(toServiceError(err));
           return;
@@ -133,7 +137,7 @@ export class OrchestratorService {
       },
       Heartbeat: (call, cb) => {
         try {
-          actsFor(call, call.request.workerId, "Heartbeat");
+          actsFor(call, call.request.workerId, call.request.workerToken, "Heartbeat");
           cb(null, { member: job.heartbeat(call.request.workerId, call.request.phaseSeconds), state: job.state });
         } catch (err) {
           cb(toServiceError(err));

@@ -1,6 +1,6 @@
 import type { Logger } from "@pangea/kit";
 import { describeCallError, type Discovery, withOrchestrator, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady } from "@pangea/rpc";
-import type { WorkerEvent__Output } from "@pangea/schema";
+import type { RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output } from "@pangea/schema";
 import type { OrchestratorConfig } from "../config.js";
 import { OrchestratorErrors } from "../errors.js";
 import { ParameterServer } from "../server/parameter-server.js";
@@ -31,13 +31,13 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
 
   const join = async (timeoutMs: number): Promise<"finished" | "lost"> => {
     // The orchestrator may come back elsewhere: ask the registry again each time.
-    const client = await withOrchestrator(discovery, timeoutMs, async (found, ms) => {
+    const { client, workerToken } = await withOrchestrator(discovery, timeoutMs, async (found, ms) => {
       coordinator = found;
       const c = orchestratorClient(found);
       try {
         await waitReady(c, "orchestrator", found, ms);
-        await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, 15_000);
-        return c;
+        const res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, 15_000);
+        return { client: c, workerToken: res.workerToken };
       } catch (err) {
         c.close();
         if (RpcErrors.is(err)) throw err;
@@ -45,10 +45,10 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
       }
     });
     return new Promise((resolve) => {
-      const session = client.WorkerSession({ workerId: config.workerId });
+      const session = client.WorkerSession({ workerId: config.workerId, workerToken });
       let ended = false;
       host.onCheckpoint = (r) => {
-        unary("orchestrator", client.ReportCheckpoint.bind(client), { workerId: config.workerId, ...r }, 15_000).catch((err: unknown) => {
+        unary("orchestrator", client.ReportCheckpoint.bind(client), { workerId: config.workerId, workerToken, ...r }, 15_000).catch((err: unknown) => {
           // The orchestrator fails the job when this shard's session breaks; a lost report alone leaves its checkpoint incomplete.
           log.warn({ step: r.step, err: describeCallError(err, `orchestrator at ${coordinator}`) }, "could not report the checkpoint part to the orchestrator");
         });

@@ -2,7 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { describeCallError, isStatus, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
-import type { EvalReport, HeartbeatResponse__Output, JobSpec__Output, JobStatus__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
+import type { EvalReport, GetWorkRequest, HeartbeatRequest, HeartbeatResponse__Output, JobSpec__Output, JobStatus__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
 
 async function jobState(client: OrchestratorClient, timeoutMs: number): Promise<string | null> {
@@ -34,6 +34,8 @@ export class ClusterSession {
     readonly workerId: string,
     readonly rank: number,
     readonly worldSize: number,
+    /** This registration's token: every later call for this trainer carries it. */
+    private readonly workerToken: string,
     private readonly log: Logger,
     private readonly phaseSeconds: () => Record<string, number>,
   ) {}
@@ -55,13 +57,13 @@ export class ClusterSession {
       if (state === "JOB_STATE_COMPLETED" || state === "JOB_STATE_FAILED") return null;
       throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering: ${describeCallError(err, `orchestrator at ${address}`)}`);
     }
-    const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, log, phaseSeconds);
+    const session = new ClusterSession(client, address, workerId, res.rank, res.worldSize, res.workerToken, log, phaseSeconds);
     session.openStream();
     return session;
   }
 
   private openStream(): void {
-    const stream = this.client.WorkerSession({ workerId: this.workerId });
+    const stream = this.client.WorkerSession({ workerId: this.workerId, workerToken: this.workerToken });
     this.stream = stream;
     stream.on("data", (event: WorkerEvent__Output) => this.onEvent(event));
     stream.on("error", (err) => {
@@ -126,7 +128,7 @@ export class ClusterSession {
   private startHeartbeats(everyMs: number): void {
     if (this.heartbeat) return;
     this.heartbeat = setInterval(() => {
-      unary<{ workerId: string; phaseSeconds: Record<string, number> }, HeartbeatResponse__Output>("orchestrator", this.client.Heartbeat.bind(this.client), { workerId: this.workerId, phaseSeconds: this.phaseSeconds() }, Math.max(everyMs * 3, 2000)).then(
+      unary<HeartbeatRequest, HeartbeatResponse__Output>("orchestrator", this.client.Heartbeat.bind(this.client), { workerId: this.workerId, workerToken: this.workerToken, phaseSeconds: this.phaseSeconds() }, Math.max(everyMs * 3, 2000)).then(
         (r) => {
           if (!r.member && !this.closing && r.state !== "JOB_STATE_COMPLETED" && r.state !== "JOB_STATE_FAILED") {
             this.end(TrainerErrors.create("TRAINER_ERR_EVICTED", `the orchestrator at ${this.address} declared trainer ${this.workerId} dead (missed heartbeats)`));
@@ -166,7 +168,7 @@ export class ClusterSession {
   /** What to do next (held by the orchestrator until there is something). */
   async getWork(): Promise<Work__Output> {
     try {
-      return await this.guard(unary<{ workerId: string }, Work__Output>("orchestrator", this.client.GetWork.bind(this.client), { workerId: this.workerId }));
+      return await this.guard(unary<GetWorkRequest, Work__Output>("orchestrator", this.client.GetWork.bind(this.client), { workerId: this.workerId, workerToken: this.workerToken }));
     } catch (err) {
       if (this.ended) throw this.ended;
       if (isStatus(err, grpcStatus.FAILED_PRECONDITION)) throw TrainerErrors.create("TRAINER_ERR_EVICTED", `asking for work: ${describeCallError(err, `orchestrator at ${this.address}`)}`);
@@ -175,7 +177,7 @@ export class ClusterSession {
   }
 
   async reportBackend(backend: string): Promise<void> {
-    await unary("orchestrator", this.client.ReportBackend.bind(this.client), { workerId: this.workerId, backend }, 10_000);
+    await unary("orchestrator", this.client.ReportBackend.bind(this.client), { workerId: this.workerId, workerToken: this.workerToken, backend }, 10_000);
   }
 
   /**
@@ -185,7 +187,7 @@ export class ClusterSession {
    */
   async reportEval(report: EvalReport): Promise<string | null> {
     try {
-      await unary("orchestrator", this.client.ReportEval.bind(this.client), report, 30_000);
+      await unary("orchestrator", this.client.ReportEval.bind(this.client), { ...report, workerToken: this.workerToken }, 30_000);
       return null;
     } catch (err) {
       // Only a refusal that leaves nothing awaited from this trainer: a report of impossible figures still ends it (the evaluation would wait for ever).

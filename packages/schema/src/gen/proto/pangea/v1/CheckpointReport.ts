@@ -8,6 +8,7 @@ export interface CheckpointReport {
   'step'?: (number | string | Long);
   'path'?: (string);
   'error'?: (string);
+  'workerToken'?: (string);
 }
 
 export interface CheckpointReport__Output {
@@ -15,4 +16,5 @@ export interface CheckpointReport__Output {
   'step': (number);
   'path': (string);
   'error': (string);
+  'workerToken': (string);
 }

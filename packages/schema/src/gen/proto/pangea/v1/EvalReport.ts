@@ -13,6 +13,7 @@ export interface EvalReport {
   'meanPrediction'?: (number | string);
   'labelRate'?: (number | string);
   'tasks'?: (_pangea_v1_TaskEval)[];
+  'workerToken'?: (string);
 }
 
 export interface EvalReport__Output {
@@ -24,4 +25,5 @@ export interface EvalReport__Output {
   'meanPrediction': (number);
   'labelRate': (number);
   'tasks': (_pangea_v1_TaskEval__Output)[];
+  'workerToken': (string);
 }

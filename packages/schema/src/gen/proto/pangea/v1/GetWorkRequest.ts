@@ -4,8 +4,10 @@
 
 export interface GetWorkRequest {
   'workerId'?: (string);
+  'workerToken'?: (string);
 }
 
 export interface GetWorkRequest__Output {
   'workerId': (string);
+  'workerToken': (string);
 }

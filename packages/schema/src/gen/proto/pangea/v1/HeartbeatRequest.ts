@@ -5,9 +5,11 @@
 export interface HeartbeatRequest {
   'workerId'?: (string);
   'phaseSeconds'?: ({[key: string]: number | string});
+  'workerToken'?: (string);
 }
 
 export interface HeartbeatRequest__Output {
   'workerId': (string);
   'phaseSeconds': ({[key: string]: number});
+  'workerToken': (string);
 }

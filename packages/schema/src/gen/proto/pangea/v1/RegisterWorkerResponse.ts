@@ -5,9 +5,11 @@
 export interface RegisterWorkerResponse {
   'rank'?: (number);
   'worldSize'?: (number);
+  'workerToken'?: (string);
 }
 
 export interface RegisterWorkerResponse__Output {
   'rank': (number);
   'worldSize': (number);
+  'workerToken': (string);
 }

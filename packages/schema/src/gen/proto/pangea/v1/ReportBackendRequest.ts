@@ -5,9 +5,11 @@
 export interface ReportBackendRequest {
   'workerId'?: (string);
   'backend'?: (string);
+  'workerToken'?: (string);
 }
 
 export interface ReportBackendRequest__Output {
   'workerId': (string);
   'backend': (string);
+  'workerToken': (string);
 }

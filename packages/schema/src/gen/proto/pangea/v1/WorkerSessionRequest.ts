@@ -4,8 +4,10 @@
 
 export interface WorkerSessionRequest {
   'workerId'?: (string);
+  'workerToken'?: (string);
 }
 
 export interface WorkerSessionRequest__Output {
   'workerId': (string);
+  'workerToken': (string);
 }
