@@ -145,9 +145,11 @@ describe("serving under TLS with an API token", () => {
     expect((await rest("/v1/models/ctr", {}, as("trainer"))).status).toBe(401);
     expect(JSON.parse(ok.body).model_version_status[0].state).toBe("AVAILABLE");
     expect((await rest("/metrics")).status).toBe(200);
-    // Plain HTTP to the HTTPS port gets no answer it could use.
-    const plain = await fetch(`http://${serving.rest}/v1/models/ctr`).then((r) => r.status, () => "refused");
-    expect(plain === "refused" || plain === 400).toBe(true);
+    // Plain HTTP to the HTTPS port is answered, with nothing of the model: a 400 that says to use https.
+    const plain = await fetch(`http://${serving.rest}/v1/models/ctr`);
+    expect([plain.status, await plain.text()]).toEqual([400, "This port speaks HTTPS (TLS): use https:// with the cluster's CA certificate.\n"]);
+    // HTTPS on the same port still works after it (each connection is judged by its first byte).
+    expect((await rest("/v1/models/ctr", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
   });
 
   it("refuses a short token file at start with one line naming it", async () => {
