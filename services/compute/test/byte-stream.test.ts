@@ -143,3 +143,35 @@ describe("a file changed while its pass reads it", () => {
     expect(() => s.assertNotRewritten()).not.toThrow();
   });
 });
+
+describe("ByteStream: a file named compressed (--compression auto) that is not", () => {
+  const named = (name: string, bytes: Uint8Array): string => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+
+  it("is refused with what to give, not read as damage at byte 0 that costs the whole file", () => {
+    const plainGz = named("plain.pb.gz", Buffer.from(text));
+    expect(() => new ByteStream(plainGz, "auto")).toThrow(
+      `data file ${plainGz} is named .gz, but it does not start with gzip's magic bytes (1f 8b), so it is not gzip-compressed or its first bytes are damaged; if it is uncompressed, give --compression none or name it without .gz (compressions are read by name)`,
+    );
+    const plainZst = named("plain.tfrecord.zstd", Buffer.from(text));
+    expect(() => new ByteStream(plainZst, "auto")).toThrow(`data file ${plainZst} is named .zstd, but it does not start with zstd's magic bytes (28 b5 2f fd)`);
+    const zstdGz = named("other.pb.gz", concat(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from(text)));
+    expect(() => new ByteStream(zstdGz, "auto")).toThrow(`data file ${zstdGz} is named .gz, but it is zstd-compressed (it starts with zstd's magic bytes): name it ${join(dir, "other.pb.zst")} or give --compression zstd`);
+    try {
+      new ByteStream(plainGz, "auto");
+    } catch (err) {
+      expect(ComputeErrors.is(err) && err.code).toBe("COMPUTE_ERR_SOURCE");
+    }
+  });
+
+  it("--compression none reads it as it is; an empty file named .gz is an empty file", async () => {
+    expect((await readAll(Buffer.from(text), "none")).text).toBe(text);
+    const s = new ByteStream(named("empty.pb.gz", new Uint8Array(0)), "auto");
+    expect(await s.next()).toBeNull();
+    expect(s.damage).toBeNull();
+    s.close();
+  });
+});

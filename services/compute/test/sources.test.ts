@@ -216,6 +216,11 @@ describe("Criteo TSV source", () => {
 
   it("refuses a missing or empty file with COMPUTE_ERR_SOURCE", async () => {
     await expect(CriteoTsvSource.open({ paths: [join(dir, "nope.tsv")], evalFraction: 0 })).rejects.toThrow(/cannot read data file .*nope\.tsv: ENOENT/);
-    await expect(CriteoTsvSource.open({ paths: [write("empty.tsv", "\n\n")], evalFraction: 0 })).rejects.toThrow(/has no records/);
+    await expect(CriteoTsvSource.open({ paths: [write("empty.tsv", "\n\n")], evalFraction: 0 })).rejects.toThrow(/has no records$/);
+    // A file of 0 bytes (compressed by its name or not) says so.
+    for (const name of ["zero.tsv", "zero.tsv.gz"]) {
+      const path = write(name, "");
+      await expect(CriteoTsvSource.open({ paths: [path], evalFraction: 0 })).rejects.toThrow(`data file ${path} has no records (data file ${path} is empty (0 bytes): nothing was read from it)`);
+    }
   });
 });

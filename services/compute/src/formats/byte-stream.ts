@@ -90,6 +90,7 @@ export class ByteStream {
     this.compression = compression === "auto" ? compressionFromName(path) : compression;
     // Only for a name that said "none": --compression none is the way to read such a file as it is.
     if (compression === "auto" && this.compression === "none" && stamp.regular) refuseMisread(path, fd);
+    if (compression === "auto" && (this.compression === "gzip" || this.compression === "zstd") && stamp.regular && stamp.size > 0) refuseNotCompressed(path, fd, this.compression);
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
     this.ino = stamp.ino;
@@ -98,7 +99,8 @@ export class ByteStream {
     this.pieces = this.raw[Symbol.asyncIterator]();
     // A regular file can be opened again (the same file, checked) to recover what gunzip drops at trailing garbage.
     const reopen = stamp.regular ? () => openDataFile(path, stamp).fd : null;
-    this.inflater = this.compression === "none" ? null : inflaterFor(this.compression, reopen);
+    // An empty file is no damaged stream whatever its name says (gunzip calls it an unexpected end): it holds nothing.
+    this.inflater = this.compression === "none" || (stamp.regular && stamp.size === 0) ? null : inflaterFor(this.compression, reopen);
   }
 
   /** The next decompressed piece, or null at the end (or at damage: see `damage`). */
@@ -399,6 +401,25 @@ function refuseMisread(path: string, fd: number): void {
     "COMPUTE_ERR_SOURCE",
     `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name) or give --compression ${kind}`,
   );
+}
+
+const MAGIC_TEXT: Readonly<Record<"gzip" | "zstd", string>> = { gzip: "1f 8b", zstd: "28 b5 2f fd" };
+
+/**
+ * A file named compressed (--compression auto) whose first bytes are not its compression's magic is refused with what
+ * to do: decompressing it fails at byte 0, which read as damage that cost the whole file ("incorrect header check").
+ */
+function refuseNotCompressed(path: string, fd: number, named: "gzip" | "zstd"): void {
+  const head = new Uint8Array(4);
+  const start = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  const kind = compressionFromMagic(start);
+  if (kind === named) return;
+  closeSync(fd);
+  const ending = /\.[^./]+$/.exec(path)![0];
+  const what = kind
+    ? `it is ${kind}-compressed (it starts with ${kind}'s magic bytes): name it ${path.slice(0, -ending.length)}${NAME_ENDING[kind]} or give --compression ${kind}`
+    : `it does not start with ${named}'s magic bytes (${MAGIC_TEXT[named]}), so it is not ${named}-compressed or its first bytes are damaged; if it is uncompressed, give --compression none or name it without ${ending} (compressions are read by name)`;
+  throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is named ${ending}, but ${what}`);
 }
 
 function inflatesAsGzip(start: Uint8Array): boolean {

@@ -64,9 +64,12 @@ export class CriteoTsvSource extends CachedSource {
     });
     const { records: n, skippedRecords, skippedSummary } = cache.index;
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
-    if (n === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${skippedRecords ? ` (${skippedSummary})` : ""}`);
-    const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
+    if (n === 0) {
+      const why = [skippedRecords ? skippedSummary : "", emptyFiles ?? ""].filter(Boolean).join("; ");
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${why ? ` (${why})` : ""}`);
+    }
+    const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     return new CriteoTsvSource(cache, n - evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
       featureList: criteoFeatureListConfig(),

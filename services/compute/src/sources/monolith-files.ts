@@ -90,10 +90,12 @@ export class MonolithFilesSource extends CachedSource {
       samples,
       `check the features' names${opts.message === "instance" ? "" : " and types"} and the slot numbers of the fids against the feature list${dropped ? ` (${dropped} ids of slots it does not declare were dropped)` : ""}`,
     );
+    const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     if (samples === 0) {
-      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
+      const why = [skippedRecords ? skippedSummary : "", emptyFiles ?? ""].filter(Boolean).join("; ");
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${why ? ` (${why})` : ""}`);
     }
-    const warnings = [emptyFilesWarning(opts.paths, place.stamps), empty].filter((w): w is string => w !== null);
+    const warnings = [emptyFiles, empty].filter((w): w is string => w !== null);
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, samples - evalCount, {
       featureList: opts.featureList.config,
