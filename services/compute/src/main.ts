@@ -20,12 +20,12 @@ runMain("pangea-compute", async () => {
   configureTransport(config, "compute");
   const log = createLogger("compute");
   const source = await openSource(config, log);
-  const { description, storage, storageWarning, dataWarnings, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedSummary } = source.info;
+  const { description, storage, storageWarning, dataWarnings, trainRecords, evalRecords, groundTruth, tasks, taskGroundTruth, groupSlot, skippedRecords, skippedStretches, skippedBytes, skippedSummary } = source.info;
   if (storageWarning) log.warn(storageWarning);
   for (const w of dataWarnings ?? []) log.warn(w);
   const perTask = tasks?.length ? { tasks: tasks.map((t) => t.name), ...(taskGroundTruth ? { taskGroundTruth } : {}) } : {};
   log.info({ source: description, ...(storage ? { storage } : {}), train: trainRecords, eval: evalRecords, groundTruth, ...perTask, ...(groupSlot != null ? { groupSlot } : {}) }, "data source ready");
-  if (skippedSummary) log.warn({ skippedRecords }, skippedSummary);
+  if (skippedSummary) log.warn({ skippedRecords, skippedStretches, skippedBytes }, skippedSummary);
 
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   let gone: (err: Error) => void = () => {};

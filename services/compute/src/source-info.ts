@@ -22,6 +22,8 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     hasGroupSlot: d.groupSlot !== undefined && d.groupSlot !== null,
     groupSlot: d.groupSlot ?? 0,
     skippedRecords: d.skippedRecords ?? 0,
+    skippedStretches: d.skippedStretches ?? 0,
+    skippedStretchBytes: d.skippedBytes ?? 0,
     skippedSummary: d.skippedSummary ?? "",
     featureInputs: d.featureList ? JSON.stringify(featureInputsOf(d.featureList)) : "",
     dataWarnings: d.dataWarnings ?? [],

@@ -17,13 +17,15 @@ export function registerComputeMetrics(registry: Registry, batches: BatchStreamH
         for (const [p, n] of source.lag()) lag.set({ partition: String(p) }, n);
       } else {
         skipped.update(source.info.skippedRecords ?? 0);
+        stretches.update(source.info.skippedStretches ?? 0);
         skippedBytes.update(source.info.skippedBytes ?? 0);
       }
     },
   });
   const served = new CounterFrom(registry, "pangea_compute_batches_served_total", "Batches sent to trainers.");
   const records = new CounterFrom(registry, "pangea_compute_records_served_total", "Records sent to trainers.");
-  const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Bad records and damaged stretches of file (each counted once, whatever records it held) skipped (--on-bad-record=skip).");
-  const skippedBytes = new CounterFrom(registry, "pangea_compute_bytes_skipped_total", "Bytes of damaged file framing skipped to the next readable record (--on-bad-record=skip).");
+  const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Bad records (read whole, refused) skipped (--on-bad-record=skip).");
+  const stretches = new CounterFrom(registry, "pangea_compute_stretches_skipped_total", "Damaged stretches of file skipped (--on-bad-record=skip): bytes a framing or decompressor could not read; the records in them are not counted.");
+  const skippedBytes = new CounterFrom(registry, "pangea_compute_bytes_skipped_total", "Bytes in the damaged stretches skipped (--on-bad-record=skip).");
   const lag = new Gauge({ name: "pangea_kafka_consumer_lag_records", help: "Kafka source: records behind each partition's newest offset.", labelNames: ["partition"], registers: [registry] });
 }

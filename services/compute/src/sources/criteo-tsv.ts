@@ -57,7 +57,7 @@ export class CriteoTsvSource extends CachedSource {
         for (const path of opts.paths) await pass.readFile(path, compression, place.stamps.get(path) ?? null, bad);
         await pass.drain();
         pass.flush();
-        return { records: pass.records, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(pass.records) };
+        return { records: pass.records, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(pass.records) };
       } finally {
         await parser.close();
       }
@@ -66,7 +66,7 @@ export class CriteoTsvSource extends CachedSource {
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
     const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     if (n === 0) {
-      const why = [skippedRecords ? skippedSummary : "", emptyFiles ?? ""].filter(Boolean).join("; ");
+      const why = [skippedSummary, emptyFiles ?? ""].filter(Boolean).join("; ");
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${why ? ` (${why})` : ""}`);
     }
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
@@ -81,6 +81,7 @@ export class CriteoTsvSource extends CachedSource {
       trainRecords: n - evalCount,
       evalRecords: evalCount,
       skippedRecords,
+      skippedStretches: cache.index.skippedStretches,
       skippedBytes: cache.index.skippedBytes,
       skippedSummary,
     });

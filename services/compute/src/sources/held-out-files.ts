@@ -31,6 +31,7 @@ export class HeldOutFiles implements DataSource {
       trainRecords: a.trainRecords,
       evalRecords: b.trainRecords,
       skippedRecords: (a.skippedRecords ?? 0) + (b.skippedRecords ?? 0),
+      skippedStretches: (a.skippedStretches ?? 0) + (b.skippedStretches ?? 0),
       skippedBytes: (a.skippedBytes ?? 0) + (b.skippedBytes ?? 0),
       ...(skipped ? { skippedSummary: b.skippedSummary && !a.skippedSummary ? `held out: ${skipped}` : skipped } : {}),
       ...(warnings.length ? { dataWarnings: warnings } : {}),

@@ -77,7 +77,7 @@ export class MonolithFilesSource extends CachedSource {
         for (const path of opts.paths) await pass.readFile(path, place.stamps.get(path) ?? null);
         await pass.drain();
         columns.spill(w);
-        return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), extra: { unconfiguredIds: pass.unconfiguredIds } };
+        return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), extra: { unconfiguredIds: pass.unconfiguredIds } };
       } finally {
         await parser.close();
       }
@@ -92,7 +92,7 @@ export class MonolithFilesSource extends CachedSource {
     );
     const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     if (samples === 0) {
-      const why = [skippedRecords ? skippedSummary : "", emptyFiles ?? ""].filter(Boolean).join("; ");
+      const why = [skippedSummary, emptyFiles ?? ""].filter(Boolean).join("; ");
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${why ? ` (${why})` : ""}`);
     }
     const warnings = [emptyFiles, empty].filter((w): w is string => w !== null);
@@ -112,6 +112,7 @@ export class MonolithFilesSource extends CachedSource {
       trainRecords: samples - evalCount,
       evalRecords: evalCount,
       skippedRecords,
+      skippedStretches: cache.index.skippedStretches,
       skippedBytes,
       skippedSummary,
     });

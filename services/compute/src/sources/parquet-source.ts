@@ -85,11 +85,11 @@ export class ParquetSource extends CachedSource {
         }
       }
       columns.spill(w);
-      return { records: columns.total, skippedRecords: bad.skipped, skippedBytes: 0, skippedSummary: bad.summary(columns.total) };
+      return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total) };
     });
     const { records, skippedRecords, skippedSummary, slotIdCounts } = cache.index;
     const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");
-    if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedRecords ? ` (${skippedSummary})` : ""}`);
+    if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedSummary ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, records - evalCount, {
       description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
@@ -106,6 +106,8 @@ export class ParquetSource extends CachedSource {
       trainRecords: records - evalCount,
       evalRecords: evalCount,
       skippedRecords,
+      skippedStretches: cache.index.skippedStretches,
+      skippedBytes: cache.index.skippedBytes,
       skippedSummary,
     });
   }

@@ -33,7 +33,10 @@ export interface CacheLayout {
 /** What the pass that wrote a cache found, kept with it so a reused cache reports the same. */
 export interface CacheSummary {
   records: number;
+  /** Bad records (read whole, refused). */
   skippedRecords: number;
+  /** Damaged stretches, and their bytes. */
+  skippedStretches: number;
   skippedBytes: number;
   skippedSummary: string;
   /** Source-specific counts (e.g. ids of slots the feature list does not configure). */
@@ -284,7 +287,8 @@ export class RecordCache {
       readFully(fd, json, at);
       if (crc32(json) !== trailer.readUInt32LE(12)) return damaged(fd, `its index (bytes ${at}..${at + len}) fails its checksum`);
       const index = JSON.parse(json.toString()) as CacheIndex;
-      if (index.version !== VERSION || JSON.stringify(index.layout) !== JSON.stringify(layout)) throw new Error("layout");
+      // A cache whose summary predates counting stretches apart (its skippedRecords holds both) is written again too.
+      if (index.version !== VERSION || JSON.stringify(index.layout) !== JSON.stringify(layout) || index.skippedStretches === undefined) throw new Error("layout");
       cache = new RecordCache(path, fd, index, limitBytes);
     } catch {
       closeSync(fd);

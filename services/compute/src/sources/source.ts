@@ -18,10 +18,13 @@ export interface SourceDescription {
   slotDims?: number[];
   /** Each slot's declared pooling ("" = none declared). */
   slotPooling?: string[];
-  /** Records that could not be used and were skipped (--on-bad-record=skip), and why. */
+  /** Records read whole that could not be used and were skipped (--on-bad-record=skip). */
   skippedRecords?: number;
-  /** Bytes of damaged framing skipped over to the next readable record (or to a file's end). */
+  /** Damaged stretches of file skipped (bytes a framing or decompressor could not read). */
+  skippedStretches?: number;
+  /** Bytes in those stretches. */
   skippedBytes?: number;
+  /** What was skipped and why, with the samples kept (BadRecords.summary). */
   skippedSummary?: string;
   /** The tasks the records' labels are for, in label order (RecordBlock.labels is [count, T]); empty or absent: one binary label. */
   tasks?: { name: string; loss: "bce" | "mse"; weight: number }[];

@@ -53,7 +53,8 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
   const dup = new CounterFrom(registry, "pangea_batches_duplicate_total", "Gradients that arrived again for a batch already applied (ignored).");
   const reassigned = new CounterFrom(registry, "pangea_batches_reassigned_total", "Batches handed to another trainer after theirs died.");
   const dead = new CounterFrom(registry, "pangea_trainers_dead_total", "Trainers declared dead.");
-  const skipped = new CounterFrom(registry, "pangea_records_skipped_total", "Bad records and damaged stretches of file compute skipped (--on-bad-record=skip).");
+  const skipped = new CounterFrom(registry, "pangea_records_skipped_total", "Bad records (read whole, refused) compute skipped (--on-bad-record=skip).");
+  const stretches = new CounterFrom(registry, "pangea_stretches_skipped_total", "Damaged stretches of file compute skipped (--on-bad-record=skip); the records in them are not counted.");
   const evicted = new CounterFrom(registry, "pangea_embedding_evicted_rows_total", "Rows evicted for expiry, by slot.", ["slot"]);
   const admitted = new CounterFrom(registry, "pangea_embedding_filter_admissions_total", "Ids given a row after passing their slot's occurrence threshold, by slot.", ["slot"]);
   const filtered = new CounterFrom(registry, "pangea_embedding_filtered_lookups_total", "Lookups of ids still below their occurrence threshold.");
@@ -108,6 +109,7 @@ export function registerJobMetrics(registry: Registry, job: Job): void {
     reassigned.update(Number(s.reassignedBatches ?? 0));
     dead.update(Number(s.deadTrainers ?? 0));
     skipped.update(Number(s.source?.skippedRecords ?? 0));
+    stretches.update(Number(s.source?.skippedStretches ?? 0));
     if (s.embeddings) {
       bytes.set(Number(s.embeddings.bytes));
 

@@ -24,6 +24,8 @@ export interface SourceInfo {
   'groundTruthTaskLogloss'?: (number | string)[];
   'featureInputs'?: (string);
   'dataWarnings'?: (string)[];
+  'skippedStretches'?: (number | string | Long);
+  'skippedStretchBytes'?: (number | string | Long);
 }
 
 export interface SourceInfo__Output {
@@ -46,4 +48,6 @@ export interface SourceInfo__Output {
   'groundTruthTaskLogloss': (number)[];
   'featureInputs': (string);
   'dataWarnings': (string)[];
+  'skippedStretches': (number);
+  'skippedStretchBytes': (number);
 }
