@@ -223,6 +223,41 @@ describe("Monolith pb framing", () => {
       expect(events.filter((e) => e.kind === "lost").map((e) => (e as Extract<FrameEvent, { kind: "lost" }>).failure.lostBytes)).toEqual([frameLength(120)]);
     });
 
+    it("a record size made smaller that still frames a message (cut at a field's end): that record is lost, named, not kept cut short", () => {
+      // Two fields: cut to the first, the record still walks as a message; its second field is then where a frame should start.
+      const two = rs.map((r, i) => (i === 60 ? new WireWriter().bytes(1, bytes("first field")).bytes(2, bytes("second field, cut off")).finish() : r));
+      const file = encodePbRecords(two, PB_OPTS, sortIds);
+      const firstField = 2 + "first field".length;
+      const whole = two[60]!.length;
+      new DataView(file.buffer).setBigUint64(sizeAt(60), BigInt(firstField), true);
+      const events = collect(new PbFraming(PB_OPTS).frames(file));
+      expect(records(events)).toEqual(two.filter((_, i) => i !== 60).map((r) => Array.from(r)));
+      const lost = events.filter((e) => e.kind === "lost") as Extract<FrameEvent, { kind: "lost" }>[];
+      expect(lost.map((e) => e.failure)).toEqual([
+        {
+          offset: starts[60],
+          message: `record size ${firstField} cuts its record short (a damaged size): the ${whole - firstField} bytes after it are no frame, and with them it walks as one message of ${whole} bytes`,
+          lostBytes: 16 + sortIds[60]!.length + whole,
+          resumeAt: starts[60]! + 16 + sortIds[60]!.length + whole,
+        },
+      ]);
+      // The last record cut so: its tail runs to the end of the file.
+      const lastCut = encodePbRecords([...rs.slice(0, 3), two[60]!], PB_OPTS, sortIds.slice(0, 4));
+      new DataView(lastCut.buffer).setBigUint64(lastCut.length - whole - 8, BigInt(firstField), true);
+      const tail = collect(new PbFraming(PB_OPTS).frames(lastCut));
+      expect(records(tail)).toEqual(rs.slice(0, 3).map((r) => Array.from(r)));
+      expect(tail.at(-1)).toMatchObject({ kind: "lost", failure: { lostBytes: 16 + sortIds[3]!.length + whole, resumeAt: null } });
+    });
+
+    it("damage in the frame after a record does not cost that record", () => {
+      const file = encodePbRecords(rs, PB_OPTS, sortIds);
+      file[sizeAt(31)] ^= 0x55;
+      file[sizeAt(31) + 6] = 0x7f; // a size past the end of the file
+      const events = collect(new PbFraming(PB_OPTS).frames(file));
+      expect(records(events)).toEqual(without(31));
+      expect(events.filter((e) => e.kind === "lost").map((e) => (e as Extract<FrameEvent, { kind: "lost" }>).failure.offset)).toEqual([starts[31]]);
+    });
+
     it("a message whose own bytes are damaged (its tag zeroed): only that record is lost", () => {
       const file = encodePbRecords(rs, PB_OPTS, sortIds);
       file[sizeAt(7) + 8] = 0;

@@ -93,34 +93,41 @@ export class PbFraming implements RecordFraming {
    */
   *frames(data: Uint8Array, window: FrameWindow = WHOLE_FILE): Generator<FrameEvent> {
     let at = 0;
+    // The last record read, yielded once the frame after it reads too: a size made smaller that still frames a
+    // message (a record cut short at a field's end) shows only there, as bytes that are no frame.
+    let held: HeldRecord | null = null;
     while (at < data.length) {
       const start = at;
       const f = this.frameAt(data, at, Number.POSITIVE_INFINITY, window);
       if (f.kind === "more") {
+        if (held) yield held.event;
         yield { kind: "short", offset: start, needs: f.needs };
         return;
       }
-      if (f.kind === "bad") {
-        const r = resync(data, start, f.message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield withFailure(r.event, { hint: f.hint, wrongOptions: this.wrongOptions(data, start, window) });
+      const bytes = f.kind === "frame" ? data.subarray(f.body, f.body + f.size) : null;
+      const shape = bytes ? messageShapeError(bytes) : null;
+      if (f.kind === "bad" || shape !== null) {
+        // A damaged size can read as one record the records after it, so the bytes are scanned from the frame's start, not skipped past its end.
+        const message = f.kind === "bad" ? f.message : `record size ${f.size}: ${shape} (a damaged size or a damaged record)`;
+        const r = resync(data, start, message, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
+        const cut = held && r.event.kind === "lost" ? cutShort(data, held, r.resumeAt) : null;
+        if (cut) yield cut;
+        else {
+          if (held) yield held.event;
+          yield withFailure(r.event, { hint: f.kind === "bad" ? f.hint : undefined, wrongOptions: this.wrongOptions(data, start, window) });
+        }
+        held = null;
         if (r.resumeAt === null) return;
         at = r.resumeAt;
         continue;
       }
-      const bytes = data.subarray(f.body, f.body + f.size);
-      const shape = messageShapeError(bytes);
-      if (shape !== null) {
-        // The size may be what is damaged (reading as one record the records after it), so the bytes are scanned from the frame's start, not skipped past its end.
-        const r = resync(data, start, `record size ${f.size}: ${shape} (a damaged size or a damaged record)`, (p) => this.plausibleAt(data, p, PLAUSIBLE_CHAIN, window), window);
-        yield withFailure(r.event, { wrongOptions: this.wrongOptions(data, start, window) });
-        if (r.resumeAt === null) return;
-        at = r.resumeAt;
-        continue;
-      }
-      const record = { bytes, offset: start };
-      yield { kind: "record", record: this.opts.hasSortId && !this.opts.lagrangexHeader ? { ...record, sortId: data.subarray(f.sortIdAt, f.sortIdAt + f.sortIdSize) } : record };
-      at = f.body + f.size;
+      if (held) yield held.event;
+      const frame = f as Extract<Frame, { kind: "frame" }>;
+      const record = { bytes: bytes!, offset: start };
+      held = { event: { kind: "record", record: this.opts.hasSortId && !this.opts.lagrangexHeader ? { ...record, sortId: data.subarray(frame.sortIdAt, frame.sortIdAt + frame.sortIdSize) } : record }, offset: start, body: frame.body, size: frame.size };
+      at = frame.body + frame.size;
     }
+    if (held) yield held.event;
   }
 
   private plausibleAt(data: Uint8Array, p: number, chain: number, window: FrameWindow): Plausible {
@@ -187,6 +194,28 @@ function messageShapeError(bytes: Uint8Array): string | null {
   if (bytes.length === 0) return "an empty record (zeroed bytes read as a frame)";
   const wrong = wireShapeError(bytes);
   return wrong === null ? null : `its bytes are not a protobuf message: ${wrong}`;
+}
+
+/** A record read, held back until the frame after it reads (see PbFraming.frames). */
+interface HeldRecord {
+  event: FrameEvent;
+  /** Where its frame starts, and its message. */
+  offset: number;
+  body: number;
+  size: number;
+}
+
+/**
+ * The record before a frame that failed, when its size is what was damaged: made smaller, it framed the first part of
+ * its message, and the rest is the "frame" that failed. Then its message runs to where reading resumes (or the file's
+ * end) and walks as one message there, which bytes holding a frame's header never do. One stretch from the record's
+ * frame, instead of a record cut short kept as a sample and damage after it that names no record.
+ */
+function cutShort(data: Uint8Array, held: HeldRecord, resumeAt: number | null): FrameEvent | null {
+  const end = resumeAt ?? data.length;
+  if (messageShapeError(data.subarray(held.body, end)) !== null) return null;
+  const message = `record size ${held.size} cuts its record short (a damaged size): the ${end - held.body - held.size} bytes after it are no frame, and with them it walks as one message of ${end - held.body} bytes`;
+  return { kind: "lost", failure: { offset: held.offset, message, lostBytes: end - held.offset, resumeAt } };
 }
 
 /** A resync's event with what the frame's failure adds: a hint, or (a file the options do not fit) what to give instead. */
