@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import { gated, type CallGate, type CallRule } from "./security/call-policy.js";
+import { checkPolicyCovers, policyInterceptor, type CallGate, type CallRule } from "./security/call-policy.js";
 import { TLS_SERVER_NAME } from "./security/cluster-certs.js";
 import { serverCredentials, transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./errors.js";
@@ -128,14 +128,16 @@ export async function startServer(
     "grpc.http2.min_ping_interval_without_data_ms": 5_000,
     // No channelz: nothing here serves its admin API, and its per-call bookkeeping is on every hot-path call.
     "grpc.enable_channelz": 0,
+    // Every call is checked against the call policy on its metadata, before its request is read.
+    interceptors: [policyInterceptor(gate, observe && ((method, code) => observe(method, 0, code)))],
   });
-  // Every service goes through the call policy (a method it does not list cannot be added), then the observer.
+  // A service's methods must all be in the call policy (the interceptor checks each call against it), then the observer.
   const add = server.addService.bind(server);
   server.addService = (given, impl) => {
+    checkPolicyCovers(given, gate);
     // A request that does not decode is the caller's mistake (INVALID_ARGUMENT), told after the call policy's refusals.
     const { def, impl: decoded } = decodingChecked(given, impl);
-    const checked = gated(def, decoded, gate);
-    add(def, observe ? observed(def, checked, observe) : checked);
+    add(def, observe ? observed(def, decoded, observe) : decoded);
   };
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((n) => [n, "SERVING" as const])) });
   health.addToServer(server);
