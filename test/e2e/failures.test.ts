@@ -277,6 +277,36 @@ describe("unreachable peers and bad configuration", () => {
     expect(r.ms).toBeLessThan(10_000);
   });
 
+  it("a compute refused while another holds the job's place (its session still open) asks again, and takes the place once the other is gone", async () => {
+    const start = (entry: string, args: string[]) => {
+      const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let text = "";
+      child.stdout!.on("data", (d: Buffer) => (text += d));
+      child.stderr!.on("data", (d: Buffer) => (text += d));
+      return { child, text: () => text };
+    };
+    const orch = start(ENTRY.orchestrator, ["--port", "0", "--trainers", "1", "--steps", "5", "--register-timeout-ms", "60000"]);
+    const procs = [orch];
+    try {
+      const address = await waitFor("the orchestrator's ready line", async () => /"ready":"orchestrator","address":"([^"]+)"/.exec(orch.text())?.[1], 20_000);
+      const computeArgs = ["--port", "0", "--orchestrator", address, "--eval-records", "100", "--connect-timeout-ms", "30000"];
+      const a = start(ENTRY.compute, [...computeArgs, "--worker-id", "compute-a"]);
+      procs.push(a);
+      await waitFor("compute-a to register", async () => a.text().includes('"ready":"compute"'), 30_000);
+      // Stopped, compute-a's connection stays open: the orchestrator still holds its session.
+      a.child.kill("SIGSTOP");
+      const b = start(ENTRY.compute, [...computeArgs, "--worker-id", "compute-b"]);
+      procs.push(b);
+      await waitFor("compute-b to be told another holds the place", async () => b.text().includes("another compute holds the job's place; asking again"), 20_000);
+      expect(b.text()).toContain("compute compute-b refused: compute compute-a is registered and connected");
+      a.child.kill("SIGKILL");
+      await waitFor("compute-b to register", async () => b.text().includes('"ready":"compute"'), 20_000);
+      expect(b.child.exitCode).toBeNull();
+    } finally {
+      for (const p of procs) p.child.kill("SIGKILL");
+    }
+  }, 90_000);
+
   it("compute whose orchestrator is unreachable exits 3", async () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.compute, ["--port", "0", "--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "500", "--eval-records", "0"]);
