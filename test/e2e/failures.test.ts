@@ -277,7 +277,7 @@ describe("unreachable peers and bad configuration", () => {
     expect(r.ms).toBeLessThan(10_000);
   });
 
-  it("a compute refused while another holds the job's place (its session still open) asks again, and takes the place once the other is gone", async () => {
+  it("a compute refused while another holds the job's place (its session still open) asks again, and takes the place once the other is seen gone (a stopped process: the orchestrator's pings go unanswered)", async () => {
     const start = (entry: string, args: string[]) => {
       const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"] });
       let text = "";
@@ -289,7 +289,7 @@ describe("unreachable peers and bad configuration", () => {
     const procs = [orch];
     try {
       const address = await waitFor("the orchestrator's ready line", async () => /"ready":"orchestrator","address":"([^"]+)"/.exec(orch.text())?.[1], 20_000);
-      const computeArgs = ["--port", "0", "--orchestrator", address, "--eval-records", "100", "--connect-timeout-ms", "30000"];
+      const computeArgs = ["--port", "0", "--orchestrator", address, "--eval-records", "100", "--connect-timeout-ms", "40000"];
       const a = start(ENTRY.compute, [...computeArgs, "--worker-id", "compute-a"]);
       procs.push(a);
       await waitFor("compute-a to register", async () => a.text().includes('"ready":"compute"'), 30_000);
@@ -299,8 +299,10 @@ describe("unreachable peers and bad configuration", () => {
       procs.push(b);
       await waitFor("compute-b to be told another holds the place", async () => b.text().includes("another compute holds the job's place; asking again"), 20_000);
       expect(b.text()).toContain("compute compute-b refused: compute compute-a is registered and connected");
-      a.child.kill("SIGKILL");
-      await waitFor("compute-b to register", async () => b.text().includes('"ready":"compute"'), 20_000);
+      // compute-a stays stopped: its connection is closed when two keepalive pings of 10 s go unanswered.
+      const stoppedAt = Date.now();
+      await waitFor("compute-b to register", async () => b.text().includes('"ready":"compute"'), 28_000, 500);
+      expect(Date.now() - stoppedAt).toBeGreaterThan(5_000);
       expect(b.child.exitCode).toBeNull();
     } finally {
       for (const p of procs) p.child.kill("SIGKILL");

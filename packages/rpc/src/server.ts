@@ -24,6 +24,9 @@ export interface RunningServer {
 // Hot-path messages (dense parameters, batches) exceed gRPC's 4 MiB default.
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
+/** How often a server pings each client connection, and how long it waits for the answer. */
+const SERVER_KEEPALIVE_MS = 10_000;
+
 /** The HTTP/2 flow-control window of both ends of every hot-path connection. */
 export const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
@@ -125,6 +128,11 @@ export async function startServer(
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
+    // The server pings its clients too: a peer that vanished without closing its connection (a stopped process, a host
+    // or network gone) is seen gone within 20 s, its sessions closed; grpc-js's default waited two hours, holding a
+    // dead compute's place in the job. Trainers answer within --heartbeat-timeout-ms anyway (5 s by default).
+    "grpc.keepalive_time_ms": SERVER_KEEPALIVE_MS,
+    "grpc.keepalive_timeout_ms": SERVER_KEEPALIVE_MS,
     "grpc.http2.min_ping_interval_without_data_ms": 5_000,
     // No channelz: nothing here serves its admin API, and its per-call bookkeeping is on every hot-path call.
     "grpc.enable_channelz": 0,
