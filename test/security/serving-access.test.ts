@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -148,6 +149,26 @@ describe("serving under TLS with an API token", () => {
     // Plain HTTP to the HTTPS port is answered, with nothing of the model: a 400 that says to use https.
     const plain = await fetch(`http://${serving.rest}/v1/models/ctr`);
     expect([plain.status, await plain.text()]).toEqual([400, "This port speaks HTTPS (TLS): use https:// with the cluster's CA certificate.\n"]);
+    // A plain client that never closes its side (nor reads) is closed by serving soon after its 400, not held for good.
+    const [restHost, restPort] = serving.rest!.split(":");
+    const held = connect({ host: restHost, port: Number(restPort), allowHalfOpen: true });
+    const closedMs = await new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      // It keeps writing: once serving has closed the connection, a write is answered with a reset.
+      const writing = setInterval(() => held.write(Buffer.alloc(1024, 0x41)), 200);
+      held.on("error", () => {});
+      held.on("close", () => {
+        clearInterval(writing);
+        resolve(Date.now() - t0);
+      });
+      held.write("G");
+      setTimeout(() => {
+        clearInterval(writing);
+        held.destroy();
+        resolve(Number.POSITIVE_INFINITY);
+      }, 10_000);
+    });
+    expect(closedMs).toBeLessThan(6_000);
     // HTTPS on the same port still works after it (each connection is judged by its first byte).
     expect((await rest("/v1/models/ctr", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
   });

@@ -5,6 +5,8 @@ import type { Server as HttpsServer } from "node:https";
 const TLS_HANDSHAKE = 0x16;
 /** How long a connection may stay silent before its first byte tells which it is. */
 const FIRST_BYTE_MS = 10_000;
+/** How long a plain client has to take the 400 before its connection is closed outright. */
+const ANSWERED_CLOSE_MS = 2_000;
 
 /**
  * Makes an HTTPS server answer a plain HTTP request with a 400 that says to
@@ -34,6 +36,10 @@ export function answerPlaintextOnTls(server: HttpsServer): void {
       const body = "This port speaks HTTPS (TLS): use https:// with the cluster's CA certificate.\n";
       socket.on("error", () => {});
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      // What the client still sends is dropped, and its connection closed soon whether or not it closes its side: a
+      // client that never does would otherwise hold it (and, by the thousand, the server's connection limit).
+      socket.resume();
+      setTimeout(() => socket.destroy(), ANSWERED_CLOSE_MS).unref();
     };
     socket.once("readable", sniff);
   });
