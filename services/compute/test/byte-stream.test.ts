@@ -79,10 +79,11 @@ describe("ByteStream", () => {
     expect(r.damage!.message).toMatch(/cannot gzip-decompress/);
   });
 
-  it("a file named .gz that is not gzip: the damage is at byte 0, where decompressing failed (not as far as the file was read ahead)", async () => {
-    const r = await readAll(Buffer.from(text.repeat(4)), "gzip");
+  it("a gzip file damaged in its header: the damage is at byte 0, where decompressing failed (not as far as the file was read ahead)", async () => {
+    // gzip's magic, then a compression method that is not deflate's (8).
+    const r = await readAll(concat(Buffer.from([0x1f, 0x8b, 0x09, 0]), Buffer.from(text.repeat(4))), "gzip");
     expect(r.text).toBe("");
-    expect(r.damage).toEqual({ fileOffset: 0, outputOffset: 0, message: "cannot gzip-decompress: incorrect header check", afterData: false });
+    expect(r.damage).toEqual({ fileOffset: 0, outputOffset: 0, message: "cannot gzip-decompress: unknown compression method", afterData: false });
   });
 
   it("good output decoded from the same piece as the damage is handed out before the damage", async () => {
@@ -154,12 +155,18 @@ describe("ByteStream: a file named compressed (--compression auto) that is not",
   it("is refused with what to give, not read as damage at byte 0 that costs the whole file", () => {
     const plainGz = named("plain.pb.gz", Buffer.from(text));
     expect(() => new ByteStream(plainGz, "auto")).toThrow(
-      `data file ${plainGz} is named .gz, but it does not start with gzip's magic bytes (1f 8b), so it is not gzip-compressed or its first bytes are damaged; if it is uncompressed, give --compression none or name it without .gz (compressions are read by name)`,
+      `data file ${plainGz} is named .gz, but it does not start with gzip's magic bytes (1f 8b), so it is not gzip-compressed or its first bytes are damaged: if it is uncompressed, name it without .gz, or give --compression none if every file given is uncompressed`,
     );
     const plainZst = named("plain.tfrecord.zstd", Buffer.from(text));
     expect(() => new ByteStream(plainZst, "auto")).toThrow(`data file ${plainZst} is named .zstd, but it does not start with zstd's magic bytes (28 b5 2f fd)`);
     const zstdGz = named("other.pb.gz", concat(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from(text)));
-    expect(() => new ByteStream(zstdGz, "auto")).toThrow(`data file ${zstdGz} is named .gz, but it is zstd-compressed (it starts with zstd's magic bytes): name it ${join(dir, "other.pb.zst")} or give --compression zstd`);
+    expect(() => new ByteStream(zstdGz, "auto")).toThrow(`data file ${zstdGz} is named .gz, but it is zstd-compressed (it starts with zstd's magic bytes): name it ${join(dir, "other.pb.zst")}, or give --compression zstd if every file given is`);
+    // --compression given: checked the same way, and the fix is not to give it for files of several compressions.
+    expect(() => new ByteStream(plainZst, "gzip")).toThrow(
+      `data file ${plainZst} is read as gzip (--compression gzip, which applies to every file given), but it does not start with gzip's magic bytes (1f 8b), so it is not gzip-compressed or its first bytes are damaged: give --compression auto and name each file by its compression (.gz, .zst, or no such ending when uncompressed)`,
+    );
+    const gzipFile = named("real.tsv.gz", gzipSync(text));
+    expect(() => new ByteStream(gzipFile, "zstd")).toThrow(`data file ${gzipFile} is read as zstd (--compression zstd, which applies to every file given), but it is gzip-compressed (it starts with gzip's magic bytes): give --compression auto`);
     try {
       new ByteStream(plainGz, "auto");
     } catch (err) {

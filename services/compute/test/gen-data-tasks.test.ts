@@ -70,7 +70,7 @@ describe("gen-data --compression", () => {
     expect([r.status, r.stdout]).toEqual([0, `wrote 20 records to ${out} (${kind}: read it with --compression ${kind}, or name it ${out}${kind === "gzip" ? ".gz" : ".zz"})\n`]);
     const read = (extra: string[]) => openSource(loadConfig(["--data", out, "--format", format, "--eval-fraction", "0", ...(format === "criteo" ? [] : ["--feature-list", list]), ...extra], {})!, createLogger("t", "silent"));
     // zlib's two header bytes prove nothing (they can begin text): only gzip's and zstd's magic is refused up front.
-    if (kind === "gzip") await expect(read([])).rejects.toThrow(`data file ${out} is gzip-compressed (it starts with gzip's magic bytes) but its name says uncompressed; name it ${out}.gz (compressions are read by name) or give --compression gzip`);
+    if (kind === "gzip") await expect(read([])).rejects.toThrow(`data file ${out} is gzip-compressed (it starts with gzip's magic bytes) but its name says uncompressed; name it ${out}.gz (compressions are read by name), or give --compression gzip if every file given is`);
     const src = (await read(["--compression", kind])) as DataSource;
     expect(src.info.trainRecords).toBe(20);
   });

@@ -90,7 +90,7 @@ export class ByteStream {
     this.compression = compression === "auto" ? compressionFromName(path) : compression;
     // Only for a name that said "none": --compression none is the way to read such a file as it is.
     if (compression === "auto" && this.compression === "none" && stamp.regular) refuseMisread(path, fd);
-    if (compression === "auto" && (this.compression === "gzip" || this.compression === "zstd") && stamp.regular && stamp.size > 0) refuseNotCompressed(path, fd, this.compression);
+    if ((this.compression === "gzip" || this.compression === "zstd") && stamp.regular && stamp.size > 0) refuseNotCompressed(path, fd, this.compression, compression === "auto");
     this.size = stamp.size;
     this.mtimeMs = stamp.mtimeMs;
     this.ino = stamp.ino;
@@ -399,27 +399,32 @@ function refuseMisread(path: string, fd: number): void {
   closeSync(fd);
   throw ComputeErrors.create(
     "COMPUTE_ERR_SOURCE",
-    `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name) or give --compression ${kind}`,
+    `data file ${path} is ${kind}-compressed (it starts with ${kind}'s magic bytes) but its name says uncompressed; name it ${path}${NAME_ENDING[kind]} (compressions are read by name), or give --compression ${kind} if every file given is`,
   );
 }
 
 const MAGIC_TEXT: Readonly<Record<"gzip" | "zstd", string>> = { gzip: "1f 8b", zstd: "28 b5 2f fd" };
 
 /**
- * A file named compressed (--compression auto) whose first bytes are not its compression's magic is refused with what
- * to do: decompressing it fails at byte 0, which read as damage that cost the whole file ("incorrect header check").
+ * A file to be read as gzip or zstd (by its name, or --compression) whose first bytes are not that compression's magic
+ * is refused with what to do: decompressing it fails at byte 0, which read as damage that cost the whole file
+ * ("incorrect header check"). --compression applies to every file given, so it is suggested only for all of them.
  */
-function refuseNotCompressed(path: string, fd: number, named: "gzip" | "zstd"): void {
+function refuseNotCompressed(path: string, fd: number, expected: "gzip" | "zstd", byName: boolean): void {
   const head = new Uint8Array(4);
   const start = head.subarray(0, readSync(fd, head, 0, head.length, 0));
   const kind = compressionFromMagic(start);
-  if (kind === named) return;
+  if (kind === expected) return;
   closeSync(fd);
-  const ending = /\.[^./]+$/.exec(path)![0];
-  const what = kind
-    ? `it is ${kind}-compressed (it starts with ${kind}'s magic bytes): name it ${path.slice(0, -ending.length)}${NAME_ENDING[kind]} or give --compression ${kind}`
-    : `it does not start with ${named}'s magic bytes (${MAGIC_TEXT[named]}), so it is not ${named}-compressed or its first bytes are damaged; if it is uncompressed, give --compression none or name it without ${ending} (compressions are read by name)`;
-  throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is named ${ending}, but ${what}`);
+  const ending = byName ? /\.[^./]+$/.exec(path)![0] : "";
+  const said = byName ? `is named ${ending}` : `is read as ${expected} (--compression ${expected}, which applies to every file given)`;
+  const found = kind ? `it is ${kind}-compressed (it starts with ${kind}'s magic bytes)` : `it does not start with ${expected}'s magic bytes (${MAGIC_TEXT[expected]}), so it is not ${expected}-compressed or its first bytes are damaged`;
+  const fix = byName
+    ? kind
+      ? `name it ${path.slice(0, -ending.length)}${NAME_ENDING[kind]}, or give --compression ${kind} if every file given is`
+      : `if it is uncompressed, name it without ${ending}, or give --compression none if every file given is uncompressed`
+    : `give --compression auto and name each file by its compression (${NAME_ENDING.gzip}, ${NAME_ENDING.zstd}, or no such ending when uncompressed)`;
+  throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} ${said}, but ${found}: ${fix}`);
 }
 
 function inflatesAsGzip(start: Uint8Array): boolean {
