@@ -12,10 +12,19 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     expect([bad.records, bad.stretches, bad.lostBytes, bad.ignoredBytes, bad.skipped]).toEqual([1, 2, 412, 100, 3]);
     expect(bad.summary(5000)).toBe(
       "1 bad record skipped, 2 damaged stretches skipped (412 bytes; the records in them are not counted), 100 bytes of trailing garbage ignored, 5000 samples kept: " +
-        "1 x not a valid instance: has 0 labels; 1 x record size 5: its bytes are not a protobuf message (412 bytes skipped to the next readable record at byte 1312); " +
+        "1 x record size 5: its bytes are not a protobuf message (412 bytes skipped to the next readable record at byte 1312); " +
         "1 x cannot gzip-decompress: unexpected end of file (the file ends there); 1 x cannot gzip-decompress: trailing garbage (100 bytes to the end ignored: every record before them was read); " +
+        "1 x not a valid instance: has 0 labels; " +
         "in a.pb (2), b.pb.gz (1), c.pb.gz (1); first: a.pb: record at byte 10: not a valid instance: has 0 labels",
     );
+  });
+
+  it("damage to a file's bytes is listed before bad records, however many (a checksum failing after the wrong lines it gave)", () => {
+    const bad = new BadRecords("skip");
+    for (let i = 0; i < 12; i++) bad.record("f.tsv.gz", `:${100 + i} (byte ${5000 + i})`, `expected 40 tab-separated fields, got ${i}`);
+    for (let i = 0; i < 9; i++) bad.record("f.tsv.gz", `:${200 + i}`, `reason kind ${String.fromCharCode(97 + i)}`);
+    bad.streamDamage("f.tsv.gz", "byte 900 (decompressed byte 99000)", { fileOffset: 900, outputOffset: 99000, message: "cannot gzip-decompress: incorrect data check: the data's checksum fails", afterData: false }, 910);
+    expect(bad.summary(10)).toMatch(/^21 bad records skipped, 1 damaged stretch skipped \(10 bytes; the records in it are not counted\), 10 samples kept: 1 x cannot gzip-decompress: incorrect data check: the data's checksum fails \(10 bytes to the end unreadable\); 12 x expected 40 tab-separated fields, got N; /);
   });
 
   it("a file read through with no sample kept is named as such", () => {

@@ -68,7 +68,7 @@ export class BadRecords {
     if (!damage.afterData) return this.stretch(file, `: ${place}`, damage.message, toEnd, bytes, SKIP_TO_END);
     this.fail(file, `: ${place}`, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
     this.ignoredBytes += bytes;
-    this.note(file, `: ${place}`, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`);
+    this.note(file, `: ${place}`, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`, true);
   }
 
   /** The pass has read `file` through, keeping `samples` from it. */
@@ -81,26 +81,28 @@ export class BadRecords {
     this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", hint);
     this.stretches++;
     this.lostBytes += bytes;
-    this.note(file, at, after ? `${reason} (${after})` : reason);
+    this.note(file, at, after ? `${reason} (${after})` : reason, true);
   }
 
   private fail(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME", hint: string): void {
     if (this.policy === "fail") throw ComputeErrors.create(code, `${file}${at}: ${reason}`, { hint });
   }
 
-  private note(file: string, at: string, reason: string): void {
+  /** `damage`: a damaged stretch or ignored bytes, not a bad record. */
+  private note(file: string, at: string, reason: string, damage = false): void {
     const values: string[] = [];
     const key = reason.replace(VALUE, (v) => (values.push(v), "\0"));
     const group = this.reasons.get(key);
     if (group) group.add(values);
-    else this.reasons.set(key, new ReasonGroup(key, values));
+    else this.reasons.set(key, new ReasonGroup(key, values, damage));
     this.files.set(file, (this.files.get(file) ?? 0) + 1);
     if (!this.firstExample) this.firstExample = `${file}${at}: ${reason}`;
   }
 
   /**
-   * One line: what was skipped or ignored, the `kept` samples read, each reason with its count (the most
-   * frequent first), the files with their counts when more than one had any, and the first event in full.
+   * One line: what was skipped or ignored, the `kept` samples read, each reason with its count (damage to the files'
+   * bytes first, then the most frequent), the files with their counts when more than one had any, and the first event
+   * in full.
    */
   summary(kept: number): string {
     if (this.reasons.size === 0) return "";
@@ -111,7 +113,9 @@ export class BadRecords {
       this.ignoredBytes ? `${this.ignoredBytes} bytes of trailing garbage ignored` : "",
       `${kept} ${kept === 1 ? "sample" : "samples"} kept`,
     ].filter(Boolean);
-    const groups = [...this.reasons.values()].sort((a, b) => b.count - a.count);
+    // Damage first: a stream's damage (a checksum that fails) can come after many "bad records" that are the wrong bytes
+    // a decompressor gave before it noticed, and must not be lost among them.
+    const groups = [...this.reasons.values()].sort((a, b) => Number(b.damage) - Number(a.damage) || b.count - a.count);
     const shown = groups.slice(0, MAX_REASONS_SHOWN).map((g) => `${g.count} x ${g.text()}`);
     const rest = groups.slice(MAX_REASONS_SHOWN);
     if (rest.length) shown.push(`${rest.reduce((n, g) => n + g.count, 0)} x ${rest.length} other reasons`);
@@ -160,6 +164,8 @@ class ReasonGroup {
   constructor(
     private readonly key: string,
     values: string[],
+    /** Damage to the file's bytes (a stretch, ignored bytes), listed before bad records. */
+    readonly damage: boolean,
   ) {
     this.values = values;
     this.varies = values.map(() => false);
