@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { existsSync } from "node:fs";
 import { ENTRY, closedPort, runNode, waitFor } from "../support/processes.js";
+import { orchestratorClient, unary } from "@pangea/rpc";
 
 /**
  * Distributed training under change and failure, with real processes: the
@@ -212,6 +213,29 @@ describe("distributed training", () => {
     });
     expectEveryBatchOnce(s, 300);
     expect(Number(s.deadTrainers)).toBe(1);
+  }, 150_000);
+
+  it("a trainer whose id another process took while it was stopped waits for the place, and takes it back once the other is gone", async () => {
+    const s = await runJob("squat", { steps: 150 }, async (c, status) => {
+      await stepReached(status, 10);
+      const t1 = c.process("trainer-1")!;
+      t1.child.kill("SIGSTOP");
+      await waitFor("trainer-1 declared dead", async () => (await status.get()).workers.some((w) => w.workerId === "trainer-1" && !w.alive), 8_000, 50);
+      // Another process registers as trainer-1 and holds its session open.
+      const squatter = orchestratorClient(c.orchestratorAddress);
+      const { workerToken } = await unary<object, { workerToken: string }>("orchestrator", squatter.RegisterWorker.bind(squatter), { workerId: "trainer-1", kind: "WORKER_KIND_TRAINER" }, 5_000);
+      const session = squatter.WorkerSession({ workerId: "trainer-1", workerToken });
+      session.on("error", () => {});
+      session.on("data", () => {});
+      await waitFor("the squatter's session", async () => (await status.get()).workers.some((w) => w.workerId === "trainer-1" && w.alive && w.connected), 5_000, 50);
+      t1.child.kill("SIGCONT");
+      await waitFor("trainer-1 to be told its place is held", async () => readFileSync(t1.logPath, "utf8").includes("another process holds trainer trainer-1's place"), 20_000, 200);
+      expect(t1.exitCode).toBeNull();
+      session.cancel();
+      squatter.close();
+      await waitFor("trainer-1 to register again", async () => readFileSync(t1.logPath, "utf8").includes('"msg":"registered; waiting for the job to start"') && (await status.get()).workers.some((w) => w.workerId === "trainer-1" && w.alive && w.connected), 20_000, 200);
+    });
+    expectEveryBatchOnce(s, 300);
   }, 150_000);
 
   it("orchestrator killed with SIGKILL and restarted with --resume: same step, parameters and data position; the model equals the clean run's", async () => {

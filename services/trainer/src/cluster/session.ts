@@ -12,6 +12,9 @@ async function jobState(client: OrchestratorClient, timeoutMs: number): Promise<
   );
 }
 
+/** How often a trainer refused because its id's place is held asks again. */
+const HELD_RETRY_MS = 1_000;
+
 /**
  * A trainer's membership in a job: registration (which gives it a rank) and
  * the session stream on which the orchestrator announces the job's start and
@@ -49,8 +52,20 @@ export class ClusterSession {
     const client = orchestratorClient(address);
     await waitReady(client, "orchestrator", address, timeoutMs);
     let res: RegisterWorkerResponse__Output;
+    const deadline = Date.now() + timeoutMs;
     try {
-      res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, timeoutMs);
+      for (let told = false; ; told = true) {
+        try {
+          res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, Math.max(1, deadline - Date.now()));
+          break;
+        } catch (err) {
+          // Another process holds this id's place with an open session (this trainer's own former connection, not yet
+          // seen closed, or one that took the id while this one was stopped): asked again until it is gone or time is up.
+          if (!isStatus(err, grpcStatus.ALREADY_EXISTS) || Date.now() + HELD_RETRY_MS >= deadline) throw err;
+          if (!told) log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another process holds trainer ${workerId}'s place; asking again every ${HELD_RETRY_MS} ms until it is gone`);
+          await new Promise((wait) => setTimeout(wait, HELD_RETRY_MS));
+        }
+      }
     } catch (err) {
       const state = isStatus(err, grpcStatus.FAILED_PRECONDITION) ? await jobState(client, timeoutMs) : null;
       client.close();
