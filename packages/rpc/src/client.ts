@@ -47,3 +47,24 @@ export function unary<Req, Res>(
     else signal?.addEventListener("abort", cancel, { once: true });
   });
 }
+
+/** How often a registration refused because the caller's place is held asks again. */
+export const PLACE_HELD_RETRY_MS = 1_000;
+
+/**
+ * Runs `attempt` (a registration) until it is not refused with ALREADY_EXISTS, which the orchestrator answers while
+ * another process holds the caller's place with an open session (the caller's own former connection not yet seen
+ * closed, or one that took its id while it was stopped): asks again every PLACE_HELD_RETRY_MS until `deadline`, telling
+ * `onHeld` of the first refusal. Any other failure, or one past the deadline, is thrown.
+ */
+export async function whilePlaceHeld<T>(attempt: (timeoutMs: number) => Promise<T>, deadline: number, onHeld: (err: unknown) => void): Promise<T> {
+  for (let told = false; ; told = true) {
+    try {
+      return await attempt(Math.max(1, deadline - Date.now()));
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== grpc.status.ALREADY_EXISTS || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
+      if (!told) onHeld(err);
+      await new Promise((wait) => setTimeout(wait, PLACE_HELD_RETRY_MS));
+    }
+  }
+}

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
-import { orchestratorClient, unary, waitReady, describeCallError, isStatus, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
+import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, PLACE_HELD_RETRY_MS, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
 
@@ -15,28 +15,20 @@ export interface Registration {
   rejoinTimeoutMs: number;
 }
 
-/** How often a compute refused because another holds the job's place asks again. */
-const HELD_RETRY_MS = 1_000;
-
 /**
  * Registers; returns the registration's worker token (its session carries it). While another compute holds the job's
- * place with an open session (ALREADY_EXISTS: one that died is seen gone within the keepalive's 15 s), it asks again
- * until `timeoutMs`, so a compute restarted under a new id is not turned away by its own former self.
+ * place with an open session (ALREADY_EXISTS: one that vanished is seen gone within 20 s), it asks again until
+ * `timeoutMs`, so a compute restarted under a new id is not turned away by its own former self.
  */
 async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number, log: Logger): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
   try {
     await waitReady(client, "orchestrator", address, timeoutMs);
-    for (let told = false; ; told = true) {
-      try {
-        const res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, Math.max(1, deadline - Date.now()));
-        return res.workerToken;
-      } catch (err) {
-        if (!isStatus(err, grpc.status.ALREADY_EXISTS) || Date.now() + HELD_RETRY_MS >= deadline) throw err;
-        if (!told) log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another compute holds the job's place; asking again every ${HELD_RETRY_MS} ms until it is gone`);
-        await new Promise((wait) => setTimeout(wait, HELD_RETRY_MS));
-      }
-    }
+    const res = await whilePlaceHeld(
+      (ms) => unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, ms),
+      Date.now() + timeoutMs,
+      (err) => log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another compute holds the job's place; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`),
+    );
+    return res.workerToken;
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
     throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${address}`)}`);

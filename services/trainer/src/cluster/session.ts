@@ -1,7 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { status as grpcStatus } from "@grpc/grpc-js";
-import { describeCallError, isStatus, orchestratorClient, unary, waitReady, RpcErrors } from "@pangea/rpc";
+import { describeCallError, isStatus, orchestratorClient, unary, waitReady, whilePlaceHeld, PLACE_HELD_RETRY_MS, RpcErrors } from "@pangea/rpc";
 import type { EvalReport, GetWorkRequest, HeartbeatRequest, HeartbeatResponse__Output, JobSpec__Output, JobStatus__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
 
@@ -11,9 +11,6 @@ async function jobState(client: OrchestratorClient, timeoutMs: number): Promise<
     () => null,
   );
 }
-
-/** How often a trainer refused because its id's place is held asks again. */
-const HELD_RETRY_MS = 1_000;
 
 /**
  * A trainer's membership in a job: registration (which gives it a rank) and
@@ -52,20 +49,12 @@ export class ClusterSession {
     const client = orchestratorClient(address);
     await waitReady(client, "orchestrator", address, timeoutMs);
     let res: RegisterWorkerResponse__Output;
-    const deadline = Date.now() + timeoutMs;
     try {
-      for (let told = false; ; told = true) {
-        try {
-          res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, Math.max(1, deadline - Date.now()));
-          break;
-        } catch (err) {
-          // Another process holds this id's place with an open session (this trainer's own former connection, not yet
-          // seen closed, or one that took the id while this one was stopped): asked again until it is gone or time is up.
-          if (!isStatus(err, grpcStatus.ALREADY_EXISTS) || Date.now() + HELD_RETRY_MS >= deadline) throw err;
-          if (!told) log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another process holds trainer ${workerId}'s place; asking again every ${HELD_RETRY_MS} ms until it is gone`);
-          await new Promise((wait) => setTimeout(wait, HELD_RETRY_MS));
-        }
-      }
+      res = await whilePlaceHeld(
+        (ms) => unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, ms),
+        Date.now() + timeoutMs,
+        (err) => log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another process holds trainer ${workerId}'s place; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`),
+      );
     } catch (err) {
       const state = isStatus(err, grpcStatus.FAILED_PRECONDITION) ? await jobState(client, timeoutMs) : null;
       client.close();
