@@ -80,6 +80,22 @@ describe("Membership", () => {
     m.checkToken("t-9", "", "GetWork");
   });
 
+  it("logs refused calls for a worker for the operator, 10 at once then 1 a second, saying how many it left out", async () => {
+    let now = 0;
+    const { log, lines } = recordingLog();
+    const m = new Membership({ trainers: 2, psShards: 1 }, log, () => now);
+    m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
+    for (let i = 0; i < 25; i++) expect(await codeOf(() => m.checkToken("t-0", "forged", "ReportEval"))).toBe("ORCH_ERR_PERMISSION_DENIED");
+    const refusals = () => lines.filter((l) => l.level === "warn" && l.msg.startsWith("refused: "));
+    expect(refusals()).toHaveLength(10);
+    expect(refusals()[0]!.msg).toBe("refused: ReportEval for trainer t-0 refused: its worker_token is not that of t-0's current registration (a worker that registered again uses the new one)");
+    now += 1_000;
+    m.attach("t-0", new FakeSession(), false);
+    expect(await codeOf(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).toBe("ORCH_ERR_WORKER_CONFLICT");
+    expect(refusals()).toHaveLength(11);
+    expect(refusals()[10]).toMatchObject({ fields: { notLoggedBefore: 15 }, msg: expect.stringContaining("trainer t-0 refused: a trainer of that id is registered and connected") });
+  });
+
   it("compute after the job completed is welcome with nothing to serve (its session gets the end at once); after a failure it is refused", async () => {
     const { m } = members();
     m.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_COMPLETED", true);

@@ -28,6 +28,9 @@ function checkedPhases(workerId: string, phases: Record<string, number>): Record
 const NEW_TRAINER_BURST = 32;
 const NEW_TRAINER_PER_SECOND = 2;
 const MAX_TRAINER_IDS = 256;
+/** Refusals of calls for a worker logged at once, then per second: an operator sees an attack, a flood does not flood the log. */
+const REFUSALS_LOGGED_BURST = 10;
+const REFUSALS_LOGGED_PER_SECOND = 1;
 /** A compute's data warnings go into every status: a few lines, not a payload. */
 const MAX_DATA_WARNINGS = 8;
 const MAX_DATA_WARNING_CHARS = 2048;
@@ -97,6 +100,9 @@ export class Membership {
   private readonly shards = new Map<string, ShardMember>();
   private nextRank = 0;
   private readonly newTrainerIds: TokenBucket;
+  private readonly refusalsLogged: TokenBucket;
+  /** Refusals since the last one logged, which the rate left out. */
+  private refusalsUnlogged = 0;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private orphanTimer: NodeJS.Timeout | null = null;
 
@@ -106,6 +112,18 @@ export class Membership {
     now: () => number = () => performance.now(),
   ) {
     this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+    this.refusalsLogged = new TokenBucket(REFUSALS_LOGGED_BURST, REFUSALS_LOGGED_PER_SECOND, now);
+  }
+
+  /** A call for a worker refused (a wrong token, a second process for a connected worker): logged, at a bounded rate. */
+  private refused(err: Error): Error {
+    if (!this.refusalsLogged.take()) {
+      this.refusalsUnlogged++;
+      return err;
+    }
+    this.log.warn(this.refusalsUnlogged ? { notLoggedBefore: this.refusalsUnlogged } : {}, `refused: ${err.message}`);
+    this.refusalsUnlogged = 0;
+    return err;
   }
 
   /** `state` is the job's, `finished` whether it has ended. Returns the registration's worker token. */
@@ -131,7 +149,7 @@ export class Membership {
     if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state})`);
     if (this.compute?.session && this.compute.workerId !== workerId) {
       // The registered compute is connected: a second one would send the trainers elsewhere mid-job.
-      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `compute ${workerId} refused: compute ${this.compute.workerId} is registered and connected`);
+      throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `compute ${workerId} refused: compute ${this.compute.workerId} is registered and connected`));
     }
     const prev = this.compute?.source;
     if (state !== "JOB_STATE_WAITING" && prev) {
@@ -168,7 +186,7 @@ export class Membership {
     const existing = this.trainers.get(workerId);
     if (existing?.alive && existing.session) {
       // Its process is connected: a second process under the same id would take over its rank and batches.
-      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`);
+      throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`));
     }
     if (existing?.alive) {
       // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
@@ -205,7 +223,7 @@ export class Membership {
     // new session once the old one is seen closed (its registration is refused until then, as here).
     const open = this.compute?.workerId === workerId ? this.compute.session : (this.shards.get(workerId) ?? this.trainers.get(workerId))?.session;
     if (open && open !== sink && !finished) {
-      throw OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `a session for ${workerId} is open; a second one is refused (a restarted worker's is taken once the old connection is seen closed)`);
+      throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `a session for ${workerId} is open; a second one is refused (a restarted worker's is taken once the old connection is seen closed)`));
     }
     if (this.compute?.workerId === workerId) {
       this.compute.session = sink;
@@ -384,7 +402,7 @@ export class Membership {
     const given = Buffer.from(token);
     if (given.length === expected.length && timingSafeEqual(given, expected)) return;
     const why = token ? `its worker_token is not that of ${workerId}'s current registration (a worker that registered again uses the new one)` : "it carries no worker_token (RegisterWorker's response gives it)";
-    throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: ${why}`);
+    throw this.refused(OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} for ${kind} ${workerId} refused: ${why}`));
   }
 
   /** What kind of worker an id is registered as, if it is. */
