@@ -27,6 +27,22 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
     expect(bad.summary(10)).toMatch(/^21 bad records skipped, 1 damaged stretch skipped \(10 bytes; the records in it are not counted\), 10 samples kept: 1 x cannot gzip-decompress: incorrect data check: the data's checksum fails \(10 bytes to the end unreadable\); 12 x expected 40 tab-separated fields, got N; /);
   });
 
+  it("fail mode: a bad record in a gzip file says the file's compressed data may be damaged, and how to check it", async () => {
+    const bad = new BadRecords("fail");
+    bad.compressedAs("plain.tsv", "none");
+    bad.compressedAs("day.tsv.gz", "gzip");
+    const hintOf = (file: string) => {
+      try {
+        bad.record(file, ":12 (byte 400)", "expected 40 tab-separated fields, got 24");
+      } catch (err) {
+        return (err as { hint?: string }).hint;
+      }
+      return "not refused";
+    };
+    expect(hintOf("plain.tsv")).toBe("--on-bad-record=skip counts and skips such records");
+    expect(hintOf("day.tsv.gz")).toBe("--on-bad-record=skip counts and skips such records; if day.tsv.gz's gzip data is damaged, such records come before its checksum says so: check it first (gzip -t day.tsv.gz)");
+  });
+
   it("a file read through with no sample kept is named as such", () => {
     const bad = new BadRecords("skip");
     bad.fileRead("a.pb", 500);

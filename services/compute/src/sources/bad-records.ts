@@ -28,6 +28,8 @@ export class BadRecords {
   private readonly reasons = new Map<string, ReasonGroup>();
   /** Events by file, in the order the files were met. */
   private readonly files = new Map<string, number>();
+  /** The compression of each compressed file opened: its bad records may be a damaged stream's wrong bytes. */
+  private readonly compressions = new Map<string, string>();
   /** Samples kept from each file read through (the pass says, in input order). */
   private readonly kept = new Map<string, number>();
   firstExample = "";
@@ -39,9 +41,19 @@ export class BadRecords {
     return this.records + this.stretches;
   }
 
+  /** A file is read with `compression` ("none" for a plain one). */
+  compressedAs(file: string, compression: string): void {
+    if (compression !== "none") this.compressions.set(file, compression);
+  }
+
   /** A record read whole that could not be used; the place is `${file}${at}` ("f.pb: record at byte N", "f.tsv:12 (byte N)"). */
   record(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME" = "COMPUTE_ERR_BAD_RECORD"): void {
-    this.fail(file, at, reason, code, "--on-bad-record=skip counts and skips such records");
+    const compression = this.compressions.get(file);
+    // Damage to compressed bytes shows first as wrong records (a decompressor gives wrong bytes until the checksum at the
+    // end of its member or frame says so): skipping them would keep the rest of the damaged output too.
+    const checker = compression ? CHECKERS[compression] : undefined;
+    const check = checker ? `; if ${file}'s ${compression} data is damaged, such records come before its checksum says so: check it first (${checker} ${file})` : "";
+    this.fail(file, at, reason, code, `--on-bad-record=skip counts and skips such records${check}`);
     this.records++;
     this.note(file, at, reason);
   }
@@ -135,6 +147,9 @@ export interface FramingLoss {
   reason: string;
   bytes: number;
 }
+
+/** How to check a compressed file whole, for the compressions with a checksum of their data. */
+const CHECKERS: Readonly<Record<string, string>> = { gzip: "gzip -t", zstd: "zstd -t" };
 
 const SKIP_TO_NEXT = "--on-bad-record=skip skips the damaged bytes and reads on from the next readable record";
 const SKIP_TO_END = "--on-bad-record=skip keeps the records before the damage (nothing after it can be read)";

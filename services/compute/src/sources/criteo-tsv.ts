@@ -116,6 +116,7 @@ class CriteoPass {
 
   async readFile(path: string, compression: Compression | "auto", stamp: FileStamp | null, bad: BadRecords): Promise<void> {
     const stream = new ByteStream(path, compression, stamp);
+    bad.compressedAs(path, stream.compression);
     const steps = this.steps;
     let before = 0;
     await steps.event(() => (before = this.records));

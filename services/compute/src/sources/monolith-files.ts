@@ -151,6 +151,7 @@ class MonolithPass {
   async readFile(path: string, stamp: FileStamp | null): Promise<void> {
     const bad = this.bad;
     const stream = new ByteStream(path, this.opts.compression, stamp);
+    bad.compressedAs(path, stream.compression);
     this.place = stream.compression === "none" ? "byte" : "decompressed byte";
     let before = 0;
     await this.steps.event(() => (before = this.columns.total));
