@@ -3,6 +3,7 @@ import { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./errors.js";
+import { isStatus } from "./status.js";
 
 /**
  * Waits until a client's channel is connected, or fails with one clear error
@@ -62,7 +63,7 @@ export async function whilePlaceHeld<T>(attempt: (timeoutMs: number) => Promise<
     try {
       return await attempt(Math.max(1, deadline - Date.now()));
     } catch (err) {
-      if ((err as { code?: unknown }).code !== grpc.status.ALREADY_EXISTS || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
+      if (!isStatus(err, grpc.status.ALREADY_EXISTS) || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
       if (!told) onHeld(err);
       await new Promise((wait) => setTimeout(wait, PLACE_HELD_RETRY_MS));
     }

@@ -221,7 +221,7 @@ export class Membership {
     // A second session under a worker whose session is open would take its place: the worker would no longer be told the
     // job's events, and the second one closing would count as the worker leaving. A worker whose connection broke opens its
     // new session once the old one is seen closed (its registration is refused until then, as here).
-    const open = this.compute?.workerId === workerId ? this.compute.session : (this.shards.get(workerId) ?? this.trainers.get(workerId))?.session;
+    const open = this.registered(workerId)?.member.session;
     if (open && open !== sink && !finished) {
       throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `a session for ${workerId} is open; a second one is refused (a restarted worker's is taken once the old connection is seen closed)`));
     }
@@ -395,9 +395,9 @@ export class Membership {
    * nor can a process of an earlier registration of the same id. Unregistered ids are the callee's to refuse.
    */
   checkToken(workerId: string, token: string, call: string): void {
-    const member = this.compute?.workerId === workerId ? this.compute : (this.shards.get(workerId) ?? this.trainers.get(workerId));
-    if (!member) return;
-    const kind = this.kindOf(workerId)!;
+    const found = this.registered(workerId);
+    if (!found) return;
+    const { kind, member } = found;
     const expected = Buffer.from(member.token);
     const given = Buffer.from(token);
     if (given.length === expected.length && timingSafeEqual(given, expected)) return;
@@ -407,9 +407,16 @@ export class Membership {
 
   /** What kind of worker an id is registered as, if it is. */
   kindOf(workerId: string): WorkerKind | undefined {
-    if (this.compute?.workerId === workerId) return "compute";
-    if (this.shards.has(workerId)) return "shard";
-    return this.trainers.has(workerId) ? "trainer" : undefined;
+    return this.registered(workerId)?.kind;
+  }
+
+  /** The worker registered under an id, and its kind, if any. */
+  private registered(workerId: string): { kind: WorkerKind; member: ComputeMember | ShardMember | TrainerMember } | undefined {
+    if (this.compute?.workerId === workerId) return { kind: "compute", member: this.compute };
+    const shard = this.shards.get(workerId);
+    if (shard) return { kind: "shard", member: shard };
+    const trainer = this.trainers.get(workerId);
+    return trainer ? { kind: "trainer", member: trainer } : undefined;
   }
 
   setBackend(workerId: string, backend: string): void {
