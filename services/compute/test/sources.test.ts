@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { gzipSync, inflateRawSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -212,6 +213,47 @@ describe("Criteo TSV source", () => {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
       expect((err as Error).message).toBe(`${path.replace(/bad\.tsv$/, "")}${message}`);
     }
+  });
+
+  it("a gzip file with a bit flipped mid-way: the lines its wrong output gave that do not parse go with the checksum's failure, not as bad records", async () => {
+    // Varied lines (a small LCG), so the deflate stream has codes a flip misreads from there on.
+    let x = 12345;
+    const rnd = () => (x = (x * 1103515245 + 12345) % 2 ** 31);
+    const rows = Array.from({ length: 6000 }, () => line(String(rnd() % 2), goodDense.map(() => String(rnd() % 1000)), goodCats.map(() => (rnd() % 7 === 0 ? "" : (rnd() % 4096).toString(16).padStart(8, "0")))));
+    const original = Buffer.from(`${rows.join("\n")}\n`);
+    const whole = gzipSync(original);
+    let flipped = whole;
+    let wrongFrom = 0;
+    for (let at = Math.floor(whole.length / 2); ; at++) {
+      expect(at).toBeLessThan(whole.length / 2 + 400);
+      flipped = Buffer.from(whole);
+      flipped[at]! ^= 0x10;
+      let out: Buffer;
+      try {
+        out = inflateRawSync(flipped.subarray(10, flipped.length - 8));
+      } catch {
+        continue; // an error mid-way: no wrong output to the end
+      }
+      wrongFrom = 0;
+      while (wrongFrom < out.length && out[wrongFrom] === original[wrongFrom]) wrongFrom++;
+      // Garbled from there on: most lines after the flip do not parse.
+      const after = out.subarray(wrongFrom).toString("latin1").split("\n").slice(1, -1);
+      if (after.length > 20 && after.filter((l) => l.split("\t").length !== 40).length > after.length / 2) break;
+    }
+    const intact = original.subarray(0, wrongFrom).toString().split("\n").length - 1;
+    const path = join(dir, "flipped.tsv.gz");
+    writeFileSync(path, flipped);
+    const src = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, onBadRecord: "skip", cacheDir: mkdtempSync(join(tmpdir(), "pangea-cache-")) });
+    expect(src.info.trainRecords).toBeGreaterThanOrEqual(intact);
+    expect(src.info.skippedRecords).toBe(0);
+    expect(src.info.skippedStretches).toBe(1);
+    expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; \d+ records of wrong output that did not parse, other records in it are not counted\), \d+ samples kept: 1 x cannot gzip-decompress: incorrect data check: .* taken as its wrong output, not bad records\)/);
+    // The same data gzipped whole with a bad line of its own: a bad record, its stream being sound.
+    const withBad = join(dir, "one-bad.tsv.gz");
+    writeFileSync(withBad, gzipSync(Buffer.from(`${rows.slice(0, 100).join("\n")}\n${line("2", goodDense, goodCats)}\n`)));
+    const sound = await CriteoTsvSource.open({ paths: [withBad], evalFraction: 0, onBadRecord: "skip", cacheDir: mkdtempSync(join(tmpdir(), "pangea-cache-")) });
+    expect([sound.info.trainRecords, sound.info.skippedRecords, sound.info.skippedStretches]).toEqual([100, 1, 0]);
+    expect(sound.info.skippedSummary).toBe(`1 bad record skipped, 100 samples kept: 1 x label '2' must be 0 or 1; first: ${withBad}:101 (byte ${Buffer.byteLength(rows.slice(0, 100).join("\n")) + 1}): label '2' must be 0 or 1`);
   });
 
   it("refuses a missing or empty file with COMPUTE_ERR_SOURCE", async () => {

@@ -13,6 +13,9 @@ import { ZstdFrames } from "./zstd-frames.js";
 let xxhashApi: Promise<XXHashAPI> | null = null;
 const xxhash64 = (): Promise<XXHashAPI> => (xxhashApi ??= xxhash());
 
+/** fzstd's error code for input that ends inside a frame. */
+const FZSTD_UNEXPECTED_EOF = 5;
+
 /** Compressed bytes read from a file per step: small, so a piece's decompressed size stays a few MB whatever the ratio. */
 const READ_STEP = 1 << 16;
 
@@ -29,6 +32,11 @@ export interface StreamDamage {
   message: string;
   /** The damage lies after the file's whole compressed data (trailing garbage): every record was read. */
   afterData: boolean;
+  /**
+   * The compressed data is damaged, not cut short: the decompressor may have given wrong bytes before it noticed (a
+   * member's or frame's checksum is checked at its end), so what did not parse before here may be that wrong output.
+   */
+  wrongOutput: boolean;
 }
 
 /** Bytes after a whole compressed stream that do not start another: gzip(1) ignores them, and nothing decompressed is lost. */
@@ -41,6 +49,8 @@ interface Inflated {
   error: Error | null;
   /** Where in the compressed input the damage is, when the decompressor knows (zlib's input consumed); else the start of the piece it was in. */
   errorAt?: number;
+  /** The error is damaged data (see StreamDamage.wrongOutput), not data cut short. */
+  wrongOutput?: boolean;
 }
 
 interface Inflater {
@@ -72,7 +82,7 @@ export class ByteStream {
   private pending: Uint8Array[] = [];
   private done = false;
   /** Damage met while decompressing, reported once what came before it is handed out. */
-  private damageAhead: { fileOffset: number; message: string; afterData: boolean } | null = null;
+  private damageAhead: { fileOffset: number; message: string; afterData: boolean; wrongOutput: boolean } | null = null;
 
   /** How the file is decompressed: --compression, or under auto what the file's name says. */
   readonly compression: Compression;
@@ -107,7 +117,7 @@ export class ByteStream {
   async next(): Promise<Uint8Array | null> {
     while (this.pending.length === 0) {
       if (this.damageAhead) {
-        this.fail(this.damageAhead.fileOffset, this.damageAhead.message, this.damageAhead.afterData);
+        this.fail(this.damageAhead.fileOffset, this.damageAhead.message, this.damageAhead.afterData, this.damageAhead.wrongOutput);
         this.damageAhead = null;
         return null;
       }
@@ -135,12 +145,12 @@ export class ByteStream {
       const input = last ? new Uint8Array(0) : r.value;
       const pieceAt = this.fed;
       this.fed += input.length;
-      const { out, error, errorAt } = await this.inflater.push(input, last);
+      const { out, error, errorAt, wrongOutput } = await this.inflater.push(input, last);
       this.pending = out.filter((p) => p.length > 0);
       if (error) {
         this.done = true;
         // Not how far the file was read: the read stream reads ahead of the piece being decompressed.
-        this.damageAhead = { fileOffset: errorAt ?? pieceAt, message: `cannot ${this.compression}-decompress: ${error.message}`, afterData: error instanceof TrailingGarbage };
+        this.damageAhead = { fileOffset: errorAt ?? pieceAt, message: `cannot ${this.compression}-decompress: ${error.message}`, afterData: error instanceof TrailingGarbage, wrongOutput: wrongOutput === true };
       }
     }
     const p = this.pending.shift()!;
@@ -148,10 +158,11 @@ export class ByteStream {
     return p;
   }
 
-  private fail(fileOffset: number, message: string, afterData = false): void {
+  private fail(fileOffset: number, message: string, afterData = false, wrongOutput = false): void {
     this.done = true;
     this.pending = [];
-    this.damage = { fileOffset, outputOffset: this.outputOffset, message, afterData };
+    // Wrong output needs output: damage met before any (a damaged header) gave none.
+    this.damage = { fileOffset, outputOffset: this.outputOffset, message, afterData, wrongOutput: wrongOutput && this.outputOffset > 0 };
   }
 
   /**
@@ -204,13 +215,15 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
       const z = kind === "gzip" ? zlib.createGunzip() : zlib.createInflate();
       const out: Uint8Array[] = [];
       let failure: Error | null = null;
+      /** zlib's Z_DATA_ERROR: damaged deflate data or a failing checksum, not data cut short (Z_BUF_ERROR). */
+      let damaged = false;
       let ended = false;
       let produced = 0;
       z.on("data", (d: Buffer) => {
         produced += d.length;
         out.push(d);
       });
-      z.on("error", (err) => {
+      z.on("error", (err: NodeJS.ErrnoException) => {
         // Node's gunzip takes non-zero bytes after a member for the next member's header: trailing garbage, which
         // gzip(1) warns of and ignores, fails here, and the last output of the piece holding it is lost with it.
         failure =
@@ -220,6 +233,7 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
               ? // The checksum is checked at the data's end: the damage, wherever it is, gave wrong output that was read on.
                 new Error(`incorrect data check: the data's checksum fails, so the records read from it before here may hold wrong bytes`)
               : err;
+        damaged = !(failure instanceof TrailingGarbage) && err.code === "Z_DATA_ERROR";
       });
       z.on("end", () => (ended = true));
       let fed = 0;
@@ -247,7 +261,7 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
           // Garbage whose dropped output was not recovered (a pipe cannot be read again) may have cost the member's last records.
           const error = failure instanceof TrailingGarbage ? new Error(failure.message) : failure;
           // zlib's bytesWritten: the input it consumed before the damage, counted from the file's first byte.
-          return { out: out.splice(0), error, ...(failure ? { errorAt: z.bytesWritten } : {}) };
+          return { out: out.splice(0), error, ...(failure ? { errorAt: z.bytesWritten, wrongOutput: damaged } : {}) };
         },
         close: () => z.destroy(),
       };
@@ -280,13 +294,14 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
               hash = xxh.create64(0n);
               if (end.checksum !== null && sum !== end.checksum) {
                 const at = pieceAt + end.at;
-                return { out: out.splice(0), error: new Error(`the frame at bytes ${end.start}-${at - 1} decodes to data whose checksum (XXH64) is not the frame's: its compressed blocks are damaged, and the records read from it may hold wrong bytes`), errorAt: at - 4 };
+                return { out: out.splice(0), error: new Error(`the frame at bytes ${end.start}-${at - 1} decodes to data whose checksum (XXH64) is not the frame's: its compressed blocks are damaged, and the records read from it may hold wrong bytes`), errorAt: at - 4, wrongOutput: true };
               }
             }
             z.push(input.subarray(from), last);
             return { out: out.splice(0), error: null };
           } catch (err) {
-            return { out: out.splice(0), error: err as Error };
+            // fzstd's codes: 5 is "unexpected EOF" (a frame cut short); the others are damaged blocks, decoded until noticed.
+            return { out: out.splice(0), error: err as Error, wrongOutput: (err as { code?: unknown }).code !== FZSTD_UNEXPECTED_EOF };
           }
         },
       };

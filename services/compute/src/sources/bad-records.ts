@@ -24,12 +24,16 @@ export class BadRecords {
   lostBytes = 0;
   /** Bytes after a file's whole compressed data (trailing garbage), which hold no records. */
   ignoredBytes = 0;
+  /** Records that did not parse before a compressed file's data was found damaged: its wrong output, not bad records. */
+  wrongOutputRecords = 0;
   /** Skipped records by reason: messages alike but for their values (see ReasonGroup). */
-  private readonly reasons = new Map<string, ReasonGroup>();
-  /** Events by file, in the order the files were met. */
-  private readonly files = new Map<string, number>();
+  private readonly reasons = new Reasons();
+  /** What each file had, in the order the files were met. */
+  private readonly files = new Map<string, FileEvents>();
   /** The compression of each compressed file opened: its bad records may be a damaged stream's wrong bytes. */
   private readonly compressions = new Map<string, string>();
+  /** A compressed file's bad records, held until its stream ends (see record). */
+  private readonly held = new Map<string, HeldRecords>();
   /** Samples kept from each file read through (the pass says, in input order). */
   private readonly kept = new Map<string, number>();
   firstExample = "";
@@ -41,7 +45,7 @@ export class BadRecords {
     return this.records + this.stretches;
   }
 
-  /** A file is read with `compression` ("none" for a plain one). */
+  /** A file is read with `compression` ("none" for a plain one); a compressed file's reader calls fileRead when its stream ends. */
   compressedAs(file: string, compression: string): void {
     if (compression !== "none") this.compressions.set(file, compression);
   }
@@ -54,8 +58,21 @@ export class BadRecords {
     const checker = compression ? CHECKERS[compression] : undefined;
     const check = checker ? `; if ${file}'s ${compression} data is damaged, such records come before its checksum says so: check it first (${checker} ${file})` : "";
     this.fail(file, at, reason, code, `--on-bad-record=skip counts and skips such records${check}`);
+    if (!compression) return this.badRecord(file, at, reason);
+    // Counted once the stream's end says whether its data is damaged (streamDamage) or not (fileRead).
+    let held = this.held.get(file);
+    if (!held) this.held.set(file, (held = new HeldRecords(`${file}${at}`)));
+    held.reasons.add(reason);
+    held.count++;
+    if (!this.firstExample) {
+      this.firstExample = `${file}${at}: ${reason}`;
+      held.first = true;
+    }
+  }
+
+  private badRecord(file: string, at: string, reason: string): void {
     this.records++;
-    this.note(file, at, reason);
+    this.note(file, at, reason, "records");
   }
 
   /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
@@ -73,42 +90,64 @@ export class BadRecords {
   streamDamage(file: string, place: string, damage: StreamDamage, fileSize: number, framingLoss: FramingLoss | null = null): void {
     const bytes = Math.max(0, fileSize - damage.fileOffset);
     const toEnd = bytes > 0 ? `${bytes} bytes to the end unreadable` : "the file ends there";
+    // A damaged stream's wrong output cannot be told from bad records: the file's records that did not parse go with it.
+    const held = damage.wrongOutput ? this.takeHeld(file) : null;
+    const wrong = held ? `; the ${held.count === 1 ? "record" : `${held.count} records`} before it that did not parse (from ${held.from} on) ${held.count === 1 ? "is" : "are"} taken as its wrong output, not bad records` : "";
     if (!damage.afterData && framingLoss) {
-      const reason = `${framingLoss.reason} (${framingLoss.bytes} decompressed bytes to the end unreadable), then at ${place}: ${damage.message} (${toEnd})`;
-      return this.stretch(file, `: ${framingLoss.place}`, reason, "", bytes + framingLoss.bytes, SKIP_TO_END);
+      const reason = `${framingLoss.reason} (${framingLoss.bytes} decompressed bytes to the end unreadable), then at ${place}: ${damage.message} (${toEnd}${wrong})`;
+      return this.stretch(file, `: ${framingLoss.place}`, reason, "", bytes + framingLoss.bytes, SKIP_TO_END, held);
     }
-    if (!damage.afterData) return this.stretch(file, `: ${place}`, damage.message, toEnd, bytes, SKIP_TO_END);
+    if (!damage.afterData) return this.stretch(file, `: ${place}`, damage.message, `${toEnd}${wrong}`, bytes, SKIP_TO_END, held);
     this.fail(file, `: ${place}`, damage.message, "COMPUTE_ERR_BAD_FRAME", "--on-bad-record=skip ignores those bytes");
     this.ignoredBytes += bytes;
-    this.note(file, `: ${place}`, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`, true);
+    this.note(file, `: ${place}`, `${damage.message} (${bytes} bytes to the end ignored: every record before them was read)`, "ignored");
   }
 
-  /** The pass has read `file` through, keeping `samples` from it. */
+  /** The pass has read `file` through, keeping `samples` from it: a compressed file's held bad records are counted as such. */
   fileRead(file: string, samples: number): void {
     this.kept.set(file, samples);
+    const held = this.takeHeld(file);
+    if (!held) return;
+    this.records += held.count;
+    this.reasons.merge(held.reasons);
+    this.events(file).records += held.count;
+  }
+
+  private takeHeld(file: string): HeldRecords | null {
+    const held = this.held.get(file) ?? null;
+    this.held.delete(file);
+    return held;
   }
 
   /** A damaged stretch of `bytes` at `${file}${at}`: `reason` says why, `after` (in the summary) how far it runs. */
-  private stretch(file: string, at: string, reason: string, after: string, bytes: number, hint: string): void {
+  private stretch(file: string, at: string, reason: string, after: string, bytes: number, hint: string, wrongOutput: HeldRecords | null = null): void {
     this.fail(file, at, reason, "COMPUTE_ERR_BAD_FRAME", hint);
     this.stretches++;
     this.lostBytes += bytes;
-    this.note(file, at, after ? `${reason} (${after})` : reason, true);
+    const text = after ? `${reason} (${after})` : reason;
+    if (wrongOutput) {
+      this.wrongOutputRecords += wrongOutput.count;
+      // The first event was one of those records: it is this damage now.
+      if (wrongOutput.first) this.firstExample = `${file}${at}: ${text}`;
+    }
+    this.note(file, at, text, "stretches");
   }
 
   private fail(file: string, at: string, reason: string, code: "COMPUTE_ERR_BAD_RECORD" | "COMPUTE_ERR_BAD_FRAME", hint: string): void {
     if (this.policy === "fail") throw ComputeErrors.create(code, `${file}${at}: ${reason}`, { hint });
   }
 
-  /** `damage`: a damaged stretch or ignored bytes, not a bad record. */
-  private note(file: string, at: string, reason: string, damage = false): void {
-    const values: string[] = [];
-    const key = reason.replace(VALUE, (v) => (values.push(v), "\0"));
-    const group = this.reasons.get(key);
-    if (group) group.add(values);
-    else this.reasons.set(key, new ReasonGroup(key, values, damage));
-    this.files.set(file, (this.files.get(file) ?? 0) + 1);
+  /** One event of `kind`; any but a bad record is damage to the file's bytes. */
+  private note(file: string, at: string, reason: string, kind: keyof FileEvents): void {
+    this.reasons.add(reason, kind !== "records");
+    this.events(file)[kind]++;
     if (!this.firstExample) this.firstExample = `${file}${at}: ${reason}`;
+  }
+
+  private events(file: string): FileEvents {
+    let events = this.files.get(file);
+    if (!events) this.files.set(file, (events = { records: 0, stretches: 0, ignored: 0 }));
+    return events;
   }
 
   /**
@@ -117,22 +156,23 @@ export class BadRecords {
    * in full.
    */
   summary(kept: number): string {
-    if (this.reasons.size === 0) return "";
+    if (this.files.size === 0) return "";
     const it = this.stretches === 1 ? "it" : "them";
+    const wrong = this.wrongOutputRecords ? `${this.wrongOutputRecords} ${this.wrongOutputRecords === 1 ? "record" : "records"} of wrong output that did not parse, ` : "";
     const done = [
       this.records ? `${this.records} bad ${this.records === 1 ? "record" : "records"} skipped` : "",
-      this.stretches ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}the records in ${it} are not counted)` : "",
+      this.stretches ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}${wrong}${wrong ? "other " : "the "}records in ${it} are not counted)` : "",
       this.ignoredBytes ? `${this.ignoredBytes} bytes of trailing garbage ignored` : "",
       `${kept} ${kept === 1 ? "sample" : "samples"} kept`,
     ].filter(Boolean);
-    // Damage first: a stream's damage (a checksum that fails) can come after many "bad records" that are the wrong bytes
-    // a decompressor gave before it noticed, and must not be lost among them.
-    const groups = [...this.reasons.values()].sort((a, b) => Number(b.damage) - Number(a.damage) || b.count - a.count);
+    // Damage first: a stream's damage can come after bad records that were not its wrong output (a stream damaged in
+    // another member than theirs), and must not be lost among them.
+    const groups = this.reasons.groups().sort((a, b) => Number(b.damage) - Number(a.damage) || b.count - a.count);
     const shown = groups.slice(0, MAX_REASONS_SHOWN).map((g) => `${g.count} x ${g.text()}`);
     const rest = groups.slice(MAX_REASONS_SHOWN);
     if (rest.length) shown.push(`${rest.reduce((n, g) => n + g.count, 0)} x ${rest.length} other reasons`);
     const files = [...this.files];
-    const byFile = files.length > 1 ? `; in ${fileList(files.map(([f, n]) => `${f} (${n})`))}` : "";
+    const byFile = files.length > 1 ? `; in ${fileList(files.map(([f, e]) => `${f} (${eventsText(e)})`))}` : "";
     // A file in another format than the one given reads as nothing but damage: named, whatever the other files gave.
     const barren = files.filter(([f]) => this.kept.get(f) === 0).map(([f]) => f);
     const nothing = barren.length ? `; no sample kept from ${fileList(barren)} (is ${barren.length === 1 ? "it" : "each"} in the format and framing given?)` : "";
@@ -146,6 +186,66 @@ export interface FramingLoss {
   place: string;
   reason: string;
   bytes: number;
+}
+
+/** What one file had: bad records, damaged stretches, trailing garbage. */
+interface FileEvents {
+  records: number;
+  stretches: number;
+  ignored: number;
+}
+
+function eventsText(e: FileEvents): string {
+  return [
+    e.records ? `${e.records} bad ${e.records === 1 ? "record" : "records"}` : "",
+    e.stretches ? `${e.stretches} damaged ${e.stretches === 1 ? "stretch" : "stretches"}` : "",
+    e.ignored ? "trailing garbage" : "",
+  ]
+    .filter(Boolean)
+    .join(", ");
+}
+
+/**
+ * A compressed file's bad records until its stream ends: a decompressor gives wrong bytes from the damage until a
+ * checksum (at its member's or frame's end) says so, and records that do not parse then are that output, not bad
+ * records. Neither the damage's place nor the member boundaries of a gzip file are known, so all the file's are held.
+ */
+class HeldRecords {
+  count = 0;
+  readonly reasons = new Reasons();
+  /** The file's first held record is the pass's first event. */
+  first = false;
+
+  constructor(
+    /** Where the first of them is. */
+    readonly from: string,
+  ) {}
+}
+
+/** Reasons counted by kind: messages alike but for their values (see ReasonGroup). */
+class Reasons {
+  private readonly byKey = new Map<string, ReasonGroup>();
+
+  /** `damage`: a damaged stretch or ignored bytes, not a bad record. */
+  add(reason: string, damage = false): void {
+    const values: string[] = [];
+    const key = reason.replace(VALUE, (v) => (values.push(v), "\0"));
+    const group = this.byKey.get(key);
+    if (group) group.add(values);
+    else this.byKey.set(key, new ReasonGroup(key, values, damage));
+  }
+
+  merge(other: Reasons): void {
+    for (const [key, group] of other.byKey) {
+      const mine = this.byKey.get(key);
+      if (mine) mine.merge(group);
+      else this.byKey.set(key, group);
+    }
+  }
+
+  groups(): ReasonGroup[] {
+    return [...this.byKey.values()];
+  }
 }
 
 /** How to check a compressed file whole, for the compressions with a checksum of their data. */
@@ -188,6 +288,19 @@ class ReasonGroup {
 
   add(values: readonly string[]): void {
     this.count++;
+    this.compare(values);
+  }
+
+  /** Another's records with the same reason (their `key` is this one's). */
+  merge(other: ReasonGroup): void {
+    this.count += other.count;
+    this.compare(other.values);
+    other.varies.forEach((v, i) => {
+      if (v) this.varies[i] = true;
+    });
+  }
+
+  private compare(values: readonly string[]): void {
     values.forEach((v, i) => {
       if (v !== this.values[i]) this.varies[i] = true;
     });

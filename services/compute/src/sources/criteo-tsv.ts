@@ -205,7 +205,7 @@ class CriteoPass {
       await send();
       stream.assertNotRewritten();
       const cut = stream.changed();
-      const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false } : null);
+      const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false, wrongOutput: false } : null);
       if (damage) await steps.event(() => bad.streamDamage(path, `byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
       await steps.event(() => bad.fileRead(path, this.records - before));
     } catch (err) {
