@@ -229,6 +229,7 @@ struct ParameterSyncAck {
   rowsRemoved @2 :UInt64;
   denseApplied @3 :Bool;
   ignored @4 :Bool;          # not newer than an update already applied from its sender run: nothing of it applied
+  loadId @5 :Text;           # new each time serving loads a version (a restart, a version from disk): a sender whose earlier updates went to another load sends its whole table again; empty = an older serving
 }
 
 enum MessageType {

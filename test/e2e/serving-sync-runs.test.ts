@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,8 @@ import { ENTRY, runNode, waitFor } from "../support/processes.js";
  * repro): each orchestrator process starts its sequence at 1 under the same
  * sender name, and the second job's rows are applied all the same, in
  * pangea_serving_sync_rows_total and in the summary, with no push ignored.
+ * And a version serving loads mid-job (helper-78's repro was a restarted
+ * serving) is sent every row again.
  */
 const metric = async (rest: string, name: string) => {
   const text = await (await fetch(`http://${rest}/metrics`)).text();
@@ -57,6 +59,66 @@ describe("parameter sync from successive jobs", () => {
       await waitFor("the second job's rows in serving", async () => (await metric(ready.rest, "pangea_serving_sync_rows_total")) > afterFirst, 10_000, 100);
       expect(await metric(ready.rest, "pangea_serving_sync_ignored_total")).toBe(0);
       expect(await metric(ready.rest, "pangea_serving_sync_refused_total")).toBe(0);
+    } finally {
+      serve.kill("SIGTERM");
+      await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
+      serve.kill("SIGKILL");
+    }
+  }, 300_000);
+
+  it("a version serving loads mid-job holds none of the pushes before it: the job sends it every row again, and at the end it predicts what the final checkpoint's export does", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-sync-reload-"));
+    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+    const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", "--log-dir", join(tmp, "base-logs"), ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    expect(first.code, first.stderr).toBe(0);
+    const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
+    const base = join(tmp, "models");
+    expect((await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base])).code).toBe(0);
+    const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    serve.stdout!.on("data", (d: Buffer) => (out += d));
+    serve.stderr!.on("data", (d: Buffer) => (out += d));
+    const served = new Promise((resolve) => serve.once("exit", resolve));
+    try {
+      const ready = await waitFor("serving's ready line", async () => {
+        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
+      }, 20_000);
+      const logs = join(tmp, "logs");
+      const job = runNode(
+        ENTRY.cli,
+        ["run", "--json", "--steps", "600", "--job-id", "synced", "--restore-from", checkpoint, "--serving-sync", ready.address, "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1", "--log-dir", logs, ...small],
+        { timeoutMs: 240_000, stopSignal: "SIGTERM" },
+      );
+      await waitFor("the job's first push in serving", async () => (await metric(ready.rest, "pangea_serving_sync_rows_total")) > 0, 60_000, 100);
+      // Version 2 is loaded from disk mid-job: the rows pushed to version 1 are not in it.
+      expect((await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base])).code).toBe(0);
+      const servedVersion = async () => ((await (await fetch(`http://${ready.rest}/v1/models/pangea`)).json()) as { model_version_status: { version: string; state: string }[] }).model_version_status;
+      await waitFor("version 2 to load", async () => (await servedVersion()).some((v) => v.version === "2" && v.state === "AVAILABLE"), 20_000, 100);
+      const r = await job;
+      expect(r.code, r.stderr).toBe(0);
+      const log = readFileSync(join(logs, "orchestrator.log"), "utf8");
+      expect(log).toContain("serving holds another load of its model than earlier parameter sync pushes went to");
+      expect(log).toContain("parameter sync sent serving every row again");
+      const final = (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
+      expect((await runNode(ENTRY.cli, ["export", "--checkpoint", final, "--out", base, "--version", "3"])).code).toBe(0);
+      await waitFor("version 3 to load", async () => (await servedVersion()).some((v) => v.version === "3" && v.state === "AVAILABLE"), 20_000, 100);
+      // Examples made of ids across the final tables (the rows trained before version 2 loaded among them).
+      const manifest = JSON.parse(readFileSync(join(base, "3", "manifest.json"), "utf8")) as { slotIds: number[] };
+      const perSlot = manifest.slotIds.map((slot) => {
+        const b = readFileSync(join(base, "3", `slot-${slot}.ids.u64`));
+        const n = b.length / 8;
+        return Array.from({ length: 64 }, (_, e) => b.readBigUInt64LE(Math.floor((e * n) / 64) * 8).toString());
+      });
+      const body = { inputs: { dense_features: Array.from({ length: 64 }, (_, e) => Array.from({ length: 13 }, (_, j) => ((e + 1) * (j + 2)) % 5)), feature_ids: Array.from({ length: 64 }, (_, e) => perSlot.map((ids) => ids[e]!)) } };
+      const predict = async (version: number) => {
+        const res = await fetch(`http://${ready.rest}/v1/models/pangea/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
+      };
+      const exported = await predict(3);
+      const synced = await predict(2);
+      synced.forEach((x, i) => expect(x, `example ${i}`).toBeCloseTo(exported[i]!, 5));
     } finally {
       serve.kill("SIGTERM");
       await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);

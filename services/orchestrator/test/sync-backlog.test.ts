@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compactRounds, type SyncRound } from "../src/sync/sync-backlog.js";
+import { compactRounds, joinRounds, splitRound, type SyncRound } from "../src/sync/sync-backlog.js";
 
 /**
  * A replica that missed several parameter sync rounds gets one: applying it
@@ -65,5 +65,33 @@ describe("compactRounds", () => {
     const c = compactRounds([r, { ...r, rows: Float32Array.of(5, 6, 7, 8) }], widthOf);
     expect(c.width).toBe(2);
     expect(Array.from(c.rows)).toEqual([5, 6, 7, 8]);
+  });
+
+  it("a round split into parts of at most maxValues values: applied in order, or any tail of them joined, leaves the replica where the round does", () => {
+    fc.assert(
+      fc.property(roundArb, fc.integer({ min: 1, max: 8 }), fc.uniqueArray(fc.integer({ min: 0, max: 11 })), fc.nat(), (spec, maxValues, start, cut) => {
+        const r = round({ ...spec, dense: true }, 1);
+        const parts = splitRound(r, widthOf, maxValues);
+        for (const p of parts) expect(p.ids.length === 2 || p.rows.length <= maxValues).toBe(true);
+        expect(parts.slice(1).every((p) => p.tombstones.length === 0)).toBe(true);
+        expect(parts.slice(0, -1).every((p) => p.dense === null)).toBe(true);
+        const initial: Table = new Map(start.map((n) => [idOf(n).join(":"), [-1, -1, -1].slice(0, widthOf(idOf(n)[1]))]));
+        const whole = new Map(initial);
+        apply(whole, r);
+        const inParts = new Map(initial);
+        for (const p of parts) apply(inParts, p);
+        expect(inParts).toEqual(whole);
+        // A replica that acknowledged the first k parts, then gets the rest as one.
+        const k = cut % parts.length;
+        const resumed = new Map(initial);
+        for (const p of parts.slice(0, k)) apply(resumed, p);
+        const rest = joinRounds(parts.slice(k));
+        apply(resumed, rest);
+        expect(resumed).toEqual(whole);
+        expect(rest.dense).toEqual(r.dense);
+        expect(joinRounds(parts)).toEqual({ ...r, ids: Uint32Array.from(r.ids), rows: Float32Array.from(r.rows), tombstones: Uint32Array.from(r.tombstones) });
+      }),
+      { numRuns: 300 },
+    );
   });
 });

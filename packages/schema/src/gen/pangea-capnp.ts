@@ -1250,7 +1250,7 @@ export class ParameterSyncAck extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSyncAck",
     id: "e37b0ea4719eb72d",
-    size: new $.ObjectSize(32, 0),
+    size: new $.ObjectSize(32, 1),
   };
   /**
 * the serving version the update was applied to
@@ -1289,6 +1289,16 @@ export class ParameterSyncAck extends $.Struct {
   }
   set ignored(value: boolean) {
     $.utils.setBit(193, value, this);
+  }
+  /**
+* new each time serving loads a version (a restart, a version from disk): a sender whose earlier updates went to another load sends its whole table again; empty = an older serving
+*
+*/
+  get loadId(): string {
+    return $.utils.getText(0, this);
+  }
+  set loadId(value: string) {
+    $.utils.setText(0, value, this);
   }
   toString(): string { return "ParameterSyncAck_" + super.toString(); }
 }

@@ -17,7 +17,7 @@ export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string
   SlotStats: [],
   TableStats: [["slots","SlotStats"]],
   ParameterSyncUpdate: [["ids","Tensor"], ["rows","Tensor"], ["tombstones","Tensor"], ["dense","Tensor"], ["run"], ["model"]],
-  ParameterSyncAck: [],
+  ParameterSyncAck: [["loadId"]],
   Message: [["sender"], null],
 };
 

@@ -434,8 +434,20 @@ export class EmbeddingStore {
    * width is the one they share, or null when slots differ.
    */
   drainChanges(): { ids: Uint32Array; rows: Float32Array; width: number | null; tombstones: Uint32Array } {
+    const rows = this.rowsOfTables((t) => t.drainChanges());
+    const tombstones = Uint32Array.from(this.evictionLog.slice(this.tombstonesSent));
+    this.tombstonesSent = this.evictionLog.length;
+    return { ...rows, tombstones };
+  }
+
+  /** Every row, laid out as drainChanges lays out the changed ones; the changes tracked are left as they are. */
+  allRows(): { ids: Uint32Array; rows: Float32Array; width: number | null } {
+    return this.rowsOfTables((t) => t.allRows());
+  }
+
+  private rowsOfTables(take: (t: EmbeddingTable) => { ids: Uint32Array; rows: Float32Array }): { ids: Uint32Array; rows: Float32Array; width: number | null } {
     const tables = [...this.tables.values()];
-    const parts = tables.map((t) => t.drainChanges());
+    const parts = tables.map(take);
     const n = parts.reduce((a, p) => a + p.ids.length / 2, 0);
     const values = parts.reduce((a, p) => a + p.rows.length, 0);
     const width = tables.every((t) => t.dim === tables[0]!.dim) ? (tables[0]?.dim ?? 0) : null;
@@ -449,9 +461,7 @@ export class EmbeddingStore {
       at += p.ids.length / 2;
       rowAt += p.rows.length;
     }
-    const tombstones = Uint32Array.from(this.evictionLog.slice(this.tombstonesSent));
-    this.tombstonesSent = this.evictionLog.length;
-    return { ids, rows, width, tombstones };
+    return { ids, rows, width };
   }
 
   size(): number {

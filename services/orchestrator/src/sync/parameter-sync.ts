@@ -4,7 +4,7 @@ import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient
 import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
-import { compactRounds, type SyncRound } from "./sync-backlog.js";
+import { compactRounds, joinRounds, splitRound, type SyncRound } from "./sync-backlog.js";
 
 export interface SyncSource {
   store: EmbeddingStore;
@@ -12,6 +12,9 @@ export interface SyncSource {
   dense: DenseStore | null;
   step(): number;
 }
+
+/** Row values in one push at most (64 MB of them): a bigger round goes as several, under serving's 256 MiB message limit. */
+const MAX_PUSH_VALUES = 16 << 20;
 
 interface Replica {
   address: string;
@@ -22,6 +25,10 @@ interface Replica {
   /** Why the last push failed (null while pushes succeed), and how many in a row did. */
   failing: string | null;
   failedPushes: number;
+  /** The load of its model version the replica's last ack came from ("" before one, or from an older serving). */
+  loadId: string;
+  /** The replica holds another load than the one earlier pushes went to: the next push sends every row and the dense weights. */
+  resend: boolean;
 }
 
 /**
@@ -34,6 +41,10 @@ interface Replica {
  * 1), so serving applies a new job's or a restarted process's pushes
  * whatever an earlier run under the same sender name had sent; each push
  * names the model (modelIdentity), so serving refuses it for another one.
+ * Serving's ack names the load of the version it applied a push to; a
+ * replica whose load changed (it restarted, or loaded a version from disk)
+ * holds none of the pushes before, and is sent every row and the dense
+ * weights again at once. A round too big for one message goes as several.
  */
 export class ParameterSyncPusher {
   private readonly replicas: Replica[];
@@ -66,7 +77,7 @@ export class ParameterSyncPusher {
     /** Serving's API token, presented on each push (a serving with --api-token-file requires it in plaintext). */
     private readonly token?: string,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0 }));
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false }));
     source.store.trackChanges();
   }
 
@@ -89,6 +100,8 @@ export class ParameterSyncPusher {
       await Promise.all(this.replicas.map((r) => this.send(r, round)));
       this.pushes++;
       this.rowsSent += round.ids.length / 2;
+      // A replica found to have lost what it had been sent gets the whole table now, not an interval later (or never, after the last push).
+      await Promise.all(this.replicas.filter((r) => r.resend).map((r) => this.send(r, { ...round, ids: new Uint32Array(0), rows: new Float32Array(0), tombstones: new Uint32Array(0) })));
     } finally {
       this.pushing = false;
     }
@@ -96,8 +109,28 @@ export class ParameterSyncPusher {
 
   private async send(r: Replica, round: SyncRound): Promise<void> {
     // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
-    const p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
+    let p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
+    // Every row as it is now (newer than any pending one) and the dense weights; the tombstones still go first.
+    if (r.resend) p = { ...this.source.store.allRows(), tombstones: p.tombstones, dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : p.dense };
+    const resending = r.resend;
     r.pending = p;
+    const parts = splitRound(p, (hi) => this.source.store.widthOf(hi), MAX_PUSH_VALUES);
+    for (let k = 0; k < parts.length; k++) {
+      if (await this.sendPart(r, parts[k]!)) continue;
+      // What it missed stays for the next round (unless a final push took it meanwhile): the parts not acknowledged.
+      if (r.pending === p && k > 0) r.pending = joinRounds(parts.slice(k));
+      return;
+    }
+    // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
+    if (r.pending === p) r.pending = null;
+    if (resending) {
+      r.resend = false;
+      this.log.info({ serving: r.address, rows: p.ids.length / 2, pushes: parts.length, dense: p.dense !== null }, "parameter sync sent serving every row again");
+    }
+  }
+
+  /** One update to a replica; false if it failed (said in the log). */
+  private async sendPart(r: Replica, p: SyncRound): Promise<boolean> {
     const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
       u.sequence = BigInt(++r.sequence);
       u.run = this.run;
@@ -117,30 +150,35 @@ export class ParameterSyncPusher {
       };
       const res = await unary<Buffer, Buffer>("serving", push, bytes, 10_000);
       const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
-      // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
-      if (r.pending === p) r.pending = null;
       // Answered, whatever it did with the push: the replica is reached again.
       if (r.failing !== null) {
         this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
         r.failing = null;
         r.failedPushes = 0;
       }
+      // Synced rows live in serving's memory: another load of the version there holds none of the pushes before.
+      if (ack.loadId && r.loadId && ack.loadId !== r.loadId) {
+        r.resend = true;
+        this.log.warn({ serving: r.address, version: Number(ack.modelVersion) }, "serving holds another load of its model than earlier parameter sync pushes went to (it restarted, or loaded a version from disk): it is sent every row and the dense weights again");
+      }
+      if (ack.loadId) r.loadId = ack.loadId;
       if (ack.ignored) {
         this.ignored++;
         this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
-        return;
+        return true;
       }
       this.lastAckAt = Date.now();
       this.servingVersion = Number(ack.modelVersion);
+      return true;
     } catch (err) {
-      // What it missed stays for the next round: a replica that was away still gets every row and tombstone.
+      // A replica that was away still gets every row and tombstone: the caller keeps what was not acknowledged.
       // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
       const why = describeCallError(err, `serving at ${r.address}`);
       r.failedPushes++;
       const level = r.failing === why ? "debug" : "warn";
       r.failing = why;
       this.log[level]({ serving: r.address, failedPushes: r.failedPushes, err: why }, "parameter sync push failed; will retry every interval, and say so again only if the reason changes");
-      return;
+      return false;
     }
   }
 

@@ -65,3 +65,55 @@ export function compactRounds(rounds: readonly SyncRound[], widthOf: (hi: number
   const width = widths.size === 1 ? [...widths][0]! : widths.size === 0 ? (rounds.find((r) => r.width !== null)?.width ?? null) : null;
   return { ids, rows: values, width, tombstones, dense };
 }
+
+/**
+ * A round cut into rounds of at most `maxValues` row values each (at least one row each), in order: the first
+ * carries the tombstones (applied before any row, as in one round), the last the dense weights. A whole table
+ * resent to a replica is one round, which would pass the gRPC message limit (256 MiB) from about four million rows
+ * of 16 values.
+ */
+export function splitRound(round: SyncRound, widthOf: (hi: number) => number, maxValues: number): SyncRound[] {
+  if (round.rows.length <= maxValues) return [round];
+  const parts: SyncRound[] = [];
+  const n = round.ids.length / 2;
+  let first = 0;
+  let valuesAt = 0;
+  while (first < n) {
+    let last = first;
+    let values = 0;
+    do {
+      values += round.width ?? widthOf(round.ids[2 * last + 1]!);
+      last++;
+    } while (last < n && values + (round.width ?? widthOf(round.ids[2 * last + 1]!)) <= maxValues);
+    parts.push({
+      ids: round.ids.subarray(2 * first, 2 * last),
+      rows: round.rows.subarray(valuesAt, valuesAt + values),
+      width: round.width,
+      tombstones: parts.length === 0 ? round.tombstones : new Uint32Array(0),
+      dense: last === n ? round.dense : null,
+    });
+    first = last;
+    valuesAt += values;
+  }
+  return parts;
+}
+
+/** Rounds of disjoint ids (the parts splitRound made) as one, for a replica that missed them. */
+export function joinRounds(parts: readonly SyncRound[]): SyncRound {
+  const cat = <T extends Uint32Array | Float32Array>(arrays: T[], make: (n: number) => T): T => {
+    const out = make(arrays.reduce((a, x) => a + x.length, 0));
+    let at = 0;
+    for (const x of arrays) {
+      out.set(x, at);
+      at += x.length;
+    }
+    return out;
+  };
+  return {
+    ids: cat(parts.map((p) => p.ids), (k) => new Uint32Array(k)),
+    rows: cat(parts.map((p) => p.rows), (k) => new Float32Array(k)),
+    width: parts[0]!.width,
+    tombstones: cat(parts.map((p) => p.tombstones), (k) => new Uint32Array(k)),
+    dense: parts.at(-1)!.dense,
+  };
+}

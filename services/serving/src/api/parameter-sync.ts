@@ -88,6 +88,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
         a.rowsRemoved = BigInt(removed);
         a.denseApplied = denseApplied;
         a.ignored = ignored;
+        a.loadId = servable.loadId;
       }));
     } catch (err) {
       if ((err as PangeaError).status === "INVALID_ARGUMENT") {

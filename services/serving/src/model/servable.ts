@@ -1,4 +1,5 @@
 import { firstNonFinite, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile } from "@pangea/kit";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
@@ -45,6 +46,12 @@ export class Servable {
   private columnTables: RowTable[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
+  /**
+   * This load of the version, in parameter sync's acks: synced rows live in memory, so another load (a restarted
+   * serving, a version loaded from disk) holds none of the updates sent to this one, and a sender seeing another
+   * load id sends its whole table again.
+   */
+  readonly loadId = randomUUID();
   /** Bumped by each parameter sync update (rows) and each dense one: forward threads behind it are sent the new state before their next pass. */
   generation = 0;
   denseGeneration = 0;
