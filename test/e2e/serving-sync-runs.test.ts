@@ -19,30 +19,41 @@ const metric = async (rest: string, name: string) => {
   return m ? Number(m[1]) : 0;
 };
 
+/** A job's checkpoint exported as version 1 and served (`serveArgs` added); `body` runs while serving does. */
+async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tmp: string; small: string[]; checkpoint: string; base: string; ready: { address: string; rest: string } }) => Promise<void>): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), prefix));
+  const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+  const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", "--log-dir", join(tmp, "base-logs"), ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+  expect(first.code, first.stderr).toBe(0);
+  const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
+  const base = join(tmp, "models");
+  const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
+  expect(exp.code, exp.stderr).toBe(0);
+  const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0", ...serveArgs], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  serve.stdout!.on("data", (d: Buffer) => (out += d));
+  serve.stderr!.on("data", (d: Buffer) => (out += d));
+  const served = new Promise((resolve) => serve.once("exit", resolve));
+  try {
+    const ready = await waitFor("serving's ready line", async () => {
+      const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+      return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
+    }, 20_000);
+    await body({ tmp, small, checkpoint, base, ready });
+  } finally {
+    serve.kill("SIGTERM");
+    await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
+    serve.kill("SIGKILL");
+  }
+}
+
 describe("parameter sync from successive jobs", () => {
   it("a second job's rows reach serving though its sequence starts at 1 again", async () => {
-    const tmp = mkdtempSync(join(tmpdir(), "pangea-sync-runs-"));
-    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt"), "--log-dir", join(tmp, "logs")];
-    const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
-    expect(first.code, first.stderr).toBe(0);
-    const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
-    const base = join(tmp, "models");
-    const exp = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base]);
-    expect(exp.code, exp.stderr).toBe(0);
-    const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    serve.stdout!.on("data", (d: Buffer) => (out += d));
-    serve.stderr!.on("data", (d: Buffer) => (out += d));
-    const served = new Promise((resolve) => serve.once("exit", resolve));
-    try {
-      const ready = await waitFor("serving's ready line", async () => {
-        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
-        return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
-      }, 20_000);
+    await withServing("pangea-sync-runs-", [], async ({ tmp, small, checkpoint, ready }) => {
       const synced = async (jobId: string) => {
         const r = await runNode(
           ENTRY.cli,
-          ["run", "--steps", "30", "--job-id", jobId, "--restore-from", checkpoint, "--serving-sync", ready.address, "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "2", ...small],
+          ["run", "--steps", "30", "--job-id", jobId, "--restore-from", checkpoint, "--serving-sync", ready.address, "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "2", "--log-dir", join(tmp, jobId), ...small],
           { timeoutMs: 120_000, stopSignal: "SIGTERM" },
         );
         expect(r.code, r.stderr).toBe(0);
@@ -59,31 +70,11 @@ describe("parameter sync from successive jobs", () => {
       await waitFor("the second job's rows in serving", async () => (await metric(ready.rest, "pangea_serving_sync_rows_total")) > afterFirst, 10_000, 100);
       expect(await metric(ready.rest, "pangea_serving_sync_ignored_total")).toBe(0);
       expect(await metric(ready.rest, "pangea_serving_sync_refused_total")).toBe(0);
-    } finally {
-      serve.kill("SIGTERM");
-      await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
-      serve.kill("SIGKILL");
-    }
+    });
   }, 300_000);
 
   it("a version serving loads mid-job holds none of the pushes before it: the job sends it every row again, and at the end it predicts what the final checkpoint's export does", async () => {
-    const tmp = mkdtempSync(join(tmpdir(), "pangea-sync-reload-"));
-    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
-    const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", "--log-dir", join(tmp, "base-logs"), ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
-    expect(first.code, first.stderr).toBe(0);
-    const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
-    const base = join(tmp, "models");
-    expect((await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, "--out", base])).code).toBe(0);
-    const serve = spawn(process.execPath, [ENTRY.cli, "serve", "--model-base-path", base, "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3"], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    serve.stdout!.on("data", (d: Buffer) => (out += d));
-    serve.stderr!.on("data", (d: Buffer) => (out += d));
-    const served = new Promise((resolve) => serve.once("exit", resolve));
-    try {
-      const ready = await waitFor("serving's ready line", async () => {
-        const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
-        return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
-      }, 20_000);
+    await withServing("pangea-sync-reload-", ["--poll-seconds", "0.3"], async ({ tmp, small, checkpoint, base, ready }) => {
       const logs = join(tmp, "logs");
       const job = runNode(
         ENTRY.cli,
@@ -119,10 +110,6 @@ describe("parameter sync from successive jobs", () => {
       const exported = await predict(3);
       const synced = await predict(2);
       synced.forEach((x, i) => expect(x, `example ${i}`).toBeCloseTo(exported[i]!, 5));
-    } finally {
-      serve.kill("SIGTERM");
-      await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
-      serve.kill("SIGKILL");
-    }
+    });
   }, 300_000);
 });
