@@ -135,6 +135,9 @@ describe("export and serving", () => {
   it.each([
     ["an unknown model", { model_spec: { name: "nope" } }, grpc.status.NOT_FOUND, 'SERVING_ERR_UNKNOWN_MODEL: no model named "nope"'],
     ["an unknown version", { model_spec: { name: "ctr", version: { value: "99" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 99 loaded"],
+    // Version 0 (a wrapper without a value on the wire) is looked up, as TF Serving and REST's /versions/0 do: no wrapper is the newest.
+    ["version 0", { model_spec: { name: "ctr", version: { value: "0" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 0 loaded"],
+    ["ids in the other dtype's field", "ids-field", grpc.status.INVALID_ARGUMENT, "input feature_ids: 0 values in uint64_val for shape of 104 (the values are in int64_val: a DT_UINT64 tensor takes uint64_val)"],
     ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, `unknown input "x": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26)`],
     ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
     ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],
@@ -151,6 +154,11 @@ describe("export and serving", () => {
     } else if (change === "huge") {
       req = predictRequest(rows.dense, rows.ids);
       (req.inputs as Record<string, Record<string, unknown>>).feature_ids = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 5_000_000 }, { size: 1 }] }, tensor_content: Buffer.alloc(40_000_000, 7) };
+    } else if (change === "ids-field") {
+      req = predictRequest(rows.dense, rows.ids);
+      const ids = (req.inputs as Record<string, Record<string, unknown>>).feature_ids!;
+      ids.int64_val = ids.uint64_val;
+      delete ids.uint64_val;
     } else if (change === "big") req = predictRequest(Array.from({ length: 5000 }, () => rows.dense[0]!), Array.from({ length: 5000 }, () => rows.ids[0]!));
     else req = { ...predictRequest(rows.dense, rows.ids), ...(change as object) };
     await expect(call(predict, "Predict", req)).rejects.toMatchObject({ code, details: expect.stringContaining(message) });
@@ -240,6 +248,8 @@ describe("export and serving", () => {
     expect(row.status).toBe(200);
     expect(row.json.predictions).toHaveLength(4);
     expect((await rest("/v1/models/other:predict", { instances: [] })).status).toBe(404);
+    // A path no route takes is answered in the same {"error": ...} shape.
+    expect(await rest("/v1/models")).toEqual({ status: 404, json: { error: "no such resource: GET /v1/models; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict" } });
     // A version past 2^53 is named as given, not as the 1e+23 it would parse to.
     const huge = await rest("/v1/models/ctr/versions/99999999999999999999999");
     expect(huge.status).toBe(404);

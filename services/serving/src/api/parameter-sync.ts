@@ -26,6 +26,8 @@ import { slotOfV2 } from "@pangea/features";
  */
 export function addParameterSync(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
+  /** The last refusal's message: the same again (a job pushing every interval) is logged at debug, not as a warning each time. */
+  let lastRefusal = "";
   // Applied while no forward pass runs (forward threads read the tables in place); updates keep their arrival order.
   server.addService(ParameterSyncService, {
     push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
@@ -80,6 +82,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
         servable.synced.tombstones += removed;
         if (denseApplied) servable.synced.dense++;
         servable.synced.lastAt = Date.now();
+        lastRefusal = "";
         log.debug({ sender, run, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
       }
       cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
@@ -93,7 +96,10 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
     } catch (err) {
       if ((err as PangeaError).status === "INVALID_ARGUMENT") {
         models.syncRefused++;
-        log.warn({ peer: call.getPeer(), err: (err as Error).message }, "parameter sync update refused; nothing of it applied");
+        const message = (err as Error).message;
+        const level = message === lastRefusal ? "debug" : "warn";
+        lastRefusal = message;
+        log[level]({ peer: call.getPeer(), err: message, refused: models.syncRefused }, "parameter sync update refused; nothing of it applied (the same refusal again is not logged as a warning)");
       }
       cb(toServiceError(err));
     }

@@ -171,6 +171,10 @@ export async function startRest(
       return fail(reply, err);
     }
   });
+  // Every answer is {"error": ...} as TF Serving's are, an unknown path's too (fastify's own would be another shape).
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: `no such resource: ${req.method} ${printable(req.url.split("?")[0]!, 200)}; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict` });
+  });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     // fastify's own refusals: body too large, a content type it has no parser for, JSON that does not parse.
     reply.code(err.statusCode ?? 500).send({ error: fastifyRefusal(err, req.headers["content-type"], maxBatch) });

@@ -48,6 +48,21 @@ function shapeOf(t: TensorProtoMsg, name: string): number[] {
   });
 }
 
+type ValueField = "float_val" | "double_val" | "int64_val" | "uint64_val";
+const FLOAT_FIELDS: Readonly<Record<string, ValueField>> = { DT_FLOAT: "float_val", DT_DOUBLE: "double_val" };
+const ID_FIELDS: Readonly<Record<string, ValueField>> = { DT_INT64: "int64_val", DT_UINT64: "uint64_val" };
+
+/** The `count` values in the field of t's dtype (one of `fields`); values in another's field are named as the mistake. */
+function typedValues<T>(t: TensorProtoMsg, name: string, count: number, fields: Readonly<Record<string, ValueField>>): T[] {
+  const field = fields[t.dtype!]!;
+  const vals = (t[field] ?? []) as T[];
+  if (vals.length !== count) {
+    const other = Object.values(fields).find((f) => f !== field && t[f]?.length);
+    throw bad(`input ${name}: ${vals.length} values in ${field} for shape of ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
+  }
+  return vals;
+}
+
 function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array {
   if (t.dtype !== "DT_FLOAT" && t.dtype !== "DT_DOUBLE") throw bad(`input ${name} must be DT_FLOAT (or DT_DOUBLE), got ${t.dtype ?? "no dtype"}`);
   let out: Float32Array;
@@ -57,14 +72,7 @@ function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array 
     const copy = Buffer.from(t.tensor_content);
     out = t.dtype === "DT_FLOAT" ? new Float32Array(copy.buffer, copy.byteOffset, count) : Float32Array.from(new Float64Array(copy.buffer, copy.byteOffset, count));
   } else {
-    const field = t.dtype === "DT_FLOAT" ? "float_val" : "double_val";
-    const vals = (t.dtype === "DT_FLOAT" ? t.float_val : t.double_val) ?? [];
-    if (vals.length !== count) {
-      // Values in the other dtype's field: the dtype and the field disagree, which is what to say.
-      const other = t.dtype === "DT_FLOAT" ? (t.double_val?.length ? "double_val" : "") : t.float_val?.length ? "float_val" : "";
-      throw bad(`input ${name}: ${vals.length} values in ${field} for shape of ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
-    }
-    out = Float32Array.from(vals);
+    out = Float32Array.from(typedValues<number>(t, name, count, FLOAT_FIELDS));
   }
   for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw bad(`input ${name}: the value at flat index ${i} is not a finite 32-bit float (${out[i]}; values beyond ±3.4e38 become Infinity)`);
   return out;
@@ -78,8 +86,7 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
     const copy = Buffer.from(t.tensor_content);
     return new Uint32Array(copy.buffer, copy.byteOffset, count * 2);
   }
-  const vals = t.dtype === "DT_INT64" ? (t.int64_val ?? []) : (t.uint64_val ?? []);
-  if (vals.length !== count) throw bad(`input ${name}: ${vals.length} ids for shape of ${count}`);
+  const vals = typedValues<string | number>(t, name, count, ID_FIELDS);
   const words = new Uint32Array(count * 2);
   // int64 ids above 2^63 arrive negative; the bits are what matter.
   vals.forEach((v, i) => bigIntToWords(BigInt(v), words, 2 * i));

@@ -31,9 +31,12 @@ const STATE: Record<VersionState, string> = { LOADING: "LOADING", AVAILABLE: "AV
 
 function versionOf(spec: ModelSpecMsg | undefined): number | undefined {
   if (spec?.version_label) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `version labels ("${spec.version_label}") are not supported; give a version number or none`);
-  const v = spec?.version?.value;
-  if (v === undefined) return undefined;
+  // A version wrapper without a value is version 0 (proto3 leaves a zero out): TF Serving looks it up and finds none,
+  // as REST's /versions/0 does; no wrapper is the newest.
+  if (!spec?.version) return undefined;
+  const v = spec.version.value ?? 0;
   const n = Number(v);
+  if (n === 0) return 0;
   if (!Number.isSafeInteger(n) || n < 1) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `model version ${v} is not a version number: expected a whole number from 1 to 2^53 - 1`);
   return n;
 }
