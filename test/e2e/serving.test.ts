@@ -248,6 +248,8 @@ describe("export and serving", () => {
     expect(row.status).toBe(200);
     expect(row.json.predictions).toHaveLength(4);
     expect((await rest("/v1/models/other:predict", { instances: [] })).status).toBe(404);
+    const posted = await fetch(`http://${restAddress}/v1/models/ctr`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+    expect([posted.status, posted.headers.get("allow"), await posted.json()]).toEqual([405, "GET", { error: "POST /v1/models/ctr: the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict" }]);
     // A path no route takes is answered in the same {"error": ...} shape.
     expect(await rest("/v1/models")).toEqual({ status: 404, json: { error: "no such resource: GET /v1/models; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict" } });
     // A version past 2^53 is named as given, not as the 1e+23 it would parse to.

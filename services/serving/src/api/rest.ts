@@ -140,7 +140,10 @@ export async function startRest(
     }
   });
   app.post("/v1/models/*", async (req, reply) => {
-    const m = route.exec(req.url.split("?")[0]!);
+    const path = req.url.split("?")[0]!;
+    const m = route.exec(path);
+    // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path.
+    if ((m && !m[3]) || metadataRoute.test(path)) return reply.code(405).header("allow", "GET").send({ error: `POST ${printable(path, 200)}: the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict` });
     if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${req.url}; POST to /v1/models/<name>[/versions/<v>]:predict` });
     try {
       const body = (req.body ?? {}) as Json;
