@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -423,6 +423,10 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a dlrm checkpoint restored with other widths", ["--top-mlp", "32", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} has dlrm topMlp [64,32], but this job's (--top-mlp or --model-config) is [32]`],
     ["a checkpoint restored with a slot --slot-config gives another dim", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot3-dim", { slots: { "3": { dim: 16 } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} has slot 3 at embedding dim 8, but --slot-config gives it 16`],
     ["a checkpoint restored with a slot --slot-config pools otherwise", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot5-pool", { slots: { "3": { dim: 8 }, "5": { pooling: "sqrtn" } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} pools slot 5 with mean, but --slot-config gives it sqrtn`],
+    ["a model name that is not a string", ["--model-config", modelConfig("name-5", { name: 5 })], `pangea-orchestrator: --model-config: ${join(tmp, "name-5.json")} field name: expected the model's name as a string ("dlrm"), got 5`],
+    ["an empty --model-config", ["--model-config", ""], 'pangea-orchestrator: invalid --model-config: expected a path, got ""'],
+    ["dlrm's widths by flag that the embedding dim cannot take", ["--bottom-mlp", "64,8"], "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 16, ends in 8 (given by --bottom-mlp)"],
+    ["a job's checkpoint directory given for a checkpoint", ["--restore-from", dirname(ck.dir)], `pangea-orchestrator: error ORCH_ERR_NOT_A_CHECKPOINT: checkpoint ${dirname(ck.dir)}: this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${ck.dir}`],
     ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds model dlrm, but --model is wide-deep"],
   ];
 
@@ -436,6 +440,16 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     const line = lines[0]!;
     if (typeof message === "string") expect(line).toBe(message);
     else expect(line).toMatch(message);
+  });
+
+  it("a start refused after taking the job's lock leaves no empty job directory; one holding checkpoints is kept", async () => {
+    const root = join(tmp, "refused-ckpt");
+    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--checkpoint-dir", root, "--job-id", "refused", "--model", "deepfm", "--restore-from", ck.dir]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(existsSync(join(root, "refused"))).toBe(false);
+    const resumed = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"]);
+    expect(resumed.code, resumed.stderr).toBe(2);
+    expect(existsSync(ck.dir)).toBe(true);
   });
 
   it("pangea run refuses an unknown model itself (the orchestrator's declaration) and passes a bad --model-config's line on, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {

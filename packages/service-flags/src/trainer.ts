@@ -8,7 +8,7 @@ export const trainerSchema = z.object({
   ...tlsFields,
   ...metricsHostField,
   orchestrator: flag(address.default("127.0.0.1:50051"), { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address" }),
-  host: flag(z.string().min(1).default("127.0.0.1"), { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint" }),
+  host: flag(z.string().min(1, "expected an interface address").default("127.0.0.1"), { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint" }),
   port: flag(port.default(0), { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)" }),
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)" }),
   backend: flag(z.enum(["auto", "tensorflow", "wasm", "cpu"], { message: "expected auto, tensorflow, wasm or cpu" }).default("auto"), { env: "PANGEA_BACKEND", description: "TensorFlow.js backend: tensorflow (@tensorflow/tfjs-node-gpu, then tfjs-node), wasm or cpu; auto takes the first that loads" }),

@@ -27,5 +27,6 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_CHECKPOINT_MISMATCH: { status: "FAILED_PRECONDITION", exit: 2, description: "the checkpoint holds another model or training setup than this job's" },
   ORCH_ERR_INTERNAL: { status: "INTERNAL", exit: 1, description: "an unexpected failure (a bug): the message says where" },
   ORCH_ERR_JOB_IN_USE: { status: "FAILED_PRECONDITION", exit: 1, description: "another orchestrator (alive) runs the same job: its checkpoint directory's orchestrator.lock names it" },
+  ORCH_ERR_NOT_A_CHECKPOINT: { status: "INVALID_ARGUMENT", exit: 2, description: "the directory given for a checkpoint is another kind: a job's checkpoint directory (give one of its step-N directories) or an exported model (give the checkpoint it was exported from)" },
   ORCH_ERR_CHECKPOINT_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "a checkpoint is incomplete or fails its checksums" },
 });

@@ -137,6 +137,7 @@ describe("checkpoints", () => {
     const job = join(root, "job");
     for (const step of [5, 40, 10]) mkdirSync(join(job, `step-${step}`), { recursive: true });
     const jobErr = thrown(() => loadCheckpoint(job));
+    expect(OrchestratorErrors.is(jobErr, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
     expect(jobErr.message).toBe(`checkpoint ${job}: this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${join(job, "step-40")}`);
   });
 

@@ -21,7 +21,7 @@ const workerList = z
   );
 
 const schema = z.object({
-  out: z.string().min(1).default(".pangea/tls"),
+  out: z.string().min(1, "expected a path").default(".pangea/tls"),
   hosts: z.string().regex(/^[A-Za-z0-9.:_-]+(,[A-Za-z0-9.:_-]+)*$/, "expected host names or IPs, comma-separated").optional(),
   workers: workerList.optional(),
   days: integerNumber("expected days").pipe(z.number().min(1, "expected at least 1 day").max(3650, "expected at most 3650 days")).default(365),

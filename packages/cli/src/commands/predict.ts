@@ -21,13 +21,13 @@ export const PREDICT_FLAGS: FlagTable = {
 
 const schema = z.object({
   address: address.default("127.0.0.1:8500"),
-  model: z.string().min(1).default("pangea"),
+  model: z.string().min(1, "expected a model name").default("pangea"),
   version: positiveInt("a positive version").optional(),
   input: z.string({ message: "expected a JSON file (or - for stdin)" }).min(1),
   // grpc-js turns a deadline past 2^31 ms into an immediate DEADLINE_EXCEEDED (and past 2^53 throws): a day is plenty.
   timeoutMs: positiveInt("milliseconds", { max: 86_400_000, message: "expected at most 86400000 milliseconds (a day)" }).default(10_000),
-  tlsDir: z.string().min(1).optional(),
-  tokenFile: z.string().min(1).optional(),
+  tlsDir: z.string().min(1, "expected a path").optional(),
+  tokenFile: z.string().min(1, "expected a path").optional(),
 });
 
 interface PredictAnswer {

@@ -26,14 +26,14 @@ const CLUSTER_FLAGS: FlagTable = {
 };
 
 const clusterSchema = {
-  host: z.string().min(1).default("127.0.0.1"),
+  host: z.string().min(1, "expected an interface address").default("127.0.0.1"),
   orchestratorPort: port.default(0),
   computePort: port.default(0),
   metricsPort: port.default(0),
   blasThreads: nonNegativeInt("a number of threads").default(0),
-  logDir: z.string().min(1).default(".pangea/logs"),
+  logDir: z.string().min(1, "expected a path").default(".pangea/logs"),
   tls: z.boolean().default(false),
-  tlsDir: z.string().min(1).default(".pangea/tls"),
+  tlsDir: z.string().min(1, "expected a path").default(".pangea/tls"),
   json: z.boolean().default(false),
 };
 

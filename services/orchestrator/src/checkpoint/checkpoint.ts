@@ -1,7 +1,7 @@
 import type { FeatureInputs } from "@pangea/features";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { parseModelSpec, type ModelSpec } from "@pangea/model";
+import { EXPORT_FORMAT, parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { makeDirs, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile, sha256Hex, shardOfId } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
@@ -236,11 +236,12 @@ export function saveCheckpoint(
 export function loadCheckpoint(dir: string): CheckpointData {
   if (!existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_NOT_FOUND", `checkpoint ${dir} not found`);
   const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);
+  const notOne = (msg: string) => OrchestratorErrors.create("ORCH_ERR_NOT_A_CHECKPOINT", `checkpoint ${dir}: ${msg}`);
   const manifestPath = join(dir, "manifest.json");
   if (!existsSync(manifestPath)) {
     // A job's directory given for one of its checkpoints: point at them rather than call it incomplete.
     const steps = listCheckpoints(dirname(dir), basename(dir));
-    if (steps.length) throw corrupt(`this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${steps.at(-1)!.dir}`);
+    if (steps.length) throw notOne(`this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${steps.at(-1)!.dir}`);
     throw corrupt("no manifest.json (incomplete checkpoint)");
   }
   const text = readRegularFile(manifestPath, "manifest.json", corrupt, { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8");
@@ -250,6 +251,7 @@ export function loadCheckpoint(dir: string): CheckpointData {
   } catch (err) {
     throw corrupt(`manifest.json is not valid JSON: ${printable((err as Error).message, 160)}`);
   }
+  if ((manifest.format as string) === EXPORT_FORMAT) throw notOne(`this is an exported model (pangea export's output), not a checkpoint; give the checkpoint it was exported from (a step-N directory under the job's --checkpoint-dir)`);
   if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
     throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
   }

@@ -1,3 +1,4 @@
+import { rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeDirs, ProcessLock, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
@@ -31,7 +32,18 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
     await new Promise((r) => setTimeout(r, taken.goneInMs! + 1_000));
     taken = take();
   }
-  if (taken.lock) return taken.lock;
+  if (taken.lock) {
+    // A run refused or failed before its first checkpoint leaves no empty job directory behind (after the lock's own
+    // exit handler removed the lock file; rmdir removes only an empty directory).
+    process.on("exit", () => {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // it holds checkpoints (or another's lock): kept
+      }
+    });
+    return taken.lock;
+  }
   throw OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `job ${jobId}'s checkpoints are in use by ${taken.heldBy}; a second run of the same --job-id would overwrite them`, {
     hint: `wait for that run to end or stop it, or give another --job-id; ${path} goes when it ends`,
   });

@@ -54,6 +54,7 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--model-config: ${f.modelConfig} must hold a JSON object of ${f.model}'s hyper-parameters`);
     fromFile = parsed as Record<string, unknown>;
+    if ("name" in fromFile && typeof fromFile.name !== "string") throw new UsageError(`--model-config: ${f.modelConfig} field name: expected the model's name as a string ("${f.model}"), got ${printable(JSON.stringify(fromFile.name), 60)}`);
     if ("name" in fromFile && fromFile.name !== f.model) throw new UsageError(`--model-config: ${f.modelConfig} is for model "${String(fromFile.name)}", but --model is ${f.model}`);
     delete fromFile.name;
   }
@@ -61,19 +62,30 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     throw new UsageError(`--bottom-mlp and --top-mlp are dlrm's; ${layerWidthsHint(f.model)}`);
   }
   const hyper = f.model === "dlrm" ? { bottomMlp: [...(f.bottomMlp ?? dlrmBottomFor(f.embeddingDim))], ...(f.topMlp ? { topMlp: [...f.topMlp] } : {}), ...fromFile } : fromFile;
-  const where = f.modelConfig ? ` (from ${f.modelConfig})` : "";
   try {
     const architecture = architectureConfig(f.model, hyper);
     // What the hyper-parameters alone can get wrong, checked on a stand-in input shape: the data's comes at job start.
     validateSpec({ ...standInShape(f.embeddingDim), architecture }, undefined, { inputKnown: false });
     return architecture;
   } catch (err) {
-    if (ModelErrors.is(err)) throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${(err as Error).message}${where}`);
+    if (ModelErrors.is(err)) {
+      const message = (err as Error).message;
+      // dlrm's widths given by flag are named as the flag the user typed, not as the field they became.
+      const flags = f.model === "dlrm" ? DLRM_WIDTH_FLAGS.filter(([field, , given]) => given(f) !== undefined && !(field in fromFile) && message.includes(field)).map(([, flag]) => flag) : [];
+      const where = flags.length ? ` (given by ${flags.join(" and ")})` : f.modelConfig ? ` (from ${f.modelConfig})` : "";
+      throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${message}${where}`);
+    }
     throw err;
   }
 }
 
 /** Where another architecture's layer widths go, with its own defaults as the example (an architecture may have none). */
+/** dlrm's fields that flags give: the field, its flag, and the flag's value. */
+const DLRM_WIDTH_FLAGS: readonly (readonly [string, string, (f: ModelFlags) => unknown])[] = [
+  ["bottomMlp", "--bottom-mlp", (f) => f.bottomMlp],
+  ["topMlp", "--top-mlp", (f) => f.topMlp],
+];
+
 function layerWidthsHint(model: string): string {
   const { name: _, ...defaults } = architectureConfig(model, {});
   const widths = Object.entries(defaults).filter(([, v]) => Array.isArray(v));
