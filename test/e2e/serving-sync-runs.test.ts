@@ -107,6 +107,10 @@ describe("parameter sync from successive jobs", () => {
         expect(res.status).toBe(200);
         return ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
       };
+      // The status says which loaded version parameter sync changed since its load, and which is as exported.
+      const status = await servedVersion();
+      expect((status.find((v) => v.version === "2") as { parameter_sync?: { rows_applied: number } }).parameter_sync?.rows_applied).toBeGreaterThan(0);
+      expect(status.find((v) => v.version === "3")).not.toHaveProperty("parameter_sync");
       const exported = await predict(3);
       const synced = await predict(2);
       synced.forEach((x, i) => expect(x, `example ${i}`).toBeCloseTo(exported[i]!, 5));

@@ -14,6 +14,8 @@ export interface VersionStatus {
   error: string;
   /** A loaded version's tasks, in output order (from its manifest's model spec). */
   tasks?: TaskSpec[];
+  /** What parameter sync changed in a loaded version since its load (in memory only: another load starts from its files). */
+  synced?: { rows: number; tombstones: number; dense: number; lastAt: number };
 }
 
 /**
@@ -180,11 +182,15 @@ export class ModelManager {
 
   versions(name: string, version?: number): VersionStatus[] {
     if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
+    const withSync = (st: VersionStatus): VersionStatus => {
+      const s = this.loaded.get(st.version);
+      return s && s.synced.lastAt > 0 ? { ...st, synced: { ...s.synced } } : st;
+    };
     const all = [...this.status.values()].sort((a, b) => a.version - b.version);
-    if (version === undefined) return all;
+    if (version === undefined) return all.map(withSync);
     const one = this.status.get(version);
     if (!one) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `model "${name}" has no version ${version}`);
-    return [one];
+    return [withSync(one)];
   }
 
   /** The loaded versions' Servables (forward threads keep these and drop the rest). */
