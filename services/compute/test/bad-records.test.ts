@@ -49,7 +49,15 @@ describe("BadRecords: what --on-bad-record skip tells", () => {
         `1 x ${checksum} (10 bytes to the end unreadable; the 30 records before it that did not parse (from b.tsv.gz:500 (byte 9000) on) are taken as its wrong output, not bad records); ` +
         "2 x label '…' must be 0 or 1; in a.tsv.gz (1 bad record), b.tsv.gz (1 damaged stretch), c.tsv (1 bad record); first: a.tsv.gz:3 (byte 40): label '2' must be 0 or 1",
     );
-    // When the damaged file's records came first, the first event is the damage they are part of.
+    // When the damaged file's records came first, the first event is the one after them, or the damage they are part of.
+    const between = new BadRecords("skip");
+    between.compressedAs("b.tsv.gz", "gzip");
+    between.record("b.tsv.gz", ":5 (byte 90)", "label 'x' must be 0 or 1");
+    between.lost("b.tsv.gz", ": byte 200 (line 9)", "a line longer than 1048576 bytes (skipped to its end)", 2_000_000, null);
+    between.record("b.tsv.gz", ":12 (byte 2000300)", "label 'y' must be 0 or 1");
+    between.streamDamage("b.tsv.gz", "byte 70 (decompressed byte 2000400)", { fileOffset: 70, outputOffset: 2000400, message: "cannot gzip-decompress: incorrect data check", afterData: false, wrongOutput: true }, 70);
+    between.fileRead("b.tsv.gz", 4);
+    expect(between.summary(4)).toMatch(/; first: b\.tsv\.gz: byte 200 \(line 9\): a line longer than 1048576 bytes \(skipped to its end\) \(2000000 bytes to the end unreadable\)$/);
     const alone = new BadRecords("skip");
     alone.compressedAs("b.tsv.gz", "zstd");
     alone.record("b.tsv.gz", ":5 (byte 90)", "label 'x' must be 0 or 1");

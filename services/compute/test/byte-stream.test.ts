@@ -97,6 +97,18 @@ describe("ByteStream", () => {
     expect(r.text.length).toBeGreaterThan(100_000);
     expect(first.startsWith(r.text)).toBe(true);
     expect(r.damage!.outputOffset).toBe(Buffer.byteLength(r.text));
+    // A later member's damaged header gave no wrong bytes: the records before it are the first member's, checked.
+    expect(r.damage!.wrongOutput).toBe(false);
+  });
+
+  it("a bit flipped in a gzip member's compressed data: the damage says wrong output may have come before it", async () => {
+    const whole = Buffer.from(gzipSync(text));
+    whole[Math.floor(whole.length / 2)]! ^= 0x10;
+    const r = await readAll(whole, "gzip");
+    expect(r.damage?.message).toMatch(/^cannot gzip-decompress: /);
+    expect([r.damage!.afterData, r.damage!.wrongOutput]).toEqual([false, true]);
+    const cut = await readAll(gzipSync(text).subarray(0, 1000), "gzip");
+    expect([cut.damage!.message, cut.damage!.wrongOutput]).toEqual(["cannot gzip-decompress: unexpected end of file", false]);
   });
 });
 

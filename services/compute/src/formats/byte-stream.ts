@@ -13,6 +13,9 @@ import { ZstdFrames } from "./zstd-frames.js";
 let xxhashApi: Promise<XXHashAPI> | null = null;
 const xxhash64 = (): Promise<XXHashAPI> => (xxhashApi ??= xxhash());
 
+/** zlib's messages for a damaged gzip or zlib header (of a later member too): met before the member gives output. */
+const ZLIB_HEADER_ERRORS = new Set(["incorrect header check", "unknown compression method", "invalid window size", "unknown header flags set", "header crc mismatch"]);
+
 /** fzstd's error code for input that ends inside a frame. */
 const FZSTD_UNEXPECTED_EOF = 5;
 
@@ -233,7 +236,8 @@ function inflaterFor(kind: Exclude<Compression, "none">, reopen: (() => number) 
               ? // The checksum is checked at the data's end: the damage, wherever it is, gave wrong output that was read on.
                 new Error(`incorrect data check: the data's checksum fails, so the records read from it before here may hold wrong bytes`)
               : err;
-        damaged = !(failure instanceof TrailingGarbage) && err.code === "Z_DATA_ERROR";
+        // A damaged member header stops before any of the member's output: nothing wrong was given.
+        damaged = !(failure instanceof TrailingGarbage) && err.code === "Z_DATA_ERROR" && !ZLIB_HEADER_ERRORS.has(err.message);
       });
       z.on("end", () => (ended = true));
       let fed = 0;

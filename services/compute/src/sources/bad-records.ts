@@ -37,6 +37,9 @@ export class BadRecords {
   /** Samples kept from each file read through (the pass says, in input order). */
   private readonly kept = new Map<string, number>();
   firstExample = "";
+  /** The first example is a held record's, which may yet be taken as wrong output: the event noted after it, if any. */
+  private firstHeldOpen = false;
+  private afterHeldFirst = "";
 
   constructor(readonly policy: BadRecordPolicy) {}
 
@@ -67,6 +70,7 @@ export class BadRecords {
     if (!this.firstExample) {
       this.firstExample = `${file}${at}: ${reason}`;
       held.first = true;
+      this.firstHeldOpen = true;
     }
   }
 
@@ -108,6 +112,7 @@ export class BadRecords {
     this.kept.set(file, samples);
     const held = this.takeHeld(file);
     if (!held) return;
+    if (held.first) this.firstHeldOpen = false;
     this.records += held.count;
     this.reasons.merge(held.reasons);
     this.events(file).records += held.count;
@@ -127,8 +132,11 @@ export class BadRecords {
     const text = after ? `${reason} (${after})` : reason;
     if (wrongOutput) {
       this.wrongOutputRecords += wrongOutput.count;
-      // The first event was one of those records: it is this damage now.
-      if (wrongOutput.first) this.firstExample = `${file}${at}: ${text}`;
+      // The first event was one of those records: it is the event after it now, or this damage.
+      if (wrongOutput.first) {
+        this.firstExample = this.afterHeldFirst || `${file}${at}: ${text}`;
+        this.firstHeldOpen = false;
+      }
     }
     this.note(file, at, text, "stretches");
   }
@@ -142,6 +150,7 @@ export class BadRecords {
     this.reasons.add(reason, kind !== "records");
     this.events(file)[kind]++;
     if (!this.firstExample) this.firstExample = `${file}${at}: ${reason}`;
+    else if (this.firstHeldOpen && !this.afterHeldFirst) this.afterHeldFirst = `${file}${at}: ${reason}`;
   }
 
   private events(file: string): FileEvents {

@@ -1,4 +1,4 @@
-import { rmdirSync } from "node:fs";
+import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeDirs, ProcessLock, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
@@ -16,10 +16,19 @@ export const JOB_LOCK_FILE = "orchestrator.lock";
 export async function lockJob(checkpointDir: string, jobId: string, log: Logger, onLost: (why: string) => void): Promise<ProcessLock> {
   const dir = jobCheckpointDir(checkpointDir, jobId);
   const path = join(dir, JOB_LOCK_FILE);
+  // Only a directory this run made is removed when it ends empty (one the user made stays).
+  const made = !existsSync(dir);
   const take = () => {
     try {
       makeDirs(dir);
-      return ProcessLock.acquire(path, onLost);
+      try {
+        return ProcessLock.acquire(path, onLost);
+      } catch (err) {
+        // The run before, ending, removed its empty directory between the two: made again, once.
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        makeDirs(dir);
+        return ProcessLock.acquire(path, onLost);
+      }
     } catch (err) {
       throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot create the job's lock ${path}: ${(err as Error).message}`, { cause: err });
     }
@@ -35,13 +44,15 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
   if (taken.lock) {
     // A run refused or failed before its first checkpoint leaves no empty job directory behind (after the lock's own
     // exit handler removed the lock file; rmdir removes only an empty directory).
-    process.on("exit", () => {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // it holds checkpoints (or another's lock): kept
-      }
-    });
+    if (made) {
+      process.on("exit", () => {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // it holds checkpoints (or another's lock): kept
+        }
+      });
+    }
     return taken.lock;
   }
   throw OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `job ${jobId}'s checkpoints are in use by ${taken.heldBy}; a second run of the same --job-id would overwrite them`, {

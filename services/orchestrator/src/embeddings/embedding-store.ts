@@ -440,6 +440,11 @@ export class EmbeddingStore {
     return { ...rows, tombstones };
   }
 
+  /** Every id evicted since the store began (word pairs), for a replica that may hold any of them. */
+  allEvictions(): Uint32Array {
+    return Uint32Array.from(this.evictionLog);
+  }
+
   /** Every row, laid out as drainChanges lays out the changed ones; the changes tracked are left as they are. */
   allRows(): { ids: Uint32Array; rows: Float32Array; width: number | null } {
     return this.rowsOfTables((t) => t.allRows());

@@ -29,6 +29,8 @@ interface Replica {
   loadId: string;
   /** The replica holds another load than the one earlier pushes went to: the next push sends every row and the dense weights. */
   resend: boolean;
+  /** The replica's send in flight: the next waits for it (see send). */
+  queue: Promise<void>;
 }
 
 /**
@@ -77,7 +79,7 @@ export class ParameterSyncPusher {
     /** Serving's API token, presented on each push (a serving with --api-token-file requires it in plaintext). */
     private readonly token?: string,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false }));
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false, queue: Promise.resolve() }));
     source.store.trackChanges();
   }
 
@@ -107,26 +109,37 @@ export class ParameterSyncPusher {
     }
   }
 
-  private async send(r: Replica, round: SyncRound): Promise<void> {
+  /**
+   * Sends a round to a replica once the send before it is done: a final push overlapping an interval's would
+   * interleave their sequences, and serving ignores an update older than one it applied (a part lost unsaid).
+   */
+  private send(r: Replica, round: SyncRound): Promise<void> {
+    const sent = r.queue.then(() => this.sendNow(r, round));
+    r.queue = sent.catch(() => undefined);
+    return sent;
+  }
+
+  private async sendNow(r: Replica, round: SyncRound): Promise<void> {
     // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
     let p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
-    // Every row as it is now (newer than any pending one) and the dense weights; the tombstones still go first.
-    if (r.resend) p = { ...this.source.store.allRows(), tombstones: p.tombstones, dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : p.dense };
     const resending = r.resend;
+    if (resending) {
+      // Every row as it is now (newer than any pending one), every id evicted (a load from disk may hold it), the dense weights.
+      p = { ...this.source.store.allRows(), tombstones: this.source.store.allEvictions(), dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : p.dense };
+      // Set again by a part that fails, or by an ack from yet another load.
+      r.resend = false;
+    }
     r.pending = p;
     const parts = splitRound(p, (hi) => this.source.store.widthOf(hi), MAX_PUSH_VALUES);
     for (let k = 0; k < parts.length; k++) {
       if (await this.sendPart(r, parts[k]!)) continue;
-      // What it missed stays for the next round (unless a final push took it meanwhile): the parts not acknowledged.
-      if (r.pending === p && k > 0) r.pending = joinRounds(parts.slice(k));
+      // What it missed stays for the next round: the parts not acknowledged (a resend starts over).
+      if (k > 0) r.pending = joinRounds(parts.slice(k));
+      if (resending) r.resend = true;
       return;
     }
-    // A final push may have started meanwhile with this round compacted into its own: that one is still pending.
-    if (r.pending === p) r.pending = null;
-    if (resending) {
-      r.resend = false;
-      this.log.info({ serving: r.address, rows: p.ids.length / 2, pushes: parts.length, dense: p.dense !== null }, "parameter sync sent serving every row again");
-    }
+    r.pending = null;
+    if (resending) this.log.info({ serving: r.address, rows: p.ids.length / 2, tombstones: p.tombstones.length / 2, pushes: parts.length, dense: p.dense !== null }, "parameter sync sent serving every row again");
   }
 
   /** One update to a replica; false if it failed (said in the log). */
@@ -148,7 +161,8 @@ export class ParameterSyncPusher {
         if (this.token) meta.set("authorization", `Bearer ${this.token}`);
         return r.client.push(req, meta, opts, cb);
       };
-      const res = await unary<Buffer, Buffer>("serving", push, bytes, 10_000);
+      // A part of a whole table is tens of MB: its deadline grows by a second per MiB.
+      const res = await unary<Buffer, Buffer>("serving", push, bytes, 10_000 + Math.ceil(bytes.length / (1 << 20)) * 1_000);
       const { payload: ack } = decodeMessage(res, MessageType.PARAMETER_SYNC_ACK, `serving at ${r.address}`);
       // Answered, whatever it did with the push: the replica is reached again.
       if (r.failing !== null) {

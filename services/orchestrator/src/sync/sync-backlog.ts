@@ -67,15 +67,22 @@ export function compactRounds(rounds: readonly SyncRound[], widthOf: (hi: number
 }
 
 /**
- * A round cut into rounds of at most `maxValues` row values each (at least one row each), in order: the first
- * carries the tombstones (applied before any row, as in one round), the last the dense weights. A whole table
+ * A round cut into rounds of at most `maxValues` row values or tombstones each (at least one row each), in order:
+ * the tombstones first (applied before any row, as in one round), the dense weights with the last. A whole table
  * resent to a replica is one round, which would pass the gRPC message limit (256 MiB) from about four million rows
  * of 16 values.
  */
 export function splitRound(round: SyncRound, widthOf: (hi: number) => number, maxValues: number): SyncRound[] {
-  if (round.rows.length <= maxValues) return [round];
+  if (round.rows.length <= maxValues && round.tombstones.length / 2 <= maxValues) return [round];
+  const none = { ids: new Uint32Array(0), rows: new Float32Array(0), width: round.width };
   const parts: SyncRound[] = [];
+  let tombstones = round.tombstones;
+  while (tombstones.length / 2 > maxValues) {
+    parts.push({ ...none, tombstones: tombstones.subarray(0, 2 * maxValues), dense: null });
+    tombstones = tombstones.subarray(2 * maxValues);
+  }
   const n = round.ids.length / 2;
+  if (n === 0) return [...parts, { ...none, tombstones, dense: round.dense }];
   let first = 0;
   let valuesAt = 0;
   while (first < n) {
@@ -89,7 +96,7 @@ export function splitRound(round: SyncRound, widthOf: (hi: number) => number, ma
       ids: round.ids.subarray(2 * first, 2 * last),
       rows: round.rows.subarray(valuesAt, valuesAt + values),
       width: round.width,
-      tombstones: parts.length === 0 ? round.tombstones : new Uint32Array(0),
+      tombstones: first === 0 ? tombstones : new Uint32Array(0),
       dense: last === n ? round.dense : null,
     });
     first = last;
