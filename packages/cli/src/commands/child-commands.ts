@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
+import type { Socket } from "node:net";
+import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
 
@@ -11,13 +12,19 @@ import { REPO_ROOT } from "../repo-root.js";
  * its own, so a terminal's Ctrl-C reaches it once, through us), and the CLI exits with
  * the child's code, or 128 + the signal that ended it.
  */
-function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<string, string>> = {}): Promise<number> {
+function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<string, string>> = {}, service = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
-      stdio: "inherit",
+      // A service holds a pipe from this process on its stdin: if this process dies in any way (kill -9), the service
+      // reads end-of-file and stops as on SIGTERM (runMain), instead of running on holding its ports.
+      stdio: [service ? "pipe" : "inherit", "inherit", "inherit"],
       detached: true,
-      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}) },
+      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}), ...(service ? { [LAUNCHER_PIPE_ENV]: "1" } : {}) },
     });
+    if (child.stdin) {
+      child.stdin.on("error", () => {});
+      (child.stdin as unknown as Socket).unref();
+    }
     // To the child's whole group, as a terminal would: a benchmark script's own children stop too.
     const forward = (signal: NodeJS.Signals) => {
       try {
@@ -55,7 +62,7 @@ export function exportCommand(argv: string[]): Promise<number> {
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */
 export function serveCommand(argv: string[]): Promise<number> {
   // The services' heap settings (packages/kit: V8 flags for fewer collections mid-request, malloc thresholds for large buffers).
-  return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve", SERVICE_MALLOC_ENV);
+  return runChild([...SERVICE_V8_FLAGS, join(REPO_ROOT, "services/serving/dist/main.js"), ...argv], "pangea serve", SERVICE_MALLOC_ENV, true);
 }
 
 /** `pangea bench [RECORDS]`: the first two of `make bench`'s benchmarks (scripts/bench.mjs on RECORDS records, then the table benchmark at its default size). */
