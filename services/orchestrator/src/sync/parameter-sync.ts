@@ -120,14 +120,16 @@ export class ParameterSyncPusher {
   }
 
   private async sendNow(r: Replica, round: SyncRound): Promise<void> {
-    // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
-    let p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
     const resending = r.resend;
+    let p: SyncRound;
     if (resending) {
       // Every row as it is now (newer than any pending one), every id evicted (a load from disk may hold it), the dense weights.
-      p = { ...this.source.store.allRows(), tombstones: this.source.store.allEvictions(), dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : p.dense };
+      p = { ...this.source.store.allRows(), tombstones: this.source.store.allEvictions(), dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : null };
       // Set again by a part that fails, or by an ack from yet another load.
       r.resend = false;
+    } else {
+      // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
+      p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
     }
     r.pending = p;
     const parts = splitRound(p, (hi) => this.source.store.widthOf(hi), MAX_PUSH_VALUES);
