@@ -340,7 +340,7 @@ describe("unreachable peers and bad configuration", () => {
     ["orchestrator", ["--bottom-mlp", "64,x"], {}, 'pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16, got "64,x"'],
     ["orchestrator", [], { PANGEA_STEPS: "many" }, 'pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps: a whole number from 1 to 2^53 - 1, got "many"'],
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
-    ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16"],
+    ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16 (given by --bottom-mlp)"],
     ["compute", ["--port", "70000"], {}, 'pangea-compute: invalid --port: expected a port 0..65535, got "70000"'],
     ["compute", ["--orchestrator", "nohostport"], {}, 'pangea-compute: invalid --orchestrator: expected host:port (a port 1..65535), got "nohostport"'],
     ["trainer", ["--backend", "gpu"], {}, 'pangea-trainer: invalid --backend: expected auto, tensorflow, wasm or cpu, got "gpu"'],
