@@ -1,8 +1,7 @@
-import { fstatSync } from "node:fs";
-import type { Socket } from "node:net";
 import { PangeaError, EXIT } from "./errors.js";
 import { UsageError } from "./config.js";
 import { printable } from "./printable.js";
+import { exitWithLauncher } from "./launcher-pipe.js";
 
 /**
  * The name a program gives itself in its usage and error lines: the `pangea`
@@ -46,36 +45,4 @@ export function runMain(program: string, main: () => Promise<void>, usage?: () =
     process.stderr.write(`${program}: internal error: ${printable(message, 2048)}${stack ? " (its stack is above)" : ""}\n`);
     process.exit(EXIT.failure);
   });
-}
-
-/** Set by a launcher that starts a service with a pipe on its stdin (`pangea run`, the tests' clusters). */
-export const LAUNCHER_PIPE_ENV = "PANGEA_EXIT_WITH_LAUNCHER";
-
-/**
- * A service started by a launcher that is not meant to outlive it gets the
- * write end of a pipe kept open by the launcher on its stdin: when the
- * launcher dies in any way (SIGKILL, SIGPIPE from `pangea run ... | head`),
- * the pipe reads end-of-file and the service stops as on SIGTERM, instead of
- * running on with nobody to stop it. Only when stdin really is a pipe (or a
- * socket pair, as Node's child_process makes one): the
- * variable copied into another environment (a terminal, /dev/null) changes
- * nothing.
- */
-function exitWithLauncher(): void {
-  if (process.env[LAUNCHER_PIPE_ENV] !== "1") return;
-  let pipe = false;
-  try {
-    // Node's child_process gives a child's "pipe" stdin as one end of a socket pair.
-    const s = fstatSync(0);
-    pipe = s.isFIFO() || s.isSocket();
-  } catch {
-    return;
-  }
-  if (!pipe) return;
-  const stdin = process.stdin as unknown as Socket;
-  stdin.on("end", () => process.kill(process.pid, "SIGTERM"));
-  stdin.on("error", () => process.kill(process.pid, "SIGTERM"));
-  stdin.resume();
-  // Watching must not keep a service alive that has finished.
-  stdin.unref?.();
 }

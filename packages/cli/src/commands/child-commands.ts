@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import type { Socket } from "node:net";
-import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
+import { holdLauncherPipe, launcherPipeEnv, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
 
@@ -19,12 +18,9 @@ function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<
       // reads end-of-file and stops as on SIGTERM (runMain), instead of running on holding its ports.
       stdio: [service ? "pipe" : "inherit", "inherit", "inherit"],
       detached: true,
-      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}), ...(service ? { [LAUNCHER_PIPE_ENV]: "1" } : {}) },
+      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}), ...(service ? launcherPipeEnv() : {}) },
     });
-    if (child.stdin) {
-      child.stdin.on("error", () => {});
-      (child.stdin as unknown as Socket).unref();
-    }
+    holdLauncherPipe(child);
     // To the child's whole group, as a terminal would: a benchmark script's own children stop too.
     const forward = (signal: NodeJS.Signals) => {
       try {

@@ -2,8 +2,7 @@ import { constants as osConstants } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { LAUNCHER_PIPE_ENV, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mallocEnvForBudget, processStartTime } from "@pangea/kit";
-import type { Socket } from "node:net";
+import { holdLauncherPipe, launcherPipeEnv, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mallocEnvForBudget, processStartTime } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
 import { exitReason } from "./log-tail.js";
@@ -136,14 +135,11 @@ export class LocalCluster {
     const child = spawn(process.execPath, [...flags, entry, ...args], {
       // Attached: stdin is a pipe this process holds open, so the service stops when this process dies (runMain).
       stdio: [detached ? "ignore" : "pipe", fd, fd],
-      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}), ...(detached ? {} : { [LAUNCHER_PIPE_ENV]: "1" }) },
+      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}), ...(detached ? {} : launcherPipeEnv()) },
       detached,
     });
     closeSync(fd);
-    if (child.stdin) {
-      child.stdin.on("error", () => {});
-      (child.stdin as unknown as Socket).unref();
-    }
+    holdLauncherPipe(child);
     let resolveExit!: (code: number) => void;
     const proc: ClusterProcess = { name, entry, args, child, logPath, lastLine: "", exitCode: null, exited: new Promise((r) => (resolveExit = r)) };
     child.on("exit", (code, signal) => {
