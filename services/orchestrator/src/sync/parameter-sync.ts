@@ -16,6 +16,14 @@ export interface SyncSource {
 /** Row values in one push at most (64 MB of them): a bigger round goes as several, under serving's 256 MiB message limit. */
 const MAX_PUSH_VALUES = 16 << 20;
 
+/**
+ * Whole-table sends to one replica start this far apart at least (but the final push's): a peer on a sync address
+ * that names a new load in every ack (in plaintext nothing proves it is serving) would otherwise make every
+ * interval's push a copy and send of the whole table. A real serving changes its load at a restart or a version
+ * load; a second within this time gets its rows a little later, the interval pushes between still applied.
+ */
+export const MIN_RESEND_GAP_MS = 30_000;
+
 interface Replica {
   address: string;
   client: ParameterSyncClient;
@@ -29,6 +37,9 @@ interface Replica {
   loadId: string;
   /** The replica holds another load than the one earlier pushes went to: the next push sends every row and the dense weights. */
   resend: boolean;
+  /** When its last whole-table send started (ms since the epoch; 0 = never), and whether one waits for MIN_RESEND_GAP_MS. */
+  lastResendAt: number;
+  resendDeferred: boolean;
   /** The replica's send in flight: the next waits for it (see send). */
   queue: Promise<void>;
 }
@@ -78,8 +89,9 @@ export class ParameterSyncPusher {
     private readonly log: Logger,
     /** Serving's API token, presented on each push (a serving with --api-token-file requires it in plaintext). */
     private readonly token?: string,
+    private readonly now: () => number = Date.now,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false, queue: Promise.resolve() }));
+    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() }));
     source.store.trackChanges();
   }
 
@@ -98,12 +110,12 @@ export class ParameterSyncPusher {
       const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
       if (withDense) this.lastDense = Date.now();
       const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
-      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null)) return;
-      await Promise.all(this.replicas.map((r) => this.send(r, round)));
+      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null && !(r.resend && this.now() >= r.lastResendAt + MIN_RESEND_GAP_MS))) return;
+      await Promise.all(this.replicas.map((r) => this.send(r, round, final)));
       this.pushes++;
       this.rowsSent += round.ids.length / 2;
       // A replica found to have lost what it had been sent gets the whole table now, not an interval later (or never, after the last push).
-      await Promise.all(this.replicas.filter((r) => r.resend).map((r) => this.send(r, { ...round, ids: new Uint32Array(0), rows: new Float32Array(0), tombstones: new Uint32Array(0) })));
+      await Promise.all(this.replicas.filter((r) => this.resendDue(r, final)).map((r) => this.send(r, { ...round, ids: new Uint32Array(0), rows: new Float32Array(0), tombstones: new Uint32Array(0) }, final)));
     } finally {
       this.pushing = false;
     }
@@ -113,16 +125,30 @@ export class ParameterSyncPusher {
    * Sends a round to a replica once the send before it is done: a final push overlapping an interval's would
    * interleave their sequences, and serving ignores an update older than one it applied (a part lost unsaid).
    */
-  private send(r: Replica, round: SyncRound): Promise<void> {
-    const sent = r.queue.then(() => this.sendNow(r, round));
+  private send(r: Replica, round: SyncRound, final: boolean): Promise<void> {
+    const sent = r.queue.then(() => this.sendNow(r, round, final));
     r.queue = sent.catch(() => undefined);
     return sent;
   }
 
-  private async sendNow(r: Replica, round: SyncRound): Promise<void> {
-    const resending = r.resend;
+  /** A whole-table send is wanted and may start now (see MIN_RESEND_GAP_MS); says once when one has to wait. */
+  private resendDue(r: Replica, final: boolean): boolean {
+    if (!r.resend) return false;
+    const wait = r.lastResendAt + MIN_RESEND_GAP_MS - this.now();
+    if (final || wait <= 0) return true;
+    if (!r.resendDeferred) {
+      r.resendDeferred = true;
+      this.log.warn({ serving: r.address, waitMs: wait }, `serving names another load again within ${MIN_RESEND_GAP_MS / 1000} s of the last time it was sent every row: it is sent every row again when that time is up, the changed rows meanwhile`);
+    }
+    return false;
+  }
+
+  private async sendNow(r: Replica, round: SyncRound, final: boolean): Promise<void> {
+    const resending = this.resendDue(r, final);
     let p: SyncRound;
     if (resending) {
+      r.lastResendAt = this.now();
+      r.resendDeferred = false;
       // Every row as it is now (newer than any pending one), every id evicted (a load from disk may hold it), the dense weights.
       p = { ...this.source.store.allRows(), tombstones: this.source.store.allEvictions(), dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : null };
       // Set again by a part that fails, or by an ack from yet another load.
