@@ -445,9 +445,56 @@ export class EmbeddingStore {
     return Uint32Array.from(this.evictionLog);
   }
 
-  /** Every row, laid out as drainChanges lays out the changed ones; the changes tracked are left as they are. */
-  allRows(): { ids: Uint32Array; rows: Float32Array; width: number | null } {
-    return this.rowsOfTables((t) => t.allRows());
+  /**
+   * Every id with a row now (word pairs, a table after another), 8 bytes a row: a whole-table send reads the rows a
+   * part at a time (rowsOf) instead of copying the table at once.
+   */
+  allIds(): Uint32Array {
+    const tables = [...this.tables.values()];
+    const ids = new Uint32Array(2 * tables.reduce((a, t) => a + t.size, 0));
+    let at = 0;
+    for (const t of tables) {
+      ids.set(t.rowIds.subarray(0, 2 * t.size), at);
+      at += 2 * t.size;
+    }
+    return ids;
+  }
+
+  /**
+   * The rows of those of `ids` (word pairs) that have one now, laid out as drainChanges lays out the changed ones;
+   * ids removed since they were listed are left out. Nothing is made or counted.
+   */
+  rowsOf(ids: Uint32Array): { ids: Uint32Array; rows: Float32Array; width: number | null } {
+    const count = ids.length / 2;
+    const found = this.findRows(ids, count);
+    let n = 0;
+    let values = 0;
+    for (let i = 0; i < count; i++) {
+      if (found.rows[i]! < 0) continue;
+      n++;
+      values += this.tableList[found.tables[i]!]!.dim;
+    }
+    const present = new Uint32Array(2 * n);
+    const rows = new Float32Array(values);
+    let k = 0;
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const row = found.rows[i]!;
+      if (row < 0) continue;
+      const t = this.tableList[found.tables[i]!]!;
+      present[2 * k] = ids[2 * i]!;
+      present[2 * k + 1] = ids[2 * i + 1]!;
+      rows.set(t.weights.subarray(row * t.dim, (row + 1) * t.dim), at);
+      at += t.dim;
+      k++;
+    }
+    return { ids: present, rows, width: this.uniformWidth() };
+  }
+
+  /** The row width every table shares (0 with none), or null when they differ. */
+  private uniformWidth(): number | null {
+    const tables = [...this.tables.values()];
+    return tables.every((t) => t.dim === tables[0]!.dim) ? (tables[0]?.dim ?? 0) : null;
   }
 
   private rowsOfTables(take: (t: EmbeddingTable) => { ids: Uint32Array; rows: Float32Array }): { ids: Uint32Array; rows: Float32Array; width: number | null } {
@@ -455,7 +502,7 @@ export class EmbeddingStore {
     const parts = tables.map(take);
     const n = parts.reduce((a, p) => a + p.ids.length / 2, 0);
     const values = parts.reduce((a, p) => a + p.rows.length, 0);
-    const width = tables.every((t) => t.dim === tables[0]!.dim) ? (tables[0]?.dim ?? 0) : null;
+    const width = this.uniformWidth();
     const ids = new Uint32Array(n * 2);
     const rows = new Float32Array(values);
     let at = 0;

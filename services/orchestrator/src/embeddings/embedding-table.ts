@@ -218,11 +218,6 @@ export class EmbeddingTable {
     return { ids, rows };
   }
 
-  /** The ids (word pairs) and weights of every row: what a serving replica that lost its synced rows needs. */
-  allRows(): { ids: Uint32Array; rows: Float32Array } {
-    return { ids: this.rowIds.slice(0, 2 * this.size), rows: this.weights.slice(0, this.size * this.dim) };
-  }
-
   /** Inserts or overwrites a row (checkpoint restore, assign). */
   restoreRow(lo: number, hi: number, weights: ArrayLike<number>, state?: ArrayLike<number>, lastUpdate?: number): number {
     const row = this.findOrInsert(lo, hi);

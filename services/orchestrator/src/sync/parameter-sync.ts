@@ -5,6 +5,7 @@ import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTen
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { compactRounds, joinRounds, splitRound, type SyncRound } from "./sync-backlog.js";
+import { wholeTableParts } from "./whole-table.js";
 
 export interface SyncSource {
   store: EmbeddingStore;
@@ -144,30 +145,46 @@ export class ParameterSyncPusher {
   }
 
   private async sendNow(r: Replica, round: SyncRound, final: boolean): Promise<void> {
-    const resending = this.resendDue(r, final);
-    let p: SyncRound;
-    if (resending) {
-      r.lastResendAt = this.now();
-      r.resendDeferred = false;
-      // Every row as it is now (newer than any pending one), every id evicted (a load from disk may hold it), the dense weights.
-      p = { ...this.source.store.allRows(), tombstones: this.source.store.allEvictions(), dense: this.source.dense ? this.source.dense.values.map((v) => v.slice()) : null };
-      // Set again by a part that fails, or by an ack from yet another load.
-      r.resend = false;
-    } else {
-      // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
-      p = r.pending ? compactRounds([r.pending, round], (hi) => this.source.store.widthOf(hi)) : round;
-    }
+    const widthOf = (hi: number) => this.source.store.widthOf(hi);
+    // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
+    const p = r.pending ? compactRounds([r.pending, round], widthOf) : round;
     r.pending = p;
-    const parts = splitRound(p, (hi) => this.source.store.widthOf(hi), MAX_PUSH_VALUES);
+    if (this.resendDue(r, final)) return this.resendAll(r);
+    const parts = splitRound(p, widthOf, MAX_PUSH_VALUES);
     for (let k = 0; k < parts.length; k++) {
       if (await this.sendPart(r, parts[k]!)) continue;
-      // What it missed stays for the next round: the parts not acknowledged (a resend starts over).
+      // What it missed stays for the next round: the parts not acknowledged.
       if (k > 0) r.pending = joinRounds(parts.slice(k));
-      if (resending) r.resend = true;
       return;
     }
     r.pending = null;
-    if (resending) this.log.info({ serving: r.address, rows: p.ids.length / 2, tombstones: p.tombstones.length / 2, pushes: parts.length, dense: p.dense !== null }, "parameter sync sent serving every row again");
+  }
+
+  /**
+   * Every row as it is now, every id evicted (a load from disk may hold it) and the dense weights, a part at a time
+   * (wholeTableParts). What the replica had pending stays so until the last part is acknowledged: if a part fails,
+   * the next rounds bring it the changes meanwhile, and the whole table goes again when MIN_RESEND_GAP_MS allows.
+   */
+  private async resendAll(r: Replica): Promise<void> {
+    r.lastResendAt = this.now();
+    r.resendDeferred = false;
+    // Set again by a part that fails, or by an ack from yet another load.
+    r.resend = false;
+    const dense = () => (this.source.dense ? this.source.dense.values.map((v) => v.slice()) : null);
+    let rows = 0;
+    let tombstones = 0;
+    let pushes = 0;
+    for (const part of wholeTableParts(this.source.store, dense, MAX_PUSH_VALUES)) {
+      if (!(await this.sendPart(r, part))) {
+        r.resend = true;
+        return;
+      }
+      rows += part.ids.length / 2;
+      tombstones += part.tombstones.length / 2;
+      pushes++;
+    }
+    r.pending = null;
+    this.log.info({ serving: r.address, rows, tombstones, pushes, dense: this.source.dense !== null }, "parameter sync sent serving every row again");
   }
 
   /** One update to a replica; false if it failed (said in the log). */

@@ -1,0 +1,34 @@
+import type { EmbeddingStore } from "../embeddings/embedding-store.js";
+import type { SyncRound } from "./sync-backlog.js";
+
+/**
+ * Everything a replica that lost its synced rows needs, as updates of at most `maxValues` row values or tombstones
+ * each, in the order one round would apply: every id evicted since the parameter server started (a version from
+ * disk may hold any of them) first, then every row, the dense weights with the last. Only the ids are listed up
+ * front (8 bytes a row); each part's rows are read when the part is taken, so the table is never copied whole, and
+ * what a part sends is the row as it is then. An id made after the listing, or changed after its part was read, is
+ * among the changes tracked for the next round; one removed after it is left out here and its tombstone goes then.
+ * At least one part, so an empty table still gets the dense weights (and the replica's ack).
+ */
+export function* wholeTableParts(store: EmbeddingStore, dense: () => Float32Array[] | null, maxValues: number): Generator<SyncRound> {
+  const none = { ids: new Uint32Array(0), rows: new Float32Array(0), width: null };
+  let tombstones = store.allEvictions();
+  while (tombstones.length / 2 > maxValues) {
+    yield { ...none, tombstones: tombstones.subarray(0, 2 * maxValues), dense: null };
+    tombstones = tombstones.subarray(2 * maxValues);
+  }
+  const ids = store.allIds();
+  const n = ids.length / 2;
+  let first = 0;
+  do {
+    let last = first;
+    let values = 0;
+    while (last < n && (last === first || values + store.widthOf(ids[2 * last + 1]!) <= maxValues)) {
+      values += store.widthOf(ids[2 * last + 1]!);
+      last++;
+    }
+    const rows = store.rowsOf(ids.subarray(2 * first, 2 * last));
+    yield { ...rows, tombstones: first === 0 ? tombstones : new Uint32Array(0), dense: last === n ? dense() : null };
+    first = last;
+  } while (first < n);
+}
