@@ -75,12 +75,7 @@ export function compactRounds(rounds: readonly SyncRound[], widthOf: (hi: number
 export function splitRound(round: SyncRound, widthOf: (hi: number) => number, maxValues: number): SyncRound[] {
   if (round.rows.length <= maxValues && round.tombstones.length / 2 <= maxValues) return [round];
   const none = { ids: new Uint32Array(0), rows: new Float32Array(0), width: round.width };
-  const parts: SyncRound[] = [];
-  let tombstones = round.tombstones;
-  while (tombstones.length / 2 > maxValues) {
-    parts.push({ ...none, tombstones: tombstones.subarray(0, 2 * maxValues), dense: null });
-    tombstones = tombstones.subarray(2 * maxValues);
-  }
+  const { parts, rest: tombstones } = tombstoneParts(round.tombstones, maxValues, round.width);
   const n = round.ids.length / 2;
   if (n === 0) return [...parts, { ...none, tombstones, dense: round.dense }];
   let first = 0;
@@ -103,6 +98,20 @@ export function splitRound(round: SyncRound, widthOf: (hi: number) => number, ma
     valuesAt += values;
   }
   return parts;
+}
+
+/**
+ * Tombstones (word pairs) past `maxValues` as rounds of their own, to go before any row; `rest` (at most maxValues)
+ * goes with the first row.
+ */
+export function tombstoneParts(tombstones: Uint32Array, maxValues: number, width: number | null): { parts: SyncRound[]; rest: Uint32Array } {
+  const parts: SyncRound[] = [];
+  let rest = tombstones;
+  while (rest.length / 2 > maxValues) {
+    parts.push({ ids: new Uint32Array(0), rows: new Float32Array(0), width, tombstones: rest.subarray(0, 2 * maxValues), dense: null });
+    rest = rest.subarray(2 * maxValues);
+  }
+  return { parts, rest };
 }
 
 /** Rounds of disjoint ids (the parts splitRound made) as one, for a replica that missed them. */

@@ -1,5 +1,5 @@
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
-import type { SyncRound } from "./sync-backlog.js";
+import { tombstoneParts, type SyncRound } from "./sync-backlog.js";
 
 /**
  * Everything a replica that lost its synced rows needs, as updates of at most `maxValues` row values or tombstones
@@ -11,12 +11,8 @@ import type { SyncRound } from "./sync-backlog.js";
  * At least one part, so an empty table still gets the dense weights (and the replica's ack).
  */
 export function* wholeTableParts(store: EmbeddingStore, dense: () => Float32Array[] | null, maxValues: number): Generator<SyncRound> {
-  const none = { ids: new Uint32Array(0), rows: new Float32Array(0), width: null };
-  let tombstones = store.allEvictions();
-  while (tombstones.length / 2 > maxValues) {
-    yield { ...none, tombstones: tombstones.subarray(0, 2 * maxValues), dense: null };
-    tombstones = tombstones.subarray(2 * maxValues);
-  }
+  const { parts, rest: tombstones } = tombstoneParts(store.allEvictions(), maxValues, null);
+  yield* parts;
   const ids = store.allIds();
   const n = ids.length / 2;
   let first = 0;
