@@ -400,6 +400,56 @@ describe("the pangea command as a new user meets it", () => {
     }
   }, 200_000);
 
+  it.each([
+    ["SIGINT", 130],
+    ["SIGKILL", null],
+  ] as const)("up ended by %s while starting: nothing it started runs on unknown (stopped by up itself, or by down from the processes recorded as spawned)", async (signal, code) => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-stopped-"));
+    const state = join(cwd, ".pangea/run/cluster.json");
+    const recorded = () => (existsSync(state) ? (JSON.parse(readFileSync(state, "utf8")) as { processes: { name: string; pid: number }[] }).processes : []);
+    let pids: number[] = [];
+    const up = spawn(process.execPath, [ENTRY.cli, "up", "--trainers", "2", "--steps", "5000", "--batch-size", "64", "--backend", "cpu"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    up.stdout!.on("data", (d: Buffer) => (out += d));
+    up.stderr!.on("data", (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => up.once("exit", (c) => resolve(c)));
+    try {
+      // Every process spawned (the trainers are the last), none ready yet: up has not returned.
+      await waitFor("up to spawn its trainers", async () => recorded().some((p) => p.name === "trainer-1"), 30_000, 20);
+      pids = recorded().map((p) => p.pid);
+      expect(out).not.toContain("cluster up:");
+      up.kill(signal);
+      expect(await exited).toBe(code);
+      if (signal === "SIGINT") {
+        expect(out).toBe("pangea up: interrupted by SIGINT while starting; stopped every process it had started\n");
+        expect(existsSync(state)).toBe(false);
+      } else {
+        // Killed outright it stops nothing; the processes run on, recorded: status says why it has no address or
+        // reports the job, and down stops them.
+        expect(pids.filter(alive)).toEqual(pids);
+        const down = await runNode(ENTRY.cli, ["down"], { cwd });
+        expect(down.stdout).toBe("stopped orchestrator, compute, trainer-0, trainer-1\n");
+      }
+      await waitFor("every process up started to exit", async () => pids.every((pid) => !alive(pid)), 10_000, 100);
+    } finally {
+      up.kill("SIGKILL");
+      for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 60_000);
+
+  it("a cluster.json that is not up's state: status, down and up each say so in one line naming it, exit 1", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-bad-state-"));
+    mkdirSync(join(cwd, ".pangea/run"), { recursive: true });
+    for (const text of ["{garbage", '{"orchestrator": "x", "processes": [{"name": "orchestrator", "pid": -1, "log": "l"}]}']) {
+      writeFileSync(join(cwd, ".pangea/run/cluster.json"), text);
+      for (const cmd of [["status"], ["down"], ["up", "--steps", "10"]]) {
+        const r = await runNode(ENTRY.cli, cmd, { cwd });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/^pangea [a-z]+: \.pangea\/run\/cluster\.json is not the state 'pangea up' writes \(.+\): the processes it named cannot be known; stop any left by hand \(ps\) and delete \.pangea\/run\/cluster\.json\n$/);
+      }
+    }
+  });
+
   it("up's orchestrator killed: status says it exited and how to continue from the job's checkpoints, and down then up --resume does", async () => {
     const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-killed-"));
     const args = ["up", "--job-id", "upk", "--steps", "100000", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--checkpoint-every-steps", "5"];

@@ -1,3 +1,4 @@
+import { constants as osConstants } from "node:os";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { printable } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
@@ -20,9 +21,30 @@ export async function upCommand(c: RunConfig): Promise<number> {
   claimLogDir(c.logDir, false);
   process.stderr.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
   prepareTls(c);
-  const cluster = await LocalCluster.start(clusterOptions(c, true));
+  const record = (cluster: LocalCluster) => writeState({ ...cluster.describe(), ...(c.tls ? { tlsDir: c.tlsDir } : {}) });
+  // The processes are detached: interrupted while starting, up stops what it started (killed outright, it cannot:
+  // each is recorded as it is spawned, for 'pangea down').
+  const abort = new AbortController();
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = signal;
+    abort.abort();
+  };
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const s of signals) process.on(s, onSignal);
+  let cluster: LocalCluster;
+  try {
+    cluster = await LocalCluster.start({ ...clusterOptions(c, true), onSpawn: record, signal: abort.signal });
+  } catch (err) {
+    clearState();
+    if (!interrupted) throw err;
+    process.stderr.write(`pangea up: interrupted by ${interrupted} while starting; stopped every process it had started\n`);
+    return 128 + (osConstants.signals[interrupted as keyof typeof osConstants.signals] ?? 0);
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
   for (const p of cluster.processes) p.child.unref();
-  writeState({ ...cluster.describe(), ...(c.tls ? { tlsDir: c.tlsDir } : {}) });
+  record(cluster);
   process.stdout.write(`cluster up: ${addressesLine(cluster)}, ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}${c.tls ? `; mutual TLS, certificates in ${c.tlsDir}` : ""}\n`);
   process.stdout.write(`follow with 'pangea status', stop with 'pangea down'; logs in ${c.logDir}\n`);
   return 0;
@@ -73,6 +95,7 @@ function orchestratorGone(state: LocalState): string {
 export async function statusCommand(address: string | undefined, json: boolean, tlsDir?: string): Promise<number> {
   const state = readState();
   const target = address ?? state?.orchestrator;
+  if (!target && state) throw new ClusterError(`the cluster 'pangea up' started has no orchestrator address yet: it is still starting, or up was killed while starting; 'pangea down' stops what it started`, 1);
   if (!target) throw new ClusterError("no orchestrator address: pass --orchestrator host:port or start a cluster with 'pangea up'", 2);
   const dir = tlsDir ?? (address ? undefined : state?.tlsDir);
   const client = new StatusClient(target, dir ? usableTlsDir(() => loadTransportSecurity(dir, "admin")) : null);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { makeDirs, processExists, processStartTime } from "@pangea/kit";
+import { makeDirs, printable, processExists, processStartTime } from "@pangea/kit";
+import { ClusterError } from "../cluster-error.js";
 
 /** What `pangea up` leaves behind for `pangea down` and `pangea status`. */
 export interface LocalState {
@@ -19,9 +20,25 @@ export function writeState(state: LocalState, path = STATE_FILE): void {
   writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`);
 }
 
+/** The state up wrote, or null without one; a file that is not one is an error naming it (nothing can be known of its processes). */
 export function readState(path = STATE_FILE): LocalState | null {
   if (!existsSync(path)) return null;
-  return JSON.parse(readFileSync(path, "utf8")) as LocalState;
+  let state: unknown;
+  let why = "";
+  try {
+    state = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  const p = state as Partial<LocalState> | null;
+  const processes = p && typeof p === "object" && Array.isArray(p.processes) ? p.processes : null;
+  if (!why && (!processes || typeof p!.orchestrator !== "string" || !processes.every((x) => x && typeof x.name === "string" && Number.isSafeInteger(x.pid) && x.pid > 0 && typeof x.log === "string"))) {
+    why = "expected the orchestrator's address and the processes 'pangea up' started (name, pid, log)";
+  }
+  if (why) {
+    throw new ClusterError(`${path} is not the state 'pangea up' writes (${printable(why, 200)}): the processes it named cannot be known; stop any left by hand (ps) and delete ${path}`, 1);
+  }
+  return state as LocalState;
 }
 
 export function clearState(path = STATE_FILE): void {

@@ -38,6 +38,10 @@ export interface ClusterOptions {
   clusterName?: string;
   /** Mutual TLS: every process gets the directory (PANGEA_TLS_DIR), each trainer its per-worker certificate trainer-i. */
   tlsDir?: string;
+  /** Told after each process is spawned (`pangea up` records them at once: a detached process outlives a launcher killed while starting). */
+  onSpawn?: (cluster: LocalCluster) => void;
+  /** Aborted while starting: every process started is stopped, and start rejects. */
+  signal?: AbortSignal;
 }
 
 export interface ClusterProcess {
@@ -76,6 +80,8 @@ export class LocalCluster {
   static async start(opts: ClusterOptions): Promise<LocalCluster> {
     makeDirs(opts.logDir);
     const c = new LocalCluster(opts);
+    const abort = () => void c.stop();
+    opts.signal?.addEventListener("abort", abort, { once: true });
     try {
       const host = opts.host ?? "127.0.0.1";
       const shards = opts.psShards ?? 1;
@@ -114,6 +120,8 @@ export class LocalCluster {
     } catch (err) {
       await c.stop();
       throw err;
+    } finally {
+      opts.signal?.removeEventListener("abort", abort);
     }
     return c;
   }
@@ -125,6 +133,8 @@ export class LocalCluster {
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
     // A restarted process logs to a new file (name.1.log, ...), keeping the earlier life's log.
+    // Stopped while starting (start's signal): nothing more is started.
+    if (this.stopping) throw new ClusterError(`${name} not started: the cluster was stopped while starting`);
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
@@ -149,6 +159,7 @@ export class LocalCluster {
       resolveExit(proc.exitCode);
     });
     this.processes.push(proc);
+    this.opts.onSpawn?.(this);
     return proc;
   }
 
@@ -243,7 +254,8 @@ export class LocalCluster {
     return {
       orchestrator: this.orchestratorAddress,
       compute: this.computeAddress,
-      processes: this.processes.map((p) => ({ name: p.name, pid: p.child.pid ?? -1, log: p.logPath, started: processStartTime(p.child.pid ?? -1) })),
+      // A process that could not be spawned has no pid (its error event says why): nothing of it to stop.
+      processes: this.processes.filter((p) => p.child.pid !== undefined).map((p) => ({ name: p.name, pid: p.child.pid!, log: p.logPath, started: processStartTime(p.child.pid!) })),
     };
   }
 }
