@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -72,5 +72,17 @@ describe("pangea run --resume of a job that completed", () => {
     // The memory reported is the tables' alone, as in a job never resumed: no slot has an occurrence threshold, so no
     // frequency sketch is made (a resume used to make its 4 MiB on the way to restoring an empty one).
     expect(Number(m.embeddings!.bytes)).toBe(m.embeddings!.slots.reduce((sum, x) => sum + Number(x.bytes), 0));
+
+    // A job that had not completed (killed after its step-7 checkpoint, before completed.json) cannot stop before
+    // step 7: fewer --steps are refused before anything starts (they were run and reported as "steps 7 of 5").
+    rmSync(join(ckpt, "done", "completed.json"));
+    const below = await run(5, ["--resume"]);
+    expect(below.code).toBe(2);
+    expect(below.stderr).toContain("pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: --steps 5 is below step 7, where job done's newest checkpoint is: --steps counts the job's steps from its start, so give at least 7 to continue it (or --restore-from that checkpoint to start a new job from its parameters)");
+    // As many as it reached: it completes there (evaluated, completed.json written again).
+    const at = await run(7, ["--resume"]);
+    expect(at.code, at.stderr).toBe(0);
+    expect(statusOf(at.stdout).state).toBe("JOB_STATE_COMPLETED");
+    expect(existsSync(join(ckpt, "done", "completed.json"))).toBe(true);
   }, 300_000);
 });

@@ -85,6 +85,10 @@ runMain("pangea-orchestrator", async () => {
   const finalStep = restoreFrom?.[0]!.manifest.step ?? 0;
   const completion = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, finalStep, (msg) => log.warn(msg)) : null;
   const completed = completion && config.steps <= finalStep ? completion : null;
+  // A job's steps count from its start: a job that has not completed cannot stop before the step it has reached.
+  if (config.resume && restoreFrom && !completion && config.steps < finalStep) {
+    throw new UsageError(`--steps ${config.steps} is below step ${finalStep}, where job ${config.jobId}'s newest checkpoint is: --steps counts the job's steps from its start, so give at least ${finalStep} to continue it (or --restore-from that checkpoint to start a new job from its parameters)`);
+  }
   if (completed) log.info({ step: finalStep, auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   else if (completion) log.info({ completedAt: finalStep, steps: config.steps }, "the job had completed; --steps asks for more, so it trains on");
   // Read now, so an unreadable or malformed token stops the process before it joins a job.
