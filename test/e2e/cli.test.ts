@@ -83,6 +83,29 @@ describe("the pangea command as a new user meets it", () => {
     expect(gen.stdout.split("\n")[2]).toBe("Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.");
   });
 
+  it.concurrent("no command: the command list on stderr, exit 2 (a script's empty $cmd is an error, not help)", async ({ expect }) => {
+    const r = await runNode(ENTRY.cli, []);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.split("\n")[0]).toBe("Usage: pangea <command> [flags]");
+  });
+
+  it("pangea run whose reader goes away (| head -1) ends as by SIGPIPE, 141, with no Node error, and its services stop", async () => {
+    const logs = join(mkdtempSync(join(tmpdir(), "pangea-cli-epipe-")), "logs");
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "5000", "--batch-size", "64", "--backend", "cpu", "--log-dir", logs], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    run.stderr!.on("data", (d: Buffer) => (err += d));
+    // As head -1 does: read the first line, then close the pipe; the next line written (the addresses, once the
+    // services are up) meets a pipe with no reader.
+    run.stdout!.once("data", () => run.stdout!.destroy());
+    const code = await new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    expect(code).toBe(141);
+    expect(err).toBe("");
+    const pids = readdirSync(logs).filter((f) => f.endsWith(".log")).map((f) => Number(/"pid":(\d+)/.exec(readFileSync(join(logs, f), "utf8"))?.[1]));
+    expect(pids.length).toBe(4);
+    await waitFor("the services to stop", async () => pids.every((pid) => !alive(pid)), 15_000, 100);
+  }, 60_000);
+
   // Raw feature values by name, which REST takes and pangea predict does not.
   const rawInput = join(mkdtempSync(join(tmpdir(), "pangea-cli-raw-")), "raw.json");
   writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: "a" }] }));

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
+import { constants as osConstants } from "node:os";
 import { ClusterError } from "./cluster-error.js";
 
 // Each command's module is loaded when that command runs: `pangea serve`, `export`, `gen-data` and every
@@ -56,6 +57,15 @@ function statusArgs(argv: string[]): { address?: string; json: boolean; tlsDir?:
 
 const KNOWN = new Set(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench", "certs"]);
 
+// The reader went away (`pangea run | head -1`): this process ends as one killed by SIGPIPE would, quietly, and the
+// services it started stop with it (they hold a pipe from it).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(128 + osConstants.signals.SIGPIPE);
+    throw err;
+  });
+}
+
 runMain("pangea", async () => {
   const [command, ...rest] = process.argv.slice(2);
   let code = 0;
@@ -109,10 +119,14 @@ runMain("pangea", async () => {
       case "serve":
         code = await (await childCommands()).serveCommand(rest);
         break;
-      case undefined:
       case "--help":
       case "help":
         process.stdout.write(COMMANDS);
+        return;
+      case undefined:
+        // No command is a usage error (the list, then exit 2), as a shell script calling `pangea $cmd` with an empty one should see.
+        process.stderr.write(COMMANDS);
+        process.exitCode = 2;
         return;
       default:
         throw new UsageError(`unknown command '${command}'`);
