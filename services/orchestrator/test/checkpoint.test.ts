@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { dlrmSpec } from "@pangea/model";
-import { loadCheckpoint, loadShardedCheckpoint, restoreStore, restoreStoreCounters, saveCheckpoint, storeCountersOf, type CheckpointData, type TrainingProgress } from "../src/checkpoint/checkpoint.js";
+import { latestCheckpoint, loadCheckpoint, loadShardedCheckpoint, restoreStore, restoreStoreCounters, saveCheckpoint, storeCountersOf, type CheckpointData, type TrainingProgress } from "../src/checkpoint/checkpoint.js";
 import { readCounters, saveCounters, zeroCounters } from "../src/job/job-counters.js";
 import { TaskLosses } from "../src/job/task-status.js";
 import { DenseStore } from "../src/params/dense-store.js";
@@ -110,6 +110,26 @@ describe("checkpoints", () => {
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
     expect(() => loadCheckpoint(dir)).toThrow(`checkpoint ${dir}: model: dlrm's bottomMlp must end in the embedding dim 4, ends in 3`);
     rmSync(root, { recursive: true, force: true });
+  });
+
+  it("--resume passes over a checkpoint of another job, or whose manifest's step is not its directory's, for the newest that is the job's own", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    saveCheckpoint(root, "job", 150, spec, dense, store);
+    // Another job's step-100, copied in as step-900; this job's step-300 renamed step-400; its step-500 made the other's.
+    cpSync(saveCheckpoint(root, "other", 100, spec, dense, store), join(root, "job", "step-900"), { recursive: true });
+    renameSync(saveCheckpoint(root, "job", 300, spec, dense, store), join(root, "job", "step-400"));
+    cpSync(saveCheckpoint(root, "other", 500, spec, dense, store), join(root, "job", "step-500"), { recursive: true });
+    // A manifest whose training progress is of another step (step 30's, saved as step-600).
+    saveCheckpoint(root, "job", 600, spec, dense, store, undefined, { mode: "sync", batchesPerStep: 2, step: 30, finishedBatches: 60, outstanding: [], denseUpdates: 30, batchSize: 64, samples: 3840 });
+    const { from, unreadable } = latestCheckpoint(root, "job");
+    expect(from![0]!.manifest.step).toBe(150);
+    expect(unreadable.map((u) => u.reason)).toEqual([
+      `checkpoint ${join(root, "job", "step-900")}: its manifest says it is of job other, not job (--restore-from it to start a new job from its parameters)`,
+      `checkpoint ${join(root, "job", "step-600")}: its manifest says it is of step 600, but its training progress is of step 30`,
+      `checkpoint ${join(root, "job", "step-500")}: its manifest says it is of job other, not job (--restore-from it to start a new job from its parameters)`,
+      `checkpoint ${join(root, "job", "step-400")}: its manifest says it is of step 300, not 400 as its directory's name says`,
+    ]);
   });
 
   it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an existing empty directory is corrupt", () => {

@@ -469,9 +469,15 @@ function checkpointDirs(root: string, jobId: string): string[] {
 export function latestCheckpoint(root: string, jobId: string, log?: (msg: string) => void): { from: CheckpointData[] | null; unreadable: UnreadableCheckpoint[] } {
   const unreadable: UnreadableCheckpoint[] = [];
   const steps = listCheckpoints(root, jobId);
-  for (const { dir } of [...steps].reverse()) {
+  for (const { dir, step } of [...steps].reverse()) {
     try {
-      return { from: loadShardedCheckpoint(dir), unreadable };
+      const from = loadShardedCheckpoint(dir);
+      // A directory copied from another job or renamed, or a manifest edited: resuming it would go to another step
+      // than its name says (past a newer one) or continue another job. Such a checkpoint is passed over as unreadable.
+      const m = from[0]!.manifest;
+      const not = m.jobId !== undefined && m.jobId !== jobId ? `of job ${m.jobId}, not ${jobId} (--restore-from it to start a new job from its parameters)` : m.step !== step ? `of step ${m.step}, not ${step} as its directory's name says` : m.training && m.training.step !== step ? `of step ${step}, but its training progress is of step ${m.training.step}` : "";
+      if (not) throw new Error(`checkpoint ${dir}: its manifest says it is ${not}`);
+      return { from, unreadable };
     } catch (err) {
       const reason = (err as Error).message;
       unreadable.push({ dir, reason });
