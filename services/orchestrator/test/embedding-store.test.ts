@@ -182,9 +182,12 @@ describe("EmbeddingStore", () => {
     expect(both(new Map(), Infinity, 7, () => {}, [...run(3, 1, 20), ...id(4, 1), ...run(3, 100, 20)], Int32Array.from({ length: 42 }, (_, i) => 4 * i - (i > 20 ? 2 : 0)))).toMatch(/slot 4 has embedding dim 4, the request reads 2/);
     // An undeclared slot partway.
     expect(both(new Map(), Infinity, 7, (s) => s.declareSlots([3, 4]), [...run(3, 1, 20), ...id(9, 1), ...run(4, 1, 20)], Int32Array.from({ length: 42 }, (_, i) => 4 * i))).toMatch(/has slot 9, which the job's data does not declare/);
-    // A limit with room for slot 3's growth, which comes before the first ids of two slots with no table yet (tables
-    // are not limited, growth is): had their tables been made first, slot 3's growth would have been refused.
-    expect(both(new Map(), 2 * tbl + 100, 7, () => {}, [...run(3, 0, 1100), ...id(4, 1), ...id(5, 1)])).toBeNull();
+    // A limit with room for slot 3's growth, which comes before the first ids of two slots with no table yet, but not
+    // for slot 4's new table after it: both stop at slot 4's first id (had the tables been made first, slot 3's growth
+    // would have been refused instead).
+    expect(both(new Map(), 2 * tbl + 100, 7, () => {}, [...run(3, 0, 1100), ...id(4, 1), ...id(5, 1)])).toMatch(/slot 4's new table needs/);
+    // With room for both new tables too, nothing is refused.
+    expect(both(new Map(), 4 * tbl + 100, 7, () => {}, [...run(3, 0, 1100), ...id(4, 1), ...id(5, 1)])).toBeNull();
     // The frequency filter (4 MiB) allocated by a threshold id earlier in the pull, then an eager table's growth.
     expect(both(threshold, 2 * tbl + (4 << 20) + 1000, 7, () => {}, [...id(5, 1), ...run(3, 0, 1100)])).toMatch(/would exceed the memory limit/);
     // The same pull well within a limit, every table there already: made at once, the same as one at a time.
@@ -282,6 +285,20 @@ describe("EmbeddingStore", () => {
     expect(store.size()).toBe(1);
     expect(store.evictionLog).toEqual([1, (2 << 16) >>> 0]);
     expect(store.stats().perSlot.find((s) => s.slot === 2)!.evicted).toBe(1);
+  });
+
+  it("counts a new table's first rows against the memory limit: a limit below them refuses the first row, making no table", () => {
+    const store = new EmbeddingStore(base, new Map(), 1, 100);
+    let err: unknown;
+    try {
+      store.rowForTraining(...id(1, 0));
+    } catch (e) {
+      err = e;
+    }
+    expect(OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT")).toBe(true);
+    expect((err as Error).message).toMatch(/^embedding tables would exceed the memory limit of 100 bytes \(now 0, slot 1's new table needs \d+\)$/);
+    expect(store.memoryBytes()).toBe(0);
+    expect(store.stats().memoryLimitHits).toBe(1);
   });
 
   it("refuses to grow past the memory limit with ORCH_ERR_MEMORY_LIMIT, keeping what it has", () => {

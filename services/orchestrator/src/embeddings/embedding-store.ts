@@ -176,6 +176,12 @@ export class EmbeddingStore {
     if (!t) {
       const c = this.configOf(slot);
       t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
+      // A new table's first rows' worth of memory counts as its growth does: with tables of many slots it is megabytes.
+      const now = this.memoryBytes();
+      if (now + t.memoryBytes() > this.maxBytes) {
+        this.stats0.memoryLimitHits++;
+        throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${now}, slot ${slot}'s new table needs ${t.memoryBytes()})`);
+      }
       if (this.tracking) t.trackChanges();
       this.bySlot.set(slot, t);
       this.tableOfSlot[slot] = this.tableList.length;
