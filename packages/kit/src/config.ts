@@ -101,10 +101,16 @@ export function parseConfig<S extends z.ZodType>(
     const flagName = sourceOf[key] ?? (key ? `--${kebab(key)}` : "config");
     // What was given, where the message says what was expected and does not quote it already: "expected ... up to 1024" alone does not show a typo.
     const given = raw[key];
-    const got = typeof given === "string" && issue.message.startsWith("expected") && !/\bgot\b/.test(issue.message) && !(given && issue.message.includes(given)) ? `, got "${printable(given, 80)}"` : "";
+    const got = typeof given === "string" && issue.message.startsWith("expected") && !/\bgot\b/.test(issue.message) && !(given && quotes(issue.message, given)) ? `, got "${printable(given, 80)}"` : "";
     throw new UsageError(`invalid ${flagName}: ${issue.message}${got}`);
   }
   return deepFreeze(result.data);
+}
+
+/** Whether a message already shows the value, as a word of its own ("x" is not in "expected", nor "0" in "1024"). */
+function quotes(message: string, value: string): boolean {
+  const escaped = value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^\\w.-])${escaped}($|[^\\w.-])`).test(message);
 }
 
 function camel(s: string): string {

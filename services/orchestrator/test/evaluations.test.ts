@@ -17,13 +17,13 @@ describe("the flags", () => {
     expect(loadConfig([], {})).toMatchObject({ evalEverySteps: 0, keepBest: false });
     expect(loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "logloss", "--best-task", "conversion"], {})).toMatchObject({ evalEverySteps: 5, keepBest: true, bestMetric: "logloss", bestTask: "conversion" });
     expect(() => loadConfig(["--eval-every-steps=-1"], {})).toThrow("invalid --eval-every-steps: expected a number of steps");
-    expect(() => loadConfig(["--keep-best"], {})).toThrow("invalid --keep-best: compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too");
+    expect(() => loadConfig(["--keep-best"], {})).toThrow("invalid --keep-best: needs evaluations to compare: give --eval-every-steps N too");
     expect(() => loadConfig(["--eval-every-steps", "5", "--best-task", "ctr"], {})).toThrow("invalid --best-task: names the task --keep-best compares; give --keep-best too");
     expect(() => loadConfig(["--eval-every-steps", "5", "--best-metric", "logloss"], {})).toThrow("invalid --best-metric: names what --keep-best compares; give --keep-best too");
     expect(() => loadConfig(["--eval-every-steps", "5", "--keep-best", "--best-metric", "f1"], {})).toThrow("invalid --best-metric: expected one of auc, logloss");
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--keep-best"]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toEqual(["pangea-orchestrator: invalid --keep-best: compares the evaluations --eval-every-steps asks for; give --eval-every-steps N too", "Run 'pangea-orchestrator --help' for usage."]);
+    expect(r.stderr.trim().split("\n")).toEqual(["pangea-orchestrator: invalid --keep-best: needs evaluations to compare: give --eval-every-steps N too", "Run 'pangea-orchestrator --help' for usage."]);
   });
 });
 
