@@ -263,7 +263,7 @@ describe("serving in plaintext with an API token", () => {
       const without = await run([], "without");
       expect(without.code, without.stderr).toBe(0);
       const line = (without.stdout + without.stderr).split("\n").find((l) => l.startsWith("  parameter sync"));
-      expect(line, without.stdout).toMatch(/^ {2}parameter sync +[\d,]+ embedding rows sent to serving; none applied; the last push failed: .*UNAUTHENTICATED.*serving's API token/);
+      expect(line, without.stdout).toMatch(/^ {2}parameter sync +no push was applied by serving \([\d,]+ embedding rows in them\); the last push failed: .*UNAUTHENTICATED.*serving's API token/);
       // A token file that cannot be read stops the orchestrator at start, naming it.
       const bad = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--port", "0", "--metrics-port", "0", "--serving-sync", plain.address, "--serving-sync-token-file", join(job, "missing")], { timeoutMs: 60_000 });
       expect(bad.code).toBe(2);

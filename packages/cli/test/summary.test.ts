@@ -167,10 +167,10 @@ describe("the summary's parameter sync line", () => {
   it("names the version serving applied pushes to, and pushes serving ignored as not newer than ones it had", () => {
     expect(line({ version: 3, rowsSent: 1200, ignored: 0 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 3");
     expect(line({ version: 3, rowsSent: 1200, ignored: 1 })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 3; 1 push ignored by serving as not newer than ones it had applied");
-    expect(line({ version: 0, rowsSent: 1200, ignored: 7 })).toBe("  parameter sync    1,200 embedding rows sent to serving; none applied; 7 pushes ignored by serving as not newer than ones it had applied");
+    expect(line({ version: 0, rowsSent: 1200, ignored: 7 })).toBe("  parameter sync    no push was applied by serving (1,200 embedding rows in them); 7 pushes ignored by serving as not newer than ones it had applied");
   });
   it("with pushes failing, says the rows were sent, not taken, and why the last push failed", () => {
-    expect(line({ version: 0, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 refused: UNAUTHENTICATED" })).toBe("  parameter sync    1,200 embedding rows sent to serving; none applied; the last push failed: serving at 127.0.0.1:9 refused: UNAUTHENTICATED");
+    expect(line({ version: 0, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 refused: UNAUTHENTICATED" })).toBe("  parameter sync    no push was applied by serving (1,200 embedding rows in them); the last push failed: serving at 127.0.0.1:9 refused: UNAUTHENTICATED");
     expect(line({ version: 2, rowsSent: 1200, ignored: 0, failing: "serving at 127.0.0.1:9 is unreachable" })).toBe("  parameter sync    1,200 embedding rows pushed to serving; serving acknowledged version 2; the last push failed: serving at 127.0.0.1:9 is unreachable");
   });
   it("after a resume, says the count runs from the job's start and that none were applied since the resume", () => {

@@ -15,8 +15,13 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
 /** A one-line description of a failed call, naming the peer; the peer's text is escaped (it may hold anything). */
 export function describeCallError(err: unknown, peer: string): string {
   const e = err as grpc.ServiceError;
-  if (typeof e?.code === "number") return `${peer}: ${grpc.status[e.code]}: ${printable(e.details || e.message, DETAILS_MAX)}`;
+  if (typeof e?.code === "number") return `${peer}: ${grpc.status[e.code]}: ${printable(oneLineDetails(e.details || e.message), DETAILS_MAX)}`;
   return `${peer}: ${printable((err as Error)?.message ?? String(err), DETAILS_MAX)}`;
+}
+
+/** A call's status details on one line: grpc-js ends a connection failure's with an empty "Resolution note: ", and OpenSSL's reasons hold line breaks. */
+export function oneLineDetails(details: string): string {
+  return details.replace(/\s*Resolution note:\s*$/, "").replace(/\s*\n\s*/g, " ").replace(/ \./g, ".");
 }
 
 export function isStatus(err: unknown, code: grpc.status): boolean {

@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 
@@ -185,8 +185,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
       // service of the cluster.
       const d = await diagnoseConnection(c.address, side, ["serving"]);
       const hint = isWrongPort(d) ? " (--address takes serving's gRPC port, --port of pangea serve)" : "";
-      // grpc-js ends this detail with an empty "Resolution note: ", and OpenSSL's reasons hold line breaks: one line.
-      const details = e.details.replace(/\s*Resolution note:\s*$/, "").replace(/\s*\n\s*/g, " ").replace(/ \./g, ".");
+      const details = oneLineDetails(e.details);
       throw new ClusterError(d.reason ? `serving at ${c.address} cannot be reached${d.reason}${hint}` : `serving at ${c.address}: ${grpc.status[e.code]}: ${details}`, d.kind === "role" ? 1 : 3);
     }
     process.stderr.write(`pangea predict: serving at ${c.address}: ${grpc.status[e.code] ?? "error"}: ${e.details ?? e.message}\n`);

@@ -103,7 +103,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
       : resumed && !resumeRefused
         ? // The count runs on from the earlier run's, whose pushes serving may have applied.
           `${int(sync.rowsSent)} embedding rows sent to serving since the job began; none applied since the resume from step ${s.resumedFromStep}${ignored}${failing}`
-        : `${int(sync.rowsSent)} embedding rows sent to serving; none applied${ignored}${failing}`;
+        : `no push was applied by serving (${int(sync.rowsSent)} embedding rows in them)${ignored}${failing}`;
     rows.push(["parameter sync", text]);
   }
   if (s.checkpointPath) rows.push(["checkpoint", s.checkpointPath]);
