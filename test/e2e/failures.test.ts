@@ -145,6 +145,8 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
       return s.state === "JOB_STATE_FAILED" ? s : null;
     }, 10_000);
     expect(failed.error).toMatch(/^ORCH_ERR_JOB_ABORTED: trainer trainer-1 \(rank \d\) disconnected at step \d+ of 100000$/);
+    // The summary's "from N lost trainers" counts it (it said 0 beside the trainer named in the error).
+    expect(Number(failed.deadTrainers)).toBe(1);
     const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
     expect(code).toBe(1);
     expect(t0!.lastLine).toMatch(/^pangea-trainer: error TRAINER_ERR_JOB_FAILED: .*trainer trainer-1 \(rank \d\) disconnected/);

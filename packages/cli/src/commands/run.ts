@@ -71,6 +71,8 @@ export interface RunConfig {
   tlsDir: string;
   json: boolean;
   servingSync?: readonly string[];
+  /** --on-trainer-loss (the flag, else PANGEA_ON_TRAINER_LOSS as the orchestrator reads it): with fail, a lost trainer ends the job. */
+  onTrainerLoss: "reassign" | "fail";
   /** The pass-through flags given, as typed, for each service that declares them. */
   args: Record<Service, string[]>;
 }
@@ -116,6 +118,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
     tlsDir: pick("tlsDir"),
     json: pick("json"),
     ...(c.servingSync ? { servingSync: pick("servingSync") } : {}),
+    onTrainerLoss: argv.some((a) => a === "--on-trainer-loss" || a.startsWith("--on-trainer-loss=")) ? pick("onTrainerLoss") : process.env.PANGEA_ON_TRAINER_LOSS === "fail" ? "fail" : "reassign",
     args: builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env),
   });
 }
@@ -181,7 +184,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // A trainer that dies is the orchestrator's to handle (its batches go to the others) while any trainer is left.
   const failure = cluster.firstFailure((p) => {
     const left = cluster.trainersRunning();
-    if (!p.name.startsWith("trainer-") || left === 0) return false;
+    // With --on-trainer-loss fail the orchestrator fails the job: the run ends here, not "the job goes on".
+    if (!p.name.startsWith("trainer-") || left === 0 || c.onTrainerLoss === "fail") return false;
     // Ended by the job's own failure (the orchestrator told it so): the summary gives the reason; the job does not go on.
     if (p.lastLine.includes("TRAINER_ERR_JOB_FAILED")) return true;
     out.write(`${p.name} exited with code ${p.exitCode} (${p.lastLine || "no output"}; log: ${p.logPath}); the job goes on with ${left} trainer${left === 1 ? "" : "s"}\n`);

@@ -240,6 +240,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (!t.alive || this.isFinished()) return;
     const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.steps?.plan.done ?? false);
     if (this.config.onTrainerLoss === "fail" && !(trainingDone && this.work.evaluator !== t.workerId)) {
+      // Counted as lost (the summary's "from N lost trainers"), though the job ends rather than reassigning its batches.
+      this.members.declareDead(t);
+      this.counts.deadTrainers++;
       this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `trainer ${t.workerId} (rank ${t.rank}) ${why} at step ${this.progressStep} of ${this.config.steps}`));
       return;
     }
