@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { makeDirs, printable, processExists, processStartTime } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
@@ -17,7 +17,10 @@ export const STATE_FILE = ".pangea/run/cluster.json";
 
 export function writeState(state: LocalState, path = STATE_FILE): void {
   makeDirs(dirname(path));
-  writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`);
+  // Whole or not at all: up rewrites it as each process is spawned, and status or down may read it meanwhile.
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(tmp, path);
 }
 
 /** The state up wrote, or null without one; a file that is not one is an error naming it (nothing can be known of its processes). */
