@@ -48,7 +48,7 @@ export const computeSchema = z.object({
   evalFraction: flag(decimalNumber("expected a number").pipe(z.number().min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]")).default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of a data file's records, from its end, held out" }),
   evalRecords: flag(nonNegativeInt("a record count").default(50_000), { env: "PANGEA_EVAL_RECORDS", description: "held-out records of the synthetic data" }),
   seed: flag(seedNumber().default(42), { env: "PANGEA_SEED", description: "seed of the synthetic data" }),
-  syntheticTasks: flag(positiveInt("1 or 2", { max: 2, message: "expected 1 or 2" }).default(1), { env: "PANGEA_SYNTHETIC_TASKS", description: "tasks of the synthetic data: 1 (click) or 2 (click, and conversion observed only on clicks); pangea run gives 2 to a multi-task --model" }),
+  syntheticTasks: flag(positiveInt("1 or 2", { max: 2, message: "expected 1 or 2" }).default(1), { env: "PANGEA_SYNTHETIC_TASKS", description: "tasks of the synthetic data: 1 (its label, the task named ctr) or 2 (click, and conversion observed only on clicks); pangea run gives 2 to a multi-task --model" }),
   connectTimeoutMs: flag(milliseconds().default(15_000), { env: "PANGEA_CONNECT_TIMEOUT_MS", description: "how long to wait for the orchestrator" }),
   rejoinTimeoutMs: flag(milliseconds().default(60_000), { env: "PANGEA_REJOIN_TIMEOUT_MS", description: "how long to wait for a lost orchestrator to come back" }),
   workerId: flag(workerId(`compute-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name of this process in the cluster", shown: "compute-<host>-<pid>" }),
