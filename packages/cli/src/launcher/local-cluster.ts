@@ -2,10 +2,10 @@ import { constants as osConstants } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { holdLauncherPipe, launcherPipeEnv, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mallocEnvForBudget, processStartTime } from "@pangea/kit";
+import { STALE_LOCK_MS, printable, holdLauncherPipe, launcherPipeEnv, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS, makeDirs, mallocEnvForBudget, processStartTime } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
-import { exitReason } from "./log-tail.js";
+import { exitReason, lastLogMessage } from "./log-tail.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 
 export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): string {
@@ -166,7 +166,8 @@ export class LocalCluster {
   /** Starts a service and waits for the ready line it prints with the address it bound. */
   private async startService(name: string, entry: string, args: string[]): Promise<string> {
     const proc = this.spawnProcess(name, entry, args);
-    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    // The orchestrator may wait out a job lock held from another machine (STALE_LOCK_MS) before it serves.
+    const timeoutMs = (this.opts.startTimeoutMs ?? 30_000) + (name === "orchestrator" ? STALE_LOCK_MS : 0);
     const started = Date.now();
     // Compute reads and caches all of its data before it is ready: minutes for a large file. It has no
     // deadline while it runs (it exits by itself on bad data or an unreachable orchestrator).
@@ -180,7 +181,10 @@ export class LocalCluster {
         throw new ClusterError(`${name} exited with code ${proc.exitCode} while starting: ${proc.lastLine || "(no output)"} (log: ${proc.logPath})`, proc.exitCode === 2 ? 2 : 1);
       }
       const now = Date.now();
-      if (!reading && now - started > timeoutMs) throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s (log: ${proc.logPath})`);
+      if (!reading && now - started > timeoutMs) {
+        const said = lastLogMessage(proc.logPath);
+        throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s${said ? `; its log's last line: ${printable(said, 300)}` : ""} (log: ${proc.logPath})`);
+      }
       if (reading && now - told >= 30_000) {
         told = now;
         this.opts.onComputeReading?.(Math.round((now - started) / 1000), proc.logPath);

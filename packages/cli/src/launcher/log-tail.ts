@@ -42,3 +42,15 @@ export function exitReason(path: string): string {
   if (own !== undefined) return own;
   return lines.findLast((l) => !NOT_A_REASON.test(l) && !l.startsWith("{")) ?? lines.at(-1) ?? "";
 }
+
+/** A JSON log's last line as its message (and any err field), or the last line as it is ("" for an empty log). */
+export function lastLogMessage(path: string): string {
+  const last = readLastLines(path, 1)[0] ?? "";
+  try {
+    const o = JSON.parse(last) as { msg?: unknown; err?: unknown };
+    if (typeof o.msg === "string") return `${o.msg}${typeof o.err === "string" ? `: ${o.err}` : ""}`;
+  } catch {
+    // Not a JSON line: shown as it is.
+  }
+  return last;
+}
