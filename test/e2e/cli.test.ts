@@ -83,6 +83,15 @@ describe("the pangea command as a new user meets it", () => {
     expect(gen.stdout.split("\n")[2]).toBe("Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.");
   });
 
+  it.concurrent.for(["run", "up"])("%s with a --log-dir that cannot be made: one line naming the flag, exit 2, nothing started", async (cmd, { expect }) => {
+    const file = join(mkdtempSync(join(tmpdir(), "pangea-cli-logdir-")), "a-file");
+    writeFileSync(file, "");
+    const r = await runNode(ENTRY.cli, [cmd, "--log-dir", join(file, "logs")], { cwd: dirname(file) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`pangea ${cmd}: invalid --log-dir: ${file} (in ${join(file, "logs")}'s path) is not a directory\n`);
+    expect(existsSync(join(dirname(file), ".pangea"))).toBe(false);
+  });
+
   it.concurrent("no command: the command list on stderr, exit 2 (a script's empty $cmd is an error, not help)", async ({ expect }) => {
     const r = await runNode(ENTRY.cli, []);
     expect(r.code).toBe(2);
