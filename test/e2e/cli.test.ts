@@ -281,7 +281,13 @@ describe("the pangea command as a new user meets it", () => {
       const restBusy = await runNode(ENTRY.cli, ["serve", "--model-base-path", base, "--port", "0", "--rest-port", String(port)]);
       expect(restBusy.code).toBe(1);
       expect(restBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea serve: error SERVING_ERR_LISTEN: cannot serve REST on 127.0.0.1:${port} (--rest-port): address already in use (EADDRINUSE)`);
-      for (const r of [grpcBusy, restBusy]) expect(r.stderr).not.toMatch(/^\s+at /m);
+      // A service's /metrics port (the orchestrator's dashboard too; trainer and compute on Node's own server).
+      const metricsBusy = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", String(port), "--checkpoint-dir", join(base, "ckpt")]);
+      expect(metricsBusy.code).toBe(1);
+      expect(metricsBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea-orchestrator: error OBSERVE_ERR_LISTEN: cannot serve /metrics on 127.0.0.1:${port} (--metrics-port): address already in use (EADDRINUSE)`);
+      const trainerBusy = await runNode(ENTRY.trainer, ["--port", "0", "--metrics-port", String(port), "--orchestrator", "127.0.0.1:1"]);
+      expect(trainerBusy.stderr.trim().split("\n").at(-1)).toBe(`pangea-trainer: error OBSERVE_ERR_LISTEN: cannot serve /metrics on 127.0.0.1:${port} (--metrics-port): address already in use (EADDRINUSE)`);
+      for (const r of [grpcBusy, restBusy, metricsBusy, trainerBusy]) expect(r.stderr).not.toMatch(/^\s+at /m);
       const file = join(base, "a-file");
       writeFileSync(file, "x");
       const notDir = await runNode(ENTRY.cli, ["serve", "--model-base-path", file, "--port", "0", "--rest-port", "0"]);

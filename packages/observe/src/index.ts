@@ -5,3 +5,4 @@ export { CounterFrom } from "./counter-from.js";
 export { grpcServerMetrics } from "./grpc-metrics.js";
 export type { FastifyInstance } from "fastify";
 export { timedServerFactory } from "./http-server-factory.js";
+export { ObserveErrors } from "./errors.js";

@@ -2,6 +2,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
+import { listenFailureReason } from "@pangea/kit";
+import { ObserveErrors } from "./errors.js";
 import { timedServerFactory } from "./http-server-factory.js";
 
 /**
@@ -47,7 +49,9 @@ export async function startMetricsServer(host: string, port: number, registry: R
     const app = Fastify({ serverFactory: timedServerFactory() });
     addMetricsRoute(app, registry);
     routes(app);
-    const url = new URL(await app.listen({ host, port }));
+    const url = new URL(await app.listen({ host, port }).catch((err: Error) => {
+      throw listenError(host, port, err);
+    }));
     return { registry, address: `${url.hostname}:${url.port}`, close: () => app.close() };
   }
   const server = createServer((req, res) => {
@@ -63,9 +67,9 @@ export async function startMetricsServer(host: string, port: number, registry: R
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err) => reject(listenError(host, port, err)));
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });
@@ -78,4 +82,8 @@ export async function startMetricsServer(host: string, port: number, registry: R
       server.closeAllConnections();
     }),
   };
+}
+
+function listenError(host: string, port: number, err: Error): Error {
+  return ObserveErrors.create("OBSERVE_ERR_LISTEN", `cannot serve /metrics on ${host}:${port} (--metrics-port): ${listenFailureReason(err)}`);
 }
