@@ -161,6 +161,27 @@ describe("checkpoints", () => {
     expect(jobErr.message).toBe(`checkpoint ${job}: this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${join(job, "step-40")}`);
   });
 
+  it("a checkpoint's manifest.json, or another shard's part, given for the checkpoint: NOT_A_CHECKPOINT naming what to give", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const dir = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 0, count: 2 });
+    const part = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 1, count: 2 });
+    const errorOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error("no error");
+    };
+    const file = errorOf(() => loadShardedCheckpoint(join(dir, "manifest.json")));
+    expect(OrchestratorErrors.is(file, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
+    expect(file.message).toBe(`checkpoint ${join(dir, "manifest.json")}: this is a file; a checkpoint is a directory (step-N: ${dir})`);
+    const shard = errorOf(() => loadShardedCheckpoint(part));
+    expect(OrchestratorErrors.is(shard, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
+    expect(shard.message).toBe(`checkpoint ${part} is shard 1's part; give shard 0's directory (${dir})`);
+  });
+
   it("a sharded checkpoint whose shard 0 exists but a sibling does not is corrupt, not not-found", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
     const { dense, store } = trained();

@@ -237,6 +237,8 @@ export function loadCheckpoint(dir: string): CheckpointData {
   if (!existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_NOT_FOUND", `checkpoint ${dir} not found`);
   const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);
   const notOne = (msg: string) => OrchestratorErrors.create("ORCH_ERR_NOT_A_CHECKPOINT", `checkpoint ${dir}: ${msg}`);
+  // A file given (its manifest.json, one of its data files): a checkpoint is the directory holding them.
+  if (!statSync(dir).isDirectory()) throw notOne(`this is a file; a checkpoint is a directory (step-N${basename(dirname(dir)).startsWith("step-") ? `: ${dirname(dir)}` : ""})`);
   const manifestPath = join(dir, "manifest.json");
   if (!existsSync(manifestPath)) {
     // A job's directory given for one of its checkpoints: point at them rather than call it incomplete.
@@ -412,7 +414,7 @@ export function loadShardedCheckpoint(dir: string): CheckpointData[] {
   const first = loadCheckpoint(dir);
   const count = first.manifest.shard?.count ?? 1;
   if ((first.manifest.shard?.index ?? 0) !== 0) {
-    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir} is shard ${first.manifest.shard.index}; give shard 0's directory (step-N)`);
+    throw OrchestratorErrors.create("ORCH_ERR_NOT_A_CHECKPOINT", `checkpoint ${dir} is shard ${first.manifest.shard.index}'s part; give shard 0's directory (${dir.replace(/\.shard-\d+$/, "")})`);
   }
   const all = [first];
   for (let i = 1; i < count; i++) {
