@@ -111,6 +111,13 @@ describe("monitoring", () => {
       }
     }
     expect(text).toMatch(/pangea_process_resident_memory_bytes\{service="orchestrator"\} \d+/);
+    // Every path on the orchestrator's HTTP port is read-only: another method is 405 naming GET; an unknown path 404.
+    for (const [method, path] of [["POST", "/metrics"], ["DELETE", "/"], ["POST", "/status.json"], ["PUT", "/events"]] as const) {
+      const r = await fetch(`http://${c.dashboardAddress}${path}`, { method });
+      expect([r.status, r.headers.get("allow"), await r.text()]).toEqual([405, "GET, HEAD", `${method} ${path}: this path takes GET\n`]);
+    }
+    const unknown = await fetch(`http://${c.dashboardAddress}/nope`);
+    expect([unknown.status, await unknown.text()]).toEqual([404, "not found: /nope\n"]);
     // Compute and every trainer serve their own /metrics.
     const at = c.metricsAddresses();
     expect(Object.keys(at).sort()).toEqual(["compute", "orchestrator", "trainer-0", "trainer-1"]);

@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
-import { listenFailureReason } from "@pangea/kit";
+import { listenFailureReason, printable } from "@pangea/kit";
 import { ObserveErrors } from "./errors.js";
 import { timedServerFactory } from "./http-server-factory.js";
 
@@ -49,6 +49,14 @@ export async function startMetricsServer(host: string, port: number, registry: R
     const app = Fastify({ serverFactory: timedServerFactory() });
     addMetricsRoute(app, registry);
     routes(app);
+    // Every route here is read-only: another method on one of them is 405 naming GET, as on Node's own server below.
+    app.setNotFoundHandler((req, reply) => {
+      const path = req.url.split("?")[0]!;
+      if (app.hasRoute({ method: "GET", url: path })) {
+        return reply.code(405).header("allow", "GET, HEAD").type("text/plain; charset=utf-8").send(`${req.method} ${printable(path, 200)}: this path takes GET\n`);
+      }
+      return reply.code(404).type("text/plain; charset=utf-8").send(`not found: ${printable(path, 200)}\n`);
+    });
     const url = new URL(await app.listen({ host, port }).catch((err: Error) => {
       throw listenError(host, port, err);
     }));
