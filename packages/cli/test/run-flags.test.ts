@@ -49,6 +49,11 @@ describe("pangea run's flags come from the services' declarations", () => {
     expect(() => parseRun(["--sparse-optimizer", "sgdx"])).toThrow("invalid --sparse-optimizer: expected one of sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop, adadelta");
     expect(() => parseRun(["--trainers", "65"])).toThrow("invalid --trainers: expected at most 64 local trainers");
   });
+
+  it("refuses --tls-dir without --tls (it has a default, and would be ignored)", () => {
+    for (const argv of [["--tls-dir", "/tmp/certs"], ["--tls-dir=/tmp/certs"]]) expect(() => parseRun(argv)).toThrow("invalid --tls-dir: names --tls's certificates; give --tls too");
+    expect(parseRun(["--tls", "--tls-dir", "/tmp/certs"])!.tlsDir).toBe("/tmp/certs");
+  });
 });
 
 describe("a multi-task --model on the built-in data", () => {

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
-import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, usageText, type FlagTable } from "@pangea/kit";
+import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
 import { isMultiTaskModel } from "@pangea/service-flags";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
@@ -105,6 +105,8 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   const c = parseConfig(schema, RUN_FLAGS, argv, {}) as Record<string, unknown> | null;
   if (!c) return null;
   const pick = <K extends keyof RunConfig>(k: K) => c[k] as RunConfig[K];
+  // It has a default, so the schema cannot tell it was given: without --tls it would be ignored.
+  if (!c.tls && argv.some((a) => a === "--tls-dir" || a.startsWith("--tls-dir="))) throw new UsageError("invalid --tls-dir: names --tls's certificates; give --tls too");
   return deepFreeze({
     trainers: pick("trainers"),
     psShards: pick("psShards"),
