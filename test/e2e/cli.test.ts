@@ -92,6 +92,20 @@ describe("the pangea command as a new user meets it", () => {
     expect(existsSync(join(dirname(file), ".pangea"))).toBe(false);
   });
 
+  it.concurrent("certs --workers: a name given twice, or a role's or the CA's name, is refused before any file is written", async ({ expect }) => {
+    const out = join(mkdtempSync(join(tmpdir(), "pangea-cli-certs-")), "tls");
+    for (const [workers, message] of [
+      ["trainer:x,compute:x", "worker x is named twice (each gets one certificate, x.crt)"],
+      ["trainer:admin", "worker name admin is the name of a role's or the CA's certificate (admin.crt); give the worker another name"],
+      ["trainer:ca", "worker name ca is the name of a role's or the CA's certificate (ca.crt); give the worker another name"],
+    ]) {
+      const r = await runNode(ENTRY.cli, ["certs", "--out", out, "--workers", workers!]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`pangea certs: invalid --workers: ${message}\nRun 'pangea certs --help' for usage.\n`);
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
   it.concurrent("no command: the command list on stderr, exit 2 (a script's empty $cmd is an error, not help)", async ({ expect }) => {
     const r = await runNode(ENTRY.cli, []);
     expect(r.code).toBe(2);

@@ -12,13 +12,19 @@ export const CERTS_FLAGS: FlagTable = {
 const workerList = z
   .string()
   .regex(/^[a-z]+:[A-Za-z0-9._:@-]{1,128}(,[a-z]+:[A-Za-z0-9._:@-]{1,128})*$/, "expected role:name[,role:name...]")
-  .transform((s, ctx) =>
-    s.split(",").map((w) => {
+  .transform((s, ctx) => {
+    const seen = new Set<string>();
+    return s.split(",").map((w) => {
       const [role, ...rest] = w.split(":");
       if (!isServiceRole(role)) ctx.addIssue({ code: "custom", message: `unknown role "${role}" (expected orchestrator, shard, compute, trainer, serving or admin)` });
-      return { role: role as ServiceRole, name: rest.join(":") };
-    }),
-  );
+      const name = rest.join(":");
+      // One file per name (<name>.crt): the second would overwrite the first.
+      if (isServiceRole(name) || name === "ca") ctx.addIssue({ code: "custom", message: `worker name ${name} is the name of a role's or the CA's certificate (${name}.crt); give the worker another name` });
+      else if (seen.has(name)) ctx.addIssue({ code: "custom", message: `worker ${name} is named twice (each gets one certificate, ${name}.crt)` });
+      seen.add(name);
+      return { role: role as ServiceRole, name };
+    });
+  });
 
 const schema = z.object({
   out: z.string().min(1, "expected a path").default(".pangea/tls"),
