@@ -34,7 +34,8 @@ async function startJob(): Promise<LocalCluster> {
   cluster = await LocalCluster.start({
     trainers: 2,
     logDir: join(tmp, "logs"),
-    orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--metrics-port", "0"],
+    // Held-out evaluations during training, which the AUC tile and the tasks table show with their step.
+    orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--metrics-port", "0", "--eval-every-steps", "20"],
     computeArgs: ["--eval-records", "1000"],
     trainerArgs: [],
   });
@@ -218,6 +219,11 @@ describe("monitoring", () => {
       await waitFor("the streaming AUC curve", async () => Number(await page.getAttribute("#auc-chart", "data-points")) >= 2, 30_000, 200);
       await waitFor("a streaming AUC figure", async () => Number(await page.textContent("#streaming-auc")) > 0, 30_000, 200);
       expect(Number(await page.textContent("#streaming-auc"))).toBeGreaterThan(0.5);
+      // The latest evaluation during training: the tile names its step, and the tasks table shows its AUC (it showed "–").
+      await waitFor("an evaluation during training", async () => /^\d\.\d{4} \(step \d+\)$/.test((await page.textContent("#auc")) ?? ""), 60_000, 200);
+      const aucCell = await page.textContent("#tasks tr:nth-child(2) td:nth-child(6)");
+      expect(aucCell).toMatch(/^\d\.\d{4}/);
+      expect(await page.textContent("#rate-since")).toBe("since start");
       // The legend shows the latest values, as grouped whole numbers with their unit; hovering shows those under the cursor.
       const legendTime = () => page.textContent("#rate-chart .u-legend .u-series:first-child .u-value");
       expect(await page.textContent("#rate-chart .u-legend")).toMatch(/[1-9][\d,]* samples\/s/);

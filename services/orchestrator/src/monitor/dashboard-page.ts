@@ -49,7 +49,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 <div class="card kpis">
   <div class="kpi">step<b id="step">–</b></div>
   <div class="kpi">loss (smoothed)<b id="loss">–</b></div>
-  <div class="kpi">samples/s (since start)<b id="rate">–</b></div>
+  <div class="kpi">samples/s (<span id="rate-since">since start</span>)<b id="rate">–</b></div>
   <div class="kpi">streaming AUC<b id="streaming-auc">–</b></div>
   <div class="kpi">held-out AUC<b id="auc">–</b></div>
   <div class="kpi">mode<b id="mode">–</b></div>

@@ -140,9 +140,12 @@ function drawChart(id, points, tasks, losses) {
 const four = (v) => (v == null || !Number.isFinite(Number(v)) ? "–" : Number(v).toFixed(4));
 function renderTasks(s) {
   const tasks = s.tasks || [];
+  // During training, the latest --eval-every-steps evaluation's figures (the AUC tile names its step); after it, the final one's.
+  const evals = s.evaluations || [];
+  const interim = evals.length ? evals[evals.length - 1].tasks || [] : [];
   const head = row(["task", "loss", "weight", "train loss (smoothed)", "streaming AUC", "held-out AUC (ground truth)", "log loss", "GAUC (groups)", "calibration", "RMSE"], "th");
   $("tasks").replaceChildren(head, ...tasks.map((t) => {
-    const e = t.eval;
+    const e = t.eval || interim.find((x) => x.name === t.name);
     const bce = t.loss === "bce";
     const truth = t.hasGroundTruth && Number.isFinite(t.groundTruthAuc) ? " (" + four(t.groundTruthAuc) + ")" : "";
     return row([
@@ -236,6 +239,8 @@ function render(u) {
   $("step").textContent = whole(s.step) + " / " + whole(s.steps);
   $("loss").textContent = Number.isFinite(s.smoothedLoss) ? s.smoothedLoss.toFixed(4) : "–";
   $("rate").textContent = whole(s.samplesPerSecond);
+  // The job status's rate is since this run's start: after a resume, since the resume.
+  $("rate-since").textContent = Number(s.resumedFromStep) > 0 ? "since the resume" : "since start";
   // The latest held-out evaluation: during training (--eval-every-steps) with its step, then the final one.
   const evals = s.evaluations || [];
   const latest = evals.length ? evals[evals.length - 1] : s.eval;
