@@ -381,6 +381,8 @@ function dlrmCheckpoint(): { root: string; dir: string } {
   const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
   const root = join(tmp, "dlrm-ckpt");
   const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.5 }, 16), new Map(), 1);
+  // One row of slot 1: its table carries Adagrad's state.
+  store.rowForTraining(7, 0x10000);
   return { root, dir: saveCheckpoint(root, "dlrm-job", 5, spec, new DenseStore(spec, 1, 0.003), store) };
 }
 
@@ -425,6 +427,8 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a dlrm checkpoint restored with other widths", ["--top-mlp", "32", "--restore-from", ck.dir], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} has dlrm topMlp [64,32], but this job's (--top-mlp or --model-config) is [32]`],
     ["a checkpoint restored with a slot --slot-config gives another dim", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot3-dim", { slots: { "3": { dim: 16 } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} has slot 3 at embedding dim 8, but --slot-config gives it 16`],
     ["a checkpoint restored with a slot --slot-config pools otherwise", ["--model", "wide-deep", "--restore-from", mixed, "--slot-config", modelConfig("slot5-pool", { slots: { "3": { dim: 8 }, "5": { pooling: "sqrtn" } } })], `pangea-orchestrator: --restore-from: the checkpoint ${mixed} pools slot 5 with mean, but --slot-config gives it sqrtn`],
+    ["a checkpoint restored with another sparse optimizer", ["--restore-from", ck.dir, "--sparse-optimizer", "ftrl"], new RegExp(`^pangea-orchestrator: --restore-from: the checkpoint ${ck.dir.replace(/[.*+?^$()|[\]\\]/g, "\\$&")} holds slot 1's rows with adagrad's state, but this job gives the slot ftrl \\(--sparse-optimizer or --slot-config\\): give the optimizer it was trained with$`)],
+    ["a checkpoint restored with another dense optimizer", ["--restore-from", ck.dir, "--dense-optimizer", "adagrad"], `pangea-orchestrator: --restore-from: the checkpoint ${ck.dir} was trained with --dense-optimizer adam, but this job gives adagrad: give the optimizer it was trained with`],
     ["a model name that is not a string", ["--model-config", modelConfig("name-5", { name: 5 })], `pangea-orchestrator: --model-config: ${join(tmp, "name-5.json")} field name: expected the model's name as a string ("dlrm"), got 5`],
     ["an empty --model-config", ["--model-config", ""], 'pangea-orchestrator: invalid --model-config: expected a path, got ""'],
     ["dlrm's widths by flag that the embedding dim cannot take", ["--bottom-mlp", "64,8"], "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 16, ends in 8 (given by --bottom-mlp)"],

@@ -2,7 +2,7 @@ import { loadFeatureList } from "@pangea/features";
 import { UsageError, createLogger, runMain, unwritableDirReason, usageText } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
-import { architectureFromFlags, checkpointModelMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
+import { architectureFromFlags, checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { resolveSlotDims } from "./embeddings/model-tables.js";
@@ -79,7 +79,11 @@ runMain("pangea-orchestrator", async () => {
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
   const savedManifest = restoreFrom && config.role === "orchestrator" ? restoreFrom[0]!.manifest : null;
-  const mismatch = savedManifest ? (checkpointModelMismatch(savedManifest.model, architecture, config.embeddingDim) ?? checkpointSlotMismatch(savedManifest.model, savedManifest.slotIds, slots.perSlot)) : null;
+  const mismatch = savedManifest
+    ? (checkpointModelMismatch(savedManifest.model, architecture, config.embeddingDim) ??
+      checkpointSlotMismatch(savedManifest.model, savedManifest.slotIds, slots.perSlot) ??
+      checkpointOptimizerMismatch(restoreFrom!.map((part) => part.manifest), config.denseOptimizer, (slot) => (slots.perSlot.get(slot) ?? slots.defaults).optimizer))
+    : null;
   if (mismatch) throw new UsageError(`${config.resume ? `--resume: job ${config.jobId}'s checkpoint at step ${restoreFrom![0]!.manifest.step}` : `--restore-from: the checkpoint ${config.restoreFrom}`} ${mismatch}`);
   // A completed job is reported as completed, unless --steps asks for more steps than it trained: then it trains on from its final checkpoint.
   const finalStep = restoreFrom?.[0]!.manifest.step ?? 0;

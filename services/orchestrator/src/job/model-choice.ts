@@ -146,3 +146,22 @@ export function checkpointSlotMismatch(saved: ModelSpec, slotIds: readonly numbe
   }
   return null;
 }
+
+/**
+ * Why a checkpoint's optimizer state cannot be this job's, or null: its dense optimizer is not --dense-optimizer,
+ * or a slot's rows carry another sparse optimizer's state than the one --sparse-optimizer or --slot-config gives the
+ * slot (the state does not carry over: a job continues with the optimizers it was trained with).
+ */
+export function checkpointOptimizerMismatch(
+  saved: { denseOptimizer?: string; tables: readonly { slot: number; optimizer: string }[] }[],
+  denseOptimizer: string,
+  sparseOptimizerOf: (slot: number) => string,
+): string | null {
+  const dense = saved[0]?.denseOptimizer ?? "adam";
+  if (dense !== denseOptimizer) return `was trained with --dense-optimizer ${dense}, but this job gives ${denseOptimizer}: give the optimizer it was trained with`;
+  for (const t of saved.flatMap((m) => m.tables)) {
+    const want = sparseOptimizerOf(t.slot);
+    if (t.optimizer !== want) return `holds slot ${t.slot}'s rows with ${t.optimizer}'s state, but this job gives the slot ${want} (--sparse-optimizer or --slot-config): give the optimizer it was trained with`;
+  }
+  return null;
+}
