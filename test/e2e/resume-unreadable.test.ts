@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { ENTRY, lastLine, runNode, waitFor } from "../support/processes.js";
 import { startService, type RunningService } from "../support/service.js";
 
@@ -92,6 +93,14 @@ describe("--resume and unreadable checkpoints", () => {
     });
     const log = cluster.process("orchestrator")!.logPath;
     await waitFor("the job to complete", async () => readFileSync(log, "utf8").includes('"state":"JOB_STATE_COMPLETED"'), 60_000);
+    // The fresh start is in the job's warnings (the summary's), not only in the orchestrator's log.
+    const status = new StatusClient(cluster.orchestratorAddress);
+    try {
+      await status.connect(5_000);
+      expect((await status.get()).warnings).toEqual([expect.stringMatching(/^--fresh-start-if-unreadable: none of job job-c's 2 checkpoints could be read \(.+\); the job started over from step 0 beside them$/)]);
+    } finally {
+      status.close();
+    }
     const names = readdirSync(join(root, "job-c")).sort();
     // Pruning kept the newest 2 good ones (step-5 and step-6) and never touched step-3's bytes; the fresh
     // step-3 and step-5 were written beside the broken ones, which were moved aside, not deleted.
