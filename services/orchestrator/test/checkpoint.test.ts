@@ -23,6 +23,16 @@ function trained() {
   return { dense, store };
 }
 
+/** What f throws (a test failure if it does not). */
+function thrown(f: () => unknown): Error {
+  try {
+    f();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("expected a throw");
+}
+
 describe("checkpoints", () => {
   it("round-trip every parameter, optimizer state and row", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
@@ -135,14 +145,6 @@ describe("checkpoints", () => {
   it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an existing empty directory is corrupt", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
     const missing = join(root, "job", "step-7");
-    const thrown = (f: () => unknown) => {
-      try {
-        f();
-      } catch (err) {
-        return err as Error;
-      }
-      throw new Error("expected a throw");
-    };
     for (const load of [loadCheckpoint, loadShardedCheckpoint]) {
       const err = thrown(() => load(missing));
       expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_NOT_FOUND")).toBe(true);
@@ -166,18 +168,10 @@ describe("checkpoints", () => {
     const { dense, store } = trained();
     const dir = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 0, count: 2 });
     const part = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 1, count: 2 });
-    const errorOf = (f: () => unknown) => {
-      try {
-        f();
-      } catch (err) {
-        return err as Error;
-      }
-      throw new Error("no error");
-    };
-    const file = errorOf(() => loadShardedCheckpoint(join(dir, "manifest.json")));
+    const file = thrown(() => loadShardedCheckpoint(join(dir, "manifest.json")));
     expect(OrchestratorErrors.is(file, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
     expect(file.message).toBe(`checkpoint ${join(dir, "manifest.json")}: this is a file; a checkpoint is a directory (step-N: ${dir})`);
-    const shard = errorOf(() => loadShardedCheckpoint(part));
+    const shard = thrown(() => loadShardedCheckpoint(part));
     expect(OrchestratorErrors.is(shard, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
     expect(shard.message).toBe(`checkpoint ${part} is shard 1's part; give shard 0's directory (${dir})`);
   });
