@@ -132,9 +132,9 @@ export class LocalCluster {
    * pipe), so a process keeps logging after a detached launcher has exited.
    */
   private spawnProcess(name: string, entry: string, args: string[]): ClusterProcess {
-    // A restarted process logs to a new file (name.1.log, ...), keeping the earlier life's log.
     // Stopped while starting (start's signal): nothing more is started.
     if (this.stopping) throw new ClusterError(`${name} not started: the cluster was stopped while starting`);
+    // A restarted process logs to a new file (name.1.log, ...), keeping the earlier life's log.
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
