@@ -74,7 +74,8 @@ runMain("pangea-orchestrator", async () => {
       );
     }
     restoreFrom = from ?? undefined;
-    // Newer checkpoints passed over lose the steps since the one resumed from: said in the job's status, not only in this log.
+    // A fresh start beside checkpoints none of which could be read, and newer checkpoints passed over (the steps since
+    // the one resumed from are lost): said in the job's status, not only in this log.
     if (!from && unreadable.length > 0) startWarnings.push(`--fresh-start-if-unreadable: none of job ${config.jobId}'s ${unreadable.length} checkpoint${unreadable.length === 1 ? "" : "s"} could be read (${unreadable.map((u) => u.reason).join("; ")}); the job started over from step 0 beside them`);
     if (from) for (const u of unreadable) startWarnings.push(`--resume passed over ${u.dir}, which cannot be read (${u.reason}); the job resumed from step ${from[0]!.manifest.step}`);
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { EvalReport__Output } from "@pangea/schema";
@@ -209,6 +209,23 @@ describe("Job: evaluations across --resume", () => {
     job.reportEval(evalReport("trainer-0", { step: 4, auc: 0.55 }));
     expect(job.status()).toMatchObject({ state: "JOB_STATE_COMPLETED", best: { step: 2, value: 0.6 } });
     expect(JSON.parse(readFileSync(join(checkpointDir, "unit-job", "best.json"), "utf8"))).toMatchObject({ step: 2, value: 0.6 });
+  });
+
+  it("a best.json that cannot be read is a warning in the resumed job's status, and the best starts over", async () => {
+    const checkpointDir = tempDir("pangea-evals-resume-");
+    const over = { steps: 4, evalEverySteps: 2, keepBest: true, checkpointDir };
+    const first = startedJob(over).job;
+    await step(first, 0);
+    await step(first, 1);
+    void first.getWork("trainer-0");
+    await first.getWork("trainer-1");
+    first.reportEval(evalReport("trainer-1", { step: 2, auc: 0.6 }));
+    abandon(first);
+    writeFileSync(join(checkpointDir, "unit-job", "best.json"), "{garbage");
+    const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
+    const { job } = startedJob({ ...over, resume: true, restoreFrom });
+    expect(job.status().best).toBeFalsy();
+    expect(job.status().warnings).toEqual([expect.stringMatching(/^--keep-best: ignoring best\.json \(.+\); the best starts over$/)]);
   });
 
   it("a checkpoint at a step boundary without its evaluation (written without --eval-every-steps): the resumed job evaluates it first", async () => {

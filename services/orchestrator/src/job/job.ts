@@ -68,6 +68,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private readonly counts: JobCounters;
   private evalReport: EvalReport__Output | null = null;
   private readonly evals: Evaluations;
+  /** What a resume found wrong with the best checkpoint's record (best.json), for the job's status warnings once its model is built. */
+  private readonly bestWarnings: string[] = [];
   /**
    * An evaluation during training: from a step boundary no work is handed
    * out until its report is in and (checkpointing) the checkpoint written
@@ -143,9 +145,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     try {
       saved = readBest(this.config.checkpointDir, this.config.jobId);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "ignoring best.json; the best starts over");
+      const message = (err as Error).message;
+      this.bestWarnings.push(`--keep-best: ignoring best.json (${message}); the best starts over`);
+      this.log.warn({ err: message }, "ignoring best.json; the best starts over");
     }
     if (saved && !existsSync(saved.checkpoint)) {
+      this.bestWarnings.push(`--keep-best: best.json names ${saved.checkpoint}, which is gone; the best starts over`);
       this.log.warn({ checkpoint: saved.checkpoint }, "best.json names a checkpoint that is gone; the best starts over");
       saved = null;
     }
@@ -317,6 +322,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
     }
+    model.warnings.push(...this.bestWarnings);
     this.model = model;
     const c = this.config;
     const sync = c.servingSync?.length
