@@ -135,6 +135,22 @@ describe("the pangea command as a new user meets it", () => {
     await waitFor("the services it started to stop", async () => inCwd().length === 0, 15_000, 100);
   }, 60_000);
 
+  it("pangea run interrupted (SIGINT) mid-job: exit 130, its services stop, and it says where the job's checkpoints are and how to go on", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-sigint-"));
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "interrupted", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    run.stderr!.on("data", (d: Buffer) => (err += d));
+    const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    try {
+      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
+      run.kill("SIGINT");
+      expect(await exited).toBe(130);
+      expect(err.trim().split("\n").at(-1)).toMatch(new RegExp(`^pangea run: interrupted; checkpoints of job interrupted are in ${join(cwd, "ckpt", "interrupted")} \\(newest written: step-\\d+\\); the same command with --resume --job-id interrupted continues from the newest intact one$`));
+    } finally {
+      run.kill("SIGKILL");
+    }
+  }, 90_000);
+
   // Raw feature values by name, which REST takes and pangea predict does not.
   const rawInput = join(mkdtempSync(join(tmpdir(), "pangea-cli-raw-")), "raw.json");
   writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: "a" }] }));

@@ -172,7 +172,14 @@ export async function runCommand(c: RunConfig): Promise<number> {
   if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
   // A signal while the processes start ends this one at once (they stop when its stdin pipe closes), and its exit releases the log directory.
   let cluster: LocalCluster | null = null;
-  const stopAll = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  // Interrupted mid-job: where its checkpoints are and how to go on, as after a process it needed died.
+  const stopAll = () =>
+    void (cluster?.stop() ?? Promise.resolve()).finally(() => {
+      const log = cluster?.process("orchestrator")?.logPath;
+      const hint = log ? resumeHint(log, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+      if (hint) process.stderr.write(`pangea run: interrupted; ${hint}\n`);
+      process.exit(130);
+    });
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
   cluster = await LocalCluster.start(clusterOptions(c, false));
