@@ -186,8 +186,8 @@ describe("Job: evaluations across --resume", () => {
     await job.push(gradients(job, 1, 2 * s + 1));
   };
   const abandon = (job: Job) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", "the test stops this run"));
-
-  it("keeps the history its checkpoint recorded and the best best.json names", async () => {
+  /** A --keep-best job of 4 steps that evaluated step 2 (AUC 0.6) and stopped there: its settings and checkpoint root. */
+  const evaluatedAtStep2 = async () => {
     const checkpointDir = tempDir("pangea-evals-resume-");
     const over = { steps: 4, evalEverySteps: 2, keepBest: true, checkpointDir };
     const first = startedJob(over).job;
@@ -197,7 +197,11 @@ describe("Job: evaluations across --resume", () => {
     await first.getWork("trainer-1");
     first.reportEval(evalReport("trainer-1", { step: 2, auc: 0.6 }));
     abandon(first);
+    return { checkpointDir, over };
+  };
 
+  it("keeps the history its checkpoint recorded and the best best.json names", async () => {
+    const { checkpointDir, over } = await evaluatedAtStep2();
     const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
     const { job } = startedJob({ ...over, resume: true, restoreFrom });
     expect(job.status()).toMatchObject({ step: 2, resumedFromStep: 2, best: { step: 2, value: 0.6, checkpoint: join(checkpointDir, "unit-job", "step-2") } });
@@ -212,15 +216,7 @@ describe("Job: evaluations across --resume", () => {
   });
 
   it("a best.json that cannot be read is a warning in the resumed job's status, and the best starts over", async () => {
-    const checkpointDir = tempDir("pangea-evals-resume-");
-    const over = { steps: 4, evalEverySteps: 2, keepBest: true, checkpointDir };
-    const first = startedJob(over).job;
-    await step(first, 0);
-    await step(first, 1);
-    void first.getWork("trainer-0");
-    await first.getWork("trainer-1");
-    first.reportEval(evalReport("trainer-1", { step: 2, auc: 0.6 }));
-    abandon(first);
+    const { checkpointDir, over } = await evaluatedAtStep2();
     writeFileSync(join(checkpointDir, "unit-job", "best.json"), "{garbage");
     const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
     const { job } = startedJob({ ...over, resume: true, restoreFrom });
