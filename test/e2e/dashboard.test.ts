@@ -84,8 +84,16 @@ describe("monitoring", () => {
     const warm = await scrapeUntilPresent(c, "the rate after the warm-up", "pangea_training_samples_per_second_after_warmup");
     expect(metric(warm, "pangea_job_step")).toBeGreaterThanOrEqual(10);
     expect(metric(warm, "pangea_training_samples_per_second_after_warmup")).toBeGreaterThan(0);
-    expect(auc).toBeGreaterThan(0.5);
+    // At its first scrape it is an AUC of ~10 early batches, which can be under 0.5 (0.43 was seen); the job learns: the
+    // same figure passes 0.5 as training goes on.
+    expect(auc).toBeGreaterThan(0);
     expect(auc).toBeLessThan(1);
+    const learned = await waitFor("a streaming AUC over 0.5", async () => {
+      const t = await (await fetch(`http://${c.dashboardAddress}/metrics`)).text();
+      const a = metric(t, "pangea_training_streaming_auc");
+      return a > 0.5 ? a : null;
+    }, 60_000, 200);
+    expect(learned).toBeLessThan(1);
     expect(metric(text, "pangea_trainers_live")).toBe(2);
     expect(metric(text, "pangea_embedding_rows", 'slot="1"')).toBeGreaterThan(0);
     expect(metric(text, "pangea_embedding_slot_bytes", 'slot="1"')).toBeGreaterThan(0);
@@ -217,8 +225,9 @@ describe("monitoring", () => {
       expect(await page.textContent("#workers")).toContain("trainer-1");
       expect(await page.textContent("#workers")).toMatch(/heartbeat \d+\.\d s ago/);
       await waitFor("the streaming AUC curve", async () => Number(await page.getAttribute("#auc-chart", "data-points")) >= 2, 30_000, 200);
-      await waitFor("a streaming AUC figure", async () => Number(await page.textContent("#streaming-auc")) > 0, 30_000, 200);
-      expect(Number(await page.textContent("#streaming-auc"))).toBeGreaterThan(0.5);
+      // Over recent batches it can dip under 0.5 for a moment; the job learns, so the tile shows it over 0.5 soon.
+      await waitFor("a streaming AUC figure over 0.5", async () => Number(await page.textContent("#streaming-auc")) > 0.5, 30_000, 200);
+      expect(Number(await page.textContent("#streaming-auc"))).toBeLessThan(1);
       // The latest evaluation during training: the tile names its step, and the tasks table shows its AUC (it showed "–").
       await waitFor("an evaluation during training", async () => /^\d\.\d{4} \(step \d+\)$/.test((await page.textContent("#auc")) ?? ""), 60_000, 200);
       const aucCell = await page.textContent("#tasks tr:nth-child(2) td:nth-child(6)");
