@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
+import { parseConfig, printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
+import { z } from "zod";
 import { constants as osConstants } from "node:os";
 import { ClusterError } from "./cluster-error.js";
 
@@ -35,25 +36,11 @@ const STATUS_FLAGS: FlagTable = {
 const statusUsage = () => usageText("pangea status", "Show the job's state, loss, throughput and evaluation.", STATUS_FLAGS);
 const downUsage = () => usageText("pangea down", "Stop the local cluster 'pangea up' started (every process it launched).", {});
 
-function statusArgs(argv: string[]): { address?: string; json: boolean; tlsDir?: string } {
-  let addr: string | undefined;
-  let json = false;
-  let tlsDir: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--json") json = true;
-    else if (argv[i] === "--tls-dir") {
-      tlsDir = argv[++i];
-      if (!tlsDir) throw new UsageError("invalid --tls-dir: expected a directory");
-    }
-    else if (argv[i] === "--orchestrator") {
-      const v = argv[++i];
-      const ok = address.safeParse(v);
-      if (!ok.success) throw new UsageError(`invalid --orchestrator: expected host:port (a port 1..65535), got '${v ?? ""}'`);
-      addr = v;
-    } else throw new UsageError(`unknown flag '${argv[i]}' for status`);
-  }
-  return { address: addr, json, ...(tlsDir ? { tlsDir } : {}) };
-}
+const STATUS_SCHEMA = z.object({
+  orchestrator: address.optional(),
+  json: z.boolean().default(false),
+  tlsDir: z.string().min(1, "expected a directory").optional(),
+}).strict();
 
 const KNOWN = new Set(["run", "train", "up", "down", "status", "gen-data", "export", "serve", "predict", "bench", "certs"]);
 
@@ -94,20 +81,20 @@ runMain("pangea", async () => {
         code = await (await childCommands()).benchCommand(rest);
         break;
       case "down":
-        if (rest.includes("--help")) {
+        // Flags and arguments as every command reads them, so an unknown one is worded alike.
+        if (!parseConfig(z.object({}), {}, rest, {})) {
           process.stdout.write(downUsage());
           return;
         }
-        if (rest.length) throw new UsageError(`unknown argument '${rest[0]}' for down`);
         code = await (await clusterCommands()).downCommand();
         break;
       case "status": {
-        if (rest.includes("--help")) {
+        const a = parseConfig(STATUS_SCHEMA, STATUS_FLAGS, rest, {});
+        if (!a) {
           process.stdout.write(statusUsage());
           return;
         }
-        const a = statusArgs(rest);
-        code = await (await clusterCommands()).statusCommand(a.address, a.json, a.tlsDir);
+        code = await (await clusterCommands()).statusCommand(a.orchestrator, a.json, a.tlsDir);
         break;
       }
       case "gen-data":
