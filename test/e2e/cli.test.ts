@@ -192,6 +192,8 @@ describe("the pangea command as a new user meets it", () => {
     [["up", "--trainers", "0"], 'pangea up: invalid --trainers: expected a positive number of trainers: a whole number from 1 to 256, got "0"'],
     [["up", "--json"], "pangea up: --json is for 'pangea run'; after 'pangea up', 'pangea status --json' prints the job status as JSON"],
     [["run", "--metrics-port", "70000"], 'pangea run: invalid --metrics-port: expected a port 0..65535, got "70000"'],
+    [["up", "--orchestrator-port", "7000", "--compute-port", "7000"], "pangea up: invalid --compute-port: expected a port other than --orchestrator-port's (7000): each service binds its own"],
+    [["run", "--compute-port", "7001", "--metrics-port", "7001"], "pangea run: invalid --metrics-port: expected a port other than --compute-port's (7001): each service binds its own"],
     [["status", "--frobnicate"], "pangea status: Unknown option '--frobnicate'"],
     [["status", "--orchestrator", "nohostport"], `pangea status: invalid --orchestrator: expected host:port (a port 1..65535), got "nohostport"`],
     [["status", "--orchestrator", "127.0.0.1:99999"], `pangea status: invalid --orchestrator: expected host:port (a port 1..65535), got "127.0.0.1:99999"`],

@@ -55,7 +55,21 @@ const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperC
 const schema = z
   .object({ ...Object.fromEntries([...PASS_THROUGH].map(([name, f]) => [camel(name), f.schema])), ...clusterSchema })
   .refine((c) => ((c as Record<string, unknown>).trainers as number) <= 64, { message: "expected at most 64 local trainers", path: ["trainers"] })
-  .refine((c) => ((c as Record<string, unknown>).psShards as number) <= 16, { message: "expected at most 16 local shards", path: ["psShards"] });
+  .refine((c) => ((c as Record<string, unknown>).psShards as number) <= 16, { message: "expected at most 16 local shards", path: ["psShards"] })
+  .superRefine((c, ctx) => {
+    // Two services given one port: the second's bind would fail after the first started (EADDRINUSE).
+    const ports = [["orchestratorPort", "--orchestrator-port"], ["computePort", "--compute-port"], ["metricsPort", "--metrics-port"]] as const;
+    const given = c as Record<string, unknown>;
+    for (let i = 1; i < ports.length; i++) {
+      for (let j = 0; j < i; j++) {
+        const p = given[ports[i]![0]] as number;
+        if (p !== 0 && p === given[ports[j]![0]]) {
+          ctx.addIssue({ code: "custom", message: `expected a port other than ${ports[j]![1]}'s (${p}): each service binds its own`, path: [ports[i]![0]] });
+          return;
+        }
+      }
+    }
+  });
 
 /** What `pangea run`/`up` use themselves, and the service flags given, per service. */
 export interface RunConfig {
