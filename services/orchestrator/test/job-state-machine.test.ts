@@ -299,6 +299,16 @@ describe("Job: other failures", () => {
     );
   });
 
+  it("a worker registering after the timeout is told why the job ended (a launcher reports that worker's exit first), in ms under a second", () => {
+    vi.useFakeTimers();
+    const { log } = recordingLog();
+    const job = new Job(jobConfig({ registerTimeoutMs: 1 }), log);
+    vi.advanceTimersByTime(1);
+    const why = "JOB_STATE_FAILED: ORCH_ERR_REGISTER_TIMEOUT: timed out after 1 ms waiting for workers: 0/2 trainers connected, compute not registered";
+    expect(() => job.registerCompute("compute-0", "127.0.0.1:1", SOURCE)).toThrow(`compute compute-0 registered after the job ended (${why})`);
+    expect(() => job.registerTrainer("trainer-0")).toThrow(`trainer trainer-0 refused: the job has ended (${why})`);
+  });
+
   it("a parameter-server shard disconnecting from a running job fails it", () => {
     const { log } = recordingLog();
     const job = new Job(jobConfig({ psShards: 2 }), log);

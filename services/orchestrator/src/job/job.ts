@@ -115,7 +115,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         this.fail(
           OrchestratorErrors.create(
             "ORCH_ERR_REGISTER_TIMEOUT",
-            `timed out after ${(config.registerTimeoutMs / 1000).toFixed(0)}s waiting for workers: ${m.connectedTrainers()}/${config.trainers} trainers connected, compute ${m.compute ? "registered" : "not registered"}${config.psShards > 1 ? `, ${m.connectedShards()}/${config.psShards - 1} parameter-server shards connected` : ""}`,
+            `timed out after ${waited(config.registerTimeoutMs)} waiting for workers: ${m.connectedTrainers()}/${config.trainers} trainers connected, compute ${m.compute ? "registered" : "not registered"}${config.psShards > 1 ? `, ${m.connectedShards()}/${config.psShards - 1} parameter-server shards connected` : ""}`,
           ),
         );
       }
@@ -176,7 +176,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): string {
     const other = this.config.completed && source ? completedDataChange(this.resumed, source) : null;
     if (other) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `compute ${workerId} refused: ${other}`);
-    const token = this.members.addCompute(workerId, address, source, this.state, this.isFinished());
+    const token = this.members.addCompute(workerId, address, source, this.state, this.isFinished(), this.error);
     this.wake();
     this.maybeStart();
     return token;
@@ -189,7 +189,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
   registerTrainer(workerId: string): { rank: number; worldSize: number; workerToken: string } {
-    return this.members.addTrainer(workerId, this.state, this.isFinished(), this.batchesPerStep);
+    return this.members.addTrainer(workerId, this.state, this.isFinished(), this.batchesPerStep, this.error);
   }
 
   /** A trainer's, shard's or compute's session: the job's start and end go down it, and its breaking means the worker is gone. */
@@ -259,7 +259,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: live.length }, `trainer ${why}; declared dead`);
     // With no trainer left the job waits for one to join, but not forever.
     this.members.watchForOrphans(this.config.registerTimeoutMs, () => {
-      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${(this.config.registerTimeoutMs / 1000).toFixed(0)}s at step ${this.progressStep} of ${this.config.steps}`));
+      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${waited(this.config.registerTimeoutMs)} at step ${this.progressStep} of ${this.config.steps}`));
     });
     this.wake();
   }
@@ -722,4 +722,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const rows = parts.reduce((n, part) => n + part.manifest.embeddingRows, 0);
     return { batchesApplied: r.finishedBatches, embeddingRows: rows, model: parts[0] ? describeArchitecture(parts[0].manifest.model) : "" };
   }
+}
+
+/** A --register-timeout-ms wait as a message says it: whole seconds, or milliseconds under a second (not "0s"). */
+function waited(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(0)}s`;
 }

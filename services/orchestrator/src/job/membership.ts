@@ -127,7 +127,8 @@ export class Membership {
   }
 
   /** `state` is the job's, `finished` whether it has ended. Returns the registration's worker token. */
-  addCompute(workerId: string, address: string, source: SourceInfo__Output | null, state: JobState, finished: boolean): string {
+  /** `error`: why the job failed, if it did (a worker refused for the job's end is told why it ended). */
+  addCompute(workerId: string, address: string, source: SourceInfo__Output | null, state: JobState, finished: boolean, error = ""): string {
     if (!address) throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without an address`);
     if (!source || source.numDense < 1 || source.slotIds.length < 1) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered without a usable source description (dense features and slots)`);
@@ -146,7 +147,7 @@ export class Membership {
       this.compute = { workerId, token: newWorkerToken(), address, source, session: null };
       return this.compute.token;
     }
-    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state})`);
+    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `compute ${workerId} registered after the job ended (${state}${error ? `: ${error}` : ""})`);
     if (this.compute?.session && this.compute.workerId !== workerId) {
       // The registered compute is connected: a second one would send the trainers elsewhere mid-job.
       throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `compute ${workerId} refused: compute ${this.compute.workerId} is registered and connected`));
@@ -182,7 +183,7 @@ export class Membership {
   }
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
-  addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number): { rank: number; worldSize: number; workerToken: string } {
+  addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number, error = ""): { rank: number; worldSize: number; workerToken: string } {
     const existing = this.trainers.get(workerId);
     if (existing?.alive && existing.session) {
       // Its process is connected: a second process under the same id would take over its rank and batches.
@@ -193,7 +194,7 @@ export class Membership {
       existing.token = newWorkerToken();
       return { rank: existing.rank, worldSize, workerToken: existing.token };
     }
-    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state})`);
+    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state}${error ? `: ${error}` : ""})`);
     if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
     }
