@@ -32,6 +32,15 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the batches line", () => {
+  const batches = (s: JobStatus__Output) => formatSummary(s, 1).split("\n").find((l) => l.startsWith("  batches"));
+  it("async: tells the batches whose gradients were dropped as stale from the applied ones (they were counted as applied)", () => {
+    const async = { ...status(evalOf()), mode: "async", batchesApplied: 40, staleGradients: 3, maxStalenessSeen: 7 } as JobStatus__Output;
+    expect(batches(async)).toBe("  batches           40 taken: 37 applied, 3 dropped as stale (the oldest applied 7 updates behind), 0 missing, 0 duplicates ignored, 0 reassigned from 0 lost trainers");
+    expect(batches(status(evalOf()))).toBe("  batches           10 applied, 0 missing, 0 duplicates ignored, 0 reassigned from 0 lost trainers");
+  });
+});
+
 describe("the summary of a run a failed process ended", () => {
   it("says the job was stopped, not that it is running", () => {
     const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING" } as JobStatus__Output;

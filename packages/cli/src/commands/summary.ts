@@ -61,7 +61,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     // An orchestrator older than the field sends none.
     ...(s.restoredFrom ? [["restored from", `${s.restoredFrom}; its parameters, this job's steps from 0`] as [string, string]] : []),
     ["steps", resumeRefused ? `none of ${s.steps} trained (the checkpoint, at step ${s.resumedFromStep}, was not resumed)` : `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
-    ...(resumeRefused ? [] : [["batches", `${int(Number(s.batchesApplied))} applied, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}${s.mode === "async" ? `; ${int(Number(s.staleGradients))} stale gradients dropped (oldest applied ${s.maxStalenessSeen} updates behind)` : ""}`] as [string, string]]),
+    ...(resumeRefused ? [] : [["batches", `${batchesTaken(s)}, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}`] as [string, string]]),
     ["train time", resumeRefused ? "n/a (no batch was trained)" : `${s.elapsedSeconds.toFixed(1)} s`],
     ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
@@ -202,4 +202,15 @@ function gaucText(e: TaskEval__Output): string {
  */
 export function statusJson(s: JobStatus__Output): string {
   return JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * The batches the job took. Async: batchesApplied counts each batch once taken, its gradients applied or dropped as
+ * stale, so the dropped ones are told apart (they read "N applied; S stale gradients dropped", S among the N).
+ */
+function batchesTaken(s: JobStatus__Output): string {
+  const taken = Number(s.batchesApplied);
+  if (s.mode !== "async") return `${int(taken)} applied`;
+  const stale = Number(s.staleGradients);
+  return `${int(taken)} taken: ${int(taken - stale)} applied, ${int(stale)} dropped as stale (the oldest applied ${s.maxStalenessSeen} updates behind)`;
 }
