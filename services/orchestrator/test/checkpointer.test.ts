@@ -99,6 +99,20 @@ describe("Checkpointer", () => {
     expect(lines.map((l) => [l.msg, Object.keys(l.fields)])).toEqual([["shard checkpoint saved", ["path", "rows"]], ["shard checkpoint saved", ["path", "rows"]]]);
   });
 
+  it("a job resumed on fewer shards: shard 0 removes the retired shards' parts of the checkpoints it prunes, and nothing else", () => {
+    const { ck, s, content, lines } = setup({ checkpointEverySteps: 1, keepCheckpoints: 1, psShards: 2 });
+    const dir = join(s.checkpointDir, "j");
+    // A 3-shard run's checkpoints of steps 1 and 2 (shard 2's parts, one half-written), one set aside as unreadable, and this run's shard 1's part.
+    for (const name of ["step-1.shard-2", "step-2.shard-2", "step-2.shard-2.tmp-77", "step-1.shard-1", "step-0.unreadable-2026", "step-0.shard-2", "step-9.shard-2"]) mkdirSync(join(dir, name), { recursive: true });
+    ck.maybeSave(false, 1, content(1));
+    ck.maybeSave(false, 2, content(2));
+    // step-1 pruned: its retired part goes; step-2's is the newest checkpoint's; the unreadable one's and a later step's stay; shard 1 prunes its own.
+    expect(readdirSync(dir).sort()).toEqual(["step-0.shard-2", "step-0.unreadable-2026", "step-1.shard-1", "step-2", "step-2.shard-2", "step-2.shard-2.tmp-77", "step-9.shard-2"]);
+    ck.maybeSave(false, 3, content(3));
+    expect(readdirSync(dir).sort()).toEqual(["step-0.shard-2", "step-0.unreadable-2026", "step-1.shard-1", "step-3", "step-9.shard-2"]);
+    expect(lines.filter((l) => l.msg.startsWith("removed the parts of shards this job no longer has (it runs on 2)")).map((l) => (l.fields.removed as string[]).map((p) => p.split("/").at(-1)).sort())).toEqual([["step-1.shard-2"], ["step-2.shard-2", "step-2.shard-2.tmp-77"]]);
+  });
+
   // An old checkpoint that cannot be removed: made immutable (chattr +i, as root on a file system that has the attribute).
   const immutable = (dir: string) => spawnSync("chattr", ["+i", dir]).status === 0;
   it("an old checkpoint that cannot be pruned is warned of and kept; the new one stands and the job goes on", (ctx) => {

@@ -534,6 +534,27 @@ export function pruneCheckpoints(root: string, jobId: string, keep: number, inde
 }
 
 /**
+ * Removes the parts of shards this job no longer has (`step-N.shard-i`, i >= `psShards`, and their unfinished writes)
+ * whose checkpoint shard 0 has pruned: a job resumed on fewer shards would otherwise keep them for ever, as no running
+ * shard prunes them. Only steps before `upTo` (the newest whole checkpoint), and none whose step-N was moved aside as
+ * unreadable (a part of what an operator may want back). Returns the directories removed.
+ */
+export function pruneRetiredShardParts(root: string, jobId: string, psShards: number, upTo: number): string[] {
+  const dir = jobCheckpointDir(root, jobId);
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir);
+  const shard0 = new Set(names.filter((n) => /^step-\d+(\.unreadable-.*)?$/.test(n)).map((n) => Number(/^step-(\d+)/.exec(n)![1])));
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = /^step-(\d+)\.shard-(\d+)(\.tmp-\d+)?$/.exec(name);
+    if (!m || Number(m[2]) < psShards || Number(m[1]) >= upTo || shard0.has(Number(m[1]))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
+}
+
+/**
  * Removes what writes of shard `index`'s checkpoints left unfinished
  * (`step-N.tmp-PID`, `step-N.shard-i.tmp-PID`: a process killed while it
  * wrote) for steps up to `upTo`, once the checkpoint of `upTo` is whole: a

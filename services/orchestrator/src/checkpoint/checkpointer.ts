@@ -6,7 +6,7 @@ import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
-import { pruneCheckpoints, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
+import { pruneCheckpoints, pruneRetiredShardParts, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
 import { protectedStep } from "./best-checkpoint.js";
 
 export interface CheckpointSettings {
@@ -120,6 +120,10 @@ export class Checkpointer {
       if (this.s.keepCheckpoints > 0) {
         const removed = pruneCheckpoints(this.s.checkpointDir, this.s.jobId, this.s.keepCheckpoints, index, protectedStep(this.s.checkpointDir, this.s.jobId));
         for (const r of removed) if (this.written.includes(r)) this.written.splice(this.written.indexOf(r), 1);
+      }
+      if (index === 0) {
+        const retired = pruneRetiredShardParts(this.s.checkpointDir, this.s.jobId, this.s.psShards, step);
+        if (retired.length) this.log.info({ removed: retired }, `removed the parts of shards this job no longer has (it runs on ${this.s.psShards}) whose checkpoints are pruned`);
       }
     } catch (err) {
       this.log.warn({ step, err: (err as Error).message }, `cannot remove older checkpoints beside ${part.path} (--keep-checkpoints ${this.s.keepCheckpoints}); they are kept`);
