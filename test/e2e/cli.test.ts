@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -146,6 +146,46 @@ describe("the pangea command as a new user meets it", () => {
       run.kill("SIGINT");
       expect(await exited).toBe(130);
       expect(err.trim().split("\n").at(-1)).toMatch(new RegExp(`^pangea run: interrupted; checkpoints of job interrupted are in ${join(cwd, "ckpt", "interrupted")} \\(newest written: step-\\d+\\); the same command with --resume --job-id interrupted continues from the newest intact one$`));
+    } finally {
+      run.kill("SIGKILL");
+    }
+  }, 90_000);
+
+  // The job's directory made immutable after its first checkpoint (chattr +i, as root on a file system that has the attribute):
+  // the next checkpoint cannot be written, as on a full disk.
+  it("a checkpoint that cannot be written fails the job (CHECKPOINT_IO, exit 1), and pangea run says how the earlier ones carry it on", async (ctx) => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-ckio-"));
+    const jobDir = join(cwd, "ckpt", "ckio");
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "ckio", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    run.stderr!.on("data", (d: Buffer) => (err += d));
+    const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    try {
+      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
+      if (spawnSync("chattr", ["+i", jobDir]).status !== 0) ctx.skip();
+      expect(await exited).toBe(1);
+      const lines = err.trim().split("\n");
+      expect(lines.at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: /);
+      expect(lines.at(-1)).toMatch(new RegExp(`^pangea run: checkpoints of job ckio are in ${jobDir} \\(newest written: step-\\d+\\); the same command with --resume --job-id ckio continues from the newest intact one$`));
+    } finally {
+      spawnSync("chattr", ["-i", jobDir]);
+      run.kill("SIGKILL");
+    }
+  }, 90_000);
+
+  it("the job's checkpoint directory removed mid-job fails it as CHECKPOINT_IO naming the directory (it read as another run's lock)", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-ckgone-"));
+    const jobDir = join(cwd, "ckpt", "ckgone");
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "ckgone", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    run.stderr!.on("data", (d: Buffer) => (err += d));
+    const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    try {
+      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
+      rmSync(jobDir, { recursive: true, force: true });
+      // The lock's file is looked at every 10 s.
+      expect(await exited).toBe(1);
+      expect(err.trim().split("\n").find((l) => l.startsWith("pangea run: job failed:"))).toMatch(new RegExp(`^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: the job's checkpoint directory ${jobDir} was removed or cannot be read while the job ran \\(${jobDir}/orchestrator.lock is gone or unreadable: ENOENT`));
     } finally {
       run.kill("SIGKILL");
     }

@@ -29,13 +29,16 @@ export type LockResult = { lock: ProcessLock; heldBy?: undefined; goneInMs?: und
  * and start time tell), from another machine once it has not been touched
  * for STALE_LOCK_MS. The file is removed when the holder exits.
  */
+/** How a held lock was lost: `why` in words; `takenOver` when another process holds it now (else its file is gone or unreadable). */
+export type LockLost = (why: string, takenOver: boolean) => void;
+
 export class ProcessLock {
   private timer: NodeJS.Timeout | null = null;
   private readonly me: Holder;
 
   private constructor(
     readonly path: string,
-    private readonly onLost: (why: string) => void,
+    private readonly onLost: LockLost,
   ) {
     this.me = { pid: process.pid, host: hostname(), start: processStartTime(process.pid), since: new Date().toISOString() };
   }
@@ -44,9 +47,9 @@ export class ProcessLock {
    * Takes the lock at `path` (its directory must exist), or says which live
    * process holds it. Errors creating the file are thrown as they come.
    * `onLost` hears if another process takes the lock over later (this one
-   * was stopped past the stale time, or the file was removed).
+   * was stopped past the stale time), or the file was removed.
    */
-  static acquire(path: string, onLost: (why: string) => void = () => {}): LockResult {
+  static acquire(path: string, onLost: LockLost = () => {}): LockResult {
     const lock = new ProcessLock(path, onLost);
     for (let attempt = 0; attempt < 2; attempt++) {
       if (lock.create()) return { lock };
@@ -110,14 +113,14 @@ export class ProcessLock {
       const now = JSON.parse(readFileSync(this.path, "utf8")) as Partial<Holder>;
       if (now.pid !== this.me.pid || now.host !== this.me.host) {
         this.stop();
-        this.onLost(`process ${now.pid} on ${now.host} took over ${this.path}`);
+        this.onLost(`process ${now.pid} on ${now.host} took over ${this.path}`, true);
         return;
       }
       const t = new Date();
       utimesSync(this.path, t, t);
     } catch (err) {
       this.stop();
-      this.onLost(`${this.path} is gone or unreadable: ${(err as Error).message}`);
+      this.onLost(`${this.path} is gone or unreadable: ${(err as Error).message}`, false);
     }
   }
 

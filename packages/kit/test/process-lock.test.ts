@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ProcessLock, STALE_LOCK_MS } from "../src/process-lock.js";
 import { processStartTime } from "../src/process-exists.js";
 
@@ -76,6 +76,24 @@ describe("ProcessLock", () => {
     expect(ProcessLock.acquire(path).heldBy).toBe(`a process writing ${path} now`);
     aged(STALE_LOCK_MS + 1_000);
     expect(ProcessLock.acquire(path).lock).toBeDefined();
+  });
+
+  it("a holder hears how it lost the lock: taken over by another process, or its file removed (the job's directory with it)", () => {
+    vi.useFakeTimers();
+    try {
+      const heard: Array<[string, boolean]> = [];
+      const taken = ProcessLock.acquire(path, (why, takenOver) => heard.push([why, takenOver])).lock!;
+      writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
+      vi.advanceTimersByTime(10_000);
+      taken.release();
+      rmSync(path);
+      ProcessLock.acquire(path, (why, takenOver) => heard.push([why, takenOver]));
+      rmSync(dir, { recursive: true });
+      vi.advanceTimersByTime(10_000);
+      expect(heard).toEqual([[`process 1 on elsewhere took over ${path}`, true], [expect.stringMatching(new RegExp(`^${path} is gone or unreadable: ENOENT`)), false]]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("release leaves a lock another process took over in place", () => {

@@ -1,5 +1,5 @@
 import { loadFeatureList } from "@pangea/features";
-import { UsageError, createLogger, runMain, unwritableDirReason, usageText } from "@pangea/kit";
+import { UsageError, createLogger, runMain, unwritableDirReason, usageText, type LockLost } from "@pangea/kit";
 import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { architectureFromFlags, checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
@@ -57,8 +57,8 @@ runMain("pangea-orchestrator", async () => {
     }
   }
   // One orchestrator per job's checkpoints, taken before --resume reads them: a second run of the job would prune and overwrite the first's.
-  let lostLock: ((why: string) => void) | null = null;
-  if (config.role === "orchestrator") await lockJob(config.checkpointDir, config.jobId, log, (why) => lostLock?.(why));
+  let lostLock: LockLost | null = null;
+  if (config.role === "orchestrator") await lockJob(config.checkpointDir, config.jobId, log, (why, takenOver) => lostLock?.(why, takenOver));
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
   const startWarnings: string[] = [];
@@ -105,7 +105,13 @@ runMain("pangea-orchestrator", async () => {
     return;
   }
   const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
-  lostLock = (why) => job.fail(OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`));
+  lostLock = (why, takenOver) =>
+    job.fail(
+      takenOver
+        ? OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`)
+        : // The job's directory removed (or made unreadable) under it: its checkpoints are gone, not taken by another run.
+          OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `the job's checkpoint directory ${jobCheckpointDir(config.checkpointDir, config.jobId)} was removed or cannot be read while the job ran (${why}): the job stops rather than checkpoint where no lock guards it`),
+    );
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };
   if (exchange) process.on("exit", () => exchange.close());

@@ -266,11 +266,11 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const echoes = final?.state === "JOB_STATE_FAILED" && Boolean(final.error) && failed?.includes("TRAINER_ERR_JOB_FAILED");
   const reasons = [final?.error, echoes ? null : failed].filter((r): r is string => Boolean(r));
   process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
-  // A process died under a job that had not failed itself, or the job was aborted for a lost worker (a shard, a trainer under
-  // --on-trainer-loss fail): its checkpoints can carry it on.
+  // A process died under a job that had not failed itself, the job was aborted for a lost worker (a shard, a trainer under
+  // --on-trainer-loss fail), or a checkpoint could not be written (a full disk): its earlier checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;
-  const lostWorker = final?.state === "JOB_STATE_FAILED" && final.error.startsWith("ORCH_ERR_JOB_ABORTED:");
-  const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || lostWorker) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+  const resumable = final?.state === "JOB_STATE_FAILED" && /^ORCH_ERR_(JOB_ABORTED|CHECKPOINT_IO):/.test(final.error);
+  const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || resumable) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
   if (hint) process.stderr.write(`pangea run: ${hint}\n`);
   return 1;
 }

@@ -1,6 +1,6 @@
 import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
-import { makeDirs, ProcessLock, type Logger } from "@pangea/kit";
+import { makeDirs, ProcessLock, type LockLost, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 import { jobCheckpointDir } from "./checkpoint.js";
 
@@ -13,7 +13,7 @@ export const JOB_LOCK_FILE = "orchestrator.lock";
  * half-written ones it finds), so the second refuses to start. Returns the
  * lock, or throws ORCH_ERR_JOB_IN_USE naming the process that holds it.
  */
-export async function lockJob(checkpointDir: string, jobId: string, log: Logger, onLost: (why: string) => void): Promise<ProcessLock> {
+export async function lockJob(checkpointDir: string, jobId: string, log: Logger, onLost: LockLost): Promise<ProcessLock> {
   const dir = jobCheckpointDir(checkpointDir, jobId);
   const path = join(dir, JOB_LOCK_FILE);
   // Only a directory this run made is removed when it ends empty (one the user made stays).
