@@ -78,15 +78,8 @@ export function splitRound(round: SyncRound, widthOf: (hi: number) => number, ma
   const { parts, rest: tombstones } = tombstoneParts(round.tombstones, maxValues, round.width);
   const n = round.ids.length / 2;
   if (n === 0) return [...parts, { ...none, tombstones, dense: round.dense }];
-  let first = 0;
   let valuesAt = 0;
-  while (first < n) {
-    let last = first;
-    let values = 0;
-    do {
-      values += round.width ?? widthOf(round.ids[2 * last + 1]!);
-      last++;
-    } while (last < n && values + (round.width ?? widthOf(round.ids[2 * last + 1]!)) <= maxValues);
+  for (const { first, last, values } of rowRanges(n, (i) => round.width ?? widthOf(round.ids[2 * i + 1]!), maxValues)) {
     parts.push({
       ids: round.ids.subarray(2 * first, 2 * last),
       rows: round.rows.subarray(valuesAt, valuesAt + values),
@@ -94,10 +87,27 @@ export function splitRound(round: SyncRound, widthOf: (hi: number) => number, ma
       tombstones: first === 0 ? tombstones : new Uint32Array(0),
       dense: last === n ? round.dense : null,
     });
-    first = last;
     valuesAt += values;
   }
   return parts;
+}
+
+/**
+ * Rows 0..n-1 cut into consecutive ranges [first, last) of at most `maxValues` values each (`widthAt(i)` a row's),
+ * at least one row each: a row wider than the bound goes alone.
+ */
+export function* rowRanges(n: number, widthAt: (i: number) => number, maxValues: number): Generator<{ first: number; last: number; values: number }> {
+  let first = 0;
+  while (first < n) {
+    let last = first;
+    let values = 0;
+    do {
+      values += widthAt(last);
+      last++;
+    } while (last < n && values + widthAt(last) <= maxValues);
+    yield { first, last, values };
+    first = last;
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
-import { tombstoneParts, type SyncRound } from "./sync-backlog.js";
+import { rowRanges, tombstoneParts, type SyncRound } from "./sync-backlog.js";
 
 /**
  * Everything a replica that lost its synced rows needs, as updates of at most `maxValues` row values or tombstones
@@ -15,16 +15,12 @@ export function* wholeTableParts(store: EmbeddingStore, dense: () => Float32Arra
   yield* parts;
   const ids = store.allIds();
   const n = ids.length / 2;
-  let first = 0;
-  do {
-    let last = first;
-    let values = 0;
-    while (last < n && (last === first || values + store.widthOf(ids[2 * last + 1]!) <= maxValues)) {
-      values += store.widthOf(ids[2 * last + 1]!);
-      last++;
-    }
+  if (n === 0) {
+    yield { ...store.rowsOf(ids), tombstones, dense: dense() };
+    return;
+  }
+  for (const { first, last } of rowRanges(n, (i) => store.widthOf(ids[2 * i + 1]!), maxValues)) {
     const rows = store.rowsOf(ids.subarray(2 * first, 2 * last));
     yield { ...rows, tombstones: first === 0 ? tombstones : new Uint32Array(0), dense: last === n ? dense() : null };
-    first = last;
-  } while (first < n);
+  }
 }
