@@ -177,11 +177,7 @@ export class EmbeddingStore {
       const c = this.configOf(slot);
       t = new EmbeddingTable(c.dim, this.seed, makeSparseOptimizer(c.optimizer, c.hyper), c.initializer, 1024, this.now);
       // A new table's first rows' worth of memory counts as its growth does: with tables of many slots it is megabytes.
-      const now = this.memoryBytes();
-      if (now + t.memoryBytes() > this.maxBytes) {
-        this.stats0.memoryLimitHits++;
-        throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${now}, slot ${slot}'s new table needs ${t.memoryBytes()})`);
-      }
+      this.refuseOverLimit(t.memoryBytes(), `slot ${slot}'s new table needs`);
       if (this.tracking) t.trackChanges();
       this.bySlot.set(slot, t);
       this.tableOfSlot[slot] = this.tableList.length;
@@ -207,6 +203,14 @@ export class EmbeddingStore {
     return { table: t, row: this.trainingRow(t, slot, lo, hi) };
   }
 
+  /** Throws ORCH_ERR_MEMORY_LIMIT (and counts it) when `bytes` more would pass --max-embedding-bytes; `need` says for what. */
+  private refuseOverLimit(bytes: number, need: string, more = ""): void {
+    const now = this.memoryBytes();
+    if (bytes <= 0 || now + bytes <= this.maxBytes) return;
+    this.stats0.memoryLimitHits++;
+    throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${now}, ${need} ${bytes}${more})`);
+  }
+
   private trainingRow(t: EmbeddingTable, slot: number, lo: number, hi: number): number {
     let row = t.find(lo, hi);
     if (row >= 0) return row;
@@ -215,14 +219,7 @@ export class EmbeddingStore {
       this.stats0.filtered++;
       return -1;
     }
-    const grow = t.growthBytes();
-    if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
-      this.stats0.memoryLimitHits++;
-      throw OrchestratorErrors.create(
-        "ORCH_ERR_MEMORY_LIMIT",
-        `embedding tables would exceed the memory limit of ${this.maxBytes} bytes (now ${this.memoryBytes()}, slot ${slot} needs ${grow} more)`,
-      );
-    }
+    this.refuseOverLimit(t.growthBytes(), `slot ${slot} needs`, " more");
     row = t.findOrInsert(lo, hi);
     if (threshold > 1) {
       this.stats0.admitted++;
@@ -379,11 +376,7 @@ export class EmbeddingStore {
       const hi = ids[2 * i + 1]!;
       const t = this.table(slotOfV2(hi));
       const row = values.subarray(i * dim, (i + 1) * dim);
-      const grow = t.growthBytes();
-      if (grow > 0 && this.memoryBytes() + grow > this.maxBytes) {
-        this.stats0.memoryLimitHits++;
-        throw OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", `embedding tables would exceed the memory limit of ${this.maxBytes} bytes`);
-      }
+      this.refuseOverLimit(t.growthBytes(), `slot ${slotOfV2(hi)} needs`, " more");
       t.assign(lo, hi, row);
     }
     return count;
