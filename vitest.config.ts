@@ -8,7 +8,7 @@ const ONE_AT_A_TIME = [
 // The paths of a machine without the native BLAS addon: the JavaScript dense
 // layers and serving forward (checked against their references); a whole job
 // on plain wasm is test/fallback.
-const FALLBACK_TESTS = ["services/trainer/test/gradients.test.ts", "services/trainer/test/architectures.test.ts", "services/trainer/test/pytorch-twins.test.ts", "services/serving/test/**/*.test.ts", "packages/model/test/**/*.test.ts"];
+const FALLBACK_TESTS = ["services/trainer/test/gradients.test.ts", "services/trainer/test/architectures.test.ts", "services/trainer/test/pytorch-twins.test.ts", "services/serving/test/**/*.test.ts", "packages/model/test/**/*.test.ts", "services/orchestrator/test/embedding-store.test.ts", "services/orchestrator/test/whole-table.test.ts"];
 
 export default defineConfig({
   test: {

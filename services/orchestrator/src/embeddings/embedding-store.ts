@@ -289,7 +289,7 @@ export class EmbeddingStore {
       tables[i] = n;
       rows[i] = n < 0 || readOnly ? -1 : this.tableList[n]!.find(lo, hi);
     }
-    blas.readRows(this.tableList.map((t) => t.weights), tables, rows, count, offsets, out);
+    this.copyRows(tables, rows, count, offsets, out);
   }
 
   /**
@@ -467,27 +467,34 @@ export class EmbeddingStore {
     const count = ids.length / 2;
     const found = this.findRows(ids, count);
     let n = 0;
-    let values = 0;
+    for (let i = 0; i < count; i++) if (found.rows[i]! >= 0) n++;
+    const present = new Uint32Array(2 * n);
+    const tables = new Int32Array(n);
+    const rows = new Int32Array(n);
+    const offsets = new Int32Array(n + 1);
+    let k = 0;
     for (let i = 0; i < count; i++) {
       if (found.rows[i]! < 0) continue;
-      n++;
-      values += this.tableList[found.tables[i]!]!.dim;
-    }
-    const present = new Uint32Array(2 * n);
-    const rows = new Float32Array(values);
-    let k = 0;
-    let at = 0;
-    for (let i = 0; i < count; i++) {
-      const row = found.rows[i]!;
-      if (row < 0) continue;
-      const t = this.tableList[found.tables[i]!]!;
       present[2 * k] = ids[2 * i]!;
       present[2 * k + 1] = ids[2 * i + 1]!;
-      rows.set(t.weights.subarray(row * t.dim, (row + 1) * t.dim), at);
-      at += t.dim;
+      tables[k] = found.tables[i]!;
+      rows[k] = found.rows[i]!;
+      offsets[k + 1] = offsets[k]! + this.tableList[tables[k]!]!.dim;
       k++;
     }
-    return { ids: present, rows, width: this.uniformWidth() };
+    const values = new Float32Array(offsets[n]!);
+    this.copyRows(tables, rows, n, offsets, values);
+    return { ids: present, rows: values, width: this.uniformWidth() };
+  }
+
+  /** out[offsets[i]..offsets[i+1]) = row rows[i] of table tables[i], zeros where either is -1: on the addon where it loaded. */
+  private copyRows(tables: Int32Array, rows: Int32Array, count: number, offsets: Int32Array, out: Float32Array): void {
+    if (blas) return blas.readRows(this.tableList.map((t) => t.weights), tables, rows, count, offsets, out);
+    for (let i = 0; i < count; i++) {
+      const t = tables[i]! < 0 || rows[i]! < 0 ? null : this.tableList[tables[i]!]!;
+      if (t) out.set(t.weights.subarray(rows[i]! * t.dim, (rows[i]! + 1) * t.dim), offsets[i]!);
+      else out.fill(0, offsets[i]!, offsets[i + 1]!);
+    }
   }
 
   /** The row width every table shares (0 with none), or null when they differ. */
