@@ -552,7 +552,8 @@ describe("the pangea command as a new user meets it", () => {
       await waitFor("every process up started to exit", async () => pids.every((pid) => !alive(pid)), 10_000, 100);
     } finally {
       up.kill("SIGKILL");
-      for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+      // Those recorded since (a failure before the pids were read leaves detached processes otherwise).
+      for (const pid of new Set([...pids, ...recorded().map((p) => p.pid)])) if (alive(pid)) process.kill(pid, "SIGKILL");
     }
   }, 60_000);
 
