@@ -45,7 +45,7 @@ describe("logs", () => {
     const r = await outputUntilJobFinished("script", ["-qec", `${process.execPath} ${ENTRY.orchestrator} ${args.join(" ")}`, "/dev/null"], "SIGTERM");
     const text = r.stdout.replace(/\u001b\[[0-9;]*m/g, "");
     expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: orchestrator serving \{.*"job":"log-job"/m);
-    expect(text).toMatch(/ERROR: timed out after 1s waiting for workers/);
+    expect(text).toMatch(/ERROR: timed out after 600 ms waiting for workers/);
     expect(text.split("\n").filter((l) => l.startsWith('{"level"'))).toEqual([]);
   });
 });

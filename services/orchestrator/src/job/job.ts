@@ -724,7 +724,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 }
 
-/** A --register-timeout-ms wait as a message says it: whole seconds, or milliseconds under a second (not "0s"). */
+/** A --register-timeout-ms wait as a message says it: milliseconds under a second (it said 0s for 1 ms), else seconds. */
 function waited(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(0)}s`;
+  return ms < 1000 ? `${ms} ms` : `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)}s`;
 }
