@@ -135,17 +135,29 @@ describe("the pangea command as a new user meets it", () => {
     await waitFor("the services it started to stop", async () => inCwd().length === 0, 15_000, 100);
   }, 60_000);
 
-  it("pangea run interrupted (SIGINT) mid-job: exit 130, its services stop, and it says where the job's checkpoints are and how to go on", async () => {
-    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-sigint-"));
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "interrupted", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+  /** A long pangea run checkpointing every 5 steps, once it has written its first checkpoint. */
+  async function runToFirstCheckpoint(jobId: string) {
+    const cwd = mkdtempSync(join(tmpdir(), `pangea-cli-${jobId}-`));
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", jobId, "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     run.stderr!.on("data", (d: Buffer) => (err += d));
     const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    const log = join(cwd, "logs", "orchestrator.log");
     try {
-      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
+      await waitFor("a checkpoint", async () => existsSync(log) && readFileSync(log, "utf8").includes('"checkpoint saved"'), 60_000, 100);
+    } catch (e) {
+      run.kill("SIGKILL");
+      throw e;
+    }
+    return { run, exited, jobDir: join(cwd, "ckpt", jobId), stderrLines: () => err.trim().split("\n") };
+  }
+
+  it("pangea run interrupted (SIGINT) mid-job: exit 130, its services stop, and it says where the job's checkpoints are and how to go on", async () => {
+    const { run, exited, jobDir, stderrLines } = await runToFirstCheckpoint("interrupted");
+    try {
       run.kill("SIGINT");
       expect(await exited).toBe(130);
-      expect(err.trim().split("\n").at(-1)).toMatch(new RegExp(`^pangea run: interrupted; checkpoints of job interrupted are in ${join(cwd, "ckpt", "interrupted")} \\(newest written: step-\\d+\\); the same command with --resume --job-id interrupted continues from the newest intact one$`));
+      expect(stderrLines().at(-1)).toMatch(new RegExp(`^pangea run: interrupted; checkpoints of job interrupted are in ${jobDir} \\(newest written: step-\\d+\\); the same command with --resume --job-id interrupted continues from the newest intact one$`));
     } finally {
       run.kill("SIGKILL");
     }
@@ -154,19 +166,12 @@ describe("the pangea command as a new user meets it", () => {
   // The job's directory made immutable after its first checkpoint (chattr +i, as root on a file system that has the attribute):
   // the next checkpoint cannot be written, as on a full disk.
   it("a checkpoint that cannot be written fails the job (CHECKPOINT_IO, exit 1), and pangea run says how the earlier ones carry it on", async (ctx) => {
-    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-ckio-"));
-    const jobDir = join(cwd, "ckpt", "ckio");
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "ckio", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    run.stderr!.on("data", (d: Buffer) => (err += d));
-    const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    const { run, exited, jobDir, stderrLines } = await runToFirstCheckpoint("ckio");
     try {
-      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
       if (spawnSync("chattr", ["+i", jobDir]).status !== 0) ctx.skip();
       expect(await exited).toBe(1);
-      const lines = err.trim().split("\n");
-      expect(lines.at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: /);
-      expect(lines.at(-1)).toMatch(new RegExp(`^pangea run: checkpoints of job ckio are in ${jobDir} \\(newest written: step-\\d+\\); the same command with --resume --job-id ckio continues from the newest intact one$`));
+      expect(stderrLines().at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: /);
+      expect(stderrLines().at(-1)).toMatch(new RegExp(`^pangea run: checkpoints of job ckio are in ${jobDir} \\(newest written: step-\\d+\\); the same command with --resume --job-id ckio continues from the newest intact one$`));
     } finally {
       spawnSync("chattr", ["-i", jobDir]);
       run.kill("SIGKILL");
@@ -174,18 +179,12 @@ describe("the pangea command as a new user meets it", () => {
   }, 90_000);
 
   it("the job's checkpoint directory removed mid-job fails it as CHECKPOINT_IO naming the directory (it read as another run's lock)", async () => {
-    const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-ckgone-"));
-    const jobDir = join(cwd, "ckpt", "ckgone");
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", "ckgone", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    run.stderr!.on("data", (d: Buffer) => (err += d));
-    const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
+    const { run, exited, jobDir, stderrLines } = await runToFirstCheckpoint("ckgone");
     try {
-      await waitFor("a checkpoint", async () => existsSync(join(cwd, "logs", "orchestrator.log")) && readFileSync(join(cwd, "logs", "orchestrator.log"), "utf8").includes('"checkpoint saved"'), 60_000, 100);
       rmSync(jobDir, { recursive: true, force: true });
       // The lock's file is looked at every 10 s.
       expect(await exited).toBe(1);
-      expect(err.trim().split("\n").find((l) => l.startsWith("pangea run: job failed:"))).toMatch(new RegExp(`^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: the job's checkpoint directory ${jobDir} was removed or cannot be read while the job ran \\(${jobDir}/orchestrator.lock is gone or unreadable: ENOENT`));
+      expect(stderrLines().find((l) => l.startsWith("pangea run: job failed:"))).toMatch(new RegExp(`^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: the job's checkpoint directory ${jobDir} was removed or cannot be read while the job ran \\(${jobDir}/orchestrator.lock is gone or unreadable: ENOENT`));
     } finally {
       run.kill("SIGKILL");
     }
