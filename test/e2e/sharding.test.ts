@@ -55,6 +55,9 @@ describe("parameter-server shards", () => {
     const single = rowsOf(ck1.tables);
     const sharded = rowsOf([...ck2a.tables, ...ck2b.tables]);
     expect(sharded.size).toBe(single.size);
+    // The status of the job completed on 2 shards counts every shard's rows (from its final checkpoint), as one shard's does.
+    expect([Number(two.embeddingRows), two.embeddingRowsEveryShard]).toEqual([single.size, true]);
+    expect([Number(one.embeddingRows), one.embeddingRowsEveryShard]).toEqual([single.size, false]);
     for (const [id, row] of single) row.forEach((x, k) => expect(sharded.get(id)![k]).toBeCloseTo(x, 5));
     // Resharding: onto 1 shard gives every row once; onto 3, each row lands on id % 3.
     const onto1 = reshard([ck2a, ck2b], 1);

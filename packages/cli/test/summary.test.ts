@@ -32,6 +32,18 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the embedding rows line", () => {
+  const rowsLine = (s: JobStatus__Output) => formatSummary(s, 1).split("\n").find((l) => l.startsWith("  embedding rows"));
+  const shard = { workerId: "shard-1", kind: "WORKER_KIND_PS_SHARD", alive: true } as JobStatus__Output["workers"][number];
+  const embeddings = { bytes: 2_000_000, filteredLookups: 0, admittedIds: 7, evictedRows: 0, rejectedGradients: 0 } as JobStatus__Output["embeddings"];
+  it("on several shards: shard 0's while the job runs, every shard's once counted from the final checkpoint", () => {
+    const running = { ...status(evalOf()), state: "JOB_STATE_RUNNING", workers: [shard], embeddingRows: 5, embeddings } as JobStatus__Output;
+    expect(rowsLine(running)).toBe("  embedding rows (shard 0 of 2)  5  (2.0 MB; 0 lookups filtered, 7 ids admitted, 0 rows evicted, 0 gradients rejected)");
+    const done = { ...running, state: "JOB_STATE_COMPLETED", embeddingRows: 9, embeddingRowsEveryShard: true } as JobStatus__Output;
+    expect(rowsLine(done)).toBe("  embedding rows    9  (in the final checkpoint, every shard's; shard 0's table: 2.0 MB; 0 lookups filtered, 7 ids admitted, 0 rows evicted, 0 gradients rejected)");
+  });
+});
+
 describe("the batches line", () => {
   const batches = (s: JobStatus__Output) => formatSummary(s, 1).split("\n").find((l) => l.startsWith("  batches"));
   it("async: tells the batches whose gradients were dropped as stale from the applied ones (they were counted as applied)", () => {

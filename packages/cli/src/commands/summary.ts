@@ -66,7 +66,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
     ["train loss", untrained ? "n/a (no batch was trained)" : `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
-    [shards > 0 && !completedBefore ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (completedBefore && !s.embeddings ? "  (in the final checkpoint, every shard's)" : "") + (s.embeddings ? `  (${(Number(s.embeddings.bytes) / 1e6).toFixed(1)} MB; ${int(Number(s.embeddings.filteredLookups))} lookups filtered, ${int(Number(s.embeddings.admittedIds))} ids admitted, ${int(Number(s.embeddings.evictedRows))} rows evicted, ${int(Number(s.embeddings.rejectedGradients))} gradients rejected)` : "")],
+    embeddingRowsLine(s, shards, completedBefore),
   ];
   // Slots of different widths: each one's table, so the memory of a wide slot is visible.
   const slots = s.embeddings?.slots ?? [];
@@ -213,4 +213,16 @@ function batchesTaken(s: JobStatus__Output): string {
   if (s.mode !== "async") return `${int(taken)} applied`;
   const stale = Number(s.staleGradients);
   return `${int(taken)} taken: ${int(taken - stale)} applied, ${int(stale)} dropped as stale (the oldest applied ${s.maxStalenessSeen} updates behind)`;
+}
+
+/**
+ * The embedding rows: shard 0's while a job on several shards runs (each shard holds its own), every shard's once the
+ * orchestrator counted them from the final checkpoint; the table figures (MB, filtered, ...) are shard 0's.
+ */
+function embeddingRowsLine(s: JobStatus__Output, shards: number, completedBefore: boolean): [string, string] {
+  const every = s.embeddingRowsEveryShard || completedBefore;
+  const e = s.embeddings;
+  const table = e ? `${(Number(e.bytes) / 1e6).toFixed(1)} MB; ${int(Number(e.filteredLookups))} lookups filtered, ${int(Number(e.admittedIds))} ids admitted, ${int(Number(e.evictedRows))} rows evicted, ${int(Number(e.rejectedGradients))} gradients rejected` : "";
+  const note = every ? `in the final checkpoint, every shard's${table ? `; shard 0's table: ${table}` : ""}` : table;
+  return [shards > 0 && !every ? `embedding rows (shard 0 of ${shards + 1})` : "embedding rows", int(Number(s.embeddingRows)) + (note ? `  (${note})` : "")];
 }

@@ -233,6 +233,21 @@ export function saveCheckpoint(
  * truncated or altered. A directory that is not there at all is not found (a
  * mistyped path), not corrupt.
  */
+/**
+ * The embedding rows of every shard's part of the checkpoint at `dir` (shard 0's step-N and its step-N.shard-i
+ * siblings), from their manifests: what a job on several shards holds, which no one process does.
+ */
+export function checkpointRowsOfEveryShard(dir: string, psShards: number): number {
+  let rows = 0;
+  for (let i = 0; i < psShards; i++) {
+    const part = i === 0 ? dir : `${dir}.shard-${i}`;
+    const m = JSON.parse(readRegularFile(join(part, "manifest.json"), "manifest.json", (msg) => new Error(`${part}: ${msg}`), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8")) as Partial<CheckpointManifest>;
+    if (typeof m.embeddingRows !== "number") throw new Error(`${part}/manifest.json has no embeddingRows`);
+    rows += m.embeddingRows;
+  }
+  return rows;
+}
+
 export function loadCheckpoint(dir: string): CheckpointData {
   if (!existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_NOT_FOUND", `checkpoint ${dir} not found`);
   const corrupt = (msg: string) => OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}: ${msg}`);

@@ -43,6 +43,8 @@ export interface StatusParts {
   lastExport: { dir: string; error: string };
   /** A job that started completed has no model or coordinator here: its final checkpoint's batches, embedding rows and model (describeArchitecture). */
   final?: { batchesApplied: number; embeddingRows: number; model: string };
+  /** A job completed on several shards: every shard's embedding rows (its final checkpoint's parts). */
+  everyShardsRows?: number;
 }
 
 export function buildJobStatus(p: StatusParts): JobStatus {
@@ -73,7 +75,9 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     exportError: p.lastExport.error,
     warnings: p.model?.warnings ?? [],
     error: p.error,
-    embeddingRows: p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
+    embeddingRows: p.everyShardsRows ?? p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
+    // The final checkpoint's figure (a completed job reported from it, or counted at the end) covers every shard.
+    embeddingRowsEveryShard: p.everyShardsRows !== undefined || (!p.model && p.final !== undefined),
     embeddings: p.model ? storeStatus(p.model.store.stats()) : null,
     backend: p.members.backends().join(","),
     model: p.model ? describeArchitecture(p.model.spec) : (p.final?.model ?? ""),

@@ -7,7 +7,7 @@ import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
 import { readBest, writeBest } from "../checkpoint/best-checkpoint.js";
 import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
-import { stepCheckpointDir, type TrainingProgress } from "../checkpoint/checkpoint.js";
+import { checkpointRowsOfEveryShard, stepCheckpointDir, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
@@ -84,6 +84,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
   private readonly taskLosses: TaskLosses;
   private error = "";
+  /** A job completed on several shards: every shard's embedding rows, from its final checkpoint. */
+  private everyShardsRows: number | null = null;
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
@@ -628,8 +630,20 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.log.warn({ err: (err as Error).message }, "could not record the job's completion; a restarted orchestrator would evaluate again");
     }
     if (this.evals.keepBest) this.exportBest();
+    this.countEveryShardsRows();
     this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records, pullsAhead: this.heldPulls.counts }, "job completed");
     this.finish();
+  }
+
+  /** On several shards: the rows of every shard, from the final checkpoint's parts (the status has only shard 0's otherwise). */
+  private countEveryShardsRows(): void {
+    const path = this.shard?.checkpointer.path;
+    if (this.config.psShards < 2 || !path) return;
+    try {
+      this.everyShardsRows = checkpointRowsOfEveryShard(path, this.config.psShards);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "cannot count every shard's embedding rows from the final checkpoint; the status counts shard 0's");
+    }
   }
 
   /** --keep-best: the best checkpoint is the version exported (the final one if no evaluation had a figure to compare). */
@@ -707,6 +721,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       checkpoints: this.shard?.checkpointer.list() ?? [],
       lastExport: this.shard?.checkpointer.lastExport ?? { dir: "", error: "" },
       ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),
+      ...(this.everyShardsRows !== null ? { everyShardsRows: this.everyShardsRows } : {}),
     });
   }
 

@@ -52,6 +52,7 @@ export interface JobStatus {
   'exportError'?: (string);
   'warnings'?: (string)[];
   'restoredFrom'?: (string);
+  'embeddingRowsEveryShard'?: (boolean);
 }
 
 export interface JobStatus__Output {
@@ -96,4 +97,5 @@ export interface JobStatus__Output {
   'exportError': (string);
   'warnings': (string)[];
   'restoredFrom': (string);
+  'embeddingRowsEveryShard': (boolean);
 }
