@@ -245,6 +245,25 @@ describe("Job: trainers lost", () => {
     expect(job.state).toBe("JOB_STATE_COMPLETED");
   });
 
+  it("the final evaluation goes to a trainer that trained, not one that joined idle at the end; its lost answer is given again; a part of the split is refused", async () => {
+    const { job, sessions } = startedJob({ steps: 1 });
+    await job.push(gradients(job, 0, 0));
+    await job.push(gradients(job, 1, 1));
+    joinTrainer(job, "late", sessions);
+    let lateAnswered = false;
+    const late = job.getWork("late").then((w) => ((lateAnswered = true), w)); // first to ask, no batch done: held
+    await new Promise((r) => setImmediate(r));
+    expect(lateAnswered).toBe(false);
+    expect(await job.getWork("trainer-1")).toMatchObject({ done: true, evaluate: true });
+    // trainer-1's answer was lost (a cancelled call): asking again names it again, where it was held for ever.
+    expect(await job.getWork("trainer-1")).toMatchObject({ done: true, evaluate: true });
+    expect(await codeOf(() => job.reportEval(evalReport("late", { step: 1 })))).toBe("ORCH_ERR_BAD_EVAL_REPORT");
+    expect(() => job.reportEval(evalReport("trainer-1", { step: 1, records: 1 }))).toThrow("evaluation report from trainer-1 refused: it covers 1 records, the held-out split has 200");
+    job.reportEval(evalReport("trainer-1", { step: 1 }));
+    expect(job.state).toBe("JOB_STATE_COMPLETED");
+    expect(await late).toMatchObject({ done: true, state: "JOB_STATE_COMPLETED" });
+  });
+
   it("--stall-timeout-seconds 0: a trainer may hold its batch for as long as it heartbeats", async () => {
     vi.useFakeTimers();
     const { job } = startedJob({ stallTimeoutSeconds: 0, heartbeatTimeoutMs: 600_000 });

@@ -18,7 +18,8 @@ export function checkEvalReport(report: EvalReport__Output, evaluator: string | 
   const fraction = (v: number) => Number.isFinite(v) && v >= 0 && v <= 1;
   // A source without a held-out split (a Kafka stream) is evaluated on nothing: no figures to check.
   if (records === 0 && heldOut === 0) return;
-  if (!(records > 0) || (heldOut > 0 && records > heldOut)) {
+  // The evaluator scores the whole split (compute serves it whole): a report of part of it is not the job's evaluation.
+  if (!(records > 0) || (heldOut > 0 && records !== heldOut)) {
     throw bad(`evaluation report from ${evaluator} refused: it covers ${records} records, the held-out split has ${heldOut}`);
   }
   const refused = `evaluation report from ${evaluator} refused`;

@@ -98,7 +98,9 @@ export class WorkDispatcher {
     const plan = job.plan();
     if (state === "JOB_STATE_WAITING" || !plan) return null;
     if (state === "JOB_STATE_EVALUATING" || plan.done) {
-      if (this.evaluator === null && t.session) {
+      // The evaluator asking again lost the answer that named it (a call cancelled, say): it is named again, or the job
+      // would wait for a report no one makes. A trainer that trained in this job goes before one that joined idle.
+      if ((this.evaluator === t.workerId || (this.evaluator === null && this.mayEvaluate(t))) && t.session) {
         this.evaluator = t.workerId;
         this.evaluatorSince = Date.now();
         this.log.info({ workerId: t.workerId, rank: t.rank }, "trainer evaluates the held-out split");
@@ -108,7 +110,8 @@ export class WorkDispatcher {
     }
     const hold = job.heldForEval();
     if (hold) {
-      if (!hold.evaluate || this.evaluator !== null || !t.session || plan.handedOut > 0 || !this.othersWaiting(t.workerId)) return null;
+      if (hold.evaluate && this.evaluator === t.workerId && t.session) return { done: false, evaluate: true, state, step: hold.step, batchIndices: [], computeAddress: job.computeAddress() };
+      if (!hold.evaluate || this.evaluator !== null || !t.session || plan.handedOut > 0 || !this.othersWaiting(t.workerId) || !this.mayEvaluate(t)) return null;
       this.evaluator = t.workerId;
       this.evaluatorSince = Date.now();
       this.log.info({ workerId: t.workerId, rank: t.rank, step: hold.step }, "trainer evaluates the held-out split during training");
@@ -117,6 +120,19 @@ export class WorkDispatcher {
     const batches = plan.workFor(t.workerId);
     if (!batches.length) return null;
     return { step: job.version(), batchIndices: batches, done: false, computeAddress: job.computeAddress() };
+  }
+
+  /**
+   * Whether `t` may be named to evaluate: it trained a batch of this job, or no live trainer with a session did (a
+   * job resumed at its end). A trainer that joined at the end, holding no batches, is first to ask for work; it does
+   * not get the evaluation ahead of those that trained.
+   */
+  private mayEvaluate(t: TrainerMember): boolean {
+    if (t.batchesDone > 0) return true;
+    return !this.members.liveTrainers().some((id) => {
+      const o = this.members.trainer(id);
+      return o !== undefined && o.batchesDone > 0 && o.session !== null;
+    });
   }
 
   /** Whether every live trainer but `workerId` is waiting here (so none is between a push and its next call). */
