@@ -244,7 +244,8 @@ describe("the pangea command as a new user meets it", () => {
     // Every command words an unknown flag alike (status and down read theirs by hand, each its own way).
     [["down", "--frobnicate"], "pangea down: Unknown option '--frobnicate'"],
     [["run", "--frobnicate"], "pangea run: Unknown option '--frobnicate'"],
-    [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: cannot read /nonexistent.json: ENOENT"],
+    [["predict", "--input", "/nonexistent.json"], "pangea predict: invalid --input: /nonexistent.json is missing"],
+    [["predict", "--input", "/dev/zero"], "pangea predict: invalid --input: /dev/zero is a device, not a regular file"],
     [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
     [["predict", "--input", deepInput], "pangea predict: invalid --input: feature_ids of example 0, slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
@@ -670,7 +671,9 @@ describe("the pangea command as a new user meets it", () => {
     for (const [args, line] of [
       [["--out", aFile], `--out: ${aFile} is not a directory`],
       [["--out", base, "--version", "1"], `--version: ${join(base, "1")} already exists and versions are immutable; pick another, or leave --version out for the next one (2)`],
-      [["--out", base, "--feature-list", join(tmp, "none.json")], `--feature-list: cannot read feature list ${join(tmp, "none.json")}: ENOENT`],
+      [["--out", base, "--feature-list", join(tmp, "none.json")], `--feature-list: feature list ${join(tmp, "none.json")} is missing`],
+      // A device read whole would fill the memory (it grew to 5 GB).
+      [["--out", base, "--feature-list", "/dev/zero"], "--feature-list: feature list /dev/zero is a device, not a regular file"],
       [["--out", join(tmp, "full")], `the newest version under ${join(tmp, "full")} is 9007199254740991, and no next version fits below 2^53; give --version a free number, or export to another --out`],
     ] as const) {
       const bad = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, ...args]);

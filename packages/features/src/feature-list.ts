@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { printable, valueSnippet, zodIssueText } from "@pangea/kit";
+import { printable, readRegularFile, valueSnippet, zodIssueText } from "@pangea/kit";
 import { FeatureErrors } from "./errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
@@ -181,13 +180,12 @@ export function compileFeatureList(config: FeatureListConfig, where: string): Fe
  * each feature's name (feature_name or name) and slot (dense features and
  * types need the JSON form).
  */
+/** A feature list's largest size: thousands of slots take a few hundred KB. */
+export const MAX_FEATURE_LIST_BYTES = 16 << 20;
+
 export function loadFeatureList(path: string): FeatureList {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `cannot read feature list ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  // A regular file of bounded size: /dev/zero or a FIFO given by mistake would fill the memory or wait for ever.
+  const text = readRegularFile(path, `feature list ${path}`, (msg) => FeatureErrors.create("FEATURES_ERR_BAD_LIST", msg), { maxBytes: MAX_FEATURE_LIST_BYTES }).toString("utf8");
   let raw: unknown;
   const start = text.trimStart();
   // An empty file and JSON that is not an object would otherwise read as a .conf without a slot line.

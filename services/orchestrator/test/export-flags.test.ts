@@ -23,7 +23,7 @@ describe("--export-dir and --export-feature-list", () => {
     writeFileSync(join(dir, "present.json"), "{}");
     const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--export-dir", join(dir, "models"), "--export-feature-list", join(dir, "absent.json")]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toEqual([`pangea-orchestrator: --export-feature-list: cannot read feature list ${join(dir, "absent.json")}: ENOENT`, "Run 'pangea-orchestrator --help' for usage."]);
+    expect(r.stderr.trim().split("\n")).toEqual([`pangea-orchestrator: --export-feature-list: feature list ${join(dir, "absent.json")} is missing`, "Run 'pangea-orchestrator --help' for usage."]);
     // One that does not parse is refused at start too, not at the job's export after it trained.
     writeFileSync(join(dir, "junk.txt"), "junk\n");
     const junk = await runNode(ENTRY.orchestrator, ["--port", "0", "--export-dir", join(dir, "models"), "--export-feature-list", join(dir, "junk.txt")]);

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, readRegularFile, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
@@ -124,6 +124,9 @@ function idTensors(ids: Cell[][]): Record<string, unknown> {
   };
 }
 
+/** The largest --input file: a predict request of this size is far past what one call should carry. */
+const MAX_INPUT_BYTES = 64 << 20;
+
 export async function predictCommand(argv: string[]): Promise<number> {
   const c = parseConfig(schema, PREDICT_FLAGS, argv, {});
   if (!c) {
@@ -131,10 +134,15 @@ export async function predictCommand(argv: string[]): Promise<number> {
     return 0;
   }
   let bytes: Buffer;
-  try {
-    bytes = readFileSync(c.input === "-" ? 0 : c.input);
-  } catch (err) {
-    throw new UsageError(`invalid --input: cannot read ${printable(c.input)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  if (c.input === "-") {
+    try {
+      bytes = readFileSync(0);
+    } catch (err) {
+      throw new UsageError(`invalid --input: cannot read the standard input: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else {
+    // A regular file of bounded size: /dev/zero would fill the memory, a FIFO wait for ever.
+    bytes = readRegularFile(c.input, printable(c.input), (msg) => new UsageError(`invalid --input: ${msg}`), { maxBytes: MAX_INPUT_BYTES });
   }
   let text: string;
   try {
