@@ -2,6 +2,7 @@ import { defineErrors } from "@pangea/kit";
 
 export const ComputeErrors = defineErrors({
   COMPUTE_ERR_SOURCE: { status: "FAILED_PRECONDITION", exit: 1, description: "the data source cannot be opened or is empty" },
+  COMPUTE_ERR_WRITE: { status: "INTERNAL", exit: 1, description: "gen-data cannot write its output (a full disk, a path it may not write)" },
   COMPUTE_ERR_BAD_FRAME: { status: "DATA_LOSS", exit: 1, description: "a file's record framing is broken (truncated, bad length or checksum)" },
   COMPUTE_ERR_BAD_CONFIG: { status: "INVALID_ARGUMENT", exit: 2, description: "the feature list or reader options are invalid" },
   COMPUTE_ERR_BAD_RECORD: { status: "DATA_LOSS", exit: 1, description: "a record in the input does not parse" },

@@ -1,4 +1,5 @@
-import { createWriteStream, writeFileSync } from "node:fs";
+import { createWriteStream, renameSync, rmSync, writeFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
@@ -49,18 +50,20 @@ function prepareOutput(flag: string, path: string): void {
   makeDirs(dirname(path));
 }
 
-function writeOrFail(path: string, data: Uint8Array | string): void {
+/** Writes `data` to `path`; an error names `out` (the file asked for, when `path` is its partial file). */
+function writeOrFail(path: string, data: Uint8Array | string, out = path): void {
   try {
     writeFileSync(path, data);
   } catch (err) {
-    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${path}: ${(err as Error).message}`);
+    throw ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${out}: ${(err as Error).message}`);
   }
 }
 
-async function writeTsv(source: SyntheticSource, out: string, records: number, compression: "none" | "gzip" | "zlib"): Promise<void> {
-  const file = createWriteStream(out);
+/** Writes the TSV to `path`; an error names `out`, the file asked for. */
+async function writeTsv(source: SyntheticSource, path: string, records: number, compression: "none" | "gzip" | "zlib", out: string): Promise<void> {
+  const file = createWriteStream(path);
   const failed = new Promise<never>((_, reject) =>
-    file.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot write ${out}: ${err.message}`))),
+    file.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${out}: ${err.message}`))),
   );
   const stream: Writable = compression === "none" ? file : compression === "gzip" ? createGzip() : createDeflate();
   if (stream !== file) stream.pipe(file);
@@ -130,10 +133,15 @@ runMain("pangea gen-data", async () => {
     prepareOutput("--feature-list-out", c.featureListOut);
   }
   const source = new SyntheticSource({ seed: c.seed, evalRecords: 0, tasks: c.tasks as 1 | 2 });
+  // Written under another name and renamed once whole: a run interrupted or failed (a full disk) leaves no --out that
+  // reads as a smaller data set, only a partial file it removes.
+  const partial = `${c.out}.partial-${process.pid}`;
+  process.on("exit", () => rmSync(partial, { force: true }));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
   if (c.format === "criteo") {
-    await writeTsv(source, c.out, c.records, compression as "none" | "gzip" | "zlib");
+    await writeTsv(source, partial, c.records, compression as "none" | "gzip" | "zlib", c.out);
   } else if (c.format === "parquet") {
-    writeOrFail(c.out, new Uint8Array(parquetOf(source, c.records, c.tasks)));
+    writeOrFail(partial, new Uint8Array(parquetOf(source, c.records, c.tasks)), c.out);
   } else {
     const messages: Uint8Array[] = [];
     if (c.format === "examplebatch") {
@@ -148,7 +156,12 @@ runMain("pangea gen-data", async () => {
     }
     // Framed as compute reads the format by default (--sort-id auto).
     const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, { ...PB_FILE_DEFAULTS, hasSortId: sortIdByDefault(c.format) });
-    writeOrFail(c.out, compression === "gzip" ? gzipSync(framed) : compression === "zlib" ? deflateSync(framed) : compression === "snappy" ? compressSnappyBlocks(framed) : framed);
+    writeOrFail(partial, compression === "gzip" ? gzipSync(framed) : compression === "zlib" ? deflateSync(framed) : compression === "snappy" ? compressSnappyBlocks(framed) : framed, c.out);
+  }
+  try {
+    renameSync(partial, c.out);
+  } catch (err) {
+    throw ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${c.out}: ${(err as Error).message}`);
   }
   if (c.featureListOut) {
     const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { gunzipSync, inflateSync } from "node:zlib";
 import { tmpdir } from "node:os";
@@ -82,6 +82,17 @@ describe("gen-data --compression", () => {
     expect(gen(["--out", out, "--records", "20", "--format", "parquet", "--feature-list-out", list]).status).toBe(0);
     const read = openSource(loadConfig(["--data", out, "--format", format, "--eval-fraction", "0", ...(format === "criteo" ? [] : ["--feature-list", list])], {})!, createLogger("t", "silent"));
     await expect(read).rejects.toThrow(`data file ${out} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
+  });
+
+  it("interrupted while it writes, it leaves neither --out (which would read as a smaller data set) nor its partial file", async () => {
+    const sub = mkdtempSync(join(dir, "interrupted-"));
+    const child = spawn(process.execPath, [GEN, "--out", join(sub, "big.tsv"), "--records", "50000000"], { stdio: "ignore" });
+    // Its partial file exists once writing began.
+    for (let i = 0; i < 200 && !readdirSync(sub).some((f) => f.startsWith("big.tsv.partial-")); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(sub)).toEqual([`big.tsv.partial-${child.pid}`]);
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+    expect([code, readdirSync(sub)]).toEqual([143, []]);
   });
 
   it("a plain file that begins with gzip's four header bytes, but holds no deflate data after them, is read as it is", async () => {
