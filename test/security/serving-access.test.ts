@@ -248,6 +248,29 @@ describe("serving in plaintext with an API token", () => {
     }
   });
 
+  it("with --sync-token-file a push takes that token, not the API token (a Predict client holding it could rewrite the model); Predict still takes the API token", async () => {
+    const syncFile = join(tmp, "sync-token");
+    const SYNC = "sync-token-sync-token-sync";
+    writeFileSync(syncFile, `${SYNC}\n`);
+    const plain = await startService(SERVING, ["--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--api-token-file", tokenFile, "--sync-token-file", syncFile]);
+    const client = parameterSyncClient(plain.address);
+    const push = (token: string, value: number) =>
+      unary<Buffer, Buffer>("serving", (req, meta, opts, cb) => {
+        meta.set("authorization", `Bearer ${token}`);
+        return client.push(req, meta, opts, cb);
+      }, syncUpdate(value), 5_000).then(() => ({ code: 0, details: "" }), (e: grpc.ServiceError) => ({ code: e.code, details: e.details }));
+    try {
+      expect(await push(TOKEN, 0.5)).toEqual({ code: grpc.status.UNAUTHENTICATED, details: "RPC_ERR_UNAUTHENTICATED: /pangea.v1.ParameterSync/Push: the authorization metadata does not carry serving's sync token (--sync-token-file)" });
+      expect(await push(SYNC, 0.5)).toEqual({ code: 0, details: "" });
+      const rest = await fetch(`http://${plain.rest}/v1/models/ctr`, { headers: { authorization: `Bearer ${SYNC}` } });
+      expect(rest.status).toBe(401);
+      expect((await fetch(`http://${plain.rest}/v1/models/ctr`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+    } finally {
+      client.close();
+      await plain.stop();
+    }
+  });
+
   it("pangea run --serving-sync pushes with --serving-sync-token-file (without it, the pushes are those the test above refuses)", async () => {
     const job = mkdtempSync(join(tmp, "job-"));
     // Serving gets the job's first checkpoint as its model (exported while the base holds none) and loads it at once.

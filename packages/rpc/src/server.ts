@@ -110,6 +110,8 @@ export interface ServerSecurityOptions {
   security?: TransportSecurity | null;
   /** Serving's API token: its client-facing calls must carry it as a bearer token. */
   clientToken?: string;
+  /** Serving's sync token: in plaintext, parameter sync pushes must carry it (not the API token). */
+  roleToken?: string;
   /** Who may call methods outside CALL_POLICY (a test's own service). */
   policy?: Readonly<Record<string, CallRule>>;
 }
@@ -123,7 +125,7 @@ export async function startServer(
   options: ServerSecurityOptions = {},
 ): Promise<RunningServer> {
   const security = options.security === undefined ? transportSecurity() : options.security;
-  const gate: CallGate = { tls: security !== null, ...(options.clientToken ? { clientToken: options.clientToken } : {}), ...(options.policy ? { extra: options.policy } : {}) };
+  const gate: CallGate = { tls: security !== null, ...(options.clientToken ? { clientToken: options.clientToken } : {}), ...(options.roleToken ? { roleToken: options.roleToken } : {}), ...(options.policy ? { extra: options.policy } : {}) };
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -138,7 +140,7 @@ export async function startServer(
     "grpc.enable_channelz": 0,
     // Every call is checked against the call policy on its metadata, before its request is read (in plaintext without
     // a token nothing is checked: no interceptor on the hot path).
-    interceptors: gate.tls || gate.clientToken ? [policyInterceptor(gate, observe && ((method, code) => observe(method, 0, code)))] : [],
+    interceptors: gate.tls || gate.clientToken || gate.roleToken ? [policyInterceptor(gate, observe && ((method, code) => observe(method, 0, code)))] : [],
   });
   // A service's methods must all be in the call policy (the interceptor checks each call against it), then the observer.
   const add = server.addService.bind(server);

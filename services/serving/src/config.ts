@@ -20,7 +20,8 @@ const schema = z.object({
   advertise: flag(address.optional(), { env: "PANGEA_SERVING_ADVERTISE", description: "address others reach this replica at (announced in the registry)", shown: "host:bound port" }),
   orchestrator: flag(address.optional(), { env: "PANGEA_ORCHESTRATOR", description: "static discovery: the training orchestrator the agent reports as the parameter server (optional)" }),
   workerId: flag(workerId(`serving-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name in the cluster", shown: "serving-<host>-<pid>" }),
-  apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: every gRPC call but health checks (Predict, GetModelMetadata, GetModelStatus, AgentService; in plaintext ParameterSync Push too, see the orchestrator's --serving-sync-token-file) and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
+  apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: every gRPC call but health checks (Predict, GetModelMetadata, GetModelStatus, AgentService; in plaintext ParameterSync Push too unless --sync-token-file is given) and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
+  syncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SYNC_TOKEN_FILE", description: "a file holding the token parameter sync pushes must carry in plaintext (the orchestrator's --serving-sync-token-file); then the API token does not let a caller push. Without it a push takes the API token, if any" }),
 });
 
 export const FLAGS: FlagTable = flagTable(schema.shape);

@@ -23,6 +23,7 @@ runMain(PROGRAM, async () => {
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   const security = configureTransport(config, "serving");
   const apiToken = config.apiTokenFile ? readBearerToken("--api-token-file", config.apiTokenFile) : undefined;
+  const syncToken = config.syncTokenFile ? readBearerToken("--sync-token-file", config.syncTokenFile) : undefined;
   const log = createLogger("serving");
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
@@ -37,7 +38,7 @@ runMain(PROGRAM, async () => {
     addTfServing(s, models, batcher, config.maxBatch);
     addParameterSync(s, models, batcher, log);
     addAgentService(s, discovery, me);
-  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry), apiToken ? { clientToken: apiToken } : {});
+  }, [PREDICTION_SERVICE, MODEL_SERVICE, PARAMETER_SYNC_SERVICE_NAME, AGENT_SERVICE], grpcServerMetrics(registry), { ...(apiToken ? { clientToken: apiToken } : {}), ...(syncToken ? { roleToken: syncToken } : {}) });
   me.address = config.advertise ?? grpcServer.address;
   const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry, {
     ...(apiToken ? { token: apiToken } : {}),

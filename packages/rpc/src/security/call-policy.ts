@@ -65,6 +65,11 @@ export interface CallGate {
   tls: boolean;
   /** Serving's client token: "client" calls must carry `authorization: Bearer <token>` when set. */
   clientToken?: string;
+  /**
+   * Serving's sync token (--sync-token-file): in plaintext, the calls with a role rule (ParameterSync Push) must carry
+   * it, and the client token then does not let a caller push. Unset: they take the client token, if any.
+   */
+  roleToken?: string;
   /** Rules for methods outside CALL_POLICY (tests' own services). */
   extra?: Readonly<Record<string, CallRule>>;
 }
@@ -81,8 +86,9 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
     // Plaintext has no roles; a server with a token (serving's --api-token-file) asks for it on every call, so
     // whoever reaches the port cannot push parameters into the model it guards (the parameter servers present it
     // with --serving-sync-token-file).
-    if (!gate.clientToken) return null;
-    return tokenRefusal(path, call.metadata, gate.clientToken, ` (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`);
+    const token = gate.roleToken ?? gate.clientToken;
+    if (!token) return null;
+    return tokenRefusal(path, call.metadata, token, ` (the parameter servers' --serving-sync-token-file) or, under TLS, a certificate with role ${rule.join(" or ")}`, gate.roleToken ? "sync token (--sync-token-file)" : "API token");
   }
   if (!peer) {
     return toServiceError(RpcErrors.create("RPC_ERR_UNAUTHENTICATED", `${path} needs a client certificate of the cluster CA with role ${rule.join(" or ")}`));
@@ -94,13 +100,13 @@ export function refusal(path: string, rule: CallRule, call: { metadata: grpc.Met
 }
 
 /** Null when the call's metadata carries the token, else UNAUTHENTICATED saying what is missing (`how`: other ways in). */
-function tokenRefusal(path: string, metadata: grpc.Metadata, token: string, how: string): Partial<grpc.StatusObject> | null {
+function tokenRefusal(path: string, metadata: grpc.Metadata, token: string, how: string, which = "API token"): Partial<grpc.StatusObject> | null {
   const sent = metadata.get("authorization");
   if (bearerMatches(sent, token)) return null;
   return toServiceError(
     RpcErrors.create(
       "RPC_ERR_UNAUTHENTICATED",
-      sent.length ? `${path}: the authorization metadata does not carry serving's API token` : `${path} needs "authorization: Bearer <token>" metadata with serving's API token${how}`,
+      sent.length ? `${path}: the authorization metadata does not carry serving's ${which}` : `${path} needs "authorization: Bearer <token>" metadata with serving's ${which}${how}`,
     ),
   );
 }
@@ -138,7 +144,7 @@ export function checkPolicyCovers(def: grpc.ServiceDefinition, gate: CallGate): 
 export function policyInterceptor(gate: CallGate, onRefused?: (method: string, code: grpc.status) => void): grpc.ServerInterceptor {
   return (method, call) => {
     const rule = gate.extra?.[method.path] ?? CALL_POLICY[method.path];
-    if (!rule || rule === "public" || (!gate.tls && !gate.clientToken) || (rule === "client" && !gate.clientToken)) return new grpc.ServerInterceptingCall(call);
+    if (!rule || rule === "public" || (!gate.tls && !gate.clientToken && !gate.roleToken) || (rule === "client" && !gate.clientToken)) return new grpc.ServerInterceptingCall(call);
     const checked: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
