@@ -165,6 +165,11 @@ struct GradientUpdate {
   # and `sparseGrads` is absent. Sent only to a server that has answered a
   # pull with a rowsFile (one that reads them there).
   sparseGradsInFile @12 :Bool;
+  # The pushing trainer's registration token (RegisterWorkerResponse's
+  # worker_token): shard 0 takes a push for a rank only with the token of the
+  # trainer holding that rank, so a caller allowed to push (the shared trainer
+  # certificate, or anyone in plaintext) cannot push as another trainer.
+  workerToken @13 :Text;
 }
 
 struct StepAck {

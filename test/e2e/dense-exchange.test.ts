@@ -30,15 +30,18 @@ afterEach(async () => {
 });
 
 async function serve(exchangeOn: boolean, port = 0, half = false) {
-  const { job } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
+  const { job, sessions } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
+
   const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")).exchange : null;
   if (exchange) exchanges.push(exchange);
   const params = new ParameterServer(job, "orchestrator", exchange);
   const server = await startServer("127.0.0.1", port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   servers.push(server);
+  // By address: a client made for an earlier server pushes to its successor on the same port as a trainer of its job.
+  tokensAt.set(server.address, (rank) => sessions.get(`trainer-${rank}`)!.workerToken);
   const model = job.model!;
   const client = (rank: number) => {
-    const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), half);
+    const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), half, null, () => tokenOf(server.address, rank));
     clients.push(c);
     return c;
   };
@@ -74,6 +77,10 @@ async function serve(exchangeOn: boolean, port = 0, half = false) {
 
 const IDS_PER_BATCH = 12;
 
+/** The worker tokens of the trainers of the job served last at each address. */
+const tokensAt = new Map<string, (rank: number) => string>();
+const tokenOf = (address: string, rank: number) => tokensAt.get(address)?.(rank) ?? "";
+
 /** Each tensor's bytes, so equal means equal to the bit. */
 const hex = (vs: Float32Array[]) => vs.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("hex"));
 
@@ -90,6 +97,7 @@ async function pushNaming(address: string, file: string, withDense: Float32Array
   try {
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, `trainer-${rank}`, (u) => {
       u.workerRank = rank;
+      u.workerToken = tokenOf(address, rank);
       u.step = 0n;
       u.batchIndex = BigInt(rank);
       u.batchSize = 8;

@@ -23,7 +23,7 @@ async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
   server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(job, "orchestrator").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   const model = job.model!;
   const client = (rank: number) => {
-    const c = new ShardedParameterClient([server!.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]));
+    const c = new ShardedParameterClient([server!.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), false, null, () => sessions.get(`trainer-${rank}`)?.workerToken ?? "");
     clients.push(c);
     return c;
   };

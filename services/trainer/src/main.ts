@@ -97,7 +97,7 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   const model = new CtrModel(modelSpecFromWire(m));
   const layout = RowLayout.of(model.spec, m.slotIds);
   const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
-  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, layout, job.gradientCompression === "fp16", log);
+  const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, layout, job.gradientCompression === "fp16", log, () => session.workerToken);
   const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
   // Scores the held-out split with the parameters of `step` and reports it: during training (--eval-every-steps) and at the end.
   const evaluateAndReport = async (step: number, computeAddress: string) => {

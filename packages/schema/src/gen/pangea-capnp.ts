@@ -636,7 +636,7 @@ export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(40, 6),
+    size: new $.ObjectSize(40, 7),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -812,11 +812,24 @@ export class GradientUpdate extends $.Struct {
   set denseFile(value: string) {
     $.utils.setText(5, value, this);
   }
+  /**
+* The pushing trainer's registration token (RegisterWorkerResponse's
+* worker_token): shard 0 takes a push for a rank only with the token of the
+* trainer holding that rank, so a caller allowed to push (the shared trainer
+* certificate, or anyone in plaintext) cannot push as another trainer.
+*
+*/
   get sparseGradsInFile(): boolean {
     return $.utils.getBit(256, this);
   }
   set sparseGradsInFile(value: boolean) {
     $.utils.setBit(256, value, this);
+  }
+  get workerToken(): string {
+    return $.utils.getText(6, this);
+  }
+  set workerToken(value: string) {
+    $.utils.setText(6, value, this);
   }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }

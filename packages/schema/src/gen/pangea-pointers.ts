@@ -9,7 +9,7 @@ export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string
   BatchAck: [["want"]],
   ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"]],
   ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"]],
-  GradientUpdate: [["dense","Tensor"], ["sparseIds","Tensor"], ["sparseGrads","Tensor"], ["taskLosses"], ["taskStreamingAuc"], ["denseFile"]],
+  GradientUpdate: [["dense","Tensor"], ["sparseIds","Tensor"], ["sparseGrads","Tensor"], ["taskLosses"], ["taskStreamingAuc"], ["denseFile"], ["workerToken"]],
   StepAck: [],
   EmbeddingAssign: [["ids","Tensor"], ["embeddings","Tensor"]],
   EmbeddingEvict: [["ids","Tensor"]],

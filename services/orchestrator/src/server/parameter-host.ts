@@ -26,6 +26,8 @@ export interface ParameterHost {
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
   /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
   workerOfRank?(rank: number): string | undefined;
+  /** Refuses a call for a registered worker without its registration's token (the coordinator; shards do not know them). */
+  checkWorkerToken?(workerId: string, token: string, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

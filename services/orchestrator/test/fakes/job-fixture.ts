@@ -26,6 +26,8 @@ afterAll(() => {
 export class FakeSession implements SessionSink {
   readonly events: WorkerEvent[] = [];
   ended = false;
+  /** The registration's worker token (a trainer's pushes carry it). */
+  workerToken = "";
 
   send(event: WorkerEvent): void {
     if (this.ended) throw new Error("event sent down an ended session");
@@ -129,8 +131,9 @@ export function startedJob(over: Partial<JobConfig> = {}, source: SourceInfo__Ou
 
 /** Registers a trainer and opens its session; returns its rank. */
 export function joinTrainer(job: Job, workerId: string, sessions: Map<string, FakeSession>): number {
-  const { rank } = job.registerTrainer(workerId);
+  const { rank, workerToken } = job.registerTrainer(workerId);
   const s = new FakeSession();
+  s.workerToken = workerToken;
   sessions.set(workerId, s);
   job.openSession(workerId, s);
   return rank;

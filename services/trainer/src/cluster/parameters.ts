@@ -59,6 +59,8 @@ export class ParameterClient {
     /** Shard 0 is the orchestrator itself: losing it means the job's coordinator is gone. */
     private readonly isCoordinator = true,
     log: Logger | null = null,
+    /** This trainer's registration token, as of each push: shard 0 takes its pushes only with it. */
+    private readonly workerToken: () => string = () => "",
   ) {
     this.client = parameterServerClient(address);
     this.exchange = new DenseExchangeUse(params, log);
@@ -189,6 +191,7 @@ export class ParameterClient {
     const rowsInFile = denseFile !== null && rowsToo;
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
+      u.workerToken = this.workerToken();
       u.streamingAuc = streamingAuc;
       u.step = BigInt(step);
       u.batchIndex = BigInt(batchIndex);

@@ -34,8 +34,8 @@ export class ClusterSession {
     readonly workerId: string,
     readonly rank: number,
     readonly worldSize: number,
-    /** This registration's token: every later call for this trainer carries it. */
-    private readonly workerToken: string,
+    /** This registration's token: every later call for this trainer carries it (its pushes too). */
+    readonly workerToken: string,
     private readonly log: Logger,
     private readonly phaseSeconds: () => Record<string, number>,
   ) {}

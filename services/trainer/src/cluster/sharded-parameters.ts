@@ -12,8 +12,9 @@ export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
 
-  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false, log: Logger | null = null) {
-    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0, log));
+  /** `workerToken`: this trainer's registration's, which its pushes carry. */
+  constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false, log: Logger | null = null, workerToken: () => string = () => "") {
+    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0, log, workerToken));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
