@@ -88,7 +88,7 @@ describe("the pangea command as a new user meets it", () => {
     writeFileSync(file, "");
     const r = await runNode(ENTRY.cli, [cmd, "--log-dir", join(file, "logs")], { cwd: dirname(file) });
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`pangea ${cmd}: invalid --log-dir: ${file} (in ${join(file, "logs")}'s path) is not a directory\n`);
+    expect(r.stderr).toBe(`pangea ${cmd}: invalid --log-dir: ${file} (in ${join(file, "logs")}'s path) is not a directory\nRun 'pangea ${cmd} --help' for usage.\n`);
     expect(existsSync(join(dirname(file), ".pangea"))).toBe(false);
   });
 

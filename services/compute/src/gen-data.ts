@@ -124,6 +124,7 @@ runMain("pangea gen-data", async () => {
     const whole = "a Parquet file is not compressed whole (its pages are, when a writer compresses them)";
     throw new UsageError(c.compression === "auto" ? `--out ${c.out}: ${whole}; give a name without the ${compression} extension` : `--compression ${compression}: ${whole}; leave --compression out for Parquet`);
   }
+  if (c.format === "criteo" && process.argv.slice(2).some((a) => a === "--framing" || a.startsWith("--framing="))) throw new UsageError("--framing is for the Monolith formats (instance, example, examplebatch); a Criteo TSV file is lines of text");
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   prepareOutput("--out", c.out);

@@ -103,6 +103,7 @@ describe("gen-data --compression", () => {
   });
 
   it.each([
+    ["--framing for a Criteo TSV (it was ignored)", ["--out", "x.tsv", "--framing", "tfrecord"], "--framing is for the Monolith formats (instance, example, examplebatch); a Criteo TSV file is lines of text"],
     ["a flag the name contradicts", ["--out", "x.tsv.gz", "--compression", "none"], "--compression none does not match --out X/x.tsv.gz, whose name says gzip (compute reads a file by its name); give a name without that extension, or --compression gzip"],
     ["zstd, which compute reads but gen-data cannot write", ["--out", "x.tsv.zst"], "--out X/x.tsv.zst: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool"],
     ["snappy for a Criteo file", ["--out", "x.tsv.sz"], "--out X/x.tsv.sz: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats"],

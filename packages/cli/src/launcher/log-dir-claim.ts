@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import { makeDirs, ProcessLock, unwritableDirReason } from "@pangea/kit";
+import { makeDirs, ProcessLock, unwritableDirReason, UsageError } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { readState, stillRunning } from "../commands/local-state.js";
 
@@ -20,7 +20,8 @@ export function claimLogDir(logDir: string, hold: boolean): ProcessLock | null {
     throw new ClusterError(`the local cluster 'pangea up' started (orchestrator ${up.orchestrator}) writes its logs to ${logDir}; run 'pangea down' first, or give this one another --log-dir`, 1);
   }
   const problem = unwritableDirReason(logDir);
-  if (problem) throw new ClusterError(`invalid --log-dir: ${problem}`, 2);
+  // A flag's value that cannot work: worded, and pointed to --help, as every other bad flag is.
+  if (problem) throw new UsageError(`invalid --log-dir: ${problem}`);
   makeDirs(logDir);
   const taken = ProcessLock.acquire(join(logDir, RUN_LOCK_FILE));
   if (taken.heldBy !== undefined) throw new ClusterError(`another pangea run (${taken.heldBy}) writes its logs to ${logDir}; wait for it to end, or give this one another --log-dir`, 1);
