@@ -140,7 +140,7 @@ describe("Monolith pb framing", () => {
     // The record's own size (3) is taken for a sort id size, the 3 bytes for the sort id, and the size is then missing.
     expect(e).toMatchObject({
       kind: "lost",
-      failure: { offset: 0, message: "truncated record: the file ends inside the record size", hint: "check the framing options (sort id, kafka dump, lagrangex header)" },
+      failure: { offset: 0, message: "truncated record: the file ends inside the record size", hint: "check the framing options (sort id, kafka dump, lagrangex header; or --framing tfrecord for a TFRecord file)" },
     });
   });
 

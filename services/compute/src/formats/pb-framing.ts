@@ -31,7 +31,7 @@ export function sortIdByDefault(message: string): boolean {
 
 export const DEADBEEF_SIZE = 0xfefefefe;
 
-const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header)";
+const CHECK_OPTIONS = "check the framing options (sort id, kafka dump, lagrangex header; or --framing tfrecord for a TFRecord file)";
 
 /** A frame's header read at an offset: where its message lies, why no frame can start there, or how many bytes from there it needs (a window's end cuts it). */
 type Frame =
