@@ -180,7 +180,7 @@ describe("bad records", () => {
         const path = join(dir, `first-frame-${i}.pb`);
         writeFileSync(path, file);
         const err = await open(path, "instance", "pb", "fail").catch((e: unknown) => e as Error);
-        expect(err.message).toMatch(new RegExp(`^${path}: byte ${frameStart(i)}: record size \\d+: its bytes are not a protobuf message: .*\\(a damaged size or a damaged record\\)${i === 0 ? "; check the framing options \\(sort id, kafka dump, lagrangex header\\)" : ""}$`));
+        expect(err.message).toMatch(new RegExp(`^${path}: byte ${frameStart(i)}: record size \\d+: its bytes are not a protobuf message: .*\\(a damaged size or a damaged record\\)${i === 0 ? "; check the framing options \\(sort id, kafka dump, lagrangex header; or --framing tfrecord for a TFRecord file\\)" : ""}$`));
       }
     });
 
