@@ -6,8 +6,8 @@ import { gradients, startedJob } from "../../services/orchestrator/test/fakes/jo
 import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
 import { PulledAhead } from "../../services/trainer/src/cluster/pulled-ahead.js";
 
-// The trainer's pull sent ahead against the orchestrator's real ParameterServer and Job over gRPC
-// (in one process: the job is driven by pushing gradients to it directly).
+// The trainer's parameter client against the orchestrator's real ParameterServer and Job over gRPC (in one process:
+// the job is driven by pushing gradients to it directly): pulls sent ahead, and the token a push carries.
 
 let server: RunningServer | null = null;
 const clients: ShardedParameterClient[] = [];
@@ -22,8 +22,9 @@ async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
   const { job, sessions } = startedJob({ steps, ...over });
   server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(job, "orchestrator").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   const model = job.model!;
-  const client = (rank: number) => {
-    const c = new ShardedParameterClient([server!.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), false, null, () => sessions.get(`trainer-${rank}`)?.workerToken ?? "");
+  /** The client of rank's trainer; `token`: another than its registration's. */
+  const client = (rank: number, token?: string) => {
+    const c = new ShardedParameterClient([server!.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), false, null, () => token ?? sessions.get(`trainer-${rank}`)?.workerToken ?? "");
     clients.push(c);
     return c;
   };
@@ -132,5 +133,22 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
     const { client, ids } = await serve(3, { mode: "async" });
     const err = await client(0).pullAhead(1, { batches: [2], workingOn: [0] }, ids(61).unique, 1, null).then(() => null, (e: unknown) => e as Error);
     expect(err?.message).toMatch(/pull sent ahead for step 1: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_BAD_REQUEST: a pull sent ahead is for sync and hybrid jobs; this job is async$/);
+  });
+});
+
+// A push names its rank; without TLS (or with the shared trainer certificate) anyone could name another trainer's.
+describe("a push for a rank carries the token of the trainer holding it", () => {
+  it("refused without it or with another trainer's (PERMISSION_DENIED, nothing applied); taken with it", async () => {
+    const { job, sessions, client } = await serve(2);
+    const model = job.model!;
+    const grads = model.dense!.values.map((v) => new Float32Array(v.length).fill(1000));
+    const push = (c: ShardedParameterClient) => c.push(0, 0, 8, 0.5, grads, new Uint32Array(0), 0, new Float32Array(0)).then(() => "taken", (e: Error) => e.message);
+    const before = model.dense!.values.map((v) => v.slice());
+    for (const token of ["", sessions.get("trainer-1")!.workerToken]) {
+      expect(await push(client(0, token))).toMatch(/PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: Push for rank 0 for trainer trainer-0 refused: (it carries no worker_token|its worker_token is not that of trainer-0's current registration)/);
+    }
+    expect(model.dense!.values).toEqual(before);
+    expect(job.status().batchesApplied).toBe(0);
+    expect(await push(client(0))).toBe("taken");
   });
 });
