@@ -100,26 +100,28 @@ export class WorkDispatcher {
     if (state === "JOB_STATE_EVALUATING" || plan.done) {
       // The evaluator asking again lost the answer that named it (a call cancelled, say): it is named again, or the job
       // would wait for a report no one makes. A trainer that trained in this job goes before one that joined idle.
-      if ((this.evaluator === t.workerId || (this.evaluator === null && this.mayEvaluate(t))) && t.session) {
-        this.evaluator = t.workerId;
-        this.evaluatorSince = Date.now();
-        this.log.info({ workerId: t.workerId, rank: t.rank }, "trainer evaluates the held-out split");
-        return { done: true, evaluate: true, state, step: job.version(), batchIndices: [], computeAddress: job.computeAddress() };
-      }
-      return null;
+      const again = this.evaluator === t.workerId;
+      if (!t.session || !(again || (this.evaluator === null && this.mayEvaluate(t)))) return null;
+      if (!again) this.name(t, "trainer evaluates the held-out split", job.version());
+      return { done: true, evaluate: true, state, step: job.version(), batchIndices: [], computeAddress: job.computeAddress() };
     }
     const hold = job.heldForEval();
     if (hold) {
-      if (hold.evaluate && this.evaluator === t.workerId && t.session) return { done: false, evaluate: true, state, step: hold.step, batchIndices: [], computeAddress: job.computeAddress() };
-      if (!hold.evaluate || this.evaluator !== null || !t.session || plan.handedOut > 0 || !this.othersWaiting(t.workerId) || !this.mayEvaluate(t)) return null;
-      this.evaluator = t.workerId;
-      this.evaluatorSince = Date.now();
-      this.log.info({ workerId: t.workerId, rank: t.rank, step: hold.step }, "trainer evaluates the held-out split during training");
+      const again = hold.evaluate && this.evaluator === t.workerId;
+      if (!t.session || !(again || (hold.evaluate && this.evaluator === null && plan.handedOut === 0 && this.othersWaiting(t.workerId) && this.mayEvaluate(t)))) return null;
+      if (!again) this.name(t, "trainer evaluates the held-out split during training", hold.step);
       return { done: false, evaluate: true, state, step: hold.step, batchIndices: [], computeAddress: job.computeAddress() };
     }
     const batches = plan.workFor(t.workerId);
     if (!batches.length) return null;
     return { step: job.version(), batchIndices: batches, done: false, computeAddress: job.computeAddress() };
+  }
+
+  /** Names `t` the evaluator; the stall timeout counts from now (not from a lost answer's repeat, which keeps it). */
+  private name(t: TrainerMember, msg: string, step: number): void {
+    this.evaluator = t.workerId;
+    this.evaluatorSince = Date.now();
+    this.log.info({ workerId: t.workerId, rank: t.rank, step }, msg);
   }
 
   /**
