@@ -50,12 +50,17 @@ function prepareOutput(flag: string, path: string): void {
   makeDirs(dirname(path));
 }
 
+/** The error of a file gen-data cannot write: it names `out`, the file asked for (not its partial file). */
+function cannotWrite(out: string, err: unknown): Error {
+  return ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${out}: ${(err as Error).message}`);
+}
+
 /** Writes `data` to `path`; an error names `out` (the file asked for, when `path` is its partial file). */
 function writeOrFail(path: string, data: Uint8Array | string, out = path): void {
   try {
     writeFileSync(path, data);
   } catch (err) {
-    throw ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${out}: ${(err as Error).message}`);
+    throw cannotWrite(out, err);
   }
 }
 
@@ -63,7 +68,7 @@ function writeOrFail(path: string, data: Uint8Array | string, out = path): void 
 async function writeTsv(source: SyntheticSource, path: string, records: number, compression: "none" | "gzip" | "zlib", out: string): Promise<void> {
   const file = createWriteStream(path);
   const failed = new Promise<never>((_, reject) =>
-    file.on("error", (err) => reject(ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${out}: ${err.message}`))),
+    file.on("error", (err) => reject(cannotWrite(out, err))),
   );
   const stream: Writable = compression === "none" ? file : compression === "gzip" ? createGzip() : createDeflate();
   if (stream !== file) stream.pipe(file);
@@ -162,7 +167,7 @@ runMain("pangea gen-data", async () => {
   try {
     renameSync(partial, c.out);
   } catch (err) {
-    throw ComputeErrors.create("COMPUTE_ERR_WRITE", `cannot write ${c.out}: ${(err as Error).message}`);
+    throw cannotWrite(c.out, err);
   }
   if (c.featureListOut) {
     const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");

@@ -233,6 +233,11 @@ export function saveCheckpoint(
  * truncated or altered. A directory that is not there at all is not found (a
  * mistyped path), not corrupt.
  */
+/** A checkpoint directory's manifest.json as parsed JSON, unchecked; an Error naming the directory if it cannot be read. */
+function manifestJson(dir: string): unknown {
+  return JSON.parse(readRegularFile(join(dir, "manifest.json"), "manifest.json", (msg) => new Error(`${dir}: ${msg}`), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8"));
+}
+
 /**
  * The embedding rows of every shard's part of the checkpoint at `dir` (shard 0's step-N and its step-N.shard-i
  * siblings), from their manifests: what a job on several shards holds, which no one process does.
@@ -241,7 +246,7 @@ export function checkpointRowsOfEveryShard(dir: string, psShards: number): numbe
   let rows = 0;
   for (let i = 0; i < psShards; i++) {
     const part = i === 0 ? dir : `${dir}.shard-${i}`;
-    const m = JSON.parse(readRegularFile(join(part, "manifest.json"), "manifest.json", (msg) => new Error(`${part}: ${msg}`), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8")) as Partial<CheckpointManifest>;
+    const m = manifestJson(part) as Partial<CheckpointManifest>;
     if (typeof m.embeddingRows !== "number") throw new Error(`${part}/manifest.json has no embeddingRows`);
     rows += m.embeddingRows;
   }
@@ -518,7 +523,7 @@ export function latestCheckpoint(root: string, jobId: string, log?: (msg: string
 function looksIntact(dir: string): boolean {
   if (unreadableDirs.has(dir)) return false;
   try {
-    const m = JSON.parse(readRegularFile(join(dir, "manifest.json"), "manifest.json", (msg) => new Error(msg), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8")) as CheckpointManifest;
+    const m = manifestJson(dir) as CheckpointManifest;
     if (m.format !== CHECKPOINT_FORMAT || !m.files) return false;
     return Object.entries(m.files).every(([name, f]) => statSync(join(dir, name)).size === f.bytes);
   } catch {
