@@ -284,7 +284,9 @@ describe("Job: trainers lost", () => {
     expect(job.status().error).toBe(error);
     expect(await held).toMatchObject({ done: true, state: "JOB_STATE_FAILED", error });
     expect(sessions.get("trainer-0")!.finished()).toEqual({ state: "JOB_STATE_FAILED", error });
-    expect(await codeOf(() => job.push(gradients(job, 1, 1)))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+    // A call that comes before its session's news is told the job failed, not that its trainer is no member.
+    expect(await codeOf(() => job.push(gradients(job, 1, 1)))).toBe("ORCH_ERR_JOB_ABORTED");
+    expect(await codeOf(() => job.requireModel(false))).toBe("ORCH_ERR_JOB_ABORTED");
     // A worker that opens a session after the end is told at once.
     const late = new FakeSession();
     job.openSession("trainer-0", late);

@@ -372,9 +372,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   requireModel(readOnly: boolean): JobModel {
     if (!this.model) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `no parameters yet: the job is ${this.state}`);
     if (!readOnly && this.state !== "JOB_STATE_RUNNING") {
-      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `training pulls need a running job; the job is ${this.state}${this.error ? `: ${this.error}` : ""}`);
+      throw this.notRunning("training pulls need a running job");
     }
     return this.model;
+  }
+
+  /**
+   * Why a training call finds no running job. A failed job's calls are ABORTED with its reason: a trainer whose call
+   * fails before its session stream brings the news must not read it as its own eviction and register again.
+   */
+  private notRunning(what: string): PangeaError {
+    if (this.state === "JOB_STATE_FAILED") return OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `${what}: the job failed: ${this.error}`);
+    return OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `${what}: the job is ${this.state}`);
   }
 
   /** Training pulls must be for the step under way, except in async mode where any version is fine. */
@@ -425,7 +434,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   async push(g: WorkerGradients): Promise<PushAck> {
     const steps = this.steps;
     if (this.state !== "JOB_STATE_RUNNING" || !steps) {
-      throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `gradients refused: the job is ${this.state}${this.error ? `: ${this.error}` : ""}`);
+      throw this.notRunning("gradients refused");
     }
     const t = this.members.trainerOfRank(g.rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
