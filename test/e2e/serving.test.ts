@@ -167,6 +167,20 @@ describe("export and serving", () => {
     predict.close();
   });
 
+  it("an inputs map entry without its TensorProto is INVALID_ARGUMENT naming the input, not the decoder's internal error", async () => {
+    const { predict } = clients();
+    // PredictRequest: model_spec { name: "ctr" }, then inputs' entry { key: "dense_features" } with no value (field 2).
+    const key = Buffer.from("dense_features");
+    const entry = Buffer.concat([Buffer.from([0x0a, key.length]), key]);
+    const body = Buffer.concat([Buffer.from([0x0a, 5, 0x0a, 3]), Buffer.from("ctr"), Buffer.from([0x12, entry.length]), entry]);
+    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+      predict.makeUnaryRequest("/tensorflow.serving.PredictionService/Predict", (b: Buffer) => b, (b: Buffer) => b, body, (e) => resolve(e)),
+    );
+    expect([err?.code, err?.details]).toEqual([grpc.status.INVALID_ARGUMENT, expect.stringContaining('inputs entry "dense_features" has no TensorProto value')]);
+    expect(err?.details).not.toContain("Cannot read properties");
+    predict.close();
+  });
+
   it("the load generator's HTTP/2 gRPC caller gets what grpc-js gets, and the server's status and message on an error", async () => {
     const { prediction } = tfServingServices();
     const predict = prediction.service.Predict!;

@@ -1,4 +1,4 @@
-import { valueSnippet } from "@pangea/kit";
+import { printable, valueSnippet } from "@pangea/kit";
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "@pangea/rpc";
 import { loadTfServingProtos } from "@pangea/schema";
@@ -8,6 +8,7 @@ import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
 import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
 import { METADATA_SIGNATURE_DEF, selectOutputs, signatureOf } from "./outputs.js";
+import { inputWithoutTensor } from "./predict-wire.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
@@ -64,7 +65,16 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
   const predict = prediction.service.Predict!;
   const decode = predict.requestDeserialize;
   // grpc-js answers a deserializer's throw with INTERNAL and no reason: the size goes to the handler instead.
-  const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer) => (b.length > limit ? { [OVERSIZE]: b.length } : decode(b)) } };
+  const decodeNaming = (b: Buffer) => {
+    try {
+      return decode(b);
+    } catch (err) {
+      const empty = inputWithoutTensor(b);
+      if (empty === null) throw err;
+      throw new Error(`inputs entry ${JSON.stringify(printable(empty, 80))} has no TensorProto value`, { cause: err });
+    }
+  };
+  const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer) => (b.length > limit ? { [OVERSIZE]: b.length } : decodeNaming(b)) } };
   server.addService(service, {
     Predict: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; inputs?: Record<string, TensorProtoMsg>; output_filter?: string[]; [OVERSIZE]?: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       void (async () => {
