@@ -224,6 +224,8 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
+    // A JSON string is no number even when it reads as one (TF Serving's REST refuses a string for a DT_FLOAT input).
+    ["a dense value given as a string of digits", 2, { instances: [{ pos: [1, "5"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "5"'],
     // Each character escaped once: the newline had come back as \\n (printable's escape, then JSON's of its backslash).
     ["a dense value with a newline", 2, { instances: [{ pos: [1, "1\n2"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "1\\n2"'],
     ["a body with neither inputs nor instances", 1, {}, 'the body needs "inputs" {dense_features, feature_ids} or "instances" [{dense_features, feature_ids}], or the same with raw feature values'],

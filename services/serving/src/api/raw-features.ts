@@ -173,11 +173,16 @@ function countOf(v: unknown): number {
   return bytes ? parseCount(bytes, 0, bytes.length) : Number.NaN;
 }
 
+/**
+ * A dense value: a JSON number, a gRPC float or integer, or decimal text in a DT_STRING tensor (its values arrive as
+ * bytes). A JSON string is not a number: "5" for a float feature is the client's mistake, refused as TF Serving's REST
+ * refuses a string for a DT_FLOAT input.
+ */
 function numberOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === "bigint") return Number(v);
-  const s = v instanceof Uint8Array ? utf8Out.decode(v) : v;
-  if (typeof s === "number") return Number.isFinite(s) ? s : Number.NaN;
+  if (typeof v === "number") return Number.isFinite(v) ? v : Number.NaN;
+  const s = v instanceof Uint8Array ? utf8Out.decode(v) : null;
   if (typeof s === "string" && s.trim() !== "") {
     const n = Number(s);
     return Number.isFinite(n) ? n : Number.NaN;
