@@ -87,7 +87,7 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const inputKnown = opts.inputKnown ?? true;
   const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, MIXED_DIMS, slotIds) : null);
   if (problem) throw bad(problem);
-  const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)));
+  const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)), !inputKnown);
   if (shapes) throw bad(shapes);
   if (!inputKnown) return { ...shape, architecture };
   const params = arch.params(shape, filled);

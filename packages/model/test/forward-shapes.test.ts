@@ -64,6 +64,20 @@ describe("an architecture's forward pass is checked against the params it declar
     expect(problem(mlp2({ params }))).toBe(`model mlp2's forward pass: linear: mlp.0.w is declared [13, 64], so its input must have 13 columns, but the concat of 2 values has 429`);
   });
 
+  it("a width written in for one data set passes on that data and is refused on the stand-in saying which shape it was checked on", () => {
+    const params = (s: ModelShape): DenseParam[] => {
+      const out: DenseParam[] = [];
+      const last = mlpParams(out, "mlp", s.numDense + 26 * s.embeddingDim, [64, 32]);
+      out.push({ name: "out.w", shape: [last, 1] }, { name: "out.b", shape: [1] });
+      return out;
+    };
+    expect(problem(mlp2({ params }))).toBeNull();
+    const standIn: ModelShape = { numDense: 1 << 20, numSlots: 32768, embeddingDim: 16 };
+    expect(forwardShapeProblem(mlp2({ params }), standIn, {}, rows(standIn), true)).toBe(
+      "model mlp2's forward pass: linear: mlp.0.w is declared [1048992, 64], so its input must have 1048992 columns, but the concat of 2 values has 1572864 (on the stand-in input checked at start, 1,048,576 dense features and 32,768 slots, as wide as any data's: a param's shape must follow the shape params() is given, not a width written in for one data set)",
+    );
+  });
+
   it("a bias of another width than its weight's outputs, a param used as a batch value, a second output column and an unread param are each named", () => {
     const withBias = (b: number[]) => (s: ModelShape): DenseParam[] => {
       const out: DenseParam[] = [];

@@ -133,9 +133,10 @@ class ShapeOps implements Ops<Shape> {
  * trained), gives a layer an input of another width than its weight's rows,
  * or outputs other than a column per task. Run on shapes, before any data:
  * otherwise a mistake in a new architecture shows first as an error deep in
- * TensorFlow.js at the first step.
+ * TensorFlow.js at the first step. standIn: the shape is the orchestrator's
+ * stand-in at start (the message says so).
  */
-export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, config: Record<string, unknown>, rowWidths: readonly number[]): string | null {
+export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, config: Record<string, unknown>, rowWidths: readonly number[], standIn = false): string | null {
   const declared = new Map(arch.params(shape, config).map((p) => [p.name, p] as const));
   const read = new Set<string>();
   const param = (name: string): Shape => {
@@ -159,10 +160,14 @@ export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, 
     if (unread.length) fail(`it declares param${unread.length === 1 ? "" : "s"} ${unread.slice(0, 4).join(", ")}${unread.length > 4 ? ", ..." : ""} but its forward pass never reads ${unread.length === 1 ? "it" : "them"} (never trained)`);
     return null;
   } catch (err) {
-    if (err instanceof ForwardShapeError) return `model ${arch.name}'s forward pass: ${err.message}`;
+    // The stand-in's widths are no data's: said so, or a width written in for the user's data reads as a mystery.
+    const where = standIn
+      ? ` (on the stand-in input checked at start, ${shape.numDense.toLocaleString("en-US")} dense features and ${shape.numSlots.toLocaleString("en-US")} slots, as wide as any data's: a param's shape must follow the shape params() is given, not a width written in for one data set)`
+      : "";
+    if (err instanceof ForwardShapeError) return `model ${arch.name}'s forward pass: ${err.message}${where}`;
     // The architecture's own code failed on values it did not expect (shapes instead of tensors): where, for its author.
     const e = err as Error;
     const frame = e?.stack?.split("\n").find((l) => /^\s+at /.test(l))?.trim();
-    return `model ${arch.name}'s forward pass failed on a shape check: ${e?.name ?? "Error"}: ${e?.message ?? String(err)}${frame ? ` (${frame})` : ""}`;
+    return `model ${arch.name}'s forward pass failed on a shape check: ${e?.name ?? "Error"}: ${e?.message ?? String(err)}${frame ? ` (${frame})` : ""}${where}`;
   }
 }
