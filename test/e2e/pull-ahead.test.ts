@@ -1,8 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { PARAMETER_SERVER_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
-import { RowLayout } from "@pangea/model";
+import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
-import { gradients, startedJob } from "../../services/orchestrator/test/fakes/job-fixture.js";
+import type { JobSpec__Output } from "@pangea/schema";
+import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model.js";
+import { TrainerTokens } from "../../services/orchestrator/src/job/trainer-tokens.js";
+import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
+import { gradients, recordingLog, startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
+import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
 import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
 import { PulledAhead } from "../../services/trainer/src/cluster/pulled-ahead.js";
 
@@ -150,5 +155,27 @@ describe("a push for a rank carries the token of the trainer holding it", () => 
     expect(model.dense!.values).toEqual(before);
     expect(job.status().batchesApplied).toBe(0);
     expect(await push(client(0))).toBe("taken");
+  });
+});
+
+// The other shards see no registrations: their key (a shard's registration gives it) tells whether a token was issued for the rank.
+describe("a push to another parameter-server shard carries a token issued for its rank", () => {
+  it("refused without one, with another rank's, or with one under another orchestrator's key (PERMISSION_DENIED, logged); taken with its own", async () => {
+    const { log, lines } = recordingLog();
+    const host = new ShardHost({ index: 1, defaults: defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: tempDir("pangea-shard-token-") }, log);
+    const model = { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] };
+    host.start({ jobId: "j", model, steps: 3, worldSize: 2, batchesPerStep: 2, mode: "sync", psShards: ["h:0", "h:1"], resumedFromStep: 0, heartbeatTimeoutMs: 5000, servingSync: [] } as unknown as JobSpec__Output);
+    const tokens = new TrainerTokens();
+    host.pushKey = tokens.key;
+    server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(host, "ps-shard-1").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
+    const layout = RowLayout.of(modelSpecFromWire(model as never), model.slotIds);
+    const push = (token: string) =>
+      new ParameterClient(server!.address, "trainer-0", 0, [], layout, false, false, null, () => token).push(0, 0, 8, 0.5, [], new Uint32Array(0), 0, new Float32Array(0)).then(() => "taken", (e: Error) => e.message);
+    for (const [token, why] of [["", "it carries no worker_token"], [tokens.issue(1), "its worker_token was not issued for rank 0"], [new TrainerTokens().issue(0), "its worker_token was not issued for rank 0"], ["garbage", "its worker_token was not issued for rank 0"]] as const) {
+      expect(await push(token)).toMatch(`PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: Push for rank 0 refused by parameter-server shard 1: ${why}`);
+    }
+    expect(lines.filter((l) => l.level === "warn" && l.msg.includes("refused by parameter-server shard 1"))).toHaveLength(4);
+    expect(host.step).toBe(0);
+    expect(await push(tokens.issue(0))).toBe("taken");
   });
 });

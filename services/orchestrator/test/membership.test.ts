@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Membership } from "../src/job/membership.js";
+import { pushTokenIsForRank } from "../src/job/trainer-tokens.js";
 import { FakeSession, SOURCE, codeOf, recordingLog } from "./fakes/job-fixture.js";
 
 function members(trainers = 2, psShards = 1) {
@@ -67,7 +68,13 @@ describe("Membership", () => {
     const shard = m.addShard("s-1", 1, "127.0.0.1:2", "JOB_STATE_WAITING");
     const tokens = [first, again, other, compute, shard];
     expect(new Set(tokens).size).toBe(5);
-    for (const t of tokens) expect(t).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    for (const t of [compute, shard]) expect(t).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    // A trainer's is bound to its rank: a nonce and its MAC under the key shards are given, so they can check pushes.
+    for (const t of [first, again, other]) expect(t).toMatch(/^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
+    expect([0, 1].map((rank) => pushTokenIsForRank(m.trainerTokens.key, rank, again))).toEqual([true, false]);
+    expect(pushTokenIsForRank(m.trainerTokens.key, 1, other)).toBe(true);
+    expect(pushTokenIsForRank(members(2, 2).m.trainerTokens.key, 1, other)).toBe(false);
+    expect(pushTokenIsForRank(m.trainerTokens.key, 1, other.slice(0, -1))).toBe(false);
     m.checkToken("t-0", again, "GetWork");
     m.checkToken("c-1", compute, "WorkerSession");
     m.checkToken("s-1", shard, "ReportCheckpoint");

@@ -185,8 +185,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** Returns the registration's worker token. */
-  registerShard(workerId: string, index: number, address: string): string {
-    return this.members.addShard(workerId, index, address, this.state);
+  /** A shard's registration: its token, and the key it checks trainers' push tokens with. */
+  registerShard(workerId: string, index: number, address: string): { workerToken: string; pushKey: Buffer } {
+    return { workerToken: this.members.addShard(workerId, index, address, this.state), pushKey: this.members.trainerTokens.key };
   }
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */

@@ -5,6 +5,7 @@ import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@p
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { TokenBucket } from "./token-bucket.js";
+import { TrainerTokens } from "./trainer-tokens.js";
 import { MAX_BACKEND_CHARS, TRAINER_PHASES } from "@pangea/rpc";
 
 const BACKEND_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_BACKEND_CHARS}}$`);
@@ -106,6 +107,9 @@ export class Membership {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private orphanTimer: NodeJS.Timeout | null = null;
 
+  /** Trainers' tokens, bound to their ranks; shards get the key to check pushes with. */
+  readonly trainerTokens = new TrainerTokens();
+
   constructor(
     private readonly expected: { trainers: number; psShards: number },
     private readonly log: Logger,
@@ -191,7 +195,7 @@ export class Membership {
     }
     if (existing?.alive) {
       // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
-      existing.token = newWorkerToken();
+      existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };
     }
     if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state}${error ? `: ${error}` : ""})`);
@@ -207,7 +211,7 @@ export class Membership {
     }
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
-    const token = newWorkerToken();
+    const token = this.trainerTokens.issue(rank);
     this.trainers.set(workerId, { workerId, token, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize, workerToken: token };

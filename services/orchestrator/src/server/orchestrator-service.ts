@@ -54,8 +54,7 @@ export class OrchestratorService {
             const workerToken = job.registerCompute(req.workerId, req.address, req.source);
             cb(null, { rank: 0, worldSize: job.config.trainers, workerToken });
           } else if (req.kind === "WORKER_KIND_PS_SHARD") {
-            const workerToken = job.registerShard(req.workerId, req.shardIndex, req.address);
-            cb(null, { rank: req.shardIndex, worldSize: job.config.trainers, workerToken });
+            cb(null, { rank: req.shardIndex, worldSize: job.config.trainers, ...job.registerShard(req.workerId, req.shardIndex, req.address) });
           } else if (req.kind === "WORKER_KIND_TRAINER") {
             cb(null, job.registerTrainer(req.workerId));
           } else {

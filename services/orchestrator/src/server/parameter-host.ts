@@ -28,6 +28,8 @@ export interface ParameterHost {
   workerOfRank?(rank: number): string | undefined;
   /** Refuses a call for a registered worker without its registration's token (the coordinator; shards do not know them). */
   checkWorkerToken?(workerId: string, token: string, call: string): void;
+  /** Refuses a push whose token was not issued for its rank (the other shards, with the key their registration gave). */
+  checkRankToken?(rank: number, token: string, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -290,6 +290,7 @@ export class ParameterServer {
     this.checkActsForRank(call, rank, `Push for rank ${rank}`);
     const owner = this.job.workerOfRank?.(rank);
     if (owner !== undefined) this.job.checkWorkerToken?.(owner, u.workerToken, `Push for rank ${rank}`);
+    this.job.checkRankToken?.(rank, u.workerToken, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
     let dense: Float32Array[] = [];

@@ -37,6 +37,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
       try {
         await waitReady(c, "orchestrator", found, ms);
         const res = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, 15_000);
+        host.pushKey = res.pushKey;
         return { client: c, workerToken: res.workerToken };
       } catch (err) {
         c.close();

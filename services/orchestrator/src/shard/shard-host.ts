@@ -9,6 +9,8 @@ import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
+import { TokenBucket } from "../job/token-bucket.js";
+import { pushTokenIsForRank } from "../job/trainer-tokens.js";
 
 export interface ShardSettings {
   index: number;
@@ -54,7 +56,20 @@ export class ShardHost implements ParameterHost {
   private failure: PangeaError | null = null;
   private pending: PendingCheckpoint | null = null;
 
+  /** The key trainers' tokens are bound to their ranks with, from this shard's registration (null until it registers). */
+  pushKey: Buffer | null = null;
+  /** Refused pushes are logged a few a second at most: a flood of them must not flood the log. */
+  private readonly refusalsLogged = new TokenBucket(5, 1);
+
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
+
+  checkRankToken(rank: number, token: string, call: string): void {
+    if (this.pushKey && pushTokenIsForRank(this.pushKey, rank, token)) return;
+    const why = !this.pushKey ? "this shard has not registered with an orchestrator" : token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
+    const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
+    if (this.refusalsLogged.take()) this.log.warn({ rank }, err.message);
+    throw err;
+  }
 
   /** Where the outcome of each checkpoint request goes (run-shard sends it to the orchestrator). */
   onCheckpoint: (report: CheckpointReport) => void = () => {};
@@ -73,6 +88,7 @@ export class ShardHost implements ParameterHost {
 
   /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
   reset(): void {
+    this.pushKey = null;
     if (this.pending) clearTimeout(this.pending.timer);
     this.pending = null;
     this.shard?.stop();

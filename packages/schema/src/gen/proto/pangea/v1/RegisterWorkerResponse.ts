@@ -6,10 +6,12 @@ export interface RegisterWorkerResponse {
   'rank'?: (number);
   'worldSize'?: (number);
   'workerToken'?: (string);
+  'pushKey'?: (Buffer | Uint8Array | string);
 }
 
 export interface RegisterWorkerResponse__Output {
   'rank': (number);
   'worldSize': (number);
   'workerToken': (string);
+  'pushKey': (Buffer);
 }
