@@ -149,11 +149,11 @@ describe("the pangea command as a new user meets it", () => {
       run.kill("SIGKILL");
       throw e;
     }
-    return { run, exited, jobDir: join(cwd, "ckpt", jobId), stderrLines: () => err.trim().split("\n") };
+    return { run, exited, cwd, jobDir: join(cwd, "ckpt", jobId), stderrLines: () => err.trim().split("\n") };
   }
 
-  it("pangea run interrupted (SIGINT) mid-job: exit 130, its services stop, and it says where the job's checkpoints are and how to go on", async () => {
-    const { run, exited, jobDir, stderrLines } = await runToFirstCheckpoint("interrupted");
+  it("pangea run interrupted (SIGINT) mid-job: exit 130, its services stop, and it says where the job's checkpoints are and how to go on, also when resumed and interrupted before a checkpoint of its own", async () => {
+    const { run, exited, cwd, jobDir, stderrLines } = await runToFirstCheckpoint("interrupted");
     try {
       run.kill("SIGINT");
       expect(await exited).toBe(130);
@@ -161,7 +161,23 @@ describe("the pangea command as a new user meets it", () => {
     } finally {
       run.kill("SIGKILL");
     }
-  }, 90_000);
+    const newest = Math.max(...readdirSync(jobDir).filter((d) => /^step-\d+$/.test(d)).map((d) => Number(d.slice(5))));
+    // Resumed, with no checkpoint due before it is interrupted: the one it resumed from is where the job goes on.
+    const again = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "100000", "--resume", "--job-id", "interrupted", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    again.stderr!.on("data", (d: Buffer) => (err += d));
+    const code = new Promise<number | null>((resolve) => again.once("exit", (c) => resolve(c)));
+    try {
+      const log = join(cwd, "logs", "orchestrator.log");
+      // The first run's log is there too until this run's orchestrator starts its own: only this one says "resuming".
+      await waitFor("the resumed job to train", async () => existsSync(log) && /"resuming"[^]*"job started"/.test(readFileSync(log, "utf8")), 60_000, 100);
+      again.kill("SIGINT");
+      expect(await code).toBe(130);
+      expect(err.trim().split("\n").at(-1)).toBe(`pangea run: interrupted; checkpoints of job interrupted are in ${jobDir} (newest written: step-${newest}); the same command with --resume --job-id interrupted continues from the newest intact one`);
+    } finally {
+      again.kill("SIGKILL");
+    }
+  }, 150_000);
 
   // The job's directory made immutable after its first checkpoint (chattr +i, as root on a file system that has the attribute):
   // the next checkpoint cannot be written, as on a full disk.

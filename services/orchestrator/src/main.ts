@@ -9,7 +9,7 @@ import { resolveSlotDims } from "./embeddings/model-tables.js";
 import { validateSpec } from "@pangea/model";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
-import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint } from "./checkpoint/checkpoint.js";
+import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
 import { lockJob } from "./checkpoint/job-lock.js";
 import { OrchestratorService } from "./server/orchestrator-service.js";
@@ -78,7 +78,8 @@ runMain("pangea-orchestrator", async () => {
     // the one resumed from are lost): said in the job's status, not only in this log.
     if (!from && unreadable.length > 0) startWarnings.push(`--fresh-start-if-unreadable: none of job ${config.jobId}'s ${unreadable.length} checkpoint${unreadable.length === 1 ? "" : "s"} could be read (${unreadable.map((u) => u.reason).join("; ")}); the job started over from step 0 beside them`);
     if (from) for (const u of unreadable) startWarnings.push(`--resume passed over ${u.dir}, which cannot be read (${u.reason}); the job resumed from step ${from[0]!.manifest.step}`);
-    log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", unreadable: unreadable.map((u) => u.dir) }, "resuming");
+    // `path`: the checkpoint resumed from, which `pangea run` names if this run ends before writing one of its own.
+    log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", ...(restoreFrom ? { path: stepCheckpointDir(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step) } : {}), unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
   const savedManifest = restoreFrom && config.role === "orchestrator" ? restoreFrom[0]!.manifest : null;
   const mismatch = savedManifest

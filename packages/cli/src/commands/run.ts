@@ -186,17 +186,19 @@ export async function runCommand(c: RunConfig): Promise<number> {
   if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
   // A signal while the processes start ends this one at once (they stop when its stdin pipe closes), and its exit releases the log directory.
   let cluster: LocalCluster | null = null;
+  // The cluster while it starts too: a job resumed while its trainers boot has a checkpoint to name already.
+  let starting: LocalCluster | null = null;
   // Interrupted mid-job: where its checkpoints are and how to go on, as after a process it needed died.
   const stopAll = () =>
-    void (cluster?.stop() ?? Promise.resolve()).finally(() => {
-      const log = cluster?.process("orchestrator")?.logPath;
+    void ((cluster ?? starting)?.stop() ?? Promise.resolve()).finally(() => {
+      const log = (cluster ?? starting)?.process("orchestrator")?.logPath;
       const hint = log ? resumeHint(log, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
       if (hint) process.stderr.write(`pangea run: interrupted; ${hint}\n`);
       process.exit(130);
     });
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
-  cluster = await LocalCluster.start(clusterOptions(c, false));
+  cluster = await LocalCluster.start({ ...clusterOptions(c, false), onSpawn: (started) => (starting = started) });
   out.write(`${addressesLine(cluster)}\n`);
   const status = new StatusClient(cluster.orchestratorAddress, admin);
   const progress = new ProgressPrinter(out as NodeJS.WriteStream);
