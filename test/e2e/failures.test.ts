@@ -232,11 +232,11 @@ describe("unreachable peers and bad configuration", () => {
     expect(again.stderr).toContain(`resumed from step ${newest}`);
   }, 240_000);
 
-  it("pangea run whose orchestrator is killed with SIGKILL exits 1 naming it, then says where the job's checkpoints are and which flags continue from them", async () => {
+  it("pangea run whose orchestrator is killed with SIGKILL exits 1 naming it, then says where the job's checkpoints are and which flags continue from them; --json prints the newest status read, marked failed", async () => {
     const dir = join(tmp, "orchestrator-killed");
     const ckpt = join(tmp, "ckpt-orchestrator-killed");
     // No --job-id: the hint names the one the orchestrator made up.
-    const run = runNode(ENTRY.cli, ["run", "--steps", "100000", "--checkpoint-every-steps", "5", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt, "--log-dir", dir], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+    const run = runNode(ENTRY.cli, ["run", "--json", "--steps", "100000", "--checkpoint-every-steps", "5", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt, "--log-dir", dir], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
     const log = join(dir, "orchestrator.log");
     const saved = () => readLog(log).split("\n").filter((l) => l.includes('"checkpoint saved"')).length;
     await waitFor("a second checkpoint", async () => saved() >= 2, 60_000, 20);
@@ -255,6 +255,10 @@ describe("unreachable peers and bad configuration", () => {
     // The newest on disk, or the one before it when the kill came between a checkpoint's rename and its log line.
     expect(steps).toContain(Number(hint![3]));
     expect(Number(hint![3])).toBeGreaterThanOrEqual(Math.max(...steps) - 5);
+    // A script reading the JSON must not take the stopped job for a running one (it had printed nothing).
+    const s = JSON.parse(r.stdout.trim()) as JobStatus__Output & { stoppedByRun?: boolean };
+    expect([s.jobId, s.state, s.error, s.stoppedByRun]).toEqual([job, "JOB_STATE_FAILED", `orchestrator exited with code 137: killed by SIGKILL (log: ${log})`, true]);
+    expect(Number(s.step)).toBeGreaterThan(0);
   }, 180_000);
 
   it("pangea run whose parameter-server shard is killed: the job fails naming it, and the last line says how to continue from the checkpoints", async () => {

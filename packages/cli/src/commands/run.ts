@@ -22,7 +22,7 @@ const CLUSTER_FLAGS: FlagTable = {
   "log-dir": { description: "where each process writes its log", default: ".pangea/logs" },
   tls: { description: "mutual TLS between the cluster's processes, with certificates made for the run in --tls-dir (a per-worker one for each trainer)", boolean: true },
   "tls-dir": { description: "with --tls: the certificates' directory (made if absent; see pangea certs)", default: ".pangea/tls" },
-  json: { description: "print the final job status as JSON on stdout", boolean: true },
+  json: { description: "print the final job status as JSON on stdout (stopped by a dead process or an interrupt: the newest status read, state JOB_STATE_FAILED, stoppedByRun true)", boolean: true },
 };
 
 const clusterSchema = {
@@ -177,6 +177,15 @@ const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
 /** A stable error code (ORCH_ERR_MEMORY_LIMIT, TRAINER_ERR_...) in a process's last line: it said why it stopped. */
 const ERROR_CODE = /\b[A-Z]+_ERR_[A-Z0-9_]+\b/;
 
+/**
+ * `run --json`'s status when the run ended without the job's own end (a process it needed died, an interrupt): the
+ * newest status read (none: only these fields), its state JOB_STATE_FAILED and its error why the run stopped, and
+ * `stoppedByRun` true, so a script reading `state` never takes a stopped job for a running one.
+ */
+function stoppedJson(s: JobStatus__Output | null, why: string): string {
+  return statusJson({ ...(s ?? {}), state: "JOB_STATE_FAILED", error: why, stoppedByRun: true } as unknown as JobStatus__Output);
+}
+
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   claimLogDir(c.logDir, true);
@@ -188,11 +197,14 @@ export async function runCommand(c: RunConfig): Promise<number> {
   let cluster: LocalCluster | null = null;
   // The cluster while it starts too: a job resumed while its trainers boot has a checkpoint to name already.
   let starting: LocalCluster | null = null;
+  /** The newest status read: with --json, what a run that ends without the job's own end prints (stoppedJson). */
+  let last: JobStatus__Output | null = null;
   // Interrupted mid-job: where its checkpoints are and how to go on, as after a process it needed died.
-  const stopAll = () =>
+  const stopAll = (signal: NodeJS.Signals) =>
     void ((cluster ?? starting)?.stop() ?? Promise.resolve()).finally(() => {
       const log = (cluster ?? starting)?.process("orchestrator")?.logPath;
       const hint = log ? resumeHint(log, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+      if (c.json) process.stdout.write(`${stoppedJson(last, `pangea run was interrupted (${signal})`)}\n`);
       if (hint) process.stderr.write(`pangea run: interrupted; ${hint}\n`);
       process.exit(130);
     });
@@ -223,6 +235,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     await status.connect(10_000);
     while (!failed) {
       const s = await status.get();
+      last = s;
       progress.update(s);
       if (TERMINAL.has(s.state)) {
         final = s;
@@ -254,7 +267,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
     // A process that failed ends the run while the orchestrator still reports the job running: say it was stopped.
     const ended = final.state === "JOB_STATE_COMPLETED" || final.state === "JOB_STATE_FAILED";
     out.write(`${formatSummary(final, c.trainers, sync, Boolean(failed) && !ended)}\n`);
-    if (c.json) process.stdout.write(`${statusJson(final)}\n`);
+    if (c.json && !failed) process.stdout.write(`${statusJson(final)}\n`);
   }
   if (final?.state === "JOB_STATE_COMPLETED") {
     // Trained, but the model did not reach --export-dir: not a success to a script that serves what it exports.
@@ -267,7 +280,10 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // A trainer that exits because the orchestrator ended the job only repeats the job's reason.
   const echoes = final?.state === "JOB_STATE_FAILED" && Boolean(final.error) && failed?.includes("TRAINER_ERR_JOB_FAILED");
   const reasons = [final?.error, echoes ? null : failed].filter((r): r is string => Boolean(r));
-  process.stderr.write(`pangea run: job failed: ${reasons.join("; ") || "the job did not complete"}\n`);
+  const why = reasons.join("; ") || "the job did not complete";
+  // A job that failed of itself has its own status; one a dead process stopped gets the newest status read, marked.
+  if (c.json && failed) process.stdout.write(`${final && TERMINAL.has(final.state) ? statusJson(final) : stoppedJson(final ?? last, why)}\n`);
+  process.stderr.write(`pangea run: job failed: ${why}\n`);
   // A process died under a job that had not failed itself, the job was aborted for a lost worker (a shard, a trainer under
   // --on-trainer-loss fail), or a checkpoint could not be written (a full disk): its earlier checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;
