@@ -288,7 +288,10 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // --on-trainer-loss fail), or a checkpoint could not be written (a full disk): its earlier checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;
   const resumable = final?.state === "JOB_STATE_FAILED" && /^ORCH_ERR_(JOB_ABORTED|CHECKPOINT_IO):/.test(final.error);
-  const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || resumable) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
+  // A full disk fails the same way again on resume unless room is made: a checkpoint is written whole before the oldest
+  // beyond --keep-checkpoints is removed, so the disk must hold one more than that.
+  const full = resumable && /\bENOSPC\b|no space left/i.test(final!.error) ? "free space there first, e.g. by removing its oldest step-N directories (a new checkpoint is written whole before the oldest beyond --keep-checkpoints is removed, so the disk must hold one more than --keep-checkpoints; a lower --keep-checkpoints keeps it from filling again); then " : "";
+  const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || resumable) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `${full}the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
   if (hint) process.stderr.write(`pangea run: ${hint}\n`);
   return 1;
 }
