@@ -118,8 +118,11 @@ describe("the summary of a job that failed before its first batch", () => {
 
 describe("the summary of a completed job resumed with --resume", () => {
   it("says nothing trained since the resume instead of a throughput of 0", () => {
-    const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0 }, 1);
+    const s = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0, backend: "" }, 1);
     expect(s.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        nothing trained since the resume (the job had completed)");
+    // Trainers joined (one reported its backend): the run before ended during its final evaluation, which this one made.
+    const evaluated = formatSummary({ ...status(evalOf()), resumedFromStep: 10, samplesPerSecond: 0 }, 1);
+    expect(evaluated.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        nothing trained since the resume (it resumed from the final step's checkpoint and evaluated it)");
     const trained = formatSummary({ ...status(evalOf()), resumedFromStep: 4 }, 1);
     expect(trained.split("\n").find((l) => l.startsWith("  throughput"))).toBe("  throughput        100 samples/s since the resume");
   });

@@ -44,7 +44,10 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   // Steps, samples, losses, train time and the counters cover the whole job, the part before a --resume included.
   const resumed = Number(s.resumedFromStep) > 0;
   // --resume of a job that had completed: reported from its final checkpoint, nothing trained.
-  const completedBefore = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
+  const atFinalStep = resumed && s.state === "JOB_STATE_COMPLETED" && Number(s.resumedFromStep) === Number(s.step) && !(s.samplesPerSecond > 0);
+  // No trainer reported a backend: none joined, so the job had completed. One that did evaluated the final step's
+  // checkpoint, which a run ended before completing (killed during its final evaluation) had left.
+  const completedBefore = atFinalStep && !s.backend;
   // --resume refused: the checkpoint holds another model or setup (the orchestrator's only source of this code), so nothing resumed.
   const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH");
   // A job that ended before its first batch (a model the data cannot take, say): no rate or loss to print.
@@ -63,7 +66,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     ["steps", resumeRefused ? `none of ${s.steps} trained (the checkpoint, at step ${s.resumedFromStep}, was not resumed)` : `${s.step} of ${s.steps} (${int(s.samples)} samples)`],
     ...(resumeRefused ? [] : [["batches", `${batchesTaken(s)}, ${int(Number(s.missingBatches))} missing, ${int(Number(s.duplicateBatches))} duplicates ignored, ${int(Number(s.reassignedBatches))} reassigned from ${int(Number(s.deadTrainers))} lost trainer${Number(s.deadTrainers) === 1 ? "" : "s"}`] as [string, string]]),
     ["train time", resumeRefused ? "n/a (no batch was trained)" : `${s.elapsedSeconds.toFixed(1)} s`],
-    ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
+    ["throughput", completedBefore ? "nothing trained since the resume (the job had completed)" : atFinalStep ? "nothing trained since the resume (it resumed from the final step's checkpoint and evaluated it)" : untrained ? "n/a (no batch was trained)" : `${int(s.samplesPerSecond)} samples/s${resumed ? " since the resume" : ""}${s.samplesPerSecondAfterWarmup > 0 ? ` (${int(s.samplesPerSecondAfterWarmup)} after ${resumed ? "the resumed run's" : "its"} first ${s.warmupSteps} steps)` : ""}`],
     // An orchestrator older than first_loss_step reports 0: its first loss was step 1's.
     ["train loss", untrained ? "n/a (no batch was trained)" : `${fmt(s.firstLoss)} at step ${Number(s.firstLossStep) || 1} -> ${fmt(s.smoothedLoss)} (smoothed) at step ${s.step}`],
     embeddingRowsLine(s, shards, completedBefore),
