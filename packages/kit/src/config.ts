@@ -78,8 +78,9 @@ export function parseConfig<S extends z.ZodType>(
   try {
     ({ values } = parseArgs({ args: withNegativeValues(argv, (n) => options[n]?.type === "string"), options, strict: true, allowPositionals: false }));
   } catch (err) {
-    // Whole: an option typed with a newline in it is part of the message (printed escaped, on one line).
-    throw new UsageError((err as Error).message);
+    // Whole: an option typed with a newline in it is part of the message (printed escaped, on one line). Node's own
+    // line breaks between its sentences become spaces (they came out as a literal \n).
+    throw new UsageError((err as Error).message.replace(/([.?])\n/g, "$1 "));
   }
   if (values.help) return null;
   const raw: Record<string, unknown> = {};

@@ -16,3 +16,16 @@ describe("a negative number after a flag that takes a value", () => {
     expect(withNegativeValues(["--lr", "-1", "--name", "-x", "--quiet", "-2", "--lr=-3", "--lr", "-4e2"], takes)).toEqual(["--lr=-1", "--name", "-x", "--quiet", "-2", "--lr=-3", "--lr=-4e2"]);
   });
 });
+
+describe("a flag given no value before another flag", () => {
+  it("is refused in one line: node's sentences joined by spaces, not a literal \\n between them", () => {
+    let message = "";
+    try {
+      parseConfig(schema, FLAGS, ["--name", "--lr", "1"], {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^Option '--name' argument is ambiguous\. Did you forget/);
+    expect(message).not.toContain("\n");
+  });
+});
