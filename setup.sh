@@ -18,7 +18,7 @@ on a local cluster, then prints held-out AUC, logloss and samples/s.
 Common flags (all of `pangea run --help` are accepted):
   --trainers N            trainer processes (workers)                 default 2
   --steps N               synchronous training steps                  default 500
-  --batch-size N          samples per trainer per step                default 1024
+  --batch-size N          samples per batch (one per trainer per step) default 1024
   --data PATH[,PATH]      data instead of synthetic: files, directories or quoted globs
   --format F              criteo (TSV), instance, example, examplebatch or parquet  default criteo
   --max-memory-mb N       MiB a --data source may hold in memory      default 1024
