@@ -630,7 +630,7 @@ describe("the pangea command as a new user meets it", () => {
       const line = lastLine(status.stderr);
       // The checkpoint directory as the orchestrator resolved it: relative to where up ran, as the state file is.
       const quoted = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-      expect(line).toMatch(new RegExp(`^${quoted(`pangea status: cannot reach orchestrator at `)}\\S+${quoted(` within 5.0s; the orchestrator 'pangea up' started (pid ${pids[0]}) has exited (log: ${log}); checkpoints of job upk are in .pangea/checkpoints/upk (newest written: step-`)}\\d+${quoted(`); 'pangea down', then the same 'pangea up' with --resume --job-id upk, continues from the newest intact one`)}$`));
+      expect(line).toMatch(new RegExp(`^${quoted(`pangea status: cannot reach orchestrator at `)}\\S+${quoted(` within 5.0s: connection refused (nothing listens at that port); the orchestrator 'pangea up' started (pid ${pids[0]}) has exited (log: ${log}); checkpoints of job upk are in .pangea/checkpoints/upk (newest written: step-`)}\\d+${quoted(`); 'pangea down', then the same 'pangea up' with --resume --job-id upk, continues from the newest intact one`)}$`));
       const newest = Number(/step-(\d+)\)/.exec(line)![1]);
       expect((await runNode(ENTRY.cli, ["down"], { cwd })).code).toBe(0);
       const again = await runNode(ENTRY.cli, [...args, "--resume"], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });

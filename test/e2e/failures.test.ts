@@ -185,7 +185,7 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     const [t0] = c.trainers();
     const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))]);
     expect(code).toBe(3);
-    expect(t0!.lastLine).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at ${c.orchestratorAddress} within 1.5s`);
+    expect(t0!.lastLine).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at ${c.orchestratorAddress} within 1.5s: connection refused (nothing listens at that port)`);
   });
 });
 
@@ -279,7 +279,7 @@ describe("unreachable peers and bad configuration", () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.trainer, ["--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "800", "--backend", "cpu"], { timeoutMs: 20_000 });
     expect(r.code, r.stderr).toBe(3);
-    expect(lastLine(r.stderr)).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.8s`);
+    expect(lastLine(r.stderr)).toBe(`pangea-trainer: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.8s: connection refused (nothing listens at that port)`);
     expect(r.ms).toBeLessThan(10_000);
   });
 
@@ -319,7 +319,7 @@ describe("unreachable peers and bad configuration", () => {
     const port = await closedPort();
     const r = await runNode(ENTRY.compute, ["--port", "0", "--orchestrator", `127.0.0.1:${port}`, "--connect-timeout-ms", "500", "--eval-records", "0"]);
     expect(r.code, r.stderr).toBe(3);
-    expect(lastLine(r.stderr)).toBe(`pangea-compute: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.5s`);
+    expect(lastLine(r.stderr)).toBe(`pangea-compute: error RPC_ERR_UNREACHABLE: cannot reach orchestrator at 127.0.0.1:${port} within 0.5s: connection refused (nothing listens at that port)`);
   });
 
   it("an orchestrator whose workers never come fails the job after --register-timeout-ms", async () => {

@@ -17,13 +17,13 @@ export interface TlsSide {
  * its kind: "tls" (one end speaks TLS, the other not, or a certificate of
  * another CA), "http1" (an HTTP/1 server answers there: a REST, dashboard or
  * metrics port given for a gRPC one), "role" (a server of this cluster, but
- * not of the role the caller expects); "" and no reason when one TLS
- * handshake says nothing more (nothing listens, or it agrees with how we
- * connect).
+ * not of the role the caller expects); "" otherwise, with the network's
+ * reason (a refused connection, a name that does not resolve) or none (no
+ * answer in time, or a handshake that agrees with how we connect).
  */
 export interface Diagnosis {
   kind: "" | "tls" | "http1" | "role";
-  /** ": <why>", to follow "cannot reach X at host:port"; "" when kind is "". */
+  /** ": <why>", to follow "cannot reach X at host:port"; "" when nothing more is known. */
   reason: string;
 }
 
@@ -56,7 +56,11 @@ export async function diagnoseConnection(address: string, security: TlsSide | nu
     return { kind: "", reason: "" };
   }
   const { error } = handshake;
-  if (error === "timeout" || /ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT/.test(error)) return { kind: "", reason: "" };
+  // The network's own answer, said: a refused connection (nothing listens there) reads otherwise as a slow peer.
+  if (/ECONNREFUSED/.test(error)) return { kind: "", reason: ": connection refused (nothing listens at that port)" };
+  if (/ENOTFOUND|EAI_AGAIN/.test(error)) return { kind: "", reason: ": the host name does not resolve" };
+  if (/EHOSTUNREACH|ENETUNREACH/.test(error)) return { kind: "", reason: ": no route to the host" };
+  if (error === "timeout" || /ETIMEDOUT/.test(error)) return { kind: "", reason: "" };
   const plaintext = /wrong version number|packet length too long|WRONG_VERSION/i.test(error);
   // Not TLS (a server that hangs up on a TLS hello may be one too): an HTTP/1 port, or a plaintext gRPC server.
   if ((plaintext || /ECONNRESET|disconnected before secure/i.test(error)) && (await answersHttp1(address, timeoutMs))) return { kind: "http1", reason: HTTP1_PLAINTEXT };
