@@ -81,6 +81,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private evalHold: { checkpointing: boolean } | null = null;
   /** --keep-best: the step whose checkpoint best.json names once the checkpoint is whole. */
   private bestPending: number | null = null;
+  /** The compute that disconnected last, while the job ran: named if the trainers then leave for want of data. */
+  private computeLost: { workerId: string; step: number; at: number } | null = null;
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
   private readonly taskLosses: TaskLosses;
   private error = "";
@@ -221,6 +223,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (!member) return;
     if (member.kind === "compute") {
       if (!this.isFinished()) this.log.warn({ workerId }, "compute disconnected; trainers wait for it to come back");
+      this.computeLost = { workerId, step: this.progressStep, at: Date.now() };
       return;
     }
     if (this.isFinished()) return;
@@ -262,7 +265,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: live.length }, `trainer ${why}; declared dead`);
     // With no trainer left the job waits for one to join, but not forever.
     this.members.watchForOrphans(this.config.registerTimeoutMs, () => {
-      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${waited(this.config.registerTimeoutMs)} at step ${this.progressStep} of ${this.config.steps}`));
+      // Trainers with no compute to read from leave in the end: the compute that went first is the cause to name.
+      const lost = this.members.compute?.session ? null : this.computeLost;
+      const cause = lost ? `; compute ${lost.workerId} had disconnected at step ${lost.step}, ${waited(Date.now() - lost.at)} before, and not come back (the trainers had no data)` : "";
+      this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${waited(this.config.registerTimeoutMs)} at step ${this.progressStep} of ${this.config.steps}${cause}`));
     });
     this.wake();
   }

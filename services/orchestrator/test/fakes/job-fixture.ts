@@ -123,10 +123,11 @@ export function startedJob(over: Partial<JobConfig> = {}, source: SourceInfo__Ou
   const job = new Job(jobConfig(over), log);
   job.address = "127.0.0.1:7000";
   job.registerCompute("compute-0", "127.0.0.1:7001", source);
-  job.openSession("compute-0", new FakeSession());
+  const computeSession = new FakeSession();
+  job.openSession("compute-0", computeSession);
   const sessions = new Map<string, FakeSession>();
   for (let i = 0; i < trainers; i++) joinTrainer(job, `trainer-${i}`, sessions);
-  return { job, sessions, lines };
+  return { job, sessions, computeSession, lines };
 }
 
 /** Registers a trainer and opens its session; returns its rank. */
