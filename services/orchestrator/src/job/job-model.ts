@@ -40,7 +40,10 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
   if (resumed && (resumed.mode !== config.mode || resumed.batchesPerStep !== batchesPerStep || resumed.batchSize !== config.batchSize)) {
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",
-      `cannot resume: the checkpoint was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step; this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}`,
+      `cannot resume: the checkpoint was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step; this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}${
+        // Only the trainer count differs (batches per step follow it by default): the flag that keeps the step as it was.
+        resumed.mode === config.mode && resumed.batchSize === config.batchSize && !config.batchesPerStep ? ` (with ${config.trainers} trainer${config.trainers === 1 ? "" : "s"}: --batches-per-step ${resumed.batchesPerStep} keeps the job's step as it was)` : ""
+      }`,
     );
   }
   return resumed;
