@@ -632,6 +632,9 @@ describe("the pangea command as a new user meets it", () => {
       const quoted = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
       expect(line).toMatch(new RegExp(`^${quoted(`pangea status: cannot reach orchestrator at `)}\\S+${quoted(` within 5.0s: connection refused (nothing listens at that port); the orchestrator 'pangea up' started (pid ${pids[0]}) has exited (log: ${log}); checkpoints of job upk are in .pangea/checkpoints/upk (newest written: step-`)}\\d+${quoted(`); 'pangea down', then the same 'pangea up' with --resume --job-id upk, continues from the newest intact one`)}$`));
       const newest = Number(/step-(\d+)\)/.exec(line)![1]);
+      // up again before down: not "already up", but what is left and what to do.
+      const early = await runNode(ENTRY.cli, [...args, "--resume"], { cwd, timeoutMs: 30_000, stopSignal: "SIGTERM" });
+      expect([early.code, lastLine(early.stderr)]).toEqual([1, expect.stringMatching(/^pangea up: the local cluster 'pangea up' started has lost its orchestrator \(pid \d+ has exited; log: .*orchestrator\.log\), and compute, trainer-0, trainer-1 still run; 'pangea down' stops them, then 'pangea up' \(with --resume --job-id J to go on from the job's checkpoints\)$/)]);
       expect((await runNode(ENTRY.cli, ["down"], { cwd })).code).toBe(0);
       const again = await runNode(ENTRY.cli, [...args, "--resume"], { cwd, timeoutMs: 60_000, stopSignal: "SIGTERM" });
       expect(again.code, again.stderr).toBe(0);

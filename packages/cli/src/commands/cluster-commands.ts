@@ -15,8 +15,17 @@ import { formatSummary, statusJson } from "./summary.js";
 /** `pangea up`: start the cluster in the background and return. */
 export async function upCommand(c: RunConfig): Promise<number> {
   const existing = readState();
-  if (existing && existing.processes.some((p) => stillRunning(p))) {
-    throw new ClusterError(`a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`, 1);
+  const running = existing?.processes.filter((p) => stillRunning(p)) ?? [];
+  if (existing && running.length) {
+    // Its orchestrator gone, what is left is no cluster that is up: say so, and what down then up does.
+    const orchestrator = existing.processes.find((p) => p.name === "orchestrator");
+    const gone = orchestrator && !stillRunning(orchestrator);
+    throw new ClusterError(
+      gone
+        ? `the local cluster 'pangea up' started has lost its orchestrator (pid ${orchestrator.pid} has exited; log: ${printable(orchestrator.log)}), and ${running.map((p) => printable(p.name)).join(", ")} still run; 'pangea down' stops them, then 'pangea up' (with --resume --job-id J to go on from the job's checkpoints)`
+        : `a local cluster is already up (orchestrator ${existing.orchestrator}); run 'pangea down' first`,
+      1,
+    );
   }
   claimLogDir(c.logDir, false);
   process.stderr.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
