@@ -199,9 +199,12 @@ export async function runCommand(c: RunConfig): Promise<number> {
   let starting: LocalCluster | null = null;
   /** The newest status read: with --json, what a run that ends without the job's own end prints (stoppedJson). */
   let last: JobStatus__Output | null = null;
+  // Before stopAll: an interrupt ends the bar, so its line does not run into the bar's.
+  const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   // Interrupted mid-job: where its checkpoints are and how to go on, as after a process it needed died.
   const stopAll = (signal: NodeJS.Signals) =>
     void ((cluster ?? starting)?.stop() ?? Promise.resolve()).finally(() => {
+      progress.done();
       const log = (cluster ?? starting)?.process("orchestrator")?.logPath;
       const hint = log ? resumeHint(log, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
       if (c.json) process.stdout.write(`${stoppedJson(last, `pangea run was interrupted (${signal})`)}\n`);
@@ -213,7 +216,6 @@ export async function runCommand(c: RunConfig): Promise<number> {
   cluster = await LocalCluster.start({ ...clusterOptions(c, false), onSpawn: (started) => (starting = started) });
   out.write(`${addressesLine(cluster)}\n`);
   const status = new StatusClient(cluster.orchestratorAddress, admin);
-  const progress = new ProgressPrinter(out as NodeJS.WriteStream);
   let final: JobStatus__Output | null = null;
   let failed: string | null = null;
   let failedOwnReason = false;
