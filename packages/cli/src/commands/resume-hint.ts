@@ -11,9 +11,10 @@ const TAIL_BYTES = 4 << 20;
  * orchestrator killed, compute gone with no trainer left): the job, its
  * checkpoint directory and the newest written, then `next(job)`, how to go
  * on. Found from the orchestrator's log ("checkpoint saved" names the path
- * and the job; a resumed run's "resuming", the checkpoint it resumed from), so it holds whatever --checkpoint-dir and --job-id the
- * services resolved, defaults and environment included. Null when no
- * checkpoint was written (or it is gone).
+ * and the job; a resumed run's "resuming" the checkpoint it resumed from),
+ * so it holds whatever --checkpoint-dir and --job-id the services resolved,
+ * defaults and environment included. Null when no checkpoint was written or
+ * resumed from (or it is gone).
  */
 export function resumeHint(orchestratorLog: string, next: (job: string) => string): string | null {
   let newest: { path: string; job: string } | null = null;

@@ -186,7 +186,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return token;
   }
 
-  /** Returns the registration's worker token. */
   /** A shard's registration: its token, and the key it checks trainers' push tokens with. */
   registerShard(workerId: string, index: number, address: string): { workerToken: string; pushKey: Buffer } {
     return { workerToken: this.members.addShard(workerId, index, address, this.state), pushKey: this.members.trainerTokens.key };
