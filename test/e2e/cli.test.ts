@@ -194,15 +194,16 @@ describe("the pangea command as a new user meets it", () => {
     }
   }, 90_000);
 
-  // A 12 MB tmpfs (mounted as root; skipped elsewhere) holds three of this model's checkpoints but not a fourth.
-  it("a full disk fails the job (CHECKPOINT_IO, ENOSPC), and the hint says to make room first: resumed with the oldest removed, the job completes", async (ctx) => {
+  // A 10 MB tmpfs (mounted as root; skipped elsewhere) holds this job's checkpoints of steps 50, 100 and 150 (2.5, 3.0
+  // and 3.3 MB) but not step 200's (3.4 MB).
+  it("a full disk fails the job (CHECKPOINT_IO, ENOSPC), and the hint says to make room first: resumed with the older ones removed, the job completes", async (ctx) => {
     const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-full-"));
     const ckpt = join(cwd, "ckpt");
     mkdirSync(ckpt);
-    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", ckpt]).status !== 0) ctx.skip();
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=10m", "tmpfs", ckpt]).status !== 0) ctx.skip();
     try {
-      const args = ["run", "--steps", "200", "--job-id", "full", "--checkpoint-every-steps", "50", "--backend", "cpu", "--checkpoint-dir", ckpt];
-      const r = await runNode(ENTRY.cli, [...args, "--log-dir", join(cwd, "logs")], { timeoutMs: 120_000, stopSignal: "SIGTERM", cwd });
+      const args = ["run", "--steps", "200", "--batch-size", "128", "--eval-records", "500", "--job-id", "full", "--checkpoint-every-steps", "50", "--backend", "cpu", "--checkpoint-dir", ckpt];
+      const r = await runNode(ENTRY.cli, [...args, "--log-dir", join(cwd, "logs")], { timeoutMs: 150_000, stopSignal: "SIGTERM", cwd });
       expect(r.code, r.stderr).toBe(1);
       const lines = r.stderr.trimEnd().split("\n");
       expect(lines.at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: cannot write checkpoint .*step-\d+: ENOSPC/);
@@ -211,14 +212,14 @@ describe("the pangea command as a new user meets it", () => {
       expect(lines.at(-1)).toBe(
         `pangea run: checkpoints of job full are in ${jobDir} (newest written: step-${steps.at(-1)}); free space there first, e.g. by removing its oldest step-N directories (a new checkpoint is written whole before the oldest beyond --keep-checkpoints is removed, so the disk must hold one more than --keep-checkpoints; a lower --keep-checkpoints keeps it from filling again); then the same command with --resume --job-id full continues from the newest intact one`,
       );
-      rmSync(join(jobDir, `step-${steps[0]}`), { recursive: true });
-      const again = await runNode(ENTRY.cli, [...args, "--resume", "--keep-checkpoints", "2", "--log-dir", join(cwd, "logs-again")], { timeoutMs: 120_000, stopSignal: "SIGTERM", cwd });
+      for (const step of steps.slice(0, -1)) rmSync(join(jobDir, `step-${step}`), { recursive: true });
+      const again = await runNode(ENTRY.cli, [...args, "--resume", "--keep-checkpoints", "2", "--log-dir", join(cwd, "logs-again")], { timeoutMs: 150_000, stopSignal: "SIGTERM", cwd });
       expect(again.code, again.stderr).toBe(0);
       expect(readdirSync(jobDir)).toContain("step-200");
     } finally {
       spawnSync("umount", [ckpt]);
     }
-  }, 240_000);
+  }, 330_000);
 
   it("the job's checkpoint directory removed mid-job fails it as CHECKPOINT_IO naming the directory (it read as another run's lock)", async () => {
     const { run, exited, jobDir, stderrLines } = await runToFirstCheckpoint("ckgone");
