@@ -47,6 +47,9 @@ describe("ShardHost", () => {
     expect(await host.push(push(0, 0, 0))).toMatchObject({ step: 0, workers: 0 });
     expect(await host.push(push(0, 0, 0))).toMatchObject({ duplicate: true });
     expect(await codeOf(() => host.push(push(1, 1, 1)))).toBe("ORCH_ERR_WRONG_STEP");
+    // A later step's batch pushed as this step's: refused (this shard does not know who holds a batch; it must not fill
+    // the steps to come), and taken in its own step later.
+    await expect(host.push(push(1, 0, 4))).rejects.toThrow("trainer rank 1 pushed batch 4 for step 0 to shard 1; step 0's batches are 0..1");
     expect(await host.push(push(1, 0, 1))).toMatchObject({ step: 1, workers: 2 });
     for (const j of [2, 3, 4, 5]) await host.push(push(j % 2, host.step, j));
     expect(host.step).toBe(3);

@@ -58,7 +58,8 @@ export async function diagnoseConnection(address: string, security: TlsSide | nu
   const { error } = handshake;
   // The network's own answer, said: a refused connection (nothing listens there) reads otherwise as a slow peer.
   if (/ECONNREFUSED/.test(error)) return { kind: "", reason: ": connection refused (nothing listens at that port)" };
-  if (/ENOTFOUND|EAI_AGAIN/.test(error)) return { kind: "", reason: ": the host name does not resolve" };
+  if (/ENOTFOUND/.test(error)) return { kind: "", reason: ": the host name does not resolve" };
+  if (/EAI_AGAIN/.test(error)) return { kind: "", reason: ": the name server did not answer" };
   if (/EHOSTUNREACH|ENETUNREACH/.test(error)) return { kind: "", reason: ": no route to the host" };
   if (error === "timeout" || /ETIMEDOUT/.test(error)) return { kind: "", reason: "" };
   const plaintext = /wrong version number|packet length too long|WRONG_VERSION/i.test(error);

@@ -264,9 +264,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: live.length }, `trainer ${why}; declared dead`);
     // With no trainer left the job waits for one to join, but not forever.
     this.members.watchForOrphans(this.config.registerTimeoutMs, () => {
-      // Trainers with no compute to read from leave in the end: the compute that went first is the cause to name.
+      // Trainers with no compute to read from leave in the end: a compute gone before them is likely the cause, so it is named.
       const lost = this.members.compute?.session ? null : this.computeLost;
-      const cause = lost ? `; compute ${lost.workerId} had disconnected at step ${lost.step}, ${waited(Date.now() - lost.at)} before, and not come back (the trainers had no data)` : "";
+      const cause = lost ? `; compute ${lost.workerId} had been disconnected since step ${lost.step} (${waited(Date.now() - lost.at)} before) and had not come back` : "";
       this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `no trainer left for ${waited(this.config.registerTimeoutMs)} at step ${this.progressStep} of ${this.config.steps}${cause}`));
     });
     this.wake();

@@ -6,9 +6,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * token against the registration it gave (Membership.checkToken); a
  * parameter-server shard, which sees no registrations, is given the key when
  * it registers and checks that a push's token was issued for the rank it
- * pushes for (pushTokenIsForRank). So a caller that may act as some trainer
- * (the shared trainer certificate, anyone in plaintext) cannot push to any
- * shard for a rank it was not given.
+ * pushes for (pushTokenIsForRank). So a caller with the shared trainer
+ * certificate cannot push to any shard for a rank it was not given. Shards
+ * still do not know who holds a batch, and cannot revoke a token (README,
+ * Security); in plaintext the key goes to whoever registers as a shard.
  */
 export class TrainerTokens {
   /** The key shards are given (RegisterWorkerResponse.push_key). */

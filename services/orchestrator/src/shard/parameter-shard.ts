@@ -132,6 +132,11 @@ export class ParameterShard {
       const where = this.s.index === 0 ? "the job" : `shard ${this.s.index}`;
       throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${g.rank} pushed gradients for step ${g.step}, ${where} is at step ${this.version}`);
     }
+    // A step's batches are its own (step s: s*B .. s*B+B-1): a later step's batch taken now would be lost to its step, and a
+    // shard other than 0, which does not know who holds a batch, must not let a caller fill the steps to come.
+    if (this.s.mode !== "async" && Math.floor(j / this.s.batchesPerStep) !== g.step) {
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} for step ${g.step} to shard ${this.s.index}; step ${g.step}'s batches are ${g.step * this.s.batchesPerStep}..${(g.step + 1) * this.s.batchesPerStep - 1}`);
+    }
     this.aggregator.validate(g);
     return null;
   }

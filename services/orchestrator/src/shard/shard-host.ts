@@ -56,7 +56,10 @@ export class ShardHost implements ParameterHost {
   private failure: PangeaError | null = null;
   private pending: PendingCheckpoint | null = null;
 
-  /** The key trainers' tokens are bound to their ranks with, from this shard's registration (null until it registers). */
+  /**
+   * The key trainers' tokens are bound to their ranks with, from this shard's registration. Null until it registers
+   * (a shard with no job refuses pushes anyway) or when its orchestrator sent none (one that predates the check).
+   */
   pushKey: Buffer | null = null;
   /** Refused pushes are logged a few a second at most: a flood of them must not flood the log. */
   private readonly refusalsLogged = new TokenBucket(5, 1);
@@ -64,8 +67,8 @@ export class ShardHost implements ParameterHost {
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
 
   checkRankToken(rank: number, token: string, call: string): void {
-    if (this.pushKey && pushTokenIsForRank(this.pushKey, rank, token)) return;
-    const why = !this.pushKey ? "this shard has not registered with an orchestrator" : token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
+    if (!this.pushKey || pushTokenIsForRank(this.pushKey, rank, token)) return;
+    const why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
     const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
     if (this.refusalsLogged.take()) this.log.warn({ rank }, err.message);
     throw err;

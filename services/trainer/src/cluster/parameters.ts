@@ -69,9 +69,10 @@ export class ParameterClient {
   private fail(err: unknown, what: string): never {
     // ABORTED: the job failed; RESOURCE_EXHAUSTED: a parameter server hit its memory limit, which ends the job too.
     // INVALID_ARGUMENT: the request itself is wrong (ids of an undeclared slot...); registering again would send it again, forever.
+    // PERMISSION_DENIED: a token or certificate the server does not take for this rank; asking again would not change it.
     const kind = isStatus(err, status.ABORTED) || isStatus(err, status.RESOURCE_EXHAUSTED)
       ? "TRAINER_ERR_JOB_FAILED"
-      : isStatus(err, status.INVALID_ARGUMENT)
+      : isStatus(err, status.INVALID_ARGUMENT) || isStatus(err, status.PERMISSION_DENIED)
         ? "TRAINER_ERR_REFUSED"
       : isStatus(err, status.FAILED_PRECONDITION)
         ? "TRAINER_ERR_EVICTED"
