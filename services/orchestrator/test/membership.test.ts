@@ -153,6 +153,14 @@ describe("Membership", () => {
     expect(await codeOf(() => m.addShard("s-x", 1, "h:9", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_CLUSTER_FULL");
     expect(await codeOf(() => m.addShard("s-1", 1, "h:1", "JOB_STATE_RUNNING"))).toBe("ORCH_ERR_CLUSTER_FULL");
     expect(m.shardAddresses()).toEqual(["h:1", "h:2"]);
+    // Its id again while it is connected: refused (it would take the shard's place and the push key); once its session
+    // is seen closed, a restarted process under the id is taken.
+    const session = new FakeSession();
+    m.attach("s-1", session, false);
+    expect(await codeOf(() => m.addShard("s-1", 1, "h:7", "JOB_STATE_WAITING"))).toBe("ORCH_ERR_WORKER_CONFLICT");
+    m.detach("s-1", session);
+    m.addShard("s-1", 1, "h:7", "JOB_STATE_WAITING");
+    expect(m.shardAddresses()).toEqual(["h:7", "h:2"]);
   });
 
   it("is ready once compute is registered and the expected trainers and every shard are connected", () => {

@@ -180,6 +180,11 @@ export class Membership {
     if (taken || state !== "JOB_STATE_WAITING") {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `parameter-server shard ${workerId} refused: shard ${index} is ${taken ? `already ${taken.workerId}` : "taken by the running job"}`);
     }
+    const connected = this.shards.get(workerId);
+    if (connected?.session) {
+      // Its process is connected: a second one under its id would take its place (and the push key), as with trainers.
+      throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `parameter-server shard ${workerId} refused: a shard of that id is registered and connected (index ${connected.index})`));
+    }
     const token = newWorkerToken();
     this.shards.set(workerId, { workerId, token, index, address, session: null });
     this.log.info({ workerId, index, address }, "parameter-server shard registered");
