@@ -3,7 +3,8 @@ import { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./errors.js";
-import { isStatus } from "./status.js";
+import { describeCallError, isStatus } from "./status.js";
+import type { Logger } from "@pangea/kit";
 
 /**
  * Waits until a client's channel is connected, or fails with one clear error
@@ -53,18 +54,19 @@ export function unary<Req, Res>(
 export const PLACE_HELD_RETRY_MS = 1_000;
 
 /**
- * Runs `attempt` (a registration) until it is not refused with ALREADY_EXISTS, which the orchestrator answers while
- * another process holds the caller's place with an open session (the caller's own former connection not yet seen
- * closed, or one that took its id while it was stopped): asks again every PLACE_HELD_RETRY_MS until `deadline`, telling
- * `onHeld` of the first refusal. Any other failure, or one past the deadline, is thrown.
+ * Runs `attempt` (a registration with the orchestrator at `orchestrator`) until it is not refused with ALREADY_EXISTS,
+ * which the orchestrator answers while another process holds the caller's place with an open session (the caller's own
+ * former connection not yet seen closed, or one that took its id while it was stopped): asks again every
+ * PLACE_HELD_RETRY_MS until `deadline`, logging the first refusal as `held` (e.g. "another process holds trainer t-0's
+ * place"). Any other failure, or one past the deadline, is thrown.
  */
-export async function whilePlaceHeld<T>(attempt: (timeoutMs: number) => Promise<T>, deadline: number, onHeld: (err: unknown) => void): Promise<T> {
+export async function whilePlaceHeld<T>(attempt: (timeoutMs: number) => Promise<T>, deadline: number, log: Logger, orchestrator: string, held: string): Promise<T> {
   for (let told = false; ; told = true) {
     try {
       return await attempt(Math.max(1, deadline - Date.now()));
     } catch (err) {
       if (!isStatus(err, grpc.status.ALREADY_EXISTS) || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
-      if (!told) onHeld(err);
+      if (!told) log.warn({ orchestrator, why: describeCallError(err, `orchestrator at ${orchestrator}`) }, `${held}; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`);
       await new Promise((wait) => setTimeout(wait, PLACE_HELD_RETRY_MS));
     }
   }

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
-import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, PLACE_HELD_RETRY_MS, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
+import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
 
@@ -26,7 +26,9 @@ async function registerOnce(client: OrchestratorClient, address: string, r: Regi
     const res = await whilePlaceHeld(
       (ms) => unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId: r.workerId, kind: "WORKER_KIND_COMPUTE", address: r.advertise, source: r.source }, ms),
       Date.now() + timeoutMs,
-      (err) => log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another compute holds the job's place; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`),
+      log,
+      address,
+      "another compute holds the job's place",
     );
     return res.workerToken;
   } catch (err) {

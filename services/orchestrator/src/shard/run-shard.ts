@@ -1,5 +1,5 @@
 import type { Logger } from "@pangea/kit";
-import { describeCallError, type Discovery, withOrchestrator, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, PLACE_HELD_RETRY_MS, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady, whilePlaceHeld } from "@pangea/rpc";
+import { describeCallError, type Discovery, withOrchestrator, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady, whilePlaceHeld } from "@pangea/rpc";
 import type { RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output } from "@pangea/schema";
 import type { OrchestratorConfig } from "../config.js";
 import { OrchestratorErrors } from "../errors.js";
@@ -40,7 +40,9 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
         const res = await whilePlaceHeld(
           (left) => unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId: config.workerId, kind: "WORKER_KIND_PS_SHARD", address: advertise, shardIndex: index }, Math.min(left, 15_000)),
           Date.now() + Math.max(ms, 15_000),
-          (err) => log.warn({ why: describeCallError(err, `orchestrator at ${found}`) }, `another process holds shard ${config.workerId}'s place; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`),
+          log,
+          found,
+          `another process holds shard ${config.workerId}'s place`,
         );
         // An orchestrator that sends no key predates the check: its pushes are taken as before.
         host.pushKey = res.pushKey?.length ? res.pushKey : null;

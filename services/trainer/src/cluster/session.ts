@@ -1,7 +1,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
 import { status as grpcStatus } from "@grpc/grpc-js";
-import { describeCallError, isStatus, orchestratorClient, unary, waitReady, whilePlaceHeld, PLACE_HELD_RETRY_MS, RpcErrors } from "@pangea/rpc";
+import { describeCallError, isStatus, orchestratorClient, unary, waitReady, whilePlaceHeld, RpcErrors } from "@pangea/rpc";
 import type { EvalReport, GetWorkRequest, HeartbeatRequest, HeartbeatResponse__Output, JobSpec__Output, JobStatus__Output, OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, Work__Output, WorkerEvent__Output } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
 
@@ -53,7 +53,9 @@ export class ClusterSession {
       res = await whilePlaceHeld(
         (ms) => unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", client.RegisterWorker.bind(client), { workerId, kind: "WORKER_KIND_TRAINER" }, ms),
         Date.now() + timeoutMs,
-        (err) => log.warn({ orchestrator: address, why: describeCallError(err, `orchestrator at ${address}`) }, `another process holds trainer ${workerId}'s place; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`),
+        log,
+        address,
+        `another process holds trainer ${workerId}'s place`,
       );
     } catch (err) {
       const state = isStatus(err, grpcStatus.FAILED_PRECONDITION) ? await jobState(client, timeoutMs) : null;
