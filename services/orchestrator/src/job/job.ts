@@ -413,6 +413,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.members.trainerOfRank(rank)?.workerId;
   }
 
+  /** A push for a rank carries the token of the trainer holding it (one no trainer holds is refused further on). */
+  checkPushToken(rank: number, token: string, call: string): void {
+    const owner = this.workerOfRank(rank);
+    if (owner !== undefined) this.members.checkToken(owner, token, call);
+  }
+
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */
   getWork(workerId: string): Promise<Work> {
     return this.work.getWork(workerId);

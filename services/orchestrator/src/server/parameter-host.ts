@@ -26,10 +26,11 @@ export interface ParameterHost {
   push(g: WorkerGradients): Promise<StepResult & { stale?: boolean; duplicate?: boolean }>;
   /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
   workerOfRank?(rank: number): string | undefined;
-  /** Refuses a call for a registered worker without its registration's token (the coordinator; shards do not know them). */
-  checkWorkerToken?(workerId: string, token: string, call: string): void;
-  /** Refuses a push whose token was not issued for its rank (the other shards, with the key their registration gave). */
-  checkRankToken?(rank: number, token: string, call: string): void;
+  /**
+   * Refuses a push for `rank` whose token the host does not take: the coordinator wants the token of the trainer holding
+   * the rank now, the other shards one issued for the rank (with the key their registration gave).
+   */
+  checkPushToken?(rank: number, token: string, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -288,9 +288,7 @@ export class ParameterServer {
     // A per-worker certificate pushes for its own rank only; any caller, with the token of the trainer holding the rank
     // (the shared trainer certificate, or anyone in plaintext, could push as another trainer).
     this.checkActsForRank(call, rank, `Push for rank ${rank}`);
-    const owner = this.job.workerOfRank?.(rank);
-    if (owner !== undefined) this.job.checkWorkerToken?.(owner, u.workerToken, `Push for rank ${rank}`);
-    this.job.checkRankToken?.(rank, u.workerToken, `Push for rank ${rank}`);
+    this.job.checkPushToken?.(rank, u.workerToken, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
     let dense: Float32Array[] = [];

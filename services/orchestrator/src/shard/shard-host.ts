@@ -66,7 +66,7 @@ export class ShardHost implements ParameterHost {
 
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
 
-  checkRankToken(rank: number, token: string, call: string): void {
+  checkPushToken(rank: number, token: string, call: string): void {
     if (!this.pushKey || pushTokenIsForRank(this.pushKey, rank, token)) return;
     const why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
     const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
