@@ -137,6 +137,9 @@ struct ParameterSet {
   # another); `embeddings` is then empty. The file is this worker's, rewritten
   # by a later pull of the same worker: it is read before the next pull.
   rowsFile @10 :Text;
+  # A pull sent ahead, served: the tickets of the batches it named, in their
+  # order (as Work.batch_tickets gives them).
+  batchTickets @11 :List(Text);
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.
@@ -170,6 +173,9 @@ struct GradientUpdate {
   # trainer holding that rank, so a caller allowed to push (the shared trainer
   # certificate, or anyone in plaintext) cannot push as another trainer.
   workerToken @13 :Text;
+  # The ticket the orchestrator gave with this batch (Work.batch_tickets): a
+  # parameter-server shard takes a batch only from the rank it was given to.
+  batchTicket @14 :Text;
 }
 
 struct StepAck {

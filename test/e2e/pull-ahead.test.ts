@@ -7,6 +7,7 @@ import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model
 import { TrainerTokens } from "../../services/orchestrator/src/job/trainer-tokens.js";
 import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
 import { gradients, recordingLog, startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
+import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
 import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
 import { ShardedParameterClient } from "../../services/trainer/src/cluster/sharded-parameters.js";
 import { PulledAhead } from "../../services/trainer/src/cluster/pulled-ahead.js";
@@ -59,7 +60,8 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
         return p;
       };
     });
-    const ahead = new PulledAhead(client(0), 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(11, 12)));
+    const c = client(0);
+    const ahead = new PulledAhead(c, 1, { batches: [2], workingOn: [0] }, Promise.resolve(ids(11, 12)));
     await held;
     // Held: no row read or created yet.
     expect(rows()).toBe(0);
@@ -75,6 +77,9 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
     expect(ahead.pulledFor(ids(11, 12).unique, 2)).toBe(true);
     expect(ahead.pulledFor(ids(11, 13).unique, 2)).toBe(false);
     expect(rows()).toBe(2);
+    // Served with its batch's ticket, which the batch's pushes carry to the other shards (GetWork is not asked).
+    expect(c.tickets.of(2)).toBe(job.ticketsFor(0, [2])[0]);
+    expect(c.tickets.of(2)).toMatch(/^[\w-]{22}$/);
     // Counted as the overlap it is for (pangea_pulls_ahead_total).
     expect(job.pullsAhead()).toEqual({ servedAfterHold: 1, servedOnArrival: 0, withdrawn: 0 });
   });
@@ -158,9 +163,10 @@ describe("a push for a rank carries the token of the trainer holding it", () => 
   });
 });
 
-// The other shards see no registrations: their key (a shard's registration gives it) tells whether a token was issued for the rank.
-describe("a push to another parameter-server shard carries a token issued for its rank", () => {
-  it("refused without one, with another rank's, or with one under another orchestrator's key (PERMISSION_DENIED, logged); taken with its own", async () => {
+// The other shards see no registrations: their key (a shard's registration gives it) tells whether a token was issued for
+// the rank, and whether the batch was given to that rank (the ticket GetWork gave with it).
+describe("a push to another parameter-server shard carries a token issued for its rank and its batch's ticket", () => {
+  it("refused without them, with another rank's or batch's, or under another orchestrator's key (PERMISSION_DENIED, logged); taken with its own", async () => {
     const { log, lines } = recordingLog();
     const host = new ShardHost({ index: 1, defaults: defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: tempDir("pangea-shard-token-") }, log);
     const model = { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] };
@@ -169,16 +175,34 @@ describe("a push to another parameter-server shard carries a token issued for it
     host.pushKey = tokens.key;
     server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(host, "ps-shard-1").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
     const layout = RowLayout.of(modelSpecFromWire(model as never), model.slotIds);
-    const push = (token: string) =>
-      new ParameterClient(server!.address, "trainer-0", 0, [], layout, false, false, null, () => token).push(0, 0, 8, 0.5, [], new Uint32Array(0), 0, new Float32Array(0)).then(() => "taken", (e: Error) => e.message);
-    for (const [token, why] of [["", "it carries no worker_token"], [tokens.issue(1), "its worker_token was not issued for rank 0"], [new TrainerTokens().issue(0), "its worker_token was not issued for rank 0"], ["garbage", "its worker_token was not issued for rank 0"]] as const) {
-      expect(await push(token)).toMatch(`PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: Push for rank 0 refused by parameter-server shard 1: ${why}`);
+    /** Rank 0 pushes batch `batch` (of step batch/2) with `token` and `ticket` (noted as GetWork's would be). */
+    const push = (token: string, ticket = tokens.ticket(0, 0), batch = 0) => {
+      const tickets = new BatchTickets();
+      tickets.note([batch], ticket ? [ticket] : []);
+      return new ParameterClient(server!.address, "trainer-0", 0, [], layout, false, false, null, () => token, tickets).push(Math.floor(batch / 2), batch, 8, 0.5, [], new Uint32Array(0), 0, new Float32Array(0)).then(() => "taken", (e: Error) => e.message);
+    };
+    const refusals: [string, string, string][] = [
+      ["", tokens.ticket(0, 0), "it carries no worker_token"],
+      [tokens.issue(1), tokens.ticket(0, 0), "its worker_token was not issued for rank 0"],
+      [new TrainerTokens().issue(0), tokens.ticket(0, 0), "its worker_token was not issued for rank 0"],
+      ["garbage", tokens.ticket(0, 0), "its worker_token was not issued for rank 0"],
+      // Rank 0's own token: a batch it was not given (none, rank 1's, another batch's, another orchestrator's) is refused.
+      [tokens.issue(0), "", "it carries no batch_ticket for batch 0"],
+      [tokens.issue(0), tokens.ticket(1, 0), "its batch_ticket is not for batch 0 given to rank 0"],
+      [tokens.issue(0), tokens.ticket(0, 1), "its batch_ticket is not for batch 0 given to rank 0"],
+      [tokens.issue(0), new TrainerTokens().ticket(0, 0), "its batch_ticket is not for batch 0 given to rank 0"],
+    ];
+    for (const [token, ticket, why] of refusals) {
+      expect(await push(token, ticket)).toMatch(`PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: Push for rank 0 refused by parameter-server shard 1: ${why}`);
     }
-    expect(lines.filter((l) => l.level === "warn" && l.msg.includes("refused by parameter-server shard 1"))).toHaveLength(4);
+    // Logged a few a second at most (five at once): a flood of refusals does not flood the log.
+    expect(lines.filter((l) => l.level === "warn" && l.msg.includes("refused by parameter-server shard 1"))).toHaveLength(5);
     expect(host.step).toBe(0);
     expect(await push(tokens.issue(0))).toBe("taken");
+    expect(await push(tokens.issue(0), tokens.ticket(0, 1), 1)).toBe("taken");
+    expect(host.step).toBe(1);
     // An orchestrator that sent no key (one that predates the check): pushes are taken as before.
     host.pushKey = null;
-    expect(await push("")).toBe("taken");
+    expect(await push("", "", 2)).toBe("taken");
   });
 });

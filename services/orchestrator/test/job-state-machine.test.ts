@@ -31,9 +31,14 @@ describe("Job: registration to RUNNING", () => {
 
   it("deals a sync step's batches round-robin over the live trainers in rank order", async () => {
     const { job } = startedJob();
-    expect((await job.getWork("trainer-0")).batchIndices).toEqual([0]);
-    expect((await job.getWork("trainer-1")).batchIndices).toEqual([1]);
+    const [w0, w1] = [await job.getWork("trainer-0"), await job.getWork("trainer-1")];
+    expect(w0.batchIndices).toEqual([0]);
+    expect(w1.batchIndices).toEqual([1]);
     expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", step: 0, liveTrainers: 2, missingBatches: 0, batchesApplied: 0 });
+    // Each batch with its ticket for the rank it was given to (the other shards take its push only with it).
+    expect(w0.batchTickets).toEqual(job.ticketsFor(0, [0]));
+    expect(w1.batchTickets).toEqual(job.ticketsFor(1, [1]));
+    expect(job.ticketsFor(1, [0])).not.toEqual(w0.batchTickets);
   });
 
   it("a trainer registering late joins the running job and is sent the job at once", () => {

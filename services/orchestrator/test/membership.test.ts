@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Membership } from "../src/job/membership.js";
-import { pushTokenIsForRank } from "../src/job/trainer-tokens.js";
+import { pushTokenIsForRank, ticketIsFor } from "../src/job/trainer-tokens.js";
 import { FakeSession, SOURCE, codeOf, recordingLog } from "./fakes/job-fixture.js";
 
 function members(trainers = 2, psShards = 1) {
@@ -75,6 +75,14 @@ describe("Membership", () => {
     expect(pushTokenIsForRank(m.trainerTokens.key, 1, other)).toBe(true);
     expect(pushTokenIsForRank(members(2, 2).m.trainerTokens.key, 1, other)).toBe(false);
     expect(pushTokenIsForRank(m.trainerTokens.key, 1, other.slice(0, -1))).toBe(false);
+    // A batch's ticket is bound to the rank it was given to and to the batch, under this orchestrator's key.
+    const ticket = m.trainerTokens.ticket(1, 7);
+    expect(ticket).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect([[1, 7], [0, 7], [1, 8], [17, 0]].map(([rank, batch]) => ticketIsFor(m.trainerTokens.key, rank!, batch!, ticket))).toEqual([true, false, false, false]);
+    expect(ticketIsFor(members(2, 2).m.trainerTokens.key, 1, 7, ticket)).toBe(false);
+    expect(ticketIsFor(m.trainerTokens.key, 1, 7, ticket.slice(1))).toBe(false);
+    // Neither a token's MAC nor a ticket stands for the other.
+    expect(ticketIsFor(m.trainerTokens.key, 1, 7, other)).toBe(false);
     m.checkToken("t-0", again, "GetWork");
     m.checkToken("c-1", compute, "WorkerSession");
     m.checkToken("s-1", shard, "ReportCheckpoint");

@@ -481,7 +481,7 @@ export class ParameterSet extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSet",
     id: "e01725411f6b56bf",
-    size: new $.ObjectSize(24, 7),
+    size: new $.ObjectSize(24, 8),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
@@ -624,11 +624,34 @@ export class ParameterSet extends $.Struct {
   set denseFile(value: string) {
     $.utils.setText(5, value, this);
   }
+  /**
+* A pull sent ahead, served: the tickets of the batches it named, in their
+* order (as Work.batch_tickets gives them).
+*
+*/
   get rowsFile(): string {
     return $.utils.getText(6, this);
   }
   set rowsFile(value: string) {
     $.utils.setText(6, value, this);
+  }
+  _adoptBatchTickets(value: $.Orphan<$.List<string>>): void {
+    $.utils.adopt(value, $.utils.getPointer(7, this));
+  }
+  _disownBatchTickets(): $.Orphan<$.List<string>> {
+    return $.utils.disown(this.batchTickets);
+  }
+  get batchTickets(): $.List<string> {
+    return $.utils.getList(7, $.TextList, this);
+  }
+  _hasBatchTickets(): boolean {
+    return !$.utils.isNull($.utils.getPointer(7, this));
+  }
+  _initBatchTickets(length: number): $.List<string> {
+    return $.utils.initList(7, $.TextList, length, this);
+  }
+  set batchTickets(value: $.List<string>) {
+    $.utils.copyFrom(value, $.utils.getPointer(7, this));
   }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }
@@ -636,7 +659,7 @@ export class GradientUpdate extends $.Struct {
   static readonly _capnp = {
     displayName: "GradientUpdate",
     id: "9da19735714b598c",
-    size: new $.ObjectSize(40, 7),
+    size: new $.ObjectSize(40, 8),
   };
   static _Dense: $.ListCtor<Tensor>;
   get workerRank(): number {
@@ -825,11 +848,22 @@ export class GradientUpdate extends $.Struct {
   set sparseGradsInFile(value: boolean) {
     $.utils.setBit(256, value, this);
   }
+  /**
+* The ticket the orchestrator gave with this batch (Work.batch_tickets): a
+* parameter-server shard takes a batch only from the rank it was given to.
+*
+*/
   get workerToken(): string {
     return $.utils.getText(6, this);
   }
   set workerToken(value: string) {
     $.utils.setText(6, value, this);
+  }
+  get batchTicket(): string {
+    return $.utils.getText(7, this);
+  }
+  set batchTicket(value: string) {
+    $.utils.setText(7, value, this);
   }
   toString(): string { return "GradientUpdate_" + super.toString(); }
 }

@@ -414,9 +414,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A push for a rank carries the token of the trainer holding it (one no trainer holds is refused further on). */
-  checkPushToken(rank: number, token: string, call: string): void {
-    const owner = this.workerOfRank(rank);
-    if (owner !== undefined) this.members.checkToken(owner, token, call);
+  checkPush(push: { rank: number; token: string }, call: string): void {
+    const owner = this.workerOfRank(push.rank);
+    if (owner !== undefined) this.members.checkToken(owner, push.token, call);
+  }
+
+  ticketsFor(rank: number, batches: readonly number[]): string[] {
+    return batches.map((j) => this.members.trainerTokens.ticket(rank, j));
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

@@ -114,7 +114,8 @@ export class WorkDispatcher {
     }
     const batches = plan.workFor(t.workerId);
     if (!batches.length) return null;
-    return { step: job.version(), batchIndices: batches, done: false, computeAddress: job.computeAddress() };
+    const tickets = batches.map((j) => this.members.trainerTokens.ticket(t.rank, j));
+    return { step: job.version(), batchIndices: batches, batchTickets: tickets, done: false, computeAddress: job.computeAddress() };
   }
 
   /** Names `t` the evaluator; the stall timeout counts from now (not from a lost answer's repeat, which keeps it). */

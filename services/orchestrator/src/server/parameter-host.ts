@@ -27,10 +27,13 @@ export interface ParameterHost {
   /** The trainer holding a rank, where this host knows it (the coordinator; shards do not). */
   workerOfRank?(rank: number): string | undefined;
   /**
-   * Refuses a push for `rank` whose token the host does not take: the coordinator wants the token of the trainer holding
-   * the rank now, the other shards one issued for the rank (with the key their registration gave).
+   * Refuses a push for `rank` of batch `batch` the host does not take: the coordinator wants the token of the trainer
+   * holding the rank now (and its plan says whose the batch is), the other shards a token issued for the rank and the
+   * batch's ticket for it (with the key their registration gave).
    */
-  checkPushToken?(rank: number, token: string, call: string): void;
+  checkPush?(push: { rank: number; token: string; batch: number; ticket: string }, call: string): void;
+  /** The tickets of `batches`, given to the trainer of `rank` (a pull sent ahead, served: its batches are the trainer's). */
+  ticketsFor?(rank: number, batches: readonly number[]): string[];
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -209,6 +209,9 @@ export class ParameterServer {
       if (ahead) {
         set.servedAhead = true;
         set.heldMicros = ahead.heldMicros;
+        const tickets = this.job.ticketsFor?.(req.workerRank, numbers(req.aheadBatches)) ?? [];
+        const list = set._initBatchTickets(tickets.length);
+        tickets.forEach((x, i) => list.set(i, x));
       }
       if (denseFile) set.denseFile = denseFile;
       if (inline) {
@@ -288,7 +291,7 @@ export class ParameterServer {
     // A per-worker certificate pushes for its own rank only; any caller, with the token of the trainer holding the rank
     // (the shared trainer certificate, or anyone in plaintext, could push as another trainer).
     this.checkActsForRank(call, rank, `Push for rank ${rank}`);
-    this.job.checkPushToken?.(rank, u.workerToken, `Push for rank ${rank}`);
+    this.job.checkPush?.({ rank, token: u.workerToken, batch: Number(u.batchIndex), ticket: u.batchTicket }, `Push for rank ${rank}`);
     const what = `push from rank ${rank}`;
     const denseList = u.dense;
     let dense: Float32Array[] = [];

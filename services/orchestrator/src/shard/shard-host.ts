@@ -10,7 +10,7 @@ import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { TokenBucket } from "../job/token-bucket.js";
-import { pushTokenIsForRank } from "../job/trainer-tokens.js";
+import { pushTokenIsForRank, ticketIsFor } from "../job/trainer-tokens.js";
 
 export interface ShardSettings {
   index: number;
@@ -66,9 +66,14 @@ export class ShardHost implements ParameterHost {
 
   constructor(private readonly s: ShardSettings, private readonly log: Logger) {}
 
-  checkPushToken(rank: number, token: string, call: string): void {
-    if (!this.pushKey || pushTokenIsForRank(this.pushKey, rank, token)) return;
-    const why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
+  checkPush({ rank, token, batch, ticket }: { rank: number; token: string; batch: number; ticket: string }, call: string): void {
+    if (!this.pushKey) return;
+    let why: string;
+    if (!pushTokenIsForRank(this.pushKey, rank, token)) {
+      why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
+    } else if (!ticketIsFor(this.pushKey, rank, batch, ticket)) {
+      why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank}` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
+    } else return;
     const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
     if (this.refusalsLogged.take()) this.log.warn({ rank }, err.message);
     throw err;

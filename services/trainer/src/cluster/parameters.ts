@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { describeCallError, parameterServerClient, remoteCode, unary, type ParameterServerClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, readFloat32, sizeHint, writeFloats, writeTensor } from "@pangea/schema";
 import type { Logger } from "@pangea/kit";
+import { BatchTickets } from "./batch-tickets.js";
 import { DenseExchangeUse } from "./dense-exchange-use.js";
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { TrainerErrors } from "../errors.js";
@@ -61,6 +62,8 @@ export class ParameterClient {
     log: Logger | null = null,
     /** This trainer's registration token, as of each push: shard 0 takes its pushes only with it. */
     private readonly workerToken: () => string = () => "",
+    /** The tickets of the batches this trainer was given: each push carries its batch's. */
+    private readonly tickets = new BatchTickets(),
   ) {
     this.client = parameterServerClient(address);
     this.exchange = new DenseExchangeUse(params, log);
@@ -139,6 +142,7 @@ export class ParameterClient {
       this.aheadUnderstood = false;
       return null;
     }
+    if (ahead) this.tickets.note(ahead.batches, textList(set.batchTickets));
     let dense: Float32Array[] | null = null;
     if (includeDense) this.exchange.named(set.exchangeDir, set.exchangeNonce);
     if (includeDense && set.denseFile) {
@@ -193,6 +197,7 @@ export class ParameterClient {
     const req = encodeMessage(MessageType.GRADIENT_UPDATE, this.sender, (u) => {
       u.workerRank = this.rank;
       u.workerToken = this.workerToken();
+      u.batchTicket = this.tickets.of(batchIndex);
       u.streamingAuc = streamingAuc;
       u.step = BigInt(step);
       u.batchIndex = BigInt(batchIndex);
@@ -233,4 +238,10 @@ export class ParameterClient {
     (this.client as grpc.Client).close();
     this.exchange.removeFiles();
   }
+}
+
+function textList(list: { length: number; get(i: number): string }): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i++) out.push(list.get(i));
+  return out;
 }

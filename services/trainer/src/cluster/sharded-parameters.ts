@@ -1,5 +1,6 @@
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { shardOfId, type Logger } from "@pangea/kit";
+import { BatchTickets } from "./batch-tickets.js";
 import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
 
 /**
@@ -11,10 +12,12 @@ import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigure
 export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
+  /** The tickets of the batches this trainer was given: the training loop notes GetWork's, a served pull sent ahead its own. */
+  readonly tickets = new BatchTickets();
 
   /** `workerToken`: this trainer's registration's, which its pushes carry. */
   constructor(addresses: readonly string[], sender: string, rank: number, params: readonly DenseParam[], private readonly layout: RowLayout, half = false, log: Logger | null = null, workerToken: () => string = () => "") {
-    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0, log, workerToken));
+    this.shards = addresses.map((a, k) => new ParameterClient(a, sender, rank, params, layout, half, k === 0, log, workerToken, this.tickets));
     this.scratch = addresses.map(() => ({ words: new Uint32Array(0), count: 0, positions: new Int32Array(0) }));
   }
 
@@ -88,6 +91,12 @@ export class ShardedParameterClient {
    * as stale, in which case the other shards are not sent theirs.
    */
   async push(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async = false, streamingAuc = Number.NaN, offsets: Int32Array | null = this.layout.offsets(ids, count), tasks: TaskFigures | null = null): Promise<PushAck> {
+    const ack = await this.pushToShards(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, async, streamingAuc, offsets, tasks);
+    this.tickets.done(batchIndex);
+    return ack;
+  }
+
+  private async pushToShards(step: number, batchIndex: number, batchSize: number, loss: number, denseGrads: Float32Array[], ids: Uint32Array, count: number, rowGrads: Float32Array, async: boolean, streamingAuc: number, offsets: Int32Array | null, tasks: TaskFigures | null): Promise<PushAck> {
     if (this.shards.length === 1) return this.shards[0]!.push(step, batchIndex, batchSize, loss, denseGrads, ids, count, rowGrads, streamingAuc, tasks);
     this.split(ids, count);
     const send = (k: number) => {

@@ -100,7 +100,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       const pending = readAhead.pending;
       const served = pending?.pulled ? await session.guard(pending.pulled.answer()) : null;
       const work: Work__Output = served && pending
-        ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: pending.step, batchIndices: [...pending.indices], computeAddress: pending.address }
+        ? { done: false, evaluate: false, state: "JOB_STATE_RUNNING", error: "", step: pending.step, batchIndices: [...pending.indices], batchTickets: [], computeAddress: pending.address }
         : await session.getWork();
       // Of the time waited for a pull sent ahead, the part it was not held for is the pull's (recorded with its batch below).
       const servedPullMs = served ? Math.min(performance.now() - mark, served.aheadMs ?? 0) : 0;
@@ -120,6 +120,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       }
       const indices = work.batchIndices.map(Number);
       if (!indices.length) continue;
+      // A pull sent ahead that was served noted its batches' tickets.
+      if (!served) params.tickets.note(indices, work.batchTickets);
       try {
         // Served ahead: the rows of this step's first batch (checked against its ids, should it be read again).
         const early = served ? pending?.pulled ?? null : null;

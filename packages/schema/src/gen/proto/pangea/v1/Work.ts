@@ -12,6 +12,7 @@ export interface Work {
   'computeAddress'?: (string);
   'state'?: (_pangea_v1_JobState);
   'error'?: (string);
+  'batchTickets'?: (string)[];
 }
 
 export interface Work__Output {
@@ -22,4 +23,5 @@ export interface Work__Output {
   'computeAddress': (string);
   'state': (_pangea_v1_JobState__Output);
   'error': (string);
+  'batchTickets': (string)[];
 }
