@@ -137,9 +137,6 @@ struct ParameterSet {
   # another); `embeddings` is then empty. The file is this worker's, rewritten
   # by a later pull of the same worker: it is read before the next pull.
   rowsFile @10 :Text;
-  # A pull sent ahead, served: the tickets of the batches it named, in their
-  # order (as Work.batch_tickets gives them).
-  batchTickets @11 :List(Text);
 }
 
 # One worker's gradients for one step. Gradients are of the worker's mean loss.
@@ -174,7 +171,8 @@ struct GradientUpdate {
   # certificate, or anyone in plaintext) cannot push as another trainer.
   workerToken @13 :Text;
   # The ticket the orchestrator gave with this batch (Work.batch_tickets): a
-  # parameter-server shard takes a batch only from the rank it was given to.
+  # parameter-server shard takes a batch only with the ticket of the trainer
+  # registration it was given to (its rank and workerToken).
   batchTicket @14 :Text;
 }
 

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobStatus } from "@pangea/schema";
 import { Job } from "../src/job/job.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
+import { ticketIsFor } from "../src/job/trainer-tokens.js";
 import { FakeSession, SOURCE, codeOf, evalReport, gradients, joinTrainer, jobConfig, recordingLog, startedJob } from "./fakes/job-fixture.js";
 
 afterEach(() => {
@@ -35,10 +36,17 @@ describe("Job: registration to RUNNING", () => {
     expect(w0.batchIndices).toEqual([0]);
     expect(w1.batchIndices).toEqual([1]);
     expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", step: 0, liveTrainers: 2, missingBatches: 0, batchesApplied: 0 });
-    // Each batch with its ticket for the rank it was given to (the other shards take its push only with it).
-    expect(w0.batchTickets).toEqual(job.ticketsFor(0, [0]));
-    expect(w1.batchTickets).toEqual(job.ticketsFor(1, [1]));
-    expect(job.ticketsFor(1, [0])).not.toEqual(w0.batchTickets);
+  });
+
+  it("gives each batch a ticket for the registration it went to, made with the key a shard's registration gets", async () => {
+    const { job, sessions } = startedJob({ psShards: 2 });
+    const { ticketKey } = job.registerShard("shard-1", 1, "127.0.0.1:7002");
+    job.openSession("shard-1", new FakeSession());
+    const [w0, w1] = [await job.getWork("trainer-0"), await job.getWork("trainer-1")];
+    const token = (id: string) => sessions.get(id)!.workerToken;
+    expect(ticketIsFor(ticketKey, 0, token("trainer-0"), 0, w0.batchTickets[0]!)).toBe(true);
+    expect(ticketIsFor(ticketKey, 1, token("trainer-1"), 1, w1.batchTickets[0]!)).toBe(true);
+    expect(ticketIsFor(ticketKey, 1, token("trainer-1"), 0, w0.batchTickets[0]!)).toBe(false);
   });
 
   it("a trainer registering late joins the running job and is sent the job at once", () => {

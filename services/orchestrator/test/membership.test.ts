@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Membership } from "../src/job/membership.js";
-import { pushTokenIsForRank, ticketIsFor } from "../src/job/trainer-tokens.js";
+import { TrainerTokens, pushTokenIsForRank, ticketIsFor } from "../src/job/trainer-tokens.js";
 import { FakeSession, SOURCE, codeOf, recordingLog } from "./fakes/job-fixture.js";
 
 function members(trainers = 2, psShards = 1) {
@@ -75,14 +75,20 @@ describe("Membership", () => {
     expect(pushTokenIsForRank(m.trainerTokens.key, 1, other)).toBe(true);
     expect(pushTokenIsForRank(members(2, 2).m.trainerTokens.key, 1, other)).toBe(false);
     expect(pushTokenIsForRank(m.trainerTokens.key, 1, other.slice(0, -1))).toBe(false);
-    // A batch's ticket is bound to the rank it was given to and to the batch, under this orchestrator's key.
-    const ticket = m.trainerTokens.ticket(1, 7);
+    // A batch's ticket is bound to the batch and to the registration it was given to (rank and token), under this
+    // orchestrator's ticket key.
+    const k = m.trainerTokens.ticketKey;
+    const ticket = m.trainerTokens.ticket(1, other, 7);
     expect(ticket).toMatch(/^[A-Za-z0-9_-]{22}$/);
-    expect([[1, 7], [0, 7], [1, 8], [17, 0]].map(([rank, batch]) => ticketIsFor(m.trainerTokens.key, rank!, batch!, ticket))).toEqual([true, false, false, false]);
-    expect(ticketIsFor(members(2, 2).m.trainerTokens.key, 1, 7, ticket)).toBe(false);
-    expect(ticketIsFor(m.trainerTokens.key, 1, 7, ticket.slice(1))).toBe(false);
-    // Neither a token's MAC nor a ticket stands for the other.
-    expect(ticketIsFor(m.trainerTokens.key, 1, 7, other)).toBe(false);
+    expect(ticketIsFor(k, 1, other, 7, ticket)).toBe(true);
+    const rank1Again = m.addTrainer("t-1", "JOB_STATE_WAITING", false, 2).workerToken;
+    expect([ticketIsFor(k, 0, other, 7, ticket), ticketIsFor(k, 1, other, 8, ticket), ticketIsFor(k, 1, rank1Again, 7, ticket), ticketIsFor(k, 1, "", 7, ticket)]).toEqual([false, false, false, false]);
+    expect(ticketIsFor(members(2, 2).m.trainerTokens.ticketKey, 1, other, 7, ticket)).toBe(false);
+    expect(ticketIsFor(k, 1, other, 7, ticket.slice(1))).toBe(false);
+    // The token key does not make tickets: one made with it is refused.
+    const withTokenKey = new TrainerTokens();
+    (withTokenKey as { ticketKey: Buffer }).ticketKey = m.trainerTokens.key;
+    expect(ticketIsFor(k, 1, other, 7, withTokenKey.ticket(1, other, 7))).toBe(false);
     m.checkToken("t-0", again, "GetWork");
     m.checkToken("c-1", compute, "WorkerSession");
     m.checkToken("s-1", shard, "ReportCheckpoint");

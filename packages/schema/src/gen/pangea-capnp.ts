@@ -481,7 +481,7 @@ export class ParameterSet extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterSet",
     id: "e01725411f6b56bf",
-    size: new $.ObjectSize(24, 8),
+    size: new $.ObjectSize(24, 7),
   };
   static _Dense: $.ListCtor<Tensor>;
   /**
@@ -624,34 +624,11 @@ export class ParameterSet extends $.Struct {
   set denseFile(value: string) {
     $.utils.setText(5, value, this);
   }
-  /**
-* A pull sent ahead, served: the tickets of the batches it named, in their
-* order (as Work.batch_tickets gives them).
-*
-*/
   get rowsFile(): string {
     return $.utils.getText(6, this);
   }
   set rowsFile(value: string) {
     $.utils.setText(6, value, this);
-  }
-  _adoptBatchTickets(value: $.Orphan<$.List<string>>): void {
-    $.utils.adopt(value, $.utils.getPointer(7, this));
-  }
-  _disownBatchTickets(): $.Orphan<$.List<string>> {
-    return $.utils.disown(this.batchTickets);
-  }
-  get batchTickets(): $.List<string> {
-    return $.utils.getList(7, $.TextList, this);
-  }
-  _hasBatchTickets(): boolean {
-    return !$.utils.isNull($.utils.getPointer(7, this));
-  }
-  _initBatchTickets(length: number): $.List<string> {
-    return $.utils.initList(7, $.TextList, length, this);
-  }
-  set batchTickets(value: $.List<string>) {
-    $.utils.copyFrom(value, $.utils.getPointer(7, this));
   }
   toString(): string { return "ParameterSet_" + super.toString(); }
 }
@@ -850,7 +827,8 @@ export class GradientUpdate extends $.Struct {
   }
   /**
 * The ticket the orchestrator gave with this batch (Work.batch_tickets): a
-* parameter-server shard takes a batch only from the rank it was given to.
+* parameter-server shard takes a batch only with the ticket of the trainer
+* registration it was given to (its rank and workerToken).
 *
 */
   get workerToken(): string {

@@ -8,7 +8,7 @@ export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string
   BatchRequest: [],
   BatchAck: [["want"]],
   ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"]],
-  ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"], ["batchTickets"]],
+  ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"]],
   GradientUpdate: [["dense","Tensor"], ["sparseIds","Tensor"], ["sparseGrads","Tensor"], ["taskLosses"], ["taskStreamingAuc"], ["denseFile"], ["workerToken"], ["batchTicket"]],
   StepAck: [],
   EmbeddingAssign: [["ids","Tensor"], ["embeddings","Tensor"]],

@@ -187,8 +187,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A shard's registration: its token, and the key it checks trainers' push tokens with. */
-  registerShard(workerId: string, index: number, address: string): { workerToken: string; pushKey: Buffer } {
-    return { workerToken: this.members.addShard(workerId, index, address, this.state), pushKey: this.members.trainerTokens.key };
+  registerShard(workerId: string, index: number, address: string): { workerToken: string; pushKey: Buffer; ticketKey: Buffer } {
+    const tokens = this.members.trainerTokens;
+    return { workerToken: this.members.addShard(workerId, index, address, this.state), pushKey: tokens.key, ticketKey: tokens.ticketKey };
   }
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
@@ -417,10 +418,6 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   checkPush(push: { rank: number; token: string }, call: string): void {
     const owner = this.workerOfRank(push.rank);
     if (owner !== undefined) this.members.checkToken(owner, push.token, call);
-  }
-
-  ticketsFor(rank: number, batches: readonly number[]): string[] {
-    return batches.map((j) => this.members.trainerTokens.ticket(rank, j));
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

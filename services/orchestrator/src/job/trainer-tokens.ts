@@ -9,37 +9,44 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * pushes for (pushTokenIsForRank). So a caller with the shared trainer
  * certificate cannot push to any shard for a rank it was not given.
  *
- * Each batch handed out comes with a ticket, the MAC of its rank and index
- * (Work.batch_tickets, or a served pull sent ahead's batchTickets), which its
- * push carries: a shard takes a batch only from the rank it was given to
- * (ticketIsFor), so a caller holding a trainer's token cannot push batches
- * that trainer was not given, and a dead trainer's token is good there only
- * for the batches it held when it died. In plaintext the key goes to
- * whoever registers as a shard (README, Security).
+ * Each batch handed out (Work.batch_tickets) comes with a ticket, the MAC of
+ * its index and of the rank and token nonce of the registration it was given
+ * to, under a second key shards are given too: a shard takes a batch only
+ * with a token and the ticket that names it (ticketIsFor). So a caller
+ * holding a trainer's token cannot push batches that registration was not
+ * given, and a token shards cannot revoke (a dead trainer's, or one replaced
+ * by registering again) is good there only for the batches it held. In
+ * plaintext the keys go to whoever registers as a shard (README, Security).
  */
 export class TrainerTokens {
-  /** The key shards are given (RegisterWorkerResponse.push_key). */
+  /** The key shards are given to check tokens with (RegisterWorkerResponse.push_key). */
   readonly key: Buffer = randomBytes(32);
+  /** The key shards are given to check batch tickets with (RegisterWorkerResponse.ticket_key). */
+  readonly ticketKey: Buffer = randomBytes(32);
 
   issue(rank: number): string {
     const nonce = randomBytes(12).toString("base64url");
-    return `${nonce}.${macOf(this.key, rank, nonce)}`;
+    return `${nonce}.${macOf(this.key, `${rank}.${nonce}`)}`;
   }
 
-  /** The ticket for global batch `batch` given to the trainer of `rank`. */
-  ticket(rank: number, batch: number): string {
-    return ticketOf(this.key, rank, batch);
+  /** The ticket for global batch `batch` given to the registration of `rank` whose token is `token`. */
+  ticket(rank: number, token: string, batch: number): string {
+    return ticketOf(this.ticketKey, rank, token, batch);
   }
 }
 
-// "b" keeps a ticket's input apart from a token's ("<rank>.<nonce>"): neither can stand for the other.
-function ticketOf(key: Uint8Array, rank: number, batch: number): string {
-  return createHmac("sha256", key).update(`b.${rank}.${batch}`).digest("base64url").slice(0, 22);
+function macOf(key: Uint8Array, text: string): string {
+  return createHmac("sha256", key).update(text).digest("base64url");
 }
 
-/** Whether `ticket` was issued under `key` for batch `batch` given to `rank`. */
-export function ticketIsFor(key: Uint8Array, rank: number, batch: number, ticket: string): boolean {
-  return sameText(ticket, ticketOf(key, rank, batch));
+function ticketOf(key: Uint8Array, rank: number, token: string, batch: number): string {
+  return macOf(key, `${rank}.${nonceOf(token)}.${batch}`).slice(0, 22);
+}
+
+/** A token's nonce: what tells one registration of a rank from another. */
+function nonceOf(token: string): string {
+  const dot = token.indexOf(".");
+  return dot > 0 ? token.slice(0, dot) : "";
 }
 
 function sameText(given: string, expected: string): boolean {
@@ -48,13 +55,13 @@ function sameText(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function macOf(key: Uint8Array, rank: number, nonce: string): string {
-  return createHmac("sha256", key).update(`${rank}.${nonce}`).digest("base64url");
-}
-
 /** Whether `token` was issued under `key` for `rank`. */
 export function pushTokenIsForRank(key: Uint8Array, rank: number, token: string): boolean {
-  const dot = token.indexOf(".");
-  if (dot <= 0) return false;
-  return sameText(token.slice(dot + 1), macOf(key, rank, token.slice(0, dot)));
+  const nonce = nonceOf(token);
+  return nonce !== "" && sameText(token.slice(nonce.length + 1), macOf(key, `${rank}.${nonce}`));
+}
+
+/** Whether `ticket` was issued under `ticketKey` for batch `batch`, given to the registration of `rank` whose token is `token`. */
+export function ticketIsFor(ticketKey: Uint8Array, rank: number, token: string, batch: number, ticket: string): boolean {
+  return nonceOf(token) !== "" && sameText(ticket, ticketOf(ticketKey, rank, token, batch));
 }

@@ -114,7 +114,7 @@ export class WorkDispatcher {
     }
     const batches = plan.workFor(t.workerId);
     if (!batches.length) return null;
-    const tickets = batches.map((j) => this.members.trainerTokens.ticket(t.rank, j));
+    const tickets = batches.map((j) => this.members.trainerTokens.ticket(t.rank, t.token, j));
     return { step: job.version(), batchIndices: batches, batchTickets: tickets, done: false, computeAddress: job.computeAddress() };
   }
 

@@ -29,11 +29,9 @@ export interface ParameterHost {
   /**
    * Refuses a push for `rank` of batch `batch` the host does not take: the coordinator wants the token of the trainer
    * holding the rank now (and its plan says whose the batch is), the other shards a token issued for the rank and the
-   * batch's ticket for it (with the key their registration gave).
+   * batch's ticket for that token (with the keys their registration gave).
    */
   checkPush?(push: { rank: number; token: string; batch: number; ticket: string }, call: string): void;
-  /** The tickets of `batches`, given to the trainer of `rank` (a pull sent ahead, served: its batches are the trainer's). */
-  ticketsFor?(rank: number, batches: readonly number[]): string[];
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -209,9 +209,6 @@ export class ParameterServer {
       if (ahead) {
         set.servedAhead = true;
         set.heldMicros = ahead.heldMicros;
-        const tickets = this.job.ticketsFor?.(req.workerRank, numbers(req.aheadBatches)) ?? [];
-        const list = set._initBatchTickets(tickets.length);
-        tickets.forEach((x, i) => list.set(i, x));
       }
       if (denseFile) set.denseFile = denseFile;
       if (inline) {

@@ -46,6 +46,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
         );
         // An orchestrator that sends no key predates the check: its pushes are taken as before.
         host.pushKey = res.pushKey?.length ? res.pushKey : null;
+        host.ticketKey = res.ticketKey?.length ? res.ticketKey : null;
         return { client: c, workerToken: res.workerToken };
       } catch (err) {
         c.close();

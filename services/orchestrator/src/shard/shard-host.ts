@@ -61,6 +61,8 @@ export class ShardHost implements ParameterHost {
    * (a shard with no job refuses pushes anyway) or when its orchestrator sent none (one that predates the check).
    */
   pushKey: Buffer | null = null;
+  /** The key batch tickets are made with, from the same registration; null from an orchestrator that gives no tickets. */
+  ticketKey: Buffer | null = null;
   /** Refused pushes are logged a few a second at most: a flood of them must not flood the log. */
   private readonly refusalsLogged = new TokenBucket(5, 1);
 
@@ -71,8 +73,8 @@ export class ShardHost implements ParameterHost {
     let why: string;
     if (!pushTokenIsForRank(this.pushKey, rank, token)) {
       why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
-    } else if (!ticketIsFor(this.pushKey, rank, batch, ticket)) {
-      why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank}` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
+    } else if (this.ticketKey && !ticketIsFor(this.ticketKey, rank, token, batch, ticket)) {
+      why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
     } else return;
     const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
     if (this.refusalsLogged.take()) this.log.warn({ rank }, err.message);
@@ -97,6 +99,7 @@ export class ShardHost implements ParameterHost {
   /** Forgets the job (its orchestrator went away); the next jobStarted begins again. */
   reset(): void {
     this.pushKey = null;
+    this.ticketKey = null;
     if (this.pending) clearTimeout(this.pending.timer);
     this.pending = null;
     this.shard?.stop();

@@ -1,7 +1,7 @@
 /**
- * The tickets of the batches this trainer was given (Work.batch_tickets, or
- * a served pull sent ahead's), by global batch index: each push carries its
- * batch's, and a parameter-server shard takes a batch only with it. A push
+ * The tickets of the batches this trainer was given (Work.batch_tickets),
+ * by global batch index: each push carries its batch's, and a
+ * parameter-server shard other than 0 takes a batch only with it. A push
  * that went through no longer needs its ticket; should pushes fail for good,
  * the oldest are forgotten past a bound (the trainer registers again and is
  * given its batches anew, with new tickets).

@@ -142,7 +142,6 @@ export class ParameterClient {
       this.aheadUnderstood = false;
       return null;
     }
-    if (ahead) this.tickets.note(ahead.batches, textList(set.batchTickets));
     let dense: Float32Array[] | null = null;
     if (includeDense) this.exchange.named(set.exchangeDir, set.exchangeNonce);
     if (includeDense && set.denseFile) {
@@ -238,10 +237,4 @@ export class ParameterClient {
     (this.client as grpc.Client).close();
     this.exchange.removeFiles();
   }
-}
-
-function textList(list: { length: number; get(i: number): string }): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < list.length; i++) out.push(list.get(i));
-  return out;
 }

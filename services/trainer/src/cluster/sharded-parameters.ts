@@ -12,7 +12,7 @@ import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigure
 export class ShardedParameterClient {
   private readonly shards: ParameterClient[];
   private readonly scratch: { words: Uint32Array; count: number; positions: Int32Array }[];
-  /** The tickets of the batches this trainer was given: the training loop notes GetWork's, a served pull sent ahead its own. */
+  /** The tickets of the batches this trainer was given (GetWork's, noted by the training loop): pushes to shards carry them. */
   readonly tickets = new BatchTickets();
 
   /** `workerToken`: this trainer's registration's, which its pushes carry. */

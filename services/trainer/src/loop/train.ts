@@ -120,8 +120,8 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
       }
       const indices = work.batchIndices.map(Number);
       if (!indices.length) continue;
-      // A pull sent ahead that was served noted its batches' tickets.
-      if (!served) params.tickets.note(indices, work.batchTickets);
+      // A served pull sent ahead comes with no tickets: it is sent to one shard only, shard 0, which needs none.
+      params.tickets.note(indices, work.batchTickets);
       try {
         // Served ahead: the rows of this step's first batch (checked against its ids, should it be read again).
         const early = served ? pending?.pulled ?? null : null;

@@ -7,6 +7,7 @@ export interface RegisterWorkerResponse {
   'worldSize'?: (number);
   'workerToken'?: (string);
   'pushKey'?: (Buffer | Uint8Array | string);
+  'ticketKey'?: (Buffer | Uint8Array | string);
 }
 
 export interface RegisterWorkerResponse__Output {
@@ -14,4 +15,5 @@ export interface RegisterWorkerResponse__Output {
   'worldSize': (number);
   'workerToken': (string);
   'pushKey': (Buffer);
+  'ticketKey': (Buffer);
 }
