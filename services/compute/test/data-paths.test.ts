@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -216,6 +216,24 @@ describe("what --data refuses besides", () => {
     const day1 = join(dir, "criteo", "day_1");
     expect(() => expandDataPaths([join(dir, "criteo"), day1], "--data")).toThrow(`--data names ${day1} twice (by '${join(dir, "criteo")}' and by '${day1}')`);
     await expect(open(["--data", join(dir, "criteo"), "--eval-data", day1, "--format", "criteo"])).rejects.toThrow(`--eval-data names ${day1}, which --data trains on: held-out records must not be trained on`);
+  });
+
+  it("one file under two names (a symbolic or a hard link, in a directory or named), and a held-out link to a training file", async () => {
+    const days = join(dir, "linked-days");
+    mkdirSync(days);
+    const day0 = join(days, "day_0.tsv");
+    writeFileSync(day0, tsv(0, 2));
+    // A directory's "latest" link to one of its days: the day would train twice.
+    symlinkSync("day_0.tsv", join(days, "latest.tsv"));
+    expect(() => expandDataPaths([days], "--data")).toThrow(`--data names one file twice: ${day0} and ${join(days, "latest.tsv")} are the same file (a link) (by '${days}')`);
+    const hard = join(dir, "hard-day_0.tsv");
+    linkSync(day0, hard);
+    expect(() => expandDataPaths([day0, hard], "--data")).toThrow(`--data names one file twice: ${day0} and ${hard} are the same file (a link) (by '${day0}' and by '${hard}')`);
+    // Two files of the same contents are two files.
+    const copy = join(dir, "copy-day_0.tsv");
+    copyFileSync(day0, copy);
+    expect(expandDataPaths([day0, copy], "--data")).toEqual([day0, copy]);
+    await expect(open(["--data", day0, "--eval-data", hard, "--format", "criteo"])).rejects.toThrow(`--eval-data names ${hard}, the same file as ${day0} (a link), which --data trains on: held-out records must not be trained on`);
   });
 
   it("--format criteo with a feature list naming a groupSlot (Criteo's layout is fixed: it would not apply)", async () => {

@@ -12,11 +12,11 @@ const WILDCARD = /[*?[]/;
  * expanded here so a quoted pattern works the same from any shell) is its
  * matches, by path, a matching directory being its files (as the shell's
  * expansion of the pattern would name it). Each entry keeps its place in the list. An entry that
- * names nothing, and a file named twice, are errors.
+ * names nothing, and a file named twice (by one path, or by two that reach it: a link), are errors.
  */
 export function expandDataPaths(entries: readonly string[], flag: string): string[] {
   const out: string[] = [];
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { entry: string; path: string }>();
   // 'a,b,' or ',': an empty entry names nothing, and is left out; a flag of nothing but those is refused.
   const named = entries.filter((e) => e.trim() !== "");
   if (named.length === 0) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names no file`);
@@ -30,21 +30,42 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${what}`);
     }
     for (const f of files) {
-      // A file read twice would train twice as often as the others, and silently: refused.
-      const key = resolve(f);
+      // A file read twice would train twice as often as the others, and silently: refused, also under another name
+      // (a symbolic or hard link: a directory holding day_0.tsv and latest.tsv -> day_0.tsv).
+      const key = fileIdentity(f);
       const first = seen.get(key);
-      if (first !== undefined) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names ${f} twice (${first === entry ? `by '${entry}'` : `by '${first}' and by '${entry}'`})`);
-      seen.set(key, entry);
+      if (first !== undefined) {
+        const by = first.entry === entry ? `by '${entry}'` : `by '${first.entry}' and by '${entry}'`;
+        const what = first.path === f ? `${f} twice` : `one file twice: ${first.path} and ${f} are the same file (a link)`;
+        throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names ${what} (${by})`);
+      }
+      seen.set(key, { entry, path: f });
     }
     out.push(...files);
   }
   return out;
 }
 
-/** The files of both lists that both name, or []: held-out records that also train would flatter the evaluation. */
-export function sharedFiles(a: readonly string[], b: readonly string[]): string[] {
-  const inA = new Set(a.map((f) => resolve(f)));
-  return b.filter((f) => inA.has(resolve(f)));
+/**
+ * The files both lists name (`inB` as `b` names it, `inA` as `a` does: a link may name it otherwise), or []: held-out
+ * records that also train would flatter the evaluation.
+ */
+export function sharedFiles(a: readonly string[], b: readonly string[]): { inA: string; inB: string }[] {
+  const inA = new Map(a.map((f) => [fileIdentity(f), f]));
+  return b.flatMap((f) => {
+    const same = inA.get(fileIdentity(f));
+    return same === undefined ? [] : [{ inA: same, inB: f }];
+  });
+}
+
+/** What tells files apart: the device and inode a path reaches (links to one file are one), else its absolute path. */
+function fileIdentity(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return resolve(path);
+  }
 }
 
 function exists(path: string): boolean {

@@ -50,7 +50,11 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
   const heldPaths = expandDataPaths(c.evalData, "--eval-data");
   const shared = sharedFiles(data, heldPaths);
-  if (shared.length) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--eval-data names ${shared[0]}, which --data trains on: held-out records must not be trained on`);
+  if (shared.length) {
+    const { inA, inB } = shared[0]!;
+    const which = inA === inB ? "which --data trains on" : `the same file as ${inA} (a link), which --data trains on`;
+    throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--eval-data names ${inB}, ${which}: held-out records must not be trained on`);
+  }
   // One read of the feature list for both sets of files.
   const list = c.featureList ? readFeatureList(c.featureList) : null;
   const train = await openFiles(c, data, 0, list);
