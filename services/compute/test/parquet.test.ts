@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { ParquetSource } from "../src/sources/parquet-source.js";
+import { ParquetSource, largeGroupsWarning } from "../src/sources/parquet-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { ComputeErrors } from "../src/errors.js";
@@ -15,7 +15,7 @@ const synthetic = new SyntheticSource({ seed: 13, evalRecords: 0 });
 const list = compileFeatureList(synthetic.featureListConfig("bytes"), "test");
 const N = 500;
 
-function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) => void): string {
+function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) => void, layout: { rowGroupSize?: number[]; pageSize?: number } = {}): string {
   const label: (number | null)[] = [];
   const dense: (number | null)[][] = Array.from({ length: 13 }, () => []);
   const cats: string[][] = Array.from({ length: 26 }, () => []);
@@ -36,6 +36,7 @@ function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) 
           ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
           ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
         ],
+        ...layout,
       }),
     ),
   );
@@ -60,6 +61,37 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     src.read("eval", 0, 100, e);
     synthetic.read("train", 0, 500, f);
     expect(e.labels).toEqual(f.labels.subarray(400, 500));
+  });
+
+  it("several row groups of small pages: the same samples", async () => {
+    const n = 2600;
+    const src = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300], pageSize: 512 })], featureList: list, evalFraction: 0, onBadRecord: "fail" });
+    const a = new RecordBlock(n, 13, 26);
+    const b = new RecordBlock(n, 13, 26);
+    src.read("train", 0, n, a);
+    synthetic.read("train", 0, n, b);
+    expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
+    expect(a.labels).toEqual(b.labels);
+    for (let i = 0; i < n * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+    // Groups of 1,300 rows of 40 columns take about 2.4 MB to decode: within 16 MiB, a warning under 2 MiB naming the group size that fits.
+    expect(src.info.dataWarnings).toBeUndefined();
+    const tight = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300] })], featureList: list, evalFraction: 0, onBadRecord: "fail", memoryMb: 2 });
+    expect(tight.info.dataWarnings).toEqual([expect.stringMatching(/^Parquet file \S+\.parquet has row groups of up to 1300 rows: compute decodes a group whole, about 3 MB for the 40 columns read, beyond --max-memory-mb 2; row groups of at most 1092 rows keep within it$/)]);
+  });
+
+  it("a warning for large row groups names at most three files and the largest group", () => {
+    const files = [1, 2, 3, 4, 5].map((i) => ({ path: `f${i}.parquet`, rows: i * 10_000 }));
+    // 48 bytes a value: 30,000 rows of 10 columns take 14.4 MB, 20,000 take 9.6 MB.
+    expect(largeGroupsWarning(files, 10, 12)).toBe("Parquet files f3.parquet, f4.parquet, f5.parquet have row groups of up to 50000 rows: compute decodes a group whole, about 23 MB for the 10 columns read, beyond --max-memory-mb 12; row groups of at most 26214 rows keep within it");
+    expect(largeGroupsWarning(files, 10, 1024)).toBeNull();
+    expect(largeGroupsWarning([...files, { path: "g.parquet", rows: 40_000 }, { path: "h.parquet", rows: 40_000 }], 10, 12)).toMatch(/^Parquet files f3.parquet, f4.parquet, f5.parquet and 2 more have row groups of up to 50000 rows/);
+  });
+
+  it("a file of no rows among others is a data warning naming it", async () => {
+    const none = criteoParquet(0);
+    const src = await ParquetSource.open({ paths: [criteoParquet(20), none], featureList: list, evalFraction: 0, onBadRecord: "fail" });
+    expect(src.info.trainRecords).toBe(20);
+    expect(src.info.dataWarnings).toEqual([`Parquet file ${none} holds no rows: nothing was read from it`]);
   });
 
   it("names the columns the file lacks", async () => {
