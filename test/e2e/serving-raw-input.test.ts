@@ -222,6 +222,10 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a name the layout lacks", 1, { instances: [criteo({ C27: "x" })] },
       `unknown input "C27": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26): dense_values [B, 13] and slot_values [B, 26], or features by name (C1, C2, C3, C4, C5, C6, C7, C8, ... 39 in all)`],
     ["a word for an int64 feature", 2, { instances: [{ item: "abc" }] }, 'input item, example 0: expected an integer (its 8 bytes are hashed); above 2^53 as a decimal string, got "abc"'],
+    // Integers that are no 64-bit ones say so, not that an integer was expected.
+    ["an int64 past 2^64, as a string", 2, { instances: [{ item: "18446744073709551616" }] }, 'input item, example 0: "18446744073709551616" is outside the 64-bit range (-2^63 .. 2^64-1)'],
+    ["an int64 of 30 digits", 2, { instances: [{ item: "9".repeat(30) }] }, `input item, example 0: "${"9".repeat(30)}" is outside the 64-bit range (-2^63 .. 2^64-1)`],
+    ["an int64 past 2^53, as a JSON number", 2, { instances: [{ item: 2 ** 60 }] }, "input item, example 0: 1152921504606847000 is past 2^53, where a JSON number has lost its last digits: give it as a decimal string"],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
     // A JSON string is no number even when it reads as one (TF Serving's REST refuses a string for a DT_FLOAT input).

@@ -36,6 +36,18 @@ function integerOf(v: unknown): bigint | null {
   return n >= INT64_MIN && n <= UINT64_MAX ? n : null;
 }
 
+/** Why `v`, an integer, is none of 64 bits, where "expected an integer" would mislead; null for anything else. */
+function integerRangeProblem(v: unknown): string | null {
+  if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return `${v} is past 2^53, where a JSON number has lost its last digits: give it as a decimal string`;
+  const s = v instanceof Uint8Array ? utf8Out.decode(v) : typeof v === "string" ? v : null;
+  // Any digits past 20 are past 2^64 (leading zeros aside), however many there are: not made a bigint.
+  const digits = s !== null && /^-?\d+$/.test(s) ? s.replace(/^(-?)0+(?=\d)/, "$1") : null;
+  if (digits !== null && (digits.replace("-", "").length > 20 || BigInt(digits) < INT64_MIN || BigInt(digits) > UINT64_MAX)) {
+    return `${show(v)} is outside the 64-bit range (-2^63 .. 2^64-1)`;
+  }
+  return null;
+}
+
 const KIND_EXPECTS: Record<SlotKind, string> = {
   bytes: "a string (its bytes are hashed)",
   int64: "an integer (its 8 bytes are hashed); above 2^53 as a decimal string",
@@ -144,7 +156,7 @@ export class RawReader {
       return;
     }
     const n = integerOf(v);
-    if (n === null) throw bad(`${where()}: expected ${KIND_EXPECTS[s.kind]}, got ${show(v)}`);
+    if (n === null) throw bad(`${where()}: ${integerRangeProblem(v) ?? `expected ${KIND_EXPECTS[s.kind]}, got ${show(v)}`}`);
     bigIntToWords(n, this.words, 0);
     try {
       this.asm.addInteger(s, this.words[0]!, this.words[1]!);
