@@ -136,7 +136,12 @@ describe("--data paths", () => {
 
   it("an empty directory is refused", async () => {
     mkdirSync(join(dir, "empty"));
-    expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(`--data: the directory ${join(dir, "empty")} holds no files`);
+    expect(() => expandDataPaths([join(dir, "empty")], "--data")).toThrow(new RegExp(`^--data: the directory ${join(dir, "empty")} holds no files$`));
+    // One holding only hidden files says that those are not read.
+    mkdirSync(join(dir, "hidden-only"));
+    writeFileSync(join(dir, "hidden-only", ".day_0.tsv"), tsv(0, 2));
+    expect(() => expandDataPaths([join(dir, "hidden-only")], "--data")).toThrow(`--data: the directory ${join(dir, "hidden-only")} holds no files to read (.day_0.tsv is hidden: files whose names start with '.' are not read from a directory; name one on its own to read it)`);
+    expect(expandDataPaths([join(dir, "hidden-only", ".day_0.tsv")], "--data")).toEqual([join(dir, "hidden-only", ".day_0.tsv")]);
   });
 });
 

@@ -25,7 +25,7 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
     const pattern = WILDCARD.test(entry) && !exists(entry);
     const files = pattern ? globFiles(entry, flag) : namedFiles(entry, flag);
     if (files.length === 0) {
-      const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files`;
+      const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files${hiddenNote(entry)}`;
       // The flag's value names nothing: a bad flag, exit 2 like any other.
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: ${what}`);
     }
@@ -65,6 +65,16 @@ function fileIdentity(path: string): string {
     return `${st.dev}:${st.ino}`;
   } catch {
     return resolve(path);
+  }
+}
+
+/** For a directory of no data files that holds hidden ones: that those are not read. */
+function hiddenNote(dir: string): string {
+  try {
+    const hidden = readdirSync(dir).filter((n) => n.startsWith("."));
+    return hidden.length ? ` to read (${hidden.length === 1 ? `${hidden[0]} is hidden` : `${hidden.length} hidden ones, such as ${hidden[0]}`}: files whose names start with '.' are not read from a directory; name one on its own to read it)` : "";
+  } catch {
+    return "";
   }
 }
 
