@@ -225,7 +225,8 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     // Integers that are no 64-bit ones say so, not that an integer was expected.
     ["an int64 past 2^64, as a string", 2, { instances: [{ item: "18446744073709551616" }] }, 'input item, example 0: "18446744073709551616" is outside the 64-bit range (-2^63 .. 2^64-1)'],
     ["an int64 of 30 digits", 2, { instances: [{ item: "9".repeat(30) }] }, `input item, example 0: "${"9".repeat(30)}" is outside the 64-bit range (-2^63 .. 2^64-1)`],
-    ["an int64 past 2^53, as a JSON number", 2, { instances: [{ item: 2 ** 60 }] }, "input item, example 0: 1152921504606847000 is past 2^53, where a JSON number has lost its last digits: give it as a decimal string"],
+    ["an int64 of 300 digits, as a JSON number", 2, { instances: [{ item: 1e300 }] }, "input item, example 0: 1e+300 is outside the 64-bit range (-2^63 .. 2^64-1)"],
+    ["an int64 past 2^53, as a JSON number", 2, { instances: [{ item: 2 ** 60 }] }, "input item, example 0: 1152921504606847000 is beyond ±2^53, where a JSON number has lost its last digits: give it as a decimal string"],
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
     // A JSON string is no number even when it reads as one (TF Serving's REST refuses a string for a DT_FLOAT input).

@@ -140,6 +140,9 @@ describe("--data paths", () => {
     // One holding only hidden files says that those are not read.
     mkdirSync(join(dir, "hidden-only"));
     writeFileSync(join(dir, "hidden-only", ".day_0.tsv"), tsv(0, 2));
+    // Hidden directories (compute's own cache, a .git) are not what the note is about.
+    mkdirSync(join(dir, "hidden-only", ".pangea-cache"));
+    mkdirSync(join(dir, "hidden-only", ".git"));
     expect(() => expandDataPaths([join(dir, "hidden-only")], "--data")).toThrow(`--data: the directory ${join(dir, "hidden-only")} holds no files to read (.day_0.tsv is hidden: files whose names start with '.' are not read from a directory; name one on its own to read it)`);
     expect(expandDataPaths([join(dir, "hidden-only", ".day_0.tsv")], "--data")).toEqual([join(dir, "hidden-only", ".day_0.tsv")]);
   });
@@ -220,6 +223,9 @@ describe("what --data refuses besides", () => {
   it("a file named twice, by one entry or by two, and a held-out file that also trains", async () => {
     const day1 = join(dir, "criteo", "day_1");
     expect(() => expandDataPaths([join(dir, "criteo"), day1], "--data")).toThrow(`--data names ${day1} twice (by '${join(dir, "criteo")}' and by '${day1}')`);
+    // Spelt otherwise, it is still one path, not a link.
+    const spelt = `${join(dir, "criteo")}/./day_1`;
+    expect(() => expandDataPaths([join(dir, "criteo"), spelt], "--data")).toThrow(`--data names ${spelt} twice (by '${join(dir, "criteo")}' and by '${spelt}')`);
     await expect(open(["--data", join(dir, "criteo"), "--eval-data", day1, "--format", "criteo"])).rejects.toThrow(`--eval-data names ${day1}, which --data trains on: held-out records must not be trained on`);
   });
 

@@ -15,7 +15,8 @@ const synthetic = new SyntheticSource({ seed: 13, evalRecords: 0 });
 const list = compileFeatureList(synthetic.featureListConfig("bytes"), "test");
 const N = 500;
 
-function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) => void, layout: { rowGroupSize?: number[]; pageSize?: number } = {}): string {
+function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) => void, layout: { rowGroupSize?: number[]; pageSize?: number; required?: boolean } = {}): string {
+  const { required, ...sizes } = layout;
   const label: (number | null)[] = [];
   const dense: (number | null)[][] = Array.from({ length: 13 }, () => []);
   const cats: string[][] = Array.from({ length: 26 }, () => []);
@@ -32,11 +33,12 @@ function criteoParquet(n: number, damage?: (cols: { label: (number | null)[] }) 
     new Uint8Array(
       parquetWriteBuffer({
         columnData: [
-          { name: "label", data: label, type: "INT32" },
+          // required: the columns that hold no nulls are written so (not nullable), as pyarrow and Spark write them.
+          { name: "label", data: label, type: "INT32", ...(required ? { nullable: false } : {}) },
           ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
-          ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
+          ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const, ...(required ? { nullable: false } : {}) })),
         ],
-        ...layout,
+        ...sizes,
       }),
     ),
   );
@@ -63,9 +65,9 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     expect(e.labels).toEqual(f.labels.subarray(400, 500));
   });
 
-  it("several row groups of small pages: the same samples", async () => {
+  it("several row groups of small pages (a required column's pages come as pieces): the same samples", async () => {
     const n = 2600;
-    const src = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300], pageSize: 512 })], featureList: list, evalFraction: 0, onBadRecord: "fail" });
+    const src = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300], pageSize: 512, required: true })], featureList: list, evalFraction: 0, onBadRecord: "fail" });
     const a = new RecordBlock(n, 13, 26);
     const b = new RecordBlock(n, 13, 26);
     src.read("train", 0, n, a);
@@ -79,19 +81,26 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     expect(tight.info.dataWarnings).toEqual([expect.stringMatching(/^Parquet file \S+\.parquet has row groups of up to 1300 rows: compute decodes a group whole, about 3 MB for the 40 columns read, beyond --max-memory-mb 2; row groups of at most 1092 rows keep within it$/)]);
   });
 
-  it("a warning for large row groups names at most three files and the largest group", () => {
-    const files = [1, 2, 3, 4, 5].map((i) => ({ path: `f${i}.parquet`, rows: i * 10_000 }));
+  it("a warning for large row groups names at most three files and the largest group; list cells count their values", () => {
+    const files = [1, 2, 3, 4, 5].map((i) => ({ path: `f${i}.parquet`, rows: i * 10_000, values: i * 100_000 }));
     // 48 bytes a value: 30,000 rows of 10 columns take 14.4 MB, 20,000 take 9.6 MB.
     expect(largeGroupsWarning(files, 10, 12)).toBe("Parquet files f3.parquet, f4.parquet, f5.parquet have row groups of up to 50000 rows: compute decodes a group whole, about 23 MB for the 10 columns read, beyond --max-memory-mb 12; row groups of at most 26214 rows keep within it");
     expect(largeGroupsWarning(files, 10, 1024)).toBeNull();
-    expect(largeGroupsWarning([...files, { path: "g.parquet", rows: 40_000 }, { path: "h.parquet", rows: 40_000 }], 10, 12)).toMatch(/^Parquet files f3.parquet, f4.parquet, f5.parquet and 2 more have row groups of up to 50000 rows/);
+    // Rows of 64-value lists: 2,000 rows of 128,000 values take 5.9 MB, and 1,000 rows fit in 3 MB.
+    expect(largeGroupsWarning([{ path: "lists.parquet", rows: 2000, values: 128_000 }], 2, 3)).toBe("Parquet file lists.parquet has row groups of up to 2000 rows: compute decodes a group whole, about 6 MB for the 2 columns read, beyond --max-memory-mb 3; row groups of at most 1024 rows keep within it");
+    expect(largeGroupsWarning([...files, { path: "g.parquet", rows: 40_000, values: 400_000 }, { path: "h.parquet", rows: 40_000, values: 400_000 }], 10, 12)).toMatch(/^Parquet files f3.parquet, f4.parquet, f5.parquet and 2 more have row groups of up to 50000 rows/);
   });
 
   it("a file of no rows among others is a data warning naming it", async () => {
     const none = criteoParquet(0);
-    const src = await ParquetSource.open({ paths: [criteoParquet(20), none], featureList: list, evalFraction: 0, onBadRecord: "fail" });
+    const paths = [criteoParquet(20), none];
+    const src = await ParquetSource.open({ paths, featureList: list, evalFraction: 0, onBadRecord: "fail" });
     expect(src.info.trainRecords).toBe(20);
     expect(src.info.dataWarnings).toEqual([`Parquet file ${none} holds no rows: nothing was read from it`]);
+    // Said again by a compute that reuses the pass's cache (it reads no file then).
+    const again = await ParquetSource.open({ paths, featureList: list, evalFraction: 0, onBadRecord: "fail" });
+    expect(again.info.storage).toMatch(/^record cache reused/);
+    expect(again.info.dataWarnings).toEqual(src.info.dataWarnings);
   });
 
   it("names the columns the file lacks", async () => {

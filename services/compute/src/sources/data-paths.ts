@@ -36,7 +36,7 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
       const first = seen.get(key);
       if (first !== undefined) {
         const by = first.entry === entry ? `by '${entry}'` : `by '${first.entry}' and by '${entry}'`;
-        const what = first.path === f ? `${f} twice` : `one file twice: ${first.path} and ${f} are the same file (a link)`;
+        const what = resolve(first.path) === resolve(f) ? `${f} twice` : `one file twice: ${first.path} and ${f} are the same file (a link)`;
         throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names ${what} (${by})`);
       }
       seen.set(key, { entry, path: f });
@@ -68,10 +68,10 @@ function fileIdentity(path: string): string {
   }
 }
 
-/** For a directory of no data files that holds hidden ones: that those are not read. */
+/** For a directory of no data files that holds hidden files: that those are not read (not compute's own .pangea-cache). */
 function hiddenNote(dir: string): string {
   try {
-    const hidden = readdirSync(dir).filter((n) => n.startsWith("."));
+    const hidden = readdirSync(dir, { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name !== ".pangea-cache" && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
     return hidden.length ? ` to read (${hidden.length === 1 ? `${hidden[0]} is hidden` : `${hidden.length} hidden ones, such as ${hidden[0]}`}: files whose names start with '.' are not read from a directory; name one on its own to read it)` : "";
   } catch {
     return "";

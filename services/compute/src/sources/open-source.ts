@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { ComputeConfig } from "../config.js";
 import { ComputeErrors } from "../errors.js";
 import { PbFraming, sortIdByDefault } from "../formats/pb-framing.js";
@@ -52,7 +53,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const shared = sharedFiles(data, heldPaths);
   if (shared.length) {
     const { inA, inB } = shared[0]!;
-    const which = inA === inB ? "which --data trains on" : `the same file as ${inA} (a link), which --data trains on`;
+    const which = resolve(inA) === resolve(inB) ? "which --data trains on" : `the same file as ${inA} (a link), which --data trains on`;
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--eval-data names ${inB}, ${which}: held-out records must not be trained on`);
   }
   // One read of the feature list for both sets of files.

@@ -47,8 +47,8 @@ export class ParquetSource extends CachedSource {
     const slotColumns = [...list.slotByName.keys()].filter((c) => !valueColumns.includes(c));
     const wanted = [...new Set([...list.labels.map((l) => l.column), ...list.slotByName.keys(), ...list.denseByName.keys()])];
     const place = placeCache(opts.paths, decodeKey, opts.cacheDir ?? null);
-    // Each file's largest row group (the pass holds one group's values whole), and the files of no rows.
-    const groupRows: { path: string; rows: number }[] = [];
+    // What decoding each file's largest row group takes (the pass holds one group's values whole), and the files of no rows.
+    const groupValues: { path: string; rows: number; values: number }[] = [];
     const noRows: string[] = [];
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
@@ -57,7 +57,7 @@ export class ParquetSource extends CachedSource {
       const { chunkBytes } = cacheSizes(memoryMb);
       for (const path of opts.paths) {
         const { file, meta, close, unchanged } = await openParquet(path, wanted, place.stamps.get(path) ?? null);
-        groupRows.push({ path, rows: Math.max(0, ...meta.row_groups.map((g) => Number(g.num_rows))) });
+        groupValues.push({ path, ...largestGroup(meta, wanted) });
         if (Number(meta.num_rows) === 0) noRows.push(path);
         try {
           // A row group at a time: what the pass holds is one group's values, not the file's. (Not part of a group: the
@@ -93,14 +93,15 @@ export class ParquetSource extends CachedSource {
         }
       }
       columns.spill(w);
-      return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total) };
+      // A file of no rows is no damage, but seldom what was meant (a day's export that wrote nothing), as an empty TSV file.
+      const none = noRows.length ? [`Parquet file${noRows.length === 1 ? "" : "s"} ${noRows.join(", ")} ${noRows.length === 1 ? "holds" : "hold"} no rows: nothing was read from ${noRows.length === 1 ? "it" : "them"}`] : [];
+      return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), ...(none.length ? { warnings: none } : {}) };
     });
     const { records, skippedRecords, skippedSummary, slotIdCounts } = cache.index;
     const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");
-    const large = largeGroupsWarning(groupRows, wanted.length, memoryMb);
-    // A file of no rows is no damage, but seldom what was meant (a day's export that wrote nothing), as an empty TSV file.
-    const none = noRows.length ? `Parquet file${noRows.length === 1 ? "" : "s"} ${noRows.join(", ")} ${noRows.length === 1 ? "holds" : "hold"} no rows: nothing was read from ${noRows.length === 1 ? "it" : "them"}` : null;
-    const warnings = [empty, large, none].filter((w) => w !== null);
+    // Of the pass that ran now (a reused cache decodes nothing).
+    const large = largeGroupsWarning(groupValues, wanted.length, memoryMb);
+    const warnings = [empty, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
     if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedSummary ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, records - evalCount, {
@@ -135,15 +136,34 @@ export class ParquetSource extends CachedSource {
  */
 const DECODED_BYTES_PER_VALUE = 48;
 
-/** A warning naming the files whose largest row group (`rows`) takes more than the budget to decode, or null. */
-export function largeGroupsWarning(files: readonly { path: string; rows: number }[], columns: number, memoryMb: number): string | null {
+/** The row group of `meta` with the most values of the `columns` read (a list column's cells hold several), and its rows. */
+export function largestGroup(meta: FileMetaData, columns: readonly string[]): { rows: number; values: number } {
+  const read = new Set(columns);
+  let largest = { rows: 0, values: 0 };
+  for (const g of meta.row_groups) {
+    let values = 0;
+    for (const c of g.columns) {
+      const m = c.meta_data;
+      if (m && read.has(m.path_in_schema[0]!)) values += Number(m.num_values);
+    }
+    if (values > largest.values) largest = { rows: Number(g.num_rows), values };
+  }
+  return largest;
+}
+
+/**
+ * A warning naming the files whose largest row group (`rows` rows, `values` values of the columns read) takes more than
+ * the budget to decode, or null.
+ */
+export function largeGroupsWarning(files: readonly { path: string; rows: number; values: number }[], columns: number, memoryMb: number): string | null {
   const budget = memoryMb * 1024 * 1024;
-  const large = files.filter((f) => f.rows * columns * DECODED_BYTES_PER_VALUE > budget);
+  const large = files.filter((f) => f.values * DECODED_BYTES_PER_VALUE > budget);
   if (large.length === 0) return null;
-  const rows = Math.max(...large.map((f) => f.rows));
-  const fits = Math.max(1, Math.floor(budget / (columns * DECODED_BYTES_PER_VALUE)));
+  const worst = large.reduce((a, b) => (b.values > a.values ? b : a));
+  // Rows of the same width as the largest group's: how many fit.
+  const fits = Math.max(1, Math.floor(budget / (DECODED_BYTES_PER_VALUE * (worst.values / Math.max(1, worst.rows)))));
   const named = large.length > 3 ? `${large.slice(0, 3).map((f) => f.path).join(", ")} and ${large.length - 3} more` : large.map((f) => f.path).join(", ");
-  return `Parquet file${large.length === 1 ? "" : "s"} ${named} ${large.length === 1 ? "has" : "have"} row groups of up to ${rows} rows: compute decodes a group whole, about ${Math.ceil((rows * columns * DECODED_BYTES_PER_VALUE) / (1 << 20))} MB for the ${columns} columns read, beyond --max-memory-mb ${memoryMb}; row groups of at most ${fits} rows keep within it`;
+  return `Parquet file${large.length === 1 ? "" : "s"} ${named} ${large.length === 1 ? "has" : "have"} row groups of up to ${worst.rows} rows: compute decodes a group whole, about ${Math.ceil((worst.values * DECODED_BYTES_PER_VALUE) / (1 << 20))} MB for the ${columns} columns read, beyond --max-memory-mb ${memoryMb}; row groups of at most ${fits} rows keep within it`;
 }
 
 /** A Parquet file's footer, checked to hold the columns the feature list reads. */

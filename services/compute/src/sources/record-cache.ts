@@ -41,6 +41,8 @@ export interface CacheSummary {
   skippedSummary: string;
   /** Source-specific counts (e.g. ids of slots the feature list does not configure). */
   extra?: Record<string, number>;
+  /** What the pass found worth a warning in the data (a Parquet file of no rows): said again when the cache is reused. */
+  warnings?: string[];
 }
 
 interface CacheIndex extends CacheSummary {

@@ -38,7 +38,9 @@ function integerOf(v: unknown): bigint | null {
 
 /** Why `v`, an integer, is none of 64 bits, where "expected an integer" would mislead; null for anything else. */
 function integerRangeProblem(v: unknown): string | null {
-  if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) return `${v} is past 2^53, where a JSON number has lost its last digits: give it as a decimal string`;
+  if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+    return v < Number(INT64_MIN) || v > Number(UINT64_MAX) ? `${v} is outside the 64-bit range (-2^63 .. 2^64-1)` : `${v} is beyond ±2^53, where a JSON number has lost its last digits: give it as a decimal string`;
+  }
   const s = v instanceof Uint8Array ? utf8Out.decode(v) : typeof v === "string" ? v : null;
   // Any digits past 20 are past 2^64 (leading zeros aside), however many there are: not made a bigint.
   const digits = s !== null && /^-?\d+$/.test(s) ? s.replace(/^(-?)0+(?=\d)/, "$1") : null;
