@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SyntheticSource } from "../src/sources/synthetic.js";
-import { RecordBlock } from "../src/sources/source.js";
+import { expectSameRecords } from "./same-records.js";
 import { MonolithFilesSource } from "../src/sources/monolith-files.js";
 import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
 import { compileFeatureList } from "@pangea/features";
@@ -87,12 +87,6 @@ describe.runIf(available)("Monolith formats against Google's protobuf (Python)",
       evalFraction: 0,
       onBadRecord: "fail",
     });
-    const a = new RecordBlock(N, 13, 26);
-    const b = new RecordBlock(N, 13, 26);
-    src.read("train", 0, N, a);
-    synthetic.read("train", 0, N, b);
-    expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
-    expect(a.labels).toEqual(b.labels);
-    for (let i = 0; i < N * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+    expectSameRecords(src, synthetic, N);
   });
 });

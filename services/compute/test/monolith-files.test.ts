@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
+import { expectSameRecords } from "./same-records.js";
 import { MonolithFilesSource, type MessageKind } from "../src/sources/monolith-files.js";
 import { PbFraming, PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
 import { TfRecordFraming, encodeTfRecords } from "../src/formats/tfrecord.js";
@@ -45,15 +46,7 @@ function open(path: string, kind: MessageKind, framing: "pb" | "tfrecord", onBad
 }
 
 function expectSameAsSynthetic(src: MonolithFilesSource): void {
-  const a = new RecordBlock(N, 13, 26);
-  const b = new RecordBlock(N, 13, 26);
-  src.read("train", 0, N, a);
-  synthetic.read("train", 0, N, b);
-  expect(a.nnz).toBe(b.nnz);
-  expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
-  expect(a.cellOffsets.subarray(0, N * 26 + 1)).toEqual(b.cellOffsets.subarray(0, N * 26 + 1));
-  expect(a.labels).toEqual(b.labels);
-  for (let i = 0; i < N * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+  expectSameRecords(src, synthetic, N);
 }
 
 describe("Monolith files: golden round trips through our writers and readers", () => {

@@ -8,6 +8,7 @@ import { ParquetSource, largeGroupsWarning } from "../src/sources/parquet-source
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { ComputeErrors } from "../src/errors.js";
+import { expectSameRecords } from "./same-records.js";
 import { compileFeatureList } from "@pangea/features";
 
 const dir = mkdtempSync(join(tmpdir(), "pangea-parquet-"));
@@ -51,13 +52,7 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     expect(src.info.trainRecords).toBe(400);
     expect(src.info.evalRecords).toBe(100);
     expect(src.info.dataWarnings).toBeUndefined(); // every declared slot got ids
-    const a = new RecordBlock(400, 13, 26);
-    const b = new RecordBlock(400, 13, 26);
-    src.read("train", 0, 400, a);
-    synthetic.read("train", 0, 400, b);
-    expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
-    expect(a.labels).toEqual(b.labels);
-    for (let i = 0; i < 400 * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+    expectSameRecords(src, synthetic, 400);
     const e = new RecordBlock(100, 13, 26);
     const f = new RecordBlock(500, 13, 26);
     src.read("eval", 0, 100, e);
@@ -68,13 +63,7 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
   it("several row groups of small pages (a required column's pages come as pieces): the same samples", async () => {
     const n = 2600;
     const src = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300], pageSize: 512, required: true })], featureList: list, evalFraction: 0, onBadRecord: "fail" });
-    const a = new RecordBlock(n, 13, 26);
-    const b = new RecordBlock(n, 13, 26);
-    src.read("train", 0, n, a);
-    synthetic.read("train", 0, n, b);
-    expect(a.idWords.subarray(0, a.nnz * 2)).toEqual(b.idWords.subarray(0, b.nnz * 2));
-    expect(a.labels).toEqual(b.labels);
-    for (let i = 0; i < n * 13; i++) expect(a.dense[i]).toBeCloseTo(b.dense[i]!, 5);
+    expectSameRecords(src, synthetic, n);
     // Groups of 1,300 rows of 40 columns take about 2.4 MB to decode: within 16 MiB, a warning under 2 MiB naming the group size that fits.
     expect(src.info.dataWarnings).toBeUndefined();
     const tight = await ParquetSource.open({ paths: [criteoParquet(n, undefined, { rowGroupSize: [1300, 1300] })], featureList: list, evalFraction: 0, onBadRecord: "fail", memoryMb: 2 });
