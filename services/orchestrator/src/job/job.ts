@@ -186,7 +186,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return token;
   }
 
-  /** A shard's registration: its token, and the key it checks trainers' push tokens with. */
+  /** A shard's registration: its token, and the keys it checks trainers' push tokens and batch tickets with. */
   registerShard(workerId: string, index: number, address: string): { workerToken: string; pushKey: Buffer; ticketKey: Buffer } {
     const tokens = this.members.trainerTokens;
     return { workerToken: this.members.addShard(workerId, index, address, this.state), pushKey: tokens.key, ticketKey: tokens.ticketKey };
