@@ -197,8 +197,10 @@ describe("distributed training", () => {
     expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);
   }, 150_000);
 
-  it("a stalled trainer (SIGSTOP) is declared dead within the heartbeat timeout; when it wakes it registers again", async () => {
-    const s = await runJob("stall", { steps: 150 }, async (c, status) => {
+  // On 2 shards: the woken trainer's first push goes to shard 1, which the orchestrator told its token was revoked; it is
+  // refused as shard 0 refuses a dead trainer (FAILED_PRECONDITION), so the trainer registers again rather than giving up.
+  it("a stalled trainer (SIGSTOP) is declared dead within the heartbeat timeout; when it wakes it registers again (2 shards)", async () => {
+    const s = await runJob("stall", { steps: 150, psShards: 2 }, async (c, status) => {
       await stepReached(status, 10);
       const t1 = c.process("trainer-1")!;
       t1.child.kill("SIGSTOP");

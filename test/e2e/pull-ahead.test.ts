@@ -4,7 +4,7 @@ import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
 import type { JobSpec__Output } from "@pangea/schema";
 import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model.js";
-import { TrainerTokens } from "../../services/orchestrator/src/job/trainer-tokens.js";
+import { MAX_REVOKED, TrainerTokens, nonceOf } from "../../services/orchestrator/src/job/trainer-tokens.js";
 import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
 import { gradients, recordingLog, startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
 import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
@@ -202,9 +202,20 @@ describe("a push to another parameter-server shard carries a token issued for it
     expect(logged).toBeGreaterThanOrEqual(5);
     expect(logged).toBeLessThan(refusals.length);
     expect(host.step).toBe(0);
-    expect(await push(mine, tokens.ticket(0, mine, 0))).toBe("taken");
+    // rank 0 registered again: the orchestrator revokes its first token (WorkerEvent.tokens_revoked), which cannot push
+    // even a batch it was given; the new one pushes.
+    host.revoke([nonceOf(mine)]);
+    // FAILED_PRECONDITION, as shard 0 answers a trainer declared dead: an honest one, stalled then woken, registers again.
+    expect(await push(mine, tokens.ticket(0, mine, 0))).toMatch("FAILED_PRECONDITION: ORCH_ERR_NOT_A_MEMBER: Push for rank 0 refused by parameter-server shard 1: its worker_token was revoked (the trainer of rank 0 was declared dead or registered again); register again");
+    expect(await push(again, tokens.ticket(0, again, 0))).toBe("taken");
     expect(await push(again, tokens.ticket(0, again, 1), 1)).toBe("taken");
     expect(host.step).toBe(1);
+    // The newest MAX_REVOKED revoked tokens are kept.
+    const more = Array.from({ length: MAX_REVOKED }, () => tokens.issue(0));
+    host.revoke(more.map(nonceOf));
+    const check = (token: string) => () => host.checkPush({ rank: 0, token, batch: 2, ticket: tokens.ticket(0, token, 2) }, "Push");
+    expect(check(more[0]!)).toThrow("its worker_token was revoked");
+    expect(check(mine)).not.toThrow();
     // An orchestrator that gives no tickets (it sent no ticket key), then one that sent no key at all (both predate the
     // checks): pushes are taken as before.
     host.ticketKey = null;

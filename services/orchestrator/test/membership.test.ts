@@ -101,6 +101,22 @@ describe("Membership", () => {
     m.checkToken("t-9", "", "GetWork");
   });
 
+  it("revokes a dead trainer's token and one replaced by registering again, telling the shards whose sessions are open", () => {
+    const { m } = members(2, 3);
+    m.addShard("s-1", 1, "127.0.0.1:2", "JOB_STATE_WAITING");
+    m.addShard("s-2", 2, "127.0.0.1:3", "JOB_STATE_WAITING");
+    const s1 = new FakeSession();
+    m.attach("s-1", s1, false);
+    const first = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
+    // Registered again before its session was seen: the first token is replaced, and revoked.
+    const second = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
+    m.attach("t-0", new FakeSession(), false);
+    m.declareDead(m.trainer("t-0")!);
+    m.declareDead(m.trainer("t-0")!); // once only
+    const nonce = (t: string) => t.split(".")[0]!;
+    expect(s1.events).toEqual([{ tokensRevoked: { nonces: [nonce(first)] } }, { tokensRevoked: { nonces: [nonce(second)] } }]);
+  });
+
   it("logs refused calls for a worker for the operator, 10 at once then 1 a second, saying how many it left out", async () => {
     let now = 0;
     const { log, lines } = recordingLog();

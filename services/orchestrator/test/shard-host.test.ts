@@ -56,6 +56,24 @@ describe("ShardHost", () => {
     await expect(host.push(push(0, 3, 6))).rejects.toThrow("training on shard 1 is over (step 3)");
   });
 
+  it("takes a training pull for its step or the one before (a dead trainer's part completed it here first), not others", async () => {
+    const { host } = shard();
+    host.checkPullStep(0, 0);
+    expect(await codeOf(() => host.checkPullStep(1, 0))).toBe("ORCH_ERR_WRONG_STEP");
+    // Both batches of step 0 arrive here; shard 0 may still wait for one of them (its trainer died between the two
+    // pushes), and the trainer given it pulls for step 0: served, and its push here is the repeat, ignored.
+    await host.push(push(0, 0, 0));
+    await host.push(push(1, 0, 1));
+    expect(host.step).toBe(1);
+    host.checkPullStep(0, 1);
+    expect(await host.push(push(1, 0, 1))).toMatchObject({ duplicate: true });
+    host.checkPullStep(1, 0);
+    await host.push(push(0, 1, 2));
+    await host.push(push(1, 1, 3));
+    expect(await codeOf(() => host.checkPullStep(0, 0))).toBe("ORCH_ERR_WRONG_STEP");
+    expect(await codeOf(() => host.checkPullStep(3, 0))).toBe("ORCH_ERR_WRONG_STEP");
+  });
+
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {
     const { host, dir, lines, reports, parts } = shard();
     for (const j of [0, 1, 2, 3]) await host.push(push(j % 2, host.step, j));

@@ -5,7 +5,7 @@ import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@p
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { TokenBucket } from "./token-bucket.js";
-import { TrainerTokens } from "./trainer-tokens.js";
+import { TrainerTokens, nonceOf } from "./trainer-tokens.js";
 import { MAX_BACKEND_CHARS, TRAINER_PHASES } from "@pangea/rpc";
 
 const BACKEND_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_BACKEND_CHARS}}$`);
@@ -200,6 +200,7 @@ export class Membership {
     }
     if (existing?.alive) {
       // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
+      this.revokeToken(existing.token);
       existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };
     }
@@ -273,10 +274,16 @@ export class Membership {
 
   /** A trainer leaves the job: its session is ended and it must register again. */
   declareDead(t: TrainerMember): void {
+    if (t.alive) this.revokeToken(t.token);
     t.alive = false;
     const session = t.session;
     t.session = null;
     session?.end();
+  }
+
+  /** A trainer's token is no longer good: the shards are told, and refuse its pushes from then on. */
+  private revokeToken(token: string): void {
+    for (const s of this.shards.values()) s.session?.send({ tokensRevoked: { nonces: [nonceOf(token)] } });
   }
 
   /** Ends every open session with `lastEvent`. */

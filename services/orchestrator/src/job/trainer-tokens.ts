@@ -14,9 +14,11 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * to, under a second key shards are given too: a shard takes a batch only
  * with a token and the ticket that names it (ticketIsFor). So a caller
  * holding a trainer's token cannot push batches that registration was not
- * given, and a token shards cannot revoke (a dead trainer's, or one replaced
- * by registering again) is good there only for the batches it held. In
- * plaintext the keys go to whoever registers as a shard (README, Security).
+ * given. A token no longer good (a dead trainer's, or one replaced by
+ * registering again) is revoked: its nonce is told to the shards
+ * (WorkerEvent.tokens_revoked), which refuse it from then on, so it cannot
+ * push the batches it held once they went to another trainer. In plaintext
+ * the keys go to whoever registers as a shard (README, Security).
  */
 export class TrainerTokens {
   /** The key shards are given to check tokens with (RegisterWorkerResponse.push_key). */
@@ -35,6 +37,13 @@ export class TrainerTokens {
   }
 }
 
+/**
+ * Revoked tokens a shard keeps, the newest (10,000 nonces are about 200 KB):
+ * an older one's batches were taken long ago, and a repeat of a batch taken
+ * is ignored.
+ */
+export const MAX_REVOKED = 10_000;
+
 function macOf(key: Uint8Array, text: string): string {
   return createHmac("sha256", key).update(text).digest("base64url");
 }
@@ -43,8 +52,8 @@ function ticketOf(key: Uint8Array, rank: number, token: string, batch: number): 
   return macOf(key, `${rank}.${nonceOf(token)}.${batch}`).slice(0, 22);
 }
 
-/** A token's nonce: what tells one registration of a rank from another. */
-function nonceOf(token: string): string {
+/** A token's nonce: what tells one registration of a rank from another, and what revoking it names. */
+export function nonceOf(token: string): string {
   const dot = token.indexOf(".");
   return dot > 0 ? token.slice(0, dot) : "";
 }

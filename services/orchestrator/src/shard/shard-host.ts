@@ -10,7 +10,7 @@ import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { TokenBucket } from "../job/token-bucket.js";
-import { pushTokenIsForRank, ticketIsFor } from "../job/trainer-tokens.js";
+import { MAX_REVOKED, nonceOf, pushTokenIsForRank, ticketIsFor } from "../job/trainer-tokens.js";
 
 export interface ShardSettings {
   index: number;
@@ -63,6 +63,8 @@ export class ShardHost implements ParameterHost {
   pushKey: Buffer | null = null;
   /** The key batch tickets are made with, from the same registration; null from an orchestrator that gives no tickets. */
   ticketKey: Buffer | null = null;
+  /** The nonces of trainer tokens the orchestrator revoked (WorkerEvent.tokens_revoked). */
+  private readonly revoked = new Set<string>();
   /** Refused pushes are logged a few a second at most: a flood of them must not flood the log. */
   private readonly refusalsLogged = new TokenBucket(5, 1);
 
@@ -73,12 +75,25 @@ export class ShardHost implements ParameterHost {
     let why: string;
     if (!pushTokenIsForRank(this.pushKey, rank, token)) {
       why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
+    } else if (this.revoked.has(nonceOf(token))) {
+      // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again.
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call} refused by parameter-server shard ${this.s.index}: its worker_token was revoked (the trainer of rank ${rank} was declared dead or registered again); register again`);
     } else if (this.ticketKey && !ticketIsFor(this.ticketKey, rank, token, batch, ticket)) {
       why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
     } else return;
     const err = OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
     if (this.refusalsLogged.take()) this.log.warn({ rank }, err.message);
     throw err;
+  }
+
+  /** Trainer tokens the orchestrator revoked, by nonce: their pushes are refused from now on. */
+  revoke(nonces: readonly string[]): void {
+    for (const n of nonces) this.revoked.add(n);
+    // As the orchestrator keeps them: the newest (a Set iterates oldest first).
+    for (const n of this.revoked) {
+      if (this.revoked.size <= MAX_REVOKED) break;
+      this.revoked.delete(n);
+    }
   }
 
   /** Where the outcome of each checkpoint request goes (run-shard sends it to the orchestrator). */
@@ -100,6 +115,7 @@ export class ShardHost implements ParameterHost {
   reset(): void {
     this.pushKey = null;
     this.ticketKey = null;
+    this.revoked.clear();
     if (this.pending) clearTimeout(this.pending.timer);
     this.pending = null;
     this.shard?.stop();
@@ -164,8 +180,14 @@ export class ShardHost implements ParameterHost {
     return this.shard.model;
   }
 
+  /**
+   * sync/hybrid: a training pull is for this shard's step, or the one before: a trainer that died between pushing a
+   * batch here and to shard 0 (trainers push to shard 0 last) let this shard complete the step shard 0 still waits on,
+   * and the trainer given that batch pulls for it. It gets the rows as they are now (one step on: the only rows this
+   * shard has), and its push here is the batch's repeat, ignored; refused, it registered again and again for ever.
+   */
   checkPullStep(step: number, rank: number): void {
-    if (this.job?.mode !== "async" && step !== this.step) {
+    if (this.job?.mode !== "async" && step !== this.step && step !== this.step - 1) {
       throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${rank} pulled for step ${step} from shard ${this.s.index}, which is at step ${this.step}`);
     }
   }

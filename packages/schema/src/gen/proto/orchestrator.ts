@@ -27,6 +27,7 @@ import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea
 import type { Task as _pangea_v1_Task, Task__Output as _pangea_v1_Task__Output } from './pangea/v1/Task.js';
 import type { TaskEval as _pangea_v1_TaskEval, TaskEval__Output as _pangea_v1_TaskEval__Output } from './pangea/v1/TaskEval.js';
 import type { TaskStatus as _pangea_v1_TaskStatus, TaskStatus__Output as _pangea_v1_TaskStatus__Output } from './pangea/v1/TaskStatus.js';
+import type { TokensRevoked as _pangea_v1_TokensRevoked, TokensRevoked__Output as _pangea_v1_TokensRevoked__Output } from './pangea/v1/TokensRevoked.js';
 import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from './pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from './pangea/v1/WorkerEvent.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from './pangea/v1/WorkerSessionRequest.js';
@@ -65,6 +66,7 @@ export interface ProtoGrpcType {
       Task: MessageTypeDefinition<_pangea_v1_Task, _pangea_v1_Task__Output>
       TaskEval: MessageTypeDefinition<_pangea_v1_TaskEval, _pangea_v1_TaskEval__Output>
       TaskStatus: MessageTypeDefinition<_pangea_v1_TaskStatus, _pangea_v1_TaskStatus__Output>
+      TokensRevoked: MessageTypeDefinition<_pangea_v1_TokensRevoked, _pangea_v1_TokensRevoked__Output>
       Work: MessageTypeDefinition<_pangea_v1_Work, _pangea_v1_Work__Output>
       WorkerEvent: MessageTypeDefinition<_pangea_v1_WorkerEvent, _pangea_v1_WorkerEvent__Output>
       WorkerKind: EnumTypeDefinition

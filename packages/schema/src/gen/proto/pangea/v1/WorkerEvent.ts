@@ -4,17 +4,20 @@
 import type { JobSpec as _pangea_v1_JobSpec, JobSpec__Output as _pangea_v1_JobSpec__Output } from '../../pangea/v1/JobSpec.js';
 import type { JobOutcome as _pangea_v1_JobOutcome, JobOutcome__Output as _pangea_v1_JobOutcome__Output } from '../../pangea/v1/JobOutcome.js';
 import type { CheckpointRequest as _pangea_v1_CheckpointRequest, CheckpointRequest__Output as _pangea_v1_CheckpointRequest__Output } from '../../pangea/v1/CheckpointRequest.js';
+import type { TokensRevoked as _pangea_v1_TokensRevoked, TokensRevoked__Output as _pangea_v1_TokensRevoked__Output } from '../../pangea/v1/TokensRevoked.js';
 
 export interface WorkerEvent {
   'jobStarted'?: (_pangea_v1_JobSpec | null);
   'jobFinished'?: (_pangea_v1_JobOutcome | null);
   'checkpoint'?: (_pangea_v1_CheckpointRequest | null);
-  'event'?: "jobStarted"|"jobFinished"|"checkpoint";
+  'tokensRevoked'?: (_pangea_v1_TokensRevoked | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked";
 }
 
 export interface WorkerEvent__Output {
   'jobStarted'?: (_pangea_v1_JobSpec__Output | null);
   'jobFinished'?: (_pangea_v1_JobOutcome__Output | null);
   'checkpoint'?: (_pangea_v1_CheckpointRequest__Output | null);
-  'event'?: "jobStarted"|"jobFinished"|"checkpoint";
+  'tokensRevoked'?: (_pangea_v1_TokensRevoked__Output | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked";
 }
