@@ -117,6 +117,15 @@ describe("Membership", () => {
     expect(s1.events).toEqual([{ tokensRevoked: { nonces: [nonce(first)] } }, { tokensRevoked: { nonces: [nonce(second)] } }]);
   });
 
+  it("registering again before the session opens (each time revoking a token on every shard): a burst of 32, then 2 a second", async () => {
+    const { m, advance } = members();
+    m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
+    for (let i = 0; i < 32; i++) m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
+    await expect(Promise.resolve().then(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).rejects.toThrow("trainer t-0 refused: registered again more than 32 times in a burst (then 2/s) before opening its session; try again shortly");
+    advance(500);
+    expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).rank).toBe(0);
+  });
+
   it("logs refused calls for a worker for the operator, 10 at once then 1 a second, saying how many it left out", async () => {
     let now = 0;
     const { log, lines } = recordingLog();

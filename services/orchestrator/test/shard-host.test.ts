@@ -5,6 +5,7 @@ import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
+import { TrainerTokens, nonceOf } from "../src/job/trainer-tokens.js";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
 
 afterEach(() => {
@@ -72,6 +73,22 @@ describe("ShardHost", () => {
     await host.push(push(1, 1, 3));
     expect(await codeOf(() => host.checkPullStep(0, 0))).toBe("ORCH_ERR_WRONG_STEP");
     expect(await codeOf(() => host.checkPullStep(3, 0))).toBe("ORCH_ERR_WRONG_STEP");
+  });
+
+  it("refuses a revoked token's push in sync mode (as shard 0 refuses a dead trainer), and takes it in async mode", async () => {
+    for (const mode of ["sync", "async"] as const) {
+      const { host } = shard({ mode });
+      const tokens = new TrainerTokens();
+      host.pushKey = tokens.key;
+      host.ticketKey = tokens.ticketKey;
+      const token = tokens.issue(0);
+      const check = () => host.checkPush({ rank: 0, token, batch: 0, ticket: tokens.ticket(0, token, 0) }, "Push for rank 0");
+      check();
+      host.revoke([nonceOf(token)]);
+      // async: trainers push to shard 0 first; a batch it took before the trainer was declared dead must be taken here too.
+      if (mode === "async") check();
+      else expect(await codeOf(check)).toBe("ORCH_ERR_NOT_A_MEMBER");
+    }
   });
 
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {

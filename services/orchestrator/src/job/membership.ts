@@ -101,6 +101,8 @@ export class Membership {
   private readonly shards = new Map<string, ShardMember>();
   private nextRank = 0;
   private readonly newTrainerIds: TokenBucket;
+  /** Registrations that replace a live trainer's token (each revokes the one before on every shard). */
+  private readonly replacedTokens: TokenBucket;
   private readonly refusalsLogged: TokenBucket;
   /** Refusals since the last one logged, which the rate left out. */
   private refusalsUnlogged = 0;
@@ -116,6 +118,7 @@ export class Membership {
     now: () => number = () => performance.now(),
   ) {
     this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+    this.replacedTokens = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
     this.refusalsLogged = new TokenBucket(REFUSALS_LOGGED_BURST, REFUSALS_LOGGED_PER_SECOND, now);
   }
 
@@ -200,6 +203,10 @@ export class Membership {
     }
     if (existing?.alive) {
       // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
+      // Each time revokes a token on every shard: at the new ids' rate, so a caller cannot flush the shards' bounded lists.
+      if (!this.replacedTokens.take()) {
+        throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: registered again more than ${NEW_TRAINER_BURST} times in a burst (then ${NEW_TRAINER_PER_SECOND}/s) before opening its session; try again shortly`);
+      }
       this.revokeToken(existing.token);
       existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };

@@ -16,9 +16,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * holding a trainer's token cannot push batches that registration was not
  * given. A token no longer good (a dead trainer's, or one replaced by
  * registering again) is revoked: its nonce is told to the shards
- * (WorkerEvent.tokens_revoked), which refuse it from then on, so it cannot
- * push the batches it held once they went to another trainer. In plaintext
- * the keys go to whoever registers as a shard (README, Security).
+ * (WorkerEvent.tokens_revoked), which refuse it from then on in sync and
+ * hybrid modes, so once the news has arrived it cannot push the batches it
+ * held and that went to another trainer. In plaintext the keys go to
+ * whoever registers as a shard (README, Security).
  */
 export class TrainerTokens {
   /** The key shards are given to check tokens with (RegisterWorkerResponse.push_key). */

@@ -75,8 +75,10 @@ export class ShardHost implements ParameterHost {
     let why: string;
     if (!pushTokenIsForRank(this.pushKey, rank, token)) {
       why = token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
-    } else if (this.revoked.has(nonceOf(token))) {
-      // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again.
+    } else if (this.job?.mode !== "async" && this.revoked.has(nonceOf(token))) {
+      // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again. Not in async
+      // mode, where trainers push to shard 0 first: a batch shard 0 took before the trainer was declared dead must still
+      // be taken here (its ticket holds: a batch is given again only if shard 0 did not take it).
       throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call} refused by parameter-server shard ${this.s.index}: its worker_token was revoked (the trainer of rank ${rank} was declared dead or registered again); register again`);
     } else if (this.ticketKey && !ticketIsFor(this.ticketKey, rank, token, batch, ticket)) {
       why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
@@ -89,7 +91,8 @@ export class ShardHost implements ParameterHost {
   /** Trainer tokens the orchestrator revoked, by nonce: their pushes are refused from now on. */
   revoke(nonces: readonly string[]): void {
     for (const n of nonces) this.revoked.add(n);
-    // As the orchestrator keeps them: the newest (a Set iterates oldest first).
+    // The newest (a Set iterates oldest first): the orchestrator revokes at most 2 a second beyond a burst, so the oldest
+    // dropped is hours old, its batches long taken (a repeat of a batch taken is ignored).
     for (const n of this.revoked) {
       if (this.revoked.size <= MAX_REVOKED) break;
       this.revoked.delete(n);
