@@ -216,6 +216,8 @@ describe("distributed training", () => {
     });
     expectEveryBatchOnce(s, 300);
     expect(Number(s.deadTrainers)).toBe(1);
+    // Shard 1 was told the dead trainer's token (down its session, from the orchestrator process to the shard's).
+    expect(readFileSync(join(tmp, "stall", "shard-1.log"), "utf8")).toContain('"tokens":1,"msg":"trainer tokens revoked by the orchestrator"');
   }, 150_000);
 
   it("a trainer whose id another process took while it was stopped waits for the place, and takes it back once the other is gone", async () => {

@@ -90,6 +90,8 @@ export class ShardHost implements ParameterHost {
 
   /** Trainer tokens the orchestrator revoked, by nonce: their pushes are refused from now on. */
   revoke(nonces: readonly string[]): void {
+    // A few a job (a trainer declared dead or registering again, rate-limited by the orchestrator): worth a line.
+    this.log.info({ tokens: nonces.length }, "trainer tokens revoked by the orchestrator");
     for (const n of nonces) this.revoked.add(n);
     // The newest (a Set iterates oldest first): the orchestrator revokes at most 2 a second beyond a burst, so the oldest
     // dropped is hours old, its batches long taken (a repeat of a batch taken is ignored).
