@@ -15,6 +15,7 @@ import { TrainerMetrics } from "./monitor/trainer-metrics.js";
 import type { Logger } from "@pangea/kit";
 import { evaluate } from "./loop/evaluate.js";
 import type { JobSpec__Output } from "@pangea/schema";
+import { RejoinBackoff } from "./cluster/rejoin-backoff.js";
 
 const TRAINER_HEALTH_SERVICE = "pangea.v1.Trainer";
 const NOTHING_TO_DO = "the job had already ended (completed or failed) when this trainer joined; nothing to do";
@@ -49,6 +50,7 @@ runMain("pangea-trainer", async () => {
   try {
     await discovery.announce("trainer", config.workerId, health.address);
     let first = true;
+    const backoff = new RejoinBackoff();
     for (;;) {
       // The first join must succeed within --connect-timeout-ms; after losing the orchestrator the trainer waits up to --rejoin-timeout-ms for it.
       const timeoutMs = first ? config.connectTimeoutMs : config.rejoinTimeoutMs;
@@ -61,6 +63,7 @@ runMain("pangea-trainer", async () => {
       const orchestrator = session.address;
       first = false;
       log.info({ rank: session.rank }, "registered; waiting for the job to start");
+      const joinedAt = Date.now();
       try {
         await runMembership(session, orchestrator, backend.name, config, log, metrics);
         break;
@@ -68,7 +71,9 @@ runMain("pangea-trainer", async () => {
         // The session's reason (e.g. the job failed) explains a failed call better than the call's own status.
         const reason = session.failure ?? err;
         if (TrainerErrors.is(reason, "TRAINER_ERR_LOST_ORCHESTRATOR") || TrainerErrors.is(reason, "TRAINER_ERR_EVICTED")) {
-          log.warn({ reason: (reason as Error).message }, "left the job; registering again");
+          const waitMs = backoff.next(joinedAt);
+          log.warn({ reason: (reason as Error).message, ...(waitMs ? { waitMs } : {}) }, "left the job; registering again");
+          if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
           continue;
         }
         throw reason;
