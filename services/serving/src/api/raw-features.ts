@@ -26,28 +26,25 @@ function show(v: unknown): string {
 const INT64_MIN = -(1n << 63n);
 const UINT64_MAX = (1n << 64n) - 1n;
 
-/** A 64-bit integer given as a JSON number, a decimal string or decimal bytes; null when it is none. */
-function integerOf(v: unknown): bigint | null {
-  if (typeof v === "number") return Number.isSafeInteger(v) ? BigInt(v) : null;
+/**
+ * A 64-bit integer given as a JSON number, a decimal string or decimal bytes; for an integer that is none of 64 bits,
+ * why (where "expected an integer" would mislead: one past 64 bits, a JSON number past 2^53); null for anything else.
+ */
+function integerOf(v: unknown): bigint | { outOfRange: string } | null {
+  if (typeof v === "number") {
+    if (Number.isSafeInteger(v)) return BigInt(v);
+    if (!Number.isInteger(v)) return null;
+    return { outOfRange: v < Number(INT64_MIN) || v > Number(UINT64_MAX) ? `${v} is outside the 64-bit range (-2^63 .. 2^64-1)` : `${v} is beyond ±2^53, where a JSON number has lost its last digits: give it as a decimal string` };
+  }
   if (typeof v === "bigint") return v;
   const s = v instanceof Uint8Array ? utf8Out.decode(v) : typeof v === "string" ? v : null;
-  if (s === null || !/^-?\d{1,20}$/.test(s)) return null;
-  const n = BigInt(s);
-  return n >= INT64_MIN && n <= UINT64_MAX ? n : null;
-}
-
-/** Why `v`, an integer, is none of 64 bits, where "expected an integer" would mislead; null for anything else. */
-function integerRangeProblem(v: unknown): string | null {
-  if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v)) {
-    return v < Number(INT64_MIN) || v > Number(UINT64_MAX) ? `${v} is outside the 64-bit range (-2^63 .. 2^64-1)` : `${v} is beyond ±2^53, where a JSON number has lost its last digits: give it as a decimal string`;
-  }
-  const s = v instanceof Uint8Array ? utf8Out.decode(v) : typeof v === "string" ? v : null;
+  if (s === null || !/^-?\d+$/.test(s)) return null;
   // Any digits past 20 are past 2^64 (leading zeros aside), however many there are: not made a bigint.
-  const digits = s !== null && /^-?\d+$/.test(s) ? s.replace(/^(-?)0+(?=\d)/, "$1") : null;
-  if (digits !== null && (digits.replace("-", "").length > 20 || BigInt(digits) < INT64_MIN || BigInt(digits) > UINT64_MAX)) {
-    return `${show(v)} is outside the 64-bit range (-2^63 .. 2^64-1)`;
-  }
-  return null;
+  const digits = s.replace(/^(-?)0+(?=\d)/, "$1");
+  const n = digits.replace("-", "").length > 20 ? null : BigInt(digits);
+  if (n === null || n < INT64_MIN || n > UINT64_MAX) return { outOfRange: `${show(v)} is outside the 64-bit range (-2^63 .. 2^64-1)` };
+  // At most 20 digits as written (leading zeros count).
+  return s.replace("-", "").length <= 20 ? n : null;
 }
 
 const KIND_EXPECTS: Record<SlotKind, string> = {
@@ -158,7 +155,7 @@ export class RawReader {
       return;
     }
     const n = integerOf(v);
-    if (n === null) throw bad(`${where()}: ${integerRangeProblem(v) ?? `expected ${KIND_EXPECTS[s.kind]}, got ${show(v)}`}`);
+    if (typeof n !== "bigint") throw bad(`${where()}: ${n?.outOfRange ?? `expected ${KIND_EXPECTS[s.kind]}, got ${show(v)}`}`);
     bigIntToWords(n, this.words, 0);
     try {
       this.asm.addInteger(s, this.words[0]!, this.words[1]!);
