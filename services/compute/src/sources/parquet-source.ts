@@ -13,6 +13,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { GroupColumns } from "./group-columns.js";
+import { PARQUET_DECOMPRESSORS, READABLE_CODECS } from "../formats/parquet-codecs.js";
 
 export interface ParquetOptions {
   paths: readonly string[];
@@ -186,10 +187,24 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
     if (missing.length) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
     }
+    unreadableCodec(path, meta, wanted);
     return { file, meta, close, unchanged };
   } catch (err) {
     close();
     throw parquetError(path, err);
+  }
+}
+
+/** Throws, before any row is read, when a column read is compressed with a codec compute cannot decompress (LZO). */
+function unreadableCodec(path: string, meta: FileMetaData, wanted: readonly string[]): void {
+  const read = new Set(wanted);
+  for (const g of meta.row_groups) {
+    for (const c of g.columns) {
+      const m = c.meta_data;
+      if (!m || !read.has(m.path_in_schema[0]!) || READABLE_CODECS.includes(m.codec)) continue;
+      // Not damage: the file is sound, compute lacks the codec (COMPUTE_ERR_SOURCE, as unreadable data).
+      throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read Parquet file ${path}: its column '${printable(m.path_in_schema.join("."))}' is compressed with ${printable(String(m.codec))}, which compute cannot decompress (it reads ${READABLE_CODECS.join(", ")}); write the file with one of those`);
+    }
   }
 }
 
@@ -249,7 +264,7 @@ async function readColumns(
   const out = new GroupColumns();
   if (options.columns.length === 0) return out;
   try {
-    await parquetRead({ ...options, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
+    await parquetRead({ ...options, compressors: PARQUET_DECOMPRESSORS, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
   } catch (err) {
     throw parquetError(path, err, where);
   }
