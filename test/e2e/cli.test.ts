@@ -624,6 +624,16 @@ describe("the pangea command as a new user meets it", () => {
       pids.push(...statePids());
       const log = join(cwd, ".pangea/logs/orchestrator.log");
       await waitFor("two checkpoints", async () => readFileSync(log, "utf8").split('"checkpoint saved"').length > 2, 60_000, 100);
+      // Compute killed first: the job waits for a compute to register, and status says which process exited and where its log is.
+      process.kill(pids[1]!, "SIGKILL");
+      await waitFor("compute to exit", async () => !alive(pids[1]!), 10_000, 50);
+      const waiting = await waitFor("status to see compute gone", async () => {
+        const r = await runNode(ENTRY.cli, ["status"], { cwd, timeoutMs: 30_000 });
+        return r.stdout.includes("  not connected") ? r : null;
+      }, 30_000, 200);
+      expect(waiting.code).toBe(0);
+      expect(waiting.stdout).toMatch(/\n  state +running\n/);
+      expect(waiting.stdout.split("\n").filter((l) => l.includes("has exited"))).toEqual([`compute (pid ${pids[1]}), which 'pangea up' started, has exited (log: ${join(cwd, ".pangea/logs/compute.log")})`]);
       process.kill(pids[0]!, "SIGKILL");
       await waitFor("the orchestrator to exit", async () => !alive(pids[0]!), 10_000, 50);
       const status = await runNode(ENTRY.cli, ["status"], { cwd, timeoutMs: 30_000 });

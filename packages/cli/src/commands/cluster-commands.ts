@@ -93,11 +93,27 @@ function downReport(stopped: string[], exited: string[]): string {
 function orchestratorGone(state: LocalState): string {
   const p = state.processes.find((x) => x.name === "orchestrator");
   if (!p || stillRunning(p)) return "";
-  // An error it exited with is its last line; a JSON log line there says only that it was killed mid-job.
-  const tail = readLastLines(p.log, 1)[0];
-  const last = tail && !tail.startsWith("{") ? exitReason(p.log) : "";
   const hint = resumeHint(p.log, (job) => `'pangea down', then the same 'pangea up' with --resume --job-id ${job}, continues from the newest intact one`);
-  return `; the orchestrator 'pangea up' started (pid ${p.pid}) has exited${last ? `, its log ${p.log} ending: ${printable(last, 300)}` : ` (log: ${p.log})`}${hint ? `; ${hint}` : ""}`;
+  return `; the orchestrator 'pangea up' started (pid ${p.pid}) has exited${whyExited(p.log)}${hint ? `; ${hint}` : ""}`;
+}
+
+/** ", its log L ending: REASON" for a process that exited with an error, " (log: L)" for one killed mid-job. */
+function whyExited(log: string): string {
+  // An error it exited with is its last line; a JSON log line there says only that it was killed mid-job.
+  const tail = readLastLines(log, 1)[0];
+  const last = tail && !tail.startsWith("{") ? exitReason(log) : "";
+  return last ? `, its log ${printable(log)} ending: ${printable(last, 300)}` : ` (log: ${printable(log)})`;
+}
+
+/**
+ * The processes of up's cluster other than the orchestrator that have exited while its job has not ended (a finished
+ * job's trainers exit by themselves): one line each, so a job that waits for a compute that died says why it waits.
+ */
+function exitedDuringJob(state: LocalState, jobState: string): string[] {
+  if (jobState !== "JOB_STATE_RUNNING" && jobState !== "JOB_STATE_WAITING") return [];
+  return state.processes
+    .filter((p) => p.name !== "orchestrator" && !stillRunning(p))
+    .map((p) => `${printable(p.name)} (pid ${p.pid}), which 'pangea up' started, has exited${whyExited(p.log)}`);
 }
 
 /** `pangea status [--orchestrator host:port] [--json]`. */
@@ -114,7 +130,8 @@ export async function statusCommand(address: string | undefined, json: boolean, 
     });
     const s = await client.get();
     const trainers = s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").length;
-    process.stdout.write(json ? `${statusJson(s)}\n` : `${formatSummary(s, trainers)}\n`);
+    const exited = json || address || !state ? [] : exitedDuringJob(state, s.state);
+    process.stdout.write(json ? `${statusJson(s)}\n` : `${formatSummary(s, trainers)}\n${exited.map((l) => `${l}\n`).join("")}`);
     return s.state === "JOB_STATE_FAILED" ? 1 : 0;
   } finally {
     client.close();
