@@ -143,8 +143,36 @@ describe("--data paths", () => {
     // Hidden directories (compute's own cache, a .git) are not what the note is about.
     mkdirSync(join(dir, "hidden-only", ".pangea-cache"));
     mkdirSync(join(dir, "hidden-only", ".git"));
-    expect(() => expandDataPaths([join(dir, "hidden-only")], "--data")).toThrow(`--data: the directory ${join(dir, "hidden-only")} holds no files to read (.day_0.tsv is hidden: files whose names start with '.' are not read from a directory; name one on its own to read it)`);
+    expect(() => expandDataPaths([join(dir, "hidden-only")], "--data")).toThrow(`--data: the directory ${join(dir, "hidden-only")} holds no files to read (.day_0.tsv is passed over: files whose names start with '.' or '_' are not read from a directory; name one on its own to read it)`);
     expect(expandDataPaths([join(dir, "hidden-only", ".day_0.tsv")], "--data")).toEqual([join(dir, "hidden-only", ".day_0.tsv")]);
+  });
+
+  it("a Spark output directory: its _SUCCESS marker and _metadata are passed over, by a listing and by a pattern", async () => {
+    const spark = join(dir, "spark-out");
+    mkdirSync(spark);
+    for (const name of ["part-00000.tsv", "part-00001.tsv"]) writeFileSync(join(spark, name), tsv(0, 2));
+    writeFileSync(join(spark, "_SUCCESS"), "");
+    writeFileSync(join(spark, "_metadata"), "footer");
+    const parts = [join(spark, "part-00000.tsv"), join(spark, "part-00001.tsv")];
+    expect(expandDataPaths([spark], "--data")).toEqual(parts);
+    expect(expandDataPaths([`${spark}/*`], "--data")).toEqual(parts);
+    // Named on its own, or by a pattern that starts with '_', it is read.
+    expect(expandDataPaths([`${spark}/_*`], "--data")).toEqual([join(spark, "_SUCCESS"), join(spark, "_metadata")]);
+    // Only markers: the line says they are passed over.
+    const marker = join(dir, "marker-only");
+    mkdirSync(marker);
+    writeFileSync(join(marker, "_SUCCESS"), "");
+    expect(() => expandDataPaths([marker], "--data")).toThrow(`--data: the directory ${marker} holds no files to read (_SUCCESS is passed over: files whose names start with '.' or '_' are not read from a directory; name one on its own to read it)`);
+  });
+
+  it("a directory of only directories (Hive's partitions, day=0/...) says its subdirectories are not read and how to name them", async () => {
+    const hive = join(dir, "hive");
+    for (const d of ["day=0", "day=1"]) {
+      mkdirSync(join(hive, d), { recursive: true });
+      writeFileSync(join(hive, d, "part-0.tsv"), tsv(0, 2));
+    }
+    expect(() => expandDataPaths([`${hive}/`], "--data")).toThrow(`--data: the directory ${hive}/ holds no files (it holds 2 directories: day=0, day=1; a directory's subdirectories are not read: name them, or a pattern such as '${hive}/*/*')`);
+    expect(expandDataPaths([`${hive}/*/*`], "--data")).toEqual([join(hive, "day=0", "part-0.tsv"), join(hive, "day=1", "part-0.tsv")]);
   });
 });
 

@@ -114,6 +114,8 @@ describe("Monolith files with several labels per sample", () => {
 });
 
 describe("Parquet with a label column per task", () => {
+  /** A Parquet click is 0 or 1, as a TSV's is (Monolith's counts and -1s are Monolith's own rule). */
+  const parquetClick = (i: number) => [0, 1, 1, 0][i % 4]!;
   type Cols = { is_click: (number | null)[]; watch: (number | null)[] };
   function parquet(n: number, damage?: (c: Cols) => void, labelType: "DOUBLE" | "STRING" = "DOUBLE", drop?: string): string {
     const cols: Cols = { is_click: [], watch: [] };
@@ -121,7 +123,7 @@ describe("Parquet with a label column per task", () => {
     const cats: string[][] = Array.from({ length: 26 }, () => []);
     for (let i = 0; i < n; i++) {
       const f = one.tsvLine("train", i).split("\t");
-      cols.is_click.push(rawClick(i));
+      cols.is_click.push(parquetClick(i));
       cols.watch.push(watch(i));
       for (let j = 0; j < 13; j++) dense[j]!.push(f[1 + j] === "" ? null : Number(f[1 + j]));
       for (let k = 0; k < 26; k++) cats[k]!.push(f[14 + k]!);
@@ -146,7 +148,16 @@ describe("Parquet with a label column per task", () => {
     expect(src.info.tasks).toEqual([{ name: "click", loss: "bce", weight: 1 }, { name: "watch_seconds", loss: "mse", weight: 1 }]);
     const got = batchLabels(src, 60);
     expect(got.shape).toEqual([60, 2]);
-    expect(got.data).toEqual(Array.from({ length: 60 }, (_, i) => [rawClick(i) > 0 ? 1 : 0, watch(i)]).flat());
+    expect(got.data).toEqual(Array.from({ length: 60 }, (_, i) => [parquetClick(i), watch(i)]).flat());
+  });
+
+  it("a bce label other than 0 or 1 (a count, a -1) is a bad row naming the value and the task; mse takes any number", async () => {
+    for (const v of [2.5, -1, 2]) {
+      const path = parquet(10, (c) => (c.is_click[4] = v));
+      await expect(open(path)).rejects.toThrow(`${path}: row 4: label column 'is_click' holds ${v}, expected 0 or 1 (task 'click' is a binary one, loss bce)`);
+    }
+    const src = await open(parquet(10, (c) => (c.watch[4] = -7.5)));
+    expect(batchLabels(src, 10).data.slice(8, 10)).toEqual([parquetClick(4), -7.5]);
   });
 
   it("a file lacking a declared label column is refused in one line naming file and column", async () => {
@@ -164,14 +175,16 @@ describe("Parquet with a label column per task", () => {
     expect(src.info.skippedRecords).toBe(1);
     expect(src.info.skippedSummary).toBe(`1 bad record skipped, 29 samples kept: 1 x label column 'watch' is null; first: ${path}: row 12: label column 'watch' is null`);
     // The row is gone whole: the next row's labels follow row 11's.
-    expect(batchLabels(src, 13).data.slice(22, 26)).toEqual([rawClick(11) > 0 ? 1 : 0, watch(11), rawClick(13) > 0 ? 1 : 0, watch(13)]);
+    expect(batchLabels(src, 13).data.slice(22, 26)).toEqual([parquetClick(11), watch(11), parquetClick(13), watch(13)]);
   });
 
-  it("a label that is not a number names file, row, column and value", async () => {
+  it("a label that is not a number names file, row, column and value; a column of strings is refused before any row", async () => {
     const nan = parquet(10, (c) => (c.is_click[3] = Number.NaN));
     await expect(open(nan)).rejects.toThrow(new RegExp(`^${nan}: row 3: label column 'is_click' holds NaN, expected a number$`));
     const text = parquet(10, undefined, "STRING");
-    await expect(open(text)).rejects.toThrow(new RegExp(`^${text}: row 0: label column 'watch' holds "0", expected a number$`));
+    const err = await open(text).catch((e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((err as Error).message).toBe(`${text}: column 'watch' (label 'watch_seconds') holds string values; a label column holds numbers or booleans, one per row`);
   });
 
   it("fails compute's start with that line under --on-bad-record fail, the default", async () => {

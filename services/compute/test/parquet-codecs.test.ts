@@ -105,6 +105,11 @@ describe("Parquet page codecs", () => {
     const err = await ParquetSource.open({ paths: [bad], featureList: list, evalFraction: 0, onBadRecord: "fail" }).catch((e: unknown) => e);
     expect(ComputeErrors.is(err) && err.code).toBe("COMPUTE_ERR_BAD_FRAME");
     expect((err as Error).message).toMatch(new RegExp(`^cannot read Parquet file ${bad} at row group 0 \\(rows 0-2047\\): `));
+    // Under skip the damaged group is lost, as a damaged stretch of a TSV or Monolith file is, and the others are read.
+    const src = await ParquetSource.open({ paths: [bad], featureList: list, evalFraction: 0, onBadRecord: "skip" });
+    expect(src.info.trainRecords).toBe(N - 2048);
+    expect(src.info.skippedStretches).toBe(1);
+    expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch .*first: ${bad}: row group 0 \\(rows 0-2047\\): .*bytes skipped to the next readable record at row group 1 \\(row 2048\\)\\)$`));
   });
 
   it("a codec compute lacks (LZO) is refused before any row is read, naming the file, column and the codecs it reads", async () => {

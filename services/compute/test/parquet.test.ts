@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { ParquetSource, largeGroupsWarning } from "../src/sources/parquet-source.js";
+import { ParquetSource, largeGroupsWarning, largestGroup } from "../src/sources/parquet-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { ComputeErrors } from "../src/errors.js";
@@ -70,14 +70,25 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     expect(tight.info.dataWarnings).toEqual([expect.stringMatching(/^Parquet file \S+\.parquet has row groups of up to 1300 rows: compute decodes a group whole, about 3 MB for the 40 columns read, beyond --max-memory-mb 2; row groups of at most 1092 rows keep within it$/)]);
   });
 
-  it("a warning for large row groups names at most three files and the largest group; list cells count their values", () => {
-    const files = [1, 2, 3, 4, 5].map((i) => ({ path: `f${i}.parquet`, rows: i * 10_000, values: i * 100_000 }));
+  it("a warning for large row groups names at most three files and the largest group", () => {
     // 48 bytes a value: 30,000 rows of 10 columns take 14.4 MB, 20,000 take 9.6 MB.
+    const files = [1, 2, 3, 4, 5].map((i) => ({ path: `f${i}.parquet`, rows: i * 10_000, bytes: i * 100_000 * 48 }));
     expect(largeGroupsWarning(files, 10, 12)).toBe("Parquet files f3.parquet, f4.parquet, f5.parquet have row groups of up to 50000 rows: compute decodes a group whole, about 23 MB for the 10 columns read, beyond --max-memory-mb 12; row groups of at most 26214 rows keep within it");
     expect(largeGroupsWarning(files, 10, 1024)).toBeNull();
-    // Rows of 64-value lists: 2,000 rows of 128,000 values take 5.9 MB, and 1,000 rows fit in 3 MB.
-    expect(largeGroupsWarning([{ path: "lists.parquet", rows: 2000, values: 128_000 }], 2, 3)).toBe("Parquet file lists.parquet has row groups of up to 2000 rows: compute decodes a group whole, about 6 MB for the 2 columns read, beyond --max-memory-mb 3; row groups of at most 1024 rows keep within it");
-    expect(largeGroupsWarning([...files, { path: "g.parquet", rows: 40_000, values: 400_000 }, { path: "h.parquet", rows: 40_000, values: 400_000 }], 10, 12)).toMatch(/^Parquet files f3.parquet, f4.parquet, f5.parquet and 2 more have row groups of up to 50000 rows/);
+    expect(largeGroupsWarning([...files, { path: "g.parquet", rows: 40_000, bytes: 400_000 * 48 }, { path: "h.parquet", rows: 40_000, bytes: 400_000 * 48 }], 10, 12)).toMatch(/^Parquet files f3.parquet, f4.parquet, f5.parquet and 2 more have row groups of up to 50000 rows/);
+  });
+
+  it("a group's estimate: its values, its list rows, and at least twice its uncompressed bytes (a few huge cells)", () => {
+    const column = (name: string[], values: number, uncompressed: number) => ({ meta_data: { path_in_schema: name, num_values: BigInt(values), total_uncompressed_size: BigInt(uncompressed) } });
+    const group = (rows: number, columns: ReturnType<typeof column>[]) => ({ num_rows: BigInt(rows), columns });
+    const meta = (groups: ReturnType<typeof group>[]) => ({ row_groups: groups }) as unknown as Parameters<typeof largestGroup>[0];
+    // 2,000 rows: a label (2,000 values) and a list of 64 ids a row (128,000 values, 2,000 lists), another column not read.
+    const lists = meta([group(2000, [column(["label"], 2000, 8000), column(["ids", "list", "element"], 128_000, 1_024_000), column(["other"], 2000, 1e9)])]);
+    expect(largestGroup(lists, ["label", "ids"])).toEqual({ rows: 2000, bytes: 130_000 * 48 + 2000 * 320 });
+    // Twelve cells of 300 MB in a file of kilobytes: their bytes, not their 12 values, are what decoding them takes.
+    const bomb = meta([group(1, [column(["label"], 1, 4)]), group(12, [column(["label"], 12, 48), column(["c"], 12, 3.6e9)])]);
+    expect(largestGroup(bomb, ["label", "c"])).toEqual({ rows: 12, bytes: 2 * (3.6e9 + 48) });
+    expect(largeGroupsWarning([{ path: "bomb.parquet", ...largestGroup(bomb, ["label", "c"]) }], 2, 64)).toBe("Parquet file bomb.parquet has row groups of up to 12 rows: compute decodes a group whole, about 6867 MB for the 2 columns read, beyond --max-memory-mb 64; a row alone takes about 573 MB: cells that large are no feature's values");
   });
 
   it("a file of no rows among others is a data warning naming it", async () => {
@@ -161,13 +172,14 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     ]);
   });
 
-  it("a string column declared as an int64 slot is a bad row saying it holds a string and which type hashes strings", async () => {
+  it("a string column declared as an int64 slot is refused before any row, saying which type hashes strings", async () => {
     const path = join(dir, "string-as-int.parquet");
     writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0], type: "INT32" }, { name: "user", data: ["u17", "u18"], type: "STRING" }] })));
     const intList = compileFeatureList({ slots: [{ name: "user", slot: 1, type: "int64" }], dense: [] }, "test");
-    await expect(ParquetSource.open({ paths: [path], featureList: intList, evalFraction: 0, onBadRecord: "fail" })).rejects.toThrow(
-      `${path}: row 0: column 'user' (type int64) holds a string or bytes "u17", expected an integer; a slot whose values are strings is type bytes`,
-    );
+    // Under skip too: every row would have been a bad record, and the file dropped row by row.
+    const err = await ParquetSource.open({ paths: [path], featureList: intList, evalFraction: 0, onBadRecord: "skip" }).catch((e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((err as Error).message).toBe(`${path}: column 'user' (slot type int64) holds string values; a slot of type int64 holds integers; a slot whose values are strings is type bytes`);
   });
 
   it("damage inside a page names the row group it is in", async () => {

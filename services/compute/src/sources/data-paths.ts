@@ -7,8 +7,8 @@ const WILDCARD = /[*?[]/;
 
 /**
  * The files a --data (or --eval-data) list names, in training order: a
- * file is itself; a directory is its files (not hidden ones, not its
- * subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
+ * file is itself; a directory is its files (not hidden ones, nor those
+ * named with a leading '_', nor its subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
  * expanded here so a quoted pattern works the same from any shell) is its
  * matches, by path, a matching directory being its files (as the shell's
  * expansion of the pattern would name it). Each entry keeps its place in the list. An entry that
@@ -68,11 +68,26 @@ function fileIdentity(path: string): string {
   }
 }
 
-/** For a directory of no data files that holds hidden files: that those are not read (not compute's own .pangea-cache). */
+/**
+ * Files a directory's listing passes over: hidden ones, and those Hadoop and Spark write beside the data, named with a
+ * leading '_' (_SUCCESS, an empty marker; _metadata, a footer of the others' row groups), which their readers pass over too.
+ */
+function passedOver(name: string): boolean {
+  return name.startsWith(".") || name.startsWith("_");
+}
+
+/**
+ * For a directory of no data files: the files it holds that are passed over (not compute's own .pangea-cache), or the
+ * subdirectories it holds (a Hive-partitioned directory, day=0/...), and how to read them.
+ */
 function hiddenNote(dir: string): string {
   try {
-    const hidden = readdirSync(dir, { withFileTypes: true }).filter((e) => e.name.startsWith(".") && e.name !== ".pangea-cache" && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
-    return hidden.length ? ` to read (${hidden.length === 1 ? `${hidden[0]} is hidden` : `${hidden.length} hidden ones, such as ${hidden[0]}`}: files whose names start with '.' are not read from a directory; name one on its own to read it)` : "";
+    const entries = readdirSync(dir, { withFileTypes: true });
+    const hidden = entries.filter((e) => passedOver(e.name) && e.name !== ".pangea-cache" && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
+    if (hidden.length) return ` to read (${hidden.length === 1 ? `${hidden[0]} is passed over` : `${hidden.length} passed over, such as ${hidden[0]}`}: files whose names start with '.' or '_' are not read from a directory; name one on its own to read it)`;
+    const dirs = entries.filter((e) => e.isDirectory() && !passedOver(e.name)).map((e) => e.name).sort();
+    const shown = dirs.slice(0, 3).join(", ") + (dirs.length > 3 ? ", ..." : "");
+    return dirs.length ? ` (it holds ${dirs.length === 1 ? "the directory" : `${dirs.length} directories:`} ${shown}; a directory's subdirectories are not read: name them, or a pattern such as '${dir.replace(/\/+$/, "")}/*/*')` : "";
   } catch {
     return "";
   }
@@ -96,7 +111,7 @@ function namedFiles(entry: string, flag: string): string[] {
   }
   if (!st.isDirectory()) return [entry];
   return readdirSync(entry)
-    .filter((name) => !name.startsWith(".") && isDataFile(join(entry, name), `the directory ${entry}`, flag))
+    .filter((name) => !passedOver(name) && isDataFile(join(entry, name), `the directory ${entry}`, flag))
     .map((name) => join(entry, name))
     .sort();
 }
@@ -149,8 +164,8 @@ function globFiles(pattern: string, flag: string): string[] {
         continue;
       }
       for (const name of names) {
-        // As shells do: a wildcard does not match a leading dot.
-        if (name.startsWith(".") && !part.startsWith(".")) continue;
+        // As shells do: a wildcard does not match a leading dot; nor, as in a directory's listing, a leading '_'.
+        if (passedOver(name) && !part.startsWith(name[0]!)) continue;
         if (!re.test(name)) continue;
         const p = join(dir, name);
         if (last) next.push(...matchedFiles(p, pattern, flag));

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { GroupColumns } from "./group-columns.js";
+import { columnTypeProblem } from "./parquet-columns.js";
 import { PARQUET_DECOMPRESSORS, READABLE_CODECS } from "../formats/parquet-codecs.js";
 
 export interface ParquetOptions {
@@ -32,7 +33,7 @@ const utf8 = new TextEncoder();
  * Parquet files whose columns are named as the feature list's features:
  * slot features hold strings or bytes (type bytes, hashed), integers (type
  * int64, hashed) or fids (fid_v1/fid_v2; one id or a list); dense features
- * hold numbers; the label column holds 0/1 (anything > 0 is a click). A null
+ * hold numbers; a bce label column holds 0 or 1 (checked from the schema, see parquet-columns.ts, and by row). A null
  * slot value gives the cell no id; a null dense value reads as 0. Read a
  * row group at a time into a record cache on disk, and read back by index.
  */
@@ -49,7 +50,7 @@ export class ParquetSource extends CachedSource {
     const wanted = [...new Set([...list.labels.map((l) => l.column), ...list.slotByName.keys(), ...list.denseByName.keys()])];
     const place = placeCache(opts.paths, decodeKey, opts.cacheDir ?? null);
     // What decoding each file's largest row group takes (the pass holds one group's values whole), and the files of no rows.
-    const groupValues: { path: string; rows: number; values: number }[] = [];
+    const groupValues: { path: string; rows: number; bytes: number }[] = [];
     const noRows: string[] = [];
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
@@ -57,7 +58,7 @@ export class ParquetSource extends CachedSource {
       const asm = new SampleAssembler(list);
       const { chunkBytes } = cacheSizes(memoryMb);
       for (const path of opts.paths) {
-        const { file, meta, close, unchanged } = await openParquet(path, wanted, place.stamps.get(path) ?? null);
+        const { file, meta, close, unchanged } = await openParquet(path, list, wanted, place.stamps.get(path) ?? null);
         groupValues.push({ path, ...largestGroup(meta, wanted) });
         if (Number(meta.num_rows) === 0) noRows.push(path);
         try {
@@ -70,8 +71,21 @@ export class ParquetSource extends CachedSource {
             const range = { file, metadata: meta, rowStart: groupStart, rowEnd: groupEnd };
             // The library's own words name no place: the group and its rows do.
             const where = `row group ${g} (rows ${groupStart}-${groupEnd - 1})`;
-            const values = await readColumns(path, where, { ...range, columns: valueColumns });
-            const slots = await readColumns(path, where, { ...range, columns: slotColumns, parsers: STORED_BYTES });
+            let values: GroupColumns;
+            let slots: GroupColumns;
+            try {
+              values = await readColumns({ ...range, columns: valueColumns });
+              slots = await readColumns({ ...range, columns: slotColumns, parsers: STORED_BYTES });
+            } catch (err) {
+              const failure = parquetError(path, err, where);
+              // Damage to a group's pages loses that group under skip, as damage to a TSV or Monolith file loses its
+              // stretch: nothing of it was kept (its rows are used once all its columns are read).
+              if (opts.onBadRecord !== "skip" || !ComputeErrors.is(failure, "COMPUTE_ERR_BAD_FRAME")) throw failure;
+              const next = g + 1 < meta.row_groups.length ? `row group ${g + 1} (row ${groupEnd})` : null;
+              bad.lost(path, `: ${where}`, printable((err as Error).message, 200), groupBytes(group, wanted), next);
+              groupStart = groupEnd;
+              continue;
+            }
             for (let row = groupStart; row < groupEnd; row++) {
               try {
                 fillSample(values, slots, row, asm);
@@ -137,38 +151,59 @@ export class ParquetSource extends CachedSource {
  */
 const DECODED_BYTES_PER_VALUE = 48;
 
-/** The row group of `meta` with the most values of the `columns` read (a list column's cells hold several), and its rows. */
-export function largestGroup(meta: FileMetaData, columns: readonly string[]): { rows: number; values: number } {
+/**
+ * What a row of a list column costs beyond its values: the library makes a
+ * list of each. Measured: 300,000 rows of a 4-id list took compute 92 MB more
+ * than the same ids in 4 columns of one value each.
+ */
+const DECODED_BYTES_PER_LIST_ROW = 320;
+
+/**
+ * The row group of `meta` that takes the most to decode for the `columns` read, its rows and that estimate in bytes:
+ * its values (a list cell holds several) and list rows at the costs measured above, and at least twice its columns'
+ * uncompressed bytes (a page is held decompressed while its values are made of it: a few cells of hundreds of MB
+ * take that much, however few values they are).
+ */
+export function largestGroup(meta: FileMetaData, columns: readonly string[]): { rows: number; bytes: number } {
   const read = new Set(columns);
-  let largest = { rows: 0, values: 0 };
+  let largest = { rows: 0, bytes: 0 };
   for (const g of meta.row_groups) {
     let values = 0;
+    let listRows = 0;
+    let uncompressed = 0;
     for (const c of g.columns) {
       const m = c.meta_data;
-      if (m && read.has(m.path_in_schema[0]!)) values += Number(m.num_values);
+      if (!m || !read.has(m.path_in_schema[0]!)) continue;
+      values += Number(m.num_values);
+      uncompressed += Number(m.total_uncompressed_size);
+      // A column read is a value or a list of values (structs are refused): a path of more than one name is a list.
+      if (m.path_in_schema.length > 1) listRows += Number(g.num_rows);
     }
-    if (values > largest.values) largest = { rows: Number(g.num_rows), values };
+    const bytes = Math.max(values * DECODED_BYTES_PER_VALUE + listRows * DECODED_BYTES_PER_LIST_ROW, 2 * uncompressed);
+    if (bytes > largest.bytes) largest = { rows: Number(g.num_rows), bytes };
   }
   return largest;
 }
 
 /**
- * A warning naming the files whose largest row group (`rows` rows, `values` values of the columns read) takes more than
+ * A warning naming the files whose largest row group (`rows` rows, `bytes` to decode the columns read) takes more than
  * the budget to decode, or null.
  */
-export function largeGroupsWarning(files: readonly { path: string; rows: number; values: number }[], columns: number, memoryMb: number): string | null {
+export function largeGroupsWarning(files: readonly { path: string; rows: number; bytes: number }[], columns: number, memoryMb: number): string | null {
   const budget = memoryMb * 1024 * 1024;
-  const large = files.filter((f) => f.values * DECODED_BYTES_PER_VALUE > budget);
+  const large = files.filter((f) => f.bytes > budget);
   if (large.length === 0) return null;
-  const worst = large.reduce((a, b) => (b.values > a.values ? b : a));
-  // Rows of the same width as the largest group's: how many fit.
-  const fits = Math.max(1, Math.floor(budget / (DECODED_BYTES_PER_VALUE * (worst.values / Math.max(1, worst.rows)))));
+  const worst = large.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  // Rows of the same width as the largest group's: how many fit; none, when one row alone takes more (cells of hundreds of MB).
+  const perRow = worst.bytes / Math.max(1, worst.rows);
+  const fits = Math.floor(budget / perRow);
   const named = large.length > 3 ? `${large.slice(0, 3).map((f) => f.path).join(", ")} and ${large.length - 3} more` : large.map((f) => f.path).join(", ");
-  return `Parquet file${large.length === 1 ? "" : "s"} ${named} ${large.length === 1 ? "has" : "have"} row groups of up to ${worst.rows} rows: compute decodes a group whole, about ${Math.ceil((worst.values * DECODED_BYTES_PER_VALUE) / (1 << 20))} MB for the ${columns} columns read, beyond --max-memory-mb ${memoryMb}; row groups of at most ${fits} rows keep within it`;
+  const advice = fits >= 1 ? `row groups of at most ${fits} rows keep within it` : `a row alone takes about ${Math.ceil(perRow / (1 << 20))} MB: cells that large are no feature's values`;
+  return `Parquet file${large.length === 1 ? "" : "s"} ${named} ${large.length === 1 ? "has" : "have"} row groups of up to ${worst.rows} rows: compute decodes a group whole, about ${Math.ceil(worst.bytes / (1 << 20))} MB for the ${columns} columns read, beyond --max-memory-mb ${memoryMb}; ${advice}`;
 }
 
 /** A Parquet file's footer, checked to hold the columns the feature list reads. */
-async function openParquet(path: string, wanted: readonly string[], stamp: FileStamp | null): Promise<{ file: AsyncBuffer; meta: FileMetaData; close: () => void; unchanged: () => void }> {
+async function openParquet(path: string, list: FeatureList, wanted: readonly string[], stamp: FileStamp | null): Promise<{ file: AsyncBuffer; meta: FileMetaData; close: () => void; unchanged: () => void }> {
   const opened = openDataFile(path, stamp);
   const close = () => closeSync(opened.fd);
   // A file rewritten in place while its rows were read is half old, half new: not cached as either.
@@ -185,8 +220,14 @@ async function openParquet(path: string, wanted: readonly string[], stamp: FileS
     const present = new Set(meta.schema.map((e) => e.name));
     const missing = wanted.filter((c) => !present.has(c));
     if (missing.length) {
-      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}`);
+      // A name that differs only in case is likely the one meant: names are compared as written.
+      const folded = new Map(meta.schema.map((e) => [e.name.toLowerCase(), e.name]));
+      const near = missing.map((c) => folded.get(c.toLowerCase())).filter((c): c is string => c !== undefined);
+      const hint = near.length ? ` (it has ${near.map((c) => `'${printable(c, 80)}'`).join(", ")}: column names are compared with their case)` : "";
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}${hint}`);
     }
+    const wrongType = columnTypeProblem(meta, list);
+    if (wrongType) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: ${wrongType}`);
     unreadableCodec(path, meta, wanted);
     return { file, meta, close, unchanged };
   } catch (err) {
@@ -256,19 +297,17 @@ function fileBuffer(fd: number, size: number): AsyncBuffer {
 const STORED_BYTES = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes } as unknown as ParquetParsers;
 
 /** A row group's values of `columns` (none: a group of no columns). */
-async function readColumns(
-  path: string,
-  where: string,
-  options: Parameters<typeof parquetRead>[0] & { columns: string[]; rowStart: number; rowEnd: number },
-): Promise<GroupColumns> {
+async function readColumns(options: Parameters<typeof parquetRead>[0] & { columns: string[]; rowStart: number; rowEnd: number }): Promise<GroupColumns> {
   const out = new GroupColumns();
   if (options.columns.length === 0) return out;
-  try {
-    await parquetRead({ ...options, compressors: PARQUET_DECOMPRESSORS, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
-  } catch (err) {
-    throw parquetError(path, err, where);
-  }
+  await parquetRead({ ...options, compressors: PARQUET_DECOMPRESSORS, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
   return out.seal();
+}
+
+/** The stored bytes of a row group's `columns`. */
+function groupBytes(group: FileMetaData["row_groups"][number], columns: readonly string[]): number {
+  const read = new Set(columns);
+  return group.columns.reduce((sum, c) => sum + (c.meta_data && read.has(c.meta_data.path_in_schema[0]!) ? Number(c.meta_data.total_compressed_size) : 0), 0);
 }
 
 function parquetError(path: string, err: unknown, where?: string): Error {
@@ -292,12 +331,17 @@ function fillSample(values: GroupColumns, slots: GroupColumns, row: number, asm:
       const far = targetOutOfRange(l, raw);
       throw new RowError(far ? `label column '${l.column}' ${far}` : `label column '${l.column}' holds ${typeof raw === "string" ? JSON.stringify(raw) : String(raw)}, expected a number`);
     }
-    asm.labels[l.index] = Number(raw);
+    // A click is 0 or 1, as a TSV's label must be: a 2 or a -1 taken as 1 or 0 made a job train on other labels than
+    // the file's without a word (Monolith's labels keep their own rule, > 0 is a click).
+    const n = Number(raw);
+    if (l.loss === "bce" && n !== 0 && n !== 1) throw new RowError(`label column '${l.column}' holds ${String(raw)}, expected 0 or 1 (task '${l.name}' is a binary one, loss bce)`);
+    asm.labels[l.index] = n;
   }
   for (const [name, s] of list.slotByName) {
     const v = slots.has(name) ? slots.value(name, row) : values.value(name, row);
     if (v === null || v === undefined) continue;
-    for (const item of Array.isArray(v) ? v : [v]) addValue(asm, name, s, item);
+    // A null in a list is a missing id, as a null cell is.
+    for (const item of Array.isArray(v) ? v : [v]) if (item !== null && item !== undefined) addValue(asm, name, s, item);
   }
   for (const [name, d] of list.denseByName) {
     const v = values.value(name, row);
@@ -305,8 +349,9 @@ function fillSample(values: GroupColumns, slots: GroupColumns, row: number, asm:
     // Fewer values than the size are missing ones (0, as null is); more would be dropped without a word.
     if (cell.length > d.size) throw new RowError(`dense column '${name}' holds ${cell.length} values; the feature list declares size ${d.size}`);
     cell.forEach((x, k) => {
-      const n = Number(x);
-      if (!Number.isFinite(n)) throw new RowError(`dense column '${name}' holds ${String(x)}`);
+      // Numbers only: Number() would read "" as 0 and "0x10" as 16.
+      const n = typeof x === "number" ? x : typeof x === "bigint" || typeof x === "boolean" ? Number(x) : x === null ? 0 : Number.NaN;
+      if (!Number.isFinite(n)) throw new RowError(`dense column '${name}' holds ${typeof x === "number" || typeof x === "bigint" ? String(x) : kindOf(x)}, expected a number`);
       asm.dense[d.offset + k] = d.log1p ? normalizeCount(n) : n;
     });
   }
@@ -321,7 +366,11 @@ function addValue(asm: SampleAssembler, name: string, s: { column: number; slot:
   }
   let big: bigint;
   if (typeof v === "bigint") big = v;
-  else if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
+  else if (typeof v === "number" && Number.isSafeInteger(v)) big = BigInt(v);
+  else if (typeof v === "number" && Number.isInteger(v)) {
+    // A DOUBLE column of ids (pandas writes integer columns with nulls so): past 2^53 nearby ids are one value.
+    throw new RowError(`column '${name}' (type ${s.kind}) holds ${v}, a floating-point number beyond 2^53, where ids are not exact (neighbouring ids become one); write the column as INT64`);
+  }
   else if (v instanceof Uint8Array) {
     // Slot columns are read as their stored bytes: a string column's value comes as bytes.
     throw new RowError(`column '${name}' (type ${s.kind}) holds a string or bytes ${JSON.stringify(printable(Buffer.from(v.subarray(0, 40)).toString("utf8"), 40))}, expected an integer; a slot whose values are strings is type bytes`);
