@@ -136,6 +136,18 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     }
   });
 
+  it("a damaged footer says the footer does not decode, not only the library's decoder words", async () => {
+    const bytes = readFileSync(criteoParquet(50));
+    const footer = bytes.readUInt32LE(bytes.length - 8);
+    // The footer's first bytes (its thrift field headers) garbled.
+    for (let k = bytes.length - 8 - footer; k < bytes.length - 8 - footer + 16; k++) bytes[k] = 0xff;
+    const path = join(dir, "bad-footer.parquet");
+    writeFileSync(path, bytes);
+    const err = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "skip" }).catch((e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot read Parquet file ${path}: its footer \\(the schema and row groups, at its end\\) does not decode, the file is damaged: .+`));
+  });
+
   it("a file whose footer points past its end (its middle cut out) says so, not that it shrank", async () => {
     const whole = readFileSync(criteoParquet(200));
     const footer = whole.readUInt32LE(whole.length - 8) + 8;

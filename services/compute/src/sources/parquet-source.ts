@@ -216,7 +216,10 @@ async function openParquet(path: string, list: FeatureList, wanted: readonly str
   try {
     notParquetReason(opened.fd, opened.stamp.size);
     const file = fileBuffer(opened.fd, opened.stamp.size);
-    const meta = await parquetMetadataAsync(file);
+    const meta = await parquetMetadataAsync(file).catch((err: unknown) => {
+      // The library's words are about its decoder ("thrift unhandled type: 10"): the footer is what it could not read.
+      throw new Error(`its footer (the schema and row groups, at its end) does not decode, the file is damaged: ${(err as Error).message}`);
+    });
     const present = new Set(meta.schema.map((e) => e.name));
     const missing = wanted.filter((c) => !present.has(c));
     if (missing.length) {
