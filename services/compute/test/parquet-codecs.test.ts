@@ -8,7 +8,7 @@ import { parquetWriteBuffer } from "hyparquet-writer";
 import { compileFeatureList } from "@pangea/features";
 import { ParquetSource } from "../src/sources/parquet-source.js";
 import { SyntheticSource } from "../src/sources/synthetic.js";
-import { PARQUET_DECOMPRESSORS, lz4Block } from "../src/formats/parquet-codecs.js";
+import { parquetDecompressors, lz4Block } from "../src/formats/parquet-codecs.js";
 import { ComputeErrors } from "../src/errors.js";
 import { expectSameRecords } from "./same-records.js";
 
@@ -20,8 +20,10 @@ const list = compileFeatureList(synthetic.featureListConfig("bytes"), "test");
 const N = 5000;
 let duck: DuckDBConnection;
 let tsv: string;
+let codecs: Awaited<ReturnType<typeof parquetDecompressors>>;
 
 beforeAll(async () => {
+  codecs = await parquetDecompressors();
   duck = await (await DuckDBInstance.create(":memory:")).connect();
   tsv = join(dir, "data.tsv");
   writeFileSync(tsv, Array.from({ length: N }, (_, i) => synthetic.tsvLine("train", i)).join("\n") + "\n");
@@ -72,13 +74,13 @@ describe("Parquet page codecs", () => {
     }
     expect(blocks).toHaveLength(pieces.length);
     pieces.forEach((p, k) => {
-      expect(Buffer.from(PARQUET_DECOMPRESSORS.LZ4_RAW!(blocks[k]!, p.length))).toEqual(p);
-      expect(Buffer.from(PARQUET_DECOMPRESSORS.LZ4!(blocks[k]!, p.length))).toEqual(p);
+      expect(Buffer.from(codecs.LZ4_RAW!(blocks[k]!, p.length))).toEqual(p);
+      expect(Buffer.from(codecs.LZ4!(blocks[k]!, p.length))).toEqual(p);
     });
     // Hadoop: each block led by its decompressed and compressed sizes, big-endian; a page of several blocks.
     const hadoop = Buffer.concat(pieces.slice(2).flatMap((p, k) => [u32be(p.length), u32be(blocks[k + 2]!.length), blocks[k + 2]!]));
     const whole = Buffer.concat(pieces.slice(2));
-    expect(Buffer.from(PARQUET_DECOMPRESSORS.LZ4!(hadoop, whole.length))).toEqual(whole);
+    expect(Buffer.from(codecs.LZ4!(hadoop, whole.length))).toEqual(whole);
   });
 
   it("a damaged or mis-sized page says what is wrong with it", () => {
@@ -88,17 +90,34 @@ describe("Parquet page codecs", () => {
     expect(() => lz4Block(block, 400)).toThrow("an LZ4 block decompressed to 310 bytes; its page header says 400");
     // A match reaching before the output's start: token of 0 literals, distance 5.
     expect(() => lz4Block(Buffer.from([0x00, 5, 0, 0x00]), 4)).toThrow(/a match reaches 5 bytes back, before the output's start/);
-    const gz = Buffer.from(PARQUET_DECOMPRESSORS.GZIP!(gzipOf("hello parquet"), 13)).toString();
+    const gz = Buffer.from(codecs.GZIP!(gzipOf("hello parquet"), 13)).toString();
     expect(gz).toBe("hello parquet");
-    expect(() => PARQUET_DECOMPRESSORS.GZIP!(gzipOf("hello parquet"), 5)).toThrow("a GZIP page decompresses to more than the 5 bytes its header says");
-    expect(() => PARQUET_DECOMPRESSORS.GZIP!(gzipOf("hello parquet"), 20)).toThrow("a GZIP page decompressed to 13 bytes; its header says 20");
-    expect(() => PARQUET_DECOMPRESSORS.ZSTD!(Buffer.from("not zstd at all"), 20)).toThrow(/^a ZSTD page does not decompress: /);
+    expect(() => codecs.GZIP!(gzipOf("hello parquet"), 5)).toThrow("a GZIP page decompresses to more than the 5 bytes its header says");
+    expect(() => codecs.GZIP!(gzipOf("hello parquet"), 20)).toThrow("a GZIP page decompressed to 13 bytes; its header says 20");
+    expect(() => codecs.ZSTD!(Buffer.from("not zstd at all"), 20)).toThrow(/^a ZSTD page does not decompress: /);
+  });
+
+  it("a ZSTD page is stopped at its declared size (100 MB of zeros in a few KB), and checked against its frame's checksum", () => {
+    const zeros = spawnSync("sh", ["-c", "head -c 100000000 /dev/zero | zstd -q -19 -c"], { maxBuffer: 1 << 24 }).stdout;
+    expect(zeros.length).toBeLessThan(20_000);
+    const started = process.hrtime.bigint();
+    expect(() => codecs.ZSTD!(zeros, 100)).toThrow("a ZSTD page decompresses to more than the 100 bytes its header says");
+    // Stopped at the first block past the size, not after making 100 MB.
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(1_000);
+    const text = Buffer.from("a page of text, compressed by Debian's zstd with its content checksum ".repeat(20));
+    const frame = spawnSync("zstd", ["-q", "-c", "--check"], { input: text }).stdout;
+    expect(Buffer.from(codecs.ZSTD!(frame, text.length))).toEqual(text);
+    const wrongSum = Buffer.from(frame);
+    wrongSum[wrongSum.length - 1] ^= 0xff;
+    expect(() => codecs.ZSTD!(wrongSum, text.length)).toThrow(/^a ZSTD page does not decompress: its frame at bytes 0-\d+ decodes to data whose checksum \(XXH64\) is not the frame's: its blocks are damaged$/);
+    // An LZ4 page header saying more than its bytes can hold is refused before anything is made of that size.
+    expect(() => codecs.LZ4_RAW!(new Uint8Array(10), 1 << 30)).toThrow("an LZ4 block of 10 bytes cannot hold the 1073741824 bytes its page header says");
   });
 
   it("a damaged zstd page in a file names the file and row group", async () => {
     const path = await duckParquet("zstd");
     const bytes = readFileSync(path);
-    // Inside the first group's pages, past the 4-byte magic: the frames there no longer decode (or checksum).
+    // Inside the first group's pages, past the 4-byte magic: the frames there no longer decode.
     for (let k = 2000; k < 2600; k++) bytes[k] = bytes[k]! ^ 0x5a;
     const bad = join(dir, "damaged-zstd.parquet");
     writeFileSync(bad, bytes);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { compileFeatureList, type FeatureListConfig } from "@pangea/features";
 import { ParquetSource } from "../src/sources/parquet-source.js";
+import { columnTypeProblem } from "../src/sources/parquet-columns.js";
 import { RecordBlock } from "../src/sources/source.js";
 import { ComputeErrors } from "../src/errors.js";
 
@@ -39,7 +40,7 @@ describe("Parquet column types, checked from the schema before any row is read",
       ["{'a': i, 'b': 'x'} AS c", "column 'c' (slot type bytes) holds a struct of 2 fields; a slot of type bytes holds strings or bytes"],
       ["MAP {'k': i} AS c", "column 'c' (slot type bytes) holds a MAP; a slot of type bytes holds strings or bytes"],
       ["DATE '2024-01-01' + i::INTEGER AS c", "column 'c' (slot type bytes) holds DATE values (dates and times are read as objects; write them as integers to use them); a slot of type bytes holds strings or bytes"],
-      ["TIMESTAMP '2024-01-01' AS c", "column 'c' (slot type bytes) holds TIMESTAMP values (dates and times are read as objects; write them as integers to use them); a slot of type bytes holds strings or bytes"],
+      ["TIMESTAMP '2024-01-01' AS c", "column 'c' (slot type bytes) holds TIMESTAMP_MICROS values (dates and times are read as objects; write them as integers to use them); a slot of type bytes holds strings or bytes"],
       ["[['a'], ['b']] AS c", "column 'c' (slot type bytes) holds lists of lists; a slot of type bytes holds strings or bytes"],
       ["i AS c", "column 'c' (slot type bytes) holds integer values; a slot of type bytes holds strings or bytes; a slot of integers is type int64"],
     ];
@@ -92,9 +93,29 @@ describe("Parquet column types, checked from the schema before any row is read",
   it("a DOUBLE id past 2^53 is a bad row (neighbouring ids there are one value); a fraction too", async () => {
     const path = await write("i % 2 AS label, CASE WHEN i = 3 THEN 2e17 ELSE i::DOUBLE END AS f, 'a' AS c");
     const ids = list([{ name: "f", slot: 1, type: "int64" }, { name: "c", slot: 2, type: "bytes" }]);
-    await expect(open(path, ids)).rejects.toThrow(`${path}: row 3: column 'f' (type int64) holds 200000000000000000, a floating-point number beyond 2^53, where ids are not exact (neighbouring ids become one); write the column as INT64`);
+    await expect(open(path, ids)).rejects.toThrow(`${path}: row 3: column 'f' (type int64) holds 200000000000000000, a number beyond 2^53 in a column that is not INT64 (DOUBLE, DECIMAL), where ids are not exact (neighbouring ids become one); write the column as INT64`);
     const half = await write("i % 2 AS label, i / 2 AS f, 'a' AS c");
     await expect(open(half, ids)).rejects.toThrow(`${half}: row 1: column 'f' (type int64) holds 0.5, expected an integer`);
+  });
+
+  it("a FLOAT id column is refused (exact only to 2^24); a TIME column is integers; a column of only nulls gives nothing", async () => {
+    const float = await write("i % 2 AS label, i::FLOAT AS f, 'a' AS c");
+    expect(await refusal(float, list([{ name: "f", slot: 1, type: "int64" }, { name: "c", slot: 2, type: "bytes" }]))).toBe(
+      `${float}: column 'f' (slot type int64) holds FLOAT values; a slot of type int64 holds integers (a FLOAT holds integers exactly only up to 2^24: write ids as INT64)`,
+    );
+    const time = await write("i % 2 AS label, TIME '10:00:00' + INTERVAL (i) SECOND AS t, NULL::INTEGER AS n, 'a' AS c", 4);
+    const src = await open(time, list([{ name: "t", slot: 1, type: "int64" }, { name: "n", slot: 2, type: "int64" }, { name: "c", slot: 3, type: "bytes" }]));
+    const b = new RecordBlock(4, 0, 3);
+    src.read("train", 0, 4, b);
+    // Each row: one id of t, none of n, one of c.
+    expect(Array.from(b.cellOffsets.subarray(0, 13))).toEqual([0, 1, 1, 2, 3, 3, 4, 5, 5, 6, 7, 7, 8]);
+  });
+
+  it("pyarrow's type NULL (a column of nothing but nulls) is taken for a slot or a dense feature, not for a label", () => {
+    const schema = (type: object) => ({ schema: [{ name: "schema", num_children: 3 }, { name: "label", type: "INT32", ...type }, { name: "n", type: "INT32", logical_type: { type: "NULL" } }, { name: "x", type: "INT32", logical_type: { type: "NULL" } }], row_groups: [] }) as never;
+    const l = list([{ name: "n", slot: 1, type: "int64" }], [{ name: "x", size: 1, transform: "none" }]);
+    expect(columnTypeProblem(schema({}), l)).toBeNull();
+    expect(columnTypeProblem(schema({ logical_type: { type: "NULL" } }), l)).toBe("column 'label' (label 'ctr') holds null values; a label column holds numbers or booleans, one per row");
   });
 
   it("a column named in another case: the refusal names the file's", async () => {

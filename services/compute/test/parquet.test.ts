@@ -81,12 +81,23 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
   it("a group's estimate: its values, its list rows, and at least twice its uncompressed bytes (a few huge cells)", () => {
     const column = (name: string[], values: number, uncompressed: number) => ({ meta_data: { path_in_schema: name, num_values: BigInt(values), total_uncompressed_size: BigInt(uncompressed) } });
     const group = (rows: number, columns: ReturnType<typeof column>[]) => ({ num_rows: BigInt(rows), columns });
-    const meta = (groups: ReturnType<typeof group>[]) => ({ row_groups: groups }) as unknown as Parameters<typeof largestGroup>[0];
+    const meta = (groups: ReturnType<typeof group>[], schema: object[]) => ({ row_groups: groups, schema }) as unknown as Parameters<typeof largestGroup>[0];
     // 2,000 rows: a label (2,000 values) and a list of 64 ids a row (128,000 values, 2,000 lists), another column not read.
-    const lists = meta([group(2000, [column(["label"], 2000, 8000), column(["ids", "list", "element"], 128_000, 1_024_000), column(["other"], 2000, 1e9)])]);
+    const listSchema = [
+      { name: "root", num_children: 3 },
+      { name: "label", type: "INT32" },
+      { name: "ids", converted_type: "LIST", num_children: 1 },
+      { name: "list", repetition_type: "REPEATED", num_children: 1 },
+      { name: "element", type: "INT64" },
+      { name: "other", type: "INT32" },
+    ];
+    const lists = meta([group(2000, [column(["label"], 2000, 8000), column(["ids", "list", "element"], 128_000, 1_024_000), column(["other"], 2000, 1e9)])], listSchema);
     expect(largestGroup(lists, ["label", "ids"])).toEqual({ rows: 2000, bytes: 130_000 * 48 + 2000 * 320 });
     // Twelve cells of 300 MB in a file of kilobytes: their bytes, not their 12 values, are what decoding them takes.
-    const bomb = meta([group(1, [column(["label"], 1, 4)]), group(12, [column(["label"], 12, 48), column(["c"], 12, 3.6e9)])]);
+    const bomb = meta([group(1, [column(["label"], 1, 4)]), group(12, [column(["label"], 12, 48), column(["c"], 12, 3.6e9)])], [{ name: "root", num_children: 2 }, { name: "label", type: "INT32" }, { name: "c", type: "BYTE_ARRAY" }]);
+    // A field repeated itself (a list of two levels' older form) is a list too.
+    const repeated = meta([group(100, [column(["ids"], 400, 3200)])], [{ name: "root", num_children: 1 }, { name: "ids", type: "INT64", repetition_type: "REPEATED" }]);
+    expect(largestGroup(repeated, ["ids"])).toEqual({ rows: 100, bytes: 400 * 48 + 100 * 320 });
     expect(largestGroup(bomb, ["label", "c"])).toEqual({ rows: 12, bytes: 2 * (3.6e9 + 48) });
     expect(largeGroupsWarning([{ path: "bomb.parquet", ...largestGroup(bomb, ["label", "c"]) }], 2, 64)).toBe("Parquet file bomb.parquet has row groups of up to 12 rows: compute decodes a group whole, about 6867 MB for the 2 columns read, beyond --max-memory-mb 64; a row alone takes about 573 MB: cells that large are no feature's values");
   });

@@ -110,7 +110,7 @@ function whyExited(log: string): string {
  * job's trainers exit by themselves): one line each, so a job that waits for a compute that died says why it waits.
  */
 function exitedDuringJob(state: LocalState, jobState: string): string[] {
-  if (jobState !== "JOB_STATE_RUNNING" && jobState !== "JOB_STATE_WAITING") return [];
+  if (jobState !== "JOB_STATE_RUNNING" && jobState !== "JOB_STATE_WAITING" && jobState !== "JOB_STATE_EVALUATING") return [];
   return state.processes
     .filter((p) => p.name !== "orchestrator" && !stillRunning(p))
     .map((p) => `${printable(p.name)} (pid ${p.pid}), which 'pangea up' started, has exited${whyExited(p.log)}`);

@@ -2,16 +2,14 @@ import { closeSync, createReadStream, read as readAt, readSync, statSync, type R
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
-import xxhash, { type XXHash, type XXHashAPI } from "xxhash-wasm";
+import type { XXHash } from "xxhash-wasm";
 import { compressionFromMagic, compressionFromName, hasParquetMagic, NAME_ENDING, type Compression } from "./compression.js";
 import { SnappyBlockStream } from "./snappy-stream.js";
 import { openDataFile, type FileStamp } from "./data-file.js";
 import { ComputeErrors } from "../errors.js";
 import { ZstdFrames } from "./zstd-frames.js";
+import { xxhash64 } from "./xxhash64.js";
 
-/** XXH64 (WebAssembly), compiled once per process when a zstd file is first read. */
-let xxhashApi: Promise<XXHashAPI> | null = null;
-const xxhash64 = (): Promise<XXHashAPI> => (xxhashApi ??= xxhash());
 
 /** zlib's messages for a damaged gzip or zlib header (of a later member too): met before the member gives output. */
 const ZLIB_HEADER_ERRORS = new Set(["incorrect header check", "unknown compression method", "invalid window size", "unknown header flags set", "header crc mismatch"]);

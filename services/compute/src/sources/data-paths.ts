@@ -9,7 +9,8 @@ const WILDCARD = /[*?[]/;
  * The files a --data (or --eval-data) list names, in training order: a
  * file is itself; a directory is its files (not hidden ones, nor those
  * named with a leading '_', nor its subdirectories), by name; a glob (`*`, `?`, `[...]` in any path part,
- * expanded here so a quoted pattern works the same from any shell) is its
+ * expanded here so a quoted pattern works the same from any shell; a
+ * wildcard matches no leading '.' nor, unlike a shell's, a leading '_') is its
  * matches, by path, a matching directory being its files (as the shell's
  * expansion of the pattern would name it). Each entry keeps its place in the list. An entry that
  * names nothing, and a file named twice (by one path, or by two that reach it: a link), are errors.
@@ -83,11 +84,12 @@ function passedOver(name: string): boolean {
 function hiddenNote(dir: string): string {
   try {
     const entries = readdirSync(dir, { withFileTypes: true });
-    const hidden = entries.filter((e) => passedOver(e.name) && e.name !== ".pangea-cache" && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
-    if (hidden.length) return ` to read (${hidden.length === 1 ? `${hidden[0]} is passed over` : `${hidden.length} passed over, such as ${hidden[0]}`}: files whose names start with '.' or '_' are not read from a directory; name one on its own to read it)`;
+    // Subdirectories first: a Spark job's partitioned output holds day=0/... beside its _SUCCESS marker.
     const dirs = entries.filter((e) => e.isDirectory() && !passedOver(e.name)).map((e) => e.name).sort();
     const shown = dirs.slice(0, 3).join(", ") + (dirs.length > 3 ? ", ..." : "");
-    return dirs.length ? ` (it holds ${dirs.length === 1 ? "the directory" : `${dirs.length} directories:`} ${shown}; a directory's subdirectories are not read: name them, or a pattern such as '${dir.replace(/\/+$/, "")}/*/*')` : "";
+    if (dirs.length) return ` (it holds ${dirs.length === 1 ? "the directory" : `${dirs.length} directories:`} ${shown}; a directory's subdirectories are not read: name them, or a pattern such as '${dir.replace(/\/+$/, "")}/*/*')`;
+    const hidden = entries.filter((e) => passedOver(e.name) && e.name !== ".pangea-cache" && (e.isFile() || e.isSymbolicLink())).map((e) => e.name);
+    return hidden.length ? ` to read (${hidden.length === 1 ? `${hidden[0]} is passed over` : `${hidden.length} passed over, such as ${hidden[0]}`}: files whose names start with '.' or '_' are not read from a directory; name one on its own to read it)` : "";
   } catch {
     return "";
   }

@@ -4,7 +4,7 @@ import { printable } from "@pangea/kit";
 import type { FeatureList } from "@pangea/features";
 
 /** What a Parquet column's values are, as far as a feature is concerned. */
-type ValueKind = "integer" | "number" | "boolean" | "string" | "bytes" | "json" | { other: string };
+type ValueKind = "integer" | "number" | "float32" | "boolean" | "string" | "bytes" | "json" | "null" | { other: string };
 
 interface ColumnShape {
   kind: ValueKind;
@@ -30,31 +30,34 @@ export function columnTypeProblem(meta: FileMetaData, list: FeatureList): string
   for (const l of list.labels) {
     const shape = shapeOf(byName.get(l.column));
     if (!shape || shape.kind === "json") continue;
+    // pyarrow writes a column of nothing but nulls as type NULL: a slot or dense feature of it is empty, a label not.
     if (shape.list || !isNumeric(shape.kind)) return problem(l.column, `(label '${printable(l.name, 80)}') holds`, "a label column holds numbers or booleans, one per row", shape);
   }
   for (const [name] of list.denseByName) {
     const shape = shapeOf(byName.get(name));
-    if (shape && shape.kind !== "json" && !isNumeric(shape.kind)) return problem(name, "(dense) holds", "a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL) or lists of them", shape);
+    if (shape && shape.kind !== "json" && shape.kind !== "null" && !isNumeric(shape.kind)) return problem(name, "(dense) holds", "a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL) or lists of them", shape);
   }
   for (const [name, s] of list.slotByName) {
     const shape = shapeOf(byName.get(name));
-    if (!shape || shape.kind === "json") continue;
+    if (!shape || shape.kind === "json" || shape.kind === "null") continue;
     if (s.kind === "bytes" && shape.kind !== "string" && shape.kind !== "bytes") {
       return problem(name, "(slot type bytes) holds", `a slot of type bytes holds strings or bytes${shape.kind === "integer" ? "; a slot of integers is type int64" : ""}`, shape);
     }
+    // Not FLOAT: past 2^24 neighbouring ids are one value there (a DOUBLE's ids are checked by row, against 2^53).
     if (s.kind !== "bytes" && shape.kind !== "integer" && shape.kind !== "number") {
-      return problem(name, `(slot type ${s.kind}) holds`, `a slot of type ${s.kind} holds integers${shape.kind === "string" || shape.kind === "bytes" ? "; a slot whose values are strings is type bytes" : ""}`, shape);
+      const why = shape.kind === "string" || shape.kind === "bytes" ? "; a slot whose values are strings is type bytes" : shape.kind === "float32" ? " (a FLOAT holds integers exactly only up to 2^24: write ids as INT64)" : "";
+      return problem(name, `(slot type ${s.kind}) holds`, `a slot of type ${s.kind} holds integers${why}`, shape);
     }
   }
   return null;
 }
 
 function isNumeric(kind: ValueKind): boolean {
-  return kind === "integer" || kind === "number" || kind === "boolean";
+  return kind === "integer" || kind === "number" || kind === "float32" || kind === "boolean";
 }
 
 function describe(shape: ColumnShape): string {
-  const kind = typeof shape.kind === "string" ? `${shape.kind} values` : shape.kind.other;
+  const kind = shape.kind === "float32" ? "FLOAT values" : typeof shape.kind === "string" ? `${shape.kind} values` : shape.kind.other;
   return shape.list ? `lists of ${kind}` : kind;
 }
 
@@ -67,6 +70,7 @@ function shapeOf(top: SchemaTree | undefined): ColumnShape | null {
     // LIST: a repeated group of one element (three levels), or a repeated leaf (two, as older writers wrote).
     const repeated = top.children[0];
     if (!repeated || top.children.length !== 1) return { kind: { other: "a LIST of several fields" }, list: false };
+    if (repeated.element.repetition_type !== "REPEATED") return { kind: { other: "a LIST whose field is not repeated" }, list: false };
     const element = repeated.children.length === 0 ? repeated : repeated.children.length === 1 ? repeated.children[0]! : null;
     if (!element) return { kind: { other: "lists of structs" }, list: false };
     if (element.children.length > 0) return { kind: { other: isList(element.element) ? "lists of lists" : "lists of structs" }, list: false };
@@ -76,8 +80,9 @@ function shapeOf(top: SchemaTree | undefined): ColumnShape | null {
   return { kind: { other: map ? "a MAP" : `a struct of ${top.children.length} fields` }, list: false };
 }
 
+/** A LIST as the library assembles one into lists of values (else it makes structs of it): as its isListLike. */
 function isList(e: SchemaElement): boolean {
-  return e.logical_type?.type === "LIST" || e.converted_type === "LIST";
+  return e.converted_type === "LIST";
 }
 
 function leafKind(e: SchemaElement): ValueKind {
@@ -85,11 +90,15 @@ function leafKind(e: SchemaElement): ValueKind {
   // JSON text is read as the values it holds (a number, a list, ...): each row's are checked as they are read.
   if (logical === "JSON" || e.converted_type === "JSON") return "json";
   if (logical === "STRING" || logical === "ENUM" || e.converted_type === "UTF8" || e.converted_type === "ENUM") return "string";
-  if (logical === "DATE" || logical === "TIME" || logical === "TIMESTAMP" || e.type === "INT96" || ["DATE", "TIME_MILLIS", "TIME_MICROS", "TIMESTAMP_MILLIS", "TIMESTAMP_MICROS", "INTERVAL"].includes(e.converted_type ?? "")) {
-    return { other: `${logical ?? e.converted_type ?? e.type} values (dates and times are read as objects; write them as integers to use them)` };
+  // What the library reads as Date objects (a TIME, or a DATE only the logical type marks, it leaves integers).
+  if (e.converted_type === "DATE" || e.converted_type === "TIMESTAMP_MILLIS" || e.converted_type === "TIMESTAMP_MICROS" || logical === "TIMESTAMP" || (e.type === "INT96" && !e.converted_type)) {
+    return { other: `${e.converted_type ?? logical ?? e.type} values (dates and times are read as objects; write them as integers to use them)` };
   }
-  if (logical === "INTERVAL" || logical === "VARIANT" || logical === "GEOMETRY" || logical === "GEOGRAPHY" || logical === "NULL") return { other: `${logical} values` };
-  if (logical === "DECIMAL" || e.converted_type === "DECIMAL" || logical === "FLOAT16") return "number";
+  if (logical === "NULL") return "null";
+  if (logical === "INTERVAL" || logical === "VARIANT" || logical === "GEOMETRY" || logical === "GEOGRAPHY" || e.converted_type === "INTERVAL") return { other: `${logical ?? e.converted_type} values` };
+  if (logical === "BSON" || e.converted_type === "BSON") return { other: "BSON values (which the Parquet reader does not decode)" };
+  if (logical === "DECIMAL" || e.converted_type === "DECIMAL") return "number";
+  if (logical === "FLOAT16") return "float32";
   switch (e.type) {
     case "BOOLEAN":
       return "boolean";
@@ -97,6 +106,7 @@ function leafKind(e: SchemaElement): ValueKind {
     case "INT64":
       return "integer";
     case "FLOAT":
+      return "float32";
     case "DOUBLE":
       return "number";
     default:

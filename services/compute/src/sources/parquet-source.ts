@@ -1,6 +1,6 @@
 import { kindOf, printable } from "@pangea/kit";
 import { CachedSource } from "./cached-source.js";
-import { parquetMetadataAsync, parquetRead, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
+import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
@@ -14,7 +14,7 @@ import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfLis
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { GroupColumns } from "./group-columns.js";
 import { columnTypeProblem } from "./parquet-columns.js";
-import { PARQUET_DECOMPRESSORS, READABLE_CODECS } from "../formats/parquet-codecs.js";
+import { parquetDecompressors, READABLE_CODECS } from "../formats/parquet-codecs.js";
 
 export interface ParquetOptions {
   paths: readonly string[];
@@ -54,6 +54,7 @@ export class ParquetSource extends CachedSource {
     const noRows: string[] = [];
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
       const bad = new BadRecords(opts.onBadRecord);
+      const compressors = await parquetDecompressors();
       const columns = new SampleColumns(list);
       const asm = new SampleAssembler(list);
       const { chunkBytes } = cacheSizes(memoryMb);
@@ -74,13 +75,15 @@ export class ParquetSource extends CachedSource {
             let values: GroupColumns;
             let slots: GroupColumns;
             try {
-              values = await readColumns({ ...range, columns: valueColumns });
-              slots = await readColumns({ ...range, columns: slotColumns, parsers: STORED_BYTES });
+              values = await readColumns({ ...range, columns: valueColumns, compressors });
+              slots = await readColumns({ ...range, columns: slotColumns, parsers: STORED_BYTES, compressors });
             } catch (err) {
               const failure = parquetError(path, err, where);
               // Damage to a group's pages loses that group under skip, as damage to a TSV or Monolith file loses its
               // stretch: nothing of it was kept (its rows are used once all its columns are read).
-              if (opts.onBadRecord !== "skip" || !ComputeErrors.is(failure, "COMPUTE_ERR_BAD_FRAME")) throw failure;
+              // Memory the group could not be given is no damage to it: the pass stops, saying so.
+              const noMemory = err instanceof RangeError && /allocation failed|Invalid (typed )?array length/i.test(err.message);
+              if (opts.onBadRecord !== "skip" || noMemory || !ComputeErrors.is(failure, "COMPUTE_ERR_BAD_FRAME")) throw failure;
               const next = g + 1 < meta.row_groups.length ? `row group ${g + 1} (row ${groupEnd})` : null;
               bad.lost(path, `: ${where}`, printable((err as Error).message, 200), groupBytes(group, wanted), next);
               groupStart = groupEnd;
@@ -166,6 +169,8 @@ const DECODED_BYTES_PER_LIST_ROW = 320;
  */
 export function largestGroup(meta: FileMetaData, columns: readonly string[]): { rows: number; bytes: number } {
   const read = new Set(columns);
+  // A column read is a value or a list of values (structs are refused): a LIST group, or a field repeated itself.
+  const lists = new Set(parquetSchema(meta).children.filter((c) => c.children.length > 0 || c.element.repetition_type === "REPEATED").map((c) => c.element.name));
   let largest = { rows: 0, bytes: 0 };
   for (const g of meta.row_groups) {
     let values = 0;
@@ -176,8 +181,7 @@ export function largestGroup(meta: FileMetaData, columns: readonly string[]): { 
       if (!m || !read.has(m.path_in_schema[0]!)) continue;
       values += Number(m.num_values);
       uncompressed += Number(m.total_uncompressed_size);
-      // A column read is a value or a list of values (structs are refused): a path of more than one name is a list.
-      if (m.path_in_schema.length > 1) listRows += Number(g.num_rows);
+      if (lists.has(m.path_in_schema[0]!)) listRows += Number(g.num_rows);
     }
     const bytes = Math.max(values * DECODED_BYTES_PER_VALUE + listRows * DECODED_BYTES_PER_LIST_ROW, 2 * uncompressed);
     if (bytes > largest.bytes) largest = { rows: Number(g.num_rows), bytes };
@@ -218,13 +222,17 @@ async function openParquet(path: string, list: FeatureList, wanted: readonly str
     const file = fileBuffer(opened.fd, opened.stamp.size);
     const meta = await parquetMetadataAsync(file).catch((err: unknown) => {
       // The library's words are about its decoder ("thrift unhandled type: 10"): the footer is what it could not read.
+      // A read that failed (EIO) is no damage: passed on with its code.
+      if ((err as NodeJS.ErrnoException).code) throw err;
       throw new Error(`its footer (the schema and row groups, at its end) does not decode, the file is damaged: ${(err as Error).message}`);
     });
-    const present = new Set(meta.schema.map((e) => e.name));
+    // The file's columns: its schema's top-level fields (not the names inside a list or struct, nor the root's).
+    const top = parquetSchema(meta).children.map((c) => c.element.name);
+    const present = new Set(top);
     const missing = wanted.filter((c) => !present.has(c));
     if (missing.length) {
       // A name that differs only in case is likely the one meant: names are compared as written.
-      const folded = new Map(meta.schema.map((e) => [e.name.toLowerCase(), e.name]));
+      const folded = new Map(top.map((name) => [name.toLowerCase(), name]));
       const near = missing.map((c) => folded.get(c.toLowerCase())).filter((c): c is string => c !== undefined);
       const hint = near.length ? ` (it has ${near.map((c) => `'${printable(c, 80)}'`).join(", ")}: column names are compared with their case)` : "";
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: the feature list names columns the Parquet file lacks: ${missing.join(", ")}${hint}`);
@@ -303,7 +311,7 @@ const STORED_BYTES = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes
 async function readColumns(options: Parameters<typeof parquetRead>[0] & { columns: string[]; rowStart: number; rowEnd: number }): Promise<GroupColumns> {
   const out = new GroupColumns();
   if (options.columns.length === 0) return out;
-  await parquetRead({ ...options, compressors: PARQUET_DECOMPRESSORS, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
+  await parquetRead({ ...options, onChunk: (c) => out.add(c.columnName, c.rowStart, c.rowEnd, c.columnData as ArrayLike<unknown>) });
   return out.seal();
 }
 
@@ -372,7 +380,7 @@ function addValue(asm: SampleAssembler, name: string, s: { column: number; slot:
   else if (typeof v === "number" && Number.isSafeInteger(v)) big = BigInt(v);
   else if (typeof v === "number" && Number.isInteger(v)) {
     // A DOUBLE column of ids (pandas writes integer columns with nulls so): past 2^53 nearby ids are one value.
-    throw new RowError(`column '${name}' (type ${s.kind}) holds ${v}, a floating-point number beyond 2^53, where ids are not exact (neighbouring ids become one); write the column as INT64`);
+    throw new RowError(`column '${name}' (type ${s.kind}) holds ${v}, a number beyond 2^53 in a column that is not INT64 (DOUBLE, DECIMAL), where ids are not exact (neighbouring ids become one); write the column as INT64`);
   }
   else if (v instanceof Uint8Array) {
     // Slot columns are read as their stored bytes: a string column's value comes as bytes.

@@ -64,7 +64,8 @@ const VERSION = 2;
  * hashing, a format's parsing, label or weight rules), so caches written by
  * an older compute, whose ids would differ, are not reused after an upgrade.
  */
-const DECODER_VERSION = 1;
+// 2: Parquet's stricter rules (bce labels 0 or 1, no text as dense values, nulls in a slot's list, schema checks).
+const DECODER_VERSION = 2;
 /** A temporary file untouched this long belongs to a pass that is gone, even when its pid is alive again (pid 1 in containers). */
 const STALE_TMP_MS = 10 * 60_000;
 const CHUNK_HEADER = 16;
