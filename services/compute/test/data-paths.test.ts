@@ -171,6 +171,8 @@ describe("--data paths", () => {
       mkdirSync(join(hive, d), { recursive: true });
       writeFileSync(join(hive, d, "part-0.tsv"), tsv(0, 2));
     }
+    // Spark's partitioned output has its _SUCCESS marker beside the partitions: the partitions are what to say.
+    writeFileSync(join(hive, "_SUCCESS"), "");
     expect(() => expandDataPaths([`${hive}/`], "--data")).toThrow(`--data: the directory ${hive}/ holds no files (it holds 2 directories: day=0, day=1; a directory's subdirectories are not read: name them, or a pattern such as '${hive}/*/*')`);
     expect(expandDataPaths([`${hive}/*/*`], "--data")).toEqual([join(hive, "day=0", "part-0.tsv"), join(hive, "day=1", "part-0.tsv")]);
   });
