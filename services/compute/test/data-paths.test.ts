@@ -175,6 +175,18 @@ describe("--data paths", () => {
     writeFileSync(join(hive, "_SUCCESS"), "");
     expect(() => expandDataPaths([`${hive}/`], "--data")).toThrow(`--data: the directory ${hive}/ holds no files (it holds 2 directories: day=0, day=1; a directory's subdirectories are not read: name them, or a pattern such as '${hive}/*/*')`);
     expect(expandDataPaths([`${hive}/*/*`], "--data")).toEqual([join(hive, "day=0", "part-0.tsv"), join(hive, "day=1", "part-0.tsv")]);
+    // A directory read for its files that also holds subdirectories: their files are not read, and a note says so.
+    const mixed = join(dir, "mixed");
+    mkdirSync(join(mixed, "day=0", "hour=0"), { recursive: true });
+    mkdirSync(join(mixed, "day=0", "hour=1"));
+    writeFileSync(join(mixed, "day=0", "stray.tsv"), tsv(0, 2));
+    writeFileSync(join(mixed, "day=0", "hour=0", "part-0.tsv"), tsv(0, 2));
+    const notes: string[] = [];
+    expect(expandDataPaths([`${mixed}/*`], "--data", notes)).toEqual([join(mixed, "day=0", "stray.tsv")]);
+    expect(notes).toEqual([`--data: the directory ${join(mixed, "day=0")} holds subdirectories whose files are not read (hour=0, hour=1); name them, or a pattern such as '${join(mixed, "day=0")}/*/*', to read them`]);
+    const none: string[] = [];
+    expandDataPaths([join(mixed, "day=0", "hour=0")], "--data", none);
+    expect(none).toEqual([]);
   });
 });
 

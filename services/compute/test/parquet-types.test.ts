@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -53,7 +53,7 @@ describe("Parquet column types, checked from the schema before any row is read",
   it("text in a dense or label column is refused (Number() read '' as 0 and '0x10' as 16); a list label too", async () => {
     const dense = await write("i % 2 AS label, 'a' AS c, CASE WHEN i % 2 = 0 THEN '' ELSE '0x10' END AS x");
     expect(await refusal(dense, list([{ name: "c", slot: 1, type: "bytes" }], [{ name: "x", size: 1, transform: "none" }]))).toBe(
-      `${dense}: column 'x' (dense) holds string values; a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL) or lists of them`,
+      `${dense}: column 'x' (dense) holds string values; a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL, BOOLEAN) or lists of them`,
     );
     const label = await write("[i % 2] AS label, 'a' AS c");
     expect(await refusal(label)).toBe(`${label}: column 'label' (label 'ctr') holds lists of integer values; a label column holds numbers or booleans, one per row`);
@@ -116,6 +116,30 @@ describe("Parquet column types, checked from the schema before any row is read",
     const l = list([{ name: "n", slot: 1, type: "int64" }], [{ name: "x", size: 1, transform: "none" }]);
     expect(columnTypeProblem(schema({}), l)).toBeNull();
     expect(columnTypeProblem(schema({ logical_type: { type: "NULL" } }), l)).toBe("column 'label' (label 'ctr') holds null values; a label column holds numbers or booleans, one per row");
+  });
+
+  it("a dense value past float32's range (1e39) is a bad row naming the feature, not Infinity in a batch", async () => {
+    const path = await write("i % 2 AS label, CASE WHEN i = 5 THEN 1e39 ELSE i::DOUBLE END AS x, 'a' AS c");
+    const dense = list([{ name: "c", slot: 1, type: "bytes" }], [{ name: "x", size: 1, transform: "none" }]);
+    await expect(open(path, dense)).rejects.toThrow(`${path}: row 5: dense feature 'x' holds a value beyond float32's range (about ±3.4e38), which batches carry`);
+    expect((await open(path, dense, "skip")).info.skippedRecords).toBe(1);
+  });
+
+  it("a damaged length inside a page (a string said to be 1,000,000 bytes) is damage: skip loses that row group, fail names it", async () => {
+    const path = join(dir, "damaged-length.parquet");
+    await duck.run(`COPY (SELECT i % 2 AS label, 'needle' || lpad(i::VARCHAR, 6, '0') AS c FROM range(6000) t(i)) TO '${path}' (FORMAT parquet, COMPRESSION uncompressed, ROW_GROUP_SIZE 2048)`);
+    const bytes = readFileSync(path);
+    // The plain length before one string of the second group's dictionary.
+    const at = bytes.indexOf("needle002500") - 4;
+    expect(bytes.readUInt32LE(at)).toBe(12);
+    bytes.writeUInt32LE(1_000_000, at);
+    writeFileSync(path, bytes);
+    const failed = await open(path).catch((e: unknown) => e);
+    expect(ComputeErrors.is(failed, "COMPUTE_ERR_BAD_FRAME")).toBe(true);
+    expect((failed as Error).message).toMatch(new RegExp(`^cannot read Parquet file ${path} at row group 1 \\(rows 2048-4095\\): `));
+    const src = await open(path, undefined, "skip");
+    expect(src.info.trainRecords).toBe(6000 - 2048);
+    expect(src.info.skippedStretches).toBe(1);
   });
 
   it("a column named in another case: the refusal names the file's", async () => {

@@ -15,7 +15,7 @@ const WILDCARD = /[*?[]/;
  * expansion of the pattern would name it). Each entry keeps its place in the list. An entry that
  * names nothing, and a file named twice (by one path, or by two that reach it: a link), are errors.
  */
-export function expandDataPaths(entries: readonly string[], flag: string): string[] {
+export function expandDataPaths(entries: readonly string[], flag: string, notes: string[] = []): string[] {
   const out: string[] = [];
   const seen = new Map<string, { entry: string; path: string }>();
   // 'a,b,' or ',': an empty entry names nothing, and is left out; a flag of nothing but those is refused.
@@ -24,7 +24,7 @@ export function expandDataPaths(entries: readonly string[], flag: string): strin
   for (const entry of named) {
     // A file whose name holds a wildcard character is itself, when it exists.
     const pattern = WILDCARD.test(entry) && !exists(entry);
-    const files = pattern ? globFiles(entry, flag) : namedFiles(entry, flag);
+    const files = pattern ? globFiles(entry, flag, notes) : namedFiles(entry, flag, notes);
     if (files.length === 0) {
       const what = pattern ? `the pattern '${entry}' matches no file` : `the directory ${entry} holds no files${hiddenNote(entry)}`;
       // The flag's value names nothing: a bad flag, exit 2 like any other.
@@ -104,7 +104,11 @@ function exists(path: string): boolean {
   }
 }
 
-function namedFiles(entry: string, flag: string): string[] {
+/**
+ * `notes`: told of a directory read for its files that also holds subdirectories, whose files are not read (a
+ * partition's hour=0/... beside a stray file: those had been left out without a word).
+ */
+function namedFiles(entry: string, flag: string, notes: string[]): string[] {
   let st;
   try {
     st = statSync(entry);
@@ -112,10 +116,15 @@ function namedFiles(entry: string, flag: string): string[] {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag}: cannot read data file ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (!st.isDirectory()) return [entry];
-  return readdirSync(entry)
-    .filter((name) => !passedOver(name) && isDataFile(join(entry, name), `the directory ${entry}`, flag))
-    .map((name) => join(entry, name))
-    .sort();
+  const names = readdirSync(entry).filter((name) => !passedOver(name));
+  const files = names.filter((name) => isDataFile(join(entry, name), `the directory ${entry}`, flag));
+  const dirs = names.filter((name) => !files.includes(name) && isDir(join(entry, name))).sort();
+  // With no files at all the directory is refused, saying this (hiddenNote).
+  if (files.length && dirs.length) {
+    const base = entry.replace(/\/+$/, "");
+    notes.push(`${flag}: the directory ${base} holds subdirectories whose files are not read (${dirs.slice(0, 3).join(", ")}${dirs.length > 3 ? `, and ${dirs.length - 3} more` : ""}); name them, or a pattern such as '${base}/*/*', to read them`);
+  }
+  return files.map((name) => join(entry, name)).sort();
 }
 
 /**
@@ -142,7 +151,7 @@ function isDataFile(path: string, where: string, flag: string): boolean {
 }
 
 /** A glob's matching files, sorted: each path part with a wildcard is matched against a directory's entries. */
-function globFiles(pattern: string, flag: string): string[] {
+function globFiles(pattern: string, flag: string, notes: string[]): string[] {
   const absolute = pattern.startsWith("/");
   const parts = pattern.split(/\/+/).filter((p, i) => p !== "" || i === 0);
   let dirs = [absolute ? "/" : "."];
@@ -154,7 +163,7 @@ function globFiles(pattern: string, flag: string): string[] {
     for (const dir of dirs) {
       if (!WILDCARD.test(part)) {
         const p = join(dir, part);
-        if (last) next.push(...matchedFiles(p, pattern, flag));
+        if (last) next.push(...matchedFiles(p, pattern, flag, notes));
         else if (isDir(p)) next.push(p);
         continue;
       }
@@ -170,7 +179,7 @@ function globFiles(pattern: string, flag: string): string[] {
         if (passedOver(name) && !part.startsWith(name[0]!)) continue;
         if (!re.test(name)) continue;
         const p = join(dir, name);
-        if (last) next.push(...matchedFiles(p, pattern, flag));
+        if (last) next.push(...matchedFiles(p, pattern, flag, notes));
         else if (isDir(p)) next.push(p);
       }
     }
@@ -181,9 +190,9 @@ function globFiles(pattern: string, flag: string): string[] {
 }
 
 /** A pattern's match: a file is itself; a directory, its files (as when named on its own: passing over it lost its data without a word). */
-function matchedFiles(path: string, pattern: string, flag: string): string[] {
+function matchedFiles(path: string, pattern: string, flag: string, notes: string[]): string[] {
   if (isDataFile(path, `the pattern '${pattern}'`, flag)) return [path];
-  return isDir(path) ? namedFiles(path, flag) : [];
+  return isDir(path) ? namedFiles(path, flag, notes) : [];
 }
 
 function isDir(path: string): boolean {

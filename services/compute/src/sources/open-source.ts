@@ -46,10 +46,12 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
     if (c.evalData) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", "--eval-data needs --data: the built-in data holds out its own records (--eval-records)");
     return new SyntheticSource({ seed: c.seed, evalRecords: c.evalRecords, tasks: c.syntheticTasks as 1 | 2 });
   }
-  const data = expandDataPaths(c.data, "--data");
-  if (!c.evalData) return openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null);
+  // Directories whose subdirectories are not read: said with the job's data warnings.
+  const notes: string[] = [];
+  const data = expandDataPaths(c.data, "--data", notes);
+  if (!c.evalData) return withNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
-  const heldPaths = expandDataPaths(c.evalData, "--eval-data");
+  const heldPaths = expandDataPaths(c.evalData, "--eval-data", notes);
   const shared = sharedFiles(data, heldPaths);
   if (shared.length) {
     const { inA, inB } = shared[0]!;
@@ -60,7 +62,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const list = c.featureList ? readFeatureList(c.featureList) : null;
   const train = await openFiles(c, data, 0, list);
   const held = await openFiles(c, heldPaths, 0, list);
-  return new HeldOutFiles(train, held);
+  return withNotes(new HeldOutFiles(train, held), notes);
+}
+
+/** The source, its data warnings led by `notes` (what the data paths passed over). */
+function withNotes(source: DataSource, notes: readonly string[]): DataSource {
+  if (notes.length) source.info.dataWarnings = [...notes, ...(source.info.dataWarnings ?? [])];
+  return source;
 }
 
 /** Files of one format: the last evalFraction of their records held out. `list`: --feature-list, read, or null when none is given. */

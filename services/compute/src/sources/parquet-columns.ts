@@ -35,7 +35,7 @@ export function columnTypeProblem(meta: FileMetaData, list: FeatureList): string
   }
   for (const [name] of list.denseByName) {
     const shape = shapeOf(byName.get(name));
-    if (shape && shape.kind !== "json" && shape.kind !== "null" && !isNumeric(shape.kind)) return problem(name, "(dense) holds", "a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL) or lists of them", shape);
+    if (shape && shape.kind !== "json" && shape.kind !== "null" && !isNumeric(shape.kind)) return problem(name, "(dense) holds", "a dense feature's column holds numbers (INTEGER, FLOAT, DOUBLE, DECIMAL, BOOLEAN) or lists of them", shape);
   }
   for (const [name, s] of list.slotByName) {
     const shape = shapeOf(byName.get(name));

@@ -82,10 +82,11 @@ export class ParquetSource extends CachedSource {
               // Damage to a group's pages loses that group under skip, as damage to a TSV or Monolith file loses its
               // stretch: nothing of it was kept (its rows are used once all its columns are read).
               // Memory the group could not be given is no damage to it: the pass stops, saying so.
-              const noMemory = err instanceof RangeError && /allocation failed|Invalid (typed )?array length/i.test(err.message);
+              // ("Invalid typed array length: N" is a damaged length in a page, and is damage.)
+              const noMemory = err instanceof RangeError && /allocation failed/i.test(err.message);
               if (opts.onBadRecord !== "skip" || noMemory || !ComputeErrors.is(failure, "COMPUTE_ERR_BAD_FRAME")) throw failure;
               const next = g + 1 < meta.row_groups.length ? `row group ${g + 1} (row ${groupEnd})` : null;
-              bad.lost(path, `: ${where}`, printable((err as Error).message, 200), groupBytes(group, wanted), next);
+              bad.lost(path, `: ${where}`, pageDamage(err), groupBytes(group, wanted), next);
               groupStart = groupEnd;
               continue;
             }
@@ -324,7 +325,13 @@ function groupBytes(group: FileMetaData["row_groups"][number], columns: readonly
 function parquetError(path: string, err: unknown, where?: string): Error {
   if (ComputeErrors.is(err)) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  return ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}${where ? ` at ${where}` : ""}: ${code ?? printable((err as Error).message, 200)}`);
+  return ComputeErrors.create(code ? "COMPUTE_ERR_SOURCE" : "COMPUTE_ERR_BAD_FRAME", `cannot read Parquet file ${path}${where ? ` at ${where}` : ""}: ${code ?? pageDamage(err)}`);
+}
+
+/** The library's words for damage it met; a JavaScript range error (a damaged length or offset in a page) said as such. */
+function pageDamage(err: unknown): string {
+  const text = printable((err as Error).message, 200);
+  return err instanceof RangeError ? `a page does not decode (${text}): its bytes are damaged` : text;
 }
 
 class RowError extends Error {}

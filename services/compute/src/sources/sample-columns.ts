@@ -39,9 +39,14 @@ export class SampleColumns {
   /** Each column's slot name, for the message of a record over the cell limit. */
   private readonly slotNames: string[];
 
+  /** Each dense value's feature name, for the message of a value batches cannot carry. */
+  private readonly denseNames: string[];
+
   constructor(private readonly list: FeatureList) {
     this.taskLabels = new Float64Array(list.labels.length);
     this.slotNames = slotNamesOf(list);
+    this.denseNames = new Array<string>(list.numDense).fill("");
+    for (const [name, d] of list.denseByName) this.denseNames.fill(name, d.offset, d.offset + d.size);
   }
 
   mark() {
@@ -68,6 +73,11 @@ export class SampleColumns {
     const counts = new Uint32Array(S + 1);
     for (let i = 0; i < asm.count; i++) counts[asm.columns[i]! + 1]!++;
     assertCellSizes(asm, this.slotNames);
+    // A value past float32's range (1e39 in a DOUBLE column) is Infinity in the batch: every trainer's gradients then
+    // turn NaN and the job fails far from the row that did it.
+    for (let k = 0; k < asm.dense.length; k++) {
+      if (!Number.isFinite(asm.dense[k]!)) throw new SampleError(`dense feature '${this.denseNames[k]}' holds a value beyond float32's range (about ±3.4e38), which batches carry`);
+    }
     for (let c = 0; c < S; c++) counts[c + 1]! += counts[c]!;
     const base = this.ids.length / 2;
     for (let c = 0; c < S; c++) this.cellStarts.push(base + counts[c]!);
