@@ -118,7 +118,9 @@ function namedFiles(entry: string, flag: string, notes: string[]): string[] {
   if (!st.isDirectory()) return [entry];
   const names = readdirSync(entry).filter((name) => !passedOver(name));
   const files = names.filter((name) => isDataFile(join(entry, name), `the directory ${entry}`, flag));
-  const dirs = names.filter((name) => !files.includes(name) && isDir(join(entry, name))).sort();
+  // A set: a Spark job's output directory may hold thousands of part files.
+  const isFile = new Set(files);
+  const dirs = names.filter((name) => !isFile.has(name) && isDir(join(entry, name))).sort();
   // With no files at all the directory is refused, saying this (hiddenNote).
   if (files.length && dirs.length) {
     const base = entry.replace(/\/+$/, "");
