@@ -1,4 +1,4 @@
-import type { FileMetaData, SchemaElement, SchemaTree } from "hyparquet";
+import type { ColumnMetaData, FileMetaData, SchemaElement, SchemaTree } from "hyparquet";
 import { parquetSchema } from "hyparquet";
 import { printable } from "@pangea/kit";
 import type { FeatureList } from "@pangea/features";
@@ -50,6 +50,16 @@ export function columnTypeProblem(meta: FileMetaData, list: FeatureList): string
     }
   }
   return null;
+}
+
+/** The top-level columns of `meta` that hold a list of values a row (a LIST, or a field repeated itself). */
+export function listColumns(meta: FileMetaData): Set<string> {
+  return new Set(parquetSchema(meta).children.filter((c) => shapeOf(c)?.list).map((c) => c.element.name));
+}
+
+/** The metadata of a row group's column chunks that belong to the `read` columns (a list's chunk is its column's). */
+export function chunksRead(group: FileMetaData["row_groups"][number], read: ReadonlySet<string>): ColumnMetaData[] {
+  return group.columns.flatMap((c) => (c.meta_data && read.has(c.meta_data.path_in_schema[0]!) ? [c.meta_data] : []));
 }
 
 function isNumeric(kind: ValueKind): boolean {

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { GroupColumns } from "./group-columns.js";
-import { columnTypeProblem } from "./parquet-columns.js";
+import { chunksRead, columnTypeProblem, listColumns } from "./parquet-columns.js";
 import { parquetDecompressors, READABLE_CODECS } from "../formats/parquet-codecs.js";
 
 export interface ParquetOptions {
@@ -170,16 +170,13 @@ const DECODED_BYTES_PER_LIST_ROW = 320;
  */
 export function largestGroup(meta: FileMetaData, columns: readonly string[]): { rows: number; bytes: number } {
   const read = new Set(columns);
-  // A column read is a value or a list of values (structs are refused): a LIST group, or a field repeated itself.
-  const lists = new Set(parquetSchema(meta).children.filter((c) => c.children.length > 0 || c.element.repetition_type === "REPEATED").map((c) => c.element.name));
+  const lists = listColumns(meta);
   let largest = { rows: 0, bytes: 0 };
   for (const g of meta.row_groups) {
     let values = 0;
     let listRows = 0;
     let uncompressed = 0;
-    for (const c of g.columns) {
-      const m = c.meta_data;
-      if (!m || !read.has(m.path_in_schema[0]!)) continue;
+    for (const m of chunksRead(g, read)) {
       values += Number(m.num_values);
       uncompressed += Number(m.total_uncompressed_size);
       if (lists.has(m.path_in_schema[0]!)) listRows += Number(g.num_rows);
@@ -252,9 +249,8 @@ async function openParquet(path: string, list: FeatureList, wanted: readonly str
 function unreadableCodec(path: string, meta: FileMetaData, wanted: readonly string[]): void {
   const read = new Set(wanted);
   for (const g of meta.row_groups) {
-    for (const c of g.columns) {
-      const m = c.meta_data;
-      if (!m || !read.has(m.path_in_schema[0]!) || READABLE_CODECS.includes(m.codec)) continue;
+    for (const m of chunksRead(g, read)) {
+      if (READABLE_CODECS.includes(m.codec)) continue;
       // Not damage: the file is sound, compute lacks the codec (COMPUTE_ERR_SOURCE, as unreadable data).
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `cannot read Parquet file ${path}: its column '${printable(m.path_in_schema.join("."))}' is compressed with ${printable(String(m.codec))}, which compute cannot decompress (it reads ${READABLE_CODECS.join(", ")}); write the file with one of those`);
     }
@@ -318,8 +314,7 @@ async function readColumns(options: Parameters<typeof parquetRead>[0] & { column
 
 /** The stored bytes of a row group's `columns`. */
 function groupBytes(group: FileMetaData["row_groups"][number], columns: readonly string[]): number {
-  const read = new Set(columns);
-  return group.columns.reduce((sum, c) => sum + (c.meta_data && read.has(c.meta_data.path_in_schema[0]!) ? Number(c.meta_data.total_compressed_size) : 0), 0);
+  return chunksRead(group, new Set(columns)).reduce((sum, m) => sum + Number(m.total_compressed_size), 0);
 }
 
 function parquetError(path: string, err: unknown, where?: string): Error {
