@@ -62,7 +62,7 @@ export class CriteoTsvSource extends CachedSource {
         await parser.close();
       }
     });
-    const { records: n, skippedRecords, skippedSummary } = cache.index;
+    const { records: n, skippedSummary } = cache.index;
     const files = opts.paths.length === 1 ? opts.paths[0]! : `${opts.paths.length} files (${opts.paths[0]} .. ${opts.paths[opts.paths.length - 1]})`;
     const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     if (n === 0) {
@@ -70,20 +70,12 @@ export class CriteoTsvSource extends CachedSource {
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `${opts.paths.length === 1 ? `data file ${files}` : files} has no records${why ? ` (${why})` : ""}`);
     }
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
-    return new CriteoTsvSource(cache, n - evalCount, {
+    return new CriteoTsvSource(cache, evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
       featureList: criteoFeatureListConfig(),
-      storage: cache.note,
-      ...(cache.warning ? { storageWarning: cache.warning } : {}),
       ...(emptyFiles ? { dataWarnings: [emptyFiles] } : {}),
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),
-      trainRecords: n - evalCount,
-      evalRecords: evalCount,
-      skippedRecords,
-      skippedStretches: cache.index.skippedStretches,
-      skippedBytes: cache.index.skippedBytes,
-      skippedSummary,
     });
   }
 

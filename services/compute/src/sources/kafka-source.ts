@@ -4,9 +4,9 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import type { MessageKind } from "./monolith-files.js";
 import { OffsetTracker } from "./offset-tracker.js";
-import { RecordBlock, type SourceDescription } from "./source.js";
+import { RecordBlock, listDescription, type SourceDescription } from "./source.js";
 import { assertCellSizes, SampleError, sampleLabel, slotNamesOf } from "./sample-columns.js";
-import { tasksOfList, type FeatureList } from "@pangea/features";
+import type { FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface KafkaSourceOptions {
@@ -76,16 +76,9 @@ export class KafkaSource {
       const lag = Number(e.payload.offsetLag);
       if (Number.isFinite(lag)) this.partitionLag.set(e.payload.partition, lag);
     });
-    const list = opts.featureList;
     this.info = {
-      featureList: opts.featureList.config,
       description: `Kafka topic ${opts.topic} at ${opts.brokers.join(",")} (group ${opts.groupId}, ${opts.message} messages)`,
-      numDense: list.numDense,
-      slotIds: list.slotIds,
-      slotDims: list.config.slots.map((s) => s.dim ?? 0),
-      slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
-      tasks: tasksOfList(list),
-      groupSlot: list.groupSlot,
+      ...listDescription(opts.featureList),
       trainRecords: 0,
       evalRecords: 0,
     };

@@ -1,4 +1,4 @@
-import { CachedSource } from "./cached-source.js";
+import { CachedSource, type CacheDescribed } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
 import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
@@ -14,8 +14,8 @@ import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-record
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { emptySlotsWarning } from "./slot-coverage.js";
 import { emptyFilesWarning } from "./data-paths.js";
-import type { SourceDescription } from "./source.js";
-import { tasksOfList, type FeatureList } from "@pangea/features";
+import { listDescription, type SourceDescription } from "./source.js";
+import type { FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export type { MessageKind };
@@ -54,8 +54,8 @@ export class MonolithFilesSource extends CachedSource {
   /** Ids of slots the feature list does not configure, dropped (as Monolith does). */
   readonly unconfiguredIds: number;
 
-  private constructor(cache: RecordCache, trainCount: number, info: SourceDescription) {
-    super(cache, trainCount, info);
+  private constructor(cache: RecordCache, evalCount: number, described: Omit<SourceDescription, CacheDescribed>) {
+    super(cache, evalCount, described);
     this.unconfiguredIds = cache.index.extra?.unconfiguredIds ?? 0;
   }
 
@@ -82,7 +82,7 @@ export class MonolithFilesSource extends CachedSource {
         await parser.close();
       }
     });
-    const { records: samples, skippedRecords, skippedBytes, skippedSummary, slotIdCounts } = cache.index;
+    const { records: samples, skippedSummary, slotIdCounts } = cache.index;
     const dropped = cache.index.extra?.unconfiguredIds ?? 0;
     const empty = emptySlotsWarning(
       slotIdCounts,
@@ -97,24 +97,10 @@ export class MonolithFilesSource extends CachedSource {
     }
     const warnings = [emptyFiles, empty].filter((w): w is string => w !== null);
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
-    return new MonolithFilesSource(cache, samples - evalCount, {
-      featureList: opts.featureList.config,
+    return new MonolithFilesSource(cache, evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,
-      storage: cache.note,
-      ...(cache.warning ? { storageWarning: cache.warning } : {}),
+      ...listDescription(list),
       ...(warnings.length ? { dataWarnings: warnings } : {}),
-      numDense: list.numDense,
-      slotIds: list.slotIds,
-      slotDims: list.config.slots.map((s) => s.dim ?? 0),
-      slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
-      tasks: tasksOfList(list),
-      groupSlot: list.groupSlot,
-      trainRecords: samples - evalCount,
-      evalRecords: evalCount,
-      skippedRecords,
-      skippedStretches: cache.index.skippedStretches,
-      skippedBytes,
-      skippedSummary,
     });
   }
 

@@ -1,5 +1,6 @@
 import { kindOf, printable } from "@pangea/kit";
 import { CachedSource } from "./cached-source.js";
+import { listDescription } from "./source.js";
 import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type ParquetParsers } from "hyparquet";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
@@ -10,7 +11,7 @@ import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { compressionFromMagic, hasParquetMagic } from "../formats/compression.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
-import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, tasksOfList, type FeatureList, type SlotKind } from "@pangea/features";
+import { bigIntToWords, labelValue, normalizeCount, targetOutOfRange, type FeatureList, type SlotKind } from "@pangea/features";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { GroupColumns } from "./group-columns.js";
 import { chunksRead, columnTypeProblem, listColumns } from "./parquet-columns.js";
@@ -116,31 +117,17 @@ export class ParquetSource extends CachedSource {
       const none = noRows.length ? [`Parquet file${noRows.length === 1 ? "" : "s"} ${noRows.join(", ")} ${noRows.length === 1 ? "holds" : "hold"} no rows: nothing was read from ${noRows.length === 1 ? "it" : "them"}`] : [];
       return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), ...(none.length ? { warnings: none } : {}) };
     });
-    const { records, skippedRecords, skippedSummary, slotIdCounts } = cache.index;
+    const { records, skippedSummary, slotIdCounts } = cache.index;
     const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");
     // Of the pass that ran now (a reused cache decodes nothing).
     const large = largeGroupsWarning(groupValues, wanted.length, memoryMb);
     const warnings = [empty, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
     if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedSummary ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
-    return new ParquetSource(cache, records - evalCount, {
+    return new ParquetSource(cache, evalCount, {
       description: `Parquet ${opts.paths.join(", ")}: ${records} rows`,
-      featureList: list.config,
-      storage: cache.note,
-      ...(cache.warning ? { storageWarning: cache.warning } : {}),
+      ...listDescription(list),
       ...(warnings.length ? { dataWarnings: warnings } : {}),
-      numDense: list.numDense,
-      slotIds: list.slotIds,
-      slotDims: list.config.slots.map((s) => s.dim ?? 0),
-      slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
-      tasks: tasksOfList(list),
-      groupSlot: list.groupSlot,
-      trainRecords: records - evalCount,
-      evalRecords: evalCount,
-      skippedRecords,
-      skippedStretches: cache.index.skippedStretches,
-      skippedBytes: cache.index.skippedBytes,
-      skippedSummary,
     });
   }
 

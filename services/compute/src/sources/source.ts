@@ -1,4 +1,4 @@
-import type { FeatureListConfig } from "@pangea/features";
+import { tasksOfList, type FeatureList, type FeatureListConfig } from "@pangea/features";
 export type SplitName = "train" | "eval";
 
 export interface SourceDescription {
@@ -36,6 +36,19 @@ export interface SourceDescription {
   groundTruth?: { auc: number; logloss: number };
   /** The same per task, in task order, for synthetic data of several tasks. */
   taskGroundTruth?: { auc: number; logloss: number }[];
+}
+
+/** What a feature list says of the inputs, the same for every source that reads records with one. */
+export function listDescription(list: FeatureList): Pick<SourceDescription, "featureList" | "numDense" | "slotIds" | "slotDims" | "slotPooling" | "tasks" | "groupSlot"> {
+  return {
+    featureList: list.config,
+    numDense: list.numDense,
+    slotIds: list.slotIds,
+    slotDims: list.config.slots.map((s) => s.dim ?? 0),
+    slotPooling: list.config.slots.map((s) => s.pooling ?? ""),
+    tasks: tasksOfList(list),
+    groupSlot: list.groupSlot,
+  };
 }
 
 /**
