@@ -370,10 +370,18 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
-  it("a child ended by a signal makes pangea exit with 128 + the signal's number", async () => {
-    const { cli, output, exited } = startServe();
+  it("a child ended by a signal makes pangea exit with 128 + the signal's number; serving with no version answers predict with why (exit 1, not 'unreachable')", async () => {
+    const base = mkdtempSync(join(tmpdir(), "pangea-cli-serve-"));
+    const { cli, output, exited } = startServe(base);
     try {
-      await waitFor("serving's ready line", async () => output().includes('{"ready":"serving"') && /"pid":\d+/.test(output()), 20_000);
+      const ready = await waitFor("serving's ready line", async () => {
+        const line = output().split("\n").find((l) => l.startsWith('{"ready":"serving"'));
+        return line && /"pid":\d+/.test(output()) ? (JSON.parse(line) as { address: string }) : null;
+      }, 20_000);
+      const input = join(base, "..", `${base.split("/").at(-1)}-input.json`);
+      writeFileSync(input, JSON.stringify({ instances: [{ dense_features: [1], feature_ids: [1] }] }));
+      const none = await runNode(ENTRY.cli, ["predict", "--address", ready.address, "--input", input]);
+      expect([none.code, none.stderr.trim()]).toEqual([1, `pangea predict: serving at ${ready.address}: UNAVAILABLE: SERVING_ERR_NOT_READY: model "pangea" has no version loaded yet (base path ${base} holds no numbered version)`]);
       process.kill(Number(/"pid":(\d+)/.exec(output())![1]), "SIGKILL");
       expect(await exited).toBe(137);
     } finally {

@@ -35,6 +35,22 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     expect(m.versions("ctr", 4)[0]!.error).toMatch(/^model version 4 at .*: slot-1\.rows\.f32 has 12 bytes, manifest says 24$/);
   });
 
+  it("a request that finds no version loaded is told why: none on disk yet, or the newest failure's reason", () => {
+    const { base, m } = manager(1);
+    m.scan();
+    const why = () => { try { m.get("ctr"); return "served"; } catch (err) { return `${(err as { code: string }).code}: ${(err as Error).message}`; } };
+    expect(why()).toBe(`SERVING_ERR_NOT_READY: model "ctr" has no version loaded yet (base path ${base} holds no numbered version)`);
+    for (const v of [1, 2]) {
+      writeVersion(base, v);
+      corrupt(base, v);
+    }
+    m.scan();
+    expect(why()).toMatch(new RegExp(`^SERVING_ERR_NOT_READY: model "ctr" has no version loaded \\(base path ${base}\\): version 2 failed to load: model version 2 at .*: slot-1\\.rows\\.f32 has 12 bytes, manifest says 24 \\(versions 1 failed too\\); a version is tried again when its files change$`));
+    writeVersion(base, 3);
+    m.scan();
+    expect(why()).toBe("served");
+  });
+
   it("serves the newest loadable version when the newest on disk are corrupt at start (keep 1)", () => {
     const { base, m } = manager(1);
     writeVersion(base, 1);

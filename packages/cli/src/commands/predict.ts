@@ -186,7 +186,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err as grpc.ServiceError;
-    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+    // Serving's own UNAVAILABLE (no version loaded: SERVING_ERR_NOT_READY) is an answer: serving was reached.
+    const answered = /^[A-Z]+_ERR_[A-Z_]+:/.test(e.details ?? "");
+    if ((e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) && !answered) {
       // A TLS mismatch reaches gRPC as "no connection established": name it.
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
       // What answers there, when it can be told: an HTTP/1 port (most often serving's REST port), TLS or not, another

@@ -160,7 +160,7 @@ export class ModelManager {
       return s;
     }
     const current = this.current();
-    if (!current) throw ServingErrors.create("SERVING_ERR_NOT_READY", `model "${name}" has no version loaded yet (base path ${this.basePath})`);
+    if (!current) throw ServingErrors.create("SERVING_ERR_NOT_READY", `model "${name}" has no version loaded ${this.whyNoneLoaded()}`);
     return current;
   }
 
@@ -200,6 +200,16 @@ export class ModelManager {
 
   loadedVersions(): number[] {
     return [...this.loaded.keys()].sort((a, b) => a - b);
+  }
+
+  /** Why nothing is served, for a request that finds no version: a version that failed to load says why (an operator sees it from the client). */
+  private whyNoneLoaded(): string {
+    if (this.unreadable) return `(base path ${this.basePath} cannot be listed: ${this.unreadable})`;
+    const failed = [...this.failed.keys()].sort((a, b) => b - a);
+    if (failed.length === 0) return `yet (base path ${this.basePath} holds no numbered version)`;
+    const newest = failed[0]!;
+    const others = failed.length > 1 ? ` (versions ${failed.slice(1).join(", ")} failed too)` : "";
+    return `(base path ${this.basePath}): version ${newest} failed to load: ${this.status.get(newest)?.error ?? "unknown"}${others}; a version is tried again when its files change`;
   }
 
   private versionsText(): string {
