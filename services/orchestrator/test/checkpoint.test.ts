@@ -142,7 +142,7 @@ describe("checkpoints", () => {
     ]);
   });
 
-  it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an existing empty directory is corrupt", () => {
+  it("a path that does not exist is ORCH_ERR_CHECKPOINT_NOT_FOUND; an empty step-N directory is corrupt, another directory not a checkpoint", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
     const missing = join(root, "job", "step-7");
     for (const load of [loadCheckpoint, loadShardedCheckpoint]) {
@@ -150,11 +150,18 @@ describe("checkpoints", () => {
       expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_NOT_FOUND")).toBe(true);
       expect(err.message).toBe(`checkpoint ${missing} not found`);
     }
-    const empty = join(root, "empty");
-    mkdirSync(empty);
+    const empty = join(root, "other", "step-7");
+    mkdirSync(empty, { recursive: true });
     const err = thrown(() => loadCheckpoint(empty));
     expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
     expect(err.message).toBe(`checkpoint ${empty}: no manifest.json (incomplete checkpoint)`);
+    // A directory of something else (a config directory given by mistake): not a checkpoint, the caller's mistake (exit 2).
+    const config = join(root, "cfg");
+    mkdirSync(config);
+    writeFileSync(join(config, "model.json"), "{}");
+    const other = thrown(() => loadCheckpoint(config));
+    expect(OrchestratorErrors.is(other, "ORCH_ERR_NOT_A_CHECKPOINT")).toBe(true);
+    expect(other.message).toBe(`checkpoint ${config}: no manifest.json: this is not a checkpoint (a checkpoint is a step-N directory a job writes under --checkpoint-dir/<job id>/)`);
     // A job's directory (its checkpoints are step-N inside): the newest is named.
     const job = join(root, "job");
     for (const step of [5, 40, 10]) mkdirSync(join(job, `step-${step}`), { recursive: true });
