@@ -346,6 +346,9 @@ describe("unreachable peers and bad configuration", () => {
     ["orchestrator", ["--bottom-mlp", "64,x"], {}, 'pangea-orchestrator: invalid --bottom-mlp: expected bottom MLP widths as comma-separated positive integers, e.g. 64,16, got "64,x"'],
     ["orchestrator", [], { PANGEA_STEPS: "many" }, 'pangea-orchestrator: invalid PANGEA_STEPS (environment): expected a positive number of steps: a whole number from 1 to 2^53 - 1, got "many"'],
     ["orchestrator", ["--frobnicate"], {}, "pangea-orchestrator: Unknown option '--frobnicate'"],
+    // A file the environment names that does not read: named as the variable set, as the parse's own errors are.
+    ["orchestrator", [], { PANGEA_MODEL_CONFIG: "/nonexistent/model.json" }, "pangea-orchestrator: PANGEA_MODEL_CONFIG (environment): cannot read /nonexistent/model.json (ENOENT)"],
+    ["compute", [], { PANGEA_DATA: "/nonexistent/data.tsv" }, "pangea-compute: error COMPUTE_ERR_BAD_CONFIG: PANGEA_DATA (environment): cannot read data file /nonexistent/data.tsv: ENOENT"],
     ["orchestrator", ["--embedding-dim", "8", "--bottom-mlp", "64,16"], {}, "pangea-orchestrator: error MODEL_ERR_BAD_SPEC: dlrm's bottomMlp must end in the embedding dim 8, ends in 16 (given by --bottom-mlp)"],
     ["compute", ["--port", "70000"], {}, 'pangea-compute: invalid --port: expected a port 0..65535, got "70000"'],
     ["compute", ["--orchestrator", "nohostport"], {}, 'pangea-compute: invalid --orchestrator: expected host:port (a port 1..65535), got "nohostport"'],

@@ -93,6 +93,7 @@ export function parseConfig<S extends z.ZodType>(
     } else if (spec.env && envGiven(env[spec.env])) {
       raw[key] = spec.boolean ? envFlagOn(env[spec.env]) : env[spec.env];
       sourceOf[key] = `${spec.env} (environment)`;
+      givenByEnv.set(`--${name}`, sourceOf[key]);
     }
   }
   const result = schema.safeParse(raw);
@@ -106,6 +107,20 @@ export function parseConfig<S extends z.ZodType>(
     throw new UsageError(`invalid ${flagName}: ${issue.message}${got}`);
   }
   return deepFreeze(result.data);
+}
+
+/** The flags this process took from the environment, and how they were given ("PANGEA_X (environment)"). */
+const givenByEnv = new Map<string, string>();
+
+/**
+ * A usage error found after parsing (a file a flag names that does not
+ * read) starts with the flag's name; one the environment gave is named as
+ * the variable the user set, as parseConfig's own errors are.
+ */
+export function namedAsGiven(message: string): string {
+  const m = /^(invalid )?(--[a-z0-9-]+)\b/.exec(message);
+  const env = m ? givenByEnv.get(m[2]!) : undefined;
+  return env ? `${m![1] ?? ""}${env}${message.slice(m![0].length)}` : message;
 }
 
 /** Whether a message already shows the value, as a word of its own ("x" is not in "expected", nor "0" in "1024"). */

@@ -1,5 +1,5 @@
 import { PangeaError, EXIT } from "./errors.js";
-import { UsageError } from "./config.js";
+import { UsageError, namedAsGiven } from "./config.js";
 import { printable } from "./printable.js";
 import { exitWithLauncher } from "./launcher-pipe.js";
 
@@ -23,12 +23,12 @@ export function runMain(program: string, main: () => Promise<void>, usage?: () =
   exitWithLauncher();
   main().catch((err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`${program}: ${printable(err.message, 2048)}\n`);
+      process.stderr.write(`${program}: ${printable(namedAsGiven(err.message), 2048)}\n`);
       if (usage) process.stderr.write(`Run '${program} --help' for usage.\n`);
       process.exit(EXIT.usage);
     }
     if (err instanceof PangeaError) {
-      process.stderr.write(`${program}: error ${err.code}: ${printable(err.message, 2048)}${err.hint ? ` (${err.hint})` : ""}\n`);
+      process.stderr.write(`${program}: error ${err.code}: ${printable(namedAsGiven(err.message), 2048)}${err.hint ? ` (${err.hint})` : ""}\n`);
       process.exit(err.exitCode);
     }
     // A system call's refusal (a port in use, a file where a directory should be): its message names the call and
