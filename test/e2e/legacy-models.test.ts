@@ -60,7 +60,7 @@ describe("old DLRM-only checkpoints and exports", () => {
     // A model of another architecture is refused at start, naming the flag.
     const other = await runNode(ENTRY.orchestrator, ["--port", "0", "--model", "wide-deep", "--restore-from", old]);
     expect(other.code).toBe(2);
-    expect(other.stderr.split("\n")[0]).toBe(`pangea-orchestrator: --restore-from: the checkpoint ${old} holds model dlrm, but --model is wide-deep`);
+    expect(other.stderr.split("\n")[0]).toBe(`pangea-orchestrator: --restore-from: the checkpoint ${old} holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters`);
   }, 150_000);
 
   it("serving loads an export in the old form beside one in today's form, and both predict the same", async () => {

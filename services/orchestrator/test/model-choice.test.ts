@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { architectureFromFlags } from "../src/job/model-choice.js";
+import type { ArchitectureConfig } from "@pangea/model";
+import { architectureFromFlags, checkpointModelMismatch } from "../src/job/model-choice.js";
 
 describe("the architecture from the flags", () => {
   it("dlrm's bottom MLP ends in --embedding-dim unless --bottom-mlp is given", () => {
@@ -16,5 +17,19 @@ describe("the architecture from the flags", () => {
     expect(architectureFromFlags({ model: "deepfm", embeddingDim: 16 })).toMatchObject({ name: "deepfm" });
     // The example is the architecture's own defaults, not another's fields.
     expect(() => architectureFromFlags({ model: "mmoe", embeddingDim: 16, bottomMlp: [8] })).toThrow(`give mmoe's layer widths in --model-config (its defaults: {"expertMlp":[64,32],"towerMlp":[32]})`);
+  });
+});
+
+describe("a checkpoint's model against the job's", () => {
+  const spec = (architecture: Record<string, unknown>, embeddingDim = 16) => ({ numDense: 13, numSlots: 26, embeddingDim, architecture: architecture as ArchitectureConfig });
+  it("names the flags that give the checkpoint's model: --model and the hyper-parameters off their defaults (dropout is not compared)", () => {
+    const saved = spec(architectureFromFlags({ model: "dcn-v2", embeddingDim: 16 }));
+    const lowRank = { ...saved.architecture, lowRank: 8, dropout: 0.1 };
+    expect(checkpointModelMismatch(spec(lowRank), architectureFromFlags({ model: "dlrm", embeddingDim: 16 }), 16)).toBe('holds model dcn-v2, but --model is dlrm: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}');
+    expect(checkpointModelMismatch(spec(lowRank), saved.architecture, 16)).toBe(`has dcn-v2 lowRank 8, but this job's (--model-config) is ${JSON.stringify(saved.architecture.lowRank)}: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}`);
+    expect(checkpointModelMismatch(spec(lowRank), { ...lowRank, dropout: 0 }, 16)).toBeNull();
+    // dlrm's bottom MLP ends in the checkpoint's embedding dim by default: that is no departure from its defaults.
+    const dlrm8 = spec(architectureFromFlags({ model: "dlrm", embeddingDim: 8 }), 8);
+    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 8 }), 8)).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters");
   });
 });
