@@ -38,6 +38,8 @@ export function zodIssueText(issue: Issue, input: unknown, takes?: (path: readon
       return `unknown field ${issue.keys.map((k) => valueSnippet(k)).join(", ")}${also ? `; ${also}` : ""}`;
     }
     case "invalid_type":
+      // JSON's 1e400 reads as Infinity: a number, but not one a field takes.
+      if (issue.expected === "number" && typeof given === "number") return `expected a finite number, got ${got}`;
       return `expected ${typeName(issue.expected)}, got ${got}`;
     case "invalid_union":
       // A discriminated union's tag (an initializer's "kind") that names none of its options.

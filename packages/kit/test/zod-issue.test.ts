@@ -25,6 +25,7 @@ describe("a zod issue about a user's file, as one phrase saying what was expecte
   it.each([
     [{ width: "8" }, 'width: expected a number, got "8"'],
     [{ width: 2.5 }, "width: expected a whole number, got 2.5"],
+    [JSON.parse('{"rate": 1e400}'), "rate: expected a finite number, got Infinity"],
     [{ width: 0 }, "width: expected a number > 0, got 0"],
     [{ rate: 2 }, "rate: expected a number <= 1, got 2"],
     [{ pooling: "max" }, 'pooling: expected one of "sum", "mean", got "max"'],
