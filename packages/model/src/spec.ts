@@ -89,14 +89,25 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   if (problem) throw bad(problem);
   const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)), !inputKnown);
   if (shapes) throw bad(shapes);
-  if (!inputKnown) return { ...shape, architecture };
-  const params = arch.params(shape, filled);
-  const values = params.reduce((a, p) => a + paramSize(p), 0);
-  if (values > MAX_DENSE_VALUES) {
-    const largest = params.reduce((a, p) => (paramSize(p) > paramSize(a) ? p : a));
-    throw bad(`model ${name} would have ${values.toLocaleString("en-US")} dense parameters (the largest, ${largest.name}, is [${largest.shape.join(", ")}]); at most ${MAX_DENSE_VALUES.toLocaleString("en-US")}: narrow its layers`);
+  if (!inputKnown) {
+    // Parameters only grow with the input: a model over the budget on the narrowest input (one dense feature, one
+    // slot at the narrowest dim asked for) is over it on any data, so it is refused now, not when the data comes.
+    const narrowest: ModelShape = { numDense: 1, numSlots: 1, embeddingDim: Math.min(...dimsOf(shape)), ...(shape.tasks ? { tasks: shape.tasks } : {}) };
+    const over = overBudget(name, arch.params(narrowest, filled), " on any data");
+    if (over) throw bad(over);
+    return { ...shape, architecture };
   }
+  const over = overBudget(name, arch.params(shape, filled), "");
+  if (over) throw bad(over);
   return { ...shape, architecture };
+}
+
+/** Why a model's dense parameters are more than a job may have, or null. */
+function overBudget(name: string, params: readonly DenseParam[], where: string): string | null {
+  const values = params.reduce((a, p) => a + paramSize(p), 0);
+  if (values <= MAX_DENSE_VALUES) return null;
+  const largest = params.reduce((a, p) => (paramSize(p) > paramSize(a) ? p : a));
+  return `model ${name} would have ${where ? "at least " : ""}${values.toLocaleString("en-US")} dense parameters${where} (the largest, ${largest.name}, is [${largest.shape.join(", ")}]); at most ${MAX_DENSE_VALUES.toLocaleString("en-US")}: narrow its layers`;
 }
 
 /** The most tasks a model may have. */
