@@ -94,6 +94,12 @@ describe("an architecture's forward pass is checked against the params it declar
     );
     const extra = (s: ModelShape) => [...withBias([1])(s), { name: "unused.w", shape: [4, 4] } as DenseParam];
     expect(problem(mlp2({ params: extra }))).toBe(`model mlp2's forward pass: it declares param unused.w but its forward pass never reads it (never trained)`);
+    // On the stand-in, too, with no word of widths written in for one data set: that is not what went wrong.
+    const standIn: ModelShape = { numDense: 1 << 20, numSlots: 32768, embeddingDim: 16 };
+    expect(forwardShapeProblem(mlp2({ params: extra }), standIn, {}, rows(standIn), true)).toBe(`model mlp2's forward pass: it declares param unused.w but its forward pass never reads it (never trained)`);
+    // Row widths the architecture's rowWidth() gives that its forward pass does not follow: rowWidth() named.
+    const wider = (s: ModelShape) => rows(s).map((w) => w + 1);
+    expect(forwardShapeProblem(mlp2({ forward: (ops, param, input, sh) => ops.linear(ops.slotColumns(input.emb, rows(sh), 0, rows(sh)), param("out.w"), null, false) }), shape, {}, wider(shape))).toMatch(/^model mlp2's forward pass: slotColumns: the pooled embeddings \[B, \d+\] has \d+ columns, but the slots' row widths add up to \d+ \(the pooled embeddings are as wide as the architecture's rowWidth\(\) makes each slot's row\)$/);
   });
 
   it("an architecture's own code failing on the check is reported with the error and where it was thrown", () => {

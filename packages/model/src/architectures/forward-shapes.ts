@@ -14,10 +14,15 @@ interface Shape {
   what: string;
 }
 
-class ForwardShapeError extends Error {}
+class ForwardShapeError extends Error {
+  /** Whether a width written in for one data set could be the cause (the stand-in input is then worth naming). */
+  constructor(message: string, readonly ofWidths = true) {
+    super(message);
+  }
+}
 
-const fail = (msg: string): never => {
-  throw new ForwardShapeError(msg);
+const fail = (msg: string, ofWidths = true): never => {
+  throw new ForwardShapeError(msg, ofWidths);
 };
 
 const dims = (p: DenseParam) => `[${p.shape.join(", ")}]`;
@@ -85,7 +90,7 @@ class ShapeOps implements Ops<Shape> {
   slotColumns(emb: Shape, rowWidths: readonly number[], from: number, take: readonly number[]): Shape {
     batch("slotColumns", emb);
     const width = rowWidths.reduce((a, w) => a + w, 0);
-    if (emb.cols !== width) fail(`slotColumns: ${emb.what} has ${emb.cols} columns, but the slots' row widths add up to ${width}`);
+    if (emb.cols !== width) fail(`slotColumns: ${emb.what} has ${emb.cols} columns, but the slots' row widths add up to ${width} (the pooled embeddings are as wide as the architecture's rowWidth() makes each slot's row)`, false);
     if (take.length !== rowWidths.length) fail(`slotColumns: ${take.length} column counts for ${rowWidths.length} slots`);
     const over = take.findIndex((t, s) => from < 0 || t < 0 || from + t > rowWidths[s]!);
     if (over >= 0) fail(`slotColumns: slot #${over}'s columns ${from}..${from + take[over]!} are past its row's ${rowWidths[over]}`);
@@ -157,14 +162,14 @@ export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, 
     const T = taskCount(shape);
     if (out.cols !== T) fail(`its output (${out.what}) has ${out.cols} columns, but the model has ${T} task${T === 1 ? "" : "s"} (one column each)`);
     const unread = [...declared.keys()].filter((n) => !read.has(n));
-    if (unread.length) fail(`it declares param${unread.length === 1 ? "" : "s"} ${unread.slice(0, 4).join(", ")}${unread.length > 4 ? ", ..." : ""} but its forward pass never reads ${unread.length === 1 ? "it" : "them"} (never trained)`);
+    if (unread.length) fail(`it declares param${unread.length === 1 ? "" : "s"} ${unread.slice(0, 4).join(", ")}${unread.length > 4 ? ", ..." : ""} but its forward pass never reads ${unread.length === 1 ? "it" : "them"} (never trained)`, false);
     return null;
   } catch (err) {
     // The stand-in's widths are no data's: said so, or a width written in for the user's data reads as a mystery.
     const where = standIn
       ? ` (on the stand-in input checked at start, ${shape.numDense.toLocaleString("en-US")} dense features and ${shape.numSlots.toLocaleString("en-US")} slots, as wide as any data's: a param's shape must follow the shape params() is given, not a width written in for one data set)`
       : "";
-    if (err instanceof ForwardShapeError) return `model ${arch.name}'s forward pass: ${err.message}${where}`;
+    if (err instanceof ForwardShapeError) return `model ${arch.name}'s forward pass: ${err.message}${err.ofWidths ? where : ""}`;
     // The architecture's own code failed on values it did not expect (shapes instead of tensors): where, for its author.
     const e = err as Error;
     const frame = e?.stack?.split("\n").find((l) => /^\s+at /.test(l))?.trim();
