@@ -214,6 +214,8 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
   const criteo = (change: Record<string, unknown>) => ({ ...named(ROWS[0]!), ...change });
   it.each([
     ["a count that is not an integer", 1, { instances: [criteo({ I4: "1.5" })] }, 'input I4, example 0: expected an integer count (or "" or null for missing), got "1.5"'],
+    // Counts and values past float32's range had become Infinity in the forward pass and a made-up probability.
+    ["a count of 400 digits", 1, { instances: [criteo({ I1: `1${"0".repeat(399)}` })] }, `input I1, example 0: "1${"0".repeat(63)}… (336 more chars)" is beyond float32's range (about ±3.4e38) even as log(1 + x), which the model takes`],
     ["a number for a token", 1, { instances: [criteo({ C3: 7 })] }, "input C3, example 0: expected a string (its bytes are hashed), got 7"],
     ["two values for a one-value dense feature", 1, { instances: [criteo({ I1: [1, 2] })] }, "input I1, example 0: expected at most 1 value, got 2"],
     ["a row of 25 slot values", 1, { instances: [{ slot_values: tokens(ROWS[0]!).slice(1) }] }, `input slot_values, example 0: expected 26 values, one per slot (${SLOTS.map((s) => `C${s}`).join(", ")}), got 25`],
@@ -230,6 +232,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["an id with the reserved bit", 2, { instances: [{ ctx: (1n << 63n).toString() }] }, "input ctx, example 0: fid 9223372036854775808 has the reserved top bit set, which no v2 fid may"],
     ["a dense value that is not a number", 2, { instances: [{ pos: [1, "x"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "x"'],
     // A JSON string is no number even when it reads as one (TF Serving's REST refuses a string for a DT_FLOAT input).
+    ["a dense value past float32's range", 2, { instances: [{ pos: [1, 1e39] }] }, "input pos, example 0: 1e+39 is beyond float32's range (about ±3.4e38), which the model takes"],
     ["a dense value given as a string of digits", 2, { instances: [{ pos: [1, "5"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "5"'],
     // Each character escaped once: the newline had come back as \\n (printable's escape, then JSON's of its backslash).
     ["a dense value with a newline", 2, { instances: [{ pos: [1, "1\n2"] }] }, 'input pos, example 0: expected a finite number (or null for missing), got "1\\n2"'],

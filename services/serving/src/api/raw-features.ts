@@ -172,6 +172,9 @@ export class RawReader {
       throw bad(`${where()}: expected ${this.layout.counts ? 'an integer count (or "" or null for missing)' : 'a finite number (or null for missing)'}, got ${show(v)}`);
     }
     this.asm.dense[d.offset + k] = d.log1p ? normalizeCount(x) : x;
+    // A count of 400 digits reads as Infinity, 1e39 as Infinity once in float32: training refuses such a record, and
+    // the forward pass would answer with a made-up probability.
+    if (!Number.isFinite(this.asm.dense[d.offset + k]!)) throw bad(`${where()}: ${show(v)} is beyond float32's range (about ±3.4e38)${d.log1p ? " even as log(1 + x)" : ""}, which the model takes`);
   }
 }
 
