@@ -51,6 +51,28 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     expect(why()).toBe("served");
   });
 
+  it("a pinned version stays loaded and served when newer ones push it past --keep-versions, until it is removed from disk", () => {
+    const { base, m } = manager(2);
+    writeVersion(base, 1);
+    writeVersion(base, 2);
+    m.scan();
+    m.pin(1);
+    writeVersion(base, 3);
+    m.scan();
+    expect(m.loadedVersions()).toEqual([1, 2, 3]);
+    expect(m.get("ctr").version).toBe(1);
+    expect(m.versions("ctr").filter((v) => v.pinned).map((v) => v.version)).toEqual([1]);
+    writeVersion(base, 4);
+    m.scan();
+    expect(m.loadedVersions()).toEqual([1, 3, 4]);
+    // Removed from disk: unloaded, and the newest is served again.
+    rmSync(join(base, "1"), { recursive: true });
+    m.scan();
+    expect(m.loadedVersions()).toEqual([3, 4]);
+    expect(m.get("ctr").version).toBe(4);
+    expect(m.versions("ctr").some((v) => v.pinned)).toBe(false);
+  });
+
   it("serves the newest loadable version when the newest on disk are corrupt at start (keep 1)", () => {
     const { base, m } = manager(1);
     writeVersion(base, 1);

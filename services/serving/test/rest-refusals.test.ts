@@ -167,6 +167,16 @@ describe("Pinning a version", () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toBe(`SERVING_ERR_BAD_INPUT: pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${shown}`);
   });
+
+  it("a pinned version is marked in the model's status until unpinned", async () => {
+    const pin = (version: number | null) => fetch(`http://${rest.address}/v1/models/ctr:pin`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ version }) });
+    const marked = async () => ((await (await fetch(`http://${rest.address}/v1/models/ctr`)).json()) as { model_version_status: { version: string; pinned?: boolean }[] }).model_version_status.filter((v) => v.pinned).map((v) => v.version);
+    expect(await marked()).toEqual([]);
+    expect((await pin(1)).status).toBe(200);
+    expect(await marked()).toEqual(["1"]);
+    expect((await pin(null)).status).toBe(200);
+    expect(await marked()).toEqual([]);
+  });
 });
 
 describe("REST Predict's inputs, refused saying what is missing or how many were sent", () => {

@@ -14,6 +14,8 @@ export interface VersionStatus {
   error: string;
   /** A loaded version's tasks, in output order (from its manifest's model spec). */
   tasks?: TaskSpec[];
+  /** The version `pin` serves by default (POST :pin), while it is. */
+  pinned?: boolean;
   /** What parameter sync changed in a loaded version since its load (in memory only: another load starts from its files). */
   synced?: { rows: number; tombstones: number; dense: number; lastAt: number };
 }
@@ -25,7 +27,8 @@ export interface VersionStatus {
  * `keep` versions that load stay loaded (older ones are unloaded; one that
  * fails is skipped and retried when its files change); a version removed
  * from disk is unloaded, which is how an operator rolls back; `pin` serves a
- * chosen loaded version instead of the newest.
+ * chosen loaded version instead of the newest, and keeps it loaded (beyond
+ * `keep`) while it is on disk.
  */
 export class ModelManager {
   private readonly loaded = new Map<number, Servable>();
@@ -133,11 +136,16 @@ export class ModelManager {
         this.log.error({ model: this.name, version: v, err: (err as Error).message }, "model version failed to load; it is tried again when its files change");
       }
     }
+    // A pinned version stays loaded while it is on disk, beyond --keep-versions: newer exports must not undo a rollback.
+    if (this.pinned !== null && this.loaded.has(this.pinned) && onDisk.versions.includes(this.pinned)) serve.add(this.pinned);
     for (const v of [...this.loaded.keys()]) {
       if (!serve.has(v)) {
         this.loaded.delete(v);
         this.status.set(v, { version: v, state: "END", error: onDisk.versions.includes(v) ? "" : "removed from the base path" });
-        if (this.pinned === v) this.pinned = null;
+        if (this.pinned === v) {
+          this.pinned = null;
+          this.log.warn({ model: this.name, version: v }, "the pinned version was removed from the base path; serving the newest loaded version again");
+        }
         this.log.info({ model: this.name, version: v }, "model version unloaded");
         changed = true;
       }
@@ -184,7 +192,8 @@ export class ModelManager {
     if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
     const withSync = (st: VersionStatus): VersionStatus => {
       const s = this.loaded.get(st.version);
-      return s && s.synced.lastAt > 0 ? { ...st, synced: { ...s.synced } } : st;
+      const pinned = st.version === this.pinned && s ? { pinned: true } : {};
+      return s && s.synced.lastAt > 0 ? { ...st, ...pinned, synced: { ...s.synced } } : { ...st, ...pinned };
     };
     const all = [...this.status.values()].sort((a, b) => a.version - b.version);
     if (version === undefined) return all.map(withSync);
