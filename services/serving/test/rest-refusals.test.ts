@@ -156,6 +156,14 @@ describe("REST Predict: input names a client sent are cut in the error line", ()
   });
 });
 
+describe("A model name the server does not serve", () => {
+  it("is echoed cut short, not whole (a 10,000-character name came back in full)", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/${"m".repeat(10_000)}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: string }).error).toBe(`SERVING_ERR_UNKNOWN_MODEL: no model named "${"m".repeat(64)}… (9936 more chars)"; this server serves "ctr"`);
+  });
+});
+
 describe("Pinning a version", () => {
   it.each([
     [{ version: 1e308 }, "1e+308"],

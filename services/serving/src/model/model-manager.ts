@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { UsageError, type Logger } from "@pangea/kit";
+import { UsageError, valueSnippet, type Logger } from "@pangea/kit";
 import type { TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { Servable } from "./servable.js";
@@ -161,7 +161,7 @@ export class ModelManager {
 
   /** The version a request gets: the one it names, else the pinned one, else the newest loaded. */
   get(name: string, version?: number): Servable {
-    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
+    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named ${valueSnippet(name)}; this server serves "${this.name}"`);
     if (version !== undefined) {
       const s = this.loaded.get(version);
       if (!s) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `model "${name}" has no version ${version} loaded (loaded: ${this.versionsText()})`);
@@ -189,7 +189,7 @@ export class ModelManager {
   }
 
   versions(name: string, version?: number): VersionStatus[] {
-    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named "${name}"; this server serves "${this.name}"`);
+    if (name !== this.name) throw ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named ${valueSnippet(name)}; this server serves "${this.name}"`);
     const withSync = (st: VersionStatus): VersionStatus => {
       const s = this.loaded.get(st.version);
       const pinned = st.version === this.pinned && s ? { pinned: true } : {};
