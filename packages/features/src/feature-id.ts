@@ -78,7 +78,7 @@ export function jsonIdProblem(x: unknown): string {
   if (Array.isArray(x)) return "a list inside the cell's list of ids; a cell is one id or one list of ids";
   // The number as JSON parsing rounded it: the digits sent are gone, so say that rather than call it no integer.
   if (typeof x === "number" && Number.isInteger(x) && x > Number.MAX_SAFE_INTEGER && x < 2 ** 64) {
-    return `feature id ${x} (as parsed) is above 2^53, where a JSON number loses digits; send ids above 2^53 as strings`;
+    return `feature id ${x} (as parsed) is at or above 2^53, where a JSON number loses digits; send such ids as strings`;
   }
   return `feature id ${valueSnippet(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`;
 }

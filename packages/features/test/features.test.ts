@@ -91,7 +91,7 @@ describe("jsonIdText and jsonIdProblem: feature ids as JSON gives them", () => {
   it("says a number above 2^53 lost its digits in parsing, not that it is no integer", () => {
     // 9007199254740993 parses as 9007199254740992.
     const parsed = JSON.parse("9007199254740993") as number;
-    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is above 2^53, where a JSON number loses digits; send ids above 2^53 as strings");
+    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is at or above 2^53, where a JSON number loses digits; send such ids as strings");
     expect(jsonIdProblem(-1)).toBe("feature id -1 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
     expect(jsonIdProblem(2 ** 64)).toBe("feature id 18446744073709552000 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
   });
