@@ -64,21 +64,26 @@ export function bigIntToWords(value: bigint, out: Uint32Array, at: number): void
 }
 
 /**
- * A feature id as JSON gives it: a safe non-negative integer, or (above
- * 2^53, where JSON numbers lose bits) a decimal string below 2^64. Its
- * decimal text, or null when it is no 64-bit unsigned id.
+ * A feature id as JSON gives it: a safe integer, or (beyond ±2^53, where
+ * JSON numbers lose bits) a decimal string from -2^63 to 2^64 - 1. A
+ * negative id is read by its 64 bits, as gRPC reads a DT_INT64 one (the
+ * metadata's type): TensorFlow prints a fid with the top bit set that way.
+ * Its unsigned decimal text, or null when it is no 64-bit id.
  */
 export function jsonIdText(x: unknown): string | null {
-  if (typeof x === "number") return Number.isSafeInteger(x) && x >= 0 ? String(x) : null;
-  return typeof x === "string" && /^\d{1,20}$/.test(x) && BigInt(x) < 1n << 64n ? x : null;
+  if (typeof x === "number") return Number.isSafeInteger(x) ? (x >= 0 ? String(x) : String(BigInt.asUintN(64, BigInt(x)))) : null;
+  if (typeof x !== "string" || !/^-?\d{1,20}$/.test(x)) return null;
+  const v = BigInt(x);
+  if (v >= 1n << 64n || v < -(1n << 63n)) return null;
+  return v >= 0n ? x : String(BigInt.asUintN(64, v));
 }
 
 /** Why a value of a request's feature_ids cell (one id, or one of a cell's list of ids) is no id, for an error line. */
 export function jsonIdProblem(x: unknown): string {
   if (Array.isArray(x)) return "a list inside the cell's list of ids; a cell is one id or one list of ids";
   // The number as JSON parsing rounded it: the digits sent are gone, so say that rather than call it no integer.
-  if (typeof x === "number" && Number.isInteger(x) && x > Number.MAX_SAFE_INTEGER && x < 2 ** 64) {
-    return `feature id ${x} (as parsed) is at or above 2^53, where a JSON number loses digits; send such ids as strings`;
+  if (typeof x === "number" && Number.isInteger(x) && Math.abs(x) > Number.MAX_SAFE_INTEGER && x < 2 ** 64 && x >= -(2 ** 63)) {
+    return `feature id ${x} (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings`;
   }
-  return `feature id ${valueSnippet(x)} is not a 64-bit unsigned integer (send ids above 2^53 as strings)`;
+  return `feature id ${valueSnippet(x)} is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)`;
 }

@@ -83,16 +83,18 @@ describe("v1 fids", () => {
 });
 
 describe("jsonIdText and jsonIdProblem: feature ids as JSON gives them", () => {
-  it("takes safe integers and decimal strings below 2^64", () => {
+  it("takes safe integers and decimal strings from -2^63 to 2^64 - 1, a negative one by its 64 bits (as gRPC reads DT_INT64)", () => {
     expect([jsonIdText(7), jsonIdText("18446744073709551615"), jsonIdText(Number.MAX_SAFE_INTEGER)]).toEqual(["7", "18446744073709551615", "9007199254740991"]);
-    expect([jsonIdText(-1), jsonIdText(1.5), jsonIdText("18446744073709551616"), jsonIdText(" 7"), jsonIdText(2 ** 53)]).toEqual([null, null, null, null, null]);
+    expect([jsonIdText(-1), jsonIdText("-1"), jsonIdText("-9223372036854775808"), jsonIdText(-(2 ** 53) + 1)]).toEqual(["18446744073709551615", "18446744073709551615", "9223372036854775808", "18437736874454810625"]);
+    expect([jsonIdText(1.5), jsonIdText("18446744073709551616"), jsonIdText("-9223372036854775809"), jsonIdText(" 7"), jsonIdText("-"), jsonIdText(2 ** 53), jsonIdText(-(2 ** 53))]).toEqual([null, null, null, null, null, null, null]);
   });
 
-  it("says a number above 2^53 lost its digits in parsing, not that it is no integer", () => {
+  it("says a number beyond ±2^53 lost its digits in parsing, not that it is no integer", () => {
     // 9007199254740993 parses as 9007199254740992.
     const parsed = JSON.parse("9007199254740993") as number;
-    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is at or above 2^53, where a JSON number loses digits; send such ids as strings");
-    expect(jsonIdProblem(-1)).toBe("feature id -1 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
-    expect(jsonIdProblem(2 ** 64)).toBe("feature id 18446744073709552000 is not a 64-bit unsigned integer (send ids above 2^53 as strings)");
+    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings");
+    expect(jsonIdProblem(-(2 ** 60))).toBe("feature id -1152921504606847000 (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings");
+    expect(jsonIdProblem(1.5)).toBe("feature id 1.5 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)");
+    expect(jsonIdProblem(2 ** 64)).toBe("feature id 18446744073709552000 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)");
   });
 });

@@ -133,7 +133,7 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
     expect(((await big.json()) as { error: string }).error).toBe(`SERVING_ERR_TOO_LARGE: cell 0 (example 0, slot #0) holds ${MAX_IDS_PER_CELL + 1} ids; a cell takes at most ${MAX_IDS_PER_CELL}`);
     const wrapped = await post({ instances: [{ dense_features: [0, 0], feature_ids: [String((1n << 64n) + 5n), 0] }] });
     expect(wrapped.status).toBe(400);
-    expect(((await wrapped.json()) as { error: string }).error).toMatch(/is not a 64-bit unsigned integer/);
+    expect(((await wrapped.json()) as { error: string }).error).toMatch(/is not a 64-bit integer/);
     // A body above the limit (1 MiB at --max-batch 64) is refused before it is parsed.
     const huge = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances: [], pad: "x".repeat(1 << 20) }) });
     expect(huge.status).toBe(413);
