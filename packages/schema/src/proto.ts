@@ -38,7 +38,7 @@ let tfServing: TfServingProtos | undefined;
 /** TensorFlow Serving's PredictionService and ModelService (schemas/proto/tensorflow_serving), loaded once. */
 export function loadTfServingProtos(): TfServingProtos {
   if (!tfServing) {
-    const def = protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto"], {
+    const def = protoLoader.loadSync(["tensorflow_serving/apis/prediction_service.proto", "tensorflow_serving/apis/model_service.proto"], {
       keepCase: true,
       longs: String,
       enums: String,

@@ -16,13 +16,13 @@ sys.path.insert(0, sys.argv[1])
 
 import grpc  # noqa: E402
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
-from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 address, model = sys.argv[2], sys.argv[3]
 rows = json.loads(sys.argv[4])
 channel = grpc.insecure_channel(address)
 predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-status_stub = prediction_service_pb2_grpc.ModelServiceStub(channel)
+status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
 
 
 def shape(*dims):
