@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,6 +116,15 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     m.scan();
     expect(m.loadedVersions()).toEqual([2]);
     expect(m.current()!.dense[0]![0]).toBeCloseTo(0.2);
+  });
+
+  it("a version copied to another number is refused with how to write that version", () => {
+    const { base, m } = manager(2);
+    writeVersion(base, 2);
+    cpSync(join(base, "2"), join(base, "5"), { recursive: true });
+    m.scan();
+    expect(m.loadedVersions()).toEqual([2]);
+    expect(m.versions("ctr", 5)[0]!.error).toMatch(new RegExp(`^model version 5 at ${join(base, "5")}: manifest says version 2, the directory 5: a version copied to another number keeps its own; write version 5 with pangea export (--checkpoint \\S+ --out ${base} )?--version 5`));
   });
 
   it("a version removed from disk is unloaded, and the next loadable one serves", () => {

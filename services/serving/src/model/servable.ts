@@ -1,6 +1,6 @@
 import { firstNonFinite, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile } from "@pangea/kit";
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { RowTable, type RowTableView } from "./row-table.js";
@@ -78,7 +78,12 @@ export class Servable {
     }
     if (m.format !== EXPORT_FORMAT) throw bad(`format "${m.format}" is not ${EXPORT_FORMAT}`);
     if (!SUPPORTED_EXPORT_SCHEMA_VERSIONS.includes(m.schemaVersion)) throw bad(`schema version ${m.schemaVersion} is not one this server reads (${SUPPORTED_EXPORT_SCHEMA_VERSIONS.join(", ")})`);
-    if (m.version !== version) throw bad(`manifest says version ${m.version}, the directory ${version}`);
+    // A version's number is in its manifest (and its files' checksums with it): a copy under another number is a
+    // mistake to name, with the way to make the version wanted.
+    if (m.version !== version) {
+      const from = typeof m.source?.checkpoint === "string" ? `pangea export --checkpoint ${m.source.checkpoint} --out ${dirname(dir)} --version ${version}` : `pangea export --version ${version} from its checkpoint`;
+      throw bad(`manifest says version ${m.version}, the directory ${version}: a version copied to another number keeps its own; write version ${version} with ${from}`);
+    }
     let spec: ModelSpec;
     try {
       spec = parseModelSpec(m.model);
