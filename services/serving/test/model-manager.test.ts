@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError, createLogger } from "@pangea/kit";
-import { ModelManager } from "../src/model/model-manager.js";
+import { GONE_VERSIONS_KEPT, ModelManager } from "../src/model/model-manager.js";
 import { SLOT, SPEC, corrupt, idWords, writeModel, writeVersion } from "./support/versions.js";
 import { denseParams } from "@pangea/model";
 
@@ -136,7 +136,20 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     rmSync(join(base, "2"), { recursive: true });
     m.scan();
     expect(m.loadedVersions()).toEqual([1]);
-    expect(m.versions("ctr", 2)[0]!.error).toBe("removed from the base path");
+    // END with an OK status, as TF Serving reports a version it unloaded: removing one is how an operator rolls back.
+    expect(m.versions("ctr", 2)[0]).toEqual({ version: 2, state: "END", error: "" });
+  });
+
+  it("versions gone from disk are listed as END, the newest few of them (a long-lived server's exports do not pile up)", () => {
+    const { base, m } = manager(1);
+    for (let v = 1; v <= GONE_VERSIONS_KEPT + 5; v++) {
+      writeVersion(base, v);
+      m.scan();
+      if (v > 1) rmSync(join(base, String(v - 1)), { recursive: true });
+    }
+    m.scan();
+    const last = GONE_VERSIONS_KEPT + 5;
+    expect(m.versions("ctr").map((s) => `${s.version}:${s.state}`)).toEqual([...Array.from({ length: GONE_VERSIONS_KEPT }, (_, i) => `${last - GONE_VERSIONS_KEPT + i}:END`), `${last}:AVAILABLE`]);
   });
 });
 
@@ -220,7 +233,7 @@ describe("ModelManager: the base path itself", () => {
     expect(m.loadedVersions()).toEqual([2]);
   });
 
-  it("a version that failed to load and was then removed says so, not its old error", () => {
+  it("a version that failed to load and was then removed is END with no error, not its old one", () => {
     const { base, m } = manager(1);
     writeVersion(base, 1);
     writeVersion(base, 2);
@@ -229,6 +242,6 @@ describe("ModelManager: the base path itself", () => {
     expect(m.versions("ctr", 2)[0]!.error).toMatch(/manifest says/);
     rmSync(join(base, "2"), { recursive: true });
     m.scan();
-    expect(m.versions("ctr", 2)[0]).toMatchObject({ state: "END", error: "removed from the base path" });
+    expect(m.versions("ctr", 2)[0]).toMatchObject({ state: "END", error: "" });
   });
 });

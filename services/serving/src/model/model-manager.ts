@@ -7,6 +7,9 @@ import { Servable } from "./servable.js";
 
 export type VersionState = "LOADING" | "AVAILABLE" | "END";
 
+/** How many versions no longer on disk the status still lists (END). */
+export const GONE_VERSIONS_KEPT = 8;
+
 export interface VersionStatus {
   version: number;
   state: VersionState;
@@ -141,7 +144,8 @@ export class ModelManager {
     for (const v of [...this.loaded.keys()]) {
       if (!serve.has(v)) {
         this.loaded.delete(v);
-        this.status.set(v, { version: v, state: "END", error: onDisk.versions.includes(v) ? "" : "removed from the base path" });
+        // Unloaded beyond --keep-versions, or removed by the operator (a rollback): TF Serving's END with an OK status.
+        this.status.set(v, { version: v, state: "END", error: "" });
         if (this.pinned === v) {
           this.pinned = null;
           this.log.warn({ model: this.name, version: v }, "the pinned version was removed from the base path; serving the newest loaded version again");
@@ -150,12 +154,15 @@ export class ModelManager {
         changed = true;
       }
     }
-    // A version that failed and is gone: its status says so, not its old load error.
+    // A version that failed and is gone: no longer an error to report.
     for (const v of [...this.failed.keys()]) {
       if (onDisk.versions.includes(v)) continue;
       this.failed.delete(v);
-      this.status.set(v, { version: v, state: "END", error: "removed from the base path" });
+      this.status.set(v, { version: v, state: "END", error: "" });
     }
+    // Versions gone from disk are remembered as END, the newest few of them: a long-lived server's exports come and go.
+    const gone = [...this.status.keys()].filter((v) => !onDisk.versions.includes(v) && !this.loaded.has(v)).sort((a, b) => b - a);
+    for (const v of gone.slice(GONE_VERSIONS_KEPT)) this.status.delete(v);
     if (changed) this.onChange();
   }
 
