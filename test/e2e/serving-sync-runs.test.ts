@@ -20,7 +20,7 @@ const metric = async (rest: string, name: string) => {
 };
 
 /** A job's checkpoint exported as version 1 and served (`serveArgs` added); `body` runs while serving does. */
-async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tmp: string; small: string[]; checkpoint: string; base: string; ready: { address: string; rest: string } }) => Promise<void>): Promise<void> {
+async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tmp: string; small: string[]; checkpoint: string; base: string; ready: { address: string; rest: string }; output: () => string }) => Promise<void>): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), prefix));
   const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
   const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", "--log-dir", join(tmp, "base-logs"), ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
@@ -39,7 +39,7 @@ async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tm
       const line = out.split("\n").find((l) => l.startsWith('{"ready":"serving"'));
       return line ? (JSON.parse(line) as { address: string; rest: string }) : null;
     }, 20_000);
-    await body({ tmp, small, checkpoint, base, ready });
+    await body({ tmp, small, checkpoint, base, ready, output: () => out });
   } finally {
     serve.kill("SIGTERM");
     await Promise.race([served, new Promise((r) => setTimeout(r, 5_000))]);
@@ -49,7 +49,7 @@ async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tm
 
 describe("parameter sync from successive jobs", () => {
   it("a second job's rows reach serving though its sequence starts at 1 again", async () => {
-    await withServing("pangea-sync-runs-", [], async ({ tmp, small, checkpoint, ready }) => {
+    await withServing("pangea-sync-runs-", [], async ({ tmp, small, checkpoint, ready, output }) => {
       const synced = async (jobId: string) => {
         const r = await runNode(
           ENTRY.cli,
@@ -70,6 +70,11 @@ describe("parameter sync from successive jobs", () => {
       await waitFor("the second job's rows in serving", async () => (await metric(ready.rest, "pangea_serving_sync_rows_total")) > afterFirst, 10_000, 100);
       expect(await metric(ready.rest, "pangea_serving_sync_ignored_total")).toBe(0);
       expect(await metric(ready.rest, "pangea_serving_sync_refused_total")).toBe(0);
+      // Each job's start of updates is a line in serving's log (the updates themselves are debug lines).
+      const began = output().split("\n").filter((l) => l.includes("parameter sync: a sender run began updating the served version")).map((l) => JSON.parse(l) as { run: string; version: number });
+      expect(began.length).toBe(2);
+      expect(new Set(began.map((l) => l.run)).size).toBe(2);
+      expect(began.map((l) => l.version)).toEqual([1, 1]);
     });
   }, 300_000);
 
@@ -109,7 +114,9 @@ describe("parameter sync from successive jobs", () => {
       };
       // The status says which loaded version parameter sync changed since its load, and which is as exported.
       const status = await servedVersion();
-      expect((status.find((v) => v.version === "2") as { parameter_sync?: { rows_applied: number } }).parameter_sync?.rows_applied).toBeGreaterThan(0);
+      const sync = (status.find((v) => v.version === "2") as { parameter_sync?: { rows_applied: number; last_sender: string } }).parameter_sync;
+      expect(sync?.rows_applied).toBeGreaterThan(0);
+      expect(sync?.last_sender).toMatch(/ \(run [^)]+\)$/);
       expect(status.find((v) => v.version === "3")).not.toHaveProperty("parameter_sync");
       const exported = await predict(3);
       const synced = await predict(2);

@@ -54,6 +54,8 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
         log.warn({ sender, run, sequence: Number(seq), last: Number(prev), version: servable.version }, "parameter sync update ignored: not newer than one already applied from its sender run");
       } else {
         const checked = checkUpdate(u, servable, sender);
+        // A job starting to overwrite the served rows is worth a line an operator sees (the updates themselves are debug).
+        if (prev === undefined) log.info({ sender, run, step: Number(u.step), version: servable.version }, "parameter sync: a sender run began updating the served version");
         // Re-inserted so the map's order is by last use; the least recently heard runs go first past the bound.
         lastSequence.delete(key);
         lastSequence.set(key, seq);
@@ -82,6 +84,7 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
         servable.synced.tombstones += removed;
         if (denseApplied) servable.synced.dense++;
         servable.synced.lastAt = Date.now();
+        servable.synced.sender = run ? `${sender} (run ${run})` : sender;
         lastRefusal = "";
         log.debug({ sender, run, sequence: Number(seq), step: Number(u.step), rows: applied, removed, dense: denseApplied, version: servable.version }, "parameter sync applied");
       }

@@ -139,7 +139,7 @@ export async function startRest(
           status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error },
           ...(v.tasks ? { tasks: v.tasks } : {}),
           ...(v.pinned ? { pinned: true } : {}),
-          ...(v.synced ? { parameter_sync: { rows_applied: v.synced.rows, rows_removed: v.synced.tombstones, dense_updates: v.synced.dense, last_applied: new Date(v.synced.lastAt).toISOString() } } : {}),
+          ...(v.synced ? { parameter_sync: { rows_applied: v.synced.rows, rows_removed: v.synced.tombstones, dense_updates: v.synced.dense, last_applied: new Date(v.synced.lastAt).toISOString(), last_sender: v.synced.sender } } : {}),
         })),
       };
     } catch (err) {

@@ -20,7 +20,7 @@ export interface VersionStatus {
   /** The version `pin` serves by default (POST :pin), while it is. */
   pinned?: boolean;
   /** What parameter sync changed in a loaded version since its load (in memory only: another load starts from its files). */
-  synced?: { rows: number; tombstones: number; dense: number; lastAt: number };
+  synced?: { rows: number; tombstones: number; dense: number; lastAt: number; sender: string };
 }
 
 /**

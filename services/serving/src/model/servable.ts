@@ -45,7 +45,7 @@ export class Servable {
   /** The tables in the model's slot order. */
   private columnTables: RowTable[] = [];
   /** Rows replaced or removed by parameter sync since loading. */
-  synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0 };
+  synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0, sender: "" };
   /**
    * This load of the version, in parameter sync's acks: synced rows live in memory, so another load (a restarted
    * serving, a version loaded from disk) holds none of the updates sent to this one, and a sender seeing another
