@@ -221,6 +221,12 @@ describe("export and serving", () => {
     expect(value("pangea_serving_model_version", 'model="ctr"')).toBe(1);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="OK"')).toBeGreaterThan(0);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="NOT_FOUND"')).toBeGreaterThan(0);
+    // Ids sent in another slot's column (the slot order reversed) read as missing, without an error: counted.
+    const before = value("pangea_serving_other_slot_ids_total");
+    const reversed = await rest("/v1/models/ctr:predict", { inputs: { dense_features: rows.dense, feature_ids: rows.ids.map((r) => [...r].reverse()) } });
+    expect(reversed.status).toBe(200);
+    const after = (await (await fetch(`http://${restAddress}/metrics`)).text()).split("\n").find((l) => /^pangea_serving_other_slot_ids_total[{ ]/.test(l));
+    expect(Number(after!.split(" ").at(-1)) - before).toBe(rows.ids.flat().filter((id) => id !== "0").length);
     const declared = declaredFamilies(text);
     for (const name of grafanaMetricNames().filter((n) => n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   });
