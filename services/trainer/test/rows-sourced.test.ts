@@ -13,23 +13,27 @@ const TWO_TASKS = [
   { name: "watch", loss: "mse", weight: 0.5 },
 ] as const;
 
-/** Every architecture; some also with two tasks and dropout. */
-const CASES: ModelSpec[] = [
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, deepMlp: [6], structure: "parallel" } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "deepfm", deepMlp: [6] } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "wide-deep", deepMlp: [6, 5] } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "mmoe", numExperts: 3, expertMlp: [5], towerMlp: [4] } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [4] } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "deepfm", deepMlp: [6], dropout: 0.3 } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "wide-deep", deepMlp: [6, 5], dropout: 0.2 } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "mmoe", numExperts: 2, expertMlp: [5, 4], towerMlp: [3], dropout: 0.25 } },
-  { numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 2, deepMlp: [6, 5], structure: "stacked" } },
-].map((s) => validateSpec(s as ModelSpec));
+/**
+ * Every architecture; some also with two tasks and dropout. `rowSourced`: the configuration reads the pooled block only
+ * by its columns, so its reads must come from the rows (DLRM's interaction reads the whole block; an architecture's
+ * configuration may do either).
+ */
+const CASES: { spec: ModelSpec; rowSourced: boolean }[] = (
+  [
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dlrm", bottomMlp: [5, 4], topMlp: [6] } }, false],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, deepMlp: [6], structure: "parallel" } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "deepfm", deepMlp: [6] } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "wide-deep", deepMlp: [6, 5] } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "mmoe", numExperts: 3, expertMlp: [5], towerMlp: [4] } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "shared-bottom", bottomMlp: [6], towerMlp: [4] } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "deepfm", deepMlp: [6], dropout: 0.3 } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "wide-deep", deepMlp: [6, 5], dropout: 0.2 } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, tasks: [...TWO_TASKS], architecture: { name: "mmoe", numExperts: 2, expertMlp: [5, 4], towerMlp: [3], dropout: 0.25 } }, true],
+    [{ numDense: 3, numSlots: 4, embeddingDim: 4, architecture: { name: "dcn-v2", crossLayers: 2, lowRank: 2, deepMlp: [6, 5], structure: "stacked" } }, true],
+  ] as const
+).map(([s, rowSourced]) => ({ spec: validateSpec(s as ModelSpec), rowSourced }));
 
 const nativeHere = nativeBlas().blas !== null;
-/** The built-in architectures that read the pooled block only by its columns, so every such read comes from the rows. */
-const ROW_SOURCED = new Set(["dcn-v2", "deepfm", "wide-deep", "mmoe", "shared-bottom"]);
 
 beforeAll(async () => {
   await selectBackend("wasm");
@@ -42,7 +46,7 @@ beforeAll(async () => {
  * pooled path's bits: loss, every gradient, predictions.
  */
 describe("the pooled block's columns straight from the pulled rows", () => {
-  it.runIf(nativeHere).each(CASES.map((s) => [JSON.stringify(s.architecture) + (s.tasks ? " with two tasks" : ""), s] as const))("%s: the pooled path's bits", async (_, spec) => {
+  it.runIf(nativeHere).each(CASES.map((c) => [JSON.stringify(c.spec.architecture) + (c.spec.tasks ? " with two tasks" : ""), c] as const))("%s: the pooled path's bits", async (_, { spec, rowSourced }) => {
     expect(tf.getBackend()).toBe("wasm");
     const rng = new Rng(5);
     const W = rowWidths(spec)[0]!;
@@ -73,10 +77,9 @@ describe("the pooled block's columns straight from the pulled rows", () => {
       expect(bits(a.predictions)).toBe(bits(b.predictions));
       expect(bits(direct.predict(values, rows, unique, batch))).toBe(bits(pooled.predict(values, rows, unique, batch)));
     }
-    // These take the block's columns from the rows (DLRM's interaction reads the pooled block; an architecture added
-    // later may read it too, or only some slots' columns: its bits are what this test requires of it).
-    if (ROW_SOURCED.has(spec.architecture.name)) expect(direct.ops.rowSourcedCalls).toBeGreaterThan(0);
-    if (spec.architecture.name === "dlrm") expect(direct.ops.rowSourcedCalls).toBe(0);
+    // A row-sourced configuration takes the block's columns from the rows; one that reads the block whole does not.
+    if (rowSourced) expect(direct.ops.rowSourcedCalls).toBeGreaterThan(0);
+    else expect(direct.ops.rowSourcedCalls).toBe(0);
     expect(pooled.ops.rowSourcedCalls).toBe(0);
   });
 
@@ -118,7 +121,7 @@ describe("the pooled block's columns straight from the pulled rows", () => {
   });
 
   it.runIf(nativeHere)("a batch with bags goes through the pooled block", async () => {
-    const spec = CASES.find((s) => s.architecture.name === "wide-deep")!;
+    const spec = CASES.find((c) => c.spec.architecture.name === "wide-deep")!.spec;
     const W = rowWidths(spec)[0]!;
     const model = new CtrModel(spec, true);
     const rows = Float32Array.from({ length: 3 * W }, (_, i) => (i % 7) / 10);
