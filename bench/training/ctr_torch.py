@@ -105,7 +105,7 @@ def build(arch, num_dense, sizes, dim):
                 tensor.uniform_(-limit, limit)
             else:
                 tensor.zero_()
-    width = dim + cls.row_extra
+    width = dim + torch_ctr.row_extra_of(cls, arch)
     emb = torch.nn.ModuleList([torch.nn.Embedding(n, width, sparse=True) for n in sizes])
     for e in emb:
         torch.nn.init.uniform_(e.weight, -0.05, 0.05)

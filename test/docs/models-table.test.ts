@@ -37,9 +37,12 @@ describe("README.md's Models section names every registered architecture", () =>
     expect(sorted(example![1]!.split(/, | and /))).toEqual(sorted(mixed));
   });
 
-  it("the paragraph on several tasks names the architectures built for them", () => {
+  it("the paragraph on several tasks names the architectures built for them, and the others as putting heads on their shared part", () => {
     const built = /while ((?:`[a-z0-9-]+`(?:, | and ))*`[a-z0-9-]+`) \(built for several tasks/.exec(flat);
     expect(built, "the sentence '... (built for several tasks'").not.toBeNull();
     expect(sorted(names(built![1]!))).toEqual(sorted(multiTask));
+    const heads = /a column per task: ((?:`[a-z0-9-]+`(?:, | and ))*`[a-z0-9-]+`) put T heads/.exec(flat);
+    expect(heads, "the sentence '... put T heads'").not.toBeNull();
+    expect(sorted(names(heads![1]!))).toEqual(sorted(ARCHITECTURE_NAMES.filter((n) => !ARCHITECTURES.get(n)!.multiTask)));
   });
 });

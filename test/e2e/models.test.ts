@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { ENTRY, ROOT, waitFor } from "../support/processes.js";
+import { ARCHITECTURE_NAMES } from "@pangea/model";
 
 /**
  * For every architecture: a short real job exports the model (--export-dir),
@@ -178,6 +179,10 @@ const CASES: [string, Record<string, unknown> | null][] = [
 
 // The jobs run side by side (each mostly waits on its processes' start), then PyTorch answers for all; each test awaits its own.
 const outcomes = new Map<string, Promise<Served & { reference: number[] }>>();
+
+it("has a case for every architecture of the registry", () => {
+  expect(ARCHITECTURE_NAMES.filter((n) => !CASES.some(([model]) => model === n))).toEqual([]);
+});
 
 describe.runIf(available)("every architecture: serving's predictions on an exported model equal PyTorch's on the exported weights", () => {
   beforeAll(() => {

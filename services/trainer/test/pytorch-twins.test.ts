@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend/tfjs-core.js";
 import { Rng } from "@pangea/kit";
-import { PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, taskCount, tasksOf, validateSpec, type ModelSpec, type TaskSpec } from "@pangea/model";
+import { ARCHITECTURE_NAMES, PlainForward, denseParams, initDenseParams, poolingOf, poolingScale, rowWidths, slotDimsOf, taskCount, tasksOf, validateSpec, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 import { DropoutMasks } from "../src/model/dropout-masks.js";
@@ -62,6 +62,14 @@ const CASES: ModelSpec[] = [
   { ...shape, tasks: TWO_TASKS, architecture: { name: "mmoe", numExperts: 2, expertMlp: [16, 8], towerMlp: [6], dropout: 0.3 } },
   { ...shape, tasks: TWO_TASKS, architecture: { name: "shared-bottom", bottomMlp: [16, 8], towerMlp: [6], dropout: 0.3 } },
 ].map((s) => validateSpec(s as ModelSpec));
+
+describe("the cases", () => {
+  // An architecture added to the registry without a case here would go unchecked against its twin without a word.
+  it("cover every architecture of the registry, with one task and with two", () => {
+    expect(ARCHITECTURE_NAMES.filter((n) => !CASES.some((c) => c.architecture.name === n && !c.tasks))).toEqual([]);
+    expect(ARCHITECTURE_NAMES.filter((n) => !CASES.some((c) => c.architecture.name === n && c.tasks))).toEqual([]);
+  });
+});
 
 /** The dropout masks of a case's step: the job seed and batch index a trainer would seed them with. */
 const masksOf = () => new DropoutMasks(42, 7);

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend/tfjs-core.js";
 import { Rng } from "@pangea/kit";
 import { nativeBlas } from "@pangea/blas";
-import { initDenseParams, rowWidths, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
+import { ARCHITECTURE_NAMES, initDenseParams, rowWidths, tasksOf, validateSpec, type ModelSpec } from "@pangea/model";
 import { selectBackend } from "../src/backend/select-backend.js";
 import { CtrModel, type ModelBatch } from "../src/model/ctr-model.js";
 import { TfOps } from "../src/model/tf-ops.js";
@@ -46,6 +46,10 @@ beforeAll(async () => {
  * pooled path's bits: loss, every gradient, predictions.
  */
 describe("the pooled block's columns straight from the pulled rows", () => {
+  it("has a case for every architecture of the registry", () => {
+    expect(ARCHITECTURE_NAMES.filter((n) => !CASES.some((c) => c.spec.architecture.name === n))).toEqual([]);
+  });
+
   it.runIf(nativeHere).each(CASES.map((c) => [JSON.stringify(c.spec.architecture) + (c.spec.tasks ? " with two tasks" : ""), c] as const))("%s: the pooled path's bits", async (_, { spec, rowSourced }) => {
     expect(tf.getBackend()).toBe("wasm");
     const rng = new Rng(5);

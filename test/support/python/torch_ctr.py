@@ -385,27 +385,49 @@ def task_list(spec):
 
 # ---- one run -------------------------------------------------------------------
 
-def run(spec):
+def row_extra_of(model_class, arch):
+    """Columns a slot's row holds beyond its dim: a class's row_extra, or row_extra(arch) where the config decides."""
+    extra = model_class.row_extra
+    return extra(arch) if callable(extra) else extra
+
+
+def declared(spec):
+    """(architecture class, the architecture, Nd, S, slot dims, T, Params, model) of spec's shape, with no values loaded."""
     arch = spec.get("architecture") or {}
     model_class = ARCHITECTURES.get(arch.get("name"))
     if model_class is None:
         raise SpecError(f"architecture.name: unknown architecture {arch.get('name')!r}")
     nd, s, d = (count(spec, k, "spec") for k in ("numDense", "numSlots", "embeddingDim"))
-    # Per-slot embedding dims (slotDims) and row widths (rowWidths), or one of each for every slot.
+    # Per-slot embedding dims (slotDims), or one for every slot.
     dims = spec.get("slotDims") or [d] * s
     if len(dims) != s or not all(isinstance(x, int) and x > 0 for x in dims):
         raise SpecError(f"spec.slotDims: must give {s} positive integers, got {dims!r}")
+    t = len(task_list(spec))
+    params = Params()
+    model = model_class(params, arch, nd, s, dims, t)
+    return model_class, arch, nd, s, dims, t, params, model
+
+
+def layout(spec):
+    """What the twin of spec's architecture and shape declares: its params' names and shapes, and each slot's row
+    width. The self-check builds its random cases from it."""
+    model_class, arch, _, _, dims, _, params, _ = declared(spec)
+    extra = row_extra_of(model_class, arch)
+    return {"params": [{"name": n, "shape": shape} for n, (shape, _, _) in params.slots.items()], "rowWidths": [x + extra for x in dims]}
+
+
+def run(spec):
+    model_class, arch, nd, s, dims, t, params, model = declared(spec)
+    # Each slot's row width (rowWidths), or one for every slot.
+    extra = row_extra_of(model_class, arch)
     widths = spec.get("rowWidths") or [count(spec, "rowWidth", "spec")] * s
-    if widths != [x + model_class.row_extra for x in dims]:
-        raise SpecError(f"spec.rowWidths: {arch['name']} needs {[x + model_class.row_extra for x in dims]}, got {widths}")
+    if widths != [x + extra for x in dims]:
+        raise SpecError(f"spec.rowWidths: {arch['name']} needs {[x + extra for x in dims]}, got {widths}")
     pooling = spec.get("pooling") or ["sum"] * s
     if len(pooling) != s or not all(p in ("sum", "mean", "sqrtn") for p in pooling):
         raise SpecError(f"spec.pooling: must give sum, mean or sqrtn for each of the {s} slots, got {pooling!r}")
 
     tasks = task_list(spec)
-    t = len(tasks)
-    params = Params()
-    model = model_class(params, arch, nd, s, dims, t)
     if not isinstance(spec.get("params"), list):
         raise SpecError("spec.params: must be a list")
     params.load(spec["params"])
