@@ -215,7 +215,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
   it.each([
     ["a count that is not an integer", 1, { instances: [criteo({ I4: "1.5" })] }, 'input I4, example 0: expected an integer count (or "" or null for missing), got "1.5"'],
     // Counts and values past float32's range had become Infinity in the forward pass and a made-up probability.
-    ["a count of 400 digits", 1, { instances: [criteo({ I1: `1${"0".repeat(399)}` })] }, `input I1, example 0: "1${"0".repeat(63)}… (336 more chars)" is beyond float32's range (about ±3.4e38) even as log(1 + x), which the model takes`],
+    ["a count of 400 digits", 1, { instances: [criteo({ I1: `1${"0".repeat(399)}` })] }, `input I1, example 0: "1${"0".repeat(63)}… (336 more chars)" is too large a count (it reads as Infinity)`],
     ["a number for a token", 1, { instances: [criteo({ C3: 7 })] }, "input C3, example 0: expected a string (its bytes are hashed), got 7"],
     ["two values for a one-value dense feature", 1, { instances: [criteo({ I1: [1, 2] })] }, "input I1, example 0: expected at most 1 value, got 2"],
     ["a row of 25 slot values", 1, { instances: [{ slot_values: tokens(ROWS[0]!).slice(1) }] }, `input slot_values, example 0: expected 26 values, one per slot (${SLOTS.map((s) => `C${s}`).join(", ")}), got 25`],

@@ -204,6 +204,8 @@ describe("Criteo TSV source", () => {
     ["bad label", line("2", goodDense, goodCats), "bad.tsv:2 (byte 217): label '2' must be 0 or 1"],
     ["non-integer count", line("0", goodDense.map((d, j) => (j === 4 ? "4.5" : d)), goodCats), "bad.tsv:2 (byte 217): field I5 '4.5' is not an integer"],
     ["lone minus", line("0", goodDense.map((d, j) => (j === 0 ? "-" : d)), goodCats), "bad.tsv:2 (byte 217): field I1 '-' is not an integer"],
+    // 309 digits and more read as Infinity, which had reached the trainers (TRAINER_ERR_NON_FINITE, far from this line).
+    ["count too large", line("0", goodDense.map((d, j) => (j === 1 ? `1${"0".repeat(400)}` : d)), goodCats), `bad.tsv:2 (byte 217): field I2 '1${"0".repeat(63)}… (337 more bytes)' is too large a count (it reads as Infinity)`],
   ])("names file, line and byte offset for a %s", async (_what, bad, message) => {
     const path = write("bad.tsv", `${line("0", goodDense, goodCats)}\n${bad}\n`);
     try {

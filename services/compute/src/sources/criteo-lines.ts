@@ -79,6 +79,8 @@ function parseLine(b: Buffer, start: number, end: number, r: number, labels: Flo
     } else if (f <= CRITEO_NUM_DENSE) {
       const count = parseCount(b, fs, i);
       if (Number.isNaN(count)) throw new LineError(`field ${fieldName(f)} '${printableBytes(b.subarray(fs, i))}' is not an integer`);
+      // 309 digits and more read as Infinity: a batch would carry it, and every trainer's step fail far from this line.
+      if (!Number.isFinite(count)) throw new LineError(`field ${fieldName(f)} '${printableBytes(b.subarray(fs, i))}' is too large a count (it reads as Infinity)`);
       dense[r * CRITEO_NUM_DENSE + f - 1] = normalizeCount(count);
     } else {
       hashedIdV2(b, fs, i, slotBase + f - 1 - CRITEO_NUM_DENSE, ids, 2 * (r * CRITEO_NUM_SLOTS + f - 1 - CRITEO_NUM_DENSE));

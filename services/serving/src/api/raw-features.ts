@@ -171,10 +171,11 @@ export class RawReader {
     if (Number.isNaN(x)) {
       throw bad(`${where()}: expected ${this.layout.counts ? 'an integer count (or "" or null for missing)' : 'a finite number (or null for missing)'}, got ${show(v)}`);
     }
+    // A count of 309 digits or more reads as Infinity, as does a dense value past float32's range once stored: training
+    // refuses such a record, and the forward pass would answer with a made-up probability.
+    if (!Number.isFinite(x)) throw bad(`${where()}: ${show(v)} is too large a count (it reads as Infinity)`);
     this.asm.dense[d.offset + k] = d.log1p ? normalizeCount(x) : x;
-    // A count of 400 digits reads as Infinity, 1e39 as Infinity once in float32: training refuses such a record, and
-    // the forward pass would answer with a made-up probability.
-    if (!Number.isFinite(this.asm.dense[d.offset + k]!)) throw bad(`${where()}: ${show(v)} is beyond float32's range (about ±3.4e38)${d.log1p ? " even as log(1 + x)" : ""}, which the model takes`);
+    if (!Number.isFinite(this.asm.dense[d.offset + k]!)) throw bad(`${where()}: ${show(v)} is beyond float32's range (about ±3.4e38), which the model takes`);
   }
 }
 
