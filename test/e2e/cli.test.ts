@@ -292,7 +292,7 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", oddInput], "pangea predict: invalid --input: dense_features of example 1 has 1 value; example 0 has 2"],
     [["predict", "--input", emptyInput], "pangea predict: invalid --input: no examples; give at least one"],
     [["predict", "--input", deepInput], "pangea predict: invalid --input: feature_ids of example 0, slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
-    [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: feature id "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)`],
+    [["predict", "--input", longIdInput], `pangea predict: invalid --input: feature_ids of example 0, slot #0: feature id "${"7".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)`],
     [["predict", "--input", denseInput("dense-deep", `${"[".repeat(100_000)}${"]".repeat(100_000)}`)], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got a list"],
     [["predict", "--input", denseInput("dense-null", "null")], "pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got null"],
     [["predict", "--input", denseInput("dense-string", '"4\\n"')], 'pangea predict: invalid --input: dense_features of example 1, value 1 must be a number, got the string "4\\n"'],

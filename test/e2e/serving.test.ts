@@ -221,12 +221,17 @@ describe("export and serving", () => {
     expect(value("pangea_serving_model_version", 'model="ctr"')).toBe(1);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="OK"')).toBeGreaterThan(0);
     expect(value("pangea_grpc_server_handling_seconds_count", 'method="/tensorflow.serving.PredictionService/Predict",code="NOT_FOUND"')).toBeGreaterThan(0);
-    // Ids sent in another slot's column (the slot order reversed) read as missing, without an error: counted.
-    const before = value("pangea_serving_other_slot_ids_total");
+    // Ids no row can match read as missing, without an error: counted. Another slot's in a column (the slot order
+    // reversed), and ids of the right slot with the reserved top bit (sent as negative int64s).
+    const misplaced = async () => Number((await (await fetch(`http://${restAddress}/metrics`)).text()).split("\n").find((l) => /^pangea_serving_misplaced_ids_total[{ ]/.test(l))!.split(" ").at(-1));
+    const nonzero = rows.ids.flat().filter((id) => id !== "0").length;
+    const before = await misplaced();
     const reversed = await rest("/v1/models/ctr:predict", { inputs: { dense_features: rows.dense, feature_ids: rows.ids.map((r) => [...r].reverse()) } });
     expect(reversed.status).toBe(200);
-    const after = (await (await fetch(`http://${restAddress}/metrics`)).text()).split("\n").find((l) => /^pangea_serving_other_slot_ids_total[{ ]/.test(l));
-    expect(Number(after!.split(" ").at(-1)) - before).toBe(rows.ids.flat().filter((id) => id !== "0").length);
+    expect((await misplaced()) - before).toBe(nonzero);
+    const topBit = await rest("/v1/models/ctr:predict", { inputs: { dense_features: rows.dense, feature_ids: rows.ids.map((r) => r.map((id) => (id === "0" ? id : String((BigInt(id) | (1n << 63n)) - (1n << 64n))))) } });
+    expect(topBit.status).toBe(200);
+    expect((await misplaced()) - before).toBe(2 * nonzero);
     const declared = declaredFamilies(text);
     for (const name of grafanaMetricNames().filter((n) => n.startsWith("pangea_serving_"))) expect(declared.has(name), name).toBe(true);
   });

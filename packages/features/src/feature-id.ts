@@ -82,8 +82,9 @@ export function jsonIdText(x: unknown): string | null {
 export function jsonIdProblem(x: unknown): string {
   if (Array.isArray(x)) return "a list inside the cell's list of ids; a cell is one id or one list of ids";
   // The number as JSON parsing rounded it: the digits sent are gone, so say that rather than call it no integer.
-  if (typeof x === "number" && Number.isInteger(x) && Math.abs(x) > Number.MAX_SAFE_INTEGER && x < 2 ** 64 && x >= -(2 ** 63)) {
-    return `feature id ${x} (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings`;
+  // Up to 2^64 itself: ids from 2^64 - 1024 up parse to exactly 2^64.
+  if (typeof x === "number" && Number.isInteger(x) && Math.abs(x) > Number.MAX_SAFE_INTEGER && x <= 2 ** 64 && x >= -(2 ** 63)) {
+    return `feature id ${x} (as parsed) is at or beyond ±2^53, where a JSON number loses digits; send such ids as strings`;
   }
-  return `feature id ${valueSnippet(x)} is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)`;
+  return `feature id ${valueSnippet(x)} is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)`;
 }

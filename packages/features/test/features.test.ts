@@ -92,9 +92,11 @@ describe("jsonIdText and jsonIdProblem: feature ids as JSON gives them", () => {
   it("says a number beyond ±2^53 lost its digits in parsing, not that it is no integer", () => {
     // 9007199254740993 parses as 9007199254740992.
     const parsed = JSON.parse("9007199254740993") as number;
-    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings");
-    expect(jsonIdProblem(-(2 ** 60))).toBe("feature id -1152921504606847000 (as parsed) is beyond ±2^53, where a JSON number loses digits; send such ids as strings");
-    expect(jsonIdProblem(1.5)).toBe("feature id 1.5 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)");
-    expect(jsonIdProblem(2 ** 64)).toBe("feature id 18446744073709552000 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)");
+    expect(jsonIdProblem(parsed)).toBe("feature id 9007199254740992 (as parsed) is at or beyond ±2^53, where a JSON number loses digits; send such ids as strings");
+    expect(jsonIdProblem(-(2 ** 60))).toBe("feature id -1152921504606847000 (as parsed) is at or beyond ±2^53, where a JSON number loses digits; send such ids as strings");
+    expect(jsonIdProblem(1.5)).toBe("feature id 1.5 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)");
+    // 2^64 - 1, a valid id, parses to exactly 2^64: its digits were lost, not its range.
+    expect(jsonIdProblem(JSON.parse("18446744073709551615") as number)).toBe("feature id 18446744073709552000 (as parsed) is at or beyond ±2^53, where a JSON number loses digits; send such ids as strings");
+    expect(jsonIdProblem(2 ** 65)).toBe("feature id 36893488147419103000 is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)");
   });
 });

@@ -124,7 +124,7 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     cpSync(join(base, "2"), join(base, "5"), { recursive: true });
     m.scan();
     expect(m.loadedVersions()).toEqual([2]);
-    expect(m.versions("ctr", 5)[0]!.error).toMatch(new RegExp(`^model version 5 at ${join(base, "5")}: manifest says version 2, the directory 5: a version copied to another number keeps its own; write version 5 with pangea export (--checkpoint \\S+ --out ${base} )?--version 5`));
+    expect(m.versions("ctr", 5)[0]!.error).toMatch(new RegExp(`^model version 5 at ${join(base, "5")}: manifest says version 2, the directory 5: a version copied to another number keeps its own; remove ${join(base, "5")}, then write version 5 with pangea export (--checkpoint \\S+ --out ${base} )?--version 5`));
   });
 
   it("a version removed from disk is unloaded, and the next loadable one serves", () => {

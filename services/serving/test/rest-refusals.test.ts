@@ -36,7 +36,7 @@ describe("Negative feature ids over REST", () => {
     const unsigned = await as("18446744073709551615");
     expect(unsigned.status).toBe(200);
     for (const id of [-1, "-1"]) expect(await as(id)).toEqual(unsigned);
-    expect((await as("-9223372036854775809")).json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "-9223372036854775809" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)');
+    expect((await as("-9223372036854775809")).json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "-9223372036854775809" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)');
   });
 });
 
@@ -126,7 +126,7 @@ describe("REST Predict's error lines stay one short line, whatever the value", (
   it.each([
     ["a cell's list holding a list nested 5,000 deep", `{"instances":[{"dense_features":[1,2],"feature_ids":[[${deep(5000)}]]}]}`, "SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
     ["a signature_name nested 5,000 deep", `{"signature_name":${deep(5000)},"instances":[{"dense_features":[1,2],"feature_ids":["65537"]}]}`, "SERVING_ERR_BAD_INPUT: unknown signature a list; the model has serving_default"],
-    ["a feature id of 100,000 characters", `{"instances":[{"dense_features":[1,2],"feature_ids":["${"x".repeat(100_000)}"]}]}`, `SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "${"x".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)`],
+    ["a feature id of 100,000 characters", `{"instances":[{"dense_features":[1,2],"feature_ids":["${"x".repeat(100_000)}"]}]}`, `SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "${"x".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)`],
   ])("%s: 400, one line", async (_what, text, error) => {
     const r = await raw(text);
     expect(r.status).toBe(400);
@@ -151,7 +151,7 @@ describe("REST Predict's body that is not UTF-8", () => {
   it("UTF-8 beyond ASCII in a body still parses (and reaches the model's checks)", async () => {
     const r = await send(Buffer.from(JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["Zürich"] }] })));
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "Zürich" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids beyond ±2^53 as strings)');
+    expect(r.json.error).toBe('SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "Zürich" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)');
   });
 });
 

@@ -1,7 +1,7 @@
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { ForwardPool } from "./forward-pool.js";
-import { idsOfOtherSlots } from "../model/other-slot-ids.js";
+import { misplacedIds } from "../model/misplaced-ids.js";
 
 interface Pending {
   servable: Servable;
@@ -49,8 +49,8 @@ export class MicroBatcher {
   shed = 0;
   /** Requests dropped before their pass because their caller had given up. */
   abandoned = 0;
-  /** Ids sent in the column of another slot than their own (they read as missing: a client's slot order is wrong). */
-  otherSlotIds = 0;
+  /** Ids no row of their column can match (another slot's, or the reserved top bit): each reads as missing. */
+  misplacedIds = 0;
   /** Examples of the requests waiting for a pass. */
   private queuedExamples = 0;
 
@@ -205,7 +205,7 @@ export class MicroBatcher {
     const T = servable.tasks.length;
     let at = 0;
     for (const p of group) {
-      this.otherSlotIds += idsOfOtherSlots(p.x, servable.slotIds);
+      this.misplacedIds += misplacedIds(p.x, servable.slotIds);
       p.resolve(group.length === 1 ? out : out.slice(at * T, (at + p.x.count) * T));
       at += p.x.count;
     }

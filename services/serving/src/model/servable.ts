@@ -82,7 +82,7 @@ export class Servable {
     // mistake to name, with the way to make the version wanted.
     if (m.version !== version) {
       const from = typeof m.source?.checkpoint === "string" ? `pangea export --checkpoint ${m.source.checkpoint} --out ${dirname(dir)} --version ${version}` : `pangea export --version ${version} from its checkpoint`;
-      throw bad(`manifest says version ${m.version}, the directory ${version}: a version copied to another number keeps its own; write version ${version} with ${from}`);
+      throw bad(`manifest says version ${m.version}, the directory ${version}: a version copied to another number keeps its own; remove ${dir}, then write version ${version} with ${from}`);
     }
     let spec: ModelSpec;
     try {

@@ -16,7 +16,7 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       passes.update(batcher.batches);
       shed.update(batcher.shed);
       abandoned.update(batcher.abandoned);
-      otherSlotIds.update(batcher.otherSlotIds);
+      misplaced.update(batcher.misplacedIds);
       queued.set(batcher.queued);
       syncRefused.update(models.syncRefused);
       syncIgnored.update(models.syncIgnored);
@@ -35,7 +35,7 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const passes = new CounterFrom(registry, "pangea_serving_forward_passes_total", "Forward passes run (concurrent requests share one).");
   const shed = new CounterFrom(registry, "pangea_serving_shed_requests_total", "Predict requests refused at once because --max-queued-requests (or 64 examples for each) were already waiting for a forward pass (RESOURCE_EXHAUSTED, REST 503).");
   const abandoned = new CounterFrom(registry, "pangea_serving_abandoned_requests_total", "Predict requests not computed because their caller gave up (deadline, cancel, closed connection) while they waited for a forward pass.");
-  const otherSlotIds = new CounterFrom(registry, "pangea_serving_other_slot_ids_total", "Feature ids answered in the column of another slot than the one in their top bits: each reads as missing (a client sending its slots in another order than the model's).");
+  const misplaced = new CounterFrom(registry, "pangea_serving_misplaced_ids_total", "Feature ids no row of their column can match, each read as missing: another slot in their top bits than the column's (a client sending its slots in another order than the model's), or the reserved top bit set (a negative int64).");
   const queued = new Gauge({ name: "pangea_serving_queued_requests", help: "Predict requests waiting for a forward pass.", registers: [registry] });
   const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
   const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
