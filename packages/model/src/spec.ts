@@ -91,8 +91,9 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   if (shapes) throw bad(shapes);
   if (!inputKnown) {
     // Parameters only grow with the input: a model over the budget on the narrowest input (one dense feature, one
-    // slot at the narrowest dim asked for) is over it on any data, so it is refused now, not when the data comes.
-    const narrowest: ModelShape = { numDense: 1, numSlots: 1, embeddingDim: Math.min(...dimsOf(shape)), ...(shape.tasks ? { tasks: shape.tasks } : {}) };
+    // slot of dim 1: a slot config or the data's feature list may still narrow the dims) is over it on any data, so it
+    // is refused now, not when the data comes.
+    const narrowest: ModelShape = { numDense: 1, numSlots: 1, embeddingDim: 1, ...(shape.tasks ? { tasks: shape.tasks } : {}) };
     const over = overBudget(name, arch.params(narrowest, filled), " on any data");
     if (over) throw bad(over);
     return { ...shape, architecture };
