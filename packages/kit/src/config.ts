@@ -85,6 +85,8 @@ export function parseConfig<S extends z.ZodType>(
   if (values.help) return null;
   const raw: Record<string, unknown> = {};
   const sourceOf: Record<string, string> = {};
+  // Of this parse: a process's flags are parsed once, and a later parse (another command's) speaks for itself.
+  givenByEnv.clear();
   for (const [name, spec] of Object.entries(flags)) {
     const key = camel(name);
     if (values[name] !== undefined) {

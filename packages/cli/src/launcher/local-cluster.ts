@@ -36,7 +36,7 @@ export interface ClusterOptions {
   /** Find the orchestrator through this (tf-config, etcd://...) instead of passing its address to every process. */
   discovery?: string;
   clusterName?: string;
-  /** Mutual TLS: every process gets the directory (PANGEA_TLS_DIR), each trainer its per-worker certificate trainer-i. */
+  /** Mutual TLS: every process gets the directory (--tls-dir), each trainer its per-worker certificate trainer-i. */
   tlsDir?: string;
   /** Told after each process is spawned (`pangea up` records them at once: a detached process outlives a launcher killed while starting). */
   onSpawn?: (cluster: LocalCluster) => void;
@@ -142,10 +142,12 @@ export class LocalCluster {
     const flags = name === "compute" ? computeV8Flags(args, env) : SERVICE_V8_FLAGS;
     const malloc = name === "compute" ? computeMallocEnv(args, env) : SERVICE_MALLOC_ENV;
     const detached = this.opts.detached ?? false;
-    const child = spawn(process.execPath, [...flags, entry, ...args], {
+    // The TLS directory as the flag the user gave (a service names the flag, not a variable they never set, in its errors).
+    const tls = this.opts.tlsDir ? ["--tls-dir", resolve(this.opts.tlsDir)] : [];
+    const child = spawn(process.execPath, [...flags, entry, ...args, ...tls], {
       // Attached: stdin is a pipe this process holds open, so the service stops when this process dies (runMain).
       stdio: [detached ? "ignore" : "pipe", fd, fd],
-      env: { ...malloc, ...env, ...(this.opts.tlsDir ? { PANGEA_TLS_DIR: resolve(this.opts.tlsDir) } : {}), ...(detached ? {} : launcherPipeEnv()) },
+      env: { ...malloc, ...env, ...(detached ? {} : launcherPipeEnv()) },
       detached,
     });
     closeSync(fd);
