@@ -31,5 +31,7 @@ describe("a checkpoint's model against the job's", () => {
     // dlrm's bottom MLP ends in the checkpoint's embedding dim by default: that is no departure from its defaults.
     const dlrm8 = spec(architectureFromFlags({ model: "dlrm", embeddingDim: 8 }), 8);
     expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 8 }), 8)).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters");
+    // The job's --embedding-dim is another: the flags to give name the checkpoint's.
+    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 16 }), 16)).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm --embedding-dim 8 at its default hyper-parameters");
   });
 });

@@ -107,7 +107,7 @@ function dlrmBottomFor(embeddingDim: number): number[] {
  */
 export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, embeddingDim: number): string | null {
   const was = saved.architecture;
-  if (was.name !== architecture.name) return `holds model ${was.name}, but --model is ${architecture.name}: it was trained with ${modelFlagsOf(saved)}`;
+  if (was.name !== architecture.name) return `holds model ${was.name}, but --model is ${architecture.name}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
   if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
   for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
     // Dropout is a training setting, not a parameter: a checkpoint restores under any rate.
@@ -116,20 +116,24 @@ export function checkpointModelMismatch(saved: ModelSpec, architecture: Architec
     const b = JSON.stringify(architecture[key]);
     if (a !== b) {
       const from = was.name === "dlrm" && (key === "bottomMlp" || key === "topMlp") ? `--${key === "bottomMlp" ? "bottom" : "top"}-mlp or --model-config` : "--model-config";
-      return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}: it was trained with ${modelFlagsOf(saved)}`;
+      return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
     }
   }
   return null;
 }
 
-/** The flags that give a checkpoint's model: --model, and a --model-config of the hyper-parameters not at their defaults. */
-function modelFlagsOf(saved: ModelSpec): string {
+/**
+ * The flags that give a checkpoint's model: --model, --embedding-dim where the job's differs, and a --model-config
+ * of the hyper-parameters not at their defaults.
+ */
+function modelFlagsOf(saved: ModelSpec, embeddingDim: number): string {
   const was = saved.architecture;
   const defaults: Record<string, unknown> = architectureConfig(was.name, {});
   if (was.name === "dlrm") defaults.bottomMlp = dlrmBottomFor(saved.embeddingDim);
   // Dropout is a training setting, not compared (above).
   const differ = Object.entries(was).filter(([k, v]) => k !== "name" && k !== "dropout" && JSON.stringify(v) !== JSON.stringify(defaults[k]));
-  return `--model ${was.name}${differ.length ? ` and a --model-config of ${JSON.stringify(Object.fromEntries(differ))}` : " at its default hyper-parameters"}`;
+  const dim = saved.embeddingDim !== embeddingDim ? ` --embedding-dim ${saved.embeddingDim}` : "";
+  return `--model ${was.name}${dim}${differ.length ? ` and a --model-config of ${JSON.stringify(Object.fromEntries(differ))}` : " at its default hyper-parameters"}`;
 }
 
 /** What --slot-config names for one slot itself (not its default's). */
