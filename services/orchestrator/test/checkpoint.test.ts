@@ -155,6 +155,12 @@ describe("checkpoints", () => {
     const err = thrown(() => loadCheckpoint(empty));
     expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
     expect(err.message).toBe(`checkpoint ${empty}: no manifest.json (incomplete checkpoint)`);
+    // A save's temporary directory, a shard's part, or any directory holding a checkpoint's data: incomplete too.
+    for (const part of [join(root, "other", "step-7.tmp-123"), join(root, "other", "step-7.shard-1"), join(root, "copied")]) {
+      mkdirSync(part, { recursive: true });
+      if (part.endsWith("copied")) writeFileSync(join(part, "dense.f32"), "");
+      expect(OrchestratorErrors.is(thrown(() => loadCheckpoint(part)), "ORCH_ERR_CHECKPOINT_CORRUPT"), part).toBe(true);
+    }
     // A directory of something else (a config directory given by mistake): not a checkpoint, the caller's mistake (exit 2).
     const config = join(root, "cfg");
     mkdirSync(config);

@@ -45,7 +45,7 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
       corrupt(base, v);
     }
     m.scan();
-    expect(why()).toMatch(new RegExp(`^SERVING_ERR_NOT_READY: model "ctr" has no version loaded \\(base path ${base}\\): version 2 failed to load: model version 2 at .*: slot-1\\.rows\\.f32 has 12 bytes, manifest says 24 \\(versions 1 failed too\\); a version is tried again when its files change$`));
+    expect(why()).toMatch(new RegExp(`^SERVING_ERR_NOT_READY: model "ctr" has no version loaded \\(base path ${base}\\): version 2 failed to load: model version 2 at .*: slot-1\\.rows\\.f32 has 12 bytes, manifest says 24 \\(version 1 failed too\\); a version is tried again when its files change$`));
     writeVersion(base, 3);
     m.scan();
     expect(why()).toBe("served");

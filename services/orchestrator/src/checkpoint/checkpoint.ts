@@ -264,8 +264,9 @@ export function loadCheckpoint(dir: string): CheckpointData {
     // A job's directory given for one of its checkpoints: point at them rather than call it incomplete.
     const steps = listCheckpoints(dirname(dir), basename(dir));
     if (steps.length) throw notOne(`this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${steps.at(-1)!.dir}`);
-    // A step-N directory, or one holding a checkpoint's data, lost its manifest (a save cut short); any other is no checkpoint.
-    if (/^step-\d+(\.shard-\d+)?$/.test(basename(dir)) || existsSync(join(dir, "dense.f32"))) throw corrupt("no manifest.json (incomplete checkpoint)");
+    // A step-N directory (or a save's temporary step-N.tmp-PID, left by a save cut short), or one holding a checkpoint's
+    // data, without its manifest is an incomplete checkpoint; any other directory is none.
+    if (/^step-\d+(\.shard-\d+)?(\.tmp-\d+)?$/.test(basename(dir)) || existsSync(join(dir, "dense.f32"))) throw corrupt("no manifest.json (incomplete checkpoint)");
     throw notOne("no manifest.json: this is not a checkpoint (a checkpoint is a step-N directory a job writes under --checkpoint-dir/<job id>/)");
   }
   const text = readRegularFile(manifestPath, "manifest.json", corrupt, { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8");

@@ -121,7 +121,7 @@ export async function startRest(
     const m = route.exec(path);
     // :predict and :pin are POSTed: a GET of one is the method wrong, not the path.
     if (!meta && m?.[3]) return reply.code(405).header("allow", "POST").send({ error: `GET ${printable(path, 200)}: ${m[3]} takes POST with a JSON body` });
-    if (!meta && !m) return reply.code(404).send({ error: `no such resource ${req.url}` });
+    if (!meta && !m) return reply.code(404).send({ error: `no such resource ${printable(req.url, 200)}` });
     try {
       if (meta) {
         const servable = models.get(meta[1]!, versionIn(meta[2]));
@@ -151,7 +151,7 @@ export async function startRest(
     const m = route.exec(path);
     // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path.
     if ((m && !m[3]) || metadataRoute.test(path)) return reply.code(405).header("allow", "GET").send({ error: `POST ${printable(path, 200)}: the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict` });
-    if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${req.url}; POST to /v1/models/<name>[/versions/<v>]:predict` });
+    if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${printable(req.url, 200)}; POST to /v1/models/<name>[/versions/<v>]:predict` });
     try {
       const body = (req.body ?? {}) as Json;
       if (m[3] === "pin") {

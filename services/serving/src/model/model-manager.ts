@@ -224,7 +224,7 @@ export class ModelManager {
     const failed = [...this.failed.keys()].sort((a, b) => b - a);
     if (failed.length === 0) return `yet (base path ${this.basePath} holds no numbered version)`;
     const newest = failed[0]!;
-    const others = failed.length > 1 ? ` (versions ${failed.slice(1).join(", ")} failed too)` : "";
+    const others = failed.length > 1 ? ` (version${failed.length > 2 ? "s" : ""} ${failed.slice(1).join(", ")} failed too)` : "";
     return `(base path ${this.basePath}): version ${newest} failed to load: ${this.status.get(newest)?.error ?? "unknown"}${others}; a version is tried again when its files change`;
   }
 
