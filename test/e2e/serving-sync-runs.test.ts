@@ -79,7 +79,7 @@ describe("parameter sync from successive jobs", () => {
   }, 300_000);
 
   it("a version serving loads mid-job holds none of the pushes before it: the job sends it every row again, and at the end it predicts what the final checkpoint's export does", async () => {
-    await withServing("pangea-sync-reload-", ["--poll-seconds", "0.3"], async ({ tmp, small, checkpoint, base, ready }) => {
+    await withServing("pangea-sync-reload-", ["--poll-seconds", "0.3"], async ({ tmp, small, checkpoint, base, ready, output }) => {
       const logs = join(tmp, "logs");
       const job = runNode(
         ENTRY.cli,
@@ -96,6 +96,9 @@ describe("parameter sync from successive jobs", () => {
       const log = readFileSync(join(logs, "orchestrator.log"), "utf8");
       expect(log).toContain("serving holds another load of its model than earlier parameter sync pushes went to");
       expect(log).toContain("parameter sync sent serving every row again");
+      // Serving's log says the job's updates went on into the version loaded mid-job.
+      const began = output().split("\n").filter((l) => l.includes("parameter sync: a sender run began updating the served version")).map((l) => (JSON.parse(l) as { version: number }).version);
+      expect(began).toEqual([1, 2]);
       const final = (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;
       expect((await runNode(ENTRY.cli, ["export", "--checkpoint", final, "--out", base, "--version", "3"])).code).toBe(0);
       await waitFor("version 3 to load", async () => (await servedVersion()).some((v) => v.version === "3" && v.state === "AVAILABLE"), 20_000, 100);

@@ -26,6 +26,8 @@ import { slotOfV2 } from "@pangea/features";
  */
 export function addParameterSync(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, log: Logger): void {
   const lastSequence = new Map<string, bigint>();
+  /** The load of the served version each sender run last updated (a new one is logged). */
+  const updating = new Map<string, string>();
   /** The last refusal's message: the same again (a job pushing every interval) is logged at debug, not as a warning each time. */
   let lastRefusal = "";
   // Applied while no forward pass runs (forward threads read the tables in place); updates keep their arrival order.
@@ -54,8 +56,14 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
         log.warn({ sender, run, sequence: Number(seq), last: Number(prev), version: servable.version }, "parameter sync update ignored: not newer than one already applied from its sender run");
       } else {
         const checked = checkUpdate(u, servable, sender);
-        // A job starting to overwrite the served rows is worth a line an operator sees (the updates themselves are debug).
-        if (prev === undefined) log.info({ sender, run, step: Number(u.step), version: servable.version }, "parameter sync: a sender run began updating the served version");
+        // A job starting to overwrite the served rows, or going on into a version loaded since, is worth a line an
+        // operator sees (the updates themselves are debug).
+        if (updating.get(key) !== servable.loadId) {
+          log.info({ sender, run, step: Number(u.step), version: servable.version }, "parameter sync: a sender run began updating the served version");
+          updating.delete(key);
+          updating.set(key, servable.loadId);
+          if (updating.size > MAX_SENDER_RUNS) updating.delete(updating.keys().next().value!);
+        }
         // Re-inserted so the map's order is by last use; the least recently heard runs go first past the bound.
         lastSequence.delete(key);
         lastSequence.set(key, seq);
