@@ -391,6 +391,12 @@ def row_extra_of(model_class, arch):
     return extra(arch) if callable(extra) else extra
 
 
+def row_widths_of(model_class, arch, dims):
+    """Each slot's row width: its dim and the architecture's extra columns."""
+    extra = row_extra_of(model_class, arch)
+    return [x + extra for x in dims]
+
+
 def declared(spec):
     """(architecture class, the architecture, Nd, S, slot dims, T, Params, model) of spec's shape, with no values loaded."""
     arch = spec.get("architecture") or {}
@@ -412,17 +418,15 @@ def layout(spec):
     """What the twin of spec's architecture and shape declares: its params' names and shapes, and each slot's row
     width. The self-check builds its random cases from it."""
     model_class, arch, _, _, dims, _, params, _ = declared(spec)
-    extra = row_extra_of(model_class, arch)
-    return {"params": [{"name": n, "shape": shape} for n, (shape, _, _) in params.slots.items()], "rowWidths": [x + extra for x in dims]}
+    return {"params": [{"name": n, "shape": shape} for n, (shape, _, _) in params.slots.items()], "rowWidths": row_widths_of(model_class, arch, dims)}
 
 
 def run(spec):
     model_class, arch, nd, s, dims, t, params, model = declared(spec)
     # Each slot's row width (rowWidths), or one for every slot.
-    extra = row_extra_of(model_class, arch)
     widths = spec.get("rowWidths") or [count(spec, "rowWidth", "spec")] * s
-    if widths != [x + extra for x in dims]:
-        raise SpecError(f"spec.rowWidths: {arch['name']} needs {[x + extra for x in dims]}, got {widths}")
+    if widths != row_widths_of(model_class, arch, dims):
+        raise SpecError(f"spec.rowWidths: {arch['name']} needs {row_widths_of(model_class, arch, dims)}, got {widths}")
     pooling = spec.get("pooling") or ["sum"] * s
     if len(pooling) != s or not all(p in ("sum", "mean", "sqrtn") for p in pooling):
         raise SpecError(f"spec.pooling: must give sum, mean or sqrtn for each of the {s} slots, got {pooling!r}")
