@@ -67,8 +67,9 @@ export function bigIntToWords(value: bigint, out: Uint32Array, at: number): void
  * A feature id as JSON gives it: a safe integer, or (beyond ±2^53, where
  * JSON numbers lose bits) a decimal string from -2^63 to 2^64 - 1. A
  * negative id is read by its 64 bits, as gRPC reads a DT_INT64 one (the
- * metadata's type): TensorFlow prints a fid with the top bit set that way.
- * Its unsigned decimal text, or null when it is no 64-bit id.
+ * metadata's type); it has the top bit, which no v2 id has, so it matches
+ * no row (serving counts it). Its unsigned decimal text, or null when it is
+ * no 64-bit id.
  */
 export function jsonIdText(x: unknown): string | null {
   if (typeof x === "number") return Number.isSafeInteger(x) ? (x >= 0 ? String(x) : String(BigInt.asUintN(64, BigInt(x)))) : null;
