@@ -323,6 +323,21 @@ describe("the pangea command as a new user meets it", () => {
     expect(r.stderr).toBe(`${line}\nRun 'pangea ${args[0]} --help' for usage.\n`);
   });
 
+  // The model's flags are checked by pangea run before it starts any process (the orchestrator's line had come after
+  // "starting 2 trainers, 1 compute, 1 orchestrator"), as the orchestrator reads them: flags, then the environment.
+  it.concurrent("pangea run refuses a bad model config before starting anything, naming a variable the environment gave", async ({ expect }) => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-cli-model-config-"));
+    writeFileSync(join(dir, "inf.json"), '{"crossLayers": 1e400}');
+    writeFileSync(join(dir, "yaml.json"), "crossLayers: 2\n");
+    const logs = join(dir, "logs");
+    const inf = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", join(dir, "inf.json"), "--log-dir", logs]);
+    expect([inf.code, inf.stdout, inf.stderr]).toEqual([2, "", `pangea run: MODEL_ERR_BAD_SPEC: model dcn-v2 field crossLayers: expected a finite number, got Infinity (from ${join(dir, "inf.json")})\nRun 'pangea run --help' for usage.\n`]);
+    const env = await runNode(ENTRY.cli, ["run", "--log-dir", logs], { env: { PANGEA_MODEL_CONFIG: join(dir, "yaml.json") } });
+    expect(env.code).toBe(2);
+    expect(env.stderr.split("\n")[0]).toMatch(new RegExp(`^pangea run: PANGEA_MODEL_CONFIG \\(environment\\): ${join(dir, "yaml.json")} is not JSON: `));
+    expect(existsSync(logs), "no process was started (none wrote a log)").toBe(false);
+  });
+
   it.concurrent("an unknown command points at the top-level help, exit 2", async ({ expect }) => {
     const r = await runNode(ENTRY.cli, ["frobnicate"]);
     expect(r.code).toBe(2);

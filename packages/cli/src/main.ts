@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseConfig, printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
+import { namedAsGiven, parseConfig, printable, runMain, usageText, UsageError, address, type FlagTable } from "@pangea/kit";
 import { z } from "zod";
 import { constants as osConstants } from "node:os";
 import { ClusterError } from "./cluster-error.js";
@@ -122,7 +122,7 @@ runMain("pangea", async () => {
     if (err instanceof UsageError && command && KNOWN.has(command)) {
       // One line naming the problem and where the usage is: the flag list would push that line off the screen.
       // printable: a flag or path typed with an ESC, a newline or a bidi override is echoed escaped, on one line.
-      process.stderr.write(`pangea ${command}: ${printable(err.message, 2048)}\nRun 'pangea ${command} --help' for usage.\n`);
+      process.stderr.write(`pangea ${command}: ${printable(namedAsGiven(err.message), 2048)}\nRun 'pangea ${command} --help' for usage.\n`);
       process.exit(2);
     }
     if (err instanceof ClusterError) {

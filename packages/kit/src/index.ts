@@ -1,6 +1,6 @@
 export { PangeaError, defineErrors, EXIT } from "./errors.js";
 export type { ErrorCodeInfo, GrpcStatusName } from "./errors.js";
-export { parseConfig, usageText, UsageError, deepFreeze, withNegativeValues, envFlagOn, envGiven } from "./config.js";
+export { parseConfig, usageText, UsageError, deepFreeze, withNegativeValues, envFlagOn, envGiven, namedAsGiven } from "./config.js";
 export type { FlagSpec, FlagTable } from "./config.js";
 export { createLogger } from "./logger.js";
 export type { Logger } from "./logger.js";

@@ -24,6 +24,7 @@ export {
   RESERVED_TASK_NAMES,
 } from "./spec.js";
 export { ModelErrors } from "./errors.js";
+export { architectureFromFlags, dlrmBottomFor, standInShape, MAX_MODEL_CONFIG_BYTES, type ModelFlags } from "./model-flags.js";
 export type { ModelSpec, ArchitectureConfig, WireModelSpec } from "./spec.js";
 export type { Architecture, DenseParam, ModelShape, ModelInputs, TaskSpec, Loss } from "./architectures/architecture.js";
 export { dimsOf, poolingOf, poolingScale, POOLINGS, LOSSES, DEFAULT_TASK, tasksOf, taskCount, taskColumn, type Pooling } from "./architectures/architecture.js";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ArchitectureConfig } from "@pangea/model";
-import { architectureFromFlags, checkpointModelMismatch } from "../src/job/model-choice.js";
+import { architectureFromFlags } from "@pangea/model";
+import { checkpointModelMismatch } from "../src/job/model-choice.js";
 
 describe("the architecture from the flags", () => {
   it("dlrm's bottom MLP ends in --embedding-dim unless --bottom-mlp is given", () => {

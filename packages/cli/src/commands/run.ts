@@ -2,7 +2,8 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
-import { isMultiTaskModel } from "@pangea/service-flags";
+import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
+import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
 import { claimLogDir } from "../launcher/log-dir-claim.js";
@@ -121,6 +122,8 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   const pick = <K extends keyof RunConfig>(k: K) => c[k] as RunConfig[K];
   // It has a default, so the schema cannot tell it was given: without --tls it would be ignored.
   if (!c.tls && argv.some((a) => a === "--tls-dir" || a.startsWith("--tls-dir="))) throw new UsageError("invalid --tls-dir: names --tls's certificates; give --tls too");
+  const args = builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env);
+  checkModelFlags(args.orchestrator);
   return deepFreeze({
     trainers: pick("trainers"),
     psShards: pick("psShards"),
@@ -135,8 +138,31 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
     json: pick("json"),
     ...(c.servingSync ? { servingSync: pick("servingSync") } : {}),
     onTrainerLoss: argv.some((a) => a === "--on-trainer-loss" || a.startsWith("--on-trainer-loss=")) ? pick("onTrainerLoss") : process.env.PANGEA_ON_TRAINER_LOSS === "fail" ? "fail" : "reassign",
-    args: builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env),
+    args,
   });
+}
+
+/**
+ * The model's flags (--model, --model-config, --embedding-dim, dlrm's widths), checked as the orchestrator reads
+ * them (its flags, then the environment) before anything starts: a bad hyper-parameter or an unreadable
+ * --model-config is one line and exit 2 with no process started. Other problems of the orchestrator's flags are
+ * left for it to report, as before.
+ */
+function checkModelFlags(orchestratorArgs: readonly string[]): void {
+  let flags: Readonly<ModelFlags> | null;
+  try {
+    flags = parseConfig(orchestratorSchema, ORCHESTRATOR_FLAGS, orchestratorArgs, process.env);
+  } catch {
+    return;
+  }
+  if (!flags) return;
+  try {
+    architectureFromFlags(flags);
+  } catch (err) {
+    // The orchestrator's own line would say the same, with its code: pangea run says it before starting anything.
+    if (ModelErrors.is(err)) throw new UsageError(`${(err as { code: string }).code}: ${(err as Error).message}`);
+    throw err;
+  }
 }
 
 /** The cluster a run config describes; the services validate the flags again themselves. */

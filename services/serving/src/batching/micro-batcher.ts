@@ -67,6 +67,8 @@ export class MicroBatcher {
   /** The examples' predictions as Servable.predict gives them, [count, T]. */
   predict(servable: Servable, x: Examples, abandoned: () => boolean = () => false): Promise<Float32Array> {
     this.requests++;
+    // Counted now: a forward thread is handed the ids' buffer, which is empty here once the pass has run.
+    this.misplacedIds += misplacedIds(x, servable.slotIds);
     this.inputBytes += x.dense.byteLength + x.idWords.byteLength;
     if (this.maxQueued > 0 && this.queue.length >= this.maxQueued) {
       this.shed++;
@@ -205,7 +207,6 @@ export class MicroBatcher {
     const T = servable.tasks.length;
     let at = 0;
     for (const p of group) {
-      this.misplacedIds += misplacedIds(p.x, servable.slotIds);
       p.resolve(group.length === 1 ? out : out.slice(at * T, (at + p.x.count) * T));
       at += p.x.count;
     }
