@@ -87,6 +87,8 @@ describe("checkpoints", () => {
     ["a missing file", (d) => rmSync(join(d, "slot-2.ids.u64")), /slot-2\.ids\.u64 is missing/],
     ["no manifest (partial write)", (d) => rmSync(join(d, "manifest.json")), /no manifest\.json \(incomplete checkpoint\)/],
     ["a garbled manifest", (d) => writeFileSync(join(d, "manifest.json"), "{"), /manifest\.json is not valid JSON/],
+    ["a manifest without format and version", (d) => writeFileSync(join(d, "manifest.json"), "{}"), /manifest\.json has no format and version; a checkpoint's is pangea-checkpoint v\d+$/],
+    ["a manifest of another format", (d) => writeFileSync(join(d, "manifest.json"), '{"format": "other", "version": 9}'), /manifest\.json has format "other" v9; a checkpoint's is pangea-checkpoint v\d+$/],
   ];
 
   it.each(corruptions)("refuse %s with ORCH_ERR_CHECKPOINT_CORRUPT, leaving other checkpoints usable", (_what, corrupt, message) => {

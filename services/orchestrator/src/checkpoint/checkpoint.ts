@@ -3,7 +3,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, ren
 import { basename, dirname, join } from "node:path";
 import { EXPORT_FORMAT, parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
-import { makeDirs, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile, sha256Hex, shardOfId } from "@pangea/kit";
+import { makeDirs, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile, sha256Hex, shardOfId, valueSnippet } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
 import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-store.js";
 import type { SavedCounters } from "../job/job-counters.js";
@@ -278,7 +278,10 @@ export function loadCheckpoint(dir: string): CheckpointData {
   }
   if ((manifest.format as string) === EXPORT_FORMAT) throw notOne(`this is an exported model (pangea export's output), not a checkpoint; give the checkpoint it was exported from (a step-N directory under the job's --checkpoint-dir)`);
   if (manifest.format !== CHECKPOINT_FORMAT || manifest.version !== CHECKPOINT_VERSION) {
-    throw corrupt(`format ${manifest.format} v${manifest.version} is not ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
+    // A manifest without the fields (`{}`) says so, not "format undefined vundefined".
+    const m = manifest as Partial<Record<"format" | "version", unknown>> | null;
+    const was = m?.format === undefined && m?.version === undefined ? "no format and version" : `format ${valueSnippet(m?.format)} v${valueSnippet(m?.version)}`;
+    throw corrupt(`manifest.json has ${was}; a checkpoint's is ${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`);
   }
   try {
     manifest.model = parseModelSpec(manifest.model);
