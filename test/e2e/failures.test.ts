@@ -467,13 +467,14 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     expect(existsSync(ck.dir)).toBe(true);
   });
 
-  it("pangea run refuses an unknown model itself (the orchestrator's declaration) and passes a bad --model-config's line on, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
+  it("pangea run refuses an unknown model and a bad --model-config itself before starting anything, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
     const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
     expect(bad.code).toBe(2);
     expect(bad.stderr.split("\n")[0]).toBe(`pangea run: invalid --model: expected one of ${MODEL_LIST}, got "nope"`);
     const unknown = await runNode(ENTRY.cli, ["run", "--model", "deepfm", "--model-config", modelConfig("run-unknown", { batchNorm: true }), "--log-dir", join(tmp, "run-unknown")]);
     expect(unknown.code).toBe(2);
-    expect(lastLine(unknown.stderr)).toMatch(/^pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: error MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout/);
+    expect(unknown.stderr.split("\n")[0]).toBe(`pangea run: MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout (from ${join(tmp, "run-unknown.json")})`);
+    expect(existsSync(join(tmp, "run-unknown")), "no process was started (none wrote a log)").toBe(false);
     const rank = modelConfig("rank-500", { lowRank: 500, crossLayers: 1, deepMlp: [8] });
     const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
       "--log-dir", join(tmp, "run-rank"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
