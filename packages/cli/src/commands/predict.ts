@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
 import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, readRegularFile, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
-import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, trustOnlyCredentials } from "@pangea/rpc";
+import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, remoteCode, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 
@@ -187,7 +187,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as grpc.ServiceError;
     // Serving's own UNAVAILABLE (no version loaded: SERVING_ERR_NOT_READY) is an answer: serving was reached.
-    const answered = /^[A-Z]+_ERR_[A-Z_]+:/.test(e.details ?? "");
+    const answered = remoteCode(e) !== null;
     if ((e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) && !answered) {
       // A TLS mismatch reaches gRPC as "no connection established": name it.
       const side = c.tlsDir ? { dir: c.tlsDir, ca: readFileSync(join(c.tlsDir, "ca.crt")) } : null;
