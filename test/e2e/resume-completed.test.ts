@@ -78,7 +78,7 @@ describe("pangea run --resume of a job that completed", () => {
     rmSync(join(ckpt, "done", "completed.json"));
     const below = await run(5, ["--resume"]);
     expect(below.code).toBe(2);
-    expect(below.stderr).toContain("pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: --steps 5 is below step 7, where job done's newest checkpoint is: --steps counts the job's steps from its start, so give at least 7 to continue it (or --restore-from that checkpoint to start a new job from its parameters)");
+    expect(below.stderr).toContain("pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: --resume: job done's checkpoint at step 7 is beyond --steps 5: --steps counts the job's steps from its start, so give at least 7 to continue it (or --restore-from that checkpoint to start a new job from its parameters)");
     // As many as it reached: it completes there (evaluated, completed.json written again).
     const at = await run(7, ["--resume"]);
     expect(at.code, at.stderr).toBe(0);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -67,6 +67,14 @@ describe("--resume and unreadable checkpoints", () => {
       runNode(ENTRY.cli, ["run", "--json", "--job-id", "job-p", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--eval-records", "300", "--backend", "cpu", "--checkpoint-dir", root, "--log-dir", join(tmp, "passed-logs"), ...extra], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
     const first = await run(2);
     expect(first.code, first.stderr).toBe(0);
+    // Its checkpoint copied in whole under another job's id: nothing is damaged, it is the wrong job's (exit 2, not 1).
+    const copied = join(root, "job-q", "step-2");
+    cpSync(join(root, "job-p", "step-2"), copied, { recursive: true });
+    const other = await runNode(ENTRY.orchestrator, orchestratorArgs(root, "job-q"), { timeoutMs: 30_000 });
+    expect(other.code, other.stderr).toBe(2);
+    expect(lastLine(other.stderr)).toMatch(
+      new RegExp(`^pangea-orchestrator: error ORCH_ERR_CHECKPOINT_MISMATCH: --resume: job job-q has 1 checkpoint and it is another job's: checkpoint ${copied}: its manifest says it is of job job-p, not job-q \\(--restore-from it to start a new job from its parameters\\)`),
+    );
     const broken = join(root, "job-p", "step-5");
     mkdirSync(broken);
     writeFileSync(join(broken, "manifest.json"), "{ truncated");

@@ -4,6 +4,7 @@ import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady
 import { FLAGS, loadConfig } from "./config.js";
 import { checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
+import { trainingStepMismatch } from "./job/job-model.js";
 import { loadSlotConfig } from "./embeddings/slot-config.js";
 import { resolveSlotDims } from "./embeddings/model-tables.js";
 import { architectureFromFlags, validateSpec } from "@pangea/model";
@@ -67,9 +68,11 @@ runMain("pangea-orchestrator", async () => {
     // With checkpoints of which none can be read, starting fresh would silently lose the job: refuse unless told.
     const { from, unreadable } = latestCheckpoint(config.checkpointDir, config.jobId, (msg) => log.warn(msg));
     if (!from && unreadable.length > 0 && !config.freshStartIfUnreadable) {
+      // Only other jobs' checkpoints (copied or moved in whole): nothing is damaged, they are the wrong job's.
+      const foreign = unreadable.every((u) => u.otherJob !== undefined);
       throw OrchestratorErrors.create(
-        "ORCH_ERR_CHECKPOINT_CORRUPT",
-        `--resume: job ${config.jobId} has ${unreadable.length} checkpoint${unreadable.length === 1 ? "" : "s"} and none can be read: ${unreadable.map((u) => u.reason).join("; ")}`,
+        foreign ? "ORCH_ERR_CHECKPOINT_MISMATCH" : "ORCH_ERR_CHECKPOINT_CORRUPT",
+        `--resume: job ${config.jobId} has ${unreadable.length} checkpoint${unreadable.length === 1 ? "" : "s"} and ${foreign ? `${unreadable.length === 1 ? "it is" : "all are"} another job's` : "none can be read"}: ${unreadable.map((u) => u.reason).join("; ")}`,
         { hint: "they are left as they are; --fresh-start-if-unreadable starts the job over beside them" },
       );
     }
@@ -82,19 +85,26 @@ runMain("pangea-orchestrator", async () => {
     log.info({ jobId: config.jobId, from: restoreFrom ? `step ${restoreFrom[0]!.manifest.step}` : "nothing (fresh start)", ...(restoreFrom ? { path: stepCheckpointDir(config.checkpointDir, config.jobId, restoreFrom[0]!.manifest.step) } : {}), unreadable: unreadable.map((u) => u.dir) }, "resuming");
   }
   const savedManifest = restoreFrom && config.role === "orchestrator" ? restoreFrom[0]!.manifest : null;
-  const mismatch = savedManifest
-    ? (checkpointModelMismatch(savedManifest.model, architecture, config.embeddingDim) ??
-      checkpointSlotMismatch(savedManifest.model, savedManifest.slotIds, slots.perSlot) ??
-      checkpointOptimizerMismatch(restoreFrom!.map((part) => part.manifest), config.denseOptimizer, (slot) => (slots.perSlot.get(slot) ?? slots.defaults).optimizer))
-    : null;
-  if (mismatch) throw new UsageError(`${config.resume ? `--resume: job ${config.jobId}'s checkpoint at step ${restoreFrom![0]!.manifest.step}` : `--restore-from: the checkpoint ${config.restoreFrom}`} ${mismatch}`);
   // A completed job is reported as completed, unless --steps asks for more steps than it trained: then it trains on from its final checkpoint.
   const finalStep = restoreFrom?.[0]!.manifest.step ?? 0;
   const completion = config.resume && restoreFrom ? readCompletion(config.checkpointDir, config.jobId, finalStep, (msg) => log.warn(msg)) : null;
   const completed = completion && config.steps <= finalStep ? completion : null;
-  // A job's steps count from its start: a job that has not completed cannot stop before the step it has reached.
-  if (config.resume && restoreFrom && !completion && config.steps < finalStep) {
-    throw new UsageError(`--steps ${config.steps} is below step ${finalStep}, where job ${config.jobId}'s newest checkpoint is: --steps counts the job's steps from its start, so give at least ${finalStep} to continue it (or --restore-from that checkpoint to start a new job from its parameters)`);
+  // Every reason the checkpoint cannot be this job's, in one message: an operator mends the flags once, not once per restart.
+  const mismatches = savedManifest
+    ? [
+        checkpointModelMismatch(savedManifest.model, architecture, config.embeddingDim),
+        checkpointSlotMismatch(savedManifest.model, savedManifest.slotIds, slots.perSlot),
+        checkpointOptimizerMismatch(restoreFrom!.map((part) => part.manifest), config.denseOptimizer, (slot) => (slots.perSlot.get(slot) ?? slots.defaults).optimizer),
+        config.resume && savedManifest.training ? trainingStepMismatch(savedManifest.training, config) : null,
+        // A job's steps count from its start: a job that has not completed cannot stop before the step it has reached.
+        config.resume && !completion && config.steps < finalStep
+          ? `is beyond --steps ${config.steps}: --steps counts the job's steps from its start, so give at least ${finalStep} to continue it (or --restore-from that checkpoint to start a new job from its parameters)`
+          : null,
+      ].filter((m): m is string => m !== null)
+    : [];
+  if (mismatches.length) {
+    const subject = config.resume ? `--resume: job ${config.jobId}'s checkpoint at step ${finalStep}` : `--restore-from: the checkpoint ${config.restoreFrom}`;
+    throw new UsageError(`${subject} ${mismatches.join("; and it ")}`);
   }
   if (completed) log.info({ step: finalStep, auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   else if (completion) log.info({ completedAt: finalStep, steps: config.steps }, "the job had completed; --steps asks for more, so it trains on");

@@ -12,7 +12,7 @@ describe("a --resume whose step is not the checkpoint's", () => {
     const fewer = jobConfig({ trainers: 1, resume: true, restoreFrom: checkpointOf(2) });
     expect(await codeOf(() => resumedTraining(fewer))).toBe("ORCH_ERR_CHECKPOINT_MISMATCH");
     expect(() => resumedTraining(fewer)).toThrow(
-      "cannot resume: the checkpoint was taken in sync mode with 2 batches of 4 per step; this job has sync, 1 of 4 (with 1 trainer: --batches-per-step 2 keeps the job's step as it was)",
+      "cannot resume: the checkpoint was taken in sync mode with 2 batches of 4 per step, but this job has sync, 1 of 4 (with 1 trainer: --batches-per-step 2 keeps the job's step as it was)",
     );
     expect(resumedTraining(jobConfig({ trainers: 1, batchesPerStep: 2, resume: true, restoreFrom: checkpointOf(2) }))?.step).toBe(3);
     // Another batch size is no trainer count's doing: no such hint.

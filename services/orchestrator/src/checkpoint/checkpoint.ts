@@ -470,6 +470,8 @@ export function listCheckpoints(root: string, jobId: string): { step: number; di
 export interface UnreadableCheckpoint {
   dir: string;
   reason: string;
+  /** Whole, but another job's (its manifest names that job): copied or moved in, not damaged. */
+  otherJob?: string;
 }
 
 /**
@@ -504,11 +506,12 @@ export function latestCheckpoint(root: string, jobId: string, log?: (msg: string
       // than its name says (past a newer one) or continue another job. Such a checkpoint is passed over as unreadable.
       const m = from[0]!.manifest;
       const not = m.jobId !== undefined && m.jobId !== jobId ? `of job ${m.jobId}, not ${jobId} (--restore-from it to start a new job from its parameters)` : m.step !== step ? `of step ${m.step}, not ${step} as its directory's name says` : m.training && m.training.step !== step ? `of step ${step}, but its training progress is of step ${m.training.step}` : "";
-      if (not) throw new Error(`checkpoint ${dir}: its manifest says it is ${not}`);
+      if (not) throw Object.assign(new Error(`checkpoint ${dir}: its manifest says it is ${not}`), { otherJob: m.jobId !== jobId ? m.jobId : undefined });
       return { from, unreadable };
     } catch (err) {
       const reason = (err as Error).message;
-      unreadable.push({ dir, reason });
+      const otherJob = (err as { otherJob?: string }).otherJob;
+      unreadable.push({ dir, reason, ...(otherJob !== undefined ? { otherJob } : {}) });
       unreadableDirs.add(dir);
       log?.(`skipping ${dir}: ${reason}`);
     }

@@ -36,17 +36,21 @@ export function resumedTraining(config: JobConfig): TrainingProgress | null {
   if (config.resume && config.restoreFrom && !resumed) {
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", "the checkpoint records no training progress (written by an older version); use --restore-from to take only its parameters");
   }
-  const batchesPerStep = batchesPerStepOf(config);
-  if (resumed && (resumed.mode !== config.mode || resumed.batchesPerStep !== batchesPerStep || resumed.batchSize !== config.batchSize)) {
-    throw OrchestratorErrors.create(
-      "ORCH_ERR_CHECKPOINT_MISMATCH",
-      `cannot resume: the checkpoint was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step; this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}${
-        // Only the trainer count differs (batches per step follow it by default): the flag that keeps the step as it was.
-        resumed.mode === config.mode && resumed.batchSize === config.batchSize && !config.batchesPerStep ? ` (with ${config.trainers} trainer${config.trainers === 1 ? "" : "s"}: --batches-per-step ${resumed.batchesPerStep} keeps the job's step as it was)` : ""
-      }`,
-    );
-  }
+  const mismatch = resumed ? trainingStepMismatch(resumed, config) : null;
+  if (mismatch) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `cannot resume: the checkpoint ${mismatch}`);
   return resumed;
+}
+
+/**
+ * Why a --resume cannot continue the checkpoint's steps as this job would take them, or null: another mode, batch
+ * size or number of batches per step. A phrase for "the checkpoint ...", so it can join the other reasons found at start.
+ */
+export function trainingStepMismatch(resumed: Pick<TrainingProgress, "mode" | "batchesPerStep" | "batchSize">, config: Pick<JobConfig, "mode" | "batchSize" | "batchesPerStep" | "trainers">): string | null {
+  const batchesPerStep = batchesPerStepOf(config);
+  if (resumed.mode === config.mode && resumed.batchesPerStep === batchesPerStep && resumed.batchSize === config.batchSize) return null;
+  // Only the trainer count differs (batches per step follow it by default): the flag that keeps the step as it was.
+  const hint = resumed.mode === config.mode && resumed.batchSize === config.batchSize && !config.batchesPerStep ? ` (with ${config.trainers} trainer${config.trainers === 1 ? "" : "s"}: --batches-per-step ${resumed.batchesPerStep} keeps the job's step as it was)` : "";
+  return `was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step, but this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}${hint}`;
 }
 
 /**
