@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { printable, readRegularFile, valueSnippet, zodIssueText } from "@pangea/kit";
+import { duplicateJsonKey, printable, readRegularFile, valueSnippet, zodIssueText } from "@pangea/kit";
 import { FeatureErrors } from "./errors.js";
 import { V1_MAX_SLOT, V2_MAX_SLOT } from "./feature-id.js";
 
@@ -206,6 +206,8 @@ export function loadFeatureList(path: string): FeatureList {
     } catch (err) {
       throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} is not valid JSON: ${printable((err as Error).message, 160)}`);
     }
+    const twice = duplicateJsonKey(text);
+    if (twice !== null) throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path} gives ${JSON.stringify(twice)} twice; give each field once`);
   } else {
     raw = parseConf(text, path);
   }

@@ -23,6 +23,7 @@ describe("feature lists", () => {
     ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 1}]}', "slot 1 is declared twice"],
     ['{"slots": [{"name": "a", "slot": 2000, "type": "fid_v1"}]}', "v1 fids have 10-bit slots, 2000 is above 1023"],
     ["{not json", "is not valid JSON"],
+    ['{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 2, "pooling": "mean", "pooling": "sum"}]}', 'gives "slots[1].pooling" twice; give each field once'],
     ["", 'is empty; expected a JSON object ({"slots": [...], ...}) or feature_list.conf lines (feature_name=... slot=...)'],
     ["[1, 2]", "holds a JSON array; expected a JSON object"],
     ['{"slots": [{"name": "label", "slot": 1}]}', "feature 'label' is the column the label 'ctr' is read from: the model would be given its own answer"],

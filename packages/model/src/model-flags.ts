@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
-import { UsageError, printable } from "@pangea/kit";
+import { UsageError, duplicateJsonKey, printable } from "@pangea/kit";
 import { V2_MAX_SLOT } from "@pangea/features";
 import { ModelErrors } from "./errors.js";
 import { architectureConfig, validateSpec, type ArchitectureConfig } from "./spec.js";
@@ -53,6 +53,8 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     } catch (err) {
       throw new UsageError(`--model-config: ${f.modelConfig} is not JSON: ${printable((err as Error).message, 160)}`);
     }
+    const twice = duplicateJsonKey(text);
+    if (twice !== null) throw new UsageError(`--model-config: ${f.modelConfig} gives ${JSON.stringify(twice)} twice; give each field once`);
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--model-config: ${f.modelConfig} must hold a JSON object of ${f.model}'s hyper-parameters`);
     fromFile = parsed as Record<string, unknown>;
     if ("name" in fromFile && typeof fromFile.name !== "string") throw new UsageError(`--model-config: ${f.modelConfig} field name: expected the model's name as a string ("${f.model}"), got ${printable(JSON.stringify(fromFile.name), 60)}`);

@@ -350,6 +350,7 @@ describe("--slot-config", () => {
     [{ slots: { "1": { initializer: { kind: "normal" } } } }, 'slots.1.initializer.kind: expected one of "zeros", "ones", "constant", "uniform", got "normal"'],
     [{ slots: [1] }, "slots: expected an object, got a list"],
     ["{", "not valid JSON"],
+    ['{"slots": {"3": {"dim": 8, "optimizer": "ftrl", "dim": 16}}}', 'gives "slots.3.dim" twice; give each field once'],
   ])("refuses %j naming the field", (json, message) => {
     try {
       loadSlotConfig(write(json), base);

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { OrchestratorErrors } from "../errors.js";
 import { SPARSE_OPTIMIZERS } from "../optim/sparse-optimizers.js";
 import { POOLINGS } from "@pangea/model";
-import { printable, zodIssueText } from "@pangea/kit";
+import { duplicateJsonKey, printable, zodIssueText } from "@pangea/kit";
 import type { SlotConfig } from "./embedding-store.js";
 
 const initializer = z.discriminatedUnion("kind", [
@@ -74,11 +74,15 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   if (/^\s*[{[]/.test(path)) throw OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", "--slot-config takes the path of a JSON file, not the JSON itself; write it to a file and give its path");
   const bad = (msg: string) => OrchestratorErrors.create("ORCH_ERR_BAD_SLOT_CONFIG", `slot config ${path}: ${msg}`);
   let raw: unknown;
+  let text = "";
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
+    raw = JSON.parse(text);
   } catch (err) {
     throw bad((err as NodeJS.ErrnoException).code ? `cannot read: ${(err as NodeJS.ErrnoException).code}` : `not valid JSON: ${printable((err as Error).message, 160)}`);
   }
+  const twice = duplicateJsonKey(text);
+  if (twice !== null) throw bad(`gives ${JSON.stringify(twice)} twice; give each field once`);
   // Checked before the schema: zod reports a bad record key only as "Invalid key in record".
   const named = (raw as { slots?: unknown } | null)?.slots;
   if (named && typeof named === "object" && !Array.isArray(named)) {

@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+import { duplicateJsonKey } from "../src/json-duplicates.js";
+
+describe("duplicateJsonKey", () => {
+  it("names the first key an object gives twice, with its path; keys in different objects or in strings are no duplicates", () => {
+    expect(duplicateJsonKey('{"deepMlp": [64], "dropout": 0.1, "deepMlp": [128]}')).toBe("deepMlp");
+    expect(duplicateJsonKey('{"slots": {"3": {"dim": 8}, "4": {"dim": 8, "dim": 16}}}')).toBe("slots.4.dim");
+    expect(duplicateJsonKey('{"slots": [{"name": "a", "slot": 1}, {"name": "b", "slot": 2, "name": "c"}]}')).toBe("slots[1].name");
+    expect(duplicateJsonKey('{"a": {"x": 1}, "b": {"x": 1}, "c": [{"x": 1}, {"x": 2}]}')).toBeNull();
+    // Escapes, a key-like string as a value, the same text escaped otherwise (the same key once parsed).
+    expect(duplicateJsonKey('{"a\\"": "b:", "list": ["a\\"", ":"], "a": 1}')).toBeNull();
+    expect(duplicateJsonKey('{"a": 1, "\\u0061": 2}')).toBe("a");
+    expect(duplicateJsonKey('{"a" : 1, "a"\n:2}')).toBe("a");
+    expect(duplicateJsonKey("[1, 2, {}]")).toBeNull();
+    // Independent check: every key-ordering a JSON.parse round trip keeps is free of duplicates.
+    const big = JSON.stringify({ slots: Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, slot: i, nested: { name: i } })) });
+    expect(duplicateJsonKey(big)).toBeNull();
+  });
+});
