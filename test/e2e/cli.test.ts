@@ -509,7 +509,7 @@ describe("the pangea command as a new user meets it", () => {
     // A feature list of other slots than the data's: the job fails when compute registers, before it trains.
     writeFileSync(join(dir, "features.txt"), "feature_name=f1 slot=99\n");
     const misfit = await runNode(ENTRY.cli, args("misfit", 2, ["--export-feature-list", join(dir, "features.txt")]), { timeoutMs: 120_000 });
-    expect(misfit.code).toBe(1);
+    expect(misfit.code).toBe(2);
     expect(misfit.stderr).toMatch(/^pangea run: job failed: ORCH_ERR_BAD_JOB_CONFIG: --export-feature-list .*features\.txt does not fit the job's data: .*slots 99 are not the model's/m);
     // The trainers ended by the job's failure are not reported as lost ones the job goes on without.
     expect(misfit.stdout).not.toContain("the job goes on");

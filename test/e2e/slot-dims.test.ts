@@ -54,7 +54,7 @@ describe("per-slot embedding dims and pooling from a feature list", () => {
     expect(s.eval!.auc).toBeGreaterThan(0.55);
 
     const dlrm = await runNode(ENTRY.cli, [...common, "--log-dir", join(tmp, "logs-dlrm"), "--checkpoint-dir", join(tmp, "ckpt-dlrm")], { timeoutMs: 120_000 });
-    expect(dlrm.code).toBe(1);
+    expect(dlrm.code).toBe(2);
     expect(dlrm.stderr).toContain(`MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot ${a!.slot} has 4, slot ${b!.slot} has 8 where the model's is --embedding-dim 16`);
   });
 });

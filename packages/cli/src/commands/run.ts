@@ -209,7 +209,7 @@ const ERROR_CODE = /\b[A-Z]+_ERR_[A-Z0-9_]+\b/;
  * `stoppedByRun` true, so a script reading `state` never takes a stopped job for a running one.
  */
 function stoppedJson(s: JobStatus__Output | null, why: string): string {
-  return statusJson({ ...(s ?? {}), state: "JOB_STATE_FAILED", error: why, stoppedByRun: true } as unknown as JobStatus__Output);
+  return statusJson({ ...(s ?? {}), state: "JOB_STATE_FAILED", error: why, errorExitCode: 1, stoppedByRun: true } as unknown as JobStatus__Output);
 }
 
 export async function runCommand(c: RunConfig): Promise<number> {
@@ -321,5 +321,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const full = resumable && /\bENOSPC\b|no space left/i.test(final!.error) ? "free space there first, e.g. by removing its oldest step-N directories (a new checkpoint is written whole before the oldest beyond --keep-checkpoints is removed, so the disk must hold one more than --keep-checkpoints; a lower --keep-checkpoints keeps it from filling again); then " : "";
   const hint = ((failed && final?.state !== "JOB_STATE_FAILED") || resumable) && orchestratorLog ? resumeHint(orchestratorLog, (job) => `${full}the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
   if (hint) process.stderr.write(`pangea run: ${hint}\n`);
-  return 1;
+  // A job failed on its configuration (a flag its data or checkpoint contradicts) exits as a bad flag does, whichever
+  // process's exit the failure caused reached this one first.
+  return final?.state === "JOB_STATE_FAILED" && final.errorExitCode === 2 ? 2 : 1;
 }

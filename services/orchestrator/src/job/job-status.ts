@@ -13,6 +13,8 @@ export interface StatusParts {
   jobId: string;
   state: JobState;
   error: string;
+  /** The failure's exit code (its error's), 0 while the job has not failed. */
+  errorExitCode: number;
   mode: TrainingMode;
   steps: number;
   progressStep: number;
@@ -75,6 +77,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     exportError: p.lastExport.error,
     warnings: p.model?.warnings ?? [],
     error: p.error,
+    errorExitCode: p.errorExitCode,
     embeddingRows: p.everyShardsRows ?? p.model?.store.size() ?? p.final?.embeddingRows ?? 0,
     // The final checkpoint's figure (a completed job reported from it, or counted at the end) covers every shard.
     embeddingRowsEveryShard: p.everyShardsRows !== undefined || (!p.model && p.final !== undefined),

@@ -86,6 +86,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** Several tasks: each one's training loss (a single task's is the job's loss). */
   private readonly taskLosses: TaskLosses;
   private error = "";
+  private errorExitCode = 0;
   /** A job completed on several shards: every shard's embedding rows, from its final checkpoint. */
   private everyShardsRows: number | null = null;
   private readonly registerTimer: NodeJS.Timeout;
@@ -690,6 +691,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   fail(err: PangeaError): void {
     if (this.isFinished()) return;
     this.error = `${err.code}: ${err.message}`;
+    this.errorExitCode = err.exitCode;
     this.state = "JOB_STATE_FAILED";
     if (!this.endedAt) this.endedAt = Date.now();
     this.log.error({ code: err.code }, err.message);
@@ -719,6 +721,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       jobId: this.config.jobId,
       state: this.state,
       error: this.error,
+      errorExitCode: this.errorExitCode,
       mode: this.config.mode,
       // A completed job reported again with a smaller --steps: its steps are those it trained, not the flag's.
       steps: this.config.completed ? Math.max(this.config.steps, this.progressStep) : this.config.steps,

@@ -53,6 +53,7 @@ export interface JobStatus {
   'warnings'?: (string)[];
   'restoredFrom'?: (string);
   'embeddingRowsEveryShard'?: (boolean);
+  'errorExitCode'?: (number);
 }
 
 export interface JobStatus__Output {
@@ -98,4 +99,5 @@ export interface JobStatus__Output {
   'warnings': (string)[];
   'restoredFrom': (string);
   'embeddingRowsEveryShard': (boolean);
+  'errorExitCode': (number);
 }
