@@ -43,3 +43,25 @@ export function parseCount(b: Uint8Array, start: number, end: number): number {
   }
   return sign * v;
 }
+
+/**
+ * Why a feature list cannot describe Criteo TSV as compute reads it, or null.
+ * The file's columns fix the layout: C1..C26 hashed from their bytes into
+ * slots 1..26 and I1..I13 as log(1 + count), in that order, one label (the
+ * line's first field). What a list may add is each slot's dim and pooling.
+ */
+export function criteoLayoutMismatch(list: FeatureListConfig, slotBase = CRITEO_SLOT_BASE): string | null {
+  const want = criteoFeatureListConfig("bytes", slotBase);
+  if (list.slots.length !== want.slots.length) return `it declares ${list.slots.length} slot${list.slots.length === 1 ? "" : "s"}, the layout ${want.slots.length}`;
+  for (const [i, w] of want.slots.entries()) {
+    const s = list.slots[i]!;
+    if (s.name !== w.name || s.slot !== w.slot || (s.type ?? "fid_v2") !== w.type) return `its slots[${i}] is '${s.name}' (slot ${s.slot}, type ${s.type ?? "fid_v2"}), the layout's '${w.name}' (slot ${w.slot}, type ${w.type})`;
+  }
+  const dense = list.dense ?? [];
+  if (dense.length !== want.dense!.length) return `it declares ${dense.length} dense feature${dense.length === 1 ? "" : "s"}, the layout ${want.dense!.length}`;
+  for (const [i, w] of want.dense!.entries()) {
+    const d = dense[i]!;
+    if (d.name !== w.name || (d.size ?? 1) !== w.size || (d.transform ?? "none") !== w.transform) return `its dense[${i}] is '${d.name}' (size ${d.size ?? 1}, transform ${d.transform ?? "none"}), the layout's '${w.name}' (size ${w.size}, transform ${w.transform})`;
+  }
+  return null;
+}

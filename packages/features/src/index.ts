@@ -23,4 +23,4 @@ export { SLOT_KINDS, compileFeatureList, featureListMismatch, loadFeatureList, l
 export type { FeatureList, FeatureListConfig, LabelSpec, SlotKind } from "./feature-list.js";
 export { featureInputsMismatch, featureInputsOf, parseFeatureInputs } from "./feature-inputs.js";
 export type { FeatureInputs } from "./feature-inputs.js";
-export { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoFeatureListConfig, criteoSlotName, parseCount } from "./criteo.js";
+export { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoDenseName, criteoFeatureListConfig, criteoLayoutMismatch, criteoSlotName, parseCount } from "./criteo.js";

@@ -129,7 +129,9 @@ runMain("pangea gen-data", async () => {
     const whole = "a Parquet file is not compressed whole (its pages are, when a writer compresses them)";
     throw new UsageError(c.compression === "auto" ? `--out ${c.out}: ${whole}; give a name without the ${compression} extension` : `--compression ${compression}: ${whole}; leave --compression out for Parquet`);
   }
-  if (c.format === "criteo" && process.argv.slice(2).some((a) => a === "--framing" || a.startsWith("--framing="))) throw new UsageError("--framing is for the Monolith formats (instance, example, examplebatch); a Criteo TSV file is lines of text");
+  if ((c.format === "criteo" || c.format === "parquet") && process.argv.slice(2).some((a) => a === "--framing" || a.startsWith("--framing="))) {
+    throw new UsageError(`--framing is for the Monolith formats (instance, example, examplebatch); ${c.format === "criteo" ? "a Criteo TSV file is lines of text" : "a Parquet file has its own layout"}`);
+  }
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   prepareOutput("--out", c.out);
@@ -170,7 +172,8 @@ runMain("pangea gen-data", async () => {
     throw cannotWrite(c.out, err);
   }
   if (c.featureListOut) {
-    const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" ? "bytes" : "fid_v2");
+    // Criteo's C columns and Parquet's string columns are hashed from their bytes; Monolith records carry ids.
+    const list = source.featureListConfig(c.format === "instance" ? "fid_v1" : c.format === "parquet" || c.format === "criteo" ? "bytes" : "fid_v2");
     writeOrFail(c.featureListOut, `${JSON.stringify(list, null, 2)}\n`);
   }
   // Written as asked, but compute reads by the name: say how this file is to be read.

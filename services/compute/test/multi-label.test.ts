@@ -201,7 +201,7 @@ describe("Parquet with a label column per task", () => {
 });
 
 describe("Criteo TSV stays single-label", () => {
-  it("refuses a feature list that declares labels, and ignores one that does not (as before)", async () => {
+  it("refuses a feature list that declares labels or another layout; one of Criteo's layout gives its slots dims and pooling", async () => {
     const tsv = join(dir, "one.tsv");
     writeFileSync(tsv, Array.from({ length: 20 }, (_, i) => one.tsvLine("train", i)).join("\n") + "\n");
     const multi = join(dir, "criteo-labels.json");
@@ -210,9 +210,30 @@ describe("Criteo TSV stays single-label", () => {
     expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
     expect((err as Error).message).toBe(`--format criteo has one label (a line's first field), but --feature-list ${multi} declares "labels": several labels need Parquet or Monolith files`);
     const single = join(dir, "criteo-label.json");
-    writeFileSync(single, JSON.stringify(one.featureListConfig("bytes")));
+    const layout = one.featureListConfig("bytes");
+    layout.slots[0]!.dim = 4;
+    layout.slots[1]!.pooling = "mean";
+    writeFileSync(single, JSON.stringify(layout));
     const src = await openSource(loadConfig(["--data", tsv, "--feature-list", single], {})!, createLogger("compute-test", "silent"));
     expect("info" in src && src.info.trainRecords).toBe(18);
+    expect(src.info.slotDims?.slice(0, 3)).toEqual([4, 0, 0]);
+    expect(src.info.slotPooling?.slice(0, 3)).toEqual(["", "mean", ""]);
+    // A list of other features (it used to be ignored: the job trained C1..C26 and I1..I13 whatever it said).
+    const refused = async (config: unknown) => {
+      const path = join(dir, `criteo-other-${Math.random()}.json`);
+      writeFileSync(path, JSON.stringify(config));
+      const e = await openSource(loadConfig(["--data", tsv, "--feature-list", path], {})!, createLogger("compute-test", "silent")).then(() => null, (x: unknown) => x);
+      expect(ComputeErrors.is(e, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+      const message = (e as Error).message;
+      expect(message.startsWith(`--format criteo reads Criteo's fixed layout (C1..C26 hashed from bytes into slots 1..26, I1..I13 as log1p counts), but --feature-list ${path} differs: `)).toBe(true);
+      expect(message.endsWith("; give a list of that layout to set slot dims or pooling (pangea gen-data --format criteo --feature-list-out writes one), or leave --feature-list out")).toBe(true);
+      return message;
+    };
+    expect(await refused({ slots: [{ name: "user_id", slot: 1, type: "bytes" }], dense: [{ name: "price" }] })).toContain("differs: it declares 1 slot, the layout 26;");
+    expect(await refused(one.featureListConfig("fid_v2"))).toContain("differs: its slots[0] is 'C1' (slot 1, type fid_v2), the layout's 'C1' (slot 1, type bytes);");
+    const noLog = one.featureListConfig("bytes");
+    noLog.dense![2]!.transform = "none";
+    expect(await refused(noLog)).toContain("differs: its dense[2] is 'I3' (size 1, transform none), the layout's 'I3' (size 1, transform log1p);");
   });
 
   it("--synthetic-tasks is refused beside --data", async () => {

@@ -1,6 +1,7 @@
 import { CachedSource } from "./cached-source.js";
 import { ComputeErrors } from "../errors.js";
-import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoFeatureListConfig } from "@pangea/features";
+import { CRITEO_NUM_DENSE, CRITEO_NUM_SLOTS, CRITEO_SLOT_BASE, criteoFeatureListConfig, type FeatureList } from "@pangea/features";
+import { listDescription } from "./source.js";
 import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
@@ -29,6 +30,8 @@ export interface CriteoOptions {
   memoryMb?: number;
   /** Threads parsing and hashing the lines when the cache is written (1: the pass's own). */
   parseThreads?: number;
+  /** --feature-list: Criteo's layout (criteoLayoutMismatch), giving slots dims or pooling; absent: the layout as it is. */
+  featureList?: FeatureList;
 }
 
 /**
@@ -72,7 +75,9 @@ export class CriteoTsvSource extends CachedSource {
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     return new CriteoTsvSource(cache, evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
-      featureList: criteoFeatureListConfig(),
+      ...(opts.featureList
+        ? { featureList: opts.featureList.config, slotDims: listDescription(opts.featureList).slotDims, slotPooling: listDescription(opts.featureList).slotPooling }
+        : { featureList: criteoFeatureListConfig("bytes", slotBase) }),
       ...(emptyFiles ? { dataWarnings: [emptyFiles] } : {}),
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),

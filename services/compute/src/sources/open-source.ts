@@ -12,7 +12,7 @@ import { expandDataPaths, sharedFiles } from "./data-paths.js";
 import { HeldOutFiles } from "./held-out-files.js";
 import { affordableParseThreads } from "./record-cache.js";
 import type { DataSource } from "./source.js";
-import { FeatureErrors, loadFeatureList, type FeatureList } from "@pangea/features";
+import { FeatureErrors, criteoLayoutMismatch, loadFeatureList, type FeatureList } from "@pangea/features";
 
 /**
  * The data source a compute configuration describes. The Kafka and Parquet
@@ -84,7 +84,15 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
     if (list && list.groupSlot !== null) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads its fixed layout, not --feature-list ${c.featureList}, so the list's groupSlot cannot apply; GAUC needs Parquet or Monolith files`);
     }
-    return CriteoTsvSource.open({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord, ...cache });
+    // The columns fix the layout; a list may only add slot dims and pooling. One of another layout would otherwise be ignored.
+    const layout = list ? criteoLayoutMismatch(list.config) : null;
+    if (layout) {
+      throw ComputeErrors.create(
+        "COMPUTE_ERR_BAD_CONFIG",
+        `--format criteo reads Criteo's fixed layout (C1..C26 hashed from bytes into slots 1..26, I1..I13 as log1p counts), but --feature-list ${c.featureList} differs: ${layout}; give a list of that layout to set slot dims or pooling (pangea gen-data --format criteo --feature-list-out writes one), or leave --feature-list out`,
+      );
+    }
+    return CriteoTsvSource.open({ paths, evalFraction, compression: c.compression, onBadRecord: c.onBadRecord, ...(list ? { featureList: list } : {}), ...cache });
   }
   if (!list) {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format ${c.format} needs --feature-list to know which features are slots and which are dense`);
