@@ -707,13 +707,14 @@ describe("the pangea command as a new user meets it", () => {
     expect([r.code, r.stdout]).toEqual([0, `wrote 10 records to ${deep}\n`]);
   });
 
-  it.concurrent("a feature list slot the data never fills (fids of another slot number) is a warning in run's summary and status, and the job trains", async ({ expect }) => {
+  it.concurrent("a feature list slot the data never fills (fids of another slot number) and a dense feature it never holds (a misspelt name) are warnings in run's summary and status, and the job trains", async ({ expect }) => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-empty-slot-"));
     const data = join(tmp, "train.pb");
     const list = join(tmp, "list.json");
     expect((await runNode(ENTRY.cli, ["gen-data", "--out", data, "--records", "1000", "--format", "instance", "--feature-list-out", list])).code).toBe(0);
-    const config = JSON.parse(readFileSync(list, "utf8")) as { slots: { name: string; slot: number }[] };
+    const config = JSON.parse(readFileSync(list, "utf8")) as { slots: { name: string; slot: number }[]; dense: { name: string }[] };
     config.slots.find((x) => x.name === "C5")!.slot = 905;
+    config.dense.find((x) => x.name === "I2")!.name = "I2x";
     const other = join(tmp, "other.json");
     writeFileSync(other, JSON.stringify(config));
     const r = await runNode(
@@ -723,7 +724,8 @@ describe("the pangea command as a new user meets it", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const warning = "slot 'C5' (slot 905) of the feature list holds no id in any of the 1000 records read: it trains on nothing and serving takes it as missing; check the features' names and the slot numbers of the fids against the feature list (1000 ids of slots it does not declare were dropped)";
-    expect((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { warnings: string[] }).warnings).toEqual([warning]);
+    const dense = "dense feature 'I2x' of the feature list is 0 or missing in every one of the 1000 records read: it trains on nothing; check the names against the float features the records carry";
+    expect((JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { warnings: string[] }).warnings).toEqual([warning, dense]);
     expect(r.stderr.split("\n")).toContain(`  warning           ${warning}`);
     rmSync(tmp, { recursive: true, force: true });
   });

@@ -195,6 +195,17 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
     ]);
   });
 
+  it("a dense column of 0s and nulls in every row is a data warning naming it; one with a value anywhere is not", async () => {
+    const path = join(dir, "zero-dense.parquet");
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0, 1, 0], type: "INT32" }, { name: "x", data: [0, null, 0, 0], type: "DOUBLE" }, { name: "y", data: [0, 0, 0, 2.5], type: "DOUBLE" }, { name: "v", data: [[0, 0], null, [0], [0, 0]] }, { name: "c", data: ["a", "b", "c", "d"], type: "STRING" }] })));
+    const list = compileFeatureList({ slots: [{ name: "c", slot: 1, type: "bytes" }], dense: [{ name: "x", size: 1, transform: "log1p" }, { name: "y", size: 1, transform: "none" }, { name: "v", size: 2, transform: "none" }] }, "test");
+    const src = await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail", cacheDir: join(dir, "zero-dense-cache") });
+    const warning = "dense features 'x', 'v' of the feature list are 0 or missing in every one of the 4 records read: they train on nothing; check that each one's column is named as in the files and holds values other than 0 and null";
+    expect(src.info.dataWarnings).toEqual([warning]);
+    // Said again when the cache is reused (the counts are in its index).
+    expect((await ParquetSource.open({ paths: [path], featureList: list, evalFraction: 0, onBadRecord: "fail", cacheDir: join(dir, "zero-dense-cache") })).info.dataWarnings).toEqual([warning]);
+  });
+
   it("a string column declared as an int64 slot is refused before any row, saying which type hashes strings", async () => {
     const path = join(dir, "string-as-int.parquet");
     writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "label", data: [1, 0], type: "INT32" }, { name: "user", data: ["u17", "u18"], type: "STRING" }] })));

@@ -12,7 +12,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
-import { emptySlotsWarning } from "./slot-coverage.js";
+import { emptyDenseWarning, emptySlotsWarning } from "./slot-coverage.js";
 import { emptyFilesWarning } from "./data-paths.js";
 import { listDescription, type SourceDescription } from "./source.js";
 import type { FeatureList } from "@pangea/features";
@@ -90,12 +90,13 @@ export class MonolithFilesSource extends CachedSource {
       samples,
       `check the features' names${opts.message === "instance" ? "" : " and types"} and the slot numbers of the fids against the feature list${dropped ? ` (${dropped} ids of slots it does not declare were dropped)` : ""}`,
     );
+    const flat = emptyDenseWarning(cache.index.denseNonzeroCounts, list, samples, "check the names against the float features the records carry");
     const emptyFiles = emptyFilesWarning(opts.paths, place.stamps);
     if (samples === 0) {
       const why = [skippedSummary, emptyFiles ?? ""].filter(Boolean).join("; ");
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${why ? ` (${why})` : ""}`);
     }
-    const warnings = [emptyFiles, empty].filter((w): w is string => w !== null);
+    const warnings = [emptyFiles, empty, flat].filter((w): w is string => w !== null);
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,

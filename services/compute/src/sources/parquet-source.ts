@@ -6,7 +6,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
-import { emptySlotsWarning } from "./slot-coverage.js";
+import { emptyDenseWarning, emptySlotsWarning } from "./slot-coverage.js";
 import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { compressionFromMagic, hasParquetMagic } from "../formats/compression.js";
@@ -117,11 +117,12 @@ export class ParquetSource extends CachedSource {
       const none = noRows.length ? [`Parquet file${noRows.length === 1 ? "" : "s"} ${noRows.join(", ")} ${noRows.length === 1 ? "holds" : "hold"} no rows: nothing was read from ${noRows.length === 1 ? "it" : "them"}`] : [];
       return { records: columns.total, skippedRecords: bad.records, skippedStretches: bad.stretches, skippedBytes: bad.lostBytes, skippedSummary: bad.summary(columns.total), ...(none.length ? { warnings: none } : {}) };
     });
-    const { records, skippedSummary, slotIdCounts } = cache.index;
+    const { records, skippedSummary, slotIdCounts, denseNonzeroCounts } = cache.index;
     const empty = emptySlotsWarning(slotIdCounts, list, records, "check that each slot's column is named as in the files and holds values (a column of nulls is missing in every row)");
+    const flat = emptyDenseWarning(denseNonzeroCounts, list, records, "check that each one's column is named as in the files and holds values other than 0 and null");
     // Of the pass that ran now (a reused cache decodes nothing).
     const large = largeGroupsWarning(groupValues, wanted.length, memoryMb);
-    const warnings = [empty, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
+    const warnings = [empty, flat, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
     if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedSummary ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, evalCount, {

@@ -50,6 +50,8 @@ interface CacheIndex extends CacheSummary {
   layout: CacheLayout;
   /** Ids each slot holds over every record, in slot order (absent for fixed cells, where each holds one, and in older caches). */
   slotIdCounts?: number[];
+  /** Records whose dense value is not 0, per dense column (absent in older caches). */
+  denseNonzeroCounts?: number[];
   /** [first record, byte offset, byte length, CRC-32 of those bytes] of each chunk. */
   chunks: [number, number, number, number][];
 }
@@ -142,12 +144,15 @@ export class CacheWriter {
   private readonly header = new Uint32Array(4);
   /** Ids per slot so far, counted as chunks go by (the index keeps them: a slot no record fills is worth a warning). */
   private readonly slotIdCounts: number[] | null;
+  /** Records whose dense value is not 0, per dense column: a dense feature 0 in every record is worth a warning too. */
+  private readonly denseNonzeroCounts: number[];
 
   constructor(
     private readonly path: string,
     private readonly layout: CacheLayout,
   ) {
     this.slotIdCounts = layout.fixedCells ? null : new Array<number>(layout.slots).fill(0);
+    this.denseNonzeroCounts = new Array<number>(layout.dense).fill(0);
     // The pid says whose it is; the random part keeps two computes sharing the directory apart (both pid 1 in containers).
     this.tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     this.fd = openSync(this.tmp, "w");
@@ -166,6 +171,8 @@ export class CacheWriter {
     this.put(labels.subarray(0, n * T));
     this.put(weights ? weights.subarray(0, n) : new Float32Array(n).fill(1));
     this.put(dense.subarray(0, n * D));
+    const nonzero = this.denseNonzeroCounts;
+    for (let i = 0; i < n * D; i++) if (dense[i] !== 0) nonzero[i % D]!++;
     if (!fixedCells) {
       this.put(cellStarts!.subarray(0, n * S + 1));
       const counts = this.slotIdCounts!;
@@ -186,7 +193,7 @@ export class CacheWriter {
 
   /** Writes the index and trailer, and renames the file into place. */
   finish(summary: CacheSummary): void {
-    const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks, ...(this.slotIdCounts ? { slotIdCounts: this.slotIdCounts } : {}) };
+    const index: CacheIndex = { ...summary, version: VERSION, layout: this.layout, chunks: this.chunks, ...(this.slotIdCounts ? { slotIdCounts: this.slotIdCounts } : {}), denseNonzeroCounts: this.denseNonzeroCounts };
     const json = Buffer.from(JSON.stringify(index));
     const at = this.offset;
     writeSync(this.fd, json, 0, json.length, at);

@@ -24,3 +24,22 @@ export function emptySlotsWarning(idCounts: readonly number[] | undefined, list:
   const several = empty.length > 1;
   return `slot${several ? "s" : ""} ${shown} of the feature list ${several ? "hold" : "holds"} no id in any of the ${records} records read: ${several ? "they train" : "it trains"} on nothing and serving takes ${several ? "them" : "it"} as missing; ${why}`;
 }
+
+/**
+ * A declared dense feature that is 0 (or missing, which reads as 0) in every
+ * record is a constant input the model learns nothing from: nearly always a
+ * name the data does not use. `nonzero` counts the records whose value is
+ * not 0, per dense column (a feature of size k spans k columns). Null when
+ * every feature has a value somewhere or the counts are not known (an older cache).
+ */
+export function emptyDenseWarning(nonzero: readonly number[] | undefined, list: FeatureList, records: number, why: string): string | null {
+  if (!nonzero || nonzero.length !== list.numDense) return null;
+  const empty: string[] = [];
+  for (const [name, d] of list.denseByName) {
+    if (nonzero.slice(d.offset, d.offset + d.size).every((n) => n === 0)) empty.push(`'${name}'`);
+  }
+  if (empty.length === 0) return null;
+  const shown = empty.length > NAMED ? `${empty.slice(0, NAMED).join(", ")} and ${empty.length - NAMED} more` : empty.join(", ");
+  const several = empty.length > 1;
+  return `dense feature${several ? "s" : ""} ${shown} of the feature list ${several ? "are" : "is"} 0 or missing in every one of the ${records} records read: ${several ? "they train" : "it trains"} on nothing; ${why}`;
+}
