@@ -192,7 +192,7 @@ describe("bad records", () => {
         onBadRecord: "skip",
       });
       expect(src.info.trainRecords).toBe(N);
-      expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch skipped \\(\\d+ bytes; the records in it are not counted\\), ${N} samples kept: .*; no sample kept from ${other} \\(is it in the format and framing given\\?\\); first: ${other}: byte 0: `));
+      expect(src.info.skippedSummary).toMatch(new RegExp(`^1 damaged stretch skipped \\(\\d+ bytes; the records in it are not counted\\), ${N} samples kept: .*; no sample kept from ${other} \\(is it in the format and framing given, with the labels the feature list reads\\?\\); first: ${other}: byte 0: `));
     });
 
     it("zeroed bytes are one damaged stretch, not an empty record every 16 bytes", async () => {

@@ -102,6 +102,16 @@ describe("Monolith files with several labels per sample", () => {
     );
   });
 
+  it("data of one label read with a list of two: the first record's error carries no framing hint, and skip counts every record under one reason", async () => {
+    const ss = samples.slice(0, 10).map((s) => ({ ...s, labels: [1] }));
+    const { path, open } = monolithFile("instance", ss, two.featureListConfig("fid_v1"));
+    await expect(open()).rejects.toThrow(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: record at byte 0: not a valid instance: has 1 label, the feature list reads label 1 \\(conversion\\)$`));
+    const err = await open("skip").then(() => null, (e: unknown) => e);
+    // Every record bad: no samples, and the reason once, counted 10 times (the first record's had read as another reason).
+    expect((err as Error).message).toContain("10 x not a valid instance: has 1 label, the feature list reads label 1 (conversion); no sample kept from ");
+    expect((err as Error).message).toContain(" (is it in the format and framing given, with the labels the feature list reads?); first: ");
+  });
+
   it("in an ExampleBatch, the message names the example; the whole batch is skipped (taken whole or not at all)", async () => {
     const ss = samples.slice(0, 200).map((s, i) => (i === 103 ? { ...s, labels: [] } : s));
     const { path, open } = monolithFile("examplebatch", ss, two.featureListConfig("fid_v2"));

@@ -41,7 +41,14 @@ export class BadRecords {
   private firstHeldOpen = false;
   private afterHeldFirst = "";
 
-  constructor(readonly policy: BadRecordPolicy) {}
+  /**
+   * `givenAs`: what a file of which nothing was kept is asked to be in (the summary's question), e.g. "the format
+   * and framing given"; a source reading with a feature list adds it, since records that decode may not fit it.
+   */
+  constructor(
+    readonly policy: BadRecordPolicy,
+    private readonly givenAs = "the format and framing given",
+  ) {}
 
   /** Bad records and damaged stretches: what the job lost, for the counts that predate telling them apart. */
   get skipped(): number {
@@ -184,7 +191,7 @@ export class BadRecords {
     const byFile = files.length > 1 ? `; in ${fileList(files.map(([f, e]) => `${f} (${eventsText(e)})`))}` : "";
     // A file in another format than the one given reads as nothing but damage: named, whatever the other files gave.
     const barren = files.filter(([f]) => this.kept.get(f) === 0).map(([f]) => f);
-    const nothing = barren.length ? `; no sample kept from ${fileList(barren)} (is ${barren.length === 1 ? "it" : "each"} in the format and framing given?)` : "";
+    const nothing = barren.length ? `; no sample kept from ${fileList(barren)} (is ${barren.length === 1 ? "it" : "each"} in ${this.givenAs}?)` : "";
     return `${done.join(", ")}: ${shown.join("; ")}${byFile}${nothing}; first: ${this.firstExample}`;
   }
 }

@@ -67,7 +67,7 @@ export class MonolithFilesSource extends CachedSource {
     const threads = passThreads(opts.paths, opts.parseThreads ?? 1, memoryMb);
     const place = placeCache(opts.paths, decodeKey, opts.cacheDir ?? null);
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
-      const bad = new BadRecords(opts.onBadRecord);
+      const bad = new BadRecords(opts.onBadRecord, "the format and framing given, with the labels the feature list reads");
       const columns = new SampleColumns(list);
       const sizes = cacheSizes(memoryMb);
       const { pieceBytes, queued } = parseSizes(memoryMb, threads);
@@ -255,7 +255,9 @@ class MonolithPass {
     let e = 0;
     for (let i = 0; i < offsets.length; i++) {
       if (e < r.errors.length && r.errors[e]![0] === i) {
-        const hint = offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
+        // A record that decodes but does not fit the feature list (too few labels) says nothing of the framing.
+        const wire = r.errors[e]![2];
+        const hint = wire && offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
         this.bad.record(path, `: record at ${place} ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
         e++;
       }

@@ -11,11 +11,11 @@ export type MessageKind = "instance" | "example" | "examplebatch";
  * (parse-worker.ts).
  */
 
-/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why). */
+/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why, whether its bytes were not a message: framing may be to blame). */
 export interface MonolithParsed {
   part: ColumnsPart;
   samplesPerRecord: Uint32Array;
-  errors: [number, string][];
+  errors: [number, string, boolean][];
   /** Ids of slots the feature list does not configure, met in this piece. */
   unconfiguredIds: number;
 }
@@ -39,7 +39,7 @@ export class MonolithDecoder {
   decode(bytes: Uint8Array, ends: Uint32Array): MonolithParsed {
     const columns = new SampleColumns(this.list);
     const samplesPerRecord = new Uint32Array(ends.length);
-    const errors: [number, string][] = [];
+    const errors: [number, string, boolean][] = [];
     const unconfigured = this.asm.unconfiguredIds;
     let start = 0;
     for (let i = 0; i < ends.length; i++) {
@@ -48,7 +48,7 @@ export class MonolithDecoder {
         decodeRecord(this.init.message, bytes.subarray(start, ends[i]!), this.asm, columns);
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        errors.push([i, err.message]);
+        errors.push([i, err.message, err instanceof WireError]);
       }
       samplesPerRecord[i] = columns.samples - before;
       start = ends[i]!;

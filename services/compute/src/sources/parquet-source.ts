@@ -54,7 +54,7 @@ export class ParquetSource extends CachedSource {
     const groupValues: { path: string; rows: number; bytes: number }[] = [];
     const noRows: string[] = [];
     const cache = await openOrBuild(place, layout, memoryMb, async (w) => {
-      const bad = new BadRecords(opts.onBadRecord);
+      const bad = new BadRecords(opts.onBadRecord, "Parquet, its columns holding what the feature list declares");
       const compressors = await parquetDecompressors();
       const columns = new SampleColumns(list);
       const asm = new SampleAssembler(list);
