@@ -203,7 +203,9 @@ class CriteoPass {
       stream.assertNotRewritten();
       const cut = stream.changed();
       const damage = stream.damage ?? (cut ? { fileOffset: stream.size, outputOffset: carryAt, message: cut.message, afterData: false, wrongOutput: false } : null);
-      if (damage) await steps.event(() => bad.streamDamage(path, `byte ${damage.fileOffset} (decompressed byte ${damage.outputOffset}, after line ${file.lineNo})`, damage, stream.size));
+      // A plain file's bytes are its lines' bytes: one offset says where. The line is known once the lines before are merged.
+      const decompressed = (d: { outputOffset: number }) => (stream.compression === "none" ? "" : `decompressed byte ${d.outputOffset}, `);
+      if (damage) await steps.event(() => bad.streamDamage(path, `byte ${damage.fileOffset} (${decompressed(damage)}after line ${file.lineNo})`, damage, stream.size));
       await steps.event(() => bad.fileRead(path, this.records - before));
     } catch (err) {
       stream.assertNotRewritten();
