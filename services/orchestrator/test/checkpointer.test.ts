@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dlrmSpec } from "@pangea/model";
@@ -75,6 +75,26 @@ describe("Checkpointer", () => {
     expect(ck.list().map((p) => p.split("/").at(-1))).toEqual(["step-2", "step-3"]);
     expect(existsSync(ck.list()[0]!)).toBe(true);
     expect(lines.filter((l) => l.msg === "checkpoint saved").map((l) => l.fields.step)).toEqual([1, 2, 3]);
+  });
+
+  it("a checkpoint of another job (copied in) or of another step (renamed) is neither pruned nor overwritten: moved aside when its step is written", () => {
+    const other = setup({ jobId: "other", checkpointEverySteps: 1 });
+    other.ck.maybeSave(false, 1, other.content(1));
+    other.ck.maybeSave(false, 2, other.content(2));
+    const { ck, s, content } = setup({ checkpointEverySteps: 1, keepCheckpoints: 1 });
+    const dir = join(s.checkpointDir, "j");
+    mkdirSync(dir, { recursive: true });
+    // Another job's step-1 copied in, and another job's step-2 renamed to step-3 (its manifest says step 2).
+    cpSync(join(other.s.checkpointDir, "other", "step-1"), join(dir, "step-1"), { recursive: true });
+    cpSync(join(other.s.checkpointDir, "other", "step-2"), join(dir, "step-3"), { recursive: true });
+    for (const step of [2, 3, 4, 5]) ck.maybeSave(false, step, content(step));
+    const names = readdirSync(dir).sort();
+    // Only this job's own are pruned to the newest one; step-1 stays, and step-3 was moved aside when this job wrote its step 3.
+    expect(names.filter((n) => !n.includes(".unreadable-"))).toEqual(["step-1", "step-5"]);
+    const aside = names.filter((n) => n.startsWith("step-3.unreadable-"));
+    expect(aside).toHaveLength(1);
+    expect(loadShardedCheckpoint(join(dir, aside[0]!))[0]!.manifest.step).toBe(2);
+    expect(loadShardedCheckpoint(join(dir, "step-1"))[0]!.manifest.jobId).toBe("other");
   });
 
   it("a checkpoint pruned from an earlier run (a resumed job) leaves the list of this run's checkpoints as it is", () => {

@@ -214,7 +214,7 @@ export function saveCheckpoint(
     // The manifest goes last: its presence marks the file set as complete.
     writeDurably(join(tmp, "manifest.json"), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     fsyncDir(tmp);
-    clearTarget(final);
+    clearTarget(final, jobId, step);
     renameSync(tmp, final);
     fsyncDir(jobCheckpointDir(root, jobId));
     return final;
@@ -526,14 +526,18 @@ export function latestCheckpoint(root: string, jobId: string, log?: (msg: string
 }
 
 /**
- * Whether a checkpoint directory looks whole without hashing it: a manifest
- * that parses and every file it lists present at its listed size.
+ * Whether a checkpoint directory looks like one of this job's own, whole,
+ * without hashing it: a manifest that parses, of this job and of the step its
+ * directory's name says, and every file it lists present at its listed size.
+ * One of another job or step (copied or renamed in) is what --resume passes
+ * over as unreadable: kept for an operator, as a damaged one is.
  */
-function looksIntact(dir: string): boolean {
+function looksIntact(dir: string, jobId: string, step: number): boolean {
   if (unreadableDirs.has(dir)) return false;
   try {
     const m = manifestJson(dir) as CheckpointManifest;
     if (m.format !== CHECKPOINT_FORMAT || !m.files) return false;
+    if ((m.jobId !== undefined && m.jobId !== jobId) || m.step !== step) return false;
     return Object.entries(m.files).every(([name, f]) => statSync(join(dir, name)).size === f.bytes);
   } catch {
     return false;
@@ -553,7 +557,7 @@ export function pruneCheckpoints(root: string, jobId: string, keep: number, inde
   const pattern = index === 0 ? /^step-(\d+)$/ : new RegExp(`^step-(\\d+)\\.shard-${index}$`);
   const found = readdirSync(dir)
     .map((name) => ({ name, m: pattern.exec(name) }))
-    .filter((e) => e.m && looksIntact(join(dir, e.name)))
+    .filter((e) => e.m && looksIntact(join(dir, e.name), jobId, Number(e.m[1])))
     .map((e) => ({ name: e.name, step: Number(e.m![1]) }))
     .filter((e) => e.step !== kept)
     .sort((a, b) => a.step - b.step);
@@ -605,16 +609,18 @@ export function removeUnfinishedWrites(root: string, jobId: string, index: numbe
 }
 
 /**
- * Makes room for a checkpoint at `final`: an intact one there is replaced,
- * one that cannot be read is moved aside (`<name>.unreadable-<time>`), never
- * deleted.
+ * Makes room for this job's checkpoint of `step` at `final`: an intact one of
+ * the job and step there is replaced; one that cannot be read, or of another
+ * job or step (copied or renamed in), is moved aside
+ * (`<name>.unreadable-<time>`), never deleted.
  */
-function clearTarget(final: string): void {
+function clearTarget(final: string, jobId: string, step: number): void {
   if (!existsSync(final)) return;
   let intact = !unreadableDirs.has(final);
   if (intact) {
     try {
-      loadCheckpoint(final);
+      const m = loadCheckpoint(final).manifest;
+      intact = (m.jobId === undefined || m.jobId === jobId) && m.step === step;
     } catch {
       intact = false;
     }
