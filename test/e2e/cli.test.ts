@@ -502,6 +502,15 @@ describe("the pangea command as a new user meets it", () => {
     }
   });
 
+  it.concurrent("a --best-task the data lacks fails the job at its start, exit 2 as a bad flag, its value escaped in the line (it reached the terminal raw)", async ({ expect }) => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-cli-best-task-"));
+    const r = await runNode(ENTRY.cli, ["run", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--eval-every-steps", "1", "--keep-best", "--best-task", "c\x1b[31mred", "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ck")], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(2);
+    expect(lastLine(r.stderr)).toBe("pangea run: job failed: ORCH_ERR_BAD_JOB_CONFIG: --best-task c\\x1b[31mred: the job's tasks are ctr");
+    expect(r.stderr).not.toContain("\x1b");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it.concurrent("an export that fails after training is in the summary and the exit code, with the command that writes it later", async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-fail-"));
     const models = join(dir, "models");

@@ -224,6 +224,14 @@ describe("Job: evaluations across --resume", () => {
     expect(job.status().warnings).toEqual([expect.stringMatching(/^--keep-best: ignoring best\.json \(.+\); the best starts over$/)]);
   });
 
+  it("a best.json of another metric is a warning in the resumed job's status too (it was only in the log), and the best starts over", async () => {
+    const { checkpointDir, over } = await evaluatedAtStep2();
+    const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
+    const { job } = startedJob({ ...over, bestMetric: "logloss", resume: true, restoreFrom });
+    expect(job.status().best).toBeFalsy();
+    expect(job.status().warnings).toEqual(["--keep-best: best.json compares ctr auc, this job the first task logloss: the best starts over"]);
+  });
+
   it("a checkpoint at a step boundary without its evaluation (written without --eval-every-steps): the resumed job evaluates it first", async () => {
     const checkpointDir = tempDir("pangea-evals-resume-");
     const first = startedJob({ steps: 4, checkpointEverySteps: 2, checkpointDir }).job;

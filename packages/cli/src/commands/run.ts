@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
-import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
 import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
@@ -311,7 +311,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const why = reasons.join("; ") || "the job did not complete";
   // A job that failed of itself has its own status; one a dead process stopped gets the newest status read, marked.
   if (c.json && failed) process.stdout.write(`${final && TERMINAL.has(final.state) ? statusJson(final) : stoppedJson(final ?? last, why)}\n`);
-  process.stderr.write(`pangea run: job failed: ${why}\n`);
+  // The reasons quote flags and peers as given: escaped, so none can drive the terminal.
+  process.stderr.write(`pangea run: job failed: ${printable(why, 8192)}\n`);
   // A process died under a job that had not failed itself, the job was aborted for a lost worker (a shard, a trainer under
   // --on-trainer-loss fail), or a checkpoint could not be written (a full disk): its earlier checkpoints can carry it on.
   const orchestratorLog = cluster.process("orchestrator")?.logPath;

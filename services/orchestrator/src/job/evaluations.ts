@@ -1,3 +1,4 @@
+import { printable } from "@pangea/kit";
 import type { BestMetric } from "@pangea/service-flags";
 import type { BestCheckpoint, EvalReport__Output } from "@pangea/schema";
 import type { TaskSpec } from "@pangea/model";
@@ -64,7 +65,7 @@ export class Evaluations {
     if (!b) return null;
     const names = tasks.map((t) => t.name).join(", ");
     const t = b.task === undefined ? 0 : tasks.findIndex((x) => x.name === b.task);
-    if (t < 0) throw bad(`--best-task ${b.task}: the job's tasks are ${names}`);
+    if (t < 0) throw bad(`--best-task ${printable(b.task!, 64)}: the job's tasks are ${names}`);
     if (tasks[t]!.loss !== "bce") throw bad(`--best-metric ${b.metric} needs a binary task; ${tasks[t]!.name} is a regression (${tasks[t]!.loss})${b.task === undefined ? "; name one with --best-task" : ""}`);
     this.task = t;
     this.taskName = tasks[t]!.name;

@@ -159,8 +159,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.log.warn({ checkpoint: saved.checkpoint }, "best.json names a checkpoint that is gone; the best starts over");
       saved = null;
     }
+    // In the job's warnings too (the summary's, status's): the orchestrator's log is not on the operator's terminal.
     const why = this.evals.restore(history, saved, r.step);
-    if (why) this.log.warn(why);
+    if (why) {
+      this.bestWarnings.push(`--keep-best: ${why}`);
+      this.log.warn(why);
+    }
   }
 
   get batchesPerStep(): number {
@@ -327,7 +331,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     try {
       model = buildModel(this.config, compute.source, this.resumed, this.log);
       const bestAgain = this.evals.bind(tasksOf(model.spec), Number(compute.source.evalRecords), compute.source.description);
-      if (bestAgain) this.log.warn(bestAgain);
+      if (bestAgain) {
+        this.bestWarnings.push(`--keep-best: ${bestAgain}`);
+        this.log.warn(bestAgain);
+      }
     } catch (err) {
       this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
