@@ -12,7 +12,8 @@ import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
-import { lockJob } from "./checkpoint/job-lock.js";
+import { JOB_LOCK_FILE, lockJob } from "./checkpoint/job-lock.js";
+import { join } from "node:path";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
 import { registerJobMetrics } from "./monitor/job-metrics.js";
@@ -115,7 +116,7 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
     return;
   }
-  const job = new Job({ ...config, architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+  const job = new Job({ ...config, lockFile: join(jobCheckpointDir(config.checkpointDir, config.jobId), JOB_LOCK_FILE), architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
   lostLock = (why, takenOver) =>
     job.fail(
       takenOver

@@ -6,7 +6,7 @@ import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
-import { pruneCheckpoints, pruneRetiredShardParts, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
+import { jobCheckpointDir, pruneCheckpoints, pruneRetiredShardParts, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
 import { protectedStep } from "./best-checkpoint.js";
 
 export interface CheckpointSettings {
@@ -23,6 +23,11 @@ export interface CheckpointSettings {
   exportFeatureList?: string;
   /** --keep-best: the job exports its best checkpoint when it completes, not the final one. */
   exportBest?: boolean;
+  /**
+   * The job's lock file (the orchestrator's): gone, the job's directory was removed under the job, and a checkpoint
+   * written now would make it again with no lock guarding it. Checked before each write.
+   */
+  lockFile?: string;
 }
 
 /** What a shard's part of a checkpoint holds, read when one is due: shard 0 adds the dense parameters and the training progress. */
@@ -93,6 +98,12 @@ export class Checkpointer {
    */
   write(step: number, c: CheckpointContent): string {
     const index = this.s.shardIndex ?? 0;
+    if (this.s.lockFile && !existsSync(this.s.lockFile)) {
+      throw OrchestratorErrors.create(
+        "ORCH_ERR_CHECKPOINT_IO",
+        `the job's checkpoint directory ${jobCheckpointDir(this.s.checkpointDir, this.s.jobId)} was removed or cannot be read while the job ran (${this.s.lockFile} is gone): the job stops rather than checkpoint where no lock guards it`,
+      );
+    }
     const path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds);
     this.lastAt = Date.now();
     this.savedStep = step;

@@ -73,6 +73,8 @@ export interface JobConfig {
   denseSyncIntervalSeconds?: number;
   seed: number;
   checkpointDir: string;
+  /** The job's lock file, which the orchestrator holds: its checkpoints are not written once it is gone (see CheckpointSettings). */
+  lockFile?: string;
   /** A model base path the final checkpoint (and the first, while it holds no version) is exported to. */
   exportDir?: string;
   /** The feature list copied into each export. */
