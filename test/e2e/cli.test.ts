@@ -767,6 +767,10 @@ describe("the pangea command as a new user meets it", () => {
       // A device read whole would fill the memory (it grew to 5 GB).
       [["--out", base, "--feature-list", "/dev/zero"], "--feature-list: feature list /dev/zero is a device, not a regular file"],
       [["--out", join(tmp, "full")], `the newest version under ${join(tmp, "full")} is 9007199254740991, and no next version fits below 2^53; give --version a free number, or export to another --out`],
+      // Inside the checkpoint (pruned with it, the model went too) or among the job's checkpoints.
+      [["--out", checkpoint], `--out: ${checkpoint} is the checkpoint ${checkpoint}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`],
+      [["--out", join(checkpoint, "models")], `--out: ${join(checkpoint, "models")} is inside the checkpoint ${checkpoint}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`],
+      [["--out", dirname(checkpoint)], `--out: ${dirname(checkpoint)} is a job's checkpoint directory, ${dirname(checkpoint)}; give the model versions a directory outside the job's checkpoints`],
     ] as const) {
       const bad = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, ...args]);
       expect([bad.code, bad.stderr]).toEqual([2, `pangea export: ${line}\nRun 'pangea export --help' for usage.\n`]);

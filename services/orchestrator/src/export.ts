@@ -5,6 +5,7 @@ import { loadFeatureList } from "@pangea/features";
 import { UsageError, positiveInt, parseConfig, programName, runMain, unwritableDirReason, usageText, type FlagTable } from "@pangea/kit";
 import { exportModel, exportedVersions } from "./export/export-model.js";
 import { OrchestratorErrors } from "./errors.js";
+import { exportPlaceProblem } from "./checkpoint/export-place.js";
 
 const FLAGS: FlagTable = {
   checkpoint: { description: "checkpoint to export (shard 0's step-N directory; other shards are found beside it)" },
@@ -30,7 +31,7 @@ runMain(PROGRAM, async () => {
     return;
   }
   // What the command line got wrong is said before the checkpoint is read, naming the flag (exit 2).
-  const outProblem = unwritableDirReason(c.out);
+  const outProblem = unwritableDirReason(c.out) ?? exportPlaceProblem(c.out);
   if (outProblem) throw new UsageError(`--out: ${outProblem}`);
   if (c.version !== undefined && existsSync(join(c.out, String(c.version)))) {
     const newest = exportedVersions(c.out).at(-1);

@@ -13,6 +13,7 @@ import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
 import { JOB_LOCK_FILE, lockJob } from "./checkpoint/job-lock.js";
+import { exportPlaceProblem } from "./checkpoint/export-place.js";
 import { join } from "node:path";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
@@ -50,6 +51,8 @@ runMain("pangea-orchestrator", async () => {
     const problem = dir ? unwritableDirReason(dir) : null;
     if (problem) throw new UsageError(`${flag}: ${problem}`);
   }
+  const exportPlace = config.exportDir ? exportPlaceProblem(config.exportDir, config) : null;
+  if (exportPlace) throw new UsageError(`--export-dir: ${exportPlace}`);
   if (config.exportFeatureList) {
     // Parsed now, so a list no version could carry stops the job before it trains, not at its export.
     try {

@@ -234,7 +234,7 @@ export function saveCheckpoint(
  * mistyped path), not corrupt.
  */
 /** A checkpoint directory's manifest.json as parsed JSON, unchecked; an Error naming the directory if it cannot be read. */
-function manifestJson(dir: string): unknown {
+export function manifestJson(dir: string): unknown {
   return JSON.parse(readRegularFile(join(dir, "manifest.json"), "manifest.json", (msg) => new Error(`${dir}: ${msg}`), { maxBytes: MAX_MANIFEST_BYTES }).toString("utf8"));
 }
 

@@ -1,0 +1,46 @@
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { CHECKPOINT_FORMAT, jobCheckpointDir, manifestJson } from "./checkpoint.js";
+import { JOB_LOCK_FILE } from "./job-lock.js";
+
+/**
+ * Why `dir` cannot be a model base path (`pangea export --out`,
+ * `--export-dir`), or null: it is, or is inside, a checkpoint, whose pruning
+ * would delete the versions with it, or a job's checkpoint directory, whose
+ * step-N listings and pruning the versions would sit among. `job` names the
+ * job's directory the orchestrator will write (it may not exist yet), and
+ * `checkpointDir` its --checkpoint-dir (versions there would read as jobs).
+ */
+export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; jobId: string }): string | null {
+  const target = resolve(dir);
+  const where = (at: string) => (at === target ? "is" : `is inside`);
+  if (job) {
+    if (target === resolve(job.checkpointDir)) return `${dir} is --checkpoint-dir too, where each directory is a job's; give the model versions a directory of their own`;
+    const jobDir = resolve(jobCheckpointDir(job.checkpointDir, job.jobId));
+    if (target === jobDir || target.startsWith(`${jobDir}/`)) return `${dir} ${where(jobDir)} job ${job.jobId}'s checkpoint directory ${jobDir}; give the model versions a directory outside the job's checkpoints`;
+  }
+  for (let at = target; ; at = dirname(at)) {
+    if (isCheckpoint(at)) return `${dir} ${where(at)} the checkpoint ${at}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`;
+    if (isJobDirectory(at)) return `${dir} ${where(at)} a job's checkpoint directory, ${at}; give the model versions a directory outside the job's checkpoints`;
+    if (dirname(at) === at) return null;
+  }
+}
+
+function isCheckpoint(dir: string): boolean {
+  if (!existsSync(`${dir}/manifest.json`)) return false;
+  try {
+    return (manifestJson(dir) as { format?: unknown }).format === CHECKPOINT_FORMAT;
+  } catch {
+    return false;
+  }
+}
+
+/** A job's checkpoint directory: the orchestrator's lock, or a step-N checkpoint in it. */
+function isJobDirectory(dir: string): boolean {
+  if (existsSync(`${dir}/${JOB_LOCK_FILE}`)) return true;
+  try {
+    return readdirSync(dir).some((name) => /^step-\d+$/.test(name) && isCheckpoint(`${dir}/${name}`));
+  } catch {
+    return false;
+  }
+}
