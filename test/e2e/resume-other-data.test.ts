@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -47,6 +47,16 @@ describe("pangea run --resume on other data", () => {
     expect(same.code, same.stderr).toBe(0);
     const s = statusOf(same.stdout);
     expect([s.state, Number(s.resumedFromStep), Number(s.step)]).toEqual(["JOB_STATE_COMPLETED", 2, 4]);
+    expect(s.warnings).toEqual([]);
+    // As many records under another name (the same here; another file of that length would pass as well): resumed, with a
+    // warning naming both (it went on without a word).
+    const renamed = join(tmp, "renamed.tsv");
+    copyFileSync(data, renamed);
+    const moved = await run(6, ["--resume", "--data", renamed]);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(statusOf(moved.stdout).warnings).toEqual([
+      expect.stringMatching(new RegExp(`^--resume: the checkpoint trained on Criteo TSV ${data} \\(\\d+ records\\), this job reads Criteo TSV ${renamed} \\(\\d+ records\\); if these are other records, the job goes on at the checkpoint's position in them`)),
+    ]);
   }, 300_000);
 
   it("the same records read through a feature list that encodes them otherwise (a transform changed) are refused too", async () => {

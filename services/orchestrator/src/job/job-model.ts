@@ -66,6 +66,12 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
   const warnings: string[] = [...(config.startWarnings ?? []), ...source.dataWarnings];
+  // The same length under another description (another file of as many records, another seed): perhaps the same
+  // records by another path, perhaps other data the data position would go on into. Said, not refused.
+  if (resumed?.data && !changed && resumed.data.description !== data.description) {
+    warnings.push(`--resume: the checkpoint trained on ${resumed.data.description}, this job reads ${data.description}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
+    log.warn({ trained: resumed.data.description, now: data.description }, "resumed on data described otherwise than the checkpoint's");
+  }
   if (absent.length) {
     const shown = source.slotIds.length > 12 ? `${source.slotIds.slice(0, 12).join(", ")}, ... (${source.slotIds.length})` : source.slotIds.join(", ");
     warnings.push(`--slot-config names slot${absent.length === 1 ? "" : "s"} ${absent.join(", ")}, which the data does not have (its slots: ${shown}); ${absent.length === 1 ? "its" : "their"} settings are not used`);
