@@ -265,9 +265,9 @@ describe("export and serving", () => {
     const [atGrpc, atRest] = await Promise.all([grpcAddress, restAddress].map((a) => runNode(ENTRY.cli, ["status", "--orchestrator", a])));
     expect(atGrpc.code).toBe(1);
     expect(atGrpc.stderr).toContain(`orchestrator at ${grpcAddress}: UNIMPLEMENTED:`);
-    expect(atGrpc.stderr).toContain("(what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port, 50051 by default)");
+    expect(atGrpc.stderr).toContain("(what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port: the one pangea run and pangea up print after 'orchestrator', or 50051 for one started alone)");
     expect(atRest.code).toBe(3);
-    expect(atRest.stderr.trim()).toBe(`pangea status: cannot reach orchestrator at ${restAddress} within 5.0s: it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? (--orchestrator takes the orchestrator's gRPC port, 50051 by default)`);
+    expect(atRest.stderr.trim()).toBe(`pangea status: cannot reach orchestrator at ${restAddress} within 5.0s: it speaks HTTP/1, not gRPC: a REST, dashboard or metrics port? (--orchestrator takes the orchestrator's gRPC port: the one pangea run and pangea up print after 'orchestrator', or 50051 for one started alone)`);
   });
 
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {

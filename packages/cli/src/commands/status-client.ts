@@ -4,7 +4,9 @@ import { describeCallError, isStatus, orchestratorClient, unary, waitReady, type
 import type { JobStatus__Output, OrchestratorClient } from "@pangea/schema";
 import { ClusterError } from "../cluster-error.js";
 
-const WRONG_PORT = " (--orchestrator takes the orchestrator's gRPC port, 50051 by default)";
+// pangea run and pangea up pick free ports and print them (orchestrator HOST:PORT); an orchestrator started alone listens on 50051.
+const PORT_HINT = "the one pangea run and pangea up print after 'orchestrator', or 50051 for one started alone";
+const WRONG_PORT = ` (--orchestrator takes the orchestrator's gRPC port: ${PORT_HINT})`;
 
 /** A reusable GetJobStatus caller for one orchestrator. */
 export class StatusClient {
@@ -29,7 +31,7 @@ export class StatusClient {
     } catch (err) {
       // Reached, but not an orchestrator (serving's or a trainer's gRPC port): not an unreachable peer.
       if (isStatus(err, grpc.status.UNIMPLEMENTED)) {
-        throw new ClusterError(`${describeCallError(err, `orchestrator at ${this.address}`)} (what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port, 50051 by default)`, 1);
+        throw new ClusterError(`${describeCallError(err, `orchestrator at ${this.address}`)} (what answers there is a gRPC server but not an orchestrator: serving's or another service's port? --orchestrator takes the orchestrator's port: ${PORT_HINT})`, 1);
       }
       throw new ClusterError(describeCallError(err, `orchestrator at ${this.address}`), 3);
     }
