@@ -481,6 +481,12 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.split("\n")[0]).toBe(`pangea run: MODEL_ERR_BAD_SPEC: model deepfm: unknown field "batchNorm"; deepfm takes deepMlp, dropout (from ${join(tmp, "run-unknown.json")})`);
     expect(existsSync(join(tmp, "run-unknown")), "no process was started (none wrote a log)").toBe(false);
+    // The orchestrator's flags that need each other, given by flag or by the environment: refused as it would, before any start.
+    const best = await runNode(ENTRY.cli, ["run", "--keep-best", "--log-dir", join(tmp, "run-best")]);
+    expect([best.code, best.stderr.split("\n")[0]]).toEqual([2, "pangea run: invalid --keep-best: needs evaluations to compare: give --eval-every-steps N too"]);
+    const byEnv = await runNode(ENTRY.cli, ["run", "--log-dir", join(tmp, "run-best")], { env: { ...process.env, PANGEA_BEST_TASK: "ctr" } });
+    expect([byEnv.code, byEnv.stderr.split("\n")[0]]).toEqual([2, "pangea run: invalid PANGEA_BEST_TASK (environment): names the task --keep-best compares; give --keep-best too"]);
+    expect(existsSync(join(tmp, "run-best")), "no process was started (none wrote a log)").toBe(false);
     const rank = modelConfig("rank-500", { lowRank: 500, crossLayers: 1, deepMlp: [8] });
     const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
       "--log-dir", join(tmp, "run-rank"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });

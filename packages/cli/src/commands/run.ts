@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
-import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
+import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorConfigSchema } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
@@ -123,7 +123,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   // It has a default, so the schema cannot tell it was given: without --tls it would be ignored.
   if (!c.tls && argv.some((a) => a === "--tls-dir" || a.startsWith("--tls-dir="))) throw new UsageError("invalid --tls-dir: names --tls's certificates; give --tls too");
   const args = builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env);
-  checkModelFlags(args.orchestrator);
+  checkOrchestratorFlags(args.orchestrator);
   return deepFreeze({
     trainers: pick("trainers"),
     psShards: pick("psShards"),
@@ -143,18 +143,13 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
 }
 
 /**
- * The model's flags (--model, --model-config, --embedding-dim, dlrm's widths), checked as the orchestrator reads
- * them (its flags, then the environment) before anything starts: a bad hyper-parameter or an unreadable
- * --model-config is one line and exit 2 with no process started. Other problems of the orchestrator's flags are
- * left for it to report, as before.
+ * The orchestrator's flags as it reads them (its flags, then the environment), with what they require of each other,
+ * and the model they give (--model, --model-config, --embedding-dim, dlrm's widths), checked before anything starts:
+ * `--keep-best` without `--eval-every-steps`, a bad hyper-parameter or an unreadable --model-config is one line and
+ * exit 2 with no process started. What needs the data or the checkpoint is left for the orchestrator.
  */
-function checkModelFlags(orchestratorArgs: readonly string[]): void {
-  let flags: Readonly<ModelFlags> | null;
-  try {
-    flags = parseConfig(orchestratorSchema, ORCHESTRATOR_FLAGS, orchestratorArgs, process.env);
-  } catch {
-    return;
-  }
+function checkOrchestratorFlags(orchestratorArgs: readonly string[]): void {
+  const flags: Readonly<ModelFlags> | null = parseConfig(orchestratorConfigSchema, ORCHESTRATOR_FLAGS, orchestratorArgs, process.env);
   if (!flags) return;
   try {
     architectureFromFlags(flags);
