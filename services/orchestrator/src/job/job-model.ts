@@ -139,7 +139,13 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   if (!ck) return;
   const saved = ck[0]!.manifest.model;
   const difference = specDifference(spec, saved, ck[0]!.manifest.slotIds);
-  if (difference) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `the checkpoint holds another model than this job's: ${difference} (checkpoint against job)`);
+  if (difference) {
+    // What only the data fixes (its slots, dims, pooling, tasks) differs: the flags were checked at start.
+    throw OrchestratorErrors.create(
+      "ORCH_ERR_CHECKPOINT_MISMATCH",
+      `the checkpoint holds another model than this job's: ${difference} (checkpoint against job); give the job the data (and feature list) the checkpoint was trained on, or start it without the checkpoint`,
+    );
+  }
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";
   if (savedOptimizer !== dense.optimizer) {
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `the checkpoint's dense optimizer is ${savedOptimizer}, this job's --dense-optimizer is ${dense.optimizer}`);
