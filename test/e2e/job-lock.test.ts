@@ -61,6 +61,18 @@ describe("one run per job and per log directory", () => {
     expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(s.child.pid);
   }, 90_000);
 
+  it("pangea run whose orchestrator waits out such a lock says so after 5 s (it sat silent for a minute)", async () => {
+    const root = join(tmp, "remote-run");
+    const lock = join(root, "waited", "orchestrator.lock");
+    mkdirSync(dirname(lock), { recursive: true });
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: "gone-pod-7f9c", start: "12", since: "2026-01-01T00:00:00.000Z" }));
+    const t = new Date(Date.now() - 52_000);
+    utimesSync(lock, t, t);
+    const r = await runNode(ENTRY.cli, ["run", "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu", "--job-id", "waited", "--checkpoint-dir", root, "--log-dir", join(tmp, "remote-run-logs")], { timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`orchestrator is not serving yet after 5 s: the job's lock is held from another machine; waiting to see whether that process still touches it (log: ${join(tmp, "remote-run-logs", "orchestrator.log")})`);
+  }, 150_000);
+
   it("a second pangea run into the log directory of a running one exits 1 before starting anything", async () => {
     const logs = join(tmp, "logs");
     const args = ["run", "--trainers", "1", "--steps", "100000", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ck2")];

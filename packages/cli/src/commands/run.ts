@@ -174,6 +174,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     psShards: c.psShards,
     // stderr: `run --json` keeps stdout for the status.
     onComputeReading: (seconds, logPath) => process.stderr.write(`compute is still reading its data into the record cache (${seconds} s; log: ${logPath})\n`),
+    onSlowStart: (name, said, logPath) => process.stderr.write(`${name} is not serving yet after 5 s${said ? `: ${printable(said, 300)}` : ""} (log: ${logPath})\n`),
     orchestratorArgs: [...c.args.orchestrator],
     computeArgs: [...c.args.compute],
     // One core's worth of BLAS threads per trainer by default: more would oversubscribe the cores.

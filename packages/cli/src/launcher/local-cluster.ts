@@ -12,6 +12,9 @@ export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): s
   return join(REPO_ROOT, "services", service, "dist", "main.js");
 }
 
+/** How long the orchestrator may take to serve before its log's last message is passed on (it takes about a second). */
+const SLOW_START_MS = 5_000;
+
 export interface ClusterOptions {
   trainers: number;
   logDir: string;
@@ -28,6 +31,8 @@ export interface ClusterOptions {
   startTimeoutMs?: number;
   /** Told every 30 s while compute, still running, reads its data before it is ready. */
   onComputeReading?: (seconds: number, logPath: string) => void;
+  /** Told once when the orchestrator is not ready after SLOW_START_MS, with its log's last message (a lock it waits out). */
+  onSlowStart?: (name: string, said: string, logPath: string) => void;
   env?: NodeJS.ProcessEnv;
   /** Detach children so they outlive this process (`pangea up`). */
   detached?: boolean;
@@ -175,6 +180,7 @@ export class LocalCluster {
     // deadline while it runs (it exits by itself on bad data or an unreachable orchestrator).
     const reading = name === "compute";
     let told = started;
+    let slowTold = name !== "orchestrator";
     for (;;) {
       const address = readyAddress(proc.logPath);
       if (address) return address;
@@ -186,6 +192,11 @@ export class LocalCluster {
       if (!reading && now - started > timeoutMs) {
         const said = lastLogMessage(proc.logPath);
         throw new ClusterError(`${name} did not become ready within ${timeoutMs / 1000}s${said ? `; its log's last line: ${printable(said, 300)}` : ""} (log: ${proc.logPath})`);
+      }
+      // It serves within a second unless it waits for something (a job lock held from another machine): said, not silent.
+      if (!slowTold && now - started >= SLOW_START_MS) {
+        slowTold = true;
+        this.opts.onSlowStart?.(name, lastLogMessage(proc.logPath), proc.logPath);
       }
       if (reading && now - told >= 30_000) {
         told = now;
