@@ -6,6 +6,13 @@ import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, me
 export const DEFAULT_MAX_MEMORY_MB = 1024;
 
 /** Compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
+/** Comma-separated paths; an empty entry (a doubled or trailing comma) is refused rather than dropped: a path may be missing there. */
+const pathList = z
+  .string()
+  .min(1, "expected comma-separated paths")
+  .refine((v) => v.split(",").every((p) => p.trim() !== ""), "expected comma-separated paths, got an empty entry (a doubled, leading or trailing comma)")
+  .transform((v) => v.split(",").map((p) => p.trim()));
+
 export const computeSchema = z.object({
   ...discoveryFields,
   ...tlsFields,
@@ -15,16 +22,8 @@ export const computeSchema = z.object({
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)" }),
   advertise: flag(address.optional(), { env: "PANGEA_COMPUTE_ADVERTISE", description: "address trainers use to reach this service", shown: "host:bound port" }),
   orchestrator: flag(address.default("127.0.0.1:50051"), { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address to register with" }),
-  data: flag(z
-    .string()
-    .min(1)
-    .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
-    .optional(), { env: "PANGEA_DATA", description: "data to train on: files, directories (their files) or quoted globs ('day_*.gz'), comma-separated; absent = built-in synthetic data" }),
-  evalData: flag(z
-    .string()
-    .min(1)
-    .transform((v) => v.split(",").map((p) => p.trim()).filter(Boolean))
-    .optional(), { env: "PANGEA_EVAL_DATA", description: "held-out data, as --data: then every --data record trains and --eval-fraction is not used" }),
+  data: flag(pathList.optional(), { env: "PANGEA_DATA", description: "data to train on: files, directories (their files) or quoted globs ('day_*.gz'), comma-separated; absent = built-in synthetic data" }),
+  evalData: flag(pathList.optional(), { env: "PANGEA_EVAL_DATA", description: "held-out data, as --data: then every --data record trains and --eval-fraction is not used" }),
   format: flag(z.enum(["criteo", "instance", "example", "examplebatch", "parquet"], { message: "expected criteo, instance, example, examplebatch or parquet" }).default("criteo"), { env: "PANGEA_FORMAT", description: "criteo (TSV), instance, example, examplebatch or parquet" }),
   framing: flag(z.enum(["pb", "tfrecord"], { message: "expected pb or tfrecord" }).default("pb"), { env: "PANGEA_FRAMING", description: "record framing of Monolith files: pb or tfrecord" }),
   compression: flag(z.enum(["auto", "none", "gzip", "zlib", "snappy", "zstd"], { message: "expected auto, none, gzip, zlib, snappy or zstd" }).default("auto"), { env: "PANGEA_COMPRESSION", description: "auto (by file name), none, gzip, zlib, snappy or zstd" }),

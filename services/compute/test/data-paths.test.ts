@@ -98,6 +98,13 @@ describe("--data paths", () => {
     expect(() => expandDataPaths(["", ""], "--data")).toThrow("--data names no file");
   });
 
+  it("--data and --eval-data refuse an empty entry in their list (a doubled or trailing comma, where a path may have been meant)", () => {
+    for (const [flag, value] of [["--data", "a.tsv,"], ["--data", "a.tsv,,b.tsv"], ["--eval-data", ",b.tsv"]] as const) {
+      expect(() => loadConfig([flag, value], {})).toThrow(`invalid ${flag}: expected comma-separated paths, got an empty entry (a doubled, leading or trailing comma)`);
+    }
+    expect(loadConfig(["--data", "a.tsv, b.tsv"], {})!.data).toEqual(["a.tsv", "b.tsv"]);
+  });
+
   it("a link to nothing or a FIFO in a directory or a pattern's matches is refused by name, not passed over; a subdirectory is passed over", () => {
     const days = join(dir, "days");
     mkdirSync(join(days, "sub"), { recursive: true });
