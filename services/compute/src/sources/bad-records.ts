@@ -36,6 +36,9 @@ export class BadRecords {
   private readonly held = new Map<string, HeldRecords>();
   /** Samples kept from each file read through (the pass says, in input order). */
   private readonly kept = new Map<string, number>();
+  /** Damaged stretches whose records are known (a Parquet row group's rows), and those records. */
+  private countedStretches = 0;
+  private stretchRecords = 0;
   firstExample = "";
   /** The first example is a held record's, which may yet be taken as wrong output: the event noted after it, if any. */
   private firstHeldOpen = false;
@@ -87,9 +90,14 @@ export class BadRecords {
   }
 
   /** The framing lost its place: `lostBytes` were skipped, to where reading resumed (or to the end of the file). */
-  lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: string | null): void {
+  lost(file: string, at: string, reason: string, lostBytes: number, resumeAt: string | null, lostRecords?: number): void {
     const after = resumeAt !== null ? `${lostBytes} bytes skipped to the next readable record at ${resumeAt}` : lostBytes > 0 ? `${lostBytes} bytes to the end unreadable` : "the file ends there";
     this.stretch(file, at, reason, after, lostBytes, resumeAt !== null ? SKIP_TO_NEXT : SKIP_TO_END);
+    // A Parquet row group knows its rows: said in the summary when every stretch's are known.
+    if (lostRecords !== undefined) {
+      this.countedStretches++;
+      this.stretchRecords += lostRecords;
+    }
   }
 
   /**
@@ -177,7 +185,11 @@ export class BadRecords {
     const wrong = this.wrongOutputRecords ? `${this.wrongOutputRecords} ${this.wrongOutputRecords === 1 ? "record" : "records"} of wrong output that did not parse, ` : "";
     const done = [
       this.records ? `${this.records} bad ${this.records === 1 ? "record" : "records"} skipped` : "",
-      this.stretches ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}${wrong}${wrong ? "other " : "the "}records in ${it} are not counted)` : "",
+      this.stretches
+        ? `${this.stretches} damaged ${this.stretches === 1 ? "stretch" : "stretches"} skipped (${this.lostBytes ? `${this.lostBytes} bytes; ` : ""}${
+            this.countedStretches === this.stretches ? `${this.stretchRecords} ${this.stretchRecords === 1 ? "record" : "records"} in ${it}` : `${wrong}${wrong ? "other " : "the "}records in ${it} are not counted`
+          })`
+        : "",
       this.ignoredBytes ? `${this.ignoredBytes} bytes of trailing garbage ignored` : "",
       `${kept} ${kept === 1 ? "sample" : "samples"} kept`,
     ].filter(Boolean);

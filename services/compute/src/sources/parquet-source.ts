@@ -87,7 +87,7 @@ export class ParquetSource extends CachedSource {
               const noMemory = err instanceof RangeError && /allocation failed/i.test(err.message);
               if (opts.onBadRecord !== "skip" || noMemory || !ComputeErrors.is(failure, "COMPUTE_ERR_BAD_FRAME")) throw failure;
               const next = g + 1 < meta.row_groups.length ? `row group ${g + 1} (row ${groupEnd})` : null;
-              bad.lost(path, `: ${where}`, pageDamage(err), groupBytes(group, wanted), next);
+              bad.lost(path, `: ${where}`, pageDamage(err), groupBytes(group, wanted), next, groupEnd - groupStart);
               groupStart = groupEnd;
               continue;
             }
