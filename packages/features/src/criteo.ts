@@ -63,5 +63,8 @@ export function criteoLayoutMismatch(list: FeatureListConfig, slotBase = CRITEO_
     const d = dense[i]!;
     if (d.name !== w.name || (d.size ?? 1) !== w.size || (d.transform ?? "none") !== w.transform) return `its dense[${i}] is '${d.name}' (size ${d.size ?? 1}, transform ${d.transform ?? "none"}), the layout's '${w.name}' (size ${w.size}, transform ${w.transform})`;
   }
+  // The label is the line's first field: a list reading it elsewhere would be ignored.
+  const label = list.label;
+  if (label && (label.index !== 0 || label.column !== "label")) return `its label reads index ${label.index}, column '${label.column}'; a Criteo line's label is its first field (leave "label" out)`;
   return null;
 }

@@ -227,7 +227,12 @@ function parseConf(text: string, path: string): unknown {
     const l = line.trim();
     if (!l || l.startsWith("#") || l.startsWith("column_name") || l.startsWith("cache") || l.startsWith("feed")) return;
     const kv = new Map<string, string>();
-    for (const m of l.matchAll(/([A-Za-z_]+)\s*=\s*([^\s,;]+)/g)) kv.set(m[1]!, m[2]!);
+    for (const m of l.matchAll(/([A-Za-z_]+)\s*=\s*([^\s,;]+)/g)) {
+      // The last would win silently, as in a JSON object given a key twice.
+      if (kv.has(m[1]!)) throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}:${i + 1}: ${m[1]} is given twice; give each key once`);
+      kv.set(m[1]!, m[2]!);
+    }
+    if (kv.has("feature_name") && kv.has("name")) throw FeatureErrors.create("FEATURES_ERR_BAD_LIST", `feature list ${path}:${i + 1}: both feature_name and name are given; give one`);
     const name = kv.get("feature_name") ?? kv.get("name");
     const slot = kv.get("slot");
     if (!name || slot === undefined || !/^\d+$/.test(slot)) {

@@ -31,6 +31,8 @@ describe("feature lists", () => {
     ["null\n", "holds JSON null; expected a JSON object"],
     ['["slots"', 'holds text starting "[\\"slots\\""; expected a JSON object'],
     ["feature_name=x\n", "expected feature_name=... slot=<integer>"],
+    ["feature_name=a slot=1 dim=8 dim=16\n", ":1: dim is given twice; give each key once"],
+    ["feature_name=a slot=1\nfeature_name=b name=c slot=2\n", ":2: both feature_name and name are given; give one"],
     ['{"slots": [{"name": "a", "slot": 1, "pooing": "mean"}]}', 'slots[0] "a": unknown field "pooing"'],
     ['{"slots": [{"name": "a", "slot": 1}], "groupslot": 1}', '(root): unknown field "groupslot"'],
     ['{"slots": [{"name": "a", "slot": 1}], "labels": [{"name": "a", "weight": 0}, {"name": "b", "weight": 0}]}', "every label has weight 0"],

@@ -14,7 +14,9 @@ export function duplicateJsonKey(text: string): string | null {
     const top = stack.at(-1);
     if (c === '"') {
       let end = i + 1;
-      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      // Not valid JSON (the callers parse it first): an unterminated string ends the scan.
+      if (end >= text.length) return null;
       let next = end + 1;
       while (next < text.length && /\s/.test(text[next]!)) next++;
       // In valid JSON only a key is followed by a colon.

@@ -12,6 +12,8 @@ describe("duplicateJsonKey", () => {
     expect(duplicateJsonKey('{"a": 1, "\\u0061": 2}')).toBe("a");
     expect(duplicateJsonKey('{"a" : 1, "a"\n:2}')).toBe("a");
     expect(duplicateJsonKey("[1, 2, {}]")).toBeNull();
+    // Not JSON: no hang on an unterminated string.
+    expect(duplicateJsonKey('{"a": "b')).toBeNull();
     // Independent check: every key-ordering a JSON.parse round trip keeps is free of duplicates.
     const big = JSON.stringify({ slots: Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, slot: i, nested: { name: i } })) });
     expect(duplicateJsonKey(big)).toBeNull();

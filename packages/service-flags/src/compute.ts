@@ -5,14 +5,14 @@ import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, me
 /** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
 export const DEFAULT_MAX_MEMORY_MB = 1024;
 
-/** Compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 /** Comma-separated paths; an empty entry (a doubled or trailing comma) is refused rather than dropped: a path may be missing there. */
 const pathList = z
   .string()
-  .min(1, "expected comma-separated paths")
-  .refine((v) => v.split(",").every((p) => p.trim() !== ""), "expected comma-separated paths, got an empty entry (a doubled, leading or trailing comma)")
+  .refine((v) => v.trim() !== "", "expected comma-separated paths")
+  .refine((v) => v.trim() === "" || v.split(",").every((p) => p.trim() !== ""), "expected comma-separated paths, got an empty entry (a doubled, leading or trailing comma)")
   .transform((v) => v.split(",").map((p) => p.trim()));
 
+/** Compute's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const computeSchema = z.object({
   ...discoveryFields,
   ...tlsFields,

@@ -103,6 +103,7 @@ describe("--data paths", () => {
       expect(() => loadConfig([flag, value], {})).toThrow(`invalid ${flag}: expected comma-separated paths, got an empty entry (a doubled, leading or trailing comma)`);
     }
     expect(loadConfig(["--data", "a.tsv, b.tsv"], {})!.data).toEqual(["a.tsv", "b.tsv"]);
+    expect(() => loadConfig(["--data", " "], {})).toThrow('invalid --data: expected comma-separated paths, got " "');
   });
 
   it("a link to nothing or a FIFO in a directory or a pattern's matches is refused by name, not passed over; a subdirectory is passed over", () => {

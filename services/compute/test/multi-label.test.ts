@@ -241,6 +241,7 @@ describe("Criteo TSV stays single-label", () => {
     };
     expect(await refused({ slots: [{ name: "user_id", slot: 1, type: "bytes" }], dense: [{ name: "price" }] })).toContain("differs: it declares 1 slot, the layout 26;");
     expect(await refused(one.featureListConfig("fid_v2"))).toContain("differs: its slots[0] is 'C1' (slot 1, type fid_v2), the layout's 'C1' (slot 1, type bytes);");
+    expect(await refused({ ...one.featureListConfig("bytes"), label: { index: 2, column: "click" } })).toContain("differs: its label reads index 2, column 'click'; a Criteo line's label is its first field (leave \"label\" out);");
     const noLog = one.featureListConfig("bytes");
     noLog.dense![2]!.transform = "none";
     expect(await refused(noLog)).toContain("differs: its dense[2] is 'I3' (size 1, transform none), the layout's 'I3' (size 1, transform log1p);");

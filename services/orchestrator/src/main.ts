@@ -14,6 +14,7 @@ import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpoi
 import { readCompletion } from "./checkpoint/completion.js";
 import { JOB_LOCK_FILE, lockJob } from "./checkpoint/job-lock.js";
 import { exportPlaceProblem } from "./checkpoint/export-place.js";
+import { jobDirGone } from "./checkpoint/job-dir-gone.js";
 import { join } from "node:path";
 import { OrchestratorService } from "./server/orchestrator-service.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
@@ -125,7 +126,7 @@ runMain("pangea-orchestrator", async () => {
       takenOver
         ? OrchestratorErrors.create("ORCH_ERR_JOB_IN_USE", `this job's checkpoint lock was lost (${why}): another run of --job-id ${config.jobId} may be writing its checkpoints`)
         : // The job's directory removed (or made unreadable) under it: its checkpoints are gone, not taken by another run.
-          OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `the job's checkpoint directory ${jobCheckpointDir(config.checkpointDir, config.jobId)} was removed or cannot be read while the job ran (${why}): the job stops rather than checkpoint where no lock guards it`),
+          jobDirGone(jobCheckpointDir(config.checkpointDir, config.jobId), why),
     );
   const control = new OrchestratorService(job);
   const { exchange, why } = config.denseExchange === "auto" ? DenseExchange.open() : { exchange: null, why: "--dense-exchange off" };

@@ -5,7 +5,7 @@ import type { JobStatus__Output } from "@pangea/schema";
 import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorConfigSchema } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
-import { LocalCluster, type ClusterOptions } from "../launcher/local-cluster.js";
+import { LocalCluster, orchestratorCommandLine, type ClusterOptions } from "../launcher/local-cluster.js";
 import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { StatusClient } from "./status-client.js";
 import { ProgressPrinter } from "./progress.js";
@@ -123,7 +123,8 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   // It has a default, so the schema cannot tell it was given: without --tls it would be ignored.
   if (!c.tls && argv.some((a) => a === "--tls-dir" || a.startsWith("--tls-dir="))) throw new UsageError("invalid --tls-dir: names --tls's certificates; give --tls too");
   const args = builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env);
-  checkOrchestratorFlags(args.orchestrator);
+  // As the cluster will start it: with the trainers and shards run counts itself (its flags, not the orchestrator's).
+  checkOrchestratorFlags(orchestratorCommandLine({ host: pick("host"), orchestratorPort: pick("orchestratorPort"), trainers: pick("trainers"), psShards: pick("psShards"), orchestratorArgs: args.orchestrator, metricsPort: pick("metricsPort") }));
   return deepFreeze({
     trainers: pick("trainers"),
     psShards: pick("psShards"),
@@ -174,7 +175,7 @@ export function clusterOptions(c: RunConfig, detached: boolean): ClusterOptions 
     psShards: c.psShards,
     // stderr: `run --json` keeps stdout for the status.
     onComputeReading: (seconds, logPath) => process.stderr.write(`compute is still reading its data into the record cache (${seconds} s; log: ${logPath})\n`),
-    onSlowStart: (name, said, logPath) => process.stderr.write(`${name} is not serving yet after 5 s${said ? `: ${printable(said, 300)}` : ""} (log: ${logPath})\n`),
+    onSlowStart: (name, seconds, said, logPath) => process.stderr.write(`${name} is not serving yet after ${seconds} s${said ? `: ${printable(said, 300)}` : ""} (log: ${logPath})\n`),
     orchestratorArgs: [...c.args.orchestrator],
     computeArgs: [...c.args.compute],
     // One core's worth of BLAS threads per trainer by default: more would oversubscribe the cores.
@@ -204,8 +205,8 @@ const ERROR_CODE = /\b[A-Z]+_ERR_[A-Z0-9_]+\b/;
  * newest status read (none: only these fields), its state JOB_STATE_FAILED and its error why the run stopped, and
  * `stoppedByRun` true, so a script reading `state` never takes a stopped job for a running one.
  */
-function stoppedJson(s: JobStatus__Output | null, why: string): string {
-  return statusJson({ ...(s ?? {}), state: "JOB_STATE_FAILED", error: why, errorExitCode: 1, stoppedByRun: true } as unknown as JobStatus__Output);
+function stoppedJson(s: JobStatus__Output | null, why: string, exitCode: number): string {
+  return statusJson({ ...(s ?? {}), state: "JOB_STATE_FAILED", error: why, errorExitCode: exitCode, stoppedByRun: true } as unknown as JobStatus__Output);
 }
 
 export async function runCommand(c: RunConfig): Promise<number> {
@@ -229,7 +230,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       progress.done();
       const log = (cluster ?? starting)?.process("orchestrator")?.logPath;
       const hint = log ? resumeHint(log, (job) => `the same command with --resume --job-id ${job} continues from the newest intact one`) : null;
-      if (c.json) process.stdout.write(`${stoppedJson(last, `pangea run was interrupted (${signal})`)}\n`);
+      if (c.json) process.stdout.write(`${stoppedJson(last, `pangea run was interrupted (${signal})`, 130)}\n`);
       if (hint) process.stderr.write(`pangea run: interrupted; ${hint}\n`);
       process.exit(130);
     });
@@ -306,7 +307,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
   const reasons = [final?.error, echoes ? null : failed].filter((r): r is string => Boolean(r));
   const why = reasons.join("; ") || "the job did not complete";
   // A job that failed of itself has its own status; one a dead process stopped gets the newest status read, marked.
-  if (c.json && failed) process.stdout.write(`${final && TERMINAL.has(final.state) ? statusJson(final) : stoppedJson(final ?? last, why)}\n`);
+  if (c.json && failed) process.stdout.write(`${final && TERMINAL.has(final.state) ? statusJson(final) : stoppedJson(final ?? last, why, 1)}\n`);
   // The reasons quote flags and peers as given: escaped, so none can drive the terminal.
   process.stderr.write(`pangea run: job failed: ${printable(why, 8192)}\n`);
   // A process died under a job that had not failed itself, the job was aborted for a lost worker (a shard, a trainer under

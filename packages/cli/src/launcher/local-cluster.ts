@@ -12,6 +12,22 @@ export function serviceEntry(service: "orchestrator" | "compute" | "trainer"): s
   return join(REPO_ROOT, "services", service, "dist", "main.js");
 }
 
+/** The flags every process of a cluster that finds the orchestrator through discovery is given. */
+function discoveryArgs(opts: Pick<ClusterOptions, "discovery" | "clusterName">): string[] {
+  return opts.discovery ? ["--discovery", opts.discovery, "--cluster-name", opts.clusterName ?? "pangea"] : [];
+}
+
+/**
+ * The orchestrator's command line in a cluster: the cluster's own flags (where it listens, the trainers and shards it
+ * waits for, discovery) and the caller's. `pangea run` checks the same line before it starts anything.
+ */
+export function orchestratorCommandLine(opts: Pick<ClusterOptions, "host" | "orchestratorPort" | "trainers" | "psShards" | "discovery" | "clusterName" | "orchestratorArgs" | "metricsPort">): string[] {
+  return [
+    "--host", opts.host ?? "127.0.0.1", "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(opts.psShards ?? 1), ...discoveryArgs(opts), ...opts.orchestratorArgs,
+    ...(opts.metricsPort ? ["--metrics-port", String(opts.metricsPort)] : []),
+  ];
+}
+
 /** How long the orchestrator may take to serve before its log's last message is passed on (it takes about a second). */
 const SLOW_START_MS = 5_000;
 
@@ -32,7 +48,7 @@ export interface ClusterOptions {
   /** Told every 30 s while compute, still running, reads its data before it is ready. */
   onComputeReading?: (seconds: number, logPath: string) => void;
   /** Told once when the orchestrator is not ready after SLOW_START_MS, with its log's last message (a lock it waits out). */
-  onSlowStart?: (name: string, said: string, logPath: string) => void;
+  onSlowStart?: (name: string, seconds: number, said: string, logPath: string) => void;
   env?: NodeJS.ProcessEnv;
   /** Detach children so they outlive this process (`pangea up`). */
   detached?: boolean;
@@ -90,11 +106,8 @@ export class LocalCluster {
     try {
       const host = opts.host ?? "127.0.0.1";
       const shards = opts.psShards ?? 1;
-      const disc = opts.discovery ? ["--discovery", opts.discovery, "--cluster-name", opts.clusterName ?? "pangea"] : [];
-      c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), [
-        "--host", host, "--port", String(opts.orchestratorPort ?? 0), "--trainers", String(opts.trainers), "--ps-shards", String(shards), ...disc, ...opts.orchestratorArgs,
-        ...(opts.metricsPort ? ["--metrics-port", String(opts.metricsPort)] : []),
-      ]);
+      const disc = discoveryArgs(opts);
+      c.orchestratorAddress = await c.startService("orchestrator", serviceEntry("orchestrator"), orchestratorCommandLine(opts));
       c.dashboardAddress = readyLine(c.process("orchestrator")!.logPath)?.metrics ?? "";
       // With discovery, nobody is told where the orchestrator is: they look it up.
       const where = (flag: string) => (opts.discovery ? disc : [flag, c.orchestratorAddress]);
@@ -196,7 +209,7 @@ export class LocalCluster {
       // It serves within a second unless it waits for something (a job lock held from another machine): said, not silent.
       if (!slowTold && now - started >= SLOW_START_MS) {
         slowTold = true;
-        this.opts.onSlowStart?.(name, lastLogMessage(proc.logPath), proc.logPath);
+        this.opts.onSlowStart?.(name, SLOW_START_MS / 1000, lastLogMessage(proc.logPath), proc.logPath);
       }
       if (reading && now - told >= 30_000) {
         told = now;

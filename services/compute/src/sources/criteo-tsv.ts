@@ -15,6 +15,12 @@ import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 
 const LF = 10;
 
+/** What a list of Criteo's layout (criteoLayoutMismatch) adds to the source's description: its slots' dims and pooling. */
+function slotSettingsOf(list: FeatureList): Pick<ReturnType<typeof listDescription>, "featureList" | "slotDims" | "slotPooling"> {
+  const { featureList, slotDims, slotPooling } = listDescription(list);
+  return { featureList, slotDims, slotPooling };
+}
+
 export interface CriteoOptions {
   /** The files, read in this order as one sequence of records. */
   paths: readonly string[];
@@ -75,9 +81,7 @@ export class CriteoTsvSource extends CachedSource {
     const evalCount = Math.min(n - 1, Math.round(n * opts.evalFraction));
     return new CriteoTsvSource(cache, evalCount, {
       description: `Criteo TSV ${files} (${n} records)`,
-      ...(opts.featureList
-        ? { featureList: opts.featureList.config, slotDims: listDescription(opts.featureList).slotDims, slotPooling: listDescription(opts.featureList).slotPooling }
-        : { featureList: criteoFeatureListConfig("bytes", slotBase) }),
+      ...(opts.featureList ? slotSettingsOf(opts.featureList) : { featureList: criteoFeatureListConfig("bytes", slotBase) }),
       ...(emptyFiles ? { dataWarnings: [emptyFiles] } : {}),
       numDense: CRITEO_NUM_DENSE,
       slotIds: Array.from({ length: CRITEO_NUM_SLOTS }, (_, s) => slotBase + s),

@@ -255,7 +255,7 @@ class MonolithPass {
     let e = 0;
     for (let i = 0; i < offsets.length; i++) {
       if (e < r.errors.length && r.errors[e]![0] === i) {
-        // A record that decodes but does not fit the feature list (too few labels) says nothing of the framing.
+        // A record that decodes with labels, too few for the feature list, says nothing of the framing.
         const wire = r.errors[e]![2];
         const hint = wire && offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
         this.bad.record(path, `: record at ${place} ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);

@@ -11,7 +11,7 @@ export type MessageKind = "instance" | "example" | "examplebatch";
  * (parse-worker.ts).
  */
 
-/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why, whether its bytes were not a message: framing may be to blame). */
+/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why, whether framing may be to blame: its bytes were not a message, or decoded to one without a label). */
 export interface MonolithParsed {
   part: ColumnsPart;
   samplesPerRecord: Uint32Array;
@@ -48,7 +48,7 @@ export class MonolithDecoder {
         decodeRecord(this.init.message, bytes.subarray(start, ends[i]!), this.asm, columns);
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        errors.push([i, err.message, err instanceof WireError]);
+        errors.push([i, err.message, err instanceof WireError || err.framingSuspect]);
       }
       samplesPerRecord[i] = columns.samples - before;
       start = ends[i]!;

@@ -80,9 +80,9 @@ async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number
     if (list?.namedTasks) {
       throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo has one label (a line's first field), but --feature-list ${c.featureList} declares "labels": several labels need Parquet or Monolith files`);
     }
-    // Criteo's layout is fixed (its feature list is not read), so a list's groupSlot would be dropped silently.
+    // A list beside Criteo TSV gives slots dims and pooling only: a groupSlot would be dropped silently.
     if (list && list.groupSlot !== null) {
-      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo reads its fixed layout, not --feature-list ${c.featureList}, so the list's groupSlot cannot apply; GAUC needs Parquet or Monolith files`);
+      throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--format criteo takes no groupSlot from --feature-list ${c.featureList} (only its slots' dims and pooling); GAUC needs Parquet or Monolith files`);
     }
     // The columns fix the layout; a list may only add slot dims and pooling. One of another layout would otherwise be ignored.
     const layout = list ? criteoLayoutMismatch(list.config) : null;

@@ -9,6 +9,7 @@ import type { EmbeddingStore, StoreCounters } from "../embeddings/embedding-stor
 import type { SavedCounters } from "../job/job-counters.js";
 import type { SavedTaskLosses } from "../job/task-status.js";
 import type { EvalReport__Output } from "@pangea/schema";
+import { jobDirGone } from "./job-dir-gone.js";
 
 export const CHECKPOINT_FORMAT = "pangea-checkpoint";
 export const CHECKPOINT_VERSION = 2;
@@ -167,11 +168,14 @@ export function saveCheckpoint(
   shard = { index: 0, count: 1 },
   training?: TrainingProgress,
   slotIds?: readonly number[],
+  /** The job's directory is the lock holder's (it exists while the job runs): gone, the write fails instead of making it again. */
+  locked = false,
 ): string {
   const final = stepCheckpointDir(root, jobId, step, shard.index);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
-    makeDirs(jobCheckpointDir(root, jobId));
+    if (locked && !existsSync(jobCheckpointDir(root, jobId))) throw jobDirGone(jobCheckpointDir(root, jobId), "it is gone");
+    if (!locked) makeDirs(jobCheckpointDir(root, jobId));
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     const files: Record<string, Buffer> = {
@@ -224,6 +228,9 @@ export function saveCheckpoint(
     } catch {
       // the reason the write failed may also prevent the clean-up; report the write
     }
+    if (OrchestratorErrors.is(err)) throw err;
+    // Removed between the look above and the write: mkdir of the step's directory found no parent.
+    if (locked && !existsSync(jobCheckpointDir(root, jobId))) throw jobDirGone(jobCheckpointDir(root, jobId), "it is gone");
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write checkpoint ${final}: ${(err as Error).message}`, { cause: err });
   }
 }

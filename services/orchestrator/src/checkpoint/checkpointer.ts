@@ -8,6 +8,7 @@ import type { DenseStore } from "../params/dense-store.js";
 import { exportModel, exportedVersions } from "../export/export-model.js";
 import { jobCheckpointDir, pruneCheckpoints, pruneRetiredShardParts, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
 import { protectedStep } from "./best-checkpoint.js";
+import { jobDirGone } from "./job-dir-gone.js";
 
 export interface CheckpointSettings {
   checkpointDir: string;
@@ -98,13 +99,10 @@ export class Checkpointer {
    */
   write(step: number, c: CheckpointContent): string {
     const index = this.s.shardIndex ?? 0;
-    if (this.s.lockFile && !existsSync(this.s.lockFile)) {
-      throw OrchestratorErrors.create(
-        "ORCH_ERR_CHECKPOINT_IO",
-        `the job's checkpoint directory ${jobCheckpointDir(this.s.checkpointDir, this.s.jobId)} was removed or cannot be read while the job ran (${this.s.lockFile} is gone): the job stops rather than checkpoint where no lock guards it`,
-      );
-    }
-    const path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds);
+    const guarded = this.s.lockFile !== undefined;
+    if (guarded && !existsSync(this.s.lockFile!)) throw jobDirGone(jobCheckpointDir(this.s.checkpointDir, this.s.jobId), `${this.s.lockFile} is gone`);
+    // Guarded, the write does not make the job's directory: removed since the look above, it fails the same way.
+    const path = saveCheckpoint(this.s.checkpointDir, this.s.jobId, step, c.spec, c.dense, c.store, { index, count: this.s.psShards }, c.progress, c.slotIds, guarded);
     this.lastAt = Date.now();
     this.savedStep = step;
     this.parts.set(step, { path, rows: c.store.size() });

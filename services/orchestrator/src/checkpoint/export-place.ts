@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { CHECKPOINT_FORMAT, jobCheckpointDir, manifestJson } from "./checkpoint.js";
 import { JOB_LOCK_FILE } from "./job-lock.js";
 
@@ -12,11 +12,11 @@ import { JOB_LOCK_FILE } from "./job-lock.js";
  * `checkpointDir` its --checkpoint-dir (versions there would read as jobs).
  */
 export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; jobId: string }): string | null {
-  const target = resolve(dir);
+  const target = realPath(dir);
   const where = (at: string) => (at === target ? "is" : `is inside`);
   if (job) {
-    if (target === resolve(job.checkpointDir)) return `${dir} is --checkpoint-dir too, where each directory is a job's; give the model versions a directory of their own`;
-    const jobDir = resolve(jobCheckpointDir(job.checkpointDir, job.jobId));
+    if (target === realPath(job.checkpointDir)) return `${dir} is --checkpoint-dir too, where each directory is a job's; give the model versions a directory of their own`;
+    const jobDir = realPath(jobCheckpointDir(job.checkpointDir, job.jobId));
     if (target === jobDir || target.startsWith(`${jobDir}/`)) return `${dir} ${where(jobDir)} job ${job.jobId}'s checkpoint directory ${jobDir}; give the model versions a directory outside the job's checkpoints`;
   }
   for (let at = target; ; at = dirname(at)) {
@@ -42,5 +42,18 @@ function isJobDirectory(dir: string): boolean {
     return readdirSync(dir).some((name) => /^step-\d+$/.test(name) && isCheckpoint(`${dir}/${name}`));
   } catch {
     return false;
+  }
+}
+
+/** The path with the links of its nearest existing ancestor followed: a link into the job's checkpoints is the same place. */
+function realPath(path: string): string {
+  const rest: string[] = [];
+  for (let at = resolve(path); ; at = dirname(at)) {
+    try {
+      return join(realpathSync(at), ...rest.reverse());
+    } catch {
+      if (dirname(at) === at) return resolve(path);
+      rest.push(basename(at));
+    }
   }
 }

@@ -1,4 +1,4 @@
-import type { Logger } from "@pangea/kit";
+import { printable, type Logger } from "@pangea/kit";
 import { featureListModelMismatch, specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { featureInputsMismatch, loadFeatureList, parseFeatureInputs } from "@pangea/features";
@@ -66,10 +66,11 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
   const warnings: string[] = [...(config.startWarnings ?? []), ...source.dataWarnings];
-  // The same length under another description (another file of as many records, another seed): perhaps the same
-  // records by another path, perhaps other data the data position would go on into. Said, not refused.
-  if (resumed?.data && !changed && resumed.data.description !== data.description) {
-    warnings.push(`--resume: the checkpoint trained on ${resumed.data.description}, this job reads ${data.description}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
+  // Files of the same length under another description (another name): perhaps the same records by another path,
+  // perhaps other data the data position would go on into. Said, not refused. (Data made or streamed on demand has
+  // no position in files: the built-in data, Kafka.)
+  if (resumed?.data && !changed && data.trainRecords > 0 && resumed.data.description !== data.description) {
+    warnings.push(`--resume: the checkpoint trained on ${printable(resumed.data.description, 300)}, this job reads ${printable(data.description, 300)}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
     log.warn({ trained: resumed.data.description, now: data.description }, "resumed on data described otherwise than the checkpoint's");
   }
   if (absent.length) {
