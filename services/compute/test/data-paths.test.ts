@@ -297,9 +297,9 @@ describe("what --data refuses besides", () => {
     await expect(open(["--data", day0, "--eval-data", hard, "--format", "criteo"])).rejects.toThrow(`--eval-data names ${hard}, the same file as ${day0} (a link), which --data trains on: held-out records must not be trained on`);
   });
 
-  it("--format criteo with a feature list naming a groupSlot (Criteo's layout is fixed: it would not apply)", async () => {
+  it("--format criteo with a feature list naming a groupSlot (a list beside Criteo TSV gives slot dims and pooling only: it would not apply)", async () => {
     const list = join(dir, "grouped.json");
     writeFileSync(list, JSON.stringify({ ...synthetic.featureListConfig("bytes"), groupSlot: 1 }));
-    await expect(open(["--data", all, "--format", "criteo", "--feature-list", list])).rejects.toThrow(/groupSlot cannot apply; GAUC needs Parquet or Monolith files$/);
+    await expect(open(["--data", all, "--format", "criteo", "--feature-list", list])).rejects.toThrow(/takes no groupSlot from --feature-list .* \(only its slots. dims and pooling\); GAUC needs Parquet or Monolith files$/);
   });
 });
