@@ -21,6 +21,16 @@ afterEach(async () => {
 
 const orchestratorArgs = (root: string) => ["--host", "127.0.0.1", "--port", "0", "--trainers", "1", "--checkpoint-dir", root, "--job-id", "shared", "--resume", "--register-timeout-ms", "600000"];
 
+/** Job `jobId`'s lock as a process on another machine left it, last touched `ageMs` ago; returns its path. */
+function remoteLock(root: string, jobId: string, ageMs: number): string {
+  const lock = join(root, jobId, "orchestrator.lock");
+  mkdirSync(dirname(lock), { recursive: true });
+  writeFileSync(lock, JSON.stringify({ pid: 1, host: "gone-pod-7f9c", start: "12", since: "2026-01-01T00:00:00.000Z" }));
+  const t = new Date(Date.now() - ageMs);
+  utimesSync(lock, t, t);
+  return lock;
+}
+
 describe("one run per job and per log directory", () => {
   it("a second orchestrator of a live job exits 1 naming the first; after kill -9 of the first, a restart takes the job over", async () => {
     const root = join(tmp, "ck");
@@ -46,12 +56,8 @@ describe("one run per job and per log directory", () => {
 
   it("a lock from another machine (a recreated container's old host name) is waited out once it stops being touched, then taken", async () => {
     const root = join(tmp, "remote");
-    const lock = join(root, "shared", "orchestrator.lock");
-    mkdirSync(dirname(lock), { recursive: true });
-    writeFileSync(lock, JSON.stringify({ pid: 1, host: "gone-pod-7f9c", start: "12", since: "2026-01-01T00:00:00.000Z" }));
     // Last touched 57 s ago: 3 s before the holder counts as gone.
-    const t = new Date(Date.now() - 57_000);
-    utimesSync(lock, t, t);
+    const lock = remoteLock(root, "shared", 57_000);
     const begun = Date.now();
     const s = await startService(ENTRY.orchestrator, orchestratorArgs(root));
     started.push(s);
@@ -63,11 +69,7 @@ describe("one run per job and per log directory", () => {
 
   it("pangea run whose orchestrator waits out such a lock says so after 5 s (it sat silent for a minute)", async () => {
     const root = join(tmp, "remote-run");
-    const lock = join(root, "waited", "orchestrator.lock");
-    mkdirSync(dirname(lock), { recursive: true });
-    writeFileSync(lock, JSON.stringify({ pid: 1, host: "gone-pod-7f9c", start: "12", since: "2026-01-01T00:00:00.000Z" }));
-    const t = new Date(Date.now() - 52_000);
-    utimesSync(lock, t, t);
+    remoteLock(root, "waited", 52_000);
     const r = await runNode(ENTRY.cli, ["run", "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu", "--job-id", "waited", "--checkpoint-dir", root, "--log-dir", join(tmp, "remote-run-logs")], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`orchestrator is not serving yet after 5 s: the job's lock is held from another machine; waiting to see whether that process still touches it (log: ${join(tmp, "remote-run-logs", "orchestrator.log")})`);
