@@ -174,7 +174,6 @@ export function saveCheckpoint(
   const final = stepCheckpointDir(root, jobId, step, shard.index);
   const tmp = `${final}.tmp-${process.pid}`;
   try {
-    if (locked && !existsSync(jobCheckpointDir(root, jobId))) throw jobDirGone(jobCheckpointDir(root, jobId), "it is gone");
     if (!locked) makeDirs(jobCheckpointDir(root, jobId));
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
@@ -228,8 +227,7 @@ export function saveCheckpoint(
     } catch {
       // the reason the write failed may also prevent the clean-up; report the write
     }
-    if (OrchestratorErrors.is(err)) throw err;
-    // Removed between the look above and the write: mkdir of the step's directory found no parent.
+    // The job's directory removed under a locked write: the step's directory found no parent to be made in.
     if (locked && !existsSync(jobCheckpointDir(root, jobId))) throw jobDirGone(jobCheckpointDir(root, jobId), "it is gone");
     throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot write checkpoint ${final}: ${(err as Error).message}`, { cause: err });
   }
