@@ -351,6 +351,7 @@ describe("--slot-config", () => {
     [{ slots: [1] }, "slots: expected an object, got a list"],
     ["{", "not valid JSON"],
     ['{"slots": {"3": {"dim": 8, "optimizer": "ftrl", "dim": 16}}}', 'gives "slots.3.dim" twice; give each field once'],
+    ['{"slots": {"3": {"dim": 32}, "03": {"dim": 16}}}', "slots.3 and slots.03 both name slot 3; give each slot once"],
   ])("refuses %j naming the field", (json, message) => {
     try {
       loadSlotConfig(write(json), base);

@@ -102,9 +102,13 @@ export function loadSlotConfig(path: string, base: SlotConfig): { defaults: Slot
   } as SlotConfig);
   const defaults = merge(base, parsed.data.default);
   const perSlot = new Map<number, SlotConfig>();
+  const keyOf = new Map<number, string>();
   for (const [id, o] of Object.entries(parsed.data.slots)) {
     const n = Number(id);
     if (n > 32767) throw bad(`slot ${n} is outside the v2 layout's range 0..32767`);
+    // "3" and "03" are one slot: the later would win silently, as a key given twice does.
+    if (keyOf.has(n)) throw bad(`slots.${keyOf.get(n)} and slots.${id} both name slot ${n}; give each slot once`);
+    keyOf.set(n, id);
     // Dim and pooling named for the slot itself are kept apart from the default's: a feature list's own may not contradict them (model-tables).
     const { pooling: _inherited, ...rest } = merge(defaults, o);
     perSlot.set(n, { ...rest, ...(o.dim !== undefined ? { slotDim: o.dim } : {}), ...(o.pooling ? { pooling: o.pooling } : {}) });

@@ -50,7 +50,7 @@ export function trainingStepMismatch(resumed: Pick<TrainingProgress, "mode" | "b
   if (resumed.mode === config.mode && resumed.batchesPerStep === batchesPerStep && resumed.batchSize === config.batchSize) return null;
   // Only the trainer count differs (batches per step follow it by default): the flag that keeps the step as it was.
   const hint = resumed.mode === config.mode && resumed.batchSize === config.batchSize && !config.batchesPerStep ? ` (with ${config.trainers} trainer${config.trainers === 1 ? "" : "s"}: --batches-per-step ${resumed.batchesPerStep} keeps the job's step as it was)` : "";
-  return `was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batches of ${resumed.batchSize} per step, but this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}${hint}`;
+  return `was taken in ${resumed.mode} mode with ${resumed.batchesPerStep} batch${resumed.batchesPerStep === 1 ? "" : "es"} of ${resumed.batchSize} per step, but this job has ${config.mode}, ${batchesPerStep} of ${config.batchSize}${hint}`;
 }
 
 /**

@@ -73,10 +73,9 @@ export function checkpointOptimizerMismatch(
   sparseOptimizerOf: (slot: number) => string,
 ): string | null {
   const dense = saved[0]?.denseOptimizer ?? "adam";
-  if (dense !== denseOptimizer) return `was trained with --dense-optimizer ${dense}, but this job gives ${denseOptimizer}: give the optimizer it was trained with`;
-  for (const t of saved.flatMap((m) => m.tables)) {
-    const want = sparseOptimizerOf(t.slot);
-    if (t.optimizer !== want) return `holds slot ${t.slot}'s rows with ${t.optimizer}'s state, but this job gives the slot ${want} (--sparse-optimizer or --slot-config): give the optimizer it was trained with`;
-  }
-  return null;
+  const denseProblem = dense !== denseOptimizer ? `was trained with --dense-optimizer ${dense}, but this job gives ${denseOptimizer}: give the optimizer it was trained with` : null;
+  // The first slot of another sparse optimizer too: both are mended in one go.
+  const other = saved.flatMap((m) => m.tables).find((t) => t.optimizer !== sparseOptimizerOf(t.slot));
+  const sparseProblem = other ? `holds slot ${other.slot}'s rows with ${other.optimizer}'s state, but this job gives the slot ${sparseOptimizerOf(other.slot)} (--sparse-optimizer or --slot-config): give the optimizer it was trained with` : null;
+  return [denseProblem, sparseProblem].filter((p) => p !== null).join("; and it ") || null;
 }
