@@ -771,6 +771,7 @@ describe("the pangea command as a new user meets it", () => {
       [["--out", checkpoint], `--out: ${checkpoint} is the checkpoint ${checkpoint}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`],
       [["--out", join(checkpoint, "models")], `--out: ${join(checkpoint, "models")} is inside the checkpoint ${checkpoint}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`],
       [["--out", dirname(checkpoint)], `--out: ${dirname(checkpoint)} is a job's checkpoint directory, ${dirname(checkpoint)}; give the model versions a directory outside the job's checkpoints`],
+      [["--out", dirname(dirname(checkpoint))], `--out: ${dirname(dirname(checkpoint))} is a --checkpoint-dir (it holds the checkpoints of job base), where each directory is a job's; give the model versions a directory of their own`],
     ] as const) {
       const bad = await runNode(ENTRY.cli, ["export", "--checkpoint", checkpoint, ...args]);
       expect([bad.code, bad.stderr]).toEqual([2, `pangea export: ${line}\nRun 'pangea export --help' for usage.\n`]);

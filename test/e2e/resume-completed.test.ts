@@ -78,6 +78,10 @@ describe("pangea run --resume of a job that completed", () => {
     rmSync(join(ckpt, "done", "completed.json"));
     const below = await run(5, ["--resume"]);
     expect(below.code).toBe(2);
+    // --json prints a status even so: why, and the exit code (there was none on stdout).
+    const refused = statusOf(below.stdout) as JobStatus__Output & { stoppedByRun?: boolean };
+    expect([refused.state, refused.errorExitCode, refused.stoppedByRun]).toEqual(["JOB_STATE_FAILED", 2, true]);
+    expect(refused.error).toMatch(/^orchestrator exited with code 2 while starting: pangea-orchestrator: --resume: job done's checkpoint at step 7 is beyond --steps 5/);
     expect(below.stderr).toContain("pangea run: orchestrator exited with code 2 while starting: pangea-orchestrator: --resume: job done's checkpoint at step 7 is beyond --steps 5: --steps counts the job's steps from its start, so give at least 7 to continue it (or --restore-from that checkpoint to start a new job from its parameters)");
     // As many as it reached: it completes there (evaluated, completed.json written again).
     const at = await run(7, ["--resume"]);

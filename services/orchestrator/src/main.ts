@@ -13,7 +13,7 @@ import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
 import { JOB_LOCK_FILE, lockJob } from "./checkpoint/job-lock.js";
-import { exportPlaceProblem } from "./checkpoint/export-place.js";
+import { exportedVersionAt, exportPlaceProblem } from "./checkpoint/export-place.js";
 import { jobDirGone } from "./checkpoint/job-dir-gone.js";
 import { join } from "node:path";
 import { OrchestratorService } from "./server/orchestrator-service.js";
@@ -54,6 +54,8 @@ runMain("pangea-orchestrator", async () => {
   }
   const exportPlace = config.exportDir ? exportPlaceProblem(config.exportDir, config) : null;
   if (exportPlace) throw new UsageError(`--export-dir: ${exportPlace}`);
+  const versionDir = exportedVersionAt(jobCheckpointDir(config.checkpointDir, config.jobId));
+  if (versionDir) throw new UsageError(`--job-id ${config.jobId}: ${versionDir}`);
   if (config.exportFeatureList) {
     // Parsed now, so a list no version could carry stops the job before it trains, not at its export.
     try {

@@ -1,7 +1,8 @@
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { exportPlaceProblem } from "../src/checkpoint/export-place.js";
+import { EXPORT_FORMAT } from "@pangea/model";
+import { exportedVersionAt, exportPlaceProblem } from "../src/checkpoint/export-place.js";
 import { tempDir } from "./fakes/job-fixture.js";
 
 describe("where model versions may be exported", () => {
@@ -16,5 +17,19 @@ describe("where model versions may be exported", () => {
     expect(exportPlaceProblem(join(root, "models"), job)).toBeNull();
     // Beside the jobs, in a directory of its own under --checkpoint-dir: no job's, so taken.
     expect(exportPlaceProblem(join(checkpointDir, "models"), job)).toBeNull();
+  });
+
+  it("not the checkpoint directory of jobs, known by the jobs it holds (pangea export knows no --checkpoint-dir); a job's directory that is a model version is refused to the job", () => {
+    const root = tempDir("pangea-export-root-");
+    mkdirSync(join(root, "ck", "j"), { recursive: true });
+    writeFileSync(join(root, "ck", "j", "orchestrator.lock"), "{}");
+    // Version 1 exported into it would have been job 1's directory: a job of that id trained into the version.
+    expect(exportPlaceProblem(join(root, "ck"))).toBe(`${join(root, "ck")} is a --checkpoint-dir (it holds the checkpoints of job j), where each directory is a job's; give the model versions a directory of their own`);
+    expect(exportPlaceProblem(join(root, "models"))).toBeNull();
+    mkdirSync(join(root, "ck", "1"));
+    writeFileSync(join(root, "ck", "1", "manifest.json"), JSON.stringify({ format: EXPORT_FORMAT, version: 1 }));
+    expect(exportedVersionAt(join(root, "ck", "1"))).toBe(`${join(root, "ck", "1")}, where the job's checkpoints go, is an exported model version; give another --job-id or --checkpoint-dir`);
+    expect(exportedVersionAt(join(root, "ck", "j"))).toBeNull();
+    expect(exportedVersionAt(join(root, "ck", "none"))).toBeNull();
   });
 });

@@ -8,6 +8,7 @@ import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from
 import { LocalCluster, orchestratorCommandLine, type ClusterOptions } from "../launcher/local-cluster.js";
 import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { StatusClient } from "./status-client.js";
+import { ClusterError } from "../cluster-error.js";
 import { ProgressPrinter } from "./progress.js";
 import { builtInTaskArgs, passThroughFlags, serviceArgs, type Service } from "./pass-through.js";
 import { resumeHint } from "./resume-hint.js";
@@ -236,7 +237,14 @@ export async function runCommand(c: RunConfig): Promise<number> {
     });
   process.once("SIGINT", stopAll);
   process.once("SIGTERM", stopAll);
-  cluster = await LocalCluster.start({ ...clusterOptions(c, false), onSpawn: (started) => (starting = started) });
+  try {
+    cluster = await LocalCluster.start({ ...clusterOptions(c, false), onSpawn: (started) => (starting = started) });
+  } catch (err) {
+    // A process that refused to start (its configuration, or the checkpoint it read) ends the run before any status:
+    // --json still prints one, so a script reading stdout learns why and the exit code to expect.
+    if (c.json) process.stdout.write(`${stoppedJson(null, (err as Error).message, err instanceof ClusterError ? err.exitCode : 1)}\n`);
+    throw err;
+  }
   out.write(`${addressesLine(cluster)}\n`);
   const status = new StatusClient(cluster.orchestratorAddress, admin);
   let final: JobStatus__Output | null = null;

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { CHECKPOINT_FORMAT, jobCheckpointDir, manifestJson } from "./checkpoint.js";
+import { EXPORT_FORMAT } from "@pangea/model";
 import { JOB_LOCK_FILE } from "./job-lock.js";
 
 /**
@@ -19,6 +20,8 @@ export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; j
     const jobDir = realPath(jobCheckpointDir(job.checkpointDir, job.jobId));
     if (target === jobDir || target.startsWith(`${jobDir}/`)) return `${dir} ${where(jobDir)} job ${job.jobId}'s checkpoint directory ${jobDir}; give the model versions a directory outside the job's checkpoints`;
   }
+  const job0 = jobDirectoryIn(target);
+  if (job0) return `${dir} is a --checkpoint-dir (it holds the checkpoints of job ${job0}), where each directory is a job's; give the model versions a directory of their own`;
   for (let at = target; ; at = dirname(at)) {
     if (isCheckpoint(at)) return `${dir} ${where(at)} the checkpoint ${at}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`;
     if (isJobDirectory(at)) return `${dir} ${where(at)} a job's checkpoint directory, ${at}; give the model versions a directory outside the job's checkpoints`;
@@ -45,6 +48,20 @@ function isJobDirectory(dir: string): boolean {
   }
 }
 
+/** The first job whose checkpoint directory `dir` holds (looking at no more than MAX_LOOKED of its entries), or null. */
+function jobDirectoryIn(dir: string): string | null {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  return names.slice(0, MAX_LOOKED).find((name) => isJobDirectory(join(dir, name))) ?? null;
+}
+
+/** A model base path holds versions, not thousands of entries: a directory that does is looked at in part. */
+const MAX_LOOKED = 1000;
+
 /** The path with the links of its nearest existing ancestor followed: a link into the job's checkpoints is the same place. */
 function realPath(path: string): string {
   const rest: string[] = [];
@@ -56,4 +73,19 @@ function realPath(path: string): string {
       rest.push(basename(at));
     }
   }
+}
+
+/**
+ * Why a job cannot keep its checkpoints in `jobDir`, or null: it is a model
+ * version `pangea export` wrote (an export to --checkpoint-dir names its
+ * versions 1, 2, ..., as a job of that id would be named).
+ */
+export function exportedVersionAt(jobDir: string): string | null {
+  if (!existsSync(join(jobDir, "manifest.json"))) return null;
+  try {
+    if ((manifestJson(jobDir) as { format?: unknown }).format !== EXPORT_FORMAT) return null;
+  } catch {
+    return null;
+  }
+  return `${jobDir}, where the job's checkpoints go, is an exported model version; give another --job-id or --checkpoint-dir`;
 }
