@@ -29,20 +29,25 @@ export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; j
   }
 }
 
-function isCheckpoint(dir: string): boolean {
-  if (!existsSync(`${dir}/manifest.json`)) return false;
+/** The format a directory's manifest.json names (a checkpoint's or an export's), or undefined without a readable one. */
+function manifestFormat(dir: string): unknown {
+  if (!existsSync(join(dir, "manifest.json"))) return undefined;
   try {
-    return (manifestJson(dir) as { format?: unknown }).format === CHECKPOINT_FORMAT;
+    return (manifestJson(dir) as { format?: unknown }).format;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function isCheckpoint(dir: string): boolean {
+  return manifestFormat(dir) === CHECKPOINT_FORMAT;
 }
 
 /** A job's checkpoint directory: the orchestrator's lock, or a step-N checkpoint in it. */
 function isJobDirectory(dir: string): boolean {
-  if (existsSync(`${dir}/${JOB_LOCK_FILE}`)) return true;
+  if (existsSync(join(dir, JOB_LOCK_FILE))) return true;
   try {
-    return readdirSync(dir).some((name) => /^step-\d+$/.test(name) && isCheckpoint(`${dir}/${name}`));
+    return readdirSync(dir).some((name) => /^step-\d+$/.test(name) && isCheckpoint(join(dir, name)));
   } catch {
     return false;
   }
@@ -81,11 +86,6 @@ function realPath(path: string): string {
  * versions 1, 2, ..., as a job of that id would be named).
  */
 export function exportedVersionAt(jobDir: string): string | null {
-  if (!existsSync(join(jobDir, "manifest.json"))) return null;
-  try {
-    if ((manifestJson(jobDir) as { format?: unknown }).format !== EXPORT_FORMAT) return null;
-  } catch {
-    return null;
-  }
+  if (manifestFormat(jobDir) !== EXPORT_FORMAT) return null;
   return `${jobDir}, where the job's checkpoints go, is an exported model version; give another --job-id or --checkpoint-dir`;
 }

@@ -37,9 +37,10 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
   // A holder on another machine is known only by the file's age: a container or pod recreated after a kill -9 (another host
   // name) waits the stale time out once rather than exit into a restart loop. A holder that goes on touching the file is live.
   if (taken.goneInMs !== undefined) {
+    const waitMs = taken.goneInMs + 1_000;
     // The holder and the wait in the message itself: pangea run passes on only a log line's message.
-    log.warn({ lock: path, holder: taken.heldBy, waitMs: taken.goneInMs }, `the job's lock is held from another machine, by ${taken.heldBy}; waiting ${Math.ceil((taken.goneInMs + 1_000) / 1000)} s to see whether that process still touches it`);
-    await new Promise((r) => setTimeout(r, taken.goneInMs! + 1_000));
+    log.warn({ lock: path, holder: taken.heldBy, waitMs: taken.goneInMs }, `the job's lock is held from another machine, by ${taken.heldBy}; waiting ${Math.ceil(waitMs / 1000)} s to see whether that process still touches it`);
+    await new Promise((r) => setTimeout(r, waitMs));
     taken = take();
   }
   if (taken.lock) {
