@@ -67,6 +67,27 @@ describe("one run per job and per log directory", () => {
     expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(s.child.pid);
   }, 90_000);
 
+  it("a lock file with no holder's record in it (emptied, overwritten) is taken at once when old, after a few seconds when new", async () => {
+    const root = join(tmp, "debris");
+    const lock = remoteLock(root, "shared", 0);
+    writeFileSync(lock, "not a lock\n");
+    const t = new Date(Date.now() - 120_000);
+    utimesSync(lock, t, t);
+    const old = await startService(ENTRY.orchestrator, orchestratorArgs(root));
+    started.push(old);
+    expect(old.output()).not.toContain("names no holder");
+    expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(old.child.pid);
+    await old.stop();
+    // Written a moment ago, it may be a process between its create and its write: a few seconds' wait, said (it was a minute's, as another machine's).
+    writeFileSync(lock, "");
+    const begun = Date.now();
+    const recent = await startService(ENTRY.orchestrator, orchestratorArgs(root));
+    started.push(recent);
+    expect(Date.now() - begun).toBeLessThan(15_000);
+    expect(recent.output()).toMatch(new RegExp(`the job's lock ${lock} names no holder yet; waiting [1-6] s for a process writing it now`));
+    expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(recent.child.pid);
+  }, 90_000);
+
   it("pangea run whose orchestrator waits out such a lock says so after 5 s (it sat silent for a minute)", async () => {
     const root = join(tmp, "remote-run");
     remoteLock(root, "waited", 52_000);

@@ -6,6 +6,8 @@ import { processExists, processStartTime } from "./process-exists.js";
 const REFRESH_MS = 10_000;
 /** ...so a lock from another machine (a shared volume) untouched this long is a process that is gone. */
 export const STALE_LOCK_MS = 60_000;
+/** A file without a holder's record is a writer between its create and its write only this soon after: later it is debris. */
+const WRITING_MS = 5_000;
 
 interface Holder {
   pid: number;
@@ -18,9 +20,10 @@ interface Holder {
 /**
  * What `ProcessLock.acquire` found: the lock, or who holds it, in words, and
  * for a holder known only by its file's age (another machine), in how many
- * ms it counts as gone unless it touches the file again.
+ * ms it counts as gone unless it touches the file again; `unwritten`: the
+ * file holds no holder's record (yet).
  */
-export type LockResult = { lock: ProcessLock; heldBy?: undefined; goneInMs?: undefined } | { lock?: undefined; heldBy: string; goneInMs?: number };
+export type LockResult = { lock: ProcessLock; heldBy?: undefined; goneInMs?: undefined; unwritten?: undefined } | { lock?: undefined; heldBy: string; goneInMs?: number; unwritten?: boolean };
 
 /**
  * A file that says one process at a time does something (writes a job's
@@ -81,7 +84,7 @@ export class ProcessLock {
   }
 
   /** Who holds the lock, if that process is still there; null if it is gone. */
-  private liveHolder(): { heldBy: string; goneInMs?: number } | null {
+  private liveHolder(): { heldBy: string; goneInMs?: number; unwritten?: boolean } | null {
     let text: string;
     let touched: number;
     try {
@@ -90,14 +93,16 @@ export class ProcessLock {
     } catch {
       return null;
     }
-    const goneInMs = Math.ceil(touched + STALE_LOCK_MS - Date.now());
-    let h: Partial<Holder>;
-    try {
-      h = JSON.parse(text) as Partial<Holder>;
-    } catch {
-      // Not (yet) a holder's record: its writer died between the create and the write, or is between them now.
-      return goneInMs > 0 ? { heldBy: `a process writing ${this.path} now`, goneInMs } : null;
+    // The file's age bounds each wait (a clock ahead on the writer's machine does not stretch it).
+    const left = (ms: number) => Math.min(ms, Math.ceil(touched + ms - Date.now()));
+    const h = holderIn(text);
+    if (!h) {
+      // Not (yet) a holder's record: its writer is between the create and the write now, or the file is debris (a writer
+      // killed between them, an emptied or overwritten file), which nobody would touch again.
+      const writingMs = left(WRITING_MS);
+      return writingMs > 0 ? { heldBy: `a process writing ${this.path} now`, goneInMs: writingMs, unwritten: true } : null;
     }
+    const goneInMs = left(STALE_LOCK_MS);
     const heldBy = `process ${h.pid} on ${h.host} (since ${h.since})`;
     if (h.host === this.me.host && typeof h.pid === "number") {
       if (h.pid === process.pid || !processExists(h.pid)) return null;
@@ -140,4 +145,15 @@ export class ProcessLock {
       // already gone, or another's: nothing of this process's to remove
     }
   };
+}
+
+/** The holder's record a lock file holds, or null for anything else (empty, cut short, another file's text). */
+function holderIn(text: string): Partial<Holder> | null {
+  try {
+    const h = JSON.parse(text) as unknown;
+    if (h && typeof h === "object" && typeof (h as Holder).pid === "number" && typeof (h as Holder).host === "string") return h as Partial<Holder>;
+  } catch {
+    // not JSON
+  }
+  return null;
 }

@@ -71,11 +71,24 @@ describe("ProcessLock", () => {
     expect(ProcessLock.acquire(path).lock).toBeDefined();
   });
 
-  it("a file with no holder's record in it: a writer between create and write while recent, gone once stale", () => {
-    writeFileSync(path, "");
-    expect(ProcessLock.acquire(path).heldBy).toBe(`a process writing ${path} now`);
-    aged(STALE_LOCK_MS + 1_000);
-    expect(ProcessLock.acquire(path).lock).toBeDefined();
+  it("a file with no holder's record in it: a writer between create and write for 5 s, debris after (not a minute's wait)", () => {
+    for (const text of ["", "garbage\n", "null", '{"pid":"7"}', "[1]"]) {
+      writeFileSync(path, text);
+      const held = ProcessLock.acquire(path);
+      expect(held.heldBy, text).toBe(`a process writing ${path} now`);
+      expect(held.goneInMs, text).toBeLessThanOrEqual(5_000);
+      expect(held.goneInMs, text).toBeGreaterThan(4_000);
+      aged(6_000);
+      const taken = ProcessLock.acquire(path);
+      expect(taken.lock, text).toBeDefined();
+      taken.lock!.release();
+    }
+  });
+
+  it("a lock file written by a clock ahead of this one waits no longer than the stale time", () => {
+    writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
+    aged(-3_600_000);
+    expect(ProcessLock.acquire(path).goneInMs).toBe(STALE_LOCK_MS);
   });
 
   it("a holder hears how it lost the lock: taken over by another process, or its file removed (the job's directory with it)", () => {

@@ -39,7 +39,13 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
   if (taken.goneInMs !== undefined) {
     const waitMs = taken.goneInMs + 1_000;
     // The holder and the wait in the message itself: pangea run passes on only a log line's message.
-    log.warn({ lock: path, holder: taken.heldBy, waitMs: taken.goneInMs }, `the job's lock is held from another machine, by ${taken.heldBy}; waiting ${Math.ceil(waitMs / 1000)} s to see whether that process still touches it`);
+    const wait = `waiting ${Math.ceil(waitMs / 1000)} s`;
+    log.warn(
+      { lock: path, holder: taken.heldBy, waitMs: taken.goneInMs },
+      taken.unwritten
+        ? `the job's lock ${path} names no holder yet; ${wait} for a process writing it now`
+        : `the job's lock is held from another machine, by ${taken.heldBy}; ${wait} to see whether that process still touches it`,
+    );
     await new Promise((r) => setTimeout(r, waitMs));
     taken = take();
   }
