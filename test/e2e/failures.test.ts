@@ -232,6 +232,37 @@ describe("unreachable peers and bad configuration", () => {
     expect(again.stderr).toContain(`resumed from step ${newest}`);
   }, 240_000);
 
+  it("pangea run whose own last trainer is killed goes on while a trainer started by hand trains, and counts it", async () => {
+    const dir = join(tmp, "hand-trainer");
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--trainers", "1", "--mode", "async", "--steps", "100000", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", join(tmp, "ckpt-hand"), "--log-dir", dir], { stdio: ["ignore", "pipe", "pipe"] });
+    let said = "";
+    run.stdout.on("data", (d: Buffer) => (said += d));
+    run.stderr.on("data", (d: Buffer) => (said += d));
+    const ended = new Promise<number | null>((r) => run.once("exit", (code) => r(code)));
+    const hand = spawn(process.execPath, [ENTRY.trainer, "--host", "127.0.0.1", "--port", "0", "--worker-id", "by-hand", "--orchestrator", (await waitFor("the run's addresses", async () => /^orchestrator (\S+),/m.exec(said)?.[1], 60_000))], { stdio: "ignore" });
+    try {
+      const address = /^orchestrator (\S+),/m.exec(said)![1]!;
+      const status = new StatusClient(address);
+      await status.connect(10_000);
+      try {
+        await waitFor("the hand-started trainer to train", async () => (await status.get()).workers.some((w) => w.workerId === "by-hand" && w.alive && Number(w.batchesDone) > 0), 60_000);
+      } finally {
+        status.close();
+      }
+      // The run's status poll has seen it too (every 0.2 s).
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(Number(/"pid":(\d+)/.exec(readLog(join(dir, "trainer-0.log")))![1]), "SIGKILL");
+      await waitFor("the run to report the loss", async () => said.includes("the job goes on"), 30_000);
+      expect(said).toMatch(/trainer-0 exited with code 137 \(killed by SIGKILL; log: \S+\); the job goes on with 1 trainer \(1 not started by this run\)\n/);
+      // It goes on: the run did not stop the cluster (it had, taking trainer-0 for the job's last trainer).
+      expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("running"), 3_000))])).toBe("running");
+    } finally {
+      hand.kill("SIGKILL");
+      run.kill("SIGTERM");
+      await ended;
+    }
+  }, 120_000);
+
   it("pangea run whose orchestrator is killed with SIGKILL exits 1 naming it, then says where the job's checkpoints are and which flags continue from them; --json prints the newest status read, marked failed", async () => {
     const dir = join(tmp, "orchestrator-killed");
     const ckpt = join(tmp, "ckpt-orchestrator-killed");

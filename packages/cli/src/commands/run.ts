@@ -254,11 +254,16 @@ export async function runCommand(c: RunConfig): Promise<number> {
   // A trainer that dies is the orchestrator's to handle (its batches go to the others) while any trainer is left.
   const failure = cluster.firstFailure((p) => {
     const left = cluster.trainersRunning();
+    // Trainers started by hand against this run's orchestrator (live at the newest status) train on too.
+    const own = new Set(cluster.trainers().map((t) => t.name));
+    const elsewhere = (last?.workers ?? []).filter((w) => w.kind === "WORKER_KIND_TRAINER" && w.alive && !own.has(w.workerId)).length;
+    const goesOnWith = left + elsewhere;
     // With --on-trainer-loss fail the orchestrator fails the job: the run ends here, not "the job goes on".
-    if (!p.name.startsWith("trainer-") || left === 0 || c.onTrainerLoss === "fail") return false;
+    if (!p.name.startsWith("trainer-") || goesOnWith === 0 || c.onTrainerLoss === "fail") return false;
     // Ended by the job's own failure (the orchestrator told it so): the summary gives the reason; the job does not go on.
     if (p.lastLine.includes("TRAINER_ERR_JOB_FAILED")) return true;
-    out.write(`${p.name} exited with code ${p.exitCode} (${p.lastLine || "no output"}; log: ${p.logPath}); the job goes on with ${left} trainer${left === 1 ? "" : "s"}\n`);
+    const others = elsewhere > 0 ? ` (${elsewhere} not started by this run)` : "";
+    out.write(`${p.name} exited with code ${p.exitCode} (${p.lastLine || "no output"}; log: ${p.logPath}); the job goes on with ${goesOnWith} trainer${goesOnWith === 1 ? "" : "s"}${others}\n`);
     return true;
   }).then((p) => {
     failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
