@@ -418,6 +418,22 @@ describe("bad records", () => {
     }), { numRuns: 3000 });
   });
 
+  it("a snappy file damaged mid-stream: the record the damage cuts runs past the readable data, not the file's end", async () => {
+    const data = compressSnappyBlocks(encodePbRecords(messages("instance"), PB_FILE_DEFAULTS), 1000);
+    // Hadoop's block framing: [block's size] then [chunk's size][chunk]...; a chunk's size halfway made nonsense.
+    const view = new DataView(data.buffer, data.byteOffset);
+    let at = 4;
+    while (at < data.length >> 1) at += 4 + view.getUint32(at);
+    view.setUint32(at, 0xfffff);
+    const path = join(dir, "damaged-mid.snappy");
+    writeFileSync(path, data);
+    const src = await open(path, "instance", "pb", "skip");
+    expect(src.info.trainRecords).toBeGreaterThan(0);
+    expect(src.info.trainRecords).toBeLessThan(N);
+    expect(src.info.skippedSummary).toMatch(/runs past the end of the readable data \(\d+ bytes left\) \(\d+ decompressed bytes to the end unreadable\), then at byte \d+ \(decompressed byte \d+\): cannot snappy-decompress: /);
+    expect(src.info.skippedSummary).not.toContain("end of the file");
+  });
+
   it("a snappy chunk length beyond what snappy makes of its block is damage at once, not bytes to hold until the file ends", () => {
     expect(() => new SnappyBlockStream().push(Uint8Array.from([0, 0, 0, 9, 0, 0, 0, 50]), false)).toThrow("snappy stream at byte 4: a chunk of 50 compressed bytes, more than snappy makes of the block's 9 bytes left");
     expect(() => new SnappyBlockStream().push(Uint8Array.from([0, 0, 0, 9, 0, 0, 0, 20]), true)).toThrow("snappy stream at byte 8: truncated chunk");

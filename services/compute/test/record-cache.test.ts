@@ -166,11 +166,11 @@ describe("damage found while streaming", () => {
     writeFileSync(path, gz.subarray(0, gz.length - 100));
     const open = (onBadRecord: "fail" | "skip") => MonolithFilesSource.open({ paths: [path], message: "instance", framing: new PbFraming(PB_FILE_DEFAULTS), compression: "auto", featureList: list, evalFraction: 0, onBadRecord, cacheDir: join(dir, `m-${onBadRecord}`) });
     await expect(open("fail")).rejects.toThrow(
-      new RegExp(`^${path}: decompressed byte \\d+: record size \\d+ runs past the end of the file \\(\\d+ bytes left\\) \\(\\d+ decompressed bytes to the end unreadable\\), then at byte \\d+ \\(decompressed byte \\d+\\): cannot gzip-decompress: unexpected end of file \\(the file ends there\\)$`),
+      new RegExp(`^${path}: decompressed byte \\d+: record size \\d+ runs past the end of the readable data \\(\\d+ bytes left\\) \\(\\d+ decompressed bytes to the end unreadable\\), then at byte \\d+ \\(decompressed byte \\d+\\): cannot gzip-decompress: unexpected end of file \\(the file ends there\\)$`),
     );
     const src = await open("skip");
     expect(src.info.trainRecords).toBeGreaterThan(1900);
-    expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; the records in it are not counted\), \d+ samples kept: 1 x record size \d+ runs past the end of the file .*: cannot gzip-decompress: unexpected end of file \(the file ends there\); first: /);
+    expect(src.info.skippedSummary).toMatch(/^1 damaged stretch skipped \(\d+ bytes; the records in it are not counted\), \d+ samples kept: 1 x record size \d+ runs past the end of the readable data .*: cannot gzip-decompress: unexpected end of file \(the file ends there\); first: /);
   });
 
   it("a file that shrinks while it is read ends the stream with damage naming the sizes", async () => {

@@ -48,6 +48,8 @@ export interface FrameWindow {
   readonly final: boolean;
   /** The most bytes of one frame a reader holds: a frame said to be longer is damage, not a reason to read more. */
   readonly maxFrame: number;
+  /** What the final bytes end at, in words, when not the file's end (a damaged stream stops before it). */
+  readonly end?: string;
 }
 
 /** A whole file in memory. */
@@ -60,7 +62,7 @@ export const WHOLE_FILE: FrameWindow = { final: true, maxFrame: Number.POSITIVE_
  */
 export function pastWindow(what: string, frameBytes: number, left: number, window: FrameWindow): { needs: number } | { message: string } {
   if (frameBytes > window.maxFrame) return { message: `${what} is more than the ${window.maxFrame} bytes compute holds of one record (taken for damage)` };
-  if (window.final) return { message: `${what} runs past the end of the file (${left} bytes left)` };
+  if (window.final) return { message: `${what} runs past ${window.end ?? "the end of the file"} (${left} bytes left)` };
   return { needs: frameBytes };
 }
 

@@ -46,7 +46,9 @@ export async function forEachFrame(stream: ByteStream, framing: RecordFraming, m
   while (window.length > 0) {
     let consumed = window.length;
     let needs = 0;
-    for (const ev of framing.frames(window, { final: ended, maxFrame: maxWindow })) {
+    // A stream that damage stopped ends before the file does: a frame cut there is not cut by the file's end.
+    const end = ended && stream.damage && !stream.damage.afterData ? "the end of the readable data" : undefined;
+    for (const ev of framing.frames(window, { final: ended, maxFrame: maxWindow, ...(end ? { end } : {}) })) {
       if (ev.kind === "short") {
         consumed = ev.offset;
         needs = ev.needs;
