@@ -48,14 +48,30 @@ describe("pangea run --resume on other data", () => {
     const s = statusOf(same.stdout);
     expect([s.state, Number(s.resumedFromStep), Number(s.step)]).toEqual(["JOB_STATE_COMPLETED", 2, 4]);
     expect(s.warnings).toEqual([]);
-    // As many records under another name (the same here; another file of that length would pass as well): resumed, with a
-    // warning naming both (it went on without a word).
+    // The same bytes under another name (copied): the same records, resumed without a word.
     const renamed = join(tmp, "renamed.tsv");
     copyFileSync(data, renamed);
     const moved = await run(6, ["--resume", "--data", renamed]);
     expect(moved.code, moved.stderr).toBe(0);
-    expect(statusOf(moved.stdout).warnings).toEqual([
-      expect.stringMatching(new RegExp(`^--resume: the checkpoint trained on Criteo TSV ${data} \\(\\d+ records\\), this job reads Criteo TSV ${renamed} \\(\\d+ records\\); if these are other records, the job goes on at the checkpoint's position in them`)),
+    expect(statusOf(moved.stdout).warnings).toEqual([]);
+    // Other records of the same count, under another name: resumed, with a warning naming both (it went on without a word).
+    const regen = (out: string, seed: number) => runNode(ENTRY.cli, ["gen-data", "--out", out, "--records", "4000", "--seed", String(seed)]);
+    const elsewhere = join(tmp, "other.tsv");
+    expect((await regen(elsewhere, 7)).code).toBe(0);
+    const switched = await run(8, ["--resume", "--data", elsewhere]);
+    expect(switched.code, switched.stderr).toBe(0);
+    expect(statusOf(switched.stdout).warnings).toEqual([
+      expect.stringMatching(new RegExp(`^--resume: the checkpoint trained on Criteo TSV ${renamed} \\(\\d+ records\\), this job reads Criteo TSV ${elsewhere} \\(\\d+ records\\); if these are other records, the job goes on at the checkpoint's position in them`)),
+    ]);
+    // Other records written over the same file, as many (the same name and record count): said too (it was not: the
+    // description is the same).
+    expect((await regen(elsewhere, 8)).code).toBe(0);
+    const rewritten = await run(10, ["--resume", "--data", elsewhere]);
+    expect(rewritten.code, rewritten.stderr).toBe(0);
+    const rs = statusOf(rewritten.stdout);
+    expect(Number(rs.resumedFromStep)).toBe(8);
+    expect(rs.warnings).toEqual([
+      expect.stringMatching(new RegExp(`^--resume: Criteo TSV ${elsewhere} \\(\\d+ records\\) holds other bytes than when the checkpoint trained on it \\(the same names and record count\\); if these are other records, the job goes on at the checkpoint's position in them`)),
     ]);
   }, 300_000);
 

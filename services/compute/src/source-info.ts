@@ -27,5 +27,6 @@ export function toSourceInfo(d: SourceDescription): SourceInfo {
     skippedSummary: d.skippedSummary ?? "",
     featureInputs: d.featureList ? JSON.stringify(featureInputsOf(d.featureList)) : "",
     dataWarnings: d.dataWarnings ?? [],
+    contentSample: d.contentSample ?? "",
   };
 }

@@ -175,6 +175,19 @@ describe("Membership", () => {
     expect(m.compute?.workerId).toBe("c-1");
   });
 
+  it("compute coming back mid-job with the job's files written again (the same names and counts, other bytes) is refused; a malformed sample too", async () => {
+    const { m } = members();
+    const sampled = { ...SOURCE, contentSample: "0123456789abcdef0123456789abcdef" };
+    m.addCompute("c-1", "127.0.0.1:1", sampled, "JOB_STATE_WAITING", false);
+    m.addCompute("c-1", "127.0.0.1:1", sampled, "JOB_STATE_RUNNING", false);
+    const rewritten = { ...sampled, contentSample: "ffffffffffffffffffffffffffffffff" };
+    expect(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false)).toThrow(
+      'compute c-1 serves "in-memory test source" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job\'s files, or start a new job',
+    );
+    expect(await codeOf(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    expect(() => m.addCompute("c-2", "127.0.0.1:1", { ...SOURCE, contentSample: "x".repeat(5000) }, "JOB_STATE_WAITING", false)).toThrow("compute c-2 registered with a content_sample of 5000 characters; expected 32 hex digits or none");
+  });
+
   it("compute's data warnings are a few lines: more, or longer ones, are refused", async () => {
     const { m } = members();
     expect(() => m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, dataWarnings: new Array(9).fill("w") }, "JOB_STATE_WAITING", false)).toThrow("compute c-1 registered with 9 data warnings of up to 1 characters; at most 8 of 2048");

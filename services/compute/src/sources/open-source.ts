@@ -8,6 +8,7 @@ import { MonolithFilesSource } from "./monolith-files.js";
 import { refreshStatBuffer, type Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { SyntheticSource } from "./synthetic.js";
+import { contentSample } from "./content-sample.js";
 import { expandDataPaths, sharedFiles } from "./data-paths.js";
 import { HeldOutFiles } from "./held-out-files.js";
 import { affordableParseThreads } from "./record-cache.js";
@@ -49,7 +50,7 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   // Directories whose subdirectories are not read: said with the job's data warnings.
   const notes: string[] = [];
   const data = expandDataPaths(c.data, "--data", notes);
-  if (!c.evalData) return withNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes);
+  if (!c.evalData) return withNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes, data);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
   const heldPaths = expandDataPaths(c.evalData, "--eval-data", notes);
   const shared = sharedFiles(data, heldPaths);
@@ -62,12 +63,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const list = c.featureList ? readFeatureList(c.featureList) : null;
   const train = await openFiles(c, data, 0, list);
   const held = await openFiles(c, heldPaths, 0, list);
-  return withNotes(new HeldOutFiles(train, held), notes);
+  return withNotes(new HeldOutFiles(train, held), notes, data);
 }
 
-/** The source, its data warnings led by `notes` (what the data paths passed over). */
-function withNotes(source: DataSource, notes: readonly string[]): DataSource {
+/** The source, its data warnings led by `notes` (what the data paths passed over), and its training files' content sample. */
+function withNotes(source: DataSource, notes: readonly string[], trainPaths: readonly string[]): DataSource {
   if (notes.length) source.info.dataWarnings = [...notes, ...(source.info.dataWarnings ?? [])];
+  source.info.contentSample = contentSample(trainPaths);
   return source;
 }
 

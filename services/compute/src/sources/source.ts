@@ -11,6 +11,8 @@ export interface SourceDescription {
   storageWarning?: string;
   /** What the data looks like it was not meant to be read as (declared slots it never fills), for the job's warnings. */
   dataWarnings?: string[];
+  /** Files: a digest of the training files' sizes and sampled bytes (content-sample.ts), to tell regenerated files apart. */
+  contentSample?: string;
   /** Records in the train split; 0 means unbounded (generated on demand). */
   trainRecords: number;
   evalRecords: number;

@@ -76,6 +76,8 @@ export interface TrainedData {
   evalRecords: number;
   /** How the records' features became inputs (an export's feature list must agree); absent from older checkpoints and computes. */
   featureInputs?: FeatureInputs;
+  /** The training files' sizes and sampled bytes, digested (SourceInfo.content_sample); absent for data made on demand and in older checkpoints. */
+  contentSample?: string;
 }
 
 export interface TableData {

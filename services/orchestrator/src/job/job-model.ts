@@ -66,12 +66,13 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   // A slot config may serve several data sets, so a slot this data lacks is not an error; but it is often a typo.
   const absent = [...config.slotConfigs.keys()].filter((slot) => !source.slotIds.includes(slot));
   const warnings: string[] = [...(config.startWarnings ?? []), ...source.dataWarnings];
-  // Files of the same length under another description (another name): perhaps the same records by another path,
-  // perhaps other data the data position would go on into. Said, not refused. (Data made or streamed on demand has
-  // no position in files: the built-in data, Kafka.)
-  if (resumed?.data && !changed && data.trainRecords > 0 && resumed.data.description !== data.description) {
-    warnings.push(`--resume: the checkpoint trained on ${printable(resumed.data.description, 300)}, this job reads ${printable(data.description, 300)}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
-    log.warn({ trained: resumed.data.description, now: data.description }, "resumed on data described otherwise than the checkpoint's");
+  // Files of the same record count with other bytes (their sampled content), or described otherwise where the checkpoint
+  // has no sample (older ones): perhaps the same records by another path, perhaps other data the data position would go
+  // on into. Said, not refused. (Data made or streamed on demand has no position in files: the built-in data, Kafka.)
+  const other = resumed?.data && !changed && data.trainRecords > 0 ? otherFiles(resumed.data, data) : null;
+  if (other) {
+    warnings.push(`--resume: ${other}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
+    log.warn({ trained: resumed!.data!.description, now: data.description, trainedSample: resumed!.data!.contentSample, nowSample: data.contentSample }, "resumed on data other than the checkpoint's, by its files' bytes or description");
   }
   if (absent.length) {
     const shown = source.slotIds.length > 12 ? `${source.slotIds.slice(0, 12).join(", ")}, ... (${source.slotIds.length})` : source.slotIds.join(", ");
@@ -113,7 +114,13 @@ export function completedDataChange(resumed: TrainingProgress | null, source: So
 
 function trainedData(source: SourceInfo__Output): TrainedData {
   const featureInputs = parseFeatureInputs(source.featureInputs);
-  return { description: source.description, trainRecords: Number(source.trainRecords), evalRecords: Number(source.evalRecords), ...(featureInputs ? { featureInputs } : {}) };
+  return {
+    description: source.description,
+    trainRecords: Number(source.trainRecords),
+    evalRecords: Number(source.evalRecords),
+    ...(featureInputs ? { featureInputs } : {}),
+    ...(source.contentSample ? { contentSample: source.contentSample } : {}),
+  };
 }
 
 /**
@@ -129,6 +136,19 @@ function dataChange(saved: TrainedData, now: TrainedData): { why: string; retry:
   if (saved.trainRecords === now.trainRecords) return null;
   const count = (n: number) => (n ? `${n.toLocaleString("en-US")} training records` : "data generated or streamed on demand");
   return { why: `the checkpoint trained on ${count(saved.trainRecords)} (${saved.description}), this job's data has ${count(now.trainRecords)} (${now.description})`, retry: "resume on the same data" };
+}
+
+/**
+ * How a resume's files of the checkpoint's record count may be other records, or null: their sampled bytes differ
+ * (regenerated under the same names and lengths), or, for a checkpoint without a sample, their description does.
+ * The same bytes under another path are the same records: nothing to say.
+ */
+function otherFiles(saved: TrainedData, now: TrainedData): string | null {
+  if (saved.contentSample && now.contentSample) {
+    if (saved.contentSample === now.contentSample) return null;
+    if (saved.description === now.description) return `${printable(now.description, 300)} holds other bytes than when the checkpoint trained on it (the same names and record count)`;
+  } else if (saved.description === now.description) return null;
+  return `the checkpoint trained on ${printable(saved.description, 300)}, this job reads ${printable(now.description, 300)}`;
 }
 
 function slotDefaultsOf(config: JobConfig): SlotConfig {

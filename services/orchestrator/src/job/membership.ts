@@ -143,6 +143,9 @@ export class Membership {
     if (source.dataWarnings.length > MAX_DATA_WARNINGS || source.dataWarnings.some((w) => w.length > MAX_DATA_WARNING_CHARS)) {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with ${source.dataWarnings.length} data warnings of up to ${Math.max(...source.dataWarnings.map((w) => w.length))} characters; at most ${MAX_DATA_WARNINGS} of ${MAX_DATA_WARNING_CHARS}`);
     }
+    if (source.contentSample && !/^[0-9a-f]{32}$/.test(source.contentSample)) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with a content_sample of ${source.contentSample.length} characters; expected 32 hex digits or none`);
+    }
     try {
       parseFeatureInputs(source.featureInputs);
     } catch (err) {
@@ -165,6 +168,10 @@ export class Membership {
       const same = prev.numDense === source.numDense && prev.slotIds.join() === source.slotIds.join() && Number(prev.trainRecords) === Number(source.trainRecords) && Number(prev.evalRecords) === Number(source.evalRecords) && prev.description === source.description;
       if (!same) {
         throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
+      }
+      // The same names and counts, regenerated meanwhile: batch k would be other records than the job's batch k.
+      if (prev.contentSample !== source.contentSample) {
+        throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job's files, or start a new job`);
       }
     }
     this.compute = { workerId, token: newWorkerToken(), address, source, session: null };

@@ -26,6 +26,7 @@ export interface SourceInfo {
   'dataWarnings'?: (string)[];
   'skippedStretches'?: (number | string | Long);
   'skippedStretchBytes'?: (number | string | Long);
+  'contentSample'?: (string);
 }
 
 export interface SourceInfo__Output {
@@ -50,4 +51,5 @@ export interface SourceInfo__Output {
   'dataWarnings': (string)[];
   'skippedStretches': (number);
   'skippedStretchBytes': (number);
+  'contentSample': (string);
 }
