@@ -23,7 +23,7 @@ export { flag, flagTable } from "./flags.js";
 export type { FlagDoc } from "./flags.js";
 export { processExists, processStartTime } from "./process-exists.js";
 export { ProcessLock, STALE_LOCK_MS } from "./process-lock.js";
-export type { LockLost, LockResult } from "./process-lock.js";
+export type { LockLost, LockResult, LockSeen } from "./process-lock.js";
 export { HTTP_REQUEST_TIMEOUT_MS, limitConnections, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS } from "./connection-limits.js";
 export { danglingLinkTarget, makeDirs, unwritableDirReason, unwritableFileReason } from "./directories.js";
 export { refreshStatBuffer } from "./lazy-load.js";

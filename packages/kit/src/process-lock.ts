@@ -20,10 +20,19 @@ interface Holder {
 /**
  * What `ProcessLock.acquire` found: the lock, or who holds it, in words, and
  * for a holder known only by its file's age (another machine), in how many
- * ms it counts as gone unless it touches the file again; `unwritten`: the
- * file holds no holder's record (yet).
+ * ms it counts as gone unless it touches the file again (`seen`: the file
+ * then, to give the next look after the wait); `unwritten`: the file holds
+ * no holder's record (yet).
  */
-export type LockResult = { lock: ProcessLock; heldBy?: undefined; goneInMs?: undefined; unwritten?: undefined } | { lock?: undefined; heldBy: string; goneInMs?: number; unwritten?: boolean };
+export type LockResult =
+  | { lock: ProcessLock; heldBy?: undefined; goneInMs?: undefined; unwritten?: undefined; seen?: undefined }
+  | { lock?: undefined; heldBy: string; goneInMs?: number; unwritten?: boolean; seen?: LockSeen };
+
+/** A lock file as a look found it: a holder known only by its file that leaves it so for the wait is gone. */
+export interface LockSeen {
+  text: string;
+  mtimeMs: number;
+}
 
 /**
  * A file that says one process at a time does something (writes a job's
@@ -52,11 +61,11 @@ export class ProcessLock {
    * `onLost` hears if another process takes the lock over later (this one
    * was stopped past the stale time), or the file was removed.
    */
-  static acquire(path: string, onLost: LockLost = () => {}): LockResult {
+  static acquire(path: string, onLost: LockLost = () => {}, seen?: LockSeen): LockResult {
     const lock = new ProcessLock(path, onLost);
     for (let attempt = 0; attempt < 2; attempt++) {
       if (lock.create()) return { lock };
-      const held = lock.liveHolder();
+      const held = lock.liveHolder(seen);
       if (held) return held;
       // The holder is gone: its file goes, and the exclusive create decides between processes taking it over at once.
       rmSync(path, { force: true });
@@ -83,8 +92,12 @@ export class ProcessLock {
     return true;
   }
 
-  /** Who holds the lock, if that process is still there; null if it is gone. */
-  private liveHolder(): { heldBy: string; goneInMs?: number; unwritten?: boolean } | null {
+  /**
+   * Who holds the lock, if that process is still there; null if it is gone. A holder known only by its file (another
+   * machine's, or none named) is gone once its file is as `seen` found it before a wait (a clock ahead of this one
+   * cannot keep it held).
+   */
+  private liveHolder(seen?: LockSeen): { heldBy: string; goneInMs?: number; unwritten?: boolean; seen?: LockSeen } | null {
     let text: string;
     let touched: number;
     try {
@@ -95,21 +108,23 @@ export class ProcessLock {
     }
     // The file's age bounds each wait (a clock ahead on the writer's machine does not stretch it).
     const left = (ms: number) => Math.min(ms, Math.ceil(touched + ms - Date.now()));
+    const untouched = seen !== undefined && seen.text === text && seen.mtimeMs === touched;
+    const now: LockSeen = { text, mtimeMs: touched };
     const h = holderIn(text);
     if (!h) {
       // Not (yet) a holder's record: its writer is between the create and the write now, or the file is debris (a writer
       // killed between them, an emptied or overwritten file), which nobody would touch again.
       const writingMs = left(WRITING_MS);
-      return writingMs > 0 ? { heldBy: `a process writing ${this.path} now`, goneInMs: writingMs, unwritten: true } : null;
+      return writingMs > 0 && !untouched ? { heldBy: `a process writing ${this.path} now`, goneInMs: writingMs, unwritten: true, seen: now } : null;
     }
-    const goneInMs = left(STALE_LOCK_MS);
+    const goneInMs = untouched ? 0 : left(STALE_LOCK_MS);
     const heldBy = `process ${h.pid} on ${h.host} (since ${h.since})`;
     if (h.host === this.me.host && typeof h.pid === "number") {
       if (h.pid === process.pid || !processExists(h.pid)) return null;
       const start = processStartTime(h.pid);
       return start !== null && h.start && start !== h.start ? null : { heldBy };
     }
-    return goneInMs > 0 ? { heldBy, goneInMs } : null;
+    return goneInMs > 0 ? { heldBy, goneInMs, seen: now } : null;
   }
 
   /** Touches the file, so other machines see the holder lives; notices a takeover. */

@@ -85,10 +85,29 @@ describe("ProcessLock", () => {
     }
   });
 
-  it("a lock file written by a clock ahead of this one waits no longer than the stale time", () => {
+  it("a lock file written by a clock ahead of this one waits no longer than the stale time, and is taken if left as it was", () => {
     writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
     aged(-3_600_000);
+    const first = ProcessLock.acquire(path);
+    expect(first.goneInMs).toBe(STALE_LOCK_MS);
+    // Its time still says it is fresh after the wait; the file is as it was, so its holder did not touch it: gone.
     expect(ProcessLock.acquire(path).goneInMs).toBe(STALE_LOCK_MS);
+    const taken = ProcessLock.acquire(path, () => {}, first.seen);
+    expect(taken.lock).toBeDefined();
+    taken.lock!.release();
+  });
+
+  it("a holder that touched its file during the wait still holds it; so does one whose record changed", () => {
+    writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
+    aged(30_000);
+    const first = ProcessLock.acquire(path);
+    aged(0);
+    expect(ProcessLock.acquire(path, () => {}, first.seen).heldBy).toBe("process 1 on elsewhere (since t)");
+    writeFileSync(path, "");
+    const unwritten = ProcessLock.acquire(path);
+    expect(unwritten.unwritten).toBe(true);
+    writeFileSync(path, JSON.stringify({ pid: 2, host: "elsewhere", start: "5", since: "u" }));
+    expect(ProcessLock.acquire(path, () => {}, unwritten.seen).heldBy).toBe("process 2 on elsewhere (since u)");
   });
 
   it("a holder hears how it lost the lock: taken over by another process, or its file removed (the job's directory with it)", () => {

@@ -1,6 +1,6 @@
 import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
-import { makeDirs, ProcessLock, type LockLost, type Logger } from "@pangea/kit";
+import { makeDirs, ProcessLock, type LockLost, type LockSeen, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 import { jobCheckpointDir } from "./checkpoint.js";
 
@@ -18,16 +18,16 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
   const path = join(dir, JOB_LOCK_FILE);
   // Only a directory this run made is removed when it ends empty (one the user made stays).
   const made = !existsSync(dir);
-  const take = () => {
+  const take = (seen?: LockSeen) => {
     try {
       makeDirs(dir);
       try {
-        return ProcessLock.acquire(path, onLost);
+        return ProcessLock.acquire(path, onLost, seen);
       } catch (err) {
         // The run before, ending, removed its empty directory between the two: made again, once.
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         makeDirs(dir);
-        return ProcessLock.acquire(path, onLost);
+        return ProcessLock.acquire(path, onLost, seen);
       }
     } catch (err) {
       throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `cannot create the job's lock ${path}: ${(err as Error).message}`, { cause: err });
@@ -47,7 +47,8 @@ export async function lockJob(checkpointDir: string, jobId: string, log: Logger,
         : `the job's lock is held from another machine, by ${taken.heldBy}; ${wait} to see whether that process still touches it`,
     );
     await new Promise((r) => setTimeout(r, waitMs));
-    taken = take();
+    // A file left as it was for the wait is taken, whatever its time says (a clock ahead on the holder's machine).
+    taken = take(taken.seen);
   }
   if (taken.lock) {
     // A run refused or failed before its first checkpoint leaves no empty job directory behind (after the lock's own
