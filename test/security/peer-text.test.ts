@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium } from "playwright-core";
 import { orchestratorClient, unary } from "@pangea/rpc";
@@ -50,6 +51,26 @@ describe("worker ids from peers", () => {
       .finally(() => c.close())
       .then(() => null, (e: unknown) => e)) as { code: number; details: string } | null;
     expect([err?.code, err?.details]).toEqual([3, "ORCH_ERR_BAD_REGISTRATION: RegisterWorker: address of 100000 characters; a host:port has at most 263"]);
+  });
+
+  it("a message cut short (a worker id claiming 2 MiB in 6 bytes) does not decode: INVALID_ARGUMENT, nothing registered", async () => {
+    const c = new grpc.Client(orch.address, grpc.credentials.createInsecure());
+    const raw = (b: Buffer) => b;
+    const call = (bytes: Buffer) =>
+      new Promise<{ code: number; details: string }>((resolve) =>
+        c.makeUnaryRequest("/pangea.v1.Orchestrator/RegisterWorker", raw, raw, bytes, (err) => resolve(err ? { code: err.code, details: err.details } : { code: 0, details: "" })),
+      );
+    try {
+      // kind = TRAINER (field 2), then worker_id (field 1) whose length says 2^21 bytes.
+      const cut = await call(Buffer.concat([Buffer.from([0x10, 0x01, 0x0a, 0x80, 0x80, 0x80, 0x01]), Buffer.from("trunc1")]));
+      expect(cut.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(cut.details).toMatch(/^\/pangea\.v1\.Orchestrator\/RegisterWorker: the request is not a valid message of this method \(index out of range/);
+      // The same message whole registers.
+      const whole = await call(Buffer.concat([Buffer.from([0x10, 0x01, 0x0a, 0x06]), Buffer.from("whole1")]));
+      expect(whole.code).toBe(0);
+    } finally {
+      c.close();
+    }
   });
 
   it("an id of the allowed alphabet (1-128 of A-Za-z0-9._:@-) registers", async () => {

@@ -29,11 +29,16 @@ export function decodingChecked(def: grpc.ServiceDefinition, impl: grpc.UntypedS
       outDef[name] = method;
       continue;
     }
+    // protobufjs reads a Buffer's string fields clamped to its end (a worker id claiming 2 MiB in 6 bytes decoded as
+    // those 6 and registered); from a plain Uint8Array it checks their bounds, and a cut message does not decode. Our own
+    // services' requests hold no bytes field a handler takes for a Buffer; TensorFlow Serving's do (string_val): theirs
+    // stay Buffers.
+    const strict = method.path.startsWith("/pangea.");
     outDef[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return method.requestDeserialize(bytes);
+          return method.requestDeserialize(strict ? (new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) as Buffer) : bytes);
         } catch (err) {
           return { [UNDECODABLE]: printable((err as Error).message, 200) } satisfies Undecodable;
         }
