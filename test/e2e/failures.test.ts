@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
-import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, parameterServerClient, unary } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, BATCH_STREAM_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, orchestratorClient, parameterServerClient, unary } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, writeTensor, type JobStatus__Output } from "@pangea/schema";
 import { ENTRY, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 import { HEALTH_SERVING, checkHealth } from "../support/health.js";
@@ -249,13 +249,22 @@ describe("unreachable peers and bad configuration", () => {
       } finally {
         status.close();
       }
-      // The run's status poll has seen it too (every 0.2 s).
+      // A registration that opens no session (anyone may send one) trains nothing and is not counted.
+      const c = orchestratorClient(address);
+      await unary("orchestrator", c.RegisterWorker.bind(c), { workerId: "ghost", kind: "WORKER_KIND_TRAINER", address: "" }, 5_000).finally(() => c.close());
+      // The run's status poll has seen both (every 0.2 s).
       await new Promise((r) => setTimeout(r, 500));
       process.kill(Number(/"pid":(\d+)/.exec(readLog(join(dir, "trainer-0.log")))![1]), "SIGKILL");
       await waitFor("the run to report the loss", async () => said.includes("the job goes on"), 30_000);
       expect(said).toMatch(/trainer-0 exited with code 137 \(killed by SIGKILL; log: \S+\); the job goes on with 1 trainer \(1 not started by this run\)\n/);
       // It goes on: the run did not stop the cluster (it had, taking trainer-0 for the job's last trainer).
       expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("running"), 3_000))])).toBe("running");
+      // The trainer started by hand gone too, no trainer is left: the run ends as for its own last trainer, within seconds.
+      hand.kill("SIGKILL");
+      const gone = Date.now();
+      expect(await ended).toBe(1);
+      expect(Date.now() - gone).toBeLessThan(20_000);
+      expect(said).toContain("no trainer is left: this run's have exited, and none started by hand is in session with the orchestrator (for 5 s)");
     } finally {
       hand.kill("SIGKILL");
       run.kill("SIGTERM");

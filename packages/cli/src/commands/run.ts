@@ -198,6 +198,8 @@ export function resumeWithoutJobId(orchestratorArgs: readonly string[], env: Nod
 }
 
 const TERMINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"]);
+/** How long a run goes on with no trainer at all (its own exited, none started by hand in session) before it ends. */
+const TRAINERLESS_MS = 5_000;
 /** A stable error code (ORCH_ERR_MEMORY_LIMIT, TRAINER_ERR_...) in a process's last line: it said why it stopped. */
 const ERROR_CODE = /\b[A-Z]+_ERR_[A-Z0-9_]+\b/;
 
@@ -252,11 +254,13 @@ export async function runCommand(c: RunConfig): Promise<number> {
   let failedOwnReason = false;
   let sync: SyncSummary | null = null;
   // A trainer that dies is the orchestrator's to handle (its batches go to the others) while any trainer is left.
+  // Trainers started by hand against this run's orchestrator train on too: those in session at the newest status (a
+  // registration that never opened one trains nothing and is dropped).
+  const own = new Set(cluster.trainers().map((t) => t.name));
+  const byHand = (s: JobStatus__Output | null) => (s?.workers ?? []).filter((w) => w.kind === "WORKER_KIND_TRAINER" && w.alive && w.connected && !own.has(w.workerId)).length;
   const failure = cluster.firstFailure((p) => {
     const left = cluster.trainersRunning();
-    // Trainers started by hand against this run's orchestrator (live at the newest status) train on too.
-    const own = new Set(cluster.trainers().map((t) => t.name));
-    const elsewhere = (last?.workers ?? []).filter((w) => w.kind === "WORKER_KIND_TRAINER" && w.alive && !own.has(w.workerId)).length;
+    const elsewhere = byHand(last);
     const goesOnWith = left + elsewhere;
     // With --on-trainer-loss fail the orchestrator fails the job: the run ends here, not "the job goes on".
     if (!p.name.startsWith("trainer-") || goesOnWith === 0 || c.onTrainerLoss === "fail") return false;
@@ -269,6 +273,8 @@ export async function runCommand(c: RunConfig): Promise<number> {
     failed = `${p.name} exited with code ${p.exitCode}: ${p.lastLine || "(no output)"} (log: ${p.logPath})`;
     failedOwnReason = ERROR_CODE.test(p.lastLine);
   });
+  // Since when neither a trainer of this run's nor one started by hand is there (null: one is).
+  let trainerless: number | null = null;
   try {
     await status.connect(10_000);
     while (!failed) {
@@ -277,6 +283,13 @@ export async function runCommand(c: RunConfig): Promise<number> {
       progress.update(s);
       if (TERMINAL.has(s.state)) {
         final = s;
+        break;
+      }
+      // Its own trainers gone, the run went on for those started by hand: once they are gone too (for a few seconds: one
+      // that reconnects is away a moment), it ends as when its own last trainer died.
+      trainerless = cluster.trainersRunning() > 0 || byHand(s) > 0 ? null : (trainerless ?? Date.now());
+      if (trainerless !== null && Date.now() - trainerless > TRAINERLESS_MS) {
+        failed = `no trainer is left: this run's have exited, and none started by hand is in session with the orchestrator (for ${TRAINERLESS_MS / 1000} s)`;
         break;
       }
       // A status call is cheap: polling often ends the run within 0.2 s of the job.
