@@ -144,6 +144,15 @@ describe("Monolith pb framing", () => {
     });
   });
 
+  it("bytes that damage stops (a window with an end of its own) are not said to end the file", () => {
+    const file = encodePbRecords([bytes("abc")], { lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: false, kafkaDump: false });
+    const framing = new PbFraming({ lagrangexHeader: false, kafkaDumpPrefix: false, hasSortId: true, kafkaDump: false });
+    const [e] = collect(framing.frames(file, { final: true, maxFrame: Number.POSITIVE_INFINITY, end: "the end of the readable data" }));
+    expect(e).toMatchObject({ kind: "lost", failure: { offset: 0, message: "truncated record: the record size runs past the end of the readable data" } });
+    const [t] = collect(new TfRecordFraming().frames(encodeTfRecords([bytes("abcdef")]).subarray(0, 20), { final: true, maxFrame: Number.POSITIVE_INFINITY, end: "the end of the readable data" }));
+    expect(t).toMatchObject({ kind: "lost", failure: { offset: 0, message: "TFRecord length 6 runs past the end of the readable data (4 bytes left)" } });
+  });
+
   it("a size above 2^53 is said to be, not printed rounded", () => {
     const file = new Uint8Array(16);
     new DataView(file.buffer).setBigUint64(0, 2n ** 62n, true);

@@ -185,7 +185,18 @@ describe("Membership", () => {
       'compute c-1 serves "in-memory test source" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job\'s files, or start a new job',
     );
     expect(await codeOf(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false))).toBe("ORCH_ERR_BAD_REGISTRATION");
-    expect(() => m.addCompute("c-2", "127.0.0.1:1", { ...SOURCE, contentSample: "x".repeat(5000) }, "JOB_STATE_WAITING", false)).toThrow("compute c-2 registered with a content_sample of 5000 characters; expected 32 hex digits or none");
+    expect(() => m.addCompute("c-2", "127.0.0.1:1", { ...SOURCE, contentSample: "x".repeat(5000) }, "JOB_STATE_WAITING", false)).toThrow(
+      "compute c-2 registered with a content_sample that is not 32 lowercase hex digits (5000 characters); expected those or none",
+    );
+    expect(() => m.addCompute("c-2", "127.0.0.1:1", { ...SOURCE, contentSample: "0123456789ABCDEF0123456789ABCDEF" }, "JOB_STATE_WAITING", false)).toThrow("not 32 lowercase hex digits (32 characters)");
+  });
+
+  it("a compute without a sample (an older version, a FIFO) is not taken for rewritten files, either way", () => {
+    const { m } = members();
+    m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, contentSample: "" }, "JOB_STATE_WAITING", false);
+    m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, contentSample: "0123456789abcdef0123456789abcdef" }, "JOB_STATE_RUNNING", false);
+    m.addCompute("c-1", "127.0.0.1:1", { ...SOURCE, contentSample: "" }, "JOB_STATE_RUNNING", false);
+    expect(m.compute?.workerId).toBe("c-1");
   });
 
   it("compute's data warnings are a few lines: more, or longer ones, are refused", async () => {

@@ -44,7 +44,7 @@ export type FrameEvent =
 
 /** What the bytes given to a framing are: the file to its end, or a window of it that more bytes follow. */
 export interface FrameWindow {
-  /** Whether the bytes run to the file's end: a frame past them is then damage ("runs past the end of the file"). */
+  /** Whether the bytes run to their end (the file's, or where damage stops the stream): a frame past them is then damage. */
   readonly final: boolean;
   /** The most bytes of one frame a reader holds: a frame said to be longer is damage, not a reason to read more. */
   readonly maxFrame: number;
@@ -58,7 +58,7 @@ export const WHOLE_FILE: FrameWindow = { final: true, maxFrame: Number.POSITIVE_
 /**
  * A frame that runs past the bytes given: `frameBytes` long from its start, of which `left` remain after `what` (e.g.
  * "record size 123"). One longer than maxFrame is damage wherever it is read: more than a reader holds of one record. Else
- * it runs past the end of the file, or, in a window that more bytes follow, needs more of the file.
+ * it runs past the end of the file (or the window's `end`), or, in a window that more bytes follow, needs more of the file.
  */
 export function pastWindow(what: string, frameBytes: number, left: number, window: FrameWindow): { needs: number } | { message: string } {
   if (frameBytes > window.maxFrame) return { message: `${what} is more than the ${window.maxFrame} bytes compute holds of one record (taken for damage)` };

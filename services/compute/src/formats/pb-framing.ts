@@ -150,7 +150,9 @@ export class PbFraming implements RecordFraming {
     };
     // A header the bytes end inside: in a window, the next one holds it (it is short: never past maxFrame).
     const truncated = (what: string): Frame =>
-      window.final ? { kind: "bad", message: `truncated record: the file ends inside the ${what}`, hint: CHECK_OPTIONS } : { kind: "more", needs: at - start + 8 };
+      window.final
+        ? { kind: "bad", message: window.end ? `truncated record: the ${what} runs past ${window.end}` : `truncated record: the file ends inside the ${what}`, hint: CHECK_OPTIONS }
+        : { kind: "more", needs: at - start + 8 };
     const past = (what: string, size: number): Frame => {
       const p = pastWindow(`${what} ${sizeText(size)}`, at - start + size, data.length - at, window);
       return "needs" in p ? { kind: "more", needs: p.needs } : { kind: "bad", message: p.message, hint: CHECK_OPTIONS };

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 
 /** Bytes sampled at each end of a file: enough to tell regenerated records apart, cheap for thousands of files. */
 const SAMPLED = 16 * 1024;
@@ -10,8 +10,10 @@ const SAMPLED = 16 * 1024;
  * give the same digest wherever they are copied; files regenerated with
  * other records (the same names, even the same lengths) give another.
  * The data position a resumed job goes on from means nothing in those.
- * "" when a path is not a regular file (a FIFO is read once: its records
- * are in the record cache, and opening it again would wait for a writer).
+ * "" when a path is not a regular file or cannot be read. A FIFO is not
+ * opened at all: a reader that came and went would break its writer's pipe
+ * before compute's pass reads it (and one swapped in between the stat and
+ * the open is opened without waiting for a writer, and not read).
  */
 export function contentSample(paths: readonly string[]): string {
   try {
@@ -19,9 +21,11 @@ export function contentSample(paths: readonly string[]): string {
     const hash = createHash("sha256");
     const buf = Buffer.alloc(2 * SAMPLED);
     for (const path of paths) {
-      const fd = openSync(path, "r");
+      const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
-        const size = fstatSync(fd).size;
+        const stat = fstatSync(fd);
+        if (!stat.isFile()) return "";
+        const size = stat.size;
         const head = readSync(fd, buf, 0, Math.min(SAMPLED, size), 0);
         const tailFrom = Math.max(head, size - SAMPLED);
         const tail = readSync(fd, buf, head, size - tailFrom, tailFrom);
@@ -32,7 +36,7 @@ export function contentSample(paths: readonly string[]): string {
     }
     return hash.digest("hex").slice(0, 32);
   } catch {
-    // A file gone or unreadable since the pass read it (its records are in the record cache): no sample, no check.
+    // A file gone or unreadable: no sample, no check.
     return "";
   }
 }

@@ -50,7 +50,9 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   // Directories whose subdirectories are not read: said with the job's data warnings.
   const notes: string[] = [];
   const data = expandDataPaths(c.data, "--data", notes);
-  if (!c.evalData) return withNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes, data);
+  // Sampled before the pass: files rewritten while it reads them then differ from the sample the next start takes.
+  const sample = contentSample(data);
+  if (!c.evalData) return withDataNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes, sample);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
   const heldPaths = expandDataPaths(c.evalData, "--eval-data", notes);
   const shared = sharedFiles(data, heldPaths);
@@ -63,13 +65,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   const list = c.featureList ? readFeatureList(c.featureList) : null;
   const train = await openFiles(c, data, 0, list);
   const held = await openFiles(c, heldPaths, 0, list);
-  return withNotes(new HeldOutFiles(train, held), notes, data);
+  return withDataNotes(new HeldOutFiles(train, held), notes, sample);
 }
 
 /** The source, its data warnings led by `notes` (what the data paths passed over), and its training files' content sample. */
-function withNotes(source: DataSource, notes: readonly string[], trainPaths: readonly string[]): DataSource {
+function withDataNotes(source: DataSource, notes: readonly string[], sample: string): DataSource {
   if (notes.length) source.info.dataWarnings = [...notes, ...(source.info.dataWarnings ?? [])];
-  source.info.contentSample = contentSample(trainPaths);
+  source.info.contentSample = sample;
   return source;
 }
 

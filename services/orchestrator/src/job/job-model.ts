@@ -8,6 +8,7 @@ import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/mo
 import { DenseStore } from "../params/dense-store.js";
 import { reshard, restoreFilter, restoreStoreCounters, restoreTables, type TrainedData, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
+import { samplesDiffer } from "./content-samples.js";
 import type { JobConfig } from "./job-config.js";
 
 export interface JobModel {
@@ -69,10 +70,11 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   // Files of the same record count with other bytes (their sampled content), or described otherwise where the checkpoint
   // has no sample (older ones): perhaps the same records by another path, perhaps other data the data position would go
   // on into. Said, not refused. (Data made or streamed on demand has no position in files: the built-in data, Kafka.)
-  const other = resumed?.data && !changed && data.trainRecords > 0 ? otherFiles(resumed.data, data) : null;
+  const saved = resumed?.data;
+  const other = saved && !changed && data.trainRecords > 0 ? otherFiles(saved, data) : null;
   if (other) {
     warnings.push(`--resume: ${other}; if these are other records, the job goes on at the checkpoint's position in them (start a new job with --restore-from to take only the parameters)`);
-    log.warn({ trained: resumed!.data!.description, now: data.description, trainedSample: resumed!.data!.contentSample, nowSample: data.contentSample }, "resumed on data other than the checkpoint's, by its files' bytes or description");
+    log.warn({ trained: saved!.description, now: data.description, trainedSample: saved!.contentSample, nowSample: data.contentSample }, "resumed on data other than the checkpoint's, by its files' bytes or description");
   }
   if (absent.length) {
     const shown = source.slotIds.length > 12 ? `${source.slotIds.slice(0, 12).join(", ")}, ... (${source.slotIds.length})` : source.slotIds.join(", ");
@@ -145,7 +147,7 @@ function dataChange(saved: TrainedData, now: TrainedData): { why: string; retry:
  */
 function otherFiles(saved: TrainedData, now: TrainedData): string | null {
   if (saved.contentSample && now.contentSample) {
-    if (saved.contentSample === now.contentSample) return null;
+    if (!samplesDiffer(saved.contentSample, now.contentSample)) return null;
     if (saved.description === now.description) return `${printable(now.description, 300)} holds other bytes than when the checkpoint trained on it (the same names and record count)`;
   } else if (saved.description === now.description) return null;
   return `the checkpoint trained on ${printable(saved.description, 300)}, this job reads ${printable(now.description, 300)}`;

@@ -4,6 +4,7 @@ import type { Logger } from "@pangea/kit";
 import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
+import { samplesDiffer } from "./content-samples.js";
 import { TokenBucket } from "./token-bucket.js";
 import { TrainerTokens, nonceOf } from "./trainer-tokens.js";
 import { MAX_BACKEND_CHARS, TRAINER_PHASES } from "@pangea/rpc";
@@ -144,7 +145,7 @@ export class Membership {
       throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with ${source.dataWarnings.length} data warnings of up to ${Math.max(...source.dataWarnings.map((w) => w.length))} characters; at most ${MAX_DATA_WARNINGS} of ${MAX_DATA_WARNING_CHARS}`);
     }
     if (source.contentSample && !/^[0-9a-f]{32}$/.test(source.contentSample)) {
-      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with a content_sample of ${source.contentSample.length} characters; expected 32 hex digits or none`);
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} registered with a content_sample that is not 32 lowercase hex digits (${source.contentSample.length} characters); expected those or none`);
     }
     try {
       parseFeatureInputs(source.featureInputs);
@@ -170,7 +171,7 @@ export class Membership {
         throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
       }
       // The same names and counts, regenerated meanwhile: batch k would be other records than the job's batch k.
-      if (prev.contentSample !== source.contentSample) {
+      if (samplesDiffer(prev.contentSample, source.contentSample)) {
         throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job's files, or start a new job`);
       }
     }
