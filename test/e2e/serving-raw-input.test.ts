@@ -273,6 +273,9 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a dtype raw values never have", { C1: column("DT_BOOL", "bool_val", [true]) }, "input C1 must be DT_STRING, DT_INT64, DT_UINT64, DT_INT32, DT_FLOAT or DT_DOUBLE raw values, got DT_BOOL"],
     ["a count that is not an integer", { I4: column("DT_FLOAT", "float_val", [1.5]) }, 'input I4, example 0: expected an integer count (or "" or null for missing), got 1.5'],
     ["a token given as an integer", { C2: column("DT_INT64", "int64_val", ["5"]) }, "input C2, example 0: expected a string (its bytes are hashed), got 5"],
+    // A float rounds 16777217 to 16777216 in the client: another id, which nothing here could tell (it was taken).
+    ["a slot's values as floats", { C1: column("DT_FLOAT", "float_val", [16777217]) }, "input C1 holds slot values, which must be DT_INT64, DT_UINT64, DT_INT32 or DT_STRING, got DT_FLOAT (a float rounds integers above 2^24, a double above 2^53, into other ids)"],
+    ["slot_values as doubles", { slot_values: { dtype: "DT_DOUBLE", tensor_shape: { dim: [{ size: 1 }, { size: 26 }] }, double_val: new Array(26).fill(1) } }, "input slot_values holds slot values, which must be DT_INT64, DT_UINT64, DT_INT32 or DT_STRING, got DT_DOUBLE (a float rounds integers above 2^24, a double above 2^53, into other ids)"],
     ["dense_values of the wrong width", { dense_values: strings([["1", "2"]]) }, "input dense_values, example 0: expected 13 values (I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13), got 2"],
     ["a shape of rank 3", { C1: { dtype: "DT_STRING", tensor_shape: { dim: [{ size: 1 }, { size: 1 }, { size: 1 }] }, string_val: [Buffer.from("a")] } }, "input C1 must have shape [B] or [B, k], got [1, 1, 1]"],
   ])("gRPC: %s", async (_what, inputs, message) => {

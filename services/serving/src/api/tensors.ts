@@ -3,7 +3,7 @@ import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
-import { RawReader, type RawColumn } from "./raw-features.js";
+import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { bigIntToWords, type FeatureList } from "@pangea/features";
 import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
@@ -109,7 +109,8 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
     return examplesFromMonolith(names[0]!, inputs[names[0]!]!, spec, maxBatch, featureList);
   }
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) {
-    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n), spec, maxBatch, rawLayout);
+    const slotInput = (n: string) => n === INPUT_SLOT_VALUES || (rawLayout?.list.slotByName.has(n) ?? false);
+    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n, slotInput(n)), spec, maxBatch, rawLayout);
   }
   const ragged = names.filter((n) => RAGGED_INPUTS.includes(n));
   if (ragged.length) return raggedExamplesFrom(inputs, ragged, spec, maxBatch);
@@ -224,8 +225,15 @@ export function examplesFromRaw(names: readonly string[], columnOf: (name: strin
   return reader!.examples(new Map(names.map((n) => [n, columnOf(n)])), spec, maxBatch);
 }
 
-/** A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). */
-function rawColumnOf(t: TensorProtoMsg, name: string): RawColumn {
+/**
+ * A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). A slot's values (`slot`) are
+ * never floats: DT_FLOAT rounds integers above 2^24 (DT_DOUBLE above 2^53) to other ids before they leave the client,
+ * which nothing here could tell; training takes no float for a slot either.
+ */
+function rawColumnOf(t: TensorProtoMsg, name: string, slot: boolean): RawColumn {
+  if (slot && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
+    throw bad(`input ${name} holds slot values, which must be DT_INT64, DT_UINT64, DT_INT32 or DT_STRING, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
+  }
   const shape = shapeOf(t, name);
   if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
   const values = rawValuesOf(t, name);
