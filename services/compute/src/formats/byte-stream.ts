@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, read as readAt, readSync, statSync, type ReadStream } from "node:fs";
+import { closeSync, createReadStream, openSync, read as readAt, readSync, statSync, type ReadStream } from "node:fs";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { Decompress as ZstdStream } from "fzstd";
@@ -394,6 +394,30 @@ async function gunzipUntilFailure(fd: number, pieceAt: number, piece: Uint8Array
   }
 }
 
+/** A Parquet file given as another format: said before anything else about it (a feature list's fit to that format). */
+export function parquetFileError(path: string): Error {
+  return ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
+}
+
+/** Throws parquetFileError for the first of `paths` that is a regular file starting with PAR1 (a FIFO is not opened). */
+export function refuseParquetFiles(paths: readonly string[]): void {
+  const head = new Uint8Array(8);
+  for (const path of paths) {
+    let fd: number;
+    try {
+      if (!statSync(path).isFile()) continue;
+      fd = openSync(path, "r");
+    } catch {
+      continue; // the pass names a file it cannot open
+    }
+    try {
+      if (readSync(fd, head, 0, 8, 0) === 8 && hasParquetMagic(head)) throw parquetFileError(path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
 /**
  * A compressed file that its name says is not (--compression auto), or a
  * Parquet file, is refused with what to do: read as it is, its bytes were
@@ -409,7 +433,7 @@ function refuseMisread(path: string, fd: number): void {
   // A Parquet file begins (and ends) with PAR1, which no TSV line, Monolith length or TFRecord length begins with in practice.
   if (start.length >= 8 && hasParquetMagic(start)) {
     closeSync(fd);
-    throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `data file ${path} is a Parquet file (it starts with PAR1), not this format; read it with --format parquet and a --feature-list naming its columns`);
+    throw parquetFileError(path);
   }
   const kind = compressionFromMagic(start);
   if (!kind || (kind === "gzip" && !inflatesAsGzip(start))) return;

@@ -8,6 +8,7 @@ import { MonolithFilesSource } from "./monolith-files.js";
 import { refreshStatBuffer, type Logger } from "@pangea/kit";
 import type { BatchSource } from "../server/batch-stream.js";
 import { SyntheticSource } from "./synthetic.js";
+import { refuseParquetFiles } from "../formats/byte-stream.js";
 import { contentSample } from "./content-sample.js";
 import { expandDataPaths, sharedFiles } from "./data-paths.js";
 import { HeldOutFiles } from "./held-out-files.js";
@@ -79,6 +80,8 @@ function withDataNotes(source: DataSource, notes: readonly string[], sample: str
 async function openFiles(c: ComputeConfig, paths: string[], evalFraction: number, list: FeatureList | null): Promise<DataSource> {
   // Where the decoded records are cached, what the source may hold in memory, and the threads writing the cache (see record-cache.ts).
   const cache = { memoryMb: c.maxMemoryMb, parseThreads: affordableParseThreads(c.parseThreads, c.maxMemoryMb), ...(c.cacheDir ? { cacheDir: c.cacheDir } : {}) };
+  // A Parquet file under the default --format criteo: that first, not how its feature list does not fit Criteo's layout.
+  if (c.format !== "parquet") refuseParquetFiles(paths);
   if (c.format === "criteo") {
     // A Criteo line has one label, its first field; a list declaring tasks would otherwise train one task silently.
     if (list?.namedTasks) {
