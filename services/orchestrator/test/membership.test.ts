@@ -26,6 +26,9 @@ describe("Membership", () => {
     const { m } = members();
     m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
     expect(m.heartbeat("t-0")).toBe(false); // no session yet: a trainer beats once its session said the job started
+    // Bad phases are refused without a session too (they were answered OK).
+    expect(await codeOf(() => m.heartbeat("t-0", { evil: 1e308 }))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => m.heartbeat("t-0", { fetch: Number.NaN }))).toBe("ORCH_ERR_BAD_REQUEST");
     m.attach("t-0", new FakeSession(), false);
     m.setBackend("t-0", "wasm+blas");
     expect(m.heartbeat("t-0", { fetch: 0.5, pull: 1, compute: 2, push: 0.25, wait: 0 })).toBe(true);

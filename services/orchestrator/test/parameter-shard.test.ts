@@ -36,6 +36,9 @@ describe("ParameterShard", () => {
     const s = parameterShard(1, "sync", null);
     expect(take(s, grads(0, 0))).toMatchObject({ step: 0, workers: 0 });
     expect(take(s, grads(0, 0))).toMatchObject({ duplicate: true });
+    // A bad push for a batch taken is refused as bad, not answered "duplicate" (a NaN loss, a batch size of 0).
+    expect(await codeOf(() => s.admit({ ...grads(0, 0), loss: Number.NaN }))).toBe("ORCH_ERR_BAD_GRADIENT");
+    expect(await codeOf(() => s.admit({ ...grads(0, 0), batchSize: 0 }))).toBe("ORCH_ERR_BAD_GRADIENT");
     expect(await codeOf(() => s.admit(grads(0, 6)))).toBe("ORCH_ERR_NOT_ASSIGNED");
     for (const j of [1, 2, 3, 4]) take(s, grads(s.version, j));
     expect(s.trainingOver).toBe(false);

@@ -61,6 +61,9 @@ describe("StepCoordinator", () => {
     c.plan.release("a", ["b"]);
     expect(give(c, "a", push(ja!, 0))).toBe("duplicate");
     expect(counts.duplicateBatches).toBe(1);
+    // A bad push for that finished batch is refused as bad (it was answered "duplicate" and counted one).
+    expect(await codeOf(() => c.admit(push(ja!, 0, Number.NaN), alive("a")))).toBe("ORCH_ERR_BAD_GRADIENT");
+    expect(counts.duplicateBatches).toBe(1);
     expect(give(c, "b", push(jb!, 0))).toBe("step");
     expect(c.batchTally()).toEqual({ applied: 2, missing: 0 });
   });

@@ -84,6 +84,12 @@ describe("ParameterSync refuses bad updates whole", () => {
     expect(models.current()!.dense).toEqual(before.dense);
   });
 
+  it("a refusal names a sender that gave no name by its connection (it read 'parameter sync from : rows ...')", async () => {
+    const bytes = encodeSyncUpdate({ seq: 100, sender: "", ids: Uint32Array.from(idWords(1)), rows: Float32Array.of(Number.NaN, 0), rowsShape: [1, D], tombstones: new Uint32Array(0), dense: [] });
+    const err = (await push(bytes).then(() => null, (e: unknown) => e)) as grpc.ServiceError | null;
+    expect(err?.details).toMatch(/^SERVING_ERR_BAD_INPUT: parameter sync from an unnamed sender at \S+: rows: row 0 holds NaN/);
+  });
+
   it("a refused update does not use up its sequence: a sound one with the same sequence then applies", async () => {
     const ack = await push(update({ seq: 100, ids: [1, 2], rows: Float32Array.of(7, 7, 8, 8), tombstones: [3], dense: goodDense() }));
     expect(ack).toMatchObject({ rowsApplied: 2n, rowsRemoved: 1n, denseApplied: true });

@@ -315,11 +315,13 @@ export class Membership {
 
   /** Records a trainer's heartbeat; false if it is not (or no longer) a member. */
   heartbeat(workerId: string, phaseSeconds?: Record<string, number>): boolean {
+    // Checked whoever sends them: a bad heartbeat is INVALID_ARGUMENT with or without a session (it was OK without one).
+    const phases = phaseSeconds ? checkedPhases(workerId, phaseSeconds) : undefined;
     const t = this.trainers.get(workerId);
     // A trainer heartbeats once its session has told it the job started: beats without one would keep a bare registration listed.
     if (!t?.alive || !t.attached) return false;
     t.lastBeat = Date.now();
-    if (phaseSeconds) t.phaseSeconds = checkedPhases(workerId, phaseSeconds);
+    if (phases) t.phaseSeconds = phases;
     return true;
   }
 

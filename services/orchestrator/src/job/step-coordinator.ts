@@ -74,7 +74,9 @@ export class StepCoordinator {
     const owner = plan.ownerOf(j);
     if (owner !== worker.workerId) {
       if (plan.isFinished(j)) {
-        // Its gradients arrived before (from this trainer's earlier life or the one it was given to): never apply a batch twice.
+        // Its gradients arrived before (from this trainer's earlier life or the one it was given to): never apply a batch
+        // twice. A bad push is refused as bad all the same, not counted as a duplicate.
+        this.shard.validate(g);
         this.counts.duplicateBatches++;
         return { step: this.version, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
       }

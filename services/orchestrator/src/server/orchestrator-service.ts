@@ -58,7 +58,7 @@ export class OrchestratorService {
           } else if (req.kind === "WORKER_KIND_TRAINER") {
             cb(null, job.registerTrainer(req.workerId));
           } else {
-            throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `worker ${req.workerId} has kind ${req.kind}; expected TRAINER or COMPUTE`);
+            throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `worker ${req.workerId} has kind ${req.kind}; expected WORKER_KIND_TRAINER, WORKER_KIND_COMPUTE or WORKER_KIND_PS_SHARD`);
           }
         } catch (err) {
           cb(toServiceError(err));

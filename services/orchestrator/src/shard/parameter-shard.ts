@@ -118,6 +118,11 @@ export class ParameterShard {
     if (this.takenCount >= this.taken.length) this.finishTraining();
   }
 
+  /** Throws ORCH_ERR_BAD_GRADIENT for gradients no batch could take (shapes, non-finite values, batch size, loss). */
+  validate(g: WorkerGradients): void {
+    this.aggregator.validate(g);
+  }
+
   /**
    * Checks a push: the answer for a batch taken before (it is never applied
    * twice), null for one to take; throws for one this shard cannot take.
@@ -127,7 +132,12 @@ export class ParameterShard {
     if (!(j >= 0 && j < this.taken.length)) {
       throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} to shard ${this.s.index}; the job has batches 0..${this.taken.length - 1}`);
     }
-    if (this.taken[j]) return { step: this.version, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
+    // A bad push is refused as such (INVALID_ARGUMENT) whether or not its batch was taken: answered "duplicate", a NaN or
+    // an undeclared slot's ids for a batch past passed as accepted.
+    if (this.taken[j]) {
+      this.validate(g);
+      return { step: this.version, meanLoss: g.loss, workers: 0, samples: 0, duplicate: true };
+    }
     if (this.s.mode !== "async" && g.step !== this.version) {
       const where = this.s.index === 0 ? "the job" : `shard ${this.s.index}`;
       throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${g.rank} pushed gradients for step ${g.step}, ${where} is at step ${this.version}`);

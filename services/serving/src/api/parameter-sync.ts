@@ -38,7 +38,10 @@ export function addParameterSync(server: grpc.Server, models: ModelManager, batc
 
   function apply(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void {
     try {
-      const { payload: u, sender } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
+      const decoded = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, `parameter sync from ${call.getPeer()}`);
+      const u = decoded.payload;
+      // The message's own sender names it in every refusal; one that gives none is named by its connection.
+      const sender = decoded.sender || `an unnamed sender at ${call.getPeer()}`;
       const servable = models.current();
       // Sync keeps a loaded version fresh; it cannot make the first one (a job's --export-dir writes that at its first checkpoint).
       if (!servable) throw ServingErrors.create("SERVING_ERR_NOT_READY", `no model version loaded to apply parameter sync from ${sender} to: sync updates a version serving has loaded; export one first (a job with --export-dir exports its first checkpoint, so give it a checkpoint cadence such as --checkpoint-every-steps)`);
