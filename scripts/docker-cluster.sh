@@ -37,6 +37,8 @@ SETTING_NAMES=("${DATA_NAMES[@]}" STEPS TRAINERS PANGEA_BIND
   ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT)
 
 say() { printf 'make docker-%s: %s\n' "$cmd" "$*"; }
+# What the printed commands need to name this project (nothing for the default one).
+PROJECT_ARG=""; [ "$PROJECT" = pangea ] || PROJECT_ARG=" COMPOSE_PROJECT=$PROJECT"
 die() { printf 'make docker-%s: %s\n' "$cmd" "$*" >&2; exit 1; }
 
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose)
@@ -206,6 +208,28 @@ take_lock() {
   trap 'rm -rf "$LOCK" "$OVERRIDE.new"' EXIT
 }
 
+# The project's services that exited with an error or keep restarting, one per line:
+# "<exit code> <service>: <its last line of its own>" (a service ends with a line
+# "pangea-<service>: ..." saying why). Each is kept down: restart: on-failure would
+# start a refused one again and again, so its restarts are turned off and it is
+# given a moment to exit on its own (its exit code says whether it was refused).
+failing_services() {
+  local id name status code restarts line
+  for id in $(compose ps -aq 2>/dev/null); do
+    read -r name status code restarts < <(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$id" 2>/dev/null) || continue
+    [ "$restarts" -gt 0 ] || [ "$status" = restarting ] || { [ "$status" = exited ] && [ "$code" != 0 ]; } || continue
+    docker update --restart=no "$id" >/dev/null 2>&1 || true
+    if [ "$status" = running ]; then
+      code=$(timeout 20 docker wait "$id" 2>/dev/null) || { docker stop -t 5 "$id" >/dev/null 2>&1 || true; code=$(docker inspect -f '{{.State.ExitCode}}' "$id" 2>/dev/null || echo 1); }
+    else
+      docker stop -t 5 "$id" >/dev/null 2>&1 || true
+    fi
+    [ "$code" != 0 ] || code=1
+    line=$(docker logs "$id" 2>&1 | grep -E '^pangea-[a-z-]+: ' | tail -n 1 | cut -c1-600 || true)
+    printf '%s %s: %s\n' "$code" "$name" "${line:-exited with code $code (make logs DOCKER=1$PROJECT_ARG shows why)}"
+  done
+}
+
 # What make docker-build and make docker-up both run: compose builds every
 # service's image from infra/Dockerfile (unchanged layers come from the cache).
 job_state() { # orchestrator container -> "state<TAB>step<TAB>steps<TAB>error" from its dashboard, or nothing
@@ -262,13 +286,19 @@ up() {
       name=${spec%%:*} port=${spec#*:}
       port=$((10#$port))
       local other=$((port + 10000)); [ "$other" -le 65535 ] || other=$((port - 10000))
-      port_free "$BIND" "$port" || die "port $port on $BIND ($name) is already in use: stop what holds it, or pick another, e.g. $name=$other make docker-up"
+      port_free "$BIND" "$port" || die "port $port on $BIND ($name) is already in use: stop what holds it, or pick another, e.g. make docker-up$PROJECT_ARG $name=$other"
     done
   fi
 
-  # Every check passed: this start's data and settings replace the earlier ones.
+  # Every check passed: this start's data and settings replace the earlier ones. Saved before the containers start:
+  # volumes a failed start leaves may already hold this data's checkpoints. The earlier ones are kept aside until the
+  # start is known not to be refused (a service exiting 2 for a configuration its checkpoint or data contradicts).
+  local before=.pangea/docker/$PROJECT.before earlier=""
+  rm -rf "$before"; mkdir -p "$before"
+  [ ! -f "$SETTINGS" ] || { cp -p "$SETTINGS" "$before/settings"; earlier=1; }
+  [ ! -f "$OVERRIDE" ] || cp -p "$OVERRIDE" "$before/data.yaml"
+  [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || earlier=1
   if [ -f "$OVERRIDE.new" ]; then mv -f "$OVERRIDE.new" "$OVERRIDE"; else rm -f "$OVERRIDE"; fi
-  # Saved before the containers start: volumes a failed start leaves may already hold this data's checkpoints.
   save_settings
   local files=(-f "$FILE")
   [ ! -f "$OVERRIDE" ] || files+=(-f "$OVERRIDE")
@@ -278,13 +308,30 @@ up() {
   if ! "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "${profiles[@]}" up -d --remove-orphans; then
     say "the last log lines of each service:"
     compose logs --no-color --tail 3 2>/dev/null | grep -v '^Attaching' || true
-    if [ -n "$running" ]; then
-      # The project ran before this start: what it runs is not this start's to remove.
-      die "starting the containers failed (see above); the project's other containers are left running: fix the setting and run make docker-up again, or make docker-down"
+    # Compose names a dependent that never turned healthy; the service at fault is the one that exited.
+    local failing why
+    failing=$(failing_services)
+    why=$(printf '%s\n' "$failing" | sed -n 's/^[0-9]* //p' | paste -sd ';' - | sed 's/;/; /g')
+    why=${why:+: $why}
+    if [ -n "$earlier" ]; then
+      # The project ran before this start: its checkpoints and what it runs are not this start's to remove. A refusal
+      # (exit 2) trained nothing with this start's settings: the earlier ones are put back.
+      if printf '%s\n' "$failing" | grep -q '^2 '; then
+        if [ -f "$before/settings" ]; then cp -p "$before/settings" "$SETTINGS"; else rm -f "$SETTINGS"; fi
+        if [ -f "$before/data.yaml" ]; then cp -p "$before/data.yaml" "$OVERRIDE"; else rm -f "$OVERRIDE"; fi
+        rm -rf "$before"
+        die "starting the containers failed$why; the refused service is stopped and the earlier start's settings are kept: make docker-up$PROJECT_ARG without the changed variables starts the job as before, or make docker-down$PROJECT_ARG first starts a new one"
+      fi
+      rm -rf "$before"
+      die "starting the containers failed${why:- (see above)}; the project's other containers are left running: fix the setting and run make docker-up$PROJECT_ARG again, or make docker-down$PROJECT_ARG"
     fi
-    compose --profile grafana down --remove-orphans >/dev/null 2>&1 || true
-    die "starting the containers failed (see above); the containers that had started were removed"
+    # A new project: nothing of this start stays (containers, volumes, settings).
+    rm -rf "$before"
+    compose --profile grafana down -v --remove-orphans >/dev/null 2>&1 || true
+    rm -f "$SETTINGS" "$OVERRIDE"
+    die "starting the containers failed${why:- (see above)}; the containers and volumes this start made were removed"
   fi
+  rm -rf "$before"
   # The services talk mutual TLS with the certs volume's certificates; the host's
   # CLI calls as admin, and REST/gRPC clients trust ca.crt.
   local tls=".pangea/docker/$PROJECT-tls" orch
@@ -312,8 +359,8 @@ make docker-up: cluster '$PROJECT' is up in $((SECONDS - started)) s; $job.
 TXT
   [ ${#profiles[@]} -eq 0 ] || echo "  grafana       http://$BIND:${GRAFANA_PORT:-3000}/"
   cat <<TXT
-  follow        make logs DOCKER=1
-  stop          make docker-down    (KEEP_VOLUMES=1 keeps checkpoints and models)
+  follow        make logs DOCKER=1$PROJECT_ARG
+  stop          make docker-down$PROJECT_ARG    (KEEP_VOLUMES=1 keeps checkpoints and models)
 TXT
   return "$rc"
 }

@@ -190,6 +190,19 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(evalReport.records).toBe(6000);
     expect(evalReport.auc).toBeGreaterThan(0.7);
 
+    // A start the job's checkpoint refuses (3 trainers: other batches per step than the job's): one line naming the service
+    // and its reason, the refused service stopped (restart: on-failure had started it again and again), and the earlier
+    // settings kept, so the next plain start is the job as it was.
+    const settings = join(ROOT, ".pangea", "docker", `${project}.settings`);
+    const settingsBefore = readFileSync(settings, "utf8");
+    const refusedChange = await run("make", ["docker-up"], { COMPOSE_PROJECT: project, STEPS: String(STEPS + 100), TRAINERS: "3" }, 300_000);
+    expect(refusedChange.code).not.toBe(0);
+    expect(refusedChange.out.split("\n").find((l) => l.startsWith("make docker-up: starting the containers failed")) ?? refusedChange.out.slice(-2000)).toMatch(
+      new RegExp(`^make docker-up: starting the containers failed: orchestrator: pangea-orchestrator: --resume: job compose-job's checkpoint at step ${STEPS} was taken in sync mode with 2 batches .+; the refused service is stopped and the earlier start's settings are kept: make docker-up COMPOSE_PROJECT=${project} without the changed variables starts the job as before`),
+    );
+    expect(readFileSync(settings, "utf8")).toBe(settingsBefore);
+    expect(docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "status=restarting").stdout.trim()).toBe("");
+
     // Started again once the job has completed (its volumes kept), the cluster says the job has ended, not that it trains.
     const after = await run("make", ["docker-up"], { COMPOSE_PROJECT: project }, 300_000);
     expect(after.code, failureOf(after.out)).toBe(0);
@@ -253,7 +266,8 @@ describe.skipIf(skip)("make docker-up", () => {
   it("make logs DOCKER=1 follows the containers' logs", async () => {
     expect(up.code).toBe(0);
     const logs = await run("make", ["logs", "DOCKER=1"], env, 8_000);
-    expect(logs.out).toMatch(/orchestrator[_-]1 +\|.*"job completed"/);
+    // The orchestrator's container of the last start (recreated after the refused one) reports the job it had completed.
+    expect(logs.out).toMatch(/orchestrator[_-]1 +\|.*"(job completed|the job had completed; reporting its result)"/);
     expect(logs.out).toMatch(/serving[_-]1 +\|.*"model version loaded"/);
   }, 30_000);
 });
@@ -278,7 +292,7 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
     try {
       const r = await run("make", ["docker-up"], env({ DASHBOARD_PORT: String(port) }), 120_000);
       expect(r.code).not.toBe(0);
-      expect(r.out).toContain(`make docker-up: port ${port} on 127.0.0.1 (DASHBOARD_PORT) is already in use: stop what holds it, or pick another, e.g. DASHBOARD_PORT=${port + 10000 <= 65535 ? port + 10000 : port - 10000} make docker-up`);
+      expect(r.out).toContain(`make docker-up: port ${port} on 127.0.0.1 (DASHBOARD_PORT) is already in use: stop what holds it, or pick another, e.g. make docker-up COMPOSE_PROJECT=pangea-bad-${process.pid} DASHBOARD_PORT=${port + 10000 <= 65535 ? port + 10000 : port - 10000}`);
       expect(projectContainers(`pangea-bad-${process.pid}`)).toBe("");
     } finally {
       holder.close();
