@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -325,4 +325,27 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
     expect(r.code).not.toBe(0);
     expect(r.out).toContain(`make docker-up: DATA: the directory ${dir} is not readable by the containers' user (uid 1000): chmod o+rx ${dir}`);
   });
+
+  it("a new project that a service refuses after the build leaves nothing: no container, volume or settings", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-docker-refused-"));
+    chmodSync(dir, 0o755);
+    // A TSV file given as the feature list: the checks before the build see a readable file; compute refuses it.
+    writeFileSync(join(dir, "day_0.tfrecord"), "");
+    writeFileSync(join(dir, "list.tsv"), "1\t2\t3\n");
+    for (const f of ["day_0.tfrecord", "list.tsv"]) chmodSync(join(dir, f), 0o644);
+    const name = `pangea-refused-${process.pid}`;
+    const ports = Object.fromEntries(await Promise.all(["ORCHESTRATOR_PORT", "DASHBOARD_PORT", "SERVING_GRPC_PORT", "SERVING_REST_PORT", "PROMETHEUS_PORT"].map(async (k) => [k, String(await closedPort())])));
+    try {
+      const r = await run("make", ["docker-up"], { COMPOSE_PROJECT: name, PANGEA_BIND: "127.0.0.1", DATA: join(dir, "day_0.tfrecord"), FORMAT: "example", FRAMING: "tfrecord", FEATURE_LIST: join(dir, "list.tsv"), ...ports }, 600_000);
+      expect(r.code).not.toBe(0);
+      expect(r.out.split("\n").find((l) => l.startsWith("make docker-up: starting the containers failed")) ?? r.out.slice(-2000)).toMatch(
+        /^make docker-up: starting the containers failed: (compute|orchestrator): pangea-(compute|orchestrator): .*list\.tsv.*; the containers and volumes this start made were removed$/,
+      );
+      expect(projectContainers(name)).toBe("");
+      expect(projectVolumes(name)).toBe("");
+      expect(existsSync(join(ROOT, ".pangea", "docker", `${name}.settings`))).toBe(false);
+    } finally {
+      await run("make", ["docker-down"], { COMPOSE_PROJECT: name }, 120_000);
+    }
+  }, 660_000);
 });
