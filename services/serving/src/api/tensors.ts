@@ -109,8 +109,14 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
     return examplesFromMonolith(names[0]!, inputs[names[0]!]!, spec, maxBatch, featureList);
   }
   if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) {
-    const slotInput = (n: string) => n === INPUT_SLOT_VALUES || (rawLayout?.list.slotByName.has(n) ?? false);
-    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n, slotInput(n)), spec, maxBatch, rawLayout);
+    // What a slot input's values may be, for its refusal of floats: a named slot's by its kind, slot_values' any slot's.
+    const slotTypes = (n: string): string | null => {
+      if (n === INPUT_SLOT_VALUES) return "DT_STRING, or for int64 and fid slots DT_INT64, DT_UINT64 or DT_INT32";
+      const kind = rawLayout?.list.slotByName.get(n)?.kind;
+      if (!kind) return null;
+      return kind === "bytes" ? "DT_STRING (its bytes are hashed)" : "DT_INT64, DT_UINT64, DT_INT32 or decimal DT_STRING";
+    };
+    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n, slotTypes(n)), spec, maxBatch, rawLayout);
   }
   const ragged = names.filter((n) => RAGGED_INPUTS.includes(n));
   if (ragged.length) return raggedExamplesFrom(inputs, ragged, spec, maxBatch);
@@ -226,13 +232,13 @@ export function examplesFromRaw(names: readonly string[], columnOf: (name: strin
 }
 
 /**
- * A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). A slot's values (`slot`) are
+ * A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). A slot's values (`slotTypes`: the dtypes it takes) are
  * never floats: DT_FLOAT rounds integers above 2^24 (DT_DOUBLE above 2^53) to other ids before they leave the client,
  * which nothing here could tell; training takes no float for a slot either.
  */
-function rawColumnOf(t: TensorProtoMsg, name: string, slot: boolean): RawColumn {
-  if (slot && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
-    throw bad(`input ${name} holds slot values, which must be DT_INT64, DT_UINT64, DT_INT32 or DT_STRING, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
+function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null): RawColumn {
+  if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
+    throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
   }
   const shape = shapeOf(t, name);
   if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
