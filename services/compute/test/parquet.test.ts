@@ -136,7 +136,9 @@ describe("Parquet source (files written by hyparquet-writer)", () => {
       ["empty", new Uint8Array(0), "the file is empty (0 bytes)"],
       ["short", Buffer.from("PAR1x"), "the file is 5 bytes, shorter than any Parquet file (PAR1, a footer length and PAR1 are 12)"],
       ["gzip", gzipSync(whole), "the file is gzip-compressed (Parquet compresses inside the file): decompress it first"],
-      ["cut", whole.subarray(0, whole.length - 100), 'it does not start and end with PAR1, as every Parquet file does (starts with "PAR1", does not end with it: cut short?)'],
+      ["cut", whole.subarray(0, whole.length - 100), "it does not start and end with PAR1, as every Parquet file does (it starts with PAR1 but does not end with it: cut short?)"],
+      // Another format altogether (a TFRecord file here) is not asked about being cut short.
+      ["other", Buffer.from("\x05\x00\x00\x00\x00\x00\x00\x00abcdefgh"), 'it does not start and end with PAR1, as every Parquet file does (it starts with "\\u0005\\u0000\\u0000\\u0000": another format? (--format names it))'],
     ];
     for (const [name, bytes, reason] of cases) {
       const path = join(dir, `${name}.parquet`);

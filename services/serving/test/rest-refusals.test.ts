@@ -42,12 +42,13 @@ describe("Negative feature ids over REST", () => {
 
 describe("Predict with no examples", () => {
   it.each([
-    ["instances: []", { instances: [] }],
-    ["columnar inputs of 0 rows", { inputs: { dense_features: [], feature_ids: [] } }],
-  ])("%s is refused with 400 SERVING_ERR_BAD_INPUT", async (_what, body) => {
+    // Said as sent (it named dense_features, which the request never gave).
+    ["instances: []", { instances: [] }, 'SERVING_ERR_BAD_INPUT: "instances" is empty: a request needs at least one example'],
+    ["columnar inputs of 0 rows", { inputs: { dense_features: [], feature_ids: [] } }, `SERVING_ERR_BAD_INPUT: input dense_features has shape [0, ${SPEC.numDense}]: a request needs at least one example`],
+  ])("%s is refused with 400 SERVING_ERR_BAD_INPUT", async (_what, body, error) => {
     const r = await predict(body);
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: input dense_features has shape [0, ${SPEC.numDense}]: a request needs at least one example`);
+    expect(r.json.error).toBe(error);
   });
 
   it("one example still predicts", async () => {

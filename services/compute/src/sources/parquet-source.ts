@@ -259,7 +259,10 @@ function notParquetReason(fd: number, size: number): void {
   readSync(fd, tail, 0, 4, size - 4);
   if (!hasParquetMagic(head) || !hasParquetMagic(tail)) {
     const gzip = compressionFromMagic(head) === "gzip";
-    throw new Error(gzip ? "the file is gzip-compressed (Parquet compresses inside the file): decompress it first" : `it does not start and end with PAR1, as every Parquet file does (starts with ${JSON.stringify(head.toString("latin1"))}${hasParquetMagic(tail) ? "" : ", does not end with it: cut short?"})`);
+    if (gzip) throw new Error("the file is gzip-compressed (Parquet compresses inside the file): decompress it first");
+    // Only a file that starts as Parquet and does not end so looks cut short; one that does neither is another format.
+    const why = hasParquetMagic(head) ? "starts with PAR1 but does not end with it: cut short?" : hasParquetMagic(tail) ? `ends with PAR1 but starts with ${JSON.stringify(head.toString("latin1"))}` : `starts with ${JSON.stringify(head.toString("latin1"))}: another format? (--format names it)`;
+    throw new Error(`it does not start and end with PAR1, as every Parquet file does (it ${why})`);
   }
 }
 
