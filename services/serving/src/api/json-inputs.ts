@@ -137,7 +137,7 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   const given = (body.instances as unknown[] | undefined)?.length ?? 1;
   // Said as given: an empty list reached the id form's check, which named an input the request never sent.
   if (given === 0) throw bad(`"instances" is empty: a request needs at least one example`);
-  if (!names.length && given > 0) throw bad(`the ${body.inputs !== undefined ? "inputs" : "instances"} name no inputs; expected ${INPUT_DENSE} and ${INPUT_IDS}${servable.rawLayout ? ", or the raw features the model was exported with" : ""}`);
+  if (!names.length) throw bad(`the ${body.inputs !== undefined ? "inputs" : "instances"} name no inputs; expected ${INPUT_DENSE} and ${INPUT_IDS}${servable.rawLayout ? ", or the raw features the model was exported with" : ""}`);
   const monolith = names.find((n) => MONOLITH_INPUTS.includes(n));
   if (monolith !== undefined) {
     if (names.length !== 1) throw bad(`a Monolith input (${monolith}) must come alone; got ${printableNames(names)}`);
