@@ -265,6 +265,8 @@ describe("unreachable peers and bad configuration", () => {
       expect(await ended).toBe(1);
       expect(Date.now() - gone).toBeLessThan(20_000);
       expect(said).toContain("no trainer is left: this run's have exited, and none started by hand is in session with the orchestrator (for 5 s)");
+      // The summary counts the trainer started by hand among those the job trained on (it said 1).
+      expect(said).toMatch(/\n  backend +\S+ on 2 trainers/);
     } finally {
       hand.kill("SIGKILL");
       run.kill("SIGTERM");

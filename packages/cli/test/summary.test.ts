@@ -149,6 +149,12 @@ describe("the summary's backend line", () => {
     // pangea up's cluster joined by a trainer started by hand.
     expect(backend(formatSummary({ ...running, liveTrainers: 4 }, 3))).toBe("  backend           cpu on 3 trainers (4 live now)");
   });
+
+  it("counts a trainer started by hand that trained among the job's, not a registration that never trained a step", () => {
+    const trainer = (workerId: string, stepsDone: number, alive = false) => ({ workerId, kind: "WORKER_KIND_TRAINER", stepsDone: String(stepsDone), batchesDone: String(stepsDone), alive }) as unknown as JobStatus__Output["workers"][number];
+    const ended = { ...status(evalOf()), deadTrainers: 3, workers: [trainer("trainer-0", 40), trainer("trainer-1", 40), trainer("by-hand", 90), trainer("ghost", 0, true)] };
+    expect(backend(formatSummary(ended, 2))).toBe("  backend           cpu on 3 trainers (3 lost during the job)");
+  });
 });
 
 describe("a running job's compute that is gone", () => {

@@ -53,12 +53,16 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   // A job that ended before its first batch (a model the data cannot take, say): no rate or loss to print.
   // A refused resume trained nothing: the counts the status carries are the checkpoint's, not this run's.
   const untrained = (Number(s.samples) === 0 && !completedBefore) || resumeRefused;
+  // The trainers that took part: those launched, or more when others joined (started by hand against the orchestrator);
+  // a registration that never trained a step is none.
+  const tookPart = new Set(s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER" && (Number(w.stepsDone) > 0 || Number(w.batchesDone) > 0)).map((w) => w.workerId)).size;
+  const onTrainers = Math.max(trainers, tookPart);
   const rows: [string, string][] = [
     ["state", stopped ? "stopped (a process failed while the job ran; see below)" : stateName(s.state) + (s.error ? ` (${s.error})` : "")],
     // An orchestrator older than the field sends none.
     ...(s.model ? [["model", s.model] as [string, string]] : []),
     // A completed job reported again: no trainer ran, so none reported a backend.
-    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${trainers} trainer${trainers === 1 ? "" : "s"}${trainerChanges(s, trainers, resumeRefused)}`] as [string, string]]),
+    ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${onTrainers} trainer${onTrainers === 1 ? "" : "s"}${trainerChanges(s, onTrainers, resumeRefused)}`] as [string, string]]),
     ...gone(s, stopped),
     ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     // An orchestrator older than the field sends none.
