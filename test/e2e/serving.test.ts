@@ -273,6 +273,10 @@ describe("export and serving", () => {
   it("REST: status, row and column predictions, and clear 4xx errors", async () => {
     const status = await rest("/v1/models/ctr");
     expect(status.status).toBe(200);
+    // Each loaded version says which job and step it was exported from (Pangea's addition), as its manifest records it.
+    const manifest = JSON.parse(readFileSync(join(BASE, "1", "manifest.json"), "utf8")) as { createdAt: string; source: { jobId: string; step: number; checkpoint: string } };
+    const one = (status.json.model_version_status as { version: string; source?: unknown }[]).find((v) => v.version === "1");
+    expect(one?.source).toEqual({ job_id: manifest.source.jobId, step: 30, checkpoint: checkpoint, exported_at: manifest.createdAt });
     const row = await rest("/v1/models/ctr:predict", { instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) });
     expect(row.status).toBe(200);
     expect(row.json.predictions).toHaveLength(4);

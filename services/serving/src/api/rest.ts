@@ -132,12 +132,13 @@ export async function startRest(
       }
       const versions = models.versions(m![1]!, versionIn(m![2]));
       return {
-        // tasks, pinned and parameter_sync: Pangea's additions (TF Serving's status has no field for them), on loaded versions.
+        // tasks, source, pinned and parameter_sync: Pangea's additions (TF Serving's status has no field for them), on loaded versions.
         model_version_status: versions.map((v) => ({
           version: String(v.version),
           state: v.state,
           status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error },
           ...(v.tasks ? { tasks: v.tasks } : {}),
+          ...(v.source ? { source: { job_id: v.source.jobId, step: v.source.step, checkpoint: v.source.checkpoint, exported_at: v.source.exportedAt } } : {}),
           ...(v.pinned ? { pinned: true } : {}),
           ...(v.synced ? { parameter_sync: { rows_applied: v.synced.rows, rows_removed: v.synced.tombstones, dense_updates: v.synced.dense, last_applied: new Date(v.synced.lastAt).toISOString(), last_sender: v.synced.sender } } : {}),
         })),

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { UsageError, valueSnippet, type Logger } from "@pangea/kit";
 import type { TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
-import { Servable } from "./servable.js";
+import { Servable, type VersionSource } from "./servable.js";
 
 export type VersionState = "LOADING" | "AVAILABLE" | "END";
 
@@ -17,6 +17,8 @@ export interface VersionStatus {
   error: string;
   /** A loaded version's tasks, in output order (from its manifest's model spec). */
   tasks?: TaskSpec[];
+  /** Where a loaded version came from (its manifest's job, step, checkpoint), if its manifest says. */
+  source?: VersionSource;
   /** The version `pin` serves by default (POST :pin), while it is. */
   pinned?: boolean;
   /** What parameter sync changed in a loaded version since its load (in memory only: another load starts from its files). */
@@ -129,8 +131,8 @@ export class ModelManager {
         const s = Servable.load(dir, v);
         this.loaded.set(v, s);
         this.failed.delete(v);
-        this.status.set(v, { version: v, state: "AVAILABLE", error: "", tasks: s.tasks });
-        this.log.info({ model: this.name, version: v, rows: s.rowCount, ms: Date.now() - started, retried: failed !== undefined }, "model version loaded");
+        this.status.set(v, { version: v, state: "AVAILABLE", error: "", tasks: s.tasks, ...(s.source ? { source: s.source } : {}) });
+        this.log.info({ model: this.name, version: v, job: s.source?.jobId, step: s.source?.step, rows: s.rowCount, ms: Date.now() - started, retried: failed !== undefined }, "model version loaded");
         serve.add(v);
         changed = true;
       } catch (err) {

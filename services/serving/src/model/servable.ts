@@ -19,6 +19,23 @@ export interface ServableView {
   dense?: Float32Array[];
 }
 
+/** The job and step a version was exported from, as its manifest records them. */
+export interface VersionSource {
+  jobId: string;
+  step: number;
+  checkpoint: string;
+  exportedAt: string;
+}
+
+/** A manifest's source, when it has one of the expected shape (it is informational: a version without one still serves). */
+function sourceOf(m: ExportManifest): VersionSource | null {
+  const src = m.source as Partial<ExportManifest["source"]> | undefined;
+  if (typeof src !== "object" || src === null) return null;
+  const { jobId, step, checkpoint } = src;
+  if (typeof jobId !== "string" || typeof checkpoint !== "string" || !Number.isSafeInteger(step) || step! < 0) return null;
+  return { jobId: printable(jobId, 200), step: step!, checkpoint: printable(checkpoint, 1000), exportedAt: typeof m.createdAt === "string" ? printable(m.createdAt, 64) : "" };
+}
+
 /**
  * One loaded model version: its dense weights and embedding rows, checked
  * against the manifest's sizes and SHA-256 sums, refused if the export's
@@ -44,6 +61,8 @@ export class Servable {
   rawLayout: RawLayout | null = null;
   /** The tables in the model's slot order. */
   private columnTables: RowTable[] = [];
+  /** Where the version came from (its manifest's job, step, checkpoint and export time); null where the manifest does not say. */
+  readonly source: VersionSource | null;
   /** Rows replaced or removed by parameter sync since loading. */
   synced = { rows: 0, tombstones: 0, dense: 0, lastAt: 0, sender: "" };
   /**
@@ -64,6 +83,7 @@ export class Servable {
     this.slotIds = manifest.slotIds;
     this.layout = new RowLayout(this.slotIds, this.rowWidths);
     this.dense = dense;
+    this.source = sourceOf(manifest);
   }
 
   static load(dir: string, version: number): Servable {
