@@ -13,7 +13,7 @@
 #   FORMAT            criteo, instance, example, examplebatch or parquet (default criteo)
 #   FRAMING, COMPRESSION, SORT_ID   Monolith files' record framing, compression, sort ids (compute's flags)
 #   FEATURE_LIST      the feature list file (needed for Monolith and Parquet data); also exported with the model
-#   STEPS, TRAINERS, PANGEA_BIND and the *_PORT variables: see infra/docker-compose.yaml
+#   STEPS, TRAINERS, BATCHES_PER_STEP, PANGEA_BIND and the *_PORT variables: see infra/docker-compose.yaml
 #   KEEP_VOLUMES=1    docker-down keeps the checkpoints, models, record cache and etcd volumes
 # docker-up remembers a project's settings (.pangea/docker/PROJECT.settings): run again
 # without them (after a docker kill, say), it starts the same job on the same data and
@@ -30,10 +30,12 @@ FILE=infra/docker-compose.yaml
 # CHOICES_<VARIABLE> and EXPECTED_<VARIABLE>: compute's choices for FORMAT, FRAMING, COMPRESSION and SORT_ID.
 . scripts/docker-choices.sh
 OVERRIDE=.pangea/docker/$PROJECT.data.yaml
+# docker-up's copy of the earlier start's settings while this start may yet be refused (removed on exit).
+BEFORE=.pangea/docker/$PROJECT.before
 SETTINGS=.pangea/docker/$PROJECT.settings
 # What docker-up remembers for the next start of the project; the first six describe the data.
 DATA_NAMES=(DATA FORMAT FRAMING COMPRESSION SORT_ID FEATURE_LIST)
-SETTING_NAMES=("${DATA_NAMES[@]}" STEPS TRAINERS PANGEA_BIND
+SETTING_NAMES=("${DATA_NAMES[@]}" STEPS TRAINERS BATCHES_PER_STEP PANGEA_BIND
   ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT)
 
 say() { printf 'make docker-%s: %s\n' "$cmd" "$*"; }
@@ -162,6 +164,8 @@ check_settings() {
     v=${!name:-}
     [ -z "$v" ] || { [[ $v =~ ^[0-9]{1,9}$ ]] && [ $((10#$v)) -ge 1 ]; } || die "$name: expected a whole number from 1 to 999999999, got '$v'"
   done
+  v=${BATCHES_PER_STEP:-}
+  [ -z "$v" ] || { [[ $v =~ ^[0-9]{1,4}$ ]] && [ $((10#$v)) -le 4096 ]; } || die "BATCHES_PER_STEP: expected a whole number from 0 (one batch per trainer) to 4096, got '$v'"
   local ports=() spec port
   for name in ORCHESTRATOR_PORT DASHBOARD_PORT SERVING_GRPC_PORT SERVING_REST_PORT PROMETHEUS_PORT GRAFANA_PORT; do
     v=${!name:-}
@@ -205,7 +209,7 @@ take_lock() {
     mkdir "$LOCK" 2>/dev/null || die "another make docker-up or docker-down of project '$PROJECT' has just started; wait for it to end"
   fi
   echo $$ >"$LOCK/pid"
-  trap 'rm -rf "$LOCK" "$OVERRIDE.new"' EXIT
+  trap 'rm -rf "$LOCK" "$OVERRIDE.new" "$BEFORE"' EXIT
 }
 
 # The project's services that exited with an error or keep restarting, one per line:
@@ -225,7 +229,8 @@ failing_services() {
       docker stop -t 5 "$id" >/dev/null 2>&1 || true
     fi
     [ "$code" != 0 ] || code=1
-    line=$(docker logs "$id" 2>&1 | grep -E '^pangea-[a-z-]+: ' | tail -n 1 | cut -c1-600 || true)
+    # A service's hint names its flag; here the variable sets it.
+    line=$(docker logs "$id" 2>&1 | grep -E '^pangea-[a-z-]+: ' | tail -n 1 | cut -c1-600 | sed 's/--batches-per-step \([0-9][0-9]*\)/BATCHES_PER_STEP=\1/g' || true)
     printf '%s %s: %s\n' "$code" "$name" "${line:-exited with code $code (make logs DOCKER=1$PROJECT_ARG shows why)}"
   done
 }
@@ -293,7 +298,7 @@ up() {
   # Every check passed: this start's data and settings replace the earlier ones. Saved before the containers start:
   # volumes a failed start leaves may already hold this data's checkpoints. The earlier ones are kept aside until the
   # start is known not to be refused (a service exiting 2 for a configuration its checkpoint or data contradicts).
-  local before=.pangea/docker/$PROJECT.before earlier=""
+  local before=$BEFORE earlier=""
   rm -rf "$before"; mkdir -p "$before"
   [ ! -f "$SETTINGS" ] || { cp -p "$SETTINGS" "$before/settings"; earlier=1; }
   [ ! -f "$OVERRIDE" ] || cp -p "$OVERRIDE" "$before/data.yaml"
@@ -319,19 +324,15 @@ up() {
       if printf '%s\n' "$failing" | grep -q '^2 '; then
         if [ -f "$before/settings" ]; then cp -p "$before/settings" "$SETTINGS"; else rm -f "$SETTINGS"; fi
         if [ -f "$before/data.yaml" ]; then cp -p "$before/data.yaml" "$OVERRIDE"; else rm -f "$OVERRIDE"; fi
-        rm -rf "$before"
         die "starting the containers failed$why; the refused service is stopped and the earlier start's settings are kept: make docker-up$PROJECT_ARG without the changed variables starts the job as before, or make docker-down$PROJECT_ARG first starts a new one"
       fi
-      rm -rf "$before"
       die "starting the containers failed${why:- (see above)}; the project's other containers are left running: fix the setting and run make docker-up$PROJECT_ARG again, or make docker-down$PROJECT_ARG"
     fi
     # A new project: nothing of this start stays (containers, volumes, settings).
-    rm -rf "$before"
     compose --profile grafana down -v --remove-orphans >/dev/null 2>&1 || true
     rm -f "$SETTINGS" "$OVERRIDE"
     die "starting the containers failed${why:- (see above)}; the containers and volumes this start made were removed"
   fi
-  rm -rf "$before"
   # The services talk mutual TLS with the certs volume's certificates; the host's
   # CLI calls as admin, and REST/gRPC clients trust ca.crt.
   local tls=".pangea/docker/$PROJECT-tls" orch

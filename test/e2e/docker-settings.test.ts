@@ -36,6 +36,8 @@ describe.runIf(haveCompose)("make docker-up's settings", () => {
     [{ STEPS: "abc" }, "STEPS: expected a whole number from 1 to 999999999, got 'abc'"],
     [{ TRAINERS: "-3" }, "TRAINERS: expected a whole number from 1 to 999999999, got '-3'"],
     [{ TRAINERS: "0" }, "TRAINERS: expected a whole number from 1 to 999999999, got '0'"],
+    [{ BATCHES_PER_STEP: "4097" }, "BATCHES_PER_STEP: expected a whole number from 0 (one batch per trainer) to 4096, got '4097'"],
+    [{ BATCHES_PER_STEP: "two" }, "BATCHES_PER_STEP: expected a whole number from 0 (one batch per trainer) to 4096, got 'two'"],
     [{ PROMETHEUS_PORT: "abc" }, "PROMETHEUS_PORT: expected a port number from 1 to 65535, got 'abc'"],
     [{ SERVING_REST_PORT: "8501x" }, "SERVING_REST_PORT: expected a port number from 1 to 65535, got '8501x'"],
     [{ PROMETHEUS_PORT: "99999" }, "PROMETHEUS_PORT: expected a port number from 1 to 65535, got '99999'"],

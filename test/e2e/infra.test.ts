@@ -45,6 +45,11 @@ describe("container setup", () => {
     expect(resolved).toContain("condition: service_healthy");
     expect(resolved).toMatch(/image: apache\/kafka:[\d.]+/);
     expect(resolved).toContain("KAFKA_PROCESS_ROLES: broker,controller");
+    // make docker-up's sizing variables reach the orchestrator's flags (0 batches per step: one per trainer).
+    expect(resolved).toMatch(/- --batches-per-step\s+- '0'/);
+    const sized = execFileSync("docker-compose", ["-f", "infra/docker-compose.yaml", "config"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, TRAINERS: "3", STEPS: "700", BATCHES_PER_STEP: "2" } });
+    expect(sized).toMatch(/- --trainers\s+- '3'\s+- --steps\s+- '700'\s+- --batches-per-step\s+- '2'/);
+    expect(sized).toMatch(/replicas: 3/);
   });
 
   it("infra/k8s validates against the Kubernetes schemas (kubernetes-models), and a broken manifest is caught naming the field", () => {
