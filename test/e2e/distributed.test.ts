@@ -175,6 +175,9 @@ describe("distributed training", () => {
   it("the clean reference run accounts for every batch once and keeps the last 3 periodic checkpoints", () => {
     expectEveryBatchOnce(cleanStatus, BATCHES);
     expect(Number(cleanStatus.deadTrainers)).toBe(0);
+    // Each trainer computed one batch per step, every step.
+    const trainers = cleanStatus.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER");
+    expect(trainers.map((w) => [Number(w.stepsDone), Number(w.batchesDone)])).toEqual(trainers.map(() => [Number(cleanStatus.step), Number(cleanStatus.step)]));
     expect(cleanStatus.mode).toBe("sync");
   }, 150_000);
 
@@ -191,7 +194,11 @@ describe("distributed training", () => {
     });
     expectEveryBatchOnce(s, BATCHES);
     expect(Number(s.deadTrainers)).toBe(1);
-    expect(s.workers.find((w) => w.workerId === joinedName)!.batchesDone).toBeGreaterThan(0);
+    const joined = s.workers.find((w) => w.workerId === joinedName)!;
+    expect(Number(joined.batchesDone)).toBeGreaterThan(0);
+    // Its steps are those it computed a batch of (one per step in sync mode), not the job's: it joined mid-job.
+    expect(Number(joined.stepsDone)).toBe(Number(joined.batchesDone));
+    expect(Number(joined.stepsDone)).toBeLessThan(Number(s.step));
     const ck = loadCheckpoint(s.checkpointPath);
     expect(denseDiff(ck, clean)).toBeLessThan(TOLERANCE);
     expect(rowDiff(ck, clean)).toBeLessThan(TOLERANCE);

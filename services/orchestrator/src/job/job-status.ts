@@ -67,7 +67,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     samplesPerSecond: p.runSeconds > 0 ? (p.samples - p.resumedSamples) / p.runSeconds : 0,
     samplesPerSecondAfterWarmup: p.afterWarmup,
     warmupSteps: p.afterWarmup > 0 ? WARMUP_STEPS : 0,
-    workers: p.members.workerStatuses(p.progressStep, p.state === "JOB_STATE_WAITING"),
+    workers: p.members.workerStatuses(p.state === "JOB_STATE_WAITING"),
     eval: p.evalReport,
     evaluations: [...p.evaluations],
     best: p.best,

@@ -63,6 +63,9 @@ export interface TrainerMember {
   everAttached: boolean;
   lastBeat: number;
   batchesDone: number;
+  /** Steps this registration computed a batch of (a standby trainer's waited steps are not its own), and the last one. */
+  stepsDone: number;
+  lastStep: number;
   /** The trainer's latest streaming AUC (NaN until it reports one). */
   streamingAuc: number;
   /** Several tasks: the trainer's last streaming AUC per task (NaN = none yet, or a regression task). */
@@ -233,7 +236,7 @@ export class Membership {
     // A returning trainer gets a fresh rank: ranks are never reused, so a late push from its old life is recognisable.
     const rank = this.nextRank++;
     const token = this.trainerTokens.issue(rank);
-    this.trainers.set(workerId, { workerId, token, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
+    this.trainers.set(workerId, { workerId, token, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, stepsDone: 0, lastStep: -1, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize, workerToken: token };
   }
@@ -461,9 +464,13 @@ export class Membership {
     t.backend = backend;
   }
 
-  /** A trainer's accepted batch. */
-  credit(t: TrainerMember, streamingAuc: number | undefined, taskStreamingAuc: readonly number[] = []): void {
+  /** A trainer's accepted batch, of `step`. */
+  credit(t: TrainerMember, step: number, streamingAuc: number | undefined, taskStreamingAuc: readonly number[] = []): void {
     t.batchesDone++;
+    if (step !== t.lastStep) {
+      t.stepsDone++;
+      t.lastStep = step;
+    }
     if (streamingAuc !== undefined && Number.isFinite(streamingAuc)) t.streamingAuc = streamingAuc;
     taskStreamingAuc.forEach((auc, i) => {
       if (Number.isFinite(auc)) t.taskStreamingAuc[i] = auc;
@@ -491,15 +498,15 @@ export class Membership {
     return [...new Set([...this.trainers.values()].map((t) => t.backend).filter(Boolean))];
   }
 
-  /** Every worker's line in the job status; `stepsDone` is the job's progress, `waiting` whether it has not started. */
-  workerStatuses(stepsDone: number, waiting: boolean): WorkerStatus[] {
+  /** Every worker's line in the job status; `waiting`: whether the job has not started. */
+  workerStatuses(waiting: boolean): WorkerStatus[] {
     const now = Date.now();
     const workers: WorkerStatus[] = [...this.trainers.values()].map((t) => ({
       workerId: t.workerId,
       kind: "WORKER_KIND_TRAINER",
       rank: t.rank,
       connected: t.session !== null,
-      stepsDone,
+      stepsDone: t.stepsDone,
       batchesDone: t.batchesDone,
       heartbeatAgeSeconds: (now - t.lastBeat) / 1000,
       phaseSeconds: t.phaseSeconds,
