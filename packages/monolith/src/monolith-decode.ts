@@ -1,5 +1,5 @@
 import { hashedIdV2, int64IdV2, isValidV2, normalizeCount, slotOfV2, v1HiToV2Hi, type FeatureList, type SlotKind } from "@pangea/features";
-import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireError, WireReader } from "./protowire.js";
+import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireError, FitError, WireReader } from "./protowire.js";
 
 /** Names Monolith gives to the label, line id and weight when they travel as named features. */
 export const LABEL_FEATURE = "__LABEL__";
@@ -98,7 +98,7 @@ class DenseWriter {
   add(v: number): void {
     if (this.isLabel) this.asm.labels.push(v);
     else if (this.target) {
-      if (this.i === this.target.size) throw new WireError(`dense feature '${shortName(this.name)}' holds more than ${this.target.size} value${this.target.size === 1 ? "" : "s"}, the size the feature list declares`);
+      if (this.i === this.target.size) throw new FitError(`dense feature '${shortName(this.name)}' holds more than ${this.target.size} value${this.target.size === 1 ? "" : "s"}, the size the feature list declares`);
       this.asm.dense[this.target.offset + this.i++] = this.target.log1p ? normalizeCount(v) : v;
     }
   }
@@ -119,7 +119,7 @@ const int64Number = (lo: number, hi: number) => (hi | 0) * 4294967296 + (lo >>> 
  */
 function valueSinks(asm: SampleAssembler, name: string, slot: { column: number; slot: number; kind: SlotKind } | undefined, floats: DenseWriter | null) {
   const wrong = (held: string) =>
-    new WireError(
+    new FitError(
       slot
         ? `feature '${shortName(name)}' holds ${held} values; the feature list declares it a slot of type ${slot.kind}${held === "bytes" ? " (strings are type bytes)" : held === "int64" ? " (integers to hash are type int64)" : " (a float feature is dense)"}`
         : `dense feature '${shortName(name)}' holds ${held} values; it takes numbers (float, double or int64)`,

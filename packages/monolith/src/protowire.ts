@@ -6,6 +6,9 @@
  */
 export class WireError extends Error {}
 
+/** A well-formed message whose values do not fit the feature list (a feature of another kind than declared): says nothing of the framing. */
+export class FitError extends WireError {}
+
 export const WIRE_VARINT = 0;
 export const WIRE_I64 = 1;
 export const WIRE_LEN = 2;

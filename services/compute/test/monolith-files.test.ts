@@ -323,6 +323,31 @@ describe("bad records", () => {
     expect(asm.labels).toEqual([1]);
   });
 
+  it("a value of another kind than declared in the pass's first record is the feature list's problem (exit 2); in a later record, a bad record", async () => {
+    const varint = (n: number): number[] => (n < 128 ? [n] : [(n & 127) | 128, ...varint(n >>> 7)]);
+    const field = (no: number, bytes: number[]) => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+    const example = (feature: number[]) => Uint8Array.from([...field(1, [...field(1, [...Buffer.from("user")]), ...field(2, feature)]), ...field(101, [0, 0, 0x80, 0x3f])]);
+    const good = example(field(5, [8, 42]));
+    const bad = example(field(6, field(1, [...Buffer.from("u17")])));
+    const config = { slots: [{ name: "user", slot: 1, type: "int64" as const }], dense: [{ name: "count", size: 1, transform: "none" as const }], label: { index: 0, column: "label" } };
+    const openFile = (name: string, records: Uint8Array[]) => {
+      const path = join(dir, name);
+      writeFileSync(path, encodeTfRecords(records));
+      return { path, opened: MonolithFilesSource.open({ paths: [path], message: "example", framing: new TfRecordFraming(), compression: "auto", featureList: compileFeatureList(config, "t"), evalFraction: 0, onBadRecord: "fail" }).then(() => null, (e: unknown) => e) };
+    };
+    const first = openFile("misfit-first.tfrecord", [bad, good, good]);
+    const err = (await first.opened) as { message: string; exitCode: number; hint?: string };
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect(err.exitCode).toBe(2);
+    // No framing hint: the record decoded; its value does not fit the list.
+    expect(err.message).toBe(`${first.path}: record at byte 0: not a valid example: feature 'user' holds bytes values; the feature list declares it a slot of type int64 (strings are type bytes)`);
+    expect(err.hint).toContain("the first record read does not fit --feature-list");
+    const later = openFile("misfit-later.tfrecord", [good, good, bad]);
+    const laterErr = (await later.opened) as { exitCode: number };
+    expect(ComputeErrors.is(laterErr, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
+    expect(laterErr.exitCode).toBe(1);
+  });
+
   it("a declared slot no record fills is a data warning naming it, with the ids of undeclared slots dropped", async () => {
     const path = join(dir, "other-slot.pb");
     writeFileSync(path, encodePbRecords(messages("instance"), PB_FILE_DEFAULTS));

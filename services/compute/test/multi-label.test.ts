@@ -106,6 +106,11 @@ describe("Monolith files with several labels per sample", () => {
     const ss = samples.slice(0, 10).map((s) => ({ ...s, labels: [1] }));
     const { path, open } = monolithFile("instance", ss, two.featureListConfig("fid_v1"));
     await expect(open()).rejects.toThrow(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: record at byte 0: not a valid instance: has 1 label, the feature list reads label 1 \\(conversion\\)$`));
+    // The pass's first record not fitting the list is said as the list's problem (exit 2), with a hint to check it, not to skip.
+    const first = await open().then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(first, "COMPUTE_ERR_BAD_CONFIG")).toBe(true);
+    expect((first as { exitCode: number }).exitCode).toBe(2);
+    expect((first as { hint?: string }).hint).toBe("the first record read does not fit --feature-list: check the list against the data (if only some records are like it, --on-bad-record=skip counts and skips them)");
     const err = await open("skip").then(() => null, (e: unknown) => e);
     // Every record bad: no samples, and the reason once, counted 10 times (the first record's had read as another reason).
     expect((err as Error).message).toContain("10 x not a valid instance: has 1 label, the feature list reads label 1 (conversion); no sample kept from ");

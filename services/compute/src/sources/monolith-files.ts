@@ -258,7 +258,16 @@ class MonolithPass {
         // A record that decodes with labels, too few for the feature list, says nothing of the framing.
         const wire = r.errors[e]![2];
         const hint = wire && offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
-        this.bad.record(path, `: record at ${place} ${offsets[i]}`, `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`);
+        const at = `: record at ${place} ${offsets[i]}`;
+        const reason = `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`;
+        // The pass's first record decodes but does not fit the feature list: the list is the likelier culprit than the
+        // data (every record would follow), so it is said as the feature list's problem, not as a record to skip.
+        if (!wire && columns.total === 0 && opts.onBadRecord === "fail") {
+          throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}${at}: ${reason}`, {
+            hint: "the first record read does not fit --feature-list: check the list against the data (if only some records are like it, --on-bad-record=skip counts and skips them)",
+          });
+        }
+        this.bad.record(path, at, reason);
         e++;
       }
       const k = r.samplesPerRecord[i]!;

@@ -1,5 +1,5 @@
 import { compileFeatureList, type FeatureList, type FeatureListConfig } from "@pangea/features";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
+import { decodeExample, decodeExampleBatch, decodeInstance, FitError, SampleAssembler, WireError } from "@pangea/monolith";
 import { SampleColumns, SampleError, type ColumnsPart } from "./sample-columns.js";
 
 export type MessageKind = "instance" | "example" | "examplebatch";
@@ -48,7 +48,7 @@ export class MonolithDecoder {
         decodeRecord(this.init.message, bytes.subarray(start, ends[i]!), this.asm, columns);
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        errors.push([i, err.message, err instanceof WireError || err.framingSuspect]);
+        errors.push([i, err.message, (err instanceof WireError && !(err instanceof FitError)) || (err instanceof SampleError && err.framingSuspect)]);
       }
       samplesPerRecord[i] = columns.samples - before;
       start = ends[i]!;
