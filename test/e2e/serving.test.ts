@@ -299,6 +299,17 @@ describe("export and serving", () => {
     const proto = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: '{"instances":[{"__proto__":{"x":1}}]}', headers: { "content-type": "application/json" } });
     expect(proto.status).toBe(400);
     expect(((await proto.json()) as { error: string }).error).toBe('SERVING_ERR_BAD_INPUT: the body has a key "__proto__", which no input is named');
+    // A key given twice in one object is refused, naming it (JSON.parse would keep the last: half the instances answered).
+    const inst = JSON.stringify({ dense_features: rows.dense[0], feature_ids: rows.ids[0] });
+    const dense = JSON.stringify(rows.dense[0]);
+    const ids = JSON.stringify(rows.ids[0]);
+    for (const [key, body] of [
+      ["instances", `{"instances":[${inst}],"instances":[${inst},${inst}]}`],
+      ["dense_features", `{"instances":[{"dense_features":[1],"dense_features":${dense},"feature_ids":${ids}}]}`],
+    ]) {
+      const twice = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body, headers: { "content-type": "application/json" } });
+      expect([twice.status, ((await twice.json()) as { error: string }).error]).toEqual([400, `SERVING_ERR_BAD_INPUT: the body gives the key "${key}" twice in one object; JSON.parse would keep only the last: give each key once`]);
+    }
     // A gzip body is decompressed, as TF Serving does (it failed as "body size did not match Content-Length"); a corrupt one is 400.
     const rowsBody = JSON.stringify({ instances: rows.dense.map((d, i) => ({ dense_features: d, feature_ids: rows.ids[i] })) });
     const gz = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: gzipSync(rowsBody), headers: { "content-type": "application/json", "content-encoding": "gzip" } });

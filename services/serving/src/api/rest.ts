@@ -1,3 +1,4 @@
+import { duplicateKey } from "./duplicate-keys.js";
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, valueSnippet } from "@pangea/kit";
@@ -200,7 +201,8 @@ export async function startRest(
 /**
  * A request's JSON. A "__proto__" key is refused, as fastify's parser does,
  * but named: an object built from such a body could otherwise get another
- * prototype further on.
+ * prototype further on. So is a key given twice in one object (the parse
+ * would keep the last, and answer for part of what was sent).
  */
 function parseRequestJson(text: string): unknown {
   let value: unknown;
@@ -218,6 +220,8 @@ function parseRequestJson(text: string): unknown {
     const why = (err as Error).message;
     throw new Error(err instanceof SyntaxError ? `the body is not valid JSON: ${printable(why, 120)}` : why);
   }
+  const twice = duplicateKey(text);
+  if (twice !== null) throw new Error(`the body gives the key ${JSON.stringify(printable(twice, 80))} twice in one object; JSON.parse would keep only the last: give each key once`);
   return value;
 }
 
