@@ -2,7 +2,7 @@ import { createWriteStream, renameSync, rmSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { createDeflate, createGzip, deflateSync, gzipSync } from "node:zlib";
+import { createDeflate, createGzip } from "node:zlib";
 import { z } from "zod";
 import { seedNumber, UsageError, makeDirs, nonNegativeInt, unwritableFileReason, parseConfig, positiveInt, runMain, usageText, type FlagTable } from "@pangea/kit";
 import { SyntheticSource } from "./sources/synthetic.js";
@@ -10,7 +10,7 @@ import { ComputeErrors } from "./errors.js";
 import { encodeTfRecords } from "./formats/tfrecord.js";
 import { encodePbRecords, PB_FILE_DEFAULTS, sortIdByDefault } from "./formats/pb-framing.js";
 import { compressSnappyBlocks, compressionFromName, NAME_ENDING } from "./formats/compression.js";
-import { parquetWriteBuffer } from "hyparquet-writer";
+import { fileWriter, ParquetWriter, schemaFromColumnData } from "hyparquet-writer";
 import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } from "@pangea/monolith";
 
 const FLAGS: FlagTable = {
@@ -64,21 +64,22 @@ function writeOrFail(path: string, data: Uint8Array | string, out = path): void 
   }
 }
 
-/** Writes the TSV to `path`; an error names `out`, the file asked for. */
-async function writeTsv(source: SyntheticSource, path: string, records: number, compression: "none" | "gzip" | "zlib", out: string): Promise<void> {
+/** Records generated, framed and written per chunk: what gen-data holds at once, whatever --records is. */
+const CHUNK_RECORDS = 4096;
+
+/**
+ * Writes `chunks` to `path` as they come, through gzip or zlib when asked; an error names `out`, the file asked for.
+ * Each chunk is written before the next is made, so memory holds one chunk and the stream's buffer.
+ */
+async function writeChunks(path: string, out: string, compression: "none" | "gzip" | "zlib", chunks: Iterable<Uint8Array | string>): Promise<void> {
   const file = createWriteStream(path);
-  const failed = new Promise<never>((_, reject) =>
-    file.on("error", (err) => reject(cannotWrite(out, err))),
-  );
+  const failed = new Promise<never>((_, reject) => file.on("error", (err) => reject(cannotWrite(out, err))));
+  // A failure before anything waits on it (the file cannot be opened) is caught where the writes wait.
+  failed.catch(() => {});
   const stream: Writable = compression === "none" ? file : compression === "gzip" ? createGzip() : createDeflate();
   if (stream !== file) stream.pipe(file);
-  const chunk: string[] = [];
-  for (let i = 0; i < records; i++) {
-    chunk.push(source.tsvLine("train", i));
-    if (chunk.length === 4096 || i === records - 1) {
-      if (!stream.write(`${chunk.join("\n")}\n`)) await Promise.race([new Promise<void>((r) => stream.once("drain", () => r())), failed]);
-      chunk.length = 0;
-    }
+  for (const chunk of chunks) {
+    if (!stream.write(chunk)) await Promise.race([new Promise<void>((r) => stream.once("drain", () => r())), failed]);
   }
   // end's callback also runs when the stream failed (e.g. the file could not be opened): only the file's 'finish' means written.
   const written = new Promise<void>((r) => file.once("finish", () => r()));
@@ -86,13 +87,48 @@ async function writeTsv(source: SyntheticSource, path: string, records: number, 
   await Promise.race([written, failed]);
 }
 
-/** Criteo's columns as Parquet: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
-function parquetOf(source: SyntheticSource, records: number, tasks: number): ArrayBuffer {
+/** The TSV's lines, CHUNK_RECORDS to a chunk. */
+function* tsvChunks(source: SyntheticSource, records: number): Generator<string> {
+  for (let i = 0; i < records; i += CHUNK_RECORDS) {
+    const lines: string[] = [];
+    for (let k = i; k < Math.min(records, i + CHUNK_RECORDS); k++) lines.push(source.tsvLine("train", k));
+    yield `${lines.join("\n")}\n`;
+  }
+}
+
+/**
+ * The Monolith records, framed, about CHUNK_RECORDS samples to a chunk (whole ExampleBatches); with snappy, each
+ * chunk is a block of its own (the block framing's files are blocks end to end, as Hadoop's writer makes them).
+ */
+function* monolithChunks(source: SyntheticSource, c: { records: number; format: "instance" | "example" | "examplebatch"; framing: "pb" | "tfrecord"; batchSize: number }, snappy: boolean): Generator<Uint8Array> {
+  const encode = c.format === "instance" ? encodeInstance : encodeExample;
+  // Framed as compute reads the format by default (--sort-id auto).
+  const frame = (messages: Uint8Array[]) => (c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, { ...PB_FILE_DEFAULTS, hasSortId: sortIdByDefault(c.format) }));
+  const step = c.format === "examplebatch" ? Math.max(1, Math.floor(CHUNK_RECORDS / c.batchSize)) * c.batchSize : CHUNK_RECORDS;
+  for (let i = 0; i < c.records; i += step) {
+    const messages: Uint8Array[] = [];
+    const end = Math.min(c.records, i + step);
+    if (c.format === "examplebatch") {
+      for (let b = i; b < end; b += c.batchSize) {
+        const batch: PlainSample[] = [];
+        for (let k = b; k < Math.min(end, b + c.batchSize); k++) batch.push(source.plainSample("train", k));
+        messages.push(encodeExampleBatch(batch));
+      }
+    } else {
+      for (let k = i; k < end; k++) messages.push(encode(source.plainSample("train", k)));
+    }
+    const framed = frame(messages);
+    yield snappy ? compressSnappyBlocks(framed) : framed;
+  }
+}
+
+/** Criteo's columns as Parquet, rows `from`..`to`: label, I1..I13 (nullable doubles), C1..C26 (strings, "" when missing). */
+function parquetColumns(source: SyntheticSource, from: number, to: number, tasks: number) {
   const label: number[] = [];
   const conversion: number[] = [];
   const dense: (number | null)[][] = Array.from({ length: 13 }, () => []);
   const cats: string[][] = Array.from({ length: 26 }, () => []);
-  for (let i = 0; i < records; i++) {
+  for (let i = from; i < to; i++) {
     const fields = source.tsvLine("train", i).split("\t");
     label.push(Number(fields[0]));
     // The line's click is the sample's first label; the second task's label only the sample has.
@@ -100,15 +136,34 @@ function parquetOf(source: SyntheticSource, records: number, tasks: number): Arr
     for (let j = 0; j < 13; j++) dense[j]!.push(fields[1 + j] === "" ? null : Number(fields[1 + j]));
     for (let k = 0; k < 26; k++) cats[k]!.push(fields[14 + k]!);
   }
-  return parquetWriteBuffer({
-    columnData: [
-      // The feature list's labels read columns by task name (click, conversion) when there are two.
-      { name: tasks === 2 ? "click" : "label", data: label, type: "INT32" as const },
-      ...(tasks === 2 ? [{ name: "conversion", data: conversion, type: "INT32" as const }] : []),
-      ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
-      ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
-    ],
-  });
+  return [
+    // The feature list's labels read columns by task name (click, conversion) when there are two.
+    { name: tasks === 2 ? "click" : "label", data: label, type: "INT32" as const },
+    ...(tasks === 2 ? [{ name: "conversion", data: conversion, type: "INT32" as const }] : []),
+    ...dense.map((data, j) => ({ name: `I${j + 1}`, data, type: "DOUBLE" as const })),
+    ...cats.map((data, k) => ({ name: `C${k + 1}`, data, type: "STRING" as const })),
+  ];
+}
+
+/**
+ * The Parquet file, one row group at a time (hyparquet-writer's layout: a first group of 1,000 rows, then groups of
+ * 100,000), each written to the file before the next is made; an error names `out`.
+ */
+function writeParquet(source: SyntheticSource, path: string, records: number, tasks: number, out: string): void {
+  try {
+    const writer = fileWriter(path);
+    let pq: ParquetWriter | null = null;
+    for (let at = 0; at < records; ) {
+      const n = Math.min(records - at, at === 0 ? 1_000 : 100_000);
+      const columnData = parquetColumns(source, at, at + n, tasks);
+      pq ??= new ParquetWriter({ writer, schema: schemaFromColumnData({ columnData }) });
+      void pq.write({ columnData, rowGroupSize: n });
+      at += n;
+    }
+    void pq!.finish();
+  } catch (err) {
+    throw cannotWrite(out, err);
+  }
 }
 
 runMain("pangea gen-data", async () => {
@@ -147,24 +202,12 @@ runMain("pangea gen-data", async () => {
   process.on("exit", () => rmSync(partial, { force: true }));
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
   if (c.format === "criteo") {
-    await writeTsv(source, partial, c.records, compression as "none" | "gzip" | "zlib", c.out);
+    await writeChunks(partial, c.out, compression as "none" | "gzip" | "zlib", tsvChunks(source, c.records));
   } else if (c.format === "parquet") {
-    writeOrFail(partial, new Uint8Array(parquetOf(source, c.records, c.tasks)), c.out);
+    writeParquet(source, partial, c.records, c.tasks, c.out);
   } else {
-    const messages: Uint8Array[] = [];
-    if (c.format === "examplebatch") {
-      for (let i = 0; i < c.records; i += c.batchSize) {
-        const batch: PlainSample[] = [];
-        for (let k = i; k < Math.min(c.records, i + c.batchSize); k++) batch.push(source.plainSample("train", k));
-        messages.push(encodeExampleBatch(batch));
-      }
-    } else {
-      const encode = c.format === "instance" ? encodeInstance : encodeExample;
-      for (let i = 0; i < c.records; i++) messages.push(encode(source.plainSample("train", i)));
-    }
-    // Framed as compute reads the format by default (--sort-id auto).
-    const framed = c.framing === "tfrecord" ? encodeTfRecords(messages) : encodePbRecords(messages, { ...PB_FILE_DEFAULTS, hasSortId: sortIdByDefault(c.format) });
-    writeOrFail(partial, compression === "gzip" ? gzipSync(framed) : compression === "zlib" ? deflateSync(framed) : compression === "snappy" ? compressSnappyBlocks(framed) : framed, c.out);
+    const snappy = compression === "snappy";
+    await writeChunks(partial, c.out, snappy ? "none" : (compression as "none" | "gzip" | "zlib"), monolithChunks(source, { ...c, format: c.format }, snappy));
   }
   try {
     renameSync(partial, c.out);
