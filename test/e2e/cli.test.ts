@@ -659,6 +659,7 @@ describe("the pangea command as a new user meets it", () => {
       const log = join(cwd, ".pangea/logs/orchestrator.log");
       await waitFor("two checkpoints", async () => readFileSync(log, "utf8").split('"checkpoint saved"').length > 2, 60_000, 100);
       // Compute killed first: the job waits for a compute to register, and status says which process exited and where its log is.
+      const computeArgv = readFileSync(`/proc/${pids[1]}/cmdline`, "utf8").split("\0").filter(Boolean);
       process.kill(pids[1]!, "SIGKILL");
       await waitFor("compute to exit", async () => !alive(pids[1]!), 10_000, 50);
       const waiting = await waitFor("status to see compute gone", async () => {
@@ -668,6 +669,17 @@ describe("the pangea command as a new user meets it", () => {
       expect(waiting.code).toBe(0);
       expect(waiting.stdout).toMatch(/\n  state +running\n/);
       expect(waiting.stdout.split("\n").filter((l) => l.includes("has exited"))).toEqual([`compute (pid ${pids[1]}), which 'pangea up' started, has exited (log: ${join(cwd, ".pangea/logs/compute.log")})`]);
+      // A compute started again by hand (the same command line) serves the job: the line says the job reads from it now.
+      const byHand = spawn(computeArgv[0]!, computeArgv.slice(1), { cwd, stdio: "ignore" });
+      pids.push(byHand.pid!);
+      const replaced = await waitFor("status to see the compute started by hand", async () => {
+        const r = await runNode(ENTRY.cli, ["status"], { cwd, timeoutMs: 30_000 });
+        return r.stdout.includes("the job reads from") ? r : null;
+      }, 60_000, 300);
+      expect(replaced.stdout).not.toContain("  not connected");
+      expect(replaced.stdout.split("\n").filter((l) => l.includes("has exited"))).toEqual([
+        expect.stringMatching(new RegExp(`^compute \\(pid ${pids[1]}\\), which 'pangea up' started, has exited \\(log: .*compute\\.log\\); the job reads from compute \\S+ at \\S+:\\d+ now$`)),
+      ]);
       process.kill(pids[0]!, "SIGKILL");
       await waitFor("the orchestrator to exit", async () => !alive(pids[0]!), 10_000, 50);
       const status = await runNode(ENTRY.cli, ["status"], { cwd, timeoutMs: 30_000 });

@@ -16,7 +16,7 @@ import { encodeExample, encodeExampleBatch, encodeInstance, type PlainSample } f
 const FLAGS: FlagTable = {
   out: { description: "file to write" },
   records: { description: "number of records (samples)", default: "100000" },
-  seed: { description: "seed of the synthetic data", default: "42" },
+  seed: { description: "seed of the synthetic data and of the model that labels it: another seed is another data set, not more of one", default: "42" },
   format: { description: "criteo (TSV), instance, example, examplebatch or parquet", default: "criteo" },
   framing: { description: "pb or tfrecord (Monolith formats)", default: "pb" },
   compression: { description: "auto (by --out's name, as compute reads it: .gz gzip, .zz/.zlib zlib, .sz/.snappy snappy, else none), none, gzip, zlib or snappy (snappy: Monolith formats)", default: "auto" },

@@ -1,6 +1,7 @@
 import { constants as osConstants } from "node:os";
 import { loadTransportSecurity } from "@pangea/rpc";
 import { printable } from "@pangea/kit";
+import type { JobStatus__Output } from "@pangea/schema";
 import { ClusterError } from "../cluster-error.js";
 import { usableTlsDir } from "../tls-dir.js";
 import { LocalCluster } from "../launcher/local-cluster.js";
@@ -109,11 +110,16 @@ function whyExited(log: string): string {
  * The processes of up's cluster other than the orchestrator that have exited while its job has not ended (a finished
  * job's trainers exit by themselves): one line each, so a job that waits for a compute that died says why it waits.
  */
-function exitedDuringJob(state: LocalState, jobState: string): string[] {
-  if (jobState !== "JOB_STATE_RUNNING" && jobState !== "JOB_STATE_WAITING" && jobState !== "JOB_STATE_EVALUATING") return [];
+function exitedDuringJob(state: LocalState, s: JobStatus__Output): string[] {
+  if (s.state !== "JOB_STATE_RUNNING" && s.state !== "JOB_STATE_WAITING" && s.state !== "JOB_STATE_EVALUATING") return [];
+  // A compute started by hand in its place (up's own is the only one it starts): the job is not waiting for one.
+  const compute = s.workers.find((w) => w.kind === "WORKER_KIND_COMPUTE" && w.alive);
   return state.processes
     .filter((p) => p.name !== "orchestrator" && !stillRunning(p))
-    .map((p) => `${printable(p.name)} (pid ${p.pid}), which 'pangea up' started, has exited${whyExited(p.log)}`);
+    .map((p) => {
+      const replaced = p.name === "compute" && compute ? `; the job reads from compute ${printable(compute.workerId)} at ${printable(compute.address)} now` : "";
+      return `${printable(p.name)} (pid ${p.pid}), which 'pangea up' started, has exited${whyExited(p.log)}${replaced}`;
+    });
 }
 
 /** `pangea status [--orchestrator host:port] [--json]`. */
@@ -130,7 +136,7 @@ export async function statusCommand(address: string | undefined, json: boolean, 
     });
     const s = await client.get();
     const trainers = s.workers.filter((w) => w.kind === "WORKER_KIND_TRAINER").length;
-    const exited = json || address || !state ? [] : exitedDuringJob(state, s.state);
+    const exited = json || address || !state ? [] : exitedDuringJob(state, s);
     process.stdout.write(json ? `${statusJson(s)}\n` : `${formatSummary(s, trainers)}\n${exited.map((l) => `${l}\n`).join("")}`);
     return s.state === "JOB_STATE_FAILED" ? 1 : 0;
   } finally {
