@@ -98,7 +98,8 @@ function rest(path: string, headers: Record<string, string> = {}, client?: Trans
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on("error", reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    // A string is sent as it is (a body that is no JSON); anything else as its JSON.
+    req.end(body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body));
   });
 }
 
@@ -197,6 +198,9 @@ describe("serving under TLS without an API token", () => {
     expect(anonymous.status).toBe(403);
     expect(JSON.parse(anonymous.body).error).toBe("SERVING_ERR_PERMISSION_DENIED: POST /v1/models/ctr:pin changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)");
     expect((await rest("/v1/models/ctr:pin", {}, as("trainer"), open, { version: 1 })).status).toBe(403);
+    // Refused before its body is read: a body that is no JSON gets the same 403, not a parse error.
+    const unread = await rest("/v1/models/ctr:pin", {}, as("trainer"), open, "{");
+    expect([unread.status, JSON.parse(unread.body).error]).toEqual([403, JSON.parse(anonymous.body).error]);
     const admin = await rest("/v1/models/ctr:pin", {}, as("admin"), open, { version: 1 });
     expect([admin.status, JSON.parse(admin.body)]).toEqual([200, { pinned: 1, serving: 1 }]);
     expect((await rest("/v1/models/ctr:pin", {}, as("admin"), open, { version: null })).status).toBe(200);

@@ -187,6 +187,20 @@ describe("Pinning a version", () => {
     expect(((await res.json()) as { error: string }).error).toBe(`SERVING_ERR_BAD_INPUT: pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${shown}`);
   });
 
+  it("a form body is refused (415) and pins nothing: any web page can send one to a server without asking", async () => {
+    const marked = async () => ((await (await fetch(`http://${rest.address}/v1/models/ctr`)).json()) as { model_version_status: { version: string; pinned?: boolean }[] }).model_version_status.filter((v) => v.pinned);
+    for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]) {
+      const res = await fetch(`http://${rest.address}/v1/models/ctr:pin`, { method: "POST", headers: { "content-type": type, origin: "http://elsewhere.example" }, body: '{"version":1}' });
+      expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([415, `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); got ${type.split(";")[0]}`]);
+    }
+    expect(await marked()).toEqual([]);
+  });
+
+  it("a version in the path is refused naming the form that pins it (the path's version was ignored)", async () => {
+    const res = await fetch(`http://${rest.address}/v1/models/ctr/versions/7:pin`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"version":1}' });
+    expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([400, 'SERVING_ERR_BAD_INPUT: POST /v1/models/ctr/versions/7:pin: a pin names its version in the body, not the path: POST /v1/models/ctr:pin {"version": 7}']);
+  });
+
   it("a pinned version is marked in the model's status until unpinned", async () => {
     const pin = (version: number | null) => fetch(`http://${rest.address}/v1/models/ctr:pin`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ version }) });
     const marked = async () => ((await (await fetch(`http://${rest.address}/v1/models/ctr`)).json()) as { model_version_status: { version: string; pinned?: boolean }[] }).model_version_status.filter((v) => v.pinned).map((v) => v.version);
@@ -209,6 +223,25 @@ describe("REST Predict's inputs, refused saying what is missing or how many were
     const r = await predict(body);
     expect(r.status).toBe(400);
     expect(r.json.error).toBe(`SERVING_ERR_BAD_INPUT: ${message}`);
+  });
+
+  it.each([
+    ["PUT", "/v1/models/ctr:predict", "POST", "predict takes POST with a JSON body"],
+    ["DELETE", "/v1/models/ctr:pin", "POST", "pin takes POST with a JSON body"],
+    ["PATCH", "/v1/models/ctr/versions/1:predict", "POST", "predict takes POST with a JSON body"],
+    ["OPTIONS", "/v1/models/ctr:predict", "POST", "predict takes POST with a JSON body"],
+    ["DELETE", "/v1/models/ctr", "GET", "the model's status and metadata take GET"],
+    ["PUT", "/v1/models/ctr/metadata", "GET", "the model's status and metadata take GET"],
+  ])("%s %s is 405 with Allow: %s, not 404", async (method, path, allow, why) => {
+    const res = await fetch(`http://${rest.address}${path}`, { method, headers: { "content-type": "application/json" }, ...(method === "OPTIONS" ? {} : { body: "{}" }) });
+    expect([res.status, res.headers.get("allow"), ((await res.json()) as { error: string }).error]).toEqual([405, allow, `${method} ${path}: ${why}`]);
+  });
+
+  it("a POST of a name the server does not serve is 404, as its GET is (ctr%3Apredict was told to use GET)", async () => {
+    for (const method of ["GET", "POST"]) {
+      const res = await fetch(`http://${rest.address}/v1/models/ctr%3Apredict`, { method, ...(method === "POST" ? { headers: { "content-type": "application/json" }, body: "{}" } : {}) });
+      expect([method, res.status, ((await res.json()) as { error: string }).error]).toEqual([method, 404, 'SERVING_ERR_UNKNOWN_MODEL: no model named "ctr%3Apredict"; this server serves "ctr"']);
+    }
   });
 
   it("a GET of :predict is 405 with Allow: POST, not 404", async () => {

@@ -116,6 +116,38 @@ export async function startRest(
   }
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
   const metadataRoute = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?\/metadata$/;
+  // A pin is refused before its body is read: without the right to pin (under TLS without a token: an admin
+  // certificate), as a form body (what a web page can send any server without asking: a page the operator opens must
+  // not change what every caller is served), or under a version path (the version is the body's).
+  app.addHook("onRequest", async (req, reply) => {
+    const path = req.url.split("?")[0]!;
+    if (req.method !== "POST" || !path.endsWith(":pin") || !path.startsWith("/v1/")) return;
+    const m = route.exec(path);
+    if (!m) return;
+    if ((req.raw.socket as TLSSocket).encrypted && !token && !isAdmin(req.raw.socket)) {
+      return fail(reply, ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${printable(path, 200)} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`));
+    }
+    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json") {
+      const got = type ? `got ${printable(type, 64)}` : "the request has no Content-Type header";
+      return reply.code(415).send({ error: `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); ${got}` });
+    }
+    if (m[2] !== undefined) {
+      return fail(reply, ServingErrors.create("SERVING_ERR_BAD_INPUT", `POST ${printable(path, 200)}: a pin names its version in the body, not the path: POST /v1/models/${printable(m[1]!, 80)}:pin {"version": ${m[2]}}`));
+    }
+  });
+  // Other methods on the model API's paths: the method is wrong, not the path (the Allow header says which it takes).
+  app.route({
+    method: ["PUT", "DELETE", "PATCH", "OPTIONS"],
+    url: "/v1/models/*",
+    handler: async (req, reply) => {
+      const path = req.url.split("?")[0]!;
+      const m = route.exec(path);
+      if (!m && !metadataRoute.test(path)) return reply.code(404).send({ error: `no such resource: ${req.method} ${printable(path, 200)}; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict` });
+      const allow = m?.[3] ? "POST" : "GET";
+      return reply.code(405).header("allow", allow).send({ error: `${req.method} ${printable(path, 200)}: ${m?.[3] ? `${m[3]} takes POST with a JSON body` : "the model's status and metadata take GET"}` });
+    },
+  });
   app.get("/v1/models/*", async (req, reply) => {
     const path = req.url.split("?")[0]!;
     const meta = metadataRoute.exec(path);
@@ -151,7 +183,9 @@ export async function startRest(
   app.post("/v1/models/*", async (req, reply) => {
     const path = req.url.split("?")[0]!;
     const m = route.exec(path);
-    // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path.
+    // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path (a name this
+    // server does not serve, such as "ctr%3Apredict", is no model's status: 404, as its GET is).
+    if (m && !m[3] && m[1] !== models.name) return fail(reply, ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named ${valueSnippet(m[1]!)}; this server serves "${models.name}"`));
     if ((m && !m[3]) || metadataRoute.test(path)) return reply.code(405).header("allow", "GET").send({ error: `POST ${printable(path, 200)}: the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict` });
     if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${printable(req.url, 200)}; POST to /v1/models/<name>[/versions/<v>]:predict` });
     try {
@@ -159,9 +193,7 @@ export async function startRest(
       if (m[3] === "pin") {
         // Pinning changes what every caller is served. Under TLS it takes an admin certificate, or serving's API token
         // where one is set (the hook above checked it); in plaintext without a token serving trusts every caller.
-        if ((req.raw.socket as TLSSocket).encrypted && !token && !isAdmin(req.raw.socket)) {
-          throw ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${req.url.split("?")[0]} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`);
-        }
+        // The right to pin, the content type and the path were checked before the body was read (the hook above).
         const v = body.version;
         if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${valueSnippet(v)}`);
         models.get(m[1]!); // the model must exist
