@@ -166,6 +166,13 @@ describe("a raw Criteo row (a version exported without a feature list: compute's
     expect(r.json.outputs!.probabilities).toEqual(viaIds);
   });
 
+  it("REST: a count past 2^53 as a JSON number is taken as its digits are (it was refused as 'expected an integer count', its string taken)", async () => {
+    const big = (I1: unknown) => restPredict(1, { instances: [{ ...named(ROWS[0]!), I1 }] });
+    const [asNumber, asText] = await Promise.all([big(123456789012345678901234567890), big("123456789012345678901234567890")]);
+    expect([asNumber.status, asText.status]).toEqual([200, 200]);
+    expect(asNumber.json.predictions).toEqual(asText.json.predictions);
+  });
+
   it("REST, by position (dense_values, slot_values): the same", async () => {
     const r = await restPredict(1, { instances: ROWS.map((row) => ({ dense_values: dense(row), slot_values: tokens(row) })) });
     expect(r.status).toBe(200);

@@ -183,7 +183,8 @@ export class RawReader {
 function countOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === "bigint") v = String(v);
-  if (typeof v === "number") return Number.isSafeInteger(v) ? v : Number.NaN;
+  // A whole number past 2^53 is taken as the TSV's digits are (the count's last digits do not matter to log1p).
+  if (typeof v === "number") return Number.isInteger(v) ? v : Number.NaN;
   const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
   return bytes ? parseCount(bytes, 0, bytes.length) : Number.NaN;
 }
