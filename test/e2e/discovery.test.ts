@@ -133,6 +133,11 @@ describe("service discovery", () => {
     expect((await ask<Replicas>("GetReplicas", { server_type: "ENTRY", model_name: "other" })).address_list.address).toEqual([]);
     expect((await ask<Replicas>("GetReplicas", { server_type: "PS", task: 1 })).address_list.address).toEqual(["10.0.0.2:50051"]);
     expect((await ask<Replicas>("GetReplicas", { server_type: "DENSE" })).address_list.address).toEqual(["10.0.0.1:50051"]);
+    // A server type the proto does not name is refused naming the three (it was answered with an empty list).
+    for (const method of ["GetReplicas", "HeartBeat"]) {
+      const err = await ask(method, { server_type: 99, task: 0 }).then(() => null, (e: grpc.ServiceError) => e);
+      expect([err?.code, err?.details]).toEqual([grpc.status.INVALID_ARGUMENT, "SERVING_ERR_BAD_INPUT: server_type 99 is none of PS (0), ENTRY (1), DENSE (2)"]);
+    }
     const hb = await ask<{ addresses: Record<string, { address: string[] }> }>("HeartBeat", { server_type: "PS" });
     expect(hb.addresses).toEqual({ "0": { address: ["10.0.0.1:50051"] }, "1": { address: ["10.0.0.2:50051"] } });
     const res = await ask<{ address: string; memory: string; cpu: number; replica_id: number }>("GetResource", {});

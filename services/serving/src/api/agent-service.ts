@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { toServiceError, type Discovery } from "@pangea/rpc";
+import { printable } from "@pangea/kit";
 import { PROTO_ROOT } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 
@@ -60,8 +61,13 @@ export function addAgentService(server: grpc.Server, discovery: Discovery, me: R
       (err) => cb(toServiceError(err)),
     );
   };
+  // An enum value the proto does not name arrives as its number: said, not answered as an empty list of a kind no one serves.
+  const known = (t: ServerType | number): void => {
+    if (t !== "PS" && t !== "ENTRY" && t !== "DENSE") throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `server_type ${printable(String(t), 20)} is none of PS (0), ENTRY (1), DENSE (2)`);
+  };
   server.addService(agentServiceDefinition().service, {
     GetReplicas: answer(async (req: { server_type: ServerType; task: number; model_name: string }) => {
+      known(req.server_type);
       if (req.server_type === "ENTRY") return { address_list: { address: (await replicas(req.model_name)).get(req.model_name || me.model) ?? [] } };
       const all = await shards();
       if (req.server_type === "DENSE") return { address_list: { address: all.has("0") ? [all.get("0")!] : [] } };
@@ -88,6 +94,7 @@ export function addAgentService(server: grpc.Server, discovery: Discovery, me: R
       return res;
     }),
     HeartBeat: answer(async (req: { server_type: ServerType }) => {
+      known(req.server_type);
       const addresses: Record<string, { address: string[] }> = {};
       if (req.server_type === "ENTRY") for (const [model, list] of await replicas("")) addresses[model] = { address: list };
       else {
