@@ -151,16 +151,19 @@ describe("serving a multi-task model", () => {
   it("the export's manifest lists the tasks, and serving's status lists them for the loaded version", async () => {
     expect(manifest.model.tasks).toEqual(TASKS);
     const status = await rest("/v1/models/ranker");
-    expect(status.json).toEqual({ model_version_status: [{ version: "1", state: "AVAILABLE", status: { error_code: "OK", error_message: "" }, tasks: TASKS }] });
+    const source = { job_id: manifest.source.jobId, step: manifest.source.step, checkpoint: manifest.source.checkpoint, exported_at: manifest.createdAt };
+    expect(status.json).toEqual({ model_version_status: [{ version: "1", state: "AVAILABLE", status: { error_code: "OK", error_message: "" }, tasks: TASKS, source }] });
     // gRPC GetModelStatus: the tasks in Pangea's field 1000 of ModelVersionStatus (TF Serving's clients skip it).
     const { model } = tfServingServices();
     const M = grpc.makeGenericClientConstructor(model.service, "ModelService");
     const m = new M(serving.address, grpc.credentials.createInsecure()) as unknown as Client;
-    const st = await new Promise<{ model_version_status: { version: string; state: string; pangea_tasks: unknown[] }[] }>((resolve, reject) =>
+    const st = await new Promise<{ model_version_status: { version: string; state: string; pangea_tasks: unknown[]; pangea_source: unknown }[] }>((resolve, reject) =>
       m.GetModelStatus!({ model_spec: { name: "ranker" } }, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as never))),
     );
     m.close();
     expect(st.model_version_status.map((v) => [v.version, v.state, v.pangea_tasks])).toEqual([["1", "AVAILABLE", TASKS]]);
+    // And where the version came from, in field 1001 (the step an int64, as a string).
+    expect(st.model_version_status[0]!.pangea_source).toEqual({ ...source, step: String(source.step) });
   });
 
   it("gRPC Predict answers one [B] output per task, named by the task: the sigmoid of the click logit and the watch_time value", async () => {

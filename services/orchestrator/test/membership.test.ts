@@ -257,6 +257,6 @@ describe("Membership", () => {
       expect(x.events).toEqual([{ jobFinished: { state: "JOB_STATE_FAILED", error: "E: why" } }]);
       expect(x.ended).toBe(true);
     }
-    expect(m.workerStatuses(0, false).map((w) => [w.workerId, w.connected, w.alive])).toEqual([["t-0", false, true], ["c", false, false]]);
+    expect(m.workerStatuses(false).map((w) => [w.workerId, w.connected, w.alive])).toEqual([["t-0", false, true], ["c", false, false]]);
   });
 });

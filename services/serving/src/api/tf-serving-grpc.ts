@@ -133,6 +133,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
             // tensorflow.error.Code: 0 OK; 9 FAILED_PRECONDITION for a version that could not be loaded.
             status: { error_code: v.error ? 9 : 0, error_message: v.error },
             pangea_tasks: v.tasks ?? [],
+            ...(v.source ? { pangea_source: { job_id: v.source.jobId, step: String(v.source.step), checkpoint: v.source.checkpoint, exported_at: v.source.exportedAt } } : {}),
           })),
         });
       } catch (err) {
