@@ -346,6 +346,12 @@ describe("bad records", () => {
     const laterErr = (await later.opened) as { exitCode: number };
     expect(ComputeErrors.is(laterErr, "COMPUTE_ERR_BAD_RECORD")).toBe(true);
     expect(laterErr.exitCode).toBe(1);
+    // A bad value of the first record's own (a NaN label) is the data's, not the list's: a bad record.
+    const nanLabel = Uint8Array.from([...field(1, [...field(1, [...Buffer.from("user")]), ...field(2, field(5, [8, 42]))]), ...field(101, [0, 0, 0xc0, 0x7f])]);
+    const own = openFile("own-value-first.tfrecord", [nanLabel, good]);
+    const ownErr = (await own.opened) as { message: string; exitCode: number };
+    expect([ComputeErrors.is(ownErr, "COMPUTE_ERR_BAD_RECORD"), ownErr.exitCode]).toEqual([true, 1]);
+    expect(ownErr.message).toContain("record at byte 0: not a valid example: label 0 (ctr) is NaN");
   });
 
   it("a declared slot no record fills is a data warning naming it, with the ids of undeclared slots dropped", async () => {

@@ -260,9 +260,10 @@ class MonolithPass {
         const hint = wire && offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
         const at = `: record at ${place} ${offsets[i]}`;
         const reason = `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`;
-        // The pass's first record decodes but does not fit the feature list: the list is the likelier culprit than the
-        // data (every record would follow), so it is said as the feature list's problem, not as a record to skip.
-        if (!wire && columns.total === 0 && opts.onBadRecord === "fail") {
+        // A record before any sample was kept decodes but does not fit the feature list (a feature of another kind than
+        // declared, too few labels): the list is the likelier culprit than the data (every record would follow), so it
+        // is said as the feature list's problem, not as a record to skip.
+        if (r.errors[e]![3] && columns.total === 0 && opts.onBadRecord === "fail") {
           throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}${at}: ${reason}`, {
             hint: "the first record read does not fit --feature-list: check the list against the data (if only some records are like it, --on-bad-record=skip counts and skips them)",
           });

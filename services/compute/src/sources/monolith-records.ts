@@ -11,11 +11,15 @@ export type MessageKind = "instance" | "example" | "examplebatch";
  * (parse-worker.ts).
  */
 
-/** A piece's samples, how many each record gave, and the records that did not decode (record index in the piece, why, whether framing may be to blame: its bytes were not a message, or decoded to one without a label). */
+/**
+ * A piece's samples, how many each record gave, and the records that did not decode: record index in the piece, why,
+ * whether framing may be to blame (its bytes were not a message, or decoded to one without a label), and whether the
+ * feature list may be (the message decoded, but a feature holds another kind than declared, or too few labels).
+ */
 export interface MonolithParsed {
   part: ColumnsPart;
   samplesPerRecord: Uint32Array;
-  errors: [number, string, boolean][];
+  errors: [number, string, boolean, boolean][];
   /** Ids of slots the feature list does not configure, met in this piece. */
   unconfiguredIds: number;
 }
@@ -39,7 +43,7 @@ export class MonolithDecoder {
   decode(bytes: Uint8Array, ends: Uint32Array): MonolithParsed {
     const columns = new SampleColumns(this.list);
     const samplesPerRecord = new Uint32Array(ends.length);
-    const errors: [number, string, boolean][] = [];
+    const errors: [number, string, boolean, boolean][] = [];
     const unconfigured = this.asm.unconfiguredIds;
     let start = 0;
     for (let i = 0; i < ends.length; i++) {
@@ -48,7 +52,8 @@ export class MonolithDecoder {
         decodeRecord(this.init.message, bytes.subarray(start, ends[i]!), this.asm, columns);
       } catch (err) {
         if (!(err instanceof WireError || err instanceof SampleError)) throw err;
-        errors.push([i, err.message, (err instanceof WireError && !(err instanceof FitError)) || (err instanceof SampleError && err.framingSuspect)]);
+        const misfit = err instanceof FitError || (err instanceof SampleError && err.listMisfit);
+        errors.push([i, err.message, (err instanceof WireError && !misfit) || (err instanceof SampleError && err.framingSuspect), misfit]);
       }
       samplesPerRecord[i] = columns.samples - before;
       start = ends[i]!;

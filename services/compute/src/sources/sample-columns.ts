@@ -17,12 +17,15 @@ export interface ColumnsPart {
  * A decoded sample that cannot be trained on (no label, non-finite label).
  * `framingSuspect`: what wrongly framed bytes would decode to (a message with
  * no label at all), so the framing is worth naming; a sample with labels,
- * too few for the list, says nothing of the framing.
+ * too few for the list, says nothing of the framing. `listMisfit`: what a
+ * feature list that does not fit the data gives every record (too few
+ * labels), not a bad value of this record's (a weight, a label's value).
  */
 export class SampleError extends Error {
   constructor(
     message: string,
     readonly framingSuspect = false,
+    readonly listMisfit = false,
   ) {
     super(message);
   }
@@ -157,7 +160,7 @@ export class SampleColumns {
 /** A task's label from a decoded sample's label list (Monolith's), or why the sample cannot be trained on. */
 export function sampleLabel(label: LabelSpec, values: readonly number[]): number {
   const raw = values[label.index];
-  if (raw === undefined) throw new SampleError(`has ${values.length} label${values.length === 1 ? "" : "s"}, the feature list reads label ${label.index} (${label.name})`, values.length === 0);
+  if (raw === undefined) throw new SampleError(`has ${values.length} label${values.length === 1 ? "" : "s"}, the feature list reads label ${label.index} (${label.name})`, values.length === 0, values.length > 0);
   const v = labelValue(label, raw);
   if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) ${targetOutOfRange(label, raw) ?? `is ${raw}`}`);
   return v;
