@@ -244,6 +244,15 @@ describe("Membership", () => {
     expect(m.ready()).toBe(false);
   });
 
+  it("a trainer's stepsDone counts the steps it computed a batch of, once per step however many of its batches", () => {
+    const { m } = members(1);
+    const { rank } = m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 4);
+    const t = m.trainerOfRank(rank)!;
+    for (const step of [0, 0, 0, 2, 2, 5]) m.credit(t, step, undefined);
+    const line = () => m.workerStatuses(false).find((w) => w.workerId === "t-0")!;
+    expect([line().stepsDone, line().batchesDone]).toEqual([3, 6]);
+  });
+
   it("closeAll sends the last event down every open session and ends it", () => {
     const { m } = members(1);
     m.addTrainer("t-0", "JOB_STATE_WAITING", false, 1);

@@ -461,7 +461,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
     const duplicate = steps.admit(g, t);
     if (duplicate) return duplicate;
-    this.members.credit(t, g.step, g.streamingAuc, g.taskStreamingAuc);
+    // The step of the batch (global batches s*W .. s*W+W-1 make step s), not the pushed version: async versions move per batch.
+    this.members.credit(t, Math.floor(g.batchIndex! / this.batchesPerStep), g.streamingAuc, g.taskStreamingAuc);
     const { ack, next } = steps.apply(g);
     this.taskLosses.add(g.taskLosses ?? [], next !== "wait");
     if (next === "done") this.finishTraining();
