@@ -191,7 +191,7 @@ describe("Pinning a version", () => {
     const marked = async () => ((await (await fetch(`http://${rest.address}/v1/models/ctr`)).json()) as { model_version_status: { version: string; pinned?: boolean }[] }).model_version_status.filter((v) => v.pinned);
     for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]) {
       const res = await fetch(`http://${rest.address}/v1/models/ctr:pin`, { method: "POST", headers: { "content-type": type, origin: "http://elsewhere.example" }, body: '{"version":1}' });
-      expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([415, `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); got ${type.split(";")[0]}`]);
+      expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([415, `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); got ${type}`]);
     }
     expect(await marked()).toEqual([]);
   });
@@ -230,17 +230,25 @@ describe("REST Predict's inputs, refused saying what is missing or how many were
     ["DELETE", "/v1/models/ctr:pin", "POST", "pin takes POST with a JSON body"],
     ["PATCH", "/v1/models/ctr/versions/1:predict", "POST", "predict takes POST with a JSON body"],
     ["OPTIONS", "/v1/models/ctr:predict", "POST", "predict takes POST with a JSON body"],
-    ["DELETE", "/v1/models/ctr", "GET", "the model's status and metadata take GET"],
-    ["PUT", "/v1/models/ctr/metadata", "GET", "the model's status and metadata take GET"],
+    ["DELETE", "/v1/models/ctr", "GET", "the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict"],
+    ["PUT", "/v1/models/ctr/metadata", "GET", "the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict"],
   ])("%s %s is 405 with Allow: %s, not 404", async (method, path, allow, why) => {
     const res = await fetch(`http://${rest.address}${path}`, { method, headers: { "content-type": "application/json" }, ...(method === "OPTIONS" ? {} : { body: "{}" }) });
     expect([res.status, res.headers.get("allow"), ((await res.json()) as { error: string }).error]).toEqual([405, allow, `${method} ${path}: ${why}`]);
   });
 
-  it("a POST of a name the server does not serve is 404, as its GET is (ctr%3Apredict was told to use GET)", async () => {
-    for (const method of ["GET", "POST"]) {
-      const res = await fetch(`http://${rest.address}/v1/models/ctr%3Apredict`, { method, ...(method === "POST" ? { headers: { "content-type": "application/json" }, body: "{}" } : {}) });
-      expect([method, res.status, ((await res.json()) as { error: string }).error]).toEqual([method, 404, 'SERVING_ERR_UNKNOWN_MODEL: no model named "ctr%3Apredict"; this server serves "ctr"']);
+  it("a name the server does not serve is 404 whatever the method, as its GET is (a POST of ctr%3Apredict was told to use GET)", async () => {
+    for (const [method, path] of [["GET", "/v1/models/ctr%3Apredict"], ["POST", "/v1/models/ctr%3Apredict"], ["DELETE", "/v1/models/ctr%3Apredict"], ["POST", "/v1/models/other/metadata"], ["POST", "/v1/models/other/versions/7:pin"], ["PUT", "/v1/models/other:predict"]]) {
+      const res = await fetch(`http://${rest.address}${path}`, { method, ...(method === "GET" ? {} : { headers: { "content-type": "application/json" }, body: "{}" }) });
+      const name = path.split("/")[3]!.replace(/:.*/, "");
+      expect([method, path, res.status, ((await res.json()) as { error: string }).error]).toEqual([method, path, 404, `SERVING_ERR_UNKNOWN_MODEL: no model named "${name}"; this server serves "ctr"`]);
+    }
+  });
+
+  it("a wrong method is 405 before the body is read: a body that is no JSON, or of another type, does not change the answer", async () => {
+    for (const [type, body] of [["application/json", "{"], ["text/plain", "x"], ["application/json", '{"a":1,"a":2}']]) {
+      const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`, { method: "PUT", headers: { "content-type": type! }, body });
+      expect([res.status, res.headers.get("allow")]).toEqual([405, "POST"]);
     }
   });
 

@@ -1,4 +1,3 @@
-import { duplicateKey } from "./duplicate-keys.js";
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, valueSnippet } from "@pangea/kit";
@@ -11,6 +10,8 @@ import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
 import { METADATA_SIGNATURE_DEF, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
+import { duplicateKey } from "./duplicate-keys.js";
+import { sourceFields } from "./version-source.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
@@ -116,45 +117,42 @@ export async function startRest(
   }
   const route = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?(?::(predict|pin))?$/;
   const metadataRoute = /^\/v1\/models\/([^/:]+)(?:\/versions\/(\d+))?\/metadata$/;
-  // A pin is refused before its body is read: without the right to pin (under TLS without a token: an admin
-  // certificate), as a form body (what a web page can send any server without asking: a page the operator opens must
-  // not change what every caller is served), or under a version path (the version is the body's).
+  // Refused before a body is read: a method the path does not take (the Allow header says which it does), and a pin
+  // without the right to pin (under TLS without a token: an admin certificate), as a form body (what a web page can
+  // send any server without asking: a page the operator opens must not change what every caller is served), or under
+  // a version path (the version is the body's). A name this server does not serve is 404 first, as its GET is.
   app.addHook("onRequest", async (req, reply) => {
     const path = req.url.split("?")[0]!;
-    if (req.method !== "POST" || !path.endsWith(":pin") || !path.startsWith("/v1/")) return;
-    const m = route.exec(path);
-    if (!m) return;
+    const other = OTHER_METHODS.includes(req.method);
+    if (!path.startsWith("/v1/models/") || (!other && !(req.method === "POST" && path.endsWith(":pin")))) return;
+    const m = route.exec(path) ?? metadataRoute.exec(path);
+    if (!m) return other ? reply.code(404).send({ error: unknownPath(req.method, path) }) : undefined;
+    try {
+      models.versions(m[1]!);
+    } catch (err) {
+      return fail(reply, err);
+    }
+    if (other) return wrongMethod(reply, req.method, path, route.test(path) ? m[3] : undefined);
     if ((req.raw.socket as TLSSocket).encrypted && !token && !isAdmin(req.raw.socket)) {
       return fail(reply, ServingErrors.create("SERVING_ERR_PERMISSION_DENIED", `POST ${printable(path, 200)} changes the version every caller is served: it needs an admin client certificate of the cluster CA (pangea certs writes admin.crt)`));
     }
-    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json") {
-      const got = type ? `got ${printable(type, 64)}` : "the request has no Content-Type header";
-      return reply.code(415).send({ error: `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); ${got}` });
+    const type = req.headers["content-type"];
+    if ((type ?? "").split(";")[0]!.trim().toLowerCase() !== "application/json") {
+      return reply.code(415).send({ error: `SERVING_ERR_BAD_INPUT: a pin takes a JSON body with the header Content-Type: application/json (a form body is what any web page can send); ${contentTypeGot(type)}` });
     }
     if (m[2] !== undefined) {
       return fail(reply, ServingErrors.create("SERVING_ERR_BAD_INPUT", `POST ${printable(path, 200)}: a pin names its version in the body, not the path: POST /v1/models/${printable(m[1]!, 80)}:pin {"version": ${m[2]}}`));
     }
   });
-  // Other methods on the model API's paths: the method is wrong, not the path (the Allow header says which it takes).
-  app.route({
-    method: ["PUT", "DELETE", "PATCH", "OPTIONS"],
-    url: "/v1/models/*",
-    handler: async (req, reply) => {
-      const path = req.url.split("?")[0]!;
-      const m = route.exec(path);
-      if (!m && !metadataRoute.test(path)) return reply.code(404).send({ error: `no such resource: ${req.method} ${printable(path, 200)}; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict` });
-      const allow = m?.[3] ? "POST" : "GET";
-      return reply.code(405).header("allow", allow).send({ error: `${req.method} ${printable(path, 200)}: ${m?.[3] ? `${m[3]} takes POST with a JSON body` : "the model's status and metadata take GET"}` });
-    },
-  });
+  // Reached only through the hook above, which answers these methods; declared so that fastify routes them at all.
+  app.route({ method: OTHER_METHODS, url: "/v1/models/*", handler: async (req, reply) => reply.code(404).send({ error: unknownPath(req.method, req.url.split("?")[0]!) }) });
   app.get("/v1/models/*", async (req, reply) => {
     const path = req.url.split("?")[0]!;
     const meta = metadataRoute.exec(path);
     const m = route.exec(path);
     // :predict and :pin are POSTed: a GET of one is the method wrong, not the path.
-    if (!meta && m?.[3]) return reply.code(405).header("allow", "POST").send({ error: `GET ${printable(path, 200)}: ${m[3]} takes POST with a JSON body` });
-    if (!meta && !m) return reply.code(404).send({ error: `no such resource ${printable(req.url, 200)}` });
+    if (!meta && m?.[3]) return wrongMethod(reply, "GET", path, m[3]);
+    if (!meta && !m) return reply.code(404).send({ error: unknownPath("GET", path) });
     try {
       if (meta) {
         const servable = models.get(meta[1]!, versionIn(meta[2]));
@@ -171,7 +169,7 @@ export async function startRest(
           state: v.state,
           status: { error_code: v.error ? "FAILED_PRECONDITION" : "OK", error_message: v.error },
           ...(v.tasks ? { tasks: v.tasks } : {}),
-          ...(v.source ? { source: { job_id: v.source.jobId, step: v.source.step, checkpoint: v.source.checkpoint, exported_at: v.source.exportedAt } } : {}),
+          ...(v.source ? { source: sourceFields(v.source) } : {}),
           ...(v.pinned ? { pinned: true } : {}),
           ...(v.synced ? { parameter_sync: { rows_applied: v.synced.rows, rows_removed: v.synced.tombstones, dense_updates: v.synced.dense, last_applied: new Date(v.synced.lastAt).toISOString(), last_sender: v.synced.sender } } : {}),
         })),
@@ -183,17 +181,20 @@ export async function startRest(
   app.post("/v1/models/*", async (req, reply) => {
     const path = req.url.split("?")[0]!;
     const m = route.exec(path);
-    // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path (a name this
-    // server does not serve, such as "ctr%3Apredict", is no model's status: 404, as its GET is).
-    if (m && !m[3] && m[1] !== models.name) return fail(reply, ServingErrors.create("SERVING_ERR_UNKNOWN_MODEL", `no model named ${valueSnippet(m[1]!)}; this server serves "${models.name}"`));
-    if ((m && !m[3]) || metadataRoute.test(path)) return reply.code(405).header("allow", "GET").send({ error: `POST ${printable(path, 200)}: the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict` });
-    if (!m || !m[3]) return reply.code(404).send({ error: `no such resource ${printable(req.url, 200)}; POST to /v1/models/<name>[/versions/<v>]:predict` });
+    const meta = metadataRoute.exec(path);
+    if (!m && !meta) return reply.code(404).send({ error: unknownPath("POST", path) });
     try {
+      // A model's status and metadata are read with GET: a POST to one is the method wrong, not the path (a name this
+      // server does not serve, such as "ctr%3Apredict", is no model's status: 404, as its GET is).
+      if (!m?.[3]) {
+        models.versions((m ?? meta)![1]!);
+        return wrongMethod(reply, "POST", path, undefined);
+      }
       const body = (req.body ?? {}) as Json;
       if (m[3] === "pin") {
-        // Pinning changes what every caller is served. Under TLS it takes an admin certificate, or serving's API token
-        // where one is set (the hook above checked it); in plaintext without a token serving trusts every caller.
-        // The right to pin, the content type and the path were checked before the body was read (the hook above).
+        // Pinning changes what every caller is served: the right to pin (under TLS an admin certificate, or serving's
+        // API token where one is set), the content type and the path were checked before the body was read (the hooks
+        // above); in plaintext without a token serving trusts every caller.
         const v = body.version;
         if (v !== null && !(typeof v === "number" && Number.isSafeInteger(v))) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `pin needs {"version": <a loaded version, a whole number>} or {"version": null} (serve the newest); got ${valueSnippet(v)}`);
         models.get(m[1]!); // the model must exist
@@ -217,7 +218,7 @@ export async function startRest(
   });
   // Every answer is {"error": ...} as TF Serving's are, an unknown path's too (fastify's own would be another shape).
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: `no such resource: ${req.method} ${printable(req.url.split("?")[0]!, 200)}; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict` });
+    void reply.code(404).send({ error: unknownPath(req.method, req.url.split("?")[0]!) });
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     // fastify's own refusals: body too large, a content type it has no parser for, JSON that does not parse.
@@ -267,9 +268,25 @@ function versionIn(text: string | undefined): number | undefined {
 
 function fastifyRefusal(err: Error & { statusCode?: number }, contentType: string | undefined, maxBatch: number): string {
   if (err.statusCode === 413) return `SERVING_ERR_TOO_LARGE: request body above ${Math.max(1 << 20, maxBatch * 1024)} bytes`;
-  if (err.statusCode === 415) {
-    const got = contentType ? `got ${printable(contentType, 64)}` : "the request has no Content-Type header";
-    return `SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; ${got}`;
-  }
+  if (err.statusCode === 415) return `SERVING_ERR_BAD_INPUT: expected a JSON body with the header Content-Type: application/json; ${contentTypeGot(contentType)}`;
   return `SERVING_ERR_BAD_INPUT: ${err.message}`;
+}
+
+/** Methods the model API's paths take none of (fastify's own; others, TRACE and the like, are unknown paths to it). */
+const OTHER_METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/** A path the REST API does not have, for `method`. */
+function unknownPath(method: string, path: string): string {
+  return `no such resource: ${method} ${printable(path, 200)}; serving's REST API is GET /v1/models/<name>[/versions/<v>][/metadata] and POST /v1/models/<name>[/versions/<v>]:predict`;
+}
+
+/** 405 for a path of the API given the wrong method: `verb` (predict, pin) takes POST, a status or metadata path GET. */
+function wrongMethod(reply: FastifyReply, method: string, path: string, verb: string | undefined): FastifyReply {
+  const why = verb ? `${verb} takes POST with a JSON body` : "the model's status and metadata take GET; predict with POST /v1/models/<name>[/versions/<v>]:predict";
+  return reply.code(405).header("allow", verb ? "POST" : "GET").send({ error: `${method} ${printable(path, 200)}: ${why}` });
+}
+
+/** What a request's Content-Type was, for a refusal of it. */
+function contentTypeGot(type: string | undefined): string {
+  return type ? `got ${printable(type, 64)}` : "the request has no Content-Type header";
 }

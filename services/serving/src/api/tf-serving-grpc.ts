@@ -9,6 +9,7 @@ import type { ModelManager, VersionState } from "../model/model-manager.js";
 import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
 import { METADATA_SIGNATURE_DEF, selectOutputs, signatureOf } from "./outputs.js";
 import { inputWithoutTensor } from "./predict-wire.js";
+import { sourceFields } from "./version-source.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
@@ -133,7 +134,7 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
             // tensorflow.error.Code: 0 OK; 9 FAILED_PRECONDITION for a version that could not be loaded.
             status: { error_code: v.error ? 9 : 0, error_message: v.error },
             pangea_tasks: v.tasks ?? [],
-            ...(v.source ? { pangea_source: { job_id: v.source.jobId, step: String(v.source.step), checkpoint: v.source.checkpoint, exported_at: v.source.exportedAt } } : {}),
+            ...(v.source ? { pangea_source: sourceFields(v.source) } : {}),
           })),
         });
       } catch (err) {
