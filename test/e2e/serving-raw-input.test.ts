@@ -122,7 +122,8 @@ afterAll(async () => {
 });
 
 async function restPredict(version: number, body: unknown): Promise<{ status: number; json: { error?: string; predictions?: number[]; outputs?: { probabilities: number[] } } }> {
-  const res = await fetch(`http://${rest.address}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  // A string is sent as it is: JSON that JSON.stringify cannot write (a number of 400 digits).
+  const res = await fetch(`http://${rest.address}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
   return { status: res.status, json: (await res.json()) as { error?: string } };
 }
 
@@ -223,6 +224,7 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["a count that is not an integer", 1, { instances: [criteo({ I4: "1.5" })] }, 'input I4, example 0: expected an integer count (or "" or null for missing), got "1.5"'],
     // Counts and values past float32's range had become Infinity in the forward pass and a made-up probability.
     ["a count of 400 digits", 1, { instances: [criteo({ I1: `1${"0".repeat(399)}` })] }, `input I1, example 0: "1${"0".repeat(63)}… (336 more chars)" is too large a count (it reads as Infinity)`],
+    ["a count of 400 digits as a JSON number", 1, `{"instances":[${JSON.stringify(criteo({ I1: 0 })).replace('"I1":0', `"I1":1${"0".repeat(399)}`)}]}`, "input I1, example 0: Infinity is too large a count (it reads as Infinity)"],
     ["a number for a token", 1, { instances: [criteo({ C3: 7 })] }, "input C3, example 0: expected a string (its bytes are hashed), got 7"],
     ["two values for a one-value dense feature", 1, { instances: [criteo({ I1: [1, 2] })] }, "input I1, example 0: expected at most 1 value, got 2"],
     ["a row of 25 slot values", 1, { instances: [{ slot_values: tokens(ROWS[0]!).slice(1) }] }, `input slot_values, example 0: expected 26 values, one per slot (${SLOTS.map((s) => `C${s}`).join(", ")}), got 25`],

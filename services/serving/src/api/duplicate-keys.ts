@@ -2,8 +2,10 @@
  * The first key a JSON text gives twice in one object, or null. JSON.parse
  * keeps the last of them without a word, so `{"instances": [...],
  * "instances": [...]}` would answer for half of what was sent. The text must
- * already have parsed: this only walks its structure (strings skipped, keys
- * collected per object), about a millisecond per megabyte.
+ * already have parsed: this only walks its structure (strings jumped over,
+ * keys collected per object), in about JSON.parse's own time (6-10 ms for a
+ * 2.3 MB Predict body, measured; a regex finding the structure's characters
+ * took twice that).
  */
 export function duplicateKey(text: string): string | null {
   // Per open container: the keys seen so far (an object), or null (an array).
@@ -13,24 +15,17 @@ export function duplicateKey(text: string): string | null {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      const start = i + 1;
-      let escaped = false;
-      for (i = start; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) {
-          escaped = true;
-          i++;
-        } else if (d === 0x22) break;
-      }
+      const end = closingQuote(text, i + 1);
       if (expectKey) {
-        const raw = text.slice(start, i);
+        const raw = text.slice(i + 1, end);
         // Keys spelt with escapes are compared as the names they decode to ("a" and "\u0061" are one key).
-        const key = escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+        const key = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
         const keys = stack[stack.length - 1]!;
         if (keys.has(key)) return key;
         keys.add(key);
         expectKey = false;
       }
+      i = end;
     } else if (c === 0x7b /* { */) {
       stack.push(new Set());
       expectKey = true;
@@ -41,8 +36,20 @@ export function duplicateKey(text: string): string | null {
       stack.pop();
       expectKey = false;
     } else if (c === 0x2c /* , */) {
-      expectKey = stack[stack.length - 1] !== null && stack.length > 0;
+      // The next string is a key inside an object, a value inside an array.
+      expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
     }
   }
   return null;
+}
+
+/** Where the string opened before `from` ends: the next quote not escaped (preceded by an even run of backslashes). */
+function closingQuote(text: string, from: number): number {
+  for (let q = text.indexOf('"', from); ; q = text.indexOf('"', q + 1)) {
+    // Not in a text that parsed; ends the walk rather than loop.
+    if (q < 0) return text.length;
+    let slashes = 0;
+    while (text.charCodeAt(q - 1 - slashes) === 0x5c) slashes++;
+    if (slashes % 2 === 0) return q;
+  }
 }

@@ -183,8 +183,9 @@ export class RawReader {
 function countOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === "bigint") v = String(v);
-  // A whole number past 2^53 is taken as the TSV's digits are (the count's last digits do not matter to log1p).
-  if (typeof v === "number") return Number.isInteger(v) ? v : Number.NaN;
+  // Any whole number, past 2^53 too (a JSON number's lost last digits do not matter to log1p; a TSV's digits past 2^53
+  // read the same), and one too large for a double as what it reads as, Infinity, which is refused as too large.
+  if (typeof v === "number") return Number.isInteger(v) || Math.abs(v) === Infinity ? v : Number.NaN;
   const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
   return bytes ? parseCount(bytes, 0, bytes.length) : Number.NaN;
 }
