@@ -730,6 +730,19 @@ describe("the pangea command as a new user meets it", () => {
     expect([r.code, r.stdout]).toEqual([0, `wrote 10 records to ${deep}\n`]);
   });
 
+  it.for(["instance", "parquet"])("gen-data --format %s: the CLI killed with -9 takes its writer with it, which leaves neither --out nor its partial file", async (format, { expect }) => {
+    const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-gen-kill-"));
+    const out = join(tmp, "big.data");
+    const cli = spawn(process.execPath, [ENTRY.cli, "gen-data", "--out", out, "--records", "5000000", "--format", format], { stdio: "ignore" });
+    await waitFor("the partial file", async () => readdirSync(tmp).some((f) => f.startsWith("big.data.partial-")), 30_000, 50);
+    cli.kill("SIGKILL");
+    // The writer is the CLI's child: gone within moments, its partial file removed as it exits.
+    const writers = () => spawnSync("pgrep", ["-f", out]).stdout.toString().trim();
+    await waitFor("the writer to exit", async () => writers() === "", 15_000, 100);
+    expect(readdirSync(tmp)).toEqual([]);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
   it.concurrent("a feature list slot the data never fills (fids of another slot number) and a dense feature it never holds (a misspelt name) are warnings in run's summary and status, and the job trains", async ({ expect }) => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-empty-slot-"));
     const data = join(tmp, "train.pb");

@@ -174,6 +174,8 @@ async function writeParquet(source: SyntheticSource, path: string, records: numb
     const group = pq;
     await writing(() => group.write({ columnData, rowGroupSize: n }));
     collectGarbage();
+    // A turn of the event loop between groups: a signal (Ctrl-C, the launcher gone) is handled now, not after the file.
+    await new Promise((r) => setImmediate(r));
     at += n;
   }
   await writing(() => pq!.finish());

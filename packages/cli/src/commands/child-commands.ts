@@ -11,14 +11,14 @@ import { REPO_ROOT } from "../repo-root.js";
  * its own, so a terminal's Ctrl-C reaches it once, through us), and the CLI exits with
  * the child's code, or 128 + the signal that ended it.
  */
-function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<string, string>> = {}, service = false): Promise<number> {
+function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<string, string>> = {}, exitWithCli = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       // A service holds a pipe from this process on its stdin: if this process dies in any way (kill -9), the service
       // reads end-of-file and stops as on SIGTERM (runMain), instead of running on holding its ports.
-      stdio: [service ? "pipe" : "inherit", "inherit", "inherit"],
+      stdio: [exitWithCli ? "pipe" : "inherit", "inherit", "inherit"],
       detached: true,
-      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}), ...(service ? launcherPipeEnv() : {}) },
+      env: { ...serviceEnv, ...process.env, ...(program ? { PANGEA_CLI_PROGRAM: program } : {}), ...(exitWithCli ? launcherPipeEnv() : {}) },
     });
     holdLauncherPipe(child);
     // To the child's whole group, as a terminal would: a benchmark script's own children stop too.
@@ -51,12 +51,13 @@ function runChild(args: string[], program?: string, serviceEnv: Readonly<Record<
  * lets the written chunks' garbage grow the heap towards its limit.
  */
 export function genDataCommand(argv: string[]): Promise<number> {
-  return runChild(["--expose-gc", join(REPO_ROOT, "services/compute/dist/gen-data.js"), ...argv]);
+  // Held by the launcher pipe, as a service: a CLI killed with -9 does not leave the writer running on to rename its file.
+  return runChild(["--expose-gc", join(REPO_ROOT, "services/compute/dist/gen-data.js"), ...argv], undefined, {}, true);
 }
 
 /** `pangea export`: a servable model version from a checkpoint (services/orchestrator/dist/export.js). */
 export function exportCommand(argv: string[]): Promise<number> {
-  return runChild([join(REPO_ROOT, "services/orchestrator/dist/export.js"), ...argv], "pangea export");
+  return runChild([join(REPO_ROOT, "services/orchestrator/dist/export.js"), ...argv], "pangea export", {}, true);
 }
 
 /** `pangea serve`: runs the serving service in the foreground (services/serving/dist/main.js). */

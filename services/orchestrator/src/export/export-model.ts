@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, type ExportManifest } from "@pangea/model";
 import { makeDirs, sha256Hex } from "@pangea/kit";
 import { featureInputsMismatch, loadFeatureList } from "@pangea/features";
@@ -79,7 +79,8 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
     schemaVersion: EXPORT_SCHEMA_VERSION,
     version: v,
     createdAt: new Date().toISOString(),
-    source: { checkpoint: checkpointDir, jobId: first.jobId, step: first.step },
+    // Absolute: the path is read by whoever serves the version, from wherever they are.
+    source: { checkpoint: resolve(checkpointDir), jobId: first.jobId, step: first.step },
     model: spec,
     slotIds: first.slotIds,
     denseParams: params.map((p) => ({ name: p.name, shape: [...p.shape] })),
