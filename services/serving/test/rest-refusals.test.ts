@@ -252,6 +252,11 @@ describe("REST Predict's inputs, refused saying what is missing or how many were
     }
   });
 
+  it("more instances than --max-batch are 413 before their contents are looked at (65 empty objects were 'name no inputs')", async () => {
+    const r = await predict({ instances: Array.from({ length: 65 }, () => ({})) });
+    expect([r.status, r.json.error]).toEqual([413, "SERVING_ERR_TOO_LARGE: request carries 65 examples; this server takes at most 64 (--max-batch)"]);
+  });
+
   it("a GET of :predict is 405 with Allow: POST, not 404", async () => {
     const res = await fetch(`http://${rest.address}/v1/models/ctr:predict`);
     expect(res.status).toBe(405);

@@ -5,6 +5,7 @@ import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
 import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, MONOLITH_INPUTS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
+import { checkBatchSize } from "./batch-size.js";
 
 type Json = Record<string, unknown>;
 
@@ -137,6 +138,8 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
   const given = (body.instances as unknown[] | undefined)?.length ?? 1;
   // Said as given: an empty list reached the id form's check, which named an input the request never sent.
   if (given === 0) throw bad(`"instances" is empty: a request needs at least one example`);
+  // Too many instances is said as such before their contents are looked at (a million empty objects were "no inputs").
+  checkBatchSize(given, maxBatch);
   if (!names.length) throw bad(`the ${body.inputs !== undefined ? "inputs" : "instances"} name no inputs; expected ${INPUT_DENSE} and ${INPUT_IDS}${servable.rawLayout ? ", or the raw features the model was exported with" : ""}`);
   const monolith = names.find((n) => MONOLITH_INPUTS.includes(n));
   if (monolith !== undefined) {

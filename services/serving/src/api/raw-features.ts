@@ -6,6 +6,7 @@ import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
+import { checkBatchSize } from "./batch-size.js";
 
 /** Raw values by position: every dense value, and one value per slot in the model's slot order. */
 export const INPUT_DENSE_VALUES = "dense_values";
@@ -91,7 +92,7 @@ export class RawReader {
       const b = inputs.get(n)!.length;
       if (b !== B) throw bad(`raw inputs disagree on the batch size: ${names[0]} has ${B} examples, ${n} has ${b}`);
     }
-    if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
+    checkBatchSize(B, maxBatch);
     const out = new RaggedExamples(spec, maxBatch, names[0]!);
     for (let e = 0; e < B; e++) {
       this.asm.reset();

@@ -7,6 +7,7 @@ import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js"
 import type { RawLayout } from "../model/raw-layout.js";
 import { bigIntToWords, type FeatureList } from "@pangea/features";
 import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
+import { checkBatchSize } from "./batch-size.js";
 
 /** A TensorFlow TensorProto as proto-loader decodes it (keepCase, longs as strings, bytes as Buffers). */
 export interface TensorProtoMsg {
@@ -131,7 +132,7 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
   const B = ds[0]!;
   if (is[0] !== B) throw bad(`inputs disagree on the batch size: ${INPUT_DENSE} has ${B}, ${INPUT_IDS} has ${is[0]}`);
   if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
-  if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
+  checkBatchSize(B, maxBatch);
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, B * spec.numSlots) };
 }
 
@@ -153,7 +154,7 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
   if (ds.length !== 2 || ds[1] !== spec.numDense) throw bad(`input ${INPUT_DENSE} must have shape [B, ${spec.numDense}], got [${ds.join(", ")}]`);
   const B = ds[0]!;
   if (B === 0) throw bad(`input ${INPUT_DENSE} has shape [0, ${spec.numDense}]: a request needs at least one example`);
-  if (B > maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request carries ${B} examples; this server takes at most ${maxBatch} (--max-batch)`);
+  checkBatchSize(B, maxBatch);
   const is = shapeOf(inputs[INPUT_IDS]!, INPUT_IDS);
   if (is.length !== 1) throw bad(`input ${INPUT_IDS} must be the ragged values [nnz] with ${ragged[0]}, got shape [${is.join(", ")}]`);
   const nnz = is[0]!;
@@ -309,3 +310,4 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
   });
   return out.finish();
 }
+
