@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { duplicateKey } from "../src/api/duplicate-keys.js";
+import { refusedKey } from "../src/api/refused-keys.js";
 
-describe("duplicateKey", () => {
+describe("refusedKey", () => {
   it.each([
     ['{"a":1,"a":2}', "a"],
     ['{"a":1,"\\u0061":2}', "a"],
@@ -15,9 +15,21 @@ describe("duplicateKey", () => {
     ['{"a":[],"b":{},"c":[{}],"d":"}{]["}', null],
     ["[1,2,3]", null],
     ['"a"', null],
-  ])("%s -> %j", (text, key) => {
+    ['{"__proto__x":1,"x__proto__":2,"v":"__proto__"}', null],
+  ])("%s -> %j twice", (text, key) => {
     JSON.parse(text); // every case is valid JSON
-    expect(duplicateKey(text)).toBe(key);
+    expect(refusedKey(text)).toEqual(key === null ? null : { key, twice: true });
+  });
+
+  it.each([
+    '{"__proto__":1}',
+    '[1,{"a":{"__proto__":{"x":1}}}]',
+    '{"\\u005f_proto__":[]}',
+    '{"__proto__":1,"__proto__":2}',
+    '{"a":1,"__proto__":2,"a":3}',
+  ])("%s -> __proto__", (text) => {
+    JSON.parse(text);
+    expect(refusedKey(text)).toEqual({ key: "__proto__", twice: false });
   });
 
   it("agrees with a parse that counts keys, on any JSON value (property)", () => {
@@ -57,7 +69,7 @@ describe("duplicateKey", () => {
       fc.property(json, fc.boolean(), (v, spaced) => {
         const text = print(v, spaced);
         JSON.parse(text);
-        expect(duplicateKey(text) !== null).toBe(repeatsKey(v));
+        expect(refusedKey(text) !== null).toBe(repeatsKey(v));
       }),
       { numRuns: 500 },
     );
