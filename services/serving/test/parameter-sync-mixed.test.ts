@@ -70,7 +70,7 @@ describe("parameter sync of slots of different widths", () => {
 
   it.each([
     ["a total that does not fit the ids' widths", [[1, 2], [2, 2]] as [number, number][], new Float32Array(8), /rows \[8\] do not match 2 ids \(7 values at their slots' row widths \(mixed\)\)/],
-    ["an id of a slot the model lacks", [[3, 1]] as [number, number][], new Float32Array(3), /ids: an id of slot 3, which the model does not have/],
+    ["an id of a slot the model lacks", [[3, 1]] as [number, number][], new Float32Array(3), /ids: id 0 \(0x0003000000000001\) is of slot 3, which the served model does not have \(its slots: 1, 2\)/],
   ])("refuses %s whole (INVALID_ARGUMENT), applying nothing", async (_what, ids, rows, message) => {
     await expect(push(10, ids, rows)).rejects.toMatchObject({ code: 3, details: expect.stringMatching(message) });
     expect(rowOf(1, 2)).toBeNull();

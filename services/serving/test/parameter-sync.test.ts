@@ -84,6 +84,23 @@ describe("ParameterSync refuses bad updates whole", () => {
     expect(models.current()!.dense).toEqual(before.dense);
   });
 
+  it.each([
+    ["a row of a slot the model lacks", "ids", [1, 5 << 16], /ids: id 1 \(0x0005000000000001\) is of slot 5, which the served model does not have \(its slots: 1\)/],
+    ["a row with the reserved top bit", "ids", [1, 0x80010000], /ids: id 1 \(0x8001000000000001\) has the reserved top bit set/],
+    ["a tombstone of a slot the model lacks", "tombstones", [1, 7 << 16], /tombstones: id 0 \(0x0007000000000001\) is of slot 7/],
+  ] as const)("%s: INVALID_ARGUMENT naming it, nothing applied (it was acknowledged as applied 0)", async (_what, where, [lo, hi], message) => {
+    const before = { r1: row(1), refused: models.syncRefused };
+    const ids = where === "ids" ? Uint32Array.of(...idWords(1), lo, hi) : Uint32Array.from(idWords(1));
+    const tombstones = where === "tombstones" ? Uint32Array.of(lo, hi) : new Uint32Array(0);
+    const n = ids.length / 2;
+    const bytes = encodeSyncUpdate({ seq: 100, ids, rows: new Float32Array(n * D).fill(4), rowsShape: [n, D], tombstones, dense: [] });
+    const err = (await push(bytes).then(() => null, (e: unknown) => e)) as grpc.ServiceError | null;
+    expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err?.details).toMatch(message);
+    expect(models.syncRefused).toBe(before.refused + 1);
+    expect(row(1)).toEqual(before.r1);
+  });
+
   it("a refusal names a sender that gave no name by its connection (it read 'parameter sync from : rows ...')", async () => {
     const bytes = encodeSyncUpdate({ seq: 100, sender: "", ids: Uint32Array.from(idWords(1)), rows: Float32Array.of(Number.NaN, 0), rowsShape: [1, D], tombstones: new Uint32Array(0), dense: [] });
     const err = (await push(bytes).then(() => null, (e: unknown) => e)) as grpc.ServiceError | null;

@@ -151,6 +151,13 @@ interface CheckedUpdate {
 function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string): CheckedUpdate {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", `parameter sync from ${sender}: ${msg}`);
   const { words, count } = readIdWords(u.ids, `parameter sync from ${sender}: ids`);
+  const tombstones = readIdWords(u.tombstones, `parameter sync from ${sender}: tombstones`);
+  // A row or tombstone no table of the model could hold would be acknowledged as sent and dropped (applied 0):
+  // a sender of another feature-id layout or another feature list, which should hear so.
+  for (const [what, list] of [["ids", { words, count }], ["tombstones", tombstones]] as const) {
+    const at = firstForeignId(list.words, list.count, servable.tables);
+    if (at >= 0) throw bad(`${what}: ${foreignId(list.words, at, servable.tables)}`);
+  }
   const layout = servable.layout;
   let offsets: Int32Array | null;
   try {
@@ -167,7 +174,6 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
   }
   const badValue = firstNonFinite(rows.data);
   if (badValue >= 0) throw bad(`rows: ${layout.uniform !== null ? `row ${Math.floor(badValue / layout.uniform)}` : `value ${badValue}`} holds ${rows.data[badValue]}`);
-  const tombstones = readIdWords(u.tombstones, `parameter sync from ${sender}: tombstones`);
   const list = u.dense;
   const params = denseParams(servable.spec);
   const dense: Float32Array[] = [];
@@ -183,4 +189,20 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
     }
   }
   return { words, count, offsets, width: layout.uniform, rows: rows.data, tombstones, dense };
+}
+
+/** The index of the first of count ids (lo, hi word pairs) that no table holds (a slot the model lacks, or the reserved top bit), or -1. */
+function firstForeignId(words: Uint32Array, count: number, tables: ReadonlyMap<number, unknown>): number {
+  for (let i = 0; i < count; i++) {
+    const hi = words[2 * i + 1]!;
+    if (hi >>> 31 !== 0 || !tables.has(slotOfV2(hi))) return i;
+  }
+  return -1;
+}
+
+function foreignId(words: Uint32Array, i: number, tables: ReadonlyMap<number, unknown>): string {
+  const hi = words[2 * i + 1]!;
+  const id = `id ${i} (0x${hi.toString(16).padStart(8, "0")}${words[2 * i]!.toString(16).padStart(8, "0")})`;
+  if (hi >>> 31 !== 0) return `${id} has the reserved top bit set, which no feature id has`;
+  return `${id} is of slot ${slotOfV2(hi)}, which the served model does not have (its slots: ${[...tables.keys()].join(", ")})`;
 }
