@@ -12,28 +12,74 @@ export { MAX_IDS_PER_CELL } from "@pangea/features";
  * rows are summed as in training.
  */
 export class RaggedExamples {
-  private readonly dense: number[] = [];
-  private readonly ids: number[] = [];
-  private readonly offsets: number[] = [0];
+  // Typed arrays grown by doubling: ids' high words past 2^31 would be heap numbers in a plain array.
+  private dense = new Float32Array(256);
+  private ids = new Uint32Array(1024);
+  private offsets = new Uint32Array(256);
+  private examples = 0;
+  private idCount = 0;
+  private cells = 0;
 
   constructor(private readonly spec: ModelShape, private readonly maxBatch: number, private readonly input: string) {}
 
   get count(): number {
-    return (this.offsets.length - 1) / this.spec.numSlots;
+    return this.examples;
   }
 
   take(asm: SampleAssembler): void {
     const S = this.spec.numSlots;
-    if (this.count >= this.maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${this.input} carries more than ${this.maxBatch} examples (--max-batch)`);
-    for (let d = 0; d < this.spec.numDense; d++) this.dense.push(asm.dense[d]!);
+    const D = this.spec.numDense;
+    if (this.examples >= this.maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${this.input} carries more than ${this.maxBatch} examples (--max-batch)`);
+    const n = asm.count;
+    this.dense = room(this.dense, (this.examples + 1) * D);
+    this.ids = room(this.ids, 2 * (this.idCount + n));
+    this.offsets = room(this.offsets, this.cells + S + 1);
+    this.dense.set(asm.dense.subarray(0, D), this.examples * D);
+    const columns = asm.columns;
+    const words = asm.words;
+    const ids = this.ids;
+    let inOrder = true;
+    for (let v = 1; v < n && inOrder; v++) inOrder = columns[v]! >= columns[v - 1]!;
+    // Values given column by column (positional raw inputs, a row's slots in order) are taken in one pass; others
+    // gathered per column.
+    let at = this.idCount;
+    let v = 0;
     for (let col = 0; col < S; col++) {
-      for (let v = 0; v < asm.count; v++) if (asm.columns[v] === col) this.ids.push(asm.words[2 * v]!, asm.words[2 * v + 1]!);
-      this.offsets.push(this.ids.length / 2);
+      if (inOrder) {
+        while (v < n && columns[v]! < col) v++;
+        for (; v < n && columns[v] === col; v++, at++) {
+          ids[2 * at] = words[2 * v]!;
+          ids[2 * at + 1] = words[2 * v + 1]!;
+        }
+      } else {
+        for (let u = 0; u < n; u++) {
+          if (columns[u] !== col) continue;
+          ids[2 * at] = words[2 * u]!;
+          ids[2 * at + 1] = words[2 * u + 1]!;
+          at++;
+        }
+      }
+      this.offsets[++this.cells] = at;
     }
+    this.idCount = at;
+    this.examples++;
   }
 
   finish(): Examples {
-    if (this.count === 0) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `input ${this.input} holds no examples: a request needs at least one`);
-    return { count: this.count, dense: Float32Array.from(this.dense), idWords: Uint32Array.from(this.ids), cellOffsets: Uint32Array.from(this.offsets) };
+    if (this.examples === 0) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `input ${this.input} holds no examples: a request needs at least one`);
+    return {
+      count: this.examples,
+      dense: this.dense.slice(0, this.examples * this.spec.numDense),
+      idWords: this.ids.slice(0, 2 * this.idCount),
+      cellOffsets: this.offsets.slice(0, this.cells + 1),
+    };
   }
+}
+
+/** `a`, or a copy at least twice as long, with room for `need` elements. */
+function room<T extends Float32Array | Uint32Array>(a: T, need: number): T {
+  if (need <= a.length) return a;
+  const grown = new (a.constructor as new (n: number) => T)(Math.max(need, 2 * a.length));
+  grown.set(a);
+  return grown;
 }

@@ -18,6 +18,25 @@ export type RawColumn = readonly (readonly unknown[])[];
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 const utf8In = new TextEncoder();
 const utf8Out = new TextDecoder();
+/** Where a string value's UTF-8 is written before it is hashed or parsed; grown for a longer one. */
+let scratch = new Uint8Array(256);
+
+/**
+ * A string's UTF-8 in `scratch` (valid until the next call), its length
+ * returned. TextEncoder.encode made a new array per value: 40% of turning
+ * 4,096 Criteo rows into examples, measured. ASCII is copied by hand; past
+ * the first other character the rest goes through encodeInto.
+ */
+function utf8Of(s: string): number {
+  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return i + utf8In.encodeInto(s.slice(i), scratch.subarray(i)).written;
+    scratch[i] = c;
+  }
+  return n;
+}
 
 function show(v: unknown): string {
   if (v instanceof Uint8Array) return `'${printableBytes(v)}'`;
@@ -150,9 +169,11 @@ export class RawReader {
   private addSlotValue(s: { column: number; slot: number; kind: SlotKind }, v: unknown, where: () => string): void {
     if (v === null || v === undefined) return;
     if (s.kind === "bytes") {
-      const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
-      if (!bytes) throw bad(`${where()}: expected ${KIND_EXPECTS.bytes}, got ${show(v)}`);
-      this.asm.addRaw(bytes, 0, bytes.length, s.column, s.slot);
+      if (typeof v === "string") {
+        const n = utf8Of(v); // first: it may grow scratch
+        this.asm.addRaw(scratch, 0, n, s.column, s.slot);
+      } else if (v instanceof Uint8Array) this.asm.addRaw(v, 0, v.length, s.column, s.slot);
+      else throw bad(`${where()}: expected ${KIND_EXPECTS.bytes}, got ${show(v)}`);
       return;
     }
     const n = integerOf(v);
@@ -187,8 +208,11 @@ function countOf(v: unknown): number {
   // Any whole number, past 2^53 too (a JSON number's lost last digits do not matter to log1p; a TSV's digits past 2^53
   // read the same), and one too large for a double as what it reads as, Infinity, which is refused as too large.
   if (typeof v === "number") return Number.isInteger(v) || Math.abs(v) === Infinity ? v : Number.NaN;
-  const bytes = typeof v === "string" ? utf8In.encode(v) : v instanceof Uint8Array ? v : null;
-  return bytes ? parseCount(bytes, 0, bytes.length) : Number.NaN;
+  if (typeof v === "string") {
+    const n = utf8Of(v); // first: it may grow scratch
+    return parseCount(scratch, 0, n);
+  }
+  return v instanceof Uint8Array ? parseCount(v, 0, v.length) : Number.NaN;
 }
 
 /**
