@@ -92,6 +92,12 @@ describe("GradientAggregator", () => {
     ["a finite 3e38 dense gradient", (d: DenseStore) => grads(0, 0, 3e38, [], d), "ORCH_ERR_BAD_GRADIENT", "gradient of bottom.0.w has 3.0000000054977558e+38 at element 0, outside ±1000000 (--max-gradient-abs)"],
     ["a wrong shape", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), dense: [new Float32Array(3)] }), "ORCH_ERR_BAD_GRADIENT", "expected 4 dense gradients, got 1"],
     ["a NaN loss", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), loss: Number.NaN }), "ORCH_ERR_BAD_GRADIENT", "loss is NaN"],
+    ["a negative loss (a faked figure: the status averages it)", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), loss: -123 }), "ORCH_ERR_BAD_GRADIENT", "loss is -123; a loss is finite and not negative"],
+    ["an infinite loss", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), loss: Number.POSITIVE_INFINITY }), "ORCH_ERR_BAD_GRADIENT", "loss is Infinity"],
+    ["a task loss of NaN", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), taskLosses: [0.3, Number.NaN] }), "ORCH_ERR_BAD_GRADIENT", "task_losses[1] is NaN; a loss is finite and not negative"],
+    ["a streaming AUC of 5", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), streamingAuc: 5 }), "ORCH_ERR_BAD_GRADIENT", "streaming_auc is 5; an AUC is within 0..1 (NaN before there is one)"],
+    ["a task streaming AUC of -0.1", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), taskStreamingAuc: [Number.NaN, -0.1] }), "ORCH_ERR_BAD_GRADIENT", "task_streaming_auc[1] is -0.1"],
+    ["an id with the reserved top bit", (d: DenseStore) => ({ ...grads(0, 0, 1, [5], d), sparseIds: Uint32Array.of(5, 0x80000000) }), "ORCH_ERR_UNKNOWN_SLOT", "feature id 9223372036854775813 has the reserved top bit set"],
     ["a batch of 0 rows", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 0 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 0 is outside 1..65536"],
     ["a batch size of 2^32-1", (d: DenseStore) => ({ ...grads(0, 0, 1, [], d), batchSize: 2 ** 32 - 1 }), "ORCH_ERR_BAD_GRADIENT", "batch_size 4294967295 is outside 1..65536"],
   ])("validate refuses %s", (_what, make, code, message) => {
@@ -103,6 +109,15 @@ describe("GradientAggregator", () => {
       expect(OrchestratorErrors.is(err, code as "ORCH_ERR_BAD_GRADIENT")).toBe(true);
       expect((err as Error).message).toContain(message);
     }
+  });
+
+  it("validate refuses row gradients of a slot the job does not declare (they were passed over and the push acknowledged)", () => {
+    const { agg, dense, store } = setup();
+    store.declareSlots([0]);
+    expect(() => agg.validate({ ...grads(0, 0, 1, [5], dense), sparseIds: Uint32Array.of(5, 0, 7, 999 << 16), sparseGrads: new Float32Array(4) })).toThrow(
+      /^feature id \d+ has slot 999, which the job's data does not declare/,
+    );
+    expect(() => agg.validate({ ...grads(0, 0, 1, [5], dense), streamingAuc: Number.NaN, taskStreamingAuc: [0, 1], taskLosses: [0, 2] })).not.toThrow();
   });
 
   it("refuses a NaN or infinite row gradient, counts it, and applies the rest of the push", () => {

@@ -127,6 +127,13 @@ describe("Job: training to COMPLETED", () => {
     expect(existsSync(joinPath(job.config.checkpointDir, "unit-job"))).toBe(true);
   });
 
+  it("refuses per-task figures from a push to a one-task job (they would be averaged into a task the job lacks)", async () => {
+    const { job } = startedJob();
+    expect(await codeOf(() => job.push({ ...gradients(job, 0, 0), taskLosses: [0.1, 0.2] }))).toBe("ORCH_ERR_BAD_GRADIENT");
+    await expect(job.push({ ...gradients(job, 0, 0), taskStreamingAuc: [0.5] })).rejects.toThrow(/task_streaming_auc has 1 values; the job's model has 1 task \(then it has none\)/);
+    expect(await job.push(gradients(job, 0, 0))).toMatchObject({ step: 0, meanLoss: 0.5 });
+  });
+
   it("refuses a push for another step, and a training pull once training is over", async () => {
     const { job } = startedJob();
     expect(await codeOf(() => job.push({ ...gradients(job, 0, 0), step: 5 }))).toBe("ORCH_ERR_WRONG_STEP");

@@ -100,9 +100,20 @@ export class GradientAggregator {
       }
     });
     const ids = g.sparseIds.length / 2;
+    this.store.checkSlots(g.sparseIds, ids);
     const values = this.store.widthSum(g.sparseIds, ids);
     if (g.sparseGrads.length !== values) throw bad(`${ids} sparse ids need ${values} gradient values (a row of its slot's width each), got ${g.sparseGrads.length}`);
-    if (!Number.isFinite(g.loss)) throw bad(`loss is ${g.loss}`);
+    // The job's loss and streaming AUC are the trainers' figures: one that no model computes is refused, not averaged in
+    // (a push of loss -123 and AUC 5 read as a job at AUC 2.2).
+    if (!(Number.isFinite(g.loss) && g.loss >= 0)) throw bad(`loss is ${g.loss}; a loss is finite and not negative`);
+    g.taskLosses?.forEach((l, t) => {
+      if (!(Number.isFinite(l) && l >= 0)) throw bad(`task_losses[${t}] is ${l}; a loss is finite and not negative`);
+    });
+    const aucProblem = (auc: number | undefined) => auc !== undefined && !Number.isNaN(auc) && !(auc >= 0 && auc <= 1);
+    if (aucProblem(g.streamingAuc)) throw bad(`streaming_auc is ${g.streamingAuc}; an AUC is within 0..1 (NaN before there is one)`);
+    g.taskStreamingAuc?.forEach((auc, t) => {
+      if (aucProblem(auc)) throw bad(`task_streaming_auc[${t}] is ${auc}; an AUC is within 0..1 (NaN before there is one)`);
+    });
   }
 
   /** sync/hybrid: adds one batch's (validated) gradients to the step under way. */

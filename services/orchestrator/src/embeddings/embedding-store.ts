@@ -123,6 +123,20 @@ export class EmbeddingStore {
       const id = (BigInt(hi) << 32n) | BigInt(lo);
       throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_SLOT", `feature id ${id} has slot ${slot}, which the job's data does not declare`);
     }
+    // The slot is read from the 15 bits below it: such an id would be taken as one of that slot's.
+    if (hi >>> 31 !== 0) {
+      const id = (BigInt(hi) << 32n) | BigInt(lo);
+      throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_SLOT", `feature id ${id} has the reserved top bit set, which no feature id has`);
+    }
+  }
+
+  /**
+   * Throws ORCH_ERR_UNKNOWN_SLOT for the first of count ids no table may hold
+   * (an undeclared slot, the reserved top bit): a push's row gradients for
+   * such ids were passed over and the push acknowledged.
+   */
+  checkSlots(ids: Uint32Array, count: number): void {
+    for (let i = 0; i < count; i++) this.checkSlot(slotOfV2(ids[2 * i + 1]!), ids[2 * i]!, ids[2 * i + 1]!);
   }
 
   configOf(slot: number): SlotConfig {

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { PangeaError, type Logger } from "@pangea/kit";
-import { describeArchitecture, modelIdentity, tasksOf } from "@pangea/model";
+import { describeArchitecture, modelIdentity, taskCount, tasksOf } from "@pangea/model";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
@@ -452,6 +452,15 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.heldPulls.wake();
   }
 
+  /** A push's per-task figures: none for a one-task model, one per task otherwise (they are averaged per task into the status). */
+  private checkTaskFigures(g: WorkerGradients): void {
+    const T = this.model ? taskCount(this.model.spec) : 1;
+    for (const [field, list] of [["task_losses", g.taskLosses], ["task_streaming_auc", g.taskStreamingAuc]] as const) {
+      if (!list?.length || (T > 1 && list.length === T)) continue;
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_GRADIENT", `trainer rank ${g.rank}, batch ${g.batchIndex ?? "?"}: ${field} has ${list.length} values; the job's model has ${T} task${T > 1 ? "s" : " (then it has none)"}`);
+    }
+  }
+
   async push(g: WorkerGradients): Promise<PushAck> {
     const steps = this.steps;
     if (this.state !== "JOB_STATE_RUNNING" || !steps) {
@@ -459,6 +468,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     const t = this.members.trainerOfRank(g.rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `no trainer with rank ${g.rank} is registered`);
+    this.checkTaskFigures(g);
     const duplicate = steps.admit(g, t);
     if (duplicate) return duplicate;
     // The step of the batch (global batches s*W .. s*W+W-1 make step s), not the pushed version: async versions move per batch.
