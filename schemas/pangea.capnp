@@ -113,6 +113,10 @@ struct ParameterRequest {
   # ParameterSet.rowsFile; a server without the exchange sends them in
   # `embeddings` as usual.
   rowsInFile @9 :Bool;
+  # A training pull (not read-only) carries the worker token of the trainer
+  # holding workerRank (RegisterWorkerResponse gives it), as a push does: a
+  # training pull counts its ids and makes their rows.
+  workerToken @10 :Text;
 }
 
 struct ParameterSet {

@@ -113,12 +113,14 @@ describe("a running job's services", () => {
     expect(TrainerErrors.is(err, "TRAINER_ERR_REFUSED"), String(err)).toBe(true);
     expect(err!.message).toMatch(/^pull for step 0: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_UNKNOWN_SLOT: feature id \d+ has slot 999, which the job's data does not declare$/);
   });
-  it("a pull sent ahead for a step already past is withdrawn (no rows); one that is read-only or names too many batches gets INVALID_ARGUMENT", async () => {
+  it("a training pull (sent ahead or not) without the rank's worker token is PERMISSION_DENIED (it made rows as rank 0's); one sent ahead that is read-only or names too many batches gets INVALID_ARGUMENT", async () => {
     const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
     const slots = Array.from({ length: 26 }, (_, s) => s + 1);
     const params = new ParameterClient(job.c.orchestratorAddress, "trainer-probe", 0, [], RowLayout.of(spec, slots));
     const id = Uint32Array.from([7, (1 << 16) >>> 0]);
-    expect(await params.pullAhead(0, { batches: [0], workingOn: [] }, id, 1, null)).toBeNull();
+    const refused = /PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: training pull for rank 0 for trainer \S+ refused: it carries no worker_token/;
+    await expect(params.pullAhead(0, { batches: [0], workingOn: [] }, id, 1, null)).rejects.toThrow(refused);
+    await expect(params.pull(0, id, 1, false, false, null)).rejects.toThrow(refused);
     params.close();
     const client = parameterServerClient(job.c.orchestratorAddress);
     const ahead = (readOnly: boolean, batches: number) =>

@@ -340,7 +340,7 @@ export class ParameterRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterRequest",
     id: "8b625c3ac154f93f",
-    size: new $.ObjectSize(16, 3),
+    size: new $.ObjectSize(16, 4),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -469,11 +469,23 @@ export class ParameterRequest extends $.Struct {
   set denseInFile(value: boolean) {
     $.utils.setBit(35, value, this);
   }
+  /**
+* A training pull (not read-only) carries the worker token of the trainer
+* holding workerRank (RegisterWorkerResponse gives it), as a push does: a
+* training pull counts its ids and makes their rows.
+*
+*/
   get rowsInFile(): boolean {
     return $.utils.getBit(36, this);
   }
   set rowsInFile(value: boolean) {
     $.utils.setBit(36, value, this);
+  }
+  get workerToken(): string {
+    return $.utils.getText(3, this);
+  }
+  set workerToken(value: string) {
+    $.utils.setText(3, value, this);
   }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }

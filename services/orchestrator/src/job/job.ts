@@ -428,6 +428,13 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     if (owner !== undefined) this.members.checkToken(owner, push.token, call);
   }
 
+  /** A training pull for a rank comes from the trainer holding it, with its token: it counts ids and makes rows. */
+  checkTrainingPull(pull: { rank: number; token: string }, call: string): void {
+    const owner = this.workerOfRank(pull.rank);
+    if (owner === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
+    this.members.checkToken(owner, pull.token, call);
+  }
+
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */
   getWork(workerId: string): Promise<Work> {
     return this.work.getWork(workerId);

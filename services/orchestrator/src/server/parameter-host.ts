@@ -32,6 +32,11 @@ export interface ParameterHost {
    * batch's ticket for that token (with the keys their registration gave).
    */
   checkPush?(push: { rank: number; token: string; batch: number; ticket: string }, call: string): void;
+  /**
+   * Refuses a training pull for `rank` without its token: the coordinator wants the token of the trainer holding the
+   * rank now (and a trainer holding it), the other shards a token issued for the rank and not revoked.
+   */
+  checkTrainingPull?(pull: { rank: number; token: string }, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

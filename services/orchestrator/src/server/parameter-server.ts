@@ -52,6 +52,8 @@ export class ParameterServer {
           // A rows file is its rank's (two per rank, recycled in turn): a per-worker certificate asks for its own only.
           if (req.rowsInFile && !req.readOnly) this.checkActsForRank(call, req.workerRank, `pull for rank ${req.workerRank} with its rows in a file`);
           ahead = this.aheadBatches(req, call);
+          // A training pull counts its ids and makes their rows (kept in every checkpoint): the trainer holding the rank's.
+          if (!req.readOnly) this.job.checkTrainingPull?.({ rank: req.workerRank, token: req.workerToken }, `training pull for rank ${req.workerRank}`);
         } catch (err) {
           cb(toServiceError(err));
           return;

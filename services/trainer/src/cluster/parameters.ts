@@ -60,7 +60,7 @@ export class ParameterClient {
     /** Shard 0 is the orchestrator itself: losing it means the job's coordinator is gone. */
     private readonly isCoordinator = true,
     log: Logger | null = null,
-    /** This trainer's registration token, as of each push: shard 0 takes its pushes only with it. */
+    /** This trainer's registration token, as of each push and training pull: the parameter servers take them only with it. */
     private readonly workerToken: () => string = () => "",
     /** The tickets of the batches this trainer was given: each push carries its batch's. */
     private readonly tickets = new BatchTickets(),
@@ -112,6 +112,7 @@ export class ParameterClient {
       r.step = BigInt(step);
       r.includeDense = includeDense;
       r.readOnly = readOnly;
+      if (!readOnly) r.workerToken = this.workerToken();
       r.halfRows = this.half;
       r.denseInFile = includeDense && this.exchange.active;
       // With the dense parameters: the answer names the directory again, checked before the rows file is read.
