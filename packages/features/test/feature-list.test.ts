@@ -75,10 +75,10 @@ describe("a feature list's labels", () => {
   it.each([
     [`"labels": [{"name": "click"}, {"name": "click", "column": "c2"}]`, "label 'click' is declared twice"],
     [`"label": {"index": 0}, "labels": [{"name": "click"}]`, 'labels: give either "label" (one task) or "labels" (several), not both'],
-    [`"labels": [{"name": "click", "loss": "mae"}]`, 'labels[0] "click".loss: expected loss "bce" or "mse"'],
+    [`"labels": [{"name": "click", "loss": "mae"}]`, 'labels[0] "click".loss: expected loss "bce" or "mse", got "mae"'],
     [`"labels": [{"name": "click"}], "groupSlot": 7`, "groupSlot 7 is not a declared slot"],
     [`"labels": []`, "labels: declare at least one label"],
-    [`"labels": [{"name": "9x"}]`, 'labels[0] "9x".name: expected a name of a letter then letters, digits or _'],
+    [`"labels": [{"name": "9x"}]`, 'labels[0] "9x".name: expected a name of a letter then letters, digits or _, got "9x"'],
     // An entry named by its position and name: "slots.2" had read as slot 2.
     [`"dense": [{"name": "d", "size": 0}]`, 'dense[0] "d".size: expected a number > 0, got 0'],
     [`"labels": [{"name": "probabilities"}]`, "label 'probabilities': the name is serving's own output's; choose another"],

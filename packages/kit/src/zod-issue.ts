@@ -22,16 +22,31 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /**
+ * What a schema's own message about a value ("expected deepMlp as positive
+ * integers") lacks: what was given, as zod's wording says it (a list's
+ * length where the message counts items). Only for a message that says what
+ * was expected and quotes nothing given; a refinement over several fields
+ * (a "custom" issue) names no one value.
+ */
+function ownMessageGot(issue: Issue, given: unknown, got: string): string {
+  if (issue.code === "custom" || !issue.message.startsWith("expected") || /\bgot\b/.test(issue.message)) return "";
+  const counted = (issue.code === "too_small" || issue.code === "too_big") && issue.origin === "array" && Array.isArray(given);
+  return `, got ${counted ? given.length : got}`;
+}
+
+/**
  * A zod issue about a user's file (a model config, a slot config) as one
  * phrase: what was expected and what was given (`expected a number, got
  * "8"`; `expected one of "sum", "mean", "sqrtn", got "max"`; `unknown field
- * "dimm"` and, from `takes`, what the object takes there). Without the field's
- * path: the caller names it as its file's words do.
+ * "dimm"` and, from `takes`, what the object takes there; a schema's own
+ * message, with what was given added: `expected deepMlp as a list of
+ * positive integers, got "32"`). Without the field's path: the caller names
+ * it as its file's words do.
  */
 export function zodIssueText(issue: Issue, input: unknown, takes?: (path: readonly PropertyKey[]) => string | undefined): string {
-  if (!ZOD_WORDING.test(issue.message)) return issue.message;
   const given = valueAt(input, issue.path);
   const got = given === undefined ? "nothing" : valueSnippet(given);
+  if (!ZOD_WORDING.test(issue.message)) return issue.message + ownMessageGot(issue, given, got);
   switch (issue.code) {
     case "unrecognized_keys": {
       const also = takes?.(issue.path);

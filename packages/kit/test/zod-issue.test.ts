@@ -10,6 +10,8 @@ const schema = z
     layers: z.array(z.number()).min(1),
     init: z.discriminatedUnion("kind", [z.object({ kind: z.literal("zeros") }), z.object({ kind: z.literal("constant"), value: z.number() })]),
     name: z.string().min(2, "expected a name of at least 2 characters"),
+    widths: z.array(z.number({ message: "expected widths as a list of numbers" })).max(2, "expected widths of at most 2 layers"),
+    both: z.object({ a: z.number(), b: z.number() }).refine((o) => o.a < o.b, "expected a below b, as given"),
   })
   .partial()
   .strict();
@@ -33,8 +35,13 @@ describe("a zod issue about a user's file, as one phrase saying what was expecte
     [{ layers: {} }, "layers: expected a list, got an object"],
     [{ init: { kind: "normal" } }, 'init.kind: expected one of "zeros", "constant", got "normal"'],
     [{ init: { kind: "constant" } }, "init.value: expected a number, got nothing"],
-    [{ widht: 8 }, ': unknown field "widht"; it takes width, rate, pooling, layers, init, name'],
-    [{ name: "x" }, "name: expected a name of at least 2 characters"],
+    [{ widht: 8 }, ': unknown field "widht"; it takes width, rate, pooling, layers, init, name, widths, both'],
+    // A schema's own message gets what was given, as zod's wording does; a list's length where it counts items.
+    [{ name: "x" }, 'name: expected a name of at least 2 characters, got "x"'],
+    [{ widths: [64, "32"] }, 'widths.1: expected widths as a list of numbers, got "32"'],
+    [{ widths: [1, 2, 3] }, "widths: expected widths of at most 2 layers, got 3"],
+    // A refinement over several fields quotes no one value.
+    [{ both: { a: 2, b: 1 } }, "both: expected a below b, as given"],
     [{ pooling: "a\u001b[31m" }, 'pooling: expected one of "sum", "mean", got "a\\u001b[31m"'],
   ])("%j -> %s", (input, expected) => {
     expect(text(input)).toBe(expected);

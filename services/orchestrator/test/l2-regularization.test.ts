@@ -132,8 +132,8 @@ describe("the l2 hyper-parameter in --slot-config", () => {
   });
 
   it.each([
-    [-1, "slots.3.hyper.l2: expected an L2 strength >= 0"],
-    ["0.1", "slots.3.hyper.l2: expected an L2 strength (a number >= 0)"],
+    [-1, "slots.3.hyper.l2: expected an L2 strength >= 0, got -1"],
+    ["0.1", 'slots.3.hyper.l2: expected an L2 strength (a number >= 0), got "0.1"'],
   ])("refuses l2 %j with one line naming the field", (l2, message) => {
     const path = file({ slots: { "3": { hyper: { l2 } } } });
     let err: unknown;
