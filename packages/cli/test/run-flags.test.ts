@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { UsageError } from "@pangea/kit";
 import { COMPUTE_FLAGS, ORCHESTRATOR_FLAGS, TRAINER_FLAGS } from "@pangea/service-flags";
 import { COMPUTE_FLAGS as COMPUTE, isMultiTaskModel, orchestratorSchema } from "@pangea/service-flags";
 import { RUN_FLAGS, clusterOptions, parseRun, resumeWithoutJobId } from "../src/commands/run.js";
@@ -48,6 +52,44 @@ describe("pangea run's flags come from the services' declarations", () => {
   it("refuses a bad value with the service's own message, and a local cluster larger than this machine runs", () => {
     expect(() => parseRun(["--sparse-optimizer", "sgdx"])).toThrow("invalid --sparse-optimizer: expected one of sgd, adagrad, ftrl, adam, amsgrad, momentum, rmsprop, adadelta");
     expect(() => parseRun(["--trainers", "65"])).toThrow("invalid --trainers: expected at most 64 local trainers");
+  });
+
+  it("refuses a --slot-config the orchestrator would refuse, or whose dims the model cannot take, before starting anything", () => {
+    const dir = mkdtempSync(join(tmpdir(), "pangea-run-slots-"));
+    const file = (name: string, body: unknown) => {
+      const path = join(dir, name);
+      writeFileSync(path, JSON.stringify(body));
+      return path;
+    };
+    const refusal = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        parseRun(argv);
+        return null;
+      } catch (err) {
+        expect(err).toBeInstanceOf(UsageError);
+        return (err as Error).message;
+      } finally {
+        process.env = saved;
+      }
+    };
+    const mixed = file("mixed.json", { slots: { "7": { dim: 8 } } });
+    expect(refusal(["--model", "dlrm", "--slot-config", mixed, "--steps", "3"])).toMatch(/^MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot \(.*\), but slot 7 has 8 where the model's is --embedding-dim 16; .* take mixed dims$/);
+    // The same file by the environment, as the orchestrator would read it; a model that takes mixed dims runs.
+    expect(refusal(["--model", "dlrm"], { PANGEA_SLOT_CONFIG: mixed })).toMatch(/^MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim/);
+    expect(refusal(["--model", "wide-deep", "--slot-config", mixed])).toBeNull();
+    for (const [body, message] of [
+      [{ slots: { "7": { dimm: 8 } } }, 'slots.7: unknown field "dimm"; a slot takes dim, initializer, optimizer, hyper, occurrenceThreshold, expireSeconds, pooling'],
+      [{ slots: { "7": { dim: 0 } } }, "slots.7.dim: expected an embedding dim 1..1024, got 0"],
+      [{ slots: { "7": { dim: 100000 } } }, "slots.7.dim: expected an embedding dim 1..1024, got 100000"],
+      [{ slots: { "7": { pooling: "max" } } }, 'slots.7.pooling: expected one of "sum", "mean", "sqrtn", got "max"'],
+      [{ slots: { abc: {} } }, 'slots.abc: a slot is named by its number (as in the data and the feature list), e.g. "7"; got "abc"'],
+      [{ slot: {} }, '(root): unknown field "slot"; the file takes default, slots'],
+    ] as const) {
+      const path = file("bad.json", body);
+      expect(refusal(["--model", "wide-deep", "--slot-config", path])).toBe(`ORCH_ERR_BAD_SLOT_CONFIG: slot config ${path}: ${message}`);
+    }
   });
 
   it("refuses --tls-dir without --tls (it has a default, and would be ignored)", () => {

@@ -4,3 +4,4 @@ export { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorConfigSchema, orchest
 export type { SparseOptimizerName, DenseOptimizerName, TrainingMode, BestMetric } from "./orchestrator.js";
 export { COMPUTE_FLAGS, computeSchema, DEFAULT_MAX_MEMORY_MB } from "./compute.js";
 export { TRAINER_FLAGS, trainerSchema } from "./trainer.js";
+export { SLOT_CONFIG_ERRORS, SlotConfigErrors, checkSlotDims, readSlotConfig, type SlotConfigFile, type SlotSettings } from "./slot-config.js";

@@ -1,4 +1,5 @@
 import { defineErrors } from "@pangea/kit";
+import { SLOT_CONFIG_ERRORS } from "@pangea/service-flags";
 
 export const OrchestratorErrors = defineErrors({
   ORCH_ERR_JOB_NOT_RUNNING: { status: "FAILED_PRECONDITION", exit: 1, description: "the call needs a running job" },
@@ -14,7 +15,8 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_UNKNOWN_SLOT: { status: "INVALID_ARGUMENT", exit: 1, description: "a feature id's slot is not one the job's data declares" },
   ORCH_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a request is inconsistent or lacks a field (a table request's dim or values, a GetWork without a worker id)" },
   ORCH_ERR_MEMORY_LIMIT: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "the embedding tables reached the configured memory limit" },
-  ORCH_ERR_BAD_SLOT_CONFIG: { status: "INVALID_ARGUMENT", exit: 2, description: "the per-slot embedding configuration is invalid" },
+  // The file is read where pangea run reads it too (@pangea/service-flags), so its code is declared there.
+  ...SLOT_CONFIG_ERRORS,
   ORCH_ERR_CHECKPOINT_IO: { status: "INTERNAL", exit: 1, description: "a checkpoint could not be written" },
   ORCH_ERR_NOT_A_MEMBER: { status: "FAILED_PRECONDITION", exit: 1, description: "the trainer was declared dead (missed heartbeats) and must register again" },
   ORCH_ERR_NOT_ASSIGNED: { status: "FAILED_PRECONDITION", exit: 1, description: "gradients for a batch the trainer was not given (or no longer holds)" },

@@ -5,9 +5,9 @@ import { FLAGS, loadConfig } from "./config.js";
 import { checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
 import { trainingStepMismatch } from "./job/job-model.js";
-import { loadSlotConfig } from "./embeddings/slot-config.js";
-import { resolveSlotDims } from "./embeddings/model-tables.js";
-import { architectureFromFlags, validateSpec } from "@pangea/model";
+import { slotConfigOver } from "./embeddings/slot-config.js";
+import { architectureFromFlags } from "@pangea/model";
+import { checkSlotDims, readSlotConfig } from "@pangea/service-flags";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
@@ -38,14 +38,10 @@ runMain("pangea-orchestrator", async () => {
   const architecture = architectureFromFlags(config);
   const log = createLogger("orchestrator").child({ job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
-  const slots = config.slotConfig ? loadSlotConfig(config.slotConfig, base) : { defaults: base, perSlot: new Map() };
-  // Per-slot dims the architecture cannot take stop the process now: the slots --slot-config names, and those it leaves to its
-  // default (on a stand-in input as wide as any data's: the data's shape comes at job start).
-  const named = [...slots.perSlot.keys()];
-  const others = named.length ? Math.max(...named) + 1 : 0;
-  const dims = resolveSlotDims([...named, others], [], slots);
-  const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
-  validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim: config.embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
+  const slotFile = config.slotConfig ? readSlotConfig(config.slotConfig) : null;
+  const slots = slotFile ? slotConfigOver(slotFile, base) : { defaults: base, perSlot: new Map() };
+  // Per-slot dims the architecture cannot take stop the process now (the data's shape comes at job start).
+  checkSlotDims(slotFile, config.embeddingDim, architecture);
   // Directories the job writes into later are checked now: otherwise it would train to the end and lose its checkpoint or export.
   // The job's checkpoints go in <checkpoint-dir>/<job-id>: a file of that name would stop them as surely.
   for (const [flag, dir] of [["--checkpoint-dir", jobCheckpointDir(config.checkpointDir, config.jobId)], ["--export-dir", config.exportDir]] as const) {

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { nativeBlas } from "@pangea/blas";
 import { EmbeddingStore, type SlotConfig } from "../src/embeddings/embedding-store.js";
-import { loadSlotConfig } from "../src/embeddings/slot-config.js";
+import { readSlotConfig } from "@pangea/service-flags";
+import { slotConfigOver } from "../src/embeddings/slot-config.js";
 import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
@@ -327,8 +328,8 @@ describe("--slot-config", () => {
   };
 
   it("merges defaults and per-slot overrides over the flags' settings", () => {
-    const { defaults, perSlot } = loadSlotConfig(
-      write({ default: { expireSeconds: 3600 }, slots: { "3": { occurrenceThreshold: 5, optimizer: "ftrl", hyper: { learningRate: 0.2 } }, "4": { initializer: { kind: "zeros" } } } }),
+    const { defaults, perSlot } = slotConfigOver(
+      readSlotConfig(write({ default: { expireSeconds: 3600 }, slots: { "3": { occurrenceThreshold: 5, optimizer: "ftrl", hyper: { learningRate: 0.2 } }, "4": { initializer: { kind: "zeros" } } } })),
       base,
     );
     expect(defaults).toMatchObject({ optimizer: "adagrad", expireSeconds: 3600, hyper: { learningRate: 0.05 } });
@@ -346,6 +347,9 @@ describe("--slot-config", () => {
     [{ slot: {} }, '(root): unknown field "slot"; the file takes default, slots'],
     [{ slots: { "1": { dim: "8" } } }, 'slots.1.dim: expected a number, got "8"'],
     [{ slots: { "1": { dim: 2.5 } } }, "slots.1.dim: expected a whole number, got 2.5"],
+    // The model's bound on a dim, named as the file's field (the model's own check names the slot alone).
+    [{ slots: { "7": { dim: 100000 } } }, "slots.7.dim: expected an embedding dim 1..1024, got 100000"],
+    [{ default: { dim: 0 } }, "default.dim: expected an embedding dim 1..1024, got 0"],
     [{ default: { pooling: "max" } }, 'default.pooling: expected one of "sum", "mean", "sqrtn", got "max"'],
     [{ slots: { "1": { initializer: { kind: "normal" } } } }, 'slots.1.initializer.kind: expected one of "zeros", "ones", "constant", "uniform", got "normal"'],
     [{ slots: [1] }, "slots: expected an object, got a list"],
@@ -354,7 +358,7 @@ describe("--slot-config", () => {
     ['{"slots": {"3": {"dim": 32}, "03": {"dim": 16}}}', "slots.3 and slots.03 both name slot 3; give each slot once"],
   ])("refuses %j naming the field", (json, message) => {
     try {
-      loadSlotConfig(write(json), base);
+      readSlotConfig(write(json));
       expect.unreachable();
     } catch (err) {
       expect(OrchestratorErrors.is(err, "ORCH_ERR_BAD_SLOT_CONFIG")).toBe(true);

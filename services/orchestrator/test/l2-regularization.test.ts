@@ -9,7 +9,8 @@ import { nativeBlas } from "@pangea/blas";
 import { adagradUpdate, adamUpdate } from "../src/optim/optimizers.js";
 import { EmbeddingStore } from "../src/embeddings/embedding-store.js";
 import { makeSparseOptimizer, type SparseHyper } from "../src/optim/sparse-optimizers.js";
-import { loadSlotConfig } from "../src/embeddings/slot-config.js";
+import { readSlotConfig } from "@pangea/service-flags";
+import { slotConfigOver } from "../src/embeddings/slot-config.js";
 import { defaultSlotConfig } from "../src/job/job.js";
 import { OrchestratorErrors } from "../src/errors.js";
 
@@ -123,7 +124,7 @@ describe("the l2 hyper-parameter in --slot-config", () => {
 
   it("--sparse-l2 is every slot's default, a slot's own l2 overrides it, and a slot on another optimizer keeps it", () => {
     const base = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05, sparseL2: 0.01 }, 4);
-    const { defaults, perSlot } = loadSlotConfig(file({ slots: { "3": { hyper: { l2: 0.2 } }, "4": { optimizer: "sgd" } } }), base);
+    const { defaults, perSlot } = slotConfigOver(readSlotConfig(file({ slots: { "3": { hyper: { l2: 0.2 } }, "4": { optimizer: "sgd" } } })), base);
     expect(defaults.hyper).toEqual({ learningRate: 0.05, l2: 0.01 });
     expect(perSlot.get(3)!.hyper).toEqual({ learningRate: 0.05, l2: 0.2 });
     expect(perSlot.get(4)!.hyper).toEqual({ l2: 0.01 });
@@ -138,7 +139,7 @@ describe("the l2 hyper-parameter in --slot-config", () => {
     const path = file({ slots: { "3": { hyper: { l2 } } } });
     let err: unknown;
     try {
-      loadSlotConfig(path, defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05 }, 4));
+      readSlotConfig(path);
     } catch (e) {
       err = e;
     }

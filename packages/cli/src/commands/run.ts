@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
-import { ORCHESTRATOR_FLAGS, isMultiTaskModel, orchestratorConfigSchema } from "@pangea/service-flags";
+import { ORCHESTRATOR_FLAGS, SlotConfigErrors, checkSlotDims, isMultiTaskModel, orchestratorConfigSchema, readSlotConfig } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
 import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, orchestratorCommandLine, type ClusterOptions } from "../launcher/local-cluster.js";
@@ -146,18 +146,20 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
 
 /**
  * The orchestrator's flags as it reads them (its flags, then the environment), with what they require of each other,
- * and the model they give (--model, --model-config, --embedding-dim, dlrm's widths), checked before anything starts:
- * `--keep-best` without `--eval-every-steps`, a bad hyper-parameter or an unreadable --model-config is one line and
- * exit 2 with no process started. What needs the data or the checkpoint is left for the orchestrator.
+ * and the model they give (--model, --model-config, --embedding-dim, dlrm's widths, --slot-config's dims), checked
+ * before anything starts: `--keep-best` without `--eval-every-steps`, a bad hyper-parameter, an unreadable
+ * --model-config or --slot-config, or a slot dim the model cannot take is one line and exit 2 with no process
+ * started. What needs the data or the checkpoint is left for the orchestrator.
  */
 function checkOrchestratorFlags(orchestratorArgs: readonly string[]): void {
-  const flags: Readonly<ModelFlags> | null = parseConfig(orchestratorConfigSchema, ORCHESTRATOR_FLAGS, orchestratorArgs, process.env);
+  const flags: Readonly<ModelFlags & { slotConfig?: string }> | null = parseConfig(orchestratorConfigSchema, ORCHESTRATOR_FLAGS, orchestratorArgs, process.env);
   if (!flags) return;
   try {
-    architectureFromFlags(flags);
+    const architecture = architectureFromFlags(flags);
+    checkSlotDims(flags.slotConfig ? readSlotConfig(flags.slotConfig) : null, flags.embeddingDim, architecture);
   } catch (err) {
     // The orchestrator's own line would say the same, with its code: pangea run says it before starting anything.
-    if (ModelErrors.is(err)) throw new UsageError(`${(err as { code: string }).code}: ${(err as Error).message}`);
+    if (ModelErrors.is(err) || SlotConfigErrors.is(err)) throw new UsageError(`${(err as { code: string }).code}: ${(err as Error).message}`);
     throw err;
   }
 }
