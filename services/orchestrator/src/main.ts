@@ -95,7 +95,7 @@ runMain("pangea-orchestrator", async () => {
   // Every reason the checkpoint cannot be this job's, in one message: an operator mends the flags once, not once per restart.
   const mismatches = savedManifest
     ? [
-        checkpointModelMismatch(savedManifest.model, architecture, config.embeddingDim),
+        checkpointModelMismatch(savedManifest.model, architecture, config),
         checkpointSlotMismatch(savedManifest.model, savedManifest.slotIds, slots.perSlot),
         checkpointOptimizerMismatch(restoreFrom!.map((part) => part.manifest), config.denseOptimizer, (slot) => (slots.perSlot.get(slot) ?? slots.defaults).optimizer),
         config.resume && savedManifest.training ? trainingStepMismatch(savedManifest.training, config) : null,

@@ -26,13 +26,28 @@ describe("a checkpoint's model against the job's", () => {
   it("names the flags that give the checkpoint's model: --model and the hyper-parameters off their defaults (dropout is not compared)", () => {
     const saved = spec(architectureFromFlags({ model: "dcn-v2", embeddingDim: 16 }));
     const lowRank = { ...saved.architecture, lowRank: 8, dropout: 0.1 };
-    expect(checkpointModelMismatch(spec(lowRank), architectureFromFlags({ model: "dlrm", embeddingDim: 16 }), 16)).toBe('holds model dcn-v2, but --model is dlrm: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}');
-    expect(checkpointModelMismatch(spec(lowRank), saved.architecture, 16)).toBe(`has dcn-v2 lowRank 8, but this job's (--model-config) is ${JSON.stringify(saved.architecture.lowRank)}: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}`);
-    expect(checkpointModelMismatch(spec(lowRank), { ...lowRank, dropout: 0 }, 16)).toBeNull();
+    expect(checkpointModelMismatch(spec(lowRank), architectureFromFlags({ model: "dlrm", embeddingDim: 16 }), { embeddingDim: 16 })).toBe('holds model dcn-v2, but --model is dlrm: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}');
+    expect(checkpointModelMismatch(spec(lowRank), saved.architecture, { embeddingDim: 16, modelConfig: "b.json" })).toBe(`has dcn-v2 lowRank 8, but this job's (--model-config) is ${JSON.stringify(saved.architecture.lowRank)}: it was trained with --model dcn-v2 and a --model-config of {"lowRank":8}`);
+    expect(checkpointModelMismatch(spec(lowRank), { ...lowRank, dropout: 0 }, { embeddingDim: 16 })).toBeNull();
     // dlrm's bottom MLP ends in the checkpoint's embedding dim by default: that is no departure from its defaults.
     const dlrm8 = spec(architectureFromFlags({ model: "dlrm", embeddingDim: 8 }), 8);
-    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 8 }), 8)).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters");
+    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 8 }), { embeddingDim: 8 })).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters");
     // The job's --embedding-dim is another: the flags to give name the checkpoint's.
-    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 16 }), 16)).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm --embedding-dim 8 at its default hyper-parameters");
+    expect(checkpointModelMismatch(dlrm8, architectureFromFlags({ model: "wide-deep", embeddingDim: 16 }), { embeddingDim: 16 })).toBe("holds model dlrm, but --model is wide-deep: it was trained with --model dlrm --embedding-dim 8 at its default hyper-parameters");
+  });
+
+  it("says the job's value is the default when no flag gave it, and names only the flags given otherwise", () => {
+    const trained = spec(architectureFromFlags({ model: "wide-deep", embeddingDim: 16 }));
+    trained.architecture.deepMlp = [32, 16];
+    const job = architectureFromFlags({ model: "wide-deep", embeddingDim: 16 });
+    const wasTrained = 'it was trained with --model wide-deep and a --model-config of {"deepMlp":[32,16]}';
+    expect(checkpointModelMismatch(trained, job, { embeddingDim: 16 })).toBe(`has wide-deep deepMlp [32,16], but this job's (the default, no --model-config) is [64,32]: ${wasTrained}`);
+    expect(checkpointModelMismatch(trained, job, { embeddingDim: 16, modelConfig: "b.json" })).toBe(`has wide-deep deepMlp [32,16], but this job's (--model-config) is [64,32]: ${wasTrained}`);
+    // dlrm's widths have flags of their own.
+    const dlrm = spec(architectureFromFlags({ model: "dlrm", embeddingDim: 16 }));
+    const top = (given: { topMlp?: number[]; modelConfig?: string }) => checkpointModelMismatch(dlrm, { ...dlrm.architecture, topMlp: [32] }, { embeddingDim: 16, ...given });
+    expect(top({})).toMatch(/^has dlrm topMlp \[64,32\], but this job's \(the default, no --top-mlp or --model-config\) is \[32\]/);
+    expect(top({ topMlp: [32] })).toMatch(/this job's \(--top-mlp\) is \[32\]/);
+    expect(top({ topMlp: [32], modelConfig: "b.json" })).toMatch(/this job's \(--top-mlp or --model-config\) is \[32\]/);
   });
 });

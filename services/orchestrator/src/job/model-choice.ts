@@ -1,12 +1,14 @@
-import { architectureConfig, dimsOf, dlrmBottomFor, poolingOf, type ArchitectureConfig, type ModelSpec, type Pooling } from "@pangea/model";
+import { architectureConfig, dimsOf, dlrmBottomFor, poolingOf, type ArchitectureConfig, type ModelFlags, type ModelSpec, type Pooling } from "@pangea/model";
 
 /**
  * Why a checkpoint's model cannot be this job's (--model, its
- * hyper-parameters, --embedding-dim), or null: known at start, so a job
+ * hyper-parameters, --embedding-dim; `flags` say which of them the job
+ * gave), or null: known at start, so a job
  * restored into another architecture stops before anything starts. The
  * data's shape is compared when compute registers.
  */
-export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, embeddingDim: number): string | null {
+export function checkpointModelMismatch(saved: ModelSpec, architecture: ArchitectureConfig, flags: Pick<ModelFlags, "embeddingDim" | "modelConfig" | "bottomMlp" | "topMlp">): string | null {
+  const { embeddingDim } = flags;
   const was = saved.architecture;
   if (was.name !== architecture.name) return `holds model ${was.name}, but --model is ${architecture.name}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
   if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
@@ -15,12 +17,19 @@ export function checkpointModelMismatch(saved: ModelSpec, architecture: Architec
     if (key === "dropout") continue;
     const a = JSON.stringify(was[key]);
     const b = JSON.stringify(architecture[key]);
-    if (a !== b) {
-      const from = was.name === "dlrm" && (key === "bottomMlp" || key === "topMlp") ? `--${key === "bottomMlp" ? "bottom" : "top"}-mlp or --model-config` : "--model-config";
-      return `has ${was.name} ${key} ${a}, but this job's (${from}) is ${b}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
-    }
+    if (a !== b) return `has ${was.name} ${key} ${a}, but this job's (${givenBy(was.name, key, flags)}) is ${b}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
   }
   return null;
+}
+
+/**
+ * The flags of this job that may have given a hyper-parameter (dlrm's widths have their own beside
+ * --model-config); none given: its default, said as such, since the flag to give is then the one missing.
+ */
+function givenBy(model: string, key: string, flags: Pick<ModelFlags, "modelConfig" | "bottomMlp" | "topMlp">): string {
+  const width = model === "dlrm" && key === "bottomMlp" ? (["--bottom-mlp", flags.bottomMlp] as const) : model === "dlrm" && key === "topMlp" ? (["--top-mlp", flags.topMlp] as const) : null;
+  const gave = [...(width && width[1] !== undefined ? [width[0]] : []), ...(flags.modelConfig ? ["--model-config"] : [])];
+  return gave.length ? gave.join(" or ") : `the default, no ${[...(width ? [width[0]] : []), "--model-config"].join(" or ")}`;
 }
 
 /**
