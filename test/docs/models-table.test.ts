@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
+import { ARCHITECTURES, ARCHITECTURE_NAMES, architectureConfig } from "@pangea/model";
 import { ROOT } from "../support/processes.js";
 
 /**
@@ -23,6 +23,34 @@ describe("README.md's Models section names every registered architecture", () =>
     const table = models.slice(models.indexOf("| `--model` | what it is |")).split("\n\n")[0]!;
     const rows = [...table.matchAll(/^\| `([^`]+)`/gm)].map((m) => m[1]!).filter((n) => n !== "--model");
     expect(sorted(rows)).toEqual(sorted(ARCHITECTURE_NAMES));
+  });
+
+  it("each layer list's entry says whether it may be empty, and what an empty one means, as the schema decides", () => {
+    const table = models.slice(models.indexOf("| `--model` | what it is |")).split("\n\n")[0]!;
+    for (const name of ARCHITECTURE_NAMES) {
+      const row = table.split("\n").find((r) => r.startsWith(`| \`${name}\``))!;
+      const { name: _, ...defaults } = architectureConfig(name, {});
+      for (const field of Object.keys(defaults).filter((k) => Array.isArray(defaults[k]))) {
+        // The field's parenthesis: "`deepMlp` ([64, 32]; ...)", brackets and parentheses nested inside.
+        const start = row.indexOf(`\`${field}\` (`);
+        expect(start, `${name}'s row names ${field}`).toBeGreaterThan(0);
+        let depth = 0;
+        let end = start + field.length + 3;
+        for (; end < row.length; end++) {
+          if (row[end] === "(") depth++;
+          else if (row[end] === ")" && --depth === 0) break;
+        }
+        const entry = row.slice(start, end + 1);
+        let emptyTaken = true;
+        try {
+          architectureConfig(name, { [field]: [] });
+        } catch {
+          emptyTaken = false;
+        }
+        expect(entry.includes("at least one layer"), `${name} ${entry}: "at least one layer" only where [] is refused`).toBe(!emptyTaken);
+        expect(entry.includes("`[]`:"), `${name} ${entry}: what \`[]\` means where it is taken`).toBe(emptyTaken);
+      }
+    }
   });
 
   it("the sentences on mixed embedding dims list the architectures that take them and those that need one dim", () => {
