@@ -517,6 +517,16 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     expect(existsSync(ck.dir)).toBe(true);
   });
 
+  it("pangea run refuses a --slot-config the orchestrator would, or whose dims the model cannot take, before starting anything, exit 2", async () => {
+    const mixed = modelConfig("run-slots-mixed", { slots: { "7": { dim: 8 } } });
+    const r = await runNode(ENTRY.cli, ["run", "--model", "dlrm", "--slot-config", mixed, "--steps", "3", "--log-dir", join(tmp, "run-slots")]);
+    expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, `pangea run: MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot 7 has 8 where the model's is --embedding-dim 16; ${MIXED_OK_WORDS} take mixed dims`]);
+    const huge = modelConfig("run-slots-huge", { slots: { "7": { dim: 100000 } } });
+    const h = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--slot-config", huge, "--steps", "3", "--log-dir", join(tmp, "run-slots")]);
+    expect([h.code, h.stderr.split("\n")[0]]).toEqual([2, `pangea run: ORCH_ERR_BAD_SLOT_CONFIG: slot config ${huge}: slots.7.dim: expected an embedding dim 1..1024, got 100000`]);
+    expect(existsSync(join(tmp, "run-slots")), "no process was started (none wrote a log)").toBe(false);
+  });
+
   it("pangea run refuses an unknown model and a bad --model-config itself before starting anything, exit 2; a rank the data cannot take fails the job at its start naming the data's width, exit 1", async () => {
     const bad = await runNode(ENTRY.cli, ["run", "--model", "nope", "--log-dir", join(tmp, "run-nope")]);
     expect(bad.code).toBe(2);
