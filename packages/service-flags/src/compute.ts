@@ -4,6 +4,10 @@ import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, me
 
 /** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
 export const DEFAULT_MAX_MEMORY_MB = 1024;
+/** What all batch streams together may hold unacknowledged when --max-stream-mb is not given, in MiB (compute's StreamBudget uses it too). */
+export const DEFAULT_MAX_STREAM_MB = 256;
+/** Batch streams compute serves at once when --max-batch-streams is not given. */
+export const DEFAULT_MAX_BATCH_STREAMS = 256;
 
 /** Comma-separated paths; an empty entry (a doubled or trailing comma) is refused rather than dropped: a path may be missing there. */
 const pathList = z
@@ -42,6 +46,8 @@ export const computeSchema = z.object({
   kafkaIdleTimeoutMs: flag(milliseconds().default(30_000), { env: "PANGEA_KAFKA_IDLE_TIMEOUT_MS", description: "end a trainer's stream after this long without records" }),
   onBadRecord: flag(z.enum(["fail", "skip"], { message: "expected fail or skip" }).default("fail"), { env: "PANGEA_ON_BAD_RECORD", description: "fail, or skip (and count) records that do not parse" }),
   maxMemoryMb: flag(positiveInt("megabytes", { min: 16, message: "expected at least 16 (MiB)" }).default(DEFAULT_MAX_MEMORY_MB), { env: "PANGEA_MAX_MEMORY_MB", description: "MiB a file source may hold in memory, at least 16 (records are read back from the record cache on disk)" }),
+  maxStreamMb: flag(positiveInt("megabytes", { max: 1 << 20, message: "expected at most 1048576 (MiB)" }).default(DEFAULT_MAX_STREAM_MB), { env: "PANGEA_MAX_STREAM_MB", description: "MiB of encoded batches all batch streams together may have sent and not had acknowledged; past it a stream holding batches gets no more until some are acknowledged (one holding none always gets one)" }),
+  maxBatchStreams: flag(positiveInt("a stream count", { max: 65536, message: "expected at most 65536 streams" }).default(DEFAULT_MAX_BATCH_STREAMS), { env: "PANGEA_MAX_BATCH_STREAMS", description: "batch streams served at once; more are refused with RESOURCE_EXHAUSTED" }),
   cacheDir: flag(z.string().min(1, "expected a path").optional(), { env: "PANGEA_CACHE_DIR", description: "where file sources cache their decoded records, reused after a restart", shown: "<first data file's directory>/.pangea-cache" }),
   parseThreads: flag(positiveInt("a thread count", { max: 256, message: "expected at most 256 threads" }).default(availableParallelism()), { env: "PANGEA_PARSE_THREADS", description: "threads parsing and hashing file records while the record cache is written (1 = compute's main thread only; at most one per 160 MiB of --max-memory-mb)", shown: "the machine's cores" }),
   evalFraction: flag(decimalNumber("expected a number").pipe(z.number().min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]")).default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of the records held out: the last ones of all --data files read in order (so the last file's first)" }),

@@ -9,5 +9,6 @@ export const ComputeErrors = defineErrors({
   COMPUTE_ERR_CACHE_CORRUPT: { status: "DATA_LOSS", exit: 1, description: "the record cache was damaged on disk after it was written (a chunk fails its checksum)" },
   COMPUTE_ERR_DATA_CHANGED: { status: "FAILED_PRECONDITION", exit: 1, description: "a data file changed after compute started, before or while its pass read it" },
   COMPUTE_ERR_BAD_REQUEST: { status: "INVALID_ARGUMENT", exit: 1, description: "a batch request is inconsistent" },
+  COMPUTE_ERR_STREAM_LIMIT: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "a batch stream past the number compute serves at once (--max-batch-streams)" },
   COMPUTE_ERR_ORCHESTRATOR_GONE: { status: "UNAVAILABLE", exit: 1, description: "the orchestrator went away and did not come back in time" },
 });

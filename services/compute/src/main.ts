@@ -3,6 +3,7 @@ import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, openDiscove
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
+import { StreamBudget } from "./server/stream-budget.js";
 import { toSourceInfo } from "./source-info.js";
 import { stayRegistered } from "./registration.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
@@ -36,7 +37,7 @@ runMain("pangea-compute", async () => {
   const batches = new BatchStreamHandler(source, config.workerId, log, (err) => {
     // The server stops first (its grace lets the failed call's status reach its trainer), then the process fails with the error.
     void running.shutdown(1_000).finally(() => gone(err));
-  });
+  }, new StreamBudget(config.maxStreamMb * 2 ** 20, config.maxBatchStreams));
   const registry = newRegistry("compute");
   registerComputeMetrics(registry, batches, source);
   const running = await startServer(config.host, config.port, (s) => {

@@ -7,6 +7,7 @@ import { newRegistry } from "@pangea/observe";
 import { registerComputeMetrics } from "../src/monitor/compute-metrics.js";
 import { CriteoTsvSource } from "../src/sources/criteo-tsv.js";
 import type { BatchStreamHandler } from "../src/server/batch-stream.js";
+import { StreamBudget } from "../src/server/stream-budget.js";
 
 describe("compute's metrics of skipped data", () => {
   it("count bad records and damaged stretches apart, with the stretches' bytes", async () => {
@@ -21,7 +22,7 @@ describe("compute's metrics of skipped data", () => {
     writeFileSync(path, gz.subarray(0, gz.length - 200));
     const src = await CriteoTsvSource.open({ paths: [path], evalFraction: 0, onBadRecord: "skip", cacheDir: join(dir, "cache") });
     const registry = newRegistry("compute");
-    registerComputeMetrics(registry, { batchesServed: 0, recordsServed: 0 } as BatchStreamHandler, src);
+    registerComputeMetrics(registry, { batchesServed: 0, recordsServed: 0, budget: new StreamBudget(1, 1) } as unknown as BatchStreamHandler, src);
     const text = await registry.metrics();
     const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1]);
     expect(value("pangea_compute_records_skipped_total")).toBe(2);

@@ -11,6 +11,8 @@ export function registerComputeMetrics(registry: Registry, batches: BatchStreamH
     collect() {
       this.set(1);
       served.update(batches.batchesServed);
+      streamBytes.set(batches.budget.bytesHeld);
+      streams.set(batches.budget.openStreams);
       records.update(batches.recordsServed);
       if ("streaming" in source) {
         skipped.update(source.stats().skipped);
@@ -27,5 +29,7 @@ export function registerComputeMetrics(registry: Registry, batches: BatchStreamH
   const skipped = new CounterFrom(registry, "pangea_compute_records_skipped_total", "Bad records (read whole, refused) skipped (--on-bad-record=skip).");
   const stretches = new CounterFrom(registry, "pangea_compute_stretches_skipped_total", "Damaged stretches of file skipped (--on-bad-record=skip): bytes a framing or decompressor could not read; the records in them are not counted.");
   const skippedBytes = new CounterFrom(registry, "pangea_compute_bytes_skipped_total", "Bytes in the damaged stretches skipped (--on-bad-record=skip).");
+  const streamBytes = new Gauge({ name: "pangea_compute_stream_bytes_unacked", help: "Bytes of encoded batches sent on batch streams and not yet acknowledged (bounded by --max-stream-mb plus one batch per stream).", registers: [registry] });
+  const streams = new Gauge({ name: "pangea_compute_batch_streams", help: "Batch streams open (at most --max-batch-streams).", registers: [registry] });
   const lag = new Gauge({ name: "pangea_kafka_consumer_lag_records", help: "Kafka source: records behind each partition's newest offset.", labelNames: ["partition"], registers: [registry] });
 }

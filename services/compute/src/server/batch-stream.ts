@@ -6,6 +6,8 @@ import { encodeBatch } from "../batching/batch-encoder.js";
 import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, taskCountOf, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
+import { DEFAULT_MAX_BATCH_STREAMS, DEFAULT_MAX_STREAM_MB } from "@pangea/service-flags";
+import { StreamBudget } from "./stream-budget.js";
 
 /** File and generated sources are read by index; a Kafka source is a stream handing out batches. */
 export type BatchSource = DataSource | KafkaSource;
@@ -23,8 +25,8 @@ interface Flow {
   waitForCredit(): Promise<boolean>;
   /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
   nextWanted(): Promise<number | null>;
-  /** Records a sent batch (null for an index-based source, which has nothing to commit). */
-  sent(b: StreamedBatch | null): void;
+  /** Records a sent batch of `bytes` encoded bytes (b null for an index-based source, which has nothing to commit). */
+  sent(b: StreamedBatch | null, bytes: number): void;
   /** Resolves once every sent batch is acknowledged, or the client will send no more acks. */
   waitForAcks(): Promise<void>;
   isClosed(): boolean;
@@ -53,6 +55,8 @@ export class BatchStreamHandler {
     private readonly log: Logger,
     /** Called once when the source can no longer be read (a damaged record cache): serving cannot go on. */
     private readonly fatal: (err: Error) => void = () => {},
+    /** What all streams together may hold (--max-stream-mb, --max-batch-streams). */
+    readonly budget = new StreamBudget(DEFAULT_MAX_STREAM_MB * 2 ** 20, DEFAULT_MAX_BATCH_STREAMS),
   ) {}
 
   addToServer(server: grpc.Server): void {
@@ -68,8 +72,13 @@ export class BatchStreamHandler {
     let closed = false;
     let halfClosed = false;
     let wake: (() => void) | null = null;
-    // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack).
-    const inflight: (StreamedBatch | null)[] = [];
+    // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack), with their encoded sizes.
+    const inflight: { b: StreamedBatch | null; bytes: number }[] = [];
+    // Their bytes, counted in the budget of all streams until acknowledged or given back.
+    let held = 0;
+    // The stream's place among those compute serves, taken once its request is accepted.
+    let leave: (() => void) | null = null;
+    let unwatch: (() => void) | null = null;
     // On-demand streams: batch indices the client named and compute has not sent yet.
     const wanted: number[] = [];
     const signal = () => {
@@ -82,16 +91,23 @@ export class BatchStreamHandler {
     };
     const flow: Flow = {
       waitForCredit: async () => {
-        await until(() => credit > 0 || closed || halfClosed);
+        // I/O first: a stream with a window of credit would otherwise make its whole window in one run of
+        // the event loop, and the trainers' requests and acknowledgements wait behind it.
+        await new Promise<void>((r) => setImmediate(r));
+        // Past the budget, a stream holding batches waits for acknowledgements (its own or another stream's),
+        // half-closed or not: a client that half-closed is sent its remaining credit, but within the budget.
+        await until(() => closed || call.cancelled || (credit > 0 ? this.budget.mayProduce(held) : halfClosed));
         return credit > 0 && !closed && !call.cancelled;
       },
       nextWanted: async () => {
         await until(() => wanted.length > 0 || closed || halfClosed);
         return closed || wanted.length === 0 ? null : wanted.shift()!;
       },
-      sent: (b) => {
+      sent: (b, bytes) => {
         credit--;
-        inflight.push(b);
+        inflight.push({ b, bytes });
+        held += bytes;
+        this.budget.take(bytes);
       },
       waitForAcks: () => until(() => inflight.length === 0 || closed || halfClosed),
       isClosed: () => closed || call.cancelled,
@@ -106,9 +122,23 @@ export class BatchStreamHandler {
         this.fatal(err);
       }
     };
+    // What the client did not acknowledge, and can no longer, goes back to the source (newest first, so the
+    // oldest ends up at the front of its queue again) and its bytes back to the budget.
+    const giveBack = () => {
+      for (const { b } of inflight.splice(0).reverse()) b?.release();
+      this.budget.give(held);
+      held = 0;
+    };
+    // Once the stream is over, whichever way: its place and bytes go to the other streams at once.
+    const finish = () => {
+      giveBack();
+      leave?.();
+      leave = null;
+      unwatch?.();
+      unwatch = null;
+    };
     const stop = () => {
-      // Released newest first, so the oldest ends up at the front of the queue again.
-      if (!closed) for (const b of inflight.splice(0).reverse()) b?.release();
+      if (!closed) finish();
       closed = true;
       signal();
     };
@@ -131,8 +161,11 @@ export class BatchStreamHandler {
             onDemand: req.onDemand,
           };
           checkShareRequest(share, sender);
+          leave = this.budget.open(sender);
+          unwatch = this.budget.watch(signal);
           this.produce(call, share, sender, flow)
             .then(() => {
+              finish();
               // The stream ends only once the client has acknowledged what it got (or stopped acknowledging).
               if (!flow.isClosed()) call.end();
             })
@@ -143,7 +176,14 @@ export class BatchStreamHandler {
             throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: consumed ${ack.consumed}, but ${inflight.length} batches are unacknowledged`);
           }
           credit += ack.consumed;
-          for (let i = 0; i < ack.consumed; i++) inflight.shift()?.ack();
+          let acked = 0;
+          for (let i = 0; i < ack.consumed; i++) {
+            const done = inflight.shift()!;
+            done.b?.ack();
+            acked += done.bytes;
+          }
+          held -= acked;
+          this.budget.give(acked);
           const want = ack.want;
           if (want.length > 4096 || wanted.length + want.length > 4096) {
             throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: more than 4096 batches wanted at once`);
@@ -158,7 +198,7 @@ export class BatchStreamHandler {
     call.on("end", () => {
       // The client sends nothing more: what it did not acknowledge goes back to the source.
       halfClosed = true;
-      for (const b of inflight.splice(0).reverse()) b?.release();
+      giveBack();
       signal();
     });
     call.on("cancelled", stop);
@@ -177,8 +217,9 @@ export class BatchStreamHandler {
     for (const slice of shareBatches(share, splitRecords)) {
       if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
-      call.write(encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch));
-      flow.sent(null);
+      const bytes = encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch);
+      call.write(bytes);
+      flow.sent(null, bytes.length);
       this.batchesServed++;
       this.recordsServed += slice.count;
       count++;
@@ -213,14 +254,16 @@ export class BatchStreamHandler {
           b.release();
           break;
         }
-        call.write(encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0));
-        flow.sent(b);
+        const bytes = encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0);
+        call.write(bytes);
+        flow.sent(b, bytes.length);
         this.recordsServed += b.block.count;
       } else {
         const slice = batchSlice(k, share.batchSize, splitRecords, share.split, sender);
         indexed!.read(share.split, slice.start, slice.count, block!);
-        call.write(encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch));
-        flow.sent(null);
+        const bytes = encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch);
+        call.write(bytes);
+        flow.sent(null, bytes.length);
         this.recordsServed += slice.count;
       }
       this.batchesServed++;
@@ -244,8 +287,9 @@ export class BatchStreamHandler {
         b.release();
         break;
       }
-      call.write(encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0));
-      flow.sent(b);
+      const bytes = encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0);
+      call.write(bytes);
+      flow.sent(b, bytes.length);
       count++;
       this.batchesServed++;
       this.recordsServed += b.block.count;
