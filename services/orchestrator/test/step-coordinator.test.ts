@@ -17,7 +17,29 @@ function coordinator(mode: TrainingMode, maxStaleness = 8, steps = 3, resumed: T
   const checkpoint = { checkpointDir: tempDir("pangea-steps-unit-"), jobId: "j", psShards: 1, shardIndex: 0, checkpointEverySteps: 0, checkpointEverySeconds: 0, keepCheckpoints: 0 };
   const shard = new ParameterShard({ index: 0, mode, batchesPerStep: 2, steps, maxStaleness, slotIds: [0], checkpoint, sync: null }, { spec, store, dense: null }, resumed ? { version: resumed.denseUpdates, finishedBatches: resumed.finishedBatches, outstanding: resumed.outstanding } : null, recordingLog().log);
   const counts = zeroCounters();
-  return { c: new StepCoordinator({ mode, batchesPerStep: 2, steps }, shard, counts, resumed), counts };
+  const c = new StepCoordinator({ mode, batchesPerStep: 2, steps }, shard, counts, resumed);
+  shards.set(c, { shard, mode });
+  return { c, counts };
+}
+
+const shards = new WeakMap<StepCoordinator, { shard: ParameterShard; mode: TrainingMode }>();
+
+/**
+ * The tally by a scan of every batch of the job, as batchTally once counted
+ * it (it now counts without the scan, which cost 30 ms a status call for a
+ * million-step job): every push in these tests is checked against it.
+ */
+function scannedTally(c: StepCoordinator): { applied: number; missing: number } {
+  const { shard, mode } = shards.get(c)!;
+  const outstanding = new Set(c.plan.outstanding());
+  const front = c.plan.finishedBatches + outstanding.size;
+  let applied = 0;
+  let missing = 0;
+  for (let j = 0; j < c.plan.totalBatches; j++) {
+    if (shard.wasTaken(j)) applied++;
+    else if (j < front && !outstanding.has(j) && (mode === "async" || j < c.plan.step * 2)) missing++;
+  }
+  return { applied, missing };
 }
 
 const push = (batchIndex: number, step: number, loss = 0.5): WorkerGradients => ({ rank: 0, step, batchSize: 4, loss, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
@@ -26,7 +48,9 @@ const alive = (workerId: string) => ({ workerId, alive: true });
 /** Admits and applies a push as the job does; returns what the job does next (or the duplicate's ack). */
 function give(c: StepCoordinator, worker: string, g: WorkerGradients) {
   const dup = c.admit(g, alive(worker));
-  return dup ? "duplicate" : c.apply(g).next;
+  const next = dup ? "duplicate" : c.apply(g).next;
+  expect(c.batchTally()).toEqual(scannedTally(c));
+  return next;
 }
 
 describe("StepCoordinator", () => {

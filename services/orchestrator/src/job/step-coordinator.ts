@@ -143,15 +143,15 @@ export class StepCoordinator {
    * neither applied nor handed out (a correct run ends with none missing).
    */
   batchTally(): { applied: number; missing: number } {
-    const finished = this.plan.finishedBatches;
+    // Counted, not scanned over every batch of the job: GetJobStatus builds this at every call (a million-step job's scan
+    // took 30 ms, and a client calling 140 times a second stalled training).
     const outstanding = new Set(this.plan.outstanding());
-    const stepsDone = this.plan.step;
-    let applied = 0;
-    let missing = 0;
-    for (let j = 0; j < this.plan.totalBatches; j++) {
-      if (this.shard.wasTaken(j)) applied++;
-      else if (j < finished + outstanding.size && !outstanding.has(j) && (this.s.mode === "async" || j < stepsDone * this.s.batchesPerStep)) missing++;
-    }
+    const bound = this.plan.finishedBatches + outstanding.size;
+    // Missing: a batch below `end` neither taken nor out with a trainer (sync/hybrid: of a step already applied).
+    const end = Math.min(this.plan.totalBatches, this.s.mode === "async" ? bound : Math.min(bound, this.plan.step * this.s.batchesPerStep));
+    const applied = this.shard.takenBatches;
+    let missing = end - (applied - this.shard.takenFrom(end));
+    for (const j of outstanding) if (j < end && !this.shard.wasTaken(j)) missing--;
     return { applied, missing };
   }
 }

@@ -65,6 +65,8 @@ export class ParameterShard {
   /** 1 for each global batch taken (applied, or dropped as stale). */
   private readonly taken: Uint8Array;
   private takenCount = 0;
+  /** One past the highest batch index taken: what lies above it is known untaken without a scan. */
+  private takenEnd = 0;
   /** Batches whose gradients went into the parameters (taken and not dropped), counted from the job's start. */
   private applied = 0;
   /** sync/hybrid: batches of the step under way taken so far. */
@@ -82,7 +84,11 @@ export class ParameterShard {
     if (resumed) {
       // Batches before the checkpoint were taken in the run that wrote it.
       const out = new Set(resumed.outstanding);
-      for (let j = 0; j < resumed.finishedBatches + out.size && j < this.taken.length; j++) if (!out.has(j)) this.taken[j] = 1;
+      for (let j = 0; j < resumed.finishedBatches + out.size && j < this.taken.length; j++) {
+        if (out.has(j)) continue;
+        this.taken[j] = 1;
+        this.takenEnd = j + 1;
+      }
       this.takenCount = resumed.finishedBatches;
       this.applied = resumed.finishedBatches;
     }
@@ -106,6 +112,18 @@ export class ParameterShard {
 
   wasTaken(j: number): boolean {
     return this.taken[j] === 1;
+  }
+
+  /** Batches taken so far (applied or dropped as stale), counted from the job's start. */
+  get takenBatches(): number {
+    return this.takenCount;
+  }
+
+  /** How many batches at index `from` or above were taken (a scan of the few taken past it, not of the whole job). */
+  takenFrom(from: number): number {
+    let n = 0;
+    for (let j = Math.max(0, from); j < this.takenEnd; j++) n += this.taken[j]!;
+    return n;
   }
 
   /** Training begins: the checkpoint clock starts and the serving sync with it (`rowsSentBefore`: a resumed job's count). */
@@ -156,6 +174,7 @@ export class ParameterShard {
     const j = g.batchIndex ?? -1;
     this.taken[j] = 1;
     this.takenCount++;
+    if (j >= this.takenEnd) this.takenEnd = j + 1;
     let taken: Taken;
     if (this.s.mode === "async") {
       const staleness = this.version - g.step;
