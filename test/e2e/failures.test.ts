@@ -135,6 +135,22 @@ describe("a running job's services", () => {
     await expect(ahead(false, 5000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("5000 batches named, at most 4096") });
     client.close();
   });
+
+  it("a pull whose rows could not be sent in one message is RESOURCE_EXHAUSTED before any row is read (it built a 283 MB answer, then failed in grpc-js)", async () => {
+    const client = parameterServerClient(job.c.orchestratorAddress);
+    const n = 4_200_000;
+    const ids = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) ids[2 * i + 1] = (1 << 16) >>> 0;
+    const request = encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
+      r.readOnly = true;
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [n], ids);
+    });
+    await expect(unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), request)).rejects.toMatchObject({
+      code: 8,
+      details: "ORCH_ERR_TOO_LARGE: pull from rank 0: the rows of its 4,200,000 ids would make an answer of 302,400,000 bytes, above the 268,435,456 a message may carry; pull unique ids, fewer at a time",
+    });
+    client.close();
+  });
 });
 
 describe("failures mid-job end the job with one clear reason, and nothing hangs", () => {

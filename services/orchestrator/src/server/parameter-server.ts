@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import { ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
+import { MAX_MESSAGE_BYTES, ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor } from "./peer-check.js";
 import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
 import type { ParameterHost } from "./parameter-host.js";
@@ -197,6 +197,12 @@ export class ParameterServer {
     const total = offsets[count]!;
     // Rows of one width go as [count, width], as always; rows of slots of different widths side by side, [total].
     const shape = uniform !== null ? [count, uniform] : [total];
+    // Refused before any row is read or made: the answer could not be sent (a read-only pull of 3.9 million copies of
+    // one id built a 283 MB answer, then failed with grpc-js's "Sent message larger than max").
+    const bytes = count * 8 + total * (req.halfRows ? 2 : 4) + (req.includeDense && dense && !(req.denseInFile && this.exchange) ? dense.values.reduce((n, v) => n + v.byteLength, 0) : 0);
+    if (bytes > MAX_MESSAGE_BYTES - (1 << 20)) {
+      throw OrchestratorErrors.create("ORCH_ERR_TOO_LARGE", `pull from rank ${req.workerRank}: the rows of its ${count.toLocaleString("en-US")} ids would make an answer of ${bytes.toLocaleString("en-US")} bytes, above the ${MAX_MESSAGE_BYTES.toLocaleString("en-US")} a message may carry; pull unique ids, fewer at a time`);
+    }
     if (req.includeDense && !dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
     // Written before the answer is: a trainer opens the file only once the answer names it.
     const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
