@@ -190,6 +190,15 @@ check_settings() {
     die "FORMAT=$FORMAT needs FEATURE_LIST: the feature list the records are read with (see the README's Data formats)"
   fi
   if [ -n "${FEATURE_LIST:-}" ] && [ ! -f "$FEATURE_LIST" ]; then die "FEATURE_LIST: $FEATURE_LIST is not a file"; fi
+  # Read as compute will read it, where this checkout has the packages built (make build): a list that is no feature
+  # list was found only by compute, after the images were built (~16 s). Without the build, compute still refuses it.
+  if [ -n "${FEATURE_LIST:-}" ] && [ -f packages/features/dist/index.js ]; then
+    local why
+    why=$(node --input-type=module -e '
+      const { loadFeatureList } = await import(process.argv[1]);
+      try { loadFeatureList(process.argv[2]); } catch (err) { console.log(err.message); }' "$PWD/packages/features/dist/index.js" "$FEATURE_LIST" 2>&1) || die "FEATURE_LIST: could not be checked: $why"
+    [ -z "$why" ] || die "FEATURE_LIST: $why"
+  fi
   return 0
 }
 
