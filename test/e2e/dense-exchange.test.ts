@@ -38,7 +38,7 @@ async function serve(exchangeOn: boolean, port = 0, half = false) {
   const server = await startServer("127.0.0.1", port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   servers.push(server);
   // By address: a client made for an earlier server pushes to its successor on the same port as a trainer of its job.
-  tokensAt.set(server.address, (rank) => sessions.get(`trainer-${rank}`)!.workerToken);
+  tokensAt.set(server.address, (rank) => sessions.get(`trainer-${rank}`)?.workerToken ?? "");
   const model = job.model!;
   const client = (rank: number) => {
     const c = new ShardedParameterClient([server.address], `trainer-${rank}`, rank, model.dense!.params, RowLayout.of(model.spec, [0, 1]), half, null, () => tokenOf(server.address, rank));
@@ -268,7 +268,7 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(err.details).toMatch(/no exchange directory \(--dense-exchange off/);
   });
 
-  it("row gradients said to be in the gradient file: refused without a file, in both places, or where the file does not hold them; taken where it does (an undeclared slot's passed over, as in a message)", async () => {
+  it("row gradients said to be in the gradient file: refused without a file, in both places, or where the file does not hold them; taken where it does (an undeclared slot's refused, as in a message)", async () => {
     const on = await serve(true);
     const dir = on.exchange!.dir;
     const dense = on.job.model!.dense!.values.map((v) => new Float32Array(v.length).fill(0.001));
@@ -291,10 +291,13 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     // The same file, right for these ids: taken.
     expect(await pushNaming(on.server.address, `g-${"a".repeat(32)}-1`, null, 0, { ids, inFile: true, inMessage: null })).toBeNull();
     expect(on.params.transfers.rowGradients).toEqual({ message: 0, file: 1 });
-    // An id of a slot the job's data does not declare, with a row of the default width: passed over, as in a message.
+    // An id of a slot the job's data does not declare, with a row of the default width: refused, as in a message (it
+    // was passed over and the push taken).
     writeDenseFile(join(dir, `g-${"e".repeat(32)}-1`), [...dense, grads.subarray(0, width)]);
-    expect(await pushNaming(on.server.address, `g-${"e".repeat(32)}-1`, null, 1, { ids: new Uint32Array([7, 9 << 16]), inFile: true, inMessage: null })).toBeNull();
-    expect(on.params.transfers.rowGradients).toEqual({ message: 0, file: 2 });
+    const undeclared = await pushNaming(on.server.address, `g-${"e".repeat(32)}-1`, null, 1, { ids: new Uint32Array([7, 9 << 16]), inFile: true, inMessage: null });
+    expect(undeclared?.code).toBe(status.INVALID_ARGUMENT);
+    expect(undeclared!.details).toMatch(/^ORCH_ERR_UNKNOWN_SLOT: feature id \d+ has slot 9, which the job's data does not declare$/);
+    expect(on.params.transfers.rowGradients).toEqual({ message: 0, file: 1 });
   });
 
   it("a rows file the trainer cannot read (gone before it read it, another rank's): the exchange is given up, the same rows come in a message", async () => {
@@ -321,12 +324,13 @@ describe("the dense exchange (trainers on the orchestrator's machine)", () => {
     expect(on.params.transfers.rows).toEqual({ message: 2 + 4, file: 2 });
     expect(on.params.transfers.gradients).toEqual({ message: 2 * 3, file: 2 });
 
-    // A rank no live trainer holds gets no rows file: its rows come in the message.
+    // A rank no trainer holds is refused a training pull (it would count ids and make rows), and gets no rows file;
+    // its read-only pulls come in the message.
     const stranger = on.client(7);
-    await stranger.pull(on.job.step, new Uint32Array([1000, 0]), 1, true, false, null);
-    await stranger.pull(on.job.step, new Uint32Array([1000, 0]), 1, true, false, null);
+    await expect(stranger.pull(on.job.step, new Uint32Array([1000, 0]), 1, true, false, null)).rejects.toThrow(/training pull for rank 7: no trainer with rank 7 is registered/);
+    await stranger.pull(on.job.step, new Uint32Array([1000, 0]), 1, true, true, null);
     expect(readdirSync(x.dir).filter((f) => f.startsWith("r-7-"))).toEqual([]);
-    expect(on.params.transfers.rows).toEqual({ message: 2 + 4 + 2, file: 2 });
+    expect(on.params.transfers.rows).toEqual({ message: 2 + 4, file: 2 });
     // A gone rank's rows files are swept (at most once a minute); live ranks' stay.
     write(5, Float32Array.of(1, 2));
     write(5, Float32Array.of(1, 2));
