@@ -175,6 +175,11 @@ describe("Job: trainers lost", () => {
     expect(lines.find((l) => l.msg === "trainer disconnected; declared dead")?.fields).toMatchObject({ workerId: "trainer-1", reassigned: [1], live: 2 });
     expect(await codeOf(() => job.push(gradients(job, 1, 1)))).toBe("ORCH_ERR_NOT_A_MEMBER");
     expect(await codeOf(() => job.getWork("trainer-1"))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    // Its training pulls too (they counted ids and made rows as a live trainer's), with its token; without it, refused as any.
+    const pull = (token: string) => () => job.checkTrainingPull({ rank: 1, token }, "training pull for rank 1");
+    expect(await codeOf(pull(sessions.get("trainer-1")!.workerToken))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    expect(await codeOf(pull(""))).toBe("ORCH_ERR_PERMISSION_DENIED");
+    job.checkTrainingPull({ rank: 0, token: sessions.get("trainer-0")!.workerToken }, "training pull for rank 0");
     expect(job.heartbeat("trainer-1")).toBe(false);
     await job.push(gradients(job, 0, 1));
     await job.push(gradients(job, 2, 2));

@@ -91,18 +91,20 @@ describe("ShardHost", () => {
     }
   });
 
-  it("takes a training pull only with a token issued for its rank and not revoked (sync)", async () => {
-    const { host } = shard();
-    const tokens = new TrainerTokens();
-    host.pushKey = tokens.key;
-    const token = tokens.issue(0);
-    const pull = (rank: number, t: string) => () => host.checkTrainingPull({ rank, token: t }, `training pull for rank ${rank}`);
-    pull(0, token)();
-    expect(pull(0, "")).toThrow(/training pull for rank 0 refused by parameter-server shard 1: it carries no worker_token/);
-    expect(pull(1, token)).toThrow(/its worker_token was not issued for rank 1/);
-    expect(await codeOf(pull(1, token))).toBe("ORCH_ERR_PERMISSION_DENIED");
-    host.revoke([nonceOf(token)]);
-    expect(await codeOf(pull(0, token))).toBe("ORCH_ERR_NOT_A_MEMBER");
+  it("takes a training pull only with a token issued for its rank and not revoked (in async mode too, unlike a push)", async () => {
+    for (const mode of ["sync", "async"] as const) {
+      const { host } = shard({ mode });
+      const tokens = new TrainerTokens();
+      host.pushKey = tokens.key;
+      const token = tokens.issue(0);
+      const pull = (rank: number, t: string) => () => host.checkTrainingPull({ rank, token: t }, `training pull for rank ${rank}`);
+      pull(0, token)();
+      expect(pull(0, "")).toThrow(/training pull for rank 0 refused by parameter-server shard 1: it carries no worker_token/);
+      expect(pull(1, token)).toThrow(/its worker_token was not issued for rank 1/);
+      expect(await codeOf(pull(1, token))).toBe("ORCH_ERR_PERMISSION_DENIED");
+      host.revoke([nonceOf(token)]);
+      expect(await codeOf(pull(0, token))).toBe("ORCH_ERR_NOT_A_MEMBER");
+    }
   });
 
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {

@@ -430,9 +430,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
 
   /** A training pull for a rank comes from the trainer holding it, with its token: it counts ids and makes rows. */
   checkTrainingPull(pull: { rank: number; token: string }, call: string): void {
-    const owner = this.workerOfRank(pull.rank);
-    if (owner === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
-    this.members.checkToken(owner, pull.token, call);
+    const t = this.members.trainerOfRank(pull.rank);
+    if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
+    this.members.checkToken(t.workerId, pull.token, call);
+    // As its pushes are answered (and as the other shards answer its revoked token): a stalled trainer registers again.
+    if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call}: trainer ${t.workerId} (rank ${pull.rank}) was declared dead; register again`);
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

@@ -197,12 +197,6 @@ export class ParameterServer {
     const total = offsets[count]!;
     // Rows of one width go as [count, width], as always; rows of slots of different widths side by side, [total].
     const shape = uniform !== null ? [count, uniform] : [total];
-    // Refused before any row is read or made: the answer could not be sent (a read-only pull of 3.9 million copies of
-    // one id built a 283 MB answer, then failed with grpc-js's "Sent message larger than max").
-    const bytes = count * 8 + total * (req.halfRows ? 2 : 4) + (req.includeDense && dense && !(req.denseInFile && this.exchange) ? dense.values.reduce((n, v) => n + v.byteLength, 0) : 0);
-    if (bytes > MAX_MESSAGE_BYTES - (1 << 20)) {
-      throw OrchestratorErrors.create("ORCH_ERR_TOO_LARGE", `pull from rank ${req.workerRank}: the rows of its ${count.toLocaleString("en-US")} ids would make an answer of ${bytes.toLocaleString("en-US")} bytes, above the ${MAX_MESSAGE_BYTES.toLocaleString("en-US")} a message may carry; pull unique ids, fewer at a time`);
-    }
     if (req.includeDense && !dense) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "this parameter-server shard holds no dense parameters; pull them from shard 0");
     // Written before the answer is: a trainer opens the file only once the answer names it.
     const denseFile = req.includeDense && req.denseInFile && this.exchange ? this.weightsFile(dense!) : null;
@@ -210,8 +204,19 @@ export class ParameterServer {
     // A training pull's rows (its rank checked above) to the rank's rows file, where asked for and writable.
     // Only a live trainer's rank has rows files (two each; a gone trainer's are swept).
     const toFile = req.rowsInFile && !readOnly && !req.halfRows && this.exchange !== null && this.job.workerOfRank?.(req.workerRank) !== undefined;
+    // Refused before any row is read or made when the answer could not be sent (a read-only pull of 3.9 million copies
+    // of one id built a 283 MB answer, then failed with grpc-js's "Sent message larger than max"); rows bound for a
+    // file do not count, unless the file cannot be written and they come in the message after all.
+    const denseBytes = inline ? dense!.values.reduce((n, v) => n + v.byteLength, 0) : 0;
+    const checkSize = (rowsInMessage: boolean) => {
+      const bytes = count * 8 + denseBytes + (rowsInMessage ? total * (req.halfRows ? 2 : 4) : 0);
+      if (bytes <= MAX_MESSAGE_BYTES - (1 << 20)) return;
+      throw OrchestratorErrors.create("ORCH_ERR_TOO_LARGE", `pull from rank ${req.workerRank}: the rows of its ${count.toLocaleString("en-US")} ids would make an answer of ${bytes.toLocaleString("en-US")} bytes, above the ${MAX_MESSAGE_BYTES.toLocaleString("en-US")} a message may carry; pull unique ids, fewer at a time`);
+    };
+    checkSize(!toFile);
     const gathered = toFile ? this.gatherRows(words, count, offsets, total, store) : null;
     const rowsFile = gathered ? this.rowsFile(req.workerRank, gathered) : null;
+    if (gathered && !rowsFile) checkSize(true);
     const answer = encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
       set.step = BigInt(this.job.step);
       if (ahead) {

@@ -72,7 +72,7 @@ export class ShardHost implements ParameterHost {
 
   checkPush({ rank, token, batch, ticket }: { rank: number; token: string; batch: number; ticket: string }, call: string): void {
     if (!this.pushKey) return;
-    let why = this.tokenProblem(rank, token, call);
+    let why = this.tokenProblem(rank, token, call, true);
     if (!why && this.ticketKey && !ticketIsFor(this.ticketKey, rank, token, batch, ticket)) {
       why = ticket ? `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token` : `it carries no batch_ticket for batch ${batch} (GetWork gives one with each batch)`;
     }
@@ -82,19 +82,19 @@ export class ShardHost implements ParameterHost {
   /** A training pull carries a token issued for its rank, not revoked (it counts ids and makes rows here too). */
   checkTrainingPull({ rank, token }: { rank: number; token: string }, call: string): void {
     if (!this.pushKey) return;
-    const why = this.tokenProblem(rank, token, call);
+    const why = this.tokenProblem(rank, token, call, false);
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
   }
 
   /** Why `token` is not one a call for `rank` may carry ("" when it is); throws for a revoked one. */
-  private tokenProblem(rank: number, token: string, call: string): string {
+  private tokenProblem(rank: number, token: string, call: string, push: boolean): string {
     if (!pushTokenIsForRank(this.pushKey!, rank, token)) {
       return token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
     }
-    if (this.job?.mode !== "async" && this.revoked.has(nonceOf(token))) {
-      // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again. Not in async
-      // mode, where trainers push to shard 0 first: a batch shard 0 took before the trainer was declared dead must still
-      // be taken here (its ticket holds: a batch is given again only if shard 0 did not take it).
+    if ((!push || this.job?.mode !== "async") && this.revoked.has(nonceOf(token))) {
+      // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again. A push is taken
+      // in async mode, where trainers push to shard 0 first: a batch shard 0 took before the trainer was declared dead
+      // must still be taken here (its ticket holds: a batch is given again only if shard 0 did not take it).
       throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call} refused by parameter-server shard ${this.s.index}: its worker_token was revoked (the trainer of rank ${rank} was declared dead or registered again); register again`);
     }
     return "";
