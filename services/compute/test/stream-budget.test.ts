@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { get } from "node:http";
+import * as http2 from "node:http2";
 import { afterAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rpc";
@@ -175,6 +176,36 @@ describe("batch streams together", () => {
     held[0]!.call.cancel();
     await waitFor("a place free", async () => (await metric(c, "pangea_compute_batch_streams")) === 2, 10_000);
     expect((await fetchBatches(c, 64, [5])).length).toBe(1);
+  }, 60_000);
+
+  it("a client that half-closes (or acknowledges) without reading keeps its batches counted, and its place, until its call is over", async () => {
+    // A raw HTTP/2 client: grpc-js clients read what arrives whatever the caller does; this one reads nothing, so
+    // what compute writes stays in compute's buffers. Half-closing gave the bytes and the place back at once: a
+    // helper's 12 such streams were all served past a cap of 3, compute's RSS up 320 MB with the metrics at 0.
+    const c = await startCompute(["--max-stream-mb", "16", "--max-batch-streams", "3"]);
+    const sessions: http2.ClientHttp2Session[] = [];
+    const open = async (ack: boolean) => {
+      const session = http2.connect(`http://${c.address}`, { settings: { initialWindowSize: 65_535 } });
+      sessions.push(session);
+      const stream = session.request({ ":method": "POST", ":path": "/pangea.v1.BatchStream/StreamBatches", "content-type": "application/grpc", te: "trailers" });
+      stream.pause();
+      const status = new Promise<string | undefined>((r) => stream.on("response", (h) => r(h["grpc-status"] as string | undefined)));
+      const frame = (msg: Buffer) => Buffer.concat([Buffer.from([0, msg.length >>> 24, (msg.length >>> 16) & 255, (msg.length >>> 8) & 255, msg.length & 255]), msg]);
+      stream.write(frame(request(16_384, { window: 4, maxBatches: 1_000_000 })));
+      await sleep(1_000);
+      // Acknowledging batches it never read frees nothing either.
+      if (ack) stream.write(frame(encodeMessage(MessageType.BATCH_ACK, "test", (a) => (a.consumed = 1))));
+      stream.end();
+      await sleep(500);
+      return status;
+    };
+    for (const ack of [false, true, false]) await open(ack);
+    expect(await metric(c, "pangea_compute_batch_streams")).toBe(3);
+    expect(await metric(c, "pangea_compute_stream_bytes_unacked")).toBeGreaterThan(0);
+    // The fourth is refused at once (a trailers-only answer, RESOURCE_EXHAUSTED).
+    expect(await Promise.race([open(false), sleep(5_000).then(() => "none")])).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    for (const s of sessions) s.destroy();
+    await waitFor("the streams' bytes and places back once their calls are over", async () => (await metric(c, "pangea_compute_stream_bytes_unacked")) === 0 && (await metric(c, "pangea_compute_batch_streams")) === 0, 10_000);
   }, 60_000);
 
   it("refuses a --max-stream-mb or --max-batch-streams of 0", async () => {

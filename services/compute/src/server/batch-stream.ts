@@ -9,6 +9,14 @@ import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
 import { DEFAULT_MAX_BATCH_STREAMS, DEFAULT_MAX_STREAM_MB } from "@pangea/service-flags";
 import { StreamBudget } from "./stream-budget.js";
 
+/** A batch written to a stream: its encoded size, and whether it has left compute's buffers and been acknowledged (or given up). */
+interface Sent {
+  b: StreamedBatch | null;
+  bytes: number;
+  written: boolean;
+  settled: boolean;
+}
+
 /** File and generated sources are read by index; a Kafka source is a stream handing out batches. */
 export type BatchSource = DataSource | KafkaSource;
 import { ComputeErrors } from "../errors.js";
@@ -25,8 +33,11 @@ interface Flow {
   waitForCredit(): Promise<boolean>;
   /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
   nextWanted(): Promise<number | null>;
-  /** Records a sent batch of `bytes` encoded bytes (b null for an index-based source, which has nothing to commit). */
-  sent(b: StreamedBatch | null, bytes: number): void;
+  /**
+   * Records a batch of `bytes` encoded bytes about to be written (b null for an index-based source, which has nothing
+   * to commit); returns the write's callback, which says the bytes have left compute's buffers.
+   */
+  sent(b: StreamedBatch | null, bytes: number): () => void;
   /** Resolves once every sent batch is acknowledged, or the client will send no more acks. */
   waitForAcks(): Promise<void>;
   isClosed(): boolean;
@@ -72,13 +83,42 @@ export class BatchStreamHandler {
     let closed = false;
     let halfClosed = false;
     let wake: (() => void) | null = null;
-    // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack), with their encoded sizes.
-    const inflight: { b: StreamedBatch | null; bytes: number }[] = [];
-    // Their bytes, counted in the budget of all streams until acknowledged or given back.
+    // Batches sent and not yet acknowledged, oldest first (a stream source commits on ack).
+    const inflight: Sent[] = [];
+    // Batches whose bytes count in the budget of all streams: until acknowledged (or given up by a half-close) and
+    // written out, whichever comes last; a client that half-closes or acknowledges without reading leaves them in
+    // compute's HTTP/2 buffers, so an acknowledgement alone does not free them. All of them once the call is over.
+    const holding = new Set<Sent>();
     let held = 0;
-    // The stream's place among those compute serves, taken once its request is accepted.
+    let produced = false;
+    // The stream's place among those compute serves, taken once its request is accepted, kept while it holds bytes.
     let leave: (() => void) | null = null;
     let unwatch: (() => void) | null = null;
+    const leaveIfDone = () => {
+      if (!(produced || closed) || holding.size > 0) return;
+      leave?.();
+      leave = null;
+      unwatch?.();
+      unwatch = null;
+    };
+    const release = (sent: Sent) => {
+      if (!holding.delete(sent)) return;
+      held -= sent.bytes;
+      this.budget.give(sent.bytes);
+      leaveIfDone();
+    };
+    const settle = (sent: Sent) => {
+      sent.settled = true;
+      if (sent.written) release(sent);
+    };
+    // What the client did not acknowledge, and can no longer, goes back to the source (newest first, so the oldest ends
+    // up at the front of its queue again); its bytes stay counted until written out.
+    const settleAll = () => {
+      for (const sent of inflight.splice(0).reverse()) {
+        sent.b?.release();
+        settle(sent);
+      }
+    };
     // On-demand streams: batch indices the client named and compute has not sent yet.
     const wanted: number[] = [];
     const signal = () => {
@@ -105,9 +145,16 @@ export class BatchStreamHandler {
       },
       sent: (b, bytes) => {
         credit--;
-        inflight.push({ b, bytes });
+        const sent: Sent = { b, bytes, written: false, settled: false };
+        inflight.push(sent);
+        holding.add(sent);
         held += bytes;
         this.budget.take(bytes);
+        // Also called, with an error, for a write the destroyed call dropped: gone either way.
+        return () => {
+          sent.written = true;
+          if (sent.settled) release(sent);
+        };
       },
       waitForAcks: () => until(() => inflight.length === 0 || closed || halfClosed),
       isClosed: () => closed || call.cancelled,
@@ -122,24 +169,14 @@ export class BatchStreamHandler {
         this.fatal(err);
       }
     };
-    // What the client did not acknowledge, and can no longer, goes back to the source (newest first, so the
-    // oldest ends up at the front of its queue again) and its bytes back to the budget.
-    const giveBack = () => {
-      for (const { b } of inflight.splice(0).reverse()) b?.release();
-      this.budget.give(held);
-      held = 0;
-    };
-    // Once the stream is over, whichever way: its place and bytes go to the other streams at once.
-    const finish = () => {
-      giveBack();
-      leave?.();
-      leave = null;
-      unwatch?.();
-      unwatch = null;
-    };
+    // The call is over, whichever way: its place and bytes go to the other streams at once.
     const stop = () => {
-      if (!closed) finish();
-      closed = true;
+      if (!closed) {
+        settleAll();
+        closed = true;
+        for (const sent of [...holding]) release(sent);
+        leaveIfDone();
+      }
       signal();
     };
     call.on("data", (bytes: Buffer) => {
@@ -165,7 +202,9 @@ export class BatchStreamHandler {
           unwatch = this.budget.watch(signal);
           this.produce(call, share, sender, flow)
             .then(() => {
-              finish();
+              produced = true;
+              settleAll();
+              leaveIfDone();
               // The stream ends only once the client has acknowledged what it got (or stopped acknowledging).
               if (!flow.isClosed()) call.end();
             })
@@ -176,14 +215,11 @@ export class BatchStreamHandler {
             throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: consumed ${ack.consumed}, but ${inflight.length} batches are unacknowledged`);
           }
           credit += ack.consumed;
-          let acked = 0;
           for (let i = 0; i < ack.consumed; i++) {
             const done = inflight.shift()!;
             done.b?.ack();
-            acked += done.bytes;
+            settle(done);
           }
-          held -= acked;
-          this.budget.give(acked);
           const want = ack.want;
           if (want.length > 4096 || wanted.length + want.length > 4096) {
             throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch ack from ${sender}: more than 4096 batches wanted at once`);
@@ -198,7 +234,7 @@ export class BatchStreamHandler {
     call.on("end", () => {
       // The client sends nothing more: what it did not acknowledge goes back to the source.
       halfClosed = true;
-      giveBack();
+      settleAll();
       signal();
     });
     call.on("cancelled", stop);
@@ -218,8 +254,7 @@ export class BatchStreamHandler {
       if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
       const bytes = encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch);
-      call.write(bytes);
-      flow.sent(null, bytes.length);
+      call.write(bytes, flow.sent(null, bytes.length));
       this.batchesServed++;
       this.recordsServed += slice.count;
       count++;
@@ -255,15 +290,13 @@ export class BatchStreamHandler {
           break;
         }
         const bytes = encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0);
-        call.write(bytes);
-        flow.sent(b, bytes.length);
+        call.write(bytes, flow.sent(b, bytes.length));
         this.recordsServed += b.block.count;
       } else {
         const slice = batchSlice(k, share.batchSize, splitRecords, share.split, sender);
         indexed!.read(share.split, slice.start, slice.count, block!);
         const bytes = encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch);
-        call.write(bytes);
-        flow.sent(null, bytes.length);
+        call.write(bytes, flow.sent(null, bytes.length));
         this.recordsServed += slice.count;
       }
       this.batchesServed++;
@@ -288,8 +321,7 @@ export class BatchStreamHandler {
         break;
       }
       const bytes = encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0);
-      call.write(bytes);
-      flow.sent(b, bytes.length);
+      call.write(bytes, flow.sent(b, bytes.length));
       count++;
       this.batchesServed++;
       this.recordsServed += b.block.count;
