@@ -7,7 +7,7 @@ import { rawLayoutOf } from "../src/model/raw-layout.js";
  * Raw values become the ids and dense values training makes of them: a
  * string's id is hashedIdV2 of its UTF-8 (TextEncoder's, independent of the
  * reader's own copying), a count its log(1 + x); strings of any length, any
- * characters (the reader's buffer grows past its first 256 bytes), in rows
+ * characters (the reader's buffer grows past its first 256 bytes; past 64 KiB a value gets its own), in rows
  * of any slot order.
  */
 const list = compileFeatureList(criteoFeatureListConfig(), "test");
@@ -21,7 +21,7 @@ const idOf = (s: string, slot: number) => {
   return [out[0]!, out[1]!];
 };
 
-const strings = ["", "68fd1e64", "é", "a\u{1F600}b", "\uD800x", "x".repeat(86), "é".repeat(300), "q".repeat(5000) + "é", "9".repeat(400)];
+const strings = ["", "68fd1e64", "é", "a\u{1F600}b", "\uD800x", "x".repeat(86), "é".repeat(300), "q".repeat(5000) + "é", "z".repeat(30_000) + "é", "x".repeat(40_000), "9".repeat(400)];
 
 describe("RawReader", () => {
   it("hashes each string as training hashes its UTF-8, whatever its length or characters", () => {

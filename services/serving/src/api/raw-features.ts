@@ -18,22 +18,29 @@ export type RawColumn = readonly (readonly unknown[])[];
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 const utf8In = new TextEncoder();
 const utf8Out = new TextDecoder();
-/** Where a string value's UTF-8 is written before it is hashed or parsed; grown for a longer one. */
+/** Where a string value's UTF-8 is written before it is hashed or parsed; grown for a longer one, up to SCRATCH_MAX. */
 let scratch = new Uint8Array(256);
+/** Past this, a string gets an array of its own: one huge value must not pin its size for the process's life. */
+const SCRATCH_MAX = 1 << 16;
+/** The array utf8Of last wrote to: scratch, or a longer string's own. */
+let utf8 = scratch;
 
 /**
- * A string's UTF-8 in `scratch` (valid until the next call), its length
+ * A string's UTF-8 in `utf8` (valid until the next call), its length
  * returned. TextEncoder.encode made a new array per value: 40% of turning
  * 4,096 Criteo rows into examples, measured. ASCII is copied by hand; past
  * the first other character the rest goes through encodeInto.
  */
 function utf8Of(s: string): number {
-  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
   const n = s.length;
+  const need = n * 3;
+  if (need > scratch.length && need <= SCRATCH_MAX) scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
+  const out = need <= scratch.length ? scratch : new Uint8Array(need);
+  utf8 = out;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) return i + utf8In.encodeInto(s.slice(i), scratch.subarray(i)).written;
-    scratch[i] = c;
+    if (c >= 0x80) return i + utf8In.encodeInto(s.slice(i), out.subarray(i)).written;
+    out[i] = c;
   }
   return n;
 }
@@ -170,8 +177,8 @@ export class RawReader {
     if (v === null || v === undefined) return;
     if (s.kind === "bytes") {
       if (typeof v === "string") {
-        const n = utf8Of(v); // first: it may grow scratch
-        this.asm.addRaw(scratch, 0, n, s.column, s.slot);
+        const n = utf8Of(v); // first: it sets utf8
+        this.asm.addRaw(utf8, 0, n, s.column, s.slot);
       } else if (v instanceof Uint8Array) this.asm.addRaw(v, 0, v.length, s.column, s.slot);
       else throw bad(`${where()}: expected ${KIND_EXPECTS.bytes}, got ${show(v)}`);
       return;
@@ -209,8 +216,8 @@ function countOf(v: unknown): number {
   // read the same), and one too large for a double as what it reads as, Infinity, which is refused as too large.
   if (typeof v === "number") return Number.isInteger(v) || Math.abs(v) === Infinity ? v : Number.NaN;
   if (typeof v === "string") {
-    const n = utf8Of(v); // first: it may grow scratch
-    return parseCount(scratch, 0, n);
+    const n = utf8Of(v); // first: it sets utf8
+    return parseCount(utf8, 0, n);
   }
   return v instanceof Uint8Array ? parseCount(v, 0, v.length) : Number.NaN;
 }
