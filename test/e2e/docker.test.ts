@@ -329,17 +329,18 @@ describe.skipIf(skip)("make docker-up refuses to start a broken setup, in one li
   it("a new project that a service refuses after the build leaves nothing: no container, volume or settings", async () => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-docker-refused-"));
     chmodSync(dir, 0o755);
-    // A TSV file given as the feature list: the checks before the build see a readable file; compute refuses it.
+    // A feature_list.conf of slots only: the checks before the build read it as a feature list; compute refuses it, as
+    // no model can be trained from it (no dense feature).
     writeFileSync(join(dir, "day_0.tfrecord"), "");
-    writeFileSync(join(dir, "list.tsv"), "1\t2\t3\n");
-    for (const f of ["day_0.tfrecord", "list.tsv"]) chmodSync(join(dir, f), 0o644);
+    writeFileSync(join(dir, "list.conf"), "feature_name=user_id slot=1\n");
+    for (const f of ["day_0.tfrecord", "list.conf"]) chmodSync(join(dir, f), 0o644);
     const name = `pangea-refused-${process.pid}`;
     const ports = Object.fromEntries(await Promise.all(["ORCHESTRATOR_PORT", "DASHBOARD_PORT", "SERVING_GRPC_PORT", "SERVING_REST_PORT", "PROMETHEUS_PORT"].map(async (k) => [k, String(await closedPort())])));
     try {
-      const r = await run("make", ["docker-up"], { COMPOSE_PROJECT: name, PANGEA_BIND: "127.0.0.1", DATA: join(dir, "day_0.tfrecord"), FORMAT: "example", FRAMING: "tfrecord", FEATURE_LIST: join(dir, "list.tsv"), ...ports }, 600_000);
+      const r = await run("make", ["docker-up"], { COMPOSE_PROJECT: name, PANGEA_BIND: "127.0.0.1", DATA: join(dir, "day_0.tfrecord"), FORMAT: "example", FRAMING: "tfrecord", FEATURE_LIST: join(dir, "list.conf"), ...ports }, 600_000);
       expect(r.code).not.toBe(0);
       expect(r.out.split("\n").find((l) => l.startsWith("make docker-up: starting the containers failed")) ?? r.out.slice(-2000)).toMatch(
-        /^make docker-up: starting the containers failed: (compute|orchestrator): pangea-(compute|orchestrator): .*list\.tsv.*; the containers and volumes this start made were removed$/,
+        /^make docker-up: starting the containers failed: (compute|orchestrator): pangea-(compute|orchestrator): .*list\.conf declares no dense feature.*; the containers and volumes this start made were removed$/,
       );
       expect(projectContainers(name)).toBe("");
       expect(projectVolumes(name)).toBe("");
