@@ -134,6 +134,20 @@ describe("Job: training to COMPLETED", () => {
     expect(await job.push(gradients(job, 0, 0))).toMatchObject({ step: 0, meanLoss: 0.5 });
   });
 
+  it("refuses a training pull from a trainer that holds no batch (registered and given none, or done with its step's); one sent ahead is let through to be held", async () => {
+    const { job, sessions } = startedJob();
+    expect(joinTrainer(job, "trainer-2", sessions)).toBe(2);
+    const token = (w: string) => sessions.get(w)!.workerToken;
+    const pull = (rank: number, w: string, ahead = false) => () => job.checkTrainingPull({ rank, token: token(w), ahead }, `training pull for rank ${rank}`);
+    await expect(async () => pull(2, "trainer-2")()).rejects.toThrow(/^training pull for rank 2: trainer trainer-2 \(rank 2\) holds no batch; a training pull is for the batches GetWork gave it$/);
+    expect(await codeOf(pull(2, "trainer-2"))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    pull(2, "trainer-2", true)();
+    pull(0, "trainer-0")();
+    await job.push(gradients(job, 0, 0));
+    expect(await codeOf(pull(0, "trainer-0"))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    pull(1, "trainer-1")();
+  });
+
   it("refuses a push for another step, and a training pull once training is over", async () => {
     const { job } = startedJob();
     expect(await codeOf(() => job.push({ ...gradients(job, 0, 0), step: 5 }))).toBe("ORCH_ERR_WRONG_STEP");

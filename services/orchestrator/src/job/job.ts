@@ -429,12 +429,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A training pull for a rank comes from the trainer holding it, with its token: it counts ids and makes rows. */
-  checkTrainingPull(pull: { rank: number; token: string }, call: string): void {
+  checkTrainingPull(pull: { rank: number; token: string; ahead?: boolean }, call: string): void {
     const t = this.members.trainerOfRank(pull.rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
     this.members.checkToken(t.workerId, pull.token, call);
     // As its pushes are answered (and as the other shards answer its revoked token): a stalled trainer registers again.
     if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call}: trainer ${t.workerId} (rank ${pull.rank}) was declared dead; register again`);
+    // A trainer pulls for the batches GetWork gave it: one holding none (registered and never given work, or done with
+    // its step's) would count ids and make rows for no batch. A pull sent ahead is served only for the batches the
+    // plan gives it, so it is let through to be held.
+    if (!pull.ahead && this.steps && !this.steps.plan.holdsAny(t.workerId)) {
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `${call}: trainer ${t.workerId} (rank ${pull.rank}) holds no batch; a training pull is for the batches GetWork gave it`);
+    }
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

@@ -107,6 +107,12 @@ export class WorkPlan {
     return [j];
   }
 
+  /** Whether `worker` holds a batch it has not delivered. */
+  holdsAny(worker: string): boolean {
+    for (const w of this.owner.values()) if (w === worker) return true;
+    return false;
+  }
+
   /** Who must deliver batch j now, or undefined if it is not unfinished. */
   ownerOf(j: number): string | null | undefined {
     return this.owner.get(j);

@@ -36,7 +36,7 @@ export interface ParameterHost {
    * Refuses a training pull for `rank` without its token: the coordinator wants the token of the trainer holding the
    * rank now (and a trainer holding it), the other shards a token issued for the rank and not revoked.
    */
-  checkTrainingPull?(pull: { rank: number; token: string }, call: string): void;
+  checkTrainingPull?(pull: { rank: number; token: string; ahead?: boolean }, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }
