@@ -143,6 +143,14 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const rowsPulled = await outcome(unary("orchestrator", rogue.pull.bind(rogue), rowsPull, 5_000));
     expect(rowsPulled.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(rowsPulled.details).toContain("pull for rank 0 with its rows in a file");
+    // Nor a training pull as rank 0 (it would count ids and make rows as rank 0's): the token is rank 0's alone.
+    const trainingPull = encodeMessage(MessageType.PARAMETER_REQUEST, "rogue", (r) => {
+      r.step = BigInt(step);
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], Uint32Array.of(7, 1 << 16));
+    });
+    const trained = await outcome(unary("orchestrator", rogue.pull.bind(rogue), trainingPull, 5_000));
+    expect(trained.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(trained.details).toMatch(/^ORCH_ERR_PERMISSION_DENIED: training pull for rank 0 for trainer \S+ refused: it carries no worker_token/);
     rogue.close();
 
     // A fake evaluation report naming a real trainer, from another trainer's certificate.
