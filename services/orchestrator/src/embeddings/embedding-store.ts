@@ -3,7 +3,7 @@ import { OrchestratorErrors } from "../errors.js";
 import { EmbeddingTable } from "./embedding-table.js";
 import { FrequencyFilter } from "./frequency-filter.js";
 import type { Initializer } from "./initializer.js";
-import { slotOfV2, V2_MAX_SLOT } from "@pangea/features";
+import { isValidV2, slotOfV2, V2_MAX_SLOT } from "@pangea/features";
 import type { Pooling } from "@pangea/model";
 import { nativeBlas } from "@pangea/blas";
 
@@ -124,7 +124,7 @@ export class EmbeddingStore {
       throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_SLOT", `feature id ${id} has slot ${slot}, which the job's data does not declare`);
     }
     // The slot is read from the 15 bits below it: such an id would be taken as one of that slot's.
-    if (hi >>> 31 !== 0) {
+    if (!isValidV2(hi)) {
       const id = (BigInt(hi) << 32n) | BigInt(lo);
       throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_SLOT", `feature id ${id} has the reserved top bit set, which no feature id has`);
     }

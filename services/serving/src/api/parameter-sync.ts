@@ -8,7 +8,7 @@ import { ServingErrors } from "../errors.js";
 import type { ModelManager } from "../model/model-manager.js";
 import type { Servable } from "../model/servable.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
-import { slotOfV2 } from "@pangea/features";
+import { isValidV2, slotOfV2 } from "@pangea/features";
 
 /**
  * Serving's side of ParameterSync: training pushes the rows it changed, the
@@ -195,7 +195,7 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
 function firstForeignId(words: Uint32Array, count: number, tables: ReadonlyMap<number, unknown>): number {
   for (let i = 0; i < count; i++) {
     const hi = words[2 * i + 1]!;
-    if (hi >>> 31 !== 0 || !tables.has(slotOfV2(hi))) return i;
+    if (!isValidV2(hi) || !tables.has(slotOfV2(hi))) return i;
   }
   return -1;
 }
@@ -203,6 +203,6 @@ function firstForeignId(words: Uint32Array, count: number, tables: ReadonlyMap<n
 function foreignId(words: Uint32Array, i: number, tables: ReadonlyMap<number, unknown>): string {
   const hi = words[2 * i + 1]!;
   const id = `id ${i} (0x${hi.toString(16).padStart(8, "0")}${words[2 * i]!.toString(16).padStart(8, "0")})`;
-  if (hi >>> 31 !== 0) return `${id} has the reserved top bit set, which no feature id has`;
+  if (!isValidV2(hi)) return `${id} has the reserved top bit set, which no feature id has`;
   return `${id} is of slot ${slotOfV2(hi)}, which the served model does not have (its slots: ${[...tables.keys()].join(", ")})`;
 }

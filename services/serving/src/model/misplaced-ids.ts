@@ -1,4 +1,4 @@
-import { slotOfV2 } from "@pangea/features";
+import { isValidV2, slotOfV2 } from "@pangea/features";
 import type { CellIds } from "./pool-cells.js";
 
 /**
@@ -22,7 +22,7 @@ export function misplacedIds(x: CellIds, slotIds: readonly number[]): number {
     for (let v = from; v < to; v++) {
       const hi = ids[2 * v + 1]!;
       if (hi === 0 && ids[2 * v] === 0) continue;
-      if (hi >>> 31 !== 0 || slotOfV2(hi) !== slot) misplaced++;
+      if (!isValidV2(hi) || slotOfV2(hi) !== slot) misplaced++;
     }
   }
   return misplaced;
