@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { duplicateJsonKey } from "../src/json-duplicates.js";
+import { duplicateJsonKey, refusedJsonKey } from "../src/json-duplicates.js";
 
 describe("duplicateJsonKey", () => {
   it("names the first key an object gives twice, with its path; keys in different objects or in strings are no duplicates", () => {
@@ -17,5 +17,12 @@ describe("duplicateJsonKey", () => {
     // Independent check: every key-ordering a JSON.parse round trip keeps is free of duplicates.
     const big = JSON.stringify({ slots: Array.from({ length: 50 }, (_, i) => ({ name: `f${i}`, slot: i, nested: { name: i } })) });
     expect(duplicateJsonKey(big)).toBeNull();
+  });
+
+  it("refusedJsonKey: __proto__ where asked, with its path, before a later key given twice; keys spelt with escapes are the names they decode to", () => {
+    expect(refusedJsonKey('{"a": [1, {"b": {"__proto__": {}}}], "a": 2}', true)).toEqual({ key: "__proto__", path: "a[1].b.__proto__", twice: false });
+    expect(refusedJsonKey('{"a": [1, {"b": {"__proto__": {}}}], "a": 2}')).toEqual({ key: "a", path: "a", twice: true });
+    expect(refusedJsonKey('{"x": [{}, {"k": 1, "\\u006b": 2}]}')).toEqual({ key: "k", path: "x[1].k", twice: true });
+    expect(refusedJsonKey('[{"k": 1}, {"k": 2}]', true)).toBeNull();
   });
 });

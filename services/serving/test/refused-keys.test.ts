@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { refusedKey } from "../src/api/refused-keys.js";
+import { refusedJsonKey } from "@pangea/kit";
+
+const refusedKey = (text: string) => {
+  const r = refusedJsonKey(text, true);
+  return r && { key: r.key, twice: r.twice };
+};
 
 describe("refusedKey", () => {
   it.each([

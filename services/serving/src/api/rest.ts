@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, valueSnippet } from "@pangea/kit";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, refusedJsonKey, valueSnippet } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
@@ -10,7 +10,6 @@ import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
 import { METADATA_SIGNATURE_DEF, outputsOf, signatureOf } from "./outputs.js";
 import { examplesFromJson } from "./json-inputs.js";
-import { refusedKey } from "./refused-keys.js";
 import { sourceFields } from "./version-source.js";
 
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
@@ -233,7 +232,7 @@ export async function startRest(
 
 /**
  * A request's JSON. A "__proto__" key is refused, as fastify's parser does,
- * but named; so is a key given twice in one object (refusedKey says why).
+ * but named; so is a key given twice in one object (refusedJsonKey says why).
  */
 function parseRequestJson(text: string): unknown {
   let value: unknown;
@@ -242,7 +241,7 @@ function parseRequestJson(text: string): unknown {
   } catch (err) {
     throw new Error(`the body is not valid JSON: ${printable((err as Error).message, 120)}`);
   }
-  const refused = refusedKey(text);
+  const refused = refusedJsonKey(text, true);
   if (refused === null) return value;
   if (!refused.twice) throw new Error('the body has a key "__proto__", which no input is named');
   throw new Error(`the body gives the key ${JSON.stringify(printable(refused.key, 80))} twice in one object; JSON.parse would keep only the last: give each key once`);
