@@ -2,10 +2,16 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { JobStatus__Output } from "@pangea/schema";
+import type { GetWorkRequest, JobSpec__Output, JobStatus__Output, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output, Work__Output } from "@pangea/schema";
 import { shardOfId } from "@pangea/kit";
+import { RowLayout, denseParams, modelSpecFromWire, paramSize } from "@pangea/model";
+import { orchestratorClient, unary } from "@pangea/rpc";
+import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
+import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
 import { loadCheckpoint, loadShardedCheckpoint, reshard } from "../../services/orchestrator/src/checkpoint/checkpoint.js";
-import { ENTRY, runNode } from "../support/processes.js";
+import { ENTRY, runNode, waitFor } from "../support/processes.js";
 
 /**
  * Parameter-server sharding with real processes: the orchestrator is shard 0
@@ -117,5 +123,76 @@ describe("parameter-server shards", () => {
       }
     }
     expect(compared).toBeGreaterThan(100);
+  }, RUNS_TIMEOUT_MS);
+});
+
+/**
+ * A trainer that pushes its batches to shard 0 only (the other shards never
+ * get their parts): shard 0 applies each such step, and tells the other
+ * shards (StepApplied), which apply it without the missing part instead of
+ * waiting for it while every other trainer's pull for the next step is
+ * refused (the job had stopped for good: a hostile retrial).
+ */
+describe("a trainer that pushes to shard 0 only", () => {
+  it("does not stop a sync job on 2 shards: shard 1 applies those steps without its part, the job completes with every batch applied and a whole final checkpoint", async () => {
+    const steps = 30;
+    const logDir = join(tmp, "logs-shard-0-only");
+    // The job waits for 2 trainers; the cluster starts 1, the second is this test's client.
+    const cluster = await LocalCluster.start({
+      trainers: 1,
+      psShards: 2,
+      logDir,
+      orchestratorArgs: ["--trainers", "2", "--job-id", "shard-0-only", "--steps", String(steps), "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt-shard-0-only"), "--heartbeat-timeout-ms", "5000"],
+      computeArgs: ["--eval-records", "500"],
+      trainerArgs: [],
+    });
+    const c = orchestratorClient(cluster.orchestratorAddress);
+    const status = new StatusClient(cluster.orchestratorAddress);
+    const workerId = "pushes-to-shard-0-only";
+    let beat: NodeJS.Timeout | undefined;
+    try {
+      await status.connect(10_000);
+      const reg = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId, kind: "WORKER_KIND_TRAINER", address: "" }, 10_000);
+      const token = reg.workerToken;
+      const session = c.WorkerSession({ workerId, workerToken: token });
+      session.on("error", () => {});
+      const job = await new Promise<JobSpec__Output>((resolve) => session.on("data", (e: WorkerEvent__Output) => e.jobStarted && resolve(e.jobStarted)));
+      beat = setInterval(() => void unary("orchestrator", c.Heartbeat.bind(c), { workerId, workerToken: token }, 5_000).catch(() => {}), 500);
+      const spec = modelSpecFromWire(job.model!);
+      const tickets = new BatchTickets();
+      const shard0 = new ParameterClient(cluster.orchestratorAddress, workerId, reg.rank, denseParams(spec), RowLayout.of(spec, job.model!.slotIds), false, true, null, () => token, tickets);
+      const zeros = denseParams(spec).map((p) => new Float32Array(paramSize(p)));
+      let pushed = 0;
+      for (;;) {
+        const work = await unary<GetWorkRequest, Work__Output>("orchestrator", c.GetWork.bind(c), { workerId, workerToken: token }, 60_000);
+        // Done (with an evaluation or not): it leaves; the evaluation goes to the other trainer once its session is gone.
+        if (work.done) break;
+        tickets.note(work.batchIndices.map(Number), work.batchTickets);
+        for (const j of work.batchIndices.map(Number)) {
+          // Its batch to shard 0 alone: its loss and zero gradients, no rows for shard 1.
+          await shard0.push(Number(work.step), j, 64, 0.69, zeros, new Uint32Array(0), 0, new Float32Array(0));
+          pushed++;
+        }
+      }
+      shard0.close();
+      session.cancel();
+      const s = await waitFor("the job to complete", async () => {
+        const st = await status.get().catch(() => null);
+        return st && (st.state === "JOB_STATE_COMPLETED" || st.state === "JOB_STATE_FAILED") ? st : null;
+      }, 60_000);
+      expect(s.state).toBe("JOB_STATE_COMPLETED");
+      expect([Number(s.step), Number(s.batchesApplied), Number(s.missingBatches)]).toEqual([steps, 2 * steps, 0]);
+      expect(pushed).toBeGreaterThanOrEqual(steps / 2);
+      // Shard 1 said which steps it applied without a part, and wrote its part of the final checkpoint at the final step.
+      const shardLog = readFileSync(join(logDir, "shard-1.log"), "utf8");
+      expect(shardLog).toMatch(/"step \d+ applied on shard 1 without the part of batch \d+: shard 0 has applied it and no trainer pushed it here"/);
+      const [zero, one] = loadShardedCheckpoint(s.checkpointPath);
+      expect([zero!.manifest.step, one!.manifest.step]).toEqual([steps, steps]);
+    } finally {
+      clearInterval(beat);
+      status.close();
+      c.close();
+      await cluster.stop(1_000);
+    }
   }, RUNS_TIMEOUT_MS);
 });

@@ -6,6 +6,7 @@ import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js"
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
 import { TrainerTokens, nonceOf } from "../src/job/trainer-tokens.js";
+import { stampSlotV2 } from "@pangea/features";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
 
 afterEach(() => {
@@ -105,6 +106,49 @@ describe("ShardHost", () => {
       host.revoke([nonceOf(token)]);
       expect(await codeOf(pull(0, token))).toBe("ORCH_ERR_NOT_A_MEMBER");
     }
+  });
+
+  it("sync: shard 0 applied a step whose batch was never pushed here: the step is applied without it (over the step's batch count), the batch settled", async () => {
+    // One id of slot 0; its row made by a training pull, as a trainer's pull makes it.
+    const id = new Uint32Array([7, 0]);
+    stampSlotV2(id, 0, 0);
+    const withRow = () => {
+      const s = shard();
+      s.host.requireModel(false).store.readMany(id, 1, false, new Float32Array(2), new Int32Array([0, 2]));
+      return s;
+    };
+    const rowPush = (batchIndex: number): WorkerGradients => ({ ...push(0, 0, batchIndex), sparseIds: id.slice(), sparseGrads: new Float32Array([0.5, -1]) });
+    const whole = withRow();
+    const missing = withRow();
+    // Batch 1 holds no row of this shard's: the whole step's row is batch 0's gradient over 2 batches.
+    await whole.host.push(rowPush(0));
+    await whole.host.push(push(1, 0, 1));
+    await missing.host.push(rowPush(0));
+    missing.host.stepApplied(0);
+    expect([whole.host.step, missing.host.step]).toEqual([1, 1]);
+    const rowOf = (h: ShardHost) => Array.from(h.requireModel(true).store.rowsOf(id).rows);
+    expect(rowOf(missing.host)).toEqual(rowOf(whole.host));
+    expect(missing.lines.some((l) => l.level === "warn" && l.msg === "step 0 applied on shard 1 without the part of batch 1: shard 0 has applied it and no trainer pushed it here")).toBe(true);
+    // The batch is settled: a late push of it is a repeat; the next step's pushes are taken; a checkpoint of shard 0's count is written at once.
+    expect(await missing.host.push(push(1, 0, 1))).toMatchObject({ duplicate: true });
+    // Told again (or told of a step this shard applied itself), nothing changes.
+    missing.host.stepApplied(0);
+    whole.host.stepApplied(0);
+    expect([whole.host.step, missing.host.step]).toEqual([1, 1]);
+    missing.host.checkpoint(1, false, 2);
+    expect(missing.reports.map((r) => [r.step, r.error])).toEqual([[1, ""]]);
+    // A step of which no batch came here at all; then the last one: training is over here.
+    missing.host.stepApplied(1);
+    missing.host.stepApplied(2);
+    expect(missing.host.step).toBe(3);
+    expect(await codeOf(() => missing.host.requireModel(false))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+  });
+
+  it("async: a step shard 0 applied changes nothing here (a batch's part comes after shard 0's)", async () => {
+    const { host } = shard({ mode: "async" } as Partial<JobSpec__Output>);
+    host.stepApplied(0);
+    expect(host.step).toBe(0);
+    expect(await host.push(push(0, 0, 0))).toMatchObject({ step: 1 });
   });
 
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {

@@ -128,15 +128,19 @@ export class GradientAggregator {
     this.batches++;
   }
 
-  /** sync/hybrid: applies the mean of the batches added since the last step. */
-  applyStep(): StepResult {
+  /**
+   * sync/hybrid: applies the mean of the batches added since the last step,
+   * over `of` batches (a step completed without a batch's part divides by the
+   * step's batch count, as shard 0 does, not by the parts it got).
+   */
+  applyStep(of = this.batches): StepResult {
     this.pending.sort((a, b) => (a.batchIndex ?? 0) - (b.batchIndex ?? 0));
     for (const g of this.pending) {
       g.dense.forEach((grad, i) => addInto(this.denseSum[i]!, grad));
       if (!this.sparseOnArrival) this.accumulateSparse(g);
     }
     this.pending = [];
-    const n = Math.max(1, this.batches);
+    const n = Math.max(1, of);
     if (this.dense) {
       for (const sum of this.denseSum) divideBy(sum, n);
       this.dense.apply(this.denseSum);

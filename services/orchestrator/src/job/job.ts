@@ -490,9 +490,15 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.members.credit(t, Math.floor(g.batchIndex! / this.batchesPerStep), g.streamingAuc, g.taskStreamingAuc);
     const { ack, next } = steps.apply(g);
     this.taskLosses.add(g.taskLosses ?? [], next !== "wait");
+    // Before any checkpoint request of the step: a shard lacking a part of it applies it without (ShardHost.stepApplied).
+    if (next !== "wait" && this.config.mode !== "async") this.tellShardsStepApplied(steps.version - 1);
     if (next === "done") this.finishTraining();
     else if (next !== "wait") this.afterUpdate(next === "step");
     return ack;
+  }
+
+  private tellShardsStepApplied(step: number): void {
+    for (const o of this.members.shardSessions()) o.session.send({ stepApplied: { step } });
   }
 
   /** After a sync step (`stepDone`) or an async batch: an evaluation, a checkpoint, the next step. */

@@ -71,6 +71,8 @@ export class ParameterShard {
   private applied = 0;
   /** sync/hybrid: batches of the step under way taken so far. */
   private stepTaken = 0;
+  /** sync/hybrid, shards other than 0: batches of steps applied without their part here (completeStep). */
+  private skipped = 0;
   private ended = false;
 
   constructor(
@@ -112,6 +114,16 @@ export class ParameterShard {
 
   wasTaken(j: number): boolean {
     return this.taken[j] === 1;
+  }
+
+  /** Batches settled here: applied, or passed over by completeStep (what a checkpoint request's count is compared with). */
+  get settledBatches(): number {
+    return this.applied + this.skipped;
+  }
+
+  /** Batches of steps completed here without their part (completeStep), counted from this process's start. */
+  get skippedBatches(): number {
+    return this.skipped;
   }
 
   /** Batches taken so far (applied or dropped as stale), counted from the job's start. */
@@ -171,10 +183,7 @@ export class ParameterShard {
 
   /** Takes an admitted batch's gradients: async applies them now (unless stale), sync/hybrid once the step has all its batches. */
   take(g: WorkerGradients): Taken {
-    const j = g.batchIndex ?? -1;
-    this.taken[j] = 1;
-    this.takenCount++;
-    if (j >= this.takenEnd) this.takenEnd = j + 1;
+    this.mark(g.batchIndex ?? -1);
     let taken: Taken;
     if (this.s.mode === "async") {
       const staleness = this.version - g.step;
@@ -199,6 +208,36 @@ export class ParameterShard {
     }
     if (this.takenCount >= this.taken.length) this.finishTraining();
     return taken;
+  }
+
+  /**
+   * sync/hybrid, shards other than 0: shard 0 applied `step`. Still at it,
+   * this shard lacks the parts of the step's batches not taken here (their
+   * trainers push here before shard 0, so none is on its way): it applies the
+   * step without them, their rows' gradients lost, and takes the batches as
+   * settled (a late push of one is answered as a repeat). Returns the batches
+   * passed over (none when this shard had applied the step itself).
+   */
+  completeStep(step: number): number[] {
+    if (this.s.mode === "async" || this.version !== step || this.ended) return [];
+    const B = this.s.batchesPerStep;
+    const missing: number[] = [];
+    for (let j = step * B; j < (step + 1) * B && j < this.taken.length; j++) {
+      if (this.taken[j]) continue;
+      missing.push(j);
+      this.mark(j);
+    }
+    this.skipped += missing.length;
+    this.stepTaken = 0;
+    this.aggregator.applyStep(B);
+    if (this.takenCount >= this.taken.length) this.finishTraining();
+    return missing;
+  }
+
+  private mark(j: number): void {
+    this.taken[j] = 1;
+    this.takenCount++;
+    if (j >= this.takenEnd) this.takenEnd = j + 1;
   }
 
   /** Whether a checkpoint is due at `step` (shard 0 decides for every shard). */

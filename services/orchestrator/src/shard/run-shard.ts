@@ -68,6 +68,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
           if (e.jobStarted) host.start(e.jobStarted);
           if (e.checkpoint) host.checkpoint(Number(e.checkpoint.step), e.checkpoint.final, Number(e.checkpoint.batches));
           if (e.tokensRevoked) host.revoke(e.tokensRevoked.nonces);
+          if (e.stepApplied) host.stepApplied(Number(e.stepApplied.step));
         } catch (err) {
           log.error({ err: (err as Error).message }, "cannot take up the job");
           host.fail(OrchestratorErrors.is(err) ? err : OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", (err as Error).message));

@@ -221,8 +221,23 @@ export class ShardHost implements ParameterHost {
     const duplicate = shard.admit(g);
     if (duplicate) return duplicate;
     const { ack } = shard.take(g);
-    if (this.pending && shard.appliedBatches >= this.pending.batches) this.writePending();
+    if (this.pending && shard.settledBatches >= this.pending.batches) this.writePending();
     return ack;
+  }
+
+  /**
+   * sync/hybrid: shard 0 applied `step` (StepApplied). A batch of it not pushed here by then never will be (trainers
+   * push here first), so the step is applied without it: waiting, this shard held every trainer's next pull
+   * (WRONG_STEP) for good while shard 0 moved on (a trainer had pushed its batch to shard 0 alone).
+   */
+  stepApplied(step: number): void {
+    const shard = this.shard;
+    if (!shard) return;
+    const missing = shard.completeStep(step);
+    if (missing.length && this.refusalsLogged.take()) {
+      this.log.warn({ step, batches: missing, skippedSoFar: shard.skippedBatches }, `step ${step} applied on shard ${this.s.index} without the part of batch${missing.length > 1 ? "es" : ""} ${missing.join(", ")}: shard 0 has applied it and no trainer pushed ${missing.length > 1 ? "them" : "it"} here`);
+    }
+    if (this.pending && shard.settledBatches >= this.pending.batches) this.writePending();
   }
 
   /**
@@ -238,12 +253,12 @@ export class ShardHost implements ParameterHost {
     const waitMs = this.job?.heartbeatTimeoutMs || 5000;
     const timer = setTimeout(() => {
       if (this.pending?.timer !== timer) return;
-      this.log.warn({ step, applied: this.shard?.appliedBatches, expected: batches }, "writing the checkpoint part without every batch shard 0 had applied");
+      this.log.warn({ step, settled: this.shard?.settledBatches, expected: batches }, "writing the checkpoint part without every batch shard 0 had applied");
       this.writePending();
     }, waitMs);
     timer.unref();
     this.pending = { step, final, batches, timer };
-    if ((this.shard?.appliedBatches ?? 0) >= batches) this.writePending();
+    if ((this.shard?.settledBatches ?? 0) >= batches) this.writePending();
   }
 
   private writePending(): void {

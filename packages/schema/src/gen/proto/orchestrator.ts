@@ -24,6 +24,7 @@ import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, R
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
 import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
+import type { StepApplied as _pangea_v1_StepApplied, StepApplied__Output as _pangea_v1_StepApplied__Output } from './pangea/v1/StepApplied.js';
 import type { Task as _pangea_v1_Task, Task__Output as _pangea_v1_Task__Output } from './pangea/v1/Task.js';
 import type { TaskEval as _pangea_v1_TaskEval, TaskEval__Output as _pangea_v1_TaskEval__Output } from './pangea/v1/TaskEval.js';
 import type { TaskStatus as _pangea_v1_TaskStatus, TaskStatus__Output as _pangea_v1_TaskStatus__Output } from './pangea/v1/TaskStatus.js';
@@ -63,6 +64,7 @@ export interface ProtoGrpcType {
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
       SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>
+      StepApplied: MessageTypeDefinition<_pangea_v1_StepApplied, _pangea_v1_StepApplied__Output>
       Task: MessageTypeDefinition<_pangea_v1_Task, _pangea_v1_Task__Output>
       TaskEval: MessageTypeDefinition<_pangea_v1_TaskEval, _pangea_v1_TaskEval__Output>
       TaskStatus: MessageTypeDefinition<_pangea_v1_TaskStatus, _pangea_v1_TaskStatus__Output>

@@ -5,13 +5,15 @@ import type { JobSpec as _pangea_v1_JobSpec, JobSpec__Output as _pangea_v1_JobSp
 import type { JobOutcome as _pangea_v1_JobOutcome, JobOutcome__Output as _pangea_v1_JobOutcome__Output } from '../../pangea/v1/JobOutcome.js';
 import type { CheckpointRequest as _pangea_v1_CheckpointRequest, CheckpointRequest__Output as _pangea_v1_CheckpointRequest__Output } from '../../pangea/v1/CheckpointRequest.js';
 import type { TokensRevoked as _pangea_v1_TokensRevoked, TokensRevoked__Output as _pangea_v1_TokensRevoked__Output } from '../../pangea/v1/TokensRevoked.js';
+import type { StepApplied as _pangea_v1_StepApplied, StepApplied__Output as _pangea_v1_StepApplied__Output } from '../../pangea/v1/StepApplied.js';
 
 export interface WorkerEvent {
   'jobStarted'?: (_pangea_v1_JobSpec | null);
   'jobFinished'?: (_pangea_v1_JobOutcome | null);
   'checkpoint'?: (_pangea_v1_CheckpointRequest | null);
   'tokensRevoked'?: (_pangea_v1_TokensRevoked | null);
-  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked";
+  'stepApplied'?: (_pangea_v1_StepApplied | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked"|"stepApplied";
 }
 
 export interface WorkerEvent__Output {
@@ -19,5 +21,6 @@ export interface WorkerEvent__Output {
   'jobFinished'?: (_pangea_v1_JobOutcome__Output | null);
   'checkpoint'?: (_pangea_v1_CheckpointRequest__Output | null);
   'tokensRevoked'?: (_pangea_v1_TokensRevoked__Output | null);
-  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked";
+  'stepApplied'?: (_pangea_v1_StepApplied__Output | null);
+  'event'?: "jobStarted"|"jobFinished"|"checkpoint"|"tokensRevoked"|"stepApplied";
 }
