@@ -117,6 +117,12 @@ struct ParameterRequest {
   # holding workerRank (RegisterWorkerResponse gives it), as a push does: a
   # training pull counts its ids and makes their rows.
   workerToken @10 :Text;
+  # A training pull carries the global batch it is for and that batch's ticket
+  # (Work.batch_tickets), as its push will: a shard other than 0, which does
+  # not know the plan, serves it only to the registration the batch was given
+  # to (shard 0 checks its plan instead).
+  batchIndex @11 :UInt64;
+  batchTicket @12 :Text;
 }
 
 struct ParameterSet {

@@ -151,6 +151,32 @@ describe("ShardHost", () => {
     expect(await host.push(push(0, 0, 0))).toMatchObject({ step: 1 });
   });
 
+  it("takes a training pull only with the ticket of a batch given to its token: of the step pulled for (sync), not pushed here yet (async)", async () => {
+    for (const mode of ["sync", "async"] as const) {
+      const { host } = shard({ mode });
+      const tokens = new TrainerTokens();
+      host.pushKey = tokens.key;
+      host.ticketKey = tokens.ticketKey;
+      const [mine, rank1] = [tokens.issue(0), tokens.issue(1)];
+      const pull = (step: number, batch: number, ticket: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step, batch, ticket }, "training pull for rank 0");
+      pull(0, 0, tokens.ticket(0, mine, 0))();
+      const refused = "training pull for rank 0 refused by parameter-server shard 1: ";
+      // A registered trainer given no batch has no ticket to show: it makes no rows here.
+      expect(pull(0, 0, "")).toThrow(`${refused}it carries no batch_ticket (a training pull names the batch GetWork gave it, with its ticket)`);
+      expect(pull(0, 0, tokens.ticket(1, rank1, 0))).toThrow(`${refused}its batch_ticket is not for batch 0 given to rank 0 with this worker_token`);
+      expect(pull(0, 1, tokens.ticket(0, mine, 0))).toThrow(`${refused}its batch_ticket is not for batch 1 given to rank 0 with this worker_token`);
+      expect(await codeOf(pull(0, 0, ""))).toBe("ORCH_ERR_PERMISSION_DENIED");
+      if (mode === "sync") {
+        // Its own batch 2 (of step 1), pulled for step 0: an old ticket is good for its own step only.
+        expect(pull(0, 2, tokens.ticket(0, mine, 2))).toThrow(`${refused}batch 2 is not of step 0 (step 0's batches are 0..1)`);
+      } else {
+        await host.push(push(0, 0, 0));
+        expect(pull(1, 0, tokens.ticket(0, mine, 0))).toThrow(`${refused}batch 0 was pushed here already`);
+        pull(1, 1, tokens.ticket(0, mine, 1))();
+      }
+    }
+  });
+
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {
     const { host, dir, lines, reports, parts } = shard();
     for (const j of [0, 1, 2, 3]) await host.push(push(j % 2, host.step, j));

@@ -340,7 +340,7 @@ export class ParameterRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterRequest",
     id: "8b625c3ac154f93f",
-    size: new $.ObjectSize(16, 4),
+    size: new $.ObjectSize(24, 5),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -481,11 +481,30 @@ export class ParameterRequest extends $.Struct {
   set rowsInFile(value: boolean) {
     $.utils.setBit(36, value, this);
   }
+  /**
+* A training pull carries the global batch it is for and that batch's ticket
+* (Work.batch_tickets), as its push will: a shard other than 0, which does
+* not know the plan, serves it only to the registration the batch was given
+* to (shard 0 checks its plan instead).
+*
+*/
   get workerToken(): string {
     return $.utils.getText(3, this);
   }
   set workerToken(value: string) {
     $.utils.setText(3, value, this);
+  }
+  get batchIndex(): bigint {
+    return $.utils.getUint64(16, this);
+  }
+  set batchIndex(value: bigint) {
+    $.utils.setUint64(16, value, this);
+  }
+  get batchTicket(): string {
+    return $.utils.getText(4, this);
+  }
+  set batchTicket(value: string) {
+    $.utils.setText(4, value, this);
   }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }

@@ -7,7 +7,7 @@ export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string
   TrainingBatch: [["slotIds"], ["dense","Tensor"], ["labels","Tensor"], ["featureIds","Tensor"], ["cellOffsets","Tensor"], ["weights","Tensor"]],
   BatchRequest: [],
   BatchAck: [["want"]],
-  ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"], ["workerToken"]],
+  ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"], ["workerToken"], ["batchTicket"]],
   ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"]],
   GradientUpdate: [["dense","Tensor"], ["sparseIds","Tensor"], ["sparseGrads","Tensor"], ["taskLosses"], ["taskStreamingAuc"], ["denseFile"], ["workerToken"], ["batchTicket"]],
   StepAck: [],

@@ -10,6 +10,7 @@ import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
 import { checkpointRowsOfEveryShard, stepCheckpointDir, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
+import type { TrainingPull } from "../server/parameter-host.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
 import { checkEvalReport } from "./eval-report-check.js";
 import { Evaluations } from "./evaluations.js";
@@ -429,7 +430,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A training pull for a rank comes from the trainer holding it, with its token: it counts ids and makes rows. */
-  checkTrainingPull(pull: { rank: number; token: string; ahead?: boolean }, call: string): void {
+  checkTrainingPull(pull: TrainingPull, call: string): void {
     const t = this.members.trainerOfRank(pull.rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
     this.members.checkToken(t.workerId, pull.token, call);

@@ -12,6 +12,18 @@ export interface HostedModel {
   dense: DenseStore | null;
 }
 
+/** What a training pull says of itself, for the checks of who may make rows. */
+export interface TrainingPull {
+  rank: number;
+  token: string;
+  /** Sent ahead (sync/hybrid, shard 0): held until its step is planned. */
+  ahead?: boolean;
+  step?: number;
+  /** The global batch it is for, and that batch's ticket ("" from a trainer that sends none). */
+  batch?: number;
+  ticket?: string;
+}
+
 export interface ParameterHost {
   readonly step: number;
   requireModel(readOnly: boolean): HostedModel;
@@ -34,9 +46,10 @@ export interface ParameterHost {
   checkPush?(push: { rank: number; token: string; batch: number; ticket: string }, call: string): void;
   /**
    * Refuses a training pull for `rank` without its token: the coordinator wants the token of the trainer holding the
-   * rank now (and a trainer holding it), the other shards a token issued for the rank and not revoked.
+   * rank now (and a trainer holding a batch), the other shards a token issued for the rank and not revoked, and the
+   * ticket of the batch pulled for (`batch`, of the step pulled for in sync/hybrid), given to that token.
    */
-  checkTrainingPull?(pull: { rank: number; token: string; ahead?: boolean }, call: string): void;
+  checkTrainingPull?(pull: TrainingPull, call: string): void;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

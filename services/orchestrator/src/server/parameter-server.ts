@@ -53,7 +53,10 @@ export class ParameterServer {
           if (req.rowsInFile && !req.readOnly) this.checkActsForRank(call, req.workerRank, `pull for rank ${req.workerRank} with its rows in a file`);
           ahead = this.aheadBatches(req, call);
           // A training pull counts its ids and makes their rows (kept in every checkpoint): the trainer holding the rank's.
-          if (!req.readOnly) this.job.checkTrainingPull?.({ rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0 }, `training pull for rank ${req.workerRank}`);
+          if (!req.readOnly) {
+            const pull = { rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0, step: Number(req.step), batch: Number(req.batchIndex), ticket: req.batchTicket };
+            this.job.checkTrainingPull?.(pull, `training pull for rank ${req.workerRank}`);
+          }
         } catch (err) {
           cb(toServiceError(err));
           return;

@@ -7,7 +7,7 @@ import { tablesFor } from "../embeddings/model-tables.js";
 import { modelIdentity, modelSpecFromWire } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
-import type { HostedModel, ParameterHost } from "../server/parameter-host.js";
+import type { HostedModel, ParameterHost, TrainingPull } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { TokenBucket } from "../job/token-bucket.js";
 import { MAX_REVOKED, nonceOf, pushTokenIsForRank, ticketIsFor } from "../job/trainer-tokens.js";
@@ -79,10 +79,22 @@ export class ShardHost implements ParameterHost {
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
   }
 
-  /** A training pull carries a token issued for its rank, not revoked (it counts ids and makes rows here too). */
-  checkTrainingPull({ rank, token }: { rank: number; token: string }, call: string): void {
+  /**
+   * A training pull carries a token issued for its rank, not revoked (it counts ids and makes rows here too), and the
+   * ticket of the batch it is for: this shard does not know the plan, and a token alone let a trainer holding no batch
+   * (one registered for the purpose) make rows here. In sync/hybrid the batch is of the step pulled for (an old ticket
+   * is good for no other step); in async one taken here is done with.
+   */
+  checkTrainingPull({ rank, token, step = 0, batch = 0, ticket = "" }: TrainingPull, call: string): void {
     if (!this.pushKey) return;
-    const why = this.tokenProblem(rank, token, call, false);
+    let why = this.tokenProblem(rank, token, call, false);
+    if (!why && this.ticketKey) {
+      const B = this.job?.batchesPerStep || this.job?.worldSize || 1;
+      if (!ticket) why = "it carries no batch_ticket (a training pull names the batch GetWork gave it, with its ticket)";
+      else if (!ticketIsFor(this.ticketKey, rank, token, batch, ticket)) why = `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token`;
+      else if (this.job?.mode !== "async" && Math.floor(batch / B) !== step) why = `batch ${batch} is not of step ${step} (step ${step}'s batches are ${step * B}..${(step + 1) * B - 1})`;
+      else if (this.job?.mode === "async" && this.shard?.wasTaken(batch)) why = `batch ${batch} was pushed here already`;
+    }
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
   }
 

@@ -85,9 +85,12 @@ export class ParameterClient {
     throw TrainerErrors.create(kind, `${what} ${describeCallError(err, `${this.isCoordinator ? "orchestrator" : "parameter-server shard"} at ${this.address}`)}`);
   }
 
-  /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width). */
-  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount)): Promise<Pulled> {
-    return (await this.request(step, ids, idCount, includeDense, readOnly, offsets, null))!;
+  /**
+   * offsets: the ids' RowLayout.offsets (null when every row has the uniform width); batch: the global batch a training
+   * pull is for (its ticket goes with it: the other shards serve a training pull only for a batch given to this trainer).
+   */
+  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount), batch = -1): Promise<Pulled> {
+    return (await this.request(step, ids, idCount, includeDense, readOnly, offsets, null, undefined, batch))!;
   }
 
   /**
@@ -106,13 +109,17 @@ export class ParameterClient {
     return this.aheadUnderstood;
   }
 
-  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null, cancel?: AbortSignal): Promise<Pulled | null> {
+  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null, cancel?: AbortSignal, batch = -1): Promise<Pulled | null> {
     const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
       r.workerRank = this.rank;
       r.step = BigInt(step);
       r.includeDense = includeDense;
       r.readOnly = readOnly;
       if (!readOnly) r.workerToken = this.workerToken();
+      if (!readOnly && batch >= 0) {
+        r.batchIndex = BigInt(batch);
+        r.batchTicket = this.tickets.of(batch);
+      }
       r.halfRows = this.half;
       r.denseInFile = includeDense && this.exchange.active;
       // With the dense parameters: the answer names the directory again, checked before the rows file is read.

@@ -45,11 +45,11 @@ export class ShardedParameterClient {
     return offsets ? offsets[i]! : i * this.layout.uniform!;
   }
 
-  /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width). */
-  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, count)): Promise<Pulled> {
-    if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets);
+  /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width); batch: the global batch a training pull is for. */
+  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, count), batch = -1): Promise<Pulled> {
+    if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets, batch);
     this.split(ids, count);
-    const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly)));
+    const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly, undefined, batch)));
     const rows = new Float32Array(this.layout.total(ids, count, offsets));
     parts.forEach((p, k) => {
       const s = this.scratch[k]!;
