@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { PARAMETER_SERVER_SERVICE_NAME, startServer, type RunningServer } from "@pangea/rpc";
+import { MAX_REVOKED, PARAMETER_SERVER_SERVICE_NAME, TrainerTokens, nonceOf, startServer, type RunningServer } from "@pangea/rpc";
 import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
 import type { JobSpec__Output } from "@pangea/schema";
 import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model.js";
-import { MAX_REVOKED, TrainerTokens, nonceOf } from "../../services/orchestrator/src/job/trainer-tokens.js";
 import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
 import { gradients, recordingLog, startedJob, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
 import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobStatus } from "@pangea/schema";
 import { Job } from "../src/job/job.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
-import { ticketIsFor } from "../src/job/trainer-tokens.js";
+import { ticketIsFor } from "@pangea/rpc";
 import { FakeSession, SOURCE, codeOf, evalReport, gradients, joinTrainer, jobConfig, recordingLog, startedJob } from "./fakes/job-fixture.js";
 
 afterEach(() => {

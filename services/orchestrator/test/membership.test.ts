@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Membership } from "../src/job/membership.js";
-import { TrainerTokens, pushTokenIsForRank, ticketIsFor } from "../src/job/trainer-tokens.js";
+import { TrainerTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 import { FakeSession, SOURCE, codeOf, recordingLog } from "./fakes/job-fixture.js";
 
 function members(trainers = 2, psShards = 1) {
@@ -74,10 +74,10 @@ describe("Membership", () => {
     for (const t of [compute, shard]) expect(t).toMatch(/^[A-Za-z0-9_-]{24}$/);
     // A trainer's is bound to its rank: a nonce and its MAC under the key shards are given, so they can check pushes.
     for (const t of [first, again, other]) expect(t).toMatch(/^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/);
-    expect([0, 1].map((rank) => pushTokenIsForRank(m.trainerTokens.key, rank, again))).toEqual([true, false]);
-    expect(pushTokenIsForRank(m.trainerTokens.key, 1, other)).toBe(true);
-    expect(pushTokenIsForRank(members(2, 2).m.trainerTokens.key, 1, other)).toBe(false);
-    expect(pushTokenIsForRank(m.trainerTokens.key, 1, other.slice(0, -1))).toBe(false);
+    expect([0, 1].map((rank) => tokenIsForRank(m.trainerTokens.key, rank, again))).toEqual([true, false]);
+    expect(tokenIsForRank(m.trainerTokens.key, 1, other)).toBe(true);
+    expect(tokenIsForRank(members(2, 2).m.trainerTokens.key, 1, other)).toBe(false);
+    expect(tokenIsForRank(m.trainerTokens.key, 1, other.slice(0, -1))).toBe(false);
     // A batch's ticket is bound to the batch and to the registration it was given to (rank and token), under this
     // orchestrator's ticket key.
     const k = m.trainerTokens.ticketKey;

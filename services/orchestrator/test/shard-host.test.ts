@@ -5,7 +5,7 @@ import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
-import { TrainerTokens, nonceOf } from "../src/job/trainer-tokens.js";
+import { TrainerTokens, nonceOf } from "@pangea/rpc";
 import { stampSlotV2 } from "@pangea/features";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
 

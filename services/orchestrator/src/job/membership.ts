@@ -6,8 +6,7 @@ import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { samplesDiffer } from "./content-samples.js";
 import { TokenBucket } from "./token-bucket.js";
-import { TrainerTokens, nonceOf } from "./trainer-tokens.js";
-import { MAX_BACKEND_CHARS, TRAINER_PHASES } from "@pangea/rpc";
+import { MAX_BACKEND_CHARS, TRAINER_PHASES, TrainerTokens, nonceOf } from "@pangea/rpc";
 
 const BACKEND_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_BACKEND_CHARS}}$`);
 const PHASES: ReadonlySet<string> = new Set(TRAINER_PHASES);

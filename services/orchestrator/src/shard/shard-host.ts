@@ -10,7 +10,7 @@ import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost, TrainingPull } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { TokenBucket } from "../job/token-bucket.js";
-import { MAX_REVOKED, nonceOf, pushTokenIsForRank, ticketIsFor } from "../job/trainer-tokens.js";
+import { MAX_REVOKED, nonceOf, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 
 export interface ShardSettings {
   index: number;
@@ -100,7 +100,7 @@ export class ShardHost implements ParameterHost {
 
   /** Why `token` is not one a call for `rank` may carry ("" when it is); throws for a revoked one. */
   private tokenProblem(rank: number, token: string, call: string, push: boolean): string {
-    if (!pushTokenIsForRank(this.pushKey!, rank, token)) {
+    if (!tokenIsForRank(this.pushKey!, rank, token)) {
       return token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
     }
     if ((!push || this.job?.mode !== "async") && this.revoked.has(nonceOf(token))) {

@@ -6,7 +6,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * token against the registration it gave (Membership.checkToken); a
  * parameter-server shard, which sees no registrations, is given the key when
  * it registers and checks that a push's token was issued for the rank it
- * pushes for (pushTokenIsForRank). So a caller with the shared trainer
+ * pushes for (tokenIsForRank). So a caller with the shared trainer
  * certificate cannot push to any shard for a rank it was not given.
  *
  * Each batch handed out (Work.batch_tickets) comes with a ticket, the MAC of
@@ -66,7 +66,7 @@ function sameText(given: string, expected: string): boolean {
 }
 
 /** Whether `token` was issued under `key` for `rank`. */
-export function pushTokenIsForRank(key: Uint8Array, rank: number, token: string): boolean {
+export function tokenIsForRank(key: Uint8Array, rank: number, token: string): boolean {
   const nonce = nonceOf(token);
   return nonce !== "" && sameText(token.slice(nonce.length + 1), macOf(key, `${rank}.${nonce}`));
 }
