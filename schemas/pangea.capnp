@@ -80,6 +80,14 @@ struct BatchRequest {
   # such as Kafka sends its next batch for each index named). The orchestrator
   # hands out batch indices, so a dead trainer's share can be given to another.
   onDemand @6 :Bool;
+  # The trainer's worker token (RegisterWorkerResponse.worker_token) and the
+  # rank it was registered with. Compute, given the key tokens are bound to
+  # their rank with (RegisterWorkerResponse.push_key), serves only a request
+  # whose token was issued for tokenRank, and at most a few streams per rank.
+  # tokenRank is the trainer's own rank, not the share's: on-demand and
+  # evaluation streams ask for share 0 of 1 (workerRank 0) whatever their rank.
+  workerToken @7 :Text;
+  tokenRank @8 :UInt32;
 }
 
 # Sent by the client after the BatchRequest: it has consumed `consumed` more

@@ -8,6 +8,11 @@ export const DEFAULT_MAX_MEMORY_MB = 1024;
 export const DEFAULT_MAX_STREAM_MB = 256;
 /** Batch streams compute serves at once when --max-batch-streams is not given. */
 export const DEFAULT_MAX_BATCH_STREAMS = 256;
+/**
+ * Batch streams of one trainer rank compute serves at once when --max-streams-per-rank is not given: a trainer holds
+ * at most two (its on-demand feed and an evaluation), so two more leave room for a restart's overlap.
+ */
+export const DEFAULT_MAX_STREAMS_PER_RANK = 4;
 
 /** Comma-separated paths; an empty entry (a doubled or trailing comma) is refused rather than dropped: a path may be missing there. */
 const pathList = z
@@ -48,6 +53,7 @@ export const computeSchema = z.object({
   maxMemoryMb: flag(positiveInt("megabytes", { min: 16, message: "expected at least 16 (MiB)" }).default(DEFAULT_MAX_MEMORY_MB), { env: "PANGEA_MAX_MEMORY_MB", description: "MiB a file source may hold in memory, at least 16 (records are read back from the record cache on disk)" }),
   maxStreamMb: flag(positiveInt("megabytes", { max: 1 << 20, message: "expected at most 1048576 (MiB)" }).default(DEFAULT_MAX_STREAM_MB), { env: "PANGEA_MAX_STREAM_MB", description: "MiB of encoded batches all batch streams together may have sent and not had acknowledged; past it a stream holding batches gets no more until some are acknowledged (one holding none always gets one)" }),
   maxBatchStreams: flag(positiveInt("a stream count", { max: 65536, message: "expected at most 65536 streams" }).default(DEFAULT_MAX_BATCH_STREAMS), { env: "PANGEA_MAX_BATCH_STREAMS", description: "batch streams served at once; more are refused with RESOURCE_EXHAUSTED" }),
+  maxStreamsPerRank: flag(positiveInt("a stream count", { max: 1024, message: "expected at most 1024 streams" }).default(DEFAULT_MAX_STREAMS_PER_RANK), { env: "PANGEA_MAX_STREAMS_PER_RANK", description: "batch streams of one trainer rank served at once, once the orchestrator has given compute its token key; a newer stream closes the rank's oldest" }),
   cacheDir: flag(z.string().min(1, "expected a path").optional(), { env: "PANGEA_CACHE_DIR", description: "where file sources cache their decoded records, reused after a restart", shown: "<first data file's directory>/.pangea-cache" }),
   parseThreads: flag(positiveInt("a thread count", { max: 256, message: "expected at most 256 threads" }).default(availableParallelism()), { env: "PANGEA_PARSE_THREADS", description: "threads parsing and hashing file records while the record cache is written (1 = compute's main thread only; at most one per 160 MiB of --max-memory-mb)", shown: "the machine's cores" }),
   evalFraction: flag(decimalNumber("expected a number").pipe(z.number().min(0, "expected a fraction in [0, 0.9]").max(0.9, "expected a fraction in [0, 0.9]")).default(0.1), { env: "PANGEA_EVAL_FRACTION", description: "share of the records held out: the last ones of all --data files read in order (so the last file's first)" }),

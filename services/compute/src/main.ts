@@ -4,6 +4,7 @@ import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
 import { StreamBudget } from "./server/stream-budget.js";
+import { TrainerStreams } from "./server/trainer-streams.js";
 import { toSourceInfo } from "./source-info.js";
 import { stayRegistered } from "./registration.js";
 import { grpcServerMetrics, newRegistry, startMetricsServer } from "@pangea/observe";
@@ -37,7 +38,7 @@ runMain("pangea-compute", async () => {
   const batches = new BatchStreamHandler(source, config.workerId, log, (err) => {
     // The server stops first (its grace lets the failed call's status reach its trainer), then the process fails with the error.
     void running.shutdown(1_000).finally(() => gone(err));
-  }, new StreamBudget(config.maxStreamMb * 2 ** 20, config.maxBatchStreams));
+  }, new StreamBudget(config.maxStreamMb * 2 ** 20, config.maxBatchStreams), new TrainerStreams(config.maxStreamsPerRank));
   const registry = newRegistry("compute");
   registerComputeMetrics(registry, batches, source);
   const running = await startServer(config.host, config.port, (s) => {
@@ -58,7 +59,7 @@ runMain("pangea-compute", async () => {
     // Batches are served from here on, while compute registers: a fatal read may end it before registration does.
     await Promise.race([
       stayRegistered(
-        { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs },
+        { discovery, workerId: config.workerId, advertise, source: toSourceInfo(source.info), connectTimeoutMs: config.connectTimeoutMs, rejoinTimeoutMs: config.rejoinTimeoutMs, trainers: batches.trainers },
         log,
         (err) => gone(err),
       ),

@@ -3,6 +3,7 @@ import type { Logger } from "@pangea/kit";
 import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
+import type { TrainerStreams } from "./server/trainer-streams.js";
 
 export interface Registration {
   /** How to find the orchestrator (again after it was lost: it may have moved). */
@@ -13,14 +14,19 @@ export interface Registration {
   connectTimeoutMs: number;
   /** How long to keep trying when the orchestrator goes away after the first registration. */
   rejoinTimeoutMs: number;
+  /**
+   * Whose batch streams are served: given, at every registration, the key trainers' worker tokens are bound to their
+   * rank with (push_key; a restarted orchestrator draws a new one), and told the tokens the orchestrator revokes.
+   */
+  trainers: Pick<TrainerStreams, "setKey" | "revoke">;
 }
 
 /**
- * Registers; returns the registration's worker token (its session carries it). While another compute holds the job's
+ * Registers; returns the registration's worker token (its session carries it) and the trainers' token key. While another compute holds the job's
  * place with an open session (ALREADY_EXISTS: one that vanished is seen gone within 20 s), it asks again until
  * `timeoutMs`, so a compute restarted under a new id is not turned away by its own former self.
  */
-async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number, log: Logger): Promise<string> {
+async function registerOnce(client: OrchestratorClient, address: string, r: Registration, timeoutMs: number, log: Logger): Promise<{ workerToken: string; pushKey: Uint8Array | null }> {
   try {
     await waitReady(client, "orchestrator", address, timeoutMs);
     const res = await whilePlaceHeld(
@@ -30,7 +36,7 @@ async function registerOnce(client: OrchestratorClient, address: string, r: Regi
       address,
       "another compute holds the job's place",
     );
-    return res.workerToken;
+    return { workerToken: res.workerToken, pushKey: res.pushKey?.length ? res.pushKey : null };
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
     throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${address}`)}`);
@@ -51,7 +57,9 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
     withOrchestrator(r.discovery, timeoutMs, async (found, ms) => {
       client?.close();
       client = orchestratorClient(found);
-      workerToken = await registerOnce(client, found, r, ms, log);
+      const registered = await registerOnce(client, found, r, ms, log);
+      workerToken = registered.workerToken;
+      r.trainers.setKey(registered.pushKey);
       return found;
     });
   let address = await register(r.connectTimeoutMs);
@@ -100,6 +108,7 @@ export async function stayRegistered(r: Registration, log: Logger, onGone: (err:
       else rejoin(why, false);
     };
     session.on("data", (e: WorkerEvent__Output) => {
+      if (e.tokensRevoked) r.trainers.revoke(e.tokensRevoked.nonces);
       if (e.jobFinished) {
         finished = true;
         log.info({ state: e.jobFinished.state }, "job finished");

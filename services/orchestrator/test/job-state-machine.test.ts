@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobStatus } from "@pangea/schema";
 import { Job } from "../src/job/job.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
-import { ticketIsFor } from "@pangea/rpc";
+import { ticketIsFor, tokenIsForRank } from "@pangea/rpc";
 import { FakeSession, SOURCE, codeOf, evalReport, gradients, joinTrainer, jobConfig, recordingLog, startedJob } from "./fakes/job-fixture.js";
 
 afterEach(() => {
@@ -36,6 +36,15 @@ describe("Job: registration to RUNNING", () => {
     expect(w0.batchIndices).toEqual([0]);
     expect(w1.batchIndices).toEqual([1]);
     expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", step: 0, liveTrainers: 2, missingBatches: 0, batchesApplied: 0 });
+  });
+
+  it("gives compute's registration the key trainers' tokens are bound to their ranks with (compute checks batch streams with it)", () => {
+    const job = new Job(jobConfig(), recordingLog().log);
+    const sessions = new Map<string, FakeSession>();
+    expect(joinTrainer(job, "trainer-0", sessions)).toBe(0);
+    const { pushKey } = job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    const token = sessions.get("trainer-0")!.workerToken;
+    expect([0, 1].map((rank) => tokenIsForRank(pushKey, rank, token))).toEqual([true, false]);
   });
 
   it("gives each batch a ticket for the registration it went to, made with the key a shard's registration gets", async () => {
@@ -230,8 +239,8 @@ describe("Job: trainers lost", () => {
         for (const id of ids) expect(job.heartbeat(id)).toBe(true);
       }
     };
-    const { job, lines, sessions } = startedJob({ heartbeatTimeoutMs: 1000 });
-    job.registerTrainer("bogus");
+    const { job, lines, sessions, computeSession } = startedJob({ heartbeatTimeoutMs: 1000 });
+    const bogus = job.registerTrainer("bogus").workerToken;
     expect(job.heartbeat("bogus")).toBe(false); // beats without a session keep nothing alive
     // trainer-1 trained, left, and registered again without opening a session.
     job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
@@ -244,6 +253,8 @@ describe("Job: trainers lost", () => {
       expect.stringMatching(/^trainer bogus registered but opened no session within 1\.\ds; registration dropped$/),
       expect.stringMatching(/^trainer trainer-1 registered but opened no session within 1\.\ds; registration dropped$/),
     ]);
+    // Compute is told to close the bare registration's batch streams.
+    expect(computeSession.events).toContainEqual({ tokensRevoked: { nonces: [bogus.split(".")[0]] } });
     // Under --on-trainer-loss fail, a bare registration does not end the job.
     const { job: strict } = startedJob({ heartbeatTimeoutMs: 1000, onTrainerLoss: "fail" });
     strict.registerTrainer("bogus");

@@ -104,12 +104,15 @@ describe("Membership", () => {
     m.checkToken("t-9", "", "GetWork");
   });
 
-  it("revokes a dead trainer's token and one replaced by registering again, telling the shards whose sessions are open", () => {
+  it("revokes a dead trainer's token and one replaced by registering again, telling the shards and compute whose sessions are open", () => {
     const { m } = members(2, 3);
     m.addShard("s-1", 1, "127.0.0.1:2", "JOB_STATE_WAITING");
     m.addShard("s-2", 2, "127.0.0.1:3", "JOB_STATE_WAITING");
     const s1 = new FakeSession();
     m.attach("s-1", s1, false);
+    m.addCompute("c-1", "127.0.0.1:1", SOURCE, "JOB_STATE_WAITING", false);
+    const c1 = new FakeSession();
+    m.attach("c-1", c1, false);
     const first = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
     // Registered again before its session was seen: the first token is replaced, and revoked.
     const second = m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).workerToken;
@@ -118,6 +121,8 @@ describe("Membership", () => {
     m.declareDead(m.trainer("t-0")!); // once only
     const nonce = (t: string) => t.split(".")[0]!;
     expect(s1.events).toEqual([{ tokensRevoked: { nonces: [nonce(first)] } }, { tokensRevoked: { nonces: [nonce(second)] } }]);
+    // Compute closes the batch streams of those tokens.
+    expect(c1.events).toEqual(s1.events);
   });
 
   it("registering again before the session opens (each time revoking a token on every shard): a burst of 32, then 2 a second", async () => {

@@ -103,10 +103,11 @@ async function runMembership(session: ClusterSession, orchestrator: string, back
   const layout = RowLayout.of(model.spec, m.slotIds);
   const shards = job.psShards.length > 0 ? job.psShards : [orchestrator];
   const params = new ShardedParameterClient(shards, config.workerId, session.rank, model.params, layout, job.gradientCompression === "fp16", log, () => session.workerToken);
-  const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs);
+  const registration = { rank: session.rank, token: session.workerToken };
+  const feed = new BatchFeed(config.workerId, job.batchSize, config.connectTimeoutMs, registration);
   // Scores the held-out split with the parameters of `step` and reports it: during training (--eval-every-steps) and at the end.
   const evaluateAndReport = async (step: number, computeAddress: string) => {
-    const evalReader = new BatchReader(computeAddress || job.computeAddress, config.workerId);
+    const evalReader = new BatchReader(computeAddress || job.computeAddress, config.workerId, registration);
     try {
       await evalReader.open({ workerRank: 0, worldSize: 1, batchSize: job.evalBatchSize, maxBatches: 0, split: "eval" }, config.connectTimeoutMs);
       const result = await session.guard(evaluate(model, layout, evalReader, params, step, groupColumnOf(job)));

@@ -35,6 +35,9 @@ afterAll(async () => {
   await server.shutdown(500);
 });
 
+/** These computes check no tokens. */
+const UNREGISTERED = { rank: 0, token: "" };
+
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 async function lostPeer(read: Promise<unknown>): Promise<Error> {
@@ -45,7 +48,7 @@ async function lostPeer(read: Promise<unknown>): Promise<Error> {
 
 describe("a batch stream that fails before the trainer reads from it", () => {
   it("BatchReader (evaluation): the next read fails with TRAINER_ERR_LOST_PEER naming compute's reason", async () => {
-    const reader = new BatchReader(server.address, "trainer-0");
+    const reader = new BatchReader(server.address, "trainer-0", UNREGISTERED);
     await reader.open({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 0, split: "eval" }, 5_000);
     await settle();
     const err = await lostPeer(reader.next());
@@ -54,7 +57,7 @@ describe("a batch stream that fails before the trainer reads from it", () => {
   });
 
   it("BatchFeed (training): the next read fails with TRAINER_ERR_LOST_PEER naming compute's reason", async () => {
-    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    const feed = new BatchFeed("trainer-0", 8, 5_000, UNREGISTERED);
     await feed.connect(server.address);
     await settle();
     feed.want([0]);
@@ -97,7 +100,7 @@ describe("a read left waiting on a batch stream the trainer dropped", () => {
   });
 
   it("fails with TRAINER_ERR_LOST_PEER and leaves the new stream alone", async () => {
-    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    const feed = new BatchFeed("trainer-0", 8, 5_000, UNREGISTERED);
     await feed.connect(compute.address);
     feed.want([5]);
     // Handled from the start, as the trainer's read-ahead is: it fails while the feed reconnects.
@@ -131,14 +134,14 @@ describe("a batch stream that fails with DATA_LOSS", () => {
   });
 
   it("BatchFeed (training) and BatchReader (evaluation): TRAINER_ERR_BAD_DATA naming compute's reason, not a lost peer", async () => {
-    const feed = new BatchFeed("trainer-0", 8, 5_000);
+    const feed = new BatchFeed("trainer-0", 8, 5_000, UNREGISTERED);
     await feed.connect(compute.address);
     feed.want([0]);
     const err = (await feed.next(0).then(() => null, (e: unknown) => e)) as Error;
     feed.reset();
     expect(TrainerErrors.is(err, "TRAINER_ERR_BAD_DATA"), String(err)).toBe(true);
     expect(err.message).toBe(`batch stream from compute at ${compute.address}: DATA_LOSS: ${DAMAGE}`);
-    const reader = new BatchReader(compute.address, "trainer-0");
+    const reader = new BatchReader(compute.address, "trainer-0", UNREGISTERED);
     await reader.open({ workerRank: 0, worldSize: 1, batchSize: 8, maxBatches: 0, split: "eval" }, 5_000);
     const evalErr = (await reader.next().then(() => null, (e: unknown) => e)) as Error;
     reader.close();

@@ -7,7 +7,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * parameter-server shard, which sees no registrations, is given the key when
  * it registers and checks that a push's token was issued for the rank it
  * pushes for (tokenIsForRank). So a caller with the shared trainer
- * certificate cannot push to any shard for a rank it was not given.
+ * certificate cannot push to any shard for a rank it was not given. Compute
+ * is given the same key, and serves a batch stream only to a caller whose
+ * token was issued for the rank it names, a few streams per rank. Shared by
+ * the orchestrator, its shards and compute, hence in @pangea/rpc.
  *
  * Each batch handed out (Work.batch_tickets) comes with a ticket, the MAC of
  * its index and of the rank and token nonce of the registration it was given
@@ -19,10 +22,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * (WorkerEvent.tokens_revoked), which refuse it from then on in sync and
  * hybrid modes, so once the news has arrived it cannot push the batches it
  * held and that went to another trainer. In plaintext the keys go to
- * whoever registers as a shard (README, Security).
+ * whoever registers as a shard or as compute (README, Security).
  */
 export class TrainerTokens {
-  /** The key shards are given to check tokens with (RegisterWorkerResponse.push_key). */
+  /** The key shards and compute are given to check tokens with (RegisterWorkerResponse.push_key). */
   readonly key: Buffer = randomBytes(32);
   /** The key shards are given to check batch tickets with (RegisterWorkerResponse.ticket_key). */
   readonly ticketKey: Buffer = randomBytes(32);

@@ -247,7 +247,7 @@ export class BatchRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "BatchRequest",
     id: "e228237f8263d1b9",
-    size: new $.ObjectSize(32, 0),
+    size: new $.ObjectSize(32, 1),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -292,11 +292,32 @@ export class BatchRequest extends $.Struct {
   set window(value: number) {
     $.utils.setUint32(24, value, this);
   }
+  /**
+* The trainer's worker token (RegisterWorkerResponse.worker_token) and the
+* rank it was registered with. Compute, given the key tokens are bound to
+* their rank with (RegisterWorkerResponse.push_key), serves only a request
+* whose token was issued for tokenRank, and at most a few streams per rank.
+* tokenRank is the trainer's own rank, not the share's: on-demand and
+* evaluation streams ask for share 0 of 1 (workerRank 0) whatever their rank.
+*
+*/
   get onDemand(): boolean {
     return $.utils.getBit(112, this);
   }
   set onDemand(value: boolean) {
     $.utils.setBit(112, value, this);
+  }
+  get workerToken(): string {
+    return $.utils.getText(0, this);
+  }
+  set workerToken(value: string) {
+    $.utils.setText(0, value, this);
+  }
+  get tokenRank(): number {
+    return $.utils.getUint32(28, this);
+  }
+  set tokenRank(value: number) {
+    $.utils.setUint32(28, value, this);
   }
   toString(): string { return "BatchRequest_" + super.toString(); }
 }

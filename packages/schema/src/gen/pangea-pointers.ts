@@ -5,7 +5,7 @@
 export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string, string?] | null)[]>> = {
   Tensor: [["name"], ["shape"], ["data"]],
   TrainingBatch: [["slotIds"], ["dense","Tensor"], ["labels","Tensor"], ["featureIds","Tensor"], ["cellOffsets","Tensor"], ["weights","Tensor"]],
-  BatchRequest: [],
+  BatchRequest: [["workerToken"]],
   BatchAck: [["want"]],
   ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"], ["workerToken"], ["batchTicket"]],
   ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"]],

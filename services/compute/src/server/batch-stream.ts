@@ -6,8 +6,9 @@ import { encodeBatch } from "../batching/batch-encoder.js";
 import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
 import { RecordBlock, taskCountOf, type DataSource } from "../sources/source.js";
 import type { KafkaSource, StreamedBatch } from "../sources/kafka-source.js";
-import { DEFAULT_MAX_BATCH_STREAMS, DEFAULT_MAX_STREAM_MB } from "@pangea/service-flags";
+import { DEFAULT_MAX_BATCH_STREAMS, DEFAULT_MAX_STREAM_MB, DEFAULT_MAX_STREAMS_PER_RANK } from "@pangea/service-flags";
 import { StreamBudget } from "./stream-budget.js";
+import { TrainerStreams } from "./trainer-streams.js";
 
 /** A batch written to a stream: its encoded size, and whether it has left compute's buffers and been acknowledged (or given up). */
 interface Sent {
@@ -68,6 +69,8 @@ export class BatchStreamHandler {
     private readonly fatal: (err: Error) => void = () => {},
     /** What all streams together may hold (--max-stream-mb, --max-batch-streams). */
     readonly budget = new StreamBudget(DEFAULT_MAX_STREAM_MB * 2 ** 20, DEFAULT_MAX_BATCH_STREAMS),
+    /** Whose streams are served, once the orchestrator has given the key (--max-streams-per-rank). */
+    readonly trainers = new TrainerStreams(DEFAULT_MAX_STREAMS_PER_RANK),
   ) {}
 
   addToServer(server: grpc.Server): void {
@@ -198,7 +201,18 @@ export class BatchStreamHandler {
             onDemand: req.onDemand,
           };
           checkShareRequest(share, sender);
-          leave = this.budget.open(sender);
+          // The rank's place first: a stream it closes gives its place among all streams back at once.
+          const leaveRank = this.trainers.admit(req.tokenRank, req.workerToken, sender, fail);
+          try {
+            const leaveBudget = this.budget.open(sender);
+            leave = () => {
+              leaveBudget();
+              leaveRank();
+            };
+          } catch (err) {
+            leaveRank();
+            throw err;
+          }
           unwatch = this.budget.watch(signal);
           this.produce(call, share, sender, flow)
             .then(() => {

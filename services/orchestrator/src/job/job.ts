@@ -182,14 +182,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return this.steps?.plan.step ?? this.resumed?.step ?? 0;
   }
 
-  /** Returns the registration's worker token (every later call for the worker carries it). */
-  registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): string {
+  /** The registration's worker token (every later call for the worker carries it), and the key it checks trainers' batch-stream tokens with. */
+  registerCompute(workerId: string, address: string, source: SourceInfo__Output | null): { workerToken: string; pushKey: Buffer } {
     const other = this.config.completed && source ? completedDataChange(this.resumed, source) : null;
     if (other) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `compute ${workerId} refused: ${other}`);
     const token = this.members.addCompute(workerId, address, source, this.state, this.isFinished(), this.error);
     this.wake();
     this.maybeStart();
-    return token;
+    return { workerToken: token, pushKey: this.members.trainerTokens.key };
   }
 
   /** A shard's registration: its token, and the keys it checks trainers' push tokens and batch tickets with. */

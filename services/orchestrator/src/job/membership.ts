@@ -298,9 +298,11 @@ export class Membership {
     session?.end();
   }
 
-  /** A trainer's token is no longer good: the shards are told, and refuse its pushes from then on. */
+  /** A trainer's token is no longer good: the shards are told, and refuse its pushes from then on; compute closes its batch streams. */
   private revokeToken(token: string): void {
-    for (const s of this.shards.values()) s.session?.send({ tokensRevoked: { nonces: [nonceOf(token)] } });
+    const event = { tokensRevoked: { nonces: [nonceOf(token)] } };
+    for (const s of this.shards.values()) s.session?.send(event);
+    this.compute?.session?.send(event);
   }
 
   /** Ends every open session with `lastEvent`. */
@@ -346,8 +348,14 @@ export class Membership {
     this.heartbeatTimer.unref();
   }
 
-  /** A registration that opened no session: a trainer that trained before is dead again, any other id forgotten. */
+  /**
+   * A registration that opened no session: a trainer that trained before is dead again, any other id forgotten. Its
+   * token goes to compute only, which closes its batch streams (a bare registration's token would otherwise hold
+   * --max-streams-per-rank of compute's places for good); the shards need not hear, as it was given no batch, so no
+   * ticket their pushes need, and their bounded lists are kept for the tokens that held some.
+   */
   private expire(t: TrainerMember, silent: string): void {
+    this.compute?.session?.send({ tokensRevoked: { nonces: [nonceOf(t.token)] } });
     if (t.everAttached) t.alive = false;
     else this.trainers.delete(t.workerId);
     this.log.warn({ workerId: t.workerId, rank: t.rank }, `trainer ${t.workerId} registered but opened no session within ${silent}; registration dropped`);

@@ -51,8 +51,7 @@ export class OrchestratorService {
           const kind: WorkerKind | undefined = ({ WORKER_KIND_COMPUTE: "compute", WORKER_KIND_PS_SHARD: "shard", WORKER_KIND_TRAINER: "trainer" } as const)[req.kind as string];
           if (kind) checkActsFor(peerIdentity(call), kind, req.workerId, "RegisterWorker");
           if (req.kind === "WORKER_KIND_COMPUTE") {
-            const workerToken = job.registerCompute(req.workerId, req.address, req.source);
-            cb(null, { rank: 0, worldSize: job.config.trainers, workerToken });
+            cb(null, { rank: 0, worldSize: job.config.trainers, ...job.registerCompute(req.workerId, req.address, req.source) });
           } else if (req.kind === "WORKER_KIND_PS_SHARD") {
             cb(null, { rank: req.shardIndex, worldSize: job.config.trainers, ...job.registerShard(req.workerId, req.shardIndex, req.address) });
           } else if (req.kind === "WORKER_KIND_TRAINER") {

@@ -3,6 +3,7 @@ import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rp
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { TrainerErrors } from "../errors.js";
 import { batchStreamError } from "./compute-errors.js";
+import type { StreamRegistration } from "./batches.js";
 
 /**
  * The batches the orchestrator hands this trainer, fetched from compute by
@@ -28,6 +29,7 @@ export class BatchFeed {
     private readonly sender: string,
     private readonly batchSize: number,
     private readonly timeoutMs: number,
+    private readonly registration: StreamRegistration,
   ) {}
 
   /**
@@ -60,6 +62,8 @@ export class BatchFeed {
         r.batchSize = this.batchSize;
         r.split = Split.TRAIN;
         r.onDemand = true;
+        r.workerToken = this.registration.token;
+        r.tokenRank = this.registration.rank;
       }),
     );
     this.iterator = this.call[Symbol.asyncIterator]();

@@ -89,6 +89,15 @@ function cellsOfValues(offsets: Uint32Array, cells: number, values: number): Int
 }
 
 /**
+ * The trainer's registration as its batch requests carry it: compute, given the orchestrator's key, serves only a
+ * request whose token was issued for the rank it names (BatchRequest.workerToken, tokenRank).
+ */
+export interface StreamRegistration {
+  rank: number;
+  token: string;
+}
+
+/**
  * Reads this worker's share of a split from compute, one batch at a time;
  * gRPC flow control stops compute while this side is busy.
  */
@@ -100,7 +109,11 @@ export class BatchReader {
   /** The call's error, kept from the moment the call starts: one that comes before the first read must neither crash the process nor pass for the share's end. */
   private failure: unknown = null;
 
-  constructor(private readonly address: string, private readonly sender: string) {
+  constructor(
+    private readonly address: string,
+    private readonly sender: string,
+    private readonly registration: StreamRegistration,
+  ) {
     this.client = batchStreamClient(address);
   }
 
@@ -116,6 +129,8 @@ export class BatchReader {
       r.maxBatches = BigInt(req.maxBatches);
       r.split = req.split === "eval" ? Split.EVAL : Split.TRAIN;
       r.window = req.window ?? 0;
+      r.workerToken = this.registration.token;
+      r.tokenRank = this.registration.rank;
     });
     this.call = this.client.streamBatches();
     this.call.on("error", (err) => {
