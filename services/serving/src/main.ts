@@ -29,7 +29,7 @@ runMain(PROGRAM, async () => {
   models.start(config.pollSeconds);
   const pool = config.forwardThreads > 0 ? new ForwardPool(config.forwardThreads, log) : null;
   if (pool) models.onChange = () => pool.retain(models.servables());
-  const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch, { pool, maxQueued: config.maxQueuedRequests });
+  const batcher = new MicroBatcher(config.batchWindowUs, config.maxBatch, { pool, maxQueued: config.maxQueuedRequests, maxInflightBytes: config.maxInflightRequestMb * 1024 * 1024 });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   const me = { address: "", model: config.modelName, workerId: config.workerId, counters: () => ({ requests: batcher.requests, bytes: batcher.inputBytes }) };
   const registry = newRegistry("serving");

@@ -2,6 +2,7 @@ import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, refusedJsonKey, valueSnippet } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
+import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { bearerMatches, identityOf } from "@pangea/rpc";
 import { taskColumn } from "@pangea/model";
@@ -65,7 +66,25 @@ export async function startRest(
   // a body that is not UTF-8 was refused as "Request body size did not match Content-Length".
   // curl -d sends application/x-www-form-urlencoded, and TF Serving's own REST examples are `curl -d '{...}'`: such a
   // body is read as the JSON it is (a form's key=value text is refused as JSON that does not parse).
-  app.addContentTypeParser(["application/json", "application/x-www-form-urlencoded"], { parseAs: "buffer" }, (_req, body, done) => {
+  // A body's bytes are taken from the in-flight budget once read (decompressed), before they are parsed, until the
+  // answer is sent or the connection closes: the response's close is the one event every request ends with.
+  const answered = new WeakMap<IncomingMessage, { closed: boolean; release?: () => void }>();
+  app.addHook("onRequest", async (req, reply) => {
+    const held: { closed: boolean; release?: () => void } = { closed: false };
+    answered.set(req.raw, held);
+    reply.raw.once("close", () => {
+      held.closed = true;
+      held.release?.();
+    });
+  });
+  app.addContentTypeParser(["application/json", "application/x-www-form-urlencoded"], { parseAs: "buffer" }, (req, body, done) => {
+    try {
+      const held = answered.get(req.raw);
+      if (held && !held.closed) held.release = batcher.inflight.take((body as Buffer).length);
+    } catch (err) {
+      done(err as Error, undefined);
+      return;
+    }
     try {
       let text: string;
       try {
@@ -220,6 +239,7 @@ export async function startRest(
     void reply.code(404).send({ error: unknownPath(req.method, req.url.split("?")[0]!) });
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof PangeaError) return fail(reply, err); // the in-flight budget's refusal, from the body parser
     // fastify's own refusals: body too large, a content type it has no parser for, JSON that does not parse.
     reply.code(err.statusCode ?? 500).send({ error: fastifyRefusal(err, req.headers["content-type"], maxBatch) });
   });

@@ -56,34 +56,48 @@ export function predictRequestLimit(maxBatch: number): number {
   return 16 * 1024 * 1024 + maxBatch * 4096;
 }
 
-/** What a Predict request too large to decode becomes: its size, for the handler to refuse. */
+/**
+ * What grpc-js hands the Predict handler: the message's bytes, not yet decoded
+ * (the handler decodes them once they fit the in-flight budget, so a refused
+ * request, or one refused by the call policy first, is never decoded), or
+ * only the size of one too large to decode.
+ */
+type PredictWire = { [ENCODED]: Buffer } | { [OVERSIZE]: number };
+const ENCODED = Symbol("encoded");
 const OVERSIZE = Symbol("oversize");
+
+interface PredictMsg {
+  model_spec?: ModelSpecMsg;
+  inputs?: Record<string, TensorProtoMsg>;
+  output_filter?: string[];
+}
 
 /** PredictionService/Predict and GetModelMetadata and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
 export function addTfServing(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, maxBatch: number): void {
   const { prediction, model } = tfServingServices();
   const limit = predictRequestLimit(maxBatch);
   const predict = prediction.service.Predict!;
-  const decode = predict.requestDeserialize;
-  // grpc-js answers a deserializer's throw with INTERNAL and no reason: the size goes to the handler instead.
-  const decodeNaming = (b: Buffer) => {
+  // Decoded in the handler: grpc-js would answer a deserializer's throw with INTERNAL and no reason.
+  const decode = (b: Buffer): PredictMsg => {
     try {
-      return decode(b);
+      return predict.requestDeserialize(b) as PredictMsg;
     } catch (err) {
       const empty = inputWithoutTensor(b);
-      if (empty === null) throw err;
-      throw new Error(`inputs entry ${JSON.stringify(printable(empty, 80))} has no TensorProto value`, { cause: err });
+      const why = empty === null ? printable((err as Error).message, 200) : `inputs entry ${JSON.stringify(printable(empty, 80))} has no TensorProto value`;
+      throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `the request is not a valid PredictRequest (${why})`);
     }
   };
-  const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer) => (b.length > limit ? { [OVERSIZE]: b.length } : decodeNaming(b)) } };
+  const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer): PredictWire => (b.length > limit ? { [OVERSIZE]: b.length } : { [ENCODED]: b }) } };
   server.addService(service, {
-    Predict: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; inputs?: Record<string, TensorProtoMsg>; output_filter?: string[]; [OVERSIZE]?: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    Predict: (call: grpc.ServerUnaryCall<PredictWire, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      let release = () => {};
       void (async () => {
-        const req = call.request;
-        const size = req[OVERSIZE];
-        if (size !== undefined) {
-          throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request is ${size.toLocaleString("en-US")} bytes; a Predict takes at most ${limit.toLocaleString("en-US")} (16 MiB + 4 KiB per --max-batch example)`);
+        const wire = call.request;
+        if (OVERSIZE in wire) {
+          throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request is ${wire[OVERSIZE].toLocaleString("en-US")} bytes; a Predict takes at most ${limit.toLocaleString("en-US")} (16 MiB + 4 KiB per --max-batch example)`);
         }
+        release = batcher.inflight.take(wire[ENCODED].length);
+        const req = decode(wire[ENCODED]);
         if (!req.model_spec?.name) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", "model_spec.name is required");
         if (req.model_spec.signature_name && req.model_spec.signature_name !== "serving_default") {
           throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature "${req.model_spec.signature_name}"; the model has serving_default`);
@@ -98,8 +112,14 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
           outputs: Object.fromEntries(outputs.map((o) => [o.name, floatTensor(taskColumn(p, T, o.column))])),
         };
       })().then(
-        (res) => cb(null, res),
-        (err) => cb(toServiceError(err)),
+        (res) => {
+          cb(null, res);
+          release();
+        },
+        (err) => {
+          cb(toServiceError(err));
+          release();
+        },
       );
     },
     GetModelMetadata: (call: grpc.ServerUnaryCall<{ model_spec?: ModelSpecMsg; metadata_field?: string[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {

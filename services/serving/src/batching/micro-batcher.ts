@@ -2,6 +2,7 @@ import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { ForwardPool } from "./forward-pool.js";
 import { misplacedIds } from "../model/misplaced-ids.js";
+import { InflightBytes } from "./inflight-bytes.js";
 
 interface Pending {
   servable: Servable;
@@ -17,6 +18,8 @@ export interface BatcherOptions {
   pool?: ForwardPool | null;
   /** Requests allowed to wait for a pass, and 64 examples each; past either a request is refused at once (SERVING_ERR_OVERLOADED). 0 = no bound. */
   maxQueued?: number;
+  /** Bytes of Predict requests allowed in flight at once, from receipt to answer (see InflightBytes). 0 = no bound. */
+  maxInflightBytes?: number;
 }
 
 /**
@@ -53,10 +56,13 @@ export class MicroBatcher {
   misplacedIds = 0;
   /** Examples of the requests waiting for a pass. */
   private queuedExamples = 0;
+  /** The budget gRPC and REST Predict requests take their bytes from before they are decoded. */
+  readonly inflight: InflightBytes;
 
   constructor(private readonly windowUs: number, private readonly maxExamples: number, options: BatcherOptions = {}) {
     this.pool = options.pool ?? null;
     this.maxQueued = options.maxQueued ?? 0;
+    this.inflight = new InflightBytes(options.maxInflightBytes ?? 0);
   }
 
   /** Requests waiting for a pass. */

@@ -18,6 +18,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       abandoned.update(batcher.abandoned);
       misplaced.update(batcher.misplacedIds);
       queued.set(batcher.queued);
+      inflightRefused.update(batcher.inflight.refused);
+      inflightBytes.set(batcher.inflight.held);
       syncRefused.update(models.syncRefused);
       syncIgnored.update(models.syncIgnored);
       loaded.reset();
@@ -36,6 +38,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const shed = new CounterFrom(registry, "pangea_serving_shed_requests_total", "Predict requests refused at once because --max-queued-requests (or 64 examples for each) were already waiting for a forward pass (RESOURCE_EXHAUSTED, REST 503).");
   const abandoned = new CounterFrom(registry, "pangea_serving_abandoned_requests_total", "Predict requests not computed because their caller gave up (deadline, cancel, closed connection) while they waited for a forward pass.");
   const misplaced = new CounterFrom(registry, "pangea_serving_misplaced_ids_total", "Feature ids no row of their column can match, each read as missing: another slot in their top bits than the column's (a client sending its slots in another order than the model's), or the reserved top bit set (a negative int64).");
+  const inflightRefused = new CounterFrom(registry, "pangea_serving_inflight_refused_requests_total", "Predict requests refused at once, before they were decoded, because their bytes would have taken those of the requests in flight past --max-inflight-request-mb (RESOURCE_EXHAUSTED, REST 503).");
+  const inflightBytes = new Gauge({ name: "pangea_serving_inflight_request_bytes", help: "Bytes of the Predict requests received and not yet answered (gRPC messages and REST bodies as received).", registers: [registry] });
   const queued = new Gauge({ name: "pangea_serving_queued_requests", help: "Predict requests waiting for a forward pass.", registers: [registry] });
   const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
   const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
