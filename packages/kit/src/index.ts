@@ -27,3 +27,4 @@ export type { LockLost, LockResult, LockSeen } from "./process-lock.js";
 export { HTTP_REQUEST_TIMEOUT_MS, limitConnections, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS } from "./connection-limits.js";
 export { danglingLinkTarget, makeDirs, unwritableDirReason, unwritableFileReason } from "./directories.js";
 export { refreshStatBuffer } from "./lazy-load.js";
+export { TokenBucket } from "./token-bucket.js";

@@ -154,6 +154,16 @@ describe("batch streams once compute holds the orchestrator's token key", () => 
       const s = await settled(c, reg);
       expect([s.error(), s.received()]).toEqual([null, 1]);
     }
+
+    // A flood of refused streams is logged a few a second, not one line each; the next line logged counts those left out.
+    const failedLines = () => c.output().split("\n").filter((l) => l.includes('"batch stream failed"'));
+    const before = failedLines().length;
+    const flood = await Promise.all(Array.from({ length: 40 }, () => settled(c, { rank: 0, token: "" })));
+    expect(flood.every((s) => s.error()?.code === grpc.status.PERMISSION_DENIED)).toBe(true);
+    expect(failedLines().length - before).toBeLessThanOrEqual(8);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await settled(c, { rank: 0, token: "" });
+    expect(failedLines().at(-1)).toMatch(/"notLoggedBefore":\d+/);
   }, 60_000);
 
   it("serves at most --max-streams-per-rank streams of a rank: a newer one closes the rank's oldest, others' are untouched", async () => {

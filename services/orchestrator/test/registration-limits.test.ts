@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { EvalReport__Output } from "@pangea/schema";
-import { TokenBucket } from "../src/job/token-bucket.js";
+import { TokenBucket } from "@pangea/kit";
 import { checkEvalReport } from "../src/job/eval-report-check.js";
 import { checkActsFor } from "../src/server/peer-check.js";
 import { OrchestratorErrors } from "../src/errors.js";

@@ -1,5 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { Logger } from "@pangea/kit";
+import { TokenBucket, type Logger } from "@pangea/kit";
 import { BatchStreamService, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
@@ -35,10 +35,10 @@ interface Flow {
   /** On-demand streams: resolves with the next batch index the client named (null once the call closed). */
   nextWanted(): Promise<number | null>;
   /**
-   * Records a batch of `bytes` encoded bytes about to be written (b null for an index-based source, which has nothing
-   * to commit); returns the write's callback, which says the bytes have left compute's buffers.
+   * Writes an encoded batch to the client, counted as held until acknowledged and written out (b null for an
+   * index-based source, which has nothing to commit).
    */
-  sent(b: StreamedBatch | null, bytes: number): () => void;
+  send(b: StreamedBatch | null, bytes: Buffer): void;
   /** Resolves once every sent batch is acknowledged, or the client will send no more acks. */
   waitForAcks(): Promise<void>;
   isClosed(): boolean;
@@ -60,6 +60,10 @@ export class BatchStreamHandler {
   recordsServed = 0;
 
   private fatalSeen = false;
+  /** Failed streams are logged a few a second at most: a flood of refused ones (no token, past a cap) must not flood the log. */
+  private readonly failuresLogged = new TokenBucket(5, 1);
+  /** Failures not logged since the last one logged. */
+  private failuresUnlogged = 0;
 
   constructor(
     private readonly source: BatchSource,
@@ -146,24 +150,31 @@ export class BatchStreamHandler {
         await until(() => wanted.length > 0 || closed || halfClosed);
         return closed || wanted.length === 0 ? null : wanted.shift()!;
       },
-      sent: (b, bytes) => {
+      send: (b, encoded) => {
         credit--;
+        const bytes = encoded.length;
         const sent: Sent = { b, bytes, written: false, settled: false };
         inflight.push(sent);
         holding.add(sent);
         held += bytes;
         this.budget.take(bytes);
-        // Also called, with an error, for a write the destroyed call dropped: gone either way.
-        return () => {
+        // The write's callback says the bytes have left compute's buffers; also called, with an error, for a write the
+        // destroyed call dropped: gone either way.
+        call.write(encoded, () => {
           sent.written = true;
           if (sent.settled) release(sent);
-        };
+        });
       },
       waitForAcks: () => until(() => inflight.length === 0 || closed || halfClosed),
       isClosed: () => closed || call.cancelled,
     };
     const fail = (err: unknown) => {
-      this.log.warn({ peer, err: (err as Error).message }, "batch stream failed");
+      if (this.failuresLogged.take()) {
+        this.log.warn({ peer, err: (err as Error).message, ...(this.failuresUnlogged ? { notLoggedBefore: this.failuresUnlogged } : {}) }, "batch stream failed");
+        this.failuresUnlogged = 0;
+      } else {
+        this.failuresUnlogged++;
+      }
       stop();
       if (!call.cancelled) call.emit("error", toServiceError(err));
       // Every trainer would meet the same damage: the process ends with it instead of answering each with DATA_LOSS.
@@ -268,7 +279,7 @@ export class BatchStreamHandler {
       if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
       const bytes = encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch);
-      call.write(bytes, flow.sent(null, bytes.length));
+      flow.send(null, bytes);
       this.batchesServed++;
       this.recordsServed += slice.count;
       count++;
@@ -304,13 +315,13 @@ export class BatchStreamHandler {
           break;
         }
         const bytes = encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0);
-        call.write(bytes, flow.sent(b, bytes.length));
+        flow.send(b, bytes);
         this.recordsServed += b.block.count;
       } else {
         const slice = batchSlice(k, share.batchSize, splitRecords, share.split, sender);
         indexed!.read(share.split, slice.start, slice.count, block!);
         const bytes = encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch);
-        call.write(bytes, flow.sent(null, bytes.length));
+        flow.send(null, bytes);
         this.recordsServed += slice.count;
       }
       this.batchesServed++;
@@ -335,7 +346,7 @@ export class BatchStreamHandler {
         break;
       }
       const bytes = encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0);
-      call.write(bytes, flow.sent(b, bytes.length));
+      flow.send(b, bytes);
       count++;
       this.batchesServed++;
       this.recordsServed += b.block.count;

@@ -1,11 +1,10 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { parseFeatureInputs } from "@pangea/features";
-import type { Logger } from "@pangea/kit";
+import { TokenBucket, type Logger } from "@pangea/kit";
 import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import { samplesDiffer } from "./content-samples.js";
-import { TokenBucket } from "./token-bucket.js";
 import { MAX_BACKEND_CHARS, TRAINER_PHASES, TrainerTokens, nonceOf } from "@pangea/rpc";
 
 const BACKEND_NAME = new RegExp(`^[\\x21-\\x7e]{1,${MAX_BACKEND_CHARS}}$`);

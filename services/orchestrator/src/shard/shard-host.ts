@@ -1,4 +1,4 @@
-import type { Logger, PangeaError } from "@pangea/kit";
+import { TokenBucket, type Logger, type PangeaError } from "@pangea/kit";
 import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { loadShardedCheckpoint, stepCheckpointDir, reshard, restoreStoreCounters, restoreTables, type CheckpointData } from "../checkpoint/checkpoint.js";
@@ -9,7 +9,6 @@ import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost, TrainingPull } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
-import { TokenBucket } from "../job/token-bucket.js";
 import { MAX_REVOKED, nonceOf, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 
 export interface ShardSettings {
