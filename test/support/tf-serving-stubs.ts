@@ -7,10 +7,10 @@ import { ROOT } from "./processes.js";
  * Python message classes and gRPC stubs for TensorFlow Serving's protocol,
  * generated into `outDir` by grpc_tools' protoc (python3-grpc-tools, with
  * the well-known types it ships) from schemas/proto: what an external
- * client builds from the .proto files. Returns protoc's exit status and stderr.
+ * client builds from the .proto files (those under `protoRoot`: the repo's,
+ * or a changed copy of them). Returns protoc's exit status and stderr.
  */
-export function generateTfServingStubs(outDir: string): { status: number | null; stderr: string } {
-  const protoRoot = join(ROOT, "schemas/proto");
+export function generateTfServingStubs(outDir: string, protoRoot = join(ROOT, "schemas/proto")): { status: number | null; stderr: string } {
   const under = (dir: string) => readdirSync(join(protoRoot, dir)).filter((f) => f.endsWith(".proto")).map((f) => `${dir}/${f}`);
   const protos = [...under("tensorflow_serving/apis"), ...under("tensorflow/core/framework"), ...under("tensorflow/core/protobuf")];
   mkdirSync(outDir, { recursive: true });

@@ -146,25 +146,25 @@ describe("ragged ids, mixed dims and mean/sqrtn pooling in serving", () => {
   });
 
   it("row splits and lengths describe the same cells; bad splits are refused naming the input", () => {
-    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: [id(1, 1), id(1, 2), id(2, 1)] };
-    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [1, 2] };
-    const splits = (v: number[]): TensorProtoMsg => ({ dtype: "DT_INT64", tensor_shape: { dim: [{ size: v.length }] }, int64_val: v });
+    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: BigUint64Array.from([id(1, 1), id(1, 2), id(2, 1)], BigInt) };
+    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: Float32Array.of(1, 2) };
+    const splits = (v: number[]): TensorProtoMsg => ({ dtype: "DT_INT64", tensor_shape: { dim: [{ size: v.length }] }, int64_val: BigInt64Array.from(v, BigInt) });
     const a = examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 2, 3]) }, spec, 64);
-    const b = examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: { dtype: "DT_INT32", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, int_val: [2, 1] } }, spec, 64);
+    const b = examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: { dtype: "DT_INT32", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, int_val: Int32Array.of(2, 1) } }, spec, 64);
     expect(Array.from(a.cellOffsets!)).toEqual([0, 2, 3]);
     expect(Array.from(b.cellOffsets!)).toEqual([0, 2, 3]);
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3, 2]) }, spec, 64)).toThrow(/feature_ids_row_splits must start at 0 and end at 3/);
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 3]) }, spec, 64)).toThrow(/must have shape \[3\]/);
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: splits([0, 2, 1, 3].slice(0, 3)) }, spec, 64)).toThrow(/end at 3/);
     // Lengths whose sum wraps around 2^32 to the ids given (5 + (2^32 - 2) = 3 in 32 bits): refused, not cells past the ids.
-    const lengths = (v: number[]): TensorProtoMsg => ({ dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, uint64_val: v.map(String) });
+    const lengths = (v: number[]): TensorProtoMsg => ({ dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, uint64_val: BigUint64Array.from(v, BigInt) });
     expect(() => examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([5, 2 ** 32 - 2]) }, spec, 64)).toThrow("input feature_ids_lengths sums to 4294967299 ids, feature_ids holds 3");
     expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: lengths([0, 3]) }, spec, 64).cellOffsets!)).toEqual([0, 0, 3]);
   });
 
   it("DT_INT32 splits and lengths packed in tensor_content (as tf.make_tensor_proto writes them) read as their value lists do", () => {
-    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: [id(1, 1), id(1, 2), id(2, 1)] };
-    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [1, 2] };
+    const values: TensorProtoMsg = { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: 3 }] }, uint64_val: BigUint64Array.from([id(1, 1), id(1, 2), id(2, 1)], BigInt) };
+    const denseT: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: Float32Array.of(1, 2) };
     const packed = (v: number[], dim: number[]): TensorProtoMsg => ({ dtype: "DT_INT32", tensor_shape: { dim: dim.map((size) => ({ size })) }, tensor_content: Buffer.from(Int32Array.from(v).buffer) });
     expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_row_splits: packed([0, 2, 3], [3]) }, spec, 64).cellOffsets!)).toEqual([0, 2, 3]);
     expect(Array.from(examplesFrom({ dense_features: denseT, feature_ids: values, feature_ids_lengths: packed([2, 1], [1, 2]) }, spec, 64).cellOffsets!)).toEqual([0, 2, 3]);

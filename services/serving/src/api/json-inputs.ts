@@ -59,11 +59,11 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
       if (problem) throw bad(`${INPUT_DENSE} row ${i} value ${j} ${problem}`);
     }),
   );
-  const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: d.flat() as number[] };
+  const denseTensor: TensorProtoMsg = { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: d.length }, { size: numDense }] }, float_val: Float32Array.from(d.flat() as number[]) };
   // A cell given as a list holds several ids (pooled as its slot pools them): the ids go as ragged values with their lengths.
   if (f.some((r) => r.some(Array.isArray))) {
     const lengths: number[] = [];
-    const values: (string | number)[] = [];
+    const values: string[] = [];
     f.forEach((r, e) =>
       r.forEach((cell, s) => {
         const cellIds = Array.isArray(cell) ? cell : [cell];
@@ -73,13 +73,13 @@ function tensorsFromJson(body: Json, names: readonly string[], numDense: number,
     );
     return {
       [INPUT_DENSE]: denseTensor,
-      [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: values.length }] }, uint64_val: values },
-      [INPUT_LENGTHS]: { dtype: "DT_INT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, int64_val: lengths },
+      [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: values.length }] }, uint64_val: BigUint64Array.from(values, BigInt) },
+      [INPUT_LENGTHS]: { dtype: "DT_INT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, int64_val: BigInt64Array.from(lengths, BigInt) },
     };
   }
   return {
     [INPUT_DENSE]: denseTensor,
-    [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, uint64_val: f.flatMap((r, e) => r.map((x, s) => id(x, e, s))) },
+    [INPUT_IDS]: { dtype: "DT_UINT64", tensor_shape: { dim: [{ size: f.length }, { size: numSlots }] }, uint64_val: BigUint64Array.from(f.flatMap((r, e) => r.map((x, s) => id(x, e, s))), BigInt) },
   };
 }
 

@@ -5,21 +5,26 @@ import type { Examples } from "../model/servable.js";
 import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
 import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
-import { bigIntToWords, type FeatureList } from "@pangea/features";
+import type { FeatureList } from "@pangea/features";
 import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
 import { checkBatchSize } from "./batch-size.js";
 
-/** A TensorFlow TensorProto as proto-loader decodes it (keepCase, longs as strings, bytes as Buffers). */
+/**
+ * A TensorFlow TensorProto's fields that inputs are read from, as
+ * predict-request.ts decodes them (and json-inputs.ts builds them): values in
+ * typed arrays, 64-bit integers in BigInt64Array/BigUint64Array (their memory
+ * is the lo/hi word pairs ids are kept as), bytes as views.
+ */
 export interface TensorProtoMsg {
   dtype?: string;
   tensor_shape?: { dim?: { size?: string | number }[]; unknown_rank?: boolean };
-  tensor_content?: Buffer;
-  float_val?: number[];
-  double_val?: number[];
-  int_val?: number[];
-  int64_val?: (string | number)[];
-  uint64_val?: (string | number)[];
-  string_val?: Buffer[];
+  tensor_content?: Uint8Array;
+  float_val?: Float32Array;
+  double_val?: Float64Array;
+  int_val?: Int32Array;
+  int64_val?: BigInt64Array;
+  uint64_val?: BigUint64Array;
+  string_val?: Uint8Array[];
 }
 
 export const INPUT_DENSE = "dense_features";
@@ -54,9 +59,9 @@ const FLOAT_FIELDS: Readonly<Record<string, ValueField>> = { DT_FLOAT: "float_va
 const ID_FIELDS: Readonly<Record<string, ValueField>> = { DT_INT64: "int64_val", DT_UINT64: "uint64_val" };
 
 /** The `count` values in the field of t's dtype (one of `fields`); values in another's field are named as the mistake. */
-function typedValues<T>(t: TensorProtoMsg, name: string, count: number, fields: Readonly<Record<string, ValueField>>): T[] {
+function typedValues<T extends { length: number }>(t: TensorProtoMsg, name: string, count: number, fields: Readonly<Record<string, ValueField>>, none: T): T {
   const field = fields[t.dtype!]!;
-  const vals = (t[field] ?? []) as T[];
+  const vals = (t[field] ?? none) as T;
   if (vals.length !== count) {
     const other = Object.values(fields).find((f) => f !== field && t[f]?.length);
     throw bad(`input ${name}: ${vals.length} values in ${field} for shape of ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
@@ -73,7 +78,7 @@ function floatsOf(t: TensorProtoMsg, name: string, count: number): Float32Array 
     const copy = Buffer.from(t.tensor_content);
     out = t.dtype === "DT_FLOAT" ? new Float32Array(copy.buffer, copy.byteOffset, count) : Float32Array.from(new Float64Array(copy.buffer, copy.byteOffset, count));
   } else {
-    out = Float32Array.from(typedValues<number>(t, name, count, FLOAT_FIELDS));
+    out = Float32Array.from(typedValues<Float32Array | Float64Array>(t, name, count, FLOAT_FIELDS, new Float32Array(0)));
   }
   for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) throw bad(`input ${name}: the value at flat index ${i} is not a finite 32-bit float (${out[i]}; values beyond ±3.4e38 become Infinity)`);
   return out;
@@ -87,11 +92,9 @@ function idsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
     const copy = Buffer.from(t.tensor_content);
     return new Uint32Array(copy.buffer, copy.byteOffset, count * 2);
   }
-  const vals = typedValues<string | number>(t, name, count, ID_FIELDS);
-  const words = new Uint32Array(count * 2);
-  // int64 ids above 2^63 arrive negative; the bits are what matter.
-  vals.forEach((v, i) => bigIntToWords(BigInt(v), words, 2 * i));
-  return words;
+  // int64 ids above 2^63 arrive negative; the bits are what matter, and a 64-bit array's memory is its lo/hi words.
+  const vals = typedValues<BigInt64Array | BigUint64Array>(t, name, count, ID_FIELDS, new BigUint64Array(0));
+  return new Uint32Array(vals.buffer, vals.byteOffset, count * 2);
 }
 
 /**
@@ -188,14 +191,14 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
 /** Non-negative integer counts or offsets (below 2^32) from an integer tensor. */
 function countsOf(t: TensorProtoMsg, name: string, count: number): Uint32Array {
   if (t.dtype === "DT_INT32") {
-    let v: number[];
+    let v: Int32Array;
     if (t.tensor_content && t.tensor_content.length > 0) {
       // Packed, as tf.make_tensor_proto writes it: little-endian int32s.
       if (t.tensor_content.length !== count * 4) throw bad(`input ${name}: tensor_content has ${t.tensor_content.length} bytes for ${count} DT_INT32 values`);
       const copy = Buffer.from(t.tensor_content);
-      v = Array.from(new Int32Array(copy.buffer, copy.byteOffset, count));
+      v = new Int32Array(copy.buffer, copy.byteOffset, count);
     } else {
-      v = t.int_val ?? [];
+      v = t.int_val ?? new Int32Array(0);
     }
     if (v.length !== count) throw bad(`input ${name}: ${v.length} values for a shape of ${count}`);
     const wrong = v.findIndex((x) => !Number.isInteger(x) || x < 0);
@@ -251,7 +254,7 @@ function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null):
 }
 
 /** Packed tensor_content as values; 64-bit integers as bigints, so that no integer passes for a string. */
-const PACKED: Record<string, (b: Buffer) => unknown[]> = {
+const PACKED: Record<string, (b: Uint8Array) => unknown[]> = {
   DT_INT64: (b) => Array.from(new BigInt64Array(b.buffer, b.byteOffset, b.length / 8)),
   DT_UINT64: (b) => Array.from(new BigUint64Array(b.buffer, b.byteOffset, b.length / 8)),
   DT_INT32: (b) => Array.from(new Int32Array(b.buffer, b.byteOffset, b.length / 4)),
@@ -269,15 +272,12 @@ function rawValuesOf(t: TensorProtoMsg, name: string): unknown[] {
     if (t.tensor_content.length % WIDTH[dtype]! !== 0) throw bad(`input ${name}: tensor_content has ${t.tensor_content.length} bytes, not a whole number of ${dtype} values`);
     return unpack(Buffer.from(t.tensor_content));
   }
-  // proto-loader gives 64-bit integers as decimal strings.
-  if (dtype === "DT_INT64") return (t.int64_val ?? []).map(BigInt);
-  if (dtype === "DT_UINT64") return (t.uint64_val ?? []).map(BigInt);
-  if (dtype === "DT_INT32") return t.int_val ?? [];
-  return (dtype === "DT_FLOAT" ? t.float_val : t.double_val) ?? [];
+  const values = { DT_INT64: t.int64_val, DT_UINT64: t.uint64_val, DT_INT32: t.int_val, DT_FLOAT: t.float_val, DT_DOUBLE: t.double_val }[dtype];
+  return values ? Array.from<unknown>(values) : [];
 }
 
-/** A DT_FLOAT output [B]. */
-export function floatTensor(p: Float32Array): TensorProtoMsg {
+/** A DT_FLOAT output [B], as proto-loader encodes it (a list, not a typed array). */
+export function floatTensor(p: Float32Array): { dtype: string; tensor_shape: { dim: { size: number }[] }; float_val: number[] } {
   return { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: p.length }] }, float_val: Array.from(p) };
 }
 

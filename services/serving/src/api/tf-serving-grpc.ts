@@ -1,4 +1,4 @@
-import { printable, valueSnippet } from "@pangea/kit";
+import { valueSnippet } from "@pangea/kit";
 import * as grpc from "@grpc/grpc-js";
 import { toServiceError } from "@pangea/rpc";
 import { loadTfServingProtos } from "@pangea/schema";
@@ -6,20 +6,13 @@ import { taskColumn } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager, VersionState } from "../model/model-manager.js";
-import { examplesFrom, floatTensor, type TensorProtoMsg } from "./tensors.js";
+import { examplesFrom, floatTensor } from "./tensors.js";
 import { METADATA_SIGNATURE_DEF, selectOutputs, signatureOf } from "./outputs.js";
-import { inputWithoutTensor } from "./predict-wire.js";
+import { decodePredictRequest, predictValueLimit, type ModelSpecMsg } from "./predict-request.js";
 import { sourceFields } from "./version-source.js";
 
 export const PREDICTION_SERVICE = "tensorflow.serving.PredictionService";
 export const MODEL_SERVICE = "tensorflow.serving.ModelService";
-
-interface ModelSpecMsg {
-  name?: string;
-  version?: { value?: string | number };
-  version_label?: string;
-  signature_name?: string;
-}
 
 type Def = { service: grpc.ServiceDefinition };
 
@@ -66,27 +59,12 @@ type PredictWire = { [ENCODED]: Buffer } | { [OVERSIZE]: number };
 const ENCODED = Symbol("encoded");
 const OVERSIZE = Symbol("oversize");
 
-interface PredictMsg {
-  model_spec?: ModelSpecMsg;
-  inputs?: Record<string, TensorProtoMsg>;
-  output_filter?: string[];
-}
-
 /** PredictionService/Predict and GetModelMetadata and ModelService/GetModelStatus at TensorFlow Serving's method paths. */
 export function addTfServing(server: grpc.Server, models: ModelManager, batcher: MicroBatcher, maxBatch: number): void {
   const { prediction, model } = tfServingServices();
   const limit = predictRequestLimit(maxBatch);
+  const maxValues = predictValueLimit(maxBatch);
   const predict = prediction.service.Predict!;
-  // Decoded in the handler: grpc-js would answer a deserializer's throw with INTERNAL and no reason.
-  const decode = (b: Buffer): PredictMsg => {
-    try {
-      return predict.requestDeserialize(b) as PredictMsg;
-    } catch (err) {
-      const empty = inputWithoutTensor(b);
-      const why = empty === null ? printable((err as Error).message, 200) : `inputs entry ${JSON.stringify(printable(empty, 80))} has no TensorProto value`;
-      throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `the request is not a valid PredictRequest (${why})`);
-    }
-  };
   const service = { ...prediction.service, Predict: { ...predict, requestDeserialize: (b: Buffer): PredictWire => (b.length > limit ? { [OVERSIZE]: b.length } : { [ENCODED]: b }) } };
   server.addService(service, {
     Predict: (call: grpc.ServerUnaryCall<PredictWire, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -97,14 +75,15 @@ export function addTfServing(server: grpc.Server, models: ModelManager, batcher:
           throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `request is ${wire[OVERSIZE].toLocaleString("en-US")} bytes; a Predict takes at most ${limit.toLocaleString("en-US")} (16 MiB + 4 KiB per --max-batch example)`);
         }
         release = batcher.inflight.take(wire[ENCODED].length);
-        const req = decode(wire[ENCODED]);
+        // Decoded in the handler: grpc-js would answer a deserializer's throw with INTERNAL and no reason.
+        const req = decodePredictRequest(wire[ENCODED], maxValues);
         if (!req.model_spec?.name) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", "model_spec.name is required");
         if (req.model_spec.signature_name && req.model_spec.signature_name !== "serving_default") {
           throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `unknown signature "${req.model_spec.signature_name}"; the model has serving_default`);
         }
         const servable = models.get(req.model_spec.name, versionOf(req.model_spec));
-        const outputs = selectOutputs(servable.tasks, req.output_filter ?? []);
-        const x = examplesFrom(req.inputs ?? {}, servable.spec, maxBatch, servable.featureList, servable.rawLayout);
+        const outputs = selectOutputs(servable.tasks, req.output_filter);
+        const x = examplesFrom(req.inputs, servable.spec, maxBatch, servable.featureList, servable.rawLayout);
         const p = await batcher.predict(servable, x, () => call.cancelled);
         const T = servable.tasks.length;
         return {
