@@ -105,6 +105,18 @@ function thrown(f: () => unknown): [string, string] {
   throw new Error("expected a refusal, got none");
 }
 
+describe("PredictRequest decoding of what python3-protobuf does not write", () => {
+  it("empty packed runs, and one field both packed and unpacked, decode as protobufjs decodes them", () => {
+    // inputs{"x": TensorProto{float_val: [] packed, int64_val: [] packed, int_val: [], uint64_val: [5] then [300, 1] packed then 7, double_val: 0.5 unpacked}}
+    const tensor = [0x2a, 0x00, 0x52, 0x00, 0x3a, 0x00, 0x88, 0x01, 0x05, 0x8a, 0x01, 0x03, 0xac, 0x02, 0x01, 0x88, 0x01, 0x07, 0x31, ...new Uint8Array(Float64Array.of(0.5).buffer)];
+    const bytes = Buffer.from([0x12, tensor.length + 5, 0x0a, 0x01, 0x78, 0x12, tensor.length, ...tensor]);
+    const ours = decodePredictRequest(bytes, 100);
+    expect(comparable(ours)).toEqual(comparable(predict.requestDeserialize(bytes) as Loose));
+    expect(Array.from(ours.inputs.x!.uint64_val!)).toEqual([5n, 300n, 1n, 7n]);
+    expect(ours.inputs.x!.float_val).toBeUndefined();
+  });
+});
+
 describe("PredictRequest decoding bounds and refusals", () => {
   /** A request whose one input, feature_ids, holds `n` one-byte int64 varints, packed. */
   const oneByteIds = (n: number) =>

@@ -233,8 +233,13 @@ class PredictDecoder {
     const int = n.int ? new Int32Array(n.int) : null;
     const int64 = n.int64 ? new BigInt64Array(n.int64) : null;
     const uint64 = n.uint64 ? new BigUint64Array(n.uint64) : null;
+    // Views made once: an unpacked field comes one value per tag.
+    const floatBytes = float && new Uint8Array(float.buffer);
+    const doubleBytes = double && new Uint8Array(double.buffer);
+    const int64Words = int64 && new Uint32Array(int64.buffer);
+    const uint64Words = uint64 && new Uint32Array(uint64.buffer);
     const strings: Uint8Array[] = [];
-    // Where the next value of each goes.
+    // Where the next value of each goes (in words for the 64-bit ones).
     let fi = 0, di = 0, ii = 0, li = 0, ui = 0;
     while (!r.done()) {
       const tag = r.tag();
@@ -250,22 +255,20 @@ class PredictDecoder {
         if (wire !== WIRE_LEN) throw new WireError(`tensor_content has wire type ${wire}, not bytes`);
         const { start, end } = r.bytes();
         t.tensor_content = this.buf.subarray(start, end);
-      } else if (field === T_FLOAT) fi = this.fillFixed(r, wire, float!, fi, 4);
-      else if (field === T_DOUBLE) di = this.fillFixed(r, wire, double!, di, 8);
+      } else if (field === T_FLOAT) fi = this.fillFixed(r, wire, floatBytes!, fi, 4);
+      else if (field === T_DOUBLE) di = this.fillFixed(r, wire, doubleBytes!, di, 8);
       else if (field === T_INT) {
-        ii = this.fillVarints(r, wire, ii, (at, lo) => {
-          int![at] = lo;
-        });
-      } else if (field === T_INT64 || field === T_UINT64) {
-        const words = new Uint32Array((field === T_INT64 ? int64 : uint64)!.buffer);
-        const at0 = field === T_INT64 ? li : ui;
-        const next = this.fillVarints(r, wire, at0, (at, lo, hi) => {
-          words[2 * at] = lo;
-          words[2 * at + 1] = hi;
-        });
-        if (field === T_INT64) li = next;
-        else ui = next;
-      } else if (field === T_STRING) {
+        // An int32's varint: a negative one is sign-extended to 10 bytes, its low word the value.
+        if (wire === WIRE_VARINT) {
+          r.varint64();
+          int![ii++] = r.lo;
+        } else for (const run = r.sub(); !run.done(); ) {
+          run.varint64();
+          int![ii++] = run.lo;
+        }
+      } else if (field === T_INT64) li = this.fillWords(r, wire, int64Words!, li);
+      else if (field === T_UINT64) ui = this.fillWords(r, wire, uint64Words!, ui);
+      else if (field === T_STRING) {
         const { start, end } = r.bytes();
         strings.push(this.buf.subarray(start, end));
       } else r.skip(wire);
@@ -280,29 +283,30 @@ class PredictDecoder {
   }
 
   /** Floats or doubles, one (wire type I32/I64) or a packed run, copied as bytes: the host is little-endian, as the wire. */
-  private fillFixed(r: WireReader, wire: number, out: Float32Array | Float64Array, at: number, width: number): number {
-    const into = new Uint8Array(out.buffer);
+  private fillFixed(r: WireReader, wire: number, into: Uint8Array, at: number, width: number): number {
     if (wire !== WIRE_LEN) {
       into.set(this.buf.subarray(r.pos, r.pos + width), at * width);
       r.skip(wire);
       return at + 1;
     }
     const { start, end } = r.bytes();
-    into.set(this.buf.subarray(start, end), at * width);
+    // An empty run is legal and may be all the field has: then there is no array to copy into.
+    if (end > start) into.set(this.buf.subarray(start, end), at * width);
     return at + (end - start) / width;
   }
 
-  /** Varints, one or a packed run, each handed over as its low and high words at its index. */
-  private fillVarints(r: WireReader, wire: number, at: number, put: (at: number, lo: number, hi: number) => void): number {
+  /** 64-bit varints, one or a packed run, as lo/hi word pairs from word `at`; returns the next word. */
+  private fillWords(r: WireReader, wire: number, words: Uint32Array, at: number): number {
     if (wire === WIRE_VARINT) {
       r.varint64();
-      put(at, r.lo, r.hi);
-      return at + 1;
+      words[at] = r.lo;
+      words[at + 1] = r.hi;
+      return at + 2;
     }
-    const run = r.sub();
-    while (!run.done()) {
+    for (const run = r.sub(); !run.done(); at += 2) {
       run.varint64();
-      put(at++, run.lo, run.hi);
+      words[at] = run.lo;
+      words[at + 1] = run.hi;
     }
     return at;
   }
