@@ -125,11 +125,25 @@ describe("PredictRequest decoding bounds and refusals", () => {
   it("counts values before making arrays for them, and refuses past the bound naming the input", () => {
     const limit = predictValueLimit(1);
     expect(limit).toBe((1 << 20) + 256);
-    expect(decodePredictRequest(oneByteIds(limit), limit).inputs.feature_ids!.int64_val!.length).toBe(limit);
+    // The inputs entry counts as one.
+    expect(decodePredictRequest(oneByteIds(limit - 1), limit).inputs.feature_ids!.int64_val!.length).toBe(limit - 1);
     expect(thrown(() => decodePredictRequest(oneByteIds(limit + 1), limit))).toEqual([
       "SERVING_ERR_TOO_LARGE",
       "input feature_ids holds 1,048,833 values; a Predict's inputs hold at most 1,048,832 in all (2^20 ids + 256 per --max-batch example)",
     ]);
+  });
+
+  it("counts the objects a request makes besides values (inputs entries, shape dims, output_filter names) against the same bound", () => {
+    const limit = 1000;
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `o${i}`);
+    const refused = (what: string) => ["SERVING_ERR_TOO_LARGE", `the request's ${what} take it past 1,000 values and entries in all (2^20 ids + 256 per --max-batch example)`];
+    expect(thrown(() => decodePredictRequest(predict.requestSerialize({ model_spec: { name: "ctr" }, output_filter: many(1001) }) as Buffer, limit))).toEqual(refused("output_filter"));
+    const inputs = Object.fromEntries(many(1001).map((k) => [k, { dtype: "DT_FLOAT" }]));
+    expect(thrown(() => decodePredictRequest(predict.requestSerialize({ model_spec: { name: "ctr" }, inputs }) as Buffer, limit))).toEqual(refused("inputs entries"));
+    const dims = { dim: Array.from({ length: 1001 }, () => ({ size: "1" })) };
+    expect(thrown(() => decodePredictRequest(predict.requestSerialize({ model_spec: { name: "ctr" }, inputs: { x: { dtype: "DT_FLOAT", tensor_shape: dims } } }) as Buffer, limit))).toEqual(refused("tensor_shape dims"));
+    // Within it, each is decoded.
+    expect(decodePredictRequest(predict.requestSerialize({ model_spec: { name: "ctr" }, output_filter: many(1000) }) as Buffer, limit).output_filter).toHaveLength(1000);
   });
 
   it("malformed bytes are refused as not a PredictRequest, one line naming what is wrong", () => {

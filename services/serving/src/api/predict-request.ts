@@ -96,10 +96,24 @@ class PredictDecoder {
       const field = tag >>> 3;
       if (field === REQ_MODEL_SPEC) out.model_spec = this.modelSpec(this.sub(r, tag, "model_spec"));
       else if (field === REQ_INPUTS) this.entry(this.sub(r, tag, "inputs"), out.inputs);
-      else if (field === REQ_OUTPUT_FILTER) out.output_filter.push(this.string(r, tag, "output_filter"));
+      else if (field === REQ_OUTPUT_FILTER) {
+        this.charge(1, "output_filter");
+        out.output_filter.push(this.string(r, tag, "output_filter"));
+      }
       else r.skip(tag & 7);
     }
     return out;
+  }
+
+  /**
+   * Counts `n` more things the request makes an object or string of beyond the tensors' values (an inputs entry, a
+   * shape's dim, an output_filter name): a request of millions of empty entries or dims would cost as many objects.
+   */
+  private charge(n: number, what: string): void {
+    this.values += n;
+    if (this.values > this.maxValues) {
+      throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `the request's ${what} take it past ${this.maxValues.toLocaleString("en-US")} values and entries in all (2^20 ids + ${VALUES_PER_EXAMPLE} per --max-batch example)`);
+    }
   }
 
   private sub(r: WireReader, tag: number, name: string): WireReader {
@@ -149,6 +163,7 @@ class PredictDecoder {
 
   /** One `map<string, TensorProto> inputs` entry; a later entry of the same key replaces an earlier one, as protobufjs does. */
   private entry(r: WireReader, into: Record<string, TensorProtoMsg>): void {
+    this.charge(1, "inputs entries");
     let key = "";
     let value: { start: number; end: number } | null = null;
     while (!r.done()) {
@@ -317,6 +332,7 @@ class PredictDecoder {
       const tag = r.tag();
       const field = tag >>> 3;
       if (field === SHAPE_DIM) {
+        this.charge(1, "tensor_shape dims");
         const d = this.sub(r, tag, "tensor_shape.dim");
         const dim: { size?: string } = {};
         while (!d.done()) {
