@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
-import { writeVersion } from "../../services/serving/test/support/versions.js";
-import { ROOT } from "../support/processes.js";
-import { startService, type RunningService } from "../support/service.js";
+import type { RunningService } from "../support/service.js";
+import { servingOfTestModel } from "../support/serving-process.js";
 
 /**
  * The bytes of Predict requests in flight are bounded across callers
@@ -16,22 +12,15 @@ import { startService, type RunningService } from "../support/service.js";
  * and counted; once answered the budget is free again; a request larger
  * than the whole budget is served when it is alone.
  */
-const tmp = mkdtempSync(join(tmpdir(), "pangea-sec-inflight-"));
-const SERVING = join(ROOT, "services/serving/dist/main.js");
 const PAD = 700 * 1024;
 let serving: RunningService;
 let client: grpc.Client;
+let close = async () => {};
 
 beforeAll(async () => {
-  writeVersion(join(tmp, "models"), 1);
-  serving = await startService(SERVING, ["--model-base-path", join(tmp, "models"), "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--max-inflight-request-mb", "1", "--batch-window-us", "300000"]);
-  client = new grpc.Client(serving.address, grpc.credentials.createInsecure());
+  ({ serving, client, close } = await servingOfTestModel("pangea-sec-inflight-", ["--max-inflight-request-mb", "1", "--batch-window-us", "300000"]));
 });
-afterAll(async () => {
-  client?.close();
-  await serving?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => close());
 
 const predict = tfServingServices().prediction.service.Predict!;
 

@@ -1,12 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { predictRequestLimit, tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
-import { writeVersion } from "../../services/serving/test/support/versions.js";
-import { ROOT } from "../support/processes.js";
-import { startService, type RunningService } from "../support/service.js";
+import type { RunningService } from "../support/service.js";
+import { servingOfTestModel } from "../support/serving-process.js";
 
 /**
  * A gRPC Predict's decoding costs what its inputs may legitimately hold, on a
@@ -15,21 +12,14 @@ import { startService, type RunningService } from "../support/service.js";
  * array is made for them. protobufjs decoded it into 33.5M strings: 3.4 GB
  * of peak RSS and 32 s of blocked event loop, and 10 at once ended serving.
  */
-const tmp = mkdtempSync(join(tmpdir(), "pangea-sec-values-"));
-const SERVING = join(ROOT, "services/serving/dist/main.js");
 let serving: RunningService;
 let client: grpc.Client;
+let close = async () => {};
 
 beforeAll(async () => {
-  writeVersion(join(tmp, "models"), 1);
-  serving = await startService(SERVING, ["--model-base-path", join(tmp, "models"), "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--max-batch", "4096"]);
-  client = new grpc.Client(serving.address, grpc.credentials.createInsecure());
+  ({ serving, client, close } = await servingOfTestModel("pangea-sec-values-", ["--max-batch", "4096"]));
 });
-afterAll(async () => {
-  client?.close();
-  await serving?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => close());
 
 const predict = tfServingServices().prediction.service.Predict!;
 const peakRssMiB = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${serving.child.pid}/status`, "utf8"))![1]) / 1024;

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { get } from "node:http";
 import * as http2 from "node:http2";
 import { afterAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords } from "@pangea/schema";
 import { ENTRY, closedPort, waitFor } from "../../../test/support/processes.js";
+import { metricValue } from "../../../test/support/metrics.js";
 
 /**
  * What compute holds for batch streams together (a hostile-client trial:
@@ -51,19 +51,7 @@ async function startCompute(extra: string[]): Promise<Compute> {
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A metric's value from compute's /metrics (a connection each time: a kept-alive one may be closed under the request). */
-async function metric(c: Compute, name: string): Promise<number | null> {
-  const text = await new Promise<string>((resolve, reject) => {
-    get(`http://${c.metrics}/metrics`, { agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve(body));
-    }).on("error", reject);
-  });
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-  return m ? Number(m[1]) : null;
-}
+const metric = (c: { metrics?: string }, name: string) => metricValue(c.metrics!, name);
 
 function request(batchSize: number, opts: { window?: number; maxBatches?: number; onDemand?: boolean } = {}): Buffer {
   return encodeMessage(MessageType.BATCH_REQUEST, "test", (r) => {

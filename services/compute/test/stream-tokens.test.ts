@@ -1,5 +1,4 @@
 import { mkdtempSync } from "node:fs";
-import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { batchStreamClient, orchestratorClient, unary, waitReady, type BatchStre
 import type { RegisterWorkerRequest, RegisterWorkerResponse__Output } from "@pangea/schema";
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { ENTRY, closedPort, waitFor } from "../../../test/support/processes.js";
+import { metricValue } from "../../../test/support/metrics.js";
 import { startService, type RunningService } from "../../../test/support/service.js";
 
 /**
@@ -114,18 +114,7 @@ async function settled(c: { address: string }, reg: Registration) {
   return s;
 }
 
-async function metric(c: RunningService, name: string): Promise<number | null> {
-  const text = await new Promise<string>((resolve, reject) => {
-    get(`http://${c.metrics}/metrics`, { agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve(body));
-    }).on("error", reject);
-  });
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-  return m ? Number(m[1]) : null;
-}
+const metric = (c: { metrics?: string }, name: string) => metricValue(c.metrics!, name);
 
 describe("batch streams once compute holds the orchestrator's token key", () => {
   it("refuses a stream carrying no worker token, or another rank's, with PERMISSION_DENIED naming the rank", async () => {
