@@ -39,6 +39,9 @@ describe("parameter-server shards", () => {
     const one = await run(1);
     const two = await run(2);
     expect(two.state).toBe("JOB_STATE_COMPLETED");
+    // The shard's log names the orchestrator's job (no --job-id given: the orchestrator made one up), not one of its own.
+    const jobsNamed = new Set([...readFileSync(join(tmp, "logs-2", "shard-1.log"), "utf8").matchAll(/"job":"([^"]+)"/g)].map((m) => m[1]));
+    expect([...jobsNamed]).toEqual([two.jobId]);
     expect(two.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD")).toHaveLength(1);
     const ck1 = loadCheckpoint(one.checkpointPath);
     const ck2a = loadCheckpoint(two.checkpointPath);

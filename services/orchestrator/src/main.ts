@@ -36,7 +36,8 @@ runMain("pangea-orchestrator", async () => {
   configureTransport(config, config.role);
   // The architecture and its hyper-parameters are checked now, so a bad flag or file fails at start rather than at job start.
   const architecture = architectureFromFlags(config);
-  const log = createLogger("orchestrator").child({ job: config.jobId });
+  // A shard learns its job from the orchestrator's session: its own --job-id default (a timestamp) names no job.
+  const log = createLogger("orchestrator").child(config.role === "shard" ? {} : { job: config.jobId });
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slotFile = config.slotConfig ? readSlotConfig(config.slotConfig) : null;
   const slots = slotFile ? slotConfigOver(slotFile, base) : { defaults: base, perSlot: new Map() };
