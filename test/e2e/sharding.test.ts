@@ -42,6 +42,7 @@ describe("parameter-server shards", () => {
     // The shard's log names the orchestrator's job (no --job-id given: the orchestrator made one up), not one of its own.
     const jobsNamed = new Set([...readFileSync(join(tmp, "logs-2", "shard-1.log"), "utf8").matchAll(/"job":"([^"]+)"/g)].map((m) => m[1]));
     expect([...jobsNamed]).toEqual([two.jobId]);
+    expect(Number(two.shardPartsSkipped)).toBe(0);
     expect(two.workers.filter((w) => w.kind === "WORKER_KIND_PS_SHARD")).toHaveLength(1);
     const ck1 = loadCheckpoint(one.checkpointPath);
     const ck2a = loadCheckpoint(two.checkpointPath);
@@ -186,6 +187,8 @@ describe("a trainer that pushes to shard 0 only", () => {
       expect(s.state).toBe("JOB_STATE_COMPLETED");
       expect([Number(s.step), Number(s.batchesApplied), Number(s.missingBatches)]).toEqual([steps, 2 * steps, 0]);
       expect(pushed).toBeGreaterThanOrEqual(steps / 2);
+      // The status counts the batches shard 1 went without (from its final checkpoint report): each of this client's.
+      expect(Number(s.shardPartsSkipped)).toBe(pushed);
       // Shard 1 said which steps it applied without a part, and wrote its part of the final checkpoint at the final step.
       const shardLog = readFileSync(join(logDir, "shard-1.log"), "utf8");
       expect(shardLog).toMatch(/"step \d+ applied on shard 1 without the part of batch \d+: shard 0 has applied it and no trainer pushed it here"/);

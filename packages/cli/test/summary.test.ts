@@ -50,6 +50,9 @@ describe("the batches line", () => {
     const async = { ...status(evalOf()), mode: "async", batchesApplied: 40, staleGradients: 3, maxStalenessSeen: 7 } as JobStatus__Output;
     expect(batches(async)).toBe("  batches           40 taken: 37 applied, 3 dropped as stale (the oldest applied 7 updates behind), 0 missing, 0 duplicates ignored, 0 reassigned from 0 lost trainers");
     expect(batches(status(evalOf()))).toBe("  batches           10 applied, 0 missing, 0 duplicates ignored, 0 reassigned from 0 lost trainers");
+    // A trainer pushed batches to shard 0 alone: the other shards applied those steps without their part, and it says so.
+    const skipped = { ...status(evalOf()), shardPartsSkipped: 3 } as JobStatus__Output;
+    expect(batches(skipped)).toBe("  batches           10 applied, 0 missing, 0 duplicates ignored, 0 reassigned from 0 lost trainers; 3 applied without their part on another shard (pushed to shard 0 alone)");
   });
 });
 

@@ -136,7 +136,8 @@ describe("ShardHost", () => {
     whole.host.stepApplied(0);
     expect([whole.host.step, missing.host.step]).toEqual([1, 1]);
     missing.host.checkpoint(1, false, 2);
-    expect(missing.reports.map((r) => [r.step, r.error])).toEqual([[1, ""]]);
+    // Its report counts the batch whose part it went without (the orchestrator's status sums them).
+    expect(missing.reports.map((r) => [r.step, r.error, r.partsSkipped])).toEqual([[1, "", 1]]);
     // A step of which no batch came here at all; then the last one: training is over here.
     missing.host.stepApplied(1);
     missing.host.stepApplied(2);
@@ -183,7 +184,7 @@ describe("ShardHost", () => {
     expect(() => readdirSync(join(dir, "j"))).toThrow(/ENOENT/); // every 2 steps is shard 0's business, not this shard's
     host.checkpoint(2, false, 4);
     expect(parts()).toEqual(["step-2.shard-1"]);
-    expect(reports).toEqual([{ step: 2, path: join(dir, "j", "step-2.shard-1"), error: "" }]);
+    expect(reports).toEqual([{ step: 2, path: join(dir, "j", "step-2.shard-1"), error: "", partsSkipped: 0 }]);
     expect(host.checkpointPath).toBe(join(dir, "j", "step-2.shard-1"));
     expect(lines.filter((l) => l.msg === "shard checkpoint saved")).toHaveLength(1);
   });
@@ -193,7 +194,7 @@ describe("ShardHost", () => {
     await host.push(push(0, 0, 0));
     await host.push(push(1, 0, 1));
     host.checkpoint(2, false, 2);
-    expect(reports).toEqual([{ step: 2, path: "", error: "shard 1 is at step 1" }]);
+    expect(reports).toEqual([{ step: 2, path: "", error: "shard 1 is at step 1", partsSkipped: 0 }]);
     expect(() => readdirSync(join(dir, "j"))).toThrow(/ENOENT/);
   });
 

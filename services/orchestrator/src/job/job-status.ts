@@ -47,6 +47,8 @@ export interface StatusParts {
   final?: { batchesApplied: number; embeddingRows: number; model: string };
   /** A job completed on several shards: every shard's embedding rows (its final checkpoint's parts). */
   everyShardsRows?: number;
+  /** Batches whose part another shard never got (a trainer pushed them to shard 0 alone), from the shards' reports. */
+  shardPartsSkipped: number;
 }
 
 export function buildJobStatus(p: StatusParts): JobStatus {
@@ -96,6 +98,7 @@ export function buildJobStatus(p: StatusParts): JobStatus {
     liveTrainers: p.members.liveTrainers().length,
     deadTrainers: c.deadTrainers,
     missingBatches: missing,
+    shardPartsSkipped: p.shardPartsSkipped,
     streamingAuc: p.members.streamingAuc(),
     tasks: buildTaskStatuses({
       tasks: p.model ? tasksOf(p.model.spec) : null,

@@ -90,6 +90,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private errorExitCode = 0;
   /** A job completed on several shards: every shard's embedding rows, from its final checkpoint. */
   private everyShardsRows: number | null = null;
+  /** Each other shard's batches whose part it never got (ReportCheckpoint.parts_skipped), by shard index. */
+  private readonly partsSkipped = new Map<number, number>();
   private readonly registerTimer: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
@@ -577,10 +579,11 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A shard wrote its part of the checkpoint of `step` (or could not: `error`). */
-  checkpointWritten(workerId: string, step: number, error: string): void {
+  checkpointWritten(workerId: string, step: number, error: string, partsSkipped = 0): void {
     const index = this.members.shardIndexOf(workerId);
     if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `checkpoint report from ${workerId}, which is not a parameter-server shard of this job`);
     if (this.isFinished()) return;
+    this.partsSkipped.set(index, partsSkipped);
     if (error) {
       this.fail(OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_IO", `parameter-server shard ${workerId} (index ${index}) could not write its part of the checkpoint of step ${step}: ${error}`));
       return;
@@ -787,6 +790,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       lastExport: this.shard?.checkpointer.lastExport ?? { dir: "", error: "" },
       ...(this.config.completed && this.resumed ? { final: this.finalFigures(this.resumed) } : {}),
       ...(this.everyShardsRows !== null ? { everyShardsRows: this.everyShardsRows } : {}),
+      shardPartsSkipped: [...this.partsSkipped.values()].reduce((a, b) => a + b, 0),
     });
   }
 

@@ -106,7 +106,7 @@ export class OrchestratorService {
       ReportCheckpoint: (call, cb) => {
         try {
           actsFor(call, call.request.workerId, call.request.workerToken, "ReportCheckpoint");
-          job.checkpointWritten(call.request.workerId, Number(call.request.step), call.request.error);
+          job.checkpointWritten(call.request.workerId, Number(call.request.step), call.request.error, Number(call.request.partsSkipped));
           cb(null, {});
         } catch (err) {
           cb(toServiceError(err));

@@ -30,6 +30,8 @@ export interface CheckpointReport {
   step: number;
   path: string;
   error: string;
+  /** Batches of steps this shard applied without their part (completeStep), since it started. */
+  partsSkipped: number;
 }
 
 interface PendingCheckpoint {
@@ -284,11 +286,11 @@ export class ShardHost implements ParameterHost {
       shard.commitCheckpoint(p.step, p.final);
       // async: batches shard 0 dropped as stale never come here, so only shard 0 knows training is over.
       if (p.final) shard.finishTraining();
-      this.onCheckpoint({ step: p.step, path, error: "" });
+      this.onCheckpoint({ step: p.step, path, error: "", partsSkipped: shard.skippedBatches });
     } catch (err) {
       const error = (err as Error).message;
       this.log.error({ step: p.step }, `cannot write this shard's part of the checkpoint of step ${p.step}: ${error}`);
-      this.onCheckpoint({ step: p.step, path: "", error });
+      this.onCheckpoint({ step: p.step, path: "", error, partsSkipped: this.shard?.skippedBatches ?? 0 });
     }
   }
 }

@@ -9,6 +9,7 @@ export interface CheckpointReport {
   'path'?: (string);
   'error'?: (string);
   'workerToken'?: (string);
+  'partsSkipped'?: (number | string | Long);
 }
 
 export interface CheckpointReport__Output {
@@ -17,4 +18,5 @@ export interface CheckpointReport__Output {
   'path': (string);
   'error': (string);
   'workerToken': (string);
+  'partsSkipped': (number);
 }

@@ -54,6 +54,7 @@ export interface JobStatus {
   'restoredFrom'?: (string);
   'embeddingRowsEveryShard'?: (boolean);
   'errorExitCode'?: (number);
+  'shardPartsSkipped'?: (number | string | Long);
 }
 
 export interface JobStatus__Output {
@@ -100,4 +101,5 @@ export interface JobStatus__Output {
   'restoredFrom': (string);
   'embeddingRowsEveryShard': (boolean);
   'errorExitCode': (number);
+  'shardPartsSkipped': (number);
 }
