@@ -297,10 +297,13 @@ export class Membership {
     session?.end();
   }
 
-  /** A trainer's token is no longer good: the shards are told, and refuse its pushes from then on; compute closes its batch streams. */
-  private revokeToken(token: string): void {
+  /**
+   * A trainer's token is no longer good: compute closes its batch streams, and the shards (unless `shards` is false)
+   * are told, and refuse its pushes from then on.
+   */
+  private revokeToken(token: string, shards = true): void {
     const event = { tokensRevoked: { nonces: [nonceOf(token)] } };
-    for (const s of this.shards.values()) s.session?.send(event);
+    if (shards) for (const s of this.shards.values()) s.session?.send(event);
     this.compute?.session?.send(event);
   }
 
@@ -354,7 +357,7 @@ export class Membership {
    * ticket their pushes need, and their bounded lists are kept for the tokens that held some.
    */
   private expire(t: TrainerMember, silent: string): void {
-    this.compute?.session?.send({ tokensRevoked: { nonces: [nonceOf(t.token)] } });
+    this.revokeToken(t.token, false);
     if (t.everAttached) t.alive = false;
     else this.trainers.delete(t.workerId);
     this.log.warn({ workerId: t.workerId, rank: t.rank }, `trainer ${t.workerId} registered but opened no session within ${silent}; registration dropped`);

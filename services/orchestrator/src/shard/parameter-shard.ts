@@ -174,11 +174,16 @@ export class ParameterShard {
     }
     // A step's batches are its own (step s: s*B .. s*B+B-1): a later step's batch taken now would be lost to its step, and a
     // shard other than 0, which does not know who holds a batch, must not let a caller fill the steps to come.
-    if (this.s.mode !== "async" && Math.floor(j / this.s.batchesPerStep) !== g.step) {
-      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} for step ${g.step} to shard ${this.s.index}; step ${g.step}'s batches are ${g.step * this.s.batchesPerStep}..${(g.step + 1) * this.s.batchesPerStep - 1}`);
-    }
+    const notOfStep = this.s.mode === "async" ? "" : this.notOfStep(j, g.step);
+    if (notOfStep) throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `trainer rank ${g.rank} pushed batch ${j} for step ${g.step} to shard ${this.s.index}; ${notOfStep}`);
     this.aggregator.validate(g);
     return null;
+  }
+
+  /** sync/hybrid: why global batch `j` is not one of step `step`'s ("" when it is): step s's are s*B .. s*B+B-1. */
+  notOfStep(j: number, step: number): string {
+    const B = this.s.batchesPerStep;
+    return Math.floor(j / B) === step ? "" : `step ${step}'s batches are ${step * B}..${(step + 1) * B - 1}`;
   }
 
   /** Takes an admitted batch's gradients: async applies them now (unless stale), sync/hybrid once the step has all its batches. */

@@ -90,10 +90,10 @@ export class ShardHost implements ParameterHost {
     if (!this.pushKey) return;
     let why = this.tokenProblem(rank, token, call, false);
     if (!why && this.ticketKey) {
-      const B = this.job?.batchesPerStep || this.job?.worldSize || 1;
+      const notOfStep = this.shard && this.job?.mode !== "async" ? this.shard.notOfStep(batch, step) : "";
       if (!ticket) why = "it carries no batch_ticket (a training pull names the batch GetWork gave it, with its ticket)";
       else if (!ticketIsFor(this.ticketKey, rank, token, batch, ticket)) why = `its batch_ticket is not for batch ${batch} given to rank ${rank} with this worker_token`;
-      else if (this.job?.mode !== "async" && Math.floor(batch / B) !== step) why = `batch ${batch} is not of step ${step} (step ${step}'s batches are ${step * B}..${(step + 1) * B - 1})`;
+      else if (notOfStep) why = `batch ${batch} is not of step ${step} (${notOfStep})`;
       else if (this.job?.mode === "async" && this.shard?.wasTaken(batch)) why = `batch ${batch} was pushed here already`;
     }
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
