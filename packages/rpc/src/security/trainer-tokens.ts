@@ -48,6 +48,30 @@ export class TrainerTokens {
  */
 export const MAX_REVOKED = 10_000;
 
+/** The tokens the orchestrator revoked (WorkerEvent.tokens_revoked), by nonce: the newest MAX_REVOKED of them. */
+export class RevokedTokens {
+  private readonly nonces = new Set<string>();
+
+  add(nonces: readonly string[]): void {
+    for (const n of nonces) this.nonces.add(n);
+    // A Set iterates oldest first: the orchestrator revokes at most 2 a second beyond a burst, so the oldest dropped is
+    // hours old, its batches long taken (a repeat of a batch taken is ignored).
+    for (const n of this.nonces) {
+      if (this.nonces.size <= MAX_REVOKED) break;
+      this.nonces.delete(n);
+    }
+  }
+
+  /** Whether `token` (a whole token, not its nonce) was revoked. */
+  has(token: string): boolean {
+    return this.nonces.has(nonceOf(token));
+  }
+
+  clear(): void {
+    this.nonces.clear();
+  }
+}
+
 function macOf(key: Uint8Array, text: string): string {
   return createHmac("sha256", key).update(text).digest("base64url");
 }

@@ -1,4 +1,4 @@
-import { MAX_REVOKED, nonceOf, tokenIsForRank } from "@pangea/rpc";
+import { RevokedTokens, tokenIsForRank } from "@pangea/rpc";
 import { ComputeErrors } from "../errors.js";
 
 /** One stream as TrainerStreams sees it: the rank and token it was opened with, and how to end it. */
@@ -44,7 +44,7 @@ export class TrainerStreams {
   /** Streams admitted while compute held no key. */
   private readonly unchecked = new Set<Held>();
   /** Nonces of the tokens the orchestrator revoked, the newest MAX_REVOKED (as a shard keeps them). */
-  private readonly revoked = new Set<string>();
+  private readonly revoked = new RevokedTokens();
 
   constructor(readonly maxPerRank: number) {}
 
@@ -89,13 +89,9 @@ export class TrainerStreams {
   /** Tokens the orchestrator revoked, by nonce: their streams are closed, and new ones refused. */
   revoke(nonces: readonly string[]): void {
     if (!this.key) return;
-    for (const n of nonces) this.revoked.add(n);
-    for (const n of this.revoked) {
-      if (this.revoked.size <= MAX_REVOKED) break;
-      this.revoked.delete(n);
-    }
+    this.revoked.add(nonces);
     for (const list of [...this.byRank.values()]) {
-      for (const held of list.filter((h) => this.revoked.has(nonceOf(h.token)))) held.close(this.revokedError(held, "closed"));
+      for (const held of list.filter((h) => this.revoked.has(h.token))) held.close(this.revokedError(held, "closed"));
     }
   }
 
@@ -104,7 +100,7 @@ export class TrainerStreams {
   }
 
   private refusal(held: Held): Error | null {
-    if (tokenIsForRank(this.key!, held.rank, held.token)) return this.revoked.has(nonceOf(held.token)) ? this.revokedError(held, "refused") : null;
+    if (tokenIsForRank(this.key!, held.rank, held.token)) return this.revoked.has(held.token) ? this.revokedError(held, "refused") : null;
     const carried = held.token === "" ? "it carries no worker token" : `its worker token was not issued for rank ${held.rank}`;
     return ComputeErrors.create("COMPUTE_ERR_STREAM_TOKEN", `batch stream from ${held.who} for rank ${held.rank} refused: ${carried}; expected the token the orchestrator gave rank ${held.rank}'s trainer when it registered`);
   }

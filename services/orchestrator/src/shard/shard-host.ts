@@ -9,7 +9,7 @@ import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost, TrainingPull } from "../server/parameter-host.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
-import { MAX_REVOKED, nonceOf, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
+import { RevokedTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 
 export interface ShardSettings {
   index: number;
@@ -65,7 +65,7 @@ export class ShardHost implements ParameterHost {
   /** The key batch tickets are made with, from the same registration; null from an orchestrator that gives no tickets. */
   ticketKey: Buffer | null = null;
   /** The nonces of trainer tokens the orchestrator revoked (WorkerEvent.tokens_revoked). */
-  private readonly revoked = new Set<string>();
+  private readonly revoked = new RevokedTokens();
   /** Refused pushes are logged a few a second at most: a flood of them must not flood the log. */
   private readonly refusalsLogged = new TokenBucket(5, 1);
 
@@ -104,7 +104,7 @@ export class ShardHost implements ParameterHost {
     if (!tokenIsForRank(this.pushKey!, rank, token)) {
       return token ? `its worker_token was not issued for rank ${rank}` : "it carries no worker_token (RegisterWorker's response gives it)";
     }
-    if ((!push || this.job?.mode !== "async") && this.revoked.has(nonceOf(token))) {
+    if ((!push || this.job?.mode !== "async") && this.revoked.has(token)) {
       // As shard 0 answers a trainer declared dead: an honest one (stalled, then woken) registers again. A push is taken
       // in async mode, where trainers push to shard 0 first: a batch shard 0 took before the trainer was declared dead
       // must still be taken here (its ticket holds: a batch is given again only if shard 0 did not take it).
@@ -123,13 +123,7 @@ export class ShardHost implements ParameterHost {
   revoke(nonces: readonly string[]): void {
     // A few a job (a trainer declared dead or registering again, rate-limited by the orchestrator): worth a line.
     this.log.info({ tokens: nonces.length }, "trainer tokens revoked by the orchestrator");
-    for (const n of nonces) this.revoked.add(n);
-    // The newest (a Set iterates oldest first): the orchestrator revokes at most 2 a second beyond a burst, so the oldest
-    // dropped is hours old, its batches long taken (a repeat of a batch taken is ignored).
-    for (const n of this.revoked) {
-      if (this.revoked.size <= MAX_REVOKED) break;
-      this.revoked.delete(n);
-    }
+    this.revoked.add(nonces);
   }
 
   /** Where the outcome of each checkpoint request goes (run-shard sends it to the orchestrator). */
