@@ -109,11 +109,9 @@ class PredictDecoder {
    * Counts `n` more things the request makes an object or string of beyond the tensors' values (an inputs entry, a
    * shape's dim, an output_filter name): a request of millions of empty entries or dims would cost as many objects.
    */
-  private charge(n: number, what: string): void {
+  private charge(n: number, what: string, refusal = () => `the request's ${what} take it past ${this.maxValues.toLocaleString("en-US")} values and entries in all (2^20 ids + ${VALUES_PER_EXAMPLE} per --max-batch example)`): void {
     this.values += n;
-    if (this.values > this.maxValues) {
-      throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `the request's ${what} take it past ${this.maxValues.toLocaleString("en-US")} values and entries in all (2^20 ids + ${VALUES_PER_EXAMPLE} per --max-batch example)`);
-    }
+    if (this.values > this.maxValues) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", refusal());
   }
 
   private sub(r: WireReader, tag: number, name: string): WireReader {
@@ -184,13 +182,7 @@ class PredictDecoder {
   private tensor(name: string, start: number, end: number): TensorProtoMsg {
     const n = this.count(new WireReader(this.buf, start, end));
     const total = n.float + n.double + n.int + n.int64 + n.uint64 + n.string;
-    this.values += total;
-    if (this.values > this.maxValues) {
-      throw ServingErrors.create(
-        "SERVING_ERR_TOO_LARGE",
-        `input ${printable(name, 80)} holds ${total.toLocaleString("en-US")} values; a Predict's inputs hold at most ${this.maxValues.toLocaleString("en-US")} in all (2^20 ids + ${VALUES_PER_EXAMPLE} per --max-batch example)`,
-      );
-    }
+    this.charge(total, "values", () => `input ${printable(name, 80)} holds ${total.toLocaleString("en-US")} values; a Predict's inputs hold at most ${this.maxValues.toLocaleString("en-US")} in all (2^20 ids + ${VALUES_PER_EXAMPLE} per --max-batch example)`);
     return this.fill(new WireReader(this.buf, start, end), n);
   }
 
