@@ -122,7 +122,9 @@ export class ProcessLock {
     if (h.host === this.me.host && typeof h.pid === "number") {
       if (h.pid === process.pid || !processExists(h.pid)) return null;
       const start = processStartTime(h.pid);
-      return start !== null && h.start && start !== h.start ? null : { heldBy };
+      if (start !== null && h.start) return start === h.start ? { heldBy } : null;
+      // No start time to tell a reused pid by (a record without one, or none readable): a live holder touches its file
+      // every REFRESH_MS, so one left untouched for STALE_LOCK_MS is another process that came to have the pid.
     }
     return goneInMs > 0 ? { heldBy, goneInMs, seen: now } : null;
   }

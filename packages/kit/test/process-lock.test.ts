@@ -59,6 +59,19 @@ describe("ProcessLock", () => {
     expect(ProcessLock.acquire(path).lock).toBeDefined();
   });
 
+  it("a live pid of this machine in a record without its start time holds it while the file is touched, not after STALE_LOCK_MS (the pid may be another's now)", async () => {
+    const { child, record } = await otherProcess();
+    writeFileSync(path, JSON.stringify({ ...record, start: null }));
+    aged(20_000);
+    const held = ProcessLock.acquire(path);
+    expect(held.heldBy).toBe(`process ${child.pid} on ${hostname()} (since 2026-01-01T00:00:00.000Z)`);
+    expect(held.goneInMs).toBeLessThanOrEqual(STALE_LOCK_MS - 20_000);
+    aged(STALE_LOCK_MS + 1_000);
+    const { lock } = ProcessLock.acquire(path);
+    expect(JSON.parse(readFileSync(path, "utf8")).pid).toBe(process.pid);
+    lock!.release();
+  });
+
   it("another machine's holder counts while it touches the file, not after STALE_LOCK_MS", () => {
     writeFileSync(path, JSON.stringify({ pid: 1, host: "elsewhere", start: "5", since: "t" }));
     aged(20_000);
