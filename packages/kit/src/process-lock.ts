@@ -121,10 +121,13 @@ export class ProcessLock {
     const heldBy = `process ${h.pid} on ${h.host} (since ${h.since})`;
     if (h.host === this.me.host && typeof h.pid === "number") {
       if (h.pid === process.pid || !processExists(h.pid)) return null;
-      const start = processStartTime(h.pid);
-      if (start !== null && h.start) return start === h.start ? { heldBy } : null;
-      // No start time to tell a reused pid by (a record without one, or none readable): a live holder touches its file
-      // every REFRESH_MS, so one left untouched for STALE_LOCK_MS is another process that came to have the pid.
+      if (h.start) {
+        // A start time that cannot be read now (/proc hidden) cannot tell a reused pid: the live pid holds it.
+        const start = processStartTime(h.pid);
+        return start !== null && start !== h.start ? null : { heldBy };
+      }
+      // A record without a start time: a live holder touches its file every REFRESH_MS, so one left untouched for
+      // STALE_LOCK_MS is another process that came to have the pid.
     }
     return goneInMs > 0 ? { heldBy, goneInMs, seen: now } : null;
   }
