@@ -5,6 +5,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_JOB_NOT_RUNNING: { status: "FAILED_PRECONDITION", exit: 1, description: "the call needs a running job" },
   ORCH_ERR_JOB_ABORTED: { status: "ABORTED", exit: 1, description: "the job failed while the call waited" },
   ORCH_ERR_WRONG_STEP: { status: "FAILED_PRECONDITION", exit: 1, description: "a worker's step does not match the job's step" },
+  ORCH_ERR_SHARD_BEHIND: { status: "UNAVAILABLE", exit: 1, description: "a parameter-server shard has not yet heard that shard 0 applied the step before the one pulled for (it went without a part of it); asking again shortly succeeds" },
   ORCH_ERR_DUPLICATE_PUSH: { status: "ALREADY_EXISTS", exit: 1, description: "a worker pushed twice for one step" },
   ORCH_ERR_UNKNOWN_WORKER: { status: "NOT_FOUND", exit: 1, description: "the worker id or rank is not registered" },
   ORCH_ERR_CLUSTER_FULL: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "the job already has all the trainers it expects" },

@@ -61,7 +61,10 @@ describe("ShardHost", () => {
   it("takes a training pull for its step or the one before (a dead trainer's part completed it here first), not others", async () => {
     const { host } = shard();
     host.checkPullStep(0, 0);
-    expect(await codeOf(() => host.checkPullStep(1, 0))).toBe("ORCH_ERR_WRONG_STEP");
+    // One step ahead: shard 0's word that it applied step 0 may be on its way (UNAVAILABLE: the trainer asks again).
+    expect(await codeOf(() => host.checkPullStep(1, 0))).toBe("ORCH_ERR_SHARD_BEHIND");
+    expect(() => host.checkPullStep(1, 0)).toThrow("trainer rank 0 pulled for step 1 from shard 1, which is still at step 0: it has not yet heard that shard 0 applied step 0; ask again");
+    expect(await codeOf(() => host.checkPullStep(2, 0))).toBe("ORCH_ERR_WRONG_STEP");
     // Both batches of step 0 arrive here; shard 0 may still wait for one of them (its trainer died between the two
     // pushes), and the trainer given it pulls for step 0: served, and its push here is the repeat, ignored.
     await host.push(push(0, 0, 0));
@@ -73,7 +76,7 @@ describe("ShardHost", () => {
     await host.push(push(0, 1, 2));
     await host.push(push(1, 1, 3));
     expect(await codeOf(() => host.checkPullStep(0, 0))).toBe("ORCH_ERR_WRONG_STEP");
-    expect(await codeOf(() => host.checkPullStep(3, 0))).toBe("ORCH_ERR_WRONG_STEP");
+    expect(await codeOf(() => host.checkPullStep(4, 0))).toBe("ORCH_ERR_WRONG_STEP");
   });
 
   it("refuses a revoked token's push in sync mode (as shard 0 refuses a dead trainer), and takes it in async mode", async () => {

@@ -217,6 +217,12 @@ export class ShardHost implements ParameterHost {
    * shard has), and its push here is the batch's repeat, ignored; refused, it registered again and again for ever.
    */
   checkPullStep(step: number, rank: number): void {
+    // One step ahead: shard 0 applied this shard's step without a part no trainer pushed here, and its word of it
+    // (StepApplied) is still on the way while the trainers, told of the next step, pull for it. UNAVAILABLE: the
+    // trainer asks again after a pause (FAILED_PRECONDITION had it register again, its batches given to another).
+    if (this.job?.mode !== "async" && step === this.step + 1) {
+      throw OrchestratorErrors.create("ORCH_ERR_SHARD_BEHIND", `trainer rank ${rank} pulled for step ${step} from shard ${this.s.index}, which is still at step ${this.step}: it has not yet heard that shard 0 applied step ${this.step}; ask again`);
+    }
     if (this.job?.mode !== "async" && step !== this.step && step !== this.step - 1) {
       throw OrchestratorErrors.create("ORCH_ERR_WRONG_STEP", `trainer rank ${rank} pulled for step ${step} from shard ${this.s.index}, which is at step ${this.step}`);
     }
