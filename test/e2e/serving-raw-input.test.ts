@@ -287,6 +287,9 @@ describe("bad raw input: 400 over REST, INVALID_ARGUMENT over gRPC, one line nam
     ["slot_values as doubles", { slot_values: { dtype: "DT_DOUBLE", tensor_shape: { dim: [{ size: 1 }, { size: 26 }] }, double_val: new Array(26).fill(1) } }, "input slot_values holds slot values, which must be DT_STRING, or for int64 and fid slots DT_INT64, DT_UINT64 or DT_INT32, got DT_DOUBLE (a float rounds integers above 2^24, a double above 2^53, into other ids)"],
     ["dense_values of the wrong width", { dense_values: strings([["1", "2"]]) }, "input dense_values, example 0: expected 13 values (I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13), got 2"],
     ["a shape of rank 3", { C1: { dtype: "DT_STRING", tensor_shape: { dim: [{ size: 1 }, { size: 1 }, { size: 1 }] }, string_val: [Buffer.from("a")] } }, "input C1 must have shape [B] or [B, k], got [1, 1, 1]"],
+    // Counted against the shape before any value is made a JS value (packed bytes are not in the decoder's count).
+    ["packed values more than the shape holds", { C1: { dtype: "DT_INT64", tensor_shape: { dim: [{ size: 1 }] }, tensor_content: Buffer.alloc(8 * 3) } }, "input C1: 3 values for shape [1]"],
+    ["strings fewer than the shape holds", { C1: { dtype: "DT_STRING", tensor_shape: { dim: [{ size: 2 }] }, string_val: [Buffer.from("a")] } }, "input C1: 1 values for shape [2]"],
   ])("gRPC: %s", async (_what, inputs, message) => {
     await expect(grpcPredict(1, inputs)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: `SERVING_ERR_BAD_INPUT: ${message}` });
   });

@@ -246,10 +246,9 @@ function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null):
   }
   const shape = shapeOf(t, name);
   if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
-  const values = rawValuesOf(t, name);
   const B = shape[0]!;
   const k = shape[1] ?? 1;
-  if (values.length !== B * k) throw bad(`input ${name}: ${values.length} values for shape [${shape.join(", ")}]`);
+  const values = rawValuesOf(t, name, B * k, shape);
   return Array.from({ length: B }, (_, e) => values.slice(e * k, (e + 1) * k));
 }
 
@@ -263,16 +262,25 @@ const PACKED: Record<string, (b: Uint8Array) => unknown[]> = {
 };
 const WIDTH: Record<string, number> = { DT_INT64: 8, DT_UINT64: 8, DT_INT32: 4, DT_FLOAT: 4, DT_DOUBLE: 8 };
 
-function rawValuesOf(t: TensorProtoMsg, name: string): unknown[] {
+/** The `count` values of a raw input of `shape`, counted before any is made a JS value (tensor_content is not in the decoder's count). */
+function rawValuesOf(t: TensorProtoMsg, name: string, count: number, shape: readonly number[]): unknown[] {
   const dtype = t.dtype ?? "no dtype";
-  if (dtype === "DT_STRING") return t.string_val ?? [];
+  const checked = (n: number) => {
+    if (n !== count) throw bad(`input ${name}: ${n} values for shape [${shape.join(", ")}]`);
+  };
+  if (dtype === "DT_STRING") {
+    checked(t.string_val?.length ?? 0);
+    return t.string_val ?? [];
+  }
   const unpack = PACKED[dtype];
   if (!unpack) throw bad(`input ${name} must be DT_STRING, DT_INT64, DT_UINT64, DT_INT32, DT_FLOAT or DT_DOUBLE raw values, got ${dtype}`);
   if (t.tensor_content && t.tensor_content.length > 0) {
     if (t.tensor_content.length % WIDTH[dtype]! !== 0) throw bad(`input ${name}: tensor_content has ${t.tensor_content.length} bytes, not a whole number of ${dtype} values`);
+    checked(t.tensor_content.length / WIDTH[dtype]!);
     return unpack(Buffer.from(t.tensor_content));
   }
   const values = { DT_INT64: t.int64_val, DT_UINT64: t.uint64_val, DT_INT32: t.int_val, DT_FLOAT: t.float_val, DT_DOUBLE: t.double_val }[dtype];
+  checked(values?.length ?? 0);
   return values ? Array.from<unknown>(values) : [];
 }
 
