@@ -92,11 +92,23 @@ describe("--max-inflight-request-mb", () => {
     expect([again.status, again.body.predictions?.length]).toEqual([200, 1]);
   });
 
+  it("takes a small request (at most 64 KiB) beside others whatever they hold: one large request does not turn small callers away", async () => {
+    await until(async () => (await metric("pangea_serving_inflight_request_bytes")) === 0);
+    const held = callGrpc(paddedPredict(1024 * 1024 - 16 * 1024));
+    await until(async () => (await metric("pangea_serving_inflight_request_bytes")) > 0);
+    // 1008 KiB held: 48 KiB more passes the 1 MiB budget, and is taken; 80 KiB is refused.
+    const [small, smallRest, larger] = await Promise.all([callGrpc(paddedPredict(48 * 1024)), callRest(48 * 1024), callGrpc(paddedPredict(80 * 1024))]);
+    expect(small).toEqual({ code: 0, details: "", outputs: 1 });
+    expect([smallRest.status, smallRest.body.predictions?.length]).toEqual([200, 1]);
+    expect(larger.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(await held).toEqual({ code: 0, details: "", outputs: 1 });
+  });
+
   it("serves a request larger than the whole budget when nothing else is in flight", async () => {
     await until(async () => (await metric("pangea_serving_inflight_request_bytes")) === 0);
     expect(await callGrpc(paddedPredict(3 * PAD))).toEqual({ code: 0, details: "", outputs: 1 });
     const rest = await callRest(3 * PAD);
     expect([rest.status, rest.body.predictions?.length]).toEqual([200, 1]);
-    expect(await metric("pangea_serving_inflight_refused_requests_total")).toBe(2);
+    expect(await metric("pangea_serving_inflight_refused_requests_total")).toBe(3);
   });
 });

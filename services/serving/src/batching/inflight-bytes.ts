@@ -9,8 +9,16 @@ import { ServingErrors } from "../errors.js";
  * the bytes admitted, not by the number of callers. A request alone is taken
  * whatever its size (its size limit bounds it), so a budget below the size
  * limits never makes a request unservable; beside others, one that would take
- * the total past the budget is refused at once (SERVING_ERR_OVERLOADED).
+ * the total past the budget is refused at once (SERVING_ERR_OVERLOADED),
+ * unless it is small (ALWAYS_TAKEN_BYTES).
  */
+/**
+ * A request at most this large is always taken: it costs little to decode,
+ * --max-queued-requests bounds how many wait, and one maximum-size request in
+ * flight must not turn every small caller away.
+ */
+export const ALWAYS_TAKEN_BYTES = 64 * 1024;
+
 export class InflightBytes {
   /** Bytes of the requests admitted and not yet answered. */
   held = 0;
@@ -22,7 +30,7 @@ export class InflightBytes {
 
   /** Admits `bytes` until the returned release is called (once is enough; more calls do nothing), or throws SERVING_ERR_OVERLOADED. */
   take(bytes: number): () => void {
-    if (this.maxBytes > 0 && this.held > 0 && this.held + bytes > this.maxBytes) {
+    if (this.maxBytes > 0 && this.held > 0 && bytes > ALWAYS_TAKEN_BYTES && this.held + bytes > this.maxBytes) {
       this.refused++;
       throw ServingErrors.create(
         "SERVING_ERR_OVERLOADED",
