@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
+import { metricValue } from "../support/metrics.js";
 import type { RunningService } from "../support/service.js";
 import { servingOfTestModel } from "../support/serving-process.js";
 
@@ -59,10 +60,9 @@ async function callRest(pad: number): Promise<{ status: number; retryAfter: stri
 }
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`http://${serving.rest}/metrics`)).text();
-  const line = text.split("\n").find((l) => new RegExp(`^${name}[{ ]`).test(l));
-  if (!line) throw new Error(`no ${name} in /metrics`);
-  return Number(line.split(" ").at(-1));
+  const value = await metricValue(serving.rest!, name);
+  if (value === null) throw new Error(`no ${name} in /metrics`);
+  return value;
 }
 
 async function until(what: () => Promise<boolean>): Promise<void> {
