@@ -59,6 +59,13 @@ struct TrainingBatch {
   epoch @7 :UInt32;
   weights @8 :Tensor;        # float32 [B], each sample's loss weight (Monolith's
                              # instance_weight); absent = every sample weighs 1
+  # A train batch served to a registered trainer carries compute's seal on its
+  # count of feature ids (nnz): the MAC of the batch index, the batch size asked
+  # for and nnz under the key the orchestrator gave compute. The trainer's pulls
+  # for the batch name nnz with the seal (ParameterRequest.batchIds), and a
+  # parameter server makes at most about that many rows for the batch. Empty
+  # from a compute that holds no key, and for held-out batches.
+  idsSeal @9 :Text;
 }
 
 # Ask compute for this worker's share of a split: global batches k with
@@ -131,6 +138,12 @@ struct ParameterRequest {
   # to (shard 0 checks its plan instead).
   batchIndex @11 :UInt64;
   batchTicket @12 :Text;
+  # A training pull also names its batch's count of feature ids and compute's
+  # seal on it (TrainingBatch.idsSeal): a parameter server checks the seal
+  # against the job's batch size, takes at most that many ids in one pull,
+  # and serves no more pulls for the batch once they have made that many rows.
+  batchIds @13 :UInt64;
+  batchIdsSeal @14 :Text;
 }
 
 struct ParameterSet {

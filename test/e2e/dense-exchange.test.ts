@@ -30,7 +30,7 @@ afterEach(async () => {
 });
 
 async function serve(exchangeOn: boolean, port = 0, half = false) {
-  const { job, sessions } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
+  const { job, sessions, batchOf } = startedJob({ steps: 10, denseOptimizer: "adagrad" });
 
   const exchange = exchangeOn ? DenseExchange.open(tempDir("pangea-xbase-")).exchange : null;
   if (exchange) exchanges.push(exchange);
@@ -59,7 +59,7 @@ async function serve(exchangeOn: boolean, port = 0, half = false) {
   /** One sync step: both trainers pull (with the dense parameters and their batch's rows) and push batches 2s and 2s + 1. */
   const step = async (c0: ShardedParameterClient, c1: ShardedParameterClient) => {
     const s = job.step;
-    const pulled = await Promise.all([c0, c1].map((c, rank) => c.pull(s, ids(2 * s + rank), IDS_PER_BATCH, true, false, null)));
+    const pulled = await Promise.all([c0, c1].map((c, rank) => c.pull(s, ids(2 * s + rank), IDS_PER_BATCH, true, false, null, batchOf(2 * s + rank))));
     await Promise.all([c0, c1].map((c, rank) => c.push(s, 2 * s + rank, 8, 0.5, grads(2 * s + rank), ids(2 * s + rank), IDS_PER_BATCH, rowGrads(2 * s + rank))));
     return pulled;
   };

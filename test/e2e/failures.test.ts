@@ -119,7 +119,7 @@ describe("a running job's services", () => {
     const params = new ParameterClient(job.c.orchestratorAddress, "trainer-probe", 0, [], RowLayout.of(spec, slots));
     const id = Uint32Array.from([7, (1 << 16) >>> 0]);
     const refused = /PERMISSION_DENIED: ORCH_ERR_PERMISSION_DENIED: training pull for rank 0 for trainer \S+ refused: it carries no worker_token/;
-    await expect(params.pullAhead(0, { batches: [0], workingOn: [] }, id, 1, null)).rejects.toThrow(refused);
+    await expect(params.pullAhead(0, { batches: [0], workingOn: [] }, id, 1, null, { batchIndex: 0, nnz: 1, idsSeal: "" })).rejects.toThrow(refused);
     await expect(params.pull(0, id, 1, false, false, null)).rejects.toThrow(refused);
     params.close();
     const client = parameterServerClient(job.c.orchestratorAddress);

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
-  const { job, sessions } = startedJob({ steps, ...over });
+  const { job, sessions, batchOf } = startedJob({ steps, ...over });
   server = await startServer("127.0.0.1", 0, (s) => new ParameterServer(job, "orchestrator").addToServer(s), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
   const model = job.model!;
   /** The client of rank's trainer; `token`: another than its registration's. */
@@ -33,8 +33,8 @@ async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
     clients.push(c);
     return c;
   };
-  /** Ids of slot 1 (an id's high word holds its slot in its top 16 bits). */
-  const ids = (...lo: number[]) => ({ unique: Uint32Array.from(lo.flatMap((x) => [x, (1 << 16) >>> 0])), uniqueCount: lo.length, offsets: null });
+  /** Ids of slot 1 (an id's high word holds its slot in its top 16 bits), as of batch 2 (compute's seal on it). */
+  const ids = (...lo: number[]) => ({ batch: batchOf(2), unique: Uint32Array.from(lo.flatMap((x) => [x, (1 << 16) >>> 0])), uniqueCount: lo.length, offsets: null });
   const rows = () => model.store.size();
   const finishStep = async () => {
     const s = job.step;
@@ -44,7 +44,7 @@ async function serve(steps = 3, over: Parameters<typeof startedJob>[0] = {}) {
       await job.push(g);
     }
   };
-  return { job, sessions, client, ids, rows, finishStep };
+  return { job, sessions, client, ids, rows, finishStep, batchOf };
 }
 
 describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
@@ -91,8 +91,8 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
   });
 
   it("withdrawn when the batches are not the trainer's: no rows, and the trainer is told nothing was served", async () => {
-    const { job, client, ids, rows, finishStep } = await serve();
-    const ahead = new PulledAhead(client(0), 1, { batches: [3], workingOn: [0] }, Promise.resolve(ids(21)));
+    const { job, client, ids, rows, finishStep, batchOf } = await serve();
+    const ahead = new PulledAhead(client(0), 1, { batches: [3], workingOn: [0] }, Promise.resolve({ ...ids(21), batch: batchOf(3) }));
     await new Promise((r) => setTimeout(r, 50));
     await finishStep();
     expect(await ahead.answer()).toBeNull();
@@ -136,7 +136,7 @@ describe("pulls sent ahead, trainer to orchestrator over gRPC", () => {
 
   it("an async job refuses a pull sent ahead with INVALID_ARGUMENT naming why (not an unknown error)", async () => {
     const { client, ids } = await serve(3, { mode: "async" });
-    const err = await client(0).pullAhead(1, { batches: [2], workingOn: [0] }, ids(61).unique, 1, null).then(() => null, (e: unknown) => e as Error);
+    const err = await client(0).pullAhead(1, { batches: [2], workingOn: [0] }, ids(61).unique, 1, null, ids(61).batch).then(() => null, (e: unknown) => e as Error);
     expect(err?.message).toMatch(/pull sent ahead for step 1: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_BAD_REQUEST: a pull sent ahead is for sync and hybrid jobs; this job is async$/);
   });
 });

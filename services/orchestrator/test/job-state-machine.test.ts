@@ -143,18 +143,32 @@ describe("Job: training to COMPLETED", () => {
     expect(await job.push(gradients(job, 0, 0))).toMatchObject({ step: 0, meanLoss: 0.5 });
   });
 
-  it("refuses a training pull from a trainer that holds no batch (registered and given none, or done with its step's); one sent ahead is let through to be held", async () => {
-    const { job, sessions } = startedJob();
+  it("refuses a training pull for a batch the trainer does not hold (it holds none, or another's), or without compute's seal on it; one sent ahead is let through for a batch it names", async () => {
+    const { job, sessions, batchOf } = startedJob();
     expect(joinTrainer(job, "trainer-2", sessions)).toBe(2);
     const token = (w: string) => sessions.get(w)!.workerToken;
-    const pull = (rank: number, w: string, ahead = false) => () => job.checkTrainingPull({ rank, token: token(w), ahead }, `training pull for rank ${rank}`);
-    await expect(async () => pull(2, "trainer-2")()).rejects.toThrow(/^training pull for rank 2: trainer trainer-2 \(rank 2\) holds no batch; a training pull is for the batches GetWork gave it$/);
-    expect(await codeOf(pull(2, "trainer-2"))).toBe("ORCH_ERR_NOT_ASSIGNED");
-    pull(2, "trainer-2", true)();
-    pull(0, "trainer-0")();
+    const sealed = (batch: number, nnz = 40) => {
+      const b = batchOf(batch, nnz);
+      return { batch, batchIds: b.nnz, batchIdsSeal: b.idsSeal };
+    };
+    const pull = (rank: number, w: string, batch: number, ahead: number[] = []) => () =>
+      job.checkTrainingPull({ rank, token: token(w), ahead: ahead.length > 0, aheadBatches: ahead, ...sealed(batch) }, `training pull for rank ${rank}`);
+    await expect(async () => pull(2, "trainer-2", 0)()).rejects.toThrow(/^training pull for rank 2: trainer trainer-2 \(rank 2\) pulls for the batches GetWork gave it, and it holds none$/);
+    expect(await codeOf(pull(2, "trainer-2", 0))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    expect(pull(2, "trainer-2", 2, [2])()).toEqual({ job: job.config.jobId, batch: 2, ids: 40 });
+    // A pull sent ahead bounds the rows of a batch it names, not another.
+    await expect(async () => pull(2, "trainer-2", 5, [2])()).rejects.toThrow(/a pull sent ahead is for one of the batches it names \(2\), not batch 5/);
+    expect(pull(0, "trainer-0", 0)()).toEqual({ job: job.config.jobId, batch: 0, ids: 40 });
+    // Trainer 1's batch, named by trainer 0 (compute serves any batch asked for, with its seal).
+    await expect(async () => pull(0, "trainer-0", 1)()).rejects.toThrow(/trainer trainer-0 \(rank 0\) pulls for the batches GetWork gave it, and batch 1 is not one of them/);
+    // Its own batch without the seal, or with a count compute did not seal.
+    const own = (over: object) => () => job.checkTrainingPull({ rank: 0, token: token("trainer-0"), batch: 0, ...over }, "training pull for rank 0");
+    await expect(async () => own({})()).rejects.toThrow(/^training pull for rank 0 refused: it carries no batch_ids_seal/);
+    await expect(async () => own({ ...sealed(0), batchIds: 4000 })()).rejects.toThrow(`training pull for rank 0 refused: its batch_ids_seal is not compute's seal on batch 0 of the job's batch size ${job.config.batchSize} holding 4000 ids`);
+    expect(await codeOf(own({}))).toBe("ORCH_ERR_PERMISSION_DENIED");
     await job.push(gradients(job, 0, 0));
-    expect(await codeOf(pull(0, "trainer-0"))).toBe("ORCH_ERR_NOT_ASSIGNED");
-    pull(1, "trainer-1")();
+    expect(await codeOf(pull(0, "trainer-0", 0))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    pull(1, "trainer-1", 1)();
   });
 
   it("refuses a push for another step, and a training pull once training is over", async () => {
@@ -188,7 +202,7 @@ describe("Job: training to COMPLETED", () => {
 
 describe("Job: trainers lost", () => {
   it("reassign: a trainer whose session breaks is declared dead and its batches go to the others", async () => {
-    const { job, sessions, lines } = startedJob({ trainers: 3, batchesPerStep: 3, steps: 3 });
+    const { job, sessions, lines, batchOf } = startedJob({ trainers: 3, batchesPerStep: 3, steps: 3 });
     const held = job.getWork("trainer-0"); // answered at once: it has batch 0
     expect((await held).batchIndices).toEqual([0]);
     await job.push(gradients(job, 0, 0));
@@ -202,7 +216,8 @@ describe("Job: trainers lost", () => {
     const pull = (token: string) => () => job.checkTrainingPull({ rank: 1, token }, "training pull for rank 1");
     expect(await codeOf(pull(sessions.get("trainer-1")!.workerToken))).toBe("ORCH_ERR_NOT_A_MEMBER");
     expect(await codeOf(pull(""))).toBe("ORCH_ERR_PERMISSION_DENIED");
-    job.checkTrainingPull({ rank: 0, token: sessions.get("trainer-0")!.workerToken }, "training pull for rank 0");
+    // Trainer 0 now holds its batch 1.
+    job.checkTrainingPull({ rank: 0, token: sessions.get("trainer-0")!.workerToken, batch: 1, batchIds: 40, batchIdsSeal: batchOf(1, 40).idsSeal }, "training pull for rank 0");
     expect(job.heartbeat("trainer-1")).toBe(false);
     await job.push(gradients(job, 0, 1));
     await job.push(gradients(job, 2, 2));

@@ -5,7 +5,7 @@ import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
-import { TrainerTokens, nonceOf } from "@pangea/rpc";
+import { TrainerTokens, nonceOf, sealBatchIds } from "@pangea/rpc";
 import { stampSlotV2 } from "@pangea/features";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
 
@@ -22,6 +22,7 @@ function shard(over: Partial<JobSpec__Output> = {}) {
   host.onCheckpoint = (r) => reports.push(r);
   const job = {
     jobId: "j",
+    batchSize: 4,
     model: { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] },
     steps: 3,
     worldSize: 2,
@@ -101,7 +102,8 @@ describe("ShardHost", () => {
       const tokens = new TrainerTokens();
       host.pushKey = tokens.key;
       const token = tokens.issue(0);
-      const pull = (rank: number, t: string) => () => host.checkTrainingPull({ rank, token: t }, `training pull for rank ${rank}`);
+      const sealed = { batch: 0, batchIds: 8, batchIdsSeal: sealBatchIds(tokens.key, 0, 4, 8) };
+      const pull = (rank: number, t: string) => () => host.checkTrainingPull({ rank, token: t, ...sealed }, `training pull for rank ${rank}`);
       pull(0, token)();
       expect(pull(0, "")).toThrow(/training pull for rank 0 refused by parameter-server shard 1: it carries no worker_token/);
       expect(pull(1, token)).toThrow(/its worker_token was not issued for rank 1/);
@@ -162,7 +164,7 @@ describe("ShardHost", () => {
       host.pushKey = tokens.key;
       host.ticketKey = tokens.ticketKey;
       const [mine, rank1] = [tokens.issue(0), tokens.issue(1)];
-      const pull = (step: number, batch: number, ticket: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step, batch, ticket }, "training pull for rank 0");
+      const pull = (step: number, batch: number, ticket: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step, batch, ticket, batchIds: 8, batchIdsSeal: sealBatchIds(tokens.key, batch, 4, 8) }, "training pull for rank 0");
       pull(0, 0, tokens.ticket(0, mine, 0))();
       const refused = "training pull for rank 0 refused by parameter-server shard 1: ";
       // A registered trainer given no batch has no ticket to show: it makes no rows here.
@@ -179,6 +181,28 @@ describe("ShardHost", () => {
         pull(1, 1, tokens.ticket(0, mine, 1))();
       }
     }
+  });
+
+  it("takes a training pull only with compute's seal on its batch's count of ids, good for the job's batch size, and answers the batch it bounds", async () => {
+    const { host } = shard();
+    const tokens = new TrainerTokens();
+    host.pushKey = tokens.key;
+    host.ticketKey = tokens.ticketKey;
+    const mine = tokens.issue(0);
+    const ticket = tokens.ticket(0, mine, 1);
+    const pull = (batchIds: number, batchIdsSeal: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step: 0, batch: 1, ticket, batchIds, batchIdsSeal }, "training pull for rank 0");
+    expect(pull(30, sealBatchIds(tokens.key, 1, 4, 30))()).toEqual({ job: "j", batch: 1, ids: 30 });
+    const refused = "training pull for rank 0 refused by parameter-server shard 1: ";
+    expect(pull(30, "")).toThrow(`${refused}it carries no batch_ids_seal (compute seals each train batch's count of ids; a training pull names it with the seal)`);
+    const notCompute = `${refused}its batch_ids_seal is not compute's seal on batch 1 of the job's batch size 4 holding`;
+    // A count made up; another batch's seal; one for a larger batch than the job's (compute serves any size asked); another orchestrator's key.
+    expect(pull(3000, sealBatchIds(tokens.key, 1, 4, 30))).toThrow(`${notCompute} 3000 ids`);
+    expect(pull(30, sealBatchIds(tokens.key, 0, 4, 30))).toThrow(`${notCompute} 30 ids`);
+    expect(pull(3000, sealBatchIds(tokens.key, 1, 400, 3000))).toThrow(`${notCompute} 3000 ids`);
+    expect(pull(30, sealBatchIds(new TrainerTokens().key, 1, 4, 30))).toThrow(`${notCompute} 30 ids`);
+    // A seal is not a token, nor a ticket.
+    expect(pull(30, ticket)).toThrow(notCompute);
+    expect(await codeOf(pull(30, ""))).toBe("ORCH_ERR_PERMISSION_DENIED");
   });
 
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {

@@ -23,6 +23,13 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * hybrid modes, so once the news has arrived it cannot push the batches it
  * held and that went to another trainer. In plaintext the keys go to
  * whoever registers as a shard or as compute (README, Security).
+ *
+ * Compute seals each train batch's count of feature ids with the first key
+ * (sealBatchIds): a training pull names its batch's count with the seal, and
+ * a parameter server that holds the key takes a pull only if the seal is good
+ * for the job's batch size, and makes no more rows for a batch than about its
+ * count (BatchRowBudget). A ticket alone let a trainer holding a batch make
+ * rows for any ids it named.
  */
 export class TrainerTokens {
   /** The key shards and compute are given to check tokens with (RegisterWorkerResponse.push_key). */
@@ -96,6 +103,21 @@ function sameText(given: string, expected: string): boolean {
 export function tokenIsForRank(key: Uint8Array, rank: number, token: string): boolean {
   const nonce = nonceOf(token);
   return nonce !== "" && sameText(token.slice(nonce.length + 1), macOf(key, `${rank}.${nonce}`));
+}
+
+function sealOf(key: Uint8Array, batch: number, batchSize: number, ids: number): string {
+  // "ids." cannot begin a token's text (`${rank}.${nonce}`): a seal is never a token's MAC, nor one the other way.
+  return macOf(key, `ids.${batch}.${batchSize}.${ids}`).slice(0, 22);
+}
+
+/** Compute's seal on train batch `batch` of `batchSize` records (as asked for), which holds `ids` feature ids. */
+export function sealBatchIds(key: Uint8Array, batch: number, batchSize: number, ids: number): string {
+  return sealOf(key, batch, batchSize, ids);
+}
+
+/** Whether `seal` is compute's, under `key`, on batch `batch` of the job's `batchSize` holding `ids` feature ids. */
+export function batchIdsSealIsFor(key: Uint8Array, batch: number, batchSize: number, ids: number, seal: string): boolean {
+  return seal !== "" && sameText(seal, sealOf(key, batch, batchSize, ids));
 }
 
 /** Whether `ticket` was issued under `ticketKey` for batch `batch`, given to the registration of `rank` whose token is `token`. */

@@ -82,7 +82,7 @@ export class TrainingBatch extends $.Struct {
   static readonly _capnp = {
     displayName: "TrainingBatch",
     id: "9b28c809a4bc4cb3",
-    size: new $.ObjectSize(16, 6),
+    size: new $.ObjectSize(16, 7),
   };
   /**
 * position of this batch in the source's global order
@@ -227,6 +227,12 @@ export class TrainingBatch extends $.Struct {
   /**
 * float32 [B], each sample's loss weight (Monolith's
 * instance_weight); absent = every sample weighs 1
+* A train batch served to a registered trainer carries compute's seal on its
+* count of feature ids (nnz): the MAC of the batch index, the batch size asked
+* for and nnz under the key the orchestrator gave compute. The trainer's pulls
+* for the batch name nnz with the seal (ParameterRequest.batchIds), and a
+* parameter server makes at most about that many rows for the batch. Empty
+* from a compute that holds no key, and for held-out batches.
 *
 */
   get weights(): Tensor {
@@ -240,6 +246,12 @@ export class TrainingBatch extends $.Struct {
   }
   set weights(value: Tensor) {
     $.utils.copyFrom(value, $.utils.getPointer(5, this));
+  }
+  get idsSeal(): string {
+    return $.utils.getText(6, this);
+  }
+  set idsSeal(value: string) {
+    $.utils.setText(6, value, this);
   }
   toString(): string { return "TrainingBatch_" + super.toString(); }
 }
@@ -361,7 +373,7 @@ export class ParameterRequest extends $.Struct {
   static readonly _capnp = {
     displayName: "ParameterRequest",
     id: "8b625c3ac154f93f",
-    size: new $.ObjectSize(24, 5),
+    size: new $.ObjectSize(32, 6),
   };
   get workerRank(): number {
     return $.utils.getUint32(0, this);
@@ -521,11 +533,30 @@ export class ParameterRequest extends $.Struct {
   set batchIndex(value: bigint) {
     $.utils.setUint64(16, value, this);
   }
+  /**
+* A training pull also names its batch's count of feature ids and compute's
+* seal on it (TrainingBatch.idsSeal): a parameter server checks the seal
+* against the job's batch size, takes at most that many ids in one pull,
+* and serves no more pulls for the batch once they have made that many rows.
+*
+*/
   get batchTicket(): string {
     return $.utils.getText(4, this);
   }
   set batchTicket(value: string) {
     $.utils.setText(4, value, this);
+  }
+  get batchIds(): bigint {
+    return $.utils.getUint64(24, this);
+  }
+  set batchIds(value: bigint) {
+    $.utils.setUint64(24, value, this);
+  }
+  get batchIdsSeal(): string {
+    return $.utils.getText(5, this);
+  }
+  set batchIdsSeal(value: string) {
+    $.utils.setText(5, value, this);
   }
   toString(): string { return "ParameterRequest_" + super.toString(); }
 }

@@ -4,10 +4,10 @@
 /** Each struct's pointer slots by index: the field's name, and the struct it (or its list's elements) points to. */
 export const STRUCT_POINTERS: Readonly<Record<string, readonly (readonly [string, string?] | null)[]>> = {
   Tensor: [["name"], ["shape"], ["data"]],
-  TrainingBatch: [["slotIds"], ["dense","Tensor"], ["labels","Tensor"], ["featureIds","Tensor"], ["cellOffsets","Tensor"], ["weights","Tensor"]],
+  TrainingBatch: [["slotIds"], ["dense","Tensor"], ["labels","Tensor"], ["featureIds","Tensor"], ["cellOffsets","Tensor"], ["weights","Tensor"], ["idsSeal"]],
   BatchRequest: [["workerToken"]],
   BatchAck: [["want"]],
-  ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"], ["workerToken"], ["batchTicket"]],
+  ParameterRequest: [["ids","Tensor"], ["aheadBatches"], ["workingOn"], ["workerToken"], ["batchTicket"], ["batchIdsSeal"]],
   ParameterSet: [["dense","Tensor"], ["ids","Tensor"], ["embeddings","Tensor"], ["exchangeDir"], ["exchangeNonce"], ["denseFile"], ["rowsFile"]],
   GradientUpdate: [["dense","Tensor"], ["sparseIds","Tensor"], ["sparseGrads","Tensor"], ["taskLosses"], ["taskStreamingAuc"], ["denseFile"], ["workerToken"], ["batchTicket"]],
   StepAck: [],

@@ -9,12 +9,15 @@ export function encodeBatch(
   split: SplitName,
   batchIndex: number,
   epoch: number,
+  /** Compute's seal on the batch's count of ids (TrainerStreams.sealIds), "" for none. */
+  idsSeal = "",
 ): Buffer {
   const B = block.count;
   const S = block.numSlots;
   return encodeMessage(MessageType.TRAINING_BATCH, sender, (b) => {
     b.batchIndex = BigInt(batchIndex);
     b.epoch = epoch;
+    if (idsSeal) b.idsSeal = idsSeal;
     b.split = split === "train" ? Split.TRAIN : Split.EVAL;
     const slots = b._initSlotIds(S);
     for (let s = 0; s < S; s++) slots.set(s, slotIds[s]!);

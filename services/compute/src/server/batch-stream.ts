@@ -278,7 +278,7 @@ export class BatchStreamHandler {
     for (const slice of shareBatches(share, splitRecords)) {
       if (!(await flow.waitForCredit())) break;
       source.read(share.split, slice.start, slice.count, block);
-      const bytes = encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch);
+      const bytes = encodeBatch(this.sender, block, info.slotIds, share.split, slice.batchIndex, slice.epoch, this.seal(share, slice.batchIndex, block));
       flow.send(null, bytes);
       this.batchesServed++;
       this.recordsServed += slice.count;
@@ -314,13 +314,13 @@ export class BatchStreamHandler {
           b.release();
           break;
         }
-        const bytes = encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0);
+        const bytes = encodeBatch(this.sender, b.block, stream.info.slotIds, share.split, k, 0, this.seal(share, k, b.block));
         flow.send(b, bytes);
         this.recordsServed += b.block.count;
       } else {
         const slice = batchSlice(k, share.batchSize, splitRecords, share.split, sender);
         indexed!.read(share.split, slice.start, slice.count, block!);
-        const bytes = encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch);
+        const bytes = encodeBatch(this.sender, block!, indexed!.info.slotIds, share.split, k, slice.epoch, this.seal(share, k, block!));
         flow.send(null, bytes);
         this.recordsServed += slice.count;
       }
@@ -329,6 +329,11 @@ export class BatchStreamHandler {
     }
     await flow.waitForAcks();
     this.log.info({ peer: sender, batches: count, cancelled: call.cancelled }, "on-demand batch stream closed");
+  }
+
+  /** A train batch's seal on its count of ids (held-out batches are only read, never pulled for training). */
+  private seal(share: ShareRequest, batchIndex: number, block: RecordBlock): string {
+    return share.split === "train" ? this.trainers.sealIds(batchIndex, share.batchSize, block.nnz) : "";
   }
 
   /** A stream source's batches go to whichever trainer asks next, so the shares stay disjoint. */
@@ -345,7 +350,7 @@ export class BatchStreamHandler {
         b.release();
         break;
       }
-      const bytes = encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0);
+      const bytes = encodeBatch(this.sender, b.block, source.info.slotIds, share.split, count, 0, this.seal(share, count, b.block));
       flow.send(b, bytes);
       count++;
       this.batchesServed++;

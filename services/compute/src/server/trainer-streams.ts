@@ -1,4 +1,4 @@
-import { RevokedTokens, tokenIsForRank } from "@pangea/rpc";
+import { RevokedTokens, sealBatchIds, tokenIsForRank } from "@pangea/rpc";
 import { ComputeErrors } from "../errors.js";
 
 /** One stream as TrainerStreams sees it: the rank and token it was opened with, and how to end it. */
@@ -84,6 +84,14 @@ export class TrainerStreams {
       list!.splice(at, 1);
       if (list!.length === 0) this.byRank.delete(rank);
     };
+  }
+
+  /**
+   * The seal on a train batch's count of ids (TrainingBatch.idsSeal), for the size it was asked with: the parameter
+   * servers take a pull for the batch only with it, and make at most about that many rows for it. "" without a key.
+   */
+  sealIds(batch: number, batchSize: number, ids: number): string {
+    return this.key ? sealBatchIds(this.key, batch, batchSize, ids) : "";
   }
 
   /** Tokens the orchestrator revoked, by nonce: their streams are closed, and new ones refused. */

@@ -273,13 +273,24 @@ export class EmbeddingStore {
    * rows are found and copied at once; a training pull's new ids get their
    * rows a table at a time (see newRowsPlan); the rest (filtered ids, ids a
    * read-only pull does not know) go through read() in request order.
+   * `admitNew`, given a training pull's count of ids without a row before
+   * anything is made or counted, may refuse the pull by throwing.
    */
-  readMany(ids: Uint32Array, count: number, readOnly: boolean, out: Float32Array, offsets: Int32Array): void {
+  readMany(ids: Uint32Array, count: number, readOnly: boolean, out: Float32Array, offsets: Int32Array, admitNew?: (fresh: number) => void): void {
     const oneByOne = () => {
       for (let i = 0; i < count; i++) this.read(ids[2 * i]!, ids[2 * i + 1]!, readOnly, out, offsets[i]!, offsets[i + 1]! - offsets[i]!);
     };
-    if (!blas) return oneByOne();
+    const admit = (rows: Int32Array) => {
+      let fresh = 0;
+      for (let i = 0; i < count; i++) if (rows[i]! < 0) fresh++;
+      admitNew!(fresh);
+    };
+    if (!blas) {
+      if (admitNew && !readOnly) admit(this.findRows(ids, count).rows);
+      return oneByOne();
+    }
     const { rows, tables } = this.findRows(ids, count);
+    if (admitNew && !readOnly) admit(rows);
     const plan = readOnly ? null : this.newRowsPlan(ids, count, rows, tables, offsets);
     if (plan === false) return oneByOne();
     if (plan) {

@@ -10,7 +10,8 @@ import { CheckpointRounds } from "../checkpoint/checkpoint-rounds.js";
 import { checkpointRowsOfEveryShard, stepCheckpointDir, type TrainingProgress } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
-import type { TrainingPull } from "../server/parameter-host.js";
+import type { SealedBatch, TrainingPull } from "../server/parameter-host.js";
+import { sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
 import { checkEvalReport } from "./eval-report-check.js";
 import { Evaluations } from "./evaluations.js";
@@ -432,18 +433,27 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A training pull for a rank comes from the trainer holding it, with its token: it counts ids and makes rows. */
-  checkTrainingPull(pull: TrainingPull, call: string): void {
+  checkTrainingPull(pull: TrainingPull, call: string): SealedBatch {
     const t = this.members.trainerOfRank(pull.rank);
     if (!t) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `${call}: no trainer with rank ${pull.rank} is registered`);
     this.members.checkToken(t.workerId, pull.token, call);
     // As its pushes are answered (and as the other shards answer its revoked token): a stalled trainer registers again.
     if (!t.alive) throw OrchestratorErrors.create("ORCH_ERR_NOT_A_MEMBER", `${call}: trainer ${t.workerId} (rank ${pull.rank}) was declared dead; register again`);
-    // A trainer pulls for the batches GetWork gave it: one holding none (registered and never given work, or done with
-    // its step's) would count ids and make rows for no batch. A pull sent ahead is served only for the batches the
-    // plan gives it, so it is let through to be held.
-    if (!pull.ahead && this.steps && !this.steps.plan.holdsAny(t.workerId)) {
-      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `${call}: trainer ${t.workerId} (rank ${pull.rank}) holds no batch; a training pull is for the batches GetWork gave it`);
+    // A trainer pulls for the batch GetWork gave it: one holding none (registered and never given work, or done with
+    // its step's) or naming another's would count ids and make rows for a batch it does not train. A pull sent ahead
+    // names its step's first batch, and is served only if the plan gives the trainer its batches, so it is let
+    // through to be held.
+    const batch = pull.batch ?? 0;
+    if (pull.ahead && !pull.aheadBatches?.includes(batch)) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${call}: a pull sent ahead is for one of the batches it names (${pull.aheadBatches?.join(", ")}), not batch ${batch}`);
     }
+    if (!pull.ahead && this.steps && this.steps.plan.ownerOf(batch) !== t.workerId) {
+      const holds = this.steps.plan.holdsAny(t.workerId) ? `batch ${batch} is not one of them` : "it holds none";
+      throw OrchestratorErrors.create("ORCH_ERR_NOT_ASSIGNED", `${call}: trainer ${t.workerId} (rank ${pull.rank}) pulls for the batches GetWork gave it, and ${holds}`);
+    }
+    const why = sealProblem(this.members.trainerTokens.key, this.config.batchSize, pull);
+    if (why) throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused: ${why}`);
+    return { job: this.config.jobId, batch, ids: pull.batchIds ?? 0 };
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

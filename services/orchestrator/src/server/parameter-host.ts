@@ -18,10 +18,23 @@ export interface TrainingPull {
   token: string;
   /** Sent ahead (sync/hybrid, shard 0): held until its step is planned. */
   ahead?: boolean;
+  /** The batches a pull sent ahead names (its step's batches, as the trainer expects them to be its). */
+  aheadBatches?: readonly number[];
   step?: number;
   /** The global batch it is for, and that batch's ticket ("" from a trainer that sends none). */
   batch?: number;
   ticket?: string;
+  /** Compute's seal on the batch's count of feature ids, and that count ("" / 0 from a trainer that sends none). */
+  batchIds?: number;
+  batchIdsSeal?: string;
+}
+
+/** The batch a training pull makes rows for, and how many feature ids compute sealed it with: at most that many rows. */
+export interface SealedBatch {
+  /** The job it is of: batch indices start again with each job. */
+  job: string;
+  batch: number;
+  ids: number;
 }
 
 export interface ParameterHost {
@@ -47,9 +60,12 @@ export interface ParameterHost {
   /**
    * Refuses a training pull for `rank` without its token: the coordinator wants the token of the trainer holding the
    * rank now (and a trainer holding a batch), the other shards a token issued for the rank and not revoked, and the
-   * ticket of the batch pulled for (`batch`, of the step pulled for in sync/hybrid), given to that token.
+   * ticket of the batch pulled for (`batch`, of the step pulled for in sync/hybrid), given to that token. A host
+   * holding the key trainers' tokens are made with also wants compute's seal on the batch's count of ids (good for the
+   * job's batch size), and returns the batch it sealed (the pull's rows are then bounded by BatchRowBudget); null
+   * from a host that holds no key (nothing to check the seal with).
    */
-  checkTrainingPull?(pull: TrainingPull, call: string): void;
+  checkTrainingPull?(pull: TrainingPull, call: string): SealedBatch | null;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

@@ -2,7 +2,8 @@ import type * as grpc from "@grpc/grpc-js";
 import { MAX_MESSAGE_BYTES, ParameterServerService, namesOneWorker, peerIdentity, toServiceError, type AuthenticatedCall } from "@pangea/rpc";
 import { checkActsFor } from "./peer-check.js";
 import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat32Tensor, readFloat32, readIdWords, sizeHint, writeFloats, writeTensor, DataType } from "@pangea/schema";
-import type { ParameterHost } from "./parameter-host.js";
+import type { ParameterHost, SealedBatch } from "./parameter-host.js";
+import { BatchRowBudget } from "./batch-row-budget.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import { printable, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
@@ -30,6 +31,8 @@ export class ParameterServer {
   readonly transfers: DenseTransfers = { weights: { message: 0, file: 0 }, gradients: { message: 0, file: 0 }, rows: { message: 0, file: 0 }, rowGradients: { message: 0, file: 0 }, fileWriteFailures: 0 };
   /** Where a training pull's rows are gathered before they go to a rows file: one pull at a time, reused. */
   private rowScratch = new Float32Array(0);
+  /** The rows training pulls made per batch, held to each batch's sealed count of ids. */
+  private readonly rowBudget = new BatchRowBudget();
 
   constructor(
     private readonly job: ParameterHost,
@@ -47,6 +50,7 @@ export class ParameterServer {
       pull: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         let req: PullRequest;
         let ahead: { batches: number[]; workingOn: number[] };
+        let sealed: SealedBatch | null = null;
         try {
           req = decodeMessage(call.request, MessageType.PARAMETER_REQUEST, `pull from ${call.getPeer()}`).payload;
           // A rows file is its rank's (two per rank, recycled in turn): a per-worker certificate asks for its own only.
@@ -54,15 +58,18 @@ export class ParameterServer {
           ahead = this.aheadBatches(req, call);
           // A training pull counts its ids and makes their rows (kept in every checkpoint): the trainer holding the rank's.
           if (!req.readOnly) {
-            const pull = { rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0, step: Number(req.step), batch: Number(req.batchIndex), ticket: req.batchTicket };
-            this.job.checkTrainingPull?.(pull, `training pull for rank ${req.workerRank}`);
+            const pull = {
+              rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0, aheadBatches: ahead.batches, step: Number(req.step),
+              batch: Number(req.batchIndex), ticket: req.batchTicket, batchIds: Number(req.batchIds), batchIdsSeal: req.batchIdsSeal,
+            };
+            sealed = this.job.checkTrainingPull?.(pull, `training pull for rank ${req.workerRank}`) ?? null;
           }
         } catch (err) {
           cb(toServiceError(err));
           return;
         }
         if (!ahead.batches.length) {
-          this.answerPull(cb, () => this.pull(req));
+          this.answerPull(cb, () => this.pull(req, null, sealed));
           return;
         }
         const since = performance.now();
@@ -80,7 +87,7 @@ export class ParameterServer {
             // A trainer gone meanwhile: reading (and creating) its rows would count ids for a batch nobody trains.
             if (call.cancelled) return;
             const heldMicros = BigInt(Math.round((performance.now() - since) * 1000));
-            this.answerPull(cb, () => (serve ? this.pull(req, { heldMicros }) : this.withdrawn(heldMicros)));
+            this.answerPull(cb, () => (serve ? this.pull(req, { heldMicros }, sealed) : this.withdrawn(heldMicros)));
           },
           (err) => cb(toServiceError(err)),
         );
@@ -188,14 +195,29 @@ export class ParameterServer {
     });
   }
 
-  /** `ahead`: a pull sent ahead, served after being held this long. */
-  private pull(req: PullRequest, ahead: { heldMicros: bigint } | null = null): Buffer {
+  /**
+   * `ahead`: a pull sent ahead, served after being held this long; `sealed`: the batch a training pull makes rows
+   * for, bounded by its count of ids (null: the host holds no key to check the seal with, nothing is bounded).
+   */
+  private pull(req: PullRequest, ahead: { heldMicros: bigint } | null = null, sealed: SealedBatch | null = null): Buffer {
     const readOnly = req.readOnly;
     const model = this.job.requireModel(readOnly);
     const step = Number(req.step);
     if (!readOnly) this.job.checkPullStep(step, req.workerRank);
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
+    const call = `training pull for rank ${req.workerRank}`;
+    if (sealed) this.rowBudget.checkCount(sealed, count, call);
     const { store, dense } = model;
+    // The rows the pull makes are charged to its batch; those it may make are checked before any is (admitNew).
+    const readRows = (out: Float32Array) => {
+      if (readOnly || !sealed) return store.readMany(words, count, readOnly, out, offsets);
+      const before = store.size();
+      try {
+        store.readMany(words, count, false, out, offsets, (fresh) => this.rowBudget.admit(sealed, fresh, call));
+      } finally {
+        this.rowBudget.note(sealed, store.size() - before);
+      }
+    };
     const { offsets, uniform } = store.rowOffsets(words, count);
     const total = offsets[count]!;
     // Rows of one width go as [count, width], as always; rows of slots of different widths side by side, [total].
@@ -217,7 +239,7 @@ export class ParameterServer {
       throw OrchestratorErrors.create("ORCH_ERR_TOO_LARGE", `pull from rank ${req.workerRank}: the rows of its ${count.toLocaleString("en-US")} ids would make an answer of ${bytes.toLocaleString("en-US")} bytes, above the ${MAX_MESSAGE_BYTES.toLocaleString("en-US")} a message may carry; pull unique ids, fewer at a time`);
     };
     checkSize(!toFile);
-    const gathered = toFile ? this.gatherRows(words, count, offsets, total, store) : null;
+    const gathered = toFile ? this.gatherRows(total, readRows) : null;
     const rowsFile = gathered ? this.rowsFile(req.workerRank, gathered) : null;
     if (gathered && !rowsFile) checkSize(true);
     const answer = encodeMessage(MessageType.PARAMETER_SET, this.sender, (set) => {
@@ -252,7 +274,7 @@ export class ParameterServer {
       const out = req.halfRows ? new Float32Array(total) : initFloat32Tensor(set._initEmbeddings(), "embeddings", shape);
       // An id without a row (unknown in a read-only pull, or still below its
       // occurrence threshold) reads as zeros, as Monolith serving does.
-      store.readMany(words, count, readOnly, out, offsets);
+      readRows(out);
       if (req.halfRows) writeFloats(set._initEmbeddings(), "embeddings", shape, out, true);
     }, sizeHint(...(inline ? dense!.values : []), words, { byteLength: rowsFile ? 0 : total * 4 }));
     if (denseFile) this.transfers.weights.file++;
@@ -262,10 +284,10 @@ export class ParameterServer {
   }
 
   /** A training pull's rows (new ones made) in the scratch array, for a rows file. */
-  private gatherRows(words: Uint32Array, count: number, offsets: Int32Array, total: number, store: EmbeddingStore): Float32Array {
+  private gatherRows(total: number, readRows: (out: Float32Array) => void): Float32Array {
     if (this.rowScratch.length < total) this.rowScratch = new Float32Array(Math.max(total, this.rowScratch.length * 2));
     const rows = this.rowScratch.subarray(0, total);
-    store.readMany(words, count, false, rows, offsets);
+    readRows(rows);
     return rows;
   }
 

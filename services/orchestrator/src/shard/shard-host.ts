@@ -7,7 +7,8 @@ import { tablesFor } from "../embeddings/model-tables.js";
 import { modelIdentity, modelSpecFromWire } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
-import type { HostedModel, ParameterHost, TrainingPull } from "../server/parameter-host.js";
+import type { HostedModel, ParameterHost, SealedBatch, TrainingPull } from "../server/parameter-host.js";
+import { sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { RevokedTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 
@@ -86,8 +87,9 @@ export class ShardHost implements ParameterHost {
    * (one registered for the purpose) make rows here. In sync/hybrid the batch is of the step pulled for (an old ticket
    * is good for no other step); in async one taken here is done with.
    */
-  checkTrainingPull({ rank, token, step = 0, batch = 0, ticket = "" }: TrainingPull, call: string): void {
-    if (!this.pushKey) return;
+  checkTrainingPull(pull: TrainingPull, call: string): SealedBatch | null {
+    const { rank, token, step = 0, batch = 0, ticket = "" } = pull;
+    if (!this.pushKey) return null;
     let why = this.tokenProblem(rank, token, call, false);
     if (!why && this.ticketKey) {
       const notOfStep = this.shard && this.job?.mode !== "async" ? this.shard.notOfStep(batch, step) : "";
@@ -96,7 +98,10 @@ export class ShardHost implements ParameterHost {
       else if (notOfStep) why = `batch ${batch} is not of step ${step} (${notOfStep})`;
       else if (this.job?.mode === "async" && this.shard?.wasTaken(batch)) why = `batch ${batch} was pushed here already`;
     }
+    // Without a job the pull is refused further on (requireModel), with nothing read.
+    if (!why && this.job) why = sealProblem(this.pushKey, this.job.batchSize, pull);
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
+    return this.job ? { job: this.job.jobId, batch, ids: pull.batchIds ?? 0 } : null;
   }
 
   /** Why `token` is not one a call for `rank` may carry ("" when it is); throws for a revoked one. */

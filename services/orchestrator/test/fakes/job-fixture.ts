@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
 import type { Logger } from "@pangea/kit";
+import { sealBatchIds } from "@pangea/rpc";
 import type { EvalReport__Output, SourceInfo__Output, WorkerEvent } from "@pangea/schema";
 import type { WorkerGradients } from "../../src/aggregation/gradient-aggregator.js";
 import type { JobConfig } from "../../src/job/job-config.js";
@@ -122,12 +123,14 @@ export function startedJob(over: Partial<JobConfig> = {}, source: SourceInfo__Ou
   const { log, lines } = recordingLog();
   const job = new Job(jobConfig(over), log);
   job.address = "127.0.0.1:7000";
-  job.registerCompute("compute-0", "127.0.0.1:7001", source);
+  const { pushKey } = job.registerCompute("compute-0", "127.0.0.1:7001", source);
   const computeSession = new FakeSession();
   job.openSession("compute-0", computeSession);
   const sessions = new Map<string, FakeSession>();
   for (let i = 0; i < trainers; i++) joinTrainer(job, `trainer-${i}`, sessions);
-  return { job, sessions, computeSession, lines };
+  /** Train batch `batch` as compute serves it, holding `nnz` ids, with compute's seal (a training pull carries it). */
+  const batchOf = (batch: number, nnz = 4096) => ({ batchIndex: batch, nnz, idsSeal: sealBatchIds(pushKey, batch, job.config.batchSize, nnz) });
+  return { job, sessions, computeSession, lines, computeKey: pushKey, batchOf };
 }
 
 /** Registers a trainer and opens its session; returns its rank. */

@@ -21,6 +21,8 @@ export interface DecodedBatch {
   cellOffsets: Uint32Array;
   /** null when every cell holds exactly one value. */
   cellOfValue: Int32Array | null;
+  /** Compute's seal on nnz (TrainingBatch.idsSeal): the batch's training pulls carry it. */
+  idsSeal: string;
 }
 
 /** The model's view of a decoded batch, given each value's row among the pulled unique ids. */
@@ -56,7 +58,7 @@ export function decodeBatch(bytes: Buffer, spec: ModelShape, peer: string): Deco
     if (w.shape[0] !== B) throw bad(`has ${w.shape[0]} weights for ${B} samples`);
     weights = w.data;
   }
-  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, weights, idWords: ids.words, nnz: ids.count, cellOffsets: offsets, cellOfValue };
+  return { batchIndex: Number(b.batchIndex), size: B, dense: dense.data, labels: labels.data, weights, idWords: ids.words, nnz: ids.count, cellOffsets: offsets, cellOfValue, idsSeal: b.idsSeal };
 }
 
 const ONE_EACH = -1;

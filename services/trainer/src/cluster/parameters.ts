@@ -23,6 +23,16 @@ export interface Ahead {
   workingOn: readonly number[];
 }
 
+/**
+ * The batch a training pull is for (DecodedBatch's fields): its global index (and so its ticket), and its count of ids
+ * with compute's seal on it. A parameter server makes at most about that many rows for the batch.
+ */
+export interface PullBatch {
+  batchIndex: number;
+  nnz: number;
+  idsSeal: string;
+}
+
 /** A multi-task batch's per-task figures, in the job's task order (GradientUpdate.taskLosses/taskStreamingAuc). */
 export interface TaskFigures {
   losses: Float32Array;
@@ -89,7 +99,7 @@ export class ParameterClient {
    * offsets: the ids' RowLayout.offsets (null when every row has the uniform width); batch: the global batch a training
    * pull is for (its ticket goes with it: the other shards serve a training pull only for a batch given to this trainer).
    */
-  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount), batch = -1): Promise<Pulled> {
+  async pull(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, idCount), batch: PullBatch | null = null): Promise<Pulled> {
     return (await this.request(step, ids, idCount, includeDense, readOnly, offsets, null, undefined, batch))!;
   }
 
@@ -100,8 +110,8 @@ export class ParameterClient {
    * batches then; null when it was withdrawn (also when the trainer is given
    * other batches at the step before: it must then ask for work). Shard 0 only.
    */
-  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, idCount: number, offsets: Int32Array | null = this.layout.offsets(ids, idCount), cancel?: AbortSignal): Promise<Pulled | null> {
-    return this.request(step, ids, idCount, true, false, offsets, ahead, cancel);
+  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, idCount: number, offsets: Int32Array | null, batch: PullBatch, cancel?: AbortSignal): Promise<Pulled | null> {
+    return this.request(step, ids, idCount, true, false, offsets, ahead, cancel, batch);
   }
 
   /** False once the orchestrator answered a pull sent ahead as an ordinary one: it predates them (an older version). */
@@ -109,16 +119,19 @@ export class ParameterClient {
     return this.aheadUnderstood;
   }
 
-  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null, cancel?: AbortSignal, batch = -1): Promise<Pulled | null> {
+  private async request(step: number, ids: Uint32Array, idCount: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null, ahead: Ahead | null, cancel?: AbortSignal, batch: PullBatch | null = null): Promise<Pulled | null> {
     const req = encodeMessage(MessageType.PARAMETER_REQUEST, this.sender, (r) => {
       r.workerRank = this.rank;
       r.step = BigInt(step);
       r.includeDense = includeDense;
       r.readOnly = readOnly;
       if (!readOnly) r.workerToken = this.workerToken();
-      if (!readOnly && batch >= 0) {
-        r.batchIndex = BigInt(batch);
-        r.batchTicket = this.tickets.of(batch);
+      if (!readOnly && batch) {
+        r.batchIndex = BigInt(batch.batchIndex);
+        // A pull sent ahead goes before GetWork has given the batch (and its ticket): shard 0 needs none.
+        r.batchTicket = this.tickets.of(batch.batchIndex);
+        r.batchIds = BigInt(batch.nnz);
+        r.batchIdsSeal = batch.idsSeal;
       }
       r.halfRows = this.half;
       r.denseInFile = includeDense && this.exchange.active;

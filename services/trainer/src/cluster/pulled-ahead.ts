@@ -1,8 +1,9 @@
-import type { Ahead, Pulled } from "./parameters.js";
+import type { Ahead, PullBatch, Pulled } from "./parameters.js";
 import type { ShardedParameterClient } from "./sharded-parameters.js";
 
-/** What a pull needs of a batch read ahead: its deduplicated ids. */
+/** What a pull needs of a batch read ahead: its deduplicated ids, and the batch they are of. */
 export interface PulledIds {
+  batch: PullBatch;
   unique: Uint32Array;
   uniqueCount: number;
   offsets: Int32Array | null;
@@ -22,7 +23,7 @@ export class PulledAhead {
     this.reply = first.then((p) => {
       if (this.cancel.signal.aborted) return null;
       this.sent = p;
-      return params.pullAhead(step, expected, p.unique, p.uniqueCount, p.offsets, this.cancel.signal);
+      return params.pullAhead(step, expected, p.unique, p.uniqueCount, p.offsets, p.batch, this.cancel.signal);
     });
     // Nobody may be waiting when it fails; a failure reads as "not served".
     this.reply.catch(() => {});

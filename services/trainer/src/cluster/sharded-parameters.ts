@@ -1,7 +1,7 @@
 import type { DenseParam, RowLayout } from "@pangea/model";
 import { shardOfId, type Logger } from "@pangea/kit";
 import { BatchTickets } from "./batch-tickets.js";
-import { ParameterClient, type Ahead, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
+import { ParameterClient, type Ahead, type PullBatch, type PushAck, type Pulled, type TaskFigures } from "./parameters.js";
 
 /**
  * Pull and push against every parameter-server shard in parallel: the ids
@@ -46,7 +46,7 @@ export class ShardedParameterClient {
   }
 
   /** offsets: the ids' RowLayout.offsets (null when every row has the uniform width); batch: the global batch a training pull is for. */
-  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, count), batch = -1): Promise<Pulled> {
+  async pull(step: number, ids: Uint32Array, count: number, includeDense: boolean, readOnly: boolean, offsets: Int32Array | null = this.layout.offsets(ids, count), batch: PullBatch | null = null): Promise<Pulled> {
     if (this.shards.length === 1) return this.shards[0]!.pull(step, ids, count, includeDense, readOnly, offsets, batch);
     this.split(ids, count);
     const parts = await Promise.all(this.shards.map((c, k) => c.pull(step, this.scratch[k]!.words, this.scratch[k]!.count, includeDense && k === 0, readOnly, undefined, batch)));
@@ -67,9 +67,9 @@ export class ShardedParameterClient {
    * A pull sent ahead at `step` (see ParameterClient.pullAhead); null when
    * it was withdrawn, or not sent: with several shards (see pullsAhead).
    */
-  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null, cancel?: AbortSignal): Promise<Pulled | null> {
+  pullAhead(step: number, ahead: Ahead, ids: Uint32Array, count: number, offsets: Int32Array | null, batch: PullBatch, cancel?: AbortSignal): Promise<Pulled | null> {
     if (this.shards.length !== 1) return Promise.resolve(null);
-    return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets, cancel);
+    return this.shards[0]!.pullAhead(step, ahead, ids, count, offsets, batch, cancel);
   }
 
   /**

@@ -145,7 +145,7 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
             pulled = served;
             m?.phase("pull", servedPullMs / 1000);
           } else {
-            pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets, j));
+            pulled = await session.guard(params.pull(Number(work.step), unique, uniqueCount, true, false, offsets, batch));
             lap("pull");
           }
           const out = model.trainStep(pulled.dense!, pulled.rows, uniqueCount, { ...toModelBatch(batch, inverse), rowOffsets: offsets }, new DropoutMasks(c.seed, j));
