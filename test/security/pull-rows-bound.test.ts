@@ -1,18 +1,22 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { GetWorkRequest, JobSpec__Output, JobStatus__Output, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output, Work__Output } from "@pangea/schema";
 import { MessageType, decodeMessage, encodeMessage } from "@pangea/schema";
 import { shardOfId } from "@pangea/kit";
 import { RowLayout, denseParams, modelSpecFromWire, paramSize } from "@pangea/model";
-import { orchestratorClient, parameterServerClient, unary } from "@pangea/rpc";
+import { PARAMETER_SERVER_SERVICE_NAME, TrainerTokens, orchestratorClient, parameterServerClient, sealBatchIds, startServer, unary, type RunningServer } from "@pangea/rpc";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { BatchFeed } from "../../services/trainer/src/cluster/batch-feed.js";
 import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
 import { ParameterClient, type PullBatch } from "../../services/trainer/src/cluster/parameters.js";
 import { waitFor } from "../support/processes.js";
+import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
+import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model.js";
+import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
+import { recordingLog, tempDir } from "../../services/orchestrator/test/fakes/job-fixture.js";
 
 /**
  * A registered trainer holding a batch (and its ticket) pulls made-up ids
@@ -118,7 +122,7 @@ describe("a trainer holding a batch pulls made-up ids", () => {
               // Ten pulls of 20,000 made-up ids: each names more ids than the batch holds.
               for (let i = 0; i < 10; i++) {
                 const err = await refusal(shard.pull(step, madeUp(20_000, k), 20_000, false, false, null, batch));
-                expect(err?.message).toContain(`refused: it names 20000 ids, and batch ${j} holds ${n} (compute's seal)`);
+                expect(err?.message).toContain(`refused${where}: it names 20000 ids, and batch ${j} holds ${n} (compute's seal)`);
                 expect(err?.message).toContain("PERMISSION_DENIED");
               }
               // A count made up under the batch's seal; a seal compute gives for the batch at a larger size than the job's.
@@ -136,7 +140,7 @@ describe("a trainer holding a batch pulls made-up ids", () => {
               await shard.pull(step, ids, n, false, false, null, batch);
               await shard.pull(step, ids, n, false, false, null, batch);
               const more = await refusal(shard.pull(step, madeUp(1, k), 1, false, false, null, batch));
-              expect(more?.message).toContain(`its 1 ids without a row would take the rows made for batch ${j} to ${n + 1}, above the ${n} ids the batch holds (compute's seal)`);
+              expect(more?.message).toContain(`refused${where}: its 1 ids without a row would take the rows made for batch ${j} to ${n + 1}, above the ${n} ids the batch holds (compute's seal)`);
             }
             // Each shard grew by this batch's count and the honest trainer's rows (at most 6 steps of 64 records' ids),
             // far from the 200,000 made-up ids named to each.
@@ -168,4 +172,84 @@ describe("a trainer holding a batch pulls made-up ids", () => {
       await cluster.stop(1_000);
     }
   }, 300_000);
+});
+
+/** A parameter-server shard (index 1 of 2) serving over gRPC in this process, for a job of batch size 4. */
+async function shardOf(mode: "sync" | "async", servers: RunningServer[]) {
+  const { log, lines } = recordingLog();
+  const host = new ShardHost({ index: 1, defaults: defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: tempDir("pangea-rows-shard-") }, log);
+  const model = { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] };
+  const job = { jobId: "j", batchSize: 4, model, steps: 100_000, worldSize: 2, batchesPerStep: 2, mode, psShards: ["h:0", "h:1"], resumedFromStep: 0, heartbeatTimeoutMs: 5000, servingSync: [] } as unknown as JobSpec__Output;
+  const server = await startServer("127.0.0.1", 0, (x) => new ParameterServer(host, "ps-shard-1", null, log).addToServer(x), [PARAMETER_SERVER_SERVICE_NAME], undefined, { security: null });
+  servers.push(server);
+  const layout = RowLayout.of(modelSpecFromWire(model as never), model.slotIds);
+  /** A registration's client under an orchestrator's keys (each orchestrator start draws new ones), given `batches`' tickets. */
+  const trainer = (tokens: TrainerTokens, batches: number[]) => {
+    const token = tokens.issue(0);
+    const tickets = new BatchTickets(1 << 20);
+    tickets.note(batches, batches.map((j) => tokens.ticket(0, token, j)));
+    return new ParameterClient(server.address, "trainer-0", 0, [], layout, false, false, null, () => token, tickets);
+  };
+  return { host, job, trainer, lines };
+}
+
+describe("a shard's count of a batch's rows", () => {
+  const servers: RunningServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.shutdown(100);
+  });
+  const ids = (...lo: number[]) => Uint32Array.from(lo.flatMap((x) => [x, (1 << 16) >>> 0]));
+  const outcome = (p: Promise<unknown>) => p.then(() => "served", (e: Error) => e.message);
+
+  it("starts again when its orchestrator comes back (a resume reloads the tables under the same job id): the batch replayed is served", async () => {
+    const { host, job, trainer, lines } = await shardOf("sync", servers);
+    const life = async () => {
+      const tokens = new TrainerTokens();
+      host.start(job);
+      host.pushKey = tokens.key;
+      host.ticketKey = tokens.ticketKey;
+      const c = trainer(tokens, [0]);
+      try {
+        // Batch 0 holds 6 ids, 4 of them this shard's, all new.
+        return await outcome(c.pull(0, ids(11, 12, 13, 14), 4, false, false, null, { batchIndex: 0, nnz: 6, idsSeal: sealBatchIds(tokens.key, 0, 4, 6) }));
+      } finally {
+        c.close();
+      }
+    };
+    expect(await life()).toBe("served");
+    // Its orchestrator lost (run-shard forgets the job), then resumed from before batch 0's rows: counted from nothing.
+    host.reset();
+    expect(await life()).toBe("served");
+    // A pull past the count is refused, and logged by the shard.
+    const tokens = new TrainerTokens();
+    host.reset();
+    host.start(job);
+    host.pushKey = tokens.key;
+    host.ticketKey = tokens.ticketKey;
+    const c = trainer(tokens, [0]);
+    expect(await outcome(c.pull(0, ids(11, 12, 13, 14, 15, 16, 17), 7, false, false, null, { batchIndex: 0, nnz: 6, idsSeal: sealBatchIds(tokens.key, 0, 4, 6) }))).toContain(
+      "training pull for rank 0 refused by parameter-server shard 1: it names 7 ids, and batch 0 holds 6 (compute's seal)",
+    );
+    c.close();
+    expect(lines.some((l) => l.level === "warn" && l.msg.includes("refused by parameter-server shard 1: it names 7 ids"))).toBe(true);
+  });
+
+  it("async: is kept for every batch not yet pushed there, however many (a trainer keeping 4,097 tickets cannot have the first forgotten)", async () => {
+    const { host, job, trainer } = await shardOf("async", servers);
+    const tokens = new TrainerTokens();
+    host.start(job);
+    host.pushKey = tokens.key;
+    host.ticketKey = tokens.ticketKey;
+    const N = 4097;
+    const c = trainer(tokens, Array.from({ length: N }, (_, j) => j));
+    let lo = 1_000_000;
+    const pull = (j: number) => outcome(c.pull(0, ids(lo++, lo++, lo++, lo++), 4, false, false, null, { batchIndex: j, nnz: 4, idsSeal: sealBatchIds(tokens.key, j, 4, 4) }));
+    expect(await pull(0)).toBe("served");
+    expect(await pull(0)).toContain("above the 4 ids the batch holds");
+    for (let j = 1; j < N; j++) await pull(j);
+    const rows = host.requireModel(true).store.size();
+    expect(await pull(0)).toContain("above the 4 ids the batch holds");
+    expect(host.requireModel(true).store.size()).toBe(rows);
+    c.close();
+  }, 120_000);
 });

@@ -155,10 +155,12 @@ describe("Job: training to COMPLETED", () => {
       job.checkTrainingPull({ rank, token: token(w), ahead: ahead.length > 0, aheadBatches: ahead, ...sealed(batch) }, `training pull for rank ${rank}`);
     await expect(async () => pull(2, "trainer-2", 0)()).rejects.toThrow(/^training pull for rank 2: trainer trainer-2 \(rank 2\) pulls for the batches GetWork gave it, and it holds none$/);
     expect(await codeOf(pull(2, "trainer-2", 0))).toBe("ORCH_ERR_NOT_ASSIGNED");
-    expect(pull(2, "trainer-2", 2, [2])()).toEqual({ job: job.config.jobId, batch: 2, ids: 40 });
+    expect(pull(2, "trainer-2", 2, [2])()).toMatchObject({ batch: 2, ids: 40, seal: sealed(2).batchIdsSeal });
     // A pull sent ahead bounds the rows of a batch it names, not another.
     await expect(async () => pull(2, "trainer-2", 5, [2])()).rejects.toThrow(/a pull sent ahead is for one of the batches it names \(2\), not batch 5/);
-    expect(pull(0, "trainer-0", 0)()).toEqual({ job: job.config.jobId, batch: 0, ids: 40 });
+    expect(pull(0, "trainer-0", 0)()).toMatchObject({ batch: 0, ids: 40 });
+    // The run is the job's and its orchestrator's key: a resume under the same id is another run.
+    expect(pull(0, "trainer-0", 0)()!.run).toMatch(new RegExp(`^${job.config.jobId}\\.[A-Za-z0-9_-]{12}$`));
     // Trainer 1's batch, named by trainer 0 (compute serves any batch asked for, with its seal).
     await expect(async () => pull(0, "trainer-0", 1)()).rejects.toThrow(/trainer trainer-0 \(rank 0\) pulls for the batches GetWork gave it, and batch 1 is not one of them/);
     // Its own batch without the seal, or with a count compute did not seal.
@@ -166,8 +168,10 @@ describe("Job: training to COMPLETED", () => {
     await expect(async () => own({})()).rejects.toThrow(/^training pull for rank 0 refused: it carries no batch_ids_seal/);
     await expect(async () => own({ ...sealed(0), batchIds: 4000 })()).rejects.toThrow(`training pull for rank 0 refused: its batch_ids_seal is not compute's seal on batch 0 of the job's batch size ${job.config.batchSize} holding 4000 ids`);
     expect(await codeOf(own({}))).toBe("ORCH_ERR_PERMISSION_DENIED");
+    expect([0, 1, 2].map((j) => job.batchDone(j))).toEqual([false, false, true]);
     await job.push(gradients(job, 0, 0));
     expect(await codeOf(pull(0, "trainer-0", 0))).toBe("ORCH_ERR_NOT_ASSIGNED");
+    expect(job.batchDone(0)).toBe(true);
     pull(1, "trainer-1", 1)();
   });
 

@@ -5,6 +5,7 @@ import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
+import { runOf } from "../src/server/batch-row-budget.js";
 import { TrainerTokens, nonceOf, sealBatchIds } from "@pangea/rpc";
 import { stampSlotV2 } from "@pangea/features";
 import { codeOf, recordingLog, tempDir } from "./fakes/job-fixture.js";
@@ -191,9 +192,10 @@ describe("ShardHost", () => {
     const mine = tokens.issue(0);
     const ticket = tokens.ticket(0, mine, 1);
     const pull = (batchIds: number, batchIdsSeal: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step: 0, batch: 1, ticket, batchIds, batchIdsSeal }, "training pull for rank 0");
-    expect(pull(30, sealBatchIds(tokens.key, 1, 4, 30))()).toEqual({ job: "j", batch: 1, ids: 30 });
+    const seal = sealBatchIds(tokens.key, 1, 4, 30);
+    expect(pull(30, seal)()).toEqual({ run: runOf("j", tokens.key), batch: 1, ids: 30, seal });
     const refused = "training pull for rank 0 refused by parameter-server shard 1: ";
-    expect(pull(30, "")).toThrow(`${refused}it carries no batch_ids_seal (compute seals each train batch's count of ids; a training pull names it with the seal)`);
+    expect(pull(30, "")).toThrow(`${refused}it carries no batch_ids_seal (compute seals each train batch's count of ids once it has registered with the orchestrator; a trainer pulls with the seal its batch came with)`);
     const notCompute = `${refused}its batch_ids_seal is not compute's seal on batch 1 of the job's batch size 4 holding`;
     // A count made up; another batch's seal; one for a larger batch than the job's (compute serves any size asked); another orchestrator's key.
     expect(pull(3000, sealBatchIds(tokens.key, 1, 4, 30))).toThrow(`${notCompute} 3000 ids`);
@@ -203,6 +205,21 @@ describe("ShardHost", () => {
     // A seal is not a token, nor a ticket.
     expect(pull(30, ticket)).toThrow(notCompute);
     expect(await codeOf(pull(30, ""))).toBe("ORCH_ERR_PERMISSION_DENIED");
+  });
+
+  it("says which batches no training pull can be for any more (their rows' counts are then forgotten): sync, those of a step before the one before; async, those pushed here", async () => {
+    const sync = shard().host;
+    expect([0, 1, 2, 3].map((j) => sync.batchDone(j))).toEqual([false, false, false, false]);
+    await sync.push(push(0, 0, 0));
+    await sync.push(push(1, 0, 1));
+    // At step 1 a pull for step 0's batches is still taken (a dead trainer's part may have completed it here first).
+    expect([0, 1, 2].map((j) => sync.batchDone(j))).toEqual([false, false, false]);
+    await sync.push(push(0, 1, 2));
+    await sync.push(push(1, 1, 3));
+    expect([0, 1, 2, 3, 4].map((j) => sync.batchDone(j))).toEqual([true, true, false, false, false]);
+    const async = shard({ mode: "async" } as Partial<JobSpec__Output>).host;
+    await async.push(push(0, 0, 1));
+    expect([0, 1, 2].map((j) => async.batchDone(j))).toEqual([false, true, false]);
   });
 
   it("writes its part of a checkpoint only when shard 0 asks, and reports it", async () => {

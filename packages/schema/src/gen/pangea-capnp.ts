@@ -231,8 +231,10 @@ export class TrainingBatch extends $.Struct {
 * count of feature ids (nnz): the MAC of the batch index, the batch size asked
 * for and nnz under the key the orchestrator gave compute. The trainer's pulls
 * for the batch name nnz with the seal (ParameterRequest.batchIds), and a
-* parameter server makes at most about that many rows for the batch. Empty
-* from a compute that holds no key, and for held-out batches.
+* parameter server makes at most that many rows for the batch. Empty from a
+* compute that holds no key yet (it serves while it registers; a trainer
+* asks for such a batch again, as the parameter servers refuse a pull
+* without the seal), and for held-out batches.
 *
 */
   get weights(): Tensor {
@@ -536,8 +538,9 @@ export class ParameterRequest extends $.Struct {
   /**
 * A training pull also names its batch's count of feature ids and compute's
 * seal on it (TrainingBatch.idsSeal): a parameter server checks the seal
-* against the job's batch size, takes at most that many ids in one pull,
-* and serves no more pulls for the batch once they have made that many rows.
+* against the job's batch size, refuses a pull naming more ids than that,
+* and one whose ids without a row would take the rows the batch's pulls
+* made past that count (ids with rows make none).
 *
 */
   get batchTicket(): string {

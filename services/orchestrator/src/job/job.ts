@@ -11,7 +11,7 @@ import { checkpointRowsOfEveryShard, stepCheckpointDir, type TrainingProgress } 
 import { OrchestratorErrors } from "../errors.js";
 import type { WorkerKind } from "../server/peer-check.js";
 import type { SealedBatch, TrainingPull } from "../server/parameter-host.js";
-import { sealProblem } from "../server/batch-row-budget.js";
+import { runOf, sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard } from "../shard/parameter-shard.js";
 import { checkEvalReport } from "./eval-report-check.js";
 import { Evaluations } from "./evaluations.js";
@@ -453,7 +453,18 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
     const why = sealProblem(this.members.trainerTokens.key, this.config.batchSize, pull);
     if (why) throw OrchestratorErrors.create("ORCH_ERR_PERMISSION_DENIED", `${call} refused: ${why}`);
-    return { job: this.config.jobId, batch, ids: pull.batchIds ?? 0 };
+    return { run: this.run, batch, ids: pull.batchIds ?? 0, seal: pull.batchIdsSeal ?? "" };
+  }
+
+  /** What tells this run of the job from another (a resume under the same id), for the rows' counts of batches. */
+  private get run(): string {
+    return (this.runId ??= runOf(this.config.jobId, this.members.trainerTokens.key));
+  }
+  private runId: string | undefined;
+
+  /** A batch the plan gives no trainer now (finished, or not given out): no training pull for it is taken. */
+  batchDone(batch: number): boolean {
+    return typeof this.steps?.plan.ownerOf(batch) !== "string";
   }
 
   /** Work for a trainer: held until it has batches, the job moves on, or ends. */

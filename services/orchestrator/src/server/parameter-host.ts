@@ -31,10 +31,12 @@ export interface TrainingPull {
 
 /** The batch a training pull makes rows for, and how many feature ids compute sealed it with: at most that many rows. */
 export interface SealedBatch {
-  /** The job it is of: batch indices start again with each job. */
-  job: string;
+  /** The run of the job it is of (runOf): batch indices and tables start again with each. */
+  run: string;
   batch: number;
   ids: number;
+  /** Compute's seal: a stream source serves other records under an index asked for again, with another seal. */
+  seal: string;
 }
 
 export interface ParameterHost {
@@ -66,6 +68,8 @@ export interface ParameterHost {
    * from a host that holds no key (nothing to check the seal with).
    */
   checkTrainingPull?(pull: TrainingPull, call: string): SealedBatch | null;
+  /** Whether no training pull for global batch `batch` can be taken any more (its rows' count is then forgotten). */
+  batchDone?(batch: number): boolean;
   /** Ends the job (or this shard's part of it) for a reason no retry can cure, e.g. the memory limit. */
   fail(err: PangeaError): void;
 }

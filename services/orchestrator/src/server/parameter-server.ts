@@ -5,7 +5,7 @@ import { MessageType, type PayloadTypes, decodeMessage, encodeMessage, initFloat
 import type { ParameterHost, SealedBatch } from "./parameter-host.js";
 import { BatchRowBudget } from "./batch-row-budget.js";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
-import { printable, type Logger } from "@pangea/kit";
+import { TokenBucket, printable, type Logger } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 import type { DenseExchange } from "../params/dense-exchange.js";
 import type { DenseStore } from "../params/dense-store.js";
@@ -32,7 +32,9 @@ export class ParameterServer {
   /** Where a training pull's rows are gathered before they go to a rows file: one pull at a time, reused. */
   private rowScratch = new Float32Array(0);
   /** The rows training pulls made per batch, held to each batch's sealed count of ids. */
-  private readonly rowBudget = new BatchRowBudget();
+  private readonly rowBudget: BatchRowBudget;
+  /** Refused training pulls are logged a few a second at most. */
+  private readonly refusalsLogged = new TokenBucket(5, 1);
 
   constructor(
     private readonly job: ParameterHost,
@@ -40,7 +42,10 @@ export class ParameterServer {
     /** Trainers on this machine take the dense parameters and give their gradients through its files (null: messages only). */
     private readonly exchange: DenseExchange | null = null,
     private readonly log: Logger | null = null,
-  ) {}
+  ) {
+    const shard = /^ps-shard-(\d+)$/.exec(sender);
+    this.rowBudget = new BatchRowBudget((batch) => this.job.batchDone?.(batch) ?? false, shard ? ` by parameter-server shard ${shard[1]}` : "");
+  }
 
   /** Why the last weight file could not be written: logged when it changes, not at every pull. */
   private lastWriteFailure = "";
@@ -206,14 +211,14 @@ export class ParameterServer {
     if (!readOnly) this.job.checkPullStep(step, req.workerRank);
     const { words, count } = readIdWords(req.ids, `pull from rank ${req.workerRank}: ids`);
     const call = `training pull for rank ${req.workerRank}`;
-    if (sealed) this.rowBudget.checkCount(sealed, count, call);
+    if (sealed) this.logged(req.workerRank, () => this.rowBudget.checkCount(sealed, count, call));
     const { store, dense } = model;
     // The rows the pull makes are charged to its batch; those it may make are checked before any is (admitNew).
     const readRows = (out: Float32Array) => {
       if (readOnly || !sealed) return store.readMany(words, count, readOnly, out, offsets);
       const before = store.size();
       try {
-        store.readMany(words, count, false, out, offsets, (fresh) => this.rowBudget.admit(sealed, fresh, call));
+        store.readMany(words, count, false, out, offsets, (fresh) => this.logged(req.workerRank, () => this.rowBudget.admit(sealed, fresh, call)));
       } finally {
         this.rowBudget.note(sealed, store.size() - before);
       }
@@ -281,6 +286,16 @@ export class ParameterServer {
     else if (inline) this.transfers.weights.message++;
     if (!readOnly) this.transfers.rows[rowsFile ? "file" : "message"]++;
     return answer;
+  }
+
+  /** Runs a check of a training pull; a refusal is logged (a few a second) before it goes to the trainer. */
+  private logged(rank: number, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      if (this.refusalsLogged.take()) this.log?.warn({ rank }, (err as Error).message);
+      throw err;
+    }
   }
 
   /** A training pull's rows (new ones made) in the scratch array, for a rows file. */

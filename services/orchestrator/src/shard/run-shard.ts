@@ -16,7 +16,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
   const index = config.shardIndex!;
   let coordinator = "(not found yet)";
   const host = new ShardHost({ ...settings, index }, log);
-  const params = new ParameterServer(host, `ps-shard-${index}`);
+  const params = new ParameterServer(host, `ps-shard-${index}`, null, log);
   const running = await startServer(config.host, config.port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME]);
   const advertise = config.advertise ?? running.address;
   let stopping = false;

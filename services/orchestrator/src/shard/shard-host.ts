@@ -8,7 +8,7 @@ import { modelIdentity, modelSpecFromWire } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost, SealedBatch, TrainingPull } from "../server/parameter-host.js";
-import { sealProblem } from "../server/batch-row-budget.js";
+import { runOf, sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { RevokedTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 
@@ -101,7 +101,15 @@ export class ShardHost implements ParameterHost {
     // Without a job the pull is refused further on (requireModel), with nothing read.
     if (!why && this.job) why = sealProblem(this.pushKey, this.job.batchSize, pull);
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
-    return this.job ? { job: this.job.jobId, batch, ids: pull.batchIds ?? 0 } : null;
+    return this.job ? { run: runOf(this.job.jobId, this.pushKey), batch, ids: pull.batchIds ?? 0, seal: pull.batchIdsSeal ?? "" } : null;
+  }
+
+  /** Sync/hybrid: a batch of a step before the one before this shard's (a pull is for its step or the one before); async: one pushed here. */
+  batchDone(batch: number): boolean {
+    const shard = this.shard;
+    if (!shard || !this.job) return true;
+    if (this.job.mode === "async") return shard.wasTaken(batch);
+    return batch < Math.max(0, shard.version - 1) * (this.job.batchesPerStep || this.job.worldSize);
   }
 
   /** Why `token` is not one a call for `rank` may carry ("" when it is); throws for a revoked one. */

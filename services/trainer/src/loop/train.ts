@@ -90,6 +90,9 @@ export async function trainAssigned(c: TrainContext): Promise<TrainStats> {
     await new Promise((r) => setImmediate(r));
     const batch = decodeBatch(bytes, model.spec, "compute");
     if (batch.batchIndex !== j) throw TrainerErrors.create("TRAINER_ERR_BAD_BATCH", `compute sent batch ${batch.batchIndex} where batch ${j} was wanted`);
+    // Compute serves while it registers, and seals a batch's count of ids only once the orchestrator gave it the key:
+    // the parameter servers refuse a pull without the seal, so the batch is asked for again, as from a compute gone.
+    if (!batch.idsSeal) throw TrainerErrors.create("TRAINER_ERR_LOST_PEER", `compute sent batch ${j} without its seal on the batch's ids: it has not registered with the orchestrator yet`);
     const { unique, uniqueCount, inverse } = dedup.dedup(batch.idWords, batch.nnz);
     return { batch, unique, uniqueCount, inverse, offsets: c.layout.offsets(unique, uniqueCount) };
   };
