@@ -2,11 +2,11 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { GetWorkRequest, JobSpec__Output, JobStatus__Output, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output, Work__Output } from "@pangea/schema";
+import type { JobStatus__Output } from "@pangea/schema";
 import { shardOfId } from "@pangea/kit";
 import { RowLayout, denseParams, modelSpecFromWire, paramSize } from "@pangea/model";
-import { orchestratorClient, unary } from "@pangea/rpc";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
+import { joinAsTrainer, type HandMadeTrainer } from "../support/hand-made-trainer.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
 import { ParameterClient } from "../../services/trainer/src/cluster/parameters.js";
@@ -150,25 +150,20 @@ describe("a trainer that pushes to shard 0 only", () => {
       computeArgs: ["--eval-records", "500"],
       trainerArgs: [],
     });
-    const c = orchestratorClient(cluster.orchestratorAddress);
     const status = new StatusClient(cluster.orchestratorAddress);
     const workerId = "pushes-to-shard-0-only";
-    let beat: NodeJS.Timeout | undefined;
+    let trainer: HandMadeTrainer | null = null;
     try {
       await status.connect(10_000);
-      const reg = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId, kind: "WORKER_KIND_TRAINER", address: "" }, 10_000);
-      const token = reg.workerToken;
-      const session = c.WorkerSession({ workerId, workerToken: token });
-      session.on("error", () => {});
-      const job = await new Promise<JobSpec__Output>((resolve) => session.on("data", (e: WorkerEvent__Output) => e.jobStarted && resolve(e.jobStarted)));
-      beat = setInterval(() => void unary("orchestrator", c.Heartbeat.bind(c), { workerId, workerToken: token }, 5_000).catch(() => {}), 500);
+      trainer = await joinAsTrainer(cluster.orchestratorAddress, workerId);
+      const { job, token } = trainer;
       const spec = modelSpecFromWire(job.model!);
       const tickets = new BatchTickets();
-      const shard0 = new ParameterClient(cluster.orchestratorAddress, workerId, reg.rank, denseParams(spec), RowLayout.of(spec, job.model!.slotIds), false, true, null, () => token, tickets);
+      const shard0 = new ParameterClient(cluster.orchestratorAddress, workerId, trainer.rank, denseParams(spec), RowLayout.of(spec, job.model!.slotIds), false, true, null, () => token, tickets);
       const zeros = denseParams(spec).map((p) => new Float32Array(paramSize(p)));
       let pushed = 0;
       for (;;) {
-        const work = await unary<GetWorkRequest, Work__Output>("orchestrator", c.GetWork.bind(c), { workerId, workerToken: token }, 60_000);
+        const work = await trainer.getWork();
         // Done (with an evaluation or not): it leaves; the evaluation goes to the other trainer once its session is gone.
         if (work.done) break;
         tickets.note(work.batchIndices.map(Number), work.batchTickets);
@@ -179,7 +174,7 @@ describe("a trainer that pushes to shard 0 only", () => {
         }
       }
       shard0.close();
-      session.cancel();
+      trainer.leave();
       const s = await waitFor("the job to complete", async () => {
         const st = await status.get().catch(() => null);
         return st && (st.state === "JOB_STATE_COMPLETED" || st.state === "JOB_STATE_FAILED") ? st : null;
@@ -195,9 +190,8 @@ describe("a trainer that pushes to shard 0 only", () => {
       const [zero, one] = loadShardedCheckpoint(s.checkpointPath);
       expect([zero!.manifest.step, one!.manifest.step]).toEqual([steps, steps]);
     } finally {
-      clearInterval(beat);
+      trainer?.leave();
       status.close();
-      c.close();
       await cluster.stop(1_000);
     }
   }, RUNS_TIMEOUT_MS);

@@ -2,17 +2,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { GetWorkRequest, JobSpec__Output, JobStatus__Output, RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output, Work__Output } from "@pangea/schema";
+import type { JobSpec__Output, JobStatus__Output } from "@pangea/schema";
 import { MessageType, decodeMessage, encodeMessage } from "@pangea/schema";
 import { shardOfId } from "@pangea/kit";
 import { RowLayout, denseParams, modelSpecFromWire, paramSize } from "@pangea/model";
-import { PARAMETER_SERVER_SERVICE_NAME, TrainerTokens, orchestratorClient, parameterServerClient, sealBatchIds, startServer, unary, type RunningServer } from "@pangea/rpc";
+import { PARAMETER_SERVER_SERVICE_NAME, TrainerTokens, parameterServerClient, sealBatchIds, startServer, unary, type RunningServer } from "@pangea/rpc";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { BatchFeed } from "../../services/trainer/src/cluster/batch-feed.js";
 import { BatchTickets } from "../../services/trainer/src/cluster/batch-tickets.js";
 import { ParameterClient, type PullBatch } from "../../services/trainer/src/cluster/parameters.js";
 import { waitFor } from "../support/processes.js";
+import { joinAsTrainer } from "../support/hand-made-trainer.js";
 import { ParameterServer } from "../../services/orchestrator/src/server/parameter-server.js";
 import { defaultSlotConfig } from "../../services/orchestrator/src/job/job-model.js";
 import { ShardHost } from "../../services/orchestrator/src/shard/shard-host.js";
@@ -69,27 +70,21 @@ describe("a trainer holding a batch pulls made-up ids", () => {
       computeArgs: ["--eval-records", "500"],
       trainerArgs: [],
     });
-    const c = orchestratorClient(cluster.orchestratorAddress);
     const status = new StatusClient(cluster.orchestratorAddress);
     const workerId = "made-up-ids";
-    let beat: NodeJS.Timeout | undefined;
     const closers: Array<() => void> = [];
     try {
       await status.connect(10_000);
-      const reg = await unary<RegisterWorkerRequest, RegisterWorkerResponse__Output>("orchestrator", c.RegisterWorker.bind(c), { workerId, kind: "WORKER_KIND_TRAINER", address: "" }, 10_000);
-      const token = reg.workerToken;
-      const session = c.WorkerSession({ workerId, workerToken: token });
-      session.on("error", () => {});
-      closers.push(() => session.cancel());
-      const job = await new Promise<JobSpec__Output>((resolve) => session.on("data", (e: WorkerEvent__Output) => e.jobStarted && resolve(e.jobStarted)));
-      beat = setInterval(() => void unary("orchestrator", c.Heartbeat.bind(c), { workerId, workerToken: token }, 5_000).catch(() => {}), 500);
+      const trainer = await joinAsTrainer(cluster.orchestratorAddress, workerId);
+      closers.push(() => trainer.leave());
+      const { job, token, rank } = trainer;
       const spec = modelSpecFromWire(job.model!);
       const layout = RowLayout.of(spec, job.model!.slotIds);
       const slot = job.model!.slotIds[0]!;
       const tickets = new BatchTickets();
-      const shards = job.psShards.map((address, k) => new ParameterClient(k === 0 ? cluster.orchestratorAddress : address, workerId, reg.rank, denseParams(spec), layout, false, k === 0, null, () => token, tickets));
+      const shards = job.psShards.map((address, k) => new ParameterClient(k === 0 ? cluster.orchestratorAddress : address, workerId, rank, denseParams(spec), layout, false, k === 0, null, () => token, tickets));
       closers.push(...shards.map((s) => () => s.close()));
-      const registration = { token, rank: reg.rank };
+      const registration = { token, rank };
       const feed = new BatchFeed(workerId, BATCH, 10_000, registration);
       closers.push(() => feed.reset());
       /** Batch j as compute serves it for `size` records: its count of ids and compute's seal. */
@@ -107,7 +102,7 @@ describe("a trainer holding a batch pulls made-up ids", () => {
       let attacked = false;
       const madeUp = madeUpIds(slot);
       for (;;) {
-        const work = await unary<GetWorkRequest, Work__Output>("orchestrator", c.GetWork.bind(c), { workerId, workerToken: token }, 60_000);
+        const work = await trainer.getWork();
         if (work.done) break;
         tickets.note(work.batchIndices.map(Number), work.batchTickets);
         for (const j of work.batchIndices.map(Number)) {
@@ -157,7 +152,6 @@ describe("a trainer holding a batch pulls made-up ids", () => {
       }
       expect(attacked).toBe(true);
       // It leaves: the final evaluation goes to the other trainer once its session is gone.
-      clearInterval(beat);
       for (const close of closers.splice(0)) close();
       const end = await waitFor<JobStatus__Output>("the job to end", async () => {
         const st = await status.get().catch(() => null);
@@ -165,10 +159,8 @@ describe("a trainer holding a batch pulls made-up ids", () => {
       }, 120_000);
       expect([end.state, end.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
     } finally {
-      clearInterval(beat);
       for (const close of closers) close();
       status.close();
-      c.close();
       await cluster.stop(1_000);
     }
   }, 300_000);
