@@ -27,8 +27,8 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
  * Compute seals each train batch's count of feature ids with the first key
  * (sealBatchIds): a training pull names its batch's count with the seal, and
  * a parameter server that holds the key takes a pull only if the seal is good
- * for the job's batch size, and makes no more rows for a batch than about its
- * count (BatchRowBudget). A ticket alone let a trainer holding a batch make
+ * for the job's batch size, and makes no more rows for a batch than its count
+ * (BatchRowBudget). A ticket alone let a trainer holding a batch make
  * rows for any ids it named.
  */
 export class TrainerTokens {
@@ -105,19 +105,15 @@ export function tokenIsForRank(key: Uint8Array, rank: number, token: string): bo
   return nonce !== "" && sameText(token.slice(nonce.length + 1), macOf(key, `${rank}.${nonce}`));
 }
 
-function sealOf(key: Uint8Array, batch: number, batchSize: number, ids: number): string {
+/** Compute's seal on train batch `batch` of `batchSize` records (as asked for), which holds `ids` feature ids. */
+export function sealBatchIds(key: Uint8Array, batch: number, batchSize: number, ids: number): string {
   // "ids." cannot begin a token's text (`${rank}.${nonce}`): a seal is never a token's MAC, nor one the other way.
   return macOf(key, `ids.${batch}.${batchSize}.${ids}`).slice(0, 22);
 }
 
-/** Compute's seal on train batch `batch` of `batchSize` records (as asked for), which holds `ids` feature ids. */
-export function sealBatchIds(key: Uint8Array, batch: number, batchSize: number, ids: number): string {
-  return sealOf(key, batch, batchSize, ids);
-}
-
 /** Whether `seal` is compute's, under `key`, on batch `batch` of the job's `batchSize` holding `ids` feature ids. */
 export function batchIdsSealIsFor(key: Uint8Array, batch: number, batchSize: number, ids: number, seal: string): boolean {
-  return seal !== "" && sameText(seal, sealOf(key, batch, batchSize, ids));
+  return seal !== "" && sameText(seal, sealBatchIds(key, batch, batchSize, ids));
 }
 
 /** Whether `ticket` was issued under `ticketKey` for batch `batch`, given to the registration of `rank` whose token is `token`. */

@@ -88,7 +88,7 @@ export class TrainerStreams {
 
   /**
    * The seal on a train batch's count of ids (TrainingBatch.idsSeal), for the size it was asked with: the parameter
-   * servers take a pull for the batch only with it, and make at most about that many rows for it. "" without a key.
+   * servers take a pull for the batch only with it, and make at most that many rows for it. "" without a key.
    */
   sealIds(batch: number, batchSize: number, ids: number): string {
     return this.key ? sealBatchIds(this.key, batch, batchSize, ids) : "";

@@ -101,8 +101,15 @@ export class ShardHost implements ParameterHost {
     // Without a job the pull is refused further on (requireModel), with nothing read.
     if (!why && this.job) why = sealProblem(this.pushKey, this.job.batchSize, pull);
     if (why) this.refuse(rank, `${call} refused by parameter-server shard ${this.s.index}: ${why}`);
-    return this.job ? { run: runOf(this.job.jobId, this.pushKey), batch, ids: pull.batchIds ?? 0, seal: pull.batchIdsSeal ?? "" } : null;
+    return this.job ? { run: this.runOf(this.job.jobId, this.pushKey), batch, ids: pull.batchIds ?? 0, seal: pull.batchIdsSeal ?? "" } : null;
   }
+
+  /** runOf, worked out once per job and key (a hash: not once per pull). */
+  private runOf(jobId: string, key: Buffer): string {
+    if (this.run?.key !== key || this.run.jobId !== jobId) this.run = { jobId, key, run: runOf(jobId, key) };
+    return this.run.run;
+  }
+  private run: { jobId: string; key: Buffer; run: string } | null = null;
 
   /** Sync/hybrid: a batch of a step before the one before this shard's (a pull is for its step or the one before); async: one pushed here. */
   batchDone(batch: number): boolean {

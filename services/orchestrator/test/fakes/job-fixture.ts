@@ -130,7 +130,7 @@ export function startedJob(over: Partial<JobConfig> = {}, source: SourceInfo__Ou
   for (let i = 0; i < trainers; i++) joinTrainer(job, `trainer-${i}`, sessions);
   /** Train batch `batch` as compute serves it, holding `nnz` ids, with compute's seal (a training pull carries it). */
   const batchOf = (batch: number, nnz = 4096) => ({ batchIndex: batch, nnz, idsSeal: sealBatchIds(pushKey, batch, job.config.batchSize, nnz) });
-  return { job, sessions, computeSession, lines, computeKey: pushKey, batchOf };
+  return { job, sessions, computeSession, lines, batchOf };
 }
 
 /** Registers a trainer and opens its session; returns its rank. */
