@@ -444,9 +444,9 @@ function modelConfig(name: string, content: unknown): string {
 }
 
 /** A checkpoint of the built-in data's default dlrm model (job "dlrm-job", step 5), as a finished job leaves it. */
-function dlrmCheckpoint(): { root: string; dir: string } {
+function dlrmCheckpoint(name = "dlrm-ckpt"): { root: string; dir: string } {
   const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
-  const root = join(tmp, "dlrm-ckpt");
+  const root = join(tmp, name);
   const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.5 }, 16), new Map(), 1);
   // One row of slot 1: its table carries Adagrad's state.
   store.rowForTraining(7, 0x10000);
@@ -465,6 +465,8 @@ function mixedSlotsCheckpoint(): string {
 describe("bad model input, as a new user gives it: one line naming the flag or field, exit 2, before anything starts", () => {
   const missing = join(tmp, "no-such-model.json");
   const ck = dlrmCheckpoint();
+  // The cases run side by side: two resuming one job would race for its lock (ORCH_ERR_JOB_IN_USE), so each has its own.
+  const ck2 = dlrmCheckpoint("dlrm-ckpt-2");
   const mixed = mixedSlotsCheckpoint();
   const cases: [string, string[], string | RegExp][] = [
     ["an unknown model", ["--model", "nope"], `pangea-orchestrator: invalid --model: expected one of ${MODEL_LIST}, got "nope"`],
@@ -508,7 +510,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     ["a job's checkpoint directory given for a checkpoint", ["--restore-from", dirname(ck.dir)], `pangea-orchestrator: error ORCH_ERR_NOT_A_CHECKPOINT: checkpoint ${dirname(ck.dir)}: this is a job's checkpoint directory, not a checkpoint; give one of its step-N directories, e.g. the newest, ${ck.dir}`],
     ["a dlrm job resumed as another architecture", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters"],
     // Every reason at once: mended in one go, not one restart per reason.
-    ["a job resumed with several flags the checkpoint contradicts", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep", "--dense-optimizer", "adagrad", "--sparse-optimizer", "ftrl", "--steps", "3"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters; and it was trained with --dense-optimizer adam, but this job gives adagrad: give the optimizer it was trained with; and it holds slot 1's rows with adagrad's state, but this job gives the slot ftrl (--sparse-optimizer or --slot-config): give the optimizer it was trained with; and it is beyond --steps 3: --steps counts the job's steps from its start, so give at least 5 to continue it (or --restore-from that checkpoint to start a new job from its parameters)"],
+    ["a job resumed with several flags the checkpoint contradicts", ["--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck2.root, "--model", "wide-deep", "--dense-optimizer", "adagrad", "--sparse-optimizer", "ftrl", "--steps", "3"], "pangea-orchestrator: --resume: job dlrm-job's checkpoint at step 5 holds model dlrm, but --model is wide-deep: it was trained with --model dlrm at its default hyper-parameters; and it was trained with --dense-optimizer adam, but this job gives adagrad: give the optimizer it was trained with; and it holds slot 1's rows with adagrad's state, but this job gives the slot ftrl (--sparse-optimizer or --slot-config): give the optimizer it was trained with; and it is beyond --steps 3: --steps counts the job's steps from its start, so give at least 5 to continue it (or --restore-from that checkpoint to start a new job from its parameters)"],
   ];
 
   // Each is an orchestrator that stops at start: they run side by side.
