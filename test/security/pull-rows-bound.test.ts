@@ -182,7 +182,16 @@ async function shardOf(mode: "sync" | "async", servers: RunningServer[]) {
     tickets.note(batches, batches.map((j) => tokens.ticket(0, token, j)));
     return new ParameterClient(server.address, "trainer-0", 0, [], layout, false, false, null, () => token, tickets);
   };
-  return { host, job, trainer, lines };
+  /** What the shard's registration with an orchestrator does (run-shard): the job forgotten, that orchestrator's keys taken (each start draws new ones), the job started. */
+  const registered = () => {
+    const tokens = new TrainerTokens();
+    host.reset();
+    host.pushKey = tokens.key;
+    host.ticketKey = tokens.ticketKey;
+    host.start(job);
+    return tokens;
+  };
+  return { host, trainer, registered, lines };
 }
 
 describe("a shard's count of a batch's rows", () => {
@@ -194,12 +203,9 @@ describe("a shard's count of a batch's rows", () => {
   const outcome = (p: Promise<unknown>) => p.then(() => "served", (e: Error) => e.message);
 
   it("starts again when its orchestrator comes back (a resume reloads the tables under the same job id): the batch replayed is served", async () => {
-    const { host, job, trainer, lines } = await shardOf("sync", servers);
+    const { trainer, registered, lines } = await shardOf("sync", servers);
     const life = async () => {
-      const tokens = new TrainerTokens();
-      host.start(job);
-      host.pushKey = tokens.key;
-      host.ticketKey = tokens.ticketKey;
+      const tokens = registered();
       const c = trainer(tokens, [0]);
       try {
         // Batch 0 holds 6 ids, 4 of them this shard's, all new.
@@ -210,14 +216,9 @@ describe("a shard's count of a batch's rows", () => {
     };
     expect(await life()).toBe("served");
     // Its orchestrator lost (run-shard forgets the job), then resumed from before batch 0's rows: counted from nothing.
-    host.reset();
     expect(await life()).toBe("served");
     // A pull past the count is refused, and logged by the shard.
-    const tokens = new TrainerTokens();
-    host.reset();
-    host.start(job);
-    host.pushKey = tokens.key;
-    host.ticketKey = tokens.ticketKey;
+    const tokens = registered();
     const c = trainer(tokens, [0]);
     expect(await outcome(c.pull(0, ids(11, 12, 13, 14, 15, 16, 17), 7, false, false, null, { batchIndex: 0, nnz: 6, idsSeal: sealBatchIds(tokens.key, 0, 4, 6) }))).toContain(
       "training pull for rank 0 refused by parameter-server shard 1: it names 7 ids, and batch 0 holds 6 (compute's seal)",
@@ -227,11 +228,8 @@ describe("a shard's count of a batch's rows", () => {
   });
 
   it("async: is kept for every batch not yet pushed there, however many (a trainer keeping 4,097 tickets cannot have the first forgotten)", async () => {
-    const { host, job, trainer } = await shardOf("async", servers);
-    const tokens = new TrainerTokens();
-    host.start(job);
-    host.pushKey = tokens.key;
-    host.ticketKey = tokens.ticketKey;
+    const { host, trainer, registered } = await shardOf("async", servers);
+    const tokens = registered();
     const N = 4097;
     const c = trainer(tokens, Array.from({ length: N }, (_, j) => j));
     let lo = 1_000_000;

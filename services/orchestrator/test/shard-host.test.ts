@@ -43,6 +43,14 @@ function shard(over: Partial<JobSpec__Output> = {}) {
   return { host, dir, lines, reports, parts: () => readdirSync(join(dir, "j")).sort() };
 }
 
+/** An orchestrator's keys, as the shard's registration gives them: returned to issue tokens, tickets and seals with. */
+function keyed(host: ShardHost): TrainerTokens {
+  const tokens = new TrainerTokens();
+  host.pushKey = tokens.key;
+  host.ticketKey = tokens.ticketKey;
+  return tokens;
+}
+
 const push = (rank: number, step: number, batchIndex: number): WorkerGradients => ({ rank, step, batchSize: 4, loss: 0.5, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
 
 describe("ShardHost", () => {
@@ -84,9 +92,7 @@ describe("ShardHost", () => {
   it("refuses a revoked token's push in sync mode (as shard 0 refuses a dead trainer), and takes it in async mode", async () => {
     for (const mode of ["sync", "async"] as const) {
       const { host } = shard({ mode });
-      const tokens = new TrainerTokens();
-      host.pushKey = tokens.key;
-      host.ticketKey = tokens.ticketKey;
+      const tokens = keyed(host);
       const token = tokens.issue(0);
       const check = () => host.checkPush({ rank: 0, token, batch: 0, ticket: tokens.ticket(0, token, 0) }, "Push for rank 0");
       check();
@@ -161,9 +167,7 @@ describe("ShardHost", () => {
   it("takes a training pull only with the ticket of a batch given to its token: of the step pulled for (sync), not pushed here yet (async)", async () => {
     for (const mode of ["sync", "async"] as const) {
       const { host } = shard({ mode });
-      const tokens = new TrainerTokens();
-      host.pushKey = tokens.key;
-      host.ticketKey = tokens.ticketKey;
+      const tokens = keyed(host);
       const [mine, rank1] = [tokens.issue(0), tokens.issue(1)];
       const pull = (step: number, batch: number, ticket: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step, batch, ticket, batchIds: 8, batchIdsSeal: sealBatchIds(tokens.key, batch, 4, 8) }, "training pull for rank 0");
       pull(0, 0, tokens.ticket(0, mine, 0))();
@@ -186,9 +190,7 @@ describe("ShardHost", () => {
 
   it("takes a training pull only with compute's seal on its batch's count of ids, good for the job's batch size, and answers the batch it bounds", async () => {
     const { host } = shard();
-    const tokens = new TrainerTokens();
-    host.pushKey = tokens.key;
-    host.ticketKey = tokens.ticketKey;
+    const tokens = keyed(host);
     const mine = tokens.issue(0);
     const ticket = tokens.ticket(0, mine, 1);
     const pull = (batchIds: number, batchIdsSeal: string) => () => host.checkTrainingPull({ rank: 0, token: mine, step: 0, batch: 1, ticket, batchIds, batchIdsSeal }, "training pull for rank 0");
