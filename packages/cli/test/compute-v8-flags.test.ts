@@ -3,16 +3,17 @@ import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { computeMallocEnv, computeV8Flags } from "../src/launcher/local-cluster.js";
 
 describe("compute's heap flags", () => {
-  it("keep the services' 64 MB semi-space at the default budget and shrink it to an eighth of a small --max-memory-mb, the old generation's first limit to half", () => {
+  it("keep the services' 64 MB semi-space at the default budget and shrink it to a sixteenth of a small --max-memory-mb, the old generation's first limit to a quarter", () => {
     expect(computeV8Flags([], {})).toEqual(SERVICE_V8_FLAGS);
     expect(computeV8Flags(["--max-memory-mb", "1024"], {})).toEqual(SERVICE_V8_FLAGS);
-    expect(computeV8Flags(["--data", "x.tsv", "--max-memory-mb", "64"], {})).toContain("--max-semi-space-size=8");
-    expect(computeV8Flags(["--max-memory-mb=16"], {})).toContain("--max-semi-space-size=2");
-    expect(computeV8Flags([], { PANGEA_MAX_MEMORY_MB: "128" })).toContain("--max-semi-space-size=16");
-    // The old generation's first limit: half the budget (at least 16 MB), at most the services' 256 MB.
-    expect(computeV8Flags(["--max-memory-mb", "64"], {})).toContain("--initial-old-space-size=32");
+    expect(computeV8Flags(["--data", "x.tsv", "--max-memory-mb", "64"], {})).toContain("--max-semi-space-size=4");
+    expect(computeV8Flags(["--max-memory-mb=16"], {})).toContain("--max-semi-space-size=1");
+    expect(computeV8Flags([], { PANGEA_MAX_MEMORY_MB: "128" })).toContain("--max-semi-space-size=8");
+    // The old generation's first limit: a quarter of the budget (at least 16 MB), at most the services' 256 MB.
+    expect(computeV8Flags(["--max-memory-mb", "64"], {})).toContain("--initial-old-space-size=16");
     expect(computeV8Flags(["--max-memory-mb", "16"], {})).toContain("--initial-old-space-size=16");
-    expect(computeV8Flags(["--max-memory-mb", "512"], {})).toContain("--initial-old-space-size=256");
+    expect(computeV8Flags(["--max-memory-mb", "512"], {})).toContain("--initial-old-space-size=128");
+    expect(computeV8Flags(["--max-memory-mb", "2048"], {})).toContain("--initial-old-space-size=256");
   });
 });
 
