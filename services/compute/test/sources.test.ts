@@ -202,6 +202,9 @@ describe("Criteo TSV source", () => {
     ["wrong field count", line("1", goodDense, goodCats.slice(0, 25)), "bad.tsv:2 (byte 217): expected 40 tab-separated fields (label, I1-I13, C1-C26), got 39"],
     ["too many fields", line("1", goodDense, [...goodCats, "x"]), "bad.tsv:2 (byte 217): more than 40 tab-separated fields"],
     ["bad label", line("2", goodDense, goodCats), "bad.tsv:2 (byte 217): label '2' must be 0 or 1"],
+    // A comma-separated line was named a bad label, quoting the whole line as the label.
+    ["comma-separated line", [1, ...goodDense, ...goodCats].join(","), "bad.tsv:2 (byte 217): expected 40 tab-separated fields (label, I1-I13, C1-C26), got 1 (the line holds no tab; is the file comma-separated?)"],
+    ["line of one word", "hello", "bad.tsv:2 (byte 217): expected 40 tab-separated fields (label, I1-I13, C1-C26), got 1 (the line holds no tab)"],
     ["non-integer count", line("0", goodDense.map((d, j) => (j === 4 ? "4.5" : d)), goodCats), "bad.tsv:2 (byte 217): field I5 '4.5' is not an integer"],
     ["lone minus", line("0", goodDense.map((d, j) => (j === 0 ? "-" : d)), goodCats), "bad.tsv:2 (byte 217): field I1 '-' is not an integer"],
     // 309 digits and more read as Infinity, which had reached the trainers (TRAINER_ERR_NON_FINITE, far from this line).

@@ -61,4 +61,18 @@ describe("RawReader", () => {
     expect(x.dense[1]).toBeCloseTo(normalizeCount(7), 6);
     expect(x.dense[13 + 1]).toBe(0);
   });
+
+  it("reads Criteo's counts alike for a version exported without a feature list and with one of Criteo's layout (dims aside); another list's dense values are numbers", () => {
+    const withDims = compileFeatureList({ ...criteoFeatureListConfig(), slots: criteoFeatureListConfig().slots.map((s, i) => (i === 2 ? { ...s, dim: 8 } : s)) }, "gen-data's list, a dim changed");
+    const other = compileFeatureList({ ...criteoFeatureListConfig(), dense: criteoFeatureListConfig().dense!.map((d) => ({ ...d, transform: "none" as const })) }, "no log1p");
+    const read = (r: RawReader, v: unknown) => r.examples(new Map<string, unknown[][]>([["I2", [[v]]]]), spec, 64).dense[1];
+    for (const l of [rawLayoutOf(null, spec, list.slotIds)!, rawLayoutOf(withDims, spec, withDims.slotIds)!]) {
+      const r = new RawReader(l);
+      expect([read(r, ""), read(r, "5"), read(r, 5)]).toEqual([0, Math.fround(normalizeCount(5)), Math.fround(normalizeCount(5))]);
+      expect(() => read(r, 2.5)).toThrow('input I2, example 0: expected an integer count (or "" or null for missing), got 2.5');
+    }
+    const r = new RawReader(rawLayoutOf(other, spec, other.slotIds)!);
+    expect(read(r, 2.5)).toBe(2.5);
+    expect(() => read(r, "")).toThrow('input I2, example 0: expected a finite number (or null for missing), got ""');
+  });
 });

@@ -73,6 +73,8 @@ function parseLine(b: Buffer, start: number, end: number, r: number, labels: Flo
     if (f >= FIELDS) throw new LineError(`more than ${FIELDS} tab-separated fields`);
     if (f === 0) {
       if (i - fs !== 1 || (b[fs] !== 48 && b[fs] !== 49)) {
+        // A line without a tab is not a bad label but another format (a comma-separated file, most often): said as such.
+        if (i === end) throw new LineError(`expected ${FIELDS} tab-separated fields (label, I1-I13, C1-C26), got 1 (the line holds no tab${b.subarray(fs, i).includes(44) ? "; is the file comma-separated?" : ""})`);
         throw new LineError(`label '${printableBytes(b.subarray(fs, i))}' must be 0 or 1`);
       }
       labels[r] = b[fs]! - 48;
