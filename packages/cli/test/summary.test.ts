@@ -32,6 +32,16 @@ describe("the job summary of a single-task job", () => {
   });
 });
 
+describe("the held-out AUC line", () => {
+  it("says why it is n/a when every held-out record has one label (a trial's 10-record file held out 1 record)", () => {
+    const one = status(evalOf());
+    one.eval = { ...one.eval!, records: 1, auc: nan, labelRate: 0 };
+    const line = (s: JobStatus__Output) => formatSummary(s, 1).split("\n").find((l) => l.startsWith("  held-out AUC"));
+    expect(line(one)).toBe("  held-out AUC      n/a (every held-out record has label 0: AUC needs both labels)");
+    expect(line(status(evalOf()))).toBe("  held-out AUC      0.8100");
+  });
+});
+
 describe("the embedding rows line", () => {
   const rowsLine = (s: JobStatus__Output) => formatSummary(s, 1).split("\n").find((l) => l.startsWith("  embedding rows"));
   const shard = { workerId: "shard-1", kind: "WORKER_KIND_PS_SHARD", alive: true } as JobStatus__Output["workers"][number];

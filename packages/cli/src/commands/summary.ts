@@ -89,7 +89,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   else if (s.eval) {
     const gt = s.source?.hasGroundTruth ? s.source : null;
     rows.push(
-      ["held-out AUC", `${fmt(s.eval.auc)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthAuc)}, gap ${fmt(gt.groundTruthAuc - s.eval.auc)})` : ""}`],
+      ["held-out AUC", `${fmt(s.eval.auc)}${oneLabel(s.eval) ? ` (every held-out record has label ${s.eval.labelRate}: AUC needs both labels)` : ""}${gt ? `   (ground-truth model ${fmt(gt.groundTruthAuc)}, gap ${fmt(gt.groundTruthAuc - s.eval.auc)})` : ""}`],
       ["held-out logloss", `${fmt(s.eval.logloss)}${gt ? `   (ground-truth model ${fmt(gt.groundTruthLogloss)})` : ""}`],
       ["held-out records", `${int(Number(s.eval.records))} (label rate ${fmt(s.eval.labelRate, 3)}, mean prediction ${fmt(s.eval.meanPrediction, 3)})`],
     );
@@ -120,6 +120,11 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   const width = Math.max(...rows.map(([k]) => k.length));
   // Workers supply the error, backend and source texts: escape them so no control byte reaches the terminal.
   return [`job ${printable(s.jobId)}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${printable(v, 4096)}`)].join("\n");
+}
+
+/** Held-out records all of one label: their AUC is undefined (the summary said "n/a" without saying why). */
+function oneLabel(e: { auc: number; labelRate: number; records: unknown }): boolean {
+  return !Number.isFinite(e.auc) && Number(e.records) > 0 && (e.labelRate === 0 || e.labelRate === 1);
 }
 
 /**
