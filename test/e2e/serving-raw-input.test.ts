@@ -15,6 +15,7 @@ import { MicroBatcher } from "../../services/serving/src/batching/micro-batcher.
 import { startRest } from "../../services/serving/src/api/rest.js";
 import { PREDICTION_SERVICE, addTfServing, tfServingServices } from "../../services/serving/src/api/tf-serving-grpc.js";
 import { SPEC as SMALL_SPEC, writeVersion, writeModel } from "../../services/serving/test/support/versions.js";
+import { ENTRY, runNode } from "../support/processes.js";
 
 /**
  * Raw feature values at serving's Predict (REST and gRPC, real servers on
@@ -215,6 +216,43 @@ describe("named features of the feature list a version was exported with", () =>
       pos: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: 1 }, { size: 2 }] }, float_val: [0.5, -2] },
     });
     expect(viaGrpc).toEqual(viaIds.json.predictions!.map((p) => Math.fround(p)));
+  });
+});
+
+describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", () => {
+  const predict = async (version: number, body: unknown) => {
+    const file = join(tmp, `predict-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(file, JSON.stringify(body));
+    const r = await runNode(ENTRY.cli, ["predict", "--address", grpcServer.address, "--model", "ctr", "--version", String(version), "--input", file]);
+    return { code: r.code, predictions: r.code === 0 ? (JSON.parse(r.stdout) as { predictions: number[] }).predictions : null, stderr: r.stderr.trim() };
+  };
+
+  it("Criteo rows by name (their own text, and counts as integers by column) and a feature list's features predict what their ids do", async () => {
+    const viaIds = await restPredict(1, { instances: [0, 1].map((e) => ({ dense_features: computed.dense[e], feature_ids: computed.ids[e] })) });
+    const expected = viaIds.json.predictions!.map((p) => Math.fround(p));
+    expect(await predict(1, { instances: ROWS.map(named) })).toEqual({ code: 0, predictions: expected, stderr: "" });
+    // Columnar, counts as JSON integers where the row has one and "" where it has none.
+    const asInts = ROWS.map((row) => Object.fromEntries(Object.entries(named(row)).map(([k, v]) => [k, k.startsWith("I") && v !== "" ? Number(v) : v])));
+    expect(await predict(1, { inputs: Object.fromEntries(Object.keys(asInts[0]!).map((k) => [k, asInts.map((x) => x[k])])) })).toEqual({ code: 0, predictions: expected, stderr: "" });
+    const [u, i, c] = listIds("u-42", ITEM);
+    const listIdsWay = await restPredict(2, { instances: [{ dense_features: [Math.fround(Math.log1p(3)), 0.5, -2], feature_ids: [u!.toString(), i!.toString(), c!.toString()] }] });
+    expect(await predict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] })).toEqual({ code: 0, predictions: listIdsWay.json.predictions!.map((p) => Math.fround(p)), stderr: "" });
+  });
+
+  it.each([
+    ["a null", { instances: [{ ...named(ROWS[0]!), I2: null }] }, `pangea predict: invalid --input: feature "I2" of example 0 is null, which a gRPC tensor cannot carry (for a Criteo count give ""); serving's REST API reads a null as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["a feature left out of one example", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C7: undefined }] }, `pangea predict: invalid --input: feature "C7" is left out of example 1; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["lists of different lengths", { instances: [{ pos: [1, 2] }, { pos: [1] }] }, `pangea predict: invalid --input: feature "pos" of example 1 has 1 values, example 0 2; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["raw values beside the ids' inputs", { instances: [{ dense_features: [1], feature_ids: [1], I1: 5 }] }, `pangea predict: invalid --input: "I1" beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`],
+  ])("%s: refused by the command, exit 2, one line naming the feature", async (_what, body, message) => {
+    const r = await predict(1, body);
+    expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, message]);
+  });
+
+  it("a value serving refuses (a fraction for a Criteo count) is serving's INVALID_ARGUMENT, exit 2, naming the input", async () => {
+    const r = await predict(1, { instances: [{ ...named(ROWS[0]!), I4: 1.5 }] });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('input I4, example 0: expected an integer count (or "" or null for missing), got 1.5');
   });
 });
 

@@ -7,13 +7,14 @@ import { address, notANumberProblem, parseConfig, positiveInt, printable, printa
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, remoteCode, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
+import { rawTensors } from "./raw-predict-inputs.js";
 import { usableTlsDir } from "../tls-dir.js";
 
 export const PREDICT_FLAGS: FlagTable = {
   address: { description: "serving's gRPC address (host:port)", default: "127.0.0.1:8500" },
   model: { description: "model name", default: "pangea" },
   version: { description: "model version (default: the newest)" },
-  input: { description: "JSON file with {\"instances\": [{\"dense_features\": [...], \"feature_ids\": [...]}]} or {\"inputs\": {...}}; - = stdin" },
+  input: { description: "JSON file with {\"instances\": [{\"dense_features\": [...], \"feature_ids\": [...]}]} or {\"inputs\": {...}}, or raw feature values by name ({\"instances\": [{\"I1\": 5, \"C1\": \"68fd1e64\", ...}]}); - = stdin" },
   "timeout-ms": { description: "how long to wait for the answer", default: "10000" },
   "tls-dir": { description: "serving runs with TLS: a directory with the cluster's ca.crt (trusted), and admin.crt/admin.key if you have them (then no token is needed)" },
   "token-file": { description: "a file holding serving's API token (serving --api-token-file), sent as 'authorization: Bearer'" },
@@ -46,11 +47,32 @@ const predictUsage = () => usageText("pangea predict", "Send examples to a servi
 
 type Row = { dense_features?: unknown; feature_ids?: unknown };
 
-/** The request's two tensors from REST-style JSON, or a one-line usage error naming what is wrong. */
-function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
+const ID_INPUTS = ["dense_features", "feature_ids"];
+
+/**
+ * The request's tensors from REST-style JSON: the id form's two, or raw
+ * feature values by name (rawTensors) when the body names no id input; or a
+ * one-line usage error naming what is wrong.
+ */
+function requestInputs(body: unknown): Record<string, unknown> {
   const problem = predictBodyProblem(body, "pangea predict");
   if (problem) throw new UsageError(`invalid --input: ${problem}`);
-  const b = body as { instances?: Row[]; inputs?: Row };
+  const b = body as { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> };
+  const names = [...new Set(b.instances ? b.instances.flatMap((r) => Object.keys(r)) : Object.keys(b.inputs!))];
+  if (!names.some((n) => ID_INPUTS.includes(n))) return rawTensors(b);
+  const other = names.filter((n) => !ID_INPUTS.includes(n));
+  if (other.length) {
+    throw new UsageError(`invalid --input: ${printableNames(other)} beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`);
+  }
+  const { dense, ids } = tensors(b as { instances?: Row[]; inputs?: Row });
+  return {
+    dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: dense.length }, { size: dense[0]?.length ?? 0 }] }, float_val: dense.flat() },
+    ...idTensors(ids),
+  };
+}
+
+/** The id form's two tensors' values, or a one-line usage error naming what is wrong. */
+function tensors(b: { instances?: Row[]; inputs?: Row }): { dense: number[][]; ids: Cell[][] } {
   let dense: unknown;
   let ids: unknown;
   if (b.instances) {
@@ -59,12 +81,6 @@ function tensors(body: unknown): { dense: number[][]; ids: Cell[][] } {
   } else {
     dense = b.inputs!.dense_features;
     ids = b.inputs!.feature_ids;
-  }
-  // Raw feature values by name (I1, C1, ...) are REST's: this command sends the ids' tensors over gRPC.
-  const names = b.instances ? b.instances.flatMap((r) => Object.keys(r)) : Object.keys(b.inputs!);
-  const other = [...new Set(names)].filter((n) => n !== "dense_features" && n !== "feature_ids");
-  if (other.length) {
-    throw new UsageError(`invalid --input: unknown input${other.length === 1 ? "" : "s"} ${printableNames(other)}; pangea predict sends dense_features and feature_ids, a cell's ids as one id or a list (raw feature values go to serving's REST API, e.g. curl -d @file http://<rest address>/v1/models/<name>:predict)`);
   }
   const rows = (v: unknown, name: string) => {
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);
@@ -157,7 +173,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`invalid --input: ${printable(c.input)} is not JSON: ${printable((err as Error).message, 160)}`);
   }
-  const { dense, ids } = tensors(body);
+  const inputs = requestInputs(body);
   const meta = new grpc.Metadata();
   if (c.tokenFile) meta.set("authorization", `Bearer ${readBearerToken("invalid --token-file", c.tokenFile)}`);
   const credentials = usableTlsDir(() =>
@@ -173,10 +189,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   };
   const request = {
     model_spec: { name: c.model, ...(c.version ? { version: { value: String(c.version) } } : {}) },
-    inputs: {
-      dense_features: { dtype: "DT_FLOAT", tensor_shape: { dim: [{ size: dense.length }, { size: dense[0]?.length ?? 0 }] }, float_val: dense.flat() },
-      ...idTensors(ids),
-    },
+    inputs,
   };
   try {
     const res = await new Promise<PredictAnswer>((resolve, reject) =>
