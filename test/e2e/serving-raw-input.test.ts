@@ -222,7 +222,8 @@ describe("named features of the feature list a version was exported with", () =>
 describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", () => {
   const predict = async (version: number, body: unknown) => {
     const file = join(tmp, `predict-${Math.random().toString(36).slice(2)}.json`);
-    writeFileSync(file, JSON.stringify(body));
+    // JSON.stringify cannot write a number past a double's range: put in as text.
+    writeFileSync(file, JSON.stringify(body).replace('"__HUGE__"', "1e400"));
     const r = await runNode(ENTRY.cli, ["predict", "--address", grpcServer.address, "--model", "ctr", "--version", String(version), "--input", file]);
     return { code: r.code, predictions: r.code === 0 ? (JSON.parse(r.stdout) as { predictions: number[] }).predictions : null, stderr: r.stderr.trim() };
   };
@@ -236,13 +237,21 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
     expect(await predict(1, { inputs: Object.fromEntries(Object.keys(asInts[0]!).map((k) => [k, asInts.map((x) => x[k])])) })).toEqual({ code: 0, predictions: expected, stderr: "" });
     const [u, i, c] = listIds("u-42", ITEM);
     const listIdsWay = await restPredict(2, { instances: [{ dense_features: [Math.fround(Math.log1p(3)), 0.5, -2], feature_ids: [u!.toString(), i!.toString(), c!.toString()] }] });
-    expect(await predict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] })).toEqual({ code: 0, predictions: listIdsWay.json.predictions!.map((p) => Math.fround(p)), stderr: "" });
+    const listExpected = { code: 0, predictions: listIdsWay.json.predictions!.map((p) => Math.fround(p)), stderr: "" };
+    expect(await predict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] })).toEqual(listExpected);
+    // A lone value beside lists of one is a list of one; a feature named "__proto__" is one like any other (it was dropped).
+    expect(await predict(2, { instances: [{ user: ["u-42"], item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] })).toEqual(listExpected);
+    const proto = await predict(2, JSON.parse(`{"instances": [{"user": "u-42", "item": ${ITEM}, "ctx": "${CTX_ID}", "clicks": 3, "pos": [0.5, -2], "__proto__": "x"}]}`));
+    expect([proto.code, proto.stderr]).toEqual([2, expect.stringContaining("__proto__")]);
   });
 
   it.each([
-    ["a null", { instances: [{ ...named(ROWS[0]!), I2: null }] }, `pangea predict: invalid --input: feature "I2" of example 0 is null, which a gRPC tensor cannot carry (for a Criteo count give ""); serving's REST API reads a null as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["a null", { instances: [{ ...named(ROWS[0]!), I2: null }] }, `pangea predict: invalid --input: feature "I2" of example 0 is null, which a gRPC tensor cannot carry (a Criteo count may be given as ""); serving's REST API reads a null as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["a feature left out of one example", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C7: undefined }] }, `pangea predict: invalid --input: feature "C7" is left out of example 1; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
-    ["lists of different lengths", { instances: [{ pos: [1, 2] }, { pos: [1] }] }, `pangea predict: invalid --input: feature "pos" of example 1 has 1 values, example 0 2; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["lists of different lengths", { instances: [{ pos: [1, 2] }, { pos: [1] }] }, `pangea predict: invalid --input: feature "pos" of example 1 has 1 value, example 0 2; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["strings and numbers in one feature", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C1: 5 }] }, `pangea predict: invalid --input: feature "C1" mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["a number past a double's range", { instances: [{ ...named(ROWS[0]!), I1: "__HUGE__" }] }, `pangea predict: invalid --input: feature "I1" of example 0 is a number beyond a double's range (JSON reads it as Infinity)`],
+    ["instances of no input", { instances: [{}] }, "pangea predict: invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name"],
     ["raw values beside the ids' inputs", { instances: [{ dense_features: [1], feature_ids: [1], I1: 5 }] }, `pangea predict: invalid --input: "I1" beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`],
   ])("%s: refused by the command, exit 2, one line naming the feature", async (_what, body, message) => {
     const r = await predict(1, body);

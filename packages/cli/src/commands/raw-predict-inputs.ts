@@ -9,14 +9,16 @@ import { printable, UsageError } from "@pangea/kit";
  * different lengths) is refused naming the feature and example, with where
  * to send it instead.
  *
- * Types follow the values: a feature with any string goes as DT_STRING
- * (numbers among them as their decimal text: serving reads counts and ids
- * from text as REST does), whole numbers as DT_INT64, other numbers as
- * DT_DOUBLE; serving then checks each against what its feature takes.
+ * Types follow the values: whole numbers go as DT_INT64, other numbers as
+ * DT_DOUBLE, strings as DT_STRING (with "" beside whole numbers: Criteo's
+ * counts with fields missing); serving then checks each value against what
+ * its feature takes, by its gRPC rules (decimal text in a DT_STRING tensor
+ * is a number there, as REST's JSON string is not).
  */
 export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> }): Record<string, unknown> {
   const columns = body.instances ? byInstance(body.instances) : byColumn(body.inputs!);
-  const out: Record<string, unknown> = {};
+  // No prototype: a feature named "__proto__" is a key like any other (serving names it as no input).
+  const out = Object.create(null) as Record<string, unknown>;
   for (const [name, values] of columns) out[name] = tensorOf(name, values);
   return out;
 }
@@ -26,6 +28,7 @@ const CURL = "curl -d @file http://<rest address>/v1/models/<name>:predict";
 function byInstance(instances: Record<string, unknown>[]): Map<string, unknown[]> {
   if (instances.length === 0) throw new UsageError("invalid --input: no examples; give at least one");
   const names = [...new Set(instances.flatMap((r) => Object.keys(r)))];
+  if (names.length === 0) throw new UsageError("invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name");
   const columns = new Map<string, unknown[]>();
   for (const name of names) {
     columns.set(
@@ -53,28 +56,46 @@ function byColumn(inputs: Record<string, unknown>): Map<string, unknown[]> {
   return columns;
 }
 
-/** One feature's values over the examples as a TensorProto. */
+/**
+ * One feature's values over the examples as a TensorProto: [B] when every
+ * example gives one value, [B, k] when some give a list (a lone value is a
+ * list of one). A Monolith record is {"b64": ...}, as REST carries it.
+ */
 function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> {
-  const lists = perExample.map(Array.isArray);
-  const k = lists[0] ? (perExample[0] as unknown[]).length : 1;
-  const values: (string | number)[] = [];
+  const anyList = perExample.some(Array.isArray);
+  const values: (string | number | Buffer)[] = [];
+  let k = -1;
   perExample.forEach((v, e) => {
     const where = `feature ${show(name)} of example ${e}`;
-    if (lists[e] !== lists[0]) throw new UsageError(`invalid --input: ${where} is ${lists[e] ? "a list" : "one value"}, of example 0 ${lists[0] ? "a list" : "one value"}; over gRPC a feature has as many values in every example`);
-    const each = lists[e] ? (v as unknown[]) : [v];
-    if (each.length !== k) throw new UsageError(`invalid --input: ${where} has ${each.length} values, example 0 ${k}; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (${CURL})`);
-    for (const x of each) {
-      if (x === null) throw new UsageError(`invalid --input: ${where} is null, which a gRPC tensor cannot carry (for a Criteo count give ""); serving's REST API reads a null as missing (${CURL})`);
-      if (typeof x === "number" && Number.isFinite(x)) values.push(x);
-      else if (typeof x === "string") values.push(x);
-      else throw new UsageError(`invalid --input: ${where} must be a string or a number, got ${Array.isArray(x) ? "a list" : typeof x}`);
-    }
+    const each = Array.isArray(v) ? v : [v];
+    if (k < 0) k = each.length;
+    else if (each.length !== k) throw new UsageError(`invalid --input: ${where} has ${plural(each.length, "value")}, example 0 ${k}; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (${CURL})`);
+    for (const x of each) values.push(valueOf(x, where));
   });
-  if (k === 0) throw new UsageError(`invalid --input: feature ${show(name)} has no values; give it one or more in each example`);
-  const shape = { dim: lists[0] ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
-  if (values.some((x) => typeof x === "string")) return { dtype: "DT_STRING", tensor_shape: shape, string_val: values.map((x) => Buffer.from(String(x))) };
-  if (values.every((x) => Number.isSafeInteger(x))) return { dtype: "DT_INT64", tensor_shape: shape, int64_val: values.map(String) };
-  return { dtype: "DT_DOUBLE", tensor_shape: shape, double_val: values };
+  if (k === 0) throw new UsageError(`invalid --input: feature ${show(name)} has no values; give it one or more in each example, or leave it to serving's REST API (${CURL})`);
+  const shape = { dim: anyList ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
+  const numbers = values.filter((x) => typeof x === "number");
+  if (numbers.length === values.length) {
+    if (numbers.every((x) => Number.isSafeInteger(x))) return { dtype: "DT_INT64", tensor_shape: shape, int64_val: numbers.map(String) };
+    return { dtype: "DT_DOUBLE", tensor_shape: shape, double_val: numbers };
+  }
+  // One tensor has one type. Strings and numbers together only as Criteo's counts do: whole numbers and "" for none.
+  if (numbers.length && !values.every((x) => x === "" || Number.isSafeInteger(x))) {
+    throw new UsageError(`invalid --input: feature ${show(name)} mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (${CURL})`);
+  }
+  return { dtype: "DT_STRING", tensor_shape: shape, string_val: values.map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(String(x)))) };
 }
 
+function valueOf(x: unknown, where: string): string | number | Buffer {
+  if (x === null) throw new UsageError(`invalid --input: ${where} is null, which a gRPC tensor cannot carry (a Criteo count may be given as ""); serving's REST API reads a null as missing (${CURL})`);
+  if (typeof x === "string") return x;
+  if (typeof x === "number") {
+    if (!Number.isFinite(x)) throw new UsageError(`invalid --input: ${where} is a number beyond a double's range (JSON reads it as Infinity)`);
+    return x;
+  }
+  if (typeof x === "object" && !Array.isArray(x) && Object.keys(x).length === 1 && typeof (x as { b64?: unknown }).b64 === "string") return Buffer.from((x as { b64: string }).b64, "base64");
+  throw new UsageError(`invalid --input: ${where} must be a string, a number or {"b64": ...}, got ${Array.isArray(x) ? "a list" : typeof x}`);
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 const show = (name: string) => `"${printable(name, 64)}"`;

@@ -196,10 +196,10 @@ export class RawReader {
 
   /** Dense value k of a feature; null is missing and reads as 0, as in training (so is "" for a Criteo count, as an empty TSV field). */
   private setDense(d: { offset: number; log1p: boolean }, k: number, v: unknown, where: () => string): void {
-    const x = this.layout.counts ? countOf(v) : numberOf(v);
-    if (Number.isNaN(x)) {
-      throw bad(`${where()}: expected ${this.layout.counts ? 'an integer count (or "" or null for missing)' : 'a finite number (or null for missing)'}, got ${show(v)}`);
-    }
+    const mode = this.layout.dense;
+    let x = mode === "numbers" ? numberOf(v) : countOf(v);
+    if (Number.isNaN(x) && mode === "counts or numbers") x = numberOf(v);
+    if (Number.isNaN(x)) throw bad(`${where()}: expected ${DENSE_EXPECTS[mode]}, got ${show(v)}`);
     // A count of 309 digits or more reads as Infinity, as does a dense value past float32's range once stored: training
     // refuses such a record, and the forward pass would answer with a made-up probability.
     if (!Number.isFinite(x)) throw bad(`${where()}: ${show(v)} is too large a count (it reads as Infinity)`);
@@ -207,6 +207,12 @@ export class RawReader {
     if (!Number.isFinite(this.asm.dense[d.offset + k]!)) throw bad(`${where()}: ${show(v)} is beyond float32's range (about ±3.4e38), which the model takes`);
   }
 }
+
+const DENSE_EXPECTS = {
+  counts: 'an integer count (or "" or null for missing)',
+  numbers: "a finite number (or null for missing)",
+  "counts or numbers": 'an integer count or a finite number (or "" or null for missing)',
+} as const;
 
 /** A Criteo count, read as compute reads the TSV field: digits with an optional minus, empty = missing. */
 function countOf(v: unknown): number {
@@ -227,12 +233,15 @@ function countOf(v: unknown): number {
  * bytes). A JSON string is not a number: "5" for a float feature is the client's mistake, refused as TF Serving's REST
  * refuses a string for a DT_FLOAT input.
  */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function numberOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === "bigint") return Number(v);
   if (typeof v === "number") return Number.isFinite(v) ? v : Number.NaN;
   const s = v instanceof Uint8Array ? utf8Out.decode(v) : null;
-  if (typeof s === "string" && s.trim() !== "") {
+  // Decimal text only: Number() also reads "0x10" as 16, "0b1" as 1 and " 5 " as 5.
+  if (typeof s === "string" && DECIMAL.test(s)) {
     const n = Number(s);
     return Number.isFinite(n) ? n : Number.NaN;
   }

@@ -8,15 +8,19 @@ import type { ModelShape } from "@pangea/model";
  */
 export interface RawLayout {
   readonly list: FeatureList;
-  /** Criteo's dense fields are integer counts: compute refuses a row holding anything else, and so does serving. */
-  readonly counts: boolean;
+  /**
+   * How dense values read: Criteo's integer counts ("" and null missing), as compute's TSV reader reads them and
+   * refuses anything else; numbers; or either (a feature list of Criteo's layout, which trains on TSV, counts, or on
+   * Parquet, whose columns may hold any number).
+   */
+  readonly dense: "counts" | "numbers" | "counts or numbers";
   /** What the layout is, for error messages. */
   readonly source: string;
 }
 
 const CRITEO_LAYOUT: RawLayout = {
   list: compileFeatureList(criteoFeatureListConfig(), "Criteo's layout"),
-  counts: true,
+  dense: "counts",
   source: "Criteo's layout (I1..I13, C1..C26)",
 };
 
@@ -24,16 +28,15 @@ const CRITEO_LAYOUT: RawLayout = {
  * The layout of a version exported with `featureList` (null: none), or null
  * when raw values cannot be read for it. A list of Criteo's layout (what
  * `pangea gen-data --feature-list-out` writes, its slots' dims and pooling
- * aside) reads I1..I13 as Criteo's counts, as a version exported without
- * one does: the same values are accepted and refused whichever way the
- * model was exported (a trial's version exported with such a list refused
- * `"I2": ""`, the README's own example, and took 2.5, which compute's TSV
- * reader refuses).
+ * aside) reads I1..I13 as Criteo's counts or as numbers: a trial's version
+ * exported with such a list refused `"I2": ""`, the README's own example,
+ * which a version exported without one reads as a missing count; but such
+ * a list also reads Parquet files, whose dense columns may hold fractions.
  */
 export function rawLayoutOf(featureList: FeatureList | null, spec: ModelShape, slotIds: readonly number[]): RawLayout | null {
   if (featureList) {
     const criteo = criteoLayoutMismatch(featureList.config) === null;
-    return { list: featureList, counts: criteo, source: `the feature list the version was exported with${criteo ? " (Criteo's layout: I1..I13 are counts)" : ""}` };
+    return { list: featureList, dense: criteo ? "counts or numbers" : "numbers", source: `the feature list the version was exported with${criteo ? " (Criteo's layout)" : ""}` };
   }
   const criteo = CRITEO_LAYOUT.list;
   return spec.numDense === CRITEO_NUM_DENSE && slotIds.length === CRITEO_NUM_SLOTS && slotIds.every((s, k) => s === criteo.slotIds[k]) ? CRITEO_LAYOUT : null;
