@@ -243,6 +243,12 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
     expect(await predict(2, { instances: [{ user: ["u-42"], item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] }] })).toEqual(listExpected);
     const proto = await predict(2, JSON.parse(`{"instances": [{"user": "u-42", "item": ${ITEM}, "ctx": "${CTX_ID}", "clicks": 3, "pos": [0.5, -2], "__proto__": "x"}]}`));
     expect([proto.code, proto.stderr]).toEqual([2, expect.stringContaining("__proto__")]);
+    // [] in every example is missing there, as REST reads it (the command had refused it): left out of the request.
+    const withoutPos = await restPredict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [] }] });
+    expect(withoutPos.status).toBe(200);
+    const emptyPos = await predict(2, { instances: [{ user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [] }] });
+    expect(emptyPos).toEqual({ code: 0, predictions: withoutPos.json.predictions!.map((p) => Math.fround(p)), stderr: "" });
+    expect(emptyPos.predictions).not.toEqual(listExpected.predictions);
   });
 
   it.each([
@@ -252,6 +258,8 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
     ["strings and numbers in one feature", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C1: 5 }] }, `pangea predict: invalid --input: feature "C1" mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["a number past a double's range", { instances: [{ ...named(ROWS[0]!), I1: "__HUGE__" }] }, `pangea predict: invalid --input: feature "I1" of example 0 is a number beyond a double's range (JSON reads it as Infinity)`],
     ["instances of no input", { instances: [{}] }, "pangea predict: invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name"],
+    ["no values for any feature", { inputs: { pos: [[], []], user: [[], []] } }, `pangea predict: invalid --input: features "pos", "user" have no values, and no other feature is given; give at least one value`],
+    ["no examples", { instances: [] }, "pangea predict: invalid --input: no examples; give at least one"],
     ["raw values beside the ids' inputs", { instances: [{ dense_features: [1], feature_ids: [1], I1: 5 }] }, `pangea predict: invalid --input: "I1" beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`],
   ])("%s: refused by the command, exit 2, one line naming the feature", async (_what, body, message) => {
     const r = await predict(1, body);

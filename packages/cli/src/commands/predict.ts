@@ -7,7 +7,7 @@ import { address, notANumberProblem, parseConfig, positiveInt, printable, printa
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, remoteCode, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
-import { rawTensors } from "./raw-predict-inputs.js";
+import { noExamples, rawTensors } from "./raw-predict-inputs.js";
 import { usableTlsDir } from "../tls-dir.js";
 
 export const PREDICT_FLAGS: FlagTable = {
@@ -59,7 +59,7 @@ function requestInputs(body: unknown): Record<string, unknown> {
   if (problem) throw new UsageError(`invalid --input: ${problem}`);
   const b = body as { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> };
   const names = [...new Set(b.instances ? b.instances.flatMap((r) => Object.keys(r)) : Object.keys(b.inputs!))];
-  if (!names.some((n) => ID_INPUTS.includes(n))) return rawTensors(b);
+  if (!names.some((n) => ID_INPUTS.includes(n))) return rawTensors(b, names);
   const other = names.filter((n) => !ID_INPUTS.includes(n));
   if (other.length) {
     throw new UsageError(`invalid --input: ${printableNames(other)} beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`);
@@ -84,7 +84,7 @@ function tensors(b: { instances?: Row[]; inputs?: Row }): { dense: number[][]; i
   }
   const rows = (v: unknown, name: string) => {
     if (!Array.isArray(v) || !v.every((r) => Array.isArray(r))) throw new UsageError(`invalid --input: ${name} must be a list of rows`);
-    if (v.length === 0) throw new UsageError("invalid --input: no examples; give at least one");
+    if (v.length === 0) throw noExamples();
     // Named here by example: serving would see only a tensor whose values do not fill its shape.
     const width = (v[0] as unknown[]).length;
     const odd = v.findIndex((r: unknown[]) => r.length !== width);

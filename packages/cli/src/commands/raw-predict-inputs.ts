@@ -1,4 +1,4 @@
-import { printable, UsageError } from "@pangea/kit";
+import { printableNames, UsageError } from "@pangea/kit";
 
 /**
  * Raw feature values by name (Criteo's I1..I13 and C1..C26, a feature
@@ -15,26 +15,38 @@ import { printable, UsageError } from "@pangea/kit";
  * its feature takes, by its gRPC rules (decimal text in a DT_STRING tensor
  * is a number there, as REST's JSON string is not).
  */
-export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> }): Record<string, unknown> {
-  const columns = body.instances ? byInstance(body.instances) : byColumn(body.inputs!);
+export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> }, names: readonly string[]): Record<string, unknown> {
+  const columns = body.instances ? byInstance(body.instances, names) : byColumn(body.inputs!);
   // No prototype: a feature named "__proto__" is a key like any other (serving names it as no input).
   const out = Object.create(null) as Record<string, unknown>;
-  for (const [name, values] of columns) out[name] = tensorOf(name, values);
+  const empty: string[] = [];
+  for (const [name, values] of columns) {
+    const t = tensorOf(name, values);
+    // [] in every example is the feature missing from every example: serving reads a feature not sent as missing, as REST reads [].
+    if (t) out[name] = t;
+    else empty.push(name);
+  }
+  if (empty.length === columns.size) {
+    throw new UsageError(`invalid --input: ${empty.length === 1 ? "feature" : "features"} ${printableNames(empty)} ${empty.length === 1 ? "has" : "have"} no values, and no other feature is given; give at least one value`);
+  }
   return out;
 }
 
+/** The refusal of a body with no examples, in either form. */
+export const noExamples = () => new UsageError("invalid --input: no examples; give at least one");
+
 const CURL = "curl -d @file http://<rest address>/v1/models/<name>:predict";
 
-function byInstance(instances: Record<string, unknown>[]): Map<string, unknown[]> {
-  if (instances.length === 0) throw new UsageError("invalid --input: no examples; give at least one");
-  const names = [...new Set(instances.flatMap((r) => Object.keys(r)))];
+/** By feature from instances, whose `names` (every key any instance gives) the caller has gathered. */
+function byInstance(instances: Record<string, unknown>[], names: readonly string[]): Map<string, unknown[]> {
+  if (instances.length === 0) throw noExamples();
   if (names.length === 0) throw new UsageError("invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name");
   const columns = new Map<string, unknown[]>();
   for (const name of names) {
     columns.set(
       name,
       instances.map((r, e) => {
-        if (!Object.hasOwn(r, name)) throw new UsageError(`invalid --input: feature ${show(name)} is left out of example ${e}; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (${CURL})`);
+        if (!Object.hasOwn(r, name)) throw new UsageError(`invalid --input: feature ${printableNames([name])} is left out of example ${e}; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (${CURL})`);
         return r[name];
       }),
     );
@@ -47,32 +59,33 @@ function byColumn(inputs: Record<string, unknown>): Map<string, unknown[]> {
   let examples = -1;
   let first = "";
   for (const [name, v] of Object.entries(inputs)) {
-    if (!Array.isArray(v)) throw new UsageError(`invalid --input: input ${show(name)} must be a list with one entry per example`);
+    if (!Array.isArray(v)) throw new UsageError(`invalid --input: input ${printableNames([name])} must be a list with one entry per example`);
     if (examples < 0) [examples, first] = [v.length, name];
-    else if (v.length !== examples) throw new UsageError(`invalid --input: input ${show(name)} has ${v.length} examples, ${show(first)} ${examples}`);
+    else if (v.length !== examples) throw new UsageError(`invalid --input: input ${printableNames([name])} has ${v.length} examples, ${printableNames([first])} ${examples}`);
     columns.set(name, v);
   }
-  if (examples <= 0) throw new UsageError("invalid --input: no examples; give at least one");
+  if (examples <= 0) throw noExamples();
   return columns;
 }
 
 /**
  * One feature's values over the examples as a TensorProto: [B] when every
  * example gives one value, [B, k] when some give a list (a lone value is a
- * list of one). A Monolith record is {"b64": ...}, as REST carries it.
+ * list of one); null when every example gives an empty list. A Monolith
+ * record is {"b64": ...}, as REST carries it.
  */
-function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> {
+function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> | null {
   const anyList = perExample.some(Array.isArray);
   const values: (string | number | Buffer)[] = [];
   let k = -1;
   perExample.forEach((v, e) => {
-    const where = `feature ${show(name)} of example ${e}`;
+    const where = `feature ${printableNames([name])} of example ${e}`;
     const each = Array.isArray(v) ? v : [v];
     if (k < 0) k = each.length;
     else if (each.length !== k) throw new UsageError(`invalid --input: ${where} has ${plural(each.length, "value")}, example 0 ${k}; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (${CURL})`);
     for (const x of each) values.push(valueOf(x, where));
   });
-  if (k === 0) throw new UsageError(`invalid --input: feature ${show(name)} has no values; give it one or more in each example, or leave it to serving's REST API (${CURL})`);
+  if (k === 0) return null;
   const shape = { dim: anyList ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
   const numbers = values.filter((x) => typeof x === "number");
   if (numbers.length === values.length) {
@@ -81,7 +94,7 @@ function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> 
   }
   // One tensor has one type. Strings and numbers together only as Criteo's counts do: whole numbers and "" for none.
   if (numbers.length && !values.every((x) => x === "" || Number.isSafeInteger(x))) {
-    throw new UsageError(`invalid --input: feature ${show(name)} mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (${CURL})`);
+    throw new UsageError(`invalid --input: feature ${printableNames([name])} mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (${CURL})`);
   }
   return { dtype: "DT_STRING", tensor_shape: shape, string_val: values.map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(String(x)))) };
 }
@@ -98,4 +111,3 @@ function valueOf(x: unknown, where: string): string | number | Buffer {
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
-const show = (name: string) => `"${printable(name, 64)}"`;

@@ -228,13 +228,14 @@ function countOf(v: unknown): number {
   return v instanceof Uint8Array ? parseCount(v, 0, v.length) : Number.NaN;
 }
 
+/** Decimal text (digits, an optional point and exponent): what a DT_STRING dense value may hold; not hex, not spaces. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 /**
  * A dense value: a JSON number, a gRPC float or integer, or decimal text in a DT_STRING tensor (its values arrive as
  * bytes). A JSON string is not a number: "5" for a float feature is the client's mistake, refused as TF Serving's REST
  * refuses a string for a DT_FLOAT input.
  */
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
 function numberOf(v: unknown): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === "bigint") return Number(v);
