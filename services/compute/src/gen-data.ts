@@ -23,6 +23,7 @@ const FLAGS: FlagTable = {
   "batch-size": { description: "examples per ExampleBatch", default: "256" },
   "feature-list-out": { description: "also write the feature list that reads the file back (JSON)" },
   tasks: { description: "labels per record: 1 (click) or 2 (click and conversion, as compute's --synthetic-tasks 2); 2 needs a Monolith format or parquet", default: "1" },
+  "row-group-rows": { description: "rows per Parquet row group after the first 1,000 (compute decodes a group whole: about 2 KB a row, so 8000 fits --max-memory-mb 16)", default: "100000" },
 };
 
 const schema = z.object({
@@ -35,6 +36,7 @@ const schema = z.object({
   batchSize: positiveInt("a positive batch size").default(256),
   featureListOut: z.string().min(1).optional(),
   tasks: z.enum(["1", "2"], { message: "expected 1 or 2" }).default("1").transform(Number),
+  rowGroupRows: positiveInt("a positive row count").default(100_000),
 });
 
 const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.", FLAGS);
@@ -154,9 +156,9 @@ function parquetColumns(source: SyntheticSource, from: number, to: number, tasks
 
 /**
  * The Parquet file, one row group at a time (hyparquet-writer's layout: a first group of 1,000 rows, then groups of
- * 100,000), each written to the file before the next is made; a file system error names `out`.
+ * `groupRows`, 100,000 by default), each written to the file before the next is made; a file system error names `out`.
  */
-async function writeParquet(source: SyntheticSource, path: string, records: number, tasks: number, out: string): Promise<void> {
+async function writeParquet(source: SyntheticSource, path: string, c: { records: number; tasks: number; rowGroupRows: number }, out: string): Promise<void> {
   const writing = async <T>(step: () => T) => {
     try {
       return await step();
@@ -167,9 +169,9 @@ async function writeParquet(source: SyntheticSource, path: string, records: numb
   };
   const writer = await writing(() => fileWriter(path));
   let pq: ParquetWriter | null = null;
-  for (let at = 0; at < records; ) {
-    const n = Math.min(records - at, at === 0 ? 1_000 : 100_000);
-    const columnData = parquetColumns(source, at, at + n, tasks);
+  for (let at = 0; at < c.records; ) {
+    const n = Math.min(c.records - at, at === 0 ? Math.min(1_000, c.rowGroupRows) : c.rowGroupRows);
+    const columnData = parquetColumns(source, at, at + n, c.tasks);
     pq ??= new ParquetWriter({ writer, schema: schemaFromColumnData({ columnData }) });
     const group = pq;
     await writing(() => group.write({ columnData, rowGroupSize: n }));
@@ -212,6 +214,9 @@ runMain("pangea gen-data", async () => {
     throw new UsageError(`--framing is for the Monolith formats (instance, example, examplebatch); ${c.format === "criteo" ? "a Criteo TSV file is lines of text" : "a Parquet file has its own layout"}`);
   }
   if (compression === "snappy" && c.format === "criteo") throw new UsageError(`--out ${c.out}: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats`);
+  if (c.format !== "parquet" && process.argv.slice(2).some((a) => a === "--row-group-rows" || a.startsWith("--row-group-rows="))) {
+    throw new UsageError(`--row-group-rows is for --format parquet; a ${c.format === "criteo" ? "Criteo TSV file" : "file of Monolith records"} has no row groups`);
+  }
   if (c.tasks === 2 && c.format === "criteo") throw new UsageError("--tasks 2 needs a format with several labels (instance, example, examplebatch or parquet): a Criteo line has one");
   prepareOutput("--out", c.out);
   if (c.featureListOut) {
@@ -228,7 +233,7 @@ runMain("pangea gen-data", async () => {
   if (c.format === "criteo") {
     await writeChunks(partial, c.out, compression as "none" | "gzip" | "zlib", tsvChunks(source, c.records));
   } else if (c.format === "parquet") {
-    await writeParquet(source, partial, c.records, c.tasks, c.out);
+    await writeParquet(source, partial, c, c.out);
   } else {
     const snappy = compression === "snappy";
     await writeChunks(partial, c.out, snappy ? "none" : (compression as "none" | "gzip" | "zlib"), monolithChunks(source, { ...c, format: c.format }, snappy));

@@ -9,6 +9,8 @@ import { SyntheticSource } from "../src/sources/synthetic.js";
 import { RecordBlock, type DataSource } from "../src/sources/source.js";
 import { loadConfig } from "../src/config.js";
 import { openSource } from "../src/sources/open-source.js";
+import { largestGroup } from "../src/sources/parquet-source.js";
+import { parquetMetadata } from "hyparquet";
 
 /** `gen-data --tasks 2` writes the built-in data's two labels in a file a user can train several tasks on. */
 const dir = mkdtempSync(join(tmpdir(), "pangea-gen-tasks-"));
@@ -71,6 +73,25 @@ describe("gen-data writes as it generates", () => {
     src.read("train", 0, M, got);
     expect(got.labels).toEqual(want.labels);
     expect(got.dense).toEqual(want.dense);
+  });
+
+  it("--row-group-rows: Parquet row groups of that many rows after the first 1,000, small enough for the budget compute's warning names", async () => {
+    const sub = mkdtempSync(join(dir, "groups-"));
+    const groups = (extra: string[]) => {
+      const out = join(sub, `g${extra.length}.parquet`);
+      const r = gen(["--out", out, "--records", "20000", "--format", "parquet", ...extra]);
+      expect(r.status, r.stderr).toBe(0);
+      const buf = readFileSync(out);
+      return parquetMetadata(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+    };
+    const columns = ["label", ...Array.from({ length: 13 }, (_, j) => `I${j + 1}`), ...Array.from({ length: 26 }, (_, k) => `C${k + 1}`)];
+    const small = groups(["--row-group-rows", "8000"]);
+    expect(small.row_groups.map((g) => Number(g.num_rows))).toEqual([1000, 8000, 8000, 3000]);
+    // What compute estimates a group takes to decode, the 41 columns read: within --max-memory-mb 16 at 8,000 rows, not at the default.
+    expect(largestGroup(small, columns).bytes).toBeLessThan(16 << 20);
+    const large = groups([]);
+    expect(large.row_groups.map((g) => Number(g.num_rows))).toEqual([1000, 19000]);
+    expect(largestGroup(large, columns).bytes).toBeGreaterThan(16 << 20);
   });
 
   // Measured here: Instance 151 MiB; Parquet 400 MiB (413 MiB for 1,000,000 records: a row group's encoding, not the file).
@@ -162,6 +183,8 @@ describe("gen-data --compression", () => {
     ["a flag the name contradicts", ["--out", "x.tsv.gz", "--compression", "none"], "--compression none does not match --out X/x.tsv.gz, whose name says gzip (compute reads a file by its name); give a name without that extension, or --compression gzip"],
     ["zstd, which compute reads but gen-data cannot write", ["--out", "x.tsv.zst"], "--out X/x.tsv.zst: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool"],
     ["snappy for a Criteo file", ["--out", "x.tsv.sz"], "--out X/x.tsv.sz: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats"],
+    ["--row-group-rows for a Criteo TSV", ["--out", "x.tsv", "--row-group-rows", "5000"], "--row-group-rows is for --format parquet; a Criteo TSV file has no row groups"],
+    ["--row-group-rows of none", ["--out", "x.parquet", "--format", "parquet", "--row-group-rows", "0"], `invalid --row-group-rows: expected a positive row count: a whole number from 1 to 2^53 - 1, got "0"`],
     ["a compressed Parquet name", ["--out", "x.parquet.gz", "--format", "parquet"], "--out X/x.parquet.gz: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the gzip extension"],
   ])("%s: one line, exit 2, nothing written", (_what, args, line) => {
     const sub = mkdtempSync(join(dir, "refused-"));
