@@ -113,7 +113,7 @@ describe("a running job's services", () => {
     expect(TrainerErrors.is(err, "TRAINER_ERR_REFUSED"), String(err)).toBe(true);
     expect(err!.message).toMatch(/^pull for step 0: orchestrator at .*: INVALID_ARGUMENT: ORCH_ERR_UNKNOWN_SLOT: feature id \d+ has slot 999, which the job's data does not declare$/);
   });
-  it("a training pull (sent ahead or not) without the rank's worker token is PERMISSION_DENIED (it made rows as rank 0's); one sent ahead that is read-only or names too many batches gets INVALID_ARGUMENT", async () => {
+  it("a training pull (sent ahead or not) without the rank's worker token is PERMISSION_DENIED (it made rows as rank 0's); one sent ahead that is read-only or names too many batches, or a step of -1, gets INVALID_ARGUMENT", async () => {
     const spec = dlrmSpec(13, 26, 16, [64, 16], [64, 32]);
     const slots = Array.from({ length: 26 }, (_, s) => s + 1);
     const params = new ParameterClient(job.c.orchestratorAddress, "trainer-probe", 0, [], RowLayout.of(spec, slots));
@@ -133,6 +133,15 @@ describe("a running job's services", () => {
       }));
     await expect(ahead(true, 1)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("a read-only pull cannot be sent ahead") });
     await expect(ahead(false, 5000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("5000 batches named, at most 4096") });
+    // A step of -1 sent as unsigned: named as sent, not as Number's 18446744073709552000.
+    const negative = encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
+      r.step = (1n << 64n) - 1n;
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], id);
+    });
+    await expect(unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), negative)).rejects.toMatchObject({
+      code: 3,
+      details: "ORCH_ERR_BAD_REQUEST: pull from rank 0: step 18446744073709551615 is beyond any job's (a negative step sent as an unsigned 64-bit number reads so)",
+    });
     client.close();
   });
 

@@ -58,6 +58,7 @@ export class ParameterServer {
         let sealed: SealedBatch | null = null;
         try {
           req = decodeMessage(call.request, MessageType.PARAMETER_REQUEST, `pull from ${call.getPeer()}`).payload;
+          stepOf(req.step, `pull from rank ${req.workerRank}`);
           // A rows file is its rank's (two per rank, recycled in turn): a per-worker certificate asks for its own only.
           if (req.rowsInFile && !req.readOnly) this.checkActsForRank(call, req.workerRank, `pull for rank ${req.workerRank} with its rows in a file`);
           ahead = this.aheadBatches(req, call);
@@ -368,7 +369,7 @@ export class ParameterServer {
     }
     const result = await this.job.push({
       rank,
-      step: Number(u.step),
+      step: stepOf(u.step, what),
       batchSize: u.batchSize,
       loss: u.loss,
       dense,
@@ -402,4 +403,13 @@ function numbers(list: { length: number; get(i: number): number | bigint }): num
   const out: number[] = [];
   for (let i = 0; i < list.length; i++) out.push(Number(list.get(i)));
   return out;
+}
+
+/**
+ * A request's step (a UInt64) as a number, or ORCH_ERR_BAD_REQUEST: past 2^53 it is no job's step (a client's -1
+ * arrives as 2^64 - 1, which Number() would name as 18446744073709552000).
+ */
+function stepOf(step: bigint, what: string): number {
+  if (step > BigInt(Number.MAX_SAFE_INTEGER)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${what}: step ${step} is beyond any job's (a negative step sent as an unsigned 64-bit number reads so)`);
+  return Number(step);
 }
