@@ -92,19 +92,29 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
     void b.slotIds.length;
     [b.dense, b.labels, b.featureIds, b.cellOffsets].forEach(touchTensor);
     if (b._hasWeights()) touchTensor(b.weights);
+    void b.idsSeal;
   },
-  [MessageType.BATCH_REQUEST]: () => {},
-  [MessageType.PARAMETER_REQUEST]: (r) => touchTensor(r.ids),
+  [MessageType.BATCH_REQUEST]: (r) => void r.workerToken,
+  [MessageType.PARAMETER_REQUEST]: (r) => {
+    touchTensor(r.ids);
+    void r.aheadBatches.length;
+    void r.workingOn.length;
+    void [r.workerToken, r.batchTicket, r.batchIdsSeal];
+  },
   [MessageType.PARAMETER_SET]: (s) => {
     touchTensors(s.dense);
     touchTensor(s.ids);
     touchTensor(s.embeddings);
+    void [s.exchangeDir, s.exchangeNonce, s.denseFile, s.rowsFile];
   },
   [MessageType.GRADIENT_UPDATE]: (g) => {
     touchTensors(g.dense);
     touchTensor(g.sparseIds);
     // Absent when they travel in the dense exchange's file (sparseGradsInFile): reading it would make it present.
     if (g._hasSparseGrads()) touchTensor(g.sparseGrads);
+    void g.taskLosses.length;
+    void g.taskStreamingAuc.length;
+    void [g.denseFile, g.workerToken, g.batchTicket];
   },
   [MessageType.STEP_ACK]: () => {},
   [MessageType.BATCH_ACK]: (a) => void a.want.length,
@@ -120,8 +130,9 @@ const TOUCH: { [K in Kind]: (p: PayloadTypes[K]) => void } = {
     touchTensor(u.rows);
     touchTensor(u.tombstones);
     touchTensors(u.dense);
+    void [u.run, u.model];
   },
-  [MessageType.PARAMETER_SYNC_ACK]: () => {},
+  [MessageType.PARAMETER_SYNC_ACK]: (a) => void a.loadId,
 };
 
 const NAMES = Object.fromEntries(Object.entries(MessageType).map(([k, v]) => [v, k])) as Record<number, string>;
@@ -209,6 +220,7 @@ export function decodeMessage<K extends Kind>(bytes: Uint8Array, expected: K, pe
     // read the payload construct a few pointers per struct, never per element).
     msg._capnp.traversalLimit = TRAVERSAL_BYTES_PER_BYTE * bytes.byteLength + TRAVERSAL_FLOOR;
     const root = msg.getRoot(Message);
+    void root.sender;
     const type = root.type;
     const which = root.payload.which();
     if (type !== expected || which !== (expected as number)) {

@@ -86,6 +86,20 @@ function viewTensorUnchecked(t: Tensor, what: string): TensorView {
   return { name: t.name, dtype, shape, bytes };
 }
 
+/**
+ * A tensor of one of `dtypes`, read and checked: the dtype is checked first, so a tensor left out of a message (read as
+ * capnp's default: float32, no shape, no data) is named by the dtype expected, not by a byte count.
+ */
+function viewOf(t: Tensor, what: string, dtypes: DataType[], rank?: number): TensorView {
+  const dtype = t.dtype;
+  if (!dtypes.includes(dtype) && BYTES[dtype] !== undefined) {
+    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected dtype ${dtypes.map(dtypeName).join(" or ")}, got ${dtypeName(dtype)}`);
+  }
+  const v = viewTensor(t, what);
+  expect(v, what, dtypes, rank);
+  return v;
+}
+
 function expect(v: TensorView, what: string, dtypes: DataType[], rank?: number): void {
   if (!dtypes.includes(v.dtype)) {
     throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected dtype ${dtypes.map(dtypeName).join(" or ")}, got ${dtypeName(v.dtype)}`);
@@ -105,8 +119,7 @@ function aligned(bytes: Uint8Array, size: number): Uint8Array {
  * copy for float16 (compressed transport), so receivers need not care which.
  */
 export function readFloat32(t: Tensor, what: string, rank?: number): { data: Float32Array; shape: number[] } {
-  const v = viewTensor(t, what);
-  expect(v, what, [DataType.FLOAT32, DataType.FLOAT16], rank);
+  const v = viewOf(t, what, [DataType.FLOAT32, DataType.FLOAT16], rank);
   if (v.dtype === DataType.FLOAT16) {
     const b = aligned(v.bytes, 2);
     return { data: decodeHalf(new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2)), shape: v.shape };
@@ -116,16 +129,14 @@ export function readFloat32(t: Tensor, what: string, rank?: number): { data: Flo
 }
 
 export function readUint32(t: Tensor, what: string, rank?: number): { data: Uint32Array; shape: number[] } {
-  const v = viewTensor(t, what);
-  expect(v, what, [DataType.UINT32], rank);
+  const v = viewOf(t, what, [DataType.UINT32], rank);
   const b = aligned(v.bytes, 4);
   return { data: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), shape: v.shape };
 }
 
 /** A uint64 tensor as (lo, hi) word pairs: element i is words[2i] + words[2i+1] * 2^32. */
 export function readIdWords(t: Tensor, what: string): { words: Uint32Array; count: number } {
-  const v = viewTensor(t, what);
-  expect(v, what, [DataType.UINT64], 1);
+  const v = viewOf(t, what, [DataType.UINT64], 1);
   const b = aligned(v.bytes, 4);
   return { words: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), count: v.shape[0]! };
 }

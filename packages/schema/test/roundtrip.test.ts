@@ -280,6 +280,60 @@ describe("malformed messages", () => {
     );
   });
 
+  it.each([
+    ["GradientUpdate", MessageType.GRADIENT_UPDATE],
+    ["ParameterRequest", MessageType.PARAMETER_REQUEST],
+  ] as const)("every single-byte corruption of a %s with every field set decodes to fields a handler can read, or fails with a SchemaError (a text field's pointer made a list's was capnp-es's error, INTERNAL)", (_name, type) => {
+    const valid =
+      type === MessageType.GRADIENT_UPDATE
+        ? encodeMessage(MessageType.GRADIENT_UPDATE, "trainer-0", (g) => {
+            g.step = 3n;
+            writeTensor(g._initDense(1).get(0), "w", DataType.FLOAT32, [2], f32([1, -1]));
+            writeTensor(g._initSparseIds(), "ids", DataType.UINT64, [1], new Uint32Array([9, 1]));
+            writeTensor(g._initSparseGrads(), "g", DataType.FLOAT32, [1, 2], f32([0.25, -0.25]));
+            g._initTaskLosses(2).set(1, 0.5);
+            g._initTaskStreamingAuc(2).set(0, 0.75);
+            g.denseFile = "grad-0";
+            g.workerToken = "token-abc";
+            g.batchTicket = "ticket-xyz";
+          })
+        : encodeMessage(MessageType.PARAMETER_REQUEST, "trainer-0", (r) => {
+            writeTensor(r._initIds(), "ids", DataType.UINT64, [1], new Uint32Array([9, 1]));
+            r._initAheadBatches(2).set(1, 7n);
+            r._initWorkingOn(1).set(0, 6n);
+            r.workerToken = "token-abc";
+            r.batchTicket = "ticket-xyz";
+            r.batchIdsSeal = "seal";
+          });
+    for (let at = 0; at < valid.length; at++) {
+      for (let value = 0; value < 256; value += 3) {
+        const bad = Buffer.from(valid);
+        bad[at] = value;
+        try {
+          const { payload, sender } = decodeMessage(bad, type);
+          // Every field, as the parameter server's handlers read them.
+          const fields: unknown[] = [sender];
+          if (type === MessageType.GRADIENT_UPDATE) {
+            const g = payload as ReturnType<typeof decodeMessage<MessageType.GRADIENT_UPDATE>>["payload"];
+            for (let i = 0; i < g.dense.length; i++) fields.push(readFloat32(g.dense.get(i), "dense"));
+            if (g._hasSparseGrads()) fields.push(readFloat32(g.sparseGrads, "g"));
+            fields.push(readIdWords(g.sparseIds, "ids"), g.taskLosses.length, g.taskStreamingAuc.length, g.denseFile, g.workerToken, g.batchTicket);
+          } else {
+            const r = payload as ReturnType<typeof decodeMessage<MessageType.PARAMETER_REQUEST>>["payload"];
+            fields.push(readIdWords(r.ids, "ids"), r.aheadBatches.length, r.workingOn.length, r.workerToken, r.batchTicket, r.batchIdsSeal);
+          }
+        } catch (err) {
+          if (!SchemaErrors.is(err)) throw new Error(`byte ${at} = ${value}: ${(err as Error).message}`);
+        }
+      }
+    }
+  });
+
+  it("a push without its sparse ids is named by the dtype expected, not a byte count of float32", () => {
+    const { payload } = decodeMessage(encodeMessage(MessageType.GRADIENT_UPDATE, "t", (g) => void (g.step = 1n)), MessageType.GRADIENT_UPDATE);
+    expect(() => readIdWords(payload.sparseIds, "push: sparse ids")).toThrow("push: sparse ids: expected dtype uint64, got float32");
+  });
+
   it("every single-byte corruption of a valid batch either reads or fails with a SchemaError", () => {
     const batch = encodeMessage(MessageType.TRAINING_BATCH, "c", (b) => {
       b._initSlotIds(2);
