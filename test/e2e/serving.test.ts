@@ -299,6 +299,17 @@ describe("export and serving", () => {
     const proto = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: '{"instances":[{"__proto__":{"x":1}}]}', headers: { "content-type": "application/json" } });
     expect(proto.status).toBe(400);
     expect(((await proto.json()) as { error: string }).error).toBe('SERVING_ERR_BAD_INPUT: the body has a key "__proto__", which no input is named');
+    // Nesting past 32 is refused before the body is parsed: two million brackets (4 MB) had held the event loop 4.2 s.
+    const deepError = 'SERVING_ERR_BAD_INPUT: the body nests arrays and objects more than 32 deep; a predict body nests five at most ({"inputs": {"feature_ids": [[[ids]]]}})';
+    for (const n of [32, 2_000_000]) {
+      const started = performance.now();
+      const deep = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: `{"instances":${"[".repeat(n)}${"]".repeat(n)}}`, headers: { "content-type": "application/json" } });
+      expect([deep.status, ((await deep.json()) as { error: string }).error]).toEqual([400, deepError]);
+      process.stdout.write(`a body nested ${n + 1} deep refused in ${(performance.now() - started).toFixed(0)} ms\n`);
+    }
+    // 32 levels are parsed (and refused for what they hold).
+    const deepest = await fetch(`http://${restAddress}/v1/models/ctr:predict`, { method: "POST", body: `{"instances":${"[".repeat(31)}${"]".repeat(31)}}`, headers: { "content-type": "application/json" } });
+    expect([deepest.status, ((await deepest.json()) as { error: string }).error]).toEqual([400, "SERVING_ERR_BAD_INPUT: instance 0 must be an object of named inputs, got a list"]);
     // A key given twice in one object is refused, naming it (JSON.parse would keep the last: half the instances answered).
     const inst = JSON.stringify({ dense_features: rows.dense[0], feature_ids: rows.ids[0] });
     const dense = JSON.stringify(rows.dense[0]);

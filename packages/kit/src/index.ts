@@ -16,6 +16,7 @@ export { SERVICE_V8_FLAGS } from "./v8-flags.js";
 export { SERVICE_MALLOC_ENV, mallocEnvForBudget } from "./malloc-env.js";
 export { printable, printableBytes } from "./printable.js";
 export { duplicateJsonKey, refusedJsonKey, type RefusedJsonKey } from "./json-duplicates.js";
+export { jsonNestsBeyond } from "./json-depth.js";
 export { listenFailureReason } from "./listen-failure.js";
 export { zodIssueText } from "./zod-issue.js";
 export { kindOf, notANumberProblem, printableNames, valueSnippet } from "./value-kind.js";

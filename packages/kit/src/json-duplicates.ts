@@ -66,7 +66,7 @@ export function duplicateJsonKey(text: string): string | null {
 }
 
 /** Where the string opened before `from` ends: the next quote not escaped (preceded by an even run of backslashes). */
-function closingQuote(text: string, from: number): number {
+export function closingQuote(text: string, from: number): number {
   for (let q = text.indexOf('"', from); ; q = text.indexOf('"', q + 1)) {
     // Not in a text that parsed; ends the walk rather than loop.
     if (q < 0) return text.length;

@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, refusedJsonKey, valueSnippet } from "@pangea/kit";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, jsonNestsBeyond, limitConnections, listenFailureReason, printable, refusedJsonKey, valueSnippet } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
@@ -250,11 +250,17 @@ export async function startRest(
   return { app, address: `${url.hostname}:${url.port}` };
 }
 
+/** Levels of nesting a request may have; a predict body has four, the deepest ({"inputs": {"feature_ids": [[[...]]]}}) five. */
+const MAX_JSON_DEPTH = 32;
+
 /**
- * A request's JSON. A "__proto__" key is refused, as fastify's parser does,
+ * A request's JSON, refused unparsed when it nests past MAX_JSON_DEPTH. A "__proto__" key is refused, as fastify's parser does,
  * but named; so is a key given twice in one object (refusedJsonKey says why).
  */
 function parseRequestJson(text: string): unknown {
+  if (jsonNestsBeyond(text, MAX_JSON_DEPTH)) {
+    throw new Error(`the body nests arrays and objects more than ${MAX_JSON_DEPTH} deep; a predict body nests five at most ({"inputs": {"feature_ids": [[[ids]]]}})`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
