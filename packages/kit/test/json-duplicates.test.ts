@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { duplicateJsonKey, refusedJsonKey } from "../src/json-duplicates.js";
+import { jsonNestsBeyond } from "../src/json-depth.js";
 
 describe("duplicateJsonKey", () => {
   it("names the first key an object gives twice, with its path; keys in different objects or in strings are no duplicates", () => {
@@ -24,5 +25,17 @@ describe("duplicateJsonKey", () => {
     expect(refusedJsonKey('{"a": [1, {"b": {"__proto__": {}}}], "a": 2}')).toEqual({ key: "a", path: "a", twice: true });
     expect(refusedJsonKey('{"x": [{}, {"k": 1, "\\u006b": 2}]}')).toEqual({ key: "k", path: "x[1].k", twice: true });
     expect(refusedJsonKey('[{"k": 1}, {"k": 2}]', true)).toBeNull();
+  });
+});
+
+describe("jsonNestsBeyond", () => {
+  it("counts arrays and objects, not brackets inside strings (escaped quotes included), and stops past the limit", () => {
+    expect(jsonNestsBeyond('{"a": [[1]]}', 3)).toBe(false);
+    expect(jsonNestsBeyond('{"a": [[1]]}', 2)).toBe(true);
+    expect(jsonNestsBeyond('{"a": "[[[[{{{{", "b\\"[[[": [1, [2], {"c": 3}]}', 3)).toBe(false);
+    expect(jsonNestsBeyond('[1], [2], [3], {"x": {}}', 2)).toBe(false);
+    expect(jsonNestsBeyond(`${"[".repeat(1_000_000)}`, 32)).toBe(true);
+    // An unterminated string ends the walk (JSON.parse then names the syntax error).
+    expect(jsonNestsBeyond('["abc', 1)).toBe(false);
   });
 });
