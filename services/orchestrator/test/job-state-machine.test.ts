@@ -343,6 +343,22 @@ describe("Job: trainers lost", () => {
     expect(job.status()).toMatchObject({ liveTrainers: 2, deadTrainers: 0 });
   });
 
+  it("a trainer that held no batch and trained none, leaving (again and again), is not a trainer lost, and does not fail a --on-trainer-loss fail job", async () => {
+    for (const onTrainerLoss of ["reassign", "fail"] as const) {
+      const { job, sessions, lines } = startedJob({ onTrainerLoss });
+      // Both batches of step 0 are held by trainer-0 and trainer-1: a third trainer gets none.
+      for (let i = 0; i < 5; i++) {
+        joinTrainer(job, "trainer-9", sessions);
+        job.sessionClosed("trainer-9", sessions.get("trainer-9")!);
+      }
+      expect(job.status()).toMatchObject({ state: "JOB_STATE_RUNNING", liveTrainers: 2, deadTrainers: 0, reassignedBatches: 0 });
+      expect(lines.filter((l) => l.msg.includes("dropped, not counted as lost"))).toHaveLength(5);
+      // One that held a batch is lost, as before.
+      job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+      expect(job.status()).toMatchObject({ state: onTrainerLoss === "fail" ? "JOB_STATE_FAILED" : "JOB_STATE_RUNNING", deadTrainers: 1 });
+    }
+  });
+
   it("fail: a lost trainer fails the job; every session hears why and held calls are answered", async () => {
     const { job, sessions } = startedJob({ onTrainerLoss: "fail" });
     await job.push(gradients(job, 0, 0));

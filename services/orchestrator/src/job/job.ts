@@ -259,7 +259,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private trainerLost(t: TrainerMember, why: string): void {
     if (!t.alive || this.isFinished()) return;
     const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.steps?.plan.done ?? false);
-    if (this.config.onTrainerLoss === "fail" && !(trainingDone && this.work.evaluator !== t.workerId)) {
+    // A trainer that has trained no batch since it registered and holds none (one beyond the batches of a step, waiting
+    // for work; one that joined and left at once) takes nothing with it: not counted as lost, and under
+    // --on-trainer-loss fail it does not end the job. A client registering and leaving again and again had made the
+    // summary say "155 lost during the job" of a job that lost none.
+    const tookPart = t.batchesDone > 0 || (this.steps?.plan.holdsAny(t.workerId) ?? false) || this.work.evaluator === t.workerId;
+    if (tookPart && this.config.onTrainerLoss === "fail" && !(trainingDone && this.work.evaluator !== t.workerId)) {
       // Counted as lost (the summary's "from N lost trainers"), though the job ends rather than reassigning its batches.
       this.members.declareDead(t);
       this.counts.deadTrainers++;
@@ -267,11 +272,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     this.members.declareDead(t);
-    this.counts.deadTrainers++;
+    if (tookPart) this.counts.deadTrainers++;
     const live = this.members.liveTrainers();
     const freed = this.steps ? this.steps.plan.release(t.workerId, live) : [];
     this.work.forget(t.workerId);
-    this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: live.length }, `trainer ${why}; declared dead`);
+    if (tookPart) this.log.warn({ workerId: t.workerId, rank: t.rank, reassigned: freed, live: live.length }, `trainer ${why}; declared dead`);
+    else this.log.info({ workerId: t.workerId, rank: t.rank, live: live.length }, `trainer ${why}; it had trained no batch and held none: dropped, not counted as lost`);
     // With no trainer left the job waits for one to join, but not forever.
     this.members.watchForOrphans(this.config.registerTimeoutMs, () => {
       // Trainers with no compute to read from leave in the end: a compute gone before them is likely the cause, so it is named.
