@@ -173,6 +173,24 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     });
     expect(streamErr.code).toBe(grpc.status.PERMISSION_DENIED);
     bs.close();
+    // A trainer certificate's stream without the rank's token, its message claiming to be trainer-0: refused naming the
+    // certificate it came with, not only the name it wrote (which had been all the refusal and compute's log said).
+    const spoof = batchStreamClient(c.computeAddress, as("trainer-9"));
+    const spoofErr = await new Promise<grpc.ServiceError>((resolve) => {
+      const s = spoof.streamBatches();
+      s.on("error", resolve);
+      s.on("data", () => {});
+      s.write(encodeMessage(MessageType.BATCH_REQUEST, "trainer-0", (r) => {
+        r.workerRank = 0;
+        r.worldSize = 1;
+        r.batchSize = 256;
+        r.maxBatches = 1n;
+        r.window = 1;
+        r.tokenRank = 0;
+      }));
+    });
+    expect([spoofErr.code, spoofErr.details]).toEqual([grpc.status.PERMISSION_DENIED, "COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-0 (certificate trainer trainer-9) for rank 0 refused: it carries no worker token; expected the token the orchestrator gave rank 0's trainer when it registered"]);
+    spoof.close();
 
     const attacked = await finish(status);
     status.close();

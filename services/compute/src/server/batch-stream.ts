@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
-import { TokenBucket, type Logger } from "@pangea/kit";
-import { BatchStreamService, toServiceError } from "@pangea/rpc";
+import { TokenBucket, printable, type Logger } from "@pangea/kit";
+import { BatchStreamService, peerIdentity, toServiceError } from "@pangea/rpc";
 import { MessageType, Split, decodeMessage } from "@pangea/schema";
 import { encodeBatch } from "../batching/batch-encoder.js";
 import { batchSlice, checkShareRequest, shareBatches, type ShareRequest } from "../batching/shares.js";
@@ -213,7 +213,10 @@ export class BatchStreamHandler {
           };
           checkShareRequest(share, sender);
           // The rank's place first: a stream it closes gives its place among all streams back at once.
-          const leaveRank = this.trainers.admit(req.tokenRank, req.workerToken, sender, fail);
+          // The message's sender is whatever the caller wrote there: named beside the certificate (or address) it came with.
+          const identity = peerIdentity(call);
+          const who = `${printable(sender, 64)} (${identity ? `certificate ${identity.role} ${identity.name}` : `at ${peer}`})`;
+          const leaveRank = this.trainers.admit(req.tokenRank, req.workerToken, who, fail);
           try {
             const leaveBudget = this.budget.open(sender);
             leave = () => {
