@@ -125,8 +125,10 @@ describe("REST Predict's error lines stay one short line, whatever the value", (
   };
 
   it.each([
-    ["a cell's list holding a list nested 5,000 deep", `{"instances":[{"dense_features":[1,2],"feature_ids":[[${deep(5000)}]]}]}`, "SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
-    ["a signature_name nested 5,000 deep", `{"signature_name":${deep(5000)},"instances":[{"dense_features":[1,2],"feature_ids":["65537"]}]}`, "SERVING_ERR_BAD_INPUT: unknown signature a list; the model has serving_default"],
+    ["a cell's list holding a list nested 25 deep", `{"instances":[{"dense_features":[1,2],"feature_ids":[[${deep(25)}]]}]}`, "SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: a list inside the cell's list of ids; a cell is one id or one list of ids"],
+    ["a signature_name nested 30 deep", `{"signature_name":${deep(30)},"instances":[{"dense_features":[1,2],"feature_ids":["65537"]}]}`, "SERVING_ERR_BAD_INPUT: unknown signature a list; the model has serving_default"],
+    // Deeper than a request may nest: refused before it is parsed.
+    ["a cell's list holding a list nested 5,000 deep", `{"instances":[{"dense_features":[1,2],"feature_ids":[[${deep(5000)}]]}]}`, 'SERVING_ERR_BAD_INPUT: the body nests arrays and objects more than 32 deep; a predict body nests five at most ({"inputs": {"feature_ids": [[[ids]]]}})'],
     ["a feature id of 100,000 characters", `{"instances":[{"dense_features":[1,2],"feature_ids":["${"x".repeat(100_000)}"]}]}`, `SERVING_ERR_BAD_INPUT: feature_ids row 0 slot #0: feature id "${"x".repeat(64)}… (${100_000 - 64} more chars)" is not a 64-bit integer (-2^63 .. 2^64 - 1; send ids at or beyond ±2^53 as strings)`],
   ])("%s: 400, one line", async (_what, text, error) => {
     const r = await raw(text);
