@@ -576,5 +576,10 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     // The job's reason once: the trainer that exits because the job ended is not quoted repeating it.
     expect(lastLine(r.stderr)).toBe("pangea run: job failed: MODEL_ERR_BAD_SPEC: dcn-v2's lowRank 500 must be below the cross width 429 (0 = full rank)");
     expect(r.stdout).toMatch(/^ {2}throughput +n\/a \(no batch was trained\)$/m);
-  }, 90_000);
+    // A checkpoint whose slot 3 --slot-config had put at dim 8, restored without it: the data's slot 3 is at the
+    // --embedding-dim, known once compute registers; the fix named is the --slot-config too (it named the data alone).
+    const noSlots = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", mixed, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+      "--log-dir", join(tmp, "run-no-slots"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
+    expect([noSlots.code, lastLine(noSlots.stderr)]).toEqual([2, "pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: slot 3's embedding dim 8 against 16 (checkpoint against job); give the job the data (and feature list, and the --slot-config) the checkpoint was trained with, or start it without the checkpoint"]);
+  }, 120_000);
 });

@@ -163,10 +163,12 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   const saved = ck[0]!.manifest.model;
   const difference = specDifference(spec, saved, ck[0]!.manifest.slotIds);
   if (difference) {
-    // What only the data fixes (its slots, dims, pooling, tasks) differs: the flags were checked at start.
+    // What the data fixes (its slots, tasks), or a slot's dim or pooling that --slot-config did not name (then the data's
+    // feature list or --embedding-dim gives it), differs: the model flags and the slots --slot-config names were checked at start.
+    const slots = /embedding dim|pool/.test(difference) ? ", and the --slot-config" : "";
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",
-      `the checkpoint holds another model than this job's: ${difference} (checkpoint against job); give the job the data (and feature list) the checkpoint was trained on, or start it without the checkpoint`,
+      `the checkpoint holds another model than this job's: ${difference} (checkpoint against job); give the job the data (and feature list${slots}) the checkpoint was trained with, or start it without the checkpoint`,
     );
   }
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";
