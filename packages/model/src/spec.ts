@@ -1,7 +1,7 @@
 import { Rng, printable, zodIssueText } from "@pangea/kit";
 import { ModelErrors } from "./errors.js";
 import { RESERVED_TASK_NAMES, TASK_NAME } from "@pangea/features";
-import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
+import { LOSSES, POOLINGS, dimsOf, mixedDimsProblem, oneDimReason, poolingOf, slotName, tasksOf, type Loss, type Pooling, type DenseParam, type ModelShape, type Architecture, type TaskSpec, DEFAULT_TASK } from "./architectures/architecture.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "./architectures/registry.js";
 import { forwardShapeProblem } from "./architectures/forward-shapes.js";
 
@@ -85,7 +85,8 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const { name: _n, ...filled } = architecture;
   const arch = architectureNamed(name);
   const inputKnown = opts.inputKnown ?? true;
-  const problem = arch.check(shape, filled) ?? (arch.oneDim ? mixedDimsProblem(shape, name, arch.oneDim, MIXED_DIMS, slotIds) : null);
+  const oneDim = oneDimReason(arch, filled);
+  const problem = arch.check(shape, filled) ?? (oneDim ? mixedDimsProblem(shape, name, oneDim, MIXED_DIMS, slotIds) : null);
   if (problem) throw bad(problem);
   const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)), !inputKnown);
   if (shapes) throw bad(shapes);

@@ -89,6 +89,11 @@ export function mixedDimsProblem(shape: ModelShape, architecture: string, why: s
   return `${needs}, but ${listed}${other.length > 6 ? ", ..." : ""} where the model's is --embedding-dim ${shape.embeddingDim}; ${mixedOk.slice(0, -1).join(", ")}${mixedOk.length > 1 ? " and " : ""}${mixedOk[mixedOk.length - 1]} take mixed dims`;
 }
 
+/** Why `arch`, configured so, needs one embedding dim for every slot (its `oneDim`), or null. */
+export function oneDimReason<C>(arch: Pick<Architecture<C>, "oneDim">, config: C): string | null {
+  return typeof arch.oneDim === "function" ? arch.oneDim(config) : (arch.oneDim ?? null);
+}
+
 /** How a message names the slot at position i. */
 export function slotName(slots: readonly (number | string)[] | undefined, i: number): string {
   const s = slots?.[i];
@@ -121,8 +126,13 @@ export interface Architecture<C = Record<string, unknown>> {
   readonly config: z.ZodType<C>;
   /** Built for several tasks (experts or towers shared among task heads): on the built-in data, `pangea run` generates two tasks for it. */
   readonly multiTask?: boolean;
-  /** Why every slot must have the one embedding dim, for an architecture whose slots meet in dot products; absent: any mix of dims. */
-  readonly oneDim?: string;
+  /**
+   * Why every slot must have the one embedding dim, for an architecture whose slots meet in dot products; absent: any
+   * mix of dims. Where that depends on a hyper-parameter (an optional FM term), a function of the config giving the
+   * reason, or null when this configuration takes any mix: the refusal names the slots either way, and only an
+   * architecture without `oneDim` is listed as taking mixed dims.
+   */
+  readonly oneDim?: string | ((config: C) => string | null);
   /** Why this configuration cannot serve this shape (one line), or null. */
   check(shape: ModelShape, config: C): string | null;
   /** The width of an embedding table's row for a slot of embedding width dim: dim, plus what the architecture keeps per id beside it (e.g. a first-order weight). */
