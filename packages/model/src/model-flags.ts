@@ -73,13 +73,23 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
   } catch (err) {
     if (ModelErrors.is(err)) {
       const message = (err as Error).message;
-      // dlrm's widths given by flag are named as the flag the user typed, not as the field they became.
-      const flags = f.model === "dlrm" ? DLRM_WIDTH_FLAGS.filter(([field, , given]) => given(f) !== undefined && !(field in fromFile) && message.includes(field)).map(([, flag]) => flag) : [];
-      const where = flags.length ? ` (given by ${flags.join(" and ")})` : f.modelConfig ? ` (from ${f.modelConfig})` : "";
-      throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${message}${where}`);
+      throw ModelErrors.create("MODEL_ERR_BAD_SPEC", `${message}${specProblemSource(message, f, fromFile)}`);
     }
     throw err;
   }
+}
+
+/**
+ * Where a refused model's problem comes from, for its message: dlrm's widths given by flag named as the flag the user
+ * typed (not the field they became), else the --model-config file; a forward pass that does not fit its own params is
+ * the definition's fault, whatever config it ran with, so it names the definition.
+ */
+export function specProblemSource(message: string, f: Pick<ModelFlags, "model" | "modelConfig" | "bottomMlp" | "topMlp">, fromFile: Record<string, unknown>): string {
+  if (message.startsWith(`model ${f.model}'s forward pass: `)) {
+    return ` (in ${f.model}'s definition, packages/model/src/architectures/; run with ${f.modelConfig ? `the hyper-parameters of ${f.modelConfig}` : "its default hyper-parameters"})`;
+  }
+  const flags = f.model === "dlrm" ? DLRM_WIDTH_FLAGS.filter(([field, , given]) => given(f as ModelFlags) !== undefined && !(field in fromFile) && message.includes(field)).map(([, flag]) => flag) : [];
+  return flags.length ? ` (given by ${flags.join(" and ")})` : f.modelConfig ? ` (from ${f.modelConfig})` : "";
 }
 
 /** Where another architecture's layer widths go, with its own defaults as the example (an architecture may have none). */
