@@ -19,3 +19,27 @@ describe("describeCallError", () => {
     expect(text).not.toContain("\n");
   });
 });
+
+describe("toServiceError", () => {
+  it("an error of ours (no PangeaError) is INTERNAL to the caller and logged with its stack, at most 5 at once, then counted", async () => {
+    const { reportInternalErrors, toServiceError } = await import("../src/index.js");
+    const { PangeaError } = await import("@pangea/kit");
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = { error: (obj: Record<string, unknown>, msg: string) => lines.push({ obj, msg }) };
+    reportInternalErrors(log as never);
+    expect(toServiceError(new Error("CAPNP-TS023 Cannot convert"))).toEqual({ code: grpc.status.INTERNAL, details: "internal error: CAPNP-TS023 Cannot convert" });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.msg).toBe("a call was answered INTERNAL (an error of ours, not the caller's)");
+    expect(String(lines[0]!.obj.err)).toMatch(/^Error: CAPNP-TS023 Cannot convert\n\s+at /);
+    // A caller's mistake is not ours: not logged here.
+    const mine = new PangeaError("X_ERR_BAD", { status: "INVALID_ARGUMENT", exit: 2, description: "a test's" }, "bad input");
+    expect(toServiceError(mine).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(lines).toHaveLength(1);
+    for (let i = 0; i < 20; i++) toServiceError(new Error(`again ${i}`));
+    expect(lines).toHaveLength(5);
+    // A second later one more is logged, with the count of those that were not.
+    await new Promise((r) => setTimeout(r, 1_100));
+    toServiceError(new Error("after"));
+    expect([lines.length, lines.at(-1)!.obj.notLoggedBefore]).toEqual([6, 16]);
+  });
+});

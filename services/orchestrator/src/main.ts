@@ -1,6 +1,6 @@
 import { loadFeatureList } from "@pangea/features";
 import { UsageError, createLogger, runMain, unwritableDirReason, usageText, type LockLost } from "@pangea/kit";
-import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
@@ -38,6 +38,7 @@ runMain("pangea-orchestrator", async () => {
   const architecture = architectureFromFlags(config);
   // A shard learns its job from the orchestrator's session: its own --job-id default (a timestamp) names no job.
   const log = createLogger("orchestrator").child(config.role === "shard" ? {} : { job: config.jobId });
+  reportInternalErrors(log);
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slotFile = config.slotConfig ? readSlotConfig(config.slotConfig) : null;
   const slots = slotFile ? slotConfigOver(slotFile, base) : { defaults: base, perSlot: new Map() };

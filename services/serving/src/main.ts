@@ -1,5 +1,5 @@
 import { createLogger, programName, runMain, usageText } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, announceReady, readBearerToken, onShutdownSignal, openDiscovery, startServer, configureTransport } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, announceReady, readBearerToken, onShutdownSignal, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
 import { grpcServerMetrics, newRegistry } from "@pangea/observe";
@@ -25,6 +25,7 @@ runMain(PROGRAM, async () => {
   const apiToken = config.apiTokenFile ? readBearerToken("--api-token-file", config.apiTokenFile) : undefined;
   const syncToken = config.syncTokenFile ? readBearerToken("--sync-token-file", config.syncTokenFile) : undefined;
   const log = createLogger("serving");
+  reportInternalErrors(log);
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
   models.start(config.pollSeconds);
   const pool = config.forwardThreads > 0 ? new ForwardPool(config.forwardThreads, log) : null;
