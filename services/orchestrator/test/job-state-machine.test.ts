@@ -357,6 +357,11 @@ describe("Job: trainers lost", () => {
       job.sessionClosed("trainer-1", sessions.get("trainer-1")!);
       expect(job.status()).toMatchObject({ state: onTrainerLoss === "fail" ? "JOB_STATE_FAILED" : "JOB_STATE_RUNNING", deadTrainers: 1 });
     }
+    // A trainer the job started with counts whatever it held: in async mode it holds nothing before its first GetWork.
+    const { job: async, sessions } = startedJob({ mode: "async", onTrainerLoss: "fail" });
+    await async.getWork("trainer-0");
+    async.sessionClosed("trainer-1", sessions.get("trainer-1")!);
+    expect(async.status()).toMatchObject({ state: "JOB_STATE_FAILED", deadTrainers: 1 });
   });
 
   it("fail: a lost trainer fails the job; every session hears why and held calls are answered", async () => {

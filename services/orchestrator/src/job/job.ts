@@ -65,6 +65,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   /** sync/hybrid: the next step waits for the other shards' parts of a checkpoint, so each writes exactly the step asked for. */
   private stepHeld = false;
   private startedAt = 0;
+  /** The trainers the job started with: each one's loss counts, whatever it held (async gives work at its first GetWork). */
+  private startedWith = new Set<string>();
   private endedAt = 0;
   /** Running totals, carried on from the checkpoint a resumed job started from. */
   private readonly counts: JobCounters;
@@ -259,11 +261,12 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private trainerLost(t: TrainerMember, why: string): void {
     if (!t.alive || this.isFinished()) return;
     const trainingDone = this.state === "JOB_STATE_EVALUATING" || (this.steps?.plan.done ?? false);
-    // A trainer that has trained no batch since it registered and holds none (one beyond the batches of a step, waiting
-    // for work; one that joined and left at once) takes nothing with it: not counted as lost, and under
-    // --on-trainer-loss fail it does not end the job. A client registering and leaving again and again had made the
-    // summary say "155 lost during the job" of a job that lost none.
-    const tookPart = t.batchesDone > 0 || (this.steps?.plan.holdsAny(t.workerId) ?? false) || this.work.evaluator === t.workerId;
+    // A trainer that joined after the job started and has trained no batch since it registered and holds none (one
+    // beyond the batches of a step, waiting for work; one that joined and left at once) takes nothing with it: not
+    // counted as lost, and under --on-trainer-loss fail it does not end the job. A client registering and leaving again
+    // and again had made the summary say "155 lost during the job" of a job that lost none. The trainers the job
+    // started with always count: in async mode one holds nothing until its first GetWork.
+    const tookPart = this.startedWith.has(t.workerId) || t.batchesDone > 0 || (this.steps?.plan.holdsAny(t.workerId) ?? false) || this.work.evaluator === t.workerId;
     if (tookPart && this.config.onTrainerLoss === "fail" && !(trainingDone && this.work.evaluator !== t.workerId)) {
       // Counted as lost (the summary's "from N lost trainers"), though the job ends rather than reassigning its batches.
       this.members.declareDead(t);
@@ -370,6 +373,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     this.watchStalls();
     this.state = "JOB_STATE_RUNNING";
     this.startedAt = Date.now();
+    this.startedWith = new Set(this.members.liveTrainers());
     shard.start(this.counts.syncRowsSent);
     clearTimeout(this.registerTimer);
     // A job resumed from a checkpoint at a step boundary whose evaluation it does not record evaluates first.
