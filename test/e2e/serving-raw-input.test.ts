@@ -258,12 +258,18 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
     ["strings and numbers in one feature", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C1: 5 }] }, `pangea predict: invalid --input: feature "C1" mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["a number past a double's range", { instances: [{ ...named(ROWS[0]!), I1: "__HUGE__" }] }, `pangea predict: invalid --input: feature "I1" of example 0 is a number beyond a double's range (JSON reads it as Infinity)`],
     ["instances of no input", { instances: [{}] }, "pangea predict: invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name"],
-    ["no values for any feature", { inputs: { pos: [[], []], user: [[], []] } }, `pangea predict: invalid --input: features "pos", "user" have no values, and no other feature is given; give at least one value`],
     ["no examples", { instances: [] }, "pangea predict: invalid --input: no examples; give at least one"],
     ["raw values beside the ids' inputs", { instances: [{ dense_features: [1], feature_ids: [1], I1: 5 }] }, `pangea predict: invalid --input: "I1" beside dense_features and feature_ids; give the ids' two inputs or raw feature values by name, not both`],
   ])("%s: refused by the command, exit 2, one line naming the feature", async (_what, body, message) => {
     const r = await predict(1, body);
     expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, message]);
+  });
+
+  it("[] for a name serving does not know, or for dense_values, is serving's refusal as over REST (the command had left it out and predicted)", async () => {
+    const typo = await predict(1, { instances: [{ ...named(ROWS[0]!), C1_typo: [] }] });
+    expect([typo.code, typo.stderr]).toEqual([2, expect.stringContaining('unknown input "C1_typo"')]);
+    const dense = await predict(1, { instances: [{ dense_values: [], slot_values: tokens(ROWS[0]!) }] });
+    expect([dense.code, dense.stderr]).toEqual([2, expect.stringContaining("input dense_values, example 0: expected 13 values")]);
   });
 
   it("a value serving refuses (a fraction for a Criteo count) is serving's INVALID_ARGUMENT, exit 2, naming the input", async () => {

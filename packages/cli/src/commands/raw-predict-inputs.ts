@@ -19,16 +19,7 @@ export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs
   const columns = body.instances ? byInstance(body.instances, names) : byColumn(body.inputs!);
   // No prototype: a feature named "__proto__" is a key like any other (serving names it as no input).
   const out = Object.create(null) as Record<string, unknown>;
-  const empty: string[] = [];
-  for (const [name, values] of columns) {
-    const t = tensorOf(name, values);
-    // [] in every example is the feature missing from every example: serving reads a feature not sent as missing, as REST reads [].
-    if (t) out[name] = t;
-    else empty.push(name);
-  }
-  if (empty.length === columns.size) {
-    throw new UsageError(`invalid --input: ${empty.length === 1 ? "feature" : "features"} ${printableNames(empty)} ${empty.length === 1 ? "has" : "have"} no values, and no other feature is given; give at least one value`);
-  }
+  for (const [name, values] of columns) out[name] = tensorOf(name, values);
   return out;
 }
 
@@ -71,10 +62,11 @@ function byColumn(inputs: Record<string, unknown>): Map<string, unknown[]> {
 /**
  * One feature's values over the examples as a TensorProto: [B] when every
  * example gives one value, [B, k] when some give a list (a lone value is a
- * list of one); null when every example gives an empty list. A Monolith
- * record is {"b64": ...}, as REST carries it.
+ * list of one); [B, 0] when every example gives an empty list, which serving
+ * reads as REST reads [] (missing for a feature, refused where values are
+ * needed). A Monolith record is {"b64": ...}, as REST carries it.
  */
-function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> | null {
+function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> {
   const anyList = perExample.some(Array.isArray);
   const values: (string | number | Buffer)[] = [];
   let k = -1;
@@ -85,8 +77,8 @@ function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> 
     else if (each.length !== k) throw new UsageError(`invalid --input: ${where} has ${plural(each.length, "value")}, example 0 ${k}; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (${CURL})`);
     for (const x of each) values.push(valueOf(x, where));
   });
-  if (k === 0) return null;
   const shape = { dim: anyList ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
+  if (k === 0) return { dtype: "DT_STRING", tensor_shape: shape, string_val: [] };
   const numbers = values.filter((x) => typeof x === "number");
   if (numbers.length === values.length) {
     if (numbers.every((x) => Number.isSafeInteger(x))) return { dtype: "DT_INT64", tensor_shape: shape, int64_val: numbers.map(String) };
