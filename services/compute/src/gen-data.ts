@@ -23,7 +23,7 @@ const FLAGS: FlagTable = {
   "batch-size": { description: "examples per ExampleBatch", default: "256" },
   "feature-list-out": { description: "also write the feature list that reads the file back (JSON)" },
   tasks: { description: "labels per record: 1 (click) or 2 (click and conversion, as compute's --synthetic-tasks 2); 2 needs a Monolith format or parquet", default: "1" },
-  "row-group-rows": { description: "rows per Parquet row group after the first 1,000 (compute decodes a group whole: about 2 KB a row, so 8000 fits --max-memory-mb 16)", default: "100000" },
+  "row-group-rows": { description: "rows per Parquet row group, 100 or more (the first group holds at most 1,000; compute decodes a group whole: about 2 KB a row, so 8000 fits --max-memory-mb 16)", default: "100000" },
 };
 
 const schema = z.object({
@@ -36,7 +36,8 @@ const schema = z.object({
   batchSize: positiveInt("a positive batch size").default(256),
   featureListOut: z.string().min(1).optional(),
   tasks: z.enum(["1", "2"], { message: "expected 1 or 2" }).default("1").transform(Number),
-  rowGroupRows: positiveInt("a positive row count").default(100_000),
+  // Each group adds to the footer the writer holds to the end: 5,000 groups of one row took 539 MB and a 20 MB file.
+  rowGroupRows: positiveInt("a row count of 100 or more").refine((n) => n >= 100, "expected a row count of 100 or more").default(100_000),
 });
 
 const usage = () => usageText("pangea gen-data", "Write the built-in synthetic Criteo-like data set as a Criteo TSV file, Monolith Instance/Example/ExampleBatch records or a Parquet file.", FLAGS);

@@ -184,7 +184,9 @@ describe("gen-data --compression", () => {
     ["zstd, which compute reads but gen-data cannot write", ["--out", "x.tsv.zst"], "--out X/x.tsv.zst: gen-data does not write zstd (compute reads it); write the file uncompressed and compress it with the zstd tool"],
     ["snappy for a Criteo file", ["--out", "x.tsv.sz"], "--out X/x.tsv.sz: gen-data writes a Criteo file plain, gzip (.gz) or zlib (.zz); snappy is for the Monolith formats"],
     ["--row-group-rows for a Criteo TSV", ["--out", "x.tsv", "--row-group-rows", "5000"], "--row-group-rows is for --format parquet; a Criteo TSV file has no row groups"],
-    ["--row-group-rows of none", ["--out", "x.parquet", "--format", "parquet", "--row-group-rows", "0"], `invalid --row-group-rows: expected a positive row count: a whole number from 1 to 2^53 - 1, got "0"`],
+    ["--row-group-rows of none", ["--out", "x.parquet", "--format", "parquet", "--row-group-rows", "0"], `invalid --row-group-rows: expected a row count of 100 or more: a whole number from 1 to 2^53 - 1, got "0"`],
+    // Each group adds to the footer the writer holds: 5,000 groups of one row took 539 MB.
+    ["--row-group-rows of 5", ["--out", "x.parquet", "--format", "parquet", "--row-group-rows", "5"], `invalid --row-group-rows: expected a row count of 100 or more, got "5"`],
     ["a compressed Parquet name", ["--out", "x.parquet.gz", "--format", "parquet"], "--out X/x.parquet.gz: a Parquet file is not compressed whole (its pages are, when a writer compresses them); give a name without the gzip extension"],
   ])("%s: one line, exit 2, nothing written", (_what, args, line) => {
     const sub = mkdtempSync(join(dir, "refused-"));
