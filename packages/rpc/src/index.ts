@@ -11,7 +11,7 @@ export { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 export { answersHttp1 } from "./security/http1-probe.js";
 export type { Diagnosis, TlsSide } from "./security/tls-diagnosis.js";
 export type { CallRule } from "./security/call-policy.js";
-export { toServiceError, reportInternalErrors, describeCallError, isStatus, oneLineDetails, remoteCode } from "./status.js";
+export { toServiceError, reportInternalErrors, noteIfInternal, describeCallError, isStatus, oneLineDetails, remoteCode } from "./status.js";
 export { TRAINER_PHASES, MAX_BACKEND_CHARS, type TrainerPhase } from "./trainer-reports.js";
 export { waitReady, unary, whilePlaceHeld, PLACE_HELD_RETRY_MS } from "./client.js";
 export { RpcErrors } from "./errors.js";

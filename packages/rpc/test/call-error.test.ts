@@ -35,11 +35,15 @@ describe("toServiceError", () => {
     const mine = new PangeaError("X_ERR_BAD", { status: "INVALID_ARGUMENT", exit: 2, description: "a test's" }, "bad input");
     expect(toServiceError(mine).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(lines).toHaveLength(1);
+    // A bug we detected ourselves (a PangeaError of status INTERNAL) is logged too.
+    const bug = new PangeaError("X_ERR_INTERNAL", { status: "INTERNAL", exit: 1, description: "a test's" }, "row 7 of a table that has 3");
+    expect(toServiceError(bug)).toEqual({ code: grpc.status.INTERNAL, details: "X_ERR_INTERNAL: row 7 of a table that has 3" });
+    expect(lines).toHaveLength(2);
     for (let i = 0; i < 20; i++) toServiceError(new Error(`again ${i}`));
     expect(lines).toHaveLength(5);
     // A second later one more is logged, with the count of those that were not.
     await new Promise((r) => setTimeout(r, 1_100));
     toServiceError(new Error("after"));
-    expect([lines.length, lines.at(-1)!.obj.notLoggedBefore]).toEqual([6, 16]);
+    expect([lines.length, lines.at(-1)!.obj.notLoggedBefore]).toEqual([6, 17]);
   });
 });

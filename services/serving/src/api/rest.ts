@@ -4,7 +4,7 @@ import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, jsonNestsBeyond, limitConnections
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
-import { bearerMatches, identityOf } from "@pangea/rpc";
+import { bearerMatches, identityOf, noteIfInternal } from "@pangea/rpc";
 import { taskColumn } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
@@ -16,6 +16,7 @@ import { sourceFields } from "./version-source.js";
 const HTTP: Record<string, number> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, INVALID_ARGUMENT: 400, NOT_FOUND: 404, RESOURCE_EXHAUSTED: 413, UNAVAILABLE: 503, DATA_LOSS: 500, FAILED_PRECONDITION: 400 };
 
 function fail(reply: FastifyReply, err: unknown): FastifyReply {
+  noteIfInternal(err);
   // Shed load is RESOURCE_EXHAUSTED like a too-large request, but over HTTP it is "try again later", not "too large".
   if (err instanceof PangeaError && err.code === "SERVING_ERR_OVERLOADED") return reply.code(503).header("retry-after", "1").send({ error: `${err.code}: ${err.message}` });
   if (err instanceof PangeaError) return reply.code(HTTP[err.status] ?? 500).send({ error: `${err.code}: ${err.message}` });
