@@ -142,6 +142,23 @@ describe("a running job's services", () => {
       code: 3,
       details: "ORCH_ERR_BAD_REQUEST: pull from rank 0: step 18446744073709551615 is beyond any job's (a negative step sent as an unsigned 64-bit number reads so)",
     });
+    // So is a batch index, in a pull or a push (a push's before its gradients are read).
+    const badBatch = encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
+      r.batchIndex = (1n << 64n) - 1n;
+      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], id);
+    });
+    await expect(unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), badBatch)).rejects.toMatchObject({
+      code: 3,
+      details: "ORCH_ERR_BAD_REQUEST: pull from rank 0: batchIndex 18446744073709551615 is beyond any job's (a negative batchIndex sent as an unsigned 64-bit number reads so)",
+    });
+    const badPush = encodeMessage(MessageType.GRADIENT_UPDATE, "t", (u) => {
+      u.workerRank = 1;
+      u.batchIndex = (1n << 64n) - 2n;
+    });
+    await expect(unary<Buffer, Buffer>("orchestrator", client.push.bind(client), badPush)).rejects.toMatchObject({
+      code: 3,
+      details: "ORCH_ERR_BAD_REQUEST: push from rank 1: batchIndex 18446744073709551614 is beyond any job's (a negative batchIndex sent as an unsigned 64-bit number reads so)",
+    });
     client.close();
   });
 

@@ -56,17 +56,20 @@ export class ParameterServer {
         let req: PullRequest;
         let ahead: { batches: number[]; workingOn: number[] };
         let sealed: SealedBatch | null = null;
+        let [step, batch, batchIds] = [0, 0, 0];
         try {
           req = decodeMessage(call.request, MessageType.PARAMETER_REQUEST, `pull from ${call.getPeer()}`).payload;
-          stepOf(req.step, `pull from rank ${req.workerRank}`);
+          const what = `pull from rank ${req.workerRank}`;
+          // Numbers of a request past 2^53 are no job's (a client's -1 arrives as 2^64 - 1): refused before any is used.
+          [step, batch, batchIds] = [wholeOf(req.step, "step", what), wholeOf(req.batchIndex, "batchIndex", what), wholeOf(req.batchIds, "batchIds", what)];
           // A rows file is its rank's (two per rank, recycled in turn): a per-worker certificate asks for its own only.
           if (req.rowsInFile && !req.readOnly) this.checkActsForRank(call, req.workerRank, `pull for rank ${req.workerRank} with its rows in a file`);
           ahead = this.aheadBatches(req, call);
           // A training pull counts its ids and makes their rows (kept in every checkpoint): the trainer holding the rank's.
           if (!req.readOnly) {
             const pull = {
-              rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0, aheadBatches: ahead.batches, step: Number(req.step),
-              batch: Number(req.batchIndex), ticket: req.batchTicket, batchIds: Number(req.batchIds), batchIdsSeal: req.batchIdsSeal,
+              rank: req.workerRank, token: req.workerToken, ahead: ahead.batches.length > 0, aheadBatches: ahead.batches, step,
+              batch, ticket: req.batchTicket, batchIds, batchIdsSeal: req.batchIdsSeal,
             };
             sealed = this.job.checkTrainingPull?.(pull, `training pull for rank ${req.workerRank}`) ?? null;
           }
@@ -83,7 +86,7 @@ export class ParameterServer {
         call.on("cancelled", () => gone.abort());
         let held: Promise<boolean>;
         try {
-          held = this.job.holdPull!(Number(req.step), req.workerRank, ahead.batches, ahead.workingOn, gone.signal);
+          held = this.job.holdPull!(step, req.workerRank, ahead.batches, ahead.workingOn, gone.signal);
         } catch (err) {
           cb(toServiceError(err));
           return;
@@ -181,7 +184,7 @@ export class ParameterServer {
     if (list.length > MAX_AHEAD_BATCHES || working.length > MAX_AHEAD_BATCHES) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `pull sent ahead by rank ${rank}: ${Math.max(list.length, working.length)} batches named, at most ${MAX_AHEAD_BATCHES}`);
     // Held as that trainer's: a per-worker certificate holds pulls for its own rank only.
     this.checkActsForRank(call, rank, `pull sent ahead for rank ${rank}`);
-    return { batches: numbers(list), workingOn: numbers(working) };
+    return { batches: wholes(list, "aheadBatches", `pull sent ahead by rank ${rank}`), workingOn: wholes(working, "workingOn", `pull sent ahead by rank ${rank}`) };
   }
 
   /** A caller with a per-worker certificate must be the trainer holding `rank` (where this host knows who does). */
@@ -339,11 +342,12 @@ export class ParameterServer {
   private async push(bytes: Buffer, peer: string, call: AuthenticatedCall): Promise<Buffer> {
     const { payload: u } = decodeMessage(bytes, MessageType.GRADIENT_UPDATE, `push from ${peer}`);
     const rank = u.workerRank;
+    const what = `push from rank ${rank}`;
+    const [step, batch] = [wholeOf(u.step, "step", what), wholeOf(u.batchIndex, "batchIndex", what)];
     // A per-worker certificate pushes for its own rank only; any caller, with the token of the trainer holding the rank
     // (the shared trainer certificate, or anyone in plaintext, could push as another trainer).
     this.checkActsForRank(call, rank, `Push for rank ${rank}`);
-    this.job.checkPush?.({ rank, token: u.workerToken, batch: Number(u.batchIndex), ticket: u.batchTicket }, `Push for rank ${rank}`);
-    const what = `push from rank ${rank}`;
+    this.job.checkPush?.({ rank, token: u.workerToken, batch, ticket: u.batchTicket }, `Push for rank ${rank}`);
     const denseList = u.dense;
     let dense: Float32Array[] = [];
     for (let i = 0; i < denseList.length; i++) dense.push(readFloat32(denseList.get(i), `${what}: dense gradient ${i}`).data);
@@ -369,13 +373,13 @@ export class ParameterServer {
     }
     const result = await this.job.push({
       rank,
-      step: stepOf(u.step, what),
+      step,
       batchSize: u.batchSize,
       loss: u.loss,
       dense,
       sparseIds: ids.words,
       sparseGrads: sparseGrads ?? readFloat32(u.sparseGrads, `${what}: sparse gradients`).data,
-      batchIndex: Number(u.batchIndex),
+      batchIndex: batch,
       streamingAuc: u.streamingAuc,
       taskLosses: numbers(u.taskLosses),
       taskStreamingAuc: numbers(u.taskStreamingAuc),
@@ -406,10 +410,17 @@ function numbers(list: { length: number; get(i: number): number | bigint }): num
 }
 
 /**
- * A request's step (a UInt64) as a number, or ORCH_ERR_BAD_REQUEST: past 2^53 it is no job's step (a client's -1
- * arrives as 2^64 - 1, which Number() would name as 18446744073709552000).
+ * A request's UInt64 field (a step, a batch index, a count) as a number, or ORCH_ERR_BAD_REQUEST: past 2^53 it is no
+ * job's (a client's -1 arrives as 2^64 - 1, which Number() would name as 18446744073709552000).
  */
-function stepOf(step: bigint, what: string): number {
-  if (step > BigInt(Number.MAX_SAFE_INTEGER)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${what}: step ${step} is beyond any job's (a negative step sent as an unsigned 64-bit number reads so)`);
-  return Number(step);
+function wholeOf(v: bigint, field: string, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `${what}: ${field} ${v} is beyond any job's (a negative ${field} sent as an unsigned 64-bit number reads so)`);
+  return Number(v);
+}
+
+/** A Cap'n Proto list of UInt64 batch indices as numbers, each checked as wholeOf checks one. */
+function wholes(list: { length: number; get(i: number): bigint }, field: string, what: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < list.length; i++) out.push(wholeOf(list.get(i), field, what));
+  return out;
 }
