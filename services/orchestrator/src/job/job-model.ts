@@ -165,7 +165,8 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   if (difference) {
     // What the data fixes (its slots, tasks), or a slot's dim or pooling that --slot-config did not name (then the data's
     // feature list or --embedding-dim gives it), differs: the model flags and the slots --slot-config names were checked at start.
-    const slots = /embedding dim|pool/.test(difference) ? ", and the --slot-config" : "";
+    // specDifference's words for a slot's dim or pooling (not a task's name that holds "pool").
+    const slots = /^(slot \S+|[^ ]+)'s (embedding dim \d+|pooling [a-z]+) against /.test(difference) ? ", and the --slot-config" : "";
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",
       `the checkpoint holds another model than this job's: ${difference} (checkpoint against job); give the job the data (and feature list${slots}) the checkpoint was trained with, or start it without the checkpoint`,
