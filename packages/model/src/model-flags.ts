@@ -85,7 +85,7 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
  * the definition's fault, whatever config it ran with, so it names the definition.
  */
 export function specProblemSource(message: string, f: Pick<ModelFlags, "model" | "modelConfig" | "bottomMlp" | "topMlp">, fromFile: Record<string, unknown>): string {
-  if (message.startsWith(`model ${f.model}'s forward pass: `)) {
+  if (message.startsWith(`model ${f.model}'s forward pass: `) || message.startsWith(`model ${f.model}'s forward pass failed on a shape check: `)) {
     return ` (in ${f.model}'s definition, packages/model/src/architectures/; run with ${f.modelConfig ? `the hyper-parameters of ${f.modelConfig}` : "its default hyper-parameters"})`;
   }
   const flags = f.model === "dlrm" ? DLRM_WIDTH_FLAGS.filter(([field, , given]) => given(f as ModelFlags) !== undefined && !(field in fromFile) && message.includes(field)).map(([, flag]) => flag) : [];

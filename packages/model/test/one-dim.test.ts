@@ -21,6 +21,7 @@ describe("a refused model's message names where the problem comes from", () => {
     const { specProblemSource } = await import("../src/model-flags.js");
     const f = { model: "lr-fm", modelConfig: "cfg/b.json" };
     expect(specProblemSource("model lr-fm's forward pass: it reads param \"nope.w\", which params() does not declare", f, {})).toBe(" (in lr-fm's definition, packages/model/src/architectures/; run with the hyper-parameters of cfg/b.json)");
+    expect(specProblemSource("model lr-fm's forward pass failed on a shape check: TypeError: x is not a function (at forward)", f, {})).toBe(" (in lr-fm's definition, packages/model/src/architectures/; run with the hyper-parameters of cfg/b.json)");
     expect(specProblemSource("model lr-fm field dropout: expected dropout below 1", f, {})).toBe(" (from cfg/b.json)");
     expect(specProblemSource("dlrm's bottomMlp must end in the embedding dim 16, ends in 8", { model: "dlrm", bottomMlp: [64, 8] }, {})).toBe(" (given by --bottom-mlp)");
   });
