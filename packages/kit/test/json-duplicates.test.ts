@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { duplicateJsonKey, refusedJsonKey } from "../src/json-duplicates.js";
-import { jsonNestsBeyond } from "../src/json-depth.js";
+import { duplicateJsonKey, refusedJsonKey, walkJson } from "../src/json-duplicates.js";
 
 describe("duplicateJsonKey", () => {
   it("names the first key an object gives twice, with its path; keys in different objects or in strings are no duplicates", () => {
@@ -28,14 +27,21 @@ describe("duplicateJsonKey", () => {
   });
 });
 
-describe("jsonNestsBeyond", () => {
+describe("walkJson", () => {
+  const deep = (text: string, max: number) => walkJson(text, false, max).tooDeep;
   it("counts arrays and objects, not brackets inside strings (escaped quotes included), and stops past the limit", () => {
-    expect(jsonNestsBeyond('{"a": [[1]]}', 3)).toBe(false);
-    expect(jsonNestsBeyond('{"a": [[1]]}', 2)).toBe(true);
-    expect(jsonNestsBeyond('{"a": "[[[[{{{{", "b\\"[[[": [1, [2], {"c": 3}]}', 3)).toBe(false);
-    expect(jsonNestsBeyond('[1], [2], [3], {"x": {}}', 2)).toBe(false);
-    expect(jsonNestsBeyond(`${"[".repeat(1_000_000)}`, 32)).toBe(true);
+    expect(deep('{"a": [[1]]}', 3)).toBe(false);
+    expect(deep('{"a": [[1]]}', 2)).toBe(true);
+    expect(deep('{"a": "[[[[{{{{", "b\\"[[[": [1, [2], {"c": 3}]}', 3)).toBe(false);
+    expect(deep('[1], [2], [3], {"x": {}}', 2)).toBe(false);
+    expect(deep("[".repeat(1_000_000), 32)).toBe(true);
     // An unterminated string ends the walk (JSON.parse then names the syntax error).
-    expect(jsonNestsBeyond('["abc', 1)).toBe(false);
+    expect(deep('["abc', 1)).toBe(false);
+  });
+
+  it("a refused key does not end the walk before the depth is known; text that is not JSON (a bad escape in a key) is walked without throwing", () => {
+    expect(walkJson(`{"a": 1, "a": 2, "b": ${"[".repeat(100)}${"]".repeat(100)}}`, false, 32)).toEqual({ tooDeep: true, refusedKey: { key: "a", path: "a", twice: true } });
+    expect(walkJson('{"\\q": 1, "\\q": 2, "x": [}', false, 32)).toEqual({ tooDeep: false, refusedKey: { key: "\\q", path: "\\q", twice: true } });
+    expect(walkJson('{"__proto__": 1, "__proto__": 2}', true, 32).refusedKey).toEqual({ key: "__proto__", path: "__proto__", twice: false });
   });
 });

@@ -1,6 +1,6 @@
 import { createGunzip, createInflate } from "node:zlib";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, jsonNestsBeyond, limitConnections, listenFailureReason, printable, refusedJsonKey, valueSnippet } from "@pangea/kit";
+import { HTTP_REQUEST_TIMEOUT_MS, PangeaError, limitConnections, listenFailureReason, printable, valueSnippet, walkJson } from "@pangea/kit";
 import { addMetricsRoute, timedServerFactory, type Registry } from "@pangea/observe";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
@@ -256,10 +256,12 @@ const MAX_JSON_DEPTH = 32;
 
 /**
  * A request's JSON, refused unparsed when it nests past MAX_JSON_DEPTH. A "__proto__" key is refused, as fastify's parser does,
- * but named; so is a key given twice in one object (refusedJsonKey says why).
+ * but named; so is a key given twice in one object (walkJson finds both).
  */
 function parseRequestJson(text: string): unknown {
-  if (jsonNestsBeyond(text, MAX_JSON_DEPTH)) {
+  // One walk before the parse: the depth is refused first, a refused key only once the text is known to be JSON.
+  const { tooDeep, refusedKey: refused } = walkJson(text, true, MAX_JSON_DEPTH);
+  if (tooDeep) {
     throw new Error(`the body nests arrays and objects more than ${MAX_JSON_DEPTH} deep; a predict body nests five at most ({"inputs": {"feature_ids": [[[ids]]]}})`);
   }
   let value: unknown;
@@ -268,7 +270,6 @@ function parseRequestJson(text: string): unknown {
   } catch (err) {
     throw new Error(`the body is not valid JSON: ${printable((err as Error).message, 120)}`);
   }
-  const refused = refusedJsonKey(text, true);
   if (refused === null) return value;
   if (!refused.twice) throw new Error('the body has a key "__proto__", which no input is named');
   throw new Error(`the body gives the key ${JSON.stringify(printable(refused.key, 80))} twice in one object; JSON.parse would keep only the last: give each key once`);
