@@ -133,32 +133,16 @@ describe("a running job's services", () => {
       }));
     await expect(ahead(true, 1)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("a read-only pull cannot be sent ahead") });
     await expect(ahead(false, 5000)).rejects.toMatchObject({ code: 3, details: expect.stringContaining("5000 batches named, at most 4096") });
-    // A step of -1 sent as unsigned: named as sent, not as Number's 18446744073709552000.
-    const negative = encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
-      r.step = (1n << 64n) - 1n;
-      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], id);
-    });
-    await expect(unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), negative)).rejects.toMatchObject({
-      code: 3,
-      details: "ORCH_ERR_BAD_REQUEST: pull from rank 0: step 18446744073709551615 is beyond any job's (a negative step sent as an unsigned 64-bit number reads so)",
-    });
-    // So is a batch index, in a pull or a push (a push's before its gradients are read).
-    const badBatch = encodeMessage(MessageType.PARAMETER_REQUEST, "t", (r) => {
-      r.batchIndex = (1n << 64n) - 1n;
-      writeTensor(r._initIds(), "ids", DataType.UINT64, [1], id);
-    });
-    await expect(unary<Buffer, Buffer>("orchestrator", client.pull.bind(client), badBatch)).rejects.toMatchObject({
-      code: 3,
-      details: "ORCH_ERR_BAD_REQUEST: pull from rank 0: batchIndex 18446744073709551615 is beyond any job's (a negative batchIndex sent as an unsigned 64-bit number reads so)",
-    });
-    const badPush = encodeMessage(MessageType.GRADIENT_UPDATE, "t", (u) => {
-      u.workerRank = 1;
-      u.batchIndex = (1n << 64n) - 2n;
-    });
-    await expect(unary<Buffer, Buffer>("orchestrator", client.push.bind(client), badPush)).rejects.toMatchObject({
-      code: 3,
-      details: "ORCH_ERR_BAD_REQUEST: push from rank 1: batchIndex 18446744073709551614 is beyond any job's (a negative batchIndex sent as an unsigned 64-bit number reads so)",
-    });
+    // A step or batch index of -1 sent as unsigned, in a pull or a push (a push's before its gradients are read): named
+    // as sent, not as Number's 18446744073709552000.
+    const beyond = (call: "pull" | "push", what: string, field: string, v: bigint) =>
+      expect(unary<Buffer, Buffer>("orchestrator", client[call].bind(client), encodeMessage(call === "pull" ? MessageType.PARAMETER_REQUEST : MessageType.GRADIENT_UPDATE, "t", (m) => {
+        (m as unknown as Record<string, bigint>)[field] = v;
+        if (call === "pull") writeTensor((m as unknown as { _initIds(): Parameters<typeof writeTensor>[0] })._initIds(), "ids", DataType.UINT64, [1], id);
+      }))).rejects.toMatchObject({ code: 3, details: `ORCH_ERR_BAD_REQUEST: ${what}: ${field} ${v} is beyond any job's (a negative ${field} sent as an unsigned 64-bit number reads so)` });
+    await beyond("pull", "pull from rank 0", "step", (1n << 64n) - 1n);
+    await beyond("pull", "pull from rank 0", "batchIndex", (1n << 64n) - 1n);
+    await beyond("push", "push from rank 0", "batchIndex", (1n << 64n) - 2n);
     client.close();
   });
 
