@@ -250,6 +250,22 @@ describe("Job: trainers lost", () => {
     expect((await job.getWork("trainer-0")).batchIndices).toEqual([0, 1]);
   });
 
+  it("time the orchestrator could not run (a machine stalled 26 s) is not its trainers': none is declared dead for it; silence after it still is", () => {
+    vi.useFakeTimers();
+    const { job } = startedJob({ heartbeatTimeoutMs: 1000 });
+    vi.advanceTimersByTime(250);
+    // The clock jumps as the process resumes; the timer's next tick comes late, before any heartbeat is read.
+    vi.setSystemTime(Date.now() + 26_000);
+    vi.advanceTimersByTime(250);
+    expect(job.status()).toMatchObject({ liveTrainers: 2, deadTrainers: 0 });
+    // The heartbeats of the pause arrive: trainer-0's; trainer-1 stays silent and is declared dead in its own time.
+    for (let i = 0; i < 6; i++) {
+      expect(job.heartbeat("trainer-0")).toBe(true);
+      vi.advanceTimersByTime(250);
+    }
+    expect(job.status()).toMatchObject({ liveTrainers: 1, deadTrainers: 1 });
+  });
+
   it("a registration whose session never opens is dropped after the heartbeat timeout: no trainer lost, not even under --on-trainer-loss fail", async () => {
     vi.useFakeTimers();
     const beat = (job: Job, ids: string[]) => {
