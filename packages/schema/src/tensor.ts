@@ -92,21 +92,15 @@ function viewTensorUnchecked(t: Tensor, what: string): TensorView {
  */
 function viewOf(t: Tensor, what: string, dtypes: DataType[], rank?: number): TensorView {
   const dtype = t.dtype;
-  if (!dtypes.includes(dtype) && BYTES[dtype] !== undefined) {
+  // An unknown dtype is viewTensor's to name.
+  if (BYTES[dtype] !== undefined && !dtypes.includes(dtype)) {
     throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected dtype ${dtypes.map(dtypeName).join(" or ")}, got ${dtypeName(dtype)}`);
   }
   const v = viewTensor(t, what);
-  expect(v, what, dtypes, rank);
-  return v;
-}
-
-function expect(v: TensorView, what: string, dtypes: DataType[], rank?: number): void {
-  if (!dtypes.includes(v.dtype)) {
-    throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected dtype ${dtypes.map(dtypeName).join(" or ")}, got ${dtypeName(v.dtype)}`);
-  }
   if (rank !== undefined && v.shape.length !== rank) {
     throw SchemaErrors.create("SCHEMA_ERR_BAD_TENSOR", `${what}: expected rank ${rank}, got shape [${v.shape.join(", ")}]`);
   }
+  return v;
 }
 
 /** Typed-array views need element alignment; capnp data is word-aligned, but copy if a buffer ever is not. */

@@ -163,9 +163,9 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
   const saved = ck[0]!.manifest.model;
   const difference = specDifference(spec, saved, ck[0]!.manifest.slotIds);
   if (difference) {
-    // What the data fixes (its slots, tasks), or a slot's dim or pooling that --slot-config did not name (then the data's
-    // feature list or --embedding-dim gives it), differs: the model flags and the slots --slot-config names were checked at start.
-    // specDifference's words for a slot's dim or pooling (not a task's name that holds "pool").
+    // What the data fixes (its slots, tasks), or a slot's dim or pooling that --slot-config did not name, differs: the
+    // model flags and the slots --slot-config names were checked at start. specDifference's words for a slot's dim or
+    // pooling (not a task's name that holds "pool") bring --slot-config into the advice.
     const slots = /^(slot \S+|[^ ]+)'s (embedding dim \d+|pooling [a-z]+) against /.test(difference) ? ", and the --slot-config" : "";
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",

@@ -21,6 +21,7 @@ import { batchesPerStepOf, buildModel, completedDataChange, resumedTraining, sta
 import { buildJobSpec } from "./job-spec.js";
 import { buildJobStatus } from "./job-status.js";
 import { TaskLosses } from "./task-status.js";
+import { watchTimer } from "./watch-timer.js";
 import { Membership, type SessionSink, type TrainerMember } from "./membership.js";
 import { StepCoordinator, type PushAck } from "./step-coordinator.js";
 import { WorkDispatcher, type JobView } from "./work-dispatcher.js";
@@ -302,13 +303,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   private watchStalls(): void {
     const limitMs = (this.config.stallTimeoutSeconds ?? 0) * 1000;
     if (limitMs <= 0) return;
-    const tickMs = Math.max(100, Math.min(1000, limitMs / 4));
-    let last = Date.now();
-    this.stallTimer = setInterval(() => {
-      const now = Date.now();
-      const blocked = now - last - tickMs;
-      last = now;
-      if (blocked > tickMs) {
+    this.stallTimer = watchTimer(Math.max(100, Math.min(1000, limitMs / 4)), (now, blocked) => {
+      if (blocked > 0) {
         this.steps?.plan.pauseClocks(blocked);
         this.work.evaluatorSince += blocked;
       }
@@ -321,8 +317,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       if (evaluator && now - this.work.evaluatorSince > limitMs) {
         this.trainerLost(evaluator, `did not report the evaluation it was given ${seconds(now - this.work.evaluatorSince)} ago (--stall-timeout-seconds)`);
       }
-    }, tickMs);
-    this.stallTimer.unref();
+    });
   }
 
   private joined(t: TrainerMember): void {

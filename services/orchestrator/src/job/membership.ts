@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { watchTimer } from "./watch-timer.js";
 import { parseFeatureInputs } from "@pangea/features";
 import { TokenBucket, type Logger } from "@pangea/kit";
 import type { JobState, SourceInfo__Output, WorkerEvent, WorkerStatus } from "@pangea/schema";
@@ -338,24 +339,18 @@ export class Membership {
    */
   watchHeartbeats(timeoutMs: number, onSilent: (t: TrainerMember, why: string) => void): void {
     for (const t of this.trainers.values()) t.lastBeat = Date.now();
-    const tickMs = Math.max(100, Math.min(1000, timeoutMs / 4));
-    let last = Date.now();
-    this.heartbeatTimer = setInterval(() => {
-      const now = Date.now();
+    this.heartbeatTimer = watchTimer(Math.max(100, Math.min(1000, timeoutMs / 4)), (now, blocked) => {
       // Time this process could not run (its event loop blocked, or the machine stalled: every process of a CI run
       // fell silent for 26 s) is not the trainers': their heartbeats of that time wait unread in its sockets. Credited
       // to every trainer, as the stall timeout's clocks are paused, so none is declared dead for it.
-      const blocked = now - last - tickMs;
-      last = now;
-      if (blocked > tickMs) for (const t of this.trainers.values()) t.lastBeat += blocked;
+      for (const t of this.trainers.values()) t.lastBeat += blocked;
       for (const t of [...this.trainers.values()]) {
         if (!t.alive || now - t.lastBeat <= timeoutMs) continue;
         const silent = `${((now - t.lastBeat) / 1000).toFixed(1)}s`;
         if (t.attached) onSilent(t, `sent no heartbeat for ${silent}`);
         else this.expire(t, silent);
       }
-    }, tickMs);
-    this.heartbeatTimer.unref();
+    });
   }
 
   /**
