@@ -7,6 +7,7 @@ import { SyntheticSource } from "../src/sources/synthetic.js";
 import { BatchStreamHandler } from "../src/server/batch-stream.js";
 import { HEALTH_SERVING, checkHealth } from "../../../test/support/health.js";
 import { slotOfV2 } from "@pangea/features";
+import { fromPeer } from "../../../test/support/peer-named.js";
 
 const source = new SyntheticSource({ seed: 3, evalRecords: 1000 });
 const handler = new BatchStreamHandler(source, "compute-test", createLogger("compute-test", "silent"));
@@ -117,14 +118,14 @@ describe("BatchStream over gRPC", () => {
   it("refuses a window above the maximum", async () => {
     await expect(readAll(request(0, 1, 8, 1, "train", 1000))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: window 1000 is above 64",
+      details: fromPeer("COMPUTE_ERR_BAD_REQUEST: batch request from test: window 1000 is above 64", "test"),
     });
   });
 
   it("answers an inconsistent request with INVALID_ARGUMENT naming the problem", async () => {
     await expect(readAll(request(3, 2, 128, 1))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: worker_rank 3 is not below world_size 2",
+      details: fromPeer("COMPUTE_ERR_BAD_REQUEST: batch request from test: worker_rank 3 is not below world_size 2", "test"),
     });
   });
 
@@ -143,7 +144,7 @@ describe("BatchStream over gRPC", () => {
       s.close();
       expect(s.error(), `onDemand ${onDemand}`).toMatchObject({
         code: grpc.status.INVALID_ARGUMENT,
-        details: `COMPUTE_ERR_BAD_REQUEST: batch request from test: batch_size ${size} is outside 1..65536`,
+        details: fromPeer(`COMPUTE_ERR_BAD_REQUEST: batch request from test: batch_size ${size} is outside 1..65536`, "test"),
       });
       expect(s.received).toHaveLength(0);
     }
@@ -153,7 +154,7 @@ describe("BatchStream over gRPC", () => {
     const s = open(request(0, 0, 8, 1));
     await Promise.race([s.ended, sleep(5_000)]);
     s.close();
-    expect(s.error()).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: "COMPUTE_ERR_BAD_REQUEST: batch request from test: world_size 0 must be at least 1" });
+    expect(s.error()).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: fromPeer("COMPUTE_ERR_BAD_REQUEST: batch request from test: world_size 0 must be at least 1", "test") });
   });
 
   it("on demand: sends no more than the credit window of wanted batches ahead of the acknowledgements", async () => {

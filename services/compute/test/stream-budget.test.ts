@@ -7,6 +7,7 @@ import { batchStreamClient, waitReady, type BatchStreamClient } from "@pangea/rp
 import { MessageType, Split, decodeMessage, encodeMessage, readFloat32, readIdWords } from "@pangea/schema";
 import { ENTRY, closedPort, waitFor } from "../../../test/support/processes.js";
 import { metricValue } from "../../../test/support/metrics.js";
+import { fromPeer } from "../../../test/support/peer-named.js";
 
 /**
  * What compute holds for batch streams together (a hostile-client trial:
@@ -157,7 +158,7 @@ describe("batch streams together", () => {
     await waitFor("the fourth stream refused", async () => refused.error() !== null, 10_000);
     expect(refused.error()).toMatchObject({
       code: grpc.status.RESOURCE_EXHAUSTED,
-      details: "COMPUTE_ERR_STREAM_LIMIT: batch stream from test refused: compute serves at most 3 batch streams at once (--max-batch-streams)",
+      details: fromPeer("COMPUTE_ERR_STREAM_LIMIT: batch stream from test refused: compute serves at most 3 batch streams at once (--max-batch-streams)", "test"),
     });
     for (const h of held) expect(h.error()).toBeNull();
     // A place given back is a place for the next stream.

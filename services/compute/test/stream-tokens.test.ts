@@ -8,6 +8,7 @@ import type { RegisterWorkerRequest, RegisterWorkerResponse__Output } from "@pan
 import { MessageType, Split, encodeMessage } from "@pangea/schema";
 import { ENTRY, closedPort, waitFor } from "../../../test/support/processes.js";
 import { metricValue } from "../../../test/support/metrics.js";
+import { fromPeer } from "../../../test/support/peer-named.js";
 import { startService, type RunningService } from "../../../test/support/service.js";
 
 /**
@@ -17,8 +18,6 @@ import { startService, type RunningService } from "../../../test/support/service
  */
 
 const tmp = mkdtempSync(join(tmpdir(), "pangea-stream-tokens-"));
-/** A refusal's text as compute writes it: the message's sender named with the address the stream came from (plaintext). */
-const fromPeer = (details: string) => expect.stringMatching(new RegExp(`^${details.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replaceAll("trainer-r0", "trainer-r0 \\(at 127\\.0\\.0\\.1:\\d+\\)")}$`));
 let started: RunningService[] = [];
 const clients: BatchStreamClient[] = [];
 afterEach(async () => {
@@ -129,12 +128,12 @@ describe("batch streams once compute holds the orchestrator's token key", () => 
     const none = await settled(c, { rank: 0, token: "" });
     expect(none.error()).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
-      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: it carries no worker token; expected the token the orchestrator gave rank 0's trainer when it registered"),
+      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: it carries no worker token; expected the token the orchestrator gave rank 0's trainer when it registered", "trainer-r0"),
     });
     const other = await settled(c, { rank: 0, token: r1.token });
     expect(other.error()).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
-      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: its worker token was not issued for rank 0; expected the token the orchestrator gave rank 0's trainer when it registered"),
+      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: its worker token was not issued for rank 0; expected the token the orchestrator gave rank 0's trainer when it registered", "trainer-r0"),
     });
     // A token cut short (its MAC) is not the one issued either.
     expect((await settled(c, { rank: 1, token: r1.token.slice(0, -2) })).error()?.code).toBe(grpc.status.PERMISSION_DENIED);
@@ -172,7 +171,7 @@ describe("batch streams once compute holds the orchestrator's token key", () => 
     await waitFor("the oldest stream of rank 0 closed", async () => first.error() !== null, 10_000);
     expect(first.error()).toMatchObject({
       code: grpc.status.ABORTED,
-      details: fromPeer("COMPUTE_ERR_STREAM_REPLACED: batch stream from trainer-r0 for rank 0 closed: trainer-r0 opened a newer one for rank 0, and compute serves at most 2 per rank (--max-streams-per-rank)"),
+      details: fromPeer("COMPUTE_ERR_STREAM_REPLACED: batch stream from trainer-r0 for rank 0 closed: trainer-r0 opened a newer one for rank 0, and compute serves at most 2 per rank (--max-streams-per-rank)", "trainer-r0"),
     });
     // The newer streams go on: the rank's live ones are the two newest.
     expect([second.error(), third.error(), theirs.error()]).toEqual([null, null, null]);
@@ -200,9 +199,9 @@ describe("batch streams once compute holds the orchestrator's token key", () => 
     expect(again.token).not.toBe(before.token);
     await waitFor("the former streams closed", async () => dead.every((d) => d.error() !== null), 10_000);
     const revoked = "COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 closed: its worker token was revoked (the trainer of rank 0 was declared dead or registered again); expected the token of its current registration";
-    for (const d of dead) expect(d.error()).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: fromPeer(revoked) });
+    for (const d of dead) expect(d.error()).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: fromPeer(revoked, "trainer-r0") });
     // The old token opens no more.
-    expect((await settled(c, before)).error()?.details).toEqual(fromPeer(revoked.replace("closed:", "refused:")));
+    expect((await settled(c, before)).error()?.details).toEqual(fromPeer(revoked.replace("closed:", "refused:"), "trainer-r0"));
     const restarted = await settled(c, again);
     expect([restarted.error(), restarted.received()]).toEqual([null, 1]);
     expect(await metric(c, "pangea_compute_batch_streams")).toBe(1);
@@ -218,7 +217,7 @@ describe("batch streams once compute holds the orchestrator's token key", () => 
     await waitFor("the early stream closed", async () => early.error() !== null, 20_000);
     expect(early.error()).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
-      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: it carries no worker token; expected the token the orchestrator gave rank 0's trainer when it registered"),
+      details: fromPeer("COMPUTE_ERR_STREAM_TOKEN: batch stream from trainer-r0 for rank 0 refused: it carries no worker token; expected the token the orchestrator gave rank 0's trainer when it registered", "trainer-r0"),
     });
     // A trainer registered with that orchestrator is served.
     const s = await settled(c, await registerTrainer(orch, "trainer-a"));

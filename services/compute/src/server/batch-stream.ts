@@ -198,9 +198,12 @@ export class BatchStreamHandler {
         if (!started) {
           started = true;
           const { payload: req, sender } = decodeMessage(bytes, MessageType.BATCH_REQUEST, `batch request from ${peer}`);
+          // The message's sender is whatever the caller wrote there: named beside the certificate (or address) it came with.
+          const identity = peerIdentity(call);
+          const who = `${printable(sender, 64)} (${identity ? `certificate ${identity.role} ${identity.name}` : `at ${peer}`})`;
           const window = req.window === 0 ? DEFAULT_WINDOW : req.window;
           if (window > MAX_WINDOW) {
-            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${sender}: window ${window} is above ${MAX_WINDOW}`);
+            throw ComputeErrors.create("COMPUTE_ERR_BAD_REQUEST", `batch request from ${who}: window ${window} is above ${MAX_WINDOW}`);
           }
           credit = window;
           const share: ShareRequest = {
@@ -211,14 +214,11 @@ export class BatchStreamHandler {
             split: req.split === Split.EVAL ? "eval" : "train",
             onDemand: req.onDemand,
           };
-          checkShareRequest(share, sender);
+          checkShareRequest(share, who);
           // The rank's place first: a stream it closes gives its place among all streams back at once.
-          // The message's sender is whatever the caller wrote there: named beside the certificate (or address) it came with.
-          const identity = peerIdentity(call);
-          const who = `${printable(sender, 64)} (${identity ? `certificate ${identity.role} ${identity.name}` : `at ${peer}`})`;
           const leaveRank = this.trainers.admit(req.tokenRank, req.workerToken, who, fail);
           try {
-            const leaveBudget = this.budget.open(sender);
+            const leaveBudget = this.budget.open(who);
             leave = () => {
               leaveBudget();
               leaveRank();
