@@ -275,7 +275,9 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       this.fail(OrchestratorErrors.create("ORCH_ERR_JOB_ABORTED", `trainer ${t.workerId} (rank ${t.rank}) ${why} at step ${this.progressStep} of ${this.config.steps}`));
       return;
     }
-    this.members.declareDead(t);
+    // One that held no batch holds no batch ticket, without which the shards refuse its pushes and training pulls: they
+    // need not hear of its token (their lists of revoked tokens are bounded, and such leaves are not rate-limited).
+    this.members.declareDead(t, tookPart);
     if (tookPart) this.counts.deadTrainers++;
     const live = this.members.liveTrainers();
     const freed = this.steps ? this.steps.plan.release(t.workerId, live) : [];

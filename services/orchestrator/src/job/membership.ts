@@ -290,8 +290,8 @@ export class Membership {
   }
 
   /** A trainer leaves the job: its session is ended and it must register again. */
-  declareDead(t: TrainerMember): void {
-    if (t.alive) this.revokeToken(t.token);
+  declareDead(t: TrainerMember, tellShards = true): void {
+    if (t.alive) this.revokeToken(t.token, tellShards);
     t.alive = false;
     const session = t.session;
     t.session = null;
