@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -63,12 +63,38 @@ describe("registration abuse on a plaintext cluster", () => {
     const fakeCompute = await register("compute-evil", "WORKER_KIND_COMPUTE", { address: "127.0.0.1:1", source });
     expect(fakeCompute.code).toBe(grpc.status.ALREADY_EXISTS);
     expect(fakeCompute.details).toContain("is registered and connected");
-    c.close();
 
-    // The real trainer-1, killed and started again under its id, rejoins and trains on.
+    // An id seen before registering again and again (each time replacing its token, which revokes the one before on
+    // every shard) is held to a burst of 32, then 2 a second: it cannot flush the shards' bounded lists of revoked tokens.
+    const cyclerId = "cycler";
+    await waitFor("a new id to be admitted again", async () => (await register(cyclerId, "WORKER_KIND_TRAINER")).code === grpc.status.OK, 10_000, 250);
+    const cycled = [];
+    for (let i = 0; i < 40; i++) cycled.push(await register(cyclerId, "WORKER_KIND_TRAINER"));
+    const cycledLimited = cycled.filter((r) => r.code === grpc.status.RESOURCE_EXHAUSTED);
+    expect(cycledLimited.length).toBeGreaterThanOrEqual(40 - 34);
+    expect(cycledLimited[0]!.details).toBe(`ORCH_ERR_RATE_LIMITED: trainer ${cyclerId} refused: trainer ids seen before registered again more than 32 times in a burst (then 2/s); try again shortly`);
+
+    // The real trainer-1, killed and started again under its id while that client keeps cycling: refused for the rate,
+    // it asks again, and once the cycling stops it rejoins and trains on.
+    const oldLog = cluster.process("trainer-1")!.logPath;
     cluster.process("trainer-1")!.child.kill("SIGKILL");
     await cluster.process("trainer-1")!.exited;
-    await cluster.restart("trainer-1");
+    let cycling = true;
+    const keepCycling = (async () => {
+      while (cycling) {
+        await register(cyclerId, "WORKER_KIND_TRAINER");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const restarted = cluster.restart("trainer-1");
+    await waitFor("trainer-1 to be refused for the rate and ask again", async () => {
+      const log = cluster!.process("trainer-1")!.logPath;
+      return log !== oldLog && readFileSync(log, "utf8").includes("the orchestrator refused the registration for the rate of registrations; asking again every 1000 ms");
+    }, 30_000, 100);
+    cycling = false;
+    await keepCycling;
+    c.close();
+    await restarted;
     const before = Number((await status.get()).step);
     const rejoined = await waitFor("trainer-1 to train again", async () => {
       const s = await status.get();

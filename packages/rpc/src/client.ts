@@ -3,7 +3,7 @@ import { diagnoseConnection, isWrongPort } from "./security/tls-diagnosis.js";
 import type { ServiceRole } from "./security/roles.js";
 import { transportSecurity, type TransportSecurity } from "./security/transport-security.js";
 import { RpcErrors } from "./errors.js";
-import { describeCallError, isStatus } from "./status.js";
+import { describeCallError, isStatus, remoteCode } from "./status.js";
 import type { Logger } from "@pangea/kit";
 
 /**
@@ -50,23 +50,30 @@ export function unary<Req, Res>(
   });
 }
 
-/** How often a registration refused because the caller's place is held asks again. */
+/** How often a registration refused because the caller's place is held, or for the rate of registrations, asks again. */
 export const PLACE_HELD_RETRY_MS = 1_000;
 
 /**
- * Runs `attempt` (a registration with the orchestrator at `orchestrator`) until it is not refused with ALREADY_EXISTS,
- * which the orchestrator answers while another process holds the caller's place with an open session (the caller's own
- * former connection not yet seen closed, or one that took its id while it was stopped): asks again every
- * PLACE_HELD_RETRY_MS until `deadline`, logging the first refusal as `held` (e.g. "another process holds trainer t-0's
- * place"). Any other failure, or one past the deadline, is thrown.
+ * Runs `attempt` (a registration with the orchestrator at `orchestrator`) until it is refused neither with
+ * ALREADY_EXISTS, which the orchestrator answers while another process holds the caller's place with an open session
+ * (the caller's own former connection not yet seen closed, or one that took its id while it was stopped), nor with
+ * ORCH_ERR_RATE_LIMITED, which it answers while trainers register faster than its limit (a burst of restarts, or a
+ * client cycling registrations): asks again every PLACE_HELD_RETRY_MS until `deadline`, logging the first refusal of
+ * each kind (a held place as `held`, e.g. "another process holds trainer t-0's place"). Any other failure, or one past
+ * the deadline, is thrown.
  */
 export async function whilePlaceHeld<T>(attempt: (timeoutMs: number) => Promise<T>, deadline: number, log: Logger, orchestrator: string, held: string): Promise<T> {
-  for (let told = false; ; told = true) {
+  const told = new Set<string>();
+  for (;;) {
     try {
       return await attempt(Math.max(1, deadline - Date.now()));
     } catch (err) {
-      if (!isStatus(err, grpc.status.ALREADY_EXISTS) || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
-      if (!told) log.warn({ orchestrator, why: describeCallError(err, `orchestrator at ${orchestrator}`) }, `${held}; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`);
+      const kind = isStatus(err, grpc.status.ALREADY_EXISTS) ? `${held}; asking again every ${PLACE_HELD_RETRY_MS} ms until it is gone`
+        : remoteCode(err) === "ORCH_ERR_RATE_LIMITED" ? `the orchestrator refused the registration for the rate of registrations; asking again every ${PLACE_HELD_RETRY_MS} ms`
+        : null;
+      if (!kind || Date.now() + PLACE_HELD_RETRY_MS >= deadline) throw err;
+      if (!told.has(kind)) log.warn({ orchestrator, why: describeCallError(err, `orchestrator at ${orchestrator}`) }, kind);
+      told.add(kind);
       await new Promise((wait) => setTimeout(wait, PLACE_HELD_RETRY_MS));
     }
   }

@@ -24,7 +24,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_CHECKPOINT_NOT_FOUND: { status: "NOT_FOUND", exit: 1, description: "the checkpoint directory given does not exist" },
   ORCH_ERR_PERMISSION_DENIED: { status: "PERMISSION_DENIED", exit: 1, description: "the caller's certificate may not act for the worker its call names" },
   ORCH_ERR_WORKER_CONFLICT: { status: "ALREADY_EXISTS", exit: 1, description: "another process registered under a worker id (or as the compute) that is connected" },
-  ORCH_ERR_RATE_LIMITED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "new trainer ids are registering faster than the limit" },
+  ORCH_ERR_RATE_LIMITED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "trainers are registering faster than the limit (new ids, or ids seen before registering again)" },
   ORCH_ERR_TOO_LARGE: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "a request's answer would be larger than a gRPC message may be" },
   ORCH_ERR_BAD_EVAL_REPORT: { status: "INVALID_ARGUMENT", exit: 1, description: "an evaluation report comes from a trainer not asked to evaluate, or holds impossible figures" },
   ORCH_ERR_BAD_JOB_CONFIG: { status: "FAILED_PRECONDITION", exit: 2, description: "a flag the job's data contradicts, found when compute registers (--best-task naming no binary task, --eval-every-steps on a source without a held-out split, an --export-feature-list of other slots, or encoding inputs otherwise than compute read the data)" },

@@ -11,7 +11,7 @@ function members(trainers = 2, psShards = 1) {
 }
 
 describe("Membership", () => {
-  it("new trainer ids: a burst of 32, then 2 a second; a trainer seen before is not counted", async () => {
+  it("new trainer ids: a burst of 32, then 2 a second; a trainer seen before is not counted against them", async () => {
     const { m, advance } = members();
     for (let i = 0; i < 32; i++) m.addTrainer(`t-${i}`, "JOB_STATE_RUNNING", false, 2);
     expect(await codeOf(() => m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2))).toBe("ORCH_ERR_RATE_LIMITED");
@@ -20,6 +20,21 @@ describe("Membership", () => {
     expect(m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2).rank).toBe(32); // back, with a fresh rank
     advance(500);
     expect(m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2).rank).toBe(33);
+  });
+
+  it("a trainer id coming back after leaving (its leave may revoke a token on every shard): a burst of 32, then 2 a second, apart from new ids", async () => {
+    const { m, advance } = members();
+    const back = () => {
+      m.declareDead(m.trainer("t-0")!);
+      return m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
+    };
+    m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
+    for (let i = 0; i < 32; i++) expect(back().rank).toBe(i + 1);
+    await expect(Promise.resolve().then(back)).rejects.toThrow("trainer t-0 refused: trainer ids seen before registered again more than 32 times in a burst (then 2/s); try again shortly");
+    expect(await codeOf(() => m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2))).toBe("ORCH_ERR_RATE_LIMITED");
+    expect(m.addTrainer("t-1", "JOB_STATE_RUNNING", false, 2).rank).toBe(33); // a new id is not held up by them
+    advance(500);
+    expect(m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2).rank).toBe(34);
   });
 
   it("takes a backend name and heartbeat phases only in the form a trainer sends, so the status cannot be bloated or spoofed", async () => {
@@ -129,7 +144,7 @@ describe("Membership", () => {
     const { m, advance } = members();
     m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
     for (let i = 0; i < 32; i++) m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2);
-    await expect(Promise.resolve().then(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).rejects.toThrow("trainer t-0 refused: registered again more than 32 times in a burst (then 2/s) before opening its session; try again shortly");
+    await expect(Promise.resolve().then(() => m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2))).rejects.toThrow("trainer t-0 refused: trainer ids seen before registered again more than 32 times in a burst (then 2/s); try again shortly");
     advance(500);
     expect(m.addTrainer("t-0", "JOB_STATE_WAITING", false, 2).rank).toBe(0);
   });

@@ -61,10 +61,9 @@ export class RevokedTokens {
 
   add(nonces: readonly string[]): void {
     for (const n of nonces) this.nonces.add(n);
-    // A Set iterates oldest first. The shards hear of a token only when its trainer held a batch: new trainer ids and
-    // replaced tokens are rate-limited (2 a second beyond a burst), and a trainer id coming back (not rate-limited) must
-    // be given a batch before its leave is told here, so the oldest dropped is most likely long gone, its batches long
-    // taken (a repeat of a batch taken is ignored).
+    // A Set iterates oldest first. The orchestrator issues trainer tokens at a bounded rate (new ids, and ids seen before
+    // registering again, each 2 a second beyond a burst), and the shards hear of one only when its trainer took part,
+    // so the oldest dropped is most likely long gone, its batches long taken (a repeat of a batch taken is ignored).
     for (const n of this.nonces) {
       if (this.nonces.size <= MAX_REVOKED) break;
       this.nonces.delete(n);

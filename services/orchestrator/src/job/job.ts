@@ -276,7 +276,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
       return;
     }
     // One that held no batch holds no batch ticket, without which the shards refuse its pushes and training pulls: they
-    // need not hear of its token (their lists of revoked tokens are bounded, and such leaves are not rate-limited).
+    // need not hear of its token (their lists of revoked tokens are bounded).
     this.members.declareDead(t, tookPart);
     if (tookPart) this.counts.deadTrainers++;
     const live = this.members.liveTrainers();

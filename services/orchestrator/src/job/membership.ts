@@ -104,8 +104,11 @@ export class Membership {
   private readonly shards = new Map<string, ShardMember>();
   private nextRank = 0;
   private readonly newTrainerIds: TokenBucket;
-  /** Registrations that replace a live trainer's token (each revokes the one before on every shard). */
-  private readonly replacedTokens: TokenBucket;
+  /**
+   * Registrations of a trainer id seen before: one replacing a live trainer's token (each revokes the one before on
+   * every shard), or one declared dead coming back (whose leave revoked its token on every shard if it held a batch).
+   */
+  private readonly reRegistrations: TokenBucket;
   private readonly refusalsLogged: TokenBucket;
   /** Refusals since the last one logged, which the rate left out. */
   private refusalsUnlogged = 0;
@@ -121,7 +124,7 @@ export class Membership {
     now: () => number = () => performance.now(),
   ) {
     this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
-    this.replacedTokens = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+    this.reRegistrations = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
     this.refusalsLogged = new TokenBucket(REFUSALS_LOGGED_BURST, REFUSALS_LOGGED_PER_SECOND, now);
   }
 
@@ -214,9 +217,7 @@ export class Membership {
     if (existing?.alive) {
       // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
       // Each time revokes a token on every shard: at the new ids' rate, so a caller cannot flush the shards' bounded lists.
-      if (!this.replacedTokens.take()) {
-        throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: registered again more than ${NEW_TRAINER_BURST} times in a burst (then ${NEW_TRAINER_PER_SECOND}/s) before opening its session; try again shortly`);
-      }
+      if (!this.reRegistrations.take()) throw this.registeringTooFast(workerId);
       this.revokeToken(existing.token);
       existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };
@@ -225,8 +226,12 @@ export class Membership {
     if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
     }
-    if (!existing) {
-      // A trainer seen before may always come back; only new ids count against the cap and the rate.
+    if (existing) {
+      // A trainer seen before may always come back, at the rate ids seen before may register again: cycling one (each
+      // leave after it took part revoking its token on every shard) cannot flush the shards' bounded lists of revoked tokens.
+      if (!this.reRegistrations.take()) throw this.registeringTooFast(workerId);
+    } else {
+      // Only new ids count against the cap and the new ids' rate.
       if (this.trainers.size >= MAX_TRAINER_IDS) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen ${MAX_TRAINER_IDS} trainers`);
       if (!this.newTrainerIds.take()) {
         throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: more than ${NEW_TRAINER_BURST} new trainer ids in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
@@ -238,6 +243,11 @@ export class Membership {
     this.trainers.set(workerId, { workerId, token, rank, session: null, backend: existing?.backend ?? "", alive: true, attached: false, everAttached: existing?.everAttached ?? false, lastBeat: Date.now(), batchesDone: 0, stepsDone: 0, lastStep: -1, streamingAuc: Number.NaN, taskStreamingAuc: [], phaseSeconds: existing?.phaseSeconds ?? {} });
     this.log.info({ workerId, rank, joining: state !== "JOB_STATE_WAITING" }, "trainer registered");
     return { rank, worldSize, workerToken: token };
+  }
+
+  /** The refusal of a trainer id seen before that registers again faster than the limit (the trainer asks again). */
+  private registeringTooFast(workerId: string): Error {
+    return OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: trainer ids seen before registered again more than ${NEW_TRAINER_BURST} times in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
   }
 
   /**
