@@ -86,7 +86,7 @@ export function validateSpec(spec: ModelSpec, slotIds?: readonly (number | strin
   const arch = architectureNamed(name);
   const inputKnown = opts.inputKnown ?? true;
   const oneDim = oneDimReason(arch, filled);
-  const problem = arch.check(shape, filled) ?? (oneDim ? mixedDimsProblem(shape, name, oneDim, MIXED_DIMS, slotIds) : null);
+  const problem = arch.check(shape, filled, slotIds) ?? (oneDim ? mixedDimsProblem(shape, name, oneDim, MIXED_DIMS, slotIds) : null);
   if (problem) throw bad(problem);
   const shapes = forwardShapeProblem(arch, shape, filled, dimsOf(shape).map((d) => arch.rowWidth(d, filled)), !inputKnown);
   if (shapes) throw bad(shapes);

@@ -133,8 +133,11 @@ export interface Architecture<C = Record<string, unknown>> {
    * architecture without `oneDim` is listed as taking mixed dims.
    */
   readonly oneDim?: string | ((config: C) => string | null);
-  /** Why this configuration cannot serve this shape (one line), or null. */
-  check(shape: ModelShape, config: C): string | null;
+  /**
+   * Why this configuration cannot serve this shape (one line), or null. `slots`: the slots' ids or names in slot order
+   * where they are known (the data's), for naming a slot with slotName.
+   */
+  check(shape: ModelShape, config: C, slots?: readonly (number | string)[]): string | null;
   /** The width of an embedding table's row for a slot of embedding width dim: dim, plus what the architecture keeps per id beside it (e.g. a first-order weight). */
   rowWidth(dim: number, config: C): number;
   /** The dense parameters in the order every party stores them. */
