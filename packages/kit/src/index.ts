@@ -7,7 +7,7 @@ export type { Logger } from "./logger.js";
 export { Rng, mix32, hashWords } from "./rng.js";
 export { programName, runMain } from "./main-runner.js";
 export { launcherPipeEnv, holdLauncherPipe } from "./launcher-pipe.js";
-export { port, address, HOST_PORT_RE, DISCOVERY_RE, positiveInt, nonNegativeInt, seedNumber, milliseconds, wholeSeconds, seconds, MAX_TIMER_MS, integerNumber, decimalNumber, type IntBounds, intList, discoveryFields, tlsFields, metricsHostField, WORKER_ID_RE, workerId } from "./zod-fields.js";
+export { port, address, HOST_PORT_RE, DISCOVERY_RE, positiveInt, nonNegativeInt, seedNumber, milliseconds, wholeSeconds, seconds, MAX_TIMER_MS, integerNumber, decimalNumber, type IntBounds, intList, discoveryFields, tlsFields, metricsHostField, metricsTokenFileField, WORKER_ID_RE, workerId } from "./zod-fields.js";
 export { crc32c, maskCrc, maskedCrc32c } from "./crc32c.js";
 export { shardOfId } from "./ids.js";
 export { fileKind, firstNonFinite, MAX_MANIFEST_BYTES, readChecked, readRegularFile, sha256Hex } from "./checked-files.js";

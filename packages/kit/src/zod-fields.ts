@@ -127,3 +127,11 @@ export const metricsHostField = {
     shown: "same as --host",
   }),
 };
+
+/** Who may read /metrics (and the orchestrator's dashboard): anyone who reaches the port, or a token's holders. */
+export const metricsTokenFileField = {
+  metricsTokenFile: flag(z.string().min(1, "expected a file").optional(), {
+    env: "PANGEA_METRICS_TOKEN_FILE",
+    description: "a file holding a token (16 to 1024 printable characters) that /metrics (and the orchestrator's dashboard) then ask for: 'authorization: Bearer <token>' (Prometheus: authorization.credentials_file) or HTTP Basic with the token as the password (a browser asks for it); HTTP 401 otherwise",
+  }),
+};

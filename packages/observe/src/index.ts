@@ -1,4 +1,4 @@
-export { addMetricsRoute, newRegistry, startMetricsServer } from "./metrics-server.js";
+export { addMetricsRoute, carriesToken, newRegistry, startMetricsServer } from "./metrics-server.js";
 export type { MetricsServer } from "./metrics-server.js";
 export { Counter, Gauge, Histogram, Registry } from "prom-client";
 export { CounterFrom } from "./counter-from.js";

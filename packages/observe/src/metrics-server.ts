@@ -1,4 +1,5 @@
-import { createServer } from "node:http";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -30,9 +31,40 @@ async function metricsReply(registry: Registry): Promise<{ contentType: string; 
   return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
-/** GET /metrics on an existing fastify app (serving puts it on its REST port). */
-export function addMetricsRoute(app: FastifyInstance, registry: Registry): void {
-  app.get("/metrics", async (_req, reply) => {
+/**
+ * Whether a request's `authorization` header carries `token`: as a bearer token (what Prometheus sends from
+ * authorization.credentials_file) or as HTTP Basic's password under any user name (what a browser sends once its user
+ * answered the prompt a 401 brings up). Compared in constant time.
+ */
+export function carriesToken(authorization: string | undefined, token: string): boolean {
+  const m = /^(Bearer|Basic) +(\S+)$/i.exec(authorization ?? "");
+  if (!m) return false;
+  let given = m[2]!;
+  if (m[1]!.toLowerCase() === "basic") {
+    const pair = Buffer.from(given, "base64").toString("utf8");
+    given = pair.slice(pair.indexOf(":") + 1);
+  }
+  // Digests of both, so neither the comparison's time nor an early length check says how long the token is.
+  const digest = (t: string) => createHash("sha256").update(t).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+/** The answer to a request without the token: 401 with a Basic challenge, so a browser asks its user. */
+const UNAUTHORIZED = {
+  status: 401,
+  headers: { "www-authenticate": 'Basic realm="pangea metrics", charset="UTF-8"', "content-type": "text/plain; charset=utf-8" },
+  body: "this port asks for the metrics token (--metrics-token-file): 'authorization: Bearer <token>', or HTTP Basic with the token as the password\n",
+};
+
+function refuse(res: ServerResponse): void {
+  res.writeHead(UNAUTHORIZED.status, UNAUTHORIZED.headers).end(UNAUTHORIZED.body);
+}
+
+/** GET /metrics on an existing fastify app (serving puts it on its REST port); with `token`, only for requests carrying it. */
+export function addMetricsRoute(app: FastifyInstance, registry: Registry, token?: string): void {
+  app.get("/metrics", { onRequest: token ? async (req, reply) => {
+    if (!carriesToken(req.headers.authorization, token)) return reply.code(UNAUTHORIZED.status).headers(UNAUTHORIZED.headers).send(UNAUTHORIZED.body);
+  } : [] }, async (_req, reply) => {
     const { contentType, body } = await metricsReply(registry);
     return reply.header("content-type", contentType).send(body);
   });
@@ -41,12 +73,19 @@ export function addMetricsRoute(app: FastifyInstance, registry: Registry): void 
 /**
  * /metrics, with `routes` on a fastify app; without, on Node's own HTTP
  * server: fastify is loaded only where routes need it (about 100 ms of a
- * trainer's or compute's start).
+ * trainer's or compute's start). With `token` (--metrics-token-file) every
+ * request must carry it (carriesToken), or is answered 401.
  */
-export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void): Promise<MetricsServer> {
+export async function startMetricsServer(host: string, port: number, registry: Registry, routes?: (app: FastifyInstance) => void, token?: string): Promise<MetricsServer> {
   if (routes) {
     const { default: Fastify } = await import("fastify");
     const app = Fastify({ serverFactory: timedServerFactory() });
+    if (token) {
+      // Before any route, a 404 included: without the token a caller learns nothing of what this port serves.
+      app.addHook("onRequest", async (req, reply) => {
+        if (!carriesToken(req.headers.authorization, token)) return reply.code(UNAUTHORIZED.status).headers(UNAUTHORIZED.headers).send(UNAUTHORIZED.body);
+      });
+    }
     addMetricsRoute(app, registry);
     routes(app);
     // Every route here is read-only: another method on one of them is 405 naming GET, as on Node's own server below.
@@ -63,6 +102,7 @@ export async function startMetricsServer(host: string, port: number, registry: R
     return { registry, address: `${url.hostname}:${url.port}`, close: () => app.close() };
   }
   const server = createServer((req, res) => {
+    if (token && !carriesToken(req.headers.authorization, token)) return refuse(res);
     const path = (req.url ?? "/").split("?")[0];
     if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
       if (path === "/metrics") res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" }).end("GET /metrics\n");

@@ -1,6 +1,6 @@
 import { availableParallelism, hostname } from "node:os";
 import { z } from "zod";
-import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { milliseconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, metricsTokenFileField, discoveryFields, workerId, address, HOST_PORT_RE, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** What a file source may hold in memory when --max-memory-mb is not given, in MiB (sources use it too). */
 export const DEFAULT_MAX_MEMORY_MB = 1024;
@@ -26,6 +26,7 @@ export const computeSchema = z.object({
   ...discoveryFields,
   ...tlsFields,
   ...metricsHostField,
+  ...metricsTokenFileField,
   host: flag(z.string().min(1, "expected an interface address").default("127.0.0.1"), { env: "PANGEA_COMPUTE_HOST", description: "interface to serve on" }),
   port: flag(port.default(50052), { env: "PANGEA_COMPUTE_PORT", description: "port to serve on (0 = any free port)" }),
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus; 0 = any free port, printed at start)" }),

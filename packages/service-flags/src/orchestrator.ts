@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ARCHITECTURES, ARCHITECTURE_NAMES } from "@pangea/model";
-import { milliseconds, wholeSeconds, seconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { milliseconds, wholeSeconds, seconds, seedNumber, decimalNumber, flag, flagTable, tlsFields, metricsHostField, metricsTokenFileField, discoveryFields, workerId, address, HOST_PORT_RE, intList, nonNegativeInt, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The embedding optimizers the orchestrator implements (services/orchestrator/src/optim/sparse-optimizers.ts). */
 export const SPARSE_OPTIMIZERS = ["sgd", "adagrad", "ftrl", "adam", "amsgrad", "momentum", "rmsprop", "adadelta"] as const;
@@ -28,6 +28,7 @@ export const orchestratorSchema = z.object({
   ...discoveryFields,
   ...tlsFields,
   ...metricsHostField,
+  ...metricsTokenFileField,
   host: flag(z.string().min(1, "expected an interface address").default("127.0.0.1"), { env: "PANGEA_ORCHESTRATOR_HOST", description: "interface to serve on" }),
   port: flag(port.default(50051), { env: "PANGEA_ORCHESTRATOR_PORT", description: "port to serve on (0 = any free port)" }),
   metricsPort: flag(port.default(0), { env: "PANGEA_METRICS_PORT", description: "HTTP port of /metrics (Prometheus) and, on the orchestrator, the live dashboard at / (0 = any free port, printed at start)" }),

@@ -1,12 +1,13 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { milliseconds, flag, flagTable, tlsFields, metricsHostField, discoveryFields, workerId, address, port, positiveInt, type FlagTable } from "@pangea/kit";
+import { milliseconds, flag, flagTable, tlsFields, metricsHostField, metricsTokenFileField, discoveryFields, workerId, address, port, positiveInt, type FlagTable } from "@pangea/kit";
 
 /** The trainer's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const trainerSchema = z.object({
   ...discoveryFields,
   ...tlsFields,
   ...metricsHostField,
+  ...metricsTokenFileField,
   orchestrator: flag(address.default("127.0.0.1:50051"), { env: "PANGEA_ORCHESTRATOR", description: "orchestrator address" }),
   host: flag(z.string().min(1, "expected an interface address").default("127.0.0.1"), { env: "PANGEA_TRAINER_HOST", description: "interface of the trainer's health endpoint" }),
   port: flag(port.default(0), { env: "PANGEA_TRAINER_PORT", description: "port of the trainer's grpc.health.v1 endpoint (0 = any free port)" }),

@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
+import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, readBearerToken, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
@@ -45,7 +45,8 @@ runMain("pangea-compute", async () => {
   const running = await startServer(config.host, config.port, (s) => {
     batches.addToServer(s);
   }, [BATCH_STREAM_SERVICE_NAME], grpcServerMetrics(registry));
-  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, undefined, metricsToken);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");
     await discovery.close();

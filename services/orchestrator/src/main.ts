@@ -141,9 +141,10 @@ runMain("pangea-orchestrator", async () => {
     params.addToServer(s);
   }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME], grpcServerMetrics(registry));
   let stopDashboard = () => {};
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, (app) => {
     stopDashboard = addDashboard(app, job);
-  });
+  }, metricsToken);
   job.address = config.advertise ?? running.address;
   job.on("finished", (status) => log.info({ state: status.state, error: status.error || undefined }, "job finished"));
   onShutdownSignal(async () => {

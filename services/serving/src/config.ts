@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { seconds, decimalNumber, integerNumber, flag, flagTable, tlsFields, address, discoveryFields, parseConfig, port, positiveInt, workerId, type FlagTable } from "@pangea/kit";
+import { seconds, decimalNumber, integerNumber, flag, flagTable, tlsFields, metricsTokenFileField, address, discoveryFields, parseConfig, port, positiveInt, workerId, type FlagTable } from "@pangea/kit";
 
 
 const schema = z.object({
@@ -23,6 +23,7 @@ const schema = z.object({
   workerId: flag(workerId(`serving-${hostname()}-${process.pid}`), { env: "PANGEA_WORKER_ID", description: "name in the cluster", shown: "serving-<host>-<pid>" }),
   apiTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_API_TOKEN_FILE", description: "a file holding the API token: every gRPC call but health checks (Predict, GetModelMetadata, GetModelStatus, AgentService; in plaintext ParameterSync Push too unless --sync-token-file is given) and REST /v1/ then need 'authorization: Bearer <token>' (admin certificates pass without it)" }),
   syncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SYNC_TOKEN_FILE", description: "a file holding the token parameter sync pushes must carry in plaintext (the orchestrator's --serving-sync-token-file); then the API token does not let a caller push. Without it a push takes the API token, if any" }),
+  ...metricsTokenFileField,
 });
 
 export const FLAGS: FlagTable = flagTable(schema.shape);

@@ -24,6 +24,7 @@ runMain(PROGRAM, async () => {
   const security = configureTransport(config, "serving");
   const apiToken = config.apiTokenFile ? readBearerToken("--api-token-file", config.apiTokenFile) : undefined;
   const syncToken = config.syncTokenFile ? readBearerToken("--sync-token-file", config.syncTokenFile) : undefined;
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const log = createLogger("serving");
   reportInternalErrors(log);
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);
@@ -43,6 +44,7 @@ runMain(PROGRAM, async () => {
   me.address = config.advertise ?? grpcServer.address;
   const rest = await startRest(config.host, config.restPort, models, batcher, config.maxBatch, registry, {
     ...(apiToken ? { token: apiToken } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
     ...(security ? { https: { cert: security.cert, key: security.key, ca: security.ca } } : {}),
   });
   // Registered as serving/<model>/<worker id>, so the agent can tell which replicas serve which model.

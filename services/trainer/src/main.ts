@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, onShutdownSignal, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
+import { announceReady, onShutdownSignal, readBearerToken, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
 import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -38,7 +38,8 @@ runMain("pangea-trainer", async () => {
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
   const registry = newRegistry("trainer");
   const metrics = new TrainerMetrics(registry);
-  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry);
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, undefined, metricsToken);
   announceReady("trainer", health.address, { metrics: http.address });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   // Stopped from outside (SIGTERM, SIGINT), as the other services are: its registry entry goes with it.

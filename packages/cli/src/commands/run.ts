@@ -4,7 +4,7 @@ import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, pri
 import type { JobStatus__Output } from "@pangea/schema";
 import { ORCHESTRATOR_FLAGS, SlotConfigErrors, checkSlotDims, isMultiTaskModel, orchestratorConfigSchema, readSlotConfig } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
-import { loadTransportSecurity, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
+import { loadTransportSecurity, readBearerToken, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, orchestratorCommandLine, type ClusterOptions } from "../launcher/local-cluster.js";
 import { claimLogDir } from "../launcher/log-dir-claim.js";
 import { StatusClient } from "./status-client.js";
@@ -87,6 +87,8 @@ export interface RunConfig {
   tlsDir: string;
   json: boolean;
   servingSync?: readonly string[];
+  /** The token of --metrics-token-file (the flag, else PANGEA_METRICS_TOKEN_FILE as the services read it), read before anything starts: the run asks the dashboard's /status.json with it. */
+  metricsToken?: string;
   /** --on-trainer-loss (the flag, else PANGEA_ON_TRAINER_LOSS as the orchestrator reads it): with fail, a lost trainer ends the job. */
   onTrainerLoss: "reassign" | "fail";
   /** The pass-through flags given, as typed, for each service that declares them. */
@@ -126,6 +128,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   const args = builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env);
   // As the cluster will start it: with the trainers and shards run counts itself (its flags, not the orchestrator's).
   checkOrchestratorFlags(orchestratorCommandLine({ host: pick("host"), orchestratorPort: pick("orchestratorPort"), trainers: pick("trainers"), psShards: pick("psShards"), orchestratorArgs: args.orchestrator, metricsPort: pick("metricsPort") }));
+  const metricsTokenFile = (c.metricsTokenFile as string | undefined) ?? (envGiven(process.env.PANGEA_METRICS_TOKEN_FILE) ? process.env.PANGEA_METRICS_TOKEN_FILE : undefined);
   return deepFreeze({
     trainers: pick("trainers"),
     psShards: pick("psShards"),
@@ -139,6 +142,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
     tlsDir: pick("tlsDir"),
     json: pick("json"),
     ...(c.servingSync ? { servingSync: pick("servingSync") } : {}),
+    ...(metricsTokenFile ? { metricsToken: readBearerToken("--metrics-token-file", metricsTokenFile) } : {}),
     onTrainerLoss: argv.some((a) => a === "--on-trainer-loss" || a.startsWith("--on-trainer-loss=")) ? pick("onTrainerLoss") : process.env.PANGEA_ON_TRAINER_LOSS === "fail" ? "fail" : "reassign",
     args,
   });
@@ -306,7 +310,7 @@ export async function runCommand(c: RunConfig): Promise<number> {
       final = (await status.get().catch(() => null)) ?? final;
     }
     // Parameter sync's figures are on the orchestrator's HTTP side (the dashboard's /status.json), not in JobStatus.
-    if (final && c.servingSync && cluster.dashboardAddress) sync = await fetchSyncSummary(cluster.dashboardAddress);
+    if (final && c.servingSync && cluster.dashboardAddress) sync = await fetchSyncSummary(cluster.dashboardAddress, c.metricsToken);
   } catch (err) {
     // The orchestrator stopped answering; a crashed process explains why better than the failed call.
     await Promise.race([failure, new Promise((r) => setTimeout(r, 1_000))]);

@@ -19,10 +19,10 @@ export interface SyncSummary {
   failing: string | null;
 }
 
-/** The sync part of the orchestrator's /status.json at httpAddress, or null when it has none or does not answer. */
-export async function fetchSyncSummary(httpAddress: string): Promise<SyncSummary | null> {
+/** The sync part of the orchestrator's /status.json at httpAddress (asked with its --metrics-token-file's token), or null when it has none or does not answer. */
+export async function fetchSyncSummary(httpAddress: string, token?: string): Promise<SyncSummary | null> {
   try {
-    const r = await fetch(`http://${httpAddress}/status.json`, { signal: AbortSignal.timeout(2_000) });
+    const r = await fetch(`http://${httpAddress}/status.json`, { signal: AbortSignal.timeout(2_000), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
     const body = (await r.json()) as { serving?: { version?: unknown; rowsSent?: unknown; ignored?: unknown; failing?: unknown } | null };
     const version = Number(body.serving?.version);
     const rowsSent = Number(body.serving?.rowsSent);

@@ -36,6 +36,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** Who may use the REST API: with a token, /v1/ requests need `Authorization: Bearer <token>`; with a certificate, it is HTTPS. */
 export interface RestAccess {
   token?: string;
+  /** With it (--metrics-token-file), /metrics only for requests carrying it (observe's carriesToken); /v1/ takes the API token alone. */
+  metricsToken?: string;
   /** Serving's certificate; clients may present one of the cluster CA (an admin one passes without the token). */
   https?: { cert: Buffer; key: Buffer; ca: Buffer };
 }
@@ -98,7 +100,7 @@ export async function startRest(
       done(Object.assign(new Error((err as Error).message), { statusCode: 400 }), undefined);
     }
   });
-  if (registry) addMetricsRoute(app, registry);
+  if (registry) addMetricsRoute(app, registry, access.metricsToken);
   // A gzip or deflate body is decompressed, as TF Serving's HTTP server does; the body limit holds for the JSON it holds.
   app.addHook("preParsing", async (req, reply, payload) => {
     const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
