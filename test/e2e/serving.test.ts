@@ -15,6 +15,7 @@ import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { SyntheticSource } from "../../services/compute/src/sources/synthetic.js";
 import { RecordBlock } from "../../services/compute/src/sources/source.js";
 import { encodeExample, encodeExampleBatch, encodeInstance } from "@pangea/monolith";
+import { MAX_IDS_PER_CELL } from "@pangea/features";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
 import { generateTfServingStubs } from "../support/tf-serving-stubs.js";
 
@@ -488,6 +489,23 @@ describe("export and serving", () => {
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringContaining("input instances, record 0: not a valid Monolith Instance"),
     });
+    // Records are held to the limits training holds them to, and the request to the ids any input may carry.
+    const [bag, one] = [...samples[0]!.ids.entries()][0]!;
+    const withIds = (n: number) => ({ ...samples[0]!, ids: new Map([...samples[0]!.ids, [bag, Uint32Array.from({ length: 2 * n }, (_, k) => one[k % 2]!)]]) });
+    const wide = encodeExample(withIds(MAX_IDS_PER_CELL + 1));
+    await expect(call(predict, "Predict", strings("examples", [encodeExample(samples[1]!), wide]))).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: `SERVING_ERR_TOO_LARGE: input examples, example 1: slot '${bag}' holds ${MAX_IDS_PER_CELL + 1} ids; a cell takes at most ${MAX_IDS_PER_CELL} (as training takes)`,
+    });
+    expect((await rest({ inputs: { examples: [b64(wide)] } })).status).toBe(413);
+    const full = encodeExample(withIds(MAX_IDS_PER_CELL));
+    const many = Array.from({ length: Math.ceil((1 << 20) / MAX_IDS_PER_CELL) }, () => full);
+    await expect(call(predict, "Predict", strings("examples", many))).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: expect.stringMatching(/^SERVING_ERR_TOO_LARGE: input examples holds more than 1048576 ids by example \d+ \(\d+ ids\); a request takes at most 1048576$/),
+    });
+    // A cell at the limit is served.
+    expect((await call<PredictRes>(predict, "Predict", strings("examples", [full]))).outputs.probabilities.float_val).toHaveLength(1);
     rmSync(join(BASE, "9"), { recursive: true });
     predict.close();
   }, 60_000);

@@ -279,3 +279,10 @@ export function featureListMismatch(list: FeatureList, slotIds: readonly number[
   if (list.numDense !== numDense) return `the feature list has ${list.numDense} dense values, the model ${numDense}`;
   return null;
 }
+
+/** Each column's slot name, in column order. */
+export function slotNamesOf(list: FeatureList): string[] {
+  const names = new Array<string>(list.slotIds.length).fill("?");
+  for (const [name, s] of list.slotByName) names[s.column] = name;
+  return names;
+}

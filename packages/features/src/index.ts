@@ -19,7 +19,7 @@ export { hash48, murmur3 } from "./hash.js";
 export { hashedIdV2, int64IdV2 } from "./value-id.js";
 export { normalizeCount } from "./normalize.js";
 export { MAX_IDS_PER_CELL } from "./cell-limit.js";
-export { SLOT_KINDS, compileFeatureList, featureListMismatch, loadFeatureList, labelValue, targetOutOfRange, MAX_TARGET, tasksOfList, TASK_NAME, RESERVED_TASK_NAMES } from "./feature-list.js";
+export { SLOT_KINDS, compileFeatureList, featureListMismatch, loadFeatureList, slotNamesOf, labelValue, targetOutOfRange, MAX_TARGET, tasksOfList, TASK_NAME, RESERVED_TASK_NAMES } from "./feature-list.js";
 export type { FeatureList, FeatureListConfig, LabelSpec, SlotKind } from "./feature-list.js";
 export { featureInputsMismatch, featureInputsOf, parseFeatureInputs } from "./feature-inputs.js";
 export type { FeatureInputs } from "./feature-inputs.js";

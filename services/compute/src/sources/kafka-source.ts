@@ -5,8 +5,8 @@ import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import type { MessageKind } from "./monolith-files.js";
 import { OffsetTracker } from "./offset-tracker.js";
 import { RecordBlock, listDescription, type SourceDescription } from "./source.js";
-import { assertCellSizes, SampleError, sampleLabel, slotNamesOf } from "./sample-columns.js";
-import type { FeatureList } from "@pangea/features";
+import { assertCellSizes, SampleError, sampleLabel } from "./sample-columns.js";
+import { slotNamesOf, type FeatureList } from "@pangea/features";
 import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface KafkaSourceOptions {

@@ -1,6 +1,6 @@
 import { GrowableF32, GrowableU32 } from "./columns.js";
 import type { CacheWriter } from "./record-cache.js";
-import { labelValue, MAX_IDS_PER_CELL, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
+import { labelValue, MAX_IDS_PER_CELL, slotNamesOf, targetOutOfRange, type FeatureList, type LabelSpec } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 
 /** Samples in the record cache's column layout: cellStarts (n*S+1 entries) index ids (pairs of words) from 0. */
@@ -164,13 +164,6 @@ export function sampleLabel(label: LabelSpec, values: readonly number[]): number
   const v = labelValue(label, raw);
   if (Number.isNaN(v)) throw new SampleError(`label ${label.index} (${label.name}) ${targetOutOfRange(label, raw) ?? `is ${raw}`}`);
   return v;
-}
-
-/** Each column's slot name, in column order. */
-export function slotNamesOf(list: FeatureList): string[] {
-  const names = new Array<string>(list.slotIds.length).fill("?");
-  for (const [name, s] of list.slotByName) names[s.column] = name;
-  return names;
 }
 
 /** Throws the SampleError of a record with a slot of more ids than a cell takes (serving refuses such a cell too). */

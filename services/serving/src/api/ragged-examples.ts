@@ -1,15 +1,21 @@
+import { printable } from "@pangea/kit";
 import type { ModelShape } from "@pangea/model";
+import { MAX_IDS_PER_CELL } from "@pangea/features";
 import type { SampleAssembler } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 
 /** Ids one ragged cell may hold (raw values too, one id each): training's limit too. */
-export { MAX_IDS_PER_CELL } from "@pangea/features";
+export { MAX_IDS_PER_CELL };
+/** Ids a whole request may hold (a cell: MAX_IDS_PER_CELL); beyond, it is refused. */
+export const MAX_IDS_PER_REQUEST = 1 << 20;
 
 /**
  * Examples gathered one assembled sample at a time into the ragged form
  * (cell = example * S + column): a slot may hold any number of ids, whose
- * rows are summed as in training.
+ * rows are summed as in training. Each example is held to the limits
+ * training holds a record to (MAX_IDS_PER_CELL in a cell), and the request
+ * to MAX_IDS_PER_REQUEST ids, whichever input it came from.
  */
 export class RaggedExamples {
   // Typed arrays grown by doubling: ids' high words past 2^31 would be heap numbers in a plain array.
@@ -20,7 +26,8 @@ export class RaggedExamples {
   private idCount = 0;
   private cells = 0;
 
-  constructor(private readonly spec: ModelShape, private readonly maxBatch: number, private readonly input: string) {}
+  /** `slotNames`: each column's slot name (the feature list's), for naming a cell too large; absent: its column. */
+  constructor(private readonly spec: ModelShape, private readonly maxBatch: number, private readonly input: string, private readonly slotNames?: readonly string[]) {}
 
   get count(): number {
     return this.examples;
@@ -31,6 +38,9 @@ export class RaggedExamples {
     const D = this.spec.numDense;
     if (this.examples >= this.maxBatch) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${this.input} carries more than ${this.maxBatch} examples (--max-batch)`);
     const n = asm.count;
+    if (this.idCount + n > MAX_IDS_PER_REQUEST) {
+      throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${this.input} holds more than ${MAX_IDS_PER_REQUEST} ids by example ${this.examples} (${n} ids); a request takes at most ${MAX_IDS_PER_REQUEST}`);
+    }
     this.dense = room(this.dense, (this.examples + 1) * D);
     this.ids = room(this.ids, 2 * (this.idCount + n));
     this.offsets = room(this.offsets, this.cells + S + 1);
@@ -58,6 +68,11 @@ export class RaggedExamples {
           ids[2 * at + 1] = words[2 * u + 1]!;
           at++;
         }
+      }
+      const held = at - this.offsets[this.cells]!;
+      if (held > MAX_IDS_PER_CELL) {
+        const slot = this.slotNames?.[col] !== undefined ? `slot '${printable(this.slotNames[col]!, 40)}'` : `slot #${col}`;
+        throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${this.input}, example ${this.examples}: ${slot} holds ${held} ids; a cell takes at most ${MAX_IDS_PER_CELL} (as training takes)`);
       }
       this.offsets[++this.cells] = at;
     }

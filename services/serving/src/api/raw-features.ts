@@ -1,5 +1,5 @@
 import { printableBytes, valueSnippet } from "@pangea/kit";
-import { bigIntToWords, normalizeCount, parseCount, type SlotKind } from "@pangea/features";
+import { bigIntToWords, normalizeCount, parseCount, slotNamesOf, type SlotKind } from "@pangea/features";
 import type { ModelShape } from "@pangea/model";
 import { SampleAssembler, WireError } from "@pangea/monolith";
 import { ServingErrors } from "../errors.js";
@@ -119,7 +119,7 @@ export class RawReader {
       if (b !== B) throw bad(`raw inputs disagree on the batch size: ${names[0]} has ${B} examples, ${n} has ${b}`);
     }
     checkBatchSize(B, maxBatch);
-    const out = new RaggedExamples(spec, maxBatch, names[0]!);
+    const out = new RaggedExamples(spec, maxBatch, names.length === 1 ? names[0]! : `${names.slice(0, 3).join(", ")}${names.length > 3 ? ", ..." : ""}`, slotNamesOf(this.layout.list));
     for (let e = 0; e < B; e++) {
       this.asm.reset();
       for (const n of names) {

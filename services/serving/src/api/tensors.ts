@@ -2,10 +2,10 @@ import { printableNames } from "@pangea/kit";
 import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
-import { MAX_IDS_PER_CELL, RaggedExamples } from "./ragged-examples.js";
+import { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST, RaggedExamples } from "./ragged-examples.js";
 import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
-import type { FeatureList } from "@pangea/features";
+import { slotNamesOf, type FeatureList } from "@pangea/features";
 import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
 import { checkBatchSize } from "./batch-size.js";
 
@@ -33,9 +33,7 @@ export const INPUT_IDS = "feature_ids";
 export const INPUT_ROW_SPLITS = "feature_ids_row_splits";
 export const INPUT_LENGTHS = "feature_ids_lengths";
 const RAGGED_INPUTS = [INPUT_ROW_SPLITS, INPUT_LENGTHS];
-export { MAX_IDS_PER_CELL };
-/** Ids a whole request may hold (a cell: MAX_IDS_PER_CELL); beyond, it is refused. */
-export const MAX_IDS_PER_REQUEST = 1 << 20;
+export { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST };
 export const OUTPUT_PROBS = "probabilities";
 /** Monolith inputs: serialized records, DT_STRING. */
 export const INPUT_INSTANCES = "instances";
@@ -300,7 +298,7 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
   const shape = shapeOf(t, name);
   if (shape.length !== 1 || shape[0] !== records.length) throw bad(`input ${name} must have shape [${records.length}] for its ${records.length} records, got [${shape.join(", ")}]`);
   if (name === INPUT_EXAMPLE_BATCH && records.length !== 1) throw bad(`input ${name} takes one serialized ExampleBatch, got ${records.length}`);
-  const out = new RaggedExamples(spec, maxBatch, name);
+  const out = new RaggedExamples(spec, maxBatch, name, slotNamesOf(list));
   const asm = new SampleAssembler(list);
   records.forEach((r, i) => {
     try {
