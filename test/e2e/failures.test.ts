@@ -178,6 +178,12 @@ describe("failures mid-job end the job with one clear reason, and nothing hangs"
     const code = await Promise.race([t0!.exited, new Promise((r) => setTimeout(() => r("still running"), 10_000))]);
     expect(code).toBe(1);
     expect(t0!.lastLine).toMatch(/^pangea-trainer: error TRAINER_ERR_JOB_FAILED: .*trainer trainer-1 \(rank \d\) disconnected/);
+    // Started again under its id (Docker's restart policy): it was live when the job failed, yet it is told the job
+    // had ended and exits 0, so it is not restarted again and again (it took its place and exited 1 each time).
+    await c.restart("trainer-0");
+    const again = c.process("trainer-0")!;
+    expect(await Promise.race([again.exited, new Promise((r) => setTimeout(() => r("still running"), 15_000))])).toBe(0);
+    expect(readFileSync(again.logPath, "utf8")).toContain("the job had already ended (completed or failed) when this trainer joined; nothing to do");
     status.close();
   });
 

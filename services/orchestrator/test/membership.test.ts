@@ -22,6 +22,17 @@ describe("Membership", () => {
     expect(m.addTrainer("t-32", "JOB_STATE_RUNNING", false, 2).rank).toBe(33);
   });
 
+  it("once the job has ended, a trainer is refused even under the id of one live when it ended (Docker restarting it after the job failed)", async () => {
+    const { m } = members();
+    m.addTrainer("t-0", "JOB_STATE_RUNNING", false, 2);
+    m.attach("t-0", new FakeSession(), false);
+    const t0 = m.trainer("t-0")!;
+    expect(t0.alive).toBe(true);
+    t0.session = null; // its connection closed as the job failed, as a process exiting closes it
+    await expect(Promise.resolve().then(() => m.addTrainer("t-0", "JOB_STATE_FAILED", true, 2, "ORCH_ERR_CHECKPOINT_IO: EPERM"))).rejects.toThrow("trainer t-0 refused: the job has ended (JOB_STATE_FAILED: ORCH_ERR_CHECKPOINT_IO: EPERM)");
+    expect(await codeOf(() => m.addTrainer("t-9", "JOB_STATE_COMPLETED", true, 2))).toBe("ORCH_ERR_JOB_NOT_RUNNING");
+  });
+
   it("a trainer id coming back after leaving (its leave may revoke a token on every shard): a burst of 32, then 2 a second, apart from new ids", async () => {
     const { m, advance } = members();
     const back = () => {

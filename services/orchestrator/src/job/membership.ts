@@ -209,6 +209,9 @@ export class Membership {
 
   /** A trainer joins: before the start, one of the expected ones; later, an extra pair of hands for the steps to come. */
   addTrainer(workerId: string, state: JobState, finished: boolean, worldSize: number, error = ""): { rank: number; worldSize: number; workerToken: string } {
+    // First: a trainer of the job that was live when it ended and comes back (Docker restarting it after the job failed)
+    // would otherwise get its place again, be told the job failed, exit 1 and be restarted again and again.
+    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state}${error ? `: ${error}` : ""})`);
     const existing = this.trainers.get(workerId);
     if (existing?.alive && existing.session) {
       // Its process is connected: a second process under the same id would take over its rank and batches.
@@ -222,7 +225,6 @@ export class Membership {
       existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };
     }
-    if (finished) throw OrchestratorErrors.create("ORCH_ERR_JOB_NOT_RUNNING", `trainer ${workerId} refused: the job has ended (${state}${error ? `: ${error}` : ""})`);
     if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
     }
