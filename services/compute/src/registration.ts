@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@pangea/kit";
-import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
+import { orchestratorClient, unary, waitReady, whilePlaceHeld, describeCallError, remoteCode, RpcErrors, withOrchestrator, type Discovery } from "@pangea/rpc";
 import type { OrchestratorClient, RegisterWorkerRequest, RegisterWorkerResponse__Output, SourceInfo, WorkerEvent__Output } from "@pangea/schema";
 import { ComputeErrors } from "./errors.js";
 import type { TrainerStreams } from "./server/trainer-streams.js";
@@ -21,6 +21,9 @@ export interface Registration {
   trainers: Pick<TrainerStreams, "setKey" | "revoke">;
 }
 
+/** The orchestrator's refusals of a compute for its data (the job's checkpoint, or the running job, read other data). */
+const REFUSED_DATA = new Set(["ORCH_ERR_CHECKPOINT_MISMATCH", "ORCH_ERR_BAD_REGISTRATION"]);
+
 /**
  * Registers; returns the registration's worker token (its session carries it) and the trainers' token key. While another compute holds the job's
  * place with an open session (ALREADY_EXISTS: one that vanished is seen gone within 20 s), it asks again until
@@ -39,7 +42,11 @@ async function registerOnce(client: OrchestratorClient, address: string, r: Regi
     return { workerToken: res.workerToken, pushKey: res.pushKey?.length ? res.pushKey : null };
   } catch (err) {
     if (RpcErrors.is(err)) throw err;
-    throw RpcErrors.create("RPC_ERR_PEER_FAILED", `registering with ${describeCallError(err, `orchestrator at ${address}`)}`);
+    const why = `registering with ${describeCallError(err, `orchestrator at ${address}`)}`;
+    // Its data contradicts the job's: a refusal of how it was started (exit 2), which launchers tell from a failure
+    // (make docker-up then keeps the earlier start's settings).
+    if (REFUSED_DATA.has(remoteCode(err) ?? "")) throw ComputeErrors.create("COMPUTE_ERR_REFUSED", why);
+    throw RpcErrors.create("RPC_ERR_PEER_FAILED", why);
   }
 }
 
