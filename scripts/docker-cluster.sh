@@ -318,6 +318,14 @@ up() {
   [ ! -f "$OVERRIDE" ] || files+=(-f "$OVERRIDE")
   local started=$SECONDS
   build_images "${files[@]}"
+  # A job that failed stays failed in its orchestrator, which keeps answering its status: started again, it resumes
+  # from the job's newest checkpoint, and compose starts the trainers that exited with the job.
+  local failed_orch
+  failed_orch=$(compose ps -q orchestrator 2>/dev/null || true)
+  if [ -n "$failed_orch" ] && [ "$(job_state "$failed_orch" | cut -f1)" = failed ]; then
+    say "the job had failed; restarting the orchestrator, which resumes from the job's newest checkpoint"
+    docker restart "$failed_orch" >/dev/null || die "could not restart the orchestrator container: make docker-down$PROJECT_ARG KEEP_VOLUMES=1, then make docker-up$PROJECT_ARG"
+  fi
   say "starting the cluster"
   if ! "${COMPOSE[@]}" -p "$PROJECT" "${files[@]}" "${profiles[@]}" up -d --remove-orphans; then
     say "the last log lines of each service:"
@@ -357,7 +365,7 @@ up() {
   [ -z "$job" ] || IFS=$'\t' read -r state step steps error <<<"$job"
   case "$state" in
     completed) job="the job had completed at step $step of $steps and trains no further: make docker-up STEPS=N (N > $step) trains on, make docker-down first starts a new job" ;;
-    failed) job="the job failed: $error"; rc=1 ;;
+    failed) job="the job failed: $error (once its cause is fixed, make docker-up$PROJECT_ARG again resumes it from its newest checkpoint; make docker-down$PROJECT_ARG first starts a new job)"; rc=1 ;;
     *) job="the job trains in the background" ;;
   esac
   cat <<TXT

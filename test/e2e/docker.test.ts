@@ -203,6 +203,20 @@ describe.skipIf(skip)("make docker-up", () => {
     expect(readFileSync(settings, "utf8")).toBe(settingsBefore);
     expect(docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", "status=restarting").stdout.trim()).toBe("");
 
+    // Other data after the job completed: compute is refused (exit 2, a refusal), and the data is not remembered either
+    // (compute exited 1, and the next plain start took the refused DATA again).
+    const otherDir = mkdtempSync(join(tmpdir(), "pangea-docker-other-"));
+    chmodSync(otherDir, 0o755);
+    const other = join(otherDir, "other.tsv");
+    const row = (i: number) => [i % 3 === 0 ? 1 : 0, ...Array.from({ length: 13 }, (_, j) => (i * 7 + j) % 50), ...Array.from({ length: 26 }, (_, j) => ((i * 31 + j * 17) % 4999).toString(16).padStart(8, "0"))].join("\t");
+    writeFileSync(other, `${Array.from({ length: 3000 }, (_, i) => row(i)).join("\n")}\n`, { mode: 0o644 });
+    const refusedData = await run("make", ["docker-up"], { COMPOSE_PROJECT: project, DATA: other, FORMAT: "criteo" }, 300_000);
+    expect(refusedData.code).not.toBe(0);
+    expect(refusedData.out.split("\n").find((l) => l.startsWith("make docker-up: starting the containers failed")) ?? refusedData.out.slice(-2000)).toMatch(
+      /^make docker-up: starting the containers failed: compute: pangea-compute: error COMPUTE_ERR_REFUSED: .*the job completed at step \d+ on other data.*; the refused service is stopped and the earlier start's settings are kept/,
+    );
+    expect(readFileSync(settings, "utf8")).toBe(settingsBefore);
+
     // Started again once the job has completed (its volumes kept), the cluster says the job has ended, not that it trains.
     const after = await run("make", ["docker-up"], { COMPOSE_PROJECT: project }, 300_000);
     expect(after.code, failureOf(after.out)).toBe(0);
