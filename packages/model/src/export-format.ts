@@ -6,6 +6,8 @@ import type { ModelSpec } from "./spec.js";
  * slot-<s>.ids.u64 and slot-<s>.rows.f32.
  */
 export const EXPORT_FORMAT = "pangea-export";
+/** What a training checkpoint's manifest.json names as its format: serving tells one given for a model from a version. */
+export const CHECKPOINT_FORMAT = "pangea-checkpoint";
 /** Bumped when the layout changes; serving refuses versions it does not know. */
 export const EXPORT_SCHEMA_VERSION = 1;
 /** The schema versions this build's serving reads. */

@@ -35,6 +35,6 @@ export { PlainOps, addGated, addGatedOn, matmulBias, type Mat } from "./forward/
 export { aucAndLogloss, groupedAuc, taskMetrics, type GroupedAuc, type TaskMetrics } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
 export { featureListModelMismatch } from "./feature-list-fit.js";
-export { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
+export { CHECKPOINT_FORMAT, EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
 export { RowLayout } from "./row-layout.js";

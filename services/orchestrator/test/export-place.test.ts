@@ -32,4 +32,13 @@ describe("where model versions may be exported", () => {
     expect(exportedVersionAt(join(root, "ck", "j"))).toBeNull();
     expect(exportedVersionAt(join(root, "ck", "none"))).toBeNull();
   });
+
+  it("not a model version, nor inside one: the next version would be written inside it (and served from there)", () => {
+    const root = tempDir("pangea-export-version-");
+    mkdirSync(join(root, "models", "1"), { recursive: true });
+    writeFileSync(join(root, "models", "1", "manifest.json"), JSON.stringify({ format: EXPORT_FORMAT, version: 1 }));
+    expect(exportPlaceProblem(join(root, "models", "1"))).toBe(`${join(root, "models", "1")} is the model version ${join(root, "models", "1")}, and versions are immutable; give the directory holding the versions, ${join(root, "models")}`);
+    expect(exportPlaceProblem(join(root, "models", "1", "more"))).toMatch(/ is inside the model version .*models\/1, and versions are immutable/);
+    expect(exportPlaceProblem(join(root, "models"))).toBeNull();
+  });
 });

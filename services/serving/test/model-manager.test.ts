@@ -217,6 +217,17 @@ describe("ModelManager: the base path itself", () => {
     expect(warned).toEqual([`--model-base-path holds no numbered version, but its subdirectory ${join(top, "ctr")} does: give that as --model-base-path (serving waits for versions to appear where it was told)`]);
   });
 
+  it("refuses a training checkpoint, or a job's directory of them, given as the base path, saying to export one", () => {
+    const job = mkdtempSync(join(tmpdir(), "pangea-ckpt-job-"));
+    for (const step of [100, 300]) {
+      mkdirSync(join(job, `step-${step}`));
+      writeFileSync(join(job, `step-${step}`, "manifest.json"), JSON.stringify({ format: "pangea-checkpoint", version: 2, step }));
+    }
+    const checkpoint = join(job, "step-300");
+    expect(() => new ModelManager("ctr", checkpoint, 1, log).start(60)).toThrow(`invalid --model-base-path: ${checkpoint} is a training checkpoint, not an exported model; pangea export --checkpoint ${checkpoint} --out DIR writes a model version from it into DIR; give DIR`);
+    expect(() => new ModelManager("ctr", job, 1, log).start(60)).toThrow(`invalid --model-base-path: ${job} is a job's directory of training checkpoints (step-100, step-300), not of model versions; pangea export --checkpoint ${checkpoint} --out DIR writes a model version from it into DIR; give DIR`);
+  });
+
   it("keeps serving what it loaded while the base path cannot be listed, and loads again once it can", () => {
     const { base, m } = manager(1);
     writeVersion(base, 1);

@@ -1,7 +1,7 @@
 import type { FeatureInputs } from "@pangea/features";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { EXPORT_FORMAT, parseModelSpec, type ModelSpec } from "@pangea/model";
+import { CHECKPOINT_FORMAT, EXPORT_FORMAT, parseModelSpec, type ModelSpec } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { makeDirs, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile, sha256Hex, shardOfId, valueSnippet } from "@pangea/kit";
 import type { DenseStore } from "../params/dense-store.js";
@@ -11,7 +11,7 @@ import type { SavedTaskLosses } from "../job/task-status.js";
 import type { EvalReport__Output } from "@pangea/schema";
 import { jobDirGone } from "./job-dir-gone.js";
 
-export const CHECKPOINT_FORMAT = "pangea-checkpoint";
+export { CHECKPOINT_FORMAT };
 export const CHECKPOINT_VERSION = 2;
 
 export interface CheckpointManifest {

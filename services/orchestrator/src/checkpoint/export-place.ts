@@ -6,7 +6,8 @@ import { JOB_LOCK_FILE } from "./job-lock.js";
 
 /**
  * Why `dir` cannot be a model base path (`pangea export --out`,
- * `--export-dir`), or null: it is, or is inside, a checkpoint, whose pruning
+ * `--export-dir`), or null: it is, or is inside, a model version (immutable),
+ * or a checkpoint, whose pruning
  * would delete the versions with it, or a job's checkpoint directory, whose
  * step-N listings and pruning the versions would sit among. `job` names the
  * job's directory the orchestrator will write (it may not exist yet), and
@@ -23,6 +24,8 @@ export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; j
   const job0 = jobDirectoryIn(target);
   if (job0) return `${dir} is a --checkpoint-dir (it holds the checkpoints of job ${job0}), where each directory is a job's; give the model versions a directory of their own`;
   for (let at = target; ; at = dirname(at)) {
+    // A version given for the base path: the next version would be written inside it, and served from there.
+    if (manifestFormat(at) === EXPORT_FORMAT) return `${dir} ${where(at)} the model version ${at}, and versions are immutable; give the directory holding the versions, ${dirname(at)}`;
     if (isCheckpoint(at)) return `${dir} ${where(at)} the checkpoint ${at}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`;
     if (isJobDirectory(at)) return `${dir} ${where(at)} a job's checkpoint directory, ${at}; give the model versions a directory outside the job's checkpoints`;
     if (dirname(at) === at) return null;
