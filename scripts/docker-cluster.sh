@@ -42,6 +42,9 @@ say() { printf 'make docker-%s: %s\n' "$cmd" "$*"; }
 # What the printed commands need to name this project (nothing for the default one).
 PROJECT_ARG=""; [ "$PROJECT" = pangea ] || PROJECT_ARG=" COMPOSE_PROJECT=$PROJECT"
 die() { printf 'make docker-%s: %s\n' "$cmd" "$*" >&2; exit 1; }
+# Compose's own rule for a project name: it folds another silently ("H130 BAD" ran as h130bad, which docker-down
+# "H130 BAD" then did not find), and the name is part of the files kept under .pangea/docker.
+[[ "$PROJECT" =~ ^[a-z0-9][a-z0-9_-]*$ ]] || die "COMPOSE_PROJECT: expected lowercase letters, digits, '_' and '-', starting with a letter or digit, got '$PROJECT'"
 
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose)
 elif command -v docker-compose >/dev/null; then COMPOSE=(docker-compose)

@@ -33,6 +33,8 @@ afterAll(() => {
 
 describe.runIf(haveCompose)("make docker-up's settings", () => {
   it.each([
+    [{ COMPOSE_PROJECT: "H130 BAD" }, "COMPOSE_PROJECT: expected lowercase letters, digits, '_' and '-', starting with a letter or digit, got 'H130 BAD'"],
+    [{ COMPOSE_PROJECT: "../up" }, "COMPOSE_PROJECT: expected lowercase letters, digits, '_' and '-', starting with a letter or digit, got '../up'"],
     [{ STEPS: "abc" }, "STEPS: expected a whole number from 1 to 999999999, got 'abc'"],
     [{ TRAINERS: "-3" }, "TRAINERS: expected a whole number from 1 to 999999999, got '-3'"],
     [{ TRAINERS: "0" }, "TRAINERS: expected a whole number from 1 to 999999999, got '0'"],
