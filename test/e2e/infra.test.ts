@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
@@ -71,6 +71,34 @@ describe("container setup", () => {
     for (const f of ["orchestrator.yaml", "compute.yaml", "trainer.yaml"]) expect(text(f)).toContain('value: "etcd://etcd.pangea.svc:2379"');
     expect(text("orchestrator.yaml")).toMatch(/"--resume"/);
     expect(text("orchestrator.yaml")).toMatch(/claimName: checkpoints/);
+  });
+
+  it("the k8s pods serve /metrics on the port they declare and annotate, and serving loads the versions the orchestrator exports", () => {
+    type Container = { args: string[]; ports: { name: string; containerPort: number }[]; volumeMounts: { name: string; mountPath: string }[] };
+    type Pod = { metadata: { annotations?: Record<string, string> }; spec: { containers: Container[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string } }[] } };
+    const pod = (f: string): Pod => {
+      const docs = parseAllDocuments(readFileSync(join(ROOT, "infra/k8s", f), "utf8")).map((d) => d.toJS() as { kind: string; spec: { template: Pod } });
+      return docs.find((d) => d.kind === "Deployment" || d.kind === "Job")!.spec.template;
+    };
+    const flag = (c: Container, name: string) => c.args[c.args.indexOf(name) + 1];
+    for (const [f, port] of [["orchestrator.yaml", 9400], ["compute.yaml", 9401], ["trainer.yaml", 9402]] as const) {
+      const p = pod(f);
+      const c = p.spec.containers[0]!;
+      expect(flag(c, "--metrics-port"), f).toBe(String(port));
+      expect(c.ports.find((x) => x.name === "metrics")?.containerPort, f).toBe(port);
+      expect(p.metadata.annotations, f).toEqual({ "prometheus.io/scrape": "true", "prometheus.io/port": String(port) });
+    }
+    // The volume a path is on: the mount it lies under, and the claim behind that mount.
+    const claimOf = (p: Pod, path: string) => {
+      const mount = p.spec.containers[0]!.volumeMounts.find((m) => path.startsWith(`${m.mountPath}/`));
+      return p.spec.volumes.find((v) => v.name === mount?.name)?.persistentVolumeClaim?.claimName;
+    };
+    const orchestrator = pod("orchestrator.yaml");
+    const serving = pod("serving.yaml");
+    const exportDir = flag(orchestrator.spec.containers[0]!, "--export-dir")!;
+    expect(flag(serving.spec.containers[0]!, "--model-base-path")).toBe(exportDir);
+    expect(claimOf(orchestrator, exportDir)).toBe("models");
+    expect(claimOf(serving, exportDir)).toBe("models");
   });
 
   it.runIf(hasCompose)("compose has Prometheus scraping every service's metrics port and Grafana with the data source and dashboard provisioned", () => {
