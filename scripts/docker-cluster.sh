@@ -355,11 +355,13 @@ up() {
   fi
   # The services talk mutual TLS with the certs volume's certificates; the host's
   # CLI calls as admin, and REST/gRPC clients trust ca.crt.
-  local tls=".pangea/docker/$PROJECT-tls" orch
+  # The admin certificate is in the certs volume only, which no service mounts: copied out of the one-shot certs container.
+  local tls=".pangea/docker/$PROJECT-tls" orch certs
   orch=$(compose ps -q orchestrator)
+  certs=$(compose ps -aq certs | head -n 1)
   mkdir -p "$tls"
   for f in ca.crt admin.crt admin.key; do
-    docker cp "$orch:/certs/$f" "$tls/$f" >/dev/null || die "could not copy /certs/$f out of the orchestrator container"
+    docker cp "$certs:/certs/$f" "$tls/$f" >/dev/null || die "could not copy /certs/$f out of the certs container"
   done
   chmod 600 "$tls/admin.key"
   # A project's volumes may hold a job that has ended: say so rather than that it trains.

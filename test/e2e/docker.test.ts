@@ -240,6 +240,12 @@ describe.skipIf(skip)("make docker-up", () => {
       const writable = docker("run", "--rm", "--entrypoint", "sh", image, "-c", `find /app -writable -print -quit; test -r /app/services/${svc}/dist/main.js && echo readable`);
       expect(writable.stdout.trim(), image).toBe("readable");
     }
+    // Each service holds the CA's certificate and its own role's certificate and key, and nothing else: not the CA's key,
+    // the admin key or another role's key (a compromised trainer could otherwise make itself any role's certificate).
+    for (const svc of ["orchestrator", "compute", "trainer", "serving"]) {
+      const id = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", `label=com.docker.compose.service=${svc}`).stdout.trim().split("\n")[0]!;
+      expect(docker("exec", id, "ls", "-1", "/certs").stdout.trim().split("\n").sort(), svc).toEqual(["ca.crt", `${svc}.crt`, `${svc}.key`]);
+    }
     // One dependency tree, one layer: the four images differ only in their entry points and health checks.
     const layers = ["orchestrator", "compute", "trainer", "serving"].map((svc) => docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", `pangea/${svc}:dev`).stdout.trim());
     expect(new Set(layers).size, layers.join("\n")).toBe(1);
