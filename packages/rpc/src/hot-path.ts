@@ -50,8 +50,14 @@ export interface ParameterSyncClient extends grpc.Client {
 
 const ParameterSyncCtor = grpc.makeGenericClientConstructor(ParameterSyncService, "ParameterSync");
 
+/**
+ * Reconnection attempts to a serving replica that went away are at most this far apart: gRPC's default backoff grows
+ * to 120 s, and a replica restarted after 10 s down waited up to 8.8 s for its first push, serving stale rows meanwhile.
+ */
+export const SYNC_MAX_RECONNECT_BACKOFF_MS = 2_000;
+
 export function parameterSyncClient(address: string, security?: TransportSecurity | null): ParameterSyncClient {
-  return new ParameterSyncCtor(address, channelCredentials(["serving"], security), CHANNEL_OPTIONS) as unknown as ParameterSyncClient;
+  return new ParameterSyncCtor(address, channelCredentials(["serving"], security), { ...CHANNEL_OPTIONS, "grpc.max_reconnect_backoff_ms": SYNC_MAX_RECONNECT_BACKOFF_MS }) as unknown as ParameterSyncClient;
 }
 
 export const BATCH_STREAM_SERVICE_NAME = "pangea.v1.BatchStream";
