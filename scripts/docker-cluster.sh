@@ -413,6 +413,10 @@ case "$cmd" in
   build) build ;;
   up) up ;;
   down) down ;;
-  logs) engine_answers; compose logs -f ;;
+  logs)
+    engine_answers
+    # Compose follows nothing, and exits 0, for a project with no containers (a COMPOSE_PROJECT left out or misspelt).
+    [ -n "$(compose ps -aq 2>/dev/null)" ] || die "project '$PROJECT' has no containers: give the COMPOSE_PROJECT make docker-up started (make logs DOCKER=1 COMPOSE_PROJECT=NAME)"
+    compose logs -f ;;
   *) echo "usage: scripts/docker-cluster.sh build|up|down|logs" >&2; exit 2 ;;
 esac
