@@ -61,9 +61,10 @@ export class RevokedTokens {
 
   add(nonces: readonly string[]): void {
     for (const n of nonces) this.nonces.add(n);
-    // A Set iterates oldest first. The orchestrator issues trainer tokens at a bounded rate (new ids, and ids seen before
-    // registering again, each 2 a second beyond a burst), and the shards hear of one only when its trainer took part,
-    // so the oldest dropped is most likely long gone, its batches long taken (a repeat of a batch taken is ignored).
+    // A Set iterates oldest first. The shards hear of a token only when its trainer took part (opened a session), and
+    // the orchestrator lets such trainers register again at 2 a second beyond a burst, all together (compute hears of
+    // every token replaced, bare registrations' too, each id at 1 a second), so the oldest dropped is most likely long
+    // gone, its batches long taken (a repeat of a batch taken is ignored).
     for (const n of this.nonces) {
       if (this.nonces.size <= MAX_REVOKED) break;
       this.nonces.delete(n);

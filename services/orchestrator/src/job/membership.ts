@@ -28,6 +28,9 @@ function checkedPhases(workerId: string, phases: Record<string, number>): Record
  */
 const NEW_TRAINER_BURST = 32;
 const NEW_TRAINER_PER_SECOND = 2;
+/** Registrations of one trainer id seen before (coming back, or replacing its token) at once, then per second. */
+const ID_AGAIN_BURST = 8;
+const ID_AGAIN_PER_SECOND = 1;
 const MAX_TRAINER_IDS = 256;
 /** Refusals of calls for a worker logged at once, then per second: an operator sees an attack, a flood does not flood the log. */
 const REFUSALS_LOGGED_BURST = 10;
@@ -105,10 +108,13 @@ export class Membership {
   private nextRank = 0;
   private readonly newTrainerIds: TokenBucket;
   /**
-   * Registrations of a trainer id seen before: one replacing a live trainer's token (each revokes the one before on
-   * every shard), or one declared dead coming back (whose leave revoked its token on every shard if it held a batch).
+   * Registrations again of trainer ids that took part (opened a session): each replaces a token the shards are told
+   * of, or comes back after a leave they were told of. All such ids together, so cycling them cannot flush the shards'
+   * bounded lists of revoked tokens.
    */
-  private readonly reRegistrations: TokenBucket;
+  private readonly participantsAgain: TokenBucket;
+  /** Per trainer id seen before, its registrations again: one id cycling is held up alone, not the others' restarts. */
+  private readonly idAgain = new Map<string, TokenBucket>();
   private readonly refusalsLogged: TokenBucket;
   /** Refusals since the last one logged, which the rate left out. */
   private refusalsUnlogged = 0;
@@ -118,13 +124,16 @@ export class Membership {
   /** Trainers' tokens, bound to their ranks; shards get the key to check pushes with. */
   readonly trainerTokens = new TrainerTokens();
 
+  private readonly now: () => number;
+
   constructor(
     private readonly expected: { trainers: number; psShards: number },
     private readonly log: Logger,
     now: () => number = () => performance.now(),
   ) {
     this.newTrainerIds = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
-    this.reRegistrations = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+    this.participantsAgain = new TokenBucket(NEW_TRAINER_BURST, NEW_TRAINER_PER_SECOND, now);
+    this.now = now;
     this.refusalsLogged = new TokenBucket(REFUSALS_LOGGED_BURST, REFUSALS_LOGGED_PER_SECOND, now);
   }
 
@@ -217,23 +226,21 @@ export class Membership {
       // Its process is connected: a second process under the same id would take over its rank and batches.
       throw this.refused(OrchestratorErrors.create("ORCH_ERR_WORKER_CONFLICT", `trainer ${workerId} refused: a trainer of that id is registered and connected (rank ${existing.rank})`));
     }
+    if (existing) this.takeRegistrationAgain(existing);
     if (existing?.alive) {
-      // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one before.
-      // Each time revokes a token on every shard: at the new ids' rate, so a caller cannot flush the shards' bounded lists.
-      if (!this.reRegistrations.take()) throw this.registeringTooFast(workerId);
-      this.revokeToken(existing.token);
+      // Its connection broke before its session was seen closed: the process registering now is the trainer, not the one
+      // before. The shards hear of the token replaced only if it could have reached them: one that never opened a
+      // session held no batch, and so no batch ticket.
+      this.revokeToken(existing.token, existing.everAttached);
       existing.token = this.trainerTokens.issue(existing.rank);
       return { rank: existing.rank, worldSize, workerToken: existing.token };
     }
     if (state === "JOB_STATE_WAITING" && this.liveTrainers().length >= this.expected.trainers) {
       throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job expects ${this.expected.trainers} trainers and already has them`);
     }
-    if (existing) {
-      // A trainer seen before may always come back, at the rate ids seen before may register again: cycling one (each
-      // leave after it took part revoking its token on every shard) cannot flush the shards' bounded lists of revoked tokens.
-      if (!this.reRegistrations.take()) throw this.registeringTooFast(workerId);
-    } else {
-      // Only new ids count against the cap and the new ids' rate.
+    if (!existing) {
+      // Only new ids count against the cap and the new ids' rate; a trainer seen before may always come back, at the
+      // rates of takeRegistrationAgain.
       if (this.trainers.size >= MAX_TRAINER_IDS) throw OrchestratorErrors.create("ORCH_ERR_CLUSTER_FULL", `trainer ${workerId} refused: the job has seen ${MAX_TRAINER_IDS} trainers`);
       if (!this.newTrainerIds.take()) {
         throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: more than ${NEW_TRAINER_BURST} new trainer ids in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
@@ -247,9 +254,21 @@ export class Membership {
     return { rank, worldSize, workerToken: token };
   }
 
-  /** The refusal of a trainer id seen before that registers again faster than the limit (the trainer asks again). */
-  private registeringTooFast(workerId: string): Error {
-    return OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${workerId} refused: trainer ids seen before registered again more than ${NEW_TRAINER_BURST} times in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
+  /**
+   * A trainer id seen before registers again (coming back, or replacing its token): at most ID_AGAIN_BURST times at
+   * once then ID_AGAIN_PER_SECOND for the id, and, for one that took part, within the participants' shared rate.
+   * Refused with ORCH_ERR_RATE_LIMITED beyond (the trainer asks again).
+   */
+  private takeRegistrationAgain(existing: TrainerMember): void {
+    const id = existing.workerId;
+    let own = this.idAgain.get(id);
+    if (!own) this.idAgain.set(id, (own = new TokenBucket(ID_AGAIN_BURST, ID_AGAIN_PER_SECOND, this.now)));
+    if (!own.take()) {
+      throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${id} refused: it registered again more than ${ID_AGAIN_BURST} times in a burst (then ${ID_AGAIN_PER_SECOND}/s); try again shortly`);
+    }
+    if (existing.everAttached && !this.participantsAgain.take()) {
+      throw OrchestratorErrors.create("ORCH_ERR_RATE_LIMITED", `trainer ${id} refused: trainers that took part registered again more than ${NEW_TRAINER_BURST} times in a burst (then ${NEW_TRAINER_PER_SECOND}/s); try again shortly`);
+    }
   }
 
   /**
