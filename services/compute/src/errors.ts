@@ -12,6 +12,6 @@ export const ComputeErrors = defineErrors({
   COMPUTE_ERR_STREAM_LIMIT: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "a batch stream past the number compute serves at once (--max-batch-streams)" },
   COMPUTE_ERR_STREAM_TOKEN: { status: "PERMISSION_DENIED", exit: 1, description: "a batch stream whose worker token was not issued for the rank it names (checked once compute holds the orchestrator's key)" },
   COMPUTE_ERR_STREAM_REPLACED: { status: "ABORTED", exit: 1, description: "a batch stream closed for a newer one of its trainer's rank, past --max-streams-per-rank" },
-  COMPUTE_ERR_REFUSED: { status: "FAILED_PRECONDITION", exit: 2, description: "the orchestrator refused this compute's data: the job's checkpoint or the running job was trained on other data" },
+  COMPUTE_ERR_REFUSED: { status: "FAILED_PRECONDITION", exit: 2, description: "the orchestrator refused this compute's data: the job's checkpoint or the running job was trained on other data, or a flag of the job's contradicts it" },
   COMPUTE_ERR_ORCHESTRATOR_GONE: { status: "UNAVAILABLE", exit: 1, description: "the orchestrator went away and did not come back in time" },
 });

@@ -21,8 +21,11 @@ export interface Registration {
   trainers: Pick<TrainerStreams, "setKey" | "revoke">;
 }
 
-/** The orchestrator's refusals of a compute for its data (the job's checkpoint, or the running job, read other data). */
-const REFUSED_DATA = new Set(["ORCH_ERR_CHECKPOINT_MISMATCH", "ORCH_ERR_BAD_REGISTRATION"]);
+/**
+ * The orchestrator's refusals of a compute for its data: the job's checkpoint, or the running job, read other data, or
+ * a flag of the job's contradicts this data (the job fails with it).
+ */
+const REFUSED_DATA = new Set(["ORCH_ERR_CHECKPOINT_MISMATCH", "ORCH_ERR_DATA_MISMATCH", "ORCH_ERR_BAD_JOB_CONFIG"]);
 
 /**
  * Registers; returns the registration's worker token (its session carries it) and the trainers' token key. While another compute holds the job's

@@ -27,6 +27,7 @@ export const OrchestratorErrors = defineErrors({
   ORCH_ERR_RATE_LIMITED: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "trainers are registering faster than the limit (new ids, or ids seen before registering again)" },
   ORCH_ERR_TOO_LARGE: { status: "RESOURCE_EXHAUSTED", exit: 1, description: "a request's answer would be larger than a gRPC message may be" },
   ORCH_ERR_BAD_EVAL_REPORT: { status: "INVALID_ARGUMENT", exit: 1, description: "an evaluation report comes from a trainer not asked to evaluate, or holds impossible figures" },
+  ORCH_ERR_DATA_MISMATCH: { status: "FAILED_PRECONDITION", exit: 2, description: "a compute coming back to a running job serves other data than the job started on" },
   ORCH_ERR_BAD_JOB_CONFIG: { status: "FAILED_PRECONDITION", exit: 2, description: "a flag the job's data contradicts, found when compute registers (--best-task naming no binary task, --eval-every-steps on a source without a held-out split, an --export-feature-list of other slots, or encoding inputs otherwise than compute read the data)" },
   ORCH_ERR_CHECKPOINT_MISMATCH: { status: "FAILED_PRECONDITION", exit: 2, description: "the checkpoint holds another model or training setup than this job's" },
   ORCH_ERR_INTERNAL: { status: "INTERNAL", exit: 1, description: "an unexpected failure (a bug): the message says where" },

@@ -82,7 +82,7 @@ describe("Job: registration checks", () => {
 
   it("a compute coming back to a running job must serve the same data", async () => {
     const { job } = startedJob();
-    expect(await codeOf(() => job.registerCompute("compute-0", "127.0.0.1:7009", { ...SOURCE, trainRecords: 999 }))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    expect(await codeOf(() => job.registerCompute("compute-0", "127.0.0.1:7009", { ...SOURCE, trainRecords: 999 }))).toBe("ORCH_ERR_DATA_MISMATCH");
     job.registerCompute("compute-0", "127.0.0.1:7009", SOURCE);
     expect(job.jobSpec().computeAddress).toBe("127.0.0.1:7009");
   });

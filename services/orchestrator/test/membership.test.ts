@@ -227,7 +227,7 @@ describe("Membership", () => {
     expect(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false)).toThrow(
       'compute c-1 serves "in-memory test source" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job\'s files, or start a new job',
     );
-    expect(await codeOf(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false))).toBe("ORCH_ERR_BAD_REGISTRATION");
+    expect(await codeOf(() => m.addCompute("c-1", "127.0.0.1:1", rewritten, "JOB_STATE_RUNNING", false))).toBe("ORCH_ERR_DATA_MISMATCH");
     expect(() => m.addCompute("c-2", "127.0.0.1:1", { ...SOURCE, contentSample: "x".repeat(5000) }, "JOB_STATE_WAITING", false)).toThrow(
       "compute c-2 registered with a content_sample that is not 32 lowercase hex digits (5000 characters); expected those or none",
     );

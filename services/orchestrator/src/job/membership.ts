@@ -182,11 +182,11 @@ export class Membership {
       // A compute that comes back (restarted, maybe elsewhere) must serve the same data, or batch k would mean other records.
       const same = prev.numDense === source.numDense && prev.slotIds.join() === source.slotIds.join() && Number(prev.trainRecords) === Number(source.trainRecords) && Number(prev.evalRecords) === Number(source.evalRecords) && prev.description === source.description;
       if (!same) {
-        throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
+        throw OrchestratorErrors.create("ORCH_ERR_DATA_MISMATCH", `compute ${workerId} serves "${source.description}" (${source.trainRecords} train records), but the running job reads "${prev.description}" (${prev.trainRecords})`);
       }
       // The same names and counts, regenerated meanwhile: batch k would be other records than the job's batch k.
       if (samplesDiffer(prev.contentSample, source.contentSample)) {
-        throw OrchestratorErrors.create("ORCH_ERR_BAD_REGISTRATION", `compute ${workerId} serves "${source.description}" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job's files, or start a new job`);
+        throw OrchestratorErrors.create("ORCH_ERR_DATA_MISMATCH", `compute ${workerId} serves "${source.description}" with other bytes than the running job started on (the same names and record counts: the files were written again); give it the job's files, or start a new job`);
       }
     }
     this.compute = { workerId, token: newWorkerToken(), address, source, session: null };
