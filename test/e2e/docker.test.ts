@@ -242,9 +242,13 @@ describe.skipIf(skip)("make docker-up", () => {
     }
     // Each service holds the CA's certificate and its own role's certificate and key, and nothing else: not the CA's key,
     // the admin key or another role's key (a compromised trainer could otherwise make itself any role's certificate).
+    // (Read from each container's mounts and its volume: the trainers may have exited with the job by now.)
     for (const svc of ["orchestrator", "compute", "trainer", "serving"]) {
-      const id = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", `label=com.docker.compose.service=${svc}`).stdout.trim().split("\n")[0]!;
-      expect(docker("exec", id, "ls", "-1", "/certs").stdout.trim().split("\n").sort(), svc).toEqual(["ca.crt", `${svc}.crt`, `${svc}.key`]);
+      const id = docker("ps", "-aq", "--filter", `label=com.docker.compose.project=${project}`, "--filter", `label=com.docker.compose.service=${svc}`).stdout.trim().split("\n")[0]!;
+      const volumes = docker("inspect", "-f", "{{range .Mounts}}{{if .Name}}{{.Name}} {{end}}{{end}}", id).stdout.trim().split(" ");
+      expect(volumes.filter((v) => v.startsWith(`${project}_certs`)), svc).toEqual([`${project}_certs-${svc}`]);
+      const held = docker("run", "--rm", "--entrypoint", "ls", "-v", `${project}_certs-${svc}:/certs:ro`, "pangea/orchestrator:dev", "-1", "/certs").stdout.trim().split("\n").sort();
+      expect(held, svc).toEqual(["ca.crt", `${svc}.crt`, `${svc}.key`]);
     }
     // One dependency tree, one layer: the four images differ only in their entry points and health checks.
     const layers = ["orchestrator", "compute", "trainer", "serving"].map((svc) => docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", `pangea/${svc}:dev`).stdout.trim());

@@ -40,7 +40,7 @@ async function get(url: string, authorization?: string): Promise<{ status: numbe
 
 /** What a port with the token answers: 401 with a Basic challenge unless the request carries the token, either way. */
 async function expectGuarded(url: string, wanted: RegExp): Promise<void> {
-  for (const authorization of [undefined, `Bearer ${TOKEN}x`, "Bearer ", basic("ops", "wrong-password-0123"), `Basic ${TOKEN}`, TOKEN]) {
+  for (const authorization of [undefined, `Bearer ${TOKEN}x`, "Bearer ", basic("ops", "wrong-password-0123"), `Basic ${TOKEN}`, `Basic ${Buffer.from(TOKEN).toString("base64")}`, TOKEN]) {
     const r = await get(url, authorization);
     expect(r.status, `${url} with ${authorization}`).toBe(401);
     expect(r.challenge).toBe('Basic realm="pangea metrics", charset="UTF-8"');
@@ -139,9 +139,13 @@ describe("--metrics-token-file", () => {
   it("a token file that cannot serve is refused at start, naming the flag, before anything listens", async () => {
     const short = join(tmp, "short.token");
     writeFileSync(short, "abc\n");
-    const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--metrics-token-file", short]);
-    expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n").at(-2)).toContain(`--metrics-token-file: ${short} holds a token of 3 characters; it must have 16 to 1024`);
+    for (const [entry, args] of [[ENTRY.orchestrator, []], [ENTRY.orchestrator, ["--role", "shard", "--shard-index", "1", "--ps-shards", "2", "--coordinator", "127.0.0.1:1"]], [ENTRY.compute, []], [ENTRY.trainer, ["--orchestrator", "127.0.0.1:1"]]] as const) {
+      const r = await runNode(entry, ["--port", "0", "--metrics-port", "0", ...args, "--metrics-token-file", short]);
+      expect(r.code, `${entry} ${args.join(" ")}`).toBe(2);
+      expect(r.stderr.trim().split("\n").at(-2)).toContain(`--metrics-token-file: ${short} holds a token of 3 characters; it must have 16 to 1024`);
+      // Before anything listened (a process announces its addresses once they do).
+      expect(r.stdout).not.toContain('"ready"');
+    }
     const run = await runNode(ENTRY.cli, ["run", "--steps", "5", "--metrics-token-file", join(tmp, "missing.token"), "--log-dir", join(tmp, "run-logs")]);
     expect(run.code).toBe(2);
     expect(run.stdout).not.toContain("starting");

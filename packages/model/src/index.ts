@@ -35,6 +35,7 @@ export { PlainOps, addGated, addGatedOn, matmulBias, type Mat } from "./forward/
 export { aucAndLogloss, groupedAuc, taskMetrics, type GroupedAuc, type TaskMetrics } from "./metrics.js";
 export { StreamingAuc } from "./streaming-auc.js";
 export { featureListModelMismatch } from "./feature-list-fit.js";
+export { JOB_LOCK_FILE, checkpointsIn, isCheckpoint, isJobDirectory, jobDirectoryIn, manifestFormatOf } from "./checkpoint-places.js";
 export { CHECKPOINT_FORMAT, EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
 export { RowLayout } from "./row-layout.js";

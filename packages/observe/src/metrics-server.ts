@@ -41,8 +41,11 @@ export function carriesToken(authorization: string | undefined, token: string): 
   if (!m) return false;
   let given = m[2]!;
   if (m[1]!.toLowerCase() === "basic") {
+    // user-id ":" password (RFC 7617); without the colon there is no password.
     const pair = Buffer.from(given, "base64").toString("utf8");
-    given = pair.slice(pair.indexOf(":") + 1);
+    const colon = pair.indexOf(":");
+    if (colon < 0) return false;
+    given = pair.slice(colon + 1);
   }
   // Digests of both, so neither the comparison's time nor an early length check says how long the token is.
   const digest = (t: string) => createHash("sha256").update(t).digest();

@@ -20,6 +20,7 @@ runMain("pangea-compute", async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, "compute");
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const log = createLogger("compute");
   reportInternalErrors(log);
   const source = await openSource(config, log);
@@ -45,7 +46,6 @@ runMain("pangea-compute", async () => {
   const running = await startServer(config.host, config.port, (s) => {
     batches.addToServer(s);
   }, [BATCH_STREAM_SERVICE_NAME], grpcServerMetrics(registry));
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, undefined, metricsToken);
   onShutdownSignal(async () => {
     log.info({ batches: batches.batchesServed, records: batches.recordsServed }, "shutting down");

@@ -39,6 +39,9 @@ runMain("pangea-orchestrator", async () => {
   // A shard learns its job from the orchestrator's session: its own --job-id default (a timestamp) names no job.
   const log = createLogger("orchestrator").child(config.role === "shard" ? {} : { job: config.jobId });
   reportInternalErrors(log);
+  // Read first, as every file a flag names: a bad one stops the process before it does anything (a shard serves no
+  // /metrics, and is held to the same file).
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slotFile = config.slotConfig ? readSlotConfig(config.slotConfig) : null;
   const slots = slotFile ? slotConfigOver(slotFile, base) : { defaults: base, perSlot: new Map() };
@@ -141,7 +144,6 @@ runMain("pangea-orchestrator", async () => {
     params.addToServer(s);
   }, [ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME], grpcServerMetrics(registry));
   let stopDashboard = () => {};
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, (app) => {
     stopDashboard = addDashboard(app, job);
   }, metricsToken);

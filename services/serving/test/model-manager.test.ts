@@ -1,5 +1,5 @@
 import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -218,7 +218,9 @@ describe("ModelManager: the base path itself", () => {
   });
 
   it("refuses a training checkpoint, or a job's directory of them, given as the base path, saying to export one", () => {
-    const job = mkdtempSync(join(tmpdir(), "pangea-ckpt-job-"));
+    const ckdir = mkdtempSync(join(tmpdir(), "pangea-ckpt-dir-"));
+    const job = join(ckdir, "mt1");
+    mkdirSync(job);
     for (const step of [100, 300]) {
       mkdirSync(join(job, `step-${step}`));
       writeFileSync(join(job, `step-${step}`, "manifest.json"), JSON.stringify({ format: "pangea-checkpoint", version: 2, step }));
@@ -226,6 +228,25 @@ describe("ModelManager: the base path itself", () => {
     const checkpoint = join(job, "step-300");
     expect(() => new ModelManager("ctr", checkpoint, 1, log).start(60)).toThrow(`invalid --model-base-path: ${checkpoint} is a training checkpoint, not an exported model; pangea export --checkpoint ${checkpoint} --out DIR writes a model version from it into DIR; give DIR`);
     expect(() => new ModelManager("ctr", job, 1, log).start(60)).toThrow(`invalid --model-base-path: ${job} is a job's directory of training checkpoints (step-100, step-300), not of model versions; pangea export --checkpoint ${checkpoint} --out DIR writes a model version from it into DIR; give DIR`);
+    // The --checkpoint-dir above it, and a job's directory with only the orchestrator's lock so far.
+    expect(() => new ModelManager("ctr", ckdir, 1, log).start(60)).toThrow(`invalid --model-base-path: ${ckdir} is a --checkpoint-dir (it holds job mt1's checkpoints), not a directory of model versions; pangea export --checkpoint ${join(job, "step-N")} --out DIR writes a model version from it into DIR; give DIR`);
+    const locked = mkdtempSync(join(tmpdir(), "pangea-ckpt-locked-"));
+    writeFileSync(join(locked, "orchestrator.lock"), "{}");
+    expect(() => new ModelManager("ctr", locked, 1, log).start(60)).toThrow(`invalid --model-base-path: ${locked} is a job's directory of training checkpoints (none written yet), not of model versions; pangea export --checkpoint ${join(locked, "step-N")} --out DIR writes a model version from it into DIR; give DIR`);
+  });
+
+  it("looks at a manifest.json that is a FIFO or /dev/zero without waiting or reading without end", () => {
+    const base = mkdtempSync(join(tmpdir(), "pangea-odd-manifest-"));
+    mkdirSync(join(base, "step-5"));
+    symlinkSync("/dev/zero", join(base, "step-5", "manifest.json"));
+    mkdirSync(join(base, "fifo"));
+    execFileSync("mkfifo", [join(base, "fifo", "manifest.json")]);
+    for (const dir of [join(base, "step-5"), join(base, "fifo")]) {
+      const started = Date.now();
+      // Not a checkpoint (its manifest cannot be read), so refused as what it holds: a manifest.json, as a version would.
+      expect(() => new ModelManager("ctr", dir, 1, log).start(60)).toThrow("is a model version (it holds manifest.json)");
+      expect(Date.now() - started).toBeLessThan(2_000);
+    }
   });
 
   it("keeps serving what it loaded while the base path cannot be listed, and loads again once it can", () => {

@@ -30,6 +30,7 @@ runMain("pangea-trainer", async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, "trainer");
+  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const log = createLogger("trainer").child({ worker: config.workerId });
   const backend = await selectBackend(config.backend, config.blasThreads);
   log.info({ backend: backend.name, detail: backend.detail }, `TensorFlow.js backend: ${backend.name}`);
@@ -38,7 +39,6 @@ runMain("pangea-trainer", async () => {
   const health = await startServer(config.host, config.port, () => {}, [TRAINER_HEALTH_SERVICE]);
   const registry = newRegistry("trainer");
   const metrics = new TrainerMetrics(registry);
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
   const http = await startMetricsServer(config.metricsHost ?? config.host, config.metricsPort, registry, undefined, metricsToken);
   announceReady("trainer", health.address, { metrics: http.address });
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.orchestrator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);

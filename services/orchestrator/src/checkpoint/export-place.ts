@@ -1,8 +1,7 @@
-import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { CHECKPOINT_FORMAT, jobCheckpointDir, manifestJson } from "./checkpoint.js";
-import { EXPORT_FORMAT } from "@pangea/model";
-import { JOB_LOCK_FILE } from "./job-lock.js";
+import { jobCheckpointDir } from "./checkpoint.js";
+import { EXPORT_FORMAT, isCheckpoint, isJobDirectory, jobDirectoryIn, manifestFormatOf } from "@pangea/model";
 
 /**
  * Why `dir` cannot be a model base path (`pangea export --out`,
@@ -25,50 +24,12 @@ export function exportPlaceProblem(dir: string, job?: { checkpointDir: string; j
   if (job0) return `${dir} is a --checkpoint-dir (it holds the checkpoints of job ${job0}), where each directory is a job's; give the model versions a directory of their own`;
   for (let at = target; ; at = dirname(at)) {
     // A version given for the base path: the next version would be written inside it, and served from there.
-    if (manifestFormat(at) === EXPORT_FORMAT) return `${dir} ${where(at)} the model version ${at}, and versions are immutable; give the directory holding the versions, ${dirname(at)}`;
+    if (manifestFormatOf(at) === EXPORT_FORMAT) return `${dir} ${where(at)} the model version ${at}, and versions are immutable; give the directory holding the versions, ${dirname(at)}`;
     if (isCheckpoint(at)) return `${dir} ${where(at)} the checkpoint ${at}: pruning it would delete the model versions with it; give them a directory outside the job's checkpoints`;
     if (isJobDirectory(at)) return `${dir} ${where(at)} a job's checkpoint directory, ${at}; give the model versions a directory outside the job's checkpoints`;
     if (dirname(at) === at) return null;
   }
 }
-
-/** The format a directory's manifest.json names (a checkpoint's or an export's), or undefined without a readable one. */
-function manifestFormat(dir: string): unknown {
-  if (!existsSync(join(dir, "manifest.json"))) return undefined;
-  try {
-    return (manifestJson(dir) as { format?: unknown }).format;
-  } catch {
-    return undefined;
-  }
-}
-
-function isCheckpoint(dir: string): boolean {
-  return manifestFormat(dir) === CHECKPOINT_FORMAT;
-}
-
-/** A job's checkpoint directory: the orchestrator's lock, or a step-N checkpoint in it. */
-function isJobDirectory(dir: string): boolean {
-  if (existsSync(join(dir, JOB_LOCK_FILE))) return true;
-  try {
-    return readdirSync(dir).some((name) => /^step-\d+$/.test(name) && isCheckpoint(join(dir, name)));
-  } catch {
-    return false;
-  }
-}
-
-/** The first job whose checkpoint directory `dir` holds (looking at no more than MAX_LOOKED of its entries), or null. */
-function jobDirectoryIn(dir: string): string | null {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return null;
-  }
-  return names.slice(0, MAX_LOOKED).find((name) => isJobDirectory(join(dir, name))) ?? null;
-}
-
-/** A model base path holds versions, not thousands of entries: a directory that does is looked at in part. */
-const MAX_LOOKED = 1000;
 
 /** The path with the links of its nearest existing ancestor followed: a link into the job's checkpoints is the same place. */
 function realPath(path: string): string {
@@ -89,6 +50,6 @@ function realPath(path: string): string {
  * versions 1, 2, ..., as a job of that id would be named).
  */
 export function exportedVersionAt(jobDir: string): string | null {
-  if (manifestFormat(jobDir) !== EXPORT_FORMAT) return null;
+  if (manifestFormatOf(jobDir) !== EXPORT_FORMAT) return null;
   return `${jobDir}, where the job's checkpoints go, is an exported model version; give another --job-id or --checkpoint-dir`;
 }

@@ -1,11 +1,12 @@
 import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeDirs, ProcessLock, type LockLost, type LockSeen, type Logger } from "@pangea/kit";
+import { JOB_LOCK_FILE } from "@pangea/model";
 import { OrchestratorErrors } from "../errors.js";
 import { jobCheckpointDir } from "./checkpoint.js";
 
 /** The lock's file, in the job's checkpoint directory (checkpoint listings only read step-N names). */
-export const JOB_LOCK_FILE = "orchestrator.lock";
+export { JOB_LOCK_FILE };
 
 /**
  * One orchestrator at a time per job's checkpoints: two runs of one --job-id

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { MAX_MANIFEST_BYTES, UsageError, valueSnippet, type Logger } from "@pangea/kit";
-import { CHECKPOINT_FORMAT, type TaskSpec } from "@pangea/model";
+import { UsageError, valueSnippet, type Logger } from "@pangea/kit";
+import { checkpointsIn, isCheckpoint, isJobDirectory, jobDirectoryIn, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { Servable, type VersionSource } from "./servable.js";
 
@@ -78,16 +78,17 @@ export class ModelManager {
     const listed = versionsIn(this.basePath);
     if (!listed.ok || listed.versions.length > 0) return;
     const exportHint = (checkpoint: string) => `pangea export --checkpoint ${checkpoint} --out DIR writes a model version from it into DIR; give DIR`;
-    if (manifestFormatOf(this.basePath) === CHECKPOINT_FORMAT) {
-      throw new UsageError(`invalid --model-base-path: ${this.basePath} is a training checkpoint, not an exported model; ${exportHint(this.basePath)}`);
-    }
+    const refuse = (what: string) => new UsageError(`invalid --model-base-path: ${this.basePath} is ${what}`);
+    if (isCheckpoint(this.basePath)) throw refuse(`a training checkpoint, not an exported model; ${exportHint(this.basePath)}`);
     if (existsSync(join(this.basePath, "manifest.json"))) {
-      throw new UsageError(`invalid --model-base-path: ${this.basePath} is a model version (it holds manifest.json); give the directory holding the numbered versions, ${dirname(resolve(this.basePath))}`);
+      throw refuse(`a model version (it holds manifest.json); give the directory holding the numbered versions, ${dirname(resolve(this.basePath))}`);
     }
-    const steps = checkpointsIn(this.basePath);
-    if (steps.length) {
-      throw new UsageError(`invalid --model-base-path: ${this.basePath} is a job's directory of training checkpoints (${steps.slice(-2).join(", ")}), not of model versions; ${exportHint(join(this.basePath, steps.at(-1)!))}`);
+    if (isJobDirectory(this.basePath)) {
+      const steps = checkpointsIn(this.basePath);
+      throw refuse(`a job's directory of training checkpoints (${steps.length ? steps.slice(-2).join(", ") : "none written yet"}), not of model versions; ${exportHint(join(this.basePath, steps.at(-1) ?? "step-N"))}`);
     }
+    const job = jobDirectoryIn(this.basePath);
+    if (job) throw refuse(`a --checkpoint-dir (it holds job ${job}'s checkpoints), not a directory of model versions; ${exportHint(join(this.basePath, job, "step-N"))}`);
     let below: string[] = [];
     try {
       below = readdirSync(this.basePath, { withFileTypes: true })
@@ -279,25 +280,3 @@ function versionsIn(basePath: string): { ok: true; versions: number[] } | { ok: 
   }
 }
 
-/** The format a directory's manifest.json names (a checkpoint's, a version's), or undefined without a readable one. */
-function manifestFormatOf(dir: string): unknown {
-  try {
-    const path = join(dir, "manifest.json");
-    if (statSync(path).size > MAX_MANIFEST_BYTES) return undefined;
-    return (JSON.parse(readFileSync(path, "utf8")) as { format?: unknown } | null)?.format;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The step-N training checkpoints a directory holds, oldest first (looking at no more than 1,000 of its entries). */
-function checkpointsIn(dir: string): string[] {
-  try {
-    return readdirSync(dir)
-      .slice(0, 1000)
-      .filter((name) => /^step-\d+$/.test(name) && manifestFormatOf(join(dir, name)) === CHECKPOINT_FORMAT)
-      .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
-  } catch {
-    return [];
-  }
-}
