@@ -32,21 +32,23 @@ export function isCheckpoint(dir: string): boolean {
   return manifestFormatOf(dir) === CHECKPOINT_FORMAT;
 }
 
-/** The step-N checkpoints a directory holds, oldest first. */
-export function checkpointsIn(dir: string): string[] {
+/** The step-N names among a directory's first entries (none when it cannot be listed). */
+function stepNames(dir: string): string[] {
   try {
-    return readdirSync(dir)
-      .slice(0, MAX_LOOKED)
-      .filter((name) => /^step-\d+$/.test(name) && isCheckpoint(join(dir, name)))
-      .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+    return readdirSync(dir).slice(0, MAX_LOOKED).filter((name) => /^step-\d+$/.test(name));
   } catch {
     return [];
   }
 }
 
-/** A job's checkpoint directory: the orchestrator's lock, or a step-N checkpoint in it. */
+/** The step-N checkpoints a directory holds, oldest first. */
+export function checkpointsIn(dir: string): string[] {
+  return stepNames(dir).filter((name) => isCheckpoint(join(dir, name))).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+}
+
+/** A job's checkpoint directory: the orchestrator's lock, or a step-N checkpoint in it (the first found will do). */
 export function isJobDirectory(dir: string): boolean {
-  return existsSync(join(dir, JOB_LOCK_FILE)) || checkpointsIn(dir).length > 0;
+  return existsSync(join(dir, JOB_LOCK_FILE)) || stepNames(dir).some((name) => isCheckpoint(join(dir, name)));
 }
 
 /** The first job whose checkpoint directory `dir` holds (a --checkpoint-dir), or null. */

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, onRequestAsyncHookHandler } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { listenFailureReason, printable } from "@pangea/kit";
 import { ObserveErrors } from "./errors.js";
@@ -63,11 +63,16 @@ function refuse(res: ServerResponse): void {
   res.writeHead(UNAUTHORIZED.status, UNAUTHORIZED.headers).end(UNAUTHORIZED.body);
 }
 
+/** A fastify onRequest hook answering UNAUTHORIZED to a request without `token`. */
+function tokenGuard(token: string): onRequestAsyncHookHandler {
+  return async (req, reply) => {
+    if (!carriesToken(req.headers.authorization, token)) return reply.code(UNAUTHORIZED.status).headers(UNAUTHORIZED.headers).send(UNAUTHORIZED.body);
+  };
+}
+
 /** GET /metrics on an existing fastify app (serving puts it on its REST port); with `token`, only for requests carrying it. */
 export function addMetricsRoute(app: FastifyInstance, registry: Registry, token?: string): void {
-  app.get("/metrics", { onRequest: token ? async (req, reply) => {
-    if (!carriesToken(req.headers.authorization, token)) return reply.code(UNAUTHORIZED.status).headers(UNAUTHORIZED.headers).send(UNAUTHORIZED.body);
-  } : [] }, async (_req, reply) => {
+  app.get("/metrics", { onRequest: token ? tokenGuard(token) : [] }, async (_req, reply) => {
     const { contentType, body } = await metricsReply(registry);
     return reply.header("content-type", contentType).send(body);
   });
@@ -85,9 +90,7 @@ export async function startMetricsServer(host: string, port: number, registry: R
     const app = Fastify({ serverFactory: timedServerFactory() });
     if (token) {
       // Before any route, a 404 included: without the token a caller learns nothing of what this port serves.
-      app.addHook("onRequest", async (req, reply) => {
-        if (!carriesToken(req.headers.authorization, token)) return reply.code(UNAUTHORIZED.status).headers(UNAUTHORIZED.headers).send(UNAUTHORIZED.body);
-      });
+      app.addHook("onRequest", tokenGuard(token));
     }
     addMetricsRoute(app, registry);
     routes(app);
