@@ -8,7 +8,8 @@ import { servingOfTestModel } from "../support/serving-process.js";
 /**
  * The bytes of Predict requests in flight are bounded across callers
  * (--max-inflight-request-mb), on a real serving process: with a budget of
- * 1 MiB and a 0.7 MiB request held by a 300 ms batch window, another
+ * 1 MiB and a 0.7 MiB request held by a 1 s batch window (long enough
+ * for a loaded CI machine to send the next two while it waits), another
  * 0.7 MiB request is refused at once, over gRPC and REST, naming the flag,
  * and counted; once answered the budget is free again; a request larger
  * than the whole budget is served when it is alone.
@@ -19,7 +20,7 @@ let client: grpc.Client;
 let close = async () => {};
 
 beforeAll(async () => {
-  ({ serving, client, close } = await servingOfTestModel("pangea-sec-inflight-", ["--max-inflight-request-mb", "1", "--batch-window-us", "300000"]));
+  ({ serving, client, close } = await servingOfTestModel("pangea-sec-inflight-", ["--max-inflight-request-mb", "1", "--batch-window-us", "1000000"]));
 });
 afterAll(() => close());
 
@@ -66,7 +67,7 @@ async function metric(name: string): Promise<number> {
 }
 
 async function until(what: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200 && !(await what()); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 1000 && !(await what()); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe("--max-inflight-request-mb", () => {
@@ -75,10 +76,9 @@ describe("--max-inflight-request-mb", () => {
     await until(async () => (await metric("pangea_serving_inflight_request_bytes")) > 0);
     expect(await metric("pangea_serving_inflight_request_bytes")).toBeGreaterThan(PAD);
 
-    const refused = await callGrpc(paddedPredict(PAD));
+    const [refused, rest] = await Promise.all([callGrpc(paddedPredict(PAD)), callRest(PAD)]);
     expect(refused.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(refused.details).toMatch(/^SERVING_ERR_OVERLOADED: 0\.7 MiB of requests are in flight; this one's 0\.7 MiB would pass --max-inflight-request-mb 1\.0 MiB; retry later$/);
-    const rest = await callRest(PAD);
     expect([rest.status, rest.retryAfter]).toEqual([503, "1"]);
     expect(rest.body.error).toMatch(/^SERVING_ERR_OVERLOADED: 0\.7 MiB of requests are in flight; this one's 0\.7 MiB would pass --max-inflight-request-mb 1\.0 MiB; retry later$/);
 
