@@ -243,16 +243,24 @@ export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAss
   }
 }
 
-/** Finds a length-delimited sub-message's name (field 1) and its feature payload (field `featureField`). */
+/**
+ * Finds a length-delimited sub-message's name (field 1) and its feature payload (field `featureField`). A second
+ * payload is refused: no writer of Examples repeats the field, but an ExampleBatch's feature list (the same fields)
+ * holds one per example, and taken as one Example it would silently be its last example alone.
+ */
 function namedFeature(r: WireReader, featureField: number): { name: string; feature: { start: number; end: number } | null } {
   let name = "";
   let feature: { start: number; end: number } | null = null;
+  let features = 0;
   while (!r.done()) {
     const t = r.tag();
     if (t >>> 3 === 1 && (t & 7) === WIRE_LEN) name = readName(r);
-    else if (t >>> 3 === featureField && (t & 7) === WIRE_LEN) feature = r.bytes();
-    else r.skip(t & 7);
+    else if (t >>> 3 === featureField && (t & 7) === WIRE_LEN) {
+      feature = r.bytes();
+      features++;
+    } else r.skip(t & 7);
   }
+  if (features > 1) throw new WireError(`named feature '${name}' holds ${features} features where an Example's holds one (as an ExampleBatch's feature list holds one per example)`);
   return { name, feature };
 }
 

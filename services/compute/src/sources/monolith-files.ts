@@ -5,18 +5,17 @@ import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
-import type { MessageKind, MonolithParsed } from "./monolith-records.js";
+import { decodesAs, type MessageKind, type MonolithParsed } from "./monolith-records.js";
 import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-records.js";
-import { SampleColumns, SampleError } from "./sample-columns.js";
+import { SampleColumns } from "./sample-columns.js";
 import { emptyDenseWarning, emptySlotsWarning } from "./slot-coverage.js";
 import { emptyFilesWarning } from "./data-paths.js";
 import { listDescription, type SourceDescription } from "./source.js";
 import type { FeatureList } from "@pangea/features";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
 
 export type { MessageKind };
 
@@ -234,7 +233,9 @@ class MonolithPass {
     this.offsets = [];
     const place = this.place;
     const where = `${path}: the records at ${place}s ${offsets[0]}..${offsets[offsets.length - 1]}`;
-    await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets, place));
+    // A file's first record, kept before the piece goes to a worker: if it does not decode, whether it is another message kind.
+    const first = offsets[0] === 0 ? bytes.slice(0, ends[0]) : null;
+    await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets, place, first));
   }
 
   /** A framing event, after the records before it. */
@@ -248,7 +249,7 @@ class MonolithPass {
    * has grown to chunkBytes (as decoding them here one by one would), and
    * its bad records given to the policy with their file offsets.
    */
-  private merge(r: MonolithParsed, path: string, offsets: number[], place: string): void {
+  private merge(r: MonolithParsed, path: string, offsets: number[], place: string, first: Uint8Array | null): void {
     const { columns, opts } = this;
     this.unconfiguredIds += r.unconfiguredIds;
     let sample = 0;
@@ -260,6 +261,11 @@ class MonolithPass {
         const hint = wire && offsets[i] === 0 && opts.framing.firstRecordHint ? ` (${opts.framing.firstRecordHint})` : "";
         const at = `: record at ${place} ${offsets[i]}`;
         const reason = `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`;
+        // A file of another message kind than --format says fails on every record: said as the flag to change, whatever --on-bad-record says.
+        const kind = wire && offsets[i] === 0 && first ? MESSAGE_KINDS.find((k) => k !== opts.message && decodesAs(k, first, opts.featureList)) : undefined;
+        if (kind) {
+          throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}${at}: not a valid ${opts.message}: ${r.errors[e]![1]}; it decodes as a Monolith ${kind}: read the file with --format ${kind}`);
+        }
         // A record before any sample was kept decodes but does not fit the feature list (a feature of another kind than
         // declared, too few labels): the list is the likelier culprit than the data (every record would follow), so it
         // is said as the feature list's problem, not as a record to skip.
@@ -285,23 +291,7 @@ class MonolithPass {
    * key, not a whole message with features: the first record's is checked.
    */
   private sortIdError(path: string, sortId: Uint8Array): Error | null {
-    if (sortId.length === 0) return null;
-    const scratch = new SampleAssembler(this.opts.featureList);
-    try {
-      if (this.opts.message === "examplebatch") {
-        let examples = 0;
-        decodeExampleBatch(sortId, 0, sortId.length, scratch, () => examples++);
-        if (examples === 0) return null;
-      } else {
-        scratch.reset();
-        if (this.opts.message === "instance") decodeInstance(sortId, 0, sortId.length, scratch);
-        else decodeExample(sortId, 0, sortId.length, scratch);
-        if (scratch.count + scratch.unconfiguredIds === 0 && scratch.labels.length === 0) return null;
-      }
-    } catch (err) {
-      if (err instanceof WireError || err instanceof SampleError) return null;
-      throw err;
-    }
+    if (sortId.length === 0 || !decodesAs(this.opts.message, sortId, this.opts.featureList)) return null;
     return ComputeErrors.create(
       "COMPUTE_ERR_BAD_CONFIG",
       `${path}: the first record's sort id (${sortId.length} bytes) is itself a whole ${this.opts.message}: the file's records carry no sort ids; read it with --sort-id false (reading on would lose every other record)`,
