@@ -249,6 +249,9 @@ describe("the pangea command as a new user meets it", () => {
   // A hostile input: a cell's list holding a list nested 5,000 deep (JSON.stringify of it for the message overflowed the stack).
   const deepInput = join(dirname(rawInput), "deep.json");
   writeFileSync(deepInput, `{"instances":[{"dense_features":[1,2],"feature_ids":[[${"[".repeat(5000)}${"]".repeat(5000)}]]}]}`);
+  // A key given twice: JSON.parse would predict the second list alone (serving's REST refuses the same body).
+  const twiceInput = join(dirname(rawInput), "twice.json");
+  writeFileSync(twiceInput, '{"instances":[{"dense_features":[1,2],"feature_ids":[1]}],"instances":[{"dense_features":[3,4],"feature_ids":[2]}]}');
   const longIdInput = join(dirname(rawInput), "long-id.json");
   writeFileSync(longIdInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: ["7".repeat(100_000)] }] }));
   // dense_features values that are no number: checked by the CLI as REST checks them (a list nested 100,000 deep had failed inside gRPC's serializer as INTERNAL).
@@ -302,6 +305,7 @@ describe("the pangea command as a new user meets it", () => {
     [["predict", "--input", bodyInput("misspelt", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], instancs: 1 })], 'pangea predict: invalid --input: unknown key "instancs" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name"'],
     [["predict", "--input", bodyInput("filter", { instances: [{ dense_features: [1, 2], feature_ids: [1] }], output_filter: ["x"] })], 'pangea predict: invalid --input: unknown key "output_filter" in the body; a predict body takes "instances" or "inputs", and optionally "signature_name" (output_filter is gRPC\'s; pangea predict answers every output)'],
     [["predict", "--input", bodyInput("row-list", { instances: [[1, 2]] })], "pangea predict: invalid --input: instance 0 must be an object of named inputs, got a list"],
+    [["predict", "--input", twiceInput], `pangea predict: invalid --input: ${twiceInput} gives "instances" twice in one object; JSON.parse would keep only the last: give each key once`],
     [["predict", "--input", validInput, "--timeout-ms", "86400001"], 'pangea predict: invalid --timeout-ms: expected at most 86400000 milliseconds (a day), got "86400001"'],
     [["predict", "--input", notUtf8], `pangea predict: invalid --input: ${notUtf8} is not UTF-8 text; JSON must be UTF-8`],
     [["run", "--heartbeat-ms", "3000000000"], `pangea run: invalid --heartbeat-ms: expected at most 2147483647 ms (about 24.8 days, Node's timer limit), got "3000000000"`],

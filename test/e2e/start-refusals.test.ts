@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -195,5 +195,26 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     const noSlots = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", mixed, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
       "--log-dir", join(tmp, "run-no-slots"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
     expect([noSlots.code, lastLine(noSlots.stderr)]).toEqual([2, "pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: slot 3's embedding dim 8 against 16 (checkpoint against job); give the job the data (and feature list, and the --slot-config) the checkpoint was trained with, or start it without the checkpoint"]);
+  }, 120_000);
+
+  it("a checkpoint whose dense parameters are not this build's architecture's (its params() changed since) is refused by a job restoring it and by pangea export, naming the first that differs", async () => {
+    // A wide-deep checkpoint of the built-in data's shape, its manifest listing the first two dense parameters swapped:
+    // what a definition that declares them in another order since sees (the values are stored flat, in that order).
+    const spec = validateSpec({ numDense: 13, numSlots: 26, embeddingDim: 16, architecture: architectureConfig("wide-deep", {}) });
+    const store = new EmbeddingStore(defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.5 }, 16), new Map(), 1);
+    const dir = saveCheckpoint(join(tmp, "changed-ckpt"), "changed-job", 5, spec, new DenseStore(spec, 1, 0.003), store, undefined, undefined, Array.from({ length: 26 }, (_, i) => i + 1));
+    const manifestPath = join(dir, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { denseParams: { name: string; shape: number[] }[] };
+    const [a, b] = manifest.denseParams as [{ name: string; shape: number[] }, { name: string; shape: number[] }];
+    expect(a.shape.join()).not.toBe(b.shape.join());
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, denseParams: [b, a, ...manifest.denseParams.slice(2)] }));
+    const shape = (p: { shape: number[] }) => `[${p.shape.join(", ")}]`;
+    const differs = `its dense parameter 0 is ${b.name} ${shape(b)}, where this build's wide-deep declares ${a.name} ${shape(a)}: the architecture's definition changed since the checkpoint was written`;
+    const run = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", dir, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+      "--log-dir", join(tmp, "run-changed"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
+    expect([run.code, lastLine(run.stderr)]).toEqual([2, `pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint's dense parameters are not this build's model's: ${differs}; continue it with the build that wrote it, or start the job without it`]);
+    const exported = await runNode(ENTRY.cli, ["export", "--checkpoint", dir, "--out", join(tmp, "changed-models")]);
+    expect([exported.code, lastLine(exported.stderr)]).toEqual([2, `pangea export: error ORCH_ERR_CHECKPOINT_MISMATCH: checkpoint ${dir}: ${differs}; export it with the build that wrote it`]);
+    expect(existsSync(join(tmp, "changed-models", "1"))).toBe(false);
   }, 120_000);
 });

@@ -39,3 +39,4 @@ export { JOB_LOCK_FILE, checkpointsIn, isCheckpoint, isJobDirectory, jobDirector
 export { CHECKPOINT_FORMAT, EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, SUPPORTED_EXPORT_SCHEMA_VERSIONS } from "./export-format.js";
 export type { ExportManifest } from "./export-format.js";
 export { RowLayout } from "./row-layout.js";
+export { storedParamsDifference } from "./stored-params.js";

@@ -74,7 +74,7 @@ describe("an architecture's forward pass is checked against the params it declar
     expect(problem(mlp2({ params }))).toBeNull();
     const standIn: ModelShape = { numDense: 1 << 20, numSlots: 32768, embeddingDim: 16 };
     expect(forwardShapeProblem(mlp2({ params }), standIn, {}, rows(standIn), true)).toBe(
-      "model mlp2's forward pass: linear: mlp.0.w is declared [1048992, 64], so its input must have 1048992 columns, but the concat of 2 values has 1572864 (on the stand-in input checked at start, 1,048,576 dense features and 32,768 slots, as wide as any data's: a param's shape must follow the shape params() is given, not a width written in for one data set)",
+      "model mlp2's forward pass: linear: mlp.0.w is declared [1048992, 64], so its input must have 1048992 columns, but the concat of 2 values has 1572864 (on the stand-in input checked at start, 1,048,576 dense features and 32,768 slots, no data's shape: a param's shape must follow the shape params() is given, not a width written in for one data set)",
     );
   });
 

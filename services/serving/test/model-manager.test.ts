@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,6 +125,40 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
     m.scan();
     expect(m.loadedVersions()).toEqual([2]);
     expect(m.versions("ctr", 5)[0]!.error).toMatch(new RegExp(`^model version 5 at ${join(base, "5")}: manifest says version 2, the directory 5: a version copied to another number keeps its own; remove ${join(base, "5")}, then write version 5 with pangea export (--checkpoint \\S+ --out ${base} )?--version 5`));
+  });
+
+  it("a version whose dense parameters are not this build's architecture's (renamed, reordered, reshaped, more or fewer) is refused naming the first that differs, not cut into the wrong tensors", () => {
+    const { base, m } = manager(8);
+    writeVersion(base, 1);
+    const params = denseParams(SPEC).map((p) => ({ name: p.name, shape: [...p.shape] }));
+    expect(params.length).toBeGreaterThan(1);
+    // What an architecture whose params() changed since the export sees: the same dense.f32 (checksums match), listed otherwise.
+    const listed = (v: number, list: unknown) => {
+      const dir = writeVersion(base, v);
+      const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Record<string, unknown>;
+      writeFileSync(join(dir, "manifest.json"), JSON.stringify({ ...manifest, denseParams: list }));
+    };
+    const [a, b] = params as [{ name: string; shape: number[] }, { name: string; shape: number[] }];
+    listed(2, [b, a, ...params.slice(2)]);
+    listed(3, [{ ...a, name: "renamed.w" }, ...params.slice(1)]);
+    listed(4, params.slice(0, -1));
+    listed(5, [...params, { name: "extra.w", shape: [1, 1] }]);
+    listed(6, [{ name: a.name, shape: [...a.shape].reverse().concat([1]) }, ...params.slice(1)]);
+    listed(7, "none");
+    m.scan();
+    expect(m.loadedVersions()).toEqual([1]);
+    const error = (v: number) => m.versions("ctr", v)[0]!.error.replace(/^model version \d+ at [^:]*: /, "");
+    const shape = (s: number[]) => `[${s.join(", ")}]`;
+    const last = params.at(-1)!;
+    const tail = ": the architecture's definition changed since this version was exported; serve it with the build that exported it";
+    expect([2, 3, 4, 5, 6, 7].map(error)).toEqual([
+      `its dense parameter 0 is ${b.name} ${shape(b.shape)}, where this build's dlrm declares ${a.name} ${shape(a.shape)}${tail}`,
+      `its dense parameter 0 is renamed.w ${shape(a.shape)}, where this build's dlrm declares ${a.name} ${shape(a.shape)}${tail}`,
+      `it lists ${params.length - 1} dense parameters, this build's dlrm declares ${params.length} (the first it lacks: ${last.name} ${shape(last.shape)})${tail}`,
+      `it lists ${params.length + 1} dense parameters, this build's dlrm declares ${params.length} (the first it has beyond them: extra.w [1, 1])${tail}`,
+      `its dense parameter 0 is ${a.name} ${shape([...a.shape].reverse().concat([1]))}, where this build's dlrm declares ${a.name} ${shape(a.shape)}${tail}`,
+      `it lists no dense parameters (denseParams), this build's dlrm declares ${params.length}${tail}`,
+    ]);
   });
 
   it("a version removed from disk is unloaded, and the next loadable one serves", () => {

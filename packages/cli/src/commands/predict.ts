@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { z } from "zod";
-import { address, notANumberProblem, parseConfig, positiveInt, printable, printableNames, readRegularFile, usageText, UsageError, type FlagTable } from "@pangea/kit";
+import { address, duplicateJsonKey, notANumberProblem, parseConfig, positiveInt, printable, printableNames, readRegularFile, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import { loadTfServingProtos, predictBodyProblem } from "@pangea/schema";
 import { CHANNEL_OPTIONS, channelCredentials, diagnoseConnection, isWrongPort, loadTransportSecurity, oneLineDetails, readBearerToken, remoteCode, trustOnlyCredentials } from "@pangea/rpc";
 import { ClusterError } from "../cluster-error.js";
@@ -173,6 +173,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`invalid --input: ${printable(c.input)} is not JSON: ${printable((err as Error).message, 160)}`);
   }
+  // As serving's REST refuses a body that does: JSON.parse keeps the last of two, and the first would not be predicted.
+  const twice = duplicateJsonKey(text);
+  if (twice !== null) throw new UsageError(`invalid --input: ${printable(c.input)} gives ${JSON.stringify(printable(twice, 80))} twice in one object; JSON.parse would keep only the last: give each key once`);
   const inputs = requestInputs(body);
   const meta = new grpc.Metadata();
   if (c.tokenFile) meta.set("authorization", `Bearer ${readBearerToken("invalid --token-file", c.tokenFile)}`);

@@ -148,7 +148,8 @@ export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, 
     const p = declared.get(name);
     if (!p) {
       const names = [...declared.keys()];
-      fail(`it reads param ${JSON.stringify(name)}, which params() does not declare (it declares ${names.slice(0, 8).join(", ")}${names.length > 8 ? `, ... (${names.length})` : names.length ? "" : "none"})`);
+      // A name, not a width: the stand-in's note would point away from the typo.
+      fail(`it reads param ${JSON.stringify(name)}, which params() does not declare (it declares ${names.slice(0, 8).join(", ")}${names.length > 8 ? `, ... (${names.length})` : names.length ? "" : "none"})`, false);
     }
     read.add(name);
     return { cols: p!.shape.at(-1)!, param: p!, what: `param ${name}` };
@@ -167,7 +168,7 @@ export function forwardShapeProblem(arch: Architecture<any>, shape: ModelShape, 
   } catch (err) {
     // The stand-in's widths are no data's: said so, or a width written in for the user's data reads as a mystery.
     const where = standIn
-      ? ` (on the stand-in input checked at start, ${shape.numDense.toLocaleString("en-US")} dense features and ${shape.numSlots.toLocaleString("en-US")} slots, as wide as any data's: a param's shape must follow the shape params() is given, not a width written in for one data set)`
+      ? ` (on the stand-in input checked at start, ${shape.numDense.toLocaleString("en-US")} dense features and ${shape.numSlots.toLocaleString("en-US")} slot${shape.numSlots === 1 ? "" : "s"}, no data's shape: a param's shape must follow the shape params() is given, not a width written in for one data set)`
       : "";
     if (err instanceof ForwardShapeError) return `model ${arch.name}'s forward pass: ${err.message}${err.ofWidths ? where : ""}`;
     // The architecture's own code failed on values it did not expect (shapes instead of tensors): where, for its author.

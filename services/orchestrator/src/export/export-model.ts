@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, type ExportManifest } from "@pangea/model";
+import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, storedParamsDifference, type ExportManifest } from "@pangea/model";
 import { makeDirs, sha256Hex } from "@pangea/kit";
 import { featureInputsMismatch, loadFeatureList } from "@pangea/features";
 import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
@@ -39,6 +39,10 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
   if (existsSync(dir)) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `export ${dir} already exists; versions are immutable, pick another`);
   const [merged] = reshard(shards, 1);
   const spec = first.model;
+  const changed = storedParamsDifference(first.denseParams, spec);
+  if (changed) {
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `checkpoint ${checkpointDir}: ${changed}: the architecture's definition changed since the checkpoint was written; export it with the build that wrote it`);
+  }
   const params = denseParams(spec);
   const files: Record<string, Buffer> = {};
   const flat = new Float32Array(params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0));

@@ -1,5 +1,5 @@
 import { printable, type Logger } from "@pangea/kit";
-import { featureListModelMismatch, specDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
+import { featureListModelMismatch, specDifference, storedParamsDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
 import { featureInputsMismatch, loadFeatureList, parseFeatureInputs } from "@pangea/features";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
@@ -170,6 +170,13 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",
       `the checkpoint holds another model than this job's: ${difference} (checkpoint against job); give the job the data (and feature list${slots}) the checkpoint was trained with, or start it without the checkpoint`,
+    );
+  }
+  const changed = storedParamsDifference(ck[0]!.manifest.denseParams, spec);
+  if (changed) {
+    throw OrchestratorErrors.create(
+      "ORCH_ERR_CHECKPOINT_MISMATCH",
+      `the checkpoint's dense parameters are not this build's model's: ${changed}: the architecture's definition changed since the checkpoint was written; continue it with the build that wrote it, or start the job without it`,
     );
   }
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";

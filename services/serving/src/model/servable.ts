@@ -1,7 +1,7 @@
 import { firstNonFinite, MAX_MANIFEST_BYTES, printable, readChecked, readRegularFile } from "@pangea/kit";
 import { randomUUID } from "node:crypto";
 import { dirname, join } from "node:path";
-import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
+import { EXPORT_FORMAT, RowLayout, SUPPORTED_EXPORT_SCHEMA_VERSIONS, denseParams, modelIdentity, storedParamsDifference, parseModelSpec, rowWidths, tasksOf, type ExportManifest, type ModelSpec, type TaskSpec } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import { RowTable, type RowTableView } from "./row-table.js";
 import { Scorer, type Examples } from "./scorer.js";
@@ -111,6 +111,8 @@ export class Servable {
       throw bad(`model: ${(err as Error).message}`);
     }
     if (!Array.isArray(m.slotIds) || m.slotIds.length !== spec.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${spec.numSlots} slots`);
+    const changed = storedParamsDifference(m.denseParams, spec);
+    if (changed) throw bad(`${changed}: the architecture's definition changed since this version was exported; serve it with the build that exported it`);
     const read = (name: string): Buffer => readChecked(dir, name, m.files, bad);
     const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
