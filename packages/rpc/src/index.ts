@@ -29,7 +29,7 @@ export {
 export type { BatchStreamClient, ParameterServerClient, ParameterSyncClient } from "./hot-path.js";
 export { orchestratorClient, ORCHESTRATOR_SERVICE_NAME } from "./control.js";
 export { announceReady, onShutdownSignal } from "./lifecycle.js";
-export { readBearerToken, MAX_TOKEN_LENGTH } from "./security/bearer-token.js";
+export { readBearerToken, bearerTokenIfGiven, MAX_TOKEN_LENGTH } from "./security/bearer-token.js";
 export { TrainerTokens, MAX_REVOKED, RevokedTokens, nonceOf, tokenIsForRank, ticketIsFor, sealBatchIds, batchIdsSealIsFor } from "./security/trainer-tokens.js";
 export { openDiscovery, withOrchestrator, parseTfConfig, tfConfigOrchestrator } from "./discovery/discovery.js";
 export type { Discovery, DiscoveryConfig, Role, TfConfig } from "./discovery/discovery.js";

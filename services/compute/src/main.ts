@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, readBearerToken, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
+import { BATCH_STREAM_SERVICE_NAME, announceReady, onShutdownSignal, bearerTokenIfGiven, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { openSource } from "./sources/open-source.js";
 import { BatchStreamHandler } from "./server/batch-stream.js";
@@ -20,7 +20,7 @@ runMain("pangea-compute", async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, "compute");
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const metricsToken = bearerTokenIfGiven("--metrics-token-file", config.metricsTokenFile);
   const log = createLogger("compute");
   reportInternalErrors(log);
   const source = await openSource(config, log);

@@ -1,6 +1,6 @@
 import { loadFeatureList } from "@pangea/features";
 import { UsageError, createLogger, runMain, unwritableDirReason, usageText, type LockLost } from "@pangea/kit";
-import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, readBearerToken, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
+import { ORCHESTRATOR_SERVICE_NAME, PARAMETER_SERVER_SERVICE_NAME, announceReady, onShutdownSignal, openDiscovery, bearerTokenIfGiven, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { FLAGS, loadConfig } from "./config.js";
 import { checkpointModelMismatch, checkpointOptimizerMismatch, checkpointSlotMismatch } from "./job/model-choice.js";
 import { Job, defaultSlotConfig } from "./job/job.js";
@@ -41,7 +41,7 @@ runMain("pangea-orchestrator", async () => {
   reportInternalErrors(log);
   // Read first, as every file a flag names: a bad one stops the process before it does anything (a shard serves no
   // /metrics, and is held to the same file).
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const metricsToken = bearerTokenIfGiven("--metrics-token-file", config.metricsTokenFile);
   const base = defaultSlotConfig(config, config.embeddingDim);
   const slotFile = config.slotConfig ? readSlotConfig(config.slotConfig) : null;
   const slots = slotFile ? slotConfigOver(slotFile, base) : { defaults: base, perSlot: new Map() };
@@ -117,7 +117,7 @@ runMain("pangea-orchestrator", async () => {
   if (completed) log.info({ step: finalStep, auc: completed.auc, logloss: completed.logloss }, "the job had completed; reporting its result");
   else if (completion) log.info({ completedAt: finalStep, steps: config.steps }, "the job had completed; --steps asks for more, so it trains on");
   // Read now, so an unreadable or malformed token stops the process before it joins a job.
-  const servingSyncToken = config.servingSyncTokenFile ? readBearerToken("--serving-sync-token-file", config.servingSyncTokenFile) : undefined;
+  const servingSyncToken = bearerTokenIfGiven("--serving-sync-token-file", config.servingSyncTokenFile);
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);

@@ -1,5 +1,5 @@
 import { createLogger, programName, runMain, usageText } from "@pangea/kit";
-import { PARAMETER_SYNC_SERVICE_NAME, announceReady, readBearerToken, onShutdownSignal, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
+import { PARAMETER_SYNC_SERVICE_NAME, announceReady, bearerTokenIfGiven, onShutdownSignal, openDiscovery, startServer, configureTransport, reportInternalErrors } from "@pangea/rpc";
 import { addParameterSync } from "./api/parameter-sync.js";
 import { AGENT_SERVICE, addAgentService } from "./api/agent-service.js";
 import { grpcServerMetrics, newRegistry } from "@pangea/observe";
@@ -22,9 +22,9 @@ runMain(PROGRAM, async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   const security = configureTransport(config, "serving");
-  const apiToken = config.apiTokenFile ? readBearerToken("--api-token-file", config.apiTokenFile) : undefined;
-  const syncToken = config.syncTokenFile ? readBearerToken("--sync-token-file", config.syncTokenFile) : undefined;
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const apiToken = bearerTokenIfGiven("--api-token-file", config.apiTokenFile);
+  const syncToken = bearerTokenIfGiven("--sync-token-file", config.syncTokenFile);
+  const metricsToken = bearerTokenIfGiven("--metrics-token-file", config.metricsTokenFile);
   const log = createLogger("serving");
   reportInternalErrors(log);
   const models = new ModelManager(config.modelName, config.modelBasePath, config.keepVersions, log);

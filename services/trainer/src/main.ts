@@ -1,5 +1,5 @@
 import { createLogger, runMain, usageText } from "@pangea/kit";
-import { announceReady, onShutdownSignal, readBearerToken, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
+import { announceReady, onShutdownSignal, bearerTokenIfGiven, openDiscovery, startServer, withOrchestrator, configureTransport } from "@pangea/rpc";
 import { RowLayout, modelSpecFromWire } from "@pangea/model";
 import { FLAGS, loadConfig, type TrainerConfig } from "./config.js";
 import { selectBackend } from "./backend/select-backend.js";
@@ -30,7 +30,7 @@ runMain("pangea-trainer", async () => {
   }
   // Certificates are read and checked before anything listens or connects: a bad --tls-dir stops the process at once.
   configureTransport(config, "trainer");
-  const metricsToken = config.metricsTokenFile ? readBearerToken("--metrics-token-file", config.metricsTokenFile) : undefined;
+  const metricsToken = bearerTokenIfGiven("--metrics-token-file", config.metricsTokenFile);
   const log = createLogger("trainer").child({ worker: config.workerId });
   const backend = await selectBackend(config.backend, config.blasThreads);
   log.info({ backend: backend.name, detail: backend.detail }, `TensorFlow.js backend: ${backend.name}`);

@@ -27,3 +27,8 @@ export function readBearerToken(flag: string, path: string): string {
   }
   return token;
 }
+
+/** The token of a flag's file when the flag was given (readBearerToken), else undefined: a service's optional tokens. */
+export function bearerTokenIfGiven(flag: string, path: string | undefined): string | undefined {
+  return path === undefined ? undefined : readBearerToken(flag, path);
+}
