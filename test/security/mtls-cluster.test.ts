@@ -102,6 +102,13 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
       const forged = await outcome(unary("orchestrator", call as typeof sharedClient.GetWork, { workerId: "trainer-0" }, 5_000));
       expect([name, forged.code]).toEqual([name, grpc.status.PERMISSION_DENIED]);
     }
+    // The job's status is for trainers and operators: a serving or compute certificate is refused.
+    for (const role of ["serving", "compute"]) {
+      const other = orchestratorClient(orch, as(role));
+      const read = await outcome(unary("orchestrator", other.GetJobStatus.bind(other), {}, 5_000));
+      expect([role, read.code]).toEqual([role, grpc.status.PERMISSION_DENIED]);
+      other.close();
+    }
     sharedClient.close();
 
     // A fake compute: a trainer certificate may not register one; a compute certificate may not replace the connected one.

@@ -20,7 +20,6 @@ import { RpcErrors } from "../errors.js";
 export type CallRule = readonly ServiceRole[] | "public" | "client";
 
 const WORKERS: readonly ServiceRole[] = ["trainer", "compute", "shard"];
-const ANY_ROLE: readonly ServiceRole[] = ["orchestrator", "shard", "compute", "trainer", "serving", "admin"];
 
 export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Record<string, CallRule>>({
   "/grpc.health.v1.Health/Check": "public",
@@ -34,7 +33,9 @@ export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Rec
   "/pangea.v1.Orchestrator/ReportBackend": ["trainer"],
   "/pangea.v1.Orchestrator/ReportEval": ["trainer"],
   "/pangea.v1.Orchestrator/ReportCheckpoint": ["shard"],
-  "/pangea.v1.Orchestrator/GetJobStatus": ANY_ROLE,
+  // The job's state for the trainers that follow it and for operators (pangea status, run, up); it names the job's data
+  // and checkpoint paths, which the other roles have no use for.
+  "/pangea.v1.Orchestrator/GetJobStatus": ["trainer", "admin"],
   // Parameter server (orchestrator and shards): trainers read and train; only an operator edits tables.
   "/pangea.v1.ParameterServer/Pull": ["trainer"],
   "/pangea.v1.ParameterServer/Push": ["trainer"],
