@@ -50,4 +50,18 @@ describe("a checkpoint's model against the job's", () => {
     expect(top({ topMlp: [32] })).toMatch(/this job's \(--top-mlp\) is \[32\]/);
     expect(top({ topMlp: [32], modelConfig: "b.json" })).toMatch(/this job's \(--top-mlp or --model-config\) is \[32\]/);
   });
+
+  it("names every hyper-parameter that differs, so one restart mends them all", () => {
+    const trained = spec(architectureFromFlags({ model: "dcn-v2", embeddingDim: 16 }));
+    Object.assign(trained.architecture, { lowRank: 8, crossLayers: 2 });
+    const job = architectureFromFlags({ model: "dcn-v2", embeddingDim: 16 });
+    expect(checkpointModelMismatch(trained, job, { embeddingDim: 16 })).toBe(
+      `has dcn-v2 crossLayers 2, lowRank 8, but this job's (the default, no --model-config) are crossLayers ${JSON.stringify(job.crossLayers)}, lowRank ${JSON.stringify(job.lowRank)}: it was trained with --model dcn-v2 and a --model-config of {"crossLayers":2,"lowRank":8}`,
+    );
+    // dlrm's two widths, one given by its flag: each source named once.
+    const dlrm = spec(architectureFromFlags({ model: "dlrm", embeddingDim: 16 }));
+    expect(checkpointModelMismatch(dlrm, { ...dlrm.architecture, bottomMlp: [32, 16], topMlp: [32] }, { embeddingDim: 16, topMlp: [32] })).toMatch(
+      /^has dlrm bottomMlp \[64,16\], topMlp \[64,32\], but this job's \(the default, no --bottom-mlp or --model-config; --top-mlp\) are bottomMlp \[32,16\], topMlp \[32\]: /,
+    );
+  });
 });

@@ -12,14 +12,17 @@ export function checkpointModelMismatch(saved: ModelSpec, architecture: Architec
   const was = saved.architecture;
   if (was.name !== architecture.name) return `holds model ${was.name}, but --model is ${architecture.name}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
   if (saved.embeddingDim !== embeddingDim) return `has embedding dim ${saved.embeddingDim}, but --embedding-dim is ${embeddingDim}`;
-  for (const key of new Set([...Object.keys(was), ...Object.keys(architecture)])) {
-    // Dropout is a training setting, not a parameter: a checkpoint restores under any rate.
-    if (key === "dropout") continue;
-    const a = JSON.stringify(was[key]);
-    const b = JSON.stringify(architecture[key]);
-    if (a !== b) return `has ${was.name} ${key} ${a}, but this job's (${givenBy(was.name, key, flags)}) is ${b}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
+  // Every hyper-parameter that differs, so one restart mends them all. Dropout is a training setting, not a parameter:
+  // a checkpoint restores under any rate.
+  const differ = [...new Set([...Object.keys(was), ...Object.keys(architecture)])].filter((key) => key !== "dropout" && JSON.stringify(was[key]) !== JSON.stringify(architecture[key]));
+  if (differ.length === 0) return null;
+  const by = [...new Set(differ.map((key) => givenBy(was.name, key, flags)))].join("; ");
+  if (differ.length === 1) {
+    const key = differ[0]!;
+    return `has ${was.name} ${key} ${JSON.stringify(was[key])}, but this job's (${by}) is ${JSON.stringify(architecture[key])}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
   }
-  return null;
+  const list = (config: ArchitectureConfig) => differ.map((key) => `${key} ${JSON.stringify(config[key])}`).join(", ");
+  return `has ${was.name} ${list(was)}, but this job's (${by}) are ${list(architecture)}: it was trained with ${modelFlagsOf(saved, embeddingDim)}`;
 }
 
 /**
