@@ -245,8 +245,9 @@ export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAss
 
 /**
  * Finds a length-delimited sub-message's name (field 1) and its feature payload (field `featureField`). A second
- * payload is refused: no writer of Examples repeats the field, but an ExampleBatch's feature list (the same fields)
- * holds one per example, and taken as one Example it would silently be its last example alone.
+ * payload is refused, not merged as protobuf merges a singular message field given twice: Monolith's writers give
+ * it once, but an ExampleBatch's feature list (the same fields) holds one per example, and taken as one Example it
+ * was silently its last example alone.
  */
 function namedFeature(r: WireReader, featureField: number): { name: string; feature: { start: number; end: number } | null } {
   let name = "";
@@ -260,7 +261,7 @@ function namedFeature(r: WireReader, featureField: number): { name: string; feat
       features++;
     } else r.skip(t & 7);
   }
-  if (features > 1) throw new WireError(`named feature '${name}' holds ${features} features where an Example's holds one (as an ExampleBatch's feature list holds one per example)`);
+  if (features > 1) throw new WireError(`named feature '${name}' holds ${features} features where an Example's holds one; an ExampleBatch's feature list holds one per example (--format examplebatch)`);
   return { name, feature };
 }
 

@@ -157,7 +157,7 @@ describe("ModelManager: --keep-versions counts versions that load", () => {
       `it lists ${params.length - 1} dense parameters, this build's dlrm declares ${params.length} (the first it lacks: ${last.name} ${shape(last.shape)})${tail}`,
       `it lists ${params.length + 1} dense parameters, this build's dlrm declares ${params.length} (the first it has beyond them: extra.w [1, 1])${tail}`,
       `its dense parameter 0 is ${a.name} ${shape([...a.shape].reverse().concat([1]))}, where this build's dlrm declares ${a.name} ${shape(a.shape)}${tail}`,
-      `it lists no dense parameters (denseParams), this build's dlrm declares ${params.length}${tail}`,
+      "its manifest's denseParams is no list of the dense parameters' names and shapes",
     ]);
   });
 

@@ -70,6 +70,8 @@ describe("ParameterSync refuses bad updates whole", () => {
     ["a NaN row", { ids: [1, 2], rows: Float32Array.of(9, 9, 9, Number.NaN), tombstones: [3] }, /rows: row 1 holds NaN/],
     ["an infinite row", { ids: [1], rows: Float32Array.of(Number.POSITIVE_INFINITY, 0), tombstones: [3] }, /rows: row 0 holds Infinity/],
     ["rows of the wrong width", { ids: [1, 2], rows: new Float32Array(6).fill(9), rowsShape: [2, 3], tombstones: [3] }, /rows \[2, 3\] do not match 2 ids \(4 values at their slots' row widths 2\)/],
+    // Another build whose architecture declares its params otherwise: the shapes agree, the names do not.
+    ["a dense weight under another name", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().map((d, i) => (i === 0 ? { ...d, name: "renamed.w" } : d)) }, /dense tensor 0 is "renamed\.w", where this serving's dlrm declares \S+ \(another build's model\?\)/],
     ["a dense weight of the wrong shape", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().map((d, i) => (i === 0 ? { shape: [d.data.length], data: d.data } : d)) }, /has shape \[\d+\], the model's is \[\d+, \d+\]/],
     ["a non-finite dense weight", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().map((d, i) => (i === 1 ? { shape: d.shape, data: d.data.map((x, k) => (k === 0 ? Number.NaN : x)) } : d)) }, /holds NaN at element 0/],
     ["too few dense tensors", { ids: [1], rows: Float32Array.of(9, 9), tombstones: [3], dense: goodDense().slice(1) }, /dense tensors, the model has/],

@@ -5,7 +5,7 @@ import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
-import { decodesAs, type MessageKind, type MonolithParsed } from "./monolith-records.js";
+import { decodesAs, otherKindOf, type MessageKind, type MonolithParsed } from "./monolith-records.js";
 import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
@@ -233,8 +233,8 @@ class MonolithPass {
     this.offsets = [];
     const place = this.place;
     const where = `${path}: the records at ${place}s ${offsets[0]}..${offsets[offsets.length - 1]}`;
-    // A file's first record, kept before the piece goes to a worker: if it does not decode, whether it is another message kind.
-    const first = offsets[0] === 0 ? bytes.slice(0, ends[0]) : null;
+    // A file's first two records, kept before the piece goes to a worker: if the first does not decode, whether the file is of another message kind.
+    const first = offsets[0] === 0 ? { first: bytes.slice(0, ends[0]), second: ends.length > 1 ? bytes.slice(ends[0], ends[1]) : null } : null;
     await this.steps.piece({ bytes, ends }, [bytes.buffer as ArrayBuffer, ends.buffer], where, (r: MonolithParsed) => this.merge(r, path, offsets, place, first));
   }
 
@@ -249,7 +249,7 @@ class MonolithPass {
    * has grown to chunkBytes (as decoding them here one by one would), and
    * its bad records given to the policy with their file offsets.
    */
-  private merge(r: MonolithParsed, path: string, offsets: number[], place: string, first: Uint8Array | null): void {
+  private merge(r: MonolithParsed, path: string, offsets: number[], place: string, first: { first: Uint8Array; second: Uint8Array | null } | null): void {
     const { columns, opts } = this;
     this.unconfiguredIds += r.unconfiguredIds;
     let sample = 0;
@@ -262,9 +262,11 @@ class MonolithPass {
         const at = `: record at ${place} ${offsets[i]}`;
         const reason = `not a valid ${opts.message}: ${r.errors[e]![1]}${hint}`;
         // A file of another message kind than --format says fails on every record: said as the flag to change, whatever --on-bad-record says.
-        const kind = wire && offsets[i] === 0 && first ? MESSAGE_KINDS.find((k) => k !== opts.message && decodesAs(k, first, opts.featureList)) : undefined;
+        const kind = wire && offsets[i] === 0 && first ? otherKindOf(opts.message, first.first, first.second, opts.featureList) : undefined;
         if (kind) {
-          throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}${at}: not a valid ${opts.message}: ${r.errors[e]![1]}; it decodes as a Monolith ${kind}: read the file with --format ${kind}`);
+          // --format is every file's: with others beside it, this one may be the odd one out.
+          const fix = opts.paths.length > 1 ? `--format is every --data file's: give files of one kind (--format ${kind} if all are)` : `read the file with --format ${kind}`;
+          throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}${at}: not a valid ${opts.message}: ${r.errors[e]![1]}; its records decode as Monolith ${kind} records: ${fix}`);
         }
         // A record before any sample was kept decodes but does not fit the feature list (a feature of another kind than
         // declared, too few labels): the list is the likelier culprit than the data (every record would follow), so it

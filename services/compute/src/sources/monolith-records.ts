@@ -62,10 +62,7 @@ export class MonolithDecoder {
   }
 }
 
-/**
- * Whether `bytes` decode as a whole `kind` holding at least one feature or label, read with the feature list: tells a
- * sort id that is itself a record, and a file of another message kind than --format says.
- */
+/** Whether `bytes` decode as a whole `kind` holding at least one feature or label, read with the feature list: tells a sort id that is itself a record. */
 export function decodesAs(kind: MessageKind, bytes: Uint8Array, list: FeatureList): boolean {
   const scratch = new SampleAssembler(list);
   try {
@@ -82,6 +79,31 @@ export function decodesAs(kind: MessageKind, bytes: Uint8Array, list: FeatureLis
     if (err instanceof WireError || err instanceof SampleError) return false;
     throw err;
   }
+}
+
+/**
+ * Whether `bytes` are a record of `kind` that trains: every sample it holds decodes and commits with its labels, as the
+ * parse would take it (not merely some ids: a record that fails as its own kind may still walk as another's fields).
+ */
+export function trainsAs(kind: MessageKind, bytes: Uint8Array, list: FeatureList): boolean {
+  const columns = new SampleColumns(list);
+  try {
+    decodeRecord(kind, bytes, new SampleAssembler(list), columns);
+    return columns.mark().samples > 0;
+  } catch (err) {
+    if (err instanceof WireError || err instanceof SampleError) return false;
+    throw err;
+  }
+}
+
+/**
+ * The message kind a file's first records are of, when it is not `given`: both its first two (one, if the file has
+ * one) fail as `given` and train as that kind, so a damaged or unlabelled first record among good ones stays a bad
+ * record. An ExampleBatch of one example trains as an Example too: the batch kind is named first.
+ */
+export function otherKindOf(given: MessageKind, first: Uint8Array, second: Uint8Array | null, list: FeatureList): MessageKind | undefined {
+  if (second && trainsAs(given, second, list)) return undefined;
+  return (["examplebatch", "example", "instance"] as const).find((k) => k !== given && trainsAs(k, first, list) && (!second || trainsAs(k, second, list)));
 }
 
 /** Decodes one record into `columns`: all of its samples, or (throwing WireError or SampleError) none. */

@@ -40,8 +40,9 @@ export function exportModel(checkpointDir: string, base: string, version?: numbe
   const [merged] = reshard(shards, 1);
   const spec = first.model;
   const changed = storedParamsDifference(first.denseParams, spec);
+  if (changed?.corrupt) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${checkpointDir}: ${changed.text}`);
   if (changed) {
-    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `checkpoint ${checkpointDir}: ${changed}: the architecture's definition changed since the checkpoint was written; export it with the build that wrote it`);
+    throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_MISMATCH", `checkpoint ${checkpointDir}: ${changed.text}: the architecture's definition changed since the checkpoint was written; export it with the build that wrote it`);
   }
   const params = denseParams(spec);
   const files: Record<string, Buffer> = {};

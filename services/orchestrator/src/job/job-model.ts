@@ -173,10 +173,11 @@ function restoreModel(config: JobConfig, { spec, dense, store }: JobModel, resum
     );
   }
   const changed = storedParamsDifference(ck[0]!.manifest.denseParams, spec);
+  if (changed?.corrupt) throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `the checkpoint: ${changed.text}`);
   if (changed) {
     throw OrchestratorErrors.create(
       "ORCH_ERR_CHECKPOINT_MISMATCH",
-      `the checkpoint's dense parameters are not this build's model's: ${changed}: the architecture's definition changed since the checkpoint was written; continue it with the build that wrote it, or start the job without it`,
+      `the checkpoint's dense parameters are not this build's model's: ${changed.text}: the architecture's definition changed since the checkpoint was written; continue it with the build that wrote it, or start the job without it`,
     );
   }
   const savedOptimizer = ck[0]!.manifest.denseOptimizer ?? "adam";

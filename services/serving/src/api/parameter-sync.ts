@@ -1,6 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Logger, PangeaError } from "@pangea/kit";
-import { firstNonFinite } from "@pangea/kit";
+import { firstNonFinite, printable } from "@pangea/kit";
 import { ParameterSyncService, toServiceError } from "@pangea/rpc";
 import { MessageType, decodeMessage, encodeMessage, readFloat32, readIdWords, type ParameterSyncUpdate } from "@pangea/schema";
 import { denseParams, parseModelSpec, specDifference } from "@pangea/model";
@@ -181,7 +181,11 @@ function checkUpdate(u: ParameterSyncUpdate, servable: Servable, sender: string)
     if (list.length !== params.length) throw bad(`${list.length} dense tensors, the model has ${params.length}`);
     for (let i = 0; i < list.length; i++) {
       const p = params[i]!;
-      const t = readFloat32(list.get(i), `parameter sync from ${sender}: ${p.name}`);
+      const tensor = list.get(i);
+      // By name as well as shape: a sender whose architecture declares its params otherwise (another build) would be
+      // cut into the wrong tensors even where the shapes happen to agree.
+      if (tensor.name !== p.name) throw bad(`dense tensor ${i} is ${JSON.stringify(printable(tensor.name, 80))}, where this serving's ${servable.spec.architecture.name} declares ${p.name} (another build's model?)`);
+      const t = readFloat32(tensor, `parameter sync from ${sender}: ${p.name}`);
       if (t.shape.join() !== p.shape.join()) throw bad(`${p.name} has shape [${t.shape.join(", ")}], the model's is [${p.shape.join(", ")}]`);
       const at = firstNonFinite(t.data);
       if (at >= 0) throw bad(`${p.name} holds ${t.data[at]} at element ${at}`);

@@ -112,7 +112,8 @@ export class Servable {
     }
     if (!Array.isArray(m.slotIds) || m.slotIds.length !== spec.numSlots) throw bad(`slot ids ${JSON.stringify(m.slotIds)} do not match the model's ${spec.numSlots} slots`);
     const changed = storedParamsDifference(m.denseParams, spec);
-    if (changed) throw bad(`${changed}: the architecture's definition changed since this version was exported; serve it with the build that exported it`);
+    if (changed?.corrupt) throw bad(changed.text);
+    if (changed) throw bad(`${changed.text}: the architecture's definition changed since this version was exported; serve it with the build that exported it`);
     const read = (name: string): Buffer => readChecked(dir, name, m.files, bad);
     const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const u32 = (b: Buffer) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
