@@ -67,7 +67,7 @@ export default defineConfig({
         // the unit tests its build took 297 s instead of 185: it is not mostly
         // waiting on the registries.)
         extends: true,
-        test: { name: "docker", include: DOCKER_TESTS, maxWorkers: 2, sequence: { groupOrder: 1 } },
+        test: { name: "docker", include: DOCKER_TESTS, maxWorkers: 1, sequence: { groupOrder: 3 } },
       },
     ],
   },
