@@ -5,7 +5,7 @@ import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
-import { decodesAs, otherKindOf, type MessageKind, type MonolithParsed } from "./monolith-records.js";
+import { otherKindOf, trainsAs, type MessageKind, type MonolithParsed } from "./monolith-records.js";
 import { openParser } from "./parse-pool.js";
 import { OrderedSteps } from "./ordered-steps.js";
 import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
@@ -293,7 +293,7 @@ class MonolithPass {
    * key, not a whole message with features: the first record's is checked.
    */
   private sortIdError(path: string, sortId: Uint8Array): Error | null {
-    if (sortId.length === 0 || !decodesAs(this.opts.message, sortId, this.opts.featureList)) return null;
+    if (sortId.length === 0 || !trainsAs(this.opts.message, sortId, this.opts.featureList)) return null;
     return ComputeErrors.create(
       "COMPUTE_ERR_BAD_CONFIG",
       `${path}: the first record's sort id (${sortId.length} bytes) is itself a whole ${this.opts.message}: the file's records carry no sort ids; read it with --sort-id false (reading on would lose every other record)`,

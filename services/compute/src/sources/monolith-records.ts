@@ -62,28 +62,10 @@ export class MonolithDecoder {
   }
 }
 
-/** Whether `bytes` decode as a whole `kind` holding at least one feature or label, read with the feature list: tells a sort id that is itself a record. */
-export function decodesAs(kind: MessageKind, bytes: Uint8Array, list: FeatureList): boolean {
-  const scratch = new SampleAssembler(list);
-  try {
-    if (kind === "examplebatch") {
-      let examples = 0;
-      decodeExampleBatch(bytes, 0, bytes.length, scratch, () => examples++);
-      return examples > 0;
-    }
-    scratch.reset();
-    if (kind === "instance") decodeInstance(bytes, 0, bytes.length, scratch);
-    else decodeExample(bytes, 0, bytes.length, scratch);
-    return scratch.count + scratch.unconfiguredIds > 0 || scratch.labels.length > 0;
-  } catch (err) {
-    if (err instanceof WireError || err instanceof SampleError) return false;
-    throw err;
-  }
-}
-
 /**
  * Whether `bytes` are a record of `kind` that trains: every sample it holds decodes and commits with its labels, as the
  * parse would take it (not merely some ids: a record that fails as its own kind may still walk as another's fields).
+ * Tells a sort id that is itself a record, and a file of another message kind than --format says.
  */
 export function trainsAs(kind: MessageKind, bytes: Uint8Array, list: FeatureList): boolean {
   const columns = new SampleColumns(list);
