@@ -206,7 +206,7 @@ describe("the pangea command as a new user meets it", () => {
       const r = await runNode(ENTRY.cli, [...args, "--log-dir", join(cwd, "logs")], { timeoutMs: 150_000, stopSignal: "SIGTERM", cwd });
       expect(r.code, r.stderr).toBe(1);
       const lines = r.stderr.trimEnd().split("\n");
-      expect(lines.at(-2)).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: cannot write checkpoint .*step-\d+: ENOSPC/);
+      expect(lines.at(-2), r.stderr).toMatch(/^pangea run: job failed: ORCH_ERR_CHECKPOINT_IO: cannot write checkpoint .*step-\d+: ENOSPC/);
       const jobDir = join(ckpt, "full");
       const steps = readdirSync(jobDir).filter((d) => /^step-\d+$/.test(d)).map((d) => Number(d.slice(5))).sort((a, b) => a - b);
       expect(lines.at(-1)).toBe(
