@@ -54,4 +54,24 @@ describe(`training from Kafka (${process.env.KAFKA_BROKERS ? "real broker" : "te
       expect(committed).toBe(BigInt(steps * 2 * batch));
     }
   });
+
+  it("a topic of Examples read with --format instance: the job fails naming the kind, and no offset is committed", async () => {
+    const examples = `${topic}-examples`;
+    const produced = await runNode(join(ROOT, "services/compute/dist/kafka-produce.js"), ["--brokers", brokers, "--topic", examples, "--records", "600", "--format", "example"]);
+    expect(produced.code, produced.stderr).toBe(0);
+    const list = join(tmp, "features-kinds.json");
+    writeFileSync(list, JSON.stringify(new SyntheticSource({ seed: 42, evalRecords: 0 }).featureListConfig("fid_v1")));
+    const r = await runNode(
+      ENTRY.cli,
+      ["run", "--steps", "4", "--batch-size", "64", "--format", "instance", "--feature-list", list, "--on-bad-record", "skip",
+        "--kafka-brokers", brokers, "--kafka-topic", examples, "--kafka-group", `${examples}-compute`, "--log-dir", join(tmp, "logs-kinds"), "--checkpoint-dir", join(tmp, "ckpt-kinds")],
+      { timeoutMs: 120_000 },
+    );
+    expect(r.code, r.stdout + r.stderr).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain(`topic ${examples}: its first messages (`);
+    expect(r.stdout + r.stderr).toContain("are not instance records but decode as Monolith example records: read the topic with --format example");
+    // The trainers stop at once (asking again cannot help), not after --compute-grace-ms of retries.
+    expect(r.stderr).toMatch(/^pangea run: job failed: trainer-\d exited with code 1: pangea-trainer: error TRAINER_ERR_REFUSED: batch stream from compute at [^ ]+: INVALID_ARGUMENT: COMPUTE_ERR_BAD_CONFIG: /m);
+    if (fixture) for (const p of [0, 1]) expect(fixture.committed(`${examples}-compute`, examples, p) ?? 0n).toBe(0n);
+  }, 150_000);
 });

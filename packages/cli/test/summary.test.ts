@@ -95,6 +95,9 @@ describe("a --resume the orchestrator refused", () => {
   it("says the job did not resume from the checkpoint, instead of 'resumed from step N'", () => {
     const refused = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: tasks", resumedFromStep: 60 }, 1);
     expect(refused.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, not resumed: the checkpoint at step 60 does not fit this job (see state)");
+    const unreadable = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_CORRUPT: the checkpoint: its denseParams are not a list", resumedFromStep: 60, step: 60, steps: 120 }, 1);
+    expect(unreadable.split("\n").find((l) => l.startsWith("  mode"))).toBe("  mode              sync, not resumed: the checkpoint at step 60 could not be read (see state)");
+    expect(unreadable.split("\n").find((l) => l.startsWith("  steps"))).toBe("  steps             none of 120 trained (the checkpoint, at step 60, was not resumed)");
     // The counts the status carries are the checkpoint's: this run trained nothing, lost no trainer.
     const carried = formatSummary({ ...status(evalOf()), state: "JOB_STATE_FAILED", error: "ORCH_ERR_CHECKPOINT_MISMATCH: cannot resume: other data", resumedFromStep: 20, step: 20, steps: 120, samples: 2560, batchesApplied: 40, reassignedBatches: 3, deadTrainers: 2 }, 1);
     const lines = carried.split("\n");

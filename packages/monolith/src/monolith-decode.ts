@@ -431,3 +431,22 @@ export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, 
   }
   return batchSize;
 }
+
+/** The three Monolith record kinds a file, topic or request carries. */
+export type MessageKind = "instance" | "example" | "examplebatch";
+
+/**
+ * Decodes one record of `kind`, calling `each` once per sample with `asm` filled: once for an Instance or an
+ * Example, once per example of an ExampleBatch (at most `maxExamples`). Throws the decoders' WireError, or what `each`
+ * throws; the samples a batch passed to `each` before its bad example are the caller's to drop.
+ */
+export function decodeRecordOfKind(kind: MessageKind, buf: Uint8Array, asm: SampleAssembler, each: (index: number) => void, maxExamples = MAX_EXAMPLE_BATCH): void {
+  if (kind === "examplebatch") {
+    decodeExampleBatch(buf, 0, buf.length, asm, each, maxExamples);
+    return;
+  }
+  asm.reset();
+  if (kind === "instance") decodeInstance(buf, 0, buf.length, asm);
+  else decodeExample(buf, 0, buf.length, asm);
+  each(0);
+}

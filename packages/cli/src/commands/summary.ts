@@ -48,8 +48,10 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
   // No trainer reported a backend: none joined, so the job had completed. One that did evaluated the final step's
   // checkpoint, which a run ended before completing (killed during its final evaluation) had left.
   const completedBefore = atFinalStep && !s.backend;
-  // --resume refused: the checkpoint holds another model or setup (the orchestrator's only source of this code), so nothing resumed.
-  const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH");
+  // --resume refused: the checkpoint holds another model or setup, or cannot be read (the orchestrator raises these two
+  // codes only while reading a checkpoint, at the start), so nothing resumed.
+  const unreadable = s.error.startsWith("ORCH_ERR_CHECKPOINT_CORRUPT");
+  const resumeRefused = resumed && s.state === "JOB_STATE_FAILED" && (unreadable || s.error.startsWith("ORCH_ERR_CHECKPOINT_MISMATCH"));
   // A job that ended before its first batch (a model the data cannot take, say): no rate or loss to print.
   // A refused resume trained nothing: the counts the status carries are the checkpoint's, not this run's.
   const untrained = (Number(s.samples) === 0 && !completedBefore) || resumeRefused;
@@ -64,7 +66,7 @@ export function formatSummary(s: JobStatus__Output, trainers: number, sync: Sync
     // A completed job reported again: no trainer ran, so none reported a backend.
     ...(completedBefore && !s.backend ? [] : [["backend", `${s.backend || "n/a"} on ${onTrainers} trainer${onTrainers === 1 ? "" : "s"}${trainerChanges(s, onTrainers, resumeRefused)}`] as [string, string]]),
     ...gone(s, stopped),
-    ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} does not fit this job (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
+    ["mode", `${s.mode || "sync"}${resumeRefused ? `, not resumed: the checkpoint at step ${s.resumedFromStep} ${unreadable ? "could not be read" : "does not fit this job"} (see state)` : resumed ? `, resumed from step ${s.resumedFromStep}` : ""}`],
     // An orchestrator older than the field sends none.
     ...(s.restoredFrom ? [["restored from", `${s.restoredFrom}; its parameters, this job's steps from 0`] as [string, string]] : []),
     ["steps", resumeRefused ? `none of ${s.steps} trained (the checkpoint, at step ${s.resumedFromStep}, was not resumed)` : `${s.step} of ${s.steps} (${int(s.samples)} samples)`],

@@ -2,12 +2,12 @@ import { Kafka, logLevel, type Consumer, type EachBatchPayload } from "kafkajs";
 import type { Logger } from "@pangea/kit";
 import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
-import type { MessageKind } from "./monolith-files.js";
+import { otherKindOf, type MessageKind } from "./monolith-records.js";
 import { OffsetTracker } from "./offset-tracker.js";
 import { RecordBlock, listDescription, type SourceDescription } from "./source.js";
 import { assertCellSizes, SampleError, sampleLabel } from "./sample-columns.js";
 import { slotNamesOf, type FeatureList } from "@pangea/features";
-import { decodeExample, decodeExampleBatch, decodeInstance, SampleAssembler, WireError } from "@pangea/monolith";
+import { decodeRecordOfKind, SampleAssembler, WireError } from "@pangea/monolith";
 
 export interface KafkaSourceOptions {
   brokers: string[];
@@ -61,6 +61,12 @@ export class KafkaSource {
   private wakeReader: (() => void) | null = null;
   private wakeConsumer: (() => void) | null = null;
   private failure: Error | null = null;
+  /**
+   * Messages that failed before any message decoded (at most two), held unfinished so that no commit passes them,
+   * until the kind the topic holds is settled (see holdUntilKindSettles).
+   */
+  private readonly held: { partition: number; offset: bigint; value: Buffer; reason: string }[] = [];
+  private kindSettled = false;
   committedRecords = 0;
   private readonly partitionLag = new Map<number, number>();
   redelivered = 0;
@@ -107,6 +113,8 @@ export class KafkaSource {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const tracker = this.tracker(batch.partition);
     for (const message of batch.messages) {
+      // Refused (a topic of another kind): nothing more is read, so nothing more is committed.
+      if (this.failure) return;
       while (this.queue.length >= this.opts.maxQueued) {
         await new Promise<void>((r) => {
           this.wakeConsumer = r;
@@ -118,7 +126,17 @@ export class KafkaSource {
       const offset = BigInt(message.offset);
       this.consumed++;
       // Decoding is synchronous, so no batch holding these records can be acknowledged before the tracker knows how many there are.
-      const records = this.decode(message.value ?? Buffer.alloc(0), batch.partition, offset);
+      let records: number;
+      try {
+        records = this.decode(message.value ?? Buffer.alloc(0), batch.partition, offset);
+      } catch (err) {
+        // A bad record under --on-bad-record fail ends the stream with its own error, at once: thrown to kafkajs it
+        // would be retried, and the stream could go idle and end as if the topic were read.
+        if (!ComputeErrors.is(err)) throw err;
+        this.failure = err;
+        this.wakeReader?.();
+        return;
+      }
       const point = tracker.received(offset, records);
       if (point !== null) this.commit(new Map([[batch.partition, point]]));
       resolveOffset(message.offset);
@@ -151,22 +169,65 @@ export class KafkaSource {
     };
     const queued = this.queue.length;
     try {
-      if (this.opts.message === "examplebatch") decodeExampleBatch(value, 0, value.length, asm, push);
-      else {
-        asm.reset();
-        if (this.opts.message === "instance") decodeInstance(value, 0, value.length, asm);
-        else decodeExample(value, 0, value.length, asm);
-        push();
-      }
+      decodeRecordOfKind(this.opts.message, value, asm, push);
     } catch (err) {
       if (!(err instanceof WireError || err instanceof SampleError)) throw err;
       // A message is taken whole or not at all: an ExampleBatch's examples queued before its bad one go too (decoding is synchronous, so they are still at the queue's end).
       this.queue.length = queued;
+      const reason = `not a valid ${this.opts.message}: ${err.message}`;
+      if (!this.kindSettled) return this.holdUntilKindSettles(partition, offset, value, reason);
       // A skipped message is done: its offset may be committed.
-      this.bad.record(`topic ${this.opts.topic} partition ${partition}`, ` offset ${offset}`, `not a valid ${this.opts.message}: ${err.message}`);
+      this.skip(partition, offset, reason);
+      return 0;
     }
+    if (!this.kindSettled) this.settleKind();
     this.wakeReader?.();
     return this.queue.length - queued;
+  }
+
+  private skip(partition: number, offset: bigint, reason: string): void {
+    this.bad.record(`topic ${this.opts.topic} partition ${partition}`, ` offset ${offset}`, reason);
+  }
+
+  /**
+   * A message that failed before any decoded: held (it counts as one record not yet done, so no commit passes it) when
+   * it trains as another kind, until a second message says which. Two that fail as --format and train as another kind
+   * refuse the job, as for files: read with the right --format, the group finds them still unread. Otherwise the held
+   * messages are bad records like any other.
+   */
+  private holdUntilKindSettles(partition: number, offset: bigint, value: Buffer, reason: string): number {
+    this.held.push({ partition, offset, value, reason });
+    const [first, second] = this.held;
+    const kind = otherKindOf(this.opts.message, first!.value, second?.value ?? null, this.opts.featureList);
+    if (!kind) {
+      // This one is not yet received by its partition's tracker: a bad record, done at once (0 records).
+      this.held.pop();
+      this.settleKind();
+      this.skip(partition, offset, reason);
+      return 0;
+    }
+    if (second) this.refuseKind(kind);
+    return 1;
+  }
+
+  private refuseKind(kind: MessageKind): void {
+    const at = this.held.map((h) => `partition ${h.partition} offset ${h.offset}`).join(" and ");
+    const given = this.opts.message;
+    const what = this.held.length === 1 ? `its only message (${at}) is not an ${given} record but decodes as a Monolith ${kind} record` : `its first messages (${at}) are not ${given} records but decode as Monolith ${kind} records`;
+    this.failure = ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `topic ${this.opts.topic}: ${what}: read the topic with --format ${kind} (no offset was committed past ${this.held.length === 1 ? "it" : "them"})`);
+    this.wakeReader?.();
+  }
+
+  /** A message decoded, or one that failed trains as no other kind: the held messages are bad records, done. */
+  private settleKind(): void {
+    this.kindSettled = true;
+    const points = new Map<number, bigint>();
+    for (const h of this.held.splice(0)) {
+      this.skip(h.partition, h.offset, h.reason);
+      const point = this.tracker(h.partition).complete(h.offset);
+      if (point !== null) points.set(h.partition, point);
+    }
+    this.commit(points);
   }
 
   /** One commit request for every partition whose commit point moved. */
@@ -195,7 +256,14 @@ export class KafkaSource {
         this.wakeConsumer?.();
         continue;
       }
-      if (Date.now() - lastProgress > this.opts.idleTimeoutMs) break;
+      if (Date.now() - lastProgress > this.opts.idleTimeoutMs) {
+        // The topic's one message trains as another kind (it was held, waiting for a second): refused as two would be.
+        if (taken.length === 0 && this.held.length === 1 && !this.kindSettled) {
+          this.refuseKind(otherKindOf(this.opts.message, this.held[0]!.value, null, this.opts.featureList)!);
+          throw this.failure!;
+        }
+        break;
+      }
       await new Promise<void>((r) => {
         this.wakeReader = r;
         setTimeout(r, 200);

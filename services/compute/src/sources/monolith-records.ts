@@ -1,8 +1,8 @@
 import { compileFeatureList, type FeatureList, type FeatureListConfig } from "@pangea/features";
-import { decodeExample, decodeExampleBatch, decodeInstance, FitError, SampleAssembler, WireError } from "@pangea/monolith";
+import { decodeRecordOfKind, FitError, SampleAssembler, WireError, type MessageKind } from "@pangea/monolith";
 import { SampleColumns, SampleError, type ColumnsPart } from "./sample-columns.js";
 
-export type MessageKind = "instance" | "example" | "examplebatch";
+export type { MessageKind };
 
 /**
  * Monolith records (the framed messages of a file) decoded into the record
@@ -90,25 +90,18 @@ export function otherKindOf(given: MessageKind, first: Uint8Array, second: Uint8
 
 /** Decodes one record into `columns`: all of its samples, or (throwing WireError or SampleError) none. */
 export function decodeRecord(message: MessageKind, bytes: Uint8Array, asm: SampleAssembler, columns: SampleColumns): void {
-  if (message === "examplebatch") {
-    // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
-    const mark = columns.mark();
-    let example = 0;
-    try {
-      decodeExampleBatch(bytes, 0, bytes.length, asm, () => {
-        columns.commit(asm);
-        example++;
-      });
-    } catch (err) {
-      columns.rollback(mark);
-      // Which of the batch's examples, so the record can be found.
-      if (err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
-      throw err;
-    }
-    return;
+  // A batch is taken whole or not at all, so a bad example cannot leave half a batch behind.
+  const mark = columns.mark();
+  let example = 0;
+  try {
+    decodeRecordOfKind(message, bytes, asm, () => {
+      columns.commit(asm);
+      example++;
+    });
+  } catch (err) {
+    columns.rollback(mark);
+    // Which of the batch's examples, so the record can be found.
+    if (message === "examplebatch" && err instanceof SampleError) throw new SampleError(`example ${example} of the batch ${err.message}`);
+    throw err;
   }
-  asm.reset();
-  if (message === "instance") decodeInstance(bytes, 0, bytes.length, asm);
-  else decodeExample(bytes, 0, bytes.length, asm);
-  columns.commit(asm);
 }

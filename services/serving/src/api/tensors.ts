@@ -6,7 +6,7 @@ import { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST, RaggedExamples } from "./ragged-
 import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { slotNamesOf, type FeatureList } from "@pangea/features";
-import { SampleAssembler, WireError, decodeExample, decodeExampleBatch, decodeInstance } from "@pangea/monolith";
+import { SampleAssembler, WireError, decodeRecordOfKind } from "@pangea/monolith";
 import { checkBatchSize } from "./batch-size.js";
 
 /**
@@ -302,13 +302,7 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
   const asm = new SampleAssembler(list);
   records.forEach((r, i) => {
     try {
-      if (name === INPUT_EXAMPLE_BATCH) decodeExampleBatch(r, 0, r.length, asm, () => out.take(asm), maxBatch);
-      else {
-        asm.reset();
-        if (name === INPUT_INSTANCES) decodeInstance(r, 0, r.length, asm);
-        else decodeExample(r, 0, r.length, asm);
-        out.take(asm);
-      }
+      decodeRecordOfKind(name === INPUT_EXAMPLE_BATCH ? "examplebatch" : name === INPUT_INSTANCES ? "instance" : "example", r, asm, () => out.take(asm), maxBatch);
     } catch (err) {
       if (err instanceof WireError) throw bad(`input ${name}, record ${i}: not a valid Monolith ${name === INPUT_INSTANCES ? "Instance" : name === INPUT_EXAMPLES ? "Example" : "ExampleBatch"}: ${err.message}`);
       throw err;
