@@ -16,7 +16,7 @@ import { docker, ensureEngine, run, skipDocker, type Ran } from "../support/dock
  */
 const skip = skipDocker;
 /** The job's steps: enough that it still runs when the test kills the orchestrator at its first checkpoint (step 50). */
-const STEPS = 1000;
+const STEPS = 500;
 
 const projectContainers = (project: string) => docker("ps", "-aq", "--filter", `label=com.docker.compose.project=${project}`).stdout.trim();
 const projectVolumes = (project: string) => docker("volume", "ls", "-q", "--filter", `label=com.docker.compose.project=${project}`).stdout.trim();

@@ -73,6 +73,18 @@ describe("container setup", () => {
     expect(text("orchestrator.yaml")).toMatch(/claimName: checkpoints/);
   });
 
+  it("each k8s pod mounts the TLS secret of its own role, and no other: a trainer's pod holds no other role's key", () => {
+    type Pod = { spec: { containers: { volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] } };
+    for (const role of ["orchestrator", "compute", "trainer", "serving"]) {
+      const docs = parseAllDocuments(readFileSync(join(ROOT, "infra/k8s", `${role}.yaml`), "utf8")).map((d) => d.toJS() as { kind: string; spec: { template: Pod } });
+      const pod = docs.find((d) => d.kind === "Deployment" || d.kind === "Job")!.spec.template;
+      const secrets = pod.spec.volumes.filter((v) => v.secret).map((v) => v.secret!.secretName);
+      expect(secrets, role).toEqual([`pangea-tls-${role}`]);
+      const tls = pod.spec.volumes.find((v) => v.secret)!.name;
+      expect(pod.spec.containers[0]!.volumeMounts.find((m) => m.name === tls)?.mountPath, role).toBe("/certs");
+    }
+  });
+
   it("the k8s pods serve /metrics on the port they declare and annotate, and serving loads the versions the orchestrator exports", () => {
     type Container = { args: string[]; ports: { name: string; containerPort: number }[]; volumeMounts: { name: string; mountPath: string }[] };
     type Pod = { metadata: { annotations?: Record<string, string> }; spec: { containers: Container[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string } }[] } };
