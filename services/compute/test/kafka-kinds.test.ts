@@ -101,4 +101,47 @@ describe("a Kafka topic read as another message kind", () => {
     const { error } = await drain(await open(again, "example", "fail"));
     expect(String(error)).toMatch(/partition 0 offset 0.*not a valid example/);
   });
+
+  it("a refused topic is not fetched again and again: compute stops reading it", async () => {
+    const topic = "kinds-stops-fetching";
+    // Messages after the two that decide: kafkajs hands them over again while they are not resolved.
+    await produce(topic, [0, 1, 2].map((b) => encodeExampleBatch(samples.slice(b * 32, b * 32 + 32))));
+    const source = await open(topic, "example", "skip");
+    try {
+      const error = await source.nextBatch(32, () => false).then(() => null, (e: unknown) => e);
+      expect(ComputeErrors.is(error, "COMPUTE_ERR_BAD_CONFIG"), String(error)).toBe(true);
+      const before = broker.fetches;
+      await new Promise((r) => setTimeout(r, 1000));
+      // kafkajs refetches unresolved messages at once unless the topic is paused (thousands a second).
+      expect(broker.fetches - before).toBeLessThan(20);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it("a held first message fetched again after a rebalance is held once: a stray message among good ones stays a bad record", async () => {
+    const topic = "kinds-rebalance";
+    await produce(topic, [encodeInstance(samples[0]!)]);
+    const source = await KafkaSource.open({
+      brokers: [broker.address], topic, groupId: `g-${topic}`, message: "example", featureList, onBadRecord: "skip", maxQueued: 1000, idleTimeoutMs: 6000,
+      log: createLogger("kafka-kinds", "silent"),
+    });
+    const waitFor = async (ok: () => boolean) => {
+      for (let t = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 50))) if (Date.now() - t > 10_000) throw new Error("timed out");
+    };
+    await waitFor(() => source.stats().consumed === 1);
+    // Another member joins the group (two jobs sharing the default group): the group rebalances, and the uncommitted
+    // held message is fetched again.
+    const other = kafka.consumer({ groupId: `g-${topic}` });
+    await other.connect();
+    await other.subscribe({ topic: "kinds-rebalance-other", fromBeginning: true });
+    await other.run({ eachMessage: async () => {} });
+    await new Promise((r) => setTimeout(r, 1500));
+    await produce(topic, samples.slice(1, 33).map(encodeExample));
+    const result = await drain(source);
+    await other.disconnect();
+    expect(result).toEqual({ samples: 32, error: null });
+    expect(broker.committed(`g-${topic}`, topic, 0)).toBe(33n);
+  });
 });
+

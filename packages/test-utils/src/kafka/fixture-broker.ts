@@ -226,6 +226,9 @@ export class KafkaFixtureBroker {
     return true;
   }
 
+  /** Fetch requests served (tests check that a consumer that stopped reading does not fetch on). */
+  fetches = 0;
+
   /** Committed offset of a group for a partition (tests inspect at-least-once behaviour). */
   committed(group: string, topic: string, partition: number): bigint | undefined {
     return this.groups.get(group)?.offsets.get(`${topic}/${partition}`);
@@ -421,6 +424,7 @@ export class KafkaFixtureBroker {
   }
 
   private async fetch(r: KafkaReader): Promise<Buffer> {
+    this.fetches++;
     r.int32();
     const maxWait = r.int32();
     r.int32();

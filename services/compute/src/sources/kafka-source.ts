@@ -110,6 +110,16 @@ export class KafkaSource {
     this.wakeReader?.();
   }
 
+  /**
+   * Ends the stream with `err` and stops reading: the messages from the one that ended it on are left unresolved and
+   * uncommitted, and the topic is paused, or kafkajs would fetch them again at once, again and again.
+   */
+  private stop(err: Error): void {
+    this.failure = err;
+    this.consumer.pause([{ topic: this.opts.topic }]);
+    this.wakeReader?.();
+  }
+
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const tracker = this.tracker(batch.partition);
     for (const message of batch.messages) {
@@ -124,6 +134,11 @@ export class KafkaSource {
         if (!isRunning() || isStale()) return;
       }
       const offset = BigInt(message.offset);
+      // Fetched again after a rebalance (held messages are not committed): it is held already, received once.
+      if (this.held.some((h) => h.partition === batch.partition && h.offset === offset)) {
+        resolveOffset(message.offset);
+        continue;
+      }
       this.consumed++;
       // Decoding is synchronous, so no batch holding these records can be acknowledged before the tracker knows how many there are.
       let records: number;
@@ -133,8 +148,7 @@ export class KafkaSource {
         // A bad record under --on-bad-record fail ends the stream with its own error, at once: thrown to kafkajs it
         // would be retried, and the stream could go idle and end as if the topic were read.
         if (!ComputeErrors.is(err)) throw err;
-        this.failure = err;
-        this.wakeReader?.();
+        this.stop(err);
         return;
       }
       const point = tracker.received(offset, records);
@@ -214,8 +228,7 @@ export class KafkaSource {
     const at = this.held.map((h) => `partition ${h.partition} offset ${h.offset}`).join(" and ");
     const given = this.opts.message;
     const what = this.held.length === 1 ? `its only message (${at}) is not an ${given} record but decodes as a Monolith ${kind} record` : `its first messages (${at}) are not ${given} records but decode as Monolith ${kind} records`;
-    this.failure = ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `topic ${this.opts.topic}: ${what}: read the topic with --format ${kind} (no offset was committed past ${this.held.length === 1 ? "it" : "them"})`);
-    this.wakeReader?.();
+    this.stop(ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `topic ${this.opts.topic}: ${what}: read the topic with --format ${kind} (no offset was committed past ${this.held.length === 1 ? "it" : "them"})`));
   }
 
   /** A message decoded, or one that failed trains as no other kind: the held messages are bad records, done. */
