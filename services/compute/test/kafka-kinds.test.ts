@@ -82,6 +82,24 @@ describe("a Kafka topic read as another message kind", () => {
     expect((error as Error).message).toMatch(/^topic kinds-one-batch: its only message \(partition 0 offset 0\) is not an instance record but decodes as a Monolith examplebatch record: read the topic with --format examplebatch \(no offset was committed past it\)$/);
   });
 
+  it.each([
+    ["a null value", null],
+    ["an empty value", new Uint8Array(0)],
+    ["a damaged batch", encodeExampleBatch(samples.slice(0, 32)).slice(0, 40)],
+  ] as const)("a topic of ExampleBatches read as Examples whose first message is %s: refused still, that message skipped", async (what, first) => {
+    const topic = `kinds-first-unusable-${what.replace(/ /g, "-")}`;
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [{ value: first === null ? null : Buffer.from(first) }, ...[1, 2].map((b) => ({ value: Buffer.from(encodeExampleBatch(samples.slice(b * 32, b * 32 + 32))) }))] });
+    await producer.disconnect();
+    const { error } = await drain(await open(topic, "example", "skip"));
+    expect((error as Error).message).toBe(
+      `topic ${topic}: its first messages (partition 0 offset 1 and partition 0 offset 2) are not example records but decode as Monolith examplebatch records: read the topic with --format examplebatch (no offset was committed past them)`,
+    );
+    // The unusable message is a bad record whatever the format: committed past, the two batches not.
+    expect(broker.committed(`g-${topic}`, topic, 0)).toBe(1n);
+  });
+
   it("a damaged first message among good ones is a bad record: skipped, and the offsets committed past it", async () => {
     const topic = "kinds-damaged-first";
     const first = encodeExampleBatch(samples.slice(0, 32)).slice(0, 40);

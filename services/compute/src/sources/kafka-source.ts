@@ -205,23 +205,30 @@ export class KafkaSource {
 
   /**
    * A message that failed before any decoded: held (it counts as one record not yet done, so no commit passes it) when
-   * it trains as another kind, until a second message says which. Two that fail as --format and train as another kind
-   * refuse the job, as for files: read with the right --format, the group finds them still unread. Otherwise the held
-   * messages are bad records like any other.
+   * it trains as another kind, until a second such message says which. Two that fail as --format and train as the same
+   * other kind refuse the job, as for files: read with the right --format, the group finds them still unread.
+   * Otherwise the held messages are bad records like any other. One that trains as no kind at all (empty, a null
+   * value, damaged) says nothing of the topic's kind: a bad record at once, and the kind stays to be settled.
    */
   private holdUntilKindSettles(partition: number, offset: bigint, value: Buffer, reason: string): number {
-    this.held.push({ partition, offset, value, reason });
-    const [first, second] = this.held;
-    const kind = otherKindOf(this.opts.message, first!.value, second?.value ?? null, this.opts.featureList);
-    if (!kind) {
-      // This one is not yet received by its partition's tracker: a bad record, done at once (0 records).
-      this.held.pop();
-      this.settleKind();
+    const { message: given, featureList } = this.opts;
+    if (!otherKindOf(given, value, null, featureList)) {
       this.skip(partition, offset, reason);
       return 0;
     }
-    if (second) this.refuseKind(kind);
-    return 1;
+    this.held.push({ partition, offset, value, reason });
+    const [first, second] = this.held;
+    if (!second) return 1;
+    const kind = otherKindOf(given, first!.value, second.value, featureList);
+    if (kind) {
+      this.refuseKind(kind);
+      return 1;
+    }
+    // Two other kinds: this one is not yet received by its partition's tracker, so it is a bad record done at once.
+    this.held.pop();
+    this.settleKind();
+    this.skip(partition, offset, reason);
+    return 0;
   }
 
   private refuseKind(kind: MessageKind): void {
@@ -231,7 +238,7 @@ export class KafkaSource {
     this.stop(ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `topic ${this.opts.topic}: ${what}: read the topic with --format ${kind} (no offset was committed past ${this.held.length === 1 ? "it" : "them"})`));
   }
 
-  /** A message decoded, or one that failed trains as no other kind: the held messages are bad records, done. */
+  /** A message decoded, or two that failed train as different kinds: the held messages are bad records, done. */
   private settleKind(): void {
     this.kindSettled = true;
     const points = new Map<number, bigint>();
