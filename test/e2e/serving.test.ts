@@ -487,7 +487,20 @@ describe("export and serving", () => {
     expect(await rest({ inputs: { examples: [{ b64: "YW Jj" }] } })).toEqual({ status: 400, body: { error: 'SERVING_ERR_BAD_INPUT: input examples, example 0: "b64" holds 5 characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)' } });
     await expect(call(predict, "Predict", strings("instances", [Uint8Array.of(0x0a, 0xff, 0xff)]))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: expect.stringContaining("input instances, record 0: not a valid Monolith Instance"),
+      details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input instances, record 0: not a valid Monolith Instance: [^;]+$/),
+    });
+    // A record of another kind than its input's: the error names the input it decodes as.
+    await expect(call(predict, "Predict", strings("examples", [encodeExampleBatch(samples)]))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input examples, record 0: not a valid Monolith Example: .+; it decodes as a Monolith ExampleBatch: send it as input example_batch$/),
+    });
+    await expect(call(predict, "Predict", strings("instances", [encodeExample(samples[0]!)]))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input instances, record 0: not a valid Monolith Instance: .+; it decodes as a Monolith Example: send it as input examples$/),
+    });
+    expect(await rest({ inputs: { example_batch: [b64(encodeInstance(samples[0]!))] } })).toEqual({
+      status: 400,
+      body: { error: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input example_batch, record 0: not a valid Monolith ExampleBatch: .+; it decodes as a Monolith Instance: send it as input instances$/) },
     });
     // Records are held to the limits training holds them to, and the request to the ids any input may carry.
     const [bag, one] = [...samples[0]!.ids.entries()][0]!;

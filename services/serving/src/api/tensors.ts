@@ -6,7 +6,7 @@ import { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST, RaggedExamples } from "./ragged-
 import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { slotNamesOf, type FeatureList } from "@pangea/features";
-import { SampleAssembler, WireError, decodeRecordOfKind } from "@pangea/monolith";
+import { SampleAssembler, WireError, decodeRecordOfKind, type MessageKind } from "@pangea/monolith";
 import { checkBatchSize } from "./batch-size.js";
 
 /**
@@ -40,6 +40,12 @@ export const INPUT_INSTANCES = "instances";
 export const INPUT_EXAMPLES = "examples";
 export const INPUT_EXAMPLE_BATCH = "example_batch";
 export const MONOLITH_INPUTS: readonly string[] = [INPUT_INSTANCES, INPUT_EXAMPLES, INPUT_EXAMPLE_BATCH];
+/** Each Monolith input's record kind, and the message's name. */
+const MONOLITH_KINDS: Record<string, { kind: MessageKind; message: string }> = {
+  [INPUT_INSTANCES]: { kind: "instance", message: "Instance" },
+  [INPUT_EXAMPLES]: { kind: "example", message: "Example" },
+  [INPUT_EXAMPLE_BATCH]: { kind: "examplebatch", message: "ExampleBatch" },
+};
 
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 
@@ -302,12 +308,29 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
   const asm = new SampleAssembler(list);
   records.forEach((r, i) => {
     try {
-      decodeRecordOfKind(name === INPUT_EXAMPLE_BATCH ? "examplebatch" : name === INPUT_INSTANCES ? "instance" : "example", r, asm, () => out.take(asm), maxBatch);
+      decodeRecordOfKind(MONOLITH_KINDS[name]!.kind, r, asm, () => out.take(asm), maxBatch);
     } catch (err) {
-      if (err instanceof WireError) throw bad(`input ${name}, record ${i}: not a valid Monolith ${name === INPUT_INSTANCES ? "Instance" : name === INPUT_EXAMPLES ? "Example" : "ExampleBatch"}: ${err.message}`);
-      throw err;
+      if (!(err instanceof WireError)) throw err;
+      const other = inputDecoding(r, name, list);
+      const hint = other ? `; it decodes as a Monolith ${MONOLITH_KINDS[other]!.message}: send it as input ${other}` : "";
+      throw bad(`input ${name}, record ${i}: not a valid Monolith ${MONOLITH_KINDS[name]!.message}: ${err.message}${hint}`);
     }
   });
   return out.finish();
+}
+
+/** The other Monolith input a record that failed as `name`'s kind decodes as (one example or more), if any. */
+function inputDecoding(record: Uint8Array, name: string, list: FeatureList): string | undefined {
+  return MONOLITH_INPUTS.find((other) => {
+    if (other === name) return false;
+    let examples = 0;
+    try {
+      decodeRecordOfKind(MONOLITH_KINDS[other]!.kind, record, new SampleAssembler(list), () => examples++);
+    } catch {
+      // Only a hint: whatever stops the decode (a wire error, a cell past its bounds) says it is not that kind.
+      return false;
+    }
+    return examples > 0;
+  });
 }
 
