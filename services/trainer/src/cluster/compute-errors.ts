@@ -4,7 +4,8 @@ import { TrainerErrors } from "../errors.js";
 
 /**
  * A batch stream's failure as the trainer treats it: DATA_LOSS means compute
- * cannot read the job's records (a damaged record cache), and
+ * cannot read the job's records (a damaged record cache, a Kafka message
+ * that is a bad record under --on-bad-record fail), and
  * COMPUTE_ERR_BAD_CONFIG that its source is read with the wrong options (a
  * Kafka topic of another message kind than --format); asking again cannot
  * mend either, so the trainer fails with compute's words at once. Anything
