@@ -22,9 +22,17 @@ export class SampleAssembler {
   /** Ids whose slot is not in the feature list: read, counted, not trained on. */
   unconfiguredIds = 0;
   private readonly scratch = new Uint32Array(2);
+  /** The sample each slot column and dense offset was last named in (a count of resets): one named twice is refused. */
+  private sample = 1;
+  private readonly slotNamed: Uint32Array;
+  private readonly denseNamed: Uint32Array;
+  /** The label field and the special features this sample gave (SPECIAL bits). */
+  private special = 0;
 
   constructor(readonly list: FeatureList) {
     this.dense = new Float32Array(list.numDense);
+    this.slotNamed = new Uint32Array(list.slotIds.length);
+    this.denseNamed = new Uint32Array(list.numDense);
   }
 
   reset(): void {
@@ -33,6 +41,38 @@ export class SampleAssembler {
     this.labels.length = 0;
     this.weight = 1;
     this.lineId = null;
+    this.special = 0;
+    if (++this.sample > 0xffffffff) {
+      this.sample = 1;
+      this.slotNamed.fill(0);
+      this.denseNamed.fill(0);
+    }
+  }
+
+  /**
+   * Notes that this sample names a feature. A second time is refused: protobuf would take both, a dense feature keeping
+   * its last value and a slot the ids of both, where Monolith's writers name each feature once. Names the feature
+   * list does not declare are not tracked (they are not read).
+   */
+  named(name: string, slot: { column: number } | undefined, dense: { offset: number } | undefined): void {
+    const bit = SPECIAL.get(name) ?? 0;
+    if (bit) {
+      if (this.special & bit) throw twice(name);
+      if (bit === LABEL_BIT && this.special & LABEL_FIELD) throw bothLabels();
+      this.special |= bit;
+      return;
+    }
+    const seen = slot ? this.slotNamed : dense ? this.denseNamed : null;
+    if (!seen) return;
+    const at = slot ? slot.column : dense!.offset;
+    if (seen[at] === this.sample) throw twice(name);
+    seen[at] = this.sample;
+  }
+
+  /** An Example's label field (101): refused beside a __LABEL__ feature, which would add its labels after these. */
+  labelField(): void {
+    if (this.special & LABEL_BIT) throw bothLabels();
+    this.special |= LABEL_FIELD;
   }
 
   private push(lo: number, hi: number, column: number): void {
@@ -78,6 +118,13 @@ export class SampleAssembler {
     else this.addV2(lo, hi);
   }
 }
+
+/** Monolith's named features that are not features (bits of SampleAssembler's special), and the label field's bit. */
+const SPECIAL = new Map<string, number>([[LABEL_FEATURE, 1], [WEIGHT_FEATURE, 2], [LINE_ID_FEATURE, 4]]);
+const LABEL_BIT = 1;
+const LABEL_FIELD = 8;
+const twice = (name: string) => new WireError(`feature '${shortName(name)}' is named twice in one example; Monolith's writers name each feature once (protobuf would keep both, a dense feature its last value)`);
+const bothLabels = () => new WireError(`the example gives labels both in its label field and in a '${LABEL_FEATURE}' feature; give them in one of the two`);
 
 /** What a feature's name maps to in the feature list. */
 function targetOf(list: FeatureList, name: string) {
@@ -144,6 +191,7 @@ function valueSinks(asm: SampleAssembler, name: string, slot: { column: number; 
 /** Decodes a monolith.io.proto.Feature (Example's and ExampleBatch's feature) of the given name into `asm`. */
 export function decodeExampleFeature(r: WireReader, name: string, asm: SampleAssembler): void {
   const { slot, dense } = targetOf(asm.list, name);
+  asm.named(name, slot, dense);
   const isLabel = name === LABEL_FEATURE;
   const isWeight = name === WEIGHT_FEATURE;
   const floats = new DenseWriter(asm, name, dense, isLabel);
@@ -279,6 +327,7 @@ export function decodeExample(buf: Uint8Array, start: number, end: number, asm: 
       const { start: s, end: e } = r.bytes();
       asm.lineId = buf.subarray(s, e);
     } else if (field === 101) {
+      asm.labelField();
       r.repeatedFloat(wt, (v) => asm.labels.push(v));
     } else if (field === 102) {
       if (wt !== WIRE_I32) throw new WireError(`instance_weight with wire type ${wt}`);
@@ -299,6 +348,7 @@ function decodeInstanceFeature(r: WireReader, asm: SampleAssembler): void {
   }
   r.pos = startPos;
   const { slot, dense } = targetOf(asm.list, name);
+  asm.named(name, slot, dense);
   const floats = new DenseWriter(asm, name, dense, false);
   const sink = valueSinks(asm, name, slot, dense ? floats : null);
   const onRaw = (start: number, end: number) => sink.raw(r.buf, start, end);
