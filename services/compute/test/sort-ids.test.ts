@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "@pangea/kit";
-import { encodeExample, encodeInstance } from "@pangea/monolith";
+import { encodeExample, encodeExampleBatch, encodeInstance } from "@pangea/monolith";
 import { SyntheticSource } from "../src/sources/synthetic.js";
 import { PB_FILE_DEFAULTS, encodePbRecords } from "../src/formats/pb-framing.js";
 import { loadConfig } from "../src/config.js";
@@ -71,6 +71,19 @@ describe("pb sort ids", () => {
       expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG"), String(err)).toBe(true);
       expect((err as Error).message).toBe(`${path}: its records carry sort ids (its first records frame as sort id, then record): read it with --sort-id true`);
     }
+  });
+
+  it("an Example file (with sort ids) read with --format examplebatch, whose default is no sort ids: named as Examples at once, not sent to --sort-id true first", async () => {
+    const path = write("examples-as-batches.pb", "example", true);
+    const err = await read(path, "examplebatch").then(() => null, (e: unknown) => e);
+    expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG"), String(err)).toBe(true);
+    expect((err as Error).message).toBe(`${path}: its records carry sort ids and decode as Monolith example records: read it with --format example`);
+    // Batches with sort ids read as Examples (--sort-id false): the batch kind, and the flag it then needs.
+    const batches = join(dir, "batches-with-sort-ids.pb");
+    const records = [0, 1, 2].map((b) => encodeExampleBatch(samples.slice(b * 4, b * 4 + 4)));
+    writeFileSync(batches, encodePbRecords(records, PB_FILE_DEFAULTS, records.map((_, i) => new TextEncoder().encode(`batch-${i}`))));
+    const asExamples = await read(batches, "example", ["--sort-id", "false"]).then(() => null, (e: unknown) => e);
+    expect((asExamples as Error).message).toBe(`${batches}: its records carry sort ids and decode as Monolith examplebatch records: read it with --format examplebatch --sort-id true`);
   });
 
   it("a file without sort ids whose first record is damaged is damage, not taken for sort ids (its records pair up read with them)", async () => {

@@ -22,6 +22,8 @@ export interface FrameFailure {
   resumeAt: number | null;
   /** Set when the bytes are not damage but a file the framing options do not fit: what to give instead. */
   wrongOptions?: string;
+  /** With wrongOptions: the file's first records (up to two) as the options it fits frame them, to check their kind. */
+  recordsAsFitted?: Uint8Array[];
   /** What to check when the failure is the framing's, not damage's (the options may not fit the file); a caller that knows the damage adds none. */
   hint?: string;
 }

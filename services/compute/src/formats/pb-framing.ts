@@ -63,20 +63,23 @@ export class PbFraming implements RecordFraming {
    * Such a file read without them loses all but a record or two to resyncs that each find nothing, which is no damage
    * to skip: it is refused whatever --on-bad-record says.
    */
-  private wrongOptions(data: Uint8Array, start: number, window: FrameWindow): string | undefined {
+  private wrongOptions(data: Uint8Array, start: number, window: FrameWindow): { wrongOptions: string; recordsAsFitted: Uint8Array[] } | undefined {
     const other = this.withSortIds;
     if (start !== 0 || !other) return undefined;
     let at = 0;
+    const records: Uint8Array[] = [];
     for (let k = 0; k < PLAUSIBLE_CHAIN && at < data.length; k++) {
       const f = other.frameAt(data, at, PLAUSIBLE_SORT_ID_BYTES, window);
-      if (f.kind !== "frame" || messageShapeError(data.subarray(f.body, f.body + f.size)) !== null) return undefined;
+      const record = f.kind === "frame" ? data.subarray(f.body, f.body + f.size) : null;
+      if (f.kind !== "frame" || messageShapeError(record!) !== null) return undefined;
       // Read with sort ids, a file without them pairs its records: every other one is taken for a sort id, and walks
       // as a message (the first may be the damaged one). A real sort id is a key: empty, or bytes that seldom do.
       if (k > 0 && f.sortIdSize > 0 && messageShapeError(data.subarray(f.sortIdAt, f.sortIdAt + f.sortIdSize)) === null) return undefined;
+      if (k < 2) records.push(record!);
       at = f.body + f.size;
     }
     if (at > data.length) return undefined;
-    return "its records carry sort ids (its first records frame as sort id, then record): read it with --sort-id true";
+    return { wrongOptions: "its records carry sort ids (its first records frame as sort id, then record): read it with --sort-id true", recordsAsFitted: records };
   }
 
   /**
@@ -114,7 +117,7 @@ export class PbFraming implements RecordFraming {
         if (cut) yield cut;
         else {
           if (held) yield held.event;
-          yield withFailure(r.event, { hint: f.kind === "bad" ? f.hint : undefined, wrongOptions: this.wrongOptions(data, start, window) });
+          yield withFailure(r.event, { hint: f.kind === "bad" ? f.hint : undefined, ...this.wrongOptions(data, start, window) });
         }
         held = null;
         if (r.resumeAt === null) return;
@@ -221,11 +224,12 @@ function cutShort(data: Uint8Array, held: HeldRecord, resumeAt: number | null): 
 }
 
 /** A resync's event with what the frame's failure adds: a hint, or (a file the options do not fit) what to give instead. */
-function withFailure(event: FrameEvent, extra: { hint?: string | undefined; wrongOptions?: string | undefined }): FrameEvent {
+function withFailure(event: FrameEvent, extra: { hint?: string | undefined; wrongOptions?: string | undefined; recordsAsFitted?: Uint8Array[] }): FrameEvent {
   if (event.kind !== "lost") return event;
   const failure = { ...event.failure };
   if (extra.hint) failure.hint = extra.hint;
   if (extra.wrongOptions) failure.wrongOptions = extra.wrongOptions;
+  if (extra.recordsAsFitted) failure.recordsAsFitted = extra.recordsAsFitted;
   return { kind: "lost", failure };
 }
 

@@ -4,6 +4,7 @@ import type { Compression } from "../formats/compression.js";
 import { ByteStream } from "../formats/byte-stream.js";
 import type { FileStamp } from "../formats/data-file.js";
 import { forEachFrame } from "../formats/streamed-frames.js";
+import { sortIdByDefault } from "../formats/pb-framing.js";
 import { cacheSizes, openOrBuild, parseSizes, passThreads, placeCache, type CacheWriter, type RecordCache } from "./record-cache.js";
 import { otherKindOf, trainsAs, type MessageKind, type MonolithParsed } from "./monolith-records.js";
 import { openParser } from "./parse-pool.js";
@@ -175,7 +176,12 @@ class MonolithPass {
       if (ev.kind === "lost") {
         const f = ev.failure;
         if (f.wrongOptions) {
-          const wrong = ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: ${f.wrongOptions}`);
+          // Framed as the options that fit, the records may be another kind's too (an Example file read as ExampleBatches
+          // loses its sort ids first): named at once, rather than after the next start.
+          const [first, second] = f.recordsAsFitted ?? [];
+          const kind = first ? otherKindOf(this.opts.message, first, second ?? null, this.opts.featureList) : undefined;
+          const fix = kind ? `its records carry sort ids and decode as Monolith ${kind} records: read it with --format ${kind}${sortIdByDefault(kind) ? "" : " --sort-id true"}` : f.wrongOptions;
+          const wrong = ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${path}: ${fix}`);
           return this.event(path, () => {
             throw wrong;
           });
