@@ -13,7 +13,7 @@ import { DEFAULT_MAX_MEMORY_MB } from "@pangea/service-flags";
 import type { RecordFraming } from "../formats/framing.js";
 import { BadRecords, type BadRecordPolicy, type FramingLoss } from "./bad-records.js";
 import { SampleColumns } from "./sample-columns.js";
-import { emptyDenseWarning, emptySlotsWarning } from "./slot-coverage.js";
+import { emptyDenseWarning, emptySlotsWarning, shortDenseWarning } from "./slot-coverage.js";
 import { emptyFilesWarning } from "./data-paths.js";
 import { listDescription, type SourceDescription } from "./source.js";
 import type { FeatureList } from "@pangea/features";
@@ -96,7 +96,8 @@ export class MonolithFilesSource extends CachedSource {
       const why = [skippedSummary, emptyFiles ?? ""].filter(Boolean).join("; ");
       throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable samples in ${opts.paths.join(", ")}${why ? ` (${why})` : ""}`);
     }
-    const warnings = [emptyFiles, empty, flat].filter((w): w is string => w !== null);
+    const short = shortDenseWarning(cache.index.denseNonzeroCounts, list, samples);
+    const warnings = [emptyFiles, empty, flat, short].filter((w): w is string => w !== null);
     const evalCount = Math.min(samples - 1, Math.round(samples * opts.evalFraction));
     return new MonolithFilesSource(cache, evalCount, {
       description: `Monolith ${opts.message} files (${opts.framing.name}) ${opts.paths.join(", ")}: ${samples} samples`,

@@ -6,7 +6,7 @@ import { ComputeErrors } from "../errors.js";
 import { BadRecords, type BadRecordPolicy } from "./bad-records.js";
 import { SampleColumns, SampleError } from "./sample-columns.js";
 import { cacheSizes, openOrBuild, placeCache } from "./record-cache.js";
-import { emptyDenseWarning, emptySlotsWarning } from "./slot-coverage.js";
+import { emptyDenseWarning, emptySlotsWarning, shortDenseWarning } from "./slot-coverage.js";
 import { closeSync, fstatSync, read, readSync } from "node:fs";
 import { openDataFile, type FileStamp } from "../formats/data-file.js";
 import { compressionFromMagic, hasParquetMagic } from "../formats/compression.js";
@@ -122,7 +122,8 @@ export class ParquetSource extends CachedSource {
     const flat = emptyDenseWarning(denseNonzeroCounts, list, records, "check that each one's column is named as in the files and holds values other than 0 and null");
     // Of the pass that ran now (a reused cache decodes nothing).
     const large = largeGroupsWarning(groupValues, wanted.length, memoryMb);
-    const warnings = [empty, flat, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
+    const short = shortDenseWarning(denseNonzeroCounts, list, records);
+    const warnings = [empty, flat, short, large, ...(cache.index.warnings ?? [])].filter((w) => w !== null);
     if (records === 0) throw ComputeErrors.create("COMPUTE_ERR_SOURCE", `no usable rows in ${opts.paths.join(", ")}${skippedSummary ? ` (${skippedSummary})` : ""}`);
     const evalCount = Math.min(records - 1, Math.round(records * opts.evalFraction));
     return new ParquetSource(cache, evalCount, {

@@ -43,3 +43,22 @@ export function emptyDenseWarning(nonzero: readonly number[] | undefined, list: 
   const several = empty.length > 1;
   return `dense feature${several ? "s" : ""} ${shown} of the feature list ${several ? "are" : "is"} 0 or missing in every one of the ${records} records read: ${several ? "they train" : "it trains"} on nothing; ${why}`;
 }
+
+/**
+ * The warning for dense features of several values whose last ones are 0 or missing in every record while the first
+ * are not: the feature list declares the feature larger than the records give it (a vector of 3 declared as 5 trains
+ * two inputs on nothing). Null when there are none or the counts are not known.
+ */
+export function shortDenseWarning(nonzero: readonly number[] | undefined, list: FeatureList, records: number): string | null {
+  if (!nonzero || nonzero.length !== list.numDense) return null;
+  const short: string[] = [];
+  for (const [name, d] of list.denseByName) {
+    const counts = nonzero.slice(d.offset, d.offset + d.size);
+    let given = d.size;
+    while (given > 0 && counts[given - 1] === 0) given--;
+    if (given > 0 && given < d.size) short.push(`'${name}' (${given + 1 < d.size ? `values ${given + 1} to ${d.size}` : `value ${d.size}`} of ${d.size})`);
+  }
+  if (short.length === 0) return null;
+  const shown = short.length > NAMED ? `${short.slice(0, NAMED).join(", ")} and ${short.length - NAMED} more` : short.join(", ");
+  return `dense feature${short.length > 1 ? "s" : ""} ${shown} of the feature list ${short.length > 1 ? "are" : "is"} 0 or missing there in every one of the ${records} records read: if the records give fewer values, the feature list's size is larger than theirs`;
+}
