@@ -173,4 +173,21 @@ describe("Checkpointer", () => {
     expect(ck.exportCheckpoint(ck.path)).toBe(first);
     expect(readdirSync(base)).toEqual(["1"]);
   });
+
+  it("a restarted job exporting the checkpoint an earlier run exported (killed in its final evaluation) gets that version, not a copy", () => {
+    const base = join(tempDir("pangea-export-unit-"), "models");
+    const { ck, s, content } = setup({ exportDir: base });
+    ck.maybeSave(true, 2, content(2));
+    expect(readdirSync(base)).toEqual(["1"]);
+    // The next run of the job (a new Checkpointer: nothing in memory) exports the same final checkpoint.
+    const again = new Checkpointer(s, recordingLog().log);
+    expect(again.exportCheckpoint(ck.path)).toBe(join(base, "1"));
+    expect(readdirSync(base)).toEqual(["1"]);
+    // Another checkpoint, or the same one with another feature list, is a new version.
+    const list = join(tempDir("pangea-export-list-"), "list.json");
+    writeFileSync(list, JSON.stringify({ slots: [{ name: "s0", slot: 0, type: "fid_v2" }], dense: [{ name: "d", size: 2 }] }));
+    const withList = new Checkpointer({ ...s, exportFeatureList: list }, recordingLog().log);
+    expect(withList.exportCheckpoint(ck.path)).toBe(join(base, "2"));
+    expect(new Checkpointer({ ...s, exportFeatureList: list }, recordingLog().log).exportCheckpoint(ck.path)).toBe(join(base, "2"));
+  });
 });

@@ -5,7 +5,7 @@ import { OrchestratorErrors } from "../errors.js";
 import type { ModelSpec } from "@pangea/model";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
 import type { DenseStore } from "../params/dense-store.js";
-import { exportModel, exportedVersions } from "../export/export-model.js";
+import { exportModel, exportedVersions, versionExportedFrom } from "../export/export-model.js";
 import { jobCheckpointDir, pruneCheckpoints, pruneRetiredShardParts, removeUnfinishedWrites, saveCheckpoint, type TrainingProgress } from "./checkpoint.js";
 import { protectedStep } from "./best-checkpoint.js";
 import { jobDirGone } from "./job-dir-gone.js";
@@ -156,6 +156,14 @@ export class Checkpointer {
     const before = this.exported.get(checkpoint);
     if (before) return before;
     try {
+      // Exported by this job's run before a restart: the same version.
+      const earlier = versionExportedFrom(base, checkpoint, this.s.exportFeatureList);
+      if (earlier) {
+        this.log.info({ path: earlier, checkpoint }, "model version already exported from this checkpoint");
+        this.exported.set(checkpoint, earlier);
+        this.lastExport = { dir: earlier, error: "" };
+        return earlier;
+      }
       const { dir } = exportModel(checkpoint, base, undefined, this.s.exportFeatureList);
       this.log.info({ path: dir, checkpoint }, "model version exported");
       this.exported.set(checkpoint, dir);

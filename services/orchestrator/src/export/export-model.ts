@@ -18,6 +18,35 @@ export function exportedVersions(base: string): number[] {
 }
 
 /**
+ * The version under `base` already exported from `checkpointDir` with the same feature list (or none), if any: a job
+ * restarted after its export (killed during its final evaluation, then resumed) exports the same checkpoint again,
+ * which is that version, not a copy of it under the next number.
+ */
+export function versionExportedFrom(base: string, checkpointDir: string, featureListPath?: string): string | null {
+  const checkpoint = resolve(checkpointDir);
+  let listSha: string | null = null;
+  for (const v of exportedVersions(base).reverse()) {
+    const dir = join(base, String(v));
+    let manifest: ExportManifest;
+    try {
+      manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as ExportManifest;
+    } catch {
+      continue;
+    }
+    if (manifest.source?.checkpoint !== checkpoint) continue;
+    const held = manifest.featureList ? manifest.files?.[manifest.featureList]?.sha256 : undefined;
+    if (!featureListPath) return held ? null : dir;
+    try {
+      listSha ??= sha256Hex(readFileSync(featureListPath));
+    } catch {
+      return null;
+    }
+    return held === listSha ? dir : null;
+  }
+  return null;
+}
+
+/**
  * Writes a servable model version from a checkpoint (every shard's rows
  * merged): `<base>/<version>/` with a manifest, the dense weights and one
  * ids/rows file pair per slot. Written into a temporary directory and
