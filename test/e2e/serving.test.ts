@@ -498,6 +498,15 @@ describe("export and serving", () => {
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input instances, record 0: not a valid Monolith Instance: .+; it decodes as a Monolith Example: send it as input examples$/),
     });
+    // An ExampleBatch saying it holds more examples than --max-batch is too large, as as many Examples are.
+    await expect(call(predict, "Predict", strings("example_batch", [Uint8Array.of(0x18, 0x88, 0x27)]))).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: expect.stringMatching(/^SERVING_ERR_TOO_LARGE: request carries 5000 examples; this server takes at most \d+ \(--max-batch\)$/),
+    });
+    expect(await rest({ inputs: { example_batch: b64(encodeExampleBatch(samples)) } })).toEqual({
+      status: 400,
+      body: { error: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input example_batch must be a list with one entry, the serialized ExampleBatch as \{"b64": "<base64>"\}, got /) },
+    });
     expect(await rest({ inputs: { example_batch: [b64(encodeInstance(samples[0]!))] } })).toEqual({
       status: 400,
       body: { error: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input example_batch, record 0: not a valid Monolith ExampleBatch: .+; it decodes as a Monolith Instance: send it as input instances$/) },

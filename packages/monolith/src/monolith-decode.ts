@@ -1,5 +1,5 @@
 import { hashedIdV2, int64IdV2, isValidV2, normalizeCount, slotOfV2, v1HiToV2Hi, type FeatureList, type SlotKind } from "@pangea/features";
-import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, WireError, FitError, WireReader } from "./protowire.js";
+import { WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, BatchSizeError, WireError, FitError, WireReader } from "./protowire.js";
 
 /** Names Monolith gives to the label, line id and weight when they travel as named features. */
 export const LABEL_FEATURE = "__LABEL__";
@@ -464,7 +464,7 @@ export function decodeExampleBatch(buf: Uint8Array, start: number, end: number, 
       batchSize = r.varint32();
     } else r.skip(wt);
   }
-  if (batchSize > maxExamples) throw new WireError(`batch_size ${batchSize} is above the limit of ${maxExamples} examples per ExampleBatch`);
+  if (batchSize > maxExamples) throw new BatchSizeError(batchSize, maxExamples);
   for (const l of lists) {
     const need = l.shared ? 1 : batchSize;
     if (l.features.length !== need) {

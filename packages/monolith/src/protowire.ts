@@ -9,6 +9,16 @@ export class WireError extends Error {}
 /** A well-formed message whose values do not fit the feature list (a feature of another kind than declared): says nothing of the framing. */
 export class FitError extends WireError {}
 
+/** An ExampleBatch whose batch_size is above the examples its reader takes: a request too large, not a malformed one, to serving. */
+export class BatchSizeError extends WireError {
+  constructor(
+    readonly batchSize: number,
+    readonly limit: number,
+  ) {
+    super(`batch_size ${batchSize} is above the limit of ${limit} examples per ExampleBatch`);
+  }
+}
+
 export const WIRE_VARINT = 0;
 export const WIRE_I64 = 1;
 export const WIRE_LEN = 2;

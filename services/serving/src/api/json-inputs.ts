@@ -4,7 +4,7 @@ import { predictBodyProblem } from "@pangea/schema";
 import { ServingErrors } from "../errors.js";
 import type { Examples, Servable } from "../model/servable.js";
 import type { RawColumn } from "./raw-features.js";
-import { INPUT_DENSE, INPUT_IDS, INPUT_LENGTHS, MONOLITH_INPUTS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
+import { INPUT_DENSE, INPUT_EXAMPLE_BATCH, INPUT_IDS, INPUT_LENGTHS, MONOLITH_INPUTS, examplesFrom, examplesFromRaw, type TensorProtoMsg } from "./tensors.js";
 import { checkBatchSize } from "./batch-size.js";
 
 type Json = Record<string, unknown>;
@@ -96,12 +96,12 @@ function jsonInputNames(body: Json): string[] {
  * values (a row for dense_values and slot_values), anything else its one
  * value; an input a row leaves out has none there.
  */
-function rawColumnFromJson(body: Json, name: string): RawColumn {
+function rawColumnFromJson(body: Json, name: string, entries = "one entry per example"): RawColumn {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
   const valuesOf = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   if (body.inputs && typeof body.inputs === "object") {
     const col = (body.inputs as Json)[name];
-    if (!Array.isArray(col)) throw bad(`input ${name} must be a list with one entry per example, got ${kindOf(col)}`);
+    if (!Array.isArray(col)) throw bad(`input ${name} must be a list with ${entries}, got ${kindOf(col)}`);
     return col.map(valuesOf);
   }
   // examplesFromJson checked the body's shape: instances, a list of objects.
@@ -118,7 +118,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  */
 function monolithTensorFromJson(body: Json, name: string): TensorProtoMsg {
   const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
-  const records = rawColumnFromJson(body, name).map((values, e) => {
+  // An ExampleBatch is one record however many examples it holds.
+  const entries = name === INPUT_EXAMPLE_BATCH ? 'one entry, the serialized ExampleBatch as {"b64": "<base64>"}' : 'one entry per example, each a serialized record as {"b64": "<base64>"}';
+  const records = rawColumnFromJson(body, name, entries).map((values, e) => {
     const v = values.length === 1 ? values[0] : undefined;
     const text = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 ? (v as Json).b64 : undefined;
     if (typeof text !== "string") throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);

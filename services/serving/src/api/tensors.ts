@@ -6,7 +6,7 @@ import { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST, RaggedExamples } from "./ragged-
 import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { slotNamesOf, type FeatureList } from "@pangea/features";
-import { SampleAssembler, WireError, decodeRecordOfKind, type MessageKind } from "@pangea/monolith";
+import { BatchSizeError, SampleAssembler, WireError, decodeRecordOfKind, type MessageKind } from "@pangea/monolith";
 import { checkBatchSize } from "./batch-size.js";
 
 /**
@@ -311,6 +311,8 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
       decodeRecordOfKind(MONOLITH_KINDS[name]!.kind, r, asm, () => out.take(asm), maxBatch);
     } catch (err) {
       if (!(err instanceof WireError)) throw err;
+      // More examples than --max-batch: too large (RESOURCE_EXHAUSTED, 413), as the same examples as Examples are.
+      if (err instanceof BatchSizeError) checkBatchSize(err.batchSize, maxBatch);
       const other = inputDecoding(r, name, list);
       const hint = other ? `; it decodes as a Monolith ${MONOLITH_KINDS[other]!.message}: send it as input ${other}` : "";
       throw bad(`input ${name}, record ${i}: not a valid Monolith ${MONOLITH_KINDS[name]!.message}: ${err.message}${hint}`);
