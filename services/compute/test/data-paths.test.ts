@@ -302,4 +302,22 @@ describe("what --data refuses besides", () => {
     writeFileSync(list, JSON.stringify({ ...synthetic.featureListConfig("bytes"), groupSlot: 1 }));
     await expect(open(["--data", all, "--format", "criteo", "--feature-list", list])).rejects.toThrow(/takes no groupSlot from --feature-list .* \(only its slots. dims and pooling\); GAUC needs Parquet or Monolith files$/);
   });
+
+  it("a data directory that also holds the --feature-list is refused naming it, not read as records", async () => {
+    const both = join(dir, "with-list");
+    mkdirSync(both);
+    const records = Array.from({ length: 20 }, (_, i) => encodeExample(synthetic.plainSample("train", i)));
+    writeFileSync(join(both, "day_0.pb"), encodePbRecords(records, PB_FILE_DEFAULTS, records.map((_, i) => new TextEncoder().encode(`k${i}`))));
+    const list = join(both, "fl.json");
+    writeFileSync(list, JSON.stringify(synthetic.featureListConfig("fid_v2")));
+    for (const flag of ["--data", "--eval-data"]) {
+      const args = flag === "--data" ? ["--data", both] : ["--data", join(both, "day_0.pb"), "--eval-data", both];
+      const err = await open([...args, "--format", "example", "--feature-list", list]).then(() => null, (e: unknown) => e);
+      expect(ComputeErrors.is(err, "COMPUTE_ERR_BAD_CONFIG"), String(err)).toBe(true);
+      expect((err as Error).message).toBe(`${flag} names ${list}, the --feature-list: it is no data file; move it out of the data's directory, or name the data files alone`);
+    }
+    // Named alone, the data file reads.
+    expect((await open(["--data", join(both, "day_0.pb"), "--format", "example", "--feature-list", list, "--eval-fraction", "0"])).info.trainRecords).toBe(20);
+  });
 });
+

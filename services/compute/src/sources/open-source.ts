@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { existsSync } from "node:fs";
 import type { ComputeConfig } from "../config.js";
 import { ComputeErrors } from "../errors.js";
 import { PbFraming, sortIdByDefault } from "../formats/pb-framing.js";
@@ -51,11 +52,13 @@ export async function openSource(c: ComputeConfig, log: Logger): Promise<BatchSo
   // Directories whose subdirectories are not read: said with the job's data warnings.
   const notes: string[] = [];
   const data = expandDataPaths(c.data, "--data", notes);
+  refuseListAsData(c.featureList, data, "--data");
   // Sampled before the pass: files rewritten while it reads them then differ from the sample the next start takes.
   const sample = contentSample(data);
   if (!c.evalData) return withDataNotes(await openFiles(c, data, c.evalFraction, c.featureList ? readFeatureList(c.featureList) : null), notes, sample);
   // Held-out files: every record of --data trains, every record of --eval-data evaluates.
   const heldPaths = expandDataPaths(c.evalData, "--eval-data", notes);
+  refuseListAsData(c.featureList, heldPaths, "--eval-data");
   const shared = sharedFiles(data, heldPaths);
   if (shared.length) {
     const { inA, inB } = shared[0]!;
@@ -130,4 +133,14 @@ function readFeatureList(path: string): FeatureList {
     throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `--feature-list ${path} declares no dense feature; every model takes at least one (a feature_list.conf declares slots only: the JSON form declares "dense")`);
   }
   return list;
+}
+
+/**
+ * The feature list among the data files (a directory given to --data that holds it too): it would be read as records,
+ * and fail as framing that does not fit, far from the cause. Refused naming it.
+ */
+function refuseListAsData(featureList: string | undefined, files: readonly string[], flag: string): void {
+  if (!featureList || !existsSync(featureList)) return;
+  const shared = sharedFiles(files, [featureList]);
+  if (shared.length) throw ComputeErrors.create("COMPUTE_ERR_BAD_CONFIG", `${flag} names ${shared[0]!.inA}, the --feature-list: it is no data file; move it out of the data's directory, or name the data files alone`);
 }
