@@ -189,5 +189,11 @@ describe("Checkpointer", () => {
     const withList = new Checkpointer({ ...s, exportFeatureList: list }, recordingLog().log);
     expect(withList.exportCheckpoint(ck.path)).toBe(join(base, "2"));
     expect(new Checkpointer({ ...s, exportFeatureList: list }, recordingLog().log).exportCheckpoint(ck.path)).toBe(join(base, "2"));
+    // A new job of the same id writes other weights under the same path: a new version, not the old job's.
+    const next = setup({ exportDir: base, checkpointDir: s.checkpointDir });
+    next.content(2)().dense.values[0]![0] = 7;
+    next.ck.maybeSave(true, 2, next.content(2));
+    expect(next.ck.path).toBe(ck.path);
+    expect(readdirSync(base).sort()).toEqual(["1", "2", "3"]);
   });
 });

@@ -24,6 +24,15 @@ export function exportedVersions(base: string): number[] {
  */
 export function versionExportedFrom(base: string, checkpointDir: string, featureListPath?: string): string | null {
   const checkpoint = resolve(checkpointDir);
+  // The dense weights' digest ties a version to the checkpoint's contents, not its path alone: a new job of the same
+  // id and directory writes other weights under the same path.
+  let denseSha: string | undefined;
+  try {
+    denseSha = (JSON.parse(readFileSync(join(checkpointDir, "manifest.json"), "utf8")) as { files?: Record<string, { sha256?: string }> }).files?.["dense.f32"]?.sha256;
+  } catch {
+    return null;
+  }
+  if (!denseSha) return null;
   let listSha: string | null = null;
   for (const v of exportedVersions(base).reverse()) {
     const dir = join(base, String(v));
@@ -33,7 +42,7 @@ export function versionExportedFrom(base: string, checkpointDir: string, feature
     } catch {
       continue;
     }
-    if (manifest.source?.checkpoint !== checkpoint) continue;
+    if (manifest.source?.checkpoint !== checkpoint || manifest.files?.["dense.f32"]?.sha256 !== denseSha) continue;
     const held = manifest.featureList ? manifest.files?.[manifest.featureList]?.sha256 : undefined;
     if (!featureListPath) return held ? null : dir;
     try {
