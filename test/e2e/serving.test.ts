@@ -489,6 +489,12 @@ describe("export and serving", () => {
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input instances, record 0: not a valid Monolith Instance: [^;]+$/),
     });
+    // A bad Example (its features given twice) that walks as an Instance's fids of random slots gets no hint.
+    const twice = Uint8Array.from([...encodeExample(samples[0]!), ...encodeExample(samples[1]!)]);
+    await expect(call(predict, "Predict", strings("examples", [twice]))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^SERVING_ERR_BAD_INPUT: input examples, record 0: not a valid Monolith Example: feature '[^']+' is named twice in one example;[^;]+$/),
+    });
     // A record of another kind than its input's: the error names the input it decodes as.
     await expect(call(predict, "Predict", strings("examples", [encodeExampleBatch(samples)]))).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,

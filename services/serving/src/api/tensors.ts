@@ -313,7 +313,7 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
       if (!(err instanceof WireError)) throw err;
       // More examples than --max-batch: too large (RESOURCE_EXHAUSTED, 413), as the same examples as Examples are.
       if (err instanceof BatchSizeError) checkBatchSize(err.batchSize, maxBatch);
-      const other = inputDecoding(r, name, list);
+      const other = inputDecoding(r, name, list, maxBatch);
       const hint = other ? `; it decodes as a Monolith ${MONOLITH_KINDS[other]!.message}: send it as input ${other}` : "";
       throw bad(`input ${name}, record ${i}: not a valid Monolith ${MONOLITH_KINDS[name]!.message}: ${err.message}${hint}`);
     }
@@ -321,18 +321,22 @@ function examplesFromMonolith(name: string, t: TensorProtoMsg, spec: ModelShape,
   return out.finish();
 }
 
-/** The other Monolith input a record that failed as `name`'s kind decodes as (one example or more), if any. */
-function inputDecoding(record: Uint8Array, name: string, list: FeatureList): string | undefined {
+/**
+ * The other Monolith input a record that failed as `name`'s kind decodes as, if any: into ids more of which are of
+ * slots the model has than not (bytes of one kind can walk as another's fields, as fids of random slots).
+ */
+function inputDecoding(record: Uint8Array, name: string, list: FeatureList, maxBatch: number): string | undefined {
   return MONOLITH_INPUTS.find((other) => {
     if (other === name) return false;
-    let examples = 0;
+    const asm = new SampleAssembler(list);
+    let ids = 0;
     try {
-      decodeRecordOfKind(MONOLITH_KINDS[other]!.kind, record, new SampleAssembler(list), () => examples++);
+      decodeRecordOfKind(MONOLITH_KINDS[other]!.kind, record, asm, () => (ids += asm.count), maxBatch);
     } catch {
       // Only a hint: whatever stops the decode (a wire error, a cell past its bounds) says it is not that kind.
       return false;
     }
-    return examples > 0;
+    return ids > 0 && asm.unconfiguredIds < ids;
   });
 }
 
