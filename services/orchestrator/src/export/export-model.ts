@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { EXPORT_FORMAT, EXPORT_SCHEMA_VERSION, denseParams, featureListModelMismatch, storedParamsDifference, type ExportManifest } from "@pangea/model";
 import { makeDirs, sha256Hex } from "@pangea/kit";
 import { featureInputsMismatch, loadFeatureList } from "@pangea/features";
-import { loadShardedCheckpoint, reshard, writeDurably } from "../checkpoint/checkpoint.js";
+import { loadShardedCheckpoint, manifestJson, reshard, writeDurably } from "../checkpoint/checkpoint.js";
 import { OrchestratorErrors } from "../errors.js";
 
 const bytesOf = (a: Float32Array | Uint32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -28,7 +28,7 @@ export function versionExportedFrom(base: string, checkpointDir: string, feature
   // id and directory writes other weights under the same path.
   let denseSha: string | undefined;
   try {
-    denseSha = (JSON.parse(readFileSync(join(checkpointDir, "manifest.json"), "utf8")) as { files?: Record<string, { sha256?: string }> }).files?.["dense.f32"]?.sha256;
+    denseSha = (manifestJson(checkpointDir) as { files?: Record<string, { sha256?: string }> }).files?.["dense.f32"]?.sha256;
   } catch {
     return null;
   }
@@ -38,7 +38,7 @@ export function versionExportedFrom(base: string, checkpointDir: string, feature
     const dir = join(base, String(v));
     let manifest: ExportManifest;
     try {
-      manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as ExportManifest;
+      manifest = manifestJson(dir) as ExportManifest;
     } catch {
       continue;
     }
