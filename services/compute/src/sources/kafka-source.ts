@@ -65,7 +65,7 @@ export class KafkaSource {
    * Messages that failed before any message decoded (at most two), held unfinished so that no commit passes them,
    * until the kind the topic holds is settled (see holdUntilKindSettles).
    */
-  private readonly held: { partition: number; offset: bigint; value: Buffer; reason: string }[] = [];
+  private readonly held: { partition: number; offset: bigint; value: Buffer; reason: string; kind: MessageKind }[] = [];
   private kindSettled = false;
   committedRecords = 0;
   private readonly partitionLag = new Map<number, number>();
@@ -212,11 +212,12 @@ export class KafkaSource {
    */
   private holdUntilKindSettles(partition: number, offset: bigint, value: Buffer, reason: string): number {
     const { message: given, featureList } = this.opts;
-    if (!otherKindOf(given, value, null, featureList)) {
+    const alone = otherKindOf(given, value, null, featureList);
+    if (!alone) {
       this.skip(partition, offset, reason);
       return 0;
     }
-    this.held.push({ partition, offset, value, reason });
+    this.held.push({ partition, offset, value, reason, kind: alone });
     const [first, second] = this.held;
     if (!second) return 1;
     const kind = otherKindOf(given, first!.value, second.value, featureList);
@@ -279,7 +280,7 @@ export class KafkaSource {
       if (Date.now() - lastProgress > this.opts.idleTimeoutMs) {
         // The topic's one message trains as another kind (it was held, waiting for a second): refused as two would be.
         if (taken.length === 0 && this.held.length === 1 && !this.kindSettled) {
-          this.refuseKind(otherKindOf(this.opts.message, this.held[0]!.value, null, this.opts.featureList)!);
+          this.refuseKind(this.held[0]!.kind);
           throw this.failure!;
         }
         break;

@@ -39,13 +39,13 @@ export const OUTPUT_PROBS = "probabilities";
 export const INPUT_INSTANCES = "instances";
 export const INPUT_EXAMPLES = "examples";
 export const INPUT_EXAMPLE_BATCH = "example_batch";
-export const MONOLITH_INPUTS: readonly string[] = [INPUT_INSTANCES, INPUT_EXAMPLES, INPUT_EXAMPLE_BATCH];
 /** Each Monolith input's record kind, and the message's name. */
 const MONOLITH_KINDS: Record<string, { kind: MessageKind; message: string }> = {
   [INPUT_INSTANCES]: { kind: "instance", message: "Instance" },
   [INPUT_EXAMPLES]: { kind: "example", message: "Example" },
   [INPUT_EXAMPLE_BATCH]: { kind: "examplebatch", message: "ExampleBatch" },
 };
+export const MONOLITH_INPUTS: readonly string[] = Object.keys(MONOLITH_KINDS);
 
 const bad = (msg: string) => ServingErrors.create("SERVING_ERR_BAD_INPUT", msg);
 
