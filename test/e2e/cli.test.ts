@@ -237,7 +237,7 @@ describe("the pangea command as a new user meets it", () => {
 
   // Raw feature values by name, which REST takes and pangea predict does not.
   const rawInput = join(mkdtempSync(join(tmpdir(), "pangea-cli-raw-")), "raw.json");
-  writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: null }] }));
+  writeFileSync(rawInput, JSON.stringify({ instances: [{ I1: 1, C1: ["x", null] }] }));
   // Rows of different widths and no rows: named by the CLI, before serving sees a tensor that does not fill its shape.
   const oddInput = join(dirname(rawInput), "odd.json");
   writeFileSync(oddInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }, { dense_features: [1], feature_ids: [2] }] }));
@@ -273,7 +273,7 @@ describe("the pangea command as a new user meets it", () => {
   writeFileSync(validInput, JSON.stringify({ instances: [{ dense_features: [1, 2], feature_ids: [1] }] }));
 
   it.concurrent.for([
-    [["predict", "--input", rawInput], `pangea predict: invalid --input: feature "C1" of example 0 is null, which a gRPC tensor cannot carry (a Criteo count may be given as ""); serving's REST API reads a null as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    [["predict", "--input", rawInput], `pangea predict: invalid --input: feature "C1" of example 0 has a null in its list, which a gRPC tensor cannot carry (a null for the whole feature is sent as no values); serving's REST API reads it as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     [["run", "--steps", "abc"], 'pangea run: invalid --steps: expected a positive number of steps: a whole number from 1 to 2^53 - 1, got "abc"'],
     [["train", "--steps=-3"], 'pangea train: invalid --steps: expected a positive number of steps: a whole number from 1 to 2^53 - 1, got "-3"'],
     [["up", "--trainers", "0"], 'pangea up: invalid --trainers: expected a positive number of trainers: a whole number from 1 to 256, got "0"'],

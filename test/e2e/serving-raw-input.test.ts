@@ -251,10 +251,31 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
     expect(emptyPos.predictions).not.toEqual(listExpected.predictions);
   });
 
+  it("examples giving a feature different numbers of values (lists of other lengths, a null, the feature left out) go ragged and predict what REST predicts for the same JSON", async () => {
+    const rows = [
+      { user: ["u-42", "u-7"], item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] },
+      { user: "u-42", item: Number(ITEM), ctx: CTX_ID.toString(), clicks: null, pos: [0.5] },
+      { item: Number(ITEM), ctx: CTX_ID.toString(), clicks: 3, pos: [0.5, -2] },
+      { user: [], item: Number(ITEM), ctx: [CTX_ID.toString(), CTX_ID.toString()], clicks: 3, pos: null },
+    ];
+    const viaRest = await restPredict(2, { instances: rows });
+    expect(viaRest.status).toBe(200);
+    const expected = viaRest.json.predictions!.map((p) => Math.fround(p));
+    // Each example's change moves its prediction: a value read into another example would show.
+    expect(new Set(expected).size).toBe(rows.length);
+    expect(await predict(2, { instances: rows })).toEqual({ code: 0, predictions: expected, stderr: "" });
+    const columns = Object.fromEntries(["user", "item", "ctx", "clicks", "pos"].map((k) => [k, rows.map((r) => (r as Record<string, unknown>)[k] ?? null)]));
+    expect(await predict(2, { inputs: columns })).toEqual({ code: 0, predictions: expected, stderr: "" });
+    // Criteo's rows: a count given as null and a token left out.
+    const criteoRows = [{ ...named(ROWS[0]!), I2: null }, Object.fromEntries(Object.entries(named(ROWS[1]!)).filter(([k]) => k !== "C7"))];
+    const criteoRest = await restPredict(1, { instances: criteoRows });
+    expect(criteoRest.status).toBe(200);
+    expect(await predict(1, { instances: criteoRows })).toEqual({ code: 0, predictions: criteoRest.json.predictions!.map((p) => Math.fround(p)), stderr: "" });
+  });
+
   it.each([
-    ["a null", { instances: [{ ...named(ROWS[0]!), I2: null }] }, `pangea predict: invalid --input: feature "I2" of example 0 is null, which a gRPC tensor cannot carry (a Criteo count may be given as ""); serving's REST API reads a null as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
-    ["a feature left out of one example", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C7: undefined }] }, `pangea predict: invalid --input: feature "C7" is left out of example 1; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
-    ["lists of different lengths", { instances: [{ pos: [1, 2] }, { pos: [1] }] }, `pangea predict: invalid --input: feature "pos" of example 1 has 1 value, example 0 2; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["a null in a list", { instances: [{ ...named(ROWS[0]!), C2: ["x", null] }] }, `pangea predict: invalid --input: feature "C2" of example 0 has a null in its list, which a gRPC tensor cannot carry (a null for the whole feature is sent as no values); serving's REST API reads it as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
+    ["positional values of different lengths", { instances: [{ dense_values: dense(ROWS[0]!), slot_values: tokens(ROWS[0]!) }, { dense_values: dense(ROWS[1]!).slice(1), slot_values: tokens(ROWS[1]!) }] }, `pangea predict: invalid --input: dense_values of example 1 has 12 values, example 0 13; by position every example gives every value (a missing one as null is for serving's REST API: curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["strings and numbers in one feature", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C1: 5 }] }, `pangea predict: invalid --input: feature "C1" mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["a number past a double's range", { instances: [{ ...named(ROWS[0]!), I1: "__HUGE__" }] }, `pangea predict: invalid --input: feature "I1" of example 0 is a number beyond a double's range (JSON reads it as Infinity)`],
     ["instances of no input", { instances: [{}] }, "pangea predict: invalid --input: the instances name no inputs; give dense_features and feature_ids, or raw feature values by name"],

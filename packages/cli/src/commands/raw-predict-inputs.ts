@@ -4,10 +4,13 @@ import { printableNames, UsageError } from "@pangea/kit";
  * Raw feature values by name (Criteo's I1..I13 and C1..C26, a feature
  * list's names, or dense_values/slot_values by position) as serving's gRPC
  * Predict takes them: one tensor per feature, shape [B] (one value an
- * example) or [B, k] (k each). The JSON forms are REST's; what a gRPC tensor
- * cannot carry (a null, a feature left out of some example, lists of
- * different lengths) is refused naming the feature and example, with where
- * to send it instead.
+ * example) or [B, k] (k each); or, where examples give a feature different
+ * numbers of values (a list of another length, a null, the feature left
+ * out: none), ragged: its values [nnz] and `<feature>_lengths` [B], which
+ * serving reads as REST reads the lists. The JSON forms are REST's; what a
+ * gRPC tensor cannot carry (a null inside a list, strings and numbers
+ * mixed) is refused naming the feature and example, with where to send it
+ * instead.
  *
  * Types follow the values: whole numbers go as DT_INT64, other numbers as
  * DT_DOUBLE, strings as DT_STRING (with "" beside whole numbers: Criteo's
@@ -19,8 +22,39 @@ export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs
   const columns = body.instances ? byInstance(body.instances, names) : byColumn(body.inputs!);
   // No prototype: a feature named "__proto__" is a key like any other (serving names it as no input).
   const out = Object.create(null) as Record<string, unknown>;
-  for (const [name, values] of columns) out[name] = tensorOf(name, values);
+  for (const [name, values] of columns) {
+    const lengths = raggedLengths(values);
+    if (lengths && POSITIONAL.includes(name)) {
+      const e = lengths.findIndex((n) => n !== lengths[0]);
+      throw new UsageError(`invalid --input: ${name} of example ${e < 0 ? 0 : e} has ${lengths[e < 0 ? 0 : e]} values, example 0 ${lengths[0]}; by position every example gives every value (a missing one as null is for serving's REST API: ${CURL})`);
+    }
+    if (!lengths) {
+      out[name] = tensorOf(name, values, false);
+      continue;
+    }
+    const companion = `${name}${LENGTHS_SUFFIX}`;
+    if (columns.has(companion)) {
+      throw new UsageError(`invalid --input: feature ${printableNames([name])} has examples of different numbers of values, sent as its values with ${printableNames([companion])}, which the input also names as a feature; give ${printableNames([name])} as many values in every example, or send the examples to serving's REST API (${CURL})`);
+    }
+    out[name] = tensorOf(name, values, true);
+    out[companion] = { dtype: "DT_INT64", tensor_shape: { dim: [{ size: lengths.length }] }, int64_val: lengths.map(String) };
+  }
   return out;
+}
+
+/** What serving takes beside a feature's values [nnz]: how many of them each example has. */
+const LENGTHS_SUFFIX = "_lengths";
+/** Raw values by position: every example gives them all, so they have no ragged form. */
+const POSITIONAL = ["dense_values", "slot_values"];
+
+/**
+ * Each example's number of values when they differ (a lone value is one, a null or a feature left out none), so that
+ * the feature goes ragged; null when every example gives it as many, as one [B] or [B, k] tensor carries it.
+ */
+function raggedLengths(perExample: unknown[]): number[] | null {
+  const lengths = perExample.map((v) => (v === undefined || v === null ? 0 : Array.isArray(v) ? v.length : 1));
+  const uneven = lengths.some((n) => n !== lengths[0]) || perExample.some((v) => v === undefined || v === null);
+  return uneven ? lengths : null;
 }
 
 /** The refusal of a body with no examples, in either form. */
@@ -36,10 +70,8 @@ function byInstance(instances: Record<string, unknown>[], names: readonly string
   for (const name of names) {
     columns.set(
       name,
-      instances.map((r, e) => {
-        if (!Object.hasOwn(r, name)) throw new UsageError(`invalid --input: feature ${printableNames([name])} is left out of example ${e}; over gRPC every example gives every feature: give it, or send the examples to serving's REST API, which reads a feature left out as missing (${CURL})`);
-        return r[name];
-      }),
+      // A feature left out of an example has no values there (undefined), as REST reads it.
+      instances.map((r) => (Object.hasOwn(r, name) ? r[name] : undefined)),
     );
   }
   return columns;
@@ -64,21 +96,20 @@ function byColumn(inputs: Record<string, unknown>): Map<string, unknown[]> {
  * example gives one value, [B, k] when some give a list (a lone value is a
  * list of one); [B, 0] when every example gives an empty list, which serving
  * reads as REST reads [] (missing for a feature, refused where values are
- * needed). A Monolith record is {"b64": ...}, as REST carries it.
+ * needed); `ragged`, every example's values in order [nnz] (a null or a
+ * feature left out gives none). A Monolith record is {"b64": ...}, as REST
+ * carries it.
  */
-function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> {
-  const anyList = perExample.some(Array.isArray);
+function tensorOf(name: string, perExample: unknown[], ragged: boolean): Record<string, unknown> {
   const values: (string | number | Buffer)[] = [];
-  let k = -1;
   perExample.forEach((v, e) => {
+    if (v === undefined || v === null) return; // only when ragged (raggedLengths)
     const where = `feature ${printableNames([name])} of example ${e}`;
-    const each = Array.isArray(v) ? v : [v];
-    if (k < 0) k = each.length;
-    else if (each.length !== k) throw new UsageError(`invalid --input: ${where} has ${plural(each.length, "value")}, example 0 ${k}; over gRPC a feature has as many values in every example; serving's REST API takes lists of any length (${CURL})`);
-    for (const x of each) values.push(valueOf(x, where));
+    for (const x of Array.isArray(v) ? v : [v]) values.push(valueOf(x, where));
   });
-  const shape = { dim: anyList ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
-  if (k === 0) return { dtype: "DT_STRING", tensor_shape: shape, string_val: [] };
+  const k = Array.isArray(perExample[0]) ? perExample[0].length : 1;
+  const shape = { dim: ragged ? [{ size: values.length }] : perExample.some(Array.isArray) ? [{ size: perExample.length }, { size: k }] : [{ size: perExample.length }] };
+  if (values.length === 0) return { dtype: "DT_STRING", tensor_shape: shape, string_val: [] };
   const numbers = values.filter((x) => typeof x === "number");
   if (numbers.length === values.length) {
     if (numbers.every((x) => Number.isSafeInteger(x))) return { dtype: "DT_INT64", tensor_shape: shape, int64_val: numbers.map(String) };
@@ -92,7 +123,8 @@ function tensorOf(name: string, perExample: unknown[]): Record<string, unknown> 
 }
 
 function valueOf(x: unknown, where: string): string | number | Buffer {
-  if (x === null) throw new UsageError(`invalid --input: ${where} is null, which a gRPC tensor cannot carry (a Criteo count may be given as ""); serving's REST API reads a null as missing (${CURL})`);
+  // A whole feature's null is sent as no values (raggedLengths); one inside a list has no place among them.
+  if (x === null) throw new UsageError(`invalid --input: ${where} has a null in its list, which a gRPC tensor cannot carry (a null for the whole feature is sent as no values); serving's REST API reads it as missing (${CURL})`);
   if (typeof x === "string") return x;
   if (typeof x === "number") {
     if (!Number.isFinite(x)) throw new UsageError(`invalid --input: ${where} is a number beyond a double's range (JSON reads it as Infinity)`);
@@ -102,4 +134,3 @@ function valueOf(x: unknown, where: string): string | number | Buffer {
   throw new UsageError(`invalid --input: ${where} must be a string, a number or {"b64": ...}, got ${Array.isArray(x) ? "a list" : typeof x}`);
 }
 
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;

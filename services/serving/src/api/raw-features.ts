@@ -74,6 +74,11 @@ function integerOf(v: unknown): bigint | { outOfRange: string } | null {
   return s.replace("-", "").length <= 20 ? n : null;
 }
 
+/** True when `name` is a raw input of `layout`: a feature by name, or the positional dense_values and slot_values. */
+export function isRawInput(layout: RawLayout, name: string): boolean {
+  return name === INPUT_DENSE_VALUES || name === INPUT_SLOT_VALUES || layout.list.slotByName.has(name) || layout.list.denseByName.has(name);
+}
+
 const KIND_EXPECTS: Record<SlotKind, string> = {
   bytes: "a string (its bytes are hashed)",
   int64: "an integer (its 8 bytes are hashed); above 2^53 as a decimal string",
@@ -98,7 +103,7 @@ export class RawReader {
 
   /** True when `name` is a raw input of this layout. */
   knows(name: string): boolean {
-    return name === INPUT_DENSE_VALUES || name === INPUT_SLOT_VALUES || this.layout.list.slotByName.has(name) || this.layout.list.denseByName.has(name);
+    return isRawInput(this.layout, name);
   }
 
   /** The raw inputs this layout takes, for error messages. */

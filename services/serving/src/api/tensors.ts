@@ -3,7 +3,7 @@ import type { ModelShape } from "@pangea/model";
 import { ServingErrors } from "../errors.js";
 import type { Examples } from "../model/servable.js";
 import { MAX_IDS_PER_CELL, MAX_IDS_PER_REQUEST, RaggedExamples } from "./ragged-examples.js";
-import { INPUT_SLOT_VALUES, RawReader, type RawColumn } from "./raw-features.js";
+import { INPUT_DENSE_VALUES, INPUT_SLOT_VALUES, RawReader, isRawInput, type RawColumn } from "./raw-features.js";
 import type { RawLayout } from "../model/raw-layout.js";
 import { slotNamesOf, type FeatureList } from "@pangea/features";
 import { BatchSizeError, SampleAssembler, WireError, decodeRecordOfKind, type MessageKind } from "@pangea/monolith";
@@ -124,7 +124,13 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
       if (!kind) return null;
       return kind === "bytes" ? "DT_STRING (its bytes are hashed)" : "DT_INT64, DT_UINT64, DT_INT32 or decimal DT_STRING";
     };
-    return examplesFromRaw(names, (n) => rawColumnOf(inputs[n]!, n, slotTypes(n)), spec, maxBatch, rawLayout);
+    const companions = raggedCompanions(names, (n) => rawLayout !== null && isRawInput(rawLayout, n));
+    const features = names.filter((n) => !companions.has(n));
+    const companionOf = new Map([...companions].map(([c, feature]) => [feature, c]));
+    return examplesFromRaw(features, (n) => {
+      const c = companionOf.get(n);
+      return c ? raggedColumnOf(inputs[n]!, n, slotTypes(n), inputs[c]!, c) : rawColumnOf(inputs[n]!, n, slotTypes(n));
+    }, spec, maxBatch, rawLayout);
   }
   const ragged = names.filter((n) => RAGGED_INPUTS.includes(n));
   if (ragged.length) return raggedExamplesFrom(inputs, ragged, spec, maxBatch);
@@ -168,28 +174,86 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
   if (nnz > MAX_IDS_PER_REQUEST) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${INPUT_IDS} holds ${nnz} ids; a request takes at most ${MAX_IDS_PER_REQUEST}`);
   const name = ragged[0]!;
   const cells = B * S;
-  const offsets = new Uint32Array(cells + 1);
   const rs = shapeOf(inputs[name]!, name);
   if (name === INPUT_ROW_SPLITS) {
     if (rs.length !== 1 || rs[0] !== cells + 1) throw bad(`input ${name} must have shape [${cells + 1}] (B*${S} + 1 cells' starts), got [${rs.join(", ")}]`);
-    const splits = countsOf(inputs[name]!, name, cells + 1);
-    if (splits[0] !== 0 || splits[cells] !== nnz) throw bad(`input ${name} must start at 0 and end at ${nnz} (the ids given), got ${splits[0]} .. ${splits[cells]}`);
-    for (let c = 0; c < cells; c++) if (splits[c + 1]! < splits[c]!) throw bad(`input ${name} must not decrease: ${splits[c]} then ${splits[c + 1]} at cell ${c}`);
-    offsets.set(splits);
-  } else {
-    if (rs.length !== 2 || rs[0] !== B || rs[1] !== S) throw bad(`input ${name} must have shape [${B}, ${S}], got [${rs.join(", ")}]`);
-    const lengths = countsOf(inputs[name]!, name, cells);
-    // Summed as a number, not into the Uint32Array: lengths near 2^32 would wrap there to a total that matches
-    // and cells whose ids run past the ones given.
-    let total = 0;
-    for (let c = 0; c < cells; c++) offsets[c + 1] = Math.min((total += lengths[c]!), 0xffffffff);
-    if (total !== nnz) throw bad(`input ${name} sums to ${total} ids, ${INPUT_IDS} holds ${nnz}`);
+  } else if (rs.length !== 2 || rs[0] !== B || rs[1] !== S) {
+    throw bad(`input ${name} must have shape [${B}, ${S}], got [${rs.join(", ")}]`);
   }
+  const offsets = cellOffsets(inputs[name]!, name, name === INPUT_ROW_SPLITS ? "row_splits" : "lengths", cells, nnz, INPUT_IDS, "ids");
   for (let c = 0; c < cells; c++) {
     const n = offsets[c + 1]! - offsets[c]!;
     if (n > MAX_IDS_PER_CELL) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `cell ${c} (example ${Math.floor(c / S)}, slot #${c % S}) holds ${n} ids; a cell takes at most ${MAX_IDS_PER_CELL}`);
   }
   return { count: B, dense: floatsOf(inputs[INPUT_DENSE]!, INPUT_DENSE, B * spec.numDense), idWords: idsOf(inputs[INPUT_IDS]!, INPUT_IDS, nnz), cellOffsets: offsets };
+}
+
+/**
+ * Where each of `cells` cells starts in the ragged values (`nnz` of them, in input `valuesName`), from row splits
+ * (each cell's start, then nnz: cells + 1 entries) or lengths (each cell's count); the tensor's shape is the caller's
+ * to check.
+ */
+function cellOffsets(t: TensorProtoMsg, name: string, form: "row_splits" | "lengths", cells: number, nnz: number, valuesName: string, unit: "ids" | "values"): Uint32Array {
+  const offsets = new Uint32Array(cells + 1);
+  if (form === "row_splits") {
+    const splits = countsOf(t, name, cells + 1);
+    if (splits[0] !== 0 || splits[cells] !== nnz) throw bad(`input ${name} must start at 0 and end at ${nnz} (the ${unit} ${valuesName} holds), got ${splits[0]} .. ${splits[cells]}`);
+    for (let c = 0; c < cells; c++) if (splits[c + 1]! < splits[c]!) throw bad(`input ${name} must not decrease: ${splits[c]} then ${splits[c + 1]} at cell ${c}`);
+    offsets.set(splits);
+    return offsets;
+  }
+  const lengths = countsOf(t, name, cells);
+  // Summed as a number, not into the Uint32Array: lengths near 2^32 would wrap there to a total that matches
+  // and cells whose values run past the ones given.
+  let total = 0;
+  for (let c = 0; c < cells; c++) offsets[c + 1] = Math.min((total += lengths[c]!), 0xffffffff);
+  if (total !== nnz) throw bad(`input ${name} sums to ${total} ${unit}, ${valuesName} holds ${nnz}`);
+  return offsets;
+}
+
+/** A raw feature's ragged form: the feature's values [nnz] with one of these beside it, named after it. */
+const RAGGED_SUFFIXES = { "_row_splits": "row_splits", "_lengths": "lengths" } as const;
+
+/**
+ * The inputs that give another raw input's rows (`<feature>_lengths` [B] or `<feature>_row_splits` [B + 1]), each
+ * mapped to its feature. A name the layout knows is a feature, whatever it ends in; one that only looks like a
+ * companion is refused here when its feature is not in the request, or has both forms.
+ */
+function raggedCompanions(names: readonly string[], knows: (name: string) => boolean): Map<string, string> {
+  const out = new Map<string, string>();
+  const given = new Set(names);
+  for (const n of names) {
+    if (knows(n)) continue;
+    for (const [suffix, form] of Object.entries(RAGGED_SUFFIXES)) {
+      if (!n.endsWith(suffix)) continue;
+      const feature = n.slice(0, -suffix.length);
+      if (!knows(feature)) continue;
+      if (feature === INPUT_DENSE_VALUES || feature === INPUT_SLOT_VALUES) throw bad(`input ${n}: ${feature} gives every example's values by position and has no ragged form`);
+      if (!given.has(feature)) throw bad(`input ${printableNames([n])} gives the ${form} of feature ${printableNames([feature])}, which the request does not give`);
+      const other = Object.keys(RAGGED_SUFFIXES).find((x) => x !== suffix && given.has(feature + x));
+      if (other) throw bad(`feature ${printableNames([feature])} is given ragged twice, by ${printableNames([n])} and ${printableNames([feature + other])}; give one`);
+      out.set(n, feature);
+    }
+  }
+  return out;
+}
+
+/** A raw feature given ragged: its values [nnz], and per example where they start (`<feature>_row_splits`) or how many are whose (`<feature>_lengths`). */
+function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, rows: TensorProtoMsg, rowsName: string): RawColumn {
+  if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
+    throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
+  }
+  const shape = shapeOf(t, name);
+  if (shape.length !== 1) throw bad(`input ${name} must be the ragged values [nnz] beside ${rowsName}, got shape [${shape.join(", ")}]`);
+  const nnz = shape[0]!;
+  if (nnz > MAX_IDS_PER_REQUEST) throw ServingErrors.create("SERVING_ERR_TOO_LARGE", `input ${name} holds ${nnz} values; a request takes at most ${MAX_IDS_PER_REQUEST}`);
+  const form = rowsName.endsWith("_row_splits") ? "row_splits" : "lengths";
+  const rs = shapeOf(rows, rowsName);
+  if (rs.length !== 1 || (form === "row_splits" && rs[0]! < 1)) throw bad(`input ${rowsName} must have shape ${form === "row_splits" ? "[B + 1] (each example's start, then nnz)" : "[B] (each example's count)"}, got [${rs.join(", ")}]`);
+  const B = form === "row_splits" ? rs[0]! - 1 : rs[0]!;
+  const offsets = cellOffsets(rows, rowsName, form, B, nnz, name, "values");
+  const values = rawValuesOf(t, name, nnz, shape);
+  return Array.from({ length: B }, (_, e) => values.slice(offsets[e]!, offsets[e + 1]!));
 }
 
 /** Non-negative integer counts or offsets (below 2^32) from an integer tensor. */
