@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,6 +151,88 @@ describe("service discovery", () => {
     }, 8_000, 200).then((r) => expect(r.addresses.ctr!.address).toEqual([a.address]));
     a.child.kill("SIGTERM");
   }, 60_000);
+
+  it("etcd: --serving-sync discovery pushes to every serving replica etcd lists, one that joins mid-job first sent every row, none to one whose lease expired; at the end each replica's synced version predicts what the final checkpoint's export does", async () => {
+    const base = join(tmp, "models-synced");
+    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
+    expect(exp.status, exp.stderr).toBe(0);
+    const replicas: { child: ReturnType<typeof spawn>; address: string; rest: string }[] = [];
+    const start = async (id: string) => {
+      const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3",
+        "--discovery", `etcd://${endpoint}`, "--cluster-name", "delta", "--discovery-lease-seconds", "2", "--worker-id", id], { stdio: ["ignore", "pipe", "ignore"] });
+      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
+      const r = { child, ...(JSON.parse(line) as { address: string; rest: string }) };
+      replicas.push(r);
+      return r;
+    };
+    const rowsApplied = async (rest: string) => {
+      const text = await (await fetch(`http://${rest}/metrics`)).text();
+      return Number(/^pangea_serving_sync_rows_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
+    };
+    try {
+      const a = await start("replica-a");
+      const gone = await start("replica-gone");
+      const c = await LocalCluster.start({
+        trainers: 2,
+        discovery: `etcd://${endpoint}`,
+        clusterName: "delta",
+        logDir: join(tmp, "sync-job"),
+        orchestratorArgs: ["--job-id", "sync-job", "--steps", "600", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--restore-from", join(tmp, "ckpt", "etcd-job", "step-40"),
+          "--serving-sync", "discovery", "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1", "--export-dir", base],
+        computeArgs: ["--eval-records", "1000"],
+        trainerArgs: [],
+      });
+      clusters.push(c);
+      const status = new StatusClient(c.orchestratorAddress);
+      await waitFor("replica-a's first rows", async () => (await rowsApplied(a.rest)) > 0, 30_000, 100);
+      gone.child.kill("SIGKILL");
+      const b = await start("replica-b");
+      // Announced while the job trains: it is found by a push before the final one.
+      const step = Number((await status.get()).step);
+      expect(step).toBeLessThan(600);
+      await waitFor("replica-b's rows", async () => (await rowsApplied(b.rest)) > 0, 30_000, 100);
+      const orchestratorLog = () => readFileSync(c.process("orchestrator")!.logPath, "utf8");
+      await waitFor("replica-gone to leave etcd", async () => orchestratorLog().includes(`"serving":"${gone.address}","msg":"serving replica left etcd: parameter sync stops pushing to it"`), 15_000, 200);
+      const s = await finished(status);
+      status.close();
+      expect([s.state, s.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
+      const log = orchestratorLog();
+      for (const r of [a, gone, b]) expect(log).toContain(`"serving":"${r.address}","msg":"serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes"`);
+      // Each replica got the whole table first, the one that joined mid-job included.
+      expect(log.split("\n").filter((l) => l.includes("parameter sync sent serving every row again") && l.includes(b.address))).toHaveLength(1);
+      // The final checkpoint exported as version 2; every replica's version 1, synced, predicts what it does.
+      const manifest = JSON.parse(readFileSync(join(base, "2", "manifest.json"), "utf8")) as { slotIds: number[] };
+      const perSlot = manifest.slotIds.map((slot) => {
+        const buf = readFileSync(join(base, "2", `slot-${slot}.ids.u64`));
+        const n = buf.length / 8;
+        return Array.from({ length: 32 }, (_, e) => buf.readBigUInt64LE(Math.floor((e * n) / 32) * 8).toString());
+      });
+      const body = { inputs: { dense_features: Array.from({ length: 32 }, (_, e) => Array.from({ length: 13 }, (_, j) => ((e + 1) * (j + 2)) % 5)), feature_ids: Array.from({ length: 32 }, (_, e) => perSlot.map((ids) => ids[e]!)) } };
+      for (const r of [a, b]) {
+        await waitFor("version 2 to load", async () => (await fetch(`http://${r.rest}/v1/models/ctr/versions/2`)).status === 200, 20_000, 100);
+        const predict = async (version: number) => {
+          const res = await fetch(`http://${r.rest}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+          expect(res.status).toBe(200);
+          return ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
+        };
+        const exported = await predict(2);
+        const synced = await predict(1);
+        synced.forEach((x, i) => expect(x, `replica ${r.address}, example ${i}`).toBeCloseTo(exported[i]!, 5));
+      }
+    } finally {
+      for (const r of replicas) r.child.kill("SIGKILL");
+    }
+  }, 150_000);
+
+  it("--serving-sync discovery without etcd, or with several shards, is a usage error naming the flag", async () => {
+    for (const [extra, message] of [
+      [[], "--serving-sync: discovery finds serving replicas in etcd: give --discovery etcd://host:port too"],
+      [["--discovery", "etcd://127.0.0.1:2379", "--ps-shards", "2"], "--serving-sync: discovery needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead"],
+    ] as const) {
+      const r = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--serving-sync", "discovery", "--checkpoint-dir", join(tmp, "ckpt-usage"), ...extra]);
+      expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, expect.stringContaining(message)]);
+    }
+  }, 30_000);
 
   it("tf-config: the orchestrator's address comes from TF_CONFIG's cluster spec", async () => {
     const port = await closedPort();

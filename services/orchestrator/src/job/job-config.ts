@@ -67,6 +67,8 @@ export interface JobConfig {
   keepCheckpoints: number;
   /** Serving replicas to push changed rows and dense weights to (ParameterSync). */
   servingSync?: readonly string[];
+  /** The serving replicas etcd announces, for --serving-sync discovery (main.ts gives it from --discovery). */
+  servingReplicas?: () => Promise<readonly string[]>;
   /** Serving's API token for parameter sync pushes (read from --serving-sync-token-file). */
   servingSyncToken?: string;
   syncIntervalSeconds?: number;

@@ -1,3 +1,4 @@
+import { syncsDiscovered } from "@pangea/service-flags";
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { PangeaError, type Logger } from "@pangea/kit";
@@ -352,8 +353,10 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     model.warnings.push(...this.bestWarnings);
     this.model = model;
     const c = this.config;
+    // --serving-sync discovery: no address given, the replicas etcd lists (main.ts reads them) before each push.
+    const discovered = syncsDiscovered(c.servingSync);
     const sync = c.servingSync?.length
-      ? { targets: c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec), ...(c.servingSyncToken ? { token: c.servingSyncToken } : {}) }
+      ? { targets: discovered ? [] : c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec), ...(c.servingSyncToken ? { token: c.servingSyncToken } : {}), ...(discovered && c.servingReplicas ? { listReplicas: c.servingReplicas } : {}) }
       : null;
     const r = this.resumed;
     const shard = new ParameterShard(

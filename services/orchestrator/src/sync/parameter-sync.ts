@@ -61,7 +61,9 @@ interface Replica {
  * weights again at once. A round too big for one message goes as several.
  */
 export class ParameterSyncPusher {
-  private readonly replicas: Replica[];
+  private replicas: Replica[];
+  /** Why the replicas' list could not be read (said once until it can be again), or null. */
+  private listFailing: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastDense = 0;
   private pushing = false;
@@ -91,9 +93,53 @@ export class ParameterSyncPusher {
     /** Serving's API token, presented on each push (a serving with --api-token-file requires it in plaintext). */
     private readonly token?: string,
     private readonly now: () => number = Date.now,
+    /** The replicas as they are now (--serving-sync discovery: etcd's list), read before each push; `targets` then start it. */
+    private readonly listReplicas: (() => Promise<readonly string[]>) | null = null,
   ) {
-    this.replicas = targets.map((address) => ({ address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: false, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() }));
+    this.replicas = targets.map((address) => this.replica(address, false));
     source.store.trackChanges();
+  }
+
+  private replica(address: string, joined: boolean): Replica {
+    // One that joins later holds only its version from disk: it is sent every row and the dense weights first.
+    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
+  }
+
+  /**
+   * The replicas listed now: a new one is pushed to from here on, starting with every row; one no longer listed
+   * (its lease expired: it stopped, or lost etcd) is pushed to no more. A list that cannot be read keeps the replicas
+   * as they were.
+   */
+  private async refreshReplicas(): Promise<void> {
+    let listed: readonly string[];
+    try {
+      listed = await this.listReplicas!();
+    } catch (err) {
+      const why = (err as Error).message;
+      if (this.listFailing !== why) this.log.warn({ err: why }, "parameter sync cannot read the serving replicas from etcd; pushing to the ones it had");
+      this.listFailing = why;
+      return;
+    }
+    if (this.listFailing !== null) this.log.info("parameter sync reads the serving replicas from etcd again");
+    this.listFailing = null;
+    const now = new Set(listed);
+    for (const r of this.replicas.filter((x) => !now.has(x.address))) {
+      this.log.info({ serving: r.address }, "serving replica left etcd: parameter sync stops pushing to it");
+      void r.queue.finally(() => r.client.close());
+    }
+    const kept = this.replicas.filter((x) => now.has(x.address));
+    const known = new Set(kept.map((x) => x.address));
+    for (const address of now) {
+      if (known.has(address)) continue;
+      this.log.info({ serving: address }, "serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes");
+      kept.push(this.replica(address, true));
+    }
+    this.replicas = kept;
+  }
+
+  /** The replicas pushed to now. */
+  get addresses(): string[] {
+    return this.replicas.map((r) => r.address);
   }
 
   start(): void {
@@ -107,6 +153,7 @@ export class ParameterSyncPusher {
     if (this.pushing && !final) return;
     this.pushing = true;
     try {
+      if (this.listReplicas) await this.refreshReplicas();
       const changes = this.source.store.drainChanges();
       const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
       if (withDense) this.lastDense = Date.now();

@@ -11,6 +11,8 @@ export interface ServingSyncSettings {
   model: string;
   /** Serving's API token (--serving-sync-token-file), sent as a bearer token on each push. */
   token?: string;
+  /** --serving-sync discovery: the replicas etcd lists, read before each push (`targets` is then empty). */
+  listReplicas?: () => Promise<readonly string[]>;
 }
 
 /**
@@ -27,7 +29,7 @@ export class ServingSync {
 
   /** `rowsSentBefore`: rows a resumed job had pushed before, counted on from there. */
   start(s: ServingSyncSettings, source: SyncSource, rowsSentBefore = 0): void {
-    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, s.model, this.log, s.token);
+    const pusher = new ParameterSyncPusher(s.targets, source, s.intervalMs, s.denseIntervalMs, s.sender, s.model, this.log, s.token, Date.now, s.listReplicas ?? null);
     pusher.rowsSent = rowsSentBefore;
     pusher.start();
     this.pusher = pusher;
