@@ -175,6 +175,23 @@ describe("a raw Criteo row (a version exported without a feature list: compute's
     expect(asNumber.json.predictions).toEqual(asText.json.predictions);
   });
 
+  it("REST: a value as {\"b64\": ...} is its bytes, as gRPC's DT_STRING value is: the row's own token so written predicts what it does, and a token that is not UTF-8 what gRPC's bytes do", async () => {
+    const b64 = (b: Buffer) => ({ b64: b.toString("base64") });
+    const own = await restPredict(1, { instances: ROWS.map((r) => ({ ...named(r), C1: b64(Buffer.from(tokens(r)[0]!)) })) });
+    expect([own.status, own.json.predictions]).toEqual([200, viaIds]);
+    const notUtf8 = Buffer.from([0xff, 0x41, 0xfe]);
+    const rest = await restPredict(1, { instances: [{ ...named(ROWS[0]!), C1: b64(notUtf8) }] });
+    expect(rest.status).toBe(200);
+    const byName: Record<string, Tensor> = {};
+    for (let k = 0; k < 13; k++) byName[`I${k + 1}`] = column("DT_STRING", "string_val", [Buffer.from(dense(ROWS[0]!)[k]!)]);
+    for (let k = 0; k < 26; k++) byName[`C${k + 1}`] = column("DT_STRING", "string_val", [k === 0 ? notUtf8 : Buffer.from(tokens(ROWS[0]!)[k]!)]);
+    const viaGrpc = await grpcPredict(1, byName);
+    expect(rest.json.predictions!.map((p) => Math.fround(p))).toEqual(viaGrpc);
+    expect(rest.json.predictions![0]).not.toBe(viaIds[0]);
+    const broken = await restPredict(1, { instances: [{ ...named(ROWS[0]!), C1: { b64: "not base64!" } }] });
+    expect([broken.status, broken.json.error]).toEqual([400, expect.stringContaining('input C1, example 0: "b64" holds 11 characters that are not base64')]);
+  });
+
   it("REST, by position (dense_values, slot_values): the same", async () => {
     const r = await restPredict(1, { instances: ROWS.map((row) => ({ dense_values: dense(row), slot_values: tokens(row) })) });
     expect(r.status).toBe(200);
@@ -274,6 +291,7 @@ describe("pangea predict with raw values (REST's JSON forms, sent over gRPC)", (
   });
 
   it.each([
+    ["a key named as another's ragged rows", { instances: [{ ...named(ROWS[0]!), C1_lengths: 0 }] }, `pangea predict: invalid --input: "C1_lengths" beside "C1" would be read over gRPC as the rows of "C1" (serving's ragged form); for a feature of that name send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["a null in a list", { instances: [{ ...named(ROWS[0]!), C2: ["x", null] }] }, `pangea predict: invalid --input: feature "C2" of example 0 has a null in its list, which a gRPC tensor cannot carry (a null for the whole feature is sent as no values); serving's REST API reads it as missing (curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["positional values of different lengths", { instances: [{ dense_values: dense(ROWS[0]!), slot_values: tokens(ROWS[0]!) }, { dense_values: dense(ROWS[1]!).slice(1), slot_values: tokens(ROWS[1]!) }] }, `pangea predict: invalid --input: dense_values of example 1 has 12 values, example 0 13; by position every example gives every value (a missing one as null is for serving's REST API: curl -d @file http://<rest address>/v1/models/<name>:predict)`],
     ["strings and numbers in one feature", { instances: [named(ROWS[0]!), { ...named(ROWS[1]!), C1: 5 }] }, `pangea predict: invalid --input: feature "C1" mixes strings and numbers, which one gRPC tensor cannot carry (only "" beside whole numbers, as missing counts); give all as strings or all as numbers, or send the examples to serving's REST API (curl -d @file http://<rest address>/v1/models/<name>:predict)`],

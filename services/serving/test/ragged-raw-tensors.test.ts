@@ -55,6 +55,9 @@ describe("raw features given ragged over gRPC", () => {
     const x = examplesFrom({ pos: strings(["a"]), pos_lengths: strings(["b"]) }, s, 64, list, l);
     const y = new RawReader(l).examples(new Map([["pos", [["a"]]], ["pos_lengths", [["b"]]]]), s, 64);
     expect(plain(x)).toEqual(plain(y));
+    // Then pos goes ragged by its row splits, beside the feature pos_lengths (not "given ragged twice").
+    const r = examplesFrom({ pos: strings(["a", "c"]), pos_row_splits: int64([0, 2, 2]), pos_lengths: strings(["b", "d"]) }, s, 64, list, l);
+    expect(plain(r)).toEqual(plain(new RawReader(l).examples(new Map([["pos", [["a", "c"], []]], ["pos_lengths", [["b"], ["d"]]]]), s, 64)));
   });
 
   it.each([
@@ -72,6 +75,15 @@ describe("raw features given ragged over gRPC", () => {
     ["positional values given ragged", { dense_values: strings(["1"]), dense_values_lengths: int64([1]) }, "input dense_values_lengths: dense_values gives every example's values by position and has no ragged form"],
   ] as [string, Record<string, TensorProtoMsg>, string][])("%s is refused naming it", (_what, inputs, message) => {
     expect(() => viaTensors(inputs)).toThrow(message);
+  });
+
+  it("more examples than --max-batch, ragged or not, are refused as too large before any is read, whatever their shape claims", () => {
+    const huge = { dtype: "DT_INT32", tensor_shape: { dim: [{ size: 1e12 }] }, int_val: Int32Array.of(0, 0) };
+    expect(() => viaTensors({ C1: strings([]), C1_lengths: huge })).toThrow("request carries 1000000000000 examples; this server takes at most 64 (--max-batch)");
+    expect(() => viaTensors({ C1: strings([]), C1_row_splits: huge })).toThrow("request carries 999999999999 examples; this server takes at most 64 (--max-batch)");
+    expect(() => viaTensors({ C1: { ...strings(["a"]), tensor_shape: { dim: [{ size: 1e12 }] } } })).toThrow("request carries 1000000000000 examples; this server takes at most 64 (--max-batch)");
+    // Within the batch, a shape that claims more lengths than the tensor holds is refused as such.
+    expect(() => viaTensors({ C1: strings([]), C1_lengths: { ...huge, tensor_shape: { dim: [{ size: 3 }] } } })).toThrow("input C1_lengths: 2 values for a shape of 3");
   });
 
   it("a row above the cap of values a cell takes is refused as too large", () => {

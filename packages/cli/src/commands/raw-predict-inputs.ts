@@ -20,6 +20,12 @@ import { printableNames, UsageError } from "@pangea/kit";
  */
 export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs?: Record<string, unknown> }, names: readonly string[]): Record<string, unknown> {
   const columns = body.instances ? byInstance(body.instances, names) : byColumn(body.inputs!);
+  // Over gRPC a tensor named after another input plus _lengths or _row_splits is that input's ragged rows (unless the
+  // model has a feature of that name, which this command cannot tell): a key of the input so named is refused.
+  for (const name of columns.keys()) {
+    const suffix = RAGGED_SUFFIXES.find((x) => name.endsWith(x) && columns.has(name.slice(0, -x.length)));
+    if (suffix) throw new UsageError(`invalid --input: ${printableNames([name])} beside ${printableNames([name.slice(0, -suffix.length)])} would be read over gRPC as the rows of ${printableNames([name.slice(0, -suffix.length)])} (serving's ragged form); for a feature of that name send the examples to serving's REST API (${CURL})`);
+  }
   // No prototype: a feature named "__proto__" is a key like any other (serving names it as no input).
   const out = Object.create(null) as Record<string, unknown>;
   for (const [name, values] of columns) {
@@ -32,18 +38,15 @@ export function rawTensors(body: { instances?: Record<string, unknown>[]; inputs
       out[name] = tensorOf(name, values, false);
       continue;
     }
-    const companion = `${name}${LENGTHS_SUFFIX}`;
-    if (columns.has(companion)) {
-      throw new UsageError(`invalid --input: feature ${printableNames([name])} has examples of different numbers of values, sent as its values with ${printableNames([companion])}, which the input also names as a feature; give ${printableNames([name])} as many values in every example, or send the examples to serving's REST API (${CURL})`);
-    }
+    const companion = `${name}${RAGGED_SUFFIXES[0]}`;
     out[name] = tensorOf(name, values, true);
     out[companion] = { dtype: "DT_INT64", tensor_shape: { dim: [{ size: lengths.length }] }, int64_val: lengths.map(String) };
   }
   return out;
 }
 
-/** What serving takes beside a feature's values [nnz]: how many of them each example has. */
-const LENGTHS_SUFFIX = "_lengths";
+/** What serving takes beside a feature's values [nnz]: how many of them each example has (sent), or where each starts. */
+const RAGGED_SUFFIXES = ["_lengths", "_row_splits"];
 /** Raw values by position: every example gives them all, so they have no ragged form. */
 const POSITIONAL = ["dense_values", "slot_values"];
 

@@ -112,6 +112,22 @@ function rawColumnFromJson(body: Json, name: string, entries = "one entry per ex
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
+ * Raw values written as TF Serving's REST API writes binary ones, {"b64": "<base64>"}, as their bytes: what a gRPC
+ * DT_STRING value is (a token that is not UTF-8, which JSON text cannot hold, is hashed as compute hashes it).
+ */
+function binaryValues(column: RawColumn, name: string): RawColumn {
+  return column.map((values, e) =>
+    values.map((v) => {
+      if (!v || typeof v !== "object" || Array.isArray(v) || !Object.hasOwn(v, "b64")) return v;
+      const text = (v as Json).b64;
+      if (Object.keys(v).length !== 1 || typeof text !== "string") return v;
+      if (!BASE64.test(text)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `input ${name}, example ${e}: "b64" holds ${text.length} characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)`);
+      return Buffer.from(text, "base64");
+    }),
+  );
+}
+
+/**
  * Serialized Monolith records over REST, as TF Serving's REST API carries
  * binary values: each example's value `{"b64": "<base64>"}`, in the columnar
  * ({"inputs": {"examples": [...]}}) or row ({"instances": [{"examples": ...}]}) form.
@@ -148,6 +164,6 @@ export function examplesFromJson(body: Json, servable: Servable, maxBatch: numbe
     if (names.length !== 1) throw bad(`a Monolith input (${monolith}) must come alone; got ${printableNames(names)}`);
     return examplesFrom({ [monolith]: monolithTensorFromJson(body, monolith) }, spec, maxBatch, servable.featureList, servable.rawLayout);
   }
-  if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => rawColumnFromJson(body, n), spec, maxBatch, servable.rawLayout);
+  if (names.length && !names.includes(INPUT_DENSE) && !names.includes(INPUT_IDS)) return examplesFromRaw(names, (n) => binaryValues(rawColumnFromJson(body, n), n), spec, maxBatch, servable.rawLayout);
   return examplesFrom(tensorsFromJson(body, names, spec.numDense, spec.numSlots), spec, maxBatch);
 }

@@ -129,7 +129,7 @@ export function examplesFrom(inputs: Record<string, TensorProtoMsg>, spec: Model
     const companionOf = new Map([...companions].map(([c, feature]) => [feature, c]));
     return examplesFromRaw(features, (n) => {
       const c = companionOf.get(n);
-      return c ? raggedColumnOf(inputs[n]!, n, slotTypes(n), inputs[c]!, c) : rawColumnOf(inputs[n]!, n, slotTypes(n));
+      return c ? raggedColumnOf(inputs[n]!, n, slotTypes(n), inputs[c]!, c, maxBatch) : rawColumnOf(inputs[n]!, n, slotTypes(n), maxBatch);
     }, spec, maxBatch, rawLayout);
   }
   const ragged = names.filter((n) => RAGGED_INPUTS.includes(n));
@@ -194,15 +194,17 @@ function raggedExamplesFrom(inputs: Record<string, TensorProtoMsg>, ragged: stri
  * to check.
  */
 function cellOffsets(t: TensorProtoMsg, name: string, form: "row_splits" | "lengths", cells: number, nnz: number, valuesName: string, unit: "ids" | "values"): Uint32Array {
-  const offsets = new Uint32Array(cells + 1);
   if (form === "row_splits") {
     const splits = countsOf(t, name, cells + 1);
+    const offsets = new Uint32Array(cells + 1);
     if (splits[0] !== 0 || splits[cells] !== nnz) throw bad(`input ${name} must start at 0 and end at ${nnz} (the ${unit} ${valuesName} holds), got ${splits[0]} .. ${splits[cells]}`);
     for (let c = 0; c < cells; c++) if (splits[c + 1]! < splits[c]!) throw bad(`input ${name} must not decrease: ${splits[c]} then ${splits[c + 1]} at cell ${c}`);
     offsets.set(splits);
     return offsets;
   }
+  // Read (and their number checked against the values given) before the offsets are made: a shape alone claims nothing.
   const lengths = countsOf(t, name, cells);
+  const offsets = new Uint32Array(cells + 1);
   // Summed as a number, not into the Uint32Array: lengths near 2^32 would wrap there to a total that matches
   // and cells whose values run past the ones given.
   let total = 0;
@@ -230,7 +232,7 @@ function raggedCompanions(names: readonly string[], knows: (name: string) => boo
       if (!knows(feature)) continue;
       if (feature === INPUT_DENSE_VALUES || feature === INPUT_SLOT_VALUES) throw bad(`input ${n}: ${feature} gives every example's values by position and has no ragged form`);
       if (!given.has(feature)) throw bad(`input ${printableNames([n])} gives the ${form} of feature ${printableNames([feature])}, which the request does not give`);
-      const other = Object.keys(RAGGED_SUFFIXES).find((x) => x !== suffix && given.has(feature + x));
+      const other = Object.keys(RAGGED_SUFFIXES).find((x) => x !== suffix && given.has(feature + x) && !knows(feature + x));
       if (other) throw bad(`feature ${printableNames([feature])} is given ragged twice, by ${printableNames([n])} and ${printableNames([feature + other])}; give one`);
       out.set(n, feature);
     }
@@ -239,7 +241,7 @@ function raggedCompanions(names: readonly string[], knows: (name: string) => boo
 }
 
 /** A raw feature given ragged: its values [nnz], and per example where they start (`<feature>_row_splits`) or how many are whose (`<feature>_lengths`). */
-function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, rows: TensorProtoMsg, rowsName: string): RawColumn {
+function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, rows: TensorProtoMsg, rowsName: string, maxBatch: number): RawColumn {
   if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
     throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
   }
@@ -251,6 +253,8 @@ function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | nul
   const rs = shapeOf(rows, rowsName);
   if (rs.length !== 1 || (form === "row_splits" && rs[0]! < 1)) throw bad(`input ${rowsName} must have shape ${form === "row_splits" ? "[B + 1] (each example's start, then nnz)" : "[B] (each example's count)"}, got [${rs.join(", ")}]`);
   const B = form === "row_splits" ? rs[0]! - 1 : rs[0]!;
+  // Before any example is made: a request of millions of empty rows would hold the event loop for seconds.
+  checkBatchSize(B, maxBatch);
   const offsets = cellOffsets(rows, rowsName, form, B, nnz, name, "values");
   const values = rawValuesOf(t, name, nnz, shape);
   return Array.from({ length: B }, (_, e) => values.slice(offsets[e]!, offsets[e + 1]!));
@@ -308,13 +312,15 @@ export function examplesFromRaw(names: readonly string[], columnOf: (name: strin
  * never floats: DT_FLOAT rounds integers above 2^24 (DT_DOUBLE above 2^53) to other ids before they leave the client,
  * which nothing here could tell; training takes no float for a slot either.
  */
-function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null): RawColumn {
+function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, maxBatch: number): RawColumn {
   if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
     throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
   }
   const shape = shapeOf(t, name);
   if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
   const B = shape[0]!;
+  // Before any example is made (see raggedColumnOf).
+  checkBatchSize(B, maxBatch);
   const k = shape[1] ?? 1;
   const values = rawValuesOf(t, name, B * k, shape);
   return Array.from({ length: B }, (_, e) => values.slice(e * k, (e + 1) * k));
