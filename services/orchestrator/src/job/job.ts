@@ -1,8 +1,8 @@
-import { syncsDiscovered } from "@pangea/service-flags";
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { PangeaError, type Logger } from "@pangea/kit";
 import { describeArchitecture, modelIdentity, taskCount, tasksOf } from "@pangea/model";
+import { syncsDiscovered } from "@pangea/service-flags";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";

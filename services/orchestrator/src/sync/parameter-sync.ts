@@ -137,11 +137,6 @@ export class ParameterSyncPusher {
     this.replicas = kept;
   }
 
-  /** The replicas pushed to now. */
-  get addresses(): string[] {
-    return this.replicas.map((r) => r.address);
-  }
-
   start(): void {
     this.lastDense = Date.now();
     this.timer = setInterval(() => void this.push(false), this.intervalMs);

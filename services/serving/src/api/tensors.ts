@@ -240,11 +240,20 @@ function raggedCompanions(names: readonly string[], knows: (name: string) => boo
   return out;
 }
 
-/** A raw feature given ragged: its values [nnz], and per example where they start (`<feature>_row_splits`) or how many are whose (`<feature>_lengths`). */
-function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, rows: TensorProtoMsg, rowsName: string, maxBatch: number): RawColumn {
+/**
+ * A slot's values (`slotTypes`: the dtypes it takes) are never floats: DT_FLOAT rounds integers above 2^24 (DT_DOUBLE
+ * above 2^53) to other ids before they leave the client, which nothing here could tell; training takes no float for a
+ * slot either.
+ */
+function refuseFloatSlotValues(t: TensorProtoMsg, name: string, slotTypes: string | null): void {
   if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
     throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
   }
+}
+
+/** A raw feature given ragged: its values [nnz], and per example where they start (`<feature>_row_splits`) or how many are whose (`<feature>_lengths`). */
+function raggedColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, rows: TensorProtoMsg, rowsName: string, maxBatch: number): RawColumn {
+  refuseFloatSlotValues(t, name, slotTypes);
   const shape = shapeOf(t, name);
   if (shape.length !== 1) throw bad(`input ${name} must be the ragged values [nnz] beside ${rowsName}, got shape [${shape.join(", ")}]`);
   const nnz = shape[0]!;
@@ -307,15 +316,9 @@ export function examplesFromRaw(names: readonly string[], columnOf: (name: strin
   return reader!.examples(new Map(names.map((n) => [n, columnOf(n)])), spec, maxBatch);
 }
 
-/**
- * A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each). A slot's values (`slotTypes`: the dtypes it takes) are
- * never floats: DT_FLOAT rounds integers above 2^24 (DT_DOUBLE above 2^53) to other ids before they leave the client,
- * which nothing here could tell; training takes no float for a slot either.
- */
+/** A raw input tensor's values per example: shape [B] (one value each) or [B, k] (k each); a slot's never floats (refuseFloatSlotValues). */
 function rawColumnOf(t: TensorProtoMsg, name: string, slotTypes: string | null, maxBatch: number): RawColumn {
-  if (slotTypes && (t.dtype === "DT_FLOAT" || t.dtype === "DT_DOUBLE")) {
-    throw bad(`input ${name} holds slot values, which must be ${slotTypes}, got ${t.dtype} (a float rounds integers above 2^24, a double above 2^53, into other ids)`);
-  }
+  refuseFloatSlotValues(t, name, slotTypes);
   const shape = shapeOf(t, name);
   if (shape.length < 1 || shape.length > 2) throw bad(`input ${name} must have shape [B] or [B, k], got [${shape.join(", ")}]`);
   const B = shape[0]!;
