@@ -1,4 +1,4 @@
-import { CounterFrom, Gauge, type Registry } from "@pangea/observe";
+import { Counter, CounterFrom, Gauge, type Registry } from "@pangea/observe";
 import type { MicroBatcher } from "../batching/micro-batcher.js";
 import type { ModelManager } from "../model/model-manager.js";
 
@@ -27,7 +27,10 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
       const s = models.current();
       if (s) {
         current.set({ model: models.name }, s.version);
-        synced.update(s.synced.rows);
+        // Counted per load of a version: a newly loaded one starts from 0, and its rows add on to the earlier ones'.
+        const seen = syncedSeen.get(s) ?? 0;
+        if (s.synced.rows > seen) synced.inc(s.synced.rows - seen);
+        syncedSeen.set(s, s.synced.rows);
         if (s.synced.lastAt) lag.set({ model: models.name }, (Date.now() - s.synced.lastAt) / 1000);
       }
     },
@@ -41,7 +44,8 @@ export function registerServingMetrics(registry: Registry, models: ModelManager,
   const inflightRefused = new CounterFrom(registry, "pangea_serving_inflight_refused_requests_total", "Predict requests refused at once, before they were decoded, because their bytes would have taken those of the requests in flight past --max-inflight-request-mb (RESOURCE_EXHAUSTED, REST 503).");
   const inflightBytes = new Gauge({ name: "pangea_serving_inflight_request_bytes", help: "Bytes of the Predict requests received and not yet answered (gRPC messages and REST bodies as received).", registers: [registry] });
   const queued = new Gauge({ name: "pangea_serving_queued_requests", help: "Predict requests waiting for a forward pass.", registers: [registry] });
-  const synced = new CounterFrom(registry, "pangea_serving_sync_rows_total", "Embedding rows applied from parameter sync (current version).");
+  const synced = new Counter({ name: "pangea_serving_sync_rows_total", help: "Embedding rows applied from parameter sync, to whichever version was served (it keeps rising across version loads).", registers: [registry] });
+  const syncedSeen = new WeakMap<object, number>();
   const syncRefused = new CounterFrom(registry, "pangea_serving_sync_refused_total", "Parameter sync updates refused as non-finite, mis-shaped or from another model (none of such an update is applied).");
   const syncIgnored = new CounterFrom(registry, "pangea_serving_sync_ignored_total", "Parameter sync updates ignored as not newer than one already applied from the same sender run.");
   const loaded = new Gauge({ name: "pangea_serving_model_version_loaded", help: "1 for each loaded model version.", labelNames: ["model", "version"], registers: [registry] });
