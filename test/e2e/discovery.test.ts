@@ -10,6 +10,7 @@ import { startEtcd, type EtcdServer } from "@pangea/test-utils";
 import { agentServiceDefinition } from "../../services/serving/src/api/agent-service.js";
 import { LocalCluster } from "../../packages/cli/src/launcher/local-cluster.js";
 import { StatusClient } from "../../packages/cli/src/commands/status-client.js";
+import { inputsAcrossTables } from "../support/version-inputs.js";
 import { ENTRY, ROOT, closedPort, lastLine, runNode, waitFor } from "../support/processes.js";
 
 /**
@@ -152,13 +153,13 @@ describe("service discovery", () => {
     a.child.kill("SIGTERM");
   }, 60_000);
 
-  it("etcd: --serving-sync discovery pushes to every serving replica etcd lists, one that joins mid-job first sent every row, none to one whose lease expired; at the end each replica's synced version predicts what the final checkpoint's export does", async () => {
+  it("etcd: --serving-sync discovery:ctr pushes to every serving replica of model ctr etcd lists (not another model's), one that joins mid-job first sent every row, none to one whose lease expired; at the end each replica's synced version predicts what the final checkpoint's export does", async () => {
     const base = join(tmp, "models-synced");
     const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
     expect(exp.status, exp.stderr).toBe(0);
     const replicas: { child: ReturnType<typeof spawn>; address: string; rest: string }[] = [];
-    const start = async (id: string) => {
-      const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3",
+    const start = async (id: string, model = "ctr") => {
+      const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", model, "--port", "0", "--rest-port", "0", "--poll-seconds", "0.3",
         "--discovery", `etcd://${endpoint}`, "--cluster-name", "delta", "--discovery-lease-seconds", "2", "--worker-id", id], { stdio: ["ignore", "pipe", "ignore"] });
       const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
       const r = { child, ...(JSON.parse(line) as { address: string; rest: string }) };
@@ -172,13 +173,15 @@ describe("service discovery", () => {
     try {
       const a = await start("replica-a");
       const gone = await start("replica-gone");
+      // Another model's replica in the same cluster: not this job's to push to.
+      const other = await start("replica-other", "other");
       const c = await LocalCluster.start({
         trainers: 2,
         discovery: `etcd://${endpoint}`,
         clusterName: "delta",
         logDir: join(tmp, "sync-job"),
         orchestratorArgs: ["--job-id", "sync-job", "--steps", "600", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--restore-from", join(tmp, "ckpt", "etcd-job", "step-40"),
-          "--serving-sync", "discovery", "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1", "--export-dir", base],
+          "--serving-sync", "discovery:ctr", "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1", "--export-dir", base],
         computeArgs: ["--eval-records", "1000"],
         trainerArgs: [],
       });
@@ -198,16 +201,12 @@ describe("service discovery", () => {
       expect([s.state, s.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
       const log = orchestratorLog();
       for (const r of [a, gone, b]) expect(log).toContain(`"serving":"${r.address}","msg":"serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes"`);
+      expect(log).not.toContain(other.address);
+      expect(await rowsApplied(other.rest)).toBe(0);
       // Each replica got the whole table first, the one that joined mid-job included.
-      expect(log.split("\n").filter((l) => l.includes("parameter sync sent serving every row again") && l.includes(b.address))).toHaveLength(1);
+      expect(log.split("\n").filter((l) => l.includes("parameter sync sent serving every row") && l.includes(b.address))).toHaveLength(1);
       // The final checkpoint exported as version 2; every replica's version 1, synced, predicts what it does.
-      const manifest = JSON.parse(readFileSync(join(base, "2", "manifest.json"), "utf8")) as { slotIds: number[] };
-      const perSlot = manifest.slotIds.map((slot) => {
-        const buf = readFileSync(join(base, "2", `slot-${slot}.ids.u64`));
-        const n = buf.length / 8;
-        return Array.from({ length: 32 }, (_, e) => buf.readBigUInt64LE(Math.floor((e * n) / 32) * 8).toString());
-      });
-      const body = { inputs: { dense_features: Array.from({ length: 32 }, (_, e) => Array.from({ length: 13 }, (_, j) => ((e + 1) * (j + 2)) % 5)), feature_ids: Array.from({ length: 32 }, (_, e) => perSlot.map((ids) => ids[e]!)) } };
+      const body = inputsAcrossTables(join(base, "2"), 32);
       for (const r of [a, b]) {
         await waitFor("version 2 to load", async () => (await fetch(`http://${r.rest}/v1/models/ctr/versions/2`)).status === 200, 20_000, 100);
         const predict = async (version: number) => {
@@ -224,12 +223,13 @@ describe("service discovery", () => {
     }
   }, 150_000);
 
-  it("--serving-sync discovery without etcd, or with several shards, is a usage error naming the flag", async () => {
+  it("--serving-sync discovery:<model> without etcd, or with several shards, and discovery without a model, are usage errors naming the flag", async () => {
     for (const [extra, message] of [
-      [[], "--serving-sync: discovery finds serving replicas in etcd: give --discovery etcd://host:port too"],
-      [["--discovery", "etcd://127.0.0.1:2379", "--ps-shards", "2"], "--serving-sync: discovery needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead"],
+      [["discovery:ctr"], "--serving-sync: discovery:<model> finds serving replicas in etcd: give --discovery etcd://host:port too"],
+      [["discovery:ctr", "--discovery", "etcd://127.0.0.1:2379", "--ps-shards", "2"], "--serving-sync: discovery:<model> needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead"],
+      [["discovery", "--discovery", "etcd://127.0.0.1:2379"], '--serving-sync: expected host:port[,host:port...] (ports 1..65535), or discovery:<model> (the --model-name of the serving replicas to find in etcd), got "discovery"'],
     ] as const) {
-      const r = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--serving-sync", "discovery", "--checkpoint-dir", join(tmp, "ckpt-usage"), ...extra]);
+      const r = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--serving-sync", ...extra, "--checkpoint-dir", join(tmp, "ckpt-usage")]);
       expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, expect.stringContaining(message)]);
     }
   }, 30_000);

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { inputsAcrossTables } from "../support/version-inputs.js";
 import { ENTRY, runNode, waitFor } from "../support/processes.js";
 
 /**
@@ -103,13 +104,7 @@ describe("parameter sync from successive jobs", () => {
       expect((await runNode(ENTRY.cli, ["export", "--checkpoint", final, "--out", base, "--version", "3"])).code).toBe(0);
       await waitFor("version 3 to load", async () => (await servedVersion()).some((v) => v.version === "3" && v.state === "AVAILABLE"), 20_000, 100);
       // Examples made of ids across the final tables (the rows trained before version 2 loaded among them).
-      const manifest = JSON.parse(readFileSync(join(base, "3", "manifest.json"), "utf8")) as { slotIds: number[] };
-      const perSlot = manifest.slotIds.map((slot) => {
-        const b = readFileSync(join(base, "3", `slot-${slot}.ids.u64`));
-        const n = b.length / 8;
-        return Array.from({ length: 64 }, (_, e) => b.readBigUInt64LE(Math.floor((e * n) / 64) * 8).toString());
-      });
-      const body = { inputs: { dense_features: Array.from({ length: 64 }, (_, e) => Array.from({ length: 13 }, (_, j) => ((e + 1) * (j + 2)) % 5)), feature_ids: Array.from({ length: 64 }, (_, e) => perSlot.map((ids) => ids[e]!)) } };
+      const body = inputsAcrossTables(join(base, "3"), 64);
       const predict = async (version: number) => {
         const res = await fetch(`http://${ready.rest}/v1/models/pangea/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
         expect(res.status).toBe(200);

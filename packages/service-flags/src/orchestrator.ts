@@ -24,12 +24,16 @@ const l2 = decimalNumber("expected an L2 strength (a number >= 0)").pipe(z.numbe
 const lr = decimalNumber("expected a learning rate").pipe(z.number().positive("expected a positive learning rate").max(10, "expected a learning rate below 10"));
 
 /** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
-/** --serving-sync's value that finds the replicas in etcd instead of naming them. */
+/** --serving-sync's value that finds the replicas in etcd instead of naming them: `discovery:<model>`. */
 export const SERVING_SYNC_DISCOVERY = "discovery";
+const DISCOVERY_VALUE = /^discovery:([^,\s/]+)$/;
 
-/** True when --serving-sync asks for the replicas etcd announces. */
-export function syncsDiscovered(servingSync: readonly string[] | undefined): boolean {
-  return servingSync?.length === 1 && servingSync[0] === SERVING_SYNC_DISCOVERY;
+/**
+ * The model whose serving replicas etcd lists (serving's --model-name) when --serving-sync is `discovery:<model>`;
+ * null when it names the replicas.
+ */
+export function discoveredSyncModel(servingSync: readonly string[] | undefined): string | null {
+  return servingSync?.length === 1 ? (DISCOVERY_VALUE.exec(servingSync[0]!)?.[1] ?? null) : null;
 }
 
 export const orchestratorSchema = z.object({
@@ -88,8 +92,8 @@ export const orchestratorSchema = z.object({
   servingSync: flag(z
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
-    .refine((xs) => xs.length > 0 && (xs.join(",") === SERVING_SYNC_DISCOVERY || xs.every((x) => HOST_PORT_RE.test(x))), `expected host:port[,host:port...] (ports 1..65535), or ${SERVING_SYNC_DISCOVERY}`)
-    .optional(), { env: "PANGEA_SERVING_SYNC", description: `serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training; ${SERVING_SYNC_DISCOVERY}: every serving replica announced in --discovery's etcd, as replicas come and go (one that joins is sent every row)` }),
+    .refine((xs) => xs.length > 0 && (discoveredSyncModel(xs) !== null || xs.every((x) => HOST_PORT_RE.test(x))), `expected host:port[,host:port...] (ports 1..65535), or ${SERVING_SYNC_DISCOVERY}:<model> (the --model-name of the serving replicas to find in etcd)`)
+    .optional(), { env: "PANGEA_SERVING_SYNC", description: `serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training; ${SERVING_SYNC_DISCOVERY}:<model>: every serving replica of that --model-name announced in --discovery's etcd (needs --discovery etcd://... and one parameter-server shard), as replicas come and go (one that joins is sent every row)` }),
   servingSyncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SERVING_SYNC_TOKEN_FILE", description: "a file holding serving's API token (its --api-token-file): presented on every parameter sync push, which a serving with a token requires unless TLS certificates say who pushes" }),
   syncIntervalSeconds: flag(seconds().default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
   denseSyncIntervalSeconds: flag(seconds().default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
@@ -129,8 +133,8 @@ export const orchestratorConfigSchema = orchestratorSchema
   .refine((c) => c.bestTask === undefined || c.keepBest, { message: "names the task --keep-best compares; give --keep-best too", path: ["bestTask"] })
   .refine((c) => c.bestMetric === undefined || c.keepBest, { message: "names what --keep-best compares; give --keep-best too", path: ["bestMetric"] })
   .refine((c) => c.exportFeatureList === undefined || c.exportDir !== undefined, { message: "is copied into the versions --export-dir writes; give --export-dir too", path: ["exportFeatureList"] })
-  .refine((c) => !syncsDiscovered(c.servingSync) || c.discovery.startsWith("etcd://"), { message: `${SERVING_SYNC_DISCOVERY} finds serving replicas in etcd: give --discovery etcd://host:port too`, path: ["servingSync"] })
-  .refine((c) => !syncsDiscovered(c.servingSync) || c.psShards === 1, { message: `${SERVING_SYNC_DISCOVERY} needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead`, path: ["servingSync"] });
+  .refine((c) => discoveredSyncModel(c.servingSync) === null || c.discovery.startsWith("etcd://"), { message: `${SERVING_SYNC_DISCOVERY}:<model> finds serving replicas in etcd: give --discovery etcd://host:port too`, path: ["servingSync"] })
+  .refine((c) => discoveredSyncModel(c.servingSync) === null || c.psShards === 1, { message: `${SERVING_SYNC_DISCOVERY}:<model> needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead`, path: ["servingSync"] });
 
 
 /** Whether --model names an architecture built for several tasks (its registry entry's multiTask): `pangea run` then gives the built-in data two. */

@@ -7,7 +7,7 @@ import { Job, defaultSlotConfig } from "./job/job.js";
 import { trainingStepMismatch } from "./job/job-model.js";
 import { slotConfigOver } from "./embeddings/slot-config.js";
 import { architectureFromFlags } from "@pangea/model";
-import { checkSlotDims, readSlotConfig, syncsDiscovered } from "@pangea/service-flags";
+import { checkSlotDims, readSlotConfig, discoveredSyncModel } from "@pangea/service-flags";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
@@ -123,7 +123,9 @@ runMain("pangea-orchestrator", async () => {
     await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
     return;
   }
-  const job = new Job({ ...config, lockFile: join(jobCheckpointDir(config.checkpointDir, config.jobId), JOB_LOCK_FILE), architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}), ...(syncsDiscovered(config.servingSync) ? { servingReplicas: async () => [...(await discovery.list("serving")).values()] } : {}) }, log);
+  // --serving-sync discovery:<model>: serving announces itself as serving/<model>/<worker id>; only that model's replicas are its.
+  const syncModel = discoveredSyncModel(config.servingSync);
+  const job = new Job({ ...config, lockFile: join(jobCheckpointDir(config.checkpointDir, config.jobId), JOB_LOCK_FILE), architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}), ...(syncModel !== null ? { servingReplicas: async () => [...(await discovery.list("serving"))].filter(([key]) => key.startsWith(`${syncModel}/`)).map(([, address]) => address) } : {}) }, log);
   lostLock = (why, takenOver) =>
     job.fail(
       takenOver

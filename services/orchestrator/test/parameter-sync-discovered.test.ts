@@ -1,33 +1,14 @@
-import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "@pangea/kit";
-import { ParameterSyncService } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, readIdWords } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
-import { ParameterSyncPusher } from "../src/sync/parameter-sync.js";
+import { syncPeer } from "./support/sync-peer.js";
+import { MAX_DISCOVERED_REPLICAS, ParameterSyncPusher } from "../src/sync/parameter-sync.js";
+import * as grpc from "@grpc/grpc-js";
+import { ParameterSyncService } from "@pangea/rpc";
 
 const base: SlotConfig = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05 }, 4);
 const ROWS = 300;
-
-/** A replica as serving acks: one load for its life; a real gRPC server recording the rows each update carried. */
-async function replica(): Promise<{ address: string; rowsPerUpdate: number[]; server: grpc.Server }> {
-  const rowsPerUpdate: number[] = [];
-  const server = new grpc.Server();
-  server.addService(ParameterSyncService, {
-    push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const { payload: u } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, "push");
-      rowsPerUpdate.push(readIdWords(u.ids, "ids").count);
-      cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
-        a.modelVersion = 1n;
-        a.rowsApplied = BigInt(rowsPerUpdate.at(-1)!);
-        a.loadId = "load-1";
-      }));
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  return { address: `127.0.0.1:${port}`, rowsPerUpdate, server };
-}
 
 function recordingLog(lines: string[]): Logger {
   const say = (level: string) => (_o: unknown, msg?: string) => lines.push(`${level}: ${msg ?? _o}`);
@@ -42,7 +23,7 @@ describe("ParameterSyncPusher with the replicas listed before each push (--servi
   });
 
   it("sends a replica that appears every row, then what changes; keeps the replicas it had while the list cannot be read, saying so once; pushes no more to one that left", async () => {
-    const [a, b] = [await replica(), await replica()];
+    const [a, b] = [await syncPeer(() => "load-1"), await syncPeer(() => "load-1")];
     const store = new EmbeddingStore(base, new Map(), 1);
     const out = new Float32Array(4);
     for (let h = 1; h <= ROWS; h++) store.read(h, (3 << 16) >>> 0, false, out, 0, 4);
@@ -75,11 +56,51 @@ describe("ParameterSyncPusher with the replicas listed before each push (--servi
     expect([a.rowsPerUpdate.slice(4), b.rowsPerUpdate.slice(3)]).toEqual([[], [1]]);
     expect(lines.filter((l) => l.startsWith("info:"))).toEqual([
       "info: serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes",
-      "info: parameter sync sent serving every row again",
+      "info: parameter sync sent serving every row",
       "info: serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes",
-      "info: parameter sync sent serving every row again",
+      "info: parameter sync sent serving every row",
       "info: parameter sync reads the serving replicas from etcd again",
       "info: serving replica left etcd: parameter sync stops pushing to it",
     ]);
+  });
+
+  it("passes over entries that are no host:port (an empty value crashed the orchestrator), said once each, and pushes to at most MAX_DISCOVERED_REPLICAS", async () => {
+    const store = new EmbeddingStore(base, new Map(), 1);
+    const lines: string[] = [];
+    // Closed ports: every push fails at once, as to entries nobody serves at.
+    const many = Array.from({ length: MAX_DISCOVERED_REPLICAS + 10 }, (_, i) => `127.0.0.1:${i + 1}`);
+    const pusher = new ParameterSyncPusher([], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog(lines), undefined, Date.now, async () => ["", "not an address", "", ...many]);
+    stop.push(() => pusher.stop());
+    store.assign(Uint32Array.of(1, (3 << 16) >>> 0), 1, Float32Array.of(1, 0, 0, 0), 4);
+    await pusher.push(false);
+    await pusher.push(false);
+    expect(lines.filter((l) => l.includes("is no host:port"))).toHaveLength(2);
+    expect(lines.filter((l) => l.includes(`etcd lists more serving replicas than parameter sync pushes to (${MAX_DISCOVERED_REPLICAS})`))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes("serving replica found in etcd"))).toHaveLength(MAX_DISCOVERED_REPLICAS);
+  });
+
+  it("a replica that never answers holds up no other: while its send is out, the rounds go to the others and wait in its backlog", async () => {
+    const good = await syncPeer(() => "load-1");
+    const silent = new grpc.Server();
+    let asked = 0;
+    silent.addService(ParameterSyncService, { push: () => void asked++ });
+    const port = await new Promise<number>((resolve, reject) => silent.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const store = new EmbeddingStore(base, new Map(), 1);
+    const lines: string[] = [];
+    const pusher = new ParameterSyncPusher([`127.0.0.1:${port}`, good.address], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog(lines));
+    stop.push(() => pusher.stop(), () => good.server.forceShutdown(), () => silent.forceShutdown());
+    const touch = (h: number) => store.assign(Uint32Array.of(h, (3 << 16) >>> 0), 1, Float32Array.of(h, 0, 0, 0), 4);
+    touch(1);
+    const first = pusher.push(false);
+    const t0 = Date.now();
+    while (good.rowsPerUpdate.length === 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 10));
+    for (const h of [2, 3, 4]) {
+      touch(h);
+      await pusher.push(false);
+    }
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(good.rowsPerUpdate).toEqual([1, 1, 1, 1]);
+    expect(asked).toBe(1);
+    void first;
   });
 });

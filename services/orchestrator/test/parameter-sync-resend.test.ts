@@ -1,37 +1,12 @@
-import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "@pangea/kit";
-import { ParameterSyncService } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, readIdWords } from "@pangea/schema";
 import { EmbeddingStore, type SlotConfig } from "../src/embeddings/embedding-store.js";
 import { defaultSlotConfig } from "../src/job/job.js";
+import { syncPeer } from "./support/sync-peer.js";
 import { MIN_RESEND_GAP_MS, ParameterSyncPusher } from "../src/sync/parameter-sync.js";
 
 const base: SlotConfig = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05 }, 4);
 const ROWS = 500;
-
-/**
- * A peer on a sync address that answers every push naming a new load (what a hostile plaintext process could do):
- * a real gRPC server, recording how many rows each update carried.
- */
-async function newLoadEveryAck(): Promise<{ address: string; rowsPerUpdate: number[]; server: grpc.Server }> {
-  const rowsPerUpdate: number[] = [];
-  const server = new grpc.Server();
-  let load = 0;
-  server.addService(ParameterSyncService, {
-    push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const { payload: u } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, "push");
-      rowsPerUpdate.push(readIdWords(u.ids, "ids").count);
-      cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
-        a.modelVersion = 1n;
-        a.rowsApplied = BigInt(rowsPerUpdate.at(-1)!);
-        a.loadId = `load-${++load}`;
-      }));
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  return { address: `127.0.0.1:${port}`, rowsPerUpdate, server };
-}
 
 function quietLog(warnings: string[]): Logger {
   const none = () => {};
@@ -46,7 +21,7 @@ describe("ParameterSyncPusher against a peer naming a new load in every ack", ()
   });
 
   it(`sends the whole table at most once per ${MIN_RESEND_GAP_MS / 1000} s, the changed rows between, and once more at the final push`, async () => {
-    const peer = await newLoadEveryAck();
+    const peer = await syncPeer((n) => `load-${n}`);
     const store = new EmbeddingStore(base, new Map(), 1);
     const out = new Float32Array(4);
     for (let h = 1; h <= ROWS; h++) store.read(h, (3 << 16) >>> 0, false, out, 0, 4);

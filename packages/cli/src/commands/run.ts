@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { deepFreeze, envFlagOn, envGiven, nonNegativeInt, parseConfig, port, printable, usageText, UsageError, type FlagTable } from "@pangea/kit";
 import type { JobStatus__Output } from "@pangea/schema";
-import { ORCHESTRATOR_FLAGS, SlotConfigErrors, checkSlotDims, isMultiTaskModel, orchestratorConfigSchema, readSlotConfig, syncsDiscovered } from "@pangea/service-flags";
+import { ORCHESTRATOR_FLAGS, SlotConfigErrors, checkSlotDims, isMultiTaskModel, orchestratorConfigSchema, readSlotConfig, discoveredSyncModel } from "@pangea/service-flags";
 import { ModelErrors, architectureFromFlags, type ModelFlags } from "@pangea/model";
 import { loadTransportSecurity, readBearerToken, writeClusterCerts, type TransportSecurity } from "@pangea/rpc";
 import { LocalCluster, orchestratorCommandLine, type ClusterOptions } from "../launcher/local-cluster.js";
@@ -126,7 +126,7 @@ export function parseRun(argv: readonly string[]): Readonly<RunConfig> | null {
   // It has a default, so the schema cannot tell it was given: without --tls it would be ignored.
   if (!c.tls && argv.some((a) => a === "--tls-dir" || a.startsWith("--tls-dir="))) throw new UsageError("invalid --tls-dir: names --tls's certificates; give --tls too");
   // The local cluster finds its services without a registry: there is no etcd to list serving replicas from.
-  if (syncsDiscovered(c.servingSync as string[] | undefined)) throw new UsageError("invalid --serving-sync: discovery lists the serving replicas in etcd, which the local cluster does not use; name the replicas (host:port[,...])");
+  if (discoveredSyncModel(c.servingSync as string[] | undefined) !== null) throw new UsageError("invalid --serving-sync: discovery:<model> lists the serving replicas in etcd, which the local cluster does not use; name the replicas (host:port[,...])");
   const args = builtInTaskArgs(serviceArgs(argv, RUN_FLAGS, new Map(passed)), isMultiTaskModel(c.model as string), process.env);
   // As the cluster will start it: with the trainers and shards run counts itself (its flags, not the orchestrator's).
   checkOrchestratorFlags(orchestratorCommandLine({ host: pick("host"), orchestratorPort: pick("orchestratorPort"), trainers: pick("trainers"), psShards: pick("psShards"), orchestratorArgs: args.orchestrator, metricsPort: pick("metricsPort") }));

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { PangeaError, type Logger } from "@pangea/kit";
 import { describeArchitecture, modelIdentity, taskCount, tasksOf } from "@pangea/model";
-import { syncsDiscovered } from "@pangea/service-flags";
+import { discoveredSyncModel } from "@pangea/service-flags";
 import type { EvalReport__Output, JobSpec, JobState, JobStatus, SourceInfo__Output, Work } from "@pangea/schema";
 import type { WorkerGradients } from "../aggregation/gradient-aggregator.js";
 import { evalReportFromJson, writeCompletion } from "../checkpoint/completion.js";
@@ -353,8 +353,8 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     model.warnings.push(...this.bestWarnings);
     this.model = model;
     const c = this.config;
-    // --serving-sync discovery: no address given, the replicas etcd lists (main.ts reads them) before each push.
-    const discovered = syncsDiscovered(c.servingSync);
+    // --serving-sync discovery:<model>: no address given, the replicas etcd lists (main.ts reads them) before each push.
+    const discovered = discoveredSyncModel(c.servingSync) !== null;
     const sync = c.servingSync?.length
       ? { targets: discovered ? [] : c.servingSync, intervalMs: (c.syncIntervalSeconds ?? 10) * 1000, denseIntervalMs: (c.denseSyncIntervalSeconds ?? 60) * 1000, sender: "orchestrator", model: modelIdentity(model.spec), ...(c.servingSyncToken ? { token: c.servingSyncToken } : {}), ...(discovered && c.servingReplicas ? { listReplicas: c.servingReplicas } : {}) }
       : null;

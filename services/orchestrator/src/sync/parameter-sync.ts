@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Logger } from "@pangea/kit";
+import { HOST_PORT_RE, printable, type Logger } from "@pangea/kit";
 import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
@@ -25,6 +25,11 @@ const MAX_PUSH_VALUES = 16 << 20;
  */
 export const MIN_RESEND_GAP_MS = 30_000;
 
+/** Replicas --serving-sync discovery pushes to at most: each holds a backlog and a connection, and etcd's list is whatever was put there. */
+export const MAX_DISCOVERED_REPLICAS = 64;
+
+const EMPTY_ROUND: SyncRound = { ids: new Uint32Array(0), rows: new Float32Array(0), tombstones: new Uint32Array(0), width: null, dense: null };
+
 interface Replica {
   address: string;
   client: ParameterSyncClient;
@@ -34,6 +39,10 @@ interface Replica {
   /** Why the last push failed (null while pushes succeed), and how many in a row did. */
   failing: string | null;
   failedPushes: number;
+  /** The failure's reason with its numbers blanked (a deadline's elapsed time, a timestamp): what "the reason changed" compares. */
+  failingKey: string;
+  /** A send to it is out: a round meanwhile joins its backlog instead of waiting behind it. */
+  busy: boolean;
   /** The load of its model version the replica's last ack came from ("" before one, or from an older serving). */
   loadId: string;
   /** The replica holds another load than the one earlier pushes went to: the next push sends every row and the dense weights. */
@@ -66,7 +75,13 @@ export class ParameterSyncPusher {
   private listFailing: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastDense = 0;
-  private pushing = false;
+  /** The final push has begun: an interval's push after it has nothing to add. */
+  private finalBegun = false;
+  /** The replicas' list being read (one read at a time: two pushes must not each add the same new replica). */
+  private refreshing: Promise<void> | null = null;
+  /** Listed values that are no host:port, said once each; and whether the list was said to be cut to MAX_DISCOVERED_REPLICAS. */
+  private readonly badEntries = new Set<string>();
+  private saidTooMany = false;
   pushes = 0;
   rowsSent = 0;
   /** When a replica last applied a push (ms since the epoch; 0 = never), and the serving version it applied it to. */
@@ -102,7 +117,7 @@ export class ParameterSyncPusher {
 
   private replica(address: string, joined: boolean): Replica {
     // One that joins later holds only its version from disk: it is sent every row and the dense weights first.
-    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
+    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, failingKey: "", busy: false, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
   }
 
   /**
@@ -110,10 +125,33 @@ export class ParameterSyncPusher {
    * (its lease expired: it stopped, or lost etcd) is pushed to no more. A list that cannot be read keeps the replicas
    * as they were.
    */
-  private async refreshReplicas(): Promise<void> {
+  private refreshReplicas(): Promise<void> {
+    this.refreshing ??= this.readReplicas().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  /** The listed values that are addresses, at most MAX_DISCOVERED_REPLICAS of them; the others said once each. */
+  private usable(listed: readonly string[]): string[] {
+    const ok: string[] = [];
+    for (const a of listed) {
+      if (HOST_PORT_RE.test(a)) ok.push(a);
+      else if (!this.badEntries.has(a) && this.badEntries.size < MAX_DISCOVERED_REPLICAS) {
+        this.badEntries.add(a);
+        this.log.warn({ entry: printable(a, 200) }, "a serving entry in etcd is no host:port; parameter sync passes it over");
+      }
+    }
+    const unique = [...new Set(ok)].sort();
+    if (unique.length > MAX_DISCOVERED_REPLICAS && !this.saidTooMany) {
+      this.saidTooMany = true;
+      this.log.warn({ listed: unique.length, max: MAX_DISCOVERED_REPLICAS }, `etcd lists more serving replicas than parameter sync pushes to (${MAX_DISCOVERED_REPLICAS}); the first by address are pushed to`);
+    }
+    return unique.slice(0, MAX_DISCOVERED_REPLICAS);
+  }
+
+  private async readReplicas(): Promise<void> {
     let listed: readonly string[];
     try {
-      listed = await this.listReplicas!();
+      listed = this.usable(await this.listReplicas!());
     } catch (err) {
       const why = (err as Error).message;
       if (this.listFailing !== why) this.log.warn({ err: why }, "parameter sync cannot read the serving replicas from etcd; pushing to the ones it had");
@@ -143,36 +181,51 @@ export class ParameterSyncPusher {
     this.timer.unref();
   }
 
-  /** One round: take what changed, send it to every replica (with any backlog). `final` also sends the dense weights. */
+  /**
+   * One round: take what changed, send it to every replica (with any backlog). `final` also sends the dense weights.
+   * A replica whose last send is still out (slow, or a peer that never answers) holds no one up: the round joins its
+   * backlog, and the next push after its send ends takes it there.
+   */
   async push(final: boolean): Promise<void> {
-    if (this.pushing && !final) return;
-    this.pushing = true;
-    try {
-      if (this.listReplicas) await this.refreshReplicas();
-      const changes = this.source.store.drainChanges();
-      const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
-      if (withDense) this.lastDense = Date.now();
-      const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
-      if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null && !(r.resend && this.now() >= r.lastResendAt + MIN_RESEND_GAP_MS))) return;
-      await Promise.all(this.replicas.map((r) => this.send(r, round, final)));
-      this.pushes++;
-      this.rowsSent += round.ids.length / 2;
-      // A replica found to have lost what it had been sent gets the whole table now, not an interval later (or never, after the last push).
-      await Promise.all(this.replicas.filter((r) => this.resendDue(r, final)).map((r) => this.send(r, { ...round, ids: new Uint32Array(0), rows: new Float32Array(0), tombstones: new Uint32Array(0) }, final)));
-    } finally {
-      this.pushing = false;
-    }
+    if (this.finalBegun) return;
+    if (final) this.finalBegun = true;
+    if (this.listReplicas) await this.refreshReplicas();
+    const changes = this.source.store.drainChanges();
+    const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
+    if (withDense) this.lastDense = Date.now();
+    const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
+    if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null && !(r.resend && this.now() >= r.lastResendAt + MIN_RESEND_GAP_MS))) return;
+    this.pushes++;
+    this.rowsSent += round.ids.length / 2;
+    await Promise.all(this.replicas.map((r) => this.deliver(r, round, final)));
   }
 
   /**
-   * Sends a round to a replica once the send before it is done: a final push overlapping an interval's would
-   * interleave their sequences, and serving ignores an update older than one it applied (a part lost unsaid).
+   * A round to one replica: sent when no send to it is out (the final push waits for the one out: serving ignores an
+   * update older than one it applied, so two of one replica's sends must not interleave), otherwise added to its
+   * backlog. A replica found by an ack to have lost what it had been sent gets the whole table at once after.
    */
-  private send(r: Replica, round: SyncRound, final: boolean): Promise<void> {
-    const sent = r.queue.then(() => this.sendNow(r, round, final));
+  private deliver(r: Replica, round: SyncRound, final: boolean): Promise<void> {
+    if (r.busy && !final) {
+      r.pending = r.pending ? compactRounds([r.pending, round], this.widthOf) : round;
+      return Promise.resolve();
+    }
+    // Busy from now, not from when the send starts: a push right after this one must already see it out.
+    r.busy = true;
+    const sent = r.queue.then(async () => {
+      r.busy = true;
+      try {
+        await this.sendNow(r, round, final);
+        if (this.resendDue(r, final)) await this.sendNow(r, EMPTY_ROUND, final);
+      } finally {
+        r.busy = false;
+      }
+    });
     r.queue = sent.catch(() => undefined);
     return sent;
   }
+
+  private readonly widthOf = (hi: number) => this.source.store.widthOf(hi);
 
   /** A whole-table send is wanted and may start now (see MIN_RESEND_GAP_MS); says once when one has to wait. */
   private resendDue(r: Replica, final: boolean): boolean {
@@ -181,25 +234,31 @@ export class ParameterSyncPusher {
     if (final || wait <= 0) return true;
     if (!r.resendDeferred) {
       r.resendDeferred = true;
-      this.log.warn({ serving: r.address, waitMs: wait }, `serving names another load again within ${MIN_RESEND_GAP_MS / 1000} s of the last time it was sent every row: it is sent every row again when that time is up, the changed rows meanwhile`);
+      // A replica that has acknowledged nothing did not take the table it was sent (unreachable, or no model loaded yet).
+      const why = r.loadId === "" ? `serving has not yet taken every row (its last whole-table send failed: ${r.failing ?? "no answer"})` : `serving names another load again within ${MIN_RESEND_GAP_MS / 1000} s of the last time it was sent every row`;
+      this.log.warn({ serving: r.address, waitMs: wait }, `${why}: it is sent every row again when that time is up, the changed rows meanwhile`);
     }
     return false;
   }
 
   private async sendNow(r: Replica, round: SyncRound, final: boolean): Promise<void> {
-    const widthOf = (hi: number) => this.source.store.widthOf(hi);
     // A replica that is away gets one round of what it missed: memory stays bounded by the table, not by the time away.
-    const p = r.pending ? compactRounds([r.pending, round], widthOf) : round;
-    r.pending = p;
-    if (this.resendDue(r, final)) return this.resendAll(r);
-    const parts = splitRound(p, widthOf, MAX_PUSH_VALUES);
+    // Taken out of its backlog while it goes; rounds meanwhile gather there anew, and what fails goes back before them.
+    const p = r.pending ? compactRounds([r.pending, round], this.widthOf) : round;
+    r.pending = null;
+    if (this.resendDue(r, final)) return this.resendAll(r, p);
+    const parts = splitRound(p, this.widthOf, MAX_PUSH_VALUES);
     for (let k = 0; k < parts.length; k++) {
       if (await this.sendPart(r, parts[k]!)) continue;
       // What it missed stays for the next round: the parts not acknowledged.
-      if (k > 0) r.pending = joinRounds(parts.slice(k));
+      this.keepForLater(r, k === 0 ? p : joinRounds(parts.slice(k)));
       return;
     }
-    r.pending = null;
+  }
+
+  /** `missed` back into the replica's backlog, before the rounds that gathered there while it was out. */
+  private keepForLater(r: Replica, missed: SyncRound): void {
+    r.pending = r.pending ? compactRounds([missed, r.pending], this.widthOf) : missed;
   }
 
   /**
@@ -207,7 +266,8 @@ export class ParameterSyncPusher {
    * (wholeTableParts). What the replica had pending stays so until the last part is acknowledged: if a part fails,
    * the next rounds bring it the changes meanwhile, and the whole table goes again when MIN_RESEND_GAP_MS allows.
    */
-  private async resendAll(r: Replica): Promise<void> {
+  private async resendAll(r: Replica, before: SyncRound): Promise<void> {
+    const again = r.loadId !== "";
     r.lastResendAt = this.now();
     r.resendDeferred = false;
     // Set again by a part that fails, or by an ack from yet another load.
@@ -219,14 +279,14 @@ export class ParameterSyncPusher {
     for (const part of wholeTableParts(this.source.store, dense, MAX_PUSH_VALUES)) {
       if (!(await this.sendPart(r, part))) {
         r.resend = true;
+        this.keepForLater(r, before);
         return;
       }
       rows += part.ids.length / 2;
       tombstones += part.tombstones.length / 2;
       pushes++;
     }
-    r.pending = null;
-    this.log.info({ serving: r.address, rows, tombstones, pushes, dense: this.source.dense !== null }, "parameter sync sent serving every row again");
+    this.log.info({ serving: r.address, rows, tombstones, pushes, dense: this.source.dense !== null }, `parameter sync sent serving every row${again ? " again" : ""}`);
   }
 
   /** One update to a replica; false if it failed (said in the log). */
@@ -255,6 +315,7 @@ export class ParameterSyncPusher {
       if (r.failing !== null) {
         this.log.info({ serving: r.address, failedPushes: r.failedPushes }, "parameter sync reaches serving again; it has what it missed");
         r.failing = null;
+        r.failingKey = "";
         r.failedPushes = 0;
       }
       // Synced rows live in serving's memory: another load of the version there holds none of the pushes before.
@@ -275,9 +336,11 @@ export class ParameterSyncPusher {
       // A replica that was away still gets every row and tombstone: the caller keeps what was not acknowledged.
       // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
       const why = describeCallError(err, `serving at ${r.address}`);
+      const key = why.replace(/\d+(\.\d+)?/g, "#");
       r.failedPushes++;
-      const level = r.failing === why ? "debug" : "warn";
+      const level = r.failingKey === key ? "debug" : "warn";
       r.failing = why;
+      r.failingKey = key;
       this.log[level]({ serving: r.address, failedPushes: r.failedPushes, err: why }, "parameter sync push failed; will retry every interval, and say so again only if the reason changes");
       return false;
     }

@@ -1,0 +1,26 @@
+import * as grpc from "@grpc/grpc-js";
+import { ParameterSyncService } from "@pangea/rpc";
+import { MessageType, decodeMessage, encodeMessage, readIdWords } from "@pangea/schema";
+
+/**
+ * A parameter sync peer on a real gRPC server, recording how many rows each update carried and acking each with the
+ * load `loadOf` names for it (serving names one load for its life; a hostile plaintext peer may name a new one each
+ * time).
+ */
+export async function syncPeer(loadOf: (ack: number) => string): Promise<{ address: string; rowsPerUpdate: number[]; server: grpc.Server }> {
+  const rowsPerUpdate: number[] = [];
+  const server = new grpc.Server();
+  server.addService(ParameterSyncService, {
+    push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const { payload: u } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, "push");
+      rowsPerUpdate.push(readIdWords(u.ids, "ids").count);
+      cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
+        a.modelVersion = 1n;
+        a.rowsApplied = BigInt(rowsPerUpdate.at(-1)!);
+        a.loadId = loadOf(rowsPerUpdate.length);
+      }));
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { address: `127.0.0.1:${port}`, rowsPerUpdate, server };
+}
