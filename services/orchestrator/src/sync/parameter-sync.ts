@@ -43,6 +43,8 @@ interface Replica {
   failingKey: string;
   /** A send to it is out: a round meanwhile joins its backlog instead of waiting behind it. */
   busy: boolean;
+  /** An ack during the current delivery named another load than the one before. */
+  loadChanged: boolean;
   /** The load of its model version the replica's last ack came from ("" before one, or from an older serving). */
   loadId: string;
   /** The replica holds another load than the one earlier pushes went to: the next push sends every row and the dense weights. */
@@ -117,7 +119,7 @@ export class ParameterSyncPusher {
 
   private replica(address: string, joined: boolean): Replica {
     // One that joins later holds only its version from disk: it is sent every row and the dense weights first.
-    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, failingKey: "", busy: false, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
+    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, failingKey: "", busy: false, loadChanged: false, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
   }
 
   /**
@@ -194,7 +196,7 @@ export class ParameterSyncPusher {
     const withDense = this.source.dense !== null && (final || Date.now() - this.lastDense >= this.denseIntervalMs);
     if (withDense) this.lastDense = Date.now();
     const round: SyncRound = { ...changes, dense: withDense ? this.source.dense!.values.map((v) => v.slice()) : null };
-    if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null && !(r.resend && this.now() >= r.lastResendAt + MIN_RESEND_GAP_MS))) return;
+    if (round.ids.length === 0 && round.tombstones.length === 0 && !round.dense && this.replicas.every((r) => r.pending === null && !(r.resend && (r.loadId === "" || this.now() >= r.lastResendAt + MIN_RESEND_GAP_MS)))) return;
     this.pushes++;
     this.rowsSent += round.ids.length / 2;
     await Promise.all(this.replicas.map((r) => this.deliver(r, round, final)));
@@ -207,7 +209,7 @@ export class ParameterSyncPusher {
    */
   private deliver(r: Replica, round: SyncRound, final: boolean): Promise<void> {
     if (r.busy && !final) {
-      r.pending = r.pending ? compactRounds([r.pending, round], this.widthOf) : round;
+      this.keepForLater(r, round, "newer");
       return Promise.resolve();
     }
     // Busy from now, not from when the send starts: a push right after this one must already see it out.
@@ -215,8 +217,10 @@ export class ParameterSyncPusher {
     const sent = r.queue.then(async () => {
       r.busy = true;
       try {
+        r.loadChanged = false;
         await this.sendNow(r, round, final);
-        if (this.resendDue(r, final)) await this.sendNow(r, EMPTY_ROUND, final);
+        // An ack in this send named another load: the whole table now (one owed before was tried, or put off, just now).
+        if (r.loadChanged && this.resendDue(r, final)) await this.sendNow(r, EMPTY_ROUND, final);
       } finally {
         r.busy = false;
       }
@@ -231,12 +235,12 @@ export class ParameterSyncPusher {
   private resendDue(r: Replica, final: boolean): boolean {
     if (!r.resend) return false;
     const wait = r.lastResendAt + MIN_RESEND_GAP_MS - this.now();
-    if (final || wait <= 0) return true;
+    // One that has answered nothing yet is asked first with an empty update (resendAll), which costs nothing to repeat:
+    // it gets the table as soon as it answers (a replica starts before it has a model to take it).
+    if (final || wait <= 0 || r.loadId === "") return true;
     if (!r.resendDeferred) {
       r.resendDeferred = true;
-      // A replica that has acknowledged nothing did not take the table it was sent (unreachable, or no model loaded yet).
-      const why = r.loadId === "" ? `serving has not yet taken every row (its last whole-table send failed: ${r.failing ?? "no answer"})` : `serving names another load again within ${MIN_RESEND_GAP_MS / 1000} s of the last time it was sent every row`;
-      this.log.warn({ serving: r.address, waitMs: wait }, `${why}: it is sent every row again when that time is up, the changed rows meanwhile`);
+      this.log.warn({ serving: r.address, waitMs: wait }, `serving names another load again within ${MIN_RESEND_GAP_MS / 1000} s of the last time it was sent every row: it is sent every row again when that time is up, the changed rows meanwhile`);
     }
     return false;
   }
@@ -251,14 +255,22 @@ export class ParameterSyncPusher {
     for (let k = 0; k < parts.length; k++) {
       if (await this.sendPart(r, parts[k]!)) continue;
       // What it missed stays for the next round: the parts not acknowledged.
-      this.keepForLater(r, k === 0 ? p : joinRounds(parts.slice(k)));
+      this.keepForLater(r, k === 0 ? p : joinRounds(parts.slice(k)), "older");
       return;
     }
   }
 
-  /** `missed` back into the replica's backlog, before the rounds that gathered there while it was out. */
-  private keepForLater(r: Replica, missed: SyncRound): void {
-    r.pending = r.pending ? compactRounds([missed, r.pending], this.widthOf) : missed;
+  /**
+   * A round into the replica's backlog: `older` than what gathered there (what a send out missed) or `newer`. A replica
+   * owed the whole table keeps none: that send brings every row as it is then (a peer that never took one, such as a
+   * false address in etcd, holds no backlog).
+   */
+  private keepForLater(r: Replica, round: SyncRound, age: "older" | "newer"): void {
+    if (r.resend) {
+      r.pending = null;
+      return;
+    }
+    r.pending = r.pending === null ? round : compactRounds(age === "older" ? [round, r.pending] : [r.pending, round], this.widthOf);
   }
 
   /**
@@ -272,6 +284,13 @@ export class ParameterSyncPusher {
     r.resendDeferred = false;
     // Set again by a part that fails, or by an ack from yet another load.
     r.resend = false;
+    // One that has answered nothing yet is asked with an empty update first: a peer that is not there (or a false
+    // address) costs a small message, not a part of the table made every time.
+    if (!again && !(await this.sendPart(r, EMPTY_ROUND))) {
+      r.resend = true;
+      this.keepForLater(r, before, "older");
+      return;
+    }
     const dense = () => (this.source.dense ? this.source.dense.values.map((v) => v.slice()) : null);
     let rows = 0;
     let tombstones = 0;
@@ -279,7 +298,7 @@ export class ParameterSyncPusher {
     for (const part of wholeTableParts(this.source.store, dense, MAX_PUSH_VALUES)) {
       if (!(await this.sendPart(r, part))) {
         r.resend = true;
-        this.keepForLater(r, before);
+        this.keepForLater(r, before, "older");
         return;
       }
       rows += part.ids.length / 2;
@@ -321,6 +340,7 @@ export class ParameterSyncPusher {
       // Synced rows live in serving's memory: another load of the version there holds none of the pushes before.
       if (ack.loadId && r.loadId && ack.loadId !== r.loadId) {
         r.resend = true;
+        r.loadChanged = true;
         this.log.warn({ serving: r.address, version: Number(ack.modelVersion) }, "serving holds another load of its model than earlier parameter sync pushes went to (it restarted, or loaded a version from disk): it is sent every row and the dense weights again");
       }
       if (ack.loadId) r.loadId = ack.loadId;
