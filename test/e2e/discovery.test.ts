@@ -227,7 +227,7 @@ describe("service discovery", () => {
     for (const [extra, message] of [
       [["discovery:ctr"], "--serving-sync: discovery:<model> finds serving replicas in etcd: give --discovery etcd://host:port too"],
       [["discovery:ctr", "--discovery", "etcd://127.0.0.1:2379", "--ps-shards", "2"], "--serving-sync: discovery:<model> needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead"],
-      [["discovery", "--discovery", "etcd://127.0.0.1:2379"], '--serving-sync: expected host:port[,host:port...] (ports 1..65535), or discovery:<model> (the --model-name of the serving replicas to find in etcd), got "discovery"'],
+      [["discovery", "--discovery", "etcd://127.0.0.1:2379"], '--serving-sync: expected host:port[,host:port...] (ports 1..65535), or discovery:<model> (the --model-name of the serving replicas to find in etcd)'],
     ] as const) {
       const r = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--serving-sync", ...extra, "--checkpoint-dir", join(tmp, "ckpt-usage")]);
       expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, expect.stringContaining(message)]);
