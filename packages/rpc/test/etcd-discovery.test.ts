@@ -72,4 +72,36 @@ describe("etcd discovery", () => {
     expect([...(await registry.list("/pangea/race/")).keys()]).toEqual([]);
     await relay.close();
   }, 30_000);
+
+  it("renewals that fail one after another are said once, and their end once", async () => {
+    // A relay that answers the first three keepalives with 503, then relays.
+    let refused = 0;
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        if (req.url === "/v3/lease/keepalive" && refused < 3) {
+          refused++;
+          res.writeHead(503).end("etcd is away");
+          return;
+        }
+        fetch(`http://${etcdAddress}${req.url}`, { method: "POST", body: Buffer.concat(chunks) })
+          .then(async (r) => res.writeHead(r.status).end(Buffer.from(await r.arrayBuffer())))
+          .catch(() => res.writeHead(502).end());
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const lines: string[] = [];
+    const say = (level: string) => (o: unknown, msg?: string) => lines.push(`${level}: ${msg ?? o}`);
+    const log = { info: say("info"), warn: say("warn"), debug: () => {}, error: say("error") } as unknown as ReturnType<typeof createLogger>;
+    const discovery = openDiscovery({ discovery: `etcd://127.0.0.1:${(server.address() as { port: number }).port}`, orchestrator: "", clusterName: "renewals", leaseSeconds: 3 }, log);
+    await discovery.announce("trainer", "trainer-0", "127.0.0.1:1");
+    const deadline = Date.now() + 15_000;
+    while (!lines.some((l) => l.includes("renewed again") || l.includes("announced again")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await discovery.close();
+    await new Promise<void>((r) => server.close(() => r()));
+    expect(refused).toBe(3);
+    expect(lines.filter((l) => l.includes("renewal failed"))).toEqual(["warn: etcd lease renewal failed; retrying every third of the lease, said again only if the reason changes"]);
+    expect(lines.filter((l) => l.includes("renewed again") || l.includes("announced again"))).toHaveLength(1);
+  }, 30_000);
 });

@@ -121,6 +121,8 @@ class EtcdDiscovery implements Discovery {
   private lease: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private renewing: Promise<void> | null = null;
+  /** Why the last renewal failed (its numbers blanked), or null while renewals succeed. */
+  private renewFailing: string | null = null;
   private announcing: Promise<void> | null = null;
   private closed = false;
   private readonly announced: { key: string; address: string }[] = [];
@@ -184,14 +186,23 @@ class EtcdDiscovery implements Discovery {
 
   private async renew(): Promise<void> {
     try {
-      if (this.lease && (await this.etcd.keepAlive(this.lease))) return;
+      if (this.lease && (await this.etcd.keepAlive(this.lease))) {
+        if (this.renewFailing !== null) this.log.info("etcd lease renewed again");
+        this.renewFailing = null;
+        return;
+      }
       // A renewal in flight when close() revoked the lease sees it gone: announcing again would leave the entries behind.
       if (this.closed) return;
       this.lease = await this.etcd.grantLease(this.ttl);
       for (const a of this.announced) await this.etcd.put(a.key, a.address, this.lease);
       this.log.warn({ keys: this.announced.map((a) => a.key) }, "etcd lease was lost; announced again");
+      this.renewFailing = null;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "etcd lease renewal failed; retrying");
+      // Said once per reason (its numbers aside): renewals come every third of the lease, for as long as etcd is away.
+      const why = (err as Error).message;
+      const key = why.replace(/\d+(\.\d+)?/g, "#");
+      if (this.renewFailing !== key) this.log.warn({ err: why }, "etcd lease renewal failed; retrying every third of the lease, said again only if the reason changes");
+      this.renewFailing = key;
     }
   }
 
