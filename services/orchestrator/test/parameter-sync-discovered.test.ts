@@ -6,7 +6,6 @@ import { syncPeer } from "./support/sync-peer.js";
 import { MAX_DISCOVERED_REPLICAS, ParameterSyncPusher } from "../src/sync/parameter-sync.js";
 import * as grpc from "@grpc/grpc-js";
 import { ParameterSyncService } from "@pangea/rpc";
-import { MessageType, decodeMessage, encodeMessage, readIdWords } from "@pangea/schema";
 
 const base: SlotConfig = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.05 }, 4);
 const ROWS = 300;
@@ -114,26 +113,14 @@ describe("ParameterSyncPusher with the replicas listed before each push (--servi
 
   it("a listed peer that refuses every update is asked with an empty one each push, never sent the table or a backlog; once it answers it gets the whole table", async () => {
     let refusing = true;
-    const rows: number[] = [];
-    const peer = new grpc.Server();
-    peer.addService(ParameterSyncService, {
-      push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        const { payload: u } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, "push");
-        rows.push(readIdWords(u.ids, "ids").count);
-        if (refusing) return cb({ code: grpc.status.UNAVAILABLE, details: "SERVING_ERR_NOT_READY: no version loaded yet" });
-        cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
-          a.modelVersion = 1n;
-          a.loadId = "load-1";
-        }));
-      },
-    });
-    const port = await new Promise<number>((resolve, reject) => peer.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const peer = await syncPeer(() => "load-1", () => refusing);
+    const rows = peer.rowsPerUpdate;
     const store = new EmbeddingStore(base, new Map(), 1);
     const out = new Float32Array(4);
     for (let h = 1; h <= ROWS; h++) store.read(h, (3 << 16) >>> 0, false, out, 0, 4);
     const lines: string[] = [];
-    const pusher = new ParameterSyncPusher([], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog(lines), undefined, Date.now, async () => [`127.0.0.1:${port}`]);
-    stop.push(() => pusher.stop(), () => peer.forceShutdown());
+    const pusher = new ParameterSyncPusher([], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog(lines), undefined, Date.now, async () => [peer.address]);
+    stop.push(() => pusher.stop(), () => peer.server.forceShutdown());
     for (let h = 1; h <= 3; h++) {
       store.assign(Uint32Array.of(h, (3 << 16) >>> 0), 1, Float32Array.of(h, 0, 0, 0), 4);
       await pusher.push(false);

@@ -5,15 +5,17 @@ import { MessageType, decodeMessage, encodeMessage, readIdWords } from "@pangea/
 /**
  * A parameter sync peer on a real gRPC server, recording how many rows each update carried and acking each with the
  * load `loadOf` names for it (serving names one load for its life; a hostile plaintext peer may name a new one each
- * time).
+ * time), or refusing it while `refusing()` says so.
  */
-export async function syncPeer(loadOf: (ack: number) => string): Promise<{ address: string; rowsPerUpdate: number[]; server: grpc.Server }> {
+export async function syncPeer(loadOf: (ack: number) => string, refusing: () => boolean = () => false): Promise<{ address: string; rowsPerUpdate: number[]; server: grpc.Server }> {
   const rowsPerUpdate: number[] = [];
   const server = new grpc.Server();
   server.addService(ParameterSyncService, {
     push: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       const { payload: u } = decodeMessage(call.request, MessageType.PARAMETER_SYNC_UPDATE, "push");
       rowsPerUpdate.push(readIdWords(u.ids, "ids").count);
+      // As a serving with no version loaded yet answers.
+      if (refusing()) return cb({ code: grpc.status.UNAVAILABLE, details: "SERVING_ERR_NOT_READY: no version loaded yet" });
       cb(null, encodeMessage(MessageType.PARAMETER_SYNC_ACK, "serving", (a) => {
         a.modelVersion = 1n;
         a.rowsApplied = BigInt(rowsPerUpdate.at(-1)!);
