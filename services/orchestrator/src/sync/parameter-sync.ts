@@ -275,8 +275,8 @@ export class ParameterSyncPusher {
 
   /**
    * Every row as it is now, every id evicted (a load from disk may hold it) and the dense weights, a part at a time
-   * (wholeTableParts). What the replica had pending stays so until the last part is acknowledged: if a part fails,
-   * the next rounds bring it the changes meanwhile, and the whole table goes again when MIN_RESEND_GAP_MS allows.
+   * (wholeTableParts). If a part fails the table stays owed, with no backlog kept (keepForLater): the next rounds
+   * bring it the changes meanwhile, and the whole table goes again when MIN_RESEND_GAP_MS allows.
    */
   private async resendAll(r: Replica, before: SyncRound): Promise<void> {
     const again = r.loadId !== "";
