@@ -23,10 +23,9 @@ const l2 = decimalNumber("expected an L2 strength (a number >= 0)").pipe(z.numbe
 
 const lr = decimalNumber("expected a learning rate").pipe(z.number().positive("expected a positive learning rate").max(10, "expected a learning rate below 10"));
 
-/** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 /** --serving-sync's value that finds the replicas in etcd instead of naming them: `discovery:<model>`. */
-export const SERVING_SYNC_DISCOVERY = "discovery";
-const DISCOVERY_VALUE = /^discovery:([^,\s/]+)$/;
+const SERVING_SYNC_DISCOVERY = "discovery";
+const DISCOVERY_VALUE = new RegExp(`^${SERVING_SYNC_DISCOVERY}:([^,\\s/]+)$`);
 
 /**
  * The model whose serving replicas etcd lists (serving's --model-name) when --serving-sync is `discovery:<model>`;
@@ -36,6 +35,7 @@ export function discoveredSyncModel(servingSync: readonly string[] | undefined):
   return servingSync?.length === 1 ? (DISCOVERY_VALUE.exec(servingSync[0]!)?.[1] ?? null) : null;
 }
 
+/** The orchestrator's flags (its --help, the README table, and `pangea run`'s pass-through flags). */
 export const orchestratorSchema = z.object({
   ...discoveryFields,
   ...tlsFields,
