@@ -132,4 +132,41 @@ describe("ParameterSyncPusher with the replicas listed before each push (--servi
     expect(rows).toEqual([0, 0, 0, 0, ROWS]);
     expect(lines.filter((l) => l.includes("push failed"))).toHaveLength(1);
   });
+
+  it("a replica found again at its address (its lease lost and announced again) goes on with the run's sequence, so serving applies what it is sent", async () => {
+    const peer = await syncPeer(() => "load-1");
+    const store = new EmbeddingStore(base, new Map(), 1);
+    let listed = [peer.address];
+    const pusher = new ParameterSyncPusher([], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog([]), undefined, Date.now, async () => listed);
+    stop.push(() => pusher.stop(), () => peer.server.forceShutdown());
+    for (const [h, now] of [[1, [peer.address]], [2, []], [3, [peer.address]], [4, [peer.address]]] as [number, string[]][]) {
+      listed = now;
+      store.assign(Uint32Array.of(h, (3 << 16) >>> 0), 1, Float32Array.of(h, 0, 0, 0), 4);
+      await pusher.push(false);
+    }
+    // Probe and table, nothing while away, probe and table again, then the change: one sequence on from the other.
+    expect(peer.sequences).toEqual(peer.sequences.map((_, i) => i + 1));
+    expect(peer.sequences.length).toBe(5);
+  });
+
+  it("more entries than MAX_DISCOVERED_REPLICAS, sorting before a replica that answers, do not push it out", async () => {
+    const real = await syncPeer(() => "load-1");
+    const store = new EmbeddingStore(base, new Map(), 1);
+    let listed = [real.address];
+    const lines: string[] = [];
+    const pusher = new ParameterSyncPusher([], { store, dense: null, step: () => 1 }, 1_000, 1_000, "orchestrator", "", recordingLog(lines), undefined, Date.now, async () => listed);
+    stop.push(() => pusher.stop(), () => real.server.forceShutdown());
+    store.assign(Uint32Array.of(1, (3 << 16) >>> 0), 1, Float32Array.of(1, 0, 0, 0), 4);
+    await pusher.push(false);
+    const before = real.rowsPerUpdate.length;
+    // "127.0.0.1:1..." sorts before the real one's port.
+    listed = [...Array.from({ length: MAX_DISCOVERED_REPLICAS + 36 }, (_, i) => `127.0.0.1:${i + 1}`), real.address];
+    for (const h of [2, 3]) {
+      store.assign(Uint32Array.of(h, (3 << 16) >>> 0), 1, Float32Array.of(h, 0, 0, 0), 4);
+      await pusher.push(false);
+    }
+    expect(real.rowsPerUpdate.slice(before)).toEqual([1, 1]);
+    expect(lines.filter((l) => l.includes("left etcd"))).toEqual([]);
+    expect(lines.filter((l) => l.includes("serving replica found in etcd"))).toHaveLength(MAX_DISCOVERED_REPLICAS);
+  });
 });

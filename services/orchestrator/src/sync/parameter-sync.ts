@@ -35,7 +35,8 @@ interface Replica {
   client: ParameterSyncClient;
   /** What the replica has not acknowledged (rounds it missed are compacted into one), or null. */
   pending: SyncRound | null;
-  sequence: number;
+  /** The run's sequence to this address, shared with any earlier Replica of it (one that left etcd and came back). */
+  sequence: { n: number };
   /** Why the last push failed (null while pushes succeed), and how many in a row did. */
   failing: string | null;
   failedPushes: number;
@@ -84,6 +85,8 @@ export class ParameterSyncPusher {
   /** Listed values that are no host:port, said once each; and whether the list was said to be cut to MAX_DISCOVERED_REPLICAS. */
   private readonly badEntries = new Set<string>();
   private saidTooMany = false;
+  /** Each address's sequence in this run (see replica()). */
+  private readonly sequences = new Map<string, { n: number }>();
   pushes = 0;
   rowsSent = 0;
   /** When a replica last applied a push (ms since the epoch; 0 = never), and the serving version it applied it to. */
@@ -119,7 +122,11 @@ export class ParameterSyncPusher {
 
   private replica(address: string, joined: boolean): Replica {
     // One that joins later holds only its version from disk: it is sent every row and the dense weights first.
-    return { address, client: parameterSyncClient(address), pending: null, sequence: 0, failing: null, failedPushes: 0, failingKey: "", busy: false, loadChanged: false, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
+    // Serving remembers the highest sequence it applied from this run: a replica found again at an address (its lease
+    // lost and announced again) goes on from there, or it would ignore every push until the count caught up.
+    let sequence = this.sequences.get(address);
+    if (!sequence) this.sequences.set(address, (sequence = { n: 0 }));
+    return { address, client: parameterSyncClient(address), pending: null, sequence, failing: null, failedPushes: 0, failingKey: "", busy: false, loadChanged: false, loadId: "", resend: joined, lastResendAt: 0, resendDeferred: false, queue: Promise.resolve() };
   }
 
   /**
@@ -142,12 +149,19 @@ export class ParameterSyncPusher {
         this.log.warn({ entry: printable(a, 200) }, "a serving entry in etcd is no host:port; parameter sync passes it over");
       }
     }
-    const unique = [...new Set(ok)].sort();
-    if (unique.length > MAX_DISCOVERED_REPLICAS && !this.saidTooMany) {
+    const unique = [...new Set(ok)];
+    if (unique.length <= MAX_DISCOVERED_REPLICAS) return unique;
+    if (!this.saidTooMany) {
       this.saidTooMany = true;
-      this.log.warn({ listed: unique.length, max: MAX_DISCOVERED_REPLICAS }, `etcd lists more serving replicas than parameter sync pushes to (${MAX_DISCOVERED_REPLICAS}); the first by address are pushed to`);
+      this.log.warn({ listed: unique.length, max: MAX_DISCOVERED_REPLICAS }, `etcd lists more serving replicas than parameter sync pushes to (${MAX_DISCOVERED_REPLICAS}): those that answered are kept, then those already pushed to, then new ones by address`);
     }
-    return unique.slice(0, MAX_DISCOVERED_REPLICAS);
+    // Entries put in by the thousand must not push out the replicas that answer (by address, a false one may sort first).
+    const inList = new Set(unique);
+    const answered = this.replicas.filter((r) => inList.has(r.address) && r.loadId !== "").map((r) => r.address);
+    const known = this.replicas.filter((r) => inList.has(r.address) && r.loadId === "").map((r) => r.address);
+    const had = new Set(this.replicas.map((r) => r.address));
+    const fresh = unique.filter((a) => !had.has(a)).sort();
+    return [...answered, ...known, ...fresh].slice(0, MAX_DISCOVERED_REPLICAS);
   }
 
   private async readReplicas(): Promise<void> {
@@ -311,7 +325,7 @@ export class ParameterSyncPusher {
   /** One update to a replica; false if it failed (said in the log). */
   private async sendPart(r: Replica, p: SyncRound): Promise<boolean> {
     const bytes = encodeMessage(MessageType.PARAMETER_SYNC_UPDATE, this.sender, (u) => {
-      u.sequence = BigInt(++r.sequence);
+      u.sequence = BigInt(++r.sequence.n);
       u.run = this.run;
       u.model = this.model;
       u.step = BigInt(this.source.step());
@@ -346,7 +360,7 @@ export class ParameterSyncPusher {
       if (ack.loadId) r.loadId = ack.loadId;
       if (ack.ignored) {
         this.ignored++;
-        this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
+        this.log.warn({ serving: r.address, run: this.run, sequence: r.sequence.n }, "serving ignored a parameter sync push as not newer than one it had applied from this run");
         return true;
       }
       this.lastAckAt = Date.now();
