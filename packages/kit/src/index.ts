@@ -28,3 +28,4 @@ export { HTTP_REQUEST_TIMEOUT_MS, limitConnections, MAX_CONNECTIONS, MAX_CONNECT
 export { danglingLinkTarget, makeDirs, unwritableDirReason, unwritableFileReason } from "./directories.js";
 export { refreshStatBuffer } from "./lazy-load.js";
 export { TokenBucket } from "./token-bucket.js";
+export { reasonKey } from "./failure-reason.js";

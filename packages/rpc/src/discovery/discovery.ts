@@ -1,4 +1,4 @@
-import { HOST_PORT_RE, printable, type Logger } from "@pangea/kit";
+import { HOST_PORT_RE, printable, reasonKey, type Logger } from "@pangea/kit";
 import { RpcErrors } from "../errors.js";
 import { EtcdClient } from "./etcd-client.js";
 
@@ -198,9 +198,9 @@ class EtcdDiscovery implements Discovery {
       this.log.warn({ keys: this.announced.map((a) => a.key) }, "etcd lease was lost; announced again");
       this.renewFailing = null;
     } catch (err) {
-      // Said once per reason (its numbers aside): renewals come every third of the lease, for as long as etcd is away.
+      // Said once per reason (reasonKey): renewals come every third of the lease, for as long as etcd is away.
       const why = (err as Error).message;
-      const key = why.replace(/\d+(\.\d+)?/g, "#");
+      const key = reasonKey(why);
       if (this.renewFailing !== key) this.log.warn({ err: why }, "etcd lease renewal failed; retrying every third of the lease, said again only if the reason changes");
       this.renewFailing = key;
     }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { HOST_PORT_RE, printable, type Logger } from "@pangea/kit";
+import { HOST_PORT_RE, printable, reasonKey, type Logger } from "@pangea/kit";
 import { describeCallError, parameterSyncClient, unary, type ParameterSyncClient } from "@pangea/rpc";
 import { DataType, MessageType, decodeMessage, encodeMessage, sizeHint, writeTensor } from "@pangea/schema";
 import type { EmbeddingStore } from "../embeddings/embedding-store.js";
@@ -370,7 +370,7 @@ export class ParameterSyncPusher {
       // A replica that was away still gets every row and tombstone: the caller keeps what was not acknowledged.
       // Said once per kind of failure (a replica refusing for minutes would otherwise log every interval).
       const why = describeCallError(err, `serving at ${r.address}`);
-      const key = why.replace(/\d+(\.\d+)?/g, "#");
+      const key = reasonKey(why);
       r.failedPushes++;
       const level = r.failingKey === key ? "debug" : "warn";
       r.failing = why;

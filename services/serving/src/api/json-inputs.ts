@@ -118,13 +118,23 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 function binaryValues(column: RawColumn, name: string): RawColumn {
   return column.map((values, e) =>
     values.map((v) => {
-      if (!v || typeof v !== "object" || Array.isArray(v) || !Object.hasOwn(v, "b64")) return v;
-      const text = (v as Json).b64;
-      if (Object.keys(v).length !== 1 || typeof text !== "string") return v;
-      if (!BASE64.test(text)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `input ${name}, example ${e}: "b64" holds ${text.length} characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)`);
-      return Buffer.from(text, "base64");
+      const text = b64Text(v);
+      return text === undefined ? v : b64Bytes(text, name, e);
     }),
   );
+}
+
+/** The text of a JSON value written {"b64": "<text>"} (that key alone, a string), or undefined. */
+function b64Text(v: unknown): string | undefined {
+  if (!v || typeof v !== "object" || Array.isArray(v) || Object.keys(v).length !== 1) return undefined;
+  const text = (v as Json).b64;
+  return typeof text === "string" ? text : undefined;
+}
+
+/** A "b64" value's bytes; refused naming the input and example when it is not base64. */
+function b64Bytes(text: string, name: string, e: number): Buffer {
+  if (!BASE64.test(text)) throw ServingErrors.create("SERVING_ERR_BAD_INPUT", `input ${name}, example ${e}: "b64" holds ${text.length} characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)`);
+  return Buffer.from(text, "base64");
 }
 
 /**
@@ -137,11 +147,9 @@ function monolithTensorFromJson(body: Json, name: string): TensorProtoMsg {
   // An ExampleBatch is one record however many examples it holds.
   const entries = name === INPUT_EXAMPLE_BATCH ? 'one entry, the serialized ExampleBatch as {"b64": "<base64>"}' : 'one entry per example, each a serialized record as {"b64": "<base64>"}';
   const records = rawColumnFromJson(body, name, entries).map((values, e) => {
-    const v = values.length === 1 ? values[0] : undefined;
-    const text = v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 ? (v as Json).b64 : undefined;
-    if (typeof text !== "string") throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);
-    if (!BASE64.test(text)) throw bad(`input ${name}, example ${e}: "b64" holds ${text.length} characters that are not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)`);
-    return Buffer.from(text, "base64");
+    const text = values.length === 1 ? b64Text(values[0]) : undefined;
+    if (text === undefined) throw bad(`input ${name}, example ${e}: expected one serialized record as {"b64": "<base64>"}, got ${values.length === 1 ? kindOf(values[0]) : `${values.length} values`}`);
+    return b64Bytes(text, name, e);
   });
   return { dtype: "DT_STRING", tensor_shape: { dim: [{ size: records.length }] }, string_val: records };
 }
