@@ -104,4 +104,32 @@ describe("etcd discovery", () => {
     expect(lines.filter((l) => l.includes("renewal failed"))).toEqual(["warn: etcd lease renewal failed; retrying every third of the lease, said again only if the reason changes"]);
     expect(lines.filter((l) => l.includes("renewed again") || l.includes("announced again"))).toHaveLength(1);
   }, 30_000);
+
+  it("an entry deleted while its lease is valid is put back at the next renewal; one another process rewrote is left to it, said once", async () => {
+    const lines: string[] = [];
+    const say = (level: string) => (o: unknown, msg?: string) => lines.push(`${level}: ${msg ?? o}`);
+    const log = { info: say("info"), warn: say("warn"), debug: () => {}, error: say("error") } as unknown as ReturnType<typeof createLogger>;
+    const discovery = openDiscovery({ discovery: `etcd://${etcdAddress}`, orchestrator: "", clusterName: "deleted", leaseSeconds: 3 }, log);
+    await discovery.announce("serving", "serving-0", "127.0.0.1:7");
+    const registry = new EtcdClient([etcdAddress]);
+    const key = "/pangea/deleted/serving/serving-0";
+    const until = async (what: () => Promise<boolean>) => {
+      const deadline = Date.now() + 10_000;
+      while (!(await what()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    };
+    // etcdctl del, through the same JSON gateway.
+    await fetch(`http://${etcdAddress}/v3/kv/deleterange`, { method: "POST", body: JSON.stringify({ key: Buffer.from(key).toString("base64") }) });
+    expect(await registry.get(key)).toBeNull();
+    await until(async () => (await registry.get(key)) !== null);
+    expect(await registry.get(key)).toBe("127.0.0.1:7");
+    expect(lines.filter((l) => l.includes("was deleted"))).toEqual(["warn: etcd entry was deleted while its lease was valid; announced again"]);
+    // Another process writes its own address there: not fought over, said once over several renewals.
+    await registry.put(key, "127.0.0.1:8");
+    await new Promise((r) => setTimeout(r, 3_500));
+    expect(await registry.get(key)).toBe("127.0.0.1:8");
+    expect(lines.filter((l) => l.includes("another address"))).toEqual(["warn: etcd entry now holds another address; left to the process that wrote it"]);
+    await discovery.close();
+    // The rewritten entry carries no lease of ours: closing leaves it.
+    expect(await registry.get(key)).toBe("127.0.0.1:8");
+  }, 30_000);
 });

@@ -126,6 +126,8 @@ class EtcdDiscovery implements Discovery {
   private announcing: Promise<void> | null = null;
   private closed = false;
   private readonly announced: { key: string; address: string }[] = [];
+  /** Announced keys another process has rewritten, with the value last seen (said once per value). */
+  private readonly takenBy = new Map<string, string>();
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -189,6 +191,7 @@ class EtcdDiscovery implements Discovery {
       if (this.lease && (await this.etcd.keepAlive(this.lease))) {
         if (this.renewFailing !== null) this.log.info("etcd lease renewed again");
         this.renewFailing = null;
+        await this.restoreDeleted(this.lease);
         return;
       }
       // A renewal in flight when close() revoked the lease sees it gone: announcing again would leave the entries behind.
@@ -203,6 +206,27 @@ class EtcdDiscovery implements Discovery {
       const key = reasonKey(why);
       if (this.renewFailing !== key) this.log.warn({ err: why }, "etcd lease renewal failed; retrying every third of the lease, said again only if the reason changes");
       this.renewFailing = key;
+    }
+  }
+
+  /**
+   * An entry deleted while its lease lives (etcdctl del, a cleanup script)
+   * would otherwise stay gone until the lease is lost, with clients never
+   * finding this service: it is put back. An entry another process rewrote
+   * is that process's now; it is said once and left.
+   */
+  private async restoreDeleted(lease: string): Promise<void> {
+    for (const a of this.announced) {
+      const now = await this.etcd.get(a.key);
+      if (this.closed || this.lease !== lease) return;
+      if (now === null) {
+        await this.etcd.put(a.key, a.address, lease);
+        this.log.warn({ key: a.key, address: a.address }, "etcd entry was deleted while its lease was valid; announced again");
+        this.takenBy.delete(a.key);
+      } else if (now !== a.address && this.takenBy.get(a.key) !== now) {
+        this.takenBy.set(a.key, now);
+        this.log.warn({ key: a.key, address: a.address, now: printable(now, 120) }, "etcd entry now holds another address; left to the process that wrote it");
+      }
     }
   }
 
