@@ -41,6 +41,37 @@ async function finished(status: StatusClient) {
   }, 120_000);
 }
 
+type Replica = { child: ReturnType<typeof spawn>; address: string; rest: string };
+
+/** A serving of model `model` from `base`, announced in etcd under `cluster` (2 s lease) unless null; it never polls for new versions. */
+async function startReplica(base: string, id: string, model: string, cluster: string | null): Promise<Replica> {
+  const where = cluster ? ["--discovery", `etcd://${endpoint}`, "--cluster-name", cluster, "--discovery-lease-seconds", "2", "--worker-id", id] : [];
+  const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", model, "--port", "0", "--rest-port", "0", "--poll-seconds", "3600", ...where], { stdio: ["ignore", "pipe", "ignore"] });
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
+  return { child, ...(JSON.parse(line) as { address: string; rest: string }) };
+}
+
+async function rowsApplied(rest: string): Promise<number> {
+  const text = await (await fetch(`http://${rest}/metrics`)).text();
+  return Number(/^pangea_serving_sync_rows_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
+}
+
+async function predict(rest: string, version: number, body: unknown): Promise<number[]> {
+  const res = await fetch(`http://${rest}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
+}
+
+/** A replica's version 1, synced, predicts `exported`. The final push may still be on its way when the job reports completed: waited for, then compared (a replica that never gets there fails on the comparison). */
+async function expectSynced(r: Replica, body: unknown, exported: number[]): Promise<void> {
+  const matches = (xs: number[]) => xs.every((x, i) => Math.abs(x - exported[i]!) < 5e-6);
+  const synced = await waitFor("the synced version to hold the final push", async () => {
+    const xs = await predict(r.rest, 1, body);
+    return matches(xs) ? xs : null;
+  }, 30_000, 250).catch(() => predict(r.rest, 1, body));
+  synced.forEach((x, i) => expect(x, `replica ${r.address}, example ${i}`).toBeCloseTo(exported[i]!, 5));
+}
+
 describe("service discovery", () => {
   it("etcd: every service announces itself with a lease and finds the orchestrator there; 2 shards, 2 trainers train", async () => {
     const c = await LocalCluster.start({
@@ -157,20 +188,13 @@ describe("service discovery", () => {
     const base = join(tmp, "models-synced");
     const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
     expect(exp.status, exp.stderr).toBe(0);
-    const replicas: { child: ReturnType<typeof spawn>; address: string; rest: string }[] = [];
+    const replicas: Replica[] = [];
     // The replicas never look for new versions (--poll-seconds 3600): every push goes to version 1, the one they
     // loaded, also a final push that lands after the job's final export (version 2) was written.
     const start = async (id: string, model = "ctr", discovered = true) => {
-      const where = discovered ? ["--discovery", `etcd://${endpoint}`, "--cluster-name", "delta", "--discovery-lease-seconds", "2", "--worker-id", id] : [];
-      const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", model, "--port", "0", "--rest-port", "0", "--poll-seconds", "3600", ...where], { stdio: ["ignore", "pipe", "ignore"] });
-      const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", resolve));
-      const r = { child, ...(JSON.parse(line) as { address: string; rest: string }) };
+      const r = await startReplica(base, id, model, discovered ? "delta" : null);
       replicas.push(r);
       return r;
-    };
-    const rowsApplied = async (rest: string) => {
-      const text = await (await fetch(`http://${rest}/metrics`)).text();
-      return Number(/^pangea_serving_sync_rows_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
     };
     try {
       const a = await start("replica-a");
@@ -210,31 +234,58 @@ describe("service discovery", () => {
       // The final checkpoint exported as version 2, served by a serving outside the cluster: every replica's version
       // 1, synced, predicts what it does.
       const body = inputsAcrossTables(join(base, "2"), 32);
-      const predict = async (rest: string, version: number) => {
-        const res = await fetch(`http://${rest}/v1/models/ctr/versions/${version}:predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-        expect(res.status).toBe(200);
-        return ((await res.json()) as { outputs: { probabilities: number[] } }).outputs.probabilities;
-      };
-      const exported = await predict((await start("reference", "ctr", false)).rest, 2);
-      const matches = (xs: number[]) => xs.every((x, i) => Math.abs(x - exported[i]!) < 5e-6);
-      for (const r of [a, b]) {
-        // The final push may still be on its way when the job reports completed: waited for, then compared (a
-        // replica that never gets there fails on the comparison).
-        const synced = await waitFor("the synced version to hold the final push", async () => {
-          const xs = await predict(r.rest, 1);
-          return matches(xs) ? xs : null;
-        }, 30_000, 250).catch(() => predict(r.rest, 1));
-        synced.forEach((x, i) => expect(x, `replica ${r.address}, example ${i}`).toBeCloseTo(exported[i]!, 5));
-      }
+      const exported = await predict((await start("reference", "ctr", false)).rest, 2, body);
+      for (const r of [a, b]) await expectSynced(r, body, exported);
     } finally {
       for (const r of replicas) r.child.kill("SIGKILL");
     }
   }, 150_000);
 
-  it("--serving-sync discovery:<model> without etcd, or with several shards, and discovery without a model, are usage errors naming the flag", async () => {
+  it("etcd: with 2 parameter-server shards, discovery:ctr has each shard push its own rows to the replicas it finds there; the replica's synced version predicts what the final sharded checkpoint's export does", async () => {
+    const base = join(tmp, "models-sharded");
+    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
+    expect(exp.status, exp.stderr).toBe(0);
+    const replicas: Replica[] = [];
+    try {
+      const replica = await startReplica(base, "replica-s", "ctr", "epsilon");
+      replicas.push(replica);
+      const c = await LocalCluster.start({
+        trainers: 2,
+        psShards: 2,
+        discovery: `etcd://${endpoint}`,
+        clusterName: "epsilon",
+        logDir: join(tmp, "sharded-sync-job"),
+        orchestratorArgs: ["--job-id", "sharded-sync", "--steps", "200", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--restore-from", join(tmp, "ckpt", "etcd-job", "step-40"),
+          "--serving-sync", "discovery:ctr", "--sync-interval-seconds", "1", "--dense-sync-interval-seconds", "1"],
+        computeArgs: ["--eval-records", "1000"],
+        trainerArgs: [],
+      });
+      clusters.push(c);
+      const status = new StatusClient(c.orchestratorAddress);
+      const s = await finished(status);
+      status.close();
+      expect([s.state, s.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
+      // Both shards found the replica in etcd and sent it their whole part first.
+      for (const name of ["orchestrator", "shard-1"]) {
+        const log = readFileSync(c.process(name)!.logPath, "utf8");
+        expect(log, name).toContain(`"serving":"${replica.address}","msg":"serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes"`);
+      }
+      // The job's final checkpoint, both shards' parts, exported and served outside the cluster.
+      const finalBase = join(tmp, "models-sharded-final");
+      const fin = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "sharded-sync", "step-200"), "--out", finalBase], { encoding: "utf8" });
+      expect(fin.status, fin.stderr).toBe(0);
+      const body = inputsAcrossTables(join(finalBase, "1"), 32);
+      const reference = await startReplica(finalBase, "reference", "ctr", null);
+      replicas.push(reference);
+      await expectSynced(replica, body, await predict(reference.rest, 1, body));
+    } finally {
+      for (const r of replicas) r.child.kill("SIGKILL");
+    }
+  }, 150_000);
+
+  it("--serving-sync discovery:<model> without etcd, and discovery without a model, are usage errors naming the flag", async () => {
     for (const [extra, message] of [
       [["discovery:ctr"], "--serving-sync: discovery:<model> finds serving replicas in etcd: give --discovery etcd://host:port too"],
-      [["discovery:ctr", "--discovery", "etcd://127.0.0.1:2379", "--ps-shards", "2"], "--serving-sync: discovery:<model> needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead"],
       [["discovery", "--discovery", "etcd://127.0.0.1:2379"], '--serving-sync: expected host:port[,host:port...] (ports 1..65535), or discovery:<model> (the --model-name of the serving replicas to find in etcd)'],
     ] as const) {
       const r = await runNode(join(ROOT, "services/orchestrator/dist/main.js"), ["--serving-sync", ...extra, "--checkpoint-dir", join(tmp, "ckpt-usage")]);

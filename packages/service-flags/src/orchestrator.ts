@@ -93,7 +93,7 @@ export const orchestratorSchema = z.object({
     .string()
     .transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean))
     .refine((xs) => xs.length > 0 && (discoveredSyncModel(xs) !== null || xs.every((x) => HOST_PORT_RE.test(x))), `expected host:port[,host:port...] (ports 1..65535), or ${SERVING_SYNC_DISCOVERY}:<model> (the --model-name of the serving replicas to find in etcd)`)
-    .optional(), { env: "PANGEA_SERVING_SYNC", description: `serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training; ${SERVING_SYNC_DISCOVERY}:<model>: every serving replica of that --model-name announced in --discovery's etcd (needs --discovery etcd://... and one parameter-server shard), as replicas come and go (one that joins is sent every row)` }),
+    .optional(), { env: "PANGEA_SERVING_SYNC", description: `serving replicas (host:port[,...]) to push changed embedding rows and dense weights to while training; ${SERVING_SYNC_DISCOVERY}:<model>: every serving replica of that --model-name announced in --discovery's etcd (needs --discovery etcd://..., on the parameter-server shards too), as replicas come and go (one that joins is sent every row)` }),
   servingSyncTokenFile: flag(z.string().min(1, "expected a file").optional(), { env: "PANGEA_SERVING_SYNC_TOKEN_FILE", description: "a file holding serving's API token (its --api-token-file): presented on every parameter sync push, which a serving with a token requires unless TLS certificates say who pushes" }),
   syncIntervalSeconds: flag(seconds().default(10), { env: "PANGEA_SYNC_INTERVAL_SECONDS", description: "how often changed rows (and evictions) go to serving" }),
   denseSyncIntervalSeconds: flag(seconds().default(60), { env: "PANGEA_DENSE_SYNC_INTERVAL_SECONDS", description: "how often the dense weights go to serving" }),
@@ -133,8 +133,7 @@ export const orchestratorConfigSchema = orchestratorSchema
   .refine((c) => c.bestTask === undefined || c.keepBest, { message: "names the task --keep-best compares; give --keep-best too", path: ["bestTask"] })
   .refine((c) => c.bestMetric === undefined || c.keepBest, { message: "names what --keep-best compares; give --keep-best too", path: ["bestMetric"] })
   .refine((c) => c.exportFeatureList === undefined || c.exportDir !== undefined, { message: "is copied into the versions --export-dir writes; give --export-dir too", path: ["exportFeatureList"] })
-  .refine((c) => discoveredSyncModel(c.servingSync) === null || c.discovery.startsWith("etcd://"), { message: `${SERVING_SYNC_DISCOVERY}:<model> finds serving replicas in etcd: give --discovery etcd://host:port too`, path: ["servingSync"] })
-  .refine((c) => discoveredSyncModel(c.servingSync) === null || c.psShards === 1, { message: `${SERVING_SYNC_DISCOVERY}:<model> needs one parameter-server shard (the other shards push their rows to the addresses given); name the replicas instead`, path: ["servingSync"] });
+  .refine((c) => discoveredSyncModel(c.servingSync) === null || c.discovery.startsWith("etcd://"), { message: `${SERVING_SYNC_DISCOVERY}:<model> finds serving replicas in etcd: give --discovery etcd://host:port too`, path: ["servingSync"] });
 
 
 /** Whether --model names an architecture built for several tasks (its registry entry's multiTask): `pangea run` then gives the built-in data two. */

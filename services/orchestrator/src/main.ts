@@ -8,6 +8,7 @@ import { trainingStepMismatch } from "./job/job-model.js";
 import { slotConfigOver } from "./embeddings/slot-config.js";
 import { architectureFromFlags } from "@pangea/model";
 import { checkSlotDims, readSlotConfig, discoveredSyncModel } from "@pangea/service-flags";
+import { servingReplicasOf } from "./sync/serving-replicas.js";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
 import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
@@ -120,12 +121,11 @@ runMain("pangea-orchestrator", async () => {
   const servingSyncToken = bearerTokenIfGiven("--serving-sync-token-file", config.servingSyncTokenFile);
   const discovery = openDiscovery({ discovery: config.discovery, orchestrator: config.coordinator, clusterName: config.clusterName, leaseSeconds: config.discoveryLeaseSeconds }, log);
   if (config.role === "shard") {
-    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}) }, log);
+    await runShard(discovery, config, { defaults: slots.defaults, perSlot: slots.perSlot, seed: config.seed, maxEmbeddingBytes: config.maxEmbeddingBytes, maxGradientAbs: config.maxGradientAbs, checkpointDir: config.checkpointDir, restoreFrom, ...(servingSyncToken ? { servingSyncToken } : {}), ...(discovery.kind === "etcd" ? { servingReplicas: (model: string) => servingReplicasOf(discovery, model) } : {}) }, log);
     return;
   }
-  // --serving-sync discovery:<model>: serving announces itself as serving/<model>/<worker id>; only that model's replicas are its.
   const syncModel = discoveredSyncModel(config.servingSync);
-  const job = new Job({ ...config, lockFile: join(jobCheckpointDir(config.checkpointDir, config.jobId), JOB_LOCK_FILE), architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}), ...(syncModel !== null ? { servingReplicas: async () => [...(await discovery.list("serving"))].filter(([key]) => key.startsWith(`${syncModel}/`)).map(([, address]) => address) } : {}) }, log);
+  const job = new Job({ ...config, lockFile: join(jobCheckpointDir(config.checkpointDir, config.jobId), JOB_LOCK_FILE), architecture, sparseOptimizer: slots.defaults.optimizer, slotDefaults: slots.defaults, slotConfigs: slots.perSlot, restoreFrom, ...(config.restoreFrom && !config.resume ? { restoredFromDir: config.restoreFrom } : {}), resume: config.resume && restoreFrom !== undefined, startWarnings, ...(completed ? { completed } : completion ? { completedBefore: completion } : {}), ...(servingSyncToken ? { servingSyncToken } : {}), ...(syncModel !== null ? { servingReplicas: servingReplicasOf(discovery, syncModel) } : {}) }, log);
   lostLock = (why, takenOver) =>
     job.fail(
       takenOver

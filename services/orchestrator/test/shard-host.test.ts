@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobSpec__Output } from "@pangea/schema";
 import type { WorkerGradients } from "../src/aggregation/gradient-aggregator.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
-import { ShardHost, type CheckpointReport } from "../src/shard/shard-host.js";
+import { ShardHost, type CheckpointReport, type ShardSettings } from "../src/shard/shard-host.js";
 import { runOf } from "../src/server/batch-row-budget.js";
 import { TrainerTokens, nonceOf, sealBatchIds } from "@pangea/rpc";
 import { stampSlotV2 } from "@pangea/features";
@@ -14,11 +14,11 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function shard(over: Partial<JobSpec__Output> = {}) {
+function shard(over: Partial<JobSpec__Output> = {}, settings: Partial<ShardSettings> = {}) {
   const { log, lines } = recordingLog();
   const dir = tempDir("pangea-shard-unit-");
   const defaults = defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2);
-  const host = new ShardHost({ index: 1, defaults, perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: dir }, log);
+  const host = new ShardHost({ index: 1, defaults, perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: dir, ...settings }, log);
   const reports: CheckpointReport[] = [];
   host.onCheckpoint = (r) => reports.push(r);
   const job = {
@@ -54,6 +54,28 @@ function keyed(host: ShardHost): TrainerTokens {
 const push = (rank: number, step: number, batchIndex: number): WorkerGradients => ({ rank, step, batchSize: 4, loss: 0.5, dense: [], sparseIds: new Uint32Array(0), sparseGrads: new Float32Array(0), batchIndex });
 
 describe("ShardHost", () => {
+  it("a job whose --serving-sync is discovery:<model> reads that model's replicas from the shard's registry; a shard without one refuses the job, ending the process", async () => {
+    const asked: string[] = [];
+    const { host } = shard({ servingSync: ["discovery:ctr"], syncIntervalMs: 50 }, { servingReplicas: (model) => async () => (asked.push(model), []) });
+    await vi.waitFor(() => expect(asked.length).toBeGreaterThan(0));
+    expect(asked[0]).toBe("ctr");
+    host.reset();
+    let fatal: unknown = null;
+    const refused = new ShardHost({ index: 1, defaults: defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), perSlot: new Map(), seed: 1, maxEmbeddingBytes: 0, maxGradientAbs: 1e6, checkpointDir: tempDir("pangea-shard-unit-") }, recordingLog().log);
+    refused.onFatal = (err) => (fatal = err);
+    const job = { jobId: "j", batchSize: 4, model: { numDense: 2, slotIds: [0, 1], embeddingDim: 2, bottomMlp: [2], topMlp: [2], architectureJson: "", slotDims: [] }, steps: 3, worldSize: 2, batchesPerStep: 2, mode: "sync", psShards: ["h:0", "h:1"], resumedFromStep: 0, servingSync: ["discovery:ctr"] } as unknown as JobSpec__Output;
+    let thrown: unknown = null;
+    try {
+      refused.start(job);
+    } catch (err) {
+      thrown = err;
+      refused.fail(err as never);
+    }
+    expect((thrown as { code: string }).code).toBe("ORCH_ERR_BAD_JOB_CONFIG");
+    expect((thrown as Error).message).toBe("parameter-server shard 1: the job's --serving-sync discovery:ctr finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...");
+    expect(fatal).toBe(thrown);
+  });
+
   it("applies a sync step when its last batch arrives, ignores a batch taken before, refuses another step's, and is over after the last", async () => {
     const { host } = shard();
     expect(await host.push(push(0, 0, 0))).toMatchObject({ step: 0, workers: 0 });

@@ -11,6 +11,7 @@ import type { HostedModel, ParameterHost, SealedBatch, TrainingPull } from "../s
 import { runOf, sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
 import { RevokedTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
+import { discoveredSyncModel } from "@pangea/service-flags";
 
 export interface ShardSettings {
   index: number;
@@ -24,6 +25,8 @@ export interface ShardSettings {
   restoreFrom?: readonly CheckpointData[];
   /** Serving's API token for this shard's parameter sync pushes (--serving-sync-token-file). */
   servingSyncToken?: string;
+  /** With --discovery etcd: the registry's serving replicas of a model, for a job whose --serving-sync is discovery:<model>. */
+  servingReplicas?: (model: string) => () => Promise<readonly string[]>;
 }
 
 /** What a shard tells the orchestrator after a checkpoint request: its part written (path), or why not (error). */
@@ -193,7 +196,7 @@ export class ShardHost implements ParameterHost {
     const training = resumed > 0 ? ck?.[0]?.manifest.training : undefined;
     const { jobId, keepCheckpoints } = job;
     const sync = job.servingSync.length
-      ? { targets: job.servingSync, intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}`, model: modelIdentity(spec), ...(this.s.servingSyncToken ? { token: this.s.servingSyncToken } : {}) }
+      ? { ...this.syncTargets(job.servingSync), intervalMs: job.syncIntervalMs || 10_000, denseIntervalMs: job.denseSyncIntervalMs || 60_000, sender: `ps-shard-${this.s.index}`, model: modelIdentity(spec), ...(this.s.servingSyncToken ? { token: this.s.servingSyncToken } : {}) }
       : null;
     this.shard = new ParameterShard(
       {
@@ -216,9 +219,24 @@ export class ShardHost implements ParameterHost {
     this.log.info({ job: job.jobId, shard: this.s.index, of: job.psShards.length, mode: job.mode }, "shard serving the job");
   }
 
+  /**
+   * Where this shard pushes its rows: the job's addresses, or the replicas
+   * etcd lists for discovery:<model>. A shard that cannot read the registry
+   * would leave its part of every table unsynced, so it refuses the job.
+   */
+  private syncTargets(servingSync: readonly string[]): { targets: readonly string[]; listReplicas?: () => Promise<readonly string[]> } {
+    const model = discoveredSyncModel(servingSync);
+    if (model === null) return { targets: servingSync };
+    if (!this.s.servingReplicas) {
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", `parameter-server shard ${this.s.index}: the job's --serving-sync ${servingSync[0]} finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...`);
+    }
+    return { targets: [], listReplicas: this.s.servingReplicas(model) };
+  }
+
   fail(err: PangeaError): void {
     this.failure = err;
-    if (err.code === "ORCH_ERR_MEMORY_LIMIT") this.onFatal(err);
+    // Conditions the shard cannot train past: ending the process breaks its session, and the orchestrator fails the job at once.
+    if (err.code === "ORCH_ERR_MEMORY_LIMIT" || err.code === "ORCH_ERR_BAD_JOB_CONFIG") this.onFatal(err);
   }
 
   requireModel(readOnly: boolean): HostedModel {
