@@ -123,7 +123,7 @@ describe("the pangea command as a new user meets it", () => {
         return false;
       }
     });
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "5000", "--batch-size", "64", "--backend", "cpu", "--log-dir", "logs"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "5000", "--batch-size", "64", "--log-dir", "logs"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     run.stderr!.on("data", (d: Buffer) => (err += d));
     // As head -1 does: read the first line, then close the pipe; the next write meets a pipe with no reader.
@@ -138,7 +138,7 @@ describe("the pangea command as a new user meets it", () => {
   /** A long pangea run checkpointing every 5 steps, once it has written its first checkpoint. */
   async function runToFirstCheckpoint(jobId: string) {
     const cwd = mkdtempSync(join(tmpdir(), `pangea-cli-${jobId}-`));
-    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "5", "--job-id", jobId, "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    const run = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--checkpoint-every-steps", "5", "--job-id", jobId, "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     run.stderr!.on("data", (d: Buffer) => (err += d));
     const exited = new Promise<number | null>((resolve) => run.once("exit", (c) => resolve(c)));
@@ -163,7 +163,7 @@ describe("the pangea command as a new user meets it", () => {
     }
     const newest = Math.max(...readdirSync(jobDir).filter((d) => /^step-\d+$/.test(d)).map((d) => Number(d.slice(5))));
     // Resumed, with no checkpoint due before it is interrupted: the one it resumed from is where the job goes on.
-    const again = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--backend", "cpu", "--checkpoint-every-steps", "100000", "--resume", "--job-id", "interrupted", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+    const again = spawn(process.execPath, [ENTRY.cli, "run", "--steps", "100000", "--batch-size", "64", "--checkpoint-every-steps", "100000", "--resume", "--job-id", "interrupted", "--log-dir", "logs", "--checkpoint-dir", join(cwd, "ckpt")], { cwd, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     again.stderr!.on("data", (d: Buffer) => (err += d));
     const code = new Promise<number | null>((resolve) => again.once("exit", (c) => resolve(c)));
@@ -202,7 +202,7 @@ describe("the pangea command as a new user meets it", () => {
     mkdirSync(ckpt);
     if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=10m", "tmpfs", ckpt]).status !== 0) ctx.skip();
     try {
-      const args = ["run", "--steps", "200", "--batch-size", "128", "--eval-records", "500", "--job-id", "full", "--checkpoint-every-steps", "50", "--backend", "cpu", "--checkpoint-dir", ckpt];
+      const args = ["run", "--steps", "200", "--batch-size", "128", "--eval-records", "500", "--job-id", "full", "--checkpoint-every-steps", "50", "--checkpoint-dir", ckpt];
       const r = await runNode(ENTRY.cli, [...args, "--log-dir", join(cwd, "logs")], { timeoutMs: 150_000, stopSignal: "SIGTERM", cwd });
       expect(r.code, r.stderr).toBe(1);
       const lines = r.stderr.trimEnd().split("\n");
@@ -511,7 +511,7 @@ describe("the pangea command as a new user meets it", () => {
 
   it.concurrent("a --best-task the data lacks fails the job at its start, exit 2 as a bad flag, its value escaped in the line (it reached the terminal raw)", async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-best-task-"));
-    const r = await runNode(ENTRY.cli, ["run", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--eval-every-steps", "1", "--keep-best", "--best-task", "c\x1b[31mred", "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ck")], { timeoutMs: 120_000 });
+    const r = await runNode(ENTRY.cli, ["run", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--eval-every-steps", "1", "--keep-best", "--best-task", "c\x1b[31mred", "--log-dir", join(dir, "logs"), "--checkpoint-dir", join(dir, "ck")], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(2);
     expect(lastLine(r.stderr)).toBe("pangea run: job failed: ORCH_ERR_BAD_JOB_CONFIG: --best-task c\\x1b[31mred: the job's tasks are ctr");
     expect(r.stderr).not.toContain("\x1b");
@@ -521,7 +521,7 @@ describe("the pangea command as a new user meets it", () => {
   it.concurrent("an export that fails after training is in the summary and the exit code, with the command that writes it later", async ({ expect }) => {
     const dir = mkdtempSync(join(tmpdir(), "pangea-cli-export-fail-"));
     const models = join(dir, "models");
-    const args = (name: string, steps: number, extra: string[] = []) => ["run", "--steps", String(steps), "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--export-dir", models, "--log-dir", join(dir, name), "--checkpoint-dir", join(dir, `ck-${name}`), ...extra];
+    const args = (name: string, steps: number, extra: string[] = []) => ["run", "--steps", String(steps), "--batch-size", "64", "--eval-records", "200", "--export-dir", models, "--log-dir", join(dir, name), "--checkpoint-dir", join(dir, `ck-${name}`), ...extra];
     // A feature list of other slots than the data's: the job fails when compute registers, before it trains.
     writeFileSync(join(dir, "features.txt"), "feature_name=f1 slot=99\n");
     const misfit = await runNode(ENTRY.cli, args("misfit", 2, ["--export-feature-list", join(dir, "features.txt")]), { timeoutMs: 120_000 });
@@ -553,7 +553,7 @@ describe("the pangea command as a new user meets it", () => {
     try {
       // Long enough to be running when status first asks (a second after up returns); the test then waits for its end.
       // Compute within a 64 MB budget (its malloc thresholds scale to it); no malloc settings inherited from this process.
-      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "200", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--max-memory-mb", "64", "--metrics-port", String(metricsPort)], {
+      const up = await runNode(ENTRY.cli, ["up", "--trainers", "2", "--steps", "200", "--batch-size", "64", "--eval-records", "500", "--max-memory-mb", "64", "--metrics-port", String(metricsPort)], {
         cwd,
         timeoutMs: 60_000,
         stopSignal: "SIGTERM",
@@ -609,7 +609,7 @@ describe("the pangea command as a new user meets it", () => {
     const state = join(cwd, ".pangea/run/cluster.json");
     const recorded = () => (existsSync(state) ? (JSON.parse(readFileSync(state, "utf8")) as { processes: { name: string; pid: number }[] }).processes : []);
     let pids: number[] = [];
-    const up = spawn(process.execPath, [ENTRY.cli, "up", "--trainers", "2", "--steps", "5000", "--batch-size", "64", "--backend", "cpu"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const up = spawn(process.execPath, [ENTRY.cli, "up", "--trainers", "2", "--steps", "5000", "--batch-size", "64"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     up.stdout!.on("data", (d: Buffer) => (out += d));
     up.stderr!.on("data", (d: Buffer) => (out += d));
@@ -654,7 +654,7 @@ describe("the pangea command as a new user meets it", () => {
 
   it("up's orchestrator killed: status says it exited and how to continue from the job's checkpoints, and down then up --resume does", async () => {
     const cwd = mkdtempSync(join(tmpdir(), "pangea-cli-up-killed-"));
-    const args = ["up", "--job-id", "upk", "--steps", "100000", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--checkpoint-every-steps", "5"];
+    const args = ["up", "--job-id", "upk", "--steps", "100000", "--batch-size", "64", "--eval-records", "500", "--checkpoint-every-steps", "5"];
     const pids: number[] = [];
     const statePids = () => (JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { processes: { pid: number }[] }).processes.map((p) => p.pid);
     try {
@@ -761,7 +761,7 @@ describe("the pangea command as a new user meets it", () => {
     writeFileSync(other, JSON.stringify(config));
     const r = await runNode(
       ENTRY.cli,
-      ["run", "--json", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "instance", "--feature-list", other, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
+      ["run", "--json", "--steps", "2", "--trainers", "1", "--batch-size", "64", "--data", data, "--format", "instance", "--feature-list", other, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
       { timeoutMs: 120_000, stopSignal: "SIGTERM" },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -774,7 +774,7 @@ describe("the pangea command as a new user meets it", () => {
 
   it("run's summary says what parameter sync did: rows pushed and the version serving acknowledged", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-cli-sync-"));
-    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt"), "--log-dir", join(tmp, "logs")];
+    const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--checkpoint-dir", join(tmp, "ckpt"), "--log-dir", join(tmp, "logs")];
     const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
     expect(first.code, first.stderr).toBe(0);
     const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;

@@ -39,7 +39,7 @@ describe("a completed job's orchestrator restarted", () => {
       logDir: join(tmp, "logs"),
       orchestratorArgs: ["--job-id", "j", "--steps", "6", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--eval-every-steps", "4"],
       computeArgs: ["--data", a, "--eval-fraction", "0.1", "--rejoin-timeout-ms", "30000"],
-      trainerArgs: ["--backend", "cpu", "--rejoin-timeout-ms", "30000"],
+      trainerArgs: ["--rejoin-timeout-ms", "30000"],
     });
     const c = cluster;
     const status = new StatusClient(c.orchestratorAddress);

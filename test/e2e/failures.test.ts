@@ -36,7 +36,7 @@ async function startLongJob(name: string, trainers = 2, psShards = 1, orchestrat
     logDir: join(tmp, name),
     orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), ...orchestratorExtra],
     computeArgs: ["--eval-records", "1000"],
-    trainerArgs: ["--backend", "cpu", ...trainerExtra],
+    trainerArgs: [...trainerExtra],
   });
   cluster = c;
   const status = new StatusClient(c.orchestratorAddress);

@@ -95,14 +95,14 @@ describe("one run per job and per log directory", () => {
     const root = join(tmp, "remote-run");
     // 15 s before the holder counts as gone: pangea run's own start and its orchestrator's fit in it on a loaded machine.
     remoteLock(root, "waited", 45_000);
-    const r = await runNode(ENTRY.cli, ["run", "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu", "--job-id", "waited", "--checkpoint-dir", root, "--log-dir", join(tmp, "remote-run-logs")], { timeoutMs: 120_000 });
+    const r = await runNode(ENTRY.cli, ["run", "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--job-id", "waited", "--checkpoint-dir", root, "--log-dir", join(tmp, "remote-run-logs")], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`orchestrator is not serving yet after 5 s: the job's lock is held from another machine, by process 1 on gone-pod-7f9c \\(since 2026-01-01T00:00:00\\.000Z\\); waiting \\d+ s to see whether that process still touches it \\(log: ${join(tmp, "remote-run-logs", "orchestrator.log")}\\)`));
   }, 150_000);
 
   it("a second pangea run into the log directory of a running one exits 1 before starting anything", async () => {
     const logs = join(tmp, "logs");
-    const args = ["run", "--trainers", "1", "--steps", "100000", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ck2")];
+    const args = ["run", "--trainers", "1", "--steps", "100000", "--batch-size", "64", "--eval-records", "100", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ck2")];
     const first = spawn(process.execPath, [ENTRY.cli, ...args], { cwd: ROOT, stdio: "ignore" });
     try {
       await waitFor("the first run to start its orchestrator", async () => existsSync(join(logs, "orchestrator.log")), 30_000);

@@ -15,7 +15,7 @@ import { ENTRY, runNode, waitFor } from "../support/processes.js";
  * checkpoint and serving loads such an export, as DLRM.
  */
 const tmp = mkdtempSync(join(tmpdir(), "pangea-legacy-"));
-const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--checkpoint-dir", join(tmp, "ckpt")];
 let checkpoint = "";
 let server: ChildProcess | null = null;
 

@@ -16,7 +16,7 @@ describe("the embedding memory limit", () => {
   ])("with %s: fails the job naming ORCH_ERR_MEMORY_LIMIT; trainers exit; pangea run exits 1", async (_what, shards) => {
     const tmp = mkdtempSync(join(tmpdir(), "pangea-memlimit-"));
     const logs = join(tmp, "logs");
-    const r = await runNode(ENTRY.cli, ["run", "--steps", "200", "--batch-size", "256", "--eval-records", "1000", "--backend", "cpu", "--ps-shards", String(shards),
+    const r = await runNode(ENTRY.cli, ["run", "--steps", "200", "--batch-size", "256", "--eval-records", "1000", "--ps-shards", String(shards),
       "--max-embedding-bytes", "1000000", "--log-dir", logs, "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 80_000, stopSignal: "SIGTERM" });
     expect(r.code, r.stderr).toBe(1);
     const line = lastLine(r.stderr);

@@ -68,7 +68,7 @@ describe("a two-task job on the built-in data", () => {
   });
 
   it("a checkpoint of other tasks is refused at the job's start, naming both sides' tasks (--resume restores through the same check)", async () => {
-    const small = ["--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+    const small = ["--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "200", "--checkpoint-dir", join(tmp, "ckpt")];
     const message = "ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: tasks [click (bce), conversion (bce)] against [ctr (bce)] (checkpoint against job)";
     // The line may go on with a trainer's exit that the failure caused, depending on which pangea run sees first.
     const expected = `pangea run: job failed: ${message}`;

@@ -19,7 +19,7 @@ describe("pangea run with --eval-fraction 0", () => {
     expect(gen.code, gen.stderr).toBe(0);
     const r = await runNode(
       ENTRY.cli,
-      ["run", "--json", "--steps", "3", "--trainers", "2", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "criteo", "--eval-fraction", "0", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
+      ["run", "--json", "--steps", "3", "--trainers", "2", "--batch-size", "64", "--data", data, "--format", "criteo", "--eval-fraction", "0", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt")],
       { timeoutMs: 120_000, stopSignal: "SIGTERM" },
     );
     expect(r.code, r.stderr).toBe(0);

@@ -18,7 +18,7 @@ describe("pangea run --resume of a job that completed", () => {
     const run = (steps: number, extra: string[] = []) =>
       runNode(
         ENTRY.cli,
-        ["run", "--json", "--steps", String(steps), "--job-id", "done", "--trainers", "2", "--batch-size", "64", "--eval-records", "500", "--backend", "cpu", "--checkpoint-dir", ckpt, "--log-dir", join(tmp, "logs"), ...extra],
+        ["run", "--json", "--steps", String(steps), "--job-id", "done", "--trainers", "2", "--batch-size", "64", "--eval-records", "500", "--checkpoint-dir", ckpt, "--log-dir", join(tmp, "logs"), ...extra],
         { timeoutMs: 120_000, stopSignal: "SIGTERM" },
       );
     const statusOf = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as JobStatus__Output;

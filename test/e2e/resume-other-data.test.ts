@@ -20,7 +20,7 @@ describe("pangea run --resume on other data", () => {
     const run = (steps: number, extra: string[] = []) =>
       runNode(
         ENTRY.cli,
-        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "criteo", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", ckpt, ...extra],
+        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--data", data, "--format", "criteo", "--log-dir", join(tmp, "logs"), "--checkpoint-dir", ckpt, ...extra],
         { timeoutMs: 120_000, stopSignal: "SIGTERM" },
       );
     const statusOf = (stdout: string) => JSON.parse(stdout.trim().split("\n").at(-1)!) as JobStatus__Output;
@@ -83,7 +83,7 @@ describe("pangea run --resume on other data", () => {
     const run = (steps: number, features: string, extra: string[] = []) =>
       runNode(
         ENTRY.cli,
-        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--backend", "cpu", "--data", data, "--format", "parquet", "--feature-list", features, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt"), ...extra],
+        ["run", "--json", "--job-id", "j", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--data", data, "--format", "parquet", "--feature-list", features, "--log-dir", join(tmp, "logs"), "--checkpoint-dir", join(tmp, "ckpt"), ...extra],
         { timeoutMs: 120_000, stopSignal: "SIGTERM" },
       );
     const first = await run(2, list);

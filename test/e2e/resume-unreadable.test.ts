@@ -64,7 +64,7 @@ describe("--resume and unreadable checkpoints", () => {
   it("a newer checkpoint --resume passes over is named in the job's warnings (the summary's and --json's), not only in the orchestrator's log", async () => {
     const root = join(tmp, "passed-over");
     const run = (steps: number, extra: string[] = []) =>
-      runNode(ENTRY.cli, ["run", "--json", "--job-id", "job-p", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--eval-records", "300", "--backend", "cpu", "--checkpoint-dir", root, "--log-dir", join(tmp, "passed-logs"), ...extra], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
+      runNode(ENTRY.cli, ["run", "--json", "--job-id", "job-p", "--steps", String(steps), "--trainers", "1", "--batch-size", "64", "--eval-records", "300", "--checkpoint-dir", root, "--log-dir", join(tmp, "passed-logs"), ...extra], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
     const first = await run(2);
     expect(first.code, first.stderr).toBe(0);
     // Its checkpoint copied in whole under another job's id: nothing is damaged, it is the wrong job's (exit 2, not 1).
@@ -97,7 +97,7 @@ describe("--resume and unreadable checkpoints", () => {
       orchestratorArgs: ["--steps", "6", "--batch-size", "64", "--checkpoint-dir", root, "--job-id", "job-c", "--resume", "--fresh-start-if-unreadable",
         "--checkpoint-every-steps", "1", "--keep-checkpoints", "2"],
       computeArgs: ["--eval-records", "500"],
-      trainerArgs: ["--backend", "cpu"],
+      trainerArgs: [],
     });
     const log = cluster.process("orchestrator")!.logPath;
     await waitFor("the job to complete", async () => readFileSync(log, "utf8").includes('"state":"JOB_STATE_COMPLETED"'), 60_000);

@@ -23,7 +23,7 @@ const metric = async (rest: string, name: string) => {
 /** A job's checkpoint exported as version 1 and served (`serveArgs` added); `body` runs while serving does. */
 async function withServing(prefix: string, serveArgs: string[], body: (ctx: { tmp: string; small: string[]; checkpoint: string; base: string; ready: { address: string; rest: string }; output: () => string }) => Promise<void>): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), prefix));
-  const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--checkpoint-dir", join(tmp, "ckpt")];
+  const small = ["--trainers", "1", "--batch-size", "64", "--eval-records", "200", "--checkpoint-dir", join(tmp, "ckpt")];
   const first = await runNode(ENTRY.cli, ["run", "--json", "--steps", "10", "--job-id", "base", "--log-dir", join(tmp, "base-logs"), ...small], { timeoutMs: 120_000, stopSignal: "SIGTERM" });
   expect(first.code, first.stderr).toBe(0);
   const checkpoint = (JSON.parse(first.stdout.trim().split("\n").at(-1)!) as { checkpointPath: string }).checkpointPath;

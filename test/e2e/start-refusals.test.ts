@@ -183,7 +183,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     expect([byEnv.code, byEnv.stderr.split("\n")[0]]).toEqual([2, "pangea run: invalid PANGEA_BEST_TASK (environment): names the task --keep-best compares; give --keep-best too"]);
     expect(existsSync(join(tmp, "run-best")), "no process was started (none wrote a log)").toBe(false);
     const rank = modelConfig("rank-500", { lowRank: 500, crossLayers: 1, deepMlp: [8] });
-    const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+    const r = await runNode(ENTRY.cli, ["run", "--model", "dcn-v2", "--model-config", rank, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", 
       "--log-dir", join(tmp, "run-rank"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
     // A configuration the data contradicts exits as a bad flag does.
     expect(r.code).toBe(2);
@@ -192,7 +192,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     expect(r.stdout).toMatch(/^ {2}throughput +n\/a \(no batch was trained\)$/m);
     // A checkpoint whose slot 3 --slot-config had put at dim 8, restored without it: the data's slot 3 is at the
     // --embedding-dim, known once compute registers; the fix named is the --slot-config too (it named the data alone).
-    const noSlots = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", mixed, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+    const noSlots = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", mixed, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", 
       "--log-dir", join(tmp, "run-no-slots"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
     expect([noSlots.code, lastLine(noSlots.stderr)]).toEqual([2, "pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint holds another model than this job's: slot 3's embedding dim 8 against 16 (checkpoint against job); give the job the data (and feature list, and the --slot-config) the checkpoint was trained with, or start it without the checkpoint"]);
   }, 120_000);
@@ -210,7 +210,7 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     writeFileSync(manifestPath, JSON.stringify({ ...manifest, denseParams: [b, a, ...manifest.denseParams.slice(2)] }));
     const shape = (p: { shape: number[] }) => `[${p.shape.join(", ")}]`;
     const differs = `its dense parameter 0 is ${b.name} ${shape(b)}, where this build's wide-deep declares ${a.name} ${shape(a)}: the architecture's definition changed since the checkpoint was written`;
-    const run = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", dir, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", "--backend", "cpu",
+    const run = await runNode(ENTRY.cli, ["run", "--model", "wide-deep", "--restore-from", dir, "--trainers", "1", "--steps", "2", "--batch-size", "64", "--eval-records", "100", 
       "--log-dir", join(tmp, "run-changed"), "--checkpoint-dir", join(tmp, "ckpt")], { timeoutMs: 60_000, stopSignal: "SIGTERM" });
     expect([run.code, lastLine(run.stderr)]).toEqual([2, `pangea run: job failed: ORCH_ERR_CHECKPOINT_MISMATCH: the checkpoint's dense parameters are not this build's model's: ${differs}; continue it with the build that wrote it, or start the job without it`]);
     const exported = await runNode(ENTRY.cli, ["export", "--checkpoint", dir, "--out", join(tmp, "changed-models")]);

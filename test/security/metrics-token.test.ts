@@ -60,7 +60,7 @@ describe("--metrics-token-file", () => {
       logDir: join(tmp, "logs"),
       orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--metrics-token-file", tokenFile],
       computeArgs: ["--eval-records", "1000", "--metrics-token-file", tokenFile],
-      trainerArgs: ["--backend", "cpu", "--metrics-token-file", tokenFile],
+      trainerArgs: ["--metrics-token-file", tokenFile],
     });
     const addresses = cluster.metricsAddresses();
     expect(Object.keys(addresses).sort()).toEqual(["compute", "orchestrator", "trainer-0"]);

@@ -29,7 +29,7 @@ describe("registration abuse on a plaintext cluster", () => {
       logDir: join(tmp, "logs"),
       orchestratorArgs: ["--steps", "100000", "--batch-size", "64", "--checkpoint-dir", join(tmp, "ckpt"), "--heartbeat-timeout-ms", "3000"],
       computeArgs: ["--eval-records", "1000"],
-      trainerArgs: ["--backend", "cpu"],
+      trainerArgs: [],
     });
     const status = new StatusClient(cluster.orchestratorAddress);
     await status.connect(5_000);

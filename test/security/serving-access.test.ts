@@ -280,7 +280,7 @@ describe("serving in plaintext with an API token", () => {
     // Serving gets the job's first checkpoint as its model (exported while the base holds none) and loads it at once.
     const plain = await startService(SERVING, ["--model-base-path", join(job, "models"), "--model-name", "ctr", "--port", "0", "--rest-port", "0", "--poll-seconds", "0.1", "--api-token-file", tokenFile]);
     const run = (extra: string[], name: string) =>
-      runNode(join(ROOT, "packages/cli/dist/main.js"), ["run", "--steps", "6", "--batch-size", "64", "--eval-records", "200", "--backend", "cpu", "--serving-sync", plain.address, "--sync-interval-seconds", "1", "--checkpoint-every-steps", "1", "--export-dir", join(job, "models"), "--log-dir", join(job, name), "--checkpoint-dir", join(job, `ck-${name}`), ...extra], { timeoutMs: 120_000 });
+      runNode(join(ROOT, "packages/cli/dist/main.js"), ["run", "--steps", "6", "--batch-size", "64", "--eval-records", "200", "--serving-sync", plain.address, "--sync-interval-seconds", "1", "--checkpoint-every-steps", "1", "--export-dir", join(job, "models"), "--log-dir", join(job, name), "--checkpoint-dir", join(job, `ck-${name}`), ...extra], { timeoutMs: 120_000 });
     try {
       const withToken = await run(["--serving-sync-token-file", tokenFile], "with");
       expect(withToken.code, withToken.stderr).toBe(0);

@@ -20,7 +20,7 @@ it("a Criteo file given as a FIFO trains, as the same file does (on the cpu back
   expect(spawnSync(process.execPath, [GEN, "--out", plain, "--records", "2000"]).status).toBe(0);
   const fifo = join(dir, "fifo.tsv");
   expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
-  const job = runNode(ENTRY.cli, ["run", "--data", fifo, "--steps", "2", "--trainers", "1", "--batch-size", "64", "--eval-fraction", "0.1", "--backend", "cpu", "--checkpoint-dir", join(dir, "ckpt"), "--log-dir", join(dir, "logs")], {
+  const job = runNode(ENTRY.cli, ["run", "--data", fifo, "--steps", "2", "--trainers", "1", "--batch-size", "64", "--eval-fraction", "0.1", "--checkpoint-dir", join(dir, "ckpt"), "--log-dir", join(dir, "logs")], {
     cwd: dir,
     timeoutMs: 90_000,
     stopSignal: "SIGTERM",
