@@ -51,6 +51,12 @@ async function startReplica(base: string, id: string, model: string, cluster: st
   return { child, ...(JSON.parse(line) as { address: string; rest: string }) };
 }
 
+/** `pangea export` of a checkpoint (a sharded one: every shard's part) to a model base path, as its next version. */
+function exportCheckpoint(checkpoint: string, out: string): void {
+  const r = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", checkpoint, "--out", out], { encoding: "utf8" });
+  expect(r.status, r.stderr).toBe(0);
+}
+
 async function rowsApplied(rest: string): Promise<number> {
   const text = await (await fetch(`http://${rest}/metrics`)).text();
   return Number(/^pangea_serving_sync_rows_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
@@ -70,6 +76,17 @@ async function expectSynced(r: Replica, body: unknown, exported: number[]): Prom
     return matches(xs) ? xs : null;
   }, 30_000, 250).catch(() => predict(r.rest, 1, body));
   synced.forEach((x, i) => expect(x, `replica ${r.address}, example ${i}`).toBeCloseTo(exported[i]!, 5));
+}
+
+/** The cluster's job once it has ended (the cluster is stopped after the file). */
+async function jobEnd(c: LocalCluster) {
+  clusters.push(c);
+  const status = new StatusClient(c.orchestratorAddress);
+  try {
+    return await finished(status);
+  } finally {
+    status.close();
+  }
 }
 
 describe("service discovery", () => {
@@ -143,8 +160,7 @@ describe("service discovery", () => {
 
   it("serving replicas answer Monolith's AgentService (GetReplicas, GetResource, HeartBeat) from etcd; a killed replica drops out with its lease", async () => {
     const base = join(tmp, "models", "ctr");
-    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
-    expect(exp.status, exp.stderr).toBe(0);
+    exportCheckpoint(join(tmp, "ckpt", "etcd-job", "step-40"), base);
     const start = async (id: string) => {
       const child = spawn(process.execPath, [join(ROOT, "services/serving/dist/main.js"), "--model-base-path", base, "--model-name", "ctr", "--port", "0", "--rest-port", "0",
         "--discovery", `etcd://${endpoint}`, "--cluster-name", "gamma", "--discovery-lease-seconds", "2", "--worker-id", id], { stdio: ["ignore", "pipe", "ignore"] });
@@ -186,8 +202,7 @@ describe("service discovery", () => {
 
   it("etcd: --serving-sync discovery:ctr pushes to every serving replica of model ctr etcd lists (not another model's), one that joins mid-job first sent every row, none to one whose lease expired; at the end each replica's synced version predicts what the final checkpoint's export does", async () => {
     const base = join(tmp, "models-synced");
-    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
-    expect(exp.status, exp.stderr).toBe(0);
+    exportCheckpoint(join(tmp, "ckpt", "etcd-job", "step-40"), base);
     const replicas: Replica[] = [];
     // The replicas never look for new versions (--poll-seconds 3600): every push goes to version 1, the one they
     // loaded, also a final push that lands after the job's final export (version 2) was written.
@@ -243,8 +258,7 @@ describe("service discovery", () => {
 
   it("etcd: with 2 parameter-server shards, discovery:ctr has each shard push its own rows to the replicas it finds there; the replica's synced version predicts what the final sharded checkpoint's export does", async () => {
     const base = join(tmp, "models-sharded");
-    const exp = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "etcd-job", "step-40"), "--out", base], { encoding: "utf8" });
-    expect(exp.status, exp.stderr).toBe(0);
+    exportCheckpoint(join(tmp, "ckpt", "etcd-job", "step-40"), base);
     const replicas: Replica[] = [];
     try {
       const replica = await startReplica(base, "replica-s", "ctr", "epsilon");
@@ -260,10 +274,7 @@ describe("service discovery", () => {
         computeArgs: ["--eval-records", "1000"],
         trainerArgs: [],
       });
-      clusters.push(c);
-      const status = new StatusClient(c.orchestratorAddress);
-      const s = await finished(status);
-      status.close();
+      const s = await jobEnd(c);
       expect([s.state, s.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
       // Both shards found the replica in etcd and sent it their whole part first.
       for (const name of ["orchestrator", "shard-1"]) {
@@ -272,8 +283,7 @@ describe("service discovery", () => {
       }
       // The job's final checkpoint, both shards' parts, exported and served outside the cluster.
       const finalBase = join(tmp, "models-sharded-final");
-      const fin = spawnSync(process.execPath, [join(ROOT, "services/orchestrator/dist/export.js"), "--checkpoint", join(tmp, "ckpt", "sharded-sync", "step-200"), "--out", finalBase], { encoding: "utf8" });
-      expect(fin.status, fin.stderr).toBe(0);
+      exportCheckpoint(join(tmp, "ckpt", "sharded-sync", "step-200"), finalBase);
       const body = inputsAcrossTables(join(finalBase, "1"), 32);
       const reference = await startReplica(finalBase, "reference", "ctr", null);
       replicas.push(reference);
@@ -305,11 +315,7 @@ describe("service discovery", () => {
       computeArgs: ["--eval-records", "1000"],
       trainerArgs: [],
     });
-    clusters.push(c);
-    const status = new StatusClient(c.orchestratorAddress);
-    const s = await finished(status);
-    status.close();
-    expect(s.state).toBe("JOB_STATE_COMPLETED");
+    expect((await jobEnd(c)).state).toBe("JOB_STATE_COMPLETED");
   }, 60_000);
 
   it.each([
