@@ -277,9 +277,9 @@ describe("service discovery", () => {
       const s = await jobEnd(c);
       expect([s.state, s.error]).toEqual(["JOB_STATE_COMPLETED", ""]);
       // Both shards found the replica in etcd and sent it their whole part first.
-      for (const name of ["orchestrator", "shard-1"]) {
+      for (const [name, what] of [["orchestrator", "every row and the dense weights"], ["shard-1", "every row this shard holds"]] as const) {
         const log = readFileSync(c.process(name)!.logPath, "utf8");
-        expect(log, name).toContain(`"serving":"${replica.address}","msg":"serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes"`);
+        expect(log, name).toContain(`"serving":"${replica.address}","msg":"serving replica found in etcd: parameter sync sends it ${what}, then what changes"`);
       }
       // The job's final checkpoint, both shards' parts, exported and served outside the cluster.
       const finalBase = join(tmp, "models-sharded-final");

@@ -56,9 +56,9 @@ describe("ParameterSyncPusher with the replicas listed before each push (--servi
     await pusher.push(true);
     expect([a.rowsPerUpdate.slice(5), b.rowsPerUpdate.slice(4)]).toEqual([[], [1]]);
     expect(lines.filter((l) => l.startsWith("info:"))).toEqual([
-      "info: serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes",
+      "info: serving replica found in etcd: parameter sync sends it every row this shard holds, then what changes",
       "info: parameter sync sent serving every row",
-      "info: serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes",
+      "info: serving replica found in etcd: parameter sync sends it every row this shard holds, then what changes",
       "info: parameter sync sent serving every row",
       "info: parameter sync reads the serving replicas from etcd again",
       "info: serving replica left etcd: parameter sync stops pushing to it",

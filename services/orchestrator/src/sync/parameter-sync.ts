@@ -185,7 +185,7 @@ export class ParameterSyncPusher {
     const known = new Set(kept.map((x) => x.address));
     for (const address of now) {
       if (known.has(address)) continue;
-      this.log.info({ serving: address }, "serving replica found in etcd: parameter sync sends it every row and the dense weights, then what changes");
+      this.log.info({ serving: address }, `serving replica found in etcd: parameter sync sends it every row${this.source.dense ? " and the dense weights" : " this shard holds"}, then what changes`);
       kept.push(this.replica(address, true));
     }
     this.replicas = kept;
