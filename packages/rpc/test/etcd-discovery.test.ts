@@ -105,7 +105,7 @@ describe("etcd discovery", () => {
     expect(lines.filter((l) => l.includes("renewed again") || l.includes("announced again"))).toHaveLength(1);
   }, 30_000);
 
-  it("an entry deleted while its lease is valid is put back at the next renewal; one another process rewrote is left to it, said once", async () => {
+  it("an entry deleted, or written back without its lease, is put back under the lease at the next renewal (said once); one another process rewrote is left to it, also after a lost lease", async () => {
     const lines: string[] = [];
     const say = (level: string) => (o: unknown, msg?: string) => lines.push(`${level}: ${msg ?? o}`);
     const log = { info: say("info"), warn: say("warn"), debug: () => {}, error: say("error") } as unknown as ReturnType<typeof createLogger>;
@@ -113,23 +113,38 @@ describe("etcd discovery", () => {
     await discovery.announce("serving", "serving-0", "127.0.0.1:7");
     const registry = new EtcdClient([etcdAddress]);
     const key = "/pangea/deleted/serving/serving-0";
+    const lease = (await registry.entry(key))!.lease;
+    expect(lease).not.toBe("0");
     const until = async (what: () => Promise<boolean>) => {
       const deadline = Date.now() + 10_000;
       while (!(await what()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     };
-    // etcdctl del, through the same JSON gateway.
-    await fetch(`http://${etcdAddress}/v3/kv/deleterange`, { method: "POST", body: JSON.stringify({ key: Buffer.from(key).toString("base64") }) });
-    expect(await registry.get(key)).toBeNull();
-    await until(async () => (await registry.get(key)) !== null);
-    expect(await registry.get(key)).toBe("127.0.0.1:7");
-    expect(lines.filter((l) => l.includes("was deleted"))).toEqual(["warn: etcd entry was deleted while its lease was valid; announced again"]);
+    // etcdctl del, through the same JSON gateway; twice: put back each time, said once.
+    const del = () => fetch(`http://${etcdAddress}/v3/kv/deleterange`, { method: "POST", body: JSON.stringify({ key: Buffer.from(key).toString("base64") }) });
+    for (let i = 0; i < 2; i++) {
+      await del();
+      expect(await registry.get(key)).toBeNull();
+      await until(async () => (await registry.get(key)) !== null);
+      expect(await registry.entry(key)).toEqual({ value: "127.0.0.1:7", lease });
+    }
+    expect(lines.filter((l) => l.includes("was deleted"))).toEqual(["warn: etcd entry was deleted while the lease was valid; announced again under the lease (said once per entry)"]);
+    // Written back by hand with the same address and no lease (it would outlive the service): attached to the lease again.
+    await registry.put(key, "127.0.0.1:7");
+    expect((await registry.entry(key))!.lease).toBe("0");
+    await until(async () => (await registry.entry(key))!.lease !== "0");
+    expect(await registry.entry(key)).toEqual({ value: "127.0.0.1:7", lease });
+    expect(lines.filter((l) => l.includes("without its lease"))).toHaveLength(1);
     // Another process writes its own address there: not fought over, said once over several renewals.
     await registry.put(key, "127.0.0.1:8");
     await new Promise((r) => setTimeout(r, 3_500));
     expect(await registry.get(key)).toBe("127.0.0.1:8");
     expect(lines.filter((l) => l.includes("another address"))).toEqual(["warn: etcd entry now holds another address; left to the process that wrote it"]);
+    // The lease lost (revoked under it): the service announces again under a new one, and still leaves that entry alone.
+    await fetch(`http://${etcdAddress}/v3/lease/revoke`, { method: "POST", body: JSON.stringify({ ID: lease }) });
+    await until(async () => lines.some((l) => l.includes("lease was lost")));
+    expect(await registry.get(key)).toBe("127.0.0.1:8");
     await discovery.close();
     // The rewritten entry carries no lease of ours: closing leaves it.
     expect(await registry.get(key)).toBe("127.0.0.1:8");
-  }, 30_000);
+  }, 40_000);
 });

@@ -128,6 +128,8 @@ class EtcdDiscovery implements Discovery {
   private readonly announced: { key: string; address: string }[] = [];
   /** Announced keys another process has rewritten, with the value last seen (said once per value). */
   private readonly takenBy = new Map<string, string>();
+  /** Restorations already said (an entry deleted again and again is put back each time, said the first). */
+  private readonly said = new Set<string>();
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -191,14 +193,16 @@ class EtcdDiscovery implements Discovery {
       if (this.lease && (await this.etcd.keepAlive(this.lease))) {
         if (this.renewFailing !== null) this.log.info("etcd lease renewed again");
         this.renewFailing = null;
-        await this.restoreDeleted(this.lease);
+        await this.restoreEntries(this.lease);
         return;
       }
       // A renewal in flight when close() revoked the lease sees it gone: announcing again would leave the entries behind.
       if (this.closed) return;
-      this.lease = await this.etcd.grantLease(this.ttl);
-      for (const a of this.announced) await this.etcd.put(a.key, a.address, this.lease);
-      this.log.warn({ keys: this.announced.map((a) => a.key) }, "etcd lease was lost; announced again");
+      const lease = await this.etcd.grantLease(this.ttl);
+      this.lease = lease;
+      // The lost lease took the entries with it; one another process has written since is its own.
+      for (const a of this.announced) await this.claim(a, lease);
+      this.log.warn({ keys: this.announced.filter((a) => !this.takenBy.has(a.key)).map((a) => a.key) }, "etcd lease was lost; announced again");
       this.renewFailing = null;
     } catch (err) {
       // Said once per reason (reasonKey): renewals come every third of the lease, for as long as etcd is away.
@@ -212,22 +216,41 @@ class EtcdDiscovery implements Discovery {
   /**
    * An entry deleted while its lease lives (etcdctl del, a cleanup script)
    * would otherwise stay gone until the lease is lost, with clients never
-   * finding this service: it is put back. An entry another process rewrote
-   * is that process's now; it is said once and left.
+   * finding this service; one written back by hand without the lease would
+   * outlive the service. Each is put back under the lease. An entry another
+   * process rewrote with its own address is that process's: left, said once.
    */
-  private async restoreDeleted(lease: string): Promise<void> {
+  private async restoreEntries(lease: string): Promise<void> {
     for (const a of this.announced) {
-      const now = await this.etcd.get(a.key);
+      const now = await this.etcd.entry(a.key);
       if (this.closed || this.lease !== lease) return;
-      if (now === null) {
-        await this.etcd.put(a.key, a.address, lease);
-        this.log.warn({ key: a.key, address: a.address }, "etcd entry was deleted while its lease was valid; announced again");
-        this.takenBy.delete(a.key);
-      } else if (now !== a.address && this.takenBy.get(a.key) !== now) {
-        this.takenBy.set(a.key, now);
-        this.log.warn({ key: a.key, address: a.address, now: printable(now, 120) }, "etcd entry now holds another address; left to the process that wrote it");
-      }
+      if (now?.value === a.address && now.lease === lease) continue;
+      const why = now === null ? "deleted" : now.value === a.address ? "written without its lease" : null;
+      if ((await this.claim(a, lease)) && why) this.sayOnce(`${a.key} ${why}`, { key: a.key, address: a.address }, `etcd entry was ${why} while the lease was valid; announced again under the lease (said once per entry)`);
     }
+  }
+
+  /**
+   * Puts an announced entry under `lease` if it is absent or holds this service's address, in one transaction: one
+   * another process wrote in the meantime is not overwritten. False (and said once per value) if another holds it.
+   */
+  private async claim(a: { key: string; address: string }, lease: string): Promise<boolean> {
+    if ((await this.etcd.putIf(a.key, a.address, lease, null)) || (await this.etcd.putIf(a.key, a.address, lease, a.address))) {
+      this.takenBy.delete(a.key);
+      return true;
+    }
+    const now = (await this.etcd.entry(a.key))?.value;
+    if (now !== undefined && this.takenBy.get(a.key) !== now) {
+      this.takenBy.set(a.key, now);
+      this.log.warn({ key: a.key, address: a.address, now: printable(now, 120) }, "etcd entry now holds another address; left to the process that wrote it");
+    }
+    return false;
+  }
+
+  private sayOnce(what: string, fields: Record<string, unknown>, message: string): void {
+    if (this.said.has(what)) return;
+    this.said.add(what);
+    this.log.warn(fields, message);
   }
 
   async close(): Promise<void> {

@@ -51,6 +51,23 @@ export class EtcdClient {
     return v === undefined ? null : unb64(v);
   }
 
+  /** A key's value and the lease it is attached to ("0": none), or null if there is no such key. */
+  async entry(key: string): Promise<{ value: string; lease: string } | null> {
+    const r = await this.call<{ kvs?: { value?: string; lease?: string }[] }>("/v3/kv/range", { key: b64(key) });
+    const kv = r.kvs?.[0];
+    return kv ? { value: unb64(kv.value ?? ""), lease: kv.lease ?? "0" } : null;
+  }
+
+  /**
+   * Puts `value` under `lease` only if the key is absent (`expected` null) or holds `expected`, in one transaction:
+   * what another process writes meanwhile is not overwritten. True if it was put.
+   */
+  async putIf(key: string, value: string, lease: string, expected: string | null): Promise<boolean> {
+    const compare = expected === null ? { key: b64(key), result: "EQUAL", target: "CREATE", create_revision: "0" } : { key: b64(key), result: "EQUAL", target: "VALUE", value: b64(expected) };
+    const r = await this.call<{ succeeded?: boolean }>("/v3/kv/txn", { compare: [compare], success: [{ request_put: { key: b64(key), value: b64(value), lease } }] });
+    return r.succeeded === true;
+  }
+
   /** Every key under a prefix, with its value. */
   async list(prefix: string): Promise<Map<string, string>> {
     const r = await this.call<{ kvs?: { key: string; value?: string }[] }>("/v3/kv/range", { key: b64(prefix), range_end: b64(prefixEnd(prefix)) });
