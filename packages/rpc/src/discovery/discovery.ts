@@ -224,27 +224,33 @@ class EtcdDiscovery implements Discovery {
     for (const a of this.announced) {
       const now = await this.etcd.entry(a.key);
       if (this.closed || this.lease !== lease) return;
-      if (now?.value === a.address && now.lease === lease) continue;
-      const why = now === null ? "deleted" : now.value === a.address ? "written without its lease" : null;
-      if ((await this.claim(a, lease)) && why) this.sayOnce(`${a.key} ${why}`, { key: a.key, address: a.address }, `etcd entry was ${why} while the lease was valid; announced again under the lease (said once per entry)`);
+      if (now && now.value !== a.address) this.leftTo(a, now.value);
+      else if (now?.lease !== lease) {
+        const why = now === null ? "deleted" : "written without its lease";
+        if (await this.claim(a, lease)) this.sayOnce(`${a.key} ${why}`, { key: a.key, address: a.address }, `etcd entry was ${why} while the lease was valid; announced again under the lease (said once per entry)`);
+      }
     }
   }
 
   /**
    * Puts an announced entry under `lease` if it is absent or holds this service's address, in one transaction: one
-   * another process wrote in the meantime is not overwritten. False (and said once per value) if another holds it.
+   * another process wrote in the meantime is not overwritten. False if another holds it.
    */
   private async claim(a: { key: string; address: string }, lease: string): Promise<boolean> {
     if ((await this.etcd.putIf(a.key, a.address, lease, null)) || (await this.etcd.putIf(a.key, a.address, lease, a.address))) {
       this.takenBy.delete(a.key);
       return true;
     }
-    const now = (await this.etcd.entry(a.key))?.value;
-    if (now !== undefined && this.takenBy.get(a.key) !== now) {
-      this.takenBy.set(a.key, now);
-      this.log.warn({ key: a.key, address: a.address, now: printable(now, 120) }, "etcd entry now holds another address; left to the process that wrote it");
-    }
+    const now = await this.etcd.get(a.key);
+    if (now !== null) this.leftTo(a, now);
     return false;
+  }
+
+  /** An announced entry another process holds: its own, said once per value. */
+  private leftTo(a: { key: string; address: string }, now: string): void {
+    if (this.takenBy.get(a.key) === now) return;
+    this.takenBy.set(a.key, now);
+    this.log.warn({ key: a.key, address: a.address, now: printable(now, 120) }, "etcd entry now holds another address; left to the process that wrote it");
   }
 
   private sayOnce(what: string, fields: Record<string, unknown>, message: string): void {

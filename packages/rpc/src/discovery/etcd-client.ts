@@ -46,9 +46,7 @@ export class EtcdClient {
   }
 
   async get(key: string): Promise<string | null> {
-    const r = await this.call<{ kvs?: { value?: string }[] }>("/v3/kv/range", { key: b64(key) });
-    const v = r.kvs?.[0]?.value;
-    return v === undefined ? null : unb64(v);
+    return (await this.entry(key))?.value ?? null;
   }
 
   /** A key's value and the lease it is attached to ("0": none), or null if there is no such key. */
