@@ -293,6 +293,27 @@ describe("service discovery", () => {
     }
   }, 150_000);
 
+  it("etcd: a shard started without a registry refuses a job whose --serving-sync is discovery:<model>: it exits 2, and the job fails with the shard's reason, not only that it disconnected", async () => {
+    // The orchestrator (last --ps-shards wins), compute and trainer find each other in etcd; shard 1 is told the orchestrator's address instead.
+    const c = await LocalCluster.start({
+      trainers: 1,
+      psShards: 1,
+      discovery: `etcd://${endpoint}`,
+      clusterName: "zeta",
+      logDir: join(tmp, "refused-shard"),
+      orchestratorArgs: ["--job-id", "refused", "--ps-shards", "2", "--steps", "20", "--batch-size", "64", "--serving-sync", "discovery:ctr"],
+      computeArgs: ["--eval-records", "200"],
+      trainerArgs: [],
+    });
+    clusters.push(c);
+    const shard = await runNode(ENTRY.orchestrator, ["--role", "shard", "--shard-index", "1", "--ps-shards", "2", "--coordinator", c.orchestratorAddress, "--port", "0", "--worker-id", "shard-1"], { timeoutMs: 60_000 });
+    const why = "the job's --serving-sync discovery:ctr finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...";
+    expect(shard.code, shard.stderr).toBe(2);
+    expect(lastLine(shard.stderr)).toBe(`pangea-orchestrator: error ORCH_ERR_BAD_JOB_CONFIG: ${why}`);
+    const s = await jobEnd(c);
+    expect([s.state, s.error, s.errorExitCode]).toEqual(["JOB_STATE_FAILED", `ORCH_ERR_BAD_JOB_CONFIG: parameter-server shard shard-1 (index 1) at step 0 of 20 failed: ${why}`, 2]);
+  }, 90_000);
+
   it("--serving-sync discovery:<model> without etcd, and discovery without a model, are usage errors naming the flag", async () => {
     for (const [extra, message] of [
       [["discovery:ctr"], "--serving-sync: discovery:<model> finds serving replicas in etcd: give --discovery etcd://host:port too"],

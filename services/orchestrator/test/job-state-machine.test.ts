@@ -467,6 +467,34 @@ describe("Job: other failures", () => {
     expect(job.status().error).toBe("ORCH_ERR_JOB_ABORTED: parameter-server shard shard-1 (index 1) disconnected at step 0 of 2");
   });
 
+  it("a parameter-server shard that says why it ends (ReportFailure) fails the job with its code and reason, on one line; a report of another code, or from a trainer, is refused", async () => {
+    const { log } = recordingLog();
+    const job = new Job(jobConfig({ psShards: 2 }), log);
+    job.address = "127.0.0.1:7000";
+    job.registerShard("shard-1", 1, "127.0.0.1:7100");
+    const shard = new FakeSession();
+    job.openSession("shard-1", shard);
+    const sessions = new Map<string, FakeSession>();
+    joinTrainer(job, "trainer-0", sessions);
+    joinTrainer(job, "trainer-1", sessions);
+    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    // Codes a shard does not end itself for may not end the job: refused, the job runs on.
+    expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_JOB_ABORTED", "stop"))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_BAD_JOB_CONFIG", " \n "))).toBe("ORCH_ERR_BAD_REQUEST");
+    expect(await codeOf(() => job.shardFailed("trainer-0", "ORCH_ERR_MEMORY_LIMIT", "full"))).toBe("ORCH_ERR_UNKNOWN_WORKER");
+    expect(job.state).toBe("JOB_STATE_RUNNING");
+    job.shardFailed("shard-1", "ORCH_ERR_BAD_JOB_CONFIG", "the job's --serving-sync discovery:ctr finds serving replicas in etcd,\n  and this shard was started without a registry" + "!".repeat(2_000));
+    const error = job.status().error;
+    expect(error.startsWith("ORCH_ERR_BAD_JOB_CONFIG: parameter-server shard shard-1 (index 1) at step 0 of 2 failed: the job's --serving-sync discovery:ctr finds serving replicas in etcd, and this shard was started without a registry!!!")).toBe(true);
+    expect(error.endsWith("!... (cut)")).toBe(true);
+    expect(error).not.toContain("\n");
+    expect(job.status().errorExitCode).toBe(2);
+    // Its session breaking as its process ends leaves the reason as it is.
+    job.sessionClosed("shard-1", shard);
+    expect(job.status().error).toBe(error);
+  });
+
   it("a model the flags and the source cannot make fails the job at its start", () => {
     // --slot-config naming dim 4 for slot 1 itself.
     const wide = { ...defaultSlotConfig({ sparseOptimizer: "adagrad", sparseLr: 0.1 }, 2), slotDim: 4 };

@@ -72,7 +72,7 @@ describe("ShardHost", () => {
       refused.fail(err as never);
     }
     expect((thrown as { code: string }).code).toBe("ORCH_ERR_BAD_JOB_CONFIG");
-    expect((thrown as Error).message).toBe("parameter-server shard 1: the job's --serving-sync discovery:ctr finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...");
+    expect((thrown as Error).message).toBe("the job's --serving-sync discovery:ctr finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...");
     expect(fatal).toBe(thrown);
   });
 

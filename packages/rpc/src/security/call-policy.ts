@@ -33,6 +33,7 @@ export const CALL_POLICY: Readonly<Record<string, CallRule>> = Object.freeze<Rec
   "/pangea.v1.Orchestrator/ReportBackend": ["trainer"],
   "/pangea.v1.Orchestrator/ReportEval": ["trainer"],
   "/pangea.v1.Orchestrator/ReportCheckpoint": ["shard"],
+  "/pangea.v1.Orchestrator/ReportFailure": ["shard"],
   // The job's state for the trainers that follow it and for operators (pangea status, run, up); it names the job's data
   // and checkpoint paths, which the other roles have no use for.
   "/pangea.v1.Orchestrator/GetJobStatus": ["trainer", "admin"],

@@ -28,6 +28,7 @@ import { StepCoordinator, type PushAck } from "./step-coordinator.js";
 import { WorkDispatcher, type JobView } from "./work-dispatcher.js";
 import { HeldPulls } from "./held-pulls.js";
 import type { ServingSync } from "../sync/serving-sync.js";
+import { shardFailure } from "../shard/shard-failure.js";
 
 export { defaultSlotConfig } from "./job-model.js";
 
@@ -610,6 +611,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   /** A shard wrote its part of the checkpoint of `step` (or could not: `error`). */
+  /** A parameter-server shard that cannot go on said why before ending (ReportFailure): the job fails with its reason. */
+  shardFailed(workerId: string, code: string, message: string): void {
+    const index = this.members.shardIndexOf(workerId);
+    if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `failure report from ${workerId}, which is not a parameter-server shard of this job`);
+    const err = shardFailure(code, message, `parameter-server shard ${workerId} (index ${index}) at step ${this.progressStep} of ${this.config.steps}`);
+    this.fail(err);
+  }
+
   checkpointWritten(workerId: string, step: number, error: string, partsSkipped = 0): void {
     const index = this.members.shardIndexOf(workerId);
     if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `checkpoint report from ${workerId}, which is not a parameter-server shard of this job`);

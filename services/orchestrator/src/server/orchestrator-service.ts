@@ -112,6 +112,15 @@ export class OrchestratorService {
           cb(toServiceError(err));
         }
       },
+      ReportFailure: (call, cb) => {
+        try {
+          actsFor(call, call.request.workerId, call.request.workerToken, "ReportFailure");
+          job.shardFailed(call.request.workerId, call.request.code, call.request.message);
+          cb(null, {});
+        } catch (err) {
+          cb(toServiceError(err));
+        }
+      },
       GetJobStatus: (_call, cb) => cb(null, job.status()),
       GetWork: (call, cb) => {
         let answered = false;

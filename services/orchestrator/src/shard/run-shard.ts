@@ -1,4 +1,4 @@
-import type { Logger } from "@pangea/kit";
+import type { Logger, PangeaError } from "@pangea/kit";
 import { describeCallError, type Discovery, withOrchestrator, orchestratorClient, PARAMETER_SERVER_SERVICE_NAME, RpcErrors, announceReady, onShutdownSignal, startServer, unary, waitReady, whilePlaceHeld } from "@pangea/rpc";
 import type { RegisterWorkerRequest, RegisterWorkerResponse__Output, WorkerEvent__Output } from "@pangea/schema";
 import type { OrchestratorConfig } from "../config.js";
@@ -15,6 +15,8 @@ import { ShardHost, type ShardSettings } from "./shard-host.js";
 export async function runShard(discovery: Discovery, config: Readonly<OrchestratorConfig>, settings: Omit<ShardSettings, "index">, log: Logger): Promise<void> {
   const index = config.shardIndex!;
   let coordinator = "(not found yet)";
+  /** Tells the orchestrator of the current session why this shard ends (ReportFailure). */
+  let sayFailure: ((err: PangeaError) => Promise<unknown>) | null = null;
   const host = new ShardHost({ ...settings, index }, log);
   const params = new ParameterServer(host, `ps-shard-${index}`, null, log);
   const running = await startServer(config.host, config.port, (s) => params.addToServer(s), [PARAMETER_SERVER_SERVICE_NAME]);
@@ -57,6 +59,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
     return new Promise((resolve) => {
       const session = client.WorkerSession({ workerId: config.workerId, workerToken });
       let ended = false;
+      sayFailure = (err) => unary("orchestrator", client.ReportFailure.bind(client), { workerId: config.workerId, workerToken, code: err.code, message: err.message }, 5_000);
       host.onCheckpoint = (r) => {
         unary("orchestrator", client.ReportCheckpoint.bind(client), { workerId: config.workerId, workerToken, ...r }, 15_000).catch((err: unknown) => {
           // The orchestrator fails the job when this shard's session breaks; a lost report alone leaves its checkpoint incomplete.
@@ -97,14 +100,24 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
     });
   };
 
-  // A shard full to its memory limit ends the process with that error (after the refusing answer has gone out);
-  // its session breaks, so the orchestrator fails the job at once instead of trainers retrying against it.
+  // A shard full to its memory limit (or refusing the job) ends the process with that error, after the refusing answer
+  // has gone out and the orchestrator has heard why: it fails the job with the reason at once, instead of trainers
+  // retrying against the shard or the job saying only that the shard disconnected.
+  let ending = false;
   const fatal = new Promise<never>((_, reject) => {
-    host.onFatal = (err) => setTimeout(() => reject(err), 200);
+    host.onFatal = (err) => {
+      ending = true;
+      const said = (sayFailure?.(err) ?? Promise.resolve()).catch((e: unknown) => {
+        log.warn({ err: describeCallError(e, `orchestrator at ${coordinator}`) }, "could not tell the orchestrator why this shard ends; the job fails on its disconnection");
+      });
+      void Promise.all([said, new Promise((r) => setTimeout(r, 200))]).then(() => reject(err));
+    };
   });
   let timeout = 15_000;
   for (;;) {
     const outcome = await Promise.race([join(timeout), fatal]);
+    // The orchestrator, told why, may end the job (and the session) before the process ends with the reason.
+    if (ending) await fatal;
     if (outcome === "finished" || stopping) return;
     host.reset();
     timeout = config.rejoinTimeoutMs;

@@ -10,6 +10,7 @@ import type { TrainingMode } from "../job/work-plan.js";
 import type { HostedModel, ParameterHost, SealedBatch, TrainingPull } from "../server/parameter-host.js";
 import { runOf, sealProblem } from "../server/batch-row-budget.js";
 import { ParameterShard, type PushAck } from "./parameter-shard.js";
+import { isShardFatal } from "./shard-failure.js";
 import { RevokedTokens, tokenIsForRank, ticketIsFor } from "@pangea/rpc";
 import { discoveredSyncModel } from "@pangea/service-flags";
 
@@ -228,15 +229,15 @@ export class ShardHost implements ParameterHost {
     const model = discoveredSyncModel(servingSync);
     if (model === null) return { targets: servingSync };
     if (!this.s.servingReplicas) {
-      throw OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", `parameter-server shard ${this.s.index}: the job's --serving-sync ${servingSync[0]} finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...`);
+      throw OrchestratorErrors.create("ORCH_ERR_BAD_JOB_CONFIG", `the job's --serving-sync ${servingSync[0]} finds serving replicas in etcd, and this shard was started without a registry: start it with the orchestrator's --discovery etcd://...`);
     }
     return { targets: [], listReplicas: this.s.servingReplicas(model) };
   }
 
   fail(err: PangeaError): void {
     this.failure = err;
-    // Conditions the shard cannot train past: ending the process breaks its session, and the orchestrator fails the job at once.
-    if (err.code === "ORCH_ERR_MEMORY_LIMIT" || err.code === "ORCH_ERR_BAD_JOB_CONFIG") this.onFatal(err);
+    // Conditions the shard cannot train past: it says why to the orchestrator, which fails the job, and ends the process.
+    if (isShardFatal(err)) this.onFatal(err);
   }
 
   requireModel(readOnly: boolean): HostedModel {

@@ -22,6 +22,7 @@ import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBac
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from './pangea/v1/ReportBackendResponse.js';
 import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, ReportCheckpointResponse__Output as _pangea_v1_ReportCheckpointResponse__Output } from './pangea/v1/ReportCheckpointResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from './pangea/v1/ReportEvalResponse.js';
+import type { ReportFailureResponse as _pangea_v1_ReportFailureResponse, ReportFailureResponse__Output as _pangea_v1_ReportFailureResponse__Output } from './pangea/v1/ReportFailureResponse.js';
 import type { SlotTableStatus as _pangea_v1_SlotTableStatus, SlotTableStatus__Output as _pangea_v1_SlotTableStatus__Output } from './pangea/v1/SlotTableStatus.js';
 import type { SourceInfo as _pangea_v1_SourceInfo, SourceInfo__Output as _pangea_v1_SourceInfo__Output } from './pangea/v1/SourceInfo.js';
 import type { StepApplied as _pangea_v1_StepApplied, StepApplied__Output as _pangea_v1_StepApplied__Output } from './pangea/v1/StepApplied.js';
@@ -31,6 +32,7 @@ import type { TaskStatus as _pangea_v1_TaskStatus, TaskStatus__Output as _pangea
 import type { TokensRevoked as _pangea_v1_TokensRevoked, TokensRevoked__Output as _pangea_v1_TokensRevoked__Output } from './pangea/v1/TokensRevoked.js';
 import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from './pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from './pangea/v1/WorkerEvent.js';
+import type { WorkerFailure as _pangea_v1_WorkerFailure, WorkerFailure__Output as _pangea_v1_WorkerFailure__Output } from './pangea/v1/WorkerFailure.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from './pangea/v1/WorkerSessionRequest.js';
 import type { WorkerStatus as _pangea_v1_WorkerStatus, WorkerStatus__Output as _pangea_v1_WorkerStatus__Output } from './pangea/v1/WorkerStatus.js';
 
@@ -62,6 +64,7 @@ export interface ProtoGrpcType {
       ReportBackendResponse: MessageTypeDefinition<_pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendResponse__Output>
       ReportCheckpointResponse: MessageTypeDefinition<_pangea_v1_ReportCheckpointResponse, _pangea_v1_ReportCheckpointResponse__Output>
       ReportEvalResponse: MessageTypeDefinition<_pangea_v1_ReportEvalResponse, _pangea_v1_ReportEvalResponse__Output>
+      ReportFailureResponse: MessageTypeDefinition<_pangea_v1_ReportFailureResponse, _pangea_v1_ReportFailureResponse__Output>
       SlotTableStatus: MessageTypeDefinition<_pangea_v1_SlotTableStatus, _pangea_v1_SlotTableStatus__Output>
       SourceInfo: MessageTypeDefinition<_pangea_v1_SourceInfo, _pangea_v1_SourceInfo__Output>
       StepApplied: MessageTypeDefinition<_pangea_v1_StepApplied, _pangea_v1_StepApplied__Output>
@@ -71,6 +74,7 @@ export interface ProtoGrpcType {
       TokensRevoked: MessageTypeDefinition<_pangea_v1_TokensRevoked, _pangea_v1_TokensRevoked__Output>
       Work: MessageTypeDefinition<_pangea_v1_Work, _pangea_v1_Work__Output>
       WorkerEvent: MessageTypeDefinition<_pangea_v1_WorkerEvent, _pangea_v1_WorkerEvent__Output>
+      WorkerFailure: MessageTypeDefinition<_pangea_v1_WorkerFailure, _pangea_v1_WorkerFailure__Output>
       WorkerKind: EnumTypeDefinition
       WorkerSessionRequest: MessageTypeDefinition<_pangea_v1_WorkerSessionRequest, _pangea_v1_WorkerSessionRequest__Output>
       WorkerStatus: MessageTypeDefinition<_pangea_v1_WorkerStatus, _pangea_v1_WorkerStatus__Output>

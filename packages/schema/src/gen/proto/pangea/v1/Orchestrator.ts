@@ -16,8 +16,10 @@ import type { ReportBackendRequest as _pangea_v1_ReportBackendRequest, ReportBac
 import type { ReportBackendResponse as _pangea_v1_ReportBackendResponse, ReportBackendResponse__Output as _pangea_v1_ReportBackendResponse__Output } from '../../pangea/v1/ReportBackendResponse.js';
 import type { ReportCheckpointResponse as _pangea_v1_ReportCheckpointResponse, ReportCheckpointResponse__Output as _pangea_v1_ReportCheckpointResponse__Output } from '../../pangea/v1/ReportCheckpointResponse.js';
 import type { ReportEvalResponse as _pangea_v1_ReportEvalResponse, ReportEvalResponse__Output as _pangea_v1_ReportEvalResponse__Output } from '../../pangea/v1/ReportEvalResponse.js';
+import type { ReportFailureResponse as _pangea_v1_ReportFailureResponse, ReportFailureResponse__Output as _pangea_v1_ReportFailureResponse__Output } from '../../pangea/v1/ReportFailureResponse.js';
 import type { Work as _pangea_v1_Work, Work__Output as _pangea_v1_Work__Output } from '../../pangea/v1/Work.js';
 import type { WorkerEvent as _pangea_v1_WorkerEvent, WorkerEvent__Output as _pangea_v1_WorkerEvent__Output } from '../../pangea/v1/WorkerEvent.js';
+import type { WorkerFailure as _pangea_v1_WorkerFailure, WorkerFailure__Output as _pangea_v1_WorkerFailure__Output } from '../../pangea/v1/WorkerFailure.js';
 import type { WorkerSessionRequest as _pangea_v1_WorkerSessionRequest, WorkerSessionRequest__Output as _pangea_v1_WorkerSessionRequest__Output } from '../../pangea/v1/WorkerSessionRequest.js';
 
 export interface OrchestratorClient extends grpc.Client {
@@ -84,6 +86,15 @@ export interface OrchestratorClient extends grpc.Client {
   reportEval(argument: _pangea_v1_EvalReport, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportEvalResponse__Output>): grpc.ClientUnaryCall;
   reportEval(argument: _pangea_v1_EvalReport, callback: grpc.requestCallback<_pangea_v1_ReportEvalResponse__Output>): grpc.ClientUnaryCall;
   
+  ReportFailure(argument: _pangea_v1_WorkerFailure, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  ReportFailure(argument: _pangea_v1_WorkerFailure, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  ReportFailure(argument: _pangea_v1_WorkerFailure, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  ReportFailure(argument: _pangea_v1_WorkerFailure, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  reportFailure(argument: _pangea_v1_WorkerFailure, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  reportFailure(argument: _pangea_v1_WorkerFailure, metadata: grpc.Metadata, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  reportFailure(argument: _pangea_v1_WorkerFailure, options: grpc.CallOptions, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  reportFailure(argument: _pangea_v1_WorkerFailure, callback: grpc.requestCallback<_pangea_v1_ReportFailureResponse__Output>): grpc.ClientUnaryCall;
+  
   WorkerSession(argument: _pangea_v1_WorkerSessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_pangea_v1_WorkerEvent__Output>;
   WorkerSession(argument: _pangea_v1_WorkerSessionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_pangea_v1_WorkerEvent__Output>;
   workerSession(argument: _pangea_v1_WorkerSessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_pangea_v1_WorkerEvent__Output>;
@@ -106,6 +117,8 @@ export interface OrchestratorHandlers extends grpc.UntypedServiceImplementation 
   
   ReportEval: grpc.handleUnaryCall<_pangea_v1_EvalReport__Output, _pangea_v1_ReportEvalResponse>;
   
+  ReportFailure: grpc.handleUnaryCall<_pangea_v1_WorkerFailure__Output, _pangea_v1_ReportFailureResponse>;
+  
   WorkerSession: grpc.handleServerStreamingCall<_pangea_v1_WorkerSessionRequest__Output, _pangea_v1_WorkerEvent>;
   
 }
@@ -118,5 +131,6 @@ export interface OrchestratorDefinition extends grpc.ServiceDefinition {
   ReportBackend: MethodDefinition<_pangea_v1_ReportBackendRequest, _pangea_v1_ReportBackendResponse, _pangea_v1_ReportBackendRequest__Output, _pangea_v1_ReportBackendResponse__Output>
   ReportCheckpoint: MethodDefinition<_pangea_v1_CheckpointReport, _pangea_v1_ReportCheckpointResponse, _pangea_v1_CheckpointReport__Output, _pangea_v1_ReportCheckpointResponse__Output>
   ReportEval: MethodDefinition<_pangea_v1_EvalReport, _pangea_v1_ReportEvalResponse, _pangea_v1_EvalReport__Output, _pangea_v1_ReportEvalResponse__Output>
+  ReportFailure: MethodDefinition<_pangea_v1_WorkerFailure, _pangea_v1_ReportFailureResponse, _pangea_v1_WorkerFailure__Output, _pangea_v1_ReportFailureResponse__Output>
   WorkerSession: MethodDefinition<_pangea_v1_WorkerSessionRequest, _pangea_v1_WorkerEvent, _pangea_v1_WorkerSessionRequest__Output, _pangea_v1_WorkerEvent__Output>
 }
