@@ -106,6 +106,8 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
   let ending = false;
   const fatal = new Promise<never>((_, reject) => {
     host.onFatal = (err) => {
+      // Every refused call after the first reports the same condition: said once.
+      if (ending) return;
       ending = true;
       const said = (sayFailure?.(err) ?? Promise.resolve()).catch((e: unknown) => {
         log.warn({ err: describeCallError(e, `orchestrator at ${coordinator}`) }, "could not tell the orchestrator why this shard ends; the job fails on its disconnection");
