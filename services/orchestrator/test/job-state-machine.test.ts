@@ -450,7 +450,8 @@ describe("Job: other failures", () => {
     expect(() => job.registerTrainer("trainer-0")).toThrow(`trainer trainer-0 refused: the job has ended (${why})`);
   });
 
-  it("a parameter-server shard disconnecting from a running job fails it", () => {
+  /** A running job of 2 trainers and 2 parameter-server shards, shard 1's session open. */
+  function runningWithShard() {
     const { log } = recordingLog();
     const job = new Job(jobConfig({ psShards: 2 }), log);
     job.address = "127.0.0.1:7000";
@@ -462,23 +463,18 @@ describe("Job: other failures", () => {
     joinTrainer(job, "trainer-1", sessions);
     job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
     expect(job.state).toBe("JOB_STATE_RUNNING");
+    return { job, shard };
+  }
+
+  it("a parameter-server shard disconnecting from a running job fails it", () => {
+    const { job, shard } = runningWithShard();
     expect(shard.events[0]!.jobStarted!.psShards).toEqual(["127.0.0.1:7000", "127.0.0.1:7100"]);
     job.sessionClosed("shard-1", shard);
     expect(job.status().error).toBe("ORCH_ERR_JOB_ABORTED: parameter-server shard shard-1 (index 1) disconnected at step 0 of 2");
   });
 
   it("a parameter-server shard that says why it ends (ReportFailure) fails the job with its code and reason, on one line; a report of another code, or from a trainer, is refused", async () => {
-    const { log } = recordingLog();
-    const job = new Job(jobConfig({ psShards: 2 }), log);
-    job.address = "127.0.0.1:7000";
-    job.registerShard("shard-1", 1, "127.0.0.1:7100");
-    const shard = new FakeSession();
-    job.openSession("shard-1", shard);
-    const sessions = new Map<string, FakeSession>();
-    joinTrainer(job, "trainer-0", sessions);
-    joinTrainer(job, "trainer-1", sessions);
-    job.registerCompute("compute-0", "127.0.0.1:7001", SOURCE);
-    expect(job.state).toBe("JOB_STATE_RUNNING");
+    const { job, shard } = runningWithShard();
     // Codes a shard does not end itself for may not end the job: refused, the job runs on.
     expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_JOB_ABORTED", "stop"))).toBe("ORCH_ERR_BAD_REQUEST");
     expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_BAD_JOB_CONFIG", " \n "))).toBe("ORCH_ERR_BAD_REQUEST");
