@@ -138,7 +138,7 @@ describe("export and serving", () => {
     ["an unknown version", { model_spec: { name: "ctr", version: { value: "99" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 99 loaded"],
     // Version 0 (a wrapper without a value on the wire) is looked up, as TF Serving and REST's /versions/0 do: no wrapper is the newest.
     ["version 0", { model_spec: { name: "ctr", version: { value: "0" } } }, grpc.status.NOT_FOUND, "model \"ctr\" has no version 0 loaded"],
-    ["ids in the other dtype's field", "ids-field", grpc.status.INVALID_ARGUMENT, "input feature_ids: 0 values in uint64_val for shape of 104 (the values are in int64_val: a DT_UINT64 tensor takes uint64_val)"],
+    ["ids in the other dtype's field", "ids-field", grpc.status.INVALID_ARGUMENT, "input feature_ids: 0 values in uint64_val, shape [4, 26] needs 104 (the values are in int64_val: a DT_UINT64 tensor takes uint64_val)"],
     ["wrong input names", { inputs: { x: { dtype: "DT_FLOAT" } } }, grpc.status.INVALID_ARGUMENT, `unknown input "x": expected dense_features [B, 13] and feature_ids [B, 26], one of instances, examples, example_batch, or raw values of Criteo's layout (I1..I13, C1..C26)`],
     ["a wrong shape", "shape", grpc.status.INVALID_ARGUMENT, "input dense_features must have shape [B, 13], got [1, 12]"],
     ["a wrong dtype", "dtype", grpc.status.INVALID_ARGUMENT, "input feature_ids must be DT_INT64 or DT_UINT64 feature ids, got DT_FLOAT"],

@@ -23,10 +23,10 @@ describe("per-slot embedding dims and pooling from a feature list", () => {
   const data = join(tmp, "examples.pb");
   const list = join(tmp, "list.json");
 
-  it("wide-deep trains with mixed dims; dlrm refuses them naming the slots", async () => {
+  it("wide-deep trains with mixed dims; dlrm refuses them naming the slots (their feature-list names beside)", async () => {
     const gen = await runNode(ENTRY.genData, ["--out", data, "--records", "6000", "--format", "example", "--feature-list-out", list]);
     expect(gen.code, gen.stderr).toBe(0);
-    const parsed = JSON.parse(readFileSync(list, "utf8")) as { slots: { slot: number; dim?: number; pooling?: string }[] };
+    const parsed = JSON.parse(readFileSync(list, "utf8")) as { slots: { name: string; slot: number; dim?: number; pooling?: string }[] };
     const [a, b, c] = parsed.slots;
     a!.dim = 4;
     b!.dim = 8;
@@ -55,6 +55,6 @@ describe("per-slot embedding dims and pooling from a feature list", () => {
 
     const dlrm = await runNode(ENTRY.cli, [...common, "--log-dir", join(tmp, "logs-dlrm"), "--checkpoint-dir", join(tmp, "ckpt-dlrm")], { timeoutMs: 120_000 });
     expect(dlrm.code).toBe(2);
-    expect(dlrm.stderr).toContain(`MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot ${a!.slot} has 4, slot ${b!.slot} has 8 where the model's is --embedding-dim 16`);
+    expect(dlrm.stderr).toContain(`MODEL_ERR_BAD_SPEC: dlrm needs one embedding dim for every slot (its dot products pair every slot with every other and with the bottom MLP's output), but slot ${a!.slot} (${a!.name}) has 4, slot ${b!.slot} (${b!.name}) has 8 where the model's is --embedding-dim 16`);
   });
 });

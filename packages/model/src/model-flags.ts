@@ -3,6 +3,7 @@ import { UsageError, duplicateJsonKey, printable } from "@pangea/kit";
 import { V2_MAX_SLOT } from "@pangea/features";
 import { ModelErrors } from "./errors.js";
 import { architectureConfig, validateSpec, type ArchitectureConfig } from "./spec.js";
+import { ARCHITECTURE_NAMES } from "./architectures/registry.js";
 
 /**
  * The input hyper-parameters are checked on at start, before the data's is known: as wide as any data's, in
@@ -58,7 +59,10 @@ export function architectureFromFlags(f: ModelFlags): ArchitectureConfig {
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UsageError(`--model-config: ${f.modelConfig} must hold a JSON object of ${f.model}'s hyper-parameters`);
     fromFile = parsed as Record<string, unknown>;
     if ("name" in fromFile && typeof fromFile.name !== "string") throw new UsageError(`--model-config: ${f.modelConfig} field name: expected the model's name as a string ("${f.model}"), got ${printable(JSON.stringify(fromFile.name), 60)}`);
-    if ("name" in fromFile && fromFile.name !== f.model) throw new UsageError(`--model-config: ${f.modelConfig} is for model "${String(fromFile.name)}", but --model is ${f.model}`);
+    if ("name" in fromFile && fromFile.name !== f.model) {
+      const known = ARCHITECTURE_NAMES.includes(fromFile.name as string) ? "" : ` (not a model: expected one of ${ARCHITECTURE_NAMES.join(", ")})`;
+      throw new UsageError(`--model-config: ${f.modelConfig} is for model ${printable(JSON.stringify(fromFile.name), 60)}${known}, but --model is ${f.model}`);
+    }
     delete fromFile.name;
   }
   if (f.model !== "dlrm" && (f.bottomMlp !== undefined || f.topMlp !== undefined)) {

@@ -135,6 +135,6 @@ export function checkSlotDims(config: SlotConfigFile | null, embeddingDim: numbe
   const named = [...(config?.slots.keys() ?? [])];
   const otherDim = config?.default?.dim ?? embeddingDim;
   const dims = [...named.map((s) => config!.slots.get(s)!.dim ?? otherDim), otherDim];
-  const names = [...named, named.length ? "the slots --slot-config does not name" : "every slot"];
+  const names = [...named, named.length ? "every other slot" : "every slot"];
   validateSpec({ numDense: 1 << 20, numSlots: dims.length, embeddingDim, slotDims: dims, architecture }, names, { inputKnown: false });
 }

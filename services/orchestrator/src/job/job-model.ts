@@ -1,7 +1,7 @@
 import { printable, type Logger } from "@pangea/kit";
 import { featureListModelMismatch, specDifference, storedParamsDifference, validateSpec, type Loss, type ModelSpec } from "@pangea/model";
 import type { SourceInfo__Output } from "@pangea/schema";
-import { featureInputsMismatch, loadFeatureList, parseFeatureInputs } from "@pangea/features";
+import { featureInputsMismatch, loadFeatureList, parseFeatureInputs, type FeatureInputs } from "@pangea/features";
 import { EmbeddingStore, type SlotConfig } from "../embeddings/embedding-store.js";
 import { DEFAULT_INITIALIZER } from "../embeddings/initializer.js";
 import { resolveSlotDims, resolveSlotPooling, tablesFor } from "../embeddings/model-tables.js";
@@ -84,7 +84,7 @@ export function buildModel(config: JobConfig, source: SourceInfo__Output, resume
   const slotDims = resolveSlotDims(source.slotIds, source.slotDims, settings);
   const slotPooling = resolveSlotPooling(source.slotIds, source.slotPooling, settings);
   const tasks = source.tasks.length ? source.tasks.map((t) => ({ name: t.name, loss: t.loss as Loss, weight: t.weight })) : undefined;
-  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, source.slotIds);
+  const spec = validateSpec({ numDense: source.numDense, numSlots: source.slotIds.length, embeddingDim: config.embeddingDim, slotDims, slotPooling, ...(tasks ? { tasks } : {}), architecture: config.architecture }, slotLabels(source.slotIds, data.featureInputs));
   // The feature list each export will carry must fit this data: found now, not after the job trained, at its export.
   if (config.exportFeatureList) {
     const list = loadFeatureList(config.exportFeatureList);
@@ -112,6 +112,12 @@ export function completedDataChange(resumed: TrainingProgress | null, source: So
   const changed = resumed?.data ? dataChange(resumed.data, trainedData(source)) : null;
   if (!changed) return null;
   return `the job completed at step ${resumed!.step} on other data: ${changed.why}; give it the data it trained on, or start a new job for this data (another --job-id; under Docker, make docker-down first)`;
+}
+
+/** Slots as the model's errors name them: with the feature list's name where compute read the data through one. */
+function slotLabels(slotIds: readonly number[], inputs: FeatureInputs | undefined): (number | string)[] {
+  const names = new Map(inputs?.slots.map((s) => [s.slot, s.name]) ?? []);
+  return slotIds.map((id) => (names.has(id) ? `slot ${id} (${printable(names.get(id)!, 60)})` : id));
 }
 
 function trainedData(source: SourceInfo__Output): TrainedData {

@@ -68,7 +68,7 @@ function typedValues<T extends { length: number }>(t: TensorProtoMsg, name: stri
   const vals = (t[field] ?? none) as T;
   if (vals.length !== count) {
     const other = Object.values(fields).find((f) => f !== field && t[f]?.length);
-    throw bad(`input ${name}: ${vals.length} values in ${field} for shape of ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
+    throw bad(`input ${name}: ${vals.length} values in ${field}, shape [${(t.tensor_shape?.dim ?? []).map((d) => Number(d.size ?? 0)).join(", ")}] needs ${count}${other ? ` (the values are in ${other}: a ${t.dtype} tensor takes ${field})` : ""}`);
   }
   return vals;
 }
