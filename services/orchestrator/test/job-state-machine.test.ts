@@ -3,6 +3,7 @@ import { join as joinPath } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobStatus } from "@pangea/schema";
 import { Job } from "../src/job/job.js";
+import { OrchestratorErrors } from "../src/errors.js";
 import { defaultSlotConfig } from "../src/job/job-model.js";
 import { ticketIsFor, tokenIsForRank } from "@pangea/rpc";
 import { FakeSession, SOURCE, codeOf, evalReport, gradients, joinTrainer, jobConfig, recordingLog, startedJob } from "./fakes/job-fixture.js";
@@ -479,6 +480,7 @@ describe("Job: other failures", () => {
     expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_JOB_ABORTED", "stop"))).toBe("ORCH_ERR_BAD_REQUEST");
     expect(await codeOf(() => job.shardFailed("shard-1", "ORCH_ERR_BAD_JOB_CONFIG", " \n "))).toBe("ORCH_ERR_BAD_REQUEST");
     expect(await codeOf(() => job.shardFailed("trainer-0", "ORCH_ERR_MEMORY_LIMIT", "full"))).toBe("ORCH_ERR_UNKNOWN_WORKER");
+    expect(() => job.shardFailed("", "ORCH_ERR_MEMORY_LIMIT", "full")).toThrow("failure report without a worker_id");
     expect(job.state).toBe("JOB_STATE_RUNNING");
     job.shardFailed("shard-1", "ORCH_ERR_BAD_JOB_CONFIG", "the job's --serving-sync discovery:ctr finds serving replicas in etcd,\n  and this shard was started without a registry" + "!".repeat(2_000));
     const error = job.status().error;
@@ -489,6 +491,16 @@ describe("Job: other failures", () => {
     // Its session breaking as its process ends leaves the reason as it is.
     job.sessionClosed("shard-1", shard);
     expect(job.status().error).toBe(error);
+  });
+
+  it("a reason cut at 1,000 characters keeps a character beyond the BMP whole; shard 0's own tables full are named as shard 0's when the job has several shards", () => {
+    const cut = runningWithShard();
+    cut.job.shardFailed("shard-1", "ORCH_ERR_MEMORY_LIMIT", "a" + "\u{1F600}".repeat(600));
+    expect(cut.job.status().error).toMatch(/a(\u{1F600})+\.\.\. \(cut\)$/u);
+    expect(cut.job.status().error).not.toContain("\uFFFD");
+    const { job } = runningWithShard();
+    job.fail(OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", "embedding tables would exceed the memory limit of 1000 bytes"));
+    expect(job.status().error).toBe("ORCH_ERR_MEMORY_LIMIT: parameter-server shard 0 (the orchestrator) at step 0 of 2 failed: embedding tables would exceed the memory limit of 1000 bytes");
   });
 
   it("a model the flags and the source cannot make fails the job at its start", () => {

@@ -610,15 +610,19 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     return true;
   }
 
-  /** A shard wrote its part of the checkpoint of `step` (or could not: `error`). */
   /** A parameter-server shard that cannot go on said why before ending (ReportFailure): the job fails with its reason. */
   shardFailed(workerId: string, code: string, message: string): void {
+    if (!workerId) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", "failure report without a worker_id");
     const index = this.members.shardIndexOf(workerId);
     if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `failure report from ${workerId}, which is not a parameter-server shard of this job`);
-    const err = shardFailure(code, message, `parameter-server shard ${workerId} (index ${index}) at step ${this.progressStep} of ${this.config.steps}`);
-    this.fail(err);
+    this.failWith(shardFailure(code, message, this.shardAtStep(`parameter-server shard ${workerId} (index ${index})`)));
   }
 
+  private shardAtStep(shard: string): string {
+    return `${shard} at step ${this.progressStep} of ${this.config.steps}`;
+  }
+
+  /** A shard wrote its part of the checkpoint of `step` (or could not: `error`). */
   checkpointWritten(workerId: string, step: number, error: string, partsSkipped = 0): void {
     const index = this.members.shardIndexOf(workerId);
     if (index === undefined) throw OrchestratorErrors.create("ORCH_ERR_UNKNOWN_WORKER", `checkpoint report from ${workerId}, which is not a parameter-server shard of this job`);
@@ -772,6 +776,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
   }
 
   fail(err: PangeaError): void {
+    // With several shards, the tables full are this process's own (shard 0's): named, as another shard's report is.
+    if (OrchestratorErrors.is(err, "ORCH_ERR_MEMORY_LIMIT") && this.config.psShards > 1) {
+      err = shardFailure(err.code, err.message, this.shardAtStep("parameter-server shard 0 (the orchestrator)"));
+    }
+    this.failWith(err);
+  }
+
+  private failWith(err: PangeaError): void {
     if (this.isFinished()) return;
     this.error = `${err.code}: ${err.message}`;
     this.errorExitCode = err.exitCode;

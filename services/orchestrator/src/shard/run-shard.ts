@@ -15,6 +15,8 @@ import { ShardHost, type ShardSettings } from "./shard-host.js";
 export async function runShard(discovery: Discovery, config: Readonly<OrchestratorConfig>, settings: Omit<ShardSettings, "index">, log: Logger): Promise<void> {
   const index = config.shardIndex!;
   let coordinator = "(not found yet)";
+  /** Set once this shard ends for a fatal condition: a session breaking after that is not rejoined. */
+  let ending = false;
   /** Tells the orchestrator of the current session why this shard ends (ReportFailure). */
   let sayFailure: ((err: PangeaError) => Promise<unknown>) | null = null;
   const host = new ShardHost({ ...settings, index }, log);
@@ -86,7 +88,7 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
       session.on("error", (err) => {
         if (ended) return;
         ended = true;
-        log.warn({ err: describeCallError(err, `orchestrator at ${coordinator}`) }, "session with the orchestrator broke; registering again");
+        if (!ending) log.warn({ err: describeCallError(err, `orchestrator at ${coordinator}`) }, "session with the orchestrator broke; registering again");
         client.close();
         resolve("lost");
       });
@@ -103,7 +105,6 @@ export async function runShard(discovery: Discovery, config: Readonly<Orchestrat
   // A shard full to its memory limit (or refusing the job) ends the process with that error, after the refusing answer
   // has gone out and the orchestrator has heard why: it fails the job with the reason at once, instead of trainers
   // retrying against the shard or the job saying only that the shard disconnected.
-  let ending = false;
   const fatal = new Promise<never>((_, reject) => {
     host.onFatal = (err) => {
       // Every refused call after the first reports the same condition: said once.

@@ -26,6 +26,12 @@ export function shardFailure(code: string, message: string, where: string): Pang
   }
   const line = message.replace(/\s+/g, " ").trim();
   if (!line) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} without a message`);
-  const cut = line.length > MAX_REASON_CHARS ? `${line.slice(0, MAX_REASON_CHARS)}... (cut)` : line;
+  const cut = line.length > MAX_REASON_CHARS ? `${cutAt(line, MAX_REASON_CHARS)}... (cut)` : line;
   return OrchestratorErrors.create(code as keyof typeof OrchestratorErrors.registry, `${where} failed: ${cut}`);
+}
+
+/** The first `n` UTF-16 units of `text`, one fewer where the n-th would split a surrogate pair (a character beyond the BMP). */
+function cutAt(text: string, n: number): string {
+  const last = text.charCodeAt(n - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? n - 1 : n);
 }
