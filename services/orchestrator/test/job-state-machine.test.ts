@@ -498,6 +498,10 @@ describe("Job: other failures", () => {
     cut.job.shardFailed("shard-1", "ORCH_ERR_MEMORY_LIMIT", "a" + "\u{1F600}".repeat(600));
     expect(cut.job.status().error).toMatch(/a(\u{1F600})+\.\.\. \(cut\)$/u);
     expect(cut.job.status().error).not.toContain("\uFFFD");
+    const long = runningWithShard();
+    long.job.shardFailed("shard-1", "ORCH_ERR_MEMORY_LIMIT", "y".repeat(5_000_000));
+    expect(long.job.status().error.length).toBeLessThan(1_200);
+    expect(long.job.status().error.endsWith("y... (cut)")).toBe(true);
     const { job } = runningWithShard();
     job.fail(OrchestratorErrors.create("ORCH_ERR_MEMORY_LIMIT", "embedding tables would exceed the memory limit of 1000 bytes"));
     expect(job.status().error).toBe("ORCH_ERR_MEMORY_LIMIT: parameter-server shard 0 (the orchestrator) at step 0 of 2 failed: embedding tables would exceed the memory limit of 1000 bytes");

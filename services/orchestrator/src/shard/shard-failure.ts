@@ -24,9 +24,11 @@ export function shardFailure(code: string, message: string, where: string): Pang
   if (!SHARD_FATAL_CODES.has(code)) {
     throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} with code ${JSON.stringify(code.slice(0, 60))}: expected one of ${[...SHARD_FATAL_CODES].join(", ")}`);
   }
-  const line = message.replace(/\s+/g, " ").trim();
+  // Only the head of a long message is read: a report may be as large as a gRPC message.
+  const long = message.length > 8 * MAX_REASON_CHARS;
+  const line = (long ? message.slice(0, 8 * MAX_REASON_CHARS) : message).replace(/\s+/g, " ").trim();
   if (!line) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} without a message`);
-  const cut = line.length > MAX_REASON_CHARS ? `${cutAt(line, MAX_REASON_CHARS)}... (cut)` : line;
+  const cut = long || line.length > MAX_REASON_CHARS ? `${cutAt(line, Math.min(line.length, MAX_REASON_CHARS))}... (cut)` : line;
   return OrchestratorErrors.create(code as keyof typeof OrchestratorErrors.registry, `${where} failed: ${cut}`);
 }
 
