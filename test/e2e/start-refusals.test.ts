@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ENTRY, lastLine, runNode } from "../support/processes.js";
 import { ARCHITECTURES, ARCHITECTURE_NAMES, architectureConfig, dlrmSpec, validateSpec } from "@pangea/model";
@@ -157,6 +157,14 @@ describe("bad model input, as a new user gives it: one line naming the flag or f
     const resumed = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--resume", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, "--model", "wide-deep"]);
     expect(resumed.code, resumed.stderr).toBe(2);
     expect(existsSync(ck.dir)).toBe(true);
+  });
+
+  it("a new run under a job id that has checkpoints is refused (it would prune them with its own), naming them and --resume; the checkpoints are kept", async () => {
+    for (const extra of [[], ["--restore-from", ck.dir]]) {
+      const r = await runNode(ENTRY.orchestrator, ["--port", "0", "--metrics-port", "0", "--job-id", "dlrm-job", "--checkpoint-dir", ck.root, ...extra]);
+      expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, `pangea-orchestrator: --job-id dlrm-job: ${join(ck.root, "dlrm-job")} holds that job's checkpoints already (newest ${basename(ck.dir)}); --resume continues it, another --job-id starts a new job beside it`]);
+      expect(existsSync(ck.dir)).toBe(true);
+    }
   });
 
   it("pangea run refuses a --slot-config the orchestrator would, or whose dims the model cannot take, before starting anything, exit 2", async () => {

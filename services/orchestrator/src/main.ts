@@ -11,7 +11,7 @@ import { checkSlotDims, readSlotConfig, discoveredSyncModel } from "@pangea/serv
 import { servingReplicasOf } from "./sync/serving-replicas.js";
 import { OrchestratorErrors } from "./errors.js";
 import { runShard } from "./shard/run-shard.js";
-import { jobCheckpointDir, latestCheckpoint, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
+import { jobCheckpointDir, latestCheckpoint, listCheckpoints, loadShardedCheckpoint, stepCheckpointDir } from "./checkpoint/checkpoint.js";
 import { readCompletion } from "./checkpoint/completion.js";
 import { JOB_LOCK_FILE, lockJob } from "./checkpoint/job-lock.js";
 import { exportedVersionAt, exportPlaceProblem } from "./checkpoint/export-place.js";
@@ -69,6 +69,12 @@ runMain("pangea-orchestrator", async () => {
   // One orchestrator per job's checkpoints, taken before --resume reads them: a second run of the job would prune and overwrite the first's.
   let lostLock: LockLost | null = null;
   if (config.role === "orchestrator") await lockJob(config.checkpointDir, config.jobId, log, (why, takenOver) => lostLock?.(why, takenOver));
+  // A new run under a job id that has checkpoints would prune the older run's with its own by step, newest first: its
+  // own final checkpoint could be the one pruned, and a later --resume would go on from the other run's.
+  const earlier = config.role === "orchestrator" && !config.resume ? listCheckpoints(config.checkpointDir, config.jobId) : [];
+  if (earlier.length > 0) {
+    throw new UsageError(`--job-id ${config.jobId}: ${jobCheckpointDir(config.checkpointDir, config.jobId)} holds that job's checkpoints already (newest step-${earlier.at(-1)!.step}); --resume continues it, another --job-id starts a new job beside it`);
+  }
   // A checkpoint to start from is read and checked now, so a broken one stops the process before it joins a job.
   let restoreFrom = config.restoreFrom ? loadShardedCheckpoint(config.restoreFrom) : undefined;
   const startWarnings: string[] = [];
