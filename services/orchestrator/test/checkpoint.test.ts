@@ -204,6 +204,16 @@ describe("checkpoints", () => {
     }
   });
 
+  it("a sharded checkpoint whose sibling is another shard's part (copied to its name) is corrupt, naming both", () => {
+    const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
+    const { dense, store } = trained();
+    const dir = saveCheckpoint(root, "job", 3, spec, dense, store, { index: 0, count: 2 });
+    cpSync(dir, `${dir}.shard-1`, { recursive: true });
+    const err = thrown(() => loadShardedCheckpoint(dir));
+    expect(OrchestratorErrors.is(err, "ORCH_ERR_CHECKPOINT_CORRUPT")).toBe(true);
+    expect(err.message).toBe(`checkpoint ${dir}.shard-1 holds shard 0 of 2's part, not shard 1 of 2's`);
+  });
+
   it("reports an unwritable location as ORCH_ERR_CHECKPOINT_IO and leaves no temp files", () => {
     const root = mkdtempSync(join(tmpdir(), "pangea-ckpt-"));
     writeFileSync(join(root, "job"), "a file where a directory should be");

@@ -457,6 +457,11 @@ export function loadShardedCheckpoint(dir: string): CheckpointData[] {
     if (ck.manifest.step !== first.manifest.step || ck.manifest.jobId !== first.manifest.jobId) {
       throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}.shard-${i} is of step ${ck.manifest.step} of job ${ck.manifest.jobId}, not step ${first.manifest.step} of ${first.manifest.jobId}`);
     }
+    // A part copied to another shard's name would load the same rows twice and leave the other shard's out.
+    const part = ck.manifest.shard ?? { index: 0, count: 1 };
+    if (part.index !== i || part.count !== count) {
+      throw OrchestratorErrors.create("ORCH_ERR_CHECKPOINT_CORRUPT", `checkpoint ${dir}.shard-${i} holds shard ${part.index} of ${part.count}'s part, not shard ${i} of ${count}'s`);
+    }
     all.push(ck);
   }
   return all;
