@@ -557,7 +557,8 @@ describe("the pangea command as a new user meets it", () => {
         cwd,
         timeoutMs: 60_000,
         stopSignal: "SIGTERM",
-        env: Object.fromEntries(Object.keys(SERVICE_MALLOC_ENV).map((k) => [k, undefined])),
+        // PANGEA_METRICS_PORT, one port, does not reach the services (each would take it): run's --metrics-port is the orchestrator's.
+        env: { ...Object.fromEntries(Object.keys(SERVICE_MALLOC_ENV).map((k) => [k, undefined])), PANGEA_METRICS_PORT: String(await closedPort()) },
       });
       const state = JSON.parse(readFileSync(join(cwd, ".pangea/run/cluster.json"), "utf8")) as { orchestrator: string; compute: string; processes: { name: string; pid: number }[] };
       pids.push(...state.processes.map((p) => p.pid));
@@ -574,6 +575,7 @@ describe("the pangea command as a new user meets it", () => {
       const mallocEnv = (pid: number) => Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]).filter(([k]) => k! in SERVICE_MALLOC_ENV));
       expect(mallocEnv(pids[0]!)).toEqual({ ...SERVICE_MALLOC_ENV });
       expect(mallocEnv(pids[1]!)).toEqual({ MALLOC_MMAP_THRESHOLD_: String(8 << 20), MALLOC_TRIM_THRESHOLD_: String(8 << 20) });
+      expect(readFileSync(`/proc/${pids[1]}/environ`, "utf8")).not.toContain("PANGEA_METRICS_PORT=");
 
       type Status = { state: string; workers: { workerId: string; kind: string; alive: boolean }[] };
       const running = await waitFor("compute's session to open", async () => {

@@ -156,7 +156,9 @@ export class LocalCluster {
     const lives = this.processes.filter((p) => p.name === name).length;
     const logPath = resolve(this.opts.logDir, lives ? `${name}.${lives}.log` : `${name}.log`);
     const fd = openSync(logPath, "w");
-    const env = { ...process.env, ...this.opts.env };
+    // The processes' placement is the launcher's: PANGEA_METRICS_PORT, one port, would be every service's at once.
+    const { PANGEA_METRICS_PORT: _placement, ...inherited } = process.env;
+    const env = { ...inherited, ...this.opts.env };
     const flags = name === "compute" ? computeV8Flags(args, env) : SERVICE_V8_FLAGS;
     const malloc = name === "compute" ? computeMallocEnv(args, env) : SERVICE_MALLOC_ENV;
     const detached = this.opts.detached ?? false;
