@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { join } from "node:path";
-import { holdLauncherPipe, launcherPipeEnv, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
+import { holdLauncherPipe, launcherPipeEnv, printable, SERVICE_MALLOC_ENV, SERVICE_V8_FLAGS } from "@pangea/kit";
 import { ClusterError } from "../cluster-error.js";
 import { REPO_ROOT } from "../repo-root.js";
 
@@ -72,8 +72,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     process.stdout.write("Usage: pangea bench [records]\n\nRuns the first two of make bench's benchmarks: data pipeline, trainer step rate and serving latency on [records] records (default 100000), then the embedding tables (10,000,000 rows); prints figures and ratios from one invocation. make bench also runs the streamed-data, parsing and training-vs-PyTorch benchmarks.\n");
     return 0;
   }
-  if (argv.some((a) => !/^\d+$/.test(a)) || argv.length > 1) {
-    process.stderr.write(`pangea bench: expected at most one argument, a number of records; got ${argv.join(" ")}\nRun 'pangea bench --help' for usage.\n`);
+  const problem =
+    argv.length > 1 ? `expected at most one argument, a number of records; got ${argv.length}: ${printable(argv.join(" "), 120)}` : argv.length === 1 && !/^[1-9]\d{0,8}$/.test(argv[0]!) ? `expected a number of records, a whole number from 1 to 999999999; got ${printable(JSON.stringify(argv[0]), 60)}` : null;
+  if (problem) {
+    process.stderr.write(`pangea bench: ${problem}\nRun 'pangea bench --help' for usage.\n`);
     return 2;
   }
   // The records are bench.mjs's; the table benchmark's first argument is a number of rows, left at its default.

@@ -10,6 +10,8 @@ export class ProgressPrinter {
   private lastDecile = -1;
   private lastState = "";
   private bar: cliProgress.SingleBar | null = null;
+  /** The first update with a step trained, the ETA's start: steps before this process saw the job (a resume's) do not count. */
+  private since: { at: number; step: number } | null = null;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stdout) {}
 
@@ -20,14 +22,18 @@ export class ProgressPrinter {
     const loss = Number.isFinite(s.smoothedLoss) ? s.smoothedLoss.toFixed(4) : "n/a";
     const rate = Math.round(s.samplesPerSecond);
     if (this.out.isTTY) {
+      const now = Date.now();
+      if (!this.since || step < this.since.step) this.since = { at: now, step };
+      const perStep = step > this.since.step ? (now - this.since.at) / 1000 / (step - this.since.step) : NaN;
+      const eta = etaText(step >= steps ? 0 : (steps - step) * perStep);
       if (!this.bar) {
         this.bar = new cliProgress.SingleBar(
-          { stream: this.out, format: "{state} [{bar}] step {value}/{total}  loss {loss}  {rate} samples/s  eta {eta_formatted}", hideCursor: true, clearOnComplete: false },
+          { stream: this.out, format: "{state} [{bar}] step {value}/{total}  loss {loss}  {rate} samples/s  eta {timeLeft}", hideCursor: true, clearOnComplete: false },
           cliProgress.Presets.shades_classic,
         );
-        this.bar.start(steps, step, { state: stateName(s.state).padEnd(10), loss, rate });
+        this.bar.start(steps, step, { state: stateName(s.state).padEnd(10), loss, rate, timeLeft: eta });
       }
-      this.bar.update(step, { state: stateName(s.state).padEnd(10), loss, rate });
+      this.bar.update(step, { state: stateName(s.state).padEnd(10), loss, rate, timeLeft: eta });
     } else {
       const line = `${stateName(s.state).padEnd(10)} step ${String(step).padStart(String(steps).length)}/${steps}  loss ${loss}  ${rate} samples/s`;
       const decile = Math.floor(frac * 10);
@@ -41,4 +47,14 @@ export class ProgressPrinter {
     this.bar?.stop();
     this.bar = null;
   }
+}
+
+/** Seconds left as 45s, 3m05s or 2h07m; n/a before any step has been timed. */
+export function etaText(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "n/a";
+  const total = Math.round(seconds);
+  if (total < 60) return `${total}s`;
+  if (total < 3600) return `${Math.floor(total / 60)}m${String(total % 60).padStart(2, "0")}s`;
+  const minutes = Math.round(total / 60);
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
 }

@@ -115,7 +115,7 @@ export function addressesLine(cluster: LocalCluster): string {
  */
 export function prepareTls(c: RunConfig): TransportSecurity | null {
   if (!c.tls) return null;
-  writeClusterCerts(c.tlsDir, { workers: Array.from({ length: c.trainers }, (_, i) => ({ role: "trainer" as const, name: `trainer-${i}` })) });
+  writeClusterCerts(c.tlsDir, { flag: "--tls-dir", workers: Array.from({ length: c.trainers }, (_, i) => ({ role: "trainer" as const, name: `trainer-${i}` })) });
   return loadTransportSecurity(c.tlsDir, "admin");
 }
 
@@ -223,9 +223,10 @@ function stoppedJson(s: JobStatus__Output | null, why: string, exitCode: number)
 export async function runCommand(c: RunConfig): Promise<number> {
   const out = c.json ? process.stderr : process.stdout;
   claimLogDir(c.logDir, true);
+  // Certificates first: a --tls-dir that cannot hold them stops the run before it says it starts anything.
+  const admin = prepareTls(c);
   out.write(`starting ${c.trainers} trainer${c.trainers === 1 ? "" : "s"}, 1 compute, 1 orchestrator${c.psShards > 1 ? ` + ${c.psShards - 1} parameter-server shard${c.psShards === 2 ? "" : "s"}` : ""} (logs in ${c.logDir})\n`);
   out.write(resumeWithoutJobId(c.args.orchestrator, process.env) ?? "");
-  const admin = prepareTls(c);
   if (admin) out.write(`mutual TLS between the processes, certificates in ${c.tlsDir}\n`);
   // A signal while the processes start ends this one at once (they stop when its stdin pipe closes), and its exit releases the log directory.
   let cluster: LocalCluster | null = null;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { bitString, boolean, explicit, implicitPrimitive, namedBits, octetString, oid, sequence, set, time, toPem, unsignedInteger, utf8String } from "./der.js";
-import { UsageError, makeDirs } from "@pangea/kit";
+import { UsageError, makeDirs, unwritableDirReason } from "@pangea/kit";
 import { SERVICE_ROLES, type ServiceRole } from "./roles.js";
 
 // Object identifiers (RFC 5280, RFC 5758).
@@ -183,6 +183,8 @@ export interface ClusterCertsOptions {
   /** Per-worker certificates to make besides one per role, as role:name (e.g. trainer:trainer-0). */
   workers?: readonly { role: ServiceRole; name: string }[];
   days?: number;
+  /** The flag that named the directory, for errors: pangea certs' --out (the default), pangea run's --tls-dir. */
+  flag?: string;
 }
 
 export interface ClusterCertsResult {
@@ -199,6 +201,9 @@ export interface ClusterCertsResult {
  * and leaves the others as they are.
  */
 export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): ClusterCertsResult {
+  const flag = opts.flag ?? "--out";
+  const unusable = unwritableDirReason(dir);
+  if (unusable) throw new UsageError(`invalid ${flag}: ${unusable}`);
   makeDirs(dir, 0o700);
   const written: string[] = [];
   const kept: string[] = [];
@@ -208,11 +213,11 @@ export function writeClusterCerts(dir: string, opts: ClusterCertsOptions = {}): 
   // which holds ca.crt but not ca.key) would leave every certificate there unverifiable.
   const half = (crt: string, key: string) => existsSync(join(dir, crt)) !== existsSync(join(dir, key)) ? (existsSync(join(dir, crt)) ? `${crt} but no ${key}` : `${key} but no ${crt}`) : null;
   const caHalf = half(CA_FILE, CA_KEY_FILE);
-  if (caHalf) throw new UsageError(`--out ${dir} holds ${caHalf}; run pangea certs on the directory that holds the CA's key (a services' directory has none), or on an empty one for a new CA`);
+  if (caHalf) throw new UsageError(`${flag} ${dir} holds ${caHalf}; run pangea certs on the directory that holds the CA's key (a services' directory has none), or on an empty one for a new CA`);
   const requests = [...SERVICE_ROLES.map((role) => ({ role, name: role })), ...(opts.workers ?? [])];
   for (const { name: n } of requests) {
     const h = half(`${n}.crt`, `${n}.key`);
-    if (h) throw new UsageError(`--out ${dir} holds ${h}; remove it (or bring its other half) and run pangea certs again`);
+    if (h) throw new UsageError(`${flag} ${dir} holds ${h}; remove it (or bring its other half) and run pangea certs again`);
   }
   const caReused = existsSync(caCertPath) && existsSync(caKeyPath);
   const ca = caReused ? readCa(caCertPath, caKeyPath) : makeClusterCa();
