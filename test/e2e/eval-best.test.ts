@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -144,6 +144,8 @@ describe("evaluations during training and the best checkpoint", () => {
       expect(s.best!.exported).not.toBe("");
       const manifest = JSON.parse(readFileSync(join(s.best!.exported, "manifest.json"), "utf8")) as { source: { step: number; checkpoint: string } };
       expect(manifest.source).toMatchObject({ step: best, checkpoint: join(ckpt, "evals-async", `step-${best}`) });
+      // The best version is exported before the job's completion is recorded: a kill between them leaves a job a restart exports again.
+      expect(statSync(join(ckpt, "evals-async", "completed.json")).mtimeMs).toBeGreaterThanOrEqual(statSync(join(s.best!.exported, "manifest.json")).mtimeMs);
       const summary = formatSummary(s, 2);
       expect(summary).toContain("held-out by step (conversion)");
       expect(summary).toMatch(/\n {2}best checkpoint +step \d+ /);

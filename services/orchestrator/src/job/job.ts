@@ -734,12 +734,14 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     const report = this.evalReport;
     if (!report || this.rounds.finalOpen || this.state !== "JOB_STATE_EVALUATING") return;
     this.state = "JOB_STATE_COMPLETED";
+    // Exported before the completion is recorded: a process killed during the export leaves a job that a restart
+    // evaluates and exports again, not one reported completed without its best version.
+    if (this.evals.keepBest) this.exportBest();
     try {
       writeCompletion(this.config.checkpointDir, this.config.jobId, this.progressStep, report);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "could not record the job's completion; a restarted orchestrator would evaluate again");
     }
-    if (this.evals.keepBest) this.exportBest();
     this.countEveryShardsRows();
     this.log.info({ auc: report.auc, logloss: report.logloss, records: report.records, pullsAhead: this.heldPulls.counts }, "job completed");
     this.finish();
