@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { EvalReport__Output } from "@pangea/schema";
@@ -215,21 +215,38 @@ describe("Job: evaluations across --resume", () => {
     expect(JSON.parse(readFileSync(join(checkpointDir, "unit-job", "best.json"), "utf8"))).toMatchObject({ step: 2, value: 0.6 });
   });
 
-  it("a best.json that cannot be read is a warning in the resumed job's status, and the best starts over", async () => {
+  it("a best.json that cannot be read is a warning in the resumed job's status, and the best starts over: from the checkpoint resumed from, which was evaluated", async () => {
     const { checkpointDir, over } = await evaluatedAtStep2();
     writeFileSync(join(checkpointDir, "unit-job", "best.json"), "{garbage");
     const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
     const { job } = startedJob({ ...over, resume: true, restoreFrom });
-    expect(job.status().best).toBeFalsy();
+    expect(job.status().best).toMatchObject({ step: 2, value: 0.6, checkpoint: join(checkpointDir, "unit-job", "step-2") });
     expect(job.status().warnings).toEqual([expect.stringMatching(/^--keep-best: ignoring best\.json \(.+\); the best starts over$/)]);
+    expect(JSON.parse(readFileSync(join(checkpointDir, "unit-job", "best.json"), "utf8"))).toMatchObject({ step: 2, value: 0.6 });
   });
 
-  it("a best.json of another metric is a warning in the resumed job's status too (it was only in the log), and the best starts over", async () => {
+  it("a best.json of another metric is a warning in the resumed job's status too (it was only in the log), and the best starts over by the job's metric", async () => {
     const { checkpointDir, over } = await evaluatedAtStep2();
     const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
     const { job } = startedJob({ ...over, bestMetric: "logloss", resume: true, restoreFrom });
-    expect(job.status().best).toBeFalsy();
+    expect(job.status().best).toMatchObject({ step: 2, metric: "logloss", value: 0.5 });
     expect(job.status().warnings).toEqual(["--keep-best: best.json compares ctr auc, this job the first task logloss: the best starts over"]);
+  });
+
+  it("killed after the evaluated checkpoint was whole and before best.json named it: the resumed job takes it as the best if it beats best.json's, and names it there (pruning keeps it)", async () => {
+    const { checkpointDir, over } = await evaluatedAtStep2();
+    const bestFile = join(checkpointDir, "unit-job", "best.json");
+    const restoreFrom = loadShardedCheckpoint(join(checkpointDir, "unit-job", "step-2"));
+    rmSync(bestFile);
+    expect(startedJob({ ...over, resume: true, restoreFrom }).job.status().best).toMatchObject({ step: 2, value: 0.6, checkpoint: join(checkpointDir, "unit-job", "step-2") });
+    expect(JSON.parse(readFileSync(bestFile, "utf8"))).toMatchObject({ step: 2, value: 0.6 });
+    // best.json naming a worse figure (an older step's, in the run that ended) gives way to it.
+    writeFileSync(bestFile, JSON.stringify({ ...JSON.parse(readFileSync(bestFile, "utf8")), value: 0.5 }));
+    expect(startedJob({ ...over, resume: true, restoreFrom }).job.status().best).toMatchObject({ step: 2, value: 0.6 });
+    expect(JSON.parse(readFileSync(bestFile, "utf8"))).toMatchObject({ step: 2, value: 0.6 });
+    // best.json naming a better figure keeps it: the checkpoint resumed from does not beat it.
+    writeFileSync(bestFile, JSON.stringify({ ...JSON.parse(readFileSync(bestFile, "utf8")), value: 0.9 }));
+    expect(startedJob({ ...over, resume: true, restoreFrom }).job.status().best).toMatchObject({ step: 2, value: 0.9 });
   });
 
   it("a checkpoint at a step boundary without its evaluation (written without --eval-every-steps): the resumed job evaluates it first", async () => {

@@ -42,6 +42,8 @@ export class Evaluations {
   /** The compared task's index in the reports' tasks (0 until the job's tasks are known). */
   private task = 0;
   private taskName = "";
+  /** A resumed job's evaluation of the checkpoint it resumed from, until bind compares it with the best. */
+  private resumedEval: EvalReport__Output | null = null;
 
   constructor(private readonly s: EvaluationSettings) {}
 
@@ -70,12 +72,22 @@ export class Evaluations {
     this.task = t;
     this.taskName = tasks[t]!.name;
     // best.json of a run that compared --best-task X, resumed without it: the first task's figures are not X's.
+    let why: string | null = null;
     if (this.best && this.best.task !== this.taskName) {
       const was = this.best.task;
       this.best = null;
-      return `best.json compares ${was} ${b.metric}, this job ${this.taskName} ${b.metric}: the best starts over`;
+      why = `best.json compares ${was} ${b.metric}, this job ${this.taskName} ${b.metric}: the best starts over`;
     }
-    return null;
+    // The checkpoint resumed from was evaluated, better than what best.json names (or best.json had not been written):
+    // the process ended after that checkpoint was whole and before best.json named it. It is the best, as it was in the
+    // run that ended; its checkpoint is "" until the job names it (the one resumed from).
+    const at = this.resumedEval;
+    this.resumedEval = null;
+    const v = at ? this.valueOf(at) : Number.NaN;
+    if (at && !Number.isNaN(v) && this.beats(v)) {
+      this.best = { step: Number(at.step), task: this.taskName, metric: b.metric, value: v, checkpoint: "", exported: "", eval: at };
+    }
+    return why;
   }
 
   /** Whether the step boundary `step` (of `steps`) is due an evaluation during training. */
@@ -114,9 +126,7 @@ export class Evaluations {
     if (!b) return false;
     const v = this.valueOf(report);
     if (Number.isNaN(v)) return false;
-    const held = this.best?.value ?? Number.NaN;
-    const better = Number.isNaN(held) || (b.metric === "auc" ? v > held : v < held);
-    if (!better) return false;
+    if (!this.beats(v)) return false;
     this.best = { step, task: this.taskName, metric: b.metric, value: v, checkpoint: "", exported: "", eval: report };
     return true;
   }
@@ -136,7 +146,15 @@ export class Evaluations {
   restore(history: readonly EvalReport__Output[], saved: BestRecord | null, resumedStep: number): string | null {
     for (const h of history) this.add(h);
     const b = this.s.best;
-    if (!b || !saved) return null;
+    if (!b) return null;
+    // Compared with the best once the job's tasks are known (bind).
+    this.resumedEval = history.find((h) => Number(h.step) === resumedStep) ?? null;
+    return saved ? this.takeSaved(saved, resumedStep) : null;
+  }
+
+  /** best.json's best, if it is the same comparison and no later than the checkpoint resumed from; else why not. */
+  private takeSaved(saved: BestRecord, resumedStep: number): string | null {
+    const b = this.s.best!;
     if (saved.metric !== b.metric || (b.task !== undefined && saved.task !== b.task)) {
       return `best.json compares ${saved.task} ${saved.metric}, this job ${b.task ?? "the first task"} ${b.metric}: the best starts over`;
     }
@@ -144,6 +162,12 @@ export class Evaluations {
     this.taskName = saved.task;
     this.best = { step: saved.step, task: saved.task, metric: saved.metric, value: saved.value, checkpoint: saved.checkpoint, exported: "", eval: saved.eval };
     return null;
+  }
+
+  /** Whether a figure is better than the best so far (any is, when there is none; a tie keeps the earlier). */
+  private beats(v: number): boolean {
+    const held = this.best?.value ?? Number.NaN;
+    return Number.isNaN(held) || (this.s.best!.metric === "auc" ? v > held : v < held);
   }
 
   bestStatus(): BestCheckpoint | null {

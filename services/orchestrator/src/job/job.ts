@@ -176,6 +176,19 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
     }
   }
 
+  /** The checkpoint resumed from is the best (best.json did not yet name it: see Evaluations.bind): named now, so pruning keeps it. */
+  private nameResumedBest(): void {
+    const best = this.evals.best;
+    if (!this.resumed || !best || best.step !== this.resumed.step || best.checkpoint) return;
+    const path = stepCheckpointDir(this.config.checkpointDir, this.config.jobId, best.step);
+    try {
+      writeBest(this.config.checkpointDir, this.config.jobId, this.evals.bestCheckpointed(path));
+      this.log.info({ step: best.step, checkpoint: path }, "the checkpoint resumed from is the best so far (best.json had not named it yet)");
+    } catch (err) {
+      this.bestWarnings.push(`--keep-best: cannot write best.json beside ${path}: ${(err as Error).message}; pruning may remove the best checkpoint`);
+    }
+  }
+
   get batchesPerStep(): number {
     return batchesPerStepOf(this.config);
   }
@@ -347,6 +360,7 @@ export class Job extends EventEmitter<{ finished: [JobStatus] }> {
         this.bestWarnings.push(`--keep-best: ${bestAgain}`);
         this.log.warn(bestAgain);
       }
+      this.nameResumedBest();
     } catch (err) {
       this.fail(err instanceof PangeaError ? err : OrchestratorErrors.create("ORCH_ERR_INTERNAL", `building the model: ${(err as Error).message}`));
       return;
