@@ -16,8 +16,11 @@ export class CounterFrom {
   /** Brings the counter (for these labels) up to `total`. */
   update(total: number, labels: Record<string, string> = {}): void {
     const key = JSON.stringify(labels);
-    const prev = this.last.get(key) ?? 0;
-    if (total > prev) this.counter.inc(labels, total - prev);
-    this.last.set(key, Math.max(prev, total));
+    const prev = this.last.get(key);
+    // A label set seen for the first time is exported at once, at 0 if nothing has happened yet: a series that appears
+    // only with its first event hides the zero from rate() and from alerts on its absence.
+    if (prev === undefined) this.counter.inc(labels, 0);
+    if (total > (prev ?? 0)) this.counter.inc(labels, total - (prev ?? 0));
+    this.last.set(key, Math.max(prev ?? 0, total));
   }
 }
