@@ -168,6 +168,10 @@ describe("a cluster under mutual TLS, attacked while it trains", () => {
     const part = await outcome(unary("orchestrator", o.ReportCheckpoint.bind(o), { workerId: "trainer-9", step: 80, path: "/tmp/x", error: "disk full" }, 5_000));
     expect(part.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(part.details).toContain("/pangea.v1.Orchestrator/ReportCheckpoint is for shard");
+    // Nor a shard's failure report, which would end the job with its reason.
+    const failure = await outcome(unary("orchestrator", o.ReportFailure.bind(o), { workerId: "trainer-9", code: "ORCH_ERR_MEMORY_LIMIT", message: "full" }, 5_000));
+    expect(failure.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(failure.details).toContain("/pangea.v1.Orchestrator/ReportFailure is for shard");
     o.close();
 
     // Compute's batches are for trainers: a compute certificate cannot open a stream.

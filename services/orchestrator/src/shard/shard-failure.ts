@@ -1,4 +1,4 @@
-import type { PangeaError } from "@pangea/kit";
+import { printable, type PangeaError } from "@pangea/kit";
 import { OrchestratorErrors } from "../errors.js";
 
 /**
@@ -18,22 +18,17 @@ export function isShardFatal(err: PangeaError): boolean {
 
 /**
  * The job's error for a shard's report: the shard's own code (its exit code
- * too: a flag the job contradicts is a usage error), its message on one line.
+ * too: a flag the job contradicts is a usage error), its message on one line
+ * (line breaks and other control characters escaped, as every echo of a peer's text is).
  */
 export function shardFailure(code: string, message: string, where: string): PangeaError {
   if (!SHARD_FATAL_CODES.has(code)) {
     throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} with code ${JSON.stringify(code.slice(0, 60))}: expected one of ${[...SHARD_FATAL_CODES].join(", ")}`);
   }
-  // Only the head of a long message is read: a report may be as large as a gRPC message.
-  const long = message.length > 8 * MAX_REASON_CHARS;
-  const line = (long ? message.slice(0, 8 * MAX_REASON_CHARS) : message).replace(/\s+/g, " ").trim();
-  if (!line) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} without a message`);
-  const cut = long || line.length > MAX_REASON_CHARS ? `${cutAt(line, Math.min(line.length, MAX_REASON_CHARS))}... (cut)` : line;
+  const text = message.trim();
+  if (!text) throw OrchestratorErrors.create("ORCH_ERR_BAD_REQUEST", `failure report from ${where} without a message`);
+  // One line, cut (printable reads no further than it shows, however large the report).
+  const cut = printable(text, MAX_REASON_CHARS);
   return OrchestratorErrors.create(code as keyof typeof OrchestratorErrors.registry, `${where} failed: ${cut}`);
 }
 
-/** The first `n` UTF-16 units of `text`, one fewer where the n-th would split a surrogate pair (a character beyond the BMP). */
-function cutAt(text: string, n: number): string {
-  const last = text.charCodeAt(n - 1);
-  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? n - 1 : n);
-}
